@@ -1,0 +1,4 @@
+from gen3c.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Error types for mistakes a user can make.
+
+Every error a user can cause (a missing file, a malformed camera file, an impossible frame
+count) is raised as a :class:`Gen3cInputError` subclass with a one-line message that names the
+input, what is wrong with it and how to fix it. The CLI prints the message and exits with
+code 2; internal bugs raise ordinary exceptions.
+"""
+
+from __future__ import annotations
+
+
+class Gen3cInputError(ValueError):
+    """A user-supplied input is missing, malformed or out of range."""
+
+    exit_code = 2
+
+
+class Gen3cModelError(Gen3cInputError):
+    """Model weights are absent, incomplete or do not match the expected layout."""
