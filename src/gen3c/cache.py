@@ -1,0 +1,514 @@
+"""The 3D cache: source views lifted to coloured point clouds and rendered into new cameras.
+
+Pure PyTorch (CPU and CUDA). The functions follow GEN3C (spec §2–§4):
+
+- :func:`reliable_depth_mask` — the depth-edge filter that drops "rubber sheet" points.
+- :func:`forward_warp` — bilinear forward splatting with GEN3C's soft depth weights (default)
+  or a hard z-buffer, returning warped colour, validity mask and depth.
+- :func:`foreground_curtain_mask` — GEN3C's ``--foreground_masking``: a curtain mesh spanning
+  depth edges, seen from the target camera, hides background leaking through cracks.
+
+:class:`Cache3D` is a thin holder of tensors over them: up to ``max_buffers`` source views
+(newest first), each a static point cloud (F = 1) or one cloud per frame (F = T, a 4D cache for
+video input, where target frame t renders source frame t).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gen3c.cameras import Cameras, unproject_depth
+
+SPLAT_MODES = ("bilinear", "zbuffer")
+# GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (spec §2.3).
+CACHE_MAX_DEPTH = 100.0
+# Sharpness of the soft z-buffer: weights are divided by exp(50 · log(1+z) / max log(1+z)).
+DEPTH_WEIGHT_SHARPNESS = 50.0
+
+
+# --------------------------------------------------------------------------------------------
+# Depth-edge filter
+# --------------------------------------------------------------------------------------------
+
+
+def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5) -> Tensor:
+    """Pixels whose depth is locally smooth: ``(max − min) / mean < threshold`` over a
+    ``window × window`` neighbourhood, and ``depth > 0`` (spec §2.4).
+
+    Args:
+        depth: (*B, H, W) z-depth.
+    Returns:
+        (*B, H, W) bool, True where the pixel is reliable.
+    """
+    shape = depth.shape
+    d = depth.reshape(-1, 1, *shape[-2:]).float()
+    pad = window // 2
+    padded = F.pad(d, (pad, pad, pad, pad), mode="replicate")
+    d_max = F.max_pool2d(padded, window, stride=1)
+    d_min = -F.max_pool2d(-padded, window, stride=1)
+    d_mean = F.avg_pool2d(padded, window, stride=1)
+    ratio = (d_max - d_min) / d_mean.clamp(min=1e-8)
+    reliable = (ratio < threshold) & (d > 0)
+    return reliable.reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Forward warping
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WarpResult:
+    """Output of :func:`forward_warp` for B target views.
+
+    Attributes:
+        color: (B, C, H, W); invalid pixels hold ``fill_value``.
+        mask: (B, 1, H, W) float {0, 1}.
+        depth: (B, 1, H, W) z-depth in the target camera; 0 where invalid.
+    """
+
+    color: Tensor
+    mask: Tensor
+    depth: Tensor
+
+
+def forward_warp(
+    points: Tensor,
+    colors: Tensor,
+    w2c: Tensor,
+    K: Tensor,
+    height: int,
+    width: int,
+    mode: str = "bilinear",
+    fill_value: float = -1.0,
+) -> WarpResult:
+    """Render point clouds into cameras by forward splatting.
+
+    ``"bilinear"`` (GEN3C's default): every point adds its colour to its 4 neighbouring pixels
+    with bilinear weights divided by ``exp(50 · log(1+z) / max log(1+z))`` — nearer points
+    dominate, a soft z-buffer — and ``colour = Σ w·c / Σ w``; a pixel is valid when ``Σ w > 0``.
+    The max is taken per target view. ``"zbuffer"``: each point lands on its nearest pixel and
+    the nearest point wins.
+
+    Args:
+        points: (N, 3) world points shared by all views, or (B, N, 3) one cloud per view.
+        colors: (N, C) or (B, N, C), matching ``points``.
+        w2c: (B, 4, 4) target poses.
+        K: (B, 3, 3) target intrinsics for a ``height`` × ``width`` image.
+        fill_value: colour of invalid pixels (−1 is black in [−1, 1] images).
+    Returns:
+        :class:`WarpResult`.
+
+    Example:
+        >>> pts = torch.tensor([[0.0, 0.0, 2.0]])
+        >>> K = torch.tensor([[[10.0, 0, 2], [0, 10.0, 2], [0, 0, 1]]])
+        >>> out = forward_warp(pts, torch.ones(1, 3), torch.eye(4)[None], K, 5, 5)
+        >>> out.mask[0, 0, 2, 2].item(), out.depth[0, 0, 2, 2].item()
+        (1.0, 2.0)
+    """
+    if mode not in SPLAT_MODES:
+        raise ValueError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
+    B = w2c.shape[0]
+    shared = points.ndim == 2
+    # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
+    if shared:
+        planar_pts, planar_cols = points.T.float().contiguous(), colors.T.float().contiguous()
+    C = colors.shape[-1]
+    splat = _splat_bilinear if mode == "bilinear" else _splat_nearest
+    border = 1 if mode == "bilinear" else 0
+    ph, pw = height + 2 * border, width + 2 * border
+    acc = torch.zeros(B, C + 2, ph * pw, dtype=torch.float32, device=points.device)
+    for b in range(B):
+        if not shared:
+            planar_pts, planar_cols = points[b].T.float().contiguous(), colors[b].T.float().contiguous()
+        cam = torch.addmm(w2c[b, :3, 3:].float(), w2c[b, :3, :3].float(), planar_pts)
+        splat(cam, planar_cols, K[b].float(), height, width, acc[b])
+    acc = acc.view(B, C + 2, ph, pw)[:, :, border : border + height, border : border + width]
+    weight = acc[:, C + 1 : C + 2]
+    valid = weight > 0
+    # Weights are ≥ e^-50 × bilinear, far above float32's smallest normal: clamping is exact.
+    values = acc[:, : C + 1] / weight.clamp(min=torch.finfo(torch.float32).tiny)
+    color = values[:, :C].masked_fill_(~valid, fill_value)
+    depth = values[:, C : C + 1].masked_fill_(~valid, 0.0)
+    return WarpResult(color=color, mask=valid.float(), depth=depth)
+
+
+def _project_planar(cam: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pixel coordinates of camera-space points (3, N); returns u, v, z and the z > 0 mask."""
+    x, y, z = cam[0], cam[1], cam[2]
+    front = z > 1e-6
+    inv_z = torch.where(front, z, torch.ones_like(z)).reciprocal_()
+    u = (K[0, 0] * x + K[0, 1] * y).mul_(inv_z).add_(K[0, 2])
+    v = (K[1, 1] * y).mul_(inv_z).add_(K[1, 2])
+    return u, v, z, front
+
+
+# Points closer than this (pixels) to a pixel centre land on that pixel alone, so rendering
+# from the source camera reproduces the source exactly despite float error in K⁻¹.
+_SNAP = 1e-3
+
+
+def _splat_bilinear(cam: Tensor, cols: Tensor, K: Tensor, height: int, width: int, acc: Tensor) -> None:
+    """Accumulate into ``acc`` (C + 2, (H+2)·(W+2)), an image with a one-pixel border so every
+    neighbour of an in-view point has a slot: C weighted colour channels, weighted depth, weight."""
+    u, v, z, front = _project_planar(cam, K)
+    x0, y0 = torch.floor(u + _SNAP), torch.floor(v + _SNAP)
+    in_view = front & (x0 >= -1) & (x0 < width) & (y0 >= -1) & (y0 < height)
+    if not in_view.any():
+        return
+    # Soft z-buffer weight (GEN3C clamps depth at 1000 first); the max is over visible points.
+    log_z = torch.log(z.clamp(0.0, 1000.0) + 1.0)
+    max_log = log_z[in_view].max().clamp(min=1e-8)
+    base_w = torch.exp(log_z.mul_(-DEPTH_WEIGHT_SHARPNESS / max_log)).masked_fill_(~in_view, 0.0)
+    fx, fy = u.sub_(x0), v.sub_(y0)
+    fx.masked_fill_(fx < _SNAP, 0.0)
+    fy.masked_fill_(fy < _SNAP, 0.0)
+    gx, gy = 1.0 - fx, 1.0 - fy
+    # Flat index of the top-left neighbour in the bordered image, computed in float (exact
+    # below 2^24 pixels) and converted once; out-of-view points carry weight 0.
+    pw = width + 2
+    idx = (y0.clamp_(-1, height - 1).add_(1).mul_(pw).add_(x0.clamp_(-1, width - 1).add_(1))).long()
+    top, bottom = base_w * gy, base_w.mul_(fy)
+    corners = ((idx, top * gx), (idx + 1, top.mul_(fx)), (idx + pw, bottom * gx), (idx + (pw + 1), bottom.mul_(fx)))
+    channels = [*cols, z]
+
+    def accumulate(rows: range) -> None:
+        for nidx, w in corners:
+            for c in rows:
+                acc[c].scatter_add_(0, nidx, w * channels[c] if c < len(channels) else w)
+
+    # scatter_add_ runs on one core; two threads (it releases the GIL) split the channels.
+    n = len(channels) + 1
+    half = _pool().submit(accumulate, range(n // 2, n))
+    accumulate(range(n // 2))
+    half.result()
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gen3c-splat")
+    return _POOL
+
+
+def _splat_nearest(cam: Tensor, cols: Tensor, K: Tensor, height: int, width: int, acc: Tensor) -> None:
+    u, v, z, front = _project_planar(cam, K)
+    x, y = torch.floor(u + 0.5), torch.floor(v + 0.5)
+    keep = front & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    if not keep.any():
+        return
+    idx = (y[keep] * width + x[keep]).long()
+    zz = z[keep]
+    zbuf = torch.full((height * width,), math.inf, device=cam.device).scatter_reduce_(0, idx, zz, reduce="amin")
+    win = zz == zbuf[idx]
+    # Ties at exactly equal depth: the last writer wins; every winner carries weight 1.
+    widx = idx[win]
+    for c in range(cols.shape[0]):
+        acc[c, widx] = cols[c][keep][win]
+    acc[-2, widx] = zz[win]
+    acc[-1, widx] = 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Foreground masking (GEN3C's "curtain" at depth edges)
+# --------------------------------------------------------------------------------------------
+
+
+def foreground_curtain_depth(
+    points_world: Tensor,
+    edge: Tensor,
+    w2c: Tensor,
+    K: Tensor,
+    height: int,
+    width: int,
+    downsample: int = 4,
+    max_samples: int = 8_000_000,
+) -> Tensor:
+    """Depth of the nearest hit of each target pixel's ray with the depth-edge curtain mesh.
+
+    The source points on a grid ``downsample``× coarser than the image are meshed: every 2×2
+    patch of grid points touching a depth-edge pixel becomes two triangles, so the mesh spans the
+    gap between foreground and background. The mesh is ray-cast from the target camera by
+    rasterising it densely (a lattice of ≤ 1 pixel spacing per triangle, nearest depth wins).
+
+    Args:
+        points_world: (H, W, 3) source points.
+        edge: (H, W) bool, the depth-edge (unreliable) pixels.
+        w2c: (4, 4), K: (3, 3) target camera.
+    Returns:
+        (height, width) hit depth, +inf where the ray misses the curtain.
+    """
+    device = points_world.device
+    hit = torch.full((height * width,), math.inf, device=device)
+    s = downsample
+    grid = points_world[::s, ::s]  # (h, w, 3)
+    h, w = grid.shape[:2]
+    if h < 2 or w < 2:
+        return hit.view(height, width)
+    # A coarse cell is on an edge when any full-resolution pixel it covers is.
+    edge_c = F.max_pool2d(edge[None, None].float(), s, stride=s, ceil_mode=True)[0, 0, :h, :w] > 0
+    patch = edge_c[:-1, :-1] | edge_c[1:, :-1] | edge_c[:-1, 1:] | edge_c[1:, 1:]
+    r, c = patch.nonzero(as_tuple=True)
+    if r.numel() == 0:
+        return hit.view(height, width)
+    cam = grid @ w2c[:3, :3].T + w2c[:3, 3]  # (h, w, 3) in the target camera
+    p00, p01, p10, p11 = cam[r, c], cam[r, c + 1], cam[r + 1, c], cam[r + 1, c + 1]
+    tris = torch.cat([torch.stack([p00, p01, p10], 1), torch.stack([p11, p10, p01], 1)])  # (T, 3, 3)
+    tris = tris[(tris[..., 2] > 1e-6).all(dim=1) & torch.isfinite(tris).all(dim=(1, 2))]
+    if tris.shape[0] == 0:
+        return hit.view(height, width)
+    proj = tris @ K.T
+    pix = proj[..., :2] / proj[..., 2:3]
+    in_view = (pix[..., 0].max(1).values > -1) & (pix[..., 0].min(1).values < width) & (
+        pix[..., 1].max(1).values > -1
+    ) & (pix[..., 1].min(1).values < height)
+    tris, pix = tris[in_view], pix[in_view]
+    if tris.shape[0] == 0:
+        return hit.view(height, width)
+    edge_len = torch.stack([(pix[:, i] - pix[:, (i + 1) % 3]).norm(dim=-1) for i in range(3)], 1).max(1).values
+    k = torch.ceil(edge_len.clamp(max=max(height, width))).long().clamp(min=1)
+    # Keep the lattice inside the sample budget by coarsening every triangle alike.
+    while ((k + 1) ** 2).sum() > max_samples and k.max() > 1:
+        k = torch.ceil(k / 2).long()
+    counts = (k + 1) ** 2
+    tri = torch.repeat_interleave(torch.arange(tris.shape[0], device=device), counts)
+    start = torch.cumsum(counts, 0) - counts
+    local = torch.arange(tri.numel(), device=device) - start[tri]
+    kk = k[tri].float()
+    a = (local // (k[tri] + 1)).float() / kk
+    bb = (local % (k[tri] + 1)).float() / kk
+    fold = a + bb > 1
+    a, bb = torch.where(fold, 1 - a, a), torch.where(fold, 1 - bb, bb)
+    T = tris[tri]
+    pts = T[:, 0] + a[:, None] * (T[:, 1] - T[:, 0]) + bb[:, None] * (T[:, 2] - T[:, 0])
+    z = pts[:, 2]
+    uv = (pts @ K.T)[:, :2] / z[:, None]
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        x = torch.floor(uv[:, 0]).long() + dx
+        y = torch.floor(uv[:, 1]).long() + dy
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        hit.scatter_reduce_(0, (y * width + x)[inside], z[inside], reduce="amin")
+    return hit.view(height, width)
+
+
+def foreground_curtain_mask(
+    warped_depth: Tensor,
+    points_world: Tensor,
+    edge: Tensor,
+    w2c: Tensor,
+    K: Tensor,
+    tolerance: float = 0.02,
+) -> Tensor:
+    """Pixels to keep after GEN3C's foreground masking: False where the warped point lies more
+    than ``tolerance`` (depth units) behind the curtain mesh (see :func:`foreground_curtain_depth`).
+
+    Args:
+        warped_depth: (H, W) depth of the warped render in the target camera.
+        points_world: (Hs, Ws, 3), edge: (Hs, Ws) source points and depth-edge pixels.
+    Returns:
+        (H, W) bool keep-mask.
+    """
+    H, W = warped_depth.shape
+    hit = foreground_curtain_depth(points_world, edge, w2c, K, H, W)
+    return ~(warped_depth > hit + tolerance)
+
+
+# --------------------------------------------------------------------------------------------
+# The cache
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CacheView:
+    """One source view of the cache (one buffer).
+
+    Attributes:
+        points: (F, H, W, 3) world points; F = 1 for a static view, F = T for a 4D (video) view.
+        colors: (F, H, W, 3) in [−1, 1].
+        valid: (F, H, W) bool — reliable pixels with depth > 0 that take part in rendering.
+        edge: (F, H, W) bool — depth-edge pixels at the default threshold (foreground masking).
+        w2c: (F, 4, 4), K: (F, 3, 3) source cameras.
+    """
+
+    points: Tensor
+    colors: Tensor
+    valid: Tensor
+    edge: Tensor
+    w2c: Tensor
+    K: Tensor
+
+    @property
+    def num_frames(self) -> int:
+        return self.points.shape[0]
+
+    def frame(self, t: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Valid points, colours and (points grid, edge) of the frame a target frame t renders."""
+        f = t if self.num_frames > 1 else 0
+        return self.points[f], self.colors[f], self.valid[f]
+
+
+@dataclass
+class BufferRenders:
+    """The cache rendered into T target cameras, one buffer per source view.
+
+    Attributes:
+        colors: (T, NB, 3, H, W) warped colour in [−1, 1], −1 where invalid.
+        masks: (T, NB, 1, H, W) float {0, 1}.
+        depths: (T, NB, 1, H, W) z-depth in the target camera, 0 where invalid.
+    """
+
+    colors: Tensor
+    masks: Tensor
+    depths: Tensor
+
+    @property
+    def num_buffers(self) -> int:
+        return self.colors.shape[1]
+
+
+class Cache3D:
+    """Up to ``max_buffers`` source views as point clouds, newest first (spec §4).
+
+    Args:
+        max_buffers: GEN3C keeps 2. When full, a new view replaces buffer 0.
+        filter_points_threshold: edge-filter threshold (spec §2.4); 0 disables the filter.
+        foreground_masking: hide points seen through depth-edge cracks (spec §2.5).
+        splat: "bilinear" (GEN3C) or "zbuffer".
+    """
+
+    def __init__(
+        self,
+        max_buffers: int = 2,
+        filter_points_threshold: float = 0.05,
+        foreground_masking: bool = False,
+        splat: str = "bilinear",
+        foreground_tolerance: float = 0.02,
+    ) -> None:
+        if splat not in SPLAT_MODES:
+            raise ValueError(f"splat must be one of {SPLAT_MODES}, got {splat!r}")
+        self.max_buffers = max_buffers
+        self.filter_points_threshold = filter_points_threshold
+        self.foreground_masking = foreground_masking
+        self.foreground_tolerance = foreground_tolerance
+        self.splat = splat
+        self.views: list[CacheView] = []
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def add_view(self, image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None = None) -> CacheView:
+        """Lift a source view (or a video of F frames) into the cache as a new buffer.
+
+        Args:
+            image: (F, 3, H, W) or (3, H, W) in [−1, 1].
+            depth: (F, H, W) or (H, W) z-depth.
+            K: (F, 3, 3) or (3, 3); w2c: (F, 4, 4) or (4, 4).
+            mask: optional (F, H, W) or (H, W) bool, False for pixels to leave out (e.g. sky).
+        Returns:
+            The new :class:`CacheView` (now buffer 0).
+        """
+        if image.ndim == 3:
+            image, depth, K, w2c = image[None], depth[None], K[None], w2c[None]
+            mask = None if mask is None else mask[None]
+        depth = torch.nan_to_num(depth.float(), nan=CACHE_MAX_DEPTH).clamp(0.0, CACHE_MAX_DEPTH)
+        edge = ~reliable_depth_mask(depth, 0.05)
+        valid = depth > 0
+        if self.filter_points_threshold > 0:
+            valid &= reliable_depth_mask(depth, self.filter_points_threshold)
+        if mask is not None:
+            valid &= mask.bool()
+        points = unproject_depth(depth, K.float(), w2c.float())
+        view = CacheView(
+            points=points,
+            colors=image.permute(0, 2, 3, 1).float(),
+            valid=valid,
+            edge=edge & (depth > 0),
+            w2c=w2c.float(),
+            K=K.float(),
+        )
+        if len(self.views) < self.max_buffers:
+            self.views.insert(0, view)
+        else:
+            self.views[0] = view
+        return view
+
+    def render(
+        self,
+        cameras: Cameras,
+        frame_offset: int = 0,
+        chunk_size: int = 4,
+        progress: Callable[[int], None] | None = None,
+    ) -> BufferRenders:
+        """Render every buffer into every camera.
+
+        Args:
+            cameras: T target cameras.
+            frame_offset: index of ``cameras[0]`` in a 4D view's frames (autoregressive chunks).
+            chunk_size: target frames splatted together.
+            progress: called with the number of frames finished after each chunk.
+        Returns:
+            :class:`BufferRenders` with NB = number of views.
+        """
+        if not self.views:
+            raise ValueError("the cache is empty: add a view first")
+        T, H, W = len(cameras), cameras.height, cameras.width
+        device = self.views[0].points.device
+        colors = torch.empty(T, len(self.views), 3, H, W, device=device)
+        masks = torch.empty(T, len(self.views), 1, H, W, device=device)
+        depths = torch.empty(T, len(self.views), 1, H, W, device=device)
+        w2c_all, K_all = cameras.w2c.to(device), cameras.K.to(device)
+        for start in range(0, T, chunk_size):
+            stop = min(T, start + chunk_size)
+            for v, view in enumerate(self.views):
+                out = self.render_view(view, w2c_all[start:stop], K_all[start:stop], H, W, frame_offset + start)
+                colors[start:stop, v], masks[start:stop, v], depths[start:stop, v] = out.color, out.mask, out.depth
+            if progress is not None:
+                progress(stop - start)
+        return BufferRenders(colors=colors, masks=masks, depths=depths)
+
+    def render_view(self, view: CacheView, w2c: Tensor, K: Tensor, height: int, width: int, first_frame: int = 0) -> WarpResult:
+        """Render one view into B cameras (B, 4, 4) / (B, 3, 3); see :meth:`render`."""
+        B = w2c.shape[0]
+        if view.num_frames == 1:
+            pts = view.points[0][view.valid[0]]
+            cols = view.colors[0][view.valid[0]]
+            out = forward_warp(pts, cols, w2c, K, height, width, self.splat)
+            frames = [0] * B
+        else:
+            frames = [min(first_frame + b, view.num_frames - 1) for b in range(B)]
+            outs = [
+                forward_warp(
+                    view.points[f][view.valid[f]][None], view.colors[f][view.valid[f]][None], w2c[b : b + 1], K[b : b + 1], height, width, self.splat
+                )
+                for b, f in enumerate(frames)
+            ]
+            out = WarpResult(*(torch.cat([getattr(o, k) for o in outs]) for k in ("color", "mask", "depth")))
+        if self.foreground_masking:
+            for b, f in enumerate(frames):
+                keep = foreground_curtain_mask(
+                    out.depth[b, 0], view.points[f], view.edge[f], w2c[b], K[b], self.foreground_tolerance
+                )
+                out.mask[b, 0] *= keep
+                out.color[b] = torch.where(keep, out.color[b], torch.full_like(out.color[b], -1.0))
+                out.depth[b, 0] *= keep
+        return out
+
+    def point_cloud(self, buffer: int | None = None, frame: int = 0) -> tuple[Tensor, Tensor]:
+        """Valid points (N, 3) and colours (N, 3) in [−1, 1], of one buffer or of all."""
+        views = self.views if buffer is None else [self.views[buffer]]
+        pts, cols = [], []
+        for view in views:
+            p, c, v = view.frame(frame)
+            pts.append(p[v])
+            cols.append(c[v])
+        return torch.cat(pts), torch.cat(cols)

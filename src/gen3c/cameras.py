@@ -1,0 +1,378 @@
+"""Camera conventions: the one place they are defined.
+
+Everything in gen3c uses these conventions, and only this module converts between them:
+
+- **OpenCV camera**: x right, y down, z forward (the camera looks along +z).
+- **Poses are world-to-camera** 4×4 matrices (``w2c``): ``X_cam = w2c @ X_world``.
+- **Intrinsics** are 3×3 matrices in pixels of the image they belong to, with pixel centres at
+  integer coordinates (pixel ``(u, v)`` covers ``[u - 0.5, u + 0.5]``), as GEN3C uses them.
+- **Depth** is z-depth (the z coordinate in camera space), not distance along the ray.
+
+The OpenGL / nerfstudio / Blender convention (x right, y up, z backward, camera-to-world) is
+reached only through :func:`opencv_to_opengl` and :func:`opengl_to_opencv`.
+
+Functions take batched tensors with leading dimensions ``*B`` and validate shapes up front.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from gen3c.errors import Gen3cInputError
+
+# Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
+_CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
+
+
+def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
+    if tensor.shape[-len(dims) :] != dims:
+        raise ValueError(f"{name} must have shape (*B, {', '.join(map(str, dims))}), got {tuple(tensor.shape)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Intrinsics
+# --------------------------------------------------------------------------------------------
+
+
+def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Build a (3, 3) pinhole intrinsics matrix in pixels.
+
+    >>> make_intrinsics(500.0, 500.0, 320.0, 240.0)[0, 0].item()
+    500.0
+    """
+    return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype)
+
+
+def focal_from_fov(fov_degrees: float, size: int) -> float:
+    """Focal length in pixels for a field of view (degrees) spanning ``size`` pixels."""
+    if not 0.0 < fov_degrees < 180.0:
+        raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value in (0, 180) degrees")
+    return 0.5 * size / math.tan(math.radians(fov_degrees) / 2.0)
+
+
+def fov_from_focal(focal: float, size: int) -> float:
+    """Field of view in degrees spanned by ``size`` pixels at focal length ``focal`` (pixels)."""
+    return math.degrees(2.0 * math.atan(0.5 * size / focal))
+
+
+def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str = "horizontal") -> Tensor:
+    """(3, 3) intrinsics with square pixels and the principal point at the image centre.
+
+    Args:
+        fov_degrees: field of view along ``axis`` ("horizontal" spans the width, "vertical" the height).
+        height, width: image size in pixels.
+    """
+    size = width if axis == "horizontal" else height
+    f = focal_from_fov(fov_degrees, size)
+    return make_intrinsics(f, f, width / 2.0, height / 2.0)
+
+
+def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
+    """Intrinsics of an image resized by ``(scale_x, scale_y)``.
+
+    GEN3C scales fx, cx by the width ratio and fy, cy by the height ratio (a plain
+    multiplication); we do the same so our renders line up with its model.
+
+    Args:
+        K: (*B, 3, 3).
+    Returns:
+        (*B, 3, 3).
+    """
+    _check_last_dims("K", K, (3, 3))
+    S = torch.diag(torch.tensor([scale_x, scale_y, 1.0], dtype=K.dtype, device=K.device))
+    return S @ K
+
+
+def resize_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> Tensor:
+    """Intrinsics after resizing an image from ``old_size`` to ``new_size`` (both (H, W))."""
+    (h0, w0), (h1, w1) = old_size, new_size
+    return scale_intrinsics(K, w1 / w0, h1 / h0)
+
+
+def crop_intrinsics(K: Tensor, top: float, left: float) -> Tensor:
+    """Intrinsics after cropping ``top`` rows and ``left`` columns off an image: the principal
+    point shifts, the focal lengths stay.
+
+    Args:
+        K: (*B, 3, 3).
+    """
+    _check_last_dims("K", K, (3, 3))
+    out = K.clone()
+    out[..., 0, 2] = K[..., 0, 2] - left
+    out[..., 1, 2] = K[..., 1, 2] - top
+    return out
+
+
+def resize_crop_plan(old_size: tuple[int, int], new_size: tuple[int, int]) -> tuple[tuple[int, int], int, int]:
+    """How to resize-then-centre-crop an image of ``old_size`` to ``new_size`` keeping the
+    aspect ratio (the image is scaled to cover the target, then the excess is cropped).
+
+    Returns:
+        ``((resized_h, resized_w), top, left)``.
+    """
+    (h0, w0), (h1, w1) = old_size, new_size
+    scale = max(h1 / h0, w1 / w0)
+    rh, rw = max(h1, round(h0 * scale)), max(w1, round(w0 * scale))
+    return (rh, rw), (rh - h1) // 2, (rw - w1) // 2
+
+
+def resize_crop_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> Tensor:
+    """Intrinsics after :func:`resize_crop_plan`'s resize + centre crop."""
+    (rh, rw), top, left = resize_crop_plan(old_size, new_size)
+    return crop_intrinsics(resize_intrinsics(K, old_size, (rh, rw)), top, left)
+
+
+def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
+    """Check that ``K`` (*B, 3, 3) is a finite pinhole matrix with positive focal lengths."""
+    if K.shape[-2:] != (3, 3):
+        raise Gen3cInputError(f"{name} must be 3×3 matrices, got shape {tuple(K.shape)}")
+    if not torch.isfinite(K).all():
+        raise Gen3cInputError(f"{name} contain NaN or infinite values: pass finite fx, fy, cx, cy")
+    if (K[..., 0, 0] <= 0).any() or (K[..., 1, 1] <= 0).any():
+        raise Gen3cInputError(f"{name} have a focal length ≤ 0: fx and fy must be positive pixels")
+    bottom = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
+    if not torch.allclose(K[..., 2, :], bottom.expand_as(K[..., 2, :])):
+        raise Gen3cInputError(f"{name} must have [0, 0, 1] as their last row")
+    return K
+
+
+# --------------------------------------------------------------------------------------------
+# Poses
+# --------------------------------------------------------------------------------------------
+
+
+def invert_pose(T: Tensor) -> Tensor:
+    """Inverse of rigid 4×4 transforms (w2c ↔ c2w) without a general matrix inverse.
+
+    Args:
+        T: (*B, 4, 4) with an orthonormal rotation block.
+    Returns:
+        (*B, 4, 4).
+    """
+    _check_last_dims("T", T, (4, 4))
+    R = T[..., :3, :3]
+    t = T[..., :3, 3:]
+    out = torch.zeros_like(T)
+    Rt = R.transpose(-1, -2)
+    out[..., :3, :3] = Rt
+    out[..., :3, 3:] = -Rt @ t
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def camera_centers(w2c: Tensor) -> Tensor:
+    """Camera centres in world space, (*B, 3), of world-to-camera poses (*B, 4, 4)."""
+    _check_last_dims("w2c", w2c, (4, 4))
+    R = w2c[..., :3, :3]
+    t = w2c[..., :3, 3:]
+    return (-R.transpose(-1, -2) @ t)[..., 0]
+
+
+def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
+    """World-to-camera pose of an OpenCV camera at ``eye`` looking at ``target``.
+
+    The camera's y axis (down in the image) points away from ``up`` (default world −y, i.e.
+    the world shares the OpenCV "y down" convention of the single-image source camera).
+
+    Args:
+        eye, target: (*B, 3).
+        up: (*B, 3) or None.
+    Returns:
+        (*B, 4, 4) w2c.
+    """
+    if up is None:
+        up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
+    forward = torch.nn.functional.normalize(target - eye, dim=-1)
+    right = torch.nn.functional.normalize(torch.linalg.cross(forward, up), dim=-1)
+    down = torch.linalg.cross(forward, right)
+    R = torch.stack([right, down, forward], dim=-2)  # rows: camera axes in world coords
+    w2c = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
+    w2c[..., :3, :3] = R
+    w2c[..., :3, 3] = -(R @ eye[..., :, None])[..., 0]
+    w2c[..., 3, 3] = 1.0
+    return w2c
+
+
+def gen3c_look_at(position: Tensor, target: Tensor) -> Tensor:
+    """GEN3C's look-at offset matrix A (spec §5), reproduced exactly.
+
+    ``f = normalise(target − p)``, ``r = normalise((0, 1, 0) × f)``, ``u = f × r``; the rotation
+    rows are r, u, f and the translation column is ``−p`` — *not* ``−R p``. Under rotation this
+    places the camera centre at ``−Rᵀ(−p) = Rᵀ p`` rather than at ``p``; GEN3C's presets are
+    defined by this matrix, so ours use it too.
+
+    Args:
+        position: (*B, 3) offsets pᵢ.
+        target: (*B, 3) look-at targets.
+    Returns:
+        (*B, 4, 4) offset matrices Aᵢ; the frame's pose is ``Aᵢ @ W₀``.
+    """
+    f = torch.nn.functional.normalize(target - position, dim=-1)
+    y = torch.tensor([0.0, 1.0, 0.0], dtype=position.dtype, device=position.device).expand_as(f)
+    r = torch.nn.functional.normalize(torch.linalg.cross(y, f), dim=-1)
+    u = torch.linalg.cross(f, r)
+    A = torch.zeros(*position.shape[:-1], 4, 4, dtype=position.dtype, device=position.device)
+    A[..., 0, :3] = r
+    A[..., 1, :3] = u
+    A[..., 2, :3] = f
+    A[..., :3, 3] = -position
+    A[..., 3, 3] = 1.0
+    return A
+
+
+def opencv_to_opengl(w2c: Tensor) -> Tensor:
+    """OpenCV world-to-camera (*B, 4, 4) → OpenGL/nerfstudio camera-to-world (*B, 4, 4)."""
+    _check_last_dims("w2c", w2c, (4, 4))
+    return invert_pose(w2c) @ _CV_GL_FLIP.to(w2c)
+
+
+def opengl_to_opencv(c2w_gl: Tensor) -> Tensor:
+    """OpenGL/nerfstudio camera-to-world (*B, 4, 4) → OpenCV world-to-camera (*B, 4, 4)."""
+    _check_last_dims("c2w_gl", c2w_gl, (4, 4))
+    return invert_pose(c2w_gl @ _CV_GL_FLIP.to(c2w_gl))
+
+
+def rotation_angle_degrees(R_a: Tensor, R_b: Tensor) -> Tensor:
+    """Geodesic angle (degrees) between rotations (*B, 3, 3)."""
+    R = R_a.transpose(-1, -2) @ R_b
+    cos = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
+    return torch.rad2deg(torch.arccos(cos))
+
+
+def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3) -> Tensor:
+    """Check that (*B, 4, 4) poses are finite rigid transforms (orthonormal rotation, det +1)."""
+    if w2c.shape[-2:] != (4, 4):
+        raise Gen3cInputError(f"{name} must be 4×4 matrices, got shape {tuple(w2c.shape)}")
+    if not torch.isfinite(w2c).all():
+        raise Gen3cInputError(f"{name} contain NaN or infinite values")
+    R = w2c[..., :3, :3].double()
+    eye = torch.eye(3, dtype=R.dtype).expand_as(R)
+    if not torch.allclose(R @ R.transpose(-1, -2), eye, atol=atol) or (torch.linalg.det(R) < 0).any():
+        raise Gen3cInputError(f"{name} are not rigid: the 3×3 block must be a rotation (orthonormal, det +1)")
+    bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=w2c.dtype)
+    if not torch.allclose(w2c[..., 3, :].cpu(), bottom.expand_as(w2c[..., 3, :]), atol=atol):
+        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as their last row")
+    return w2c
+
+
+# --------------------------------------------------------------------------------------------
+# Projection
+# --------------------------------------------------------------------------------------------
+
+
+def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
+    """Homogeneous pixel centres (H, W, 3): ``[u, v, 1]`` with u the column, v the row."""
+    v, u = torch.meshgrid(
+        torch.arange(height, device=device, dtype=dtype),
+        torch.arange(width, device=device, dtype=dtype),
+        indexing="ij",
+    )
+    return torch.stack([u, v, torch.ones_like(u)], dim=-1)
+
+
+def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tensor:
+    """Lift z-depth maps to 3D points: ``X_cam = depth · K⁻¹ [u, v, 1]ᵀ``, ``X_world = w2c⁻¹ X_cam``.
+
+    Args:
+        depth: (*B, H, W) z-depth.
+        K: (*B, 3, 3) intrinsics in pixels.
+        w2c: (*B, 4, 4) or None (points stay in camera space).
+    Returns:
+        (*B, H, W, 3) points.
+    """
+    _check_last_dims("K", K, (3, 3))
+    H, W = depth.shape[-2:]
+    rays = pixel_grid(H, W, device=depth.device, dtype=depth.dtype) @ torch.linalg.inv(K).transpose(-1, -2)[..., None, :, :]
+    points = rays * depth[..., None]
+    if w2c is None:
+        return points
+    c2w = invert_pose(w2c)
+    return points @ c2w[..., None, :3, :3].transpose(-1, -2) + c2w[..., None, None, :3, 3]
+
+
+def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tensor]:
+    """Project world points into cameras.
+
+    Args:
+        points: (*B, N, 3) world points.
+        K: (*B, 3, 3).
+        w2c: (*B, 4, 4).
+    Returns:
+        ``(uv, z)``: (*B, N, 2) pixel coordinates and (*B, N) z-depth in the camera. Points with
+        z ≤ 0 get meaningless uv; callers mask them with ``z > 0``.
+    """
+    P = K @ w2c[..., :3, :]  # (*B, 3, 4)
+    cam = points @ P[..., :3].transpose(-1, -2) + P[..., None, :, 3]
+    z = cam[..., 2]
+    uv = cam[..., :2] / z.clamp(min=1e-8)[..., None]
+    return uv, z
+
+
+# --------------------------------------------------------------------------------------------
+# Camera stacks
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cameras:
+    """A stack of N pinhole cameras of one image size.
+
+    Attributes:
+        w2c: (N, 4, 4) world-to-camera poses, OpenCV convention.
+        K: (N, 3, 3) intrinsics in pixels of an image of ``height`` × ``width``.
+        height, width: image size the intrinsics refer to.
+    """
+
+    w2c: Tensor
+    K: Tensor
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        if self.w2c.ndim != 3 or self.w2c.shape[-2:] != (4, 4):
+            raise ValueError(f"Cameras.w2c must be (N, 4, 4), got {tuple(self.w2c.shape)}")
+        if self.K.ndim == 2:
+            self.K = self.K.expand(len(self.w2c), 3, 3).clone()
+        if self.K.shape != (len(self.w2c), 3, 3):
+            raise ValueError(f"Cameras.K must be (N, 3, 3) with N={len(self.w2c)}, got {tuple(self.K.shape)}")
+
+    def __len__(self) -> int:
+        return self.w2c.shape[0]
+
+    def __getitem__(self, index) -> Cameras:
+        if isinstance(index, int):
+            index = slice(index, index + 1 if index != -1 else None)
+        return Cameras(self.w2c[index], self.K[index], self.height, self.width)
+
+    @property
+    def c2w(self) -> Tensor:
+        """(N, 4, 4) camera-to-world poses."""
+        return invert_pose(self.w2c)
+
+    @property
+    def centers(self) -> Tensor:
+        """(N, 3) camera centres in world space."""
+        return camera_centers(self.w2c)
+
+    def to(self, device=None, dtype=None) -> Cameras:
+        return Cameras(self.w2c.to(device=device, dtype=dtype), self.K.to(device=device, dtype=dtype), self.height, self.width)
+
+    def resized(self, height: int, width: int) -> Cameras:
+        """The same cameras for images plainly resized to ``height`` × ``width``."""
+        return Cameras(self.w2c, resize_intrinsics(self.K, (self.height, self.width), (height, width)), height, width)
+
+    def resize_cropped(self, height: int, width: int) -> Cameras:
+        """The same cameras for images resized-and-centre-cropped (aspect kept) to ``height`` × ``width``."""
+        K = resize_crop_intrinsics(self.K, (self.height, self.width), (height, width))
+        return Cameras(self.w2c, K, height, width)
+
+    @staticmethod
+    def cat(items: list[Cameras]) -> Cameras:
+        sizes = {(c.height, c.width) for c in items}
+        if len(sizes) != 1:
+            raise ValueError(f"cannot concatenate cameras of different image sizes {sorted(sizes)}")
+        return Cameras(torch.cat([c.w2c for c in items]), torch.cat([c.K for c in items]), items[0].height, items[0].width)
