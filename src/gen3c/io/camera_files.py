@@ -1,0 +1,248 @@
+"""Camera files: gen3c's per-frame JSON and nerfstudio's ``camera_path.json``.
+
+**gen3c cameras JSON** (written beside every video, read by ``--camera_file``)::
+
+    {
+      "format": "gen3c-cameras", "version": 1,
+      "convention": "opencv",          # x right, y down, z forward; poses world-to-camera
+      "width": 1280, "height": 704,    # image size the intrinsics refer to
+      "fps": 24,
+      "frames": [
+        {"w2c": [[...4 rows of 4...]], "K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]},
+        ...
+      ]
+    }
+
+Per frame, ``"c2w"`` may replace ``"w2c"`` (camera-to-world), and ``"intrinsics": [fx, fy, cx,
+cy]`` may replace ``"K"``; a top-level ``"K"``/``"intrinsics"`` applies to frames without one.
+For single-image input the world frame is the source camera's: the source pose is the identity.
+
+**nerfstudio camera_path.json** (``camera_path`` entries with a row-major 4×4 OpenGL
+``camera_to_world``, vertical ``fov`` in degrees, ``render_height``/``render_width``) is read
+and written too, and nerfstudio's ``transforms.json`` (``frames`` with ``transform_matrix``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gen3c.cameras import (
+    Cameras,
+    focal_from_fov,
+    invert_pose,
+    fov_from_focal,
+    make_intrinsics,
+    opencv_to_opengl,
+    opengl_to_opencv,
+    validate_intrinsics,
+    validate_poses,
+)
+from gen3c.errors import Gen3cInputError
+from gen3c.io.atomic import write_text_atomic
+
+FORMAT_NAME = "gen3c-cameras"
+MAX_CAMERA_FILE_BYTES = 64 * 1024 * 1024
+
+
+def load_camera_file(path: str | os.PathLike) -> Cameras:
+    """Read a camera file of any supported kind (detected from its keys) as OpenCV cameras."""
+    p = Path(path)
+    name = f"camera file {str(p)!r}"
+    if not p.is_file():
+        raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")
+    if p.stat().st_size > MAX_CAMERA_FILE_BYTES:
+        raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): fix the file") from None
+    return cameras_from_dict(data, name)
+
+
+def cameras_from_dict(data: Any, name: str = "camera file") -> Cameras:
+    if not isinstance(data, dict):
+        raise Gen3cInputError(f"{name} must hold a JSON object with 'frames' or 'camera_path'")
+    try:
+        if "camera_path" in data:
+            cams = _from_nerfstudio_path(data)
+        elif isinstance(data.get("frames"), list) and data["frames"] and isinstance(data["frames"][0], dict) and "transform_matrix" in data["frames"][0]:
+            cams = _from_nerfstudio_transforms(data)
+        elif "frames" in data:
+            cams = _from_gen3c(data)
+        else:
+            raise Gen3cInputError(f"{name} has neither 'frames' (gen3c) nor 'camera_path' (nerfstudio): see the documented formats")
+    except Gen3cInputError as exc:
+        msg = str(exc)
+        raise Gen3cInputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        raise Gen3cInputError(f"{name} is malformed ({type(exc).__name__}: {exc}): see the documented format") from None
+    validate_poses(cams.w2c, f"{name} poses")
+    validate_intrinsics(cams.K, f"{name} intrinsics")
+    return cams
+
+
+def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
+    t = torch.tensor(value, dtype=torch.float64)
+    if t.numel() == rows * cols and t.ndim == 1:
+        t = t.reshape(rows, cols)
+    if t.shape == (3, 4) and (rows, cols) == (4, 4):
+        t = torch.cat([t, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=t.dtype)])
+    if t.shape != (rows, cols):
+        raise Gen3cInputError(f"{what} must be {rows}×{cols}, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise Gen3cInputError(f"{what} contains NaN or infinite values")
+    return t
+
+
+def _size(data: dict, keys: tuple[str, str]) -> tuple[int, int]:
+    h, w = data.get(keys[0]), data.get(keys[1])
+    if not isinstance(h, int) or not isinstance(w, int) or isinstance(h, bool) or isinstance(w, bool) or h < 1 or w < 1:
+        raise Gen3cInputError(f"'{keys[0]}' and '{keys[1]}' must be positive integers, got {h!r} and {w!r}")
+    if h > 16384 or w > 16384:
+        raise Gen3cInputError(f"image size {h}×{w} is larger than 16384 pixels on a side")
+    return h, w
+
+
+def _intrinsics(entry: dict, fallback: torch.Tensor | None, what: str) -> torch.Tensor:
+    if "K" in entry:
+        return _matrix(entry["K"], 3, 3, f"{what} K")
+    if "intrinsics" in entry:
+        values = entry["intrinsics"]
+        if not isinstance(values, list) or len(values) != 4:
+            raise Gen3cInputError(f"{what} intrinsics must be [fx, fy, cx, cy]")
+        return make_intrinsics(*(float(v) for v in values), dtype=torch.float64)
+    if fallback is None:
+        raise Gen3cInputError(f"{what} has no 'K' or 'intrinsics' and the file has no top-level intrinsics")
+    return fallback
+
+
+def _from_gen3c(data: dict) -> Cameras:
+    if data.get("convention", "opencv") != "opencv":
+        raise Gen3cInputError(f"convention {data.get('convention')!r} is not supported: gen3c camera files use 'opencv'")
+    h, w = _size(data, ("height", "width"))
+    frames = data["frames"]
+    if not isinstance(frames, list) or not frames:
+        raise Gen3cInputError("'frames' must be a non-empty list")
+    shared = _intrinsics(data, None, "top level") if ("K" in data or "intrinsics" in data) else None
+    w2cs, Ks = [], []
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, dict):
+            raise Gen3cInputError(f"frame {i} must be an object with 'w2c' or 'c2w'")
+        if "w2c" in frame:
+            w2c = _matrix(frame["w2c"], 4, 4, f"frame {i} w2c")
+        elif "c2w" in frame:
+            c2w = _matrix(frame["c2w"], 4, 4, f"frame {i} c2w")
+            validate_poses(c2w, f"frame {i} c2w")
+            w2c = invert_pose(c2w)
+        else:
+            raise Gen3cInputError(f"frame {i} has neither 'w2c' nor 'c2w'")
+        w2cs.append(w2c)
+        Ks.append(_intrinsics(frame, shared, f"frame {i}"))
+    return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), h, w)
+
+
+def _from_nerfstudio_path(data: dict) -> Cameras:
+    if data.get("camera_type", "perspective") != "perspective":
+        raise Gen3cInputError(f"camera_type {data.get('camera_type')!r} is not supported: only 'perspective' cameras")
+    h, w = _size(data, ("render_height", "render_width"))
+    path = data["camera_path"]
+    if not isinstance(path, list) or not path:
+        raise Gen3cInputError("'camera_path' must be a non-empty list")
+    w2cs, Ks = [], []
+    for i, entry in enumerate(path):
+        c2w_gl = _matrix(entry["camera_to_world"], 4, 4, f"camera_path[{i}] camera_to_world")
+        fov = float(entry["fov"])
+        if not 0 < fov < 180:
+            raise Gen3cInputError(f"camera_path[{i}] fov {fov} must be in (0, 180) degrees")
+        f = focal_from_fov(fov, h)  # nerfstudio's fov is vertical
+        w2cs.append(opengl_to_opencv(c2w_gl))
+        Ks.append(make_intrinsics(f, f, w / 2.0, h / 2.0, dtype=torch.float64))
+    return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), h, w)
+
+
+def _from_nerfstudio_transforms(data: dict) -> Cameras:
+    frames = data["frames"]
+    h0, w0 = (data.get("h"), data.get("w"))
+    w2cs, Ks, size = [], [], None
+    for i, frame in enumerate(frames):
+        src = {**data, **frame}
+        h, w = _size({"h": src.get("h", h0), "w": src.get("w", w0)}, ("h", "w"))
+        if size is not None and size != (h, w):
+            raise Gen3cInputError("frames of different image sizes are not supported")
+        size = (h, w)
+        K = make_intrinsics(float(src["fl_x"]), float(src.get("fl_y", src["fl_x"])), float(src.get("cx", w / 2)), float(src.get("cy", h / 2)), dtype=torch.float64)
+        w2cs.append(opengl_to_opencv(_matrix(frame["transform_matrix"], 4, 4, f"frames[{i}] transform_matrix")))
+        Ks.append(K)
+    return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), size[0], size[1])
+
+
+def cameras_to_dict(cameras: Cameras, fps: float = 24.0) -> dict:
+    """The gen3c cameras JSON object for ``cameras``."""
+    return {
+        "format": FORMAT_NAME,
+        "version": 1,
+        "convention": "opencv",
+        "note": "OpenCV camera (x right, y down, z forward); w2c maps world to camera; K in pixels of width x height",
+        "width": cameras.width,
+        "height": cameras.height,
+        "fps": fps,
+        "frames": [
+            {"w2c": cameras.w2c[i].double().tolist(), "K": cameras.K[i].double().tolist()} for i in range(len(cameras))
+        ],
+    }
+
+
+def save_cameras(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0) -> None:
+    """Write ``cameras`` as a gen3c cameras JSON file (atomically)."""
+    write_text_atomic(path, json.dumps(cameras_to_dict(cameras, fps), indent=1))
+
+
+def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: list | None = None) -> dict:
+    """A nerfstudio ``camera_path.json`` object (OpenGL c2w, vertical fov) for ``cameras``."""
+    c2w_gl = opencv_to_opengl(cameras.w2c.double())
+    path = []
+    for i in range(len(cameras)):
+        fy = float(cameras.K[i, 1, 1])
+        path.append(
+            {
+                "camera_to_world": c2w_gl[i].reshape(-1).tolist(),
+                "fov": fov_from_focal(fy, cameras.height),
+                "aspect": cameras.width / cameras.height,
+            }
+        )
+    return {
+        "camera_type": "perspective",
+        "render_height": cameras.height,
+        "render_width": cameras.width,
+        "fps": fps,
+        "seconds": len(cameras) / fps,
+        "smoothness_value": 0.0,
+        "is_cycle": False,
+        "keyframes": keyframes or [],
+        "camera_path": path,
+    }
+
+
+def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0, keyframes: list | None = None) -> None:
+    write_text_atomic(path, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
+
+
+def fit_cameras(cameras: Cameras, num_frames: int, height: int, width: int, name: str = "camera file") -> Cameras:
+    """Bring file cameras to the run: the file must have ``num_frames`` cameras; intrinsics are
+    rescaled to ``height`` × ``width`` (plain resize when the aspect matches, else resize + crop)."""
+    if len(cameras) != num_frames:
+        raise Gen3cInputError(
+            f"{name} has {len(cameras)} cameras but {num_frames} frames were asked for: pass --num_video_frames {len(cameras)} or a file with {num_frames} cameras"
+        )
+    if (cameras.height, cameras.width) == (height, width):
+        return cameras
+    old_aspect, new_aspect = cameras.width / cameras.height, width / height
+    if math.isclose(old_aspect, new_aspect, rel_tol=0.02):
+        return cameras.resized(height, width)
+    return cameras.resize_cropped(height, width)

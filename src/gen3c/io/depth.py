@@ -1,0 +1,137 @@
+"""User-supplied depth maps: ``.npy``, ``.npz``, 16-bit PNG (with a scale) and OpenEXR.
+
+Depth is z-depth in any consistent unit. Object arrays are never unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gen3c.errors import Gen3cInputError
+
+DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
+# 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
+DEFAULT_PNG_DEPTH_SCALE = 0.001
+
+
+def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCALE, name: str = "depth file") -> Tensor:
+    """Read a depth map as (H, W) float32 without validating its values.
+
+    Args:
+        path: ``.npy`` (2-D array, or (1, H, W) / (H, W, 1)), ``.npz`` (key ``depth`` or its
+            only array), 16-bit PNG (depth = value × ``png_scale``; 0 stays 0, i.e. invalid) or
+            ``.exr`` (channel Z, else R / Y / the first channel).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+    if p.is_dir() or p.stat().st_size == 0:
+        raise Gen3cInputError(f"{name} {str(p)!r} is empty or a folder: pass a depth file ({', '.join(DEPTH_SUFFIXES)})")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            array = np.load(p, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(p, allow_pickle=False) as data:
+                keys = list(data.keys())
+                if "depth" in keys:
+                    array = data["depth"]
+                elif len(keys) == 1:
+                    array = data[keys[0]]
+                else:
+                    raise Gen3cInputError(f"{name} {str(p)!r} holds arrays {keys} but none named 'depth': save the depth under the key 'depth'")
+        elif suffix == ".png":
+            array = _read_png16(p, name) * np.float32(png_scale)
+        elif suffix == ".exr":
+            array = _read_exr(p, name)
+        else:
+            raise Gen3cInputError(f"{name} {str(p)!r} has an unsupported format: use one of {', '.join(DEPTH_SUFFIXES)}")
+    except Gen3cInputError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise Gen3cInputError(f"{name} {str(p)!r} holds Python objects, which are never unpickled: save a plain float array") from None
+        raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): save a plain float array") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export it") from None
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu":
+        raise Gen3cInputError(f"{name} {str(p)!r} holds {array.dtype} values: depth must be a numeric array")
+    array = np.squeeze(array)
+    if array.ndim != 2:
+        raise Gen3cInputError(f"{name} {str(p)!r} has shape {tuple(np.asarray(array).shape)}: depth must be a 2-D (H, W) array")
+    return torch.from_numpy(array.astype(np.float32, copy=True))
+
+
+def _read_png16(p: Path, name: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(p) as im:
+        if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
+            raise Gen3cInputError(f"{name} {str(p)!r} is a {im.mode} PNG: depth PNGs must be single-channel 16-bit")
+        if im.mode == "L":
+            warnings.warn(f"{name} {p} is an 8-bit PNG: depth precision is only 256 levels", stacklevel=3)
+        return np.asarray(im, dtype=np.float32)
+
+
+def _read_exr(p: Path, name: str) -> np.ndarray:
+    try:
+        import OpenEXR
+    except ImportError:
+        raise Gen3cInputError(f"{name} {str(p)!r} is OpenEXR, which needs the OpenEXR package: pip install 'gen3c[exr]'") from None
+    try:
+        with OpenEXR.File(str(p)) as f:
+            channels = {key: np.array(ch.pixels) for key, ch in f.channels().items()}
+    except Exception as exc:  # OpenEXR raises plain Exceptions for bad files
+        raise Gen3cInputError(f"{name} {str(p)!r} is not a readable OpenEXR file ({exc})") from None
+    if not channels:
+        raise Gen3cInputError(f"{name} {str(p)!r} has no channels: write the depth into channel Z")
+    for key in ("Z", "Z.Z", "depth", "R", "Y"):
+        if key in channels:
+            return channels[key].astype(np.float32)
+    pixels = next(iter(channels.values())).astype(np.float32)
+    return pixels[..., 0] if pixels.ndim == 3 else pixels
+
+
+def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", allow_invalid: bool = False) -> tuple[Tensor, Tensor]:
+    """Check depth values and bring the map to the image's size.
+
+    Args:
+        depth: (H, W).
+        size: (H, W) of the image the depth belongs to (before any working-size resize).
+        allow_invalid: treat NaN/inf/≤0 pixels as holes instead of refusing the file.
+    Returns:
+        ``(depth (H', W'), valid (H', W') bool)`` at ``size``.
+    """
+    finite = torch.isfinite(depth)
+    valid = finite & (depth > 0)
+    bad = int((~valid).sum())
+    if bad and not allow_invalid:
+        kinds = []
+        if (~finite).any():
+            kinds.append(f"{int((~finite).sum())} NaN/inf")
+        if (finite & (depth <= 0)).any():
+            kinds.append(f"{int((finite & (depth <= 0)).sum())} ≤ 0")
+        raise Gen3cInputError(
+            f"{name} has invalid pixels ({', '.join(kinds)}): fill them, or pass --mask_invalid_depth to leave them out of the 3D cache"
+        )
+    if bad == depth.numel():
+        raise Gen3cInputError(f"{name} has no valid pixel (all NaN/inf/≤ 0): check the file and its units")
+    if tuple(depth.shape) != tuple(size):
+        (h0, w0), (h1, w1) = depth.shape, size
+        if abs(h0 / w0 - h1 / w1) > 0.01 * (h1 / w1):
+            raise Gen3cInputError(
+                f"{name} is {h0}×{w0} (H×W) but the image is {h1}×{w1}: their aspect ratios differ; pass the depth of this image"
+            )
+        filled = torch.where(valid, depth, torch.zeros_like(depth))
+        depth = F.interpolate(filled[None, None], size=size, mode="nearest")[0, 0]
+        valid = depth > 0
+    return torch.where(valid, depth, torch.zeros_like(depth)), valid

@@ -1,0 +1,115 @@
+"""Image input: decoding with clear errors, and resizing to the working resolution."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from gen3c.cameras import resize_crop_plan
+from gen3c.errors import Gen3cInputError
+
+# Larger images are refused before decoding: a small file can claim gigapixels
+# (a decompression bomb). 100 MP covers every camera we know of.
+MAX_IMAGE_PIXELS = 100_000_000
+RESIZE_MODES = ("crop", "stretch")
+
+
+def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
+    """Decode an image file to (3, H, W) float32 in [−1, 1] (RGB; alpha composited on white).
+
+    Raises:
+        Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+    if p.is_dir():
+        raise Gen3cInputError(f"{name} {str(p)!r} is a folder: pass an image file (PNG, JPEG, WebP, …)")
+    if p.stat().st_size == 0:
+        raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise Gen3cInputError(
+                        f"{name} {str(p)!r} is {w}×{h} = {w * h / 1e6:.0f} MP, above the {MAX_IMAGE_PIXELS // 1_000_000} MP limit: downscale it first"
+                    )
+                if w < 8 or h < 8:
+                    raise Gen3cInputError(f"{name} {str(p)!r} is only {w}×{h} pixels: pass an image of at least 8×8")
+                im.load()
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    rgba = im.convert("RGBA")
+                    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                    rgb = Image.alpha_composite(background, rgba).convert("RGB")
+                else:
+                    rgb = im.convert("RGB")
+    except Gen3cInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Gen3cInputError(f"{name} {str(p)!r} claims an absurd size (decompression bomb): refusing to decode it") from None
+    except UnidentifiedImageError:
+        raise Gen3cInputError(f"{name} {str(p)!r} is not a readable image: use PNG, JPEG, WebP, BMP or TIFF") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
+    array = np.asarray(rgb, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def resize_image(image: Tensor, size: tuple[int, int], mode: str = "crop") -> Tensor:
+    """Resize (*B, C, H, W) to ``size`` (H, W).
+
+    ``"crop"`` keeps the aspect ratio: scale to cover, then centre-crop (our default).
+    ``"stretch"`` is GEN3C's plain resize, which does not keep the aspect ratio.
+    Intrinsics follow with :func:`gen3c.cameras.resize_crop_intrinsics` / ``resize_intrinsics``.
+    """
+    if mode not in RESIZE_MODES:
+        raise Gen3cInputError(f"unknown resize mode {mode!r}: choose one of {', '.join(RESIZE_MODES)}")
+    squeeze = image.ndim == 3
+    x = image[None] if squeeze else image
+    if mode == "stretch":
+        out = _resize(x, size)
+    else:
+        (rh, rw), top, left = resize_crop_plan(tuple(x.shape[-2:]), size)
+        out = _resize(x, (rh, rw))[..., top : top + size[0], left : left + size[1]]
+    return out[0] if squeeze else out
+
+
+def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """(*B, 3, H, W) in [−1, 1] → (*B, H, W, 3) uint8."""
+    x = ((image.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return x.movedim(-3, -1).cpu().numpy()
+
+
+def save_image(path: str | os.PathLike, image: Tensor) -> None:
+    """Write (3, H, W) in [−1, 1] as PNG atomically."""
+    from gen3c.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """Parse ``"HxW"`` (e.g. ``704x1280``) into (H, W), multiples of 8 (the tokenizer's stride)."""
+    try:
+        h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise Gen3cInputError(f"resolution {text!r} is not of the form HEIGHTxWIDTH, e.g. 704x1280") from None
+    if h < 16 or w < 16 or h > 4320 or w > 7680 or h % 8 or w % 8:
+        raise Gen3cInputError(f"resolution {text!r} is out of range: height and width must be multiples of 8 between 16 and 7680")
+    return h, w

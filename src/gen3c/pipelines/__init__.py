@@ -1,0 +1,5 @@
+"""Generators that turn 3D-cache renders into videos, and the composition that drives them.
+
+- :mod:`gen3c.pipelines.preview` — the embedded CPU preview (classical hole filling).
+- :mod:`gen3c.pipelines.camera_video` — source → cache → trajectory → renders → generator → outputs.
+"""

@@ -1,0 +1,149 @@
+"""Camera conventions against closed forms."""
+
+import math
+
+import pytest
+import torch
+
+from gen3c.cameras import (
+    Cameras,
+    camera_centers,
+    crop_intrinsics,
+    focal_from_fov,
+    fov_from_focal,
+    gen3c_look_at,
+    intrinsics_from_fov,
+    invert_pose,
+    look_at,
+    make_intrinsics,
+    opencv_to_opengl,
+    opengl_to_opencv,
+    project_points,
+    resize_crop_intrinsics,
+    resize_crop_plan,
+    resize_intrinsics,
+    rotation_angle_degrees,
+    unproject_depth,
+    validate_intrinsics,
+    validate_poses,
+)
+from gen3c.errors import Gen3cInputError
+
+
+def random_pose(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    if torch.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    T = torch.eye(4, dtype=torch.float64)
+    T[:3, :3] = q
+    T[:3, 3] = torch.randn(3, generator=g, dtype=torch.float64)
+    return T
+
+
+def test_focal_fov_closed_form():
+    # 90° over 1000 px: tan(45°) = 1, so f = 500.
+    assert focal_from_fov(90.0, 1000) == pytest.approx(500.0)
+    assert fov_from_focal(500.0, 1000) == pytest.approx(90.0)
+    K = intrinsics_from_fov(60.0, 480, 640)
+    assert K[0, 0].item() == pytest.approx(320.0 / math.tan(math.radians(30)), rel=1e-6)
+    assert (K[0, 2].item(), K[1, 2].item()) == (320.0, 240.0)
+    with pytest.raises(Gen3cInputError):
+        focal_from_fov(180.0, 100)
+
+
+def test_intrinsics_resize_and_crop():
+    K = make_intrinsics(1000.0, 1000.0, 960.0, 540.0)
+    half = resize_intrinsics(K, (1080, 1920), (540, 960))
+    assert torch.allclose(half, make_intrinsics(500.0, 500.0, 480.0, 270.0))
+    cropped = crop_intrinsics(K, top=40, left=100)
+    assert torch.allclose(cropped, make_intrinsics(1000.0, 1000.0, 860.0, 500.0))
+    # 1080×1920 → 704×1280: scale 2/3 to 720×1280, crop 8 rows off the top.
+    assert resize_crop_plan((1080, 1920), (704, 1280)) == ((720, 1280), 8, 0)
+    fitted = resize_crop_intrinsics(K, (1080, 1920), (704, 1280))
+    assert torch.allclose(fitted, make_intrinsics(1000 * 2 / 3, 1000 * 2 / 3, 640.0, 360.0 - 8.0), atol=1e-4)
+
+
+def test_invert_pose_and_centres():
+    T = random_pose(0)
+    assert torch.allclose(invert_pose(T) @ T, torch.eye(4, dtype=T.dtype), atol=1e-12)
+    assert torch.allclose(invert_pose(T), torch.linalg.inv(T), atol=1e-12)
+    w2c = torch.eye(4)
+    w2c[:3, 3] = torch.tensor([1.0, 2.0, 3.0])  # identity rotation: centre = −t
+    assert torch.allclose(camera_centers(w2c), torch.tensor([-1.0, -2.0, -3.0]))
+
+
+def test_look_at_closed_form():
+    # Camera at (0, 0, −2) looking at the origin: identity rotation, centre (0, 0, −2).
+    w2c = look_at(torch.tensor([0.0, 0.0, -2.0]), torch.zeros(3))
+    assert torch.allclose(w2c[:3, :3], torch.eye(3), atol=1e-6)
+    assert torch.allclose(camera_centers(w2c), torch.tensor([0.0, 0.0, -2.0]), atol=1e-6)
+    # Camera at (2, 0, 0) looking at the origin: its z axis is world −x, its x axis world +z.
+    w2c = look_at(torch.tensor([2.0, 0.0, 0.0]), torch.zeros(3))
+    assert torch.allclose(w2c[2, :3], torch.tensor([-1.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(w2c[0, :3], torch.tensor([0.0, 0.0, 1.0]), atol=1e-6)
+    # The target projects to the image centre.
+    K = make_intrinsics(100.0, 100.0, 50.0, 40.0)
+    uv, z = project_points(torch.zeros(1, 3), K, w2c)
+    assert torch.allclose(uv, torch.tensor([[50.0, 40.0]]), atol=1e-5) and z.item() == pytest.approx(2.0)
+
+
+def test_gen3c_look_at_translation_is_minus_p():
+    p = torch.tensor([-0.15, 0.0, 0.0], dtype=torch.float64)
+    A = gen3c_look_at(p, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+    f = torch.tensor([0.15, 0.0, 1.0], dtype=torch.float64) / math.sqrt(1.0225)
+    assert torch.allclose(A[2, :3], f)
+    assert torch.allclose(A[0, :3], torch.tensor([f[2], 0.0, -f[0]], dtype=torch.float64))
+    assert torch.allclose(A[1, :3], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    assert torch.allclose(A[:3, 3], -p)
+
+
+def test_opengl_round_trip_and_known_case():
+    w2c = random_pose(1)
+    assert torch.allclose(opengl_to_opencv(opencv_to_opengl(w2c)), w2c, atol=1e-12)
+    # The identity OpenCV camera is an OpenGL camera with y and z flipped.
+    gl = opencv_to_opengl(torch.eye(4, dtype=torch.float64))
+    assert torch.allclose(gl, torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64)))
+
+
+def test_unproject_project_round_trip():
+    K = make_intrinsics(200.0, 210.0, 31.5, 23.5)
+    w2c = random_pose(2).float()
+    depth = 1.0 + torch.rand(48, 64)
+    pts = unproject_depth(depth, K, w2c)
+    uv, z = project_points(pts.reshape(-1, 3), K, w2c)
+    v, u = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="ij")
+    assert torch.allclose(uv, torch.stack([u, v], -1).reshape(-1, 2), atol=1e-3)
+    assert torch.allclose(z, depth.reshape(-1), atol=1e-4)
+    # Centre pixel of an identity camera at depth d lies on the optical axis.
+    p = unproject_depth(torch.full((3, 3), 5.0), make_intrinsics(10.0, 10.0, 1.0, 1.0))
+    assert torch.allclose(p[1, 1], torch.tensor([0.0, 0.0, 5.0]))
+
+
+def test_rotation_angle():
+    R = torch.eye(3)
+    Rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert rotation_angle_degrees(R, Rz).item() == pytest.approx(90.0, abs=1e-3)
+
+
+def test_validation_errors():
+    with pytest.raises(Gen3cInputError, match="focal"):
+        validate_intrinsics(make_intrinsics(-1.0, 1.0, 0.0, 0.0))
+    with pytest.raises(Gen3cInputError, match="NaN"):
+        validate_intrinsics(make_intrinsics(float("nan"), 1.0, 0.0, 0.0))
+    bad = torch.eye(4)
+    bad[0, 0] = 2.0
+    with pytest.raises(Gen3cInputError, match="rigid"):
+        validate_poses(bad)
+    validate_poses(random_pose(3))
+
+
+def test_cameras_stack():
+    K = make_intrinsics(100.0, 100.0, 64.0, 32.0)
+    cams = Cameras(torch.eye(4)[None].repeat(3, 1, 1), K, 64, 128)
+    assert len(cams) == 3 and cams.K.shape == (3, 3, 3)
+    assert len(cams[1:]) == 2 and len(cams[0]) == 1
+    half = cams.resized(32, 64)
+    assert half.K[0, 0, 0].item() == pytest.approx(50.0)
+    both = Cameras.cat([cams, half.resized(64, 128)])
+    assert len(both) == 6

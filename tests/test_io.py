@@ -1,0 +1,220 @@
+"""Readers and writers: round trips and clear errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gen3c.cameras import Cameras, look_at, make_intrinsics, opencv_to_opengl
+from gen3c.errors import Gen3cInputError
+from gen3c.io.atomic import atomic_path, ensure_writable_dir
+from gen3c.io.camera_files import (
+    cameras_to_nerfstudio_path,
+    fit_cameras,
+    load_camera_file,
+    save_cameras,
+    save_nerfstudio_path,
+)
+from gen3c.io.depth import conform_depth, load_depth
+from gen3c.io.images import load_image, parse_resolution, resize_image
+from gen3c.io.ply import read_ply, write_ply
+from gen3c.io.video import read_video, write_video
+
+
+def orbit(n=5, h=48, w=64):
+    eyes = torch.stack([torch.tensor([np.sin(a), 0.1 * i, -2 * np.cos(a)], dtype=torch.float32) for i, a in enumerate(np.linspace(0, 1, n))])
+    w2c = look_at(eyes, torch.zeros(n, 3))
+    K = make_intrinsics(60.0, 60.0, w / 2, h / 2)
+    return Cameras(w2c, K, h, w)
+
+
+def test_gen3c_camera_json_round_trip(tmp_path):
+    cams = orbit()
+    save_cameras(tmp_path / "c.json", cams)
+    back = load_camera_file(tmp_path / "c.json")
+    assert torch.allclose(back.w2c, cams.w2c, atol=1e-6) and torch.allclose(back.K, cams.K)
+    assert (back.height, back.width) == (48, 64)
+
+
+def test_gen3c_camera_json_c2w_and_shared_intrinsics(tmp_path):
+    cams = orbit(3)
+    data = {
+        "width": 64, "height": 48, "intrinsics": [60, 60, 32, 24],
+        "frames": [{"c2w": c.tolist()} for c in cams.c2w],
+    }  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    back = load_camera_file(tmp_path / "c.json")
+    assert torch.allclose(back.w2c, cams.w2c, atol=1e-5) and torch.allclose(back.K, cams.K)
+
+
+def test_nerfstudio_camera_path_round_trip(tmp_path):
+    cams = orbit()
+    save_nerfstudio_path(tmp_path / "camera_path.json", cams)
+    data = json.loads((tmp_path / "camera_path.json").read_text())
+    # nerfstudio stores OpenGL camera-to-world, row-major, and a vertical fov in degrees.
+    assert np.allclose(np.array(data["camera_path"][2]["camera_to_world"]).reshape(4, 4), opencv_to_opengl(cams.w2c[2].double()).numpy())
+    assert data["camera_path"][0]["fov"] == pytest.approx(2 * np.degrees(np.arctan(24 / 60)))
+    back = load_camera_file(tmp_path / "camera_path.json")
+    assert torch.allclose(back.w2c, cams.w2c, atol=1e-5) and torch.allclose(back.K, cams.K, atol=1e-4)
+
+
+def test_nerfstudio_transforms_json(tmp_path):
+    cams = orbit(2)
+    gl = opencv_to_opengl(cams.w2c.double())
+    data = {"fl_x": 60, "fl_y": 60, "cx": 32, "cy": 24, "w": 64, "h": 48, "frames": [{"transform_matrix": m.tolist()} for m in gl]}
+    (tmp_path / "transforms.json").write_text(json.dumps(data))
+    back = load_camera_file(tmp_path / "transforms.json")
+    assert torch.allclose(back.w2c, cams.w2c, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"width": 64, "height": 48, "frames": []}', "non-empty"),
+        ('{"width": 64, "height": 48, "frames": [{"w2c": [[1, 0], [0, 1]], "K": [[1,0,0],[0,1,0],[0,0,1]]}]}', "4×4"),
+        ('{"width": 64, "height": 48, "frames": [{"K": [[1,0,0],[0,1,0],[0,0,1]]}]}', "neither"),
+        ('{"width": -1, "height": 48, "frames": [{"w2c": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]}', "positive integers"),
+        ('{"width": 64, "height": 48, "frames": [{"w2c": [[2,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]], "intrinsics": [1,1,0,0]}]}', "rigid"),
+        ('{"width": 64, "height": 48, "frames": [{"w2c": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]], "intrinsics": [0,1,0,0]}]}', "focal"),
+        ('{"camera_path": [{"camera_to_world": [1,0,0,0], "fov": 50}], "render_height": 48, "render_width": 64}', "4×4"),
+        ('{"camera_path": [{"camera_to_world": [1,0,0,0,0,1,0,0,0,0,1,0,0,0,0,1], "fov": 500}], "render_height": 48, "render_width": 64}', "fov"),
+        ('{"something": 1}', "neither"),
+    ],
+)
+def test_camera_file_errors(tmp_path, content, match):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(Gen3cInputError, match=match) as info:
+        load_camera_file(path)
+    assert "bad.json" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_fit_cameras_rescales_and_checks_count():
+    cams = orbit(4, 48, 64)
+    fitted = fit_cameras(cams, 4, 96, 128)
+    assert fitted.K[0, 0, 0].item() == pytest.approx(120.0)
+    with pytest.raises(Gen3cInputError, match="4 cameras but 5"):
+        fit_cameras(cams, 5, 48, 64)
+
+
+def test_depth_formats_round_trip(tmp_path):
+    import OpenEXR
+
+    depth = (1.0 + np.random.default_rng(0).random((20, 30))).astype(np.float32)
+    np.save(tmp_path / "d.npy", depth)
+    np.savez(tmp_path / "d.npz", depth=depth, other=np.zeros(3))
+    np.savez(tmp_path / "single.npz", anything=depth)
+    Image.fromarray((depth * 1000).astype(np.uint16)).save(tmp_path / "d.png")
+    OpenEXR.File({"type": OpenEXR.scanlineimage}, {"Z": depth}).write(str(tmp_path / "d.exr"))
+    for name, atol in (("d.npy", 0), ("d.npz", 0), ("single.npz", 0), ("d.png", 1e-3), ("d.exr", 1e-6)):
+        loaded = load_depth(tmp_path / name)
+        assert loaded.shape == (20, 30)
+        assert np.allclose(loaded.numpy(), depth, atol=atol), name
+
+
+def test_depth_errors(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(Gen3cInputError, match="never unpickled"):
+        load_depth(tmp_path / "obj.npy")
+    np.save(tmp_path / "3d.npy", np.ones((2, 3, 4), np.float32))
+    with pytest.raises(Gen3cInputError, match="2-D"):
+        load_depth(tmp_path / "3d.npy")
+    (tmp_path / "trunc.npz").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(Gen3cInputError, match="corrupt"):
+        load_depth(tmp_path / "trunc.npz")
+    with pytest.raises(Gen3cInputError, match="unsupported"):
+        (tmp_path / "d.txt").write_text("1 2 3")
+        load_depth(tmp_path / "d.txt")
+    with pytest.raises(Gen3cInputError, match="does not exist"):
+        load_depth(tmp_path / "missing.npy")
+
+
+def test_conform_depth():
+    d = torch.ones(10, 20)
+    out, valid = conform_depth(d * 2, (20, 40))  # same aspect → resized
+    assert out.shape == (20, 40) and valid.all()
+    with pytest.raises(Gen3cInputError, match="aspect"):
+        conform_depth(d, (20, 20))
+    bad = d.clone()
+    bad[0, 0] = float("nan")
+    bad[1, 1] = -1
+    with pytest.raises(Gen3cInputError, match="1 NaN/inf, 1 ≤ 0"):
+        conform_depth(bad, (10, 20))
+    out, valid = conform_depth(bad, (10, 20), allow_invalid=True)
+    assert not valid[0, 0] and not valid[1, 1] and valid.sum() == 198 and out[0, 0] == 0
+    with pytest.raises(Gen3cInputError, match="no valid pixel"):
+        conform_depth(torch.zeros(10, 20), (10, 20), allow_invalid=True)
+
+
+def test_image_loading_and_errors(tmp_path):
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:8, :, 3] = 255  # top half opaque red, bottom transparent → white
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    assert img.shape == (3, 16, 16)
+    assert torch.allclose(img[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+    assert torch.allclose(img[:, 15, 0], torch.ones(3))
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (tmp_path / "text.jpg").write_text("hello")
+    Image.new("1", (12000, 12000)).save(tmp_path / "bomb.png")  # 144 MP, a few KB on disk
+    cases = {"empty.png": "empty", "junk.png": "corrupt|not a readable", "text.jpg": "not a readable", "bomb.png": "MP|decompression bomb", "missing.png": "does not exist"}
+    for name, match in cases.items():
+        with pytest.raises(Gen3cInputError, match=match):
+            load_image(tmp_path / name)
+    with pytest.raises(Gen3cInputError, match="folder"):
+        load_image(tmp_path)
+
+
+def test_resize_modes():
+    x = torch.arange(2 * 4 * 8, dtype=torch.float32).reshape(2, 4, 8)
+    assert resize_image(x, (4, 4), "crop").shape == (2, 4, 4)
+    assert torch.equal(resize_image(x, (4, 4), "crop"), x[:, :, 2:6])  # same height: a pure centre crop
+    assert resize_image(x, (2, 2), "stretch").shape == (2, 2, 2)
+    assert parse_resolution("704x1280") == (704, 1280)
+    for bad in ("704", "abcxdef", "700x1280", "8x8"):
+        with pytest.raises(Gen3cInputError):
+            parse_resolution(bad)
+
+
+def test_video_round_trip(tmp_path):
+    t = torch.linspace(-1, 1, 7)
+    frames = t[:, None, None, None].expand(7, 3, 32, 48).contiguous()
+    write_video(tmp_path / "v.mp4", frames, fps=24)
+    back, fps = read_video(tmp_path / "v.mp4")
+    assert back.shape == (7, 32, 48, 3) and fps == 24
+    expected = ((t + 1) * 127.5).numpy()
+    assert np.abs(back.mean(axis=(1, 2, 3)) - expected).max() < 3
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_ply_round_trip(tmp_path):
+    pts = torch.randn(100, 3)
+    cols = torch.rand(100, 3) * 2 - 1
+    write_ply(tmp_path / "p.ply", pts, cols)
+    p, c = read_ply(tmp_path / "p.ply")
+    assert torch.allclose(p, pts) and torch.equal(c, ((cols + 1) * 127.5).round().to(torch.uint8))
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "out.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(tmp_path / "ok.bin") as tmp:
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "ok.bin").read_bytes() == b"x"
+    assert oct(os.stat(tmp_path / "ok.bin").st_mode & 0o777) != "0o600"
+
+
+def test_unwritable_output_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Gen3cInputError, match="cannot be created|not a folder"):
+        ensure_writable_dir(tmp_path / "file" / "sub")

@@ -1,0 +1,115 @@
+"""GEN3C's presets against poses derived by hand from the spec (§5)."""
+
+import math
+
+import pytest
+import torch
+
+from gen3c.cameras import camera_centers, make_intrinsics
+from gen3c.errors import Gen3cInputError
+from gen3c.trajectories import (
+    PRESETS,
+    ROTATION_MODES,
+    center_depth_for,
+    preset_offsets,
+    preset_trajectory,
+)
+
+K = make_intrinsics(500.0, 500.0, 320.0, 176.0)
+
+
+def traj(name, rotation, n, d=0.3, c=1.0, W0=None):
+    W0 = torch.eye(4) if W0 is None else W0
+    return preset_trajectory(name, rotation, n, W0, K, 352, 640, d, c)
+
+
+def test_left_center_facing_by_hand():
+    # n = 4, d = 0.3: p2 = (−2·0.3/4, 0, 0) = (−0.15, 0, 0); look-at (0, 0, 1).
+    cams = traj("left", "center_facing", 4)
+    f = torch.tensor([0.15, 0.0, 1.0]) / math.sqrt(1.0225)
+    expected = torch.eye(4)
+    expected[0, :3] = torch.tensor([f[2], 0.0, -f[0]])
+    expected[2, :3] = f
+    expected[:3, 3] = torch.tensor([0.15, 0.0, 0.0])
+    assert torch.allclose(cams.w2c[2], expected, atol=1e-6)
+    # GEN3C's translation −p (not −R p) puts the centre at Rᵀp, not at p.
+    assert torch.allclose(camera_centers(cams.w2c[2]), torch.tensor([-0.15 * f[2], 0.0, 0.15 * f[0]]), atol=1e-6)
+    assert torch.allclose(cams.w2c[0], torch.eye(4))
+
+
+def test_up_no_rotation_by_hand():
+    # No rotation: R = I, centre = p = (0, −i·d/n, 0); up is −y because y points down.
+    cams = traj("up", "no_rotation", 5, d=0.5)
+    for i in range(5):
+        assert torch.allclose(cams.w2c[i, :3, :3], torch.eye(3), atol=1e-6)
+        assert torch.allclose(camera_centers(cams.w2c[i]), torch.tensor([0.0, -i * 0.5 / 5, 0.0]), atol=1e-6)
+
+
+def test_zoom_in_and_out_move_along_z():
+    zin = traj("zoom_in", "center_facing", 5, d=0.5)
+    zout = traj("zoom_out", "center_facing", 5, d=0.5)
+    assert torch.allclose(camera_centers(zin.w2c[4]), torch.tensor([0.0, 0.0, 0.4]), atol=1e-6)
+    assert torch.allclose(camera_centers(zout.w2c[4]), torch.tensor([0.0, 0.0, -0.4]), atol=1e-6)
+
+
+def test_circle_offsets_by_hand():
+    # θ_i = 2πi/(n−1); clockwise p = (d(cos θ − 1), d sin θ, 0), counterclockwise mirrors x.
+    p = preset_offsets("clockwise", 5, 0.3)
+    assert torch.allclose(p[1], torch.tensor([-0.3, 0.3, 0.0], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(p[2], torch.tensor([-0.6, 0.0, 0.0], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(p[4], torch.zeros(3, dtype=torch.float64), atol=1e-12)
+    q = preset_offsets("counterclockwise", 5, 0.3)
+    assert torch.allclose(q[1], torch.tensor([0.3, 0.3, 0.0], dtype=torch.float64), atol=1e-12)
+
+
+def test_divisor_is_n_and_center_depth_scales():
+    p = preset_offsets("right", 10, 0.3, center_depth=2.0)
+    assert p[9, 0].item() == pytest.approx(9 * 0.3 * 2.0 / 10)
+
+
+def test_trajectory_aligned_targets_two_p():
+    # Right, aligned: target = L + 2p, so f ∝ (p_x, 0, 1) with p_x = 0.3·3/4.
+    cams = traj("right", "trajectory_aligned", 4)
+    px = 0.3 * 3 / 4
+    f = torch.tensor([px, 0.0, 1.0])
+    f = f / f.norm()
+    assert torch.allclose(cams.w2c[3, 2, :3], f, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("rotation", ROTATION_MODES)
+def test_every_preset_is_rigid_and_starts_at_source(name, rotation):
+    W0 = torch.eye(4)
+    W0[:3, 3] = torch.tensor([0.1, -0.2, 0.3])
+    for n in (1, 2, 7):
+        cams = traj(name, rotation, n, W0=W0)
+        assert len(cams) == n
+        R = cams.w2c[:, :3, :3]
+        assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand(n, 3, 3), atol=1e-5)
+        assert torch.allclose(cams.w2c[0], W0, atol=1e-6)  # p0 = 0 → A0 = I → frame 0 is the source
+
+
+def test_video_mode_per_frame_sources():
+    W = torch.eye(4)[None].repeat(3, 1, 1)
+    W[:, 0, 3] = torch.tensor([0.0, 1.0, 2.0])
+    cams = preset_trajectory("left", "no_rotation", 3, W, K, 352, 640)
+    assert torch.allclose(cams.w2c[2, 0, 3], torch.tensor(2.0 + 2 * 0.3 / 3))
+
+
+def test_center_depth_modes():
+    depth = torch.tensor([[2.0, 4.0], [6.0, 0.0]])
+    assert center_depth_for("gen3c", depth, "metric") == 1.0
+    assert center_depth_for("auto", depth, "relative") == 1.0
+    assert center_depth_for("auto", depth, "metric") == 4.0  # median of valid depth
+    assert center_depth_for("median_depth", depth, "relative") == 4.0
+    with pytest.raises(Gen3cInputError):
+        center_depth_for("metres", depth, "metric")
+
+
+def test_bad_presets():
+    with pytest.raises(Gen3cInputError, match="unknown trajectory"):
+        traj("sideways", "center_facing", 3)
+    with pytest.raises(Gen3cInputError, match="camera_rotation"):
+        traj("left", "spin", 3)
+    with pytest.raises(Gen3cInputError):
+        traj("left", "center_facing", 0)
