@@ -12,7 +12,6 @@ from gen3c.cameras import Cameras, look_at, make_intrinsics, opencv_to_opengl
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import atomic_path, ensure_writable_dir
 from gen3c.io.camera_files import (
-    cameras_to_nerfstudio_path,
     fit_cameras,
     load_camera_file,
     save_cameras,

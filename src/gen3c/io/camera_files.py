@@ -35,8 +35,8 @@ import torch
 from gen3c.cameras import (
     Cameras,
     focal_from_fov,
-    invert_pose,
     fov_from_focal,
+    invert_pose,
     make_intrinsics,
     opencv_to_opengl,
     opengl_to_opencv,

@@ -33,7 +33,8 @@ def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float
     path = Path(path)
     with atomic_path(path) as tmp:
         writer = imageio.get_writer(
-            tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality, pixelformat="yuv420p", macro_block_size=1
+            tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality, pixelformat="yuv420p", macro_block_size=1,
+            ffmpeg_params=["-preset", "fast"], ffmpeg_log_level="error",
         )
         try:
             for frame in array:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D, forward_warp
-from gen3c.cameras import Cameras, unproject_depth
+from gen3c.cameras import Cameras, invert_pose
 
 INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
@@ -27,24 +27,112 @@ def composite_buffers(buffers: BufferRenders) -> tuple[Tensor, Tensor, Tensor]:
     Returns:
         ``(color (T, 3, H, W), mask (T, H, W) bool, depth (T, H, W))``.
     """
-    valid = buffers.masks[:, :, 0] > 0  # (T, NB, H, W)
-    depth = torch.where(valid, buffers.depths[:, :, 0], torch.full_like(buffers.depths[:, :, 0], torch.inf))
-    best = depth.argmin(dim=1, keepdim=True)  # (T, 1, H, W)
-    color = torch.gather(buffers.colors, 1, best[:, :, None].expand(-1, -1, 3, -1, -1))[:, 0]
-    mask = valid.any(dim=1)
-    return color, mask, torch.gather(depth, 1, best)[:, 0].masked_fill(~mask, 0.0)
+    color = buffers.colors[:, 0].clone()
+    mask = buffers.masks[:, 0, 0] > 0
+    depth = buffers.depths[:, 0, 0].clone()
+    for i in range(1, buffers.num_buffers):
+        valid = buffers.masks[:, i, 0] > 0
+        wins = valid & (~mask | (buffers.depths[:, i, 0] < depth))
+        color = torch.where(wins[:, None], buffers.colors[:, i], color)
+        depth = torch.where(wins, buffers.depths[:, i, 0], depth)
+        mask |= valid
+    return color, mask, depth
 
 
-def fill_background_depth(depth: np.ndarray, holes: np.ndarray, radius: int = 3) -> np.ndarray:
-    """Depth for hole pixels, biased to the background: holes are mostly disocclusions, so
-    each gets the larger of the inpainted depth and the farthest valid depth nearby."""
-    filled = cv2.inpaint(depth.astype(np.float32), holes.astype(np.uint8), radius, cv2.INPAINT_TELEA)
-    far = cv2.dilate(np.where(holes, 0, depth).astype(np.float32), np.ones((7, 7), np.uint8))
-    out = np.where(holes, np.maximum(filled, far), depth)
-    if not np.isfinite(out).all() or (out[holes] <= 0).any():
-        fallback = float(depth[~holes].max()) if (~holes).any() else 1.0
-        out = np.where(holes & ~(out > 0), fallback, out)
-    return out
+def unproject_pixels(pixels: Tensor, depth: Tensor, K: Tensor, w2c: Tensor) -> Tensor:
+    """World points (N, 3) of the True pixels of ``pixels`` (H, W) at ``depth`` (N,)."""
+    v, u = pixels.nonzero(as_tuple=True)
+    x = (u.float() - K[0, 2]) / K[0, 0]
+    y = (v.float() - K[1, 2]) / K[1, 1]
+    cam = torch.stack([x * depth, y * depth, depth], dim=1)
+    c2w = invert_pose(w2c)
+    return cam @ c2w[:3, :3].T + c2w[:3, 3]
+
+
+def close_cracks(color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Fill one-pixel cracks between splats with the mean of their covered 3×3 neighbours.
+
+    Cracks open wherever the camera magnifies the cache; inpainting them and adding them to the
+    fill cloud would stack slightly different layers of fill frame after frame (speckle).
+
+    Args:
+        color: (3, H, W); depth: (H, W); mask: (H, W) bool coverage.
+    """
+    covered = mask.numpy().astype(np.uint8)
+    closed = cv2.morphologyEx(covered, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool) | mask.numpy()
+    cracks = torch.from_numpy(closed & ~mask.numpy())
+    if not cracks.any():
+        return color, depth, mask
+    m = mask.float()[None, None]
+    stacked = torch.cat([color * mask, (depth * mask)[None]])[None]
+    box = torch.nn.functional.avg_pool2d(torch.cat([stacked, m], 1), 3, stride=1, padding=1)[0]
+    mean = box[:4] / box[4:].clamp(min=1e-6)
+    color = torch.where(cracks, mean[:3], color)
+    depth = torch.where(cracks, mean[3], depth)
+    return color, depth, mask | cracks
+
+
+def foreground_rim(depth: np.ndarray, holes: np.ndarray, width: int = 2, ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Valid pixels bordering a hole that are clearly nearer than the farthest pixel bordering
+    the same hole: the foreground side of a disocclusion.
+
+    Args:
+        depth: (H, W) float depth; holes: (H, W) bool.
+    Returns:
+        ``(rim, border)``: (H, W) bool each; ``border`` is every valid pixel next to a hole.
+    """
+    count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros_like(holes), np.zeros_like(holes)
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    # Each border pixel takes the label of a hole next to it (the largest label nearby).
+    near_label = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int64)
+    border = (near_label > 0) & ~holes
+    far = np.zeros(count, np.float32)
+    np.maximum.at(far, near_label[border], depth[border].astype(np.float32))
+    rim = np.zeros_like(holes)
+    rim[border] = depth[border] < ratio * far[near_label[border]]
+    return rim, border
+
+
+def fill_holes(rgb: np.ndarray, depth: np.ndarray, holes: np.ndarray, radius: int, method: int, fill_color: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Inpaint colour (H, W, 3) uint8 and depth (H, W) in the holes from the background only.
+
+    Holes are mostly disocclusions: the foreground rim next to each hole is hidden from the
+    inpainting, so both colour and depth continue the background instead of smearing the object.
+    """
+    rim, border = foreground_rim(depth, holes)
+    source_mask = (holes | rim).astype(np.uint8)
+    depth_out = depth.astype(np.float32).copy()
+    background = border & ~rim
+    if background.any():
+        # Each hole pixel takes the depth of its nearest background border pixel: unlike
+        # gradient-based inpainting this never overshoots, so the fill sits on the background.
+        _, labels = cv2.distanceTransformWithLabels((~background).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+        depth_out[holes] = depth.reshape(-1)[np.flatnonzero(background.reshape(-1))][labels[holes] - 1]
+    else:
+        depth_out[holes] = float(depth[~holes].max()) if (~holes).any() else 1.0
+    if not fill_color:
+        return rgb, depth_out
+    rgb_filled = _inpaint_smooth(rgb, source_mask, radius, method)
+    return np.where(holes[..., None], rgb_filled, rgb), depth_out
+
+
+def _inpaint_smooth(rgb: np.ndarray, mask: np.ndarray, radius: int, method: int, factor: int = 4) -> np.ndarray:
+    """Inpaint at 1/``factor`` resolution and upsample: a smooth fill that changes little from
+    one frame to the next (full-resolution inpainting of textures turns into speckle)."""
+    h, w = mask.shape
+    if min(h, w) < 8 * factor:
+        return cv2.inpaint(np.ascontiguousarray(rgb), mask, radius, method)
+    small = (w // factor, h // factor)
+    keep = (mask == 0).astype(np.float32)
+    # Average only the known pixels of each block, so holes do not darken the small image.
+    weight = cv2.resize(keep, small, interpolation=cv2.INTER_AREA)
+    color = cv2.resize(rgb.astype(np.float32) * keep[..., None], small, interpolation=cv2.INTER_AREA)
+    small_rgb = np.clip(color / np.maximum(weight, 1e-6)[..., None], 0, 255).astype(np.uint8)
+    small_mask = (weight < 0.5).astype(np.uint8)
+    filled = cv2.inpaint(small_rgb, small_mask, max(1, radius // 2), method)
+    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 class PreviewGenerator:
@@ -93,19 +181,20 @@ class PreviewGenerator:
         frames = torch.empty(T, 3, H, W)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
         for t in range(T):
-            c, m, d = color[t].cpu().clone(), mask[t].cpu().clone(), depth[t].cpu().clone()
+            c, m, d = color[t].cpu(), mask[t].cpu(), depth[t].cpu()
             if fill_points.shape[0]:
-                fill = forward_warp(fill_points, fill_colors, w2c[t : t + 1], K[t : t + 1], H, W, mode="zbuffer")
+                fill = forward_warp(fill_points, fill_colors, w2c[t : t + 1], K[t : t + 1], H, W)
                 use = ~m & (fill.mask[0, 0] > 0)
                 c = torch.where(use, fill.color[0], c)
                 d = torch.where(use, fill.depth[0, 0], d)
-                m |= use
+                m = m | use
+            c, d, m = close_cracks(c, d, m)
             holes = ~m
             if t == 0 and first_frame is not None:
                 c = torch.where(holes, first_frame.cpu().float(), c)
             if holes.any():
                 c, d = self._fill(c, d, holes, skip_color=(t == 0 and first_frame is not None))
-                points = unproject_depth(d, K[t], w2c[t])[holes]
+                points = unproject_pixels(holes, d[holes], K[t], w2c[t])
                 fill_points = torch.cat([fill_points, points])
                 fill_colors = torch.cat([fill_colors, c.permute(1, 2, 0)[holes]])
             frames[t] = c
@@ -114,10 +203,8 @@ class PreviewGenerator:
         return frames
 
     def _fill(self, color: Tensor, depth: Tensor, holes: Tensor, skip_color: bool) -> tuple[Tensor, Tensor]:
-        hole_np = holes.numpy()
-        depth_np = fill_background_depth(depth.numpy(), hole_np, self.inpaint_radius)
+        rgb = ((color.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        rgb, depth_np = fill_holes(rgb, depth.numpy(), holes.numpy(), self.inpaint_radius, self.inpaint, not skip_color)
         if not skip_color:
-            rgb = ((color.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-            filled = cv2.inpaint(np.ascontiguousarray(rgb), hole_np.astype(np.uint8), self.inpaint_radius, self.inpaint)
-            color = torch.where(holes, torch.from_numpy(filled).permute(2, 0, 1).float() / 127.5 - 1.0, color)
+            color = torch.where(holes, torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0, color)
         return color, torch.from_numpy(depth_np)
