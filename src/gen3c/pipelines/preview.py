@@ -72,7 +72,7 @@ def close_cracks(color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Te
     return color, depth, mask | cracks
 
 
-def foreground_rim(depth: np.ndarray, holes: np.ndarray, width: int = 2, ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+def foreground_rim(depth: np.ndarray, holes: np.ndarray, width: int = 8, ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
     """Valid pixels bordering a hole that are clearly nearer than the farthest pixel bordering
     the same hole: the foreground side of a disocclusion.
 

@@ -1,0 +1,153 @@
+"""The command line end to end: outputs, frame counts, content, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.io.camera_files import load_camera_file
+from gen3c.io.video import read_video
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def generate_args(box_scene, out, *extra):
+    image, depth, _, _ = box_scene
+    return ("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "96x160",
+            "--video_save_folder", out, *extra)  # fmt: skip
+
+
+def test_generate_user_image_and_depth(box_scene, tmp_path):
+    out = tmp_path / "out"
+    res = invoke(*generate_args(box_scene, out, "--num_video_frames", 17, "--trajectory", "zoom_out", "--save_point_cloud"))
+    assert res.exit_code == 0, res.output
+    frames, fps = read_video(out / "output.mp4")
+    assert frames.shape == (17, 96, 160, 3) and fps == 24
+    # The camera moves, so the picture changes over time (and more by the end than at the start).
+    diffs = [np.abs(frames[i].astype(float) - frames[0]).mean() for i in (1, 8, 16)]
+    assert diffs[0] < diffs[1] < diffs[2] and diffs[2] > 5
+    cams = load_camera_file(out / "output_cameras.json")
+    assert len(cams) == 17 and (cams.height, cams.width) == (96, 160)
+    assert (out / "output.ply").stat().st_size > 1000
+    run = json.loads((out / "output_run.json").read_text())
+    assert run["trajectory"] == "zoom_out" and run["num_video_frames"] == 17
+
+
+def test_save_buffer_widens_video_as_gen3c(box_scene, tmp_path):
+    res = invoke(*generate_args(box_scene, tmp_path, "--num_video_frames", 9, "--save_buffer", "--video_save_name", "buf"))
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "buf.mp4")
+    assert frames.shape == (9, 96, 320, 3)  # one buffer render left of the generated frame
+    masks, _ = read_video(tmp_path / "buf_buffer_masks.mp4")
+    assert masks.shape == (9, 96, 160, 3)
+    assert masks[0].mean() > 200 and masks[-1].mean() < masks[0].mean()  # holes open as the camera moves
+
+
+def test_camera_file_round_trip_reproduces_the_video(box_scene, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert invoke(*generate_args(box_scene, a, "--num_video_frames", 9, "--trajectory", "clockwise")).exit_code == 0
+    res = invoke(*generate_args(box_scene, b, "--num_video_frames", 9, "--camera_file", a / "output_cameras.json"))
+    assert res.exit_code == 0, res.output
+    fa, _ = read_video(a / "output.mp4")
+    fb, _ = read_video(b / "output.mp4")
+    assert np.abs(fa.astype(int) - fb.astype(int)).max() <= 2
+
+
+def test_entry_point_help_lists_gen3c_flags():
+    out = subprocess.run([sys.executable, "-m", "gen3c", "generate", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ("--input_image_path", "--video_save_name", "--video_save_folder", "--trajectory", "--camera_rotation",
+                 "--movement_distance", "--num_video_frames", "--save_buffer", "--foreground_masking", "--seed",
+                 "--depth_path", "--intrinsics", "--fov", "--generator", "--resolution", "--camera_file"):  # fmt: skip
+        assert flag in out
+
+
+@pytest.fixture()
+def bad_files(tmp_path, box_scene):
+    files = {}
+    (tmp_path / "empty.png").write_bytes(b"")
+    files["empty"] = tmp_path / "empty.png"
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    files["corrupt"] = tmp_path / "corrupt.png"
+    np.save(tmp_path / "nan.npy", np.full((96, 160), np.nan, np.float32))
+    files["nan"] = tmp_path / "nan.npy"
+    np.save(tmp_path / "neg.npy", -np.ones((96, 160), np.float32))
+    files["neg"] = tmp_path / "neg.npy"
+    np.save(tmp_path / "shape.npy", np.ones((50, 50), np.float32))
+    files["shape"] = tmp_path / "shape.npy"
+    np.save(tmp_path / "obj.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    files["obj"] = tmp_path / "obj.npy"
+    (tmp_path / "cams.json").write_text('{"frames": [1, 2]}')
+    files["cams"] = tmp_path / "cams.json"
+    (tmp_path / "afile").write_text("x")
+    files["afile"] = tmp_path / "afile"
+    return files
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing_image", "does not exist"),
+        ("empty_image", "empty"),
+        ("corrupt_image", "corrupt|not a readable"),
+        ("nan_depth", "NaN"),
+        ("negative_depth", "≤ 0"),
+        ("wrong_shape_depth", "aspect"),
+        ("object_depth", "never unpickled"),
+        ("bad_intrinsics", "fx,fy,cx,cy"),
+        ("negative_focal", "focal"),
+        ("fov_and_intrinsics", "either"),
+        ("bad_camera_file", "camera file"),
+        ("zero_frames", "impossible"),
+        ("bad_resolution", "HEIGHTxWIDTH"),
+        ("output_is_file", "video_save_folder"),
+        ("no_camera", "--intrinsics"),
+        ("gen3c_generator", "gen3c"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_no_output(case, match, box_scene, bad_files, tmp_path):
+    image, depth, _, _ = box_scene
+    out = tmp_path / "out"
+    base = {"--input_image_path": image, "--depth_path": depth, "--fov": "60", "--resolution": "96x160",
+            "--video_save_folder": out, "--num_video_frames": "9"}  # fmt: skip
+    change = {
+        "missing_image": {"--input_image_path": tmp_path / "nope.png"},
+        "empty_image": {"--input_image_path": bad_files["empty"]},
+        "corrupt_image": {"--input_image_path": bad_files["corrupt"]},
+        "nan_depth": {"--depth_path": bad_files["nan"]},
+        "negative_depth": {"--depth_path": bad_files["neg"]},
+        "wrong_shape_depth": {"--depth_path": bad_files["shape"]},
+        "object_depth": {"--depth_path": bad_files["obj"]},
+        "bad_intrinsics": {"--fov": None, "--intrinsics": "1,2,3"},
+        "negative_focal": {"--fov": None, "--intrinsics": "-100,100,80,48"},
+        "fov_and_intrinsics": {"--intrinsics": "100,100,80,48"},
+        "bad_camera_file": {"--camera_file": bad_files["cams"]},
+        "zero_frames": {"--num_video_frames": "0"},
+        "bad_resolution": {"--resolution": "big"},
+        "output_is_file": {"--video_save_folder": bad_files["afile"] / "sub"},
+        "no_camera": {"--fov": None},
+        "gen3c_generator": {"--generator": "gen3c"},
+    }[case]
+    args = {**base, **change}
+    argv = ["generate"] + [str(x) for k, v in args.items() if v is not None for x in (k, v)]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    import re
+
+    assert re.search(match, res.output), res.output
+    error_lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(error_lines) <= 3  # one message (a long one may wrap in the terminal)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_trajectory_is_a_usage_error(box_scene, tmp_path):
+    res = invoke(*generate_args(box_scene, tmp_path, "--trajectory", "sideways"))
+    assert res.exit_code == 2 and "sideways" in res.output
