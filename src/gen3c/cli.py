@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from enum import Enum
@@ -234,28 +233,19 @@ def generate(
     fps: FpsOpt = 24.0,
 ) -> None:
     """Generate a camera-controlled video from a single image."""
-    from gen3c.io.depth import conform_depth, load_depth
-    from gen3c.io.images import load_image, parse_resolution
+    from gen3c.pipelines.request import GenerationRequest
 
-    size = parse_resolution(resolution)
-    image = load_image(input_image_path)
-    h, w = image.shape[-2:]
-    K = _input_intrinsics(intrinsics, fov, h, w)
-    if depth_path is None:
-        raise Gen3cInputError(
-            "no --depth_path given and depth estimation is not available yet: pass --depth_path (npy, npz, 16-bit PNG or EXR)"
-        )
-    depth, valid = conform_depth(load_depth(depth_path, png_depth_scale), (h, w), f"depth file {str(depth_path)!r}", mask_invalid_depth)
-    if K is None:
-        raise Gen3cInputError("user depth needs the camera: pass --intrinsics fx,fy,cx,cy or --fov DEGREES")
-    _run_single_image(
-        image, depth, K, valid, "metric",
-        size=size, resize_mode=resize_mode.value, trajectory=trajectory.value, camera_rotation=camera_rotation.value,
-        movement_distance=movement_distance, trajectory_scale=trajectory_scale.value, camera_file=camera_file,
-        num_video_frames=num_video_frames, generator_name=generator.value, filter_points_threshold=filter_points_threshold,
-        foreground_masking=foreground_masking, splat=splat.value, video_save_folder=video_save_folder,
-        video_save_name=video_save_name, save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps, seed=seed,
+    request = GenerationRequest(
+        input_image_path=str(input_image_path), depth_path=None if depth_path is None else str(depth_path),
+        png_depth_scale=png_depth_scale, mask_invalid_depth=mask_invalid_depth, intrinsics=intrinsics, fov=fov,
+        trajectory=trajectory.value, camera_rotation=camera_rotation.value, movement_distance=movement_distance,
+        trajectory_scale=trajectory_scale.value, camera_file=None if camera_file is None else str(camera_file),
+        num_video_frames=num_video_frames, filter_points_threshold=filter_points_threshold,
+        foreground_masking=foreground_masking, splat=splat.value, resolution=resolution, resize_mode=resize_mode.value,
+        generator=generator.value, seed=seed, video_save_folder=str(video_save_folder), video_save_name=video_save_name,
+        save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
     )  # fmt: skip
+    _run(request)
 
 
 @app.command()
@@ -272,95 +262,35 @@ def demo(
     save_point_cloud: PlyOpt = False,
     foreground_masking: FgOpt = False,
 ) -> None:
-    """Run the preview generator on the shipped sample (image + depth): no downloads, a few seconds on a CPU."""
+    """Run the preview generator on the shipped sample (image + depth): no downloads, seconds on a CPU."""
     from gen3c.io.images import parse_resolution
+    from gen3c.pipelines.camera_video import prepare_source
+    from gen3c.pipelines.request import GenerationRequest
     from gen3c.scenes import load_demo_sample
 
+    request = GenerationRequest(
+        trajectory=trajectory.value, camera_rotation=camera_rotation.value, movement_distance=movement_distance,
+        num_video_frames=num_video_frames, resolution=resolution, foreground_masking=foreground_masking,
+        video_save_folder=str(video_save_folder), video_save_name=video_save_name, save_buffer=save_buffer,
+        save_point_cloud=save_point_cloud,
+    )  # fmt: skip
     image, depth, K = load_demo_sample()
-    _run_single_image(
-        image, depth, K, depth > 0, "metric",
-        size=parse_resolution(resolution), resize_mode="crop", trajectory=trajectory.value,
-        camera_rotation=camera_rotation.value, movement_distance=movement_distance, trajectory_scale="auto",
-        camera_file=None, num_video_frames=num_video_frames, generator_name="preview", filter_points_threshold=0.05,
-        foreground_masking=foreground_masking, splat="bilinear", video_save_folder=video_save_folder,
-        video_save_name=video_save_name, save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=24.0, seed=1,
-    )  # fmt: skip
+    source = prepare_source(image, depth, K, parse_resolution(resolution), "crop", depth_kind="metric")
+    _run(request, source=source)
 
 
-def _input_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int):
-    from gen3c.cameras import intrinsics_from_fov, make_intrinsics, validate_intrinsics
+def _run(request, source=None) -> None:
+    from gen3c.pipelines.request import run_request
 
-    if intrinsics is not None and fov is not None:
-        raise Gen3cInputError("pass either --intrinsics or --fov, not both")
-    if fov is not None:
-        return intrinsics_from_fov(fov, height, width)
-    if intrinsics is None:
-        return None
-    try:
-        values = [float(v) for v in intrinsics.replace(" ", "").split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4:
-        raise Gen3cInputError(f"--intrinsics {intrinsics!r} must be four numbers 'fx,fy,cx,cy' in pixels of the input image")
-    return validate_intrinsics(make_intrinsics(*values), "--intrinsics")
-
-
-def make_generator(name: str, **options):
-    """The generator named on the command line."""
-    if name == "preview":
-        from gen3c.pipelines.preview import PreviewGenerator
-
-        return PreviewGenerator()
-    raise Gen3cInputError(
-        "the gen3c diffusion generator is not available in this version yet: use --generator preview"
-    )
-
-
-def _run_single_image(
-    image, depth, K, valid, depth_kind, *, size, resize_mode, trajectory, camera_rotation, movement_distance,
-    trajectory_scale, camera_file, num_video_frames, generator_name, filter_points_threshold, foreground_masking,
-    splat, video_save_folder, video_save_name, save_buffer, save_point_cloud, fps, seed,
-) -> dict:  # fmt: skip
-    from gen3c.io.atomic import ensure_writable_dir
-    from gen3c.io.camera_files import fit_cameras, load_camera_file
-    from gen3c.pipelines.camera_video import (
-        build_cache,
-        check_num_frames,
-        generate_video,
-        prepare_source,
-        preset_cameras,
-        save_outputs,
-    )
-
-    started = time.perf_counter()
-    ensure_writable_dir(video_save_folder, "--video_save_folder")
-    generator = make_generator(generator_name, seed=seed)
-    check_num_frames(num_video_frames, generator)
-    source = prepare_source(image, depth, K, size, resize_mode, valid=valid, depth_kind=depth_kind)
-    if camera_file is not None:
-        cameras = fit_cameras(load_camera_file(camera_file), num_video_frames, *size, name=f"camera file {str(camera_file)!r}")
-    else:
-        cameras = preset_cameras(source, trajectory, camera_rotation, num_video_frames, movement_distance, trajectory_scale)
-    cache = build_cache([source], filter_points_threshold, foreground_masking, splat)
     with rich_progress() as progress:
-        result = generate_video(cache, cameras, generator, first_frame=source.image, progress=progress)
-    settings = {
-        "generator": generator_name, "resolution": list(size), "num_video_frames": num_video_frames,
-        "trajectory": None if camera_file else trajectory, "camera_rotation": None if camera_file else camera_rotation,
-        "movement_distance": movement_distance, "trajectory_scale": trajectory_scale,
-        "camera_file": str(camera_file) if camera_file else None, "filter_points_threshold": filter_points_threshold,
-        "foreground_masking": foreground_masking, "splat": splat, "seed": seed, "fps": fps,
-    }  # fmt: skip
-    paths = save_outputs(
-        result, video_save_folder, video_save_name, save_buffer=save_buffer, cache=cache,
-        save_point_cloud=save_point_cloud, fps=fps, metadata=settings,
-    )  # fmt: skip
-    elapsed = time.perf_counter() - started
-    console.print(f"[green]wrote[/] {paths['video']} ({len(result.frames)} frames, {size[1]}×{size[0]}) in {elapsed:.1f} s")
-    for key, path in paths.items():
+        out = run_request(request, source=source, progress=progress)
+    frames = out.result.frames
+    console.print(
+        f"[green]wrote[/] {out.paths['video']} ({len(frames)} frames, {frames.shape[-1]}×{frames.shape[-2]}) in {out.seconds:.1f} s"
+    )
+    for key, path in out.paths.items():
         if key != "video":
             console.print(f"      {path}")
-    return paths
 
 
 def main() -> None:

@@ -1,0 +1,183 @@
+"""One generation job as data, and the function that runs it.
+
+:class:`GenerationRequest` holds every setting of a run under the CLI's flag names; the CLI,
+the GUI and batch manifests all build one and call :func:`run_request`, so the three never
+drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gen3c.cameras import Cameras, intrinsics_from_fov, make_intrinsics, validate_intrinsics
+from gen3c.errors import Gen3cInputError
+from gen3c.pipelines.camera_video import (
+    ProgressFactory,
+    SourceView,
+    VideoResult,
+    build_cache,
+    check_num_frames,
+    generate_video,
+    prepare_source,
+    preset_cameras,
+    save_outputs,
+)
+from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE
+
+GENERATORS = ("preview", "gen3c")
+
+
+@dataclass
+class GenerationRequest:
+    """Every setting of a single-image run (names follow the CLI flags)."""
+
+    input_image_path: str | None = None
+    depth_path: str | None = None
+    png_depth_scale: float = 0.001
+    mask_invalid_depth: bool = False
+    intrinsics: str | None = None
+    fov: float | None = None
+    trajectory: str = "left"
+    camera_rotation: str = "center_facing"
+    movement_distance: float = DEFAULT_MOVEMENT_DISTANCE
+    trajectory_scale: str = "auto"
+    camera_file: str | None = None
+    num_video_frames: int = 121
+    filter_points_threshold: float = 0.05
+    foreground_masking: bool = False
+    splat: str = "bilinear"
+    resolution: str = "704x1280"
+    resize_mode: str = "crop"
+    generator: str = "preview"
+    seed: int = 1
+    generator_options: dict[str, Any] = field(default_factory=dict)
+    video_save_folder: str = "outputs"
+    video_save_name: str = "output"
+    save_buffer: bool = False
+    save_point_cloud: bool = False
+    fps: float = 24.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], name: str = "request") -> GenerationRequest:
+        """Build a request from plain data, refusing unknown keys with a clear message."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise Gen3cInputError(f"{name} has unknown settings {unknown}: valid ones are {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
+    """The input image's intrinsics from ``"fx,fy,cx,cy"`` or a horizontal fov, or None."""
+    if intrinsics is not None and fov is not None:
+        raise Gen3cInputError("pass either --intrinsics or --fov, not both")
+    if fov is not None:
+        return intrinsics_from_fov(fov, height, width)
+    if intrinsics is None:
+        return None
+    try:
+        values = [float(v) for v in str(intrinsics).replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise Gen3cInputError(f"--intrinsics {intrinsics!r} must be four numbers 'fx,fy,cx,cy' in pixels of the input image")
+    return validate_intrinsics(make_intrinsics(*values), "--intrinsics")
+
+
+def load_source(request: GenerationRequest) -> SourceView:
+    """Read the request's image, depth and camera and bring them to the working resolution."""
+    from gen3c.io.depth import conform_depth, load_depth
+    from gen3c.io.images import load_image, parse_resolution
+
+    size = parse_resolution(request.resolution)
+    if request.input_image_path is None:
+        raise Gen3cInputError("no input image: pass --input_image_path")
+    image = load_image(request.input_image_path)
+    h, w = image.shape[-2:]
+    K = parse_intrinsics(request.intrinsics, request.fov, h, w)
+    if request.depth_path is None:
+        raise Gen3cInputError(
+            "no --depth_path given and depth estimation is not available yet: pass --depth_path (npy, npz, 16-bit PNG or EXR)"
+        )
+    raw = load_depth(request.depth_path, request.png_depth_scale)
+    depth, valid = conform_depth(raw, (h, w), f"depth file {str(request.depth_path)!r}", request.mask_invalid_depth)
+    if K is None:
+        raise Gen3cInputError("user depth needs the camera: pass --intrinsics fx,fy,cx,cy or --fov DEGREES")
+    return prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind="metric")
+
+
+def make_cameras(request: GenerationRequest, source: SourceView) -> Cameras:
+    """The request's trajectory: its camera file, or its preset relative to ``source``."""
+    if request.camera_file is not None:
+        from gen3c.io.camera_files import fit_cameras, load_camera_file
+
+        H, W = source.size
+        cams = load_camera_file(request.camera_file)
+        return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {str(request.camera_file)!r}")
+    return preset_cameras(
+        source, request.trajectory, request.camera_rotation, request.num_video_frames, request.movement_distance, request.trajectory_scale
+    )
+
+
+def make_generator(request: GenerationRequest):
+    """The generator a request names."""
+    if request.generator == "preview":
+        from gen3c.pipelines.preview import PreviewGenerator
+
+        return PreviewGenerator()
+    if request.generator == "gen3c":
+        raise Gen3cInputError("the gen3c diffusion generator is not available in this version yet: use --generator preview")
+    raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
+
+
+@dataclass
+class RunOutput:
+    result: VideoResult
+    paths: dict[str, Path]
+    seconds: float
+
+
+def run_request(
+    request: GenerationRequest,
+    *,
+    source: SourceView | None = None,
+    generator=None,
+    progress: ProgressFactory | None = None,
+) -> RunOutput:
+    """Run one request end to end and write its outputs.
+
+    Args:
+        source: an already prepared source view (e.g. the demo sample); read from the request's
+            files when None.
+        generator: a generator to reuse across requests; made from the request when None.
+        progress: stage-wise progress callbacks (see :data:`ProgressFactory`).
+    """
+    from gen3c.io.atomic import ensure_writable_dir
+
+    started = time.perf_counter()
+    ensure_writable_dir(request.video_save_folder, "--video_save_folder")
+    generator = generator or make_generator(request)
+    check_num_frames(request.num_video_frames, generator)
+    source = source or load_source(request)
+    cameras = make_cameras(request, source)
+    cache = build_cache([source], request.filter_points_threshold, request.foreground_masking, request.splat)
+    result = generate_video(cache, cameras, generator, first_frame=source.image, progress=progress)
+    paths = save_outputs(
+        result,
+        request.video_save_folder,
+        request.video_save_name,
+        save_buffer=request.save_buffer,
+        cache=cache,
+        save_point_cloud=request.save_point_cloud,
+        fps=request.fps,
+        metadata=request.to_dict(),
+    )
+    return RunOutput(result=result, paths=paths, seconds=time.perf_counter() - started)
