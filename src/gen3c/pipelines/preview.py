@@ -27,9 +27,9 @@ def composite_buffers(buffers: BufferRenders) -> tuple[Tensor, Tensor, Tensor]:
     Returns:
         ``(color (T, 3, H, W), mask (T, H, W) bool, depth (T, H, W))``.
     """
-    color = buffers.colors[:, 0].clone()
+    color = buffers.colors[:, 0]
     mask = buffers.masks[:, 0, 0] > 0
-    depth = buffers.depths[:, 0, 0].clone()
+    depth = buffers.depths[:, 0, 0]
     for i in range(1, buffers.num_buffers):
         valid = buffers.masks[:, i, 0] > 0
         wins = valid & (~mask | (buffers.depths[:, i, 0] < depth))
@@ -63,10 +63,10 @@ def close_cracks(color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Te
     cracks = torch.from_numpy(closed & ~mask.numpy())
     if not cracks.any():
         return color, depth, mask
-    m = mask.float()[None, None]
-    stacked = torch.cat([color * mask, (depth * mask)[None]])[None]
-    box = torch.nn.functional.avg_pool2d(torch.cat([stacked, m], 1), 3, stride=1, padding=1)[0]
-    mean = box[:4] / box[4:].clamp(min=1e-6)
+    covered_f = covered.astype(np.float32)
+    stacked = np.concatenate([(color * mask).permute(1, 2, 0).numpy(), (depth * mask)[..., None].numpy(), covered_f[..., None]], axis=2)
+    box = cv2.blur(np.ascontiguousarray(stacked), (3, 3), borderType=cv2.BORDER_CONSTANT)
+    mean = torch.from_numpy(box[..., :4] / np.maximum(box[..., 4:], 1e-6)).permute(2, 0, 1)
     color = torch.where(cracks, mean[:3], color)
     depth = torch.where(cracks, mean[3], depth)
     return color, depth, mask | cracks
