@@ -275,18 +275,21 @@ def foreground_curtain_depth(
     tris, pix = tris[in_view], pix[in_view]
     if tris.shape[0] == 0:
         return hit.view(height, width)
-    edge_len = torch.stack([(pix[:, i] - pix[:, (i + 1) % 3]).norm(dim=-1) for i in range(3)], 1).max(1).values
-    k = torch.ceil(edge_len.clamp(max=max(height, width))).long().clamp(min=1)
+    # A lattice along the triangle's two edges from vertex 0, with ≤ 1 pixel spacing on each;
+    # curtain triangles are long and thin, so two step counts cost far less than one square one.
+    limit = max(height, width)
+    k1 = torch.ceil((pix[:, 1] - pix[:, 0]).norm(dim=-1).clamp(max=limit)).long().clamp(min=1)
+    k2 = torch.ceil((pix[:, 2] - pix[:, 0]).norm(dim=-1).clamp(max=limit)).long().clamp(min=1)
     # Keep the lattice inside the sample budget by coarsening every triangle alike.
-    while ((k + 1) ** 2).sum() > max_samples and k.max() > 1:
-        k = torch.ceil(k / 2).long()
-    counts = (k + 1) ** 2
+    while ((k1 + 1) * (k2 + 1)).sum() > max_samples and max(k1.max(), k2.max()) > 1:
+        k1, k2 = torch.ceil(k1 / 2).long(), torch.ceil(k2 / 2).long()
+    counts = (k1 + 1) * (k2 + 1)
     tri = torch.repeat_interleave(torch.arange(tris.shape[0], device=device), counts)
     start = torch.cumsum(counts, 0) - counts
     local = torch.arange(tri.numel(), device=device) - start[tri]
-    kk = k[tri].float()
-    a = (local // (k[tri] + 1)).float() / kk
-    bb = (local % (k[tri] + 1)).float() / kk
+    row = k2[tri] + 1
+    a = (local // row).float() / k1[tri].float()
+    bb = (local % row).float() / k2[tri].float()
     fold = a + bb > 1
     a, bb = torch.where(fold, 1 - a, a), torch.where(fold, 1 - bb, bb)
     T = tris[tri]
