@@ -64,15 +64,43 @@ class GenerationRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], name: str = "request") -> GenerationRequest:
-        """Build a request from plain data, refusing unknown keys with a clear message."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Build a request from plain data (JSON, CSV, GUI), checking names and types.
+
+        Raises:
+            Gen3cInputError: unknown settings or values of the wrong type.
+        """
+        if not isinstance(data, dict):
+            raise Gen3cInputError(f"{name} must be an object of settings, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = [k for k in data if k not in known]
         if unknown:
-            raise Gen3cInputError(f"{name} has unknown settings {unknown}: valid ones are {sorted(known)}")
-        return cls(**data)
+            shown = ", ".join(repr(k)[:40] for k in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+            raise Gen3cInputError(f"{name} has unknown settings {shown}: see GenerationRequest's fields for the valid ones")
+        values = {key: _coerce(key, value, known[key].type, name) for key, value in data.items()}
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
+    """Check one setting against its annotation (as written in this module)."""
+    optional = "None" in annotation
+    if value is None:
+        if optional:
+            return None
+        raise Gen3cInputError(f"{name}: setting {key!r} cannot be empty")
+    base = annotation.replace(" | None", "")
+    ok = {
+        "str": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "dict[str, Any]": isinstance(value, dict),
+    }.get(base)
+    if not ok:
+        raise Gen3cInputError(f"{name}: setting {key!r} must be {base}, got {type(value).__name__} {str(value)[:40]!r}")
+    return float(value) if base == "float" else value
 
 
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
