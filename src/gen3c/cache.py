@@ -277,6 +277,9 @@ def foreground_curtain_depth(
         return hit.view(height, width)
     # A lattice along the triangle's two edges from vertex 0, with ≤ 1 pixel spacing on each;
     # curtain triangles are long and thin, so two step counts cost far less than one square one.
+    # The lattice lives in the image (uniform steps in pixels) and depth is interpolated
+    # perspective-correctly (1/z is linear in screen space): a lattice uniform in camera space
+    # would stretch to steps of many pixels at a curtain's near end, leaving holes in it.
     limit = max(height, width)
     k1 = torch.ceil((pix[:, 1] - pix[:, 0]).norm(dim=-1).clamp(max=limit)).long().clamp(min=1)
     k2 = torch.ceil((pix[:, 2] - pix[:, 0]).norm(dim=-1).clamp(max=limit)).long().clamp(min=1)
@@ -290,12 +293,13 @@ def foreground_curtain_depth(
     row = k2[tri] + 1
     a = (local // row).float() / k1[tri].float()
     bb = (local % row).float() / k2[tri].float()
-    fold = a + bb > 1
-    a, bb = torch.where(fold, 1 - a, a), torch.where(fold, 1 - bb, bb)
-    T = tris[tri]
-    pts = T[:, 0] + a[:, None] * (T[:, 1] - T[:, 0]) + bb[:, None] * (T[:, 2] - T[:, 0])
-    z = pts[:, 2]
-    uv = (pts @ K.T)[:, :2] / z[:, None]
+    # Lattice points past the diagonal mirror ones before it: keep the triangle's half only.
+    inner = a + bb <= 1.0 + 1e-6
+    tri, a, bb = tri[inner], a[inner, None], bb[inner, None]
+    P = pix[tri]
+    uv = P[:, 0] + a * (P[:, 1] - P[:, 0]) + bb * (P[:, 2] - P[:, 0])
+    inv_z = tris[..., 2].reciprocal()[tri]
+    z = (inv_z[:, :1] + a * (inv_z[:, 1:2] - inv_z[:, :1]) + bb * (inv_z[:, 2:] - inv_z[:, :1]))[:, 0].reciprocal()
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
         x = torch.floor(uv[:, 0]).long() + dx
         y = torch.floor(uv[:, 1]).long() + dy
