@@ -1,0 +1,149 @@
+"""Cache render speed: frames/s of :meth:`gen3c.cache.Cache3D.render` against plain numpy.
+
+    PYTHONPATH=src python benchmarks/bench_cache_render.py [--device cpu|cuda|all] [--frames 24]
+
+One source view of a procedural scene (704 × 1280 by default, every pixel a point) is lifted
+into a :class:`~gen3c.cache.Cache3D` and rendered along GEN3C's ``left`` preset
+(center_facing, movement 0.3) with the default bilinear soft-z-buffer splatting. The same
+splatting written in plain numpy (``np.bincount``, one thread) runs on the same points and
+cameras in the same process; the table gives frames/s and the speed-up over numpy, and the
+largest colour difference between the two (they compute the same thing).
+
+Not a test: numbers depend on the machine. Record results with the device in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+
+from gen3c.cache import DEPTH_WEIGHT_SHARPNESS, Cache3D
+from gen3c.scenes import make_scene, render, source_camera
+from gen3c.trajectories import preset_trajectory
+
+_SNAP = 1e-3  # as gen3c.cache: points this close to a pixel centre land on it alone
+
+
+def numpy_bilinear_splat(
+    points: np.ndarray, colors: np.ndarray, w2c: np.ndarray, K: np.ndarray, height: int, width: int
+):
+    """GEN3C's bilinear forward splat with soft depth weights, in plain numpy (one view).
+
+    Args:
+        points: (N, 3) world points; colors: (N, 3); w2c: (4, 4); K: (3, 3).
+    Returns:
+        color (3, H, W) (−1 where empty), mask (H, W) bool.
+    """
+    cam = points @ w2c[:3, :3].T + w2c[:3, 3]
+    z = cam[:, 2]
+    front = z > 1e-6
+    inv_z = 1.0 / np.where(front, z, 1.0)
+    u = (K[0, 0] * cam[:, 0] + K[0, 1] * cam[:, 1]) * inv_z + K[0, 2]
+    v = K[1, 1] * cam[:, 1] * inv_z + K[1, 2]
+    x0, y0 = np.floor(u + _SNAP), np.floor(v + _SNAP)
+    keep = front & (x0 >= -1) & (x0 < width) & (y0 >= -1) & (y0 < height)
+    u, v, z, x0, y0, col = u[keep], v[keep], z[keep], x0[keep], y0[keep], colors[keep]
+    log_z = np.log1p(np.clip(z, 0.0, 1000.0))
+    base = np.exp(-DEPTH_WEIGHT_SHARPNESS * log_z / max(log_z.max(), 1e-8))
+    fx, fy = u - x0, v - y0
+    fx[fx < _SNAP] = 0.0
+    fy[fy < _SNAP] = 0.0
+    pw, ph = width + 2, height + 2  # one-pixel border so all 4 neighbours have a slot
+    idx = ((y0 + 1) * pw + (x0 + 1)).astype(np.int64)
+    idx4 = np.concatenate([idx, idx + 1, idx + pw, idx + pw + 1])
+    w4 = np.concatenate(
+        [base * (1 - fx) * (1 - fy), base * fx * (1 - fy), base * (1 - fx) * fy, base * fx * fy]
+    )
+    n = ph * pw
+    weight = np.bincount(idx4, weights=w4, minlength=n)
+    color = np.stack([np.bincount(idx4, weights=w4 * np.tile(col[:, c], 4), minlength=n) for c in range(3)])
+    weight = weight.reshape(ph, pw)[1:-1, 1:-1]
+    color = color.reshape(3, ph, pw)[:, 1:-1, 1:-1]
+    mask = weight > 0
+    color = np.where(mask, color / np.where(mask, weight, 1.0), -1.0)
+    return color, mask
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="all", help="cpu, cuda, or all (cpu, plus cuda when available)")
+    parser.add_argument("--frames", type=int, default=24, help="target frames per timed render")
+    parser.add_argument("--height", type=int, default=704)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--scene", default="room")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported")
+    parser.add_argument("--numpy-frames", type=int, default=None, help="frames for numpy (default: --frames)")
+    args = parser.parse_args()
+
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    if "cuda" in devices and not torch.cuda.is_available():
+        if args.device != "all":
+            raise SystemExit("CUDA is not available on this machine")
+        devices.remove("cuda")
+
+    H, W = args.height, args.width
+    src = source_camera(H, W)
+    gt = render(make_scene(args.scene, seed=0), src)
+    cams = preset_trajectory("left", "center_facing", args.frames, src.w2c[0], src.K[0], H, W)
+    print(
+        f"scene {args.scene!r}, {H}×{W}, 'left' preset, {args.frames} frames; "
+        f"torch {torch.__version__} ({torch.get_num_threads()} CPU threads), numpy {np.__version__}, "
+        f"{platform.processor() or platform.machine()}"
+    )
+
+    rows = []
+    first_torch = None
+    for device in devices:
+        cache = Cache3D()
+        cache.add_view(
+            gt.rgb[0].to(device), gt.depth[0].to(device), src.K[0].to(device), src.w2c[0].to(device)
+        )
+        n_points = int(cache.views[0].valid.sum())
+        cache.render(cams[:2])  # warm-up
+        _sync(device)
+        best = float("inf")
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            out = cache.render(cams)
+            _sync(device)
+            best = min(best, time.perf_counter() - t0)
+        if first_torch is None:
+            first_torch = out.colors[:, 0].float().cpu().numpy()
+        name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+        rows.append((f"torch ({device})", name, args.frames / best))
+
+    # Plain numpy, same points and cameras.
+    view = Cache3D()
+    view.add_view(gt.rgb[0], gt.depth[0], src.K[0], src.w2c[0])
+    p, c = view.point_cloud()
+    pts, cols = p.double().numpy(), c.double().numpy()
+    w2cs, Ks = cams.w2c.double().numpy(), cams.K.double().numpy()
+    n_np = args.numpy_frames or args.frames
+    best_np, np_frames = float("inf"), []
+    for _ in range(max(1, args.repeats if n_np <= 8 else 1)):
+        t0 = time.perf_counter()
+        frames = [numpy_bilinear_splat(pts, cols, w2cs[i], Ks[i], H, W)[0] for i in range(n_np)]
+        best_np = min(best_np, time.perf_counter() - t0)
+        np_frames = frames
+    np_fps = n_np / best_np
+    rows.append(("numpy (bincount)", "CPU, 1 thread", np_fps))
+    diff = max(float(np.abs(first_torch[i] - np_frames[i]).max()) for i in range(min(n_np, args.frames)))
+
+    print(f"\n{n_points:,} points; numpy vs torch: max colour difference {diff:.2e}\n")
+    print(f"| {'implementation':<18} | {'device':<24} | {'frames/s':>9} | {'× numpy':>8} |")
+    print(f"|{'-' * 20}|{'-' * 26}|{'-' * 11}|{'-' * 10}|")
+    for impl, dev, fps in rows:
+        print(f"| {impl:<18} | {dev:<24} | {fps:>9.2f} | {fps / np_fps:>8.2f} |")
+
+
+if __name__ == "__main__":
+    main()
