@@ -627,10 +627,13 @@ def _corridor(rng: _Rand) -> Scene:
 def _street(rng: _Rand) -> Scene:
     ground_y = 1.5
     prims: list[Primitive] = [
+        # Ground out to z = 60 (beyond it, sky): depths stay inside the cache's [0, 100] clamp.
         Plane(
-            (0.0, ground_y, 0.0),
+            (0.0, ground_y, 25.0),
             (0.0, -1.0, 0.0),
             Noise(0.7, ((0.3, 0.3, 0.32), (0.45, 0.45, 0.48), (0.6, 0.58, 0.55)), seed=rng.seed()),
+            u_axis=(1.0, 0.0, 0.0),
+            half_extent=(40.0, 35.0),
         ),
         # Road markings: a long finite stripe plane lying just above the ground.
         Plane(
@@ -723,7 +726,8 @@ def make_scene(name: str, seed: int = 0) -> Scene:
     - ``"room"``: floor, walls, ceiling, a painting, two boxes (one rotated), two spheres;
       closed, every pixel hits. Depths ≈ 1.7–8.
     - ``"corridor"``: a long corridor with doors, pillars, a box and a sphere; closed. Depths ≈ 1.5–9.5.
-    - ``"street"``: ground, road marking, buildings on both sides, sky (misses). Depths ≈ 1.5–12.
+    - ``"street"``: ground, road marking, buildings on both sides, sky (misses). Depths ≈ 1.5–12,
+      the ground reaching z = 60 between the buildings.
     - ``"objects"``: spheres, rotated boxes and a panel floating in front of a far backdrop at
       z = 8; every pixel hits.
     """
