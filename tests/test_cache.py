@@ -8,7 +8,13 @@ import math
 import pytest
 import torch
 
-from gen3c.cache import DEPTH_WEIGHT_SHARPNESS, Cache3D, forward_warp, reliable_depth_mask
+from gen3c.cache import (
+    DEPTH_WEIGHT_SHARPNESS,
+    Cache3D,
+    foreground_curtain_depth,
+    forward_warp,
+    reliable_depth_mask,
+)
 from gen3c.cameras import Cameras, make_intrinsics, project_points, unproject_depth
 from gen3c.scenes import make_scene, render, source_camera
 from gen3c.trajectories import preset_trajectory
@@ -164,22 +170,57 @@ def test_reliable_depth_mask_threshold_and_nonpositive_depth():
 # --------------------------------------------------------------------------------------------
 
 
-def test_foreground_masking_hides_background_leaking_through_a_crack():
-    # A red bar (depth 1.5, columns 16..31) in front of a green wall (depth 6). The target
-    # camera moves 0.3 left and 0.9 forward: the bar, now at depth 0.6, is magnified 2.5× so its
-    # splats leave cracks, and wall points from beside the bar slide in behind it — through the
-    # cracks they show as green pixels inside the bar.
+def _bar_scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A red bar (depth 1.5, columns 16..31) in front of a green wall (depth 6), 32 × 48, and a
+    target camera moved 0.3 left and 0.9 forward. Returns (image, depth, K, target w2c)."""
     H, W = 32, 48
-    f, cx, cy = 48.0, (W - 1) / 2, (H - 1) / 2
-    K = make_intrinsics(f, f, cx, cy)
+    K = make_intrinsics(48.0, 48.0, (W - 1) / 2, (H - 1) / 2)
     depth = torch.full((H, W), 6.0)
     depth[:, 16:32] = 1.5
     image = -torch.ones(3, H, W)
     image[0, :, 16:32] = 1.0
     image[1] = -image[0]
-    tx, tz = 0.3, 0.9
     w2c = torch.eye(4)
-    w2c[0, 3], w2c[2, 3] = tx, -tz
+    w2c[0, 3], w2c[2, 3] = 0.3, -0.9
+    return image, depth, K, w2c
+
+
+def test_foreground_curtain_has_no_holes():
+    # The curtain between the bar's edges and the wall spans depths 0.6 to 5.1 in the target:
+    # every row's hits must form one unbroken run (a lattice uniform in camera space leaves
+    # gaps of several pixels at the near end).
+    _, depth, K, w2c = _bar_scene()
+    edge = ~reliable_depth_mask(depth)
+    hit = foreground_curtain_depth(unproject_depth(depth, K, torch.eye(4)), edge, w2c, K, 32, 48)
+    for row in torch.isfinite(hit):
+        cols = row.nonzero()[:, 0]
+        assert cols.numel() > 10 and row[cols.min() : cols.max() + 1].all()
+
+
+def test_foreground_curtain_depth_is_perspective_correct():
+    # An all-edge slanted plane (1/z linear in u, z from 0.5 to 8) seen from its own camera: the
+    # curtain is the plane itself. Each lattice sample marks the pixels up to one to its right
+    # and below, so a pixel's hit lies between the plane's depth there and one pixel nearer.
+    H, W = 24, 41
+    K = make_intrinsics(30.0, 30.0, 20.0, 12.0)
+    inv_z = 2.0 + (0.125 - 2.0) * torch.arange(W, dtype=torch.float32) / (W - 1)
+    depth = (1.0 / inv_z).expand(H, W).contiguous()
+    hit = foreground_curtain_depth(
+        unproject_depth(depth, K, torch.eye(4)), torch.ones(H, W, dtype=torch.bool), torch.eye(4), K, H, W
+    )
+    foot = hit[:21]  # the coarse grid (every 4th point) spans rows 0..20, all 41 columns
+    nearer = torch.cat([depth[:21, :1], depth[:21, :-1]], dim=1)
+    assert torch.isfinite(foot).all()
+    assert ((foot >= nearer - 1e-4) & (foot <= depth[:21] + 1e-4)).all()
+
+
+def test_foreground_masking_hides_background_leaking_through_a_crack():
+    # The bar of _bar_scene seen from a camera moved 0.3 left and 0.9 forward: the bar, now at
+    # depth 0.6, is magnified 2.5× so its splats leave cracks, and wall points from beside the bar
+    # slide in behind it — through the cracks they show as green pixels inside the bar.
+    image, depth, K, w2c = _bar_scene()
+    H, W = depth.shape
+    f, cx, tx, tz = K[0, 0].item(), K[0, 2].item(), w2c[0, 3].item(), -w2c[2, 3].item()
     target = Cameras(w2c[None], K, H, W)
     # The bar's columns in the target, from its source edges at u = 15.5 and 31.5.
     edges = [f * ((u - cx) / f * 1.5 + tx) / (1.5 - tz) + cx for u in (15.5, 31.5)]
