@@ -95,7 +95,7 @@ def foreground_rim(depth: np.ndarray, holes: np.ndarray, width: int = 8, ratio: 
     return rim, border
 
 
-def fill_holes(rgb: np.ndarray, depth: np.ndarray, holes: np.ndarray, radius: int, method: int, fill_color: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def fill_holes(rgb: np.ndarray, depth: np.ndarray, holes: np.ndarray, radius: int, method: int) -> tuple[np.ndarray, np.ndarray]:
     """Inpaint colour (H, W, 3) uint8 and depth (H, W) in the holes from the background only.
 
     Holes are mostly disocclusions: the foreground rim next to each hole is hidden from the
@@ -112,8 +112,6 @@ def fill_holes(rgb: np.ndarray, depth: np.ndarray, holes: np.ndarray, radius: in
         depth_out[holes] = depth.reshape(-1)[np.flatnonzero(background.reshape(-1))][labels[holes] - 1]
     else:
         depth_out[holes] = float(depth[~holes].max()) if (~holes).any() else 1.0
-    if not fill_color:
-        return rgb, depth_out
     rgb_filled = _inpaint_smooth(rgb, source_mask, radius, method)
     return np.where(holes[..., None], rgb_filled, rgb), depth_out
 
@@ -191,9 +189,12 @@ class PreviewGenerator:
             c, d, m = close_cracks(c, d, m)
             holes = ~m
             if t == 0 and first_frame is not None:
+                # Frame 0 shows the conditioning image (as in GEN3C). Its depth-edge pixels,
+                # which the cache left out, blend foreground and background colours: they must
+                # not seed the fill cloud, or the object's colour would ghost into disocclusions.
                 c = torch.where(holes, first_frame.cpu().float(), c)
-            if holes.any():
-                c, d = self._fill(c, d, holes, skip_color=(t == 0 and first_frame is not None))
+            elif holes.any():
+                c, d = self._fill(c, d, holes)
                 points = unproject_pixels(holes, d[holes], K[t], w2c[t])
                 fill_points = torch.cat([fill_points, points])
                 fill_colors = torch.cat([fill_colors, c.permute(1, 2, 0)[holes]])
@@ -202,9 +203,8 @@ class PreviewGenerator:
                 progress(1)
         return frames
 
-    def _fill(self, color: Tensor, depth: Tensor, holes: Tensor, skip_color: bool) -> tuple[Tensor, Tensor]:
+    def _fill(self, color: Tensor, depth: Tensor, holes: Tensor) -> tuple[Tensor, Tensor]:
         rgb = ((color.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        rgb, depth_np = fill_holes(rgb, depth.numpy(), holes.numpy(), self.inpaint_radius, self.inpaint, not skip_color)
-        if not skip_color:
-            color = torch.where(holes, torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0, color)
+        rgb, depth_np = fill_holes(rgb, depth.numpy(), holes.numpy(), self.inpaint_radius, self.inpaint)
+        color = torch.where(holes, torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0, color)
         return color, torch.from_numpy(depth_np)
