@@ -98,7 +98,7 @@ SCHEDULER_GEN3C: dict[str, Any] = {
 
 #: ``T5Config`` kwargs of a tiny text encoder for tests (the real one is google-t5/t5-11b, d_model 1024).
 T5_TINY: dict[str, Any] = {
-    "vocab_size": 64,
+    "vocab_size": 72,
     "d_model": TRANSFORMER_TINY["text_embed_dim"],
     "d_kv": 8,
     "d_ff": 32,
