@@ -56,7 +56,14 @@ def official_dit_name(key: str) -> str:
     m = re.match(r"attn([12])\.(\w+)(\.0)?\.weight", rest)
     if m:
         j = int(m[1]) - 1
-        inner = {"to_q": "to_q.0", "norm_q": "to_q.1", "to_k": "to_k.0", "norm_k": "to_k.1", "to_v": "to_v.0", "to_out": "to_out.0"}
+        inner = {
+            "to_q": "to_q.0",
+            "norm_q": "to_q.1",
+            "to_k": "to_k.0",
+            "norm_k": "to_k.1",
+            "to_v": "to_v.0",
+            "to_out": "to_out.0",
+        }
         return f"{block}.{j}.block.attn.{inner[m[2]]}.weight"
     inner = {"ff.net.0.proj.weight": "layer1.weight", "ff.net.2.weight": "layer2.weight"}
     return f"{block}.2.block.{inner[rest]}"
@@ -126,7 +133,9 @@ def torchscript_archive(state: dict[str, Tensor], path: Path) -> None:
     torch.jit.save(torch.jit.script(root), str(path))
 
 
-def write_official_checkpoint(root: Path, parts: dict, *, extra_dit: dict | None = None, drop_dit: str | None = None) -> None:
+def write_official_checkpoint(
+    root: Path, parts: dict, *, extra_dit: dict | None = None, drop_dit: str | None = None
+) -> None:
     """GEN3C's checkpoint folder for the models in ``parts`` (see tiny_components)."""
     dit = {official_dit_name(k): v.clone() for k, v in parts["transformer"].state_dict().items()}
     leftovers = {
@@ -157,7 +166,9 @@ def write_official_checkpoint(root: Path, parts: dict, *, extra_dit: dict | None
     torchscript_archive(enc, tok / "encoder.jit")
     torchscript_archive(dec, tok / "decoder.jit")
     g = torch.Generator().manual_seed(5)
-    torch.save((torch.randn(16 * 24, generator=g) * 0.1, torch.rand(16 * 24, generator=g) + 0.5), tok / "mean_std.pt")
+    torch.save(
+        (torch.randn(16 * 24, generator=g) * 0.1, torch.rand(16 * 24, generator=g) + 0.5), tok / "mean_std.pt"
+    )
 
     t5 = root / T5_DIR
     from transformers import T5Config, T5ForConditionalGeneration
@@ -202,8 +213,13 @@ def test_every_key_is_accounted_for(converted):
     assert len(vae.mapped) == len(parts["vae"].state_dict())
     assert len(vae.dropped) == 4
     text = (out / "conversion_report.txt").read_text()
-    assert "net.blocks.block1.blocks.2.block.layer1.weight -> transformer_blocks.1.ff.net.0.proj.weight" in text
-    assert "decoder.up.0.block.0.conv1.0.conv3d.weight -> decoder.up_blocks.2.resnets.0.conv1.conv_s.weight" in text
+    assert (
+        "net.blocks.block1.blocks.2.block.layer1.weight -> transformer_blocks.1.ff.net.0.proj.weight" in text
+    )
+    assert (
+        "decoder.up.0.block.0.conv1.0.conv3d.weight -> decoder.up_blocks.2.resnets.0.conv1.conv_s.weight"
+        in text
+    )
 
 
 def test_converted_transformer_matches_weights_placed_by_hand(converted):
@@ -252,7 +268,9 @@ def test_converted_pipeline_reproduces_the_hand_built_one(converted):
     parts, _, out, _ = converted
     loaded = load_pipeline(out, dtype=torch.float32)
     vae = copy.deepcopy(parts["vae"])
-    vae.register_to_config(latents_mean=loaded.vae.config.latents_mean, latents_std=loaded.vae.config.latents_std)
+    vae.register_to_config(
+        latents_mean=loaded.vae.config.latents_mean, latents_std=loaded.vae.config.latents_std
+    )
     reference = Gen3cPipeline(**{**parts, "transformer": as_stored(parts["transformer"]), "vae": vae})
     reference.set_progress_bar_config(disable=True)
     loaded.set_progress_bar_config(disable=True)
@@ -275,9 +293,18 @@ def test_converted_pipeline_reproduces_the_hand_built_one(converted):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"drop_dit": "net.blocks.block1.blocks.1.block.attn.to_k.0.weight"}, "missing key transformer_blocks.1.attn2.to_k.weight"),
-        ({"extra_dit": {"net.blocks.block0.blocks.0.block.attn.to_w.0.weight": torch.zeros(3)}}, "unexpected key net.blocks.block0"),
-        ({"extra_dit": {"net.x_embedder.proj.1.weight": torch.zeros(24, 5)}}, "shape of net.x_embedder.proj.1.weight"),
+        (
+            {"drop_dit": "net.blocks.block1.blocks.1.block.attn.to_k.0.weight"},
+            "missing key transformer_blocks.1.attn2.to_k.weight",
+        ),
+        (
+            {"extra_dit": {"net.blocks.block0.blocks.0.block.attn.to_w.0.weight": torch.zeros(3)}},
+            "unexpected key net.blocks.block0",
+        ),
+        (
+            {"extra_dit": {"net.x_embedder.proj.1.weight": torch.zeros(24, 5)}},
+            "shape of net.x_embedder.proj.1.weight",
+        ),
         ({"extra_dit": {"ema_weights.something": torch.zeros(2)}}, "unexpected key ema_weights.something"),
     ],
 )

@@ -156,7 +156,9 @@ def tokenizer_key(key: str, num_levels: int) -> str | None:
         return mapped(f"mid_block.resnets.{int(m[1]) - 1}.", _resnet_key(m[2]))
     m = re.match(r"^mid\.attn_1\.([01])\.(.*)$", rest)
     if m:
-        return mapped(f"mid_block.{'attentions' if m[1] == '0' else 'temp_attentions'}.0.", _attention_key(m[2]))
+        return mapped(
+            f"mid_block.{'attentions' if m[1] == '0' else 'temp_attentions'}.0.", _attention_key(m[2])
+        )
     m = re.match(r"^(down|up)\.(\d+)\.(.*)$", rest)
     if not m or (m[1] == "down") != (part == "encoder"):
         return None
@@ -278,7 +280,9 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
                 "if you trust it, convert with --trust_checkpoint (trust_checkpoint=True)"
             ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise Gen3cModelError(f"{path} is not a readable torch file ({_first_line(exc)}): download it again") from None
+        raise Gen3cModelError(
+            f"{path} is not a readable torch file ({_first_line(exc)}): download it again"
+        ) from None
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
@@ -292,7 +296,9 @@ def dit_state_dict(obj: Any) -> tuple[dict[str, Any], str]:
         return {k.replace("-", "."): v for k, v in obj["ema"].items()}, "model.pt['ema'] ('-' read as '.')"
     if isinstance(obj, dict) and any(isinstance(k, str) and k.startswith("net.") for k in obj):
         return obj, "model.pt"
-    raise Gen3cModelError("model.pt holds no network state dict (no 'model' entry and no 'net.' keys): download it again")
+    raise Gen3cModelError(
+        "model.pt holds no network state dict (no 'model' entry and no 'net.' keys): download it again"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -330,7 +336,9 @@ def convert_transformer(path: Path, config: dict, dtype: torch.dtype, trust_chec
     return model, report
 
 
-def convert_tokenizer(folder: Path, config: dict, trust_checkpoint: bool = False, latent_frames: int | None = None):
+def convert_tokenizer(
+    folder: Path, config: dict, trust_checkpoint: bool = False, latent_frames: int | None = None
+):
     """(model, report) of the Cosmos tokenizer in ``folder`` (encoder.jit, decoder.jit, mean_std.pt)."""
     from accelerate import init_empty_weights
     from diffusers import AutoencoderKLCosmos
@@ -341,19 +349,31 @@ def convert_tokenizer(folder: Path, config: dict, trust_checkpoint: bool = False
         try:
             module = torch.jit.load(str(path), map_location="cpu")
         except (RuntimeError, ValueError) as exc:
-            raise Gen3cModelError(f"{path} is not a TorchScript archive ({_first_line(exc)}): download it again") from None
+            raise Gen3cModelError(
+                f"{path} is not a TorchScript archive ({_first_line(exc)}): download it again"
+            ) from None
         for key, value in module.state_dict().items():
             if key in state:
                 raise Gen3cModelError(f"{path}: key {key} also appears in the other tokenizer file")
             state[key] = value.detach().clone()
-    mean, std = _latent_statistics(_require(folder / "mean_std.pt", "the tokenizer's mean_std.pt"), config, trust_checkpoint, latent_frames)
+    mean, std = _latent_statistics(
+        _require(folder / "mean_std.pt", "the tokenizer's mean_std.pt"),
+        config,
+        trust_checkpoint,
+        latent_frames,
+    )
     config = {**config, "latents_mean": mean, "latents_std": std}
     with init_empty_weights():
         model = AutoencoderKLCosmos(**config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     levels = len(config["encoder_block_out_channels"]) - 1
     mapped, report = map_state_dict(
-        "vae", f"{folder}/{{encoder,decoder}}.jit", state, expected, lambda k: tokenizer_key(k, levels), TOKENIZER_DROPS
+        "vae",
+        f"{folder}/{{encoder,decoder}}.jit",
+        state,
+        expected,
+        lambda k: tokenizer_key(k, levels),
+        TOKENIZER_DROPS,
     )
     report.notes.append(f"latent statistics from mean_std.pt: {len(mean)} values per statistic")
     if report.ok:
@@ -361,7 +381,9 @@ def convert_tokenizer(folder: Path, config: dict, trust_checkpoint: bool = False
     return model, report
 
 
-def _latent_statistics(path: Path, config: dict, trust_checkpoint: bool, latent_frames: int | None) -> tuple[list[float], list[float]]:
+def _latent_statistics(
+    path: Path, config: dict, trust_checkpoint: bool, latent_frames: int | None
+) -> tuple[list[float], list[float]]:
     obj = load_torch_file(path, trust_checkpoint)
     if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, Tensor) for t in obj)):
         raise Gen3cModelError(f"{path} should hold (mean, std) tensors: download it again")
@@ -370,7 +392,9 @@ def _latent_statistics(path: Path, config: dict, trust_checkpoint: bool, latent_
     # As GEN3C's tokenizer wrapper: view as (channels, frames), keep one chunk's latent frames.
     mean, std = (t.float().reshape(C, -1)[:, :n] for t in obj)
     if not torch.isfinite(mean).all() or not torch.isfinite(std).all() or (std <= 0).any():
-        raise Gen3cModelError(f"{path} holds non-finite means or non-positive standard deviations: download it again")
+        raise Gen3cModelError(
+            f"{path} holds non-finite means or non-positive standard deviations: download it again"
+        )
     return mean.flatten().tolist(), std.flatten().tolist()
 
 
@@ -411,16 +435,22 @@ def convert_checkpoint(
     say = log or (lambda _line: None)
     src, out = Path(official_dir).expanduser(), Path(out_dir).expanduser()
     if not src.is_dir():
-        raise Gen3cModelError(f"checkpoint folder {str(src)!r} does not exist: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})")
+        raise Gen3cModelError(
+            f"checkpoint folder {str(src)!r} does not exist: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})"
+        )
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise Gen3cModelError(f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite")
+        raise Gen3cModelError(
+            f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
+        )
     dit_path = _require(src / DIT_FILE, "the GEN3C DiT (Gen3C-Cosmos-7B/model.pt)")
     tok_dir = _require(src / TOKENIZER_DIR, "the Cosmos tokenizer folder (Cosmos-Tokenize1-CV8x8x8-720p/)")
     t5_dir = _require(src / T5_DIR, "the T5 text encoder folder (google-t5/t5-11b/)")
 
     report = ConversionReport()
     say(f"reading {dit_path}")
-    transformer, rep = convert_transformer(dit_path, transformer_config or configs.TRANSFORMER_7B, dtype, trust_checkpoint)
+    transformer, rep = convert_transformer(
+        dit_path, transformer_config or configs.TRANSFORMER_7B, dtype, trust_checkpoint
+    )
     report.components.append(rep)
     say(f"reading {tok_dir}")
     vae, rep = convert_tokenizer(tok_dir, vae_config or configs.VAE_CV8X8X8, trust_checkpoint)
@@ -436,10 +466,16 @@ def convert_checkpoint(
     say(f"reading {t5_dir}")
     text_encoder, tokenizer = _load_t5(t5_dir)
     prompts = ["", configs.DEFAULT_NEGATIVE_PROMPT]
-    cache = PromptEmbeddingCache.from_embeddings({p: _t5_embed(text_encoder, tokenizer, p)[0] for p in prompts})
+    cache = PromptEmbeddingCache.from_embeddings(
+        {p: _t5_embed(text_encoder, tokenizer, p)[0] for p in prompts}
+    )
     t5_report = ComponentReport("text_encoder", str(t5_dir))
-    t5_report.notes.append(f"T5 encoder loaded with transformers ({sum(p.numel() for p in text_encoder.parameters()):,} parameters)")
-    t5_report.notes.append("prompt_cache: float32 T5 embeddings of the empty prompt and GEN3C's default negative prompt")
+    t5_report.notes.append(
+        f"T5 encoder loaded with transformers ({sum(p.numel() for p in text_encoder.parameters()):,} parameters)"
+    )
+    t5_report.notes.append(
+        "prompt_cache: float32 T5 embeddings of the empty prompt and GEN3C's default negative prompt"
+    )
     if not keep_text_encoder:
         t5_report.notes.append("T5 left out of the output: only the cached prompts can be used")
     report.components.append(t5_report)
@@ -449,7 +485,9 @@ def convert_checkpoint(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         say(f"writing {out}")
-        transformer.save_pretrained(staging / "transformer", safe_serialization=True, max_shard_size=max_shard_size)
+        transformer.save_pretrained(
+            staging / "transformer", safe_serialization=True, max_shard_size=max_shard_size
+        )
         vae.save_pretrained(staging / "vae", safe_serialization=True)
         EDMEulerScheduler(**configs.SCHEDULER_GEN3C).save_pretrained(staging / "scheduler")
         cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
@@ -462,7 +500,9 @@ def convert_checkpoint(
             "tokenizer": [None, None],
         }
         if keep_text_encoder:
-            text_encoder.to(text_encoder_dtype).save_pretrained(staging / "text_encoder", safe_serialization=True, max_shard_size=max_shard_size)
+            text_encoder.to(text_encoder_dtype).save_pretrained(
+                staging / "text_encoder", safe_serialization=True, max_shard_size=max_shard_size
+            )
             tokenizer.save_pretrained(staging / "tokenizer")
             components["text_encoder"] = ["transformers", "T5EncoderModel"]
             components["tokenizer"] = ["transformers", type(tokenizer).__name__]
@@ -494,12 +534,18 @@ def _load_t5(folder: Path):
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         text_encoder = T5EncoderModel.from_pretrained(str(folder), dtype=torch.float32)
     except (OSError, ValueError) as exc:
-        raise Gen3cModelError(f"T5 folder {folder} could not be loaded ({_first_line(exc)}): download google-t5/t5-11b again") from None
+        raise Gen3cModelError(
+            f"T5 folder {folder} could not be loaded ({_first_line(exc)}): download google-t5/t5-11b again"
+        ) from None
     return text_encoder.eval(), tokenizer
 
 
 @torch.no_grad()
 def _t5_embed(text_encoder, tokenizer, prompt: str, max_length: int = configs.MAX_SEQUENCE_LENGTH) -> Tensor:
-    tokens = tokenizer([prompt], padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
-    hidden = text_encoder(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask).last_hidden_state.float()
+    tokens = tokenizer(
+        [prompt], padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
+    )
+    hidden = text_encoder(
+        input_ids=tokens.input_ids, attention_mask=tokens.attention_mask
+    ).last_hidden_state.float()
     return hidden * tokens.attention_mask[..., None]

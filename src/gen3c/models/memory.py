@@ -59,7 +59,9 @@ def memory_plan(
     ``vae_chunk_frames`` says otherwise (0 turns chunking off).
     """
     if memory_mode not in MEMORY_MODES:
-        raise Gen3cInputError(f"memory_mode {memory_mode!r} is not one of {', '.join(MEMORY_MODES)}: pick one of them")
+        raise Gen3cInputError(
+            f"memory_mode {memory_mode!r} is not one of {', '.join(MEMORY_MODES)}: pick one of them"
+        )
     if vae_chunk_frames is not None and vae_chunk_frames < 0:
         raise Gen3cInputError(f"vae_chunk_frames {vae_chunk_frames} must be ≥ 1 (or 0 for no chunking)")
     offload = set()

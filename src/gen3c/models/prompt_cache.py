@@ -23,7 +23,9 @@ class PromptEmbeddingCache(ModelMixin, ConfigMixin):
     """
 
     @register_to_config
-    def __init__(self, prompts: list[str] | tuple[str, ...] = (), max_sequence_length: int = 512, embed_dim: int = 1024):
+    def __init__(
+        self, prompts: list[str] | tuple[str, ...] = (), max_sequence_length: int = 512, embed_dim: int = 1024
+    ):
         super().__init__()
         self.register_buffer("embeddings", torch.zeros(len(prompts), max_sequence_length, embed_dim))
 
@@ -34,7 +36,9 @@ class PromptEmbeddingCache(ModelMixin, ConfigMixin):
             raise ValueError("the prompt cache needs at least one embedding")
         shapes = {tuple(e.shape[-2:]) for e in embeddings.values()}
         if len(shapes) != 1:
-            raise ValueError(f"cached embeddings must share one (tokens, channels) shape, got {sorted(shapes)}")
+            raise ValueError(
+                f"cached embeddings must share one (tokens, channels) shape, got {sorted(shapes)}"
+            )
         (length, dim) = shapes.pop()
         cache = cls(prompts=list(embeddings), max_sequence_length=length, embed_dim=dim)
         stacked = torch.stack([e.reshape(length, dim) for e in embeddings.values()])

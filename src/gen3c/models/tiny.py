@@ -24,7 +24,9 @@ def tiny_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     tok.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return T5TokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0)
+    return T5TokenizerFast(
+        tokenizer_object=tok, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0
+    )
 
 
 def tiny_components(seed: int = 0, *, with_text_encoder: bool = True, weight_std: float = 0.05) -> dict:
@@ -64,6 +66,8 @@ def tiny_pipeline(seed: int = 0, *, with_text_encoder: bool = True, cache_prompt
         from gen3c.models.prompt_cache import PromptEmbeddingCache
 
         prompts = ["", configs.DEFAULT_NEGATIVE_PROMPT]
-        pipe.register_modules(prompt_cache=PromptEmbeddingCache.from_embeddings({p: pipe.encode_prompt(p)[0] for p in prompts}))
+        pipe.register_modules(
+            prompt_cache=PromptEmbeddingCache.from_embeddings({p: pipe.encode_prompt(p)[0] for p in prompts})
+        )
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -34,7 +34,9 @@ def latent_frames(num_frames: int, temporal_compression: int = 8) -> int:
     return (num_frames - 1) // temporal_compression + 1
 
 
-def _latent_stats(vae: AutoencoderKLCosmos, num_latent_frames: int, like: Tensor) -> tuple[Tensor, Tensor] | None:
+def _latent_stats(
+    vae: AutoencoderKLCosmos, num_latent_frames: int, like: Tensor
+) -> tuple[Tensor, Tensor] | None:
     mean, std = vae.config.latents_mean, vae.config.latents_std
     if mean is None or std is None:
         return None
@@ -89,7 +91,7 @@ def encode_video(
             bounds.append(min(T, bounds[-1] + tc * chunk_frames))
         with causal_chunking(vae) as stream:
             parts = []
-            for start, stop in zip(bounds[:-1], bounds[1:]):
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                 parts.append(vae._encode(video[:, :, start:stop]))
                 stream.next_chunk()
         raw = torch.cat(parts, dim=2)
@@ -268,7 +270,9 @@ class _StreamingTemporalAttention:
     def __init__(self, stream: _Stream) -> None:
         self.stream = stream
 
-    def __call__(self, attn: _cosmos.CosmosCausalAttention, hidden_states: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    def __call__(
+        self, attn: _cosmos.CosmosCausalAttention, hidden_states: Tensor, attention_mask: Tensor | None = None
+    ) -> Tensor:
         B, C, T, H, W = hidden_states.shape
         residual = hidden_states
         x = attn.norm(hidden_states)

@@ -112,7 +112,11 @@ class Gen3cPipeline(DiffusionPipeline):
 
     def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
         """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""
-        device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = (
+            torch.device(device)
+            if device is not None
+            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
         self.compute_device = device
         self.memory = plan
         if plan.fp8 and not getattr(self.transformer, "_gen3c_compute_dtype", None):
@@ -127,7 +131,7 @@ class Gen3cPipeline(DiffusionPipeline):
     def _execution_device(self) -> torch.device:
         if self.compute_device is not None:
             return self.compute_device
-        return super()._execution_device
+        return next(self.transformer.parameters()).device
 
     def _place(self, name: str, device: str | torch.device) -> None:
         module = getattr(self, name, None)
@@ -137,7 +141,9 @@ class Gen3cPipeline(DiffusionPipeline):
             return  # the group-offloading hooks move its blocks
         device = torch.device(device)
         current = next(iter(module.parameters()), None)
-        current = current.device if current is not None else next(iter(module.buffers()), torch.empty(0)).device
+        current = (
+            current.device if current is not None else next(iter(module.buffers()), torch.empty(0)).device
+        )
         if current != device:
             module.to(device)
         self.placements.append((name, str(device)))
@@ -161,37 +167,57 @@ class Gen3cPipeline(DiffusionPipeline):
 
     # -- 1. check inputs --------------------------------------------------------------
 
-    def check_inputs(self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor, guidance: float, num_steps: int) -> None:
+    def check_inputs(
+        self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor, guidance: float, num_steps: int
+    ) -> None:
         """Raise :class:`Gen3cInputError` for inputs the model cannot take."""
         if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] != 3:
             raise Gen3cInputError(f"image must be a (3, H, W) tensor in [-1, 1], got {_describe(image)}")
         if not isinstance(buffer_colors, Tensor) or buffer_colors.ndim != 5 or buffer_colors.shape[2] != 3:
-            raise Gen3cInputError(f"buffer_colors must be a (T, NB, 3, H, W) tensor in [-1, 1], got {_describe(buffer_colors)}")
+            raise Gen3cInputError(
+                f"buffer_colors must be a (T, NB, 3, H, W) tensor in [-1, 1], got {_describe(buffer_colors)}"
+            )
         T, NB, _, H, W = buffer_colors.shape
         if not isinstance(buffer_masks, Tensor) or tuple(buffer_masks.shape) != (T, NB, 1, H, W):
             raise Gen3cInputError(
                 f"buffer_masks must be a (T, NB, 1, H, W) = ({T}, {NB}, 1, {H}, {W}) tensor matching buffer_colors, got {_describe(buffer_masks)}"
             )
         if tuple(image.shape[-2:]) != (H, W):
-            raise Gen3cInputError(f"image is {tuple(image.shape[-2:])} but the buffers are {(H, W)}: render the cache at the image's size")
+            raise Gen3cInputError(
+                f"image is {tuple(image.shape[-2:])} but the buffers are {(H, W)}: render the cache at the image's size"
+            )
         if not 1 <= NB <= configs.NUM_BUFFERS:
-            raise Gen3cInputError(f"GEN3C takes 1 or {configs.NUM_BUFFERS} buffers, got {NB}: keep the {configs.NUM_BUFFERS} newest cache views")
+            raise Gen3cInputError(
+                f"GEN3C takes 1 or {configs.NUM_BUFFERS} buffers, got {NB}: keep the {configs.NUM_BUFFERS} newest cache views"
+            )
         tc = self.vae.config.temporal_compression_ratio
         if (T - 1) % tc:
             n = (T - 1) // tc * tc + 1
-            raise Gen3cInputError(f"the buffers have {T} frames; the tokenizer takes 1 + {tc}·k frames (e.g. {n} or {n + tc})")
+            raise Gen3cInputError(
+                f"the buffers have {T} frames; the tokenizer takes 1 + {tc}·k frames (e.g. {n} or {n + tc})"
+            )
         max_latent = self.transformer.config.max_size[0] // self.transformer.config.patch_size[0]
         if (T - 1) // tc + 1 > max_latent:
-            raise Gen3cInputError(f"the buffers have {T} frames; this model generates at most {(max_latent - 1) * tc + 1} per chunk")
+            raise Gen3cInputError(
+                f"the buffers have {T} frames; this model generates at most {(max_latent - 1) * tc + 1} per chunk"
+            )
         multiple = self.vae.config.spatial_compression_ratio * self.transformer.config.patch_size[1]
         if H % multiple or W % multiple:
-            raise Gen3cInputError(f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)")
-        for name, value, lo in (("image", image, -1.0), ("buffer_colors", buffer_colors, -1.0), ("buffer_masks", buffer_masks, 0.0)):
+            raise Gen3cInputError(
+                f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
+            )
+        for name, value, lo in (
+            ("image", image, -1.0),
+            ("buffer_colors", buffer_colors, -1.0),
+            ("buffer_masks", buffer_masks, 0.0),
+        ):
             if not torch.isfinite(value).all():
                 raise Gen3cInputError(f"{name} holds NaN or infinite values: check how it was made")
             vmin, vmax = float(value.min()), float(value.max())
             if vmin < lo - 1e-3 or vmax > 1 + 1e-3:
-                raise Gen3cInputError(f"{name} must lie in [{lo:g}, 1], got values in [{vmin:.3g}, {vmax:.3g}]: rescale it")
+                raise Gen3cInputError(
+                    f"{name} must lie in [{lo:g}, 1], got values in [{vmin:.3g}, {vmax:.3g}]: rescale it"
+                )
         if not math.isfinite(guidance):
             raise Gen3cInputError(f"guidance must be a finite number, got {guidance}")
         if int(num_steps) != num_steps or num_steps < 1:
@@ -215,7 +241,11 @@ class Gen3cPipeline(DiffusionPipeline):
         with self._stage("text_encoder") as text_encoder:
             device = self._execution_device
             tokens = self.tokenizer(
-                [prompt], padding="max_length", max_length=max_sequence_length, truncation=True, return_tensors="pt"
+                [prompt],
+                padding="max_length",
+                max_length=max_sequence_length,
+                truncation=True,
+                return_tensors="pt",
             )
             ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
             with torch.no_grad():
@@ -237,7 +267,9 @@ class Gen3cPipeline(DiffusionPipeline):
         try:
             self.register_modules(
                 tokenizer=AutoTokenizer.from_pretrained(source, subfolder="tokenizer"),
-                text_encoder=T5EncoderModel.from_pretrained(source, subfolder="text_encoder", dtype=self.text_encoder_dtype),
+                text_encoder=T5EncoderModel.from_pretrained(
+                    source, subfolder="text_encoder", dtype=self.text_encoder_dtype
+                ),
             )
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
@@ -249,7 +281,9 @@ class Gen3cPipeline(DiffusionPipeline):
 
     # -- 3. conditions ------------------------------------------------------------------
 
-    def encode_conditions(self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor) -> tuple[Tensor, Tensor]:
+    def encode_conditions(
+        self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Tokenizer latents of the conditions.
 
         Returns:
@@ -268,7 +302,9 @@ class Gen3cPipeline(DiffusionPipeline):
             parts = []
             for b in range(NB):
                 colour = buffer_colors[:, b].permute(1, 0, 2, 3)[None].to(device)
-                mask = (buffer_masks[:, b].permute(1, 0, 2, 3)[None].to(device).float() * 2 - 1).expand(-1, 3, -1, -1, -1)
+                mask = (buffer_masks[:, b].permute(1, 0, 2, 3)[None].to(device).float() * 2 - 1).expand(
+                    -1, 3, -1, -1, -1
+                )
                 parts.append(encode_video(vae, colour, sigma_data=sigma_data, chunk_frames=chunk).cpu())
                 parts.append(encode_video(vae, mask, sigma_data=sigma_data, chunk_frames=chunk).cpu())
         zeros = torch.zeros_like(parts[0])
@@ -305,7 +341,9 @@ class Gen3cPipeline(DiffusionPipeline):
         noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
         xt = noise.to(device) * scheduler.init_noise_sigma
         # GEN3C's misc.arch_invariant_rand: the same seeded numpy noise at every step.
-        aug_noise = torch.from_numpy(np.random.RandomState(seed).standard_normal(shape).astype(np.float32)).to(device)
+        aug_noise = torch.from_numpy(
+            np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+        ).to(device)
         gt = image_latent.to(device)
         aug_sigma = torch.tensor(condition_augment_sigma, dtype=torch.float32)
         augmented = scheduler.precondition_inputs(gt + aug_noise * aug_sigma, aug_sigma)
@@ -401,9 +439,13 @@ class Gen3cPipeline(DiffusionPipeline):
         negative_prompt_embeds = None
         if guidance != 0:
             negative = configs.DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
-            negative_prompt_embeds = self.encode_prompt(negative, max_sequence_length) if negative else prompt_embeds
+            negative_prompt_embeds = (
+                self.encode_prompt(negative, max_sequence_length) if negative else prompt_embeds
+            )
         # 3. Encode the conditions (first frame, buffers)
-        image_latent, buffer_latents = self.encode_conditions(image.float(), buffer_colors.float(), buffer_masks.float())
+        image_latent, buffer_latents = self.encode_conditions(
+            image.float(), buffer_colors.float(), buffer_masks.float()
+        )
         # 4. Sample
         latents = self.denoise(
             image_latent, buffer_latents, prompt_embeds, negative_prompt_embeds, guidance=guidance,
@@ -415,7 +457,10 @@ class Gen3cPipeline(DiffusionPipeline):
         else:
             with self._stage("vae") as vae:
                 video = decode_latents(
-                    vae, latents, sigma_data=self.scheduler.config.sigma_data, chunk_frames=self.memory.vae_chunk_frames
+                    vae,
+                    latents,
+                    sigma_data=self.scheduler.config.sigma_data,
+                    chunk_frames=self.memory.vae_chunk_frames,
                 )
             frames = video[0].permute(1, 0, 2, 3).float().clamp(-1, 1).cpu()
         self.maybe_free_model_hooks()
@@ -487,7 +532,9 @@ class Gen3cGenerator:
             (T, 3, H, W) float32 in [−1, 1].
         """
         if first_frame is None:
-            raise Gen3cInputError("the gen3c generator needs the first frame (the source image) to condition on")
+            raise Gen3cInputError(
+                "the gen3c generator needs the first frame (the source image) to condition on"
+            )
         if buffers is None:
             buffers = cache.render(cameras)
         colors, masks = buffers.colors, buffers.masks
@@ -528,11 +575,15 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
         )
     index = root / "model_index.json"
     if not index.is_file():
-        raise Gen3cModelError(f"checkpoint {str(root)!r} has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}")
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r} has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}"
+        )
     try:
         declared = json.loads(index.read_text())
     except (OSError, ValueError) as exc:
-        raise Gen3cModelError(f"checkpoint {str(root)!r}: model_index.json is unreadable ({_first_line(exc)}): convert again") from None
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r}: model_index.json is unreadable ({_first_line(exc)}): convert again"
+        ) from None
     missing = []
     for name in REQUIRED_COMPONENTS:
         folder = root / name
@@ -556,10 +607,17 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
                 continue
             missing += [f"{name}/{s}" for s in sorted(shards) if not (folder / s).is_file()]
     if missing:
-        raise Gen3cModelError(f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}")
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
+        )
 
 
-def load_pipeline(checkpoint: str | os.PathLike, *, dtype: torch.dtype | str = torch.bfloat16, load_text_encoder: bool = False) -> Gen3cPipeline:
+def load_pipeline(
+    checkpoint: str | os.PathLike,
+    *,
+    dtype: torch.dtype | str = torch.bfloat16,
+    load_text_encoder: bool = False,
+) -> Gen3cPipeline:
     """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for."""
     dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     source = str(checkpoint)
@@ -568,12 +626,16 @@ def load_pipeline(checkpoint: str | os.PathLike, *, dtype: torch.dtype | str = t
         check_checkpoint_dir(local)
         source = str(local)
     elif source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
-        raise Gen3cModelError(f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
+        raise Gen3cModelError(
+            f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}"
+        )
     skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
     try:
         pipe = Gen3cPipeline.from_pretrained(source, torch_dtype=dtype, **skip)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise Gen3cModelError(f"could not load checkpoint {source!r} ({_first_line(exc)}): {WEIGHTS_HELP}") from None
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(
+            f"could not load checkpoint {source!r} ({_first_line(exc)}): {WEIGHTS_HELP}"
+        ) from None
     pipe.text_encoder_source = source
     pipe.text_encoder_dtype = dtype
     return pipe
