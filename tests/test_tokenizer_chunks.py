@@ -47,3 +47,21 @@ def test_frame_counts():
     assert latent_frames(121) == 16 and latent_frames(1) == 1
     with pytest.raises(ValueError):
         latent_frames(120)
+
+
+def test_dit_flop_count_matches_pytorch_counter():
+    from diffusers import CosmosTransformer3DModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gen3c.models.flops import dit_forward_flops
+
+    model = CosmosTransformer3DModel(**configs.TRANSFORMER_TINY).eval()
+    x, cond = torch.randn(1, 16, 3, 8, 12), torch.randn(1, 65, 3, 8, 12)
+    text = torch.randn(1, 20, configs.TRANSFORMER_TINY["text_embed_dim"])
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(hidden_states=x, timestep=torch.tensor([0.1]), encoder_hidden_states=text, fps=24,
+              condition_mask=cond, padding_mask=torch.zeros(1, 1, 8, 12))  # fmt: skip
+    mm = sum(v for k, v in counter.get_flop_counts()["Global"].items() if "mm" in str(k))
+    assert dit_forward_flops(configs.TRANSFORMER_TINY, (3, 8, 12), 20)["linear"] == mm
+    full = dit_forward_flops(configs.TRANSFORMER_7B, (16, 88, 160))
+    assert 2.0e15 < full["total"] < 2.5e15  # ~2.2 PFLOP per 7B forward at 121 x 704 x 1280

@@ -631,7 +631,7 @@ def load_pipeline(
         )
     skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
     try:
-        pipe = Gen3cPipeline.from_pretrained(source, torch_dtype=dtype, **skip)
+        pipe = Gen3cPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype}, **skip)
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
             f"could not load checkpoint {source!r} ({_first_line(exc)}): {WEIGHTS_HELP}"
@@ -681,6 +681,18 @@ def load_generator(
     pipe.disable_prompt_encoder = disable_prompt_encoder
     pipe.configure_memory(plan, device)
     return Gen3cGenerator(pipe, **generator_options)
+
+
+def _dtype_kwarg() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype``; use whichever this version takes."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+_DTYPE_KWARG = _dtype_kwarg()
 
 
 def _describe(value: object) -> str:
