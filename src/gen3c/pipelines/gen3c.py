@@ -704,3 +704,65 @@ def _describe(value: object) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+#: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.
+GENERATOR_OPTIONS: dict[str, type] = {
+    "checkpoint_dir": str,
+    "prompt": str,
+    "negative_prompt": str,
+    "guidance": float,
+    "num_steps": int,
+    "offload_diffusion_transformer": bool,
+    "offload_tokenizer": bool,
+    "offload_text_encoder_model": bool,
+    "memory_mode": str,
+    "fp8": bool,
+    "vae_chunk_frames": int,
+    "disable_prompt_encoder": bool,
+    "device": str,
+    "dtype": str,
+    "chunk_frames": int,
+    # GEN3C flags for parts this library does not have (no prompt upsampler, no guardrails):
+    # accepted so GEN3C command lines carry over, without effect.
+    "offload_prompt_upsampler": bool,
+    "offload_guardrail_models": bool,
+    "disable_guardrail": bool,
+    "disable_prompt_upsampler": bool,
+}
+_NO_EFFECT = (
+    "offload_prompt_upsampler",
+    "offload_guardrail_models",
+    "disable_guardrail",
+    "disable_prompt_upsampler",
+)
+
+
+def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGenerator:
+    """A :class:`Gen3cGenerator` from a request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`)."""
+    unknown = sorted(set(options) - set(GENERATOR_OPTIONS))
+    if unknown:
+        raise Gen3cInputError(
+            f"unknown gen3c generator options {unknown}: use {', '.join(GENERATOR_OPTIONS)}"
+        )
+    opts = {k: v for k, v in options.items() if v is not None and k not in _NO_EFFECT}
+    for key, value in opts.items():
+        kind = GENERATOR_OPTIONS[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, opts[key] = True, float(value)
+        if not ok:
+            raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
+    checkpoint = opts.pop("checkpoint_dir", None)
+    if not checkpoint:
+        raise Gen3cInputError(
+            f"the gen3c generator needs --checkpoint_dir (a folder made by `gen3c convert`); {WEIGHTS_HELP}"
+        )
+    sampling = {
+        k: opts.pop(k)
+        for k in ("prompt", "negative_prompt", "guidance", "num_steps", "chunk_frames")
+        if k in opts
+    }
+    if "num_steps" in sampling and sampling["num_steps"] < 1:
+        raise Gen3cInputError(f"--num_steps {sampling['num_steps']} must be at least 1 (GEN3C: 35)")
+    return load_generator(checkpoint, seed=seed, **sampling, **opts)
