@@ -191,6 +191,64 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the diffusi
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")]
 
 
+# Options of the gen3c diffusion generator (GEN3C's flag names) ------------------------------------
+
+CheckpointOpt = Annotated[
+    str | None,
+    typer.Option("--checkpoint_dir", help="gen3c generator: a checkpoint folder made by `gen3c convert` (or a hub id of one)."),
+]
+GuidanceOpt = Annotated[
+    float,
+    typer.Option(
+        "--guidance",
+        help="gen3c generator: GEN3C's guidance, cond + g·(cond − uncond) with the buffers dropped from uncond; "
+        "1 (GEN3C's default) runs two model passes per step, 0 runs one.",
+    ),
+]
+StepsOpt = Annotated[int, typer.Option("--num_steps", help="gen3c generator: sampler steps (GEN3C: 35).")]
+PromptOpt = Annotated[
+    str, typer.Option("--prompt", help="gen3c generator: text prompt (GEN3C's scripts use none; a non-empty one loads T5).")
+]
+NegPromptOpt = Annotated[
+    str | None,
+    typer.Option("--negative_prompt", help="gen3c generator: text of the unconditional branch (default: GEN3C's negative prompt)."),
+]
+OffloadDitOpt = Annotated[
+    bool, typer.Option("--offload_diffusion_transformer", help="gen3c generator: keep the DiT in CPU memory except while sampling.")
+]
+OffloadTokOpt = Annotated[
+    bool, typer.Option("--offload_tokenizer", help="gen3c generator: keep the video tokenizer in CPU memory except while it runs.")
+]
+OffloadT5Opt = Annotated[
+    bool, typer.Option("--offload_text_encoder_model", help="gen3c generator: keep T5 in CPU memory except while it encodes a prompt.")
+]
+OffloadUpsamplerOpt = Annotated[
+    bool, typer.Option("--offload_prompt_upsampler", help="Accepted for GEN3C command lines; no effect (gen3c has no prompt upsampler).")
+]
+OffloadGuardOpt = Annotated[
+    bool, typer.Option("--offload_guardrail_models", help="Accepted for GEN3C command lines; no effect (gen3c has no guardrail models).")
+]
+DisableGuardOpt = Annotated[
+    bool, typer.Option("--disable_guardrail", help="Accepted for GEN3C command lines; no effect (gen3c runs no guardrails).")
+]
+DisablePromptEncOpt = Annotated[
+    bool,
+    typer.Option("--disable_prompt_encoder", help="gen3c generator: zero text embeddings instead of T5 (as GEN3C's flag); T5 is never loaded."),
+]
+DisableUpsamplerOpt = Annotated[
+    bool, typer.Option("--disable_prompt_upsampler", help="Accepted for GEN3C command lines; no effect (gen3c never upsamples prompts).")
+]
+MemoryModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--memory_mode",
+        help="gen3c generator: resident (all on the GPU), model_offload (each model on the GPU only for its stage) or "
+        "group_offload (the DiT streamed block by block; least GPU memory).",
+    ),
+]
+Fp8Opt = Annotated[bool, typer.Option("--fp8", help="gen3c generator: store the DiT's weights in float8 (half the memory, slight quality cost).")]
+
+
 @app.command()
 @user_errors
 def generate(
@@ -231,6 +289,21 @@ def generate(
     splat: SplatOpt = Splat.bilinear,
     seed: SeedOpt = 1,
     fps: FpsOpt = 24.0,
+    checkpoint_dir: CheckpointOpt = None,
+    guidance: GuidanceOpt = 1.0,
+    num_steps: StepsOpt = 35,
+    prompt: PromptOpt = "",
+    negative_prompt: NegPromptOpt = None,
+    offload_diffusion_transformer: OffloadDitOpt = False,
+    offload_tokenizer: OffloadTokOpt = False,
+    offload_text_encoder_model: OffloadT5Opt = False,
+    offload_prompt_upsampler: OffloadUpsamplerOpt = False,
+    offload_guardrail_models: OffloadGuardOpt = False,
+    disable_guardrail: DisableGuardOpt = False,
+    disable_prompt_encoder: DisablePromptEncOpt = False,
+    disable_prompt_upsampler: DisableUpsamplerOpt = False,
+    memory_mode: MemoryModeOpt = "resident",
+    fp8: Fp8Opt = False,
 ) -> None:
     """Generate a camera-controlled video from a single image."""
     from gen3c.pipelines.request import GenerationRequest
@@ -244,6 +317,14 @@ def generate(
         foreground_masking=foreground_masking, splat=splat.value, resolution=resolution, resize_mode=resize_mode.value,
         generator=generator.value, seed=seed, video_save_folder=str(video_save_folder), video_save_name=video_save_name,
         save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
+        generator_options={} if generator != GeneratorName.gen3c else {
+            "checkpoint_dir": checkpoint_dir, "guidance": guidance, "num_steps": num_steps, "prompt": prompt,
+            "negative_prompt": negative_prompt, "offload_diffusion_transformer": offload_diffusion_transformer,
+            "offload_tokenizer": offload_tokenizer, "offload_text_encoder_model": offload_text_encoder_model,
+            "offload_prompt_upsampler": offload_prompt_upsampler, "offload_guardrail_models": offload_guardrail_models,
+            "disable_guardrail": disable_guardrail, "disable_prompt_encoder": disable_prompt_encoder,
+            "disable_prompt_upsampler": disable_prompt_upsampler, "memory_mode": memory_mode, "fp8": fp8,
+        },
     )  # fmt: skip
     _run(request)
 
@@ -277,6 +358,30 @@ def demo(
     image, depth, K = load_demo_sample()
     source = prepare_source(image, depth, K, parse_resolution(resolution), "crop", depth_kind="metric")
     _run(request, source=source)
+
+
+@app.command()
+@user_errors
+def convert(
+    src: Annotated[Path, typer.Argument(help="GEN3C's checkpoint folder (Gen3C-Cosmos-7B/, Cosmos-Tokenize1-CV8x8x8-720p/, google-t5/t5-11b/).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write the gen3c checkpoint to (diffusers layout, safetensors).")],
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option("--trust_checkpoint", help="Allow full unpickling of .pt files that need it (it can run code from the file)."),
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
+    no_text_encoder: Annotated[
+        bool,
+        typer.Option("--no_text_encoder", help="Leave T5 out of OUT (saves ~10 GB); only the empty prompt and GEN3C's negative prompt then work."),
+    ] = False,
+) -> None:
+    """Convert GEN3C's official checkpoints into a gen3c checkpoint, printing a key-by-key report."""
+    try:
+        from gen3c.models.convert import convert_checkpoint
+    except ImportError as exc:
+        raise Gen3cInputError(f"gen3c convert needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'") from None
+    convert_checkpoint(src, out, trust_checkpoint=trust_checkpoint, overwrite=overwrite, keep_text_encoder=not no_text_encoder)
+    console.print(f"[green]wrote[/] {out} (report: {out / 'conversion_report.txt'})")
 
 
 def _run(request, source=None) -> None:

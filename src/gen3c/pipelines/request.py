@@ -162,7 +162,13 @@ def make_generator(request: GenerationRequest):
 
         return PreviewGenerator()
     if request.generator == "gen3c":
-        raise Gen3cInputError("the gen3c diffusion generator is not available in this version yet: use --generator preview")
+        try:
+            from gen3c.pipelines.gen3c import generator_from_options
+        except ImportError as exc:
+            raise Gen3cInputError(
+                f"the gen3c generator needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'"
+            ) from None
+        return generator_from_options(request.generator_options, seed=request.seed)
     raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
 
 

@@ -1,0 +1,551 @@
+"""Convert GEN3C's official checkpoint folder into a gen3c (diffusers-format) checkpoint.
+
+Input (what GEN3C's ``scripts/download_gen3c_checkpoints.py`` writes)::
+
+    CHECKPOINTS/Gen3C-Cosmos-7B/model.pt                  the DiT, keys under ``net.``
+    CHECKPOINTS/Cosmos-Tokenize1-CV8x8x8-720p/encoder.jit  tokenizer encoder (TorchScript)
+    CHECKPOINTS/Cosmos-Tokenize1-CV8x8x8-720p/decoder.jit  tokenizer decoder (TorchScript)
+    CHECKPOINTS/Cosmos-Tokenize1-CV8x8x8-720p/mean_std.pt  latent statistics
+    CHECKPOINTS/google-t5/t5-11b/                          T5 (Hugging Face layout)
+
+Output: a folder ``Gen3cPipeline.from_pretrained`` loads — ``transformer/``, ``vae/``,
+``scheduler/``, ``text_encoder/``, ``tokenizer/``, ``prompt_cache/`` (T5 embeddings of the
+empty prompt and GEN3C's default negative prompt), all weights as safetensors, plus
+``conversion_report.txt``.
+
+Every source key is accounted for: renamed to exactly one diffusers key, or dropped under a
+documented rule (:data:`DIT_DROPS`, :data:`TOKENIZER_DROPS`); anything else, and any diffusers
+parameter left without a source, is an error.
+
+Safety: ``model.pt`` and ``mean_std.pt`` are read with ``torch.load(weights_only=True)``, which
+rebuilds tensors and plain containers only and runs no code from the file; a file that needs
+full unpickling is refused unless ``trust_checkpoint=True``. The ``.jit`` files are TorchScript
+archives read with ``torch.jit.load``: it does not unpickle arbitrary Python objects (its
+unpickler accepts TorchScript types only); it compiles the archive's TorchScript code, which
+this converter never runs — only the archive's ``state_dict()`` is read.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gen3c.errors import Gen3cModelError
+from gen3c.models import configs
+
+DIT_FILE = Path("Gen3C-Cosmos-7B") / "model.pt"
+TOKENIZER_DIR = Path("Cosmos-Tokenize1-CV8x8x8-720p")
+T5_DIR = Path("google-t5") / "t5-11b"
+HUB_SOURCES = "nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p and google-t5/t5-11b"
+
+#: Source keys of ``model.pt`` that are not network weights, with the reason they are dropped.
+DIT_DROPS: list[tuple[str, str]] = [
+    (r"^logvar\.", "training-only log-variance head (outside the network)"),
+    (r"^net\.pos_embedder\.", "RoPE buffers, recomputed by the diffusers model"),
+    (r"^net\.accum_", "training counters"),
+    (r"\._extra_state$", "Transformer Engine runtime metadata"),
+]
+#: Source keys of the tokenizer's TorchScript state dicts that are dropped.
+TOKENIZER_DROPS: list[tuple[str, str]] = [
+    (r"\.(wavelets|_arange|patch_size_buffer)$", "fixed wavelet buffers, rebuilt by the diffusers model"),
+]
+
+# DiT: official module path → diffusers module path (after removing ``net.``), tried in order.
+_DIT_RULES: list[tuple[str, str]] = [
+    (r"^x_embedder\.proj\.1\.", "patch_embed.proj."),
+    (r"^t_embedder\.1\.", "time_embed.t_embedder."),
+    (r"^affline_norm\.", "time_embed.norm."),
+    (r"^extra_pos_embedder\.", "learnable_pos_embed."),
+    (r"^final_layer\.adaLN_modulation\.1\.", "norm_out.linear_1."),
+    (r"^final_layer\.adaLN_modulation\.2\.", "norm_out.linear_2."),
+    (r"^final_layer\.linear\.", "proj_out."),
+]
+# Inside ``blocks.block{i}.blocks.{j}``: j = 0 self-attention, 1 cross-attention, 2 MLP.
+_DIT_BLOCK_RULES: list[tuple[str, str]] = [
+    (r"^adaLN_modulation\.1\.", "norm{n}.linear_1."),
+    (r"^adaLN_modulation\.2\.", "norm{n}.linear_2."),
+    (r"^block\.attn\.to_q\.0\.", "attn{a}.to_q."),
+    (r"^block\.attn\.to_q\.1\.", "attn{a}.norm_q."),
+    (r"^block\.attn\.to_k\.0\.", "attn{a}.to_k."),
+    (r"^block\.attn\.to_k\.1\.", "attn{a}.norm_k."),
+    (r"^block\.attn\.to_v\.0\.", "attn{a}.to_v."),
+    (r"^block\.attn\.to_out\.0\.", "attn{a}.to_out.0."),
+    (r"^block\.layer1\.", "ff.net.0.proj."),
+    (r"^block\.layer2\.", "ff.net.2."),
+]
+
+
+def dit_key(key: str) -> str | None:
+    """The diffusers key of an official DiT key (without drops), or None when it has no place."""
+    if not key.startswith("net."):
+        return None
+    rest = key[len("net.") :]
+    m = re.match(r"^blocks\.block(\d+)\.blocks\.([012])\.(.*)$", rest)
+    if m:
+        i, j, tail = int(m[1]), int(m[2]), m[3]
+        for pattern, target in _DIT_BLOCK_RULES:
+            if re.match(pattern, tail):
+                if "attn{a}" in target and j == 2 or "ff." in target and j != 2:
+                    return None
+                new = re.sub(pattern, target.format(n=j + 1, a=j + 1), tail)
+                return f"transformer_blocks.{i}.{new}"
+        return None
+    for pattern, target in _DIT_RULES:
+        if re.match(pattern, rest):
+            return re.sub(pattern, target, rest)
+    return None
+
+
+def _resnet_key(tail: str) -> str | None:
+    m = re.match(r"^(norm[12])\.norm\.(\w+)$", tail)
+    if m:
+        return f"{m[1]}.norm.{m[2]}"
+    m = re.match(r"^(conv[12])\.([01])\.conv3d\.(\w+)$", tail)
+    if m:
+        return f"{m[1]}.{'conv_s' if m[2] == '0' else 'conv_t'}.{m[3]}"
+    m = re.match(r"^nin_shortcut\.conv3d\.(\w+)$", tail)
+    if m:
+        return f"conv_shortcut.{m[1]}"
+    return None
+
+
+def _attention_key(tail: str) -> str | None:
+    m = re.match(r"^norm\.norm\.(\w+)$", tail)
+    if m:
+        return f"norm.norm.{m[1]}"
+    m = re.match(r"^(q|k|v|proj_out)\.conv3d\.(\w+)$", tail)
+    if m:
+        return {"q": "to_q", "k": "to_k", "v": "to_v", "proj_out": "to_out.0"}[m[1]] + f".{m[2]}"
+    return None
+
+
+def tokenizer_key(key: str, num_levels: int) -> str | None:
+    """The diffusers ``AutoencoderKLCosmos`` key of an official tokenizer key (encoder.jit and
+    decoder.jit state dicts), or None when it has no place. ``num_levels``: resolution levels
+    of the official encoder (``len(channels_mult)``; 3 for CV8x8x8)."""
+    m = re.match(r"^(quant_conv|post_quant_conv)\.conv3d\.(\w+)$", key)
+    if m:
+        return f"{m[1]}.{m[2]}"
+    m = re.match(r"^(encoder|decoder)\.(.*)$", key)
+    if not m:
+        return None
+    part, rest = m[1], m[2]
+
+    def mapped(prefix: str, tail: str | None) -> str | None:
+        return None if tail is None else f"{part}.{prefix}{tail}"
+
+    m = re.match(r"^(conv_in|conv_out)\.([01])\.conv3d\.(\w+)$", rest)
+    if m:
+        return f"{part}.{m[1]}.{'conv_s' if m[2] == '0' else 'conv_t'}.{m[3]}"
+    m = re.match(r"^norm_out\.norm\.(\w+)$", rest)
+    if m:
+        return f"{part}.norm_out.norm.{m[1]}"
+    m = re.match(r"^mid\.block_([12])\.(.*)$", rest)
+    if m:
+        return mapped(f"mid_block.resnets.{int(m[1]) - 1}.", _resnet_key(m[2]))
+    m = re.match(r"^mid\.attn_1\.([01])\.(.*)$", rest)
+    if m:
+        return mapped(
+            f"mid_block.{'attentions' if m[1] == '0' else 'temp_attentions'}.0.", _attention_key(m[2])
+        )
+    m = re.match(r"^(down|up)\.(\d+)\.(.*)$", rest)
+    if not m or (m[1] == "down") != (part == "encoder"):
+        return None
+    level, tail = int(m[2]), m[3]
+    if level >= num_levels:
+        return None
+    # GEN3C indexes decoder levels by resolution (up.0 = finest); diffusers by processing order.
+    block = f"down_blocks.{level}" if m[1] == "down" else f"up_blocks.{num_levels - 1 - level}"
+    m = re.match(r"^block\.(\d+)\.(.*)$", tail)
+    if m:
+        return mapped(f"{block}.resnets.{m[1]}.", _resnet_key(m[2]))
+    m = re.match(r"^attn\.(\d+)\.([01])\.(.*)$", tail)
+    if m:
+        kind = "attentions" if m[2] == "0" else "temp_attentions"
+        return mapped(f"{block}.{kind}.{m[1]}.", _attention_key(m[3]))
+    m = re.match(r"^(downsample|upsample)\.(conv[123])\.conv3d\.(\w+)$", tail)
+    if m:
+        return f"{part}.{block}.{m[1]}rs.0.{m[2]}.{m[3]}"
+    return None
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+@dataclass
+class ComponentReport:
+    """What happened to each source key of one component."""
+
+    name: str
+    source: str
+    mapped: list[tuple[str, str, tuple[int, ...]]] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unexpected or self.missing or self.mismatched)
+
+    def lines(self) -> list[str]:
+        out = [f"== {self.name} ({self.source})"]
+        out += [f"  {old} -> {new} {list(shape)}" for old, new, shape in self.mapped]
+        out += [f"  {old} dropped: {why}" for old, why in self.dropped]
+        out += [f"  ERROR unexpected key {k} (no place in the diffusers model)" for k in self.unexpected]
+        out += [f"  ERROR missing key {k} (no source key maps to it)" for k in self.missing]
+        out += [f"  ERROR shape of {k}: checkpoint {list(a)}, model {list(b)}" for k, a, b in self.mismatched]
+        out += [f"  note: {n}" for n in self.notes]
+        out.append(
+            f"  {len(self.mapped)} mapped, {len(self.dropped)} dropped, {len(self.unexpected)} unexpected, "
+            f"{len(self.missing)} missing, {len(self.mismatched)} mismatched"
+        )
+        return out
+
+
+@dataclass
+class ConversionReport:
+    components: list[ComponentReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.components)
+
+    def format(self) -> str:
+        return "\n".join(line for c in self.components for line in c.lines())
+
+    def component(self, name: str) -> ComponentReport:
+        return next(c for c in self.components if c.name == name)
+
+
+def map_state_dict(
+    name: str,
+    source: str,
+    state: dict[str, Any],
+    expected: dict[str, tuple[int, ...]],
+    key_fn: Callable[[str], str | None],
+    drops: list[tuple[str, str]],
+) -> tuple[dict[str, Tensor], ComponentReport]:
+    """Rename ``state`` with ``key_fn`` against the ``expected`` shapes; report every key."""
+    report = ComponentReport(name, source)
+    out: dict[str, Tensor] = {}
+    origin: dict[str, str] = {}
+    for key in sorted(state):
+        reason = next((why for pattern, why in drops if re.search(pattern, key)), None)
+        if reason is not None:
+            report.dropped.append((key, reason))
+            continue
+        value = state[key]
+        new = key_fn(key)
+        if new is None or new not in expected or not isinstance(value, Tensor):
+            report.unexpected.append(key)
+            continue
+        if new in origin:
+            report.unexpected.append(f"{key} (maps to {new}, already filled by {origin[new]})")
+            continue
+        if tuple(value.shape) != tuple(expected[new]):
+            report.mismatched.append((key, tuple(value.shape), tuple(expected[new])))
+            continue
+        origin[new] = key
+        out[new] = value
+        report.mapped.append((key, new, tuple(value.shape)))
+    report.missing = sorted(set(expected) - set(out))
+    return out, report
+
+
+# -- loading the sources ---------------------------------------------------------------------
+
+
+def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
+    """``torch.load`` with ``weights_only=True``; full unpickling only when trusted."""
+    mmap = zipfile.is_zipfile(path)  # only the zip format can be memory-mapped
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError:
+        if not trust_checkpoint:
+            raise Gen3cModelError(
+                f"{path} holds Python objects that only full unpickling can load, which can run code from the file: "
+                "if you trust it, convert with --trust_checkpoint (trust_checkpoint=True)"
+            ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise Gen3cModelError(
+            f"{path} is not a readable torch file ({_first_line(exc)}): download it again"
+        ) from None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def dit_state_dict(obj: Any) -> tuple[dict[str, Any], str]:
+    """The network state dict inside a loaded ``model.pt`` and where it was found."""
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        return obj["model"], "model.pt['model']"
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        return obj["state_dict"], "model.pt['state_dict']"
+    if isinstance(obj, dict) and isinstance(obj.get("ema"), dict):
+        return {k.replace("-", "."): v for k, v in obj["ema"].items()}, "model.pt['ema'] ('-' read as '.')"
+    if isinstance(obj, dict) and any(isinstance(k, str) and k.startswith("net.") for k in obj):
+        return obj, "model.pt"
+    raise Gen3cModelError(
+        "model.pt holds no network state dict (no 'model' entry and no 'net.' keys): download it again"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise Gen3cModelError(
+            f"{what} is missing: expected {path}. GEN3C's weights come from {HUB_SOURCES} "
+            "(GEN3C's scripts/download_gen3c_checkpoints.py --checkpoint_dir CHECKPOINTS puts them in one folder)"
+        )
+    return path
+
+
+# -- the conversion --------------------------------------------------------------------------
+
+
+def convert_transformer(path: Path, config: dict, dtype: torch.dtype, trust_checkpoint: bool = False):
+    """(model, report) of the DiT at ``path``; the report lists every key."""
+    from accelerate import init_empty_weights
+    from diffusers import CosmosTransformer3DModel
+
+    state, where = dit_state_dict(load_torch_file(path, trust_checkpoint))
+    with init_empty_weights():
+        model = CosmosTransformer3DModel(**config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    mapped, report = map_state_dict("transformer", f"{path} :: {where}", state, expected, dit_key, DIT_DROPS)
+    if report.ok:
+        # diffusers keeps the learnable positional embedding in float32; so do we.
+        keep = tuple(model._keep_in_fp32_modules or ())
+        cast = {k: v.float() if k.startswith(keep) else v.to(dtype) for k, v in mapped.items()}
+        model.load_state_dict(cast, strict=True, assign=True)
+    return model, report
+
+
+def convert_tokenizer(
+    folder: Path, config: dict, trust_checkpoint: bool = False, latent_frames: int | None = None
+):
+    """(model, report) of the Cosmos tokenizer in ``folder`` (encoder.jit, decoder.jit, mean_std.pt)."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKLCosmos
+
+    state: dict[str, Tensor] = {}
+    for name in ("encoder.jit", "decoder.jit"):
+        path = _require(folder / name, f"the tokenizer's {name}")
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except (RuntimeError, ValueError) as exc:
+            raise Gen3cModelError(
+                f"{path} is not a TorchScript archive ({_first_line(exc)}): download it again"
+            ) from None
+        for key, value in module.state_dict().items():
+            if key in state:
+                raise Gen3cModelError(f"{path}: key {key} also appears in the other tokenizer file")
+            state[key] = value.detach().clone()
+    mean, std = _latent_statistics(
+        _require(folder / "mean_std.pt", "the tokenizer's mean_std.pt"),
+        config,
+        trust_checkpoint,
+        latent_frames,
+    )
+    config = {**config, "latents_mean": mean, "latents_std": std}
+    with init_empty_weights():
+        model = AutoencoderKLCosmos(**config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    levels = len(config["encoder_block_out_channels"]) - 1
+    mapped, report = map_state_dict(
+        "vae",
+        f"{folder}/{{encoder,decoder}}.jit",
+        state,
+        expected,
+        lambda k: tokenizer_key(k, levels),
+        TOKENIZER_DROPS,
+    )
+    report.notes.append(f"latent statistics from mean_std.pt: {len(mean)} values per statistic")
+    if report.ok:
+        model.load_state_dict({k: v.float() for k, v in mapped.items()}, strict=True, assign=True)
+    return model, report
+
+
+def _latent_statistics(
+    path: Path, config: dict, trust_checkpoint: bool, latent_frames: int | None
+) -> tuple[list[float], list[float]]:
+    obj = load_torch_file(path, trust_checkpoint)
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, Tensor) for t in obj)):
+        raise Gen3cModelError(f"{path} should hold (mean, std) tensors: download it again")
+    C = config["latent_channels"]
+    n = latent_frames or (configs.CHUNK_FRAMES - 1) // config["temporal_compression_ratio"] + 1
+    # As GEN3C's tokenizer wrapper: view as (channels, frames), keep one chunk's latent frames.
+    mean, std = (t.float().reshape(C, -1)[:, :n] for t in obj)
+    if not torch.isfinite(mean).all() or not torch.isfinite(std).all() or (std <= 0).any():
+        raise Gen3cModelError(
+            f"{path} holds non-finite means or non-positive standard deviations: download it again"
+        )
+    return mean.flatten().tolist(), std.flatten().tolist()
+
+
+def convert_checkpoint(
+    official_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    transformer_config: dict | None = None,
+    vae_config: dict | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    text_encoder_dtype: torch.dtype = torch.bfloat16,
+    keep_text_encoder: bool = True,
+    trust_checkpoint: bool = False,
+    overwrite: bool = False,
+    max_shard_size: str = "5GB",
+    log: Callable[[str], None] | None = print,
+) -> ConversionReport:
+    """Convert GEN3C's checkpoint folder ``official_dir`` into a gen3c checkpoint at ``out_dir``.
+
+    Args:
+        transformer_config, vae_config: diffusers configs (default: the 7B network and CV8x8x8).
+        dtype: storage dtype of the DiT (GEN3C runs it in bfloat16); the tokenizer keeps float32.
+        text_encoder_dtype: storage dtype of T5. The cached prompt embeddings are computed in
+            float32, as GEN3C runs T5.
+        keep_text_encoder: False leaves T5 out of the output (then only the cached prompts work).
+        trust_checkpoint: allow full unpickling of ``.pt`` files that need it.
+        overwrite: replace an existing ``out_dir``.
+        log: receives the key-by-key report and progress lines (None: silent).
+
+    Returns:
+        The report. Raises :class:`Gen3cModelError` (after logging the report) when keys are
+        missing, unexpected or of the wrong shape; nothing is written then.
+    """
+    from diffusers import EDMEulerScheduler
+
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+
+    say = log or (lambda _line: None)
+    src, out = Path(official_dir).expanduser(), Path(out_dir).expanduser()
+    if not src.is_dir():
+        raise Gen3cModelError(
+            f"checkpoint folder {str(src)!r} does not exist: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})"
+        )
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise Gen3cModelError(
+            f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
+        )
+    dit_path = _require(src / DIT_FILE, "the GEN3C DiT (Gen3C-Cosmos-7B/model.pt)")
+    tok_dir = _require(src / TOKENIZER_DIR, "the Cosmos tokenizer folder (Cosmos-Tokenize1-CV8x8x8-720p/)")
+    t5_dir = _require(src / T5_DIR, "the T5 text encoder folder (google-t5/t5-11b/)")
+
+    report = ConversionReport()
+    say(f"reading {dit_path}")
+    transformer, rep = convert_transformer(
+        dit_path, transformer_config or configs.TRANSFORMER_7B, dtype, trust_checkpoint
+    )
+    report.components.append(rep)
+    say(f"reading {tok_dir}")
+    vae, rep = convert_tokenizer(tok_dir, vae_config or configs.VAE_CV8X8X8, trust_checkpoint)
+    report.components.append(rep)
+    if not report.ok:
+        say(report.format())
+        bad = [c.name for c in report.components if not c.ok]
+        raise Gen3cModelError(
+            f"checkpoint {str(src)!r} does not match GEN3C's layout ({', '.join(bad)}: see the report above): "
+            f"check the download ({HUB_SOURCES})"
+        )
+
+    say(f"reading {t5_dir}")
+    text_encoder, tokenizer = _load_t5(t5_dir)
+    prompts = ["", configs.DEFAULT_NEGATIVE_PROMPT]
+    cache = PromptEmbeddingCache.from_embeddings(
+        {p: _t5_embed(text_encoder, tokenizer, p)[0] for p in prompts}
+    )
+    t5_report = ComponentReport("text_encoder", str(t5_dir))
+    t5_report.notes.append(
+        f"T5 encoder loaded with transformers ({sum(p.numel() for p in text_encoder.parameters()):,} parameters)"
+    )
+    t5_report.notes.append(
+        "prompt_cache: float32 T5 embeddings of the empty prompt and GEN3C's default negative prompt"
+    )
+    if not keep_text_encoder:
+        t5_report.notes.append("T5 left out of the output: only the cached prompts can be used")
+    report.components.append(t5_report)
+    say(report.format())
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        say(f"writing {out}")
+        transformer.save_pretrained(
+            staging / "transformer", safe_serialization=True, max_shard_size=max_shard_size
+        )
+        vae.save_pretrained(staging / "vae", safe_serialization=True)
+        EDMEulerScheduler(**configs.SCHEDULER_GEN3C).save_pretrained(staging / "scheduler")
+        cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
+        components = {
+            "transformer": ["diffusers", "CosmosTransformer3DModel"],
+            "vae": ["diffusers", "AutoencoderKLCosmos"],
+            "scheduler": ["diffusers", "EDMEulerScheduler"],
+            "prompt_cache": ["gen3c.models.prompt_cache", "PromptEmbeddingCache"],
+            "text_encoder": [None, None],
+            "tokenizer": [None, None],
+        }
+        if keep_text_encoder:
+            text_encoder.to(text_encoder_dtype).save_pretrained(
+                staging / "text_encoder", safe_serialization=True, max_shard_size=max_shard_size
+            )
+            tokenizer.save_pretrained(staging / "tokenizer")
+            components["text_encoder"] = ["transformers", "T5EncoderModel"]
+            components["tokenizer"] = ["transformers", type(tokenizer).__name__]
+        _write_model_index(staging, components)
+        (staging / "conversion_report.txt").write_text(report.format() + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say(f"done: {out}")
+    return report
+
+
+def _write_model_index(folder: Path, components: dict[str, list]) -> None:
+    import json
+
+    import diffusers
+
+    index = {"_class_name": "Gen3cPipeline", "_diffusers_version": diffusers.__version__, **components}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _load_t5(folder: Path):
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        text_encoder = T5EncoderModel.from_pretrained(str(folder), dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(
+            f"T5 folder {folder} could not be loaded ({_first_line(exc)}): download google-t5/t5-11b again"
+        ) from None
+    return text_encoder.eval(), tokenizer
+
+
+@torch.no_grad()
+def _t5_embed(text_encoder, tokenizer, prompt: str, max_length: int = configs.MAX_SEQUENCE_LENGTH) -> Tensor:
+    tokens = tokenizer(
+        [prompt], padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
+    )
+    hidden = text_encoder(
+        input_ids=tokens.input_ids, attention_mask=tokens.attention_mask
+    ).last_hidden_state.float()
+    return hidden * tokens.attention_mask[..., None]

@@ -1,0 +1,768 @@
+"""The GEN3C diffusion generator on diffusers' components.
+
+:class:`Gen3cPipeline` turns a source image and the renders of a 3D cache (its *buffers*) into
+a video, exactly as GEN3C's ``DiffusionGen3CModel`` samples (``model_gen3c.py``,
+``model_v2w.py``):
+
+1. the image is encoded by the Cosmos tokenizer; its latent fills the first latent frame,
+   which is marked by a 1-channel condition mask;
+2. each buffer's colour video and mask video (``mask·2 − 1`` as RGB) are encoded; the 64 buffer
+   channels are ``[buffer 0 colour, buffer 0 mask, buffer 1 colour, buffer 1 mask]`` (16 each,
+   zeros for a missing buffer) and follow the condition mask in the DiT's input:
+   ``[noisy latent (16) | condition mask (1) | buffers (64)]`` = 81 channels (+1 padding mask
+   added inside the DiT);
+3. EDM sampling (``EDMEulerScheduler``, Karras σ from 80 to 0.0002, 35 steps): at each step the
+   first latent frame is replaced by the clean image latent augmented with noise of σ 0.001
+   (rescaled to the current σ), and the model's output there is replaced so that its
+   denoised estimate is the clean latent; below σ 0.001 the frame is left to the model;
+4. guidance follows GEN3C's formula ``out = cond + guidance · (cond − uncond)``, where the
+   unconditional branch gets the negative prompt (GEN3C's default one unless given), the same
+   condition mask and **zeroed buffer channels**. ``guidance=0`` runs one forward per step;
+   GEN3C's default ``guidance=1`` runs two;
+5. the latents are decoded by the tokenizer.
+
+Deliberate differences from GEN3C: the sampler state is kept in float32 (GEN3C keeps it in
+bfloat16), and the initial noise comes from a CPU generator so a seed gives the same video on
+any device (the condition-augmentation noise is GEN3C's own: numpy's ``RandomState(seed)``).
+
+:class:`Gen3cGenerator` adapts the pipeline to the library's generator protocol
+(``generate(cache, cameras, first_frame)``), and :func:`load_generator` loads a converted
+checkpoint with a memory mode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, DiffusionPipeline, EDMEulerScheduler
+from diffusers.utils import BaseOutput
+from torch import Tensor
+
+from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.models import configs
+from gen3c.models.memory import MemoryPlan, enable_fp8_weights, enable_group_offload, memory_plan
+from gen3c.models.prompt_cache import PromptEmbeddingCache
+from gen3c.models.tokenizer import decode_latents, encode_video
+
+#: Where GEN3C's weights come from (for error messages).
+WEIGHTS_HELP = (
+    "GEN3C's weights come from the Hugging Face repos nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p "
+    "and google-t5/t5-11b (GEN3C's scripts/download_gen3c_checkpoints.py puts them in one folder); "
+    "turn that folder into a gen3c checkpoint with `gen3c convert CHECKPOINTS_DIR OUT_DIR`"
+)
+
+
+@dataclass
+class Gen3cPipelineOutput(BaseOutput):
+    """frames: (T, 3, H, W) float32 in [−1, 1] (or the (1, 16, T', h, w) latents with ``output_type="latent"``)."""
+
+    frames: Tensor
+
+
+class Gen3cPipeline(DiffusionPipeline):
+    """GEN3C: video from an image and 3D-cache renders.
+
+    Components: ``transformer`` (``CosmosTransformer3DModel``, 81 input channels), ``vae``
+    (``AutoencoderKLCosmos``, CV8x8x8), ``scheduler`` (``EDMEulerScheduler``), and optionally
+    ``text_encoder`` + ``tokenizer`` (T5) and ``prompt_cache`` (precomputed embeddings of the
+    empty prompt and GEN3C's default negative prompt). Without a text encoder only cached
+    prompts can be used; :func:`load_generator` loads T5 lazily the first time another
+    prompt is asked for.
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = ["text_encoder", "tokenizer", "prompt_cache"]
+
+    def __init__(
+        self,
+        transformer: CosmosTransformer3DModel,
+        vae: AutoencoderKLCosmos,
+        scheduler: EDMEulerScheduler,
+        text_encoder: Any = None,
+        tokenizer: Any = None,
+        prompt_cache: PromptEmbeddingCache | None = None,
+    ) -> None:
+        super().__init__()
+        self.register_modules(
+            transformer=transformer,
+            vae=vae,
+            scheduler=scheduler,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            prompt_cache=prompt_cache,
+        )
+        self.memory = MemoryPlan()
+        self.compute_device: torch.device | None = None
+        self.disable_prompt_encoder = False
+        self.text_encoder_source: str | None = None
+        self.text_encoder_dtype = torch.bfloat16
+        #: (component, device) of every placement made by the pipeline, for inspection.
+        self.placements: list[tuple[str, str]] = []
+
+    # -- setup --------------------------------------------------------------------------
+
+    def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
+        """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""
+        device = (
+            torch.device(device)
+            if device is not None
+            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
+        self.compute_device = device
+        self.memory = plan
+        if plan.fp8 and not getattr(self.transformer, "_gen3c_compute_dtype", None):
+            enable_fp8_weights(self.transformer, self.transformer.dtype)
+        if plan.group_offload and not getattr(self.transformer, "_gen3c_group_offloaded", False):
+            enable_group_offload(self.transformer, device)
+        for name in ("transformer", "vae", "text_encoder", "prompt_cache"):
+            self._place(name, "cpu" if name in plan.offload else device)
+        return self
+
+    @property
+    def _execution_device(self) -> torch.device:
+        if self.compute_device is not None:
+            return self.compute_device
+        return next(self.transformer.parameters()).device
+
+    def _place(self, name: str, device: str | torch.device) -> None:
+        module = getattr(self, name, None)
+        if module is None:
+            return
+        if name == "transformer" and getattr(module, "_gen3c_group_offloaded", False):
+            return  # the group-offloading hooks move its blocks
+        device = torch.device(device)
+        current = next(iter(module.parameters()), None)
+        current = (
+            current.device if current is not None else next(iter(module.buffers()), torch.empty(0)).device
+        )
+        if current != device:
+            module.to(device)
+        self.placements.append((name, str(device)))
+
+    @contextmanager
+    def _stage(self, name: str):
+        """Bring component ``name`` to the compute device; send it back afterwards if offloaded."""
+        self._place(name, self._execution_device)
+        try:
+            yield getattr(self, name)
+        finally:
+            if name in self.memory.offload:
+                self._place(name, "cpu")
+                if self._execution_device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    @property
+    def transformer_dtype(self) -> torch.dtype:
+        """The dtype the transformer computes in (its storage dtype may be float8)."""
+        return getattr(self.transformer, "_gen3c_compute_dtype", None) or self.transformer.dtype
+
+    # -- 1. check inputs --------------------------------------------------------------
+
+    def check_inputs(
+        self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor, guidance: float, num_steps: int
+    ) -> None:
+        """Raise :class:`Gen3cInputError` for inputs the model cannot take."""
+        if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] != 3:
+            raise Gen3cInputError(f"image must be a (3, H, W) tensor in [-1, 1], got {_describe(image)}")
+        if not isinstance(buffer_colors, Tensor) or buffer_colors.ndim != 5 or buffer_colors.shape[2] != 3:
+            raise Gen3cInputError(
+                f"buffer_colors must be a (T, NB, 3, H, W) tensor in [-1, 1], got {_describe(buffer_colors)}"
+            )
+        T, NB, _, H, W = buffer_colors.shape
+        if not isinstance(buffer_masks, Tensor) or tuple(buffer_masks.shape) != (T, NB, 1, H, W):
+            raise Gen3cInputError(
+                f"buffer_masks must be a (T, NB, 1, H, W) = ({T}, {NB}, 1, {H}, {W}) tensor matching buffer_colors, got {_describe(buffer_masks)}"
+            )
+        if tuple(image.shape[-2:]) != (H, W):
+            raise Gen3cInputError(
+                f"image is {tuple(image.shape[-2:])} but the buffers are {(H, W)}: render the cache at the image's size"
+            )
+        if not 1 <= NB <= configs.NUM_BUFFERS:
+            raise Gen3cInputError(
+                f"GEN3C takes 1 or {configs.NUM_BUFFERS} buffers, got {NB}: keep the {configs.NUM_BUFFERS} newest cache views"
+            )
+        tc = self.vae.config.temporal_compression_ratio
+        if (T - 1) % tc:
+            n = (T - 1) // tc * tc + 1
+            raise Gen3cInputError(
+                f"the buffers have {T} frames; the tokenizer takes 1 + {tc}·k frames (e.g. {n} or {n + tc})"
+            )
+        max_latent = self.transformer.config.max_size[0] // self.transformer.config.patch_size[0]
+        if (T - 1) // tc + 1 > max_latent:
+            raise Gen3cInputError(
+                f"the buffers have {T} frames; this model generates at most {(max_latent - 1) * tc + 1} per chunk"
+            )
+        multiple = self.vae.config.spatial_compression_ratio * self.transformer.config.patch_size[1]
+        if H % multiple or W % multiple:
+            raise Gen3cInputError(
+                f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
+            )
+        for name, value, lo in (
+            ("image", image, -1.0),
+            ("buffer_colors", buffer_colors, -1.0),
+            ("buffer_masks", buffer_masks, 0.0),
+        ):
+            if not torch.isfinite(value).all():
+                raise Gen3cInputError(f"{name} holds NaN or infinite values: check how it was made")
+            vmin, vmax = float(value.min()), float(value.max())
+            if vmin < lo - 1e-3 or vmax > 1 + 1e-3:
+                raise Gen3cInputError(
+                    f"{name} must lie in [{lo:g}, 1], got values in [{vmin:.3g}, {vmax:.3g}]: rescale it"
+                )
+        if not math.isfinite(guidance):
+            raise Gen3cInputError(f"guidance must be a finite number, got {guidance}")
+        if int(num_steps) != num_steps or num_steps < 1:
+            raise Gen3cInputError(f"num_steps must be a positive whole number, got {num_steps}")
+
+    # -- 2. prompts --------------------------------------------------------------------
+
+    def encode_prompt(self, prompt: str, max_sequence_length: int = configs.MAX_SEQUENCE_LENGTH) -> Tensor:
+        """(1, L, D) T5 embedding of ``prompt``: from the cache if there, else from T5 (zero beyond
+        the prompt's tokens, as GEN3C); zeros when the prompt encoder is disabled."""
+        if not isinstance(prompt, str):
+            raise Gen3cInputError(f"prompt must be a string, got {type(prompt).__name__}")
+        dim = self.transformer.config.text_embed_dim
+        if self.disable_prompt_encoder:
+            return torch.zeros(1, max_sequence_length, dim)
+        if self.prompt_cache is not None:
+            cached = self.prompt_cache.lookup(prompt)
+            if cached is not None and cached.shape[1] == max_sequence_length:
+                return cached.detach().float().cpu()
+        self._ensure_text_encoder(prompt)
+        with self._stage("text_encoder") as text_encoder:
+            device = self._execution_device
+            tokens = self.tokenizer(
+                [prompt],
+                padding="max_length",
+                max_length=max_sequence_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
+            with torch.no_grad():
+                embeds = text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+            embeds = embeds * mask[..., None]
+        return embeds.cpu()
+
+    def _ensure_text_encoder(self, prompt: str) -> None:
+        if self.text_encoder is not None and self.tokenizer is not None:
+            return
+        source = self.text_encoder_source
+        if source is None:
+            raise Gen3cModelError(
+                f"prompt {prompt[:40]!r} is not in the prompt cache and this pipeline has no T5 text encoder: "
+                "load a checkpoint with its text_encoder/ and tokenizer/ folders, or use the empty prompt"
+            )
+        from transformers import AutoTokenizer, T5EncoderModel
+
+        try:
+            self.register_modules(
+                tokenizer=AutoTokenizer.from_pretrained(source, subfolder="tokenizer"),
+                text_encoder=T5EncoderModel.from_pretrained(
+                    source, subfolder="text_encoder", dtype=self.text_encoder_dtype
+                ),
+            )
+        except (OSError, ValueError) as exc:
+            raise Gen3cModelError(
+                f"checkpoint {source!r} has no loadable T5 text encoder for prompt {prompt[:40]!r} ({_first_line(exc)}): "
+                f"use the empty prompt, or {WEIGHTS_HELP}"
+            ) from None
+        self.text_encoder.eval()
+        self._place("text_encoder", "cpu")
+
+    # -- 3. conditions ------------------------------------------------------------------
+
+    def encode_conditions(
+        self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Tokenizer latents of the conditions.
+
+        Returns:
+            ``(image_latent (1, 16, T', h, w), buffer_latents (1, 64, T', h, w))``: the image
+            latent in the first latent frame (zeros after it), and the buffers in GEN3C's order
+            buffer 0 colour, buffer 0 mask, buffer 1 colour, buffer 1 mask (zeros where missing).
+        """
+        sigma_data = self.scheduler.config.sigma_data
+        chunk = self.memory.vae_chunk_frames
+        T, NB = buffer_colors.shape[:2]
+        with self._stage("vae") as vae:
+            device = self._execution_device
+            # The tokenizer is causal: the first latent of GEN3C's zero-padded 121-frame encode
+            # depends on the first frame only, so the image alone gives the same latent.
+            first = encode_video(vae, image[None, :, None].to(device), sigma_data=sigma_data)
+            parts = []
+            for b in range(NB):
+                colour = buffer_colors[:, b].permute(1, 0, 2, 3)[None].to(device)
+                mask = (buffer_masks[:, b].permute(1, 0, 2, 3)[None].to(device).float() * 2 - 1).expand(
+                    -1, 3, -1, -1, -1
+                )
+                parts.append(encode_video(vae, colour, sigma_data=sigma_data, chunk_frames=chunk).cpu())
+                parts.append(encode_video(vae, mask, sigma_data=sigma_data, chunk_frames=chunk).cpu())
+        zeros = torch.zeros_like(parts[0])
+        parts += [zeros] * (2 * configs.NUM_BUFFERS - len(parts))
+        buffer_latents = torch.cat(parts, dim=1)
+        image_latent = torch.zeros_like(zeros)
+        image_latent[:, :, :1] = first.cpu()
+        return image_latent, buffer_latents
+
+    # -- 4. sampling -------------------------------------------------------------------
+
+    def denoise(
+        self,
+        image_latent: Tensor,
+        buffer_latents: Tensor,
+        prompt_embeds: Tensor,
+        negative_prompt_embeds: Tensor | None,
+        *,
+        guidance: float,
+        num_steps: int,
+        seed: int,
+        fps: float = configs.FPS,
+        condition_augment_sigma: float = configs.CONDITION_AUGMENT_SIGMA,
+        callback: Callable[[int, float, Tensor], None] | None = None,
+    ) -> Tensor:
+        """GEN3C's sampling loop; returns the clean latents (1, 16, T', h, w) in float32."""
+        scheduler = self.scheduler
+        device, dtype = self._execution_device, self.transformer_dtype
+        shape = tuple(image_latent.shape)
+        scheduler.set_timesteps(num_steps, device=device)
+        scheduler.set_begin_index(0)
+        timesteps, sigmas = scheduler.timesteps, scheduler.sigmas
+
+        noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
+        xt = noise.to(device) * scheduler.init_noise_sigma
+        # GEN3C's misc.arch_invariant_rand: the same seeded numpy noise at every step.
+        aug_noise = torch.from_numpy(
+            np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+        ).to(device)
+        gt = image_latent.to(device)
+        aug_sigma = torch.tensor(condition_augment_sigma, dtype=torch.float32)
+        augmented = scheduler.precondition_inputs(gt + aug_noise * aug_sigma, aug_sigma)
+
+        indicator = torch.zeros(1, 1, shape[2], 1, 1, device=device)
+        indicator[:, :, :1] = 1.0
+        cond_mask = indicator.expand(1, 1, *shape[2:])
+        condition = torch.cat([cond_mask, buffer_latents.to(device)], dim=1).to(dtype)
+        # The unconditional branch keeps the condition mask and drops the buffers (model_gen3c.py).
+        uncondition = torch.cat([cond_mask, torch.zeros_like(buffer_latents, device=device)], dim=1).to(dtype)
+        padding_mask = torch.zeros(1, 1, shape[3], shape[4], device=device, dtype=dtype)
+        text = prompt_embeds.to(device, dtype)
+        neg_text = negative_prompt_embeds.to(device, dtype) if negative_prompt_embeds is not None else None
+        sigma_data = scheduler.config.sigma_data
+
+        def net(x: Tensor, t: Tensor, embeds: Tensor, cond: Tensor) -> Tensor:
+            out = self.transformer(
+                hidden_states=x, timestep=t, encoder_hidden_states=embeds, fps=fps,
+                condition_mask=cond, padding_mask=padding_mask, return_dict=False,
+            )[0]  # fmt: skip
+            return out.float()
+
+        with self._stage("transformer"), self.progress_bar(total=num_steps) as bar:
+            for i, t in enumerate(timesteps):
+                sigma = sigmas[i].to(device)
+                ind = indicator if condition_augment_sigma < float(sigmas[i]) else torch.zeros_like(indicator)
+                c_in = 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
+                new_xt = ind * (augmented / c_in) + (1 - ind) * xt
+                x_in = scheduler.scale_model_input(new_xt, t).to(dtype)
+                t_in = t.reshape(1).to(dtype)
+                with torch.no_grad():
+                    out = net(x_in, t_in, text, condition)
+                    if guidance != 0:
+                        out_uncond = net(x_in, t_in, neg_text if neg_text is not None else text, uncondition)
+                        out = out + guidance * (out - out_uncond)
+                c_skip = sigma_data**2 / (sigma**2 + sigma_data**2)
+                c_out = sigma * sigma_data / torch.sqrt(sigma**2 + sigma_data**2)
+                # In the conditioned frame, an output whose denoised estimate is the clean latent.
+                out = ind * ((gt - c_skip * new_xt) / c_out) + (1 - ind) * out
+                xt = scheduler.step(out, t, new_xt, return_dict=False)[0].float()
+                if callback is not None:
+                    callback(i, float(sigmas[i]), xt)
+                bar.update()
+        return xt
+
+    # -- the call ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: Tensor,
+        buffer_colors: Tensor,
+        buffer_masks: Tensor,
+        prompt: str = "",
+        negative_prompt: str | None = None,
+        guidance: float = 1.0,
+        num_steps: int = configs.NUM_STEPS,
+        seed: int = 1,
+        fps: float = configs.FPS,
+        condition_augment_sigma: float = configs.CONDITION_AUGMENT_SIGMA,
+        max_sequence_length: int = configs.MAX_SEQUENCE_LENGTH,
+        output_type: str = "pt",
+        return_dict: bool = True,
+        callback: Callable[[int, float, Tensor], None] | None = None,
+    ) -> Gen3cPipelineOutput | tuple[Tensor]:
+        """Generate a video.
+
+        Args:
+            image: (3, H, W) in [−1, 1], the first frame.
+            buffer_colors: (T, NB, 3, H, W) in [−1, 1], the 3D-cache renders (NB = 1 or 2, newest first).
+            buffer_masks: (T, NB, 1, H, W) in {0, 1}, where each render is valid.
+            prompt: text prompt (GEN3C's scripts use the empty prompt).
+            negative_prompt: text of the unconditional branch; None is GEN3C's default negative
+                prompt, "" reuses ``prompt`` (as GEN3C does for an empty negative prompt).
+            guidance: GEN3C's guidance: ``cond + guidance·(cond − uncond)``; 0 skips the
+                unconditional forward.
+            num_steps: sampler steps (GEN3C: 35).
+            seed: random seed; the same seed gives the same video.
+            fps: frame rate the DiT's positional embedding is told (GEN3C: 24).
+            condition_augment_sigma: noise level of the first-frame condition (GEN3C: 0.001).
+            output_type: "pt" for frames, "latent" for the clean latents.
+            callback: ``callback(step, sigma, latents)`` after each sampler step.
+
+        Returns:
+            :class:`Gen3cPipelineOutput` with ``frames`` (T, 3, H, W) float32 in [−1, 1], on the CPU.
+        """
+        # 1. Check inputs
+        self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps)
+        if output_type not in ("pt", "latent"):
+            raise Gen3cInputError(f"output_type must be 'pt' or 'latent', got {output_type!r}")
+        # 2. Encode the prompts
+        prompt_embeds = self.encode_prompt(prompt, max_sequence_length)
+        negative_prompt_embeds = None
+        if guidance != 0:
+            negative = configs.DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
+            negative_prompt_embeds = (
+                self.encode_prompt(negative, max_sequence_length) if negative else prompt_embeds
+            )
+        # 3. Encode the conditions (first frame, buffers)
+        image_latent, buffer_latents = self.encode_conditions(
+            image.float(), buffer_colors.float(), buffer_masks.float()
+        )
+        # 4. Sample
+        latents = self.denoise(
+            image_latent, buffer_latents, prompt_embeds, negative_prompt_embeds, guidance=guidance,
+            num_steps=int(num_steps), seed=seed, fps=fps, condition_augment_sigma=condition_augment_sigma, callback=callback,
+        )  # fmt: skip
+        # 5. Decode
+        if output_type == "latent":
+            frames = latents.cpu()
+        else:
+            with self._stage("vae") as vae:
+                video = decode_latents(
+                    vae,
+                    latents,
+                    sigma_data=self.scheduler.config.sigma_data,
+                    chunk_frames=self.memory.vae_chunk_frames,
+                )
+            frames = video[0].permute(1, 0, 2, 3).float().clamp(-1, 1).cpu()
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (frames,)
+        return Gen3cPipelineOutput(frames=frames)
+
+
+# -- the generator adapter ------------------------------------------------------------------
+
+
+class Gen3cGenerator:
+    """The GEN3C model as a generator of :mod:`gen3c.pipelines.camera_video`.
+
+    ``cache.render(cameras)`` must return an object with ``colors`` (T, NB, 3, H, W) in [−1, 1]
+    and ``masks`` (T, NB, 1, H, W) in {0, 1}, newest buffer first.
+
+    Args:
+        pipeline: a loaded :class:`Gen3cPipeline`.
+        prompt, negative_prompt, guidance, num_steps, seed: as :meth:`Gen3cPipeline.__call__`.
+        chunk_frames: frames of one generation (121 for the 7B model).
+    """
+
+    name = "gen3c"
+
+    def __init__(
+        self,
+        pipeline: Gen3cPipeline,
+        *,
+        prompt: str = "",
+        negative_prompt: str | None = None,
+        guidance: float = 1.0,
+        num_steps: int = configs.NUM_STEPS,
+        seed: int = 1,
+        chunk_frames: int = configs.CHUNK_FRAMES,
+    ) -> None:
+        self.pipeline = pipeline
+        self.prompt = prompt
+        self.negative_prompt = negative_prompt
+        self.guidance = guidance
+        self.num_steps = num_steps
+        self.seed = seed
+        self.chunk_frames = chunk_frames
+
+    def check_num_frames(self, num_frames: int) -> None:
+        """One chunk of ``chunk_frames`` frames (autoregressive continuation is not done here)."""
+        if num_frames != self.chunk_frames:
+            raise Gen3cInputError(
+                f"num_video_frames {num_frames}: the gen3c generator makes {self.chunk_frames} frames per run; "
+                f"pass --num_video_frames {self.chunk_frames}"
+            )
+
+    def generate(
+        self,
+        cache: Any,
+        cameras: Any,
+        first_frame: Tensor | None = None,
+        *,
+        buffers: Any = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> Tensor:
+        """Render ``cache`` along ``cameras`` (unless ``buffers`` are given) and generate the video.
+
+        Args:
+            first_frame: (3, H, W) in [−1, 1], the conditioning image (GEN3C: the source image).
+            progress: called with a fraction of ``len(cameras)`` after each sampler step, so a
+                bar of ``len(cameras)`` units fills over the run.
+        Returns:
+            (T, 3, H, W) float32 in [−1, 1].
+        """
+        if first_frame is None:
+            raise Gen3cInputError(
+                "the gen3c generator needs the first frame (the source image) to condition on"
+            )
+        if buffers is None:
+            buffers = cache.render(cameras)
+        colors, masks = buffers.colors, buffers.masks
+        T = colors.shape[0]
+        self.check_num_frames(T)
+        if colors.shape[1] > configs.NUM_BUFFERS:
+            colors, masks = colors[:, : configs.NUM_BUFFERS], masks[:, : configs.NUM_BUFFERS]
+
+        callback = None
+        if progress is not None:
+
+            def callback(step: int, sigma: float, latents: Tensor) -> None:
+                progress(T / self.num_steps)
+
+        self.pipeline.set_progress_bar_config(disable=progress is not None)
+        out = self.pipeline(
+            image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
+            negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
+            callback=callback,
+        )  # fmt: skip
+        return out.frames
+
+
+# -- loading --------------------------------------------------------------------------------
+
+REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
+_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+           "float32": torch.float32, "fp32": torch.float32}  # fmt: skip
+
+
+def check_checkpoint_dir(path: str | os.PathLike) -> None:
+    """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks."""
+    root = Path(path)
+    if (root / "Gen3C-Cosmos-7B").is_dir() or (root / "model.pt").is_file():
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r} is GEN3C's original layout, not a converted one: "
+            f"run `gen3c convert {root} OUT_DIR` and pass OUT_DIR"
+        )
+    index = root / "model_index.json"
+    if not index.is_file():
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r} has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}"
+        )
+    try:
+        declared = json.loads(index.read_text())
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r}: model_index.json is unreadable ({_first_line(exc)}): convert again"
+        ) from None
+    missing = []
+    for name in REQUIRED_COMPONENTS:
+        folder = root / name
+        if name not in declared or not folder.is_dir():
+            missing.append(f"{name}/")
+            continue
+        if name == "scheduler":
+            if not (folder / "scheduler_config.json").is_file():
+                missing.append(f"{name}/scheduler_config.json")
+            continue
+        if not (folder / "config.json").is_file():
+            missing.append(f"{name}/config.json")
+        if not any(folder.glob("*.safetensors")):
+            missing.append(f"{name}/*.safetensors")
+        index_files = list(folder.glob("*.safetensors.index.json"))
+        for idx in index_files:
+            try:
+                shards = set(json.loads(idx.read_text())["weight_map"].values())
+            except (OSError, ValueError, KeyError):
+                missing.append(f"{name}/{idx.name} (unreadable)")
+                continue
+            missing += [f"{name}/{s}" for s in sorted(shards) if not (folder / s).is_file()]
+    if missing:
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
+        )
+
+
+def load_pipeline(
+    checkpoint: str | os.PathLike,
+    *,
+    dtype: torch.dtype | str = torch.bfloat16,
+    load_text_encoder: bool = False,
+) -> Gen3cPipeline:
+    """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for."""
+    dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    source = str(checkpoint)
+    local = Path(source).expanduser()
+    if local.exists():
+        check_checkpoint_dir(local)
+        source = str(local)
+    elif source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
+        raise Gen3cModelError(
+            f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}"
+        )
+    skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
+    try:
+        pipe = Gen3cPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype}, **skip)
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(
+            f"could not load checkpoint {source!r} ({_first_line(exc)}): {WEIGHTS_HELP}"
+        ) from None
+    pipe.text_encoder_source = source
+    pipe.text_encoder_dtype = dtype
+    return pipe
+
+
+def load_generator(
+    checkpoint: str | os.PathLike,
+    *,
+    offload_diffusion_transformer: bool = False,
+    offload_tokenizer: bool = False,
+    offload_text_encoder_model: bool = False,
+    memory_mode: str = "resident",
+    fp8: bool = False,
+    vae_chunk_frames: int | None = None,
+    disable_prompt_encoder: bool = False,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str = torch.bfloat16,
+    **generator_options: Any,
+) -> Gen3cGenerator:
+    """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
+
+    Args:
+        checkpoint: a folder written by ``gen3c convert`` (or a hub id of one).
+        offload_diffusion_transformer, offload_tokenizer, offload_text_encoder_model: GEN3C's
+            flags: keep that component in CPU memory except while it runs.
+        memory_mode: "resident", "model_offload" or "group_offload" (:mod:`gen3c.models.memory`).
+        fp8: store the transformer's weights in float8.
+        vae_chunk_frames: latent frames per tokenizer chunk (None: mode default; 0: none).
+        disable_prompt_encoder: use zero text embeddings (GEN3C's flag), never loading T5.
+        device: compute device (default CUDA when available).
+        dtype: weights' dtype (bfloat16 as GEN3C).
+        generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
+    """
+    plan = memory_plan(
+        memory_mode,
+        offload_diffusion_transformer=offload_diffusion_transformer,
+        offload_tokenizer=offload_tokenizer,
+        offload_text_encoder_model=offload_text_encoder_model,
+        fp8=fp8,
+        vae_chunk_frames=vae_chunk_frames,
+    )
+    pipe = load_pipeline(checkpoint, dtype=dtype)
+    pipe.disable_prompt_encoder = disable_prompt_encoder
+    pipe.configure_memory(plan, device)
+    return Gen3cGenerator(pipe, **generator_options)
+
+
+def _dtype_kwarg() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype``; use whichever this version takes."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+_DTYPE_KWARG = _dtype_kwarg()
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+#: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.
+GENERATOR_OPTIONS: dict[str, type] = {
+    "checkpoint_dir": str,
+    "prompt": str,
+    "negative_prompt": str,
+    "guidance": float,
+    "num_steps": int,
+    "offload_diffusion_transformer": bool,
+    "offload_tokenizer": bool,
+    "offload_text_encoder_model": bool,
+    "memory_mode": str,
+    "fp8": bool,
+    "vae_chunk_frames": int,
+    "disable_prompt_encoder": bool,
+    "device": str,
+    "dtype": str,
+    "chunk_frames": int,
+    # GEN3C flags for parts this library does not have (no prompt upsampler, no guardrails):
+    # accepted so GEN3C command lines carry over, without effect.
+    "offload_prompt_upsampler": bool,
+    "offload_guardrail_models": bool,
+    "disable_guardrail": bool,
+    "disable_prompt_upsampler": bool,
+}
+_NO_EFFECT = (
+    "offload_prompt_upsampler",
+    "offload_guardrail_models",
+    "disable_guardrail",
+    "disable_prompt_upsampler",
+)
+
+
+def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGenerator:
+    """A :class:`Gen3cGenerator` from a request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`)."""
+    unknown = sorted(set(options) - set(GENERATOR_OPTIONS))
+    if unknown:
+        raise Gen3cInputError(
+            f"unknown gen3c generator options {unknown}: use {', '.join(GENERATOR_OPTIONS)}"
+        )
+    opts = {k: v for k, v in options.items() if v is not None and k not in _NO_EFFECT}
+    for key, value in opts.items():
+        kind = GENERATOR_OPTIONS[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, opts[key] = True, float(value)
+        if not ok:
+            raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
+    checkpoint = opts.pop("checkpoint_dir", None)
+    if not checkpoint:
+        raise Gen3cInputError(
+            f"the gen3c generator needs --checkpoint_dir (a folder made by `gen3c convert`); {WEIGHTS_HELP}"
+        )
+    sampling = {
+        k: opts.pop(k)
+        for k in ("prompt", "negative_prompt", "guidance", "num_steps", "chunk_frames")
+        if k in opts
+    }
+    if "num_steps" in sampling and sampling["num_steps"] < 1:
+        raise Gen3cInputError(f"--num_steps {sampling['num_steps']} must be at least 1 (GEN3C: 35)")
+    return load_generator(checkpoint, seed=seed, **sampling, **opts)

@@ -1,0 +1,107 @@
+"""The gen3c generator and `gen3c convert` on the command line (tiny model, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.io.video import read_video
+from gen3c.models.tiny import tiny_pipeline
+from gen3c.pipelines import gen3c as gen3c_module
+from gen3c.pipelines.request import GenerationRequest, run_request
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_ckpt")
+    tiny_pipeline(seed=0).save_pretrained(folder)
+    return folder
+
+
+def gen3c_args(box_scene, out, *extra):
+    image, depth, _, _ = box_scene
+    return ("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
+            "--video_save_folder", out, "--generator", "gen3c", *extra)  # fmt: skip
+
+
+def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeypatch):
+    seen = {}
+
+    def fake(options, seed=1):
+        seen.update(options, seed=seed)
+        options = {
+            **options,
+            "checkpoint_dir": str(tiny_checkpoint),
+            "chunk_frames": 17,
+            "device": "cpu",
+            "dtype": "float32",
+        }
+        return real(options, seed)
+
+    real = gen3c_module.generator_from_options
+    monkeypatch.setattr(gen3c_module, "generator_from_options", fake)
+    res = invoke(*gen3c_args(box_scene, tmp_path, "--checkpoint_dir", "CKPT", "--num_video_frames", 17, "--num_steps", 2,
+                             "--guidance", 0, "--seed", 5, "--offload_tokenizer", "--disable_guardrail",
+                             "--disable_prompt_upsampler", "--offload_prompt_upsampler", "--offload_guardrail_models"))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (
+        seen["checkpoint_dir"] == "CKPT"
+        and seen["num_steps"] == 2
+        and seen["guidance"] == 0
+        and seen["seed"] == 5
+    )
+    assert seen["offload_tokenizer"] is True and seen["disable_guardrail"] is True
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (17, 32, 48, 3)
+    run = json.loads((tmp_path / "output_run.json").read_text())
+    assert run["generator"] == "gen3c" and run["generator_options"]["num_steps"] == 2
+
+
+def test_request_runs_the_tiny_checkpoint(box_scene, tmp_path, tiny_checkpoint):
+    image, depth, _, _ = box_scene
+    request = GenerationRequest(
+        input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48", num_video_frames=17,
+        generator="gen3c", video_save_folder=str(tmp_path), generator_options={
+            "checkpoint_dir": str(tiny_checkpoint), "chunk_frames": 17, "num_steps": 2, "device": "cpu", "dtype": "float32",
+            "memory_mode": "model_offload",
+        },
+    )  # fmt: skip
+    out = run_request(request)
+    assert out.result.frames.shape == (17, 3, 32, 48)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ((), "needs --checkpoint_dir"),
+        (("--checkpoint_dir", "/nowhere/ckpt"), "gen3c convert"),
+        (("--checkpoint_dir", "x", "--memory_mode", "huge"), "memory_mode"),
+    ],
+)
+def test_gen3c_errors_exit_2(box_scene, tmp_path, extra, message):
+    res = invoke(*gen3c_args(box_scene, tmp_path, *extra))
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
+
+
+def test_convert_command(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    res = invoke("convert", tmp_path / "src", tmp_path / "out")
+    assert res.exit_code == 2
+    assert "Gen3C-Cosmos-7B" in " ".join(res.output.split())
+    calls = []
+    import gen3c.models.convert as convert_module
+
+    monkeypatch.setattr(convert_module, "convert_checkpoint", lambda *a, **k: calls.append((a, k)))
+    res = invoke("convert", tmp_path / "src", tmp_path / "out", "--trust_checkpoint", "--no_text_encoder")
+    assert res.exit_code == 0, res.output
+    assert calls[0][1] == {"trust_checkpoint": True, "overwrite": False, "keep_text_encoder": False}

@@ -1,0 +1,354 @@
+"""Checkpoint conversion: a synthetic checkpoint in GEN3C's official layout (official key names,
+random weights, tiny configuration) converts to a gen3c checkpoint whose models compute exactly
+what the same weights placed by hand into the diffusers models compute."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from gen3c.errors import Gen3cModelError
+from gen3c.models import configs
+from gen3c.models.convert import (
+    DIT_FILE,
+    T5_DIR,
+    TOKENIZER_DIR,
+    convert_checkpoint,
+    dit_key,
+    load_torch_file,
+    tokenizer_key,
+)
+from gen3c.models.tiny import tiny_components, tiny_tokenizer
+
+TINY = {"transformer_config": configs.TRANSFORMER_TINY, "vae_config": configs.VAE_TINY, "log": None}
+
+# -- official names, written from GEN3C's module structure (general_dit.py, blocks.py,
+# -- attention.py, tokenizer/modules/layers3d.py), independently of gen3c.models.convert ------
+
+
+def official_dit_name(key: str) -> str:
+    """GEN3C's name (``net.``…) of a diffusers CosmosTransformer3DModel key."""
+    fixed = {
+        "patch_embed.proj.weight": "x_embedder.proj.1.weight",
+        "time_embed.t_embedder.linear_1.weight": "t_embedder.1.linear_1.weight",
+        "time_embed.t_embedder.linear_2.weight": "t_embedder.1.linear_2.weight",
+        "time_embed.norm.weight": "affline_norm.weight",
+        "norm_out.linear_1.weight": "final_layer.adaLN_modulation.1.weight",
+        "norm_out.linear_2.weight": "final_layer.adaLN_modulation.2.weight",
+        "proj_out.weight": "final_layer.linear.weight",
+    }
+    if key in fixed:
+        return "net." + fixed[key]
+    if key.startswith("learnable_pos_embed."):
+        return "net.extra_pos_embedder." + key.split(".", 1)[1]
+    m = re.match(r"transformer_blocks\.(\d+)\.(.*)", key)
+    i, rest = m[1], m[2]
+    block = f"net.blocks.block{i}.blocks"
+    m = re.match(r"norm([123])\.linear_([12])\.weight", rest)
+    if m:
+        return f"{block}.{int(m[1]) - 1}.adaLN_modulation.{m[2]}.weight"
+    m = re.match(r"attn([12])\.(\w+)(\.0)?\.weight", rest)
+    if m:
+        j = int(m[1]) - 1
+        inner = {
+            "to_q": "to_q.0",
+            "norm_q": "to_q.1",
+            "to_k": "to_k.0",
+            "norm_k": "to_k.1",
+            "to_v": "to_v.0",
+            "to_out": "to_out.0",
+        }
+        return f"{block}.{j}.block.attn.{inner[m[2]]}.weight"
+    inner = {"ff.net.0.proj.weight": "layer1.weight", "ff.net.2.weight": "layer2.weight"}
+    return f"{block}.2.block.{inner[rest]}"
+
+
+def official_tokenizer_name(key: str, levels: int) -> str:
+    """GEN3C's tokenizer name of a diffusers AutoencoderKLCosmos key."""
+    m = re.match(r"(quant_conv|post_quant_conv)\.(\w+)$", key)
+    if m:
+        return f"{m[1]}.conv3d.{m[2]}"
+    part, rest = key.split(".", 1)
+    conv = {"conv_s": "0.conv3d", "conv_t": "1.conv3d"}
+
+    def resnet(tail: str) -> str:
+        m = re.match(r"(conv[12])\.(conv_[st])\.(\w+)$", tail)
+        if m:
+            return f"{m[1]}.{conv[m[2]]}.{m[3]}"
+        if tail.startswith("conv_shortcut."):
+            return "nin_shortcut.conv3d." + tail.split(".", 1)[1]
+        return tail  # norm1.norm.*, norm2.norm.*
+
+    def attention(tail: str) -> str:
+        names = {"to_q": "q", "to_k": "k", "to_v": "v", "to_out": "proj_out"}
+        m = re.match(r"(to_q|to_k|to_v|to_out)(\.0)?\.(\w+)$", tail)
+        return f"{names[m[1]]}.conv3d.{m[3]}" if m else tail
+
+    m = re.match(r"(conv_in|conv_out)\.(conv_[st])\.(\w+)$", rest)
+    if m:
+        return f"{part}.{m[1]}.{conv[m[2]]}.{m[3]}"
+    if rest.startswith("norm_out."):
+        return f"{part}.{rest}"
+    m = re.match(r"mid_block\.resnets\.([01])\.(.*)", rest)
+    if m:
+        return f"{part}.mid.block_{int(m[1]) + 1}.{resnet(m[2])}"
+    m = re.match(r"mid_block\.(attentions|temp_attentions)\.0\.(.*)", rest)
+    if m:
+        return f"{part}.mid.attn_1.{0 if m[1] == 'attentions' else 1}.{attention(m[2])}"
+    m = re.match(r"(down|up)_blocks\.(\d+)\.(.*)", rest)
+    level = int(m[2]) if m[1] == "down" else levels - 1 - int(m[2])  # GEN3C: up.0 is the finest level
+    tail = m[3]
+    n = re.match(r"resnets\.(\d+)\.(.*)", tail)
+    if n:
+        return f"{part}.{m[1]}.{level}.block.{n[1]}.{resnet(n[2])}"
+    n = re.match(r"(down|up)samplers\.0\.(conv[123])\.(\w+)$", tail)
+    return f"{part}.{m[1]}.{level}.{n[1]}sample.{n[2]}.conv3d.{n[3]}"
+
+
+class _Holder(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+def torchscript_archive(state: dict[str, Tensor], path: Path) -> None:
+    """Save a TorchScript module whose state dict is ``state``."""
+    root = _Holder()
+    for key, value in state.items():
+        *path_parts, leaf = key.split(".")
+        module = root
+        for part in path_parts:
+            if part not in module._modules:
+                module.add_module(part, _Holder())
+            module = module._modules[part]
+        if leaf in ("wavelets", "_arange"):
+            module.register_buffer(leaf, value.clone())
+        else:
+            module.register_parameter(leaf, nn.Parameter(value.clone(), requires_grad=False))
+    torch.jit.save(torch.jit.script(root), str(path))
+
+
+def write_official_checkpoint(
+    root: Path, parts: dict, *, extra_dit: dict | None = None, drop_dit: str | None = None
+) -> None:
+    """GEN3C's checkpoint folder for the models in ``parts`` (see tiny_components)."""
+    dit = {official_dit_name(k): v.clone() for k, v in parts["transformer"].state_dict().items()}
+    leftovers = {
+        "logvar.0.freqs": torch.randn(128),
+        "logvar.0.phases": torch.randn(128),
+        "logvar.1.weight": torch.randn(1, 128),
+        "net.pos_embedder.seq": torch.arange(16.0),
+        "net.accum_video_sample_counter": torch.tensor(7),
+        "net.blocks.block0.blocks.0.block.attn.attn_op._extra_state": torch.zeros(0, dtype=torch.uint8),
+    }
+    dit.update(leftovers)
+    dit.update(extra_dit or {})
+    if drop_dit:
+        del dit[drop_dit]
+    (root / DIT_FILE).parent.mkdir(parents=True)
+    torch.save({"model": collections.OrderedDict(dit), "optimizer": {}, "iteration": 3}, root / DIT_FILE)
+
+    levels = len(configs.VAE_TINY["encoder_block_out_channels"]) - 1
+    tok = root / TOKENIZER_DIR
+    tok.mkdir(parents=True)
+    vae_state = {official_tokenizer_name(k, levels): v for k, v in parts["vae"].state_dict().items()}
+    wavelets = {"wavelets": torch.tensor([0.7071, 0.7071]), "_arange": torch.arange(2)}
+    enc = {k: v for k, v in vae_state.items() if k.startswith(("encoder.", "quant_conv."))}
+    enc.update({f"encoder.patcher3d.{k}": v for k, v in wavelets.items()})
+    dec = {k: v for k, v in vae_state.items() if k.startswith(("decoder.", "post_quant_conv."))}
+    dec.update({f"decoder.unpatcher3d.{k}": v for k, v in wavelets.items()})
+    assert len(enc) + len(dec) == len(vae_state) + 4
+    torchscript_archive(enc, tok / "encoder.jit")
+    torchscript_archive(dec, tok / "decoder.jit")
+    g = torch.Generator().manual_seed(5)
+    torch.save(
+        (torch.randn(16 * 24, generator=g) * 0.1, torch.rand(16 * 24, generator=g) + 0.5), tok / "mean_std.pt"
+    )
+
+    t5 = root / T5_DIR
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    full = T5ForConditionalGeneration(T5Config(**configs.T5_TINY))
+    full.encoder.load_state_dict(parts["text_encoder"].encoder.state_dict())
+    full.shared.load_state_dict(parts["text_encoder"].shared.state_dict())
+    full.save_pretrained(t5)
+    parts["tokenizer"].save_pretrained(t5)
+
+
+def as_stored(transformer: nn.Module) -> nn.Module:
+    """A float32 copy with the weights rounded as the conversion stores them (bfloat16, except
+    the learnable positional embedding which stays float32)."""
+    copied = copy.deepcopy(transformer).float()
+    for name, p in copied.named_parameters():
+        if not name.startswith("learnable_pos_embed"):
+            p.data = p.data.to(torch.bfloat16).float()
+    return copied
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("official")
+    parts = tiny_components(seed=3)
+    write_official_checkpoint(root, parts)
+    out = root.parent / (root.name + "_converted")
+    report = convert_checkpoint(root, out, **TINY)
+    return parts, root, out, report
+
+
+def test_every_key_is_accounted_for(converted):
+    parts, root, out, report = converted
+    assert report.ok
+    dit = report.component("transformer")
+    assert len(dit.mapped) == len(parts["transformer"].state_dict())
+    assert {k for k, _ in dit.dropped} == {
+        "logvar.0.freqs", "logvar.0.phases", "logvar.1.weight", "net.pos_embedder.seq",
+        "net.accum_video_sample_counter", "net.blocks.block0.blocks.0.block.attn.attn_op._extra_state",
+    }  # fmt: skip
+    vae = report.component("vae")
+    assert len(vae.mapped) == len(parts["vae"].state_dict())
+    assert len(vae.dropped) == 4
+    text = (out / "conversion_report.txt").read_text()
+    assert (
+        "net.blocks.block1.blocks.2.block.layer1.weight -> transformer_blocks.1.ff.net.0.proj.weight" in text
+    )
+    assert (
+        "decoder.up.0.block.0.conv1.0.conv3d.weight -> decoder.up_blocks.2.resnets.0.conv1.conv_s.weight"
+        in text
+    )
+
+
+def test_converted_transformer_matches_weights_placed_by_hand(converted):
+    from diffusers import CosmosTransformer3DModel
+
+    parts, _, out, _ = converted
+    reference = parts["transformer"].float()
+    loaded = CosmosTransformer3DModel.from_pretrained(out / "transformer").float()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 16, 3, 4, 6, generator=g)
+    cond = torch.randn(1, 65, 3, 4, 6, generator=g)
+    text = torch.randn(1, 7, configs.TRANSFORMER_TINY["text_embed_dim"], generator=g)
+    kwargs = dict(hidden_states=x, timestep=torch.tensor([0.3]), encoder_hidden_states=text, fps=24,
+                  condition_mask=cond, padding_mask=torch.zeros(1, 1, 4, 6), return_dict=False)  # fmt: skip
+    with torch.no_grad():
+        expected = reference(**kwargs)[0]
+        got = loaded(**kwargs)[0]
+    # bfloat16 storage is the only difference from the hand-placed float32 weights.
+    bf16 = as_stored(reference)
+    with torch.no_grad():
+        expected_bf16 = bf16(**kwargs)[0]
+    assert torch.equal(got, expected_bf16)
+    assert torch.allclose(got, expected, atol=0.05 * expected.abs().max())
+
+
+def test_converted_tokenizer_matches_weights_placed_by_hand(converted):
+    from diffusers import AutoencoderKLCosmos
+
+    parts, _, out, _ = converted
+    reference = parts["vae"]
+    loaded = AutoencoderKLCosmos.from_pretrained(out / "vae")
+    video = torch.rand(1, 3, 9, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded._encode(video), reference._encode(video))
+        z = reference._encode(video)
+        assert torch.equal(loaded._decode(z).sample, reference._decode(z).sample)
+    # GEN3C's mean_std.pt, viewed as (16, frames), keeps one chunk's 16 latent frames.
+    stats = torch.load(Path(out.parent / out.name.replace("_converted", "")) / TOKENIZER_DIR / "mean_std.pt")
+    expected_mean = stats[0].reshape(16, -1)[:, :16].flatten()
+    assert torch.allclose(torch.tensor(loaded.config.latents_mean), expected_mean)
+
+
+def test_converted_pipeline_reproduces_the_hand_built_one(converted):
+    from gen3c.pipelines.gen3c import Gen3cPipeline, load_pipeline
+
+    parts, _, out, _ = converted
+    loaded = load_pipeline(out, dtype=torch.float32)
+    vae = copy.deepcopy(parts["vae"])
+    vae.register_to_config(
+        latents_mean=loaded.vae.config.latents_mean, latents_std=loaded.vae.config.latents_std
+    )
+    reference = Gen3cPipeline(**{**parts, "transformer": as_stored(parts["transformer"]), "vae": vae})
+    reference.set_progress_bar_config(disable=True)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.text_encoder is None  # the cached prompts do not need T5
+    g = torch.Generator().manual_seed(2)
+    image = torch.rand(3, 32, 32, generator=g) * 2 - 1
+    colors = torch.rand(9, 1, 3, 32, 32, generator=g) * 2 - 1
+    masks = (torch.rand(9, 1, 1, 32, 32, generator=g) > 0.5).float()
+    a = reference(image, colors, masks, num_steps=3).frames
+    b = loaded(image, colors, masks, num_steps=3).frames
+    assert loaded.text_encoder is None
+    assert torch.allclose(a, b, atol=1e-4)
+    # A prompt that is not cached loads T5 from the converted checkpoint on demand.
+    c = loaded(image, colors, masks, num_steps=2, prompt="a cat").frames
+    d = reference(image, colors, masks, num_steps=2, prompt="a cat").frames
+    assert loaded.text_encoder is not None
+    assert torch.allclose(c, d, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"drop_dit": "net.blocks.block1.blocks.1.block.attn.to_k.0.weight"},
+            "missing key transformer_blocks.1.attn2.to_k.weight",
+        ),
+        (
+            {"extra_dit": {"net.blocks.block0.blocks.0.block.attn.to_w.0.weight": torch.zeros(3)}},
+            "unexpected key net.blocks.block0",
+        ),
+        (
+            {"extra_dit": {"net.x_embedder.proj.1.weight": torch.zeros(24, 5)}},
+            "shape of net.x_embedder.proj.1.weight",
+        ),
+        ({"extra_dit": {"ema_weights.something": torch.zeros(2)}}, "unexpected key ema_weights.something"),
+    ],
+)
+def test_mismatched_keys_are_errors(tmp_path, change, message):
+    write_official_checkpoint(tmp_path / "src", tiny_components(seed=4, with_text_encoder=True), **change)
+    lines: list[str] = []
+    with pytest.raises(Gen3cModelError, match="does not match GEN3C's layout"):
+        convert_checkpoint(tmp_path / "src", tmp_path / "out", **{**TINY, "log": lines.append})
+    assert message in "\n".join(lines)
+    assert not (tmp_path / "out").exists()
+
+
+def test_key_tables_reject_strangers():
+    assert dit_key("net.blocks.block0.blocks.2.block.attn.to_q.0.weight") is None  # the MLP has no attention
+    assert dit_key("blocks.block0.blocks.0.adaLN_modulation.1.weight") is None  # outside net.
+    assert tokenizer_key("encoder.up.0.block.0.norm1.norm.weight", 3) is None  # the encoder goes down
+    assert tokenizer_key("decoder.up.3.block.0.norm1.norm.weight", 3) is None  # no such level
+
+
+class _NotAWeight:
+    pass
+
+
+def test_files_that_need_unpickling_are_refused_unless_trusted(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"model": {"net.x": torch.zeros(1)}, "extra": _NotAWeight()}, path)
+    with pytest.raises(Gen3cModelError, match="trust_checkpoint"):
+        load_torch_file(path)
+    assert set(load_torch_file(path, trust_checkpoint=True)) == {"model", "extra"}
+
+
+def test_missing_parts_name_what_and_where(tmp_path):
+    (tmp_path / "src").mkdir()
+    with pytest.raises(Gen3cModelError, match=r"Gen3C-Cosmos-7B/model.pt.*nvidia/Gen3C-Cosmos-7B"):
+        convert_checkpoint(tmp_path / "src", tmp_path / "out", **TINY)
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "x").write_text("x")
+    with pytest.raises(Gen3cModelError, match="not empty"):
+        convert_checkpoint(tmp_path / "src", tmp_path / "out2", **TINY)
+
+
+def test_tiny_tokenizer_round_trips(tmp_path):
+    tok = tiny_tokenizer()
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(tmp_path)(["a cat"]).input_ids == tok(["a cat"]).input_ids

@@ -1,0 +1,378 @@
+"""The GEN3C pipeline end to end on a tiny random-weight model of the real architecture."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.models import configs
+from gen3c.models.memory import has_hook, memory_plan
+from gen3c.models.tiny import tiny_pipeline
+from gen3c.models.tokenizer import encode_video
+from gen3c.pipelines.gen3c import Gen3cGenerator, Gen3cPipeline, load_generator
+
+T, H, W = 17, 32, 32  # 17 frames -> 3 latent frames of 4 x 4
+
+
+def inputs(num_buffers: int = 2, frames: int = T, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(3, H, W, generator=g) * 2 - 1
+    colors = torch.rand(frames, num_buffers, 3, H, W, generator=g) * 2 - 1
+    masks = (torch.rand(frames, num_buffers, 1, H, W, generator=g) > 0.4).float()
+    return image, colors, masks
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Gen3cPipeline:
+    return tiny_pipeline(seed=0)
+
+
+class Recorder:
+    """Records every transformer call's inputs."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.calls: list[dict] = []
+        self.handle = module.register_forward_pre_hook(self.hook, with_kwargs=True)
+
+    def hook(self, module, args, kwargs):
+        self.calls.append({k: v.detach().clone() if torch.is_tensor(v) else v for k, v in kwargs.items()})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def test_output_shape_and_frame_count(pipe):
+    for frames, nb in ((T, 2), (9, 1)):
+        out = pipe(*inputs(nb, frames), num_steps=2)
+        assert out.frames.shape == (frames, 3, H, W)
+        assert out.frames.dtype == torch.float32
+        assert out.frames.min() >= -1 and out.frames.max() <= 1
+    latents = pipe(*inputs(), num_steps=2, output_type="latent").frames
+    assert latents.shape == (1, 16, 3, H // 8, W // 8)
+
+
+def test_seed_determines_the_video(pipe):
+    a = pipe(*inputs(), num_steps=4, seed=7).frames
+    b = pipe(*inputs(), num_steps=4, seed=7).frames
+    c = pipe(*inputs(), num_steps=4, seed=8).frames
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_each_condition_reaches_its_channel_slot(pipe):
+    image, colors, masks = inputs(num_buffers=2)
+    with Recorder(pipe.transformer) as rec:
+        pipe(image, colors, masks, num_steps=2, guidance=0.0)
+    assert len(rec.calls) == 2  # guidance 0: one forward per step
+    cond = rec.calls[0]["condition_mask"].float()
+    assert cond.shape == (1, 1 + configs.BUFFER_CHANNELS, 3, H // 8, W // 8)
+    assert rec.calls[0]["hidden_states"].shape[1] + cond.shape[1] == configs.GEN3C_IN_CHANNELS
+
+    # Channel 0: the condition mask, 1 on the first latent frame only.
+    assert torch.equal(cond[0, 0, 0], torch.ones(H // 8, W // 8))
+    assert torch.equal(cond[0, 0, 1:], torch.zeros(2, H // 8, W // 8))
+    # Channels 1-64: buffer 0 colour, buffer 0 mask, buffer 1 colour, buffer 1 mask.
+    vae = pipe.vae
+
+    def enc(video):  # (T, 3, H, W) -> normalised latents
+        return encode_video(vae, video.permute(1, 0, 2, 3)[None])
+
+    expected = [enc(colors[:, 0]), enc((masks[:, 0] * 2 - 1).expand(-1, 3, -1, -1)),
+                enc(colors[:, 1]), enc((masks[:, 1] * 2 - 1).expand(-1, 3, -1, -1))]  # fmt: skip
+    for slot, latent in enumerate(expected):
+        got = cond[:, 1 + 16 * slot : 1 + 16 * (slot + 1)]
+        assert torch.allclose(got, latent, atol=1e-5), f"slot {slot}"
+
+    # The first latent frame holds the image latent, augmented with sigma 0.001 and scaled by
+    # c_in(0.001) (GEN3C's _augment_noise_with_latent followed by scale_model_input).
+    x = rec.calls[0]["hidden_states"].float()
+    image_latent = encode_video(vae, image[None, :, None])
+    c_in = 1 / (0.001**2 + 0.5**2) ** 0.5
+    assert torch.allclose(x[:, :, :1], image_latent * c_in, atol=0.01)
+    assert 0.6 < x[:, :, 1:].std() < 1.5  # the rest is noise of sigma ~80 scaled by c_in(80) ~ 1/80
+
+
+def test_perturbing_one_buffer_changes_only_its_slots(pipe):
+    image, colors, masks = inputs(num_buffers=2)
+    colors2 = colors.clone()
+    colors2[:, 1] = -colors2[:, 1]
+    conds = []
+    for c in (colors, colors2):
+        with Recorder(pipe.transformer) as rec:
+            pipe(image, c, masks, num_steps=1, guidance=0.0)
+        conds.append(rec.calls[0]["condition_mask"].float())
+    changed = (conds[0] - conds[1]).abs().amax(dim=(0, 2, 3, 4)) > 0
+    assert changed.nonzero().flatten().tolist() == list(range(33, 49))  # buffer 1 colour only
+
+
+def test_missing_buffer_is_zeros(pipe):
+    with Recorder(pipe.transformer) as rec:
+        pipe(*inputs(num_buffers=1), num_steps=1, guidance=0.0)
+    cond = rec.calls[0]["condition_mask"]
+    assert cond[:, 1:33].abs().max() > 0
+    assert torch.equal(cond[:, 33:], torch.zeros_like(cond[:, 33:]))
+
+
+def test_unconditional_branch_drops_the_buffers_and_uses_the_negative_prompt(pipe):
+    with Recorder(pipe.transformer) as rec:
+        pipe(*inputs(), num_steps=2, guidance=1.0)
+    assert len(rec.calls) == 4  # GEN3C's guidance 1: conditional + unconditional each step
+    cond, uncond = rec.calls[0], rec.calls[1]
+    assert torch.equal(cond["condition_mask"][:, :1], uncond["condition_mask"][:, :1])
+    assert torch.equal(uncond["condition_mask"][:, 1:], torch.zeros_like(uncond["condition_mask"][:, 1:]))
+    assert torch.equal(cond["hidden_states"], uncond["hidden_states"])
+    negative = pipe.prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT).to(
+        uncond["encoder_hidden_states"].dtype
+    )
+    assert torch.equal(uncond["encoder_hidden_states"], negative)
+    assert torch.equal(cond["encoder_hidden_states"], pipe.prompt_cache.lookup("").to(negative.dtype))
+    # An empty negative prompt reuses the prompt (GEN3C passes no negative embedding then).
+    with Recorder(pipe.transformer) as rec:
+        pipe(*inputs(), num_steps=1, guidance=1.0, negative_prompt="")
+    assert torch.equal(rec.calls[0]["encoder_hidden_states"], rec.calls[1]["encoder_hidden_states"])
+
+
+def gen3c_reference_loop(
+    pipe: Gen3cPipeline, image_latent, buffer_latents, text, neg_text, guidance, num_steps, seed
+):
+    """GEN3C's DiffusionV2WModel.generate_samples_from_batch + _augment_noise_with_latent, step
+    by step as written there (float32, same initial noise), as an independent reference."""
+    from diffusers import EDMEulerScheduler
+
+    sched = EDMEulerScheduler(sigma_max=80, sigma_min=0.0002, sigma_data=0.5)
+    sched.set_timesteps(num_steps)
+    shape = image_latent.shape
+    xt = torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * sched.init_noise_sigma
+    cond_in = torch.cat([torch.zeros(1, 1, *shape[2:]), buffer_latents], 1)
+    cond_in[:, 0, 0] = 1
+    uncond_in = torch.cat([cond_in[:, :1], torch.zeros_like(buffer_latents)], 1)
+    pad = torch.zeros(1, 1, *shape[3:])
+    for t in sched.timesteps:
+        sched._init_step_index(t)
+        sigma = sched.sigmas[sched.step_index]
+        indicator = torch.zeros(1, 1, shape[2], 1, 1)
+        indicator[:, :, 0] = 1
+        if 0.001 >= sigma:
+            indicator = torch.zeros_like(indicator)
+        noise = torch.from_numpy(np.random.RandomState(seed).standard_normal(tuple(shape)).astype(np.float32))
+        augment = sched.precondition_inputs(image_latent + noise * 0.001, 0.001)
+        augment_unscaled = augment * ((sigma**2 + 0.25) ** 0.5)
+        new_xt = indicator * augment_unscaled + (1 - indicator) * xt
+        scaled = sched.scale_model_input(new_xt, timestep=t)
+
+        def net(embeds, cond, x=scaled, t=t):
+            return pipe.transformer(hidden_states=x, timestep=t.reshape(1), encoder_hidden_states=embeds,
+                                    fps=24, condition_mask=cond, padding_mask=pad, return_dict=False)[0]  # fmt: skip
+
+        out_c, out_u = net(text, cond_in), net(neg_text, uncond_in)
+        out = out_c + guidance * (out_c - out_u)
+        c_skip = 0.25 / (sigma**2 + 0.25)
+        c_out = sigma * 0.5 / (sigma**2 + 0.25) ** 0.5
+        out = indicator * ((image_latent - c_skip * new_xt) / c_out) + (1 - indicator) * out
+        xt = sched.step(out, t, new_xt).prev_sample
+    return xt
+
+
+def test_sampler_matches_gen3c_loop(pipe):
+    image, colors, masks = inputs()
+    image_latent, buffer_latents = pipe.encode_conditions(image, colors, masks)
+    text = pipe.encode_prompt("")
+    neg = pipe.encode_prompt(configs.DEFAULT_NEGATIVE_PROMPT)
+    steps = 35  # the full schedule, including its last steps below the augmentation sigma
+    with torch.no_grad():
+        ours = pipe.denoise(image_latent, buffer_latents, text, neg, guidance=1.5, num_steps=steps, seed=3)
+        ref = gen3c_reference_loop(pipe, image_latent, buffer_latents, text, neg, 1.5, steps, 3)
+    assert torch.allclose(ours, ref, atol=1e-4, rtol=1e-4)
+    sigmas = pipe.scheduler.sigmas
+    assert float(sigmas[0]) == pytest.approx(80.0) and float(sigmas[-2]) == pytest.approx(0.0002)
+    assert float(sigmas[-1]) == 0.0
+
+
+def test_the_first_frame_follows_the_image(pipe):
+    """With the image latent imposed on the first latent frame, the decoded first frame is
+    (up to the last steps' freedom) the tokenizer's reconstruction of the image."""
+    image, colors, masks = inputs()
+    latents = pipe(image, colors, masks, num_steps=35, output_type="latent").frames
+    image_latent = encode_video(pipe.vae, image[None, :, None])
+    assert torch.allclose(latents[:, :, :1], image_latent, atol=0.05)
+
+
+def test_empty_prompt_never_touches_t5(pipe):
+    class Forbidden(torch.nn.Module):
+        def forward(self, *a, **k):
+            raise AssertionError("T5 ran")
+
+    saved = pipe.text_encoder
+    pipe.text_encoder = Forbidden()
+    try:
+        pipe(*inputs(), num_steps=1, guidance=1.0)  # "" and the default negative prompt are cached
+        with pytest.raises(AssertionError, match="T5 ran"):
+            pipe(*inputs(), num_steps=1, prompt="a cat")
+    finally:
+        pipe.text_encoder = saved
+
+
+def test_disable_prompt_encoder_gives_zero_embeddings(pipe):
+    pipe.disable_prompt_encoder = True
+    try:
+        with Recorder(pipe.transformer) as rec:
+            pipe(*inputs(), num_steps=1, prompt="anything", guidance=0.0)
+    finally:
+        pipe.disable_prompt_encoder = False
+    assert not rec.calls[0]["encoder_hidden_states"].any()
+
+
+def test_callback_and_progress(pipe):
+    seen = []
+    pipe(*inputs(), num_steps=3, callback=lambda i, sigma, x: seen.append((i, sigma, tuple(x.shape))))
+    assert [s[0] for s in seen] == [0, 1, 2]
+    assert seen[0][1] == pytest.approx(80.0)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda i, c, m: (i, c[:10], m[:10]), "1 \\+ 8·k frames"),
+        (lambda i, c, m: (i, torch.cat([c, c[:, :1]], 1), torch.cat([m, m[:, :1]], 1)), "1 or 2 buffers"),
+        (lambda i, c, m: (i[:, :24], c[..., :24, :], m[..., :24, :]), "multiple of 16"),
+        (lambda i, c, m: (i * 300, c, m), "image must lie in"),
+        (lambda i, c, m: (i, c, m[:, :, :, :8]), "buffer_masks must be"),
+        (lambda i, c, m: (i[:, :16], c, m), "image is"),
+        (lambda i, c, m: (i, c.masked_fill(c > 0.99, float("nan")), m), "NaN"),
+    ],
+)
+def test_bad_inputs_raise_input_errors(pipe, change, match):
+    with pytest.raises(Gen3cInputError, match=match):
+        pipe(*change(*inputs()), num_steps=1)
+
+
+def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
+    image, colors, masks = inputs(num_buffers=1)
+
+    class StandInCache:
+        def __init__(self):
+            self.rendered = None
+
+        def render(self, cameras):
+            self.rendered = cameras
+            return SimpleNamespace(colors=colors, masks=masks)
+
+    cache, cameras = StandInCache(), list(range(T))
+    gen = Gen3cGenerator(pipe, num_steps=4, guidance=0.0, chunk_frames=T)
+    ticks = []
+    frames = gen.generate(cache, cameras, image, progress=ticks.append)
+    assert cache.rendered is cameras
+    assert frames.shape == (T, 3, H, W)
+    assert len(ticks) == 4 and sum(ticks) == pytest.approx(T)
+    direct = pipe(image, colors, masks, num_steps=4, guidance=0.0).frames
+    assert torch.equal(frames, direct)
+    with pytest.raises(Gen3cInputError, match="--num_video_frames 17"):
+        gen.check_num_frames(25)
+    with pytest.raises(Gen3cInputError, match="first frame"):
+        gen.generate(cache, cameras, None)
+
+
+# -- memory modes -------------------------------------------------------------------------------
+
+
+def test_memory_plan_from_gen3c_flags():
+    assert memory_plan().offload == frozenset()
+    plan = memory_plan(offload_tokenizer=True, offload_text_encoder_model=True)
+    assert plan.offload == {"vae", "text_encoder"} and not plan.group_offload
+    assert memory_plan("model_offload").offload == {"transformer", "vae", "text_encoder"}
+    plan = memory_plan("group_offload")
+    assert plan.group_offload and plan.vae_chunk_frames == 2
+    assert memory_plan("group_offload", vae_chunk_frames=0).vae_chunk_frames is None
+    with pytest.raises(Gen3cInputError, match="memory_mode"):
+        memory_plan("tiny")
+
+
+def test_offload_flags_send_components_back_after_their_stage():
+    pipe = tiny_pipeline(seed=0)
+    pipe.configure_memory(memory_plan(offload_tokenizer=True), "cpu")
+    pipe.placements.clear()
+    pipe(*inputs(), num_steps=1, prompt="a dog")
+    # The tokenizer goes to the compute device for each of its stages and back to the CPU
+    # after each; the others are placed for their stages and stay.
+    vae = [d for name, d in pipe.placements if name == "vae"]
+    assert vae == ["cpu", "cpu", "cpu", "cpu"]  # (encode: onload, offload), (decode: onload, offload)
+    stays = [d for name, d in pipe.placements if name == "transformer"]
+    assert stays == ["cpu"]
+    pipe.configure_memory(memory_plan(), "cpu")
+    pipe.placements.clear()
+    pipe(*inputs(), num_steps=1)
+    assert [d for name, d in pipe.placements if name == "vae"] == ["cpu", "cpu"]  # onload only
+
+
+def test_group_offload_and_vae_chunks_keep_the_result():
+    base = tiny_pipeline(seed=0)
+    expected = base(*inputs(), num_steps=2).frames
+    pipe = tiny_pipeline(seed=0)
+    pipe.configure_memory(memory_plan("group_offload", vae_chunk_frames=1), "cpu")
+    assert has_hook(pipe.transformer, "group_offloading")
+    assert pipe.memory.vae_chunk_frames == 1
+    got = pipe(*inputs(), num_steps=2).frames
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_fp8_weight_storage():
+    pipe = tiny_pipeline(seed=0)
+    expected = pipe(*inputs(), num_steps=2, output_type="latent").frames
+    pipe.configure_memory(memory_plan(fp8=True), "cpu")
+    assert has_hook(pipe.transformer, "layerwise_casting")
+    block = pipe.transformer.transformer_blocks[0]
+    assert block.attn1.to_q.weight.dtype == torch.float8_e4m3fn
+    assert pipe.transformer.patch_embed.proj.weight.dtype == torch.float32  # kept in full precision
+    assert pipe.transformer_dtype == torch.float32
+    got = pipe(*inputs(), num_steps=2, output_type="latent").frames
+    assert (got - expected).abs().max() < 0.1 * expected.abs().max()
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def test_save_and_load_round_trip(tmp_path, pipe):
+    pipe.save_pretrained(tmp_path / "ckpt")
+    gen = load_generator(
+        tmp_path / "ckpt", device="cpu", dtype="float32", num_steps=2, guidance=0.0, chunk_frames=T
+    )
+    assert gen.pipeline.text_encoder is None and gen.pipeline.prompt_cache is not None
+    image, colors, masks = inputs()
+    a = gen.pipeline(image, colors, masks, num_steps=2, guidance=0.0).frames
+    b = pipe(image, colors, masks, num_steps=2, guidance=0.0).frames
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_absent_or_incomplete_weights_say_what_and_where(tmp_path, pipe):
+    with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
+        load_generator(tmp_path / "nowhere")
+    (tmp_path / "official" / "Gen3C-Cosmos-7B").mkdir(parents=True)
+    with pytest.raises(Gen3cModelError, match=r"original layout.*gen3c convert"):
+        load_generator(tmp_path / "official")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Gen3cModelError, match=r"no model_index.json.*nvidia/Gen3C-Cosmos-7B.*gen3c convert"):
+        load_generator(tmp_path / "empty")
+    ckpt = tmp_path / "ckpt"
+    pipe.save_pretrained(ckpt)
+    for f in (ckpt / "transformer").glob("*.safetensors"):
+        f.unlink()
+    with pytest.raises(Gen3cModelError, match=r"missing transformer/\*\.safetensors.*gen3c convert"):
+        load_generator(ckpt)
+    index = json.loads((ckpt / "model_index.json").read_text())
+    assert index["prompt_cache"] == ["gen3c.models.prompt_cache", "PromptEmbeddingCache"]
+
+
+def test_uncached_prompt_without_t5_is_a_clear_error(pipe):
+    bare = Gen3cPipeline(pipe.transformer, pipe.vae, pipe.scheduler, prompt_cache=pipe.prompt_cache)
+    bare.set_progress_bar_config(disable=True)
+    bare(*inputs(), num_steps=1)
+    with pytest.raises(Gen3cModelError, match="not in the prompt cache"):
+        bare(*inputs(), num_steps=1, prompt="a cat")
