@@ -1,0 +1,314 @@
+"""The GUI's state without a browser: quaternions, keyframe splines, keyframe editing, camera
+files, request building and the one-job-at-a-time runner."""
+
+import dataclasses
+import json
+import threading
+
+import pytest
+import torch
+
+from gen3c.cameras import invert_pose, look_at, rotation_angle_degrees
+from gen3c.errors import Gen3cInputError
+from gen3c.gui.state import (
+    MAX_UPLOAD_BYTES,
+    GuiState,
+    JobRunner,
+    interpolate_poses,
+    matrix_to_quaternion,
+    quaternion_slerp,
+    quaternion_to_matrix,
+)
+from gen3c.pipelines.request import GenerationRequest, make_cameras, run_request
+
+F64 = torch.float64
+
+
+def random_rotations(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(n, 3, 3, generator=g, dtype=F64))
+    return Q * torch.linalg.det(Q).sign()[:, None, None]
+
+
+def orbit_w2c(n: int = 4) -> torch.Tensor:
+    """n OpenCV cameras on an arc, looking at a point 2 units ahead."""
+    angles = torch.linspace(-0.4, 0.5, n, dtype=F64)
+    eyes = torch.stack([torch.sin(angles) * 0.8, -0.1 * torch.arange(n, dtype=F64), 2 - torch.cos(angles) * 2], -1)
+    return look_at(eyes, torch.tensor([0.0, 0.0, 2.0], dtype=F64).expand_as(eyes))
+
+
+@pytest.fixture
+def state(tmp_path, room_sample):
+    s = GuiState(tmp_path / "work", GenerationRequest(resolution="96x160", num_video_frames=13))
+    s.load_sample(*room_sample)
+    return s
+
+
+# -- quaternions and splines ------------------------------------------------------------------
+
+
+def test_quaternion_round_trip():
+    R = random_rotations(64)
+    q = matrix_to_quaternion(R)
+    assert torch.allclose(q.norm(dim=-1), torch.ones(64, dtype=F64))
+    assert (q[:, 0] >= 0).all()
+    assert torch.allclose(quaternion_to_matrix(q), R, atol=1e-12)
+
+
+def test_slerp_is_unit_norm_and_halves_the_angle():
+    R = random_rotations(32, seed=1)
+    q0, q1 = matrix_to_quaternion(R[:16]), matrix_to_quaternion(R[16:])
+    for t in (0.0, 0.25, 0.5, 1.0):
+        q = quaternion_slerp(q0, q1, torch.full((16,), t, dtype=F64))
+        assert torch.allclose(q.norm(dim=-1), torch.ones(16, dtype=F64), atol=1e-12)
+    half = quaternion_to_matrix(quaternion_slerp(q0, q1, 0.5))
+    total = rotation_angle_degrees(R[:16], R[16:])
+    assert torch.allclose(rotation_angle_degrees(R[:16], half), total / 2, atol=1e-6)
+    # The sign of a quaternion does not matter: slerp takes the shorter arc.
+    assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0, -q1, 0.5)), half, atol=1e-12)
+
+
+@pytest.mark.parametrize("smoothness", [0.0, 0.5, 1.0])
+def test_spline_passes_through_keyframes_at_their_times(smoothness):
+    c2w = invert_pose(orbit_w2c(5))
+    times = torch.tensor([0.0, 0.4, 1.5, 1.7, 3.0], dtype=F64)
+    at_keys = interpolate_poses(c2w, times, times, smoothness)
+    assert torch.allclose(at_keys, c2w, atol=1e-10)
+    dense = interpolate_poses(c2w, times, torch.linspace(-1.0, 4.0, 301, dtype=F64), smoothness)
+    R = dense[:, :3, :3]
+    assert torch.allclose(R @ R.transpose(-1, -2), torch.eye(3, dtype=F64).expand_as(R), atol=1e-10)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(301, dtype=F64))
+    # Held before the first and after the last keyframe; continuous in between.
+    assert torch.allclose(dense[0], c2w[0]) and torch.allclose(dense[-1], c2w[-1])
+    step = (dense[1:, :3, 3] - dense[:-1, :3, 3]).norm(dim=-1)
+    assert step.max() < 0.05
+
+
+def test_zero_smoothness_moves_on_straight_segments():
+    c2w = invert_pose(orbit_w2c(3))
+    times = torch.tensor([0.0, 1.0, 2.0], dtype=F64)
+    mid = interpolate_poses(c2w, times, torch.tensor([0.3, 0.7], dtype=F64), 0.0)[:, :3, 3]
+    a, b = c2w[0, :3, 3], c2w[1, :3, 3]
+    for p in mid:  # on the chord between keyframes 0 and 1
+        assert torch.linalg.cross(p - a, b - a).norm() < 1e-10
+    curved = interpolate_poses(c2w, times, torch.tensor([0.5], dtype=F64), 1.0)[0, :3, 3]
+    assert torch.linalg.cross(curved - a, b - a).norm() > 1e-4
+
+
+def test_spline_rejects_unordered_times():
+    c2w = invert_pose(orbit_w2c(3))
+    with pytest.raises(Gen3cInputError, match="strictly increasing"):
+        interpolate_poses(c2w, torch.tensor([0.0, 1.0, 1.0], dtype=F64), torch.zeros(2, dtype=F64))
+
+
+# -- keyframe editing -------------------------------------------------------------------------
+
+
+def test_keyframe_add_move_delete_reorder(state):
+    poses = orbit_w2c(4)
+    ids = [state.add_keyframe(p).id for p in poses[:3]]
+    duration = 12 / 24
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, duration / 2, duration])  # even timing
+    state.move_keyframe(ids[1], poses[3])
+    assert torch.equal(state.keyframes[1].w2c, poses[3])
+    state.reorder_keyframe(ids[2], 0)
+    assert [kf.id for kf in state.keyframes] == [ids[2], ids[0], ids[1]]
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, duration / 2, duration])  # times stay with slots
+    state.delete_keyframe(ids[0])
+    assert [kf.id for kf in state.keyframes] == [ids[2], ids[1]]
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, duration])
+    with pytest.raises(Gen3cInputError, match="does not exist"):
+        state.delete_keyframe(ids[0])
+    with pytest.raises(Gen3cInputError, match="rigid"):
+        state.add_keyframe(torch.eye(4, dtype=F64) * 2)
+
+
+def test_keyframe_times_sort_and_turn_off_even_timing(state):
+    ids = [state.add_keyframe(p).id for p in orbit_w2c(3)]
+    state.set_keyframe_time(ids[0], 0.45)
+    assert not state.auto_time
+    assert [kf.id for kf in state.keyframes] == [ids[1], ids[0], ids[2]]
+    with pytest.raises(Gen3cInputError, match="already at"):
+        state.set_keyframe_time(ids[1], 0.45)
+    with pytest.raises(Gen3cInputError, match="≥ 0"):
+        state.set_keyframe_time(ids[1], -1.0)
+    state.set_auto_time(True)
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])
+
+
+def test_keyframe_path_has_one_camera_per_frame_through_the_keyframes(state):
+    poses = orbit_w2c(3)
+    for p in poses:
+        state.add_keyframe(p)
+    state.set_path_mode("keyframes")
+    cams = state.cameras()
+    assert len(cams) == 13 and (cams.height, cams.width) == (96, 160)
+    assert torch.allclose(cams.K, state.source.K.expand(13, 3, 3))
+    for k, frame in ((0, 0), (1, 6), (2, 12)):  # even timing puts keyframe k on frames 0, 6, 12
+        assert torch.allclose(cams.w2c[frame].double(), poses[k], atol=1e-5)
+    state.update(num_video_frames=25)  # even timing follows the length
+    assert torch.allclose(state.cameras().w2c[12].double(), poses[1], atol=1e-5)
+
+
+def test_empty_keyframe_path_is_a_clear_error(state):
+    state.set_path_mode("keyframes")
+    with pytest.raises(Gen3cInputError, match="add keyframes"):
+        state.cameras()
+    with pytest.raises(Gen3cInputError, match="import"):
+        state.set_path_mode("file")
+
+
+# -- camera files -----------------------------------------------------------------------------
+
+
+def test_camera_path_export_import_round_trip(state, tmp_path, room_sample):
+    for p in orbit_w2c(4):
+        state.add_keyframe(p)
+    state.set_keyframe_time(state.keyframes[1].id, 0.1)
+    state.set_smoothness(0.8)
+    state.set_path_mode("keyframes")
+    exported = state.camera_path_json()
+    data = json.loads(exported)
+    assert len(data["camera_path"]) == 13 and len(data["keyframes"]) == 4 and data["smoothness_value"] == 0.8
+    assert len(data["keyframes"][0]["matrix"]) == 16
+
+    other = GuiState(tmp_path / "other", GenerationRequest(resolution="96x160", num_video_frames=5))
+    other.load_sample(*room_sample)
+    other.import_camera_path(exported)
+    assert other.path_mode == "keyframes" and other.smoothness == 0.8 and not other.auto_time
+    assert other.request.num_video_frames == 13
+    assert [kf.time for kf in other.keyframes] == pytest.approx([kf.time for kf in state.keyframes])
+    for a, b in zip(other.keyframes, state.keyframes, strict=True):
+        assert torch.allclose(a.w2c, b.w2c, atol=1e-12)
+    assert torch.allclose(other.cameras().w2c, state.cameras().w2c, atol=1e-6)
+
+
+def test_import_nerfstudio_keyframes_without_times_uses_transitions(state):
+    for p in orbit_w2c(3):
+        state.add_keyframe(p)
+    state.set_path_mode("keyframes")
+    data = json.loads(state.camera_path_json())
+    for kf in data["keyframes"]:
+        del kf["time"]  # as nerfstudio writes them
+    data["keyframes"][0]["override_transition_sec"] = 0.2
+    state.import_camera_path(json.dumps(data))
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.2, 0.45])
+
+
+def test_import_path_without_keyframes_is_a_fixed_path(state):
+    state.update(trajectory="clockwise")
+    preset = state.cameras()
+    data = json.loads(state.camera_path_json())
+    assert data["keyframes"] == []
+    state.update(trajectory="left", num_video_frames=7)
+    state.import_camera_path(json.dumps(data))
+    assert state.path_mode == "file" and state.request.num_video_frames == 13
+    assert torch.allclose(state.cameras().w2c, preset.w2c, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("{not json", "not valid JSON"), ('{"camera_path": [], "render_height": 9, "render_width": 16}', "non-empty"), ("[1, 2]", "JSON object")],
+)
+def test_bad_camera_files_are_clear_errors(state, text, message):
+    with pytest.raises(Gen3cInputError, match=message):
+        state.import_camera_path(text, "camera file 'x.json'")
+    assert state.path_mode == "preset"
+
+
+# -- sources, uploads, requests, renders ------------------------------------------------------
+
+
+def test_load_files_checks_input_like_the_cli(tmp_path, box_scene):
+    image_path, depth_path, image, _ = box_scene
+    state = GuiState(tmp_path, GenerationRequest(resolution="48x80"))
+    with pytest.raises(Gen3cInputError, match="does not exist"):
+        state.load_files(str(tmp_path / "missing.png"), str(depth_path), fov=60)
+    with pytest.raises(Gen3cInputError, match="--intrinsics fx,fy,cx,cy or --fov"):
+        state.load_files(str(image_path), str(depth_path))
+    assert state.source is None and state.request.input_image_path is None  # nothing half-loaded
+    source = state.load_files(str(image_path), str(depth_path), fov=60)
+    assert source.size == (48, 80) and state.request.input_image_path == str(image_path)
+    state.update(resolution="96x160")  # re-read at the new working resolution
+    assert state.source.size == (96, 160)
+    with pytest.raises(Gen3cInputError, match="resolution"):
+        state.update(resolution="nonsense")
+    assert state.request.resolution == "96x160"
+
+
+def test_uploads_stay_in_the_work_folder(tmp_path):
+    state = GuiState(tmp_path / "work")
+    path = state.save_upload("../../../etc/evil name.png", b"\x89PNG", "image")
+    assert path.parent == state.work_dir / "uploads" and path.name == "evil_name.png"
+    with pytest.raises(Gen3cInputError, match="empty"):
+        state.save_upload("a.png", b"", "image")
+    with pytest.raises(Gen3cInputError, match="upload limit"):
+        state.save_upload("a.png", b"0" * (MAX_UPLOAD_BYTES + 1), "image")
+
+
+def test_requests_reproduce_the_gui_path_through_the_cli_functions(state):
+    preset = state.build_request("p")
+    assert preset.camera_file is None and preset.video_save_folder == str(state.work_dir / "outputs")
+    assert torch.allclose(make_cameras(preset, state.source).w2c, state.cameras().w2c)
+    for p in orbit_w2c(3):
+        state.add_keyframe(p)
+    state.set_path_mode("keyframes")
+    custom = state.build_request("k")
+    assert custom.camera_file.startswith(str(state.work_dir))
+    assert torch.allclose(make_cameras(custom, state.source).w2c, state.cameras().w2c, atol=1e-6)
+    out = run_request(custom, source=state.source)
+    assert out.paths["video"] == state.work_dir / "outputs" / "k.mp4" and len(out.result.frames) == 13
+    assert state.next_output_name() == "gui_001"
+
+
+def test_frame_render_shows_the_cache(state):
+    color, mask = state.render_frame(0)
+    assert color.shape == (3, 96, 160) and mask.shape == (1, 96, 160)
+    seen = mask[0] > 0
+    assert seen.float().mean() > 0.6  # the edge filter drops the grazing floor
+    assert (color[:, seen] - state.source.image[:, seen]).abs().mean() < 0.05  # frame 0 is the source view
+    _, last = state.render_frame(12)
+    assert last.mean() < mask.mean()  # the camera moved: holes open
+    panel = state.frame_panel(12)
+    assert panel.shape == (96, 320, 3) and panel.dtype.name == "uint8"
+    with pytest.raises(Gen3cInputError, match="outside"):
+        state.render_frame(13)
+    points, colors = state.display_points(max_points=1000)
+    assert points.shape == (1000, 3) and colors.shape == (1000, 3)
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def test_one_job_at_a_time_and_cancel_leaves_no_output(state):
+    runner = JobRunner()
+    request = state.build_request("cancelled")
+    started, release = threading.Event(), threading.Event()
+    results = []
+
+    def on_progress(stage, done, total):
+        started.set()
+        release.wait(10)
+
+    runner.start(request, state.source, on_progress, results.append)
+    assert started.wait(10) and runner.running
+    with pytest.raises(Gen3cInputError, match="already running"):
+        runner.start(request, state.source, on_progress, results.append)
+    runner.cancel()
+    release.set()
+    assert runner.wait(30)
+    assert results[0].cancelled and results[0].output is None
+    outputs = state.work_dir / "outputs"
+    assert not outputs.exists() or not any(outputs.iterdir())  # not even a temporary file
+
+    runner.start(dataclasses.replace(request, video_save_name="done"), state.source, lambda *a: None, results.append)
+    assert runner.wait(60)
+    assert results[1].output is not None and results[1].output.paths["video"].is_file()
+
+
+def test_job_errors_are_reported_not_raised(state):
+    runner, results = JobRunner(), []
+    bad = dataclasses.replace(state.build_request("bad"), num_video_frames=0)
+    runner.start(bad, state.source, lambda *a: None, results.append)
+    assert runner.wait(30)
+    assert results[0].error and "num_video_frames" in results[0].error
