@@ -24,26 +24,31 @@ def box_scene(tmp_path_factory):
 
 
 def make_room_sample(height: int = 192, width: int = 320):
-    """An in-memory image + depth + intrinsics: a textured back wall (depth 4), a chequered floor
-    and an orange box (depth 2.5). Returns (image (3, H, W) in [−1, 1], depth (H, W), K (3, 3))."""
+    """An in-memory image + depth + intrinsics: a textured back wall (depth 4), an orange box
+    (depth 2.5) and a blue ball. Returns (image (3, H, W) in [−1, 1], depth (H, W), K (3, 3))."""
     from gen3c.cameras import intrinsics_from_fov
 
     H, W = height, width
     K = intrinsics_from_fov(60, H, W)
-    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    fx, cx, cy = float(K[0, 0]), float(K[0, 2]), float(K[1, 2])
     yy, xx = np.mgrid[:H, :W].astype(np.float32)
-    depth = np.full((H, W), 4.0, np.float32)
-    floor_depth = 0.6 * fy / np.maximum(yy - cy, 1e-3)  # camera 0.6 above the floor
-    floor = (yy > cy + 1) & (floor_depth < 4.0)
-    depth[floor] = floor_depth[floor]
     u, v = xx / W, yy / H
+    depth = np.full((H, W), 4.0, np.float32)
     rgb = np.stack([0.55 + 0.25 * np.sin(u * 18), 0.6 + 0.2 * np.cos(v * 14), 0.75 + 0.1 * np.sin((u + v) * 9)], -1)
-    X = (xx - cx) / fx * depth
-    checker = ((np.floor(X * 2) + np.floor(depth * 2)) % 2)[..., None]
-    rgb = np.where(floor[..., None], 0.35 + 0.35 * checker, rgb)
-    box = (yy > 0.36 * H) & (yy < 0.73 * H) & (xx > 0.375 * W) & (xx < 0.66 * W)
+    box = (v > 0.3) & (v < 0.75) & (u > 0.2) & (u < 0.5)
     depth[box] = 2.5
     rgb = np.where(box[..., None], np.array([0.95, 0.5, 0.12]) * (0.85 + 0.15 * np.sin(xx / 6))[..., None], rgb)
+    # A ball of radius 0.45 centred 3 units ahead, right of the box: ray-sphere depth.
+    rx, ry = (xx - cx) / fx, (yy - cy) / fx
+    centre, radius = np.array([0.75, 0.2, 3.0]), 0.45
+    a = rx**2 + ry**2 + 1
+    b = -2 * (rx * centre[0] + ry * centre[1] + centre[2])
+    disc = b**2 - 4 * a * (centre @ centre - radius**2)
+    ball = disc > 0
+    z = (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a)
+    depth[ball] = z[ball]
+    shade = np.clip(1.0 - ((rx * z - centre[0]) ** 2 + (ry * z - centre[1] + 0.2) ** 2) / radius**2 * 0.6, 0.3, 1)
+    rgb = np.where(ball[..., None], np.array([0.2, 0.45, 0.95]) * shade[..., None], rgb)
     image = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1) * 2 - 1
     return image.clamp(-1, 1), torch.from_numpy(depth), K
 

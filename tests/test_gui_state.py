@@ -256,8 +256,9 @@ def test_requests_reproduce_the_gui_path_through_the_cli_functions(state):
     custom = state.build_request("k")
     assert custom.camera_file.startswith(str(state.work_dir))
     assert torch.allclose(make_cameras(custom, state.source).w2c, state.cameras().w2c, atol=1e-6)
-    out = run_request(custom, source=state.source)
-    assert out.paths["video"] == state.work_dir / "outputs" / "k.mp4" and len(out.result.frames) == 13
+    state.update(num_video_frames=4)  # a short run, through run_request as the CLI does it
+    out = run_request(state.build_request("k"), source=state.source)
+    assert out.paths["video"] == state.work_dir / "outputs" / "k.mp4" and len(out.result.frames) == 4
     assert state.next_output_name() == "gui_001"
 
 
@@ -265,7 +266,7 @@ def test_frame_render_shows_the_cache(state):
     color, mask = state.render_frame(0)
     assert color.shape == (3, 96, 160) and mask.shape == (1, 96, 160)
     seen = mask[0] > 0
-    assert seen.float().mean() > 0.6  # the edge filter drops the grazing floor
+    assert seen.float().mean() > 0.8
     assert (color[:, seen] - state.source.image[:, seen]).abs().mean() < 0.05  # frame 0 is the source view
     _, last = state.render_frame(12)
     assert last.mean() < mask.mean()  # the camera moved: holes open

@@ -249,6 +249,11 @@ MemoryModeOpt = Annotated[
 Fp8Opt = Annotated[bool, typer.Option("--fp8", help="gen3c generator: store the DiT's weights in float8 (half the memory, slight quality cost).")]
 
 
+def _generator_options(generator: GeneratorName, **options) -> dict:
+    """A request's ``generator_options``: the gen3c generator's flags when it is the one chosen."""
+    return dict(options) if generator == GeneratorName.gen3c else {}
+
+
 @app.command()
 @user_errors
 def generate(
@@ -317,14 +322,14 @@ def generate(
         foreground_masking=foreground_masking, splat=splat.value, resolution=resolution, resize_mode=resize_mode.value,
         generator=generator.value, seed=seed, video_save_folder=str(video_save_folder), video_save_name=video_save_name,
         save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
-        generator_options={} if generator != GeneratorName.gen3c else {
-            "checkpoint_dir": checkpoint_dir, "guidance": guidance, "num_steps": num_steps, "prompt": prompt,
-            "negative_prompt": negative_prompt, "offload_diffusion_transformer": offload_diffusion_transformer,
-            "offload_tokenizer": offload_tokenizer, "offload_text_encoder_model": offload_text_encoder_model,
-            "offload_prompt_upsampler": offload_prompt_upsampler, "offload_guardrail_models": offload_guardrail_models,
-            "disable_guardrail": disable_guardrail, "disable_prompt_encoder": disable_prompt_encoder,
-            "disable_prompt_upsampler": disable_prompt_upsampler, "memory_mode": memory_mode, "fp8": fp8,
-        },
+        generator_options=_generator_options(
+            generator, checkpoint_dir=checkpoint_dir, guidance=guidance, num_steps=num_steps, prompt=prompt,
+            negative_prompt=negative_prompt, offload_diffusion_transformer=offload_diffusion_transformer,
+            offload_tokenizer=offload_tokenizer, offload_text_encoder_model=offload_text_encoder_model,
+            offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
+            disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
+            disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
+        ),
     )  # fmt: skip
     _run(request)
 
@@ -382,6 +387,74 @@ def convert(
         raise Gen3cInputError(f"gen3c convert needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'") from None
     convert_checkpoint(src, out, trust_checkpoint=trust_checkpoint, overwrite=overwrite, keep_text_encoder=not no_text_encoder)
     console.print(f"[green]wrote[/] {out} (report: {out / 'conversion_report.txt'})")
+
+
+@app.command()
+@user_errors
+def gui(
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to listen on. The default serves this machine only; 0.0.0.0 exposes the GUI to your network."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (the next free one if it is taken).")] = 8080,
+    work_dir: Annotated[
+        Path, typer.Option("--work_dir", help="The only folder the GUI writes to: uploads, camera paths and outputs.")
+    ] = Path("gen3c_gui"),
+    generator: GeneratorOpt = GeneratorName.preview,
+    resolution: ResolutionOpt = "704x1280",
+    resize_mode: ResizeOpt = ResizeMode.crop,
+    num_video_frames: FramesOpt = 121,
+    filter_points_threshold: FilterOpt = 0.05,
+    foreground_masking: FgOpt = False,
+    splat: SplatOpt = Splat.bilinear,
+    seed: SeedOpt = 1,
+    fps: FpsOpt = 24.0,
+    checkpoint_dir: CheckpointOpt = None,
+    guidance: GuidanceOpt = 1.0,
+    num_steps: StepsOpt = 35,
+    prompt: PromptOpt = "",
+    negative_prompt: NegPromptOpt = None,
+    offload_diffusion_transformer: OffloadDitOpt = False,
+    offload_tokenizer: OffloadTokOpt = False,
+    offload_text_encoder_model: OffloadT5Opt = False,
+    offload_prompt_upsampler: OffloadUpsamplerOpt = False,
+    offload_guardrail_models: OffloadGuardOpt = False,
+    disable_guardrail: DisableGuardOpt = False,
+    disable_prompt_encoder: DisablePromptEncOpt = False,
+    disable_prompt_upsampler: DisableUpsamplerOpt = False,
+    memory_mode: MemoryModeOpt = "resident",
+    fp8: Fp8Opt = False,
+) -> None:
+    """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
+    from gen3c.io.images import parse_resolution
+    from gen3c.pipelines.request import GenerationRequest
+
+    parse_resolution(resolution)
+    try:
+        from gen3c.gui.app import Gen3cApp
+    except ImportError as exc:
+        raise Gen3cInputError(f"the GUI needs viser ({exc}): pip install 'gen3c[gui]'") from None
+    request = GenerationRequest(
+        generator=generator.value, resolution=resolution, resize_mode=resize_mode.value, num_video_frames=num_video_frames,
+        filter_points_threshold=filter_points_threshold, foreground_masking=foreground_masking, splat=splat.value,
+        seed=seed, fps=fps,
+        generator_options=_generator_options(
+            generator, checkpoint_dir=checkpoint_dir, guidance=guidance, num_steps=num_steps, prompt=prompt,
+            negative_prompt=negative_prompt, offload_diffusion_transformer=offload_diffusion_transformer,
+            offload_tokenizer=offload_tokenizer, offload_text_encoder_model=offload_text_encoder_model,
+            offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
+            disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
+            disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
+        ),
+    )  # fmt: skip
+    gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches this port can run generations and read images by path")
+    print(f"gen3c GUI: {gui_app.url}  (work folder {gui_app.state.work_dir}; Ctrl-C to stop)", flush=True)
+    try:
+        gui_app.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 def _run(request, source=None) -> None:

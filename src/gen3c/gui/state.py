@@ -471,12 +471,13 @@ class GuiState:
         out = self.cache().render(cams[index])
         return out.colors[0, 0], out.masks[0, 0]
 
-    def frame_panel(self, index: int) -> np.ndarray:
-        """Warped colour and validity mask (white = seen by the cache) side by side, (H, 2W, 3) uint8."""
+    def frame_panel(self, index: int, axis: int = 1) -> np.ndarray:
+        """Warped colour and validity mask (white = seen by the cache) side by side (``axis`` 1:
+        (H, 2W, 3)) or stacked (``axis`` 0: (2H, W, 3)), uint8."""
         from gen3c.io.images import to_uint8
 
         color, mask = self.render_frame(index)
-        return np.concatenate([to_uint8(color), to_uint8(mask.expand(3, -1, -1) * 2 - 1)], axis=1)
+        return np.concatenate([to_uint8(color), to_uint8(mask.expand(3, -1, -1) * 2 - 1)], axis=axis)
 
     # -- camera files ---------------------------------------------------------------------
 

@@ -1,0 +1,693 @@
+"""The viser app: layout and callbacks over :class:`~gen3c.gui.state.GuiState`.
+
+The world frame is the source camera's (OpenCV: x right, y down, z forward; the source pose is
+the identity), so the scene's up direction is −y. viser's frusta, transform controls and client
+cameras use the same OpenCV camera convention with camera-to-world ``wxyz`` / ``position``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import html
+import io
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gen3c.cameras import Cameras, invert_pose
+from gen3c.errors import Gen3cInputError
+from gen3c.gui.state import (
+    MAX_UPLOAD_BYTES,
+    GuiState,
+    JobResult,
+    JobRunner,
+    demo_loader,
+    matrix_to_quaternion,
+    quaternion_to_matrix,
+)
+from gen3c.pipelines.request import GenerationRequest, make_generator
+from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
+
+try:
+    import viser
+except ImportError:  # pragma: no cover - the CLI turns this into a clear message
+    viser = None
+
+# Videos larger than this are not embedded in the page (the websocket caps messages at 50 MB).
+MAX_EMBED_BYTES = 32 * 1024 * 1024
+MAX_PATH_FRUSTA = 9
+RESOLUTIONS = ("704x1280", "528x960", "352x640", "176x320")
+PATH_COLOR = (232, 110, 20)
+KEYFRAME_COLOR = (200, 30, 60)
+SOURCE_COLOR = (40, 40, 40)
+PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Imported file"}
+
+
+def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    c2w = invert_pose(w2c.to(torch.float64))
+    return matrix_to_quaternion(c2w[:3, :3]).numpy(), c2w[:3, 3].numpy()
+
+
+def _wxyz_position_to_w2c(wxyz, position) -> torch.Tensor:
+    c2w = torch.eye(4, dtype=torch.float64)
+    c2w[:3, :3] = quaternion_to_matrix(torch.as_tensor(np.asarray(wxyz), dtype=torch.float64))
+    c2w[:3, 3] = torch.as_tensor(np.asarray(position), dtype=torch.float64)
+    return invert_pose(c2w)
+
+
+class Gen3cApp:
+    """The GUI server. ``Gen3cApp(work_dir).serve_forever()`` runs it; tests start it on a free
+    port (``port=0``) and call :meth:`stop`.
+
+    Args:
+        work_dir: the only folder the app writes to (uploads, camera paths, outputs).
+        host, port: where to listen (localhost by default; port 0 picks a free one).
+        request: initial settings (generator, resolution, frames, …).
+        demo: loader of the demo sample ``() -> (image, depth, K)``; "auto": the library's, if it
+            ships one; None disables the button.
+        generator: a generator to run (e.g. a model already loaded); by default the request's
+            generator is made once and kept (loaded in the background at start with ``preload``).
+            Seed and prompt are set on it before each run, so changing them reloads nothing.
+    """
+
+    def __init__(
+        self,
+        work_dir: str | Path,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        request: GenerationRequest | None = None,
+        demo: Callable | None | str = "auto",
+        generator=None,
+        preload: bool = True,
+        max_display_points: int = 150_000,
+        verbose: bool = False,
+    ) -> None:
+        if viser is None:
+            raise Gen3cInputError("the GUI needs viser: pip install 'gen3c[gui]'")
+        self.state = GuiState(work_dir, request)
+        self.jobs = JobRunner()
+        self.demo = demo_loader() if demo == "auto" else demo
+        self.max_display_points = max_display_points
+        self._lock = threading.RLock()
+        self._sync = threading.local()  # set while controls are updated from the state
+        self._generator = generator
+        self._last_output: dict[str, Path] | None = None
+        self._keyframe_nodes: dict[int, object] = {}
+        self._path_nodes: list = []
+        with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):  # viser prints a banner
+            self.server = viser.ViserServer(host=host, port=port, label="gen3c", verbose=verbose)
+        # No public share tunnels: the share button is hidden and a client's request is ignored.
+        self.server.request_share_url = lambda *args, **kwargs: None
+        self.server.gui.configure_theme(control_width="large", show_share_button=False, brand_color=(232, 110, 20))
+        self.server.scene.set_up_direction("-y")
+        self._build_gui()
+        self._loader: threading.Thread | None = None
+        if self._generator is None and preload:
+            self._loader = threading.Thread(target=self._preload_generator, name="gen3c-gui-load", daemon=True)
+            self._loader.start()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host = self.server.get_host()
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.server.get_port()}"
+
+    def serve_forever(self) -> None:
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.jobs.cancel()
+        self.jobs.wait(30)
+        self.server.stop()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _build_gui(self) -> None:
+        gui = self.server.gui
+        r = self.state.request
+        self.status = gui.add_markdown("Load the demo sample or an image with its depth to begin.")
+        tabs = gui.add_tab_group()
+
+        with tabs.add_tab("Input", viser.Icon.PHOTO):
+            self.demo_button = gui.add_button(
+                "Load demo sample" if self.demo else "Load demo sample (not in this version)",
+                icon=viser.Icon.CUBE, disabled=self.demo is None,
+            )  # fmt: skip
+            with gui.add_folder("Image + depth"):
+                self.upload_image = gui.add_upload_button("Upload image", icon=viser.Icon.UPLOAD, mime_type="image/*")
+                self.image_path = gui.add_text("Image path", "", hint="A path on the server, or upload a file above.")
+                self.upload_depth = gui.add_upload_button("Upload depth", icon=viser.Icon.UPLOAD)
+                self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG or .exr")
+                self.fov = gui.add_number("Horizontal FOV (°)", 60.0, min=1.0, max=179.0, step=0.5)
+                self.intrinsics = gui.add_text("Intrinsics", "", hint="fx,fy,cx,cy in pixels of the image; overrides the FOV")
+                self.load_button = gui.add_button("Load image + depth", icon=viser.Icon.FOLDER_OPEN)
+                gui.add_markdown(
+                    f"<small>Depth estimation is not in this version of gen3c: load a depth file. "
+                    f"Uploads up to {MAX_UPLOAD_BYTES >> 20} MiB.</small>"
+                )
+            gui.add_button("Video dataset (not supported by the library yet)", icon=viser.Icon.VIDEO, disabled=True)
+            with gui.add_folder("3D cache", expand_by_default=False):
+                sizes = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
+                self.resolution = gui.add_dropdown("Resolution", sizes, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
+                self.resize_mode = gui.add_dropdown("Resize", ("crop", "stretch"), initial_value=r.resize_mode)
+                self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=1.0, step=0.01)
+                self.foreground = gui.add_checkbox("Foreground masking", r.foreground_masking)
+                self.splat = gui.add_dropdown("Splatting", ("bilinear", "zbuffer"), initial_value=r.splat)
+                self.point_size = gui.add_slider("Point size", 0.1, 4.0, step=0.1, initial_value=1.0)
+
+        with tabs.add_tab("Camera path", viser.Icon.ROUTE):
+            self.path_mode = gui.add_dropdown("Path", tuple(PATH_MODE_LABELS.values()), initial_value="Preset")
+            self.num_frames = gui.add_number("Frames", r.num_video_frames, min=1, max=100_000, step=1)
+            self.fps = gui.add_number("FPS", r.fps, min=1.0, max=240.0, step=1.0)
+            with gui.add_folder("Preset") as self.preset_folder:
+                self.trajectory = gui.add_dropdown("Trajectory", PRESETS, initial_value=r.trajectory)
+                self.rotation = gui.add_dropdown("Rotation", ROTATION_MODES, initial_value=r.camera_rotation)
+                self.distance = gui.add_slider("Distance", 0.0, 2.0, step=0.01, initial_value=r.movement_distance)
+                self.scale = gui.add_dropdown("Distance unit", TRAJECTORY_SCALES, initial_value=r.trajectory_scale)
+            with gui.add_folder("Keyframes") as self.keyframe_folder:
+                self.add_keyframe = gui.add_button("Add from current view", icon=viser.Icon.PLUS)
+                self.keyframe_list = gui.add_markdown("<small>No keyframes.</small>")
+                self.keyframe_pick = gui.add_dropdown("Keyframe", ("—",))
+                self.keyframe_time = gui.add_number("Time (s)", 0.0, min=0.0, step=0.05)
+                self.keyframe_actions = gui.add_button_group("Selected", ("Earlier", "Later", "View", "Delete"))
+                self.auto_time = gui.add_checkbox("Even timing", True, hint="Spread keyframes evenly over the video")
+                self.smoothness = gui.add_slider("Smoothness", 0.0, 1.0, step=0.05, initial_value=self.state.smoothness)
+                self.show_gizmos = gui.add_checkbox("Gizmos", True, hint="Drag keyframes in the 3D view")
+            with gui.add_folder("Camera file"):
+                self.import_path = gui.add_upload_button("Import camera_path.json", icon=viser.Icon.FILE_UPLOAD, mime_type=".json,application/json")
+                self.export_path = gui.add_button("Download camera_path.json", icon=viser.Icon.DOWNLOAD)
+
+        with tabs.add_tab("Generate", viser.Icon.MOVIE):
+            gui.add_markdown(f"Generator: **{html.escape(r.generator)}**")
+            self.prompt = gui.add_text(
+                "Prompt", str(r.generator_options.get("prompt") or ""), visible=r.generator == "gen3c", hint="GEN3C's scripts use none"
+            )
+            self.seed = gui.add_number("Seed", r.seed, step=1)
+            self.save_buffer = gui.add_checkbox("Show cache renders", r.save_buffer, hint="GEN3C's --save_buffer layout")
+            self.generate = gui.add_button("Generate", icon=viser.Icon.PLAYER_PLAY, color="green")
+            self.cancel = gui.add_button("Cancel", icon=viser.Icon.PLAYER_STOP, color="red", disabled=True)
+            self.progress = gui.add_progress_bar(0.0, color="orange")
+            self.progress_text = gui.add_markdown("")
+
+        preview = gui.add_panel()
+        with preview.add_tab("Cache render", viser.Icon.EYE):
+            self.frame = gui.add_slider("Frame", 0, max(1, r.num_video_frames - 1), step=1, initial_value=0)
+            self.frame_image = gui.add_image(np.full((90, 320, 3), 235, np.uint8), label="cache render (chequered: not seen by the cache)")
+        result = gui.add_panel()
+        with result.add_tab("Result", viser.Icon.MOVIE):
+            self.video = gui.add_html("<p style='color:#868e96;font-size:0.85em'>No video yet: press Generate.</p>")
+            self.download_video = gui.add_button("Download mp4", icon=viser.Icon.DOWNLOAD, disabled=True)
+        gui.main_panel.dock_right()
+        gui.main_panel.set_width(380)
+        preview.dock_left()
+        preview.set_width(380)
+        result.dock_below(preview)
+        self._connect()
+
+    def _connect(self) -> None:
+        on = self._callback
+        self.demo_button.on_click(on(self._on_demo))
+        self.upload_image.on_upload(on(functools.partial(self._on_upload, self.image_path, "image")))
+        self.upload_depth.on_upload(on(functools.partial(self._on_upload, self.depth_path, "depth file")))
+        self.load_button.on_click(on(self._on_load_files))
+        for handle, key in (
+            (self.resolution, "resolution"), (self.resize_mode, "resize_mode"), (self.filter_threshold, "filter_points_threshold"),
+            (self.foreground, "foreground_masking"), (self.splat, "splat"),
+        ):  # fmt: skip
+            handle.on_update(on(functools.partial(self._on_setting, key, redraw_cache=True)))
+        for handle, key in (
+            (self.num_frames, "num_video_frames"), (self.fps, "fps"), (self.trajectory, "trajectory"),
+            (self.rotation, "camera_rotation"), (self.distance, "movement_distance"), (self.scale, "trajectory_scale"),
+        ):  # fmt: skip
+            handle.on_update(on(functools.partial(self._on_setting, key, redraw_cache=False)))
+        self.seed.on_update(on(functools.partial(self._on_setting, "seed", redraw_cache=None)))
+        self.prompt.on_update(on(self._on_prompt))
+        self.save_buffer.on_update(on(functools.partial(self._on_setting, "save_buffer", redraw_cache=None)))
+        self.point_size.on_update(on(lambda _: self._draw_cache()))
+        self.path_mode.on_update(on(self._on_path_mode))
+        self.add_keyframe.on_click(on(self._on_add_keyframe))
+        self.keyframe_pick.on_update(on(lambda _: self._sync_keyframe_fields()))
+        self.keyframe_time.on_update(on(self._on_keyframe_time))
+        self.keyframe_actions.on_click(on(self._on_keyframe_action))
+        self.auto_time.on_update(on(self._on_auto_time))
+        self.smoothness.on_update(on(self._on_smoothness))
+        self.show_gizmos.on_update(on(lambda _: self._draw_keyframes()))
+        self.import_path.on_upload(on(self._on_import))
+        self.export_path.on_click(on(self._on_export))
+        self.frame.on_update(on(lambda _: self._draw_frame()))
+        self.generate.on_click(on(self._on_generate))
+        self.cancel.on_click(on(self._on_cancel))
+        self.download_video.on_click(on(self._on_download_video))
+
+    def _callback(self, func: Callable) -> Callable:
+        """Run a GUI callback under the state lock; show user errors in the page."""
+
+        @functools.wraps(func)
+        def wrapper(event) -> None:
+            if getattr(self._sync, "on", False):
+                return
+            with self._lock:
+                try:
+                    func(event)
+                except Gen3cInputError as exc:
+                    self._error(str(exc), getattr(event, "client", None))
+
+        return wrapper
+
+    def _info(self, text: str) -> None:
+        self.status.content = text
+
+    def _error(self, text: str, client=None) -> None:
+        self.status.content = f"<span style='color:#c92a2a'>**Error:** {html.escape(text)}</span>"
+        if client is not None:
+            client.add_notification("gen3c", text, color="red", auto_close_seconds=10.0)
+
+    # -- input ----------------------------------------------------------------------------
+
+    def _on_demo(self, _event) -> None:
+        image, depth, K = self.demo()
+        self.state.load_sample(image, depth, K, "demo sample")
+        self._loaded()
+
+    def _on_upload(self, target, kind: str, event) -> None:
+        file = event.target.value
+        path = self.state.save_upload(file.name, file.content, kind)
+        target.value = str(path)
+        self._info(f"Uploaded {html.escape(file.name)} ({len(file.content) / 1024:.0f} KiB).")
+
+    def _on_load_files(self, _event) -> None:
+        intr = self.intrinsics.value.strip() or None
+        self.state.load_files(self.image_path.value.strip(), self.depth_path.value.strip(), fov=None if intr else float(self.fov.value), intrinsics=intr)
+        self._loaded()
+
+    def _loaded(self) -> None:
+        s = self.state.require_source()
+        H, W = s.size
+        self._info(f"Loaded **{html.escape(self.state.source_label)}** at {H}×{W}.")
+        self._draw_cache()
+        self._set_initial_view()
+        self._draw_path()
+
+    def _set_initial_view(self) -> None:
+        d = self.state.scene_scale()
+        position, look_at = (0.3 * d, -0.35 * d, -0.6 * d), (0.0, 0.0, 0.8 * d)
+        self.server.initial_camera.position = position
+        self.server.initial_camera.look_at = look_at
+        self.server.initial_camera.up = (0.0, -1.0, 0.0)
+        for client in self.server.get_clients().values():
+            with client.atomic():
+                client.camera.position = position
+                client.camera.look_at = look_at
+                client.camera.up_direction = (0.0, -1.0, 0.0)
+
+    def _on_setting(self, key: str, event, redraw_cache: bool | None) -> None:
+        value = event.target.value
+        if key == "num_video_frames":
+            value = int(value)
+        elif key == "seed":
+            value = int(value)
+        try:
+            self.state.update(**{key: value})
+        except Gen3cInputError:
+            self._sync_controls()
+            raise
+        if key in ("num_video_frames", "fps"):
+            self._sync_controls()
+        if redraw_cache is None or self.state.source is None:
+            return
+        if redraw_cache:
+            self._draw_cache()
+        self._draw_path()
+
+    # -- camera path ----------------------------------------------------------------------
+
+    def _on_path_mode(self, event) -> None:
+        mode = {v: k for k, v in PATH_MODE_LABELS.items()}[event.target.value]
+        try:
+            self.state.set_path_mode(mode)
+        except Gen3cInputError:
+            self._sync_controls()
+            raise
+        self.preset_folder.visible = mode == "preset"
+        self._draw_path()
+
+    def _client_w2c(self, client) -> torch.Tensor:
+        return _wxyz_position_to_w2c(client.camera.wxyz, client.camera.position)
+
+    def _on_add_keyframe(self, event) -> None:
+        if event.client is None:
+            raise Gen3cInputError("no browser view to take the keyframe from")
+        self.state.require_source()
+        kf = self.state.add_keyframe(self._client_w2c(event.client))
+        if self.state.path_mode != "keyframes":
+            self.state.set_path_mode("keyframes")
+        self._sync_controls(select=kf.id)
+        self._draw_keyframes()
+        self._draw_path()
+
+    def _selected_keyframe(self) -> int:
+        label = self.keyframe_pick.value
+        if not self.state.keyframes or label == "—":
+            raise Gen3cInputError("no keyframe selected: add one with 'Add from current view'")
+        return int(label.split(" ")[0].lstrip("#"))
+
+    def _on_keyframe_time(self, event) -> None:
+        if not self.state.keyframes:
+            return
+        kid = self._selected_keyframe()
+        self.state.set_keyframe_time(kid, float(event.target.value))
+        self._sync_controls(select=kid)
+        self._draw_path()
+
+    def _on_keyframe_action(self, event) -> None:
+        kid = self._selected_keyframe()
+        action = event.target.value
+        if action == "View":
+            wxyz, position = _pose_to_wxyz_position(self.state.keyframes[self.state.keyframe_index(kid)].w2c)
+            if event.client is not None:
+                with event.client.atomic():
+                    event.client.camera.wxyz = wxyz
+                    event.client.camera.position = position
+            return
+        if action == "Delete":
+            self.state.delete_keyframe(kid)
+            kid = None
+        else:
+            self.state.reorder_keyframe(kid, self.state.keyframe_index(kid) + (-1 if action == "Earlier" else 1))
+        self._sync_controls(select=kid)
+        self._draw_keyframes()
+        self._draw_path()
+
+    def _on_auto_time(self, event) -> None:
+        self.state.set_auto_time(bool(event.target.value))
+        self._sync_controls()
+        self._draw_path()
+
+    def _on_smoothness(self, event) -> None:
+        self.state.set_smoothness(float(event.target.value))
+        self._draw_path()
+
+    def _on_gizmo(self, keyframe_id: int, event) -> None:
+        self.state.move_keyframe(keyframe_id, _wxyz_position_to_w2c(event.target.wxyz, event.target.position))
+        self._draw_path(render=event.phase != "update")
+
+    def _on_import(self, event) -> None:
+        file = event.target.value
+        self.state.import_camera_path(file.content, f"camera file {file.name!r}")
+        self._sync_controls()
+        self._draw_keyframes()
+        if self.state.source is not None:
+            self._draw_path()
+        self._info(f"Imported **{html.escape(file.name)}**: {self.state.request.num_video_frames} frames, "
+                   f"{len(self.state.keyframes)} keyframes.")  # fmt: skip
+
+    def _on_export(self, event) -> None:
+        data = self.state.camera_path_json()
+        if event.client is not None:
+            event.client.send_file_download("camera_path.json", data, save_immediately=True)
+
+    # -- generation -----------------------------------------------------------------------
+
+    def _preload_generator(self) -> None:
+        request = self.state.request
+        self._info(f"Loading the {html.escape(request.generator)} generator…")
+        try:
+            self._generator = make_generator(request)
+        except Gen3cInputError as exc:
+            print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
+            self._error(str(exc))
+            return
+        if self.state.source is None:
+            self._info("Load the demo sample or an image with its depth to begin.")
+
+    def _generator_for(self, request: GenerationRequest):
+        """The loaded generator with this run's seed and prompt (plain attributes of the gen3c
+        generator; nothing is reloaded)."""
+        if self._loader is not None and self._loader.is_alive():
+            raise Gen3cInputError(f"the {request.generator} generator is still loading: try again in a moment")
+        if self._generator is None:
+            self._generator = make_generator(request)
+        gen = self._generator
+        if hasattr(gen, "seed"):
+            gen.seed = request.seed
+        if hasattr(gen, "prompt") and "prompt" in request.generator_options:
+            gen.prompt = request.generator_options["prompt"]
+        return gen
+
+    def _on_prompt(self, event) -> None:
+        self.state.update(generator_options={**self.state.request.generator_options, "prompt": str(event.target.value)})
+
+    def _on_generate(self, _event) -> None:
+        if self.jobs.running:
+            raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
+        source = self.state.require_source()
+        request = self.state.build_request()
+        generator = self._generator_for(request)
+        last = [0.0]
+
+        def on_progress(stage: str, done: float, total: int) -> None:
+            now = time.monotonic()
+            if done not in (0, total) and now - last[0] < 0.1:
+                return
+            last[0] = now
+            self.progress.value = min(100.0, 100.0 * done / max(total, 1))
+            self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
+
+        self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator)
+        self.generate.disabled, self.cancel.disabled = True, False
+        self.progress.value, self.progress.animated = 0.0, True
+        self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")
+
+    def _on_cancel(self, _event) -> None:
+        self.jobs.cancel()
+        self.progress_text.content = "Cancelling…"
+
+    def _on_job_done(self, result: JobResult) -> None:
+        self.generate.disabled, self.cancel.disabled = False, True
+        self.progress.animated = False
+        if result.cancelled:
+            self.progress.value = 0.0
+            self.progress_text.content = "Cancelled: no output was written."
+            self._info("Generation cancelled.")
+            return
+        if result.error is not None:
+            self.progress.value = 0.0
+            self.progress_text.content = ""
+            self._error(result.error)
+            return
+        out = result.output
+        self._last_output = out.paths
+        video = out.paths["video"]
+        self.progress.value = 100.0
+        self.progress_text.content = f"Done in {out.seconds:.1f} s: `{video.name}`"
+        self._info(f"Generated **{video.name}**.")
+        self.download_video.disabled = False
+        data = video.read_bytes()
+        if len(data) > MAX_EMBED_BYTES:
+            self.video.content = f"<p>{video.name} is {len(data) >> 20} MiB, too large to play here: download it.</p>"
+            return
+        src = "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
+        self.video.content = (
+            f'<video id="gen3c-result" src="{src}" controls autoplay loop muted playsinline '
+            'style="width:100%;border-radius:6px;background:#000"></video>'
+        )
+
+    def _on_download_video(self, event) -> None:
+        if self._last_output is None:
+            raise Gen3cInputError("no video generated yet: press Generate first")
+        video = self._last_output["video"]
+        if event.client is not None:
+            event.client.send_file_download(video.name, video.read_bytes(), save_immediately=True)
+
+    # -- drawing --------------------------------------------------------------------------
+
+    def _draw_cache(self) -> None:
+        if self.state.source is None:
+            return
+        scene = self.server.scene
+        points, colors = self.state.display_points(self.max_display_points)
+        s = self.state.source
+        H, W = s.size
+        fy = float(s.K[1, 1])
+        scale = self.state.scene_scale()
+        pixel = scale / fy  # one source pixel at the median depth
+        scene.add_point_cloud("/cache", points, colors, point_size=pixel * 1.5 * self.point_size.value, point_shape="square")
+        thumb = self._thumbnail(s.image)
+        wxyz, position = _pose_to_wxyz_position(s.w2c)
+        scene.add_camera_frustum(
+            "/source", fov=2 * np.arctan(0.5 * H / fy), aspect=W / H, scale=0.12 * scale, image=thumb,
+            color=SOURCE_COLOR, thickness=2.0, thickness_units="screen", wxyz=wxyz, position=position,
+        )  # fmt: skip
+
+    @staticmethod
+    def _thumbnail(image: torch.Tensor, width: int = 160) -> np.ndarray:
+        from gen3c.io.images import resize_image, to_uint8
+
+        H, W = image.shape[-2:]
+        return to_uint8(resize_image(image, (max(8, round(H * width / W)), width), "stretch"))
+
+    def _draw_path(self, render: bool = True) -> None:
+        for node in self._path_nodes:
+            node.remove()
+        self._path_nodes = []
+        if self.state.source is None:
+            return
+        try:
+            cams = self.state.cameras()
+        except Gen3cInputError as exc:
+            self.progress_text.content = ""
+            self._info(f"Camera path: {html.escape(str(exc))}")
+            return
+        scene = self.server.scene
+        scale = self.state.scene_scale()
+        centers = cams.centers.double().numpy()
+        if len(cams) > 1:
+            self._path_nodes.append(
+                scene.add_spline_catmull_rom("/path/line", points=centers, color=PATH_COLOR, thickness=3.0, thickness_units="screen", segments=len(centers))
+            )
+        picks = np.unique(np.linspace(0, len(cams) - 1, min(MAX_PATH_FRUSTA, len(cams))).round().astype(int))
+        fov, aspect = self._fov_aspect(cams)
+        for i in picks:
+            wxyz, position = _pose_to_wxyz_position(cams.w2c[i])
+            self._path_nodes.append(
+                scene.add_camera_frustum(f"/path/cam_{i}", fov=fov, aspect=aspect, scale=0.05 * scale, color=PATH_COLOR,
+                                         thickness=1.5, thickness_units="screen", wxyz=wxyz, position=position)
+            )  # fmt: skip
+        n = len(cams)
+        self._sync.on = True
+        try:
+            self.frame.max = max(1, n - 1)
+            if self.frame.value > n - 1:
+                self.frame.value = n - 1
+        finally:
+            self._sync.on = False
+        if render:
+            self._draw_frame(cams)
+
+    @staticmethod
+    def _fov_aspect(cams: Cameras) -> tuple[float, float]:
+        return float(2 * np.arctan(0.5 * cams.height / float(cams.K[0, 1, 1]))), cams.width / cams.height
+
+    def _draw_frame(self, cams: Cameras | None = None) -> None:
+        if self.state.source is None:
+            return
+        try:
+            cams = cams or self.state.cameras()
+        except Gen3cInputError:
+            return
+        i = min(int(self.frame.value), len(cams) - 1)
+        self.frame_image.image = self._fit_width(self._overlay(*self.state.render_frame(i)))
+        fov, aspect = self._fov_aspect(cams)
+        wxyz, position = _pose_to_wxyz_position(cams.w2c[i])
+        scale = self.state.scene_scale()
+        self.server.scene.add_camera_frustum(
+            "/frame", fov=fov, aspect=aspect, scale=0.06 * scale, color=(30, 140, 255), thickness=2.0, thickness_units="screen",
+            wxyz=wxyz, position=position, variant="filled",
+        )  # fmt: skip
+
+    @staticmethod
+    def _overlay(color: torch.Tensor, mask: torch.Tensor, cell: int = 8) -> np.ndarray:
+        """The warped colour where the cache sees the frame, a grey chequer where it does not."""
+        from gen3c.io.images import to_uint8
+
+        rgb = to_uint8(color)
+        H, W = rgb.shape[:2]
+        yy, xx = np.mgrid[:H, :W]
+        checker = np.where(((yy // cell + xx // cell) % 2 == 0)[..., None], 200, 150).astype(np.uint8)
+        return np.where(mask[0].cpu().numpy()[..., None] > 0, rgb, checker)
+
+    @staticmethod
+    def _fit_width(image: np.ndarray, width: int = 640) -> np.ndarray:
+        """Scale a panel image to a fixed width so small working resolutions stay legible."""
+        import cv2
+
+        h, w = image.shape[:2]
+        if w == width:
+            return image
+        interp = cv2.INTER_AREA if w > width else cv2.INTER_LINEAR
+        return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=interp)
+
+    def _draw_keyframes(self) -> None:
+        for node in self._keyframe_nodes.values():
+            node.remove()  # children (frustum, label) go with their parent
+        self._keyframe_nodes = {}
+        source = self.state.source
+        scale = self.state.scene_scale() if source is not None else 1.0
+        H, W = source.size if source is not None else (9, 16)
+        fov = float(2 * np.arctan(0.5 * H / float(source.K[1, 1]))) if source is not None else 1.0
+        for k, kf in enumerate(self.state.keyframes):
+            wxyz, position = _pose_to_wxyz_position(kf.w2c)
+            name = f"/keyframes/{kf.id}"
+            if self.show_gizmos.value:
+                root = self.server.scene.add_transform_controls(
+                    name, scale=0.15 * scale, wxyz=wxyz, position=position, disable_sliders=True
+                )
+                root.on_update(self._callback(functools.partial(self._on_gizmo, kf.id)))
+            else:
+                root = self.server.scene.add_frame(name, show_axes=False, wxyz=wxyz, position=position)
+            self.server.scene.add_camera_frustum(
+                f"{name}/frustum", fov=fov, aspect=W / H, scale=0.06 * scale, color=KEYFRAME_COLOR, thickness=2.0,
+                thickness_units="screen",
+            )  # fmt: skip
+            self.server.scene.add_label(f"{name}/label", f"{k + 1}")
+            self._keyframe_nodes[kf.id] = root
+
+    # -- syncing controls from the state -------------------------------------------------
+
+    def _sync_controls(self, select: int | None = None) -> None:
+        r, s = self.state.request, self.state
+        self._sync.on = True
+        try:
+            self.resolution.value = r.resolution
+            self.resize_mode.value = r.resize_mode
+            self.filter_threshold.value = r.filter_points_threshold
+            self.foreground.value = r.foreground_masking
+            self.splat.value = r.splat
+            self.num_frames.value = r.num_video_frames
+            self.fps.value = r.fps
+            self.trajectory.value = r.trajectory
+            self.rotation.value = r.camera_rotation
+            self.distance.value = r.movement_distance
+            self.scale.value = r.trajectory_scale
+            self.path_mode.value = PATH_MODE_LABELS[s.path_mode]
+            self.preset_folder.visible = s.path_mode == "preset"
+            self.auto_time.value = s.auto_time
+            self.smoothness.value = s.smoothness
+            labels = [f"#{kf.id} at {kf.time:.2f} s" for kf in s.keyframes] or ["—"]
+            current = self.keyframe_pick.value
+            self.keyframe_pick.options = labels
+            if select is not None:
+                current = next((lab for lab in labels if lab.startswith(f"#{select} ")), labels[0])
+            elif current.split(" ")[0] not in {lab.split(" ")[0] for lab in labels}:
+                current = labels[0]
+            else:
+                current = next(lab for lab in labels if lab.split(" ")[0] == current.split(" ")[0])
+            self.keyframe_pick.value = current
+            rows = [f"{k + 1}. `#{kf.id}` at {kf.time:.2f} s" for k, kf in enumerate(s.keyframes)]
+            self.keyframe_list.content = "<small>" + ("<br>".join(rows) if rows else "No keyframes.") + "</small>"
+        finally:
+            self._sync.on = False
+        self._sync_keyframe_fields()
+
+    def _sync_keyframe_fields(self) -> None:
+        if not self.state.keyframes or self.keyframe_pick.value == "—":
+            return
+        kid = int(self.keyframe_pick.value.split(" ")[0].lstrip("#"))
+        kf = self.state.keyframes[self.state.keyframe_index(kid)]
+        self._sync.on = True
+        try:
+            self.keyframe_time.value = round(kf.time, 3)
+        finally:
+            self._sync.on = False
