@@ -73,14 +73,14 @@ def _browser_missing() -> str | None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
-def test_page_loads_demo_generates_and_plays(tmp_path, room_sample):
+def test_page_loads_demo_generates_and_plays(tmp_path):
     from playwright.sync_api import sync_playwright
 
     from gen3c.gui.app import Gen3cApp
 
-    request = GenerationRequest(resolution="96x160", num_video_frames=9)
-    app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample)
-    assert app.url.startswith("http://127.0.0.1:")
+    request = GenerationRequest(resolution="176x320", num_video_frames=9)
+    app = Gen3cApp(tmp_path / "work", port=0, request=request)  # the library's demo sample
+    assert app.url.startswith("http://127.0.0.1:") and app.demo is not None
     profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
     try:
         with sync_playwright() as p:
@@ -108,7 +108,7 @@ def test_page_loads_demo_generates_and_plays(tmp_path, room_sample):
             # Load the demo: the cache render of frame 0 appears.
             page.get_by_role("button", name="Load demo sample").click()
             page.get_by_text("Loaded demo sample").wait_for(timeout=20_000)
-            assert app.state.source is not None and app.state.source.size == (96, 160)
+            assert app.state.source is not None and app.state.source.size == (176, 320)
 
             # Scrub to another frame: the cache render follows.
             frame = page.locator("xpath=//label[normalize-space()='Frame']/ancestor::div[.//input][1]//input").last
@@ -130,7 +130,7 @@ def test_page_loads_demo_generates_and_plays(tmp_path, room_sample):
             with page.expect_download(timeout=10_000) as download:
                 page.get_by_role("button", name="Download camera_path.json").click()
             data = json.loads(Path(download.value.path()).read_text())
-            assert len(data["camera_path"]) == 9 and data["render_width"] == 160
+            assert len(data["camera_path"]) == 9 and data["render_width"] == 320
 
             # Generate a preview and play it in the page.
             page.get_by_role("tab", name="Generate").click()
@@ -141,7 +141,7 @@ def test_page_loads_demo_generates_and_plays(tmp_path, room_sample):
                 timeout=20_000,
             )
             size = page.evaluate("() => { const v = document.querySelector('video#gen3c-result'); return [v.videoWidth, v.videoHeight]; }")
-            assert size == [160, 96]
+            assert size == [320, 176]
             assert (tmp_path / "work" / "outputs" / "gui_001.mp4").is_file()
 
             for close in page.locator(".mantine-Notification-closeButton").all():  # e.g. "software WebGL"

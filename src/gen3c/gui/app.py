@@ -295,10 +295,10 @@ class Gen3cApp:
     def _loaded(self) -> None:
         s = self.state.require_source()
         H, W = s.size
-        self._info(f"Loaded **{html.escape(self.state.source_label)}** at {H}×{W}.")
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
+        self._info(f"Loaded **{html.escape(self.state.source_label)}** at {H}×{W}.")  # after drawing: tests wait on it
 
     def _set_initial_view(self) -> None:
         d = self.state.scene_scale()
