@@ -263,6 +263,9 @@ class Gen3cApp:
                     func(event)
                 except Gen3cInputError as exc:
                     self._error(str(exc), getattr(event, "client", None))
+                except Exception as exc:  # a bug: say so in the page, keep the traceback in the log
+                    self._error(f"internal error: {type(exc).__name__}: {exc}", getattr(event, "client", None))
+                    raise
 
         return wrapper
 
