@@ -1,0 +1,124 @@
+"""Depth and intrinsics from a single image: one interface over MoGe (GEN3C's default), the
+transformers depth models, a zero-download geometric prior, and the user's own depth.
+
+>>> from gen3c.depth import load_depth_estimator, median_depth   # doctest: +SKIP
+>>> estimator = load_depth_estimator("moge")                      # doctest: +SKIP
+>>> est = estimator.estimate(image, size=(704, 1280))             # doctest: +SKIP
+>>> est.depth.shape, est.intrinsics, est.kind, median_depth(est)  # doctest: +SKIP
+
+See :mod:`gen3c.depth.base` for the conventions of :class:`DepthEstimate`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gen3c.depth.base import (
+    DEFAULT_FOV_DEGREES,
+    DEPTH_KINDS,
+    DepthEstimate,
+    DepthEstimator,
+    camera_for,
+    image_to_tensor,
+    image_to_uint8,
+    median_depth,
+)
+from gen3c.depth.moge import (
+    GEN3C_MOGE_SIZE,
+    GEN3C_WORKING_SIZE,
+    MOGE_DEFAULT_REPO,
+    MoGeEstimator,
+    gen3c_moge_postprocess,
+    is_moge_name,
+    recover_focal_shift,
+)
+from gen3c.depth.prior import PRIOR_NAME, GeometricPriorEstimator, prior_notice
+from gen3c.depth.user import load_user_depth, parse_intrinsics
+from gen3c.errors import Gen3cModelError
+
+DEFAULT_DEPTH_ESTIMATOR = "moge"
+
+
+def load_depth_estimator(
+    name_or_path: str = DEFAULT_DEPTH_ESTIMATOR,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    **options,
+) -> DepthEstimator:
+    """The depth estimator named by ``name_or_path``.
+
+    - ``"moge"`` (= ``Ruicheng/moge-vitl``, GEN3C's), a hub id containing "moge", a
+      ``model.pt`` file or a folder holding one → :class:`~gen3c.depth.moge.MoGeEstimator`
+      (options: ``backend``, ``inference_size``, ``use_fp16``);
+    - ``"prior"`` → :class:`~gen3c.depth.prior.GeometricPriorEstimator` (no weights);
+    - any other hub id or local folder with a transformers ``config.json`` whose
+      ``model_type`` is depth_pro, depth_anything, zoedepth or dpt, and the aliases
+      ``depth_pro``, ``depth_anything_v2``, ``zoedepth`` →
+      :class:`~gen3c.depth.hf.TransformersDepthEstimator` (option: ``flip_augment``).
+
+    Raises:
+        Gen3cModelError: unknown name, missing or corrupt weights, no network — one line.
+    """
+    name = str(name_or_path).strip()
+    if not name:
+        raise Gen3cModelError("empty depth estimator name: pass 'moge', 'prior', a hub id or a local path")
+    if name.lower() == PRIOR_NAME:
+        return GeometricPriorEstimator(**options)
+    if is_moge_name(name):
+        return MoGeEstimator(name, device=device, dtype=dtype, **options)
+    p = Path(name).expanduser()
+    if p.exists() and not (p.is_dir() and (p / "config.json").is_file()):
+        raise Gen3cModelError(
+            f"depth estimator {name!r} is neither a MoGe model.pt nor a transformers folder with config.json: check the path"
+        )
+    if not p.exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise Gen3cModelError(f"depth estimator path {name!r} does not exist: check the path")
+    from gen3c.depth.hf import TransformersDepthEstimator
+
+    return TransformersDepthEstimator(name, device=device, dtype=dtype, **options)
+
+
+def load_depth_estimator_or_prior(
+    name_or_path: str = DEFAULT_DEPTH_ESTIMATOR,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    **options,
+) -> tuple[DepthEstimator, str | None]:
+    """:func:`load_depth_estimator`, falling back to the geometric prior when loading fails.
+
+    Returns:
+        ``(estimator, notice)``: ``notice`` is None on success, else the line to show the user
+        (:func:`~gen3c.depth.prior.prior_notice`: what failed, that the prior is used, how to
+        get real depth).
+    """
+    try:
+        return load_depth_estimator(name_or_path, device=device, dtype=dtype, **options), None
+    except Gen3cModelError as exc:
+        return GeometricPriorEstimator(), prior_notice(str(exc))
+
+
+__all__ = [
+    "DEFAULT_DEPTH_ESTIMATOR",
+    "DEFAULT_FOV_DEGREES",
+    "DEPTH_KINDS",
+    "GEN3C_MOGE_SIZE",
+    "GEN3C_WORKING_SIZE",
+    "MOGE_DEFAULT_REPO",
+    "DepthEstimate",
+    "DepthEstimator",
+    "GeometricPriorEstimator",
+    "MoGeEstimator",
+    "camera_for",
+    "gen3c_moge_postprocess",
+    "image_to_tensor",
+    "image_to_uint8",
+    "load_depth_estimator",
+    "load_depth_estimator_or_prior",
+    "load_user_depth",
+    "median_depth",
+    "parse_intrinsics",
+    "prior_notice",
+    "recover_focal_shift",
+]

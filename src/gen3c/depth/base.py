@@ -1,0 +1,265 @@
+"""The one depth interface: an image goes in, a :class:`DepthEstimate` comes out.
+
+Every estimator (MoGe, the transformers models, the geometric prior, a user's depth file)
+returns the same record, so the cache and the trajectories never ask where depth came from:
+
+- ``depth`` (H, W) float32 **z-depth** (not ray distance), OpenCV camera (x right, y down,
+  z forward). It is finite and > 0 everywhere: pixels the estimator marks invalid (sky,
+  undefined) carry a far fill value, as GEN3C does with MoGe (depth 1000). Only user depth may
+  hold 0 = "no point here" (holes the user asked to mask).
+- ``intrinsics`` (3, 3) float32 in pixels of the H × W map, pixel centres at integer
+  coordinates (see :mod:`gen3c.cameras`).
+- ``mask`` (H, W) bool: the pixels the estimator trusts. GEN3C builds its cache from *all*
+  pixels (the far fill included) and does not pass MoGe's mask to the cache; the mask is kept
+  for statistics (:func:`median_depth`) and for callers who want to drop the sky.
+- ``kind``: ``"relative"`` — up to an unknown scale (MoGe v1, Depth Anything V2 relative, the
+  prior); ``"metric"`` — in metres or the user's own unit (Depth Pro, metric Depth Anything,
+  ZoeDepth, user depth). It decides what ``--movement_distance`` means
+  (:func:`gen3c.trajectories.center_depth_for`): GEN3C's exact units for relative depth, a
+  fraction of the scene's median depth for metric depth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gen3c.cameras import intrinsics_from_fov, resize_intrinsics, validate_intrinsics
+from gen3c.errors import Gen3cInputError
+
+DEPTH_KINDS = ("metric", "relative")
+#: Horizontal field of view assumed when neither the model nor the user gives the camera.
+#: 60° is a middle-of-the-road phone/compact camera (a 30 mm full-frame equivalent).
+DEFAULT_FOV_DEGREES = 60.0
+#: Where intrinsics came from: the model, the user (``--intrinsics`` / ``--fov``), or the default FOV.
+INTRINSICS_SOURCES = ("model", "user", "default")
+
+
+@dataclass
+class DepthEstimate:
+    """Depth, intrinsics and validity of one image (module docstring for the conventions).
+
+    Attributes:
+        depth: (H, W) float32 z-depth.
+        intrinsics: (3, 3) float32, pixels of H × W.
+        mask: (H, W) bool, True where the estimator trusts the depth.
+        kind: ``"metric"`` or ``"relative"`` (up to scale).
+        source: the estimator, e.g. ``"moge:Ruicheng/moge-vitl"`` or ``"user:scene.npy"``.
+        intrinsics_from: ``"model"``, ``"user"`` or ``"default"`` (:data:`DEFAULT_FOV_DEGREES`).
+    """
+
+    depth: Tensor
+    intrinsics: Tensor
+    mask: Tensor
+    kind: str
+    source: str
+    intrinsics_from: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.depth.ndim != 2:
+            raise ValueError(f"depth must be (H, W), got {tuple(self.depth.shape)}")
+        if tuple(self.mask.shape) != tuple(self.depth.shape):
+            raise ValueError(f"mask {tuple(self.mask.shape)} and depth {tuple(self.depth.shape)} differ in shape")
+        if tuple(self.intrinsics.shape) != (3, 3):
+            raise ValueError(f"intrinsics must be (3, 3), got {tuple(self.intrinsics.shape)}")
+        if self.kind not in DEPTH_KINDS:
+            raise ValueError(f"kind must be one of {DEPTH_KINDS}, got {self.kind!r}")
+        if self.intrinsics_from not in INTRINSICS_SOURCES:
+            raise ValueError(f"intrinsics_from must be one of {INTRINSICS_SOURCES}, got {self.intrinsics_from!r}")
+        self.depth = self.depth.float()
+        self.intrinsics = self.intrinsics.float()
+        self.mask = self.mask.bool()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W)."""
+        return (int(self.depth.shape[0]), int(self.depth.shape[1]))
+
+    def to(self, device: torch.device | str) -> DepthEstimate:
+        return replace(self, depth=self.depth.to(device), intrinsics=self.intrinsics.to(device), mask=self.mask.to(device))
+
+    def resized(self, size: tuple[int, int]) -> DepthEstimate:
+        """The estimate at ``size`` (H, W) by a plain resize (aspect ratio not kept).
+
+        Depth is resized bilinearly (as GEN3C resizes MoGe's depth), the mask by nearest
+        neighbour, and fx, cx / fy, cy scale with the width / height ratio.
+        """
+        if tuple(size) == self.size:
+            return self
+        depth = resize_depth(self.depth, size)
+        if (self.depth <= 0).any():  # user holes: keep them holes instead of blending into 0
+            holes = resize_mask(self.depth <= 0, size)
+            depth = torch.where(holes, torch.zeros_like(depth), depth)
+        return replace(
+            self,
+            depth=depth,
+            intrinsics=resize_intrinsics(self.intrinsics, self.size, tuple(size)),
+            mask=resize_mask(self.mask, size),
+        )
+
+
+@runtime_checkable
+class DepthEstimator(Protocol):
+    """Anything that turns an image into a :class:`DepthEstimate`.
+
+    ``estimate(image, size=None, intrinsics=None, fov=None)``:
+
+    - ``image``: (3, H, W) float tensor in [0, 1], a PIL image, or an (H, W, 3) uint8 array.
+    - ``size``: (H', W') of the returned estimate (default: the image's own size). Estimators
+      that resize internally (MoGe at 720×1280, as GEN3C) resize *once* from their own
+      resolution to ``size``, which is what GEN3C does for its working size 704×1280.
+    - ``intrinsics`` (3, 3, pixels of the input image) / ``fov`` (horizontal degrees): the
+      camera, when the user knows it. Models that predict depth only use it for the
+      intrinsics; Depth Pro also uses its focal length for the metric scale.
+    """
+
+    name: str
+    kind: str
+
+    def estimate(
+        self,
+        image: Any,
+        size: tuple[int, int] | None = None,
+        intrinsics: Tensor | None = None,
+        fov: float | None = None,
+    ) -> DepthEstimate: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by the estimators
+# --------------------------------------------------------------------------------------------
+
+
+def median_depth(estimate: DepthEstimate) -> float:
+    """The median z-depth over the trusted pixels (``mask``, finite, > 0).
+
+    This is the scene scale that gives ``--movement_distance`` its meaning for metric depth.
+    Falls back to all finite positive pixels when the mask is empty.
+
+    Raises:
+        Gen3cInputError: no pixel has a finite positive depth.
+    """
+    depth = estimate.depth
+    good = torch.isfinite(depth) & (depth > 0)
+    values = depth[good & estimate.mask]
+    if values.numel() == 0:
+        values = depth[good]
+    if values.numel() == 0:
+        raise Gen3cInputError(f"depth from {estimate.source} has no finite positive pixel: check the depth input")
+    return float(values.median())
+
+
+def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
+    """Any accepted image form → (H, W, 3) uint8 RGB array (a copy).
+
+    Accepts a (3, H, W) float tensor in [0, 1] (or a uint8 tensor), a PIL image, or an
+    (H, W, 3) / (H, W) numpy array (uint8, or float in [0, 1]).
+    """
+    if isinstance(image, Tensor):
+        x = image.detach().cpu()
+        if x.ndim != 3 or x.shape[0] != 3:
+            raise Gen3cInputError(f"{name} tensor has shape {tuple(x.shape)}: pass (3, H, W) RGB")
+        if x.dtype == torch.uint8:
+            return x.permute(1, 2, 0).numpy().copy()
+        x = x.float()
+        _check_unit_range(x, name)
+        return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    try:
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    except ImportError:  # pragma: no cover - pillow is a core dependency
+        pass
+    if isinstance(image, np.ndarray):
+        x = image
+        if x.ndim == 2:
+            x = np.repeat(x[..., None], 3, axis=-1)
+        if x.ndim != 3 or x.shape[-1] not in (3, 4):
+            raise Gen3cInputError(f"{name} array has shape {x.shape}: pass (H, W, 3) RGB")
+        x = x[..., :3]
+        if x.dtype == np.uint8:
+            return x.copy()
+        if x.dtype.kind == "f":
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            _check_unit_range(t, name)
+            return (np.clip(x, 0, 1) * 255.0).round().astype(np.uint8)
+        raise Gen3cInputError(f"{name} array is {x.dtype}: pass uint8 or float in [0, 1]")
+    raise Gen3cInputError(f"{name} is a {type(image).__name__}: pass a (3, H, W) tensor in [0, 1], a PIL image or a uint8 array")
+
+
+def image_to_tensor(image: Any, name: str = "image") -> Tensor:
+    """Any accepted image form → (3, H, W) float32 tensor in [0, 1]."""
+    if isinstance(image, Tensor) and image.dtype.is_floating_point:
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise Gen3cInputError(f"{name} tensor has shape {tuple(image.shape)}: pass (3, H, W) RGB")
+        _check_unit_range(image, name)
+        return image.detach().float().clamp(0, 1)
+    return torch.from_numpy(image_to_uint8(image, name)).permute(2, 0, 1).float().div_(255.0)
+
+
+def _check_unit_range(x: Tensor, name: str) -> None:
+    if not torch.isfinite(x).all():
+        raise Gen3cInputError(f"{name} holds NaN or infinite values: pass colours in [0, 1]")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        hint = ": it looks like [-1, 1], pass (image + 1) / 2" if lo < 0 and lo >= -1 - 1e-3 else ""
+        raise Gen3cInputError(f"{name} values span [{lo:.3g}, {hi:.3g}], expected [0, 1]{hint}")
+
+
+def resize_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:
+    """(H, W) → ``size`` bilinearly (align_corners=False), as GEN3C resizes depth."""
+    if tuple(depth.shape) == tuple(size):
+        return depth
+    return F.interpolate(depth[None, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
+
+
+def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
+    """(H, W) bool → ``size`` by nearest neighbour, as GEN3C resizes MoGe's mask."""
+    if tuple(mask.shape) == tuple(size):
+        return mask.bool()
+    return F.interpolate(mask[None, None].float(), size=tuple(size), mode="nearest")[0, 0] > 0.5
+
+
+def camera_for(
+    height: int,
+    width: int,
+    intrinsics: Tensor | None = None,
+    fov: float | None = None,
+    name: str = "intrinsics",
+) -> tuple[Tensor, str]:
+    """Intrinsics for an H × W image when the model gives none.
+
+    The user's ``intrinsics`` (pixels of this image) win, then ``fov`` (horizontal degrees),
+    then :data:`DEFAULT_FOV_DEGREES` with the principal point at the image centre.
+
+    Returns:
+        ``(K (3, 3), intrinsics_from)`` with ``intrinsics_from`` "user" or "default".
+    """
+    if intrinsics is not None and fov is not None:
+        raise Gen3cInputError("pass either intrinsics or a field of view, not both")
+    if intrinsics is not None:
+        K = torch.as_tensor(intrinsics, dtype=torch.float32)
+        return validate_intrinsics(K, name).clone(), "user"
+    if fov is not None:
+        return intrinsics_from_fov(float(fov), height, width), "user"
+    return intrinsics_from_fov(DEFAULT_FOV_DEGREES, height, width), "default"
+
+
+def user_focal(height: int, width: int, intrinsics: Tensor | None, fov: float | None) -> float | None:
+    """The user's horizontal focal length in pixels of an H × W image, or None."""
+    if intrinsics is None and fov is None:
+        return None
+    K, _ = camera_for(height, width, intrinsics, fov)
+    return float(K[0, 0])
+
+
+def fov_from_intrinsics(K: Tensor, width: int) -> float:
+    """Horizontal field of view (degrees) of intrinsics ``K`` for an image ``width`` pixels wide."""
+    return math.degrees(2.0 * math.atan(0.5 * width / float(K[0, 0])))

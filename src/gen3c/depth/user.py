@@ -1,0 +1,122 @@
+"""The user's own depth (``--depth_path``) and camera (``--intrinsics`` / ``--fov``) as a
+:class:`~gen3c.depth.base.DepthEstimate`.
+
+Files are read by :mod:`gen3c.io.depth` (npy, npz with key ``depth`` or a single array,
+16-bit PNG × scale with 0 = invalid, EXR channel Z/R/Y; never unpickled). A depth map of another
+size is resized (nearest) with a warning when its aspect ratio matches the image's, else
+refused. NaN / inf / ≤ 0 pixels are refused unless ``mask_invalid``, which leaves them out of
+the cache (depth 0, mask False).
+
+User depth is ``kind="metric"`` by default: its unit is the user's, so ``--movement_distance``
+is read relative to the scene's median depth (:func:`gen3c.depth.base.median_depth`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gen3c.cameras import make_intrinsics, validate_intrinsics
+from gen3c.depth.base import DepthEstimate, camera_for
+from gen3c.errors import Gen3cInputError
+from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, conform_depth, load_depth
+
+
+def parse_intrinsics(spec: str | os.PathLike, name: str = "--intrinsics") -> Tensor:
+    """Intrinsics (3, 3) in pixels from ``"fx,fy,cx,cy"`` or a file.
+
+    Files: ``.json`` with ``fx, fy, cx, cy`` or a 3×3 ``K`` / ``intrinsics``; ``.txt`` with 4
+    or 9 numbers; ``.npy`` with a (3, 3) or (4,) array (never unpickled).
+    """
+    text = str(spec).strip()
+    p = Path(text).expanduser()
+    if not p.is_file():
+        try:
+            values = [float(v) for v in text.replace(";", ",").replace(" ", ",").split(",") if v]
+        except ValueError:
+            raise Gen3cInputError(f"{name} {text!r} is neither 'fx,fy,cx,cy' nor an existing file: check it") from None
+        return _from_values(_floats(values, name, text), name, text)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(p.read_text())
+            if isinstance(data, dict) and all(k in data for k in ("fx", "fy", "cx", "cy")):
+                values = [data[k] for k in ("fx", "fy", "cx", "cy")]
+            elif isinstance(data, dict) and ("K" in data or "intrinsics" in data):
+                values = np.asarray(data.get("K", data.get("intrinsics")), dtype=np.float64).reshape(-1).tolist()
+            elif isinstance(data, list):
+                values = np.asarray(data, dtype=np.float64).reshape(-1).tolist()
+            else:
+                raise Gen3cInputError(f"{name} file {str(p)!r} needs keys fx, fy, cx, cy or a 3×3 'K'")
+        elif suffix == ".npy":
+            values = np.load(p, allow_pickle=False).astype(np.float64).reshape(-1).tolist()
+        else:
+            values = p.read_text().replace(",", " ").split()
+    except Gen3cInputError:
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
+    return _from_values(_floats(values, name, str(p)), name, str(p))
+
+
+def _floats(values: list[Any], name: str, what: str) -> list[float]:
+    try:
+        out = [float(v) for v in values if str(v).strip() != ""]
+    except (TypeError, ValueError):
+        out = []
+    if len(out) not in (4, 9):
+        raise Gen3cInputError(f"{name} {what!r} must hold 4 numbers 'fx,fy,cx,cy' or a 3×3 matrix, in pixels of the input image")
+    return out
+
+
+def _from_values(values: list[float], name: str, what: str) -> Tensor:
+    K = make_intrinsics(*values) if len(values) == 4 else torch.tensor(values, dtype=torch.float32).reshape(3, 3)
+    return validate_intrinsics(K, f"{name} {what!r}")
+
+
+def load_user_depth(
+    path: str | os.PathLike,
+    image_size: tuple[int, int],
+    intrinsics: Tensor | str | None = None,
+    fov: float | None = None,
+    png_scale: float = DEFAULT_PNG_DEPTH_SCALE,
+    mask_invalid: bool = False,
+    kind: str = "metric",
+    camera_estimate: DepthEstimate | None = None,
+) -> DepthEstimate:
+    """A user's depth file as a :class:`DepthEstimate` at ``image_size`` (H, W).
+
+    Args:
+        path: depth file (module docstring).
+        image_size: (H, W) of the image the depth belongs to.
+        intrinsics: (3, 3) in pixels of that image, or a ``parse_intrinsics`` string / file.
+        fov: horizontal field of view in degrees (instead of ``intrinsics``).
+        png_scale: depth = PNG value × this (default 0.001: millimetres → metres).
+        mask_invalid: leave NaN/inf/≤ 0 pixels out (depth 0, mask False) instead of refusing.
+        kind: "metric" (default) or "relative" when the file is up to scale (e.g. saved MoGe depth).
+        camera_estimate: an estimator's output for the same image, whose intrinsics are used
+            when the user gives none (else the default 60° FOV).
+    """
+    name = f"depth file {str(path)!r}"
+    raw = load_depth(path, png_scale, name)
+    h, w = raw.shape
+    H, W = image_size
+    if (h, w) != (H, W) and abs(h / w - H / W) <= 0.01 * (H / W):
+        warnings.warn(f"{name} is {h}×{w} but the image is {H}×{W}: resizing the depth (nearest)", stacklevel=2)
+    depth, valid = conform_depth(raw, (H, W), name, mask_invalid)
+    if isinstance(intrinsics, (str, os.PathLike)):
+        intrinsics = parse_intrinsics(intrinsics)
+    if intrinsics is None and fov is None and camera_estimate is not None:
+        from gen3c.cameras import resize_intrinsics
+
+        K, source = resize_intrinsics(camera_estimate.intrinsics, camera_estimate.size, (H, W)), "model"
+    else:
+        K, source = camera_for(H, W, intrinsics, fov)
+    return DepthEstimate(depth, K, valid, kind, f"user:{Path(path).name}", source)

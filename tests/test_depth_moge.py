@@ -1,0 +1,194 @@
+"""MoGe v1 (GEN3C's depth): checkpoint layout, inference, focal/shift recovery, GEN3C's post-processing."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from moge_layout import VITL_CONFIG, official_moge_v1_shapes, random_state_dict
+
+from gen3c.depth import gen3c_moge_postprocess, load_depth_estimator, median_depth
+from gen3c.depth.moge import (
+    MoGeEstimator,
+    MoGeV1,
+    focal_to_normalized_intrinsics,
+    load_checkpoint,
+    normalized_view_plane_uv,
+    recover_focal_shift,
+    solve_focal_shift,
+)
+from gen3c.errors import Gen3cModelError
+
+# The released ViT-L architecture at a tiny width: 2 heads of 64, 4 blocks.
+TINY = {**VITL_CONFIG, "encoder": "dinov2_vitl14", "dim_proj": 32, "dim_upsample": [32, 32, 32], "last_conv_channels": 8}
+EMBED, DEPTH = 128, 4
+
+
+def tiny_checkpoint(mask_bias: float = 10.0, seed: int = 0) -> dict:
+    """Random weights, except that the point head is steered towards a pinhole camera (focal 1 in
+    half diagonals, depth ≈ 2) seen through small random features, so that MoGe's camera
+    recovery has a positive focal length to find, as it has with trained weights."""
+    state = random_state_dict(official_moge_v1_shapes(TINY, EMBED, DEPTH), seed)
+    c = TINY["dim_upsample"][-1]  # the two view-plane channels follow the features
+    w0 = state["head.output_block.0.0.weight"].mul_(0.01)
+    state["head.output_block.0.0.bias"].zero_()
+    for ch, (src, sign) in enumerate([(c, 1.0), (c, -1.0), (c + 1, 1.0), (c + 1, -1.0)]):
+        w0[ch, src, 1, 1] = sign  # ReLU(±u), ReLU(±v)
+    w1 = state["head.output_block.0.2.weight"].zero_()
+    w1[0, 0], w1[0, 1], w1[1, 2], w1[1, 3] = 1.0, -1.0, 1.0, -1.0  # x = u, y = v (then × exp(z))
+    state["head.output_block.0.2.bias"] = torch.tensor([0.0, 0.0, math.log(2.0)])
+    state["head.output_block.1.2.bias"] = torch.full((1,), mask_bias)  # mask logit: valid everywhere (or nowhere)
+    return {"model_config": dict(TINY), "model": state}
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("moge") / "model.pt"
+    torch.save(tiny_checkpoint(), path)
+    return path
+
+
+def test_synthetic_official_checkpoint_loads_with_no_missing_or_unexpected_keys(checkpoint_path):
+    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model = MoGeV1.from_checkpoint(ckpt)  # strict: raises on any missing/unexpected key
+    ours = model.state_dict()
+    assert set(ours) == set(ckpt["model"])
+    assert all(ours[k].shape == ckpt["model"][k].shape for k in ours)
+    assert model.backbone.shape.num_heads == 2 and len(model.backbone.blocks) == DEPTH
+    assert torch.equal(ours["backbone.blocks.3.mlp.fc2.weight"], ckpt["model"]["backbone.blocks.3.mlp.fc2.weight"])
+
+
+def test_missing_or_extra_keys_are_one_line_errors():
+    ckpt = tiny_checkpoint()
+    del ckpt["model"]["head.projects.0.bias"]
+    with pytest.raises(Gen3cModelError, match=r"missing \['head.projects.0.bias'\]"):
+        MoGeV1.from_checkpoint(ckpt)
+    ckpt = tiny_checkpoint()
+    ckpt["model"]["head.extra.weight"] = torch.zeros(1)
+    with pytest.raises(Gen3cModelError, match="unexpected"):
+        MoGeV1.from_checkpoint(ckpt)
+    ckpt = tiny_checkpoint()
+    ckpt["model"]["head.projects.0.weight"] = torch.zeros(3, 3, 1, 1)
+    with pytest.raises(Gen3cModelError, match="does not fit MoGe v1"):
+        MoGeV1.from_checkpoint(ckpt)
+    with pytest.raises(Gen3cModelError, match="model_config"):
+        MoGeV1.from_checkpoint(ckpt["model"])
+
+
+def test_moge_v2_checkpoint_asks_for_the_official_package():
+    ckpt = {"model_config": {"encoder": {"backbone": "dinov2_vitl14"}, "neck": {}}, "model": {}}
+    with pytest.raises(Gen3cModelError, match="MoGe v2"):
+        MoGeV1.from_checkpoint(ckpt)
+
+
+def test_checkpoints_are_never_unpickled(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"model_config": TINY, "model": {}, "payload": np.dtype}, path)  # needs full unpickling
+    with pytest.raises(Gen3cModelError, match="never unpickled"):
+        load_checkpoint(path)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Gen3cModelError, match="corrupt"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_estimator_gen3c_path_shapes_and_ranges(checkpoint_path):
+    est = load_depth_estimator(str(checkpoint_path), backend="gen3c")
+    assert isinstance(est, MoGeEstimator) and est.backend == "gen3c"
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
+    out = est.estimate(image, size=(704, 1280))  # MoGe at 720×1280, then GEN3C's post-processing
+    assert out.depth.shape == (704, 1280) and out.mask.shape == (704, 1280)
+    assert out.kind == "relative" and out.intrinsics_from == "model"
+    assert out.mask.all()
+    assert torch.isfinite(out.depth).all() and out.depth.min() >= 0 and out.depth.max() <= 1e4
+    K = out.intrinsics
+    assert K[0, 2].item() == pytest.approx(640.0) and K[1, 2].item() == pytest.approx(352.0)
+    a = 1280 / 720  # the steered head is a pinhole of focal 1 half diagonal, depth 2
+    assert K[0, 0].item() == pytest.approx(0.5 * math.sqrt(1 + a * a) / a * 1280, rel=0.02)
+    # square pixels at 720×1280 become fy·704/720 at the working size
+    assert (K[1, 1] / K[0, 0]).item() == pytest.approx(704 / 720, rel=1e-4)
+    assert median_depth(out) == pytest.approx(2.0, rel=0.02)
+    # default size: the input image's
+    assert est.estimate(torch.rand(3, 30, 40)).depth.shape == (30, 40)
+
+
+def test_invalid_pixels_get_gen3c_far_depth(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(tiny_checkpoint(mask_bias=-10.0), path)
+    est = MoGeEstimator(str(path), backend="gen3c", inference_size=(56, 84))
+    out = est.estimate(torch.rand(3, 40, 60))
+    assert not out.mask.any()
+    assert torch.allclose(out.depth, torch.full((40, 60), 1000.0))
+
+
+def test_known_fov_fixes_the_intrinsics(checkpoint_path):
+    est = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(56, 84))
+    out = est.estimate(torch.rand(3, 56, 84), fov=60.0)
+    assert out.intrinsics[0, 0].item() == pytest.approx(42 / math.tan(math.radians(30)), rel=1e-4)
+    assert out.intrinsics_from == "user"
+
+
+def synthetic_point_map(focal: float, shift: float, height: int = 48, width: int = 80, scale: float = 1.0) -> torch.Tensor:
+    """A camera with focal ``focal`` (half diagonals) seeing a slanted, bumpy surface; z shifted by −shift."""
+    uv = normalized_view_plane_uv(width, height, dtype=torch.float64)
+    u, v = uv[..., 0], uv[..., 1]
+    z = 3.0 + 1.5 * v + 0.4 * torch.sin(6 * u) * torch.cos(4 * v)  # true depth, > 0
+    xy = uv * z[..., None] / focal
+    return (torch.cat([xy, (z - shift)[..., None]], dim=-1) * scale).float()
+
+
+@pytest.mark.parametrize("method", ["lm", "scipy"])
+def test_focal_shift_recovery_closed_form(method):
+    if method == "scipy":
+        pytest.importorskip("scipy")
+    points = synthetic_point_map(focal=1.3, shift=1.7, scale=0.25)  # MoGe is affine-invariant: scale too
+    focal, shift = recover_focal_shift(points, method=method)
+    tol = 1e-4 if method == "lm" else 2e-2  # MoGe's SciPy settings stop at ftol 1e-3
+    assert focal.item() == pytest.approx(1.3, rel=tol)
+    assert shift.item() == pytest.approx(1.7 * 0.25, rel=tol)
+
+
+def test_focal_recovery_gives_pixel_intrinsics():
+    # a pixel camera: fx = 70 px on an 80-px-wide image, principal point at the centre
+    H, W, fx = 48, 80, 70.0
+    a = W / H
+    focal = 2 * fx / W * a / math.sqrt(1 + a * a)  # MoGe's focal in half diagonals
+    points = synthetic_point_map(focal, shift=0.9, height=H, width=W)
+    mask = torch.ones(H, W, dtype=torch.bool)
+    mask[:10] = False  # the solver uses only masked points
+    points[:10] = 1e3
+    f, s = recover_focal_shift(points, mask, method="lm")
+    K = focal_to_normalized_intrinsics(f, a)
+    assert (K[0, 0] * W).item() == pytest.approx(fx, rel=1e-4)
+    assert (K[1, 1] * H).item() == pytest.approx(fx, rel=1e-4)
+    assert s.item() == pytest.approx(0.9, rel=1e-4)
+    # known focal: only the shift is solved
+    assert solve_focal_shift(normalized_view_plane_uv(W, H)[10:].reshape(-1, 2), points[10:].reshape(-1, 3), focal, "lm")[1] == pytest.approx(0.9, rel=1e-4)
+
+
+def test_gen3c_postprocess_matches_the_spec():
+    h, w = 720, 1280
+    depth = torch.full((h, w), 2.0)
+    mask = torch.ones(h, w, dtype=torch.bool)
+    mask[:100] = False  # e.g. sky
+    depth[:100] = math.inf  # MoGe puts inf there
+    depth[400:, :10] = math.nan
+    depth[600:, 1000:] = -3.0
+    K_norm = torch.tensor([[0.6, 0.0, 0.5], [0.0, 0.9, 0.5], [0.0, 0.0, 1.0]])
+    d, K, m = gen3c_moge_postprocess(depth, K_norm, mask, (704, 1280))
+    assert d.shape == m.shape == (704, 1280)
+    assert torch.allclose(K, torch.tensor([[0.6 * 1280, 0, 640], [0, 0.9 * 704, 352], [0, 0, 1]]))
+    assert d[0, 500].item() == 1000.0 and not m[0, 500]
+    assert d[300, 500].item() == 2.0 and m[300, 500]
+    assert d[500, 3].item() == 1e4  # NaN → 1e4
+    assert d[690, 1200].item() == 0.0  # clamped at 0
+    assert d.max() <= 1e4 and d.min() >= 0
+
+
+def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(Gen3cModelError, match="not in the local Hugging Face cache"):
+        load_depth_estimator("someone/moge-does-not-exist")
+    with pytest.raises(Gen3cModelError, match="does not exist"):
+        load_depth_estimator(str(tmp_path / "nowhere" / "model.pt"))
