@@ -1,0 +1,207 @@
+"""Depth estimators from ``transformers``: Depth Pro, Depth Anything (V1/V2, relative and
+metric), ZoeDepth and DPT, by hub id or local folder (``save_pretrained`` layout).
+
+The model family is read from the folder's ``config.json`` (``model_type``); preprocessing is
+the model's own image processor (``preprocessor_config.json``). What each output means:
+
+- **Depth Pro** (``depth_pro``): canonical inverse depth; metric depth = f / (W · output)
+  with f the focal length in pixels of the W-pixel-wide image. f comes from the user's
+  intrinsics / FOV if given (as in Apple's reference code), else from the model's FOV head,
+  else from :data:`~gen3c.depth.base.DEFAULT_FOV_DEGREES`. ``kind="metric"``.
+- **Depth Anything, metric** (``depth_estimation_type="metric"``) and **ZoeDepth**: metric
+  depth directly (ZoeDepth averaged with its horizontally flipped pass, as the original does).
+- **Depth Anything, relative** and **DPT** (MiDaS-style): *affine-invariant disparity*
+  (inverse depth up to scale and shift), not depth. We treat it as inverse depth up to scale
+  (shift assumed 0): depth = 1 / disparity, with disparity below 1 % of its maximum marked
+  invalid and clamped there (so the far field sits at ≤ 100 × the nearest depth), then scaled
+  so that the median valid depth is 1. ``kind="relative"``. The shape of the far field is only
+  approximate; MoGe (GEN3C's choice) predicts geometry directly and is preferred.
+
+Models that predict no camera get the user's intrinsics / FOV, else the default 60° FOV.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gen3c.cameras import intrinsics_from_fov, make_intrinsics
+from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, image_to_uint8, user_focal
+from gen3c.errors import Gen3cModelError
+
+#: ``model_type`` → family handled here.
+SUPPORTED_MODEL_TYPES = ("depth_pro", "depth_anything", "zoedepth", "dpt")
+#: Short names accepted by :func:`gen3c.depth.load_depth_estimator`.
+HF_ALIASES = {
+    "depth_pro": "apple/DepthPro-hf",
+    "depth-pro": "apple/DepthPro-hf",
+    "depth_anything_v2": "depth-anything/Depth-Anything-V2-Large-hf",
+    "depth-anything-v2": "depth-anything/Depth-Anything-V2-Large-hf",
+    "zoedepth": "Intel/zoedepth-nyu-kitti",
+}
+RELATIVE_DISPARITY_FLOOR = 0.01
+
+
+def _require_transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise Gen3cModelError("transformers depth models need the transformers package: pip install 'gen3c[depth]'") from None
+    return transformers
+
+
+def read_model_type(name_or_path: str) -> str:
+    """``model_type`` of a transformers model folder or hub id (reads only ``config.json``)."""
+    transformers = _require_transformers()
+    try:
+        config = transformers.AutoConfig.from_pretrained(name_or_path)
+    except Exception as exc:
+        raise _load_error(name_or_path, exc) from None
+    return config.model_type
+
+
+def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    if Path(name_or_path).expanduser().exists():
+        fix = "check that the folder holds config.json, preprocessor_config.json and the weights (save_pretrained layout)"
+    else:
+        fix = "check the hub id and the network, or pass a local folder"
+    return Gen3cModelError(f"cannot load depth model {name_or_path!r} ({type(exc).__name__}: {reason}): {fix}")
+
+
+class TransformersDepthEstimator:
+    """A transformers depth model behind the :class:`~gen3c.depth.base.DepthEstimator` interface.
+
+    Args:
+        name_or_path: hub id or local folder (``config.json`` + weights + ``preprocessor_config.json``).
+        device, dtype: where and in which precision the network runs.
+        flip_augment: ZoeDepth only — average with the mirrored image (the original's default).
+    """
+
+    def __init__(
+        self,
+        name_or_path: str,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        flip_augment: bool = True,
+    ) -> None:
+        transformers = _require_transformers()
+        name_or_path = HF_ALIASES.get(name_or_path, name_or_path)
+        self.model_type = read_model_type(name_or_path)
+        if self.model_type not in SUPPORTED_MODEL_TYPES:
+            raise Gen3cModelError(
+                f"depth model {name_or_path!r} is a {self.model_type!r} model: supported are MoGe and {', '.join(SUPPORTED_MODEL_TYPES)}"
+            )
+        try:
+            self.processor = transformers.AutoImageProcessor.from_pretrained(name_or_path)
+            model = transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype)
+        except Exception as exc:
+            raise _load_error(name_or_path, exc) from None
+        self.model = model.to(device).eval()
+        self.device, self.dtype = torch.device(device), dtype
+        self.flip_augment = flip_augment
+        self.name = f"{self.model_type}:{name_or_path}"
+        config = model.config
+        if self.model_type == "depth_anything":
+            self.kind = "metric" if getattr(config, "depth_estimation_type", "relative") == "metric" else "relative"
+        elif self.model_type == "dpt":
+            self.kind = "relative"
+        else:
+            self.kind = "metric"
+
+    @torch.inference_mode()
+    def _forward(self, rgb) -> Any:
+        inputs = self.processor(images=rgb, return_tensors="pt")
+        pixel_values = inputs["pixel_values"].to(device=self.device, dtype=self.dtype)
+        outputs = self.model(pixel_values=pixel_values)
+        if self.model_type == "zoedepth" and self.flip_augment:
+            return outputs, self.model(pixel_values=torch.flip(pixel_values, dims=[-1]))
+        return outputs, None
+
+    def estimate(
+        self,
+        image: Any,
+        size: tuple[int, int] | None = None,
+        intrinsics: Tensor | None = None,
+        fov: float | None = None,
+    ) -> DepthEstimate:
+        """Depth at the image's size (or ``size``, by a plain resize) with intrinsics (module docstring)."""
+        rgb = image_to_uint8(image)
+        H, W = rgb.shape[:2]
+        outputs, flipped = self._forward(rgb)
+        if self.model_type == "depth_pro":
+            estimate = self._depth_pro(outputs, H, W, intrinsics, fov)
+        else:
+            if self.model_type == "zoedepth":
+                post = self.processor.post_process_depth_estimation(
+                    outputs, source_sizes=[(H, W)], target_sizes=[(H, W)], outputs_flipped=flipped
+                )
+            else:
+                post = self.processor.post_process_depth_estimation(outputs, target_sizes=[(H, W)])
+            raw = post[0]["predicted_depth"].float().cpu().reshape(H, W)
+            if self.kind == "relative":
+                depth, mask = disparity_to_relative_depth(raw)
+            else:
+                depth, mask = _metric_depth(raw)
+            K, source = camera_for(H, W, intrinsics, fov)
+            estimate = DepthEstimate(depth, K, mask, self.kind, self.name, source)
+        return estimate if size is None else estimate.resized(tuple(size))
+
+    def _depth_pro(self, outputs, H: int, W: int, intrinsics: Tensor | None, fov: float | None) -> DepthEstimate:
+        inverse = outputs.predicted_depth.float().cpu()[0]
+        inverse = F.interpolate(inverse[None, None], size=(H, W), mode="bilinear", align_corners=False)[0, 0]
+        focal = user_focal(H, W, intrinsics, fov)
+        source = "user"
+        if focal is None:
+            fov_pred = outputs.field_of_view
+            value = float(fov_pred.reshape(-1)[0]) if fov_pred is not None else math.nan
+            if math.isfinite(value) and 1.0 < value < 179.0:
+                focal, source = 0.5 * W / math.tan(math.radians(value) / 2), "model"
+            else:
+                focal, source = float(intrinsics_from_fov(DEFAULT_FOV_DEGREES, H, W)[0, 0]), "default"
+        # Depth Pro's transformers post-processing: 1 / clamp(inverse · W / f, 1e-4, 1e4).
+        depth = 1.0 / torch.clamp(inverse * W / focal, min=1e-4, max=1e4)
+        if intrinsics is not None:
+            K, _ = camera_for(H, W, intrinsics, None)
+        else:
+            K = make_intrinsics(focal, focal, W / 2.0, H / 2.0)
+        mask = torch.isfinite(depth) & (depth < 1e4)  # at the clamp: no usable prediction
+        return DepthEstimate(depth, K, mask, "metric", self.name, source)
+
+
+def _metric_depth(depth: Tensor) -> tuple[Tensor, Tensor]:
+    """Metric output → (depth, mask): non-finite or ≤ 0 pixels are invalid and set to the far end."""
+    good = torch.isfinite(depth) & (depth > 0)
+    far = float(depth[good].max()) if good.any() else 1.0
+    return torch.where(good, depth, torch.full_like(depth, far)), good
+
+
+def disparity_to_relative_depth(disparity: Tensor, floor: float = RELATIVE_DISPARITY_FLOOR) -> tuple[Tensor, Tensor]:
+    """Affine-invariant disparity → depth up to scale, median 1 (module docstring).
+
+    Args:
+        disparity: (H, W), larger = nearer (Depth Anything relative, DPT/MiDaS).
+        floor: disparities below ``floor`` × max are invalid (sky, far field) and clamped there.
+    Returns:
+        ``(depth (H, W), mask (H, W) bool)``.
+
+    >>> d, m = disparity_to_relative_depth(torch.tensor([[4.0, 2.0, 1.0, 0.0]]))
+    >>> d.tolist(), m.tolist()
+    ([[0.5, 1.0, 2.0, 50.0]], [[True, True, True, False]])
+    """
+    disparity = torch.nan_to_num(disparity.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(disparity.max())
+    if peak <= 0:
+        return torch.ones_like(disparity), torch.zeros_like(disparity, dtype=torch.bool)
+    lowest = floor * peak
+    mask = disparity > lowest
+    depth = 1.0 / disparity.clamp(min=lowest)
+    return depth / float(depth[mask].median()), mask
+
+
+__all__ = ["HF_ALIASES", "SUPPORTED_MODEL_TYPES", "TransformersDepthEstimator", "disparity_to_relative_depth"]

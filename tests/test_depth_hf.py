@@ -1,0 +1,161 @@
+"""transformers depth models behind gen3c's interface, on tiny random configs saved to disk."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from gen3c.depth import load_depth_estimator, median_depth  # noqa: E402
+from gen3c.depth.hf import TransformersDepthEstimator, disparity_to_relative_depth  # noqa: E402
+from gen3c.errors import Gen3cModelError  # noqa: E402
+
+DINO = {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 64}
+H, W = 42, 56
+
+
+def image():
+    return np.random.default_rng(0).integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+
+
+def save(tmp_path, name, model, processor):
+    torch.manual_seed(0)
+    folder = tmp_path / name
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return str(folder)
+
+
+def depth_anything(tmp_path, kind):
+    config = transformers.DepthAnythingConfig(
+        backbone_config={**DINO, "patch_size": 14, "image_size": 28, "out_indices": [1, 2, 3, 4], "reshape_hidden_states": False},
+        reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 16, 32], fusion_hidden_size=16, head_hidden_size=8,
+        depth_estimation_type=kind, max_depth=20,
+    )  # fmt: skip
+    processor = transformers.DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=True, ensure_multiple_of=14)
+    return save(tmp_path, f"da_{kind}", transformers.DepthAnythingForDepthEstimation(config), processor)
+
+
+def depth_pro(tmp_path, fov_head=True):
+    dino = {**DINO, "patch_size": 4, "image_size": 32}
+    config = transformers.DepthProConfig(
+        patch_size=32, fusion_hidden_size=16, intermediate_hook_ids=[1, 0], intermediate_feature_dims=[8, 8],
+        scaled_images_ratios=[0.5, 1.0], scaled_images_overlap_ratios=[0.0, 0.5], scaled_images_feature_dims=[16, 16],
+        use_fov_model=fov_head, num_fov_head_layers=1, image_model_config=dino, patch_model_config=dino, fov_model_config=dino,
+    )  # fmt: skip
+    processor = transformers.DepthProImageProcessor(size={"height": 64, "width": 64})
+    return save(tmp_path, f"depth_pro_{fov_head}", transformers.DepthProForDepthEstimation(config), processor)
+
+
+def zoedepth(tmp_path):
+    beit = {
+        "model_type": "beit", "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 64,
+        "patch_size": 4, "image_size": 32, "out_indices": [1, 2, 3, 4], "use_relative_position_bias": True,
+        "reshape_hidden_states": False,
+    }  # fmt: skip
+    config = transformers.ZoeDepthConfig(
+        backbone_config=beit, backbone_hidden_size=32, neck_hidden_sizes=[8, 16, 16, 32], fusion_hidden_size=16,
+        bottleneck_features=16, num_attractors=[4, 4, 4, 4], bin_embedding_dim=16, num_relative_features=8,
+    )  # fmt: skip
+    processor = transformers.ZoeDepthImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=True, ensure_multiple_of=32)
+    return save(tmp_path, "zoedepth", transformers.ZoeDepthForDepthEstimation(config), processor)
+
+
+def dpt(tmp_path):
+    config = transformers.DPTConfig(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 16, 32], fusion_hidden_size=16,
+    )  # fmt: skip
+    processor = transformers.DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=True, ensure_multiple_of=32)
+    return save(tmp_path, "dpt", transformers.DPTForDepthEstimation(config), processor)
+
+
+def check(est, kind):
+    assert est.depth.shape == est.mask.shape == (H, W)
+    assert est.kind == kind
+    assert torch.isfinite(est.depth).all() and (est.depth > 0).all()
+    assert est.intrinsics.shape == (3, 3) and est.intrinsics[0, 0] > 0
+
+
+@pytest.mark.parametrize("kind", ["relative", "metric"])
+def test_depth_anything(tmp_path, kind):
+    estimator = load_depth_estimator(depth_anything(tmp_path, kind))
+    assert isinstance(estimator, TransformersDepthEstimator) and estimator.kind == kind
+    est = estimator.estimate(image())
+    check(est, kind)
+    # no camera from the model: the default 60° horizontal FOV, principal point at the centre
+    assert est.intrinsics_from == "default"
+    assert est.intrinsics[0, 0].item() == pytest.approx(W / 2 / math.tan(math.radians(30)), rel=1e-5)
+    assert est.intrinsics[0, 2].item() == W / 2 and est.intrinsics[1, 2].item() == H / 2
+    if kind == "relative":
+        assert median_depth(est) == pytest.approx(1.0, rel=1e-5)
+    else:
+        assert est.depth.max() <= 20.0 + 1e-4  # sigmoid × max_depth
+    # user FOV and output size
+    est = estimator.estimate(torch.rand(3, H, W), fov=90.0, size=(21, 28))
+    assert est.depth.shape == (21, 28) and est.intrinsics_from == "user"
+    assert est.intrinsics[0, 0].item() == pytest.approx(14.0, rel=1e-5)
+
+
+def test_depth_pro_metric_depth_follows_the_focal_length(tmp_path):
+    path = depth_pro(tmp_path)
+    estimator = load_depth_estimator(path)
+    assert estimator.kind == "metric"
+    est = estimator.estimate(image(), fov=60.0)
+    check(est, "metric")
+    assert est.intrinsics_from == "user"
+    # the same numbers as transformers' own post-processing given that field of view
+    processor = transformers.AutoImageProcessor.from_pretrained(path)
+    model = transformers.AutoModelForDepthEstimation.from_pretrained(path).eval()
+    with torch.no_grad():
+        outputs = model(**processor(images=image(), return_tensors="pt"))
+    outputs.field_of_view = torch.tensor([60.0])
+    reference = processor.post_process_depth_estimation(outputs, target_sizes=[(H, W)])[0]
+    assert torch.allclose(est.depth, reference["predicted_depth"], rtol=1e-4)
+    assert est.intrinsics[0, 0].item() == pytest.approx(float(reference["focal_length"]), rel=1e-5)
+    # twice the focal length, twice the depth
+    est2 = estimator.estimate(image(), fov=2 * math.degrees(math.atan(0.5 * math.tan(math.radians(30)))))
+    inside = est2.mask & est.mask  # away from the 1e4 clamp (random weights predict some negative inverse depth)
+    assert inside.float().mean() > 0.3
+    assert torch.allclose(est2.depth[inside] / est.depth[inside], torch.tensor(2.0), rtol=1e-3)
+
+
+def test_depth_pro_without_a_usable_fov_uses_the_default(tmp_path):
+    estimator = load_depth_estimator(depth_pro(tmp_path, fov_head=False))
+    est = estimator.estimate(image())
+    check(est, "metric")
+    assert est.intrinsics_from == "default"
+
+
+def test_zoedepth(tmp_path):
+    estimator = load_depth_estimator(zoedepth(tmp_path))
+    est = estimator.estimate(image())
+    check(est, "metric")
+
+
+def test_dpt_is_relative(tmp_path):
+    est = load_depth_estimator(dpt(tmp_path)).estimate(image())
+    check(est, "relative")
+    assert median_depth(est) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_disparity_to_relative_depth():
+    disparity = torch.tensor([[8.0, 4.0, 2.0], [1.0, 0.05, -1.0]])
+    depth, mask = disparity_to_relative_depth(disparity)
+    assert mask.tolist() == [[True, True, True], [True, False, False]]
+    # 1 / disparity, median of the valid ones (1/8, 1/4, 1/2, 1 → lower median 1/4) scaled to 1
+    assert torch.allclose(depth[0], torch.tensor([0.5, 1.0, 2.0]))
+    assert depth[1, 1].item() == pytest.approx(depth[1, 2].item())  # clamped at 1 % of the peak
+
+
+def test_unsupported_or_broken_models_are_clear_errors(tmp_path):
+    config = transformers.BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8)
+    config.save_pretrained(tmp_path / "bert")
+    with pytest.raises(Gen3cModelError, match="'bert' model: supported are MoGe and depth_pro"):
+        load_depth_estimator(str(tmp_path / "bert"))
+    folder = tmp_path / "no_weights"
+    transformers.DepthAnythingConfig(backbone_config={**DINO, "out_indices": [1, 2, 3, 4]}).save_pretrained(folder)
+    with pytest.raises(Gen3cModelError, match="cannot load depth model"):
+        load_depth_estimator(str(folder))
