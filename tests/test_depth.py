@@ -1,0 +1,182 @@
+"""The depth interface, user depth, the geometric prior and the kind → trajectory-scale contract."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gen3c.cameras import make_intrinsics
+from gen3c.depth import (
+    DepthEstimate,
+    DepthEstimator,
+    GeometricPriorEstimator,
+    image_to_tensor,
+    image_to_uint8,
+    load_depth_estimator,
+    load_depth_estimator_or_prior,
+    load_user_depth,
+    median_depth,
+    parse_intrinsics,
+)
+from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.trajectories import center_depth_for
+
+
+def make_estimate(depth, mask=None, kind="metric"):
+    h, w = depth.shape
+    mask = torch.ones(h, w, dtype=torch.bool) if mask is None else mask
+    return DepthEstimate(depth, make_intrinsics(50.0, 50.0, w / 2, h / 2), mask, kind, "test")
+
+
+def test_estimate_validates_and_resizes():
+    est = make_estimate(torch.arange(1, 13, dtype=torch.float32).reshape(3, 4))
+    with pytest.raises(ValueError, match="kind"):
+        DepthEstimate(est.depth, est.intrinsics, est.mask, "absolute", "x")
+    with pytest.raises(ValueError, match="mask"):
+        DepthEstimate(est.depth, est.intrinsics, est.mask[:2], "metric", "x")
+    small = est.resized((6, 2))
+    assert small.depth.shape == (6, 2) and small.mask.shape == (6, 2)
+    assert torch.allclose(small.intrinsics[0], torch.tensor([25.0, 0.0, 1.0]))
+    assert torch.allclose(small.intrinsics[1], torch.tensor([0.0, 100.0, 3.0]))
+    # user holes (depth 0) stay holes instead of blending into their neighbours
+    holed = est.depth.clone()
+    holed[1, 1] = 0
+    assert (make_estimate(holed).resized((6, 8)).depth[2:4, 2:4] == 0).all()
+
+
+def test_median_depth_uses_trusted_pixels():
+    depth = torch.tensor([[1.0, 2.0, 3.0, 1000.0, 1000.0, 1000.0]])
+    mask = torch.tensor([[True, True, True, False, False, False]])
+    assert median_depth(make_estimate(depth, mask)) == 2.0
+    assert median_depth(make_estimate(depth, torch.zeros_like(mask))) == 3.0  # empty mask: all positive pixels
+    with pytest.raises(Gen3cInputError, match="no finite positive"):
+        median_depth(make_estimate(torch.zeros(2, 2)))
+
+
+def test_kind_decides_what_movement_distance_means():
+    """relative (MoGe) → GEN3C's exact units (centre depth 1); metric/user → the median depth."""
+    depth = torch.full((4, 4), 7.0)
+    relative, metric = make_estimate(depth, kind="relative"), make_estimate(depth, kind="metric")
+    assert center_depth_for("auto", relative.depth, relative.kind) == 1.0
+    assert center_depth_for("auto", metric.depth, metric.kind) == median_depth(metric) == 7.0
+    assert center_depth_for("gen3c", metric.depth, metric.kind) == 1.0
+
+
+def test_image_forms():
+    arr = np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    as_float = torch.from_numpy(arr).permute(2, 0, 1).float() / 255
+    for form in (arr, Image.fromarray(arr), as_float, torch.from_numpy(arr).permute(2, 0, 1), arr / 255.0):
+        assert np.array_equal(image_to_uint8(form), arr)
+    assert torch.allclose(image_to_tensor(Image.fromarray(arr)), as_float)
+    with pytest.raises(Gen3cInputError, match=r"\(image \+ 1\) / 2"):
+        image_to_uint8(as_float * 2 - 1)
+    with pytest.raises(Gen3cInputError, match="shape"):
+        image_to_uint8(torch.rand(4, 5, 7))
+
+
+def test_prior_needs_no_weights_and_has_median_one():
+    estimator = load_depth_estimator("prior")
+    assert isinstance(estimator, GeometricPriorEstimator) and isinstance(estimator, DepthEstimator)
+    est = estimator.estimate(torch.rand(3, 48, 64))
+    assert est.depth.shape == (48, 64) and est.kind == "relative" and est.intrinsics_from == "default"
+    assert median_depth(est) == 1.0
+    assert est.depth[-1, 0].item() == pytest.approx(0.5)  # ground at the bottom row
+    assert torch.all(est.depth[:-1] >= est.depth[1:])  # the ground recedes towards the horizon
+    assert (est.depth[:24] == 1.0).all()  # wall above the horizon
+
+
+def test_fallback_to_prior_says_why(tmp_path):
+    estimator, notice = load_depth_estimator_or_prior(str(tmp_path / "missing" / "model.pt"))
+    assert isinstance(estimator, GeometricPriorEstimator)
+    assert "does not exist" in notice and "geometric prior" in notice and "--depth_path" in notice
+    estimator, notice = load_depth_estimator_or_prior("prior")
+    assert notice is None
+
+
+def test_unknown_local_paths_are_clear_errors(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(Gen3cModelError, match="neither a MoGe model.pt nor a transformers folder"):
+        load_depth_estimator(str(tmp_path / "notes.txt"))
+    with pytest.raises(Gen3cModelError, match="does not exist"):
+        load_depth_estimator("./no/such/model")
+
+
+# ---- user depth ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def depth_map():
+    rng = np.random.default_rng(1)
+    return (1.0 + 4.0 * rng.random((24, 32))).astype(np.float32)
+
+
+def test_user_depth_formats(tmp_path, depth_map):
+    np.save(tmp_path / "d.npy", depth_map)
+    np.savez(tmp_path / "d.npz", depth=depth_map, other=np.zeros(3))
+    np.savez(tmp_path / "only.npz", anything=depth_map)
+    Image.fromarray((depth_map * 1000).round().astype(np.uint16)).save(tmp_path / "d.png")
+    for name in ("d.npy", "d.npz", "only.npz", "d.png"):
+        est = load_user_depth(tmp_path / name, (24, 32), intrinsics="30,30,16,12")
+        assert est.kind == "metric" and est.intrinsics_from == "user" and est.source == f"user:{name}"
+        assert np.allclose(est.depth.numpy(), depth_map, atol=1e-3 if name.endswith("png") else 0)
+        assert est.intrinsics[0, 0] == 30.0
+
+
+def test_user_depth_exr(tmp_path, depth_map):
+    OpenEXR = pytest.importorskip("OpenEXR")
+    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, {"Z": depth_map}) as f:
+        f.write(str(tmp_path / "d.exr"))
+    est = load_user_depth(tmp_path / "d.exr", (24, 32), fov=60.0)
+    assert np.allclose(est.depth.numpy(), depth_map)
+
+
+def test_user_depth_shapes_and_invalid_values(tmp_path, depth_map):
+    np.save(tmp_path / "half.npy", depth_map[::2, ::2])
+    with pytest.warns(UserWarning, match="resizing"):
+        est = load_user_depth(tmp_path / "half.npy", (24, 32))
+    assert est.depth.shape == (24, 32) and est.intrinsics_from == "default"
+    np.save(tmp_path / "square.npy", depth_map[:, :24])
+    with pytest.raises(Gen3cInputError, match="aspect ratios differ"):
+        load_user_depth(tmp_path / "square.npy", (24, 32))
+    bad = depth_map.copy()
+    bad[0, 0], bad[1, 1] = np.nan, -1
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(Gen3cInputError, match="invalid pixels"):
+        load_user_depth(tmp_path / "bad.npy", (24, 32))
+    est = load_user_depth(tmp_path / "bad.npy", (24, 32), mask_invalid=True)
+    assert not est.mask[0, 0] and not est.mask[1, 1] and est.depth[0, 0] == 0 and est.mask.sum() == 24 * 32 - 2
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(Gen3cInputError, match="never unpickled"):
+        load_user_depth(tmp_path / "obj.npy", (24, 32))
+
+
+def test_user_depth_takes_the_camera_of_an_estimate(tmp_path, depth_map):
+    np.save(tmp_path / "d.npy", depth_map)
+    moge_like = DepthEstimate(torch.ones(12, 16), make_intrinsics(20.0, 20.0, 8.0, 6.0), torch.ones(12, 16, dtype=torch.bool), "relative", "x")
+    est = load_user_depth(tmp_path / "d.npy", (24, 32), camera_estimate=moge_like)
+    assert est.intrinsics_from == "model" and est.intrinsics[0, 0] == 40.0 and est.intrinsics[1, 2] == 12.0
+
+
+def test_parse_intrinsics(tmp_path):
+    expected = make_intrinsics(500.0, 510.0, 320.0, 240.0)
+    (tmp_path / "k.json").write_text(json.dumps({"fx": 500, "fy": 510, "cx": 320, "cy": 240}))
+    (tmp_path / "K.json").write_text(json.dumps({"K": expected.tolist()}))
+    (tmp_path / "k.txt").write_text("500 510 320 240\n")
+    np.save(tmp_path / "k.npy", expected.numpy())
+    for spec in ("500,510,320,240", "500, 510, 320, 240", *(str(tmp_path / n) for n in ("k.json", "K.json", "k.txt", "k.npy"))):
+        assert torch.allclose(parse_intrinsics(spec), expected), spec
+    with pytest.raises(Gen3cInputError, match="4 numbers"):
+        parse_intrinsics("500,510,320")
+    with pytest.raises(Gen3cInputError, match="neither"):
+        parse_intrinsics("cam.txt")
+    with pytest.raises(Gen3cInputError, match="focal length"):
+        parse_intrinsics("-5,5,1,1")
+
+
+def test_default_fov_is_60_degrees_horizontal():
+    est = GeometricPriorEstimator().estimate(torch.rand(3, 30, 40))
+    assert est.intrinsics[0, 0].item() == pytest.approx(20 / math.tan(math.radians(30)))
+    assert est.intrinsics[1, 1].item() == est.intrinsics[0, 0].item()
