@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from enum import Enum
@@ -187,6 +189,24 @@ CameraFileOpt = Annotated[
         help="Custom path instead of a preset: gen3c cameras JSON (w2c or c2w + K per frame) or nerfstudio camera_path.json.",
     ),
 ]
+IntrinsicsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--intrinsics",
+        help="Camera intrinsics of the input image: 'fx,fy,cx,cy' in its pixels, or a file (JSON fx/fy/cx/cy or K, txt, npy).",
+    ),
+]
+FovOpt = Annotated[
+    float | None, typer.Option("--fov", help="Horizontal field of view of the input image in degrees (instead of --intrinsics).")
+]
+DepthEstimatorOpt = Annotated[
+    str,
+    typer.Option(
+        "--depth_estimator",
+        help="Depth when no --depth_path: 'moge' (GEN3C's, Ruicheng/moge-vitl), a MoGe model.pt, a transformers "
+        "depth model id or folder (Depth Pro, Depth Anything V2, ZoeDepth), or 'prior' (no weights: ground plane + wall).",
+    ),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the diffusion sampler (the preview is deterministic).")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")]
 
@@ -277,13 +297,9 @@ def generate(
         bool,
         typer.Option("--mask_invalid_depth", help="Leave NaN/inf/≤0 depth pixels out of the cache instead of refusing the file."),
     ] = False,
-    intrinsics: Annotated[
-        str | None,
-        typer.Option("--intrinsics", help="Camera intrinsics of the input image as 'fx,fy,cx,cy' in its pixels."),
-    ] = None,
-    fov: Annotated[
-        float | None, typer.Option("--fov", help="Horizontal field of view of the input image in degrees (instead of --intrinsics).")
-    ] = None,
+    intrinsics: IntrinsicsOpt = None,
+    fov: FovOpt = None,
+    depth_estimator: DepthEstimatorOpt = "moge",
     save_buffer: SaveBufferOpt = False,
     save_point_cloud: PlyOpt = False,
     foreground_masking: FgOpt = False,
@@ -316,6 +332,7 @@ def generate(
     request = GenerationRequest(
         input_image_path=str(input_image_path), depth_path=None if depth_path is None else str(depth_path),
         png_depth_scale=png_depth_scale, mask_invalid_depth=mask_invalid_depth, intrinsics=intrinsics, fov=fov,
+        depth_estimator=depth_estimator,
         trajectory=trajectory.value, camera_rotation=camera_rotation.value, movement_distance=movement_distance,
         trajectory_scale=trajectory_scale.value, camera_file=None if camera_file is None else str(camera_file),
         num_video_frames=num_video_frames, filter_points_threshold=filter_points_threshold,
@@ -457,10 +474,64 @@ def gui(
         console.print("stopped")
 
 
+@app.command()
+@user_errors
+def depth(
+    image_path: Annotated[Path, typer.Argument(help="The image to estimate depth for.")],
+    depth_estimator: DepthEstimatorOpt = "moge",
+    output_folder: Annotated[Path, typer.Option("--output_folder", help="Folder for the outputs (created if needed).")] = Path("outputs"),
+    name: Annotated[str | None, typer.Option("--name", help="Base name of the outputs (default: the image's name).")] = None,
+    resolution: Annotated[
+        str | None,
+        typer.Option("--resolution", help="HEIGHTxWIDTH to write the depth at (plain resize, as GEN3C); default: the image's size."),
+    ] = None,
+    intrinsics: IntrinsicsOpt = None,
+    fov: FovOpt = None,
+) -> None:
+    """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_points.ply and NAME_depth.json."""
+    from gen3c.depth import load_depth_estimator, median_depth
+    from gen3c.depth.export import save_depth_outputs
+    from gen3c.io.images import load_image, parse_resolution
+    from gen3c.pipelines.request import parse_intrinsics
+
+    image = (load_image(image_path) + 1) / 2
+    K = parse_intrinsics(intrinsics, fov, *image.shape[-2:])
+    size = parse_resolution(resolution) if resolution else None
+    started = time.perf_counter()
+    estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
+    estimate = estimator.estimate(image, size=size, intrinsics=K)
+    paths = save_depth_outputs(estimate, image, output_folder, name or image_path.stem)
+    console.print(
+        f"[green]wrote[/] {paths['png']} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
+        f"median {median_depth(estimate):.3g}, fx {float(estimate.intrinsics[0, 0]):.1f} px ({estimate.intrinsics_from})) "
+        f"in {time.perf_counter() - started:.1f} s",
+        highlight=False,
+    )
+    for key in ("npy", "ply", "json"):
+        console.print(f"      {paths[key]}", highlight=False)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@contextmanager
+def console_warnings():
+    """Show Python warnings (e.g. "using the geometric prior") as one plain line on the console."""
+    previous = warnings.showwarning
+    warnings.showwarning = lambda message, *args, **kwargs: console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def _run(request, source=None) -> None:
     from gen3c.pipelines.request import run_request
 
-    with rich_progress() as progress:
+    with console_warnings(), rich_progress() as progress:
         out = run_request(request, source=source, progress=progress)
     frames = out.result.frames
     console.print(

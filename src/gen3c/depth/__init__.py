@@ -11,6 +11,7 @@ See :mod:`gen3c.depth.base` for the conventions of :class:`DepthEstimate`.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -80,6 +81,19 @@ def load_depth_estimator(
     return TransformersDepthEstimator(name, device=device, dtype=dtype, **options)
 
 
+@functools.lru_cache(maxsize=2)
+def cached_depth_estimator(
+    name_or_path: str = DEFAULT_DEPTH_ESTIMATOR, device: str | None = None, dtype: torch.dtype = torch.float32
+) -> DepthEstimator:
+    """:func:`load_depth_estimator` with the last two estimators kept loaded (GUI, batches).
+
+    ``device`` None picks CUDA when available. Failures are not cached.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return load_depth_estimator(name_or_path, device=device, dtype=dtype)
+
+
 def load_depth_estimator_or_prior(
     name_or_path: str = DEFAULT_DEPTH_ESTIMATOR,
     device: torch.device | str = "cpu",
@@ -110,6 +124,7 @@ __all__ = [
     "DepthEstimator",
     "GeometricPriorEstimator",
     "MoGeEstimator",
+    "cached_depth_estimator",
     "camera_for",
     "gen3c_moge_postprocess",
     "image_to_tensor",

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from gen3c.cameras import intrinsics_from_fov, make_intrinsics
 from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, image_to_uint8, user_focal
+from gen3c.depth.hub import hub_offline_reason
 from gen3c.errors import Gen3cModelError
 
 #: ``model_type`` → family handled here.
@@ -55,11 +56,30 @@ def _require_transformers():
     return transformers
 
 
-def read_model_type(name_or_path: str) -> str:
+def _hub_options(name_or_path: str) -> dict[str, Any]:
+    """``from_pretrained`` options: cached hub models load with ``local_files_only`` (no network);
+    uncached ones need the hub, checked quickly so that offline is an immediate error."""
+    if Path(name_or_path).expanduser().exists():
+        return {}
+    transformers = _require_transformers()
+    try:
+        transformers.AutoConfig.from_pretrained(name_or_path, local_files_only=True)
+        return {"local_files_only": True}
+    except Exception:
+        pass
+    reason = hub_offline_reason()
+    if reason is not None:
+        raise Gen3cModelError(
+            f"depth model {name_or_path!r} is not in the local Hugging Face cache and {reason}: download it on a machine with internet (save_pretrained folder) and pass its path"
+        )
+    return {}
+
+
+def read_model_type(name_or_path: str, **options: Any) -> str:
     """``model_type`` of a transformers model folder or hub id (reads only ``config.json``)."""
     transformers = _require_transformers()
     try:
-        config = transformers.AutoConfig.from_pretrained(name_or_path)
+        config = transformers.AutoConfig.from_pretrained(name_or_path, **options)
     except Exception as exc:
         raise _load_error(name_or_path, exc) from None
     return config.model_type
@@ -92,14 +112,15 @@ class TransformersDepthEstimator:
     ) -> None:
         transformers = _require_transformers()
         name_or_path = HF_ALIASES.get(name_or_path, name_or_path)
-        self.model_type = read_model_type(name_or_path)
+        options = _hub_options(name_or_path)
+        self.model_type = read_model_type(name_or_path, **options)
         if self.model_type not in SUPPORTED_MODEL_TYPES:
             raise Gen3cModelError(
                 f"depth model {name_or_path!r} is a {self.model_type!r} model: supported are MoGe and {', '.join(SUPPORTED_MODEL_TYPES)}"
             )
         try:
-            self.processor = transformers.AutoImageProcessor.from_pretrained(name_or_path)
-            model = transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype)
+            self.processor = transformers.AutoImageProcessor.from_pretrained(name_or_path, **options)
+            model = transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, **options)
         except Exception as exc:
             raise _load_error(name_or_path, exc) from None
         self.model = model.to(device).eval()

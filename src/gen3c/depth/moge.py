@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, image_to_uint8, resize_mask
+from gen3c.depth.hub import hub_file
 from gen3c.errors import Gen3cModelError
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
@@ -720,33 +721,6 @@ def resolve_moge_checkpoint(name_or_path: str) -> Path:
     if looks_like_path or name_or_path.count("/") != 1:
         raise Gen3cModelError(f"MoGe checkpoint {name_or_path!r} does not exist: pass a model.pt file or a hub id like {MOGE_DEFAULT_REPO}")
     return hub_file(name_or_path, MOGE_CHECKPOINT_NAME, "MoGe")
-
-
-def hub_file(repo_id: str, filename: str, what: str) -> Path:
-    """``filename`` of hub repository ``repo_id``: from the local cache, else downloaded.
-
-    Raises:
-        Gen3cModelError: with the reason (offline, not found, no huggingface_hub) and the fix.
-    """
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise Gen3cModelError(f"{what} {repo_id!r} must be downloaded, which needs huggingface_hub: pip install 'gen3c[depth]'") from None
-    try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename, local_files_only=True))
-    except Exception:  # not cached: download below
-        pass
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        raise Gen3cModelError(
-            f"{what} {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: download {filename} on a machine with internet and pass its path"
-        )
-    try:
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Gen3cModelError(
-            f"could not download {filename} of {what} {repo_id!r} ({type(exc).__name__}: {reason[:160]}): check the id and the network, or pass a local path"
-        ) from None
 
 
 def load_checkpoint(path: Path, what: str = "MoGe checkpoint") -> dict[str, Any]:

@@ -7,6 +7,7 @@ drift apart.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 
-from gen3c.cameras import Cameras, intrinsics_from_fov, make_intrinsics, validate_intrinsics
+from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.errors import Gen3cInputError
 from gen3c.pipelines.camera_video import (
     ProgressFactory,
@@ -42,6 +43,7 @@ class GenerationRequest:
     mask_invalid_depth: bool = False
     intrinsics: str | None = None
     fov: float | None = None
+    depth_estimator: str = "moge"
     trajectory: str = "left"
     camera_rotation: str = "center_facing"
     movement_distance: float = DEFAULT_MOVEMENT_DISTANCE
@@ -104,24 +106,26 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
 
 
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
-    """The input image's intrinsics from ``"fx,fy,cx,cy"`` or a horizontal fov, or None."""
+    """The input image's intrinsics from ``"fx,fy,cx,cy"`` (or a file: JSON, txt, npy — see
+    :func:`gen3c.depth.user.parse_intrinsics`) or a horizontal fov, or None."""
     if intrinsics is not None and fov is not None:
         raise Gen3cInputError("pass either --intrinsics or --fov, not both")
     if fov is not None:
         return intrinsics_from_fov(fov, height, width)
     if intrinsics is None:
         return None
-    try:
-        values = [float(v) for v in str(intrinsics).replace(" ", "").split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4:
-        raise Gen3cInputError(f"--intrinsics {intrinsics!r} must be four numbers 'fx,fy,cx,cy' in pixels of the input image")
-    return validate_intrinsics(make_intrinsics(*values), "--intrinsics")
+    from gen3c.depth.user import parse_intrinsics as parse_intrinsics_spec
+
+    return parse_intrinsics_spec(str(intrinsics), "--intrinsics")
 
 
 def load_source(request: GenerationRequest) -> SourceView:
-    """Read the request's image, depth and camera and bring them to the working resolution."""
+    """Read the request's image, depth and camera and bring them to the working resolution.
+
+    Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
+    as GEN3C); if it cannot be loaded, the preview falls back to the geometric prior with a
+    warning saying so (:func:`gen3c.depth.prior.prior_notice`).
+    """
     from gen3c.io.depth import conform_depth, load_depth
     from gen3c.io.images import load_image, parse_resolution
 
@@ -132,14 +136,63 @@ def load_source(request: GenerationRequest) -> SourceView:
     h, w = image.shape[-2:]
     K = parse_intrinsics(request.intrinsics, request.fov, h, w)
     if request.depth_path is None:
-        raise Gen3cInputError(
-            "no --depth_path given and depth estimation is not available yet: pass --depth_path (npy, npz, 16-bit PNG or EXR)"
-        )
+        return estimate_source(request, image, K, size)
     raw = load_depth(request.depth_path, request.png_depth_scale)
     depth, valid = conform_depth(raw, (h, w), f"depth file {str(request.depth_path)!r}", request.mask_invalid_depth)
     if K is None:
-        raise Gen3cInputError("user depth needs the camera: pass --intrinsics fx,fy,cx,cy or --fov DEGREES")
+        K = _estimated_camera(request, image)
     return prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind="metric")
+
+
+def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Tensor | None, size: tuple[int, int]) -> SourceView:
+    """Depth and camera of ``image`` ((3, h, w) in [−1, 1]) from the request's depth estimator.
+
+    With ``resize_mode="stretch"`` the estimate is made at the working size directly — for MoGe
+    that is GEN3C's exact path (720×1280 → one bilinear resize to the working size). The cache
+    receives every pixel with depth > 0, as GEN3C's does: pixels the estimator marks invalid
+    (sky) stay in at their far fill depth.
+    """
+    import warnings
+
+    from gen3c.depth import GeometricPriorEstimator, cached_depth_estimator, prior_notice
+    from gen3c.errors import Gen3cModelError
+    from gen3c.io.images import resize_image
+
+    try:
+        estimator = cached_depth_estimator(request.depth_estimator)
+    except Gen3cModelError as exc:
+        if request.generator != "preview":
+            raise
+        warnings.warn(prior_notice(str(exc)), stacklevel=2)
+        estimator = GeometricPriorEstimator()
+    unit = (image + 1) / 2
+    if request.resize_mode == "stretch":
+        estimate = estimator.estimate(unit, size=size, intrinsics=K)
+        image = resize_image(image, size, "stretch")
+    else:
+        estimate = estimator.estimate(unit, intrinsics=K)
+    return prepare_source(
+        image, estimate.depth, estimate.intrinsics, size, request.resize_mode, valid=estimate.depth > 0, depth_kind=estimate.kind
+    )
+
+
+def _estimated_camera(request: GenerationRequest, image: torch.Tensor) -> torch.Tensor:
+    """Intrinsics for user depth given without --intrinsics / --fov: the depth estimator's camera."""
+    import warnings
+
+    from gen3c.depth import cached_depth_estimator
+    from gen3c.errors import Gen3cModelError
+
+    try:
+        estimate = cached_depth_estimator(request.depth_estimator).estimate((image + 1) / 2)
+    except Gen3cModelError as exc:
+        raise Gen3cInputError(
+            f"user depth needs the camera: pass --intrinsics fx,fy,cx,cy or --fov DEGREES (estimating it failed: {exc})"
+        ) from None
+    fov = 2 * math.degrees(math.atan(0.5 * image.shape[-1] / float(estimate.intrinsics[0, 0])))
+    how = "a default" if estimate.intrinsics_from == "default" else "the estimated"
+    warnings.warn(f"no --intrinsics / --fov: using {how} camera from {estimate.source} ({fov:.1f}° horizontal)", stacklevel=3)
+    return estimate.intrinsics
 
 
 def make_cameras(request: GenerationRequest, source: SourceView) -> Cameras:

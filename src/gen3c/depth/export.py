@@ -1,0 +1,90 @@
+"""Looking at depth before generating: false-colour PNG, raw ``.npy``, point cloud ``.ply``,
+and a small JSON with the camera (what ``gen3c depth IMAGE`` writes)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gen3c.cameras import unproject_depth
+from gen3c.depth.base import DepthEstimate, image_to_tensor, median_depth
+from gen3c.io.atomic import atomic_path, ensure_writable_dir, write_bytes_atomic, write_text_atomic
+from gen3c.io.ply import write_ply
+
+
+def depth_to_color(depth: Tensor, mask: Tensor | None = None) -> np.ndarray:
+    """(H, W) depth → (H, W, 3) uint8 false colour (turbo; near = red, far = blue; invalid = black).
+
+    Colours follow inverse depth between its 2nd and 98th percentiles over valid pixels, so a few
+    far-away or masked pixels do not wash out the scene.
+    """
+    import cv2
+
+    d = depth.detach().float().cpu()
+    valid = torch.isfinite(d) & (d > 0)
+    if mask is not None:
+        valid &= mask.cpu().bool()
+    out = np.zeros((*d.shape, 3), dtype=np.uint8)
+    if not valid.any():
+        return out
+    inv = torch.where(valid, 1.0 / d.clamp(min=1e-12), torch.zeros_like(d))
+    sample = inv[valid]
+    if sample.numel() > 1_000_000:  # quantile() has a size limit; a strided sample is plenty
+        sample = sample[:: sample.numel() // 1_000_000 + 1]
+    lo, hi = (float(v) for v in torch.quantile(sample, torch.tensor([0.02, 0.98])))
+    scaled = ((inv - lo) / max(hi - lo, 1e-12)).clamp(0, 1)
+    gray = (scaled * 255).round().to(torch.uint8).numpy()
+    colored = cv2.cvtColor(cv2.applyColorMap(gray, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    out[valid.numpy()] = colored[valid.numpy()]
+    return out
+
+
+def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike, name: str) -> dict[str, Path]:
+    """Write ``NAME_depth.png`` (false colour), ``NAME_depth.npy`` (float32 z-depth),
+    ``NAME_points.ply`` (trusted pixels, camera space, OpenCV axes) and ``NAME_depth.json``
+    (intrinsics, kind, source, median depth), atomically.
+
+    Args:
+        estimate: the depth; ``image`` is the picture it belongs to (any form accepted by the
+            estimators), resized to the estimate's size for the point colours.
+    """
+    from PIL import Image
+
+    out = ensure_writable_dir(folder, "output folder")
+    H, W = estimate.size
+    rgb = image_to_tensor(image)
+    if tuple(rgb.shape[-2:]) != (H, W):
+        rgb = torch.nn.functional.interpolate(rgb[None], size=(H, W), mode="bilinear", align_corners=False, antialias=True)[0]
+    paths = {
+        "png": out / f"{name}_depth.png",
+        "npy": out / f"{name}_depth.npy",
+        "ply": out / f"{name}_points.ply",
+        "json": out / f"{name}_depth.json",
+    }
+    with atomic_path(paths["png"]) as tmp:
+        Image.fromarray(depth_to_color(estimate.depth, estimate.mask)).save(tmp, format="PNG")
+    buffer = io.BytesIO()
+    np.save(buffer, estimate.depth.cpu().numpy().astype(np.float32))
+    write_bytes_atomic(paths["npy"], buffer.getvalue())
+    keep = estimate.mask & torch.isfinite(estimate.depth) & (estimate.depth > 0)
+    points = unproject_depth(estimate.depth.float().cpu(), estimate.intrinsics.float().cpu())[keep]
+    colors = rgb.permute(1, 2, 0)[keep] * 2 - 1
+    write_ply(paths["ply"], points, colors)
+    info = {
+        "source": estimate.source,
+        "kind": estimate.kind,
+        "height": H,
+        "width": W,
+        "intrinsics": estimate.intrinsics.tolist(),
+        "intrinsics_from": estimate.intrinsics_from,
+        "median_depth": median_depth(estimate),
+        "valid_fraction": float(estimate.mask.float().mean()),
+    }
+    write_text_atomic(paths["json"], json.dumps(info, indent=2) + "\n")
+    return paths

@@ -1,0 +1,57 @@
+"""Hugging Face Hub access for depth weights: local cache first, a quick reachability check,
+then the download — so that being offline is a one-line error within seconds, not a minute of
+retries."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from gen3c.errors import Gen3cModelError
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def hub_offline_reason() -> str | None:
+    """Why the hub cannot be reached now (HF_HUB_OFFLINE, no DNS, no connection), or None."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return None  # the proxy decides; let the download try
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"cannot reach {host}: {exc.strerror or type(exc).__name__}"
+
+
+def hub_file(repo_id: str, filename: str, what: str) -> Path:
+    """``filename`` of hub repository ``repo_id``: from the local cache, else downloaded.
+
+    Raises:
+        Gen3cModelError: with the reason (offline, not found, no huggingface_hub) and the fix.
+    """
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise Gen3cModelError(f"{what} {repo_id!r} must be downloaded, which needs huggingface_hub: pip install 'gen3c[depth]'") from None
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, local_files_only=True))
+    except Exception:  # not cached: download below
+        pass
+    reason = hub_offline_reason()
+    if reason is not None:
+        raise Gen3cModelError(
+            f"{what} {repo_id!r} is not in the local Hugging Face cache and {reason}: download {filename} on a machine with internet and pass its path"
+        )
+    try:
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
+    except Exception as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise Gen3cModelError(
+            f"could not download {filename} of {what} {repo_id!r} ({type(exc).__name__}: {text}): check the id and the network, or pass a local path"
+        ) from None

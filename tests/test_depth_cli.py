@@ -1,0 +1,94 @@
+"""Depth on the command line: ``gen3c depth IMAGE`` and ``generate`` without ``--depth_path``."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_depth_moge import tiny_checkpoint
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.io.ply import read_ply
+from gen3c.io.video import read_video
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def moge_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("moge_cli") / "model.pt"
+    torch.save(tiny_checkpoint(), path)
+    return path
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty Hugging Face cache: the default estimator cannot load."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+
+
+def test_depth_command_writes_png_npy_ply_json(box_scene, tmp_path):
+    image, _, _, _ = box_scene
+    res = invoke("depth", image, "--depth_estimator", "prior", "--output_folder", tmp_path, "--fov", "70")
+    assert res.exit_code == 0, res.output
+    depth = np.load(tmp_path / "image_depth.npy")
+    assert depth.shape == (96, 160) and depth.dtype == np.float32
+    points, colors = read_ply(tmp_path / "image_points.ply")
+    assert points.shape == (96 * 160, 3) and colors.shape == (96 * 160, 3)
+    assert torch.allclose(points[:, 2], torch.from_numpy(depth).reshape(-1))  # z-depth
+    info = json.loads((tmp_path / "image_depth.json").read_text())
+    assert info["kind"] == "relative" and info["source"] == "prior" and info["intrinsics_from"] == "user"
+    from PIL import Image
+
+    assert Image.open(tmp_path / "image_depth.png").size == (160, 96)
+
+
+def test_depth_command_with_moge_checkpoint_at_a_resolution(box_scene, tmp_path, moge_path):
+    image, _, _, _ = box_scene
+    res = invoke("depth", image, "--depth_estimator", moge_path, "--output_folder", tmp_path, "--resolution", "64x112", "--name", "m")
+    assert res.exit_code == 0, res.output
+    assert np.load(tmp_path / "m_depth.npy").shape == (64, 112)
+    info = json.loads((tmp_path / "m_depth.json").read_text())
+    assert info["kind"] == "relative" and info["source"].startswith("moge:") and info["median_depth"] == pytest.approx(2.0, rel=0.02)
+
+
+def test_depth_command_offline_is_one_line_exit_2(box_scene, tmp_path, offline):
+    image, _, _, _ = box_scene
+    res = invoke("depth", image, "--output_folder", tmp_path)
+    assert res.exit_code == 2
+    assert "Ruicheng/moge-vitl" in res.output and "not in the local Hugging Face cache" in res.output
+    assert not list(tmp_path.glob("*_depth.*"))
+
+
+def test_generate_without_depth_falls_back_to_the_prior_and_says_so(box_scene, tmp_path, offline):
+    image, _, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--resolution", "96x160", "--num_video_frames", 9,
+                 "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "geometric prior" in res.output and "--depth_path" in res.output
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (9, 96, 160, 3)
+
+
+def test_generate_with_a_moge_checkpoint_gen3c_resize(box_scene, tmp_path, moge_path):
+    image, _, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_estimator", moge_path, "--resize_mode", "stretch",
+                 "--resolution", "96x160", "--num_video_frames", 9, "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "output_run.json").read_text())
+    assert run["depth_estimator"] == str(moge_path)
+    assert read_video(tmp_path / "output.mp4")[0].shape == (9, 96, 160, 3)
+
+
+def test_user_depth_without_camera_uses_the_estimators(box_scene, tmp_path):
+    image, depth, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--depth_estimator", "prior",
+                 "--resolution", "96x160", "--num_video_frames", 9, "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "default camera" in res.output
