@@ -26,7 +26,8 @@ EMBED, DEPTH = 128, 4
 
 def tiny_checkpoint(mask_bias: float = 10.0, seed: int = 0) -> dict:
     """Random weights, except that the point head is steered towards a pinhole camera (focal 1 in
-    half diagonals, depth ≈ 2) seen through small random features, so that MoGe's camera
+    half diagonals) looking at a slanted surface (depth 2·exp(v/2), ≈ 2 in the middle row) seen
+    through small random features, so that MoGe's camera
     recovery has a positive focal length to find, as it has with trained weights."""
     state = random_state_dict(official_moge_v1_shapes(TINY, EMBED, DEPTH), seed)
     c = TINY["dim_upsample"][-1]  # the two view-plane channels follow the features
@@ -36,6 +37,7 @@ def tiny_checkpoint(mask_bias: float = 10.0, seed: int = 0) -> dict:
         w0[ch, src, 1, 1] = sign  # ReLU(±u), ReLU(±v)
     w1 = state["head.output_block.0.2.weight"].zero_()
     w1[0, 0], w1[0, 1], w1[1, 2], w1[1, 3] = 1.0, -1.0, 1.0, -1.0  # x = u, y = v (then × exp(z))
+    w1[2, 2], w1[2, 3] = 0.5, -0.5  # z = 2·exp(v / 2): a slanted surface, so focal and shift are well defined
     state["head.output_block.0.2.bias"] = torch.tensor([0.0, 0.0, math.log(2.0)])
     state["head.output_block.1.2.bias"] = torch.full((1,), mask_bias)  # mask logit: valid everywhere (or nowhere)
     return {"model_config": dict(TINY), "model": state}

@@ -404,19 +404,22 @@ class DinoV2Backbone(nn.Module):
         self.norm = nn.LayerNorm(d, eps=1e-6)
         self.mask_token = nn.Parameter(torch.zeros(1, d))  # unused at inference; kept for the keys
 
-    def _pos_embed(self, h_patches: int, w_patches: int) -> Tensor:
-        """Positional embedding resampled to the patch grid (DINOv2's bicubic, with its 0.1 offset)."""
+    def _pos_embed(self, height: int, width: int) -> Tensor:
+        """Positional embedding for an image of ``height`` × ``width`` pixels: DINOv2's bicubic
+        resampling of its M × M grid (with its 0.1 offset), or the grid as is for a square image
+        with M × M patches, as DINOv2 decides."""
         M = self.shape.pos_grid
-        pos = self.pos_embed.float()
-        if h_patches == w_patches == M:
+        h_patches, w_patches = height // self.patch_size, width // self.patch_size
+        if h_patches * w_patches == M * M and height == width:
             return self.pos_embed
+        pos = self.pos_embed.float()
         grid = pos[:, 1:].reshape(1, M, M, -1).permute(0, 3, 1, 2)
         # DINOv2 passes a scale factor (not a size) nudged by 0.1; the sampling positions follow it.
         scale = ((h_patches + 0.1) / M, (w_patches + 0.1) / M)
         grid = F.interpolate(grid, scale_factor=scale, mode="bicubic", antialias=False)
         assert grid.shape[-2:] == (h_patches, w_patches)
         grid = grid.permute(0, 2, 3, 1).flatten(1, 2)
-        return torch.cat([pos[:, :1], grid], dim=1).to(self.pos_embed.dtype)
+        return torch.cat([pos[:, :1], grid], dim=1)
 
     def get_intermediate_layers(self, x: Tensor, n: int | Sequence[int]) -> list[tuple[Tensor, Tensor]]:
         """Normalised (patch tokens (B, N, D), class token (B, D)) after the chosen blocks.
@@ -425,11 +428,13 @@ class DinoV2Backbone(nn.Module):
         """
         B, _, h, w = x.shape
         tokens = self.patch_embed(x)
-        tokens = torch.cat([self.cls_token.expand(B, -1, -1).to(tokens.dtype), tokens], dim=1)
-        tokens = tokens + self._pos_embed(h // self.patch_size, w // self.patch_size).to(tokens.dtype)
+        # As DINOv2: concatenating the float32 class token promotes the (autocast float16) patch
+        # tokens, so the residual stream stays float32 under autocast.
+        tokens = torch.cat([self.cls_token.expand(B, -1, -1), tokens], dim=1)
+        pos = self._pos_embed(h, w)
+        tokens = tokens + (pos if pos is self.pos_embed else pos.to(tokens.dtype))
         if self.register_tokens is not None:
-            regs = self.register_tokens.expand(B, -1, -1).to(tokens.dtype)
-            tokens = torch.cat([tokens[:, :1], regs, tokens[:, 1:]], dim=1)
+            tokens = torch.cat([tokens[:, :1], self.register_tokens.expand(B, -1, -1), tokens[:, 1:]], dim=1)
         take = range(len(self.blocks) - n, len(self.blocks)) if isinstance(n, int) else list(n)
         outputs = []
         for i, block in enumerate(self.blocks):
@@ -635,9 +640,13 @@ class MoGeV1(nn.Module):
         x14 = F.interpolate(x, (rh // _MOGE_PATCH * _MOGE_PATCH, rw // _MOGE_PATCH * _MOGE_PATCH), mode="bilinear", align_corners=False, antialias=True)
         features = self.backbone.get_intermediate_layers(x14, self.config.intermediate_layers)
         points, mask = self.head(features, x)
-        points = F.interpolate(points.float(), (H, W), mode="bilinear", align_corners=False)
-        mask = F.interpolate(mask.float(), (H, W), mode="bilinear", align_corners=False)
-        return {"points": self._remap_points(points.permute(0, 2, 3, 1)), "mask": mask[:, 0]}
+        # MoGe finishes under autocast(float32): on CUDA the resize keeps the head's dtype and
+        # exp() runs in float32; CPU autocast has no float32 mode, so it is simply off there.
+        tail = torch.autocast("cuda", dtype=torch.float32) if x.device.type == "cuda" else torch.autocast(x.device.type, enabled=False)
+        with tail:
+            points = F.interpolate(points, (H, W), mode="bilinear", align_corners=False)
+            mask = F.interpolate(mask, (H, W), mode="bilinear", align_corners=False)
+            return {"points": self._remap_points(points.permute(0, 2, 3, 1)), "mask": mask[:, 0]}
 
     @torch.inference_mode()
     def infer(
@@ -654,7 +663,7 @@ class MoGeV1(nn.Module):
             image: (3, H, W) or (B, 3, H, W) in [0, 1].
             fov_x: known horizontal field of view in degrees (then only the shift is solved).
             resolution_level: 0–9, picks the token count in the model's range (9 = most).
-            use_fp16: half-precision autocast on CUDA, as MoGe does (ignored on CPU).
+            use_fp16: half-precision autocast (on whatever device the model is), as MoGe does.
         Returns:
             ``depth`` (*B, H, W) with inf where invalid, ``intrinsics`` (*B, 3, 3) normalised,
             ``mask`` (*B, H, W) bool, ``points`` (*B, H, W, 3) (the raw affine-invariant map).
@@ -666,7 +675,7 @@ class MoGeV1(nn.Module):
         if num_tokens is None:
             lo, hi = self.config.num_tokens_range
             num_tokens = int(lo + (resolution_level / 9) * (hi - lo))
-        autocast = use_fp16 and self.device.type == "cuda" and self.dtype != torch.float16
+        autocast = use_fp16 and self.dtype != torch.float16
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=autocast):
             out = self.forward(x, num_tokens)
         points, mask = out["points"].float(), out["mask"].float() > self.config.mask_threshold
@@ -762,7 +771,7 @@ class MoGeEstimator:
         device, dtype: where and in which precision the network runs.
         backend: ``"auto"`` (official package if importable, else ours), ``"official"``, ``"gen3c"``.
         inference_size: (H, W) MoGe sees — GEN3C: 720×1280; None runs at the image's size.
-        use_fp16: half-precision autocast on CUDA (MoGe's default, so GEN3C's).
+        use_fp16: half-precision autocast; None (default): on CUDA (MoGe's default, so GEN3C's), not on CPU.
     """
 
     kind = "relative"
@@ -774,13 +783,13 @@ class MoGeEstimator:
         dtype: torch.dtype = torch.float32,
         backend: str = "auto",
         inference_size: tuple[int, int] | None = GEN3C_MOGE_SIZE,
-        use_fp16: bool = True,
+        use_fp16: bool | None = None,
     ) -> None:
         if backend not in ("auto", "official", "gen3c"):
             raise ValueError(f"backend must be auto, official or gen3c, got {backend!r}")
         self.name = f"moge:{MOGE_DEFAULT_REPO if name_or_path.lower() in ('moge', 'moge-v1', 'moge-vitl') else name_or_path}"
         self.inference_size = inference_size
-        self.use_fp16 = use_fp16
+        self.use_fp16 = torch.device(device).type == "cuda" if use_fp16 is None else use_fp16
         path = resolve_moge_checkpoint(name_or_path)
         checkpoint = load_checkpoint(path)
         where = f"MoGe checkpoint {str(path)!r}"
