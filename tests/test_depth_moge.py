@@ -194,3 +194,30 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
         load_depth_estimator("someone/moge-does-not-exist")
     with pytest.raises(Gen3cModelError, match="does not exist"):
         load_depth_estimator(str(tmp_path / "nowhere" / "model.pt"))
+
+
+def test_official_package_is_used_when_importable(monkeypatch, checkpoint_path):
+    """The glue to the official ``moge`` package: build from model_config, load the state dict, call infer."""
+    import sys
+    import types
+
+    from gen3c.depth.moge import DinoV2Shape, MoGeV1Config
+
+    calls = []
+
+    class OfficialStandIn(MoGeV1):  # what `from moge.model.v1 import MoGeModel` would give
+        def __init__(self, **model_config):
+            calls.append(model_config)
+            super().__init__(MoGeV1Config.from_dict(model_config), DinoV2Shape(embed_dim=EMBED, depth=DEPTH, num_heads=2, mlp_hidden=4 * EMBED))
+
+    module = types.ModuleType("moge.model.v1")
+    module.MoGeModel = OfficialStandIn
+    for name in ("moge", "moge.model"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "moge.model.v1", module)
+    official = MoGeEstimator(str(checkpoint_path), inference_size=(56, 84))
+    ours = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(56, 84))
+    assert official.backend == "official" and ours.backend == "gen3c" and calls == [TINY]
+    image = torch.rand(3, 40, 60)
+    a, b = official.estimate(image), ours.estimate(image)
+    assert torch.equal(a.depth, b.depth) and torch.equal(a.intrinsics, b.intrinsics)
