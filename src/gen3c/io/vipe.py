@@ -120,7 +120,7 @@ def read_vipe(
         )
     rel = {key: str(f.relative_to(root)) for key, f in files.items()}
     total = count_video_frames(files["rgb"], "ViPE video")
-    stop = frame_range(start, num_frames, total, f"ViPE {rel['rgb']} (--vipe_starting_frame_idx)")
+    stop = frame_range(start, num_frames, total, f"ViPE {rel['rgb']}")
     needed = list(range(start, stop))
 
     c2w = _per_frame(files["pose"], rel["pose"], needed, total, (4, 4), "poses")
