@@ -139,6 +139,7 @@ def test_chunked_preview_when_asked(box_scene, tmp_path):
         ("two_inputs", "pass one input"),
         ("depth_with_sample", "--depth_path applies to a single image"),
         ("sample_missing_file", "lacks camera.npz"),
+        ("empty_folder", "lacks rgb.mp4, depth.npz"),
         ("sample_start_past_end", "starting frame 10"),
         ("vipe_missing_folder", "lacks intrinsics/"),
         ("vipe_two_clips", "--vipe_clip"),
@@ -166,6 +167,9 @@ def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_pat
         folder = shutil.copytree(inputs["sample"], tmp_path / "s")
         (folder / "camera.npz").unlink()
         args["--input_image_path"] = folder
+    elif case == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        args["--input_image_path"] = tmp_path / "empty"
     elif case == "sample_start_past_end":
         args.update({"--input_image_path": inputs["sample"], "--vipe_starting_frame_idx": "10"})
     elif case == "vipe_missing_folder":

@@ -211,6 +211,12 @@ def check_depth(depth: Tensor, name: str, allow_invalid: bool = False) -> tuple[
     return torch.where(valid, depth, torch.zeros_like(depth)), valid
 
 
+def check_decoded(decoded: int, expected: int, name: str) -> None:
+    """The decoder must deliver every frame the container lists."""
+    if decoded != expected:
+        raise Gen3cInputError(f"{name} lists {expected} frames from the start frame on but only {decoded} decode: the file is truncated or damaged")
+
+
 def frame_range(start: int, num_frames: int | None, total: int, name: str) -> int:
     """The stop index for frames ``start`` … (``num_frames`` of them, or to the end)."""
     if start < 0 or start >= total:

@@ -29,6 +29,7 @@ from gen3c.errors import Gen3cInputError
 from gen3c.io.frames import (
     FrameStack,
     check_array,
+    check_decoded,
     check_depth,
     fit_frames,
     frame_range,
@@ -41,9 +42,9 @@ SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
 
 
 def is_sample(path: str | os.PathLike) -> bool:
-    """True for a directory holding ``rgb.mp4`` (a sample directory) or a ``.pt`` file."""
+    """True for a directory (an image input cannot be one) or a ``.pt`` file."""
     p = Path(path)
-    return (p.is_dir() and (p / "rgb.mp4").exists()) or (p.suffix.lower() == ".pt" and p.is_file())
+    return p.is_dir() or (p.suffix.lower() == ".pt" and p.is_file())
 
 
 def read_sample(
@@ -114,6 +115,7 @@ def _read_dir(folder: Path, start: int, num_frames: int | None, mask_invalid_dep
         )
     stop = frame_range(start, num_frames, total, f"{name} rgb.mp4")
     frames, fps = read_video(folder / "rgb.mp4", "sample video", max_frames=stop - start, start=start)
+    check_decoded(len(frames), stop - start, f"{name} rgb.mp4")
     if frames.shape[1:3] != depth.shape[1:]:
         raise Gen3cInputError(
             f"{name} rgb.mp4 is {frames.shape[1]}×{frames.shape[2]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"

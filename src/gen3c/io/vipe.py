@@ -24,7 +24,15 @@ import torch
 
 from gen3c.cameras import invert_pose, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
-from gen3c.io.frames import FrameStack, check_array, check_depth, fit_frames, frame_range, load_npz_array
+from gen3c.io.frames import (
+    FrameStack,
+    check_array,
+    check_decoded,
+    check_depth,
+    fit_frames,
+    frame_range,
+    load_npz_array,
+)
 from gen3c.io.video import count_video_frames, read_video
 
 VIPE_FOLDERS = ("rgb", "pose", "intrinsics", "depth")
@@ -132,6 +140,7 @@ def read_vipe(
     K = validate_intrinsics(K, f"ViPE {rel['intrinsics']} intrinsics")
 
     frames, fps = read_video(files["rgb"], "ViPE video", max_frames=len(needed), start=start)
+    check_decoded(len(frames), len(needed), f"ViPE {rel['rgb']}")
     size = frames.shape[1:3]
     depth = _read_zip_frames(files["depth"], rel["depth"], needed, total, ".exr", size, _decode_exr)
     depth, valid = check_depth(torch.from_numpy(depth), f"ViPE {rel['depth']}", mask_invalid_depth)
