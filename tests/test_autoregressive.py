@@ -272,3 +272,28 @@ def test_near_full_buffer_conditions_alone():
     assert r.masks[0, 1].sum() == 0 and r.colors[0, 1].min() == -1 and r.masks[0, 0].sum() == 16
     assert torch.equal(r.masks[1], masks[1])
     assert math.isclose(float(r.depths[0, 1].sum()), 0.0)
+
+
+def test_gen3c_generator_runs_chunked_through_the_same_pipeline(box_scene, tmp_path):
+    """The diffusion generator (a tiny random-weight model with 17-frame chunks) makes a 2-chunk
+    video through run_request exactly as the preview does."""
+    from gen3c.io.video import read_video
+    from gen3c.models.tiny import tiny_pipeline
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    tiny_pipeline(seed=0).save_pretrained(tmp_path / "tiny")
+    image, depth, _, _ = box_scene
+    stages = []
+    request = GenerationRequest(
+        input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48", num_video_frames=33,
+        generator="gen3c", video_save_folder=str(tmp_path / "out"), save_buffer=True,
+        generator_options={"checkpoint_dir": str(tmp_path / "tiny"), "chunk_frames": 17, "num_steps": 2, "device": "cpu", "dtype": "float32"},
+    )  # fmt: skip
+    out = run_request(request, progress=lambda stage, total: stages.append(stage) or (lambda n=1: None))
+    assert out.result.chunks == [(0, 17), (16, 33)] and out.result.frames is None  # streamed
+    assert "Chunk 2/2: adding frame 16 to the cache" in stages and "Chunk 2/2: generating (gen3c)" in stages
+    frames, _ = read_video(out.paths["video"])
+    assert frames.shape == (33, 32, 48 * 3, 3)  # 2 buffers in chunk 2, padded in chunk 1
+    request.num_video_frames = 30
+    with pytest.raises(Gen3cInputError, match=r"16·N\+1 frames \(17, 33, 49, …\)"):
+        run_request(request)

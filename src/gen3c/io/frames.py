@@ -214,7 +214,9 @@ def check_depth(depth: Tensor, name: str, allow_invalid: bool = False) -> tuple[
 def check_decoded(decoded: int, expected: int, name: str) -> None:
     """The decoder must deliver every frame the container lists."""
     if decoded != expected:
-        raise Gen3cInputError(f"{name} lists {expected} frames from the start frame on but only {decoded} decode: the file is truncated or damaged")
+        raise Gen3cInputError(
+            f"{name} lists {expected} frames from the start frame on but only {decoded} decode: the file is truncated or damaged"
+        )
 
 
 def frame_range(start: int, num_frames: int | None, total: int, name: str) -> int:

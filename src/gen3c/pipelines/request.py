@@ -319,9 +319,11 @@ def make_generator(request: GenerationRequest):
 
 
 def check_frame_count(request: GenerationRequest) -> None:
-    """Refuse frame counts the named generator cannot make before anything is loaded."""
+    """Refuse frame counts the named generator cannot make before anything is loaded (its chunk:
+    ``chunk_frames``, else ``generator_options["chunk_frames"]``, else GEN3C's 121)."""
     fixed = GENERATOR_CHUNK_FRAMES.get(request.generator)
     if fixed is not None:
+        fixed = request.chunk_frames or request.generator_options.get("chunk_frames") or fixed
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator")
 
 
@@ -338,7 +340,7 @@ def run_request(
     source: SourceView | None = None,
     generator=None,
     progress: ProgressFactory | None = None,
-    keep_frames: bool = False,
+    keep_frames: bool | None = None,
 ) -> RunOutput:
     """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
@@ -348,7 +350,8 @@ def run_request(
         generator: a generator to reuse across requests; made from the request when None.
         progress: stage-wise progress callbacks (see :data:`ProgressFactory`); long videos
             report each chunk's stages as "Chunk k/n: …".
-        keep_frames: also keep every frame in ``result.frames`` (memory grows with the video).
+        keep_frames: also keep every frame (and buffer) in the result; default: only for a run of
+            one chunk, so long videos stream to disk with flat memory.
     """
     from gen3c.io.atomic import ensure_writable_dir
 
@@ -363,12 +366,14 @@ def run_request(
     # 2. Read the input: cache plan, cameras, first frame
     scene = load_scene(request, source)
     # 3. Generate chunk by chunk, streaming the outputs
-    num_buffers = scene.plan.buffers_for(len(plan_chunks(T, chunk_frames)))
+    num_chunks = len(plan_chunks(T, chunk_frames))
+    num_buffers = scene.plan.buffers_for(num_chunks)
+    keep = num_chunks == 1 if keep_frames is None else keep_frames
     with OutputWriter(
         request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps
     ) as out:
         result = generate_video(
-            scene.plan, scene.cameras, generator, scene.first_frame, progress, chunk_frames=chunk_frames, sink=out, keep=keep_frames
+            scene.plan, scene.cameras, generator, scene.first_frame, progress, chunk_frames=chunk_frames, sink=out, keep=keep
         )
         point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
         paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=request.to_dict())
