@@ -49,7 +49,7 @@ def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeyp
 
     real = gen3c_module.generator_from_options
     monkeypatch.setattr(gen3c_module, "generator_from_options", fake)
-    res = invoke(*gen3c_args(box_scene, tmp_path, "--checkpoint_dir", "CKPT", "--num_video_frames", 17, "--num_steps", 2,
+    res = invoke(*gen3c_args(box_scene, tmp_path, "--checkpoint_dir", "CKPT", "--num_video_frames", 17, "--chunk_frames", 17, "--num_steps", 2,
                              "--guidance", 0, "--seed", 5, "--offload_tokenizer", "--disable_guardrail",
                              "--disable_prompt_upsampler", "--offload_prompt_upsampler", "--offload_guardrail_models"))  # fmt: skip
     assert res.exit_code == 0, res.output

@@ -20,7 +20,7 @@ from gen3c.io.camera_files import (
 from gen3c.io.depth import conform_depth, load_depth
 from gen3c.io.images import load_image, parse_resolution, resize_image
 from gen3c.io.ply import read_ply, write_ply
-from gen3c.io.video import read_video, write_video
+from gen3c.io.video import VideoWriter, count_video_frames, read_video, write_video
 
 
 def orbit(n=5, h=48, w=64):
@@ -191,6 +191,25 @@ def test_video_round_trip(tmp_path):
     expected = ((t + 1) * 127.5).numpy()
     assert np.abs(back.mean(axis=(1, 2, 3)) - expected).max() < 3
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_streaming_video_writer_appends_chunks_and_renames_at_the_end(tmp_path):
+    chunks = [torch.full((n, 3, 16, 24), v) for n, v in ((5, -0.5), (4, 0.5))]
+    with VideoWriter(tmp_path / "s.mp4", fps=12) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+            assert not (tmp_path / "s.mp4").exists()  # only a temporary file while writing
+    back, fps = read_video(tmp_path / "s.mp4")
+    assert back.shape == (9, 16, 24, 3) and fps == 12 and count_video_frames(tmp_path / "s.mp4") == 9
+    assert back[:5].mean() < 80 and back[5:].mean() > 170
+    with pytest.raises(KeyboardInterrupt), VideoWriter(tmp_path / "x.mp4") as writer:
+        writer.write(chunks[0])
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp4"]  # nothing half-written
+    with pytest.raises(ValueError, match="after frames of 16×24"), VideoWriter(tmp_path / "y.mp4") as writer:
+        writer.write(chunks[0])
+        writer.write(torch.zeros(1, 3, 8, 8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp4"]
 
 
 def test_ply_round_trip(tmp_path):

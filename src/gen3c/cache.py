@@ -372,11 +372,14 @@ class BufferRenders:
         colors: (T, NB, 3, H, W) warped colour in [−1, 1], −1 where invalid.
         masks: (T, NB, 1, H, W) float {0, 1}.
         depths: (T, NB, 1, H, W) z-depth in the target camera, 0 where invalid.
+        views: index in ``cache.views`` of the view behind each buffer (all views, in order,
+            unless a :class:`SelectingCache3D` chose some).
     """
 
     colors: Tensor
     masks: Tensor
     depths: Tensor
+    views: tuple[int, ...] = ()
 
     @property
     def num_buffers(self) -> int:
@@ -468,20 +471,33 @@ class Cache3D:
         """
         if not self.views:
             raise ValueError("the cache is empty: add a view first")
+        return self.render_views(range(len(self.views)), cameras, frame_offset, chunk_size, progress)
+
+    def render_views(
+        self,
+        indices,
+        cameras: Cameras,
+        frame_offset: int = 0,
+        chunk_size: int = 4,
+        progress: Callable[[int], None] | None = None,
+    ) -> BufferRenders:
+        """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
+        indices = tuple(indices)
+        views = [self.views[i] for i in indices]
         T, H, W = len(cameras), cameras.height, cameras.width
-        device = self.views[0].points.device
-        colors = torch.empty(T, len(self.views), 3, H, W, device=device)
-        masks = torch.empty(T, len(self.views), 1, H, W, device=device)
-        depths = torch.empty(T, len(self.views), 1, H, W, device=device)
+        device = views[0].points.device
+        colors = torch.empty(T, len(views), 3, H, W, device=device)
+        masks = torch.empty(T, len(views), 1, H, W, device=device)
+        depths = torch.empty(T, len(views), 1, H, W, device=device)
         w2c_all, K_all = cameras.w2c.to(device), cameras.K.to(device)
         for start in range(0, T, chunk_size):
             stop = min(T, start + chunk_size)
-            for v, view in enumerate(self.views):
+            for v, view in enumerate(views):
                 out = self.render_view(view, w2c_all[start:stop], K_all[start:stop], H, W, frame_offset + start)
                 colors[start:stop, v], masks[start:stop, v], depths[start:stop, v] = out.color, out.mask, out.depth
             if progress is not None:
                 progress(stop - start)
-        return BufferRenders(colors=colors, masks=masks, depths=depths)
+        return BufferRenders(colors=colors, masks=masks, depths=depths, views=indices)
 
     def render_view(self, view: CacheView, w2c: Tensor, K: Tensor, height: int, width: int, first_frame: int = 0) -> WarpResult:
         """Render one view into B cameras (B, 4, 4) / (B, 3, 3); see :meth:`render`."""
@@ -519,3 +535,78 @@ class Cache3D:
             pts.append(p[v])
             cols.append(c[v])
         return torch.cat(pts), torch.cat(cols)
+
+
+class SelectingCache3D(Cache3D):
+    """Many source views (e.g. multi-view key frames); every render uses only the ``select``
+    views that see most of the target cameras — GEN3C's ``Cache3D_BufferSelector`` (spec §4).
+
+    For a render (one chunk of target cameras) each view's validity mask is rendered into all of
+    them and summed; the ``select`` views with the largest sums fill the buffers, best first.
+    Then, per target frame, if a chosen view covers at least ``near_full_threshold`` of the frame
+    on its own, only the first such view is kept and the others are blanked for that frame, as
+    GEN3C does (``mask_for_max_buffer_model``); pass ``near_full_threshold=None`` to keep all.
+
+    Views keep the order they were added in (``views[0]`` is the first key view).
+    """
+
+    def __init__(self, select: int = 2, near_full_threshold: float | None = 0.9, **kwargs) -> None:
+        kwargs.setdefault("max_buffers", MAX_SELECTABLE_VIEWS)
+        super().__init__(**kwargs)
+        if select < 1:
+            raise ValueError(f"select must be ≥ 1, got {select}")
+        self.select = select
+        self.near_full_threshold = near_full_threshold
+
+    def add_view(self, image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None = None) -> CacheView:
+        """Add a view at the end (views keep their input order); see :meth:`Cache3D.add_view`."""
+        view = super().add_view(image, depth, K, w2c, mask)
+        self.views.append(self.views.pop(0))
+        return view
+
+    def overlap_scores(self, cameras: Cameras, frame_offset: int = 0, chunk_size: int = 4) -> Tensor:
+        """(N,) number of target pixels each view covers, summed over ``cameras``."""
+        scores = torch.zeros(len(self.views), dtype=torch.float64)
+        w2c_all, K_all = cameras.w2c.to(self.views[0].points.device), cameras.K.to(self.views[0].points.device)
+        for start in range(0, len(cameras), chunk_size):
+            stop = min(len(cameras), start + chunk_size)
+            for v, view in enumerate(self.views):
+                out = self.render_view(view, w2c_all[start:stop], K_all[start:stop], cameras.height, cameras.width, frame_offset + start)
+                scores[v] += float(out.mask.sum())
+        return scores
+
+    def render(
+        self,
+        cameras: Cameras,
+        frame_offset: int = 0,
+        chunk_size: int = 4,
+        progress: Callable[[int], None] | None = None,
+    ) -> BufferRenders:
+        """Render the ``select`` best views into ``cameras`` (class docstring)."""
+        if not self.views:
+            raise ValueError("the cache is empty: add a view first")
+        chosen = tuple(range(len(self.views)))
+        if len(self.views) > self.select:
+            scores = self.overlap_scores(cameras, frame_offset, chunk_size)
+            chosen = tuple(int(i) for i in torch.sort(scores, descending=True, stable=True).indices[: self.select])
+        out = self.render_views(chosen, cameras, frame_offset, chunk_size, progress)
+        if self.near_full_threshold is not None and out.num_buffers > 1:
+            keep_only_first_full(out, self.near_full_threshold)
+        return out
+
+
+# A SelectingCache3D keeps every view it is given.
+MAX_SELECTABLE_VIEWS = 1 << 16
+
+
+def keep_only_first_full(renders: BufferRenders, threshold: float) -> None:
+    """Per frame, when some buffer covers ≥ ``threshold`` of the image, blank every other buffer
+    (colour −1, mask 0, depth 0) so the first such buffer conditions that frame alone. In place."""
+    coverage = renders.masks.mean(dim=(2, 3, 4))  # (T, NB)
+    full = coverage >= threshold
+    first = full.float().argmax(dim=1)
+    blank = full.any(dim=1)[:, None] & (torch.arange(renders.num_buffers, device=full.device)[None] != first[:, None])
+    b = blank[:, :, None, None, None]
+    renders.colors.masked_fill_(b, -1.0)
+    renders.masks.masked_fill_(b, 0.0)
+    renders.depths.masked_fill_(b, 0.0)

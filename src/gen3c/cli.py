@@ -277,7 +277,31 @@ def _generator_options(generator: GeneratorName, **options) -> dict:
 @app.command()
 @user_errors
 def generate(
-    input_image_path: Annotated[Path, typer.Option("--input_image_path", help="Source image (PNG, JPEG, WebP, …).")],
+    input_image_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--input_image_path",
+            help="Source image (PNG, JPEG, WebP, …), or a video: a GEN3C sample directory (rgb.mp4, depth.npz, mask.npz, camera.npz) or legacy .pt.",
+        ),
+    ] = None,
+    vipe_path: Annotated[
+        Path | None,
+        typer.Option("--vipe_path", help="Video input: a ViPE output directory (rgb/, pose/, intrinsics/, depth/) or the mp4 under its rgb/."),
+    ] = None,
+    vipe_clip: Annotated[
+        str | None, typer.Option("--vipe_clip", help="The clip to read when the ViPE directory holds several (its name in rgb/).")
+    ] = None,
+    vipe_starting_frame_idx: Annotated[
+        int, typer.Option("--vipe_starting_frame_idx", help="First frame of the video input to use (ViPE or sample directory).")
+    ] = 0,
+    multiview_npz: Annotated[
+        Path | None,
+        typer.Option(
+            "--multiview_npz",
+            "--npz_path",
+            help="Multi-view input: GEN3C's npz of key views (images, depth, masks, K, w2c) and the trajectory w2cs_all to render.",
+        ),
+    ] = None,
     video_save_name: NameOpt = "output",
     video_save_folder: FolderOpt = Path("outputs"),
     trajectory: TrajectoryOpt = Trajectory.left,
@@ -325,12 +349,32 @@ def generate(
     disable_prompt_upsampler: DisableUpsamplerOpt = False,
     memory_mode: MemoryModeOpt = "resident",
     fp8: Fp8Opt = False,
+    chunk_frames: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk_frames",
+            help="Make the video in autoregressive chunks of this many frames (1-frame overlap). gen3c: always 121; "
+            "preview: one chunk unless --num_video_frames is 120·N+1 (then 121).",
+        ),
+    ] = None,
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option("--trust_checkpoint", help="Allow full unpickling (which can run code) of a legacy .pt input you trust."),
+    ] = False,
 ) -> None:
-    """Generate a camera-controlled video from a single image."""
+    """Generate a camera-controlled video from an image, a video with depth and cameras, or multi-view key frames.
+
+    Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames, each conditioned on the previous chunk's last frame.
+    """
     from gen3c.pipelines.request import GenerationRequest
 
+    def text(path: Path | None) -> str | None:
+        return None if path is None else str(path)
+
     request = GenerationRequest(
-        input_image_path=str(input_image_path), depth_path=None if depth_path is None else str(depth_path),
+        input_image_path=text(input_image_path), vipe_path=text(vipe_path), vipe_clip=vipe_clip,
+        vipe_starting_frame_idx=vipe_starting_frame_idx, multiview_npz=text(multiview_npz), trust_checkpoint=trust_checkpoint,
+        chunk_frames=chunk_frames, depth_path=None if depth_path is None else str(depth_path),
         png_depth_scale=png_depth_scale, mask_invalid_depth=mask_invalid_depth, intrinsics=intrinsics, fov=fov,
         depth_estimator=depth_estimator,
         trajectory=trajectory.value, camera_rotation=camera_rotation.value, movement_distance=movement_distance,
@@ -533,9 +577,10 @@ def _run(request, source=None) -> None:
 
     with console_warnings(), rich_progress() as progress:
         out = run_request(request, source=source, progress=progress)
-    frames = out.result.frames
+    result = out.result
+    chunks = f" in {len(result.chunks)} chunks" if len(result.chunks) > 1 else ""
     console.print(
-        f"[green]wrote[/] {out.paths['video']} ({len(frames)} frames, {frames.shape[-1]}×{frames.shape[-2]}) in {out.seconds:.1f} s"
+        f"[green]wrote[/] {out.paths['video']} ({result.num_frames} frames{chunks}, {result.cameras.width}×{result.cameras.height}) in {out.seconds:.1f} s"
     )
     for key, path in out.paths.items():
         if key != "video":

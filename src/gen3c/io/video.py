@@ -1,8 +1,10 @@
-"""Video files: H.264 mp4 writing (atomic) and reading."""
+"""Video files: H.264 mp4 writing (atomic, also streamed chunk by chunk) and reading."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,73 @@ from gen3c.io.images import to_uint8
 DEFAULT_FPS = 24
 
 
+class VideoWriter:
+    """Append frames to an H.264 mp4 (yuv420p, plays everywhere) chunk by chunk.
+
+    The file is written beside ``path`` under a temporary name and renamed onto ``path`` only
+    when the writer closes without an error, so memory stays flat however long the video is and
+    an interrupted run leaves nothing half-written. Use it as a context manager::
+
+        with VideoWriter("out.mp4", fps=24) as writer:
+            for chunk in chunks:
+                writer.write(chunk)  # (T, 3, H, W) in [−1, 1] or (T, H, W, 3) uint8
+
+    Args:
+        quality: imageio-ffmpeg quality 0–10 (8 ≈ visually lossless for our content).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, quality: int = 8) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.quality = quality
+        self.frames_written = 0
+        self._size: tuple[int, int] | None = None
+        self._writer = None
+        self._stack: contextlib.ExitStack | None = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> VideoWriter:
+        self._stack = contextlib.ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        return self
+
+    def write(self, frames: Tensor | np.ndarray) -> None:
+        """Append (T, 3, H, W) float frames in [−1, 1] or (T, H, W, 3) uint8 frames."""
+        import imageio.v2 as imageio
+
+        if self._tmp is None:
+            raise RuntimeError("VideoWriter.write outside its with-block")
+        array = to_uint8(frames) if isinstance(frames, Tensor) else np.asarray(frames)
+        if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
+            raise ValueError(f"frames must be (T, H, W, 3) uint8 or (T, 3, H, W) float, got {array.shape} {array.dtype}")
+        if array.shape[1] % 2 or array.shape[2] % 2:
+            raise ValueError(f"H.264 needs even frame sizes, got {array.shape[1]}×{array.shape[2]}")
+        if self._size is not None and array.shape[1:3] != self._size:
+            raise ValueError(f"frames of {array.shape[1]}×{array.shape[2]} after frames of {self._size[0]}×{self._size[1]}")
+        if self._writer is None:
+            self._size = array.shape[1:3]
+            self._writer = imageio.get_writer(
+                self._tmp, format="FFMPEG", fps=self.fps, codec="libx264", quality=self.quality, pixelformat="yuv420p",
+                macro_block_size=1, ffmpeg_params=["-preset", "fast"], ffmpeg_log_level="error",
+            )  # fmt: skip
+        for frame in array:
+            self._writer.append_data(frame)
+        self.frames_written += len(array)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        stack, writer = self._stack, self._writer
+        self._stack, self._writer, self._tmp = None, None, None
+        try:
+            if writer is not None:
+                writer.close()
+            if exc_type is None and self.frames_written == 0:
+                raise ValueError(f"no frames were written to {self.path}")
+        except BaseException:
+            stack.__exit__(*sys.exc_info())  # removes the temporary file
+            raise
+        return stack.__exit__(exc_type, exc, tb)  # renames on success, removes on error
+
+
 def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: int = 8) -> Path:
     """Encode frames as an H.264 mp4 (yuv420p, plays everywhere), atomically.
 
@@ -23,25 +92,31 @@ def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float
         frames: (T, 3, H, W) float in [−1, 1], or (T, H, W, 3) uint8. H and W must be even.
         quality: imageio-ffmpeg quality 0–10 (8 ≈ visually lossless for our content).
     """
-    import imageio.v2 as imageio
+    with VideoWriter(path, fps, quality) as writer:
+        writer.write(frames)
+    return Path(path)
 
-    array = to_uint8(frames) if isinstance(frames, Tensor) else np.asarray(frames)
-    if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8 or (T, 3, H, W) float, got {array.shape} {array.dtype}")
-    if array.shape[1] % 2 or array.shape[2] % 2:
-        raise ValueError(f"H.264 needs even frame sizes, got {array.shape[1]}×{array.shape[2]}")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        writer = imageio.get_writer(
-            tmp, format="FFMPEG", fps=fps, codec="libx264", quality=quality, pixelformat="yuv420p", macro_block_size=1,
-            ffmpeg_params=["-preset", "fast"], ffmpeg_log_level="error",
-        )
-        try:
-            for frame in array:
-                writer.append_data(frame)
-        finally:
-            writer.close()
-    return path
+
+def count_video_frames(path: str | os.PathLike, name: str = "video") -> int:
+    """Number of frames of a video, counted from its packets (no decoding)."""
+    import av
+
+    p = Path(path)
+    if not p.is_file():
+        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.video:
+                raise Gen3cInputError(f"{name} {str(p)!r} has no video stream")
+            stream = container.streams.video[0]
+            count = sum(1 for packet in container.demux(stream) if packet.size > 0)
+    except Gen3cInputError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): re-encode it as H.264 mp4") from None
+    if count == 0:
+        raise Gen3cInputError(f"{name} {str(p)!r} has no frames")
+    return count
 
 
 def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | None = None, start: int = 0) -> tuple[np.ndarray, float]:

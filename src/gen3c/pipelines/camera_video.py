@@ -1,15 +1,20 @@
 """Camera-controlled video from a 3D cache: the composition the CLI and the GUI both call.
 
     source view(s) → :func:`prepare_source` → :func:`build_cache` → cameras (preset or file)
-    → :func:`generate_video` (render buffers, run a generator) → :func:`save_outputs`
+    → :func:`generate_video` (per chunk: cache, render buffers, run a generator)
+    → :class:`OutputWriter` / :func:`save_outputs`
 
 A *generator* is any object with ``generate(cache, cameras, first_frame, *, buffers=None,
-progress=None) -> (T, 3, H, W)`` and ``check_num_frames(n)``: the CPU preview
-(:class:`~gen3c.pipelines.preview.PreviewGenerator`) or the GEN3C diffusion model.
+progress=None) -> (T, 3, H, W)``, optionally ``check_num_frames(n)`` (frames of one call) and
+``chunk_frames`` (the frames it makes per call when that is fixed: 121 for GEN3C's model): the
+CPU preview (:class:`~gen3c.pipelines.preview.PreviewGenerator`) or the GEN3C diffusion model.
+Long videos are made chunk by chunk (:mod:`gen3c.pipelines.autoregressive`); every generator is
+called once per chunk with the same protocol.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,11 +31,18 @@ from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.images import resize_image
 from gen3c.io.ply import write_ply
-from gen3c.io.video import DEFAULT_FPS, write_video
+from gen3c.io.video import DEFAULT_FPS, VideoWriter
+from gen3c.pipelines.autoregressive import (
+    GEN3C_CHUNK_FRAMES,
+    CachePlan,
+    FixedCache,
+    GrowingCache,
+    ProgressFactory,
+    check_chunked_frame_count,
+    plan_chunks,
+)
 from gen3c.trajectories import center_depth_for, preset_trajectory
 
-#: ``progress(stage, total)`` returns a function to call with the number of steps just done.
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 MAX_FRAMES = 100_000
 
 
@@ -140,53 +152,249 @@ def preset_cameras(
     return preset_trajectory(trajectory, camera_rotation, num_frames, source.w2c, source.K, H, W, movement_distance, center)
 
 
-def check_num_frames(num_frames: int, generator: object) -> None:
-    """Frame counts every generator accepts, then the generator's own rule."""
+def resolve_chunk_frames(num_frames: int, generator: object, requested: int | None = None) -> int | None:
+    """Frames per chunk: the generator's fixed chunk (GEN3C: 121), else ``requested``, else 121
+    when the count is GEN3C's ``120·N + 1`` with N ≥ 2, else None (one chunk)."""
+    fixed = getattr(generator, "chunk_frames", None)
+    if fixed is not None:
+        if requested is not None and requested != fixed:
+            raise Gen3cInputError(f"--chunk_frames {requested}: the {generator.name} generator makes {fixed} frames per chunk; leave it out")
+        return fixed
+    if requested is not None:
+        if requested < 2:
+            raise Gen3cInputError(f"--chunk_frames {requested} is too small: chunks overlap by one frame, so pass 2 or more")
+        return requested
+    chunk = GEN3C_CHUNK_FRAMES
+    return chunk if num_frames > chunk and (num_frames - 1) % (chunk - 1) == 0 else None
+
+
+def check_num_frames(num_frames: int, generator: object, chunk_frames: int | None = None) -> None:
+    """Frame counts every generator accepts, then the generator's own rules: a generator with a
+    fixed ``chunk_frames`` (GEN3C: 121) makes ``(chunk_frames − 1)·N + 1`` frames; its
+    ``check_num_frames`` sees each chunk's length."""
     if not 1 <= num_frames <= MAX_FRAMES:
         raise Gen3cInputError(f"num_video_frames {num_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
+    fixed = getattr(generator, "chunk_frames", None)
+    if fixed is not None:
+        check_chunked_frame_count(num_frames, fixed, f"the {getattr(generator, 'name', 'chosen')} generator")
     check = getattr(generator, "check_num_frames", None)
     if check is not None:
-        check(num_frames)
+        for length in sorted({stop - start for start, stop in plan_chunks(num_frames, chunk_frames or fixed)}):
+            check(length)
 
 
 @dataclass
 class VideoResult:
-    """Frames (T, 3, H, W) in [−1, 1], the buffer renders that conditioned them, the cameras."""
+    """What a run made.
 
-    frames: Tensor
-    buffers: BufferRenders
+    Attributes:
+        cameras: the T cameras of the video.
+        frames: (T, 3, H, W) in [−1, 1] when kept (see :func:`generate_video`), else None.
+        buffers: the buffer renders that conditioned them (chunk 0, then each later chunk without
+            its first frame, padded with empty buffers to the most any chunk had), when kept.
+        num_frames: T.
+        chunks: ``(start, stop)`` of each chunk.
+        last_frame: (3, H, W), the video's last frame.
+    """
+
+    frames: Tensor | None
+    buffers: BufferRenders | None
     cameras: Cameras
+    num_frames: int = 0
+    chunks: list[tuple[int, int]] = field(default_factory=list)
+    last_frame: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not self.num_frames and self.frames is not None:
+            self.num_frames = len(self.frames)
+
+
+class FrameSink(Protocol):
+    def write(self, frames: Tensor, buffers: BufferRenders) -> None: ...
+
+
+def default_plan(cache: Cache3D) -> CachePlan:
+    """How a cache handed to :func:`generate_video` changes between chunks: a cache of static
+    views grows with the generated frames (GEN3C's single-image mode); a 4D or selecting cache
+    stays as it is."""
+    from gen3c.cache import SelectingCache3D
+
+    if isinstance(cache, SelectingCache3D) or any(view.num_frames > 1 for view in cache.views):
+        return FixedCache(cache)
+    return GrowingCache(cache)
 
 
 def generate_video(
-    cache: Cache3D,
+    cache: Cache3D | CachePlan,
     cameras: Cameras,
     generator: VideoGenerator,
     first_frame: Tensor | None = None,
     progress: ProgressFactory | None = None,
+    *,
+    chunk_frames: int | None = None,
+    sink: FrameSink | None = None,
+    keep: bool | None = None,
 ) -> VideoResult:
-    """Render the cache along ``cameras`` and let ``generator`` make the video."""
-    check_num_frames(len(cameras), generator)
+    """Render the cache along ``cameras`` and let ``generator`` make the video, chunk by chunk.
+
+    Each chunk: 1. the plan's cache for the chunk (between chunks a growing cache takes the last
+    generated frame), 2. render its buffers, 3. generate, conditioned on ``first_frame`` for the
+    first chunk and on the previous chunk's last frame after that, 4. hand the new frames and
+    their buffers to ``sink`` (chunk 0 whole, later chunks without their first frame, which
+    repeats the previous chunk's last one), 5. drop the chunk's buffers.
+
+    Args:
+        cache: a :class:`~gen3c.cache.Cache3D` (see :func:`default_plan`) or a
+            :class:`~gen3c.pipelines.autoregressive.CachePlan`.
+        first_frame: (3, H, W) in [−1, 1], the image the first frame is conditioned on.
+        chunk_frames: frames per chunk; see :func:`resolve_chunk_frames` for the default.
+        sink: receives ``write(frames, buffers)`` as chunks finish, e.g. an :class:`OutputWriter`.
+        keep: keep every frame and buffer in the result (default: only without a sink). A kept
+            long video costs memory in proportion to its length; a sink keeps memory flat.
+    """
     T = len(cameras)
-    buffers = cache.render(cameras, progress=progress("Rendering 3D cache", T) if progress else None)
-    frames = generator.generate(
-        cache, cameras, first_frame, buffers=buffers, progress=progress(f"Generating ({generator.name})", T) if progress else None
+    chunk = resolve_chunk_frames(T, generator, chunk_frames)
+    check_num_frames(T, generator, chunk)
+    plan = default_plan(cache) if isinstance(cache, Cache3D) else cache
+    chunks = plan_chunks(T, chunk)
+    keep = sink is None if keep is None else keep
+    num_buffers = plan.buffers_for(len(chunks))
+    kept_frames: list[Tensor] = []
+    kept_buffers: list[BufferRenders] = []
+    condition = first_frame
+    for k, (start, stop) in enumerate(chunks):
+        label = f"Chunk {k + 1}/{len(chunks)}: " if len(chunks) > 1 else ""
+        cams = cameras[start:stop]
+        chunk_cache, offset = plan.cache_for_chunk(k, start, cams, condition if k else None, progress, label)
+        stage = _stage_names(label, generator)
+        buffers = chunk_cache.render(cams, frame_offset=offset, progress=progress(stage[0], len(cams)) if progress else None)
+        frames = generator.generate(
+            chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None
+        )
+        new = slice(0 if k == 0 else 1, None)
+        fresh, fresh_buffers = frames[new], _slice_buffers(buffers, new)
+        if sink is not None:
+            sink.write(fresh, fresh_buffers)
+        if keep:
+            kept_frames.append(fresh.detach().cpu())
+            kept_buffers.append(pad_buffers(_slice_buffers(buffers, new, cpu=True), num_buffers))
+        condition = frames[-1].detach().clone()
+        del buffers, frames, fresh, fresh_buffers, chunk_cache
+    return VideoResult(
+        frames=torch.cat(kept_frames) if keep else None,
+        buffers=_cat_buffers(kept_buffers) if keep else None,
+        cameras=cameras,
+        num_frames=T,
+        chunks=chunks,
+        last_frame=condition,
     )
-    return VideoResult(frames=frames, buffers=buffers, cameras=cameras)
 
 
-def buffer_panel(result: VideoResult) -> Tensor:
+def _stage_names(label: str, generator: object) -> tuple[str, str]:
+    name = getattr(generator, "name", "generator")
+    if label:
+        return f"{label}rendering 3D cache", f"{label}generating ({name})"
+    return "Rendering 3D cache", f"Generating ({name})"
+
+
+def _slice_buffers(b: BufferRenders, index: slice, cpu: bool = False) -> BufferRenders:
+    move = (lambda t: t.detach().cpu()) if cpu else (lambda t: t)
+    return BufferRenders(move(b.colors[index]), move(b.masks[index]), move(b.depths[index]), b.views)
+
+
+def pad_buffers(b: BufferRenders, num_buffers: int) -> BufferRenders:
+    """``b`` with empty buffers (colour −1, mask 0, depth 0) appended up to ``num_buffers``."""
+    extra = num_buffers - b.num_buffers
+    if extra <= 0:
+        return b
+    T, _, _, H, W = b.colors.shape
+
+    def pad(t: Tensor, value: float) -> Tensor:
+        return torch.cat([t, torch.full((T, extra, t.shape[2], H, W), value, dtype=t.dtype, device=t.device)], dim=1)
+
+    return BufferRenders(pad(b.colors, -1.0), pad(b.masks, 0.0), pad(b.depths, 0.0), b.views)
+
+
+def _cat_buffers(items: list[BufferRenders]) -> BufferRenders:
+    return BufferRenders(*(torch.cat([getattr(b, k) for b in items]) for k in ("colors", "masks", "depths")), items[0].views)
+
+
+def buffer_panel(frames: Tensor, buffers: BufferRenders, num_buffers: int | None = None) -> Tensor:
     """GEN3C's ``--save_buffer`` layout: each buffer's render side by side, left of the
-    generated frame. Returns (T, 3, H, W·(1 + NB))."""
-    b = result.buffers
+    generated frame, empty buffers padded black up to ``num_buffers``. Returns (T, 3, H, W·(1 + NB))."""
+    b = pad_buffers(buffers, num_buffers or buffers.num_buffers)
     panels = [b.colors[:, i] for i in range(b.num_buffers)]
-    return torch.cat([*panels, result.frames.to(b.colors.device)], dim=-1)
+    return torch.cat([*panels, frames.to(b.colors.device)], dim=-1)
 
 
-def mask_panel(result: VideoResult) -> Tensor:
+def mask_panel(buffers: BufferRenders, num_buffers: int | None = None) -> Tensor:
     """Each buffer's validity mask side by side (white = seen by the cache): (T, 3, H, W·NB)."""
-    b = result.buffers
+    b = pad_buffers(buffers, num_buffers or buffers.num_buffers)
     return torch.cat([(b.masks[:, i] * 2 - 1).expand(-1, 3, -1, -1) for i in range(b.num_buffers)], dim=-1)
+
+
+class OutputWriter:
+    """Writes a run's files into ``folder`` while it runs, so memory stays flat however long the
+    video is; each file appears under its name only when complete (written to a temporary file,
+    renamed at the end; on an error nothing is left).
+
+    Files: ``{name}.mp4`` (with ``save_buffer``: GEN3C's widened layout, the buffer renders left
+    of the generated frame), with ``save_buffer`` also ``{name}_buffer_masks.mp4``; then from
+    :meth:`finish` ``{name}_cameras.json`` (loads back with ``--camera_file``), ``{name}.ply``
+    (a point cloud, when given) and ``{name}_run.json`` (the settings, when given)::
+
+        with OutputWriter("outputs", "my_video", save_buffer=True, num_buffers=2) as out:
+            result = generate_video(cache, cameras, generator, first_frame, sink=out)
+            paths = out.finish(cameras)
+    """
+
+    def __init__(
+        self, folder: str | Path, name: str, *, save_buffer: bool = False, num_buffers: int = 1, fps: float = DEFAULT_FPS
+    ) -> None:
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise Gen3cInputError(f"video_save_name {name!r} must be a plain file name without folders")
+        self.folder = ensure_writable_dir(folder)
+        self.name = name
+        self.save_buffer = save_buffer
+        self.num_buffers = num_buffers
+        self.fps = fps
+        self.paths: dict[str, Path] = {"video": self.folder / f"{name}.mp4"}
+        if save_buffer:
+            self.paths["buffer_masks"] = self.folder / f"{name}_buffer_masks.mp4"
+        self.frames_written = 0
+        self._stack: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> OutputWriter:
+        self._stack = contextlib.ExitStack()
+        self._video = self._stack.enter_context(VideoWriter(self.paths["video"], self.fps))
+        self._masks = self._stack.enter_context(VideoWriter(self.paths["buffer_masks"], self.fps)) if self.save_buffer else None
+        return self
+
+    def write(self, frames: Tensor, buffers: BufferRenders) -> None:
+        """Append frames (T, 3, H, W) in [−1, 1] and the buffers that conditioned them."""
+        self._video.write(buffer_panel(frames, buffers, self.num_buffers) if self.save_buffer else frames)
+        if self._masks is not None:
+            self._masks.write(mask_panel(buffers, self.num_buffers))
+        self.frames_written += len(frames)
+
+    def finish(
+        self, cameras: Cameras, *, point_cloud: tuple[Tensor, Tensor] | None = None, metadata: dict | None = None
+    ) -> dict[str, Path]:
+        """Write the companion files; returns every output path (the videos appear on exit)."""
+        paths = dict(self.paths)
+        paths["cameras"] = self.folder / f"{self.name}_cameras.json"
+        save_cameras(paths["cameras"], cameras, self.fps)
+        if point_cloud is not None:
+            paths["point_cloud"] = self.folder / f"{self.name}.ply"
+            write_ply(paths["point_cloud"], *point_cloud)
+        if metadata is not None:
+            paths["run"] = self.folder / f"{self.name}_run.json"
+            write_text_atomic(paths["run"], json.dumps(metadata, indent=1, default=str))
+        return paths
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        stack, self._stack = self._stack, None
+        return stack.__exit__(exc_type, exc, tb)
 
 
 def save_outputs(
@@ -200,31 +408,11 @@ def save_outputs(
     fps: float = DEFAULT_FPS,
     metadata: dict | None = None,
 ) -> dict[str, Path]:
-    """Write the video and its companions; every file is written atomically.
-
-    Files: ``{name}.mp4`` (with ``save_buffer``: GEN3C's widened layout, buffer renders left of
-    the generated frame), ``{name}_cameras.json`` (loads back with ``--camera_file``), with
-    ``save_buffer`` also ``{name}_buffer_masks.mp4``, with ``save_point_cloud``
-    ``{name}.ply``, and ``{name}_run.json`` (the settings of the run) when ``metadata`` is given.
-    """
-    out = ensure_writable_dir(folder)
-    if not name or Path(name).name != name or name in (".", ".."):
-        raise Gen3cInputError(f"video_save_name {name!r} must be a plain file name without folders")
-    paths: dict[str, Path] = {}
-    frames = buffer_panel(result) if save_buffer else result.frames
-    paths["video"] = write_video(out / f"{name}.mp4", frames, fps=fps)
-    cams_path = out / f"{name}_cameras.json"
-    save_cameras(cams_path, result.cameras, fps)
-    paths["cameras"] = cams_path
-    if save_buffer:
-        paths["buffer_masks"] = write_video(out / f"{name}_buffer_masks.mp4", mask_panel(result), fps=fps)
-    if save_point_cloud:
-        if cache is None:
-            raise ValueError("save_point_cloud needs the cache")
-        points, colors = cache.point_cloud()
-        paths["point_cloud"] = out / f"{name}.ply"
-        write_ply(paths["point_cloud"], points, colors)
-    if metadata is not None:
-        paths["run"] = out / f"{name}_run.json"
-        write_text_atomic(paths["run"], json.dumps(metadata, indent=1, default=str))
-    return paths
+    """Write a kept result's video and companions (see :class:`OutputWriter`), atomically."""
+    if result.frames is None or result.buffers is None:
+        raise ValueError("save_outputs needs a result with its frames kept; stream long videos through an OutputWriter")
+    if save_point_cloud and cache is None:
+        raise ValueError("save_point_cloud needs the cache")
+    with OutputWriter(folder, name, save_buffer=save_buffer, num_buffers=result.buffers.num_buffers, fps=fps) as out:
+        out.write(result.frames, result.buffers)
+        return out.finish(result.cameras, point_cloud=cache.point_cloud() if save_point_cloud else None, metadata=metadata)

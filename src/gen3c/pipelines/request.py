@@ -3,6 +3,12 @@
 :class:`GenerationRequest` holds every setting of a run under the CLI's flag names; the CLI,
 the GUI and batch manifests all build one and call :func:`run_request`, so the three never
 drift apart.
+
+A request names one input: an image (``input_image_path`` + ``depth_path``), a video with depth
+and cameras (``input_image_path`` = a GEN3C sample directory or legacy ``.pt``, or
+``vipe_path``), or multi-view key frames (``multiview_npz``). :func:`load_scene` turns it into
+the cache plan, cameras and first frame that :func:`~gen3c.pipelines.camera_video.generate_video`
+needs; the rest of a run is the same for every input.
 """
 
 from __future__ import annotations
@@ -17,7 +23,17 @@ import torch
 
 from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.errors import Gen3cInputError
+from gen3c.pipelines.autoregressive import (
+    GEN3C_CHUNK_FRAMES,
+    CachePlan,
+    FixedCache,
+    GrowingCache,
+    VideoCache,
+    check_chunked_frame_count,
+    plan_chunks,
+)
 from gen3c.pipelines.camera_video import (
+    OutputWriter,
     ProgressFactory,
     SourceView,
     VideoResult,
@@ -26,18 +42,26 @@ from gen3c.pipelines.camera_video import (
     generate_video,
     prepare_source,
     preset_cameras,
-    save_outputs,
+    resolve_chunk_frames,
 )
-from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE
+from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
 GENERATORS = ("preview", "gen3c")
+#: Frames per chunk of generators that make a fixed number (checked before a model loads).
+GENERATOR_CHUNK_FRAMES = {"gen3c": GEN3C_CHUNK_FRAMES}
+INPUT_KINDS = ("image", "sample", "vipe", "multiview")
 
 
 @dataclass
 class GenerationRequest:
-    """Every setting of a single-image run (names follow the CLI flags)."""
+    """Every setting of a run (names follow the CLI flags)."""
 
     input_image_path: str | None = None
+    vipe_path: str | None = None
+    vipe_clip: str | None = None
+    vipe_starting_frame_idx: int = 0
+    multiview_npz: str | None = None
+    trust_checkpoint: bool = False
     depth_path: str | None = None
     png_depth_scale: float = 0.001
     mask_invalid_depth: bool = False
@@ -50,6 +74,7 @@ class GenerationRequest:
     trajectory_scale: str = "auto"
     camera_file: str | None = None
     num_video_frames: int = 121
+    chunk_frames: int | None = None
     filter_points_threshold: float = 0.05
     foreground_masking: bool = False
     splat: str = "bilinear"
@@ -208,6 +233,127 @@ def make_cameras(request: GenerationRequest, source: SourceView) -> Cameras:
     )
 
 
+def input_kind(request: GenerationRequest) -> str:
+    """Which of :data:`INPUT_KINDS` the request names, after checking that it names one."""
+    from gen3c.io.gen3c_sample import is_sample
+
+    given = [flag for flag, value in (("--input_image_path", request.input_image_path), ("--vipe_path", request.vipe_path),
+                                       ("--multiview_npz", request.multiview_npz)) if value is not None]  # fmt: skip
+    if not given:
+        raise Gen3cInputError("no input: pass --input_image_path (an image, or a GEN3C sample directory), --vipe_path or --multiview_npz")
+    if len(given) > 1:
+        raise Gen3cInputError(f"{' and '.join(given)} were both given: pass one input")
+    if request.vipe_path is not None:
+        kind = "vipe"
+    elif request.multiview_npz is not None:
+        kind = "multiview"
+    else:
+        kind = "sample" if is_sample(request.input_image_path) else "image"
+    if kind != "image":
+        for flag, value in (("--depth_path", request.depth_path), ("--intrinsics", request.intrinsics), ("--fov", request.fov)):
+            if value is not None:
+                raise Gen3cInputError(f"{flag} applies to a single image; this {kind} input carries its own depth and cameras: leave it out")
+    if kind not in ("vipe", "sample") and request.vipe_starting_frame_idx:
+        raise Gen3cInputError("--vipe_starting_frame_idx applies to video input (--vipe_path or a sample directory)")
+    if kind != "vipe" and request.vipe_clip is not None:
+        raise Gen3cInputError("--vipe_clip applies to --vipe_path only")
+    return kind
+
+
+@dataclass
+class Scene:
+    """What a run renders: the cache of every chunk, the cameras, the first frame's condition."""
+
+    plan: CachePlan
+    cameras: Cameras
+    first_frame: torch.Tensor
+    kind: str
+
+
+def load_scene(request: GenerationRequest, source: SourceView | None = None) -> Scene:
+    """Read the request's input and build its cache plan, cameras and first frame.
+
+    Args:
+        source: an already prepared single image (e.g. the demo sample) instead of the files.
+    """
+    from gen3c.io.images import parse_resolution
+
+    size = parse_resolution(request.resolution)
+    cache_settings = (request.filter_points_threshold, request.foreground_masking, request.splat)
+    if source is not None:
+        kind = "image"
+    else:
+        kind = input_kind(request)
+    if kind == "image":
+        source = source or load_source(request)
+        cache = build_cache([source], *cache_settings)
+        return Scene(GrowingCache(cache), make_cameras(request, source), source.image, kind)
+    if kind == "multiview":
+        return _multiview_scene(request, size)
+    frames = load_video_frames(request, kind, size)
+    return Scene(VideoCache(frames, *cache_settings), video_cameras(request, frames), frames.image(0), kind)
+
+
+def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, int]):
+    """The request's video (sample directory or ViPE clip) at the working size, as a FrameStack."""
+    common = {"start": request.vipe_starting_frame_idx, "num_frames": request.num_video_frames,
+              "resize_mode": request.resize_mode, "mask_invalid_depth": request.mask_invalid_depth}  # fmt: skip
+    if kind == "vipe":
+        from gen3c.io.vipe import read_vipe
+
+        return read_vipe(request.vipe_path, size, clip=request.vipe_clip, **common)
+    from gen3c.io.gen3c_sample import read_sample
+
+    return read_sample(request.input_image_path, size, trust_checkpoint=request.trust_checkpoint, **common)
+
+
+def video_cameras(request: GenerationRequest, frames) -> Cameras:
+    """The request's trajectory for video input: its camera file (poses in the video's world
+    frame), or its preset applied per frame to the source cameras, ``w2cᵢ = Aᵢ · Wᵢ`` (spec §5);
+    target frames past the end of the source video keep its last camera."""
+    T = request.num_video_frames
+    H, W = frames.size
+    if request.camera_file is not None:
+        return _file_cameras(request, H, W)
+    index = torch.arange(T).clamp(max=len(frames) - 1)
+    first = frames.depth[0][frames.valid[0]]
+    center = center_depth_for(request.trajectory_scale, first, frames.depth_kind)
+    return preset_trajectory(
+        request.trajectory, request.camera_rotation, T, frames.w2c[index], frames.K[index], H, W, request.movement_distance, center
+    )
+
+
+def _multiview_scene(request: GenerationRequest, size: tuple[int, int]) -> Scene:
+    from gen3c.cache import SelectingCache3D
+    from gen3c.io.multiview import read_multiview
+
+    mv = read_multiview(request.multiview_npz, size, resize_mode=request.resize_mode, mask_invalid_depth=request.mask_invalid_depth)
+    T = request.num_video_frames
+    if request.camera_file is not None:
+        cameras = _file_cameras(request, *size)
+    elif len(mv.trajectory) < T:
+        raise Gen3cInputError(
+            f"multi-view npz {str(request.multiview_npz)!r} has {len(mv.trajectory)} cameras in w2cs_all but --num_video_frames is {T}: "
+            f"pass at most {len(mv.trajectory)}, or a --camera_file with {T} cameras"
+        )
+    else:
+        cameras = mv.trajectory[:T]
+    cache = SelectingCache3D(
+        select=2, filter_points_threshold=request.filter_points_threshold, foreground_masking=request.foreground_masking, splat=request.splat
+    )
+    keys = mv.keys
+    for i in range(len(keys)):
+        cache.add_view(keys.image(i), keys.depth[i], keys.K[i], keys.w2c[i], keys.valid[i])
+    return Scene(FixedCache(cache), cameras, keys.image(0), "multiview")
+
+
+def _file_cameras(request: GenerationRequest, H: int, W: int) -> Cameras:
+    from gen3c.io.camera_files import fit_cameras, load_camera_file
+
+    cams = load_camera_file(request.camera_file)
+    return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {str(request.camera_file)!r}")
+
+
 def make_generator(request: GenerationRequest):
     """The generator a request names."""
     if request.generator == "preview":
@@ -225,6 +371,15 @@ def make_generator(request: GenerationRequest):
     raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
 
 
+def check_frame_count(request: GenerationRequest) -> None:
+    """Refuse frame counts the named generator cannot make before anything is loaded (its chunk:
+    ``chunk_frames``, else ``generator_options["chunk_frames"]``, else GEN3C's 121)."""
+    fixed = GENERATOR_CHUNK_FRAMES.get(request.generator)
+    if fixed is not None:
+        fixed = request.chunk_frames or request.generator_options.get("chunk_frames") or fixed
+        check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator")
+
+
 @dataclass
 class RunOutput:
     result: VideoResult
@@ -238,33 +393,41 @@ def run_request(
     source: SourceView | None = None,
     generator=None,
     progress: ProgressFactory | None = None,
+    keep_frames: bool | None = None,
 ) -> RunOutput:
-    """Run one request end to end and write its outputs.
+    """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
     Args:
         source: an already prepared source view (e.g. the demo sample); read from the request's
             files when None.
         generator: a generator to reuse across requests; made from the request when None.
-        progress: stage-wise progress callbacks (see :data:`ProgressFactory`).
+        progress: stage-wise progress callbacks (see :data:`ProgressFactory`); long videos
+            report each chunk's stages as "Chunk k/n: …".
+        keep_frames: also keep every frame (and buffer) in the result; default: only for a run of
+            one chunk, so long videos stream to disk with flat memory.
     """
     from gen3c.io.atomic import ensure_writable_dir
 
     started = time.perf_counter()
+    # 1. Check the request
     ensure_writable_dir(request.video_save_folder, "--video_save_folder")
+    check_frame_count(request)
     generator = generator or make_generator(request)
-    check_num_frames(request.num_video_frames, generator)
-    source = source or load_source(request)
-    cameras = make_cameras(request, source)
-    cache = build_cache([source], request.filter_points_threshold, request.foreground_masking, request.splat)
-    result = generate_video(cache, cameras, generator, first_frame=source.image, progress=progress)
-    paths = save_outputs(
-        result,
-        request.video_save_folder,
-        request.video_save_name,
-        save_buffer=request.save_buffer,
-        cache=cache,
-        save_point_cloud=request.save_point_cloud,
-        fps=request.fps,
-        metadata=request.to_dict(),
-    )
+    T = request.num_video_frames
+    chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
+    check_num_frames(T, generator, chunk_frames)
+    # 2. Read the input: cache plan, cameras, first frame
+    scene = load_scene(request, source)
+    # 3. Generate chunk by chunk, streaming the outputs
+    num_chunks = len(plan_chunks(T, chunk_frames))
+    num_buffers = scene.plan.buffers_for(num_chunks)
+    keep = num_chunks == 1 if keep_frames is None else keep_frames
+    with OutputWriter(
+        request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps
+    ) as out:
+        result = generate_video(
+            scene.plan, scene.cameras, generator, scene.first_frame, progress, chunk_frames=chunk_frames, sink=out, keep=keep
+        )
+        point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
+        paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=request.to_dict())
     return RunOutput(result=result, paths=paths, seconds=time.perf_counter() - started)

@@ -1,0 +1,268 @@
+"""ViPE result directories (``vipe infer VIDEO --output DIR``), read as GEN3C reads them (spec §7).
+
+Layout, one entry per clip ``<clip>``::
+
+    rgb/<clip>.mp4           the video
+    pose/<clip>.npz          "data" (N, 4, 4) OpenCV camera-to-world, "inds" (N,) frame indices
+    intrinsics/<clip>.npz    "data" (N, 4) fx, fy, cx, cy in pixels, "inds" (N,)
+    depth/<clip>.zip         one "{frame:05d}.exr" per frame: half-float channel "Z", metric z-depth
+    mask/<clip>.zip          optional: one "{frame:05d}.png" per frame of instance ids
+
+Poses are inverted to world-to-camera (gen3c's convention). The instance masks are read and
+checked but, as in GEN3C, do not remove points from the cache.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gen3c.cameras import invert_pose, validate_intrinsics, validate_poses
+from gen3c.errors import Gen3cInputError
+from gen3c.io.frames import (
+    FrameStack,
+    check_array,
+    check_decoded,
+    check_depth,
+    fit_frames,
+    frame_range,
+    load_npz_array,
+)
+from gen3c.io.video import count_video_frames, read_video
+
+VIPE_FOLDERS = ("rgb", "pose", "intrinsics", "depth")
+
+
+def is_vipe(path: str | os.PathLike) -> bool:
+    """True for a directory with ``rgb/`` and ``pose/`` or an mp4 inside such a ``rgb/``."""
+    p = Path(path)
+    root = p.parent.parent if p.suffix.lower() == ".mp4" else p
+    return (root / "rgb").is_dir() and (root / "pose").is_dir()
+
+
+def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path, str]:
+    """The ViPE root and clip name that ``path`` (the root or ``rgb/<clip>.mp4``) and ``clip`` name."""
+    p = Path(path)
+    if p.suffix.lower() == ".mp4":
+        if not p.is_file():
+            raise Gen3cInputError(f"ViPE video {str(p)!r} does not exist: check --vipe_path")
+        if p.parent.name != "rgb":
+            raise Gen3cInputError(
+                f"--vipe_path {str(p)!r} is an mp4 outside a ViPE rgb/ folder: pass the ViPE output directory"
+            )
+        if clip is not None and clip != p.stem:
+            raise Gen3cInputError(
+                f"--vipe_clip {clip!r} contradicts --vipe_path {str(p)!r}: pass one of them"
+            )
+        root, clip = p.parent.parent, p.stem
+    else:
+        root = p
+        if not root.is_dir():
+            raise Gen3cInputError(
+                f"ViPE directory {str(root)!r} does not exist: pass the folder given to 'vipe infer --output'"
+            )
+    name = f"ViPE directory {str(root)!r}"
+    missing = [f"{d}/" for d in VIPE_FOLDERS if not (root / d).is_dir()]
+    if missing:
+        raise Gen3cInputError(
+            f"{name} lacks {', '.join(missing)}: ViPE writes {', '.join(d + '/' for d in VIPE_FOLDERS)} (and mask/)"
+        )
+    clips = sorted(f.stem for f in (root / "rgb").glob("*.mp4"))
+    if not clips:
+        raise Gen3cInputError(f"{name} has no video in rgb/: run 'vipe infer' on a video first")
+    if clip is None:
+        if len(clips) > 1:
+            raise Gen3cInputError(
+                f"{name} holds {len(clips)} clips ({_listing(clips)}): choose one with --vipe_clip NAME"
+            )
+        clip = clips[0]
+    elif clip not in clips:
+        raise Gen3cInputError(f"{name} has no clip {clip!r}: its clips are {_listing(clips)}")
+    return root, clip
+
+
+def _listing(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def read_vipe(
+    path: str | os.PathLike,
+    resolution: tuple[int, int],
+    *,
+    clip: str | None = None,
+    start: int = 0,
+    num_frames: int | None = None,
+    resize_mode: str = "crop",
+    mask_invalid_depth: bool = False,
+) -> FrameStack:
+    """Read frames ``start`` … ``start + num_frames − 1`` of a ViPE clip at the working resolution.
+
+    Args:
+        path: the ViPE output directory, or ``rgb/<clip>.mp4`` inside it.
+        clip: the clip's name, needed when the directory holds several.
+        start: first frame (GEN3C's ``--vipe_starting_frame_idx``); ``num_frames``: how many
+            (None: to the end; fewer when the clip ends first).
+        resolution, resize_mode: see :func:`gen3c.io.frames.fit_frames`.
+        mask_invalid_depth: leave NaN/inf depth out of the cache instead of refusing the clip.
+    Raises:
+        Gen3cInputError: a missing folder, file or frame; counts that disagree; unreadable mp4,
+            npz, EXR or PNG; non-rigid poses; bad intrinsics or depth; ``start`` past the end.
+    """
+    root, clip = resolve_vipe(path, clip)
+    files = {
+        "rgb": root / "rgb" / f"{clip}.mp4",
+        "pose": root / "pose" / f"{clip}.npz",
+        "intrinsics": root / "intrinsics" / f"{clip}.npz",
+        "depth": root / "depth" / f"{clip}.zip",
+    }
+    missing = [str(f.relative_to(root)) for f in files.values() if not f.is_file()]
+    if missing:
+        raise Gen3cInputError(
+            f"ViPE directory {str(root)!r} lacks {', '.join(missing)} for clip {clip!r}: re-run 'vipe infer'"
+        )
+    rel = {key: str(f.relative_to(root)) for key, f in files.items()}
+    total = count_video_frames(files["rgb"], "ViPE video")
+    stop = frame_range(start, num_frames, total, f"ViPE {rel['rgb']}")
+    needed = list(range(start, stop))
+
+    c2w = _per_frame(files["pose"], rel["pose"], needed, total, (4, 4), "poses")
+    w2c = invert_pose(validate_poses(torch.from_numpy(c2w), f"ViPE {rel['pose']} poses (camera-to-world)"))
+    intr = _per_frame(files["intrinsics"], rel["intrinsics"], needed, total, (4,), "intrinsics")
+    K = torch.zeros(len(needed), 3, 3)
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = (torch.from_numpy(intr[:, i]) for i in range(4))
+    K[:, 2, 2] = 1.0
+    K = validate_intrinsics(K, f"ViPE {rel['intrinsics']} intrinsics")
+
+    frames, fps = read_video(files["rgb"], "ViPE video", max_frames=len(needed), start=start)
+    check_decoded(len(frames), len(needed), f"ViPE {rel['rgb']}")
+    size = frames.shape[1:3]
+    depth = _read_zip_frames(files["depth"], rel["depth"], needed, total, ".exr", size, _decode_exr)
+    depth, valid = check_depth(torch.from_numpy(depth), f"ViPE {rel['depth']}", mask_invalid_depth)
+    instance_ids = None
+    mask_zip = root / "mask" / f"{clip}.zip"
+    if mask_zip.is_file():
+        ids = _read_zip_frames(mask_zip, f"mask/{clip}.zip", needed, total, ".png", size, _decode_png)
+        instance_ids = torch.from_numpy(ids)
+    stack = FrameStack(
+        images=torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
+        depth=depth,
+        valid=valid,
+        w2c=w2c.float(),
+        K=K,
+        fps=fps,
+        frame_indices=needed,
+        depth_kind="metric",
+        instance_ids=instance_ids,
+    )
+    return fit_frames(stack, resolution, resize_mode)
+
+
+def _per_frame(
+    path: Path, rel: str, needed: list[int], total: int, item_shape: tuple[int, ...], what: str
+) -> np.ndarray:
+    """Rows of ``data`` for the ``needed`` frames, looked up through ``inds``."""
+    name = f"ViPE {rel}"
+    data = load_npz_array(path, "data", name)
+    inds = load_npz_array(path, "inds", name)
+    if data.ndim == 2 and data.shape[1] == 16 and item_shape == (4, 4):
+        data = data.reshape(-1, 4, 4)
+    if data.ndim == 3 and data.shape[1:] == (3, 3) and item_shape == (4,):  # 3×3 matrices → fx, fy, cx, cy
+        data = np.stack([data[:, 0, 0], data[:, 1, 1], data[:, 0, 2], data[:, 1, 2]], axis=1)
+    check_array(data, f"{name} 'data'", (None, *item_shape), kinds="fi")
+    check_array(inds, f"{name} 'inds'", (len(data),), kinds="iu")
+    if len(inds) and (int(inds.min()) < 0 or int(inds.max()) >= total):
+        raise Gen3cInputError(
+            f"{name} has {what} for frames up to {int(inds.max())} but the video has {total} frames: frame counts disagree (files of different clips?)"
+        )
+    rows = {int(i): r for r, i in enumerate(inds)}
+    absent = [f for f in needed if f not in rows]
+    if absent:
+        raise Gen3cInputError(
+            f"{name} has no {what} for frame {absent[0]} ({len(absent)} of the {len(needed)} frames asked for are missing; it covers {len(rows)} of the video's {total})"
+        )
+    return data[[rows[f] for f in needed]].astype(np.float32)
+
+
+def _read_zip_frames(
+    path: Path, rel: str, needed: list[int], total: int, suffix: str, size: tuple[int, int], decode
+) -> np.ndarray:
+    """Decode ``{frame:05d}{suffix}`` of each needed frame from a zip into one (n, H, W) array."""
+    name = f"ViPE {rel}"
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Gen3cInputError(f"{name} is not a readable zip file ({exc})") from None
+    with archive:
+        members = set(archive.namelist())
+        indices = sorted(
+            int(m[: -len(suffix)]) for m in members if m.endswith(suffix) and m[: -len(suffix)].isdigit()
+        )
+        if indices and indices[-1] >= total:
+            raise Gen3cInputError(
+                f"{name} has frames up to {indices[-1]} but the video has {total} frames: frame counts disagree (files of different clips?)"
+            )
+        out = None
+        for i, frame in enumerate(needed):
+            member = f"{frame:05d}{suffix}"
+            if member not in members:
+                raise Gen3cInputError(
+                    f"{name} has no {member} (frame {frame}); it holds {len(indices)} of the video's {total} frames"
+                )
+            try:
+                array = decode(archive.read(member))
+            except Gen3cInputError as exc:
+                raise Gen3cInputError(f"{name} {member}: {exc}") from None
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                raise Gen3cInputError(f"{name} {member} cannot be read ({exc})") from None
+            if array.shape != tuple(size):
+                raise Gen3cInputError(
+                    f"{name} {member} is {array.shape[0]}×{array.shape[1]} but the video is {size[0]}×{size[1]}: they must match"
+                )
+            if out is None:
+                out = np.empty((len(needed), *size), dtype=array.dtype)
+            out[i] = array
+    return out
+
+
+def _decode_exr(data: bytes) -> np.ndarray:
+    try:
+        import OpenEXR
+    except ImportError:
+        raise Gen3cInputError(
+            "reading ViPE depth needs the OpenEXR package: pip install 'gen3c[exr]'"
+        ) from None
+    try:
+        with OpenEXR.File(io.BytesIO(data)) as f:
+            channels = f.channels()
+            if "Z" not in channels:
+                raise Gen3cInputError(
+                    f"no channel 'Z' (it has {sorted(channels)}): ViPE writes depth as channel Z"
+                )
+            pixels = np.array(channels["Z"].pixels)
+    except Gen3cInputError:
+        raise
+    except Exception as exc:  # OpenEXR raises plain Exceptions for bad files
+        raise Gen3cInputError(f"not a readable OpenEXR image ({exc})") from None
+    if pixels.ndim != 2:
+        raise Gen3cInputError(f"channel Z has shape {pixels.shape}: expected (H, W)")
+    return pixels.astype(np.float32)
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            array = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise Gen3cInputError(f"not a readable PNG ({exc})") from None
+    if array.ndim == 3:
+        array = array[..., 0]
+    return array.astype(np.int32)

@@ -1,0 +1,178 @@
+"""A procedural dynamic scene and writers of the input layouts other tools produce (ViPE, GEN3C's
+sample directory, GEN3C's multi-view npz), with the real encoders: H.264 mp4, half-float
+OpenEXR with channel Z, PNG, npz. Tests read them back through gen3c's public entry points."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gen3c.cameras import invert_pose, look_at, make_intrinsics
+from gen3c.io.video import write_video
+
+WALL_Z = 6.0
+FLOOR_Y = 1.2
+
+
+def scene_cameras(
+    n: int, h: int, w: int, step: float = 0.04, fov_px: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` cameras sliding right along x, looking down +z: (n, 4, 4) w2c and (n, 3, 3) K."""
+    f = fov_px or 0.9 * w
+    eyes = torch.stack([torch.tensor([step * i, -0.1, 0.0]) for i in range(n)])
+    w2c = look_at(eyes, eyes + torch.tensor([0.0, 0.05, 5.0]))
+    K = make_intrinsics(f, f, (w - 1) / 2.0, (h - 1) / 2.0).expand(n, 3, 3).clone()
+    return w2c, K
+
+
+def sphere_center(t: float) -> np.ndarray:
+    """The sphere moves: the scene is dynamic."""
+    return np.array([0.3 * np.sin(0.7 * t), 0.15, 3.4])
+
+
+def render(
+    w2c: torch.Tensor, K: torch.Tensor, h: int, w: int, times=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ray-cast the scene: a back wall, a floor and a moving sphere, smoothly textured.
+
+    Returns:
+        ``(rgb (T, h, w, 3) uint8, depth (T, h, w) float32 z-depth, ids (T, h, w) uint8)``;
+        ids are 1 on the sphere (an "instance"), 0 elsewhere.
+    """
+    T = len(w2c)
+    times = np.arange(T, dtype=np.float64) if times is None else np.asarray(times, dtype=np.float64)
+    v, u = np.mgrid[:h, :w].astype(np.float64)
+    pix = np.stack([u, v, np.ones_like(u)], -1)
+    rgb = np.empty((T, h, w, 3), np.uint8)
+    depth = np.empty((T, h, w), np.float32)
+    ids = np.zeros((T, h, w), np.uint8)
+    for i in range(T):
+        Kinv = np.linalg.inv(K[i].double().numpy())
+        c2w = invert_pose(w2c[i].double()).numpy()
+        d_cam = pix @ Kinv.T  # z = 1: ray length s equals z-depth
+        d = d_cam @ c2w[:3, :3].T
+        o = c2w[:3, 3]
+        best = np.full((h, w), np.inf)
+        col = np.zeros((h, w, 3))
+        s_wall = (WALL_Z - o[2]) / d[..., 2]
+        p = o + s_wall[..., None] * d
+        hit = s_wall > 0
+        wall = np.stack([0.5 + 0.3 * np.sin(1.3 * p[..., 0] + 0.4) * np.cos(1.1 * p[..., 1]),
+                         0.45 + 0.25 * np.cos(0.9 * p[..., 0] - 0.7 * p[..., 1]),
+                         0.5 + 0.2 * np.sin(0.8 * p[..., 1] + 1.0)], -1)  # fmt: skip
+        best, col = _closer(hit, s_wall, wall, best, col)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s_floor = np.where(d[..., 1] > 1e-6, (FLOOR_Y - o[1]) / d[..., 1], np.inf)
+        p = o + np.where(np.isfinite(s_floor), s_floor, 0)[..., None] * d
+        floor = np.stack(
+            [
+                0.35 + 0.2 * np.cos(1.7 * p[..., 0]),
+                0.55 + 0.2 * np.sin(0.9 * p[..., 2]),
+                np.full((h, w), 0.3),
+            ],
+            -1,
+        )
+        best, col = _closer(np.isfinite(s_floor) & (s_floor > 0), s_floor, floor, best, col)
+        c = sphere_center(times[i])
+        oc = o - c
+        b = (d * oc).sum(-1)
+        a = (d * d).sum(-1)
+        disc = b * b - a * ((oc * oc).sum() - 0.7**2)
+        s_sph = np.where(disc > 0, (-b - np.sqrt(np.maximum(disc, 0))) / a, np.inf)
+        n = (o + np.where(np.isfinite(s_sph), s_sph, 0)[..., None] * d - c) / 0.7
+        sphere = np.stack([0.75 + 0.2 * n[..., 0], 0.3 + 0.15 * n[..., 1], 0.25 - 0.1 * n[..., 2]], -1)
+        on_sphere = np.isfinite(s_sph) & (s_sph > 0) & (s_sph < best)
+        best, col = _closer(on_sphere, s_sph, sphere, best, col)
+        rgb[i] = np.clip(col * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        depth[i] = best.astype(np.float32)
+        ids[i] = on_sphere
+    return rgb, depth, ids
+
+
+def _closer(hit, s, color, best, col):
+    closer = hit & (s < best)
+    return np.where(closer, s, best), np.where(closer[..., None], color, col)
+
+
+def scene(n: int = 10, h: int = 72, w: int = 128):
+    """A dynamic clip: (rgb, depth, ids, w2c, K)."""
+    w2c, K = scene_cameras(n, h, w)
+    rgb, depth, ids = render(w2c, K, h, w)
+    return rgb, depth, ids, w2c, K
+
+
+# --------------------------------------------------------------------------------------------
+# Layout writers
+# --------------------------------------------------------------------------------------------
+
+
+def exr_bytes(depth: np.ndarray, channel: str = "Z") -> bytes:
+    import OpenEXR
+
+    buf = io.BytesIO()
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {channel: depth.astype(np.float16)}) as f:
+        f.write(buf)
+    return buf.getvalue()
+
+
+def png_bytes(ids: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(ids.astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_vipe(root: Path, clip: str, rgb, depth, w2c, K, ids=None, fps: float = 24) -> Path:
+    """ViPE's output layout for one clip; poses stored camera-to-world as ViPE does."""
+    for sub in ("rgb", "pose", "intrinsics", "depth", "mask"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    write_video(root / "rgb" / f"{clip}.mp4", rgb, fps=fps, quality=10)
+    T = len(rgb)
+    inds = np.arange(T)
+    np.savez(root / "pose" / f"{clip}.npz", data=invert_pose(w2c.double()).numpy(), inds=inds)
+    intr = torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], 1).numpy()
+    np.savez(root / "intrinsics" / f"{clip}.npz", data=intr, inds=inds)
+    with zipfile.ZipFile(root / "depth" / f"{clip}.zip", "w") as z:
+        for i in range(T):
+            z.writestr(f"{i:05d}.exr", exr_bytes(depth[i]))
+    if ids is not None:
+        with zipfile.ZipFile(root / "mask" / f"{clip}.zip", "w") as z:
+            for i in range(T):
+                z.writestr(f"{i:05d}.png", png_bytes(ids[i]))
+    return root
+
+
+def write_sample(folder: Path, rgb, depth, mask, w2c, K) -> Path:
+    """GEN3C's sample directory ("distributed format")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_video(folder / "rgb.mp4", rgb, quality=10)
+    np.savez_compressed(folder / "depth.npz", depth=depth.astype(np.float16))
+    np.savez_compressed(folder / "mask.npz", mask=mask.astype(bool))
+    np.savez(
+        folder / "camera.npz", w2c=w2c.numpy().astype(np.float32), intrinsics=K.numpy().astype(np.float32)
+    )
+    return folder
+
+
+def write_multiview(
+    path: Path, rgb, depth, mask, K, w2c, w2cs_all, Ks_all=None, overrides: dict | None = None
+) -> Path:
+    """GEN3C's multi-view npz; ``overrides`` replace or (with None) drop keys."""
+    data = {
+        "images_key_frames": rgb.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0,
+        "depth_key_frames": depth[:, None].astype(np.float32),
+        "mask_key_frames": mask[:, None].astype(np.float32),
+        "K_key_frames": K.numpy().astype(np.float32),
+        "w2cs_key_frames": w2c.numpy().astype(np.float32),
+        "w2cs_all": w2cs_all.numpy().astype(np.float32),
+    }
+    if Ks_all is not None:
+        data["Ks_all"] = Ks_all.numpy().astype(np.float32)
+    data.update(overrides or {})
+    np.savez(path, **{k: v for k, v in data.items() if v is not None})
+    return path

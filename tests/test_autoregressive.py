@@ -1,0 +1,299 @@
+"""Chunked (autoregressive) generation, depth alignment and multi-view buffer selection."""
+
+import math
+
+import pytest
+import torch
+
+from gen3c.cache import BufferRenders, Cache3D, SelectingCache3D, keep_only_first_full
+from gen3c.cameras import Cameras, look_at, make_intrinsics
+from gen3c.errors import Gen3cInputError
+from gen3c.io.frames import FrameStack, images_to_uint8
+from gen3c.pipelines.autoregressive import (
+    GrowingCache,
+    VideoCache,
+    align_depth_to_reference,
+    check_chunked_frame_count,
+    plan_chunks,
+)
+from gen3c.pipelines.camera_video import OutputWriter, check_num_frames, generate_video, resolve_chunk_frames
+from gen3c.pipelines.preview import PreviewGenerator
+
+H, W = 24, 32
+K = make_intrinsics(30.0, 30.0, (W - 1) / 2, (H - 1) / 2)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: one thread avoids thread hand-offs that dominate on a busy shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def plane_view(depth=3.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, H), torch.linspace(-1, 1, W), indexing="ij")
+    image = torch.stack([torch.sin(3 * xx), torch.cos(2 * yy), xx * yy]) * 0.8 + 0.05 * torch.rand(
+        3, H, W, generator=g
+    )
+    return image.clamp(-1, 1), torch.full((H, W), depth)
+
+
+def slide(n, step=0.02, start=0.0):
+    eyes = torch.stack([torch.tensor([start + step * i, 0.0, 0.0]) for i in range(n)])
+    return Cameras(look_at(eyes, eyes + torch.tensor([0.0, 0.0, 1.0])), K, H, W)
+
+
+# --------------------------------------------------------------------------------------------
+# Chunk plans and frame counts
+# --------------------------------------------------------------------------------------------
+
+
+def test_plan_chunks_overlap_by_one_frame():
+    assert plan_chunks(121, 121) == [(0, 121)]
+    assert plan_chunks(361, 121) == [(0, 121), (120, 241), (240, 361)]
+    assert plan_chunks(50, None) == [(0, 50)]
+    assert plan_chunks(20, 8) == [(0, 8), (7, 15), (14, 20)]
+    for n, chunk in ((241, 121), (20, 8), (9, 2)):
+        chunks = plan_chunks(n, chunk)
+        # chunk 0 + every later chunk without its first frame = n frames
+        assert chunks[0][1] + sum(stop - start - 1 for start, stop in chunks[1:]) == n
+
+
+def test_gen3c_frame_counts_are_120n_plus_1():
+    check_chunked_frame_count(241, 121, "gen3c")
+    for bad in (120, 200, 242, 1):
+        with pytest.raises(Gen3cInputError, match=r"121, 241, 361, …"):
+            check_chunked_frame_count(bad, 121, "the gen3c generator")
+
+
+class Recorder:
+    """A generator with a fixed chunk: returns its first buffer, records every call."""
+
+    name = "recorder"
+
+    def __init__(self, chunk_frames=9):
+        self.chunk_frames = chunk_frames
+        self.calls = []
+
+    def check_num_frames(self, n):
+        if n != self.chunk_frames:
+            raise Gen3cInputError(f"one call makes {self.chunk_frames} frames, not {n}")
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+        self.calls.append(
+            {
+                "cameras": cameras,
+                "first": first_frame.clone(),
+                "buffers": buffers.num_buffers,
+                "views": buffers.views,
+            }
+        )
+        frames = buffers.colors[:, 0].clone()
+        frames[0] = first_frame
+        return frames
+
+
+def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    cams = slide(25)
+    gen = Recorder(9)
+    seen = []
+    result = generate_video(
+        cache,
+        cams,
+        gen,
+        first_frame=image,
+        progress=lambda stage, total: seen.append(stage) or (lambda n=1: None),
+    )
+    assert (
+        result.num_frames == 25 and len(result.frames) == 25 and result.chunks == [(0, 9), (8, 17), (16, 25)]
+    )
+    assert [len(c["cameras"]) for c in gen.calls] == [9, 9, 9]
+    assert torch.equal(gen.calls[0]["cameras"].w2c, cams.w2c[:9]) and torch.equal(
+        gen.calls[2]["cameras"].w2c, cams.w2c[16:]
+    )
+    # Chunk k+1 is conditioned on chunk k's last frame, which the cache also took as a new buffer.
+    assert torch.equal(gen.calls[1]["first"], result.frames[8]) and torch.equal(
+        gen.calls[2]["first"], result.frames[16]
+    )
+    assert [c["buffers"] for c in gen.calls] == [1, 2, 2]
+    assert len(cache) == 2
+    assert "Chunk 2/3: rendering 3D cache" in seen and "Chunk 3/3: generating (recorder)" in seen
+    assert "Chunk 2/3: adding frame 8 to the cache" in seen
+    # --save_buffer's panel is padded to the most buffers any chunk had.
+    assert result.buffers.colors.shape == (25, 2, 3, H, W)
+    with pytest.raises(Gen3cInputError, match="8·N\\+1 frames \\(9, 17, 25, …\\)"):
+        check_num_frames(20, gen)
+
+
+def test_preview_runs_chunked_for_120n_plus_1_or_when_asked():
+    gen = PreviewGenerator()
+    assert resolve_chunk_frames(241, gen) == 121
+    assert resolve_chunk_frames(121, gen) is None and resolve_chunk_frames(200, gen) is None
+    assert resolve_chunk_frames(30, gen, 10) == 10
+    with pytest.raises(Gen3cInputError, match="chunk_frames"):
+        resolve_chunk_frames(241, Recorder(121), 60)
+
+
+def test_video_cache_renders_source_frame_t_in_every_chunk():
+    T = 12
+    frames = torch.stack([plane_view(seed=i)[0] for i in range(T)])
+    stack = FrameStack(images_to_uint8(frames), torch.full((T, H, W), 3.0), torch.ones(T, H, W, dtype=torch.bool),
+                       torch.eye(4).expand(T, 4, 4).clone(), K.expand(T, 3, 3).clone())  # fmt: skip
+    still = Cameras(torch.eye(4).expand(17, 4, 4).clone(), K, H, W)  # 5 frames past the source's end
+    result = generate_video(VideoCache(stack), still, Recorder(5), first_frame=stack.image(0))
+    assert result.chunks == [(0, 5), (4, 9), (8, 13), (12, 17)]
+    out = result.frames
+    source = stack.image(0, T)
+    for t in range(1, 17):
+        if t in (4, 8, 12):
+            continue  # chunk starts show the conditioning frame (the previous chunk's last one)
+        expected = source[min(t, T - 1)]
+        assert (out[t] - expected).abs().max() < 1e-4, t
+
+
+def test_outputs_stream_and_vanish_on_error(tmp_path):
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    cams = slide(17)
+    with OutputWriter(tmp_path, "v", save_buffer=True, num_buffers=2) as out:
+        result = generate_video(cache, cams, Recorder(9), first_frame=image, sink=out)
+        paths = out.finish(cams)
+    assert result.frames is None and out.frames_written == 17
+    from gen3c.io.video import read_video
+
+    frames, _ = read_video(paths["video"])
+    assert frames.shape == (17, H, 3 * W, 3)
+
+    class Failing(Recorder):
+        def generate(self, *args, **kwargs):
+            if len(self.calls) == 1:
+                raise KeyboardInterrupt
+            return super().generate(*args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt), OutputWriter(tmp_path / "b", "v") as out:
+        generate_video(cache, cams, Failing(9), first_frame=image, sink=out)
+    assert not any((tmp_path / "b").iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# Depth alignment (spec §6)
+# --------------------------------------------------------------------------------------------
+
+
+def smooth_depth(h=40, w=56):
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    return 1.5 + 2.0 * xx + 0.5 * torch.sin(6 * yy)
+
+
+def test_alignment_recovers_a_known_affine_map_in_inverse_depth():
+    est = smooth_depth()
+    ref = 1.0 / (0.6 / est + 0.15)
+    valid = torch.rand(est.shape, generator=torch.Generator().manual_seed(0)) > 0.3
+    aligned = align_depth_to_reference(est, ref, valid, steps=0)
+    assert ((aligned - ref).abs() / ref).max() < 1e-5  # everywhere, also where the reference is unknown
+    # Outliers far outside the 10–90 % quantiles do not bend the fit.
+    corrupt = ref.clone()
+    outliers = torch.rand(est.shape, generator=torch.Generator().manual_seed(1)) < 0.05
+    corrupt[outliers] *= 20
+    aligned = align_depth_to_reference(est, corrupt, valid, steps=0)
+    assert ((aligned - ref).abs() / ref).max() < 1e-5
+
+
+def test_alignment_refines_a_smooth_scale_map():
+    est = smooth_depth()
+    h, w = est.shape
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    ref = (1.0 / (0.6 / est + 0.15)) * (1 + 0.04 * torch.sin(3 * xx + 2 * yy))
+    valid = torch.ones(h, w, dtype=torch.bool)
+    Kd = make_intrinsics(50.0, 50.0, w / 2, h / 2)
+    steps = []
+    affine = align_depth_to_reference(est, ref, valid, Kd, steps=0)
+    refined = align_depth_to_reference(est, ref, valid, Kd, progress=steps.append)
+    assert len(steps) == 100
+    err = lambda d: float(((d - ref).abs() / ref).mean())  # noqa: E731
+    assert err(refined) < 0.2 * err(affine)
+
+
+def test_generated_frame_joins_the_cache_with_aligned_depth():
+    image, depth = plane_view(depth=3.0)
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    cam = slide(2, step=0.05)[1]
+    frame = cache.render(cam).colors[0, 0]
+
+    class Doubling:  # an estimator whose scale is off by 2 (as any relative depth model's is)
+        def estimate(self, image, size=None):
+            assert image.min() >= 0 and size == (H, W)
+            return type("E", (), {"depth": torch.full((H, W), 6.0) + 0.01 * torch.rand(H, W)})()
+
+    grown = GrowingCache(cache, depth_estimator=Doubling(), align_steps=10)
+    assert grown.add_generated_frame(frame, cam)
+    assert len(cache) == 2
+    new = cache.views[0]  # newest first
+    z = (new.points[0] @ cam.w2c[0, :3, :3].T + cam.w2c[0, :3, 3])[..., 2]
+    assert (z[new.valid[0]] - 3.0).abs().max() < 0.05  # aligned to the rendered depth, not 6
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-view buffer selection (spec §4)
+# --------------------------------------------------------------------------------------------
+
+
+def test_selecting_cache_picks_the_views_that_see_the_target():
+    cache = SelectingCache3D(select=2, filter_points_threshold=0)
+    eyes = [-1.0, 0.0, 1.0, 2.5]
+    for i, x in enumerate(eyes):
+        image, depth = plane_view(depth=2.0, seed=i)
+        cache.add_view(image, depth, K, look_at(torch.tensor([x, 0.0, 0.0]), torch.tensor([x, 0.0, 1.0])))
+    targets = slide(4, step=0.1, start=0.9)  # around x = 1 … 1.2
+    renders = cache.render(targets)
+    assert renders.num_buffers == 2 and renders.views[0] == 2  # the view at x = 1 sees most
+    assert set(renders.views) == {2, 1} or set(renders.views) == {2, 3}
+    scores = cache.overlap_scores(targets)
+    assert renders.views == tuple(int(i) for i in torch.argsort(scores, descending=True)[:2])
+
+
+def test_near_full_buffer_conditions_alone():
+    T, NB = 2, 2
+    masks = torch.zeros(T, NB, 1, 4, 4)
+    masks[0, 0] = 1  # frame 0: buffer 0 full, buffer 1 partial → buffer 1 blanked
+    masks[0, 1, :, :2] = 1
+    masks[1, 0, :, :1] = 1  # frame 1: nothing near full → both kept
+    masks[1, 1, :, :2] = 1
+    r = BufferRenders(torch.zeros(T, NB, 3, 4, 4), masks.clone(), torch.ones(T, NB, 1, 4, 4))
+    keep_only_first_full(r, 0.9)
+    assert r.masks[0, 1].sum() == 0 and r.colors[0, 1].min() == -1 and r.masks[0, 0].sum() == 16
+    assert torch.equal(r.masks[1], masks[1])
+    assert math.isclose(float(r.depths[0, 1].sum()), 0.0)
+
+
+def test_gen3c_generator_runs_chunked_through_the_same_pipeline(box_scene, tmp_path):
+    """The diffusion generator (a tiny random-weight model with 17-frame chunks) makes a 2-chunk
+    video through run_request exactly as the preview does."""
+    from gen3c.io.video import read_video
+    from gen3c.models.tiny import tiny_pipeline
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    tiny_pipeline(seed=0).save_pretrained(tmp_path / "tiny")
+    image, depth, _, _ = box_scene
+    stages = []
+    request = GenerationRequest(
+        input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48", num_video_frames=33,
+        generator="gen3c", video_save_folder=str(tmp_path / "out"), save_buffer=True,
+        generator_options={"checkpoint_dir": str(tmp_path / "tiny"), "chunk_frames": 17, "num_steps": 2, "device": "cpu", "dtype": "float32"},
+    )  # fmt: skip
+    out = run_request(request, progress=lambda stage, total: stages.append(stage) or (lambda n=1: None))
+    assert out.result.chunks == [(0, 17), (16, 33)] and out.result.frames is None  # streamed
+    assert "Chunk 2/2: adding frame 16 to the cache" in stages and "Chunk 2/2: generating (gen3c)" in stages
+    frames, _ = read_video(out.paths["video"])
+    assert frames.shape == (33, 32, 48 * 3, 3)  # 2 buffers in chunk 2, padded in chunk 1
+    request.num_video_frames = 30
+    with pytest.raises(Gen3cInputError, match=r"16·N\+1 frames \(17, 33, 49, …\)"):
+        run_request(request)

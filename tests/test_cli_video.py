@@ -1,0 +1,215 @@
+"""`gen3c generate` end to end on video (sample directory, ViPE), multi-view and long
+(autoregressive) inputs with the preview generator, and bad input → one line, exit 2."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from layouts import render, scene, write_multiview, write_sample, write_vipe
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.io.camera_files import load_camera_file
+from gen3c.io.video import read_video
+
+runner = CliRunner()
+H, W, T = 72, 128, 10
+RES = "64x128"  # GEN3C's 720×1280 → 704×1280 crop, at a tenth of the size
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: one thread avoids thread hand-offs that dominate on a busy shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return scene(T, H, W)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, clip):
+    rgb, depth, ids, w2c, K = clip
+    root = tmp_path_factory.mktemp("inputs")
+    keys = [0, 5, 9]
+    still, still_depth, _ = render(w2c, K, H, W, times=np.zeros(T))  # multi-view input is of a static scene
+    return {
+        "sample": write_sample(root / "batch_0000", rgb, depth, depth > 0, w2c, K),
+        "vipe": write_vipe(root / "vipe", "walk", rgb, depth, w2c, K, ids),
+        "multiview": write_multiview(
+            root / "mv.npz", still[keys], still_depth[keys], still_depth[keys] > 0, K[keys], w2c[keys], w2c
+        ),
+        "static": still,
+    }
+
+
+def invoke(*args):
+    return runner.invoke(app, ["generate", *(str(a) for a in args)])
+
+
+def psnr(a, b):
+    return float(10 * np.log10(255.0**2 / max(np.mean((a.astype(float) - b.astype(float)) ** 2), 1e-10)))
+
+
+def test_sample_directory_video_to_video(inputs, clip, tmp_path):
+    res = invoke("--input_image_path", inputs["sample"], "--resolution", RES, "--num_video_frames", 9,
+                 "--trajectory", "right", "--movement_distance", 0.5, "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (9, 64, 128, 3)
+    source = clip[0][:, 4:68]
+    assert psnr(frames[0], source[0]) > 30  # the first frame is the first source frame
+    # The camera moves away from the source cameras, so frames drift from the source frames.
+    assert psnr(frames[8], source[8]) < psnr(frames[0], source[0]) - 5
+    cams = load_camera_file(tmp_path / "output_cameras.json")
+    assert len(cams) == 9 and (cams.height, cams.width) == (64, 128)
+    run = json.loads((tmp_path / "output_run.json").read_text())
+    assert run["input_image_path"] == str(inputs["sample"])
+
+
+def test_vipe_video_to_video_starting_frame_and_buffers(inputs, clip, tmp_path):
+    res = invoke("--vipe_path", inputs["vipe"], "--vipe_starting_frame_idx", 2, "--resolution", RES, "--num_video_frames", 12,
+                 "--movement_distance", 0, "--save_buffer", "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (12, 64, 256, 3)  # the 4D cache's one buffer, left of the frame
+    generated, buffer = frames[..., 128:, :], frames[..., :128, :]
+    assert psnr(generated[0], clip[0][2, 4:68]) > 30  # frame 0 = source frame 2
+    # The sphere moves in the source video and moves in the output too (a 4D cache).
+    assert psnr(buffer[0], buffer[7]) < 30
+    # Source frames 2 … 9 fill outputs 0 … 7; the outputs past the clip's end hold its last frame.
+    assert psnr(buffer[7], buffer[11]) > 45 and psnr(buffer[6], buffer[7]) < 40
+
+
+def test_multiview_npz(inputs, clip, tmp_path):
+    res = invoke("--multiview_npz", inputs["multiview"], "--resolution", RES, "--num_video_frames", 10,
+                 "--save_buffer", "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (10, 64, 384, 3)  # 2 selected key views + the frame
+    generated = frames[..., 256:, :]
+    masks, _ = read_video(tmp_path / "output_buffer_masks.mp4")
+    seen = (masks[..., :128, 0] > 128) | (masks[..., 128:, 0] > 128)  # pixels either buffer covers
+    assert seen.mean() > 0.6
+    truth = inputs["static"][:, 4:68]  # the trajectory passes the key views' cameras (frames 0, 5, 9)
+    for t, floor in ((0, 30), (4, 25), (9, 25)):  # reprojection at 64×128 blurs a little
+        assert psnr(generated[t][seen[t]], truth[t][seen[t]]) > floor, t
+    assert psnr(generated[0], generated[9]) < 25  # the camera travels across the scene
+    assert psnr(generated[0], generated[9]) < 25  # the camera travels across the scene
+
+
+def test_241_frames_autoregressive_preview_is_continuous(box_scene, tmp_path):
+    image, depth, _, _ = box_scene
+    # (Below ~48×80 the 5×5 depth-edge filter eats so much of the new buffer that the boundary shows.)
+    res = invoke("--input_image_path", image, "--depth_path", depth, "--fov", 60, "--resolution", "64x112",
+                 "--num_video_frames", 241, "--movement_distance", 0.6, "--save_buffer", "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Chunk 2/2: generating (preview)" in res.output and "241 frames in 2 chunks" in res.output
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (241, 64, 112 * 3, 3)  # chunk 2 renders 2 buffers (source + frame 120)
+    video = frames[..., 224:, :].astype(float)
+    steps = np.abs(np.diff(video, axis=0)).mean(axis=(1, 2, 3))
+    # No jumps anywhere … (frame 0 is the source image itself; the preview inpaints the depth-edge
+    # rim from frame 1 on, a step of its own that single-chunk runs show too)
+    assert steps[1:].max() < 4
+    assert steps[120] <= 2 * np.median(steps[100:140]) + 0.5  # … in particular not at the chunk boundary
+    assert np.abs(video[240] - video[0]).mean() > 5  # and the camera did move
+    cams = load_camera_file(tmp_path / "output_cameras.json")
+    moves = (cams.centers[1:] - cams.centers[:-1]).norm(dim=-1)
+    assert len(cams) == 241 and torch.allclose(moves[119:121], moves[100], rtol=0.02)
+
+
+def test_chunked_preview_when_asked(box_scene, tmp_path):
+    image, depth, _, _ = box_scene
+    res = invoke("--input_image_path", image, "--depth_path", depth, "--fov", 60, "--resolution", "32x56",
+                 "--num_video_frames", 20, "--chunk_frames", 8, "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Chunk 3/3" in res.output
+    assert read_video(tmp_path / "output.mp4")[0].shape[0] == 20
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("no_input", "no input"),
+        ("two_inputs", "pass one input"),
+        ("depth_with_sample", "--depth_path applies to a single image"),
+        ("sample_missing_file", "lacks camera.npz"),
+        ("empty_folder", "lacks rgb.mp4, depth.npz"),
+        ("sample_start_past_end", "starting frame 10"),
+        ("vipe_missing_folder", "lacks intrinsics/"),
+        ("vipe_two_clips", "--vipe_clip"),
+        ("vipe_bad_depth", "00003.exr"),
+        ("multiview_missing_key", "lacks K_key_frames"),
+        ("multiview_too_few_cameras", "10 cameras in w2cs_all"),
+        ("gen3c_frame_count", r"121, 241, 361"),
+        ("chunk_too_small", "chunk_frames 1"),
+        ("legacy_pickle", "--trust_checkpoint"),
+    ],
+)
+def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_path):
+    import shutil
+
+    out = tmp_path / "out"
+    args = {"--resolution": RES, "--num_video_frames": "9", "--video_save_folder": out}
+    rgb, depth, ids, w2c, K = clip
+    if case == "no_input":
+        pass
+    elif case == "two_inputs":
+        args.update({"--input_image_path": inputs["sample"], "--vipe_path": inputs["vipe"]})
+    elif case == "depth_with_sample":
+        args.update({"--input_image_path": inputs["sample"], "--depth_path": tmp_path / "d.npy"})
+    elif case == "sample_missing_file":
+        folder = shutil.copytree(inputs["sample"], tmp_path / "s")
+        (folder / "camera.npz").unlink()
+        args["--input_image_path"] = folder
+    elif case == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        args["--input_image_path"] = tmp_path / "empty"
+    elif case == "sample_start_past_end":
+        args.update({"--input_image_path": inputs["sample"], "--vipe_starting_frame_idx": "10"})
+    elif case == "vipe_missing_folder":
+        root = shutil.copytree(inputs["vipe"], tmp_path / "v")
+        shutil.rmtree(root / "intrinsics")
+        args["--vipe_path"] = root
+    elif case == "vipe_two_clips":
+        root = shutil.copytree(inputs["vipe"], tmp_path / "v")
+        write_vipe(root, "other", rgb[:3], depth[:3], w2c[:3], K[:3])
+        args["--vipe_path"] = root
+    elif case == "vipe_bad_depth":
+        import zipfile
+
+        root = shutil.copytree(inputs["vipe"], tmp_path / "v")
+        with zipfile.ZipFile(root / "depth" / "walk.zip") as z:
+            members = {n: z.read(n) for n in z.namelist()}
+        members["00003.exr"] = b"garbage"
+        with zipfile.ZipFile(root / "depth" / "walk.zip", "w") as z:
+            for n, data in members.items():
+                z.writestr(n, data)
+        args["--vipe_path"] = root
+    elif case == "multiview_missing_key":
+        data = dict(np.load(inputs["multiview"]))
+        del data["K_key_frames"]
+        np.savez(tmp_path / "mv.npz", **data)
+        args["--multiview_npz"] = tmp_path / "mv.npz"
+    elif case == "multiview_too_few_cameras":
+        args.update({"--multiview_npz": inputs["multiview"], "--num_video_frames": "17"})
+    elif case == "gen3c_frame_count":
+        args.update({"--vipe_path": inputs["vipe"], "--generator": "gen3c", "--num_video_frames": "200"})
+    elif case == "chunk_too_small":
+        args.update({"--vipe_path": inputs["vipe"], "--chunk_frames": "1"})
+    elif case == "legacy_pickle":
+        torch.save({"frames": [1, 2, 3], "fn": np.random.default_rng}, tmp_path / "old.pt")
+        args["--input_image_path"] = tmp_path / "old.pt"
+    argv = [str(x) for k, v in args.items() for x in (k, v)]
+    res = invoke(*argv)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and re.search(match, res.output), res.output
+    assert len([line for line in res.output.splitlines() if line.strip()]) <= 3
+    assert not out.exists() or not any(out.iterdir())

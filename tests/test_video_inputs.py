@@ -1,0 +1,336 @@
+"""Video, ViPE and multi-view inputs: layouts written with the real encoders from a procedural
+scene, read back through the public readers — values, conventions, resizing and errors."""
+
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from layouts import exr_bytes, render, scene, scene_cameras, write_multiview, write_sample, write_vipe
+
+from gen3c.cache import Cache3D
+from gen3c.cameras import Cameras, camera_centers
+from gen3c.errors import Gen3cInputError
+from gen3c.io.frames import fit_frames, fit_intrinsics, fit_plan
+from gen3c.io.gen3c_sample import read_sample
+from gen3c.io.multiview import read_multiview
+from gen3c.io.vipe import read_vipe, resolve_vipe
+
+H, W, T = 72, 128, 10
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: one thread avoids thread hand-offs that dominate on a busy shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return scene(T, H, W)
+
+
+@pytest.fixture(scope="module")
+def vipe_dir(tmp_path_factory, clip):
+    rgb, depth, ids, w2c, K = clip
+    return write_vipe(tmp_path_factory.mktemp("vipe"), "walk", rgb, depth, w2c, K, ids)
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory, clip):
+    rgb, depth, ids, w2c, K = clip
+    return write_sample(tmp_path_factory.mktemp("sample") / "batch_0000", rgb, depth, depth > 0, w2c, K)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / max(np.mean((a.astype(float) - b.astype(float)) ** 2), 1e-10)))
+
+
+def test_vipe_round_trip_and_conventions(vipe_dir, clip):
+    rgb, depth, ids, w2c, K = clip
+    stack = read_vipe(vipe_dir, (64, 128), start=2, num_frames=5)
+    assert len(stack) == 5 and stack.size == (64, 128) and stack.frame_indices == [2, 3, 4, 5, 6]
+    # ViPE stores camera-to-world; gen3c holds world-to-camera.
+    assert torch.allclose(stack.w2c, w2c[2:7], atol=1e-5)
+    assert torch.allclose(
+        camera_centers(stack.w2c)[:, 0], torch.tensor([0.04 * i for i in range(2, 7)]), atol=1e-5
+    )
+    # 72×128 → 64×128 is GEN3C's 720×1280 → 704×1280: a centre crop of 4 rows, cy shifts by 4.
+    assert torch.allclose(stack.K[0], K[0] - torch.tensor([[0, 0, 0], [0, 0, 4.0], [0, 0, 0]]))
+    assert torch.allclose(stack.depth[0], torch.from_numpy(depth[2, 4:68]), rtol=1e-3)  # half-float EXR
+    assert psnr(stack.images[0].permute(1, 2, 0).numpy(), rgb[2, 4:68]) > 33  # H.264
+    assert stack.instance_ids is not None and bool(
+        (stack.instance_ids[0] == torch.from_numpy(ids[2, 4:68].astype(np.int32))).all()
+    )
+    assert stack.fps == pytest.approx(24)
+
+
+def test_vipe_cache_reproduces_ground_truth_at_source_cameras(vipe_dir, clip):
+    rgb = clip[0]
+    stack = read_vipe(vipe_dir / "rgb" / "walk.mp4", (64, 128))  # the mp4 under rgb/ works too
+    cams = Cameras(stack.w2c, stack.K, 64, 128)
+    cache = Cache3D()  # a 4D cache: one point cloud per frame, target frame t renders frame t
+    cache.add_view(stack.image(0, len(stack)), stack.depth, stack.K, stack.w2c, stack.valid)
+    renders = cache.render(cams)
+    valid = renders.masks[:, 0, 0].numpy() > 0
+    colors = ((renders.colors[:, 0] + 1) * 127.5).permute(0, 2, 3, 1).numpy()
+    assert valid.mean() > 0.6
+    gt = rgb[:, 4:68].astype(float)
+    assert psnr(colors[valid], gt[valid]) >= 35.0
+
+
+def test_fit_frames_adjusts_intrinsics_to_the_resized_frames(vipe_dir):
+    """Frames read at another working size equal the scene ray-cast with the adjusted intrinsics."""
+    stack = read_vipe(vipe_dir, (48, 80), num_frames=3)  # 72×128 → cover 48×85.3 → crop
+    assert stack.size == (48, 80)
+    truth, _, _ = render(stack.w2c, stack.K, 48, 80)
+    assert psnr(stack.images.permute(0, 2, 3, 1).numpy(), truth) > 25
+    assert fit_plan((72, 128), (64, 128), "stretch") == ((65, 128), 0, 0)  # GEN3C: 720/704 of the height
+    K = scene_cameras(1, 72, 128)[1]
+    assert torch.allclose(fit_intrinsics(K, (72, 128), (72, 128)), K)
+
+
+def test_vipe_clip_choice_and_start(tmp_path, clip, vipe_dir):
+    rgb, depth, ids, w2c, K = clip
+    root = write_vipe(tmp_path / "two", "a", rgb[:4], depth[:4], w2c[:4], K[:4])
+    write_vipe(root, "b", rgb[:6], depth[:6], w2c[:6], K[:6])
+    with pytest.raises(Gen3cInputError, match=r"2 clips \(a, b\).*--vipe_clip"):
+        read_vipe(root, (64, 128))
+    with pytest.raises(Gen3cInputError, match="no clip 'c'.*a, b"):
+        read_vipe(root, (64, 128), clip="c")
+    assert len(read_vipe(root, (64, 128), clip="b")) == 6
+    assert resolve_vipe(root / "rgb" / "a.mp4") == (root, "a")
+    assert len(read_vipe(vipe_dir, (64, 128), start=8, num_frames=121)) == 2  # the clip ends first
+    with pytest.raises(Gen3cInputError, match="starting frame 10 .* 10 frames"):
+        read_vipe(vipe_dir, (64, 128), start=10)
+
+
+def _copy_vipe(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _rezip(path, members):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("no_depth_folder", "lacks depth/"),
+        ("no_pose_file", r"lacks pose/walk\.npz"),
+        ("pose_count", "frame counts disagree"),
+        ("pose_missing_frame", "no poses for frame 3"),
+        ("non_rigid", "not rigid"),
+        ("bad_intrinsics", "focal length"),
+        ("exr_garbage", "00001.exr.*OpenEXR"),
+        ("exr_no_z", "no channel 'Z'"),
+        ("exr_missing", "no 00004.exr"),
+        ("depth_nan", "NaN"),
+        ("mp4_garbage", r"ViPE video .*rgb/walk.mp4. cannot be read"),
+        ("pickled_npz", "never unpickled"),
+    ],
+)
+def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
+    root = _copy_vipe(vipe_dir, tmp_path / "v")
+    depth = clip[1]
+    pose = root / "pose" / "walk.npz"
+    if case == "no_depth_folder":
+        import shutil
+
+        shutil.rmtree(root / "depth")
+    elif case == "no_pose_file":
+        pose.unlink()
+    elif case == "pose_count":
+        data = np.load(pose)
+        np.savez(pose, data=np.concatenate([data["data"]] * 2), inds=np.arange(2 * T))
+    elif case == "pose_missing_frame":
+        data = np.load(pose)
+        keep = np.arange(T) != 3
+        np.savez(pose, data=data["data"][keep], inds=data["inds"][keep])
+    elif case == "non_rigid":
+        data = dict(np.load(pose))
+        data["data"] = data["data"].copy()
+        data["data"][1, :3, :3] *= 2.0
+        np.savez(pose, **data)
+    elif case == "bad_intrinsics":
+        intr = dict(np.load(root / "intrinsics" / "walk.npz"))
+        intr["data"] = intr["data"].copy()
+        intr["data"][0, 0] = -5
+        np.savez(root / "intrinsics" / "walk.npz", **intr)
+    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_nan"):
+        members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
+        if case == "exr_garbage":
+            members["00001.exr"] = b"not an exr at all"
+        elif case == "exr_no_z":
+            members["00001.exr"] = exr_bytes(depth[1], channel="R")
+        elif case == "exr_missing":
+            del members["00004.exr"]
+        else:
+            bad = depth[2].copy()
+            bad[5, 5] = np.nan
+            members["00002.exr"] = exr_bytes(bad)
+        _rezip(root / "depth" / "walk.zip", members)
+    elif case == "mp4_garbage":
+        (root / "rgb" / "walk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
+    elif case == "pickled_npz":
+        np.savez(pose, data=np.array([{"a": 1}], dtype=object), inds=np.arange(1))
+    with pytest.raises(Gen3cInputError, match=match) as err:
+        read_vipe(root, (64, 128))
+    assert "\n" not in str(err.value)
+
+
+def test_sample_directory_round_trip(sample_dir, clip):
+    rgb, depth, ids, w2c, K = clip
+    stack = read_sample(sample_dir, (64, 128), num_frames=6)
+    assert len(stack) == 6 and stack.size == (64, 128)
+    assert torch.allclose(stack.w2c, w2c[:6], atol=1e-6)
+    assert torch.allclose(stack.depth[3], torch.from_numpy(depth[3, 4:68]), rtol=1e-3)  # float16 in depth.npz
+    assert psnr(stack.images.permute(0, 2, 3, 1).numpy(), rgb[:6, 4:68]) > 33
+
+
+def test_sample_mask_leaves_pixels_out(tmp_path, clip):
+    rgb, depth, ids, w2c, K = clip
+    folder = write_sample(tmp_path / "s", rgb[:3], depth[:3], ids[:3] == 0, w2c[:3], K[:3])
+    stack = read_sample(folder, (72, 128))
+    assert not bool(stack.valid[torch.from_numpy(ids[:3] > 0)].any())
+
+
+def test_legacy_pt_weights_only_and_trust(tmp_path, clip):
+    rgb, depth, ids, w2c, K = clip
+    image = torch.from_numpy(rgb[:3]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    tensors = (image, torch.from_numpy(depth[:3])[:, None], torch.ones(3, 1, H, W), w2c[:3], K[:3])
+    torch.save(tensors, tmp_path / "sample.pt")
+    stack = read_sample(tmp_path / "sample.pt", (64, 128))
+    assert len(stack) == 3 and torch.allclose(stack.w2c, w2c[:3])
+    torch.save((*tensors[:4], Opaque(K[:3])), tmp_path / "pickled.pt")
+    with pytest.raises(Gen3cInputError, match="--trust_checkpoint"):
+        read_sample(tmp_path / "pickled.pt", (64, 128))
+
+
+class Opaque:
+    """A pickled object that ``weights_only`` loading refuses."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing_depth", "lacks depth.npz"),
+        ("count_mismatch", r"frame counts that disagree \(rgb.mp4 10, depth.npz 9"),
+        ("wrong_key", "no key 'depth'"),
+        ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 4\)"),
+        ("nan_depth", "NaN"),
+        ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
+        ("start_past_end", "starting frame 12"),
+    ],
+)
+def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
+    import shutil
+
+    folder = shutil.copytree(sample_dir, tmp_path / "s")
+    depth = clip[1]
+    start = 0
+    if case == "missing_depth":
+        (folder / "depth.npz").unlink()
+    elif case == "count_mismatch":
+        np.savez(folder / "depth.npz", depth=depth[:9].astype(np.float16))
+    elif case == "wrong_key":
+        np.savez(folder / "depth.npz", z=depth.astype(np.float16))
+    elif case == "wrong_shape":
+        cam = dict(np.load(folder / "camera.npz"))
+        np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3], intrinsics=cam["intrinsics"])
+    elif case == "nan_depth":
+        bad = depth.copy()
+        bad[4, 0, 0] = np.inf
+        np.savez(folder / "depth.npz", depth=bad)
+    elif case == "size_mismatch":
+        np.savez(folder / "depth.npz", depth=depth[:, ::2, ::2])
+        np.savez(folder / "mask.npz", mask=depth[:, ::2, ::2] > 0)
+    elif case == "start_past_end":
+        start = 12
+    with pytest.raises(Gen3cInputError, match=match) as err:
+        read_sample(folder, (64, 128), start=start)
+    assert "\n" not in str(err.value)
+
+
+def test_multiview_npz_round_trip(tmp_path, clip):
+    rgb, depth, ids, w2c, K = clip
+    keys = [0, 5, 9]
+    path = write_multiview(
+        tmp_path / "mv.npz", rgb[keys], depth[keys], depth[keys] > 0, K[keys], w2c[keys], w2c
+    )
+    mv = read_multiview(path, (64, 128))
+    assert len(mv.keys) == 3 and mv.keys.size == (64, 128) and len(mv.trajectory) == T
+    assert torch.allclose(mv.keys.w2c, w2c[keys]) and torch.allclose(mv.trajectory.w2c, w2c)
+    # Without Ks_all every frame takes the last key view's intrinsics, adjusted like the images.
+    assert torch.allclose(mv.trajectory.K, mv.keys.K[-1].expand(T, 3, 3))
+    assert psnr(mv.keys.images[1].permute(1, 2, 0).numpy(), rgb[5, 4:68]) > 45  # no video codec here
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ({"w2cs_all": None}, "lacks w2cs_all"),
+        ({"images_key_frames": np.full((3, 3, H, W), 2.0, np.float32)}, r"in \[−1, 1\]"),
+        (
+            {"depth_key_frames": np.ones((2, 1, H, W), np.float32)},
+            r"depth_key_frames has shape \(2, 72, 128\)",
+        ),
+        ({"K_key_frames": np.zeros((3, 3, 3), np.float32)}, "focal length"),
+        ({"Ks_all": np.ones((4, 3, 3), np.float32)}, r"Ks_all has shape \(4, 3, 3\)"),
+        ({"mask_key_frames": np.array([pickle.dumps(1)] * 3, dtype=object)}, "never unpickled"),
+    ],
+)
+def test_multiview_bad_input(override, match, tmp_path, clip):
+    rgb, depth, ids, w2c, K = clip
+    keys = [0, 5, 9]
+    if "mask_key_frames" in override:  # object arrays need allow_pickle when saving
+        data = {
+            "images_key_frames": np.zeros((3, 3, H, W), np.float32),
+            "mask_key_frames": override["mask_key_frames"],
+        }
+        np.savez(tmp_path / "mv.npz", **data, depth_key_frames=np.ones((3, H, W)), K_key_frames=K[keys].numpy(),
+                 w2cs_key_frames=w2c[keys].numpy(), w2cs_all=w2c.numpy())  # fmt: skip
+        path = tmp_path / "mv.npz"
+    else:
+        path = write_multiview(
+            tmp_path / "mv.npz",
+            rgb[keys],
+            depth[keys],
+            depth[keys] > 0,
+            K[keys],
+            w2c[keys],
+            w2c,
+            overrides=override,
+        )
+    with pytest.raises(Gen3cInputError, match=match) as err:
+        read_multiview(path, (64, 128))
+    assert "\n" not in str(err.value)
+
+
+def test_fit_frames_keeps_holes_out_of_the_depth():
+    from gen3c.io.frames import FrameStack
+
+    depth = torch.full((1, 8, 16), 2.0)
+    depth[0, :, 8:] = 0.0
+    stack = FrameStack(
+        torch.zeros(1, 3, 8, 16, dtype=torch.uint8),
+        depth,
+        depth > 0,
+        torch.eye(4)[None],
+        torch.eye(3)[None] * 10,
+    )
+    fitted = fit_frames(stack, (4, 8))
+    assert bool((fitted.depth[fitted.valid] == 2.0).all()) and not bool(fitted.valid[0, :, 4:].any())
+    assert bool((fitted.depth[~fitted.valid] == 0).all())
