@@ -49,8 +49,8 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
 
 def focal_from_fov(fov_degrees: float, size: int) -> float:
     """Focal length in pixels for a field of view (degrees) spanning ``size`` pixels."""
-    if not 0.0 < fov_degrees < 180.0:
-        raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value in (0, 180) degrees")
+    if not 0.01 <= fov_degrees <= 179.0:
+        raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
     return 0.5 * size / math.tan(math.radians(fov_degrees) / 2.0)
 
 

@@ -36,8 +36,12 @@ def parse_intrinsics(spec: str | os.PathLike, name: str = "--intrinsics") -> Ten
     or 9 numbers; ``.npy`` with a (3, 3) or (4,) array (never unpickled).
     """
     text = str(spec).strip()
-    p = Path(text).expanduser()
-    if not p.is_file():
+    try:
+        p = Path(text).expanduser()
+        is_file = p.is_file()
+    except (OSError, ValueError, RuntimeError):  # unknown ~user, NUL bytes, over-long names
+        is_file = False
+    if not is_file:
         try:
             values = [float(v) for v in text.replace(";", ",").replace(" ", ",").split(",") if v]
         except ValueError:
