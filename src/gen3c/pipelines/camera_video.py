@@ -79,6 +79,10 @@ class SourceView:
     w2c: Tensor = field(default_factory=lambda: torch.eye(4))
     valid: Tensor | None = None
     depth_kind: str = "metric"
+    #: Typical scene depth for ``--trajectory_scale median_depth``; None: the median of the
+    #: valid depth. Estimators set it from their trusted pixels (MoGe's sky, filled far away,
+    #: stays in the cache as in GEN3C but must not move the median).
+    reference_depth: float | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -147,7 +151,8 @@ def preset_cameras(
     trajectory_scale: str = "auto",
 ) -> Cameras:
     """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`)."""
-    center = center_depth_for(trajectory_scale, source.depth[source.depth > 0], source.depth_kind)
+    depth = source.depth[source.depth > 0] if source.reference_depth is None else torch.tensor([source.reference_depth])
+    center = center_depth_for(trajectory_scale, depth, source.depth_kind)
     H, W = source.size
     return preset_trajectory(trajectory, camera_rotation, num_frames, source.w2c, source.K, H, W, movement_distance, center)
 

@@ -506,11 +506,12 @@ class Gen3cGenerator:
         self.chunk_frames = chunk_frames
 
     def check_num_frames(self, num_frames: int) -> None:
-        """One chunk of ``chunk_frames`` frames (autoregressive continuation is not done here)."""
+        """Each call makes one chunk of ``chunk_frames`` frames; longer videos are made chunk by
+        chunk by :func:`gen3c.pipelines.camera_video.generate_video`."""
         if num_frames != self.chunk_frames:
             raise Gen3cInputError(
-                f"num_video_frames {num_frames}: the gen3c generator makes {self.chunk_frames} frames per run; "
-                f"pass --num_video_frames {self.chunk_frames}"
+                f"a gen3c chunk has {self.chunk_frames} frames, not {num_frames}: pass --num_video_frames "
+                f"{self.chunk_frames}, {2 * self.chunk_frames - 1}, … ((chunk − 1)·N + 1)"
             )
 
     def generate(

@@ -196,9 +196,13 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
         image = resize_image(image, size, "stretch")
     else:
         estimate = estimator.estimate(unit, intrinsics=K)
-    return prepare_source(
+    from gen3c.depth import median_depth
+
+    source = prepare_source(
         image, estimate.depth, estimate.intrinsics, size, request.resize_mode, valid=estimate.depth > 0, depth_kind=estimate.kind
     )
+    source.reference_depth = median_depth(estimate)
+    return source
 
 
 def _estimated_camera(request: GenerationRequest, image: torch.Tensor) -> torch.Tensor:
@@ -285,13 +289,29 @@ def load_scene(request: GenerationRequest, source: SourceView | None = None) -> 
     else:
         kind = input_kind(request)
     if kind == "image":
+        estimated = source is None and request.depth_path is None
         source = source or load_source(request)
         cache = build_cache([source], *cache_settings)
-        return Scene(GrowingCache(cache), make_cameras(request, source), source.image, kind)
+        # Later chunks re-estimate depth for the frame they add to the cache, as GEN3C does with
+        # MoGe, when the source depth came from an estimator too.
+        estimator = _loaded_estimator(request) if estimated else None
+        return Scene(GrowingCache(cache, depth_estimator=estimator), make_cameras(request, source), source.image, kind)
     if kind == "multiview":
         return _multiview_scene(request, size)
     frames = load_video_frames(request, kind, size)
     return Scene(VideoCache(frames, *cache_settings), video_cameras(request, frames), frames.image(0), kind)
+
+
+def _loaded_estimator(request: GenerationRequest):
+    """The request's depth estimator if it loads (it is cached), else None (the geometric
+    prior stood in for it, and the cache's rendered depth stands in for re-estimation)."""
+    from gen3c.depth import cached_depth_estimator
+    from gen3c.errors import Gen3cModelError
+
+    try:
+        return cached_depth_estimator(request.depth_estimator)
+    except Gen3cModelError:
+        return None
 
 
 def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, int]):
