@@ -169,3 +169,8 @@ def test_demo_end_to_end(tmp_path):
     assert np.abs(generated[-1] - generated[0]).mean() > 10
     # No black holes are left in what the preview generated.
     assert (generated.max(axis=-1) < 8).mean() < 0.002
+
+
+def test_gen3c_only_flags_with_preview_are_an_error(box_scene, tmp_path):
+    res = invoke(*generate_args(box_scene, tmp_path, "--guidance", "3", "--compile"))
+    assert res.exit_code == 2 and "--guidance, --compile apply to --generator gen3c only" in res.output

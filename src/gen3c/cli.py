@@ -266,12 +266,36 @@ MemoryModeOpt = Annotated[
         "group_offload (the DiT streamed block by block; least GPU memory).",
     ),
 ]
+CompileOpt = Annotated[
+    bool, typer.Option("--compile", help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile).")
+]
+AttentionOpt = Annotated[
+    str | None,
+    typer.Option("--attention_backend", help="gen3c generator: diffusers attention backend for the DiT, e.g. _native_cudnn, flash, _flash_3."),
+]
+Fp8MatmulOpt = Annotated[
+    bool,
+    typer.Option("--fp8_matmul", help="gen3c generator: float8 matmuls in the DiT blocks (H100-class GPUs; faster, a small quality cost)."),
+]
 Fp8Opt = Annotated[bool, typer.Option("--fp8", help="gen3c generator: store the DiT's weights in float8 (half the memory, slight quality cost).")]
 
 
 def _generator_options(generator: GeneratorName, **options) -> dict:
-    """A request's ``generator_options``: the gen3c generator's flags when it is the one chosen."""
-    return dict(options) if generator == GeneratorName.gen3c else {}
+    """A request's ``generator_options``: the gen3c generator's flags when it is the one chosen.
+
+    A gen3c-only flag changed from its default while another generator runs is an error, not a
+    silent no-op.
+    """
+    if generator == GeneratorName.gen3c:
+        return dict(options)
+    import inspect
+
+    defaults = {name: p.default for name, p in inspect.signature(generate).parameters.items()}
+    changed = [name for name, value in options.items() if name in defaults and value != defaults[name]]
+    if changed:
+        flags = ", ".join(f"--{name}" for name in changed)
+        raise Gen3cInputError(f"{flags} apply to --generator gen3c only; drop them or pass --generator gen3c")
+    return {}
 
 
 @app.command()
@@ -349,6 +373,9 @@ def generate(
     disable_prompt_upsampler: DisableUpsamplerOpt = False,
     memory_mode: MemoryModeOpt = "resident",
     fp8: Fp8Opt = False,
+    compile: CompileOpt = False,
+    attention_backend: AttentionOpt = None,
+    fp8_matmul: Fp8MatmulOpt = False,
     chunk_frames: Annotated[
         int | None,
         typer.Option(
@@ -390,6 +417,7 @@ def generate(
             offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
             disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
             disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
+            compile=compile, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
         ),
     )  # fmt: skip
     _run(request)
@@ -485,6 +513,9 @@ def gui(
     disable_prompt_upsampler: DisableUpsamplerOpt = False,
     memory_mode: MemoryModeOpt = "resident",
     fp8: Fp8Opt = False,
+    compile: CompileOpt = False,
+    attention_backend: AttentionOpt = None,
+    fp8_matmul: Fp8MatmulOpt = False,
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
     from gen3c.io.images import parse_resolution
@@ -506,6 +537,7 @@ def gui(
             offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
             disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
             disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
+            compile=compile, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
         ),
     )  # fmt: skip
     gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)

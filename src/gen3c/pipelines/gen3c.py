@@ -652,6 +652,9 @@ def load_generator(
     fp8: bool = False,
     vae_chunk_frames: int | None = None,
     disable_prompt_encoder: bool = False,
+    compile: bool = False,
+    attention_backend: str | None = None,
+    fp8_matmul: bool = False,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str = torch.bfloat16,
     **generator_options: Any,
@@ -666,6 +669,9 @@ def load_generator(
         fp8: store the transformer's weights in float8.
         vae_chunk_frames: latent frames per tokenizer chunk (None: mode default; 0: none).
         disable_prompt_encoder: use zero text embeddings (GEN3C's flag), never loading T5.
+        compile: regional ``torch.compile`` of the transformer blocks (:mod:`gen3c.models.speed`).
+        attention_backend: diffusers attention backend for the DiT (e.g. "_native_cudnn", "flash").
+        fp8_matmul: run the blocks' linears as float8 matmuls (H100-class GPUs; a quality cost).
         device: compute device (default CUDA when available).
         dtype: weights' dtype (bfloat16 as GEN3C).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
@@ -681,6 +687,15 @@ def load_generator(
     pipe = load_pipeline(checkpoint, dtype=dtype)
     pipe.disable_prompt_encoder = disable_prompt_encoder
     pipe.configure_memory(plan, device)
+    from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
+
+    set_attention_backend(pipe.transformer, attention_backend)
+    if fp8_matmul:
+        if plan.offload or fp8:
+            raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
+        use_fp8_matmuls(pipe.transformer)
+    if compile:
+        compile_blocks(pipe.transformer)
     return Gen3cGenerator(pipe, **generator_options)
 
 
@@ -721,6 +736,9 @@ GENERATOR_OPTIONS: dict[str, type] = {
     "fp8": bool,
     "vae_chunk_frames": int,
     "disable_prompt_encoder": bool,
+    "compile": bool,
+    "attention_backend": str,
+    "fp8_matmul": bool,
     "device": str,
     "dtype": str,
     "chunk_frames": int,

@@ -1,0 +1,153 @@
+"""DiT forward speed: stock diffusers Cosmos transformer vs gen3c's speed settings, in one run.
+
+Full size: the 7B GEN3C DiT (81 input channels), random bf16 weights, one 121-frame 704×1280
+chunk (16 × 88 × 160 latents = 56,320 tokens), batch 1. Rows, each on the same inputs:
+
+- ``stock eager`` — ``CosmosTransformer3DModel`` as diffusers ships it (the baseline);
+- ``stock torch.compile`` — the whole model under ``torch.compile``;
+- ``regional compile`` — gen3c's ``compile_blocks`` (+ the chosen attention backend);
+- ``regional compile + fp8`` — plus fp8 matmuls (``use_fp8_matmuls``).
+
+Each row reports the median forward time, ratios against the stock rows, MFU against the bf16
+peak, peak memory, and the PSNR of its output against the stock eager output (the quality cost
+of fp8). Not a test.
+
+    python benchmarks/bench_speed.py --device cuda
+    python benchmarks/bench_speed.py --tiny          # CPU smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_dit import BF16_PEAK_TFLOPS, build_module, sync  # noqa: E402
+
+from gen3c.models import configs  # noqa: E402
+from gen3c.models.flops import dit_forward_flops  # noqa: E402
+from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls  # noqa: E402
+
+
+def inputs(tcfg: dict, latent_shape, device, dtype, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    T, h, w = latent_shape
+    extra = tcfg["in_channels"] - 16
+    make = lambda *s: torch.randn(*s, generator=g).to(device=device, dtype=dtype)  # noqa: E731
+    return dict(
+        hidden_states=make(1, 16, T, h, w),
+        timestep=torch.tensor([0.5], device=device, dtype=dtype),
+        encoder_hidden_states=make(1, configs.MAX_SEQUENCE_LENGTH, tcfg["text_embed_dim"]) * 0.1,
+        fps=24,
+        condition_mask=make(1, extra, T, h, w),
+        padding_mask=torch.zeros(1, 1, h * 8, w * 8, device=device, dtype=dtype),
+        return_dict=False,
+    )
+
+
+def time_model(model, kwargs, device, iters: int, warmup: int) -> tuple[float, torch.Tensor, float]:
+    times = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.no_grad():
+        for i in range(warmup + iters):
+            sync(device)
+            start = time.perf_counter()
+            out = model(**kwargs)[0]
+            sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    return statistics.median(times), out.float().cpu(), peak
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) of ``a`` against reference ``b``, with the reference's dynamic range as peak."""
+    mse = torch.mean((a - b) ** 2).item()
+    peak = (b.max() - b.min()).item()
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(peak**2 / mse)).item()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--attention_backend", default=None, help="diffusers backend for the gen3c rows")
+    parser.add_argument("--rows", default="stock,stock_compiled,regional,regional_fp8")
+    parser.add_argument("--compile_mode", default=None, help="torch.compile mode for the compiled rows")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dtype = torch.float32 if args.tiny else torch.bfloat16
+    tcfg = configs.TRANSFORMER_TINY if args.tiny else configs.TRANSFORMER_7B
+    latent = (3, 4, 6) if args.tiny else (16, 88, 160)
+    from diffusers import CosmosTransformer3DModel
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    kwargs = inputs(tcfg, latent, device, dtype)
+    flops = dit_forward_flops(tcfg, latent)["total"]
+    peak_flops = None
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        peak_flops = next((t * 1e12 for frag, t in BF16_PEAK_TFLOPS if frag in name), None)
+    rows, reference, results = args.rows.split(","), None, []
+    for row in rows:
+        torch.manual_seed(0)
+        model = build_module(CosmosTransformer3DModel, tcfg, device if device.type == "cuda" else torch.device("cpu"), dtype)
+        model = model.to(device)
+        warmup = 1
+        if row == "stock_compiled":
+            model = torch.compile(model, mode=args.compile_mode, dynamic=False)
+            warmup = 2
+        elif row.startswith("regional"):
+            set_attention_backend(model, args.attention_backend)
+            if row == "regional_fp8":
+                use_fp8_matmuls(model)
+            compile_blocks(model, mode=args.compile_mode)
+            warmup = 2
+        compile_start = time.perf_counter()
+        seconds, out, peak = time_model(model, kwargs, device, args.iters, warmup)
+        total = time.perf_counter() - compile_start
+        if reference is None:
+            reference = out
+        result = {
+            "row": row,
+            "forward_s": seconds,
+            "warmup_and_timing_s": total,
+            "mfu": flops / seconds / peak_flops if peak_flops else None,
+            "peak_gb": peak,
+            "psnr_vs_stock_db": psnr(out, reference),
+        }
+        results.append(result)
+        print(json.dumps(result), flush=True)
+        del model, out
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        torch._dynamo.reset()
+    base = {r["row"]: r["forward_s"] for r in results}
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"\nDiT forward, {'tiny' if args.tiny else '7B'} config, latents {latent}, {flops / 1e12:.0f} TFLOP — {dev}, torch {torch.__version__}")
+    print(f"{'row':<24}{'s/forward':>10}{'× stock':>9}{'× stock compiled':>18}{'MFU':>7}{'peak GB':>9}{'PSNR dB':>9}")
+    for r in results:
+        vs = base.get("stock", float("nan")) / r["forward_s"]
+        vsc = base.get("stock_compiled", float("nan")) / r["forward_s"]
+        mfu = f"{100 * r['mfu']:.0f}%" if r["mfu"] else "—"
+        print(f"{r['row']:<24}{r['forward_s']:>10.3f}{vs:>9.2f}{vsc:>18.2f}{mfu:>7}{r['peak_gb']:>9.1f}{r['psnr_vs_stock_db']:>9.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({"device": dev, "torch": torch.__version__, "rows": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
