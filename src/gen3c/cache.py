@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -115,19 +114,27 @@ def forward_warp(
     """
     if mode not in SPLAT_MODES:
         raise ValueError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
-    B = w2c.shape[0]
-    shared = points.ndim == 2
     # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
-    if shared:
-        planar_pts, planar_cols = points.T.float().contiguous(), colors.T.float().contiguous()
-    C = colors.shape[-1]
+    if points.ndim == 2:
+        clouds = [(points.T.float().contiguous(), colors.T.float().contiguous())]
+    else:
+        clouds = [(p.T.float().contiguous(), c.T.float().contiguous()) for p, c in zip(points, colors, strict=True)]
+    return warp_planar(clouds, w2c, K, height, width, mode, fill_value)
+
+
+def warp_planar(
+    clouds: list[tuple[Tensor, Tensor]], w2c: Tensor, K: Tensor, height: int, width: int, mode: str = "bilinear", fill_value: float = -1.0
+) -> WarpResult:
+    """:func:`forward_warp` on clouds already in planar layout: ``[(points (3, N), colors (C, N))]``,
+    one shared by all B views or one per view."""
+    B = w2c.shape[0]
+    C = clouds[0][1].shape[0]
     splat = _splat_bilinear if mode == "bilinear" else _splat_nearest
     border = 1 if mode == "bilinear" else 0
     ph, pw = height + 2 * border, width + 2 * border
-    acc = torch.zeros(B, C + 2, ph * pw, dtype=torch.float32, device=points.device)
+    acc = torch.zeros(B, C + 2, ph * pw, dtype=torch.float32, device=w2c.device)
     for b in range(B):
-        if not shared:
-            planar_pts, planar_cols = points[b].T.float().contiguous(), colors[b].T.float().contiguous()
+        planar_pts, planar_cols = clouds[b if len(clouds) > 1 else 0]
         cam = torch.addmm(w2c[b, :3, 3:].float(), w2c[b, :3, :3].float(), planar_pts)
         splat(cam, planar_cols, K[b].float(), height, width, acc[b])
     acc = acc.view(B, C + 2, ph, pw)[:, :, border : border + height, border : border + width]
@@ -177,28 +184,11 @@ def _splat_bilinear(cam: Tensor, cols: Tensor, K: Tensor, height: int, width: in
     idx = (y0.clamp_(-1, height - 1).add_(1).mul_(pw).add_(x0.clamp_(-1, width - 1).add_(1))).long()
     top, bottom = base_w * gy, base_w.mul_(fy)
     corners = ((idx, top * gx), (idx + 1, top.mul_(fx)), (idx + pw, bottom * gx), (idx + (pw + 1), bottom.mul_(fx)))
-    channels = [*cols, z]
-
-    def accumulate(rows: range) -> None:
-        for nidx, w in corners:
-            for c in rows:
-                acc[c].scatter_add_(0, nidx, w * channels[c] if c < len(channels) else w)
-
-    # scatter_add_ runs on one core; two threads (it releases the GIL) split the channels.
-    n = len(channels) + 1
-    half = _pool().submit(accumulate, range(n // 2, n))
-    accumulate(range(n // 2))
-    half.result()
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gen3c-splat")
-    return _POOL
+    # Rows: C colour channels, depth, and ones (for the weight sum); one 2-D scatter per corner
+    # accumulates all of them (about twice as fast on a CPU as one scatter per channel).
+    values = torch.cat([cols, z[None], torch.ones_like(z)[None]])
+    for nidx, w in corners:
+        acc.scatter_add_(1, nidx.expand(values.shape[0], -1), values * w)
 
 
 def _splat_nearest(cam: Tensor, cols: Tensor, K: Tensor, height: int, width: int, acc: Tensor) -> None:
@@ -358,6 +348,16 @@ class CacheView:
     def num_frames(self) -> int:
         return self.points.shape[0]
 
+    def planar(self) -> tuple[Tensor, Tensor]:
+        """Valid points (3, N) and colours (3, N) of a static view, in the layout the splatting
+        uses; computed once and kept, since every render of the view needs them."""
+        cached = self.__dict__.get("_planar")
+        if cached is None:
+            valid = self.valid[0]
+            cached = (self.points[0][valid].T.contiguous(), self.colors[0][valid].T.contiguous())
+            self.__dict__["_planar"] = cached
+        return cached
+
     def frame(self, t: int) -> tuple[Tensor, Tensor, Tensor]:
         """Valid points, colours and (points grid, edge) of the frame a target frame t renders."""
         f = t if self.num_frames > 1 else 0
@@ -503,9 +503,7 @@ class Cache3D:
         """Render one view into B cameras (B, 4, 4) / (B, 3, 3); see :meth:`render`."""
         B = w2c.shape[0]
         if view.num_frames == 1:
-            pts = view.points[0][view.valid[0]]
-            cols = view.colors[0][view.valid[0]]
-            out = forward_warp(pts, cols, w2c, K, height, width, self.splat)
+            out = warp_planar([view.planar()], w2c, K, height, width, self.splat)
             frames = [0] * B
         else:
             frames = [min(first_frame + b, view.num_frames - 1) for b in range(B)]
