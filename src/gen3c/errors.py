@@ -17,3 +17,7 @@ class Gen3cInputError(ValueError):
 
 class Gen3cModelError(Gen3cInputError):
     """Model weights are absent, incomplete or do not match the expected layout."""
+
+
+class Gen3cMemoryError(Gen3cInputError):
+    """The accelerator ran out of memory; the message names the setting that makes the run fit."""

@@ -16,11 +16,12 @@ latent frames at a time (exact, see :mod:`gen3c.models.tokenizer`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, Gen3cModelError
 
 MEMORY_MODES = ("resident", "model_offload", "group_offload")
 #: Stage names of the pipeline's components, as GEN3C's flags call them.
@@ -116,3 +117,156 @@ def has_hook(module: torch.nn.Module, name: str) -> bool:
         if registry is not None and registry.get_hook(name) is not None:
             return True
     return False
+
+
+# -- choosing a mode for a memory budget ------------------------------------------------------
+
+#: ``--low_memory``: the leanest plan (the DiT streamed block by block, stored in float8; the
+#: tokenizer in chunks of 2 latent frames). 7.96 GB peak at full size on an H100, at the
+#: resident mode's step time (docs/benchmarks.md).
+LOW_MEMORY = {"memory_mode": "group_offload", "fp8": True}
+
+# Activation memory of the network stages, measured with benchmarks/bench_memory.py at full size
+# (121 frames, 704×1280, bf16) on an H200 as the peak allocated memory of each stage minus the
+# weights. The tokenizer's passes hold the whole video (input or output, float32 and casts) plus
+# the activations of one chunk; their two terms come from the whole-video and the 2-latent-chunk
+# measurements. They belong to the architecture family (Cosmos DiT, CV8x8x8 tokenizer) and scale
+# with width and video size as written below.
+#: Bytes per (token × hidden unit) of one DiT forward.
+DIT_ACTIVATION_BYTES = 28.25
+#: Bytes per (pixel × frame) of the whole video during the encode, and per (pixel × frame × first
+#: encoder channel) of one encoded chunk.
+VAE_ENCODE_VIDEO_BYTES = 38.0
+VAE_ENCODE_BYTES = 2.11
+#: The same for the decode (output pixels; first decoder channel).
+VAE_DECODE_VIDEO_BYTES = 29.4
+VAE_DECODE_BYTES = 1.02
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """What the memory estimate needs to know about the loaded model and the video of one chunk.
+
+    Byte counts are of the weights as loaded (bf16 for GEN3C), before any float8 storage.
+    """
+
+    dit_bytes: int
+    dit_block_bytes: int
+    dit_num_blocks: int
+    vae_bytes: int
+    tokens: int
+    hidden: int
+    frames: int
+    height: int
+    width: int
+    encoder_channels: int
+    decoder_channels: int
+    temporal_compression: int
+
+    @classmethod
+    def of(cls, transformer: torch.nn.Module, vae: torch.nn.Module, frames: int, height: int, width: int) -> ModelSize:
+        """Sizes of a loaded ``transformer`` (CosmosTransformer3DModel) and ``vae`` (AutoencoderKLCosmos)
+        for one chunk of ``frames`` frames at ``height``×``width``."""
+
+        def nbytes(module: torch.nn.Module) -> int:
+            return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+        tcfg, vcfg = transformer.config, vae.config
+        tc, sc = vcfg.temporal_compression_ratio, vcfg.spatial_compression_ratio
+        pt, ph, pw = tcfg.patch_size
+        latent_t = (frames - 1) // tc + 1
+        tokens = math.ceil(latent_t / pt) * (height // sc // ph) * (width // sc // pw)
+        blocks = transformer.transformer_blocks
+        return cls(
+            dit_bytes=nbytes(transformer),
+            dit_block_bytes=nbytes(blocks[0]),
+            dit_num_blocks=len(blocks),
+            vae_bytes=nbytes(vae),
+            tokens=tokens,
+            hidden=tcfg.num_attention_heads * tcfg.attention_head_dim,
+            frames=frames,
+            height=height,
+            width=width,
+            encoder_channels=vcfg.encoder_block_out_channels[0],
+            decoder_channels=vcfg.decode_block_out_channels[0],
+            temporal_compression=tc,
+        )
+
+
+def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
+    """Estimated peak accelerator memory (GB, 2³⁰ bytes; as ``torch.cuda.max_memory_allocated``) of
+    one chunk under ``plan``: the largest of the three stages (encode, sample, decode), each the
+    weights on the accelerator at that time plus the stage's activations. T5 is left out (it is
+    loaded only for a prompt missing from the prompt cache)."""
+    dit = size.dit_bytes * (0.5 if plan.fp8 else 1.0)
+    if plan.group_offload:  # blocks stream in one at a time, the next one prefetched
+        block = size.dit_block_bytes * (0.5 if plan.fp8 else 1.0)
+        dit_sampling = dit - size.dit_num_blocks * block + 2 * block
+    else:
+        dit_sampling = dit
+    dit_idle = 0.0 if "transformer" in plan.offload else dit
+    vae_idle = 0.0 if "vae" in plan.offload else size.vae_bytes
+    chunk = size.frames if plan.vae_chunk_frames is None else min(size.frames, plan.vae_chunk_frames * size.temporal_compression + 1)
+    pixels = chunk * size.height * size.width
+    video = size.frames * size.height * size.width
+    encode = dit_idle + size.vae_bytes + VAE_ENCODE_VIDEO_BYTES * video + VAE_ENCODE_BYTES * pixels * size.encoder_channels
+    sample = dit_sampling + vae_idle + DIT_ACTIVATION_BYTES * size.tokens * size.hidden
+    decode = dit_idle + size.vae_bytes + VAE_DECODE_VIDEO_BYTES * video + VAE_DECODE_BYTES * pixels * size.decoder_channels
+    return max(encode, sample, decode) / 2**30
+
+
+#: The plans ``--max_gpu_memory`` chooses from, fastest first (docs/benchmarks.md: the step time is
+#: the same in all of them; chunking the tokenizer and streaming the DiT slow encoding/decoding).
+BUDGET_PLANS: tuple[tuple[str, dict], ...] = (
+    ("resident", {}),
+    ("resident, tokenizer in chunks", {"vae_chunk_frames": 2}),
+    ("resident, float8 DiT weights, tokenizer in chunks", {"fp8": True, "vae_chunk_frames": 2}),
+    ("group_offload", {"memory_mode": "group_offload"}),
+    ("group_offload + float8 DiT weights (--low_memory)", LOW_MEMORY),
+)
+
+
+#: Share of the budget the estimated peak may fill: the estimate is within 3 % of the measured peak
+#: at full size, and the allocator needs room beyond what is allocated.
+BUDGET_FILL = 0.9
+
+
+def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize) -> tuple[str, MemoryPlan, float]:
+    """The fastest plan of :data:`BUDGET_PLANS` whose estimated peak fits ``BUDGET_FILL`` of
+    ``max_gpu_memory_gb``.
+
+    Returns:
+        (label, plan, estimated peak GB).
+    Raises:
+        Gen3cInputError: the budget is not a positive number.
+        Gen3cModelError: not even the leanest plan fits.
+    """
+    if not (isinstance(max_gpu_memory_gb, int | float) and math.isfinite(max_gpu_memory_gb) and max_gpu_memory_gb > 0):
+        raise Gen3cInputError(f"--max_gpu_memory {max_gpu_memory_gb!r} must be a positive number of GB (e.g. 24)")
+    estimates = []
+    for label, options in BUDGET_PLANS:
+        plan = memory_plan(**options)
+        peak = estimate_peak_gb(plan, size)
+        if peak <= BUDGET_FILL * max_gpu_memory_gb:
+            return label, plan, peak
+        estimates.append(peak)
+    raise Gen3cModelError(
+        f"--max_gpu_memory {max_gpu_memory_gb:g} GB is too little for the leanest mode's estimated peak of {estimates[-1]:.1f} GB "
+        f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: give more memory, or use a GPU with more"
+    )
+
+
+def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: str) -> str:
+    """One line for a user whose run ran out of accelerator memory: what was in use and the flag to try."""
+    device = torch.device(device)
+    total = ""
+    if device.type == "cuda":
+        free, whole = torch.cuda.mem_get_info(device)
+        total = f" ({(whole - free) / 2**30:.1f} of {whole / 2**30:.1f} GB in use)"
+    lean = plan.group_offload and plan.fp8 and plan.vae_chunk_frames is not None
+    hint = (
+        "this is already the leanest mode: close other programs on the GPU or use one with more memory"
+        if lean
+        else "try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits"
+    )
+    return f"the GPU ran out of memory while {stage}{total}: {hint}"

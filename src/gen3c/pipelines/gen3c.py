@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,9 +48,18 @@ from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, DiffusionPi
 from diffusers.utils import BaseOutput
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError
 from gen3c.models import configs
-from gen3c.models.memory import MemoryPlan, enable_fp8_weights, enable_group_offload, memory_plan
+from gen3c.models.memory import (
+    LOW_MEMORY,
+    MemoryPlan,
+    ModelSize,
+    choose_memory_plan,
+    enable_fp8_weights,
+    enable_group_offload,
+    memory_plan,
+    out_of_memory_message,
+)
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.tokenizer import decode_latents, encode_video
 
@@ -159,6 +169,20 @@ class Gen3cPipeline(DiffusionPipeline):
                 self._place(name, "cpu")
                 if self._execution_device.type == "cuda":
                     torch.cuda.empty_cache()
+
+    @contextmanager
+    def _out_of_memory_as_error(self, stage: str):
+        """Turn running out of accelerator memory in ``stage`` into a :class:`Gen3cMemoryError`
+        that names the flag to try."""
+        try:
+            yield
+            return
+        except torch.OutOfMemoryError:
+            pass
+        # Outside the except clause, so the traceback's frames (and their tensors) are already freed.
+        if self._execution_device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise Gen3cMemoryError(out_of_memory_message(self.memory, self._execution_device, stage))
 
     @property
     def transformer_dtype(self) -> torch.dtype:
@@ -443,19 +467,21 @@ class Gen3cPipeline(DiffusionPipeline):
                 self.encode_prompt(negative, max_sequence_length) if negative else prompt_embeds
             )
         # 3. Encode the conditions (first frame, buffers)
-        image_latent, buffer_latents = self.encode_conditions(
-            image.float(), buffer_colors.float(), buffer_masks.float()
-        )
+        with self._out_of_memory_as_error("encoding the conditions with the tokenizer"):
+            image_latent, buffer_latents = self.encode_conditions(
+                image.float(), buffer_colors.float(), buffer_masks.float()
+            )
         # 4. Sample
-        latents = self.denoise(
-            image_latent, buffer_latents, prompt_embeds, negative_prompt_embeds, guidance=guidance,
-            num_steps=int(num_steps), seed=seed, fps=fps, condition_augment_sigma=condition_augment_sigma, callback=callback,
-        )  # fmt: skip
+        with self._out_of_memory_as_error("sampling with the DiT"):
+            latents = self.denoise(
+                image_latent, buffer_latents, prompt_embeds, negative_prompt_embeds, guidance=guidance,
+                num_steps=int(num_steps), seed=seed, fps=fps, condition_augment_sigma=condition_augment_sigma, callback=callback,
+            )  # fmt: skip
         # 5. Decode
         if output_type == "latent":
             frames = latents.cpu()
         else:
-            with self._stage("vae") as vae:
+            with self._out_of_memory_as_error("decoding with the tokenizer"), self._stage("vae") as vae:
                 video = decode_latents(
                     vae,
                     latents,
@@ -651,6 +677,8 @@ def load_generator(
     memory_mode: str = "resident",
     fp8: bool = False,
     vae_chunk_frames: int | None = None,
+    low_memory: bool = False,
+    max_gpu_memory: float | None = None,
     disable_prompt_encoder: bool = False,
     compile: bool = False,
     attention_backend: str | None = None,
@@ -668,6 +696,9 @@ def load_generator(
         memory_mode: "resident", "model_offload" or "group_offload" (:mod:`gen3c.models.memory`).
         fp8: store the transformer's weights in float8.
         vae_chunk_frames: latent frames per tokenizer chunk (None: mode default; 0: none).
+        low_memory: the leanest plan (:data:`gen3c.models.memory.LOW_MEMORY`).
+        max_gpu_memory: a budget in GB: the fastest plan whose estimated peak fits it is chosen
+            (:func:`gen3c.models.memory.choose_memory_plan`) and named in a warning.
         disable_prompt_encoder: use zero text embeddings (GEN3C's flag), never loading T5.
         compile: regional ``torch.compile`` of the transformer blocks (:mod:`gen3c.models.speed`).
         attention_backend: diffusers attention backend for the DiT (e.g. "_native_cudnn", "flash").
@@ -676,6 +707,16 @@ def load_generator(
         dtype: weights' dtype (bfloat16 as GEN3C).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
+    chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
+                                    ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
+    if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
+        raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
+    if low_memory:
+        memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
+    if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():
+        # Streaming blocks through the caching allocator fragments it; growable segments keep the
+        # reserved memory near the allocated peak the budget is planned for.
+        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     plan = memory_plan(
         memory_mode,
         offload_diffusion_transformer=offload_diffusion_transformer,
@@ -685,6 +726,11 @@ def load_generator(
         vae_chunk_frames=vae_chunk_frames,
     )
     pipe = load_pipeline(checkpoint, dtype=dtype)
+    if max_gpu_memory is not None:
+        frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
+        size = ModelSize.of(pipe.transformer, pipe.vae, frames, *configs.RESOLUTION)
+        label, plan, peak = choose_memory_plan(max_gpu_memory, size)
+        warnings.warn(f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB)", stacklevel=2)
     pipe.disable_prompt_encoder = disable_prompt_encoder
     pipe.configure_memory(plan, device)
     from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
@@ -735,6 +781,8 @@ GENERATOR_OPTIONS: dict[str, type] = {
     "memory_mode": str,
     "fp8": bool,
     "vae_chunk_frames": int,
+    "low_memory": bool,
+    "max_gpu_memory": float,
     "disable_prompt_encoder": bool,
     "compile": bool,
     "attention_backend": str,

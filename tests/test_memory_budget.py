@@ -1,0 +1,125 @@
+"""Choosing a memory mode for a GPU budget, --low_memory, and running out of memory as a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError
+from gen3c.models import memory
+from gen3c.models.memory import ModelSize, choose_memory_plan, estimate_peak_gb, memory_plan
+from gen3c.models.tiny import tiny_pipeline
+from gen3c.pipelines.gen3c import load_generator
+
+GiB = 2**30
+
+# A made-up model with round numbers: 28 GiB DiT of 14 blocks of 1 GiB (+14 GiB outside the blocks),
+# 1 GiB tokenizer, a chunk of 17 frames at 64×64 with 1000 tokens of width 1024.
+SIZE = ModelSize(
+    dit_bytes=28 * GiB, dit_block_bytes=1 * GiB, dit_num_blocks=14, vae_bytes=1 * GiB, tokens=1000, hidden=1024,
+    frames=17, height=64, width=64, encoder_channels=128, decoder_channels=256, temporal_compression=8,
+)  # fmt: skip
+
+
+@pytest.fixture
+def coefficients(monkeypatch):
+    """Round activation coefficients, so each stage's activations are a whole number of GiB."""
+    monkeypatch.setattr(memory, "DIT_ACTIVATION_BYTES", 3 * GiB / (1000 * 1024))  # 3 GiB
+    monkeypatch.setattr(memory, "VAE_ENCODE_BYTES", 17 * GiB / (17 * 64 * 64 * 128))  # 1 GiB per frame
+    monkeypatch.setattr(memory, "VAE_DECODE_BYTES", 17 * GiB / (17 * 64 * 64 * 256))  # 1 GiB per frame
+    monkeypatch.setattr(memory, "VAE_ENCODE_VIDEO_BYTES", 0.0)
+    monkeypatch.setattr(memory, "VAE_DECODE_VIDEO_BYTES", 0.0)
+
+
+def test_the_whole_video_term_is_paid_once_per_tokenizer_pass(coefficients, monkeypatch):
+    monkeypatch.setattr(memory, "VAE_ENCODE_VIDEO_BYTES", 2 * GiB / (17 * 64 * 64))  # 2 GiB for the video
+    # model offload, 1-latent chunks: encode 1 + 2 + 9 = 12; sampling 28 + 3 = 31.
+    assert estimate_peak_gb(memory_plan("model_offload", vae_chunk_frames=1), SIZE) == pytest.approx(31)
+    # group offload + float8, 1-latent chunks: sampling 11 < encode 12.
+    assert estimate_peak_gb(memory_plan("group_offload", fp8=True, vae_chunk_frames=1), SIZE) == pytest.approx(12)
+
+
+def test_estimate_adds_the_weights_on_the_gpu_to_each_stage(coefficients):
+    # resident: sampling 28 + 1 + 3 = 32; encode/decode of 17 frames 28 + 1 + 17 = 46.
+    assert estimate_peak_gb(memory_plan(), SIZE) == pytest.approx(46)
+    # tokenizer in chunks of 1 latent frame (9 frames): encode 28 + 1 + 9 = 38 > sampling 32.
+    assert estimate_peak_gb(memory_plan(vae_chunk_frames=1), SIZE) == pytest.approx(38)
+    # float8 storage halves the DiT: encode 14 + 1 + 9 = 24.
+    assert estimate_peak_gb(memory_plan(fp8=True, vae_chunk_frames=1), SIZE) == pytest.approx(24)
+    # model offload: one model at a time: sampling 28 + 3 = 31 > encode 1 + 17 = 18.
+    assert estimate_peak_gb(memory_plan("model_offload", vae_chunk_frames=0), SIZE) == pytest.approx(31)
+    # group offload: 14 GiB outside the blocks + 2 blocks + 3 = 19; encode (2-frame chunks → 17) 1 + 17 = 18.
+    assert estimate_peak_gb(memory_plan("group_offload"), SIZE) == pytest.approx(19)
+    # ... with float8 and 1-latent chunks: sampling (14 + 2)/2 + 3 = 11 > encode 1 + 9 = 10.
+    assert estimate_peak_gb(memory_plan("group_offload", fp8=True, vae_chunk_frames=1), SIZE) == pytest.approx(11)
+
+
+def test_budget_picks_the_fastest_plan_that_fits(coefficients):
+    assert choose_memory_plan(80, SIZE)[0] == "resident"
+    # Resident with 2-latent chunks (17 frames) encodes at 28 + 1 + 17 = 46; in float8, 14 + 1 + 17 = 32.
+    label, plan, peak = choose_memory_plan(40, SIZE)
+    assert plan == memory_plan(fp8=True, vae_chunk_frames=2) and peak == pytest.approx(32)
+    label, plan, peak = choose_memory_plan(25, SIZE)  # streamed DiT: 14 + 2 + 3 = 19
+    assert plan == memory_plan("group_offload") and peak == pytest.approx(19)
+    label, plan, peak = choose_memory_plan(20.5, SIZE)  # 18 fits 90 % of 20.5, the streamed DiT's 19 does not
+    assert plan == memory_plan(**memory.LOW_MEMORY) and "--low_memory" in label and peak == pytest.approx(18)
+    with pytest.raises(Gen3cModelError, match=r"--max_gpu_memory 10 GB is too little for the leanest mode's estimated peak of 18\.0 GB \(\+11% headroom\)"):
+        choose_memory_plan(10, SIZE)
+    for bad in (0, -3, float("nan"), "24"):
+        with pytest.raises(Gen3cInputError, match="must be a positive number of GB"):
+            choose_memory_plan(bad, SIZE)
+
+
+def test_gen3c_7b_at_full_size_fits_24_gb_and_keeps_the_dit_resident():
+    """The shipped coefficients against the peaks measured on an H200 (docs/benchmarks.md): GEN3C-7B
+    (bf16) at 121×704×1280 needs 45.6 GB resident, 21.5 GB with the tokenizer in chunks, 15.1 GB with
+    float8 weights too, 7.96 GB streamed; each estimate within 5 %."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel
+
+    from gen3c.models import configs
+
+    with init_empty_weights():
+        dit = CosmosTransformer3DModel(**configs.TRANSFORMER_7B).to(torch.bfloat16)
+        vae = AutoencoderKLCosmos(**configs.VAE_CV8X8X8).to(torch.bfloat16)
+    size = ModelSize.of(dit, vae, 121, 704, 1280)
+    assert size.tokens == 16 * 44 * 80 and size.hidden == 4096 and size.dit_num_blocks == 28
+    measured = [45.57, 21.46, 15.05, 7.96, 7.96]
+    for (label, options), peak in zip(memory.BUDGET_PLANS, measured, strict=True):
+        assert estimate_peak_gb(memory_plan(**options), size) == pytest.approx(peak, rel=0.05), label
+    label, plan, peak = choose_memory_plan(24, size)
+    assert plan == memory_plan(vae_chunk_frames=2) and peak <= 0.9 * 24
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_ckpt")
+    tiny_pipeline(seed=0).save_pretrained(folder)
+    return folder
+
+
+def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
+    lean = load_generator(tiny_checkpoint, low_memory=True, device="cpu", dtype="float32").pipeline
+    assert lean.memory == memory_plan(**memory.LOW_MEMORY)
+    with pytest.warns(UserWarning, match=r"--max_gpu_memory 1000: memory mode 'resident' \(estimated peak"):
+        roomy = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32").pipeline
+    assert roomy.memory == memory_plan()
+    with pytest.raises(Gen3cInputError, match="--low_memory and --max_gpu_memory each choose the memory mode"):
+        load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
+
+
+def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
+    pipe = tiny_pipeline(seed=0)
+    pipe.configure_memory(memory_plan(), "cpu")
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(pipe.transformer, "forward", no_memory)
+    image = torch.zeros(3, 32, 48)
+    colors, masks = torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48)
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while sampling with the DiT: try --low_memory"):
+        pipe(image, colors, masks, num_steps=1, guidance=0)
+    pipe.configure_memory(memory_plan(**memory.LOW_MEMORY), "cpu")
+    with pytest.raises(Gen3cMemoryError, match="already the leanest mode"):
+        pipe(image, colors, masks, num_steps=1, guidance=0)
