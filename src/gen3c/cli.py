@@ -278,6 +278,14 @@ Fp8MatmulOpt = Annotated[
     typer.Option("--fp8_matmul", help="gen3c generator: float8 matmuls in the DiT blocks (H100-class GPUs; faster, a small quality cost)."),
 ]
 Fp8Opt = Annotated[bool, typer.Option("--fp8", help="gen3c generator: store the DiT's weights in float8 (half the memory, slight quality cost).")]
+NumGpusOpt = Annotated[
+    int,
+    typer.Option(
+        "--num_gpus",
+        help="gen3c generator: split the DiT's video tokens across N GPUs (context parallelism); "
+        "launch with `torchrun --nproc_per_node=N -m gen3c generate … --num_gpus N`.",
+    ),
+]
 
 
 def _generator_options(generator: GeneratorName, **options) -> dict:
@@ -376,6 +384,7 @@ def generate(
     compile: CompileOpt = False,
     attention_backend: AttentionOpt = None,
     fp8_matmul: Fp8MatmulOpt = False,
+    num_gpus: NumGpusOpt = 1,
     chunk_frames: Annotated[
         int | None,
         typer.Option(
@@ -417,7 +426,7 @@ def generate(
             offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
             disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
             disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
-            compile=compile, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
+            compile=compile, attention_backend=attention_backend, fp8_matmul=fp8_matmul, num_gpus=num_gpus,
         ),
     )  # fmt: skip
     _run(request)
@@ -605,8 +614,15 @@ def console_warnings():
 
 
 def _run(request, source=None) -> None:
+    from gen3c.parallel import is_main_process
     from gen3c.pipelines.request import run_request
 
+    if not is_main_process():
+        # Another rank of a multi-GPU run: the same work, silently; rank 0 reports and writes.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run_request(request, source=source)
+        return
     with console_warnings(), rich_progress() as progress:
         out = run_request(request, source=source, progress=progress)
     result = out.result

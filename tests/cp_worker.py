@@ -1,0 +1,73 @@
+"""One rank of the context-parallel checks, launched by tests/test_context_parallel.py as
+``torchrun --standalone --nproc_per_node=N tests/cp_worker.py OUT_DIR [GEN3C CLI ARGS…]``.
+
+1. Each rank computes the tiny DiT's output on the whole sequence alone, then with its tokens
+   split across the N ranks, and writes ``OUT_DIR/rank{r}.json``: the tokens its blocks saw,
+   the largest difference between the two outputs, and the output's scale.
+2. With CLI arguments, it then runs the ``gen3c`` command line exactly as ``python -m gen3c``
+   does, in the same process group (one launch instead of two: starting ranks dominates the
+   test's time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+
+def check_dit(out_dir: Path) -> None:
+    from diffusers import CosmosTransformer3DModel
+    from diffusers.utils import logging as diffusers_logging
+
+    from gen3c.models import configs
+    from gen3c.models.context_parallel import context_parallel_degree, enable_context_parallel
+    from gen3c.parallel import init_parallel
+
+    diffusers_logging.set_verbosity_error()
+    ctx = init_parallel(int(os.environ["WORLD_SIZE"]))
+    torch.manual_seed(0)
+    model = CosmosTransformer3DModel(**configs.TRANSFORMER_TINY).eval()
+    for name, p in model.named_parameters():
+        if "norm" not in name:  # diffusers zero-initialises some layers, which would hide a wrong split
+            p.data.normal_(0.0, 0.05)
+    g = torch.Generator().manual_seed(1)
+    T, h, w = 4, 4, 6  # 4 latent frames -> 4 · 2 · 3 = 24 tokens
+    kwargs = dict(
+        hidden_states=torch.randn(1, 16, T, h, w, generator=g),
+        timestep=torch.tensor([0.7]),
+        encoder_hidden_states=torch.randn(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"], generator=g),
+        fps=24,
+        condition_mask=torch.randn(1, configs.TRANSFORMER_TINY["in_channels"] - 16, T, h, w, generator=g),
+        padding_mask=torch.zeros(1, 1, h * 8, w * 8),
+        return_dict=False,
+    )
+    seen: list[int] = []
+    model.transformer_blocks[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[1]))
+    with torch.no_grad():
+        whole = model(**kwargs)[0]
+        degree = enable_context_parallel(model, ctx.device)
+        split = model(**kwargs)[0]
+    result = {
+        "rank": ctx.rank,
+        "degree": degree,
+        "recorded_degree": context_parallel_degree(model),
+        "tokens_whole": seen[0],
+        "tokens_split": seen[1],
+        "shape": list(split.shape),
+        "max_diff": (split - whole).abs().max().item(),
+        "scale": whole.abs().max().item(),
+    }
+    (out_dir / f"rank{ctx.rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    check_dit(Path(sys.argv[1]))
+    if len(sys.argv) > 2:
+        from gen3c.cli import main
+
+        sys.argv = ["gen3c", *sys.argv[2:]]
+        main()
