@@ -6,7 +6,7 @@
    the largest difference between the two outputs, and the output's scale.
 2. With CLI arguments, it then runs the ``gen3c`` command line exactly as ``python -m gen3c``
    does, in the same process group (one launch instead of two: starting ranks dominates the
-   test's time).
+   test's time), recording the tokens the DiT's blocks got in ``OUT_DIR/cli_rank{r}.json``.
 """
 
 from __future__ import annotations
@@ -64,10 +64,33 @@ def check_dit(out_dir: Path) -> None:
     (out_dir / f"rank{ctx.rank}.json").write_text(json.dumps(result))
 
 
+def run_cli(out_dir: Path, args: list[str]) -> int:
+    """``gen3c ARGS`` as ``python -m gen3c`` runs it; records the tokens each DiT block call got
+    in ``OUT_DIR/cli_rank{r}.json``. Returns the exit code."""
+    import torch.distributed as dist
+    from diffusers.models.transformers.transformer_cosmos import CosmosTransformerBlock
+
+    from gen3c.cli import main
+
+    tokens: list[int] = []
+
+    def record(module, args):
+        if isinstance(module, CosmosTransformerBlock):
+            tokens.append(args[0].shape[1])
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    sys.argv = ["gen3c", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    handle.remove()
+    (out_dir / f"cli_rank{dist.get_rank()}.json").write_text(json.dumps({"tokens": sorted(set(tokens)), "calls": len(tokens)}))
+    return code
+
+
 if __name__ == "__main__":
     check_dit(Path(sys.argv[1]))
     if len(sys.argv) > 2:
-        from gen3c.cli import main
-
-        sys.argv = ["gen3c", *sys.argv[2:]]
-        main()
+        sys.exit(run_cli(Path(sys.argv[1]), sys.argv[2:]))

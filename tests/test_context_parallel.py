@@ -25,7 +25,11 @@ from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
 from gen3c.io.video import read_video
 from gen3c.models import configs
-from gen3c.models.context_parallel import CosmosContextParallelAttnProcessor, check_token_split, cosmos_cp_plan
+from gen3c.models.context_parallel import (
+    CosmosContextParallelAttnProcessor,
+    check_token_split,
+    cosmos_cp_plan,
+)
 from gen3c.parallel import check_launch
 
 runner = CliRunner()
@@ -204,7 +208,10 @@ def test_two_ranks_split_the_dit_and_write_the_video_of_one(box_scene, tmp_path,
         assert r["shape"] == [1, 16, 4, 4, 6]
         assert r["max_diff"] <= 1e-5 * r["scale"], r
 
-    # 2. The command line: rank 0 alone reports and writes, the video of one process.
+    # 2. The command line: its DiT split too (121 frames at 32×48: 16·2·3 = 96 tokens, 48 per
+    # rank, in 2 blocks × 2 steps), rank 0 alone reports and writes, the video of one process.
+    for rank in range(2):
+        assert json.loads((tmp_path / f"cli_rank{rank}.json").read_text()) == {"tokens": [48], "calls": 4}
     log = res.stdout + res.stderr
     assert log.count("wrote ") == 1, log[-2000:]
     names = sorted(p.name for p in (tmp_path / "two").iterdir())
