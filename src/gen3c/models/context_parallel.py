@@ -142,9 +142,16 @@ def enable_context_parallel(transformer: nn.Module, device: torch.device) -> int
     import warnings
 
     import torch.distributed as dist
-    from diffusers.models._modeling_parallel import ContextParallelConfig, ParallelConfig
-    from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
     from torch.distributed.device_mesh import init_device_mesh
+
+    try:
+        from diffusers.hooks.context_parallel import apply_context_parallel
+        from diffusers.models._modeling_parallel import ContextParallelConfig, ParallelConfig
+        from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
+    except ImportError as exc:
+        raise Gen3cInputError(
+            f"--num_gpus needs diffusers' context parallelism, which this diffusers lacks ({exc}): pip install 'diffusers>=0.42'"
+        ) from None
 
     world = dist.get_world_size()
     if world == 1:
@@ -176,8 +183,6 @@ def enable_context_parallel(transformer: nn.Module, device: torch.device) -> int
     else:
         # diffusers 0.42's enable_parallelism picks the device as rank % accelerator count, which
         # divides by zero on a host without one; these are its steps for the CPU (gloo).
-        from diffusers.hooks.context_parallel import apply_context_parallel
-
         config = ParallelConfig(context_parallel_config=cp)
         config.setup(dist.get_rank(), world, device, mesh=mesh)
         transformer._parallel_config = config
