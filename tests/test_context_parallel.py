@@ -192,6 +192,14 @@ def long_tiny_checkpoint(tmp_path_factory):
     return folder
 
 
+def test_a_count_the_dit_cannot_split_is_refused_before_loading(box_scene, tmp_path, monkeypatch, long_tiny_checkpoint):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining a process group would fail at once, not hang
+    res = runner.invoke(app, cli_args(box_scene, tmp_path, "--generator", "gen3c", "--checkpoint_dir", long_tiny_checkpoint, "--num_gpus", 4))
+    assert res.exit_code == 2, res.output
+    assert "the DiT's 2 attention heads do not split across 4 GPUs; use one of [1, 2]" in " ".join(res.output.split())
+
+
 def test_two_ranks_split_the_dit_and_write_the_video_of_one(box_scene, tmp_path, long_tiny_checkpoint):
     gen = ("--generator", "gen3c", "--checkpoint_dir", long_tiny_checkpoint, "--num_steps", 2, "--guidance", 0)
     one = runner.invoke(app, cli_args(box_scene, tmp_path / "one", *gen))

@@ -705,6 +705,7 @@ def load_generator(
             raise Gen3cInputError(
                 f"device {str(device)!r} with --num_gpus {num_gpus}: each rank picks cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
             )
+        _check_split_early(checkpoint, num_gpus, generator_options.get("chunk_frames", configs.CHUNK_FRAMES))
         parallel = init_parallel(num_gpus, None if device is None else torch.device(device).type)
         device = parallel.device
     if dtype is None:
@@ -725,6 +726,18 @@ def load_generator(
     if compile:
         compile_blocks(pipe.transformer)
     return Gen3cGenerator(pipe, **generator_options)
+
+
+def _check_split_early(checkpoint: str | os.PathLike, num_gpus: int, chunk_frames: int) -> None:
+    """Refuse a GPU count the DiT cannot split, from a local checkpoint's configs, before the
+    weights load (:meth:`Gen3cPipeline.check_inputs` checks again on the real inputs)."""
+    try:
+        dit = json.loads((Path(checkpoint) / "transformer" / "config.json").read_text())
+        vae = json.loads((Path(checkpoint) / "vae" / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # a hub id or an incomplete folder: loading reports it
+    tc = vae.get("temporal_compression_ratio", 8)
+    check_token_split(dit.get("num_attention_heads", 32), num_gpus, (chunk_frames - 1) // tc + 1)
 
 
 def _dtype_kwarg() -> str:
