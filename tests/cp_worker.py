@@ -2,8 +2,9 @@
 ``torchrun --standalone --nproc_per_node=N tests/cp_worker.py OUT_DIR [GEN3C CLI ARGS…]``.
 
 1. Each rank computes the tiny DiT's output on the whole sequence alone, then with its tokens
-   split across the N ranks, and writes ``OUT_DIR/rank{r}.json``: the tokens its blocks saw,
-   the largest difference between the two outputs, and the output's scale.
+   split across the N ranks — by gen3c's CPU route and by diffusers' ``enable_parallelism``
+   (the GPU route) — and writes ``OUT_DIR/rank{r}.json``: the tokens its blocks saw, the
+   largest differences from the whole-sequence output, and the output's scale.
 2. With CLI arguments, it then runs the ``gen3c`` command line exactly as ``python -m gen3c``
    does, in the same process group (one launch instead of two: starting ranks dominates the
    test's time), recording the tokens the DiT's blocks got in ``OUT_DIR/cli_rank{r}.json``.
@@ -11,10 +12,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -45,12 +48,17 @@ def check_dit(out_dir: Path) -> None:
         padding_mask=torch.zeros(1, 1, h * 8, w * 8),
         return_dict=False,
     )
+    twin = copy.deepcopy(model)
     seen: list[int] = []
     model.transformer_blocks[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[1]))
     with torch.no_grad():
         whole = model(**kwargs)[0]
         degree = enable_context_parallel(model, ctx.device)
         split = model(**kwargs)[0]
+        # The GPU route (diffusers' enable_parallelism), which needs an accelerator count above 0.
+        with mock.patch.object(torch.accelerator, "device_count", lambda: 1):
+            enable_context_parallel(twin, ctx.device)
+        split_public = twin(**kwargs)[0]
     result = {
         "rank": ctx.rank,
         "degree": degree,
@@ -59,6 +67,7 @@ def check_dit(out_dir: Path) -> None:
         "tokens_split": seen[1],
         "shape": list(split.shape),
         "max_diff": (split - whole).abs().max().item(),
+        "max_diff_enable_parallelism": (split_public - whole).abs().max().item(),
         "scale": whole.abs().max().item(),
     }
     (out_dir / f"rank{ctx.rank}.json").write_text(json.dumps(result))

@@ -215,6 +215,7 @@ def test_two_ranks_split_the_dit_and_write_the_video_of_one(box_scene, tmp_path,
         assert (r["tokens_whole"], r["tokens_split"]) == (24, 12)
         assert r["shape"] == [1, 16, 4, 4, 6]
         assert r["max_diff"] <= 1e-5 * r["scale"], r
+        assert r["max_diff_enable_parallelism"] <= 1e-5 * r["scale"], r
 
     # 2. The command line: its DiT split too (121 frames at 32×48: 16·2·3 = 96 tokens, 48 per
     # rank, in 2 blocks × 2 steps), rank 0 alone reports and writes, the video of one process.
