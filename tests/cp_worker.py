@@ -37,17 +37,17 @@ def check_dit(out_dir: Path) -> None:
     for name, p in model.named_parameters():
         if "norm" not in name:  # diffusers zero-initialises some layers, which would hide a wrong split
             p.data.normal_(0.0, 0.05)
+    model.to(ctx.device)  # the CPU in the test; cuda:LOCAL_RANK when run by hand on GPUs
     g = torch.Generator().manual_seed(1)
     T, h, w = 4, 4, 6  # 4 latent frames -> 4 · 2 · 3 = 24 tokens
     kwargs = dict(
         hidden_states=torch.randn(1, 16, T, h, w, generator=g),
         timestep=torch.tensor([0.7]),
         encoder_hidden_states=torch.randn(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"], generator=g),
-        fps=24,
         condition_mask=torch.randn(1, configs.TRANSFORMER_TINY["in_channels"] - 16, T, h, w, generator=g),
         padding_mask=torch.zeros(1, 1, h * 8, w * 8),
-        return_dict=False,
     )
+    kwargs = {k: v.to(ctx.device) for k, v in kwargs.items()} | {"fps": 24, "return_dict": False}
     twin = copy.deepcopy(model)
     seen: list[int] = []
     model.transformer_blocks[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[1]))
@@ -56,7 +56,8 @@ def check_dit(out_dir: Path) -> None:
         degree = enable_context_parallel(model, ctx.device)
         split = model(**kwargs)[0]
         # The GPU route (diffusers' enable_parallelism), which needs an accelerator count above 0.
-        with mock.patch.object(torch.accelerator, "device_count", lambda: 1):
+        count = max(1, torch.accelerator.device_count())
+        with mock.patch.object(torch.accelerator, "device_count", lambda: count):
             enable_context_parallel(twin, ctx.device)
         split_public = twin(**kwargs)[0]
     result = {
