@@ -159,20 +159,20 @@ def enable_context_parallel(transformer: nn.Module, device: torch.device) -> int
     check_token_split(transformer.config.num_attention_heads, world)
     if getattr(transformer.config, "img_context_dim_in", None):
         raise Gen3cInputError("context parallelism supports GEN3C's DiT, not Cosmos models with an image context")
-    processors = []
-    for block in transformer.transformer_blocks:
-        for attn in (block.attn1, block.attn2):
-            processor = CosmosContextParallelAttnProcessor()
-            processor._attention_backend = getattr(attn.processor, "_attention_backend", None)
-            attn.set_processor(processor)
-            processors.append(processor)
-    backend = processors[0]._attention_backend
-    backend = AttentionBackendName(backend) if backend is not None else _AttentionBackendRegistry.get_active_backend()[0]
+    chosen = getattr(transformer.transformer_blocks[0].attn1.processor, "_attention_backend", None)
+    backend = AttentionBackendName(chosen) if chosen is not None else _AttentionBackendRegistry.get_active_backend()[0]
     if not _AttentionBackendRegistry._is_context_parallel_available(backend):
         ok = ", ".join(sorted(_AttentionBackendRegistry._supports_context_parallel))
         raise Gen3cInputError(
             f"attention backend {backend.value!r} cannot split tokens across GPUs: pick --attention_backend from {ok}"
         )
+    processors = []
+    for block in transformer.transformer_blocks:
+        for attn in (block.attn1, block.attn2):
+            processor = CosmosContextParallelAttnProcessor()
+            processor._attention_backend = chosen
+            attn.set_processor(processor)
+            processors.append(processor)
     # diffusers 0.42's gather calls a torch collective that torch 2.14 deprecates; nothing for users to act on.
     warnings.filterwarnings("ignore", message=r".*all_gather_tensor.* is deprecated", category=FutureWarning)
     mesh = init_device_mesh(device.type, (1, world), mesh_dim_names=("ring", "ulysses"))
