@@ -294,6 +294,14 @@ MaxGpuMemoryOpt = Annotated[
         "(instead of --memory_mode/--fp8/--low_memory).",
     ),
 ]
+NumGpusOpt = Annotated[
+    int,
+    typer.Option(
+        "--num_gpus",
+        help="gen3c generator: split the DiT's video tokens across N GPUs (context parallelism); "
+        "launch with `torchrun --nproc_per_node=N -m gen3c generate … --num_gpus N`.",
+    ),
+]
 
 
 def _generator_options(generator: GeneratorName, **options) -> dict:
@@ -394,6 +402,7 @@ def generate(
     compile: CompileOpt = False,
     attention_backend: AttentionOpt = None,
     fp8_matmul: Fp8MatmulOpt = False,
+    num_gpus: NumGpusOpt = 1,
     chunk_frames: Annotated[
         int | None,
         typer.Option(
@@ -435,7 +444,8 @@ def generate(
             offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
             disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
             disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
-            low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
+            low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
+            fp8_matmul=fp8_matmul, num_gpus=num_gpus,
         ),
     )  # fmt: skip
     _run(request)
@@ -625,8 +635,15 @@ def console_warnings():
 
 
 def _run(request, source=None) -> None:
+    from gen3c.parallel import is_main_process
     from gen3c.pipelines.request import run_request
 
+    if not is_main_process():
+        # Another rank of a multi-GPU run: the same work, silently; rank 0 reports and writes.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run_request(request, source=source)
+        return
     with console_warnings(), rich_progress() as progress:
         out = run_request(request, source=source, progress=progress)
     result = out.result

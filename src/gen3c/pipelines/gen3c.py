@@ -50,6 +50,7 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError
 from gen3c.models import configs
+from gen3c.models.context_parallel import check_token_split, context_parallel_degree, enable_context_parallel
 from gen3c.models.memory import (
     LOW_MEMORY,
     MemoryPlan,
@@ -62,6 +63,7 @@ from gen3c.models.memory import (
 )
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.tokenizer import decode_latents, encode_video
+from gen3c.parallel import broadcast_from_main, init_parallel, is_main_process
 
 #: Where GEN3C's weights come from (for error messages).
 WEIGHTS_HELP = (
@@ -225,6 +227,9 @@ class Gen3cPipeline(DiffusionPipeline):
             raise Gen3cInputError(
                 f"the buffers have {T} frames; this model generates at most {(max_latent - 1) * tc + 1} per chunk"
             )
+        check_token_split(
+            self.transformer.config.num_attention_heads, context_parallel_degree(self.transformer), (T - 1) // tc + 1
+        )
         multiple = self.vae.config.spatial_compression_ratio * self.transformer.config.patch_size[1]
         if H % multiple or W % multiple:
             raise Gen3cInputError(
@@ -368,19 +373,23 @@ class Gen3cPipeline(DiffusionPipeline):
         aug_noise = torch.from_numpy(
             np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
         ).to(device)
-        gt = image_latent.to(device)
+        gt = image_latent.to(device).contiguous()
+        buffer_latents = buffer_latents.to(device).contiguous()
+        text = prompt_embeds.to(device, dtype).contiguous()
+        neg_text = negative_prompt_embeds.to(device, dtype).contiguous() if negative_prompt_embeds is not None else None
+        if context_parallel_degree(self.transformer) > 1:
+            # The ranks of a multi-GPU run share one DiT: give every rank rank 0's conditions.
+            broadcast_from_main(gt, buffer_latents, text, *([] if neg_text is None else [neg_text]))
         aug_sigma = torch.tensor(condition_augment_sigma, dtype=torch.float32)
         augmented = scheduler.precondition_inputs(gt + aug_noise * aug_sigma, aug_sigma)
 
         indicator = torch.zeros(1, 1, shape[2], 1, 1, device=device)
         indicator[:, :, :1] = 1.0
         cond_mask = indicator.expand(1, 1, *shape[2:])
-        condition = torch.cat([cond_mask, buffer_latents.to(device)], dim=1).to(dtype)
+        condition = torch.cat([cond_mask, buffer_latents], dim=1).to(dtype)
         # The unconditional branch keeps the condition mask and drops the buffers (model_gen3c.py).
-        uncondition = torch.cat([cond_mask, torch.zeros_like(buffer_latents, device=device)], dim=1).to(dtype)
+        uncondition = torch.cat([cond_mask, torch.zeros_like(buffer_latents)], dim=1).to(dtype)
         padding_mask = torch.zeros(1, 1, shape[3], shape[4], device=device, dtype=dtype)
-        text = prompt_embeds.to(device, dtype)
-        neg_text = negative_prompt_embeds.to(device, dtype) if negative_prompt_embeds is not None else None
         sigma_data = scheduler.config.sigma_data
 
         def net(x: Tensor, t: Tensor, embeds: Tensor, cond: Tensor) -> Tensor:
@@ -576,7 +585,7 @@ class Gen3cGenerator:
             def callback(step: int, sigma: float, latents: Tensor) -> None:
                 progress(T / self.num_steps)
 
-        self.pipeline.set_progress_bar_config(disable=progress is not None)
+        self.pipeline.set_progress_bar_config(disable=progress is not None or not is_main_process())
         out = self.pipeline(
             image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
             negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
@@ -684,7 +693,8 @@ def load_generator(
     attention_backend: str | None = None,
     fp8_matmul: bool = False,
     device: str | torch.device | None = None,
-    dtype: torch.dtype | str = torch.bfloat16,
+    dtype: torch.dtype | str | None = None,
+    num_gpus: int = 1,
     **generator_options: Any,
 ) -> Gen3cGenerator:
     """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
@@ -704,7 +714,12 @@ def load_generator(
         attention_backend: diffusers attention backend for the DiT (e.g. "_native_cudnn", "flash").
         fp8_matmul: run the blocks' linears as float8 matmuls (H100-class GPUs; a quality cost).
         device: compute device (default CUDA when available).
-        dtype: weights' dtype (bfloat16 as GEN3C).
+        dtype: weights' dtype; default bfloat16 (GEN3C's) on a GPU, float32 on the CPU, whose
+            tokenizer has no bfloat16 pooling kernel.
+        num_gpus: GEN3C's ``--num_gpus``: in a ``torchrun --nproc_per_node=N`` launch, split the
+            DiT's tokens across the N ranks (:mod:`gen3c.models.context_parallel`); each rank
+            computes on ``cuda:LOCAL_RANK`` (the CPU with gloo when there is no GPU), and
+            ``device`` may only name the device type.
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
@@ -725,6 +740,18 @@ def load_generator(
         fp8=fp8,
         vae_chunk_frames=vae_chunk_frames,
     )
+    parallel = None
+    if num_gpus != 1:
+        if device is not None and torch.device(device).index is not None:
+            raise Gen3cInputError(
+                f"device {str(device)!r} with --num_gpus {num_gpus}: each rank picks cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
+            )
+        _check_split_early(checkpoint, num_gpus, generator_options.get("chunk_frames", configs.CHUNK_FRAMES))
+        parallel = init_parallel(num_gpus, None if device is None else torch.device(device).type)
+        device = parallel.device
+    if dtype is None:
+        on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+        dtype = torch.bfloat16 if on_gpu else torch.float32
     pipe = load_pipeline(checkpoint, dtype=dtype)
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
@@ -736,6 +763,8 @@ def load_generator(
     from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
 
     set_attention_backend(pipe.transformer, attention_backend)
+    if parallel is not None:
+        enable_context_parallel(pipe.transformer, parallel.device)
     if fp8_matmul:
         if plan.offload or fp8:
             raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
@@ -743,6 +772,18 @@ def load_generator(
     if compile:
         compile_blocks(pipe.transformer)
     return Gen3cGenerator(pipe, **generator_options)
+
+
+def _check_split_early(checkpoint: str | os.PathLike, num_gpus: int, chunk_frames: int) -> None:
+    """Refuse a GPU count the DiT cannot split, from a local checkpoint's configs, before the
+    weights load (:meth:`Gen3cPipeline.check_inputs` checks again on the real inputs)."""
+    try:
+        dit = json.loads((Path(checkpoint) / "transformer" / "config.json").read_text())
+        vae = json.loads((Path(checkpoint) / "vae" / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # a hub id or an incomplete folder: loading reports it
+    tc = vae.get("temporal_compression_ratio", 8)
+    check_token_split(dit.get("num_attention_heads", 32), num_gpus, (chunk_frames - 1) // tc + 1)
 
 
 def _dtype_kwarg() -> str:
@@ -790,6 +831,7 @@ GENERATOR_OPTIONS: dict[str, type] = {
     "device": str,
     "dtype": str,
     "chunk_frames": int,
+    "num_gpus": int,
     # GEN3C flags for parts this library does not have (no prompt upsampler, no guardrails):
     # accepted so GEN3C command lines carry over, without effect.
     "offload_prompt_upsampler": bool,

@@ -427,10 +427,14 @@ def run_request(
             one chunk, so long videos stream to disk with flat memory.
     """
     from gen3c.io.atomic import ensure_writable_dir
+    from gen3c.parallel import check_launch, is_main_process
 
     started = time.perf_counter()
-    # 1. Check the request
-    ensure_writable_dir(request.video_save_folder, "--video_save_folder")
+    # 1. Check the request (and, under torchrun, that --num_gpus matches the launch)
+    check_launch(request.generator_options.get("num_gpus", 1))
+    main = is_main_process()
+    if main:
+        ensure_writable_dir(request.video_save_folder, "--video_save_folder")
     check_frame_count(request)
     generator = generator or make_generator(request)
     T = request.num_video_frames
@@ -438,7 +442,10 @@ def run_request(
     check_num_frames(T, generator, chunk_frames)
     # 2. Read the input: cache plan, cameras, first frame
     scene = load_scene(request, source)
-    # 3. Generate chunk by chunk, streaming the outputs
+    # 3. Generate chunk by chunk, streaming the outputs (other ranks of a multi-GPU run: no outputs)
+    if not main:
+        result = generate_video(scene.plan, scene.cameras, generator, scene.first_frame, chunk_frames=chunk_frames, keep=False)
+        return RunOutput(result=result, paths={}, seconds=time.perf_counter() - started)
     num_chunks = len(plan_chunks(T, chunk_frames))
     num_buffers = scene.plan.buffers_for(num_chunks)
     keep = num_chunks == 1 if keep_frames is None else keep_frames

@@ -1,0 +1,192 @@
+"""Context parallelism of GEN3C's DiT: its video tokens split across GPUs (Ulysses attention).
+
+With N ranks, each holds ``S / N`` of the ``S = T'·H'·W'`` patch tokens (GEN3C: 16·44·80 =
+56,320) through every block. Everything per token (linears, norms, AdaLN, MLP, cross-attention
+to the full text) runs on the local tokens alone; self-attention needs all of them, so
+diffusers' Ulysses attention exchanges heads for tokens with two all-to-alls: each rank then
+attends over the whole sequence for ``heads / N`` heads (GEN3C: 32 heads, so N ∈ {1, 2, 4, 8}
+on one host) and the result is exchanged back.
+
+This is diffusers' own machinery (``ModelMixin.enable_parallelism``, ``_cp_plan`` hooks,
+``TemplatedUlyssesAttention``); ``CosmosTransformer3DModel`` ships no ``_cp_plan`` and its
+attention processor does not pass a parallel config to the dispatcher, so this module adds both:
+
+- :func:`cosmos_cp_plan` splits, on the outputs of the modules that make them, the patch
+  tokens (``patch_embed``, along T′ — contiguous blocks of the flattened T′·H′·W′ sequence),
+  the RoPE cos/sin (``rope``, along the sequence) and the learnable positional embedding
+  (``learnable_pos_embed``), all cut at the same token boundaries; the condition and padding
+  mask channels are inside the patch tokens already. The output is gathered after ``proj_out``,
+  before unpatchifying. So T′ must divide by N (GEN3C's 16 latent frames: N ∈ {1, 2, 4, 8, 16}),
+  as in GEN3C, which also splits its DiT along time.
+- :class:`CosmosContextParallelAttnProcessor` is Cosmos attention that hands the parallel config
+  to ``dispatch_attention_fn`` for self-attention only (cross-attention keys are the text,
+  whole on every rank).
+
+The timestep must be one value per sample (the GEN3C pipeline's), not per frame.
+
+Ring attention (diffusers' other template) needs a backend that returns the softmax's
+log-sum-exp — CUDA-only ones (``_native_cudnn``, ``flash``) — so it could not run in the CPU
+test; Ulysses covers GEN3C's 32 heads on up to 8 GPUs and is what this module uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gen3c.errors import Gen3cInputError
+
+
+def cosmos_cp_plan(transformer: nn.Module) -> dict[str, Any]:
+    """The ``_cp_plan`` of a ``CosmosTransformer3DModel``: where tokens are split and gathered."""
+    from diffusers.models._modeling_parallel import ContextParallelInput, ContextParallelOutput
+
+    split = lambda dim, ndim: ContextParallelInput(split_dim=dim, expected_dims=ndim, split_output=True)  # noqa: E731
+    plan: dict[str, Any] = {
+        # (B, T', H', W', C): split along T' = contiguous runs of the flattened sequence
+        "patch_embed": {0: split(1, 5)},
+        # (cos, sin), each (T'·H'·W', head_dim)
+        "rope": {0: split(0, 2), 1: split(0, 2)},
+        # (B, S, C) -> gathered back to the whole sequence
+        "proj_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
+    if getattr(transformer, "learnable_pos_embed", None) is not None:
+        plan["learnable_pos_embed"] = {0: split(1, 3)}  # (B, S, C)
+    return plan
+
+
+class CosmosContextParallelAttnProcessor:
+    """Cosmos attention (QK RMS-norm, RoPE on self-attention) through diffusers' dispatcher,
+    passing the attention backend and, for self-attention, the context-parallel config.
+
+    Computes exactly what diffusers' ``CosmosAttnProcessor2_0`` computes for GEN3C's DiT (equal
+    heads for q, k and v); with no parallel config it is a drop-in replacement.
+    """
+
+    def __init__(self) -> None:
+        # Set by diffusers' set_attention_backend / enable_parallelism.
+        self._attention_backend = None
+        self._parallel_config = None
+
+    def __call__(
+        self,
+        attn: nn.Module,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """hidden_states (B, S_local, C); encoder_hidden_states (B, L, C_text) for cross-attention;
+        image_rotary_emb (cos, sin) each (S_local, head_dim). Returns (B, S_local, C)."""
+        from diffusers.models.attention_dispatch import dispatch_attention_fn
+        from diffusers.models.embeddings import apply_rotary_emb
+
+        cross = encoder_hidden_states is not None
+        context = encoder_hidden_states if cross else hidden_states
+        # (B, S, heads, head_dim): the layout the dispatcher takes
+        query = attn.norm_q(attn.to_q(hidden_states).unflatten(2, (attn.heads, -1)))
+        key = attn.norm_k(attn.to_k(context).unflatten(2, (attn.heads, -1)))
+        value = attn.to_v(context).unflatten(2, (attn.heads, -1))
+        if image_rotary_emb is not None:
+            query = apply_rotary_emb(query, image_rotary_emb, use_real=True, use_real_unbind_dim=-2, sequence_dim=1)
+            key = apply_rotary_emb(key, image_rotary_emb, use_real=True, use_real_unbind_dim=-2, sequence_dim=1)
+        out = dispatch_attention_fn(
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
+            backend=self._attention_backend, parallel_config=None if cross else self._parallel_config,
+        )  # fmt: skip
+        out = out.flatten(2, 3).type_as(query)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def check_token_split(num_heads: int, degree: int, latent_frames: int | None = None) -> None:
+    """Refuse a split the DiT cannot make: its heads and (when given) T′ latent frames must divide by N.
+
+    Raises:
+        Gen3cInputError: naming the counts and the GPU counts that would work.
+    """
+    if degree <= 1:
+        return
+    if num_heads % degree:
+        ok = [n for n in range(1, num_heads + 1) if num_heads % n == 0]
+        raise Gen3cInputError(
+            f"--num_gpus {degree}: the DiT's {num_heads} attention heads do not split across {degree} GPUs; use one of {ok}"
+        )
+    if latent_frames is not None and latent_frames % degree:
+        ok = [n for n in range(1, latent_frames + 1) if latent_frames % n == 0]
+        raise Gen3cInputError(
+            f"--num_gpus {degree}: a chunk of {latent_frames} latent frames does not split evenly across {degree} GPUs; "
+            f"use --num_gpus in {ok} (GEN3C's 121-frame chunks have 16 latent frames)"
+        )
+
+
+def context_parallel_degree(transformer: nn.Module) -> int:
+    """Ranks the transformer's tokens are split across (1 when it is not context-parallel)."""
+    config = getattr(transformer, "_parallel_config", None)
+    cp = getattr(config, "context_parallel_config", None)
+    return 1 if cp is None else cp.ring_degree * cp.ulysses_degree
+
+
+def enable_context_parallel(transformer: nn.Module, device: torch.device) -> int:
+    """Split ``transformer``'s tokens across every rank of the (initialised) default process group.
+
+    Installs :class:`CosmosContextParallelAttnProcessor` in every block, then applies
+    :func:`cosmos_cp_plan` with a Ulysses ``ContextParallelConfig`` of the world size.
+    Returns the degree N.
+
+    Raises:
+        Gen3cInputError: the heads do not divide by N, or the active attention backend cannot
+            run context-parallel.
+    """
+    import warnings
+
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+
+    try:
+        from diffusers.hooks.context_parallel import apply_context_parallel
+        from diffusers.models._modeling_parallel import ContextParallelConfig, ParallelConfig
+        from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
+    except ImportError as exc:
+        raise Gen3cInputError(
+            f"--num_gpus needs diffusers' context parallelism, which this diffusers lacks ({exc}): pip install 'diffusers>=0.42'"
+        ) from None
+
+    world = dist.get_world_size()
+    if world == 1:
+        return 1
+    check_token_split(transformer.config.num_attention_heads, world)
+    if getattr(transformer.config, "img_context_dim_in", None):
+        raise Gen3cInputError("context parallelism supports GEN3C's DiT, not Cosmos models with an image context")
+    chosen = getattr(transformer.transformer_blocks[0].attn1.processor, "_attention_backend", None)
+    backend = AttentionBackendName(chosen) if chosen is not None else _AttentionBackendRegistry.get_active_backend()[0]
+    if not _AttentionBackendRegistry._is_context_parallel_available(backend):
+        ok = ", ".join(sorted(_AttentionBackendRegistry._supports_context_parallel))
+        raise Gen3cInputError(
+            f"attention backend {backend.value!r} cannot split tokens across GPUs: pick --attention_backend from {ok}"
+        )
+    processors = []
+    for block in transformer.transformer_blocks:
+        for attn in (block.attn1, block.attn2):
+            processor = CosmosContextParallelAttnProcessor()
+            processor._attention_backend = chosen
+            attn.set_processor(processor)
+            processors.append(processor)
+    # diffusers 0.42's gather calls a torch collective that torch 2.14 deprecates; nothing for users to act on.
+    warnings.filterwarnings("ignore", message=r".*all_gather_tensor.* is deprecated", category=FutureWarning)
+    mesh = init_device_mesh(device.type, (1, world), mesh_dim_names=("ring", "ulysses"))
+    cp = ContextParallelConfig(ulysses_degree=world, mesh=mesh)
+    plan = cosmos_cp_plan(transformer)
+    if torch.accelerator.device_count() > 0:
+        transformer.enable_parallelism(config=cp, cp_plan=plan)
+    else:
+        # diffusers 0.42's enable_parallelism picks the device as rank % accelerator count, which
+        # divides by zero on a host without one; these are its steps for the CPU (gloo).
+        config = ParallelConfig(context_parallel_config=cp)
+        config.setup(dist.get_rank(), world, device, mesh=mesh)
+        transformer._parallel_config = config
+        for processor in processors:
+            processor._parallel_config = config
+        apply_context_parallel(transformer, cp, plan)
+    return world

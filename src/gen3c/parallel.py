@@ -1,0 +1,150 @@
+"""Multi-GPU runs: how torchrun launched us, the process group, and which rank writes.
+
+GEN3C runs on N GPUs as ``torchrun --nproc_per_node=N … --num_gpus N``: one process per GPU,
+every process running the same sampling loop with the same seed while the DiT splits its video
+tokens across them (:mod:`gen3c.models.context_parallel`), and rank 0 writing the outputs.
+
+This module knows nothing of models: :func:`check_launch` compares ``--num_gpus`` with the
+processes torchrun started (``WORLD_SIZE``), :func:`init_parallel` joins the process group
+(NCCL on ``cuda:LOCAL_RANK`` when CUDA is available, else gloo on the CPU), and
+:func:`is_main_process` says whether this process writes outputs and shows progress.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from gen3c.errors import Gen3cInputError
+
+
+@dataclass(frozen=True)
+class ParallelContext:
+    """This process's place in a multi-GPU run.
+
+    Attributes:
+        rank: global rank (0 writes the outputs).
+        world_size: number of processes (= ``--num_gpus``).
+        local_rank: rank on this host; picks the GPU.
+        device: the device this rank computes on (``cuda:LOCAL_RANK`` or the CPU).
+        backend: the process group's backend ("nccl" or "gloo").
+    """
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_world_size() -> int | None:
+    """The number of processes torchrun started (its ``WORLD_SIZE``), or None outside torchrun."""
+    value = os.environ.get("WORLD_SIZE")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Gen3cInputError(f"the environment's WORLD_SIZE={value!r} is not a number: launch with torchrun") from None
+
+
+def _launch_hint(n: int) -> str:
+    return f"`torchrun --nproc_per_node={n} -m gen3c generate … --num_gpus {n}`"
+
+
+def check_launch(num_gpus: int) -> None:
+    """Refuse a ``--num_gpus`` that disagrees with how the processes were launched.
+
+    Raises:
+        Gen3cInputError: ``num_gpus`` < 1; ``num_gpus`` > 1 without torchrun; or torchrun's
+            world size ≠ ``num_gpus``.
+    """
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
+        raise Gen3cInputError(f"--num_gpus must be a whole number of at least 1, got {num_gpus!r}")
+    world = launched_world_size()
+    if world is None or (world == 1 and num_gpus > 1):
+        if num_gpus > 1:
+            raise Gen3cInputError(
+                f"--num_gpus {num_gpus} needs one process per GPU: launch with {_launch_hint(num_gpus)}"
+            )
+        return
+    if world != num_gpus:
+        raise Gen3cInputError(
+            f"torchrun started {world} processes but --num_gpus is {num_gpus}: pass --num_gpus {world}, "
+            f"or launch with {_launch_hint(num_gpus)}"
+        )
+
+
+def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelContext:
+    """Join the process group of a ``torchrun`` launch of ``num_gpus`` processes.
+
+    Args:
+        num_gpus: ``--num_gpus``; must equal torchrun's ``WORLD_SIZE`` (:func:`check_launch`).
+        device_type: "cuda" or "cpu" to force one; default CUDA when available.
+    Returns:
+        The :class:`ParallelContext`; the process group is destroyed at interpreter exit.
+    """
+    check_launch(num_gpus)
+    if device_type not in (None, "cuda", "cpu"):
+        raise Gen3cInputError(
+            f"device {device_type!r} with --num_gpus {num_gpus}: each rank uses cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
+        )
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_type != "cpu" and torch.cuda.is_available()
+    if device_type == "cuda" and not torch.cuda.is_available():
+        raise Gen3cInputError("device 'cuda' was asked for but this machine has no CUDA GPU: leave --device out to run on the CPU")
+    if use_cuda:
+        visible = torch.cuda.device_count()
+        if local_rank >= visible:
+            raise Gen3cInputError(
+                f"rank {local_rank} of this host has no GPU: {visible} visible for {num_gpus} processes; "
+                f"launch at most {visible} per host (--nproc_per_node) or check CUDA_VISIBLE_DEVICES"
+            )
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend, device_id=device if use_cuda else None)
+        atexit.register(_destroy)
+    elif dist.get_world_size() != num_gpus:
+        raise Gen3cInputError(
+            f"this process group has {dist.get_world_size()} ranks but --num_gpus is {num_gpus}: pass --num_gpus {dist.get_world_size()}"
+        )
+    return ParallelContext(dist.get_rank(), dist.get_world_size(), local_rank, device, str(dist.get_backend()))
+
+
+def _destroy() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """Whether this process writes outputs and shows progress: rank 0 of the process group,
+    or of torchrun's launch before the group exists; always True in a plain run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def broadcast_from_main(*tensors: torch.Tensor) -> None:
+    """Overwrite ``tensors`` (in place, on this rank's device) with rank 0's copies.
+
+    Every rank computes the DiT's conditions itself; GPU cache rendering sums splats with
+    atomics, so ranks can differ in the last bits. The sharded DiT must see one input.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for t in tensors:
+        if not t.is_contiguous():
+            raise ValueError("broadcast_from_main needs contiguous tensors")
+        dist.broadcast(t, src=0)

@@ -1,0 +1,235 @@
+"""Context parallelism (``--num_gpus``): the DiT's tokens split across ranks give the same video.
+
+The two-rank runs are real ``torchrun`` launches with the gloo backend on the CPU.
+
+Tolerances: the split changes only which rank computes which rows of each matmul and which heads
+of each attention, in float32, so the DiT output must agree to 1e-5 of its scale (measured: 0),
+and the written videos to within one 8-bit level on average (measured: identical).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import gen3c
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
+from gen3c.io.video import read_video
+from gen3c.models import configs
+from gen3c.models.context_parallel import (
+    CosmosContextParallelAttnProcessor,
+    check_token_split,
+    cosmos_cp_plan,
+)
+from gen3c.parallel import check_launch
+
+runner = CliRunner()
+TESTS = Path(__file__).resolve().parent
+
+
+def torchrun(nproc: int, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Launch ``args`` under torchrun with ``nproc`` CPU ranks (gloo), using this gen3c."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(gen3c.__file__).resolve().parents[1]),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *map(str, args)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_transformer(**overrides):
+    from diffusers import CosmosTransformer3DModel
+
+    torch.manual_seed(0)
+    model = CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, **overrides}).eval()
+    for name, p in model.named_parameters():
+        if "norm" not in name:
+            p.data.normal_(0.0, 0.05)
+    return model
+
+
+def dit_inputs(T: int = 2, h: int = 4, w: int = 6) -> dict:
+    g = torch.Generator().manual_seed(1)
+    return dict(
+        hidden_states=torch.randn(1, 16, T, h, w, generator=g),
+        timestep=torch.tensor([0.5]),
+        encoder_hidden_states=torch.randn(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"], generator=g),
+        fps=24,
+        condition_mask=torch.randn(1, configs.TRANSFORMER_TINY["in_channels"] - 16, T, h, w, generator=g),
+        padding_mask=torch.zeros(1, 1, h * 8, w * 8),
+        return_dict=False,
+    )
+
+
+# -- the plan and the processor, in one process ------------------------------------------------
+
+
+def test_plan_cuts_every_per_token_tensor_at_the_same_boundaries():
+    model = tiny_transformer()
+    plan = cosmos_cp_plan(model)
+    assert set(plan) == {"patch_embed", "rope", "learnable_pos_embed", "proj_out"}
+    assert "learnable_pos_embed" not in cosmos_cp_plan(tiny_transformer(extra_pos_embed_type=None))
+    # What the hooks do on rank r of 2, by hand: the patch tokens are cut along T', the RoPE
+    # and positional embedding along the flattened sequence; rank r's pieces must be the same tokens.
+    x = torch.cat([dit_inputs(T=4)["hidden_states"], dit_inputs(T=4)["condition_mask"], torch.zeros(1, 1, 4, 4, 6)], 1)
+    tokens = model.patch_embed(x)  # (1, 4, 2, 3, C)
+    cos, _ = model.rope(x, fps=24)  # (24, head_dim)
+    pos = model.learnable_pos_embed(x)  # (1, 24, C)
+    spec = plan["patch_embed"][0]
+    for r in range(2):
+        mine = tokens.chunk(2, dim=spec.split_dim)[r].flatten(1, 3)
+        assert torch.equal(mine, tokens.flatten(1, 3)[:, 12 * r : 12 * (r + 1)])
+        assert torch.equal(cos.chunk(2, dim=plan["rope"][0].split_dim)[r], cos[12 * r : 12 * (r + 1)])
+        assert torch.equal(pos.chunk(2, dim=plan["learnable_pos_embed"][0].split_dim)[r], pos[:, 12 * r : 12 * (r + 1)])
+    assert plan["proj_out"].gather_dim == 1
+
+
+def test_processor_computes_what_diffusers_cosmos_attention_does():
+    model = tiny_transformer()
+    kwargs = dit_inputs()
+    with torch.no_grad():
+        stock = model(**kwargs)[0]
+        for block in model.transformer_blocks:
+            block.attn1.set_processor(CosmosContextParallelAttnProcessor())
+            block.attn2.set_processor(CosmosContextParallelAttnProcessor())
+        ours = model(**kwargs)[0]
+    assert torch.equal(ours, stock)
+
+
+def test_token_split_errors_name_the_counts_that_work():
+    check_token_split(32, 8, 16)  # GEN3C: 32 heads, 16 latent frames, 8 GPUs
+    with pytest.raises(Gen3cInputError, match=r"32 attention heads do not split across 3 GPUs; use one of \[1, 2, 4, 8, 16, 32\]"):
+        check_token_split(32, 3)
+    with pytest.raises(Gen3cInputError, match=r"3 latent frames does not split evenly across 2 GPUs; use --num_gpus in \[1, 3\]"):
+        check_token_split(2, 2, 3)
+
+
+# -- launch checks --------------------------------------------------------------------------------
+
+
+def test_launch_checks(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    check_launch(1)
+    with pytest.raises(Gen3cInputError, match=r"launch with `torchrun --nproc_per_node=2 -m gen3c generate … --num_gpus 2`"):
+        check_launch(2)
+    with pytest.raises(Gen3cInputError, match="at least 1"):
+        check_launch(0)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    check_launch(4)
+    with pytest.raises(Gen3cInputError, match="torchrun started 4 processes but --num_gpus is 2: pass --num_gpus 4"):
+        check_launch(2)
+
+
+def cli_args(box_scene, out, *extra):
+    image, depth, _, _ = box_scene
+    return ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "32x48",
+            "--video_save_folder", str(out), *map(str, extra)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "world, extra, message",
+    [
+        (None, ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 2), "launch with `torchrun --nproc_per_node=2"),
+        ("2", ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 3), "torchrun started 2 processes but --num_gpus is 3"),
+        ("2", (), "torchrun started 2 processes but --num_gpus is 1"),
+        (None, ("--num_gpus", 2), "--num_gpus apply to --generator gen3c only"),
+    ],
+)
+def test_cli_refuses_a_num_gpus_that_disagrees_with_the_launch(box_scene, tmp_path, monkeypatch, world, extra, message):
+    if world is None:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("WORLD_SIZE", world)
+    res = runner.invoke(app, cli_args(box_scene, tmp_path, *extra))
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
+    assert not list(tmp_path.iterdir())
+
+
+def test_other_ranks_write_nothing(box_scene, tmp_path, monkeypatch):
+    import gen3c.parallel as parallel
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    image, depth, _, _ = box_scene
+    request = GenerationRequest(input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48",
+                                num_video_frames=5, video_save_folder=str(tmp_path / "out"))  # fmt: skip
+    monkeypatch.setattr(parallel, "is_main_process", lambda: False)
+    out = run_request(request)
+    assert out.paths == {} and out.result.num_frames == 5
+    assert not (tmp_path / "out").exists()
+
+
+# -- two ranks (torchrun, gloo) -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_tiny_checkpoint(tmp_path_factory):
+    """The tiny pipeline with room for GEN3C's 121-frame chunk (16 latent frames) in its DiT."""
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+    from gen3c.models.tiny import tiny_components
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    parts = tiny_components(0)
+    parts["transformer"] = tiny_transformer(max_size=(16, 16, 16))
+    pipe = Gen3cPipeline(**parts)
+    prompts = ["", configs.DEFAULT_NEGATIVE_PROMPT]
+    pipe.register_modules(prompt_cache=PromptEmbeddingCache.from_embeddings({p: pipe.encode_prompt(p)[0] for p in prompts}))
+    folder = tmp_path_factory.mktemp("long_tiny_ckpt")
+    pipe.save_pretrained(folder)
+    return folder
+
+
+def test_a_count_the_dit_cannot_split_is_refused_before_loading(box_scene, tmp_path, monkeypatch, long_tiny_checkpoint):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining a process group would fail at once, not hang
+    res = runner.invoke(app, cli_args(box_scene, tmp_path, "--generator", "gen3c", "--checkpoint_dir", long_tiny_checkpoint, "--num_gpus", 4))
+    assert res.exit_code == 2, res.output
+    assert "the DiT's 2 attention heads do not split across 4 GPUs; use one of [1, 2]" in " ".join(res.output.split())
+
+
+def test_two_ranks_split_the_dit_and_write_the_video_of_one(box_scene, tmp_path, long_tiny_checkpoint):
+    gen = ("--generator", "gen3c", "--checkpoint_dir", long_tiny_checkpoint, "--num_steps", 2, "--guidance", 0)
+    one = runner.invoke(app, cli_args(box_scene, tmp_path / "one", *gen))
+    assert one.exit_code == 0, one.output
+    # One launch of 2 ranks: the DiT check, then `gen3c generate … --num_gpus 2` (see cp_worker.py).
+    res = torchrun(2, TESTS / "cp_worker.py", tmp_path, *cli_args(box_scene, tmp_path / "two", *gen, "--num_gpus", 2))
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    # 1. The DiT: each rank's blocks hold half the tokens; the output is gathered back whole.
+    for rank in range(2):
+        r = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert r["degree"] == r["recorded_degree"] == 2
+        assert (r["tokens_whole"], r["tokens_split"]) == (24, 12)
+        assert r["shape"] == [1, 16, 4, 4, 6]
+        assert r["max_diff"] <= 1e-5 * r["scale"], r
+        assert r["max_diff_enable_parallelism"] <= 1e-5 * r["scale"], r
+
+    # 2. The command line: its DiT split too (121 frames at 32×48: 16·2·3 = 96 tokens, 48 per
+    # rank, in 2 blocks × 2 steps), rank 0 alone reports and writes, the video of one process.
+    for rank in range(2):
+        assert json.loads((tmp_path / f"cli_rank{rank}.json").read_text()) == {"tokens": [48], "calls": 4}
+    log = res.stdout + res.stderr
+    assert log.count("wrote ") == 1, log[-2000:]
+    names = sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "one").iterdir()) == ["output.mp4", "output_cameras.json", "output_run.json"]
+    a, _ = read_video(tmp_path / "one" / "output.mp4")
+    b, _ = read_video(tmp_path / "two" / "output.mp4")
+    a, b = np.asarray(a, dtype=np.int16), np.asarray(b, dtype=np.int16)
+    assert a.shape == b.shape == (121, 32, 48, 3)
+    assert a.std() > 10  # a real picture, not a constant
+    assert np.abs(a - b).mean() <= 1.0, np.abs(a - b).mean()
+    run = json.loads((tmp_path / "two" / "output_run.json").read_text())
+    assert run["generator_options"]["num_gpus"] == 2
