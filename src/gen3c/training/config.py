@@ -46,6 +46,7 @@ class DataConfig:
     filter_points_threshold: float = 0.05  # GEN3C's edge filter of the cache
     foreground_masking: bool = False  # GEN3C's curtain test when rendering the buffers
     num_workers: int = 0  # DataLoader worker processes making clips
+    cache_clips: bool = False  # make every training clip once and keep it in memory (8-bit; for small procedural runs)
 
 
 @dataclass
@@ -81,9 +82,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute block activations in backward (the 7B needs it)
     distributed: str = "ddp"  # ddp | fsdp when launched on several processes (torchrun / accelerate launch)
     p_mean: float = 0.0  # log-normal sigma: ln σ ~ N(p_mean, p_std²); Cosmos-Predict1's EDMSDE values (EDM paper: -1.2, 1.2)
-    p_std: float = 1.0
+    p_std: float = 1.0  # (see p_mean)
     sigma_min: float = 0.0002  # sigma range of training draws (GEN3C's sampler: 0.0002 … 80)
-    sigma_max: float = 80.0
+    sigma_max: float = 80.0  # (see sigma_min)
     buffer_dropout: float = 0.1  # probability of zeroing a clip's 64 buffer channels (the unconditional branch of guidance)
     condition_augment_sigma: float = 0.001  # noise on the conditioned first latent frame, as GEN3C at inference
 

@@ -21,7 +21,7 @@ A clip is a dict of tensors (batched by the default collate):
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -137,13 +137,48 @@ class VideoClips(Dataset):
         return make_clip(stack.image(s, s + T), views, cameras, c)
 
 
-def make_dataset(config: DataConfig) -> Dataset:
-    """The clip dataset ``config.kind`` names."""
-    return ProceduralClips(config) if config.kind == "procedural" else VideoClips(config)
+class CachedClips(Dataset):
+    """Every clip of ``dataset`` made once and kept in memory as 8-bit colour and boolean masks
+    (about 0.5 MB per 64×112×17 clip), so training is not bound by rendering. ``source`` is the
+    wrapped dataset (its held-out clips are still made on demand)."""
+
+    def __init__(self, dataset: Dataset, num_workers: int = 0, progress: Callable[[int], None] | None = None) -> None:
+        from torch.utils.data import DataLoader
+
+        self.source = dataset
+        videos, colors, masks = [], [], []
+        for batch in DataLoader(dataset, batch_size=8, num_workers=num_workers):
+            videos.append(_to_uint8(batch["video"]))
+            colors.append(_to_uint8(batch["buffer_colors"]))
+            masks.append(batch["buffer_masks"] > 0.5)
+            if progress is not None:
+                progress(len(batch["video"]))
+        self.videos, self.colors, self.masks = torch.cat(videos), torch.cat(colors), torch.cat(masks)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {
+            "video": self.videos[index].float() / 127.5 - 1,
+            "buffer_colors": self.colors[index].float() / 127.5 - 1,
+            "buffer_masks": self.masks[index].float(),
+        }
+
+
+def _to_uint8(x: Tensor) -> Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def make_dataset(config: DataConfig, progress: Callable[[int], None] | None = None) -> Dataset:
+    """The clip dataset ``config.kind`` names (made once in memory when ``config.cache_clips``)."""
+    dataset = ProceduralClips(config) if config.kind == "procedural" else VideoClips(config)
+    return CachedClips(dataset, config.num_workers, progress) if config.cache_clips else dataset
 
 
 def held_out_clip(dataset: Dataset) -> dict[str, Tensor]:
     """A clip for sample videos: a procedural index past the training range, else the first clip."""
+    dataset = getattr(dataset, "source", dataset)
     if isinstance(dataset, ProceduralClips):
         return dataset[len(dataset)]
     return dataset[0]

@@ -115,7 +115,7 @@ def _accelerator(config: Config, out: Path):
     )
 
 
-def _components(config: Config, out: Path, accelerator, log, progress: ProgressFactory | None):
+def _components(config: Config, out: Path, accelerator, log, progress: ProgressFactory | None, dataset):
     """(transformer, vae, scheduler, prompt_cache, tokenizer summary)."""
     from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, EDMEulerScheduler
 
@@ -154,24 +154,24 @@ def _components(config: Config, out: Path, accelerator, log, progress: ProgressF
     elif (out / "tokenizer" / "config.json").is_file():
         vae = AutoencoderKLCosmos.from_pretrained(out / "tokenizer")  # a resumed run keeps its tokenizer
     else:
-        vae, summary = _train_tokenizer(config, out, accelerator, log, progress)
+        vae, summary = _train_tokenizer(config, out, accelerator, log, progress, dataset)
     if vae.dtype != _dtype(m.weights_dtype):
         vae = vae.to(_dtype(m.weights_dtype))
     return transformer, vae, scheduler, cache, summary
 
 
-def _train_tokenizer(config: Config, out: Path, accelerator, log, progress):
+def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, dataset):
     from torch.utils.data import DataLoader
 
-    from gen3c.training.data import StepSampler, make_dataset
+    from gen3c.training.data import StepSampler
     from gen3c.training.tokenizer import build_tokenizer, set_latent_statistics, train_tokenizer
 
     torch.manual_seed(config.run.seed + 1)
     vae = build_tokenizer(config.tokenizer.config)
-    dataset = make_dataset(config.data)
     sampler = StepSampler(len(dataset), config.tokenizer.batch_size, config.run.seed + 1, 0,
                           accelerator.process_index, accelerator.num_processes)  # fmt: skip
-    loader = DataLoader(dataset, batch_size=config.tokenizer.batch_size, sampler=sampler, num_workers=config.data.num_workers)
+    workers = 0 if config.data.cache_clips else config.data.num_workers
+    loader = DataLoader(dataset, batch_size=config.tokenizer.batch_size, sampler=sampler, num_workers=workers)
     videos = (batch["video"] for batch in loader)
     advance = progress("Tokenizer", config.tokenizer.steps) if progress is not None else None
     summary = train_tokenizer(vae, videos, config.tokenizer, accelerator, log, advance)
@@ -196,6 +196,11 @@ def _encode_batch(vae, batch: dict[str, Tensor], sigma_data: float, device) -> t
         ]
     )
     return x0.float(), buffers.float()
+
+
+def len_clips(config: Config) -> int:
+    """Clips a cached dataset makes (procedural: num_clips; videos: known once read)."""
+    return config.data.num_clips if config.data.kind == "procedural" else 0
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
@@ -238,8 +243,10 @@ def train(
     if main:
         write_text_atomic(out / "config.json", config.to_json())
 
-    # 1. Components
-    transformer, vae, scheduler, prompt_cache, tok_summary = _components(config, out, accelerator, log, progress)
+    # 1. Clips and components
+    making = progress("Clips", len_clips(config)) if progress is not None and config.data.cache_clips else None
+    dataset = make_dataset(config.data, making)
+    transformer, vae, scheduler, prompt_cache, tok_summary = _components(config, out, accelerator, log, progress, dataset)
     device = accelerator.device
     vae.to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
@@ -279,10 +286,9 @@ def train(
     # 4. Data
     accum = config.train.gradient_accumulation_steps
     B = config.train.batch_size
-    dataset = make_dataset(config.data)
     sampler = StepSampler(len(dataset), B, config.run.seed, start_step * accum, accelerator.process_index, accelerator.num_processes)
-    loader = DataLoader(dataset, batch_size=B, sampler=sampler, num_workers=config.data.num_workers,
-                        persistent_workers=config.data.num_workers > 0)  # fmt: skip
+    workers = 0 if config.data.cache_clips else config.data.num_workers
+    loader = DataLoader(dataset, batch_size=B, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
     batches = iter(loader)
     sample_clip = held_out_clip(dataset) if main and config.log.sample_every >= 0 else None
 
