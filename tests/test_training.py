@@ -185,3 +185,45 @@ def test_shipped_configs_load():
     default = load_config(shipped_config("default.toml"))
     assert small.run.max_minutes > 0 and small.data.kind == "procedural" and not small.model.checkpoint
     assert default.to_dict() == config_from_dict({}).to_dict()  # the commented example states every default
+
+
+def test_sample_directory_clips_render_the_cache_into_the_clip_cameras(tmp_path):
+    import numpy as np
+    from layouts import scene, write_sample
+
+    from gen3c.training.data import make_dataset
+
+    rgb, depth, _, w2c, K = scene(n=12, h=72, w=128)
+    folder = write_sample(tmp_path / "batch_0000", rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [str(folder)], "resolution": [H, W], "num_frames": 9,
+                                     "clip_stride": 2, "source_frames": 2, "filter_points_threshold": 0.0}}).data  # fmt: skip
+    clips = make_dataset(cfg)
+    assert len(clips) == 2  # windows starting at frames 0 and 2 of 12
+    clip = clips[1]
+    assert clip["video"].shape == (3, 9, H, W) and clip["buffer_colors"].shape == (9, 2, 3, H, W)
+    # Buffer 0 is the newest view (the clip's last frame), buffer 1 its first: each sees itself whole.
+    masks = clip["buffer_masks"]
+    assert float(masks[-1, 0].mean()) > 0.98 and float(masks[0, 1].mean()) > 0.98
+    seen = masks[0, 1, 0] > 0
+    err = (clip["buffer_colors"][0, 1][:, seen] - clip["video"][:, 0][:, seen]).abs().mean()
+    assert float(err) < 0.05  # the source frame rendered into its own camera is itself
+
+
+def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
+    from gen3c.io.video import read_video
+    from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+
+    info = packaged_model_info("tiny")
+    h, w = info["resolution"]
+    sizes = [p.stat().st_size for p in packaged_model_dir("tiny").rglob("*") if p.is_file()]
+    assert sum(sizes) <= 10e6
+    image_path, depth_path, _, _ = box_scene
+    res = runner.invoke(app, ["generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", str(image_path),
+                              "--depth_path", str(depth_path), "--fov", "60", "--resolution", f"{h}x{w}", "--num_steps", "2",
+                              "--num_video_frames", str(info["chunk_frames"]), "--video_save_folder", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (info["chunk_frames"], h, w, 3)
+    both = runner.invoke(app, ["generate", "--generator", "gen3c", "--model", "tiny", "--checkpoint_dir", "x", "--num_video_frames", "17",
+                               "--input_image_path", str(image_path), "--depth_path", str(depth_path)])  # fmt: skip
+    assert both.exit_code == 2 and "pass one of them" in " ".join(both.output.split())

@@ -222,7 +222,13 @@ class Gen3cPipeline(DiffusionPipeline):
             raise Gen3cInputError(
                 f"the buffers have {T} frames; this model generates at most {(max_latent - 1) * tc + 1} per chunk"
             )
-        multiple = self.vae.config.spatial_compression_ratio * self.transformer.config.patch_size[1]
+        sc = self.vae.config.spatial_compression_ratio
+        max_h, max_w = (int(v) * sc for v in self.transformer.config.max_size[1:])
+        if H > max_h or W > max_w:
+            raise Gen3cInputError(
+                f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
+            )
+        multiple = sc * self.transformer.config.patch_size[1]
         if H % multiple or W % multiple:
             raise Gen3cInputError(
                 f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"

@@ -344,7 +344,7 @@ def train(
     # 6. Outputs
     if step > start_step or result.checkpoint is None:
         result.checkpoint = _save_checkpoint(accelerator, out, step, config.log.keep_checkpoints)
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = _full_model(accelerator, model) if not lora_mode else accelerator.unwrap_model(model)
     if main:
         if sample_clip is not None:
             _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
@@ -357,6 +357,23 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
+
+
+def _full_model(accelerator, model):
+    """The trained DiT as one module on the main process (FSDP shards are gathered first)."""
+    from accelerate.utils import DistributedType
+
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return unwrapped
+    state = accelerator.get_state_dict(model)  # full state dict, on the main process
+    if not accelerator.is_main_process:
+        return unwrapped
+    from diffusers import CosmosTransformer3DModel
+
+    full = CosmosTransformer3DModel.from_config(unwrapped.config)
+    full.load_state_dict(state)
+    return full
 
 
 def _register_lora_hooks(accelerator, lora_mod) -> None:
