@@ -41,6 +41,16 @@ def base_checkpoint(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    """A GEN3C sample directory of 12 frames (fast to read, unlike rendering procedural scenes)."""
+    import numpy as np
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(n=12, h=72, w=128)
+    return write_sample(tmp_path_factory.mktemp("sample") / "batch_0000", rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+
+
 def test_loss_weight_and_inputs_match_the_sampler():
     scheduler = tiny_components(0, with_text_encoder=False)["scheduler"]
     assert float(loss_weight(torch.tensor(0.5))) == pytest.approx(8.0)  # (0.25+0.25)/(0.25·0.25)
@@ -96,9 +106,9 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
     assert after < 0.7 * before, (before, after)
 
 
-def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint):
+def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_dir):
     config = config_from_dict(
-        tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)},
+        tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)], "clip_stride": 1},
                     train={"lr_schedule": "cosine", "warmup_steps": 1, "buffer_dropout": 0.5})
     )  # fmt: skip
     whole = train(config, tmp_path / "whole")
@@ -118,10 +128,10 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint):
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
 
 
-def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint):
+def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):
     base_dir = base_checkpoint
     config = config_from_dict(
-        tiny_config(tmp_path, model={"checkpoint": str(base_dir)}, run={"max_steps": 2},
+        tiny_config(tmp_path, model={"checkpoint": str(base_dir)}, run={"max_steps": 2}, data={"kind": "sample", "paths": [str(sample_dir)]},
                     train={"mode": "lora", "lr": 5e-2}, lora={"rank": 4})
     )  # fmt: skip
     result = train(config, tmp_path / "run")
@@ -155,7 +165,7 @@ def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_c
 def test_train_cli_end_to_end(tmp_path):
     import tomllib
 
-    cfg = tiny_config(tmp_path, run={"max_steps": 3}, log={"sample_every": 2, "sample_steps": 2}, data={"source_frames": 2})
+    cfg = tiny_config(tmp_path, run={"max_steps": 3}, log={"sample_every": 2, "sample_steps": 2}, data={"source_frames": 2, "cache_clips": True})
     path = tmp_path / "tiny.toml"
     path.write_text("\n".join(f"[{s}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in t.items()) for s, t in cfg.items()))
     assert tomllib.loads(path.read_text())["data"]["resolution"] == [H, W]
@@ -187,14 +197,10 @@ def test_shipped_configs_load():
     assert default.to_dict() == config_from_dict({}).to_dict()  # the commented example states every default
 
 
-def test_sample_directory_clips_render_the_cache_into_the_clip_cameras(tmp_path):
-    import numpy as np
-    from layouts import scene, write_sample
-
+def test_sample_directory_clips_render_the_cache_into_the_clip_cameras(sample_dir):
     from gen3c.training.data import make_dataset
 
-    rgb, depth, _, w2c, K = scene(n=12, h=72, w=128)
-    folder = write_sample(tmp_path / "batch_0000", rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+    folder = sample_dir
     cfg = config_from_dict({"data": {"kind": "sample", "paths": [str(folder)], "resolution": [H, W], "num_frames": 9,
                                      "clip_stride": 2, "source_frames": 2, "filter_points_threshold": 0.0}}).data  # fmt: skip
     clips = make_dataset(cfg)

@@ -863,10 +863,10 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
     from gen3c.models.packaged import checkpoint_info
 
     info = checkpoint_info(checkpoint)
-    if "chunk_frames" in info:
-        # A model trained by `gen3c train` states its chunk; small ones run in float32 anywhere.
-        opts.setdefault("chunk_frames", int(info["chunk_frames"]))
-        opts.setdefault("dtype", "float32")
+    # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in).
+    for key, kind in (("chunk_frames", int), ("dtype", str)):
+        if key in info:
+            opts.setdefault(key, kind(info[key]))
     if not checkpoint:
         raise Gen3cInputError(
             f"the gen3c generator needs --checkpoint_dir (a folder made by `gen3c convert`) or --model tiny; {WEIGHTS_HELP}"

@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from gen3c.errors import Gen3cInputError
 
@@ -46,7 +47,7 @@ class DataConfig:
     filter_points_threshold: float = 0.05  # GEN3C's edge filter of the cache
     foreground_masking: bool = False  # GEN3C's curtain test when rendering the buffers
     num_workers: int = 0  # DataLoader worker processes making clips
-    cache_clips: bool = False  # make every training clip once and keep it in memory (8-bit; for small procedural runs)
+    cache_clips: bool = False  # make every clip once, keep it in memory (8-bit) and encode it once (small procedural runs)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class ModelConfig:
     tokenizer: str = ""  # from scratch: a tokenizer folder (AutoencoderKLCosmos); "" trains one first ([tokenizer])
     weights_dtype: str = "float32"  # storage dtype of frozen weights (tokenizer; the DiT's base weights under LoRA): float32 | bfloat16
     max_sequence_length: int = 512  # text tokens the DiT sees (the cached empty prompt)
+    tokenizer_chunk_frames: int = 0  # latent frames per tokenizer chunk when encoding clips (0: whole clip; 7B at 704×1280: 4 saves memory)
     export_dtype: str = "float32"  # dtype of the weights written to model/: float32 | bfloat16 (half the size)
 
 

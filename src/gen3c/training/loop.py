@@ -183,19 +183,36 @@ def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, data
     return vae, summary
 
 
-def _encode_batch(vae, batch: dict[str, Tensor], sigma_data: float, device) -> tuple[Tensor, Tensor]:
+def _encode_batch(vae, batch: dict[str, Tensor], sigma_data: float, device, chunk: int = 0) -> tuple[Tensor, Tensor]:
     """Clean latents (B, 16, T', h, w) and buffer latents (B, 64, T', h, w) of a batch of clips."""
     from gen3c.models.tokenizer import encode_video
     from gen3c.pipelines.gen3c import encode_buffers
 
-    x0 = encode_video(vae, batch["video"].to(device), sigma_data=sigma_data)
+    chunk_frames = chunk or None
+    x0 = encode_video(vae, batch["video"].to(device), sigma_data=sigma_data, chunk_frames=chunk_frames)
     buffers = torch.cat(
         [
-            encode_buffers(vae, batch["buffer_colors"][b], batch["buffer_masks"][b], sigma_data=sigma_data)
+            encode_buffers(vae, batch["buffer_colors"][b], batch["buffer_masks"][b], sigma_data=sigma_data, chunk_frames=chunk_frames)
             for b in range(x0.shape[0])
         ]
     )
     return x0.float(), buffers.float()
+
+
+@torch.no_grad()
+def _encode_all(vae, dataset, sigma_data: float, device, chunk: int, progress: ProgressFactory | None) -> tuple[Tensor, Tensor]:
+    """Latents of every clip of a cached dataset (the tokenizer is frozen from here on), on ``device``."""
+    advance = progress("Latents", len(dataset)) if progress is not None else None
+    xs, bs = [], []
+    for start in range(0, len(dataset), 16):
+        items = [dataset[i] for i in range(start, min(len(dataset), start + 16))]
+        batch = {k: torch.stack([item[k] for item in items]) for k in items[0]}
+        x0, buffers = _encode_batch(vae, batch, sigma_data, device, chunk)
+        xs.append(x0)
+        bs.append(buffers)
+        if advance is not None:
+            advance(len(items))
+    return torch.cat(xs), torch.cat(bs)
 
 
 def len_clips(config: Config) -> int:
@@ -287,9 +304,14 @@ def train(
     accum = config.train.gradient_accumulation_steps
     B = config.train.batch_size
     sampler = StepSampler(len(dataset), B, config.run.seed, start_step * accum, accelerator.process_index, accelerator.num_processes)
-    workers = 0 if config.data.cache_clips else config.data.num_workers
-    loader = DataLoader(dataset, batch_size=B, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
-    batches = iter(loader)
+    loader = None if config.data.cache_clips else DataLoader(
+        dataset, batch_size=B, sampler=sampler, num_workers=config.data.num_workers, persistent_workers=config.data.num_workers > 0
+    )
+
+    batches = iter(loader) if loader is not None else None
+    # With the clips in memory, their latents are computed once: steps then run the DiT only.
+    latents = _encode_all(vae, dataset, sigma_data, device, config.model.tokenizer_chunk_frames, progress) if config.data.cache_clips else None
+    indices = iter(sampler) if latents is not None else None
     sample_clip = held_out_clip(dataset) if main and config.log.sample_every >= 0 else None
 
     # 5. Steps
@@ -304,9 +326,12 @@ def train(
     while step < end_step:
         step_loss = 0.0
         for micro in range(accum):
-            batch = next(batches)
-            with torch.no_grad():
-                x0, buffers = _encode_batch(vae, batch, sigma_data, device)
+            if latents is not None:
+                idx = torch.tensor([next(indices) for _ in range(B)], device=latents[0].device)
+                x0, buffers = latents[0][idx], latents[1][idx]
+            else:
+                with torch.no_grad():
+                    x0, buffers = _encode_batch(vae, next(batches), sigma_data, device, config.model.tokenizer_chunk_frames)
             generator = _step_generator(config.run.seed, step * accum + micro, accelerator.process_index, device)
             with accelerator.accumulate(model), accelerator.autocast():
                 loss, _ = gen3c_loss(model, scheduler, x0, buffers, text.to(device).expand(x0.shape[0], -1, -1), config.train, generator)
@@ -478,6 +503,8 @@ def _export(transformer, vae, prompt_cache, config: Config, out: Path, lora_mode
         for name, cls in (("transformer", CosmosTransformer3DModel), ("vae", AutoencoderKLCosmos)):
             cls.from_pretrained(tmp / name).to(export_dtype).save_pretrained(tmp / name, safe_serialization=True)
     meta = {"chunk_frames": config.data.num_frames, "resolution": config.data.resolution, "trained_on": config.data.kind}
+    if not config.model.checkpoint:
+        meta["dtype"] = "float32"  # a small model from scratch: float32 wherever it runs (bf16 buys nothing)
     write_text_atomic(tmp / META_NAME, json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
@@ -503,8 +530,8 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
     lines = [
         "# Model card: gen3c small model trained with `gen3c train`",
         "",
-        f"- **Architecture**: diffusers `CosmosTransformer3DModel` (GEN3C's DiT class, 81 input channels) "
-        f"+ `AutoencoderKLCosmos` tokenizer (8×8×8 compression, 16 latent channels).",
+        "- **Architecture**: diffusers `CosmosTransformer3DModel` (GEN3C's DiT class, 81 input channels) "
+        "+ `AutoencoderKLCosmos` tokenizer (8×8×8 compression, 16 latent channels).",
         f"- **Mode**: {t.mode}; base: {config.model.checkpoint or 'from scratch'}.",
         f"- **Data**: {d.kind} clips"
         + (f" (scenes {', '.join(d.scenes)}, {d.num_clips} clips, seeds from 1000000)" if d.kind == "procedural" else f" from {len(d.paths)} folders")
