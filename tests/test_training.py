@@ -37,7 +37,7 @@ def base_checkpoint(tmp_path_factory):
     """A tiny random gen3c checkpoint that states its 9-frame chunk (as `gen3c train` writes it)."""
     folder = tmp_path_factory.mktemp("base")
     tiny_pipeline(seed=0).save_pretrained(folder)
-    (folder / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W]}))
+    (folder / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
     return folder
 
 
@@ -132,7 +132,7 @@ def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_c
     base_dir = base_checkpoint
     config = config_from_dict(
         tiny_config(tmp_path, model={"checkpoint": str(base_dir)}, run={"max_steps": 2}, data={"kind": "sample", "paths": [str(sample_dir)]},
-                    train={"mode": "lora", "lr": 5e-2}, lora={"rank": 4})
+                    train={"mode": "lora", "lr": 5e-2, "gradient_checkpointing": True}, lora={"rank": 4})
     )  # fmt: skip
     result = train(config, tmp_path / "run")
     assert result.exported == tmp_path / "run" / "lora"
