@@ -215,6 +215,23 @@ def test_sample_directory_clips_render_the_cache_into_the_clip_cameras(sample_di
     assert float(err) < 0.05  # the source frame rendered into its own camera is itself
 
 
+def test_vipe_clips(tmp_path):
+    from layouts import scene, write_vipe
+
+    from gen3c.training.data import make_dataset
+
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    root = write_vipe(tmp_path / "vipe", "clip", rgb, depth, w2c, K)
+    cfg = config_from_dict({"data": {"kind": "vipe", "paths": [str(root)], "resolution": [H, W], "num_frames": 9,
+                                     "filter_points_threshold": 0.0}}).data  # fmt: skip
+    clips = make_dataset(cfg)
+    assert len(clips) == 1  # one window of 9 in 10 frames (stride 8)
+    clip = clips[0]
+    assert clip["buffer_colors"].shape == (9, 1, 3, H, W) and float(clip["buffer_masks"][0].mean()) > 0.98
+    # The cameras move right: later frames see less of the first frame's cache.
+    assert float(clip["buffer_masks"][-1].mean()) < float(clip["buffer_masks"][0].mean())
+
+
 def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     from gen3c.io.video import read_video
     from gen3c.models.packaged import packaged_model_dir, packaged_model_info

@@ -320,6 +320,7 @@ def train(
     advance = progress("Training", end_step - start_step) if progress is not None and main else None
     losses_file = (out / "losses.jsonl").open("a") if main else None
     started = time.monotonic()
+    last_echo = -math.inf
     step = start_step
     from gen3c.training.tokenizer import _stop
 
@@ -351,7 +352,8 @@ def train(
         if step % config.log.every == 0:
             log("train/loss", step_loss, step)
             log("train/lr", lr_scheduler.get_last_lr()[0], step)
-            if echo is not None and main:
+            if echo is not None and main and time.monotonic() - last_echo >= 10:  # a line every 10 s at most
+                last_echo = time.monotonic()
                 echo(f"step {step}: loss {step_loss:.4f}")
         if sample_clip is not None and config.log.sample_every > 0 and step % config.log.sample_every == 0:
             _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer)
