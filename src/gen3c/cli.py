@@ -415,6 +415,14 @@ def generate(
         bool,
         typer.Option("--trust_checkpoint", help="Allow full unpickling (which can run code) of a legacy .pt input you trust."),
     ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="gen3c generator: a model shipped in the package instead of --checkpoint_dir: 'tiny' (trained by `gen3c train`, runs on a CPU)."),
+    ] = None,
+    lora: Annotated[
+        Path | None,
+        typer.Option("--lora", help="gen3c generator: a LoRA adapter written by `gen3c train` (its lora/ folder or safetensors file)."),
+    ] = None,
 ) -> None:
     """Generate a camera-controlled video from an image, a video with depth and cameras, or multi-view key frames.
 
@@ -445,7 +453,7 @@ def generate(
             disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
             disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
             low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
-            fp8_matmul=fp8_matmul, num_gpus=num_gpus,
+            fp8_matmul=fp8_matmul, num_gpus=num_gpus, model=model, lora=None if lora is None else str(lora),
         ),
     )  # fmt: skip
     _run(request)
@@ -615,6 +623,31 @@ def depth(
     )
     for key in ("npy", "ply", "json"):
         console.print(f"      {paths[key]}", highlight=False)
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config (TOML; every field documented in gen3c/training/configs/default.toml).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: logs/, samples/, checkpoints/, model/ or lora/, MODEL_CARD.md.")] = Path("runs/train"),
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue from a checkpoint folder (OUT/checkpoints/step_…), or 'auto' for the newest in OUT.")
+    ] = None,
+    stop_after: Annotated[
+        int | None, typer.Option("--stop_after", help="End this invocation after N steps, checkpointed (resume it later with --resume auto).")
+    ] = None,
+) -> None:
+    """Train or fine-tune GEN3C's DiT (full or LoRA) on clips with depth and cameras; see docs/training.md.
+
+    Several GPUs: torchrun --nproc_per_node N -m gen3c train CONFIG (or accelerate launch -m gen3c train CONFIG).
+    """
+    try:
+        from gen3c.training import run_training
+    except ImportError as exc:
+        raise Gen3cInputError(f"gen3c train needs the train extra ({exc.name} is missing): pip install 'gen3c[train]'") from None
+    result = run_training(config, out, resume=resume, stop_after=stop_after, progress_factory=rich_progress, echo=console.print)
+    last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
+    console.print(f"[green]trained[/] {result.steps} steps{last} in {result.seconds:.1f} s → {result.exported or result.checkpoint}")
 
 
 def _cuda() -> bool:

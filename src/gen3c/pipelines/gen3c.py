@@ -139,6 +139,27 @@ class Gen3cPipeline(DiffusionPipeline):
             self._place(name, "cpu" if name in plan.offload else device)
         return self
 
+    def load_lora(self, path: str | os.PathLike, scale: float = 1.0) -> Gen3cPipeline:
+        """Load a LoRA adapter written by ``gen3c train`` (mode lora) into the DiT; replaces a loaded one.
+
+        Args:
+            path: the adapter folder or its ``pytorch_lora_weights.safetensors``.
+            scale: strength of the adapter (1: as trained).
+        """
+        from gen3c.training.lora import load_lora
+
+        if getattr(self.transformer, "_gen3c_compute_dtype", None):
+            raise Gen3cInputError("a LoRA cannot be loaded into float8 weights: drop --fp8 to use --lora")
+        load_lora(self.transformer, path, scale=scale)
+        return self
+
+    def unload_lora(self) -> Gen3cPipeline:
+        """Remove the LoRA adapter; the DiT computes exactly as before :meth:`load_lora`."""
+        from gen3c.training.lora import unload_lora
+
+        unload_lora(self.transformer)
+        return self
+
     @property
     def _execution_device(self) -> torch.device:
         if self.compute_device is not None:
@@ -230,7 +251,13 @@ class Gen3cPipeline(DiffusionPipeline):
         check_token_split(
             self.transformer.config.num_attention_heads, context_parallel_degree(self.transformer), (T - 1) // tc + 1
         )
-        multiple = self.vae.config.spatial_compression_ratio * self.transformer.config.patch_size[1]
+        sc = self.vae.config.spatial_compression_ratio
+        max_h, max_w = (int(v) * sc for v in self.transformer.config.max_size[1:])
+        if H > max_h or W > max_w:
+            raise Gen3cInputError(
+                f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
+            )
+        multiple = sc * self.transformer.config.patch_size[1]
         if H % multiple or W % multiple:
             raise Gen3cInputError(
                 f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
@@ -321,25 +348,15 @@ class Gen3cPipeline(DiffusionPipeline):
             buffer 0 colour, buffer 0 mask, buffer 1 colour, buffer 1 mask (zeros where missing).
         """
         sigma_data = self.scheduler.config.sigma_data
-        chunk = self.memory.vae_chunk_frames
-        T, NB = buffer_colors.shape[:2]
         with self._stage("vae") as vae:
             device = self._execution_device
             # The tokenizer is causal: the first latent of GEN3C's zero-padded 121-frame encode
             # depends on the first frame only, so the image alone gives the same latent.
             first = encode_video(vae, image[None, :, None].to(device), sigma_data=sigma_data)
-            parts = []
-            for b in range(NB):
-                colour = buffer_colors[:, b].permute(1, 0, 2, 3)[None].to(device)
-                mask = (buffer_masks[:, b].permute(1, 0, 2, 3)[None].to(device).float() * 2 - 1).expand(
-                    -1, 3, -1, -1, -1
-                )
-                parts.append(encode_video(vae, colour, sigma_data=sigma_data, chunk_frames=chunk).cpu())
-                parts.append(encode_video(vae, mask, sigma_data=sigma_data, chunk_frames=chunk).cpu())
-        zeros = torch.zeros_like(parts[0])
-        parts += [zeros] * (2 * configs.NUM_BUFFERS - len(parts))
-        buffer_latents = torch.cat(parts, dim=1)
-        image_latent = torch.zeros_like(zeros)
+            buffer_latents = encode_buffers(
+                vae, buffer_colors, buffer_masks, sigma_data=sigma_data, chunk_frames=self.memory.vae_chunk_frames
+            ).cpu()
+        image_latent = torch.zeros(buffer_latents.shape[0], configs.LATENT_CHANNELS, *buffer_latents.shape[2:])
         image_latent[:, :, :1] = first.cpu()
         return image_latent, buffer_latents
 
@@ -383,12 +400,10 @@ class Gen3cPipeline(DiffusionPipeline):
         aug_sigma = torch.tensor(condition_augment_sigma, dtype=torch.float32)
         augmented = scheduler.precondition_inputs(gt + aug_noise * aug_sigma, aug_sigma)
 
-        indicator = torch.zeros(1, 1, shape[2], 1, 1, device=device)
-        indicator[:, :, :1] = 1.0
-        cond_mask = indicator.expand(1, 1, *shape[2:])
-        condition = torch.cat([cond_mask, buffer_latents], dim=1).to(dtype)
+        indicator = condition_indicator(1, shape[2], device=device)
+        condition = condition_channels(indicator, buffer_latents.to(device)).to(dtype)
         # The unconditional branch keeps the condition mask and drops the buffers (model_gen3c.py).
-        uncondition = torch.cat([cond_mask, torch.zeros_like(buffer_latents)], dim=1).to(dtype)
+        uncondition = condition_channels(indicator, torch.zeros_like(buffer_latents, device=device)).to(dtype)
         padding_mask = torch.zeros(1, 1, shape[3], shape[4], device=device, dtype=dtype)
         sigma_data = scheduler.config.sigma_data
 
@@ -502,6 +517,62 @@ class Gen3cPipeline(DiffusionPipeline):
         if not return_dict:
             return (frames,)
         return Gen3cPipelineOutput(frames=frames)
+
+
+# -- the conditioning layout, shared by sampling and training --------------------------------
+
+
+def encode_buffers(
+    vae: AutoencoderKLCosmos,
+    buffer_colors: Tensor,
+    buffer_masks: Tensor,
+    *,
+    sigma_data: float = 0.5,
+    chunk_frames: int | None = None,
+) -> Tensor:
+    """The 64 buffer channels of GEN3C's DiT input, on the tokenizer's device.
+
+    Args:
+        buffer_colors: (T, NB, 3, H, W) in [−1, 1], newest buffer first (NB ≤ 2).
+        buffer_masks: (T, NB, 1, H, W) in {0, 1}; each mask video is encoded as RGB ``mask·2 − 1``.
+        chunk_frames: latent frames per tokenizer chunk (exact chunked encoding).
+    Returns:
+        (1, 64, T', h, w): buffer 0 colour, buffer 0 mask, buffer 1 colour, buffer 1 mask (16
+        channels each), zeros for a missing buffer.
+    """
+    device = next(vae.parameters()).device
+    parts = []
+    for b in range(buffer_colors.shape[1]):
+        colour = buffer_colors[:, b].permute(1, 0, 2, 3)[None].to(device).float()
+        mask = (buffer_masks[:, b].permute(1, 0, 2, 3)[None].to(device).float() * 2 - 1).expand(-1, 3, -1, -1, -1)
+        parts.append(encode_video(vae, colour, sigma_data=sigma_data, chunk_frames=chunk_frames))
+        parts.append(encode_video(vae, mask, sigma_data=sigma_data, chunk_frames=chunk_frames))
+    zeros = torch.zeros_like(parts[0])
+    parts += [zeros] * (2 * configs.NUM_BUFFERS - len(parts))
+    return torch.cat(parts, dim=1)
+
+
+def condition_indicator(
+    batch: int, num_latent_frames: int, num_condition_frames: int = 1, device: str | torch.device | None = None
+) -> Tensor:
+    """(B, 1, T', 1, 1): 1 on the conditioned latent frames (GEN3C: the first), 0 elsewhere."""
+    indicator = torch.zeros(batch, 1, num_latent_frames, 1, 1, device=device)
+    indicator[:, :, :num_condition_frames] = 1.0
+    return indicator
+
+
+def condition_channels(indicator: Tensor, buffer_latents: Tensor) -> Tensor:
+    """The DiT's ``condition_mask`` argument: ``[condition mask (1) | buffers (64)]``.
+
+    Args:
+        indicator: (B, 1, T', 1, 1) from :func:`condition_indicator`.
+        buffer_latents: (B, 64, T', h, w) from :func:`encode_buffers` (zeros: no buffers, as
+            the unconditional branch of guidance).
+    Returns:
+        (B, 65, T', h, w); the DiT appends it to the 16-channel noisy latent (81 channels).
+    """
+    B, _, T, h, w = buffer_latents.shape
+    return torch.cat([indicator.to(buffer_latents.device, buffer_latents.dtype).expand(B, 1, T, h, w), buffer_latents], dim=1)
 
 
 # -- the generator adapter ------------------------------------------------------------------
@@ -695,6 +766,7 @@ def load_generator(
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     num_gpus: int = 1,
+    lora: str | os.PathLike | None = None,
     **generator_options: Any,
 ) -> Gen3cGenerator:
     """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
@@ -720,6 +792,7 @@ def load_generator(
             DiT's tokens across the N ranks (:mod:`gen3c.models.context_parallel`); each rank
             computes on ``cuda:LOCAL_RANK`` (the CPU with gloo when there is no GPU), and
             ``device`` may only name the device type.
+        lora: a LoRA adapter written by ``gen3c train`` (folder or safetensors file).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
@@ -758,6 +831,13 @@ def load_generator(
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, *configs.RESOLUTION)
         label, plan, peak = choose_memory_plan(max_gpu_memory, size)
         warnings.warn(f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB)", stacklevel=2)
+    if lora is not None:
+        if plan.fp8:
+            raise Gen3cInputError(
+                "--lora needs the DiT's weights in bf16/fp32, but this memory mode stores them in float8 (--fp8, "
+                "--low_memory or the mode --max_gpu_memory chose): use --memory_mode group_offload without --fp8"
+            )
+        pipe.load_lora(lora)
     pipe.disable_prompt_encoder = disable_prompt_encoder
     pipe.configure_memory(plan, device)
     from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
@@ -812,6 +892,8 @@ def _first_line(exc: BaseException) -> str:
 #: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.
 GENERATOR_OPTIONS: dict[str, type] = {
     "checkpoint_dir": str,
+    "model": str,
+    "lora": str,
     "prompt": str,
     "negative_prompt": str,
     "guidance": float,
@@ -863,9 +945,24 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
         if not ok:
             raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
     checkpoint = opts.pop("checkpoint_dir", None)
+    model = opts.pop("model", None)
+    if model is not None:
+        from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+
+        if checkpoint:
+            raise Gen3cInputError(f"--model {model} and --checkpoint_dir both name a model: pass one of them")
+        checkpoint = str(packaged_model_dir(model))
+        packaged_model_info(model)
+    from gen3c.models.packaged import checkpoint_info
+
+    info = checkpoint_info(checkpoint)
+    # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in).
+    for key, kind in (("chunk_frames", int), ("dtype", str)):
+        if key in info:
+            opts.setdefault(key, kind(info[key]))
     if not checkpoint:
         raise Gen3cInputError(
-            f"the gen3c generator needs --checkpoint_dir (a folder made by `gen3c convert`); {WEIGHTS_HELP}"
+            f"the gen3c generator needs --checkpoint_dir (a folder made by `gen3c convert`) or --model tiny; {WEIGHTS_HELP}"
         )
     sampling = {
         k: opts.pop(k)

@@ -396,7 +396,9 @@ def check_frame_count(request: GenerationRequest) -> None:
     ``chunk_frames``, else ``generator_options["chunk_frames"]``, else GEN3C's 121)."""
     fixed = GENERATOR_CHUNK_FRAMES.get(request.generator)
     if fixed is not None:
-        fixed = request.chunk_frames or request.generator_options.get("chunk_frames") or fixed
+        from gen3c.models.packaged import model_chunk_frames
+
+        fixed = request.chunk_frames or model_chunk_frames(request.generator_options) or fixed
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator")
 
 

@@ -1,0 +1,60 @@
+"""Models shipped inside the package (``--model NAME``), found without importing diffusers.
+
+A packaged model is a gen3c checkpoint folder (the layout :func:`gen3c.pipelines.gen3c.load_pipeline`
+reads) under ``gen3c/assets/<name>_model/`` with a ``gen3c_model.json`` that states what it was
+trained for (``chunk_frames``, ``resolution``) and a ``MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gen3c.errors import Gen3cInputError, Gen3cModelError
+
+#: Packaged model names → folder under gen3c/assets.
+PACKAGED_MODELS = {"tiny": "tiny_model"}
+META_NAME = "gen3c_model.json"
+
+
+def packaged_model_dir(name: str) -> Path:
+    """The folder of the packaged model ``name``."""
+    if name not in PACKAGED_MODELS:
+        raise Gen3cInputError(f"unknown --model {name!r}: the package ships {', '.join(PACKAGED_MODELS)}")
+    folder = Path(str(resources.files("gen3c") / "assets" / PACKAGED_MODELS[name]))
+    if not (folder / "model_index.json").is_file():
+        raise Gen3cModelError(f"the packaged model {name!r} is missing from this install ({folder}): reinstall gen3c")
+    return folder
+
+
+def packaged_model_info(name: str) -> dict[str, Any]:
+    """``gen3c_model.json`` of the packaged model ``name`` (chunk_frames, resolution, …)."""
+    path = packaged_model_dir(name) / META_NAME
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(f"the packaged model {name!r} has no readable {META_NAME} ({exc}): reinstall gen3c") from None
+
+
+def checkpoint_info(folder: str | None) -> dict[str, Any]:
+    """``gen3c_model.json`` of a local checkpoint folder written by ``gen3c train`` ({} when absent)."""
+    if not folder:
+        return {}
+    path = Path(folder).expanduser() / META_NAME
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME} is unreadable ({exc}): train or copy it again") from None
+
+
+def model_chunk_frames(options: dict[str, Any]) -> int | None:
+    """Frames per chunk a gen3c generator's options imply: ``chunk_frames``, else the packaged
+    model's or the checkpoint's ``gen3c_model.json``, else None (GEN3C's 121)."""
+    if options.get("chunk_frames"):
+        return int(options["chunk_frames"])
+    info = packaged_model_info(options["model"]) if options.get("model") else checkpoint_info(options.get("checkpoint_dir"))
+    return int(info["chunk_frames"]) if "chunk_frames" in info else None

@@ -1,0 +1,236 @@
+"""The training configuration: dataclasses with a default for every field, read from TOML.
+
+``gen3c train CONFIG.toml`` reads a file whose sections and keys are the fields below; a key
+left out keeps its default. The commented example of every field is
+``gen3c/training/configs/default.toml`` (shipped in the package); the from-scratch proof run is
+``configs/small_procedural.toml``. Unknown sections or keys and values of the wrong type are
+refused with one line naming them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from gen3c.errors import Gen3cInputError
+
+#: First seed of procedural training scenes: far above the small held-out seed lists of
+#: benchmarks (gen3c eval), so no evaluation scene is ever trained on.
+PROCEDURAL_SEED_BASE = 1_000_000
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0  # seeds everything: data order, sigma/noise draws, initial weights
+    max_steps: int = 1000  # optimiser steps of the DiT stage
+    max_minutes: float = 0.0  # wall-clock budget of the DiT stage (0: none); whichever of the two ends first
+
+
+@dataclass
+class DataConfig:
+    kind: str = "procedural"  # procedural | sample (GEN3C sample directories) | vipe (ViPE output directories)
+    paths: list[str] = field(default_factory=list)  # sample/vipe: the directories to read
+    scenes: list[str] = field(default_factory=lambda: ["room", "corridor", "street", "objects"])  # procedural scene presets
+    num_clips: int = 1000  # procedural: distinct clips (clip i: scene seed PROCEDURAL_SEED_BASE + i, its own trajectory)
+    resolution: list[int] = field(default_factory=lambda: [64, 112])  # [H, W] of training clips, multiples of 16
+    num_frames: int = 17  # frames per clip, 1 + 8k
+    clip_stride: int = 8  # sample/vipe: frames between the starts of consecutive clips of one video
+    source_frames: int = 1  # 1: cache from the clip's first frame; 2: from its first and last frame (two buffers)
+    movement_distance: list[float] = field(default_factory=lambda: [0.1, 0.5])  # procedural: range of GEN3C's distance, × median depth
+    filter_points_threshold: float = 0.05  # GEN3C's edge filter of the cache
+    foreground_masking: bool = False  # GEN3C's curtain test when rendering the buffers
+    num_workers: int = 0  # DataLoader worker processes making clips
+    cache_clips: bool = False  # make every clip once, keep it in memory (8-bit) and encode it once (small procedural runs)
+
+
+@dataclass
+class ModelConfig:
+    checkpoint: str = ""  # gen3c checkpoint folder to fine-tune (`gen3c convert` output, or a `gen3c train` model/); "" trains from scratch
+    transformer: dict[str, Any] = field(default_factory=dict)  # from scratch: CosmosTransformer3DModel kwargs over the tiny config
+    tokenizer: str = ""  # from scratch: a tokenizer folder (AutoencoderKLCosmos); "" trains one first ([tokenizer])
+    weights_dtype: str = "float32"  # storage dtype of frozen weights (tokenizer; the DiT's base weights under LoRA): float32 | bfloat16
+    max_sequence_length: int = 512  # text tokens the DiT sees (the cached empty prompt)
+    tokenizer_chunk_frames: int = 0  # latent frames per tokenizer chunk when encoding clips (0: whole clip; 7B at 704×1280: 4 saves memory)
+    export_dtype: str = "float32"  # dtype of the weights written to model/: float32 | bfloat16 (half the size)
+
+
+@dataclass
+class TokenizerConfig:
+    config: dict[str, Any] = field(default_factory=dict)  # AutoencoderKLCosmos kwargs over the tiny tokenizer config
+    steps: int = 200  # optimiser steps of the tokenizer stage (from scratch without model.tokenizer)
+    max_minutes: float = 0.0  # wall-clock budget of the tokenizer stage (0: none)
+    lr: float = 1e-3  # AdamW learning rate
+    batch_size: int = 4  # clips per step
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "full"  # full: every DiT weight trains; lora: only a LoRA adapter ([lora])
+    batch_size: int = 1  # clips per step and process
+    gradient_accumulation_steps: int = 1  # steps whose gradients add up before an optimiser step
+    lr: float = 1e-4  # AdamW peak learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    lr_schedule: str = "constant"  # constant | cosine (to 0 at max_steps), after warmup
+    warmup_steps: int = 0  # linear warm-up steps
+    grad_clip: float = 1.0  # gradient-norm clip (0: none)
+    mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's autocast; master weights stay float32)
+    gradient_checkpointing: bool = False  # recompute block activations in backward (the 7B needs it)
+    distributed: str = "ddp"  # ddp | fsdp when launched on several processes (torchrun / accelerate launch)
+    p_mean: float = 0.0  # log-normal sigma: ln σ ~ N(p_mean, p_std²); Cosmos-Predict1's EDMSDE values (EDM paper: -1.2, 1.2)
+    p_std: float = 1.0  # (see p_mean)
+    sigma_min: float = 0.0002  # sigma range of training draws (GEN3C's sampler: 0.0002 … 80)
+    sigma_max: float = 80.0  # (see sigma_min)
+    buffer_dropout: float = 0.1  # probability of zeroing a clip's 64 buffer channels (the unconditional branch of guidance)
+    condition_augment_sigma: float = 0.001  # noise on the conditioned first latent frame, as GEN3C at inference
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 16  # adapter rank r
+    alpha: float = 16.0  # scaling alpha (the update is alpha/r · B·A)
+    targets: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"])  # block linears
+    dropout: float = 0.0  # dropout on the adapter's input
+
+
+@dataclass
+class LogConfig:
+    every: int = 10  # log the loss to TensorBoard (and the console) every this many steps
+    sample_every: int = 0  # log a sample video of a held-out clip every this many steps (0: only at the end; -1: never)
+    sample_steps: int = 20  # sampler steps of those samples
+    checkpoint_every: int = 0  # write a resumable checkpoint every this many steps (0: only at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+_CHOICES = {
+    ("data", "kind"): ("procedural", "sample", "vipe"),
+    ("model", "weights_dtype"): ("float32", "bfloat16"),
+    ("model", "export_dtype"): ("float32", "bfloat16"),
+    ("train", "mode"): ("full", "lora"),
+    ("train", "lr_schedule"): ("constant", "cosine"),
+    ("train", "mixed_precision"): ("no", "bf16", "fp16"),
+    ("train", "distributed"): ("ddp", "fsdp"),
+}
+
+
+def _coerce(where: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+        if ok and default:
+            kind = type(default[0])
+            ok = all(isinstance(v, kind) or (kind is float and isinstance(v, int)) for v in value)
+            value = [float(v) for v in value] if ok and kind is float else value
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+    else:  # pragma: no cover - every field has one of the types above
+        ok = True
+    if not ok:
+        raise Gen3cInputError(f"config {where} = {value!r} must be {type(default).__name__} (default {default!r})")
+    return value
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    """A :class:`Config` from nested dicts (TOML tables), validated."""
+    config = Config()
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    for name, table in data.items():
+        if name not in sections:
+            raise Gen3cInputError(f"{source}: unknown section [{name}]: use {', '.join(f'[{s}]' for s in sections)}")
+        if not isinstance(table, dict):
+            raise Gen3cInputError(f"{source}: [{name}] must be a table of keys")
+        section = getattr(config, name)
+        keys = {f.name for f in dataclasses.fields(section)}
+        for key, value in table.items():
+            if key not in keys:
+                raise Gen3cInputError(f"{source}: unknown key {key!r} in [{name}]: use {', '.join(sorted(keys))}")
+            setattr(section, key, _coerce(f"{name}.{key}", value, getattr(section, key)))
+    check_config(config, source)
+    return config
+
+
+def check_config(config: Config, source: str = "config") -> None:
+    """Refuse values no run can use, naming the key."""
+    for (section, key), choices in _CHOICES.items():
+        value = getattr(getattr(config, section), key)
+        if value not in choices:
+            raise Gen3cInputError(f"{source}: {section}.{key} = {value!r}: choose one of {', '.join(choices)}")
+    d = config.data
+    if len(d.resolution) != 2 or any(v <= 0 or v % 16 for v in d.resolution):
+        raise Gen3cInputError(f"{source}: data.resolution = {d.resolution} must be [H, W], both positive multiples of 16")
+    if d.num_frames < 1 or (d.num_frames - 1) % 8:
+        raise Gen3cInputError(f"{source}: data.num_frames = {d.num_frames} must be 1 + 8k (9, 17, …, 121)")
+    if d.source_frames not in (1, 2):
+        raise Gen3cInputError(f"{source}: data.source_frames = {d.source_frames} must be 1 or 2")
+    if d.kind != "procedural" and not d.paths:
+        raise Gen3cInputError(f"{source}: data.kind = {d.kind!r} needs data.paths (the directories to read)")
+    if len(d.movement_distance) != 2 or not 0 <= d.movement_distance[0] <= d.movement_distance[1]:
+        raise Gen3cInputError(f"{source}: data.movement_distance = {d.movement_distance} must be [low, high] with 0 ≤ low ≤ high")
+    positive = {
+        "run.max_steps": config.run.max_steps, "train.batch_size": config.train.batch_size,
+        "train.gradient_accumulation_steps": config.train.gradient_accumulation_steps, "data.num_clips": d.num_clips,
+        "tokenizer.batch_size": config.tokenizer.batch_size, "lora.rank": config.lora.rank, "log.every": config.log.every,
+        "log.sample_steps": config.log.sample_steps, "model.max_sequence_length": config.model.max_sequence_length,
+    }  # fmt: skip
+    for key, value in positive.items():
+        if value < 1:
+            raise Gen3cInputError(f"{source}: {key} = {value} must be at least 1")
+    t = config.train
+    if not 0 <= t.buffer_dropout <= 1:
+        raise Gen3cInputError(f"{source}: train.buffer_dropout = {t.buffer_dropout} must lie in [0, 1]")
+    if not 0 < t.sigma_min < t.sigma_max:
+        raise Gen3cInputError(f"{source}: train.sigma_min/sigma_max = {t.sigma_min}/{t.sigma_max} need 0 < min < max")
+    if t.p_std <= 0 or t.lr <= 0:
+        raise Gen3cInputError(f"{source}: train.p_std and train.lr must be positive")
+    if config.run.max_minutes < 0 or config.tokenizer.max_minutes < 0:
+        raise Gen3cInputError(f"{source}: max_minutes must be ≥ 0 (0: no time budget)")
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read a TOML training config (see the module docstring)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise Gen3cInputError(f"config {str(path)!r} cannot be read ({exc.strerror}): pass a TOML file") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise Gen3cInputError(f"config {str(path)!r} is not valid TOML ({exc})") from None
+    return config_from_dict(data, source=f"config {str(path)!r}")
+
+
+def shipped_config(name: str) -> Path:
+    """Path of a config shipped in ``gen3c/training/configs`` (e.g. ``small_procedural.toml``)."""
+    return Path(str(resources.files("gen3c.training") / "configs" / name))

@@ -1,0 +1,213 @@
+"""Training clips for the GEN3C objective: a target video, and the renders of a 3D cache built
+from one or two of its frames into the clip's own cameras (GEN3C's training recipe).
+
+Sources:
+
+- :class:`ProceduralClips` — procedural scenes (:mod:`gen3c.scenes`) with exact RGB and depth
+  for any camera: clip ``i`` is scene preset ``scenes[i % len(scenes)]`` with seed
+  ``PROCEDURAL_SEED_BASE + i``, seen along one of GEN3C's preset trajectories (preset, rotation
+  mode and distance drawn from ``i``), so the same index is always the same clip.
+- :class:`VideoClips` — GEN3C sample directories or ViPE outputs (per-frame RGB, depth, w2c,
+  K, read by :mod:`gen3c.io.gen3c_sample` / :mod:`gen3c.io.vipe`), cut into windows of
+  ``num_frames`` frames every ``clip_stride`` frames.
+
+A clip is a dict of tensors (batched by the default collate):
+
+- ``video``: (3, T, H, W) in [−1, 1], the frames to reproduce;
+- ``buffer_colors``: (T, NB, 3, H, W) in [−1, 1] and ``buffer_masks``: (T, NB, 1, H, W) in
+  {0, 1}: the cache rendered into the clip's cameras, newest view first (NB = source frames).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from gen3c.cameras import Cameras
+from gen3c.errors import Gen3cInputError
+from gen3c.io.frames import FrameStack
+from gen3c.pipelines.camera_video import SourceView, build_cache, preset_cameras
+from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
+from gen3c.training.config import PROCEDURAL_SEED_BASE, DataConfig
+from gen3c.trajectories import PRESETS, ROTATION_MODES
+
+
+def make_clip(
+    frames: Tensor, views: list[SourceView], cameras: Cameras, config: DataConfig
+) -> dict[str, Tensor]:
+    """A training clip: ``frames`` (T, 3, H, W) in [−1, 1] and the renders of the cache of ``views``
+    (oldest first; the last ends up as buffer 0) into ``cameras`` (T)."""
+    cache = build_cache(views, config.filter_points_threshold, config.foreground_masking)
+    buffers = cache.render(cameras)
+    return {
+        "video": frames.permute(1, 0, 2, 3).contiguous().float(),
+        "buffer_colors": buffers.colors.float(),
+        "buffer_masks": buffers.masks.float(),
+    }
+
+
+class ProceduralClips(Dataset):
+    """``num_clips`` procedural clips (see the module docstring); index ``num_clips`` and beyond
+    are valid too and never trained on (the held-out sample clip uses them)."""
+
+    def __init__(self, config: DataConfig) -> None:
+        unknown = [s for s in config.scenes if s not in SCENE_PRESETS]
+        if unknown or not config.scenes:
+            raise Gen3cInputError(f"data.scenes {config.scenes} must name presets among {', '.join(SCENE_PRESETS)}")
+        self.config = config
+
+    def __len__(self) -> int:
+        return self.config.num_clips
+
+    def describe(self, index: int) -> dict:
+        """Scene, seed and trajectory of clip ``index``."""
+        c = self.config
+        rng = random.Random(PROCEDURAL_SEED_BASE + index)
+        return {
+            "scene": c.scenes[index % len(c.scenes)],
+            "seed": PROCEDURAL_SEED_BASE + index,
+            "trajectory": rng.choice(PRESETS),
+            "camera_rotation": rng.choice(ROTATION_MODES),
+            "movement_distance": rng.uniform(*c.movement_distance),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        c, d = self.config, self.describe(index)
+        H, W = c.resolution
+        scene = make_scene(d["scene"], d["seed"])
+        src = source_camera(H, W)
+        first = render(scene, src)
+        source = _view(first.rgb[0], first.depth[0], first.mask[0], src.K[0], src.w2c[0])
+        # Distance in units of the scene's median depth: the same motion whatever the scene's scale.
+        cameras = preset_cameras(source, d["trajectory"], d["camera_rotation"], c.num_frames, d["movement_distance"], "median_depth")
+        truth = render(scene, cameras)
+        views = [source]
+        if c.source_frames == 2:
+            views.append(_view(truth.rgb[-1], truth.depth[-1], truth.mask[-1], cameras.K[-1], cameras.w2c[-1]))
+        return make_clip(truth.rgb.float(), views, cameras, c)
+
+
+def _view(image: Tensor, depth: Tensor, hit: Tensor, K: Tensor, w2c: Tensor) -> SourceView:
+    valid = hit & torch.isfinite(depth) & (depth > 0)
+    depth = torch.where(valid, depth, torch.zeros_like(depth)).float()
+    return SourceView(image=image.float(), depth=depth, K=K.float(), w2c=w2c.float(), valid=valid, depth_kind="metric")
+
+
+class VideoClips(Dataset):
+    """Windows of ``num_frames`` frames of GEN3C sample directories or ViPE outputs."""
+
+    def __init__(self, config: DataConfig) -> None:
+        from gen3c.io.gen3c_sample import read_sample
+        from gen3c.io.vipe import read_vipe
+
+        self.config = config
+        size = tuple(config.resolution)
+        read = read_sample if config.kind == "sample" else read_vipe
+        self.stacks: list[FrameStack] = [read(path, size) for path in config.paths]
+        self.windows: list[tuple[int, int]] = []
+        for v, stack in enumerate(self.stacks):
+            starts = range(0, len(stack) - config.num_frames + 1, max(1, config.clip_stride))
+            self.windows += [(v, s) for s in starts]
+        if not self.windows:
+            longest = max(len(s) for s in self.stacks)
+            raise Gen3cInputError(
+                f"data.paths hold no clip of data.num_frames = {config.num_frames} frames (the longest video has {longest}): "
+                "lower num_frames or add longer videos"
+            )
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        c = self.config
+        v, s = self.windows[index % len(self.windows)]
+        stack = self.stacks[v]
+        T = c.num_frames
+        H, W = stack.size
+        cameras = Cameras(stack.w2c[s : s + T], stack.K[s : s + T], H, W)
+        picks = [s] if c.source_frames == 1 else [s, s + T - 1]
+        views = [
+            SourceView(image=stack.image(f), depth=stack.depth[f], K=stack.K[f], w2c=stack.w2c[f], valid=stack.valid[f] & (stack.depth[f] > 0))
+            for f in picks
+        ]  # fmt: skip
+        return make_clip(stack.image(s, s + T), views, cameras, c)
+
+
+class CachedClips(Dataset):
+    """Every clip of ``dataset`` made once and kept in memory as 8-bit colour and boolean masks
+    (about 0.5 MB per 64×112×17 clip), so training is not bound by rendering. ``source`` is the
+    wrapped dataset (its held-out clips are still made on demand)."""
+
+    def __init__(self, dataset: Dataset, num_workers: int = 0, progress: Callable[[int], None] | None = None) -> None:
+        from torch.utils.data import DataLoader
+
+        self.source = dataset
+        videos, colors, masks = [], [], []
+        for batch in DataLoader(dataset, batch_size=8, num_workers=num_workers):
+            videos.append(_to_uint8(batch["video"]))
+            colors.append(_to_uint8(batch["buffer_colors"]))
+            masks.append(batch["buffer_masks"] > 0.5)
+            if progress is not None:
+                progress(len(batch["video"]))
+        self.videos, self.colors, self.masks = torch.cat(videos), torch.cat(colors), torch.cat(masks)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {
+            "video": self.videos[index].float() / 127.5 - 1,
+            "buffer_colors": self.colors[index].float() / 127.5 - 1,
+            "buffer_masks": self.masks[index].float(),
+        }
+
+
+def _to_uint8(x: Tensor) -> Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def make_dataset(config: DataConfig, progress: Callable[[int], None] | None = None) -> Dataset:
+    """The clip dataset ``config.kind`` names (made once in memory when ``config.cache_clips``)."""
+    dataset = ProceduralClips(config) if config.kind == "procedural" else VideoClips(config)
+    return CachedClips(dataset, config.num_workers, progress) if config.cache_clips else dataset
+
+
+def held_out_clip(dataset: Dataset) -> dict[str, Tensor]:
+    """A clip for sample videos: a procedural index past the training range, else the first clip."""
+    dataset = getattr(dataset, "source", dataset)
+    if isinstance(dataset, ProceduralClips):
+        return dataset[len(dataset)]
+    return dataset[0]
+
+
+class StepSampler(Sampler[int]):
+    """Clip indices for micro-batches ``start, start + 1, …`` of one process, endlessly.
+
+    The global stream is a fresh seeded permutation of the dataset per epoch; micro-batch ``s``
+    takes its ``world · batch`` entries and process ``rank`` its own slice, so a resumed run
+    (``start`` = micro-batches done) sees exactly the clips an uninterrupted one would.
+    """
+
+    def __init__(self, length: int, batch_size: int, seed: int, start: int = 0, rank: int = 0, world: int = 1) -> None:
+        self.length, self.batch_size, self.seed = length, batch_size, seed
+        self.start, self.rank, self.world = start, rank, world
+
+    def _perm(self, epoch: int) -> Tensor:
+        return torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+
+    def __iter__(self) -> Iterator[int]:
+        per_step = self.batch_size * self.world
+        step = self.start
+        epoch, perm = -1, None
+        while True:
+            for k in range(self.rank * self.batch_size, (self.rank + 1) * self.batch_size):
+                g = step * per_step + k
+                if g // self.length != epoch:
+                    epoch = g // self.length
+                    perm = self._perm(epoch)
+                yield int(perm[g % self.length])
+            step += 1

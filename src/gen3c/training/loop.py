@@ -1,0 +1,570 @@
+"""``gen3c train``: the training run on ``accelerate`` (DDP / FSDP, mixed precision, checkpoints).
+
+A run, numbered as it happens:
+
+1. components — fine-tuning loads a gen3c checkpoint (:func:`gen3c.pipelines.gen3c.load_pipeline`);
+   from scratch builds a DiT of the 7B's class from ``model.transformer`` and takes the
+   tokenizer from ``model.tokenizer`` or trains one first (:mod:`gen3c.training.tokenizer`);
+2. the DiT is made trainable (every weight, or a LoRA adapter: :mod:`gen3c.training.lora`),
+   with gradient checkpointing if asked, then prepared by ``Accelerator`` with AdamW and the LR
+   schedule;
+3. a resumed run restores model/adapter weights, optimiser, LR scheduler, RNG states and the
+   step from an ``accelerator.save_state`` folder;
+4. each step draws clips (:mod:`gen3c.training.data`; the sampler continues where the run
+   stopped), encodes video and buffers with the frozen tokenizer and takes a step on the GEN3C
+   objective (:mod:`gen3c.training.objective`); every random draw of a step comes from a
+   generator seeded by (seed, step, rank), so a resumed run repeats an uninterrupted one;
+5. loss and LR go to TensorBoard every ``log.every`` steps, a sample video of a held-out clip
+   every ``log.sample_every`` (PNG frame strip in TensorBoard + mp4 under ``samples/``),
+   checkpoints every ``log.checkpoint_every``;
+6. at the end: a last checkpoint, the trained model (``model/``: a checkpoint folder
+   ``load_generator`` reads) or adapter (``lora/``), ``MODEL_CARD.md``, ``losses.jsonl``.
+
+Output folder: ``config.json``, ``losses.jsonl``, ``logs/`` (TensorBoard), ``samples/``,
+``checkpoints/step_XXXXXXX/``, ``tokenizer/`` (from scratch), ``model/`` or ``lora/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from gen3c.errors import Gen3cInputError
+from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
+from gen3c.models import configs
+from gen3c.training.config import Config
+
+#: How progress is shown: ``factory(stage, total) -> advance(n)`` (the CLI passes rich bars).
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass
+class TrainResult:
+    """What a run did."""
+
+    out: Path
+    steps: int  # optimiser steps done in total (including those before a resume)
+    losses: list[float] = field(default_factory=list)  # loss of each step of this invocation
+    seconds: float = 0.0  # wall time of the DiT stage in this invocation
+    tokenizer: dict | None = None  # the tokenizer stage's summary (from scratch)
+    exported: Path | None = None  # model/ or lora/
+    checkpoint: Path | None = None  # the last checkpoint written
+
+
+class _StepState:
+    """The step counter, saved and restored with the checkpoint (accelerate custom object)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+
+def _dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+
+
+def _step_generator(seed: int, micro_step: int, rank: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + micro_step) * 64 + rank)
+
+
+def _lr_lambda(config: Config) -> Callable[[int], float]:
+    t, total = config.train, config.run.max_steps
+
+    def factor(step: int) -> float:
+        if t.warmup_steps and step < t.warmup_steps:
+            return (step + 1) / t.warmup_steps
+        if t.lr_schedule == "cosine":
+            progress = min(1.0, (step - t.warmup_steps) / max(1, total - t.warmup_steps))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+def _accelerator(config: Config, out: Path):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    kwargs = {}
+    if config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import FullyShardedDataParallelPlugin
+
+        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
+            auto_wrap_policy="transformer_based_wrap", transformer_cls_names_to_wrap=["CosmosTransformerBlock"],
+            use_orig_params=True,
+        )  # fmt: skip
+    return Accelerator(
+        mixed_precision=config.train.mixed_precision,
+        gradient_accumulation_steps=config.train.gradient_accumulation_steps,
+        project_config=ProjectConfiguration(project_dir=str(out), automatic_checkpoint_naming=False),
+        **kwargs,
+    )
+
+
+def _components(config: Config, out: Path, accelerator, log, progress: ProgressFactory | None, dataset):
+    """(transformer, vae, scheduler, prompt_cache, tokenizer summary)."""
+    from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, EDMEulerScheduler
+
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+
+    m = config.model
+    if m.checkpoint:
+        from gen3c.pipelines.gen3c import load_pipeline
+
+        base_dtype = _dtype(m.weights_dtype) if config.train.mode == "lora" else torch.float32
+        pipe = load_pipeline(m.checkpoint, dtype=base_dtype)
+        vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
+        cache = pipe.prompt_cache
+        if cache is None or cache.lookup("") is None:
+            raise Gen3cInputError(
+                f"checkpoint {m.checkpoint!r} has no cached empty-prompt embedding (prompt_cache/): convert it again with `gen3c convert`"
+            )
+        return pipe.transformer, vae, pipe.scheduler, cache, None
+    scheduler = EDMEulerScheduler(**configs.SCHEDULER_GEN3C)
+    torch.manual_seed(config.run.seed)
+    kwargs = {**configs.TRANSFORMER_TINY, **config.model.transformer}
+    for key in ("max_size", "patch_size", "rope_scale"):
+        kwargs[key] = tuple(kwargs[key])
+    if kwargs["in_channels"] != configs.GEN3C_IN_CHANNELS:
+        raise Gen3cInputError(f"model.transformer.in_channels must be {configs.GEN3C_IN_CHANNELS} (GEN3C's channel layout)")
+    transformer = CosmosTransformer3DModel(**kwargs)
+    # The cached empty prompt of a model without T5: zero embeddings (GEN3C's --disable_prompt_encoder
+    # input); the negative prompt gets the same, so guidance differs by the buffers alone.
+    zeros = torch.zeros(m.max_sequence_length, kwargs["text_embed_dim"])
+    cache = PromptEmbeddingCache.from_embeddings({"": zeros, configs.DEFAULT_NEGATIVE_PROMPT: zeros})
+    summary = None
+    if m.tokenizer:
+        vae = AutoencoderKLCosmos.from_pretrained(m.tokenizer)
+        if vae.config.latents_mean is None:
+            raise Gen3cInputError(f"tokenizer {m.tokenizer!r} has no latents_mean/latents_std: use one written by `gen3c train`")
+    elif (out / "tokenizer" / "config.json").is_file():
+        vae = AutoencoderKLCosmos.from_pretrained(out / "tokenizer")  # a resumed run keeps its tokenizer
+    else:
+        vae, summary = _train_tokenizer(config, out, accelerator, log, progress, dataset)
+    if vae.dtype != _dtype(m.weights_dtype):
+        vae = vae.to(_dtype(m.weights_dtype))
+    return transformer, vae, scheduler, cache, summary
+
+
+def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, dataset):
+    from torch.utils.data import DataLoader
+
+    from gen3c.training.data import StepSampler
+    from gen3c.training.tokenizer import build_tokenizer, set_latent_statistics, train_tokenizer
+
+    torch.manual_seed(config.run.seed + 1)
+    vae = build_tokenizer(config.tokenizer.config)
+    sampler = StepSampler(len(dataset), config.tokenizer.batch_size, config.run.seed + 1, 0,
+                          accelerator.process_index, accelerator.num_processes)  # fmt: skip
+    workers = 0 if config.data.cache_clips else config.data.num_workers
+    loader = DataLoader(dataset, batch_size=config.tokenizer.batch_size, sampler=sampler, num_workers=workers)
+    videos = (batch["video"] for batch in loader)
+    advance = progress("Tokenizer", config.tokenizer.steps) if progress is not None else None
+    summary = train_tokenizer(vae, videos, config.tokenizer, accelerator, log, advance)
+    stats_clips = [dataset[i]["video"][None] for i in range(min(len(dataset), 16))]
+    set_latent_statistics(vae, stats_clips)
+    if accelerator.is_main_process:
+        vae.save_pretrained(out / "tokenizer")
+    accelerator.wait_for_everyone()
+    return vae, summary
+
+
+def _encode_batch(vae, batch: dict[str, Tensor], sigma_data: float, device, chunk: int = 0) -> tuple[Tensor, Tensor]:
+    """Clean latents (B, 16, T', h, w) and buffer latents (B, 64, T', h, w) of a batch of clips."""
+    from gen3c.models.tokenizer import encode_video
+    from gen3c.pipelines.gen3c import encode_buffers
+
+    chunk_frames = chunk or None
+    x0 = encode_video(vae, batch["video"].to(device), sigma_data=sigma_data, chunk_frames=chunk_frames)
+    buffers = torch.cat(
+        [
+            encode_buffers(vae, batch["buffer_colors"][b], batch["buffer_masks"][b], sigma_data=sigma_data, chunk_frames=chunk_frames)
+            for b in range(x0.shape[0])
+        ]
+    )
+    return x0.float(), buffers.float()
+
+
+@torch.no_grad()
+def _encode_all(vae, dataset, sigma_data: float, device, chunk: int, progress: ProgressFactory | None) -> tuple[Tensor, Tensor]:
+    """Latents of every clip of a cached dataset (the tokenizer is frozen from here on), on ``device``."""
+    advance = progress("Latents", len(dataset)) if progress is not None else None
+    xs, bs = [], []
+    for start in range(0, len(dataset), 16):
+        items = [dataset[i] for i in range(start, min(len(dataset), start + 16))]
+        batch = {k: torch.stack([item[k] for item in items]) for k in items[0]}
+        x0, buffers = _encode_batch(vae, batch, sigma_data, device, chunk)
+        xs.append(x0)
+        bs.append(buffers)
+        if advance is not None:
+            advance(len(items))
+    return torch.cat(xs), torch.cat(bs)
+
+
+def len_clips(config: Config) -> int:
+    """Clips a cached dataset makes (procedural: num_clips; videos: known once read)."""
+    return config.data.num_clips if config.data.kind == "procedural" else 0
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    found = sorted((out / "checkpoints").glob("step_*"))
+    return found[-1] if found else None
+
+
+def train(
+    config: Config,
+    out: str | os.PathLike,
+    *,
+    resume: str | None = None,
+    stop_after: int | None = None,
+    progress: ProgressFactory | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Run ``config`` into the folder ``out`` (see the module docstring).
+
+    Args:
+        resume: a checkpoint folder (``out/checkpoints/step_…``) or "auto" (the newest in ``out``, if any).
+        stop_after: end this invocation after this many steps (checkpointed), e.g. before a job's time limit.
+        progress: progress-bar factory; echo: prints one line (losses).
+    """
+    from torch.utils.data import DataLoader
+    from torch.utils.tensorboard import SummaryWriter
+
+    from gen3c.training import lora as lora_mod
+    from gen3c.training.data import StepSampler, held_out_clip, make_dataset
+    from gen3c.training.objective import gen3c_loss
+
+    out = ensure_writable_dir(out, "training output folder")
+    accelerator = _accelerator(config, out)
+    main = accelerator.is_main_process
+    writer = SummaryWriter(str(out / "logs")) if main else None
+
+    def log(tag: str, value: float, step: int) -> None:
+        if writer is not None:
+            writer.add_scalar(tag, value, step)
+
+    if main:
+        write_text_atomic(out / "config.json", config.to_json())
+
+    # 1. Clips and components
+    making = progress("Clips", len_clips(config)) if progress is not None and config.data.cache_clips else None
+    dataset = make_dataset(config.data, making)
+    transformer, vae, scheduler, prompt_cache, tok_summary = _components(config, out, accelerator, log, progress, dataset)
+    device = accelerator.device
+    vae.to(device).eval().requires_grad_(False)
+    sigma_data = scheduler.config.sigma_data
+    text = prompt_cache.lookup("").float()
+    if text.shape[1] != config.model.max_sequence_length:
+        text = torch.zeros(1, config.model.max_sequence_length, text.shape[-1])
+
+    # 2. What trains
+    lora_mode = config.train.mode == "lora"
+    if lora_mode:
+        lora_mod.add_lora(transformer, config.lora.rank, config.lora.alpha, config.lora.targets, config.lora.dropout)
+    else:
+        transformer.requires_grad_(True)
+    if config.train.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    transformer.train()
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    if lora_mode:
+        for p in params:  # adapters train in float32 over frozen (possibly bf16) base weights
+            p.data = p.data.float()
+    optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    model, optimizer, lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
+    state = _StepState()
+    accelerator.register_for_checkpointing(state)
+    if lora_mode:
+        _register_lora_hooks(accelerator, lora_mod)
+
+    # 3. Resume
+    checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
+    if checkpoint is not None:
+        if not (checkpoint / "custom_checkpoint_0.pkl").is_file():
+            raise Gen3cInputError(f"--resume {str(checkpoint)!r} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl)")
+        accelerator.load_state(str(checkpoint))
+    start_step = state.step
+
+    # 4. Data
+    accum = config.train.gradient_accumulation_steps
+    B = config.train.batch_size
+    sampler = StepSampler(len(dataset), B, config.run.seed, start_step * accum, accelerator.process_index, accelerator.num_processes)
+    loader = None if config.data.cache_clips else DataLoader(
+        dataset, batch_size=B, sampler=sampler, num_workers=config.data.num_workers, persistent_workers=config.data.num_workers > 0
+    )
+
+    batches = iter(loader) if loader is not None else None
+    # With the clips in memory, their latents are computed once: steps then run the DiT only.
+    latents = _encode_all(vae, dataset, sigma_data, device, config.model.tokenizer_chunk_frames, progress) if config.data.cache_clips else None
+    indices = iter(sampler) if latents is not None else None
+    sample_clip = held_out_clip(dataset) if main and config.log.sample_every >= 0 else None
+
+    # 5. Steps
+    end_step = config.run.max_steps if stop_after is None else min(config.run.max_steps, start_step + stop_after)
+    result = TrainResult(out=out, steps=start_step, tokenizer=tok_summary)
+    advance = progress("Training", end_step - start_step) if progress is not None and main else None
+    losses_file = (out / "losses.jsonl").open("a") if main else None
+    started = time.monotonic()
+    last_echo = -math.inf
+    step = start_step
+    from gen3c.training.tokenizer import _stop
+
+    while step < end_step:
+        step_loss = 0.0
+        for micro in range(accum):
+            if latents is not None:
+                idx = torch.tensor([next(indices) for _ in range(B)], device=latents[0].device)
+                x0, buffers = latents[0][idx], latents[1][idx]
+            else:
+                with torch.no_grad():
+                    x0, buffers = _encode_batch(vae, next(batches), sigma_data, device, config.model.tokenizer_chunk_frames)
+            generator = _step_generator(config.run.seed, step * accum + micro, accelerator.process_index, device)
+            with accelerator.accumulate(model), accelerator.autocast():
+                loss, _ = gen3c_loss(model, scheduler, x0, buffers, text.to(device).expand(x0.shape[0], -1, -1), config.train, generator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.train.grad_clip > 0:
+                    accelerator.clip_grad_norm_(params, config.train.grad_clip)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            step_loss += float(accelerator.reduce(loss.detach(), "mean")) / accum
+        step += 1
+        state.step = step
+        result.losses.append(step_loss)
+        if losses_file is not None:
+            losses_file.write(json.dumps({"step": step, "loss": step_loss, "lr": lr_scheduler.get_last_lr()[0]}) + "\n")
+            losses_file.flush()
+        if step % config.log.every == 0:
+            log("train/loss", step_loss, step)
+            log("train/lr", lr_scheduler.get_last_lr()[0], step)
+            if echo is not None and main and time.monotonic() - last_echo >= 10:  # a line every 10 s at most
+                last_echo = time.monotonic()
+                echo(f"step {step}: loss {step_loss:.4f}")
+        if sample_clip is not None and config.log.sample_every > 0 and step % config.log.sample_every == 0:
+            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer)
+        if config.log.checkpoint_every and step % config.log.checkpoint_every == 0 and step < end_step:
+            result.checkpoint = _save_checkpoint(accelerator, out, step, config.log.keep_checkpoints)
+        if advance is not None:
+            advance(1)
+        if config.run.max_minutes and _stop(accelerator, time.monotonic() - started > 60 * config.run.max_minutes):
+            break
+    result.seconds = time.monotonic() - started
+    result.steps = step
+    if losses_file is not None:
+        losses_file.close()
+
+    # 6. Outputs
+    if step > start_step or result.checkpoint is None:
+        result.checkpoint = _save_checkpoint(accelerator, out, step, config.log.keep_checkpoints)
+    unwrapped = _full_model(accelerator, model) if not lora_mode else accelerator.unwrap_model(model)
+    if main:
+        if sample_clip is not None:
+            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
+        finished = step >= config.run.max_steps or (config.run.max_minutes and step < end_step)
+        if finished or stop_after is None:
+            result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode)
+            write_model_card(out, config, result, _all_losses(out))
+    if writer is not None:
+        writer.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def _full_model(accelerator, model):
+    """The trained DiT as one module on the main process (FSDP shards are gathered first)."""
+    from accelerate.utils import DistributedType
+
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return unwrapped
+    state = accelerator.get_state_dict(model)  # full state dict, on the main process
+    if not accelerator.is_main_process:
+        return unwrapped
+    from diffusers import CosmosTransformer3DModel
+
+    full = CosmosTransformer3DModel.from_config(unwrapped.config)
+    full.load_state_dict(state)
+    return full
+
+
+def _register_lora_hooks(accelerator, lora_mod) -> None:
+    """Checkpoints of a LoRA run hold the adapter only (safetensors), not the frozen base model."""
+
+    def save_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            for model in models:
+                lora_mod.save_lora(accelerator.unwrap_model(model), Path(output_dir) / "lora")
+        weights.clear()  # nothing else: the base weights come from model.checkpoint
+
+    def load_hook(models, input_dir):
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        while models:
+            model = accelerator.unwrap_model(models.pop())
+            weights = load_file(lora_mod.lora_weights_file(Path(input_dir) / "lora"))
+            set_peft_model_state_dict(model, weights, adapter_name=lora_mod.ADAPTER_NAME)
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)
+
+
+def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
+    folder = out / "checkpoints" / f"step_{step:07d}"
+    accelerator.save_state(str(folder), safe_serialization=True)
+    if accelerator.is_main_process:
+        older = sorted((out / "checkpoints").glob("step_*"))[: -max(1, keep)]
+        for old in older:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return folder
+
+
+def _all_losses(out: Path) -> list[float]:
+    path = out / "losses.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line)["loss"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _pipeline(transformer, vae, prompt_cache):
+    from diffusers import EDMEulerScheduler
+
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    pipe = Gen3cPipeline(transformer=transformer, vae=vae, scheduler=EDMEulerScheduler(**configs.SCHEDULER_GEN3C),
+                         prompt_cache=prompt_cache)  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.no_grad()
+def _log_sample(transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer) -> Path:
+    """Sample the held-out clip; write ``samples/step_XXXXXXX.mp4`` (truth | buffer 0 | sample) and a
+    TensorBoard frame strip."""
+    from gen3c.io.video import write_video
+
+    was_training = transformer.training
+    transformer.eval()
+    pipe = _pipeline(transformer, vae, prompt_cache)
+    pipe.compute_device = next(transformer.parameters()).device
+    video = clip["video"].permute(1, 0, 2, 3)  # (T, 3, H, W)
+    frames = pipe(
+        image=video[0], buffer_colors=clip["buffer_colors"], buffer_masks=clip["buffer_masks"], guidance=0.0,
+        num_steps=config.log.sample_steps, seed=config.run.seed,
+    ).frames  # fmt: skip
+    transformer.train(was_training)
+    panel = torch.cat([video.cpu(), clip["buffer_colors"][:, 0].cpu(), frames.cpu()], dim=-1)  # side by side
+    (out / "samples").mkdir(exist_ok=True)
+    path = write_video(out / "samples" / f"step_{step:07d}.mp4", panel.clamp(-1, 1))
+    if writer is not None:
+        strip = torch.cat(list(panel[:: max(1, len(panel) // 4)]), dim=-2)  # a few frames stacked vertically
+        writer.add_image("sample/truth_buffer_sample", ((strip + 1) / 2).clamp(0, 1), step)
+        try:
+            import moviepy  # noqa: F401  (add_video needs it)
+
+            writer.add_video("sample/video", ((panel[None] + 1) / 2).clamp(0, 1), step, fps=configs.FPS)
+        except ImportError:
+            pass
+    return path
+
+
+def _export(transformer, vae, prompt_cache, config: Config, out: Path, lora_mode: bool) -> Path:
+    """``lora/`` (the adapter) or ``model/`` (a checkpoint folder :func:`load_generator` reads)."""
+    from gen3c.models.packaged import META_NAME
+    from gen3c.training import lora as lora_mod
+
+    if lora_mode:
+        return lora_mod.save_lora(transformer, out / "lora", meta={"base_checkpoint": config.model.checkpoint})
+    target = out / "model"
+    tmp = out / ".model.part"
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe = _pipeline(transformer, vae, prompt_cache)
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    export_dtype = _dtype(config.model.export_dtype)
+    if export_dtype != torch.float32:
+        from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel
+
+        # Re-save the weights in the smaller dtype (loading casts them back to the dtype asked for).
+        for name, cls in (("transformer", CosmosTransformer3DModel), ("vae", AutoencoderKLCosmos)):
+            cls.from_pretrained(tmp / name).to(export_dtype).save_pretrained(tmp / name, safe_serialization=True)
+    meta = {"chunk_frames": config.data.num_frames, "resolution": config.data.resolution, "trained_on": config.data.kind}
+    if not config.model.checkpoint:
+        meta["dtype"] = "float32"  # a small model from scratch: float32 wherever it runs (bf16 buys nothing)
+    write_text_atomic(tmp / META_NAME, json.dumps(meta, indent=2) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def folder_megabytes(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def write_model_card(out: Path, config: Config, result: TrainResult, losses: list[float]) -> Path:
+    """``MODEL_CARD.md`` in ``out`` (and in ``model/``): data, steps, measured losses, limits."""
+    import platform
+
+    n = len(losses)
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    k = max(1, min(50, n // 10 or 1))
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    d, t = config.data, config.train
+    lines = [
+        "# Model card: gen3c small model trained with `gen3c train`",
+        "",
+        "- **Architecture**: diffusers `CosmosTransformer3DModel` (GEN3C's DiT class, 81 input channels) "
+        "+ `AutoencoderKLCosmos` tokenizer (8×8×8 compression, 16 latent channels).",
+        f"- **Mode**: {t.mode}; base: {config.model.checkpoint or 'from scratch'}.",
+        f"- **Data**: {d.kind} clips"
+        + (f" (scenes {', '.join(d.scenes)}, {d.num_clips} clips, seeds from 1000000)" if d.kind == "procedural" else f" from {len(d.paths)} folders")
+        + f", {d.resolution[0]}×{d.resolution[1]}, {d.num_frames} frames, cache from {d.source_frames} source frame(s).",
+        f"- **Objective**: EDM denoising, ln σ ~ N({t.p_mean}, {t.p_std}²), buffer dropout {t.buffer_dropout}, "
+        f"condition augmentation σ {t.condition_augment_sigma}.",
+        f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps}), batch {t.batch_size}"
+        f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}.",
+        f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min (this invocation) on {device}.",
+        f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
+        f"min {min(losses) if losses else float('nan'):.4f}.",
+    ]
+    if result.tokenizer:
+        tk = result.tokenizer
+        lines.append(
+            f"- **Tokenizer**: trained {tk['steps']} steps in {tk['seconds'] / 60:.1f} min, reconstruction loss (L1 + MSE) "
+            f"{tk['first_loss']:.4f} → {tk['final_loss']:.4f}."
+        )
+    if result.exported is not None and result.exported.is_dir():
+        lines.append(f"- **Size**: {folder_megabytes(result.exported):.2f} MB ({result.exported.name}/).")
+    lines += [
+        "",
+        "## Limits",
+        "",
+        f"- Trained only at {d.resolution[0]}×{d.resolution[1]} and {d.num_frames} frames; other sizes run but are out of distribution.",
+        "- The empty prompt only (zero text embeddings); prompts have no effect.",
+        "- A proof that the objective and the code train a GEN3C model end to end, not a replacement for GEN3C-Cosmos-7B.",
+        "",
+    ]
+    text = "\n".join(lines)
+    write_text_atomic(out / "MODEL_CARD.md", text)
+    if result.exported is not None and result.exported.is_dir() and not (out / "model" / "adapter").exists():
+        write_text_atomic(result.exported / "MODEL_CARD.md", text)
+    return out / "MODEL_CARD.md"

@@ -1,0 +1,125 @@
+"""LoRA adapters on the GEN3C DiT, through peft as diffusers does (``PeftAdapterMixin``).
+
+The adapter wraps the linears of every transformer block: self- and cross-attention
+projections (``to_q``, ``to_k``, ``to_v``, ``to_out.0``) and the MLP (``ff.net.0.proj``,
+``ff.net.2``). The patch embedding, time embedding, AdaLN modulations and the output layer stay
+frozen (our choice: they are small and shared by every token, so the adapter's budget goes to
+the blocks).
+
+Files: a LoRA folder holds ``pytorch_lora_weights.safetensors`` (diffusers'
+``save_lora_adapter`` layout, peft's LoraConfig in the safetensors metadata) and
+``gen3c_lora.json`` (rank, alpha, targets, the base checkpoint it was trained on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from torch import nn
+
+from gen3c.errors import Gen3cModelError
+from gen3c.io.atomic import write_text_atomic
+
+#: Linears of each CosmosTransformerBlock the adapter wraps (suffixes of module names).
+DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
+#: Name of the adapter inside the model.
+ADAPTER_NAME = "gen3c_lora"
+WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+META_NAME = "gen3c_lora.json"
+
+
+def target_modules(transformer: nn.Module, targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS) -> list[str]:
+    """Full names of the block linears whose names end with one of ``targets``."""
+    names = [
+        name
+        for name, module in transformer.named_modules()
+        if name.startswith("transformer_blocks.") and isinstance(module, nn.Linear)
+        and any(name == t or name.endswith("." + t) for t in targets)
+    ]  # fmt: skip
+    if not names:
+        raise Gen3cModelError(f"no linear of the DiT's blocks matches the LoRA targets {list(targets)}: check lora.targets")
+    return names
+
+
+def add_lora(
+    transformer: nn.Module,
+    rank: int = 16,
+    alpha: float | None = None,
+    targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
+    dropout: float = 0.0,
+    adapter_name: str = ADAPTER_NAME,
+) -> list[str]:
+    """Add a trainable LoRA adapter to ``transformer`` (its other weights are frozen).
+
+    Returns the wrapped module names. peft initialises B to zero, so the adapted model starts
+    equal to the base one.
+    """
+    from peft import LoraConfig
+
+    names = target_modules(transformer, targets)
+    transformer.requires_grad_(False)
+    config = LoraConfig(
+        r=rank, lora_alpha=float(alpha if alpha is not None else rank), lora_dropout=dropout,
+        target_modules=names, init_lora_weights=True,
+    )  # fmt: skip
+    transformer.add_adapter(config, adapter_name=adapter_name)
+    return names
+
+
+def save_lora(transformer: nn.Module, folder: str | os.PathLike, meta: dict | None = None, adapter_name: str = ADAPTER_NAME) -> Path:
+    """Write the adapter of ``transformer`` to ``folder`` (see the module docstring)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    # diffusers writes the safetensors file itself; we write it under a temporary name and
+    # rename, so a crash never leaves a half-written adapter.
+    tmp_name = f".{WEIGHTS_NAME}.part"
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its no-op `.to(None)` warns about float32 modules
+    try:
+        transformer.save_lora_adapter(folder, adapter_name=adapter_name, weight_name=tmp_name)
+    finally:
+        diffusers_logging.set_verbosity(level)
+    os.replace(folder / tmp_name, folder / WEIGHTS_NAME)
+    config = transformer.peft_config[adapter_name]
+    info = {"rank": config.r, "alpha": config.lora_alpha, "targets": sorted(config.target_modules), **(meta or {})}
+    write_text_atomic(folder / META_NAME, json.dumps(info, indent=2, default=str) + "\n")
+    return folder
+
+
+def lora_weights_file(path: str | os.PathLike) -> Path:
+    """The adapter's safetensors file: ``path`` itself or ``path/pytorch_lora_weights.safetensors``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / WEIGHTS_NAME
+    if not path.is_file():
+        raise Gen3cModelError(
+            f"LoRA {str(path)!r} does not exist: pass a folder written by `gen3c train` (mode lora) or its {WEIGHTS_NAME}"
+        )
+    if path.suffix != ".safetensors":
+        raise Gen3cModelError(f"LoRA {str(path)!r} is not a .safetensors file: gen3c loads adapters from safetensors only")
+    return path
+
+
+def load_lora(transformer: nn.Module, path: str | os.PathLike, adapter_name: str = ADAPTER_NAME, scale: float = 1.0) -> None:
+    """Load an adapter saved by :func:`save_lora` into ``transformer`` and activate it."""
+    file = lora_weights_file(path)
+    if adapter_name in getattr(transformer, "peft_config", {}):
+        transformer.delete_adapters(adapter_name)
+    try:
+        transformer.load_lora_adapter(str(file), prefix=None, adapter_name=adapter_name)
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise Gen3cModelError(f"LoRA {str(file)!r} does not fit this model ({first}): use an adapter trained on this checkpoint") from None
+    if adapter_name not in getattr(transformer, "peft_config", {}):
+        raise Gen3cModelError(f"LoRA {str(file)!r} holds no weights for this DiT: use an adapter trained on this checkpoint")
+    transformer.set_adapters([adapter_name], weights=[scale])
+
+
+def unload_lora(transformer: nn.Module) -> None:
+    """Remove every adapter; the base weights were never changed, so the model is restored exactly."""
+    if getattr(transformer, "peft_config", None):
+        transformer.unload_lora()

@@ -1,0 +1,102 @@
+"""A small tokenizer of the Cosmos family for models trained from scratch.
+
+The 7B's tokenizer (Cosmos CV8x8x8, ~100M parameters) cannot ship in a 10 MB package, so the
+small model gets its own ``AutoencoderKLCosmos``: the same class, compression (8× in time and
+space, 16 latent channels, Haar patching, causal in time) and therefore the same latent layout,
+at a few hundred thousand parameters. It is trained briefly on the training clips' videos with a
+reconstruction loss (L1 + MSE, our choice); afterwards its per-channel latent mean and std over
+training clips are stored in its config (``latents_mean``/``latents_std``), so its latents are
+normalised like CV8x8x8's (:func:`gen3c.models.tokenizer.normalize_latents`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKLCosmos
+from torch import Tensor
+
+from gen3c.models import configs
+from gen3c.training.config import TokenizerConfig
+
+
+def build_tokenizer(overrides: dict) -> AutoencoderKLCosmos:
+    """A fresh tokenizer: :data:`gen3c.models.configs.VAE_TINY` with ``overrides``."""
+    kwargs = {**configs.VAE_TINY, **overrides, "latents_mean": None, "latents_std": None}
+    for key in ("encoder_block_out_channels", "decode_block_out_channels", "attention_resolutions"):
+        kwargs[key] = tuple(kwargs[key])
+    return AutoencoderKLCosmos(**kwargs)
+
+
+def reconstruction_loss(vae, video: Tensor) -> Tensor:
+    """L1 + MSE between ``video`` (B, 3, T, H, W) in [−1, 1] and its reconstruction.
+
+    ``vae`` may be wrapped (DDP): its forward is encode → decode."""
+    recon = vae(video, return_dict=False)[0]
+    return F.l1_loss(recon, video) + F.mse_loss(recon, video)
+
+
+def train_tokenizer(
+    vae: AutoencoderKLCosmos,
+    videos: Iterator[Tensor],
+    config: TokenizerConfig,
+    accelerator,
+    log: Callable[[str, float, int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Train ``vae`` on batches from ``videos`` for ``config.steps`` steps or ``config.max_minutes``.
+
+    Returns ``{"steps", "seconds", "first_loss", "final_loss"}`` (final: mean of the last 10 steps).
+    """
+    vae.train().requires_grad_(True)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr)
+    model, optimizer = accelerator.prepare(vae, optimizer)
+    started = time.monotonic()
+    losses: list[float] = []
+    step = 0
+    while step < config.steps:
+        video = next(videos).to(accelerator.device)
+        with accelerator.autocast():
+            loss = reconstruction_loss(model, video)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        losses.append(float(accelerator.reduce(loss.detach(), "mean")))
+        if log is not None:
+            log("tokenizer/loss", losses[-1], step)
+        if progress is not None:
+            progress(1)
+        if config.max_minutes and _stop(accelerator, time.monotonic() - started > 60 * config.max_minutes):
+            break
+    vae = accelerator.unwrap_model(model)
+    vae.eval().requires_grad_(False)
+    # Forget the tokenizer's prepared objects: checkpoints of the DiT stage hold the DiT only.
+    accelerator.free_memory()
+    tail = losses[-10:]
+    return {
+        "steps": step,
+        "seconds": time.monotonic() - started,
+        "first_loss": losses[0] if losses else float("nan"),
+        "final_loss": sum(tail) / max(1, len(tail)),
+    }
+
+
+@torch.no_grad()
+def set_latent_statistics(vae: AutoencoderKLCosmos, videos: list[Tensor]) -> None:
+    """Store the per-channel mean and std of ``vae``'s raw latents of ``videos`` in its config."""
+    raw = torch.cat([vae._encode(v.to(next(vae.parameters()).device)).float() for v in videos])
+    C = raw.shape[1]
+    flat = raw.transpose(0, 1).reshape(C, -1)
+    mean, std = flat.mean(dim=1), flat.std(dim=1).clamp_min(1e-6)
+    vae.register_to_config(latents_mean=[float(m) for m in mean], latents_std=[float(s) for s in std])
+
+
+def _stop(accelerator, local: bool) -> bool:
+    """One decision for every process (stop as soon as one of them runs out of time)."""
+    flag = torch.tensor(1.0 if local else 0.0, device=accelerator.device)
+    return bool(accelerator.reduce(flag, "max") > 0)

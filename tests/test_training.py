@@ -1,0 +1,252 @@
+"""gen3c train at tiny size on the CPU: the objective, buffer dropout, resume, LoRA, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.models import configs
+from gen3c.models.tiny import tiny_components, tiny_pipeline
+from gen3c.training.config import config_from_dict, load_config, shipped_config
+from gen3c.training.loop import train
+from gen3c.training.objective import build_model_input, gen3c_loss, loss_weight
+
+runner = CliRunner()
+H, W, T_LAT = 32, 48, 2  # latents (B, 16, 2, 4, 6)
+
+
+def tiny_config(tmp_path, **sections) -> dict:
+    base = {
+        "run": {"max_steps": 4},
+        "data": {"resolution": [H, W], "num_frames": 9, "num_clips": 6},
+        "tokenizer": {"steps": 2, "batch_size": 2},
+        "train": {"batch_size": 2, "lr": 1e-3},
+        "log": {"every": 1, "sample_every": -1},
+    }
+    for name, table in sections.items():
+        base[name] = {**base.get(name, {}), **table}
+    return base
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory):
+    """A tiny random gen3c checkpoint that states its 9-frame chunk (as `gen3c train` writes it)."""
+    folder = tmp_path_factory.mktemp("base")
+    tiny_pipeline(seed=0).save_pretrained(folder)
+    (folder / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    """A GEN3C sample directory of 12 frames (fast to read, unlike rendering procedural scenes)."""
+    import numpy as np
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(n=12, h=72, w=128)
+    return write_sample(tmp_path_factory.mktemp("sample") / "batch_0000", rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+
+
+def test_loss_weight_and_inputs_match_the_sampler():
+    scheduler = tiny_components(0, with_text_encoder=False)["scheduler"]
+    assert float(loss_weight(torch.tensor(0.5))) == pytest.approx(8.0)  # (0.25+0.25)/(0.25·0.25)
+    cfg = config_from_dict({"train": {"buffer_dropout": 0.0}}).train
+    x0 = torch.randn(3, 16, T_LAT, 4, 6)
+    buffers = torch.randn(3, 64, T_LAT, 4, 6)
+    inp = build_model_input(x0, buffers, scheduler, cfg, torch.Generator().manual_seed(0))
+    s = inp.sigma.view(-1, 1, 1, 1, 1)
+    # Generated frames: c_in(σ)·x_σ; conditioned frame: ≈ c_in(0.001)·x₀ (σ_aug is tiny).
+    torch.testing.assert_close(inp.hidden_states[:, :, 1:], (inp.noisy / (s**2 + 0.25).sqrt())[:, :, 1:])
+    torch.testing.assert_close(inp.hidden_states[:, :, :1], x0[:, :, :1] / (0.001**2 + 0.25) ** 0.5, atol=0.012, rtol=0)
+    torch.testing.assert_close(inp.timestep, 0.25 * inp.sigma.log())
+    assert inp.condition_mask.shape == (3, 65, T_LAT, 4, 6)
+    assert (inp.condition_mask[:, 0, 0] == 1).all() and (inp.condition_mask[:, 0, 1:] == 0).all()
+    torch.testing.assert_close(inp.condition_mask[:, 1:], buffers)
+
+
+def test_buffer_dropout_zeroes_exactly_the_buffer_channels():
+    scheduler = tiny_components(0, with_text_encoder=False)["scheduler"]
+    cfg = config_from_dict({"train": {"buffer_dropout": 0.5}}).train
+    x0, buffers = torch.randn(64, 16, T_LAT, 4, 6), torch.randn(64, 64, T_LAT, 4, 6) + 3
+    inp = build_model_input(x0, buffers, scheduler, cfg, torch.Generator().manual_seed(1))
+    dropped = ~inp.kept
+    assert 16 < int(dropped.sum()) < 48  # about half of 64 clips
+    assert (inp.condition_mask[dropped, 1:] == 0).all()
+    torch.testing.assert_close(inp.condition_mask[inp.kept, 1:], buffers[inp.kept])
+    assert (inp.condition_mask[:, 0, 0] == 1).all()  # the condition mask survives dropout
+    everything = build_model_input(x0, buffers, scheduler, config_from_dict({"train": {"buffer_dropout": 1.0}}).train,
+                                   torch.Generator().manual_seed(1))  # fmt: skip
+    assert (everything.condition_mask[:, 1:] == 0).all()
+
+
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch():
+    parts = tiny_components(0, with_text_encoder=False)
+    transformer, scheduler = parts["transformer"].train(), parts["scheduler"]
+    cfg = config_from_dict({"train": {"buffer_dropout": 0.0, "p_mean": 0.0, "p_std": 0.5}}).train
+    torch.manual_seed(0)
+    x0, buffers = torch.randn(2, 16, T_LAT, 4, 6) * 0.5, torch.randn(2, 64, T_LAT, 4, 6) * 0.5
+    text = torch.zeros(2, 8, configs.TRANSFORMER_TINY["text_embed_dim"])
+    opt = torch.optim.Adam(transformer.parameters(), lr=3e-3)
+
+    def loss_at(seed: int) -> torch.Tensor:
+        return gen3c_loss(transformer, scheduler, x0, buffers, text, cfg, torch.Generator().manual_seed(seed))[0]
+
+    with torch.no_grad():
+        before = sum(float(loss_at(s)) for s in range(4)) / 4
+    for step in range(30):
+        opt.zero_grad()
+        loss_at(step % 4).backward()
+        opt.step()
+    with torch.no_grad():
+        after = sum(float(loss_at(s)) for s in range(4)) / 4
+    assert after < 0.7 * before, (before, after)
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_dir):
+    config = config_from_dict(
+        tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)], "clip_stride": 1},
+                    train={"lr_schedule": "cosine", "warmup_steps": 1, "buffer_dropout": 0.5})
+    )  # fmt: skip
+    whole = train(config, tmp_path / "whole")
+    first = train(config, tmp_path / "split", stop_after=2)
+    assert first.steps == 2 and first.exported is None and first.checkpoint.name == "step_0000002"
+    second = train(config, tmp_path / "split", resume="auto")  # new objects, state from disk
+    assert second.steps == 4
+    torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(whole.losses), rtol=1e-5, atol=1e-6)
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "whole" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "split" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    lines = (tmp_path / "split" / "losses.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):
+    base_dir = base_checkpoint
+    config = config_from_dict(
+        tiny_config(tmp_path, model={"checkpoint": str(base_dir)}, run={"max_steps": 2}, data={"kind": "sample", "paths": [str(sample_dir)]},
+                    train={"mode": "lora", "lr": 5e-2, "gradient_checkpointing": True}, lora={"rank": 4})
+    )  # fmt: skip
+    result = train(config, tmp_path / "run")
+    assert result.exported == tmp_path / "run" / "lora"
+    ckpt = result.checkpoint
+    assert (ckpt / "lora" / "pytorch_lora_weights.safetensors").is_file() and not (ckpt / "model.safetensors").exists()
+
+    pipe = tiny_pipeline(seed=0)
+    image, colors, masks = torch.rand(3, H, W) * 2 - 1, torch.rand(9, 1, 3, H, W) * 2 - 1, torch.ones(9, 1, 1, H, W)
+    run = dict(image=image, buffer_colors=colors, buffer_masks=masks, guidance=0.0, num_steps=2, output_type="latent")
+    before = pipe(**run).frames
+    adapted = pipe.load_lora(result.exported)(**run).frames
+    assert (adapted - before).abs().max() > 1e-4
+    restored = pipe.unload_lora()(**run).frames
+    assert torch.equal(restored, before)
+
+    # The CLI's --lora reaches the generator.
+    image_path, depth_path, _, _ = box_scene
+    out = tmp_path / "gen"
+    res = runner.invoke(app, ["generate", "--input_image_path", str(image_path), "--depth_path", str(depth_path), "--fov", "60",
+                              "--resolution", f"{H}x{W}", "--generator", "gen3c", "--checkpoint_dir", str(base_dir),
+                              "--lora", str(result.exported), "--num_steps", "2", "--guidance", "0", "--num_video_frames", "9",
+                              "--video_save_folder", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    bad = runner.invoke(app, ["generate", "--input_image_path", str(image_path), "--depth_path", str(depth_path), "--fov", "60",
+                              "--generator", "gen3c", "--checkpoint_dir", str(base_dir), "--lora", str(tmp_path / "nope"),
+                              "--video_save_folder", str(out)])  # fmt: skip
+    assert bad.exit_code == 2 and "LoRA" in bad.output
+
+
+def test_train_cli_end_to_end(tmp_path):
+    import tomllib
+
+    cfg = tiny_config(tmp_path, run={"max_steps": 3}, log={"sample_every": 2, "sample_steps": 2}, data={"source_frames": 2, "cache_clips": True})
+    path = tmp_path / "tiny.toml"
+    path.write_text("\n".join(f"[{s}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in t.items()) for s, t in cfg.items()))
+    assert tomllib.loads(path.read_text())["data"]["resolution"] == [H, W]
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["train", str(path), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in losses] == [1, 2, 3] and all(entry["loss"] > 0 for entry in losses)
+    assert sorted(p.name for p in (out / "samples").glob("*.mp4")) == ["step_0000002.mp4", "step_0000003.mp4"]
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    assert json.loads((out / "model" / "gen3c_model.json").read_text())["chunk_frames"] == 9
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "3 in" in card and "Tokenizer" in card
+    from gen3c.io.video import read_video
+
+    frames, _ = read_video(out / "samples" / "step_0000003.mp4")
+    assert frames.shape == (9, H, 3 * W, 3)  # truth | buffer 0 | sample
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nlearning_rate = 1.0\n")
+    res = runner.invoke(app, ["train", str(bad), "--out", str(out)])
+    assert res.exit_code == 2 and "learning_rate" in res.output
+
+
+def test_shipped_configs_load():
+    small = load_config(shipped_config("small_procedural.toml"))
+    default = load_config(shipped_config("default.toml"))
+    assert small.run.max_minutes > 0 and small.data.kind == "procedural" and not small.model.checkpoint
+    assert default.to_dict() == config_from_dict({}).to_dict()  # the commented example states every default
+
+
+def test_sample_directory_clips_render_the_cache_into_the_clip_cameras(sample_dir):
+    from gen3c.training.data import make_dataset
+
+    folder = sample_dir
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [str(folder)], "resolution": [H, W], "num_frames": 9,
+                                     "clip_stride": 2, "source_frames": 2, "filter_points_threshold": 0.0}}).data  # fmt: skip
+    clips = make_dataset(cfg)
+    assert len(clips) == 2  # windows starting at frames 0 and 2 of 12
+    clip = clips[1]
+    assert clip["video"].shape == (3, 9, H, W) and clip["buffer_colors"].shape == (9, 2, 3, H, W)
+    # Buffer 0 is the newest view (the clip's last frame), buffer 1 its first: each sees itself whole.
+    masks = clip["buffer_masks"]
+    assert float(masks[-1, 0].mean()) > 0.98 and float(masks[0, 1].mean()) > 0.98
+    seen = masks[0, 1, 0] > 0
+    err = (clip["buffer_colors"][0, 1][:, seen] - clip["video"][:, 0][:, seen]).abs().mean()
+    assert float(err) < 0.05  # the source frame rendered into its own camera is itself
+
+
+def test_vipe_clips(tmp_path):
+    from layouts import scene, write_vipe
+
+    from gen3c.training.data import make_dataset
+
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    root = write_vipe(tmp_path / "vipe", "clip", rgb, depth, w2c, K)
+    cfg = config_from_dict({"data": {"kind": "vipe", "paths": [str(root)], "resolution": [H, W], "num_frames": 9,
+                                     "filter_points_threshold": 0.0}}).data  # fmt: skip
+    clips = make_dataset(cfg)
+    assert len(clips) == 1  # one window of 9 in 10 frames (stride 8)
+    clip = clips[0]
+    assert clip["buffer_colors"].shape == (9, 1, 3, H, W) and float(clip["buffer_masks"][0].mean()) > 0.98
+    # The cameras move right: later frames see less of the first frame's cache.
+    assert float(clip["buffer_masks"][-1].mean()) < float(clip["buffer_masks"][0].mean())
+
+
+def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
+    from gen3c.io.video import read_video
+    from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+
+    info = packaged_model_info("tiny")
+    h, w = info["resolution"]
+    sizes = [p.stat().st_size for p in packaged_model_dir("tiny").rglob("*") if p.is_file()]
+    assert sum(sizes) <= 10e6
+    image_path, depth_path, _, _ = box_scene
+    res = runner.invoke(app, ["generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", str(image_path),
+                              "--depth_path", str(depth_path), "--fov", "60", "--resolution", f"{h}x{w}", "--num_steps", "2",
+                              "--num_video_frames", str(info["chunk_frames"]), "--video_save_folder", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (info["chunk_frames"], h, w, 3)
+    both = runner.invoke(app, ["generate", "--generator", "gen3c", "--model", "tiny", "--checkpoint_dir", "x", "--num_video_frames", "17",
+                               "--input_image_path", str(image_path), "--depth_path", str(depth_path)])  # fmt: skip
+    assert both.exit_code == 2 and "pass one of them" in " ".join(both.output.split())
