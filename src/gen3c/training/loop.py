@@ -373,12 +373,13 @@ def train(
         result.checkpoint = _save_checkpoint(accelerator, out, step, config.log.keep_checkpoints)
     unwrapped = _full_model(accelerator, model) if not lora_mode else accelerator.unwrap_model(model)
     if main:
-        if sample_clip is not None:
-            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
         finished = step >= config.run.max_steps or (config.run.max_minutes and step < end_step)
         if finished or stop_after is None:
             result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode)
             write_model_card(out, config, result, _all_losses(out))
+        # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
+        if sample_clip is not None:
+            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
     if writer is not None:
         writer.close()
     accelerator.wait_for_everyone()
