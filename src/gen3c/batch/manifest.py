@@ -145,6 +145,8 @@ def _csv_value(key: str, text: str, p: Path, line: int) -> Any:
 
 def _setting_type(key: str) -> str:
     """"int", "float", "bool", "dict" or "str" for a request field or gen3c generator option."""
+    if key == "name":
+        return "str"
     if key in REQUEST_FIELDS:
         annotation = str(REQUEST_FIELDS[key].type).replace(" | None", "")
         return "dict" if annotation.startswith("dict") else annotation
@@ -189,9 +191,19 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     if request.generator != "gen3c" and request.generator_options:
         given = ", ".join(sorted(request.generator_options))
         raise Gen3cInputError(f"{where}: {given} apply to generator gen3c only; drop them or set \"generator\": \"gen3c\"")
+    # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
+    settings = {key: getattr(request, key) for key in settings}
+    if request.generator_options:
+        settings["generator_options"] = _normalise_options(request.generator_options)
     settings = _resolve_paths(settings, base)
     digest = hashlib.sha256(json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode())
     return Job(name=name, line=line, settings=settings, request_hash=digest.hexdigest())
+
+
+def _normalise_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Whole numbers given for float options as floats (the generator checks the rest)."""
+    types = _generator_option_types()
+    return {key: float(value) if types.get(key) is float and type(value) is int else value for key, value in options.items()}
 
 
 def _resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:

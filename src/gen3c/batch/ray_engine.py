@@ -11,6 +11,7 @@ path on every node (a shared file system), as must the inputs.
 from __future__ import annotations
 
 import logging
+import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,6 +40,21 @@ def import_ray():
     return ray
 
 
+def check_reachable(address: str | None) -> None:
+    """Fail at once on a ``host:port`` address where nothing listens (Ray itself retries for minutes)."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise Gen3cInputError(f"--ray_address {address!r} must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT'")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise Gen3cInputError(
+            f"--ray_address {address!r}: nothing answers at {host}:{port} ({exc.strerror or exc}): start the cluster (ray start --head) or fix the address"
+        ) from None
+
+
 def run_ray(
     jobs: Sequence[Job],
     folder: Path,
@@ -61,6 +77,7 @@ def run_ray(
     ray = import_ray()
     connected_here = not ray.is_initialized()
     if connected_here:
+        check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError) as exc:
