@@ -30,7 +30,10 @@ def write_manifest(folder: Path, jobs: int, frames: int, resolution: str) -> Pat
     assets = resources.files("gen3c") / "assets"
     common = {"input_image_path": str(assets / "demo_image.png"), "depth_path": str(assets / "demo_depth.npz"),
               "intrinsics": str(assets / "demo_camera.json"), "resolution": resolution, "num_video_frames": frames}  # fmt: skip
-    rows = [{"name": f"job{i:03d}", "trajectory": TRAJECTORIES[i % len(TRAJECTORIES)], **common} for i in range(jobs)]
+    rows = [
+        {"name": f"job{i:03d}", "trajectory": TRAJECTORIES[i % len(TRAJECTORIES)], **common}
+        for i in range(jobs)
+    ]
     path = folder / "bench.jsonl"
     path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     return path
@@ -52,17 +55,26 @@ def _run(manifest: Path, out: Path, **engine) -> tuple[float, float]:
     if summary.counts["done"] != len(summary.outcomes):
         raise SystemExit(f"jobs failed: {[o.error for o in summary.failed][:3]}")
     n = len(finished)
-    steady = (n - 1) / (finished[-1] - finished[0]) * 60 if n > 1 and finished[-1] > finished[0] else float("nan")
+    steady = (
+        (n - 1) / (finished[-1] - finished[0]) * 60 if n > 1 and finished[-1] > finished[0] else float("nan")
+    )
     return n / total * 60, steady
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--frames", type=int, default=25)
     parser.add_argument("--resolution", default="176x320")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=1, help="runs per engine; the best is shown (steadier on a busy machine)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs per engine; the best is shown (steadier on a busy machine)",
+    )
     parser.add_argument("--engines", default="sequential,processes,ray", help="comma-separated subset")
     args = parser.parse_args()
     engines = args.engines.split(",")
@@ -73,13 +85,30 @@ def main() -> None:
         if "sequential" in engines:
             rows.append(("local, this process", *timed(manifest, folder / "seq", args.repeats)))
         if "processes" in engines:
-            rows.append((f"local, {args.workers} processes", *timed(manifest, folder / "proc", args.repeats, workers=args.workers, gpus_per_job=0)))
+            rows.append(
+                (
+                    f"local, {args.workers} processes",
+                    *timed(manifest, folder / "proc", args.repeats, workers=args.workers, gpus_per_job=0),
+                )
+            )
         if "ray" in engines:
             import ray
 
             ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="ERROR")
             try:
-                rows.append((f"Ray, {args.workers} actors", *timed(manifest, folder / "ray", args.repeats, ray=True, workers=args.workers, gpus_per_job=0)))
+                rows.append(
+                    (
+                        f"Ray, {args.workers} actors",
+                        *timed(
+                            manifest,
+                            folder / "ray",
+                            args.repeats,
+                            ray=True,
+                            workers=args.workers,
+                            gpus_per_job=0,
+                        ),
+                    )
+                )
             finally:
                 ray.shutdown()
     base = rows[0][1]

@@ -66,27 +66,48 @@ def test_jsonl_and_csv_manifests_give_the_same_jobs(tmp_path):
     with open(tmp_path / "jobs.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, header)
         writer.writeheader()
-        writer.writerows([{k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()} for row in rows])
+        writer.writerows(
+            [{k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()} for row in rows]
+        )
     from_jsonl, from_csv = load_manifest(jsonl), load_manifest(tmp_path / "jobs.csv")
     assert [j.settings for j in from_jsonl] == [j.settings for j in from_csv]
-    assert [j.request_hash for j in from_jsonl] == [j.request_hash for j in from_csv]  # 60 and "60" hash alike
+    assert [j.request_hash for j in from_jsonl] == [
+        j.request_hash for j in from_csv
+    ]  # 60 and "60" hash alike
     one, two, three = from_jsonl
     # Relative paths resolve against the manifest's folder; numbers, ids and absolute paths stay.
     assert one.settings["input_image_path"] == str(tmp_path / "inputs" / "a.png")
     assert one.settings["depth_path"] == "/abs/a.npy"
-    assert two.settings["intrinsics"] == str(tmp_path / "inputs" / "K.json") and two.settings["depth_estimator"] == "prior"
-    assert three.settings["input_image_path"] == str(tmp_path / "c.png") and three.settings["intrinsics"] == "100,100,50,40"
+    assert (
+        two.settings["intrinsics"] == str(tmp_path / "inputs" / "K.json")
+        and two.settings["depth_estimator"] == "prior"
+    )
+    assert (
+        three.settings["input_image_path"] == str(tmp_path / "c.png")
+        and three.settings["intrinsics"] == "100,100,50,40"
+    )
     request = one.request(tmp_path / "out")
-    assert (request.num_video_frames, request.save_buffer, request.fov, request.trajectory) == (17, True, 60.0, "zoom_in")
+    assert (request.num_video_frames, request.save_buffer, request.fov, request.trajectory) == (
+        17,
+        True,
+        60.0,
+        "zoom_in",
+    )
     assert (request.video_save_folder, request.video_save_name) == (str(tmp_path / "out"), "one")
     # One changed setting changes only that job's hash.
     rows[1]["depth_estimator"] = "moge"
     changed = load_manifest(write_manifest(tmp_path / "jobs2.jsonl", rows))
-    assert [a.request_hash == b.request_hash for a, b in zip(from_jsonl, changed)] == [True, False, True]
+    assert [a.request_hash == b.request_hash for a, b in zip(from_jsonl, changed, strict=True)] == [
+        True,
+        False,
+        True,
+    ]
 
 
 def test_unnamed_rows_get_numbered_names(tmp_path):
-    jobs = load_manifest(write_manifest(tmp_path / "m.jsonl", [{"trajectory": "left"}, {"name": "x"}, {"trajectory": "up"}]))
+    jobs = load_manifest(
+        write_manifest(tmp_path / "m.jsonl", [{"trajectory": "left"}, {"name": "x"}, {"trajectory": "up"}])
+    )
     assert [j.name for j in jobs] == ["job_00001", "x", "job_00003"]
 
 
@@ -100,7 +121,11 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),
         ('{"name": "sub/a"}\n', ".jsonl", "must be a plain file name"),
         ('{"name": "a", "num_video_frames": "ten"}\n', ".jsonl", "'num_video_frames' must be int"),
-        ('{"name": "a", "generator_options": {"num_steps": 3}}\n', ".jsonl", "num_steps apply to generator gen3c only"),
+        (
+            '{"name": "a", "generator_options": {"num_steps": 3}}\n',
+            ".jsonl",
+            "num_steps apply to generator gen3c only",
+        ),
         ("# only a comment\n\n", ".jsonl", "lists no jobs"),
         ("name,save_buffer\na,maybe\n", ".csv", "line 2: 'save_buffer' must be true or false"),
         ("name,fov\na,60,extra\n", ".csv", "more cells than the header"),
@@ -129,7 +154,9 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
 
     def request(**options):
         seed = options.pop("seed", 1)
-        return GenerationRequest(generator="gen3c", seed=seed, generator_options={"checkpoint_dir": "ckpt", **options})
+        return GenerationRequest(
+            generator="gen3c", seed=seed, generator_options={"checkpoint_dir": "ckpt", **options}
+        )
 
     gen, loaded = pool.get(request(prompt="a cat", seed=5))
     assert loaded and (gen.prompt, gen.seed) == ("a cat", 5)
@@ -145,14 +172,20 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
 def test_batch_records_failures_skips_finished_jobs_and_retries(box_scene, tmp_path):
     out = tmp_path / "out"
     missing = tmp_path / "late.png"
-    rows = [box_row(box_scene, "a"), box_row(box_scene, "b", trajectory="zoom_in"), box_row(box_scene, "c", input_image_path=str(missing))]
+    rows = [
+        box_row(box_scene, "a"),
+        box_row(box_scene, "b", trajectory="zoom_in"),
+        box_row(box_scene, "c", input_image_path=str(missing)),
+    ]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
     res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
     assert res.exit_code == 1, res.output
     assert "late.png" in res.output and "1 of 3 jobs failed" in res.output
     assert summary_states(out) == {"a": "done", "b": "done", "c": "failed"}
     a, b = read_video(out / "a.mp4")[0], read_video(out / "b.mp4")[0]
-    assert a.shape == b.shape == (9, 64, 112, 3) and np.abs(a[-1].astype(int) - b[-1]).mean() > 3  # two different paths
+    assert (
+        a.shape == b.shape == (9, 64, 112, 3) and np.abs(a[-1].astype(int) - b[-1]).mean() > 3
+    )  # two different paths
     # The batch writes exactly what `gen3c generate` writes for the same settings.
     generate = ["generate", "--input_image_path", rows[0]["input_image_path"], "--depth_path", rows[0]["depth_path"], "--fov", "60",
                 "--resolution", "64x112", "--num_video_frames", "9", "--video_save_folder", str(tmp_path / "single")]  # fmt: skip
@@ -163,12 +196,20 @@ def test_batch_records_failures_skips_finished_jobs_and_retries(box_scene, tmp_p
     assert done["outputs"]["video"]["sha256"] == hashlib.sha256((out / "a.mp4").read_bytes()).hexdigest()
     assert set(done["outputs"]) == {"video", "cameras", "run"}
     failed = status(out, "c")
-    assert failed["state"] == "failed" and str(missing) in failed["error"] and failed["error_type"] == "Gen3cInputError"
+    assert (
+        failed["state"] == "failed"
+        and str(missing) in failed["error"]
+        and failed["error_type"] == "Gen3cInputError"
+    )
 
     # Re-run: finished jobs are verified and skipped, the failure is reported, not retried.
     mtime = (out / "a.mp4").stat().st_mtime_ns
     res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
-    assert res.exit_code == 1 and summary_states(out) == {"a": "skipped", "b": "skipped", "c": "failed_earlier"}
+    assert res.exit_code == 1 and summary_states(out) == {
+        "a": "skipped",
+        "b": "skipped",
+        "c": "failed_earlier",
+    }
     assert (out / "a.mp4").stat().st_mtime_ns == mtime and status(out, "c")["attempt"] == 1
 
     # Fix the input and retry on request; damage b's video and change a's row: both re-run.
@@ -183,7 +224,10 @@ def test_batch_records_failures_skips_finished_jobs_and_retries(box_scene, tmp_p
     assert status(out, "c")["attempt"] == 2 and status(out, "a")["attempt"] == 1  # a's row changed: a new job
     with open(out / "batch_summary.csv", newline="") as fh:
         notes = {row["name"]: row["note"] for row in csv.DictReader(fh)}
-    assert notes["a"] == "re-ran: its manifest row changed" and notes["b"] == "re-ran: its video output b.mp4 changed since it was written"
+    assert (
+        notes["a"] == "re-ran: its manifest row changed"
+        and notes["b"] == "re-ran: its video output b.mp4 changed since it was written"
+    )
     assert np.abs(read_video(out / "a.mp4")[0][-1].astype(int) - a[-1]).mean() > 3  # now the 'up' path
     assert read_video(out / "b.mp4")[0].shape == (9, 64, 112, 3)
 
@@ -200,7 +244,10 @@ def test_killed_batch_loses_only_the_job_in_flight(box_scene, tmp_path):
     out = tmp_path / "out"
     names = [f"j{i}" for i in range(6)]
     trajectories = ["left", "right", "up", "down", "zoom_in", "zoom_out"]
-    rows = [box_row(box_scene, n, trajectory=t, num_video_frames=41, resolution="96x160") for n, t in zip(names, trajectories)]
+    rows = [
+        box_row(box_scene, n, trajectory=t, num_video_frames=41, resolution="96x160")
+        for n, t in zip(names, trajectories, strict=True)
+    ]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "gen3c", "batch", str(manifest), "--output_folder", str(out)]
@@ -208,7 +255,9 @@ def test_killed_batch_loses_only_the_job_in_flight(box_scene, tmp_path):
     try:
         deadline = time.monotonic() + 60
         while not any(_state(out, n) == "done" for n in names):
-            assert proc.poll() is None and time.monotonic() < deadline, "the batch ended before its first job finished"
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the batch ended before its first job finished"
+            )
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -234,7 +283,9 @@ def _state(folder: Path, name: str) -> str | None:
 
 
 def test_worker_processes_match_the_sequential_run(box_scene, tmp_path):
-    rows = [box_row(box_scene, n, trajectory=t) for n, t in (("l", "left"), ("r", "right"), ("cw", "clockwise"))]
+    rows = [
+        box_row(box_scene, n, trajectory=t) for n, t in (("l", "left"), ("r", "right"), ("cw", "clockwise"))
+    ]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
     seq = run_batch(manifest, tmp_path / "seq")
     par = run_batch(manifest, tmp_path / "par", workers=2, gpus_per_job=0)
@@ -260,14 +311,31 @@ def test_shipped_example_manifest_runs(tmp_path):
 
 def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path):
     (tmp_path / "ckpt").mkdir()
-    flat = {"name": "g", "generator": "gen3c", "checkpoint_dir": "ckpt", "num_steps": 20, "guidance": 1, "prompt": "a room"}
+    flat = {
+        "name": "g",
+        "generator": "gen3c",
+        "checkpoint_dir": "ckpt",
+        "num_steps": 20,
+        "guidance": 1,
+        "prompt": "a room",
+    }
     nested = {"name": "g", "generator": "gen3c", "generator_options": {"checkpoint_dir": "ckpt", "num_steps": 20, "guidance": 1.0,
                                                                         "prompt": "a room"}}  # fmt: skip
-    (tmp_path / "m.csv").write_text("name,generator,checkpoint_dir,num_steps,guidance,prompt\ng,gen3c,ckpt,20,1,a room\n")
-    jobs = [load_manifest(write_manifest(tmp_path / f"{k}.jsonl", [row]))[0] for k, row in (("flat", flat), ("nested", nested))]
+    (tmp_path / "m.csv").write_text(
+        "name,generator,checkpoint_dir,num_steps,guidance,prompt\ng,gen3c,ckpt,20,1,a room\n"
+    )
+    jobs = [
+        load_manifest(write_manifest(tmp_path / f"{k}.jsonl", [row]))[0]
+        for k, row in (("flat", flat), ("nested", nested))
+    ]
     jobs.append(load_manifest(tmp_path / "m.csv")[0])
     options = jobs[0].settings["generator_options"]
-    assert options == {"checkpoint_dir": str(tmp_path / "ckpt"), "num_steps": 20, "guidance": 1.0, "prompt": "a room"}
+    assert options == {
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+        "num_steps": 20,
+        "guidance": 1.0,
+        "prompt": "a room",
+    }
     assert all(j.settings == jobs[0].settings and j.request_hash == jobs[0].request_hash for j in jobs)
     both = {**flat, "generator_options": {"num_steps": 5}}
     with pytest.raises(Gen3cInputError, match="num_steps given both flat and in generator_options"):

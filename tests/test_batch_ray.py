@@ -25,24 +25,45 @@ def test_unreachable_ray_address_fails_at_once(tmp_path):
     from gen3c.cli import app
 
     (tmp_path / "m.jsonl").write_text('{"name": "a"}\n')
-    res = CliRunner().invoke(app, ["batch", str(tmp_path / "m.jsonl"), "--output_folder", str(tmp_path), "--ray_address", "127.0.0.1:1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "batch",
+            str(tmp_path / "m.jsonl"),
+            "--output_folder",
+            str(tmp_path),
+            "--ray_address",
+            "127.0.0.1:1",
+        ],
+    )
     assert res.exit_code == 2 and "nothing answers at 127.0.0.1:1" in res.output
     assert not ray.is_initialized()
 
 
 def test_ray_batch_matches_the_local_run(ray_instance, box_scene, tmp_path):
     image, depth, _, _ = box_scene
-    common = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "64x112", "num_video_frames": 9}
+    common = {
+        "input_image_path": str(image),
+        "depth_path": str(depth),
+        "fov": 60,
+        "resolution": "64x112",
+        "num_video_frames": 9,
+    }
     rows = [{"name": t, "trajectory": t, **common} for t in ("left", "up", "zoom_in", "counterclockwise")]
     rows.append({"name": "broken", **common, "depth_path": str(tmp_path / "nope.npy")})
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows))
     local = run_batch(manifest, tmp_path / "local")
     remote = run_batch(manifest, tmp_path / "ray", ray=True, workers=2)
-    assert [o.state for o in remote.outcomes] == [o.state for o in local.outcomes] == ["done"] * 4 + ["failed"]
+    assert (
+        [o.state for o in remote.outcomes] == [o.state for o in local.outcomes] == ["done"] * 4 + ["failed"]
+    )
     assert "nope.npy" in remote.outcomes[-1].error
     # Models load once per actor: 5 jobs, at most 2 loads, on processes other than this one.
-    assert sum(o.loaded_generator for o in remote.outcomes) <= 2 and len({o.worker for o in remote.outcomes}) <= 2
+    assert (
+        sum(o.loaded_generator for o in remote.outcomes) <= 2
+        and len({o.worker for o in remote.outcomes}) <= 2
+    )
     for row in rows[:4]:
         a = read_video(tmp_path / "local" / f"{row['name']}.mp4")[0]
         b = read_video(tmp_path / "ray" / f"{row['name']}.mp4")[0]

@@ -200,7 +200,11 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     folder = Path(folder)
     previous = read_status(folder, job.name)
     attempt = 1
-    if previous and previous.get("request_sha256") == job.request_hash and isinstance(previous.get("attempt"), int):
+    if (
+        previous
+        and previous.get("request_sha256") == job.request_hash
+        and isinstance(previous.get("attempt"), int)
+    ):
         attempt = previous["attempt"] + 1
     write_status(folder, job, "running", attempt=attempt, settings=job.settings)
     started = time.perf_counter()
@@ -215,7 +219,9 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
         result.outputs = {key: file_record(path, folder) for key, path in out.paths.items()}
         for key, record in result.outputs.items():
             if "frames" in record and record["frames"] != request.num_video_frames:
-                raise RuntimeError(f"{key} output has {record['frames']} frames, expected {request.num_video_frames}")
+                raise RuntimeError(
+                    f"{key} output has {record['frames']} frames, expected {request.num_video_frames}"
+                )
         result.frames = result.outputs["video"]["frames"]
     except Gen3cInputError as exc:
         result.error, result.error_type = str(exc), type(exc).__name__
@@ -224,7 +230,12 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
         result.trace = traceback.format_exc()
     seconds = time.perf_counter() - started
     state = "failed" if result.error else "done"
-    record = {"attempt": attempt, "seconds": round(seconds, 3), "settings": job.settings, "notes": result.notes}
+    record = {
+        "attempt": attempt,
+        "seconds": round(seconds, 3),
+        "settings": job.settings,
+        "notes": result.notes,
+    }
     if state == "done":
         record["outputs"] = result.outputs
     else:
@@ -241,7 +252,15 @@ def lost_job(job: Job, folder: str | Path, why: str) -> JobOutcome:
     """Record a job whose worker died under it (killed, out of memory, a crash in native code)."""
     previous = read_status(folder, job.name) or {}
     with contextlib.suppress(OSError):
-        write_status(folder, job, "failed", attempt=previous.get("attempt", 1), settings=job.settings, error=why, error_type="WorkerDied")
+        write_status(
+            folder,
+            job,
+            "failed",
+            attempt=previous.get("attempt", 1),
+            settings=job.settings,
+            error=why,
+            error_type="WorkerDied",
+        )
     return JobOutcome(name=job.name, state="failed", error=why)
 
 

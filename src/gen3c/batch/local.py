@@ -40,7 +40,9 @@ def worker_devices(workers: int, gpus_per_job: float | None) -> list[str | None]
     if gpus_per_job is None:
         gpus_per_job = 1 if available else 0
     if gpus_per_job != int(gpus_per_job) or gpus_per_job < 0:
-        raise Gen3cInputError(f"--gpus_per_job {gpus_per_job}: local workers take whole GPUs (0, 1, 2, …); fractions need --ray")
+        raise Gen3cInputError(
+            f"--gpus_per_job {gpus_per_job}: local workers take whole GPUs (0, 1, 2, …); fractions need --ray"
+        )
     per = int(gpus_per_job)
     if per == 0:
         return ["" if available else None] * workers  # "": hide the GPUs, run on the CPU
@@ -54,7 +56,9 @@ def worker_devices(workers: int, gpus_per_job: float | None) -> list[str | None]
     return [",".join(ids[i * per : (i + 1) * per]) for i in range(workers)]
 
 
-def run_processes(jobs: Sequence[Job], folder: Path, workers: int, gpus_per_job: float | None = None) -> Iterator[JobOutcome]:
+def run_processes(
+    jobs: Sequence[Job], folder: Path, workers: int, gpus_per_job: float | None = None
+) -> Iterator[JobOutcome]:
     """Run the jobs on ``workers`` processes (each on its own GPUs when there are GPUs)."""
     devices = worker_devices(workers, gpus_per_job)
     ctx = mp.get_context("spawn")
@@ -68,7 +72,11 @@ def run_processes(jobs: Sequence[Job], folder: Path, workers: int, gpus_per_job:
     threads = max(1, (os.cpu_count() or 1) // workers)
 
     def start(index: int):
-        proc = ctx.Process(target=_worker_main, args=(devices[index], threads, str(folder), tasks, results, os.getpid()), daemon=True)
+        proc = ctx.Process(
+            target=_worker_main,
+            args=(devices[index], threads, str(folder), tasks, results, os.getpid()),
+            daemon=True,
+        )
         proc.start()
         return proc
 
@@ -87,15 +95,23 @@ def run_processes(jobs: Sequence[Job], folder: Path, workers: int, gpus_per_job:
                     job = in_flight.pop(proc.pid, None)
                     if job is not None:
                         unreported.pop(job.name, None)
-                        yield lost_job(job, folder, f"its worker process died (exit code {proc.exitcode}); rerun with --retry_failed")
+                        yield lost_job(
+                            job,
+                            folder,
+                            f"its worker process died (exit code {proc.exitcode}); rerun with --retry_failed",
+                        )
                     restarts += 1
                     if restarts > len(jobs) + workers:
-                        raise RuntimeError(f"gen3c batch workers keep dying (last exit code {proc.exitcode})")
+                        raise RuntimeError(
+                            f"gen3c batch workers keep dying (last exit code {proc.exitcode})"
+                        ) from None
                     procs[i] = start(i)  # takes over the dead worker's share of the queue and its stop marker
                 if not any(proc.is_alive() for proc in procs.values()):
                     # Every worker stopped normally, yet jobs are unreported: their messages were lost.
                     for job in list(unreported.values()):
-                        yield lost_job(job, folder, "its worker stopped without reporting it; rerun the batch")
+                        yield lost_job(
+                            job, folder, "its worker stopped without reporting it; rerun the batch"
+                        )
                     unreported.clear()
                 continue
             if kind == "start":

@@ -74,14 +74,18 @@ def load_manifest(path: str | Path) -> list[Job]:
         raise Gen3cInputError(f"manifest {str(p)!r} cannot be read ({exc}): write it as UTF-8 text") from None
     rows = _jsonl_rows(text, p) if kind == "jsonl" else _csv_rows(text, p)
     if not rows:
-        raise Gen3cInputError(f"manifest {str(p)!r} lists no jobs: add one JSON object per line (or CSV rows under a header)")
+        raise Gen3cInputError(
+            f"manifest {str(p)!r} lists no jobs: add one JSON object per line (or CSV rows under a header)"
+        )
     base = p.resolve().parent
     jobs: list[Job] = []
     seen: dict[str, int] = {}
     for index, (line, row) in enumerate(rows, start=1):
         job = make_job(row, line, index, base, str(p))
         if job.name in seen:
-            raise Gen3cInputError(f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique")
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"
+            )
         seen[job.name] = line
         jobs.append(job)
     return jobs
@@ -96,9 +100,13 @@ def _jsonl_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             row = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise Gen3cInputError(f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line") from None
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"
+            ) from None
         if not isinstance(row, dict):
-            raise Gen3cInputError(f"manifest {str(p)!r} line {line} must be a JSON object of settings, got {type(row).__name__}")
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line} must be a JSON object of settings, got {type(row).__name__}"
+            )
         rows.append((line, row))
     return rows
 
@@ -111,8 +119,14 @@ def _csv_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
     for record in reader:
         line = reader.line_num
         if None in record:
-            raise Gen3cInputError(f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas")
-        row = {key.strip(): _csv_value(key.strip(), value, p, line) for key, value in record.items() if value not in (None, "")}
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"
+            )
+        row = {
+            key.strip(): _csv_value(key.strip(), value, p, line)
+            for key, value in record.items()
+            if value not in (None, "")
+        }
         if row:
             rows.append((line, row))
     return rows
@@ -128,7 +142,9 @@ def _csv_value(key: str, text: str, p: Path, line: int) -> Any:
         if kind == "float":
             return float(text)
         if kind == "bool":
-            value = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}.get(text.strip().lower())
+            value = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}.get(
+                text.strip().lower()
+            )
             if value is None:
                 raise ValueError(text)
             return value
@@ -144,7 +160,7 @@ def _csv_value(key: str, text: str, p: Path, line: int) -> Any:
 
 
 def _setting_type(key: str) -> str:
-    """"int", "float", "bool", "dict" or "str" for a request field or gen3c generator option."""
+    """The type ("int", "float", "bool", "dict" or "str") of a request field or gen3c generator option."""
     if key == "name":
         return "str"
     if key in REQUEST_FIELDS:
@@ -168,42 +184,67 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     where = f"manifest {manifest!r} line {line}"
     row = dict(row)
     name = row.pop("name", f"job_{index:05d}")
-    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..") or name.startswith("."):
-        raise Gen3cInputError(f"{where}: name {name!r} must be a plain file name (no folders, not starting with '.')")
+    if (
+        not isinstance(name, str)
+        or not name
+        or Path(name).name != name
+        or name in (".", "..")
+        or name.startswith(".")
+    ):
+        raise Gen3cInputError(
+            f"{where}: name {name!r} must be a plain file name (no folders, not starting with '.')"
+        )
     owned = [key for key in BATCH_OWNED if key in row]
     if owned:
-        raise Gen3cInputError(f"{where}: {', '.join(owned)} are set by gen3c batch (--output_folder and 'name'): leave them out")
+        raise Gen3cInputError(
+            f"{where}: {', '.join(owned)} are set by gen3c batch (--output_folder and 'name'): leave them out"
+        )
     settings = {key: value for key, value in row.items() if key in REQUEST_FIELDS}
     extra = {key: value for key, value in row.items() if key not in REQUEST_FIELDS}
     if extra:
         options = _generator_option_types()
         unknown = [key for key in extra if key not in options]
         if unknown:
-            hint = "" if options else " (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
-            raise Gen3cInputError(f"{where}: unknown settings {', '.join(map(repr, unknown[:3]))}: use GenerationRequest's fields{hint}")
+            hint = (
+                ""
+                if options
+                else " (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
+            )
+            raise Gen3cInputError(
+                f"{where}: unknown settings {', '.join(map(repr, unknown[:3]))}: use GenerationRequest's fields{hint}"
+            )
         nested = settings.get("generator_options") or {}
         twice = [key for key in extra if key in nested]
         if twice:
-            raise Gen3cInputError(f"{where}: {', '.join(twice)} given both flat and in generator_options: give each once")
+            raise Gen3cInputError(
+                f"{where}: {', '.join(twice)} given both flat and in generator_options: give each once"
+            )
         settings["generator_options"] = {**nested, **extra}
     # Type-check every setting now (the request's own check), not when the job comes up.
     request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
     if request.generator != "gen3c" and request.generator_options:
         given = ", ".join(sorted(request.generator_options))
-        raise Gen3cInputError(f"{where}: {given} apply to generator gen3c only; drop them or set \"generator\": \"gen3c\"")
+        raise Gen3cInputError(
+            f'{where}: {given} apply to generator gen3c only; drop them or set "generator": "gen3c"'
+        )
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
     settings = {key: getattr(request, key) for key in settings}
     if request.generator_options:
         settings["generator_options"] = _normalise_options(request.generator_options)
     settings = _resolve_paths(settings, base)
-    digest = hashlib.sha256(json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode())
+    digest = hashlib.sha256(
+        json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
+    )
     return Job(name=name, line=line, settings=settings, request_hash=digest.hexdigest())
 
 
 def _normalise_options(options: dict[str, Any]) -> dict[str, Any]:
     """Whole numbers given for float options as floats (the generator checks the rest)."""
     types = _generator_option_types()
-    return {key: float(value) if types.get(key) is float and type(value) is int else value for key, value in options.items()}
+    return {
+        key: float(value) if types.get(key) is float and type(value) is int else value
+        for key, value in options.items()
+    }
 
 
 def _resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:

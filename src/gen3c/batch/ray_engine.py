@@ -113,7 +113,11 @@ def run_ray(
             try:
                 outcome = ray.get(ready[0])
             except ray.exceptions.RayActorError as exc:
-                outcome = lost_job(job, folder, f"its Ray worker died ({str(exc).splitlines()[0][:200]}); rerun with --retry_failed")
+                outcome = lost_job(
+                    job,
+                    folder,
+                    f"its Ray worker died ({str(exc).splitlines()[0][:200]}); rerun with --retry_failed",
+                )
                 actors.remove(actor)
                 actor = actor_class.remote(str(folder))
                 actors.append(actor)

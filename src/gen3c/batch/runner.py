@@ -79,7 +79,9 @@ def run_batch(
     jobs = load_manifest(manifest)
     if workers is not None and workers < 1:
         raise Gen3cInputError(f"--workers {workers} must be 1 or more")
-    folder = ensure_writable_dir(output_folder or default_output_folder(manifest), "--output_folder").resolve()
+    folder = ensure_writable_dir(
+        output_folder or default_output_folder(manifest), "--output_folder"
+    ).resolve()
     with batch_lock(folder):
         # 2. Plan: skip verified jobs, hold back earlier failures unless asked to retry them
         outcomes: dict[str, JobOutcome] = {}
@@ -90,9 +92,24 @@ def run_batch(
             why = check_finished(job, folder, status)
             if why is None:
                 outputs = status["outputs"]
-                outcomes[job.name] = JobOutcome(job.name, "skipped", frames=outputs["video"].get("frames", 0), video=outputs["video"]["file"])
-            elif status and status.get("state") == "failed" and status.get("request_sha256") == job.request_hash and not retry_failed:
-                outcomes[job.name] = JobOutcome(job.name, "failed_earlier", error=str(status.get("error", "")), note="rerun with --retry_failed")
+                outcomes[job.name] = JobOutcome(
+                    job.name,
+                    "skipped",
+                    frames=outputs["video"].get("frames", 0),
+                    video=outputs["video"]["file"],
+                )
+            elif (
+                status
+                and status.get("state") == "failed"
+                and status.get("request_sha256") == job.request_hash
+                and not retry_failed
+            ):
+                outcomes[job.name] = JobOutcome(
+                    job.name,
+                    "failed_earlier",
+                    error=str(status.get("error", "")),
+                    note="rerun with --retry_failed",
+                )
             else:
                 to_run.append(job)
                 if status is not None and status.get("state") != "failed":
@@ -101,7 +118,11 @@ def run_batch(
             if on_outcome:
                 on_outcome(outcome)
         # 3. Run the rest, recording each outcome as it arrives
-        advance = progress(f"Batch ({len(outcomes)} of {len(jobs)} already finished)", len(to_run)) if progress and to_run else None
+        advance = (
+            progress(f"Batch ({len(outcomes)} of {len(jobs)} already finished)", len(to_run))
+            if progress and to_run
+            else None
+        )
         try:
             for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job):
                 if outcome.name in notes:
@@ -126,12 +147,20 @@ def _engine(jobs: list[Job], folder: Path, workers: int | None, ray: bool, ray_a
     if ray or ray_address:
         from gen3c.batch.ray_engine import run_ray
 
-        return run_ray(jobs, folder, address=ray_address, workers=workers, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job)
+        return run_ray(
+            jobs,
+            folder,
+            address=ray_address,
+            workers=workers,
+            gpus_per_job=gpus_per_job,
+            cpus_per_job=cpus_per_job,
+        )
     from gen3c.batch.local import run_processes, run_sequential
 
     if (workers or 1) == 1 and gpus_per_job is None:
         return run_sequential(jobs, folder)
     return run_processes(jobs, folder, min(workers or 1, len(jobs)), gpus_per_job)
+
 
 def write_summary(path: Path, outcomes: list[JobOutcome]) -> None:
     """``batch_summary.csv``: name, state, seconds, frames, video, error, note, worker, loaded_generator."""
