@@ -117,6 +117,8 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a"}\n{"name": "b",\n', ".jsonl", "line 2 is not JSON"),
         ('{"name": "a"}\n[1, 2]\n', ".jsonl", "line 2 must be a JSON object"),
         ('{"name": "a", "trajectroy": "left"}\n', ".jsonl", "line 1: unknown settings 'trajectroy'"),
+        ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'unknown settings .* need "generator": "gen3c"'),
+        ('{"name": "a", "generator_options": "x"}\n', ".jsonl", "'generator_options' must be dict"),
         ('{"name": "a"}\n\n{"name": "a"}\n', ".jsonl", "line 3: name 'a' is already used on line 1"),
         ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),
         ('{"name": "sub/a"}\n', ".jsonl", "must be a plain file name"),
@@ -242,10 +244,10 @@ def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
 
 def test_killed_batch_loses_only_the_job_in_flight(box_scene, tmp_path):
     out = tmp_path / "out"
-    names = [f"j{i}" for i in range(6)]
-    trajectories = ["left", "right", "up", "down", "zoom_in", "zoom_out"]
+    names = [f"j{i}" for i in range(4)]
+    trajectories = ["left", "right", "up", "down"]
     rows = [
-        box_row(box_scene, n, trajectory=t, num_video_frames=41, resolution="96x160")
+        box_row(box_scene, n, trajectory=t, num_video_frames=17)
         for n, t in zip(names, trajectories, strict=True)
     ]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
@@ -265,14 +267,32 @@ def test_killed_batch_loses_only_the_job_in_flight(box_scene, tmp_path):
         proc.wait()
     finished = {n for n in names if _state(out, n) == "done"}
     assert 1 <= len(finished) < len(names)
-    assert not list(out.glob("*.part*"))  # atomic outputs: no half-written files under any name
+    assert all(
+        p.name.startswith(".") for p in out.glob("*.part*")
+    )  # atomic: nothing half-written under a real name
     res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
     assert res.exit_code == 0, res.output
     states = summary_states(out)
     assert {n for n, s in states.items() if s == "skipped"} == finished
     assert {n for n, s in states.items() if s == "done"} == set(names) - finished
     for n in names:
-        assert read_video(out / f"{n}.mp4")[0].shape == (41, 96, 160, 3)
+        assert read_video(out / f"{n}.mp4")[0].shape == (17, 64, 112, 3)
+    assert not list(out.glob(".*.part*"))  # the killed job's temporary files were cleaned up
+
+
+def test_stale_temporary_files_of_a_job_are_removed(tmp_path):
+    from gen3c.batch.jobs import remove_stale_parts
+
+    for stale in (".a.x1.part.mp4", ".a_run.x2.part.json", ".a_status.x3.part.json"):
+        (tmp_path / stale).touch()
+    for other in (
+        ".ab.x4.part.mp4",
+        ".a_run.x5.part.mp4",
+        "a.mp4",
+    ):  # job "ab"'s, job "a_run"'s video, a real output
+        (tmp_path / other).touch()
+    assert remove_stale_parts(tmp_path, "a") == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a_run.x5.part.mp4", ".ab.x4.part.mp4", "a.mp4"]
 
 
 def _state(folder: Path, name: str) -> str | None:
@@ -291,8 +311,8 @@ def test_worker_processes_match_the_sequential_run(box_scene, tmp_path):
     par = run_batch(manifest, tmp_path / "par", workers=2, gpus_per_job=0)
     assert seq.counts["done"] == par.counts["done"] == 3
     workers = {o.worker for o in par.outcomes}
-    assert len(workers) == 2 and os.getpid() not in {int(w.split(":")[1]) for w in workers}
-    assert sum(o.loaded_generator for o in par.outcomes) == 2  # one generator per worker process
+    assert 1 <= len(workers) <= 2 and os.getpid() not in {int(w.split(":")[1]) for w in workers}
+    assert sum(o.loaded_generator for o in par.outcomes) == len(workers)  # one generator per worker process
     assert sum(o.loaded_generator for o in seq.outcomes) == 1
     for n in ("l", "r", "cw"):
         a, b = read_video(tmp_path / "seq" / f"{n}.mp4")[0], read_video(tmp_path / "par" / f"{n}.mp4")[0]
@@ -309,7 +329,10 @@ def test_shipped_example_manifest_runs(tmp_path):
     assert widths["demo_orbit_buffers"] == (25, 176, 640, 3) and widths["demo_diagonal"] == (25, 176, 320, 3)
 
 
-def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path):
+def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path, monkeypatch):
+    # The option names and types of gen3c.pipelines.gen3c.GENERATOR_OPTIONS (importing it loads diffusers).
+    options = {"checkpoint_dir": str, "num_steps": int, "guidance": float, "prompt": str}
+    monkeypatch.setattr("gen3c.batch.manifest._generator_option_types", lambda: options)
     (tmp_path / "ckpt").mkdir()
     flat = {
         "name": "g",
@@ -329,8 +352,7 @@ def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path):
         for k, row in (("flat", flat), ("nested", nested))
     ]
     jobs.append(load_manifest(tmp_path / "m.csv")[0])
-    options = jobs[0].settings["generator_options"]
-    assert options == {
+    assert jobs[0].settings["generator_options"] == {
         "checkpoint_dir": str(tmp_path / "ckpt"),
         "num_steps": 20,
         "guidance": 1.0,

@@ -10,6 +10,7 @@ count, so a killed, truncated or edited output, or a changed manifest row, runs 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import inspect
 import json
@@ -189,6 +190,30 @@ class _Attempt:
     loaded: bool = False
 
 
+#: The files a run may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`) and the status file.
+OUTPUT_FILES = (
+    "{}.mp4",
+    "{}_buffer_masks.mp4",
+    "{}_cameras.json",
+    "{}.ply",
+    "{}_run.json",
+    "{}" + STATUS_SUFFIX,
+)
+
+
+def remove_stale_parts(folder: Path, name: str) -> int:
+    """Delete the temporary files a killed run of this job left (``.STEM.*.part.EXT``, see
+    :func:`gen3c.io.atomic.atomic_path`); the batch lock guarantees no one is writing them."""
+    removed = 0
+    for pattern in OUTPUT_FILES:
+        target = Path(pattern.format(name))
+        for part in folder.glob(f".{glob.escape(target.stem)}.*.part{target.suffix}"):
+            with contextlib.suppress(OSError):
+                part.unlink()
+                removed += 1
+    return removed
+
+
 def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     """Run one job into ``folder``, recording its status; a failure is recorded, not raised.
 
@@ -198,6 +223,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     from gen3c.pipelines.request import run_request
 
     folder = Path(folder)
+    remove_stale_parts(folder, job.name)
     previous = read_status(folder, job.name)
     attempt = 1
     if (

@@ -202,18 +202,24 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     settings = {key: value for key, value in row.items() if key in REQUEST_FIELDS}
     extra = {key: value for key, value in row.items() if key not in REQUEST_FIELDS}
     if extra:
-        options = _generator_option_types()
+        # Only a gen3c row may carry generator options (knowing their names imports diffusers).
+        options = _generator_option_types() if row.get("generator") == "gen3c" else {}
         unknown = [key for key in extra if key not in options]
         if unknown:
-            hint = (
-                ""
-                if options
-                else " (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
-            )
+            if row.get("generator") != "gen3c":
+                hint = ' (gen3c generator options need "generator": "gen3c")'
+            elif not options:
+                hint = " (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
+            else:
+                hint = f" or the gen3c generator's options ({', '.join(options)})"
             raise Gen3cInputError(
                 f"{where}: unknown settings {', '.join(map(repr, unknown[:3]))}: use GenerationRequest's fields{hint}"
             )
         nested = settings.get("generator_options") or {}
+        if not isinstance(nested, dict):
+            raise Gen3cInputError(
+                f"{where}: 'generator_options' must be an object of options, got {nested!r:.40}"
+            )
         twice = [key for key in extra if key in nested]
         if twice:
             raise Gen3cInputError(

@@ -95,6 +95,7 @@ def run_batch(
                 outcomes[job.name] = JobOutcome(
                     job.name,
                     "skipped",
+                    seconds=float(status.get("seconds", 0.0)),
                     frames=outputs["video"].get("frames", 0),
                     video=outputs["video"]["file"],
                 )
