@@ -362,3 +362,15 @@ def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path, monkeypatch):
     both = {**flat, "generator_options": {"num_steps": 5}}
     with pytest.raises(Gen3cInputError, match="num_steps given both flat and in generator_options"):
         load_manifest(write_manifest(tmp_path / "both.jsonl", [both]))
+
+
+@pytest.mark.parametrize(
+    "engine, message",
+    [({"workers": 0}, "must be 1 or more"), ({"workers": 2, "gpus_per_job": 0.5}, "fractions need --ray"),
+     ({"ray": True, "cpus_per_job": -1}, "must be 0 or more")],  # fmt: skip
+)
+def test_impossible_engine_settings_are_refused_before_anything_runs(box_scene, tmp_path, engine, message):
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
+    with pytest.raises(Gen3cInputError, match=message):
+        run_batch(manifest, tmp_path / "out", **engine)
+    assert not (tmp_path / "out").exists()

@@ -87,8 +87,6 @@ def run_ray(
         resources = ray.cluster_resources()
         if gpus_per_job is None:
             gpus_per_job = 1.0 if resources.get("GPU", 0) > 0 else 0.0
-        if gpus_per_job < 0 or cpus_per_job < 0:
-            raise Gen3cInputError("--gpus_per_job and --cpus_per_job must be 0 or more")
         if workers is None:
             fits = [resources.get("CPU", 0) / cpus_per_job if cpus_per_job else float("inf")]
             if gpus_per_job:

@@ -77,8 +77,7 @@ def run_batch(
     """
     # 1. Read and check the whole manifest before anything runs
     jobs = load_manifest(manifest)
-    if workers is not None and workers < 1:
-        raise Gen3cInputError(f"--workers {workers} must be 1 or more")
+    _check_engine(workers, ray or bool(ray_address), gpus_per_job, cpus_per_job)
     folder = ensure_writable_dir(
         output_folder or default_output_folder(manifest), "--output_folder"
     ).resolve()
@@ -139,6 +138,21 @@ def run_batch(
             summary_path = folder / SUMMARY_NAME
             write_summary(summary_path, ordered)
     return BatchSummary(ordered, folder, summary_path)
+
+
+def _check_engine(
+    workers: int | None, use_ray: bool, gpus_per_job: float | None, cpus_per_job: float
+) -> None:
+    """Refuse impossible engine settings before the plan and the progress bar."""
+    if workers is not None and workers < 1:
+        raise Gen3cInputError(f"--workers {workers} must be 1 or more")
+    if use_ray:
+        if (gpus_per_job or 0) < 0 or cpus_per_job < 0:
+            raise Gen3cInputError("--gpus_per_job and --cpus_per_job must be 0 or more")
+    elif (workers or 1) > 1 or gpus_per_job is not None:
+        from gen3c.batch.local import worker_devices
+
+        worker_devices(workers or 1, gpus_per_job)  # whole GPUs, no more than are visible
 
 
 def _engine(jobs: list[Job], folder: Path, workers: int | None, ray: bool, ray_address: str | None,
