@@ -366,11 +366,47 @@ def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "engine, message",
-    [({"workers": 0}, "must be 1 or more"), ({"workers": 2, "gpus_per_job": 0.5}, "fractions need --ray"),
-     ({"ray": True, "cpus_per_job": -1}, "must be 0 or more")],  # fmt: skip
+    [
+        ({"workers": 0}, "must be 1 or more"),
+        ({"workers": 2, "gpus_per_job": 0.5}, "fractions need --ray"),
+        ({"ray": True, "cpus_per_job": -1}, "must be 0 or more"),
+    ],  # fmt: skip
 )
 def test_impossible_engine_settings_are_refused_before_anything_runs(box_scene, tmp_path, engine, message):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
     with pytest.raises(Gen3cInputError, match=message):
         run_batch(manifest, tmp_path / "out", **engine)
     assert not (tmp_path / "out").exists()
+
+
+def test_every_input_kind_in_one_manifest(tmp_path):
+    from layouts import render, scene, write_multiview, write_sample, write_vipe
+
+    rgb, depth, ids, w2c, K = scene(10, 72, 128)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    write_sample(inputs / "batch_0000", rgb, depth, depth > 0, w2c, K)
+    write_vipe(inputs / "vipe", "walk", rgb, depth, w2c, K, ids)
+    keys = [0, 5, 9]
+    still, still_depth, _ = render(w2c, K, 72, 128, times=np.zeros(10))
+    write_multiview(
+        inputs / "mv.npz", still[keys], still_depth[keys], still_depth[keys] > 0, K[keys], w2c[keys], w2c
+    )
+    common = {"resolution": "64x128", "num_video_frames": 9}
+    rows = [
+        {"name": "sample", "input_image_path": "inputs/batch_0000", "trajectory": "right", **common},
+        {"name": "vipe", "vipe_path": "inputs/vipe", "vipe_starting_frame_idx": 1, **common},
+        {"name": "multiview", "multiview_npz": "inputs/mv.npz", **common},
+    ]
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", rows), tmp_path / "out")
+    assert [o.state for o in summary.outcomes] == ["done"] * 3, [o.error for o in summary.outcomes]
+
+    def diff(a, b):
+        return float(np.abs(a.astype(float) - b[4:68]).mean())  # 72 rows centre-cropped to 64
+
+    out = {name: read_video(tmp_path / "out" / f"{name}.mp4")[0] for name in ("sample", "vipe", "multiview")}
+    assert all(frames.shape == (9, 64, 128, 3) for frames in out.values())
+    # Each starts from its own input's first frame (the ViPE job from frame 1).
+    assert diff(out["sample"][0], rgb[0]) < 4 < diff(out["sample"][0], rgb[1])  # measured 3.2 and 7.4
+    assert diff(out["vipe"][0], rgb[1]) < 4 < diff(out["vipe"][0], rgb[0])  # 3.3 and 8.1
+    assert diff(out["multiview"][0], still[0]) < 4
