@@ -119,7 +119,10 @@ def run_batch(
                 on_outcome(outcome)
         # 3. Run the rest, recording each outcome as it arrives
         advance = (
-            progress(f"Batch ({len(outcomes)} of {len(jobs)} already finished)", len(to_run))
+            progress(
+                f"Batch ({len(jobs) - len(to_run)} of {len(jobs)} jobs finished or failed earlier)",
+                len(to_run),
+            )
             if progress and to_run
             else None
         )
