@@ -689,6 +689,62 @@ def _run(request, source=None) -> None:
             console.print(f"      {path}")
 
 
+@app.command()
+@user_errors
+def batch(
+    manifest: Annotated[Path, typer.Argument(help="Jobs, one per JSONL line or CSV row: generate's settings by flag name, plus 'name' (see docs/batch.md).")],
+    output_folder: Annotated[
+        Path | None, typer.Option("--output_folder", help="Folder for every job's outputs and status files (default: outputs/<manifest name>).")
+    ] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry_failed", help="Run jobs that failed in an earlier run again.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Local: worker processes, one per GPU (default 1, in this process). Ray: actors (default: what fits)."),
+    ] = None,
+    use_ray: Annotated[bool, typer.Option("--ray", help="Run the jobs on Ray (a local Ray instance unless --ray_address).")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray_address", help="Join this Ray cluster ('auto', 'ray://HOST:10001', 'HOST:6379'); implies --ray.")
+    ] = None,
+    gpus_per_job: Annotated[
+        float | None,
+        typer.Option("--gpus_per_job", help="GPUs each worker holds (default 1 when there are GPUs, else 0); Ray takes fractions."),
+    ] = None,
+    cpus_per_job: Annotated[float, typer.Option("--cpus_per_job", help="CPUs each Ray actor reserves.")] = 1.0,
+) -> None:
+    """Generate many videos from a manifest into one folder: resumable (finished jobs are verified and skipped), locally or on Ray."""
+    from rich.table import Table
+
+    from gen3c.batch import run_batch
+
+    def report(outcome) -> None:
+        if outcome.state == "done":
+            console.print(f"[green]done[/] {outcome.name} ({outcome.frames} frames, {outcome.seconds:.1f} s){' — ' + outcome.note if outcome.note else ''}", highlight=False)
+        elif outcome.state == "failed":
+            console.print(f"[bold red]failed[/] {outcome.name}: {outcome.error}", highlight=False, soft_wrap=True)
+
+    if not use_ray and ray_address is None and cpus_per_job != 1.0:
+        raise Gen3cInputError("--cpus_per_job applies to --ray only (local workers split the cores among themselves)")
+    with console_warnings(), rich_progress() as progress:
+        summary = run_batch(
+            manifest, output_folder, retry_failed=retry_failed, workers=workers, ray=use_ray, ray_address=ray_address,
+            gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, progress=progress, on_outcome=report,
+        )  # fmt: skip
+    console.print(f"gen3c batch: {len(summary.outcomes)} jobs in {summary.folder}", highlight=False)
+    table = Table()
+    for column in ("state", "jobs"):
+        table.add_column(column)
+    for state, count in summary.counts.items():
+        if count:
+            table.add_row(state, str(count))
+    console.print(table)
+    for outcome in summary.failed[:10]:
+        console.print(f"[red]{outcome.state}[/] {outcome.name}: {outcome.error}", highlight=False, soft_wrap=True)
+    console.print(f"summary table: {summary.summary_path}", highlight=False)
+    if summary.failed:
+        console.print(f"[bold red]{len(summary.failed)} of {len(summary.outcomes)} jobs failed[/]; fix them and rerun with --retry_failed")
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,296 @@
+"""Running one batch job, its status file, and the integrity check that lets a re-run skip it.
+
+Each job writes ``NAME_status.json`` beside its outputs, atomically: ``running`` when it starts,
+then ``done`` (with the size, sha256 and frame count of every output file) or ``failed`` (with
+the error). A job counts as finished only when its status says ``done`` for the same request
+hash and every output still has the recorded size and sha256 and its videos the expected frame
+count, so a killed, truncated or edited output, or a changed manifest row, runs again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import inspect
+import json
+import os
+import socket
+import time
+import traceback
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gen3c.batch.manifest import Job
+from gen3c.errors import Gen3cInputError
+from gen3c.io.atomic import write_text_atomic
+from gen3c.pipelines.request import GenerationRequest
+
+STATUS_SUFFIX = "_status.json"
+#: Settings a loaded generator takes per job (plain attributes; nothing reloads). Jobs that
+#: differ only in these share one loaded model.
+PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
+
+
+@dataclass
+class JobOutcome:
+    """What became of one job in this batch run.
+
+    Attributes:
+        state: "done" (ran now), "skipped" (finished before, outputs verified), "failed" (ran now
+            and failed), "failed_earlier" (failed before and not retried) or "not_run" (the
+            batch stopped before it).
+        note: why a finished-looking job ran again, or other remarks.
+        worker: ``host:pid`` of the process that ran it.
+        loaded_generator: this job had to load its generator (False: reused the worker's).
+    """
+
+    name: str
+    state: str
+    seconds: float = 0.0
+    frames: int = 0
+    video: str = ""
+    error: str = ""
+    note: str = ""
+    worker: str = ""
+    loaded_generator: bool = False
+
+
+def status_path(folder: str | Path, name: str) -> Path:
+    return Path(folder) / f"{name}{STATUS_SUFFIX}"
+
+
+def read_status(folder: str | Path, name: str) -> dict[str, Any] | None:
+    """The job's status record, or None when absent or unreadable (then the job runs)."""
+    try:
+        data = json.loads(status_path(folder, name).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dict[str, Any]:
+    data = {"name": job.name, "line": job.line, "state": state, "request_sha256": job.request_hash, **record,
+            "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
+    write_text_atomic(status_path(folder, job.name), json.dumps(data, indent=1, default=str))
+    return data
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_record(path: Path, folder: Path) -> dict[str, Any]:
+    """Size, sha256 and (for videos) the frame count of an output file."""
+    from gen3c.io.video import count_video_frames
+
+    record: dict[str, Any] = {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    if path.suffix == ".mp4":
+        record["frames"] = count_video_frames(path, f"output {path.name}")
+    return record
+
+
+def check_finished(job: Job, folder: str | Path, status: dict[str, Any] | None) -> str | None:
+    """None when the job is finished and its outputs intact; else why it must run (one line)."""
+    from gen3c.io.video import count_video_frames
+
+    if status is None:
+        return "no status file"
+    if status.get("request_sha256") != job.request_hash:
+        return "its manifest row changed"
+    if status.get("state") != "done":
+        return "the batch stopped while it ran" if status.get("state") == "running" else "it had not finished"
+    outputs = status.get("outputs")
+    if not isinstance(outputs, dict) or "video" not in outputs:
+        return "its status lists no outputs"
+    expected = job.request(folder).num_video_frames
+    for key, record in outputs.items():
+        path = Path(folder) / str(record.get("file", ""))
+        if not path.is_file():
+            return f"its {key} output {path.name} is missing"
+        if path.stat().st_size != record.get("bytes") or sha256_file(path) != record.get("sha256"):
+            return f"its {key} output {path.name} changed since it was written"
+        if path.suffix == ".mp4":
+            try:
+                frames = count_video_frames(path, f"output {path.name}")
+            except Gen3cInputError:
+                return f"its {key} output {path.name} cannot be read"
+            if frames != expected:
+                return f"its {key} output {path.name} has {frames} frames, not {expected}"
+    return None
+
+
+class GeneratorPool:
+    """The generator of a worker, loaded once and reused by every job with the same model
+    settings ("models loaded once per worker"); only per-job settings (seed, prompt) change
+    between jobs. A job with other model settings replaces it (one model in memory at a time)."""
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._generator: Any = None
+        self.loads = 0
+
+    @staticmethod
+    def key(request: GenerationRequest) -> str:
+        options = {k: v for k, v in request.generator_options.items() if k not in PER_JOB_GENERATOR_SETTINGS}
+        return json.dumps([request.generator, options], sort_keys=True, default=str)
+
+    def get(self, request: GenerationRequest) -> tuple[Any, bool]:
+        """The generator for ``request`` with its per-job settings, and whether it was loaded now."""
+        from gen3c.pipelines.request import make_generator
+
+        key = self.key(request)
+        loaded = key != self._key
+        if loaded:
+            self._generator, self._key = None, None
+            _free_accelerator_memory()
+            self._generator = make_generator(request)
+            self._key = key
+            self.loads += 1
+        generator = self._generator
+        defaults = inspect.signature(type(generator).__init__).parameters
+        for name in PER_JOB_GENERATOR_SETTINGS:
+            if hasattr(generator, name):
+                fallback = defaults[name].default if name in defaults else getattr(generator, name)
+                setattr(generator, name, request.generator_options.get(name, fallback))
+        if hasattr(generator, "seed"):
+            generator.seed = request.seed
+        return generator, loaded
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclass
+class _Attempt:
+    outputs: dict[str, Any] = field(default_factory=dict)
+    frames: int = 0
+    error: str = ""
+    error_type: str = ""
+    trace: str = ""
+    notes: list[str] = field(default_factory=list)
+    loaded: bool = False
+
+
+#: The files a run may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`) and the status file.
+OUTPUT_FILES = (
+    "{}.mp4",
+    "{}_buffer_masks.mp4",
+    "{}_cameras.json",
+    "{}.ply",
+    "{}_run.json",
+    "{}" + STATUS_SUFFIX,
+)
+
+
+def remove_stale_parts(folder: Path, name: str) -> int:
+    """Delete the temporary files a killed run of this job left (``.STEM.*.part.EXT``, see
+    :func:`gen3c.io.atomic.atomic_path`); the batch lock guarantees no one is writing them."""
+    removed = 0
+    for pattern in OUTPUT_FILES:
+        target = Path(pattern.format(name))
+        for part in folder.glob(f".{glob.escape(target.stem)}.*.part{target.suffix}"):
+            with contextlib.suppress(OSError):
+                part.unlink()
+                removed += 1
+    return removed
+
+
+def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
+    """Run one job into ``folder``, recording its status; a failure is recorded, not raised.
+
+    Only an interrupt (Ctrl-C, a kill) escapes: its status stays ``running`` and a re-run
+    redoes the job.
+    """
+    from gen3c.pipelines.request import run_request
+
+    folder = Path(folder)
+    remove_stale_parts(folder, job.name)
+    previous = read_status(folder, job.name)
+    attempt = 1
+    if (
+        previous
+        and previous.get("request_sha256") == job.request_hash
+        and isinstance(previous.get("attempt"), int)
+    ):
+        attempt = previous["attempt"] + 1
+    write_status(folder, job, "running", attempt=attempt, settings=job.settings)
+    started = time.perf_counter()
+    result = _Attempt()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            request = job.request(folder)
+            generator, result.loaded = pool.get(request)
+            out = run_request(request, generator=generator, keep_frames=False)
+        result.notes = list(dict.fromkeys(str(w.message) for w in caught))
+        result.outputs = {key: file_record(path, folder) for key, path in out.paths.items()}
+        for key, record in result.outputs.items():
+            if "frames" in record and record["frames"] != request.num_video_frames:
+                raise RuntimeError(
+                    f"{key} output has {record['frames']} frames, expected {request.num_video_frames}"
+                )
+        result.frames = result.outputs["video"]["frames"]
+    except Gen3cInputError as exc:
+        result.error, result.error_type = str(exc), type(exc).__name__
+    except Exception as exc:  # an internal failure of one job must not stop the batch
+        result.error, result.error_type = f"{type(exc).__name__}: {exc}", type(exc).__name__
+        result.trace = traceback.format_exc()
+    seconds = time.perf_counter() - started
+    state = "failed" if result.error else "done"
+    record = {
+        "attempt": attempt,
+        "seconds": round(seconds, 3),
+        "settings": job.settings,
+        "notes": result.notes,
+    }
+    if state == "done":
+        record["outputs"] = result.outputs
+    else:
+        record.update(error=result.error, error_type=result.error_type, traceback=result.trace)
+    write_status(folder, job, state, **record)
+    return JobOutcome(
+        name=job.name, state=state, seconds=seconds, frames=result.frames, error=result.error,
+        video=result.outputs.get("video", {}).get("file", ""), note="; ".join(result.notes), worker=worker_id(),
+        loaded_generator=result.loaded,
+    )  # fmt: skip
+
+
+def lost_job(job: Job, folder: str | Path, why: str) -> JobOutcome:
+    """Record a job whose worker died under it (killed, out of memory, a crash in native code)."""
+    previous = read_status(folder, job.name) or {}
+    with contextlib.suppress(OSError):
+        write_status(
+            folder,
+            job,
+            "failed",
+            attempt=previous.get("attempt", 1),
+            settings=job.settings,
+            error=why,
+            error_type="WorkerDied",
+        )
+    return JobOutcome(name=job.name, state="failed", error=why)
+
+
+def outcome_row(outcome: JobOutcome) -> dict[str, Any]:
+    row = asdict(outcome)
+    row["seconds"] = round(outcome.seconds, 2)
+    return row

@@ -1,0 +1,153 @@
+"""The embedded engines: jobs one after another in this process, or a process per GPU.
+
+Both yield each job's :class:`~gen3c.batch.jobs.JobOutcome` as it finishes. Worker processes
+are started with ``spawn`` (safe with CUDA), each sees only its own GPUs through
+``CUDA_VISIBLE_DEVICES`` and keeps its generator loaded across jobs. A worker that dies under a
+job (killed, out of memory) costs that job only: it is recorded as failed and a new worker takes
+the remaining jobs. Workers exit by themselves when the batch process goes away.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
+from gen3c.batch.manifest import Job
+from gen3c.errors import Gen3cInputError
+
+
+def run_sequential(jobs: Sequence[Job], folder: Path) -> Iterator[JobOutcome]:
+    """Run the jobs in this process, one after another, sharing one generator."""
+    pool = GeneratorPool()
+    for job in jobs:
+        yield run_job(job, folder, pool)
+
+
+def worker_devices(workers: int, gpus_per_job: float | None) -> list[str | None]:
+    """``CUDA_VISIBLE_DEVICES`` of each worker process (None: leave it as it is).
+
+    ``gpus_per_job`` None means 1 when CUDA is available, else 0.
+    """
+    import torch
+
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus_per_job is None:
+        gpus_per_job = 1 if available else 0
+    if gpus_per_job != int(gpus_per_job) or gpus_per_job < 0:
+        raise Gen3cInputError(
+            f"--gpus_per_job {gpus_per_job}: local workers take whole GPUs (0, 1, 2, …); fractions need --ray"
+        )
+    per = int(gpus_per_job)
+    if per == 0:
+        return ["" if available else None] * workers  # "": hide the GPUs, run on the CPU
+    if workers * per > available:
+        raise Gen3cInputError(
+            f"--workers {workers} × --gpus_per_job {per} needs {workers * per} GPUs but {available} are visible: "
+            "lower --workers (or --gpus_per_job 0 to run on the CPU)"
+        )
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [d.strip() for d in visible.split(",")] if visible else [str(i) for i in range(available)]
+    return [",".join(ids[i * per : (i + 1) * per]) for i in range(workers)]
+
+
+def run_processes(
+    jobs: Sequence[Job], folder: Path, workers: int, gpus_per_job: float | None = None
+) -> Iterator[JobOutcome]:
+    """Run the jobs on ``workers`` processes (each on its own GPUs when there are GPUs)."""
+    devices = worker_devices(workers, gpus_per_job)
+    ctx = mp.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    by_name = {job.name: job for job in jobs}
+    for job in jobs:
+        tasks.put(job)
+    for _ in range(workers):
+        tasks.put(None)  # one stop marker per worker
+    # CPU workers split the cores instead of each using all of them.
+    threads = max(1, (os.cpu_count() or 1) // workers)
+
+    def start(index: int):
+        proc = ctx.Process(
+            target=_worker_main,
+            args=(devices[index], threads, str(folder), tasks, results, os.getpid()),
+            daemon=True,
+        )
+        proc.start()
+        return proc
+
+    procs = {i: start(i) for i in range(workers)}
+    in_flight: dict[int, Job] = {}
+    unreported = dict(by_name)
+    restarts = 0
+    try:
+        while unreported:
+            try:
+                kind, pid, payload = results.get(timeout=0.5)
+            except queue.Empty:
+                for i, proc in list(procs.items()):
+                    if proc.is_alive() or proc.exitcode == 0:
+                        continue
+                    job = in_flight.pop(proc.pid, None)
+                    if job is not None:
+                        unreported.pop(job.name, None)
+                        yield lost_job(
+                            job,
+                            folder,
+                            f"its worker process died (exit code {proc.exitcode}); rerun with --retry_failed",
+                        )
+                    restarts += 1
+                    if restarts > len(jobs) + workers:
+                        raise RuntimeError(
+                            f"gen3c batch workers keep dying (last exit code {proc.exitcode})"
+                        ) from None
+                    procs[i] = start(i)  # takes over the dead worker's share of the queue and its stop marker
+                if not any(proc.is_alive() for proc in procs.values()):
+                    # Every worker stopped normally, yet jobs are unreported: their messages were lost.
+                    for job in list(unreported.values()):
+                        yield lost_job(
+                            job, folder, "its worker stopped without reporting it; rerun the batch"
+                        )
+                    unreported.clear()
+                continue
+            if kind == "start":
+                in_flight[pid] = by_name[payload]
+            else:
+                in_flight.pop(pid, None)
+                unreported.pop(payload.name, None)
+                yield payload
+    finally:
+        for proc in procs.values():
+            proc.join(timeout=5 if not unreported else 0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        tasks.cancel_join_thread()
+
+
+def _worker_main(device: str | None, threads: int, folder: str, tasks, results, parent: int) -> None:
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device  # before torch touches CUDA
+    import torch
+
+    torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    pool = GeneratorPool()
+    try:
+        while (job := tasks.get()) is not None:
+            results.put(("start", os.getpid(), job.name))
+            results.put(("end", os.getpid(), run_job(job, folder, pool)))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the batch process reports it
+        pass
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the batch process is gone (e.g. killed), so no orphan keeps running."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)

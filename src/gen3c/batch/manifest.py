@@ -1,0 +1,282 @@
+"""Batch manifests: one job per JSONL line or CSV row, each a :class:`GenerationRequest`.
+
+A row holds the request's fields under their flag names (``input_image_path``, ``trajectory``,
+``num_video_frames``, …), the gen3c generator's options either flat (``checkpoint_dir``,
+``num_steps``, …) or as a ``generator_options`` object, and ``name``, the output name. The batch
+sets ``video_save_folder`` and ``video_save_name`` itself. Relative paths resolve against the
+manifest's folder, so a manifest can travel with its inputs. The whole manifest is checked
+before any job runs: a typo in row 900 is reported at once, not after hours of work.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from gen3c.errors import Gen3cInputError
+from gen3c.pipelines.request import GenerationRequest
+
+MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+#: Request fields that always name files: relative values resolve against the manifest's folder.
+PATH_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file")
+#: Fields that name a file or something else (numbers, a hub id): resolved only when the file exists.
+MAYBE_PATH_FIELDS = ("intrinsics", "depth_estimator")
+#: Settings the batch owns.
+BATCH_OWNED = ("video_save_folder", "video_save_name")
+REQUEST_FIELDS = {f.name: f for f in fields(GenerationRequest)}
+#: Bumped when the meaning of a stored request hash changes, so old status files re-run.
+HASH_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One manifest row, checked.
+
+    Attributes:
+        name: output name (files ``NAME.mp4``, ``NAME_status.json``, … in the batch folder).
+        line: where the row is in the manifest (JSONL line / CSV line), for messages.
+        settings: the request's settings with paths resolved, without the batch-owned fields.
+        request_hash: sha256 of ``settings`` (and ``name``): a changed row re-runs.
+    """
+
+    name: str
+    line: int
+    settings: dict[str, Any]
+    request_hash: str
+
+    def request(self, folder: str | Path) -> GenerationRequest:
+        """The job's request, writing into ``folder``."""
+        data = {**self.settings, "video_save_folder": str(folder), "video_save_name": self.name}
+        return GenerationRequest.from_dict(data, name=f"job {self.name!r}")
+
+
+def load_manifest(path: str | Path) -> list[Job]:
+    """Read and check a JSONL or CSV manifest.
+
+    Raises:
+        Gen3cInputError: unreadable file, malformed rows, unknown settings, values of the wrong
+            type, duplicate or invalid names (naming the line).
+    """
+    p = Path(path)
+    kind = MANIFEST_FORMATS.get(p.suffix.lower())
+    if kind is None:
+        raise Gen3cInputError(f"manifest {str(p)!r} must end in .jsonl or .csv (one job per line or row)")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise Gen3cInputError(f"manifest {str(p)!r} does not exist: check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Gen3cInputError(f"manifest {str(p)!r} cannot be read ({exc}): write it as UTF-8 text") from None
+    rows = _jsonl_rows(text, p) if kind == "jsonl" else _csv_rows(text, p)
+    if not rows:
+        raise Gen3cInputError(
+            f"manifest {str(p)!r} lists no jobs: add one JSON object per line (or CSV rows under a header)"
+        )
+    base = p.resolve().parent
+    jobs: list[Job] = []
+    seen: dict[str, int] = {}
+    for index, (line, row) in enumerate(rows, start=1):
+        job = make_job(row, line, index, base, str(p))
+        if job.name in seen:
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"
+            )
+        seen[job.name] = line
+        jobs.append(job)
+    return jobs
+
+
+def _jsonl_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    for line, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):  # blank lines and comments
+            continue
+        try:
+            row = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"
+            ) from None
+        if not isinstance(row, dict):
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line} must be a JSON object of settings, got {type(row).__name__}"
+            )
+        rows.append((line, row))
+    return rows
+
+
+def _csv_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise Gen3cInputError(f"manifest {str(p)!r} has no header row: start the CSV with the setting names")
+    rows = []
+    for record in reader:
+        line = reader.line_num
+        if None in record:
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"
+            )
+        row = {
+            key.strip(): _csv_value(key.strip(), value, p, line)
+            for key, value in record.items()
+            if value not in (None, "")
+        }
+        if row:
+            rows.append((line, row))
+    return rows
+
+
+def _csv_value(key: str, text: str, p: Path, line: int) -> Any:
+    """A CSV cell as the type its setting takes (CSV cells are all text)."""
+    kind = _setting_type(key)
+    where = f"manifest {str(p)!r} line {line}: {key!r}"
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "bool":
+            value = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}.get(
+                text.strip().lower()
+            )
+            if value is None:
+                raise ValueError(text)
+            return value
+        if kind == "dict":
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError(text)
+            return value
+    except (ValueError, json.JSONDecodeError):
+        shown = {"bool": "true or false", "dict": "a JSON object"}.get(kind, kind)
+        raise Gen3cInputError(f"{where} must be {shown}, got {text[:40]!r}") from None
+    return text
+
+
+def _setting_type(key: str) -> str:
+    """The type ("int", "float", "bool", "dict" or "str") of a request field or gen3c generator option."""
+    if key == "name":
+        return "str"
+    if key in REQUEST_FIELDS:
+        annotation = str(REQUEST_FIELDS[key].type).replace(" | None", "")
+        return "dict" if annotation.startswith("dict") else annotation
+    kind = _generator_option_types().get(key)
+    return {int: "int", float: "float", bool: "bool"}.get(kind, "str")
+
+
+def _generator_option_types() -> dict[str, type]:
+    """The gen3c generator's options (empty when the diffusion extra is not installed)."""
+    try:
+        from gen3c.pipelines.gen3c import GENERATOR_OPTIONS
+    except ImportError:
+        return {}
+    return GENERATOR_OPTIONS
+
+
+def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest") -> Job:
+    """Check one row and resolve its paths against ``base`` (the manifest's folder)."""
+    where = f"manifest {manifest!r} line {line}"
+    row = dict(row)
+    name = row.pop("name", f"job_{index:05d}")
+    if (
+        not isinstance(name, str)
+        or not name
+        or Path(name).name != name
+        or name in (".", "..")
+        or name.startswith(".")
+    ):
+        raise Gen3cInputError(
+            f"{where}: name {name!r} must be a plain file name (no folders, not starting with '.')"
+        )
+    owned = [key for key in BATCH_OWNED if key in row]
+    if owned:
+        raise Gen3cInputError(
+            f"{where}: {', '.join(owned)} are set by gen3c batch (--output_folder and 'name'): leave them out"
+        )
+    settings = {key: value for key, value in row.items() if key in REQUEST_FIELDS}
+    extra = {key: value for key, value in row.items() if key not in REQUEST_FIELDS}
+    if extra:
+        # Only a gen3c row may carry generator options (knowing their names imports diffusers).
+        options = _generator_option_types() if row.get("generator") == "gen3c" else {}
+        unknown = [key for key in extra if key not in options]
+        if unknown:
+            if row.get("generator") != "gen3c":
+                hint = ' (gen3c generator options need "generator": "gen3c")'
+            elif not options:
+                hint = " (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
+            else:
+                hint = f" or the gen3c generator's options ({', '.join(options)})"
+            raise Gen3cInputError(
+                f"{where}: unknown settings {', '.join(map(repr, unknown[:3]))}: use GenerationRequest's fields{hint}"
+            )
+        nested = settings.get("generator_options") or {}
+        if not isinstance(nested, dict):
+            raise Gen3cInputError(
+                f"{where}: 'generator_options' must be an object of options, got {nested!r:.40}"
+            )
+        twice = [key for key in extra if key in nested]
+        if twice:
+            raise Gen3cInputError(
+                f"{where}: {', '.join(twice)} given both flat and in generator_options: give each once"
+            )
+        settings["generator_options"] = {**nested, **extra}
+    # Type-check every setting now (the request's own check), not when the job comes up.
+    request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
+    if request.generator != "gen3c" and request.generator_options:
+        given = ", ".join(sorted(request.generator_options))
+        raise Gen3cInputError(
+            f'{where}: {given} apply to generator gen3c only; drop them or set "generator": "gen3c"'
+        )
+    # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
+    settings = {key: getattr(request, key) for key in settings}
+    if request.generator_options:
+        settings["generator_options"] = _normalise_options(request.generator_options)
+    settings = _resolve_paths(settings, base)
+    digest = hashlib.sha256(
+        json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
+    )
+    return Job(name=name, line=line, settings=settings, request_hash=digest.hexdigest())
+
+
+def _normalise_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Whole numbers given for float options as floats (the generator checks the rest)."""
+    types = _generator_option_types()
+    return {
+        key: float(value) if types.get(key) is float and type(value) is int else value
+        for key, value in options.items()
+    }
+
+
+def _resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
+    out = dict(settings)
+    for key in PATH_FIELDS:
+        if isinstance(out.get(key), str):
+            out[key] = str(_against(out[key], base))
+    for key in MAYBE_PATH_FIELDS:
+        if isinstance(out.get(key), str):
+            out[key] = _if_file(out[key], base)
+    options = out.get("generator_options")
+    if isinstance(options, dict) and isinstance(options.get("checkpoint_dir"), str):
+        out["generator_options"] = {**options, "checkpoint_dir": _if_file(options["checkpoint_dir"], base)}
+    return out
+
+
+def _against(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _if_file(value: str, base: Path) -> str:
+    """``value`` resolved against ``base`` when that names an existing file or folder; else as is
+    ("fx,fy,cx,cy", a hub id, 'moge')."""
+    try:
+        candidate = _against(value, base)
+        return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+    except (OSError, ValueError, RuntimeError):
+        return value

@@ -1,0 +1,130 @@
+"""The Ray engine: the same jobs on a Ray cluster (or a local Ray instance).
+
+A pool of actors, each reserving ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs, keeps its
+generator loaded across jobs (models load once per worker); each job is one actor task, handed
+out as actors come free, so the queue stays in this process and killing the batch loses only
+the jobs in flight (the actors belong to this driver and end with it). Outputs and status files
+are written by the actors straight into the batch folder, which must therefore be at the same
+path on every node (a shared file system), as must the inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
+from gen3c.batch.manifest import Job
+from gen3c.errors import Gen3cInputError
+
+
+class BatchActor:
+    """A Ray actor's state: one generator pool for every job it runs."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        self.pool = GeneratorPool()
+
+    def run(self, job: Job) -> JobOutcome:
+        return run_job(job, self.folder, self.pool)
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise Gen3cInputError("--ray needs Ray: pip install 'gen3c[batch]'") from None
+    return ray
+
+
+def check_reachable(address: str | None) -> None:
+    """Fail at once on a ``host:port`` address where nothing listens (Ray itself retries for minutes)."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise Gen3cInputError(f"--ray_address {address!r} must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT'")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise Gen3cInputError(
+            f"--ray_address {address!r}: nothing answers at {host}:{port} ({exc.strerror or exc}): start the cluster (ray start --head) or fix the address"
+        ) from None
+
+
+def run_ray(
+    jobs: Sequence[Job],
+    folder: Path,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_job: float | None = None,
+    cpus_per_job: float = 1.0,
+) -> Iterator[JobOutcome]:
+    """Run the jobs on Ray actors, yielding each outcome as it finishes.
+
+    Args:
+        address: the cluster to join ("auto", "ray://host:10001", "host:6379"); None starts a
+            local Ray instance (or joins the one ``RAY_ADDRESS`` names). When this process is
+            already connected to Ray (``ray.init`` was called), that connection is used.
+        workers: actors to start; default: as many as the cluster's resources fit.
+        gpus_per_job: GPUs each actor reserves (fractions share a GPU); default 1 when the
+            cluster has GPUs, else 0.
+    """
+    ray = import_ray()
+    connected_here = not ray.is_initialized()
+    if connected_here:
+        check_reachable(address)
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise Gen3cInputError(f"--ray_address {address!r}: cannot join the Ray cluster ({exc})") from None
+    actors: list = []
+    try:
+        resources = ray.cluster_resources()
+        if gpus_per_job is None:
+            gpus_per_job = 1.0 if resources.get("GPU", 0) > 0 else 0.0
+        if workers is None:
+            fits = [resources.get("CPU", 0) / cpus_per_job if cpus_per_job else float("inf")]
+            if gpus_per_job:
+                fits.append(resources.get("GPU", 0) / gpus_per_job)
+            workers = max(1, int(min(fits)) if min(fits) != float("inf") else 1)
+        workers = max(1, min(workers, len(jobs)))
+        actor_class = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus_per_job)(BatchActor)
+        pending = deque(jobs)
+        in_flight: dict = {}
+
+        def submit(actor) -> None:
+            if pending:
+                job = pending.popleft()
+                in_flight[actor.run.remote(job)] = (actor, job)
+
+        actors = [actor_class.remote(str(folder)) for _ in range(workers)]
+        for actor in actors:
+            submit(actor)
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            actor, job = in_flight.pop(ready[0])
+            try:
+                outcome = ray.get(ready[0])
+            except ray.exceptions.RayActorError as exc:
+                outcome = lost_job(
+                    job,
+                    folder,
+                    f"its Ray worker died ({str(exc).splitlines()[0][:200]}); rerun with --retry_failed",
+                )
+                actors.remove(actor)
+                actor = actor_class.remote(str(folder))
+                actors.append(actor)
+            except ray.exceptions.RayError as exc:
+                outcome = lost_job(job, folder, f"Ray could not run it ({str(exc).splitlines()[0][:200]})")
+            yield outcome
+            submit(actor)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if connected_here:
+            ray.shutdown()

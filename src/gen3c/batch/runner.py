@@ -1,0 +1,217 @@
+"""``gen3c batch``: run every job of a manifest into one folder, resumably.
+
+    manifest → :func:`~gen3c.batch.manifest.load_manifest` (all rows checked first)
+    → plan: finished jobs whose outputs verify are skipped, failed ones wait for ``retry_failed``
+    → an engine runs the rest (in this process, a process per GPU, or Ray actors)
+    → ``batch_summary.csv``: one row per job of the manifest.
+
+Re-running the same command is safe and cheap: it redoes only what is missing, changed or was in
+flight when a previous run stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from gen3c.batch.jobs import JobOutcome, check_finished, outcome_row, read_status
+from gen3c.batch.manifest import Job, load_manifest
+from gen3c.errors import Gen3cInputError
+from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
+from gen3c.pipelines.autoregressive import ProgressFactory
+
+SUMMARY_NAME = "batch_summary.csv"
+LOCK_NAME = ".gen3c_batch.lock"
+STATES = ("done", "skipped", "failed", "failed_earlier", "not_run")
+
+
+@dataclass
+class BatchSummary:
+    """One outcome per manifest job, in manifest order, and where the summary table went."""
+
+    outcomes: list[JobOutcome]
+    folder: Path
+    summary_path: Path
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.counts = {state: sum(o.state == state for o in self.outcomes) for state in STATES}
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes if o.state in ("failed", "failed_earlier")]
+
+
+def default_output_folder(manifest: str | Path) -> Path:
+    return Path("outputs") / Path(manifest).stem
+
+
+def run_batch(
+    manifest: str | Path,
+    output_folder: str | Path | None = None,
+    *,
+    retry_failed: bool = False,
+    workers: int | None = None,
+    ray: bool = False,
+    ray_address: str | None = None,
+    gpus_per_job: float | None = None,
+    cpus_per_job: float = 1.0,
+    progress: ProgressFactory | None = None,
+    on_outcome: Callable[[JobOutcome], None] | None = None,
+) -> BatchSummary:
+    """Run a manifest's jobs into ``output_folder`` (default ``outputs/<manifest name>``).
+
+    Args:
+        retry_failed: run jobs that failed in an earlier run again (default: report them).
+        workers: local: processes (default 1: in this process); Ray: actors (default: what fits).
+        ray / ray_address: run on Ray (a local instance, or the cluster at the address).
+        gpus_per_job: GPUs per worker (default 1 when there are GPUs, else 0); Ray takes fractions.
+        cpus_per_job: CPUs each Ray actor reserves.
+        progress: ``progress(stage, total)`` → advance callback, advanced as jobs finish.
+        on_outcome: called with each job's outcome as it finishes (skipped ones included).
+    """
+    # 1. Read and check the whole manifest before anything runs
+    jobs = load_manifest(manifest)
+    _check_engine(workers, ray or bool(ray_address), gpus_per_job, cpus_per_job)
+    folder = ensure_writable_dir(
+        output_folder or default_output_folder(manifest), "--output_folder"
+    ).resolve()
+    with batch_lock(folder):
+        # 2. Plan: skip verified jobs, hold back earlier failures unless asked to retry them
+        outcomes: dict[str, JobOutcome] = {}
+        to_run: list[Job] = []
+        notes: dict[str, str] = {}
+        for job in jobs:
+            status = read_status(folder, job.name)
+            why = check_finished(job, folder, status)
+            if why is None:
+                outputs = status["outputs"]
+                outcomes[job.name] = JobOutcome(
+                    job.name,
+                    "skipped",
+                    seconds=float(status.get("seconds", 0.0)),
+                    frames=outputs["video"].get("frames", 0),
+                    video=outputs["video"]["file"],
+                )
+            elif (
+                status
+                and status.get("state") == "failed"
+                and status.get("request_sha256") == job.request_hash
+                and not retry_failed
+            ):
+                outcomes[job.name] = JobOutcome(
+                    job.name,
+                    "failed_earlier",
+                    error=str(status.get("error", "")),
+                    note="rerun with --retry_failed",
+                )
+            else:
+                to_run.append(job)
+                if status is not None and status.get("state") != "failed":
+                    notes[job.name] = f"re-ran: {why}"
+        for outcome in outcomes.values():
+            if on_outcome:
+                on_outcome(outcome)
+        # 3. Run the rest, recording each outcome as it arrives
+        advance = (
+            progress(
+                f"Batch ({len(jobs) - len(to_run)} of {len(jobs)} jobs finished or failed earlier)",
+                len(to_run),
+            )
+            if progress and to_run
+            else None
+        )
+        try:
+            for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job):
+                if outcome.name in notes:
+                    outcome.note = "; ".join(filter(None, [notes[outcome.name], outcome.note]))
+                outcomes[outcome.name] = outcome
+                if on_outcome:
+                    on_outcome(outcome)
+                if advance:
+                    advance(1)
+        finally:
+            # 4. The summary table, also after an interrupt (jobs not reached are listed as such)
+            ordered = [outcomes.get(job.name) or JobOutcome(job.name, "not_run") for job in jobs]
+            summary_path = folder / SUMMARY_NAME
+            write_summary(summary_path, ordered)
+    return BatchSummary(ordered, folder, summary_path)
+
+
+def _check_engine(
+    workers: int | None, use_ray: bool, gpus_per_job: float | None, cpus_per_job: float
+) -> None:
+    """Refuse impossible engine settings before the plan and the progress bar."""
+    if workers is not None and workers < 1:
+        raise Gen3cInputError(f"--workers {workers} must be 1 or more")
+    if use_ray:
+        if (gpus_per_job or 0) < 0 or cpus_per_job < 0:
+            raise Gen3cInputError("--gpus_per_job and --cpus_per_job must be 0 or more")
+    elif (workers or 1) > 1 or gpus_per_job is not None:
+        from gen3c.batch.local import worker_devices
+
+        worker_devices(workers or 1, gpus_per_job)  # whole GPUs, no more than are visible
+
+
+def _engine(jobs: list[Job], folder: Path, workers: int | None, ray: bool, ray_address: str | None,
+            gpus_per_job: float | None, cpus_per_job: float) -> Iterator[JobOutcome]:  # fmt: skip
+    if not jobs:
+        return iter(())
+    if ray or ray_address:
+        from gen3c.batch.ray_engine import run_ray
+
+        return run_ray(
+            jobs,
+            folder,
+            address=ray_address,
+            workers=workers,
+            gpus_per_job=gpus_per_job,
+            cpus_per_job=cpus_per_job,
+        )
+    from gen3c.batch.local import run_processes, run_sequential
+
+    if (workers or 1) == 1 and gpus_per_job is None:
+        return run_sequential(jobs, folder)
+    return run_processes(jobs, folder, min(workers or 1, len(jobs)), gpus_per_job)
+
+
+def write_summary(path: Path, outcomes: list[JobOutcome]) -> None:
+    """``batch_summary.csv``: name, state, seconds, frames, video, error, note, worker, loaded_generator."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(JobOutcome)])
+    writer.writeheader()
+    for outcome in outcomes:
+        writer.writerow(outcome_row(outcome))
+    write_text_atomic(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def batch_lock(folder: Path):
+    """Refuse a second batch writing into the same folder at the same time. The lock is the
+    operating system's, so a killed batch never leaves a stale lock behind."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (document: one batch per folder)
+        yield
+        return
+    fh = open(folder / LOCK_NAME, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise Gen3cInputError(
+                f"another gen3c batch (pid {fh.read().strip() or '?'}) is writing into {str(folder)!r}: wait for it or choose another --output_folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()

@@ -1,0 +1,412 @@
+"""`gen3c batch`: manifests, per-job status and integrity, resuming (also after SIGKILL),
+retries, local worker processes, and the shipped example manifest."""
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gen3c.batch import load_manifest, run_batch
+from gen3c.batch.jobs import GeneratorPool
+from gen3c.batch.runner import batch_lock
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
+from gen3c.io.video import read_video
+from gen3c.pipelines.request import GenerationRequest
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_manifest(path: Path, rows: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    return path
+
+
+def box_row(box_scene, name: str, **settings) -> dict:
+    image, depth, _, _ = box_scene
+    return {"name": name, "input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "64x112",
+            "num_video_frames": 9, **settings}  # fmt: skip
+
+
+def summary_states(folder: Path) -> dict[str, str]:
+    with open(folder / "batch_summary.csv", newline="") as fh:
+        return {row["name"]: row["state"] for row in csv.DictReader(fh)}
+
+
+def status(folder: Path, name: str) -> dict:
+    return json.loads((folder / f"{name}_status.json").read_text())
+
+
+# -- manifests -------------------------------------------------------------------------------
+
+
+def test_jsonl_and_csv_manifests_give_the_same_jobs(tmp_path):
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "K.json").write_text('{"fx": 100, "fy": 100, "cx": 50, "cy": 40}')
+    rows = [
+        {"name": "one", "input_image_path": "inputs/a.png", "depth_path": "/abs/a.npy", "fov": 60, "num_video_frames": 17,
+         "save_buffer": True, "trajectory": "zoom_in"},
+        {"name": "two", "input_image_path": "inputs/b.png", "intrinsics": "inputs/K.json", "depth_estimator": "prior"},
+        {"name": "three", "input_image_path": "c.png", "intrinsics": "100,100,50,40", "movement_distance": 1},
+    ]  # fmt: skip
+    jsonl = write_manifest(tmp_path / "jobs.jsonl", rows)
+    header = ["name", "input_image_path", "depth_path", "fov", "num_video_frames", "save_buffer", "trajectory", "intrinsics",
+              "depth_estimator", "movement_distance"]  # fmt: skip
+    with open(tmp_path / "jobs.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, header)
+        writer.writeheader()
+        writer.writerows(
+            [{k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()} for row in rows]
+        )
+    from_jsonl, from_csv = load_manifest(jsonl), load_manifest(tmp_path / "jobs.csv")
+    assert [j.settings for j in from_jsonl] == [j.settings for j in from_csv]
+    assert [j.request_hash for j in from_jsonl] == [
+        j.request_hash for j in from_csv
+    ]  # 60 and "60" hash alike
+    one, two, three = from_jsonl
+    # Relative paths resolve against the manifest's folder; numbers, ids and absolute paths stay.
+    assert one.settings["input_image_path"] == str(tmp_path / "inputs" / "a.png")
+    assert one.settings["depth_path"] == "/abs/a.npy"
+    assert (
+        two.settings["intrinsics"] == str(tmp_path / "inputs" / "K.json")
+        and two.settings["depth_estimator"] == "prior"
+    )
+    assert (
+        three.settings["input_image_path"] == str(tmp_path / "c.png")
+        and three.settings["intrinsics"] == "100,100,50,40"
+    )
+    request = one.request(tmp_path / "out")
+    assert (request.num_video_frames, request.save_buffer, request.fov, request.trajectory) == (
+        17,
+        True,
+        60.0,
+        "zoom_in",
+    )
+    assert (request.video_save_folder, request.video_save_name) == (str(tmp_path / "out"), "one")
+    # One changed setting changes only that job's hash.
+    rows[1]["depth_estimator"] = "moge"
+    changed = load_manifest(write_manifest(tmp_path / "jobs2.jsonl", rows))
+    assert [a.request_hash == b.request_hash for a, b in zip(from_jsonl, changed, strict=True)] == [
+        True,
+        False,
+        True,
+    ]
+
+
+def test_unnamed_rows_get_numbered_names(tmp_path):
+    jobs = load_manifest(
+        write_manifest(tmp_path / "m.jsonl", [{"trajectory": "left"}, {"name": "x"}, {"trajectory": "up"}])
+    )
+    assert [j.name for j in jobs] == ["job_00001", "x", "job_00003"]
+
+
+@pytest.mark.parametrize(
+    "text, suffix, message",
+    [
+        ('{"name": "a"}\n{"name": "b",\n', ".jsonl", "line 2 is not JSON"),
+        ('{"name": "a"}\n[1, 2]\n', ".jsonl", "line 2 must be a JSON object"),
+        ('{"name": "a", "trajectroy": "left"}\n', ".jsonl", "line 1: unknown settings 'trajectroy'"),
+        ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'unknown settings .* need "generator": "gen3c"'),
+        ('{"name": "a", "generator_options": "x"}\n', ".jsonl", "'generator_options' must be dict"),
+        ('{"name": "a"}\n\n{"name": "a"}\n', ".jsonl", "line 3: name 'a' is already used on line 1"),
+        ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),
+        ('{"name": "sub/a"}\n', ".jsonl", "must be a plain file name"),
+        ('{"name": "a", "num_video_frames": "ten"}\n', ".jsonl", "'num_video_frames' must be int"),
+        (
+            '{"name": "a", "generator_options": {"num_steps": 3}}\n',
+            ".jsonl",
+            "num_steps apply to generator gen3c only",
+        ),
+        ("# only a comment\n\n", ".jsonl", "lists no jobs"),
+        ("name,save_buffer\na,maybe\n", ".csv", "line 2: 'save_buffer' must be true or false"),
+        ("name,fov\na,60,extra\n", ".csv", "more cells than the header"),
+        ('{"name": "a"}\n', ".json", "must end in .jsonl or .csv"),
+    ],
+)
+def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
+    path = tmp_path / f"m{suffix}"
+    path.write_text(text)
+    with pytest.raises(Gen3cInputError, match=message.replace("(", r"\(")):
+        load_manifest(path)
+
+
+def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
+    made = []
+
+    class FakeModel:
+        name = "gen3c"
+
+        def __init__(self, prompt: str = "", negative_prompt: str | None = None, seed: int = 1) -> None:
+            self.prompt, self.negative_prompt, self.seed = prompt, negative_prompt, seed
+            made.append(self)
+
+    monkeypatch.setattr("gen3c.pipelines.request.make_generator", lambda request: FakeModel())
+    pool = GeneratorPool()
+
+    def request(**options):
+        seed = options.pop("seed", 1)
+        return GenerationRequest(
+            generator="gen3c", seed=seed, generator_options={"checkpoint_dir": "ckpt", **options}
+        )
+
+    gen, loaded = pool.get(request(prompt="a cat", seed=5))
+    assert loaded and (gen.prompt, gen.seed) == ("a cat", 5)
+    gen2, loaded2 = pool.get(request(seed=7))  # no prompt: back to the default, same model
+    assert gen2 is gen and not loaded2 and (gen2.prompt, gen2.seed) == ("", 7)
+    gen3, loaded3 = pool.get(request(num_steps=10))  # other model settings: reloaded
+    assert loaded3 and gen3 is not gen and len(made) == 2 and pool.loads == 2
+
+
+# -- runs, resuming, retries -----------------------------------------------------------------
+
+
+def test_batch_records_failures_skips_finished_jobs_and_retries(box_scene, tmp_path):
+    out = tmp_path / "out"
+    missing = tmp_path / "late.png"
+    rows = [
+        box_row(box_scene, "a"),
+        box_row(box_scene, "b", trajectory="zoom_in"),
+        box_row(box_scene, "c", input_image_path=str(missing)),
+    ]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "late.png" in res.output and "1 of 3 jobs failed" in res.output
+    assert summary_states(out) == {"a": "done", "b": "done", "c": "failed"}
+    a, b = read_video(out / "a.mp4")[0], read_video(out / "b.mp4")[0]
+    assert (
+        a.shape == b.shape == (9, 64, 112, 3) and np.abs(a[-1].astype(int) - b[-1]).mean() > 3
+    )  # two different paths
+    # The batch writes exactly what `gen3c generate` writes for the same settings.
+    generate = ["generate", "--input_image_path", rows[0]["input_image_path"], "--depth_path", rows[0]["depth_path"], "--fov", "60",
+                "--resolution", "64x112", "--num_video_frames", "9", "--video_save_folder", str(tmp_path / "single")]  # fmt: skip
+    assert runner.invoke(app, generate).exit_code == 0
+    assert np.abs(read_video(tmp_path / "single" / "output.mp4")[0].astype(int) - a).max() <= 2
+    done = status(out, "a")
+    assert done["state"] == "done" and done["outputs"]["video"]["frames"] == 9
+    assert done["outputs"]["video"]["sha256"] == hashlib.sha256((out / "a.mp4").read_bytes()).hexdigest()
+    assert set(done["outputs"]) == {"video", "cameras", "run"}
+    failed = status(out, "c")
+    assert (
+        failed["state"] == "failed"
+        and str(missing) in failed["error"]
+        and failed["error_type"] == "Gen3cInputError"
+    )
+
+    # Re-run: finished jobs are verified and skipped, the failure is reported, not retried.
+    mtime = (out / "a.mp4").stat().st_mtime_ns
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+    assert res.exit_code == 1 and summary_states(out) == {
+        "a": "skipped",
+        "b": "skipped",
+        "c": "failed_earlier",
+    }
+    assert (out / "a.mp4").stat().st_mtime_ns == mtime and status(out, "c")["attempt"] == 1
+
+    # Fix the input and retry on request; damage b's video and change a's row: both re-run.
+    shutil.copy(rows[0]["input_image_path"], missing)
+    with open(out / "b.mp4", "r+b") as fh:
+        fh.truncate(fh.seek(0, 2) // 2)
+    rows[0]["trajectory"] = "up"
+    write_manifest(manifest, rows)
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out), "--retry_failed"])
+    assert res.exit_code == 0, res.output
+    assert summary_states(out) == {"a": "done", "b": "done", "c": "done"}
+    assert status(out, "c")["attempt"] == 2 and status(out, "a")["attempt"] == 1  # a's row changed: a new job
+    with open(out / "batch_summary.csv", newline="") as fh:
+        notes = {row["name"]: row["note"] for row in csv.DictReader(fh)}
+    assert (
+        notes["a"] == "re-ran: its manifest row changed"
+        and notes["b"] == "re-ran: its video output b.mp4 changed since it was written"
+    )
+    assert np.abs(read_video(out / "a.mp4")[0][-1].astype(int) - a[-1]).mean() > 3  # now the 'up' path
+    assert read_video(out / "b.mp4")[0].shape == (9, 64, 112, 3)
+
+
+def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
+    (tmp_path / "out").mkdir()
+    with batch_lock(tmp_path / "out"), pytest.raises(Gen3cInputError, match="another gen3c batch"):
+        run_batch(manifest, tmp_path / "out")
+    assert run_batch(manifest, tmp_path / "out").counts["done"] == 1  # the lock is gone with its holder
+
+
+def test_killed_batch_loses_only_the_job_in_flight(box_scene, tmp_path):
+    out = tmp_path / "out"
+    names = [f"j{i}" for i in range(4)]
+    trajectories = ["left", "right", "up", "down"]
+    rows = [
+        box_row(box_scene, n, trajectory=t, num_video_frames=17)
+        for n, t in zip(names, trajectories, strict=True)
+    ]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "gen3c", "batch", str(manifest), "--output_folder", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(_state(out, n) == "done" for n in names):
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the batch ended before its first job finished"
+            )
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    finished = {n for n in names if _state(out, n) == "done"}
+    assert 1 <= len(finished) < len(names)
+    assert all(
+        p.name.startswith(".") for p in out.glob("*.part*")
+    )  # atomic: nothing half-written under a real name
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+    assert res.exit_code == 0, res.output
+    states = summary_states(out)
+    assert {n for n, s in states.items() if s == "skipped"} == finished
+    assert {n for n, s in states.items() if s == "done"} == set(names) - finished
+    for n in names:
+        assert read_video(out / f"{n}.mp4")[0].shape == (17, 64, 112, 3)
+    assert not list(out.glob(".*.part*"))  # the killed job's temporary files were cleaned up
+
+
+def test_stale_temporary_files_of_a_job_are_removed(tmp_path):
+    from gen3c.batch.jobs import remove_stale_parts
+
+    for stale in (".a.x1.part.mp4", ".a_run.x2.part.json", ".a_status.x3.part.json"):
+        (tmp_path / stale).touch()
+    for other in (
+        ".ab.x4.part.mp4",
+        ".a_run.x5.part.mp4",
+        "a.mp4",
+    ):  # job "ab"'s, job "a_run"'s video, a real output
+        (tmp_path / other).touch()
+    assert remove_stale_parts(tmp_path, "a") == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a_run.x5.part.mp4", ".ab.x4.part.mp4", "a.mp4"]
+
+
+def _state(folder: Path, name: str) -> str | None:
+    try:
+        return status(folder, name)["state"]
+    except (OSError, ValueError):
+        return None
+
+
+def test_worker_processes_match_the_sequential_run(box_scene, tmp_path):
+    rows = [
+        box_row(box_scene, n, trajectory=t) for n, t in (("l", "left"), ("r", "right"), ("cw", "clockwise"))
+    ]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    seq = run_batch(manifest, tmp_path / "seq")
+    par = run_batch(manifest, tmp_path / "par", workers=2, gpus_per_job=0)
+    assert seq.counts["done"] == par.counts["done"] == 3
+    workers = {o.worker for o in par.outcomes}
+    assert 1 <= len(workers) <= 2 and os.getpid() not in {int(w.split(":")[1]) for w in workers}
+    assert sum(o.loaded_generator for o in par.outcomes) == len(workers)  # one generator per worker process
+    assert sum(o.loaded_generator for o in seq.outcomes) == 1
+    for n in ("l", "r", "cw"):
+        a, b = read_video(tmp_path / "seq" / f"{n}.mp4")[0], read_video(tmp_path / "par" / f"{n}.mp4")[0]
+        assert np.abs(a.astype(int) - b).max() <= 2
+
+
+def test_shipped_example_manifest_runs(tmp_path):
+    manifest = REPO / "docs" / "examples" / "batch_manifest.jsonl"
+    jobs = load_manifest(manifest)
+    assert len(jobs) == 4 and all(Path(j.settings["input_image_path"]).is_file() for j in jobs)
+    summary = run_batch(manifest, tmp_path)
+    assert summary.counts["done"] == 4, [o.error for o in summary.outcomes]
+    widths = {o.name: read_video(tmp_path / o.video)[0].shape for o in summary.outcomes}
+    assert widths["demo_orbit_buffers"] == (25, 176, 640, 3) and widths["demo_diagonal"] == (25, 176, 320, 3)
+
+
+def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path, monkeypatch):
+    # The option names and types of gen3c.pipelines.gen3c.GENERATOR_OPTIONS (importing it loads diffusers).
+    options = {"checkpoint_dir": str, "num_steps": int, "guidance": float, "prompt": str}
+    monkeypatch.setattr("gen3c.batch.manifest._generator_option_types", lambda: options)
+    (tmp_path / "ckpt").mkdir()
+    flat = {
+        "name": "g",
+        "generator": "gen3c",
+        "checkpoint_dir": "ckpt",
+        "num_steps": 20,
+        "guidance": 1,
+        "prompt": "a room",
+    }
+    nested = {"name": "g", "generator": "gen3c", "generator_options": {"checkpoint_dir": "ckpt", "num_steps": 20, "guidance": 1.0,
+                                                                        "prompt": "a room"}}  # fmt: skip
+    (tmp_path / "m.csv").write_text(
+        "name,generator,checkpoint_dir,num_steps,guidance,prompt\ng,gen3c,ckpt,20,1,a room\n"
+    )
+    jobs = [
+        load_manifest(write_manifest(tmp_path / f"{k}.jsonl", [row]))[0]
+        for k, row in (("flat", flat), ("nested", nested))
+    ]
+    jobs.append(load_manifest(tmp_path / "m.csv")[0])
+    assert jobs[0].settings["generator_options"] == {
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+        "num_steps": 20,
+        "guidance": 1.0,
+        "prompt": "a room",
+    }
+    assert all(j.settings == jobs[0].settings and j.request_hash == jobs[0].request_hash for j in jobs)
+    both = {**flat, "generator_options": {"num_steps": 5}}
+    with pytest.raises(Gen3cInputError, match="num_steps given both flat and in generator_options"):
+        load_manifest(write_manifest(tmp_path / "both.jsonl", [both]))
+
+
+@pytest.mark.parametrize(
+    "engine, message",
+    [
+        ({"workers": 0}, "must be 1 or more"),
+        ({"workers": 2, "gpus_per_job": 0.5}, "fractions need --ray"),
+        ({"ray": True, "cpus_per_job": -1}, "must be 0 or more"),
+    ],  # fmt: skip
+)
+def test_impossible_engine_settings_are_refused_before_anything_runs(box_scene, tmp_path, engine, message):
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
+    with pytest.raises(Gen3cInputError, match=message):
+        run_batch(manifest, tmp_path / "out", **engine)
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_input_kind_in_one_manifest(tmp_path):
+    from layouts import render, scene, write_multiview, write_sample, write_vipe
+
+    rgb, depth, ids, w2c, K = scene(10, 72, 128)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    write_sample(inputs / "batch_0000", rgb, depth, depth > 0, w2c, K)
+    write_vipe(inputs / "vipe", "walk", rgb, depth, w2c, K, ids)
+    keys = [0, 5, 9]
+    still, still_depth, _ = render(w2c, K, 72, 128, times=np.zeros(10))
+    write_multiview(
+        inputs / "mv.npz", still[keys], still_depth[keys], still_depth[keys] > 0, K[keys], w2c[keys], w2c
+    )
+    common = {"resolution": "64x128", "num_video_frames": 9}
+    rows = [
+        {"name": "sample", "input_image_path": "inputs/batch_0000", "trajectory": "right", **common},
+        {"name": "vipe", "vipe_path": "inputs/vipe", "vipe_starting_frame_idx": 1, **common},
+        {"name": "multiview", "multiview_npz": "inputs/mv.npz", **common},
+    ]
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", rows), tmp_path / "out")
+    assert [o.state for o in summary.outcomes] == ["done"] * 3, [o.error for o in summary.outcomes]
+
+    def diff(a, b):
+        return float(np.abs(a.astype(float) - b[4:68]).mean())  # 72 rows centre-cropped to 64
+
+    out = {name: read_video(tmp_path / "out" / f"{name}.mp4")[0] for name in ("sample", "vipe", "multiview")}
+    assert all(frames.shape == (9, 64, 128, 3) for frames in out.values())
+    # Each starts from its own input's first frame (the ViPE job from frame 1).
+    assert diff(out["sample"][0], rgb[0]) < 4 < diff(out["sample"][0], rgb[1])  # measured 3.2 and 7.4
+    assert diff(out["vipe"][0], rgb[1]) < 4 < diff(out["vipe"][0], rgb[0])  # 3.3 and 8.1
+    assert diff(out["multiview"][0], still[0]) < 4
