@@ -87,8 +87,8 @@ def user_errors(func: Callable) -> Callable:
         except Gen3cInputError as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/]: no partial output was kept")
+        except KeyboardInterrupt as exc:
+            console.print(f"[bold red]interrupted[/]: {exc or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=130) from None
 
     return wrapper
@@ -209,6 +209,14 @@ DepthEstimatorOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the diffusion sampler (the preview is deterministic).")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue an interrupted long run (several chunks) of the same command from its last finished chunk, "
+        "kept in NAME.partial/ beside the outputs.",
+    ),
+]
 
 
 # Options of the gen3c diffusion generator (GEN3C's flag names) ------------------------------------
@@ -388,6 +396,7 @@ def generate(
         bool,
         typer.Option("--trust_checkpoint", help="Allow full unpickling (which can run code) of a legacy .pt input you trust."),
     ] = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Generate a camera-controlled video from an image, a video with depth and cameras, or multi-view key frames.
 
@@ -420,7 +429,7 @@ def generate(
             compile=compile, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
         ),
     )  # fmt: skip
-    _run(request)
+    _run(request, resume=resume)
 
 
 @app.command()
@@ -436,6 +445,7 @@ def demo(
     save_buffer: SaveBufferOpt = False,
     save_point_cloud: PlyOpt = False,
     foreground_masking: FgOpt = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Run the preview generator on the shipped sample (image + depth): no downloads, seconds on a CPU."""
     from gen3c.io.images import parse_resolution
@@ -451,7 +461,7 @@ def demo(
     )  # fmt: skip
     image, depth, K = load_demo_sample()
     source = prepare_source(image, depth, K, parse_resolution(resolution), "crop", depth_kind="metric")
-    _run(request, source=source)
+    _run(request, source=source, resume=resume)
 
 
 @app.command()
@@ -604,11 +614,11 @@ def console_warnings():
         warnings.showwarning = previous
 
 
-def _run(request, source=None) -> None:
+def _run(request, source=None, resume: bool = False) -> None:
     from gen3c.pipelines.request import run_request
 
     with console_warnings(), rich_progress() as progress:
-        out = run_request(request, source=source, progress=progress)
+        out = run_request(request, source=source, progress=progress, resume=resume)
     result = out.result
     chunks = f" in {len(result.chunks)} chunks" if len(result.chunks) > 1 else ""
     console.print(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
+from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
 GENERATORS = ("preview", "gen3c")
@@ -414,6 +416,7 @@ def run_request(
     generator=None,
     progress: ProgressFactory | None = None,
     keep_frames: bool | None = None,
+    resume: bool = False,
 ) -> RunOutput:
     """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
@@ -425,6 +428,10 @@ def run_request(
             report each chunk's stages as "Chunk k/n: …".
         keep_frames: also keep every frame (and buffer) in the result; default: only for a run of
             one chunk, so long videos stream to disk with flat memory.
+        resume: continue the interrupted run of this request from its last finished chunk. A run
+            of several chunks keeps each finished chunk in ``NAME.partial/`` beside its outputs
+            (:mod:`gen3c.pipelines.resume`) until it finishes; without ``resume`` an unfinished
+            run there is an error, so nothing is lost by mistake.
     """
     from gen3c.io.atomic import ensure_writable_dir
 
@@ -436,18 +443,45 @@ def run_request(
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
     check_num_frames(T, generator, chunk_frames)
-    # 2. Read the input: cache plan, cameras, first frame
-    scene = load_scene(request, source)
-    # 3. Generate chunk by chunk, streaming the outputs
-    num_chunks = len(plan_chunks(T, chunk_frames))
-    num_buffers = scene.plan.buffers_for(num_chunks)
+    chunks = plan_chunks(T, chunk_frames)
+    num_chunks = len(chunks)
     keep = num_chunks == 1 if keep_frames is None else keep_frames
-    with OutputWriter(
-        request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps
-    ) as out:
-        result = generate_video(
-            scene.plan, scene.cameras, generator, scene.first_frame, progress, chunk_frames=chunk_frames, sink=out, keep=keep
-        )
-        point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
-        paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=request.to_dict())
+    partial = None
+    if num_chunks > 1:
+        partial = PartialRun.open(request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume)
+        if partial.finished and keep:
+            raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
+    elif resume:
+        warnings.warn(f"--resume: a run of one chunk has nothing to resume; making all {T} frames", stacklevel=2)
+    try:
+        # 2. Read the input: cache plan, cameras, first frame
+        scene = load_scene(request, source)
+        # 3. Generate chunk by chunk, streaming the outputs (and keeping finished chunks)
+        num_buffers = scene.plan.buffers_for(num_chunks)
+        with OutputWriter(
+            request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps
+        ) as out:
+            first_frame, sink, on_chunk = scene.first_frame, out, None
+            if partial is not None:
+                sink = ChunkKeeper(out, partial, scene.plan)
+                on_chunk = sink.chunk_done
+                if partial.finished:
+                    first_frame = restore(partial, scene.plan)
+                    sink.replay(chunks, progress)
+            result = generate_video(
+                scene.plan, scene.cameras, generator, first_frame, progress, chunk_frames=chunk_frames, sink=sink, keep=keep,
+                start_chunk=partial.finished if partial else 0, on_chunk=on_chunk,
+            )  # fmt: skip
+            point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
+            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=request.to_dict())
+    except BaseException as exc:
+        if partial is not None and not partial.finished:
+            partial.remove()  # nothing finished: nothing worth keeping
+        elif partial is not None and isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt(
+                f"{partial.finished} of {partial.num_chunks} chunks are kept in {partial.path}: run the same command with --resume to continue"
+            ) from None
+        raise
+    if partial is not None:
+        partial.remove()
     return RunOutput(result=result, paths=paths, seconds=time.perf_counter() - started)
