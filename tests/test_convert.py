@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -352,3 +353,13 @@ def test_tiny_tokenizer_round_trips(tmp_path):
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(tmp_path)(["a cat"]).input_ids == tok(["a cat"]).input_ids
+
+
+def test_conversion_writes_a_checksum_manifest_that_verifies(converted):
+    from gen3c.models.verify import CHECKSUMS_FILE, verify_checksums, verify_weights
+
+    _, _, out, _ = converted
+    files = json.loads((out / CHECKSUMS_FILE).read_text())["files"]
+    assert "transformer/diffusion_pytorch_model.safetensors" in files and "conversion_report.txt" in files
+    assert verify_checksums(out) == len(files)
+    verify_weights(out)

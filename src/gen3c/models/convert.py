@@ -11,7 +11,7 @@ Input (what GEN3C's ``scripts/download_gen3c_checkpoints.py`` writes)::
 Output: a folder ``Gen3cPipeline.from_pretrained`` loads — ``transformer/``, ``vae/``,
 ``scheduler/``, ``text_encoder/``, ``tokenizer/``, ``prompt_cache/`` (T5 embeddings of the
 empty prompt and GEN3C's default negative prompt), all weights as safetensors, plus
-``conversion_report.txt``.
+``conversion_report.txt`` and ``checksums.json`` (sha256 of every file, :mod:`gen3c.models.verify`).
 
 Every source key is accounted for: renamed to exactly one diffusers key, or dropped under a
 documented rule (:data:`DIT_DROPS`, :data:`TOKENIZER_DROPS`); anything else, and any diffusers
@@ -43,6 +43,7 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cModelError
 from gen3c.models import configs
+from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
 DIT_FILE = Path("Gen3C-Cosmos-7B") / "model.pt"
 TOKENIZER_DIR = Path("Cosmos-Tokenize1-CV8x8x8-720p")
@@ -508,6 +509,8 @@ def convert_checkpoint(
             components["tokenizer"] = ["transformers", type(tokenizer).__name__]
         _write_model_index(staging, components)
         (staging / "conversion_report.txt").write_text(report.format() + "\n")
+        say(f"writing {CHECKSUMS_FILE} (sha256 of every file, checked by --verify_checksums)")
+        write_checksums(staging)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

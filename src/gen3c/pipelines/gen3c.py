@@ -618,14 +618,29 @@ def load_pipeline(
     *,
     dtype: torch.dtype | str = torch.bfloat16,
     load_text_encoder: bool = False,
+    verify_checksums: bool = False,
 ) -> Gen3cPipeline:
-    """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for."""
+    """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for.
+
+    A local folder is checked first (:mod:`gen3c.models.verify`): its layout, every tensor's name,
+    shape and dtype against the configs, and with ``verify_checksums`` every file's sha256
+    against the ``checksums.json`` that ``gen3c convert`` wrote.
+    """
+    from gen3c.models import verify
+
     dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     source = str(checkpoint)
     local = Path(source).expanduser()
     if local.exists():
         check_checkpoint_dir(local)
+        verify.verify_weights(local)
+        if verify_checksums:
+            verify.verify_checksums(local)
         source = str(local)
+    elif verify_checksums:
+        raise Gen3cInputError(
+            f"--verify_checksums checks a local checkpoint folder; {source!r} is not one (hub downloads are checked by the hub)"
+        )
     elif source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
         raise Gen3cModelError(
             f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}"
@@ -657,6 +672,7 @@ def load_generator(
     fp8_matmul: bool = False,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str = torch.bfloat16,
+    verify_checksums: bool = False,
     **generator_options: Any,
 ) -> Gen3cGenerator:
     """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
@@ -674,6 +690,7 @@ def load_generator(
         fp8_matmul: run the blocks' linears as float8 matmuls (H100-class GPUs; a quality cost).
         device: compute device (default CUDA when available).
         dtype: weights' dtype (bfloat16 as GEN3C).
+        verify_checksums: check every file against the checkpoint's ``checksums.json`` first.
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
     plan = memory_plan(
@@ -684,7 +701,7 @@ def load_generator(
         fp8=fp8,
         vae_chunk_frames=vae_chunk_frames,
     )
-    pipe = load_pipeline(checkpoint, dtype=dtype)
+    pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums)
     pipe.disable_prompt_encoder = disable_prompt_encoder
     pipe.configure_memory(plan, device)
     from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
@@ -742,6 +759,7 @@ GENERATOR_OPTIONS: dict[str, type] = {
     "device": str,
     "dtype": str,
     "chunk_frames": int,
+    "verify_checksums": bool,
     # GEN3C flags for parts this library does not have (no prompt upsampler, no guardrails):
     # accepted so GEN3C command lines carry over, without effect.
     "offload_prompt_upsampler": bool,
