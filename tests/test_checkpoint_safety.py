@@ -4,7 +4,9 @@ checkpoints are checked — names, shapes, dtypes against the configs, sha256 ma
 from __future__ import annotations
 
 import json
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,7 @@ def test_malicious_pickles_are_refused_and_never_run(tmp_path):
     from gen3c.io.depth import load_depth
     from gen3c.io.gen3c_sample import read_sample
     from gen3c.io.multiview import read_multiview
-    from gen3c.models.convert import load_torch_file
+    from gen3c.models.convert import load_torch_file, read_torchscript_tensors
 
     marker = tmp_path / "pwned"
     pt = tmp_path / "evil.pt"
@@ -51,8 +53,13 @@ def test_malicious_pickles_are_refused_and_never_run(tmp_path):
     npz = tmp_path / "evil.npz"
     keys = ("depth_key_frames", "mask_key_frames", "K_key_frames", "w2cs_key_frames", "w2cs_all")
     np.savez(npz, images_key_frames=np.array([Evil(marker)], dtype=object), **{k: np.zeros(1) for k in keys})
+    jit = tmp_path / "encoder.jit"  # a TorchScript-shaped zip whose data.pkl carries the payload
+    with zipfile.ZipFile(jit, "w") as archive:
+        archive.writestr("encoder/data.pkl", pickle.dumps(Evil(marker), protocol=2))
+        archive.writestr("encoder/version", "3\n")
     attempts = [
         (Gen3cModelError, "trust_checkpoint", lambda: load_torch_file(pt)),
+        (Gen3cModelError, "without running it", lambda: read_torchscript_tensors(jit)),
         (Gen3cInputError, "trust_checkpoint", lambda: read_sample(pt, (32, 48))),
         (Gen3cModelError, "never unpickled", lambda: load_checkpoint(pt)),
         (Gen3cInputError, "never unpickled", lambda: load_depth(npy)),
@@ -81,6 +88,8 @@ def test_every_load_in_the_library_is_pickle_free():
             else:
                 assert "weights_only=True" in call, (path, call)
     assert trusted == 2
+    jit_loads = [p.name for p in SRC.rglob("*.py") if "torch.jit.load(" in p.read_text()]
+    assert jit_loads == ["convert.py"]  # behind trust_checkpoint; read_torchscript_tensors otherwise
 
 
 # -- checkpoint structure and checksums -----------------------------------------------------

@@ -363,3 +363,15 @@ def test_conversion_writes_a_checksum_manifest_that_verifies(converted):
     assert "transformer/diffusion_pytorch_model.safetensors" in files and "conversion_report.txt" in files
     assert verify_checksums(out) == len(files)
     verify_weights(out)
+
+
+def test_torchscript_tensors_are_read_without_torch_jit_load(tmp_path):
+    from gen3c.models.convert import read_torchscript_tensors
+
+    state = {"a.b.weight": torch.rand(2, 3), "a.wavelets": torch.rand(4), "c.bias": torch.zeros(2, dtype=torch.float16)}
+    torchscript_archive(state, tmp_path / "x.jit")
+    got = read_torchscript_tensors(tmp_path / "x.jit")
+    assert sorted(got) == sorted(state) and all(torch.equal(got[k], v) and got[k].dtype == v.dtype for k, v in state.items())
+    (tmp_path / "bad.jit").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(Gen3cModelError, match="without running it"):
+        read_torchscript_tensors(tmp_path / "bad.jit")
