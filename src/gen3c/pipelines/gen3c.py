@@ -581,6 +581,8 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
         )
     try:
         declared = json.loads(index.read_text())
+        if not isinstance(declared, dict):
+            raise ValueError(f"a JSON {type(declared).__name__}, not an object")
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
             f"checkpoint {str(root)!r}: model_index.json is unreadable ({_first_line(exc)}): convert again"
@@ -603,7 +605,7 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
         for idx in index_files:
             try:
                 shards = set(json.loads(idx.read_text())["weight_map"].values())
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 missing.append(f"{name}/{idx.name} (unreadable)")
                 continue
             missing += [f"{name}/{s}" for s in sorted(shards) if not (folder / s).is_file()]

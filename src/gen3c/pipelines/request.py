@@ -132,6 +132,39 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
     return float(value) if base == "float" else value
 
 
+#: Frame rates a video can be written at.
+MAX_FPS = 240.0
+
+
+def check_request(request: GenerationRequest) -> None:
+    """Refuse settings no run can use, before anything is read or loaded (the other settings are
+    checked where they are parsed: resolution, trajectory, frame counts, files)."""
+    from gen3c.cache import SPLAT_MODES
+    from gen3c.io.images import RESIZE_MODES
+
+    for key, choices in (("splat", SPLAT_MODES), ("resize_mode", RESIZE_MODES)):
+        value = getattr(request, key)
+        if value not in choices:
+            raise Gen3cInputError(f"--{key} {str(value)[:40]!r} is unknown: choose one of {', '.join(choices)}")
+    numbers = (("movement_distance", request.movement_distance, "a finite number"),
+               ("filter_points_threshold", request.filter_points_threshold, "a number ≥ 0 (0 keeps every point)"),
+               ("png_depth_scale", request.png_depth_scale, "a number > 0"),
+               ("fps", request.fps, f"a frame rate in (0, {MAX_FPS:g}]"))  # fmt: skip
+    for key, value, what in numbers:
+        bad = not math.isfinite(value) or (
+            (key == "filter_points_threshold" and value < 0)
+            or (key == "png_depth_scale" and value <= 0)
+            or (key == "fps" and not 0 < value <= MAX_FPS)
+        )
+        if bad:
+            raise Gen3cInputError(f"--{key} {value} is impossible: pass {what}")
+    if request.fov is not None and not math.isfinite(request.fov):
+        raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
+    name = request.video_save_name
+    if not name or Path(name).name != name or name in (".", "..") or any(ord(c) < 32 for c in name):
+        raise Gen3cInputError(f"--video_save_name {name[:40]!r} must be a plain file name (no folders or control characters)")
+
+
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
     """The input image's intrinsics from ``"fx,fy,cx,cy"`` (or a file: JSON, txt, npy — see
     :func:`gen3c.depth.user.parse_intrinsics`) or a horizontal fov, or None."""
@@ -437,6 +470,7 @@ def run_request(
 
     started = time.perf_counter()
     # 1. Check the request
+    check_request(request)
     ensure_writable_dir(request.video_save_folder, "--video_save_folder")
     check_frame_count(request)
     generator = generator or make_generator(request)
