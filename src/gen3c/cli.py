@@ -480,7 +480,10 @@ def convert(
     out: Annotated[Path, typer.Argument(help="Folder to write the gen3c checkpoint to (diffusers layout, safetensors).")],
     trust_checkpoint: Annotated[
         bool,
-        typer.Option("--trust_checkpoint", help="Allow full unpickling of .pt files that need it (it can run code from the file)."),
+        typer.Option(
+            "--trust_checkpoint",
+            help="Allow full unpickling of .pt files that need it and torch.jit.load of the .jit files (both can run code from the file).",
+        ),
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
     no_text_encoder: Annotated[

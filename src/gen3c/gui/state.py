@@ -608,7 +608,8 @@ class JobRunner:
     """Runs one :func:`run_request` at a time in a worker thread; a second start is refused.
 
     Cancelling is cooperative: the next progress call raises :class:`GenerationCancelled`, which
-    unwinds the run before anything is written (outputs are written atomically at the end).
+    unwinds the run before anything is written (outputs are written atomically at the end); the
+    chunks a long run kept for ``--resume`` are dropped too, since the GUI does not resume.
     """
 
     def __init__(self) -> None:
