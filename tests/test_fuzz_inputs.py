@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -351,4 +352,28 @@ def test_run_request_settings(tmp_path, box_scene, changes):
         assert not any(out.iterdir()), sorted(p.name for p in out.iterdir())
     else:
         assert count_video_frames(result.paths["video"]) == request.num_video_frames
+        accepted()
+
+
+floats32 = st.floats(allow_nan=True, allow_infinity=True, width=32)
+
+
+@FUZZ
+@given(
+    st.sampled_from(["left", "clockwise", "zoom_in", "x"]), st.sampled_from(["center_facing", "no_rotation", "trajectory_aligned", "y"]),
+    st.integers(-2, 30), floats32, floats32, st.one_of(st.none(), st.lists(floats32, min_size=9, max_size=9)),
+)  # fmt: skip
+def test_preset_trajectory_arguments(trajectory, rotation, n, distance, center, K):
+    """The trajectory API: the asked number of finite cameras, or a one-line error (huge
+    distances used to overflow float32 into non-finite poses)."""
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.trajectories import preset_trajectory
+
+    K = intrinsics_from_fov(60, 32, 48) if K is None else torch.tensor(K).reshape(3, 3)
+    try:
+        cams = preset_trajectory(trajectory, rotation, n, torch.eye(4), K, 32, 48, distance, center)
+    except Gen3cInputError as exc:
+        one_line(exc)
+    else:
+        assert len(cams) == n and torch.isfinite(cams.w2c).all()
         accepted()
