@@ -311,7 +311,7 @@ setting_strategies = {
     "camera_rotation": st.sampled_from(["center_facing", "trajectory_aligned", "spin"]),
     "movement_distance": st.floats(allow_nan=True, allow_infinity=True, width=32),
     "trajectory_scale": st.sampled_from(["auto", "gen3c", "median_depth", "huge"]),
-    "num_video_frames": st.integers(-3, 12),
+    "num_video_frames": st.one_of(st.integers(-3, 12), st.just("5"), st.just(5.0)),
     "chunk_frames": st.one_of(st.none(), st.integers(-2, 6)),
     "filter_points_threshold": st.one_of(st.floats(-1, 2), st.just(float("nan"))),
     "splat": st.sampled_from(["bilinear", "zbuffer", "nearest"]),
@@ -322,7 +322,8 @@ setting_strategies = {
     "fov": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=32)),
     "png_depth_scale": st.floats(allow_nan=True, allow_infinity=True, width=32),
     "generator": st.sampled_from(["preview", "preview", "other"]),
-    "save_buffer": st.booleans(),
+    "save_buffer": st.one_of(st.booleans(), st.just("yes")),
+    "seed": st.one_of(st.integers(-2, 2), st.just("1"), st.just(None)),
     "vipe_starting_frame_idx": st.integers(-1, 2),
 }
 #: Up to three settings changed at a time, so that many runs are valid and reach the video.
@@ -331,7 +332,7 @@ settings_values = st.lists(st.sampled_from(sorted(setting_strategies)), max_size
 )
 
 
-@settings(max_examples=50 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(settings_values)
 def test_run_request_settings(tmp_path, box_scene, changes):
     """Every setting a caller passes either makes a video of the asked frame count or raises a
@@ -376,4 +377,18 @@ def test_preset_trajectory_arguments(trajectory, rotation, n, distance, center, 
         one_line(exc)
     else:
         assert len(cams) == n and torch.isfinite(cams.w2c).all()
+        accepted()
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.sampled_from([".json", ".txt", ".npy", ".K"]))
+def test_intrinsics_files(tmp_path, data, suffix):
+    path = tmp_path / f"K{suffix}"
+    path.write_bytes(data)
+    try:
+        K = parse_intrinsics(str(path), None, 48, 64)
+    except Gen3cInputError as exc:
+        one_line(exc)
+    else:
+        assert K is None or (K.shape == (3, 3) and torch.isfinite(K).all())
         accepted()
