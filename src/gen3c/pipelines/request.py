@@ -143,7 +143,8 @@ def check_request(request: GenerationRequest) -> None:
     from gen3c.io.images import RESIZE_MODES
 
     for f in fields(GenerationRequest):  # a request built in Python skips from_dict's type checks
-        _coerce(f.name, getattr(request, f.name), f.type, "request")
+        if not f.type.startswith("str"):  # paths may be str or os.PathLike
+            _coerce(f.name, getattr(request, f.name), f.type, "request")
     for key, choices in (("splat", SPLAT_MODES), ("resize_mode", RESIZE_MODES)):
         value = getattr(request, key)
         if value not in choices:
