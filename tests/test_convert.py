@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -352,3 +353,25 @@ def test_tiny_tokenizer_round_trips(tmp_path):
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(tmp_path)(["a cat"]).input_ids == tok(["a cat"]).input_ids
+
+
+def test_conversion_writes_a_checksum_manifest_that_verifies(converted):
+    from gen3c.models.verify import CHECKSUMS_FILE, verify_checksums, verify_weights
+
+    _, _, out, _ = converted
+    files = json.loads((out / CHECKSUMS_FILE).read_text())["files"]
+    assert "transformer/diffusion_pytorch_model.safetensors" in files and "conversion_report.txt" in files
+    assert verify_checksums(out) == len(files)
+    verify_weights(out)
+
+
+def test_torchscript_tensors_are_read_without_torch_jit_load(tmp_path):
+    from gen3c.models.convert import read_torchscript_tensors
+
+    state = {"a.b.weight": torch.rand(2, 3), "a.wavelets": torch.rand(4), "c.bias": torch.zeros(2, dtype=torch.float16)}
+    torchscript_archive(state, tmp_path / "x.jit")
+    got = read_torchscript_tensors(tmp_path / "x.jit")
+    assert sorted(got) == sorted(state) and all(torch.equal(got[k], v) and got[k].dtype == v.dtype for k, v in state.items())
+    (tmp_path / "bad.jit").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(Gen3cModelError, match="without running it"):
+        read_torchscript_tensors(tmp_path / "bad.jit")

@@ -2,11 +2,14 @@
 valid result or a one-line Gen3cInputError — never another exception, never a hang."""
 
 import json
+import os
 import string
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+import torch
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gen3c.errors import Gen3cInputError
@@ -15,11 +18,18 @@ from gen3c.io.depth import conform_depth, load_depth
 from gen3c.io.images import load_image, parse_resolution
 from gen3c.pipelines.request import GenerationRequest, parse_intrinsics
 
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: GEN3C_FUZZ_SCALE=10 runs ten times the examples (docs/reliability.md's numbers); CI runs 1×.
+SCALE = int(os.environ.get("GEN3C_FUZZ_SCALE", "1"))
+FUZZ = settings(max_examples=120 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def one_line(exc: Exception) -> None:
     assert "\n" not in str(exc) and len(str(exc)) < 600
+    event("refused with a one-line error")
+
+
+def accepted() -> None:
+    event("accepted")
 
 
 numbers = st.one_of(st.integers(-5, 5000), st.floats(allow_nan=True, allow_infinity=True), st.none(), st.text(max_size=3), st.booleans())
@@ -133,3 +143,252 @@ def test_request_dicts(data):
 def test_request_round_trip():
     req = GenerationRequest(input_image_path="a.png", num_video_frames=9)
     assert GenerationRequest.from_dict(json.loads(json.dumps(req.to_dict()))) == req
+
+
+# -- directories and archives: a valid layout, then hypothesis mutates its files ----------------
+
+SMALL = (16, 24)  # working size of the layouts' reads
+dtypes = st.sampled_from(["f2", "f4", "f8", "i4", "u1", "?", "c8", "U2"])
+fills = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3))
+arrays = st.builds(
+    lambda dtype, shape, fill: np.full(shape, fill if dtype[0] in "fc" else 1, dtype=dtype),
+    dtypes, st.lists(st.integers(0, 5), min_size=0, max_size=4), fills,
+)  # fmt: skip
+#: What happens to one file: kept, deleted, random bytes, cut short, or (npz) one key replaced.
+mutation = st.one_of(
+    st.just(("keep",)), st.just(("delete",)), st.tuples(st.just("bytes"), st.binary(max_size=300)),
+    st.tuples(st.just("truncate"), st.floats(0, 1)), st.tuples(st.just("array"), st.text("abcdeimnprstw_", max_size=12), arrays),
+)  # fmt: skip
+
+
+def mutate(path, change) -> None:
+    kind = change[0]
+    if kind == "delete":
+        path.unlink()
+    elif kind == "bytes":
+        path.write_bytes(change[1])
+    elif kind == "truncate":
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * change[1])])
+    elif kind == "array" and path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                content = {k: data[k] for k in data.files}
+        except Exception:  # an earlier mutation already broke it
+            return
+        if not content:
+            return
+        keys = sorted(content)
+        content[keys[hash(change[1]) % len(keys)] if change[1][:1] in "abcde" else change[1] or "x"] = change[2]
+        np.savez(path, **content)
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    """A small valid sample directory, ViPE directory and multi-view npz to mutate."""
+    from layouts import scene, write_multiview, write_sample, write_vipe
+
+    rgb, depth, ids, w2c, K = scene(4, 16, 24)
+    root = tmp_path_factory.mktemp("layouts")
+    sample = write_sample(root / "sample", rgb, depth, depth > 0, w2c, K)
+    vipe = write_vipe(root / "vipe", "clip", rgb, depth, w2c, K, ids)
+    mv = write_multiview(root / "mv.npz", rgb[:2], depth[:2], depth[:2] > 0, K[:2], w2c[:2], w2c)
+    return sample, vipe, mv
+
+
+def fresh_copy(src, tmp_path):
+    import shutil
+    import tempfile
+
+    dst = Path(tempfile.mkdtemp(dir=tmp_path)) / src.name
+    (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    return dst
+
+
+DIR_FUZZ = settings(max_examples=40 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
+VIPE_FILES = ("rgb/clip.mp4", "pose/clip.npz", "intrinsics/clip.npz", "depth/clip.zip", "mask/clip.zip")
+
+
+@DIR_FUZZ
+@given(st.lists(st.tuples(st.sampled_from(SAMPLE_FILES), mutation), max_size=3), st.integers(-2, 5), st.integers(-1, 6))
+def test_sample_directories(tmp_path, layouts, changes, start, count):
+    from gen3c.io.gen3c_sample import read_sample
+
+    folder = fresh_copy(layouts[0], tmp_path)
+    for name, change in changes:
+        if (folder / name).exists():
+            mutate(folder / name, change)
+    try:
+        frames = read_sample(folder, SMALL, start=start, num_frames=count)
+    except Gen3cInputError as exc:
+        one_line(exc)
+    else:
+        assert 1 <= len(frames) and np.isfinite(frames.w2c.numpy()).all() and frames.size == SMALL
+        accepted()
+
+
+@DIR_FUZZ
+@given(st.lists(st.tuples(st.sampled_from(VIPE_FILES), mutation), max_size=3), st.integers(-1, 5))
+def test_vipe_directories(tmp_path, layouts, changes, start):
+    from gen3c.io.vipe import read_vipe
+
+    folder = fresh_copy(layouts[1], tmp_path)
+    for name, change in changes:
+        if (folder / name).exists():
+            mutate(folder / name, change)
+    try:
+        frames = read_vipe(folder, SMALL, start=start, num_frames=3)
+    except Gen3cInputError as exc:
+        one_line(exc)
+    else:
+        assert 1 <= len(frames) <= 3 and np.isfinite(frames.depth.numpy()).all()
+        accepted()
+
+
+@DIR_FUZZ
+@given(st.lists(mutation, max_size=3))
+def test_multiview_npz(tmp_path, layouts, changes):
+    from gen3c.io.multiview import read_multiview
+
+    path = fresh_copy(layouts[2], tmp_path)
+    for change in changes:
+        if path.exists():
+            mutate(path, change)
+    try:
+        mv = read_multiview(path, SMALL)
+    except Gen3cInputError as exc:
+        one_line(exc)
+    else:
+        assert len(mv.keys) >= 1 and len(mv.trajectory) >= 1
+        accepted()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from gen3c.models.tiny import tiny_pipeline
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    tiny_pipeline(seed=0).save_pretrained(folder)
+    return folder
+
+
+CKPT_FILES = ("model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors",
+              "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json")  # fmt: skip
+
+
+@settings(DIR_FUZZ, max_examples=20 * SCALE)  # each accepted case loads the pipeline
+@given(st.lists(st.tuples(st.sampled_from(CKPT_FILES), st.one_of(mutation, st.tuples(st.just("json"), json_values))), min_size=1, max_size=3))
+def test_checkpoint_directories(tmp_path, tiny_checkpoint, changes):
+    """Whatever happens to a converted checkpoint's files, checking it gives a clear error
+    (or passes, and then the weights fit their configs)."""
+    from gen3c.errors import Gen3cModelError
+    from gen3c.models.verify import verify_weights
+    from gen3c.pipelines.gen3c import check_checkpoint_dir, load_pipeline
+
+    folder = fresh_copy(tiny_checkpoint, tmp_path)
+    for name, change in changes:
+        if not (folder / name).exists():
+            continue
+        if change[0] == "json":
+            (folder / name).write_text(json.dumps(change[1]))
+        else:
+            mutate(folder / name, change)
+    try:
+        check_checkpoint_dir(folder)
+        verify_weights(folder)
+        load_pipeline(folder, dtype="float32")
+    except Gen3cModelError as exc:
+        one_line(exc)
+    else:
+        accepted()
+
+
+# -- the public API: run_request with arbitrary settings ---------------------------------------
+
+setting_strategies = {
+    "trajectory": st.sampled_from(["left", "up", "clockwise", "sideways", ""]),
+    "camera_rotation": st.sampled_from(["center_facing", "trajectory_aligned", "spin"]),
+    "movement_distance": st.floats(allow_nan=True, allow_infinity=True, width=32),
+    "trajectory_scale": st.sampled_from(["auto", "gen3c", "median_depth", "huge"]),
+    "num_video_frames": st.one_of(st.integers(-3, 12), st.just("5"), st.just(5.0)),
+    "chunk_frames": st.one_of(st.none(), st.integers(-2, 6)),
+    "filter_points_threshold": st.one_of(st.floats(-1, 2), st.just(float("nan"))),
+    "splat": st.sampled_from(["bilinear", "zbuffer", "nearest"]),
+    "resolution": st.sampled_from(["16x24", "24x16", "17x24", "0x8", "16x24x3", "big"]),
+    "resize_mode": st.sampled_from(["crop", "stretch", "zoom"]),
+    "fps": st.floats(allow_nan=True, allow_infinity=True, width=32),
+    "video_save_name": st.sampled_from(["ok", "a/b", "..", "", ".", "x\x00y", "-v"]),
+    "fov": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=32)),
+    "png_depth_scale": st.floats(allow_nan=True, allow_infinity=True, width=32),
+    "generator": st.sampled_from(["preview", "preview", "other"]),
+    "save_buffer": st.one_of(st.booleans(), st.just("yes")),
+    "seed": st.one_of(st.integers(-2, 2), st.just("1"), st.just(None)),
+    "vipe_starting_frame_idx": st.integers(-1, 2),
+}
+#: Up to three settings changed at a time, so that many runs are valid and reach the video.
+settings_values = st.lists(st.sampled_from(sorted(setting_strategies)), max_size=3, unique=True).flatmap(
+    lambda keys: st.fixed_dictionaries({k: setting_strategies[k] for k in keys})
+)
+
+
+@settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(settings_values)
+def test_run_request_settings(tmp_path, box_scene, changes):
+    """Every setting a caller passes either makes a video of the asked frame count or raises a
+    one-line Gen3cInputError that leaves no file behind."""
+    import tempfile
+
+    from gen3c.io.video import count_video_frames
+    from gen3c.pipelines.request import run_request
+
+    image, depth, _, _ = box_scene
+    out = Path(tempfile.mkdtemp(dir=tmp_path))
+    base = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60.0, "resolution": "16x24", "num_video_frames": 5}
+    request = GenerationRequest(**{**base, **changes, "video_save_folder": str(out)})
+    try:
+        result = run_request(request)
+    except Gen3cInputError as exc:
+        one_line(exc)
+        assert not any(out.iterdir()), sorted(p.name for p in out.iterdir())
+    else:
+        assert count_video_frames(result.paths["video"]) == request.num_video_frames
+        accepted()
+
+
+floats32 = st.floats(allow_nan=True, allow_infinity=True, width=32)
+
+
+@FUZZ
+@given(
+    st.sampled_from(["left", "clockwise", "zoom_in", "x"]), st.sampled_from(["center_facing", "no_rotation", "trajectory_aligned", "y"]),
+    st.integers(-2, 30), floats32, floats32, st.one_of(st.none(), st.lists(floats32, min_size=9, max_size=9)),
+)  # fmt: skip
+def test_preset_trajectory_arguments(trajectory, rotation, n, distance, center, K):
+    """The trajectory API: the asked number of finite cameras, or a one-line error (huge
+    distances used to overflow float32 into non-finite poses)."""
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.trajectories import preset_trajectory
+
+    K = intrinsics_from_fov(60, 32, 48) if K is None else torch.tensor(K).reshape(3, 3)
+    try:
+        cams = preset_trajectory(trajectory, rotation, n, torch.eye(4), K, 32, 48, distance, center)
+    except Gen3cInputError as exc:
+        one_line(exc)
+    else:
+        assert len(cams) == n and torch.isfinite(cams.w2c).all()
+        accepted()
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.sampled_from([".json", ".txt", ".npy", ".K"]))
+def test_intrinsics_files(tmp_path, data, suffix):
+    path = tmp_path / f"K{suffix}"
+    path.write_bytes(data)
+    try:
+        K = parse_intrinsics(str(path), None, 48, 64)
+    except Gen3cInputError as exc:
+        one_line(exc)
+    else:
+        assert K is None or (K.shape == (3, 3) and torch.isfinite(K).all())
+        accepted()

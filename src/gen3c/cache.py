@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -415,6 +415,21 @@ class Cache3D:
 
     def __len__(self) -> int:
         return len(self.views)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The views' tensors by name (``view0.points``, …, newest first), e.g. for safetensors;
+        :meth:`load_state_dict` restores them exactly (a resumed long run needs the very cache)."""
+        return {f"view{i}.{f.name}": getattr(v, f.name).detach().cpu().contiguous()
+                for i, v in enumerate(self.views) for f in fields(CacheView)}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Replace the views with those of :meth:`state_dict`'s output."""
+        count = len({key.split(".")[0] for key in state})
+        names = [f.name for f in fields(CacheView)]
+        missing = [f"view{i}.{n}" for i in range(count) for n in names if f"view{i}.{n}" not in state]
+        if missing or count > self.max_buffers:
+            raise ValueError(f"not a cache state of at most {self.max_buffers} views (missing {missing[:3]})")
+        self.views = [CacheView(**{n: state[f"view{i}.{n}"] for n in names}) for i in range(count)]
 
     def add_view(self, image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None = None) -> CacheView:
         """Lift a source view (or a video of F frames) into the cache as a new buffer.

@@ -87,8 +87,8 @@ def user_errors(func: Callable) -> Callable:
         except Gen3cInputError as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/]: no partial output was kept")
+        except KeyboardInterrupt as exc:
+            console.print(f"[bold red]interrupted[/]: {exc or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=130) from None
 
     return wrapper
@@ -209,6 +209,14 @@ DepthEstimatorOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the diffusion sampler (the preview is deterministic).")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue an interrupted long run (several chunks) of the same command from its last finished chunk, "
+        "kept in NAME.partial/ beside the outputs.",
+    ),
+]
 
 
 # Options of the gen3c diffusion generator (GEN3C's flag names) ------------------------------------
@@ -276,6 +284,14 @@ AttentionOpt = Annotated[
 Fp8MatmulOpt = Annotated[
     bool,
     typer.Option("--fp8_matmul", help="gen3c generator: float8 matmuls in the DiT blocks (H100-class GPUs; faster, a small quality cost)."),
+]
+VerifyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verify_checksums",
+        help="gen3c generator: check every checkpoint file against the checksums.json `gen3c convert` wrote "
+        "(reads every byte: ~15–40 s for the 7B checkpoint). Names, shapes and dtypes are always checked.",
+    ),
 ]
 Fp8Opt = Annotated[bool, typer.Option("--fp8", help="gen3c generator: store the DiT's weights in float8 (half the memory, slight quality cost).")]
 LowMemoryOpt = Annotated[
@@ -403,6 +419,7 @@ def generate(
     attention_backend: AttentionOpt = None,
     fp8_matmul: Fp8MatmulOpt = False,
     num_gpus: NumGpusOpt = 1,
+    verify_checksums: VerifyOpt = False,
     chunk_frames: Annotated[
         int | None,
         typer.Option(
@@ -423,6 +440,7 @@ def generate(
         Path | None,
         typer.Option("--lora", help="gen3c generator: a LoRA adapter written by `gen3c train` (its lora/ folder or safetensors file)."),
     ] = None,
+    resume: ResumeOpt = False,
 ) -> None:
     """Generate a camera-controlled video from an image, a video with depth and cameras, or multi-view key frames.
 
@@ -454,9 +472,10 @@ def generate(
             disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
             low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
             fp8_matmul=fp8_matmul, num_gpus=num_gpus, model=model, lora=None if lora is None else str(lora),
+            verify_checksums=verify_checksums,
         ),
     )  # fmt: skip
-    _run(request)
+    _run(request, resume=resume)
 
 
 @app.command()
@@ -472,6 +491,7 @@ def demo(
     save_buffer: SaveBufferOpt = False,
     save_point_cloud: PlyOpt = False,
     foreground_masking: FgOpt = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Run the preview generator on the shipped sample (image + depth): no downloads, seconds on a CPU."""
     from gen3c.io.images import parse_resolution
@@ -487,7 +507,7 @@ def demo(
     )  # fmt: skip
     image, depth, K = load_demo_sample()
     source = prepare_source(image, depth, K, parse_resolution(resolution), "crop", depth_kind="metric")
-    _run(request, source=source)
+    _run(request, source=source, resume=resume)
 
 
 @app.command()
@@ -497,7 +517,10 @@ def convert(
     out: Annotated[Path, typer.Argument(help="Folder to write the gen3c checkpoint to (diffusers layout, safetensors).")],
     trust_checkpoint: Annotated[
         bool,
-        typer.Option("--trust_checkpoint", help="Allow full unpickling of .pt files that need it (it can run code from the file)."),
+        typer.Option(
+            "--trust_checkpoint",
+            help="Allow full unpickling of .pt files that need it and torch.jit.load of the .jit files (both can run code from the file).",
+        ),
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
     no_text_encoder: Annotated[
@@ -554,6 +577,7 @@ def gui(
     compile: CompileOpt = False,
     attention_backend: AttentionOpt = None,
     fp8_matmul: Fp8MatmulOpt = False,
+    verify_checksums: VerifyOpt = False,
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
     from gen3c.io.images import parse_resolution
@@ -575,7 +599,8 @@ def gui(
             offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
             disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
             disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
-            low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
+            low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
+            fp8_matmul=fp8_matmul, verify_checksums=verify_checksums,
         ),
     )  # fmt: skip
     gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)
@@ -667,7 +692,7 @@ def console_warnings():
         warnings.showwarning = previous
 
 
-def _run(request, source=None) -> None:
+def _run(request, source=None, resume: bool = False) -> None:
     from gen3c.parallel import is_main_process
     from gen3c.pipelines.request import run_request
 
@@ -675,10 +700,10 @@ def _run(request, source=None) -> None:
         # Another rank of a multi-GPU run: the same work, silently; rank 0 reports and writes.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            run_request(request, source=source)
+            run_request(request, source=source, resume=resume)
         return
     with console_warnings(), rich_progress() as progress:
-        out = run_request(request, source=source, progress=progress)
+        out = run_request(request, source=source, progress=progress, resume=resume)
     result = out.result
     chunks = f" in {len(result.chunks)} chunks" if len(result.chunks) > 1 else ""
     console.print(

@@ -120,8 +120,13 @@ def preset_trajectory(
         raise Gen3cInputError(
             f"source camera poses have shape {tuple(W0.shape)}: expected (4, 4) or ({num_frames}, 4, 4) for {num_frames} frames"
         )
-    w2c = A @ W0
-    return Cameras(w2c.to(torch.float32), K.to(torch.float32), height, width)
+    w2c = (A @ W0).to(torch.float32)
+    if not torch.isfinite(w2c).all():  # e.g. a distance so large that the path overflows float32
+        raise Gen3cInputError(
+            f"the {trajectory} path with movement_distance {distance:g} and centre depth {center_depth:g} leaves the "
+            "range of float32 numbers: pass a smaller --movement_distance"
+        )
+    return Cameras(w2c, K.to(torch.float32), height, width)
 
 
 def center_depth_for(trajectory_scale: str, depth: Tensor | None, depth_kind: str) -> float:

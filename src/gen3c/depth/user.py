@@ -65,7 +65,7 @@ def parse_intrinsics(spec: str | os.PathLike, name: str = "--intrinsics") -> Ten
             values = p.read_text().replace(",", " ").split()
     except Gen3cInputError:
         raise
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, EOFError, RecursionError) as exc:  # EOFError: an empty .npy
         raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
     return _from_values(_floats(values, name, str(p)), name, str(p))
 

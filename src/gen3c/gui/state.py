@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from gen3c.io.camera_files import (
 )
 from gen3c.pipelines.camera_video import SourceView, build_cache, prepare_source
 from gen3c.pipelines.request import GenerationRequest, RunOutput, load_source, make_cameras, run_request
+from gen3c.pipelines.resume import partial_dir
 
 PATH_MODES = ("preset", "keyframes", "file")
 #: Uploads larger than this are refused (an image, a depth map or a camera file).
@@ -606,7 +608,8 @@ class JobRunner:
     """Runs one :func:`run_request` at a time in a worker thread; a second start is refused.
 
     Cancelling is cooperative: the next progress call raises :class:`GenerationCancelled`, which
-    unwinds the run before anything is written (outputs are written atomically at the end).
+    unwinds the run before anything is written (outputs are written atomically at the end); the
+    chunks a long run kept for ``--resume`` are dropped too, since the GUI does not resume.
     """
 
     def __init__(self) -> None:
@@ -658,6 +661,8 @@ class JobRunner:
                     result = JobResult(error=str(exc))
                 except Exception as exc:  # a bug: report it in the page rather than lose it
                     result = JobResult(error=f"internal error: {type(exc).__name__}: {exc}")
+                if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
+                    shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
                 on_done(result)
 
             self._thread = threading.Thread(target=work, name="gen3c-gui-job", daemon=True)

@@ -11,7 +11,7 @@ Input (what GEN3C's ``scripts/download_gen3c_checkpoints.py`` writes)::
 Output: a folder ``Gen3cPipeline.from_pretrained`` loads — ``transformer/``, ``vae/``,
 ``scheduler/``, ``text_encoder/``, ``tokenizer/``, ``prompt_cache/`` (T5 embeddings of the
 empty prompt and GEN3C's default negative prompt), all weights as safetensors, plus
-``conversion_report.txt``.
+``conversion_report.txt`` and ``checksums.json`` (sha256 of every file, :mod:`gen3c.models.verify`).
 
 Every source key is accounted for: renamed to exactly one diffusers key, or dropped under a
 documented rule (:data:`DIT_DROPS`, :data:`TOKENIZER_DROPS`); anything else, and any diffusers
@@ -20,9 +20,10 @@ parameter left without a source, is an error.
 Safety: ``model.pt`` and ``mean_std.pt`` are read with ``torch.load(weights_only=True)``, which
 rebuilds tensors and plain containers only and runs no code from the file; a file that needs
 full unpickling is refused unless ``trust_checkpoint=True``. The ``.jit`` files are TorchScript
-archives read with ``torch.jit.load``: it does not unpickle arbitrary Python objects (its
-unpickler accepts TorchScript types only); it compiles the archive's TorchScript code, which
-this converter never runs — only the archive's ``state_dict()`` is read.
+archives; their tensors are read by :func:`read_torchscript_tensors`, an unpickler that builds
+tensors and plain attribute holders only, so the archive's code is never compiled or run
+(``torch.jit.load`` would compile it and run any ``__setstate__``; it is used only with
+``trust_checkpoint=True``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cModelError
 from gen3c.models import configs
+from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
 DIT_FILE = Path("Gen3C-Cosmos-7B") / "model.pt"
 TOKENIZER_DIR = Path("Cosmos-Tokenize1-CV8x8x8-720p")
@@ -286,6 +288,85 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+class _ScriptObject:
+    """A TorchScript module's attributes as plain data: its class is never looked up or run."""
+
+    def __init__(self, *args: Any) -> None:
+        self.attributes: dict[str, Any] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("a module with its own __setstate__ (TorchScript code would have to run)")
+        self.attributes = state
+
+
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
+    "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+}  # fmt: skip
+
+
+class _ArchiveUnpickler(pickle.Unpickler):
+    """Reads a TorchScript archive's ``data.pkl`` allowing tensors, storages and plain module
+    holders only (as ``weights_only`` does for torch.save files)."""
+
+    def __init__(self, data: bytes, archive: zipfile.ZipFile, prefix: str) -> None:
+        import io
+
+        super().__init__(io.BytesIO(data))
+        self.archive, self.prefix = archive, prefix
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _ScriptObject
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return torch._utils._rebuild_tensor_v2
+        if (module, name) == ("collections", "OrderedDict"):
+            import collections
+
+            return collections.OrderedDict
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        raise pickle.UnpicklingError(f"{module}.{name} is neither a tensor nor a module")
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], torch.dtype)):
+            raise pickle.UnpicklingError(f"unexpected persistent id {str(pid)[:60]}")
+        data = bytearray(self.archive.read(f"{self.prefix}/data/{pid[2]}"))
+        untyped = torch.frombuffer(data, dtype=torch.uint8).untyped_storage() if data else torch.UntypedStorage(0)
+        return torch.storage.TypedStorage(wrap_storage=untyped, dtype=pid[1], _internal=True)
+
+
+def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
+    """Every tensor attribute of a TorchScript archive's modules by dotted name (its state dict),
+    read without ``torch.jit.load``: the archive's code is neither compiled nor run."""
+
+    def walk(obj: _ScriptObject, prefix: str, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        for name, value in obj.attributes.items():
+            if isinstance(value, Tensor):
+                out[prefix + name] = value
+            elif isinstance(value, _ScriptObject):
+                walk(value, f"{prefix}{name}.", out)
+        return out
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+            if len(pickles) != 1:
+                raise ValueError("no data.pkl")
+            prefix = pickles[0].split("/")[0]
+            root = _ArchiveUnpickler(archive.read(pickles[0]), archive, prefix).load()
+        if not isinstance(root, _ScriptObject):
+            raise ValueError("the archive does not hold a module")
+        return walk(root, "", {})
+    except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, ValueError, TypeError, RuntimeError, EOFError, OSError) as exc:
+        raise Gen3cModelError(
+            f"{path} is not a TorchScript archive gen3c can read without running it ({_first_line(exc)}): download it again, "
+            "or if you trust it, convert with --trust_checkpoint (loads it with torch.jit.load)"
+        ) from None
+
+
 def dit_state_dict(obj: Any) -> tuple[dict[str, Any], str]:
     """The network state dict inside a loaded ``model.pt`` and where it was found."""
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
@@ -346,13 +427,16 @@ def convert_tokenizer(
     state: dict[str, Tensor] = {}
     for name in ("encoder.jit", "decoder.jit"):
         path = _require(folder / name, f"the tokenizer's {name}")
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except (RuntimeError, ValueError) as exc:
-            raise Gen3cModelError(
-                f"{path} is not a TorchScript archive ({_first_line(exc)}): download it again"
-            ) from None
-        for key, value in module.state_dict().items():
+        if trust_checkpoint:
+            try:
+                tensors = torch.jit.load(str(path), map_location="cpu").state_dict()
+            except (RuntimeError, ValueError) as exc:
+                raise Gen3cModelError(
+                    f"{path} is not a TorchScript archive ({_first_line(exc)}): download it again"
+                ) from None
+        else:
+            tensors = read_torchscript_tensors(path)
+        for key, value in tensors.items():
             if key in state:
                 raise Gen3cModelError(f"{path}: key {key} also appears in the other tokenizer file")
             state[key] = value.detach().clone()
@@ -508,6 +592,8 @@ def convert_checkpoint(
             components["tokenizer"] = ["transformers", type(tokenizer).__name__]
         _write_model_index(staging, components)
         (staging / "conversion_report.txt").write_text(report.format() + "\n")
+        say(f"writing {CHECKSUMS_FILE} (sha256 of every file, checked by --verify_checksums)")
+        write_checksums(staging)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

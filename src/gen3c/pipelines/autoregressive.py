@@ -103,8 +103,27 @@ class CachePlan(Protocol):
         """Points (N, 3) and colours (N, 3) in [−1, 1] of the cache, for ``--save_point_cloud``."""
         ...
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """What the chunks so far changed (the cache's views), for ``--resume``; {} when nothing."""
+        ...
 
-class FixedCache:
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+        ...
+
+
+class _Unchanging:
+    """Plans whose cache follows from the input alone: nothing to keep for a resumed run."""
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)[:3]}")
+
+
+class FixedCache(_Unchanging):
     """The same cache for every chunk (multi-view input; any cache handed over as is)."""
 
     def __init__(self, cache: Cache3D) -> None:
@@ -183,8 +202,14 @@ class GrowingCache:
     def point_cloud(self) -> tuple[Tensor, Tensor]:
         return self.cache.point_cloud()
 
+    def state_dict(self) -> dict[str, Tensor]:
+        return self.cache.state_dict()
 
-class VideoCache:
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.cache.load_state_dict(state)
+
+
+class VideoCache(_Unchanging):
     """A 4D cache of a video: target frame t renders source frame t (spec §7).
 
     Each chunk lifts only its own source frames, so the cache of a long video costs one chunk's

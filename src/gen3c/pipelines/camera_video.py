@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,7 +30,7 @@ from gen3c.cameras import Cameras, resize_crop_intrinsics, resize_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
 from gen3c.io.camera_files import save_cameras
-from gen3c.io.images import resize_image
+from gen3c.io.images import resize_image, to_uint8
 from gen3c.io.ply import write_ply
 from gen3c.io.video import DEFAULT_FPS, VideoWriter
 from gen3c.pipelines.autoregressive import (
@@ -239,6 +240,8 @@ def generate_video(
     chunk_frames: int | None = None,
     sink: FrameSink | None = None,
     keep: bool | None = None,
+    start_chunk: int = 0,
+    on_chunk: Callable[[int, Tensor], None] | None = None,
 ) -> VideoResult:
     """Render the cache along ``cameras`` and let ``generator`` make the video, chunk by chunk.
 
@@ -256,6 +259,10 @@ def generate_video(
         sink: receives ``write(frames, buffers)`` as chunks finish, e.g. an :class:`OutputWriter`.
         keep: keep every frame and buffer in the result (default: only without a sink). A kept
             long video costs memory in proportion to its length; a sink keeps memory flat.
+        start_chunk: skip the chunks before this one (a resumed run, :mod:`gen3c.pipelines.resume`):
+            ``first_frame`` is then the previous chunk's last frame and the plan holds the cache
+            state that chunk left; the result keeps the new chunks only.
+        on_chunk: called as ``on_chunk(k, last_frame)`` after chunk k went to the sink.
     """
     T = len(cameras)
     chunk = resolve_chunk_frames(T, generator, chunk_frames)
@@ -268,6 +275,8 @@ def generate_video(
     kept_buffers: list[BufferRenders] = []
     condition = first_frame
     for k, (start, stop) in enumerate(chunks):
+        if k < start_chunk:
+            continue
         label = f"Chunk {k + 1}/{len(chunks)}: " if len(chunks) > 1 else ""
         cams = cameras[start:stop]
         chunk_cache, offset = plan.cache_for_chunk(k, start, cams, condition if k else None, progress, label)
@@ -284,6 +293,8 @@ def generate_video(
             kept_frames.append(fresh.detach().cpu())
             kept_buffers.append(pad_buffers(_slice_buffers(buffers, new, cpu=True), num_buffers))
         condition = frames[-1].detach().clone()
+        if on_chunk is not None:
+            on_chunk(k, condition)
         del buffers, frames, fresh, fresh_buffers, chunk_cache
     return VideoResult(
         frames=torch.cat(kept_frames) if keep else None,
@@ -377,10 +388,22 @@ class OutputWriter:
 
     def write(self, frames: Tensor, buffers: BufferRenders) -> None:
         """Append frames (T, 3, H, W) in [−1, 1] and the buffers that conditioned them."""
-        self._video.write(buffer_panel(frames, buffers, self.num_buffers) if self.save_buffer else frames)
+        self.write_arrays(self.panels(frames, buffers))
+
+    def panels(self, frames: Tensor, buffers: BufferRenders) -> dict[str, np.ndarray]:
+        """What :meth:`write` appends to each video, by path key: (T, H, W', 3) uint8 arrays."""
+        video = buffer_panel(frames, buffers, self.num_buffers) if self.save_buffer else frames
+        arrays = {"video": to_uint8(video)}
+        if self.save_buffer:
+            arrays["buffer_masks"] = to_uint8(mask_panel(buffers, self.num_buffers))
+        return arrays
+
+    def write_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Append :meth:`panels`' arrays (e.g. a resumed run's kept chunks)."""
+        self._video.write(arrays["video"])
         if self._masks is not None:
-            self._masks.write(mask_panel(buffers, self.num_buffers))
-        self.frames_written += len(frames)
+            self._masks.write(arrays["buffer_masks"])
+        self.frames_written += len(arrays["video"])
 
     def finish(
         self, cameras: Cameras, *, point_cloud: tuple[Tensor, Tensor] | None = None, metadata: dict | None = None

@@ -687,6 +687,8 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
         )
     try:
         declared = json.loads(index.read_text())
+        if not isinstance(declared, dict):
+            raise ValueError(f"a JSON {type(declared).__name__}, not an object")
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
             f"checkpoint {str(root)!r}: model_index.json is unreadable ({_first_line(exc)}): convert again"
@@ -709,7 +711,7 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
         for idx in index_files:
             try:
                 shards = set(json.loads(idx.read_text())["weight_map"].values())
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 missing.append(f"{name}/{idx.name} (unreadable)")
                 continue
             missing += [f"{name}/{s}" for s in sorted(shards) if not (folder / s).is_file()]
@@ -724,14 +726,29 @@ def load_pipeline(
     *,
     dtype: torch.dtype | str = torch.bfloat16,
     load_text_encoder: bool = False,
+    verify_checksums: bool = False,
 ) -> Gen3cPipeline:
-    """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for."""
+    """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for.
+
+    A local folder is checked first (:mod:`gen3c.models.verify`): its layout, every tensor's name,
+    shape and dtype against the configs, and with ``verify_checksums`` every file's sha256
+    against the ``checksums.json`` that ``gen3c convert`` wrote.
+    """
+    from gen3c.models import verify
+
     dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     source = str(checkpoint)
     local = Path(source).expanduser()
     if local.exists():
         check_checkpoint_dir(local)
+        verify.verify_weights(local)
+        if verify_checksums:
+            verify.verify_checksums(local)
         source = str(local)
+    elif verify_checksums:
+        raise Gen3cInputError(
+            f"--verify_checksums checks a local checkpoint folder; {source!r} is not one (hub downloads are checked by the hub)"
+        )
     elif source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
         raise Gen3cModelError(
             f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}"
@@ -767,6 +784,7 @@ def load_generator(
     dtype: torch.dtype | str | None = None,
     num_gpus: int = 1,
     lora: str | os.PathLike | None = None,
+    verify_checksums: bool = False,
     **generator_options: Any,
 ) -> Gen3cGenerator:
     """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
@@ -793,6 +811,7 @@ def load_generator(
             computes on ``cuda:LOCAL_RANK`` (the CPU with gloo when there is no GPU), and
             ``device`` may only name the device type.
         lora: a LoRA adapter written by ``gen3c train`` (folder or safetensors file).
+        verify_checksums: check every file against the checkpoint's ``checksums.json`` first.
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
@@ -825,7 +844,7 @@ def load_generator(
     if dtype is None:
         on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
         dtype = torch.bfloat16 if on_gpu else torch.float32
-    pipe = load_pipeline(checkpoint, dtype=dtype)
+    pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums)
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, *configs.RESOLUTION)
@@ -914,6 +933,7 @@ GENERATOR_OPTIONS: dict[str, type] = {
     "dtype": str,
     "chunk_frames": int,
     "num_gpus": int,
+    "verify_checksums": bool,
     # GEN3C flags for parts this library does not have (no prompt upsampler, no guardrails):
     # accepted so GEN3C command lines carry over, without effect.
     "offload_prompt_upsampler": bool,

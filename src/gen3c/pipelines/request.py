@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
+from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
 GENERATORS = ("preview", "gen3c")
@@ -128,6 +130,42 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
     if not ok:
         raise Gen3cInputError(f"{name}: setting {key!r} must be {base}, got {type(value).__name__} {str(value)[:40]!r}")
     return float(value) if base == "float" else value
+
+
+#: Frame rates a video can be written at.
+MAX_FPS = 240.0
+
+
+def check_request(request: GenerationRequest) -> None:
+    """Refuse settings no run can use, before anything is read or loaded (the other settings are
+    checked where they are parsed: resolution, trajectory, frame counts, files)."""
+    from gen3c.cache import SPLAT_MODES
+    from gen3c.io.images import RESIZE_MODES
+
+    for f in fields(GenerationRequest):  # a request built in Python skips from_dict's type checks
+        if not f.type.startswith("str"):  # paths may be str or os.PathLike
+            _coerce(f.name, getattr(request, f.name), f.type, "request")
+    for key, choices in (("splat", SPLAT_MODES), ("resize_mode", RESIZE_MODES)):
+        value = getattr(request, key)
+        if value not in choices:
+            raise Gen3cInputError(f"--{key} {str(value)[:40]!r} is unknown: choose one of {', '.join(choices)}")
+    numbers = (("movement_distance", request.movement_distance, "a finite number"),
+               ("filter_points_threshold", request.filter_points_threshold, "a number ≥ 0 (0 keeps every point)"),
+               ("png_depth_scale", request.png_depth_scale, "a number > 0"),
+               ("fps", request.fps, f"a frame rate in (0, {MAX_FPS:g}]"))  # fmt: skip
+    for key, value, what in numbers:
+        bad = not math.isfinite(value) or (
+            (key == "filter_points_threshold" and value < 0)
+            or (key == "png_depth_scale" and value <= 0)
+            or (key == "fps" and not 0 < value <= MAX_FPS)
+        )
+        if bad:
+            raise Gen3cInputError(f"--{key} {value} is impossible: pass {what}")
+    if request.fov is not None and not math.isfinite(request.fov):
+        raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
+    name = request.video_save_name
+    if not name or Path(name).name != name or name in (".", "..") or any(ord(c) < 32 for c in name):
+        raise Gen3cInputError(f"--video_save_name {name[:40]!r} must be a plain file name (no folders or control characters)")
 
 
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
@@ -416,6 +454,7 @@ def run_request(
     generator=None,
     progress: ProgressFactory | None = None,
     keep_frames: bool | None = None,
+    resume: bool = False,
 ) -> RunOutput:
     """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
@@ -427,13 +466,21 @@ def run_request(
             report each chunk's stages as "Chunk k/n: …".
         keep_frames: also keep every frame (and buffer) in the result; default: only for a run of
             one chunk, so long videos stream to disk with flat memory.
+        resume: continue the interrupted run of this request from its last finished chunk. A run
+            of several chunks keeps each finished chunk in ``NAME.partial/`` beside its outputs
+            (:mod:`gen3c.pipelines.resume`) until it finishes; without ``resume`` an unfinished
+            run there is an error, so nothing is lost by mistake.
     """
     from gen3c.io.atomic import ensure_writable_dir
     from gen3c.parallel import check_launch, is_main_process
 
     started = time.perf_counter()
     # 1. Check the request (and, under torchrun, that --num_gpus matches the launch)
-    check_launch(request.generator_options.get("num_gpus", 1))
+    check_request(request)
+    num_gpus = request.generator_options.get("num_gpus", 1)
+    check_launch(num_gpus)
+    if resume and num_gpus != 1:
+        raise Gen3cInputError(f"--resume does not work with --num_gpus {num_gpus} yet: resume on one GPU, or start the run again")
     main = is_main_process()
     if main:
         ensure_writable_dir(request.video_save_folder, "--video_save_folder")
@@ -442,21 +489,50 @@ def run_request(
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
     check_num_frames(T, generator, chunk_frames)
-    # 2. Read the input: cache plan, cameras, first frame
-    scene = load_scene(request, source)
-    # 3. Generate chunk by chunk, streaming the outputs (other ranks of a multi-GPU run: no outputs)
+    chunks = plan_chunks(T, chunk_frames)
+    num_chunks = len(chunks)
     if not main:
+        # Another rank of a multi-GPU run: the same sampling, no outputs (rank 0 writes them).
+        scene = load_scene(request, source)
         result = generate_video(scene.plan, scene.cameras, generator, scene.first_frame, chunk_frames=chunk_frames, keep=False)
         return RunOutput(result=result, paths={}, seconds=time.perf_counter() - started)
-    num_chunks = len(plan_chunks(T, chunk_frames))
-    num_buffers = scene.plan.buffers_for(num_chunks)
     keep = num_chunks == 1 if keep_frames is None else keep_frames
-    with OutputWriter(
-        request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps
-    ) as out:
-        result = generate_video(
-            scene.plan, scene.cameras, generator, scene.first_frame, progress, chunk_frames=chunk_frames, sink=out, keep=keep
-        )
-        point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
-        paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=request.to_dict())
+    partial = None
+    if num_chunks > 1:
+        partial = PartialRun.open(request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume)
+        if partial.finished and keep:
+            raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
+    elif resume:
+        warnings.warn(f"--resume: a run of one chunk has nothing to resume; making all {T} frames", stacklevel=2)
+    try:
+        # 2. Read the input: cache plan, cameras, first frame
+        scene = load_scene(request, source)
+        # 3. Generate chunk by chunk, streaming the outputs (and keeping finished chunks)
+        num_buffers = scene.plan.buffers_for(num_chunks)
+        with OutputWriter(
+            request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps
+        ) as out:
+            first_frame, sink, on_chunk = scene.first_frame, out, None
+            if partial is not None:
+                sink = ChunkKeeper(out, partial, scene.plan)
+                on_chunk = sink.chunk_done
+                if partial.finished:
+                    first_frame = restore(partial, scene.plan)
+                    sink.replay(chunks, progress)
+            result = generate_video(
+                scene.plan, scene.cameras, generator, first_frame, progress, chunk_frames=chunk_frames, sink=sink, keep=keep,
+                start_chunk=partial.finished if partial else 0, on_chunk=on_chunk,
+            )  # fmt: skip
+            point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
+            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=request.to_dict())
+    except BaseException as exc:
+        if partial is not None and not partial.finished:
+            partial.remove()  # nothing finished: nothing worth keeping
+        elif partial is not None and isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt(
+                f"{partial.finished} of {partial.num_chunks} chunks are kept in {partial.path}: run the same command with --resume to continue"
+            ) from None
+        raise
+    if partial is not None:
+        partial.remove()
     return RunOutput(result=result, paths=paths, seconds=time.perf_counter() - started)

@@ -1,0 +1,73 @@
+"""Kill a long ``gen3c generate`` run after its first chunk, ``--resume`` it, and compare the
+result with an uninterrupted run of the same command (frames and bytes), with the disk the kept
+chunks took. Any generator and device; e.g. on a GPU with the real model::
+
+    python benchmarks/resume_check.py --out /tmp/resume -- --input_image_path photo.png \\
+        --generator gen3c --checkpoint_dir CKPT --num_video_frames 241
+
+On a GPU, kernels that are not deterministic make two *uninterrupted* runs differ too; the
+script then also reports how much two uninterrupted runs differ (``--twice``), which is the
+bar a resumed run is held to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gen3c.io.video import read_video
+from gen3c.pipelines.resume import partial_dir
+
+
+def run(args: list[str], folder: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "gen3c", "generate", *args, "--video_save_folder", str(folder)], check=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="scratch folder (emptied first)")
+    parser.add_argument("--twice", action="store_true", help="also run the uninterrupted command a second time")
+    parser.add_argument("generate_args", nargs=argparse.REMAINDER, help="-- then the arguments of gen3c generate")
+    opts = parser.parse_args()
+    args = [a for a in opts.generate_args if a != "--"]
+    name = args[args.index("--video_save_name") + 1] if "--video_save_name" in args else "output"
+    shutil.rmtree(opts.out, ignore_errors=True)
+    whole, killed = opts.out / "whole", opts.out / "killed"
+
+    seconds = run(args, whole)
+    reference = read_video(whole / f"{name}.mp4")[0]
+    print(f"uninterrupted: {len(reference)} frames in {seconds:.1f} s")
+    if opts.twice:
+        run(args, opts.out / "again")
+        again = read_video(opts.out / "again" / f"{name}.mp4")[0]
+        print(f"two uninterrupted runs: identical {np.array_equal(again, reference)}, "
+              f"max |diff| {np.abs(again.astype(int) - reference).max()}")  # fmt: skip
+
+    chunk = partial_dir(killed, name) / "chunk_0000"
+    proc = subprocess.Popen([sys.executable, "-m", "gen3c", "generate", *args, "--video_save_folder", str(killed)])
+    while not chunk.is_dir():
+        if proc.poll() is not None:
+            sys.exit("the run finished before its first chunk was kept: use more frames")
+        time.sleep(0.01)
+    kept = sum(p.stat().st_size for p in chunk.rglob("*"))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    seconds = run([*args, "--resume"], killed)
+    resumed = read_video(killed / f"{name}.mp4")[0]
+    same_bytes = (killed / f"{name}.mp4").read_bytes() == (whole / f"{name}.mp4").read_bytes()
+    print(f"killed after chunk 1 (kept {kept / 2**20:.0f} MiB), resumed in {seconds:.1f} s: "
+          f"frames identical {np.array_equal(resumed, reference)}, mp4 identical {same_bytes}, "
+          f"max |diff| {np.abs(resumed.astype(int) - reference).max()}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Nothing executed from files: pickles are refused (and never run) unless trusted; converted
+checkpoints are checked — names, shapes, dtypes against the configs, sha256 manifest — before use."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.models.tiny import tiny_pipeline
+from gen3c.models.verify import CHECKSUMS_FILE, verify_checksums, verify_weights, write_checksums
+from gen3c.pipelines.gen3c import load_pipeline
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "gen3c"
+DIT = "transformer/diffusion_pytorch_model.safetensors"
+
+
+class Evil:
+    """Unpickling this creates ``marker``: proof that code from the file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+# -- pickles --------------------------------------------------------------------------------
+
+
+def test_malicious_pickles_are_refused_and_never_run(tmp_path):
+    from gen3c.depth.moge import load_checkpoint
+    from gen3c.io.depth import load_depth
+    from gen3c.io.gen3c_sample import read_sample
+    from gen3c.io.multiview import read_multiview
+    from gen3c.models.convert import load_torch_file, read_torchscript_tensors
+
+    marker = tmp_path / "pwned"
+    pt = tmp_path / "evil.pt"
+    torch.save({"model": {"net.x": torch.zeros(1)}, "payload": Evil(marker)}, pt)
+    npy = tmp_path / "evil.npy"
+    np.save(npy, np.array([Evil(marker)], dtype=object), allow_pickle=True)
+    npz = tmp_path / "evil.npz"
+    keys = ("depth_key_frames", "mask_key_frames", "K_key_frames", "w2cs_key_frames", "w2cs_all")
+    np.savez(npz, images_key_frames=np.array([Evil(marker)], dtype=object), **{k: np.zeros(1) for k in keys})
+    jit = tmp_path / "encoder.jit"  # a TorchScript-shaped zip whose data.pkl carries the payload
+    with zipfile.ZipFile(jit, "w") as archive:
+        archive.writestr("encoder/data.pkl", pickle.dumps(Evil(marker), protocol=2))
+        archive.writestr("encoder/version", "3\n")
+    attempts = [
+        (Gen3cModelError, "trust_checkpoint", lambda: load_torch_file(pt)),
+        (Gen3cModelError, "without running it", lambda: read_torchscript_tensors(jit)),
+        (Gen3cInputError, "trust_checkpoint", lambda: read_sample(pt, (32, 48))),
+        (Gen3cModelError, "never unpickled", lambda: load_checkpoint(pt)),
+        (Gen3cInputError, "never unpickled", lambda: load_depth(npy)),
+        (Gen3cInputError, "never unpickled", lambda: read_multiview(npz, (32, 48))),
+    ]
+    for error, message, attempt in attempts:
+        with pytest.raises(error, match=message):
+            attempt()
+        assert not marker.exists()
+    # The explicit trust flag is the only way in: then (and only then) the file's code runs.
+    load_torch_file(pt, trust_checkpoint=True)
+    assert marker.exists()
+
+
+def test_every_load_in_the_library_is_pickle_free():
+    """Each torch.load passes weights_only=True, except the two guarded by trust_checkpoint;
+    numpy never allows pickles; nothing calls pickle.load."""
+    trusted = 0
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        assert "allow_pickle=True" not in text and "pickle.load" not in text, path
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            if "weights_only=False" in call:
+                trusted += 1
+                assert "trust_checkpoint" in text, path
+            else:
+                assert "weights_only=True" in call, (path, call)
+    assert trusted == 2
+    jit_loads = [p.name for p in SRC.rglob("*.py") if "torch.jit.load(" in p.read_text()]
+    assert jit_loads == ["convert.py"]  # behind trust_checkpoint; read_torchscript_tensors otherwise
+
+
+# -- checkpoint structure and checksums -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_ckpt")
+    tiny_pipeline(seed=0).save_pretrained(folder)
+    write_checksums(folder)
+    return folder
+
+
+@pytest.fixture
+def copy(checkpoint, tmp_path):
+    import shutil
+
+    shutil.copytree(checkpoint, tmp_path / "ckpt")
+    return tmp_path / "ckpt"
+
+
+def _edit_dit(folder: Path, edit) -> None:
+    state = load_file(str(folder / DIT))
+    edit(state)
+    save_file(state, str(folder / DIT))
+
+
+def test_a_good_checkpoint_loads_and_verifies(checkpoint):
+    verify_weights(checkpoint)
+    files = json.loads((checkpoint / CHECKSUMS_FILE).read_text())["files"]
+    assert DIT in files and verify_checksums(checkpoint) == len(files) == 12
+    assert load_pipeline(checkpoint, dtype="float32", verify_checksums=True).transformer is not None
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.update({"proj_out.weight": s["proj_out.weight"][:, :-1].contiguous()}), r"key 'proj_out.weight' has shape"),
+        (lambda s: s.pop("proj_out.weight"), r"lacks 'proj_out.weight' that transformer/config.json needs"),
+        (lambda s: s.update({"evil.weight": torch.zeros(2)}), r"holds 'evil.weight', which transformer/config.json has no place for"),
+        (lambda s: s.update({"proj_out.weight": s["proj_out.weight"].to(torch.int32)}), r"is stored as I32, the model needs F32"),
+    ],
+    ids=["shape", "missing", "unexpected", "dtype"],
+)
+def test_weights_that_do_not_fit_the_config_name_file_and_key(copy, edit, message):
+    _edit_dit(copy, edit)
+    with pytest.raises(Gen3cModelError, match=rf"diffusion_pytorch_model.safetensors.*{message}|{message}") as info:
+        load_pipeline(copy, dtype="float32")
+    assert "\n" not in str(info.value) and "transformer" in str(info.value)
+
+
+def test_truncated_weights_are_a_clear_error(copy):
+    data = (copy / DIT).read_bytes()
+    (copy / DIT).write_bytes(data[: len(data) // 2])
+    with pytest.raises(Gen3cModelError, match="not a readable safetensors file"):
+        verify_weights(copy)
+
+
+@pytest.mark.parametrize("tamper", ["flip", "add", "drop", "traversal", "manifest"])
+def test_checksums_catch_changed_files(copy, tamper):
+    manifest = copy / CHECKSUMS_FILE
+    if tamper == "flip":  # one byte of the DiT's data, shapes untouched: only the checksum sees it
+        data = bytearray((copy / DIT).read_bytes())
+        data[-1] ^= 0xFF
+        (copy / DIT).write_bytes(bytes(data))
+        verify_weights(copy)
+        message = "does not match its sha256"
+    elif tamper == "add":
+        (copy / "transformer" / "extra.safetensors").write_bytes(b"x")
+        message = "is not in checksums.json"
+    elif tamper == "drop":
+        (copy / "vae" / "config.json").unlink()
+        message = "lacks vae/config.json"
+    elif tamper == "traversal":
+        doc = json.loads(manifest.read_text())
+        doc["files"]["../../etc/passwd"] = "0" * 64
+        manifest.write_text(json.dumps(doc))
+        message = "outside the checkpoint"
+    else:
+        manifest.write_text("[1, 2")
+        message = "is malformed"
+    with pytest.raises(Gen3cModelError, match=message):
+        verify_checksums(copy)
+
+
+def test_verify_checksums_flag_on_the_command_line(copy, box_scene, tmp_path):
+    image, depth, _, _ = box_scene
+    base = ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "32x48",
+            "--video_save_folder", str(tmp_path / "out"), "--generator", "gen3c", "--checkpoint_dir", str(copy)]  # fmt: skip
+    (copy / CHECKSUMS_FILE).unlink()
+    res = CliRunner().invoke(app, [*base, "--verify_checksums"])
+    assert res.exit_code == 2 and "has no checksums.json" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, [*base, "--verify_checksums", "--checkpoint_dir", "nvidia/not-local"])
+    assert res.exit_code == 2 and "local checkpoint folder" in " ".join(res.output.split())
+    assert not (tmp_path / "out" / "output.mp4").exists()

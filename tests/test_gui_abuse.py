@@ -1,0 +1,189 @@
+"""The GUI server under abuse: hostile upload names, malformed and oversized uploads, a crowd of
+generate presses, a client vanishing mid-generation. The server keeps serving, one job runs at
+a time, and nothing is written outside its work folder."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gen3c.errors import Gen3cInputError
+from gen3c.gui import state as gui_state
+from gen3c.gui.state import GuiState, JobRunner
+from gen3c.pipelines.preview import PreviewGenerator
+from gen3c.pipelines.request import GenerationRequest
+from gen3c.pipelines.resume import partial_dir
+
+pytest.importorskip("viser")
+
+
+class GatedPreview(PreviewGenerator):
+    """The preview, waiting at each chunk until ``gate`` is set (so runs overlap on purpose)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.entered = threading.Event(), threading.Event()
+
+    def generate(self, *args, **kwargs):
+        self.entered.set()
+        assert self.gate.wait(30)
+        return super().generate(*args, **kwargs)
+
+
+def files_under(root: Path) -> set[Path]:
+    return {p.resolve() for p in root.rglob("*")}
+
+
+@pytest.fixture
+def gui(tmp_path, room_sample):
+    from gen3c.gui.app import Gen3cApp
+
+    generator = GatedPreview()
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                   demo=lambda: room_sample, generator=generator)  # fmt: skip
+    app.generator = generator
+    yield app
+    generator.gate.set()
+    app.stop()
+
+
+def handler(app, func, *args):
+    """A page callback as viser calls it: through the app's error handling."""
+    return app._callback(functools.partial(func, *args) if args else func)
+
+
+def upload_event(name: str, content: bytes, client=None):
+    return SimpleNamespace(target=SimpleNamespace(value=SimpleNamespace(name=name, content=content)), client=client)
+
+
+def serves(app) -> bool:
+    with urllib.request.urlopen(app.url, timeout=10) as response:
+        return response.status == 200
+
+
+names = st.one_of(
+    st.sampled_from(["../../etc/x", "/etc/passwd", "..", ".", "", "a\x00b.png", "C:\\Windows\\evil.png", "~/.bashrc",
+                     "x/" * 200 + "y.png", "\u202egnp.exe", "con", "-rf", " .png"]),
+    st.text(max_size=300),
+)  # fmt: skip
+
+
+@settings(max_examples=100 * int(os.environ.get("GEN3C_FUZZ_SCALE", "1")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names)
+def test_upload_names_never_leave_the_uploads_folder(tmp_path, name):
+    state = GuiState(tmp_path / "work")
+    outside = files_under(tmp_path) - files_under(state.work_dir)
+    path = state.save_upload(name, b"data", "image")
+    assert path.parent == state.work_dir / "uploads" and path.read_bytes() == b"data"
+    assert path.name not in ("", ".", "..") and "\x00" not in path.name and len(path.name) <= 100
+    assert files_under(tmp_path) - files_under(state.work_dir) == outside
+
+
+def test_oversized_and_malformed_uploads_are_errors_in_the_page(gui, monkeypatch, box_scene):
+    monkeypatch.setattr(gui_state, "MAX_UPLOAD_BYTES", 1000)
+    upload = handler(gui, gui._on_upload, gui.image_path, "image")
+    upload(upload_event("big.png", b"0" * 1001))
+    assert "upload limit" in gui.status.content and not (gui.state.work_dir / "uploads" / "big.png").exists()
+    # A malformed image and a depth file that is not one: loading them fails with a message.
+    upload(upload_event("broken.png", b"\x89PNG\r\n\x1a\n" + os.urandom(200)))
+    handler(gui, gui._on_upload, gui.depth_path, "depth file")(upload_event("../../depth.npy", b"\x93NUMPY garbage"))
+    assert gui.depth_path.value == str(gui.state.work_dir / "uploads" / "depth.npy")
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert "Error" in gui.status.content and gui.state.source is None
+    # The real files load after that.
+    image, depth, _, _ = box_scene
+    gui.image_path.value, gui.depth_path.value = str(image), str(depth)
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert gui.state.source is not None and "Loaded" in gui.status.content
+    assert serves(gui)
+
+
+def test_a_crowd_of_generate_presses_runs_one_job(gui):
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    press = handler(gui, gui._on_generate)
+    threads = [threading.Thread(target=press, args=(SimpleNamespace(client=None),)) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert gui.generator.entered.wait(30) and gui.jobs.running
+    assert "already running" in gui.status.content
+    gui.generator.gate.set()
+    assert gui.jobs.wait(60)
+    outputs = sorted(p.name for p in (gui.state.work_dir / "outputs").iterdir())
+    assert outputs == ["gui_001.mp4", "gui_001_cameras.json", "gui_001_run.json"]
+    assert serves(gui)
+
+
+def browser_camera_message() -> bytes:
+    """What a browser tab sends first: its camera (viser's wire format, msgpack)."""
+    import msgspec
+    from viser import _messages
+
+    message = _messages.ViewerCameraMessage(
+        wxyz=(1.0, 0.0, 0.0, 0.0), position=(0.0, 0.0, -1.0), fov=1.0, near=0.01, far=100.0, image_height=480,
+        image_width=640, look_at=(0.0, 0.0, 1.0), up_direction=(0.0, -1.0, 0.0),
+    )  # fmt: skip
+    return msgspec.msgpack.encode(message.as_serializable_dict())
+
+
+def test_a_client_leaving_mid_generation_does_not_stop_the_server(gui):
+    import viser
+    from websockets.sync.client import connect
+
+    ws_url = gui.url.replace("http://", "ws://")
+    socket = connect(ws_url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None)
+    socket.send(browser_camera_message())  # viser counts a client as connected from its first camera report
+    deadline = time.monotonic() + 20
+    while not gui.server.get_clients():
+        assert time.monotonic() < deadline, "the client did not register"
+        time.sleep(0.05)
+    client = next(iter(gui.server.get_clients().values()))
+    handler(gui, gui._on_demo)(SimpleNamespace(client=client))
+    handler(gui, gui._on_generate)(SimpleNamespace(client=client))
+    assert gui.generator.entered.wait(30)
+    socket.close()  # the browser tab closes while the job runs
+    while gui.server.get_clients():
+        assert time.monotonic() < deadline + 20, "the server kept the closed client"
+        time.sleep(0.05)
+    gui.generator.gate.set()
+    assert gui.jobs.wait(60) and (gui.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+    # The server still serves pages, websockets and generations.
+    assert serves(gui)
+    with connect(ws_url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None) as again:
+        again.recv(timeout=10)
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60) and (gui.state.work_dir / "outputs" / "gui_002.mp4").is_file()
+
+
+def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
+    state.load_sample(*room_sample)
+    runner, results, seen = JobRunner(), [], threading.Event()
+
+    def on_progress(stage, done, total):
+        if stage.startswith("Chunk 2/2"):
+            seen.set()
+            runner.cancel()
+
+    request = state.build_request()
+    runner.start(request, state.source, on_progress, results.append)
+    assert runner.wait(60) and seen.is_set() and results[0].cancelled
+    assert not partial_dir(request.video_save_folder, request.video_save_name).exists()
+    assert not any(Path(request.video_save_folder).iterdir())
+
+
+def test_settings_from_the_page_are_checked(tmp_path):
+    state = GuiState(tmp_path / "work")
+    for bad in ({"fps": float("nan")}, {"num_video_frames": -1}, {"resolution": 5}, {"evil": 1}):
+        with pytest.raises(Gen3cInputError):
+            state.update(**bad)

@@ -1,0 +1,162 @@
+"""Nothing lost: a long run keeps each finished chunk on disk, and ``--resume`` after SIGKILL,
+Ctrl-C or an error makes the very video an uninterrupted run makes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gen3c.cache import Cache3D
+from gen3c.cameras import Cameras, intrinsics_from_fov
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
+from gen3c.io.video import read_video
+from gen3c.pipelines.preview import PreviewGenerator
+from gen3c.pipelines.request import GenerationRequest, run_request
+from gen3c.pipelines.resume import partial_dir
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+DEMO = ["demo", "--num_video_frames", "241", "--resolution", "64x112"]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The demo's 241 frames (2 chunks) made in one go: (mp4 bytes, decoded frames)."""
+    folder = tmp_path_factory.mktemp("whole")
+    res = runner.invoke(app, [*DEMO, "--video_save_folder", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert not partial_dir(folder, "demo").exists()  # a finished run removes its kept chunks
+    return (folder / "demo.mp4").read_bytes(), read_video(folder / "demo.mp4")[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_run_resumes_to_the_identical_video(tmp_path, uninterrupted, sig):
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    args = [*DEMO, "--video_save_folder", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "gen3c", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    chunk0 = partial_dir(tmp_path, "demo") / "chunk_0000"
+    deadline = time.monotonic() + 120
+    while not chunk0.is_dir():
+        assert proc.poll() is None, "the run ended before its first chunk was kept: " + proc.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == (-9 if sig == signal.SIGKILL else 130), output
+    assert not (tmp_path / "demo.mp4").exists()  # no partial video under the output's name
+    if sig == signal.SIGINT:
+        assert "kept in" in output and "--resume" in output
+    # Without --resume the kept chunks are not silently thrown away.
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "--resume" in res.output
+    res = runner.invoke(app, [*args, "--resume"])
+    assert res.exit_code == 0, res.output
+    video, frames = uninterrupted
+    assert (tmp_path / "demo.mp4").read_bytes() == video
+    assert np.array_equal(read_video(tmp_path / "demo.mp4")[0], frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4", "demo_cameras.json", "demo_run.json"]
+
+
+class Interrupting(PreviewGenerator):
+    """The preview, pressing Ctrl-C (or failing) when asked for chunk ``stop_at`` (0-based)."""
+
+    def __init__(self, stop_at: int, error: type[BaseException] = KeyboardInterrupt) -> None:
+        super().__init__()
+        self.stop_at, self.error, self.calls = stop_at, error, 0
+
+    def generate(self, *args, **kwargs):
+        if self.calls == self.stop_at:
+            raise self.error("stop")
+        self.calls += 1
+        return super().generate(*args, **kwargs)
+
+
+def box_request(box_scene, folder, **changes) -> GenerationRequest:
+    image, depth, _, _ = box_scene
+    return GenerationRequest(
+        input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48", num_video_frames=25,
+        chunk_frames=9, video_save_folder=str(folder), save_buffer=True, save_point_cloud=True, **changes,
+    )  # fmt: skip
+
+
+def test_interrupted_request_resumes_with_buffers_and_point_cloud(box_scene, tmp_path):
+    whole = run_request(box_request(box_scene, tmp_path / "a"))
+    request = box_request(box_scene, tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt, match=r"2 of 3 chunks are kept"):
+        run_request(request, generator=Interrupting(2))
+    assert len(list(partial_dir(tmp_path / "b", "output").glob("chunk_*"))) == 2
+    resumed = run_request(request, resume=True)
+    assert len(resumed.result.chunks) == 3
+    for key in ("video", "buffer_masks", "point_cloud"):
+        assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
+    assert not partial_dir(tmp_path / "b", "output").exists()
+
+
+def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_path):
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    changed = dataclasses.replace(request, movement_distance=0.5)
+    with pytest.raises(Gen3cInputError, match=r"different request \(changed: movement_distance\)"):
+        run_request(changed, resume=True)
+    with pytest.raises(Gen3cInputError, match=r"holds 1 finished chunks.*pass --resume"):
+        run_request(request)
+    # An error in the first chunk leaves nothing behind: there is nothing to resume.
+    other = dataclasses.replace(request, video_save_name="other")
+    with pytest.raises(ValueError, match="stop"):
+        run_request(other, generator=Interrupting(0, ValueError))
+    assert not partial_dir(tmp_path, "other").exists() and not list(tmp_path.glob("other*")) and not list(tmp_path.glob(".other*"))
+    # --resume with nothing to resume says so and makes the whole video.
+    with pytest.warns(UserWarning, match="no unfinished run"):
+        out = run_request(other, resume=True)
+    assert len(read_video(out.paths["video"])[0]) == 25
+
+
+def test_cache_state_round_trips_exactly():
+    K = intrinsics_from_fov(60, 16, 24)
+    cache = Cache3D(max_buffers=2)
+    for z in (2.0, 3.0):
+        cache.add_view(torch.rand(3, 16, 24) * 2 - 1, torch.full((16, 24), z) + torch.rand(16, 24) * 0.01, K, torch.eye(4))
+    state = cache.state_dict()
+    assert len(state) == 12 and all(v.is_contiguous() for v in state.values())
+    restored = Cache3D(max_buffers=2)
+    restored.load_state_dict(state)
+    cams = Cameras(torch.eye(4)[None].repeat(3, 1, 1), K[None].repeat(3, 1, 1), 16, 24)
+    a, b = cache.render(cams), restored.render(cams)
+    assert torch.equal(a.colors, b.colors) and torch.equal(a.masks, b.masks)
+    with pytest.raises(ValueError, match="at most 1 views"):
+        Cache3D(max_buffers=1).load_state_dict(state)
+
+
+def test_tiny_gen3c_resumes_to_the_identical_video(box_scene, tmp_path):
+    """The diffusion model seeds every chunk, so a resumed run matches (tiny model, CPU)."""
+    from gen3c.models.tiny import tiny_pipeline
+    from gen3c.pipelines.gen3c import Gen3cGenerator
+
+    generator = Gen3cGenerator(tiny_pipeline(seed=0), chunk_frames=9, num_steps=2, seed=3)
+    request = dataclasses.replace(box_request(box_scene, tmp_path / "a", generator="gen3c", generator_options={"chunk_frames": 9}),
+                                  num_video_frames=17, save_buffer=False, save_point_cloud=False, seed=3)  # fmt: skip
+    whole = run_request(request, generator=generator)
+    interrupted = dataclasses.replace(request, video_save_folder=str(tmp_path / "b"))
+
+    def stop_in_chunk_2(stage, total):
+        if stage.startswith("Chunk 2/2: generating"):
+            raise KeyboardInterrupt
+        return lambda n=1: None
+
+    with pytest.raises(KeyboardInterrupt, match="1 of 2 chunks"):
+        run_request(interrupted, generator=generator, progress=stop_in_chunk_2)
+    resumed = run_request(interrupted, generator=generator, resume=True)
+    frames = read_video(resumed.paths["video"])[0]
+    assert len(frames) == 17 and np.array_equal(frames, read_video(whole.paths["video"])[0])
