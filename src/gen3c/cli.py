@@ -310,6 +310,14 @@ MaxGpuMemoryOpt = Annotated[
         "(instead of --memory_mode/--fp8/--low_memory).",
     ),
 ]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="gen3c generator: a model shipped in the package instead of --checkpoint_dir: 'tiny' (trained by `gen3c train`, runs on a CPU)."),
+]
+LoraOpt = Annotated[
+    Path | None,
+    typer.Option("--lora", help="gen3c generator: a LoRA adapter written by `gen3c train` (its lora/ folder or safetensors file)."),
+]
 NumGpusOpt = Annotated[
     int,
     typer.Option(
@@ -432,14 +440,8 @@ def generate(
         bool,
         typer.Option("--trust_checkpoint", help="Allow full unpickling (which can run code) of a legacy .pt input you trust."),
     ] = False,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help="gen3c generator: a model shipped in the package instead of --checkpoint_dir: 'tiny' (trained by `gen3c train`, runs on a CPU)."),
-    ] = None,
-    lora: Annotated[
-        Path | None,
-        typer.Option("--lora", help="gen3c generator: a LoRA adapter written by `gen3c train` (its lora/ folder or safetensors file)."),
-    ] = None,
+    model: ModelOpt = None,
+    lora: LoraOpt = None,
     resume: ResumeOpt = False,
 ) -> None:
     """Generate a camera-controlled video from an image, a video with depth and cameras, or multi-view key frames.
@@ -578,6 +580,8 @@ def gui(
     attention_backend: AttentionOpt = None,
     fp8_matmul: Fp8MatmulOpt = False,
     verify_checksums: VerifyOpt = False,
+    model: ModelOpt = None,
+    lora: LoraOpt = None,
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
     from gen3c.io.images import parse_resolution
@@ -600,7 +604,7 @@ def gui(
             disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
             disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
             low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
-            fp8_matmul=fp8_matmul, verify_checksums=verify_checksums,
+            fp8_matmul=fp8_matmul, verify_checksums=verify_checksums, model=model, lora=None if lora is None else str(lora),
         ),
     )  # fmt: skip
     gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)
