@@ -103,13 +103,14 @@ def ssim_map(pred: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5)
     _check_images(pred, target)
     x, y = to_unit(pred).cpu(), to_unit(target).cpu()
     B, C, H, W = x.shape
-    planes = torch.cat([x, y, x * x, y * y, x * y], dim=1).reshape(-1, H, W).numpy()
+    # float64: the variances are small differences of large moments.
+    planes = torch.cat([x, y, x * x, y * y, x * y], dim=1).reshape(-1, H, W).double().numpy()
     blurred = np.stack([cv2.GaussianBlur(p, (window, window), sigma, borderType=cv2.BORDER_REFLECT_101) for p in planes])
     mx, my, xx, yy, xy = torch.from_numpy(blurred).view(B, 5 * C, H, W).split(C, dim=1)
     vx, vy, cov = xx - mx * mx, yy - my * my, xy - mx * my
     num = (2 * mx * my + SSIM_C1) * (2 * cov + SSIM_C2)
     den = (mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2)
-    return (num / den).mean(dim=1)
+    return (num / den).mean(dim=1).float()
 
 
 def ssim(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
