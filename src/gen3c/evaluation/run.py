@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gen3c.errors import Gen3cInputError
 from gen3c.evaluation.report import require_matplotlib, sheet_writer, write_report
-from gen3c.evaluation.suite import BenchmarkConfig, BenchmarkResult, benchmark_cases, run_benchmark, select_methods
+from gen3c.evaluation.suite import SCENES, BenchmarkConfig, BenchmarkResult, benchmark_cases, run_benchmark, select_methods
 from gen3c.io.atomic import ensure_writable_dir
 from gen3c.io.images import parse_resolution
 from gen3c.pipelines.autoregressive import ProgressFactory
@@ -40,7 +40,7 @@ def make_config(
     config = BenchmarkConfig.full() if full else BenchmarkConfig()
     changes = dict(settings)
     if scenes is not None:
-        changes["scenes"] = tuple(parse_list(scenes, "--scenes"))
+        changes["scenes"] = tuple(parse_list(scenes, "--scenes", SCENES))
     if presets is not None:
         changes["presets"] = tuple(parse_list(presets, "--presets", PRESETS))
     if resolution is not None:
