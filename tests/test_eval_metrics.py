@@ -9,8 +9,19 @@ import torch
 
 from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.evaluation import metrics
-from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator, plane_homography
-from gen3c.evaluation.suite import HELD_OUT_SEEDS, BenchmarkConfig, benchmark_cases, contact_indices, render_ground_truth
+from gen3c.evaluation.baselines import (
+    CacheRenderGenerator,
+    HomographyGenerator,
+    StillGenerator,
+    plane_homography,
+)
+from gen3c.evaluation.suite import (
+    HELD_OUT_SEEDS,
+    BenchmarkConfig,
+    benchmark_cases,
+    contact_indices,
+    render_ground_truth,
+)
 from gen3c.pipelines.camera_video import build_cache
 from gen3c.scenes import Checker, Plane, Scene, render, source_camera
 

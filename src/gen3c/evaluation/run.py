@@ -7,7 +7,14 @@ from pathlib import Path
 
 from gen3c.errors import Gen3cInputError
 from gen3c.evaluation.report import require_matplotlib, sheet_writer, write_report
-from gen3c.evaluation.suite import SCENES, BenchmarkConfig, BenchmarkResult, benchmark_cases, run_benchmark, select_methods
+from gen3c.evaluation.suite import (
+    SCENES,
+    BenchmarkConfig,
+    BenchmarkResult,
+    benchmark_cases,
+    run_benchmark,
+    select_methods,
+)
 from gen3c.io.atomic import ensure_writable_dir
 from gen3c.io.images import parse_resolution
 from gen3c.pipelines.autoregressive import ProgressFactory

@@ -28,7 +28,13 @@ from gen3c.cameras import Cameras
 from gen3c.errors import Gen3cInputError
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
-from gen3c.pipelines.camera_video import SourceView, build_cache, check_num_frames, generate_video, preset_cameras
+from gen3c.pipelines.camera_video import (
+    SourceView,
+    build_cache,
+    check_num_frames,
+    generate_video,
+    preset_cameras,
+)
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
 from gen3c.trajectories import PRESETS, check_preset
