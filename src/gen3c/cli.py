@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -85,7 +86,7 @@ def user_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except Gen3cInputError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
             console.print(f"[bold red]interrupted[/]: {exc or 'no partial output was kept'}", highlight=False, soft_wrap=True)
@@ -772,6 +773,99 @@ def batch(
     if summary.failed:
         console.print(f"[bold red]{len(summary.failed)} of {len(summary.outcomes)} jobs failed[/]; fix them and rerun with --retry_failed")
         raise typer.Exit(code=1)
+@app.command("eval")
+@user_errors
+def eval_command(
+    output_folder: Annotated[Path, typer.Option("--output_folder", help="Folder for report.md, results.json, plots and contact sheets.")] = Path(
+        "eval_report"
+    ),
+    generator: Annotated[
+        GeneratorName,
+        typer.Option("--generator", help="preview: the baselines and preview variants only; gen3c: the GEN3C model too (needs --checkpoint_dir or --model tiny)."),
+    ] = GeneratorName.preview,
+    full: Annotated[bool, typer.Option("--full", help="GEN3C's size: 704x1280, 121 frames, antialiased ground truth (for a GPU).")] = False,
+    scenes: Annotated[str, typer.Option("--scenes", help="Comma-separated scenes: room, corridor, street, objects, or 'all'.")] = "all",
+    presets: Annotated[str, typer.Option("--presets", help="Comma-separated trajectory presets, or 'all' (GEN3C's 8).")] = "all",
+    methods: Annotated[
+        str,
+        typer.Option("--methods", help="Comma-separated rows to run: still, homography, cache, preview, preview_fg, preview_zbuffer, preview_zbuffer_fg, or 'all'."),
+    ] = "all",
+    camera_rotation: RotationOpt = Rotation.center_facing,
+    movement_distance: Annotated[
+        float, typer.Option("--movement_distance", help="How far the camera moves, as a share of the scene's median depth (--trajectory_scale).")
+    ] = 0.15,
+    trajectory_scale: ScaleOpt = TrajectoryScale.median_depth,
+    resolution: Annotated[
+        str | None, typer.Option("--resolution", help="HEIGHTxWIDTH of every case (default 176x320; --full: 704x1280).")
+    ] = None,
+    num_video_frames: Annotated[
+        int | None,
+        typer.Option("--num_video_frames", help="Frames per case (default 25; --full: 121; the gen3c generator: its chunk, 121)."),
+    ] = None,
+    contact_frames: Annotated[int, typer.Option("--contact_frames", help="Frames per row of each contact sheet.")] = 5,
+    no_plots: Annotated[bool, typer.Option("--no_plots", help="Skip the matplotlib plots (markdown, JSON and contact sheets only).")] = False,
+    seed: SeedOpt = 1,
+    checkpoint_dir: CheckpointOpt = None,
+    guidance: GuidanceOpt = 1.0,
+    num_steps: StepsOpt = 35,
+    prompt: PromptOpt = "",
+    negative_prompt: NegPromptOpt = None,
+    offload_diffusion_transformer: OffloadDitOpt = False,
+    offload_tokenizer: OffloadTokOpt = False,
+    offload_text_encoder_model: OffloadT5Opt = False,
+    offload_prompt_upsampler: OffloadUpsamplerOpt = False,
+    offload_guardrail_models: OffloadGuardOpt = False,
+    disable_guardrail: DisableGuardOpt = False,
+    disable_prompt_encoder: DisablePromptEncOpt = False,
+    disable_prompt_upsampler: DisableUpsamplerOpt = False,
+    memory_mode: MemoryModeOpt = "resident",
+    fp8: Fp8Opt = False,
+    compile: CompileOpt = False,
+    attention_backend: AttentionOpt = None,
+    fp8_matmul: Fp8MatmulOpt = False,
+    low_memory: LowMemoryOpt = False,
+    max_gpu_memory: MaxGpuMemoryOpt = None,
+    verify_checksums: VerifyOpt = False,
+    model: ModelOpt = None,
+    lora: LoraOpt = None,
+) -> None:
+    """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
+    from gen3c.evaluation.report import summary_table
+    from gen3c.evaluation.run import make_config, parse_list, run_eval
+    from gen3c.pipelines.request import GenerationRequest, make_generator
+
+    options = _generator_options(
+        generator, checkpoint_dir=checkpoint_dir, guidance=guidance, num_steps=num_steps, prompt=prompt,
+        negative_prompt=negative_prompt, offload_diffusion_transformer=offload_diffusion_transformer,
+        offload_tokenizer=offload_tokenizer, offload_text_encoder_model=offload_text_encoder_model,
+        offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
+        disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
+        disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
+        low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
+        fp8_matmul=fp8_matmul, verify_checksums=verify_checksums, model=model, lora=None if lora is None else str(lora),
+    )  # fmt: skip
+    if generator == GeneratorName.preview and seed != 1:
+        raise Gen3cInputError("--seed applies to --generator gen3c only (the preview and baselines are deterministic); drop it")
+    settings = dict(
+        full=full, scenes=scenes, presets=presets, resolution=resolution, num_frames=num_video_frames,
+        camera_rotation=camera_rotation.value, movement_distance=movement_distance, trajectory_scale=trajectory_scale.value,
+        contact_frames=contact_frames,
+    )  # fmt: skip
+    make_config(**settings)  # refuse bad settings before a model loads
+    model = None
+    if generator == GeneratorName.gen3c:
+        model = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options=options))
+    config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
+    with console_warnings(), rich_progress() as progress:
+        result, paths = run_eval(
+            config, output_folder, methods=parse_list(methods, "--methods"), generator=model, plots=not no_plots, progress=progress
+        )
+    Console(width=max(Console().width, 100)).print(summary_table(result))
+    console.print(f"[green]wrote[/] {paths['report']} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
+    for key in ("results", "plots", "contact_sheets"):
+        items = paths[key] if isinstance(paths[key], list) else [paths[key]]
+        if items:
+            console.print(f"      {items[0]}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""), highlight=False)
 
 
 def main() -> None:

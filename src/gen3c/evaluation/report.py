@@ -1,0 +1,347 @@
+"""The benchmark's report: ``report.md``, ``results.json``, PNG plots and contact sheets.
+
+Files in the report folder (each written atomically):
+
+- ``report.md`` — settings, seeds, what each metric means, the summary table (mean over cases)
+  and tables per scene and per preset, the plots inline;
+- ``results.json`` — every score of every method on every case;
+- ``image_quality.png``, ``consistency.png``, ``psnr_per_preset.png``, ``psnr_over_time.png``
+  — matplotlib plots (the ``eval`` extra);
+- ``contact_sheets/CASE.png`` — per case, frames spread over the video: ground truth, the
+  seen (white) / disoccluded (black) mask, then every method.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from rich.table import Table
+from torch import Tensor
+
+from gen3c.errors import Gen3cInputError
+from gen3c.evaluation.metrics import nanmean
+from gen3c.evaluation.suite import GROUND_TRUTH, SCORE_NAMES, BenchmarkResult, GroundTruth, benchmark_cases
+from gen3c.io.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+
+PLOTS = ("image_quality.png", "consistency.png", "psnr_per_preset.png", "psnr_over_time.png")
+
+#: How each score is shown: header, scale factor, decimals.
+_SHOWN = {
+    "psnr": ("PSNR", 1.0, 2),
+    "psnr_seen": ("PSNR seen", 1.0, 2),
+    "psnr_disoccluded": ("PSNR disocc.", 1.0, 2),
+    "ssim": ("SSIM", 1.0, 3),
+    "ssim_seen": ("SSIM seen", 1.0, 3),
+    "ssim_disoccluded": ("SSIM disocc.", 1.0, 3),
+    "warp_error": ("warp err ×100", 100.0, 2),
+    "rotation_error": ("rot err °", 1.0, 2),
+    "translation_error": ("dir err °", 1.0, 2),
+    "center_error": ("centre err %", 100.0, 1),
+    "pose_failures": ("pose fail %", 100.0, 0),
+}
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`Gen3cInputError` (before any work) when the plots cannot be drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise Gen3cInputError("the report's plots need matplotlib: pip install 'gen3c[eval]', or pass --no_plots") from None
+
+
+def method_names(result: BenchmarkResult) -> list[str]:
+    """Rows in table order: the ground-truth reference, then the methods as run."""
+    return [GROUND_TRUTH] + [m.name for m in result.methods]
+
+
+def summarize(result: BenchmarkResult, cases: list | None = None) -> dict[str, dict[str, float]]:
+    """Mean of every score over ``cases`` (default: all), per method; NaN-valued cases (no
+    disoccluded pixel, no measurable direction) are left out of a mean, not counted as 0."""
+    cases = result.cases if cases is None else cases
+    out = {}
+    for name in method_names(result):
+        out[name] = {score: nanmean([c.scores[name].get(score, math.nan) for c in cases]) for score in SCORE_NAMES}
+        seconds = [c.seconds[name] for c in cases if name in c.seconds]
+        out[name]["seconds"] = nanmean(seconds) if seconds else math.nan
+    return out
+
+
+def grouped(result: BenchmarkResult, key: str, score: str) -> dict[str, dict[str, float]]:
+    """``{method: {group: mean score}}`` with groups the cases' ``key`` ("scene" or "preset")."""
+    groups = list(dict.fromkeys(getattr(c.case, key) for c in result.cases))
+    return {
+        name: {g: nanmean([c.scores[name].get(score, math.nan) for c in result.cases if getattr(c.case, key) == g]) for g in groups}
+        for name in method_names(result)
+    }
+
+
+def _fmt(value: float, score: str) -> str:
+    _, scale, decimals = _SHOWN[score]
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value * scale:.{decimals}f}"
+
+
+#: The terminal table's columns: score and short header.
+_COMPACT = (("psnr", "PSNR"), ("psnr_seen", "seen"), ("psnr_disoccluded", "disocc"), ("ssim", "SSIM"),
+            ("warp_error", "warp"), ("rotation_error", "rot°"), ("translation_error", "dir°"),
+            ("center_error", "ctr%"), ("pose_failures", "fail%"))  # fmt: skip
+
+
+def summary_table(result: BenchmarkResult) -> Table:
+    """The compact terminal table: one row per method, the mean of the main scores (PSNR of all /
+    seen / disoccluded pixels, SSIM, warp error ×100, rotation / direction error, centre error %,
+    pose failures %, seconds per video)."""
+    summary = summarize(result)
+    table = Table(title=f"gen3c eval: {len(result.cases)} cases, mean over cases", title_justify="left", pad_edge=False)
+    table.add_column("method", no_wrap=True)
+    for _, header in _COMPACT:
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    for name, row in summary.items():
+        seconds = row["seconds"]
+        cells = [_fmt(row[score], score) for score, _ in _COMPACT]
+        table.add_row(name, *cells, "—" if not math.isfinite(seconds) else f"{seconds:.2f}")
+    return table
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
+    """The text of ``report.md``."""
+    cfg = result.config
+    H, W = cfg.resolution
+    summary = summarize(result)
+    descriptions = {GROUND_TRUTH: "the ground-truth frames (floor of the warp and camera errors)"}
+    descriptions.update({m.name: m.description for m in result.methods})
+    seeds = ", ".join(f"{c.name} {c.seed}" for c in benchmark_cases(cfg))
+    parts = [
+        "# gen3c eval report",
+        "",
+        f"{len(result.cases)} cases ({len(cfg.scenes)} scenes × {len(cfg.presets)} presets), {H}×{W}, "
+        f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "
+        f"({cfg.trajectory_scale}), {cfg.fov_degrees:g}° horizontal field of view, ground truth supersampled "
+        f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()} "
+        f"({'CUDA' if torch.cuda.is_available() else 'CPU'}), torch {torch.__version__}.",
+        "",
+        f"Held-out seeds (scene-preset seed): {seeds}.",
+        "",
+        "## Summary (mean over cases)",
+        "",
+        _markdown_table(
+            ["method", *(_SHOWN[s][0] for s in SCORE_NAMES), "s/video"],
+            [[f"`{name}`", *(_fmt(row[s], s) for s in SCORE_NAMES), f"{row['seconds']:.2f}" if math.isfinite(row["seconds"]) else "—"]
+             for name, row in summary.items()],
+        ),  # fmt: skip
+        "",
+        "Methods:",
+        "",
+        *[f"- `{name}`: {descriptions[name]}" for name in summary],
+        "",
+        "Metrics (frames 1 … T−1; frame 0 is the source view):",
+        "",
+        "- **PSNR / SSIM** against the ground truth on the [0, 1] scale (SSIM: 11-tap Gaussian window, σ 1.5), over all "
+        "pixels, the pixels the source view's cache sees (*seen*: the surface point is visible from the source camera "
+        "and kept by the edge filter, decided from ground-truth depth) and the rest (*disocc.*), pooled over each case.",
+        "- **warp err**: mean absolute colour difference between each frame and the next one warped back through the "
+        "ground-truth depth and the commanded cameras (pixels hidden or outside in the next frame left out).",
+        "- **rot err / dir err / centre err**: each frame's camera recovered from the video alone — corners of frame 0 "
+        "lifted to 3D with the source depth (the cache), tracked by Lucas–Kanade, PnP + RANSAC — against the commanded "
+        "camera: rotation angle, angle between the directions of motion from frame 0 (displacements under 2 % of the "
+        "median depth left out), and centre distance as a share of the median depth. **pose fail**: frames whose camera "
+        "could not be recovered (too few tracked points); means are over the recovered ones.",
+        "",
+    ]
+    for key, score in (("scene", "psnr"), ("preset", "psnr"), ("preset", "rotation_error")):
+        table = grouped(result, key, score)
+        groups = list(next(iter(table.values())).keys())
+        rows = [[f"`{name}`", *(_fmt(vals[g], score) for g in groups)] for name, vals in table.items() if score != "psnr" or name != GROUND_TRUTH]
+        parts += [f"## {_SHOWN[score][0]} per {key}", "", _markdown_table(["method", *groups], rows), ""]
+    if plots:
+        parts += ["## Plots", ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
+    if sheets:
+        parts += ["## Contact sheets", "", "Rows: ground truth, seen (white) / disoccluded (black), then each method; columns: frames.", ""]
+        parts += [f"- [{Path(s).stem}]({s})" for s in sheets] + [""]
+    return "\n".join(parts)
+
+
+def results_json(result: BenchmarkResult) -> dict:
+    cfg = result.config
+    return {
+        "config": {**cfg.__dict__, "resolution": list(cfg.resolution)},
+        "methods": {m.name: m.description for m in result.methods},
+        "seconds": result.seconds,
+        "summary": summarize(result),
+        "cases": [
+            {"scene": c.case.scene, "preset": c.case.preset, "seed": c.case.seed, "disoccluded_share": c.disoccluded_share,
+             "seconds": c.seconds, "scores": c.scores}
+            for c in result.cases
+        ],  # fmt: skip
+    }
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Contact sheets
+# --------------------------------------------------------------------------------------------
+
+
+def _to_uint8(frames: Tensor) -> np.ndarray:
+    """(K, 3, H, W) in [−1, 1] → (K, H, W, 3) uint8."""
+    return ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def contact_sheet(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int], max_width: int = 320) -> Image.Image:
+    """One case's frames as a grid: rows ground truth, seen mask, then each method in ``sheet``;
+    columns the frames ``shown``, each at most ``max_width`` pixels wide, labelled."""
+    H, W = truth.rgb.shape[-2:]
+    scale = min(1.0, max_width / W)
+    h, w = max(1, round(H * scale)), max(1, round(W * scale))
+    mask = truth.seen[shown].float()[:, None].expand(-1, 3, -1, -1) * 2 - 1
+    rows = [(GROUND_TRUTH, sheet[GROUND_TRUTH]), ("seen / disoccluded", mask)]
+    rows += [(name, frames) for name, frames in sheet.items() if name != GROUND_TRUTH]
+    font = ImageFont.load_default()
+    label_w, header_h, pad = 130, 16, 2
+    canvas = Image.new("RGB", (label_w + len(shown) * (w + pad), header_h + len(rows) * (h + pad)), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for j, t in enumerate(shown):
+        draw.text((label_w + j * (w + pad) + 2, 2), f"frame {t}", fill=(0, 0, 0), font=font)
+    for i, (name, frames) in enumerate(rows):
+        y = header_h + i * (h + pad)
+        draw.text((4, y + h // 2 - 6), name, fill=(0, 0, 0), font=font)
+        for j, img in enumerate(_to_uint8(frames)):
+            canvas.paste(Image.fromarray(img).resize((w, h), Image.BILINEAR), (label_w + j * (w + pad), y))
+    return canvas
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+
+
+def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> None:
+    x = np.arange(len(names))
+    width = 0.8 / max(len(series), 1)
+    for k, (label, values) in enumerate(series.items()):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, [v if math.isfinite(v) else 0.0 for v in values], width, label=label)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
+    """The four PNG plots (see the module docstring); needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize(result)
+    methods = [m.name for m in result.methods]
+    everyone = [GROUND_TRUTH, *methods]
+    paths = []
+
+    def save(fig, name: str) -> None:
+        path = folder / name
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        paths.append(path)
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, metric, unit in ((axes[0], "psnr", "dB"), (axes[1], "ssim", "")):
+        series = {part: [summary[n][f"{metric}{suffix}"] for n in methods] for part, suffix in
+                  (("all", ""), ("seen", "_seen"), ("disoccluded", "_disoccluded"))}  # fmt: skip
+        _bars(ax, methods, series, f"{metric.upper()} {unit}".strip(), f"{metric.upper()} against ground truth")
+    save(fig, PLOTS[0])
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    _bars(axes[0], everyone, {"warp": [summary[n]["warp_error"] * 100 for n in everyone]}, "mean abs. error ×100", "Reprojection warp error")
+    _bars(axes[1], everyone, {"rotation": [summary[n]["rotation_error"] for n in everyone],
+                              "direction": [summary[n]["translation_error"] for n in everyone]}, "degrees", "Camera error")  # fmt: skip
+    _bars(axes[2], everyone, {"centre": [summary[n]["center_error"] * 100 for n in everyone]}, "% of median depth", "Camera centre error")
+    save(fig, PLOTS[1])
+
+    per_preset = grouped(result, "preset", "psnr")
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for name in methods:
+        presets = list(per_preset[name])
+        ax.plot(presets, [per_preset[name][p] for p in presets], marker="o", label=name)
+    ax.set_ylabel("PSNR dB")
+    ax.set_title("PSNR per preset (mean over scenes)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, PLOTS[2])
+
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for name in methods:
+        per_frame = np.array([c.scores[name]["psnr_per_frame"] for c in result.cases], dtype=np.float64)
+        per_frame[~np.isfinite(per_frame)] = np.nan
+        ax.plot(np.arange(1, per_frame.shape[1] + 1), np.nanmean(per_frame, axis=0), label=name)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("PSNR dB")
+    ax.set_title("PSNR over the video (mean over cases)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, PLOTS[3])
+    return paths
+
+
+def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = True, sheets: list[str] | None = None) -> dict[str, Path]:
+    """Write ``report.md``, ``results.json`` and (with ``plots``) the PNG plots into ``folder``.
+
+    Args:
+        sheets: contact sheet paths relative to ``folder``, to link from the report.
+    Returns:
+        ``{"report": …, "results": …, "plots": [...]}`` paths.
+    """
+    folder = ensure_writable_dir(folder, "--output_folder")
+    paths: dict = {"plots": write_plots(result, folder) if plots else []}
+    paths["results"] = folder / "results.json"
+    write_text_atomic(paths["results"], json.dumps(_json_safe(results_json(result)), indent=1))
+    paths["report"] = folder / "report.md"
+    write_text_atomic(paths["report"], markdown(result, plots, sheets or []))
+    return paths
+
+
+def sheet_writer(folder: str | Path, written: list[str]) -> Callable[[GroundTruth, dict[str, Tensor], list[int]], None]:
+    """An ``on_case`` callback for :func:`~gen3c.evaluation.suite.run_benchmark` that saves each
+    case's contact sheet as ``folder/contact_sheets/CASE.png`` and records its relative path."""
+    sub = ensure_writable_dir(Path(folder) / "contact_sheets", "--output_folder")
+
+    def write(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int]) -> None:
+        name = f"{truth.case.name}.png"
+        save_png(contact_sheet(truth, sheet, shown), sub / name)
+        written.append(f"contact_sheets/{name}")
+
+    return write

@@ -1,0 +1,93 @@
+"""``gen3c eval`` as one function: run the benchmark, write the contact sheets and the report."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from gen3c.errors import Gen3cInputError
+from gen3c.evaluation.report import require_matplotlib, sheet_writer, write_report
+from gen3c.evaluation.suite import (
+    SCENES,
+    BenchmarkConfig,
+    BenchmarkResult,
+    benchmark_cases,
+    run_benchmark,
+    select_methods,
+)
+from gen3c.io.atomic import ensure_writable_dir
+from gen3c.io.images import parse_resolution
+from gen3c.pipelines.autoregressive import ProgressFactory
+from gen3c.trajectories import PRESETS
+
+
+def parse_list(text: str | None, name: str, all_values: tuple[str, ...] | None = None) -> list[str] | None:
+    """A comma-separated list flag; ``"all"`` (or nothing) means every value."""
+    if text is None or text.strip() == "all":
+        return None if all_values is None else list(all_values)
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise Gen3cInputError(f"{name} {text!r} names nothing: pass comma-separated names or 'all'")
+    return items
+
+
+def make_config(
+    *,
+    full: bool = False,
+    scenes: str | None = None,
+    presets: str | None = None,
+    resolution: str | None = None,
+    num_frames: int | None = None,
+    chunk_frames: int | None = None,
+    **settings,
+) -> BenchmarkConfig:
+    """The benchmark's settings from the CLI's values: the default size (176×320, 25 frames) or
+    ``full`` (704×1280, 121 frames); a generator that makes fixed chunks (``chunk_frames``,
+    GEN3C: 121) gets that many frames unless ``num_frames`` says otherwise."""
+    config = BenchmarkConfig.full() if full else BenchmarkConfig()
+    changes = dict(settings)
+    if scenes is not None:
+        changes["scenes"] = tuple(parse_list(scenes, "--scenes", SCENES))
+    if presets is not None:
+        changes["presets"] = tuple(parse_list(presets, "--presets", PRESETS))
+    if resolution is not None:
+        changes["resolution"] = parse_resolution(resolution)
+    if num_frames is not None:
+        changes["num_frames"] = num_frames
+    elif chunk_frames is not None:
+        changes["num_frames"] = chunk_frames
+    config = replace(config, **changes)
+    config.check()
+    return config
+
+
+def run_eval(
+    config: BenchmarkConfig,
+    folder: str | Path,
+    *,
+    methods: list[str] | None = None,
+    generator: object | None = None,
+    plots: bool = True,
+    progress: ProgressFactory | None = None,
+) -> tuple[BenchmarkResult, dict]:
+    """Run the benchmark and write its report into ``folder`` (see :mod:`gen3c.evaluation.report`).
+
+    Args:
+        methods: baselines / preview variants to run (default: all).
+        generator: a further generator to evaluate (e.g. the GEN3C model).
+        progress: a progress factory; one bar advances per (case, method) run.
+    Returns:
+        The result and the written paths (``report``, ``results``, ``plots``, ``contact_sheets``).
+    """
+    if plots:
+        require_matplotlib()
+    config.check()
+    rows = select_methods(methods, generator)
+    folder = ensure_writable_dir(folder, "--output_folder")
+    sheets: list[str] = []
+    total = len(benchmark_cases(config)) * (len(rows) + 1)
+    tick = progress("Benchmark (cases × methods)", total) if progress else None
+    result = run_benchmark(config, rows, progress=tick, on_case=sheet_writer(folder, sheets))
+    paths = write_report(result, folder, plots=plots, sheets=sheets)
+    paths["contact_sheets"] = [folder / s for s in sheets]
+    return result, paths

@@ -1,0 +1,370 @@
+"""The benchmark: fixed, seeded procedural scenes with ground truth, run through generators.
+
+A *case* is one scene (:mod:`gen3c.scenes`, randomised by a held-out seed) seen from the
+presets' source camera and moved along one of GEN3C's 8 preset trajectories. Its ground truth
+— RGB, depth and the cameras — comes from the ray caster, and so does the source view every
+method starts from (image + exact depth): the benchmark measures the generator, not a depth
+estimator. Every *method* (a generator plus the cache settings it runs with) makes the video
+through :func:`~gen3c.pipelines.camera_video.generate_video`, as ``gen3c generate`` does, and
+:func:`score_video` measures it.
+
+Held-out seeds: case (scene i, preset j) of the full grid uses ``HELD_OUT_SEEDS[8·i + j]``
+(1000–1031). No test and no tuned default uses a seed ≥ 1000, so the benchmark's numbers are
+never fitted to; a subset of scenes or presets keeps each case's seed, so subsets compare.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from gen3c.cache import reliable_depth_mask
+from gen3c.cameras import Cameras
+from gen3c.errors import Gen3cInputError
+from gen3c.evaluation import metrics
+from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
+from gen3c.pipelines.camera_video import (
+    SourceView,
+    build_cache,
+    check_num_frames,
+    generate_video,
+    preset_cameras,
+)
+from gen3c.pipelines.preview import PreviewGenerator
+from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
+from gen3c.trajectories import PRESETS, check_preset
+
+SCENES: tuple[str, ...] = tuple(SCENE_PRESETS)
+HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1000 + len(SCENES) * len(PRESETS)))
+#: Name of the reference row: the ground-truth frames themselves (the floor of the warp and camera errors).
+GROUND_TRUTH = "ground_truth"
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What the benchmark runs.
+
+    Attributes:
+        scenes, presets: the grid (default: all 4 scenes × all 8 presets).
+        camera_rotation: GEN3C's rotation mode for every case.
+        resolution: (H, W) of every frame.
+        num_frames: frames per video (frame 0 is the source view).
+        movement_distance, trajectory_scale: as ``gen3c generate``; the default moves the camera
+            by 15 % of the scene's median depth, which keeps every preset inside the rooms.
+        supersample: antialiasing of the rendered colour (rays per pixel per axis).
+        fov_degrees: horizontal field of view of the cameras.
+        contact_frames: frames per method shown in each case's contact sheet.
+    """
+
+    scenes: tuple[str, ...] = SCENES
+    presets: tuple[str, ...] = PRESETS
+    camera_rotation: str = "center_facing"
+    resolution: tuple[int, int] = (176, 320)
+    num_frames: int = 25
+    movement_distance: float = 0.15
+    trajectory_scale: str = "median_depth"
+    supersample: int = 1
+    fov_degrees: float = 60.0
+    contact_frames: int = 5
+
+    @classmethod
+    def full(cls, **changes) -> BenchmarkConfig:
+        """GEN3C's working size: 704×1280, 121 frames, antialiased ground truth."""
+        return replace(cls(resolution=(704, 1280), num_frames=121, supersample=2), **changes)
+
+    def check(self) -> None:
+        """Raise :class:`Gen3cInputError` for settings the benchmark cannot run."""
+        for scene in self.scenes:
+            if scene not in SCENE_PRESETS:
+                raise Gen3cInputError(f"unknown scene {scene!r} in --scenes: choose from {', '.join(SCENES)}")
+        for preset in self.presets:
+            check_preset(preset, self.camera_rotation)
+        if not self.scenes or not self.presets:
+            raise Gen3cInputError("the benchmark needs at least one scene and one preset")
+        H, W = self.resolution
+        if min(H, W) < 16:
+            raise Gen3cInputError(f"--resolution {H}x{W} is too small to measure: pass at least 16 pixels a side")
+        if self.num_frames < 3:
+            raise Gen3cInputError(f"--num_video_frames {self.num_frames}: the benchmark needs at least 3 frames")
+
+
+@dataclass(frozen=True)
+class Case:
+    scene: str
+    preset: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.scene}-{self.preset}"
+
+
+def benchmark_cases(config: BenchmarkConfig) -> list[Case]:
+    """The cases of ``config``'s grid, scene-major, each with its held-out seed."""
+    return [
+        Case(scene, preset, HELD_OUT_SEEDS[SCENES.index(scene) * len(PRESETS) + PRESETS.index(preset)])
+        for scene in config.scenes
+        for preset in config.presets
+    ]
+
+
+@dataclass
+class GroundTruth:
+    """One case's ground truth.
+
+    Attributes:
+        source: the source view (image, exact depth, K, identity pose), as methods receive it.
+        cameras: the T commanded cameras (frame 0 is the source camera).
+        rgb: (T, 3, H, W) in [−1, 1]; depth: (T, H, W), +inf where no surface.
+        seen: (T, H, W) bool, pixels the source view's cache sees (the rest is disoccluded).
+        reliable: (H, W) bool, source pixels the cache keeps (away from depth edges).
+        median_depth: median source depth, the scene's scale.
+    """
+
+    case: Case
+    source: SourceView
+    cameras: Cameras
+    rgb: Tensor
+    depth: Tensor
+    seen: Tensor
+    reliable: Tensor
+    median_depth: float
+
+
+def render_ground_truth(case: Case, config: BenchmarkConfig, device: str | torch.device = "cpu") -> GroundTruth:
+    """Render a case's source view and ground-truth video (on ``device``; results on the CPU)."""
+    H, W = config.resolution
+    scene = make_scene(case.scene, case.seed)
+    src_cam = source_camera(H, W, config.fov_degrees)
+    src = render(scene, src_cam.to(device), supersample=config.supersample)
+    hit = src.mask[0].cpu()
+    depth = torch.where(hit, src.depth[0].cpu(), torch.zeros_like(src.depth[0].cpu())).float()
+    source = SourceView(image=src.rgb[0].cpu().float(), depth=depth, K=src_cam.K[0], w2c=torch.eye(4), valid=hit, depth_kind="metric")
+    cameras = preset_cameras(
+        source, case.preset, config.camera_rotation, config.num_frames, config.movement_distance, config.trajectory_scale
+    )
+    truth = render(scene, cameras.to(device), supersample=config.supersample)
+    gt_depth = truth.depth.cpu().float()
+    reliable = reliable_depth_mask(depth) & hit
+    seen = metrics.source_visibility(gt_depth, cameras, depth, src_cam.K[0], source.w2c, reliable)
+    return GroundTruth(
+        case, source, cameras, truth.rgb.cpu().float(), gt_depth, seen, reliable, float(depth[hit].median())
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Methods
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Method:
+    """A row of the benchmark: a generator and the cache it runs on.
+
+    Attributes:
+        name: short name in tables and plots.
+        description: one line for the report.
+        generator: any generator of :mod:`gen3c.pipelines.camera_video`.
+        splat, foreground_masking, filter_points_threshold: the cache settings (see ``gen3c generate``).
+    """
+
+    name: str
+    description: str
+    generator: object
+    splat: str = "bilinear"
+    foreground_masking: bool = False
+    filter_points_threshold: float = 0.05
+
+
+def baseline_methods() -> list[Method]:
+    """The baselines without hole filling by a model: no cache, one homography, the raw cache."""
+    return [
+        Method("still", "the source image held still (no camera motion, no cache)", StillGenerator()),
+        Method("homography", "the source image warped by one plane homography at the median depth (no cache)", HomographyGenerator()),
+        Method("cache", "the 3D cache's render, holes left black (bilinear splat)", CacheRenderGenerator()),
+    ]
+
+
+def preview_methods() -> list[Method]:
+    """The preview generator over the cache variants: bilinear or z-buffer splatting, each with
+    and without GEN3C's foreground masking."""
+    out = []
+    for splat in ("bilinear", "zbuffer"):
+        for fg in (False, True):
+            name = "preview" + ("" if splat == "bilinear" else "_zbuffer") + ("_fg" if fg else "")
+            what = f"preview hole filling over the {splat} cache render" + (" with foreground masking" if fg else "")
+            out.append(Method(name, what, PreviewGenerator(), splat, fg))
+    return out
+
+
+METHOD_NAMES: tuple[str, ...] = tuple(m.name for m in baseline_methods() + preview_methods())
+
+
+def select_methods(names: list[str] | None = None, generator: object | None = None) -> list[Method]:
+    """The benchmark's rows: the named baselines and preview variants (default: all), then
+    ``generator`` (e.g. the GEN3C model) on GEN3C's default cache when one is given."""
+    known = {m.name: m for m in baseline_methods() + preview_methods()}
+    if names is None:
+        names = list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise Gen3cInputError(f"unknown method {unknown[0]!r} in --methods: choose from {', '.join(known)}")
+    methods = [known[n] for n in dict.fromkeys(names)]
+    if generator is not None:
+        name = getattr(generator, "name", "generator")
+        methods.append(Method(name, f"the {name} generator over GEN3C's default cache (bilinear splat, edge filter 0.05)", generator))
+    if not methods:
+        raise Gen3cInputError("no method to run: name at least one in --methods or choose a generator")
+    return methods
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+
+#: Scores of one video, in the order tables show them.
+SCORE_NAMES = (
+    "psnr", "psnr_seen", "psnr_disoccluded", "ssim", "ssim_seen", "ssim_disoccluded",
+    "warp_error", "rotation_error", "translation_error", "center_error", "pose_failures",
+)  # fmt: skip
+
+
+def _pooled(values: list[Tensor], masks: list[Tensor]) -> float:
+    total = sum(float((v * m).sum()) for v, m in zip(values, masks, strict=True))
+    count = sum(float(m.sum()) for m in masks)
+    return total / count if count else math.nan
+
+
+def score_video(frames: Tensor, truth: GroundTruth, chunk: int = 8) -> dict:
+    """Every score of one video against its ground truth.
+
+    Image scores use frames 1 … T−1 (frame 0 is the source view), pooled over the case:
+    ``psnr_seen`` is the PSNR of all seen pixels of all those frames together, and so on;
+    a case without disoccluded pixels has NaN there. ``warp_error`` averages the consecutive
+    pairs; the camera scores average frames 1 … T−1 over the poses that could be recovered
+    (``pose_failures`` is the share that could not); ``center_error`` is relative to the
+    scene's median depth.
+
+    Args:
+        frames: (T, 3, H, W) in [−1, 1].
+    Returns:
+        ``{score: float}`` for :data:`SCORE_NAMES`, plus ``"psnr_per_frame"`` (T − 1 floats).
+    """
+    T = truth.rgb.shape[0]
+    if frames.shape != truth.rgb.shape:
+        raise ValueError(f"the video has shape {tuple(frames.shape)}, its ground truth {tuple(truth.rgb.shape)}")
+    sq, ss, seen, dis = [], [], [], []
+    for start in range(1, T, chunk):
+        sl = slice(start, min(T, start + chunk))
+        pred, gt = frames[sl].float(), truth.rgb[sl]
+        sq.append(metrics.squared_error_map(pred, gt))
+        ss.append(metrics.ssim_map(pred, gt))
+        seen.append(truth.seen[sl])
+        dis.append(~truth.seen[sl])
+    every = [torch.ones_like(m) for m in seen]
+    scores = {
+        "psnr": float(metrics.psnr_from_mse(_pooled(sq, every))),
+        "psnr_seen": float(metrics.psnr_from_mse(_pooled(sq, seen))),
+        "psnr_disoccluded": float(metrics.psnr_from_mse(_pooled(sq, dis))),
+        "ssim": _pooled(ss, every),
+        "ssim_seen": _pooled(ss, seen),
+        "ssim_disoccluded": _pooled(ss, dis),
+    }
+    scores.update(score_consistency(frames, truth))
+    scores["psnr_per_frame"] = metrics.psnr_from_mse(torch.cat([s.flatten(1).mean(dim=1) for s in sq])).tolist()
+    return scores
+
+
+def score_consistency(frames: Tensor, truth: GroundTruth) -> dict:
+    """The scores that need no ground-truth image: warp error and camera accuracy."""
+    warp, _ = metrics.warp_error(frames, truth.depth, truth.cameras)
+    cam = metrics.camera_errors(
+        frames, truth.cameras, truth.source.depth, truth.reliable, min_baseline=0.02 * truth.median_depth
+    )
+    return {
+        "warp_error": metrics.nanmean(warp),
+        "rotation_error": metrics.nanmean(cam.rotation),
+        "translation_error": metrics.nanmean(cam.translation),
+        "center_error": metrics.nanmean(cam.center) / truth.median_depth,
+        "pose_failures": float(cam.failed.float().mean()),
+    }
+
+
+def contact_indices(num_frames: int, count: int) -> list[int]:
+    """``count`` frames spread evenly from 1 to the last (frame 0 is the source)."""
+    count = max(1, min(count, num_frames - 1))
+    return sorted({round(1 + i * (num_frames - 2) / max(count - 1, 1)) for i in range(count)})
+
+
+@dataclass
+class CaseResult:
+    """The scores of every method on one case (``scores[method][score]``) and their run times."""
+
+    case: Case
+    scores: dict[str, dict] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    disoccluded_share: float = 0.0
+
+
+@dataclass
+class BenchmarkResult:
+    config: BenchmarkConfig
+    methods: list[Method]
+    cases: list[CaseResult]
+    seconds: float = 0.0
+
+
+CaseCallback = Callable[[GroundTruth, dict[str, Tensor], list[int]], None]
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    methods: list[Method],
+    *,
+    device: str | torch.device | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_case: CaseCallback | None = None,
+) -> BenchmarkResult:
+    """Run every method on every case and score it.
+
+    Args:
+        device: where the ground truth is ray-cast (default: CUDA when available).
+        progress: called with 1 after each (case, method) run, ground truth included.
+        on_case: called per case with the ground truth, ``{method: (K, 3, H, W)}`` frames at
+            :func:`contact_indices` (ground truth under :data:`GROUND_TRUTH`) and those indices,
+            e.g. to write a contact sheet while only one case is in memory.
+    """
+    config.check()
+    for method in methods:
+        check_num_frames(config.num_frames, method.generator)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    started = time.perf_counter()
+    shown = contact_indices(config.num_frames, config.contact_frames)
+    results = []
+    for case in benchmark_cases(config):
+        truth = render_ground_truth(case, config, device)
+        result = CaseResult(case, disoccluded_share=float((~truth.seen[1:]).float().mean()))
+        result.scores[GROUND_TRUTH] = score_consistency(truth.rgb, truth)
+        sheet = {GROUND_TRUTH: truth.rgb[shown]}
+        if progress is not None:
+            progress(1)
+        for method in methods:
+            cache = build_cache([truth.source], method.filter_points_threshold, method.foreground_masking, method.splat)
+            t0 = time.perf_counter()
+            video = generate_video(cache, truth.cameras, method.generator, truth.source.image, keep=True)
+            result.seconds[method.name] = time.perf_counter() - t0
+            frames = video.frames.float().cpu()
+            result.scores[method.name] = score_video(frames, truth)
+            sheet[method.name] = frames[shown]
+            del video, frames
+            if progress is not None:
+                progress(1)
+        if on_case is not None:
+            on_case(truth, sheet, shown)
+        results.append(result)
+    return BenchmarkResult(config, methods, results, time.perf_counter() - started)
