@@ -144,8 +144,9 @@ def test_page_loads_demo_generates_and_plays(tmp_path):
             assert size == [320, 176]
             assert (tmp_path / "work" / "outputs" / "gui_001.mp4").is_file()
 
-            for close in page.locator(".mantine-Notification-closeButton").all():  # e.g. "software WebGL"
-                close.click()
+            # Dismiss notifications (e.g. "software WebGL") in one go: clicking them one by one races
+            # their exit animations (the next one moves and detaches while Playwright waits on it).
+            page.evaluate("() => document.querySelectorAll('.mantine-Notification-closeButton').forEach(b => b.click())")
             time.sleep(1.0)
             shot = tmp_path / "gui.png"
             page.screenshot(path=str(shot))
