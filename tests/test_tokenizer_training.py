@@ -33,7 +33,9 @@ def test_fresh_tokenizer_output_depends_on_its_input():
     # Two different videos must give clearly different reconstructions before any training; with
     # PyTorch's default conv biases the output is mostly a constant (relative difference ~0.05).
     torch.manual_seed(0)
-    vae = build_tokenizer({"encoder_block_out_channels": [16, 32, 32, 32], "decode_block_out_channels": [16, 32, 32, 32]})
+    vae = build_tokenizer(
+        {"encoder_block_out_channels": [16, 32, 32, 32], "decode_block_out_channels": [16, 32, 32, 32]}
+    )
     a, b = torch.rand(2, 1, 3, 9, 32, 32) * 2 - 1
     ra, rb = vae(a).sample, vae(b).sample
     assert float((ra - rb).norm() / ra.norm()) > 0.5
