@@ -112,6 +112,17 @@ def set_latent_statistics(vae: AutoencoderKLCosmos, videos: list[Tensor]) -> Non
     vae.register_to_config(latents_mean=[float(m) for m in mean], latents_std=[float(s) for s in std])
 
 
+@torch.no_grad()
+def reconstruction_psnr(vae: AutoencoderKLCosmos, video: Tensor) -> float:
+    """PSNR (dB, peak-to-peak 2) of ``video`` (B, 3, T, H, W) in [−1, 1] after encode → decode as
+    the DiT stage and inference use them (normalised latents, output clamped to [−1, 1])."""
+    from gen3c.models.tokenizer import decode_latents, encode_video
+
+    video = video.to(next(vae.parameters()).device).float()
+    recon = decode_latents(vae, encode_video(vae, video)).float().clamp(-1, 1)
+    return float(10 * torch.log10(4 / F.mse_loss(recon, video).clamp_min(1e-12)))
+
+
 def _stop(accelerator, local: bool) -> bool:
     """One decision for every process (stop as soon as one of them runs out of time)."""
     flag = torch.tensor(1.0 if local else 0.0, device=accelerator.device)
