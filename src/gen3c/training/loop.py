@@ -164,7 +164,12 @@ def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, data
     from torch.utils.data import DataLoader
 
     from gen3c.training.data import StepSampler, held_out_clip
-    from gen3c.training.tokenizer import build_tokenizer, reconstruction_psnr, set_latent_statistics, train_tokenizer
+    from gen3c.training.tokenizer import (
+        build_tokenizer,
+        reconstruction_psnr,
+        set_latent_statistics,
+        train_tokenizer,
+    )
 
     torch.manual_seed(config.run.seed + 1)
     vae = build_tokenizer(config.tokenizer.config)
