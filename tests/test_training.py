@@ -178,7 +178,7 @@ def test_train_cli_end_to_end(tmp_path):
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert json.loads((out / "model" / "gen3c_model.json").read_text())["chunk_frames"] == 9
     card = (out / "MODEL_CARD.md").read_text()
-    assert "3 in" in card and "Tokenizer" in card
+    assert "3 in" in card and "Tokenizer" in card and "dB PSNR" in card
     from gen3c.io.video import read_video
 
     frames, _ = read_video(out / "samples" / "step_0000003.mp4")

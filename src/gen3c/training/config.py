@@ -66,7 +66,8 @@ class TokenizerConfig:
     config: dict[str, Any] = field(default_factory=dict)  # AutoencoderKLCosmos kwargs over the tiny tokenizer config
     steps: int = 200  # optimiser steps of the tokenizer stage (from scratch without model.tokenizer)
     max_minutes: float = 0.0  # wall-clock budget of the tokenizer stage (0: none)
-    lr: float = 1e-3  # AdamW learning rate
+    lr: float = 1e-3  # AdamW peak learning rate
+    warmup_steps: int = 50  # linear learning-rate warm-up from lr / warmup_steps to lr (0: none)
     batch_size: int = 4  # clips per step
 
 

@@ -163,8 +163,13 @@ def _components(config: Config, out: Path, accelerator, log, progress: ProgressF
 def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, dataset):
     from torch.utils.data import DataLoader
 
-    from gen3c.training.data import StepSampler
-    from gen3c.training.tokenizer import build_tokenizer, set_latent_statistics, train_tokenizer
+    from gen3c.training.data import StepSampler, held_out_clip
+    from gen3c.training.tokenizer import (
+        build_tokenizer,
+        reconstruction_psnr,
+        set_latent_statistics,
+        train_tokenizer,
+    )
 
     torch.manual_seed(config.run.seed + 1)
     vae = build_tokenizer(config.tokenizer.config)
@@ -177,6 +182,10 @@ def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, data
     summary = train_tokenizer(vae, videos, config.tokenizer, accelerator, log, advance)
     stats_clips = [dataset[i]["video"][None] for i in range(min(len(dataset), 16))]
     set_latent_statistics(vae, stats_clips)
+    # The number that says whether the tokenizer is usable (a mean-colour one scores ~14 dB).
+    summary["heldout_psnr"] = reconstruction_psnr(vae, held_out_clip(dataset)["video"][None])
+    if log is not None:
+        log("tokenizer/heldout_psnr", summary["heldout_psnr"], summary["steps"])
     if accelerator.is_main_process:
         vae.save_pretrained(out / "tokenizer")
     accelerator.wait_for_everyone()
@@ -551,7 +560,8 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         tk = result.tokenizer
         lines.append(
             f"- **Tokenizer**: trained {tk['steps']} steps in {tk['seconds'] / 60:.1f} min, reconstruction loss (L1 + MSE) "
-            f"{tk['first_loss']:.4f} → {tk['final_loss']:.4f}."
+            f"{tk['first_loss']:.4f} → {tk['final_loss']:.4f}; held-out clip encode → decode "
+            f"{tk.get('heldout_psnr', float('nan')):.2f} dB PSNR."
         )
     if result.exported is not None and result.exported.is_dir():
         lines.append(f"- **Size**: {folder_megabytes(result.exported):.2f} MB ({result.exported.name}/).")

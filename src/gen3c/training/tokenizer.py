@@ -24,11 +24,22 @@ from gen3c.training.config import TokenizerConfig
 
 
 def build_tokenizer(overrides: dict) -> AutoencoderKLCosmos:
-    """A fresh tokenizer: :data:`gen3c.models.configs.VAE_TINY` with ``overrides``."""
+    """A fresh tokenizer: :data:`gen3c.models.configs.VAE_TINY` with ``overrides``, convolution biases at zero.
+
+    With PyTorch's default (uniform) bias initialisation the Haar-patched input, whose detail bands
+    are scaled down 8×, is drowned by the biases: a fresh tokenizer's output barely depends on its
+    input, and training sits for hundreds of steps on the mean-colour reconstruction
+    (docs/training.md, "Tokenizer"). Zero biases keep the input's signal from the first step.
+    """
     kwargs = {**configs.VAE_TINY, **overrides, "latents_mean": None, "latents_std": None}
     for key in ("encoder_block_out_channels", "decode_block_out_channels", "attention_resolutions"):
         kwargs[key] = tuple(kwargs[key])
-    return AutoencoderKLCosmos(**kwargs)
+    vae = AutoencoderKLCosmos(**kwargs)
+    with torch.no_grad():
+        for module in vae.modules():
+            if isinstance(module, torch.nn.Conv3d) and module.bias is not None:
+                module.bias.zero_()
+    return vae
 
 
 def reconstruction_loss(vae, video: Tensor) -> Tensor:
@@ -53,6 +64,10 @@ def train_tokenizer(
     """
     vae.train().requires_grad_(True)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr)
+    # Warm-up: the high peak rate this small tokenizer needs to leave its mean-colour plateau
+    # (docs/training.md) is unstable on the first steps of a fresh network.
+    warmup = max(1, config.warmup_steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     model, optimizer = accelerator.prepare(vae, optimizer)
     started = time.monotonic()
     losses: list[float] = []
@@ -64,6 +79,7 @@ def train_tokenizer(
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        schedule.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
         losses.append(float(accelerator.reduce(loss.detach(), "mean")))
@@ -94,6 +110,17 @@ def set_latent_statistics(vae: AutoencoderKLCosmos, videos: list[Tensor]) -> Non
     flat = raw.transpose(0, 1).reshape(C, -1)
     mean, std = flat.mean(dim=1), flat.std(dim=1).clamp_min(1e-6)
     vae.register_to_config(latents_mean=[float(m) for m in mean], latents_std=[float(s) for s in std])
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae: AutoencoderKLCosmos, video: Tensor) -> float:
+    """PSNR (dB, peak-to-peak 2) of ``video`` (B, 3, T, H, W) in [−1, 1] after encode → decode as
+    the DiT stage and inference use them (normalised latents, output clamped to [−1, 1])."""
+    from gen3c.models.tokenizer import decode_latents, encode_video
+
+    video = video.to(next(vae.parameters()).device).float()
+    recon = decode_latents(vae, encode_video(vae, video)).float().clamp(-1, 1)
+    return float(10 * torch.log10(4 / F.mse_loss(recon, video).clamp_min(1e-12)))
 
 
 def _stop(accelerator, local: bool) -> bool:
