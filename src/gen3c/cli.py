@@ -329,14 +329,28 @@ NumGpusOpt = Annotated[
 ]
 
 
-def _generator_options(generator: GeneratorName, **options) -> dict:
-    """A request's ``generator_options``: the gen3c generator's flags when it is the one chosen.
+#: The gen3c generator's flags, by parameter name: the commands that run a generator
+#: (generate, gui, eval) declare them and pass them on through :func:`_generator_options`.
+GEN3C_FLAGS = (
+    "checkpoint_dir", "model", "lora", "guidance", "num_steps", "prompt", "negative_prompt",
+    "offload_diffusion_transformer", "offload_tokenizer", "offload_text_encoder_model", "offload_prompt_upsampler",
+    "offload_guardrail_models", "disable_guardrail", "disable_prompt_encoder", "disable_prompt_upsampler",
+    "memory_mode", "fp8", "low_memory", "max_gpu_memory", "compile", "attention_backend", "fp8_matmul",
+    "verify_checksums", "num_gpus",
+)  # fmt: skip
+
+
+def _generator_options(generator: GeneratorName, params: dict) -> dict:
+    """A request's ``generator_options``: the gen3c generator's flags among a command's ``params``
+    (its ``locals()``) when it is the generator chosen.
 
     A gen3c-only flag changed from its default while another generator runs is an error, not a
     silent no-op.
     """
+    options = {name: str(params[name]) if isinstance(params[name], Path) else params[name]
+               for name in GEN3C_FLAGS if name in params}  # fmt: skip
     if generator == GeneratorName.gen3c:
-        return dict(options)
+        return options
     import inspect
 
     defaults = {name: p.default for name, p in inspect.signature(generate).parameters.items()}
@@ -466,17 +480,7 @@ def generate(
         foreground_masking=foreground_masking, splat=splat.value, resolution=resolution, resize_mode=resize_mode.value,
         generator=generator.value, seed=seed, video_save_folder=str(video_save_folder), video_save_name=video_save_name,
         save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
-        generator_options=_generator_options(
-            generator, checkpoint_dir=checkpoint_dir, guidance=guidance, num_steps=num_steps, prompt=prompt,
-            negative_prompt=negative_prompt, offload_diffusion_transformer=offload_diffusion_transformer,
-            offload_tokenizer=offload_tokenizer, offload_text_encoder_model=offload_text_encoder_model,
-            offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
-            disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
-            disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
-            low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
-            fp8_matmul=fp8_matmul, num_gpus=num_gpus, model=model, lora=None if lora is None else str(lora),
-            verify_checksums=verify_checksums,
-        ),
+        generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
     _run(request, resume=resume)
 
@@ -597,16 +601,7 @@ def gui(
         generator=generator.value, resolution=resolution, resize_mode=resize_mode.value, num_video_frames=num_video_frames,
         filter_points_threshold=filter_points_threshold, foreground_masking=foreground_masking, splat=splat.value,
         seed=seed, fps=fps,
-        generator_options=_generator_options(
-            generator, checkpoint_dir=checkpoint_dir, guidance=guidance, num_steps=num_steps, prompt=prompt,
-            negative_prompt=negative_prompt, offload_diffusion_transformer=offload_diffusion_transformer,
-            offload_tokenizer=offload_tokenizer, offload_text_encoder_model=offload_text_encoder_model,
-            offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
-            disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
-            disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
-            low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
-            fp8_matmul=fp8_matmul, verify_checksums=verify_checksums, model=model, lora=None if lora is None else str(lora),
-        ),
+        generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
     gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -834,16 +829,7 @@ def eval_command(
     from gen3c.evaluation.run import make_config, parse_list, run_eval
     from gen3c.pipelines.request import GenerationRequest, make_generator
 
-    options = _generator_options(
-        generator, checkpoint_dir=checkpoint_dir, guidance=guidance, num_steps=num_steps, prompt=prompt,
-        negative_prompt=negative_prompt, offload_diffusion_transformer=offload_diffusion_transformer,
-        offload_tokenizer=offload_tokenizer, offload_text_encoder_model=offload_text_encoder_model,
-        offload_prompt_upsampler=offload_prompt_upsampler, offload_guardrail_models=offload_guardrail_models,
-        disable_guardrail=disable_guardrail, disable_prompt_encoder=disable_prompt_encoder,
-        disable_prompt_upsampler=disable_prompt_upsampler, memory_mode=memory_mode, fp8=fp8,
-        low_memory=low_memory, max_gpu_memory=max_gpu_memory, compile=compile, attention_backend=attention_backend,
-        fp8_matmul=fp8_matmul, verify_checksums=verify_checksums, model=model, lora=None if lora is None else str(lora),
-    )  # fmt: skip
+    options = _generator_options(generator, locals())
     if generator == GeneratorName.preview and seed != 1:
         raise Gen3cInputError("--seed applies to --generator gen3c only (the preview and baselines are deterministic); drop it")
     settings = dict(
