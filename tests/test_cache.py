@@ -115,6 +115,40 @@ def test_points_behind_the_camera_are_ignored(mode):
     torch.testing.assert_close(mixed.mask, alone.mask)
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "zbuffer"])
+def test_points_outside_the_image_change_nothing(mode):
+    # Points beside, above and below the 5 × 6 image (one just outside its 1-pixel border) and a
+    # long run of them, as a camera turning away leaves: they add nothing anywhere.
+    inside = torch.tensor([_point_at(2.4, 1.7, 2.0)])
+    outside = torch.tensor(
+        [_point_at(u, v, 2.0) for u, v in ((-3.0, 2.0), (8.5, 1.0), (2.0, -4.0), (3.0, 7.2), (-1.5, -1.5))]
+        + [_point_at(40.0 + i, 2.0, 3.0) for i in range(500)]
+    )
+    alone = forward_warp(inside, torch.zeros(1, 3), EYE, K5[None], 5, 6, mode=mode)
+    mixed = forward_warp(torch.cat([outside, inside]), torch.cat([torch.ones(len(outside), 3), torch.zeros(1, 3)]), EYE, K5[None], 5, 6, mode=mode)
+    torch.testing.assert_close(mixed.color, alone.color)
+    torch.testing.assert_close(mixed.mask, alone.mask)
+    torch.testing.assert_close(mixed.depth, alone.depth)
+
+
+@pytest.mark.parametrize("foreground_masking", [False, True])
+def test_render_without_depth_gives_the_same_colour_and_mask(foreground_masking):
+    H, W = 88, 160
+    src = source_camera(H, W)
+    gt = render(make_scene("objects", seed=0), src)
+    cache = Cache3D(foreground_masking=foreground_masking)
+    cache.add_view(gt.rgb[0], gt.depth[0], src.K[0], src.w2c[0])
+    cams = preset_trajectory("left", "center_facing", 7, src.w2c[0], src.K[0], H, W)
+    full, lean = cache.render(cams, chunk_size=3), cache.render(cams, chunk_size=3, depth=False)
+    assert lean.depths is None and full.depths is not None
+    torch.testing.assert_close(lean.masks, full.masks, atol=0, rtol=0)
+    torch.testing.assert_close(lean.colors, full.colors, atol=1e-6, rtol=0)
+    # Chunks share one workspace: the last render of a chunk equals a fresh render of its frame.
+    one = cache.render(cams[6])
+    torch.testing.assert_close(one.colors[0], full.colors[6], atol=1e-6, rtol=0)
+    torch.testing.assert_close(one.depths[0], full.depths[6], atol=1e-6, rtol=0)
+
+
 def test_forward_warp_batches_views():
     pts = torch.tensor([_point_at(2.0, 1.0, 2.0)])
     w2c = torch.eye(4).repeat(2, 1, 1)

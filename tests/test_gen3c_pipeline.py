@@ -261,15 +261,15 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
         def __init__(self):
             self.rendered = None
 
-        def render(self, cameras):
-            self.rendered = cameras
+        def render(self, cameras, depth=True):
+            self.rendered, self.depth = cameras, depth
             return SimpleNamespace(colors=colors, masks=masks)
 
     cache, cameras = StandInCache(), list(range(T))
     gen = Gen3cGenerator(pipe, num_steps=4, guidance=0.0, chunk_frames=T)
     ticks = []
     frames = gen.generate(cache, cameras, image, progress=ticks.append)
-    assert cache.rendered is cameras
+    assert cache.rendered is cameras and cache.depth is False  # GEN3C conditions on colour + mask only
     assert frames.shape == (T, 3, H, W)
     assert len(ticks) == 4 and sum(ticks) == pytest.approx(T)
     direct = pipe(image, colors, masks, num_steps=4, guidance=0.0).frames

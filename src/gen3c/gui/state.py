@@ -470,7 +470,7 @@ class GuiState:
         cams = self.cameras()
         if not 0 <= index < len(cams):
             raise Gen3cInputError(f"frame {index} is outside the path's {len(cams)} frames")
-        out = self.cache().render(cams[index])
+        out = self.cache().render(cams[index], depth=False)
         return out.colors[0, 0], out.masks[0, 0]
 
     def frame_panel(self, index: int, axis: int = 1) -> np.ndarray:

@@ -48,6 +48,9 @@ MAX_FRAMES = 100_000
 
 
 class VideoGenerator(Protocol):
+    """``name`` labels progress; ``needs_buffer_depth`` (default True when absent) says whether
+    ``generate`` reads ``buffers.depths`` — when False the cache renders colour and mask only."""
+
     name: str
 
     def generate(
@@ -281,7 +284,12 @@ def generate_video(
         cams = cameras[start:stop]
         chunk_cache, offset = plan.cache_for_chunk(k, start, cams, condition if k else None, progress, label)
         stage = _stage_names(label, generator)
-        buffers = chunk_cache.render(cams, frame_offset=offset, progress=progress(stage[0], len(cams)) if progress else None)
+        buffers = chunk_cache.render(
+            cams,
+            frame_offset=offset,
+            progress=progress(stage[0], len(cams)) if progress else None,
+            depth=getattr(generator, "needs_buffer_depth", True),
+        )
         frames = generator.generate(
             chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None
         )
@@ -314,8 +322,12 @@ def _stage_names(label: str, generator: object) -> tuple[str, str]:
 
 
 def _slice_buffers(b: BufferRenders, index: slice, cpu: bool = False) -> BufferRenders:
-    move = (lambda t: t.detach().cpu()) if cpu else (lambda t: t)
-    return BufferRenders(move(b.colors[index]), move(b.masks[index]), move(b.depths[index]), b.views)
+    def move(t: Tensor | None) -> Tensor | None:
+        if t is None:
+            return None
+        return t[index].detach().cpu() if cpu else t[index]
+
+    return BufferRenders(move(b.colors), move(b.masks), move(b.depths), b.views)
 
 
 def pad_buffers(b: BufferRenders, num_buffers: int) -> BufferRenders:
@@ -325,14 +337,17 @@ def pad_buffers(b: BufferRenders, num_buffers: int) -> BufferRenders:
         return b
     T, _, _, H, W = b.colors.shape
 
-    def pad(t: Tensor, value: float) -> Tensor:
+    def pad(t: Tensor | None, value: float) -> Tensor | None:
+        if t is None:
+            return None
         return torch.cat([t, torch.full((T, extra, t.shape[2], H, W), value, dtype=t.dtype, device=t.device)], dim=1)
 
     return BufferRenders(pad(b.colors, -1.0), pad(b.masks, 0.0), pad(b.depths, 0.0), b.views)
 
 
 def _cat_buffers(items: list[BufferRenders]) -> BufferRenders:
-    return BufferRenders(*(torch.cat([getattr(b, k) for b in items]) for k in ("colors", "masks", "depths")), items[0].views)
+    depths = None if any(b.depths is None for b in items) else torch.cat([b.depths for b in items])
+    return BufferRenders(torch.cat([b.colors for b in items]), torch.cat([b.masks for b in items]), depths, items[0].views)
 
 
 def buffer_panel(frames: Tensor, buffers: BufferRenders, num_buffers: int | None = None) -> Tensor:

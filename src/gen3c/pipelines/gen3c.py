@@ -591,6 +591,7 @@ class Gen3cGenerator:
     """
 
     name = "gen3c"
+    needs_buffer_depth = False  # GEN3C conditions on colour and mask only
 
     def __init__(
         self,
@@ -643,7 +644,7 @@ class Gen3cGenerator:
                 "the gen3c generator needs the first frame (the source image) to condition on"
             )
         if buffers is None:
-            buffers = cache.render(cameras)
+            buffers = cache.render(cameras, depth=False)
         colors, masks = buffers.colors, buffers.masks
         T = colors.shape[0]
         self.check_num_frames(T)

@@ -142,6 +142,7 @@ class PreviewGenerator:
     """
 
     name = "preview"
+    needs_buffer_depth = True  # buffers are merged nearest-first
 
     def __init__(self, inpaint: str = "telea", inpaint_radius: int = 3) -> None:
         if inpaint not in INPAINT_METHODS:

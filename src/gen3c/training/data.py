@@ -42,7 +42,7 @@ def make_clip(
     """A training clip: ``frames`` (T, 3, H, W) in [−1, 1] and the renders of the cache of ``views``
     (oldest first; the last ends up as buffer 0) into ``cameras`` (T)."""
     cache = build_cache(views, config.filter_points_threshold, config.foreground_masking)
-    buffers = cache.render(cameras)
+    buffers = cache.render(cameras, depth=False)
     return {
         "video": frames.permute(1, 0, 2, 3).contiguous().float(),
         "buffer_colors": buffers.colors.float(),
