@@ -28,6 +28,15 @@ def one_line(exc: Exception) -> None:
     event("refused with a one-line error")
 
 
+def test_first_line_quotes_one_line_of_a_library_error():
+    from gen3c.errors import first_line
+
+    # e.g. diffusers' config errors span several lines; a user error quotes the first only.
+    assert first_line(ValueError("bad config\n  at key 'x'\n")) == "bad config"
+    assert first_line(ValueError("\n  leading blank\nsecond")) == "leading blank"
+    assert first_line(KeyError()) == "KeyError" and len(first_line(ValueError("y" * 500), 120)) == 120
+
+
 def accepted() -> None:
     event("accepted")
 

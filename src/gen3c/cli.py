@@ -670,9 +670,16 @@ def train(
         from gen3c.training import run_training
     except ImportError as exc:
         raise Gen3cInputError(f"gen3c train needs the train extra ({exc.name} is missing): pip install 'gen3c[train]'") from None
-    result = run_training(config, out, resume=resume, stop_after=stop_after, progress_factory=rich_progress, echo=console.print)
-    last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
-    console.print(f"[green]trained[/] {result.steps} steps{last} in {result.seconds:.1f} s → {result.exported or result.checkpoint}")
+    from gen3c.parallel import is_main_process
+
+    main = is_main_process()  # other ranks of torchrun train silently; rank 0 reports
+    result = run_training(
+        config, out, resume=resume, stop_after=stop_after, progress_factory=rich_progress if main else None, echo=console.print if main else None
+    )
+    if main:
+        last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
+        ranks = f" on {result.processes} processes" if result.processes > 1 else ""
+        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s → {result.exported or result.checkpoint}")
 
 
 def _cuda() -> bool:

@@ -21,3 +21,10 @@ class Gen3cModelError(Gen3cInputError):
 
 class Gen3cMemoryError(Gen3cInputError):
     """The accelerator ran out of memory; the message names the setting that makes the run fit."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``exc``'s message (at most ``limit`` characters), or its type's name:
+    what a one-line user error quotes of a library's (often multi-line) exception."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
 from gen3c.batch.manifest import Job
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, first_line
 
 
 class BatchActor:
@@ -114,13 +114,13 @@ def run_ray(
                 outcome = lost_job(
                     job,
                     folder,
-                    f"its Ray worker died ({str(exc).splitlines()[0][:200]}); rerun with --retry_failed",
+                    f"its Ray worker died ({first_line(exc)}); rerun with --retry_failed",
                 )
                 actors.remove(actor)
                 actor = actor_class.remote(str(folder))
                 actors.append(actor)
             except ray.exceptions.RayError as exc:
-                outcome = lost_job(job, folder, f"Ray could not run it ({str(exc).splitlines()[0][:200]})")
+                outcome = lost_job(job, folder, f"Ray could not run it ({first_line(exc)})")
             yield outcome
             submit(actor)
     finally:

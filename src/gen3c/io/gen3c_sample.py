@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import validate_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.frames import (
     FrameStack,
     check_array,
@@ -151,7 +151,7 @@ def _read_pt(path: Path, trust_checkpoint: bool, mask_invalid_depth: bool) -> Fr
         data = torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
         raise Gen3cInputError(
-            f"{name} is not a readable torch file ({str(exc).splitlines()[0][:120]})"
+            f"{name} is not a readable torch file ({first_line(exc, 120)})"
         ) from None
     if (
         not isinstance(data, (tuple, list))

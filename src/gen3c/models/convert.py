@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cModelError, first_line
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
@@ -283,7 +283,7 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
             ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise Gen3cModelError(
-            f"{path} is not a readable torch file ({_first_line(exc)}): download it again"
+            f"{path} is not a readable torch file ({first_line(exc)}): download it again"
         ) from None
     return torch.load(path, map_location="cpu", weights_only=False)
 
@@ -362,7 +362,7 @@ def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
         return walk(root, "", {})
     except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, ValueError, TypeError, RuntimeError, EOFError, OSError) as exc:
         raise Gen3cModelError(
-            f"{path} is not a TorchScript archive gen3c can read without running it ({_first_line(exc)}): download it again, "
+            f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): download it again, "
             "or if you trust it, convert with --trust_checkpoint (loads it with torch.jit.load)"
         ) from None
 
@@ -380,11 +380,6 @@ def dit_state_dict(obj: Any) -> tuple[dict[str, Any], str]:
     raise Gen3cModelError(
         "model.pt holds no network state dict (no 'model' entry and no 'net.' keys): download it again"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def _require(path: Path, what: str) -> Path:
@@ -432,7 +427,7 @@ def convert_tokenizer(
                 tensors = torch.jit.load(str(path), map_location="cpu").state_dict()
             except (RuntimeError, ValueError) as exc:
                 raise Gen3cModelError(
-                    f"{path} is not a TorchScript archive ({_first_line(exc)}): download it again"
+                    f"{path} is not a TorchScript archive ({first_line(exc)}): download it again"
                 ) from None
         else:
             tensors = read_torchscript_tensors(path)
@@ -621,7 +616,7 @@ def _load_t5(folder: Path):
         text_encoder = T5EncoderModel.from_pretrained(str(folder), dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
-            f"T5 folder {folder} could not be loaded ({_first_line(exc)}): download google-t5/t5-11b again"
+            f"T5 folder {folder} could not be loaded ({first_line(exc)}): download google-t5/t5-11b again"
         ) from None
     return text_encoder.eval(), tokenizer
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cModelError, first_line
 
 CHECKSUMS_FILE = "checksums.json"
 #: Components whose weights are checked against their config, and their diffusers classes.
@@ -82,7 +82,7 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
         if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
             raise ValueError("expected {'algorithm': 'sha256', 'files': {path: hex digest}}")
     except (OSError, UnicodeDecodeError, ValueError, KeyError) as exc:
-        raise Gen3cModelError(f"{path} is malformed ({str(exc)[:120]}): convert the checkpoint again") from None
+        raise Gen3cModelError(f"{path} is malformed ({first_line(exc, 120)}): convert the checkpoint again") from None
     for name in files:
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts or "\\" in name or "\x00" in name or not name:
@@ -117,7 +117,7 @@ def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
                 out[key] = (str(sl.get_dtype()), tuple(int(n) for n in sl.get_shape()))
             return out
     except (SafetensorError, OSError, ValueError) as exc:
-        raise Gen3cModelError(f"{path} is not a readable safetensors file ({str(exc)[:120]}): download or convert it again") from None
+        raise Gen3cModelError(f"{path} is not a readable safetensors file ({first_line(exc, 120)}): download or convert it again") from None
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -142,7 +142,7 @@ def expected_tensors(folder: Path, class_name: str) -> dict[str, tuple[str, tupl
         with init_empty_weights():
             model = cls.from_config(config)
     except Exception as exc:  # any malformed config: the library's many error types
-        raise Gen3cModelError(f"{folder / 'config.json'} does not describe a {class_name} ({str(exc)[:120]}): convert again") from None
+        raise Gen3cModelError(f"{folder / 'config.json'} does not describe a {class_name} ({first_line(exc, 120)}): convert again") from None
     return {k: (_TORCH_DTYPES.get(str(v.dtype).removeprefix("torch."), str(v.dtype)), tuple(v.shape)) for k, v in model.state_dict().items()}
 
 

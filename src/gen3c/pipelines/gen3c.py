@@ -48,7 +48,7 @@ from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, DiffusionPi
 from diffusers.utils import BaseOutput
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError, first_line
 from gen3c.models import configs
 from gen3c.models.context_parallel import check_token_split, context_parallel_degree, enable_context_parallel
 from gen3c.models.memory import (
@@ -329,7 +329,7 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
-                f"checkpoint {source!r} has no loadable T5 text encoder for prompt {prompt[:40]!r} ({_first_line(exc)}): "
+                f"checkpoint {source!r} has no loadable T5 text encoder for prompt {prompt[:40]!r} ({first_line(exc)}): "
                 f"use the empty prompt, or {WEIGHTS_HELP}"
             ) from None
         self.text_encoder.eval()
@@ -692,7 +692,7 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
             raise ValueError(f"a JSON {type(declared).__name__}, not an object")
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
-            f"checkpoint {str(root)!r}: model_index.json is unreadable ({_first_line(exc)}): convert again"
+            f"checkpoint {str(root)!r}: model_index.json is unreadable ({first_line(exc)}): convert again"
         ) from None
     missing = []
     for name in REQUIRED_COMPONENTS:
@@ -759,7 +759,7 @@ def load_pipeline(
         pipe = Gen3cPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype}, **skip)
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
-            f"could not load checkpoint {source!r} ({_first_line(exc)}): {WEIGHTS_HELP}"
+            f"could not load checkpoint {source!r} ({first_line(exc)}): {WEIGHTS_HELP}"
         ) from None
     pipe.text_encoder_source = source
     pipe.text_encoder_dtype = dtype
@@ -902,11 +902,6 @@ def _describe(value: object) -> str:
     if isinstance(value, Tensor):
         return f"a tensor of shape {tuple(value.shape)}"
     return type(value).__name__
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 #: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.

@@ -58,6 +58,7 @@ class TrainResult:
     tokenizer: dict | None = None  # the tokenizer stage's summary (from scratch)
     exported: Path | None = None  # model/ or lora/
     checkpoint: Path | None = None  # the last checkpoint written
+    processes: int = 1  # data-parallel processes (torchrun / accelerate launch)
 
 
 class _StepState:
@@ -108,6 +109,9 @@ def _accelerator(config: Config, out: Path):
             use_orig_params=True,
         )  # fmt: skip
     return Accelerator(
+        # Without CUDA, accelerate only forms a process group (gloo) when told it runs on CPUs;
+        # otherwise each process of `torchrun -m gen3c train` would train alone into one folder.
+        cpu=not torch.cuda.is_available(),
         mixed_precision=config.train.mixed_precision,
         gradient_accumulation_steps=config.train.gradient_accumulation_steps,
         project_config=ProjectConfiguration(project_dir=str(out), automatic_checkpoint_naming=False),
@@ -325,7 +329,7 @@ def train(
 
     # 5. Steps
     end_step = config.run.max_steps if stop_after is None else min(config.run.max_steps, start_step + stop_after)
-    result = TrainResult(out=out, steps=start_step, tokenizer=tok_summary)
+    result = TrainResult(out=out, steps=start_step, tokenizer=tok_summary, processes=accelerator.num_processes)
     advance = progress("Training", end_step - start_step) if progress is not None and main else None
     losses_file = (out / "losses.jsonl").open("a") if main else None
     started = time.monotonic()
@@ -552,7 +556,8 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         f"condition augmentation σ {t.condition_augment_sigma}.",
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps}), batch {t.batch_size}"
         f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}.",
-        f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min (this invocation) on {device}.",
+        f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min (this invocation) on {device}"
+        + (f" × {result.processes} processes (DDP/FSDP)." if result.processes > 1 else "."),
         f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
         f"min {min(losses) if losses else float('nan'):.4f}.",
     ]
