@@ -197,8 +197,9 @@ def _write_toml(cfg: dict, path):
 
 def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
     """`torchrun --nproc_per_node 2 -m gen3c train` on a CPU-only machine forms one gloo process
-    group (DDP): one writer, the loss averaged over the ranks, and weights that took rank 1's
-    clips into account — not two independent runs racing into one folder."""
+    group (DDP): one writer, the loss averaged over the ranks, and whole exported weights that
+    took rank 1's clips into account — not two independent runs racing into one folder."""
+    distributed = "ddp"
     import os
     import subprocess
     import sys
@@ -206,7 +207,7 @@ def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
 
     from safetensors.torch import load_file
 
-    cfg = tiny_config(tmp_path, run={"max_steps": 3}, train={"batch_size": 1, "lr": 1e-3}, data={"cache_clips": True})
+    cfg = tiny_config(tmp_path, run={"max_steps": 3}, train={"batch_size": 1, "lr": 1e-3, "distributed": distributed}, data={"cache_clips": True})
     path = _write_toml(cfg, tmp_path / "tiny.toml")
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
@@ -216,8 +217,9 @@ def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
     proc = subprocess.run([*launch, "-m", "gen3c", "train", str(path), "--out", str(two)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     said = proc.stdout + proc.stderr
-    assert said.count("trained 3 steps") == 1 and "on 2 processes" in said
-    assert "× 2 processes" in (two / "MODEL_CARD.md").read_text()
+    kind = distributed.upper()
+    assert said.count("trained 3 steps") == 1 and f"on 2 processes ({kind})" in said
+    assert f"× 2 processes ({kind})" in (two / "MODEL_CARD.md").read_text()
     two_losses = [json.loads(line)["loss"] for line in (two / "losses.jsonl").read_text().splitlines()]
     assert len(two_losses) == 3  # rank 0 alone writes
 
@@ -227,8 +229,19 @@ def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
     assert two_losses[0] != pytest.approx(one.losses[0], rel=1e-6)
     w_two = load_file(two / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
     w_one = load_file(tmp_path / "one" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
-    assert w_two.keys() == w_one.keys()
+    assert w_two.keys() == w_one.keys() and all(w_two[k].shape == w_one[k].shape for k in w_one)  # gathered, not shards
     assert any(not torch.equal(w_two[k], w_one[k]) for k in w_one)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="FSDP is refused only without GPUs")
+def test_fsdp_on_cpus_is_refused_not_quietly_ddp(tmp_path, monkeypatch):
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _accelerator
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    config = config_from_dict(tiny_config(tmp_path, train={"distributed": "fsdp"}))
+    with pytest.raises(Gen3cInputError, match='"fsdp" needs GPUs .* use "ddp" on CPUs'):
+        _accelerator(config, tmp_path)
 
 
 def test_shipped_configs_load():

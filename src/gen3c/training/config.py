@@ -83,7 +83,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # gradient-norm clip (0: none)
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's autocast; master weights stay float32)
     gradient_checkpointing: bool = False  # recompute block activations in backward (the 7B needs it)
-    distributed: str = "ddp"  # ddp | fsdp when launched on several processes (torchrun / accelerate launch)
+    distributed: str = "ddp"  # ddp | fsdp (GPUs only) when launched on several processes (torchrun / accelerate launch)
     p_mean: float = 0.0  # log-normal sigma: ln σ ~ N(p_mean, p_std²); Cosmos-Predict1's EDMSDE values (EDM paper: -1.2, 1.2)
     p_std: float = 1.0  # (see p_mean)
     sigma_min: float = 0.0002  # sigma range of training draws (GEN3C's sampler: 0.0002 … 80)

@@ -59,6 +59,7 @@ class TrainResult:
     exported: Path | None = None  # model/ or lora/
     checkpoint: Path | None = None  # the last checkpoint written
     processes: int = 1  # data-parallel processes (torchrun / accelerate launch)
+    parallel: str = ""  # "DDP" or "FSDP" when processes > 1
 
 
 class _StepState:
@@ -102,6 +103,9 @@ def _accelerator(config: Config, out: Path):
 
     kwargs = {}
     if config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not torch.cuda.is_available():
+            # accelerate shards only across accelerators; on CPUs it would quietly run DDP.
+            raise Gen3cInputError('train.distributed = "fsdp" needs GPUs (accelerate shards across GPUs only): use "ddp" on CPUs')
         from accelerate import FullyShardedDataParallelPlugin
 
         kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
@@ -330,6 +334,8 @@ def train(
     # 5. Steps
     end_step = config.run.max_steps if stop_after is None else min(config.run.max_steps, start_step + stop_after)
     result = TrainResult(out=out, steps=start_step, tokenizer=tok_summary, processes=accelerator.num_processes)
+    if result.processes > 1:
+        result.parallel = "FSDP" if accelerator.distributed_type.value == "FSDP" else "DDP"
     advance = progress("Training", end_step - start_step) if progress is not None and main else None
     losses_file = (out / "losses.jsonl").open("a") if main else None
     started = time.monotonic()
@@ -557,7 +563,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps}), batch {t.batch_size}"
         f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}.",
         f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min (this invocation) on {device}"
-        + (f" × {result.processes} processes (DDP/FSDP)." if result.processes > 1 else "."),
+        + (f" × {result.processes} processes ({result.parallel})." if result.processes > 1 else "."),
         f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
         f"min {min(losses) if losses else float('nan'):.4f}.",
     ]

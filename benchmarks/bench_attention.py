@@ -1,0 +1,85 @@
+"""Attention and GEMM throughput at the 7B DiT's shapes, per backend and memory layout.
+
+    python benchmarks/bench_attention.py [--tokens 56320] [--iters 5]
+
+Two thirds of a GEN3C DiT forward is self-attention over 56,320 tokens (121 frames at
+704×1280: 16 latent frames × 44 × 80 patches), 32 heads of 128; the rest is mostly GEMMs of
+56,320 × 4,096 by 4,096 (× 4 for the MLP). This measures, in the same run, TFLOP/s of
+``F.scaled_dot_product_attention`` on each SDPA backend with q/k/v given as (B, H, S, D)
+contiguous tensors or as transposed views of (B, S, H, D) (the layout diffusers' processors
+hand over), and of the GEMMs in bf16 and in fp8 (row-wise scaled ``torch._scaled_mm``), so
+the ceiling each DiT setting can reach is known. CUDA only; not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+
+def _time(fn, iters: int) -> float:
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=56_320)
+    parser.add_argument("--heads", type=int, default=32)
+    parser.add_argument("--head_dim", type=int, default=128)
+    parser.add_argument("--iters", type=int, default=5)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("CUDA is not available: this benchmark measures GPU kernels")
+    dev, dt = torch.device("cuda"), torch.bfloat16
+    S, H, D = args.tokens, args.heads, args.head_dim
+    print(f"{torch.cuda.get_device_name()} | torch {torch.__version__} | cuDNN {torch.backends.cudnn.version()}")
+    attn_flop = 4 * S * S * H * D  # QKᵀ and PV, 2 FLOP per multiply-add
+    rows = []
+    bshd = [torch.randn(1, S, H, D, device=dev, dtype=dt) for _ in range(3)]
+    bhsd = [t.transpose(1, 2).contiguous() for t in bshd]
+    views = [t.transpose(1, 2) for t in bshd]
+    for name, backend in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+        for layout, qkv in (("(B,H,S,D) contiguous", bhsd), ("(B,S,H,D) viewed", views)):
+            try:
+                with sdpa_kernel(backend):
+                    s = _time(lambda: F.scaled_dot_product_attention(*qkv), args.iters)  # noqa: B023
+                rows.append((f"SDPA {name}, {layout}", s, attn_flop / s / 1e12))
+            except RuntimeError as exc:
+                rows.append((f"SDPA {name}, {layout}: {str(exc).splitlines()[0][:60]}", float("nan"), float("nan")))
+    del bshd, bhsd, views
+    x = torch.randn(S, 4096, device=dev, dtype=dt)
+    for n_out in (4096, 16384):
+        w = torch.randn(n_out, 4096, device=dev, dtype=dt)
+        flop = 2 * S * 4096 * n_out
+        s = _time(lambda: x @ w.T, args.iters)  # noqa: B023
+        rows.append((f"GEMM bf16 {S}×4096 · 4096×{n_out}", s, flop / s / 1e12))
+        xq, wq = x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn)
+        sx = torch.ones(S, 1, device=dev, dtype=torch.float32)
+        sw = torch.ones(1, n_out, device=dev, dtype=torch.float32)
+        try:
+            s = _time(lambda: torch._scaled_mm(xq, wq.T, scale_a=sx, scale_b=sw, out_dtype=dt), args.iters)  # noqa: B023
+            rows.append((f"GEMM fp8 row-wise {S}×4096 · 4096×{n_out}", s, flop / s / 1e12))
+        except RuntimeError as exc:
+            rows.append((f"GEMM fp8: {str(exc).splitlines()[0][:60]}", float("nan"), float("nan")))
+    print(f"\n| {'kernel':<58} | {'ms':>8} | {'TFLOP/s':>8} |")
+    print(f"|{'-' * 60}|{'-' * 10}|{'-' * 10}|")
+    for name, s, tflops in rows:
+        print(f"| {name:<58} | {s * 1e3:>8.2f} | {tflops:>8.0f} |")
+
+
+if __name__ == "__main__":
+    main()
