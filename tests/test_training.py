@@ -233,6 +233,20 @@ def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
     assert any(not torch.equal(w_two[k], w_one[k]) for k in w_one)
 
 
+def test_tokenizer_stage_continues_from_an_earlier_tokenizer(tmp_path):
+    from gen3c.errors import Gen3cInputError
+
+    first = train(config_from_dict(tiny_config(tmp_path, run={"max_steps": 1}, tokenizer={"steps": 8, "lr": 5e-3})), tmp_path / "a")
+    again = train(
+        config_from_dict(tiny_config(tmp_path, run={"max_steps": 1}, tokenizer={"steps": 2, "init": str(tmp_path / "a" / "tokenizer")})),
+        tmp_path / "b",
+    )
+    # It starts where the first stage ended, not from a fresh network's loss.
+    assert again.tokenizer["first_loss"] < 0.9 * first.tokenizer["first_loss"]
+    with pytest.raises(Gen3cInputError, match="tokenizer.init .* is not a tokenizer folder"):
+        train(config_from_dict(tiny_config(tmp_path, tokenizer={"init": str(tmp_path / "nowhere")})), tmp_path / "c")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="FSDP is refused only without GPUs")
 def test_fsdp_on_cpus_is_refused_not_quietly_ddp(tmp_path, monkeypatch):
     from gen3c.errors import Gen3cInputError

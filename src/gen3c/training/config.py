@@ -63,7 +63,8 @@ class ModelConfig:
 
 @dataclass
 class TokenizerConfig:
-    config: dict[str, Any] = field(default_factory=dict)  # AutoencoderKLCosmos kwargs over the tiny tokenizer config
+    config: dict[str, Any] = field(default_factory=dict)  # AutoencoderKLCosmos kwargs over the tiny tokenizer config (a fresh tokenizer)
+    init: str = ""  # a tokenizer folder (e.g. an earlier run's OUT/tokenizer) to continue training from; "" starts fresh (and ignores config)
     steps: int = 200  # optimiser steps of the tokenizer stage (from scratch without model.tokenizer)
     max_minutes: float = 0.0  # wall-clock budget of the tokenizer stage (0: none)
     lr: float = 1e-3  # AdamW peak learning rate

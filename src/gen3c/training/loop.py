@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
 from gen3c.models import configs
 from gen3c.training.config import Config
@@ -180,7 +180,17 @@ def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, data
     )
 
     torch.manual_seed(config.run.seed + 1)
-    vae = build_tokenizer(config.tokenizer.config)
+    if config.tokenizer.init:
+        from diffusers import AutoencoderKLCosmos
+
+        try:
+            vae = AutoencoderKLCosmos.from_pretrained(config.tokenizer.init).float()
+        except (OSError, ValueError) as exc:
+            raise Gen3cInputError(
+                f"tokenizer.init {config.tokenizer.init!r} is not a tokenizer folder ({first_line(exc)}): give an OUT/tokenizer of `gen3c train`"
+            ) from None
+    else:
+        vae = build_tokenizer(config.tokenizer.config)
     sampler = StepSampler(len(dataset), config.tokenizer.batch_size, config.run.seed + 1, 0,
                           accelerator.process_index, accelerator.num_processes)  # fmt: skip
     workers = 0 if config.data.cache_clips else config.data.num_workers
