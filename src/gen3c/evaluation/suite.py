@@ -205,6 +205,10 @@ def preview_methods() -> list[Method]:
 METHOD_NAMES: tuple[str, ...] = tuple(m.name for m in baseline_methods() + preview_methods())
 
 
+def _silent(stage: str, total: int) -> Callable[[int], None]:
+    return lambda done: None
+
+
 def select_methods(names: list[str] | None = None, generator: object | None = None) -> list[Method]:
     """The benchmark's rows: the named baselines and preview variants (default: all), then
     ``generator`` (e.g. the GEN3C model) on GEN3C's default cache when one is given."""
@@ -356,7 +360,8 @@ def run_benchmark(
         for method in methods:
             cache = build_cache([truth.source], method.filter_points_threshold, method.foreground_masking, method.splat)
             t0 = time.perf_counter()
-            video = generate_video(cache, truth.cameras, method.generator, truth.source.image, keep=True)
+            # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
+            video = generate_video(cache, truth.cameras, method.generator, truth.source.image, keep=True, progress=_silent)
             result.seconds[method.name] = time.perf_counter() - t0
             frames = video.frames.float().cpu()
             result.scores[method.name] = score_video(frames, truth)
