@@ -106,6 +106,7 @@ def bad_files(tmp_path, box_scene):
         ("fov_and_intrinsics", "either"),
         ("bad_camera_file", "camera file"),
         ("zero_frames", "impossible"),
+        ("tiny_fps", r"--fps 4\.8e-16 is impossible: pass a frame rate in \[1, 240\]"),
         ("bad_resolution", "HEIGHTxWIDTH"),
         ("output_is_file", "video_save_folder"),
         ("no_camera", "--intrinsics"),
@@ -130,6 +131,7 @@ def test_bad_input_is_one_line_exit_2_no_output(case, match, box_scene, bad_file
         "fov_and_intrinsics": {"--intrinsics": "100,100,80,48"},
         "bad_camera_file": {"--camera_file": bad_files["cams"]},
         "zero_frames": {"--num_video_frames": "0"},
+        "tiny_fps": {"--fps": "4.8e-16"},  # found by the fuzzer: the encoder's time base rounds to 0
         "bad_resolution": {"--resolution": "big"},
         "output_is_file": {"--video_save_folder": bad_files["afile"] / "sub"},
         "no_camera": {"--fov": None},

@@ -41,7 +41,15 @@ from gen3c.io.camera_files import (
     save_cameras,
 )
 from gen3c.pipelines.camera_video import SourceView, build_cache, prepare_source
-from gen3c.pipelines.request import GenerationRequest, RunOutput, load_source, make_cameras, run_request
+from gen3c.pipelines.request import (
+    MAX_FPS,
+    MIN_FPS,
+    GenerationRequest,
+    RunOutput,
+    load_source,
+    make_cameras,
+    run_request,
+)
 from gen3c.pipelines.resume import partial_dir
 
 PATH_MODES = ("preset", "keyframes", "file")
@@ -314,8 +322,8 @@ class GuiState:
         request = GenerationRequest.from_dict({**self.request.to_dict(), **settings}, "GUI settings")
         if "num_video_frames" in settings and not 1 <= int(request.num_video_frames) <= 100_000:
             raise Gen3cInputError(f"num_video_frames {request.num_video_frames} must be between 1 and 100000")
-        if "fps" in settings and not 0 < float(request.fps) <= 240:
-            raise Gen3cInputError(f"fps {request.fps} must be in (0, 240]")
+        if "fps" in settings and not MIN_FPS <= float(request.fps) <= MAX_FPS:
+            raise Gen3cInputError(f"fps {request.fps} must be in [{MIN_FPS:g}, {MAX_FPS:g}]")
         old, self.request = self.request, request
         try:
             if self.source is not None and (old.resolution, old.resize_mode) != (request.resolution, request.resize_mode):

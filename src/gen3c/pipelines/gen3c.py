@@ -755,11 +755,14 @@ def load_pipeline(
             f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}"
         )
     skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
+    # A local folder never reaches for the hub (a broken model_index.json entry would otherwise
+    # be looked up online, with retries, as if it were a repo id).
+    offline = {"local_files_only": True} if os.path.isdir(source) else {}
     try:
-        pipe = Gen3cPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype}, **skip)
+        pipe = Gen3cPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype}, **skip, **offline)
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
-            f"could not load checkpoint {source!r} ({first_line(exc)}): {WEIGHTS_HELP}"
+            f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}"
         ) from None
     pipe.text_encoder_source = source
     pipe.text_encoder_dtype = dtype

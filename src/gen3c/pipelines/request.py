@@ -133,7 +133,8 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
 
 
 #: Frame rates a video can be written at.
-MAX_FPS = 240.0
+# Below 1 fps encoders round the time base to 0 and write an unreadable mp4.
+MIN_FPS, MAX_FPS = 1.0, 240.0
 
 
 def check_request(request: GenerationRequest) -> None:
@@ -152,12 +153,12 @@ def check_request(request: GenerationRequest) -> None:
     numbers = (("movement_distance", request.movement_distance, "a finite number"),
                ("filter_points_threshold", request.filter_points_threshold, "a number ≥ 0 (0 keeps every point)"),
                ("png_depth_scale", request.png_depth_scale, "a number > 0"),
-               ("fps", request.fps, f"a frame rate in (0, {MAX_FPS:g}]"))  # fmt: skip
+               ("fps", request.fps, f"a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}]"))  # fmt: skip
     for key, value, what in numbers:
         bad = not math.isfinite(value) or (
             (key == "filter_points_threshold" and value < 0)
             or (key == "png_depth_scale" and value <= 0)
-            or (key == "fps" and not 0 < value <= MAX_FPS)
+            or (key == "fps" and not MIN_FPS <= value <= MAX_FPS)
         )
         if bad:
             raise Gen3cInputError(f"--{key} {value} is impossible: pass {what}")
