@@ -209,35 +209,31 @@ class SplatWorkspace:
         self._index: Tensor | None = None
         self._flags: Tensor | None = None
         self._spread: tuple[int, Tensor] | None = None
-        self._acc: Tensor | None = None
-        self._plane: Tensor | None = None
-        self._values_of: tuple[Tensor, int] | None = None  # the colours in rows[:C], and their version
+        self._flat: dict[str, Tensor] = {}  # the accumulator and the fill plane
+
+    def _reused(self, name: str, shape: tuple[int, ...], device) -> Tensor:
+        """A contiguous tensor of ``shape`` in the memory kept under ``name`` (grown when short)."""
+        size = math.prod(shape)
+        flat = self._flat.get(name)
+        if flat is None or flat.numel() < size or flat.device != torch.device(device):
+            flat = self._flat[name] = torch.empty(size, device=device)
+        return flat[:size].view(shape)
 
     def accumulator(self, batch: int, channels: int, pixels: int, device) -> Tensor:
         """(batch, channels, pixels) zeros, reusing the previous accumulator's memory."""
-        size = batch * channels * pixels
-        if self._acc is None or self._acc.numel() < size or self._acc.device != torch.device(device):
-            self._acc = torch.empty(size, device=device)
-        return self._acc[:size].view(batch, channels, pixels).zero_()
+        return self._reused("acc", (batch, channels, pixels), device).zero_()
 
     def plane(self, like: Tensor) -> Tensor:
         """Scratch of ``like``'s shape (contiguous), reused between calls."""
-        if self._plane is None or self._plane.numel() < like.numel() or self._plane.device != like.device:
-            self._plane = torch.empty(like.numel(), device=like.device)
-        return self._plane[: like.numel()].view(like.shape)
+        return self._reused("plane", tuple(like.shape), like.device)
 
     def _buffers(self, cols: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         C, N = cols.shape
-        rows = 2 * C + 13
+        rows = C + 12
         if self._rows is None or self._rows.shape != (rows, N) or self._rows.device != cols.device:
             self._rows = torch.empty(rows, N, device=cols.device)
             self._index = torch.empty(N, dtype=torch.long, device=cols.device)
             self._flags = torch.empty(2, N, dtype=torch.bool, device=cols.device)
-            self._values_of = None
-        # Rows 0..C-1: the colours, row C: camera depth (per frame) — the splatted values.
-        if self._values_of is None or self._values_of[0] is not cols or self._values_of[1] != cols._version:
-            self._rows[:C].copy_(cols)
-            self._values_of = (cols, cols._version)
         return self._rows, self._index, self._flags
 
     def _spread_slots(self, n: int, pixels: int, pw: int, device) -> Tensor:
@@ -256,14 +252,12 @@ class SplatWorkspace:
         (D = 1), the weight."""
         C, D = cols.shape[0], int(depth)
         rows, idx, flags = self._buffers(cols)
-        values, contrib = rows[: C + D], rows[C + 1 : 2 * C + D + 2]  # (C+D, N) and (C+D+1, N)
-        cam, u, v, x0, y0, base_w, tmp, bottom = rows[2 * C + 3 :].split((3, 1, 1, 1, 1, 1, 1, 1))
+        contrib = rows[: C + D + 1]  # what one corner adds: weighted colours, [weighted depth,] weight
+        cam, u, v, x0, y0, base_w, tmp, bottom = rows[C + 2 :].split((3, 1, 1, 1, 1, 1, 1, 1))
         cam_x, cam_y, z = cam
         u, v, x0, y0, base_w, tmp, bottom = u[0], v[0], x0[0], y0[0], base_w[0], tmp[0], bottom[0]
         in_view, scratch = flags
         torch.addmm(w2c[:3, 3:], w2c[:3, :3], points, out=cam)
-        if depth:
-            values[C].copy_(z)
         # Projection (z ≤ 1e-6 is behind the camera; its 1/z is replaced by 1 and it is dropped).
         torch.gt(z, 1e-6, out=in_view)
         torch.where(in_view, z, z.new_ones(()), out=tmp).reciprocal_()
@@ -306,7 +300,9 @@ class SplatWorkspace:
                 torch.sub(row, torch.mul(row, fx, out=tmp), out=weight)
             if step:
                 idx.add_(step)
-            torch.mul(values, weight, out=contrib[: C + D])
+            torch.mul(cols, weight, out=contrib[:C])
+            if depth:
+                torch.mul(z, weight, out=contrib[C])
             acc.scatter_add_(1, idx.expand(C + D + 1, -1), contrib)
 
 

@@ -351,7 +351,7 @@ def train(
     started = time.monotonic()
     last_echo = -math.inf
     step = start_step
-    from gen3c.training.tokenizer import _stop
+    from gen3c.training.tokenizer import out_of_time_everywhere
 
     while step < end_step:
         step_loss = 0.0
@@ -390,7 +390,7 @@ def train(
             result.checkpoint = _save_checkpoint(accelerator, out, step, config.log.keep_checkpoints)
         if advance is not None:
             advance(1)
-        if config.run.max_minutes and _stop(accelerator, time.monotonic() - started > 60 * config.run.max_minutes):
+        if config.run.max_minutes and out_of_time_everywhere(accelerator, time.monotonic() - started > 60 * config.run.max_minutes):
             break
     result.seconds = time.monotonic() - started
     result.steps = step

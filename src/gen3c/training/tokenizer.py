@@ -87,7 +87,7 @@ def train_tokenizer(
             log("tokenizer/loss", losses[-1], step)
         if progress is not None:
             progress(1)
-        if config.max_minutes and _stop(accelerator, time.monotonic() - started > 60 * config.max_minutes):
+        if config.max_minutes and out_of_time_everywhere(accelerator, time.monotonic() - started > 60 * config.max_minutes):
             break
     vae = accelerator.unwrap_model(model)
     vae.eval().requires_grad_(False)
@@ -123,7 +123,7 @@ def reconstruction_psnr(vae: AutoencoderKLCosmos, video: Tensor) -> float:
     return float(10 * torch.log10(4 / F.mse_loss(recon, video).clamp_min(1e-12)))
 
 
-def _stop(accelerator, local: bool) -> bool:
+def out_of_time_everywhere(accelerator, local: bool) -> bool:
     """One decision for every process (stop as soon as one of them runs out of time)."""
     flag = torch.tensor(1.0 if local else 0.0, device=accelerator.device)
     return bool(accelerator.reduce(flag, "max") > 0)
