@@ -150,17 +150,12 @@ def check_request(request: GenerationRequest) -> None:
         value = getattr(request, key)
         if value not in choices:
             raise Gen3cInputError(f"--{key} {str(value)[:40]!r} is unknown: choose one of {', '.join(choices)}")
-    numbers = (("movement_distance", request.movement_distance, "a finite number"),
-               ("filter_points_threshold", request.filter_points_threshold, "a number ≥ 0 (0 keeps every point)"),
-               ("png_depth_scale", request.png_depth_scale, "a number > 0"),
-               ("fps", request.fps, f"a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}]"))  # fmt: skip
-    for key, value, what in numbers:
-        bad = not math.isfinite(value) or (
-            (key == "filter_points_threshold" and value < 0)
-            or (key == "png_depth_scale" and value <= 0)
-            or (key == "fps" and not MIN_FPS <= value <= MAX_FPS)
-        )
-        if bad:
+    numbers = (("movement_distance", request.movement_distance, lambda v: True, "a finite number"),
+               ("filter_points_threshold", request.filter_points_threshold, lambda v: v >= 0, "a number ≥ 0 (0 keeps every point)"),
+               ("png_depth_scale", request.png_depth_scale, lambda v: v > 0, "a number > 0"),
+               ("fps", request.fps, lambda v: MIN_FPS <= v <= MAX_FPS, f"a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}]"))  # fmt: skip
+    for key, value, allowed, what in numbers:
+        if not (math.isfinite(value) and allowed(value)):
             raise Gen3cInputError(f"--{key} {value} is impossible: pass {what}")
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
