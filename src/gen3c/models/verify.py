@@ -99,12 +99,6 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
     return len(files)
 
 
-def checksum_bytes(folder: str | os.PathLike) -> int:
-    """Bytes :func:`verify_checksums` reads (for a progress bar)."""
-    root = Path(folder)
-    return sum((root / name).stat().st_size for name in _covered_files(root))
-
-
 def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     """``{key: (dtype, shape)}`` from a safetensors file's header (no tensor data is read)."""
     from safetensors import SafetensorError, safe_open
