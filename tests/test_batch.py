@@ -330,7 +330,7 @@ def test_shipped_example_manifest_runs(tmp_path):
 
 
 def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path, monkeypatch):
-    # The option names and types of gen3c.pipelines.gen3c.GENERATOR_OPTIONS (importing it loads diffusers).
+    # The option names and types of gen3c.pipelines.loading.GENERATOR_OPTIONS (importing it loads diffusers).
     options = {"checkpoint_dir": str, "num_steps": int, "guidance": float, "prompt": str}
     monkeypatch.setattr("gen3c.batch.manifest._generator_option_types", lambda: options)
     (tmp_path / "ckpt").mkdir()

@@ -19,7 +19,7 @@ from gen3c.cli import app
 from gen3c.errors import Gen3cInputError, Gen3cModelError
 from gen3c.models.tiny import tiny_pipeline
 from gen3c.models.verify import CHECKSUMS_FILE, verify_checksums, verify_weights, write_checksums
-from gen3c.pipelines.gen3c import load_pipeline
+from gen3c.pipelines.loading import load_pipeline
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gen3c"
 DIT = "transformer/diffusion_pytorch_model.safetensors"

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from gen3c.cli import app
 from gen3c.io.video import read_video
 from gen3c.models.tiny import tiny_pipeline
-from gen3c.pipelines import gen3c as gen3c_module
+from gen3c.pipelines import loading as loading_module
 from gen3c.pipelines.request import GenerationRequest, run_request
 
 runner = CliRunner()
@@ -47,8 +47,8 @@ def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeyp
         }
         return real(options, seed)
 
-    real = gen3c_module.generator_from_options
-    monkeypatch.setattr(gen3c_module, "generator_from_options", fake)
+    real = loading_module.generator_from_options
+    monkeypatch.setattr(loading_module, "generator_from_options", fake)
     res = invoke(*gen3c_args(box_scene, tmp_path, "--checkpoint_dir", "CKPT", "--num_video_frames", 17, "--chunk_frames", 17, "--num_steps", 2,
                              "--guidance", 0, "--seed", 5, "--offload_tokenizer", "--disable_guardrail",
                              "--disable_prompt_upsampler", "--offload_prompt_upsampler", "--offload_guardrail_models"))  # fmt: skip

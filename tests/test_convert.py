@@ -264,7 +264,8 @@ def test_converted_tokenizer_matches_weights_placed_by_hand(converted):
 
 
 def test_converted_pipeline_reproduces_the_hand_built_one(converted):
-    from gen3c.pipelines.gen3c import Gen3cPipeline, load_pipeline
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+    from gen3c.pipelines.loading import load_pipeline
 
     parts, _, out, _ = converted
     loaded = load_pipeline(out, dtype=torch.float32)

@@ -92,18 +92,18 @@ def test_eval_user_errors(tmp_path, args, message):
 def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     pytest.importorskip("diffusers")
     from gen3c.models.tiny import tiny_pipeline
-    from gen3c.pipelines import gen3c as gen3c_module
+    from gen3c.pipelines import loading as loading_module
 
     ckpt = tmp_path / "ckpt"
     tiny_pipeline(seed=0).save_pretrained(ckpt)
-    real = gen3c_module.generator_from_options
+    real = loading_module.generator_from_options
     seen = {}
 
     def tiny(options, seed=1):
         seen.update(options, seed=seed)
         return real({**options, "chunk_frames": 9, "device": "cpu", "dtype": "float32"}, seed)
 
-    monkeypatch.setattr(gen3c_module, "generator_from_options", tiny)
+    monkeypatch.setattr(loading_module, "generator_from_options", tiny)
     out = tmp_path / "report"
     res = invoke("eval", "--generator", "gen3c", "--checkpoint_dir", ckpt, "--num_steps", 2, "--guidance", 0, "--seed", 4,
                  "--scenes", "corridor", "--presets", "right", "--resolution", "32x48", "--methods", "still",

@@ -295,7 +295,7 @@ def test_checkpoint_directories(tmp_path, tiny_checkpoint, changes):
     (or passes, and then the weights fit their configs)."""
     from gen3c.errors import Gen3cModelError
     from gen3c.models.verify import verify_weights
-    from gen3c.pipelines.gen3c import check_checkpoint_dir, load_pipeline
+    from gen3c.pipelines.loading import check_checkpoint_dir, load_pipeline
 
     folder = fresh_copy(tiny_checkpoint, tmp_path)
     for name, change in changes:

@@ -14,7 +14,8 @@ from gen3c.models import configs
 from gen3c.models.memory import has_hook, memory_plan
 from gen3c.models.tiny import tiny_pipeline
 from gen3c.models.tokenizer import encode_video
-from gen3c.pipelines.gen3c import Gen3cGenerator, Gen3cPipeline, load_generator
+from gen3c.pipelines.gen3c import Gen3cGenerator, Gen3cPipeline
+from gen3c.pipelines.loading import load_generator
 
 T, H, W = 17, 32, 32  # 17 frames -> 3 latent frames of 4 x 4
 

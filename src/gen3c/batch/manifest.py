@@ -173,7 +173,7 @@ def _setting_type(key: str) -> str:
 def _generator_option_types() -> dict[str, type]:
     """The gen3c generator's options (empty when the diffusion extra is not installed)."""
     try:
-        from gen3c.pipelines.gen3c import GENERATOR_OPTIONS
+        from gen3c.pipelines.loading import GENERATOR_OPTIONS
     except ImportError:
         return {}
     return GENERATOR_OPTIONS

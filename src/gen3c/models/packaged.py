@@ -1,6 +1,6 @@
 """Models shipped inside the package (``--model NAME``), found without importing diffusers.
 
-A packaged model is a gen3c checkpoint folder (the layout :func:`gen3c.pipelines.gen3c.load_pipeline`
+A packaged model is a gen3c checkpoint folder (the layout :func:`gen3c.pipelines.loading.load_pipeline`
 reads) under ``gen3c/assets/<name>_model/`` with a ``gen3c_model.json`` that states what it was
 trained for (``chunk_frames``, ``resolution``) and a ``MODEL_CARD.md``.
 """

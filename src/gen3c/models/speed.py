@@ -1,7 +1,7 @@
 """Making the DiT fast: attention backend, regional compilation, fp8 matmuls.
 
 Each function changes a loaded :class:`diffusers.CosmosTransformer3DModel` in place and is an
-opt-in speed setting of :func:`gen3c.pipelines.gen3c.load_generator`:
+opt-in speed setting of :func:`gen3c.pipelines.loading.load_generator`:
 
 - :func:`set_attention_backend` — diffusers' attention dispatcher ("native", "_native_cudnn",
   "flash", "_flash_3", …); two thirds of a GEN3C DiT forward is attention.

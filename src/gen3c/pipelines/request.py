@@ -416,7 +416,7 @@ def make_generator(request: GenerationRequest):
         return PreviewGenerator()
     if request.generator == "gen3c":
         try:
-            from gen3c.pipelines.gen3c import generator_from_options
+            from gen3c.pipelines.loading import generator_from_options
         except ImportError as exc:
             raise Gen3cInputError(
                 f"the gen3c generator needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'"

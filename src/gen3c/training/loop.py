@@ -2,7 +2,7 @@
 
 A run, numbered as it happens:
 
-1. components — fine-tuning loads a gen3c checkpoint (:func:`gen3c.pipelines.gen3c.load_pipeline`);
+1. components — fine-tuning loads a gen3c checkpoint (:func:`gen3c.pipelines.loading.load_pipeline`);
    from scratch builds a DiT of the 7B's class from ``model.transformer`` and takes the
    tokenizer from ``model.tokenizer`` or trains one first (:mod:`gen3c.training.tokenizer`);
 2. the DiT is made trainable (every weight, or a LoRA adapter: :mod:`gen3c.training.lora`),
@@ -131,7 +131,7 @@ def _components(config: Config, out: Path, accelerator, log, progress: ProgressF
 
     m = config.model
     if m.checkpoint:
-        from gen3c.pipelines.gen3c import load_pipeline
+        from gen3c.pipelines.loading import load_pipeline
 
         base_dtype = _dtype(m.weights_dtype) if config.train.mode == "lora" else torch.float32
         pipe = load_pipeline(m.checkpoint, dtype=base_dtype)

@@ -1,0 +1,342 @@
+"""Loading GEN3C checkpoints: a converted folder or hub id → :class:`Gen3cPipeline` / :class:`Gen3cGenerator`.
+
+- :func:`check_checkpoint_dir` — what a local converted checkpoint lacks, in one message;
+- :func:`load_pipeline` — the components on the CPU (T5 left out unless asked for);
+- :func:`load_generator` — the pipeline with a memory mode and speed settings, as a generator;
+- :func:`generator_from_options` — the same from a request's ``generator_options`` (CLI flags).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
+from gen3c.models import configs
+from gen3c.models.context_parallel import check_token_split, enable_context_parallel
+from gen3c.models.memory import LOW_MEMORY, ModelSize, choose_memory_plan, memory_plan
+from gen3c.parallel import init_parallel
+from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline
+
+REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
+_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+           "float32": torch.float32, "fp32": torch.float32}  # fmt: skip
+
+
+def check_checkpoint_dir(path: str | os.PathLike) -> None:
+    """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks."""
+    root = Path(path)
+    if (root / "Gen3C-Cosmos-7B").is_dir() or (root / "model.pt").is_file():
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r} is GEN3C's original layout, not a converted one: "
+            f"run `gen3c convert {root} OUT_DIR` and pass OUT_DIR"
+        )
+    index = root / "model_index.json"
+    if not index.is_file():
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r} has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}"
+        )
+    try:
+        declared = json.loads(index.read_text())
+        if not isinstance(declared, dict):
+            raise ValueError(f"a JSON {type(declared).__name__}, not an object")
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r}: model_index.json is unreadable ({first_line(exc)}): convert again"
+        ) from None
+    missing = []
+    for name in REQUIRED_COMPONENTS:
+        folder = root / name
+        if name not in declared or not folder.is_dir():
+            missing.append(f"{name}/")
+            continue
+        if name == "scheduler":
+            if not (folder / "scheduler_config.json").is_file():
+                missing.append(f"{name}/scheduler_config.json")
+            continue
+        if not (folder / "config.json").is_file():
+            missing.append(f"{name}/config.json")
+        if not any(folder.glob("*.safetensors")):
+            missing.append(f"{name}/*.safetensors")
+        index_files = list(folder.glob("*.safetensors.index.json"))
+        for idx in index_files:
+            try:
+                shards = set(json.loads(idx.read_text())["weight_map"].values())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                missing.append(f"{name}/{idx.name} (unreadable)")
+                continue
+            missing += [f"{name}/{s}" for s in sorted(shards) if not (folder / s).is_file()]
+    if missing:
+        raise Gen3cModelError(
+            f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
+        )
+
+
+def load_pipeline(
+    checkpoint: str | os.PathLike,
+    *,
+    dtype: torch.dtype | str = torch.bfloat16,
+    load_text_encoder: bool = False,
+    verify_checksums: bool = False,
+) -> Gen3cPipeline:
+    """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for.
+
+    A local folder is checked first (:mod:`gen3c.models.verify`): its layout, every tensor's name,
+    shape and dtype against the configs, and with ``verify_checksums`` every file's sha256
+    against the ``checksums.json`` that ``gen3c convert`` wrote.
+    """
+    from gen3c.models import verify
+
+    dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    source = str(checkpoint)
+    local = Path(source).expanduser()
+    if local.exists():
+        check_checkpoint_dir(local)
+        verify.verify_weights(local)
+        if verify_checksums:
+            verify.verify_checksums(local)
+        source = str(local)
+    elif verify_checksums:
+        raise Gen3cInputError(
+            f"--verify_checksums checks a local checkpoint folder; {source!r} is not one (hub downloads are checked by the hub)"
+        )
+    elif source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
+        raise Gen3cModelError(
+            f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}"
+        )
+    skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
+    # A local folder never reaches for the hub (a broken model_index.json entry would otherwise
+    # be looked up online, with retries, as if it were a repo id).
+    offline = {"local_files_only": True} if os.path.isdir(source) else {}
+    try:
+        pipe = Gen3cPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype}, **skip, **offline)
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(
+            f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}"
+        ) from None
+    pipe.text_encoder_source = source
+    pipe.text_encoder_dtype = dtype
+    return pipe
+
+
+def load_generator(
+    checkpoint: str | os.PathLike,
+    *,
+    offload_diffusion_transformer: bool = False,
+    offload_tokenizer: bool = False,
+    offload_text_encoder_model: bool = False,
+    memory_mode: str = "resident",
+    fp8: bool = False,
+    vae_chunk_frames: int | None = None,
+    low_memory: bool = False,
+    max_gpu_memory: float | None = None,
+    disable_prompt_encoder: bool = False,
+    compile: bool = False,
+    attention_backend: str | None = None,
+    fp8_matmul: bool = False,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    num_gpus: int = 1,
+    lora: str | os.PathLike | None = None,
+    verify_checksums: bool = False,
+    **generator_options: Any,
+) -> Gen3cGenerator:
+    """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
+
+    Args:
+        checkpoint: a folder written by ``gen3c convert`` (or a hub id of one).
+        offload_diffusion_transformer, offload_tokenizer, offload_text_encoder_model: GEN3C's
+            flags: keep that component in CPU memory except while it runs.
+        memory_mode: "resident", "model_offload" or "group_offload" (:mod:`gen3c.models.memory`).
+        fp8: store the transformer's weights in float8.
+        vae_chunk_frames: latent frames per tokenizer chunk (None: mode default; 0: none).
+        low_memory: the leanest plan (:data:`gen3c.models.memory.LOW_MEMORY`).
+        max_gpu_memory: a budget in GB: the fastest plan whose estimated peak fits it is chosen
+            (:func:`gen3c.models.memory.choose_memory_plan`) and named in a warning.
+        disable_prompt_encoder: use zero text embeddings (GEN3C's flag), never loading T5.
+        compile: regional ``torch.compile`` of the transformer blocks (:mod:`gen3c.models.speed`).
+        attention_backend: diffusers attention backend for the DiT (e.g. "_native_cudnn", "flash").
+        fp8_matmul: run the blocks' linears as float8 matmuls (H100-class GPUs; a quality cost).
+        device: compute device (default CUDA when available).
+        dtype: weights' dtype; default bfloat16 (GEN3C's) on a GPU, float32 on the CPU, whose
+            tokenizer has no bfloat16 pooling kernel.
+        num_gpus: GEN3C's ``--num_gpus``: in a ``torchrun --nproc_per_node=N`` launch, split the
+            DiT's tokens across the N ranks (:mod:`gen3c.models.context_parallel`); each rank
+            computes on ``cuda:LOCAL_RANK`` (the CPU with gloo when there is no GPU), and
+            ``device`` may only name the device type.
+        lora: a LoRA adapter written by ``gen3c train`` (folder or safetensors file).
+        verify_checksums: check every file against the checkpoint's ``checksums.json`` first.
+        generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
+    """
+    chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
+                                    ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
+    if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
+        raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
+    if low_memory:
+        memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
+    if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():
+        # Streaming blocks through the caching allocator fragments it; growable segments keep the
+        # reserved memory near the allocated peak the budget is planned for.
+        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    plan = memory_plan(
+        memory_mode,
+        offload_diffusion_transformer=offload_diffusion_transformer,
+        offload_tokenizer=offload_tokenizer,
+        offload_text_encoder_model=offload_text_encoder_model,
+        fp8=fp8,
+        vae_chunk_frames=vae_chunk_frames,
+    )
+    parallel = None
+    if num_gpus != 1:
+        if device is not None and torch.device(device).index is not None:
+            raise Gen3cInputError(
+                f"device {str(device)!r} with --num_gpus {num_gpus}: each rank picks cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
+            )
+        _check_split_early(checkpoint, num_gpus, generator_options.get("chunk_frames", configs.CHUNK_FRAMES))
+        parallel = init_parallel(num_gpus, None if device is None else torch.device(device).type)
+        device = parallel.device
+    if dtype is None:
+        on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+        dtype = torch.bfloat16 if on_gpu else torch.float32
+    pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums)
+    if max_gpu_memory is not None:
+        frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
+        size = ModelSize.of(pipe.transformer, pipe.vae, frames, *configs.RESOLUTION)
+        label, plan, peak = choose_memory_plan(max_gpu_memory, size)
+        warnings.warn(f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB)", stacklevel=2)
+    if lora is not None:
+        if plan.fp8:
+            raise Gen3cInputError(
+                "--lora needs the DiT's weights in bf16/fp32, but this memory mode stores them in float8 (--fp8, "
+                "--low_memory or the mode --max_gpu_memory chose): use --memory_mode group_offload without --fp8"
+            )
+        pipe.load_lora(lora)
+    pipe.disable_prompt_encoder = disable_prompt_encoder
+    pipe.configure_memory(plan, device)
+    from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
+
+    set_attention_backend(pipe.transformer, attention_backend)
+    if parallel is not None:
+        enable_context_parallel(pipe.transformer, parallel.device)
+    if fp8_matmul:
+        if plan.offload or fp8:
+            raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
+        use_fp8_matmuls(pipe.transformer)
+    if compile:
+        compile_blocks(pipe.transformer)
+    return Gen3cGenerator(pipe, **generator_options)
+
+
+def _check_split_early(checkpoint: str | os.PathLike, num_gpus: int, chunk_frames: int) -> None:
+    """Refuse a GPU count the DiT cannot split, from a local checkpoint's configs, before the
+    weights load (:meth:`Gen3cPipeline.check_inputs` checks again on the real inputs)."""
+    try:
+        dit = json.loads((Path(checkpoint) / "transformer" / "config.json").read_text())
+        vae = json.loads((Path(checkpoint) / "vae" / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # a hub id or an incomplete folder: loading reports it
+    tc = vae.get("temporal_compression_ratio", 8)
+    check_token_split(dit.get("num_attention_heads", 32), num_gpus, (chunk_frames - 1) // tc + 1)
+
+
+def _dtype_kwarg() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype``; use whichever this version takes."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return "torch_dtype"
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+_DTYPE_KWARG = _dtype_kwarg()
+
+
+#: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.
+GENERATOR_OPTIONS: dict[str, type] = {
+    "checkpoint_dir": str,
+    "model": str,
+    "lora": str,
+    "prompt": str,
+    "negative_prompt": str,
+    "guidance": float,
+    "num_steps": int,
+    "offload_diffusion_transformer": bool,
+    "offload_tokenizer": bool,
+    "offload_text_encoder_model": bool,
+    "memory_mode": str,
+    "fp8": bool,
+    "vae_chunk_frames": int,
+    "low_memory": bool,
+    "max_gpu_memory": float,
+    "disable_prompt_encoder": bool,
+    "compile": bool,
+    "attention_backend": str,
+    "fp8_matmul": bool,
+    "device": str,
+    "dtype": str,
+    "chunk_frames": int,
+    "num_gpus": int,
+    "verify_checksums": bool,
+    # GEN3C flags for parts this library does not have (no prompt upsampler, no guardrails):
+    # accepted so GEN3C command lines carry over, without effect.
+    "offload_prompt_upsampler": bool,
+    "offload_guardrail_models": bool,
+    "disable_guardrail": bool,
+    "disable_prompt_upsampler": bool,
+}
+_NO_EFFECT = (
+    "offload_prompt_upsampler",
+    "offload_guardrail_models",
+    "disable_guardrail",
+    "disable_prompt_upsampler",
+)
+
+
+def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGenerator:
+    """A :class:`Gen3cGenerator` from a request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`)."""
+    unknown = sorted(set(options) - set(GENERATOR_OPTIONS))
+    if unknown:
+        raise Gen3cInputError(
+            f"unknown gen3c generator options {unknown}: use {', '.join(GENERATOR_OPTIONS)}"
+        )
+    opts = {k: v for k, v in options.items() if v is not None and k not in _NO_EFFECT}
+    for key, value in opts.items():
+        kind = GENERATOR_OPTIONS[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, opts[key] = True, float(value)
+        if not ok:
+            raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
+    checkpoint = opts.pop("checkpoint_dir", None)
+    model = opts.pop("model", None)
+    if model is not None:
+        from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+
+        if checkpoint:
+            raise Gen3cInputError(f"--model {model} and --checkpoint_dir both name a model: pass one of them")
+        checkpoint = str(packaged_model_dir(model))
+        packaged_model_info(model)
+    from gen3c.models.packaged import checkpoint_info
+
+    info = checkpoint_info(checkpoint)
+    # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in).
+    for key, kind in (("chunk_frames", int), ("dtype", str)):
+        if key in info:
+            opts.setdefault(key, kind(info[key]))
+    if not checkpoint:
+        raise Gen3cInputError(
+            f"the gen3c generator needs --checkpoint_dir (a folder made by `gen3c convert`) or --model tiny; {WEIGHTS_HELP}"
+        )
+    sampling = {
+        k: opts.pop(k)
+        for k in ("prompt", "negative_prompt", "guidance", "num_steps", "chunk_frames")
+        if k in opts
+    }
+    if "num_steps" in sampling and sampling["num_steps"] < 1:
+        raise Gen3cInputError(f"--num_steps {sampling['num_steps']} must be at least 1 (GEN3C: 35)")
+    return load_generator(checkpoint, seed=seed, **sampling, **opts)
