@@ -7,18 +7,27 @@ Two thirds of a GEN3C DiT forward is self-attention over 56,320 tokens (121 fram
 56,320 × 4,096 by 4,096 (× 4 for the MLP). This measures, in the same run, TFLOP/s of
 ``F.scaled_dot_product_attention`` on each SDPA backend with q/k/v given as (B, H, S, D)
 contiguous tensors or as transposed views of (B, S, H, D) (the layout diffusers' processors
-hand over), and of the GEMMs in bf16 and in fp8 (row-wise scaled ``torch._scaled_mm``), so
-the ceiling each DiT setting can reach is known. CUDA only; not a test.
+hand over), of gen3c's own kernels (``flash4``: FlashAttention-4; ``cudnn_fp8``: cuDNN fp8
+attention with on-the-fly per-tensor scales, :mod:`gen3c.models.attention`) with their error
+against an fp32 reference on the same inputs, and of the GEMMs in bf16 and in fp8 (row-wise
+scaled ``torch._scaled_mm``), so the ceiling each DiT setting can reach is known. CUDA only;
+not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from gen3c.models import attention  # noqa: E402
 
 
 def _time(fn, iters: int) -> float:
@@ -60,7 +69,32 @@ def main() -> None:
                 rows.append((f"SDPA {name}, {layout}", s, attn_flop / s / 1e12))
             except RuntimeError as exc:
                 rows.append((f"SDPA {name}, {layout}: {str(exc).splitlines()[0][:60]}", float("nan"), float("nan")))
-    del bshd, bhsd, views
+    # gen3c's kernels on (B, S, H, D), with keys that share an offset (as real keys do after
+    # RoPE), each against an fp32 reference on the same inputs.
+    q, k, v = bshd[0], bshd[1] + 1.0, bshd[2]
+    with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+        reference = attention.sdpa_attention(q.float(), k.float(), v.float())
+    for kernel in ("sdpa", "flash4", "cudnn_fp8"):
+        reason = attention.kernel_unavailable_reason(kernel, dev)
+        if reason:
+            rows.append((f"gen3c {kernel}: {reason[:50]}", float("nan"), float("nan")))
+            continue
+        fn = attention._KERNEL_FUNCTIONS[kernel]
+        out = fn(q, k, v).float()
+        err = ((out - reference).norm() / reference.norm()).item()
+        s = _time(lambda fn=fn, qkv=(q, k, v): fn(*qkv), args.iters)
+        rows.append((f"gen3c {kernel} (B,S,H,D), rel. L2 error {err:.2e}", s, attn_flop / s / 1e12))
+        del out
+    if attention.kernel_unavailable_reason("cudnn_fp8", dev) is None:
+        # The same fp8 kernel without centring the keys: what the smoothing buys.
+        def fp8_unsmoothed(q, k, v):
+            (q8, sq), (k8, sk), (v8, sv) = (attention.quantize_fp8(t) for t in (q, k, v))
+            out = torch.ops.gen3c.cudnn_sdpa_fp8(q8, k8, v8, sq, sk, sv, q.shape[-1] ** -0.5)
+            return out.float() * sv.reshape(())
+
+        err = ((fp8_unsmoothed(q, k, v) - reference).norm() / reference.norm()).item()
+        rows.append((f"gen3c cudnn_fp8 without key centring, rel. L2 error {err:.2e}", float("nan"), float("nan")))
+    del bshd, bhsd, views, reference, q, k, v
     x = torch.randn(S, 4096, device=dev, dtype=dt)
     for n_out in (4096, 16384):
         w = torch.randn(n_out, 4096, device=dev, dtype=dt)

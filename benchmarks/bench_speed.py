@@ -3,10 +3,13 @@
 Full size: the 7B GEN3C DiT (81 input channels), random bf16 weights, one 121-frame 704×1280
 chunk (16 × 88 × 160 latents = 56,320 tokens), batch 1. Rows, each on the same inputs:
 
-- ``stock eager`` — ``CosmosTransformer3DModel`` as diffusers ships it (the baseline);
-- ``stock torch.compile`` — the whole model under ``torch.compile``;
-- ``regional compile`` — gen3c's ``compile_blocks`` (+ the chosen attention backend);
-- ``regional compile + fp8`` — plus fp8 matmuls (``use_fp8_matmuls``).
+- ``stock`` — ``CosmosTransformer3DModel`` as diffusers ships it, eager (the baseline);
+- ``stock_compiled`` — the whole model under ``torch.compile``;
+- ``eager_KERNEL`` — eager, self-attention on a gen3c kernel (``sdpa``, ``flash4``, ``cudnn_fp8``);
+- ``regional_KERNEL`` — gen3c's ``compile_blocks`` (regional compile) with that kernel
+  (``regional_flash4`` is gen3c's exact path with ``--compile`` on Hopper);
+- ``regional_fp8mm_KERNEL`` — plus fp8 matmuls (``use_fp8_matmuls``); ``regional_fp8mm_cudnn_fp8``
+  is the whole fp8 path (GEMMs and attention).
 
 Each row reports the median forward time, ratios against the stock rows, MFU against the bf16
 peak, peak memory, and the PSNR of its output against the stock eager output (the quality cost
@@ -82,8 +85,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--iters", type=int, default=3)
-    parser.add_argument("--attention_backend", default=None, help="diffusers backend for the gen3c rows")
-    parser.add_argument("--rows", default="stock,stock_compiled,regional,regional_fp8")
+    parser.add_argument(
+        "--rows", default="stock,stock_compiled,regional_sdpa,regional_flash4,regional_fp8mm_flash4,regional_fp8mm_cudnn_fp8"
+    )
     parser.add_argument("--compile_mode", default=None, help="torch.compile mode for the compiled rows")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -110,12 +114,20 @@ def main() -> None:
         if row == "stock_compiled":
             model = torch.compile(model, mode=args.compile_mode, dynamic=False)
             warmup = 2
-        elif row.startswith("regional"):
-            set_attention_backend(model, args.attention_backend)
-            if row == "regional_fp8":
+        elif row.startswith(("regional_", "eager_")):
+            mode, _, rest = row.partition("_")
+            fp8mm = rest.startswith("fp8mm_")
+            kernel = rest.removeprefix("fp8mm_")
+            if set_attention_backend(model, kernel, device) != kernel:
+                print(json.dumps({"row": row, "skipped": f"attention kernel {kernel} cannot run here"}), flush=True)
+                continue
+            if fp8mm:
                 use_fp8_matmuls(model)
-            compile_blocks(model, mode=args.compile_mode)
-            warmup = 2
+            if mode == "regional":
+                compile_blocks(model, mode=args.compile_mode)
+                warmup = 2
+        elif row != "stock":
+            raise SystemExit(f"unknown row {row!r}")
         compile_start = time.perf_counter()
         seconds, out, peak = time_model(model, kwargs, device, args.iters, warmup)
         total = time.perf_counter() - compile_start

@@ -280,7 +280,12 @@ CompileOpt = Annotated[
 ]
 AttentionOpt = Annotated[
     str | None,
-    typer.Option("--attention_backend", help="gen3c generator: diffusers attention backend for the DiT, e.g. _native_cudnn, flash, _flash_3."),
+    typer.Option(
+        "--attention_backend",
+        help="gen3c generator: the DiT's self-attention kernel. auto (default): flash4 (FlashAttention-4, exact) on "
+        "Hopper/Blackwell GPUs with gen3c[fast] installed, else PyTorch SDPA; flash4; sdpa; cudnn_fp8 (cuDNN fp8 "
+        "attention: faster, approximate — see docs/benchmarks.md for its measured cost); or a diffusers backend name.",
+    ),
 ]
 Fp8MatmulOpt = Annotated[
     bool,

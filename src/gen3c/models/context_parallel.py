@@ -18,9 +18,9 @@ attention processor does not pass a parallel config to the dispatcher, so this m
   mask channels are inside the patch tokens already. The output is gathered after ``proj_out``,
   before unpatchifying. So T′ must divide by N (GEN3C's 16 latent frames: N ∈ {1, 2, 4, 8, 16}),
   as in GEN3C, which also splits its DiT along time.
-- :class:`CosmosContextParallelAttnProcessor` is Cosmos attention that hands the parallel config
-  to ``dispatch_attention_fn`` for self-attention only (cross-attention keys are the text,
-  whole on every rank).
+- :class:`gen3c.models.attention.CosmosAttnProcessor` hands the parallel config to
+  ``dispatch_attention_fn`` for self-attention only (cross-attention keys are the text, whole on
+  every rank).
 
 The timestep must be one value per sample (the GEN3C pipeline's), not per frame.
 
@@ -34,9 +34,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from gen3c.errors import Gen3cInputError
+from gen3c.models.attention import CosmosAttnProcessor
 
 
 def cosmos_cp_plan(transformer: nn.Module) -> dict[str, Any]:
@@ -55,49 +56,6 @@ def cosmos_cp_plan(transformer: nn.Module) -> dict[str, Any]:
     if getattr(transformer, "learnable_pos_embed", None) is not None:
         plan["learnable_pos_embed"] = {0: split(1, 3)}  # (B, S, C)
     return plan
-
-
-class CosmosContextParallelAttnProcessor:
-    """Cosmos attention (QK RMS-norm, RoPE on self-attention) through diffusers' dispatcher,
-    passing the attention backend and, for self-attention, the context-parallel config.
-
-    Computes exactly what diffusers' ``CosmosAttnProcessor2_0`` computes for GEN3C's DiT (equal
-    heads for q, k and v); with no parallel config it is a drop-in replacement.
-    """
-
-    def __init__(self) -> None:
-        # Set by diffusers' set_attention_backend / enable_parallelism.
-        self._attention_backend = None
-        self._parallel_config = None
-
-    def __call__(
-        self,
-        attn: nn.Module,
-        hidden_states: Tensor,
-        encoder_hidden_states: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
-    ) -> Tensor:
-        """hidden_states (B, S_local, C); encoder_hidden_states (B, L, C_text) for cross-attention;
-        image_rotary_emb (cos, sin) each (S_local, head_dim). Returns (B, S_local, C)."""
-        from diffusers.models.attention_dispatch import dispatch_attention_fn
-        from diffusers.models.embeddings import apply_rotary_emb
-
-        cross = encoder_hidden_states is not None
-        context = encoder_hidden_states if cross else hidden_states
-        # (B, S, heads, head_dim): the layout the dispatcher takes
-        query = attn.norm_q(attn.to_q(hidden_states).unflatten(2, (attn.heads, -1)))
-        key = attn.norm_k(attn.to_k(context).unflatten(2, (attn.heads, -1)))
-        value = attn.to_v(context).unflatten(2, (attn.heads, -1))
-        if image_rotary_emb is not None:
-            query = apply_rotary_emb(query, image_rotary_emb, use_real=True, use_real_unbind_dim=-2, sequence_dim=1)
-            key = apply_rotary_emb(key, image_rotary_emb, use_real=True, use_real_unbind_dim=-2, sequence_dim=1)
-        out = dispatch_attention_fn(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
-            backend=self._attention_backend, parallel_config=None if cross else self._parallel_config,
-        )  # fmt: skip
-        out = out.flatten(2, 3).type_as(query)
-        return attn.to_out[1](attn.to_out[0](out))
 
 
 def check_token_split(num_heads: int, degree: int, latent_frames: int | None = None) -> None:
@@ -131,7 +89,8 @@ def context_parallel_degree(transformer: nn.Module) -> int:
 def enable_context_parallel(transformer: nn.Module, device: torch.device) -> int:
     """Split ``transformer``'s tokens across every rank of the (initialised) default process group.
 
-    Installs :class:`CosmosContextParallelAttnProcessor` in every block, then applies
+    Installs :class:`~gen3c.models.attention.CosmosAttnProcessor` (self-attention through the
+    dispatcher) in every block, then applies
     :func:`cosmos_cp_plan` with a Ulysses ``ContextParallelConfig`` of the world size.
     Returns the degree N.
 
@@ -169,7 +128,7 @@ def enable_context_parallel(transformer: nn.Module, device: torch.device) -> int
     processors = []
     for block in transformer.transformer_blocks:
         for attn in (block.attn1, block.attn2):
-            processor = CosmosContextParallelAttnProcessor()
+            processor = CosmosAttnProcessor()
             processor._attention_backend = chosen
             attn.set_processor(processor)
             processors.append(processor)

@@ -3,8 +3,9 @@
 Each function changes a loaded :class:`diffusers.CosmosTransformer3DModel` in place and is an
 opt-in speed setting of :func:`gen3c.pipelines.loading.load_generator`:
 
-- :func:`set_attention_backend` — diffusers' attention dispatcher ("native", "_native_cudnn",
-  "flash", "_flash_3", …); two thirds of a GEN3C DiT forward is attention.
+- :func:`set_attention_backend` — the self-attention kernel (:mod:`gen3c.models.attention`:
+  ``auto``, ``flash4``, ``cudnn_fp8``, ``sdpa``) or one of diffusers' dispatcher backends
+  ("native", "_native_cudnn", "flash", …); two thirds of a GEN3C DiT forward is attention.
 - :func:`compile_blocks` — ``torch.compile`` of the 28 identical transformer blocks (regional
   compilation: one compile reused by every block), which fuses the norms, AdaLN modulation, RoPE
   and gating between the matmuls.
@@ -23,19 +24,37 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, first_line
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
 
-def set_attention_backend(transformer: nn.Module, backend: str | None) -> None:
-    """Route the transformer's attention through one of diffusers' backends (None: default)."""
+def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", device: torch.device | str | None = None) -> str:
+    """Choose how the transformer computes attention.
+
+    Args:
+        backend: "auto" (the fastest exact kernel here), a gen3c kernel ("flash4", "cudnn_fp8",
+            "sdpa"; one that cannot run here falls back to "sdpa" with a warning line), a
+            diffusers attention backend name ("native", "_native_cudnn", "flash", …), or None
+            (leave diffusers' default processor).
+        device: where the transformer will compute (default: its parameters' device).
+    Returns:
+        What now computes self-attention ("diffusers" when left to diffusers' processor).
+    """
+    from gen3c.models.attention import KERNELS, set_attention_kernel
+
     if backend is None:
-        return
+        return "diffusers"
+    if backend == "auto" or backend in KERNELS:
+        return set_attention_kernel(transformer, backend, device)
     try:
         transformer.set_attention_backend(backend)
     except (ValueError, ImportError, RuntimeError) as exc:
-        raise Gen3cInputError(f"attention backend {backend!r} is not available here ({exc}): use 'native' or leave it unset") from None
+        raise Gen3cInputError(
+            f"attention backend {backend!r} is not available here ({first_line(exc)}): use 'auto', one of "
+            f"{', '.join(KERNELS)}, or leave it unset"
+        ) from None
+    return backend
 
 
 def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: bool = True) -> None:

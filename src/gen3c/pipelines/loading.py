@@ -137,7 +137,7 @@ def load_generator(
     max_gpu_memory: float | None = None,
     disable_prompt_encoder: bool = False,
     compile: bool = False,
-    attention_backend: str | None = None,
+    attention_backend: str | None = "auto",
     fp8_matmul: bool = False,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
@@ -160,7 +160,9 @@ def load_generator(
             (:func:`gen3c.models.memory.choose_memory_plan`) and named in a warning.
         disable_prompt_encoder: use zero text embeddings (GEN3C's flag), never loading T5.
         compile: regional ``torch.compile`` of the transformer blocks (:mod:`gen3c.models.speed`).
-        attention_backend: diffusers attention backend for the DiT (e.g. "_native_cudnn", "flash").
+        attention_backend: the DiT's self-attention (:func:`gen3c.models.speed.set_attention_backend`):
+            "auto" (the fastest exact kernel here), "flash4", "cudnn_fp8", "sdpa", or a diffusers
+            backend name; None leaves diffusers' default processor.
         fp8_matmul: run the blocks' linears as float8 matmuls (H100-class GPUs; a quality cost).
         device: compute device (default CUDA when available).
         dtype: weights' dtype; default bfloat16 (GEN3C's) on a GPU, float32 on the CPU, whose
@@ -220,7 +222,7 @@ def load_generator(
     pipe.configure_memory(plan, device)
     from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
 
-    set_attention_backend(pipe.transformer, attention_backend)
+    set_attention_backend(pipe.transformer, attention_backend, pipe._execution_device)
     if parallel is not None:
         enable_context_parallel(pipe.transformer, parallel.device)
     if fp8_matmul:

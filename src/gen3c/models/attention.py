@@ -1,0 +1,303 @@
+"""Attention of GEN3C's DiT: one Cosmos attention processor, and the kernels its self-attention runs on.
+
+Two thirds of a GEN3C DiT forward is self-attention over the 56,320 video tokens of a
+121-frame 704×1280 chunk (32 heads × 128, non-causal). The kernels, fastest first on an H200
+(docs/benchmarks.md has the measured rows):
+
+- ``cudnn_fp8`` — cuDNN's fp8 (e4m3) flash attention through ``nvidia-cudnn-frontend``'s
+  Python graph API: q, k and v are quantised per tensor on the fly (k first centred over the
+  tokens, which leaves the softmax unchanged and shrinks its range, as SageAttention does), the
+  probabilities and the output are e4m3 too (Hopper's kernel writes fp8 only). An
+  approximation: its cost is measured, and it is opt-in.
+- ``flash4`` — FlashAttention-4 (``flash-attn-4``, CuTe DSL kernels for Hopper and Blackwell) in
+  bf16: exact attention, faster than cuDNN's bf16 SDPA at this shape.
+- ``sdpa`` — PyTorch's ``scaled_dot_product_attention`` (cuDNN / FlashAttention-2 / math, as
+  PyTorch picks): every device, the fallback.
+
+``auto`` takes the fastest exact kernel the device and the installed packages offer
+(``flash4`` on Hopper and Blackwell GPUs with ``gen3c[fast]`` installed, else ``sdpa``).
+A kernel asked for that cannot run here falls back to ``sdpa`` with one warning line, never an
+error. Both external kernels are registered as PyTorch custom ops (``gen3c::flash4_attention``,
+``gen3c::cudnn_sdpa_fp8``) with shape-only fake implementations, so regional ``torch.compile``
+traces through them without a graph break.
+
+Cross-attention (512 text tokens) always runs through diffusers' dispatcher.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+FP8_MAX = 448.0  # largest finite float8_e4m3fn
+
+#: The self-attention kernels gen3c selects between (plus "auto").
+KERNELS = ("sdpa", "flash4", "cudnn_fp8")
+#: Kernels that compute attention exactly (up to bf16 rounding); ``auto`` picks among these.
+EXACT_KERNELS = ("flash4", "sdpa")
+
+
+# -- the processor ----------------------------------------------------------------------------
+
+
+class CosmosAttnProcessor:
+    """Cosmos attention (QK RMS-norm, RoPE on self-attention) with a choice of self-attention kernel.
+
+    Computes what diffusers' ``CosmosAttnProcessor2_0`` computes for GEN3C's DiT (equal heads for
+    q, k and v). Self-attention runs on ``self_attention`` (a kernel of :data:`KERNELS`,
+    ``(B, S, H, D)`` in and out) unless the tokens are split across GPUs; cross-attention and
+    context-parallel self-attention go through diffusers' dispatcher, which is also told the
+    diffusers attention backend and the parallel config (set by diffusers'
+    ``set_attention_backend`` / ``enable_parallelism``).
+    """
+
+    def __init__(self, self_attention: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None) -> None:
+        self.self_attention = self_attention
+        # Set by diffusers' set_attention_backend / enable_parallelism.
+        self._attention_backend = None
+        self._parallel_config = None
+
+    def __call__(
+        self,
+        attn: nn.Module,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """hidden_states (B, S, C); encoder_hidden_states (B, L, C_text) for cross-attention;
+        image_rotary_emb (cos, sin) each (S, head_dim). Returns (B, S, C)."""
+        from diffusers.models.attention_dispatch import dispatch_attention_fn
+        from diffusers.models.embeddings import apply_rotary_emb
+
+        cross = encoder_hidden_states is not None
+        context = encoder_hidden_states if cross else hidden_states
+        # (B, S, heads, head_dim): the layout every kernel here takes
+        query = attn.norm_q(attn.to_q(hidden_states).unflatten(2, (attn.heads, -1)))
+        key = attn.norm_k(attn.to_k(context).unflatten(2, (attn.heads, -1)))
+        value = attn.to_v(context).unflatten(2, (attn.heads, -1))
+        if image_rotary_emb is not None:
+            query = apply_rotary_emb(query, image_rotary_emb, use_real=True, use_real_unbind_dim=-2, sequence_dim=1)
+            key = apply_rotary_emb(key, image_rotary_emb, use_real=True, use_real_unbind_dim=-2, sequence_dim=1)
+        if self.self_attention is not None and not cross and self._parallel_config is None and attention_mask is None:
+            out = self.self_attention(query, key, value)
+        else:
+            out = dispatch_attention_fn(
+                query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
+                backend=self._attention_backend, parallel_config=None if cross else self._parallel_config,
+            )  # fmt: skip
+        out = out.flatten(2, 3).type_as(query)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+# -- kernels ------------------------------------------------------------------------------------
+
+
+def sdpa_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+    """PyTorch SDPA on (B, S, H, D) tensors; returns (B, S, H, D)."""
+    out = torch.nn.functional.scaled_dot_product_attention(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2))
+    return out.transpose(1, 2)
+
+
+def flash4_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+    """FlashAttention-4 (bf16/fp16, CUDA) on (B, S, H, D) tensors; returns (B, S, H, D)."""
+    return torch.ops.gen3c.flash4_attention(query, key, value, 1.0 / math.sqrt(query.shape[-1]))
+
+
+def quantize_fp8(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-tensor e4m3 quantisation: ``(x / s).to(e4m3), s`` with ``s = amax(|x|) / 448`` as a (1, 1, 1, 1) float32 tensor."""
+    scale = (x.detach().abs().amax().float() / FP8_MAX).clamp(min=1e-12).reshape(1, 1, 1, 1)
+    return (x.float() / scale.reshape(())).to(torch.float8_e4m3fn), scale
+
+
+def smooth_keys(key: Tensor) -> Tensor:
+    """Keys centred over the tokens, per sample and head: (B, S, H, D) → same.
+
+    Subtracting one vector ``m`` from every key adds ``q·m`` to all of a query's scores, which the
+    softmax cancels: attention is unchanged, and the keys' shared offset no longer eats the e4m3
+    range (SageAttention's K smoothing, Zhang et al. 2025).
+    """
+    return key - key.mean(dim=1, keepdim=True)
+
+
+def cudnn_fp8_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+    """cuDNN fp8 flash attention on (B, S, H, D) bf16 tensors; returns (B, S, H, D) in the input's dtype."""
+    q8, descale_q = quantize_fp8(query)
+    k8, descale_k = quantize_fp8(smooth_keys(key))
+    v8, descale_v = quantize_fp8(value)
+    # The output is a convex combination of the values: |o| ≤ amax(|v|), so v's scale fits o.
+    out = torch.ops.gen3c.cudnn_sdpa_fp8(q8, k8, v8, descale_q, descale_k, descale_v, 1.0 / math.sqrt(query.shape[-1]))
+    return (out.float() * descale_v.reshape(())).to(query.dtype)
+
+
+_KERNEL_FUNCTIONS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "sdpa": sdpa_attention,
+    "flash4": flash4_attention,
+    "cudnn_fp8": cudnn_fp8_attention,
+}
+
+
+# -- custom ops ---------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("gen3c::flash4_attention", mutates_args=())
+def _flash4_op(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) -> Tensor:
+    from flash_attn.cute import flash_attn_func
+
+    out = flash_attn_func(query, key, value, softmax_scale=softmax_scale, causal=False)
+    return out[0] if isinstance(out, tuple) else out
+
+
+@_flash4_op.register_fake
+def _(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) -> Tensor:
+    return torch.empty_like(query)
+
+
+@torch.library.custom_op("gen3c::cudnn_sdpa_fp8", mutates_args=())
+def _cudnn_fp8_op(
+    q8: Tensor, k8: Tensor, v8: Tensor, descale_q: Tensor, descale_k: Tensor, descale_v: Tensor, attn_scale: float
+) -> Tensor:
+    graph = _cudnn_fp8_graph(tuple(q8.shape), tuple(q8.stride()), tuple(k8.stride()), tuple(v8.stride()), attn_scale, q8.device)
+    out = torch.empty(q8.shape, dtype=torch.float8_e4m3fn, device=q8.device)  # (B, S, H, D), contiguous
+    amax_s = torch.empty(1, 1, 1, 1, dtype=torch.float32, device=q8.device)
+    amax_o = torch.empty_like(amax_s)
+    one = torch.ones(1, 1, 1, 1, dtype=torch.float32, device=q8.device)
+    # P lies in [0, 1] (flash attention's unnormalised exp(s − rowmax)): scale it to e4m3's range.
+    p_scale = torch.full((1, 1, 1, 1), FP8_MAX, dtype=torch.float32, device=q8.device)
+    tensors = dict(q=q8, k=k8, v=v8, descale_q=descale_q, descale_k=descale_k, descale_v=descale_v,
+                   descale_s=one / p_scale, scale_s=p_scale, scale_o=one / descale_v, o=out, amax_s=amax_s, amax_o=amax_o)  # fmt: skip
+    graph.run(tensors)
+    return out
+
+
+@_cudnn_fp8_op.register_fake
+def _(q8: Tensor, k8: Tensor, v8: Tensor, descale_q: Tensor, descale_k: Tensor, descale_v: Tensor, attn_scale: float) -> Tensor:
+    return torch.empty(q8.shape, dtype=torch.float8_e4m3fn, device=q8.device)
+
+
+class _CudnnGraph:
+    """A built cuDNN graph and the handles of its named tensors."""
+
+    def __init__(self, graph, handles: dict, handle) -> None:
+        self.graph, self.handles, self.handle = graph, handles, handle
+        self.workspace_size = graph.get_workspace_size()
+
+    def run(self, tensors: dict[str, Tensor]) -> None:
+        import cudnn
+
+        device = tensors["q"].device
+        cudnn.set_stream(handle=self.handle, stream=torch.cuda.current_stream(device).cuda_stream)
+        workspace = torch.empty(max(self.workspace_size, 1), dtype=torch.uint8, device=device)
+        self.graph.execute({self.handles[name]: t for name, t in tensors.items()}, workspace, handle=self.handle)
+
+
+@functools.lru_cache(maxsize=16)
+def _cudnn_fp8_graph(shape: tuple, q_stride: tuple, k_stride: tuple, v_stride: tuple, attn_scale: float, device: torch.device) -> _CudnnGraph:
+    """The fp8 SDPA graph for (B, S, H, D) operands with these strides (described to cuDNN as BHSD)."""
+    import cudnn
+
+    B, S, H, D = shape
+    bhsd = lambda st: [st[0], st[2], st[1], st[3]]  # noqa: E731 — the same memory seen as (B, H, S, D)
+    with torch.cuda.device(device):
+        handle = cudnn.create_handle()
+    e4m3, fp32 = cudnn.data_type.FP8_E4M3, cudnn.data_type.FLOAT
+    g = cudnn.pygraph(io_data_type=e4m3, intermediate_data_type=fp32, compute_data_type=fp32, handle=handle)
+    dims = [B, H, S, D]
+    handles = {
+        "q": g.tensor(name="q", dim=dims, stride=bhsd(q_stride), data_type=e4m3),
+        "k": g.tensor(name="k", dim=dims, stride=bhsd(k_stride), data_type=e4m3),
+        "v": g.tensor(name="v", dim=dims, stride=bhsd(v_stride), data_type=e4m3),
+    }
+    for name in ("descale_q", "descale_k", "descale_v", "descale_s", "scale_s", "scale_o"):
+        handles[name] = g.tensor(name=name, dim=[1, 1, 1, 1], stride=[1, 1, 1, 1], data_type=fp32)
+    o, _, amax_s, amax_o = g.sdpa_fp8(
+        q=handles["q"], k=handles["k"], v=handles["v"], descale_q=handles["descale_q"], descale_k=handles["descale_k"],
+        descale_v=handles["descale_v"], descale_s=handles["descale_s"], scale_s=handles["scale_s"],
+        scale_o=handles["scale_o"], attn_scale=attn_scale, use_causal_mask=False, generate_stats=False, name="gen3c_sdpa_fp8",
+    )  # fmt: skip
+    o.set_output(True).set_dim(dims).set_stride([S * H * D, D, H * D, 1]).set_data_type(e4m3)
+    for amax in (amax_s, amax_o):
+        amax.set_output(True).set_dim([1, 1, 1, 1]).set_stride([1, 1, 1, 1]).set_data_type(fp32)
+    handles.update(o=o, amax_s=amax_s, amax_o=amax_o)
+    g.validate()
+    g.build_operation_graph()
+    g.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
+    g.check_support()
+    g.build_plans()
+    return _CudnnGraph(g, handles, handle)
+
+
+# -- choosing a kernel -------------------------------------------------------------------------
+
+
+def kernel_unavailable_reason(kernel: str, device: torch.device | str) -> str | None:
+    """Why ``kernel`` cannot run on ``device`` here (None: it can)."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown attention kernel {kernel!r}")
+    if kernel == "sdpa":
+        return None
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return f"{kernel} needs a CUDA GPU"
+    major, minor = torch.cuda.get_device_capability(device)
+    if kernel == "flash4":
+        if major not in (9, 10, 11):
+            return f"flash4 runs on Hopper and Blackwell GPUs (compute capability 9.0/10.x), not {major}.{minor}"
+        if importlib.util.find_spec("flash_attn") is None or importlib.util.find_spec("flash_attn.cute") is None:
+            return "flash4 needs the flash-attn-4 package: pip install 'gen3c[fast]'"
+        return None
+    if (major, minor) < (8, 9):
+        return f"cudnn_fp8 needs fp8 tensor cores (compute capability 8.9+), not {major}.{minor}"
+    if importlib.util.find_spec("cudnn") is None:
+        return "cudnn_fp8 needs the nvidia-cudnn-frontend package: pip install 'gen3c[fast]'"
+    return None
+
+
+def resolve_kernel(requested: str, device: torch.device | str) -> tuple[str, str | None]:
+    """The kernel to run for ``requested`` ("auto" or one of :data:`KERNELS`) on ``device``.
+
+    Returns:
+        ``(kernel, note)``: ``note`` is one line saying why a requested kernel was replaced by
+        ``sdpa`` (None when the request is met, or when ``auto`` found nothing faster).
+    """
+    if requested == "auto":
+        for kernel in EXACT_KERNELS:
+            if kernel_unavailable_reason(kernel, device) is None:
+                return kernel, None
+    reason = kernel_unavailable_reason(requested, device)
+    if reason is None:
+        return requested, None
+    return "sdpa", f"attention kernel {requested!r} is not available ({reason}); using PyTorch SDPA"
+
+
+def set_attention_kernel(transformer: nn.Module, requested: str = "auto", device: torch.device | str | None = None) -> str:
+    """Route the self-attention of every transformer block through a kernel of :data:`KERNELS`.
+
+    Args:
+        requested: "auto" or a kernel name; one that cannot run here falls back to ``sdpa``
+            with one warning line.
+        device: where the transformer will compute (default: its parameters' device).
+    Returns:
+        The kernel installed.
+    """
+    if device is None:
+        device = next(transformer.parameters()).device
+    kernel, note = resolve_kernel(requested, device)
+    if note is not None:
+        warnings.warn(note, stacklevel=2)
+    function = _KERNEL_FUNCTIONS[kernel]
+    for block in transformer.transformer_blocks:
+        for attn in (block.attn1, block.attn2):
+            current = attn.processor
+            processor = CosmosAttnProcessor(function if attn is block.attn1 else None)
+            processor._attention_backend = getattr(current, "_attention_backend", None)
+            processor._parallel_config = getattr(current, "_parallel_config", None)
+            attn.set_processor(processor)
+    transformer._gen3c_attention_kernel = kernel
+    return kernel

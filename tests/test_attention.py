@@ -1,0 +1,174 @@
+"""The DiT's attention processor and kernel choice (gen3c.models.attention)."""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from gen3c.models import attention as attn_mod
+from gen3c.models import configs
+from gen3c.models.attention import (
+    CosmosAttnProcessor,
+    quantize_fp8,
+    resolve_kernel,
+    sdpa_attention,
+    set_attention_kernel,
+    smooth_keys,
+)
+from gen3c.models.speed import set_attention_backend
+
+
+def tiny_transformer(device="cpu", dtype=torch.float32):
+    from diffusers import CosmosTransformer3DModel
+
+    torch.manual_seed(0)
+    return CosmosTransformer3DModel(**configs.TRANSFORMER_TINY).to(device=device, dtype=dtype).eval()
+
+
+def dit_inputs(device="cpu", dtype=torch.float32, T=3, h=8, w=12):
+    g = torch.Generator().manual_seed(1)
+    make = lambda *s: torch.randn(*s, generator=g).to(device=device, dtype=dtype)  # noqa: E731
+    extra = configs.TRANSFORMER_TINY["in_channels"] - 16
+    return dict(
+        hidden_states=make(1, 16, T, h, w),
+        timestep=torch.tensor([0.5], device=device, dtype=dtype),
+        encoder_hidden_states=make(1, 12, configs.TRANSFORMER_TINY["text_embed_dim"]),
+        fps=24,
+        condition_mask=make(1, extra, T, h, w),
+        padding_mask=torch.zeros(1, 1, h * 8, w * 8, device=device, dtype=dtype),
+        return_dict=False,
+    )
+
+
+def test_processor_computes_what_diffusers_cosmos_attention_does():
+    model = tiny_transformer()
+    kwargs = dit_inputs()
+    with torch.no_grad():
+        stock = model(**kwargs)[0]
+        for kernel in (None, sdpa_attention):
+            for block in model.transformer_blocks:
+                block.attn1.set_processor(CosmosAttnProcessor(kernel))
+                block.attn2.set_processor(CosmosAttnProcessor())
+            assert torch.equal(model(**kwargs)[0], stock)
+
+
+def test_auto_on_a_cpu_is_pytorch_sdpa_and_changes_nothing():
+    model = tiny_transformer()
+    kwargs = dit_inputs()
+    with torch.no_grad():
+        stock = model(**kwargs)[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # auto finding nothing faster is not worth a warning
+            assert set_attention_backend(model, "auto") == "sdpa"
+        assert torch.equal(model(**kwargs)[0], stock)
+    assert isinstance(model.transformer_blocks[0].attn1.processor, CosmosAttnProcessor)
+    assert model.transformer_blocks[0].attn1.processor.self_attention is sdpa_attention
+    assert model.transformer_blocks[0].attn2.processor.self_attention is None  # cross-attention: the dispatcher
+
+
+@pytest.mark.parametrize("kernel", ["flash4", "cudnn_fp8"])
+def test_a_kernel_that_cannot_run_falls_back_with_one_line(kernel):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    model = tiny_transformer()
+    with pytest.warns(UserWarning, match=rf"^attention kernel '{kernel}' is not available \({kernel} needs a CUDA GPU\); using PyTorch SDPA$"):
+        assert set_attention_kernel(model, kernel) == "sdpa"
+
+
+def test_auto_prefers_flash4_on_hopper_only_when_installed(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    capability = {"value": (9, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability["value"])
+    installed = {"flash_attn": True, "flash_attn.cute": True, "cudnn": True}
+    monkeypatch.setattr(attn_mod.importlib.util, "find_spec", lambda name: object() if installed.get(name) else None)
+
+    assert resolve_kernel("auto", "cuda") == ("flash4", None)
+    assert resolve_kernel("cudnn_fp8", "cuda") == ("cudnn_fp8", None)  # fp8 is never chosen by auto
+    installed["flash_attn.cute"] = False  # FlashAttention-2's flash_attn alone is not FA4
+    assert resolve_kernel("auto", "cuda") == ("sdpa", None)
+    kernel, note = resolve_kernel("flash4", "cuda")
+    assert kernel == "sdpa" and "pip install 'gen3c[fast]'" in note
+    installed["flash_attn.cute"] = True
+    capability["value"] = (8, 0)  # an A100: no FA4 kernels, no fp8 tensor cores
+    assert resolve_kernel("auto", "cuda") == ("sdpa", None)
+    assert "compute capability 8.9+" in resolve_kernel("cudnn_fp8", "cuda")[1]
+
+
+def test_centring_the_keys_leaves_attention_unchanged():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 50, 3, 16, generator=g, dtype=torch.float64) for _ in range(3))
+    k = k + 5.0 * torch.randn(2, 1, 3, 16, generator=g, dtype=torch.float64)  # a large shared offset per head
+    smoothed = smooth_keys(k)
+    assert smoothed.mean(dim=1).abs().max() < 1e-12
+    assert smoothed.abs().max() < k.abs().max() / 2  # the offset no longer takes the range
+    torch.testing.assert_close(sdpa_attention(q, smoothed, v), sdpa_attention(q, k, v), rtol=1e-10, atol=1e-10)
+
+
+def test_fp8_quantisation_scale_and_round_trip():
+    x = torch.tensor([[-3.0, 0.5, 1.25, 2.0]])
+    q, scale = quantize_fp8(x)
+    assert q.dtype == torch.float8_e4m3fn and scale.shape == (1, 1, 1, 1)
+    assert scale.item() == pytest.approx(3.0 / 448)
+    assert q.float()[0, 0].item() == -448.0  # the largest magnitude maps to e4m3's largest finite value
+    # e4m3 keeps 3 mantissa bits: every value within half a step (2^-4 relative) of itself
+    restored = q.float() * scale.reshape(())
+    assert torch.all((restored - x).abs() <= x.abs() * 2**-4 + 1e-7)
+
+
+def test_custom_ops_trace_with_shapes_only():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        q = torch.empty(1, 64, 4, 32, dtype=torch.bfloat16)
+        assert torch.ops.gen3c.flash4_attention(q, q, q, 0.1).shape == (1, 64, 4, 32)
+        q8 = torch.empty(1, 64, 4, 32, dtype=torch.float8_e4m3fn)
+        s = torch.empty(1, 1, 1, 1)
+        out = torch.ops.gen3c.cudnn_sdpa_fp8(q8, q8, q8, s, s, s, 0.1)
+        assert out.shape == (1, 64, 4, 32) and out.dtype == torch.float8_e4m3fn
+
+
+# -- on a GPU (run on the device) ----------------------------------------------------------------
+
+
+def _gpu_kernel_available(kernel: str) -> bool:
+    return torch.cuda.is_available() and attn_mod.kernel_unavailable_reason(kernel, "cuda") is None
+
+
+def _random_qkv(S=4096, H=8, D=128):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(1, S, H, D, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(3))
+    return q, k + 2.0, v  # keys with a shared offset, as after RoPE on real features
+
+
+@pytest.mark.skipif(not _gpu_kernel_available("flash4"), reason="needs flash-attn-4 on a Hopper/Blackwell GPU")
+def test_flash4_matches_sdpa():
+    q, k, v = _random_qkv()
+    ref = sdpa_attention(q.float(), k.float(), v.float())
+    out = attn_mod.flash4_attention(q, k, v).float()
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-2
+
+
+@pytest.mark.skipif(not _gpu_kernel_available("cudnn_fp8"), reason="needs nvidia-cudnn-frontend on an fp8 GPU")
+def test_cudnn_fp8_attention_close_to_exact():
+    q, k, v = _random_qkv()
+    ref = sdpa_attention(q.float(), k.float(), v.float())
+    out = attn_mod.cudnn_fp8_attention(q, k, v).float()
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    assert ((out - ref).norm() / ref.norm()).item() < 0.1
+    assert math.isfinite(out.sum().item())
+
+
+@pytest.mark.skipif(not _gpu_kernel_available("flash4"), reason="needs flash-attn-4 on a Hopper/Blackwell GPU")
+def test_compiled_block_with_flash4_has_no_graph_break():
+    from gen3c.models.speed import compile_blocks
+
+    model = tiny_transformer("cuda", torch.bfloat16)
+    kwargs = dit_inputs("cuda", torch.bfloat16)
+    with torch.no_grad():
+        set_attention_kernel(model, "flash4")
+        eager = model(**kwargs)[0].float()
+        compile_blocks(model)  # fullgraph=True: a graph break is an error
+        compiled = model(**kwargs)[0].float()
+    assert ((compiled - eager).norm() / eager.norm()).item() < 2e-2
+
