@@ -19,11 +19,11 @@ from gen3c.models.attention import (
 from gen3c.models.speed import set_attention_backend
 
 
-def tiny_transformer(device="cpu", dtype=torch.float32):
+def tiny_transformer(device="cpu", dtype=torch.float32, **changes):
     from diffusers import CosmosTransformer3DModel
 
     torch.manual_seed(0)
-    return CosmosTransformer3DModel(**configs.TRANSFORMER_TINY).to(device=device, dtype=dtype).eval()
+    return CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, **changes}).to(device=device, dtype=dtype).eval()
 
 
 def dit_inputs(device="cpu", dtype=torch.float32, T=3, h=8, w=12):
@@ -93,6 +93,10 @@ def test_auto_prefers_flash4_on_hopper_only_when_installed(monkeypatch):
     capability["value"] = (8, 0)  # an A100: no FA4 kernels, no fp8 tensor cores
     assert resolve_kernel("auto", "cuda") == ("sdpa", None)
     assert "compute capability 8.9+" in resolve_kernel("cudnn_fp8", "cuda")[1]
+    capability["value"] = (9, 0)
+    assert resolve_kernel("auto", "cuda", head_dim=12) == ("sdpa", None)  # FA4 takes multiples of 8
+    assert "multiples of 16, not 24" in resolve_kernel("cudnn_fp8", "cuda", head_dim=24)[1]
+    assert resolve_kernel("cudnn_fp8", "cuda", head_dim=32) == ("cudnn_fp8", None)
 
 
 def test_centring_the_keys_leaves_attention_unchanged():
@@ -163,7 +167,7 @@ def test_cudnn_fp8_attention_close_to_exact():
 def test_compiled_block_with_flash4_has_no_graph_break():
     from gen3c.models.speed import compile_blocks
 
-    model = tiny_transformer("cuda", torch.bfloat16)
+    model = tiny_transformer("cuda", torch.bfloat16, attention_head_dim=32)  # FA4: multiples of 8 channels
     kwargs = dit_inputs("cuda", torch.bfloat16)
     with torch.no_grad():
         set_attention_kernel(model, "flash4")

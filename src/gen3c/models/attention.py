@@ -150,7 +150,10 @@ _KERNEL_FUNCTIONS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 def _flash4_op(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) -> Tensor:
     from flash_attn.cute import flash_attn_func
 
-    out = flash_attn_func(query, key, value, softmax_scale=softmax_scale, causal=False)
+    with warnings.catch_warnings():
+        # The CuTe DSL says, at each first compile, that one argument is not a JIT argument; not ours to act on.
+        warnings.filterwarnings("ignore", message="Argument aux_data", category=UserWarning)
+        out = flash_attn_func(query, key, value, softmax_scale=softmax_scale, causal=False)
     return out[0] if isinstance(out, tuple) else out
 
 
@@ -236,8 +239,8 @@ def _cudnn_fp8_graph(shape: tuple, q_stride: tuple, k_stride: tuple, v_stride: t
 # -- choosing a kernel -------------------------------------------------------------------------
 
 
-def kernel_unavailable_reason(kernel: str, device: torch.device | str) -> str | None:
-    """Why ``kernel`` cannot run on ``device`` here (None: it can)."""
+def kernel_unavailable_reason(kernel: str, device: torch.device | str, head_dim: int = 128) -> str | None:
+    """Why ``kernel`` cannot run on ``device`` for heads of ``head_dim`` here (None: it can)."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown attention kernel {kernel!r}")
     if kernel == "sdpa":
@@ -245,6 +248,9 @@ def kernel_unavailable_reason(kernel: str, device: torch.device | str) -> str | 
     device = torch.device(device)
     if device.type != "cuda" or not torch.cuda.is_available():
         return f"{kernel} needs a CUDA GPU"
+    multiple = 8 if kernel == "flash4" else 16
+    if head_dim % multiple or not 8 <= head_dim <= 256:
+        return f"{kernel} takes heads of 8 to 256 channels in multiples of {multiple}, not {head_dim}"
     major, minor = torch.cuda.get_device_capability(device)
     if kernel == "flash4":
         if major not in (9, 10, 11):
@@ -259,8 +265,9 @@ def kernel_unavailable_reason(kernel: str, device: torch.device | str) -> str | 
     return None
 
 
-def resolve_kernel(requested: str, device: torch.device | str) -> tuple[str, str | None]:
-    """The kernel to run for ``requested`` ("auto" or one of :data:`KERNELS`) on ``device``.
+def resolve_kernel(requested: str, device: torch.device | str, head_dim: int = 128) -> tuple[str, str | None]:
+    """The kernel to run for ``requested`` ("auto" or one of :data:`KERNELS`) on ``device``
+    for heads of ``head_dim`` channels (GEN3C: 128).
 
     Returns:
         ``(kernel, note)``: ``note`` is one line saying why a requested kernel was replaced by
@@ -268,9 +275,9 @@ def resolve_kernel(requested: str, device: torch.device | str) -> tuple[str, str
     """
     if requested == "auto":
         for kernel in EXACT_KERNELS:
-            if kernel_unavailable_reason(kernel, device) is None:
+            if kernel_unavailable_reason(kernel, device, head_dim) is None:
                 return kernel, None
-    reason = kernel_unavailable_reason(requested, device)
+    reason = kernel_unavailable_reason(requested, device, head_dim)
     if reason is None:
         return requested, None
     return "sdpa", f"attention kernel {requested!r} is not available ({reason}); using PyTorch SDPA"
@@ -288,7 +295,7 @@ def set_attention_kernel(transformer: nn.Module, requested: str = "auto", device
     """
     if device is None:
         device = next(transformer.parameters()).device
-    kernel, note = resolve_kernel(requested, device)
+    kernel, note = resolve_kernel(requested, device, transformer.config.attention_head_dim)
     if note is not None:
         warnings.warn(note, stacklevel=2)
     function = _KERNEL_FUNCTIONS[kernel]
