@@ -75,7 +75,8 @@ class GenerationRequest:
     movement_distance: float = DEFAULT_MOVEMENT_DISTANCE
     trajectory_scale: str = "auto"
     camera_file: str | None = None
-    num_video_frames: int = 121
+    #: None: one chunk of the generator's model (:func:`default_num_frames`), set on construction.
+    num_video_frames: int | None = None
     chunk_frames: int | None = None
     filter_points_threshold: float = 0.05
     foreground_masking: bool = False
@@ -90,6 +91,10 @@ class GenerationRequest:
     save_buffer: bool = False
     save_point_cloud: bool = False
     fps: float = 24.0
+
+    def __post_init__(self) -> None:
+        if self.num_video_frames is None:
+            self.num_video_frames = default_num_frames(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], name: str = "request") -> GenerationRequest:
@@ -110,6 +115,24 @@ class GenerationRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def fixed_chunk_frames(request: GenerationRequest) -> int | None:
+    """Frames per chunk of a generator that makes a fixed number, None for the preview: the
+    gen3c generator's ``chunk_frames``, else its packaged model's or checkpoint's (the tiny
+    model: 17), else GEN3C's 121. Known before any model loads."""
+    fixed = GENERATOR_CHUNK_FRAMES.get(request.generator)
+    if fixed is None:
+        return None
+    from gen3c.models.packaged import model_chunk_frames
+
+    return request.chunk_frames or model_chunk_frames(request.generator_options) or fixed
+
+
+def default_num_frames(request: GenerationRequest) -> int:
+    """The frames of a run that names no count: one chunk of the generator
+    (:func:`fixed_chunk_frames`); GEN3C's 121 for the preview."""
+    return fixed_chunk_frames(request) or GEN3C_CHUNK_FRAMES
 
 
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
@@ -370,7 +393,9 @@ def video_cameras(request: GenerationRequest, frames) -> Cameras:
     if request.camera_file is not None:
         return _file_cameras(request, H, W)
     index = torch.arange(T).clamp(max=len(frames) - 1)
-    first = frames.depth[0][frames.valid[0]]
+    from gen3c.io.depth import scene_depths
+
+    first = scene_depths(frames.depth[0], frames.valid[0])
     center = center_depth_for(request.trajectory_scale, first, frames.depth_kind)
     return preset_trajectory(
         request.trajectory, request.camera_rotation, T, frames.w2c[index], frames.K[index], H, W, request.movement_distance, center
@@ -427,12 +452,9 @@ def make_generator(request: GenerationRequest):
 
 def check_frame_count(request: GenerationRequest) -> None:
     """Refuse frame counts the named generator cannot make before anything is loaded (its chunk:
-    ``chunk_frames``, else ``generator_options["chunk_frames"]``, else GEN3C's 121)."""
-    fixed = GENERATOR_CHUNK_FRAMES.get(request.generator)
+    :func:`fixed_chunk_frames`)."""
+    fixed = fixed_chunk_frames(request)
     if fixed is not None:
-        from gen3c.models.packaged import model_chunk_frames
-
-        fixed = request.chunk_frames or model_chunk_frames(request.generator_options) or fixed
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator")
 
 
