@@ -565,6 +565,7 @@ def gui(
     resolution: ResolutionOpt = "704x1280",
     resize_mode: ResizeOpt = ResizeMode.crop,
     num_video_frames: FramesOpt = None,
+    depth_estimator: DepthEstimatorOpt = "moge",
     filter_points_threshold: FilterOpt = 0.05,
     foreground_masking: FgOpt = False,
     splat: SplatOpt = Splat.bilinear,
@@ -605,7 +606,7 @@ def gui(
         raise Gen3cInputError(f"the GUI needs viser ({exc}): pip install 'gen3c[gui]'") from None
     request = GenerationRequest(
         generator=generator.value, resolution=resolution, resize_mode=resize_mode.value, num_video_frames=num_video_frames,
-        filter_points_threshold=filter_points_threshold, foreground_masking=foreground_masking, splat=splat.value,
+        depth_estimator=depth_estimator, filter_points_threshold=filter_points_threshold, foreground_masking=foreground_masking, splat=splat.value,
         seed=seed, fps=fps,
         generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
