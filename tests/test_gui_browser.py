@@ -135,8 +135,9 @@ def test_page_loads_inputs_generates_and_plays(tmp_path, monkeypatch):
             page.get_by_role("button", name="Load image", exact=True).click()
             _wait(lambda: "Loaded" in app.status.content and app.state.source is not None, "the image loaded")
             assert app.state.kind == "image" and app.state.source.depth_kind == "relative"
-            page.get_by_text("geometric prior").first.wait_for()
-            page.get_by_text("depth estimated").first.wait_for()
+            assert "depth estimated" in app.status.content and "geometric prior" in app.status.content
+            page.get_by_text("(image, depth estimated) at 176×320").wait_for()
+            page.get_by_text("using a flat geometric prior").wait_for()
             shots["image"] = tmp_path / "gui_image.png"
             page.screenshot(path=str(shots["image"]))
 

@@ -467,7 +467,7 @@ def generate(
 ) -> None:
     """Generate a camera-controlled video from an image, a video with depth and cameras, or multi-view key frames.
 
-    Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames, each conditioned on the previous chunk's last frame.
+    Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames (the tiny model's: 17), each conditioned on the previous chunk's last frame.
     """
     from gen3c.pipelines.request import GenerationRequest
 
