@@ -176,3 +176,50 @@ def test_demo_end_to_end(tmp_path):
 def test_gen3c_only_flags_with_preview_are_an_error(box_scene, tmp_path):
     res = invoke(*generate_args(box_scene, tmp_path, "--guidance", "3", "--compile"))
     assert res.exit_code == 2 and "--guidance, --compile apply to --generator gen3c only" in res.output
+
+
+QUADRANTS = {(0, 0): (230, 40, 40), (0, 1): (40, 200, 60), (1, 0): (40, 70, 230), (1, 1): (240, 220, 40)}
+
+
+def test_phone_photo_with_exif_orientation_comes_out_upright(tmp_path):
+    """A JPEG stored portrait with EXIF Orientation 6 (turn 90° clockwise to view) and a depth map
+    made for the upright, landscape photo: accepted, and the video is upright, as a viewer shows it."""
+    from PIL import Image
+
+    H, W = 48, 80
+    upright = np.zeros((H, W, 3), np.uint8)
+    for (r, c), colour in QUADRANTS.items():
+        upright[r * H // 2 : (r + 1) * H // 2, c * W // 2 : (c + 1) * W // 2] = colour
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # what the phone wrote: 48 wide, 80 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    stored.save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    assert stored.size == (H, W)
+    np.save(tmp_path / "depth.npy", np.full((H, W), 3.0, np.float32))
+    res = invoke("generate", "--input_image_path", tmp_path / "phone.jpg", "--depth_path", tmp_path / "depth.npy", "--fov", "60",
+                 "--resolution", f"{H}x{W}", "--num_video_frames", 5, "--video_save_folder", tmp_path / "out")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "out" / "output.mp4")
+    assert frames.shape == (5, H, W, 3)
+    for (r, c), colour in QUADRANTS.items():  # each quadrant's colour where the upright photo has it
+        inner = frames[0, r * H // 2 + 6 : (r + 1) * H // 2 - 6, c * W // 2 + 8 : (c + 1) * W // 2 - 8].reshape(-1, 3)
+        assert np.abs(inner.mean(0) - colour).max() < 20, (r, c, inner.mean(0))
+
+
+def test_depth_with_nan_holes_and_inf_sky_is_accepted_with_a_note(box_scene, tmp_path):
+    image, depth_path, _, depth = box_scene
+    sky = depth.numpy().copy()
+    sky[:20] = np.inf  # sky, as MoGe and ViPE leave it
+    sky[50, 10:14] = np.nan
+    np.save(tmp_path / "sky.npy", sky)
+    res = invoke("generate", "--input_image_path", image, "--depth_path", tmp_path / "sky.npy", "--fov", "60", "--resolution", "96x160",
+                 "--num_video_frames", 5, "--video_save_folder", tmp_path / "out")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    note = " ".join(res.output.split())
+    assert "note: depth file" in note and "3204 pixels (21%) of NaN/inf depth sit far away" in note and "--mask_invalid_depth" in note
+    frames, _ = read_video(tmp_path / "out" / "output.mp4")
+    assert frames.shape == (5, 96, 160, 3)
+    res = invoke("generate", "--input_image_path", image, "--depth_path", tmp_path / "sky.npy", "--fov", "60", "--resolution", "96x160",
+                 "--num_video_frames", 5, "--video_save_folder", tmp_path / "masked", "--mask_invalid_depth")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "3204 pixels (21%) of NaN/inf/≤ 0 depth are left out of the cache" in " ".join(res.output.split())

@@ -105,3 +105,42 @@ def test_convert_command(tmp_path, monkeypatch):
     res = invoke("convert", tmp_path / "src", tmp_path / "out", "--trust_checkpoint", "--no_text_encoder")
     assert res.exit_code == 0, res.output
     assert calls[0][1] == {"trust_checkpoint": True, "overwrite": False, "keep_text_encoder": False}
+
+
+def test_frame_count_defaults_to_one_chunk_of_the_model(tmp_path, monkeypatch):
+    from gen3c.batch.manifest import make_job
+    from gen3c.errors import Gen3cInputError
+
+    tiny = {"model": "tiny"}
+    assert GenerationRequest().num_video_frames == 121  # the preview: GEN3C's 121
+    assert GenerationRequest(generator="gen3c", generator_options={"checkpoint_dir": "x"}).num_video_frames == 121  # GEN3C-7B
+    assert GenerationRequest(generator="gen3c", generator_options=tiny).num_video_frames == 17
+    assert GenerationRequest(generator="gen3c", chunk_frames=9).num_video_frames == 9
+    assert GenerationRequest(generator="gen3c", generator_options=tiny, num_video_frames=33).num_video_frames == 33  # given: kept
+    # gen3c batch: a manifest row without num_video_frames.
+    job = make_job({"generator": "gen3c", "model": "tiny", "input_image_path": "x.png"}, 1, 0, tmp_path)
+    assert job.request(tmp_path).num_video_frames == 17
+    # gen3c gui: the request it starts the app with.
+    import gen3c.gui.app as gui_app
+
+    seen = []
+
+    def app_stub(work_dir, host, port, request):
+        seen.append(request)
+        raise Gen3cInputError("stop before serving")
+
+    monkeypatch.setattr(gui_app, "Gen3cApp", app_stub)
+    res = invoke("gui", "--generator", "gen3c", "--model", "tiny", "--work_dir", tmp_path / "gui")
+    assert res.exit_code == 2 and "stop before serving" in res.output
+    assert seen[0].num_video_frames == 17
+
+
+def test_tiny_model_without_a_frame_count_makes_one_chunk(box_scene, tmp_path):
+    """`gen3c generate --generator gen3c --model tiny` with no --num_video_frames: 17 frames, not an error about 121."""
+    image, depth, _, _ = box_scene
+    res = invoke("generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", image, "--depth_path", depth,
+                 "--fov", "60", "--resolution", "64x112", "--num_steps", "2", "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (17, 64, 112, 3)
+    assert json.loads((tmp_path / "output_run.json").read_text())["num_video_frames"] == 17

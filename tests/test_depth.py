@@ -22,6 +22,7 @@ from gen3c.depth import (
     parse_intrinsics,
 )
 from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.io.depth import FAR_DEPTH
 from gen3c.trajectories import center_depth_for
 
 
@@ -144,9 +145,13 @@ def test_user_depth_shapes_and_invalid_values(tmp_path, depth_map):
     bad = depth_map.copy()
     bad[0, 0], bad[1, 1] = np.nan, -1
     np.save(tmp_path / "bad.npy", bad)
-    with pytest.raises(Gen3cInputError, match="invalid pixels"):
-        load_user_depth(tmp_path / "bad.npy", (24, 32))
-    est = load_user_depth(tmp_path / "bad.npy", (24, 32), mask_invalid=True)
+    with pytest.warns(UserWarning, match="far away"):
+        est = load_user_depth(tmp_path / "bad.npy", (24, 32))
+    # NaN sits far away (in the cache, out of the trusted mask), −1 is a hole; the median ignores both.
+    assert est.depth[0, 0] == FAR_DEPTH and est.depth[1, 1] == 0 and not est.mask[0, 0] and not est.mask[1, 1]
+    assert median_depth(est) == float(torch.from_numpy(np.delete(depth_map.reshape(-1), [0, 33])).median())
+    with pytest.warns(UserWarning, match="left out"):
+        est = load_user_depth(tmp_path / "bad.npy", (24, 32), mask_invalid=True)
     assert not est.mask[0, 0] and not est.mask[1, 1] and est.depth[0, 0] == 0 and est.mask.sum() == 24 * 32 - 2
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(Gen3cInputError, match="never unpickled"):

@@ -313,3 +313,77 @@ def test_job_errors_are_reported_not_raised(state):
     runner.start(bad, state.source, lambda *a: None, results.append)
     assert runner.wait(30)
     assert results[0].error and "num_video_frames" in results[0].error
+
+
+# -- inputs the CLI takes: an image alone, videos, multi-view ----------------------------------
+
+
+def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monkeypatch):
+    """No depth file: the request's estimator, else the geometric prior with the CLI's note."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no MoGe weights here: the prior stands in
+    image_path, _, _, _ = box_scene
+    state = GuiState(tmp_path, GenerationRequest(resolution="48x80", num_video_frames=5))
+    source = state.load_files(str(image_path), "", fov=60.0)
+    assert source.size == (48, 80) and source.depth_kind == "relative" and state.kind == "image"
+    assert len(state.notes) == 1 and "geometric prior" in state.notes[0] and "--depth_path" in state.notes[0]
+    assert state.request.depth_path is None and state.request.input_image_path == str(image_path)
+    _, mask = state.render_frame(0)
+    assert mask.float().mean() > 0.5  # (at 48×80 the edge filter drops the prior's steep ground near the bottom)
+    out = run_request(state.build_request("alone"), source=state.run_source)
+    assert out.result.frames.shape == (5, 3, 48, 80)
+    state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")  # asked for: no note
+    assert state.notes == [] and state.request.depth_estimator == "prior"
+    with pytest.raises(Gen3cInputError, match="not an image"):
+        state.load_files(str(tmp_path), "")
+
+
+@pytest.fixture(scope="module")
+def video_inputs(tmp_path_factory):
+    from layouts import scene, write_multiview, write_sample, write_vipe
+
+    rgb, depth, ids, w2c, K = scene(6, 48, 80)
+    root = tmp_path_factory.mktemp("video_inputs")
+    keys = [0, 5]
+    return {
+        "sample": write_sample(root / "batch_0000", rgb, depth, depth > 0, w2c, K),
+        "vipe": write_vipe(root / "vipe", "walk", rgb, depth, w2c, K) / "rgb" / "walk.mp4",
+        "multiview": write_multiview(root / "mv.npz", rgb[keys], depth[keys], depth[keys] > 0, K[keys], w2c[keys], w2c),
+        "w2c": w2c,
+    }
+
+
+@pytest.mark.parametrize("kind", ["sample", "vipe", "multiview"])
+def test_video_inputs_load_with_their_cameras_and_run_as_the_cli(tmp_path, video_inputs, kind):
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    source = state.load_video(str(video_inputs[kind]))
+    w2c = video_inputs["w2c"]
+    assert state.kind == kind and source.size == (48, 80) and state.run_source is None
+    cams = state.input_cameras()
+    expected = w2c[[0, 5]] if kind == "multiview" else w2c
+    assert len(cams) == len(expected) and torch.allclose(cams.w2c, expected, atol=1e-5)
+    assert torch.allclose(source.w2c, w2c[0], atol=1e-5)
+    path = state.cameras()
+    if kind == "multiview":  # the npz's own trajectory, all 6 of its cameras
+        assert state.request.num_video_frames == 6 and torch.allclose(path.w2c, w2c, atol=1e-5)
+    else:  # the preset applied per frame to the video's cameras; frames past its end keep the last
+        assert len(path) == 9 and not torch.allclose(path.w2c[3], w2c[3], atol=1e-3)
+    color, mask = state.render_frame(3)
+    assert color.shape == (3, 48, 80) and mask.float().mean() > 0.5
+    points, colors = state.display_points(500)
+    assert points.shape == (500, 3) and colors.dtype.name == "uint8"
+    out = run_request(state.build_request(kind), source=state.run_source)  # the run reads the files, as the CLI
+    assert len(out.result.frames) == len(path)
+    assert torch.allclose(out.result.cameras.w2c, path.w2c, atol=1e-5)
+    state.update(resolution="32x48")  # re-read at the new working size
+    assert state.source.size == (32, 48) and state.render_frame(0)[0].shape == (3, 32, 48)
+
+
+def test_video_input_errors_are_the_clis(tmp_path, video_inputs, box_scene):
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    with pytest.raises(Gen3cInputError, match="not a video input"):
+        state.load_video(str(box_scene[0]))
+    with pytest.raises(Gen3cInputError, match="starting frame 7"):
+        state.load_video(str(video_inputs["sample"]), start=7)
+    with pytest.raises(Gen3cInputError, match="does not exist"):
+        state.load_video(str(tmp_path / "nothing.npz"))
+    assert state.source is None and state.request.input_image_path is None  # nothing half-loaded

@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from gen3c.io.camera_files import (
     save_cameras,
     save_nerfstudio_path,
 )
-from gen3c.io.depth import conform_depth, load_depth
+from gen3c.io.depth import FAR_DEPTH, conform_depth, load_depth, scene_depths
 from gen3c.io.images import load_image, parse_resolution, resize_image
 from gen3c.io.ply import read_ply, write_ply
 from gen3c.io.video import VideoWriter, count_video_frames, read_video, write_video
@@ -139,15 +140,55 @@ def test_conform_depth():
     assert out.shape == (20, 40) and valid.all()
     with pytest.raises(Gen3cInputError, match="aspect"):
         conform_depth(d, (20, 20))
-    bad = d.clone()
-    bad[0, 0] = float("nan")
-    bad[1, 1] = -1
-    with pytest.raises(Gen3cInputError, match="1 NaN/inf, 1 ≤ 0"):
-        conform_depth(bad, (10, 20))
-    out, valid = conform_depth(bad, (10, 20), allow_invalid=True)
-    assert not valid[0, 0] and not valid[1, 1] and valid.sum() == 198 and out[0, 0] == 0
-    with pytest.raises(Gen3cInputError, match="no valid pixel"):
-        conform_depth(torch.zeros(10, 20), (10, 20), allow_invalid=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # clean depth: no note
+        conform_depth(d, (10, 20))
+
+
+def test_invalid_depth_sits_far_away_as_in_gen3c_unless_masked():
+    bad = torch.ones(10, 20)
+    bad[0, 0], bad[0, 1], bad[1, 1], bad[2, 2] = float("nan"), float("inf"), -1.0, float("-inf")
+    # NaN/+inf: GEN3C's far depth (its cache clamps it to 100); ≤ 0 and −inf: no point. One note says so.
+    with pytest.warns(UserWarning, match=r"^depth file 'x.npy': 2 pixels \(1%\) of NaN/inf depth sit far away.*; 2 pixels \(1%\) of ≤ 0 depth are left out of the cache$"):
+        out, valid = conform_depth(bad, (10, 20), "depth file 'x.npy'")
+    assert out[0, 0] == out[0, 1] == FAR_DEPTH and valid[0, 0] and valid[0, 1]
+    assert out[1, 1] == out[2, 2] == 0 and not valid[1, 1] and not valid[2, 2] and valid.sum() == 198
+    assert scene_depths(out, valid).tolist() == [1.0] * 196  # the far fill does not count for the scene's scale
+    with pytest.warns(UserWarning, match=r"4 pixels \(2%\) of NaN/inf/≤ 0 depth are left out"):
+        out, valid = conform_depth(bad, (10, 20), mask_invalid=True)
+    assert out[0, 0] == 0 and valid.sum() == 196 and torch.isfinite(out).all()
+    for fill in (float("nan"), float("inf"), 0.0, -2.0):  # nothing valid at all: still refused
+        for mask_invalid in (False, True):
+            with pytest.raises(Gen3cInputError, match=r"has no valid pixel \(all NaN/inf/≤ 0\)"):
+                conform_depth(torch.full((10, 20), fill), (10, 20), mask_invalid=mask_invalid)
+
+
+def test_far_depth_renders_as_a_backdrop_and_masking_leaves_holes():
+    """Why NaN/inf sit far away by default: the sky stays in the picture when the camera moves."""
+    from gen3c.cache import CACHE_MAX_DEPTH, Cache3D
+    from gen3c.cameras import intrinsics_from_fov
+
+    H, W = 32, 48
+    image = torch.zeros(3, H, W)
+    image[2, :12] = 0.8  # blue sky above
+    depth = torch.full((H, W), 3.0)
+    depth[:12] = float("inf")
+    K = intrinsics_from_fov(60.0, H, W)
+    moved = Cameras(torch.eye(4)[None].clone(), K[None], H, W)
+    moved.w2c[0, 0, 3] = -0.3  # the camera steps right
+    sky_rows = {}
+    for mask_invalid in (False, True):
+        with pytest.warns(UserWarning):
+            d, valid = conform_depth(depth, (H, W), mask_invalid=mask_invalid)
+        cache = Cache3D(filter_points_threshold=0.05)
+        cache.add_view(image, d, K, torch.eye(4), valid)
+        points, _ = cache.point_cloud()
+        out = cache.render(moved, depth=False)
+        sky_rows[mask_invalid] = float(out.masks[0, 0, 0, 1:10].mean())
+        if not mask_invalid:
+            assert float(points[:, 2].max()) == pytest.approx(CACHE_MAX_DEPTH)  # the sky, clamped by the cache
+            assert float(out.colors[0, 0, 2, 1:10, 4:-4].mean()) == pytest.approx(0.8, abs=0.02)  # sky colour, not a hole
+    assert sky_rows[False] > 0.95 and sky_rows[True] == 0.0
 
 
 def test_image_loading_and_errors(tmp_path):

@@ -2,6 +2,7 @@
 scene, read back through the public readers — values, conventions, resizing and errors."""
 
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -12,6 +13,7 @@ from layouts import exr_bytes, render, scene, scene_cameras, write_multiview, wr
 from gen3c.cache import Cache3D
 from gen3c.cameras import Cameras, camera_centers
 from gen3c.errors import Gen3cInputError
+from gen3c.io.depth import FAR_DEPTH
 from gen3c.io.frames import fit_frames, fit_intrinsics, fit_plan
 from gen3c.io.gen3c_sample import read_sample
 from gen3c.io.multiview import read_multiview
@@ -134,7 +136,7 @@ def _rezip(path, members):
         ("exr_garbage", "00001.exr.*OpenEXR"),
         ("exr_no_z", "no channel 'Z'"),
         ("exr_missing", "no 00004.exr"),
-        ("depth_nan", "NaN"),
+        ("depth_all_nan", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
         ("mp4_garbage", r"ViPE video .*rgb/walk.mp4. cannot be read"),
         ("pickled_npz", "never unpickled"),
     ],
@@ -166,7 +168,7 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr["data"] = intr["data"].copy()
         intr["data"][0, 0] = -5
         np.savez(root / "intrinsics" / "walk.npz", **intr)
-    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_nan"):
+    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan"):
         members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
         if case == "exr_garbage":
             members["00001.exr"] = b"not an exr at all"
@@ -175,9 +177,7 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         elif case == "exr_missing":
             del members["00004.exr"]
         else:
-            bad = depth[2].copy()
-            bad[5, 5] = np.nan
-            members["00002.exr"] = exr_bytes(bad)
+            members["00002.exr"] = exr_bytes(np.full_like(depth[2], np.nan))
         _rezip(root / "depth" / "walk.zip", members)
     elif case == "mp4_garbage":
         (root / "rgb" / "walk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
@@ -202,6 +202,29 @@ def test_sample_mask_leaves_pixels_out(tmp_path, clip):
     folder = write_sample(tmp_path / "s", rgb[:3], depth[:3], ids[:3] == 0, w2c[:3], K[:3])
     stack = read_sample(folder, (72, 128))
     assert not bool(stack.valid[torch.from_numpy(ids[:3] > 0)].any())
+
+
+def test_nan_and_inf_depth_sit_far_away_as_in_gen3c(tmp_path, vipe_dir, clip):
+    """ViPE and samples with NaN/inf depth (sky) are read as GEN3C treats them, with a note."""
+    rgb, depth, ids, w2c, K = clip
+    root = _copy_vipe(vipe_dir, tmp_path / "v")
+    bad = depth[2].copy()
+    bad[5, 5], bad[6, 6] = np.nan, np.inf
+    _rezip(root / "depth" / "walk.zip", {**{f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}, "00002.exr": exr_bytes(bad)})
+    with pytest.warns(UserWarning, match=r"2 pixels .* of NaN/inf depth sit far away"):
+        stack = read_vipe(root, (H, W))
+    assert stack.depth[2, 5, 5] == stack.depth[2, 6, 6] == FAR_DEPTH and stack.valid[2, 5, 5] and stack.valid[2, 6, 6]
+    with pytest.warns(UserWarning, match="left out"):
+        masked = read_vipe(root, (H, W), mask_invalid_depth=True)
+    assert masked.depth[2, 5, 5] == 0 and not masked.valid[2, 5, 5]
+    # A sample's own mask already leaves its NaN pixels out: no note about them.
+    nan_depth = depth[:3].copy()
+    nan_depth[:, :4] = np.nan
+    folder = write_sample(tmp_path / "s", rgb[:3], nan_depth, ~np.isnan(nan_depth), w2c[:3], K[:3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stack = read_sample(folder, (H, W))
+    assert not stack.valid[:, :4].any() and stack.valid[:, 4:].all()
 
 
 def test_legacy_pt_weights_only_and_trust(tmp_path, clip):
@@ -230,7 +253,7 @@ class Opaque:
         ("count_mismatch", r"frame counts that disagree \(rgb.mp4 10, depth.npz 9"),
         ("wrong_key", "no key 'depth'"),
         ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 4\)"),
-        ("nan_depth", "NaN"),
+        ("inf_frame", r"depth.npz has no valid pixel \(frame 4\)"),
         ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
         ("start_past_end", "starting frame 12"),
     ],
@@ -250,9 +273,9 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
     elif case == "wrong_shape":
         cam = dict(np.load(folder / "camera.npz"))
         np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3], intrinsics=cam["intrinsics"])
-    elif case == "nan_depth":
+    elif case == "inf_frame":
         bad = depth.copy()
-        bad[4, 0, 0] = np.inf
+        bad[4] = np.inf
         np.savez(folder / "depth.npz", depth=bad)
     elif case == "size_mismatch":
         np.savez(folder / "depth.npz", depth=depth[:, ::2, ::2])

@@ -141,10 +141,12 @@ ScaleOpt = Annotated[
     ),
 ]
 FramesOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--num_video_frames",
-        help="Frames to generate. The gen3c generator needs 120·N+1 (121, 241, …); the preview takes any count.",
+        help="Frames to generate (default: one chunk of the model, 121; the tiny model's 17). The gen3c generator "
+        "needs (chunk−1)·N+1 (121, 241, …; tiny: 17, 33, …); the preview takes any count.",
+        show_default=False,
     ),
 ]
 FolderOpt = Annotated[Path, typer.Option("--video_save_folder", help="Folder for the outputs (created if needed).")]
@@ -401,7 +403,7 @@ def generate(
     movement_distance: DistanceOpt = 0.3,
     trajectory_scale: ScaleOpt = TrajectoryScale.auto,
     camera_file: CameraFileOpt = None,
-    num_video_frames: FramesOpt = 121,
+    num_video_frames: FramesOpt = None,
     depth_path: Annotated[
         Path | None,
         typer.Option("--depth_path", help="Depth of the image (z-depth): .npy, .npz (key 'depth'), 16-bit PNG or .exr."),
@@ -411,7 +413,11 @@ def generate(
     ] = 0.001,
     mask_invalid_depth: Annotated[
         bool,
-        typer.Option("--mask_invalid_depth", help="Leave NaN/inf/≤0 depth pixels out of the cache instead of refusing the file."),
+        typer.Option(
+            "--mask_invalid_depth",
+            help="Leave NaN/inf depth pixels out of the cache. By default they sit far away as in GEN3C (depth 100 in the "
+            "cache: sky renders as a backdrop); ≤0 pixels are always left out. Depth with no valid pixel is refused.",
+        ),
     ] = False,
     intrinsics: IntrinsicsOpt = None,
     fov: FovOpt = None,
@@ -466,7 +472,7 @@ def generate(
 ) -> None:
     """Generate a camera-controlled video from an image, a video with depth and cameras, or multi-view key frames.
 
-    Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames, each conditioned on the previous chunk's last frame.
+    Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames (the tiny model's: 17), each conditioned on the previous chunk's last frame.
     """
     from gen3c.pipelines.request import GenerationRequest
 
@@ -563,7 +569,8 @@ def gui(
     generator: GeneratorOpt = GeneratorName.preview,
     resolution: ResolutionOpt = "704x1280",
     resize_mode: ResizeOpt = ResizeMode.crop,
-    num_video_frames: FramesOpt = 121,
+    num_video_frames: FramesOpt = None,
+    depth_estimator: DepthEstimatorOpt = "moge",
     filter_points_threshold: FilterOpt = 0.05,
     foreground_masking: FgOpt = False,
     splat: SplatOpt = Splat.bilinear,
@@ -604,7 +611,7 @@ def gui(
         raise Gen3cInputError(f"the GUI needs viser ({exc}): pip install 'gen3c[gui]'") from None
     request = GenerationRequest(
         generator=generator.value, resolution=resolution, resize_mode=resize_mode.value, num_video_frames=num_video_frames,
-        filter_points_threshold=filter_points_threshold, foreground_masking=foreground_masking, splat=splat.value,
+        depth_estimator=depth_estimator, filter_points_threshold=filter_points_threshold, foreground_masking=foreground_masking, splat=splat.value,
         seed=seed, fps=fps,
         generator_options=_generator_options(generator, locals()),
     )  # fmt: skip

@@ -4,8 +4,9 @@
 Files are read by :mod:`gen3c.io.depth` (npy, npz with key ``depth`` or a single array,
 16-bit PNG × scale with 0 = invalid, EXR channel Z/R/Y; never unpickled). A depth map of another
 size is resized (nearest) with a warning when its aspect ratio matches the image's, else
-refused. NaN / inf / ≤ 0 pixels are refused unless ``mask_invalid``, which leaves them out of
-the cache (depth 0, mask False).
+refused. NaN / +inf pixels sit far away as in GEN3C (:func:`gen3c.io.depth.fill_invalid_depth`;
+``mask_invalid`` leaves them out of the cache instead), ≤ 0 pixels are holes (depth 0); either
+way they are not in ``mask``, so they do not count for the median depth.
 
 User depth is ``kind="metric"`` by default: its unit is the user's, so ``--movement_distance``
 is read relative to the scene's median depth (:func:`gen3c.depth.base.median_depth`).
@@ -26,7 +27,7 @@ from torch import Tensor
 from gen3c.cameras import make_intrinsics, validate_intrinsics
 from gen3c.depth.base import DepthEstimate, camera_for
 from gen3c.errors import Gen3cInputError
-from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, conform_depth, load_depth
+from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth
 
 
 def parse_intrinsics(spec: str | os.PathLike, name: str = "--intrinsics") -> Tensor:
@@ -103,7 +104,7 @@ def load_user_depth(
         intrinsics: (3, 3) in pixels of that image, or a ``parse_intrinsics`` string / file.
         fov: horizontal field of view in degrees (instead of ``intrinsics``).
         png_scale: depth = PNG value × this (default 0.001: millimetres → metres).
-        mask_invalid: leave NaN/inf/≤ 0 pixels out (depth 0, mask False) instead of refusing.
+        mask_invalid: leave NaN/+inf pixels out (depth 0) instead of placing them far away.
         kind: "metric" (default) or "relative" when the file is up to scale (e.g. saved MoGe depth).
         camera_estimate: an estimator's output for the same image, whose intrinsics are used
             when the user gives none (else the default 60° FOV).
@@ -123,4 +124,5 @@ def load_user_depth(
         K, source = resize_intrinsics(camera_estimate.intrinsics, camera_estimate.size, (H, W)), "model"
     else:
         K, source = camera_for(H, W, intrinsics, fov)
-    return DepthEstimate(depth, K, valid, kind, f"user:{Path(path).name}", source)
+    trusted = valid & (depth < FAR_DEPTH)
+    return DepthEstimate(depth, K, trusted, kind, f"user:{Path(path).name}", source)

@@ -1,8 +1,10 @@
 """The viser app: layout and callbacks over :class:`~gen3c.gui.state.GuiState`.
 
-The world frame is the source camera's (OpenCV: x right, y down, z forward; the source pose is
-the identity), so the scene's up direction is −y. viser's frusta, transform controls and client
-cameras use the same OpenCV camera convention with camera-to-world ``wxyz`` / ``position``.
+The world frame is the input's: for an image, its camera's (OpenCV: x right, y down, z forward;
+the source pose is the identity), so the scene's up direction is −y; for a video or multi-view
+input, the frame its cameras are given in (drawn as frusta). viser's frusta, transform controls
+and client cameras use the same OpenCV camera convention with camera-to-world ``wxyz`` /
+``position``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from gen3c.gui.state import (
     GuiState,
     JobResult,
     JobRunner,
-    demo_loader,
     matrix_to_quaternion,
     quaternion_to_matrix,
 )
@@ -43,10 +44,14 @@ except ImportError:  # pragma: no cover - the CLI turns this into a clear messag
 # Videos larger than this are not embedded in the page (the websocket caps messages at 50 MB).
 MAX_EMBED_BYTES = 32 * 1024 * 1024
 MAX_PATH_FRUSTA = 9
+MAX_INPUT_FRUSTA = 24
 RESOLUTIONS = ("704x1280", "528x960", "352x640", "176x320")
 PATH_COLOR = (232, 110, 20)
 KEYFRAME_COLOR = (200, 30, 60)
 SOURCE_COLOR = (40, 40, 40)
+INPUT_COLOR = (150, 80, 200)
+INPUT_KIND_LABELS = {"image": "image", "sample": "GEN3C sample", "vipe": "ViPE video", "multiview": "multi-view input"}
+BEGIN = "Load the demo sample, an image, or a video input to begin."
 PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Imported file"}
 
 
@@ -70,8 +75,8 @@ class Gen3cApp:
         work_dir: the only folder the app writes to (uploads, camera paths, outputs).
         host, port: where to listen (localhost by default; port 0 picks a free one).
         request: initial settings (generator, resolution, frames, …).
-        demo: loader of the demo sample ``() -> (image, depth, K)``; "auto": the library's, if it
-            ships one; None disables the button.
+        demo: loader of the demo sample ``() -> (image, depth, K)``; "auto": the library's
+            (:func:`gen3c.scenes.load_demo_sample`); None hides the button.
         generator: a generator to run (e.g. a model already loaded); by default the request's
             generator is made once and kept (loaded in the background at start with ``preload``).
             Seed and prompt are set on it before each run, so changing them reloads nothing.
@@ -93,7 +98,9 @@ class Gen3cApp:
             raise Gen3cInputError("the GUI needs viser: pip install 'gen3c[gui]'")
         self.state = GuiState(work_dir, request)
         self.jobs = JobRunner()
-        self.demo = demo_loader() if demo == "auto" else demo
+        if demo == "auto":
+            from gen3c.scenes import load_demo_sample as demo
+        self.demo = demo
         self.max_display_points = max_display_points
         self._lock = threading.RLock()
         self._sync = threading.local()  # set while controls are updated from the state
@@ -101,6 +108,7 @@ class Gen3cApp:
         self._last_output: dict[str, Path] | None = None
         self._keyframe_nodes: dict[int, object] = {}
         self._path_nodes: list = []
+        self._input_nodes: list = []
         with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):  # viser prints a banner
             self.server = viser.ViserServer(host=host, port=port, label="gen3c", verbose=verbose)
         # No public share tunnels: the share button is hidden and a client's request is ignored.
@@ -137,27 +145,38 @@ class Gen3cApp:
     def _build_gui(self) -> None:
         gui = self.server.gui
         r = self.state.request
-        self.status = gui.add_markdown("Load the demo sample or an image with its depth to begin.")
+        self.status = gui.add_markdown(BEGIN)
         tabs = gui.add_tab_group()
 
         with tabs.add_tab("Input", viser.Icon.PHOTO):
-            self.demo_button = gui.add_button(
-                "Load demo sample" if self.demo else "Load demo sample (not in this version)",
-                icon=viser.Icon.CUBE, disabled=self.demo is None,
-            )  # fmt: skip
-            with gui.add_folder("Image + depth"):
+            self.demo_button = gui.add_button("Load demo sample", icon=viser.Icon.CUBE, visible=self.demo is not None)
+            with gui.add_folder("Image"):
                 self.upload_image = gui.add_upload_button("Upload image", icon=viser.Icon.UPLOAD, mime_type="image/*")
                 self.image_path = gui.add_text("Image path", "", hint="A path on the server, or upload a file above.")
-                self.upload_depth = gui.add_upload_button("Upload depth", icon=viser.Icon.UPLOAD)
-                self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG or .exr")
+                self.upload_depth = gui.add_upload_button("Upload depth (optional)", icon=viser.Icon.UPLOAD)
+                self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG or .exr; empty: estimated")
+                self.depth_estimator = gui.add_text(
+                    "Depth estimator", r.depth_estimator, hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior"
+                )
                 self.fov = gui.add_number("Horizontal FOV (°)", 60.0, min=1.0, max=179.0, step=0.5)
                 self.intrinsics = gui.add_text("Intrinsics", "", hint="fx,fy,cx,cy in pixels of the image; overrides the FOV")
-                self.load_button = gui.add_button("Load image + depth", icon=viser.Icon.FOLDER_OPEN)
+                self.load_button = gui.add_button("Load image", icon=viser.Icon.FOLDER_OPEN)
                 gui.add_markdown(
-                    f"<small>Depth estimation is not in this version of gen3c: load a depth file. "
+                    "<small>Without a depth file the depth is estimated, as by <code>gen3c generate</code>; when the "
+                    "estimator cannot load, a geometric prior (ground plane + wall) stands in and a note says so. "
                     f"Uploads up to {MAX_UPLOAD_BYTES >> 20} MiB.</small>"
                 )
-            gui.add_button("Video dataset (not supported by the library yet)", icon=viser.Icon.VIDEO, disabled=True)
+            with gui.add_folder("Video or multi-view"):
+                self.upload_video = gui.add_upload_button("Upload multi-view .npz", icon=viser.Icon.UPLOAD, mime_type=".npz")
+                self.video_path = gui.add_text(
+                    "Input path", "", hint="GEN3C sample directory (rgb.mp4, depth.npz, mask.npz, camera.npz) or .pt, ViPE result, multi-view .npz"
+                )
+                self.start_frame = gui.add_number("Start frame", 0, min=0, step=1, hint="First frame of a video input")
+                self.load_video_button = gui.add_button("Load video input", icon=viser.Icon.VIDEO)
+                gui.add_markdown(
+                    "<small>Depth and cameras come with the input; its cameras are drawn in purple. A video renders "
+                    "frame by frame from a 4D cache; a multi-view input renders its own trajectory (or your path).</small>"
+                )
             with gui.add_folder("3D cache", expand_by_default=False):
                 sizes = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
                 self.resolution = gui.add_dropdown("Resolution", sizes, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
@@ -222,6 +241,8 @@ class Gen3cApp:
         self.upload_image.on_upload(on(functools.partial(self._on_upload, self.image_path, "image")))
         self.upload_depth.on_upload(on(functools.partial(self._on_upload, self.depth_path, "depth file")))
         self.load_button.on_click(on(self._on_load_files))
+        self.upload_video.on_upload(on(functools.partial(self._on_upload, self.video_path, "multi-view npz")))
+        self.load_video_button.on_click(on(self._on_load_video))
         for handle, key in (
             (self.resolution, "resolution"), (self.resize_mode, "resize_mode"), (self.filter_threshold, "filter_points_threshold"),
             (self.foreground, "foreground_masking"), (self.splat, "splat"),
@@ -292,7 +313,19 @@ class Gen3cApp:
 
     def _on_load_files(self, _event) -> None:
         intr = self.intrinsics.value.strip() or None
-        self.state.load_files(self.image_path.value.strip(), self.depth_path.value.strip(), fov=None if intr else float(self.fov.value), intrinsics=intr)
+        depth = self.depth_path.value.strip()
+        estimator = self.depth_estimator.value.strip() or self.state.request.depth_estimator
+        if not depth:
+            self._info(f"Estimating depth with {html.escape(estimator)}…")
+        self.state.load_files(
+            self.image_path.value.strip(), depth, fov=None if intr else float(self.fov.value), intrinsics=intr, depth_estimator=estimator
+        )
+        self._loaded()
+
+    def _on_load_video(self, _event) -> None:
+        self._info("Reading the video input…")
+        self.state.load_video(self.video_path.value, int(self.start_frame.value))
+        self._sync_controls()
         self._loaded()
 
     def _loaded(self) -> None:
@@ -301,19 +334,32 @@ class Gen3cApp:
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
-        self._info(f"Loaded **{html.escape(self.state.source_label)}** at {H}×{W}.")  # after drawing: tests wait on it
+        what = INPUT_KIND_LABELS[self.state.kind]
+        cams = self.state.input_cameras()
+        if cams is not None:
+            what += f", {len(cams)} {'frames' if self.state.kind != 'multiview' else 'key views'} with cameras"
+        elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
+            what += ", depth estimated"
+        notes = "".join(f"<br><small>Note: {html.escape(note)}</small>" for note in self.state.notes)
+        # After drawing: tests wait on it.
+        self._info(f"Loaded **{html.escape(self.state.source_label)}** ({what}) at {H}×{W}.{notes}")
 
     def _set_initial_view(self) -> None:
+        """Look at the scene from behind and above the first camera, as for an image at the origin."""
         d = self.state.scene_scale()
-        position, look_at = (0.3 * d, -0.35 * d, -0.6 * d), (0.0, 0.0, 0.8 * d)
+        c2w = invert_pose(self.state.require_source().w2c.double())
+        R, t = c2w[:3, :3], c2w[:3, 3]
+        points = torch.tensor([[0.3 * d, -0.35 * d, -0.6 * d], [0.0, 0.0, 0.8 * d]], dtype=torch.float64) @ R.T + t
+        position, look_at = tuple(points[0].tolist()), tuple(points[1].tolist())
+        up = tuple((R @ torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)).tolist())
         self.server.initial_camera.position = position
         self.server.initial_camera.look_at = look_at
-        self.server.initial_camera.up = (0.0, -1.0, 0.0)
+        self.server.initial_camera.up = up
         for client in self.server.get_clients().values():
             with client.atomic():
                 client.camera.position = position
                 client.camera.look_at = look_at
-                client.camera.up_direction = (0.0, -1.0, 0.0)
+                client.camera.up_direction = up
 
     def _on_setting(self, key: str, event, redraw_cache: bool | None) -> None:
         value = event.target.value
@@ -433,7 +479,7 @@ class Gen3cApp:
             self._error(str(exc))
             return
         if self.state.source is None:
-            self._info("Load the demo sample or an image with its depth to begin.")
+            self._info(BEGIN)
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed and prompt (plain attributes of the gen3c
@@ -455,8 +501,8 @@ class Gen3cApp:
     def _on_generate(self, _event) -> None:
         if self.jobs.running:
             raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
-        source = self.state.require_source()
         request = self.state.build_request()
+        source = self.state.run_source
         generator = self._generator_for(request)
         last = [0.0]
 
@@ -533,6 +579,28 @@ class Gen3cApp:
             "/source", fov=2 * np.arctan(0.5 * H / fy), aspect=W / H, scale=0.12 * scale, image=thumb,
             color=SOURCE_COLOR, thickness=2.0, thickness_units="screen", wxyz=wxyz, position=position,
         )  # fmt: skip
+        self._draw_input_cameras(scale)
+
+    def _draw_input_cameras(self, scale: float) -> None:
+        """The cameras of a video's frames (evenly picked) or of every key view, as frusta."""
+        for node in self._input_nodes:
+            node.remove()
+        self._input_nodes = []
+        cams = self.state.input_cameras()
+        if cams is None:
+            return
+        fov, aspect = self._fov_aspect(cams)
+        picks = np.unique(np.linspace(0, len(cams) - 1, min(MAX_INPUT_FRUSTA, len(cams))).round().astype(int))
+        frames = self.state.input.keys if self.state.kind == "multiview" else None
+        for i in picks:
+            wxyz, position = _pose_to_wxyz_position(cams.w2c[i])
+            image = self._thumbnail(frames.image(int(i)), 96) if frames is not None else None
+            self._input_nodes.append(
+                self.server.scene.add_camera_frustum(
+                    f"/input/cam_{i}", fov=fov, aspect=aspect, scale=0.08 * scale, color=INPUT_COLOR, image=image,
+                    thickness=1.5, thickness_units="screen", wxyz=wxyz, position=position,
+                )
+            )  # fmt: skip
 
     @staticmethod
     def _thumbnail(image: torch.Tensor, width: int = 160) -> np.ndarray:

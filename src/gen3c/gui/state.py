@@ -2,9 +2,12 @@
 
 :class:`GuiState` holds what the page shows and edits: the loaded source view, the run's
 settings (a :class:`~gen3c.pipelines.request.GenerationRequest`), the camera path (a preset, a
-keyframed spline or an imported camera file) and the 3D cache built from the source. Each
-action calls the library the CLI calls: :func:`~gen3c.pipelines.request.load_source`,
-:func:`~gen3c.pipelines.request.make_cameras`, :func:`~gen3c.pipelines.camera_video.build_cache`,
+keyframed spline or an imported camera file) and the 3D cache built from the input. The input
+is any that ``gen3c generate`` takes: an image with its depth file, an image alone (depth
+estimated as the CLI does, falling back to the geometric prior with the same note), a GEN3C
+sample directory, a ViPE result or a multi-view npz. Each action calls the library the CLI
+calls: :func:`~gen3c.pipelines.request.input_kind`, :func:`~gen3c.pipelines.request.read_input`,
+:func:`~gen3c.pipelines.request.scene_plan`, :func:`~gen3c.pipelines.request.scene_cameras`,
 :func:`~gen3c.pipelines.request.run_request`. :class:`JobRunner` runs one generation at a time in
 a worker thread and cancels it cooperatively.
 
@@ -21,10 +24,11 @@ import json
 import re
 import shutil
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,17 +44,24 @@ from gen3c.io.camera_files import (
     fit_cameras,
     save_cameras,
 )
-from gen3c.pipelines.camera_video import SourceView, build_cache, prepare_source
+from gen3c.io.depth import scene_depths
+from gen3c.pipelines.camera_video import SourceView, prepare_source
 from gen3c.pipelines.request import (
     MAX_FPS,
     MIN_FPS,
     GenerationRequest,
     RunOutput,
-    load_source,
-    make_cameras,
+    first_view,
+    input_kind,
+    read_input,
     run_request,
+    scene_cameras,
+    scene_plan,
 )
 from gen3c.pipelines.resume import partial_dir
+
+if TYPE_CHECKING:
+    from gen3c.pipelines.request import SceneInput
 
 PATH_MODES = ("preset", "keyframes", "file")
 #: Uploads larger than this are refused (an image, a depth map or a camera file).
@@ -224,19 +235,16 @@ class Keyframe:
     time: float
 
 
+def _read_settings(request: GenerationRequest, kind: str) -> tuple:
+    """The settings whose change means reading the input again: the working size, and for a
+    video the frames read."""
+    size = (request.resolution, request.resize_mode)
+    return (*size, request.num_video_frames) if kind in ("sample", "vipe") else size
+
+
 def _safe_name(name: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "upload"
     return stem[-100:]
-
-
-def demo_loader() -> Callable[[], tuple[Tensor, Tensor, Tensor]] | None:
-    """The shipped demo sample's loader, ``() -> (image, depth, K)``, or None when this version
-    of the library has none (the GUI then disables its "Load demo" button)."""
-    try:
-        from gen3c.scenes import load_demo_sample
-    except ImportError:
-        return None
-    return load_demo_sample
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,8 +263,11 @@ class GuiState:
     def __init__(self, work_dir: str | Path, request: GenerationRequest | None = None) -> None:
         self.work_dir = ensure_writable_dir(work_dir, "GUI work folder").resolve()
         self.request = dataclasses.replace(request or GenerationRequest(), video_save_folder=str(self.work_dir / "outputs"))
-        self.source: SourceView | None = None
+        self.kind = "image"  # one of gen3c.pipelines.request.INPUT_KINDS
+        self.input: SceneInput | None = None  # what read_input read (or the prepared in-memory sample)
+        self.source: SourceView | None = None  # the input's first view: sizes, intrinsics, scale, thumbnail
         self.source_label = ""
+        self.notes: list[str] = []  # what the library noted while reading the input (e.g. the prior fallback)
         self._sample: tuple[Tensor, Tensor, Tensor] | None = None  # an in-memory source, re-prepared on resize
         self.path_mode = "preset"
         self.keyframes: list[Keyframe] = []
@@ -264,30 +275,76 @@ class GuiState:
         self.auto_time = True
         self.imported: Cameras | None = None
         self._next_id = 0
-        self._cache = None
-        self._cache_key: tuple | None = None
+        self._plan = None
+        self._plan_key: tuple | None = None
 
-    # -- source ---------------------------------------------------------------------------
+    # -- input ----------------------------------------------------------------------------
 
-    def load_files(self, image_path: str, depth_path: str, fov: float | None = None, intrinsics: str | None = None, **depth_options: Any) -> SourceView:
-        """Load an image and its depth file as the CLI does (same checks, same errors)."""
-        request = dataclasses.replace(
-            self.request, input_image_path=image_path or None, depth_path=depth_path or None, fov=fov, intrinsics=intrinsics or None, **depth_options
-        )
-        source = load_source(request)
-        self.request, self.source, self._sample = request, source, None
-        self.source_label = Path(image_path).name
-        self._cache = None
-        return source
+    def load_files(self, image_path: str, depth_path: str = "", fov: float | None = None, intrinsics: str | None = None, **depth_options: Any) -> SourceView:
+        """Load an image as ``gen3c generate`` does (same checks, same errors): with its depth
+        file, or alone, its depth then coming from ``request.depth_estimator`` (the geometric
+        prior stands in when that cannot load, with the CLI's note in :attr:`notes`)."""
+        request = self._with_input(input_image_path=image_path or None, depth_path=depth_path or None, fov=fov,
+                                   intrinsics=intrinsics or None, **depth_options)  # fmt: skip
+        if request.input_image_path is None:
+            raise Gen3cInputError("no input image: upload one or give its path")
+        if input_kind(request) != "image":
+            raise Gen3cInputError(f"{image_path!r} is a folder or .pt file, not an image: load it as a video input below")
+        return self._load(request, "image", Path(image_path).name)
+
+    def load_video(self, path: str, start: int = 0) -> SourceView:
+        """Load a video or multi-view input as ``gen3c generate`` does: a GEN3C sample directory
+        or ``.pt``, a ViPE result (its folder or the mp4 under its ``rgb/``) or a multi-view
+        ``.npz``; ``start`` is the first frame of a video."""
+        from gen3c.io.vipe import is_vipe
+
+        text = str(path).strip()
+        if not text:
+            raise Gen3cInputError("no video input: give the path of a sample directory, a ViPE result or a multi-view .npz")
+        if text.lower().endswith(".npz"):
+            fields = {"multiview_npz": text}
+        elif is_vipe(text):
+            fields = {"vipe_path": text}
+        else:
+            fields = {"input_image_path": text}
+        request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
+        kind = input_kind(request)
+        if kind == "image":
+            raise Gen3cInputError(f"{text!r} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
+        return self._load(request, kind, Path(text.rstrip("/")).name)
 
     def load_sample(self, image: Tensor, depth: Tensor, K: Tensor, label: str = "demo sample") -> SourceView:
         """Use an in-memory image (3, H, W) in [−1, 1], depth (H, W) and intrinsics (3, 3)."""
         self._sample = (image, depth, K)
-        self.request = dataclasses.replace(self.request, input_image_path=None, depth_path=None, fov=None, intrinsics=None)
-        self.source = self._prepare_sample()
-        self.source_label = label
-        self._cache = None
+        self.request = self._with_input()
+        self.kind, self.input, self.notes = "image", self._prepare_sample(), []
+        self.source, self.source_label = self.input, label
+        self._plan = None
         return self.source
+
+    def _with_input(self, **fields: Any) -> GenerationRequest:
+        """The request with one input (``fields``), every other input setting cleared."""
+        cleared = {"input_image_path": None, "vipe_path": None, "vipe_clip": None, "vipe_starting_frame_idx": 0,
+                   "multiview_npz": None, "depth_path": None, "fov": None, "intrinsics": None}  # fmt: skip
+        return dataclasses.replace(self.request, **{**cleared, **fields})
+
+    def _load(self, request: GenerationRequest, kind: str, label: str) -> SourceView:
+        data, notes = self._read(request, kind)
+        self.request, self.kind, self.input, self.notes, self._sample = request, kind, data, notes, None
+        self.source, self.source_label = first_view(kind, data), label
+        self._plan = None
+        if kind == "multiview" and len(data.trajectory) < request.num_video_frames:
+            self.update(num_video_frames=len(data.trajectory))  # the npz's trajectory is the path
+        return self.source
+
+    @staticmethod
+    def _read(request: GenerationRequest, kind: str) -> tuple[SceneInput, list[str]]:
+        """:func:`read_input`, with the notes the library gives (the CLI prints them as "note:")."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            data = read_input(request, kind)
+        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        return data, list(dict.fromkeys(notes))
 
     def _prepare_sample(self) -> SourceView:
         from gen3c.io.images import parse_resolution
@@ -311,8 +368,22 @@ class GuiState:
 
     def require_source(self) -> SourceView:
         if self.source is None:
-            raise Gen3cInputError("no input loaded: load the demo sample or an image with its depth first")
+            raise Gen3cInputError("no input loaded: load the demo sample, an image, or a video input first")
         return self.source
+
+    @property
+    def run_source(self) -> SourceView | None:
+        """What :func:`run_request` gets as ``source``: the prepared image (a run then reads no
+        file again), or None for video inputs, which a run reads from the request's paths."""
+        return self.source if self.kind == "image" else None
+
+    def input_cameras(self) -> Cameras | None:
+        """The cameras of a video's frames or of the multi-view key views (None for an image)."""
+        if self.kind == "image" or self.input is None:
+            return None
+        frames = self.input.keys if self.kind == "multiview" else self.input
+        H, W = frames.size
+        return Cameras(frames.w2c, frames.K, H, W)
 
     # -- settings -------------------------------------------------------------------------
 
@@ -326,9 +397,12 @@ class GuiState:
             raise Gen3cInputError(f"fps {request.fps} must be in [{MIN_FPS:g}, {MAX_FPS:g}]")
         old, self.request = self.request, request
         try:
-            if self.source is not None and (old.resolution, old.resize_mode) != (request.resolution, request.resize_mode):
-                self.source = self._prepare_sample() if self._sample is not None else load_source(request)
-                self._cache = None
+            if self.input is not None and _read_settings(old, self.kind) != _read_settings(request, self.kind):
+                if self._sample is not None:
+                    self.input = self._prepare_sample()
+                else:
+                    self.input, self.notes = self._read(request, self.kind)
+                self.source, self._plan = first_view(self.kind, self.input), None
         except Exception:
             self.request = old
             raise
@@ -445,21 +519,23 @@ class GuiState:
         if self.path_mode == "file":
             H, W = source.size
             return fit_cameras(self.imported, self.request.num_video_frames, H, W, name="imported camera file")
-        return make_cameras(dataclasses.replace(self.request, camera_file=None), source)
+        return scene_cameras(dataclasses.replace(self.request, camera_file=None), self.kind, self.input)
 
-    def cache(self):
-        """The 3D cache of the source under the current cache settings (built once per setting)."""
-        source = self.require_source()
+    def plan(self):
+        """The input's cache plan under the current cache settings (built once per setting):
+        :func:`~gen3c.pipelines.request.scene_plan`, as a run builds it."""
+        self.require_source()
         r = self.request
-        key = (id(source), r.filter_points_threshold, r.foreground_masking, r.splat)
-        if self._cache is None or self._cache_key != key:
-            self._cache = build_cache([source], r.filter_points_threshold, r.foreground_masking, r.splat)
-            self._cache_key = key
-        return self._cache
+        key = (id(self.input), r.filter_points_threshold, r.foreground_masking, r.splat)
+        if self._plan is None or self._plan_key != key:
+            self._plan = scene_plan(r, self.kind, self.input)
+            self._plan_key = key
+        return self._plan
 
     def display_points(self, max_points: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
-        """The cache's points (N, 3) float32 and colours (N, 3) uint8, evenly subsampled."""
-        points, colors = self.cache().point_cloud()
+        """The cache's points (N, 3) float32 and colours (N, 3) uint8, evenly subsampled (a
+        video's: those of its first frame)."""
+        points, colors = self.plan().point_cloud()
         if len(points) > max_points:
             keep = torch.randperm(len(points), generator=torch.Generator().manual_seed(0))[:max_points]
             points, colors = points[keep], colors[keep]
@@ -467,18 +543,22 @@ class GuiState:
         return points.float().numpy(), rgb.numpy()
 
     def scene_scale(self) -> float:
-        """The source's median depth: a length for frusta and the initial view."""
-        depth = self.require_source().depth
-        valid = depth[depth > 0]
-        return float(valid.median()) if valid.numel() else 1.0
+        """The first view's median depth (far-filled sky left out): a length for frusta and the
+        initial view."""
+        source = self.require_source()
+        depth = scene_depths(source.depth, source.valid)
+        return float(depth.median()) if depth.numel() else 1.0
 
     def render_frame(self, index: int) -> tuple[Tensor, Tensor]:
-        """The cache rendered into frame ``index`` of the path: colour (3, H, W) in [−1, 1] and
-        mask (1, H, W) in {0, 1}, of buffer 0."""
+        """The cache rendered into frame ``index`` of the path as a run renders it (a video's
+        frame ``index``; the key views that see it best): colour (3, H, W) in [−1, 1] and mask
+        (1, H, W) in {0, 1}, of buffer 0."""
         cams = self.cameras()
         if not 0 <= index < len(cams):
             raise Gen3cInputError(f"frame {index} is outside the path's {len(cams)} frames")
-        out = self.cache().render(cams[index], depth=False)
+        camera = cams[index]
+        cache, offset = self.plan().cache_for_chunk(0, index, camera, None, None, "")
+        out = cache.render(camera, frame_offset=offset, depth=False)
         return out.colors[0, 0], out.masks[0, 0]
 
     def frame_panel(self, index: int, axis: int = 1) -> np.ndarray:

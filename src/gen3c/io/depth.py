@@ -101,37 +101,88 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
     return pixels[..., 0] if pixels.ndim == 3 else pixels
 
 
-def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", allow_invalid: bool = False) -> tuple[Tensor, Tensor]:
-    """Check depth values and bring the map to the image's size.
+#: Where NaN / +inf depth goes (GEN3C, ``gen3c_single_image.py``: NaN → 1e4, clamped to
+#: [0, 1e4]); the cache then clamps depth to 100 (``cache_3d.py``), so sky becomes a far backdrop.
+FAR_DEPTH = 1e4
+
+
+def fill_invalid_depth(
+    depth: Tensor, name: str = "depth", mask_invalid: bool = False, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """GEN3C's treatment of invalid depth, for (H, W) maps and (T, H, W) stacks alike.
+
+    NaN and +inf (MoGe's and ViPE's sky, undefined pixels) are placed far away at
+    :data:`FAR_DEPTH`, as GEN3C does: they enter the cache at its clamp depth of 100 and render
+    as a backdrop that barely moves with the camera, which looks better than a hole the generator
+    must invent. ``mask_invalid`` leaves them out of the cache instead. Depth ≤ 0 (and −inf) is
+    "no point here" either way (GEN3C's clamp at 0; the 0 of 16-bit depth PNGs). A one-line note
+    (a ``UserWarning``; the CLI prints it as ``note:``) says what was done.
+
+    Args:
+        depth: (H, W) or (T, H, W) z-depth.
+        mask: optional bool of the same shape, the pixels the input itself lets into the cache
+            (e.g. a sample's ``mask.npz``); the note counts only those.
+    Raises:
+        Gen3cInputError: a map, or a frame of a stack, without one finite depth > 0.
+    Returns:
+        ``(depth, valid)``: depth with far pixels at :data:`FAR_DEPTH` and holes at 0; ``valid``
+        (bool) the pixels allowed into the cache.
+    """
+    if depth.numel() == 0:
+        raise Gen3cInputError(f"{name} is empty (shape {tuple(depth.shape)}): check the file")
+    trusted = torch.isfinite(depth) & (depth > 0)
+    empty = ~trusted.reshape(-1, *depth.shape[-2:]).flatten(1).any(1)
+    if bool(empty.any()):
+        where = f" (frame {int(empty.nonzero()[0, 0])})" if depth.ndim == 3 else ""
+        raise Gen3cInputError(f"{name} has no valid pixel{where} (all NaN/inf/≤ 0): check the file and its units")
+    far = torch.isnan(depth) | (depth == float("inf")) if not mask_invalid else torch.zeros_like(trusted)
+    valid = trusted | far
+    if mask is not None:
+        valid &= mask
+        far &= mask
+    depth = torch.where(trusted, depth, torch.where(far, torch.full_like(depth, FAR_DEPTH), torch.zeros_like(depth)))
+    num_far, num_holes = int(far.sum()), int((~valid).sum() if mask is None else (mask & ~valid).sum())
+    notes = []
+    if num_far:
+        notes.append(
+            f"{_pixels(num_far, depth)} of NaN/inf depth sit far away (depth 100 in the cache, as GEN3C places sky; "
+            "--mask_invalid_depth leaves them out)"
+        )
+    if num_holes:
+        notes.append(f"{_pixels(num_holes, depth)} of {'NaN/inf/≤ 0' if mask_invalid else '≤ 0'} depth are left out of the cache")
+    if notes:
+        warnings.warn(f"{name}: {'; '.join(notes)}", stacklevel=2)
+    return depth, valid
+
+
+def _pixels(count: int, depth: Tensor) -> str:
+    return f"{count} pixels ({100 * count / depth.numel():.2g}%)"
+
+
+def scene_depths(depth: Tensor, valid: Tensor | None = None) -> Tensor:
+    """The depths that describe the scene, for its scale: valid, > 0, and not the far fill of
+    NaN/inf pixels (:data:`FAR_DEPTH`), which must not move a median. Returns a 1-D tensor."""
+    keep = (depth > 0) & (depth < FAR_DEPTH)
+    return depth[keep if valid is None else keep & valid]
+
+
+def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", mask_invalid: bool = False) -> tuple[Tensor, Tensor]:
+    """Check depth values (:func:`fill_invalid_depth`) and bring the map to the image's size.
 
     Args:
         depth: (H, W).
         size: (H, W) of the image the depth belongs to (before any working-size resize).
-        allow_invalid: treat NaN/inf/≤0 pixels as holes instead of refusing the file.
+        mask_invalid: leave NaN/+inf pixels out of the cache instead of placing them far away.
     Returns:
         ``(depth (H', W'), valid (H', W') bool)`` at ``size``.
     """
-    finite = torch.isfinite(depth)
-    valid = finite & (depth > 0)
-    bad = int((~valid).sum())
-    if bad and not allow_invalid:
-        kinds = []
-        if (~finite).any():
-            kinds.append(f"{int((~finite).sum())} NaN/inf")
-        if (finite & (depth <= 0)).any():
-            kinds.append(f"{int((finite & (depth <= 0)).sum())} ≤ 0")
-        raise Gen3cInputError(
-            f"{name} has invalid pixels ({', '.join(kinds)}): fill them, or pass --mask_invalid_depth to leave them out of the 3D cache"
-        )
-    if bad == depth.numel():
-        raise Gen3cInputError(f"{name} has no valid pixel (all NaN/inf/≤ 0): check the file and its units")
+    depth, valid = fill_invalid_depth(depth, name, mask_invalid)
     if tuple(depth.shape) != tuple(size):
         (h0, w0), (h1, w1) = depth.shape, size
         if abs(h0 / w0 - h1 / w1) > 0.01 * (h1 / w1):
             raise Gen3cInputError(
                 f"{name} is {h0}×{w0} (H×W) but the image is {h1}×{w1}: their aspect ratios differ; pass the depth of this image"
             )
-        filled = torch.where(valid, depth, torch.zeros_like(depth))
-        depth = F.interpolate(filled[None, None], size=size, mode="nearest")[0, 0]
+        depth = F.interpolate(depth[None, None], size=size, mode="nearest")[0, 0]
         valid = depth > 0
-    return torch.where(valid, depth, torch.zeros_like(depth)), valid
+    return depth, valid

@@ -188,29 +188,6 @@ def _kind_names(kinds: str) -> str:
     return " or ".join(names[k] for k in kinds)
 
 
-def check_depth(depth: Tensor, name: str, allow_invalid: bool = False) -> tuple[Tensor, Tensor]:
-    """Check (T, H, W) depth: NaN/inf are refused (or, with ``allow_invalid``, left out); ≤ 0 is
-    "no depth here". Every frame needs some valid depth.
-
-    Returns:
-        ``(depth with invalid pixels set to 0, valid mask)``.
-    """
-    finite = torch.isfinite(depth)
-    if not allow_invalid and not bool(finite.all()):
-        bad = int((~finite).sum())
-        frame = int((~finite).flatten(1).any(1).nonzero()[0, 0])
-        raise Gen3cInputError(
-            f"{name} has {bad} NaN/inf values (first in frame {frame}): fix the file, or pass --mask_invalid_depth to leave them out"
-        )
-    valid = finite & (depth > 0)
-    empty = ~valid.flatten(1).any(1)
-    if bool(empty.any()):
-        raise Gen3cInputError(
-            f"{name} frame {int(empty.nonzero()[0, 0])} has no valid depth (all ≤ 0 or NaN): check the file and its units"
-        )
-    return torch.where(valid, depth, torch.zeros_like(depth)), valid
-
-
 def check_decoded(decoded: int, expected: int, name: str) -> None:
     """The decoder must deliver every frame the container lists."""
     if decoded != expected:

@@ -26,11 +26,11 @@ import torch
 
 from gen3c.cameras import validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError, first_line
+from gen3c.io.depth import fill_invalid_depth
 from gen3c.io.frames import (
     FrameStack,
     check_array,
     check_decoded,
-    check_depth,
     fit_frames,
     frame_range,
     images_to_uint8,
@@ -63,7 +63,8 @@ def read_sample(
         resolution: working (H, W); frames are resized and centre-cropped with intrinsics
             adjusted (:func:`gen3c.io.frames.fit_frames`).
         start: first frame to use; ``num_frames``: how many (None: to the end).
-        mask_invalid_depth: leave NaN/inf depth out of the cache instead of refusing the file.
+        mask_invalid_depth: leave NaN/inf depth out of the cache instead of placing it far away
+            (GEN3C's treatment, :func:`gen3c.io.depth.fill_invalid_depth`).
     Raises:
         Gen3cInputError: missing files or keys, wrong shapes, frame counts that disagree, bad
             values, ``start`` past the end.
@@ -120,8 +121,11 @@ def _read_dir(folder: Path, start: int, num_frames: int | None, mask_invalid_dep
         raise Gen3cInputError(
             f"{name} rgb.mp4 is {frames.shape[1]}×{frames.shape[2]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
         )
-    depth_t, valid = check_depth(
-        torch.from_numpy(depth[start:stop].astype(np.float32)), f"{name} depth.npz", mask_invalid_depth
+    depth_t, valid = fill_invalid_depth(
+        torch.from_numpy(depth[start:stop].astype(np.float32)),
+        f"{name} depth.npz",
+        mask_invalid_depth,
+        mask=torch.from_numpy(mask[start:stop].astype(bool)),
     )
     w2c_t = validate_poses(torch.from_numpy(w2c[start:stop].astype(np.float32)), f"{name} camera.npz w2c")
     K_t = validate_intrinsics(
@@ -130,7 +134,7 @@ def _read_dir(folder: Path, start: int, num_frames: int | None, mask_invalid_dep
     return FrameStack(
         images=torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
         depth=depth_t,
-        valid=valid & torch.from_numpy(mask[start:stop].astype(bool)),
+        valid=valid,
         w2c=w2c_t,
         K=K_t,
         fps=fps,
@@ -184,11 +188,11 @@ def _read_pt(path: Path, trust_checkpoint: bool, mask_invalid_depth: bool) -> Fr
         )
     if not torch.isfinite(image).all() or image.min() < -1.01 or image.max() > 1.01:
         raise Gen3cInputError(f"{name} image must be finite and in [−1, 1]")
-    depth_t, valid = check_depth(depth[:, 0].float(), f"{name} depth", mask_invalid_depth)
+    depth_t, valid = fill_invalid_depth(depth[:, 0].float(), f"{name} depth", mask_invalid_depth, mask=mask[:, 0] > 0.5)
     return FrameStack(
         images=images_to_uint8(image),
         depth=depth_t,
-        valid=valid & (mask[:, 0] > 0.5),
+        valid=valid,
         w2c=validate_poses(w2c.float(), f"{name} w2c"),
         K=validate_intrinsics(K.float(), f"{name} intrinsics"),
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
@@ -23,6 +23,10 @@ RESIZE_MODES = ("crop", "stretch")
 
 def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     """Decode an image file to (3, H, W) float32 in [−1, 1] (RGB; alpha composited on white).
+
+    The EXIF orientation is applied, as image viewers and OpenCV's ``imread`` do: a phone photo
+    stored portrait with Orientation 6 comes out upright (landscape), the way its depth map and
+    its viewer see it.
 
     Raises:
         Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files.
@@ -46,6 +50,7 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
                 if w < 8 or h < 8:
                     raise Gen3cInputError(f"{name} {str(p)!r} is only {w}×{h} pixels: pass an image of at least 8×8")
                 im.load()
+                im = ImageOps.exif_transpose(im)
                 if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                     rgba = im.convert("RGBA")
                     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -23,7 +23,8 @@ import torch
 
 from gen3c.cameras import Cameras, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
-from gen3c.io.frames import FrameStack, check_array, check_depth, fit_frames, fit_intrinsics, images_to_uint8
+from gen3c.io.depth import fill_invalid_depth
+from gen3c.io.frames import FrameStack, check_array, fit_frames, fit_intrinsics, images_to_uint8
 
 MULTIVIEW_KEYS = (
     "images_key_frames",
@@ -106,13 +107,16 @@ def read_multiview(
         raise Gen3cInputError(
             f"{name} images_key_frames must be finite and in [−1, 1], got values in [{lo:.3g}, {hi:.3g}]"
         )
-    depth_t, valid = check_depth(
-        torch.from_numpy(depth.astype(np.float32)), f"{name} depth_key_frames", mask_invalid_depth
+    depth_t, valid = fill_invalid_depth(
+        torch.from_numpy(depth.astype(np.float32)),
+        f"{name} depth_key_frames",
+        mask_invalid_depth,
+        mask=torch.from_numpy(mask.astype(np.float32) > 0.5),
     )
     keys = FrameStack(
         images=images_to_uint8(image_t),
         depth=depth_t,
-        valid=valid & torch.from_numpy(mask.astype(np.float32) > 0.5),
+        valid=valid,
         w2c=validate_poses(torch.from_numpy(w2c.astype(np.float32)), f"{name} w2cs_key_frames"),
         K=validate_intrinsics(torch.from_numpy(K.astype(np.float32)), f"{name} K_key_frames"),
     )

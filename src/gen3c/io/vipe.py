@@ -24,11 +24,11 @@ import torch
 
 from gen3c.cameras import invert_pose, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
+from gen3c.io.depth import fill_invalid_depth
 from gen3c.io.frames import (
     FrameStack,
     check_array,
     check_decoded,
-    check_depth,
     fit_frames,
     frame_range,
     load_npz_array,
@@ -109,7 +109,8 @@ def read_vipe(
         start: first frame (GEN3C's ``--vipe_starting_frame_idx``); ``num_frames``: how many
             (None: to the end; fewer when the clip ends first).
         resolution, resize_mode: see :func:`gen3c.io.frames.fit_frames`.
-        mask_invalid_depth: leave NaN/inf depth out of the cache instead of refusing the clip.
+        mask_invalid_depth: leave NaN/inf depth out of the cache instead of placing it far away
+            (GEN3C's treatment, :func:`gen3c.io.depth.fill_invalid_depth`).
     Raises:
         Gen3cInputError: a missing folder, file or frame; counts that disagree; unreadable mp4,
             npz, EXR or PNG; non-rigid poses; bad intrinsics or depth; ``start`` past the end.
@@ -143,7 +144,7 @@ def read_vipe(
     check_decoded(len(frames), len(needed), f"ViPE {rel['rgb']}")
     size = frames.shape[1:3]
     depth = _read_zip_frames(files["depth"], rel["depth"], needed, total, ".exr", size, _decode_exr)
-    depth, valid = check_depth(torch.from_numpy(depth), f"ViPE {rel['depth']}", mask_invalid_depth)
+    depth, valid = fill_invalid_depth(torch.from_numpy(depth), f"ViPE {rel['depth']}", mask_invalid_depth)
     instance_ids = None
     mask_zip = root / "mask" / f"{clip}.zip"
     if mask_zip.is_file():

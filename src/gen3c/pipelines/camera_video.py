@@ -30,6 +30,7 @@ from gen3c.cameras import Cameras, resize_crop_intrinsics, resize_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
 from gen3c.io.camera_files import save_cameras
+from gen3c.io.depth import scene_depths
 from gen3c.io.images import resize_image, to_uint8
 from gen3c.io.ply import write_ply
 from gen3c.io.video import DEFAULT_FPS, VideoWriter
@@ -84,7 +85,7 @@ class SourceView:
     valid: Tensor | None = None
     depth_kind: str = "metric"
     #: Typical scene depth for ``--trajectory_scale median_depth``; None: the median of the
-    #: valid depth. Estimators set it from their trusted pixels (MoGe's sky, filled far away,
+    #: valid depth short of the far fill of NaN/inf pixels (:func:`gen3c.io.depth.scene_depths`). Estimators set it from their trusted pixels (MoGe's sky, filled far away,
     #: stays in the cache as in GEN3C but must not move the median).
     reference_depth: float | None = None
 
@@ -155,7 +156,7 @@ def preset_cameras(
     trajectory_scale: str = "auto",
 ) -> Cameras:
     """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`)."""
-    depth = source.depth[source.depth > 0] if source.reference_depth is None else torch.tensor([source.reference_depth])
+    depth = scene_depths(source.depth, source.valid) if source.reference_depth is None else torch.tensor([source.reference_depth])
     center = center_depth_for(trajectory_scale, depth, source.depth_kind)
     H, W = source.size
     return preset_trajectory(trajectory, camera_rotation, num_frames, source.w2c, source.K, H, W, movement_distance, center)

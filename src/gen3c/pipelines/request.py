@@ -18,7 +18,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -48,6 +48,13 @@ from gen3c.pipelines.camera_video import (
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
+if TYPE_CHECKING:
+    from gen3c.io.frames import FrameStack
+    from gen3c.io.multiview import MultiViewInput
+
+    #: What an input is read into (:func:`read_input`).
+    SceneInput = SourceView | FrameStack | MultiViewInput
+
 GENERATORS = ("preview", "gen3c")
 #: Frames per chunk of generators that make a fixed number (checked before a model loads).
 GENERATOR_CHUNK_FRAMES = {"gen3c": GEN3C_CHUNK_FRAMES}
@@ -75,7 +82,8 @@ class GenerationRequest:
     movement_distance: float = DEFAULT_MOVEMENT_DISTANCE
     trajectory_scale: str = "auto"
     camera_file: str | None = None
-    num_video_frames: int = 121
+    #: None: one chunk of the generator's model (:func:`default_num_frames`), set on construction.
+    num_video_frames: int | None = None
     chunk_frames: int | None = None
     filter_points_threshold: float = 0.05
     foreground_masking: bool = False
@@ -90,6 +98,10 @@ class GenerationRequest:
     save_buffer: bool = False
     save_point_cloud: bool = False
     fps: float = 24.0
+
+    def __post_init__(self) -> None:
+        if self.num_video_frames is None:
+            self.num_video_frames = default_num_frames(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], name: str = "request") -> GenerationRequest:
@@ -110,6 +122,24 @@ class GenerationRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def fixed_chunk_frames(request: GenerationRequest) -> int | None:
+    """Frames per chunk of a generator that makes a fixed number, None for the preview: the
+    gen3c generator's ``chunk_frames``, else its packaged model's or checkpoint's (the tiny
+    model: 17), else GEN3C's 121. Known before any model loads."""
+    fixed = GENERATOR_CHUNK_FRAMES.get(request.generator)
+    if fixed is None:
+        return None
+    from gen3c.models.packaged import model_chunk_frames
+
+    return request.chunk_frames or model_chunk_frames(request.generator_options) or fixed
+
+
+def default_num_frames(request: GenerationRequest) -> int:
+    """The frames of a run that names no count: one chunk of the generator
+    (:func:`fixed_chunk_frames`); GEN3C's 121 for the preview."""
+    return fixed_chunk_frames(request) or GEN3C_CHUNK_FRAMES
 
 
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
@@ -314,26 +344,69 @@ def load_scene(request: GenerationRequest, source: SourceView | None = None) -> 
     Args:
         source: an already prepared single image (e.g. the demo sample) instead of the files.
     """
+    kind = "image" if source is not None else input_kind(request)
+    data = source if source is not None else read_input(request, kind)
+    cameras = scene_cameras(request, kind, data)
+    # Later chunks of an image whose depth came from an estimator re-estimate depth for the frame
+    # they add to the cache, as GEN3C does with MoGe.
+    estimated = kind == "image" and source is None and request.depth_path is None
+    plan = scene_plan(request, kind, data, _loaded_estimator(request) if estimated else None)
+    return Scene(plan, cameras, first_view(kind, data).image, kind)
+
+
+def read_input(request: GenerationRequest, kind: str) -> SceneInput:
+    """Read the request's input of ``kind`` (:func:`input_kind`) at the working resolution: a
+    :class:`SourceView` (image), a :class:`~gen3c.io.frames.FrameStack` (sample, vipe) or a
+    :class:`~gen3c.io.multiview.MultiViewInput` (multiview)."""
     from gen3c.io.images import parse_resolution
 
     size = parse_resolution(request.resolution)
-    cache_settings = (request.filter_points_threshold, request.foreground_masking, request.splat)
-    if source is not None:
-        kind = "image"
-    else:
-        kind = input_kind(request)
     if kind == "image":
-        estimated = source is None and request.depth_path is None
-        source = source or load_source(request)
-        cache = build_cache([source], *cache_settings)
-        # Later chunks re-estimate depth for the frame they add to the cache, as GEN3C does with
-        # MoGe, when the source depth came from an estimator too.
-        estimator = _loaded_estimator(request) if estimated else None
-        return Scene(GrowingCache(cache, depth_estimator=estimator), make_cameras(request, source), source.image, kind)
+        return load_source(request)
     if kind == "multiview":
-        return _multiview_scene(request, size)
-    frames = load_video_frames(request, kind, size)
-    return Scene(VideoCache(frames, *cache_settings), video_cameras(request, frames), frames.image(0), kind)
+        from gen3c.io.multiview import read_multiview
+
+        return read_multiview(request.multiview_npz, size, resize_mode=request.resize_mode, mask_invalid_depth=request.mask_invalid_depth)
+    return load_video_frames(request, kind, size)
+
+
+def scene_plan(request: GenerationRequest, kind: str, data: SceneInput, depth_estimator=None) -> CachePlan:
+    """The cache of every chunk for an input already read (:func:`read_input`), under the
+    request's cache settings: the image's growing cache (``depth_estimator`` re-estimates the
+    frames it adds), the video's 4D cache, or the key views of which each chunk uses the 2 best."""
+    settings = {"filter_points_threshold": request.filter_points_threshold, "foreground_masking": request.foreground_masking,
+                "splat": request.splat}  # fmt: skip
+    if kind == "image":
+        return GrowingCache(build_cache([data], **settings), depth_estimator=depth_estimator)
+    if kind == "multiview":
+        from gen3c.cache import SelectingCache3D
+
+        cache = SelectingCache3D(select=2, **settings)
+        keys = data.keys
+        for i in range(len(keys)):
+            cache.add_view(keys.image(i), keys.depth[i], keys.K[i], keys.w2c[i], keys.valid[i])
+        return FixedCache(cache)
+    return VideoCache(data, **settings)
+
+
+def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Cameras:
+    """The request's trajectory for an input already read: its camera file, else the preset
+    relative to the image or applied per frame to the video's cameras, else the multi-view
+    input's own trajectory (``w2cs_all``)."""
+    if kind == "image":
+        return make_cameras(request, data)
+    if kind == "multiview":
+        return _multiview_cameras(request, data)
+    return video_cameras(request, data)
+
+
+def first_view(kind: str, data: SceneInput) -> SourceView:
+    """The view whose frame conditions the video's first frame: the image, the video's first
+    frame or the first key view, as a :class:`SourceView` at the working resolution."""
+    if kind == "image":
+        return data
+    frames = data.keys if kind == "multiview" else data
+    return SourceView(frames.image(0), frames.depth[0], frames.K[0], frames.w2c[0], frames.valid[0], frames.depth_kind)
 
 
 def _loaded_estimator(request: GenerationRequest):
@@ -370,35 +443,25 @@ def video_cameras(request: GenerationRequest, frames) -> Cameras:
     if request.camera_file is not None:
         return _file_cameras(request, H, W)
     index = torch.arange(T).clamp(max=len(frames) - 1)
-    first = frames.depth[0][frames.valid[0]]
+    from gen3c.io.depth import scene_depths
+
+    first = scene_depths(frames.depth[0], frames.valid[0])
     center = center_depth_for(request.trajectory_scale, first, frames.depth_kind)
     return preset_trajectory(
         request.trajectory, request.camera_rotation, T, frames.w2c[index], frames.K[index], H, W, request.movement_distance, center
     )
 
 
-def _multiview_scene(request: GenerationRequest, size: tuple[int, int]) -> Scene:
-    from gen3c.cache import SelectingCache3D
-    from gen3c.io.multiview import read_multiview
-
-    mv = read_multiview(request.multiview_npz, size, resize_mode=request.resize_mode, mask_invalid_depth=request.mask_invalid_depth)
+def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
     T = request.num_video_frames
     if request.camera_file is not None:
-        cameras = _file_cameras(request, *size)
-    elif len(mv.trajectory) < T:
+        return _file_cameras(request, *mv.keys.size)
+    if len(mv.trajectory) < T:
         raise Gen3cInputError(
             f"multi-view npz {str(request.multiview_npz)!r} has {len(mv.trajectory)} cameras in w2cs_all but --num_video_frames is {T}: "
             f"pass at most {len(mv.trajectory)}, or a --camera_file with {T} cameras"
         )
-    else:
-        cameras = mv.trajectory[:T]
-    cache = SelectingCache3D(
-        select=2, filter_points_threshold=request.filter_points_threshold, foreground_masking=request.foreground_masking, splat=request.splat
-    )
-    keys = mv.keys
-    for i in range(len(keys)):
-        cache.add_view(keys.image(i), keys.depth[i], keys.K[i], keys.w2c[i], keys.valid[i])
-    return Scene(FixedCache(cache), cameras, keys.image(0), "multiview")
+    return mv.trajectory[:T]
 
 
 def _file_cameras(request: GenerationRequest, H: int, W: int) -> Cameras:
@@ -427,12 +490,9 @@ def make_generator(request: GenerationRequest):
 
 def check_frame_count(request: GenerationRequest) -> None:
     """Refuse frame counts the named generator cannot make before anything is loaded (its chunk:
-    ``chunk_frames``, else ``generator_options["chunk_frames"]``, else GEN3C's 121)."""
-    fixed = GENERATOR_CHUNK_FRAMES.get(request.generator)
+    :func:`fixed_chunk_frames`)."""
+    fixed = fixed_chunk_frames(request)
     if fixed is not None:
-        from gen3c.models.packaged import model_chunk_frames
-
-        fixed = request.chunk_frames or model_chunk_frames(request.generator_options) or fixed
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator")
 
 
