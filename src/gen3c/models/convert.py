@@ -13,6 +13,9 @@ Output: a folder ``Gen3cPipeline.from_pretrained`` loads — ``transformer/``, `
 empty prompt and GEN3C's default negative prompt), all weights as safetensors, plus
 ``conversion_report.txt`` and ``checksums.json`` (sha256 of every file, :mod:`gen3c.models.verify`).
 
+:func:`convert_checkpoint` reads that folder; :func:`convert_components` takes the three parts
+wherever they are (hub snapshots: :mod:`gen3c.models.weights`), T5 optional.
+
 Every source key is accounted for: renamed to exactly one diffusers key, or dropped under a
 documented rule (:data:`DIT_DROPS`, :data:`TOKENIZER_DROPS`); anything else, and any diffusers
 parameter left without a source, is an error.
@@ -32,7 +35,7 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -605,8 +608,9 @@ def convert_components(
     say(report.format())
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}"
     try:
+        staging.mkdir()  # inside the try: an interrupt leaves nothing behind
         say(f"writing {out}")
         transformer.save_pretrained(
             staging / "transformer", safe_serialization=True, max_shard_size=max_shard_size

@@ -38,7 +38,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -244,15 +243,16 @@ def prepare_weights(
                 )
             plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
             prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
-            needs = {hub_cache: (prepared.fetch_bytes, [f"{format_bytes(prepared.fetch_bytes)} to fetch"])}
-            if manifest is None:
-                size = conversion_bytes(weights)
-                if _same_disk(root, hub_cache):
-                    total, what = needs[hub_cache]
-                    needs[hub_cache] = (total + size, [*what, f"{format_bytes(size)} converted"])
-                else:
-                    needs[root] = (size, [f"{format_bytes(size)} converted"])
-            _check_disk(needs)
+        # Before the first byte: room for what is fetched (hub cache) and what is converted (CACHE).
+        needs = {hub_cache: (prepared.fetch_bytes, [f"{format_bytes(prepared.fetch_bytes)} to fetch"])}
+        if manifest is None:
+            size = conversion_bytes(weights)
+            if _same_disk(root, hub_cache):
+                total, what = needs[hub_cache]
+                needs[hub_cache] = (total + size, [*what, f"{format_bytes(size)} converted"])
+            else:
+                needs[root] = (size, [f"{format_bytes(size)} converted"])
+        _check_disk(needs)
         if dry_run:
             return prepared
         for plan in plans:
@@ -289,6 +289,12 @@ def _locked(root: Path, say: Log) -> Iterator[None]:
         lock.release()
 
 
+def _temporary(root: Path, what: str = "") -> Path:
+    """A fresh temporary name in ``root``; the caller creates it inside its ``try`` so that an
+    interrupt can never leave it behind unnoticed (the next run removes any that remain)."""
+    return root / f"{TEMP_PREFIX}{what}{uuid.uuid4().hex[:12]}"
+
+
 def _remove_leftovers(root: Path) -> None:
     """Temporary folders of a conversion that was killed (only ever written under the lock)."""
     for path in root.glob(TEMP_PREFIX + "*"):
@@ -305,7 +311,7 @@ def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) ->
         return manifest
     say(f"{target} is damaged ({problem}): converting again")
     if remove:
-        aside = root / f"{TEMP_PREFIX}damaged-{uuid.uuid4().hex[:8]}"
+        aside = _temporary(root, "damaged-")
         os.replace(target, aside)
         shutil.rmtree(aside, ignore_errors=True)
     return None
@@ -390,8 +396,9 @@ def _convert(
 ) -> None:
     from gen3c.models.convert import convert_components
 
-    staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root))
+    staging = _temporary(root)
     try:
+        staging.mkdir()
         out = staging / target.name
         convert_components(
             next(iter(dit_files.values())), tokenizer_dir, t5_dir, out, transformer_config=weights.transformer_config,
@@ -417,8 +424,9 @@ def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tup
 
     say(f"computing the prompt cache (T5 embeddings of the empty and the default negative prompt) with {t5_dir}")
     cache = prompt_cache_from_t5(t5_dir)
-    staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root))
+    staging = _temporary(root)
     try:
+        staging.mkdir()
         cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
         shutil.rmtree(target / "prompt_cache", ignore_errors=True)
         os.replace(staging / "prompt_cache", target / "prompt_cache")
@@ -769,7 +777,7 @@ def remove_cached(
         record = _Record(root, hub_cache)
         for item in chosen:
             if item.kind == "converted":
-                aside = root / f"{TEMP_PREFIX}removed-{uuid.uuid4().hex[:8]}"
+                aside = _temporary(root, "removed-")
                 os.replace(item.path, aside)  # gone at once, deleted below
                 shutil.rmtree(aside, ignore_errors=True)
             else:

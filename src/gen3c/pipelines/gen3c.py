@@ -60,8 +60,9 @@ from gen3c.parallel import broadcast_from_main, is_main_process
 
 #: Where GEN3C's weights come from (for error messages).
 WEIGHTS_HELP = (
-    "leave out --checkpoint_dir and gen3c fetches and converts GEN3C's weights itself (`gen3c download` does it up front), "
-    "or convert the folder of GEN3C's scripts/download_gen3c_checkpoints.py with `gen3c convert CHECKPOINTS_DIR OUT_DIR`"
+    "leave out --checkpoint_dir and gen3c fetches GEN3C's weights (nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p, "
+    "google-t5/t5-11b) and converts them itself (`gen3c download` does it up front), or convert the folder of GEN3C's "
+    "scripts/download_gen3c_checkpoints.py with `gen3c convert CHECKPOINTS_DIR OUT_DIR`"
 )
 #: The hub repository of GEN3C's DiT: ``Gen3cPipeline.from_pretrained`` of this id fetches and converts the official weights.
 OFFICIAL_REPO = "nvidia/Gen3C-Cosmos-7B"
