@@ -82,12 +82,15 @@ def test_request_runs_the_tiny_checkpoint(box_scene, tmp_path, tiny_checkpoint):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        ((), "needs --checkpoint_dir"),
+        ((), "HF_HUB_OFFLINE=1 forbids fetching them"),  # no checkpoint: GEN3C's weights would be fetched
         (("--checkpoint_dir", "/nowhere/ckpt"), "gen3c convert"),
         (("--checkpoint_dir", "x", "--memory_mode", "huge"), "memory_mode"),
+        (("--checkpoint_dir", "x", "--cache_dir", "y"), "--cache_dir is where GEN3C's own weights are kept"),
     ],
 )
-def test_gen3c_errors_exit_2(box_scene, tmp_path, extra, message):
+def test_gen3c_errors_exit_2(box_scene, tmp_path, extra, message, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "weights"))
     res = invoke(*gen3c_args(box_scene, tmp_path, *extra))
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split())

@@ -80,10 +80,12 @@ def test_eval_without_matplotlib_says_how_to_fix(tmp_path, monkeypatch):
         (("--num_video_frames", "2"), "at least 3 frames"),
         (("--seed", "3"), "--seed applies to --generator gen3c only"),
         (("--num_steps", "3"), "--num_steps apply to --generator gen3c only"),
-        (("--generator", "gen3c"), "needs --checkpoint_dir"),
+        (("--generator", "gen3c"), "HF_HUB_OFFLINE=1 forbids fetching them"),  # no checkpoint: GEN3C's weights would be fetched
     ],
 )
-def test_eval_user_errors(tmp_path, args, message):
+def test_eval_user_errors(tmp_path, args, message, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "weights"))
     res = invoke("eval", "--output_folder", tmp_path, "--no_plots", *args)
     assert res.exit_code == 2, res.output
     assert message in res.output.replace("\n", " ")

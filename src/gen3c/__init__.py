@@ -1,7 +1,34 @@
-"""gen3c: camera-controlled video generation guided by a 3D cache (GEN3C, CVPR 2025)."""
+"""gen3c: camera-controlled video generation guided by a 3D cache (GEN3C, CVPR 2025).
+
+The short path (the diffusion parts load on first use, so ``import gen3c`` stays light)::
+
+    import gen3c
+    out = gen3c.generate("photo.png", trajectory="left", movement_distance=0.3)   # writes outputs/photo.mp4
+    pipe = gen3c.Gen3cPipeline.from_pretrained("nvidia/Gen3C-Cosmos-7B")          # the diffusers pipeline
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
 
 __version__ = "0.1.0"
 
-__all__ = ["Gen3cInputError", "Gen3cModelError", "__version__"]
+#: Names imported on first use: they need the diffusion extra (diffusers, transformers).
+_LAZY = {
+    "Gen3cPipeline": ("gen3c.pipelines.gen3c", "Gen3cPipeline"),
+    "generate": ("gen3c.pipelines.request", "generate"),
+}
+
+__all__ = ["Gen3cInputError", "Gen3cModelError", "Gen3cPipeline", "__version__", "generate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'gen3c' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value

@@ -226,7 +226,19 @@ ResumeOpt = Annotated[
 
 CheckpointOpt = Annotated[
     str | None,
-    typer.Option("--checkpoint_dir", help="gen3c generator: a checkpoint folder made by `gen3c convert` (or a hub id of one)."),
+    typer.Option(
+        "--checkpoint_dir",
+        help="gen3c generator: a checkpoint folder made by `gen3c convert` (or a hub id of one). Without it (and without "
+        "--model), GEN3C's weights are fetched from the Hugging Face Hub and converted on first use, then reused.",
+    ),
+]
+WeightsCacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache_dir",
+        help="Folder of gen3c's converted GEN3C weights (default $GEN3C_CACHE_DIR, else ~/.cache/gen3c); downloads go to "
+        "the Hugging Face cache (HF_HOME).",
+    ),
 ]
 GuidanceOpt = Annotated[
     float,
@@ -339,7 +351,7 @@ NumGpusOpt = Annotated[
 #: The gen3c generator's flags, by parameter name: the commands that run a generator
 #: (generate, gui, eval) declare them and pass them on through :func:`_generator_options`.
 GEN3C_FLAGS = (
-    "checkpoint_dir", "model", "lora", "guidance", "num_steps", "prompt", "negative_prompt",
+    "checkpoint_dir", "model", "cache_dir", "lora", "guidance", "num_steps", "prompt", "negative_prompt",
     "offload_diffusion_transformer", "offload_tokenizer", "offload_text_encoder_model", "offload_prompt_upsampler",
     "offload_guardrail_models", "disable_guardrail", "disable_prompt_encoder", "disable_prompt_upsampler",
     "memory_mode", "fp8", "low_memory", "max_gpu_memory", "compile", "attention_backend", "fp8_matmul",
@@ -433,6 +445,7 @@ def generate(
     seed: SeedOpt = 1,
     fps: FpsOpt = 24.0,
     checkpoint_dir: CheckpointOpt = None,
+    cache_dir: WeightsCacheOpt = None,
     guidance: GuidanceOpt = 1.0,
     num_steps: StepsOpt = 35,
     prompt: PromptOpt = "",
@@ -557,6 +570,89 @@ def convert(
 
 @app.command()
 @user_errors
+def download(
+    no_text_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--no_text_encoder",
+            help="Leave out T5-11B (45.2 GB): runs then need --disable_prompt_encoder until a run with a prompt fetches it "
+            "(the prompt cache of the empty and the negative prompt is computed from it once).",
+        ),
+    ] = False,
+    cache_dir: WeightsCacheOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry_run", help="Only list what would be fetched and check the disk space; fetch nothing.")
+    ] = False,
+) -> None:
+    """Fetch GEN3C's weights from the Hugging Face Hub and convert them now (what the first gen3c run would do)."""
+    try:
+        from gen3c.models import weights
+    except ImportError as exc:
+        raise Gen3cInputError(f"gen3c download needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'") from None
+    started = time.perf_counter()
+    prompts = () if no_text_encoder else weights.CACHED_PROMPTS
+    prepared = weights.prepare_weights(
+        prompts=prompts, text_encoder=not no_text_encoder, cache_dir=cache_dir, dry_run=dry_run, log=lambda line: console.print(line, highlight=False)
+    )  # fmt: skip
+    if dry_run:
+        for repo_id, name, size in prepared.to_fetch:
+            console.print(f"would fetch  {repo_id}/{name}  {weights.format_bytes(size)}", highlight=False)
+        todo = f"{weights.format_bytes(prepared.fetch_bytes)} to fetch" + (", then a conversion" if prepared.converted else "")
+        console.print(f"[green]dry run:[/] {todo if prepared.to_fetch or prepared.converted else 'nothing to do'}; the disk has room")
+        return
+    _print_cached(weights.cached_items(cache_dir))
+    fetched = f"fetched {weights.format_bytes(prepared.fetch_bytes)} and " if prepared.to_fetch else ""
+    console.print(
+        f"[green]ready[/] in {time.perf_counter() - started:.0f} s ({fetched}{'converted' if prepared.converted else 'reused'} "
+        f"{prepared.checkpoint}); runs without --checkpoint_dir use it",
+        highlight=False,
+    )
+    if not prepared.has_prompt_cache:
+        console.print("no T5: run with --disable_prompt_encoder, or a run with a prompt fetches T5 and adds the prompt cache")
+
+
+cache_app = typer.Typer(help="List or remove GEN3C's weights that gen3c fetched and converted.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("list")
+@user_errors
+def cache_list(cache_dir: WeightsCacheOpt = None) -> None:
+    """List the converted checkpoints and the fetched hub repositories, with their size on disk."""
+    from gen3c.models import weights
+
+    items = weights.cached_items(cache_dir)
+    if not items:
+        console.print(f"nothing cached (converted weights go to {weights.weights_cache_dir(cache_dir)})", highlight=False)
+        return
+    _print_cached(items)
+
+
+def _print_cached(items) -> None:
+    from gen3c.models.weights import format_bytes
+
+    for item in items:
+        console.print(f"{item.kind:<9} {item.name:<38} {format_bytes(item.size):>9}  {item.path}  ({item.detail})", highlight=False)
+    console.print(f"total on disk {format_bytes(sum(item.size for item in items))}", highlight=False)
+
+
+@cache_app.command("remove")
+@user_errors
+def cache_remove(
+    names: Annotated[list[str], typer.Argument(help="What `gen3c cache list` names (e.g. google-t5/t5-11b once the prompt cache is made), or 'all'.")],
+    cache_dir: WeightsCacheOpt = None,
+) -> None:
+    """Delete cached weights; the next run fetches or converts again what it needs."""
+    from gen3c.models import weights
+
+    removed = weights.remove_cached(names, cache_dir)
+    for item in removed:
+        console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False)
+    console.print(f"freed {weights.format_bytes(sum(item.size for item in removed))}", highlight=False)
+
+
+@app.command()
+@user_errors
 def gui(
     host: Annotated[
         str,
@@ -577,6 +673,7 @@ def gui(
     seed: SeedOpt = 1,
     fps: FpsOpt = 24.0,
     checkpoint_dir: CheckpointOpt = None,
+    cache_dir: WeightsCacheOpt = None,
     guidance: GuidanceOpt = 1.0,
     num_steps: StepsOpt = 35,
     prompt: PromptOpt = "",
@@ -820,6 +917,7 @@ def eval_command(
     no_plots: Annotated[bool, typer.Option("--no_plots", help="Skip the matplotlib plots (markdown, JSON and contact sheets only).")] = False,
     seed: SeedOpt = 1,
     checkpoint_dir: CheckpointOpt = None,
+    cache_dir: WeightsCacheOpt = None,
     guidance: GuidanceOpt = 1.0,
     num_steps: StepsOpt = 35,
     prompt: PromptOpt = "",

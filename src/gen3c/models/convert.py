@@ -13,6 +13,9 @@ Output: a folder ``Gen3cPipeline.from_pretrained`` loads — ``transformer/``, `
 empty prompt and GEN3C's default negative prompt), all weights as safetensors, plus
 ``conversion_report.txt`` and ``checksums.json`` (sha256 of every file, :mod:`gen3c.models.verify`).
 
+:func:`convert_checkpoint` reads that folder; :func:`convert_components` takes the three parts
+wherever they are (hub snapshots: :mod:`gen3c.models.weights`), T5 optional.
+
 Every source key is accounted for: renamed to exactly one diffusers key, or dropped under a
 documented rule (:data:`DIT_DROPS`, :data:`TOKENIZER_DROPS`); anything else, and any diffusers
 parameter left without a source, is an error.
@@ -32,7 +35,7 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +53,8 @@ DIT_FILE = Path("Gen3C-Cosmos-7B") / "model.pt"
 TOKENIZER_DIR = Path("Cosmos-Tokenize1-CV8x8x8-720p")
 T5_DIR = Path("google-t5") / "t5-11b"
 HUB_SOURCES = "nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p and google-t5/t5-11b"
+#: ``model_index.json`` entry of the prompt cache component.
+PROMPT_CACHE_COMPONENT = ("gen3c.models.prompt_cache", "PromptEmbeddingCache")
 
 #: Source keys of ``model.pt`` that are not network weights, with the reason they are dropped.
 DIT_DROPS: list[tuple[str, str]] = [
@@ -507,24 +512,66 @@ def convert_checkpoint(
         The report. Raises :class:`Gen3cModelError` (after logging the report) when keys are
         missing, unexpected or of the wrong shape; nothing is written then.
     """
-    from diffusers import EDMEulerScheduler
-
-    from gen3c.models.prompt_cache import PromptEmbeddingCache
-
-    say = log or (lambda _line: None)
-    src, out = Path(official_dir).expanduser(), Path(out_dir).expanduser()
+    src = Path(official_dir).expanduser()
     if not src.is_dir():
         raise Gen3cModelError(
             f"checkpoint folder {str(src)!r} does not exist: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})"
         )
+    _check_out_dir(Path(out_dir).expanduser(), overwrite)
+    return convert_components(
+        _require(src / DIT_FILE, "the GEN3C DiT (Gen3C-Cosmos-7B/model.pt)"),
+        _require(src / TOKENIZER_DIR, "the Cosmos tokenizer folder (Cosmos-Tokenize1-CV8x8x8-720p/)"),
+        _require(src / T5_DIR, "the T5 text encoder folder (google-t5/t5-11b/)"),
+        out_dir,
+        transformer_config=transformer_config,
+        vae_config=vae_config,
+        dtype=dtype,
+        text_encoder_dtype=text_encoder_dtype,
+        keep_text_encoder=keep_text_encoder,
+        trust_checkpoint=trust_checkpoint,
+        overwrite=overwrite,
+        max_shard_size=max_shard_size,
+        log=log,
+    )
+
+
+def _check_out_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise Gen3cModelError(
             f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
         )
-    dit_path = _require(src / DIT_FILE, "the GEN3C DiT (Gen3C-Cosmos-7B/model.pt)")
-    tok_dir = _require(src / TOKENIZER_DIR, "the Cosmos tokenizer folder (Cosmos-Tokenize1-CV8x8x8-720p/)")
-    t5_dir = _require(src / T5_DIR, "the T5 text encoder folder (google-t5/t5-11b/)")
 
+
+def convert_components(
+    dit_file: str | os.PathLike,
+    tokenizer_dir: str | os.PathLike,
+    text_encoder_dir: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    *,
+    transformer_config: dict | None = None,
+    vae_config: dict | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    text_encoder_dtype: torch.dtype = torch.bfloat16,
+    keep_text_encoder: bool = True,
+    trust_checkpoint: bool = False,
+    overwrite: bool = False,
+    max_shard_size: str = "5GB",
+    log: Callable[[str], None] | None = print,
+) -> ConversionReport:
+    """:func:`convert_checkpoint` from the three parts wherever they are (e.g. hub snapshots):
+    GEN3C's ``model.pt``, the tokenizer folder and the T5 folder.
+
+    ``text_encoder_dir=None`` converts the DiT and the tokenizer only: the output has neither T5
+    nor the prompt cache (:func:`prompt_cache_from_t5` makes one later), so until then it runs
+    with ``disable_prompt_encoder`` only. The output appears only when complete (written to a
+    temporary folder beside it, then renamed).
+    """
+    from diffusers import EDMEulerScheduler
+
+    say = log or (lambda _line: None)
+    out = Path(out_dir).expanduser()
+    _check_out_dir(out, overwrite)
+    dit_path, tok_dir = Path(dit_file), Path(tokenizer_dir)
     report = ConversionReport()
     say(f"reading {dit_path}")
     transformer, rep = convert_transformer(
@@ -538,47 +585,50 @@ def convert_checkpoint(
         say(report.format())
         bad = [c.name for c in report.components if not c.ok]
         raise Gen3cModelError(
-            f"checkpoint {str(src)!r} does not match GEN3C's layout ({', '.join(bad)}: see the report above): "
+            f"the checkpoint ({dit_path}, {tok_dir}/) does not match GEN3C's layout ({', '.join(bad)}: see the report above): "
             f"check the download ({HUB_SOURCES})"
         )
 
-    say(f"reading {t5_dir}")
-    text_encoder, tokenizer = _load_t5(t5_dir)
-    prompts = ["", configs.DEFAULT_NEGATIVE_PROMPT]
-    cache = PromptEmbeddingCache.from_embeddings(
-        {p: _t5_embed(text_encoder, tokenizer, p)[0] for p in prompts}
-    )
-    t5_report = ComponentReport("text_encoder", str(t5_dir))
-    t5_report.notes.append(
-        f"T5 encoder loaded with transformers ({sum(p.numel() for p in text_encoder.parameters()):,} parameters)"
-    )
-    t5_report.notes.append(
-        "prompt_cache: float32 T5 embeddings of the empty prompt and GEN3C's default negative prompt"
-    )
-    if not keep_text_encoder:
-        t5_report.notes.append("T5 left out of the output: only the cached prompts can be used")
-    report.components.append(t5_report)
+    cache = text_encoder = tokenizer = None
+    if text_encoder_dir is not None:
+        t5_dir = Path(text_encoder_dir)
+        say(f"reading {t5_dir}")
+        text_encoder, tokenizer = _load_t5(t5_dir)
+        cache = _prompt_cache(text_encoder, tokenizer)
+        t5_report = ComponentReport("text_encoder", str(t5_dir))
+        t5_report.notes.append(
+            f"T5 encoder loaded with transformers ({sum(p.numel() for p in text_encoder.parameters()):,} parameters)"
+        )
+        t5_report.notes.append(
+            "prompt_cache: float32 T5 embeddings of the empty prompt and GEN3C's default negative prompt"
+        )
+        if not keep_text_encoder:
+            t5_report.notes.append("T5 left out of the output: only the cached prompts can be used")
+        report.components.append(t5_report)
     say(report.format())
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}"
     try:
+        staging.mkdir()  # inside the try: an interrupt leaves nothing behind
         say(f"writing {out}")
         transformer.save_pretrained(
             staging / "transformer", safe_serialization=True, max_shard_size=max_shard_size
         )
         vae.save_pretrained(staging / "vae", safe_serialization=True)
         EDMEulerScheduler(**configs.SCHEDULER_GEN3C).save_pretrained(staging / "scheduler")
-        cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
         components = {
             "transformer": ["diffusers", "CosmosTransformer3DModel"],
             "vae": ["diffusers", "AutoencoderKLCosmos"],
             "scheduler": ["diffusers", "EDMEulerScheduler"],
-            "prompt_cache": ["gen3c.models.prompt_cache", "PromptEmbeddingCache"],
+            "prompt_cache": [None, None],
             "text_encoder": [None, None],
             "tokenizer": [None, None],
         }
-        if keep_text_encoder:
+        if cache is not None:
+            cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
+            components["prompt_cache"] = list(PROMPT_CACHE_COMPONENT)
+        if text_encoder is not None and keep_text_encoder:
             text_encoder.to(text_encoder_dtype).save_pretrained(
                 staging / "text_encoder", safe_serialization=True, max_shard_size=max_shard_size
             )
@@ -597,6 +647,19 @@ def convert_checkpoint(
         raise
     say(f"done: {out}")
     return report
+
+
+def prompt_cache_from_t5(text_encoder_dir: str | os.PathLike):
+    """The :class:`~gen3c.models.prompt_cache.PromptEmbeddingCache` of the empty prompt and
+    GEN3C's default negative prompt, computed with the T5 in ``text_encoder_dir`` (float32)."""
+    return _prompt_cache(*_load_t5(Path(text_encoder_dir)))
+
+
+def _prompt_cache(text_encoder, tokenizer):
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+
+    prompts = ["", configs.DEFAULT_NEGATIVE_PROMPT]
+    return PromptEmbeddingCache.from_embeddings({p: _t5_embed(text_encoder, tokenizer, p)[0] for p in prompts})
 
 
 def _write_model_index(folder: Path, components: dict[str, list]) -> None:

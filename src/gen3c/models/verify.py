@@ -60,6 +60,19 @@ def write_checksums(folder: str | os.PathLike) -> Path:
     return path
 
 
+def add_checksums(folder: str | os.PathLike, names: list[str]) -> None:
+    """Add (or refresh) the sha256 of the files ``names`` (relative to ``folder``) in its
+    ``checksums.json``, for a file added after conversion; the manifest is replaced atomically."""
+    from gen3c.io.atomic import write_text_atomic
+
+    root = Path(folder)
+    path = root / CHECKSUMS_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["files"].update({name: _sha256(root / name) for name in names})
+    data["files"] = dict(sorted(data["files"].items()))
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+
+
 def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] | None = None) -> int:
     """Check every file of ``folder`` against its ``checksums.json``; returns how many were checked.
 

@@ -60,10 +60,12 @@ from gen3c.parallel import broadcast_from_main, is_main_process
 
 #: Where GEN3C's weights come from (for error messages).
 WEIGHTS_HELP = (
-    "GEN3C's weights come from the Hugging Face repos nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p "
-    "and google-t5/t5-11b (GEN3C's scripts/download_gen3c_checkpoints.py puts them in one folder); "
-    "turn that folder into a gen3c checkpoint with `gen3c convert CHECKPOINTS_DIR OUT_DIR`"
+    "leave out --checkpoint_dir and gen3c fetches GEN3C's weights (nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p, "
+    "google-t5/t5-11b) and converts them itself (`gen3c download` does it up front), or convert the folder of GEN3C's "
+    "scripts/download_gen3c_checkpoints.py with `gen3c convert CHECKPOINTS_DIR OUT_DIR`"
 )
+#: The hub repository of GEN3C's DiT: ``Gen3cPipeline.from_pretrained`` of this id fetches and converts the official weights.
+OFFICIAL_REPO = "nvidia/Gen3C-Cosmos-7B"
 
 
 @dataclass
@@ -114,6 +116,27 @@ class Gen3cPipeline(DiffusionPipeline):
         self.placements: list[tuple[str, str]] = []
 
     # -- setup --------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs: Any) -> Gen3cPipeline:
+        """Load a converted checkpoint (diffusers' ``from_pretrained``), or GEN3C's official weights.
+
+        With no argument or ``"nvidia/Gen3C-Cosmos-7B"``, the official weights are fetched from the
+        hub, checked and converted on first use, then loaded from gen3c's cache
+        (:func:`gen3c.pipelines.loading.load_official_pipeline`; keyword arguments: ``dtype`` or
+        ``torch_dtype``, ``prompts``, ``text_encoder``, ``cache_dir``, ``verify_checksums``).
+        """
+        if pretrained_model_name_or_path is None or str(pretrained_model_name_or_path) == OFFICIAL_REPO:
+            from gen3c.pipelines.loading import load_official_pipeline
+
+            if "torch_dtype" in kwargs:
+                kwargs["dtype"] = kwargs.pop("torch_dtype")
+            allowed = {"dtype", "prompts", "text_encoder", "cache_dir", "verify_checksums"}
+            unknown = sorted(set(kwargs) - allowed)
+            if unknown:
+                raise Gen3cInputError(f"from_pretrained({OFFICIAL_REPO!r}) takes {', '.join(sorted(allowed))}, not {', '.join(unknown)}")
+            return load_official_pipeline(**kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
         """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""
@@ -313,11 +336,14 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         from transformers import AutoTokenizer, T5EncoderModel
 
+        # A converted checkpoint keeps T5 in text_encoder/ and tokenizer/; a T5 folder (a hub
+        # snapshot of google-t5/t5-11b) holds both at its top.
+        plain = os.path.isfile(os.path.join(source, "config.json"))
         try:
             self.register_modules(
-                tokenizer=AutoTokenizer.from_pretrained(source, subfolder="tokenizer"),
+                tokenizer=AutoTokenizer.from_pretrained(source, **({} if plain else {"subfolder": "tokenizer"})),
                 text_encoder=T5EncoderModel.from_pretrained(
-                    source, subfolder="text_encoder", dtype=self.text_encoder_dtype
+                    source, dtype=self.text_encoder_dtype, **({} if plain else {"subfolder": "text_encoder"})
                 ),
             )
         except (OSError, ValueError) as exc:

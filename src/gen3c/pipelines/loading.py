@@ -3,7 +3,9 @@
 - :func:`check_checkpoint_dir` — what a local converted checkpoint lacks, in one message;
 - :func:`load_pipeline` — the components on the CPU (T5 left out unless asked for);
 - :func:`load_generator` — the pipeline with a memory mode and speed settings, as a generator;
-- :func:`generator_from_options` — the same from a request's ``generator_options`` (CLI flags).
+- :func:`generator_from_options` — the same from a request's ``generator_options`` (CLI flags);
+  without a checkpoint, GEN3C's official weights, fetched and converted once
+  (:func:`gen3c.models.weights.prepare_weights`).
 """
 
 from __future__ import annotations
@@ -83,12 +85,16 @@ def load_pipeline(
     dtype: torch.dtype | str = torch.bfloat16,
     load_text_encoder: bool = False,
     verify_checksums: bool = False,
+    text_encoder_dir: str | os.PathLike | None = None,
 ) -> Gen3cPipeline:
     """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for.
 
     A local folder is checked first (:mod:`gen3c.models.verify`): its layout, every tensor's name,
     shape and dtype against the configs, and with ``verify_checksums`` every file's sha256
     against the ``checksums.json`` that ``gen3c convert`` wrote.
+
+    ``text_encoder_dir``: a T5 folder (transformers layout) to load the text encoder from, on
+    first use, when the checkpoint has none (:class:`~gen3c.models.weights.PreparedWeights`).
     """
     from gen3c.models import verify
 
@@ -119,8 +125,34 @@ def load_pipeline(
         raise Gen3cModelError(
             f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}"
         ) from None
-    pipe.text_encoder_source = source
+    pipe.text_encoder_source = source if text_encoder_dir is None else str(text_encoder_dir)
     pipe.text_encoder_dtype = dtype
+    return pipe
+
+
+def load_official_pipeline(
+    *,
+    dtype: torch.dtype | str = torch.bfloat16,
+    prompts: tuple[str, ...] | None = None,
+    text_encoder: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    verify_checksums: bool = False,
+) -> Gen3cPipeline:
+    """GEN3C's official weights as a :class:`Gen3cPipeline` on the CPU: fetched, checked and
+    converted on first use, then loaded from gen3c's cache (:mod:`gen3c.models.weights`).
+
+    Args:
+        prompts: the prompts that will be used; one outside the prompt cache fetches T5 up front
+            (default: the empty prompt and GEN3C's negative prompt). ``()``: no prompt encoder.
+        text_encoder: fetch T5 (and build the prompt cache) whatever the prompts.
+        cache_dir: the folder of converted weights (default ``$GEN3C_CACHE_DIR`` or ``~/.cache/gen3c``).
+    """
+    from gen3c.models.weights import CACHED_PROMPTS, prepare_weights
+
+    prompts = CACHED_PROMPTS if prompts is None else tuple(prompts)
+    prepared = prepare_weights(prompts=prompts, text_encoder=text_encoder, cache_dir=cache_dir)
+    pipe = load_pipeline(prepared.checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=prepared.text_encoder)
+    pipe.disable_prompt_encoder = not prompts
     return pipe
 
 
@@ -144,6 +176,7 @@ def load_generator(
     num_gpus: int = 1,
     lora: str | os.PathLike | None = None,
     verify_checksums: bool = False,
+    text_encoder_dir: str | os.PathLike | None = None,
     **generator_options: Any,
 ) -> Gen3cGenerator:
     """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
@@ -173,6 +206,7 @@ def load_generator(
             ``device`` may only name the device type.
         lora: a LoRA adapter written by ``gen3c train`` (folder or safetensors file).
         verify_checksums: check every file against the checkpoint's ``checksums.json`` first.
+        text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
@@ -205,7 +239,7 @@ def load_generator(
     if dtype is None:
         on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
         dtype = torch.bfloat16 if on_gpu else torch.float32
-    pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums)
+    pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=text_encoder_dir)
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, *configs.RESOLUTION)
@@ -262,6 +296,7 @@ _DTYPE_KWARG = _dtype_kwarg()
 GENERATOR_OPTIONS: dict[str, type] = {
     "checkpoint_dir": str,
     "model": str,
+    "cache_dir": str,
     "lora": str,
     "prompt": str,
     "negative_prompt": str,
@@ -314,8 +349,11 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
             ok, opts[key] = True, float(value)
         if not ok:
             raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
+    if opts.get("num_steps", 1) < 1:
+        raise Gen3cInputError(f"--num_steps {opts['num_steps']} must be at least 1 (GEN3C: 35)")
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
+    cache_dir = opts.pop("cache_dir", None)
     if model is not None:
         from gen3c.models.packaged import packaged_model_dir, packaged_model_info
 
@@ -323,6 +361,10 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
             raise Gen3cInputError(f"--model {model} and --checkpoint_dir both name a model: pass one of them")
         checkpoint = str(packaged_model_dir(model))
         packaged_model_info(model)
+    if cache_dir is not None and checkpoint:
+        raise Gen3cInputError("--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model")
+    if not checkpoint:
+        checkpoint, opts["text_encoder_dir"] = _official_weights(opts, cache_dir)
     from gen3c.models.packaged import checkpoint_info
 
     info = checkpoint_info(checkpoint)
@@ -330,15 +372,23 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
     for key, kind in (("chunk_frames", int), ("dtype", str)):
         if key in info:
             opts.setdefault(key, kind(info[key]))
-    if not checkpoint:
-        raise Gen3cInputError(
-            f"the gen3c generator needs --checkpoint_dir (a folder made by `gen3c convert`) or --model tiny; {WEIGHTS_HELP}"
-        )
     sampling = {
         k: opts.pop(k)
         for k in ("prompt", "negative_prompt", "guidance", "num_steps", "chunk_frames")
         if k in opts
     }
-    if "num_steps" in sampling and sampling["num_steps"] < 1:
-        raise Gen3cInputError(f"--num_steps {sampling['num_steps']} must be at least 1 (GEN3C: 35)")
     return load_generator(checkpoint, seed=seed, **sampling, **opts)
+
+
+def _official_weights(opts: dict[str, Any], cache_dir: str | None) -> tuple[str, str | None]:
+    """GEN3C's official weights for a run with these options: (checkpoint, T5 folder or None)."""
+    from gen3c.models import weights
+    from gen3c.parallel import is_main_process
+
+    prompts = () if opts.get("disable_prompt_encoder") else weights.prompts_of(
+        opts.get("prompt", ""), opts.get("negative_prompt"), opts.get("guidance", 1.0)
+    )  # fmt: skip
+    # Under torchrun every rank asks; the lock lets one prepare while the others wait, then reuse.
+    kwargs = {} if is_main_process() else {"log": None}
+    prepared = weights.prepare_weights(prompts=prompts, cache_dir=cache_dir, **kwargs)
+    return str(prepared.checkpoint), None if prepared.text_encoder is None else str(prepared.text_encoder)

@@ -14,6 +14,7 @@ needs; the rest of a run is the same for every input.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -592,3 +593,42 @@ def run_request(
     if partial is not None:
         partial.remove()
     return RunOutput(result=result, paths=paths, seconds=time.perf_counter() - started)
+
+
+def generate(
+    image: str | os.PathLike,
+    *,
+    depth: str | os.PathLike | None = None,
+    generator: str = "gen3c",
+    video_save_folder: str | os.PathLike = "outputs",
+    video_save_name: str | None = None,
+    **settings: Any,
+) -> RunOutput:
+    """A camera-controlled video from an image in one call: ``gen3c generate --generator gen3c`` from Python.
+
+    Without ``checkpoint_dir`` the GEN3C weights are fetched and converted on first use, then
+    reused (:mod:`gen3c.models.weights`).
+
+    Args:
+        image: the source image (or anything ``--input_image_path`` takes).
+        depth: its z-depth file (``--depth_path``); None estimates depth (MoGe).
+        generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
+        settings: any other ``gen3c generate`` setting by its flag name: the run's
+            (``trajectory``, ``movement_distance``, ``num_video_frames``, ``fov``, ``seed``, …)
+            and the gen3c generator's (``checkpoint_dir``, ``guidance``, ``num_steps``,
+            ``prompt``, ``low_memory``, ``max_gpu_memory``, …).
+
+    Returns:
+        :class:`RunOutput`: ``paths["video"]`` (the mp4 written), ``result.frames`` ((T, 3, H, W) in
+        [−1, 1], kept for a video of one chunk), ``result.cameras``.
+    """
+    known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
+    options = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items() if k not in known}
+    if options and generator != "gen3c":
+        raise Gen3cInputError(f"{', '.join(sorted(options))} apply to generator 'gen3c' only (or are not settings of gen3c generate)")
+    data = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items() if k in known}
+    data.update(
+        input_image_path=str(image), depth_path=None if depth is None else str(depth), generator=generator,
+        video_save_folder=str(video_save_folder), video_save_name=video_save_name or Path(image).stem, generator_options=options,
+    )  # fmt: skip
+    return run_request(GenerationRequest.from_dict(data, name="gen3c.generate()"))

@@ -1,0 +1,786 @@
+"""GEN3C's official weights in one call: fetched from the Hugging Face Hub, checked, converted
+once, and kept in a versioned cache folder.
+
+:func:`prepare_weights` is what ``gen3c generate --generator gen3c`` without ``--checkpoint_dir``,
+``gen3c download`` and ``Gen3cPipeline.from_pretrained("nvidia/Gen3C-Cosmos-7B")`` run:
+
+1. **Reuse.** The converted checkpoint lives in ``CACHE/Gen3C-Cosmos-7B-v<FORMAT_VERSION>``
+   (CACHE: ``--cache_dir``, else ``$GEN3C_CACHE_DIR``, else ``$XDG_CACHE_HOME/gen3c``, else
+   ``~/.cache/gen3c``). When it is there and its manifest holds (file sizes), nothing else
+   happens: no network request, no hashing.
+2. **Fetch** what the run needs and the hub cache lacks, with huggingface_hub (so ``HF_HOME``,
+   ``HF_HUB_CACHE``, ``HF_TOKEN``, ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` apply, and its
+   progress bars show): GEN3C's DiT (``model.pt``) and tokenizer (``encoder.jit``,
+   ``decoder.jit``, ``mean_std.pt``) for the conversion, and T5-11B only to compute the prompt
+   cache (the T5 embeddings of the empty prompt and of GEN3C's default negative prompt, made
+   once) or to encode a prompt outside it. Sizes come from the hub's file listing and are
+   checked against the free disk space before the first byte.
+3. **Check** each fetched file once: its size, the sha256 the hub lists for LFS files, and the
+   MD5 sum GEN3C's ``scripts/download_gen3c_checkpoints.py`` publishes for it; a mismatch
+   fetches that file again, once. Checked files are recorded in ``CACHE/downloads.json`` (size
+   and modification time), so they are not hashed again.
+4. **Convert** with :func:`gen3c.models.convert.convert_components` (the conversion report
+   must account for every key) into ``CACHE/.incomplete-*/``, add the manifest
+   ``gen3c_weights.json``, and rename into place: a conversion killed half-way leaves only the
+   temporary folder, which the next run removes and redoes.
+
+One process prepares at a time (a lock file in CACHE); others wait for it, then reuse.
+Downloads are resumed the way huggingface_hub resumes them: a dropped connection continues
+from the last byte (HTTP Range), files already complete are kept, and on the Hugging Face Hub
+(Xet storage) chunks already fetched are not fetched again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gen3c.errors import Gen3cModelError, first_line
+from gen3c.models import configs
+
+#: Environment variable naming the folder of converted weights.
+CACHE_ENV = "GEN3C_CACHE_DIR"
+#: Version of the converted layout: a change makes a new cache folder (``gen3c cache remove`` deletes old ones).
+FORMAT_VERSION = 1
+MANIFEST_FILE = "gen3c_weights.json"
+RECORD_FILE = "downloads.json"
+TEMP_PREFIX = ".incomplete-"
+LOCK_FILE = ".lock"
+#: Prompts the prompt cache holds: a run with only these never loads T5.
+CACHED_PROMPTS = ("", configs.DEFAULT_NEGATIVE_PROMPT)
+#: Free space kept in reserve beyond the estimate (logs, temporary files, rounding).
+DISK_RESERVE_BYTES = 256 << 20
+_HASH_BLOCK = 8 << 20
+
+Log = Callable[[str], None]
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class HubRepo:
+    """A hub repository holding part of GEN3C's weights, and the files gen3c takes from it.
+
+    Attributes:
+        files: the files needed; each entry lists alternatives, and the first one the
+            repository has is fetched.
+        optional: files fetched when the repository has them.
+        md5: MD5 sums GEN3C's download script publishes, by file name.
+    """
+
+    repo_id: str
+    files: tuple[tuple[str, ...], ...]
+    optional: tuple[str, ...] = ()
+    md5: dict[str, str] = field(default_factory=dict, hash=False)
+
+    def page(self, endpoint: str) -> str:
+        """The repository's page on the hub (where its license is accepted)."""
+        return f"{endpoint.rstrip('/')}/{self.repo_id}"
+
+
+@dataclass(frozen=True)
+class OfficialWeights:
+    """What GEN3C's weights are: the three repositories and the configs the converter builds."""
+
+    name: str
+    dit: HubRepo
+    tokenizer: HubRepo
+    text_encoder: HubRepo
+    transformer_config: dict = field(hash=False)
+    vae_config: dict = field(hash=False)
+    #: What the network was made for, written as the converted folder's ``gen3c_model.json``
+    #: (:func:`gen3c.models.packaged.checkpoint_info`).
+    model_info: dict = field(hash=False, default_factory=dict)
+
+
+#: GEN3C-Cosmos-7B as GEN3C's ``scripts/download_gen3c_checkpoints.py`` fetches it (the files the
+#: conversion reads; for T5 the safetensors weights, which nothing has to unpickle).
+GEN3C_7B = OfficialWeights(
+    name="Gen3C-Cosmos-7B",
+    dit=HubRepo("nvidia/Gen3C-Cosmos-7B", files=(("model.pt",),), md5={"model.pt": "38644bf823aa5272acef60cfad8bc0f7"}),
+    tokenizer=HubRepo(
+        "nvidia/Cosmos-Tokenize1-CV8x8x8-720p",
+        files=(("encoder.jit",), ("decoder.jit",), ("mean_std.pt",)),
+        md5={"mean_std.pt": "f07680ad7eefae57d698778e2a0c7c96", "image_mean_std.pt": "9f19fd3312fc1198e4905ada02e68bce"},
+    ),
+    text_encoder=HubRepo(
+        "google-t5/t5-11b",
+        files=(("config.json",), ("tokenizer.json",), ("model.safetensors", "pytorch_model.bin")),
+        optional=("tokenizer_config.json", "special_tokens_map.json", "spiece.model"),
+        md5={"pytorch_model.bin": "f890878d8a162e0045a25196e27089a3"},
+    ),
+    transformer_config=configs.TRANSFORMER_7B,
+    vae_config=configs.VAE_CV8X8X8,
+    model_info={"chunk_frames": configs.CHUNK_FRAMES, "resolution": list(configs.RESOLUTION)},
+)
+#: The weights :func:`prepare_weights` fetches unless given others.
+OFFICIAL = GEN3C_7B
+
+
+@dataclass
+class PreparedWeights:
+    """A converted checkpoint ready to load, and where everything came from.
+
+    Attributes:
+        checkpoint: the converted folder (``gen3c convert``'s layout, T5 left out).
+        text_encoder: the T5 folder (a hub snapshot) for prompts outside the prompt cache, when
+            the run asked for one; else None.
+        has_prompt_cache: whether the checkpoint holds the prompt cache (without it only
+            ``disable_prompt_encoder`` runs work).
+        sources: repository id → (revision, snapshot folder) of the hub files used or fetched.
+        to_fetch: (repository id, file, bytes) still to fetch (a dry run) or fetched now.
+        converted: whether this call converted the checkpoint (or, in a dry run, would).
+    """
+
+    checkpoint: Path
+    text_encoder: Path | None = None
+    has_prompt_cache: bool = False
+    sources: dict[str, tuple[str, Path]] = field(default_factory=dict)
+    to_fetch: list[tuple[str, str, int]] = field(default_factory=list)
+    converted: bool = False
+
+    @property
+    def fetch_bytes(self) -> int:
+        return sum(size for _, _, size in self.to_fetch)
+
+
+def weights_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of converted weights: ``cache_dir``, else ``$GEN3C_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/gen3c``, else ``~/.cache/gen3c``."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gen3c"
+
+
+def converted_dir(root: Path, weights: OfficialWeights | None = None) -> Path:
+    """The converted checkpoint's folder in the cache ``root``."""
+    return root / f"{(weights or OFFICIAL).name}-v{FORMAT_VERSION}"
+
+
+def prompts_of(prompt: str = "", negative_prompt: str | None = None, guidance: float = 1.0) -> tuple[str, ...]:
+    """The prompts a run encodes (as :meth:`Gen3cPipeline.__call__`): the prompt, and with guidance
+    the negative prompt (None: GEN3C's default; "": the prompt again)."""
+    prompts = [prompt]
+    if guidance != 0:
+        prompts.append(configs.DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt or prompt)
+    return tuple(dict.fromkeys(prompts))
+
+
+def prepare_weights(
+    *,
+    prompts: Iterable[str] = CACHED_PROMPTS,
+    text_encoder: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    hub_cache_dir: str | os.PathLike | None = None,
+    endpoint: str | None = None,
+    weights: OfficialWeights | None = None,
+    dry_run: bool = False,
+    log: Log | None = _to_stderr,
+) -> PreparedWeights:
+    """Make GEN3C's converted checkpoint ready: reuse it, or fetch, check and convert what is missing.
+
+    Args:
+        prompts: the prompts the run will encode (:func:`prompts_of`); empty for a run with
+            ``disable_prompt_encoder``, which then needs neither T5 nor the prompt cache.
+        text_encoder: also fetch T5 (and build the prompt cache) whatever the prompts.
+        cache_dir: the folder of converted weights (:func:`weights_cache_dir`).
+        hub_cache_dir: huggingface_hub's cache (default: its own, after ``HF_HOME``/``HF_HUB_CACHE``).
+        endpoint: the hub (default: huggingface_hub's, after ``HF_ENDPOINT``).
+        weights: what to fetch and how to convert it (default :data:`OFFICIAL`).
+        dry_run: stop after the listing and the disk check; nothing is fetched or written.
+        log: receives progress lines (default: stderr; None: silent).
+
+    Raises:
+        Gen3cModelError: one line naming what went wrong and the fix: a gated repository or a
+            missing token, offline with files missing, not enough disk, a file that stays corrupt.
+    """
+    weights = weights or OFFICIAL
+    say = log or (lambda _line: None)
+    prompts = tuple(dict.fromkeys(prompts))
+    root = weights_cache_dir(cache_dir)
+    from gen3c.io.atomic import ensure_writable_dir
+
+    ensure_writable_dir(root, "the folder of converted weights (--cache_dir / GEN3C_CACHE_DIR)")
+    with _locked(root, say):
+        if not dry_run:
+            _remove_leftovers(root)
+        target = converted_dir(root, weights)
+        manifest = _usable_manifest(target, root, say, remove=not dry_run)
+        has_cache = bool(manifest and manifest.get("prompt_cache"))
+        build_cache = (bool(prompts) or text_encoder) and not has_cache
+        runtime_t5 = any(p not in CACHED_PROMPTS for p in prompts)
+        repos = [weights.dit, weights.tokenizer] if manifest is None else []
+        if text_encoder or build_cache or runtime_t5:
+            repos.append(weights.text_encoder)
+        prepared = PreparedWeights(target, has_prompt_cache=has_cache, converted=manifest is None)
+        if not repos:
+            return prepared  # the usual second run: no hub access at all
+
+        hub_cache, endpoint = _hub_settings(hub_cache_dir, endpoint)
+        record = _Record(root, hub_cache)
+        local = {repo.repo_id: record.local(repo.repo_id) for repo in repos}
+        missing = [repo for repo in repos if local[repo.repo_id] is None]
+        plans = []
+        if missing:
+            if _offline():
+                names = ", ".join(repo.repo_id for repo in missing)
+                raise Gen3cModelError(
+                    f"GEN3C's weights are not all here ({names} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: "
+                    "unset HF_HUB_OFFLINE, or pass --checkpoint_dir a converted checkpoint"
+                )
+            plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
+            prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
+        # Before the first byte: room for what is fetched (hub cache) and what is converted (CACHE).
+        needs = {hub_cache: (prepared.fetch_bytes, [f"{format_bytes(prepared.fetch_bytes)} to fetch"])}
+        if manifest is None:
+            size = conversion_bytes(weights)
+            if _same_disk(root, hub_cache):
+                total, what = needs[hub_cache]
+                needs[hub_cache] = (total + size, [*what, f"{format_bytes(size)} converted"])
+            else:
+                needs[root] = (size, [f"{format_bytes(size)} converted"])
+        _check_disk(needs)
+        if dry_run:
+            return prepared
+        for plan in plans:
+            local[plan.repo.repo_id] = _fetch(plan, hub_cache, endpoint, record, say)
+        prepared.sources = {repo_id: (rev, _snapshot(files)) for repo_id, (rev, files) in local.items()}
+        t5_dir = prepared.sources[weights.text_encoder.repo_id][1] if weights.text_encoder.repo_id in local else None
+        if manifest is None:
+            dit_files, tok_files = local[weights.dit.repo_id][1], local[weights.tokenizer.repo_id][1]
+            _convert(weights, dit_files, _snapshot(tok_files), t5_dir if build_cache else None, prepared.sources, root, target, say)
+        elif build_cache:
+            t5_revision = prepared.sources[weights.text_encoder.repo_id][0]
+            _add_prompt_cache(target, manifest, t5_dir, (weights.text_encoder.repo_id, t5_revision), root, say)
+        prepared.has_prompt_cache = has_cache or build_cache
+        prepared.text_encoder = t5_dir if runtime_t5 else None
+        return prepared
+
+
+# -- the cache folder --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(root: Path, say: Log) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(root / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        say(f"waiting for another gen3c process that is preparing weights in {root} …")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _temporary(root: Path, what: str = "") -> Path:
+    """A fresh temporary name in ``root``; the caller creates it inside its ``try`` so that an
+    interrupt can never leave it behind unnoticed (the next run removes any that remain)."""
+    return root / f"{TEMP_PREFIX}{what}{uuid.uuid4().hex[:12]}"
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Temporary folders of a conversion that was killed (only ever written under the lock)."""
+    for path in root.glob(TEMP_PREFIX + "*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) -> dict | None:
+    """The converted folder's manifest when the folder is whole; None when it is absent or damaged
+    (a damaged one is moved aside and deleted, so it is converted again)."""
+    if not target.exists():
+        return None
+    manifest, problem = read_manifest(target)
+    if problem is None:
+        return manifest
+    say(f"{target} is damaged ({problem}): converting again")
+    if remove:
+        aside = _temporary(root, "damaged-")
+        os.replace(target, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    return None
+
+
+def read_manifest(folder: Path) -> tuple[dict | None, str | None]:
+    """``(manifest, None)`` when ``folder`` is a whole converted checkpoint — its manifest reads,
+    is of this format, every file it lists has its size, and ``checksums.json`` holds the
+    manifest's own sha256 — else ``(None, what is wrong)``. Cost: a stat per file."""
+    from gen3c.models.verify import CHECKSUMS_FILE
+
+    path = folder / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+        if manifest.get("format") != FORMAT_VERSION:
+            return None, f"format {manifest.get('format')}, this gen3c writes {FORMAT_VERSION}"
+        listed = json.loads((folder / CHECKSUMS_FILE).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"no readable {MANIFEST_FILE} and {CHECKSUMS_FILE}: {first_line(exc, 80)}"
+    if listed.get(MANIFEST_FILE) != hashlib.sha256(path.read_bytes()).hexdigest():
+        return None, f"{MANIFEST_FILE} differs from its sha256 in {CHECKSUMS_FILE}"
+    for name, size in files.items():
+        try:
+            actual = (folder / name).stat().st_size
+        except OSError:
+            return None, f"{name} is missing"
+        if actual != size:
+            return None, f"{name} has {actual} bytes, {size} were written"
+    return manifest, None
+
+
+def _write_manifest(folder: Path, name: str, sources: dict[str, str], prompt_cache: bool, added: tuple[str, ...] = ()) -> None:
+    """Write the manifest (every file's size; the revision of each source repository) and add its
+    sha256, and those of the files ``added`` since the checksums were written, to ``checksums.json``."""
+    from gen3c import __version__
+    from gen3c.io.atomic import write_text_atomic
+    from gen3c.models.verify import CHECKSUMS_FILE, add_checksums
+
+    files = {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in (MANIFEST_FILE, CHECKSUMS_FILE)
+    }
+    manifest = {
+        "format": FORMAT_VERSION,
+        "name": name,
+        "gen3c_version": __version__,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "prompt_cache": prompt_cache,
+        "sources": dict(sorted(sources.items())),
+        "files": files,
+    }
+    write_text_atomic(folder / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
+    add_checksums(folder, [*added, MANIFEST_FILE])
+
+
+def conversion_bytes(weights: OfficialWeights | None = None) -> int:
+    """Bytes the converted checkpoint takes: the DiT in bfloat16, the tokenizer in float32 and the
+    prompt cache (counted on models built on the meta device)."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel
+
+    weights = weights or OFFICIAL
+    with init_empty_weights():
+        dit = CosmosTransformer3DModel(**weights.transformer_config)
+        vae = AutoencoderKLCosmos(**weights.vae_config)
+    count = lambda model: sum(t.numel() for t in model.state_dict().values())  # noqa: E731
+    prompt_cache = len(CACHED_PROMPTS) * configs.MAX_SEQUENCE_LENGTH * weights.transformer_config["text_embed_dim"] * 4
+    return 2 * count(dit) + 4 * count(vae) + prompt_cache + (1 << 20)
+
+
+def _convert(
+    weights: OfficialWeights,
+    dit_files: dict[str, Path],
+    tokenizer_dir: Path,
+    t5_dir: Path | None,
+    sources: dict[str, tuple[str, Path]],
+    root: Path,
+    target: Path,
+    say: Log,
+) -> None:
+    from gen3c.models.convert import convert_components
+
+    staging = _temporary(root)
+    try:
+        staging.mkdir()
+        out = staging / target.name
+        convert_components(
+            next(iter(dit_files.values())), tokenizer_dir, t5_dir, out, transformer_config=weights.transformer_config,
+            vae_config=weights.vae_config, keep_text_encoder=False, log=say,
+        )  # fmt: skip
+        from gen3c.models.packaged import META_NAME
+
+        (out / META_NAME).write_text(json.dumps(weights.model_info, indent=1) + "\n")
+        used = {k: rev for k, (rev, _) in sources.items() if t5_dir is not None or k != weights.text_encoder.repo_id}
+        _write_manifest(out, weights.name, used, prompt_cache=t5_dir is not None, added=(META_NAME,))
+        os.replace(out, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tuple[str, str], root: Path, say: Log) -> None:
+    """Add the prompt cache to a checkpoint converted without T5. The folder stays usable at every
+    step: the component appears by one rename, then the index, the checksums and last the manifest
+    follow (a run killed before the manifest sees the old one and adds the cache again)."""
+    from gen3c.io.atomic import write_text_atomic
+    from gen3c.models.convert import PROMPT_CACHE_COMPONENT, prompt_cache_from_t5
+    from gen3c.models.verify import add_checksums
+
+    say(f"computing the prompt cache (T5 embeddings of the empty and the default negative prompt) with {t5_dir}")
+    cache = prompt_cache_from_t5(t5_dir)
+    staging = _temporary(root)
+    try:
+        staging.mkdir()
+        cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
+        shutil.rmtree(target / "prompt_cache", ignore_errors=True)
+        os.replace(staging / "prompt_cache", target / "prompt_cache")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    index_path = target / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["prompt_cache"] = list(PROMPT_CACHE_COMPONENT)
+    write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
+    added = sorted(p.relative_to(target).as_posix() for p in (target / "prompt_cache").rglob("*") if p.is_file())
+    add_checksums(target, ["model_index.json", *added])
+    repo_id, revision = t5_source
+    _write_manifest(target, manifest["name"], {**manifest["sources"], repo_id: revision}, prompt_cache=True)
+
+
+# -- the hub -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _RepoPlan:
+    repo: HubRepo
+    revision: str
+    files: dict[str, tuple[int, str | None]]  # name -> (bytes, the hub's sha256 for LFS files)
+    missing: dict[str, int]  # name -> bytes, not in the hub cache yet
+
+
+def _hub_settings(hub_cache_dir: str | os.PathLike | None, endpoint: str | None) -> tuple[Path, str]:
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        raise Gen3cModelError("fetching GEN3C's weights needs huggingface_hub: pip install 'gen3c[diffusion]'") from None
+    return Path(hub_cache_dir or constants.HF_HUB_CACHE).expanduser(), (endpoint or constants.ENDPOINT).rstrip("/")
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return bool(constants.HF_HUB_OFFLINE) or flag
+
+
+def _hub_error(exc: Exception, repo: HubRepo, endpoint: str) -> Gen3cModelError:
+    """One line for a failed hub request."""
+    from huggingface_hub.utils import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, GatedRepoError) or status in (401, 403):
+        return Gen3cModelError(
+            f"{repo.repo_id} is gated and the hub refused access (HTTP {status}): accept its license at {repo.page(endpoint)} "
+            "while logged in, then run `hf auth login` here (or set HF_TOKEN)"
+        )
+    if isinstance(exc, RepositoryNotFoundError) or status == 404:
+        return Gen3cModelError(f"{repo.repo_id} was not found at {endpoint} (HTTP 404): check HF_ENDPOINT, or pass --checkpoint_dir")
+    if isinstance(exc, OfflineModeIsEnabled):
+        return Gen3cModelError(f"{repo.repo_id} must be fetched but HF_HUB_OFFLINE=1 forbids it: unset HF_HUB_OFFLINE")
+    if status is not None:
+        return Gen3cModelError(f"{endpoint} answered HTTP {status} for {repo.repo_id} ({first_line(exc, 100)}): try again later")
+    return Gen3cModelError(
+        f"cannot reach {endpoint} to fetch {repo.repo_id} ({type(exc).__name__}: {first_line(exc, 100)}): "
+        "check the network, or set HF_HUB_OFFLINE=1 to use only what is already fetched"
+    )
+
+
+def _plan(repo: HubRepo, hub_cache: Path, endpoint: str) -> _RepoPlan:
+    """The files to take from ``repo`` at its current revision, their sizes, and which the hub cache lacks."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    try:
+        info = HfApi(endpoint=endpoint).model_info(repo.repo_id, files_metadata=True)
+    except Exception as exc:  # the hub's many error types: classified by _hub_error
+        raise _hub_error(exc, repo, endpoint) from None
+    listing = {s.rfilename: s for s in info.siblings or []}
+    names = []
+    for alternatives in repo.files:
+        name = next((n for n in alternatives if n in listing), None)
+        if name is None:
+            raise Gen3cModelError(
+                f"{repo.repo_id} at revision {info.sha[:7]} has no {' or '.join(alternatives)}: its layout changed; "
+                "pass --checkpoint_dir a checkpoint converted with `gen3c convert`"
+            )
+        names.append(name)
+    names += [n for n in repo.optional if n in listing]
+    files = {}
+    for name in names:
+        sibling = listing[name]
+        lfs = sibling.lfs
+        files[name] = (int(lfs.size if lfs else sibling.size or 0), lfs.sha256 if lfs else None)
+    missing = {
+        name: size
+        for name, (size, _) in files.items()
+        if not isinstance(try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=info.sha), str)
+    }
+    return _RepoPlan(repo, info.sha, files, missing)
+
+
+def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say: Log) -> tuple[str, dict[str, Path]]:
+    """Fetch the plan's missing files and check every file of it; returns (revision, {name: path})."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    repo = plan.repo
+    if plan.missing:
+        say(f"fetching {repo.repo_id} ({plan.revision[:7]}): {', '.join(plan.missing)} ({format_bytes(sum(plan.missing.values()))})")
+    paths: dict[str, Path] = {}
+    for name, (size, sha256) in plan.files.items():
+        cached = try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=plan.revision)
+        path = Path(cached) if isinstance(cached, str) else None
+        for attempt in (1, 2):
+            if path is None or attempt == 2:
+                try:
+                    path = Path(hf_hub_download(
+                        repo.repo_id, name, revision=plan.revision, cache_dir=hub_cache, endpoint=endpoint, force_download=attempt == 2,
+                    ))  # fmt: skip
+                except Exception as exc:  # the hub's many error types: classified by _hub_error
+                    raise _hub_error(exc, repo, endpoint) from None
+            problem = None if record.checked(repo.repo_id, plan.revision, name, path) else _file_problem(path, size, sha256, repo.md5.get(name))
+            if problem is None:
+                record.add(repo.repo_id, plan.revision, name, path)
+                break
+            if attempt == 1:
+                say(f"{repo.repo_id}/{name}: {problem}: fetching it again")
+                continue
+            _discard(path)
+            raise Gen3cModelError(
+                f"{repo.repo_id}/{name} is still corrupt after fetching it again ({problem}): check the disk and the network, then run again"
+            )
+        paths[name] = path
+    record.complete(repo.repo_id, paths)
+    return plan.revision, paths
+
+
+def _file_problem(path: Path, size: int, sha256: str | None, md5: str | None) -> str | None:
+    """What is wrong with a fetched file (size, the hub's sha256, GEN3C's MD5), or None."""
+    actual = path.stat().st_size
+    if size and actual != size:
+        return f"{actual} bytes, the hub lists {size}"
+    if sha256 is None and md5 is None:
+        return None
+    sha, md = hashlib.sha256(), hashlib.md5()
+    bar = _hash_progress(path.name, actual)
+    with path.open("rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            if sha256:
+                sha.update(block)
+            if md5:
+                md.update(block)
+            bar(len(block))
+    bar(None)
+    problems = []
+    if sha256 and sha.hexdigest() != sha256.lower():
+        problems.append("its sha256 differs from the one the hub lists")
+    if md5 and md.hexdigest() != md5.lower():
+        problems.append(f"MD5 {md.hexdigest()}, GEN3C publishes {md5}")
+    return "; ".join(problems) or None
+
+
+def _hash_progress(name: str, total: int) -> Callable[[int | None], None]:
+    """A progress bar for checking a large file (None closes it)."""
+    if total < 256 << 20:
+        return lambda _n: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"checking {name}")
+    return lambda n: bar.close() if n is None else bar.update(n)
+
+
+def _discard(path: Path) -> None:
+    """Remove a corrupt file from the hub cache (the snapshot link and the blob it points to)."""
+    blob = path.resolve()
+    for p in {path, blob}:
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def _snapshot(files: dict[str, Path]) -> Path:
+    return next(iter(files.values())).parent
+
+
+class _Record:
+    """``CACHE/downloads.json``: per repository, the revision gen3c fetched and the files it
+    checked (size and modification time), for one hub cache. Lets a later run use them without
+    the network and without hashing them again."""
+
+    def __init__(self, root: Path, hub_cache: Path) -> None:
+        self.path, self.hub_cache = root / RECORD_FILE, str(hub_cache.resolve())
+        try:
+            self.data = json.loads(self.path.read_text())
+            if not isinstance(self.data.get("repos"), dict):
+                raise ValueError("no repos")
+        except (OSError, ValueError, AttributeError):
+            self.data = {"repos": {}}
+
+    def _entry(self, repo_id: str) -> dict | None:
+        entry = self.data["repos"].get(repo_id)
+        return entry if isinstance(entry, dict) and entry.get("hub_cache") == self.hub_cache else None
+
+    def local(self, repo_id: str) -> tuple[str, dict[str, Path]] | None:
+        """(revision, {name: path}) of a repository fetched and checked before, when all its files are still there."""
+        from huggingface_hub import try_to_load_from_cache
+
+        entry = self._entry(repo_id)
+        if entry is None or not entry.get("complete"):
+            return None
+        paths = {}
+        for name in entry["files"]:
+            found = try_to_load_from_cache(repo_id, name, cache_dir=self.hub_cache, revision=entry["revision"])
+            if not isinstance(found, str) or not self.checked(repo_id, entry["revision"], name, Path(found)):
+                return None
+            paths[name] = Path(found)
+        return entry["revision"], paths
+
+    def checked(self, repo_id: str, revision: str, name: str, path: Path) -> bool:
+        entry = self._entry(repo_id)
+        if entry is None or entry.get("revision") != revision or name not in entry["files"]:
+            return False
+        stat = path.stat()
+        return entry["files"][name] == [stat.st_size, stat.st_mtime_ns]
+
+    def add(self, repo_id: str, revision: str, name: str, path: Path) -> None:
+        entry = self._entry(repo_id)
+        if entry is None or entry.get("revision") != revision:
+            entry = self.data["repos"][repo_id] = {"hub_cache": self.hub_cache, "revision": revision, "files": {}}
+        stat = path.stat()
+        entry["files"][name] = [stat.st_size, stat.st_mtime_ns]
+        self.save()
+
+    def complete(self, repo_id: str, names: Iterable[str]) -> None:
+        entry = self._entry(repo_id)
+        if entry is not None and set(names) <= set(entry["files"]):
+            entry["complete"] = True
+            self.save()
+
+    def forget(self, repo_id: str) -> None:
+        if self.data["repos"].pop(repo_id, None) is not None:
+            self.save()
+
+    def save(self) -> None:
+        from gen3c.io.atomic import write_text_atomic
+
+        write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
+
+
+# -- disk space --------------------------------------------------------------------------------
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes in GB, MB or kB (decimal units, as the hub shows sizes)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n >= scale / 10:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e3:.1f} kB"
+
+
+def _existing(path: Path) -> Path:
+    path = path.resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _same_disk(a: Path, b: Path) -> bool:
+    return os.stat(_existing(a)).st_dev == os.stat(_existing(b)).st_dev
+
+
+def _check_disk(needs: dict[Path, tuple[int, list[str]]]) -> None:
+    """Refuse, before the first byte, when a filesystem has less room than ``needs`` it to take."""
+    for folder, (size, what) in needs.items():
+        if size <= 0:
+            continue
+        free = shutil.disk_usage(_existing(folder)).free
+        if size + DISK_RESERVE_BYTES > free:
+            raise Gen3cModelError(
+                f"not enough free disk space in {folder}: {format_bytes(size)} needed ({' + '.join(what)}), {format_bytes(free)} free: "
+                "free some space, or put the caches on a larger disk (HF_HOME for downloads, --cache_dir / GEN3C_CACHE_DIR for converted weights)"
+            )
+
+
+# -- listing and removing ----------------------------------------------------------------------
+
+
+@dataclass
+class CachedItem:
+    """Something gen3c keeps on disk: a converted checkpoint or a hub repository it fetched."""
+
+    name: str
+    kind: str  # "converted" or "download"
+    path: Path
+    size: int
+    detail: str = ""
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (each blob once, symlinks followed)."""
+    seen, total = set(), 0
+    for p in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            real = p.resolve()
+            if real.is_file() and real not in seen:
+                seen.add(real)
+                total += real.stat().st_size
+    return total
+
+
+def cached_items(
+    cache_dir: str | os.PathLike | None = None,
+    hub_cache_dir: str | os.PathLike | None = None,
+    weights: OfficialWeights | None = None,
+) -> list[CachedItem]:
+    """What gen3c keeps: the converted checkpoints in the cache folder (every format version) and
+    the official repositories in the hub cache."""
+    weights = weights or OFFICIAL
+    root = weights_cache_dir(cache_dir)
+    items = []
+    for folder in sorted(root.glob(f"{weights.name}-v*")) if root.is_dir() else []:
+        manifest, problem = read_manifest(folder)
+        detail = "damaged: " + problem if problem else ("prompt cache, " if manifest.get("prompt_cache") else "no prompt cache, ") + (
+            "from " + ", ".join(f"{r}@{rev[:7]}" for r, rev in manifest.get("sources", {}).items())
+        )
+        items.append(CachedItem(folder.name, "converted", folder, _folder_bytes(folder), detail))
+    hub_cache = Path(hub_cache_dir).expanduser() if hub_cache_dir else _hub_settings(None, None)[0]
+    for repo in (weights.dit, weights.tokenizer, weights.text_encoder):
+        folder = hub_cache / f"models--{repo.repo_id.replace('/', '--')}"
+        if folder.is_dir():
+            revisions = sorted(p.name[:7] for p in (folder / "snapshots").glob("*")) if (folder / "snapshots").is_dir() else []
+            items.append(CachedItem(repo.repo_id, "download", folder, _folder_bytes(folder), "revisions " + ", ".join(revisions)))
+    return items
+
+
+def remove_cached(
+    names: Iterable[str],
+    cache_dir: str | os.PathLike | None = None,
+    hub_cache_dir: str | os.PathLike | None = None,
+    weights: OfficialWeights | None = None,
+) -> list[CachedItem]:
+    """Delete the cached items named (as :func:`cached_items` names them, or "all"); returns what
+    was deleted. Raises :class:`Gen3cModelError` for a name that is not cached."""
+    names = list(names)
+    items = cached_items(cache_dir, hub_cache_dir, weights)
+    unknown = [n for n in names if n != "all" and n not in {item.name for item in items}]
+    if unknown:
+        known = ", ".join(item.name for item in items) or "nothing is cached"
+        raise Gen3cModelError(f"{unknown[0]!r} is not cached ({known}): name what `gen3c cache list` shows, or 'all'")
+    chosen = items if "all" in names else [item for item in items if item.name in names]
+    root = weights_cache_dir(cache_dir)
+    if not chosen:
+        return []
+    with _locked(root, lambda _line: None):
+        hub_cache = Path(hub_cache_dir).expanduser() if hub_cache_dir else _hub_settings(None, None)[0]
+        record = _Record(root, hub_cache)
+        for item in chosen:
+            if item.kind == "converted":
+                aside = _temporary(root, "removed-")
+                os.replace(item.path, aside)  # gone at once, deleted below
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                record.forget(item.name)
+                shutil.rmtree(item.path)
+    return chosen

@@ -1,0 +1,413 @@
+"""GEN3C's weights in one call (gen3c.models.weights), against a local stand-in for the Hugging
+Face Hub (tests/hub_server.py) serving a tiny checkpoint in GEN3C's official layout: official
+key names, TorchScript tokenizer, mean_std.pt, a T5 folder. huggingface_hub really downloads
+from it (its endpoint is the local server); every request is counted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("huggingface_hub")
+
+from hub_server import HubServer, official_repos, served_md5, tiny_official  # noqa: E402
+from test_convert import TINY, write_official_checkpoint  # noqa: E402
+
+from gen3c.errors import Gen3cInputError, Gen3cModelError  # noqa: E402
+from gen3c.models import weights  # noqa: E402
+from gen3c.models.convert import T5_DIR, convert_checkpoint  # noqa: E402
+from gen3c.models.tiny import tiny_components  # noqa: E402
+from gen3c.models.verify import verify_checksums  # noqa: E402
+
+DIT = "nvidia/Gen3C-Cosmos-7B"
+TOKENIZER = "nvidia/Cosmos-Tokenize1-CV8x8x8-720p"
+T5 = "google-t5/t5-11b"
+TESTS = Path(__file__).parent
+SRC = TESTS.parent / "src"
+
+
+@pytest.fixture(scope="module")
+def official(tmp_path_factory):
+    """(GEN3C's checkpoints folder at the tiny size, its hub repositories, the matching OfficialWeights)."""
+    root = tmp_path_factory.mktemp("official")
+    write_official_checkpoint(root, tiny_components(seed=3))
+    repos = official_repos(root)
+    return root, repos, tiny_official(served_md5(repos))
+
+
+@pytest.fixture(scope="module")
+def reference(official, tmp_path_factory):
+    """What `gen3c convert` makes of the same checkpoints folder."""
+    out = tmp_path_factory.mktemp("reference") / "converted"
+    convert_checkpoint(official[0], out, **TINY)
+    return out
+
+
+@pytest.fixture
+def hub(official):
+    server = HubServer(official[1])
+    yield server
+    server.stop()
+
+
+def prepare(hub, official, folder: Path, **kwargs) -> weights.PreparedWeights:
+    kwargs.setdefault("log", None)
+    return weights.prepare_weights(
+        weights=official[2], cache_dir=folder / "cache", hub_cache_dir=folder / "hub", endpoint=hub.url, **kwargs
+    )
+
+
+def fetched(hub) -> list[str]:
+    """Repository/file of every file downloaded (GET of a resolve URL)."""
+    return [r.path.split("/resolve/")[0].strip("/") + "/" + r.path.rsplit("/", 1)[1] for r in hub.requests
+            if r.method == "GET" and "/resolve/" in r.path]  # fmt: skip
+
+
+def state(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return {k: v for f in sorted(folder.glob("*.safetensors")) for k, v in load_file(f).items()}
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [p.name for p in (folder / "cache").glob(weights.TEMP_PREFIX + "*")]
+
+
+# -- first run, second run ---------------------------------------------------------------------
+
+
+def test_first_run_fetches_checks_and_converts_then_reuses_without_a_request(hub, official, reference, tmp_path):
+    first = prepare(hub, official, tmp_path)
+    assert first.converted and first.has_prompt_cache and first.text_encoder is None
+    assert sorted(fetched(hub)) == sorted(
+        [f"{DIT}/model.pt", f"{TOKENIZER}/encoder.jit", f"{TOKENIZER}/decoder.jit", f"{TOKENIZER}/mean_std.pt"]
+        + [f"{T5}/{name}" for name in ("config.json", "tokenizer.json", "model.safetensors", "tokenizer_config.json")]
+    )  # GEN3C's README, autoencoder.jit, tf_model.h5 are not needed, so not fetched
+    assert hub.count("GET", "/api/models/") == 3  # one listing per repository: sizes and hashes
+    assert first.fetch_bytes == sum(len(official[1][r][f]) for r, f in (name.rsplit("/", 1) for name in fetched(hub)))
+    # The same checkpoint `gen3c convert` makes, minus T5 (loaded from the hub cache when needed).
+    for component in ("transformer", "vae", "prompt_cache"):
+        got, want = state(first.checkpoint / component), state(reference / component)
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    assert not (first.checkpoint / "text_encoder").exists()
+    assert verify_checksums(first.checkpoint) > 5  # the manifest included
+    assert weights.read_manifest(first.checkpoint)[0]["sources"].keys() == {DIT, TOKENIZER, T5}
+
+    hub.clear()
+    second = prepare(hub, official, tmp_path)
+    assert hub.count() == 0 and second.checkpoint == first.checkpoint and not second.converted
+
+
+def test_a_prompt_outside_the_cache_uses_t5_from_the_hub_cache_without_a_request(hub, official, tmp_path):
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    from gen3c.pipelines.loading import load_pipeline
+
+    prepare(hub, official, tmp_path)
+    hub.clear()
+    prepared = prepare(hub, official, tmp_path, prompts=("a red ball", ""))
+    assert hub.count() == 0 and prepared.text_encoder is not None and (prepared.text_encoder / "model.safetensors").exists()
+    pipe = load_pipeline(prepared.checkpoint, dtype=torch.float32, text_encoder_dir=prepared.text_encoder)
+    got = pipe.encode_prompt("a red ball")
+    t5_dir = official[0] / T5_DIR
+    tok, enc = AutoTokenizer.from_pretrained(t5_dir), T5EncoderModel.from_pretrained(t5_dir, dtype=torch.float32)
+    ids = tok(["a red ball"], padding="max_length", max_length=512, truncation=True, return_tensors="pt")
+    want = enc(input_ids=ids.input_ids, attention_mask=ids.attention_mask).last_hidden_state * ids.attention_mask[..., None]
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)  # the same T5, the same numbers up to float32 rounding
+
+
+def test_without_the_prompt_encoder_t5_waits_until_a_prompt_needs_it(hub, official, reference, tmp_path):
+    bare = prepare(hub, official, tmp_path, prompts=())
+    assert not bare.has_prompt_cache and not any(name.startswith(T5) for name in fetched(hub))
+    assert json.loads((bare.checkpoint / "model_index.json").read_text())["prompt_cache"] == [None, None]
+    dit_file = next((bare.checkpoint / "transformer").glob("*.safetensors"))
+    before = dit_file.stat()
+
+    hub.clear()
+    full = prepare(hub, official, tmp_path)  # the empty prompt: the prompt cache is made now
+    assert full.has_prompt_cache and not full.converted
+    assert fetched(hub) and all(name.startswith(T5) for name in fetched(hub))
+    after = dit_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not converted again
+    got, want = state(full.checkpoint / "prompt_cache"), state(reference / "prompt_cache")
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert verify_checksums(full.checkpoint) and weights.read_manifest(full.checkpoint)[1] is None
+    index = json.loads((full.checkpoint / "model_index.json").read_text())
+    assert index["prompt_cache"] == ["gen3c.models.prompt_cache", "PromptEmbeddingCache"]
+
+
+# -- what goes wrong ---------------------------------------------------------------------------
+
+
+def test_a_dropped_connection_resumes_where_it_stopped(official, tmp_path):
+    import io
+
+    # huggingface_hub writes in 10 MB chunks: a model.pt of 24 MB (padded with a training counter
+    # the conversion drops) lets the connection drop after a written chunk, as in a real 14 GB file.
+    state = torch.load(official[0] / "Gen3C-Cosmos-7B" / "model.pt", weights_only=True)
+    state["model"]["net.accum_padding"] = torch.zeros(6_000_000)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    repos = {**official[1], DIT: {**official[1][DIT], "model.pt": buffer.getvalue()}}
+    size = len(repos[DIT]["model.pt"])
+    hub = HubServer(repos)
+    try:
+        hub.cut[(DIT, "model.pt")] = size * 2 // 3
+        prepared = prepare(hub, (official[0], repos, tiny_official(served_md5(repos))), tmp_path, prompts=())
+    finally:
+        hub.stop()
+    gets = [r.range for r in hub.requests if r.method == "GET" and r.path.endswith("/model.pt")]
+    assert len(gets) == 2 and gets[0] is None and gets[1].startswith("bytes=")
+    resumed_at = int(gets[1][len("bytes=") : -1])
+    assert 0 < resumed_at <= size * 2 // 3  # the rest only, not the whole file again
+    assert prepared.converted and weights.read_manifest(prepared.checkpoint)[1] is None
+
+
+@pytest.mark.parametrize(("repo", "name", "check"), [(DIT, "model.pt", "MD5"), (T5, "model.safetensors", "sha256")])
+def test_a_corrupted_download_is_caught_and_fetched_again(hub, official, tmp_path, repo, name, check):
+    hub.corrupt[(repo, name)] = 1
+    lines: list[str] = []
+    prepared = prepare(hub, official, tmp_path, log=lines.append)
+    assert fetched(hub).count(f"{repo}/{name}") == 2
+    assert any(f"{repo}/{name}" in line and check in line and "fetching it again" in line for line in lines)
+    assert weights.read_manifest(prepared.checkpoint)[1] is None
+
+
+def test_a_file_that_stays_corrupt_stops_with_nothing_converted(hub, official, tmp_path):
+    from huggingface_hub import try_to_load_from_cache
+
+    hub.corrupt[(DIT, "model.pt")] = 5
+    with pytest.raises(Gen3cModelError, match=r"model.pt is still corrupt .*MD5 [0-9a-f]{32}, GEN3C publishes") as err:
+        prepare(hub, official, tmp_path, prompts=())
+    assert "\n" not in str(err.value)
+    assert not weights.converted_dir(tmp_path / "cache").exists() and not leftovers(tmp_path)
+    commit = hub.commits[DIT]
+    assert try_to_load_from_cache(DIT, "model.pt", cache_dir=tmp_path / "hub", revision=commit) is None  # not kept
+
+
+def test_bit_rot_in_the_hub_cache_is_caught_before_converting(hub, official, tmp_path):
+    first = prepare(hub, official, tmp_path, prompts=())
+    blob = (first.sources[DIT][1] / "model.pt").resolve()
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    (tmp_path / "cache" / weights.RECORD_FILE).unlink()  # as if fetched by another tool: checked again
+    import shutil
+
+    shutil.rmtree(first.checkpoint)
+    hub.clear()
+    again = prepare(hub, official, tmp_path, prompts=())
+    assert fetched(hub) == [f"{DIT}/model.pt"] and again.converted
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_gated_repository_names_its_license_page_and_the_login(hub, official, tmp_path, status):
+    hub.gated[DIT] = status
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and f"HTTP {status}" in message
+    assert f"{hub.url}/{DIT}" in message and "hf auth login" in message
+    assert hub.count(contains="/resolve/") == 0 and not weights.converted_dir(tmp_path / "cache").exists()
+
+
+def test_offline_with_files_missing_is_one_line_and_offline_reuse_works(hub, official, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Gen3cModelError, match=r"^GEN3C's weights are not all here .*HF_HUB_OFFLINE=1 forbids fetching them"):
+        prepare(hub, official, tmp_path)
+    assert hub.count() == 0
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    prepare(hub, official, tmp_path)
+    hub.clear()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert prepare(hub, official, tmp_path, prompts=("another prompt",)).text_encoder is not None  # T5 from the hub cache
+    assert hub.count() == 0
+
+
+def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
+    hub.listed_sizes[(DIT, "model.pt")] = 10**15  # a petabyte: no disk here has that
+    with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.0 GB needed \(") as err:
+        prepare(hub, official, tmp_path)
+    assert "GB free" in str(err.value) and "HF_HOME" in str(err.value)
+    assert hub.count(contains="/resolve/") == 0  # only the listings were read
+    assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("model.pt"))
+
+
+def test_the_dry_run_lists_sizes_and_writes_nothing(hub, official, tmp_path):
+    plan = prepare(hub, official, tmp_path, dry_run=True)
+    assert plan.converted and {(r, f) for r, f, _ in plan.to_fetch} >= {(DIT, "model.pt"), (T5, "model.safetensors")}
+    assert plan.fetch_bytes == sum(len(official[1][r][f]) for r, f, _ in plan.to_fetch)
+    assert hub.count(contains="/resolve/") == 0 and not (tmp_path / "hub").exists()
+    assert not weights.converted_dir(tmp_path / "cache").exists()
+
+
+def test_the_conversion_estimate_covers_what_is_written(hub, official, tmp_path):
+    prepared = prepare(hub, official, tmp_path)
+    written = sum(p.stat().st_size for p in prepared.checkpoint.rglob("*.safetensors"))
+    assert written <= weights.conversion_bytes(official[2]) <= written + (2 << 20)
+    # GEN3C-7B: 7,237,257,216 DiT parameters in bfloat16 and 105,653,696 tokenizer ones in float32.
+    assert weights.conversion_bytes(weights.GEN3C_7B) == 2 * 7_237_257_216 + 4 * 105_653_696 + 2 * 512 * 1024 * 4 + (1 << 20)
+
+
+def test_a_half_written_or_damaged_cache_folder_is_never_used(hub, official, tmp_path):
+    stale = tmp_path / "cache" / (weights.TEMP_PREFIX + "killed") / "Gen3C-Cosmos-7B-v1" / "transformer"
+    stale.mkdir(parents=True)
+    (stale / "diffusion_pytorch_model.safetensors").write_bytes(b"half")
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    assert not leftovers(tmp_path) and weights.read_manifest(prepared.checkpoint)[1] is None
+
+    shard = next((prepared.checkpoint / "transformer").glob("*.safetensors"))
+    with shard.open("r+b") as fh:
+        fh.truncate(shard.stat().st_size // 2)
+    hub.clear()
+    lines: list[str] = []
+    again = prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+    assert again.converted and any("is damaged" in line for line in lines)
+    assert hub.count() == 0  # the checked downloads were reused: converted again without the network
+    assert verify_checksums(again.checkpoint)
+
+
+# -- listing and removing ----------------------------------------------------------------------
+
+
+def test_cache_list_and_remove(hub, official, tmp_path):
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path)
+    items = {item.name: item for item in weights.cached_items(**kwargs)}
+    assert set(items) == {"Gen3C-Cosmos-7B-v1", DIT, TOKENIZER, T5}
+    assert items[DIT].size == len(official[1][DIT]["model.pt"]) and "prompt cache" in items["Gen3C-Cosmos-7B-v1"].detail
+
+    removed = weights.remove_cached([T5], **kwargs)  # the prompt cache is made: T5 can go
+    assert [item.name for item in removed] == [T5] and not items[T5].path.exists()
+    hub.clear()
+    prepare(hub, official, tmp_path)
+    assert hub.count() == 0  # the usual run does not need T5
+    prepare(hub, official, tmp_path, prompts=("a new prompt",))
+    assert fetched(hub) and all(name.startswith(T5) for name in fetched(hub))
+
+    with pytest.raises(Gen3cModelError, match="'nvidia/other' is not cached"):
+        weights.remove_cached(["nvidia/other"], **kwargs)
+    weights.remove_cached(["all"], **kwargs)
+    assert weights.cached_items(**kwargs) == []
+
+
+# -- the Python entry points -------------------------------------------------------------------
+
+
+def test_from_pretrained_and_generate_use_the_cache(hub, official, tmp_path, box_scene, monkeypatch):
+    import gen3c
+    from gen3c import Gen3cPipeline
+    from gen3c.io.video import read_video
+
+    prepare(hub, official, tmp_path)
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    hub.clear()
+    pipe = Gen3cPipeline.from_pretrained("nvidia/Gen3C-Cosmos-7B", torch_dtype=torch.float32)
+    assert isinstance(pipe, Gen3cPipeline) and pipe.prompt_cache is not None and pipe.text_encoder is None
+    image, depth, _, _ = box_scene
+    out = gen3c.generate(
+        image, depth=depth, fov=60.0, resolution="32x48", num_video_frames=17, chunk_frames=17, num_steps=2,
+        video_save_folder=tmp_path / "out", dtype="float32", device="cpu",
+    )  # fmt: skip
+    assert out.result.frames.shape == (17, 3, 32, 48) and out.paths["video"] == tmp_path / "out" / "image.mp4"
+    assert read_video(out.paths["video"])[0].shape == (17, 32, 48, 3)
+    assert hub.count() == 0
+    with pytest.raises(Gen3cInputError, match="takes cache_dir, dtype"):
+        Gen3cPipeline.from_pretrained(revision="main")
+
+
+# -- the command line (subprocesses: huggingface_hub reads HF_ENDPOINT and HF_HOME at import) ----
+
+
+def run_cli(args, hub, official, folder: Path, wait: bool = True, **env):
+    environ = {
+        **os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(folder / "hf"), weights.CACHE_ENV: str(folder / "gen3c"),
+        "GEN3C_TEST_MD5": json.dumps(served_md5(official[1])), "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}", **env,
+    }  # fmt: skip
+    if "HF_HUB_OFFLINE" not in env:
+        environ.pop("HF_HUB_OFFLINE", None)
+    command = [sys.executable, str(TESTS / "hub_cli.py"), *map(str, args)]
+    if not wait:
+        return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=600)
+
+
+def error_lines(res) -> list[str]:
+    return [line for line in res.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.slow
+def test_cli_first_run_fetches_converts_and_generates_and_the_second_makes_no_request(hub, official, tmp_path, box_scene):
+    from gen3c.io.video import read_video
+
+    image, depth, _, _ = box_scene
+    args = ["generate", "--generator", "gen3c", "--input_image_path", image, "--depth_path", depth, "--fov", 60,
+            "--resolution", "32x48", "--num_video_frames", 17, "--chunk_frames", 17, "--num_steps", 2,
+            "--video_save_folder", tmp_path / "out"]  # fmt: skip
+    first = run_cli([*args, "--video_save_name", "first"], hub, official, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert hub.count("GET", "/resolve/") == 8 and "done:" in first.stderr
+    hub.clear()
+    second = run_cli([*args, "--video_save_name", "second"], hub, official, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert hub.count() == 0 and "fetching" not in second.stderr
+    a, b = read_video(tmp_path / "out" / "first.mp4")[0], read_video(tmp_path / "out" / "second.mp4")[0]
+    assert a.shape == (17, 32, 48, 3) and (a == b).all()
+
+    listing = run_cli(["cache", "list"], hub, official, tmp_path)
+    assert listing.returncode == 0 and all(name in listing.stderr for name in ("Gen3C-Cosmos-7B-v1", DIT, TOKENIZER, T5))
+    removed = run_cli(["cache", "remove", T5], hub, official, tmp_path)
+    assert removed.returncode == 0 and f"removed {T5}" in removed.stderr and "freed" in removed.stderr
+    assert hub.count() == 0
+
+
+@pytest.mark.slow
+def test_cli_errors_are_one_line_exit_2(hub, official, tmp_path):
+    hub.gated[DIT] = 403
+    gated = run_cli(["download"], hub, official, tmp_path)
+    assert gated.returncode == 2 and len(error_lines(gated)) == 1, gated.stderr
+    assert f"{hub.url}/{DIT}" in gated.stderr and "hf auth login" in gated.stderr and "Traceback" not in gated.stderr
+    offline = run_cli(["download", "--no_text_encoder"], hub, official, tmp_path, HF_HUB_OFFLINE="1")
+    assert offline.returncode == 2 and "HF_HUB_OFFLINE=1" in offline.stderr and len(error_lines(offline)) == 1
+    del hub.gated[DIT]
+    plan = run_cli(["download", "--dry_run"], hub, official, tmp_path)
+    assert plan.returncode == 0 and f"would fetch  {DIT}/model.pt" in plan.stderr and "dry run:" in plan.stderr, plan.stderr
+    assert hub.count("GET", "/resolve/") == 0 and not (tmp_path / "gen3c" / "Gen3C-Cosmos-7B-v1").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_a_conversion_killed_half_way_is_redone_by_the_next_run(hub, official, tmp_path, sig):
+    process = run_cli(["download", "--no_text_encoder"], hub, official, tmp_path, wait=False)
+    cache = tmp_path / "gen3c"
+    deadline, sent = time.monotonic() + 300, False
+    while process.poll() is None and time.monotonic() < deadline:
+        if any(cache.glob(weights.TEMP_PREFIX + "*")):  # converting now (the converter's imports alone take seconds)
+            process.send_signal(sig)
+            sent = True
+            break
+        time.sleep(0.005)
+    _, stderr = process.communicate(timeout=300)
+    assert sent, stderr
+    final = weights.converted_dir(cache)
+    assert not final.exists()  # nothing half-made in the final place
+    if sig == signal.SIGINT:
+        assert process.returncode == 130 and "interrupted" in stderr, stderr
+        assert not any(cache.glob(weights.TEMP_PREFIX + "*"))  # cleaned up at once
+    else:
+        assert process.returncode == -signal.SIGKILL and any(cache.glob(weights.TEMP_PREFIX + "*"))  # left for the next run
+    hub.clear()
+    prepared = weights.prepare_weights(
+        weights=official[2], prompts=(), cache_dir=cache, hub_cache_dir=tmp_path / "hf" / "hub", endpoint=hub.url, log=None
+    )  # fmt: skip
+    assert hub.count() == 0  # the downloads were complete and checked: only the conversion is redone
+    assert weights.read_manifest(prepared.checkpoint)[1] is None and not any(cache.glob(weights.TEMP_PREFIX + "*"))
