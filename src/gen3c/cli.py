@@ -227,14 +227,17 @@ CheckpointOpt = Annotated[
     typer.Option("--checkpoint_dir", help="gen3c generator: a checkpoint folder made by `gen3c convert` (or a hub id of one)."),
 ]
 GuidanceOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--guidance",
         help="gen3c generator: GEN3C's guidance, cond + g·(cond − uncond) with the buffers dropped from uncond; "
-        "1 (GEN3C's default) runs two model passes per step, 0 runs one.",
+        "1 (GEN3C's default) runs two model passes per step, 0 runs one. Default: the model's own (a distilled student: 0), else 1.",
     ),
 ]
-StepsOpt = Annotated[int, typer.Option("--num_steps", help="gen3c generator: sampler steps (GEN3C: 35).")]
+StepsOpt = Annotated[
+    int | None,
+    typer.Option("--num_steps", help="gen3c generator: sampler steps. Default: the model's own (a distilled student's few), else GEN3C's 35."),
+]
 PromptOpt = Annotated[
     str, typer.Option("--prompt", help="gen3c generator: text prompt (GEN3C's scripts use none; a non-empty one loads T5).")
 ]
@@ -422,8 +425,8 @@ def generate(
     seed: SeedOpt = 1,
     fps: FpsOpt = 24.0,
     checkpoint_dir: CheckpointOpt = None,
-    guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    guidance: GuidanceOpt = None,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -565,8 +568,8 @@ def gui(
     seed: SeedOpt = 1,
     fps: FpsOpt = 24.0,
     checkpoint_dir: CheckpointOpt = None,
-    guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    guidance: GuidanceOpt = None,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -808,8 +811,8 @@ def eval_command(
     no_plots: Annotated[bool, typer.Option("--no_plots", help="Skip the matplotlib plots (markdown, JSON and contact sheets only).")] = False,
     seed: SeedOpt = 1,
     checkpoint_dir: CheckpointOpt = None,
-    guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    guidance: GuidanceOpt = None,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -830,6 +833,14 @@ def eval_command(
     verify_checksums: VerifyOpt = False,
     model: ModelOpt = None,
     lora: LoraOpt = None,
+    compare_models: Annotated[
+        str | None,
+        typer.Option(
+            "--compare_models",
+            help="gen3c generator: comma-separated further models run in the same benchmark (packaged names such as tiny_fast, "
+            "or checkpoint folders), each with its own step count and guidance, and scored also against the first model's videos.",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
     from gen3c.evaluation.report import summary_table
@@ -845,20 +856,44 @@ def eval_command(
         contact_frames=contact_frames,
     )  # fmt: skip
     make_config(**settings)  # refuse bad settings before a model loads
+    if compare_models is not None and generator != GeneratorName.gen3c:
+        raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
     model = None
+    compared = {}
     if generator == GeneratorName.gen3c:
         model = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options=options))
+        for name, entry in _compared_models(compare_models):
+            # The compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
+            shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
+            where = {"model": entry} if Path(entry).name == entry and not Path(entry).exists() else {"checkpoint_dir": entry}
+            compared[name] = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options={**shared, **where}))
     config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
     with console_warnings(), rich_progress() as progress:
         result, paths = run_eval(
-            config, output_folder, methods=parse_list(methods, "--methods"), generator=model, plots=not no_plots, progress=progress
-        )
+            config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
+            plots=not no_plots, progress=progress,
+        )  # fmt: skip
     Console(width=max(Console().width, 100)).print(summary_table(result))
     console.print(f"[green]wrote[/] {paths['report']} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]
         if items:
             console.print(f"      {items[0]}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""), highlight=False)
+
+
+def _compared_models(text: str | None) -> list[tuple[str, str]]:
+    """``--compare_models`` as (row name, model): a packaged model is row ``gen3c:NAME``, a
+    checkpoint folder ``gen3c:FOLDER`` (its parent's name too when the folder is a run's ``model/``)."""
+    from gen3c.evaluation.run import parse_list
+
+    if text is None:
+        return []
+    rows = []
+    for entry in parse_list(text, "--compare_models"):
+        path = Path(entry)
+        label = f"{path.parent.name}/{path.name}" if path.name == "model" and path.parent.name else path.name
+        rows.append((f"gen3c:{label}", entry))
+    return rows
 
 
 def main() -> None:

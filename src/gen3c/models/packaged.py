@@ -29,6 +29,12 @@ def packaged_model_dir(name: str) -> Path:
     return folder
 
 
+def resolve_checkpoint(value: str) -> str:
+    """A training config's ``model.checkpoint``: a packaged model's name (``tiny``) → its folder;
+    anything else (a checkpoint folder, a hub id, "") as given."""
+    return str(packaged_model_dir(value)) if value in PACKAGED_MODELS else value
+
+
 def packaged_model_info(name: str) -> dict[str, Any]:
     """``gen3c_model.json`` of the packaged model ``name`` (chunk_frames, resolution, …)."""
     path = packaged_model_dir(name) / META_NAME
