@@ -335,10 +335,12 @@ def test_eval_compares_teacher_and_student_in_one_run(distilled, teacher_checkpo
     assert bad.exit_code == 2 and "--generator gen3c" in bad.output
 
 
-def test_shipped_distill_config_loads():
-    config = load_config(shipped_config("distill_small.toml"))
-    assert config.train.mode == "distill" and config.distill.student_steps[-1] <= 8
-    assert config.model.checkpoint == "tiny" and config.model.max_sequence_length == 1
+def test_shipped_distill_configs_load():
+    small = load_config(shipped_config("distill_small.toml"))
+    assert small.train.mode == "distill" and small.distill.student_steps[-1] <= 8
+    assert small.model.checkpoint == "tiny" and small.model.max_sequence_length == 1
+    big = load_config(shipped_config("distill_7b.toml"))
+    assert big.train.distributed == "fsdp" and big.distill.teacher_memory == "fp8" and big.train.gradient_checkpointing
 
 
 @pytest.mark.slow
@@ -383,3 +385,10 @@ def test_zero_prompt_embeddings_give_the_same_output_at_any_length():
         long = network_output(net, hidden, sigma, torch.zeros(2, 512, dim), condition)
         short = network_output(net, hidden, sigma, torch.zeros(2, 1, dim), condition)
     torch.testing.assert_close(short, long, rtol=0, atol=1e-6)
+
+
+def test_a_packaged_model_name_is_a_teacher_checkpoint():
+    from gen3c.models.packaged import packaged_model_dir, resolve_checkpoint
+
+    assert resolve_checkpoint("tiny") == str(packaged_model_dir("tiny"))
+    assert resolve_checkpoint("runs/a/model") == "runs/a/model" and resolve_checkpoint("") == ""

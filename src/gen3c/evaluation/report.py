@@ -2,8 +2,9 @@
 
 Files in the report folder (each written atomically):
 
-- ``report.md`` — settings, seeds, what each metric means, the summary table (mean over cases)
-  and tables per scene and per preset, the plots inline;
+- ``report.md`` — settings, seeds, what each metric means, the summary table (mean over cases),
+  the models compared (rows with a reference row: steps × forwards, PSNR against the
+  reference's video), tables per scene and per preset, the plots inline;
 - ``results.json`` — every score of every method on every case;
 - ``image_quality.png``, ``consistency.png``, ``psnr_per_preset.png``, ``psnr_over_time.png``
   — matplotlib plots (the ``eval`` extra);
