@@ -4,8 +4,9 @@ Every model makes the same videos — held-out benchmark cases (``gen3c eval``'s
 default cache, each model with its own step count and guidance (``gen3c_model.json``) — and the
 runs are interleaved (teacher, student, teacher, …) so that a machine shared with other jobs
 slows them alike. Rows: DiT forwards per video (counted with a hook), median seconds per video
-(the whole generation: tokenizer encoding, sampling, decoding), encoding + sampling alone (to the last sampler step), and
-the speed-ups against the teacher. Not a test.
+(the whole generation: tokenizer encoding, sampling, decoding), the sampling loop alone (the time
+between sampler-step callbacks, × steps / (steps − 1)), and the speed-ups against the teacher.
+Not a test.
 
     python benchmarks/bench_distill.py --teacher tiny --students tiny_fast --resolution 64x112
     python benchmarks/bench_distill.py --teacher CKPT_7B --students runs/distill_7b/model --device cuda \\
@@ -69,26 +70,26 @@ def main() -> None:
     for name, model in models.items():  # warm-up and forward counts
         calls = []
         hook = model.pipeline.transformer.register_forward_pre_hook(lambda *a, calls=calls: calls.append(1))
-        model.generate(None, None, work[0][0], buffers=work[0][1])
+        model.generate(None, None, work[0][0], buffers=work[0][1], progress=lambda f: None)
         hook.remove()
         forwards[name] = len(calls)
     for _ in range(args.repeats):
         for name, model in models.items():
             for image, buffers in work:
                 marks = []
-                model.pipeline.set_progress_bar_config(disable=True)
                 sync(args.device)
                 t0 = time.perf_counter()
                 model.generate(None, None, image, buffers=buffers, progress=lambda f, marks=marks: marks.append(time.perf_counter()))
                 sync(args.device)
                 seconds[name].append(time.perf_counter() - t0)
-                sampling[name].append(marks[-1] - t0 if marks else float("nan"))
+                steps = len(marks)
+                sampling[name].append((marks[-1] - marks[0]) * steps / (steps - 1) if steps > 1 else float("nan"))
 
     base = statistics.median(seconds[args.teacher])
     base_sampling = statistics.median(sampling[args.teacher])
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.resolution}, {frames} frames, {len(work)} cases × {args.repeats} rounds, {device}")
-    print("| model | steps × forwards | DiT forwards/video | s/video (median) | encode + sample s | speed-up | encode + sample speed-up |")
+    print("| model | steps × forwards | DiT forwards/video | s/video (median) | sampling s | speed-up | sampling speed-up |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, model in models.items():
         s, smp = statistics.median(seconds[name]), statistics.median(sampling[name])

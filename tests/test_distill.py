@@ -392,3 +392,20 @@ def test_a_packaged_model_name_is_a_teacher_checkpoint():
 
     assert resolve_checkpoint("tiny") == str(packaged_model_dir("tiny"))
     assert resolve_checkpoint("runs/a/model") == "runs/a/model" and resolve_checkpoint("") == ""
+
+
+def test_packaged_student_samples_with_its_own_five_steps():
+    from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+    from gen3c.pipelines.loading import generator_from_options
+
+    info = packaged_model_info("tiny_fast")
+    assert (info["num_steps"], info["guidance"], info["chunk_frames"], info["teacher"]) == (5, 0.0, 17, "tiny")
+    assert sum(p.stat().st_size for p in packaged_model_dir("tiny_fast").rglob("*") if p.is_file()) <= 10e6
+    student = generator_from_options({"model": "tiny_fast"})
+    calls = []
+    handle = student.pipeline.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+    h, w = info["resolution"]
+    colors, masks = torch.rand(17, 1, 3, h, w) * 2 - 1, torch.ones(17, 1, 1, h, w)
+    frames = student.generate(None, None, colors[0, 0], buffers=type("B", (), {"colors": colors, "masks": masks})())
+    handle.remove()
+    assert len(calls) == 5 and frames.shape == (17, 3, h, w)  # 5 steps × 1 forward

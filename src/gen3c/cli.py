@@ -316,7 +316,7 @@ MaxGpuMemoryOpt = Annotated[
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="gen3c generator: a model shipped in the package instead of --checkpoint_dir: 'tiny' (trained by `gen3c train`, runs on a CPU)."),
+    typer.Option("--model", help="gen3c generator: a model shipped in the package instead of --checkpoint_dir: 'tiny' (trained by `gen3c train`, runs on a CPU) or 'tiny_fast' (its 5-step distilled student)."),
 ]
 LoraOpt = Annotated[
     Path | None,

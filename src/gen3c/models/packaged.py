@@ -15,7 +15,7 @@ from typing import Any
 from gen3c.errors import Gen3cInputError, Gen3cModelError
 
 #: Packaged model names → folder under gen3c/assets.
-PACKAGED_MODELS = {"tiny": "tiny_model"}
+PACKAGED_MODELS = {"tiny": "tiny_model", "tiny_fast": "tiny_fast_model"}  # tiny_fast: tiny's 5-step distilled student
 META_NAME = "gen3c_model.json"
 
 

@@ -97,7 +97,7 @@ class Stage:
         return f"{self.index}_{self.teacher_steps}to{self.student_steps}steps"
 
     def describe(self) -> str:
-        teacher = f"{self.teacher_steps} steps × {2 if self.teacher_guidance else 1} forwards"
+        teacher = f"{self.teacher_steps} steps × " + ("2 forwards" if self.teacher_guidance else "1 forward")
         if self.kind == "guidance":
             return f"guidance distillation: {teacher} (g = {self.teacher_guidance:g}) → {self.student_steps} × 1"
         return f"progressive distillation: {teacher} → {self.student_steps} × 1"
