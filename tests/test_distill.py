@@ -333,6 +333,8 @@ def test_eval_compares_teacher_and_student_in_one_run(distilled, teacher_checkpo
     assert "| `gen3c` | 4 steps × 2 forwards |" in text and "| `gen3c:twin` | 4 steps × 2 forwards |" in text
     bad = runner.invoke(app, ["eval", "--compare_models", "tiny", "--output_folder", str(report)])
     assert bad.exit_code == 2 and "--generator gen3c" in bad.output
+    unknown = runner.invoke(app, ["eval", "--generator", "gen3c", "--model", "tiny", "--compare_models", "tiny_slow", "--output_folder", str(report)])
+    assert unknown.exit_code == 2 and "neither a packaged model" in " ".join(unknown.output.split())
 
 
 def test_shipped_distill_configs_load():

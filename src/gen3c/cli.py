@@ -858,14 +858,14 @@ def eval_command(
     make_config(**settings)  # refuse bad settings before a model loads
     if compare_models is not None and generator != GeneratorName.gen3c:
         raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
+    to_compare = _compared_models(compare_models)  # refused before any model loads
     model = None
     compared = {}
     if generator == GeneratorName.gen3c:
         model = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options=options))
-        for name, entry in _compared_models(compare_models):
+        for name, where in to_compare:
             # The compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
             shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
-            where = {"model": entry} if Path(entry).name == entry and not Path(entry).exists() else {"checkpoint_dir": entry}
             compared[name] = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options={**shared, **where}))
     config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
     with console_warnings(), rich_progress() as progress:
@@ -881,18 +881,27 @@ def eval_command(
             console.print(f"      {items[0]}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""), highlight=False)
 
 
-def _compared_models(text: str | None) -> list[tuple[str, str]]:
-    """``--compare_models`` as (row name, model): a packaged model is row ``gen3c:NAME``, a
-    checkpoint folder ``gen3c:FOLDER`` (its parent's name too when the folder is a run's ``model/``)."""
+def _compared_models(text: str | None) -> list[tuple[str, dict]]:
+    """``--compare_models`` as (row name, generator options naming the model): a packaged model is
+    row ``gen3c:NAME``, a checkpoint folder ``gen3c:FOLDER`` (with its parent's name when the
+    folder is a run's ``model/``)."""
     from gen3c.evaluation.run import parse_list
+    from gen3c.models.packaged import PACKAGED_MODELS
 
     if text is None:
         return []
     rows = []
     for entry in parse_list(text, "--compare_models"):
         path = Path(entry)
+        if entry in PACKAGED_MODELS and not path.exists():
+            rows.append((f"gen3c:{entry}", {"model": entry}))
+            continue
+        if not path.is_dir():
+            raise Gen3cInputError(
+                f"--compare_models {entry!r} is neither a packaged model ({', '.join(PACKAGED_MODELS)}) nor a checkpoint folder"
+            )
         label = f"{path.parent.name}/{path.name}" if path.name == "model" and path.parent.name else path.name
-        rows.append((f"gen3c:{label}", entry))
+        rows.append((f"gen3c:{label}", {"checkpoint_dir": entry}))
     return rows
 
 
