@@ -241,14 +241,17 @@ WeightsCacheOpt = Annotated[
     ),
 ]
 GuidanceOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--guidance",
         help="gen3c generator: GEN3C's guidance, cond + g·(cond − uncond) with the buffers dropped from uncond; "
-        "1 (GEN3C's default) runs two model passes per step, 0 runs one.",
+        "1 (GEN3C's default) runs two model passes per step, 0 runs one. Default: the model's own (a distilled student: 0), else 1.",
     ),
 ]
-StepsOpt = Annotated[int, typer.Option("--num_steps", help="gen3c generator: sampler steps (GEN3C: 35).")]
+StepsOpt = Annotated[
+    int | None,
+    typer.Option("--num_steps", help="gen3c generator: sampler steps. Default: the model's own (a distilled student's few), else GEN3C's 35."),
+]
 PromptOpt = Annotated[
     str, typer.Option("--prompt", help="gen3c generator: text prompt (GEN3C's scripts use none; a non-empty one loads T5).")
 ]
@@ -332,7 +335,7 @@ MaxGpuMemoryOpt = Annotated[
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="gen3c generator: a model shipped in the package instead of --checkpoint_dir: 'tiny' (trained by `gen3c train`, runs on a CPU)."),
+    typer.Option("--model", help="gen3c generator: a model shipped in the package instead of --checkpoint_dir: 'tiny' (trained by `gen3c train`, runs on a CPU) or 'tiny_fast' (its 5-step distilled student)."),
 ]
 LoraOpt = Annotated[
     Path | None,
@@ -446,8 +449,8 @@ def generate(
     fps: FpsOpt = 24.0,
     checkpoint_dir: CheckpointOpt = None,
     cache_dir: WeightsCacheOpt = None,
-    guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    guidance: GuidanceOpt = None,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -674,8 +677,8 @@ def gui(
     fps: FpsOpt = 24.0,
     checkpoint_dir: CheckpointOpt = None,
     cache_dir: WeightsCacheOpt = None,
-    guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    guidance: GuidanceOpt = None,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -918,8 +921,8 @@ def eval_command(
     seed: SeedOpt = 1,
     checkpoint_dir: CheckpointOpt = None,
     cache_dir: WeightsCacheOpt = None,
-    guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    guidance: GuidanceOpt = None,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -940,6 +943,14 @@ def eval_command(
     verify_checksums: VerifyOpt = False,
     model: ModelOpt = None,
     lora: LoraOpt = None,
+    compare_models: Annotated[
+        str | None,
+        typer.Option(
+            "--compare_models",
+            help="gen3c generator: comma-separated further models run in the same benchmark (packaged names such as tiny_fast, "
+            "or checkpoint folders), each with its own step count and guidance, and scored also against the first model's videos.",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
     from gen3c.evaluation.report import summary_table
@@ -955,20 +966,53 @@ def eval_command(
         contact_frames=contact_frames,
     )  # fmt: skip
     make_config(**settings)  # refuse bad settings before a model loads
+    if compare_models is not None and generator != GeneratorName.gen3c:
+        raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
+    to_compare = _compared_models(compare_models)  # refused before any model loads
     model = None
+    compared = {}
     if generator == GeneratorName.gen3c:
         model = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options=options))
+        for name, where in to_compare:
+            # The compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
+            shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
+            compared[name] = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options={**shared, **where}))
     config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
     with console_warnings(), rich_progress() as progress:
         result, paths = run_eval(
-            config, output_folder, methods=parse_list(methods, "--methods"), generator=model, plots=not no_plots, progress=progress
-        )
+            config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
+            plots=not no_plots, progress=progress,
+        )  # fmt: skip
     Console(width=max(Console().width, 100)).print(summary_table(result))
     console.print(f"[green]wrote[/] {paths['report']} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]
         if items:
             console.print(f"      {items[0]}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""), highlight=False)
+
+
+def _compared_models(text: str | None) -> list[tuple[str, dict]]:
+    """``--compare_models`` as (row name, generator options naming the model): a packaged model is
+    row ``gen3c:NAME``, a checkpoint folder ``gen3c:FOLDER`` (with its parent's name when the
+    folder is a run's ``model/``)."""
+    from gen3c.evaluation.run import parse_list
+    from gen3c.models.packaged import PACKAGED_MODELS
+
+    if text is None:
+        return []
+    rows = []
+    for entry in parse_list(text, "--compare_models"):
+        path = Path(entry)
+        if entry in PACKAGED_MODELS and not path.exists():
+            rows.append((f"gen3c:{entry}", {"model": entry}))
+            continue
+        if not path.is_dir():
+            raise Gen3cInputError(
+                f"--compare_models {entry!r} is neither a packaged model ({', '.join(PACKAGED_MODELS)}) nor a checkpoint folder"
+            )
+        label = f"{path.parent.name}/{path.name}" if path.name == "model" and path.parent.name else path.name
+        rows.append((f"gen3c:{label}", {"checkpoint_dir": entry}))
+    return rows
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 Files in the report folder (each written atomically):
 
-- ``report.md`` — settings, seeds, what each metric means, the summary table (mean over cases)
-  and tables per scene and per preset, the plots inline;
+- ``report.md`` — settings, seeds, what each metric means, the summary table (mean over cases),
+  the models compared (rows with a reference row: steps × forwards, PSNR against the
+  reference's video), tables per scene and per preset, the plots inline;
 - ``results.json`` — every score of every method on every case;
 - ``image_quality.png``, ``consistency.png``, ``psnr_per_preset.png``, ``psnr_over_time.png``
   — matplotlib plots (the ``eval`` extra);
@@ -27,7 +28,14 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cInputError
 from gen3c.evaluation.metrics import nanmean
-from gen3c.evaluation.suite import GROUND_TRUTH, SCORE_NAMES, BenchmarkResult, GroundTruth, benchmark_cases
+from gen3c.evaluation.suite import (
+    GROUND_TRUTH,
+    REFERENCE_SCORE,
+    SCORE_NAMES,
+    BenchmarkResult,
+    GroundTruth,
+    benchmark_cases,
+)
 from gen3c.io.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 
 PLOTS = ("image_quality.png", "consistency.png", "psnr_per_preset.png", "psnr_over_time.png")
@@ -45,6 +53,7 @@ _SHOWN = {
     "translation_error": ("dir err °", 1.0, 2),
     "center_error": ("centre err %", 100.0, 1),
     "pose_failures": ("pose fail %", 100.0, 0),
+    REFERENCE_SCORE: ("PSNR vs reference", 1.0, 2),
 }
 
 
@@ -61,13 +70,20 @@ def method_names(result: BenchmarkResult) -> list[str]:
     return [GROUND_TRUTH] + [m.name for m in result.methods]
 
 
+def compared_rows(result: BenchmarkResult) -> dict[str, str]:
+    """Rows scored against another row's video: ``{row: reference row}``."""
+    return {m.name: m.reference for m in result.methods if m.reference}
+
+
 def summarize(result: BenchmarkResult, cases: list | None = None) -> dict[str, dict[str, float]]:
     """Mean of every score over ``cases`` (default: all), per method; NaN-valued cases (no
-    disoccluded pixel, no measurable direction) are left out of a mean, not counted as 0."""
+    disoccluded pixel, no measurable direction) are left out of a mean, not counted as 0.
+    With compared rows, every row also has ``psnr_vs_reference`` (NaN where it has no reference)."""
     cases = result.cases if cases is None else cases
+    scores = SCORE_NAMES + ((REFERENCE_SCORE,) if compared_rows(result) else ())
     out = {}
     for name in method_names(result):
-        out[name] = {score: nanmean([c.scores[name].get(score, math.nan) for c in cases]) for score in SCORE_NAMES}
+        out[name] = {score: nanmean([c.scores[name].get(score, math.nan) for c in cases]) for score in scores}
         seconds = [c.seconds[name] for c in cases if name in c.seconds]
         out[name]["seconds"] = nanmean(seconds) if seconds else math.nan
     return out
@@ -98,18 +114,53 @@ _COMPACT = (("psnr", "PSNR"), ("psnr_seen", "seen"), ("psnr_disoccluded", "disoc
 def summary_table(result: BenchmarkResult) -> Table:
     """The compact terminal table: one row per method, the mean of the main scores (PSNR of all /
     seen / disoccluded pixels, SSIM, warp error ×100, rotation / direction error, centre error %,
-    pose failures %, seconds per video)."""
+    pose failures %, seconds per video; with compared rows, PSNR against the reference's video)."""
     summary = summarize(result)
     table = Table(title=f"gen3c eval: {len(result.cases)} cases, mean over cases", title_justify="left", pad_edge=False)
     table.add_column("method", no_wrap=True)
     for _, header in _COMPACT:
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("s", justify="right", no_wrap=True)
+    compared = bool(compared_rows(result))
+    if compared:
+        table.add_column("vs ref", justify="right", no_wrap=True)  # PSNR against the reference row's video
     for name, row in summary.items():
         seconds = row["seconds"]
         cells = [_fmt(row[score], score) for score, _ in _COMPACT]
-        table.add_row(name, *cells, "—" if not math.isfinite(seconds) else f"{seconds:.2f}")
+        cells.append("—" if not math.isfinite(seconds) else f"{seconds:.2f}")
+        if compared:
+            cells.append(_fmt(row[REFERENCE_SCORE], REFERENCE_SCORE))
+        table.add_row(name, *cells)
     return table
+
+
+def comparison_markdown(result: BenchmarkResult) -> list[str]:
+    """The "models compared" section of ``report.md`` (lines; none without compared rows): per
+    model row, its sampling cost, seconds per video, the image and camera scores and its PSNR
+    against the reference row's video."""
+    compared = compared_rows(result)
+    if not compared:
+        return []
+    reference = next(iter(compared.values()))
+    summary = summarize(result)
+    rows = [m for m in result.methods if m.name == reference or m.name in compared]
+    shown = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim_seen", "ssim_disoccluded", "rotation_error", "translation_error", "center_error")
+    header = ["model", "steps × forwards", "s/video", *(_SHOWN[s][0] for s in shown), f"PSNR vs `{reference}`"]
+    body = []
+    for m in rows:
+        row = summary[m.name]
+        seconds = f"{row['seconds']:.2f}" if math.isfinite(row["seconds"]) else "—"
+        body.append([f"`{m.name}`", m.sampling or "—", seconds, *(_fmt(row[s], s) for s in shown),
+                     "(reference)" if m.name == reference else _fmt(row[REFERENCE_SCORE], REFERENCE_SCORE)])  # fmt: skip
+    return [
+        "## Models compared (mean over cases)",
+        "",
+        _markdown_table(header, body),
+        "",
+        f"*PSNR vs `{reference}`*: each model's video against `{reference}`'s own video of the same case (frames 1 … T−1, "
+        "all pixels) — how closely it reproduces that model, apart from how either matches the ground truth.",
+        "",
+    ]
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -149,6 +200,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         "",
         *[f"- `{name}`: {descriptions[name]}" for name in summary],
         "",
+        *comparison_markdown(result),
         "Metrics (frames 1 … T−1; frame 0 is the source view):",
         "",
         "- **PSNR / SSIM** against the ground truth on the [0, 1] scale (SSIM: 11-tap Gaussian window, σ 1.5), over all "

@@ -67,6 +67,7 @@ def run_eval(
     *,
     methods: list[str] | None = None,
     generator: object | None = None,
+    compared: dict[str, object] | None = None,
     plots: bool = True,
     progress: ProgressFactory | None = None,
 ) -> tuple[BenchmarkResult, dict]:
@@ -75,6 +76,8 @@ def run_eval(
     Args:
         methods: baselines / preview variants to run (default: all).
         generator: a further generator to evaluate (e.g. the GEN3C model).
+        compared: more generators (row name → generator, e.g. distilled students), each also
+            scored against ``generator``'s video (``psnr_vs_reference``).
         progress: a progress factory; one bar advances per (case, method) run.
     Returns:
         The result and the written paths (``report``, ``results``, ``plots``, ``contact_sheets``).
@@ -82,7 +85,7 @@ def run_eval(
     if plots:
         require_matplotlib()
     config.check()
-    rows = select_methods(methods, generator)
+    rows = select_methods(methods, generator, compared)
     folder = ensure_writable_dir(folder, "--output_folder")
     sheets: list[str] = []
     total = len(benchmark_cases(config)) * (len(rows) + 1)

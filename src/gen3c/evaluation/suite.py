@@ -171,6 +171,9 @@ class Method:
         description: one line for the report.
         generator: any generator of :mod:`gen3c.pipelines.camera_video`.
         splat, foreground_masking, filter_points_threshold: the cache settings (see ``gen3c generate``).
+        reference: the row whose video this row's is also scored against (``psnr_vs_reference``),
+            e.g. a distilled student against its teacher.
+        sampling: for a diffusion model, "steps × DiT forwards per step" (empty otherwise).
     """
 
     name: str
@@ -179,6 +182,8 @@ class Method:
     splat: str = "bilinear"
     foreground_masking: bool = False
     filter_points_threshold: float = 0.05
+    reference: str | None = None
+    sampling: str = ""
 
 
 def baseline_methods() -> list[Method]:
@@ -209,9 +214,23 @@ def _silent(stage: str, total: int) -> Callable[[int], None]:
     return lambda done: None
 
 
-def select_methods(names: list[str] | None = None, generator: object | None = None) -> list[Method]:
+def sampling_of(generator: object) -> str:
+    """"N steps × F forwards" of a generator that samples a diffusion model (``num_steps``,
+    ``guidance``: two DiT forwards per step unless 0), else ""."""
+    steps = getattr(generator, "num_steps", None)
+    if steps is None:
+        return ""
+    forwards = 1 if getattr(generator, "guidance", 0) == 0 else 2
+    return f"{steps} steps × {forwards} forward{'s' if forwards > 1 else ''}"
+
+
+def select_methods(
+    names: list[str] | None = None, generator: object | None = None, compared: dict[str, object] | None = None
+) -> list[Method]:
     """The benchmark's rows: the named baselines and preview variants (default: all), then
-    ``generator`` (e.g. the GEN3C model) on GEN3C's default cache when one is given."""
+    ``generator`` (e.g. the GEN3C model) on GEN3C's default cache when one is given, then the
+    ``compared`` generators (row name → generator, e.g. a distilled student) on the same cache,
+    each also scored against ``generator``'s video."""
     known = {m.name: m for m in baseline_methods() + preview_methods()}
     if names is None:
         names = list(known)
@@ -219,9 +238,23 @@ def select_methods(names: list[str] | None = None, generator: object | None = No
     if unknown:
         raise Gen3cInputError(f"unknown method {unknown[0]!r} in --methods: choose from {', '.join(known)}")
     methods = [known[n] for n in dict.fromkeys(names)]
+    default_cache = "over GEN3C's default cache (bilinear splat, edge filter 0.05)"
     if generator is not None:
         name = getattr(generator, "name", "generator")
-        methods.append(Method(name, f"the {name} generator over GEN3C's default cache (bilinear splat, edge filter 0.05)", generator))
+        sampling = sampling_of(generator)
+        note = f", {sampling}" if sampling else ""
+        methods.append(Method(name, f"the {name} generator {default_cache}{note}", generator, sampling=sampling))
+    if compared:
+        if generator is None:
+            raise Gen3cInputError("models to compare need a first model to compare with: pass --generator gen3c with --model or --checkpoint_dir")
+        reference = methods[-1].name
+        for row, other in compared.items():
+            if row in {m.name for m in methods}:
+                raise Gen3cInputError(f"two benchmark rows are named {row!r}: give the compared models distinct names")
+            sampling = sampling_of(other)
+            note = f", {sampling}" if sampling else ""
+            methods.append(Method(row, f"{row} {default_cache}{note}; also scored against `{reference}`'s video", other,
+                                  reference=reference, sampling=sampling))  # fmt: skip
     if not methods:
         raise Gen3cInputError("no method to run: name at least one in --methods or choose a generator")
     return methods
@@ -236,6 +269,8 @@ SCORE_NAMES = (
     "psnr", "psnr_seen", "psnr_disoccluded", "ssim", "ssim_seen", "ssim_disoccluded",
     "warp_error", "rotation_error", "translation_error", "center_error", "pose_failures",
 )  # fmt: skip
+#: Score of a row that has a reference row (:attr:`Method.reference`): PSNR of its video against the reference's.
+REFERENCE_SCORE = "psnr_vs_reference"
 
 
 def _pooled(values: list[Tensor], masks: list[Tensor]) -> float:
@@ -282,6 +317,12 @@ def score_video(frames: Tensor, truth: GroundTruth, chunk: int = 8) -> dict:
     scores.update(score_consistency(frames, truth))
     scores["psnr_per_frame"] = metrics.psnr_from_mse(torch.cat([s.flatten(1).mean(dim=1) for s in sq])).tolist()
     return scores
+
+
+def psnr_between(frames: Tensor, reference: Tensor) -> float:
+    """PSNR of ``frames`` against ``reference`` (both (T, 3, H, W) in [−1, 1]) over frames 1 … T−1."""
+    mse = float(metrics.squared_error_map(frames[1:].float(), reference[1:].float()).mean())
+    return float(metrics.psnr_from_mse(mse))
 
 
 def score_consistency(frames: Tensor, truth: GroundTruth) -> dict:
@@ -357,6 +398,8 @@ def run_benchmark(
         sheet = {GROUND_TRUTH: truth.rgb[shown]}
         if progress is not None:
             progress(1)
+        references = {m.reference for m in methods if m.reference}
+        kept: dict[str, Tensor] = {}  # videos of this case that other rows are scored against
         for method in methods:
             cache = build_cache([truth.source], method.filter_points_threshold, method.foreground_masking, method.splat)
             t0 = time.perf_counter()
@@ -365,6 +408,10 @@ def run_benchmark(
             result.seconds[method.name] = time.perf_counter() - t0
             frames = video.frames.float().cpu()
             result.scores[method.name] = score_video(frames, truth)
+            if method.reference is not None:
+                result.scores[method.name][REFERENCE_SCORE] = psnr_between(frames, kept[method.reference])
+            if method.name in references:
+                kept[method.name] = frames
             sheet[method.name] = frames[shown]
             del video, frames
             if progress is not None:

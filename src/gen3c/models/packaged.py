@@ -15,7 +15,7 @@ from typing import Any
 from gen3c.errors import Gen3cInputError, Gen3cModelError
 
 #: Packaged model names → folder under gen3c/assets.
-PACKAGED_MODELS = {"tiny": "tiny_model"}
+PACKAGED_MODELS = {"tiny": "tiny_model", "tiny_fast": "tiny_fast_model"}  # tiny_fast: tiny's 5-step distilled student
 META_NAME = "gen3c_model.json"
 
 
@@ -27,6 +27,12 @@ def packaged_model_dir(name: str) -> Path:
     if not (folder / "model_index.json").is_file():
         raise Gen3cModelError(f"the packaged model {name!r} is missing from this install ({folder}): reinstall gen3c")
     return folder
+
+
+def resolve_checkpoint(value: str) -> str:
+    """A training config's ``model.checkpoint``: a packaged model's name (``tiny``) → its folder;
+    anything else (a checkpoint folder, a hub id, "") as given."""
+    return str(packaged_model_dir(value)) if value in PACKAGED_MODELS else value
 
 
 def packaged_model_info(name: str) -> dict[str, Any]:

@@ -368,8 +368,9 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
     from gen3c.models.packaged import checkpoint_info
 
     info = checkpoint_info(checkpoint)
-    # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in).
-    for key, kind in (("chunk_frames", int), ("dtype", str)):
+    # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in);
+    # a distilled student its own step count and guidance (0: one forward per step).
+    for key, kind in (("chunk_frames", int), ("dtype", str), ("num_steps", int), ("guidance", float)):
         if key in info:
             opts.setdefault(key, kind(info[key]))
     sampling = {

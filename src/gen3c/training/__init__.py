@@ -5,6 +5,8 @@
 - :mod:`gen3c.training.objective` — the GEN3C conditioning objective (EDM loss, buffer dropout).
 - :mod:`gen3c.training.loop` — the run on accelerate (DDP/FSDP, checkpoints, TensorBoard).
 - :mod:`gen3c.training.lora` — LoRA adapters on the DiT (peft).
+- :mod:`gen3c.training.distill` — distillation targets (guidance, progressive) in the sampler's terms.
+- :mod:`gen3c.training.distill_loop` — the distillation run (``train.mode = "distill"``): stages, teacher, student.
 - :mod:`gen3c.training.tokenizer` — a small Cosmos-family tokenizer for from-scratch models.
 """
 

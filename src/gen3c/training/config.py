@@ -29,8 +29,8 @@ PROCEDURAL_SEED_BASE = 1_000_000
 @dataclass
 class RunConfig:
     seed: int = 0  # seeds everything: data order, sigma/noise draws, initial weights
-    max_steps: int = 1000  # optimiser steps of the DiT stage
-    max_minutes: float = 0.0  # wall-clock budget of the DiT stage (0: none); whichever of the two ends first
+    max_steps: int = 1000  # optimiser steps of the DiT stage (distill: of each stage, unless distill.stage_max_steps)
+    max_minutes: float = 0.0  # wall-clock budget of the DiT stage (distill: of each stage) (0: none); whichever of the two ends first
 
 
 @dataclass
@@ -52,7 +52,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    checkpoint: str = ""  # gen3c checkpoint folder to fine-tune (`gen3c convert` output, or a `gen3c train` model/); "" trains from scratch
+    checkpoint: str = ""  # gen3c checkpoint folder to fine-tune or distil (`gen3c convert` output, a `gen3c train` model/, or a packaged model: tiny); "" trains from scratch
     transformer: dict[str, Any] = field(default_factory=dict)  # from scratch: CosmosTransformer3DModel kwargs over the tiny config
     tokenizer: str = ""  # from scratch: a tokenizer folder (AutoencoderKLCosmos); "" trains one first ([tokenizer])
     weights_dtype: str = "float32"  # storage dtype of frozen weights (tokenizer; the DiT's base weights under LoRA): float32 | bfloat16
@@ -74,7 +74,7 @@ class TokenizerConfig:
 
 @dataclass
 class TrainConfig:
-    mode: str = "full"  # full: every DiT weight trains; lora: only a LoRA adapter ([lora])
+    mode: str = "full"  # full: every DiT weight trains; lora: only a LoRA adapter ([lora]); distill: a few-step student of model.checkpoint ([distill])
     batch_size: int = 1  # clips per step and process
     gradient_accumulation_steps: int = 1  # steps whose gradients add up before an optimiser step
     lr: float = 1e-4  # AdamW peak learning rate
@@ -85,6 +85,7 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's autocast; master weights stay float32)
     gradient_checkpointing: bool = False  # recompute block activations in backward (the 7B needs it)
     distributed: str = "ddp"  # ddp | fsdp (GPUs only) when launched on several processes (torchrun / accelerate launch)
+    # full/lora only (distill draws σ on the sampler's grid and keeps every clip's buffers):
     p_mean: float = 0.0  # log-normal sigma: ln σ ~ N(p_mean, p_std²); Cosmos-Predict1's EDMSDE values (EDM paper: -1.2, 1.2)
     p_std: float = 1.0  # (see p_mean)
     sigma_min: float = 0.0002  # sigma range of training draws (GEN3C's sampler: 0.0002 … 80)
@@ -102,10 +103,20 @@ class LoraSettings:
 
 
 @dataclass
+class DistillConfig:
+    guidance: float = 1.0  # the teacher's guidance g the student absorbs: cond + g·(cond − uncond) (GEN3C: 1); 0: an unguided teacher
+    guidance_stage: bool = True  # first stage: one forward learns the guided output on the teacher's grid (needs guidance ≠ 0); false: the first halving stage learns from the guided teacher
+    teacher_steps: int = 33  # sampler steps of the teacher's grid (Karras, as the sampler); 33 nests into 17, 9, 5 (GEN3C samples 35)
+    student_steps: list[int] = field(default_factory=lambda: [17, 9, 5])  # steps after each progressive-distillation stage; each N: (previous − 1) = 2·(N − 1)
+    stage_max_steps: list[int] = field(default_factory=list)  # optimiser steps of each stage in order (guidance stage first); [] = run.max_steps each
+    teacher_memory: str = "resident"  # resident | fp8 (teacher weights stored in float8, computed in their dtype) | offload (teacher blocks streamed from CPU memory)
+
+
+@dataclass
 class LogConfig:
     every: int = 10  # log the loss to TensorBoard (and the console) every this many steps
-    sample_every: int = 0  # log a sample video of a held-out clip every this many steps (0: only at the end; -1: never)
-    sample_steps: int = 20  # sampler steps of those samples
+    sample_every: int = 0  # log a sample video of a held-out clip every this many steps (0: only at the end; -1: never; distill: also at each stage's end)
+    sample_steps: int = 20  # sampler steps of those samples (distill: the stage's student steps)
     checkpoint_every: int = 0  # write a resumable checkpoint every this many steps (0: only at the end)
     keep_checkpoints: int = 2  # newest checkpoints kept
 
@@ -118,6 +129,7 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,10 +143,11 @@ _CHOICES = {
     ("data", "kind"): ("procedural", "sample", "vipe"),
     ("model", "weights_dtype"): ("float32", "bfloat16"),
     ("model", "export_dtype"): ("float32", "bfloat16"),
-    ("train", "mode"): ("full", "lora"),
+    ("train", "mode"): ("full", "lora", "distill"),
     ("train", "lr_schedule"): ("constant", "cosine"),
     ("train", "mixed_precision"): ("no", "bf16", "fp16"),
     ("train", "distributed"): ("ddp", "fsdp"),
+    ("distill", "teacher_memory"): ("resident", "fp8", "offload"),
 }
 
 
@@ -217,6 +230,28 @@ def check_config(config: Config, source: str = "config") -> None:
         raise Gen3cInputError(f"{source}: train.p_std and train.lr must be positive")
     if config.run.max_minutes < 0 or config.tokenizer.max_minutes < 0:
         raise Gen3cInputError(f"{source}: max_minutes must be ≥ 0 (0: no time budget)")
+    if t.mode == "distill":
+        _check_distill(config, source)
+
+
+def _check_distill(config: Config, source: str) -> None:
+    from gen3c.training.distill import check_halving
+
+    d = config.distill
+    if not config.model.checkpoint:
+        raise Gen3cInputError(f"{source}: train.mode = \"distill\" needs model.checkpoint (the teacher: a gen3c checkpoint folder)")
+    if d.guidance_stage and d.guidance == 0:
+        raise Gen3cInputError(f"{source}: distill.guidance_stage needs distill.guidance ≠ 0 (there is no guidance to distil): set guidance_stage = false")
+    if not d.guidance_stage and not d.student_steps:
+        raise Gen3cInputError(f"{source}: [distill] has no stage: keep guidance_stage = true or list student_steps")
+    check_halving(d.teacher_steps, d.student_steps, source)
+    stages = int(d.guidance_stage) + len(d.student_steps)
+    counts = d.stage_max_steps
+    if counts and (len(counts) != stages or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts)):
+        raise Gen3cInputError(
+            f"{source}: distill.stage_max_steps = {d.stage_max_steps} must list {stages} positive step counts "
+            f"(guidance stage first, then one per student_steps entry), or be [] (run.max_steps each)"
+        )
 
 
 def load_config(path: str | os.PathLike) -> Config:

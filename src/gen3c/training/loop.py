@@ -60,6 +60,7 @@ class TrainResult:
     checkpoint: Path | None = None  # the last checkpoint written
     processes: int = 1  # data-parallel processes (torchrun / accelerate launch)
     parallel: str = ""  # "DDP" or "FSDP" when processes > 1
+    stages: list[dict] = field(default_factory=list)  # distill: each stage's summary (gen3c.training.distill_loop)
 
 
 class _StepState:
@@ -131,10 +132,11 @@ def _components(config: Config, out: Path, accelerator, log, progress: ProgressF
 
     m = config.model
     if m.checkpoint:
+        from gen3c.models.packaged import resolve_checkpoint
         from gen3c.pipelines.loading import load_pipeline
 
         base_dtype = _dtype(m.weights_dtype) if config.train.mode == "lora" else torch.float32
-        pipe = load_pipeline(m.checkpoint, dtype=base_dtype)
+        pipe = load_pipeline(resolve_checkpoint(m.checkpoint), dtype=base_dtype)
         vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
         cache = pipe.prompt_cache
         if cache is None or cache.lookup("") is None:
@@ -247,6 +249,19 @@ def len_clips(config: Config) -> int:
     return config.data.num_clips if config.data.kind == "procedural" else 0
 
 
+def prompt_embedding(prompt_cache, prompt: str, length: int) -> Tensor:
+    """(1, length, D) cached embedding of ``prompt``; zeros when it is cached at another length
+    (the small models' zero embeddings; cross-attention over identical zero tokens gives the
+    same output at any length)."""
+    text = prompt_cache.lookup(prompt)
+    if text is None:
+        raise Gen3cInputError(f"the checkpoint's prompt cache lacks {prompt[:40]!r}: convert it again with `gen3c convert`")
+    text = text.float()
+    if text.shape[1] != length:
+        text = torch.zeros(1, length, text.shape[-1])
+    return text
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
     found = sorted((out / "checkpoints").glob("step_*"))
     return found[-1] if found else None
@@ -271,6 +286,10 @@ def train(
     from torch.utils.data import DataLoader
     from torch.utils.tensorboard import SummaryWriter
 
+    if config.train.mode == "distill":
+        from gen3c.training.distill_loop import distill
+
+        return distill(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
     from gen3c.training import lora as lora_mod
     from gen3c.training.data import StepSampler, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
@@ -294,9 +313,7 @@ def train(
     device = accelerator.device
     vae.to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
-    text = prompt_cache.lookup("").float()
-    if text.shape[1] != config.model.max_sequence_length:
-        text = torch.zeros(1, config.model.max_sequence_length, text.shape[-1])
+    text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
 
     # 2. What trains
     lora_mode = config.train.mode == "lora"
@@ -485,9 +502,11 @@ def _pipeline(transformer, vae, prompt_cache):
 
 
 @torch.no_grad()
-def _log_sample(transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer) -> Path:
-    """Sample the held-out clip; write ``samples/step_XXXXXXX.mp4`` (truth | buffer 0 | sample) and a
-    TensorBoard frame strip."""
+def _log_sample(
+    transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer, num_steps: int | None = None
+) -> Path:
+    """Sample the held-out clip (one forward per step, ``num_steps`` or ``log.sample_steps``); write
+    ``samples/step_XXXXXXX.mp4`` (truth | buffer 0 | sample) and a TensorBoard frame strip."""
     from gen3c.io.video import write_video
 
     was_training = transformer.training
@@ -497,7 +516,7 @@ def _log_sample(transformer, vae, prompt_cache, clip: dict[str, Tensor], config:
     video = clip["video"].permute(1, 0, 2, 3)  # (T, 3, H, W)
     frames = pipe(
         image=video[0], buffer_colors=clip["buffer_colors"], buffer_masks=clip["buffer_masks"], guidance=0.0,
-        num_steps=config.log.sample_steps, seed=config.run.seed,
+        num_steps=num_steps or config.log.sample_steps, seed=config.run.seed,
     ).frames  # fmt: skip
     transformer.train(was_training)
     panel = torch.cat([video.cpu(), clip["buffer_colors"][:, 0].cpu(), frames.cpu()], dim=-1)  # side by side
@@ -515,16 +534,20 @@ def _log_sample(transformer, vae, prompt_cache, clip: dict[str, Tensor], config:
     return path
 
 
-def _export(transformer, vae, prompt_cache, config: Config, out: Path, lora_mode: bool) -> Path:
-    """``lora/`` (the adapter) or ``model/`` (a checkpoint folder :func:`load_generator` reads)."""
+def _export(
+    transformer, vae, prompt_cache, config: Config, out: Path, lora_mode: bool, *, folder: str = "model", extra_meta: dict | None = None
+) -> Path:
+    """``lora/`` (the adapter) or ``model/`` (a checkpoint folder :func:`load_generator` reads; ``folder``
+    names another one under ``out``, ``extra_meta`` adds to its ``gen3c_model.json``)."""
     from gen3c.models.packaged import META_NAME
     from gen3c.training import lora as lora_mod
 
     if lora_mode:
         return lora_mod.save_lora(transformer, out / "lora", meta={"base_checkpoint": config.model.checkpoint})
-    target = out / "model"
-    tmp = out / ".model.part"
+    target = out / folder
+    tmp = target.parent / f".{target.name}.part"
     shutil.rmtree(tmp, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     pipe = _pipeline(transformer, vae, prompt_cache)
     pipe.save_pretrained(tmp, safe_serialization=True)
     export_dtype = _dtype(config.model.export_dtype)
@@ -537,6 +560,7 @@ def _export(transformer, vae, prompt_cache, config: Config, out: Path, lora_mode
     meta = {"chunk_frames": config.data.num_frames, "resolution": config.data.resolution, "trained_on": config.data.kind}
     if not config.model.checkpoint:
         meta["dtype"] = "float32"  # a small model from scratch: float32 wherever it runs (bf16 buys nothing)
+    meta.update(extra_meta or {})
     write_text_atomic(tmp / META_NAME, json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)

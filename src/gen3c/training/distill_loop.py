@@ -1,0 +1,420 @@
+"""``gen3c train`` with ``train.mode = "distill"``: a few-step student of a GEN3C checkpoint.
+
+The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`):
+
+1. the teacher's checkpoint (``model.checkpoint``) gives the student's initial weights, the
+   frozen tokenizer and the cached prompts;
+2. clips are encoded once when ``data.cache_clips`` and their latents kept in
+   ``OUT/latents.safetensors`` (keyed by the data settings and the tokenizer's weights), so a
+   resumed run does not render or encode them again; otherwise each step encodes its clips;
+3. the student is prepared by ``Accelerator`` (DDP / FSDP, mixed precision, gradient
+   checkpointing) with AdamW; a resumed run restores weights, optimiser, RNG states and the
+   (stage, step) position;
+4. the stages run in order (:func:`gen3c.training.distill.distill_stages`): the first is taught
+   by the teacher checkpoint (with its guidance), each later one by the previous stage's student,
+   read back from ``OUT/stages/<stage>/``. The teacher is frozen and kept as
+   ``distill.teacher_memory`` says (resident, float8 weights, or blocks streamed from CPU
+   memory). Every stage starts with a fresh optimiser state and its own warm-up / cosine
+   schedule; every random draw of a step is seeded by (seed, step, rank), so a resumed run
+   repeats an uninterrupted one;
+5. at each stage's end the student is written to ``OUT/stages/<stage>/`` (a checkpoint folder
+   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video; loss
+   and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``);
+6. at the end ``OUT/model/`` is the last student, ``MODEL_CARD.md`` and ``losses.jsonl`` (step,
+   stage, loss, lr).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from gen3c.errors import Gen3cInputError
+from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
+from gen3c.models import configs
+from gen3c.training.config import Config
+from gen3c.training.distill import Stage, distill_stages, stage_loss
+from gen3c.training.loop import (
+    ProgressFactory,
+    TrainResult,
+    _accelerator,
+    _dtype,
+    _encode_all,
+    _encode_batch,
+    _export,
+    _full_model,
+    _latest_checkpoint,
+    _log_sample,
+    _save_checkpoint,
+    _step_generator,
+    folder_megabytes,
+    prompt_embedding,
+)
+
+LATENTS_FILE = "latents.safetensors"
+
+
+class _DistillState:
+    """Where the run is (saved and restored with the checkpoint, accelerate custom object)."""
+
+    def __init__(self) -> None:
+        self.step = 0  # optimiser steps over all stages
+        self.stage = 0  # index of the running stage (len(stages): all done)
+        self.stage_step = 0  # optimiser steps done in the running stage
+        self.stage_seconds = 0.0  # wall time spent in the running stage by earlier invocations
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "stage": self.stage, "stage_step": self.stage_step, "stage_seconds": self.stage_seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.stage, self.stage_step = int(state["step"]), int(state["stage"]), int(state["stage_step"])
+        self.stage_seconds = float(state["stage_seconds"])
+
+
+def stage_lr_factor(config: Config, stage: Stage, stage_step: int) -> float:
+    """The LR factor of a stage's step: linear warm-up, then constant or cosine to 0 at the stage's end."""
+    t = config.train
+    if t.warmup_steps and stage_step < t.warmup_steps:
+        return (stage_step + 1) / t.warmup_steps
+    if t.lr_schedule == "cosine":
+        progress = min(1.0, (stage_step - t.warmup_steps) / max(1, stage.max_steps - t.warmup_steps))
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def stage_folder(out: Path, stage: Stage) -> Path:
+    return out / "stages" / stage.name
+
+
+def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.device) -> torch.nn.Module:
+    """The frozen teacher: the DiT of the checkpoint folder (or hub id) ``checkpoint``, stored in
+    ``model.weights_dtype`` and kept as ``distill.teacher_memory`` says."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models.memory import enable_fp8_weights, enable_group_offload
+
+    dtype = _dtype(config.model.weights_dtype)
+    teacher = CosmosTransformer3DModel.from_pretrained(str(checkpoint), subfolder="transformer").to(dtype)
+    teacher.eval().requires_grad_(False)
+    memory = config.distill.teacher_memory
+    if memory == "fp8":
+        enable_fp8_weights(teacher, dtype)
+    if memory == "offload":
+        enable_group_offload(teacher, device)
+    else:
+        teacher.to(device)
+    return teacher
+
+
+def _latents_key(config: Config, vae) -> str:
+    """Identity of a set of clip latents: the data settings and every weight of the tokenizer."""
+    digest = hashlib.sha256(json.dumps(config.to_dict()["data"], sort_keys=True).encode())
+    digest.update(str(config.model.tokenizer_chunk_frames).encode())
+    for name, tensor in sorted(vae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cached_latents(
+    config: Config, dataset, vae, sigma_data: float, out: Path, accelerator, progress: ProgressFactory | None
+) -> tuple[Tensor, Tensor]:
+    """Latents (N, 16, T', h, w) and buffer latents (N, 64, T', h, w) of every clip, on the
+    accelerator's device: read from ``OUT/latents.safetensors`` when it holds these clips encoded
+    by this tokenizer, else made once (by the main process) and written there."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from gen3c.io.atomic import atomic_path
+    from gen3c.training.data import CachedClips
+
+    path, key = out / LATENTS_FILE, _latents_key(config, vae)
+
+    def stored() -> bool:
+        if not path.is_file():
+            return False
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("key") == key
+
+    if accelerator.is_main_process and not stored():
+        making = progress("Clips", len(dataset)) if progress is not None else None
+        clips = CachedClips(dataset, config.data.num_workers, making)
+        x0, buffers = _encode_all(vae, clips, sigma_data, accelerator.device, config.model.tokenizer_chunk_frames, progress)
+        with atomic_path(path) as tmp:
+            save_file({"x0": x0.cpu().contiguous(), "buffers": buffers.cpu().contiguous()}, str(tmp), metadata={"key": key})
+    accelerator.wait_for_everyone()
+    tensors = load_file(str(path))
+    return tensors["x0"].to(accelerator.device), tensors["buffers"].to(accelerator.device)
+
+
+def distill(
+    config: Config,
+    out: str | os.PathLike,
+    *,
+    resume: str | None = None,
+    stop_after: int | None = None,
+    progress: ProgressFactory | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Distil ``model.checkpoint`` into a few-step student in ``out`` (see the module docstring).
+
+    Args: as :func:`gen3c.training.loop.train`; ``stop_after`` counts optimiser steps over stages.
+    """
+    from torch.utils.data import DataLoader
+    from torch.utils.tensorboard import SummaryWriter
+
+    from gen3c.models.packaged import resolve_checkpoint
+    from gen3c.pipelines.loading import load_pipeline
+    from gen3c.training.data import StepSampler, held_out_clip, make_dataset
+    from gen3c.training.tokenizer import out_of_time_everywhere
+
+    out = ensure_writable_dir(out, "training output folder")
+    accelerator = _accelerator(config, out)
+    main = accelerator.is_main_process
+    writer = SummaryWriter(str(out / "logs")) if main else None
+
+    def log(tag: str, value: float, step: int) -> None:
+        if writer is not None:
+            writer.add_scalar(tag, value, step)
+
+    if main:
+        write_text_atomic(out / "config.json", config.to_json())
+
+    # 1. The teacher's checkpoint: the student's start, the tokenizer, the prompts
+    m = config.model
+    teacher_checkpoint = resolve_checkpoint(m.checkpoint)
+    pipe = load_pipeline(teacher_checkpoint, dtype=torch.float32)
+    student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
+    if prompt_cache is None:
+        raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
+    text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
+    negative = configs.DEFAULT_NEGATIVE_PROMPT if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is not None else ""
+    negative_text = prompt_embedding(prompt_cache, negative, m.max_sequence_length)
+    device = accelerator.device
+    vae = pipe.vae.to(_dtype(m.weights_dtype)).to(device).eval().requires_grad_(False)
+    sigma_data = scheduler.config.sigma_data
+    stages = distill_stages(config.distill, config.run.max_steps)
+
+    # 2. Clips
+    dataset = make_dataset(replace(config.data, cache_clips=False))
+    if config.data.cache_clips:
+        latents = cached_latents(config, dataset, vae, sigma_data, out, accelerator, progress)
+        num_clips = len(latents[0])
+    else:
+        latents, num_clips = None, len(dataset)
+    sample_clip = held_out_clip(dataset) if main and config.log.sample_every >= 0 else None
+
+    # 3. The student trains
+    student.requires_grad_(True)
+    if config.train.gradient_checkpointing:
+        student.enable_gradient_checkpointing()
+    student.train()
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
+    model, optimizer = accelerator.prepare(student, optimizer)
+    state = _DistillState()
+    accelerator.register_for_checkpointing(state)
+    checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
+    if checkpoint is not None:
+        if not (checkpoint / "custom_checkpoint_0.pkl").is_file():
+            raise Gen3cInputError(f"--resume {str(checkpoint)!r} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl)")
+        accelerator.load_state(str(checkpoint))
+    start_step = state.step
+
+    def teacher_of(index: int) -> torch.nn.Module | None:
+        """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""
+        if index >= len(stages):
+            return None
+        return make_teacher(teacher_checkpoint if index == 0 else stage_folder(out, stages[index - 1]), config, device)
+
+    teacher = teacher_of(state.stage)
+
+    # 4. Data
+    accum, B = config.train.gradient_accumulation_steps, config.train.batch_size
+    sampler = StepSampler(num_clips, B, config.run.seed, start_step * accum, accelerator.process_index, accelerator.num_processes)
+    if latents is not None:
+        indices, batches = iter(sampler), None
+    else:
+        loader = DataLoader(dataset, batch_size=B, sampler=sampler, num_workers=config.data.num_workers,
+                            persistent_workers=config.data.num_workers > 0)  # fmt: skip
+        indices, batches = None, iter(loader)
+
+    # 5. Stages and steps
+    result = TrainResult(out=out, steps=start_step, processes=accelerator.num_processes)
+    if result.processes > 1:
+        result.parallel = "FSDP" if accelerator.distributed_type.value == "FSDP" else "DDP"
+    budget = math.inf if stop_after is None else stop_after
+    losses_file = (out / "losses.jsonl").open("a") if main else None
+    started = time.monotonic()
+    last_echo = -math.inf
+    while state.stage < len(stages) and state.step - start_step < budget:
+        stage = stages[state.stage]
+        advance = progress(f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps", stage.max_steps - state.stage_step) if progress is not None and main else None
+        stage_started = time.monotonic()
+        out_of_time = False
+        while state.stage_step < stage.max_steps and state.step - start_step < budget and not out_of_time:
+            lr = config.train.lr * stage_lr_factor(config, stage, state.stage_step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            step_loss = 0.0
+            for micro in range(accum):
+                if latents is not None:
+                    idx = torch.tensor([next(indices) for _ in range(B)], device=latents[0].device)
+                    x0, buffers = latents[0][idx], latents[1][idx]
+                else:
+                    with torch.no_grad():
+                        x0, buffers = _encode_batch(vae, next(batches), sigma_data, device, m.tokenizer_chunk_frames)
+                generator = _step_generator(config.run.seed, state.step * accum + micro, accelerator.process_index, device)
+                with accelerator.accumulate(model), accelerator.autocast():
+                    loss = stage_loss(model, teacher, stage, x0, buffers, text.to(device), negative_text.to(device), scheduler, generator,
+                                      augment_sigma=config.train.condition_augment_sigma).loss  # fmt: skip
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.train.grad_clip > 0:
+                        accelerator.clip_grad_norm_(params, config.train.grad_clip)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                step_loss += float(accelerator.reduce(loss.detach(), "mean")) / accum
+            state.step += 1
+            state.stage_step += 1
+            result.losses.append(step_loss)
+            if losses_file is not None:
+                losses_file.write(json.dumps({"step": state.step, "stage": stage.index, "loss": step_loss, "lr": lr}) + "\n")
+                losses_file.flush()
+            if state.step % config.log.every == 0:
+                log("distill/loss", step_loss, state.step)
+                log(f"distill/stage_{stage.index}", step_loss, state.stage_step)
+                log("distill/lr", lr, state.step)
+                if echo is not None and main and time.monotonic() - last_echo >= 10:
+                    last_echo = time.monotonic()
+                    echo(f"stage {stage.index} ({stage.teacher_steps}→{stage.student_steps} steps) step {state.stage_step}: loss {step_loss:.4f}")
+            if sample_clip is not None and config.log.sample_every > 0 and state.step % config.log.sample_every == 0:
+                _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
+            elapsed = state.stage_seconds + time.monotonic() - stage_started
+            if config.run.max_minutes:
+                out_of_time = out_of_time_everywhere(accelerator, elapsed > 60 * config.run.max_minutes)
+            stage_done = state.stage_step >= stage.max_steps or out_of_time
+            if config.log.checkpoint_every and state.step % config.log.checkpoint_every == 0 and not stage_done and state.step - start_step < budget:
+                state.stage_seconds = elapsed
+                result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
+                state.stage_seconds, stage_started = elapsed, time.monotonic()
+            if advance is not None:
+                advance(1)
+        if state.stage_step < stage.max_steps and not out_of_time:
+            state.stage_seconds += time.monotonic() - stage_started  # stopped inside the stage (stop_after)
+            break
+        # The stage is over: its student is written, then teaches the next stage.
+        unwrapped = _full_model(accelerator, model)
+        if main:
+            summary = _stage_summary(stage, _stage_losses(out, stage.index), state.stage_seconds + time.monotonic() - stage_started)
+            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary}
+            _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta))
+            result.stages.append(summary)
+            if sample_clip is not None:
+                _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
+        accelerator.wait_for_everyone()
+        state.stage += 1
+        state.stage_step, state.stage_seconds = 0, 0.0
+        optimizer.optimizer.state.clear()  # a fresh AdamW for the next stage
+        teacher = teacher_of(state.stage)
+    result.seconds = time.monotonic() - started
+    result.steps = state.step
+    if losses_file is not None:
+        losses_file.close()
+
+    # 6. Outputs
+    if state.step > start_step or result.checkpoint is None:
+        result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
+    finished = state.stage >= len(stages)
+    if finished:
+        unwrapped = _full_model(accelerator, model)
+        if main:
+            last = stages[-1]
+            meta = {"num_steps": last.student_steps, "guidance": 0.0, "distilled": [s.describe() for s in stages]}
+            result.exported = _export(unwrapped, vae, prompt_cache, config, out, False, extra_meta=_meta(config, meta))
+            write_distill_card(out, config, stages, result)
+    if writer is not None:
+        writer.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
+
+
+def _meta(config: Config, meta: dict) -> dict:
+    """A student's ``gen3c_model.json`` additions: its sampling defaults, its teacher, and the
+    dtype the teacher runs in (a small model runs in float32)."""
+    from gen3c.models.packaged import checkpoint_info, resolve_checkpoint
+
+    teacher = checkpoint_info(resolve_checkpoint(config.model.checkpoint))
+    extra = {**meta, "teacher": config.model.checkpoint, "teacher_guidance": config.distill.guidance}
+    if "dtype" in teacher:
+        extra["dtype"] = teacher["dtype"]
+    return extra
+
+
+def _stage_losses(out: Path, index: int) -> list[float]:
+    path = out / "losses.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return [r["loss"] for r in rows if r.get("stage") == index]
+
+
+def _stage_summary(stage: Stage, losses: list[float], seconds: float) -> dict:
+    k = max(1, min(50, len(losses) // 10 or 1))
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    return {"stage": stage.name, "what": stage.describe(), "steps": len(losses), "seconds": seconds,
+            "first_loss": mean(losses[:k]), "last_loss": mean(losses[-k:])}  # fmt: skip
+
+
+def write_distill_card(out: Path, config: Config, stages: list[Stage], result: TrainResult) -> Path:
+    """``MODEL_CARD.md`` in ``out`` and ``model/``: the teacher, the stages and their losses."""
+    import platform
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    d, t = config.data, config.train
+    last = stages[-1]
+    lines = [
+        "# Model card: a few-step gen3c student distilled with `gen3c train` (mode distill)",
+        "",
+        f"- **Teacher**: `{config.model.checkpoint}`, sampled with {last.teacher_steps if len(stages) == 1 else stages[0].teacher_steps} "
+        f"steps and guidance {config.distill.guidance:g} ({2 if config.distill.guidance else 1} DiT forwards per step).",
+        f"- **Student**: {last.student_steps} steps × 1 forward (guidance 0), the teacher's architecture and conditioning "
+        "(81 input channels, first-frame replacement); its `gen3c_model.json` states `num_steps` and `guidance`.",
+        f"- **Data**: {d.kind} clips" + (f" ({d.num_clips} clips, seeds from 1000000)" if d.kind == "procedural" else f" from {len(d.paths)} folders")
+        + f", {d.resolution[0]}×{d.resolution[1]}, {d.num_frames} frames.",
+        f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps} per stage, fresh state per stage), "
+        f"batch {t.batch_size} × accumulation {t.gradient_accumulation_steps}"
+        + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}.",
+        "",
+        "| stage | what | steps | minutes | loss first → last |",
+        "|---|---|---:|---:|---|",
+    ]
+    from gen3c.models.packaged import checkpoint_info
+
+    for stage in stages:
+        s = checkpoint_info(str(stage_folder(out, stage)))["distill_stage"]
+        lines.append(f"| {stage.name} | {s['what']} | {s['steps']} | {s['seconds'] / 60:.1f} | {s['first_loss']:.4f} → {s['last_loss']:.4f} |")
+    if result.exported is not None and result.exported.is_dir():
+        lines += ["", f"- **Size**: {folder_megabytes(result.exported):.2f} MB ({result.exported.name}/)."]
+    lines += [
+        "",
+        "The loss is EDM's weighted error of the denoised estimate against the teacher's target "
+        "(the squared error of the network outputs). Compare teacher and student with "
+        "`gen3c eval --generator gen3c --checkpoint_dir TEACHER --compare_models OUT/model`.",
+        "",
+    ]
+    text = "\n".join(lines)
+    write_text_atomic(out / "MODEL_CARD.md", text)
+    if result.exported is not None and result.exported.is_dir():
+        write_text_atomic(result.exported / "MODEL_CARD.md", text)
+    return out / "MODEL_CARD.md"

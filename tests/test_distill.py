@@ -1,0 +1,413 @@
+"""Distillation (`gen3c train` mode distill) on tiny random models on the CPU: the targets in
+closed form and against the sampler, a step that learns, resume, the student as a checkpoint,
+the 2-process gloo run, and `gen3c eval` comparing teacher and student in one run."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
+from gen3c.models import configs
+from gen3c.models.tiny import tiny_pipeline
+from gen3c.pipelines.gen3c import condition_channels, condition_indicator
+from gen3c.training.config import config_from_dict, load_config, shipped_config
+from gen3c.training.distill import (
+    Conditioning,
+    Stage,
+    check_halving,
+    denoised,
+    euler_step,
+    halving_target,
+    make_conditioning,
+    network_output,
+    sampler_sigmas,
+    stage_loss,
+)
+from gen3c.training.loop import train
+
+runner = CliRunner()
+H, W, T_LAT = 32, 48, 2  # 9 frames -> latents (B, 16, 2, 4, 6)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="module")
+def teacher_checkpoint(tmp_path_factory):
+    """A tiny random gen3c checkpoint stating its 9-frame chunk (the teacher)."""
+    folder = tmp_path_factory.mktemp("teacher")
+    tiny_pipeline(seed=0).save_pretrained(folder)
+    (folder / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
+    return folder
+
+
+def distill_config(checkpoint, **sections) -> dict:
+    base = {
+        "run": {"max_steps": 2},
+        "data": {"resolution": [H, W], "num_frames": 9, "num_clips": 4, "cache_clips": True},
+        "model": {"checkpoint": str(checkpoint), "max_sequence_length": 8},
+        "train": {"mode": "distill", "batch_size": 2, "lr": 1e-3},
+        "distill": {"teacher_steps": 5, "student_steps": [3]},
+        "log": {"every": 1, "sample_every": -1},
+    }
+    for name, table in sections.items():
+        base[name] = {**base.get(name, {}), **table}
+    return base
+
+
+def sampler_conditioning(image_latent, buffers, text, negative, seed: int) -> Conditioning:
+    """The conditions exactly as Gen3cPipeline.denoise makes them for ``seed`` (numpy augmentation noise)."""
+    aug = torch.from_numpy(np.random.RandomState(seed).standard_normal(tuple(image_latent.shape)).astype(np.float32))
+    indicator = condition_indicator(1, image_latent.shape[2])
+    return Conditioning(
+        clean=image_latent, augmented=(image_latent + 0.001 * aug) / (0.001**2 + 0.25) ** 0.5, indicator=indicator,
+        condition=condition_channels(indicator, buffers), uncondition=condition_channels(indicator, torch.zeros_like(buffers)),
+        text=text, negative_text=negative, augment_sigma=0.001,
+    )  # fmt: skip
+
+
+def latents(seed: int = 0, batch: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    image_latent = torch.zeros(batch, 16, T_LAT, 4, 6)
+    image_latent[:, :, 0] = torch.randn(batch, 16, 4, 6, generator=g)
+    return image_latent, torch.randn(batch, 64, T_LAT, 4, 6, generator=g)
+
+
+@pytest.mark.parametrize(("guidance", "num_steps"), [(0.0, 5), (1.0, 9)])
+def test_denoised_and_euler_steps_are_the_samplers(pipe, guidance, num_steps):
+    """A chain of `denoised` + `euler_step` from the sampler's noise reproduces Gen3cPipeline.denoise,
+    guidance and first-frame replacement included: the targets are the sampler's own arithmetic."""
+    image_latent, buffers = latents()
+    text, negative = pipe.encode_prompt(""), pipe.encode_prompt(configs.DEFAULT_NEGATIVE_PROMPT)
+    reference = pipe.denoise(image_latent, buffers, text, negative, guidance=guidance, num_steps=num_steps, seed=3)
+    cond = sampler_conditioning(image_latent, buffers, text, negative, 3)
+    sigmas = sampler_sigmas(pipe.scheduler, num_steps)
+    x = torch.randn(image_latent.shape, generator=torch.Generator().manual_seed(3)) * pipe.scheduler.init_noise_sigma
+    with torch.no_grad():
+        for i in range(num_steps):
+            d = denoised(pipe.transformer, x, sigmas[i : i + 1], cond, guidance)
+            x = euler_step(d.state, d.denoised, sigmas[i : i + 1], sigmas[i + 1 : i + 2])
+    torch.testing.assert_close(x, reference, rtol=0, atol=1e-5)
+
+
+def test_karras_grids_nest_and_other_chains_are_refused(pipe):
+    for teacher, student in ((33, 17), (17, 9), (9, 5), (5, 3)):
+        t, s = sampler_sigmas(pipe.scheduler, teacher), sampler_sigmas(pipe.scheduler, student)
+        assert torch.equal(t[:-1][::2], s[:-1]) and t[-1] == s[-1] == 0  # every other teacher point is a student point
+    assert float(t[0]) == pytest.approx(80.0) and float(t[-2]) == pytest.approx(0.0002)
+    check_halving(33, [17, 9, 5])
+    with pytest.raises(Gen3cInputError, match=r"8 steps do not halve 17 .* takes 9"):
+        check_halving(33, [17, 8])
+    with pytest.raises(Gen3cInputError, match="do not halve 35"):
+        check_halving(35, [17])
+
+
+def test_guidance_target_in_closed_form(pipe):
+    """Teacher = student: with no buffers (uncond = cond) the guided target is the student's own
+    output and the loss is exactly 0; with buffers it is 2·F_cond − F_uncond at g = 1."""
+    net = pipe.transformer
+    x0, buffers = latents(1, batch=2)
+    text = torch.zeros(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"])
+    stage = Stage(0, "guidance", 5, 5, 1.0, 1)
+    with torch.no_grad():
+        none = stage_loss(net, net, stage, x0, torch.zeros_like(buffers), text, text, pipe.scheduler, torch.Generator().manual_seed(0))
+    assert float(none.loss) == 0.0
+
+    sigma = torch.tensor([2.0, 0.3])
+    cond = make_conditioning(x0, buffers, text, text, torch.Generator().manual_seed(1))
+    x = x0 + sigma.view(-1, 1, 1, 1, 1) * torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        guided = denoised(net, x, sigma, cond, guidance=1.0)
+        hidden = guided.state / (sigma.view(-1, 1, 1, 1, 1) ** 2 + 0.25).sqrt()
+        f_cond = network_output(net, hidden, sigma, cond.text, cond.condition)
+        f_uncond = network_output(net, hidden, sigma, cond.text, cond.uncondition)
+    s = sigma.view(-1, 1, 1, 1, 1)
+    by_hand = 0.25 / (s**2 + 0.25) * guided.state + s * 0.5 / (s**2 + 0.25).sqrt() * (2 * f_cond - f_uncond)
+    torch.testing.assert_close(guided.denoised[:, :, 1:], by_hand[:, :, 1:])  # generated frames
+    torch.testing.assert_close(guided.denoised[:, :, :1], x0[:, :, :1])  # the conditioned frame: the clean latent
+    assert float((f_cond - f_uncond).abs().mean()) > 1e-3  # the buffers matter, so the target differs from F_cond
+
+
+def test_guidance_distillation_learns_the_guided_output(pipe):
+    """A few steps on a fixed batch: the loss falls and the student's one forward moves toward
+    cond + g·(cond − uncond) of the frozen teacher."""
+    teacher = pipe.transformer
+    student = copy.deepcopy(teacher).train().requires_grad_(True)
+    x0, buffers = latents(3, batch=2)
+    buffers = buffers * 3  # buffers far from zero: guidance changes the output a lot
+    text = torch.zeros(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"])
+    stage = Stage(0, "guidance", 5, 5, 2.0, 1)
+    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+
+    def loss_at(seed: int) -> torch.Tensor:
+        return stage_loss(student, teacher, stage, x0, buffers, text, text, pipe.scheduler, torch.Generator().manual_seed(seed)).loss
+
+    def gap() -> float:  # student's one forward vs the teacher's guided output at fixed inputs
+        sigma = torch.tensor([1.0, 0.2])
+        cond = make_conditioning(x0, buffers, text, text, torch.Generator().manual_seed(9))
+        x = x0 + sigma.view(-1, 1, 1, 1, 1) * 0.5
+        with torch.no_grad():
+            return float((denoised(student, x, sigma, cond).denoised - denoised(teacher, x, sigma, cond, 2.0).denoised).abs().mean())
+
+    with torch.no_grad():
+        before = sum(float(loss_at(s)) for s in range(3)) / 3
+    gap_before = gap()
+    for step in range(10):
+        opt.zero_grad()
+        loss_at(step % 3).backward()
+        opt.step()
+    with torch.no_grad():
+        after = sum(float(loss_at(s)) for s in range(3)) / 3
+    assert after < 0.5 * before, (before, after)
+    assert gap() < 0.7 * gap_before
+
+
+def test_halving_target_is_two_steps_of_the_teachers_sampler(pipe):
+    """For every student step j of a 9 → 5 halving, the target's x_c is where the teacher's own
+    sampler (Gen3cPipeline.denoise, recorded by its callback) is two steps later, and one
+    student Euler step with the target estimate lands exactly there."""
+    image_latent, buffers = latents(4)
+    text = pipe.encode_prompt("")
+    states = []
+    x_start = torch.randn(image_latent.shape, generator=torch.Generator().manual_seed(5)) * pipe.scheduler.init_noise_sigma
+    pipe.denoise(image_latent, buffers, text, None, guidance=0.0, num_steps=9, seed=5, callback=lambda i, s, x: states.append(x.clone()))
+    trajectory = [x_start, *states]  # trajectory[i]: the state at teacher σ_i (i = 0 … 9)
+    sigmas = sampler_sigmas(pipe.scheduler, 9)
+    cond = sampler_conditioning(image_latent, buffers, text, text, 5)
+    for j in range(5):
+        with torch.no_grad():
+            target, x_c, s_c = halving_target(pipe.transformer, trajectory[2 * j], torch.tensor([j]), sigmas, cond)
+        after = min(2 * j + 2, 9)  # the last student step (σ_min → 0) is one teacher step
+        torch.testing.assert_close(x_c, trajectory[after], rtol=0, atol=1e-5)
+        assert float(s_c) == float(sigmas[after])
+        start = denoised(pipe.transformer, trajectory[2 * j], sigmas[2 * j : 2 * j + 1], cond).state
+        landed = euler_step(start, target, sigmas[2 * j : 2 * j + 1], s_c)
+        torch.testing.assert_close(landed[:, :, 1:], x_c[:, :, 1:], rtol=0, atol=1e-4)
+
+
+def test_teacher_in_float8_or_streamed_gives_the_same_targets(tmp_path, teacher_checkpoint):
+    from gen3c.training.distill_loop import make_teacher
+
+    base = config_from_dict(distill_config(teacher_checkpoint))
+    x0, buffers = latents(6, batch=2)
+    text = torch.zeros(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"])
+    student = make_teacher(teacher_checkpoint, base, torch.device("cpu"))
+    scheduler = tiny_pipeline(seed=0).scheduler
+    stage = Stage(0, "halving", 5, 3, 1.0, 1)
+    losses = {}
+    for memory in ("resident", "offload", "fp8"):
+        config = config_from_dict(distill_config(teacher_checkpoint, distill={"teacher_memory": memory}))
+        teacher = make_teacher(teacher_checkpoint, config, torch.device("cpu"))
+        with torch.no_grad():
+            losses[memory] = float(stage_loss(student, teacher, stage, x0, buffers, text, text, scheduler, torch.Generator().manual_seed(0)).loss)
+    assert losses["offload"] == pytest.approx(losses["resident"], rel=1e-5)
+    assert losses["fp8"] != losses["resident"] and losses["fp8"] == pytest.approx(losses["resident"], rel=0.5)
+    assert losses["resident"] > 0  # the teacher's guided two steps differ from the unguided student's one
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": {"checkpoint": ""}}, "needs model.checkpoint"),
+        ({"distill": {"student_steps": [16]}}, "16 steps do not halve 5"),
+        ({"distill": {"guidance": 0.0}}, "guidance_stage needs distill.guidance"),
+        ({"distill": {"stage_max_steps": [3]}}, "must list 2 positive step counts"),
+        ({"distill": {"teacher_memory": "disk"}}, "choose one of resident, fp8, offload"),
+        ({"distill": {"guidance_stage": False, "student_steps": []}}, "has no stage"),
+    ],
+)
+def test_bad_distill_configs_are_refused(teacher_checkpoint, change, message):
+    cfg = distill_config(teacher_checkpoint)
+    for name, table in change.items():
+        cfg[name] = {**cfg[name], **table}
+    with pytest.raises(Gen3cInputError, match=message):
+        config_from_dict(cfg)
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory, teacher_checkpoint):
+    """One CLI run: a guidance stage on the 5-step grid, then 5 → 3 steps (2 optimiser steps each)."""
+    folder = tmp_path_factory.mktemp("distill")
+    cfg = distill_config(teacher_checkpoint, log={"sample_every": 0})
+    path = folder / "distill.toml"
+    path.write_text("\n".join(f"[{s}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in t.items()) for s, t in cfg.items()))
+    res = runner.invoke(app, ["train", str(path), "--out", str(folder / "out")])
+    assert res.exit_code == 0, res.output
+    return folder / "out", cfg
+
+
+@pytest.mark.slow
+def test_distill_cli_writes_stages_and_a_student(distilled):
+    out, _ = distilled
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["stage"]) for r in rows] == [(1, 0), (2, 0), (3, 1), (4, 1)]
+    stages = sorted(p.name for p in (out / "stages").iterdir())
+    assert stages == ["0_guidance_5steps", "1_5to3steps"]
+    assert json.loads((out / "stages" / "0_guidance_5steps" / "gen3c_model.json").read_text())["num_steps"] == 5
+    meta = json.loads((out / "model" / "gen3c_model.json").read_text())
+    assert meta["num_steps"] == 3 and meta["guidance"] == 0.0 and meta["chunk_frames"] == 9 and meta["dtype"] == "float32"
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (out / "samples").glob("*.mp4")) == ["step_0000002.mp4", "step_0000004.mp4"]  # each stage's end
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "3 steps × 1 forward" in card and "1_5to3steps" in card
+    assert (out / "latents.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_student_loads_and_samples_with_its_own_steps(distilled, box_scene, tmp_path):
+    from gen3c.pipelines.loading import generator_from_options
+
+    out, _ = distilled
+    student = generator_from_options({"checkpoint_dir": str(out / "model"), "device": "cpu"})
+    assert (student.num_steps, student.guidance, student.chunk_frames) == (3, 0.0, 9)
+    calls = []
+    handle = student.pipeline.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+    image, colors, masks = torch.rand(3, H, W) * 2 - 1, torch.rand(9, 1, 3, H, W) * 2 - 1, torch.ones(9, 1, 1, H, W)
+    frames = student.generate(None, None, image, buffers=type("B", (), {"colors": colors, "masks": masks})())
+    handle.remove()
+    assert len(calls) == 3 and frames.shape == (9, 3, H, W)  # 3 steps × 1 forward
+    assert generator_from_options({"checkpoint_dir": str(out / "model"), "num_steps": 2, "guidance": 1.0}).num_steps == 2
+
+    image_path, depth_path, _, _ = box_scene
+    res = runner.invoke(app, ["generate", "--generator", "gen3c", "--checkpoint_dir", str(out / "model"), "--input_image_path", str(image_path),
+                              "--depth_path", str(depth_path), "--fov", "60", "--resolution", f"{H}x{W}", "--num_video_frames", "9",
+                              "--video_save_folder", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.slow
+def test_distill_resume_across_a_stage_matches_an_uninterrupted_run(tmp_path, distilled):
+    from safetensors.torch import load_file
+
+    out, cfg = distilled
+    config = config_from_dict({**cfg, "log": {**cfg["log"], "sample_every": -1}})
+    first = train(config, tmp_path / "split", stop_after=3)  # ends inside the second stage
+    assert first.steps == 3 and first.exported is None and (tmp_path / "split" / "stages" / "0_guidance_5steps").is_dir()
+    second = train(config, tmp_path / "split", resume="auto")
+    assert second.steps == 4
+    whole = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
+    torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(whole), rtol=1e-5, atol=1e-7)
+    a = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "split" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_eval_compares_teacher_and_student_in_one_run(distilled, teacher_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    from gen3c.pipelines import loading as loading_module
+
+    out, _ = distilled
+    # A copy of the teacher whose gen3c_model.json asks for 4 steps at guidance 1: run with its own
+    # defaults it must make the very videos the teacher makes with --num_steps 4.
+    twin = shutil.copytree(teacher_checkpoint, tmp_path / "twin")
+    (twin / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "dtype": "float32", "num_steps": 4, "guidance": 1.0}))
+    real = loading_module.generator_from_options
+    monkeypatch.setattr(loading_module, "generator_from_options", lambda options, seed=1: real({**options, "device": "cpu"}, seed))
+    report = tmp_path / "report"
+    res = runner.invoke(app, ["eval", "--generator", "gen3c", "--checkpoint_dir", str(teacher_checkpoint), "--num_steps", "4",
+                              "--compare_models", f"{out / 'model'},{twin}", "--scenes", "room", "--presets", "left",
+                              "--resolution", f"{H}x{W}", "--methods", "still", "--output_folder", str(report), "--no_plots"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    results = json.loads((report / "results.json").read_text())
+    student_row, copy_row = "gen3c:out/model", "gen3c:twin"
+    assert list(results["methods"]) == ["still", "gen3c", student_row, copy_row]
+    scores = results["cases"][0]["scores"]
+    assert 5 < scores[student_row]["psnr_vs_reference"] < 60  # the student's video differs from the teacher's
+    # The teacher's twin: the same videos, an infinite PSNR (stored as null).
+    assert scores[copy_row]["psnr_vs_reference"] is None and scores[copy_row]["psnr"] == scores["gen3c"]["psnr"]
+    assert "psnr_vs_reference" not in scores["gen3c"] and "psnr_vs_reference" not in scores["still"]
+    text = (report / "report.md").read_text()
+    assert "## Models compared" in text and "| `gen3c:out/model` | 3 steps × 1 forward |" in text
+    assert "| `gen3c` | 4 steps × 2 forwards |" in text and "| `gen3c:twin` | 4 steps × 2 forwards |" in text
+    bad = runner.invoke(app, ["eval", "--compare_models", "tiny", "--output_folder", str(report)])
+    assert bad.exit_code == 2 and "--generator gen3c" in bad.output
+    unknown = runner.invoke(app, ["eval", "--generator", "gen3c", "--model", "tiny", "--compare_models", "tiny_slow", "--output_folder", str(report)])
+    assert unknown.exit_code == 2 and "neither a packaged model" in " ".join(unknown.output.split())
+
+
+def test_shipped_distill_configs_load():
+    small = load_config(shipped_config("distill_small.toml"))
+    assert small.train.mode == "distill" and small.distill.student_steps[-1] <= 8
+    assert small.model.checkpoint == "tiny" and small.model.max_sequence_length == 1
+    big = load_config(shipped_config("distill_7b.toml"))
+    assert big.train.distributed == "fsdp" and big.distill.teacher_memory == "fp8" and big.train.gradient_checkpointing
+
+
+@pytest.mark.slow
+def test_torchrun_distills_data_parallel_on_cpus(tmp_path, teacher_checkpoint):
+    """`torchrun --nproc_per_node 2 -m gen3c train` in distill mode forms one gloo group (DDP):
+    rank 0 alone writes stages, model and losses; the ranks' losses are averaged."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = distill_config(teacher_checkpoint, train={"batch_size": 1})
+    path = tmp_path / "d.toml"
+    path.write_text("\n".join(f"[{s}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in t.items()) for s, t in cfg.items()))
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.run([*launch, "-m", "gen3c", "train", str(path), "--out", str(tmp_path / "two")], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    said = proc.stdout + proc.stderr
+    assert said.count("trained 4 steps") == 1 and "on 2 processes (DDP)" in said
+    two = [json.loads(line) for line in (tmp_path / "two" / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in two] == [1, 2, 3, 4]
+    assert json.loads((tmp_path / "two" / "model" / "gen3c_model.json").read_text())["num_steps"] == 3
+    one = train(config_from_dict(cfg), tmp_path / "one")
+    assert two[0]["loss"] != pytest.approx(one.losses[0], rel=1e-6)  # rank 1's clips count too
+
+
+def test_zero_prompt_embeddings_give_the_same_output_at_any_length():
+    """Why distill_small.toml sets max_sequence_length = 1: the small model's prompt is zero
+    embeddings, and cross-attention over identical tokens averages identical values."""
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import load_pipeline
+
+    net = load_pipeline(packaged_model_dir("tiny"), dtype=torch.float32).transformer
+    g = torch.Generator().manual_seed(0)
+    hidden, condition, sigma = torch.randn(2, 16, 3, 8, 14, generator=g), torch.randn(2, 65, 3, 8, 14, generator=g), torch.tensor([3.0, 0.1])
+    dim = net.config.text_embed_dim
+    with torch.no_grad():
+        long = network_output(net, hidden, sigma, torch.zeros(2, 512, dim), condition)
+        short = network_output(net, hidden, sigma, torch.zeros(2, 1, dim), condition)
+    torch.testing.assert_close(short, long, rtol=0, atol=1e-6)
+
+
+def test_a_packaged_model_name_is_a_teacher_checkpoint():
+    from gen3c.models.packaged import packaged_model_dir, resolve_checkpoint
+
+    assert resolve_checkpoint("tiny") == str(packaged_model_dir("tiny"))
+    assert resolve_checkpoint("runs/a/model") == "runs/a/model" and resolve_checkpoint("") == ""
+
+
+def test_packaged_student_samples_with_its_own_five_steps():
+    from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+    from gen3c.pipelines.loading import generator_from_options
+
+    info = packaged_model_info("tiny_fast")
+    assert (info["num_steps"], info["guidance"], info["chunk_frames"], info["teacher"]) == (5, 0.0, 17, "tiny")
+    assert sum(p.stat().st_size for p in packaged_model_dir("tiny_fast").rglob("*") if p.is_file()) <= 10e6
+    student = generator_from_options({"model": "tiny_fast"})
+    calls = []
+    handle = student.pipeline.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+    h, w = info["resolution"]
+    colors, masks = torch.rand(17, 1, 3, h, w) * 2 - 1, torch.ones(17, 1, 1, h, w)
+    frames = student.generate(None, None, colors[0, 0], buffers=type("B", (), {"colors": colors, "masks": masks})())
+    handle.remove()
+    assert len(calls) == 5 and frames.shape == (17, 3, h, w)  # 5 steps × 1 forward
