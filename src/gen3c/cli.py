@@ -234,7 +234,9 @@ GuidanceOpt = Annotated[
         "1 (GEN3C's default) runs two model passes per step, 0 runs one.",
     ),
 ]
-StepsOpt = Annotated[int, typer.Option("--num_steps", help="gen3c generator: sampler steps (GEN3C: 35).")]
+StepsOpt = Annotated[
+    int | None, typer.Option("--num_steps", help="gen3c generator: sampler steps (default: the --speed preset's; exact: GEN3C's 35).")
+]
 PromptOpt = Annotated[
     str, typer.Option("--prompt", help="gen3c generator: text prompt (GEN3C's scripts use none; a non-empty one loads T5).")
 ]
@@ -276,15 +278,65 @@ MemoryModeOpt = Annotated[
     ),
 ]
 CompileOpt = Annotated[
-    bool, typer.Option("--compile", help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile).")
+    bool | None,
+    typer.Option(
+        "--compile/--no_compile",
+        help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile; default: the --speed preset's).",
+    ),
 ]
 AttentionOpt = Annotated[
     str | None,
     typer.Option("--attention_backend", help="gen3c generator: diffusers attention backend for the DiT, e.g. _native_cudnn, flash, _flash_3."),
 ]
 Fp8MatmulOpt = Annotated[
-    bool,
-    typer.Option("--fp8_matmul", help="gen3c generator: float8 matmuls in the DiT blocks (H100-class GPUs; faster, a small quality cost)."),
+    bool | None,
+    typer.Option(
+        "--fp8_matmul/--no_fp8_matmul",
+        help="gen3c generator: float8 matmuls in the DiT blocks (H100-class GPUs; faster, a small quality cost; default: the --speed preset's).",
+    ),
+]
+SpeedOpt = Annotated[
+    str,
+    typer.Option(
+        "--speed",
+        help="gen3c generator: speed preset. exact: GEN3C's sampler (35 Euler steps, both guidance branches every step: "
+        "70 DiT forwards). fast: SPEED_FAST_HELP. fastest: SPEED_FASTEST_HELP. "
+        "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, …) override the preset.",
+    ),
+]
+SamplerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sampler",
+        help="gen3c generator: euler (GEN3C's) or dpmpp_2m (DPM-Solver++(2M), second order: fewer steps for the same "
+        "accuracy; SAMPLER_HELP). Default: the --speed preset's.",
+    ),
+]
+GuidanceEveryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--guidance_every",
+        help="gen3c generator: run guidance's unconditional branch every N-th step only and reuse its direction in between "
+        "(GUIDANCE_EVERY_HELP). 1: every step (GEN3C's). Default: the --speed preset's.",
+    ),
+]
+GuidanceBatchOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--guidance_batch/--no_guidance_batch",
+        help="gen3c generator: run guidance's two branches as one batch-2 DiT forward (the same video up to float rounding; "
+        "whether it is faster depends on the GPU). Default: the --speed preset's.",
+    ),
+]
+StepCacheOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--step_cache",
+        help="gen3c generator: reuse DiT work across steps (approximate): none; fbc[:THRESHOLD] (First Block Cache, "
+        "default 0.05; FBC_HELP); taylorseer[:INTERVAL] (self-attention extrapolated between full steps, default 3; "
+        "TAYLORSEER_HELP); magcache[:THRESHOLD] (default 0.06; the first run measures the model's ratios and stores "
+        "them; MAGCACHE_HELP). Default: the --speed preset's.",
+    ),
 ]
 VerifyOpt = Annotated[
     bool,
@@ -336,6 +388,7 @@ GEN3C_FLAGS = (
     "offload_diffusion_transformer", "offload_tokenizer", "offload_text_encoder_model", "offload_prompt_upsampler",
     "offload_guardrail_models", "disable_guardrail", "disable_prompt_encoder", "disable_prompt_upsampler",
     "memory_mode", "fp8", "low_memory", "max_gpu_memory", "compile", "attention_backend", "fp8_matmul",
+    "speed", "sampler", "guidance_every", "guidance_batch", "step_cache",
     "verify_checksums", "num_gpus",
 )  # fmt: skip
 
@@ -423,7 +476,7 @@ def generate(
     fps: FpsOpt = 24.0,
     checkpoint_dir: CheckpointOpt = None,
     guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -438,9 +491,14 @@ def generate(
     fp8: Fp8Opt = False,
     low_memory: LowMemoryOpt = False,
     max_gpu_memory: MaxGpuMemoryOpt = None,
-    compile: CompileOpt = False,
+    speed: SpeedOpt = "exact",
+    sampler: SamplerOpt = None,
+    guidance_every: GuidanceEveryOpt = None,
+    guidance_batch: GuidanceBatchOpt = None,
+    step_cache: StepCacheOpt = None,
+    compile: CompileOpt = None,
     attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = False,
+    fp8_matmul: Fp8MatmulOpt = None,
     num_gpus: NumGpusOpt = 1,
     verify_checksums: VerifyOpt = False,
     chunk_frames: Annotated[
@@ -566,7 +624,7 @@ def gui(
     fps: FpsOpt = 24.0,
     checkpoint_dir: CheckpointOpt = None,
     guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -581,9 +639,14 @@ def gui(
     fp8: Fp8Opt = False,
     low_memory: LowMemoryOpt = False,
     max_gpu_memory: MaxGpuMemoryOpt = None,
-    compile: CompileOpt = False,
+    speed: SpeedOpt = "exact",
+    sampler: SamplerOpt = None,
+    guidance_every: GuidanceEveryOpt = None,
+    guidance_batch: GuidanceBatchOpt = None,
+    step_cache: StepCacheOpt = None,
+    compile: CompileOpt = None,
     attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = False,
+    fp8_matmul: Fp8MatmulOpt = None,
     verify_checksums: VerifyOpt = False,
     model: ModelOpt = None,
     lora: LoraOpt = None,
@@ -809,7 +872,7 @@ def eval_command(
     seed: SeedOpt = 1,
     checkpoint_dir: CheckpointOpt = None,
     guidance: GuidanceOpt = 1.0,
-    num_steps: StepsOpt = 35,
+    num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
     offload_diffusion_transformer: OffloadDitOpt = False,
@@ -822,9 +885,14 @@ def eval_command(
     disable_prompt_upsampler: DisableUpsamplerOpt = False,
     memory_mode: MemoryModeOpt = "resident",
     fp8: Fp8Opt = False,
-    compile: CompileOpt = False,
+    speed: SpeedOpt = "exact",
+    sampler: SamplerOpt = None,
+    guidance_every: GuidanceEveryOpt = None,
+    guidance_batch: GuidanceBatchOpt = None,
+    step_cache: StepCacheOpt = None,
+    compile: CompileOpt = None,
     attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = False,
+    fp8_matmul: Fp8MatmulOpt = None,
     low_memory: LowMemoryOpt = False,
     max_gpu_memory: MaxGpuMemoryOpt = None,
     verify_checksums: VerifyOpt = False,
