@@ -6,13 +6,15 @@ Rows (``--rows``, ';'-separated): ``stock`` — GEN3C's sampler on diffusers' st
 preset name (``exact``, ``fast``, ``fastest``, :data:`gen3c.pipelines.presets.SPEED_PRESETS`);
 or a preset with overrides, e.g. ``exact guidance_batch=1`` or ``fast step_cache=fbc:0.1``.
 Every row makes the same video from the same inputs and seed: a procedural scene
-(:mod:`gen3c.scenes`) lifted into the 3D cache, rendered along the 'left' preset
-(``render``), encoded by the tokenizer (``encode``), sampled (``sample``) and decoded
-(``decode``). Columns: seconds per stage and in total, DiT forwards (batch-1 equivalents:
+(:mod:`gen3c.scenes`) lifted into the 3D cache, rendered along the case's camera preset
+(``render``; on the CPU, as ``gen3c generate`` renders it), encoded by the tokenizer
+(``encode``), sampled (``sample``) and decoded (``decode``); T5 is not needed (the empty
+prompt and the default negative prompt come from the prompt cache). Columns: seconds per stage and in total, DiT forwards (batch-1 equivalents:
 a batch-2 forward counts 2), self-attention evaluations of the last block (what step caching
 leaves to compute; "—" under ``--compile``, whose graphs hide the hooks), peak GPU memory
 (``torch.cuda.max_memory_allocated`` over the row), and PSNR / SSIM of the decoded video against
-the ``exact`` row's (frames in [0, 1], all frames; "∞": identical).
+the ``exact`` row's (``--reference_row``; frames in [0, 1], all frames, PSNR of the mean squared
+error pooled over the cases; "∞": identical).
 
 Three sizes:
 
@@ -171,7 +173,7 @@ class Models:
 
 
 def make_cases(args, device: torch.device) -> list[tuple[str, object, object]]:
-    """(name, source view, cameras) per case, on ``device``."""
+    """(name, source view, cameras) per case; the scene is ray-cast on ``device``."""
     from gen3c.evaluation.suite import HELD_OUT_SEEDS, PRESETS, SCENES, BenchmarkConfig, Case
     from gen3c.pipelines.camera_video import SourceView, preset_cameras
     from gen3c.scenes import make_scene, render, source_camera
@@ -185,11 +187,11 @@ def make_cases(args, device: torch.device) -> list[tuple[str, object, object]]:
         case = Case(scene_name, preset, seed)
         cam = source_camera(args.height, args.width, config.fov_degrees)
         src = render(make_scene(case.scene, case.seed), cam.to(device))
-        hit = src.mask[0]
-        depth = torch.where(hit, src.depth[0], torch.zeros_like(src.depth[0])).float()
-        source = SourceView(image=src.rgb[0].float(), depth=depth, K=cam.K[0].to(device), w2c=torch.eye(4, device=device), valid=hit)
+        hit = src.mask[0].cpu()
+        depth = torch.where(hit, src.depth[0].cpu(), torch.zeros_like(src.depth[0].cpu())).float()
+        source = SourceView(image=src.rgb[0].cpu().float(), depth=depth, K=cam.K[0], w2c=torch.eye(4), valid=hit)
         cameras = preset_cameras(source, preset, config.camera_rotation, args.frames, config.movement_distance, config.trajectory_scale)
-        out.append((case.name, source, cameras.to(device)))
+        out.append((case.name, source, cameras))  # on the CPU, where `gen3c generate` keeps the cache
     return out
 
 
@@ -313,7 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--probe_steps", type=int, default=3, help="steps of an extrapolated row (the first is not timed)")
     parser.add_argument("--cases", default=None, help="comma-separated SCENE-PRESET cases (default: room-left; --model: 8 cases)")
     parser.add_argument("--vae_chunk_frames", type=int, default=None, help="tokenizer chunk in latent frames (default: whole video)")
-    parser.add_argument("--reference", type=Path, default=None, help="exact row's latents: written when it runs, else read")
+    parser.add_argument("--reference_row", default="exact", help="the row the others' videos are compared with")
+    parser.add_argument("--reference", type=Path, default=None, help="the reference row's latents: written when it runs, else read")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table as markdown rows here")
     args = parser.parse_args(argv)
@@ -343,7 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
     cases = make_cases(args, device)
     latent_shape = ((args.frames - 1) // 8 + 1, args.height // 8, args.width // 8)
     reference: dict[str, torch.Tensor] = {}
-    if args.reference is not None and args.reference.is_file() and not any(label == "exact" for label, _ in rows):
+    if args.reference is not None and args.reference.is_file() and not any(label == args.reference_row for label, _ in rows):
         from safetensors.torch import load_file
 
         latents = load_file(str(args.reference))
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
             for name, lat in latents.items():
                 video = decode_latents(models.vae, lat.to(device), sigma_data=0.5)
                 reference[name] = video[0].permute(1, 0, 2, 3).float().clamp(-1, 1).cpu()
-        print(f"reference: the exact row's latents from {args.reference}", flush=True)
+        print(f"reference: the {args.reference_row!r} row's latents from {args.reference}", flush=True)
 
     results = []
     for label, settings in rows:
@@ -377,7 +380,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"[{label}] {name}: {sum(run[k] for k in ('render_s', 'encode_s', 'sample_s', 'decode_s')):.1f} s", flush=True)
                 if probe:
                     run["sample_s"] = statistics.median(run["step_s"][1:]) * full_steps
-                if label == "exact" and not probe:
+                if label == args.reference_row and not probe:
                     reference[name] = run["frames"]
                     saved[name] = run["latents"]
                 mse, ssim = fidelity(run["frames"], reference[name]) if name in reference and not probe else (None, None)
@@ -406,18 +409,18 @@ def main(argv: list[str] | None = None) -> dict:
             "attention_evals": counter.attention / n * (full_steps / steps if probe else 1) if counter.count_attention else None,
             "peak_gb": torch.cuda.max_memory_allocated(device) / GiB if device.type == "cuda" else None,
             # PSNR of the mean squared error over all cases' frames (pooled), SSIM the mean.
-            "psnr_vs_exact": psnr_db(sum(c["mse"] for c in scored) / len(scored)) if scored else None,
-            "ssim_vs_exact": sum(c["ssim"] for c in scored) / len(scored) if scored else None,
+            "psnr_vs_reference": psnr_db(sum(c["mse"] for c in scored) / len(scored)) if scored else None,
+            "ssim_vs_reference": sum(c["ssim"] for c in scored) / len(scored) if scored else None,
             "cases": per_case,
         }  # fmt: skip
         result["total_s"] = sum(result[k] for k in ("render_s", "encode_s", "sample_s", "decode_s"))
         results.append(result)
         print(f"[{label}] total {result['total_s']:.1f} s (sample {result['sample_s']:.1f} s), forwards {result['forwards']:.0f}, "
-              f"PSNR {fmt(result['psnr_vs_exact'], '.2f')} dB", flush=True)  # fmt: skip
+              f"PSNR {fmt(result['psnr_vs_reference'], '.2f')} dB", flush=True)  # fmt: skip
         del pipe
     summary = {"device": device_name, "torch": torch.__version__, "model": what,
                "video": f"{args.frames} frames {args.height}x{args.width}", "cases": args.cases, "rows": results}  # fmt: skip
-    table = markdown_table(results, len(cases))
+    table = markdown_table(results, args.reference_row)
     print()
     print(f"{what} — {summary['video']} — {device_name}, torch {torch.__version__}; seconds per video (mean over {len(cases)} case(s))")
     print(table)
@@ -436,9 +439,9 @@ def fmt(value, spec: str = ".1f", missing: str = "—") -> str:
     return format(value, spec)
 
 
-def markdown_table(results: list[dict], num_cases: int) -> str:
+def markdown_table(results: list[dict], reference_row: str = "exact") -> str:
     head = ["row", "render s", "encode s", "sample s", "decode s", "total s", "× stock", "forwards", "self-attn evals",
-            "peak GB", "PSNR vs exact dB", "SSIM vs exact"]  # fmt: skip
+            "peak GB", f"PSNR vs {reference_row} dB", f"SSIM vs {reference_row}"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     stock = next((r["total_s"] for r in results if r["row"] == "stock" and "total_s" in r), None)
     for r in results:
@@ -448,7 +451,7 @@ def markdown_table(results: list[dict], num_cases: int) -> str:
         sample = fmt(r["sample_s"]) + (f" (extrapolated from {r['extrapolated_from_steps']} steps)" if r["extrapolated_from_steps"] else "")
         cells = [r["row"], fmt(r["render_s"], ".2f"), fmt(r["encode_s"]), sample, fmt(r["decode_s"]), fmt(r["total_s"]),
                  fmt(stock / r["total_s"] if stock else None, ".2f"), fmt(r["forwards"], ".0f"), fmt(r["attention_evals"], ".0f"),
-                 fmt(r["peak_gb"]), fmt(r["psnr_vs_exact"], ".2f"), fmt(r["ssim_vs_exact"], ".4f")]  # fmt: skip
+                 fmt(r["peak_gb"]), fmt(r["psnr_vs_reference"], ".2f"), fmt(r["ssim_vs_reference"], ".4f")]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

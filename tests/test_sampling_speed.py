@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, Gen3cModelError
 from gen3c.models import configs
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.models.tiny import tiny_components, tiny_pipeline
@@ -237,13 +237,13 @@ def test_taylorseer_computes_attention_on_its_schedule(pipe, conditions):
     cache = with_cache(pipe, "taylorseer:3")
     try:
         with AttentionEvals(pipe.transformer) as evals:
-            approx = sample(pipe, conditions, steps=10)
+            approx = sample(pipe, conditions, steps=7)
     finally:
         cache.remove()
         pipe.step_cache = None
-    # per branch: the first 3 calls, then every 3rd after the 4th: calls 0, 1, 2, 4, 7 of 10
-    assert evals.count == 2 * 5
-    exact = sample(pipe, conditions, steps=10)
+    # per branch: the first 3 calls, then every 3rd from the 5th: calls 0, 1, 2 and 4 of 7
+    assert evals.count == 2 * 4
+    exact = sample(pipe, conditions, steps=7)
     assert 0 < float((approx - exact).abs().max()) < float(exact.abs().max())
 
 
@@ -253,24 +253,50 @@ def test_magcache_measures_its_ratios_once_then_skips(pipe, conditions, tmp_path
     (checkpoint / "transformer").mkdir(parents=True)
     (checkpoint / "transformer" / "config.json").write_text("{}")
     store = MagRatioStore(checkpoint)
-    exact = sample(pipe, conditions, steps=10)
+    exact = sample(pipe, conditions, steps=8)
     cache = with_cache(pipe, "magcache:0.5", ratio_store=store)
     try:
         with AttentionEvals(pipe.transformer) as evals, pytest.warns(UserWarning, match="magnitude ratios"):
-            calibrated = sample(pipe, conditions, steps=10)
-        assert evals.count == 20 and torch.equal(calibrated, exact)  # the calibration run computes every step
+            calibrated = sample(pipe, conditions, steps=8)
+        assert evals.count == 16 and torch.equal(calibrated, exact)  # the calibration run computes every step
         saved = json.loads(store.user_file.read_text())["euler"]
-        assert saved["num_steps"] == 10 and len(saved["ratios"]) == 10 and saved["ratios"][0] == 1.0
+        assert saved["num_steps"] == 8 and len(saved["ratios"]) == 8 and saved["ratios"][0] == 1.0
         assert set(saved["branches"]) == {"cond", "uncond"} and saved["ratios"] == saved["branches"]["cond"]
         assert all(r > 0 for r in saved["ratios"])
         with AttentionEvals(pipe.transformer) as evals:
-            sample(pipe, conditions, steps=10)
-        assert evals.count < 20  # now it skips
+            sample(pipe, conditions, steps=8)
+        assert evals.count < 16  # now it skips
         # a fresh cache of the same checkpoint finds the stored ratios
         assert MagRatioStore(checkpoint).load("euler") == saved["ratios"] and MagRatioStore(checkpoint).load("dpmpp_2m") is None
     finally:
         cache.remove()
         pipe.step_cache = None
+
+
+def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named(pipe, conditions, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
+    store = MagRatioStore(tmp_path / "hub-id-like")  # not a folder: the user cache only
+    cache = with_cache(pipe, "magcache", ratio_store=store)
+
+    def stop(step, sigma, latents):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sample(pipe, conditions, steps=6, callback=stop)
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+    assert cache.mag_ratios is None and not store.user_file.exists()
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "mag_ratios.json").write_text('{"euler": {"ratios": "many"}}')
+    with pytest.raises(Gen3cModelError, match="malformed: delete the file"):
+        MagRatioStore(checkpoint).load("euler")
+    (checkpoint / "mag_ratios.json").write_text("[1, 2")
+    with pytest.raises(Gen3cModelError, match="unreadable"):
+        MagRatioStore(checkpoint).load("euler")
 
 
 # -- presets --------------------------------------------------------------------------------
@@ -315,8 +341,8 @@ def invoke(*args):
 
 @pytest.mark.slow
 def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
-    """`--speed fastest` with the shipped small model: the preset reaches the generator (its
-    sampler, steps and cache), a flag overrides it, and the video has every frame."""
+    """`--speed fastest` with the shipped small model: the preset reaches the generator, flags
+    given on their own override its settings, and the video has every frame."""
     from gen3c.io.video import read_video
     from gen3c.pipelines import loading
 
@@ -331,13 +357,13 @@ def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
     image, depth, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "64x112",
                  "--num_video_frames", 17, "--video_save_folder", tmp_path, "--generator", "gen3c", "--model", "tiny",
-                 "--speed", "fastest", "--num_steps", 5)  # fmt: skip
+                 "--speed", "fastest", "--sampler", "dpmpp_2m", "--step_cache", "fbc:0.2", "--guidance_batch")  # fmt: skip
     assert res.exit_code == 0, res.output
     generator = made[0]
     fastest = SPEED_PRESETS["fastest"]
-    assert generator.num_steps == 5 and generator.guidance_every == fastest.guidance_every
-    assert sampler_name(generator.pipeline.scheduler) == fastest.sampler
-    assert str(generator.pipeline.step_cache.spec) == str(StepCacheSpec.parse(fastest.step_cache))
+    assert generator.num_steps == fastest.num_steps and generator.guidance_every == fastest.guidance_every
+    assert generator.guidance_batch is True and sampler_name(generator.pipeline.scheduler) == "dpmpp_2m"
+    assert generator.pipeline.step_cache.spec == StepCacheSpec("fbc", 0.2)
     frames, _ = read_video(tmp_path / "output.mp4")
     assert frames.shape == (17, 64, 112, 3)
 

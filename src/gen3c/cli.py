@@ -300,7 +300,9 @@ SpeedOpt = Annotated[
     typer.Option(
         "--speed",
         help="gen3c generator: speed preset. exact: GEN3C's sampler (35 Euler steps, both guidance branches every step: "
-        "70 DiT forwards). fast: SPEED_FAST_HELP. fastest: SPEED_FASTEST_HELP. "
+        "70 DiT forwards). fast: 18 Euler steps, 36 forwards; its video 50.0 dB PSNR / 0.9994 SSIM from exact's. "
+        "fastest: 8 Euler steps, 16 forwards; 38.7 dB / 0.992. (dB here and below: PSNR of the video against exact's on "
+        "the shipped small model, 8 held-out scenes; on GEN3C-7B expect lower.) "
         "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, …) override the preset.",
     ),
 ]
@@ -308,8 +310,9 @@ SamplerOpt = Annotated[
     str | None,
     typer.Option(
         "--sampler",
-        help="gen3c generator: euler (GEN3C's) or dpmpp_2m (DPM-Solver++(2M), second order: fewer steps for the same "
-        "accuracy; SAMPLER_HELP). Default: the --speed preset's.",
+        help="gen3c generator: euler (GEN3C's) or dpmpp_2m (DPM-Solver++(2M), second order). At 18 steps its video is 43.0 dB "
+        "from exact's (18 Euler steps: 50.0 dB) but nearer a converged 140-step video (46.2 against 44.6 dB); at 12 steps "
+        "and fewer it is further from both than Euler. Default: the --speed preset's.",
     ),
 ]
 GuidanceEveryOpt = Annotated[
@@ -317,7 +320,7 @@ GuidanceEveryOpt = Annotated[
     typer.Option(
         "--guidance_every",
         help="gen3c generator: run guidance's unconditional branch every N-th step only and reuse its direction in between "
-        "(GUIDANCE_EVERY_HELP). 1: every step (GEN3C's). Default: the --speed preset's.",
+        "(2: 53 of 70 forwards, 49.8 dB; 3: 47 forwards, 43.5 dB). 1: every step (GEN3C's). Default: the --speed preset's.",
     ),
 ]
 GuidanceBatchOpt = Annotated[
@@ -333,9 +336,9 @@ StepCacheOpt = Annotated[
     typer.Option(
         "--step_cache",
         help="gen3c generator: reuse DiT work across steps (approximate): none; fbc[:THRESHOLD] (First Block Cache, "
-        "default 0.05; FBC_HELP); taylorseer[:INTERVAL] (self-attention extrapolated between full steps, default 3; "
-        "TAYLORSEER_HELP); magcache[:THRESHOLD] (default 0.06; the first run measures the model's ratios and stores "
-        "them; MAGCACHE_HELP). Default: the --speed preset's.",
+        "default 0.05; fbc:0.1 ran the block stack 46 of 70 times, 54.5 dB); taylorseer[:INTERVAL] (self-attention extrapolated between full steps, default 3; 28 of 70 "
+        "self-attentions computed, 47.2 dB; ~26 GB of extra GPU memory per branch on GEN3C-7B); magcache[:THRESHOLD] (default 0.06; the first run measures the model's ratios and stores "
+        "them; 62 of 70 forwards, 54.5 dB). Default: the --speed preset's.",
     ),
 ]
 VerifyOpt = Annotated[

@@ -126,10 +126,6 @@ class StepCache:
         self._applied_steps: int | None = None
         self._calibration: MagCalibration | None = None
 
-    @property
-    def calibrating(self) -> bool:
-        return self._calibration is not None
-
     def begin(self, transformer: nn.Module, num_steps: int, sampler: str) -> None:
         """Attach the hooks to ``transformer`` (once; MagCache again when ``num_steps`` changes)
         and reset their state for a run of ``num_steps`` steps."""
@@ -211,18 +207,22 @@ class StepCache:
         self._transformer = self._applied_steps = None
 
     def end(self) -> None:
-        """Free the cached tensors; after a calibration run, keep and store the measured ratios."""
+        """Free the cached tensors; after a whole calibration run, keep and store the measured
+        ratios (an interrupted one is dropped)."""
         if self._calibration is not None:
             calibration, self._calibration = self._calibration, None
-            self.mag_ratios = calibration.finish()
+            ratios = calibration.finish()
+            if ratios is None:
+                return
+            self.mag_ratios = ratios
             where = None
             if self.ratio_store is not None:
-                where = self.ratio_store.save(calibration.sampler, calibration.num_steps, self.mag_ratios, calibration.ratios)
+                where = self.ratio_store.save(calibration.sampler, calibration.num_steps, ratios, calibration.ratios)
             warnings.warn(
                 f"--step_cache magcache: this run computed every step to measure the model's magnitude ratios "
                 f"({calibration.sampler}, {calibration.num_steps} steps){f'; stored in {where}' if where else ''}; "
                 "the next runs skip steps",
-                stacklevel=2,
+                stacklevel=3,
             )
             return
         if self._transformer is not None:
@@ -260,17 +260,16 @@ class MagCalibration:
         self.ratios.setdefault(self.branch, []).append(ratio)
         self._previous[self.branch] = residual
 
-    def finish(self) -> list[float]:
-        """Remove the hooks; the ratios MagCache uses: the conditional branch's (it carries the
-        video; the unconditional one only sets the guidance direction)."""
+    def finish(self) -> list[float] | None:
+        """Remove the hooks; the ratios MagCache uses — the conditional branch's (it carries the
+        video; the unconditional one only sets the guidance direction) — or None when the run
+        stopped before its last step."""
         for handle in self._handles:
             handle.remove()
         self._previous.clear()
         self._input = None
-        ratios = self.ratios.get("cond") or self.ratios.get("cfg") or next(iter(self.ratios.values()), None)
-        if not ratios:
-            raise Gen3cModelError("MagCache calibration saw no DiT forward")
-        return ratios
+        ratios = self.ratios.get("cond") or self.ratios.get("cfg")
+        return ratios if ratios is not None and len(ratios) == self.num_steps else None
 
 
 class MagRatioStore:

@@ -20,8 +20,11 @@ from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
 from gen3c.models import configs
 from gen3c.models.context_parallel import check_token_split, enable_context_parallel
 from gen3c.models.memory import LOW_MEMORY, ModelSize, choose_memory_plan, memory_plan
+from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
 from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline
+from gen3c.pipelines.presets import SpeedPreset, speed_settings
+from gen3c.schedulers import make_scheduler, sampler_name
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
 _DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
@@ -184,8 +187,6 @@ def load_generator(
         verify_checksums: check every file against the checkpoint's ``checksums.json`` first.
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
-    from gen3c.pipelines.presets import speed_settings
-
     settings = speed_settings(
         speed, sampler=sampler, num_steps=generator_options.pop("num_steps", None), guidance_every=guidance_every,
         guidance_batch=guidance_batch, step_cache=step_cache, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
@@ -247,7 +248,8 @@ def load_generator(
             raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
         use_fp8_matmuls(pipe.transformer)
     if compile:
-        compile_blocks(pipe.transformer)
+        # The step caches' hooks break the graph (their skip decisions run in Python).
+        compile_blocks(pipe.transformer, fullgraph=StepCacheSpec.parse(settings.step_cache) is None)
     configure_sampling(pipe, settings, checkpoint)
     return Gen3cGenerator(
         pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
@@ -255,13 +257,9 @@ def load_generator(
     )  # fmt: skip
 
 
-def configure_sampling(pipe: Gen3cPipeline, settings: Any, checkpoint: str | os.PathLike | None = None) -> None:
-    """Give ``pipe`` the sampler and step cache of ``settings`` (a
-    :class:`~gen3c.pipelines.presets.SpeedPreset`); MagCache's ratios are looked up for (and
-    measured into the store of) ``checkpoint``."""
-    from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
-    from gen3c.schedulers import make_scheduler, sampler_name
-
+def configure_sampling(pipe: Gen3cPipeline, settings: SpeedPreset, checkpoint: str | os.PathLike | None = None) -> None:
+    """Give ``pipe`` the sampler and step cache of ``settings``; MagCache's ratios are looked up
+    for (and measured into the store of) ``checkpoint``."""
     if sampler_name(pipe.scheduler) != settings.sampler:
         pipe.register_modules(scheduler=make_scheduler(settings.sampler, dict(pipe.scheduler.config)))
     if pipe.step_cache is not None:
