@@ -220,20 +220,30 @@ class Counter:
             h.remove()
 
 
-def warm_up(pipe, device: torch.device, latent_shape, batch_sizes) -> None:
-    """One DiT forward per batch size the row uses (compiles a ``--compile`` row's graphs)."""
+def warm_up(pipe, device: torch.device, latent_shape, batch_sizes, steps: int) -> None:
+    """One DiT forward per batch size the row uses, with the pipeline's input shapes and its step
+    cache's hooks in place (so a ``--compile`` row compiles its graphs here, not while timed)."""
+    from gen3c.schedulers import sampler_name
+
     T, h, w = latent_shape
     extra = pipe.transformer.config.in_channels - 16
     dtype = pipe.transformer_dtype
-    for b in batch_sizes:
-        with torch.no_grad():
-            pipe.transformer(
-                hidden_states=torch.zeros(b, 16, T, h, w, device=device, dtype=dtype),
-                timestep=torch.zeros(b, device=device, dtype=dtype),
-                encoder_hidden_states=torch.zeros(b, configs.MAX_SEQUENCE_LENGTH, pipe.transformer.config.text_embed_dim, device=device, dtype=dtype),
-                fps=configs.FPS, condition_mask=torch.zeros(b, extra, T, h, w, device=device, dtype=dtype),
-                padding_mask=torch.zeros(1, 1, h * 8, w * 8, device=device, dtype=dtype), return_dict=False,
-            )  # fmt: skip
+    cache = pipe.step_cache
+    if cache is not None:
+        cache.begin(pipe.transformer, steps, sampler_name(pipe.scheduler))
+    try:
+        for b in batch_sizes:
+            with torch.no_grad(), pipe._branch("cond" if b == 1 else "cfg"):
+                pipe.transformer(
+                    hidden_states=torch.zeros(b, 16, T, h, w, device=device, dtype=dtype),
+                    timestep=torch.zeros(b, device=device, dtype=dtype),
+                    encoder_hidden_states=torch.zeros(b, configs.MAX_SEQUENCE_LENGTH, pipe.transformer.config.text_embed_dim, device=device, dtype=dtype),
+                    fps=configs.FPS, condition_mask=torch.zeros(b, extra, T, h, w, device=device, dtype=dtype),
+                    padding_mask=torch.zeros(1, 1, h, w, device=device, dtype=dtype), return_dict=False,
+                )  # fmt: skip
+    finally:
+        if cache is not None:
+            cache.end()
     sync(device)
 
 
@@ -371,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
         pipe = models.pipeline(settings)
         uses_batch2 = settings is not None and settings.guidance_batch
         batch_sizes = [2] if uses_batch2 and settings.guidance_every == 1 else [1, 2] if uses_batch2 else [1]
-        warm_up(pipe, device, latent_shape, batch_sizes)
+        warm_up(pipe, device, latent_shape, batch_sizes, steps)
         counter = Counter(pipe.transformer, count_attention=not (settings is not None and settings.compile))
         per_case, saved = [], {}
         try:

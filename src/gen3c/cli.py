@@ -280,7 +280,7 @@ MemoryModeOpt = Annotated[
 CompileOpt = Annotated[
     bool | None,
     typer.Option(
-        "--compile/--no_compile",
+        "--compile",
         help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile; default: the --speed preset's).",
     ),
 ]
@@ -291,7 +291,7 @@ AttentionOpt = Annotated[
 Fp8MatmulOpt = Annotated[
     bool | None,
     typer.Option(
-        "--fp8_matmul/--no_fp8_matmul",
+        "--fp8_matmul",
         help="gen3c generator: float8 matmuls in the DiT blocks (H100-class GPUs; faster, a small quality cost; default: the --speed preset's).",
     ),
 ]
@@ -303,7 +303,8 @@ SpeedOpt = Annotated[
         "70 DiT forwards). fast: 18 Euler steps, 36 forwards; its video 50.0 dB PSNR / 0.9994 SSIM from exact's. "
         "fastest: 8 Euler steps, 16 forwards; 38.7 dB / 0.992. (dB here and below: PSNR of the video against exact's on "
         "the shipped small model, 8 held-out scenes; on GEN3C-7B expect lower.) "
-        "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, …) override the preset.",
+        "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, …) override the preset "
+        "(a switch such as --compile can only turn a setting on: start from exact to leave it off).",
     ),
 ]
 SamplerOpt = Annotated[
@@ -326,7 +327,7 @@ GuidanceEveryOpt = Annotated[
 GuidanceBatchOpt = Annotated[
     bool | None,
     typer.Option(
-        "--guidance_batch/--no_guidance_batch",
+        "--guidance_batch",
         help="gen3c generator: run guidance's two branches as one batch-2 DiT forward (the same video up to float rounding; "
         "whether it is faster depends on the GPU). Default: the --speed preset's.",
     ),

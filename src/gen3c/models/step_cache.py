@@ -161,7 +161,9 @@ class StepCache:
         elif kind == "taylorseer":
             config = TaylorSeerCacheConfig(
                 cache_interval=int(value), disable_cache_before_step=TAYLORSEER_WARMUP, max_order=1,
-                taylor_factors_dtype=next(transformer.parameters()).dtype, cache_identifiers=list(TAYLORSEER_MODULES),
+                # the compute dtype (float8-stored weights compute in bf16)
+                taylor_factors_dtype=getattr(transformer, "_gen3c_compute_dtype", None) or transformer.dtype,
+                cache_identifiers=list(TAYLORSEER_MODULES),
             )  # fmt: skip
             apply_taylorseer_cache(transformer, config)
         else:  # magcache: applied again (replacing its hooks) when the number of steps changes
