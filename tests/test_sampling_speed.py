@@ -357,11 +357,12 @@ def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
     image, depth, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "64x112",
                  "--num_video_frames", 17, "--video_save_folder", tmp_path, "--generator", "gen3c", "--model", "tiny",
-                 "--speed", "fastest", "--sampler", "dpmpp_2m", "--step_cache", "fbc:0.2", "--guidance_batch")  # fmt: skip
+                 "--speed", "fastest", "--num_steps", 3, "--sampler", "dpmpp_2m", "--step_cache", "fbc:0.2",
+                 "--guidance_batch")  # fmt: skip
     assert res.exit_code == 0, res.output
     generator = made[0]
     fastest = SPEED_PRESETS["fastest"]
-    assert generator.num_steps == fastest.num_steps and generator.guidance_every == fastest.guidance_every
+    assert generator.num_steps == 3 and generator.guidance_every == fastest.guidance_every
     assert generator.guidance_batch is True and sampler_name(generator.pipeline.scheduler) == "dpmpp_2m"
     assert generator.pipeline.step_cache.spec == StepCacheSpec("fbc", 0.2)
     frames, _ = read_video(tmp_path / "output.mp4")
