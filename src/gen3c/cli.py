@@ -250,7 +250,11 @@ GuidanceOpt = Annotated[
 ]
 StepsOpt = Annotated[
     int | None,
-    typer.Option("--num_steps", help="gen3c generator: sampler steps. Default: the model's own (a distilled student's few), else GEN3C's 35."),
+    typer.Option(
+        "--num_steps",
+        help="gen3c generator: sampler steps. Default: the model's own (a distilled student's few), else the --speed "
+        "preset's (exact: GEN3C's 35).",
+    ),
 ]
 PromptOpt = Annotated[
     str, typer.Option("--prompt", help="gen3c generator: text prompt (GEN3C's scripts use none; a non-empty one loads T5).")
@@ -293,7 +297,11 @@ MemoryModeOpt = Annotated[
     ),
 ]
 CompileOpt = Annotated[
-    bool, typer.Option("--compile", help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile).")
+    bool | None,
+    typer.Option(
+        "--compile",
+        help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile; default: the --speed preset's).",
+    ),
 ]
 AttentionOpt = Annotated[
     str | None,
@@ -305,8 +313,58 @@ AttentionOpt = Annotated[
     ),
 ]
 Fp8MatmulOpt = Annotated[
-    bool,
-    typer.Option("--fp8_matmul", help="gen3c generator: float8 matmuls in the DiT blocks (H100-class GPUs; faster, a small quality cost)."),
+    bool | None,
+    typer.Option(
+        "--fp8_matmul",
+        help="gen3c generator: float8 matmuls in the DiT blocks (H100-class GPUs; faster, a small quality cost; default: the --speed preset's).",
+    ),
+]
+SpeedOpt = Annotated[
+    str,
+    typer.Option(
+        "--speed",
+        help="gen3c generator: speed preset. exact: GEN3C's sampler (35 Euler steps, both guidance branches every step: "
+        "70 DiT forwards). fast: 18 Euler steps, 36 forwards; its video 50.0 dB PSNR / 0.9994 SSIM from exact's. "
+        "fastest: 8 Euler steps, 16 forwards; 38.7 dB / 0.992. (dB here and below: PSNR of the video against exact's on "
+        "the shipped small model, 8 held-out scenes; on GEN3C-7B expect lower.) "
+        "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, …) override the preset "
+        "(a switch such as --compile can only turn a setting on: start from exact to leave it off).",
+    ),
+]
+SamplerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sampler",
+        help="gen3c generator: euler (GEN3C's) or dpmpp_2m (DPM-Solver++(2M), second order). At 18 steps its video is 43.0 dB "
+        "from exact's (18 Euler steps: 50.0 dB) but nearer a converged 140-step video (46.2 against 44.6 dB); at 12 steps "
+        "and fewer it is further from both than Euler. Default: the --speed preset's.",
+    ),
+]
+GuidanceEveryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--guidance_every",
+        help="gen3c generator: run guidance's unconditional branch every N-th step only and reuse its direction in between "
+        "(2: 53 of 70 forwards, 49.8 dB; 3: 47 forwards, 43.5 dB). 1: every step (GEN3C's). Default: the --speed preset's.",
+    ),
+]
+GuidanceBatchOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--guidance_batch",
+        help="gen3c generator: run guidance's two branches as one batch-2 DiT forward (the same video up to float rounding; "
+        "whether it is faster depends on the GPU). Default: the --speed preset's.",
+    ),
+]
+StepCacheOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--step_cache",
+        help="gen3c generator: reuse DiT work across steps (approximate): none; fbc[:THRESHOLD] (First Block Cache, "
+        "default 0.05; fbc:0.1 ran the block stack 46 of 70 times, 54.5 dB); taylorseer[:INTERVAL] (self-attention extrapolated between full steps, default 3; 28 of 70 "
+        "self-attentions computed, 47.2 dB; ~26 GB of extra GPU memory per branch on GEN3C-7B); magcache[:THRESHOLD] (default 0.06; the first run measures the model's ratios and stores "
+        "them; 62 of 70 forwards, 54.5 dB). Default: the --speed preset's.",
+    ),
 ]
 VerifyOpt = Annotated[
     bool,
@@ -358,6 +416,7 @@ GEN3C_FLAGS = (
     "offload_diffusion_transformer", "offload_tokenizer", "offload_text_encoder_model", "offload_prompt_upsampler",
     "offload_guardrail_models", "disable_guardrail", "disable_prompt_encoder", "disable_prompt_upsampler",
     "memory_mode", "fp8", "low_memory", "max_gpu_memory", "compile", "attention_backend", "fp8_matmul",
+    "speed", "sampler", "guidance_every", "guidance_batch", "step_cache",
     "verify_checksums", "num_gpus",
 )  # fmt: skip
 
@@ -465,9 +524,14 @@ def generate(
     fp8: Fp8Opt = False,
     low_memory: LowMemoryOpt = False,
     max_gpu_memory: MaxGpuMemoryOpt = None,
-    compile: CompileOpt = False,
+    speed: SpeedOpt = "exact",
+    sampler: SamplerOpt = None,
+    guidance_every: GuidanceEveryOpt = None,
+    guidance_batch: GuidanceBatchOpt = None,
+    step_cache: StepCacheOpt = None,
+    compile: CompileOpt = None,
     attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = False,
+    fp8_matmul: Fp8MatmulOpt = None,
     num_gpus: NumGpusOpt = 1,
     verify_checksums: VerifyOpt = False,
     chunk_frames: Annotated[
@@ -693,9 +757,14 @@ def gui(
     fp8: Fp8Opt = False,
     low_memory: LowMemoryOpt = False,
     max_gpu_memory: MaxGpuMemoryOpt = None,
-    compile: CompileOpt = False,
+    speed: SpeedOpt = "exact",
+    sampler: SamplerOpt = None,
+    guidance_every: GuidanceEveryOpt = None,
+    guidance_batch: GuidanceBatchOpt = None,
+    step_cache: StepCacheOpt = None,
+    compile: CompileOpt = None,
     attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = False,
+    fp8_matmul: Fp8MatmulOpt = None,
     verify_checksums: VerifyOpt = False,
     model: ModelOpt = None,
     lora: LoraOpt = None,
@@ -935,9 +1004,14 @@ def eval_command(
     disable_prompt_upsampler: DisableUpsamplerOpt = False,
     memory_mode: MemoryModeOpt = "resident",
     fp8: Fp8Opt = False,
-    compile: CompileOpt = False,
+    speed: SpeedOpt = "exact",
+    sampler: SamplerOpt = None,
+    guidance_every: GuidanceEveryOpt = None,
+    guidance_batch: GuidanceBatchOpt = None,
+    step_cache: StepCacheOpt = None,
+    compile: CompileOpt = None,
     attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = False,
+    fp8_matmul: Fp8MatmulOpt = None,
     low_memory: LowMemoryOpt = False,
     max_gpu_memory: MaxGpuMemoryOpt = None,
     verify_checksums: VerifyOpt = False,

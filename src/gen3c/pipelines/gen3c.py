@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +55,10 @@ from gen3c.models.memory import (
     out_of_memory_message,
 )
 from gen3c.models.prompt_cache import PromptEmbeddingCache
+from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video
 from gen3c.parallel import broadcast_from_main, is_main_process
+from gen3c.schedulers import sampler_name
 
 #: Where GEN3C's weights come from (for error messages).
 WEIGHTS_HELP = (
@@ -114,6 +116,8 @@ class Gen3cPipeline(DiffusionPipeline):
         self.text_encoder_dtype = torch.bfloat16
         #: (component, device) of every placement made by the pipeline, for inspection.
         self.placements: list[tuple[str, str]] = []
+        #: Step caching of the DiT (:mod:`gen3c.models.step_cache`), None: every step computed in full.
+        self.step_cache: StepCache | None = None
 
     # -- setup --------------------------------------------------------------------------
 
@@ -231,7 +235,8 @@ class Gen3cPipeline(DiffusionPipeline):
     # -- 1. check inputs --------------------------------------------------------------
 
     def check_inputs(
-        self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor, guidance: float, num_steps: int
+        self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor, guidance: float, num_steps: int,
+        guidance_every: int = 1,
     ) -> None:
         """Raise :class:`Gen3cInputError` for inputs the model cannot take."""
         if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] != 3:
@@ -294,6 +299,8 @@ class Gen3cPipeline(DiffusionPipeline):
             raise Gen3cInputError(f"guidance must be a finite number, got {guidance}")
         if int(num_steps) != num_steps or num_steps < 1:
             raise Gen3cInputError(f"num_steps must be a positive whole number, got {num_steps}")
+        if int(guidance_every) != guidance_every or guidance_every < 1:
+            raise Gen3cInputError(f"guidance_every must be a positive whole number (1: every step), got {guidance_every}")
 
     # -- 2. prompts --------------------------------------------------------------------
 
@@ -393,9 +400,22 @@ class Gen3cPipeline(DiffusionPipeline):
         seed: int,
         fps: float = configs.FPS,
         condition_augment_sigma: float = configs.CONDITION_AUGMENT_SIGMA,
+        guidance_every: int = 1,
+        guidance_batch: bool = False,
         callback: Callable[[int, float, Tensor], None] | None = None,
     ) -> Tensor:
-        """GEN3C's sampling loop; returns the clean latents (1, 16, T', h, w) in float32."""
+        """GEN3C's sampling loop with ``self.scheduler`` (any of :data:`gen3c.schedulers.SAMPLERS`);
+        returns the clean latents (1, 16, T', h, w) in float32.
+
+        Args:
+            guidance_every: run the unconditional branch on every ``k``-th step only (steps 0,
+                k, 2k, …) and reuse its last guidance direction in between (an approximation;
+                1: every step, GEN3C's). The direction is kept as a difference of denoised
+                estimates, ``c_out·(cond − uncond)``, and turned back into the model's output
+                scale at each step.
+            guidance_batch: run the conditional and unconditional branches as one batch-2
+                forward (the same result up to float rounding).
+        """
         scheduler = self.scheduler
         device, dtype = self._execution_device, self.transformer_dtype
         shape = tuple(image_latent.shape)
@@ -423,38 +443,64 @@ class Gen3cPipeline(DiffusionPipeline):
         condition = condition_channels(indicator, buffer_latents.to(device)).to(dtype)
         # The unconditional branch keeps the condition mask and drops the buffers (model_gen3c.py).
         uncondition = condition_channels(indicator, torch.zeros_like(buffer_latents, device=device)).to(dtype)
+        uncond_text = neg_text if neg_text is not None else text
         padding_mask = torch.zeros(1, 1, shape[3], shape[4], device=device, dtype=dtype)
         sigma_data = scheduler.config.sigma_data
 
-        def net(x: Tensor, t: Tensor, embeds: Tensor, cond: Tensor) -> Tensor:
-            out = self.transformer(
-                hidden_states=x, timestep=t, encoder_hidden_states=embeds, fps=fps,
-                condition_mask=cond, padding_mask=padding_mask, return_dict=False,
-            )[0]  # fmt: skip
+        def net(x: Tensor, t: Tensor, embeds: Tensor, cond: Tensor, branch: str) -> Tensor:
+            with self._branch(branch):
+                out = self.transformer(
+                    hidden_states=x, timestep=t.expand(x.shape[0]), encoder_hidden_states=embeds, fps=fps,
+                    condition_mask=cond, padding_mask=padding_mask, return_dict=False,
+                )[0]  # fmt: skip
             return out.float()
 
-        with self._stage("transformer"), self.progress_bar(total=num_steps) as bar:
-            for i, t in enumerate(timesteps):
-                sigma = sigmas[i].to(device)
-                ind = indicator if condition_augment_sigma < float(sigmas[i]) else torch.zeros_like(indicator)
-                c_in = 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
-                new_xt = ind * (augmented / c_in) + (1 - ind) * xt
-                x_in = scheduler.scale_model_input(new_xt, t).to(dtype)
-                t_in = t.reshape(1).to(dtype)
-                with torch.no_grad():
-                    out = net(x_in, t_in, text, condition)
-                    if guidance != 0:
-                        out_uncond = net(x_in, t_in, neg_text if neg_text is not None else text, uncondition)
-                        out = out + guidance * (out - out_uncond)
-                c_skip = sigma_data**2 / (sigma**2 + sigma_data**2)
-                c_out = sigma * sigma_data / torch.sqrt(sigma**2 + sigma_data**2)
-                # In the conditioned frame, an output whose denoised estimate is the clean latent.
-                out = ind * ((gt - c_skip * new_xt) / c_out) + (1 - ind) * out
-                xt = scheduler.step(out, t, new_xt, return_dict=False)[0].float()
-                if callback is not None:
-                    callback(i, float(sigmas[i]), xt)
-                bar.update()
+        guide_denoised = None  # c_out·(cond − uncond) of the last step that ran both branches
+        if self.step_cache is not None:
+            self.step_cache.begin(self.transformer, num_steps, sampler_name(scheduler))
+        try:
+            with self._stage("transformer"), self.progress_bar(total=num_steps) as bar:
+                for i, t in enumerate(timesteps):
+                    sigma = sigmas[i].to(device)
+                    ind = indicator if condition_augment_sigma < float(sigmas[i]) else torch.zeros_like(indicator)
+                    c_in = 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
+                    c_skip = sigma_data**2 / (sigma**2 + sigma_data**2)
+                    c_out = sigma * sigma_data / torch.sqrt(sigma**2 + sigma_data**2)
+                    new_xt = ind * (augmented / c_in) + (1 - ind) * xt
+                    x_in = scheduler.scale_model_input(new_xt, t).to(dtype)
+                    t_in = t.reshape(1).to(dtype)
+                    with torch.no_grad():
+                        both = guidance != 0 and (guide_denoised is None or i % guidance_every == 0)
+                        if both and guidance_batch:
+                            out, out_uncond = net(
+                                torch.cat([x_in, x_in]), t_in, torch.cat([text, uncond_text]),
+                                torch.cat([condition, uncondition]), "cfg",
+                            ).chunk(2)  # fmt: skip
+                        else:
+                            out = net(x_in, t_in, text, condition, "cond")
+                            if both:
+                                out_uncond = net(x_in, t_in, uncond_text, uncondition, "uncond")
+                        if both:
+                            guide = out - out_uncond
+                            guide_denoised = c_out * guide
+                        elif guidance != 0:
+                            guide = guide_denoised / c_out
+                        if guidance != 0:
+                            out = out + guidance * guide
+                    # In the conditioned frame, an output whose denoised estimate is the clean latent.
+                    out = ind * ((gt - c_skip * new_xt) / c_out) + (1 - ind) * out
+                    xt = scheduler.step(out, t, new_xt, return_dict=False)[0].float()
+                    if callback is not None:
+                        callback(i, float(sigmas[i]), xt)
+                    bar.update()
+        finally:
+            if self.step_cache is not None:
+                self.step_cache.end()
         return xt
+
+    def _branch(self, name: str):
+        """The step cache's context for a forward of branch ``name`` (nothing without one)."""
+        return nullcontext() if self.step_cache is None else self.step_cache.branch(name)
 
     # -- the call ----------------------------------------------------------------------
 
@@ -471,6 +517,8 @@ class Gen3cPipeline(DiffusionPipeline):
         seed: int = 1,
         fps: float = configs.FPS,
         condition_augment_sigma: float = configs.CONDITION_AUGMENT_SIGMA,
+        guidance_every: int = 1,
+        guidance_batch: bool = False,
         max_sequence_length: int = configs.MAX_SEQUENCE_LENGTH,
         output_type: str = "pt",
         return_dict: bool = True,
@@ -491,6 +539,7 @@ class Gen3cPipeline(DiffusionPipeline):
             seed: random seed; the same seed gives the same video.
             fps: frame rate the DiT's positional embedding is told (GEN3C: 24).
             condition_augment_sigma: noise level of the first-frame condition (GEN3C: 0.001).
+            guidance_every, guidance_batch: how the two branches of guidance run (:meth:`denoise`).
             output_type: "pt" for frames, "latent" for the clean latents.
             callback: ``callback(step, sigma, latents)`` after each sampler step.
 
@@ -498,7 +547,7 @@ class Gen3cPipeline(DiffusionPipeline):
             :class:`Gen3cPipelineOutput` with ``frames`` (T, 3, H, W) float32 in [−1, 1], on the CPU.
         """
         # 1. Check inputs
-        self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps)
+        self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every)
         if output_type not in ("pt", "latent"):
             raise Gen3cInputError(f"output_type must be 'pt' or 'latent', got {output_type!r}")
         # 2. Encode the prompts
@@ -518,7 +567,8 @@ class Gen3cPipeline(DiffusionPipeline):
         with self._out_of_memory_as_error("sampling with the DiT"):
             latents = self.denoise(
                 image_latent, buffer_latents, prompt_embeds, negative_prompt_embeds, guidance=guidance,
-                num_steps=int(num_steps), seed=seed, fps=fps, condition_augment_sigma=condition_augment_sigma, callback=callback,
+                num_steps=int(num_steps), seed=seed, fps=fps, condition_augment_sigma=condition_augment_sigma,
+                guidance_every=int(guidance_every), guidance_batch=guidance_batch, callback=callback,
             )  # fmt: skip
         # 5. Decode
         if output_type == "latent":
@@ -605,7 +655,8 @@ class Gen3cGenerator:
 
     Args:
         pipeline: a loaded :class:`Gen3cPipeline`.
-        prompt, negative_prompt, guidance, num_steps, seed: as :meth:`Gen3cPipeline.__call__`.
+        prompt, negative_prompt, guidance, num_steps, seed, guidance_every, guidance_batch: as
+            :meth:`Gen3cPipeline.__call__`.
         chunk_frames: frames of one generation (121 for the 7B model).
     """
 
@@ -622,6 +673,8 @@ class Gen3cGenerator:
         num_steps: int = configs.NUM_STEPS,
         seed: int = 1,
         chunk_frames: int = configs.CHUNK_FRAMES,
+        guidance_every: int = 1,
+        guidance_batch: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.prompt = prompt
@@ -630,6 +683,8 @@ class Gen3cGenerator:
         self.num_steps = num_steps
         self.seed = seed
         self.chunk_frames = chunk_frames
+        self.guidance_every = guidance_every
+        self.guidance_batch = guidance_batch
 
     def check_num_frames(self, num_frames: int) -> None:
         """Each call makes one chunk of ``chunk_frames`` frames; longer videos are made chunk by
@@ -680,7 +735,7 @@ class Gen3cGenerator:
         out = self.pipeline(
             image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
             negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
-            callback=callback,
+            guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback,
         )  # fmt: skip
         return out.frames
 

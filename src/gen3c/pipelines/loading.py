@@ -22,8 +22,11 @@ from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
 from gen3c.models import configs
 from gen3c.models.context_parallel import check_token_split, enable_context_parallel
 from gen3c.models.memory import LOW_MEMORY, ModelSize, choose_memory_plan, memory_plan
+from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
 from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline
+from gen3c.pipelines.presets import SpeedPreset, speed_settings
+from gen3c.schedulers import make_scheduler, sampler_name
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
 _DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
@@ -168,9 +171,14 @@ def load_generator(
     low_memory: bool = False,
     max_gpu_memory: float | None = None,
     disable_prompt_encoder: bool = False,
-    compile: bool = False,
-    attention_backend: str | None = "auto",
-    fp8_matmul: bool = False,
+    speed: str | None = None,
+    sampler: str | None = None,
+    guidance_every: int | None = None,
+    guidance_batch: bool | None = None,
+    step_cache: str | None = None,
+    compile: bool | None = None,
+    attention_backend: str | None = None,
+    fp8_matmul: bool | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
     num_gpus: int = 1,
@@ -192,6 +200,12 @@ def load_generator(
         max_gpu_memory: a budget in GB: the fastest plan whose estimated peak fits it is chosen
             (:func:`gen3c.models.memory.choose_memory_plan`) and named in a warning.
         disable_prompt_encoder: use zero text embeddings (GEN3C's flag), never loading T5.
+        speed: a speed preset of :data:`gen3c.pipelines.presets.SPEED_PRESETS` (default "exact");
+            the settings below (and ``num_steps``), when not None, override its values.
+        sampler: a :data:`gen3c.schedulers.SAMPLERS` name ("euler": GEN3C's).
+        guidance_every, guidance_batch: how guidance's two branches run (:meth:`Gen3cPipeline.denoise`).
+        step_cache: DiT step caching, e.g. "fbc", "taylorseer:3" (:mod:`gen3c.models.step_cache`);
+            MagCache's ratios come from (and are measured into) :class:`~gen3c.models.step_cache.MagRatioStore`.
         compile: regional ``torch.compile`` of the transformer blocks (:mod:`gen3c.models.speed`).
         attention_backend: the DiT's self-attention (:func:`gen3c.models.speed.set_attention_backend`):
             "auto" (the fastest exact kernel here), "flash4", "cudnn_fp8", "sdpa", or a diffusers
@@ -209,6 +223,12 @@ def load_generator(
         text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
+    settings = speed_settings(
+        speed, sampler=sampler, num_steps=generator_options.pop("num_steps", None), guidance_every=guidance_every,
+        guidance_batch=guidance_batch, step_cache=step_cache, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
+        compile=compile,
+    )  # fmt: skip
+    attention_backend, fp8_matmul, compile = settings.attention_backend, settings.fp8_matmul, settings.compile
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
                                     ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
     if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
@@ -264,8 +284,27 @@ def load_generator(
             raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
         use_fp8_matmuls(pipe.transformer)
     if compile:
-        compile_blocks(pipe.transformer)
-    return Gen3cGenerator(pipe, **generator_options)
+        # The step caches' hooks break the graph (their skip decisions run in Python).
+        compile_blocks(pipe.transformer, fullgraph=StepCacheSpec.parse(settings.step_cache) is None)
+    configure_sampling(pipe, settings, checkpoint)
+    return Gen3cGenerator(
+        pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
+        guidance_batch=settings.guidance_batch, **generator_options,
+    )  # fmt: skip
+
+
+def configure_sampling(pipe: Gen3cPipeline, settings: SpeedPreset, checkpoint: str | os.PathLike | None = None) -> None:
+    """Give ``pipe`` the sampler and step cache of ``settings``; MagCache's ratios are looked up
+    for (and measured into the store of) ``checkpoint``."""
+    if sampler_name(pipe.scheduler) != settings.sampler:
+        pipe.register_modules(scheduler=make_scheduler(settings.sampler, dict(pipe.scheduler.config)))
+    if pipe.step_cache is not None:
+        pipe.step_cache.remove()
+        pipe.step_cache = None
+    spec = StepCacheSpec.parse(settings.step_cache)
+    if spec is not None:
+        store = MagRatioStore(checkpoint) if spec.kind == "magcache" and checkpoint is not None else None
+        pipe.step_cache = StepCache(spec, ratio_store=store)
 
 
 def _check_split_early(checkpoint: str | os.PathLike, num_gpus: int, chunk_frames: int) -> None:
@@ -311,6 +350,11 @@ GENERATOR_OPTIONS: dict[str, type] = {
     "low_memory": bool,
     "max_gpu_memory": float,
     "disable_prompt_encoder": bool,
+    "speed": str,
+    "sampler": str,
+    "guidance_every": int,
+    "guidance_batch": bool,
+    "step_cache": str,
     "compile": bool,
     "attention_backend": str,
     "fp8_matmul": bool,

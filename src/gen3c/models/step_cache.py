@@ -1,0 +1,341 @@
+"""Step caching of the DiT through diffusers' cache hooks: reuse work across sampler steps.
+
+Consecutive sampler steps feed the DiT nearly the same input, so parts of a forward can be
+reused instead of recomputed. Each kind is an opt-in approximation (its measured cost is in
+docs/benchmarks.md) set up with diffusers' own hooks (``diffusers.hooks``):
+
+- ``fbc[:THRESHOLD]`` — First Block Cache: block 0 always runs; when its residual changed by
+  less than THRESHOLD (relative mean absolute difference, default 0.05) since the last full
+  forward, blocks 1…27 are skipped and their last residual is added instead. Adaptive: how
+  many forwards it skips depends on the model.
+- ``taylorseer[:INTERVAL]`` — TaylorSeer: every self-attention's output is computed in full on
+  the first 3 steps and then every INTERVAL-th (default 3), and extrapolated in between with a
+  first-order Taylor series in the step index (the MLP and cross-attention always run). It keeps
+  two (B, S, C) tensors per block and branch in memory (GEN3C-7B: ~26 GB per branch).
+- ``magcache[:THRESHOLD]`` — MagCache: skips the whole block stack, adding the last residual,
+  while the accumulated change predicted by the model's *magnitude ratios* (how the residual's
+  norm changes from step to step) stays under THRESHOLD (default 0.06), at most 3 steps in a
+  row, never in the first 20 % of steps. The ratios are measured on the model: the first run
+  without stored ratios computes every step, measures them and stores them
+  (:class:`MagRatioStore`).
+
+diffusers' ``CosmosTransformer3DModel`` has no cache mixin and its block is not in diffusers'
+block registry, so :func:`register_cosmos_block` registers it, :class:`StepCache` applies the
+hooks and :meth:`StepCache.branch` names each forward's branch (``cond``, ``uncond``, or
+``cfg`` for a batched pair): every branch keeps its own cache state, counted in its own calls.
+diffusers' default TaylorSeer pattern (``transformer_blocks.*attn``, a full match) names no
+Cosmos module — it would hook nothing — so the self-attention modules are named explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
+
+#: Step-cache kinds → (what the number after ':' is, its default).
+STEP_CACHE_KINDS: dict[str, tuple[str, float]] = {
+    "fbc": ("threshold", 0.05),
+    "taylorseer": ("interval", 3),
+    "magcache": ("threshold", 0.06),
+}
+#: TaylorSeer's modules: every block's self-attention (two thirds of GEN3C's FLOPs).
+TAYLORSEER_MODULES = (r"transformer_blocks\.\d+\.attn1",)
+#: Steps TaylorSeer always computes first (to fit its first-order factors).
+TAYLORSEER_WARMUP = 3
+#: MagCache: at most this many skipped steps in a row, none in the first share of the steps.
+MAGCACHE_MAX_SKIP, MAGCACHE_RETENTION = 3, 0.2
+#: File of MagCache ratios inside a checkpoint folder (read only) and in the user cache.
+MAG_RATIOS_FILE = "mag_ratios.json"
+
+
+@dataclass(frozen=True)
+class StepCacheSpec:
+    """A parsed ``--step_cache`` value: ``kind`` (a key of :data:`STEP_CACHE_KINDS`) and its number."""
+
+    kind: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str | None) -> StepCacheSpec | None:
+        """``"none"``/None → None; ``"fbc"``, ``"fbc:0.1"``, ``"taylorseer:4"``, ``"magcache:0.06"`` → a spec."""
+        if text is None or text.strip().lower() in ("", "none"):
+            return None
+        kind, _, number = text.strip().lower().partition(":")
+        if kind not in STEP_CACHE_KINDS:
+            raise Gen3cInputError(
+                f"--step_cache {text!r}: unknown kind {kind!r}; use none, {', '.join(k + '[:' + STEP_CACHE_KINDS[k][0].upper() + ']' for k in STEP_CACHE_KINDS)}"
+            )
+        what, default = STEP_CACHE_KINDS[kind]
+        try:
+            value = float(number) if number else float(default)
+        except ValueError:
+            raise Gen3cInputError(f"--step_cache {text!r}: the {what} after ':' must be a number") from None
+        if what == "interval" and (value != int(value) or value < 2):
+            raise Gen3cInputError(f"--step_cache {text!r}: the interval must be a whole number ≥ 2 (1 caches nothing)")
+        if what == "threshold" and not 0 < value < 10:
+            raise Gen3cInputError(f"--step_cache {text!r}: the threshold must be a positive number (default {default:g})")
+        return cls(kind, value)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value:g}"
+
+
+def register_cosmos_block() -> None:
+    """Put diffusers' ``CosmosTransformerBlock`` in its block registry (First Block Cache and
+    MagCache look blocks up there): it takes ``hidden_states`` first and returns them alone."""
+    from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+    from diffusers.models.transformers.transformer_cosmos import CosmosTransformerBlock
+
+    TransformerBlockRegistry._register()  # diffusers' own entries first (it registers lazily)
+    if CosmosTransformerBlock not in TransformerBlockRegistry._registry:
+        TransformerBlockRegistry.register(
+            CosmosTransformerBlock,
+            TransformerBlockMetadata(return_hidden_states_index=0, return_encoder_hidden_states_index=None),
+        )
+
+
+class StepCache:
+    """Step caching of one DiT for one sampler run at a time.
+
+    :class:`~gen3c.pipelines.gen3c.Gen3cPipeline` calls :meth:`begin` before its loop (fresh
+    state; MagCache sized to the run's steps), wraps every forward in :meth:`branch`, and calls
+    :meth:`end` afterwards (frees the cached tensors; a calibration run stores its ratios).
+
+    Args:
+        spec: what to cache.
+        mag_ratios: MagCache's per-step magnitude ratios (None: measure them on the first run).
+        ratio_store: where measured ratios are stored (None: kept for this process only).
+    """
+
+    def __init__(self, spec: StepCacheSpec, mag_ratios: list[float] | None = None, ratio_store: MagRatioStore | None = None) -> None:
+        self.spec = spec
+        self.mag_ratios = mag_ratios
+        self.ratio_store = ratio_store
+        self._transformer: nn.Module | None = None
+        self._applied_steps: int | None = None
+        self._calibration: MagCalibration | None = None
+
+    def begin(self, transformer: nn.Module, num_steps: int, sampler: str) -> None:
+        """Attach the hooks to ``transformer`` (once; MagCache again when ``num_steps`` changes)
+        and reset their state for a run of ``num_steps`` steps."""
+        from diffusers.hooks import HookRegistry
+
+        if self._transformer is not None and self._transformer is not transformer:
+            raise Gen3cModelError("this step cache is attached to another transformer")
+        kind = self.spec.kind
+        if kind == "magcache" and self.mag_ratios is None and self.ratio_store is not None:
+            self.mag_ratios = self.ratio_store.load(sampler)
+        if kind == "magcache" and self.mag_ratios is None:
+            self._calibration = MagCalibration(transformer, sampler, num_steps)
+            return
+        if self._transformer is None or (kind == "magcache" and self._applied_steps != num_steps):
+            self._apply(transformer, num_steps)
+        HookRegistry.check_if_exists_or_initialize(transformer).reset_stateful_hooks(recurse=True)
+
+    def _apply(self, transformer: nn.Module, num_steps: int) -> None:
+        from diffusers.hooks import (
+            FirstBlockCacheConfig,
+            HookRegistry,
+            MagCacheConfig,
+            TaylorSeerCacheConfig,
+            apply_first_block_cache,
+            apply_mag_cache,
+            apply_taylorseer_cache,
+        )
+
+        register_cosmos_block()
+        kind, value = self.spec.kind, self.spec.value
+        if kind == "fbc":
+            apply_first_block_cache(transformer, FirstBlockCacheConfig(threshold=value))
+        elif kind == "taylorseer":
+            config = TaylorSeerCacheConfig(
+                cache_interval=int(value), disable_cache_before_step=TAYLORSEER_WARMUP, max_order=1,
+                # the compute dtype (float8-stored weights compute in bf16)
+                taylor_factors_dtype=getattr(transformer, "_gen3c_compute_dtype", None) or transformer.dtype,
+                cache_identifiers=list(TAYLORSEER_MODULES),
+            )  # fmt: skip
+            apply_taylorseer_cache(transformer, config)
+        else:  # magcache: applied again (replacing its hooks) when the number of steps changes
+            config = MagCacheConfig(
+                threshold=value, max_skip_steps=MAGCACHE_MAX_SKIP, retention_ratio=MAGCACHE_RETENTION,
+                num_inference_steps=num_steps, mag_ratios=list(self.mag_ratios),
+            )  # fmt: skip
+            apply_mag_cache(transformer, config)
+        HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
+        self._transformer, self._applied_steps = transformer, num_steps
+
+    @contextmanager
+    def branch(self, name: str):
+        """Run the forwards inside as branch ``name`` (each branch has its own cache state)."""
+        if self._calibration is not None:
+            self._calibration.branch = name
+            yield
+            return
+        from diffusers.hooks.hooks import CacheContext, _set_cache_context
+
+        _set_cache_context(self._transformer, CacheContext(name))
+        try:
+            yield
+        finally:
+            _set_cache_context(self._transformer, None)
+
+    def remove(self) -> None:
+        """Take the hooks off the transformer (it computes exactly as before)."""
+        if self._calibration is not None:
+            self._calibration.finish()
+            self._calibration = None
+        if self._transformer is None:
+            return
+        from diffusers.hooks import HookRegistry
+        from diffusers.hooks.first_block_cache import _FBC_BLOCK_HOOK, _FBC_LEADER_BLOCK_HOOK
+        from diffusers.hooks.mag_cache import _MAG_CACHE_BLOCK_HOOK, _MAG_CACHE_LEADER_BLOCK_HOOK
+        from diffusers.hooks.taylorseer_cache import _TAYLORSEER_CACHE_HOOK
+
+        registry = HookRegistry.check_if_exists_or_initialize(self._transformer)
+        for name in (_FBC_LEADER_BLOCK_HOOK, _FBC_BLOCK_HOOK, _MAG_CACHE_LEADER_BLOCK_HOOK, _MAG_CACHE_BLOCK_HOOK, _TAYLORSEER_CACHE_HOOK):
+            registry.remove_hook(name, recurse=True)
+        registry.invalidate_child_registries_cache()
+        self._transformer = self._applied_steps = None
+
+    def end(self) -> None:
+        """Free the cached tensors; after a whole calibration run, keep and store the measured
+        ratios (an interrupted one is dropped)."""
+        if self._calibration is not None:
+            calibration, self._calibration = self._calibration, None
+            ratios = calibration.finish()
+            if ratios is None:
+                return
+            self.mag_ratios = ratios
+            where = None
+            if self.ratio_store is not None:
+                where = self.ratio_store.save(calibration.sampler, calibration.num_steps, ratios, calibration.ratios)
+            warnings.warn(
+                f"--step_cache magcache: this run computed every step to measure the model's magnitude ratios "
+                f"({calibration.sampler}, {calibration.num_steps} steps){f'; stored in {where}' if where else ''}; "
+                "the next runs skip steps",
+                stacklevel=3,
+            )
+            return
+        if self._transformer is not None:
+            from diffusers.hooks import HookRegistry
+
+            HookRegistry.check_if_exists_or_initialize(self._transformer).reset_stateful_hooks(recurse=True)
+
+
+class MagCalibration:
+    """Measures MagCache's magnitude ratios during one full run: per branch and step, the mean
+    over tokens of ‖r_t‖ / ‖r_{t−1}‖, where r is the block stack's residual (last block's output
+    minus first block's input), as MagCache's calibration defines them (1 at the first step)."""
+
+    def __init__(self, transformer: nn.Module, sampler: str, num_steps: int) -> None:
+        self.sampler, self.num_steps = sampler, num_steps
+        self.branch = "cond"
+        self.ratios: dict[str, list[float]] = {}
+        self._previous: dict[str, torch.Tensor] = {}
+        self._input: torch.Tensor | None = None
+        blocks = transformer.transformer_blocks
+        self._handles = [
+            blocks[0].register_forward_pre_hook(self._first_input),
+            blocks[-1].register_forward_hook(self._last_output),
+        ]
+
+    def _first_input(self, module: nn.Module, args: tuple) -> None:
+        self._input = args[0]
+
+    def _last_output(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        residual = (output - self._input).float()
+        previous = self._previous.get(self.branch)
+        ratio = 1.0
+        if previous is not None:
+            ratio = (residual.norm(dim=-1) / (previous.norm(dim=-1) + 1e-8)).mean().item()
+        self.ratios.setdefault(self.branch, []).append(ratio)
+        self._previous[self.branch] = residual
+
+    def finish(self) -> list[float] | None:
+        """Remove the hooks; the ratios MagCache uses — the conditional branch's (it carries the
+        video; the unconditional one only sets the guidance direction) — or None when the run
+        stopped before its last step."""
+        for handle in self._handles:
+            handle.remove()
+        self._previous.clear()
+        self._input = None
+        ratios = self.ratios.get("cond") or self.ratios.get("cfg")
+        return ratios if ratios is not None and len(ratios) == self.num_steps else None
+
+
+class MagRatioStore:
+    """Where a model's MagCache ratios live: ``mag_ratios.json`` in its checkpoint folder (read
+    only; the packaged models ship one), else ``<user cache>/mag_ratios/<fingerprint>.json``,
+    where the user cache is ``$GEN3C_CACHE_DIR`` or ``$XDG_CACHE_HOME/gen3c`` or ``~/.cache/gen3c``
+    and the fingerprint hashes the DiT's config and weight files (name, size, first 64 KiB).
+    Each file maps a sampler name to ``{"num_steps": N, "ratios": [...]}``.
+
+    Args:
+        checkpoint: the checkpoint folder (a hub id: the user cache only).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike) -> None:
+        self.checkpoint = Path(checkpoint).expanduser()
+        self.fingerprint = _fingerprint(self.checkpoint / "transformer") if self.checkpoint.is_dir() else _hash(str(checkpoint))
+
+    @property
+    def user_file(self) -> Path:
+        root = os.environ.get("GEN3C_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gen3c"
+        return Path(root) / "mag_ratios" / f"{self.fingerprint}.json"
+
+    def load(self, sampler: str) -> list[float] | None:
+        for path in (self.checkpoint / MAG_RATIOS_FILE, self.user_file):
+            entry = _read_json(path).get(sampler)
+            if entry is not None:
+                ratios = entry.get("ratios") if isinstance(entry, dict) else None
+                if not isinstance(ratios, list) or not ratios or not all(isinstance(r, int | float) for r in ratios):
+                    raise Gen3cModelError(f"{path}: the {sampler!r} MagCache ratios are malformed: delete the file to measure them again")
+                return [float(r) for r in ratios]
+        return None
+
+    def save(self, sampler: str, num_steps: int, ratios: list[float], branches: dict[str, list[float]]) -> Path:
+        """Store ``ratios`` (the ones MagCache uses) and every branch's, for ``sampler``; returns the file."""
+        from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
+
+        path = self.user_file
+        ensure_writable_dir(path.parent, "MagCache ratio folder")
+        data = _read_json(path)
+        data[sampler] = {"num_steps": num_steps, "ratios": ratios, "branches": branches}
+        write_text_atomic(path, json.dumps(data, indent=1) + "\n")
+        return path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(f"{path} is unreadable ({first_line(exc)}): delete it to measure the MagCache ratios again") from None
+    if not isinstance(data, dict):
+        raise Gen3cModelError(f"{path} is not a JSON object: delete it to measure the MagCache ratios again")
+    return data
+
+
+def _fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
+        digest.update(f"{path.name}:{path.stat().st_size}".encode())
+        with open(path, "rb") as handle:
+            digest.update(handle.read(1 << 16))
+    return digest.hexdigest()[:16]
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

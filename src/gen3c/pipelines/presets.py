@@ -1,0 +1,89 @@
+"""Speed presets of the gen3c generator (``--speed``): named combinations of the speed settings.
+
+Each preset is data (:class:`SpeedPreset`); a flag given on its own (``--num_steps``,
+``--sampler``, …) overrides the preset's value. ``exact`` is GEN3C's sampler as GEN3C runs it
+and the default; the others trade fidelity for time, at the costs measured in
+docs/benchmarks.md ("Speed presets").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from gen3c.errors import Gen3cInputError
+from gen3c.models import configs
+from gen3c.models.step_cache import StepCacheSpec
+from gen3c.schedulers import SAMPLERS
+
+
+@dataclass(frozen=True)
+class SpeedPreset:
+    """The speed settings of one run of the gen3c generator.
+
+    Attributes:
+        sampler: a :data:`gen3c.schedulers.SAMPLERS` name.
+        num_steps: sampler steps.
+        guidance_every: the unconditional branch runs every k-th step (1: every step).
+        guidance_batch: both branches in one batch-2 forward (exact up to rounding).
+        step_cache: a ``--step_cache`` value (:mod:`gen3c.models.step_cache`), "none" for none.
+        attention_backend, fp8_matmul, compile: the DiT's kernels (:mod:`gen3c.models.speed`).
+    """
+
+    sampler: str = "euler"
+    num_steps: int = configs.NUM_STEPS
+    guidance_every: int = 1
+    guidance_batch: bool = False
+    step_cache: str = "none"
+    attention_backend: str | None = "auto"
+    fp8_matmul: bool = False
+    compile: bool = False
+
+    def check(self) -> SpeedPreset:
+        """Raise :class:`Gen3cInputError` for settings that cannot run together; returns self."""
+        if self.sampler not in SAMPLERS:
+            raise Gen3cInputError(f"--sampler {self.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
+        if int(self.num_steps) != self.num_steps or self.num_steps < 1:
+            raise Gen3cInputError(f"--num_steps {self.num_steps} must be at least 1 (GEN3C: 35)")
+        if int(self.guidance_every) != self.guidance_every or self.guidance_every < 1:
+            raise Gen3cInputError(f"--guidance_every {self.guidance_every} must be a whole number ≥ 1 (1: every step, GEN3C's)")
+        spec = StepCacheSpec.parse(self.step_cache)
+        if spec is not None and self.guidance_every > 1 and (spec.kind == "magcache" or self.guidance_batch):
+            # Each branch's cache counts its own calls; these combinations would misalign them.
+            what = "--step_cache magcache" if spec.kind == "magcache" else "--guidance_batch with a step cache"
+            raise Gen3cInputError(f"{what} needs the unconditional branch at every step: drop --guidance_every {self.guidance_every} (or the cache)")
+        return self
+
+
+#: The presets; ``exact`` is the default and GEN3C's own sampler. On the shipped small model,
+#: fewer Euler steps kept closer to the exact video than any other way of spending the same
+#: number of DiT forwards (DPM-Solver++(2M), reused guidance, step caches; docs/benchmarks.md),
+#: so the faster presets take fewer steps of GEN3C's own sampler.
+SPEED_PRESETS: dict[str, SpeedPreset] = {
+    "exact": SpeedPreset(),
+    "fast": SpeedPreset(num_steps=18),
+    "fastest": SpeedPreset(num_steps=8),
+}
+
+
+def speed_settings(speed: str | None = None, **overrides: Any) -> SpeedPreset:
+    """The preset ``speed`` (default ``exact``) with every non-None ``overrides`` value in place
+    of its own, checked."""
+    name = "exact" if speed is None else str(speed)
+    if name not in SPEED_PRESETS:
+        raise Gen3cInputError(f"--speed {name!r} is unknown: use one of {', '.join(SPEED_PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(SpeedPreset)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"not speed settings: {unknown}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(SPEED_PRESETS[name], **given).check()
+
+
+def forwards_per_video(preset: SpeedPreset, guidance: float = 1.0) -> int:
+    """DiT forwards (batch-1 equivalents, before step caching) one chunk costs with ``preset``."""
+    steps = preset.num_steps
+    if guidance == 0:
+        return steps
+    return steps + len(range(0, steps, preset.guidance_every))

@@ -1,0 +1,395 @@
+"""The sampling side of speed: batched and reused guidance, higher-order samplers, DiT step
+caching through diffusers' hooks, and the ``--speed`` presets (tiny models, CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.models import configs
+from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
+from gen3c.models.tiny import tiny_components, tiny_pipeline
+from gen3c.pipelines.gen3c import Gen3cPipeline
+from gen3c.pipelines.loading import configure_sampling
+from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, forwards_per_video, speed_settings
+from gen3c.schedulers import make_scheduler, sampler_name
+
+T, H, W = 17, 32, 32  # 3 latent frames of 4 × 4
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Gen3cPipeline:
+    return tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="module")
+def conditions(pipe):
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(3, H, W, generator=g) * 2 - 1
+    colors = torch.rand(T, 2, 3, H, W, generator=g) * 2 - 1
+    masks = (torch.rand(T, 2, 1, H, W, generator=g) > 0.4).float()
+    image_latent, buffer_latents = pipe.encode_conditions(image, colors, masks)
+    # 16 of the 512 text tokens: the cross-attention over all of them is most of a tiny forward's time
+    text, negative = (pipe.encode_prompt(p)[:, :16] for p in ("", configs.DEFAULT_NEGATIVE_PROMPT))
+    return image_latent, buffer_latents, text, negative
+
+
+def sample(pipe, conditions, steps=6, guidance=1.0, **kw):
+    with torch.no_grad():
+        return pipe.denoise(*conditions, guidance=guidance, num_steps=steps, seed=3, **kw)
+
+
+class Calls:
+    """Each DiT call's batch and branches (True: buffers given, the conditional branch)."""
+
+    def __init__(self, transformer: nn.Module) -> None:
+        self.branches: list[list[bool]] = []
+        self.handle = transformer.register_forward_pre_hook(self.hook, with_kwargs=True)
+
+    def hook(self, module, args, kwargs):
+        buffers = kwargs["condition_mask"][:, 1:].flatten(1).abs().amax(dim=1) > 0
+        self.branches.append(buffers.tolist())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+class AttentionEvals:
+    """Evaluations (× batch) of the last block's self-attention: what step caching skips."""
+
+    def __init__(self, transformer: nn.Module) -> None:
+        self.count = 0
+        self.handle = transformer.transformer_blocks[-1].attn1.to_q.register_forward_pre_hook(self.hook)
+
+    def hook(self, module, args):
+        self.count += args[0].shape[0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+# -- guidance ------------------------------------------------------------------------------
+
+
+def test_batched_guidance_equals_two_forwards(pipe, conditions):
+    reference = sample(pipe, conditions)
+    with Calls(pipe.transformer) as calls:
+        batched = sample(pipe, conditions, guidance_batch=True)
+    assert calls.branches == [[True, False]] * 6  # one batch-2 forward per step: cond, then uncond
+    torch.testing.assert_close(batched, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_guidance_every_runs_the_unconditional_branch_on_every_kth_step(pipe, conditions):
+    with Calls(pipe.transformer) as calls:
+        sample(pipe, conditions, steps=7, guidance_every=3)
+    # steps 0, 3 and 6 run both branches; the others the conditional branch alone
+    expected = [[True], [False], [True], [True], [True], [False], [True], [True], [True], [False]]
+    assert calls.branches == expected
+    assert forwards_per_video(SpeedPreset(num_steps=7, guidance_every=3)) == 10
+    assert torch.equal(sample(pipe, conditions, guidance_every=1), sample(pipe, conditions))
+
+
+# -- a DiT with a closed-form answer ---------------------------------------------------------
+
+
+class GaussianDenoiser(nn.Module):
+    """The exact EDM denoiser of data x ~ N(mu, s²) per element, in the DiT's call convention:
+    input c_in·x and c_noise = ¼·ln σ, output F with D = c_skip·x + c_out·F. With the buffers
+    present (the conditional branch) the denoised estimate is shifted by ``offset``, a constant,
+    so the guidance direction D_cond − D_uncond is the same at every σ."""
+
+    def __init__(self, mu: float = 0.3, s: float = 0.7, offset: float = 0.0, sigma_data: float = 0.5) -> None:
+        super().__init__()
+        self.mu, self.s, self.offset, self.sigma_data = mu, s, offset, sigma_data
+        self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)  # a device for the pipeline
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def forward(self, hidden_states, timestep, encoder_hidden_states, fps, condition_mask, padding_mask, return_dict):
+        sigma = torch.exp(4 * timestep.double()).view(-1, 1, 1, 1, 1)
+        sd2 = self.sigma_data**2
+        x = hidden_states.double() * torch.sqrt(sigma**2 + sd2)
+        denoised = self.mu + self.s**2 / (self.s**2 + sigma**2) * (x - self.mu)
+        buffers = (condition_mask[:, 1:].flatten(1).abs().amax(dim=1) > 0).double().view(-1, 1, 1, 1, 1)
+        denoised = denoised + self.offset * buffers
+        c_skip, c_out = sd2 / (sigma**2 + sd2), sigma * self.sigma_data / torch.sqrt(sigma**2 + sd2)
+        return ((denoised - c_skip * x) / c_out).float(), None
+
+
+def gaussian_pipeline(denoiser: GaussianDenoiser, sampler: str) -> Gen3cPipeline:
+    parts = tiny_components(0, with_text_encoder=False)
+    pipe = Gen3cPipeline(denoiser, parts["vae"], make_scheduler(sampler))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def gaussian_conditions(frames: int = 3):
+    g = torch.Generator().manual_seed(1)
+    latent = torch.zeros(1, 16, frames, 4, 4)
+    latent[:, :, :1] = torch.randn(1, 16, 1, 4, 4, generator=g) * 0.5
+    buffers = torch.randn(1, configs.BUFFER_CHANNELS, frames, 4, 4, generator=g)
+    return latent, buffers, torch.zeros(1, 8, 16), torch.zeros(1, 8, 16)
+
+
+def exact_ode_solution(denoiser: GaussianDenoiser, seed: int, shape) -> torch.Tensor:
+    """x(σ=0) of the probability-flow ODE from the pipeline's start x_T = noise·√(σ_max² + 1)
+    at σ_max: for Gaussian data x(σ) − mu = √(s² + σ²) / √(s² + σ_max²) · (x_T − mu)."""
+    noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32).double()
+    x_t = noise * math.sqrt(80.0**2 + 1)
+    return denoiser.mu + denoiser.s / math.sqrt(denoiser.s**2 + 80.0**2) * (x_t - denoiser.mu)
+
+
+@pytest.mark.parametrize("sampler, order", [("euler", 1), ("dpmpp_2m", 2)])
+def test_sampler_error_falls_with_its_order(sampler, order):
+    denoiser = GaussianDenoiser()
+    pipe = gaussian_pipeline(denoiser, sampler)
+    conditions = gaussian_conditions()
+    truth = exact_ode_solution(denoiser, 3, conditions[0].shape)[:, :, 1:]  # frame 0 is the condition
+    errors = []
+    for steps in (20, 40, 80):
+        out = sample(pipe, conditions, steps=steps, guidance=0.0)[:, :, 1:].double()
+        errors.append(float((out - truth).abs().max()))
+    # halving the step size divides the error by 2^order (GEN3C's 35 Euler steps: ~0.09 here)
+    rates = [math.log2(a / b) for a, b in zip(errors, errors[1:], strict=False)]
+    assert all(abs(r - order) < 0.35 for r in rates), (errors, rates)
+
+
+def test_dpm_solver_keeps_gen3cs_schedule_and_the_conditioned_frame():
+    scheduler = make_scheduler("dpmpp_2m")
+    scheduler.set_timesteps(12)
+    assert float(scheduler.sigmas[0]) == pytest.approx(80.0) and float(scheduler.sigmas[-2]) == pytest.approx(0.0002)
+    assert float(scheduler.sigmas[-1]) == 0.0 and scheduler.config.sigma_data == 0.5 and scheduler.config.rho == 7.0
+    assert sampler_name(scheduler) == "dpmpp_2m" and sampler_name(make_scheduler("euler")) == "euler"
+    # The denoised estimate of the first latent frame is the clean latent at every step above
+    # σ 0.001, so the frame stays on the (augmented) image latent, as with Euler.
+    pipe = gaussian_pipeline(GaussianDenoiser(), "dpmpp_2m")
+    conditions = gaussian_conditions()
+    out = sample(pipe, conditions, steps=12, guidance=0.0)
+    torch.testing.assert_close(out[:, :, :1], conditions[0][:, :, :1], atol=2e-3, rtol=0)
+
+
+def test_reused_guidance_direction_is_exact_when_it_does_not_change():
+    """The direction is reused as a difference of denoised estimates: with one that is the same
+    at every σ (a constant shift), reusing it is exact (a difference of the DiT's outputs, which
+    scale by 1/c_out, would not carry over between σ)."""
+    denoiser = GaussianDenoiser(offset=0.2)
+    pipe = gaussian_pipeline(denoiser, "euler")
+    conditions = gaussian_conditions()
+    every_step = sample(pipe, conditions, steps=12, guidance=1.0)
+    reused = sample(pipe, conditions, steps=12, guidance=1.0, guidance_every=4)
+    torch.testing.assert_close(reused, every_step, atol=1e-5, rtol=1e-5)
+    unguided = sample(pipe, conditions, steps=12, guidance=0.0)
+    assert float((reused - unguided)[:, :, 1:].abs().min()) > 0.1  # and guidance did act
+
+
+# -- step caching ---------------------------------------------------------------------------
+
+
+def with_cache(pipe, text: str, **kw) -> StepCache:
+    pipe.step_cache = StepCache(StepCacheSpec.parse(text), **kw)
+    return pipe.step_cache
+
+
+def test_step_cache_parsing():
+    assert StepCacheSpec.parse("none") is None and StepCacheSpec.parse(None) is None
+    assert StepCacheSpec.parse("fbc") == StepCacheSpec("fbc", 0.05)
+    assert StepCacheSpec.parse("taylorseer:4") == StepCacheSpec("taylorseer", 4)
+    assert str(StepCacheSpec.parse("magcache:0.1")) == "magcache:0.1"
+    for bad, match in (("teacache", "unknown kind"), ("fbc:x", "must be a number"), ("taylorseer:1", "≥ 2"), ("fbc:-1", "positive")):
+        with pytest.raises(Gen3cInputError, match=match):
+            StepCacheSpec.parse(bad)
+
+
+def test_first_block_cache_skips_the_other_blocks_per_branch(pipe, conditions):
+    exact = sample(pipe, conditions)
+    cache = with_cache(pipe, "fbc:9")  # any change is "small": after one full forward per branch, skip
+    try:
+        with AttentionEvals(pipe.transformer) as evals, Calls(pipe.transformer) as calls:
+            skipping = sample(pipe, conditions)
+        assert len(calls.branches) == 12 and evals.count == 2  # 6 steps × 2 branches; the tail ran once per branch
+        assert not torch.allclose(skipping, exact)
+        pipe.step_cache = with_cache(pipe, "fbc:1e-9")  # never small: every block runs, same result
+        cache.remove()
+        cache = pipe.step_cache
+        with AttentionEvals(pipe.transformer) as evals:
+            torch.testing.assert_close(sample(pipe, conditions), exact, atol=0, rtol=0)
+        assert evals.count == 12
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+    assert torch.equal(sample(pipe, conditions), exact)  # hooks removed: exactly as before
+
+
+def test_taylorseer_computes_attention_on_its_schedule(pipe, conditions):
+    cache = with_cache(pipe, "taylorseer:3")
+    try:
+        with AttentionEvals(pipe.transformer) as evals:
+            approx = sample(pipe, conditions, steps=7)
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+    # per branch: the first 3 calls, then every 3rd from the 5th: calls 0, 1, 2 and 4 of 7
+    assert evals.count == 2 * 4
+    exact = sample(pipe, conditions, steps=7)
+    assert 0 < float((approx - exact).abs().max()) < float(exact.abs().max())
+
+
+def test_magcache_measures_its_ratios_once_then_skips(pipe, conditions, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
+    checkpoint = tmp_path / "ckpt"
+    (checkpoint / "transformer").mkdir(parents=True)
+    (checkpoint / "transformer" / "config.json").write_text("{}")
+    store = MagRatioStore(checkpoint)
+    exact = sample(pipe, conditions, steps=8)
+    cache = with_cache(pipe, "magcache:0.5", ratio_store=store)
+    try:
+        with AttentionEvals(pipe.transformer) as evals, pytest.warns(UserWarning, match="magnitude ratios"):
+            calibrated = sample(pipe, conditions, steps=8)
+        assert evals.count == 16 and torch.equal(calibrated, exact)  # the calibration run computes every step
+        saved = json.loads(store.user_file.read_text())["euler"]
+        assert saved["num_steps"] == 8 and len(saved["ratios"]) == 8 and saved["ratios"][0] == 1.0
+        assert set(saved["branches"]) == {"cond", "uncond"} and saved["ratios"] == saved["branches"]["cond"]
+        assert all(r > 0 for r in saved["ratios"])
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=8)
+        assert evals.count < 16  # now it skips
+        # a fresh cache of the same checkpoint finds the stored ratios
+        assert MagRatioStore(checkpoint).load("euler") == saved["ratios"] and MagRatioStore(checkpoint).load("dpmpp_2m") is None
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+
+
+def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named(pipe, conditions, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
+    store = MagRatioStore(tmp_path / "hub-id-like")  # not a folder: the user cache only
+    cache = with_cache(pipe, "magcache", ratio_store=store)
+
+    def stop(step, sigma, latents):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sample(pipe, conditions, steps=6, callback=stop)
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+    assert cache.mag_ratios is None and not store.user_file.exists()
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "mag_ratios.json").write_text('{"euler": {"ratios": "many"}}')
+    with pytest.raises(Gen3cModelError, match="malformed: delete the file"):
+        MagRatioStore(checkpoint).load("euler")
+    (checkpoint / "mag_ratios.json").write_text("[1, 2")
+    with pytest.raises(Gen3cModelError, match="unreadable"):
+        MagRatioStore(checkpoint).load("euler")
+
+
+# -- presets --------------------------------------------------------------------------------
+
+
+def test_presets_are_data_and_flags_override_them():
+    assert speed_settings() == SPEED_PRESETS["exact"] == SpeedPreset()
+    assert forwards_per_video(SPEED_PRESETS["exact"]) == 70 and forwards_per_video(SPEED_PRESETS["exact"], guidance=0) == 35
+    for name in ("fast", "fastest"):
+        assert forwards_per_video(SPEED_PRESETS[name]) < 70
+    fast = speed_settings("fast", num_steps=30, step_cache="fbc")
+    assert fast.num_steps == 30 and fast.step_cache == "fbc" and fast.sampler == SPEED_PRESETS["fast"].sampler
+    assert speed_settings("fastest", guidance_every=None) == SPEED_PRESETS["fastest"]  # None: the preset's
+    for kwargs, match in (({"speed": "ludicrous"}, "--speed 'ludicrous'"), ({"sampler": "heun"}, "--sampler"),
+                          ({"num_steps": 0}, "--num_steps"), ({"guidance_every": 0}, "--guidance_every"),
+                          ({"step_cache": "magcache", "guidance_every": 2}, "magcache"),
+                          ({"step_cache": "fbc", "guidance_every": 2, "guidance_batch": True}, "--guidance_batch")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=match):
+            speed_settings(**kwargs)
+
+
+def test_configure_sampling_swaps_the_scheduler_and_cache(pipe):
+    configure_sampling(pipe, speed_settings("exact", sampler="dpmpp_2m", step_cache="fbc"))
+    try:
+        assert type(pipe.scheduler).__name__ == "EDMDPMSolverMultistepScheduler"
+        assert pipe.scheduler.config.sigma_min == 0.0002 and pipe.step_cache.spec.kind == "fbc"
+    finally:
+        configure_sampling(pipe, speed_settings("exact"))
+    assert type(pipe.scheduler).__name__ == "EDMEulerScheduler" and pipe.step_cache is None
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def invoke(*args):
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.slow
+def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
+    """`--speed fastest` with the shipped small model: the preset reaches the generator, flags
+    given on their own override its settings, and the video has every frame."""
+    from gen3c.io.video import read_video
+    from gen3c.pipelines import loading
+
+    made = []
+    real = loading.load_generator
+
+    def spy(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(loading, "load_generator", spy)
+    image, depth, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "64x112",
+                 "--num_video_frames", 17, "--video_save_folder", tmp_path, "--generator", "gen3c", "--model", "tiny",
+                 "--speed", "fastest", "--num_steps", 3, "--sampler", "dpmpp_2m", "--step_cache", "fbc:0.2",
+                 "--guidance_batch")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    generator = made[0]
+    fastest = SPEED_PRESETS["fastest"]
+    assert generator.num_steps == 3 and generator.guidance_every == fastest.guidance_every
+    assert generator.guidance_batch is True and sampler_name(generator.pipeline.scheduler) == "dpmpp_2m"
+    assert generator.pipeline.step_cache.spec == StepCacheSpec("fbc", 0.2)
+    frames, _ = read_video(tmp_path / "output.mp4")
+    assert frames.shape == (17, 64, 112, 3)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--speed", "warp"), "--speed 'warp' is unknown"),
+        (("--sampler", "heun"), "--sampler 'heun' is unknown"),
+        (("--step_cache", "teacache"), "unknown kind 'teacache'"),
+        (("--speed", "fast", "--guidance_every", 0), "--guidance_every 0"),
+    ],
+)
+def test_speed_flag_errors_exit_2(box_scene, tmp_path, extra, message):
+    image, depth, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "64x112",
+                 "--num_video_frames", 17, "--video_save_folder", tmp_path, "--generator", "gen3c", "--model", "tiny", *extra)  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
+    res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--video_save_folder", tmp_path, *extra)
+    assert res.exit_code == 2 and "apply to --generator gen3c only" in " ".join(res.output.split())
+
+
+def test_help_states_each_approximations_measured_cost():
+    text = " ".join(invoke("generate", "--help").output.split())
+    for flag in ("--speed", "--sampler", "--guidance_every", "--step_cache"):
+        assert flag in text
+    assert text.count("dB") >= 5  # fast, fastest, sampler, guidance reuse and each cache kind state a PSNR
