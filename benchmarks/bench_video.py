@@ -111,7 +111,9 @@ class Models:
         from gen3c.models.prompt_cache import PromptEmbeddingCache
 
         self.args, self.device = args, device
-        self.dtype = torch.float32 if (args.tiny or args.model) else torch.bfloat16
+        self.dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(
+            args.dtype, torch.float32 if (args.tiny or args.model) else torch.bfloat16
+        )
         self.tcfg = configs.TRANSFORMER_TINY if args.tiny else configs.TRANSFORMER_7B
         if args.model:
             from gen3c.models.packaged import packaged_model_dir
@@ -327,6 +329,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vae_chunk_frames", type=int, default=None, help="tokenizer chunk in latent frames (default: whole video)")
     parser.add_argument("--reference_row", default="exact", help="the row the others' videos are compared with")
     parser.add_argument("--reference", type=Path, default=None, help="the reference row's latents: written when it runs, else read")
+    parser.add_argument(
+        "--dtype", choices=("bfloat16", "float32"), default=None,
+        help="weights' dtype (default: float32 for --tiny/--model, as the shipped models run; bfloat16 for the 7B)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table as markdown rows here")
     args = parser.parse_args(argv)
@@ -353,6 +359,7 @@ def main(argv: list[str] | None = None) -> dict:
             else "GEN3C-Cosmos-7B, random bf16 weights")  # fmt: skip
     print(f"device: {device_name} | {what} | {args.frames} frames {args.height}x{args.width} | cases: {args.cases}", flush=True)
     models = Models(args, device)
+    print(f"weights and activations in {str(models.dtype).removeprefix('torch.')}", flush=True)
     cases = make_cases(args, device)
     latent_shape = ((args.frames - 1) // 8 + 1, args.height // 8, args.width // 8)
     reference: dict[str, torch.Tensor] = {}

@@ -97,6 +97,8 @@ def test_auto_prefers_flash4_on_hopper_only_when_installed(monkeypatch):
     assert resolve_kernel("auto", "cuda", head_dim=12) == ("sdpa", None)  # FA4 takes multiples of 8
     assert "multiples of 16, not 24" in resolve_kernel("cudnn_fp8", "cuda", head_dim=24)[1]
     assert resolve_kernel("cudnn_fp8", "cuda", head_dim=32) == ("cudnn_fp8", None)
+    assert resolve_kernel("auto", "cuda", dtype=torch.float32) == ("sdpa", None)  # FA4 takes bf16/fp16 only
+    assert resolve_kernel("cudnn_fp8", "cuda", dtype=torch.float32) == ("cudnn_fp8", None)  # it quantises anyway
 
 
 def test_centring_the_keys_leaves_attention_unchanged():

@@ -239,8 +239,10 @@ def _cudnn_fp8_graph(shape: tuple, q_stride: tuple, k_stride: tuple, v_stride: t
 # -- choosing a kernel -------------------------------------------------------------------------
 
 
-def kernel_unavailable_reason(kernel: str, device: torch.device | str, head_dim: int = 128) -> str | None:
-    """Why ``kernel`` cannot run on ``device`` for heads of ``head_dim`` here (None: it can)."""
+def kernel_unavailable_reason(
+    kernel: str, device: torch.device | str, head_dim: int = 128, dtype: torch.dtype = torch.bfloat16
+) -> str | None:
+    """Why ``kernel`` cannot run on ``device`` for heads of ``head_dim`` computed in ``dtype`` here (None: it can)."""
     if kernel not in KERNELS:
         raise ValueError(f"unknown attention kernel {kernel!r}")
     if kernel == "sdpa":
@@ -253,6 +255,8 @@ def kernel_unavailable_reason(kernel: str, device: torch.device | str, head_dim:
         return f"{kernel} takes heads of 8 to 256 channels in multiples of {multiple}, not {head_dim}"
     major, minor = torch.cuda.get_device_capability(device)
     if kernel == "flash4":
+        if dtype not in (torch.bfloat16, torch.float16):
+            return f"flash4 computes in bfloat16 or float16, not {str(dtype).removeprefix('torch.')}"
         if major not in (9, 10, 11):
             return f"flash4 runs on Hopper and Blackwell GPUs (compute capability 9.0/10.x), not {major}.{minor}"
         if importlib.util.find_spec("flash_attn") is None or importlib.util.find_spec("flash_attn.cute") is None:
@@ -265,9 +269,11 @@ def kernel_unavailable_reason(kernel: str, device: torch.device | str, head_dim:
     return None
 
 
-def resolve_kernel(requested: str, device: torch.device | str, head_dim: int = 128) -> tuple[str, str | None]:
+def resolve_kernel(
+    requested: str, device: torch.device | str, head_dim: int = 128, dtype: torch.dtype = torch.bfloat16
+) -> tuple[str, str | None]:
     """The kernel to run for ``requested`` ("auto" or one of :data:`KERNELS`) on ``device``
-    for heads of ``head_dim`` channels (GEN3C: 128).
+    for heads of ``head_dim`` channels (GEN3C: 128) computed in ``dtype``.
 
     Returns:
         ``(kernel, note)``: ``note`` is one line saying why a requested kernel was replaced by
@@ -275,9 +281,9 @@ def resolve_kernel(requested: str, device: torch.device | str, head_dim: int = 1
     """
     if requested == "auto":
         for kernel in EXACT_KERNELS:
-            if kernel_unavailable_reason(kernel, device, head_dim) is None:
+            if kernel_unavailable_reason(kernel, device, head_dim, dtype) is None:
                 return kernel, None
-    reason = kernel_unavailable_reason(requested, device, head_dim)
+    reason = kernel_unavailable_reason(requested, device, head_dim, dtype)
     if reason is None:
         return requested, None
     return "sdpa", f"attention kernel {requested!r} is not available ({reason}); using PyTorch SDPA"
@@ -295,7 +301,9 @@ def set_attention_kernel(transformer: nn.Module, requested: str = "auto", device
     """
     if device is None:
         device = next(transformer.parameters()).device
-    kernel, note = resolve_kernel(requested, device, transformer.config.attention_head_dim)
+    # The dtype it computes in (its weights may be stored in float8).
+    dtype = getattr(transformer, "_gen3c_compute_dtype", None) or next(transformer.parameters()).dtype
+    kernel, note = resolve_kernel(requested, device, transformer.config.attention_head_dim, dtype)
     if note is not None:
         warnings.warn(note, stacklevel=2)
     function = _KERNEL_FUNCTIONS[kernel]
