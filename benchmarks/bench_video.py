@@ -152,22 +152,15 @@ class Models:
         from diffusers import EDMEulerScheduler
 
         from gen3c.models.memory import memory_plan
-        from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
-        from gen3c.models.step_cache import StepCacheSpec
         from gen3c.pipelines.gen3c import Gen3cPipeline
-        from gen3c.pipelines.loading import configure_sampling
+        from gen3c.pipelines.loading import apply_speed_settings
 
         transformer = self.transformer()
         pipe = Gen3cPipeline(transformer, self.vae, EDMEulerScheduler(**configs.SCHEDULER_GEN3C), prompt_cache=self.prompt_cache)
         pipe.configure_memory(memory_plan("resident", vae_chunk_frames=self.args.vae_chunk_frames), self.device)
         pipe.set_progress_bar_config(disable=True)
         if settings is not None:
-            set_attention_backend(transformer, settings.attention_backend)
-            if settings.fp8_matmul:
-                use_fp8_matmuls(transformer)
-            if settings.compile:
-                compile_blocks(transformer, fullgraph=StepCacheSpec.parse(settings.step_cache) is None)
-            configure_sampling(pipe, settings, self.checkpoint)
+            apply_speed_settings(pipe, settings, self.checkpoint)
         return pipe
 
 

@@ -54,6 +54,7 @@ def test_processor_computes_what_diffusers_cosmos_attention_does():
 
 
 def test_auto_on_a_cpu_is_pytorch_sdpa_and_changes_nothing():
+    assert resolve_kernel("auto_fp8", "cpu") == ("sdpa", None)
     model = tiny_transformer()
     kwargs = dit_inputs()
     with torch.no_grad():
@@ -85,6 +86,10 @@ def test_auto_prefers_flash4_on_hopper_only_when_installed(monkeypatch):
 
     assert resolve_kernel("auto", "cuda") == ("flash4", None)
     assert resolve_kernel("cudnn_fp8", "cuda") == ("cudnn_fp8", None)  # fp8 is never chosen by auto
+    assert resolve_kernel("auto_fp8", "cuda") == ("cudnn_fp8", None)  # … but by auto_fp8
+    installed["cudnn"] = False
+    assert resolve_kernel("auto_fp8", "cuda") == ("flash4", None)  # no cuDNN frontend: the best exact kernel, quietly
+    installed["cudnn"] = True
     installed["flash_attn.cute"] = False  # FlashAttention-2's flash_attn alone is not FA4
     assert resolve_kernel("auto", "cuda") == ("sdpa", None)
     kernel, note = resolve_kernel("flash4", "cuda")

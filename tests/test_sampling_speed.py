@@ -365,6 +365,15 @@ def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
     assert generator.num_steps == 3 and generator.guidance_every == fastest.guidance_every
     assert generator.guidance_batch is True and sampler_name(generator.pipeline.scheduler) == "dpmpp_2m"
     assert generator.pipeline.step_cache.spec == StepCacheSpec("fbc", 0.2)
+    # fastest's fp8 attention and matmuls and the compile are for GPUs: on a CPU, plain kernels
+    from gen3c.models.speed import Fp8Linear
+
+    transformer = generator.pipeline.transformer
+    assert fastest.attention_backend == "auto_fp8" and transformer._gen3c_attention_kernel == "sdpa"
+    assert fastest.fp8_matmul is None and not any(isinstance(m, Fp8Linear) for m in transformer.modules())
+    assert fastest.compile is None  # nn.Module.compile sets _compiled_call_impl
+    assert all(getattr(b, "_compiled_call_impl", None) is None for b in transformer.transformer_blocks)
+    assert "not available" not in res.output  # no fallback note for a preset's choice
     frames, _ = read_video(tmp_path / "output.mp4")
     assert frames.shape == (17, 64, 112, 3)
 

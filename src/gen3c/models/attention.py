@@ -15,7 +15,9 @@ Two thirds of a GEN3C DiT forward is self-attention over the 56,320 video tokens
   PyTorch picks): every device, the fallback.
 
 ``auto`` takes the fastest exact kernel the device and the installed packages offer
-(``flash4`` on Hopper and Blackwell GPUs with ``gen3c[fast]`` installed, else ``sdpa``).
+(``flash4`` on Hopper and Blackwell GPUs with ``gen3c[fast]`` installed, else ``sdpa``);
+``auto_fp8`` (the ``fastest`` speed preset's) takes ``cudnn_fp8`` where it runs, else what
+``auto`` takes.
 A kernel asked for that cannot run here falls back to ``sdpa`` with one warning line, never an
 error. Both external kernels are registered as PyTorch custom ops (``gen3c::flash4_attention``,
 ``gen3c::cudnn_sdpa_fp8``) with shape-only fake implementations, so regional ``torch.compile``
@@ -39,8 +41,8 @@ FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
 #: The self-attention kernels gen3c selects between (plus "auto").
 KERNELS = ("sdpa", "flash4", "cudnn_fp8")
-#: Kernels that compute attention exactly (up to bf16 rounding); ``auto`` picks among these.
-EXACT_KERNELS = ("flash4", "sdpa")
+#: What "auto" and "auto_fp8" try, fastest first: exact kernels only, or fp8 allowed.
+AUTO_ORDER = {"auto": ("flash4", "sdpa"), "auto_fp8": ("cudnn_fp8", "flash4", "sdpa")}
 
 
 # -- the processor ----------------------------------------------------------------------------
@@ -272,15 +274,15 @@ def kernel_unavailable_reason(
 def resolve_kernel(
     requested: str, device: torch.device | str, head_dim: int = 128, dtype: torch.dtype = torch.bfloat16
 ) -> tuple[str, str | None]:
-    """The kernel to run for ``requested`` ("auto" or one of :data:`KERNELS`) on ``device``
-    for heads of ``head_dim`` channels (GEN3C: 128) computed in ``dtype``.
+    """The kernel to run for ``requested`` ("auto", "auto_fp8" or one of :data:`KERNELS`) on
+    ``device`` for heads of ``head_dim`` channels (GEN3C: 128) computed in ``dtype``.
 
     Returns:
         ``(kernel, note)``: ``note`` is one line saying why a requested kernel was replaced by
-        ``sdpa`` (None when the request is met, or when ``auto`` found nothing faster).
+        ``sdpa`` (None when the request is met, or when "auto…" took the best there is).
     """
-    if requested == "auto":
-        for kernel in EXACT_KERNELS:
+    if requested in AUTO_ORDER:
+        for kernel in AUTO_ORDER[requested]:
             if kernel_unavailable_reason(kernel, device, head_dim, dtype) is None:
                 return kernel, None
     reason = kernel_unavailable_reason(requested, device, head_dim, dtype)
@@ -293,8 +295,8 @@ def set_attention_kernel(transformer: nn.Module, requested: str = "auto", device
     """Route the self-attention of every transformer block through a kernel of :data:`KERNELS`.
 
     Args:
-        requested: "auto" or a kernel name; one that cannot run here falls back to ``sdpa``
-            with one warning line.
+        requested: "auto", "auto_fp8" or a kernel name; a kernel that cannot run here falls
+            back to ``sdpa`` with one warning line.
         device: where the transformer will compute (default: its parameters' device).
     Returns:
         The kernel installed.

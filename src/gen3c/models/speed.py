@@ -33,7 +33,8 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     """Choose how the transformer computes attention.
 
     Args:
-        backend: "auto" (the fastest exact kernel here), a gen3c kernel ("flash4", "cudnn_fp8",
+        backend: "auto" (the fastest exact kernel here), "auto_fp8" (fp8 attention where it
+            runs, else as auto), a gen3c kernel ("flash4", "cudnn_fp8",
             "sdpa"; one that cannot run here falls back to "sdpa" with a warning line), a
             diffusers attention backend name ("native", "_native_cudnn", "flash", …), or None
             (leave diffusers' default processor).
@@ -41,11 +42,11 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     Returns:
         What now computes self-attention ("diffusers" when left to diffusers' processor).
     """
-    from gen3c.models.attention import KERNELS, set_attention_kernel
+    from gen3c.models.attention import AUTO_ORDER, KERNELS, set_attention_kernel
 
     if backend is None:
         return "diffusers"
-    if backend == "auto" or backend in KERNELS:
+    if backend in AUTO_ORDER or backend in KERNELS:
         return set_attention_kernel(transformer, backend, device)
     try:
         transformer.set_attention_backend(backend)

@@ -206,11 +206,13 @@ def load_generator(
         guidance_every, guidance_batch: how guidance's two branches run (:meth:`Gen3cPipeline.denoise`).
         step_cache: DiT step caching, e.g. "fbc", "taylorseer:3" (:mod:`gen3c.models.step_cache`);
             MagCache's ratios come from (and are measured into) :class:`~gen3c.models.step_cache.MagRatioStore`.
-        compile: regional ``torch.compile`` of the transformer blocks (:mod:`gen3c.models.speed`).
+        compile: regional ``torch.compile`` of the transformer blocks (:mod:`gen3c.models.speed`);
+            None: the preset's, whose None is "when the DiT is resident on one CUDA GPU".
         attention_backend: the DiT's self-attention (:func:`gen3c.models.speed.set_attention_backend`):
-            "auto" (the fastest exact kernel here), "flash4", "cudnn_fp8", "sdpa", or a diffusers
-            backend name; None leaves diffusers' default processor.
-        fp8_matmul: run the blocks' linears as float8 matmuls (H100-class GPUs; a quality cost).
+            "auto" (the fastest exact kernel here), "auto_fp8", "flash4", "cudnn_fp8", "sdpa", or a
+            diffusers backend name.
+        fp8_matmul: run the blocks' linears as float8 matmuls (H100-class GPUs; a quality cost);
+            None: the preset's, whose None is "when the DiT is resident in bf16 on such a GPU".
         device: compute device (default CUDA when available).
         dtype: weights' dtype; default bfloat16 (GEN3C's) on a GPU, float32 on the CPU, whose
             tokenizer has no bfloat16 pooling kernel.
@@ -228,7 +230,6 @@ def load_generator(
         guidance_batch=guidance_batch, step_cache=step_cache, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
         compile=compile,
     )  # fmt: skip
-    attention_backend, fp8_matmul, compile = settings.attention_backend, settings.fp8_matmul, settings.compile
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
                                     ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
     if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
@@ -274,23 +275,52 @@ def load_generator(
         pipe.load_lora(lora)
     pipe.disable_prompt_encoder = disable_prompt_encoder
     pipe.configure_memory(plan, device)
-    from gen3c.models.speed import compile_blocks, set_attention_backend, use_fp8_matmuls
+    apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)
+    return Gen3cGenerator(
+        pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
+        guidance_batch=settings.guidance_batch, **generator_options,
+    )  # fmt: skip
 
-    set_attention_backend(pipe.transformer, attention_backend, pipe._execution_device)
-    if parallel is not None:
-        enable_context_parallel(pipe.transformer, parallel.device)
+
+def apply_speed_settings(
+    pipe: Gen3cPipeline,
+    settings: SpeedPreset,
+    checkpoint: str | os.PathLike | None = None,
+    *,
+    parallel_device: torch.device | None = None,
+    lora: bool = False,
+) -> None:
+    """Give a pipeline placed by :meth:`Gen3cPipeline.configure_memory` the DiT kernels and the
+    sampler of ``settings``: attention kernel, context parallelism (``parallel_device``: the
+    tokens split across the ranks of a torchrun launch), fp8 matmuls, regional compile, then
+    :func:`configure_sampling`.
+
+    ``settings.compile`` / ``settings.fp8_matmul`` None mean "where it pays": compile when the DiT
+    is resident on one CUDA GPU; fp8 matmuls when it also computes in bf16 on a GPU with fp8
+    tensor cores and carries no LoRA.
+    """
+    from gen3c.models.speed import compile_blocks, fp8_supported, set_attention_backend, use_fp8_matmuls
+
+    plan, device = pipe.memory, pipe._execution_device
+    resident_on_gpu = (
+        device.type == "cuda" and parallel_device is None
+        and "transformer" not in plan.offload and not (plan.group_offload or plan.fp8)
+    )  # fmt: skip
+    compile = resident_on_gpu if settings.compile is None else settings.compile
+    fp8_matmul = settings.fp8_matmul
+    if fp8_matmul is None:
+        fp8_matmul = resident_on_gpu and pipe.transformer_dtype == torch.bfloat16 and fp8_supported(device) and not lora
+    set_attention_backend(pipe.transformer, settings.attention_backend, device)
+    if parallel_device is not None:
+        enable_context_parallel(pipe.transformer, parallel_device)
     if fp8_matmul:
-        if plan.offload or fp8:
+        if plan.offload or plan.fp8:
             raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
         use_fp8_matmuls(pipe.transformer)
     if compile:
         # The step caches' hooks break the graph (their skip decisions run in Python).
         compile_blocks(pipe.transformer, fullgraph=StepCacheSpec.parse(settings.step_cache) is None)
     configure_sampling(pipe, settings, checkpoint)
-    return Gen3cGenerator(
-        pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
-        guidance_batch=settings.guidance_batch, **generator_options,
-    )  # fmt: skip
 
 
 def configure_sampling(pipe: Gen3cPipeline, settings: SpeedPreset, checkpoint: str | os.PathLike | None = None) -> None:

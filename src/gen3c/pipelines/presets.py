@@ -28,7 +28,10 @@ class SpeedPreset:
         guidance_every: the unconditional branch runs every k-th step (1: every step).
         guidance_batch: both branches in one batch-2 forward (exact up to rounding).
         step_cache: a ``--step_cache`` value (:mod:`gen3c.models.step_cache`), "none" for none.
-        attention_backend, fp8_matmul, compile: the DiT's kernels (:mod:`gen3c.models.speed`).
+        attention_backend, fp8_matmul, compile: the DiT's kernels (:mod:`gen3c.models.speed`);
+            ``fp8_matmul`` and ``compile`` None: on where they pay — compile when the DiT is
+            resident on a CUDA GPU, fp8 matmuls when it is also bf16 on a GPU with fp8 tensor cores
+            (:func:`gen3c.pipelines.loading.load_generator` decides).
     """
 
     sampler: str = "euler"
@@ -37,8 +40,8 @@ class SpeedPreset:
     guidance_batch: bool = False
     step_cache: str = "none"
     attention_backend: str | None = "auto"
-    fp8_matmul: bool = False
-    compile: bool = False
+    fp8_matmul: bool | None = False
+    compile: bool | None = None
 
     def check(self) -> SpeedPreset:
         """Raise :class:`Gen3cInputError` for settings that cannot run together; returns self."""
@@ -56,14 +59,15 @@ class SpeedPreset:
         return self
 
 
-#: The presets; ``exact`` is the default and GEN3C's own sampler. On the shipped small model,
-#: fewer Euler steps kept closer to the exact video than any other way of spending the same
-#: number of DiT forwards (DPM-Solver++(2M), reused guidance, step caches; docs/benchmarks.md),
-#: so the faster presets take fewer steps of GEN3C's own sampler.
+#: The presets; ``exact`` is the default and GEN3C's own sampler on exact kernels. On the
+#: shipped small model, fewer Euler steps kept closer to the exact video than any other way of
+#: spending the same number of DiT forwards (DPM-Solver++(2M), reused guidance, step caches;
+#: docs/benchmarks.md), so the faster presets take fewer steps of GEN3C's own sampler;
+#: ``fastest`` also computes in fp8 (GEMMs and attention) where the GPU can.
 SPEED_PRESETS: dict[str, SpeedPreset] = {
     "exact": SpeedPreset(),
     "fast": SpeedPreset(num_steps=18),
-    "fastest": SpeedPreset(num_steps=8),
+    "fastest": SpeedPreset(num_steps=8, attention_backend="auto_fp8", fp8_matmul=None),
 }
 
 
