@@ -13,12 +13,19 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D, forward_warp
-from gen3c.cameras import Cameras, invert_pose
+from gen3c.cameras import Cameras, crop_intrinsics, invert_pose
 
-INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+# Foreground within this share of the image's larger side of a disocclusion stays out of its fill.
+REACH = 0.05
+
+
+def reach_pixels(height: int, width: int, reach: float = REACH) -> int:
+    """:data:`REACH` (or ``reach``) in pixels of a ``height`` × ``width`` image."""
+    return max(2, round(reach * max(height, width)))
 
 
 def composite_buffers(buffers: BufferRenders) -> tuple[Tensor, Tensor, Tensor]:
@@ -72,83 +79,149 @@ def close_cracks(color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Te
     return color, depth, mask | cracks
 
 
-def foreground_rim(depth: np.ndarray, holes: np.ndarray, width: int = 8, ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-    """Valid pixels bordering a hole that are clearly nearer than the farthest pixel bordering
-    the same hole: the foreground side of a disocclusion.
+def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None = None, ratio: float = 0.9, gain: float = 2.0) -> np.ndarray:
+    """Fill the unknown pixels of ``values`` (H, W, C) float32 from the ``known`` ones (H, W) bool
+    by push-pull: a Gaussian pyramid of the known pixels (weighted averages, holes carry weight
+    0), then, coarse to fine, every pixel keeps its own average where its weight is high and
+    takes the smoothly upsampled coarser level where it is low. Known pixels come back exactly;
+    a hole is filled from the content around it at the scale of the hole, smoothly in both
+    directions (no 1-D smears). ``known`` must hold at least one pixel.
+
+    With ``depth_channel`` the pyramid is depth-ordered: on every level, a pixel nearer than
+    ``ratio`` × the farthest pixel within 2 pixels of it drops out before the next level is
+    pooled, so where a near and a far surface meet, the coarse levels (and the holes filled
+    from them) hold the far one.
+    """
+    h, w, channels = values.shape
+    weight = known.astype(np.float32)[..., None]
+    level = np.concatenate([values.astype(np.float32) * weight, weight], axis=2)
+    pyramid = [level]
+    while max(level.shape[:2]) > 1:
+        if depth_channel is not None:
+            level = _drop_nearer(level, depth_channel, ratio)
+        level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
+        pyramid.append(level)
+    filled = level[..., :-1] / np.maximum(level[..., -1:], 1e-12)
+    for level in reversed(pyramid[1:-1]):
+        if depth_channel is not None:
+            level = _drop_nearer(level, depth_channel, ratio)
+        coarse = cv2.pyrUp(filled, dstsize=level.shape[1::-1]).reshape(*level.shape[:2], channels)
+        own_weight = level[..., -1:]
+        trust = np.minimum(own_weight * gain, 1.0)
+        # trust · own + (1 − trust) · coarse, with own = level / weight
+        filled = coarse + trust * (level[..., :-1] / np.maximum(own_weight, 1e-12) - coarse)
+    # The full-resolution level has weight 1 (known) or 0 (hole): holes take the coarser level.
+    out = values.astype(np.float32, copy=True)
+    holes = ~known
+    out[holes] = cv2.pyrUp(filled, dstsize=(w, h)).reshape(h, w, channels)[holes]
+    return out
+
+
+def _drop_nearer(level: np.ndarray, depth_channel: int, ratio: float) -> np.ndarray:
+    """A pyramid level (premultiplied channels, weight last) without its pixels that are nearer
+    than ``ratio`` × the farthest pixel in their 5×5 neighbourhood (the pooling footprint)."""
+    weight = level[..., -1]
+    has = weight > 1e-6
+    depth = np.where(has, level[..., depth_channel] / np.maximum(weight, 1e-12), 0).astype(np.float32)
+    farthest = cv2.dilate(depth, np.ones((5, 5), np.uint8))
+    nearer = has & (depth < ratio * farthest)
+    if not nearer.any():
+        return level
+    return np.where(nearer[..., None], 0.0, level).astype(np.float32)
+
+
+def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: int, ratio: float = 0.9) -> np.ndarray:
+    """Known pixels on the near side of a depth edge that opened a hole: nearer than ``ratio`` ×
+    the farthest known pixel bordering the same hole within its reach.
+
+    A disocclusion lies between an occluder (near) and what it hid (far); its fill must come
+    from the far side only, or the occluder's colour smears into the hole and, lifted into 3D,
+    trails behind it as a ghost. A hole's border depths spread ``reach`` plus twice the hole's
+    width (rounded up to ``reach`` · 2^k): across the hole and at least ``reach`` plus its width
+    into the near side, which keeps the occluder out of the fill's coarse levels too.
 
     Args:
-        depth: (H, W) float depth; holes: (H, W) bool.
+        depth: (H, W) float; known: (H, W) bool, pixels with content; holes: (H, W) bool, the
+            holes whose borders are depth edges (disocclusions).
     Returns:
-        ``(rim, border)``: (H, W) bool each; ``border`` is every valid pixel next to a hole.
+        (H, W) bool.
     """
     count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=8)
     if count <= 1:
-        return np.zeros_like(holes), np.zeros_like(holes)
-    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
-    # Each border pixel takes the label of a hole next to it (the largest label nearby).
-    near_label = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int64)
-    border = (near_label > 0) & ~holes
-    far = np.zeros(count, np.float32)
-    np.maximum.at(far, near_label[border], depth[border].astype(np.float32))
-    rim = np.zeros_like(holes)
-    rim[border] = depth[border] < ratio * far[near_label[border]]
-    return rim, border
+        return np.zeros_like(known)
+    # Half-width of each hole: the largest distance from one of its pixels to its border.
+    inside = cv2.distanceTransform(holes.astype(np.uint8), cv2.DIST_L2, 3)
+    half_width = np.zeros(count, np.float32)
+    np.maximum.at(half_width, labels[holes], inside[holes])
+    # Holes are grouped by reach rounded up to reach · 2^k: one dilation per group.
+    scale = np.ceil(np.log2(np.maximum((reach + 4 * half_width) / reach, 1.0))).astype(int)
+    # Each known pixel next to a hole takes that hole's label (the largest label around it).
+    near_label = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
+    border = known & (near_label > 0)
+    farthest = np.zeros(depth.shape, np.float32)
+    for k in np.unique(scale[1:]):
+        group = border & (scale[near_label] == k)
+        if group.any():
+            size = 2 * reach * 2**k + 1
+            reached = cv2.dilate(np.where(group, depth, 0).astype(np.float32), np.ones((size, size), np.uint8))
+            np.maximum(farthest, reached, out=farthest)
+    return known & (depth < ratio * farthest)
 
 
-def fill_holes(rgb: np.ndarray, depth: np.ndarray, holes: np.ndarray, radius: int, method: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inpaint colour (H, W, 3) uint8 and depth (H, W) in the holes from the background only.
+def fill_holes(
+    color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: int, disocclusions: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill colour (H, W, 3) float32 and depth (H, W) in ``holes`` (H, W) bool.
 
-    Holes are mostly disocclusions: the foreground rim next to each hole is hidden from the
-    inpainting, so both colour and depth continue the background instead of smearing the object.
+    Disocclusions are filled from the background only: the pixels in front of the depth edge
+    that opened them (:func:`foreground_near_holes`) are left out altogether, and a depth-ordered
+    :func:`push_pull` fills colour and depth alike, so each hole takes the colour and the depth of
+    the surface behind the edge. Holes outside ``disocclusions`` (what lies beyond the source's
+    frame) are extended smoothly from the nearest content, near or far.
+
+    Args:
+        disocclusions: the holes whose borders are depth edges (default: all of ``holes``).
+    Returns:
+        ``(color, depth)`` with the holes filled; elsewhere unchanged.
     """
-    rim, border = foreground_rim(depth, holes)
-    source_mask = (holes | rim).astype(np.uint8)
-    depth_out = depth.astype(np.float32).copy()
-    background = border & ~rim
-    if background.any():
-        # Each hole pixel takes the depth of its nearest background border pixel: unlike
-        # gradient-based inpainting this never overshoots, so the fill sits on the background.
-        _, labels = cv2.distanceTransformWithLabels((~background).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
-        depth_out[holes] = depth.reshape(-1)[np.flatnonzero(background.reshape(-1))][labels[holes] - 1]
-    else:
-        depth_out[holes] = float(depth[~holes].max()) if (~holes).any() else 1.0
-    rgb_filled = _inpaint_smooth(rgb, source_mask, radius, method)
-    return np.where(holes[..., None], rgb_filled, rgb), depth_out
-
-
-def _inpaint_smooth(rgb: np.ndarray, mask: np.ndarray, radius: int, method: int, factor: int = 4) -> np.ndarray:
-    """Inpaint at 1/``factor`` resolution and upsample: a smooth fill that changes little from
-    one frame to the next (full-resolution inpainting of textures turns into speckle)."""
-    h, w = mask.shape
-    if min(h, w) < 8 * factor:
-        return cv2.inpaint(np.ascontiguousarray(rgb), mask, radius, method)
-    small = (w // factor, h // factor)
-    keep = (mask == 0).astype(np.float32)
-    # Average only the known pixels of each block, so holes do not darken the small image.
-    weight = cv2.resize(keep, small, interpolation=cv2.INTER_AREA)
-    color = cv2.resize(rgb.astype(np.float32) * keep[..., None], small, interpolation=cv2.INTER_AREA)
-    small_rgb = np.clip(color / np.maximum(weight, 1e-6)[..., None], 0, 255).astype(np.uint8)
-    small_mask = (weight < 0.5).astype(np.uint8)
-    filled = cv2.inpaint(small_rgb, small_mask, max(1, radius // 2), method)
-    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    known = ~holes
+    if not known.any():
+        return np.where(holes[..., None], 0.0, color).astype(np.float32), np.where(holes, 1.0, depth).astype(np.float32)
+    stack = np.concatenate([color, depth[..., None]], axis=2).astype(np.float32)
+    filled = stack.copy()
+    disocclusions = holes if disocclusions is None else disocclusions & holes
+    if disocclusions.any():
+        sources = known & ~foreground_near_holes(depth, known, disocclusions, reach)
+        if not sources.any():  # only foreground in view: fill from it rather than from nothing
+            sources = known
+        filled[disocclusions] = push_pull(stack, sources, depth_channel=3)[disocclusions]
+    beyond = holes & ~disocclusions
+    if beyond.any():
+        filled[beyond] = push_pull(stack, known)[beyond]
+    return filled[..., :3], filled[..., 3]
 
 
 class PreviewGenerator:
     """Fills what the cache does not see; no model, no downloads.
 
+    At the first frame, a band ``margin`` wide around the frame is filled too (extended from the
+    frame's content) and lifted into the fill cloud: what a moving camera later sees past the
+    source is then filled in one piece, smooth in both directions, instead of one thin strip per
+    frame, each a copy of the last (streaks).
+
     Args:
-        inpaint: "telea" or "ns" (OpenCV's two inpainting methods).
-        inpaint_radius: neighbourhood radius in pixels.
+        margin: width of the band around the first frame, as a share of the image's larger side.
+        reach: how far (same unit) from a disocclusion the foreground is kept out of its fill.
     """
 
     name = "preview"
     needs_buffer_depth = True  # buffers are merged nearest-first
 
-    def __init__(self, inpaint: str = "telea", inpaint_radius: int = 3) -> None:
-        if inpaint not in INPAINT_METHODS:
-            raise ValueError(f"inpaint must be one of {sorted(INPAINT_METHODS)}, got {inpaint!r}")
-        self.inpaint = INPAINT_METHODS[inpaint]
-        self.inpaint_radius = inpaint_radius
+    def __init__(self, margin: float = 0.125, reach: float = REACH) -> None:
+        if not 0 <= margin <= 1 or not 0 < reach <= 1:
+            raise ValueError(f"margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
+        self.margin = margin
+        self.reach = reach
 
     def generate(
         self,
@@ -175,10 +248,10 @@ class PreviewGenerator:
             buffers = cache.render(cameras)
         color, mask, depth = composite_buffers(buffers)
         T, H, W = len(cameras), cameras.height, cameras.width
-        fill_points = torch.empty(0, 3)
-        fill_colors = torch.empty(0, 3)
-        frames = torch.empty(T, 3, H, W)
+        reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
+        fill_points, fill_colors = filtered_smooth_points(cache)
+        frames = torch.empty(T, 3, H, W)
         for t in range(T):
             c, m, d = color[t].cpu(), mask[t].cpu(), depth[t].cpu()
             if fill_points.shape[0]:
@@ -188,24 +261,74 @@ class PreviewGenerator:
                 d = torch.where(use, fill.depth[0, 0], d)
                 m = m | use
             c, d, m = close_cracks(c, d, m)
+            if t == 0:
+                band_points, band_colors = self._extend_past_frame(c, d, m, K[0], w2c[0], reach)
+                fill_points, fill_colors = torch.cat([fill_points, band_points]), torch.cat([fill_colors, band_colors])
             holes = ~m
             if t == 0 and first_frame is not None:
-                # Frame 0 shows the conditioning image (as in GEN3C). Its depth-edge pixels,
-                # which the cache left out, blend foreground and background colours: they must
-                # not seed the fill cloud, or the object's colour would ghost into disocclusions.
+                # Frame 0 shows the conditioning image (as in GEN3C). Its depth-edge pixels, which
+                # the cache left out, blend foreground and background colours: they must not
+                # seed the fill cloud, or the object's colour would ghost into disocclusions.
                 c = torch.where(holes, first_frame.cpu().float(), c)
             elif holes.any():
-                c, d = self._fill(c, d, holes)
-                points = unproject_pixels(holes, d[holes], K[t], w2c[t])
-                fill_points = torch.cat([fill_points, points])
+                c, d = self._fill(c, d, holes, holes, reach)
+                fill_points = torch.cat([fill_points, unproject_pixels(holes, d[holes], K[t], w2c[t])])
                 fill_colors = torch.cat([fill_colors, c.permute(1, 2, 0)[holes]])
             frames[t] = c
             if progress is not None:
                 progress(1)
         return frames
 
-    def _fill(self, color: Tensor, depth: Tensor, holes: Tensor) -> tuple[Tensor, Tensor]:
-        rgb = ((color.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        rgb, depth_np = fill_holes(rgb, depth.numpy(), holes.numpy(), self.inpaint_radius, self.inpaint)
-        color = torch.where(holes, torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0, color)
-        return color, torch.from_numpy(depth_np)
+    def _extend_past_frame(self, color: Tensor, depth: Tensor, mask: Tensor, K: Tensor, w2c: Tensor, reach: int) -> tuple[Tensor, Tensor]:
+        """The fill of the band around a frame ((3, H, W), (H, W), (H, W) bool after the fill
+        cloud): its points (N, 3), lifted at their filled depth, and colours (N, 3)."""
+        H, W = mask.shape
+        pad = round(self.margin * max(H, W))
+        if pad == 0:
+            return torch.empty(0, 3), torch.empty(0, 3)
+        canvas_c = F.pad(color, (pad, pad, pad, pad))
+        canvas_d = F.pad(depth, (pad, pad, pad, pad))
+        canvas_m = F.pad(mask, (pad, pad, pad, pad))
+        band = F.pad(torch.zeros_like(mask), (pad, pad, pad, pad), value=True)
+        c, d = self._fill(canvas_c, canvas_d, ~canvas_m, ~canvas_m & ~band, reach)
+        points = unproject_pixels(band, d[band], crop_intrinsics(K, -pad, -pad), w2c)
+        return points, c.permute(1, 2, 0)[band]
+
+    @staticmethod
+    def _fill(color: Tensor, depth: Tensor, holes: Tensor, disocclusions: Tensor, reach: int) -> tuple[Tensor, Tensor]:
+        rgb, depth_np = fill_holes(
+            color.permute(1, 2, 0).numpy(), depth.numpy(), holes.numpy(), reach, disocclusions.numpy()
+        )
+        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).clamp(-1, 1)
+        return torch.where(holes, rgb_t, color), torch.where(holes, torch.from_numpy(np.ascontiguousarray(depth_np)), depth)
+
+
+def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.005) -> Tensor:
+    """(H, W) bool: pixels of ``depth`` (H, W) whose surface is locally smooth — the second
+    differences of inverse depth (0 on any plane, whose inverse depth is affine in the pixel
+    coordinates) stay below ``tolerance`` × the inverse depth over the pixel and its 8 neighbours.
+    Depth edges fail on both sides, and so do the pixels next to them (often colour blends)."""
+    valid = depth > 0
+    inv = torch.where(valid, depth.float(), torch.ones_like(depth.float())).reciprocal() * valid
+    # Second differences inside the image; the border rows and columns repeat their neighbours'.
+    d2u = F.pad((inv[:, 2:] - 2 * inv[:, 1:-1] + inv[:, :-2])[None], (1, 1), mode="replicate")[0]
+    d2v = F.pad((inv[2:] - 2 * inv[1:-1] + inv[:-2]).T[None], (1, 1), mode="replicate")[0].T
+    rough = ((d2u.abs() + d2v.abs()) > tolerance * inv) | ~valid
+    rough = F.max_pool2d(rough[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    return ~rough
+
+
+def filtered_smooth_points(cache: Cache3D) -> tuple[Tensor, Tensor]:
+    """The points (N, 3) and colours (N, 3) of the static views that the cache's depth-edge filter
+    left out although they lie on smooth surfaces (:func:`smooth_surface_pixels`) — steep floors
+    and walls seen at a grazing angle, whose relative depth range over 5×5 pixels is large."""
+    points, colors = [torch.empty(0, 3)], [torch.empty(0, 3)]
+    for view in cache.views:
+        if view.num_frames != 1:
+            continue
+        p = view.points[0].cpu()
+        z = p @ view.w2c[0, 2, :3].cpu() + view.w2c[0, 2, 3].cpu()
+        keep = view.filtered[0].cpu() & smooth_surface_pixels(z)
+        points.append(p[keep])
+        colors.append(view.colors[0].cpu()[keep])
+    return torch.cat(points), torch.cat(colors)
