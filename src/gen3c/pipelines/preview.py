@@ -1,9 +1,19 @@
 """The preview generator: the 3D cache's renders with holes filled classically, on a CPU.
 
-It needs no weights and runs in seconds. Holes (what the cache does not see) are filled with
-OpenCV inpainting; each filled pixel is then lifted into a *fill cloud* at background depth, so
-later frames render the same fill from 3D instead of inpainting it anew: the fill moves with
-the camera and does not flicker from frame to frame.
+It needs no weights and runs in seconds. What the cache does not see is filled three ways:
+
+- pixels the cache's depth-edge filter dropped on smooth surfaces (steep floors, walls seen at
+  a grazing angle) are put back from the source view (:func:`filtered_smooth_points`);
+- a disocclusion — background a foreground object hid in the source — is filled from the far
+  side of the depth edge that opened it only (:func:`fill_holes`): the near side is kept out,
+  so the object's colour does not smear into the hole and trail behind it as a ghost;
+- what the camera sees past the source's frame is extended from the content at the frame's
+  border, blurred more with the distance (:func:`extend_past_frame`), in one piece at the first
+  frame rather than one strip per frame, each a copy of the last (streaks).
+
+Each filled pixel is lifted into a *fill cloud* at its filled (background) depth, so later
+frames render the same fill from 3D instead of filling anew: the fill moves with the camera and
+does not flicker from frame to frame.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D, forward_warp
-from gen3c.cameras import Cameras, crop_intrinsics, invert_pose
+from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
 
 # Foreground within this share of the image's larger side of a disocclusion stays out of its fill.
 REACH = 0.05
@@ -87,24 +97,22 @@ def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None =
     a hole is filled from the content around it at the scale of the hole, smoothly in both
     directions (no 1-D smears). ``known`` must hold at least one pixel.
 
-    With ``depth_channel`` the pyramid is depth-ordered: on every level, a pixel nearer than
-    ``ratio`` × the farthest pixel within 2 pixels of it drops out before the next level is
-    pooled, so where a near and a far surface meet, the coarse levels (and the holes filled
-    from them) hold the far one.
+    With ``depth_channel`` the pyramid is depth-ordered: on every coarser level, a pixel nearer
+    than ``ratio`` × the farthest pixel within 2 pixels of it drops out (before it is used and
+    pooled further), so where a near and a far surface meet, the coarse levels (and the holes
+    filled from them) hold the far one.
     """
     h, w, channels = values.shape
     weight = known.astype(np.float32)[..., None]
     level = np.concatenate([values.astype(np.float32) * weight, weight], axis=2)
     pyramid = [level]
     while max(level.shape[:2]) > 1:
+        level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
         if depth_channel is not None:
             level = _drop_nearer(level, depth_channel, ratio)
-        level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
         pyramid.append(level)
     filled = level[..., :-1] / np.maximum(level[..., -1:], 1e-12)
     for level in reversed(pyramid[1:-1]):
-        if depth_channel is not None:
-            level = _drop_nearer(level, depth_channel, ratio)
         coarse = cv2.pyrUp(filled, dstsize=level.shape[1::-1]).reshape(*level.shape[:2], channels)
         own_weight = level[..., -1:]
         trust = np.minimum(own_weight * gain, 1.0)
@@ -168,56 +176,76 @@ def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarra
     return known & (depth < ratio * farthest)
 
 
-def fill_holes(
-    color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: int, disocclusions: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fill colour (H, W, 3) float32 and depth (H, W) in ``holes`` (H, W) bool.
+def fill_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fill colour (H, W, 3) float32 and depth (H, W) in ``holes`` (H, W) bool from the background.
 
-    Disocclusions are filled from the background only: the pixels in front of the depth edge
-    that opened them (:func:`foreground_near_holes`) are left out altogether, and a depth-ordered
-    :func:`push_pull` fills colour and depth alike, so each hole takes the colour and the depth of
-    the surface behind the edge. Holes outside ``disocclusions`` (what lies beyond the source's
-    frame) are extended smoothly from the nearest content, near or far.
+    The pixels in front of the depth edge that opened a hole (:func:`foreground_near_holes`) are
+    left out altogether, and a depth-ordered :func:`push_pull` fills colour and depth alike, so
+    each hole takes the colour and the depth of the surface behind the edge.
 
-    Args:
-        disocclusions: the holes whose borders are depth edges (default: all of ``holes``).
     Returns:
         ``(color, depth)`` with the holes filled; elsewhere unchanged.
     """
     known = ~holes
     if not known.any():
         return np.where(holes[..., None], 0.0, color).astype(np.float32), np.where(holes, 1.0, depth).astype(np.float32)
-    stack = np.concatenate([color, depth[..., None]], axis=2).astype(np.float32)
-    filled = stack.copy()
-    disocclusions = holes if disocclusions is None else disocclusions & holes
-    if disocclusions.any():
-        sources = known & ~foreground_near_holes(depth, known, disocclusions, reach)
-        if not sources.any():  # only foreground in view: fill from it rather than from nothing
-            sources = known
-        filled[disocclusions] = push_pull(stack, sources, depth_channel=3)[disocclusions]
-    beyond = holes & ~disocclusions
-    if beyond.any():
-        filled[beyond] = push_pull(stack, known)[beyond]
-    return filled[..., :3], filled[..., 3]
+    sources = known & ~foreground_near_holes(depth, known, holes, reach)
+    if not sources.any():  # only foreground in view: fill from it rather than from nothing
+        sources = known
+    filled = push_pull(np.concatenate([color, depth[..., None]], axis=2), sources, depth_channel=3)
+    return np.where(holes[..., None], filled[..., :3], color), np.where(holes, filled[..., 3], depth)
+
+
+def extend_past_frame(values: np.ndarray, pad: int) -> np.ndarray:
+    """``values`` (H, W, C) float32 extended by ``pad`` pixels on every side from the nearest
+    content, blurred in proportion to the distance from the frame: each border row and column
+    continues outwards, its detail fading (a Gaussian of σ ≈ the distance), so the extension is
+    smooth in both directions instead of a streak of every border pixel.
+
+    Returns:
+        (H + 2·pad, W + 2·pad, C) with ``values`` in the middle.
+    """
+    H, W, C = values.shape
+    canvas = cv2.copyMakeBorder(values, pad, pad, pad, pad, cv2.BORDER_REPLICATE).reshape(H + 2 * pad, W + 2 * pad, C)
+    y, x = np.ogrid[: H + 2 * pad, : W + 2 * pad]
+    outside = np.hypot(np.maximum(np.maximum(pad - y, y - (pad + H - 1)), 0), np.maximum(np.maximum(pad - x, x - (pad + W - 1)), 0))
+    # Level k of a Gaussian pyramid, brought back to full size, is a blur of σ ≈ 2^(k−1): each
+    # pixel blends the two levels around log2 of twice its distance.
+    position = np.log2(np.maximum(2 * outside, 1.0)).astype(np.float32)[..., None]
+    out = canvas.copy()
+    level, blurred_prev = canvas, canvas
+    for k in range(1, int(np.ceil(position.max())) + 1):
+        level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, C)
+        blurred = level
+        for _ in range(k):
+            shape = (blurred.shape[0] * 2, blurred.shape[1] * 2)
+            blurred = cv2.pyrUp(blurred).reshape(*shape, C)
+        blurred = blurred[: canvas.shape[0], : canvas.shape[1]]
+        weight = np.clip(position - (k - 1), 0.0, 1.0)
+        band = (position[..., 0] > k - 1) & (position[..., 0] <= k)
+        out[band] = ((1 - weight) * blurred_prev + weight * blurred)[band]
+        blurred_prev = blurred
+    out[pad : pad + H, pad : pad + W] = values
+    return out
 
 
 class PreviewGenerator:
     """Fills what the cache does not see; no model, no downloads.
 
-    At the first frame, a band ``margin`` wide around the frame is filled too (extended from the
-    frame's content) and lifted into the fill cloud: what a moving camera later sees past the
-    source is then filled in one piece, smooth in both directions, instead of one thin strip per
-    frame, each a copy of the last (streaks).
+    At the first frame, a band ``margin`` wide around the frame is filled too
+    (:func:`extend_past_frame`), and the part of it the later cameras see is lifted into the fill
+    cloud: what a moving camera sees past the source is then filled in one piece, smooth in both
+    directions, instead of one thin strip per frame, each a copy of the last (streaks).
 
     Args:
-        margin: width of the band around the first frame, as a share of the image's larger side.
+        margin: the band's width, as a share of the image's larger side.
         reach: how far (same unit) from a disocclusion the foreground is kept out of its fill.
     """
 
     name = "preview"
     needs_buffer_depth = True  # buffers are merged nearest-first
 
-    def __init__(self, margin: float = 0.125, reach: float = REACH) -> None:
+    def __init__(self, margin: float = 0.5, reach: float = REACH) -> None:
         if not 0 <= margin <= 1 or not 0 < reach <= 1:
             raise ValueError(f"margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
         self.margin = margin
@@ -262,7 +290,7 @@ class PreviewGenerator:
                 m = m | use
             c, d, m = close_cracks(c, d, m)
             if t == 0:
-                band_points, band_colors = self._extend_past_frame(c, d, m, K[0], w2c[0], reach)
+                band_points, band_colors = self._extend_past_frame(c, d, m, cameras, reach)
                 fill_points, fill_colors = torch.cat([fill_points, band_points]), torch.cat([fill_colors, band_colors])
             holes = ~m
             if t == 0 and first_frame is not None:
@@ -271,7 +299,7 @@ class PreviewGenerator:
                 # seed the fill cloud, or the object's colour would ghost into disocclusions.
                 c = torch.where(holes, first_frame.cpu().float(), c)
             elif holes.any():
-                c, d = self._fill(c, d, holes, holes, reach)
+                c, d = self._fill(c, d, holes, reach)
                 fill_points = torch.cat([fill_points, unproject_pixels(holes, d[holes], K[t], w2c[t])])
                 fill_colors = torch.cat([fill_colors, c.permute(1, 2, 0)[holes]])
             frames[t] = c
@@ -279,31 +307,54 @@ class PreviewGenerator:
                 progress(1)
         return frames
 
-    def _extend_past_frame(self, color: Tensor, depth: Tensor, mask: Tensor, K: Tensor, w2c: Tensor, reach: int) -> tuple[Tensor, Tensor]:
-        """The fill of the band around a frame ((3, H, W), (H, W), (H, W) bool after the fill
-        cloud): its points (N, 3), lifted at their filled depth, and colours (N, 3)."""
+    def _extend_past_frame(
+        self, color: Tensor, depth: Tensor, mask: Tensor, cameras: Cameras, reach: int
+    ) -> tuple[Tensor, Tensor]:
+        """The band around frame 0 ((3, H, W), (H, W), (H, W) bool, after the fill cloud),
+        ``margin`` wide and filled by :func:`extend_past_frame`: the points (N, 3) of the band
+        that a later camera of ``cameras`` sees, lifted at their filled depth, and their colours
+        (N, 3)."""
         H, W = mask.shape
         pad = round(self.margin * max(H, W))
-        if pad == 0:
+        if pad == 0 or len(cameras) < 2:
             return torch.empty(0, 3), torch.empty(0, 3)
-        canvas_c = F.pad(color, (pad, pad, pad, pad))
-        canvas_d = F.pad(depth, (pad, pad, pad, pad))
-        canvas_m = F.pad(mask, (pad, pad, pad, pad))
-        band = F.pad(torch.zeros_like(mask), (pad, pad, pad, pad), value=True)
-        c, d = self._fill(canvas_c, canvas_d, ~canvas_m, ~canvas_m & ~band, reach)
-        points = unproject_pixels(band, d[band], crop_intrinsics(K, -pad, -pad), w2c)
-        return points, c.permute(1, 2, 0)[band]
+        color, depth = self._fill(color, depth, ~mask, reach)  # the frame's own holes first
+        values = np.concatenate([color.permute(1, 2, 0).numpy(), depth[..., None].numpy()], axis=2)
+        canvas = torch.from_numpy(extend_past_frame(np.ascontiguousarray(values, dtype=np.float32), pad))
+        K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()
+        # Which parts of the band the later cameras see, from every 4th pixel (the band is smooth).
+        stride = 4
+        samples = torch.zeros(canvas.shape[:2], dtype=torch.bool)
+        samples[::stride, ::stride] = True
+        samples[pad : pad + H, pad : pad + W] = False
+        points = unproject_pixels(samples, canvas[..., 3][samples], K0, w2c0)
+        seen = torch.zeros(len(points), dtype=torch.bool)
+        slack = stride + 1  # a sample stands for the pixels around it
+        for start in range(1, len(cameras), 8):  # 8 cameras at a time bound the memory
+            cams = cameras[start : start + 8]
+            uv, z = project_points(points[None], cams.K.cpu(), cams.w2c.cpu())
+            u, v = uv[..., 0], uv[..., 1]
+            seen |= ((z > 0) & (u > -slack) & (u < W + slack) & (v > -slack) & (v < H + slack)).any(dim=0)
+        grid = torch.zeros(canvas.shape[:2])
+        grid[samples] = seen.float()
+        # Each seen sample keeps the pixels up to a stride and a half around it.
+        size = 3 * stride + 1
+        band = F.max_pool2d(grid[None, None], size, stride=1, padding=size // 2)[0, 0] > 0
+        band[pad : pad + H, pad : pad + W] = False
+        points = unproject_pixels(band, canvas[..., 3][band], K0, w2c0)
+        return points, canvas[..., :3][band].clamp(-1, 1)
+
 
     @staticmethod
-    def _fill(color: Tensor, depth: Tensor, holes: Tensor, disocclusions: Tensor, reach: int) -> tuple[Tensor, Tensor]:
-        rgb, depth_np = fill_holes(
-            color.permute(1, 2, 0).numpy(), depth.numpy(), holes.numpy(), reach, disocclusions.numpy()
-        )
+    def _fill(color: Tensor, depth: Tensor, holes: Tensor, reach: int) -> tuple[Tensor, Tensor]:
+        if not holes.any():
+            return color, depth
+        rgb, depth_np = fill_holes(color.permute(1, 2, 0).numpy(), depth.numpy(), holes.numpy(), reach)
         rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).clamp(-1, 1)
         return torch.where(holes, rgb_t, color), torch.where(holes, torch.from_numpy(np.ascontiguousarray(depth_np)), depth)
 
 
-def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.005) -> Tensor:
+def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.05) -> Tensor:
     """(H, W) bool: pixels of ``depth`` (H, W) whose surface is locally smooth — the second
     differences of inverse depth (0 on any plane, whose inverse depth is affine in the pixel
     coordinates) stay below ``tolerance`` × the inverse depth over the pixel and its 8 neighbours.
