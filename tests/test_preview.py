@@ -8,6 +8,7 @@ from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_so
 from gen3c.pipelines.preview import (
     PreviewGenerator,
     close_cracks,
+    extend_past_frame,
     fill_holes,
     filtered_smooth_points,
     foreground_near_holes,
@@ -81,6 +82,24 @@ def test_push_pull_keeps_known_pixels_and_fills_a_constant_exactly():
     out = push_pull(ramp, known)
     assert np.array_equal(out[known], ramp[known])
     assert np.abs(out - ramp).max() < 0.2  # a smooth field is continued smoothly
+
+
+def test_extend_past_frame_continues_the_border_and_fades_its_detail():
+    H, W, pad = 20, 30, 16
+    constant = np.full((H, W, 2), 0.3, np.float32)
+    assert np.allclose(extend_past_frame(constant, pad), 0.3, atol=1e-6)
+    stripes = np.zeros((H, W, 1), np.float32)
+    stripes[:, ::2] = 1.0  # one-pixel columns: the finest detail
+    stripes[:, :, 0] += np.linspace(0, 1, H, dtype=np.float32)[:, None]  # and a smooth gradient down
+    out = extend_past_frame(stripes, pad)
+    assert out.shape == (H + 2 * pad, W + 2 * pad, 1)
+    assert np.array_equal(out[pad : pad + H, pad : pad + W], stripes)
+    # The first column outside follows the border column's gradient row by row: nearest content.
+    assert np.allclose(np.diff(out[pad + 4 : pad + H - 4, pad - 1, 0]), 1 / (H - 1), atol=1e-4)
+    far_above = out[0, pad + 4 : pad + W - 4, 0]  # pad pixels above the frame
+    assert np.abs(np.diff(far_above, 2)).max() < 0.01  # the stripes' detail (second differences of 2) is gone
+    far_left = out[pad + 2 : pad + H - 2, 0, 0]  # pad pixels left of the frame: the gradient goes on, blurred
+    assert np.all(np.diff(far_left) > 0)
 
 
 def test_foreground_near_holes_marks_the_near_side_only():
