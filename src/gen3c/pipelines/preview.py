@@ -211,20 +211,19 @@ def extend_past_frame(values: np.ndarray, pad: int) -> np.ndarray:
     outside = np.hypot(np.maximum(np.maximum(pad - y, y - (pad + H - 1)), 0), np.maximum(np.maximum(pad - x, x - (pad + W - 1)), 0))
     # Level k of a Gaussian pyramid, brought back to full size, is a blur of σ ≈ 2^(k−1): each
     # pixel blends the two levels around log2 of twice its distance.
-    position = np.log2(np.maximum(2 * outside, 1.0)).astype(np.float32)[..., None]
+    position = np.log2(np.maximum(2 * outside, 1.0)).astype(np.float32)
     out = canvas.copy()
-    level, blurred_prev = canvas, canvas
+    level, finer = canvas, canvas
     for k in range(1, int(np.ceil(position.max())) + 1):
         level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, C)
         blurred = level
         for _ in range(k):
-            shape = (blurred.shape[0] * 2, blurred.shape[1] * 2)
-            blurred = cv2.pyrUp(blurred).reshape(*shape, C)
+            blurred = cv2.pyrUp(blurred).reshape(blurred.shape[0] * 2, blurred.shape[1] * 2, C)
         blurred = blurred[: canvas.shape[0], : canvas.shape[1]]
-        weight = np.clip(position - (k - 1), 0.0, 1.0)
-        band = (position[..., 0] > k - 1) & (position[..., 0] <= k)
-        out[band] = ((1 - weight) * blurred_prev + weight * blurred)[band]
-        blurred_prev = blurred
+        ring = (position > k - 1) & (position <= k)
+        weight = (position[ring] - (k - 1))[:, None]
+        out[ring] = (1 - weight) * finer[ring] + weight * blurred[ring]
+        finer = blurred
     out[pad : pad + H, pad : pad + W] = values
     return out
 
@@ -335,11 +334,10 @@ class PreviewGenerator:
             uv, z = project_points(points[None], cams.K.cpu(), cams.w2c.cpu())
             u, v = uv[..., 0], uv[..., 1]
             seen |= ((z > 0) & (u > -slack) & (u < W + slack) & (v > -slack) & (v < H + slack)).any(dim=0)
-        grid = torch.zeros(canvas.shape[:2])
-        grid[samples] = seen.float()
+        grid = np.zeros(canvas.shape[:2], np.uint8)
+        grid[samples.numpy()] = seen.numpy()
         # Each seen sample keeps the pixels up to a stride and a half around it.
-        size = 3 * stride + 1
-        band = F.max_pool2d(grid[None, None], size, stride=1, padding=size // 2)[0, 0] > 0
+        band = torch.from_numpy(cv2.dilate(grid, np.ones((3 * stride + 1, 3 * stride + 1), np.uint8)) > 0)
         band[pad : pad + H, pad : pad + W] = False
         points = unproject_pixels(band, canvas[..., 3][band], K0, w2c0)
         return points, canvas[..., :3][band].clamp(-1, 1)
