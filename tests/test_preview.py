@@ -242,3 +242,19 @@ def test_close_cracks_fills_single_pixel_gaps():
     c, d, m = close_cracks(color * mask, depth * mask, mask)
     assert m[5, 5] and torch.allclose(c[:, 5, 5], torch.full((3,), 0.5)) and d[5, 5] == 3.0
     assert not m[1, 8]
+
+
+def test_close_cracks_within_one_surface_only():
+    # Dotted lines of a surface seen from a new angle: 3-pixel gaps between columns at depth 2.
+    mask = torch.zeros(12, 20, dtype=torch.bool)
+    mask[:, ::4] = True
+    depth = torch.full((12, 20), 2.0) * mask
+    color = torch.full((3, 12, 20), 0.4) * mask
+    c, d, m = close_cracks(color, depth, mask, size=5, depth_range=0.05)
+    assert m[:, :17].all() and torch.allclose(c[:, :, :17], torch.tensor(0.4)) and torch.allclose(d[:, :17], torch.tensor(2.0))
+    # Between a near (2) and a far (4) surface a gap pixel whose 5×5 window holds both stays
+    # open for the background fill; its neighbours see one surface each and take its depth.
+    depth[:, 8] = 4.0
+    _, d, m = close_cracks(color, depth, mask, size=5, depth_range=0.05)
+    assert m[:, 1:4].all() and not m[:, 6].any() and not m[:, 10].any()
+    assert torch.allclose(d[:, 5], torch.tensor(2.0)) and torch.allclose(d[:, 7], torch.tensor(4.0))

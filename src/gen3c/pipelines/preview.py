@@ -66,23 +66,37 @@ def unproject_pixels(pixels: Tensor, depth: Tensor, K: Tensor, w2c: Tensor) -> T
     return cam @ c2w[:3, :3].T + c2w[:3, 3]
 
 
-def close_cracks(color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Fill one-pixel cracks between splats with the mean of their covered 3×3 neighbours.
+def close_cracks(
+    color: Tensor, depth: Tensor, mask: Tensor, size: int = 3, depth_range: float | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Fill cracks between splats — gaps a ``size`` × ``size`` closing covers — with the mean of
+    their covered ``size`` × ``size`` neighbours.
 
     Cracks open wherever the camera magnifies the cache; inpainting them and adding them to the
-    fill cloud would stack slightly different layers of fill frame after frame (speckle).
+    fill cloud would stack slightly different layers of fill frame after frame (speckle). With
+    ``depth_range``, a gap closes only when its covered neighbours lie within that relative depth
+    range of each other (one surface), so no gap at a depth edge is closed across it.
 
     Args:
         color: (3, H, W); depth: (H, W); mask: (H, W) bool coverage.
     """
-    covered = mask.numpy().astype(np.uint8)
-    closed = cv2.morphologyEx(covered, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool) | mask.numpy()
-    cracks = torch.from_numpy(closed & ~mask.numpy())
+    covered_np = mask.numpy()
+    covered = covered_np.astype(np.uint8)
+    kernel = np.ones((size, size), np.uint8)
+    gaps = cv2.morphologyEx(covered, cv2.MORPH_CLOSE, kernel).astype(bool) & ~covered_np
+    if depth_range is not None and gaps.any():
+        depth_np = depth.numpy().astype(np.float32)
+        nearest = cv2.erode(np.where(covered_np, depth_np, np.float32(np.inf)), kernel)
+        farthest = cv2.dilate(np.where(covered_np, depth_np, np.float32(0)), kernel)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf where no neighbour is covered
+            gaps &= farthest <= (1 + depth_range) * nearest
+    cracks = torch.from_numpy(gaps)
     if not cracks.any():
         return color, depth, mask
-    covered_f = covered.astype(np.float32)
-    stacked = np.concatenate([(color * mask).permute(1, 2, 0).numpy(), (depth * mask)[..., None].numpy(), covered_f[..., None]], axis=2)
-    box = cv2.blur(np.ascontiguousarray(stacked), (3, 3), borderType=cv2.BORDER_CONSTANT)
+    stacked = np.concatenate(
+        [(color * mask).permute(1, 2, 0).numpy(), (depth * mask)[..., None].numpy(), covered[..., None].astype(np.float32)], axis=2
+    )
+    box = cv2.blur(np.ascontiguousarray(stacked), (size, size), borderType=cv2.BORDER_CONSTANT)
     mean = torch.from_numpy(box[..., :4] / np.maximum(box[..., 4:], 1e-6)).permute(2, 0, 1)
     color = torch.where(cracks, mean[:3], color)
     depth = torch.where(cracks, mean[3], depth)
@@ -283,9 +297,12 @@ class PreviewGenerator:
             c, m, d = color[t].cpu(), mask[t].cpu(), depth[t].cpu()
             if fill_points.shape[0]:
                 fill = forward_warp(fill_points, fill_colors, w2c[t : t + 1], K[t : t + 1], H, W)
-                use = ~m & (fill.mask[0, 0] > 0)
-                c = torch.where(use, fill.color[0], c)
-                d = torch.where(use, fill.depth[0, 0], d)
+                # Put-back surfaces seen from a new angle spread into dotted lines: close the gaps
+                # within one surface before the holes are filled from the background.
+                fill_c, fill_d, fill_m = close_cracks(fill.color[0], fill.depth[0, 0], fill.mask[0, 0] > 0, 5, 0.05)
+                use = ~m & fill_m
+                c = torch.where(use, fill_c, c)
+                d = torch.where(use, fill_d, d)
                 m = m | use
             c, d, m = close_cracks(c, d, m)
             if t == 0:
