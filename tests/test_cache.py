@@ -221,6 +221,29 @@ def test_reliable_depth_mask_threshold_and_nonpositive_depth():
     assert not reliable_depth_mask(depth)[0, 0]
 
 
+def test_cache_view_records_what_the_edge_filter_alone_left_out():
+    depth = torch.full((10, 12), 2.0)
+    depth[:, 6:] = 3.0  # a depth edge between columns 5 and 6
+    depth[0, 0] = 0.0  # no depth
+    mask = torch.ones(10, 12, dtype=torch.bool)
+    mask[8:, 8:] = False  # left out by the caller
+    K = make_intrinsics(10.0, 10.0, 5.5, 4.5)
+    view = Cache3D().add_view(torch.zeros(3, 10, 12), depth, K, torch.eye(4), mask)
+    edge = ~reliable_depth_mask(depth)
+    assert torch.equal(view.filtered[0], edge & (depth > 0) & mask)
+    assert torch.equal(view.valid[0], ~edge & (depth > 0) & mask)
+    assert not Cache3D(filter_points_threshold=0).add_view(torch.zeros(3, 10, 12), depth, K, torch.eye(4), mask).filtered.any()
+    # A state saved before the field existed restores with no filtered pixel.
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 10, 12), depth, K, torch.eye(4), mask)
+    state = cache.state_dict()
+    restored = Cache3D()
+    restored.load_state_dict(state)
+    assert torch.equal(restored.views[0].filtered, view.filtered)
+    restored.load_state_dict({k: v for k, v in state.items() if not k.endswith(".filtered")})
+    assert not restored.views[0].filtered.any() and torch.equal(restored.views[0].valid, view.valid)
+
+
 # --------------------------------------------------------------------------------------------
 # Foreground masking
 # --------------------------------------------------------------------------------------------

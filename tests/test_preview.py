@@ -3,9 +3,18 @@
 import numpy as np
 import torch
 
-from gen3c.cameras import intrinsics_from_fov
+from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_source, preset_cameras
-from gen3c.pipelines.preview import PreviewGenerator, close_cracks, fill_holes
+from gen3c.pipelines.preview import (
+    PreviewGenerator,
+    close_cracks,
+    extend_past_frame,
+    fill_holes,
+    filtered_smooth_points,
+    foreground_near_holes,
+    push_pull,
+    smooth_surface_pixels,
+)
 
 
 def run(box_scene, trajectory="left", n=25):
@@ -41,8 +50,6 @@ def test_preview_fill_is_temporally_steady(box_scene):
     src = prepare_source(image, depth, K, (96, 160))
     cams = preset_cameras(src, "left", "center_facing", 20, 0.3)
     hold = cams[-1]
-    from gen3c.cameras import Cameras
-
     still = Cameras.cat([cams, hold, hold, hold])
     result = generate_video(build_cache([src]), still, PreviewGenerator(), first_frame=src.image)
     assert torch.allclose(result.frames[-1], result.frames[-2], atol=2e-2)
@@ -50,20 +57,180 @@ def test_preview_fill_is_temporally_steady(box_scene):
 
 
 def test_fill_holes_takes_background_depth():
-    import cv2
-
     depth = np.full((60, 120), 4.0, np.float32)
     depth[10:50, 60:100] = 2.0  # foreground box right of the hole
     holes = np.zeros_like(depth, bool)
     holes[10:50, 40:60] = True
     depth[holes] = 0
-    rgb = np.zeros((60, 120, 3), np.uint8)
-    rgb[depth == 4.0] = (0, 0, 255)
-    rgb[depth == 2.0] = (255, 0, 0)
-    out_rgb, out_depth = fill_holes(rgb, depth, holes, 3, cv2.INPAINT_TELEA)
+    rgb = np.zeros((60, 120, 3), np.float32)
+    rgb[depth == 4.0] = (-1, -1, 1)
+    rgb[depth == 2.0] = (1, -1, -1)
+    out_rgb, out_depth = fill_holes(rgb, depth, holes, reach=8)
     assert np.allclose(out_depth[holes], 4.0)
-    # The fill continues the blue wall; the red box does not bleed in.
-    assert out_rgb[holes][:, 2].mean() > 200 and out_rgb[holes][:, 0].mean() < 40
+    # The fill continues the blue wall; the red box does not bleed in at all.
+    assert np.allclose(out_rgb[holes], (-1, -1, 1), atol=1e-5)
+    assert np.array_equal(out_rgb[~holes], rgb[~holes]) and np.array_equal(out_depth[~holes], depth[~holes])
+
+
+def test_push_pull_keeps_known_pixels_and_fills_a_constant_exactly():
+    rng = np.random.default_rng(0)
+    known = rng.random((37, 53)) > 0.7
+    values = np.where(known[..., None], 0.25, rng.random((37, 53, 2))).astype(np.float32)
+    out = push_pull(values, known)
+    assert np.allclose(out, 0.25, atol=1e-5)  # every hole takes the one colour around it
+    ramp = np.broadcast_to(np.linspace(0, 1, 53, dtype=np.float32), (37, 53))[..., None].copy()
+    out = push_pull(ramp, known)
+    assert np.array_equal(out[known], ramp[known])
+    assert np.abs(out - ramp).max() < 0.2  # a smooth field is continued smoothly
+
+
+def test_extend_past_frame_continues_the_border_and_fades_its_detail():
+    H, W, pad = 20, 30, 16
+    constant = np.full((H, W, 2), 0.3, np.float32)
+    assert np.allclose(extend_past_frame(constant, pad), 0.3, atol=1e-6)
+    stripes = np.zeros((H, W, 1), np.float32)
+    stripes[:, ::2] = 1.0  # one-pixel columns: the finest detail
+    stripes[:, :, 0] += np.linspace(0, 1, H, dtype=np.float32)[:, None]  # and a smooth gradient down
+    out = extend_past_frame(stripes, pad)
+    assert out.shape == (H + 2 * pad, W + 2 * pad, 1)
+    assert np.array_equal(out[pad : pad + H, pad : pad + W], stripes)
+    # The first column outside follows the border column's gradient row by row: nearest content.
+    assert np.allclose(np.diff(out[pad + 4 : pad + H - 4, pad - 1, 0]), 1 / (H - 1), atol=1e-4)
+    far_above = out[0, pad + 4 : pad + W - 4, 0]  # pad pixels above the frame
+    assert np.abs(np.diff(far_above, 2)).max() < 0.01  # the stripes' detail (second differences of 2) is gone
+    far_left = out[pad + 2 : pad + H - 2, 0, 0]  # pad pixels left of the frame: the gradient goes on, blurred
+    assert np.all(np.diff(far_left) > 0)
+
+
+def test_foreground_near_holes_marks_the_near_side_only():
+    depth = np.full((40, 140), 5.0, np.float32)
+    depth[:, 35:] = 2.0  # an occluder right of a hole 7 pixels wide
+    holes = np.zeros_like(depth, bool)
+    holes[:, 28:35] = True
+    depth[holes] = 0
+    reach = 6
+    near = foreground_near_holes(depth, ~holes, holes, reach)
+    # The wall's depth spreads reach + twice the hole's width from its edge (col 27), rounded
+    # up to reach · 2^k = 24: the occluder is flagged up to col 51, at least reach + the
+    # hole's width past its own edge, and no farther; the wall is never flagged.
+    assert near[:, 35 : 35 + reach + 7].all() and near[:, 35:52].all() and not near[:, 52:].any()
+    assert not near[:, :28].any()
+    assert not foreground_near_holes(depth, ~holes, np.zeros_like(holes), reach).any()
+
+
+WALL = (-0.6, -0.2, 0.8)
+
+
+def wall_and_square(H, W, texture=None):
+    """A far wall (depth 4, colour :data:`WALL`) behind a red square (depth 2) spanning the middle
+    half of the rows and columns 3/8 … 3/4, seen by an identity camera; with ``texture``
+    ((3, H, W)), that wall alone."""
+    K = intrinsics_from_fov(60.0, H, W)
+    depth = torch.full((H, W), 4.0)
+    if texture is not None:
+        return texture, depth, K
+    image = torch.tensor(WALL).view(3, 1, 1).expand(3, H, W).clone()
+    rows, cols = slice(H // 4, 3 * H // 4), slice(3 * W // 8, 3 * W // 4)
+    image[:, rows, cols] = torch.tensor([0.9, -0.8, -0.8]).view(3, 1, 1)
+    depth[rows, cols] = 2.0
+    return image, depth, K
+
+
+def sliding_cameras(K, H, W, shifts):
+    """Cameras at x = ``shifts`` (world units), looking down +z like the source."""
+    w2c = torch.eye(4).repeat(len(shifts), 1, 1)
+    w2c[:, 0, 3] = -torch.tensor(shifts)  # the camera moves to +x: the scene slides left
+    return Cameras(w2c, K, H, W)
+
+
+def test_disocclusion_takes_the_wall_colour_not_the_foreground_ghost():
+    # The camera slides right past a large red square in front of a uniform blue wall: the wall
+    # the square hid opens up frame after frame. By construction every pixel outside the
+    # square's image is wall, so every fill of a disocclusion must be the wall's colour — no
+    # red ghost trailing the square (the old inpainting left one of up to 0.69).
+    H, W = 72, 112
+    image, depth, K = wall_and_square(H, W)
+    shifts = [0.03 * t for t in range(16)]
+    cams = sliding_cameras(K, H, W, shifts)
+    cache = build_cache([prepare_source(image, depth, K, (H, W))])
+    buffers = cache.render(cams)
+    frames = PreviewGenerator().generate(cache, cams, image, buffers=buffers)
+    fx = float(K[0, 0])
+    wall = torch.tensor(WALL).view(3, 1, 1)
+    u = torch.arange(W).expand(H, W)
+    for t in range(1, len(cams)):
+        square = torch.zeros(H, W, dtype=torch.bool)  # the square moves left by fx · shift / 2
+        square[17:55, max(0, int(41 - fx * shifts[t] / 2)) : int(85 - fx * shifts[t] / 2) + 1] = True
+        filled = (buffers.masks[t, 0, 0] == 0) & ~square
+        in_source = u + fx * shifts[t] / 4 < W - 0.5  # the wall behind lies inside the source frame
+        error = (frames[t] - wall).abs().amax(dim=0)
+        assert error[filled & in_source].max() < 0.01, t
+        # Past the source's frame the fill extends the neighbourhood, the square a little too.
+        assert (error * (filled & ~in_source)).max() < 0.1, t
+    assert int((filled & in_source).sum()) > 300  # a real disocclusion
+
+
+def test_view_past_the_frame_is_extended_smoothly_without_streaks():
+    # A checkerboard wall (8-pixel cells), the camera slides left about a pixel per frame: a
+    # strip beyond the source's left border opens. Filling it strip by strip, each a copy of the
+    # column next to it, draws streaks: rows carry the border's vertical pattern far out (the
+    # old inpainting kept 26–100 % of the texture's vertical variation there). The fill must
+    # instead fade smoothly, in both directions, to the content's mean colour.
+    H, W = 64, 96
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    checker = ((yy // 8 + xx // 8) % 2).float()
+    light, dark = torch.tensor([0.8, 0.6, 0.2]), torch.tensor([-0.6, -0.4, 0.0])
+    texture = (dark.view(3, 1, 1) + (light - dark).view(3, 1, 1) * checker).contiguous()
+    image, depth, K = wall_and_square(H, W, texture=texture)
+    cams = sliding_cameras(K, H, W, [-0.05 * t for t in range(16)])
+    cache = build_cache([prepare_source(image, depth, K, (H, W))])
+    buffers = cache.render(cams)
+    frames = PreviewGenerator().generate(cache, cams, image, buffers=buffers)
+    strip = (buffers.masks[-1, 0, 0] == 0).all(dim=0).nonzero().flatten()
+    assert strip.min() == 0 and len(strip) >= 12  # the columns beyond the frame's left border
+    outer = frames[-1][:, :, : len(strip) - 4]  # 4 or more pixels away from the content
+    vertical = (texture[:, 1:] - texture[:, :-1]).abs().mean()
+    assert (outer[:, 1:] - outer[:, :-1]).abs().mean() < 0.15 * vertical  # no streaks
+    assert (outer[:, :, 1:] - outer[:, :, :-1]).abs().mean() < 0.15 * vertical
+    assert torch.allclose(outer.mean(dim=(1, 2)), (light + dark) / 2, atol=0.05)
+
+
+def test_smooth_surface_pixels_keep_planes_and_drop_depth_edges():
+    H, W = 40, 50
+    v = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+    u = torch.arange(W, dtype=torch.float32)[None].expand(H, W)
+    plane = 1.0 / (0.05 + 0.01 * v + 0.002 * u)  # a steep tilted plane: inverse depth is affine
+    smooth = smooth_surface_pixels(plane)
+    assert smooth.all()
+    stepped = plane.clone()
+    stepped[:, 25:] *= 0.5  # a depth edge between columns 24 and 25
+    smooth = smooth_surface_pixels(stepped)
+    assert not smooth[:, 23:27].any()  # both sides of the edge and their neighbours
+    assert smooth[:, :22].all() and smooth[:, 28:].all()
+
+
+def test_preview_puts_back_filtered_smooth_surfaces_but_not_masked_pixels():
+    # A steep floor (the 5×5 depth-edge filter drops it) under a wall; the preview shows the
+    # floor from the source itself, so rendering from the source camera gives the source back.
+    H, W = 48, 64
+    K = intrinsics_from_fov(60.0, H, W)
+    v = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+    depth = torch.where(v < 16, torch.tensor(6.0), 1.0 / (1 / 6.0 + 0.03 * (v - 15)))
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    image = torch.stack([((xx // 3 + yy // 3) % 2).float() * 1.6 - 0.8, torch.zeros(H, W), v / H - 0.5])
+    mask = torch.ones(H, W, dtype=torch.bool)
+    mask[30:40, 5:20] = False  # pixels the caller left out: never put back
+    source = prepare_source(image, depth, K, (H, W), valid=mask)
+    cache = build_cache([source])
+    view = cache.views[0]
+    assert view.filtered[0].sum() > 0.3 * H * W and not view.filtered[0][30:40, 5:20].any()
+    floor = view.filtered[0] & smooth_surface_pixels(source.depth)
+    assert floor.sum() > 0.25 * H * W
+    points, colors = filtered_smooth_points(cache)
+    assert torch.equal(points, view.points[0][floor]) and torch.equal(colors, view.colors[0][floor])
+    frame = PreviewGenerator().generate(cache, sliding_cameras(K, H, W, [0.0]), None)[0]
+    assert torch.allclose(frame[:, floor], image[:, floor], atol=1e-4)
+    assert not torch.allclose(frame[:, 31:39, 6:19], image[:, 31:39, 6:19], atol=0.05)
 
 
 def test_close_cracks_fills_single_pixel_gaps():
@@ -75,3 +242,19 @@ def test_close_cracks_fills_single_pixel_gaps():
     c, d, m = close_cracks(color * mask, depth * mask, mask)
     assert m[5, 5] and torch.allclose(c[:, 5, 5], torch.full((3,), 0.5)) and d[5, 5] == 3.0
     assert not m[1, 8]
+
+
+def test_close_cracks_within_one_surface_only():
+    # Dotted lines of a surface seen from a new angle: 3-pixel gaps between columns at depth 2.
+    mask = torch.zeros(12, 20, dtype=torch.bool)
+    mask[:, ::4] = True
+    depth = torch.full((12, 20), 2.0) * mask
+    color = torch.full((3, 12, 20), 0.4) * mask
+    c, d, m = close_cracks(color, depth, mask, size=5, depth_range=0.05)
+    assert m[:, :17].all() and torch.allclose(c[:, :, :17], torch.tensor(0.4)) and torch.allclose(d[:, :17], torch.tensor(2.0))
+    # Between a near (2) and a far (4) surface a gap pixel whose 5×5 window holds both stays
+    # open for the background fill; its neighbours see one surface each and take its depth.
+    depth[:, 8] = 4.0
+    _, d, m = close_cracks(color, depth, mask, size=5, depth_range=0.05)
+    assert m[:, 1:4].all() and not m[:, 6].any() and not m[:, 10].any()
+    assert torch.allclose(d[:, 5], torch.tensor(2.0)) and torch.allclose(d[:, 7], torch.tensor(4.0))

@@ -453,6 +453,8 @@ class CacheView:
         valid: (F, H, W) bool — reliable pixels with depth > 0 that take part in rendering.
         edge: (F, H, W) bool — depth-edge pixels at the default threshold (foreground masking).
         w2c: (F, 4, 4), K: (F, 3, 3) source cameras.
+        filtered: (F, H, W) bool — pixels with depth > 0, allowed by the mask, that the depth-edge
+            filter left out (the preview generator recovers those on smooth surfaces).
     """
 
     points: Tensor
@@ -461,6 +463,7 @@ class CacheView:
     edge: Tensor
     w2c: Tensor
     K: Tensor
+    filtered: Tensor
 
     @property
     def num_frames(self) -> int:
@@ -545,10 +548,15 @@ class Cache3D:
         """Replace the views with those of :meth:`state_dict`'s output."""
         count = len({key.split(".")[0] for key in state})
         names = [f.name for f in fields(CacheView)]
-        missing = [f"view{i}.{n}" for i in range(count) for n in names if f"view{i}.{n}" not in state]
+        # States saved before ``filtered`` existed lack it: they restore with no such pixel.
+        missing = [f"view{i}.{n}" for i in range(count) for n in names if f"view{i}.{n}" not in state and n != "filtered"]
         if missing or count > self.max_buffers:
             raise ValueError(f"not a cache state of at most {self.max_buffers} views (missing {missing[:3]})")
-        self.views = [CacheView(**{n: state[f"view{i}.{n}"] for n in names}) for i in range(count)]
+        self.views = []
+        for i in range(count):
+            view = {n: state[f"view{i}.{n}"] for n in names if f"view{i}.{n}" in state}
+            view.setdefault("filtered", torch.zeros_like(view["valid"]))
+            self.views.append(CacheView(**view))
 
     def add_view(self, image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None = None) -> CacheView:
         """Lift a source view (or a video of F frames) into the cache as a new buffer.
@@ -566,11 +574,12 @@ class Cache3D:
             mask = None if mask is None else mask[None]
         depth = torch.nan_to_num(depth.float(), nan=CACHE_MAX_DEPTH).clamp(0.0, CACHE_MAX_DEPTH)
         edge = ~reliable_depth_mask(depth, 0.05)
-        valid = depth > 0
-        if self.filter_points_threshold > 0:
-            valid &= reliable_depth_mask(depth, self.filter_points_threshold)
+        kept = depth > 0
         if mask is not None:
-            valid &= mask.bool()
+            kept &= mask.bool()
+        valid = kept
+        if self.filter_points_threshold > 0:
+            valid = kept & reliable_depth_mask(depth, self.filter_points_threshold)
         points = unproject_depth(depth, K.float(), w2c.float())
         view = CacheView(
             points=points,
@@ -579,6 +588,7 @@ class Cache3D:
             edge=edge & (depth > 0),
             w2c=w2c.float(),
             K=K.float(),
+            filtered=kept & ~valid,
         )
         if len(self.views) < self.max_buffers:
             self.views.insert(0, view)

@@ -256,15 +256,15 @@ class VideoCache(_Unchanging):
 
 
 def fill_depth_holes(depth: Tensor, holes: Tensor) -> Tensor:
-    """(H, W) depth with each hole pixel set to its nearest background border pixel's depth
-    (the preview's disocclusion fill: holes are mostly background seen past a foreground edge)."""
-    from gen3c.pipelines.preview import INPAINT_METHODS, fill_holes
+    """(H, W) depth with the holes filled from the background side of the depth edges around
+    them (the preview's disocclusion fill, :func:`gen3c.pipelines.preview.fill_holes`)."""
+    from gen3c.pipelines.preview import fill_holes, reach_pixels
 
     d = depth.detach().float().cpu().numpy()
     h = holes.detach().cpu().numpy().astype(bool)
     if not h.any():
         return depth.float().cpu()
-    _, filled = fill_holes(np.zeros((*d.shape, 3), np.uint8), d, h, 3, INPAINT_METHODS["telea"])
+    _, filled = fill_holes(np.zeros((*d.shape, 3), np.float32), d, h, reach_pixels(*d.shape))
     return torch.from_numpy(filled)
 
 

@@ -1,9 +1,19 @@
 """The preview generator: the 3D cache's renders with holes filled classically, on a CPU.
 
-It needs no weights and runs in seconds. Holes (what the cache does not see) are filled with
-OpenCV inpainting; each filled pixel is then lifted into a *fill cloud* at background depth, so
-later frames render the same fill from 3D instead of inpainting it anew: the fill moves with
-the camera and does not flicker from frame to frame.
+It needs no weights and runs in seconds. What the cache does not see is filled three ways:
+
+- pixels the cache's depth-edge filter dropped on smooth surfaces (steep floors, walls seen at
+  a grazing angle) are put back from the source view (:func:`filtered_smooth_points`);
+- a disocclusion — background a foreground object hid in the source — is filled from the far
+  side of the depth edge that opened it only (:func:`fill_holes`): the near side is kept out,
+  so the object's colour does not smear into the hole and trail behind it as a ghost;
+- what the camera sees past the source's frame is extended from the content at the frame's
+  border, blurred more with the distance (:func:`extend_past_frame`), in one piece at the first
+  frame rather than one strip per frame, each a copy of the last (streaks).
+
+Each filled pixel is lifted into a *fill cloud* at its filled (background) depth, so later
+frames render the same fill from 3D instead of filling anew: the fill moves with the camera and
+does not flicker from frame to frame.
 """
 
 from __future__ import annotations
@@ -13,12 +23,19 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D, forward_warp
-from gen3c.cameras import Cameras, invert_pose
+from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
 
-INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+# Foreground within this share of the image's larger side of a disocclusion stays out of its fill.
+REACH = 0.05
+
+
+def reach_pixels(height: int, width: int, reach: float = REACH) -> int:
+    """:data:`REACH` (or ``reach``) in pixels of a ``height`` × ``width`` image."""
+    return max(2, round(reach * max(height, width)))
 
 
 def composite_buffers(buffers: BufferRenders) -> tuple[Tensor, Tensor, Tensor]:
@@ -49,106 +66,203 @@ def unproject_pixels(pixels: Tensor, depth: Tensor, K: Tensor, w2c: Tensor) -> T
     return cam @ c2w[:3, :3].T + c2w[:3, 3]
 
 
-def close_cracks(color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Fill one-pixel cracks between splats with the mean of their covered 3×3 neighbours.
+def close_cracks(
+    color: Tensor, depth: Tensor, mask: Tensor, size: int = 3, depth_range: float | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Fill cracks between splats — gaps a ``size`` × ``size`` closing covers — with the mean of
+    their covered ``size`` × ``size`` neighbours.
 
     Cracks open wherever the camera magnifies the cache; inpainting them and adding them to the
-    fill cloud would stack slightly different layers of fill frame after frame (speckle).
+    fill cloud would stack slightly different layers of fill frame after frame (speckle). With
+    ``depth_range``, a gap closes only when its covered neighbours lie within that relative depth
+    range of each other (one surface), so no gap at a depth edge is closed across it.
 
     Args:
         color: (3, H, W); depth: (H, W); mask: (H, W) bool coverage.
     """
-    covered = mask.numpy().astype(np.uint8)
-    closed = cv2.morphologyEx(covered, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool) | mask.numpy()
-    cracks = torch.from_numpy(closed & ~mask.numpy())
+    covered_np = mask.numpy()
+    covered = covered_np.astype(np.uint8)
+    kernel = np.ones((size, size), np.uint8)
+    gaps = cv2.morphologyEx(covered, cv2.MORPH_CLOSE, kernel).astype(bool) & ~covered_np
+    if depth_range is not None and gaps.any():
+        depth_np = depth.numpy().astype(np.float32)
+        nearest = cv2.erode(np.where(covered_np, depth_np, np.float32(np.inf)), kernel)
+        farthest = cv2.dilate(np.where(covered_np, depth_np, np.float32(0)), kernel)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf where no neighbour is covered
+            gaps &= farthest <= (1 + depth_range) * nearest
+    cracks = torch.from_numpy(gaps)
     if not cracks.any():
         return color, depth, mask
-    covered_f = covered.astype(np.float32)
-    stacked = np.concatenate([(color * mask).permute(1, 2, 0).numpy(), (depth * mask)[..., None].numpy(), covered_f[..., None]], axis=2)
-    box = cv2.blur(np.ascontiguousarray(stacked), (3, 3), borderType=cv2.BORDER_CONSTANT)
+    stacked = np.concatenate(
+        [(color * mask).permute(1, 2, 0).numpy(), (depth * mask)[..., None].numpy(), covered[..., None].astype(np.float32)], axis=2
+    )
+    box = cv2.blur(np.ascontiguousarray(stacked), (size, size), borderType=cv2.BORDER_CONSTANT)
     mean = torch.from_numpy(box[..., :4] / np.maximum(box[..., 4:], 1e-6)).permute(2, 0, 1)
     color = torch.where(cracks, mean[:3], color)
     depth = torch.where(cracks, mean[3], depth)
     return color, depth, mask | cracks
 
 
-def foreground_rim(depth: np.ndarray, holes: np.ndarray, width: int = 8, ratio: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-    """Valid pixels bordering a hole that are clearly nearer than the farthest pixel bordering
-    the same hole: the foreground side of a disocclusion.
+def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None = None, ratio: float = 0.9, gain: float = 2.0) -> np.ndarray:
+    """Fill the unknown pixels of ``values`` (H, W, C) float32 from the ``known`` ones (H, W) bool
+    by push-pull: a Gaussian pyramid of the known pixels (weighted averages, holes carry weight
+    0), then, coarse to fine, every pixel keeps its own average where its weight is high and
+    takes the smoothly upsampled coarser level where it is low. Known pixels come back exactly;
+    a hole is filled from the content around it at the scale of the hole, smoothly in both
+    directions (no 1-D smears). ``known`` must hold at least one pixel.
+
+    With ``depth_channel`` the pyramid is depth-ordered: on every coarser level, a pixel nearer
+    than ``ratio`` × the farthest pixel within 2 pixels of it drops out (before it is used and
+    pooled further), so where a near and a far surface meet, the coarse levels (and the holes
+    filled from them) hold the far one.
+    """
+    h, w, channels = values.shape
+    weight = known.astype(np.float32)[..., None]
+    level = np.concatenate([values.astype(np.float32) * weight, weight], axis=2)
+    pyramid = [level]
+    while max(level.shape[:2]) > 1:
+        level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
+        if depth_channel is not None:
+            level = _drop_nearer(level, depth_channel, ratio)
+        pyramid.append(level)
+    filled = level[..., :-1] / np.maximum(level[..., -1:], 1e-12)
+    for level in reversed(pyramid[1:-1]):
+        coarse = cv2.pyrUp(filled, dstsize=level.shape[1::-1]).reshape(*level.shape[:2], channels)
+        own_weight = level[..., -1:]
+        trust = np.minimum(own_weight * gain, 1.0)
+        # trust · own + (1 − trust) · coarse, with own = level / weight
+        filled = coarse + trust * (level[..., :-1] / np.maximum(own_weight, 1e-12) - coarse)
+    # The full-resolution level has weight 1 (known) or 0 (hole): holes take the coarser level.
+    out = values.astype(np.float32, copy=True)
+    holes = ~known
+    out[holes] = cv2.pyrUp(filled, dstsize=(w, h)).reshape(h, w, channels)[holes]
+    return out
+
+
+def _drop_nearer(level: np.ndarray, depth_channel: int, ratio: float) -> np.ndarray:
+    """A pyramid level (premultiplied channels, weight last) without its pixels that are nearer
+    than ``ratio`` × the farthest pixel in their 5×5 neighbourhood (the pooling footprint)."""
+    weight = level[..., -1]
+    has = weight > 1e-6
+    depth = np.where(has, level[..., depth_channel] / np.maximum(weight, 1e-12), 0).astype(np.float32)
+    farthest = cv2.dilate(depth, np.ones((5, 5), np.uint8))
+    nearer = has & (depth < ratio * farthest)
+    if not nearer.any():
+        return level
+    return np.where(nearer[..., None], 0.0, level).astype(np.float32)
+
+
+def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: int, ratio: float = 0.9) -> np.ndarray:
+    """Known pixels on the near side of a depth edge that opened a hole: nearer than ``ratio`` ×
+    the farthest known pixel bordering the same hole within its reach.
+
+    A disocclusion lies between an occluder (near) and what it hid (far); its fill must come
+    from the far side only, or the occluder's colour smears into the hole and, lifted into 3D,
+    trails behind it as a ghost. A hole's border depths spread ``reach`` plus twice the hole's
+    width (rounded up to ``reach`` · 2^k): across the hole and at least ``reach`` plus its width
+    into the near side, which keeps the occluder out of the fill's coarse levels too.
 
     Args:
-        depth: (H, W) float depth; holes: (H, W) bool.
+        depth: (H, W) float; known: (H, W) bool, pixels with content; holes: (H, W) bool, the
+            holes whose borders are depth edges (disocclusions).
     Returns:
-        ``(rim, border)``: (H, W) bool each; ``border`` is every valid pixel next to a hole.
+        (H, W) bool.
     """
     count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=8)
     if count <= 1:
-        return np.zeros_like(holes), np.zeros_like(holes)
-    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
-    # Each border pixel takes the label of a hole next to it (the largest label nearby).
-    near_label = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int64)
-    border = (near_label > 0) & ~holes
-    far = np.zeros(count, np.float32)
-    np.maximum.at(far, near_label[border], depth[border].astype(np.float32))
-    rim = np.zeros_like(holes)
-    rim[border] = depth[border] < ratio * far[near_label[border]]
-    return rim, border
+        return np.zeros_like(known)
+    # Half-width of each hole: the largest distance from one of its pixels to its border.
+    inside = cv2.distanceTransform(holes.astype(np.uint8), cv2.DIST_L2, 3)
+    half_width = np.zeros(count, np.float32)
+    np.maximum.at(half_width, labels[holes], inside[holes])
+    # Holes are grouped by reach rounded up to reach · 2^k: one dilation per group.
+    scale = np.ceil(np.log2(np.maximum((reach + 4 * half_width) / reach, 1.0))).astype(int)
+    # Each known pixel next to a hole takes that hole's label (the largest label around it).
+    near_label = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
+    border = known & (near_label > 0)
+    farthest = np.zeros(depth.shape, np.float32)
+    for k in np.unique(scale[1:]):
+        group = border & (scale[near_label] == k)
+        if group.any():
+            size = 2 * reach * 2**k + 1
+            reached = cv2.dilate(np.where(group, depth, 0).astype(np.float32), np.ones((size, size), np.uint8))
+            np.maximum(farthest, reached, out=farthest)
+    return known & (depth < ratio * farthest)
 
 
-def fill_holes(rgb: np.ndarray, depth: np.ndarray, holes: np.ndarray, radius: int, method: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inpaint colour (H, W, 3) uint8 and depth (H, W) in the holes from the background only.
+def fill_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fill colour (H, W, 3) float32 and depth (H, W) in ``holes`` (H, W) bool from the background.
 
-    Holes are mostly disocclusions: the foreground rim next to each hole is hidden from the
-    inpainting, so both colour and depth continue the background instead of smearing the object.
+    The pixels in front of the depth edge that opened a hole (:func:`foreground_near_holes`) are
+    left out altogether, and a depth-ordered :func:`push_pull` fills colour and depth alike, so
+    each hole takes the colour and the depth of the surface behind the edge.
+
+    Returns:
+        ``(color, depth)`` with the holes filled; elsewhere unchanged.
     """
-    rim, border = foreground_rim(depth, holes)
-    source_mask = (holes | rim).astype(np.uint8)
-    depth_out = depth.astype(np.float32).copy()
-    background = border & ~rim
-    if background.any():
-        # Each hole pixel takes the depth of its nearest background border pixel: unlike
-        # gradient-based inpainting this never overshoots, so the fill sits on the background.
-        _, labels = cv2.distanceTransformWithLabels((~background).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
-        depth_out[holes] = depth.reshape(-1)[np.flatnonzero(background.reshape(-1))][labels[holes] - 1]
-    else:
-        depth_out[holes] = float(depth[~holes].max()) if (~holes).any() else 1.0
-    rgb_filled = _inpaint_smooth(rgb, source_mask, radius, method)
-    return np.where(holes[..., None], rgb_filled, rgb), depth_out
+    known = ~holes
+    if not known.any():
+        return np.where(holes[..., None], 0.0, color).astype(np.float32), np.where(holes, 1.0, depth).astype(np.float32)
+    sources = known & ~foreground_near_holes(depth, known, holes, reach)
+    if not sources.any():  # only foreground in view: fill from it rather than from nothing
+        sources = known
+    filled = push_pull(np.concatenate([color, depth[..., None]], axis=2), sources, depth_channel=3)
+    return np.where(holes[..., None], filled[..., :3], color), np.where(holes, filled[..., 3], depth)
 
 
-def _inpaint_smooth(rgb: np.ndarray, mask: np.ndarray, radius: int, method: int, factor: int = 4) -> np.ndarray:
-    """Inpaint at 1/``factor`` resolution and upsample: a smooth fill that changes little from
-    one frame to the next (full-resolution inpainting of textures turns into speckle)."""
-    h, w = mask.shape
-    if min(h, w) < 8 * factor:
-        return cv2.inpaint(np.ascontiguousarray(rgb), mask, radius, method)
-    small = (w // factor, h // factor)
-    keep = (mask == 0).astype(np.float32)
-    # Average only the known pixels of each block, so holes do not darken the small image.
-    weight = cv2.resize(keep, small, interpolation=cv2.INTER_AREA)
-    color = cv2.resize(rgb.astype(np.float32) * keep[..., None], small, interpolation=cv2.INTER_AREA)
-    small_rgb = np.clip(color / np.maximum(weight, 1e-6)[..., None], 0, 255).astype(np.uint8)
-    small_mask = (weight < 0.5).astype(np.uint8)
-    filled = cv2.inpaint(small_rgb, small_mask, max(1, radius // 2), method)
-    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+def extend_past_frame(values: np.ndarray, pad: int) -> np.ndarray:
+    """``values`` (H, W, C) float32 extended by ``pad`` pixels on every side from the nearest
+    content, blurred in proportion to the distance from the frame: each border row and column
+    continues outwards, its detail fading (a Gaussian of σ ≈ the distance), so the extension is
+    smooth in both directions instead of a streak of every border pixel.
+
+    Returns:
+        (H + 2·pad, W + 2·pad, C) with ``values`` in the middle.
+    """
+    H, W, C = values.shape
+    canvas = cv2.copyMakeBorder(values, pad, pad, pad, pad, cv2.BORDER_REPLICATE).reshape(H + 2 * pad, W + 2 * pad, C)
+    y, x = np.ogrid[: H + 2 * pad, : W + 2 * pad]
+    outside = np.hypot(np.maximum(np.maximum(pad - y, y - (pad + H - 1)), 0), np.maximum(np.maximum(pad - x, x - (pad + W - 1)), 0))
+    # Level k of a Gaussian pyramid, brought back to full size, is a blur of σ ≈ 2^(k−1): each
+    # pixel blends the two levels around log2 of twice its distance.
+    position = np.log2(np.maximum(2 * outside, 1.0)).astype(np.float32)
+    out = canvas.copy()
+    level, finer = canvas, canvas
+    for k in range(1, int(np.ceil(position.max())) + 1):
+        level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, C)
+        blurred = level
+        for _ in range(k):
+            blurred = cv2.pyrUp(blurred).reshape(blurred.shape[0] * 2, blurred.shape[1] * 2, C)
+        blurred = blurred[: canvas.shape[0], : canvas.shape[1]]
+        ring = (position > k - 1) & (position <= k)
+        weight = (position[ring] - (k - 1))[:, None]
+        out[ring] = (1 - weight) * finer[ring] + weight * blurred[ring]
+        finer = blurred
+    out[pad : pad + H, pad : pad + W] = values
+    return out
 
 
 class PreviewGenerator:
     """Fills what the cache does not see; no model, no downloads.
 
+    At the first frame, a band ``margin`` wide around the frame is filled too
+    (:func:`extend_past_frame`), and the part of it the later cameras see is lifted into the fill
+    cloud: what a moving camera sees past the source is then filled in one piece, smooth in both
+    directions, instead of one thin strip per frame, each a copy of the last (streaks).
+
     Args:
-        inpaint: "telea" or "ns" (OpenCV's two inpainting methods).
-        inpaint_radius: neighbourhood radius in pixels.
+        margin: the band's width, as a share of the image's larger side.
+        reach: how far (same unit) from a disocclusion the foreground is kept out of its fill.
     """
 
     name = "preview"
     needs_buffer_depth = True  # buffers are merged nearest-first
 
-    def __init__(self, inpaint: str = "telea", inpaint_radius: int = 3) -> None:
-        if inpaint not in INPAINT_METHODS:
-            raise ValueError(f"inpaint must be one of {sorted(INPAINT_METHODS)}, got {inpaint!r}")
-        self.inpaint = INPAINT_METHODS[inpaint]
-        self.inpaint_radius = inpaint_radius
+    def __init__(self, margin: float = 0.5, reach: float = REACH) -> None:
+        if not 0 <= margin <= 1 or not 0 < reach <= 1:
+            raise ValueError(f"margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
+        self.margin = margin
+        self.reach = reach
 
     def generate(
         self,
@@ -175,37 +289,112 @@ class PreviewGenerator:
             buffers = cache.render(cameras)
         color, mask, depth = composite_buffers(buffers)
         T, H, W = len(cameras), cameras.height, cameras.width
-        fill_points = torch.empty(0, 3)
-        fill_colors = torch.empty(0, 3)
-        frames = torch.empty(T, 3, H, W)
+        reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
+        fill_points, fill_colors = filtered_smooth_points(cache)
+        frames = torch.empty(T, 3, H, W)
         for t in range(T):
             c, m, d = color[t].cpu(), mask[t].cpu(), depth[t].cpu()
             if fill_points.shape[0]:
                 fill = forward_warp(fill_points, fill_colors, w2c[t : t + 1], K[t : t + 1], H, W)
-                use = ~m & (fill.mask[0, 0] > 0)
-                c = torch.where(use, fill.color[0], c)
-                d = torch.where(use, fill.depth[0, 0], d)
+                # Put-back surfaces seen from a new angle spread into dotted lines: close the gaps
+                # within one surface before the holes are filled from the background.
+                fill_c, fill_d, fill_m = close_cracks(fill.color[0], fill.depth[0, 0], fill.mask[0, 0] > 0, 5, 0.05)
+                use = ~m & fill_m
+                c = torch.where(use, fill_c, c)
+                d = torch.where(use, fill_d, d)
                 m = m | use
             c, d, m = close_cracks(c, d, m)
+            if t == 0:
+                band_points, band_colors = self._extend_past_frame(c, d, m, cameras, reach)
+                fill_points, fill_colors = torch.cat([fill_points, band_points]), torch.cat([fill_colors, band_colors])
             holes = ~m
             if t == 0 and first_frame is not None:
-                # Frame 0 shows the conditioning image (as in GEN3C). Its depth-edge pixels,
-                # which the cache left out, blend foreground and background colours: they must
-                # not seed the fill cloud, or the object's colour would ghost into disocclusions.
+                # Frame 0 shows the conditioning image (as in GEN3C). Its depth-edge pixels, which
+                # the cache left out, blend foreground and background colours: they must not
+                # seed the fill cloud, or the object's colour would ghost into disocclusions.
                 c = torch.where(holes, first_frame.cpu().float(), c)
             elif holes.any():
-                c, d = self._fill(c, d, holes)
-                points = unproject_pixels(holes, d[holes], K[t], w2c[t])
-                fill_points = torch.cat([fill_points, points])
+                c, d = self._fill(c, d, holes, reach)
+                fill_points = torch.cat([fill_points, unproject_pixels(holes, d[holes], K[t], w2c[t])])
                 fill_colors = torch.cat([fill_colors, c.permute(1, 2, 0)[holes]])
             frames[t] = c
             if progress is not None:
                 progress(1)
         return frames
 
-    def _fill(self, color: Tensor, depth: Tensor, holes: Tensor) -> tuple[Tensor, Tensor]:
-        rgb = ((color.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        rgb, depth_np = fill_holes(rgb, depth.numpy(), holes.numpy(), self.inpaint_radius, self.inpaint)
-        color = torch.where(holes, torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1.0, color)
-        return color, torch.from_numpy(depth_np)
+    def _extend_past_frame(
+        self, color: Tensor, depth: Tensor, mask: Tensor, cameras: Cameras, reach: int
+    ) -> tuple[Tensor, Tensor]:
+        """The band around frame 0 ((3, H, W), (H, W), (H, W) bool, after the fill cloud),
+        ``margin`` wide and filled by :func:`extend_past_frame`: the points (N, 3) of the band
+        that a later camera of ``cameras`` sees, lifted at their filled depth, and their colours
+        (N, 3)."""
+        H, W = mask.shape
+        pad = round(self.margin * max(H, W))
+        if pad == 0 or len(cameras) < 2:
+            return torch.empty(0, 3), torch.empty(0, 3)
+        color, depth = self._fill(color, depth, ~mask, reach)  # the frame's own holes first
+        values = np.concatenate([color.permute(1, 2, 0).numpy(), depth[..., None].numpy()], axis=2)
+        canvas = torch.from_numpy(extend_past_frame(np.ascontiguousarray(values, dtype=np.float32), pad))
+        K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()
+        # Which parts of the band the later cameras see, from every 4th pixel (the band is smooth).
+        stride = 4
+        samples = torch.zeros(canvas.shape[:2], dtype=torch.bool)
+        samples[::stride, ::stride] = True
+        samples[pad : pad + H, pad : pad + W] = False
+        points = unproject_pixels(samples, canvas[..., 3][samples], K0, w2c0)
+        seen = torch.zeros(len(points), dtype=torch.bool)
+        slack = stride + 1  # a sample stands for the pixels around it
+        for start in range(1, len(cameras), 8):  # 8 cameras at a time bound the memory
+            cams = cameras[start : start + 8]
+            uv, z = project_points(points[None], cams.K.cpu(), cams.w2c.cpu())
+            u, v = uv[..., 0], uv[..., 1]
+            seen |= ((z > 0) & (u > -slack) & (u < W + slack) & (v > -slack) & (v < H + slack)).any(dim=0)
+        grid = np.zeros(canvas.shape[:2], np.uint8)
+        grid[samples.numpy()] = seen.numpy()
+        # Each seen sample keeps the pixels up to a stride and a half around it.
+        band = torch.from_numpy(cv2.dilate(grid, np.ones((3 * stride + 1, 3 * stride + 1), np.uint8)) > 0)
+        band[pad : pad + H, pad : pad + W] = False
+        points = unproject_pixels(band, canvas[..., 3][band], K0, w2c0)
+        return points, canvas[..., :3][band].clamp(-1, 1)
+
+
+    @staticmethod
+    def _fill(color: Tensor, depth: Tensor, holes: Tensor, reach: int) -> tuple[Tensor, Tensor]:
+        if not holes.any():
+            return color, depth
+        rgb, depth_np = fill_holes(color.permute(1, 2, 0).numpy(), depth.numpy(), holes.numpy(), reach)
+        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).clamp(-1, 1)
+        return torch.where(holes, rgb_t, color), torch.where(holes, torch.from_numpy(np.ascontiguousarray(depth_np)), depth)
+
+
+def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.05) -> Tensor:
+    """(H, W) bool: pixels of ``depth`` (H, W) whose surface is locally smooth — the second
+    differences of inverse depth (0 on any plane, whose inverse depth is affine in the pixel
+    coordinates) stay below ``tolerance`` × the inverse depth over the pixel and its 8 neighbours.
+    Depth edges fail on both sides, and so do the pixels next to them (often colour blends)."""
+    valid = depth > 0
+    inv = torch.where(valid, depth.float(), torch.ones_like(depth.float())).reciprocal() * valid
+    # Second differences inside the image; the border rows and columns repeat their neighbours'.
+    d2u = F.pad((inv[:, 2:] - 2 * inv[:, 1:-1] + inv[:, :-2])[None], (1, 1), mode="replicate")[0]
+    d2v = F.pad((inv[2:] - 2 * inv[1:-1] + inv[:-2]).T[None], (1, 1), mode="replicate")[0].T
+    rough = ((d2u.abs() + d2v.abs()) > tolerance * inv) | ~valid
+    rough = F.max_pool2d(rough[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    return ~rough
+
+
+def filtered_smooth_points(cache: Cache3D) -> tuple[Tensor, Tensor]:
+    """The points (N, 3) and colours (N, 3) of the static views that the cache's depth-edge filter
+    left out although they lie on smooth surfaces (:func:`smooth_surface_pixels`) — steep floors
+    and walls seen at a grazing angle, whose relative depth range over 5×5 pixels is large."""
+    points, colors = [torch.empty(0, 3)], [torch.empty(0, 3)]
+    for view in cache.views:
+        if view.num_frames != 1:
+            continue
+        p = view.points[0].cpu()
+        z = p @ view.w2c[0, 2, :3].cpu() + view.w2c[0, 2, 3].cpu()
+        keep = view.filtered[0].cpu() & smooth_surface_pixels(z)
+        points.append(p[keep])
+        colors.append(view.colors[0].cpu()[keep])
+    return torch.cat(points), torch.cat(colors)
