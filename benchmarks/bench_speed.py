@@ -73,6 +73,45 @@ def time_model(model, kwargs, device, iters: int, warmup: int) -> tuple[float, t
     return statistics.median(times), out.float().cpu(), peak
 
 
+KERNEL_KINDS = (
+    ("attention", ("flash", "fmha", "sdpa", "attention", "fprop_fort")),
+    ("gemm", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "scaled_mm", "sm90_", "sm100_")),
+    ("fused (triton)", ("triton",)),
+)
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for kind, marks in KERNEL_KINDS if any(m in low for m in marks)), "other")
+
+
+def profile_forward(model, kwargs, top: int) -> dict:
+    """One forward under torch.profiler: GPU time per kernel kind and the ``top`` kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+        model(**kwargs)
+        torch.cuda.synchronize()
+    kernels = {}
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            ms, count = kernels.get(event.name, (0.0, 0))
+            kernels[event.name] = (ms + event.time_range.elapsed_us() / 1e3, count + 1)
+    kinds: dict[str, float] = {}
+    for name, (ms, _) in kernels.items():
+        kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
+    ranked = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:top]
+    return {"by_kind_ms": kinds, "top": [{"kernel": n[:110], "ms": ms, "calls": c} for n, (ms, c) in ranked]}
+
+
+def print_profile(row: str, prof: dict) -> None:
+    total = sum(prof["by_kind_ms"].values())
+    kinds = ", ".join(f"{k} {v:.0f} ms" for k, v in sorted(prof["by_kind_ms"].items(), key=lambda kv: -kv[1]))
+    print(f"\n{row}: GPU kernels {total:.0f} ms — {kinds}")
+    for k in prof["top"]:
+        print(f"  {k['ms']:9.1f} ms {k['calls']:5d}×  {kernel_kind(k['kernel']):<15} {k['kernel']}")
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR (dB) of ``a`` against reference ``b``, with the reference's dynamic range as peak."""
     mse = torch.mean((a - b) ** 2).item()
@@ -90,6 +129,7 @@ def main() -> None:
     )
     parser.add_argument("--compile_mode", default=None, help="torch.compile mode for the compiled rows")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile one more forward per row (CUDA): GPU time per kernel kind and the N costliest kernels")
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = torch.float32 if args.tiny else torch.bfloat16
@@ -141,8 +181,11 @@ def main() -> None:
             "peak_gb": peak,
             "psnr_vs_stock_db": psnr(out, reference),
         }
+        if args.profile and device.type == "cuda":
+            result["profile"] = profile_forward(model, kwargs, args.profile)
+            print_profile(row, result["profile"])
         results.append(result)
-        print(json.dumps(result), flush=True)
+        print(json.dumps({k: v for k, v in result.items() if k != "profile"}), flush=True)
         del model, out
         gc.collect()
         if device.type == "cuda":
