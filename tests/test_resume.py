@@ -129,12 +129,13 @@ def test_cache_state_round_trips_exactly():
     for z in (2.0, 3.0):
         cache.add_view(torch.rand(3, 16, 24) * 2 - 1, torch.full((16, 24), z) + torch.rand(16, 24) * 0.01, K, torch.eye(4))
     state = cache.state_dict()
-    assert len(state) == 12 and all(v.is_contiguous() for v in state.values())
+    assert len(state) == 14 and all(v.is_contiguous() for v in state.values())  # 2 views × 7 fields
     restored = Cache3D(max_buffers=2)
     restored.load_state_dict(state)
     cams = Cameras(torch.eye(4)[None].repeat(3, 1, 1), K[None].repeat(3, 1, 1), 16, 24)
     a, b = cache.render(cams), restored.render(cams)
     assert torch.equal(a.colors, b.colors) and torch.equal(a.masks, b.masks)
+    assert all(torch.equal(x.filtered, y.filtered) for x, y in zip(cache.views, restored.views, strict=True))
     with pytest.raises(ValueError, match="at most 1 views"):
         Cache3D(max_buffers=1).load_state_dict(state)
 

@@ -359,7 +359,6 @@ class PreviewGenerator:
         points = unproject_pixels(band, canvas[..., 3][band], K0, w2c0)
         return points, canvas[..., :3][band].clamp(-1, 1)
 
-
     @staticmethod
     def _fill(color: Tensor, depth: Tensor, holes: Tensor, reach: int) -> tuple[Tensor, Tensor]:
         if not holes.any():

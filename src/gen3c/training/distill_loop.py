@@ -39,14 +39,13 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError
-from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
+from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
 from gen3c.training.config import Config
 from gen3c.training.distill import Stage, distill_stages, stage_loss
 from gen3c.training.loop import (
     ProgressFactory,
     TrainResult,
-    _accelerator,
     _dtype,
     _encode_all,
     _encode_batch,
@@ -55,6 +54,7 @@ from gen3c.training.loop import (
     _latest_checkpoint,
     _log_sample,
     _save_checkpoint,
+    _start_run,
     _step_generator,
     folder_megabytes,
     prompt_embedding,
@@ -170,24 +170,14 @@ def distill(
     Args: as :func:`gen3c.training.loop.train`; ``stop_after`` counts optimiser steps over stages.
     """
     from torch.utils.data import DataLoader
-    from torch.utils.tensorboard import SummaryWriter
 
     from gen3c.models.packaged import resolve_checkpoint
     from gen3c.pipelines.loading import load_pipeline
     from gen3c.training.data import StepSampler, held_out_clip, make_dataset
     from gen3c.training.tokenizer import out_of_time_everywhere
 
-    out = ensure_writable_dir(out, "training output folder")
-    accelerator = _accelerator(config, out)
+    out, accelerator, writer, log = _start_run(config, out)
     main = accelerator.is_main_process
-    writer = SummaryWriter(str(out / "logs")) if main else None
-
-    def log(tag: str, value: float, step: int) -> None:
-        if writer is not None:
-            writer.add_scalar(tag, value, step)
-
-    if main:
-        write_text_atomic(out / "config.json", config.to_json())
 
     # 1. The teacher's checkpoint: the student's start, the tokenizer, the prompts
     m = config.model

@@ -124,6 +124,28 @@ def _accelerator(config: Config, out: Path):
     )
 
 
+def _start_run(config: Config, out: Path):
+    """The output folder, the accelerator, TensorBoard (main process only), ``log(tag, value,
+    step)`` and config.json: what a training run and a distillation run begin with.
+
+    Returns:
+        ``(out, accelerator, writer, log)``; ``writer`` is None off the main process.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = ensure_writable_dir(out, "training output folder")
+    accelerator = _accelerator(config, out)
+    writer = SummaryWriter(str(out / "logs")) if accelerator.is_main_process else None
+
+    def log(tag: str, value: float, step: int) -> None:
+        if writer is not None:
+            writer.add_scalar(tag, value, step)
+
+    if accelerator.is_main_process:
+        write_text_atomic(out / "config.json", config.to_json())
+    return out, accelerator, writer, log
+
+
 def _components(config: Config, out: Path, accelerator, log, progress: ProgressFactory | None, dataset):
     """(transformer, vae, scheduler, prompt_cache, tokenizer summary)."""
     from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, EDMEulerScheduler
@@ -284,7 +306,6 @@ def train(
         progress: progress-bar factory; echo: prints one line (losses).
     """
     from torch.utils.data import DataLoader
-    from torch.utils.tensorboard import SummaryWriter
 
     if config.train.mode == "distill":
         from gen3c.training.distill_loop import distill
@@ -294,17 +315,8 @@ def train(
     from gen3c.training.data import StepSampler, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
 
-    out = ensure_writable_dir(out, "training output folder")
-    accelerator = _accelerator(config, out)
+    out, accelerator, writer, log = _start_run(config, out)
     main = accelerator.is_main_process
-    writer = SummaryWriter(str(out / "logs")) if main else None
-
-    def log(tag: str, value: float, step: int) -> None:
-        if writer is not None:
-            writer.add_scalar(tag, value, step)
-
-    if main:
-        write_text_atomic(out / "config.json", config.to_json())
 
     # 1. Clips and components
     making = progress("Clips", len_clips(config)) if progress is not None and config.data.cache_clips else None
