@@ -24,6 +24,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_dit import sync  # noqa: E402
 
 from gen3c.evaluation.suite import BenchmarkConfig, benchmark_cases, render_ground_truth  # noqa: E402
 from gen3c.io.images import parse_resolution  # noqa: E402
@@ -35,11 +38,6 @@ from gen3c.pipelines.loading import generator_from_options  # noqa: E402
 def load(entry: str, device: str):
     where = {"model": entry} if entry in PACKAGED_MODELS else {"checkpoint_dir": entry}
     return generator_from_options({**where, "device": device})
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -77,10 +75,10 @@ def main() -> None:
         for name, model in models.items():
             for image, buffers in work:
                 marks = []
-                sync(args.device)
+                sync(torch.device(args.device))
                 t0 = time.perf_counter()
                 model.generate(None, None, image, buffers=buffers, progress=lambda f, marks=marks: marks.append(time.perf_counter()))
-                sync(args.device)
+                sync(torch.device(args.device))
                 seconds[name].append(time.perf_counter() - t0)
                 steps = len(marks)
                 sampling[name].append((marks[-1] - marks[0]) * steps / (steps - 1) if steps > 1 else float("nan"))

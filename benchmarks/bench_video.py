@@ -45,7 +45,6 @@ import argparse
 import dataclasses
 import gc
 import json
-import math
 import statistics
 import sys
 import time
@@ -297,13 +296,15 @@ def fidelity(frames: torch.Tensor, reference: torch.Tensor) -> tuple[float, floa
     """MSE (on [0, 1]) and mean SSIM of a (T, 3, H, W) video against the reference, all frames."""
     from gen3c.evaluation import metrics
 
-    mse = ((metrics.to_unit(frames) - metrics.to_unit(reference)) ** 2).mean().item()
+    mse = metrics.squared_error_map(frames, reference).mean().item()
     ssim = float(torch.cat([metrics.ssim(frames[i : i + 8], reference[i : i + 8]) for i in range(0, len(frames), 8)]).mean())
     return mse, ssim
 
 
 def psnr_db(mse: float) -> float:
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+    from gen3c.evaluation import metrics
+
+    return float(metrics.psnr_from_mse(mse))
 
 
 # -- main ---------------------------------------------------------------------------------------

@@ -658,11 +658,11 @@ def download(
 ) -> None:
     """Fetch GEN3C's weights from the Hugging Face Hub and convert them now (what the first gen3c run would do)."""
     try:
-        from gen3c.models import weights
+        from gen3c.models import configs, weights
     except ImportError as exc:
         raise Gen3cInputError(f"gen3c download needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'") from None
     started = time.perf_counter()
-    prompts = () if no_text_encoder else weights.CACHED_PROMPTS
+    prompts = () if no_text_encoder else configs.CACHED_PROMPTS
     prepared = weights.prepare_weights(
         prompts=prompts, text_encoder=not no_text_encoder, cache_dir=cache_dir, dry_run=dry_run, log=lambda line: console.print(line, highlight=False)
     )  # fmt: skip
@@ -1052,9 +1052,9 @@ def eval_command(
     compared = {}
     if generator == GeneratorName.gen3c:
         model = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options=options))
+        # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
+        shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
         for name, where in to_compare:
-            # The compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
-            shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
             compared[name] = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options={**shared, **where}))
     config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
     with console_warnings(), rich_progress() as progress:

@@ -133,3 +133,6 @@ DEFAULT_NEGATIVE_PROMPT = (
     "effects, fake elements, unconvincing visuals, poorly edited content, jump cuts, visual noise, and "
     "flickering. Overall, the video is of poor quality."
 )
+#: The prompts a checkpoint's prompt cache holds (T5 embeddings computed once): the empty prompt
+#: and GEN3C's default negative prompt. A run with only these never loads T5.
+CACHED_PROMPTS = ("", DEFAULT_NEGATIVE_PROMPT)

@@ -658,8 +658,7 @@ def prompt_cache_from_t5(text_encoder_dir: str | os.PathLike):
 def _prompt_cache(text_encoder, tokenizer):
     from gen3c.models.prompt_cache import PromptEmbeddingCache
 
-    prompts = ["", configs.DEFAULT_NEGATIVE_PROMPT]
-    return PromptEmbeddingCache.from_embeddings({p: _t5_embed(text_encoder, tokenizer, p)[0] for p in prompts})
+    return PromptEmbeddingCache.from_embeddings({p: _t5_embed(text_encoder, tokenizer, p)[0] for p in configs.CACHED_PROMPTS})
 
 
 def _write_model_index(folder: Path, components: dict[str, list]) -> None:

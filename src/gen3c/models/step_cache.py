@@ -291,8 +291,9 @@ class MagRatioStore:
 
     @property
     def user_file(self) -> Path:
-        root = os.environ.get("GEN3C_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gen3c"
-        return Path(root) / "mag_ratios" / f"{self.fingerprint}.json"
+        from gen3c.models.weights import weights_cache_dir
+
+        return weights_cache_dir() / "mag_ratios" / f"{self.fingerprint}.json"
 
     def load(self, sampler: str) -> list[float] | None:
         for path in (self.checkpoint / MAG_RATIOS_FILE, self.user_file):

@@ -65,9 +65,8 @@ def tiny_pipeline(seed: int = 0, *, with_text_encoder: bool = True, cache_prompt
     if cache_prompts and with_text_encoder:
         from gen3c.models.prompt_cache import PromptEmbeddingCache
 
-        prompts = ["", configs.DEFAULT_NEGATIVE_PROMPT]
         pipe.register_modules(
-            prompt_cache=PromptEmbeddingCache.from_embeddings({p: pipe.encode_prompt(p)[0] for p in prompts})
+            prompt_cache=PromptEmbeddingCache.from_embeddings({p: pipe.encode_prompt(p)[0] for p in configs.CACHED_PROMPTS})
         )
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -55,8 +55,6 @@ MANIFEST_FILE = "gen3c_weights.json"
 RECORD_FILE = "downloads.json"
 TEMP_PREFIX = ".incomplete-"
 LOCK_FILE = ".lock"
-#: Prompts the prompt cache holds: a run with only these never loads T5.
-CACHED_PROMPTS = ("", configs.DEFAULT_NEGATIVE_PROMPT)
 #: Free space kept in reserve beyond the estimate (logs, temporary files, rounding).
 DISK_RESERVE_BYTES = 256 << 20
 _HASH_BLOCK = 8 << 20
@@ -181,7 +179,7 @@ def prompts_of(prompt: str = "", negative_prompt: str | None = None, guidance: f
 
 def prepare_weights(
     *,
-    prompts: Iterable[str] = CACHED_PROMPTS,
+    prompts: Iterable[str] = configs.CACHED_PROMPTS,
     text_encoder: bool = False,
     cache_dir: str | os.PathLike | None = None,
     hub_cache_dir: str | os.PathLike | None = None,
@@ -221,7 +219,7 @@ def prepare_weights(
         manifest = _usable_manifest(target, root, say, remove=not dry_run)
         has_cache = bool(manifest and manifest.get("prompt_cache"))
         build_cache = (bool(prompts) or text_encoder) and not has_cache
-        runtime_t5 = any(p not in CACHED_PROMPTS for p in prompts)
+        runtime_t5 = any(p not in configs.CACHED_PROMPTS for p in prompts)
         repos = [weights.dit, weights.tokenizer] if manifest is None else []
         if text_encoder or build_cache or runtime_t5:
             repos.append(weights.text_encoder)
@@ -295,6 +293,14 @@ def _temporary(root: Path, what: str = "") -> Path:
     return root / f"{TEMP_PREFIX}{what}{uuid.uuid4().hex[:12]}"
 
 
+def _delete_at_once(folder: Path, root: Path, what: str) -> None:
+    """Delete a converted folder: renamed to a temporary name first, so it is gone at once (a
+    deletion interrupted half-way leaves only a temporary folder, which the next run removes)."""
+    aside = _temporary(root, what)
+    os.replace(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def _remove_leftovers(root: Path) -> None:
     """Temporary folders of a conversion that was killed (only ever written under the lock)."""
     for path in root.glob(TEMP_PREFIX + "*"):
@@ -311,9 +317,7 @@ def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) ->
         return manifest
     say(f"{target} is damaged ({problem}): converting again")
     if remove:
-        aside = _temporary(root, "damaged-")
-        os.replace(target, aside)
-        shutil.rmtree(aside, ignore_errors=True)
+        _delete_at_once(target, root, "damaged-")
     return None
 
 
@@ -380,7 +384,7 @@ def conversion_bytes(weights: OfficialWeights | None = None) -> int:
         dit = CosmosTransformer3DModel(**weights.transformer_config)
         vae = AutoencoderKLCosmos(**weights.vae_config)
     count = lambda model: sum(t.numel() for t in model.state_dict().values())  # noqa: E731
-    prompt_cache = len(CACHED_PROMPTS) * configs.MAX_SEQUENCE_LENGTH * weights.transformer_config["text_embed_dim"] * 4
+    prompt_cache = len(configs.CACHED_PROMPTS) * configs.MAX_SEQUENCE_LENGTH * weights.transformer_config["text_embed_dim"] * 4
     return 2 * count(dit) + 4 * count(vae) + prompt_cache + (1 << 20)
 
 
@@ -745,7 +749,7 @@ def cached_items(
             "from " + ", ".join(f"{r}@{rev[:7]}" for r, rev in manifest.get("sources", {}).items())
         )
         items.append(CachedItem(folder.name, "converted", folder, _folder_bytes(folder), detail))
-    hub_cache = Path(hub_cache_dir).expanduser() if hub_cache_dir else _hub_settings(None, None)[0]
+    hub_cache = _hub_settings(hub_cache_dir, None)[0]
     for repo in (weights.dit, weights.tokenizer, weights.text_encoder):
         folder = hub_cache / f"models--{repo.repo_id.replace('/', '--')}"
         if folder.is_dir():
@@ -773,13 +777,11 @@ def remove_cached(
     if not chosen:
         return []
     with _locked(root, lambda _line: None):
-        hub_cache = Path(hub_cache_dir).expanduser() if hub_cache_dir else _hub_settings(None, None)[0]
+        hub_cache = _hub_settings(hub_cache_dir, None)[0]
         record = _Record(root, hub_cache)
         for item in chosen:
             if item.kind == "converted":
-                aside = _temporary(root, "removed-")
-                os.replace(item.path, aside)  # gone at once, deleted below
-                shutil.rmtree(aside, ignore_errors=True)
+                _delete_at_once(item.path, root, "removed-")
             else:
                 record.forget(item.name)
                 shutil.rmtree(item.path)

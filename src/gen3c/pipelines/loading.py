@@ -150,9 +150,9 @@ def load_official_pipeline(
         text_encoder: fetch T5 (and build the prompt cache) whatever the prompts.
         cache_dir: the folder of converted weights (default ``$GEN3C_CACHE_DIR`` or ``~/.cache/gen3c``).
     """
-    from gen3c.models.weights import CACHED_PROMPTS, prepare_weights
+    from gen3c.models.weights import prepare_weights
 
-    prompts = CACHED_PROMPTS if prompts is None else tuple(prompts)
+    prompts = configs.CACHED_PROMPTS if prompts is None else tuple(prompts)
     prepared = prepare_weights(prompts=prompts, text_encoder=text_encoder, cache_dir=cache_dir)
     pipe = load_pipeline(prepared.checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=prepared.text_encoder)
     pipe.disable_prompt_encoder = not prompts

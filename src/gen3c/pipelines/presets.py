@@ -31,7 +31,7 @@ class SpeedPreset:
         attention_backend, fp8_matmul, compile: the DiT's kernels (:mod:`gen3c.models.speed`);
             ``fp8_matmul`` and ``compile`` None: on where they pay — compile when the DiT is
             resident on a CUDA GPU, fp8 matmuls when it is also bf16 on a GPU with fp8 tensor cores
-            (:func:`gen3c.pipelines.loading.load_generator` decides).
+            (:func:`gen3c.pipelines.loading.apply_speed_settings` decides).
     """
 
     sampler: str = "euler"

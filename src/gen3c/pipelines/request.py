@@ -623,10 +623,11 @@ def generate(
         [−1, 1], kept for a video of one chunk), ``result.cameras``.
     """
     known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
-    options = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items() if k not in known}
+    settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
+    options = {k: v for k, v in settings.items() if k not in known}
     if options and generator != "gen3c":
         raise Gen3cInputError(f"{', '.join(sorted(options))} apply to generator 'gen3c' only (or are not settings of gen3c generate)")
-    data = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items() if k in known}
+    data = {k: v for k, v in settings.items() if k in known}
     data.update(
         input_image_path=str(image), depth_path=None if depth is None else str(depth), generator=generator,
         video_save_folder=str(video_save_folder), video_save_name=video_save_name or Path(image).stem, generator_options=options,

@@ -57,6 +57,7 @@ from gen3c.training.loop import (
     _start_run,
     _step_generator,
     folder_megabytes,
+    lr_factor,
     prompt_embedding,
 )
 
@@ -78,17 +79,6 @@ class _DistillState:
     def load_state_dict(self, state: dict) -> None:
         self.step, self.stage, self.stage_step = int(state["step"]), int(state["stage"]), int(state["stage_step"])
         self.stage_seconds = float(state["stage_seconds"])
-
-
-def stage_lr_factor(config: Config, stage: Stage, stage_step: int) -> float:
-    """The LR factor of a stage's step: linear warm-up, then constant or cosine to 0 at the stage's end."""
-    t = config.train
-    if t.warmup_steps and stage_step < t.warmup_steps:
-        return (stage_step + 1) / t.warmup_steps
-    if t.lr_schedule == "cosine":
-        progress = min(1.0, (stage_step - t.warmup_steps) / max(1, stage.max_steps - t.warmup_steps))
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0
 
 
 def stage_folder(out: Path, stage: Stage) -> Path:
@@ -252,7 +242,7 @@ def distill(
         stage_started = time.monotonic()
         out_of_time = False
         while state.stage_step < stage.max_steps and state.step - start_step < budget and not out_of_time:
-            lr = config.train.lr * stage_lr_factor(config, stage, state.stage_step)
+            lr = config.train.lr * lr_factor(config, state.stage_step, stage.max_steps)  # each stage its own schedule
             for group in optimizer.param_groups:
                 group["lr"] = lr
             step_loss = 0.0

@@ -84,18 +84,20 @@ def _step_generator(seed: int, micro_step: int, rank: int, device: torch.device)
     return torch.Generator(device=device).manual_seed((seed * 1_000_003 + micro_step) * 64 + rank)
 
 
+def lr_factor(config: Config, step: int, total: int) -> float:
+    """The LR factor of optimiser step ``step`` of ``total``: linear warm-up over
+    ``train.warmup_steps``, then constant or cosine to 0 at ``total`` (``train.lr_schedule``)."""
+    t = config.train
+    if t.warmup_steps and step < t.warmup_steps:
+        return (step + 1) / t.warmup_steps
+    if t.lr_schedule == "cosine":
+        progress = min(1.0, (step - t.warmup_steps) / max(1, total - t.warmup_steps))
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
 def _lr_lambda(config: Config) -> Callable[[int], float]:
-    t, total = config.train, config.run.max_steps
-
-    def factor(step: int) -> float:
-        if t.warmup_steps and step < t.warmup_steps:
-            return (step + 1) / t.warmup_steps
-        if t.lr_schedule == "cosine":
-            progress = min(1.0, (step - t.warmup_steps) / max(1, total - t.warmup_steps))
-            return 0.5 * (1 + math.cos(math.pi * progress))
-        return 1.0
-
-    return factor
+    return lambda step: lr_factor(config, step, config.run.max_steps)
 
 
 def _accelerator(config: Config, out: Path):
