@@ -85,6 +85,12 @@ def main() -> None:
         s = _time(lambda fn=fn, qkv=(q, k, v): fn(*qkv), args.iters)
         rows.append((f"gen3c {kernel} (B,S,H,D), rel. L2 error {err:.2e}", s, attn_flop / s / 1e12))
         del out
+    if attention.kernel_unavailable_reason("flash4", dev) is None and torch.cuda.get_device_capability(dev)[0] == 9:
+        # What gen3c's Hopper tile (attention.HOPPER_TILE_HEAD_DIM_128) buys over FA4's own choice.
+        from flash_attn.cute import flash_attn_func
+
+        s = _time(lambda qkv=(q, k, v): flash_attn_func(*qkv, softmax_scale=D**-0.5, causal=False), args.iters)
+        rows.append(("FlashAttention-4 with its own tile choice (128×128)", s, attn_flop / s / 1e12))
     if attention.kernel_unavailable_reason("cudnn_fp8", dev) is None:
         # The same fp8 kernel without centring the keys: what the smoothing buys.
         def fp8_unsmoothed(q, k, v):
@@ -105,8 +111,11 @@ def main() -> None:
         sx = torch.ones(S, 1, device=dev, dtype=torch.float32)
         sw = torch.ones(1, n_out, device=dev, dtype=torch.float32)
         try:
-            s = _time(lambda: torch._scaled_mm(xq, wq.T, scale_a=sx, scale_b=sw, out_dtype=dt), args.iters)  # noqa: B023
-            rows.append((f"GEMM fp8 row-wise {S}×4096 · 4096×{n_out}", s, flop / s / 1e12))
+            for fast in (False, True):  # gen3c's Fp8Linear sums in the tensor cores' precision (fast)
+                operands = dict(scale_a=sx, scale_b=sw, out_dtype=dt, use_fast_accum=fast)
+                s = _time(lambda a=xq, b=wq.T, kw=operands: torch._scaled_mm(a, b, **kw), args.iters)
+                label = ", fast accumulation" if fast else ""
+                rows.append((f"GEMM fp8 row-wise {S}×4096 · 4096×{n_out}{label}", s, flop / s / 1e12))
         except RuntimeError as exc:
             rows.append((f"GEMM fp8: {str(exc).splitlines()[0][:60]}", float("nan"), float("nan")))
     print(f"\n| {'kernel':<58} | {'ms':>8} | {'TFLOP/s':>8} |")

@@ -160,6 +160,19 @@ def test_flash4_matches_sdpa():
     assert ((out - ref).norm() / ref.norm()).item() < 1e-2
 
 
+@pytest.mark.skipif(
+    not _gpu_kernel_available("flash4") or torch.cuda.get_device_capability()[0] != 9, reason="needs flash-attn-4 on a Hopper GPU"
+)
+def test_flash4_hopper_tile_is_taken_and_matches_fa4_bit_for_bit():
+    from flash_attn.cute import flash_attn_func
+
+    q, k, v = _random_qkv()
+    tiled = attn_mod._flash4_hopper_tiled(q, k, v, q.shape[-1] ** -0.5)
+    assert tiled is not None and attn_mod._hopper_tile_accepted[0]
+    default = flash_attn_func(q, k, v, softmax_scale=q.shape[-1] ** -0.5, causal=False)
+    assert torch.equal(tiled, default[0] if isinstance(default, tuple) else default)
+
+
 @pytest.mark.skipif(not _gpu_kernel_available("cudnn_fp8"), reason="needs nvidia-cudnn-frontend on an fp8 GPU")
 def test_cudnn_fp8_attention_close_to_exact():
     q, k, v = _random_qkv()
