@@ -20,6 +20,20 @@ def tiny_transformer(device="cpu", dtype=torch.float32):
     return CosmosTransformer3DModel(**configs.TRANSFORMER_TINY).to(device=device, dtype=dtype).eval()
 
 
+def dit_inputs(device, dtype, T=3, h=4, w=6):
+    """Random inputs of one forward of a TRANSFORMER_TINY-shaped DiT."""
+    make = lambda *shape: torch.randn(*shape, device=device, dtype=dtype)  # noqa: E731
+    return dict(
+        hidden_states=make(1, 16, T, h, w),
+        timestep=torch.tensor([0.5], device=device, dtype=dtype),
+        encoder_hidden_states=make(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"]),
+        fps=24,
+        condition_mask=make(1, configs.TRANSFORMER_TINY["in_channels"] - 16, T, h, w),
+        padding_mask=torch.zeros(1, 1, h * 8, w * 8, device=device, dtype=dtype),
+        return_dict=False,
+    )
+
+
 def test_fp8_needs_a_capable_gpu():
     if fp8_supported():
         pytest.skip("this machine has fp8 tensor cores")
@@ -32,11 +46,14 @@ def test_unknown_attention_backend_is_a_clear_error():
         set_attention_backend(tiny_transformer(), "warp_drive")
 
 
-@pytest.mark.skipif(not fp8_supported(), reason="needs a GPU with fp8 tensor cores (run on the device)")
-def test_fp8_linear_close_to_bf16():
+FP8_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not fp8_supported(), reason="needs fp8 tensor cores"))]
+
+
+@pytest.mark.parametrize("device", FP8_DEVICES)
+def test_fp8_linear_close_to_bf16(device):
     torch.manual_seed(0)
-    lin = torch.nn.Linear(256, 512).cuda().to(torch.bfloat16)
-    x = torch.randn(4, 100, 256, device="cuda", dtype=torch.bfloat16)
+    lin = torch.nn.Linear(256, 512).to(device=device, dtype=torch.bfloat16)
+    x = torch.randn(4, 100, 256, device=device, dtype=torch.bfloat16)
     ref = lin(x).float()
     out = Fp8Linear(lin)(x).float()
     rel = ((out - ref).norm() / ref.norm()).item()
@@ -77,22 +94,50 @@ def test_gelu_fp8_rowwise_kernel_matches_its_definition():
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
-@pytest.mark.skipif(not fp8_supported(), reason="needs a GPU with fp8 tensor cores (run on the device)")
-def test_fp8_feed_forward_close_to_bf16_and_to_unfused_fp8():
+@pytest.mark.parametrize("device", FP8_DEVICES)
+def test_fp8_feed_forward_close_to_bf16_and_to_unfused_fp8(device):
+    """The fp8 MLP (fused GELU + row quantisation; on the CPU its reference, on a GPU the Triton
+    kernel): two e4m3 GEMMs cost ~5 % relative error against bf16, and fusing changes only which
+    values round where (the unfused path quantises the bf16-rounded GELU)."""
     from diffusers.models.attention import FeedForward
 
     from gen3c.models.speed import Fp8FeedForward
 
     torch.manual_seed(0)
-    ff = FeedForward(256, mult=4, activation_fn="gelu", bias=False).cuda().to(torch.bfloat16).eval()
-    x = torch.randn(3, 100, 256, device="cuda", dtype=torch.bfloat16)
+    ff = FeedForward(256, mult=4, activation_fn="gelu", bias=False).to(device=device, dtype=torch.bfloat16).eval()
+    x = torch.randn(3, 100, 256, device=device, dtype=torch.bfloat16)
     with torch.no_grad():
         ref = ff(x).float()
-        fused = Fp8FeedForward(ff.net[0].proj, ff.net[2])(x).float()
+        fused = Fp8FeedForward(ff.net[0].proj, ff.net[2])(x)
         unfused = Fp8Linear(ff.net[2])(torch.nn.functional.gelu(Fp8Linear(ff.net[0].proj)(x))).float()
-    assert fused.shape == ref.shape
-    assert ((fused - ref).norm() / ref.norm()).item() < 0.05
-    assert ((fused - unfused).norm() / unfused.norm()).item() < 0.02
+    assert fused.dtype == torch.bfloat16 and fused.shape == ref.shape
+    assert ((fused.float() - ref).norm() / ref.norm()).item() < 0.08
+    assert ((fused.float() - unfused).norm() / unfused.norm()).item() < 0.03
+
+
+def test_use_fp8_matmuls_fuses_each_blocks_mlp(monkeypatch):
+    """Every block's MLP becomes one Fp8FeedForward and every other block linear an Fp8Linear,
+    and the DiT still computes what it did up to fp8 rounding (the capability check is bypassed:
+    _scaled_mm also runs on the CPU)."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models import speed
+
+    monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
+    # widths in multiples of 16, as _scaled_mm needs (hidden 32, AdaLN-LoRA 16, MLP 64)
+    torch.manual_seed(0)
+    model = CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, "attention_head_dim": 16, "adaln_lora_dim": 16})
+    model = model.to(torch.bfloat16).eval()
+    kw = dit_inputs("cpu", torch.bfloat16)
+    with torch.no_grad():
+        ref = model(**kw)[0].float()
+        linears = sum(isinstance(m, torch.nn.Linear) for b in model.transformer_blocks for m in b.modules())
+        assert speed.use_fp8_matmuls(model) == linears
+        out = model(**kw)[0].float()
+    for block in model.transformer_blocks:
+        assert isinstance(block.ff, speed.Fp8FeedForward)
+        assert not any(isinstance(m, torch.nn.Linear) for m in block.modules())
+    assert 0 < ((out - ref).norm() / ref.norm()).item() < 0.1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")
@@ -100,16 +145,7 @@ def test_regional_compile_matches_eager():
     from gen3c.models.speed import compile_blocks
 
     model = tiny_transformer("cuda", torch.bfloat16)
-    T, h, w = 3, 4, 6
-    kw = dict(
-        hidden_states=torch.randn(1, 16, T, h, w, device="cuda", dtype=torch.bfloat16),
-        timestep=torch.tensor([0.5], device="cuda", dtype=torch.bfloat16),
-        encoder_hidden_states=torch.randn(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"], device="cuda", dtype=torch.bfloat16),
-        fps=24,
-        condition_mask=torch.randn(1, configs.TRANSFORMER_TINY["in_channels"] - 16, T, h, w, device="cuda", dtype=torch.bfloat16),
-        padding_mask=torch.zeros(1, 1, h * 8, w * 8, device="cuda", dtype=torch.bfloat16),
-        return_dict=False,
-    )
+    kw = dit_inputs("cuda", torch.bfloat16)
     with torch.no_grad():
         ref = model(**kw)[0].float()
         compile_blocks(model)
