@@ -285,6 +285,10 @@ def test_cache_list_and_remove(hub, official, tmp_path):
     items = {item.name: item for item in weights.cached_items(**kwargs)}
     assert set(items) == {"Gen3C-Cosmos-7B-v1", DIT, TOKENIZER, T5}
     assert items[DIT].size == len(official[1][DIT]["model.pt"]) and "prompt cache" in items["Gen3C-Cosmos-7B-v1"].detail
+    assert "unfinished" not in items[DIT].detail
+    (items[DIT].path / "blobs" / "0123abcd.incomplete").write_bytes(b"x" * 3000)  # as an interrupted fetch leaves it
+    listed = {item.name: item for item in weights.cached_items(**kwargs)}[DIT]
+    assert listed.size == items[DIT].size + 3000 and "3.0 kB of unfinished downloads" in listed.detail
 
     removed = weights.remove_cached([T5], **kwargs)  # the prompt cache is made: T5 can go
     assert [item.name for item in removed] == [T5] and not items[T5].path.exists()

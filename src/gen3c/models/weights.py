@@ -754,7 +754,13 @@ def cached_items(
         folder = hub_cache / f"models--{repo.repo_id.replace('/', '--')}"
         if folder.is_dir():
             revisions = sorted(p.name[:7] for p in (folder / "snapshots").glob("*")) if (folder / "snapshots").is_dir() else []
-            items.append(CachedItem(repo.repo_id, "download", folder, _folder_bytes(folder), "revisions " + ", ".join(revisions)))
+            detail = "revisions " + ", ".join(revisions)
+            # huggingface_hub keeps an interrupted file as blobs/<hash>.incomplete to resume it.
+            unfinished = sorted((folder / "blobs").glob("*.incomplete"))
+            if unfinished:
+                size = format_bytes(sum(p.stat().st_size for p in unfinished))
+                detail += f"; {size} of unfinished downloads (the next fetch resumes them; `gen3c cache remove` frees them)"
+            items.append(CachedItem(repo.repo_id, "download", folder, _folder_bytes(folder), detail))
     return items
 
 
