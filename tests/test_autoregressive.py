@@ -183,7 +183,7 @@ def test_outputs_stream_and_vanish_on_error(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Depth alignment (spec §6)
+# Depth alignment (GEN3C's gen3c_single_image.py)
 # --------------------------------------------------------------------------------------------
 
 
@@ -242,7 +242,7 @@ def test_generated_frame_joins_the_cache_with_aligned_depth():
 
 
 # --------------------------------------------------------------------------------------------
-# Multi-view buffer selection (spec §4)
+# Multi-view buffer selection (GEN3C's cache_3d.py)
 # --------------------------------------------------------------------------------------------
 
 

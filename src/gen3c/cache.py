@@ -1,6 +1,6 @@
 """The 3D cache: source views lifted to coloured point clouds and rendered into new cameras.
 
-Pure PyTorch (CPU and CUDA). The functions follow GEN3C (spec §2–§4):
+Pure PyTorch (CPU and CUDA). The functions follow GEN3C (``cache_3d.py``, ``forward_warp_utils_pytorch.py``):
 
 - :func:`reliable_depth_mask` — the depth-edge filter that drops "rubber sheet" points.
 - :func:`forward_warp` — bilinear forward splatting with GEN3C's soft depth weights (default)
@@ -26,7 +26,7 @@ from torch import Tensor
 from gen3c.cameras import Cameras, unproject_depth
 
 SPLAT_MODES = ("bilinear", "zbuffer")
-# GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (spec §2.3).
+# GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (``cache_3d.py``).
 CACHE_MAX_DEPTH = 100.0
 # Sharpness of the soft z-buffer: weights are divided by exp(50 · log(1+z) / max log(1+z)).
 DEPTH_WEIGHT_SHARPNESS = 50.0
@@ -39,7 +39,7 @@ DEPTH_WEIGHT_SHARPNESS = 50.0
 
 def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5) -> Tensor:
     """Pixels whose depth is locally smooth: ``(max − min) / mean < threshold`` over a
-    ``window × window`` neighbourhood, and ``depth > 0`` (spec §2.4).
+    ``window × window`` neighbourhood, and ``depth > 0`` (GEN3C's ``--filter_points_threshold``).
 
     Args:
         depth: (*B, H, W) z-depth.
@@ -509,12 +509,12 @@ class BufferRenders:
 
 
 class Cache3D:
-    """Up to ``max_buffers`` source views as point clouds, newest first (spec §4).
+    """Up to ``max_buffers`` source views as point clouds, newest first (GEN3C's ``cache_3d.py``).
 
     Args:
         max_buffers: GEN3C keeps 2. When full, a new view replaces buffer 0.
-        filter_points_threshold: edge-filter threshold (spec §2.4); 0 disables the filter.
-        foreground_masking: hide points seen through depth-edge cracks (spec §2.5).
+        filter_points_threshold: edge-filter threshold (GEN3C's ``--filter_points_threshold``); 0 disables the filter.
+        foreground_masking: hide points seen through depth-edge cracks (GEN3C's ``--foreground_masking``).
         splat: "bilinear" (GEN3C) or "zbuffer".
     """
 
@@ -703,7 +703,7 @@ class Cache3D:
 
 class SelectingCache3D(Cache3D):
     """Many source views (e.g. multi-view key frames); every render uses only the ``select``
-    views that see most of the target cameras — GEN3C's ``Cache3D_BufferSelector`` (spec §4).
+    views that see most of the target cameras — GEN3C's ``Cache3D_BufferSelector`` (``cache_3d.py``).
 
     For a render (one chunk of target cameras) each view's validity mask is rendered into all of
     them and summed; the ``select`` views with the largest sums fill the buffers, best first.

@@ -198,7 +198,7 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
 
 
 def gen3c_look_at(position: Tensor, target: Tensor) -> Tensor:
-    """GEN3C's look-at offset matrix A (spec §5), reproduced exactly.
+    """GEN3C's look-at offset matrix A (``camera_utils.py``), reproduced exactly.
 
     ``f = normalise(target − p)``, ``r = normalise((0, 1, 0) × f)``, ``u = f × r``; the rotation
     rows are r, u, f and the translation column is ``−p`` — *not* ``−R p``. Under rotation this

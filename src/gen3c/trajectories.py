@@ -1,6 +1,6 @@
 """Camera trajectories: GEN3C's presets as pure functions from parameters to camera stacks.
 
-The presets follow GEN3C exactly (spec §5): per-frame offsets pᵢ with divisor n (not n − 1),
+The presets follow GEN3C's ``camera_utils.py`` exactly: per-frame offsets pᵢ with divisor n (not n − 1),
 a fixed look-at point L = (0, 0, c) with centre depth c = 1, GEN3C's look-at matrix (translation
 column −pᵢ) and ``w2cᵢ = Aᵢ · W₀``. In video mode W₀ is the source camera of frame i.
 
@@ -39,7 +39,7 @@ def check_preset(trajectory: str, camera_rotation: str) -> None:
 
 
 def preset_offsets(trajectory: str, num_frames: int, distance: float, center_depth: float = GEN3C_CENTER_DEPTH) -> Tensor:
-    """Per-frame camera offsets pᵢ of a preset (spec §5).
+    """Per-frame camera offsets pᵢ of a preset (GEN3C's ``camera_utils.py``).
 
     Args:
         trajectory: one of :data:`PRESETS`.

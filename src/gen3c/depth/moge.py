@@ -1,6 +1,6 @@
 """MoGe v1 — GEN3C's depth estimator — and GEN3C's post-processing of its output.
 
-GEN3C (spec §2) resizes the input image plainly to 720×1280, runs MoGe v1
+GEN3C (``gen3c_single_image.py``) resizes the input image plainly to 720×1280, runs MoGe v1
 (``Ruicheng/moge-vitl``, file ``model.pt``) with its default settings, and keeps the depth, the
 normalised intrinsics and the validity mask. :func:`gen3c_moge_postprocess` then fills invalid
 pixels with depth 1000, scales the intrinsics to pixels and to the working size, resizes the
@@ -68,7 +68,7 @@ def gen3c_moge_postprocess(
     mask: Tensor,
     size: tuple[int, int] = GEN3C_WORKING_SIZE,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """GEN3C's treatment of MoGe's output (spec §2, step 2).
+    """GEN3C's treatment of MoGe's output (``gen3c_single_image.py``).
 
     Args:
         depth: (h, w) MoGe depth at its input resolution (720×1280 in GEN3C); may hold inf/NaN.

@@ -23,7 +23,7 @@ from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.images import RESIZE_MODES, resize_image
 
-# GEN3C reads video at 720×1280 and centre-crops it to its working size 704×1280 (spec §7).
+# GEN3C reads video at 720×1280 and centre-crops it to its working size 704×1280 (``gen3c_dynamic.py``).
 GEN3C_READ_SIZE = (720, 1280)
 GEN3C_WORK_SIZE = (704, 1280)
 

@@ -1,4 +1,4 @@
-"""GEN3C's video sample layout (what its ``--input_image_path .../batch_0000`` reads, spec §7).
+"""GEN3C's video sample layout (what its ``--input_image_path .../batch_0000`` reads: ``data_loader_utils.py``).
 
 A sample directory holds::
 

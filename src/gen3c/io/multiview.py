@@ -1,4 +1,4 @@
-"""GEN3C's multi-view input: key views with depth and cameras, plus the path to render (spec §7).
+"""GEN3C's multi-view input: key views with depth and cameras, plus the path to render (``gen3c_multiview.py --npz_path``).
 
 One ``.npz`` (GEN3C's ``gen3c_multiview.py --npz_path``) with::
 

@@ -1,4 +1,4 @@
-"""ViPE result directories (``vipe infer VIDEO --output DIR``), read as GEN3C reads them (spec §7).
+"""ViPE result directories (``vipe infer VIDEO --output DIR``), read as GEN3C's ``vipe_utils.py`` reads them.
 
 Layout, one entry per clip ``<clip>``::
 

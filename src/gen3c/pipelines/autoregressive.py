@@ -1,4 +1,4 @@
-"""Long videos in chunks (GEN3C's autoregression, spec §6) and the cache each chunk renders.
+"""Long videos in chunks (GEN3C's autoregression in ``gen3c_single_image.py``) and the cache each chunk renders.
 
 A video of ``120·N + 1`` frames is made in N chunks of 121: chunk k+1 starts at frame 120·k,
 the last frame of chunk k, and is conditioned on it; the output is chunk 0 followed by every
@@ -141,7 +141,7 @@ class FixedCache(_Unchanging):
 
 
 class GrowingCache:
-    """A static cache that takes each chunk's conditioning frame as a new buffer (spec §6).
+    """A static cache that takes each chunk's conditioning frame as a new buffer (GEN3C's ``gen3c_single_image.py``).
 
     Before chunk k+1 the last generated frame is lifted into the cache at its camera: its depth
     is the ``depth_estimator``'s estimate (when given; e.g. MoGe, as GEN3C) or else the cache's
@@ -210,7 +210,7 @@ class GrowingCache:
 
 
 class VideoCache(_Unchanging):
-    """A 4D cache of a video: target frame t renders source frame t (spec §7).
+    """A 4D cache of a video: target frame t renders source frame t (GEN3C's ``gen3c_dynamic.py``).
 
     Each chunk lifts only its own source frames, so the cache of a long video costs one chunk's
     points; target frames past the end of the source render its last frame.
@@ -281,7 +281,7 @@ def align_depth_to_reference(
     progress: Callable[[int], None] | None = None,
 ) -> Tensor:
     """Align an estimated depth map to a reference depth (GEN3C's alignment of re-estimated depth
-    to the cache's render, spec §6).
+    to the cache's render, as GEN3C's ``gen3c_single_image.py`` does).
 
     1. Affine fit in inverse depth: ``1/aligned = a · (1/estimated) + b``, least squares over the
        pixels whose inverse depth lies strictly between the ``quantiles`` (10 %–90 %) in both maps.

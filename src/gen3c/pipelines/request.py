@@ -437,7 +437,7 @@ def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, in
 
 def video_cameras(request: GenerationRequest, frames) -> Cameras:
     """The request's trajectory for video input: its camera file (poses in the video's world
-    frame), or its preset applied per frame to the source cameras, ``w2cᵢ = Aᵢ · Wᵢ`` (spec §5);
+    frame), or its preset applied per frame to the source cameras, ``w2cᵢ = Aᵢ · Wᵢ`` (GEN3C's ``gen3c_dynamic.py``);
     target frames past the end of the source video keep its last camera."""
     T = request.num_video_frames
     H, W = frames.size
