@@ -103,6 +103,27 @@ def test_interrupted_request_resumes_with_buffers_and_point_cloud(box_scene, tmp
     assert not partial_dir(tmp_path / "b", "output").exists()
 
 
+
+def test_interrupt_right_after_a_chunk_is_renamed_into_place_keeps_it(box_scene, tmp_path, monkeypatch):
+    """Ctrl-C can arrive between the rename that finishes a chunk and the count of it: the chunk
+    on disk is kept and named, not removed as if nothing had finished."""
+    import gen3c.pipelines.resume as resume
+
+    real_replace = resume.os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        if Path(dst).name == "chunk_0000":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume.os, "replace", replace_then_interrupt)
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt, match=r"1 of 3 chunks are kept"):
+        run_request(request)
+    monkeypatch.undo()
+    assert [p.name for p in partial_dir(tmp_path, "output").glob("chunk_*")] == ["chunk_0000"]
+    assert len(run_request(request, resume=True).result.chunks) == 3
+
 def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_path):
     request = box_request(box_scene, tmp_path)
     with pytest.raises(KeyboardInterrupt):

@@ -89,7 +89,7 @@ def user_errors(func: Callable) -> Callable:
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
-            console.print(f"[bold red]interrupted[/]: {exc or 'no partial output was kept'}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]interrupted[/]: {str(exc) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=130) from None
 
     return wrapper

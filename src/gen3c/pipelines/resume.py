@@ -162,6 +162,12 @@ class PartialRun:
             arrays[key] = np.stack([f[..., ::-1] for f in frames])
         return arrays
 
+    def recount(self) -> int:
+        """Set ``finished`` from the chunk folders on disk and return it: an interrupt can land
+        between a chunk's rename into place and :meth:`finish_chunk` counting it."""
+        self.finished = min(_finished_chunks(self.path), self.num_chunks) if self.path.is_dir() else 0
+        return self.finished
+
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
