@@ -4,12 +4,13 @@ files, request building and the one-job-at-a-time runner."""
 import dataclasses
 import json
 import threading
+import warnings
 
 import pytest
 import torch
 
 from gen3c.cameras import invert_pose, look_at, rotation_angle_degrees
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, collect_notes, note
 from gen3c.gui.state import (
     MAX_UPLOAD_BYTES,
     GuiState,
@@ -336,6 +337,53 @@ def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monk
     with pytest.raises(Gen3cInputError, match="not an image"):
         state.load_files(str(tmp_path), "")
 
+
+
+def test_notes_are_collected_per_thread():
+    """collect_notes takes this thread's notes (once each, in order); outside it, and in other
+    threads meanwhile, a note is a UserWarning the CLI prints."""
+    with pytest.warns(UserWarning, match="^outside$"):
+        note("outside")
+    others = []
+
+    def elsewhere():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            note("from another thread")
+        others.extend(str(w.message) for w in caught)
+
+    with collect_notes() as outer:
+        note("a")
+        with collect_notes() as inner:
+            note("b")
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        note("c")
+        note("a")
+    assert outer == ["a", "c"] and inner == ["b"] and others == ["from another thread"]
+
+
+def test_a_generation_s_notes_stay_out_of_an_input_s(tmp_path, box_scene, monkeypatch):
+    """Reading an input while another thread (a running generation) notes something: the
+    input's notes are its own, and the other note is still told."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import gen3c.gui.state as gui_state
+
+    real_read_input = gui_state.read_input
+
+    def read_input_while_a_job_notes(request, kind):
+        job = threading.Thread(target=note, args=("--max_gpu_memory 24: memory mode 'resident'",))
+        job.start()
+        job.join()
+        return real_read_input(request, kind)
+
+    monkeypatch.setattr(gui_state, "read_input", read_input_while_a_job_notes)
+    image_path, _, _, _ = box_scene
+    state = GuiState(tmp_path, GenerationRequest(resolution="48x80", num_video_frames=5))
+    with pytest.warns(UserWarning, match="memory mode"):
+        state.load_files(str(image_path), "", fov=60.0)
+    assert len(state.notes) == 1 and "geometric prior" in state.notes[0]
 
 @pytest.fixture(scope="module")
 def video_inputs(tmp_path_factory):

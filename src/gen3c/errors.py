@@ -1,12 +1,22 @@
-"""Error types for mistakes a user can make.
+"""Error types for mistakes a user can make, and notes for what a user may want to know.
 
 Every error a user can cause (a missing file, a malformed camera file, an impossible frame
 count) is raised as a :class:`Gen3cInputError` subclass with a one-line message that names the
 input, what is wrong with it and how to fix it. The CLI prints the message and exits with
 code 2; internal bugs raise ordinary exceptions.
+
+What is not an error but changes the result (a depth map resized, a camera assumed, a kernel
+unavailable) is a :func:`note`: a ``UserWarning`` (the CLI prints it as "note:"), or collected
+by :func:`collect_notes` where a caller shows notes itself (the GUI beside the input they
+concern).
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+import warnings
+from collections.abc import Iterator
 
 
 class Gen3cInputError(ValueError):
@@ -28,3 +38,32 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     what a one-line user error quotes of a library's (often multi-line) exception."""
     lines = str(exc).strip().splitlines()
     return lines[0][:limit] if lines else type(exc).__name__
+
+
+# Per thread (and per asyncio task): a new thread starts with no collector, so notes of a
+# generation running in another thread never land among those of an input being read here.
+_NOTE_SINK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("gen3c_note_sink", default=None)
+
+
+def note(message: str, stacklevel: int = 1) -> None:
+    """Tell the user ``message``: appended to the innermost :func:`collect_notes` of this thread,
+    else warned as a ``UserWarning`` attributed ``stacklevel`` frames above the caller (as
+    :func:`warnings.warn` counts them from the caller)."""
+    sink = _NOTE_SINK.get()
+    if sink is not None:
+        sink.append(message)
+    else:
+        warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+
+
+@contextlib.contextmanager
+def collect_notes() -> Iterator[list[str]]:
+    """Collect the :func:`note` calls made in this thread inside the block (in order, each once)
+    into the list it yields, instead of warning them; other threads' notes are unaffected."""
+    notes: list[str] = []
+    token = _NOTE_SINK.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTE_SINK.reset(token)
+        notes[:] = list(dict.fromkeys(notes))

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -40,7 +39,7 @@ from torch import Tensor, nn
 
 from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, image_to_uint8, resize_mask
 from gen3c.depth.hub import hub_file
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cModelError, note
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
@@ -560,7 +559,7 @@ class MoGeV1Config:
             config.setdefault("num_tokens_range", [int(lo) // _MOGE_PATCH**2, int(hi) // _MOGE_PATCH**2])
         unknown = sorted(set(config) - known - _LEGACY_KEYS)
         if unknown:
-            warnings.warn(f"MoGe model_config keys ignored: {unknown}", stacklevel=3)
+            note(f"MoGe model_config keys ignored: {unknown}", stacklevel=3)
         cfg = cls(**{k: v for k, v in config.items() if k in known})
         if cfg.remap_output not in ("linear", "sinh", "exp", "sinh_exp", False):
             raise Gen3cModelError(f"MoGe checkpoint has remap_output={cfg.remap_output!r}, which MoGe v1 does not define")

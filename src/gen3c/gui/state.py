@@ -24,7 +24,6 @@ import json
 import re
 import shutil
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import Cameras, invert_pose, opencv_to_opengl, opengl_to_opencv, validate_poses
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
     MAX_CAMERA_FILE_BYTES,
@@ -339,12 +338,11 @@ class GuiState:
 
     @staticmethod
     def _read(request: GenerationRequest, kind: str) -> tuple[SceneInput, list[str]]:
-        """:func:`read_input`, with the notes the library gives (the CLI prints them as "note:")."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
+        """:func:`read_input`, with the notes the library gives (the CLI prints them as "note:");
+        only this thread's, so a generation running meanwhile keeps its own."""
+        with collect_notes() as notes:
             data = read_input(request, kind)
-        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-        return data, list(dict.fromkeys(notes))
+        return data, notes
 
     def _prepare_sample(self) -> SourceView:
         from gen3c.io.images import parse_resolution

@@ -6,7 +6,6 @@ Depth is z-depth in any consistent unit. Object arrays are never unpickled.
 from __future__ import annotations
 
 import os
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -78,7 +77,7 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
             raise Gen3cInputError(f"{name} {str(p)!r} is a {im.mode} PNG: depth PNGs must be single-channel 16-bit")
         if im.mode == "L":
-            warnings.warn(f"{name} {p} is an 8-bit PNG: depth precision is only 256 levels", stacklevel=3)
+            note(f"{name} {p} is an 8-bit PNG: depth precision is only 256 levels", stacklevel=3)
         return np.asarray(im, dtype=np.float32)
 
 
@@ -151,7 +150,7 @@ def fill_invalid_depth(
     if num_holes:
         notes.append(f"{_pixels(num_holes, depth)} of {'NaN/inf/≤ 0' if mask_invalid else '≤ 0'} depth are left out of the cache")
     if notes:
-        warnings.warn(f"{name}: {'; '.join(notes)}", stacklevel=2)
+        note(f"{name}: {'; '.join(notes)}", stacklevel=2)
     return depth, valid
 
 

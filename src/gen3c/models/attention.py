@@ -38,6 +38,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from gen3c.errors import note
+
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
 #: The self-attention kernels gen3c selects between (plus "auto").
@@ -331,9 +333,9 @@ def set_attention_kernel(transformer: nn.Module, requested: str = "auto", device
         device = next(transformer.parameters()).device
     # The dtype it computes in (its weights may be stored in float8).
     dtype = getattr(transformer, "_gen3c_compute_dtype", None) or next(transformer.parameters()).dtype
-    kernel, note = resolve_kernel(requested, device, transformer.config.attention_head_dim, dtype)
-    if note is not None:
-        warnings.warn(note, stacklevel=2)
+    kernel, fallback = resolve_kernel(requested, device, transformer.config.attention_head_dim, dtype)
+    if fallback is not None:
+        note(fallback, stacklevel=2)
     function = _KERNEL_FUNCTIONS[kernel]
     for block in transformer.transformer_blocks:
         for attn in (block.attn1, block.attn2):

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note
 
 #: Step-cache kinds → (what the number after ':' is, its default).
 STEP_CACHE_KINDS: dict[str, tuple[str, float]] = {
@@ -220,7 +219,7 @@ class StepCache:
             where = None
             if self.ratio_store is not None:
                 where = self.ratio_store.save(calibration.sampler, calibration.num_steps, ratios, calibration.ratios)
-            warnings.warn(
+            note(
                 f"--step_cache magcache: this run computed every step to measure the model's magnitude ratios "
                 f"({calibration.sampler}, {calibration.num_steps} steps){f'; stored in {where}' if where else ''}; "
                 "the next runs skip steps",

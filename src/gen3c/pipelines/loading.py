@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note
 from gen3c.models import configs
 from gen3c.models.context_parallel import check_token_split, enable_context_parallel
 from gen3c.models.memory import LOW_MEMORY, ModelSize, choose_memory_plan, memory_plan
@@ -265,7 +264,7 @@ def load_generator(
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, *configs.RESOLUTION)
         label, plan, peak = choose_memory_plan(max_gpu_memory, size)
-        warnings.warn(f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB)", stacklevel=2)
+        note(f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB)", stacklevel=2)
     if lora is not None:
         if plan.fp8:
             raise Gen3cInputError(

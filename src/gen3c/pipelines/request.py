@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gen3c.cameras import Cameras, intrinsics_from_fov
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 from gen3c.pipelines.autoregressive import (
     GEN3C_CHUNK_FRAMES,
     CachePlan,
@@ -242,7 +241,6 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
     receives every pixel with depth > 0, as GEN3C's does: pixels the estimator marks invalid
     (sky) stay in at their far fill depth.
     """
-    import warnings
 
     from gen3c.depth import GeometricPriorEstimator, cached_depth_estimator, prior_notice
     from gen3c.errors import Gen3cModelError
@@ -253,7 +251,7 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
     except Gen3cModelError as exc:
         if request.generator != "preview":
             raise
-        warnings.warn(prior_notice(str(exc)), stacklevel=2)
+        note(prior_notice(str(exc)), stacklevel=2)
         estimator = GeometricPriorEstimator()
     unit = (image + 1) / 2
     if request.resize_mode == "stretch":
@@ -272,7 +270,6 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
 
 def _estimated_camera(request: GenerationRequest, image: torch.Tensor) -> torch.Tensor:
     """Intrinsics for user depth given without --intrinsics / --fov: the depth estimator's camera."""
-    import warnings
 
     from gen3c.depth import cached_depth_estimator
     from gen3c.errors import Gen3cModelError
@@ -285,7 +282,7 @@ def _estimated_camera(request: GenerationRequest, image: torch.Tensor) -> torch.
         ) from None
     fov = 2 * math.degrees(math.atan(0.5 * image.shape[-1] / float(estimate.intrinsics[0, 0])))
     how = "a default" if estimate.intrinsics_from == "default" else "the estimated"
-    warnings.warn(f"no --intrinsics / --fov: using {how} camera from {estimate.source} ({fov:.1f}° horizontal)", stacklevel=3)
+    note(f"no --intrinsics / --fov: using {how} camera from {estimate.source} ({fov:.1f}° horizontal)", stacklevel=3)
     return estimate.intrinsics
 
 
@@ -560,7 +557,7 @@ def run_request(
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
     elif resume:
-        warnings.warn(f"--resume: a run of one chunk has nothing to resume; making all {T} frames", stacklevel=2)
+        note(f"--resume: a run of one chunk has nothing to resume; making all {T} frames", stacklevel=2)
     try:
         # 2. Read the input: cache plan, cameras, first frame
         scene = load_scene(request, source)

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import write_text_atomic
 
 FORMAT = 1
@@ -96,7 +95,7 @@ class PartialRun:
             _remove_stale_outputs(Path(folder), name)
             return cls(path, min(finished, len(chunks)), len(chunks))
         if resume:
-            warnings.warn(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
+            note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
         write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=str))
         return cls(path, 0, len(chunks))
