@@ -131,6 +131,26 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
         check_num_frames(20, gen)
 
 
+
+def test_every_chunk_is_splatted_where_the_generator_asks():
+    """A generator's ``render_device`` (the gen3c generator's GPU) is where each chunk's buffers
+    are splatted; the renders come back where the cache is."""
+    calls = []
+
+    class RecordingCache(Cache3D):
+        def render(self, cameras, *args, device=None, **kwargs):
+            out = super().render(cameras, *args, device=device, **kwargs)
+            calls.append((len(cameras), device, out.colors.device.type))
+            return out
+
+    image, depth = plane_view()
+    cache = RecordingCache()
+    cache.add_view(image, depth, K, torch.eye(4))
+    gen = Recorder(9)
+    gen.render_device = torch.device("cpu")
+    generate_video(cache, slide(17), gen, first_frame=image)
+    assert [c for c in calls if c[0] == 9] == [(9, torch.device("cpu"), "cpu")] * 2
+
 def test_preview_runs_chunked_for_120n_plus_1_or_when_asked():
     gen = PreviewGenerator()
     assert resolve_chunk_frames(241, gen) == 121

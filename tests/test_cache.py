@@ -11,6 +11,7 @@ import torch
 from gen3c.cache import (
     DEPTH_WEIGHT_SHARPNESS,
     Cache3D,
+    SelectingCache3D,
     foreground_curtain_depth,
     forward_warp,
     reliable_depth_mask,
@@ -161,14 +162,54 @@ def test_cuda_render_matches_the_cpu_render(foreground_masking):
         cache = Cache3D(foreground_masking=foreground_masking)
         cache.add_view(gt.rgb[0].to(dev), gt.depth[0].to(dev), src.K[0].to(dev), src.w2c[0].to(dev))
         outs[dev] = (cache.render(cams), cache.render(cams, depth=False))
-    (cpu, cpu_lean), (gpu, gpu_lean) = outs["cpu"], outs["cuda"]
-    # Scatter order differs between devices: colours agree to float rounding; a mask may flip
-    # only where a weight sits at the float32 limit (none in this scene).
-    torch.testing.assert_close(gpu.masks.cpu(), cpu.masks, atol=0, rtol=0)
-    torch.testing.assert_close(gpu.colors.cpu(), cpu.colors, atol=1e-4, rtol=0)
-    torch.testing.assert_close(gpu.depths.cpu(), cpu.depths, atol=1e-4, rtol=1e-5)
-    torch.testing.assert_close(gpu_lean.colors.cpu(), cpu_lean.colors, atol=1e-4, rtol=0)
-    assert gpu_lean.depths is None
+    # A cache on the CPU splatted on the GPU (what the gen3c generator does): renders on the CPU.
+    cache = Cache3D(foreground_masking=foreground_masking)
+    cache.add_view(gt.rgb[0], gt.depth[0], src.K[0], src.w2c[0])
+    outs["cpu→cuda"] = (cache.render(cams, device="cuda"), cache.render(cams, depth=False, device="cuda"))
+    cpu, cpu_lean = outs["cpu"]
+    for name in ("cuda", "cpu→cuda"):
+        gpu, gpu_lean = outs[name]
+        assert gpu.colors.device.type == ("cuda" if name == "cuda" else "cpu"), name
+        # Scatter order differs between devices: colours agree to float rounding; a mask may flip
+        # only where a weight sits at the float32 limit (none in this scene).
+        torch.testing.assert_close(gpu.masks.cpu(), cpu.masks, atol=0, rtol=0)
+        torch.testing.assert_close(gpu.colors.cpu(), cpu.colors, atol=1e-4, rtol=0)
+        torch.testing.assert_close(gpu.depths.cpu(), cpu.depths, atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(gpu_lean.colors.cpu(), cpu_lean.colors, atol=1e-4, rtol=0)
+        assert gpu_lean.depths is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")
+def test_cuda_splat_of_a_cpu_video_cache_and_a_selecting_cache():
+    cpu, gpu = _video_and_selecting_renders("cpu"), _video_and_selecting_renders("cuda")
+    for a, b in zip(cpu, gpu, strict=True):
+        assert b.colors.device.type == "cpu" and a.views == b.views
+        torch.testing.assert_close(b.masks, a.masks, atol=0, rtol=0)
+        torch.testing.assert_close(b.colors, a.colors, atol=1e-4, rtol=0)
+
+
+def _video_and_selecting_renders(device):
+    """Renders splatted on ``device`` of a 4D (video) cache with foreground masking, and of a
+    selecting cache choosing 2 of 3 views; both caches on the CPU."""
+    H, W = 48, 80
+    src = source_camera(H, W)
+    scene = make_scene("objects", seed=0)
+    cams = preset_trajectory("left", "center_facing", 5, src.w2c[0], src.K[0], H, W)
+    frames = render(scene, cams)
+    video = Cache3D(foreground_masking=True)
+    video.add_view(frames.rgb, frames.depth, cams.K, cams.w2c)
+    selecting = SelectingCache3D(select=2)
+    for i in (0, 2, 4):
+        selecting.add_view(frames.rgb[i], frames.depth[i], cams.K[i], cams.w2c[i])
+    return video.render(cams, chunk_size=2, device=device), selecting.render(cams, chunk_size=2, device=device)
+
+
+def test_splat_device_argument_on_the_cpu_changes_nothing():
+    """``device=`` names where to splat; naming the cache's own device is the default render."""
+    plain, named = _video_and_selecting_renders(None), _video_and_selecting_renders("cpu")
+    for a, b in zip(plain, named, strict=True):
+        assert a.views == b.views and b.colors.device.type == "cpu"
+        assert torch.equal(a.colors, b.colors) and torch.equal(a.masks, b.masks) and torch.equal(a.depths, b.depths)
 
 
 def test_forward_warp_batches_views():

@@ -262,8 +262,8 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
         def __init__(self):
             self.rendered = None
 
-        def render(self, cameras, depth=True):
-            self.rendered, self.depth = cameras, depth
+        def render(self, cameras, depth=True, device="not given"):
+            self.rendered, self.depth, self.device = cameras, depth, device
             return SimpleNamespace(colors=colors, masks=masks)
 
     cache, cameras = StandInCache(), list(range(T))
@@ -271,6 +271,7 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
     ticks = []
     frames = gen.generate(cache, cameras, image, progress=ticks.append)
     assert cache.rendered is cameras and cache.depth is False  # GEN3C conditions on colour + mask only
+    assert cache.device is None and gen.render_device is None  # on a CPU the cache renders where it is
     assert frames.shape == (T, 3, H, W)
     assert len(ticks) == 4 and sum(ticks) == pytest.approx(T)
     direct = pipe(image, colors, masks, num_steps=4, guidance=0.0).frames

@@ -443,6 +443,14 @@ def foreground_curtain_mask(
 # --------------------------------------------------------------------------------------------
 
 
+def _concrete(device: torch.device | str) -> torch.device:
+    """``device`` with its index ("cuda" → "cuda:0" on the current GPU), so one device has one name."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 @dataclass
 class CacheView:
     """One source view of the cache (one buffer).
@@ -469,15 +477,16 @@ class CacheView:
     def num_frames(self) -> int:
         return self.points.shape[0]
 
-    def planar(self) -> tuple[Tensor, Tensor]:
+    def planar(self, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
         """Valid points (3, N) and colours (3, N) of a static view, in the layout the splatting
-        uses; computed once and kept, since every render of the view needs them."""
-        cached = self.__dict__.get("_planar")
-        if cached is None:
+        uses, on ``device`` (default: the view's own); computed once per device and kept, since
+        every render of the view needs them."""
+        device = _concrete(self.points.device if device is None else device)
+        kept = self.__dict__.setdefault("_planar", {})
+        if device not in kept:
             valid = self.valid[0]
-            cached = (self.points[0][valid].T.contiguous(), self.colors[0][valid].T.contiguous())
-            self.__dict__["_planar"] = cached
-        return cached
+            kept[device] = (self.points[0][valid].T.to(device).contiguous(), self.colors[0][valid].T.to(device).contiguous())
+        return kept[device]
 
     def frame(self, t: int) -> tuple[Tensor, Tensor, Tensor]:
         """Valid points, colours and (points grid, edge) of the frame a target frame t renders."""
@@ -603,6 +612,7 @@ class Cache3D:
         chunk_size: int = 4,
         progress: Callable[[int], None] | None = None,
         depth: bool = True,
+        device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render every buffer into every camera.
 
@@ -613,12 +623,16 @@ class Cache3D:
             progress: called with the number of frames finished after each chunk.
             depth: also render depth (the preview generator merges buffers by it); ``False``
                 returns colour and mask only, as GEN3C's renderer does, about a fifth faster.
+            device: where to splat (e.g. the GPU a generator computes on; default: where the
+                cache's points are). The renders come back on the cache's device either way,
+                ``chunk_size`` frames at a time, so a GPU holds a few frames of them, never the
+                whole video's (3.5 GB for 121 frames at 704×1280 with two buffers).
         Returns:
             :class:`BufferRenders` with NB = number of views.
         """
         if not self.views:
             raise ValueError("the cache is empty: add a view first")
-        return self.render_views(range(len(self.views)), cameras, frame_offset, chunk_size, progress, depth)
+        return self.render_views(range(len(self.views)), cameras, frame_offset, chunk_size, progress, depth, device)
 
     def render_views(
         self,
@@ -628,22 +642,30 @@ class Cache3D:
         chunk_size: int = 4,
         progress: Callable[[int], None] | None = None,
         depth: bool = True,
+        device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
         indices = tuple(indices)
         views = [self.views[i] for i in indices]
         T, H, W = len(cameras), cameras.height, cameras.width
-        device = views[0].points.device
-        colors = torch.empty(T, len(views), 3, H, W, device=device)
-        masks = torch.empty(T, len(views), 1, H, W, device=device)
-        depths = torch.empty(T, len(views), 1, H, W, device=device) if depth else None
+        home = views[0].points.device
+        device = home if device is None else _concrete(device)
+        colors = torch.empty(T, len(views), 3, H, W, device=home)
+        masks = torch.empty(T, len(views), 1, H, W, device=home)
+        depths = torch.empty(T, len(views), 1, H, W, device=home) if depth else None
         w2c_all, K_all = cameras.w2c.to(device), cameras.K.to(device)
         workspace = SplatWorkspace()
         for start in range(0, T, chunk_size):
             stop = min(T, start + chunk_size)
             for v, view in enumerate(views):
                 out = WarpResult(colors[start:stop, v], masks[start:stop, v], depths[start:stop, v] if depth else None)
-                self.render_view(view, w2c_all[start:stop], K_all[start:stop], H, W, frame_offset + start, out, workspace, depth)
+                target = out if device == home else None  # elsewhere: splat there, then copy back
+                result = self.render_view(view, w2c_all[start:stop], K_all[start:stop], H, W, frame_offset + start, target, workspace, depth)
+                if target is None:
+                    out.color.copy_(result.color)
+                    out.mask.copy_(result.mask)
+                    if depth:
+                        out.depth.copy_(result.depth)
             if progress is not None:
                 progress(stop - start)
         return BufferRenders(colors=colors, masks=masks, depths=depths, views=indices)
@@ -660,28 +682,31 @@ class Cache3D:
         workspace: SplatWorkspace | None = None,
         depth: bool = True,
     ) -> WarpResult:
-        """Render one view into B cameras (B, 4, 4) / (B, 3, 3); see :meth:`render`. ``out``,
-        ``workspace`` and ``depth`` as in :func:`warp_planar`."""
+        """Render one view into B cameras (B, 4, 4) / (B, 3, 3) on their device (where the view's
+        points are taken to); see :meth:`render`. ``out``, ``workspace`` and ``depth`` as in
+        :func:`warp_planar`."""
         B = w2c.shape[0]
+        device = w2c.device
         workspace = workspace or SplatWorkspace()
         with_depth = depth or self.foreground_masking  # the curtain test needs the rendered depth
         if out is None:
-            out = WarpResult(*(torch.empty(B, c, height, width, device=w2c.device) for c in (3, 1, 1)))
+            out = WarpResult(*(torch.empty(B, c, height, width, device=device) for c in (3, 1, 1)))
         if with_depth and out.depth is None:
-            out = WarpResult(out.color, out.mask, torch.empty(B, 1, height, width, device=w2c.device))
+            out = WarpResult(out.color, out.mask, torch.empty(B, 1, height, width, device=device))
         if view.num_frames == 1:
-            warp_planar([view.planar()], w2c, K, height, width, self.splat, out=out, workspace=workspace, depth=with_depth)
+            warp_planar([view.planar(device)], w2c, K, height, width, self.splat, out=out, workspace=workspace, depth=with_depth)
             frames = [0] * B
         else:
             frames = [min(first_frame + b, view.num_frames - 1) for b in range(B)]
             for b, f in enumerate(frames):
-                cloud = (view.points[f][view.valid[f]].T.contiguous(), view.colors[f][view.valid[f]].T.contiguous())
+                valid = view.valid[f]
+                cloud = (view.points[f][valid].T.to(device).contiguous(), view.colors[f][valid].T.to(device).contiguous())
                 out_b = WarpResult(out.color[b : b + 1], out.mask[b : b + 1], out.depth[b : b + 1] if with_depth else None)
                 warp_planar([cloud], w2c[b : b + 1], K[b : b + 1], height, width, self.splat, out=out_b, workspace=workspace, depth=with_depth)
         if self.foreground_masking:
             for b, f in enumerate(frames):
                 keep = foreground_curtain_mask(
-                    out.depth[b, 0], view.points[f], view.edge[f], w2c[b], K[b], self.foreground_tolerance
+                    out.depth[b, 0], view.points[f].to(device), view.edge[f].to(device), w2c[b], K[b], self.foreground_tolerance
                 )
                 out.mask[b, 0] *= keep
                 out.color[b] = torch.where(keep, out.color[b], torch.full_like(out.color[b], -1.0))
@@ -728,10 +753,14 @@ class SelectingCache3D(Cache3D):
         self.views.append(self.views.pop(0))
         return view
 
-    def overlap_scores(self, cameras: Cameras, frame_offset: int = 0, chunk_size: int = 4) -> Tensor:
-        """(N,) number of target pixels each view covers, summed over ``cameras``."""
+    def overlap_scores(
+        self, cameras: Cameras, frame_offset: int = 0, chunk_size: int = 4, device: torch.device | str | None = None
+    ) -> Tensor:
+        """(N,) number of target pixels each view covers, summed over ``cameras`` (splatted on
+        ``device``, default the cache's)."""
         scores = torch.zeros(len(self.views), dtype=torch.float64)
-        w2c_all, K_all = cameras.w2c.to(self.views[0].points.device), cameras.K.to(self.views[0].points.device)
+        device = self.views[0].points.device if device is None else _concrete(device)
+        w2c_all, K_all = cameras.w2c.to(device), cameras.K.to(device)
         for start in range(0, len(cameras), chunk_size):
             stop = min(len(cameras), start + chunk_size)
             for v, view in enumerate(self.views):
@@ -748,15 +777,16 @@ class SelectingCache3D(Cache3D):
         chunk_size: int = 4,
         progress: Callable[[int], None] | None = None,
         depth: bool = True,
+        device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the ``select`` best views into ``cameras`` (class docstring)."""
         if not self.views:
             raise ValueError("the cache is empty: add a view first")
         chosen = tuple(range(len(self.views)))
         if len(self.views) > self.select:
-            scores = self.overlap_scores(cameras, frame_offset, chunk_size)
+            scores = self.overlap_scores(cameras, frame_offset, chunk_size, device)
             chosen = tuple(int(i) for i in torch.sort(scores, descending=True, stable=True).indices[: self.select])
-        out = self.render_views(chosen, cameras, frame_offset, chunk_size, progress, depth)
+        out = self.render_views(chosen, cameras, frame_offset, chunk_size, progress, depth, device)
         if self.near_full_threshold is not None and out.num_buffers > 1:
             keep_only_first_full(out, self.near_full_threshold)
         return out

@@ -50,7 +50,9 @@ MAX_FRAMES = 100_000
 
 class VideoGenerator(Protocol):
     """``name`` labels progress; ``needs_buffer_depth`` (default True when absent) says whether
-    ``generate`` reads ``buffers.depths`` — when False the cache renders colour and mask only."""
+    ``generate`` reads ``buffers.depths`` — when False the cache renders colour and mask only;
+    ``render_device`` (default None when absent: where the cache is) is where the cache is
+    splatted for this generator, e.g. the GPU it computes on."""
 
     name: str
 
@@ -290,6 +292,7 @@ def generate_video(
             frame_offset=offset,
             progress=progress(stage[0], len(cams)) if progress else None,
             depth=getattr(generator, "needs_buffer_depth", True),
+            device=getattr(generator, "render_device", None),
         )
         frames = generator.generate(
             chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None
