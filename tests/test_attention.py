@@ -97,7 +97,16 @@ def test_auto_prefers_flash4_on_hopper_only_when_installed(monkeypatch):
     installed["flash_attn.cute"] = True
     capability["value"] = (8, 0)  # an A100: no FA4 kernels, no fp8 tensor cores
     assert resolve_kernel("auto", "cuda") == ("sdpa", None)
-    assert "compute capability 8.9+" in resolve_kernel("cudnn_fp8", "cuda")[1]
+    assert "(compute capability 9.0/10.x), not 8.0" in resolve_kernel("cudnn_fp8", "cuda")[1]
+    # Ada (L40S, RTX 4090) and the RTX Blackwells have fp8 tensor cores but no cuDNN fp8
+    # attention kernel: auto_fp8 (the fastest preset) quietly takes what auto takes there.
+    for cc in ((8, 9), (12, 0)):
+        capability["value"] = cc
+        assert resolve_kernel("auto_fp8", "cuda") == ("sdpa", None)
+        assert f"not {cc[0]}.{cc[1]}" in resolve_kernel("cudnn_fp8", "cuda")[1]
+    capability["value"] = (10, 0)  # B200: both
+    assert resolve_kernel("auto_fp8", "cuda") == ("cudnn_fp8", None)
+    assert resolve_kernel("auto", "cuda") == ("flash4", None)
     capability["value"] = (9, 0)
     assert resolve_kernel("auto", "cuda", head_dim=12) == ("sdpa", None)  # FA4 takes multiples of 8
     assert "multiples of 16, not 24" in resolve_kernel("cudnn_fp8", "cuda", head_dim=24)[1]

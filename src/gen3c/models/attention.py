@@ -292,8 +292,11 @@ def kernel_unavailable_reason(
         if importlib.util.find_spec("flash_attn") is None or importlib.util.find_spec("flash_attn.cute") is None:
             return "flash4 needs the flash-attn-4 package: pip install 'gen3c[fast]'"
         return None
-    if (major, minor) < (8, 9):
-        return f"cudnn_fp8 needs fp8 tensor cores (compute capability 8.9+), not {major}.{minor}"
+    if major not in (9, 10):
+        # cuDNN has fp8 attention kernels for Hopper and the data-centre Blackwells only; Ada
+        # (8.9) and the other Blackwells have fp8 tensor cores but no such kernel, and the graph
+        # would fail its support check at the first forward.
+        return f"cudnn_fp8 runs on Hopper and Blackwell data-centre GPUs (compute capability 9.0/10.x), not {major}.{minor}"
     if importlib.util.find_spec("cudnn") is None:
         return "cudnn_fp8 needs the nvidia-cudnn-frontend package: pip install 'gen3c[fast]'"
     return None
