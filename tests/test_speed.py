@@ -34,9 +34,15 @@ def dit_inputs(device, dtype, T=3, h=4, w=6):
     )
 
 
-def test_fp8_needs_a_capable_gpu():
-    if fp8_supported():
-        pytest.skip("this machine has fp8 tensor cores")
+def test_fp8_needs_a_capable_gpu(monkeypatch):
+    """A DiT on the CPU is refused with our error, also on a host with an fp8 GPU (where
+    torch.cuda.get_device_capability would raise for the CPU device)."""
+    with pytest.raises(Gen3cInputError, match="fp8 matmuls need"):
+        use_fp8_matmuls(tiny_transformer())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert fp8_supported("cuda") and fp8_supported(torch.device("cuda", 0)) and fp8_supported()
+    assert not fp8_supported("cpu") and not fp8_supported(torch.device("cpu"))
     with pytest.raises(Gen3cInputError, match="fp8 matmuls need"):
         use_fp8_matmuls(tiny_transformer())
 

@@ -70,9 +70,10 @@ def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: b
 
 
 def fp8_supported(device: torch.device | str | None = None) -> bool:
-    """Whether ``torch._scaled_mm`` with row-wise scales runs here (CUDA compute capability ≥ 8.9)."""
-    if not torch.cuda.is_available():
-        return False
+    """Whether ``torch._scaled_mm`` with row-wise scales runs on ``device`` (default: the current
+    CUDA device): a CUDA GPU of compute capability ≥ 8.9."""
+    if not torch.cuda.is_available() or (device is not None and torch.device(device).type != "cuda"):
+        return False  # (torch.cuda.get_device_capability raises for a CPU device)
     return torch.cuda.get_device_capability(device) >= (8, 9)
 
 
