@@ -155,9 +155,9 @@ def _gpu_kernel_available(kernel: str) -> bool:
     return torch.cuda.is_available() and attn_mod.kernel_unavailable_reason(kernel, "cuda") is None
 
 
-def _random_qkv(S=4096, H=8, D=128):
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v = (torch.randn(1, S, H, D, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(3))
+def _random_qkv(S=4096, H=8, D=128, device="cuda"):
+    g = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (torch.randn(1, S, H, D, device=device, generator=g, dtype=torch.bfloat16) for _ in range(3))
     return q, k + 2.0, v  # keys with a shared offset, as after RoPE on real features
 
 
@@ -205,3 +205,17 @@ def test_compiled_block_with_flash4_has_no_graph_break():
         compiled = model(**kwargs)[0].float()
     assert ((compiled - eager).norm() / eager.norm()).item() < 2e-2
 
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+@pytest.mark.parametrize("kernel", ["flash4", "cudnn_fp8"])
+def test_kernels_run_on_a_gpu_that_is_not_the_current_one(kernel):
+    """FA4 and cuDNN launch on the current device: the ops must make it the inputs' (a DiT on cuda:1)."""
+    if attn_mod.kernel_unavailable_reason(kernel, "cuda:1") is not None:
+        pytest.skip(attn_mod.kernel_unavailable_reason(kernel, "cuda:1"))
+    q, k, v = _random_qkv(S=1024, device="cuda:1")
+    ref = sdpa_attention(q.float(), k.float(), v.float())
+    with torch.cuda.device(0):
+        out = attn_mod._KERNEL_FUNCTIONS[kernel](q, k, v)
+    torch.cuda.synchronize("cuda:1")
+    assert out.device == q.device
+    assert ((out.float() - ref).norm() / ref.norm()).item() < (1e-2 if kernel == "flash4" else 0.1)

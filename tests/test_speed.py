@@ -121,6 +121,21 @@ def test_fp8_feed_forward_close_to_bf16_and_to_unfused_fp8(device):
     assert ((fused.float() - unfused).norm() / unfused.norm()).item() < 0.03
 
 
+@pytest.mark.skipif(torch.cuda.device_count() < 2 or not fp8_supported(), reason="needs two CUDA GPUs with fp8 tensor cores")
+def test_fused_gelu_kernel_runs_on_a_gpu_that_is_not_the_current_one():
+    """Triton launches on the current device: the op must make it the input's (a DiT on cuda:1)."""
+    from gen3c.models.speed import gelu_fp8_rowwise_reference
+
+    x = torch.randn(64, 1000, device="cuda:1", dtype=torch.bfloat16)
+    with torch.cuda.device(0):
+        out, scale = torch.ops.gen3c.gelu_fp8_rowwise(x)
+    ref, ref_scale = gelu_fp8_rowwise_reference(x)
+    assert out.device == scale.device == x.device
+    torch.testing.assert_close(scale, ref_scale, rtol=1e-5, atol=0)
+    # e4m3 keeps 3 mantissa bits: every value within one step of the reference's
+    assert ((out.float() - ref.float()).abs() <= ref.float().abs() / 8 + 2**-9).all()
+
+
 def test_use_fp8_matmuls_fuses_each_blocks_mlp(monkeypatch):
     """Every block's MLP becomes one Fp8FeedForward and every other block linear an Fp8Linear,
     and the DiT still computes what it did up to fp8 rounding (the capability check is bypassed:

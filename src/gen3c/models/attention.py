@@ -178,7 +178,8 @@ def _flash4_hopper_tiled(query: Tensor, key: Tensor, value: Tensor, softmax_scal
 def _flash4_op(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) -> Tensor:
     from flash_attn.cute import flash_attn_func
 
-    with warnings.catch_warnings():
+    # FA4 reads the architecture of, and launches on, the current CUDA device: make it the inputs'.
+    with torch.cuda.device(query.device), warnings.catch_warnings():
         # The CuTe DSL says, at each first compile, that one argument is not a JIT argument; not ours to act on.
         warnings.filterwarnings("ignore", message="Argument aux_data", category=UserWarning)
         out = _flash4_hopper_tiled(query, key, value, softmax_scale)
@@ -205,7 +206,8 @@ def _cudnn_fp8_op(
     p_scale = torch.full((1, 1, 1, 1), FP8_MAX, dtype=torch.float32, device=q8.device)
     tensors = dict(q=q8, k=k8, v=v8, descale_q=descale_q, descale_k=descale_k, descale_v=descale_v,
                    descale_s=one / p_scale, scale_s=p_scale, scale_o=one / descale_v, o=out, amax_s=amax_s, amax_o=amax_o)  # fmt: skip
-    graph.run(tensors)
+    with torch.cuda.device(q8.device):  # the graph's cuDNN handle belongs to that device
+        graph.run(tensors)
     return out
 
 

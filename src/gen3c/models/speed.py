@@ -22,6 +22,7 @@ kernels, so launch overhead is well under 1 % (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -174,7 +175,9 @@ def gelu_fp8_rowwise_triton(x: Tensor) -> tuple[Tensor, Tensor]:
     out = torch.empty(rows, cols, dtype=torch.float8_e4m3fn, device=x.device)
     scale = torch.empty(rows, 1, dtype=torch.float32, device=x.device)
     block = triton.next_power_of_2(cols)
-    _gelu_fp8_rowwise_kernel()[(rows,)](x, out, scale, cols, BLOCK=block, num_warps=max(4, min(16, block // 1024)))
+    # Triton launches on the current CUDA device, which need not be x's (a DiT on cuda:1).
+    with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
+        _gelu_fp8_rowwise_kernel()[(rows,)](x, out, scale, cols, BLOCK=block, num_warps=max(4, min(16, block // 1024)))
     return out, scale
 
 
