@@ -148,6 +148,34 @@ def test_custom_ops_trace_with_shapes_only():
         assert out.shape == (1, 64, 4, 32) and out.dtype == torch.float8_e4m3fn
 
 
+def test_hopper_tile_refused_falls_back_but_out_of_memory_is_raised(monkeypatch):
+    """An FA4 that refuses the tile request is asked no more (its own tile is used); running out
+    of memory is raised as it is and does not turn the tile off for the rest of the process.
+    (FA4's entry point is replaced by one that raises: only the handling here is under test.)"""
+    import sys
+    import types
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(attn_mod, "_hopper_tile_accepted", [True])
+    raised = {}
+
+    def refusing_fwd(*args, **kwargs):
+        raise raised["error"]
+
+    interface = types.ModuleType("flash_attn.cute.interface")
+    interface._flash_attn_fwd = refusing_fwd
+    monkeypatch.setitem(sys.modules, "flash_attn.cute.interface", interface)
+    q = torch.zeros(1, 8, 2, 128, dtype=torch.bfloat16)
+    raised["error"] = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(torch.OutOfMemoryError):
+        attn_mod._flash4_hopper_tiled(q, q, q, 0.1)
+    assert attn_mod._hopper_tile_accepted[0]
+    raised["error"] = TypeError("_flash_attn_fwd() got an unexpected keyword argument 'tile_mn'")
+    assert attn_mod._flash4_hopper_tiled(q, q, q, 0.1) is None
+    assert not attn_mod._hopper_tile_accepted[0]
+    assert attn_mod._flash4_hopper_tiled(q, q, q, 0.1) is None  # not asked again
+
+
 # -- on a GPU (run on the device) ----------------------------------------------------------------
 
 

@@ -169,6 +169,8 @@ def _flash4_hopper_tiled(query: Tensor, key: Tensor, value: Tensor, softmax_scal
         from flash_attn.cute.interface import _flash_attn_fwd
 
         return _flash_attn_fwd(query, key, value, softmax_scale=softmax_scale, causal=False, **HOPPER_TILE_HEAD_DIM_128)[0]
+    except torch.OutOfMemoryError:
+        raise  # says nothing about the tile: keep asking for it once memory is freed
     except Exception:  # any refusal of the request (another flash-attn-4): its own choice; a real error recurs there
         _hopper_tile_accepted[0] = False
         return None
