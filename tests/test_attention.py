@@ -142,6 +142,9 @@ def test_custom_ops_trace_with_shapes_only():
     with FakeTensorMode():
         q = torch.empty(1, 64, 4, 32, dtype=torch.bfloat16)
         assert torch.ops.gen3c.flash4_attention(q, q, q, 0.1).shape == (1, 64, 4, 32)
+        # FA4 writes a contiguous output also for strided inputs (here a (B, H, S, D) tensor's view)
+        view = torch.empty(1, 4, 64, 32, dtype=torch.bfloat16).transpose(1, 2)
+        assert torch.ops.gen3c.flash4_attention(view, view, view, 0.1).is_contiguous()
         q8 = torch.empty(1, 64, 4, 32, dtype=torch.float8_e4m3fn)
         s = torch.empty(1, 1, 1, 1)
         out = torch.ops.gen3c.cudnn_sdpa_fp8(q8, q8, q8, s, s, s, 0.1)

@@ -100,6 +100,19 @@ def test_gelu_fp8_rowwise_kernel_matches_its_definition():
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
+def test_gelu_fp8_rowwise_op_registration():
+    """The op's fake (what torch.compile traces with) agrees with its kernel in shapes, dtypes
+    and strides, also for a strided input, for which the Triton kernel writes contiguous outputs."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x = torch.randn(300, 6, dtype=torch.bfloat16).t()  # (6, 300), not contiguous
+    torch.library.opcheck(torch.ops.gen3c.gelu_fp8_rowwise.default, (x,))
+    with FakeTensorMode() as mode:
+        out, scale = torch.ops.gen3c.gelu_fp8_rowwise(mode.from_tensor(x))
+        assert out.shape == (6, 300) and out.dtype == torch.float8_e4m3fn and out.is_contiguous()
+        assert scale.shape == (6, 1) and scale.dtype == torch.float32
+
+
 @pytest.mark.parametrize("device", FP8_DEVICES)
 def test_fp8_feed_forward_close_to_bf16_and_to_unfused_fp8(device):
     """The fp8 MLP (fused GELU + row quantisation; on the CPU its reference, on a GPU the Triton

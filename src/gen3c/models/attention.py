@@ -192,7 +192,8 @@ def _flash4_op(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) 
 
 @_flash4_op.register_fake
 def _(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) -> Tensor:
-    return torch.empty_like(query)
+    # FA4 allocates its output contiguous, (B, S, H, D_v), whatever the inputs' strides.
+    return query.new_empty((*query.shape[:-1], value.shape[-1]))
 
 
 @torch.library.custom_op("gen3c::cudnn_sdpa_fp8", mutates_args=())

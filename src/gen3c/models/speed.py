@@ -185,12 +185,13 @@ def gelu_fp8_rowwise_triton(x: Tensor) -> tuple[Tensor, Tensor]:
 def _gelu_fp8_rowwise_op(x: Tensor) -> tuple[Tensor, Tensor]:
     if x.is_cuda:
         return gelu_fp8_rowwise_triton(x)
-    return gelu_fp8_rowwise_reference(x)
+    return gelu_fp8_rowwise_reference(x.contiguous())  # laid out as the kernel writes it
 
 
 @_gelu_fp8_rowwise_op.register_fake
 def _(x: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.empty_like(x, dtype=torch.float8_e4m3fn), x.new_empty((x.shape[0], 1), dtype=torch.float32)
+    # Both outputs contiguous, as the Triton kernel writes them, whatever x's strides.
+    return x.new_empty(x.shape, dtype=torch.float8_e4m3fn), x.new_empty((x.shape[0], 1), dtype=torch.float32)
 
 
 def _plain_gelu_mlp(ff: nn.Module) -> tuple[nn.Linear, nn.Linear] | None:
