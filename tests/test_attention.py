@@ -230,7 +230,7 @@ def test_compiled_block_with_flash4_has_no_graph_break():
     model = tiny_transformer("cuda", torch.bfloat16, attention_head_dim=32)  # FA4: multiples of 8 channels
     kwargs = dit_inputs("cuda", torch.bfloat16)
     with torch.no_grad():
-        set_attention_kernel(model, "flash4")
+        assert set_attention_kernel(model, "flash4") == "flash4"  # not a fallback to SDPA
         eager = model(**kwargs)[0].float()
         compile_blocks(model)  # fullgraph=True: a graph break is an error
         compiled = model(**kwargs)[0].float()

@@ -174,6 +174,31 @@ def test_use_fp8_matmuls_fuses_each_blocks_mlp(monkeypatch):
     assert 0 < ((out - ref).norm() / ref.norm()).item() < 0.1
 
 
+@pytest.mark.slow
+def test_fp8_blocks_with_gen3c_attention_compile_as_one_graph(monkeypatch):
+    """The blocks as the speed presets leave them (gen3c's attention processor, fp8 linears, the
+    fused GELU op) trace into one graph each (fullgraph: a graph break is an error) and compute
+    what they compute eagerly (AOT autograd's eager backend: the CPU has no fp8 Triton)."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models import speed
+    from gen3c.models.attention import set_attention_kernel
+
+    monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
+    torch.manual_seed(0)
+    model = CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, "attention_head_dim": 16, "adaln_lora_dim": 16})
+    model = model.to(torch.bfloat16).eval()
+    kw = dit_inputs("cpu", torch.bfloat16)
+    assert set_attention_kernel(model, "sdpa") == "sdpa"
+    speed.use_fp8_matmuls(model)
+    with torch.no_grad():
+        eager = model(**kw)[0]
+        for block in model.transformer_blocks:
+            block.compile(backend="aot_eager", fullgraph=True, dynamic=False)
+        compiled = model(**kw)[0]
+    assert torch.equal(compiled, eager)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")
 def test_regional_compile_matches_eager():
     from gen3c.models.speed import compile_blocks
