@@ -97,7 +97,16 @@ def test_auto_prefers_flash4_on_hopper_only_when_installed(monkeypatch):
     installed["flash_attn.cute"] = True
     capability["value"] = (8, 0)  # an A100: no FA4 kernels, no fp8 tensor cores
     assert resolve_kernel("auto", "cuda") == ("sdpa", None)
-    assert "compute capability 8.9+" in resolve_kernel("cudnn_fp8", "cuda")[1]
+    assert "(compute capability 9.0/10.x), not 8.0" in resolve_kernel("cudnn_fp8", "cuda")[1]
+    # Ada (L40S, RTX 4090) and the RTX Blackwells have fp8 tensor cores but no cuDNN fp8
+    # attention kernel: auto_fp8 (the fastest preset) quietly takes what auto takes there.
+    for cc in ((8, 9), (12, 0)):
+        capability["value"] = cc
+        assert resolve_kernel("auto_fp8", "cuda") == ("sdpa", None)
+        assert f"not {cc[0]}.{cc[1]}" in resolve_kernel("cudnn_fp8", "cuda")[1]
+    capability["value"] = (10, 0)  # B200: both
+    assert resolve_kernel("auto_fp8", "cuda") == ("cudnn_fp8", None)
+    assert resolve_kernel("auto", "cuda") == ("flash4", None)
     capability["value"] = (9, 0)
     assert resolve_kernel("auto", "cuda", head_dim=12) == ("sdpa", None)  # FA4 takes multiples of 8
     assert "multiples of 16, not 24" in resolve_kernel("cudnn_fp8", "cuda", head_dim=24)[1]
@@ -133,10 +142,41 @@ def test_custom_ops_trace_with_shapes_only():
     with FakeTensorMode():
         q = torch.empty(1, 64, 4, 32, dtype=torch.bfloat16)
         assert torch.ops.gen3c.flash4_attention(q, q, q, 0.1).shape == (1, 64, 4, 32)
+        # FA4 writes a contiguous output also for strided inputs (here a (B, H, S, D) tensor's view)
+        view = torch.empty(1, 4, 64, 32, dtype=torch.bfloat16).transpose(1, 2)
+        assert torch.ops.gen3c.flash4_attention(view, view, view, 0.1).is_contiguous()
         q8 = torch.empty(1, 64, 4, 32, dtype=torch.float8_e4m3fn)
         s = torch.empty(1, 1, 1, 1)
         out = torch.ops.gen3c.cudnn_sdpa_fp8(q8, q8, q8, s, s, s, 0.1)
         assert out.shape == (1, 64, 4, 32) and out.dtype == torch.float8_e4m3fn
+
+
+def test_hopper_tile_refused_falls_back_but_out_of_memory_is_raised(monkeypatch):
+    """An FA4 that refuses the tile request is asked no more (its own tile is used); running out
+    of memory is raised as it is and does not turn the tile off for the rest of the process.
+    (FA4's entry point is replaced by one that raises: only the handling here is under test.)"""
+    import sys
+    import types
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(attn_mod, "_hopper_tile_accepted", [True])
+    raised = {}
+
+    def refusing_fwd(*args, **kwargs):
+        raise raised["error"]
+
+    interface = types.ModuleType("flash_attn.cute.interface")
+    interface._flash_attn_fwd = refusing_fwd
+    monkeypatch.setitem(sys.modules, "flash_attn.cute.interface", interface)
+    q = torch.zeros(1, 8, 2, 128, dtype=torch.bfloat16)
+    raised["error"] = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(torch.OutOfMemoryError):
+        attn_mod._flash4_hopper_tiled(q, q, q, 0.1)
+    assert attn_mod._hopper_tile_accepted[0]
+    raised["error"] = TypeError("_flash_attn_fwd() got an unexpected keyword argument 'tile_mn'")
+    assert attn_mod._flash4_hopper_tiled(q, q, q, 0.1) is None
+    assert not attn_mod._hopper_tile_accepted[0]
+    assert attn_mod._flash4_hopper_tiled(q, q, q, 0.1) is None  # not asked again
 
 
 # -- on a GPU (run on the device) ----------------------------------------------------------------
@@ -146,9 +186,9 @@ def _gpu_kernel_available(kernel: str) -> bool:
     return torch.cuda.is_available() and attn_mod.kernel_unavailable_reason(kernel, "cuda") is None
 
 
-def _random_qkv(S=4096, H=8, D=128):
-    g = torch.Generator(device="cuda").manual_seed(0)
-    q, k, v = (torch.randn(1, S, H, D, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(3))
+def _random_qkv(S=4096, H=8, D=128, device="cuda"):
+    g = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (torch.randn(1, S, H, D, device=device, generator=g, dtype=torch.bfloat16) for _ in range(3))
     return q, k + 2.0, v  # keys with a shared offset, as after RoPE on real features
 
 
@@ -190,9 +230,23 @@ def test_compiled_block_with_flash4_has_no_graph_break():
     model = tiny_transformer("cuda", torch.bfloat16, attention_head_dim=32)  # FA4: multiples of 8 channels
     kwargs = dit_inputs("cuda", torch.bfloat16)
     with torch.no_grad():
-        set_attention_kernel(model, "flash4")
+        assert set_attention_kernel(model, "flash4") == "flash4"  # not a fallback to SDPA
         eager = model(**kwargs)[0].float()
         compile_blocks(model)  # fullgraph=True: a graph break is an error
         compiled = model(**kwargs)[0].float()
     assert ((compiled - eager).norm() / eager.norm()).item() < 2e-2
 
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+@pytest.mark.parametrize("kernel", ["flash4", "cudnn_fp8"])
+def test_kernels_run_on_a_gpu_that_is_not_the_current_one(kernel):
+    """FA4 and cuDNN launch on the current device: the ops must make it the inputs' (a DiT on cuda:1)."""
+    if attn_mod.kernel_unavailable_reason(kernel, "cuda:1") is not None:
+        pytest.skip(attn_mod.kernel_unavailable_reason(kernel, "cuda:1"))
+    q, k, v = _random_qkv(S=1024, device="cuda:1")
+    ref = sdpa_attention(q.float(), k.float(), v.float())
+    with torch.cuda.device(0):
+        out = attn_mod._KERNEL_FUNCTIONS[kernel](q, k, v)
+    torch.cuda.synchronize("cuda:1")
+    assert out.device == q.device
+    assert ((out.float() - ref).norm() / ref.norm()).item() < (1e-2 if kernel == "flash4" else 0.1)

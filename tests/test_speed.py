@@ -34,9 +34,15 @@ def dit_inputs(device, dtype, T=3, h=4, w=6):
     )
 
 
-def test_fp8_needs_a_capable_gpu():
-    if fp8_supported():
-        pytest.skip("this machine has fp8 tensor cores")
+def test_fp8_needs_a_capable_gpu(monkeypatch):
+    """A DiT on the CPU is refused with our error, also on a host with an fp8 GPU (where
+    torch.cuda.get_device_capability would raise for the CPU device)."""
+    with pytest.raises(Gen3cInputError, match="fp8 matmuls need"):
+        use_fp8_matmuls(tiny_transformer())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert fp8_supported("cuda") and fp8_supported(torch.device("cuda", 0)) and fp8_supported()
+    assert not fp8_supported("cpu") and not fp8_supported(torch.device("cpu"))
     with pytest.raises(Gen3cInputError, match="fp8 matmuls need"):
         use_fp8_matmuls(tiny_transformer())
 
@@ -94,6 +100,19 @@ def test_gelu_fp8_rowwise_kernel_matches_its_definition():
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
+def test_gelu_fp8_rowwise_op_registration():
+    """The op's fake (what torch.compile traces with) agrees with its kernel in shapes, dtypes
+    and strides, also for a strided input, for which the Triton kernel writes contiguous outputs."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    x = torch.randn(300, 6, dtype=torch.bfloat16).t()  # (6, 300), not contiguous
+    torch.library.opcheck(torch.ops.gen3c.gelu_fp8_rowwise.default, (x,))
+    with FakeTensorMode() as mode:
+        out, scale = torch.ops.gen3c.gelu_fp8_rowwise(mode.from_tensor(x))
+        assert out.shape == (6, 300) and out.dtype == torch.float8_e4m3fn and out.is_contiguous()
+        assert scale.shape == (6, 1) and scale.dtype == torch.float32
+
+
 @pytest.mark.parametrize("device", FP8_DEVICES)
 def test_fp8_feed_forward_close_to_bf16_and_to_unfused_fp8(device):
     """The fp8 MLP (fused GELU + row quantisation; on the CPU its reference, on a GPU the Triton
@@ -113,6 +132,21 @@ def test_fp8_feed_forward_close_to_bf16_and_to_unfused_fp8(device):
     assert fused.dtype == torch.bfloat16 and fused.shape == ref.shape
     assert ((fused.float() - ref).norm() / ref.norm()).item() < 0.08
     assert ((fused.float() - unfused).norm() / unfused.norm()).item() < 0.03
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2 or not fp8_supported(), reason="needs two CUDA GPUs with fp8 tensor cores")
+def test_fused_gelu_kernel_runs_on_a_gpu_that_is_not_the_current_one():
+    """Triton launches on the current device: the op must make it the input's (a DiT on cuda:1)."""
+    from gen3c.models.speed import gelu_fp8_rowwise_reference
+
+    x = torch.randn(64, 1000, device="cuda:1", dtype=torch.bfloat16)
+    with torch.cuda.device(0):
+        out, scale = torch.ops.gen3c.gelu_fp8_rowwise(x)
+    ref, ref_scale = gelu_fp8_rowwise_reference(x)
+    assert out.device == scale.device == x.device
+    torch.testing.assert_close(scale, ref_scale, rtol=1e-5, atol=0)
+    # e4m3 keeps 3 mantissa bits: every value within one step of the reference's
+    assert ((out.float() - ref.float()).abs() <= ref.float().abs() / 8 + 2**-9).all()
 
 
 def test_use_fp8_matmuls_fuses_each_blocks_mlp(monkeypatch):
@@ -138,6 +172,31 @@ def test_use_fp8_matmuls_fuses_each_blocks_mlp(monkeypatch):
         assert isinstance(block.ff, speed.Fp8FeedForward)
         assert not any(isinstance(m, torch.nn.Linear) for m in block.modules())
     assert 0 < ((out - ref).norm() / ref.norm()).item() < 0.1
+
+
+@pytest.mark.slow
+def test_fp8_blocks_with_gen3c_attention_compile_as_one_graph(monkeypatch):
+    """The blocks as the speed presets leave them (gen3c's attention processor, fp8 linears, the
+    fused GELU op) trace into one graph each (fullgraph: a graph break is an error) and compute
+    what they compute eagerly (AOT autograd's eager backend: the CPU has no fp8 Triton)."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models import speed
+    from gen3c.models.attention import set_attention_kernel
+
+    monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
+    torch.manual_seed(0)
+    model = CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, "attention_head_dim": 16, "adaln_lora_dim": 16})
+    model = model.to(torch.bfloat16).eval()
+    kw = dit_inputs("cpu", torch.bfloat16)
+    assert set_attention_kernel(model, "sdpa") == "sdpa"
+    speed.use_fp8_matmuls(model)
+    with torch.no_grad():
+        eager = model(**kw)[0]
+        for block in model.transformer_blocks:
+            block.compile(backend="aot_eager", fullgraph=True, dynamic=False)
+        compiled = model(**kw)[0]
+    assert torch.equal(compiled, eager)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")

@@ -169,6 +169,8 @@ def _flash4_hopper_tiled(query: Tensor, key: Tensor, value: Tensor, softmax_scal
         from flash_attn.cute.interface import _flash_attn_fwd
 
         return _flash_attn_fwd(query, key, value, softmax_scale=softmax_scale, causal=False, **HOPPER_TILE_HEAD_DIM_128)[0]
+    except torch.OutOfMemoryError:
+        raise  # says nothing about the tile: keep asking for it once memory is freed
     except Exception:  # any refusal of the request (another flash-attn-4): its own choice; a real error recurs there
         _hopper_tile_accepted[0] = False
         return None
@@ -178,7 +180,8 @@ def _flash4_hopper_tiled(query: Tensor, key: Tensor, value: Tensor, softmax_scal
 def _flash4_op(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) -> Tensor:
     from flash_attn.cute import flash_attn_func
 
-    with warnings.catch_warnings():
+    # FA4 reads the architecture of, and launches on, the current CUDA device: make it the inputs'.
+    with torch.cuda.device(query.device), warnings.catch_warnings():
         # The CuTe DSL says, at each first compile, that one argument is not a JIT argument; not ours to act on.
         warnings.filterwarnings("ignore", message="Argument aux_data", category=UserWarning)
         out = _flash4_hopper_tiled(query, key, value, softmax_scale)
@@ -189,7 +192,8 @@ def _flash4_op(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) 
 
 @_flash4_op.register_fake
 def _(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) -> Tensor:
-    return torch.empty_like(query)
+    # FA4 allocates its output contiguous, (B, S, H, D_v), whatever the inputs' strides.
+    return query.new_empty((*query.shape[:-1], value.shape[-1]))
 
 
 @torch.library.custom_op("gen3c::cudnn_sdpa_fp8", mutates_args=())
@@ -205,7 +209,8 @@ def _cudnn_fp8_op(
     p_scale = torch.full((1, 1, 1, 1), FP8_MAX, dtype=torch.float32, device=q8.device)
     tensors = dict(q=q8, k=k8, v=v8, descale_q=descale_q, descale_k=descale_k, descale_v=descale_v,
                    descale_s=one / p_scale, scale_s=p_scale, scale_o=one / descale_v, o=out, amax_s=amax_s, amax_o=amax_o)  # fmt: skip
-    graph.run(tensors)
+    with torch.cuda.device(q8.device):  # the graph's cuDNN handle belongs to that device
+        graph.run(tensors)
     return out
 
 
@@ -292,8 +297,11 @@ def kernel_unavailable_reason(
         if importlib.util.find_spec("flash_attn") is None or importlib.util.find_spec("flash_attn.cute") is None:
             return "flash4 needs the flash-attn-4 package: pip install 'gen3c[fast]'"
         return None
-    if (major, minor) < (8, 9):
-        return f"cudnn_fp8 needs fp8 tensor cores (compute capability 8.9+), not {major}.{minor}"
+    if major not in (9, 10):
+        # cuDNN has fp8 attention kernels for Hopper and the data-centre Blackwells only; Ada
+        # (8.9) and the other Blackwells have fp8 tensor cores but no such kernel, and the graph
+        # would fail its support check at the first forward.
+        return f"cudnn_fp8 runs on Hopper and Blackwell data-centre GPUs (compute capability 9.0/10.x), not {major}.{minor}"
     if importlib.util.find_spec("cudnn") is None:
         return "cudnn_fp8 needs the nvidia-cudnn-frontend package: pip install 'gen3c[fast]'"
     return None

@@ -22,6 +22,7 @@ kernels, so launch overhead is well under 1 % (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -70,9 +71,10 @@ def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: b
 
 
 def fp8_supported(device: torch.device | str | None = None) -> bool:
-    """Whether ``torch._scaled_mm`` with row-wise scales runs here (CUDA compute capability ≥ 8.9)."""
-    if not torch.cuda.is_available():
-        return False
+    """Whether ``torch._scaled_mm`` with row-wise scales runs on ``device`` (default: the current
+    CUDA device): a CUDA GPU of compute capability ≥ 8.9."""
+    if not torch.cuda.is_available() or (device is not None and torch.device(device).type != "cuda"):
+        return False  # (torch.cuda.get_device_capability raises for a CPU device)
     return torch.cuda.get_device_capability(device) >= (8, 9)
 
 
@@ -173,7 +175,9 @@ def gelu_fp8_rowwise_triton(x: Tensor) -> tuple[Tensor, Tensor]:
     out = torch.empty(rows, cols, dtype=torch.float8_e4m3fn, device=x.device)
     scale = torch.empty(rows, 1, dtype=torch.float32, device=x.device)
     block = triton.next_power_of_2(cols)
-    _gelu_fp8_rowwise_kernel()[(rows,)](x, out, scale, cols, BLOCK=block, num_warps=max(4, min(16, block // 1024)))
+    # Triton launches on the current CUDA device, which need not be x's (a DiT on cuda:1).
+    with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
+        _gelu_fp8_rowwise_kernel()[(rows,)](x, out, scale, cols, BLOCK=block, num_warps=max(4, min(16, block // 1024)))
     return out, scale
 
 
@@ -181,12 +185,13 @@ def gelu_fp8_rowwise_triton(x: Tensor) -> tuple[Tensor, Tensor]:
 def _gelu_fp8_rowwise_op(x: Tensor) -> tuple[Tensor, Tensor]:
     if x.is_cuda:
         return gelu_fp8_rowwise_triton(x)
-    return gelu_fp8_rowwise_reference(x)
+    return gelu_fp8_rowwise_reference(x.contiguous())  # laid out as the kernel writes it
 
 
 @_gelu_fp8_rowwise_op.register_fake
 def _(x: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.empty_like(x, dtype=torch.float8_e4m3fn), x.new_empty((x.shape[0], 1), dtype=torch.float32)
+    # Both outputs contiguous, as the Triton kernel writes them, whatever x's strides.
+    return x.new_empty(x.shape, dtype=torch.float8_e4m3fn), x.new_empty((x.shape[0], 1), dtype=torch.float32)
 
 
 def _plain_gelu_mlp(ff: nn.Module) -> tuple[nn.Linear, nn.Linear] | None:
