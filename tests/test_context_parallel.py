@@ -130,6 +130,8 @@ def cli_args(box_scene, out, *extra):
         ("2", ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 3), "torchrun started 2 processes but --num_gpus is 3"),
         ("2", (), "torchrun started 2 processes but --num_gpus is 1"),
         (None, ("--num_gpus", 2), "--num_gpus apply to --generator gen3c only"),
+        ("2", ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 2, "--attention_backend", "flash4"),
+         "--attention_backend flash4 cannot split the tokens across GPUs (--num_gpus 2): pass --attention_backend auto"),
     ],
 )
 def test_cli_refuses_a_num_gpus_that_disagrees_with_the_launch(box_scene, tmp_path, monkeypatch, world, extra, message):
@@ -142,6 +144,24 @@ def test_cli_refuses_a_num_gpus_that_disagrees_with_the_launch(box_scene, tmp_pa
     assert message in " ".join(res.output.split())
     assert not list(tmp_path.iterdir())
 
+
+
+def test_split_tokens_take_a_backend_that_splits():
+    """gen3c's own kernels do not split tokens across GPUs: "auto…" becomes PyTorch SDPA, an
+    explicit flash4 / cudnn_fp8 is refused, diffusers' backends pass through."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models import configs
+    from gen3c.models.context_parallel import context_parallel_attention
+
+    dit = CosmosTransformer3DModel(**configs.TRANSFORMER_TINY)
+    assert context_parallel_attention("auto", dit, "cpu") == "sdpa"
+    assert context_parallel_attention("auto_fp8", dit, "cpu") == "sdpa"
+    assert context_parallel_attention("native", dit, "cpu") == "native"
+    assert context_parallel_attention(None, dit, "cpu") is None
+    for kernel in ("flash4", "cudnn_fp8"):
+        with pytest.raises(Gen3cInputError, match=f"--attention_backend {kernel} cannot split the tokens"):
+            context_parallel_attention(kernel, dit, "cpu")
 
 def test_other_ranks_write_nothing(box_scene, tmp_path, monkeypatch):
     import gen3c.parallel as parallel

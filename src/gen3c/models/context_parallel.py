@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gen3c.errors import Gen3cInputError
-from gen3c.models.attention import CosmosAttnProcessor
+from gen3c.errors import Gen3cInputError, note
+from gen3c.models.attention import AUTO_ORDER, KERNELS, CosmosAttnProcessor, resolve_kernel
 
 
 def cosmos_cp_plan(transformer: nn.Module) -> dict[str, Any]:
@@ -84,6 +84,32 @@ def context_parallel_degree(transformer: nn.Module) -> int:
     config = getattr(transformer, "_parallel_config", None)
     cp = getattr(config, "context_parallel_config", None)
     return 1 if cp is None else cp.ring_degree * cp.ulysses_degree
+
+
+def check_context_parallel_attention(requested: str | None, num_gpus: int) -> None:
+    """Refuse an explicit gen3c kernel with ``--num_gpus`` > 1 before any weight loads: the tokens
+    are split through diffusers' attention backends, and flash4 / cudnn_fp8 are not among them."""
+    if num_gpus != 1 and requested in KERNELS and requested != "sdpa":
+        raise Gen3cInputError(
+            f"--attention_backend {requested} cannot split the tokens across GPUs (--num_gpus {num_gpus}): "
+            "pass --attention_backend auto or sdpa (PyTorch SDPA), or a diffusers backend that can (native, flash, sage, …)"
+        )
+
+
+def context_parallel_attention(requested: str | None, transformer: nn.Module, device: torch.device | str) -> str | None:
+    """The attention backend to give a DiT whose tokens are split across GPUs, for ``requested``
+    (an ``--attention_backend`` value): "auto"/"auto_fp8" become "sdpa" — with a note when they
+    would have taken flash4 or cudnn_fp8 on one GPU, since under context parallelism they do not;
+    an explicit flash4 / cudnn_fp8 is refused (:func:`check_context_parallel_attention`)."""
+    check_context_parallel_attention(requested, 2)
+    if requested not in AUTO_ORDER:
+        return requested
+    dtype = getattr(transformer, "_gen3c_compute_dtype", None) or next(transformer.parameters()).dtype
+    kernel, _ = resolve_kernel(requested, device, transformer.config.attention_head_dim, dtype)
+    if kernel != "sdpa":
+        note(f"--num_gpus: self-attention runs on PyTorch SDPA, which splits tokens across GPUs ({kernel}, what "
+             f"--attention_backend {requested} takes on one GPU, does not)")  # fmt: skip
+    return "sdpa"
 
 
 def enable_context_parallel(transformer: nn.Module, device: torch.device) -> int:

@@ -19,7 +19,12 @@ import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note
 from gen3c.models import configs
-from gen3c.models.context_parallel import check_token_split, enable_context_parallel
+from gen3c.models.context_parallel import (
+    check_context_parallel_attention,
+    check_token_split,
+    context_parallel_attention,
+    enable_context_parallel,
+)
 from gen3c.models.memory import LOW_MEMORY, ModelSize, choose_memory_plan, memory_plan
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
@@ -254,6 +259,7 @@ def load_generator(
                 f"device {str(device)!r} with --num_gpus {num_gpus}: each rank picks cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
             )
         _check_split_early(checkpoint, num_gpus, generator_options.get("chunk_frames", configs.CHUNK_FRAMES))
+        check_context_parallel_attention(settings.attention_backend, num_gpus)
         parallel = init_parallel(num_gpus, None if device is None else torch.device(device).type)
         device = parallel.device
     if dtype is None:
@@ -309,7 +315,10 @@ def apply_speed_settings(
     fp8_matmul = settings.fp8_matmul
     if fp8_matmul is None:
         fp8_matmul = resident_on_gpu and pipe.transformer_dtype == torch.bfloat16 and fp8_supported(device) and not lora
-    set_attention_backend(pipe.transformer, settings.attention_backend, device)
+    backend = settings.attention_backend
+    if parallel_device is not None:
+        backend = context_parallel_attention(backend, pipe.transformer, device)
+    set_attention_backend(pipe.transformer, backend, device)
     if parallel_device is not None:
         enable_context_parallel(pipe.transformer, parallel_device)
     if fp8_matmul:
