@@ -45,6 +45,12 @@ def test_fp8_needs_a_capable_gpu(monkeypatch):
     assert not fp8_supported("cpu") and not fp8_supported(torch.device("cpu"))
     with pytest.raises(Gen3cInputError, match="fp8 matmuls need"):
         use_fp8_matmuls(tiny_transformer())
+    # A capable device but a float32 DiT: refused in words, not by _scaled_mm at the first forward.
+    from gen3c.models import speed
+
+    monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
+    with pytest.raises(Gen3cInputError, match="bfloat16 or float16, not torch.float32"):
+        use_fp8_matmuls(tiny_transformer().float())
 
 
 def test_unknown_attention_backend_is_a_clear_error():

@@ -215,8 +215,12 @@ def use_fp8_matmuls(transformer: nn.Module) -> int:
     The patch embedding, time embedding and final projection stay in bf16 (small, and the
     most sensitive). Returns the number of linear layers replaced.
     """
-    if not fp8_supported(next(transformer.parameters()).device):
+    weight = next(transformer.parameters())
+    if not fp8_supported(weight.device):
         raise Gen3cInputError("fp8 matmuls need a CUDA GPU with fp8 tensor cores (compute capability 8.9+, e.g. H100)")
+    if weight.dtype not in (torch.bfloat16, torch.float16):
+        # torch._scaled_mm writes bf16/fp16 (float32 on Hopper only): one rule for every GPU.
+        raise Gen3cInputError(f"fp8 matmuls need the DiT in bfloat16 or float16, not {weight.dtype}: load it with dtype=torch.bfloat16")
     fits = lambda layer: layer.in_features % 16 == 0 and layer.out_features % 16 == 0  # noqa: E731 — _scaled_mm's rule
     count = 0
     for block in transformer.transformer_blocks:
