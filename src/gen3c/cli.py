@@ -970,7 +970,7 @@ def eval_command(
     ),
     generator: Annotated[
         GeneratorName,
-        typer.Option("--generator", help="preview: the baselines and preview variants only; gen3c: the GEN3C model too (needs --checkpoint_dir or --model tiny)."),
+        typer.Option("--generator", help="preview: the baselines and preview variants only; gen3c: the GEN3C model too (GEN3C's weights, fetched on first use as by gen3c generate; or --checkpoint_dir, --model tiny)."),
     ] = GeneratorName.preview,
     full: Annotated[bool, typer.Option("--full", help="GEN3C's size: 704x1280, 121 frames, antialiased ground truth (for a GPU).")] = False,
     scenes: Annotated[str, typer.Option("--scenes", help="Comma-separated scenes: room, corridor, street, objects, or 'all'.")] = "all",
@@ -989,7 +989,7 @@ def eval_command(
     ] = None,
     num_video_frames: Annotated[
         int | None,
-        typer.Option("--num_video_frames", help="Frames per case (default 25; --full: 121; the gen3c generator: its chunk, 121)."),
+        typer.Option("--num_video_frames", help="Frames per case (default 25; --full: 121; the gen3c generator: its chunk, 121 for GEN3C-7B, 17 for the tiny models)."),
     ] = None,
     contact_frames: Annotated[int, typer.Option("--contact_frames", help="Frames per row of each contact sheet.")] = 5,
     no_plots: Annotated[bool, typer.Option("--no_plots", help="Skip the matplotlib plots (markdown, JSON and contact sheets only).")] = False,
