@@ -544,7 +544,7 @@ def generate(
         int | None,
         typer.Option(
             "--chunk_frames",
-            help="Make the video in autoregressive chunks of this many frames (1-frame overlap). gen3c: always 121; "
+            help="Make the video in autoregressive chunks of this many frames (1-frame overlap). gen3c: always its model's chunk (121; the tiny models: 17); "
             "preview: one chunk unless --num_video_frames is 120·N+1 (then 121).",
         ),
     ] = None,

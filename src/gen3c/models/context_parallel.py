@@ -32,7 +32,6 @@ test; Ulysses covers GEN3C's 32 heads on up to 8 GPUs and is what this module us
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import torch
