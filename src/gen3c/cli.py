@@ -1063,7 +1063,8 @@ def eval_command(
             config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
             plots=not no_plots, progress=progress,
         )  # fmt: skip
-    Console(width=max(Console().width, 100)).print(summary_table(result))
+    table = summary_table(result)  # as wide as it needs, also when the output is not a terminal (logs, pipes)
+    Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
     console.print(f"[green]wrote[/] {paths['report']} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]
