@@ -75,9 +75,12 @@ def main() -> None:
         default=1,
         help="runs per engine; the best is shown (steadier on a busy machine)",
     )
-    parser.add_argument("--engines", default="sequential,processes,ray", help="comma-separated subset")
+    known = ("sequential", "processes", "ray")
+    parser.add_argument("--engines", default=",".join(known), help=f"comma-separated subset of {', '.join(known)}")
     args = parser.parse_args()
     engines = args.engines.split(",")
+    if not engines or set(engines) - set(known):
+        parser.error(f"--engines {args.engines!r}: choose among {', '.join(known)}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -97,8 +97,12 @@ def test_token_split_errors_name_the_counts_that_work():
     check_token_split(32, 8, 16)  # GEN3C: 32 heads, 16 latent frames, 8 GPUs
     with pytest.raises(Gen3cInputError, match=r"32 attention heads do not split across 3 GPUs; use one of \[1, 2, 4, 8, 16, 32\]"):
         check_token_split(32, 3)
-    with pytest.raises(Gen3cInputError, match=r"3 latent frames does not split evenly across 2 GPUs; use --num_gpus in \[1, 3\]"):
-        check_token_split(2, 2, 3)
+    with pytest.raises(Gen3cInputError, match=r"32 attention heads do not split across 3 GPUs; use one of \[1, 2, 4, 8, 16\]"):
+        check_token_split(32, 3, 16)  # 32 heads would split 32 ways, GEN3C's 16 latent frames not
+    with pytest.raises(Gen3cInputError, match=r"3 latent frames does not split evenly across 2 GPUs; use --num_gpus in \[1\]"):
+        check_token_split(2, 2, 3)  # 3 would split the frames but not the 2 heads
+    with pytest.raises(Gen3cInputError, match=r"6 latent frames does not split evenly across 4 GPUs; use --num_gpus in \[1, 2\]"):
+        check_token_split(4, 4, 6)
 
 
 # -- launch checks --------------------------------------------------------------------------------

@@ -320,6 +320,9 @@ def test_eval_compares_teacher_and_student_in_one_run(distilled, teacher_checkpo
                               "--compare_models", f"{out / 'model'},{twin}", "--scenes", "room", "--presets", "left",
                               "--resolution", f"{H}x{W}", "--methods", "still", "--output_folder", str(report), "--no_plots"])  # fmt: skip
     assert res.exit_code == 0, res.output
+    # The terminal table keeps every column whole with the extra one, also when not printed to a terminal.
+    table = [line for line in res.output.splitlines() if line.startswith(("┃", "│"))]
+    assert table[0].endswith(" vs ref┃") and not any("…" in line for line in table), table
     results = json.loads((report / "results.json").read_text())
     student_row, copy_row = "gen3c:out/model", "gen3c:twin"
     assert list(results["methods"]) == ["still", "gen3c", student_row, copy_row]

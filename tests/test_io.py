@@ -136,8 +136,9 @@ def test_depth_errors(tmp_path):
 
 def test_conform_depth():
     d = torch.ones(10, 20)
-    out, valid = conform_depth(d * 2, (20, 40))  # same aspect → resized
-    assert out.shape == (20, 40) and valid.all()
+    with pytest.warns(UserWarning, match=r"^depth is 10×20 but the image is 20×40: resizing the depth \(nearest\)$"):
+        out, valid = conform_depth(d * 2, (20, 40))  # same aspect → resized, with a note
+    assert out.shape == (20, 40) and valid.all() and (out == 2).all()
     with pytest.raises(Gen3cInputError, match="aspect"):
         conform_depth(d, (20, 20))
     with warnings.catch_warnings():

@@ -89,6 +89,9 @@ def test_gen3c_7b_at_full_size_fits_24_gb_and_keeps_the_dit_resident():
         assert estimate_peak_gb(memory_plan(**options), size) == pytest.approx(peak, rel=0.05), label
     label, plan, peak = choose_memory_plan(24, size)
     assert plan == memory_plan(vae_chunk_frames=2) and peak <= 0.9 * 24
+    # docs/gen3c_model.md's other examples: float8 weights need 17 GB (14.65 > 90 % of 16), then the streamed DiT.
+    assert choose_memory_plan(17, size)[1] == memory_plan(fp8=True, vae_chunk_frames=2)
+    assert choose_memory_plan(16, size)[1] == choose_memory_plan(12, size)[1] == memory_plan("group_offload")
 
 
 @pytest.fixture(scope="module")

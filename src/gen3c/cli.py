@@ -544,7 +544,7 @@ def generate(
         int | None,
         typer.Option(
             "--chunk_frames",
-            help="Make the video in autoregressive chunks of this many frames (1-frame overlap). gen3c: always 121; "
+            help="Make the video in autoregressive chunks of this many frames (1-frame overlap). gen3c: always its model's chunk (121; the tiny models: 17); "
             "preview: one chunk unless --num_video_frames is 120·N+1 (then 121).",
         ),
     ] = None,
@@ -970,7 +970,7 @@ def eval_command(
     ),
     generator: Annotated[
         GeneratorName,
-        typer.Option("--generator", help="preview: the baselines and preview variants only; gen3c: the GEN3C model too (needs --checkpoint_dir or --model tiny)."),
+        typer.Option("--generator", help="preview: the baselines and preview variants only; gen3c: the GEN3C model too (GEN3C's weights, fetched on first use as by gen3c generate; or --checkpoint_dir, --model tiny)."),
     ] = GeneratorName.preview,
     full: Annotated[bool, typer.Option("--full", help="GEN3C's size: 704x1280, 121 frames, antialiased ground truth (for a GPU).")] = False,
     scenes: Annotated[str, typer.Option("--scenes", help="Comma-separated scenes: room, corridor, street, objects, or 'all'.")] = "all",
@@ -989,7 +989,7 @@ def eval_command(
     ] = None,
     num_video_frames: Annotated[
         int | None,
-        typer.Option("--num_video_frames", help="Frames per case (default 25; --full: 121; the gen3c generator: its chunk, 121)."),
+        typer.Option("--num_video_frames", help="Frames per case (default 25; --full: 121; the gen3c generator: its chunk, 121 for GEN3C-7B, 17 for the tiny models)."),
     ] = None,
     contact_frames: Annotated[int, typer.Option("--contact_frames", help="Frames per row of each contact sheet.")] = 5,
     no_plots: Annotated[bool, typer.Option("--no_plots", help="Skip the matplotlib plots (markdown, JSON and contact sheets only).")] = False,
@@ -1063,7 +1063,8 @@ def eval_command(
             config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
             plots=not no_plots, progress=progress,
         )  # fmt: skip
-    Console(width=max(Console().width, 100)).print(summary_table(result))
+    table = summary_table(result)  # as wide as it needs, also when the output is not a terminal (logs, pipes)
+    Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
     console.print(f"[green]wrote[/] {paths['report']} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from gen3c.cameras import make_intrinsics, validate_intrinsics
 from gen3c.depth.base import DepthEstimate, camera_for
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth
 
 
@@ -110,10 +110,7 @@ def load_user_depth(
     """
     name = f"depth file {str(path)!r}"
     raw = load_depth(path, png_scale, name)
-    h, w = raw.shape
     H, W = image_size
-    if (h, w) != (H, W) and abs(h / w - H / W) <= 0.01 * (H / W):
-        note(f"{name} is {h}×{w} but the image is {H}×{W}: resizing the depth (nearest)", stacklevel=2)
     depth, valid = conform_depth(raw, (H, W), name, mask_invalid)
     if isinstance(intrinsics, (str, os.PathLike)):
         intrinsics = parse_intrinsics(intrinsics)

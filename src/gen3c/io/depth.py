@@ -166,7 +166,9 @@ def scene_depths(depth: Tensor, valid: Tensor | None = None) -> Tensor:
 
 
 def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", mask_invalid: bool = False) -> tuple[Tensor, Tensor]:
-    """Check depth values (:func:`fill_invalid_depth`) and bring the map to the image's size.
+    """Check depth values (:func:`fill_invalid_depth`) and bring the map to the image's size
+    (another size of the same aspect ratio is resized, nearest, with a note; another aspect
+    ratio is refused).
 
     Args:
         depth: (H, W).
@@ -182,6 +184,7 @@ def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", mas
             raise Gen3cInputError(
                 f"{name} is {h0}×{w0} (H×W) but the image is {h1}×{w1}: their aspect ratios differ; pass the depth of this image"
             )
+        note(f"{name} is {h0}×{w0} but the image is {h1}×{w1}: resizing the depth (nearest)", stacklevel=2)
         depth = F.interpolate(depth[None, None], size=size, mode="nearest")[0, 0]
         valid = depth > 0
     return depth, valid

@@ -31,6 +31,7 @@ test; Ulysses covers GEN3C's 32 heads on up to 8 GPUs and is what this module us
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -66,13 +67,14 @@ def check_token_split(num_heads: int, degree: int, latent_frames: int | None = N
     """
     if degree <= 1:
         return
+    # The counts that work divide both the heads and (when known) the latent frames.
+    common = num_heads if latent_frames is None else math.gcd(num_heads, latent_frames)
+    ok = [n for n in range(1, common + 1) if common % n == 0]
     if num_heads % degree:
-        ok = [n for n in range(1, num_heads + 1) if num_heads % n == 0]
         raise Gen3cInputError(
             f"--num_gpus {degree}: the DiT's {num_heads} attention heads do not split across {degree} GPUs; use one of {ok}"
         )
     if latent_frames is not None and latent_frames % degree:
-        ok = [n for n in range(1, latent_frames + 1) if latent_frames % n == 0]
         raise Gen3cInputError(
             f"--num_gpus {degree}: a chunk of {latent_frames} latent frames does not split evenly across {degree} GPUs; "
             f"use --num_gpus in {ok} (GEN3C's 121-frame chunks have 16 latent frames)"
