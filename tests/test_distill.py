@@ -414,3 +414,18 @@ def test_packaged_student_samples_with_its_own_five_steps():
     frames = student.generate(None, None, colors[0, 0], buffers=type("B", (), {"colors": colors, "masks": masks})())
     handle.remove()
     assert len(calls) == 5 and frames.shape == (17, 3, h, w)  # 5 steps × 1 forward
+
+
+def test_python_load_generator_takes_a_students_own_defaults():
+    """``load_generator(folder)`` (the Python entry, not only the CLI's options) reads the
+    student's gen3c_model.json: 5 steps, no guidance, its chunk and dtype; what the caller passes
+    wins."""
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import load_generator
+
+    folder = packaged_model_dir("tiny_fast")
+    student = load_generator(folder, device="cpu")
+    assert (student.num_steps, student.guidance, student.chunk_frames) == (5, 0.0, 17)
+    assert student.pipeline.transformer_dtype == torch.float32
+    told = load_generator(folder, device="cpu", num_steps=3, guidance=1.0)
+    assert (told.num_steps, told.guidance) == (3, 1.0)

@@ -194,7 +194,10 @@ def load_generator(
     """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
 
     Args:
-        checkpoint: a folder written by ``gen3c convert`` (or a hub id of one).
+        checkpoint: a folder written by ``gen3c convert`` or ``gen3c train`` (or a hub id of one);
+            the ``gen3c_model.json`` a trained or distilled model carries sets the defaults of
+            ``chunk_frames``, ``num_steps``, ``guidance`` and ``dtype`` (a 5-step student runs 5
+            steps without guidance unless told otherwise).
         offload_diffusion_transformer, offload_tokenizer, offload_text_encoder_model: GEN3C's
             flags: keep that component in CPU memory except while it runs.
         memory_mode: "resident", "model_offload" or "group_offload" (:mod:`gen3c.models.memory`).
@@ -229,6 +232,17 @@ def load_generator(
         text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
+    from gen3c.models.packaged import checkpoint_info
+
+    # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in);
+    # a distilled student its own step count and guidance (0: one forward per step). What the
+    # caller passes wins; then the model's own; then the speed preset's and GEN3C's.
+    info = checkpoint_info(str(checkpoint)) if Path(str(checkpoint)).expanduser().is_dir() else {}
+    for key, kind in (("chunk_frames", int), ("num_steps", int), ("guidance", float)):
+        if key in info and generator_options.get(key) is None:
+            generator_options[key] = kind(info[key])
+    if dtype is None and "dtype" in info:
+        dtype = str(info["dtype"])
     settings = speed_settings(
         speed, sampler=sampler, num_steps=generator_options.pop("num_steps", None), guidance_every=guidance_every,
         guidance_batch=guidance_batch, step_cache=step_cache, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
@@ -447,14 +461,6 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
         raise Gen3cInputError("--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model")
     if not checkpoint:
         checkpoint, opts["text_encoder_dir"] = _official_weights(opts, cache_dir)
-    from gen3c.models.packaged import checkpoint_info
-
-    info = checkpoint_info(checkpoint)
-    # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in);
-    # a distilled student its own step count and guidance (0: one forward per step).
-    for key, kind in (("chunk_frames", int), ("dtype", str), ("num_steps", int), ("guidance", float)):
-        if key in info:
-            opts.setdefault(key, kind(info[key]))
     sampling = {
         k: opts.pop(k)
         for k in ("prompt", "negative_prompt", "guidance", "num_steps", "chunk_frames")
