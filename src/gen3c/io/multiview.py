@@ -24,6 +24,7 @@ import torch
 from gen3c.cameras import Cameras, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import fill_invalid_depth
+from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import FrameStack, check_array, fit_frames, fit_intrinsics, images_to_uint8
 
 MULTIVIEW_KEYS = (
@@ -67,6 +68,7 @@ def read_multiview(
     if not p.is_file():
         raise Gen3cInputError(f"{name} does not exist: check --multiview_npz")
     try:
+        require_numpy_file(p, name, archive=True)
         with np.load(p, allow_pickle=False) as data:
             missing = [k for k in MULTIVIEW_KEYS if k not in data.files]
             if missing:
