@@ -71,3 +71,57 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_
         "png_as_npy_intrinsics": {"--fov": None, "--intrinsics": files["K.npy"]},
     }[case]
     refused(generate(files, out, **changes), match, out)
+
+
+LONG = "n" * 201
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("name_too_long", r"--video_save_name 'n+'… is 201 bytes long: pass a name of at most 200 bytes"),
+        ("name_with_mp4", r"--video_save_name 'clip\.mp4' ends in \.mp4, which gen3c adds itself: pass 'clip'"),
+        ("video_taken_by_folder", r"output '.*output\.mp4' is a folder: move it away, or pass another --video_save_name"),
+        ("cameras_taken_by_folder", r"output '.*output_cameras\.json' is a folder"),
+        ("ply_taken_by_folder", r"output '.*output\.ply' is a folder"),
+        ("folder_is_a_file", r"--video_save_folder '.*afile' is a file, not a folder: choose a folder path"),
+    ],
+)
+def test_generate_output_names_refused_before_anything_is_made(case, match, files, tmp_path):
+    """These raised OSError / IsADirectoryError tracebacks (a name too long for the file system, a
+    folder where a file goes — after writing the cameras and settings), or wrote clip.mp4.mp4."""
+    out = tmp_path / "out"
+    blocker = {"video_taken_by_folder": "output.mp4", "cameras_taken_by_folder": "output_cameras.json",
+               "ply_taken_by_folder": "output.ply"}.get(case)  # fmt: skip
+    if blocker:
+        (out / blocker).mkdir(parents=True)
+    changes = {
+        "name_too_long": {"--video_save_name": LONG},
+        "name_with_mp4": {"--video_save_name": "clip.mp4"},
+        "folder_is_a_file": {"--video_save_folder": files["afile"]},
+    }.get(case, {})
+    argv = generate(files, out, **changes) + (["--save_point_cloud", "--save_buffer"] if case == "ply_taken_by_folder" else [])
+    refused(argv, match)
+    # Only the blocking folder is there: no video, no cameras, no temporary file.
+    assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else []), sorted(out.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "name, blocker, match",
+    [
+        ("a/b", None, r"--name 'a/b' must be a plain file name"),
+        ("..", None, r"--name '\.\.' must be a plain file name"),
+        ("", None, r"--name '' must be a plain file name"),
+        (LONG, None, r"--name 'n+'… is 201 bytes long"),
+        (None, "image_depth.json", r"output '.*image_depth\.json' is a folder: move it away, or pass another --name"),
+    ],
+)
+def test_depth_output_names(name, blocker, match, files, tmp_path):
+    """`gen3c depth --name a/b` and over-long names were tracebacks, '..' wrote '.._depth.png', a
+    folder at NAME_depth.json failed after three of the four files were written."""
+    out = tmp_path / "out"
+    if blocker:
+        (out / blocker).mkdir(parents=True)
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out]
+    refused(argv + ([] if name is None else ["--name", name]), match)
+    assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else [])

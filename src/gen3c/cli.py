@@ -817,16 +817,19 @@ def depth(
     """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_points.ply and NAME_depth.json."""
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs
+    from gen3c.io.atomic import check_output_name
     from gen3c.io.images import load_image, parse_resolution
     from gen3c.pipelines.request import parse_intrinsics
 
+    name = image_path.stem if name is None else name
+    check_output_name(name, "--name")  # before the model loads
     image = (load_image(image_path) + 1) / 2
     K = parse_intrinsics(intrinsics, fov, *image.shape[-2:])
     size = parse_resolution(resolution) if resolution else None
     started = time.perf_counter()
     estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
     estimate = estimator.estimate(image, size=size, intrinsics=K)
-    paths = save_depth_outputs(estimate, image, output_folder, name or image_path.stem)
+    paths = save_depth_outputs(estimate, image, output_folder, name)
     console.print(
         f"[green]wrote[/] {paths['png']} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
         f"median {median_depth(estimate):.3g}, fx {float(estimate.intrinsics[0, 0]):.1f} px ({estimate.intrinsics_from})) "

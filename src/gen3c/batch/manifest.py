@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gen3c.errors import Gen3cInputError
+from gen3c.io.atomic import check_output_name
 from gen3c.pipelines.request import GenerationRequest
 
 MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -194,6 +195,7 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         raise Gen3cInputError(
             f"{where}: name {name!r} must be a plain file name (no folders, not starting with '.')"
         )
+    check_output_name(name, f"{where}: name")
     owned = [key for key in BATCH_OWNED if key in row]
     if owned:
         raise Gen3cInputError(

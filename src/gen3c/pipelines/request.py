@@ -24,6 +24,7 @@ import torch
 
 from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.errors import Gen3cInputError, note
+from gen3c.io.atomic import check_output_name
 from gen3c.pipelines.autoregressive import (
     GEN3C_CHUNK_FRAMES,
     CachePlan,
@@ -190,8 +191,9 @@ def check_request(request: GenerationRequest) -> None:
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
     name = request.video_save_name
-    if not name or Path(name).name != name or name in (".", "..") or any(ord(c) < 32 for c in name):
-        raise Gen3cInputError(f"--video_save_name {name[:40]!r} must be a plain file name (no folders or control characters)")
+    check_output_name(name, "--video_save_name")
+    if name.lower().endswith(".mp4"):  # else the video would be NAME.mp4.mp4
+        raise Gen3cInputError(f"--video_save_name {name[:40]!r} ends in .mp4, which gen3c adds itself: pass {name[:-4][:40]!r}")
 
 
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
@@ -564,7 +566,8 @@ def run_request(
         # 3. Generate chunk by chunk, streaming the outputs (and keeping finished chunks)
         num_buffers = scene.plan.buffers_for(num_chunks)
         with OutputWriter(
-            request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps
+            request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps,
+            point_cloud=request.save_point_cloud,
         ) as out:
             first_frame, sink, on_chunk = scene.first_frame, out, None
             if partial is not None:
