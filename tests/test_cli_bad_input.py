@@ -1,6 +1,7 @@
 """User mistakes on every command: exit code 2, one line naming the input and the fix, no
 traceback, nothing left in the output folder (an adversarial audit's findings, kept)."""
 
+import json
 import re
 
 import numpy as np
@@ -125,3 +126,39 @@ def test_depth_output_names(name, blocker, match, files, tmp_path):
     argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out]
     refused(argv + ([] if name is None else ["--name", name]), match)
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else [])
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--gpus_per_job", "nan"], r"--gpus_per_job nan is impossible: pass a number of 0 or more"),
+        (["--gpus_per_job", "inf"], r"--gpus_per_job inf is impossible"),
+        (["--ray", "--cpus_per_job", "nan"], r"--cpus_per_job nan is impossible"),
+    ],
+)
+def test_batch_engine_numbers(args, match, files, tmp_path):
+    """NaN / inf reached int() (ValueError / OverflowError tracebacks; with --ray after writing the summary)."""
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"input_image_path": str(files["image"]), "depth_path": str(files["depth"]), "fov": 60}) + "\n")
+    out = tmp_path / "out"
+    refused(["batch", manifest, "--output_folder", out, *args], match)
+    assert not out.exists()
+
+
+EVAL_SMALL = ["--scenes", "room", "--presets", "left", "--methods", "still", "--resolution", "32x48", "--num_video_frames", "5", "--no_plots"]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--contact_frames", "0"], r"--contact_frames 0 must be 1 or more"),
+        (["--movement_distance", "nan"], r"--movement_distance nan is impossible: pass a finite number"),
+        (["--num_video_frames", "10000000"], r"--num_video_frames 10000000: the benchmark needs at least 3 frames and at most 100000"),
+    ],
+)
+def test_eval_settings_refused_before_the_benchmark(args, match, tmp_path):
+    """--contact_frames 0 silently showed one frame; a NaN distance failed mid-run ("leaves the range
+    of float32 numbers: pass a smaller --movement_distance"); a huge count started the run."""
+    out = tmp_path / "report"
+    refused(["eval", "--output_folder", out, *EVAL_SMALL, *args], match)
+    assert not out.exists()
