@@ -3,6 +3,7 @@ traceback, nothing left in the output folder (an adversarial audit's findings, k
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -161,4 +162,33 @@ def test_eval_settings_refused_before_the_benchmark(args, match, tmp_path):
     of float32 numbers: pass a smaller --movement_distance"); a huge count started the run."""
     out = tmp_path / "report"
     refused(["eval", "--output_folder", out, *EVAL_SMALL, *args], match)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("png_config", r"config '.*c\.toml' is not UTF-8 text: pass a TOML file"),
+        ("nan_setting", r"config '.*c\.toml': train\.lr = nan must be finite"),
+        ("inf_in_a_list", r"data\.movement_distance = \[0\.1, inf\] must be finite"),
+        ("stop_after_0", r"--stop_after 0 must be 1 or more"),
+        ("resume_nowhere", r"--resume '.*nowhere' is not a checkpoint of `gen3c train`"),
+    ],
+)
+def test_train_mistakes_refused_before_the_run(case, match, files, tmp_path):
+    """A binary config was a UnicodeDecodeError traceback; TOML's nan/inf trained (lr = nan) or
+    crashed later; --stop_after 0 and a wrong --resume folder were found only after the clips and
+    the model were made."""
+    from gen3c.training.config import shipped_config
+
+    config, out, extra = tmp_path / "c.toml", tmp_path / "run", []
+    text = {"nan_setting": "[train]\nlr = nan\n", "inf_in_a_list": "[data]\nmovement_distance = [0.1, inf]\n"}.get(case)
+    if case == "png_config":
+        config.write_bytes(files["image"].read_bytes())
+    elif text:
+        config.write_text(text)
+    else:
+        shutil.copy(shipped_config("default.toml"), config)
+        extra = ["--stop_after", "0"] if case == "stop_after_0" else ["--resume", tmp_path / "nowhere"]
+    refused(["train", config, "--out", out, *extra], match)
     assert not out.exists()

@@ -309,6 +309,13 @@ def train(
     """
     from torch.utils.data import DataLoader
 
+    # Refused before the output folder, the clips and the model are made.
+    if stop_after is not None and stop_after < 1:
+        raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
+    if resume not in (None, "auto") and not (Path(resume) / "custom_checkpoint_0.pkl").is_file():
+        raise Gen3cInputError(
+            f"--resume {str(resume)!r} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl): pass OUT/checkpoints/step_… or 'auto'"
+        )
     if config.train.mode == "distill":
         from gen3c.training.distill_loop import distill
 
