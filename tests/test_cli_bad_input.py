@@ -192,3 +192,23 @@ def test_train_mistakes_refused_before_the_run(case, match, files, tmp_path):
         extra = ["--stop_after", "0"] if case == "stop_after_0" else ["--resume", tmp_path / "nowhere"]
     refused(["train", config, "--out", out, *extra], match)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "src, out, match",
+    [
+        ("ckpt", "afile", r"output folder '.*afile' is a file, not a folder"),
+        ("afile", "converted", r"checkpoint folder '.*afile' is a file, not a folder"),
+        ("ckpt", "ckpt", r"output folder '.*ckpt' holds the checkpoint being converted"),
+        ("ckpt/Gen3C-Cosmos-7B", "ckpt", r"output folder '.*ckpt' holds the checkpoint being converted"),
+    ],
+)
+def test_convert_folders(src, out, match, files, tmp_path):
+    """OUT a file was a NotADirectoryError traceback; SRC a file said it did not exist; OUT holding
+    SRC with --overwrite would have deleted GEN3C's downloaded checkpoint after converting it."""
+    pytest.importorskip("diffusers")
+    (tmp_path / "ckpt" / "Gen3C-Cosmos-7B").mkdir(parents=True)
+    (tmp_path / "ckpt" / "Gen3C-Cosmos-7B" / "model.pt").write_bytes(b"weights")
+    refused(["convert", tmp_path / src, tmp_path / out, "--overwrite"], match)
+    assert (tmp_path / "ckpt" / "Gen3C-Cosmos-7B" / "model.pt").read_bytes() == b"weights"
+    assert not (tmp_path / "converted").exists()
