@@ -212,3 +212,20 @@ def test_convert_folders(src, out, match, files, tmp_path):
     refused(["convert", tmp_path / src, tmp_path / out, "--overwrite"], match)
     assert (tmp_path / "ckpt" / "Gen3C-Cosmos-7B" / "model.pt").read_bytes() == b"weights"
     assert not (tmp_path / "converted").exists()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--port", "70000"], r"--port 70000 is impossible: pass a port between 0 and 65535"),
+        (["--port", "-1"], r"--port -1 is impossible"),
+        (["--host", "no-such-host.invalid"], r"--host 'no-such-host\.invalid' cannot be listened on here \(.+\): pass 127\.0\.0\.1"),
+    ],
+)
+def test_gui_address_refused_instead_of_hanging(args, match, tmp_path):
+    """viser retried a bad address port after port, then waited for ever without a word (a port
+    out of range also printed an OverflowError traceback from its thread)."""
+    pytest.importorskip("viser")
+    work = tmp_path / "gui"
+    refused(["gui", "--work_dir", work, *args], match)
+    assert not work.exists()
