@@ -229,3 +229,19 @@ def test_gui_address_refused_instead_of_hanging(args, match, tmp_path):
     work = tmp_path / "gui"
     refused(["gui", "--work_dir", work, *args], match)
     assert not work.exists()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--seed", "-1"], r"--seed -1 is out of range: pass a whole number from 0 to 4294967295"),
+        (["--seed", str(2**70)], r"--seed 1180591620717411303424 is out of range"),
+        (["--guidance", "nan"], r"--guidance nan is impossible: pass a finite number"),
+    ],
+)
+def test_gen3c_sampling_numbers_refused_before_loading(args, match, files, tmp_path):
+    """Seeds outside numpy's range were ValueError tracebacks after the model ran its first steps;
+    a NaN guidance was refused only after loading and rendering, without naming --guidance."""
+    pytest.importorskip("diffusers")
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--generator": "gen3c", "--model": "tiny", "--num_video_frames": "17"}) + args, match, out)

@@ -168,6 +168,15 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
 MIN_FPS, MAX_FPS = 1.0, 240.0
 
 
+#: Seeds numpy's RandomState takes (GEN3C draws its condition-augmentation noise with it).
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise Gen3cInputError(f"--seed {seed} is out of range: pass a whole number from 0 to {MAX_SEED}")
+
+
 def check_request(request: GenerationRequest) -> None:
     """Refuse settings no run can use, before anything is read or loaded (the other settings are
     checked where they are parsed: resolution, trajectory, frame counts, files)."""
@@ -188,6 +197,7 @@ def check_request(request: GenerationRequest) -> None:
     for key, value, allowed, what in numbers:
         if not (math.isfinite(value) and allowed(value)):
             raise Gen3cInputError(f"--{key} {value} is impossible: pass {what}")
+    check_seed(request.seed)
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
     name = request.video_save_name
@@ -484,6 +494,7 @@ def make_generator(request: GenerationRequest):
             raise Gen3cInputError(
                 f"the gen3c generator needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'"
             ) from None
+        check_seed(request.seed)
         return generator_from_options(request.generator_options, seed=request.seed)
     raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
 
