@@ -245,3 +245,28 @@ def test_gen3c_sampling_numbers_refused_before_loading(args, match, files, tmp_p
     pytest.importorskip("diffusers")
     out = tmp_path / "out"
     refused(generate(files, out, **{"--generator": "gen3c", "--model": "tiny", "--num_video_frames": "17"}) + args, match, out)
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("mp4_as_image", r"input image '.*clip\.mp4' is not a readable image \(an MP4/MOV video\): .*--vipe_path"),
+        ("npy_as_image", r"input image '.*array\.npy' is not a readable image \(a NumPy \.npy array\)"),
+        ("folder_as_multiview", r"multi-view npz '.*sample' is a folder: pass the \.npz file in it"),
+        ("file_as_vipe", r"ViPE directory '.*afile' is a file, not a folder"),
+    ],
+)
+def test_wrong_kind_of_input_says_what_it_is(case, match, files, tmp_path):
+    """These said "does not exist" (a folder given as the npz, a file as the ViPE folder) or only
+    "not a readable image" for a video."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    out = tmp_path / "out"
+    plain = {"--input_image_path": None, "--depth_path": None, "--fov": None}
+    changes = {
+        "mp4_as_image": {**plain, "--input_image_path": clip},
+        "npy_as_image": {**plain, "--input_image_path": files["array.npy"]},
+        "folder_as_multiview": {**plain, "--multiview_npz": files["sample"]},
+        "file_as_vipe": {**plain, "--vipe_path": files["afile"]},
+    }[case]
+    refused(generate(files, out, **changes), match, out)

@@ -66,7 +66,8 @@ def read_multiview(
     p = Path(path)
     name = f"multi-view npz {str(p)!r}"
     if not p.is_file():
-        raise Gen3cInputError(f"{name} does not exist: check --multiview_npz")
+        why = "is a folder: pass the .npz file in it" if p.is_dir() else "does not exist: check --multiview_npz"
+        raise Gen3cInputError(f"{name} {why}")
     try:
         require_numpy_file(p, name, archive=True)
         with np.load(p, allow_pickle=False) as data:
