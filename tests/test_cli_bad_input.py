@@ -270,3 +270,30 @@ def test_wrong_kind_of_input_says_what_it_is(case, match, files, tmp_path):
         "file_as_vipe": {**plain, "--vipe_path": files["afile"]},
     }[case]
     refused(generate(files, out, **changes), match, out)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--trajectory", "zoom_in", "--movement_distance", "2"], r"--trajectory, --movement_distance shape a preset path, which --camera_file replaces: drop them"),
+        (["--camera_rotation", "no_rotation"], r"--camera_rotation shapes a preset path, which --camera_file replaces"),
+    ],
+)
+def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, files, tmp_path):
+    """They were silently ignored: the video followed the camera file whatever --trajectory said."""
+    import torch
+
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.trajectories import preset_trajectory
+
+    cams = preset_trajectory("left", "center_facing", 5, torch.eye(4), intrinsics_from_fov(60, 32, 48), 32, 48)
+    save_cameras(tmp_path / "path.json", cams, 24)
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--camera_file": tmp_path / "path.json"}) + args, match, out)
+    # The same in a batch manifest, naming the line.
+    manifest = tmp_path / "jobs.jsonl"
+    row = {"input_image_path": str(files["image"]), "depth_path": str(files["depth"]), "fov": 60,
+           "camera_file": str(tmp_path / "path.json"), "trajectory": "up"}  # fmt: skip
+    manifest.write_text(json.dumps(row) + "\n")
+    refused(["batch", manifest, "--output_folder", out], r"manifest '.*jobs\.jsonl' line 1: --trajectory shapes a preset path", out)

@@ -206,6 +206,28 @@ def check_request(request: GenerationRequest) -> None:
         raise Gen3cInputError(f"--video_save_name {name[:40]!r} ends in .mp4, which gen3c adds itself: pass {name[:-4][:40]!r}")
 
 
+#: Settings of a preset path (GEN3C's ``--trajectory`` & co.), unused when a path is given.
+PRESET_SETTINGS = ("trajectory", "camera_rotation", "movement_distance", "trajectory_scale")
+
+
+def check_path_settings(request: GenerationRequest, where: str | None = None) -> None:
+    """Refuse preset-path settings changed from their defaults where the request's path is given
+    instead — by a camera file, or by a multi-view input's ``w2cs_all`` — so none is silently
+    ignored (``where`` prefixes the message, e.g. a manifest line)."""
+    if request.camera_file is not None:
+        given = "--camera_file"
+    elif request.multiview_npz is not None:
+        given = "the multi-view input's w2cs_all"
+    else:
+        return
+    defaults = {f.name: f.default for f in fields(GenerationRequest)}
+    changed = [f"--{key}" for key in PRESET_SETTINGS if getattr(request, key) != defaults[key]]
+    if changed:
+        prefix = f"{where}: " if where else ""
+        verb = "shape" if len(changed) > 1 else "shapes"
+        raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop them")
+
+
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
     """The input image's intrinsics from ``"fx,fy,cx,cy"`` (or a file: JSON, txt, npy — see
     :func:`gen3c.depth.user.parse_intrinsics`) or a horizontal fov, or None."""
