@@ -560,7 +560,7 @@ def generate(
 
     Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames (the tiny model's: 17), each conditioned on the previous chunk's last frame.
     """
-    from gen3c.pipelines.request import GenerationRequest, check_path_settings
+    from gen3c.pipelines.request import GenerationRequest, check_unused_settings
 
     def text(path: Path | None) -> str | None:
         return None if path is None else str(path)
@@ -579,7 +579,7 @@ def generate(
         save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
         generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
-    check_path_settings(request)
+    check_unused_settings(request)
     _run(request, resume=resume)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import check_output_name
-from gen3c.pipelines.request import GenerationRequest, check_path_settings
+from gen3c.pipelines.request import GenerationRequest, check_unused_settings
 
 MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 #: Request fields that always name files: relative values resolve against the manifest's folder.
@@ -230,7 +230,7 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         settings["generator_options"] = {**nested, **extra}
     # Type-check every setting now (the request's own check), not when the job comes up.
     request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
-    check_path_settings(request, where)
+    check_unused_settings(request, where)
     if request.generator != "gen3c" and request.generator_options:
         given = ", ".join(sorted(request.generator_options))
         raise Gen3cInputError(

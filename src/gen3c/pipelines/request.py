@@ -210,22 +210,22 @@ def check_request(request: GenerationRequest) -> None:
 PRESET_SETTINGS = ("trajectory", "camera_rotation", "movement_distance", "trajectory_scale")
 
 
-def check_path_settings(request: GenerationRequest, where: str | None = None) -> None:
-    """Refuse preset-path settings changed from their defaults where the request's path is given
-    instead — by a camera file, or by a multi-view input's ``w2cs_all`` — so none is silently
-    ignored (``where`` prefixes the message, e.g. a manifest line)."""
-    if request.camera_file is not None:
-        given = "--camera_file"
-    elif request.multiview_npz is not None:
-        given = "the multi-view input's w2cs_all"
-    else:
-        return
+def check_unused_settings(request: GenerationRequest, where: str | None = None) -> None:
+    """Refuse settings changed from their defaults that the request would silently ignore: a
+    preset path's where the path is given (a camera file, a multi-view input's ``w2cs_all``),
+    ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a legacy ``.pt`` input.
+    ``where`` prefixes the message (e.g. a manifest line)."""
+    prefix = f"{where}: " if where else ""
     defaults = {f.name: f.default for f in fields(GenerationRequest)}
+    given = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
     changed = [f"--{key}" for key in PRESET_SETTINGS if getattr(request, key) != defaults[key]]
-    if changed:
-        prefix = f"{where}: " if where else ""
+    if given and changed:
         verb = "shape" if len(changed) > 1 else "shapes"
         raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop them")
+    if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(".png"):
+        raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it")
+    if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
+        raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
 
 
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
