@@ -310,3 +310,11 @@ def test_flags_that_would_do_nothing_are_refused(args, match, files, tmp_path):
     """With an .npy depth and a PNG image, these did nothing, silently."""
     out = tmp_path / "out"
     refused(generate(files, out) + args, match, out)
+
+
+@pytest.mark.parametrize("command", [["cache", "list"], ["cache", "remove", "all"], ["download", "--dry_run"]])
+def test_weights_cache_that_is_a_file(command, files, monkeypatch):
+    """`cache list` / `cache remove` said "nothing cached" for a --cache_dir that is a file."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    refused([*command, "--cache_dir", files["afile"]], r"--cache_dir / GEN3C_CACHE_DIR\) '.*afile' is a file: choose a folder")
+    assert files["afile"].read_text() == "x"
