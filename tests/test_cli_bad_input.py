@@ -220,11 +220,15 @@ def test_convert_folders(src, out, match, files, tmp_path):
         (["--port", "70000"], r"--port 70000 is impossible: pass a port between 0 and 65535"),
         (["--port", "-1"], r"--port -1 is impossible"),
         (["--host", "no-such-host.invalid"], r"--host 'no-such-host\.invalid' cannot be listened on here \(.+\): pass 127\.0\.0\.1"),
+        (["--num_video_frames", "0"], r"--num_video_frames 0 is impossible: pass a count between 1 and 100000"),
+        (["--fps", "0"], r"--fps 0\.0 is impossible: pass a frame rate in \[1, 240\]"),
+        (["--filter_points_threshold", "nan"], r"--filter_points_threshold nan is impossible"),
     ],
 )
-def test_gui_address_refused_instead_of_hanging(args, match, tmp_path):
+def test_gui_settings_refused_before_the_server_starts(args, match, tmp_path):
     """viser retried a bad address port after port, then waited for ever without a word (a port
-    out of range also printed an OverflowError traceback from its thread)."""
+    out of range also printed an OverflowError traceback from its thread); starting values
+    outside the page's controls were ValueError tracebacks from viser."""
     pytest.importorskip("viser")
     work = tmp_path / "gui"
     refused(["gui", "--work_dir", work, *args], match)

@@ -200,7 +200,7 @@ class Gen3cApp:
                 sizes = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
                 self.resolution = gui.add_dropdown("Resolution", sizes, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
                 self.resize_mode = gui.add_dropdown("Resize", ("crop", "stretch"), initial_value=r.resize_mode)
-                self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=1.0, step=0.01)
+                self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=max(1.0, r.filter_points_threshold), step=0.01)
                 self.foreground = gui.add_checkbox("Foreground masking", r.foreground_masking)
                 self.splat = gui.add_dropdown("Splatting", ("bilinear", "zbuffer"), initial_value=r.splat)
                 self.point_size = gui.add_slider("Point size", 0.1, 4.0, step=0.1, initial_value=1.0)
