@@ -322,3 +322,13 @@ def test_weights_cache_that_is_a_file(command, files, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     refused([*command, "--cache_dir", files["afile"]], r"--cache_dir / GEN3C_CACHE_DIR\) '.*afile' is a file: choose a folder")
     assert files["afile"].read_text() == "x"
+
+
+def test_a_file_where_a_long_run_keeps_its_chunks(files, tmp_path):
+    """NAME.partial as a file was a NotADirectoryError traceback for a run of several chunks."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "output.partial").write_text("mine")
+    argv = generate(files, out, **{"--num_video_frames": "9", "--chunk_frames": "5"})
+    refused(argv, r"output\.partial is a file where a long run keeps its finished chunks: move it away")
+    assert [p.name for p in out.iterdir()] == ["output.partial"] and (out / "output.partial").read_text() == "mine"
