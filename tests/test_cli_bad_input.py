@@ -332,3 +332,23 @@ def test_a_file_where_a_long_run_keeps_its_chunks(files, tmp_path):
     argv = generate(files, out, **{"--num_video_frames": "9", "--chunk_frames": "5"})
     refused(argv, r"output\.partial is a file where a long run keeps its finished chunks: move it away")
     assert [p.name for p in out.iterdir()] == ["output.partial"] and (out / "output.partial").read_text() == "mine"
+
+
+def test_train_resume_never_unpickles_a_foreign_step_counter(tmp_path):
+    """accelerate reads custom_checkpoint_0.pkl with full unpickling: `gen3c train --resume` ran
+    the code of any folder it was pointed at."""
+    import torch
+
+    from gen3c.training.config import shipped_config
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    checkpoint = tmp_path / "step_000010"
+    checkpoint.mkdir()
+    torch.save({"step": 10, "payload": Evil()}, checkpoint / "custom_checkpoint_0.pkl")
+    out = tmp_path / "run"
+    refused(["train", shipped_config("default.toml"), "--out", out, "--resume", checkpoint],
+            r"custom_checkpoint_0\.pkl is not the plain step counter `gen3c train` writes .*; it is never unpickled")  # fmt: skip
+    assert not (tmp_path / "pwned").exists() and not out.exists()
