@@ -19,8 +19,8 @@ def refused(argv, match, out=None):
     res = runner.invoke(app, [str(a) for a in argv])
     assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
     assert "Traceback" not in res.output
-    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and re.search(match, errors[0]), res.output
+    errors = res.output.splitlines()  # exactly one line: no blank line of a progress display either
+    assert len(errors) == 1 and errors[0].startswith("error:") and re.search(match, errors[0]), res.output
     if out is not None:
         assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
     return errors[0]

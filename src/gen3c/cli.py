@@ -97,7 +97,9 @@ def user_errors(func: Callable) -> Callable:
 
 @contextmanager
 def rich_progress():
-    """A :data:`~gen3c.pipelines.camera_video.ProgressFactory` drawing rich progress bars."""
+    """A :data:`~gen3c.pipelines.camera_video.ProgressFactory` drawing rich progress bars.
+
+    The display starts with the first bar, so an error raised before any work is its one line."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -105,13 +107,19 @@ def rich_progress():
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    progress = Progress(*columns, console=console, transient=False)
 
-        def factory(stage: str, total: int) -> Callable[[int], None]:
-            task = progress.add_task(stage, total=total)
-            return lambda n=1: progress.advance(task, n)
+    def factory(stage: str, total: int) -> Callable[[int], None]:
+        if not progress.live.is_started:
+            progress.start()
+        task = progress.add_task(stage, total=total)
+        return lambda n=1: progress.advance(task, n)
 
+    try:
         yield factory
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 # Options shared by `generate` and `demo` -----------------------------------------------------
