@@ -97,7 +97,9 @@ def user_errors(func: Callable) -> Callable:
 
 @contextmanager
 def rich_progress():
-    """A :data:`~gen3c.pipelines.camera_video.ProgressFactory` drawing rich progress bars."""
+    """A :data:`~gen3c.pipelines.camera_video.ProgressFactory` drawing rich progress bars.
+
+    The display starts with the first bar, so an error raised before any work is its one line."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -105,13 +107,19 @@ def rich_progress():
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    progress = Progress(*columns, console=console, transient=False)
 
-        def factory(stage: str, total: int) -> Callable[[int], None]:
-            task = progress.add_task(stage, total=total)
-            return lambda n=1: progress.advance(task, n)
+    def factory(stage: str, total: int) -> Callable[[int], None]:
+        if not progress.live.is_started:
+            progress.start()
+        task = progress.add_task(stage, total=total)
+        return lambda n=1: progress.advance(task, n)
 
+    try:
         yield factory
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 # Options shared by `generate` and `demo` -----------------------------------------------------
@@ -560,7 +568,7 @@ def generate(
 
     Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames (the tiny model's: 17), each conditioned on the previous chunk's last frame.
     """
-    from gen3c.pipelines.request import GenerationRequest
+    from gen3c.pipelines.request import GenerationRequest, check_unused_settings
 
     def text(path: Path | None) -> str | None:
         return None if path is None else str(path)
@@ -579,6 +587,7 @@ def generate(
         save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
         generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
+    check_unused_settings(request)
     _run(request, resume=resume)
 
 
@@ -817,16 +826,19 @@ def depth(
     """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_points.ply and NAME_depth.json."""
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs
+    from gen3c.io.atomic import check_output_name
     from gen3c.io.images import load_image, parse_resolution
     from gen3c.pipelines.request import parse_intrinsics
 
+    name = image_path.stem if name is None else name
+    check_output_name(name, "--name")  # before the model loads
     image = (load_image(image_path) + 1) / 2
     K = parse_intrinsics(intrinsics, fov, *image.shape[-2:])
     size = parse_resolution(resolution) if resolution else None
     started = time.perf_counter()
     estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
     estimate = estimator.estimate(image, size=size, intrinsics=K)
-    paths = save_depth_outputs(estimate, image, output_folder, name or image_path.stem)
+    paths = save_depth_outputs(estimate, image, output_folder, name)
     console.print(
         f"[green]wrote[/] {paths['png']} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
         f"median {median_depth(estimate):.3g}, fx {float(estimate.intrinsics[0, 0]):.1f} px ({estimate.intrinsics_from})) "

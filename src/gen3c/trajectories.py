@@ -114,6 +114,8 @@ def preset_trajectory(
     Returns:
         :class:`Cameras` with n frames, float32.
     """
+    if not math.isfinite(distance):
+        raise Gen3cInputError(f"--movement_distance {distance} is impossible: pass a finite number")
     A = preset_offset_matrices(trajectory, camera_rotation, num_frames, distance, center_depth)
     W0 = source_w2c.to(torch.float64)
     if W0.shape not in ((4, 4), (num_frames, 4, 4)):

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from gen3c.errors import Gen3cInputError
-from gen3c.pipelines.request import GenerationRequest
+from gen3c.io.atomic import check_output_name
+from gen3c.pipelines.request import GenerationRequest, check_unused_settings
 
 MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 #: Request fields that always name files: relative values resolve against the manifest's folder.
@@ -194,6 +195,7 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         raise Gen3cInputError(
             f"{where}: name {name!r} must be a plain file name (no folders, not starting with '.')"
         )
+    check_output_name(name, f"{where}: name")
     owned = [key for key in BATCH_OWNED if key in row]
     if owned:
         raise Gen3cInputError(
@@ -228,6 +230,7 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         settings["generator_options"] = {**nested, **extra}
     # Type-check every setting now (the request's own check), not when the job comes up.
     request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
+    check_unused_settings(request, where)
     if request.generator != "gen3c" and request.generator_options:
         given = ", ".join(sorted(request.generator_options))
         raise Gen3cInputError(

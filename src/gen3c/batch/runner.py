@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -149,6 +150,9 @@ def _check_engine(
     """Refuse impossible engine settings before the plan and the progress bar."""
     if workers is not None and workers < 1:
         raise Gen3cInputError(f"--workers {workers} must be 1 or more")
+    for flag, value in (("--gpus_per_job", gpus_per_job), ("--cpus_per_job", cpus_per_job)):
+        if value is not None and not math.isfinite(value):
+            raise Gen3cInputError(f"{flag} {value} is impossible: pass a number of 0 or more")
     if use_ray:
         if (gpus_per_job or 0) < 0 or cpus_per_job < 0:
             raise Gen3cInputError("--gpus_per_job and --cpus_per_job must be 0 or more")

@@ -14,7 +14,14 @@ from torch import Tensor
 
 from gen3c.cameras import unproject_depth
 from gen3c.depth.base import DepthEstimate, image_to_tensor, median_depth
-from gen3c.io.atomic import atomic_path, ensure_writable_dir, write_bytes_atomic, write_text_atomic
+from gen3c.io.atomic import (
+    atomic_path,
+    check_output_name,
+    check_output_targets,
+    ensure_writable_dir,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from gen3c.io.ply import write_ply
 
 
@@ -56,7 +63,8 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
     """
     from PIL import Image
 
-    out = ensure_writable_dir(folder, "output folder")
+    check_output_name(name, "--name")
+    out = ensure_writable_dir(folder, "--output_folder")
     H, W = estimate.size
     rgb = image_to_tensor(image)
     if tuple(rgb.shape[-2:]) != (H, W):
@@ -67,6 +75,7 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
         "ply": out / f"{name}_points.ply",
         "json": out / f"{name}_depth.json",
     }
+    check_output_targets(paths.values(), "pass another --name or --output_folder")
     with atomic_path(paths["png"]) as tmp:
         Image.fromarray(depth_to_color(estimate.depth, estimate.mask)).save(tmp, format="PNG")
     buffer = io.BytesIO()

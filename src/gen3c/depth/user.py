@@ -27,6 +27,7 @@ from gen3c.cameras import make_intrinsics, validate_intrinsics
 from gen3c.depth.base import DepthEstimate, camera_for
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth
+from gen3c.io.formats import require_numpy_file
 
 
 def parse_intrinsics(spec: str | os.PathLike, name: str = "--intrinsics") -> Tensor:
@@ -60,6 +61,7 @@ def parse_intrinsics(spec: str | os.PathLike, name: str = "--intrinsics") -> Ten
             else:
                 raise Gen3cInputError(f"{name} file {str(p)!r} needs keys fx, fy, cx, cy or a 3×3 'K'")
         elif suffix == ".npy":
+            require_numpy_file(p, f"{name} file {str(p)!r}")
             values = np.load(p, allow_pickle=False).astype(np.float64).reshape(-1).tolist()
         else:
             values = p.read_text().replace(",", " ").split()

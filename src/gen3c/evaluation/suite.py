@@ -29,6 +29,7 @@ from gen3c.errors import Gen3cInputError
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
 from gen3c.pipelines.camera_video import (
+    MAX_FRAMES,
     SourceView,
     build_cache,
     check_num_frames,
@@ -89,8 +90,12 @@ class BenchmarkConfig:
         H, W = self.resolution
         if min(H, W) < 16:
             raise Gen3cInputError(f"--resolution {H}x{W} is too small to measure: pass at least 16 pixels a side")
-        if self.num_frames < 3:
-            raise Gen3cInputError(f"--num_video_frames {self.num_frames}: the benchmark needs at least 3 frames")
+        if not 3 <= self.num_frames <= MAX_FRAMES:
+            raise Gen3cInputError(f"--num_video_frames {self.num_frames}: the benchmark needs at least 3 frames and at most {MAX_FRAMES}")
+        if not math.isfinite(self.movement_distance):
+            raise Gen3cInputError(f"--movement_distance {self.movement_distance} is impossible: pass a finite number")
+        if self.contact_frames < 1:
+            raise Gen3cInputError(f"--contact_frames {self.contact_frames} must be 1 or more (frames per row of each contact sheet)")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import html
 import io
+import socket
 import sys
 import threading
 import time
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, invert_pose
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, first_line
 from gen3c.gui.state import (
     MAX_UPLOAD_BYTES,
     GuiState,
@@ -67,6 +68,23 @@ def _wxyz_position_to_w2c(wxyz, position) -> torch.Tensor:
     return invert_pose(c2w)
 
 
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse a port outside 0–65535 or a host this machine cannot listen on, which viser would
+    retry port after port and then wait on for ever, silently."""
+    if not 0 <= port <= 65535:
+        raise Gen3cInputError(f"--port {port} is impossible: pass a port between 0 and 65535 (0: any free one)")
+    if host == "":
+        return
+    fix = "pass 127.0.0.1 (this machine only) or 0.0.0.0 (every network interface)"
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind(address)
+    except (OSError, UnicodeError) as exc:  # an unknown name, an address of another machine
+        reason = getattr(exc, "strerror", None) or first_line(exc)
+        raise Gen3cInputError(f"--host {host!r} cannot be listened on here ({reason}): {fix}") from None
+
+
 class Gen3cApp:
     """The GUI server. ``Gen3cApp(work_dir).serve_forever()`` runs it; tests start it on a free
     port (``port=0``) and call :meth:`stop`.
@@ -96,6 +114,7 @@ class Gen3cApp:
     ) -> None:
         if viser is None:
             raise Gen3cInputError("the GUI needs viser: pip install 'gen3c[gui]'")
+        check_listen_address(host, port)
         self.state = GuiState(work_dir, request)
         self.jobs = JobRunner()
         if demo == "auto":
@@ -181,7 +200,7 @@ class Gen3cApp:
                 sizes = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
                 self.resolution = gui.add_dropdown("Resolution", sizes, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
                 self.resize_mode = gui.add_dropdown("Resize", ("crop", "stretch"), initial_value=r.resize_mode)
-                self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=1.0, step=0.01)
+                self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=max(1.0, r.filter_points_threshold), step=0.01)
                 self.foreground = gui.add_checkbox("Foreground masking", r.foreground_masking)
                 self.splat = gui.add_dropdown("Splatting", ("bilinear", "zbuffer"), initial_value=r.splat)
                 self.point_size = gui.add_slider("Point size", 0.1, 4.0, step=0.1, initial_value=1.0)

@@ -44,12 +44,13 @@ from gen3c.io.camera_files import (
     save_cameras,
 )
 from gen3c.io.depth import scene_depths
-from gen3c.pipelines.camera_video import SourceView, prepare_source
+from gen3c.pipelines.camera_video import MAX_FRAMES, SourceView, prepare_source
 from gen3c.pipelines.request import (
     MAX_FPS,
     MIN_FPS,
     GenerationRequest,
     RunOutput,
+    check_request,
     first_view,
     input_kind,
     read_input,
@@ -260,8 +261,12 @@ class GuiState:
     """
 
     def __init__(self, work_dir: str | Path, request: GenerationRequest | None = None) -> None:
+        request = request or GenerationRequest()
+        check_request(request)  # the page's controls start from these values
+        if request.num_video_frames is not None and not 1 <= request.num_video_frames <= MAX_FRAMES:
+            raise Gen3cInputError(f"--num_video_frames {request.num_video_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
         self.work_dir = ensure_writable_dir(work_dir, "GUI work folder").resolve()
-        self.request = dataclasses.replace(request or GenerationRequest(), video_save_folder=str(self.work_dir / "outputs"))
+        self.request = dataclasses.replace(request, video_save_folder=str(self.work_dir / "outputs"))
         self.kind = "image"  # one of gen3c.pipelines.request.INPUT_KINDS
         self.input: SceneInput | None = None  # what read_input read (or the prepared in-memory sample)
         self.source: SourceView | None = None  # the input's first view: sizes, intrinsics, scale, thumbnail
@@ -389,8 +394,8 @@ class GuiState:
         """Change request settings by their CLI names; re-prepares the source when the working
         resolution changes and drops the cache when its settings change."""
         request = GenerationRequest.from_dict({**self.request.to_dict(), **settings}, "GUI settings")
-        if "num_video_frames" in settings and not 1 <= int(request.num_video_frames) <= 100_000:
-            raise Gen3cInputError(f"num_video_frames {request.num_video_frames} must be between 1 and 100000")
+        if "num_video_frames" in settings and not 1 <= int(request.num_video_frames) <= MAX_FRAMES:
+            raise Gen3cInputError(f"num_video_frames {request.num_video_frames} must be between 1 and {MAX_FRAMES}")
         if "fps" in settings and not MIN_FPS <= float(request.fps) <= MAX_FPS:
             raise Gen3cInputError(f"fps {request.fps} must be in [{MIN_FPS:g}, {MAX_FPS:g}]")
         old, self.request = self.request, request

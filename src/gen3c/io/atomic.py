@@ -6,15 +6,39 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError
+
+#: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
+#: (``_buffer_masks.mp4``) and its temporary name (``.NAME….part.mp4``) take up to 32 more.
+MAX_NAME_BYTES = 200
+
+
+def check_output_name(name: str, what: str) -> None:
+    """Refuse a base name of output files (``what``, e.g. ``--video_save_name``) that is not one
+    plain file name: empty, with a folder, ``.``/``..``, control characters, or too long."""
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..") or any(ord(c) < 32 for c in name):
+        raise Gen3cInputError(f"{what} {str(name)[:40]!r} must be a plain file name (no folders or control characters)")
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_NAME_BYTES:
+        raise Gen3cInputError(f"{what} {name[:20]!r}… is {size} bytes long: pass a name of at most {MAX_NAME_BYTES} bytes")
+
+
+def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
+    """Refuse to start writing outputs when one of their ``paths`` is taken by a folder (a file
+    there is replaced); ``hint`` says how to choose other names, e.g. "pass another --name"."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise Gen3cInputError(f"output {str(path)!r} is a folder: move it away, or {hint}")
 
 
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
     """Create ``folder`` if needed and check that files can be written there."""
     path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise Gen3cInputError(f"{what} {str(path)!r} is a file, not a folder: choose a folder path")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -33,7 +57,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     On any exception the temporary file is removed and ``target`` is left untouched.
     """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    check_output_targets([target], "choose another output name")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    except OSError as exc:  # a read-only or vanished folder, a name too long for the file system
+        raise Gen3cInputError(f"output {str(target)!r} cannot be written ({exc.strerror}): choose a writable folder and a shorter name") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
+from gen3c.io.formats import require_numpy_file
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -36,6 +37,8 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
         raise Gen3cInputError(f"{name} {str(p)!r} is empty or a folder: pass a depth file ({', '.join(DEPTH_SUFFIXES)})")
     suffix = p.suffix.lower()
     try:
+        if suffix in (".npy", ".npz"):
+            require_numpy_file(p, f"{name} {str(p)!r}")
         if suffix == ".npy":
             array = np.load(p, allow_pickle=False)
         elif suffix == ".npz":

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics
 from gen3c.errors import Gen3cInputError
+from gen3c.io.formats import require_numpy_file
 from gen3c.io.images import RESIZE_MODES, resize_image
 
 # GEN3C reads video at 720×1280 and centre-crops it to its working size 704×1280 (``gen3c_dynamic.py``).
@@ -209,6 +210,7 @@ def load_npz_array(path: Path, key: str, name: str | None = None) -> np.ndarray:
     """One array of an ``.npz`` file, never unpickling objects; clear errors for the rest."""
     name = name or f"{str(path)!r}"
     try:
+        require_numpy_file(path, name, archive=True)
         with np.load(path, allow_pickle=False) as data:
             if key not in data.files:
                 raise Gen3cInputError(

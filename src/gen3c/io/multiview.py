@@ -24,6 +24,7 @@ import torch
 from gen3c.cameras import Cameras, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import fill_invalid_depth
+from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import FrameStack, check_array, fit_frames, fit_intrinsics, images_to_uint8
 
 MULTIVIEW_KEYS = (
@@ -65,8 +66,10 @@ def read_multiview(
     p = Path(path)
     name = f"multi-view npz {str(p)!r}"
     if not p.is_file():
-        raise Gen3cInputError(f"{name} does not exist: check --multiview_npz")
+        why = "is a folder: pass the .npz file in it" if p.is_dir() else "does not exist: check --multiview_npz"
+        raise Gen3cInputError(f"{name} {why}")
     try:
+        require_numpy_file(p, name, archive=True)
         with np.load(p, allow_pickle=False) as data:
             missing = [k for k in MULTIVIEW_KEYS if k not in data.files]
             if missing:

@@ -63,9 +63,8 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
     else:
         root = p
         if not root.is_dir():
-            raise Gen3cInputError(
-                f"ViPE directory {str(root)!r} does not exist: pass the folder given to 'vipe infer --output'"
-            )
+            why = "is a file, not a folder" if root.exists() else "does not exist"
+            raise Gen3cInputError(f"ViPE directory {str(root)!r} {why}: pass the folder given to 'vipe infer --output'")
     name = f"ViPE directory {str(root)!r}"
     missing = [f"{d}/" for d in VIPE_FOLDERS if not (root / d).is_dir()]
     if missing:

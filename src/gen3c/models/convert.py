@@ -514,10 +514,9 @@ def convert_checkpoint(
     """
     src = Path(official_dir).expanduser()
     if not src.is_dir():
-        raise Gen3cModelError(
-            f"checkpoint folder {str(src)!r} does not exist: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})"
-        )
-    _check_out_dir(Path(out_dir).expanduser(), overwrite)
+        why = "is a file, not a folder" if src.exists() else "does not exist"
+        raise Gen3cModelError(f"checkpoint folder {str(src)!r} {why}: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})")
+    _check_out_dir(Path(out_dir).expanduser(), overwrite, [src])
     return convert_components(
         _require(src / DIT_FILE, "the GEN3C DiT (Gen3C-Cosmos-7B/model.pt)"),
         _require(src / TOKENIZER_DIR, "the Cosmos tokenizer folder (Cosmos-Tokenize1-CV8x8x8-720p/)"),
@@ -535,7 +534,16 @@ def convert_checkpoint(
     )
 
 
-def _check_out_dir(out: Path, overwrite: bool) -> None:
+def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
+    """Refuse an output folder that is a file, is not empty (unless ``overwrite``), or holds one of
+    the ``sources`` being converted (``overwrite`` would delete them)."""
+    if out.exists() and not out.is_dir():
+        raise Gen3cModelError(f"output folder {str(out)!r} is a file, not a folder: choose a folder path")
+    for source in sources:
+        if out.resolve() == source.resolve() or out.resolve() in source.resolve().parents:
+            raise Gen3cModelError(
+                f"output folder {str(out)!r} holds the checkpoint being converted ({source}): choose a folder outside it"
+            )
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise Gen3cModelError(
             f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
@@ -570,8 +578,8 @@ def convert_components(
 
     say = log or (lambda _line: None)
     out = Path(out_dir).expanduser()
-    _check_out_dir(out, overwrite)
     dit_path, tok_dir = Path(dit_file), Path(tokenizer_dir)
+    _check_out_dir(out, overwrite, [dit_path, tok_dir] + ([Path(text_encoder_dir)] if text_encoder_dir is not None else []))
     report = ConversionReport()
     say(f"reading {dit_path}")
     transformer, rep = convert_transformer(

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen3c.errors import Gen3cModelError, first_line
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
 from gen3c.models import configs
 
 #: Environment variable naming the folder of converted weights.
@@ -155,12 +155,16 @@ class PreparedWeights:
 
 def weights_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """The folder of converted weights: ``cache_dir``, else ``$GEN3C_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/gen3c``, else ``~/.cache/gen3c``."""
+    ``$XDG_CACHE_HOME/gen3c``, else ``~/.cache/gen3c``; refused when it is a file."""
     if cache_dir:
-        return Path(cache_dir).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gen3c"
+        root = Path(cache_dir).expanduser()
+    elif os.environ.get(CACHE_ENV):
+        root = Path(os.environ[CACHE_ENV]).expanduser()
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gen3c"
+    if root.exists() and not root.is_dir():
+        raise Gen3cInputError(f"the folder of converted weights (--cache_dir / {CACHE_ENV}) {str(root)!r} is a file: choose a folder")
+    return root
 
 
 def converted_dir(root: Path, weights: OfficialWeights | None = None) -> Path:

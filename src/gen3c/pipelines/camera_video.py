@@ -28,7 +28,7 @@ from torch import Tensor
 from gen3c.cache import BufferRenders, Cache3D
 from gen3c.cameras import Cameras, resize_crop_intrinsics, resize_intrinsics
 from gen3c.errors import Gen3cInputError
-from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
+from gen3c.io.atomic import check_output_name, check_output_targets, ensure_writable_dir, write_text_atomic
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import scene_depths
 from gen3c.io.images import resize_image, to_uint8
@@ -368,6 +368,10 @@ def mask_panel(buffers: BufferRenders, num_buffers: int | None = None) -> Tensor
     return torch.cat([(b.masks[:, i] * 2 - 1).expand(-1, 3, -1, -1) for i in range(b.num_buffers)], dim=-1)
 
 
+#: How to get past an output name taken by a folder.
+OTHER_NAME = "pass another --video_save_name or --video_save_folder"
+
+
 class OutputWriter:
     """Writes a run's files into ``folder`` while it runs, so memory stays flat however long the
     video is; each file appears under its name only when complete (written to a temporary file,
@@ -384,10 +388,18 @@ class OutputWriter:
     """
 
     def __init__(
-        self, folder: str | Path, name: str, *, save_buffer: bool = False, num_buffers: int = 1, fps: float = DEFAULT_FPS
+        self,
+        folder: str | Path,
+        name: str,
+        *,
+        save_buffer: bool = False,
+        num_buffers: int = 1,
+        fps: float = DEFAULT_FPS,
+        point_cloud: bool = False,
     ) -> None:
-        if not name or Path(name).name != name or name in (".", ".."):
-            raise Gen3cInputError(f"video_save_name {name!r} must be a plain file name without folders")
+        """``point_cloud``: :meth:`finish` will be given one (its file name is checked now, with
+        the others, before any frame is made)."""
+        check_output_name(name, "video_save_name")
         self.folder = ensure_writable_dir(folder)
         self.name = name
         self.save_buffer = save_buffer
@@ -396,6 +408,8 @@ class OutputWriter:
         self.paths: dict[str, Path] = {"video": self.folder / f"{name}.mp4"}
         if save_buffer:
             self.paths["buffer_masks"] = self.folder / f"{name}_buffer_masks.mp4"
+        # Refused before any frame is made (and :meth:`finish` checks before writing any).
+        check_output_targets([*self.paths.values(), *self._companions(point_cloud, metadata=True).values()], OTHER_NAME)
         self.frames_written = 0
         self._stack: contextlib.ExitStack | None = None
 
@@ -428,15 +442,22 @@ class OutputWriter:
         self, cameras: Cameras, *, point_cloud: tuple[Tensor, Tensor] | None = None, metadata: dict | None = None
     ) -> dict[str, Path]:
         """Write the companion files; returns every output path (the videos appear on exit)."""
-        paths = dict(self.paths)
-        paths["cameras"] = self.folder / f"{self.name}_cameras.json"
+        companions = self._companions(point_cloud is not None, metadata is not None)
+        check_output_targets(companions.values(), OTHER_NAME)
+        paths = {**self.paths, **companions}
         save_cameras(paths["cameras"], cameras, self.fps)
         if point_cloud is not None:
-            paths["point_cloud"] = self.folder / f"{self.name}.ply"
             write_ply(paths["point_cloud"], *point_cloud)
         if metadata is not None:
-            paths["run"] = self.folder / f"{self.name}_run.json"
             write_text_atomic(paths["run"], json.dumps(metadata, indent=1, default=str))
+        return paths
+
+    def _companions(self, point_cloud: bool, metadata: bool) -> dict[str, Path]:
+        paths = {"cameras": self.folder / f"{self.name}_cameras.json"}
+        if point_cloud:
+            paths["point_cloud"] = self.folder / f"{self.name}.ply"
+        if metadata:
+            paths["run"] = self.folder / f"{self.name}_run.json"
         return paths
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -460,6 +481,8 @@ def save_outputs(
         raise ValueError("save_outputs needs a result with its frames kept; stream long videos through an OutputWriter")
     if save_point_cloud and cache is None:
         raise ValueError("save_point_cloud needs the cache")
-    with OutputWriter(folder, name, save_buffer=save_buffer, num_buffers=result.buffers.num_buffers, fps=fps) as out:
+    with OutputWriter(
+        folder, name, save_buffer=save_buffer, num_buffers=result.buffers.num_buffers, fps=fps, point_cloud=save_point_cloud
+    ) as out:
         out.write(result.frames, result.buffers)
         return out.finish(result.cameras, point_cloud=cache.point_cloud() if save_point_cloud else None, metadata=metadata)

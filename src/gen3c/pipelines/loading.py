@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -447,6 +448,8 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
             raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
     if opts.get("num_steps", 1) < 1:
         raise Gen3cInputError(f"--num_steps {opts['num_steps']} must be at least 1 (GEN3C: 35)")
+    if not math.isfinite(opts.get("guidance", 1.0)):
+        raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
     cache_dir = opts.pop("cache_dir", None)

@@ -24,6 +24,7 @@ import torch
 
 from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.errors import Gen3cInputError, note
+from gen3c.io.atomic import check_output_name
 from gen3c.pipelines.autoregressive import (
     GEN3C_CHUNK_FRAMES,
     CachePlan,
@@ -167,6 +168,15 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
 MIN_FPS, MAX_FPS = 1.0, 240.0
 
 
+#: Seeds numpy's RandomState takes (GEN3C draws its condition-augmentation noise with it).
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise Gen3cInputError(f"--seed {seed} is out of range: pass a whole number from 0 to {MAX_SEED}")
+
+
 def check_request(request: GenerationRequest) -> None:
     """Refuse settings no run can use, before anything is read or loaded (the other settings are
     checked where they are parsed: resolution, trajectory, frame counts, files)."""
@@ -187,11 +197,35 @@ def check_request(request: GenerationRequest) -> None:
     for key, value, allowed, what in numbers:
         if not (math.isfinite(value) and allowed(value)):
             raise Gen3cInputError(f"--{key} {value} is impossible: pass {what}")
+    check_seed(request.seed)
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
     name = request.video_save_name
-    if not name or Path(name).name != name or name in (".", "..") or any(ord(c) < 32 for c in name):
-        raise Gen3cInputError(f"--video_save_name {name[:40]!r} must be a plain file name (no folders or control characters)")
+    check_output_name(name, "--video_save_name")
+    if name.lower().endswith(".mp4"):  # else the video would be NAME.mp4.mp4
+        raise Gen3cInputError(f"--video_save_name {name[:40]!r} ends in .mp4, which gen3c adds itself: pass {name[:-4][:40]!r}")
+
+
+#: Settings of a preset path (GEN3C's ``--trajectory`` & co.), unused when a path is given.
+PRESET_SETTINGS = ("trajectory", "camera_rotation", "movement_distance", "trajectory_scale")
+
+
+def check_unused_settings(request: GenerationRequest, where: str | None = None) -> None:
+    """Refuse settings changed from their defaults that the request would silently ignore: a
+    preset path's where the path is given (a camera file, a multi-view input's ``w2cs_all``),
+    ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a legacy ``.pt`` input.
+    ``where`` prefixes the message (e.g. a manifest line)."""
+    prefix = f"{where}: " if where else ""
+    defaults = {f.name: f.default for f in fields(GenerationRequest)}
+    given = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
+    changed = [f"--{key}" for key in PRESET_SETTINGS if getattr(request, key) != defaults[key]]
+    if given and changed:
+        verb = "shape" if len(changed) > 1 else "shapes"
+        raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop them")
+    if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(".png"):
+        raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it")
+    if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
+        raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
 
 
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
@@ -482,6 +516,7 @@ def make_generator(request: GenerationRequest):
             raise Gen3cInputError(
                 f"the gen3c generator needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'"
             ) from None
+        check_seed(request.seed)
         return generator_from_options(request.generator_options, seed=request.seed)
     raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
 
@@ -564,7 +599,8 @@ def run_request(
         # 3. Generate chunk by chunk, streaming the outputs (and keeping finished chunks)
         num_buffers = scene.plan.buffers_for(num_chunks)
         with OutputWriter(
-            request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps
+            request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, num_buffers=num_buffers, fps=request.fps,
+            point_cloud=request.save_point_cloud,
         ) as out:
             first_frame, sink, on_chunk = scene.first_frame, out, None
             if partial is not None:

@@ -82,6 +82,10 @@ class PartialRun:
         path = partial_dir(folder, name)
         record = {"format": FORMAT, "sha256": request_fingerprint(request_dict), "chunks": [list(c) for c in chunks],
                   "seed": request_dict.get("seed"), "request": request_dict}  # fmt: skip
+        if path.exists() and not path.is_dir():
+            raise Gen3cInputError(
+                f"{path} is a file where a long run keeps its finished chunks: move it away, or pass another --video_save_name"
+            )
         if path.exists():
             finished = _finished_chunks(path)
             if not resume:

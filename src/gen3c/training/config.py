@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -197,6 +198,11 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
 
 def check_config(config: Config, source: str = "config") -> None:
     """Refuse values no run can use, naming the key."""
+    for part in dataclasses.fields(config):  # TOML allows nan and inf; no setting takes them
+        for f in dataclasses.fields(getattr(config, part.name)):
+            value = getattr(getattr(config, part.name), f.name)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list | tuple) else [value])):
+                raise Gen3cInputError(f"{source}: {part.name}.{f.name} = {value} must be finite")
     for (section, key), choices in _CHOICES.items():
         value = getattr(getattr(config, section), key)
         if value not in choices:
@@ -261,6 +267,8 @@ def load_config(path: str | os.PathLike) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise Gen3cInputError(f"config {str(path)!r} cannot be read ({exc.strerror}): pass a TOML file") from None
+    except UnicodeDecodeError:
+        raise Gen3cInputError(f"config {str(path)!r} is not UTF-8 text: pass a TOML file") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -57,6 +57,7 @@ from gen3c.training.loop import (
     _start_run,
     _step_generator,
     folder_megabytes,
+    load_checkpoint,
     lr_factor,
     prompt_embedding,
 )
@@ -205,9 +206,7 @@ def distill(
     accelerator.register_for_checkpointing(state)
     checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
     if checkpoint is not None:
-        if not (checkpoint / "custom_checkpoint_0.pkl").is_file():
-            raise Gen3cInputError(f"--resume {str(checkpoint)!r} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl)")
-        accelerator.load_state(str(checkpoint))
+        load_checkpoint(accelerator, checkpoint)
     start_step = state.step
 
     def teacher_of(index: int) -> torch.nn.Module | None:

@@ -286,6 +286,31 @@ def prompt_embedding(prompt_cache, prompt: str, length: int) -> Tensor:
     return text
 
 
+def check_checkpoint(checkpoint: Path) -> None:
+    """Refuse a ``--resume`` folder that is not a `gen3c train` checkpoint, or whose step counter
+    files (``custom_checkpoint_*.pkl``) hold more than plain values: accelerate reads those with
+    full unpickling, which can run code from the file, so each is read first with
+    ``torch.load(weights_only=True)``, which accepts plain values only."""
+    if not (checkpoint / "custom_checkpoint_0.pkl").is_file():
+        raise Gen3cInputError(
+            f"--resume {str(checkpoint)!r} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl): pass OUT/checkpoints/step_… or 'auto'"
+        )
+    for path in sorted(checkpoint.glob("custom_checkpoint_*.pkl")):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # an UnpicklingError for anything but plain values, or a damaged file
+            raise Gen3cInputError(
+                f"--resume {str(checkpoint)!r}: {path.name} is not the plain step counter `gen3c train` writes "
+                f"({first_line(exc, 80)}); it is never unpickled: resume from a checkpoint you made"
+            ) from None
+
+
+def load_checkpoint(accelerator, checkpoint: Path) -> None:
+    """Restore an ``accelerator.save_state`` folder of `gen3c train` after :func:`check_checkpoint`."""
+    check_checkpoint(checkpoint)
+    accelerator.load_state(str(checkpoint))
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
     found = sorted((out / "checkpoints").glob("step_*"))
     return found[-1] if found else None
@@ -309,6 +334,11 @@ def train(
     """
     from torch.utils.data import DataLoader
 
+    # Refused before the output folder, the clips and the model are made.
+    if stop_after is not None and stop_after < 1:
+        raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
+    if resume not in (None, "auto"):
+        check_checkpoint(Path(resume))
     if config.train.mode == "distill":
         from gen3c.training.distill_loop import distill
 
@@ -353,9 +383,7 @@ def train(
     # 3. Resume
     checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
     if checkpoint is not None:
-        if not (checkpoint / "custom_checkpoint_0.pkl").is_file():
-            raise Gen3cInputError(f"--resume {str(checkpoint)!r} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl)")
-        accelerator.load_state(str(checkpoint))
+        load_checkpoint(accelerator, checkpoint)
     start_step = state.step
 
     # 4. Data

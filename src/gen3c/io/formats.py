@@ -1,0 +1,66 @@
+"""What a file holds, told from its first bytes: so a file renamed to the wrong suffix (a PNG
+saved as ``depth.npz``) gets an error that says what it is, not what a parser made of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gen3c.errors import Gen3cInputError
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # an archive with members; an empty one
+
+_SIGNATURES = (
+    (NPY_MAGIC, "a NumPy .npy array"),
+    (ZIP_MAGICS[0], "a zip archive"),
+    (ZIP_MAGICS[1], "an empty zip archive"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"v/1\x01", "an OpenEXR image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x80", "a Python pickle"),
+)
+
+
+def describe_head(head: bytes) -> str:
+    """What a file starting with ``head`` (its first bytes) is, in words: "a PNG image", …"""
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    if head[4:8] == b"ftyp":
+        return "an MP4/MOV video"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "of an unknown binary format"
+    return "JSON text" if text.lstrip()[:1] in ("{", "[") else "text"
+
+
+def require_numpy_file(path: str | os.PathLike, label: str, archive: bool | None = None) -> None:
+    """Raise a one-line :class:`Gen3cInputError` unless ``path`` holds what ``numpy.load`` should
+    read: an ``.npz`` archive when ``archive`` (None: when its suffix is ``.npz``), else a ``.npy``
+    array.
+
+    ``numpy.load`` takes any other file for a pickle and, with pickles refused, reports "pickled
+    data" — misleading for a renamed image or a text file. ``label`` names the input ("depth file
+    'd.npz'").
+    """
+    p = Path(path)
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    if not head:
+        raise Gen3cInputError(f"{label} is empty: pass the file again (it may not have finished copying)")
+    npz = p.suffix.lower() == ".npz" if archive is None else archive
+    if head.startswith(ZIP_MAGICS if npz else NPY_MAGIC):
+        return
+    what = describe_head(head)
+    kind, save = (".npz", "numpy.savez") if npz else (".npy", "numpy.save")
+    raise Gen3cInputError(
+        f"{label} is {what}, not a NumPy {kind} file: save the arrays with {save}, or give the file its real suffix"
+    )

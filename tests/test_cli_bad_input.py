@@ -1,0 +1,354 @@
+"""User mistakes on every command: exit code 2, one line naming the input and the fix, no
+traceback, nothing left in the output folder (an adversarial audit's findings, kept)."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+
+runner = CliRunner()
+
+
+def refused(argv, match, out=None):
+    """Run ``gen3c ARGV``: exit 2 with one error line matching ``match``; ``out`` left empty."""
+    res = runner.invoke(app, [str(a) for a in argv])
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert "Traceback" not in res.output
+    errors = res.output.splitlines()  # exactly one line: no blank line of a progress display either
+    assert len(errors) == 1 and errors[0].startswith("error:") and re.search(match, errors[0]), res.output
+    if out is not None:
+        assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
+    return errors[0]
+
+
+@pytest.fixture()
+def files(tmp_path, box_scene):
+    """An image, its depth, and files of the wrong kind under the names users give them."""
+    image, depth, _, _ = box_scene
+    png = image.read_bytes()
+    found = {"image": image, "depth": depth, "afile": tmp_path / "afile"}
+    found["afile"].write_text("x")
+    for name, data in {"png.npz": png, "png.npy": png, "text.npy": b"fx fy cx cy\n", "K.npy": png}.items():
+        (tmp_path / name).write_bytes(data)
+        found[name] = tmp_path / name
+    np.save(tmp_path / "array.npy", np.ones((4, 4), np.float32))
+    found["array.npy"] = tmp_path / "array.npy"
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for name in ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz"):
+        (sample / name).write_bytes(png)
+    found["sample"] = sample
+    return found
+
+
+def generate(files, out, **changes):
+    args = {"--input_image_path": files["image"], "--depth_path": files["depth"], "--fov": "60", "--resolution": "32x48",
+            "--num_video_frames": "5", "--video_save_folder": out, **changes}  # fmt: skip
+    return ["generate"] + [x for k, v in args.items() if v is not None for x in (k, v)]
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("png_as_npz_depth", r"depth file '.*png\.npz' is a PNG image, not a NumPy \.npz file"),
+        ("text_as_npy_depth", r"depth file '.*text\.npy' is text, not a NumPy \.npy file"),
+        ("npy_as_multiview", r"multi-view npz '.*array\.npy' is a NumPy \.npy array, not a NumPy \.npz file"),
+        ("png_in_sample_folder", r"depth\.npz' is a PNG image, not a NumPy \.npz file"),
+        ("png_as_npy_intrinsics", r"--intrinsics file '.*K\.npy' is a PNG image, not a NumPy \.npy file"),
+    ],
+)
+def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_path):
+    """numpy.load takes any unknown file for a pickle: the error named "Python objects" for a renamed PNG."""
+    out = tmp_path / "out"
+    changes = {
+        "png_as_npz_depth": {"--depth_path": files["png.npz"]},
+        "text_as_npy_depth": {"--depth_path": files["text.npy"]},
+        "npy_as_multiview": {"--input_image_path": None, "--depth_path": None, "--fov": None, "--multiview_npz": files["array.npy"]},
+        "png_in_sample_folder": {"--input_image_path": files["sample"], "--depth_path": None, "--fov": None},
+        "png_as_npy_intrinsics": {"--fov": None, "--intrinsics": files["K.npy"]},
+    }[case]
+    refused(generate(files, out, **changes), match, out)
+
+
+LONG = "n" * 201
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("name_too_long", r"--video_save_name 'n+'… is 201 bytes long: pass a name of at most 200 bytes"),
+        ("name_with_mp4", r"--video_save_name 'clip\.mp4' ends in \.mp4, which gen3c adds itself: pass 'clip'"),
+        ("video_taken_by_folder", r"output '.*output\.mp4' is a folder: move it away, or pass another --video_save_name"),
+        ("cameras_taken_by_folder", r"output '.*output_cameras\.json' is a folder"),
+        ("ply_taken_by_folder", r"output '.*output\.ply' is a folder"),
+        ("folder_is_a_file", r"--video_save_folder '.*afile' is a file, not a folder: choose a folder path"),
+    ],
+)
+def test_generate_output_names_refused_before_anything_is_made(case, match, files, tmp_path):
+    """These raised OSError / IsADirectoryError tracebacks (a name too long for the file system, a
+    folder where a file goes — after writing the cameras and settings), or wrote clip.mp4.mp4."""
+    out = tmp_path / "out"
+    blocker = {"video_taken_by_folder": "output.mp4", "cameras_taken_by_folder": "output_cameras.json",
+               "ply_taken_by_folder": "output.ply"}.get(case)  # fmt: skip
+    if blocker:
+        (out / blocker).mkdir(parents=True)
+    changes = {
+        "name_too_long": {"--video_save_name": LONG},
+        "name_with_mp4": {"--video_save_name": "clip.mp4"},
+        "folder_is_a_file": {"--video_save_folder": files["afile"]},
+    }.get(case, {})
+    argv = generate(files, out, **changes) + (["--save_point_cloud", "--save_buffer"] if case == "ply_taken_by_folder" else [])
+    refused(argv, match)
+    # Only the blocking folder is there: no video, no cameras, no temporary file.
+    assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else []), sorted(out.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "name, blocker, match",
+    [
+        ("a/b", None, r"--name 'a/b' must be a plain file name"),
+        ("..", None, r"--name '\.\.' must be a plain file name"),
+        ("", None, r"--name '' must be a plain file name"),
+        (LONG, None, r"--name 'n+'… is 201 bytes long"),
+        (None, "image_depth.json", r"output '.*image_depth\.json' is a folder: move it away, or pass another --name"),
+    ],
+)
+def test_depth_output_names(name, blocker, match, files, tmp_path):
+    """`gen3c depth --name a/b` and over-long names were tracebacks, '..' wrote '.._depth.png', a
+    folder at NAME_depth.json failed after three of the four files were written."""
+    out = tmp_path / "out"
+    if blocker:
+        (out / blocker).mkdir(parents=True)
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out]
+    refused(argv + ([] if name is None else ["--name", name]), match)
+    assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else [])
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--gpus_per_job", "nan"], r"--gpus_per_job nan is impossible: pass a number of 0 or more"),
+        (["--gpus_per_job", "inf"], r"--gpus_per_job inf is impossible"),
+        (["--ray", "--cpus_per_job", "nan"], r"--cpus_per_job nan is impossible"),
+    ],
+)
+def test_batch_engine_numbers(args, match, files, tmp_path):
+    """NaN / inf reached int() (ValueError / OverflowError tracebacks; with --ray after writing the summary)."""
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"input_image_path": str(files["image"]), "depth_path": str(files["depth"]), "fov": 60}) + "\n")
+    out = tmp_path / "out"
+    refused(["batch", manifest, "--output_folder", out, *args], match)
+    assert not out.exists()
+
+
+EVAL_SMALL = ["--scenes", "room", "--presets", "left", "--methods", "still", "--resolution", "32x48", "--num_video_frames", "5", "--no_plots"]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--contact_frames", "0"], r"--contact_frames 0 must be 1 or more"),
+        (["--movement_distance", "nan"], r"--movement_distance nan is impossible: pass a finite number"),
+        (["--num_video_frames", "10000000"], r"--num_video_frames 10000000: the benchmark needs at least 3 frames and at most 100000"),
+    ],
+)
+def test_eval_settings_refused_before_the_benchmark(args, match, tmp_path):
+    """--contact_frames 0 silently showed one frame; a NaN distance failed mid-run ("leaves the range
+    of float32 numbers: pass a smaller --movement_distance"); a huge count started the run."""
+    out = tmp_path / "report"
+    refused(["eval", "--output_folder", out, *EVAL_SMALL, *args], match)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("png_config", r"config '.*c\.toml' is not UTF-8 text: pass a TOML file"),
+        ("nan_setting", r"config '.*c\.toml': train\.lr = nan must be finite"),
+        ("inf_in_a_list", r"data\.movement_distance = \[0\.1, inf\] must be finite"),
+        ("stop_after_0", r"--stop_after 0 must be 1 or more"),
+        ("resume_nowhere", r"--resume '.*nowhere' is not a checkpoint of `gen3c train`"),
+    ],
+)
+def test_train_mistakes_refused_before_the_run(case, match, files, tmp_path):
+    """A binary config was a UnicodeDecodeError traceback; TOML's nan/inf trained (lr = nan) or
+    crashed later; --stop_after 0 and a wrong --resume folder were found only after the clips and
+    the model were made."""
+    from gen3c.training.config import shipped_config
+
+    config, out, extra = tmp_path / "c.toml", tmp_path / "run", []
+    text = {"nan_setting": "[train]\nlr = nan\n", "inf_in_a_list": "[data]\nmovement_distance = [0.1, inf]\n"}.get(case)
+    if case == "png_config":
+        config.write_bytes(files["image"].read_bytes())
+    elif text:
+        config.write_text(text)
+    else:
+        shutil.copy(shipped_config("default.toml"), config)
+        extra = ["--stop_after", "0"] if case == "stop_after_0" else ["--resume", tmp_path / "nowhere"]
+    refused(["train", config, "--out", out, *extra], match)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "src, out, match",
+    [
+        ("ckpt", "afile", r"output folder '.*afile' is a file, not a folder"),
+        ("afile", "converted", r"checkpoint folder '.*afile' is a file, not a folder"),
+        ("ckpt", "ckpt", r"output folder '.*ckpt' holds the checkpoint being converted"),
+        ("ckpt/Gen3C-Cosmos-7B", "ckpt", r"output folder '.*ckpt' holds the checkpoint being converted"),
+    ],
+)
+def test_convert_folders(src, out, match, files, tmp_path):
+    """OUT a file was a NotADirectoryError traceback; SRC a file said it did not exist; OUT holding
+    SRC with --overwrite would have deleted GEN3C's downloaded checkpoint after converting it."""
+    pytest.importorskip("diffusers")
+    (tmp_path / "ckpt" / "Gen3C-Cosmos-7B").mkdir(parents=True)
+    (tmp_path / "ckpt" / "Gen3C-Cosmos-7B" / "model.pt").write_bytes(b"weights")
+    refused(["convert", tmp_path / src, tmp_path / out, "--overwrite"], match)
+    assert (tmp_path / "ckpt" / "Gen3C-Cosmos-7B" / "model.pt").read_bytes() == b"weights"
+    assert not (tmp_path / "converted").exists()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--port", "70000"], r"--port 70000 is impossible: pass a port between 0 and 65535"),
+        (["--port", "-1"], r"--port -1 is impossible"),
+        (["--host", "no-such-host.invalid"], r"--host 'no-such-host\.invalid' cannot be listened on here \(.+\): pass 127\.0\.0\.1"),
+        (["--num_video_frames", "0"], r"--num_video_frames 0 is impossible: pass a count between 1 and 100000"),
+        (["--fps", "0"], r"--fps 0\.0 is impossible: pass a frame rate in \[1, 240\]"),
+        (["--filter_points_threshold", "nan"], r"--filter_points_threshold nan is impossible"),
+    ],
+)
+def test_gui_settings_refused_before_the_server_starts(args, match, tmp_path):
+    """viser retried a bad address port after port, then waited for ever without a word (a port
+    out of range also printed an OverflowError traceback from its thread); starting values
+    outside the page's controls were ValueError tracebacks from viser."""
+    pytest.importorskip("viser")
+    work = tmp_path / "gui"
+    refused(["gui", "--work_dir", work, *args], match)
+    assert not work.exists()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--seed", "-1"], r"--seed -1 is out of range: pass a whole number from 0 to 4294967295"),
+        (["--seed", str(2**70)], r"--seed 1180591620717411303424 is out of range"),
+        (["--guidance", "nan"], r"--guidance nan is impossible: pass a finite number"),
+    ],
+)
+def test_gen3c_sampling_numbers_refused_before_loading(args, match, files, tmp_path):
+    """Seeds outside numpy's range were ValueError tracebacks after the model ran its first steps;
+    a NaN guidance was refused only after loading and rendering, without naming --guidance."""
+    pytest.importorskip("diffusers")
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--generator": "gen3c", "--model": "tiny", "--num_video_frames": "17"}) + args, match, out)
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("mp4_as_image", r"input image '.*clip\.mp4' is not a readable image \(an MP4/MOV video\): .*--vipe_path"),
+        ("npy_as_image", r"input image '.*array\.npy' is not a readable image \(a NumPy \.npy array\)"),
+        ("folder_as_multiview", r"multi-view npz '.*sample' is a folder: pass the \.npz file in it"),
+        ("file_as_vipe", r"ViPE directory '.*afile' is a file, not a folder"),
+    ],
+)
+def test_wrong_kind_of_input_says_what_it_is(case, match, files, tmp_path):
+    """These said "does not exist" (a folder given as the npz, a file as the ViPE folder) or only
+    "not a readable image" for a video."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    out = tmp_path / "out"
+    plain = {"--input_image_path": None, "--depth_path": None, "--fov": None}
+    changes = {
+        "mp4_as_image": {**plain, "--input_image_path": clip},
+        "npy_as_image": {**plain, "--input_image_path": files["array.npy"]},
+        "folder_as_multiview": {**plain, "--multiview_npz": files["sample"]},
+        "file_as_vipe": {**plain, "--vipe_path": files["afile"]},
+    }[case]
+    refused(generate(files, out, **changes), match, out)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--trajectory", "zoom_in", "--movement_distance", "2"], r"--trajectory, --movement_distance shape a preset path, which --camera_file replaces: drop them"),
+        (["--camera_rotation", "no_rotation"], r"--camera_rotation shapes a preset path, which --camera_file replaces"),
+    ],
+)
+def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, files, tmp_path):
+    """They were silently ignored: the video followed the camera file whatever --trajectory said."""
+    import torch
+
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.trajectories import preset_trajectory
+
+    cams = preset_trajectory("left", "center_facing", 5, torch.eye(4), intrinsics_from_fov(60, 32, 48), 32, 48)
+    save_cameras(tmp_path / "path.json", cams, 24)
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--camera_file": tmp_path / "path.json"}) + args, match, out)
+    # The same in a batch manifest, naming the line.
+    manifest = tmp_path / "jobs.jsonl"
+    row = {"input_image_path": str(files["image"]), "depth_path": str(files["depth"]), "fov": 60,
+           "camera_file": str(tmp_path / "path.json"), "trajectory": "up"}  # fmt: skip
+    manifest.write_text(json.dumps(row) + "\n")
+    refused(["batch", manifest, "--output_folder", out], r"manifest '.*jobs\.jsonl' line 1: --trajectory shapes a preset path", out)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--png_depth_scale", "0.01"], r"--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it"),
+        (["--trust_checkpoint"], r"--trust_checkpoint applies to a legacy \.pt --input_image_path only: drop it"),
+    ],
+)
+def test_flags_that_would_do_nothing_are_refused(args, match, files, tmp_path):
+    """With an .npy depth and a PNG image, these did nothing, silently."""
+    out = tmp_path / "out"
+    refused(generate(files, out) + args, match, out)
+
+
+@pytest.mark.parametrize("command", [["cache", "list"], ["cache", "remove", "all"], ["download", "--dry_run"]])
+def test_weights_cache_that_is_a_file(command, files, monkeypatch):
+    """`cache list` / `cache remove` said "nothing cached" for a --cache_dir that is a file."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    refused([*command, "--cache_dir", files["afile"]], r"--cache_dir / GEN3C_CACHE_DIR\) '.*afile' is a file: choose a folder")
+    assert files["afile"].read_text() == "x"
+
+
+def test_a_file_where_a_long_run_keeps_its_chunks(files, tmp_path):
+    """NAME.partial as a file was a NotADirectoryError traceback for a run of several chunks."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "output.partial").write_text("mine")
+    argv = generate(files, out, **{"--num_video_frames": "9", "--chunk_frames": "5"})
+    refused(argv, r"output\.partial is a file where a long run keeps its finished chunks: move it away")
+    assert [p.name for p in out.iterdir()] == ["output.partial"] and (out / "output.partial").read_text() == "mine"
+
+
+def test_train_resume_never_unpickles_a_foreign_step_counter(tmp_path):
+    """accelerate reads custom_checkpoint_0.pkl with full unpickling: `gen3c train --resume` ran
+    the code of any folder it was pointed at."""
+    import torch
+
+    from gen3c.training.config import shipped_config
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    checkpoint = tmp_path / "step_000010"
+    checkpoint.mkdir()
+    torch.save({"step": 10, "payload": Evil()}, checkpoint / "custom_checkpoint_0.pkl")
+    out = tmp_path / "run"
+    refused(["train", shipped_config("default.toml"), "--out", out, "--resume", checkpoint],
+            r"custom_checkpoint_0\.pkl is not the plain step counter `gen3c train` writes .*; it is never unpickled")  # fmt: skip
+    assert not (tmp_path / "pwned").exists() and not out.exists()
