@@ -28,7 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, Terminated, terminate_like_ctrl_c
 
 app = typer.Typer(
     name="gen3c",
@@ -89,8 +89,10 @@ def user_errors(func: Callable) -> Callable:
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
-            console.print(f"[bold red]interrupted[/]: {str(exc) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=130) from None
+            # Ctrl-C (SIGINT) or SIGTERM: the shell's codes 128 + the signal's number.
+            what, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+            console.print(f"[bold red]{what}[/]: {str(exc) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=code) from None
 
     return wrapper
 
@@ -1109,6 +1111,7 @@ def _compared_models(text: str | None) -> list[tuple[str, dict]]:
 
 
 def main() -> None:
+    terminate_like_ctrl_c()
     app()
 
 

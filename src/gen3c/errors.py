@@ -33,6 +33,23 @@ class Gen3cMemoryError(Gen3cInputError):
     """The accelerator ran out of memory; the message names the setting that makes the run fit."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a batch scheduler's stop before its kill), raised where Ctrl-C's
+    KeyboardInterrupt would be, so a run unwinds the same way: temporary files removed, a long
+    run's finished chunks kept for ``--resume``. Raised only where :func:`terminate_like_ctrl_c`
+    was called (the command line)."""
+
+
+def terminate_like_ctrl_c() -> None:
+    """From now on SIGTERM raises :class:`Terminated` in the main thread (call it there)."""
+    import signal
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, raise_terminated)
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of ``exc``'s message (at most ``limit`` characters), or its type's name:
     what a one-line user error quotes of a library's (often multi-line) exception."""

@@ -619,7 +619,7 @@ def run_request(
         if partial is not None and not partial.recount():
             partial.remove()  # nothing finished: nothing worth keeping
         elif partial is not None and isinstance(exc, KeyboardInterrupt):
-            raise KeyboardInterrupt(
+            raise type(exc)(  # Ctrl-C or SIGTERM (errors.Terminated), as it came
                 f"{partial.finished} of {partial.num_chunks} chunks are kept in {partial.path}: run the same command with --resume to continue"
             ) from None
         raise
