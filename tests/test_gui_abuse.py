@@ -187,3 +187,26 @@ def test_settings_from_the_page_are_checked(tmp_path):
     for bad in ({"fps": float("nan")}, {"num_video_frames": -1}, {"resolution": 5}, {"evil": 1}):
         with pytest.raises(Gen3cInputError):
             state.update(**bad)
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_the_printed_address_of_an_ipv6_host_opens(tmp_path):
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", host="::1", port=0, demo=None, preload=False)
+    try:
+        assert app.url.startswith("http://[::1]:")
+        assert serves(app)
+    finally:
+        app.stop()

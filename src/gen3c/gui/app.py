@@ -145,7 +145,8 @@ class Gen3cApp:
     @property
     def url(self) -> str:
         host = self.server.get_host()
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.server.get_port()}"
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{self.server.get_port()}"  # an IPv6 address in brackets (RFC 3986)
 
     def serve_forever(self) -> None:
         try:
