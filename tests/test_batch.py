@@ -234,6 +234,19 @@ def test_batch_records_failures_skips_finished_jobs_and_retries(box_scene, tmp_p
     assert read_video(out / "b.mp4")[0].shape == (9, 64, 112, 3)
 
 
+
+def test_a_jobs_notes_are_its_own_and_recorded(box_scene, tmp_path):
+    """What `gen3c generate` prints as "note:" lands in the job's status and summary row."""
+    _, depth_path, _, depth = box_scene
+    half = tmp_path / "half_depth.npy"
+    np.save(half, depth.numpy()[::2, ::2])  # same aspect ratio, half the size: resized with a note
+    rows = [box_row(box_scene, "resized", depth_path=str(half)), box_row(box_scene, "plain")]
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", rows), tmp_path / "out")
+    assert summary.counts["done"] == 2
+    notes = status(tmp_path / "out", "resized")["notes"]
+    assert len(notes) == 1 and "resizing the depth" in notes[0] and str(half) in notes[0]
+    assert status(tmp_path / "out", "plain")["notes"] == []
+
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
     (tmp_path / "out").mkdir()

@@ -18,14 +18,13 @@ import os
 import socket
 import time
 import traceback
-import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from gen3c.batch.manifest import Job
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.io.atomic import write_text_atomic
 from gen3c.pipelines.request import GenerationRequest
 
@@ -236,12 +235,11 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     started = time.perf_counter()
     result = _Attempt()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with collect_notes() as notes:  # this job's own (a Ray actor may run others in other threads)
             request = job.request(folder)
             generator, result.loaded = pool.get(request)
             out = run_request(request, generator=generator, keep_frames=False)
-        result.notes = list(dict.fromkeys(str(w.message) for w in caught))
+        result.notes = notes
         result.outputs = {key: file_record(path, folder) for key, path in out.paths.items()}
         for key, record in result.outputs.items():
             if "frames" in record and record["frames"] != request.num_video_frames:
