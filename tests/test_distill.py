@@ -429,3 +429,24 @@ def test_python_load_generator_takes_a_students_own_defaults():
     assert student.pipeline.transformer_dtype == torch.float32
     told = load_generator(folder, device="cpu", num_steps=3, guidance=1.0)
     assert (told.num_steps, told.guidance) == (3, 1.0)
+
+
+def test_pipeline_from_pretrained_samples_a_student_with_its_own_steps():
+    """diffusers' entry point too: ``Gen3cPipeline.from_pretrained(student)(...)`` runs the
+    student's 5 steps without guidance unless told otherwise; a teacher keeps GEN3C's defaults."""
+    from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    student = Gen3cPipeline.from_pretrained(packaged_model_dir("tiny_fast"))
+    assert student.sampling_defaults == {"num_steps": 5, "guidance": 0.0}
+    assert Gen3cPipeline.from_pretrained(packaged_model_dir("tiny")).sampling_defaults == {}
+    h, w = packaged_model_info("tiny_fast")["resolution"]
+    colors, masks = torch.rand(17, 1, 3, h, w) * 2 - 1, torch.ones(17, 1, 1, h, w)
+    calls = []
+    handle = student.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+    student(colors[0, 0], colors, masks, output_type="latent")
+    assert len(calls) == 5  # 5 steps × 1 forward
+    calls.clear()
+    student(colors[0, 0], colors, masks, num_steps=2, guidance=1.0, output_type="latent")
+    handle.remove()
+    assert len(calls) == 4  # told: 2 steps × 2 forwards

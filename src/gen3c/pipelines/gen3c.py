@@ -37,6 +37,7 @@ import os
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,9 @@ class Gen3cPipeline(DiffusionPipeline):
         self.placements: list[tuple[str, str]] = []
         #: Step caching of the DiT (:mod:`gen3c.models.step_cache`), None: every step computed in full.
         self.step_cache: StepCache | None = None
+        #: ``num_steps`` / ``guidance`` the checkpoint was made to sample with (a distilled
+        #: student's ``gen3c_model.json``): what :meth:`__call__` uses when not told; empty: GEN3C's.
+        self.sampling_defaults: dict[str, Any] = {}
 
     # -- setup --------------------------------------------------------------------------
 
@@ -140,7 +144,13 @@ class Gen3cPipeline(DiffusionPipeline):
             if unknown:
                 raise Gen3cInputError(f"from_pretrained({OFFICIAL_REPO!r}) takes {', '.join(sorted(allowed))}, not {', '.join(unknown)}")
             return load_official_pipeline(**kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        from gen3c.models.packaged import checkpoint_info
+
+        folder = Path(str(pretrained_model_name_or_path)).expanduser()
+        info = checkpoint_info(str(folder)) if folder.is_dir() else {}
+        pipe.sampling_defaults = {key: info[key] for key in ("num_steps", "guidance") if key in info}
+        return pipe
 
     def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
         """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""
@@ -512,8 +522,8 @@ class Gen3cPipeline(DiffusionPipeline):
         buffer_masks: Tensor,
         prompt: str = "",
         negative_prompt: str | None = None,
-        guidance: float = 1.0,
-        num_steps: int = configs.NUM_STEPS,
+        guidance: float | None = None,
+        num_steps: int | None = None,
         seed: int = 1,
         fps: float = configs.FPS,
         condition_augment_sigma: float = configs.CONDITION_AUGMENT_SIGMA,
@@ -534,8 +544,10 @@ class Gen3cPipeline(DiffusionPipeline):
             negative_prompt: text of the unconditional branch; None is GEN3C's default negative
                 prompt, "" reuses ``prompt`` (as GEN3C does for an empty negative prompt).
             guidance: GEN3C's guidance: ``cond + guidance·(cond − uncond)``; 0 skips the
-                unconditional forward.
-            num_steps: sampler steps (GEN3C: 35).
+                unconditional forward. None: the checkpoint's own (:attr:`sampling_defaults`; a
+                distilled student: 0), else GEN3C's 1.
+            num_steps: sampler steps; None: the checkpoint's own (a distilled student's few),
+                else GEN3C's 35.
             seed: random seed; the same seed gives the same video.
             fps: frame rate the DiT's positional embedding is told (GEN3C: 24).
             condition_augment_sigma: noise level of the first-frame condition (GEN3C: 0.001).
@@ -547,6 +559,8 @@ class Gen3cPipeline(DiffusionPipeline):
             :class:`Gen3cPipelineOutput` with ``frames`` (T, 3, H, W) float32 in [−1, 1], on the CPU.
         """
         # 1. Check inputs
+        guidance = float(self.sampling_defaults.get("guidance", 1.0)) if guidance is None else guidance
+        num_steps = int(self.sampling_defaults.get("num_steps", configs.NUM_STEPS)) if num_steps is None else num_steps
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every)
         if output_type not in ("pt", "latent"):
             raise Gen3cInputError(f"output_type must be 'pt' or 'latent', got {output_type!r}")
