@@ -179,6 +179,32 @@ def test_hopper_tile_refused_falls_back_but_out_of_memory_is_raised(monkeypatch)
     assert attn_mod._flash4_hopper_tiled(q, q, q, 0.1) is None  # not asked again
 
 
+
+def test_shapes_cudnn_refuses_run_on_sdpa_from_the_same_fp8_inputs(monkeypatch):
+    """A graph cuDNN will not build (no fp8 plan for that sequence length or GPU) is noted once
+    and computed by SDPA from the same e4m3 inputs, in the op's output format; it is not tried
+    again for that shape. (The graph builder is replaced by one that refuses, as cuDNN's support
+    check does: only the handling here is under test.)"""
+    tries = []
+
+    def refusing(*key):
+        tries.append(key)
+        raise RuntimeError("cudnnGraphNotSupportedError: No valid execution plans built.")
+
+    monkeypatch.setattr(attn_mod, "_cudnn_fp8_graph", refusing)
+    monkeypatch.setattr(attn_mod, "_cudnn_fp8_refused", set())
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 140, 2, 16, generator=g) for _ in range(3))
+    ref = sdpa_attention(q, k, v)
+    with pytest.warns(UserWarning, match=r"cuDNN built no fp8 attention for \(B, S, H, D\) = \(1, 140, 2, 16\)"):
+        out = attn_mod.cudnn_fp8_attention(q, k + 2.0, v)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    assert ((out - ref).norm() / ref.norm()).item() < 0.08  # e4m3 inputs and output, as cuDNN's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second note
+        again = attn_mod.cudnn_fp8_attention(q, k + 2.0, v)
+    assert torch.equal(again, out) and len(tries) == 1
+
 # -- on a GPU (run on the device) ----------------------------------------------------------------
 
 

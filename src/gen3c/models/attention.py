@@ -39,7 +39,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from gen3c.errors import note
+from gen3c.errors import first_line, note
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
@@ -201,7 +201,11 @@ def _(query: Tensor, key: Tensor, value: Tensor, softmax_scale: float) -> Tensor
 def _cudnn_fp8_op(
     q8: Tensor, k8: Tensor, v8: Tensor, descale_q: Tensor, descale_k: Tensor, descale_v: Tensor, attn_scale: float
 ) -> Tensor:
-    graph = _cudnn_fp8_graph(tuple(q8.shape), tuple(q8.stride()), tuple(k8.stride()), tuple(v8.stride()), attn_scale, q8.device)
+    graph = _cudnn_fp8_graph_if_supported(
+        tuple(q8.shape), tuple(q8.stride()), tuple(k8.stride()), tuple(v8.stride()), attn_scale, q8.device
+    )
+    if graph is None:
+        return _fp8_attention_by_sdpa(q8, k8, v8, descale_q, descale_k, descale_v, attn_scale)
     out = torch.empty(q8.shape, dtype=torch.float8_e4m3fn, device=q8.device)  # (B, S, H, D), contiguous
     amax_s = torch.empty(1, 1, 1, 1, dtype=torch.float32, device=q8.device)
     amax_o = torch.empty_like(amax_s)
@@ -218,6 +222,37 @@ def _cudnn_fp8_op(
 @_cudnn_fp8_op.register_fake
 def _(q8: Tensor, k8: Tensor, v8: Tensor, descale_q: Tensor, descale_k: Tensor, descale_v: Tensor, attn_scale: float) -> Tensor:
     return torch.empty(q8.shape, dtype=torch.float8_e4m3fn, device=q8.device)
+
+
+#: Graph keys (shape, strides, scale, device) cuDNN built no fp8 graph for: SDPA computes those.
+_cudnn_fp8_refused: set[tuple] = set()
+
+
+def _cudnn_fp8_graph_if_supported(*key) -> _CudnnGraph | None:
+    """:func:`_cudnn_fp8_graph` for ``key``, or None — with one note per key — when cuDNN has no
+    fp8 plan for it here (its support check refuses some sequence lengths and GPUs)."""
+    if key in _cudnn_fp8_refused:
+        return None
+    try:
+        return _cudnn_fp8_graph(*key)
+    except Exception as exc:  # cuDNN's "not supported" comes as several exception types
+        _cudnn_fp8_refused.add(key)
+        note(
+            f"cudnn_fp8: cuDNN built no fp8 attention for (B, S, H, D) = {key[0]} ({first_line(exc, 120)}); "
+            "these attentions run on PyTorch SDPA from the same fp8 inputs"
+        )
+        return None
+
+
+def _fp8_attention_by_sdpa(
+    q8: Tensor, k8: Tensor, v8: Tensor, descale_q: Tensor, descale_k: Tensor, descale_v: Tensor, attn_scale: float
+) -> Tensor:
+    """What the cuDNN graph computes — attention of the dequantised e4m3 inputs, (B, S, H, D) e4m3
+    in v's scale — through PyTorch SDPA (bf16 on a GPU, float32 elsewhere)."""
+    dtype = torch.bfloat16 if q8.is_cuda else torch.float32
+    q, k, v = (x.to(dtype) * s.reshape(()).to(dtype) for x, s in ((q8, descale_q), (k8, descale_k), (v8, descale_v)))
+    out = torch.nn.functional.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=attn_scale)
+    return (out.transpose(1, 2).float() / descale_v.reshape(())).to(torch.float8_e4m3fn).contiguous()
 
 
 class _CudnnGraph:
