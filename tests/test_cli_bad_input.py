@@ -352,3 +352,15 @@ def test_train_resume_never_unpickles_a_foreign_step_counter(tmp_path):
     refused(["train", shipped_config("default.toml"), "--out", out, "--resume", checkpoint],
             r"custom_checkpoint_0\.pkl is not the plain step counter `gen3c train` writes .*; it is never unpickled")  # fmt: skip
     assert not (tmp_path / "pwned").exists() and not out.exists()
+
+
+def test_a_failed_run_leaves_no_empty_output_folders(files, tmp_path):
+    """The output folders a run had to create go again when it fails before writing into them;
+    a folder that was there already stays."""
+    nested = tmp_path / "new" / "deeper" / "out"
+    refused(generate(files, nested, **{"--depth_path": files["png.npz"]}), r"is a PNG image", out=nested)
+    assert not (tmp_path / "new").exists()
+    there = tmp_path / "there"
+    there.mkdir()
+    refused(generate(files, there, **{"--depth_path": files["png.npz"]}), r"is a PNG image", out=there)
+    assert there.is_dir()

@@ -51,6 +51,29 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
 
 
 @contextlib.contextmanager
+def removed_if_left_empty(folder: str | os.PathLike | None) -> Iterator[None]:
+    """Around a run that may create ``folder`` (and missing parents): if the run fails, the
+    folders it created and left empty are removed again, so an early error leaves nothing."""
+    missing: list[Path] = []
+    try:
+        path = Path(folder).absolute() if folder else None
+        while path is not None and not path.exists() and path != path.parent:
+            missing.append(path)  # deepest first
+            path = path.parent
+    except (OSError, ValueError, TypeError):  # not a usable path: the run says so itself
+        missing = []
+    try:
+        yield
+    except BaseException:
+        for path in missing:
+            try:
+                path.rmdir()  # only an empty folder goes
+            except OSError:
+                break
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` (same suffix); on success it replaces ``target``.
 

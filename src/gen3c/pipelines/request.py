@@ -560,6 +560,23 @@ def run_request(
             (:mod:`gen3c.pipelines.resume`) until it finishes; without ``resume`` an unfinished
             run there is an error, so nothing is lost by mistake.
     """
+    from gen3c.io.atomic import removed_if_left_empty
+    from gen3c.parallel import is_main_process
+
+    # A run that fails (a bad input, a missing model) leaves no empty output folder behind.
+    with removed_if_left_empty(request.video_save_folder if is_main_process() else None):
+        return _run_request(request, source=source, generator=generator, progress=progress, keep_frames=keep_frames, resume=resume)
+
+
+def _run_request(
+    request: GenerationRequest,
+    *,
+    source: SourceView | None,
+    generator,
+    progress: ProgressFactory | None,
+    keep_frames: bool | None,
+    resume: bool,
+) -> RunOutput:
     from gen3c.io.atomic import ensure_writable_dir
     from gen3c.parallel import check_launch, is_main_process
 
