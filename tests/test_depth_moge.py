@@ -89,8 +89,16 @@ def test_checkpoints_are_never_unpickled(tmp_path):
     with pytest.raises(Gen3cModelError, match="never unpickled"):
         load_checkpoint(path)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(Gen3cModelError, match="corrupt"):
+    with pytest.raises(Gen3cModelError, match="is text, not a PyTorch checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+    (tmp_path / "image.pt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))  # an image saved under the model's name
+    with pytest.raises(Gen3cModelError, match="is a PNG image, not a PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "image.pt")
+    torch.save({"model_config": TINY, "model": {}}, tmp_path / "cut.pt")
+    data = (tmp_path / "cut.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])  # an interrupted download
+    with pytest.raises(Gen3cModelError, match="corrupt or truncated"):
+        load_checkpoint(tmp_path / "cut.pt")
 
 
 def test_estimator_gen3c_path_shapes_and_ranges(checkpoint_path):
