@@ -142,8 +142,10 @@ def test_tiny_model_without_a_frame_count_makes_one_chunk(box_scene, tmp_path):
     """`gen3c generate --generator gen3c --model tiny` with no --num_video_frames: 17 frames, not an error about 121."""
     image, depth, _, _ = box_scene
     res = invoke("generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", image, "--depth_path", depth,
-                 "--fov", "60", "--resolution", "64x112", "--num_steps", "2", "--video_save_folder", tmp_path)  # fmt: skip
+                 "--fov", "60", "--resolution", "64x112", "--num_steps", "2", "--video_save_folder", tmp_path,
+                 "--max_gpu_memory", "1000")  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert "for 17 frames at 64x112)" in " ".join(res.output.split())  # the budget is planned for this run
     frames, _ = read_video(tmp_path / "output.mp4")
     assert frames.shape == (17, 64, 112, 3)
     assert json.loads((tmp_path / "output_run.json").read_text())["num_video_frames"] == 17

@@ -111,6 +111,21 @@ def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
         load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
 
 
+
+def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):
+    """``--max_gpu_memory`` estimates the run at the request's resolution (default GEN3C's)."""
+    import re
+
+    peaks = {}
+    for resolution in (None, (32, 48)):
+        with pytest.warns(UserWarning, match=r"memory mode 'resident'") as caught:
+            load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=resolution)
+        text = str(caught[0].message)
+        expected = "704x1280" if resolution is None else "32x48"
+        assert f"for 121 frames at {expected})" in text, text
+        peaks[expected] = float(re.search(r"estimated peak ([0-9.]+) GB", text).group(1))
+    assert peaks["32x48"] < peaks["704x1280"]
+
 def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
     pipe = tiny_pipeline(seed=0)
     pipe.configure_memory(memory_plan(), "cpu")

@@ -403,8 +403,8 @@ MaxGpuMemoryOpt = Annotated[
     float | None,
     typer.Option(
         "--max_gpu_memory",
-        help="gen3c generator: GPU memory budget in GB; the fastest memory mode whose estimated peak fits is chosen "
-        "(instead of --memory_mode/--fp8/--low_memory).",
+        help="gen3c generator: GPU memory budget in GB; the fastest memory mode whose estimated peak (for this run's "
+        "chunk and --resolution) fits is chosen (instead of --memory_mode/--fp8/--low_memory).",
     ),
 ]
 ModelOpt = Annotated[

@@ -190,6 +190,7 @@ def load_generator(
     lora: str | os.PathLike | None = None,
     verify_checksums: bool = False,
     text_encoder_dir: str | os.PathLike | None = None,
+    resolution: tuple[int, int] | None = None,
     **generator_options: Any,
 ) -> Gen3cGenerator:
     """Load a converted GEN3C checkpoint as a :class:`Gen3cGenerator`.
@@ -231,6 +232,8 @@ def load_generator(
         lora: a LoRA adapter written by ``gen3c train`` (folder or safetensors file).
         verify_checksums: check every file against the checkpoint's ``checksums.json`` first.
         text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
+        resolution: (H, W) of the frames to make, which ``max_gpu_memory``'s estimate is for
+            (default GEN3C's 704×1280).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
     """
     from gen3c.models.packaged import checkpoint_info
@@ -283,9 +286,14 @@ def load_generator(
     pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=text_encoder_dir)
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
-        size = ModelSize.of(pipe.transformer, pipe.vae, frames, *configs.RESOLUTION)
+        height, width = resolution or configs.RESOLUTION
+        size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width)
         label, plan, peak = choose_memory_plan(max_gpu_memory, size)
-        note(f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB)", stacklevel=2)
+        note(
+            f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB for "
+            f"{frames} frames at {height}x{width})",
+            stacklevel=2,
+        )
     if lora is not None:
         if plan.fp8:
             raise Gen3cInputError(
@@ -431,8 +439,9 @@ _NO_EFFECT = (
 )
 
 
-def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGenerator:
-    """A :class:`Gen3cGenerator` from a request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`)."""
+def generator_from_options(options: dict[str, Any], seed: int = 1, resolution: tuple[int, int] | None = None) -> Gen3cGenerator:
+    """A :class:`Gen3cGenerator` from a request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`);
+    ``resolution``: the request's (H, W), for ``max_gpu_memory``'s estimate."""
     unknown = sorted(set(options) - set(GENERATOR_OPTIONS))
     if unknown:
         raise Gen3cInputError(
@@ -469,7 +478,7 @@ def generator_from_options(options: dict[str, Any], seed: int = 1) -> Gen3cGener
         for k in ("prompt", "negative_prompt", "guidance", "num_steps", "chunk_frames")
         if k in opts
     }
-    return load_generator(checkpoint, seed=seed, **sampling, **opts)
+    return load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
 
 
 def _official_weights(opts: dict[str, Any], cache_dir: str | None) -> tuple[str, str | None]:

@@ -516,8 +516,10 @@ def make_generator(request: GenerationRequest):
             raise Gen3cInputError(
                 f"the gen3c generator needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'"
             ) from None
+        from gen3c.io.images import parse_resolution
+
         check_seed(request.seed)
-        return generator_from_options(request.generator_options, seed=request.seed)
+        return generator_from_options(request.generator_options, seed=request.seed, resolution=parse_resolution(request.resolution))
     raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
 
 
