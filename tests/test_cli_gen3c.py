@@ -36,8 +36,8 @@ def gen3c_args(box_scene, out, *extra):
 def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeypatch):
     seen = {}
 
-    def fake(options, seed=1):
-        seen.update(options, seed=seed)
+    def fake(options, seed=1, resolution=None):
+        seen.update(options, seed=seed, resolution=resolution)
         options = {
             **options,
             "checkpoint_dir": str(tiny_checkpoint),
@@ -45,7 +45,7 @@ def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeyp
             "device": "cpu",
             "dtype": "float32",
         }
-        return real(options, seed)
+        return real(options, seed, resolution)
 
     real = loading_module.generator_from_options
     monkeypatch.setattr(loading_module, "generator_from_options", fake)
@@ -58,6 +58,7 @@ def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeyp
         and seen["num_steps"] == 2
         and seen["guidance"] == 0
         and seen["seed"] == 5
+        and seen["resolution"] == (32, 48)
     )
     assert seen["offload_tokenizer"] is True and seen["disable_guardrail"] is True
     frames, _ = read_video(tmp_path / "output.mp4")

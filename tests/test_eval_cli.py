@@ -101,9 +101,9 @@ def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     real = loading_module.generator_from_options
     seen = {}
 
-    def tiny(options, seed=1):
-        seen.update(options, seed=seed)
-        return real({**options, "chunk_frames": 9, "device": "cpu", "dtype": "float32"}, seed)
+    def tiny(options, seed=1, resolution=None):
+        seen.update(options, seed=seed, resolution=resolution)
+        return real({**options, "chunk_frames": 9, "device": "cpu", "dtype": "float32"}, seed, resolution)
 
     monkeypatch.setattr(loading_module, "generator_from_options", tiny)
     out = tmp_path / "report"
@@ -111,7 +111,7 @@ def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
                  "--scenes", "corridor", "--presets", "right", "--resolution", "32x48", "--methods", "still",
                  "--output_folder", out, "--no_plots")  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert seen["num_steps"] == 2 and seen["seed"] == 4
+    assert seen["num_steps"] == 2 and seen["seed"] == 4 and seen["resolution"] == (32, 48)
     case = json.loads((out / "results.json").read_text())["cases"][0]
     # Without --num_video_frames the benchmark takes the generator's chunk (here 9 frames).
     assert set(case["scores"]) == {"ground_truth", "still", "gen3c"}

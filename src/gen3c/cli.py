@@ -1059,18 +1059,20 @@ def eval_command(
         camera_rotation=camera_rotation.value, movement_distance=movement_distance, trajectory_scale=trajectory_scale.value,
         contact_frames=contact_frames,
     )  # fmt: skip
-    make_config(**settings)  # refuse bad settings before a model loads
+    size = "x".join(map(str, make_config(**settings).resolution))  # bad settings refused before a model loads
     if compare_models is not None and generator != GeneratorName.gen3c:
         raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
     to_compare = _compared_models(compare_models)  # refused before any model loads
     model = None
     compared = {}
     if generator == GeneratorName.gen3c:
-        model = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options=options))
+        model = make_generator(GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options))
         # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
         shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
         for name, where in to_compare:
-            compared[name] = make_generator(GenerationRequest(generator="gen3c", seed=seed, generator_options={**shared, **where}))
+            compared[name] = make_generator(
+                GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options={**shared, **where})
+            )
     config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
     with console_warnings(), rich_progress() as progress:
         result, paths = run_eval(
