@@ -308,10 +308,11 @@ def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, fi
     [
         (["--png_depth_scale", "0.01"], r"--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it"),
         (["--trust_checkpoint"], r"--trust_checkpoint applies to a legacy \.pt --input_image_path only: drop it"),
+        (["--seed", "7"], r"--seed applies to --generator gen3c only \(the preview is deterministic\): drop it"),
     ],
 )
 def test_flags_that_would_do_nothing_are_refused(args, match, files, tmp_path):
-    """With an .npy depth and a PNG image, these did nothing, silently."""
+    """With an .npy depth, a PNG image and the preview, these did nothing, silently."""
     out = tmp_path / "out"
     refused(generate(files, out) + args, match, out)
 

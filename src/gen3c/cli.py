@@ -220,7 +220,7 @@ DepthEstimatorOpt = Annotated[
         "depth model id or folder (Depth Pro, Depth Anything V2, ZoeDepth), or 'prior' (no weights: ground plane + wall).",
     ),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the diffusion sampler (the preview is deterministic).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the gen3c generator's sampler (the preview draws no random numbers).")]
 FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")]
 ResumeOpt = Annotated[
     bool,

@@ -213,7 +213,8 @@ PRESET_SETTINGS = ("trajectory", "camera_rotation", "movement_distance", "trajec
 def check_unused_settings(request: GenerationRequest, where: str | None = None) -> None:
     """Refuse settings changed from their defaults that the request would silently ignore: a
     preset path's where the path is given (a camera file, a multi-view input's ``w2cs_all``),
-    ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a legacy ``.pt`` input.
+    ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a legacy ``.pt`` input,
+    ``seed`` with a generator that draws no random numbers (the preview).
     ``where`` prefixes the message (e.g. a manifest line)."""
     prefix = f"{where}: " if where else ""
     defaults = {f.name: f.default for f in fields(GenerationRequest)}
@@ -226,6 +227,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
         raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it")
     if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
         raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
+    if request.seed != defaults["seed"] and request.generator != "gen3c":
+        raise Gen3cInputError(f"{prefix}--seed applies to --generator gen3c only (the {request.generator} is deterministic): drop it")
 
 
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
