@@ -153,12 +153,9 @@ def test_cli_refuses_a_num_gpus_that_disagrees_with_the_launch(box_scene, tmp_pa
 def test_split_tokens_take_a_backend_that_splits():
     """gen3c's own kernels do not split tokens across GPUs: "auto…" becomes PyTorch SDPA, an
     explicit flash4 / cudnn_fp8 is refused, diffusers' backends pass through."""
-    from diffusers import CosmosTransformer3DModel
-
-    from gen3c.models import configs
     from gen3c.models.context_parallel import context_parallel_attention
 
-    dit = CosmosTransformer3DModel(**configs.TRANSFORMER_TINY)
+    dit = tiny_transformer()
     assert context_parallel_attention("auto", dit, "cpu") == "sdpa"
     assert context_parallel_attention("auto_fp8", dit, "cpu") == "sdpa"
     assert context_parallel_attention("native", dit, "cpu") == "native"

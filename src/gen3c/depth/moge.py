@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, image_to_uint8, resize_mask
 from gen3c.depth.hub import hub_file
 from gen3c.errors import Gen3cModelError, note
-from gen3c.io.formats import describe_head
+from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
@@ -743,9 +743,8 @@ def load_checkpoint(path: Path, what: str = "MoGe checkpoint") -> dict[str, Any]
         text = str(exc)
         if "Unsupported global" in text:
             raise Gen3cModelError(f"{name} holds Python objects that are never unpickled: use the official model.pt") from None
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-        if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        head = file_head(path)
+        if not head.startswith((ZIP_MAGICS[0], PICKLE_MAGIC)):  # torch's zip format, or a legacy pickle
             raise Gen3cModelError(f"{name} is {describe_head(head)}, not a PyTorch checkpoint: pass the official model.pt") from None
         raise Gen3cModelError(f"{name} is corrupt or truncated ({type(exc).__name__}): re-download it") from None
 

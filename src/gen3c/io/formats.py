@@ -10,6 +10,7 @@ from gen3c.errors import Gen3cInputError
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # an archive with members; an empty one
+PICKLE_MAGIC = b"\x80"  # a pickle's PROTO opcode (torch.save's legacy format)
 
 _SIGNATURES = (
     (NPY_MAGIC, "a NumPy .npy array"),
@@ -22,8 +23,14 @@ _SIGNATURES = (
     (b"MM\x00*", "a TIFF image"),
     (b"v/1\x01", "an OpenEXR image"),
     (b"%PDF", "a PDF document"),
-    (b"\x80", "a Python pickle"),
+    (PICKLE_MAGIC, "a Python pickle"),
 )
+
+
+def file_head(path: str | os.PathLike) -> bytes:
+    """The first bytes of the file at ``path``, enough for :func:`describe_head`."""
+    with open(path, "rb") as fh:
+        return fh.read(16)
 
 
 def describe_head(head: bytes) -> str:
@@ -52,8 +59,7 @@ def require_numpy_file(path: str | os.PathLike, label: str, archive: bool | None
     'd.npz'").
     """
     p = Path(path)
-    with open(p, "rb") as fh:
-        head = fh.read(16)
+    head = file_head(p)
     if not head:
         raise Gen3cInputError(f"{label} is empty: pass the file again (it may not have finished copying)")
     npz = p.suffix.lower() == ".npz" if archive is None else archive

@@ -62,10 +62,9 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise Gen3cInputError(f"{name} {str(p)!r} claims an absurd size (decompression bomb): refusing to decode it") from None
     except UnidentifiedImageError:
-        from gen3c.io.formats import describe_head
+        from gen3c.io.formats import describe_head, file_head
 
-        with open(p, "rb") as fh:
-            what = describe_head(fh.read(16))
+        what = describe_head(file_head(p))
         known = "" if what.startswith("of an unknown") else f" ({what})"
         video = " (a video goes in as its GEN3C sample directory or with --vipe_path)" if "video" in what else ""
         raise Gen3cInputError(f"{name} {str(p)!r} is not a readable image{known}: use PNG, JPEG, WebP, BMP or TIFF{video}") from None

@@ -78,6 +78,13 @@ def fp8_supported(device: torch.device | str | None = None) -> bool:
     return torch.cuda.get_device_capability(device) >= (8, 9)
 
 
+def quantize_rows_fp8(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Row-wise e4m3 quantisation, x (M, N) → (x / s as e4m3 (M, N), s (M, 1) float32) with
+    ``s = max|x_row| / 448``: what ``torch._scaled_mm`` takes as row-scaled activations."""
+    scale = x.abs().amax(dim=1, keepdim=True).float().clamp(min=1e-12) / FP8_MAX
+    return (x.float() / scale).to(torch.float8_e4m3fn), scale
+
+
 class Fp8Linear(nn.Module):
     """A linear layer computing in float8: weights quantised once per output row, activations
     per token on the fly, products summed in the tensor cores' own precision and returned in the
@@ -89,18 +96,15 @@ class Fp8Linear(nn.Module):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
-        w = linear.weight.detach()
-        scale = w.abs().amax(dim=1, keepdim=True).float().clamp(min=1e-12) / FP8_MAX  # (N, 1)
-        self.register_buffer("weight_fp8", (w.float() / scale).to(torch.float8_e4m3fn))
+        weight_fp8, scale = quantize_rows_fp8(linear.weight.detach())  # one scale per output row, (N, 1)
+        self.register_buffer("weight_fp8", weight_fp8)
         self.register_buffer("weight_scale", scale.t().contiguous())  # (1, N) for _scaled_mm
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
-        x2 = x.reshape(-1, shape[-1])
-        a_scale = x2.abs().amax(dim=1, keepdim=True).float().clamp(min=1e-12) / FP8_MAX  # (M, 1)
-        a = (x2.float() / a_scale).to(torch.float8_e4m3fn)
+        a, a_scale = quantize_rows_fp8(x.reshape(-1, shape[-1]))
         return self.matmul_quantized(a, a_scale, x.dtype).reshape(*shape[:-1], self.out_features)
 
     def matmul_quantized(self, a: Tensor, a_scale: Tensor, out_dtype: torch.dtype) -> Tensor:
@@ -141,9 +145,7 @@ class Fp8FeedForward(nn.Module):
 def gelu_fp8_rowwise_reference(x: Tensor) -> tuple[Tensor, Tensor]:
     """What ``gen3c::gelu_fp8_rowwise`` computes: ``y = gelu(x)`` (exact, in float32) quantised per
     row to e4m3, x (M, N) → (y / s as e4m3 (M, N), s (M, 1) float32) with ``s = max|y_row| / 448``."""
-    y = torch.nn.functional.gelu(x.float())
-    scale = y.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / FP8_MAX
-    return (y / scale).to(torch.float8_e4m3fn), scale
+    return quantize_rows_fp8(torch.nn.functional.gelu(x.float()))
 
 
 @functools.cache
