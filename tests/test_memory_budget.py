@@ -141,3 +141,74 @@ def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
     pipe.configure_memory(memory_plan(**memory.LOW_MEMORY), "cpu")
     with pytest.raises(Gen3cMemoryError, match="already the leanest mode"):
         pipe(image, colors, masks, num_steps=1, guidance=0)
+
+
+# -- CPU memory ---------------------------------------------------------------------------------
+
+
+def state_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> int:
+    """Bytes of ``module``'s state dict, floating tensors counted in ``dtype`` when given."""
+    return sum(
+        t.numel() * (dtype.itemsize if dtype is not None and t.is_floating_point() else t.element_size())
+        for t in module.state_dict().values()
+    )
+
+
+@pytest.fixture(scope="module")
+def bf16_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_bf16")
+    pipe = tiny_pipeline(seed=0)
+    pipe.transformer.to(torch.bfloat16)
+    pipe.vae.to(torch.bfloat16)
+    pipe.save_pretrained(folder)
+    return folder, pipe
+
+
+def test_verify_weights_counts_what_each_component_holds(bf16_checkpoint):
+    from gen3c.models.verify import verify_weights
+
+    folder, pipe = bf16_checkpoint
+    sizes = verify_weights(folder)
+    assert set(sizes) == {"transformer", "vae"}
+    for name, size in sizes.items():
+        module = getattr(pipe, name)
+        assert size.loaded_bytes(torch.bfloat16) == state_bytes(module)  # as stored
+        assert size.loaded_bytes(torch.float32) == state_bytes(module, torch.float32)
+        assert not size.copied_on_load(torch.bfloat16) and size.copied_on_load(torch.float32)
+
+
+def test_weights_that_cannot_fit_in_cpu_memory_are_refused_before_loading(bf16_checkpoint, monkeypatch):
+    """A bf16 checkpoint loaded in float32 is copied into memory: with less RAM + swap than that,
+    the load is refused in words (the system would kill the process); as stored, it is read from
+    the file and not checked."""
+    from gen3c.pipelines.loading import load_pipeline
+
+    folder, pipe = bf16_checkpoint
+    need = state_bytes(pipe.transformer, torch.float32) + state_bytes(pipe.vae, torch.float32)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=need - 1, total=need - 1)))
+    gb = f"{need / GiB:.1f}"
+    with pytest.raises(Gen3cMemoryError, match=rf"^checkpoint '.*' in float32 needs {gb} GB of CPU memory .*this machine has {gb} GB with swap: run it"):
+        load_pipeline(folder, dtype=torch.float32)
+    assert load_pipeline(folder, dtype=torch.bfloat16).transformer.dtype == torch.bfloat16
+    # Enough in all, but not free now: loaded, with a note.
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=need - 1, total=need)))
+    with pytest.warns(UserWarning, match=rf"needs {gb} GB of CPU memory for its weights alone and {gb} GB are free now: expect swapping"):
+        assert load_pipeline(folder, dtype=torch.float32).transformer.dtype == torch.float32
+
+
+def test_an_offloading_plan_needs_its_components_in_cpu_memory(monkeypatch):
+    from gen3c.pipelines.loading import _check_offloaded_weights_fit
+
+    pipe = tiny_pipeline(seed=0, with_text_encoder=False)
+    # What a module holds: its parameters and all its buffers (the state dict leaves some out).
+    dit, vae = (sum(t.nbytes for t in (*m.parameters(), *m.buffers())) for m in (pipe.transformer, pipe.vae))
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=dit + vae, total=dit + vae)))
+    _check_offloaded_weights_fit(pipe, memory_plan("group_offload"), "cuda")  # exactly fits
+    _check_offloaded_weights_fit(pipe, memory_plan("resident"), "cuda")
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=dit // 2 + vae - 1, total=dit // 2 + vae - 1)))
+    with pytest.raises(Gen3cMemoryError, match=r"^keeping transformer, vae in CPU memory between stages needs .*this mode already stores the DiT in float8"):
+        _check_offloaded_weights_fit(pipe, memory_plan("group_offload", fp8=True), "cuda")
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=dit - 1, total=dit - 1)))
+    with pytest.raises(Gen3cMemoryError, match=r"^keeping transformer in CPU .*store the DiT in float8 to halve it \(--low_memory\)"):
+        _check_offloaded_weights_fit(pipe, memory_plan(offload_diffusion_transformer=True), "cuda")
+    _check_offloaded_weights_fit(pipe, memory_plan("group_offload"), "cpu")  # on the CPU nothing moves

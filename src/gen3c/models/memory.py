@@ -270,3 +270,44 @@ def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: s
         else "try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits"
     )
     return f"the GPU ran out of memory while {stage}{total}: {hint}"
+
+
+# -- CPU memory -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostMemory:
+    """This machine's CPU memory in bytes: ``available`` now (free plus reclaimable page cache) and
+    ``total`` (RAM and swap: more than this can never be held)."""
+
+    available: int
+    total: int
+
+    @classmethod
+    def now(cls) -> HostMemory:
+        import psutil
+
+        return cls(available=psutil.virtual_memory().available, total=psutil.virtual_memory().total + psutil.swap_memory().total)
+
+
+def check_host_memory(need_bytes: int, what: str, fix: str, memory: HostMemory | None = None) -> None:
+    """Refuse, before anything is allocated, weights that cannot fit in this machine's CPU memory
+    (a process that outgrows RAM and swap is killed by the system without a word); note weights
+    that fit only if other programs give memory back.
+
+    Args:
+        need_bytes: the bytes ``what`` will hold in CPU memory.
+        what: names them, e.g. "checkpoint 'ckpt' in float32 on the CPU".
+        fix: what to do instead, e.g. "run it on a CUDA GPU".
+        memory: the machine's memory (default: measured now).
+    Raises:
+        Gen3cMemoryError: ``need_bytes`` is more than RAM and swap together.
+    """
+    from gen3c.errors import Gen3cMemoryError, note
+
+    memory = memory or HostMemory.now()
+    need = f"{what} needs {need_bytes / 2**30:.1f} GB of CPU memory for its weights alone"
+    if need_bytes > memory.total:
+        raise Gen3cMemoryError(f"{need}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
+    if need_bytes > memory.available:
+        note(f"{need} and {memory.available / 2**30:.1f} GB are free now: expect swapping, or {fix}", stacklevel=3)

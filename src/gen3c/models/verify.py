@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import torch
 
 from gen3c.errors import Gen3cModelError, first_line
 
@@ -26,6 +30,7 @@ CHECKSUMS_FILE = "checksums.json"
 #: Components whose weights are checked against their config, and their diffusers classes.
 CHECKED_COMPONENTS = {"transformer": "CosmosTransformer3DModel", "vae": "AutoencoderKLCosmos"}
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
+_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 _TORCH_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
                  "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}  # fmt: skip
 #: File types a manifest must cover (anything else, e.g. an editor's backup, is ignored).
@@ -153,10 +158,39 @@ def expected_tensors(folder: Path, class_name: str) -> dict[str, tuple[str, tupl
     return {k: (_TORCH_DTYPES.get(str(v.dtype).removeprefix("torch."), str(v.dtype)), tuple(v.shape)) for k, v in model.state_dict().items()}
 
 
-def verify_weights(root: str | os.PathLike) -> None:
+@dataclass(frozen=True)
+class StoredSize:
+    """What one component's weights hold, from its safetensors headers.
+
+    Attributes:
+        float_elements: elements of its floating-point tensors (cast to the dtype it is loaded in).
+        float_bytes: their bytes as stored.
+        other_bytes: bytes of its other tensors (integer buffers, kept as stored).
+    """
+
+    float_elements: int
+    float_bytes: int
+    other_bytes: int
+
+    def loaded_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes of the component loaded in ``dtype``."""
+        return self.float_elements * dtype.itemsize + self.other_bytes
+
+    def copied_on_load(self, dtype: torch.dtype) -> bool:
+        """Whether loading in ``dtype`` casts the weights, i.e. copies them into memory instead of
+        reading them from the memory-mapped file as they are needed."""
+        return self.float_elements * dtype.itemsize != self.float_bytes
+
+
+def verify_weights(root: str | os.PathLike) -> dict[str, StoredSize]:
     """Check the tensors of a converted checkpoint's ``transformer/`` and ``vae/`` against their
-    configs: every key present, none unknown, shapes equal, floating weights stored as floats."""
+    configs: every key present, none unknown, shapes equal, floating weights stored as floats.
+
+    Returns:
+        ``{component: StoredSize}`` of the checked components.
+    """
     root = Path(root)
+    sizes = {}
     for component, class_name in CHECKED_COMPONENTS.items():
         folder = root / component
         expected = expected_tensors(folder, class_name)
@@ -186,3 +220,11 @@ def verify_weights(root: str | os.PathLike) -> None:
                 raise Gen3cModelError(
                     f"{where}: {name} key {key!r} is stored as {dtype}, the model needs {want_dtype}: convert it again"
                 )
+        elements = {key: math.prod(shape) for key, (_, shape, _) in stored.items()}
+        floats = [key for key, (dtype, _, _) in stored.items() if dtype in _FLOAT_DTYPES]
+        sizes[component] = StoredSize(
+            float_elements=sum(elements[key] for key in floats),
+            float_bytes=sum(elements[key] * _ITEMSIZE[stored[key][0]] for key in floats),
+            other_bytes=sum(elements[key] * _ITEMSIZE.get(stored[key][0], 8) for key in stored if key not in floats),
+        )
+    return sizes

@@ -26,7 +26,14 @@ from gen3c.models.context_parallel import (
     context_parallel_attention,
     enable_context_parallel,
 )
-from gen3c.models.memory import LOW_MEMORY, ModelSize, choose_memory_plan, memory_plan
+from gen3c.models.memory import (
+    LOW_MEMORY,
+    MemoryPlan,
+    ModelSize,
+    check_host_memory,
+    choose_memory_plan,
+    memory_plan,
+)
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
 from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline
@@ -111,7 +118,14 @@ def load_pipeline(
     local = Path(source).expanduser()
     if local.exists():
         check_checkpoint_dir(local)
-        verify.verify_weights(local)
+        sizes = verify.verify_weights(local)
+        copied = sum(size.loaded_bytes(dtype) for size in sizes.values() if size.copied_on_load(dtype))
+        if copied:  # a cast copies the weights into memory; as stored they are read from the file
+            check_host_memory(
+                copied, f"checkpoint {str(local)!r} in {str(dtype).removeprefix('torch.')}",
+                "run it where it computes in the dtype it is stored in (GEN3C-7B: bfloat16 on a CUDA GPU), "
+                "or run the small model (--model tiny) or the preview generator on this machine",
+            )  # fmt: skip
         if verify_checksums:
             verify.verify_checksums(local)
         source = str(local)
@@ -302,12 +316,34 @@ def load_generator(
             )
         pipe.load_lora(lora)
     pipe.disable_prompt_encoder = disable_prompt_encoder
+    _check_offloaded_weights_fit(pipe, plan, device)
     pipe.configure_memory(plan, device)
     apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)
     return Gen3cGenerator(
         pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
         guidance_batch=settings.guidance_batch, **generator_options,
     )  # fmt: skip
+
+
+def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: str | torch.device | None) -> None:
+    """Refuse an offloading plan whose components cannot be held in this machine's CPU memory
+    (:func:`gen3c.models.memory.check_host_memory`), before they are pinned or copied there."""
+    on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    if not on_gpu or not plan.offload:
+        return
+
+    def nbytes(module: torch.nn.Module) -> int:
+        return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+    held = {name: getattr(pipe, name, None) for name in sorted(plan.offload)}
+    need = sum(nbytes(module) // (2 if name == "transformer" and plan.fp8 else 1) for name, module in held.items() if module is not None)
+    fix = (
+        "free CPU memory or add swap (this mode already stores the DiT in float8)"
+        if plan.fp8
+        else "store the DiT in float8 to halve it (--low_memory), or free CPU memory or add swap"
+    )
+    names = ", ".join(name for name, module in held.items() if module is not None)
+    check_host_memory(need, f"keeping {names} in CPU memory between stages", fix)
 
 
 def apply_speed_settings(
