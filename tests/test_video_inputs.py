@@ -197,6 +197,11 @@ def test_sample_directory_round_trip(sample_dir, clip):
     assert psnr(stack.images.permute(0, 2, 3, 1).numpy(), rgb[:6, 4:68]) > 33
 
 
+def test_a_vipe_result_given_as_a_sample_says_to_pass_vipe_path(vipe_dir):
+    with pytest.raises(Gen3cInputError, match="is a ViPE result .*--vipe_path"):
+        read_sample(vipe_dir, (64, 128))
+
+
 def test_sample_mask_leaves_pixels_out(tmp_path, clip):
     rgb, depth, ids, w2c, K = clip
     folder = write_sample(tmp_path / "s", rgb[:3], depth[:3], ids[:3] == 0, w2c[:3], K[:3])
