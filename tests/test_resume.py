@@ -107,6 +107,32 @@ def test_interrupted_request_resumes_with_buffers_and_point_cloud(box_scene, tmp
 
 
 
+@pytest.mark.parametrize("kind", ["vipe", "multiview"])
+def test_interrupted_video_and_multiview_runs_resume_to_the_same_outputs(tmp_path, kind):
+    """The 4D cache of a video (from a starting frame, past the clip's end) and the key views of a
+    multi-view input are rebuilt from the input on --resume: the same video, buffers and cameras."""
+    from layouts import scene, write_multiview, write_vipe
+
+    rgb, depth, _, w2c, K = scene(12, 36, 64)
+    if kind == "vipe":
+        inputs = {"vipe_path": str(write_vipe(tmp_path / "vipe", "c", rgb, depth, w2c, K)), "vipe_starting_frame_idx": 3,
+                  "trajectory": "right"}  # fmt: skip
+    else:
+        w2cs_all = w2c[torch.arange(25).clamp(max=11)]
+        inputs = {"multiview_npz": str(write_multiview(tmp_path / "mv.npz", rgb[::5], depth[::5], depth[::5] > 0, K[::5], w2c[::5], w2cs_all))}
+
+    def request(folder):
+        return GenerationRequest(resolution="32x64", num_video_frames=25, chunk_frames=9, save_buffer=True, video_save_folder=str(folder), **inputs)
+
+    whole = run_request(request(tmp_path / "a"))
+    with pytest.raises(KeyboardInterrupt, match=r"2 of 3 chunks are kept"):
+        run_request(request(tmp_path / "b"), generator=Interrupting(2))
+    resumed = run_request(request(tmp_path / "b"), resume=True)
+    for key in ("video", "buffer_masks", "cameras"):
+        assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
+    assert read_video(resumed.paths["video"])[0].shape == (25, 32, 64 * (1 + (2 if kind == "multiview" else 1)), 3)
+
+
 def test_interrupt_right_after_a_chunk_is_renamed_into_place_keeps_it(box_scene, tmp_path, monkeypatch):
     """Ctrl-C can arrive between the rename that finishes a chunk and the count of it: the chunk
     on disk is kept and named, not removed as if nothing had finished."""

@@ -197,6 +197,11 @@ def test_sample_directory_round_trip(sample_dir, clip):
     assert psnr(stack.images.permute(0, 2, 3, 1).numpy(), rgb[:6, 4:68]) > 33
 
 
+def test_a_vipe_result_given_as_a_sample_says_to_pass_vipe_path(vipe_dir):
+    with pytest.raises(Gen3cInputError, match="is a ViPE result .*--vipe_path"):
+        read_sample(vipe_dir, (64, 128))
+
+
 def test_sample_mask_leaves_pixels_out(tmp_path, clip):
     rgb, depth, ids, w2c, K = clip
     folder = write_sample(tmp_path / "s", rgb[:3], depth[:3], ids[:3] == 0, w2c[:3], K[:3])
@@ -357,3 +362,82 @@ def test_fit_frames_keeps_holes_out_of_the_depth():
     fitted = fit_frames(stack, (4, 8))
     assert bool((fitted.depth[fitted.valid] == 2.0).all()) and not bool(fitted.valid[0, :, 4:].any())
     assert bool((fitted.depth[~fitted.valid] == 0).all())
+
+
+# --------------------------------------------------------------------------------------------
+# Camera files through every reader: conventions and sizes
+# --------------------------------------------------------------------------------------------
+
+
+def _camera_file(path, w2c, K, h, w):
+    from gen3c.io.camera_files import save_cameras
+
+    save_cameras(path, Cameras(w2c.float(), K.float(), h, w))
+    return str(path)
+
+
+def _inputs_of(kind, folder, rgb, depth, w2c, K):
+    """A request's input of ``kind`` holding ``rgb`` (T, h, w, 3), ``depth``, ``w2c``, ``K``."""
+    from PIL import Image
+
+    if kind == "image":
+        Image.fromarray(rgb[0]).save(folder / "image.png")
+        np.save(folder / "depth.npy", depth[0])
+        k = K[0]
+        return {"input_image_path": str(folder / "image.png"), "depth_path": str(folder / "depth.npy"),
+                "intrinsics": f"{k[0, 0]},{k[1, 1]},{k[0, 2]},{k[1, 2]}"}  # fmt: skip
+    if kind == "sample":
+        return {"input_image_path": str(write_sample(folder / "sample", rgb, depth, depth > 0, w2c, K))}
+    if kind == "vipe":
+        return {"vipe_path": str(write_vipe(folder / "vipe", "c", rgb, depth, w2c, K))}
+    return {"multiview_npz": str(write_multiview(folder / "mv.npz", rgb[:1], depth[:1], depth[:1] > 0, K[:1], w2c[:1], w2c))}
+
+
+@pytest.mark.parametrize("resize_mode", ["crop", "stretch"])
+@pytest.mark.parametrize("kind", ["image", "sample", "vipe", "multiview"])
+def test_camera_file_at_the_inputs_size_gets_the_inputs_intrinsics(tmp_path, kind, resize_mode):
+    """A camera file holding the input's own cameras at the input's own (4:3) size describes the
+    input's cameras after both are brought to 64×128: with --resize_mode stretch the file used to
+    be resized-and-cropped while the frames were stretched (fy 115 instead of 78 for a video)."""
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    h, w, n = 96, 128, 3
+    rgb, depth, _, w2c, K = scene(n, h, w)
+    if kind == "image":  # single-image input: the source camera is the world origin
+        w2c = torch.eye(4).expand(n, 4, 4)
+    settings = {"resolution": "64x128", "resize_mode": resize_mode, "num_video_frames": n}
+    inputs = _inputs_of(kind, tmp_path, rgb, depth, w2c, K)
+    data = read_input(GenerationRequest(**settings, **inputs), kind)
+    source_K = (data.K if kind == "image" else (data.keys if kind == "multiview" else data).K[0]).expand(n, 3, 3)
+    request = GenerationRequest(**settings, **inputs, camera_file=_camera_file(tmp_path / "cams.json", w2c, K, h, w))
+    cams = scene_cameras(request, kind, data)
+    assert (cams.height, cams.width) == (64, 128)
+    assert torch.allclose(cams.K, source_K, atol=1e-4)
+    assert torch.allclose(cams.w2c, w2c.float(), atol=1e-6)
+
+
+@pytest.mark.parametrize("file_scale", [1, 2])
+@pytest.mark.parametrize("kind", ["image", "sample", "vipe", "multiview"])
+def test_camera_file_translation_moves_the_cache_by_fx_tx_over_depth(tmp_path, kind, file_scale):
+    """Closed form through each reader: a textured wall at depth D seen by a camera moved right by
+    tx (a world-to-camera file, OpenCV, pixels) slides left by exactly fx·tx/D = 8 pixels, also
+    when the file's intrinsics are for twice the size."""
+    from gen3c.pipelines.request import GenerationRequest, load_scene
+
+    h, w, n, D, f, shift = 64, 128, 2, 4.0, 100.0, 8
+    texture = (np.random.default_rng(0).random((h, w // 4, 3)) * 255).astype(np.uint8).repeat(4, axis=1)
+    rgb, depth = np.repeat(texture[None], n, 0), np.full((n, h, w), D, np.float32)
+    K = torch.tensor([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]]).expand(n, 3, 3)
+    inputs = _inputs_of(kind, tmp_path, rgb, depth, torch.eye(4).expand(n, 4, 4), K)
+    moved = torch.eye(4).repeat(n, 1, 1)
+    moved[1, 0, 3] = -shift * D / f  # camera centre at x = +tx
+    s = file_scale
+    file_K = torch.tensor([[s * f, 0, (s * w - 1) / 2], [0, s * f, (s * h - 1) / 2], [0, 0, 1]]).expand(n, 3, 3)
+    request = GenerationRequest(resolution=f"{h}x{w}", num_video_frames=n, filter_points_threshold=0, **inputs,
+                                camera_file=_camera_file(tmp_path / "cams.json", moved, file_K, s * h, s * w))  # fmt: skip
+    scene_ = load_scene(request)
+    cache, offset = scene_.plan.cache_for_chunk(0, 0, scene_.cameras, None, None, "")
+    colors = cache.render(scene_.cameras, frame_offset=offset).colors[:, 0]
+    seen, moved_view = colors[0][..., shift : w - 2], colors[1][..., : w - shift - 2]
+    assert torch.allclose(moved_view, seen, atol=2e-3 * s)  # the file at twice the size: cx off by 1/4 px
+    assert (colors[1][..., : w - shift - 2] - colors[0][..., shift - 1 : w - 3]).abs().mean() > 0.05  # 7 px is wrong

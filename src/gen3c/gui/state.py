@@ -53,6 +53,7 @@ from gen3c.pipelines.request import (
     check_request,
     first_view,
     input_kind,
+    intrinsics_fit,
     read_input,
     run_request,
     scene_cameras,
@@ -521,7 +522,8 @@ class GuiState:
             return self.keyframe_path()
         if self.path_mode == "file":
             H, W = source.size
-            return fit_cameras(self.imported, self.request.num_video_frames, H, W, name="imported camera file")
+            fit = intrinsics_fit(self.kind, self.request.resize_mode)
+            return fit_cameras(self.imported, self.request.num_video_frames, H, W, name="imported camera file", fit=fit)
         return scene_cameras(dataclasses.replace(self.request, camera_file=None), self.kind, self.input)
 
     def plan(self):

@@ -25,8 +25,8 @@ and written too, and nerfstudio's ``transforms.json`` (``frames`` with ``transfo
 from __future__ import annotations
 
 import json
-import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from gen3c.cameras import (
     make_intrinsics,
     opencv_to_opengl,
     opengl_to_opencv,
+    resize_crop_intrinsics,
     validate_intrinsics,
     validate_poses,
 )
@@ -233,16 +234,23 @@ def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float =
     write_text_atomic(path, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
 
 
-def fit_cameras(cameras: Cameras, num_frames: int, height: int, width: int, name: str = "camera file") -> Cameras:
-    """Bring file cameras to the run: the file must have ``num_frames`` cameras; intrinsics are
-    rescaled to ``height`` × ``width`` (plain resize when the aspect matches, else resize + crop)."""
+def fit_cameras(
+    cameras: Cameras,
+    num_frames: int,
+    height: int,
+    width: int,
+    name: str = "camera file",
+    fit: Callable[[torch.Tensor, tuple[int, int], tuple[int, int]], torch.Tensor] = resize_crop_intrinsics,
+) -> Cameras:
+    """Bring file cameras to the run: the file must have ``num_frames`` cameras; intrinsics of
+    another image size are brought to ``height`` × ``width`` by ``fit(K, file_size, working_size)``,
+    which must be how the run's input frames reached the working size (the default,
+    resize to cover + centre crop, is ``--resize_mode crop``'s; a plain resize when the aspect
+    ratio matches), so that a camera file at the input's own size describes the input's cameras."""
     if len(cameras) != num_frames:
         raise Gen3cInputError(
             f"{name} has {len(cameras)} cameras but {num_frames} frames were asked for: pass --num_video_frames {len(cameras)} or a file with {num_frames} cameras"
         )
     if (cameras.height, cameras.width) == (height, width):
         return cameras
-    old_aspect, new_aspect = cameras.width / cameras.height, width / height
-    if math.isclose(old_aspect, new_aspect, rel_tol=0.02):
-        return cameras.resized(height, width)
-    return cameras.resize_cropped(height, width)
+    return Cameras(cameras.w2c, fit(cameras.K, (cameras.height, cameras.width), (height, width)), height, width)

@@ -86,6 +86,10 @@ def _read_dir(folder: Path, start: int, num_frames: int | None, mask_invalid_dep
     name = f"sample directory {str(folder)!r}"
     missing = [f for f in SAMPLE_FILES if not (folder / f).is_file()]
     if missing:
+        from gen3c.io.vipe import is_vipe
+
+        if is_vipe(folder):
+            raise Gen3cInputError(f"{name} is a ViPE result (rgb/, pose/), not a GEN3C sample: pass it as --vipe_path")
         raise Gen3cInputError(
             f"{name} lacks {', '.join(missing)}: a GEN3C sample holds {', '.join(SAMPLE_FILES)}"
         )

@@ -326,11 +326,7 @@ def _estimated_camera(request: GenerationRequest, image: torch.Tensor) -> torch.
 def make_cameras(request: GenerationRequest, source: SourceView) -> Cameras:
     """The request's trajectory: its camera file, or its preset relative to ``source``."""
     if request.camera_file is not None:
-        from gen3c.io.camera_files import fit_cameras, load_camera_file
-
-        H, W = source.size
-        cams = load_camera_file(request.camera_file)
-        return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {str(request.camera_file)!r}")
+        return _file_cameras(request, *source.size, "image")
     return preset_cameras(
         source, request.trajectory, request.camera_rotation, request.num_video_frames, request.movement_distance, request.trajectory_scale
     )
@@ -476,7 +472,7 @@ def video_cameras(request: GenerationRequest, frames) -> Cameras:
     T = request.num_video_frames
     H, W = frames.size
     if request.camera_file is not None:
-        return _file_cameras(request, H, W)
+        return _file_cameras(request, H, W, "video")
     index = torch.arange(T).clamp(max=len(frames) - 1)
     from gen3c.io.depth import scene_depths
 
@@ -490,7 +486,7 @@ def video_cameras(request: GenerationRequest, frames) -> Cameras:
 def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
     T = request.num_video_frames
     if request.camera_file is not None:
-        return _file_cameras(request, *mv.keys.size)
+        return _file_cameras(request, *mv.keys.size, "multiview")
     if len(mv.trajectory) < T:
         raise Gen3cInputError(
             f"multi-view npz {str(request.multiview_npz)!r} has {len(mv.trajectory)} cameras in w2cs_all but --num_video_frames is {T}: "
@@ -499,11 +495,29 @@ def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
     return mv.trajectory[:T]
 
 
-def _file_cameras(request: GenerationRequest, H: int, W: int) -> Cameras:
+def _file_cameras(request: GenerationRequest, H: int, W: int, kind: str) -> Cameras:
     from gen3c.io.camera_files import fit_cameras, load_camera_file
 
     cams = load_camera_file(request.camera_file)
-    return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {str(request.camera_file)!r}")
+    fit = intrinsics_fit(kind, request.resize_mode)
+    return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {str(request.camera_file)!r}", fit=fit)
+
+
+def intrinsics_fit(kind: str, resize_mode: str):
+    """How intrinsics of an input of ``kind`` reach the working size under ``resize_mode``, as
+    ``fit(K, size, working_size)``: what the readers do to the input's own cameras, and so what a
+    camera file of another size gets (:func:`~gen3c.io.camera_files.fit_cameras`). ``crop``:
+    resize to cover, centre crop. ``stretch``: an image is plainly resized (GEN3C's
+    ``gen3c_single_image.py``); video and key frames are resized to the 720×1280-equivalent and
+    centre-cropped (GEN3C's ``vipe_utils.py``, :func:`gen3c.io.frames.fit_intrinsics`)."""
+    from functools import partial
+
+    from gen3c.cameras import resize_crop_intrinsics, resize_intrinsics
+    from gen3c.io.frames import fit_intrinsics
+
+    if resize_mode != "stretch":
+        return resize_crop_intrinsics
+    return resize_intrinsics if kind == "image" else partial(fit_intrinsics, mode="stretch")
 
 
 def make_generator(request: GenerationRequest):
