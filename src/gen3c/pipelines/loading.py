@@ -128,7 +128,7 @@ def load_pipeline(
     # be looked up online, with retries, as if it were a repo id).
     offline = {"local_files_only": True} if os.path.isdir(source) else {}
     try:
-        pipe = Gen3cPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype}, **skip, **offline)
+        pipe = Gen3cPipeline.from_pretrained(source, dtype=dtype, **skip, **offline)
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
             f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}"
@@ -378,18 +378,6 @@ def _check_split_early(checkpoint: str | os.PathLike, num_gpus: int, chunk_frame
         return  # a hub id or an incomplete folder: loading reports it
     tc = vae.get("temporal_compression_ratio", 8)
     check_token_split(dit.get("num_attention_heads", 32), num_gpus, (chunk_frames - 1) // tc + 1)
-
-
-def _dtype_kwarg() -> str:
-    """diffusers renamed ``torch_dtype`` to ``dtype``; use whichever this version takes."""
-    try:
-        from diffusers.utils import deprecation_utils
-    except ImportError:
-        return "torch_dtype"
-    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
-
-
-_DTYPE_KWARG = _dtype_kwarg()
 
 
 #: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.
