@@ -255,6 +255,31 @@ def test_bad_inputs_raise_input_errors(pipe, change, match):
         pipe(*change(*inputs()), num_steps=1)
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
+def test_a_seed_numpy_cannot_take_is_an_input_error(pipe, seed):
+    # Before: numpy's "Seed must be between 0 and 2**32 - 1" or torch's "manual_seed expected a long".
+    with pytest.raises(Gen3cInputError, match="seed must be a whole number from 0 to 4294967295"):
+        pipe(*inputs(), num_steps=1, seed=seed)
+
+
+def test_half_precision_on_the_cpu_is_an_input_error():
+    # Before: NotImplementedError "avg_pool3d_out_frame" not implemented for 'BFloat16', from the tokenizer.
+    half = tiny_pipeline(seed=0).to(torch.bfloat16)
+    with pytest.raises(Gen3cInputError, match="cannot run in bfloat16 on the CPU: load with dtype=torch.float32"):
+        half(*inputs(), num_steps=1)
+
+
+def test_either_dtype_keyword_loads_a_folder_without_a_deprecation_warning(tmp_path, pipe):
+    import warnings
+
+    pipe.save_pretrained(tmp_path)
+    for keyword in ("torch_dtype", "dtype"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # diffusers warns on the name it no longer prefers
+            loaded = Gen3cPipeline.from_pretrained(tmp_path, **{keyword: torch.float16})
+        assert loaded.transformer.dtype == torch.float16
+
+
 def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
     image, colors, masks = inputs(num_buffers=1)
 
@@ -280,6 +305,23 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
         gen.check_num_frames(25)
     with pytest.raises(Gen3cInputError, match="first frame"):
         gen.generate(cache, cameras, None)
+
+
+def test_generator_keeps_the_users_progress_bar_setting(pipe, capsys):
+    # Before: every generate() reset the pipeline's bar to disable=False, undoing the user's call.
+    image, colors, masks = inputs(num_buffers=1)
+    cache = SimpleNamespace(render=lambda cameras, depth=True, device=None: SimpleNamespace(colors=colors, masks=masks))
+    gen = Gen3cGenerator(pipe, num_steps=2, guidance=0.0, chunk_frames=T)
+    pipe.set_progress_bar_config(disable=True)
+    try:
+        gen.generate(cache, list(range(T)), image)
+        assert "2/2" not in capsys.readouterr().err
+        gen.generate(cache, list(range(T)), image, progress=lambda n: None)  # the caller's bar, for this call only
+        assert pipe._progress_bar_config == {"disable": True}
+    finally:
+        pipe.set_progress_bar_config()
+    gen.generate(cache, list(range(T)), image)
+    assert "2/2" in capsys.readouterr().err  # tqdm's bar, back by default
 
 
 # -- memory modes -------------------------------------------------------------------------------

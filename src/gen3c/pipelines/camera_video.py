@@ -26,7 +26,13 @@ import torch
 from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D
-from gen3c.cameras import Cameras, resize_crop_intrinsics, resize_intrinsics, validate_intrinsics, validate_poses
+from gen3c.cameras import (
+    Cameras,
+    resize_crop_intrinsics,
+    resize_intrinsics,
+    validate_intrinsics,
+    validate_poses,
+)
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import check_output_name, check_output_targets, ensure_writable_dir, write_text_atomic
 from gen3c.io.camera_files import save_cameras

@@ -29,8 +29,8 @@ import torch
 
 from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.errors import Gen3cInputError, note
-from gen3c.models import configs
 from gen3c.io.atomic import check_output_name
+from gen3c.models import configs
 from gen3c.pipelines.autoregressive import (
     GEN3C_CHUNK_FRAMES,
     CachePlan,
