@@ -414,6 +414,20 @@ def test_absent_or_incomplete_weights_say_what_and_where(tmp_path, pipe):
     assert index["prompt_cache"] == ["gen3c.models.prompt_cache", "PromptEmbeddingCache"]
 
 
+def test_load_generator_takes_a_packaged_models_name_and_refuses_mistakes_before_loading(monkeypatch):
+    # Before: "tiny" was looked up on the hub; a typo reached Gen3cGenerator as a TypeError;
+    # a device this machine lacks failed inside torch ("Found no NVIDIA driver").
+    gen = load_generator("tiny", device="cpu")
+    assert gen.chunk_frames == 17  # the packaged model's own chunk, from its gen3c_model.json
+    with pytest.raises(Gen3cInputError, match="unknown option 'num_step': did you mean 'num_steps'"):
+        load_generator("tiny", num_step=3)
+    with pytest.raises(Gen3cInputError, match="'gpu' is not a device name"):
+        load_generator("tiny", device="gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(Gen3cInputError, match="no CUDA GPU is visible here: pass device='cpu'"):
+        load_generator("tiny", device="cuda")
+
+
 def test_uncached_prompt_without_t5_is_a_clear_error(pipe):
     bare = Gen3cPipeline(pipe.transformer, pipe.vae, pipe.scheduler, prompt_cache=pipe.prompt_cache)
     bare.set_progress_bar_config(disable=True)

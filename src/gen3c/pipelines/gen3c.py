@@ -72,6 +72,24 @@ WEIGHTS_HELP = (
 OFFICIAL_REPO = "nvidia/Gen3C-Cosmos-7B"
 
 
+def compute_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a torch device (None: CUDA when available, else the CPU), refused in one line
+    when it is no device name or names a GPU this machine does not have."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise Gen3cInputError(f"device {str(device)[:40]!r} is not a device name ({first_line(exc, 80)}): pass 'cuda', 'cuda:1' or 'cpu'") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise Gen3cInputError(f"device {str(device)!r}: no CUDA GPU is visible here: pass device='cpu'")
+        if device.index is not None and device.index >= count:
+            raise Gen3cInputError(f"device {str(device)!r}: only {count} CUDA GPU(s) are visible (cuda:0 … cuda:{count - 1})")
+    return device
+
+
 def _dtype_kwarg() -> str:
     """diffusers renamed ``torch_dtype`` to ``dtype``; the name this version takes."""
     from diffusers.utils import deprecation_utils
@@ -170,11 +188,7 @@ class Gen3cPipeline(DiffusionPipeline):
 
     def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
         """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""
-        device = (
-            torch.device(device)
-            if device is not None
-            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        device = compute_device(device)
         self.compute_device = device
         self.memory = plan
         if plan.fp8 and not getattr(self.transformer, "_gen3c_compute_dtype", None):

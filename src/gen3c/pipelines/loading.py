@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import math
 import os
@@ -29,7 +31,7 @@ from gen3c.models.context_parallel import (
 from gen3c.models.memory import LOW_MEMORY, ModelSize, choose_memory_plan, memory_plan
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
-from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline
+from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
 from gen3c.pipelines.presets import SpeedPreset, speed_settings
 from gen3c.schedulers import make_scheduler, sampler_name
 
@@ -235,9 +237,20 @@ def load_generator(
         resolution: (H, W) of the frames to make, which ``max_gpu_memory``'s estimate is for
             (default GEN3C's 704×1280).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
-    """
-    from gen3c.models.packaged import checkpoint_info
 
+    ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
+    """
+    from gen3c.models.packaged import PACKAGED_MODELS, checkpoint_info, packaged_model_dir
+
+    if str(checkpoint) in PACKAGED_MODELS and not Path(str(checkpoint)).exists():
+        checkpoint = packaged_model_dir(str(checkpoint))  # "tiny": the model shipped in the package
+    unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [*_SAMPLING_OPTIONS, *inspect.signature(load_generator).parameters], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"the sampling options are {', '.join(_SAMPLING_OPTIONS)}"
+        raise Gen3cInputError(f"load_generator got an unknown option {unknown[0]!r}: {hint}")
+    if device is not None and num_gpus == 1:
+        device = compute_device(device)  # a mistyped or absent device, before the weights load
     # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in);
     # a distilled student its own step count and guidance (0: one forward per step). What the
     # caller passes wins; then the model's own; then the speed preset's and GEN3C's.
@@ -308,6 +321,10 @@ def load_generator(
         pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
         guidance_batch=settings.guidance_batch, **generator_options,
     )  # fmt: skip
+
+
+#: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
+_SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
 
 
 def apply_speed_settings(
