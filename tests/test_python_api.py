@@ -3,8 +3,6 @@ takes, one-line Gen3cInputErrors for the others, and gen3c.generate run twice in
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -66,15 +64,6 @@ def test_prepare_source_checks_pose_and_resolution(scene):
         prepare_source(*scene, SIZE, w2c=torch.eye(4)[:3])  # before: kept as given, failing later
     with pytest.raises(Gen3cInputError, match=r"resolution '32x48' must be \(H, W\)"):
         prepare_source(*scene, "32x48")
-
-
-def test_a_unit_range_image_gets_a_note(scene):
-    image, depth, K = scene
-    with pytest.warns(UserWarning, match=r"no value below 0.*pass image \* 2 - 1"):
-        prepare_source((image + 1) / 2, depth, K, SIZE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        prepare_source(image, depth, K, SIZE)
 
 
 def test_generate_video_refuses_mismatched_arguments_before_rendering(scene):

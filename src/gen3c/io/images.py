@@ -80,8 +80,8 @@ def as_image(image: Any, name: str = "image") -> Tensor:
 
     Takes a (3, H, W) float tensor in [−1, 1] (kept as it is, on its device), a (3, H, W) uint8
     tensor, a PIL image, or an (H, W, 3) numpy array (uint8, or float in [0, 1]) — the forms the
-    depth estimators take (:func:`gen3c.depth.image_to_uint8`). A float tensor with no value
-    below 0 is kept, with a note: it may be a [0, 1] image, which would come out washed out.
+    depth estimators take (:func:`gen3c.depth.image_to_uint8`). A [0, 1] float tensor cannot be
+    told from a bright [−1, 1] one and is taken as the latter (it comes out washed out).
 
     Raises:
         Gen3cInputError: a path, another shape, type or range, in one line saying what to pass.
@@ -99,10 +99,6 @@ def as_image(image: Any, name: str = "image") -> Tensor:
         if lo < -1 - 1e-3 or hi > 1 + 1e-3:
             hint = " (0–255 values: pass image / 127.5 - 1)" if hi > 2 else ""
             raise Gen3cInputError(f"{name} values span [{lo:.3g}, {hi:.3g}], expected [-1, 1]{hint}")
-        if lo >= 0:
-            from gen3c.errors import note
-
-            note(f"{name} has no value below 0: gen3c images span [-1, 1]; if it is a [0, 1] image, pass image * 2 - 1", stacklevel=3)
         return image.detach().float()
     if not isinstance(image, (Tensor, np.ndarray, Image.Image)):
         raise Gen3cInputError(
