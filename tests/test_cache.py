@@ -441,3 +441,33 @@ def test_novel_views_match_ground_truth_where_visible_in_source(name):
         assert _psnr(out.colors[i, 0], gt.rgb[i], scored) >= 30.0
         rel = (out.depths[i, 0, 0] - gt.depth[i]).abs() / gt.depth[i]
         assert rel[scored].median() < 1e-3  # geometry lands where it should
+
+
+def test_add_view_refuses_arguments_that_do_not_fit_together():
+    from gen3c.errors import Gen3cInputError
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    image, depth, w2c = torch.zeros(3, 32, 48), torch.ones(32, 48), torch.eye(4)
+    mistakes = [
+        # Before: the first three were taken silently (a view of garbage points), the rest raised
+        # ValueError / AttributeError from deep inside.
+        ((image.permute(1, 2, 0), depth, K, w2c), r"image has shape \(32, 48, 3\): pass \(3, H, W\)"),
+        ((image, depth[None], K, w2c), r"depth has shape \(1, 32, 48\) .*: pass \(32, 48\)"),
+        ((image, depth[:10], K, w2c), r"depth has shape \(10, 48\)"),
+        ((image.byte(), depth, K, w2c), "image is torch.uint8: pass float colours"),
+        ((image, depth, torch.eye(4), w2c), r"K has shape \(4, 4\) .*: pass \(3, 3\)"),
+        ((image, depth, K, w2c[:3]), r"w2c has shape \(3, 4\)"),
+        ((image, depth.numpy(), K, w2c), "depth is a ndarray: pass a tensor"),
+        ((image[None].repeat(2, 1, 1, 1), depth[None].repeat(2, 1, 1), K, w2c), r"K has shape \(3, 3\) .*: pass \(2, 3, 3\)"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            Cache3D().add_view(*args)
+    with pytest.raises(Gen3cInputError, match=r"mask has shape \(16, 48\)"):
+        Cache3D().add_view(image, depth, K, w2c, torch.ones(16, 48, dtype=torch.bool))
+    with pytest.raises(Gen3cInputError, match="the cache is empty"):
+        Cache3D().render(Cameras(w2c[None], K, 32, 48))
+    cache = Cache3D()
+    cache.add_view(image, depth, K, w2c)
+    with pytest.raises(Gen3cInputError, match="cameras is a Tensor: pass gen3c.cameras.Cameras"):
+        cache.render(w2c[None])

@@ -147,3 +147,19 @@ def test_cameras_stack():
     assert half.K[0, 0, 0].item() == pytest.approx(50.0)
     both = Cameras.cat([cams, half.resized(64, 128)])
     assert len(both) == 6
+
+
+def test_cameras_take_arrays_and_refuse_wrong_shapes_in_one_line():
+    import numpy as np
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    cams = Cameras(np.eye(4)[None].repeat(2, 0), K.numpy(), np.int64(32), 48)  # before: kept the numpy arrays
+    assert isinstance(cams.w2c, torch.Tensor) and cams.K.shape == (2, 3, 3) and type(cams.height) is int
+    with pytest.raises(Gen3cInputError, match=r"w2c must be \(N, 4, 4\) .*got \(4, 4\): one camera is w2c\[None\]"):
+        Cameras(torch.eye(4), K, 32, 48)
+    with pytest.raises(Gen3cInputError, match=r"K must be \(3, 3\) or \(N, 3, 3\) with N=2"):
+        Cameras(torch.eye(4)[None].repeat(2, 1, 1), K[None].repeat(3, 1, 1), 32, 48)
+    with pytest.raises(Gen3cInputError, match="height and width must be the image size"):
+        Cameras(torch.eye(4)[None], K, 32.5, 48)
+    with pytest.raises(Gen3cInputError, match=r"K must have shape \(\*B, 3, 3\)"):
+        crop_intrinsics(torch.eye(4), 2.0, 2.0)

@@ -255,6 +255,31 @@ def test_bad_inputs_raise_input_errors(pipe, change, match):
         pipe(*change(*inputs()), num_steps=1)
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
+def test_a_seed_numpy_cannot_take_is_an_input_error(pipe, seed):
+    # Before: numpy's "Seed must be between 0 and 2**32 - 1" or torch's "manual_seed expected a long".
+    with pytest.raises(Gen3cInputError, match="seed must be a whole number from 0 to 4294967295"):
+        pipe(*inputs(), num_steps=1, seed=seed)
+
+
+def test_half_precision_on_the_cpu_is_an_input_error():
+    # Before: NotImplementedError "avg_pool3d_out_frame" not implemented for 'BFloat16', from the tokenizer.
+    half = tiny_pipeline(seed=0).to(torch.bfloat16)
+    with pytest.raises(Gen3cInputError, match="cannot run in bfloat16 on the CPU: load with dtype=torch.float32"):
+        half(*inputs(), num_steps=1)
+
+
+def test_either_dtype_keyword_loads_a_folder_without_a_deprecation_warning(tmp_path, pipe):
+    import warnings
+
+    pipe.save_pretrained(tmp_path)
+    for keyword in ("torch_dtype", "dtype"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)  # diffusers warns on the name it no longer prefers
+            loaded = Gen3cPipeline.from_pretrained(tmp_path, **{keyword: torch.float16})
+        assert loaded.transformer.dtype == torch.float16
+
+
 def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
     image, colors, masks = inputs(num_buffers=1)
 
@@ -280,6 +305,23 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
         gen.check_num_frames(25)
     with pytest.raises(Gen3cInputError, match="first frame"):
         gen.generate(cache, cameras, None)
+
+
+def test_generator_keeps_the_users_progress_bar_setting(pipe, capsys):
+    # Before: every generate() reset the pipeline's bar to disable=False, undoing the user's call.
+    image, colors, masks = inputs(num_buffers=1)
+    cache = SimpleNamespace(render=lambda cameras, depth=True, device=None: SimpleNamespace(colors=colors, masks=masks))
+    gen = Gen3cGenerator(pipe, num_steps=2, guidance=0.0, chunk_frames=T)
+    pipe.set_progress_bar_config(disable=True)
+    try:
+        gen.generate(cache, list(range(T)), image)
+        assert "2/2" not in capsys.readouterr().err
+        gen.generate(cache, list(range(T)), image, progress=lambda n: None)  # the caller's bar, for this call only
+        assert pipe._progress_bar_config == {"disable": True}
+    finally:
+        pipe.set_progress_bar_config()
+    gen.generate(cache, list(range(T)), image)
+    assert "2/2" in capsys.readouterr().err  # tqdm's bar, back by default
 
 
 # -- memory modes -------------------------------------------------------------------------------
@@ -370,6 +412,20 @@ def test_absent_or_incomplete_weights_say_what_and_where(tmp_path, pipe):
         load_generator(ckpt)
     index = json.loads((ckpt / "model_index.json").read_text())
     assert index["prompt_cache"] == ["gen3c.models.prompt_cache", "PromptEmbeddingCache"]
+
+
+def test_load_generator_takes_a_packaged_models_name_and_refuses_mistakes_before_loading(monkeypatch):
+    # Before: "tiny" was looked up on the hub; a typo reached Gen3cGenerator as a TypeError;
+    # a device this machine lacks failed inside torch ("Found no NVIDIA driver").
+    gen = load_generator("tiny", device="cpu")
+    assert gen.chunk_frames == 17  # the packaged model's own chunk, from its gen3c_model.json
+    with pytest.raises(Gen3cInputError, match="unknown option 'num_step': did you mean 'num_steps'"):
+        load_generator("tiny", num_step=3)
+    with pytest.raises(Gen3cInputError, match="'gpu' is not a device name"):
+        load_generator("tiny", device="gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(Gen3cInputError, match="no CUDA GPU is visible here: pass device='cpu'"):
+        load_generator("tiny", device="cuda")
 
 
 def test_uncached_prompt_without_t5_is_a_clear_error(pipe):

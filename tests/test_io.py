@@ -248,10 +248,27 @@ def test_streaming_video_writer_appends_chunks_and_renames_at_the_end(tmp_path):
         writer.write(chunks[0])
         raise KeyboardInterrupt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp4"]  # nothing half-written
-    with pytest.raises(ValueError, match="after frames of 16×24"), VideoWriter(tmp_path / "y.mp4") as writer:
+    with pytest.raises(Gen3cInputError, match="after frames of 16×24"), VideoWriter(tmp_path / "y.mp4") as writer:
         writer.write(chunks[0])
         writer.write(torch.zeros(1, 3, 8, 8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp4"]
+
+
+def test_write_video_names_the_frames_as_given(tmp_path):
+    # Before: a ValueError quoting the shape after a wrong conversion ("got (5, 48, 3, 32) uint8").
+    mistakes = [
+        (torch.rand(5, 32, 48, 3), r"video frames have shape \(5, 32, 48, 3\): pass \(T, 3, H, W\) floats"),
+        (torch.rand(3, 32, 48), r"have shape \(3, 32, 48\)"),
+        (np.zeros((5, 32, 48, 3), np.float32), r"are \(5, 32, 48, 3\) float32: pass"),
+        (torch.zeros(5, 3, 32, 48, dtype=torch.uint8), r"are \(5, 3, 32, 48\) uint8"),  # before: written, all white
+        (torch.rand(5, 3, 31, 47), "even frame sizes, got 31×47"),
+    ]
+    for frames, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            write_video(tmp_path / "v.mp4", frames)
+    assert not any(tmp_path.iterdir())
+    uint8 = torch.full((3, 32, 48, 3), 200, dtype=torch.uint8)
+    assert read_video(write_video(tmp_path / "v.mp4", uint8))[0].mean() == pytest.approx(200, abs=2)
 
 
 def test_ply_round_trip(tmp_path):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import Cameras, unproject_depth
+from gen3c.errors import Gen3cInputError
 
 SPLAT_MODES = ("bilinear", "zbuffer")
 # GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (``cache_3d.py``).
@@ -517,6 +518,25 @@ class BufferRenders:
         return self.colors.shape[1]
 
 
+def _check_view(image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None) -> None:
+    """Refuse a view for :meth:`Cache3D.add_view` whose arguments do not fit together, in one line."""
+    given = {"image": image, "depth": depth, "K": K, "w2c": w2c, **({} if mask is None else {"mask": mask})}
+    for name, value in given.items():
+        if not isinstance(value, Tensor):
+            raise Gen3cInputError(f"add_view {name} is a {type(value).__name__}: pass a tensor (torch.as_tensor(...))")
+    if image.ndim not in (3, 4) or image.shape[-3] != 3:
+        raise Gen3cInputError(f"add_view image has shape {tuple(image.shape)}: pass (3, H, W) or (F, 3, H, W) colours in [-1, 1]")
+    if not image.dtype.is_floating_point:
+        raise Gen3cInputError(f"add_view image is {image.dtype}: pass float colours in [-1, 1] (uint8: image / 127.5 - 1)")
+    lead, (H, W) = tuple(image.shape[:-3]), tuple(image.shape[-2:])
+    expected = {"depth": (*lead, H, W), "K": (*lead, 3, 3), "w2c": (*lead, 4, 4), "mask": (*lead, H, W)}
+    for name, value in given.items():
+        if name != "image" and tuple(value.shape) != expected[name]:
+            raise Gen3cInputError(
+                f"add_view {name} has shape {tuple(value.shape)} for an image of shape {tuple(image.shape)}: pass {expected[name]}"
+            )
+
+
 class Cache3D:
     """Up to ``max_buffers`` source views as point clouds, newest first (GEN3C's ``cache_3d.py``).
 
@@ -536,7 +556,7 @@ class Cache3D:
         foreground_tolerance: float = 0.02,
     ) -> None:
         if splat not in SPLAT_MODES:
-            raise ValueError(f"splat must be one of {SPLAT_MODES}, got {splat!r}")
+            raise Gen3cInputError(f"splat must be one of {SPLAT_MODES}, got {splat!r}")
         self.max_buffers = max_buffers
         self.filter_points_threshold = filter_points_threshold
         self.foreground_masking = foreground_masking
@@ -578,6 +598,7 @@ class Cache3D:
         Returns:
             The new :class:`CacheView` (now buffer 0).
         """
+        _check_view(image, depth, K, w2c, mask)
         if image.ndim == 3:
             image, depth, K, w2c = image[None], depth[None], K[None], w2c[None]
             mask = None if mask is None else mask[None]
@@ -631,7 +652,7 @@ class Cache3D:
             :class:`BufferRenders` with NB = number of views.
         """
         if not self.views:
-            raise ValueError("the cache is empty: add a view first")
+            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
         return self.render_views(range(len(self.views)), cameras, frame_offset, chunk_size, progress, depth, device)
 
     def render_views(
@@ -645,6 +666,8 @@ class Cache3D:
         device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
+        if not isinstance(cameras, Cameras):
+            raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
         indices = tuple(indices)
         views = [self.views[i] for i in indices]
         T, H, W = len(cameras), cameras.height, cameras.width
@@ -781,7 +804,7 @@ class SelectingCache3D(Cache3D):
     ) -> BufferRenders:
         """Render the ``select`` best views into ``cameras`` (class docstring)."""
         if not self.views:
-            raise ValueError("the cache is empty: add a view first")
+            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
         chosen = tuple(range(len(self.views)))
         if len(self.views) > self.select:
             scores = self.overlap_scores(cameras, frame_offset, chunk_size, device)

@@ -17,6 +17,7 @@ Functions take batched tensors with leading dimensions ``*B`` and validate shape
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,7 @@ _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float6
 
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
     if tensor.shape[-len(dims) :] != dims:
-        raise ValueError(f"{name} must have shape (*B, {', '.join(map(str, dims))}), got {tuple(tensor.shape)}")
+        raise Gen3cInputError(f"{name} must have shape (*B, {', '.join(map(str, dims))}), got {tuple(tensor.shape)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3) 
     if not torch.isfinite(w2c).all():
         raise Gen3cInputError(f"{name} contain NaN or infinite values")
     R = w2c[..., :3, :3].double()
-    eye = torch.eye(3, dtype=R.dtype).expand_as(R)
+    eye = torch.eye(3, dtype=R.dtype, device=R.device).expand_as(R)
     if not torch.allclose(R @ R.transpose(-1, -2), eye, atol=atol) or (torch.linalg.det(R) < 0).any():
         raise Gen3cInputError(f"{name} are not rigid: the 3×3 block must be a rotation (orthonormal, det +1)")
     bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=w2c.dtype)
@@ -333,12 +334,21 @@ class Cameras:
     width: int
 
     def __post_init__(self) -> None:
+        # Arrays (numpy, nested lists) become tensors, so every later step sees one type.
+        self.w2c, self.K = torch.as_tensor(self.w2c), torch.as_tensor(self.K)
         if self.w2c.ndim != 3 or self.w2c.shape[-2:] != (4, 4):
-            raise ValueError(f"Cameras.w2c must be (N, 4, 4), got {tuple(self.w2c.shape)}")
+            hint = ": one camera is w2c[None]" if self.w2c.shape == (4, 4) else ""
+            raise Gen3cInputError(f"Cameras.w2c must be (N, 4, 4) world-to-camera poses, got {tuple(self.w2c.shape)}{hint}")
         if self.K.ndim == 2:
             self.K = self.K.expand(len(self.w2c), 3, 3).clone()
         if self.K.shape != (len(self.w2c), 3, 3):
-            raise ValueError(f"Cameras.K must be (N, 3, 3) with N={len(self.w2c)}, got {tuple(self.K.shape)}")
+            raise Gen3cInputError(f"Cameras.K must be (3, 3) or (N, 3, 3) with N={len(self.w2c)}, got {tuple(self.K.shape)}")
+        try:
+            self.height, self.width = operator.index(self.height), operator.index(self.width)  # numpy ints too
+        except TypeError:
+            self.height = self.width = 0
+        if self.height < 1 or self.width < 1:
+            raise Gen3cInputError("Cameras height and width must be the image size in pixels, two positive whole numbers")
 
     def __len__(self) -> int:
         return self.w2c.shape[0]
@@ -374,5 +384,5 @@ class Cameras:
     def cat(items: list[Cameras]) -> Cameras:
         sizes = {(c.height, c.width) for c in items}
         if len(sizes) != 1:
-            raise ValueError(f"cannot concatenate cameras of different image sizes {sorted(sizes)}")
+            raise Gen3cInputError(f"cannot concatenate cameras of different image sizes {sorted(sizes)}")
         return Cameras(torch.cat([c.w2c for c in items]), torch.cat([c.K for c in items]), items[0].height, items[0].width)

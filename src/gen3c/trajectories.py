@@ -17,6 +17,7 @@ What ``movement_distance`` means depends on the depth's units (:data:`TRAJECTORY
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -78,8 +79,9 @@ def preset_offset_matrices(
 ) -> Tensor:
     """GEN3C's per-frame offset matrices Aᵢ (n, 4, 4), float64; a frame's pose is ``Aᵢ @ W₀``."""
     check_preset(trajectory, camera_rotation)
-    if num_frames < 1:
-        raise Gen3cInputError(f"num_video_frames must be ≥ 1, got {num_frames}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
+        raise Gen3cInputError(f"num_video_frames must be a whole number ≥ 1, got {num_frames!r}")
+    num_frames = int(num_frames)
     p = preset_offsets(trajectory, num_frames, distance, center_depth)
     look = torch.tensor([0.0, 0.0, center_depth], dtype=torch.float64).expand_as(p)
     if camera_rotation == "center_facing":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,6 +73,40 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
     array = np.asarray(rgb, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def as_image(image: Any, name: str = "image") -> Tensor:
+    """An image handed over in Python → (3, H, W) float32 in [−1, 1], the library's convention.
+
+    Takes a (3, H, W) float tensor in [−1, 1] (kept as it is, on its device), a (3, H, W) uint8
+    tensor, a PIL image, or an (H, W, 3) numpy array (uint8, or float in [0, 1]) — the forms the
+    depth estimators take (:func:`gen3c.depth.image_to_uint8`). A [0, 1] float tensor cannot be
+    told from a bright [−1, 1] one and is taken as the latter (it comes out washed out).
+
+    Raises:
+        Gen3cInputError: a path, another shape, type or range, in one line saying what to pass.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        raise Gen3cInputError(f"{name} is a path ({str(image)[:60]!r}): read it first with gen3c.io.images.load_image(path)")
+    if isinstance(image, Tensor) and image.dtype.is_floating_point:
+        if image.ndim != 3 or image.shape[0] != 3:
+            hwc = image.ndim == 3 and image.shape[-1] == 3
+            hint = ": it looks like (H, W, 3), pass image.permute(2, 0, 1)" if hwc else ""
+            raise Gen3cInputError(f"{name} has shape {tuple(image.shape)}: pass one (3, H, W) RGB image{hint}")
+        if not torch.isfinite(image).all():
+            raise Gen3cInputError(f"{name} holds NaN or infinite values: pass colours in [-1, 1]")
+        lo, hi = float(image.min()), float(image.max())
+        if lo < -1 - 1e-3 or hi > 1 + 1e-3:
+            hint = " (0–255 values: pass image / 127.5 - 1)" if hi > 2 else ""
+            raise Gen3cInputError(f"{name} values span [{lo:.3g}, {hi:.3g}], expected [-1, 1]{hint}")
+        return image.detach().float()
+    if not isinstance(image, (Tensor, np.ndarray, Image.Image)):
+        raise Gen3cInputError(
+            f"{name} is a {type(image).__name__}: pass a (3, H, W) tensor in [-1, 1], a PIL image or an (H, W, 3) uint8 array"
+        )
+    from gen3c.depth.base import image_to_uint8
+
+    return torch.from_numpy(image_to_uint8(image, name)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
 def resize_image(image: Tensor, size: tuple[int, int], mode: str = "crop") -> Tensor:

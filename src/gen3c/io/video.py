@@ -54,13 +54,17 @@ class VideoWriter:
 
         if self._tmp is None:
             raise RuntimeError("VideoWriter.write outside its with-block")
-        array = to_uint8(frames) if isinstance(frames, Tensor) else np.asarray(frames)
+        # The shape is checked as given (a float tensor of the wrong layout, named as it came).
+        given = tuple(frames.shape) if hasattr(frames, "shape") else type(frames).__name__
+        if isinstance(frames, Tensor) and frames.dtype.is_floating_point and (frames.ndim != 4 or frames.shape[1] != 3):
+            raise Gen3cInputError(f"video frames have shape {given}: pass (T, 3, H, W) floats in [-1, 1] or (T, H, W, 3) uint8")
+        array = to_uint8(frames) if isinstance(frames, Tensor) and frames.dtype.is_floating_point else np.asarray(frames)
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
-            raise ValueError(f"frames must be (T, H, W, 3) uint8 or (T, 3, H, W) float, got {array.shape} {array.dtype}")
+            raise Gen3cInputError(f"video frames are {given} {array.dtype}: pass (T, 3, H, W) floats in [-1, 1] or (T, H, W, 3) uint8")
         if array.shape[1] % 2 or array.shape[2] % 2:
-            raise ValueError(f"H.264 needs even frame sizes, got {array.shape[1]}×{array.shape[2]}")
+            raise Gen3cInputError(f"H.264 needs even frame sizes, got {array.shape[1]}×{array.shape[2]}: crop or resize the frames")
         if self._size is not None and array.shape[1:3] != self._size:
-            raise ValueError(f"frames of {array.shape[1]}×{array.shape[2]} after frames of {self._size[0]}×{self._size[1]}")
+            raise Gen3cInputError(f"frames of {array.shape[1]}×{array.shape[2]} after frames of {self._size[0]}×{self._size[1]}")
         if self._writer is None:
             self._size = array.shape[1:3]
             self._writer = imageio.get_writer(

@@ -120,6 +120,8 @@ FPS = 24
 MAX_SEQUENCE_LENGTH = 512
 #: Condition-augmentation sigma of the input frame (GEN3C's ``DEFAULT_AUGMENT_SIGMA``).
 CONDITION_AUGMENT_SIGMA = 0.001
+#: Seeds numpy's RandomState takes (GEN3C draws its condition-augmentation noise with it).
+MAX_SEED = 2**32 - 1
 #: Sampler steps (GEN3C's ``--num_steps``).
 NUM_STEPS = 35
 

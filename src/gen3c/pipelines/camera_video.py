@@ -26,7 +26,13 @@ import torch
 from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D
-from gen3c.cameras import Cameras, resize_crop_intrinsics, resize_intrinsics
+from gen3c.cameras import (
+    Cameras,
+    resize_crop_intrinsics,
+    resize_intrinsics,
+    validate_intrinsics,
+    validate_poses,
+)
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import check_output_name, check_output_targets, ensure_writable_dir, write_text_atomic
 from gen3c.io.camera_files import save_cameras
@@ -109,16 +115,38 @@ def prepare_source(
     """Bring an image, its depth and intrinsics to the working resolution.
 
     Args:
-        image: (3, h, w) in [−1, 1]; depth: (h, w); K: (3, 3) in pixels of h × w.
+        image: (3, h, w) in [−1, 1] (or a uint8 tensor, a PIL image, an (h, w, 3) uint8 array:
+            :func:`gen3c.io.images.as_image`); depth: (h, w) z-depth (tensor or array);
+            K: (3, 3) in pixels of h × w, OpenCV convention.
         resolution: working (H, W).
         resize_mode: "crop" (keep aspect, centre-crop) or "stretch" (GEN3C's plain resize).
         valid: optional (h, w) bool.
+        w2c: optional (4, 4) world-to-camera pose (default: the identity).
+
+    Raises:
+        Gen3cInputError: an argument of the wrong type, shape or range, in one line.
     """
+    from gen3c.io.images import as_image
+
+    image = as_image(image, "prepare_source image")
     size = tuple(image.shape[-2:])
+    depth = _as_tensor(depth, "prepare_source depth")
     if tuple(depth.shape) != size:
-        raise ValueError(f"depth {tuple(depth.shape)} and image {size} must have the same size here")
-    if valid is None:
-        valid = depth > 0
+        raise Gen3cInputError(f"prepare_source depth is {tuple(depth.shape)} but the image is {size}: pass the (H, W) depth of this image")
+    K = validate_intrinsics(_as_tensor(K, "prepare_source K").float(), "prepare_source K")
+    if K.shape != (3, 3):
+        raise Gen3cInputError(f"prepare_source K has shape {tuple(K.shape)}: pass one (3, 3) matrix in pixels of the image")
+    if w2c is not None:
+        w2c = validate_poses(_as_tensor(w2c, "prepare_source w2c").float(), "prepare_source w2c")
+        if w2c.shape != (4, 4):
+            raise Gen3cInputError(f"prepare_source w2c has shape {tuple(w2c.shape)}: pass one (4, 4) world-to-camera pose")
+    if not (isinstance(resolution, (tuple, list)) and len(resolution) == 2 and all(isinstance(v, int) and v > 0 for v in resolution)):
+        raise Gen3cInputError(f"prepare_source resolution {resolution!r} must be (H, W), two positive whole numbers, e.g. (704, 1280)")
+    resolution = tuple(resolution)
+    depth = depth.to(image.device)
+    valid = depth > 0 if valid is None else _as_tensor(valid, "prepare_source valid").to(image.device)
+    if tuple(valid.shape) != size:
+        raise Gen3cInputError(f"prepare_source valid is {tuple(valid.shape)} but the image is {size}: pass an (H, W) mask")
     # GEN3C resizes depth bilinearly; the edge filter later drops the in-between points.
     stacked = torch.cat([image.float(), depth[None].float(), valid[None].float()])
     resized = resize_image(stacked, resolution, resize_mode)
@@ -135,6 +163,18 @@ def prepare_source(
     )
 
 
+def _as_tensor(value, name: str) -> Tensor:
+    """A tensor, numpy array or nested list as a tensor; anything else is refused in one line."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (np.ndarray, list, tuple)):
+        try:
+            return torch.as_tensor(np.asarray(value))
+        except (TypeError, ValueError):
+            pass
+    raise Gen3cInputError(f"{name} is a {type(value).__name__}: pass a tensor or a numpy array")
+
+
 def build_cache(
     views: list[SourceView],
     filter_points_threshold: float = 0.05,
@@ -143,6 +183,8 @@ def build_cache(
     max_buffers: int = 2,
 ) -> Cache3D:
     """A :class:`Cache3D` holding ``views`` (the last one ends up as buffer 0, newest first)."""
+    if not isinstance(views, (list, tuple)) or not all(isinstance(v, SourceView) for v in views):
+        raise Gen3cInputError(f"build_cache takes a list of SourceView (prepare_source), got {type(views).__name__}: pass [source]")
     cache = Cache3D(max_buffers, filter_points_threshold, foreground_masking, splat)
     for view in views:
         cache.add_view(view.image, view.depth, view.K, view.w2c, view.valid)
@@ -270,6 +312,7 @@ def generate_video(
             state that chunk left; the result keeps the new chunks only.
         on_chunk: called as ``on_chunk(k, last_frame)`` after chunk k went to the sink.
     """
+    _check_video_inputs(cache, cameras, generator, first_frame)
     T = len(cameras)
     chunk = resolve_chunk_frames(T, generator, chunk_frames)
     check_num_frames(T, generator, chunk)
@@ -316,6 +359,26 @@ def generate_video(
         chunks=chunks,
         last_frame=condition,
     )
+
+
+def _check_video_inputs(cache: object, cameras: object, generator: object, first_frame: object) -> None:
+    """:func:`generate_video`'s arguments checked up front, each mistake in one line."""
+    if not isinstance(cache, Cache3D) and not callable(getattr(cache, "cache_for_chunk", None)):
+        raise Gen3cInputError(f"cache is a {type(cache).__name__}: pass a gen3c.cache.Cache3D (build_cache) or a CachePlan")
+    if not isinstance(cameras, Cameras):
+        raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras (preset_cameras, load_camera_file)")
+    if isinstance(generator, type) or not callable(getattr(generator, "generate", None)):
+        what = f"the class {generator.__name__}, not an instance" if isinstance(generator, type) else f"a {type(generator).__name__}"
+        raise Gen3cInputError(f"generator is {what}: pass an object with generate(), e.g. PreviewGenerator()")
+    if first_frame is None:
+        return
+    size = (cameras.height, cameras.width)
+    if not isinstance(first_frame, Tensor) or tuple(first_frame.shape) != (3, *size):
+        shape = tuple(first_frame.shape) if isinstance(first_frame, Tensor) else type(first_frame).__name__
+        raise Gen3cInputError(
+            f"first_frame is {shape} but the cameras make {size[0]}×{size[1]} frames: pass a (3, {size[0]}, {size[1]}) tensor in [-1, 1] "
+            "(the prepared source's image)"
+        )
 
 
 def _stage_names(label: str, generator: object) -> tuple[str, str]:
@@ -400,6 +463,8 @@ class OutputWriter:
         """``point_cloud``: :meth:`finish` will be given one (its file name is checked now, with
         the others, before any frame is made)."""
         check_output_name(name, "video_save_name")
+        if name.lower().endswith(".mp4"):  # else the video would be NAME.mp4.mp4
+            raise Gen3cInputError(f"video_save_name {name[:40]!r} ends in .mp4, which gen3c adds itself: pass {name[:-4][:40]!r}")
         self.folder = ensure_writable_dir(folder)
         self.name = name
         self.save_buffer = save_buffer

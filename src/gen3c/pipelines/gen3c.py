@@ -33,6 +33,7 @@ into them.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -69,6 +70,34 @@ WEIGHTS_HELP = (
 )
 #: The hub repository of GEN3C's DiT: ``Gen3cPipeline.from_pretrained`` of this id fetches and converts the official weights.
 OFFICIAL_REPO = "nvidia/Gen3C-Cosmos-7B"
+
+
+def compute_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a torch device (None: CUDA when available, else the CPU), refused in one line
+    when it is no device name or names a GPU this machine does not have."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise Gen3cInputError(f"device {str(device)[:40]!r} is not a device name ({first_line(exc, 80)}): pass 'cuda', 'cuda:1' or 'cpu'") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise Gen3cInputError(f"device {str(device)!r}: no CUDA GPU is visible here: pass device='cpu'")
+        if device.index is not None and device.index >= count:
+            raise Gen3cInputError(f"device {str(device)!r}: only {count} CUDA GPU(s) are visible (cuda:0 … cuda:{count - 1})")
+    return device
+
+
+def _dtype_kwarg() -> str:
+    """diffusers renamed ``torch_dtype`` to ``dtype``; the name this version takes."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+_DTYPE_KWARG = _dtype_kwarg()
 
 
 @dataclass
@@ -133,6 +162,7 @@ class Gen3cPipeline(DiffusionPipeline):
         hub, checked and converted on first use, then loaded from gen3c's cache
         (:func:`gen3c.pipelines.loading.load_official_pipeline`; keyword arguments: ``dtype`` or
         ``torch_dtype``, ``prompts``, ``text_encoder``, ``cache_dir``, ``verify_checksums``).
+        Either dtype name works for a folder too, whichever diffusers takes.
         """
         if pretrained_model_name_or_path is None or str(pretrained_model_name_or_path) == OFFICIAL_REPO:
             from gen3c.pipelines.loading import load_official_pipeline
@@ -144,6 +174,10 @@ class Gen3cPipeline(DiffusionPipeline):
             if unknown:
                 raise Gen3cInputError(f"from_pretrained({OFFICIAL_REPO!r}) takes {', '.join(sorted(allowed))}, not {', '.join(unknown)}")
             return load_official_pipeline(**kwargs)
+        # diffusers renamed ``torch_dtype`` to ``dtype`` (warning on the old name): take either.
+        if "torch_dtype" in kwargs or "dtype" in kwargs:
+            dtype = kwargs.pop("dtype", None)
+            kwargs[_DTYPE_KWARG] = kwargs.pop("torch_dtype", None) if dtype is None else dtype
         pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         from gen3c.models.packaged import checkpoint_info
 
@@ -154,11 +188,7 @@ class Gen3cPipeline(DiffusionPipeline):
 
     def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
         """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""
-        device = (
-            torch.device(device)
-            if device is not None
-            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        device = compute_device(device)
         self.compute_device = device
         self.memory = plan
         if plan.fp8 and not getattr(self.transformer, "_gen3c_compute_dtype", None):
@@ -246,7 +276,7 @@ class Gen3cPipeline(DiffusionPipeline):
 
     def check_inputs(
         self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor, guidance: float, num_steps: int,
-        guidance_every: int = 1,
+        guidance_every: int = 1, seed: int = 1,
     ) -> None:
         """Raise :class:`Gen3cInputError` for inputs the model cannot take."""
         if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] != 3:
@@ -311,6 +341,18 @@ class Gen3cPipeline(DiffusionPipeline):
             raise Gen3cInputError(f"num_steps must be a positive whole number, got {num_steps}")
         if int(guidance_every) != guidance_every or guidance_every < 1:
             raise Gen3cInputError(f"guidance_every must be a positive whole number (1: every step), got {guidance_every}")
+        # numpy's RandomState draws GEN3C's condition-augmentation noise: it takes 0 … 2³² − 1.
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= configs.MAX_SEED:
+            raise Gen3cInputError(f"seed must be a whole number from 0 to {configs.MAX_SEED}, got {seed!r}")
+        device = self._execution_device
+        if device.type == "cpu" and self.vae.dtype in (torch.bfloat16, torch.float16):
+            # PyTorch has no CPU kernel for the tokenizer's 3D average pooling in half precision.
+            raise Gen3cInputError(
+                f"the tokenizer cannot run in {str(self.vae.dtype).removeprefix('torch.')} on the CPU: load with dtype=torch.float32 "
+                "(or pipe.to(torch.float32)), or move the pipeline to a GPU"
+            )
+        if self.transformer_dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise Gen3cInputError(f"the DiT computes in float32, bfloat16 or float16, not {self.transformer_dtype}: pipe.to(torch.bfloat16)")
 
     # -- 2. prompts --------------------------------------------------------------------
 
@@ -548,7 +590,7 @@ class Gen3cPipeline(DiffusionPipeline):
                 distilled student: 0), else GEN3C's 1.
             num_steps: sampler steps; None: the checkpoint's own (a distilled student's few),
                 else GEN3C's 35.
-            seed: random seed; the same seed gives the same video.
+            seed: random seed, 0 … 2³² − 1; the same seed gives the same video (on any device).
             fps: frame rate the DiT's positional embedding is told (GEN3C: 24).
             condition_augment_sigma: noise level of the first-frame condition (GEN3C: 0.001).
             guidance_every, guidance_batch: how the two branches of guidance run (:meth:`denoise`).
@@ -561,7 +603,7 @@ class Gen3cPipeline(DiffusionPipeline):
         # 1. Check inputs
         guidance = float(self.sampling_defaults.get("guidance", 1.0)) if guidance is None else guidance
         num_steps = int(self.sampling_defaults.get("num_steps", configs.NUM_STEPS)) if num_steps is None else num_steps
-        self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every)
+        self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
         if output_type not in ("pt", "latent"):
             raise Gen3cInputError(f"output_type must be 'pt' or 'latent', got {output_type!r}")
         # 2. Encode the prompts
@@ -753,12 +795,19 @@ class Gen3cGenerator:
             def callback(step: int, sigma: float, latents: Tensor) -> None:
                 progress(T / self.num_steps)
 
-        self.pipeline.set_progress_bar_config(disable=progress is not None or not is_main_process())
-        out = self.pipeline(
-            image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
-            negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
-            guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback,
-        )  # fmt: skip
+        # The caller's bar replaces the pipeline's for this call only: a user's own
+        # set_progress_bar_config (e.g. disable=True) holds before and after.
+        config = dict(getattr(self.pipeline, "_progress_bar_config", {}))
+        if progress is not None or not is_main_process():
+            self.pipeline.set_progress_bar_config(**{**config, "disable": True})
+        try:
+            out = self.pipeline(
+                image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
+                negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
+                guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback,
+            )  # fmt: skip
+        finally:
+            self.pipeline.set_progress_bar_config(**config)
         return out.frames
 
 

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import math
 import os
@@ -36,7 +38,7 @@ from gen3c.models.memory import (
 )
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
-from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline
+from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
 from gen3c.pipelines.presets import SpeedPreset, speed_settings
 from gen3c.schedulers import make_scheduler, sampler_name
 
@@ -142,7 +144,7 @@ def load_pipeline(
     # be looked up online, with retries, as if it were a repo id).
     offline = {"local_files_only": True} if os.path.isdir(source) else {}
     try:
-        pipe = Gen3cPipeline.from_pretrained(source, **{_DTYPE_KWARG: dtype}, **skip, **offline)
+        pipe = Gen3cPipeline.from_pretrained(source, dtype=dtype, **skip, **offline)
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
             f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}"
@@ -249,9 +251,20 @@ def load_generator(
         resolution: (H, W) of the frames to make, which ``max_gpu_memory``'s estimate is for
             (default GEN3C's 704×1280).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
-    """
-    from gen3c.models.packaged import checkpoint_info
 
+    ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
+    """
+    from gen3c.models.packaged import PACKAGED_MODELS, checkpoint_info, packaged_model_dir
+
+    if str(checkpoint) in PACKAGED_MODELS and not Path(str(checkpoint)).exists():
+        checkpoint = packaged_model_dir(str(checkpoint))  # "tiny": the model shipped in the package
+    unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [*_SAMPLING_OPTIONS, *inspect.signature(load_generator).parameters], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"the sampling options are {', '.join(_SAMPLING_OPTIONS)}"
+        raise Gen3cInputError(f"load_generator got an unknown option {unknown[0]!r}: {hint}")
+    if device is not None and num_gpus == 1:
+        device = compute_device(device)  # a mistyped or absent device, before the weights load
     # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in);
     # a distilled student its own step count and guidance (0: one forward per step). What the
     # caller passes wins; then the model's own; then the speed preset's and GEN3C's.
@@ -346,6 +359,10 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
     check_host_memory(need, f"keeping {names} in CPU memory between stages", fix)
 
 
+#: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
+_SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
+
+
 def apply_speed_settings(
     pipe: Gen3cPipeline,
     settings: SpeedPreset,
@@ -414,18 +431,6 @@ def _check_split_early(checkpoint: str | os.PathLike, num_gpus: int, chunk_frame
         return  # a hub id or an incomplete folder: loading reports it
     tc = vae.get("temporal_compression_ratio", 8)
     check_token_split(dit.get("num_attention_heads", 32), num_gpus, (chunk_frames - 1) // tc + 1)
-
-
-def _dtype_kwarg() -> str:
-    """diffusers renamed ``torch_dtype`` to ``dtype``; use whichever this version takes."""
-    try:
-        from diffusers.utils import deprecation_utils
-    except ImportError:
-        return "torch_dtype"
-    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
-
-
-_DTYPE_KWARG = _dtype_kwarg()
 
 
 #: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.

@@ -13,18 +13,24 @@ needs; the rest of a run is the same for every input.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import math
+import numbers
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import check_output_name
+from gen3c.models import configs
 from gen3c.pipelines.autoregressive import (
     GEN3C_CHUNK_FRAMES,
     CachePlan,
@@ -151,16 +157,19 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
             return None
         raise Gen3cInputError(f"{name}: setting {key!r} cannot be empty")
     base = annotation.replace(" | None", "")
+    # numbers.Integral / Real: numpy's scalars too (a notebook's np.int64 frame count).
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
     ok = {
         "str": isinstance(value, str),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
+        "int": whole,
+        "float": whole or (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))),
+        "bool": isinstance(value, (bool, np.bool_)),
         "dict[str, Any]": isinstance(value, dict),
     }.get(base)
     if not ok:
         raise Gen3cInputError(f"{name}: setting {key!r} must be {base}, got {type(value).__name__} {str(value)[:40]!r}")
-    return float(value) if base == "float" else value
+    convert = {"int": int, "float": float, "bool": bool}.get(base)
+    return convert(value) if convert else value
 
 
 #: Frame rates a video can be written at.
@@ -168,13 +177,9 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
 MIN_FPS, MAX_FPS = 1.0, 240.0
 
 
-#: Seeds numpy's RandomState takes (GEN3C draws its condition-augmentation noise with it).
-MAX_SEED = 2**32 - 1
-
-
 def check_seed(seed: int) -> None:
-    if not 0 <= seed <= MAX_SEED:
-        raise Gen3cInputError(f"--seed {seed} is out of range: pass a whole number from 0 to {MAX_SEED}")
+    if not 0 <= seed <= configs.MAX_SEED:
+        raise Gen3cInputError(f"--seed {seed} is out of range: pass a whole number from 0 to {configs.MAX_SEED}")
 
 
 def check_request(request: GenerationRequest) -> None:
@@ -671,6 +676,7 @@ def generate(
     generator: str = "gen3c",
     video_save_folder: str | os.PathLike = "outputs",
     video_save_name: str | None = None,
+    progress: bool = True,
     **settings: Any,
 ) -> RunOutput:
     """A camera-controlled video from an image in one call: ``gen3c generate --generator gen3c`` from Python.
@@ -682,6 +688,7 @@ def generate(
         image: the source image (or anything ``--input_image_path`` takes).
         depth: its z-depth file (``--depth_path``); None estimates depth (MoGe).
         generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
+        progress: False draws no progress bars (loading, sampling): a quiet notebook cell.
         settings: any other ``gen3c generate`` setting by its flag name: the run's
             (``trajectory``, ``movement_distance``, ``num_video_frames``, ``fov``, ``seed``, …)
             and the gen3c generator's (``checkpoint_dir``, ``guidance``, ``num_steps``,
@@ -691,14 +698,61 @@ def generate(
         :class:`RunOutput`: ``paths["video"]`` (the mp4 written), ``result.frames`` ((T, 3, H, W) in
         [−1, 1], kept for a video of one chunk), ``result.cameras``.
     """
+    where = "gen3c.generate()"
+    for key, value in (("image", image), ("depth", depth), ("video_save_folder", video_save_folder)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise Gen3cInputError(
+                f"{where}: {key} is a {type(value).__name__}, not a path: save it to a file first, or build the video step by "
+                "step from tensors (prepare_source, build_cache, generate_video)"
+            )
     known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
     settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     options = {k: v for k, v in settings.items() if k not in known}
-    if options and generator != "gen3c":
-        raise Gen3cInputError(f"{', '.join(sorted(options))} apply to generator 'gen3c' only (or are not settings of gen3c generate)")
+    _check_setting_names(options, known, generator)
     data = {k: v for k, v in settings.items() if k in known}
     data.update(
         input_image_path=str(image), depth_path=None if depth is None else str(depth), generator=generator,
         video_save_folder=str(video_save_folder), video_save_name=video_save_name or Path(image).stem, generator_options=options,
     )  # fmt: skip
-    return run_request(GenerationRequest.from_dict(data, name="gen3c.generate()"))
+    request = GenerationRequest.from_dict(data, name=where)
+    check_unused_settings(request, where)
+    if progress:
+        return run_request(request)
+    with _diffusers_progress_bars_off():
+        return run_request(request, progress=lambda stage, total: lambda n=1: None)
+
+
+def _check_setting_names(options: dict[str, Any], known: set[str], generator: str) -> None:
+    """Refuse :func:`generate`'s keyword arguments that are no setting (a typo names its nearest
+    setting) or that belong to a generator other than ``generator``."""
+    if not options:
+        return
+    try:
+        from gen3c.pipelines.loading import GENERATOR_OPTIONS as generator_options
+    except ImportError:  # no diffusion extra: making the gen3c generator says what to install
+        generator_options = dict.fromkeys(options) if generator == "gen3c" else {}
+    for key in sorted(options):
+        if key in generator_options:
+            if generator != "gen3c":
+                raise Gen3cInputError(f"gen3c.generate(): {key} applies to generator='gen3c' only: drop it, or pass generator='gen3c'")
+            continue
+        close = difflib.get_close_matches(key, [*known, *generator_options], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "see GenerationRequest's fields and `gen3c generate --help`"
+        raise Gen3cInputError(f"gen3c.generate() got an unknown setting {key!r}: {hint}")
+
+
+@contextlib.contextmanager
+def _diffusers_progress_bars_off() -> Iterator[None]:
+    """diffusers' own bars (loading a pipeline's components) off inside the block, as they were after."""
+    try:
+        from diffusers.utils import logging as diffusers_logging
+    except ImportError:
+        yield
+        return
+    was_on = diffusers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            diffusers_logging.enable_progress_bar()

@@ -1,0 +1,143 @@
+"""The Python entry points as a script or notebook calls them: the forms each documented argument
+takes, one-line Gen3cInputErrors for the others, and gen3c.generate run twice in one process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gen3c
+from gen3c.cameras import intrinsics_from_fov
+from gen3c.errors import Gen3cInputError
+from gen3c.pipelines.camera_video import (
+    build_cache,
+    generate_video,
+    prepare_source,
+    preset_cameras,
+    save_outputs,
+)
+from gen3c.pipelines.preview import PreviewGenerator
+
+SIZE = (32, 48)
+
+
+@pytest.fixture
+def scene(box_scene):
+    _, _, image, depth = box_scene
+    return image, depth, intrinsics_from_fov(60, *image.shape[-2:])
+
+
+def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
+    image, depth, K = scene
+    uint8 = ((image + 1) * 127.5).round().to(torch.uint8)
+    reference = prepare_source(image, depth, K, SIZE)
+    array = uint8.permute(1, 2, 0).numpy()
+    for form in (uint8, array, Image.fromarray(array)):
+        # Before: a uint8 tensor was clamped to [-1, 1] (a white image); an array or PIL image crashed.
+        got = prepare_source(form, depth.numpy(), K.numpy(), SIZE)
+        assert torch.allclose(got.image, reference.image, atol=1e-5)
+        assert torch.equal(got.depth, reference.depth) and torch.equal(got.K, reference.K)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda i, d, K: ("photo.png", d, K), "is a path .*load_image"),
+        (lambda i, d, K: (i.permute(1, 2, 0), d, K), r"looks like \(H, W, 3\), pass image.permute\(2, 0, 1\)"),
+        (lambda i, d, K: (i[None], d, K), r"pass one \(3, H, W\) RGB image"),
+        (lambda i, d, K: (i * 127.5 + 127.5, d, K), r"expected \[-1, 1\] \(0–255 values: pass image / 127.5 - 1\)"),
+        (lambda i, d, K: (i, d[None], K), r"depth is \(1, 96, 160\) but the image is \(96, 160\)"),
+        (lambda i, d, K: (i, d, torch.eye(4)), "K must be 3×3"),
+        (lambda i, d, K: (i, d, K[None]), r"K has shape \(1, 3, 3\): pass one \(3, 3\)"),
+        (lambda i, d, K: (i, d, "60"), "K is a str"),
+    ],
+)
+def test_prepare_source_refuses_wrong_arguments_in_one_line(scene, change, match):
+    with pytest.raises(Gen3cInputError, match=match):
+        prepare_source(*change(*scene), SIZE)
+
+
+def test_prepare_source_checks_pose_and_resolution(scene):
+    with pytest.raises(Gen3cInputError, match="w2c must be 4×4"):
+        prepare_source(*scene, SIZE, w2c=torch.eye(4)[:3])  # before: kept as given, failing later
+    with pytest.raises(Gen3cInputError, match=r"resolution '32x48' must be \(H, W\)"):
+        prepare_source(*scene, "32x48")
+
+
+def test_generate_video_refuses_mismatched_arguments_before_rendering(scene):
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=5)
+    cache = build_cache([source])
+    preview = PreviewGenerator()
+    mistakes = [
+        # Before: RuntimeErrors about tensor sizes from inside the preview generator.
+        ((cache, cameras, preview, scene[0]), r"first_frame is \(3, 96, 160\) but the cameras make 32×48 frames"),
+        ((cache, cameras, preview, source.image.permute(1, 2, 0)), r"pass a \(3, 32, 48\) tensor"),
+        ((cache, cameras.resized(16, 24), preview, source.image), "the cameras make 16×24 frames"),
+        ((cache, [cameras], preview, source.image), "cameras is a list"),
+        ((cache, cameras, PreviewGenerator, source.image), "the class PreviewGenerator, not an instance"),
+        ((source, cameras, preview, source.image), "cache is a SourceView"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            generate_video(*args)
+    with pytest.raises(Gen3cInputError, match=r"a list of SourceView .*pass \[source\]"):
+        build_cache(source)
+    with pytest.raises(Gen3cInputError, match="whole number ≥ 1, got 5.0"):
+        preset_cameras(source, "left", "center_facing", num_frames=5.0)
+
+
+def test_save_outputs_refuses_a_name_ending_in_mp4(scene, tmp_path):
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=3)
+    result = generate_video(build_cache([source]), cameras, PreviewGenerator(), source.image)
+    with pytest.raises(Gen3cInputError, match="ends in .mp4, which gen3c adds itself: pass 'clip'"):
+        save_outputs(result, tmp_path, "clip.mp4")  # before: wrote clip.mp4.mp4
+    assert save_outputs(result, tmp_path, "clip")["video"].name == "clip.mp4"
+
+
+def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_path):
+    image_path, depth_path, image, _ = box_scene
+    common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "num_video_frames": 3, "video_save_folder": tmp_path}
+    mistakes = [
+        ({"trajectroy": "right"}, "unknown setting 'trajectroy': did you mean 'trajectory'"),
+        ({"seed": 3}, "--seed applies to --generator gen3c only"),  # before: ignored by the preview, silently
+        ({"num_steps": 4}, "num_steps applies to generator='gen3c' only"),
+        ({"png_depth_scale": 0.01}, "--png_depth_scale applies to a 16-bit PNG"),
+    ]
+    for extra, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            gen3c.generate(image_path, generator="preview", **common, **extra)
+    with pytest.raises(Gen3cInputError, match="image is a Tensor, not a path"):  # before: TypeError from pathlib
+        gen3c.generate(image, generator="preview", **common)
+    assert not any(tmp_path.iterdir())
+
+
+def test_generate_twice_in_one_process_is_quiet_and_takes_numpy_numbers(box_scene, tmp_path, capfd):
+    image_path, depth_path, _, _ = box_scene
+    common = {"depth": depth_path, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "preview", "progress": False}
+    # numpy numbers, as a notebook computes them (before: "must be int, got int64").
+    first = gen3c.generate(image_path, num_video_frames=np.int64(5), fov=np.float32(60.0), video_save_name="a", **common)
+    second = gen3c.generate(image_path, num_video_frames=5, fov=60.0, video_save_name="b", **common)
+    assert first.result.frames.shape == (5, 3, *SIZE)
+    assert torch.equal(first.result.frames, second.result.frames)
+    assert sorted(p.name for p in tmp_path.glob("*.mp4")) == ["a.mp4", "b.mp4"]
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.slow
+def test_generate_with_the_small_model_is_seeded_and_silenced_by_progress_false(box_scene, tmp_path, capfd):
+    image_path, depth_path, _, _ = box_scene
+    common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "video_save_folder": tmp_path, "model": "tiny", "num_steps": 2}
+    a = gen3c.generate(image_path, seed=5, video_save_name="a", progress=False, **common)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # before: diffusers' loading bar and the sampler's bar, no way to turn them off
+    b = gen3c.generate(image_path, seed=5, video_save_name="b", **common)
+    assert "2/2" in capfd.readouterr().err  # the sampler's bar by default
+    c = gen3c.generate(image_path, seed=6, video_save_name="c", progress=False, **common)
+    assert a.result.frames.shape == (17, 3, *SIZE)
+    assert torch.equal(a.result.frames, b.result.frames)
+    assert (a.result.frames - c.result.frames).abs().max() > 1e-3
