@@ -137,6 +137,9 @@ class Gen3cApp:
         self._build_gui()
         self._loader: threading.Thread | None = None
         if self._generator is None and preload:
+            # Generate waits for the loader: a press meanwhile could only be refused.
+            self.generate.disabled = True
+            self.progress_text.content = f"Loading the {html.escape(self.state.request.generator)} generator…"
             self._loader = threading.Thread(target=self._preload_generator, name="gen3c-gui-load", daemon=True)
             self._loader.start()
 
@@ -479,8 +482,8 @@ class Gen3cApp:
         self._draw_keyframes()
         if self.state.source is not None:
             self._draw_path()
-        self._info(f"Imported **{html.escape(file.name)}**: {self.state.request.num_video_frames} frames, "
-                   f"{len(self.state.keyframes)} keyframes.")  # fmt: skip
+        path = f"{len(self.state.keyframes)} keyframes" if self.state.path_mode == "keyframes" else "a fixed path (no keyframes)"
+        self._info(f"Imported **{html.escape(file.name)}**: {self.state.request.num_video_frames} frames, {path}.")
 
     def _on_export(self, event) -> None:
         data = self.state.camera_path_json()
@@ -498,6 +501,9 @@ class Gen3cApp:
             print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
             self._error(str(exc))
             return
+        finally:
+            self.generate.disabled = False
+            self.progress_text.content = ""
         if self.state.source is None:
             self._info(BEGIN)
 
