@@ -254,3 +254,31 @@ def test_importing_a_fixed_path_does_not_count_old_keyframes(gui):
     assert "Imported **path.json**: 9 frames, a fixed path (no keyframes)." in gui.status.content
     handler(gui, gui._on_import)(upload_event("photo.json", b"\x89PNG\r\n\x1a\n" + bytes(40)))
     assert "is a PNG image, not a camera file" in gui.status.content and gui.state.path_mode == "file"
+
+
+def test_a_fixed_mistake_takes_its_error_off_the_page(gui):
+    """An error stays until the next action goes well; a camera-path problem until the path can be
+    made again. Then the page shows its last status again, not a red error that no longer holds."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    loaded = gui.status.content
+    frames = handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))
+
+    def set_frames(n):
+        frames(SimpleNamespace(target=SimpleNamespace(value=n), client=None))
+
+    set_frames(0)
+    assert "Error" in gui.status.content and "num_video_frames 0" in gui.status.content
+    set_frames(0)  # the same mistake again: still shown
+    assert "num_video_frames 0" in gui.status.content
+    set_frames(13)
+    assert gui.status.content == loaded and gui.state.request.num_video_frames == 13
+    # An empty keyframe path is shown until a keyframe makes the path again.
+    gui.state.set_path_mode("keyframes")
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
+    assert "the keyframe path is empty" in gui.status.content
+    seed = handler(gui, functools.partial(gui._on_setting, "seed", redraw_cache=None))
+    seed(SimpleNamespace(target=SimpleNamespace(value=3), client=None))
+    assert "the keyframe path is empty" in gui.status.content  # still true: still shown
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    handler(gui, gui._on_smoothness)(SimpleNamespace(target=SimpleNamespace(value=0.3), client=None))
+    assert gui.status.content == loaded
