@@ -5,6 +5,7 @@ a time, and nothing is written outside its work folder."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 import time
@@ -13,12 +14,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gen3c.errors import Gen3cInputError
 from gen3c.gui import state as gui_state
 from gen3c.gui.state import GuiState, JobRunner
+from gen3c.io.camera_files import cameras_to_dict
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.pipelines.request import GenerationRequest
 from gen3c.pipelines.resume import partial_dir
@@ -210,3 +213,72 @@ def test_the_printed_address_of_an_ipv6_host_opens(tmp_path):
         assert serves(app)
     finally:
         app.stop()
+
+
+def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sample):
+    """While the generator loads, Generate is disabled (a press could only be refused) and the
+    page says why; it is enabled when the generator is ready."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = threading.Event(), threading.Event()
+
+    def slow_make_generator(request):
+        loading.set()
+        assert loaded.wait(30)
+        return PreviewGenerator()
+
+    monkeypatch.setattr(gui_app, "make_generator", slow_make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample)  # fmt: skip
+    try:
+        assert loading.wait(30)
+        assert app.generate.disabled and "Loading the preview generator" in app.progress_text.content
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        loaded.set()
+        app._loader.join(30)
+        assert not app.generate.disabled and app.progress_text.content == ""
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+    finally:
+        loaded.set()
+        app.stop()
+
+
+def test_importing_a_fixed_path_does_not_count_old_keyframes(gui):
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui.state.set_path_mode("keyframes")
+    fixed = json.dumps(cameras_to_dict(gui.state.cameras())).encode()  # a gen3c cameras file: no keyframes
+    handler(gui, gui._on_import)(upload_event("path.json", fixed))
+    assert gui.state.path_mode == "file"
+    assert "Imported **path.json**: 9 frames, a fixed path (no keyframes)." in gui.status.content
+    handler(gui, gui._on_import)(upload_event("photo.json", b"\x89PNG\r\n\x1a\n" + bytes(40)))
+    assert "is a PNG image, not a camera file" in gui.status.content and gui.state.path_mode == "file"
+
+
+def test_a_fixed_mistake_takes_its_error_off_the_page(gui):
+    """An error stays until the next action goes well; a camera-path problem until the path can be
+    made again. Then the page shows its last status again, not a red error that no longer holds."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    loaded = gui.status.content
+    frames = handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))
+
+    def set_frames(n):
+        frames(SimpleNamespace(target=SimpleNamespace(value=n), client=None))
+
+    set_frames(0)
+    assert "Error" in gui.status.content and "num_video_frames 0" in gui.status.content
+    set_frames(0)  # the same mistake again: still shown
+    assert "num_video_frames 0" in gui.status.content
+    set_frames(13)
+    assert gui.status.content == loaded and gui.state.request.num_video_frames == 13
+    # An empty keyframe path is shown until a keyframe makes the path again.
+    gui.state.set_path_mode("keyframes")
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
+    assert "the keyframe path is empty" in gui.status.content
+    seed = handler(gui, functools.partial(gui._on_setting, "seed", redraw_cache=None))
+    seed(SimpleNamespace(target=SimpleNamespace(value=3), client=None))
+    assert "the keyframe path is empty" in gui.status.content  # still true: still shown
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    handler(gui, gui._on_smoothness)(SimpleNamespace(target=SimpleNamespace(value=0.3), client=None))
+    assert gui.status.content == loaded

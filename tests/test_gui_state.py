@@ -20,6 +20,7 @@ from gen3c.gui.state import (
     quaternion_slerp,
     quaternion_to_matrix,
 )
+from gen3c.io.camera_files import fit_cameras, load_camera_file
 from gen3c.pipelines.request import GenerationRequest, make_cameras, run_request
 
 F64 = torch.float64
@@ -184,6 +185,25 @@ def test_camera_path_export_import_round_trip(state, tmp_path, room_sample):
     assert torch.allclose(other.cameras().w2c, state.cameras().w2c, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["preset", "keyframes"])
+def test_saved_camera_path_replays_the_same_cameras_with_the_cli(tmp_path, box_scene, mode):
+    """The downloaded camera_path.json, read as `gen3c generate --camera_file` reads it, gives the
+    cameras the page shows — also for intrinsics nerfstudio cannot say (fx ≠ fy, off-centre)."""
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path, GenerationRequest(resolution="96x160", num_video_frames=9))
+    state.load_files(str(image_path), str(depth_path), intrinsics="150,170,60,40")
+    if mode == "keyframes":
+        for p in orbit_w2c(3):
+            state.add_keyframe(p)
+        state.set_path_mode("keyframes")
+    shown = state.cameras()
+    path = tmp_path / "camera_path.json"
+    path.write_bytes(state.camera_path_json())
+    replayed = fit_cameras(load_camera_file(path), 9, 96, 160)
+    assert torch.allclose(replayed.K, shown.K, atol=1e-5) and torch.allclose(replayed.w2c, shown.w2c, atol=1e-6)
+    assert float(shown.K[0, 0, 2]) != 80.0  # the source's principal point, not the centre
+
+
 def test_import_nerfstudio_keyframes_without_times_uses_transitions(state):
     for p in orbit_w2c(3):
         state.add_keyframe(p)
@@ -209,8 +229,10 @@ def test_import_path_without_keyframes_is_a_fixed_path(state):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("{not json", "not valid JSON"), ('{"camera_path": [], "render_height": 9, "render_width": 16}', "non-empty"), ("[1, 2]", "JSON object")],
-)
+    [("{not json", "not valid JSON"), ('{"camera_path": [], "render_height": 9, "render_width": 16}', "non-empty"), ("[1, 2]", "JSON object"),
+     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff", "'x.json' is a PNG image, not a camera file"),
+     (b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xd3", "'x.json' is a zip archive, not a camera file")],
+)  # fmt: skip
 def test_bad_camera_files_are_clear_errors(state, text, message):
     with pytest.raises(Gen3cInputError, match=message):
         state.import_camera_path(text, "camera file 'x.json'")
@@ -228,6 +250,9 @@ def test_load_files_checks_input_like_the_cli(tmp_path, box_scene):
     with pytest.raises(Gen3cInputError, match="--intrinsics fx,fy,cx,cy or --fov"):
         state.load_files(str(image_path), str(depth_path))
     assert state.source is None and state.request.input_image_path is None  # nothing half-loaded
+    # A folder in the image field (with the FOV the page always sends) is named as one.
+    with pytest.raises(Gen3cInputError, match="is a folder or .pt file, not an image: load it as a video input"):
+        state.load_files(str(tmp_path), "", fov=60)
     source = state.load_files(str(image_path), str(depth_path), fov=60)
     assert source.size == (48, 80) and state.request.input_image_path == str(image_path)
     state.update(resolution="96x160")  # re-read at the new working resolution

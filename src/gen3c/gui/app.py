@@ -137,6 +137,9 @@ class Gen3cApp:
         self._build_gui()
         self._loader: threading.Thread | None = None
         if self._generator is None and preload:
+            # Generate waits for the loader: a press meanwhile could only be refused.
+            self.generate.disabled = True
+            self.progress_text.content = f"Loading the {html.escape(self.state.request.generator)} generator…"
             self._loader = threading.Thread(target=self._preload_generator, name="gen3c-gui-load", daemon=True)
             self._loader.start()
 
@@ -166,6 +169,7 @@ class Gen3cApp:
         gui = self.server.gui
         r = self.state.request
         self.status = gui.add_markdown(BEGIN)
+        self._settled, self._problem_shown, self._problems = BEGIN, None, 0
         tabs = gui.add_tab_group()
 
         with tabs.add_tab("Input", viser.Icon.PHOTO):
@@ -300,8 +304,11 @@ class Gen3cApp:
             if getattr(self._sync, "on", False):
                 return
             with self._lock:
+                problems = self._problems
                 try:
                     func(event)
+                    if self._problem_shown == "error" and self._problems == problems:  # it went well: the error is past
+                        self._info(self._settled)
                 except Gen3cInputError as exc:
                     self._error(str(exc), getattr(event, "client", None))
                 except Exception as exc:  # a bug: say so in the page, keep the traceback in the log
@@ -310,11 +317,19 @@ class Gen3cApp:
 
         return wrapper
 
-    def _info(self, text: str) -> None:
+    def _info(self, text: str, transient: bool = False, problem: str | None = None) -> None:
+        """Show ``text`` as the page's status. A ``problem`` ("error": an action failed; "path": the
+        camera path cannot be made) stays until the next action goes well, or the path can be
+        made again; then the last settled (neither transient nor problem) status shows again."""
         self.status.content = text
+        self._problem_shown = problem
+        if problem:
+            self._problems += 1
+        elif not transient:
+            self._settled = text
 
     def _error(self, text: str, client=None) -> None:
-        self.status.content = f"<span style='color:#c92a2a'>**Error:** {html.escape(text)}</span>"
+        self._info(f"<span style='color:#c92a2a'>**Error:** {html.escape(text)}</span>", problem="error")
         if client is not None:
             client.add_notification("gen3c", text, color="red", auto_close_seconds=10.0)
 
@@ -336,14 +351,14 @@ class Gen3cApp:
         depth = self.depth_path.value.strip()
         estimator = self.depth_estimator.value.strip() or self.state.request.depth_estimator
         if not depth:
-            self._info(f"Estimating depth with {html.escape(estimator)}…")
+            self._info(f"Estimating depth with {html.escape(estimator)}…", transient=True)
         self.state.load_files(
             self.image_path.value.strip(), depth, fov=None if intr else float(self.fov.value), intrinsics=intr, depth_estimator=estimator
         )
         self._loaded()
 
     def _on_load_video(self, _event) -> None:
-        self._info("Reading the video input…")
+        self._info("Reading the video input…", transient=True)
         self.state.load_video(self.video_path.value, int(self.start_frame.value))
         self._sync_controls()
         self._loaded()
@@ -479,8 +494,8 @@ class Gen3cApp:
         self._draw_keyframes()
         if self.state.source is not None:
             self._draw_path()
-        self._info(f"Imported **{html.escape(file.name)}**: {self.state.request.num_video_frames} frames, "
-                   f"{len(self.state.keyframes)} keyframes.")  # fmt: skip
+        path = f"{len(self.state.keyframes)} keyframes" if self.state.path_mode == "keyframes" else "a fixed path (no keyframes)"
+        self._info(f"Imported **{html.escape(file.name)}**: {self.state.request.num_video_frames} frames, {path}.")
 
     def _on_export(self, event) -> None:
         data = self.state.camera_path_json()
@@ -491,13 +506,16 @@ class Gen3cApp:
 
     def _preload_generator(self) -> None:
         request = self.state.request
-        self._info(f"Loading the {html.escape(request.generator)} generator…")
+        self._info(f"Loading the {html.escape(request.generator)} generator…", transient=True)
         try:
             self._generator = make_generator(request)
         except Gen3cInputError as exc:
             print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
             self._error(str(exc))
             return
+        finally:
+            self.generate.disabled = False
+            self.progress_text.content = ""
         if self.state.source is None:
             self._info(BEGIN)
 
@@ -639,8 +657,10 @@ class Gen3cApp:
             cams = self.state.cameras()
         except Gen3cInputError as exc:
             self.progress_text.content = ""
-            self._info(f"Camera path: {html.escape(str(exc))}")
+            self._info(f"Camera path: {html.escape(str(exc))}", problem="path")
             return
+        if self._problem_shown == "path":
+            self._info(self._settled)
         scene = self.server.scene
         scale = self.state.scene_scale()
         centers = cams.centers.double().numpy()

@@ -37,10 +37,10 @@ from gen3c.cameras import Cameras, invert_pose, opencv_to_opengl, opengl_to_open
 from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
-    MAX_CAMERA_FILE_BYTES,
     cameras_from_dict,
     cameras_to_nerfstudio_path,
     fit_cameras,
+    parse_camera_json,
     save_cameras,
 )
 from gen3c.io.depth import scene_depths
@@ -289,12 +289,13 @@ class GuiState:
         """Load an image as ``gen3c generate`` does (same checks, same errors): with its depth
         file, or alone, its depth then coming from ``request.depth_estimator`` (the geometric
         prior stands in when that cannot load, with the CLI's note in :attr:`notes`)."""
-        request = self._with_input(input_image_path=image_path or None, depth_path=depth_path or None, fov=fov,
-                                   intrinsics=intrinsics or None, **depth_options)  # fmt: skip
-        if request.input_image_path is None:
+        if not image_path:
             raise Gen3cInputError("no input image: upload one or give its path")
-        if input_kind(request) != "image":
+        # The kind of the path alone: the page always sends a FOV, which a video input refuses.
+        if input_kind(self._with_input(input_image_path=image_path)) != "image":
             raise Gen3cInputError(f"{image_path!r} is a folder or .pt file, not an image: load it as a video input below")
+        request = self._with_input(input_image_path=image_path, depth_path=depth_path or None, fov=fov,
+                                   intrinsics=intrinsics or None, **depth_options)  # fmt: skip
         return self._load(request, "image", Path(image_path).name)
 
     def load_video(self, path: str, start: int = 0) -> SourceView:
@@ -612,12 +613,7 @@ class GuiState:
     def import_camera_path(self, text: bytes | str, name: str = "camera file") -> None:
         """Load a nerfstudio ``camera_path.json`` (its keyframes become editable keyframes) or any
         camera file ``--camera_file`` reads (used as a fixed path)."""
-        if len(text) > MAX_CAMERA_FILE_BYTES:
-            raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
-        try:
-            data = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Gen3cInputError(f"{name} is not valid JSON ({exc}): fix the file") from None
+        data = parse_camera_json(text.encode("utf-8") if isinstance(text, str) else text, name)
         cams = cameras_from_dict(data, name)
         fps = float(data.get("fps", self.request.fps)) if isinstance(data.get("fps"), int | float) else self.request.fps
         keyframes = data.get("keyframes") if isinstance(data, dict) else None

@@ -20,6 +20,9 @@ For single-image input the world frame is the source camera's: the source pose i
 **nerfstudio camera_path.json** (``camera_path`` entries with a row-major 4×4 OpenGL
 ``camera_to_world``, vertical ``fov`` in degrees, ``render_height``/``render_width``) is read
 and written too, and nerfstudio's ``transforms.json`` (``frames`` with ``transform_matrix``).
+nerfstudio's path has no principal point and one focal length; gen3c writes each entry's exact
+``"K"`` beside its ``fov`` (nerfstudio ignores it) and reads it back when present, so a path
+saved from gen3c replays the same cameras.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from gen3c.cameras import (
 )
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import write_text_atomic
+from gen3c.io.formats import describe_head
 
 FORMAT_NAME = "gen3c-cameras"
 MAX_CAMERA_FILE_BYTES = 64 * 1024 * 1024
@@ -59,11 +63,21 @@ def load_camera_file(path: str | os.PathLike) -> Cameras:
         raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")
     if p.stat().st_size > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
+    return cameras_from_dict(parse_camera_json(p.read_bytes(), name), name)
+
+
+def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
+    """The JSON value of a camera file's bytes; a file of another kind (an image, an npz, text
+    that is not JSON) is a one-line error saying what it is."""
+    if len(content) > MAX_CAMERA_FILE_BYTES:
+        raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): fix the file") from None
-    return cameras_from_dict(data, name)
+        return json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        what = describe_head(content[:16])
+        raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON or a nerfstudio camera_path.json") from None
+    except json.JSONDecodeError as exc:
+        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): pass a gen3c cameras JSON or a nerfstudio camera_path.json") from None
 
 
 def cameras_from_dict(data: Any, name: str = "camera file") -> Cameras:
@@ -163,7 +177,8 @@ def _from_nerfstudio_path(data: dict) -> Cameras:
             raise Gen3cInputError(f"camera_path[{i}] fov {fov} must be in (0, 180) degrees")
         f = focal_from_fov(fov, h)  # nerfstudio's fov is vertical
         w2cs.append(opengl_to_opencv(c2w_gl))
-        Ks.append(make_intrinsics(f, f, w / 2.0, h / 2.0, dtype=torch.float64))
+        # gen3c's exact intrinsics when it wrote the file; nerfstudio's centred pinhole otherwise.
+        Ks.append(_matrix(entry["K"], 3, 3, f"camera_path[{i}] K") if "K" in entry else make_intrinsics(f, f, w / 2.0, h / 2.0, dtype=torch.float64))
     return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), h, w)
 
 
@@ -215,6 +230,7 @@ def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: l
                 "camera_to_world": c2w_gl[i].reshape(-1).tolist(),
                 "fov": fov_from_focal(fy, cameras.height),
                 "aspect": cameras.width / cameras.height,
+                "K": cameras.K[i].double().tolist(),  # exact (nerfstudio ignores it): see the module's docstring
             }
         )
     return {
