@@ -154,7 +154,8 @@ FramesOpt = Annotated[
     int | None,
     typer.Option(
         "--num_video_frames",
-        help="Frames to generate (default: one chunk of the model, 121; the tiny model's 17). The gen3c generator "
+        help="Frames to generate (default: one per camera of --camera_file, else one chunk of the model, 121; the tiny "
+        "model's 17). The gen3c generator "
         "needs (chunk−1)·N+1 (121, 241, …; tiny: 17, 33, …); the preview takes any count.",
         show_default=False,
     ),

@@ -89,7 +89,8 @@ class GenerationRequest:
     movement_distance: float = DEFAULT_MOVEMENT_DISTANCE
     trajectory_scale: str = "auto"
     camera_file: str | None = None
-    #: None: one chunk of the generator's model (:func:`default_num_frames`), set on construction.
+    #: None: the camera file's count, else one chunk of the generator's model
+    #: (:func:`default_num_frames`), set on construction.
     num_video_frames: int | None = None
     chunk_frames: int | None = None
     filter_points_threshold: float = 0.05
@@ -144,8 +145,12 @@ def fixed_chunk_frames(request: GenerationRequest) -> int | None:
 
 
 def default_num_frames(request: GenerationRequest) -> int:
-    """The frames of a run that names no count: one chunk of the generator
-    (:func:`fixed_chunk_frames`); GEN3C's 121 for the preview."""
+    """The frames of a run that names no count: one per camera of its camera file; else one
+    chunk of the generator (:func:`fixed_chunk_frames`), GEN3C's 121 for the preview."""
+    if request.camera_file is not None:
+        from gen3c.io.camera_files import load_camera_file
+
+        return len(load_camera_file(request.camera_file))
     return fixed_chunk_frames(request) or GEN3C_CHUNK_FRAMES
 
 
