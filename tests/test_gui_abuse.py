@@ -282,3 +282,17 @@ def test_a_fixed_mistake_takes_its_error_off_the_page(gui):
     gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
     handler(gui, gui._on_smoothness)(SimpleNamespace(target=SimpleNamespace(value=0.3), client=None))
     assert gui.status.content == loaded
+
+
+def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))  # 9 frames at 24 fps: the last at 0.33 s
+    first = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    late = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui.state.set_keyframe_time(late.id, 0.25)
+    gui._sync_controls()
+    assert "not reached" not in gui.keyframe_list.content
+    gui.state.set_keyframe_time(late.id, 5.0)
+    gui._sync_controls()
+    rows = gui.keyframe_list.content.split("<br>")
+    assert f"#{first.id}` at 0.00 s" in rows[0] and "not reached" not in rows[0]
+    assert rows[1].endswith("at 5.00 s — after the last frame (0.33 s): not reached</small>")

@@ -786,7 +786,10 @@ class Gen3cApp:
             else:
                 current = next(lab for lab in labels if lab.split(" ")[0] == current.split(" ")[0])
             self.keyframe_pick.value = current
-            rows = [f"{k + 1}. `#{kf.id}` at {kf.time:.2f} s" for k, kf in enumerate(s.keyframes)]
+            # A keyframe timed after the last frame shapes the spline but is never reached: say so.
+            end = (r.num_video_frames - 1) / r.fps
+            late = f" — after the last frame ({end:.2f} s): not reached"
+            rows = [f"{k + 1}. `#{kf.id}` at {kf.time:.2f} s{late if kf.time > end + 1e-6 else ''}" for k, kf in enumerate(s.keyframes)]
             self.keyframe_list.content = "<small>" + ("<br>".join(rows) if rows else "No keyframes.") + "</small>"
         finally:
             self._sync.on = False
