@@ -110,7 +110,9 @@ def load_lora(transformer: nn.Module, path: str | os.PathLike, adapter_name: str
     if adapter_name in getattr(transformer, "peft_config", {}):
         transformer.delete_adapters(adapter_name)
     try:
-        transformer.load_lora_adapter(str(file), prefix=None, adapter_name=adapter_name)
+        # Folder + weight name: diffusers then reads the safetensors metadata too (rank *and* alpha);
+        # given the file's path alone it infers alpha = rank, which loses every lora.alpha ≠ rank.
+        transformer.load_lora_adapter(str(file.parent), weight_name=file.name, prefix=None, adapter_name=adapter_name)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise Gen3cModelError(f"LoRA {str(file)!r} does not fit this model ({first}): use an adapter trained on this checkpoint") from None
