@@ -119,6 +119,10 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
     whole = train(config, tmp_path / "whole")
     first = train(config, tmp_path / "split", stop_after=2)
     assert first.steps == 2 and first.exported is None and first.checkpoint.name == "step_0000002"
+    # A run killed after step 3's loss was logged but before a checkpoint: the resumed run does
+    # step 3 again, and its line replaces the stale one (it was kept: steps 1, 2, 3, 3, 4).
+    with (tmp_path / "split" / "losses.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 3, "loss": 123.0, "lr": 0.0}) + "\n")
     second = train(config, tmp_path / "split", resume="auto")  # new objects, state from disk
     assert second.steps == 4
     torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(whole.losses), rtol=1e-5, atol=1e-6)
@@ -131,6 +135,19 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     lines = (tmp_path / "split" / "losses.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
+    assert 123.0 not in [json.loads(line)["loss"] for line in lines]
+
+    # Resuming with another config, or a fresh run into the folder, was accepted and mixed two runs.
+    from dataclasses import replace
+
+    from gen3c.errors import Gen3cInputError
+
+    changed = replace(config, train=replace(config.train, lr=2e-3), run=replace(config.run, max_steps=6))
+    with pytest.raises(Gen3cInputError, match=r"--resume: train\.lr = 0\.002 differs from the run's 0\.001 .*config\.json"):
+        train(changed, tmp_path / "split", resume="auto")
+    with pytest.raises(Gen3cInputError, match=r"already holds a training run .* continue it with --resume auto, or choose a new --out"):
+        train(config, tmp_path / "split")
+    assert len((tmp_path / "split" / "losses.jsonl").read_text().splitlines()) == 4
 
 
 def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):

@@ -60,6 +60,7 @@ from gen3c.training.loop import (
     load_checkpoint,
     lr_factor,
     prompt_embedding,
+    trim_losses,
 )
 
 LATENTS_FILE = "latents.safetensors"
@@ -209,6 +210,8 @@ def distill(
     if checkpoint is not None:
         load_checkpoint(accelerator, checkpoint)
     start_step = state.step
+    if main:
+        trim_losses(out, start_step)
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""

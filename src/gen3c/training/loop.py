@@ -339,6 +339,58 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
+#: Settings a resumed run may change: budgets, logging, worker processes (nothing a step computes).
+RESUMABLE_CHANGES = {("run", "max_steps"), ("run", "max_minutes"), ("tokenizer", "max_minutes"), ("data", "num_workers")}
+
+
+def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
+    """Refuse, before anything is written, a fresh run into a folder that holds another run's
+    checkpoints or losses (they would mix: the model card would average both runs' losses and
+    ``--resume auto`` would pick the newest checkpoint of either), and a resumed run whose config
+    differs from the run's own ``config.json`` in anything but :data:`RESUMABLE_CHANGES` and ``[log]``."""
+    if resume is None:
+        losses = out / "losses.jsonl"
+        if _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0):
+            raise Gen3cInputError(
+                f"--out {str(out)!r} already holds a training run (checkpoints/, losses.jsonl): "
+                "continue it with --resume auto, or choose a new --out"
+            )
+        return
+    run = out if resume == "auto" else Path(resume).parent.parent
+    stored = run / "config.json"
+    if (resume == "auto" and _latest_checkpoint(out) is None) or not stored.is_file():
+        return
+    try:
+        before = json.loads(stored.read_text())
+    except (OSError, ValueError):
+        return
+    now = config.to_dict()
+    for section, table in now.items():
+        if section == "log":
+            continue
+        for key, value in table.items():
+            old = before.get(section, {}).get(key, value)
+            if (section, key) not in RESUMABLE_CHANGES and old != value:
+                raise Gen3cInputError(
+                    f"--resume: {section}.{key} = {value!r} differs from the run's {old!r} ({str(stored)!r}): "
+                    "resume with the run's own config, or start a new --out"
+                )
+
+
+def trim_losses(out: Path, step: int) -> None:
+    """Drop the lines of ``losses.jsonl`` past ``step`` (those of steps an interrupted run did after
+    its last checkpoint: the resumed run does them again)."""
+    from gen3c.io.atomic import write_text_atomic
+
+    path = out / "losses.jsonl"
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
 def train(
     config: Config,
     out: str | os.PathLike,
@@ -362,6 +414,7 @@ def train(
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
     if resume not in (None, "auto"):
         check_checkpoint(Path(resume))
+    check_run_folder(config, Path(out), resume)
     if config.train.mode == "distill":
         from gen3c.training.distill_loop import distill
 
@@ -412,6 +465,8 @@ def train(
     if checkpoint is not None:
         load_checkpoint(accelerator, checkpoint)
     start_step = state.step
+    if main:
+        trim_losses(out, start_step)
 
     # 4. Data
     accum = config.train.gradient_accumulation_steps
