@@ -371,6 +371,17 @@ def test_a_lora_alpha_other_than_its_rank_survives_save_and_load(tmp_path):
     assert float((want - base).abs().max()) > 1e-3  # the adapter changes the output
     torch.testing.assert_close(got, want)
 
+    # On a model of other sizes: the first mismatch, not torch's header line ("Error(s) in loading
+    # state_dict for CosmosTransformer3DModel:"), and no adapter left half-loaded.
+    from gen3c.errors import Gen3cModelError
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import load_pipeline
+
+    other = load_pipeline(packaged_model_dir("tiny"), dtype=torch.float32).transformer
+    with pytest.raises(Gen3cModelError, match=r"does not fit this model \(size mismatch for transformer_blocks\.0\.attn1\.to_q"):
+        lora.load_lora(other, tmp_path / "adapter")
+    assert not getattr(other, "peft_config", {})
+
 
 def test_the_lr_follows_the_step_counter(tmp_path, base_checkpoint, sample_dir):
     """losses.jsonl (and TensorBoard) logged the LR of the *next* step, read from the LR scheduler
