@@ -54,7 +54,7 @@ def distill_config(checkpoint, **sections) -> dict:
     base = {
         "run": {"max_steps": 2},
         "data": {"resolution": [H, W], "num_frames": 9, "num_clips": 4, "cache_clips": True},
-        "model": {"checkpoint": str(checkpoint), "max_sequence_length": 8},
+        "model": {"checkpoint": str(checkpoint)},  # the cached prompts are T5-like (non-zero): all 512 tokens
         "train": {"mode": "distill", "batch_size": 2, "lr": 1e-3},
         "distill": {"teacher_steps": 5, "student_steps": [3]},
         "log": {"every": 1, "sample_every": -1},

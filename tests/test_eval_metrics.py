@@ -190,3 +190,32 @@ def test_held_out_seeds_and_contact_frames():
     subset = benchmark_cases(BenchmarkConfig(scenes=("street",), presets=("up", "left")))
     assert [(c.name, c.seed) for c in subset] == [("street-up", full["street-up"]), ("street-left", full["street-left"])]
     assert contact_indices(25, 5) == [1, 7, 12, 18, 24] and contact_indices(4, 5) == [1, 2, 3]
+
+
+def test_benchmark_psnr_is_pooled_per_case_then_averaged_as_documented():
+    """docs/eval.md: image scores over frames 1 … T−1 on the [0, 1] scale, pooled over a case's
+    pixels (all / seen / disoccluded), and the summary the mean over cases — recomputed here by
+    hand in float64 from the ground truth for the `still` row (the source frame held still)."""
+
+    from gen3c.evaluation.report import summarize
+    from gen3c.evaluation.suite import (
+        BenchmarkConfig,
+        benchmark_cases,
+        render_ground_truth,
+        run_benchmark,
+        select_methods,
+    )
+
+    config = BenchmarkConfig(scenes=("room", "street"), presets=("left",), resolution=(32, 48), num_frames=4)
+    result = run_benchmark(config, select_methods(["still"]), device="cpu")
+    per_case = []
+    for case, scored in zip(benchmark_cases(config), result.cases, strict=True):
+        truth = render_ground_truth(case, config, "cpu")
+        unit = ((truth.rgb.double() + 1) / 2).clamp(0, 1).numpy()
+        squared = ((unit[0][None] - unit[1:]) ** 2).mean(axis=1)  # (T − 1, H, W)
+        seen = truth.seen[1:].numpy()
+        hand = {"psnr": squared.mean(), "psnr_seen": squared[seen].mean(), "psnr_disoccluded": squared[~seen].mean()}
+        for score, mse in hand.items():
+            assert scored.scores["still"][score] == pytest.approx(10 * math.log10(1 / mse), abs=1e-4), (case.name, score)
+        per_case.append(10 * math.log10(1 / hand["psnr"]))
+    assert summarize(result)["still"]["psnr"] == pytest.approx(sum(per_case) / len(per_case), abs=1e-4)

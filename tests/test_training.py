@@ -29,6 +29,11 @@ def tiny_config(tmp_path, **sections) -> dict:
     }
     for name, table in sections.items():
         base[name] = {**base.get(name, {}), **table}
+    # Settings the run would not use are refused (they would do nothing): drop them.
+    if base.get("model", {}).get("checkpoint"):
+        del base["tokenizer"]
+    if base["data"].get("kind", "procedural") != "procedural":
+        del base["data"]["num_clips"]
     return base
 
 
@@ -114,6 +119,10 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
     whole = train(config, tmp_path / "whole")
     first = train(config, tmp_path / "split", stop_after=2)
     assert first.steps == 2 and first.exported is None and first.checkpoint.name == "step_0000002"
+    # A run killed after step 3's loss was logged but before a checkpoint: the resumed run does
+    # step 3 again, and its line replaces the stale one (it was kept: steps 1, 2, 3, 3, 4).
+    with (tmp_path / "split" / "losses.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 3, "loss": 123.0, "lr": 0.0}) + "\n")
     second = train(config, tmp_path / "split", resume="auto")  # new objects, state from disk
     assert second.steps == 4
     torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(whole.losses), rtol=1e-5, atol=1e-6)
@@ -126,6 +135,19 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     lines = (tmp_path / "split" / "losses.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
+    assert 123.0 not in [json.loads(line)["loss"] for line in lines]
+
+    # Resuming with another config, or a fresh run into the folder, was accepted and mixed two runs.
+    from dataclasses import replace
+
+    from gen3c.errors import Gen3cInputError
+
+    changed = replace(config, train=replace(config.train, lr=2e-3), run=replace(config.run, max_steps=6))
+    with pytest.raises(Gen3cInputError, match=r"--resume: train\.lr = 0\.002 differs from the run's 0\.001 .*config\.json"):
+        train(changed, tmp_path / "split", resume="auto")
+    with pytest.raises(Gen3cInputError, match=r"already holds a training run .* continue it with --resume auto, or choose a new --out"):
+        train(config, tmp_path / "split")
+    assert len((tmp_path / "split" / "losses.jsonl").read_text().splitlines()) == 4
 
 
 def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):
@@ -207,7 +229,8 @@ def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
 
     from safetensors.torch import load_file
 
-    cfg = tiny_config(tmp_path, run={"max_steps": 3}, train={"batch_size": 1, "lr": 1e-3, "distributed": distributed}, data={"cache_clips": True})
+    cfg = tiny_config(tmp_path, run={"max_steps": 3}, train={"batch_size": 1, "lr": 1e-3, "distributed": distributed, "lr_schedule": "cosine"},
+                      data={"cache_clips": True})  # fmt: skip
     path = _write_toml(cfg, tmp_path / "tiny.toml")
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
@@ -222,6 +245,10 @@ def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
     assert f"× 2 processes ({kind})" in (two / "MODEL_CARD.md").read_text()
     two_losses = [json.loads(line)["loss"] for line in (two / "losses.jsonl").read_text().splitlines()]
     assert len(two_losses) == 3  # rank 0 alone writes
+    # The cosine runs over the 3 steps, not 2× as fast (accelerate's prepared LR scheduler steps
+    # once per process per step: it logged 0.25, 0, 0 here).
+    lrs = [json.loads(line)["lr"] for line in (two / "losses.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([1e-3, 0.75e-3, 0.25e-3])
 
     one = train(config_from_dict(cfg), tmp_path / "one")  # the same run on one process
     # Rank 0 of the pair sees the clips and noise of the single process; rank 1 adds its own,
@@ -318,3 +345,143 @@ def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     both = runner.invoke(app, ["generate", "--generator", "gen3c", "--model", "tiny", "--checkpoint_dir", "x", "--num_video_frames", "17",
                                "--input_image_path", str(image_path), "--depth_path", str(depth_path)])  # fmt: skip
     assert both.exit_code == 2 and "pass one of them" in " ".join(both.output.split())
+
+
+def test_a_lora_alpha_other_than_its_rank_survives_save_and_load(tmp_path):
+    """The loader was given the file's path alone, so diffusers inferred alpha = rank: an adapter
+    trained with lora.alpha 32 at rank 4 (scale 8) loaded at scale 1, an eighth of its effect."""
+    from gen3c.training import lora
+
+    def block_linear(net):
+        return net.transformer_blocks[0].attn1.to_q
+
+    trained = tiny_components(0, with_text_encoder=False)["transformer"].eval()
+    lora.add_lora(trained, rank=4, alpha=32.0, targets=["to_q"])
+    torch.manual_seed(0)
+    for name, p in trained.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.05)
+    lora.save_lora(trained, tmp_path / "adapter")
+    loaded = tiny_components(0, with_text_encoder=False)["transformer"].eval()
+    lora.load_lora(loaded, tmp_path / "adapter")
+    x = torch.randn(5, block_linear(trained).in_features)
+    with torch.no_grad():
+        base = block_linear(tiny_components(0, with_text_encoder=False)["transformer"])(x)
+        want, got = block_linear(trained)(x), block_linear(loaded)(x)
+    assert float((want - base).abs().max()) > 1e-3  # the adapter changes the output
+    torch.testing.assert_close(got, want)
+
+    # On a model of other sizes: the first mismatch, not torch's header line ("Error(s) in loading
+    # state_dict for CosmosTransformer3DModel:"), and no adapter left half-loaded.
+    from gen3c.errors import Gen3cModelError
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import load_pipeline
+
+    other = load_pipeline(packaged_model_dir("tiny"), dtype=torch.float32).transformer
+    with pytest.raises(Gen3cModelError, match=r"does not fit this model \(size mismatch for transformer_blocks\.0\.attn1\.to_q"):
+        lora.load_lora(other, tmp_path / "adapter")
+    assert not getattr(other, "peft_config", {})
+
+
+def test_the_lr_follows_the_step_counter(tmp_path, base_checkpoint, sample_dir):
+    """losses.jsonl (and TensorBoard) logged the LR of the *next* step, read from the LR scheduler
+    after it had stepped: the first warm-up step showed the second's LR."""
+    from gen3c.training.loop import lr_factor
+
+    config = config_from_dict(
+        tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]},
+                    train={"lr_schedule": "cosine", "warmup_steps": 2, "lr": 1e-3}, run={"max_steps": 4})
+    )  # fmt: skip
+    train(config, tmp_path / "run")
+    logged = [json.loads(line)["lr"] for line in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()]
+    # warm-up 1/2, 2/2, then cosine from 1 over the 2 remaining steps: 1, 0.5
+    assert logged == pytest.approx([5e-4, 1e-3, 1e-3, 5e-4])
+    assert logged == pytest.approx([1e-3 * lr_factor(config, s, 4) for s in range(4)])
+
+
+def test_prompt_embedding_is_cut_or_zero_padded_never_replaced():
+    """A max_sequence_length other than the cached length gave zeros in place of the checkpoint's
+    embedding (the empty prompt, and in distillation GEN3C's long negative prompt)."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+    from gen3c.training.loop import prompt_embedding
+
+    short = torch.zeros(6, 4)
+    short[:2] = torch.randn(2, 4)  # two tokens, then T5's zeros
+    cache = PromptEmbeddingCache.from_embeddings({"": short})
+    torch.testing.assert_close(prompt_embedding(cache, "", 3)[0], short[:3])
+    padded = prompt_embedding(cache, "", 9)[0]
+    torch.testing.assert_close(padded[:6], short)
+    assert padded.shape == (9, 4) and not padded[6:].any()
+    with pytest.raises(Gen3cInputError, match=r"max_sequence_length = 1 cuts the cached prompt '', which has 2 tokens: set it to at least 2"):
+        prompt_embedding(cache, "", 1)
+
+
+@pytest.mark.parametrize(
+    ("toml", "match"),
+    [
+        ("[data]\nresolution = [64.0, 112]\n", r"data\.resolution = \[64\.0, 112\] must be a list of whole numbers"),
+        ("[data]\nkind = 'sample'\npaths = [1]\n", r"data\.paths = \[1\] must be a list of strings"),
+        ("[train]\nlr = 'fast'\n", r"config '.*c\.toml': train\.lr = 'fast' must be a number"),
+        ("[data]\nnum_workers = -1\n", r"data\.num_workers = -1 must be at least 0"),
+        ("[train]\nwarmup_steps = -3\n", r"train\.warmup_steps = -3 must be at least 0"),
+        ("[train]\ngrad_clip = -1.0\n", r"train\.grad_clip = -1\.0 must be at least 0"),
+        ("[log]\nkeep_checkpoints = 0\n", r"log\.keep_checkpoints = 0 must be at least 1"),
+        ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),
+        ("[lora]\ndropout = 2.0\n[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\n", r"lora\.dropout = 2\.0 must lie in \[0, 1\)"),
+        ("[tokenizer]\nlr = 0.0\n", r"tokenizer\.lr = 0\.0 must be positive"),
+        ("[data]\nscenes = ['moon']\n", r"data\.scenes = \['moon'\]: list presets among room"),
+        # Values that would do nothing in the run they are in:
+        ("[lora]\nrank = 4\n", r"lora\.rank = 4 would do nothing in this run \(it is used with train\.mode = \"lora\"\)"),
+        ("[model]\ncheckpoint = 'tiny'\n[tokenizer]\nsteps = 5\n", r"tokenizer\.steps = 5 would do nothing .*\(model\.checkpoint = \"\""),
+        ("[model]\ncheckpoint = 'tiny'\ntransformer = {num_layers = 2}\n", r"model\.transformer = .* would do nothing"),
+        ("[data]\nkind = 'sample'\npaths = ['x']\nnum_clips = 10\n", r"data\.num_clips = 10 would do nothing .* data\.kind = \"procedural\""),
+        ("[data]\nclip_stride = 4\n", r"data\.clip_stride = 4 would do nothing .* data\.kind = \"sample\" or \"vipe\""),
+        ("[tokenizer]\ninit = 'tok'\nconfig = {num_layers = 2}\n", r"tokenizer\.config = .* would do nothing .*\(tokenizer\.init = \"\"\)"),
+        ("[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\nexport_dtype = 'bfloat16'\n", r"model\.export_dtype = 'bfloat16' would do nothing"),
+        ("[train]\nmode = 'distill'\nbuffer_dropout = 0.5\n[model]\ncheckpoint = 'tiny'\n", r"train\.buffer_dropout = 0\.5 would do nothing"),
+        ("[train]\nmode = 'distill'\n[model]\ncheckpoint = 'tiny'\n[run]\nmax_steps = 9\n[distill]\nstage_max_steps = [1, 1, 1, 1]\n",
+         r"run\.max_steps = 9 would do nothing"),
+    ],
+)
+def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
+    """Each of these was accepted: negative counts crashed later or were clamped silently, a list of
+    the wrong element type passed, and settings the run never reads did nothing, silently."""
+    from gen3c.errors import Gen3cInputError
+
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(Gen3cInputError, match=match) as caught:
+        load_config(path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher"])
+def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, case):
+    """A wrong data folder or model was found after the output folder had config.json and a
+    TensorBoard log in it; now it is refused first, naming the setting and the fix."""
+    from layouts import scene, write_vipe
+
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    vipe = write_vipe(tmp_path / "vipe", "clip", rgb, depth, w2c, K)
+    (tmp_path / "empty").mkdir()
+    sample = {"kind": "sample", "resolution": [H, W], "num_frames": 9}
+    cfg, match = {
+        "vipe_as_sample": ({"data": {**sample, "paths": [str(vipe)]}}, r'data\.paths\[0\] \(data\.kind = .sample.\): .*\(it is a vipe folder: set data\.kind = "vipe"'),
+        "parent_folder": ({"data": {**sample, "paths": [str(sample_dir.parent)]}},
+                          r"data\.paths\[0\] .*\(it holds 1 sample folders, e\.g\. 'batch_0000': list those in data\.paths"),
+        "empty_folder": ({"data": {**sample, "paths": [str(tmp_path / "empty")]}}, r"data\.paths\[0\] .* lacks rgb\.mp4"),
+        "missing_checkpoint": ({"model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
+        "bad_transformer": ({"model": {"transformer": {"num_layerz": 2}}}, r"model\.transformer = .* does not make a CosmosTransformer3DModel .*num_layerz"),
+        "distill_teacher": ({"train": {"mode": "distill"}, "model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
+    }[case]
+    path = _write_toml({"run": {"max_steps": 1}, **cfg}, tmp_path / "c.toml")
+    if case == "bad_transformer":  # an inline table (json.dumps writes none)
+        path.write_text("[run]\nmax_steps = 1\n[model]\ntransformer = { num_layerz = 2 }\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["train", str(path), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    import re
+
+    assert re.search(match, " ".join(res.output.split())), res.output
+    assert not out.exists()

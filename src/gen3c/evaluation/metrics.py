@@ -8,9 +8,10 @@ depth follow :mod:`gen3c.cameras` (OpenCV, world-to-camera, z-depth).
   optionally restricted to a mask, e.g. the pixels the source view saw (:func:`source_visibility`).
 - :func:`warp_error`: temporal consistency — each frame compared with the next one warped back
   through the ground-truth depth and the commanded cameras (reprojection).
-- :func:`camera_errors`: camera accuracy — relative poses re-estimated from the frames (SIFT
-  features + essential matrix, OpenCV) against the commanded ones, as rotation error and
-  translation-direction error in degrees.
+- :func:`camera_errors`: camera accuracy — each frame's camera recovered by PnP against the
+  known cache (corners of frame 0 lifted with the source depth, tracked by Lucas–Kanade, OpenCV's
+  ``solvePnPRansac``) against the commanded one: rotation error and direction-of-motion error in
+  degrees, camera-centre distance.
 """
 
 from __future__ import annotations

@@ -152,28 +152,48 @@ _CHOICES = {
 }
 
 
-def _coerce(where: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    elif isinstance(default, list):
-        ok = isinstance(value, list)
-        if ok and default:
-            kind = type(default[0])
-            ok = all(isinstance(v, kind) or (kind is float and isinstance(v, int)) for v in value)
-            value = [float(v) for v in value] if ok and kind is float else value
-    elif isinstance(default, dict):
-        ok = isinstance(value, dict)
-    else:  # pragma: no cover - every field has one of the types above
-        ok = True
-    if not ok:
-        raise Gen3cInputError(f"config {where} = {value!r} must be {type(default).__name__} (default {default!r})")
+def _field_types(section) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(type(section))
+
+
+def _type_name(kind: Any) -> str:
+    args = getattr(kind, "__args__", ())
+    origin = getattr(kind, "__origin__", kind)
+    if origin is list and args:
+        return "a list of " + {int: "whole numbers", float: "numbers", str: "strings"}.get(args[0], str(args[0]))
+    if origin is dict:
+        return "a table"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(origin, getattr(origin, "__name__", str(origin)))
+
+
+def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
+    """``value`` as the field's type ``kind`` (ints where floats are asked; no bool for a number)."""
+
+    def fits(v: Any, k: Any) -> bool:
+        origin = getattr(k, "__origin__", k)
+        if origin is bool:
+            return isinstance(v, bool)
+        if origin is int:
+            return isinstance(v, int) and not isinstance(v, bool)
+        if origin is float:
+            return isinstance(v, int | float) and not isinstance(v, bool)
+        if origin is str:
+            return isinstance(v, str)
+        if origin is list:
+            (item,) = k.__args__
+            return isinstance(v, list) and all(fits(x, item) for x in v)
+        if origin is dict:
+            return isinstance(v, dict)
+        return True  # pragma: no cover - every field has one of the types above
+
+    if not fits(value, kind):
+        raise Gen3cInputError(f"{where} = {value!r} must be {_type_name(kind)} (default {default!r})")
+    if kind is float:
+        return float(value)
+    if getattr(kind, "__args__", None) == (float,):
+        return [float(v) for v in value]
     return value
 
 
@@ -187,11 +207,11 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
         if not isinstance(table, dict):
             raise Gen3cInputError(f"{source}: [{name}] must be a table of keys")
         section = getattr(config, name)
-        keys = {f.name for f in dataclasses.fields(section)}
+        types = _field_types(section)
         for key, value in table.items():
-            if key not in keys:
-                raise Gen3cInputError(f"{source}: unknown key {key!r} in [{name}]: use {', '.join(sorted(keys))}")
-            setattr(section, key, _coerce(f"{name}.{key}", value, getattr(section, key)))
+            if key not in types:
+                raise Gen3cInputError(f"{source}: unknown key {key!r} in [{name}]: use {', '.join(sorted(types))}")
+            setattr(section, key, _coerce(f"{source}: {name}.{key}", value, types[key], getattr(section, key)))
     check_config(config, source)
     return config
 
@@ -218,26 +238,77 @@ def check_config(config: Config, source: str = "config") -> None:
         raise Gen3cInputError(f"{source}: data.kind = {d.kind!r} needs data.paths (the directories to read)")
     if len(d.movement_distance) != 2 or not 0 <= d.movement_distance[0] <= d.movement_distance[1]:
         raise Gen3cInputError(f"{source}: data.movement_distance = {d.movement_distance} must be [low, high] with 0 ≤ low ≤ high")
-    positive = {
-        "run.max_steps": config.run.max_steps, "train.batch_size": config.train.batch_size,
-        "train.gradient_accumulation_steps": config.train.gradient_accumulation_steps, "data.num_clips": d.num_clips,
-        "tokenizer.batch_size": config.tokenizer.batch_size, "lora.rank": config.lora.rank, "log.every": config.log.every,
-        "log.sample_steps": config.log.sample_steps, "model.max_sequence_length": config.model.max_sequence_length,
+    if d.kind == "procedural":
+        from gen3c.scenes import SCENE_PRESETS
+
+        unknown = [name for name in d.scenes if name not in SCENE_PRESETS]
+        if unknown or not d.scenes:
+            raise Gen3cInputError(f"{source}: data.scenes = {d.scenes}: list presets among {', '.join(SCENE_PRESETS)}")
+    t, tk, log = config.train, config.tokenizer, config.log
+    at_least = {
+        1: {"run.max_steps": config.run.max_steps, "train.batch_size": t.batch_size,
+            "train.gradient_accumulation_steps": t.gradient_accumulation_steps, "data.num_clips": d.num_clips,
+            "data.clip_stride": d.clip_stride, "tokenizer.steps": tk.steps, "tokenizer.batch_size": tk.batch_size,
+            "lora.rank": config.lora.rank, "log.every": log.every, "log.sample_steps": log.sample_steps,
+            "log.keep_checkpoints": log.keep_checkpoints, "model.max_sequence_length": config.model.max_sequence_length},
+        0: {"run.seed": config.run.seed, "data.num_workers": d.num_workers, "model.tokenizer_chunk_frames": config.model.tokenizer_chunk_frames,
+            "tokenizer.warmup_steps": tk.warmup_steps, "train.warmup_steps": t.warmup_steps, "train.weight_decay": t.weight_decay,
+            "train.grad_clip": t.grad_clip, "train.condition_augment_sigma": t.condition_augment_sigma,
+            "data.filter_points_threshold": d.filter_points_threshold, "log.checkpoint_every": log.checkpoint_every},
+        -1: {"log.sample_every": log.sample_every},
     }  # fmt: skip
-    for key, value in positive.items():
-        if value < 1:
-            raise Gen3cInputError(f"{source}: {key} = {value} must be at least 1")
-    t = config.train
+    for low, values in at_least.items():
+        for key, value in values.items():
+            if value < low:
+                raise Gen3cInputError(f"{source}: {key} = {value} must be at least {low}")
     if not 0 <= t.buffer_dropout <= 1:
         raise Gen3cInputError(f"{source}: train.buffer_dropout = {t.buffer_dropout} must lie in [0, 1]")
     if not 0 < t.sigma_min < t.sigma_max:
         raise Gen3cInputError(f"{source}: train.sigma_min/sigma_max = {t.sigma_min}/{t.sigma_max} need 0 < min < max")
-    if t.p_std <= 0 or t.lr <= 0:
-        raise Gen3cInputError(f"{source}: train.p_std and train.lr must be positive")
+    for key, value in {"train.p_std": t.p_std, "train.lr": t.lr, "tokenizer.lr": tk.lr, "lora.alpha": config.lora.alpha}.items():
+        if value <= 0:
+            raise Gen3cInputError(f"{source}: {key} = {value} must be positive")
+    if not 0 <= config.lora.dropout < 1:
+        raise Gen3cInputError(f"{source}: lora.dropout = {config.lora.dropout} must lie in [0, 1)")
     if config.run.max_minutes < 0 or config.tokenizer.max_minutes < 0:
         raise Gen3cInputError(f"{source}: max_minutes must be ≥ 0 (0: no time budget)")
     if t.mode == "distill":
         _check_distill(config, source)
+    _refuse_unused(config, source)
+
+
+#: Fields a run uses only in some settings: (section, keys or None for all, whether this run uses
+#: them, the setting that does). A value other than the default where it is not used is refused:
+#: it would do nothing, silently.
+_USED_ONLY = (
+    ("lora", None, lambda c: c.train.mode == "lora", 'train.mode = "lora"'),
+    ("distill", None, lambda c: c.train.mode == "distill", 'train.mode = "distill"'),
+    ("tokenizer", None, lambda c: not c.model.checkpoint and not c.model.tokenizer,
+     'a run from scratch that trains its tokenizer (model.checkpoint = "" and model.tokenizer = "")'),
+    ("tokenizer", ("config",), lambda c: not c.tokenizer.init, 'a fresh tokenizer (tokenizer.init = "")'),
+    ("model", ("transformer", "tokenizer"), lambda c: not c.model.checkpoint, 'a run from scratch (model.checkpoint = "")'),
+    ("model", ("export_dtype",), lambda c: c.train.mode != "lora", 'train.mode = "full" or "distill" (a LoRA run writes its adapter)'),
+    ("data", ("scenes", "num_clips", "movement_distance"), lambda c: c.data.kind == "procedural", 'data.kind = "procedural"'),
+    ("data", ("paths", "clip_stride"), lambda c: c.data.kind != "procedural", 'data.kind = "sample" or "vipe"'),
+    ("train", ("p_mean", "p_std", "sigma_min", "sigma_max", "buffer_dropout"), lambda c: c.train.mode != "distill",
+     'train.mode = "full" or "lora" (distillation draws σ on the sampler\'s grid)'),
+    ("log", ("sample_steps",), lambda c: c.train.mode != "distill", 'train.mode = "full" or "lora" (a student samples with its own steps)'),
+    ("run", ("max_steps",), lambda c: c.train.mode != "distill" or not c.distill.stage_max_steps,
+     "distill.stage_max_steps = [] (a list there sets each stage's steps)"),
+)  # fmt: skip
+
+
+def _refuse_unused(config: Config, source: str) -> None:
+    defaults = Config()
+    for section, keys, used, where in _USED_ONLY:
+        if used(config):
+            continue
+        for key in keys or [f.name for f in dataclasses.fields(getattr(config, section))]:
+            value = getattr(getattr(config, section), key)
+            if value != getattr(getattr(defaults, section), key):
+                raise Gen3cInputError(
+                    f"{source}: {section}.{key} = {value!r} would do nothing in this run (it is used with {where}): remove it or change that setting"
+                )
 
 
 def _check_distill(config: Config, source: str) -> None:

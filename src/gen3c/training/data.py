@@ -107,7 +107,12 @@ class VideoClips(Dataset):
         self.config = config
         size = tuple(config.resolution)
         read = read_sample if config.kind == "sample" else read_vipe
-        self.stacks: list[FrameStack] = [read(path, size) for path in config.paths]
+        self.stacks: list[FrameStack] = []
+        for i, path in enumerate(config.paths):
+            try:
+                self.stacks.append(read(path, size))
+            except Gen3cInputError as exc:
+                raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
         self.windows: list[tuple[int, int]] = []
         for v, stack in enumerate(self.stacks):
             starts = range(0, len(stack) - config.num_frames + 1, max(1, config.clip_stride))
@@ -135,6 +140,26 @@ class VideoClips(Dataset):
             for f in picks
         ]  # fmt: skip
         return make_clip(stack.image(s, s + T), views, cameras, c)
+
+
+#: What marks a folder of each layout (gen3c.io.gen3c_sample, gen3c.io.vipe).
+_LAYOUTS = {"sample": ("rgb.mp4", "camera.npz"), "vipe": ("rgb", "pose")}
+
+
+def _layout_hint(path: str, kind: str) -> str:
+    """How to fix a ``data.paths`` entry that is not of ``kind``'s layout, when it is recognisable."""
+    from pathlib import Path
+
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return ""
+    for other, marks in _LAYOUTS.items():
+        if other != kind and all((folder / m).exists() for m in marks):
+            return f' (it is a {other} folder: set data.kind = "{other}")'
+    inside = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and all((p / m).exists() for m in _LAYOUTS[kind])]
+    if inside:
+        return f" (it holds {len(inside)} {kind} folders, e.g. {inside[0]!r}: list those in data.paths)"
+    return ""
 
 
 class CachedClips(Dataset):

@@ -60,6 +60,7 @@ from gen3c.training.loop import (
     load_checkpoint,
     lr_factor,
     prompt_embedding,
+    trim_losses,
 )
 
 LATENTS_FILE = "latents.safetensors"
@@ -167,10 +168,8 @@ def distill(
     from gen3c.training.data import StepSampler, held_out_clip, make_dataset
     from gen3c.training.tokenizer import out_of_time_everywhere
 
-    out, accelerator, writer, log = _start_run(config, out)
-    main = accelerator.is_main_process
-
-    # 1. The teacher's checkpoint: the student's start, the tokenizer, the prompts
+    # 1. The teacher's checkpoint: the student's start, the tokenizer, the prompts; read (and
+    # refused, as the clips below) before the output folder is written to
     m = config.model
     teacher_checkpoint = resolve_checkpoint(m.checkpoint)
     pipe = load_pipeline(teacher_checkpoint, dtype=torch.float32)
@@ -180,13 +179,16 @@ def distill(
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
     negative = configs.DEFAULT_NEGATIVE_PROMPT if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is not None else ""
     negative_text = prompt_embedding(prompt_cache, negative, m.max_sequence_length)
+    stages = distill_stages(config.distill, config.run.max_steps)
+    dataset = make_dataset(replace(config.data, cache_clips=False))
+
+    out, accelerator, writer, log = _start_run(config, out)
+    main = accelerator.is_main_process
     device = accelerator.device
     vae = pipe.vae.to(_dtype(m.weights_dtype)).to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
-    stages = distill_stages(config.distill, config.run.max_steps)
 
     # 2. Clips
-    dataset = make_dataset(replace(config.data, cache_clips=False))
     if config.data.cache_clips:
         latents = cached_latents(config, dataset, vae, sigma_data, out, accelerator, progress)
         num_clips = len(latents[0])
@@ -208,6 +210,8 @@ def distill(
     if checkpoint is not None:
         load_checkpoint(accelerator, checkpoint)
     start_step = state.step
+    if main:
+        trim_losses(out, start_step)
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""

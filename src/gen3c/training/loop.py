@@ -6,10 +6,10 @@ A run, numbered as it happens:
    from scratch builds a DiT of the 7B's class from ``model.transformer`` and takes the
    tokenizer from ``model.tokenizer`` or trains one first (:mod:`gen3c.training.tokenizer`);
 2. the DiT is made trainable (every weight, or a LoRA adapter: :mod:`gen3c.training.lora`),
-   with gradient checkpointing if asked, then prepared by ``Accelerator`` with AdamW and the LR
-   schedule;
-3. a resumed run restores model/adapter weights, optimiser, LR scheduler, RNG states and the
-   step from an ``accelerator.save_state`` folder;
+   with gradient checkpointing if asked, then prepared by ``Accelerator`` with AdamW (the LR of
+   each step is :func:`lr_factor` of the step counter);
+3. a resumed run restores model/adapter weights, optimiser, RNG states and the step from an
+   ``accelerator.save_state`` folder;
 4. each step draws clips (:mod:`gen3c.training.data`; the sampler continues where the run
    stopped), encodes video and buffers with the frozen tokenizer and takes a step on the GEN3C
    objective (:mod:`gen3c.training.objective`); every random draw of a step comes from a
@@ -96,10 +96,6 @@ def lr_factor(config: Config, step: int, total: int) -> float:
     return 1.0
 
 
-def _lr_lambda(config: Config) -> Callable[[int], float]:
-    return lambda step: lr_factor(config, step, config.run.max_steps)
-
-
 def _accelerator(config: Config, out: Path):
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
@@ -148,8 +144,12 @@ def _start_run(config: Config, out: Path):
     return out, accelerator, writer, log
 
 
-def _components(config: Config, out: Path, accelerator, log, progress: ProgressFactory | None, dataset):
-    """(transformer, vae, scheduler, prompt_cache, tokenizer summary)."""
+def _components(config: Config, out: Path):
+    """What a run trains from, read before anything is written: ``(transformer, vae, scheduler,
+    prompt_cache, tokenizer_trains)``. Fine-tuning: the checkpoint's parts. From scratch: a fresh
+    DiT and the tokenizer of ``model.tokenizer``, of a resumed run (``OUT/tokenizer``), of
+    ``tokenizer.init`` or a fresh one; ``tokenizer_trains`` says the tokenizer stage still has to
+    run (:func:`_train_tokenizer`)."""
     from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, EDMEulerScheduler
 
     from gen3c.models.prompt_cache import PromptEmbeddingCache
@@ -167,7 +167,7 @@ def _components(config: Config, out: Path, accelerator, log, progress: ProgressF
             raise Gen3cInputError(
                 f"checkpoint {m.checkpoint!r} has no cached empty-prompt embedding (prompt_cache/): convert it again with `gen3c convert`"
             )
-        return pipe.transformer, vae, pipe.scheduler, cache, None
+        return pipe.transformer, vae, pipe.scheduler, cache, False
     scheduler = EDMEulerScheduler(**configs.SCHEDULER_GEN3C)
     torch.manual_seed(config.run.seed)
     kwargs = {**configs.TRANSFORMER_TINY, **config.model.transformer}
@@ -175,48 +175,58 @@ def _components(config: Config, out: Path, accelerator, log, progress: ProgressF
         kwargs[key] = tuple(kwargs[key])
     if kwargs["in_channels"] != configs.GEN3C_IN_CHANNELS:
         raise Gen3cInputError(f"model.transformer.in_channels must be {configs.GEN3C_IN_CHANNELS} (GEN3C's channel layout)")
-    transformer = CosmosTransformer3DModel(**kwargs)
+    try:
+        transformer = CosmosTransformer3DModel(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise Gen3cInputError(
+            f"model.transformer = {config.model.transformer} does not make a CosmosTransformer3DModel ({first_line(exc)}): fix those arguments"
+        ) from None
     # The cached empty prompt of a model without T5: zero embeddings (GEN3C's --disable_prompt_encoder
     # input); the negative prompt gets the same, so guidance differs by the buffers alone.
     zeros = torch.zeros(m.max_sequence_length, kwargs["text_embed_dim"])
     cache = PromptEmbeddingCache.from_embeddings({"": zeros, configs.DEFAULT_NEGATIVE_PROMPT: zeros})
-    summary = None
+    trains = False
     if m.tokenizer:
-        vae = AutoencoderKLCosmos.from_pretrained(m.tokenizer)
+        vae = _read_tokenizer(m.tokenizer, "model.tokenizer")
         if vae.config.latents_mean is None:
             raise Gen3cInputError(f"tokenizer {m.tokenizer!r} has no latents_mean/latents_std: use one written by `gen3c train`")
     elif (out / "tokenizer" / "config.json").is_file():
         vae = AutoencoderKLCosmos.from_pretrained(out / "tokenizer")  # a resumed run keeps its tokenizer
+    elif config.tokenizer.init:
+        vae, trains = _read_tokenizer(config.tokenizer.init, "tokenizer.init").float(), True
     else:
-        vae, summary = _train_tokenizer(config, out, accelerator, log, progress, dataset)
-    if vae.dtype != _dtype(m.weights_dtype):
+        from gen3c.training.tokenizer import build_tokenizer
+
+        torch.manual_seed(config.run.seed + 1)
+        try:
+            vae, trains = build_tokenizer(config.tokenizer.config), True
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise Gen3cInputError(
+                f"tokenizer.config = {config.tokenizer.config} does not make an AutoencoderKLCosmos ({first_line(exc)}): fix those arguments"
+            ) from None
+    if not trains and vae.dtype != _dtype(m.weights_dtype):
         vae = vae.to(_dtype(m.weights_dtype))
-    return transformer, vae, scheduler, cache, summary
+    return transformer, vae, scheduler, cache, trains
 
 
-def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, dataset):
+def _read_tokenizer(folder: str, key: str):
+    from diffusers import AutoencoderKLCosmos
+
+    try:
+        return AutoencoderKLCosmos.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise Gen3cInputError(f"{key} {folder!r} is not a tokenizer folder ({first_line(exc)}): give an OUT/tokenizer of `gen3c train`") from None
+
+
+def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress, dataset):
+    """Train ``vae`` (fresh or ``tokenizer.init``) as ``[tokenizer]`` says; write ``OUT/tokenizer``.
+
+    Returns ``(vae, summary)``."""
     from torch.utils.data import DataLoader
 
     from gen3c.training.data import StepSampler, held_out_clip
-    from gen3c.training.tokenizer import (
-        build_tokenizer,
-        reconstruction_psnr,
-        set_latent_statistics,
-        train_tokenizer,
-    )
+    from gen3c.training.tokenizer import reconstruction_psnr, set_latent_statistics, train_tokenizer
 
-    torch.manual_seed(config.run.seed + 1)
-    if config.tokenizer.init:
-        from diffusers import AutoencoderKLCosmos
-
-        try:
-            vae = AutoencoderKLCosmos.from_pretrained(config.tokenizer.init).float()
-        except (OSError, ValueError) as exc:
-            raise Gen3cInputError(
-                f"tokenizer.init {config.tokenizer.init!r} is not a tokenizer folder ({first_line(exc)}): give an OUT/tokenizer of `gen3c train`"
-            ) from None
-    else:
-        vae = build_tokenizer(config.tokenizer.config)
     sampler = StepSampler(len(dataset), config.tokenizer.batch_size, config.run.seed + 1, 0,
                           accelerator.process_index, accelerator.num_processes)  # fmt: skip
     workers = 0 if config.data.cache_clips else config.data.num_workers
@@ -233,6 +243,8 @@ def _train_tokenizer(config: Config, out: Path, accelerator, log, progress, data
     if accelerator.is_main_process:
         vae.save_pretrained(out / "tokenizer")
     accelerator.wait_for_everyone()
+    if vae.dtype != _dtype(config.model.weights_dtype):
+        vae = vae.to(_dtype(config.model.weights_dtype))
     return vae, summary
 
 
@@ -274,15 +286,26 @@ def len_clips(config: Config) -> int:
 
 
 def prompt_embedding(prompt_cache, prompt: str, length: int) -> Tensor:
-    """(1, length, D) cached embedding of ``prompt``; zeros when it is cached at another length
-    (the small models' zero embeddings; cross-attention over identical zero tokens gives the
-    same output at any length)."""
+    """(1, length, D) cached embedding of ``prompt``, cut or zero-padded to ``length`` tokens.
+
+    GEN3C's T5 embeddings are zero past the prompt's own tokens, so this is what T5 would give at
+    ``length`` — unless cutting would drop a token that is not zero, which is refused.
+    """
     text = prompt_cache.lookup(prompt)
     if text is None:
         raise Gen3cInputError(f"the checkpoint's prompt cache lacks {prompt[:40]!r}: convert it again with `gen3c convert`")
     text = text.float()
-    if text.shape[1] != length:
-        text = torch.zeros(1, length, text.shape[-1])
+    cached = text.shape[1]
+    if length < cached:
+        if text[:, length:].abs().amax() > 0:
+            used = int(text.abs().amax(dim=-1)[0].nonzero().max()) + 1
+            raise Gen3cInputError(
+                f"model.max_sequence_length = {length} cuts the cached prompt {prompt[:40]!r}, which has {used} tokens: "
+                f"set it to at least {used} (the checkpoint caches {cached})"
+            )
+        text = text[:, :length]
+    elif length > cached:
+        text = torch.cat([text, text.new_zeros(1, length - cached, text.shape[-1])], dim=1)
     return text
 
 
@@ -316,6 +339,58 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
+#: Settings a resumed run may change: budgets, logging, worker processes (nothing a step computes).
+RESUMABLE_CHANGES = {("run", "max_steps"), ("run", "max_minutes"), ("tokenizer", "max_minutes"), ("data", "num_workers")}
+
+
+def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
+    """Refuse, before anything is written, a fresh run into a folder that holds another run's
+    checkpoints or losses (they would mix: the model card would average both runs' losses and
+    ``--resume auto`` would pick the newest checkpoint of either), and a resumed run whose config
+    differs from the run's own ``config.json`` in anything but :data:`RESUMABLE_CHANGES` and ``[log]``."""
+    if resume is None:
+        losses = out / "losses.jsonl"
+        if _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0):
+            raise Gen3cInputError(
+                f"--out {str(out)!r} already holds a training run (checkpoints/, losses.jsonl): "
+                "continue it with --resume auto, or choose a new --out"
+            )
+        return
+    run = out if resume == "auto" else Path(resume).parent.parent
+    stored = run / "config.json"
+    if (resume == "auto" and _latest_checkpoint(out) is None) or not stored.is_file():
+        return
+    try:
+        before = json.loads(stored.read_text())
+    except (OSError, ValueError):
+        return
+    now = config.to_dict()
+    for section, table in now.items():
+        if section == "log":
+            continue
+        for key, value in table.items():
+            old = before.get(section, {}).get(key, value)
+            if (section, key) not in RESUMABLE_CHANGES and old != value:
+                raise Gen3cInputError(
+                    f"--resume: {section}.{key} = {value!r} differs from the run's {old!r} ({str(stored)!r}): "
+                    "resume with the run's own config, or start a new --out"
+                )
+
+
+def trim_losses(out: Path, step: int) -> None:
+    """Drop the lines of ``losses.jsonl`` past ``step`` (those of steps an interrupted run did after
+    its last checkpoint: the resumed run does them again)."""
+    from gen3c.io.atomic import write_text_atomic
+
+    path = out / "losses.jsonl"
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
 def train(
     config: Config,
     out: str | os.PathLike,
@@ -339,6 +414,7 @@ def train(
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
     if resume not in (None, "auto"):
         check_checkpoint(Path(resume))
+    check_run_folder(config, Path(out), resume)
     if config.train.mode == "distill":
         from gen3c.training.distill_loop import distill
 
@@ -347,13 +423,15 @@ def train(
     from gen3c.training.data import StepSampler, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
 
-    out, accelerator, writer, log = _start_run(config, out)
-    main = accelerator.is_main_process
-
-    # 1. Clips and components
+    # 1. Clips and components: read (and refused) before the output folder is written to
     making = progress("Clips", len_clips(config)) if progress is not None and config.data.cache_clips else None
     dataset = make_dataset(config.data, making)
-    transformer, vae, scheduler, prompt_cache, tok_summary = _components(config, out, accelerator, log, progress, dataset)
+    transformer, vae, scheduler, prompt_cache, tokenizer_trains = _components(config, Path(out))
+    out, accelerator, writer, log = _start_run(config, out)
+    main = accelerator.is_main_process
+    tok_summary = None
+    if tokenizer_trains:
+        vae, tok_summary = _train_tokenizer(vae, config, out, accelerator, log, progress, dataset)
     device = accelerator.device
     vae.to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
@@ -373,8 +451,10 @@ def train(
         for p in params:  # adapters train in float32 over frozen (possibly bf16) base weights
             p.data = p.data.float()
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
-    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    model, optimizer, lr_scheduler = accelerator.prepare(transformer, optimizer, lr_scheduler)
+    # The LR is set from the step counter at every step (no LR scheduler object): accelerate's
+    # prepared scheduler advances once per process per step, so on N processes the warm-up and
+    # the cosine would run N times too fast.
+    model, optimizer = accelerator.prepare(transformer, optimizer)
     state = _StepState()
     accelerator.register_for_checkpointing(state)
     if lora_mode:
@@ -385,6 +465,8 @@ def train(
     if checkpoint is not None:
         load_checkpoint(accelerator, checkpoint)
     start_step = state.step
+    if main:
+        trim_losses(out, start_step)
 
     # 4. Data
     accum = config.train.gradient_accumulation_steps
@@ -413,6 +495,9 @@ def train(
     from gen3c.training.tokenizer import out_of_time_everywhere
 
     while step < end_step:
+        lr = config.train.lr * lr_factor(config, step, config.run.max_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         step_loss = 0.0
         for micro in range(accum):
             if latents is not None:
@@ -428,18 +513,17 @@ def train(
                 if accelerator.sync_gradients and config.train.grad_clip > 0:
                     accelerator.clip_grad_norm_(params, config.train.grad_clip)
                 optimizer.step()
-                lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             step_loss += float(accelerator.reduce(loss.detach(), "mean")) / accum
         step += 1
         state.step = step
         result.losses.append(step_loss)
         if losses_file is not None:
-            losses_file.write(json.dumps({"step": step, "loss": step_loss, "lr": lr_scheduler.get_last_lr()[0]}) + "\n")
+            losses_file.write(json.dumps({"step": step, "loss": step_loss, "lr": lr}) + "\n")
             losses_file.flush()
         if step % config.log.every == 0:
             log("train/loss", step_loss, step)
-            log("train/lr", lr_scheduler.get_last_lr()[0], step)
+            log("train/lr", lr, step)
             if echo is not None and main and time.monotonic() - last_echo >= 10:  # a line every 10 s at most
                 last_echo = time.monotonic()
                 echo(f"step {step}: loss {step_loss:.4f}")

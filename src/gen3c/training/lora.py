@@ -110,9 +110,13 @@ def load_lora(transformer: nn.Module, path: str | os.PathLike, adapter_name: str
     if adapter_name in getattr(transformer, "peft_config", {}):
         transformer.delete_adapters(adapter_name)
     try:
-        transformer.load_lora_adapter(str(file), prefix=None, adapter_name=adapter_name)
+        # Folder + weight name: diffusers then reads the safetensors metadata too (rank *and* alpha);
+        # given the file's path alone it infers alpha = rank, which loses every lora.alpha ≠ rank.
+        transformer.load_lora_adapter(str(file.parent), weight_name=file.name, prefix=None, adapter_name=adapter_name)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+        # torch's load_state_dict error starts with a header line; the first mismatch says what.
+        first = next((line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))), lines[0])[:200]
         raise Gen3cModelError(f"LoRA {str(file)!r} does not fit this model ({first}): use an adapter trained on this checkpoint") from None
     if adapter_name not in getattr(transformer, "peft_config", {}):
         raise Gen3cModelError(f"LoRA {str(file)!r} holds no weights for this DiT: use an adapter trained on this checkpoint")
