@@ -202,6 +202,16 @@ def test_a_vipe_result_given_as_a_sample_says_to_pass_vipe_path(vipe_dir):
         read_sample(vipe_dir, (64, 128))
 
 
+def test_a_file_of_a_sample_names_its_folder(sample_dir, tmp_path):
+    with pytest.raises(Gen3cInputError, match=rf"is one file of a GEN3C sample: pass its folder, '{sample_dir}'"):
+        read_sample(sample_dir / "rgb.mp4", (64, 128))
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    with pytest.raises(Gen3cInputError, match="is a file but not a .pt sample"):
+        read_sample(tmp_path / "clip.mp4", (64, 128))
+    with pytest.raises(Gen3cInputError, match="does not exist"):
+        read_sample(tmp_path / "missing", (64, 128))
+
+
 def test_sample_mask_leaves_pixels_out(tmp_path, clip):
     rgb, depth, ids, w2c, K = clip
     folder = write_sample(tmp_path / "s", rgb[:3], depth[:3], ids[:3] == 0, w2c[:3], K[:3])

@@ -75,6 +75,10 @@ def read_sample(
         stack = _select(stack, start, num_frames, f"sample {str(p)!r}")
     elif p.is_dir():
         stack = _read_dir(p, start, num_frames, mask_invalid_depth)
+    elif p.is_file() and p.name in SAMPLE_FILES:
+        raise Gen3cInputError(f"sample {str(p)!r} is one file of a GEN3C sample: pass its folder, {str(p.parent)!r}")
+    elif p.is_file():
+        raise Gen3cInputError(f"sample {str(p)!r} is a file but not a .pt sample: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
     else:
         raise Gen3cInputError(
             f"sample {str(p)!r} does not exist: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file"
