@@ -244,3 +244,23 @@ def test_plane_with_known_camera_unprojects_to_its_depth_at_the_working_size(mod
     x_photo = D * ((u + left) / sx - 200.0) / 350.0
     y_photo = D * ((v + top) / sy - 150.0) / 340.0
     assert torch.allclose(points[5, 7, :2], torch.stack([x_photo, y_photo]), atol=1e-4)
+
+
+def test_user_depth_reads_the_record_gen3c_depth_wrote(tmp_path):
+    """`save_depth_outputs` (what `gen3c depth` writes) → `load_user_depth`: the kind and camera
+    come back with the depth; a stale record (another size than the depth) is ignored."""
+    from gen3c.depth.export import save_depth_outputs
+
+    est = GeometricPriorEstimator().estimate(torch.rand(3, 24, 32), intrinsics=make_intrinsics(30.0, 30.0, 16.0, 12.0))
+    paths = save_depth_outputs(est, torch.rand(3, 24, 32), tmp_path, "scene")
+    back = load_user_depth(paths["npy"], (24, 32))
+    assert back.kind == "relative" and back.intrinsics_from == "model" and torch.equal(back.depth, est.depth)
+    assert torch.allclose(back.intrinsics, est.intrinsics)
+    with pytest.warns(UserWarning, match="resizing"):
+        big = load_user_depth(paths["npy"], (48, 64))
+    assert torch.allclose(big.intrinsics, make_intrinsics(60.0, 60.0, 32.0, 24.0))
+    assert load_user_depth(paths["npy"], (24, 32), kind="metric").kind == "metric"  # the caller's word wins
+    np.save(paths["npy"], np.ones((12, 16), np.float32))  # replaced by a depth of another size
+    with pytest.warns(UserWarning, match="resizing"):
+        stale = load_user_depth(paths["npy"], (24, 32))
+    assert stale.kind == "metric" and stale.intrinsics_from == "default"

@@ -9,7 +9,8 @@ refused. NaN / +inf pixels sit far away as in GEN3C (:func:`gen3c.io.depth.fill_
 way they are not in ``mask``, so they do not count for the median depth.
 
 User depth is ``kind="metric"`` by default: its unit is the user's, so ``--movement_distance``
-is read relative to the scene's median depth (:func:`gen3c.depth.base.median_depth`).
+is read relative to the scene's median depth (:func:`gen3c.depth.base.median_depth`). Depth
+written by ``gen3c depth`` keeps the kind (and camera) recorded beside it (:func:`depth_record`).
 """
 
 from __future__ import annotations

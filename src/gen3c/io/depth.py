@@ -28,7 +28,9 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
     Args:
         path: ``.npy`` (2-D array, or (1, H, W) / (H, W, 1)), ``.npz`` (key ``depth`` or its
             only array), 16-bit PNG (depth = value × ``png_scale``; 0 stays 0, i.e. invalid) or
-            ``.exr`` (channel Z, else R / Y / the first channel).
+            ``.exr`` (channel Z, else one named depth or ``….Z`` such as Blender's
+            ``ViewLayer.Depth.Z``, else R / Y / the first channel). PNGs are turned upright by
+            their EXIF orientation, as photos are (:func:`gen3c.io.images.load_image`).
     """
     p = Path(path)
     if not p.exists():
