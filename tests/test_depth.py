@@ -185,3 +185,82 @@ def test_default_fov_is_60_degrees_horizontal():
     est = GeometricPriorEstimator().estimate(torch.rand(3, 30, 40))
     assert est.intrinsics[0, 0].item() == pytest.approx(20 / math.tan(math.radians(30)))
     assert est.intrinsics[1, 1].item() == est.intrinsics[0, 0].item()
+
+
+# ---- intrinsics against the image they belong to ---------------------------------------------
+
+
+def test_fov_is_horizontal_closed_form():
+    """90° horizontal over 200 px: f = 100 by hand; the principal point at the centre."""
+    from gen3c.pipelines.request import parse_intrinsics as request_intrinsics
+
+    K = request_intrinsics(None, 90.0, 100, 200)
+    assert torch.allclose(K, make_intrinsics(100.0, 100.0, 100.0, 50.0), atol=1e-4)
+
+
+def test_normalised_or_wrong_size_intrinsics_are_refused(tmp_path):
+    """MoGe-style normalised intrinsics, or pixels of another image size, used to pass and give a
+    ~170° camera (or one looking past the image's edge)."""
+    with pytest.raises(Gen3cInputError, match=r"look normalised.*fx, cx × 64 and fy, cy × 48"):
+        parse_intrinsics("0.8,1.4,0.5,0.5", image_size=(48, 64))
+    with pytest.raises(Gen3cInputError, match="principal point outside the 64×48"):
+        parse_intrinsics("500,500,640,360", image_size=(48, 64))
+    np.save(tmp_path / "d.npy", np.ones((48, 64), np.float32))
+    with pytest.raises(Gen3cInputError, match="look normalised"):
+        load_user_depth(tmp_path / "d.npy", (48, 64), intrinsics=make_intrinsics(0.8, 1.4, 0.5, 0.5))
+    assert parse_intrinsics("60,60,32,24", image_size=(48, 64))[0, 2] == 32.0  # a sensible camera passes
+
+
+def test_recorded_intrinsics_json_is_scaled_to_the_image(tmp_path):
+    """`gen3c depth --resolution` records K at the depth's size; fed back as --intrinsics for the
+    full-size photo it used to be taken as pixels of the photo (a camera twice too wide here)."""
+    K = make_intrinsics(40.0, 41.0, 32.0, 24.0)
+    (tmp_path / "cam.json").write_text(json.dumps({"height": 48, "width": 64, "intrinsics": K.tolist()}))
+    with pytest.warns(UserWarning, match="made for a 64×48 image: scaled to the 128×96"):
+        scaled = parse_intrinsics(tmp_path / "cam.json", image_size=(96, 128))
+    assert torch.allclose(scaled, make_intrinsics(80.0, 82.0, 64.0, 48.0))
+    assert torch.allclose(parse_intrinsics(tmp_path / "cam.json"), K)  # no image size: as written
+
+
+@pytest.mark.parametrize("mode, size", [("crop", (150, 200)), ("crop", (100, 300)), ("stretch", (100, 300))])
+def test_plane_with_known_camera_unprojects_to_its_depth_at_the_working_size(mode, size):
+    """A fronto-parallel plane at D = 3 seen with K (pixels of the 300×400 photo): after the
+    resize/crop to the working size, every pixel lifts to z = D and each working pixel's ray is
+    the photo's ray through the same scene point (x = D·(u − cx)/fx by hand)."""
+    from gen3c.cameras import resize_crop_plan, unproject_depth
+    from gen3c.pipelines.camera_video import prepare_source
+
+    D, (H, W), K = 3.0, (300, 400), make_intrinsics(350.0, 340.0, 200.0, 150.0)
+    source = prepare_source(torch.zeros(3, H, W), torch.full((H, W), D), K, size, mode)
+    points = unproject_depth(source.depth, source.K)
+    assert torch.allclose(points[..., 2], torch.full(size, D))
+    if mode == "stretch":
+        sx, sy, left, top = size[1] / W, size[0] / H, 0, 0
+    else:
+        (rh, rw), top, left = resize_crop_plan((H, W), size)
+        sx, sy = rw / W, rh / H
+    # Working pixel (u, v) sits at photo pixel ((u + left) / sx, (v + top) / sy) under GEN3C's plain scaling of K.
+    u, v = torch.tensor(7.0), torch.tensor(5.0)
+    x_photo = D * ((u + left) / sx - 200.0) / 350.0
+    y_photo = D * ((v + top) / sy - 150.0) / 340.0
+    assert torch.allclose(points[5, 7, :2], torch.stack([x_photo, y_photo]), atol=1e-4)
+
+
+def test_user_depth_reads_the_record_gen3c_depth_wrote(tmp_path):
+    """`save_depth_outputs` (what `gen3c depth` writes) → `load_user_depth`: the kind and camera
+    come back with the depth; a stale record (another size than the depth) is ignored."""
+    from gen3c.depth.export import save_depth_outputs
+
+    est = GeometricPriorEstimator().estimate(torch.rand(3, 24, 32), intrinsics=make_intrinsics(30.0, 30.0, 16.0, 12.0))
+    paths = save_depth_outputs(est, torch.rand(3, 24, 32), tmp_path, "scene")
+    back = load_user_depth(paths["npy"], (24, 32))
+    assert back.kind == "relative" and back.intrinsics_from == "model" and torch.equal(back.depth, est.depth)
+    assert torch.allclose(back.intrinsics, est.intrinsics)
+    with pytest.warns(UserWarning, match="resizing"):
+        big = load_user_depth(paths["npy"], (48, 64))
+    assert torch.allclose(big.intrinsics, make_intrinsics(60.0, 60.0, 32.0, 24.0))
+    assert load_user_depth(paths["npy"], (24, 32), kind="metric").kind == "metric"  # the caller's word wins
+    np.save(paths["npy"], np.ones((12, 16), np.float32))  # replaced by a depth of another size
+    with pytest.warns(UserWarning, match="resizing"):
+        stale = load_user_depth(paths["npy"], (24, 32))
+    assert stale.kind == "metric" and stale.intrinsics_from == "default"

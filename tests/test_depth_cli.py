@@ -92,3 +92,44 @@ def test_user_depth_without_camera_uses_the_estimators(box_scene, tmp_path):
                  "--resolution", "96x160", "--num_video_frames", 9, "--video_save_folder", tmp_path)  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "default camera" in res.output
+
+
+@pytest.mark.slow
+def test_exported_depth_fed_back_reproduces_the_run(box_scene, tmp_path, moge_path):
+    """`gen3c depth` then `generate --depth_path NAME_depth.npy --intrinsics NAME_depth.json` gives
+    the video the estimator gave. MoGe's depth is relative; read back it used to be taken as
+    metric, so the preset path was scaled by its median depth (≈ 2): twice as far."""
+    image, _, _, _ = box_scene
+    common = ("--input_image_path", image, "--resolution", "48x80", "--num_video_frames", 5, "--video_save_folder", tmp_path)
+    res = invoke("generate", *common, "--depth_estimator", moge_path, "--video_save_name", "direct")
+    assert res.exit_code == 0, res.output
+    res = invoke("depth", image, "--depth_estimator", moge_path, "--output_folder", tmp_path / "d")
+    assert res.exit_code == 0, res.output
+    npy, record = tmp_path / "d" / "image_depth.npy", tmp_path / "d" / "image_depth.json"
+    res = invoke("generate", *common, "--depth_path", npy, "--intrinsics", record, "--video_save_name", "fed")
+    assert res.exit_code == 0, res.output
+    assert "relative depth from moge:" in res.output and "as recorded in image_depth.json" in res.output
+    # Without --intrinsics the recorded camera is used (not the --depth_estimator's, here the prior's).
+    res = invoke("generate", *common, "--depth_path", npy, "--depth_estimator", "prior", "--video_save_name", "bare")
+    assert res.exit_code == 0, res.output
+    direct = read_video(tmp_path / "direct.mp4")[0]
+    for name in ("fed", "bare"):
+        assert np.array_equal(read_video(tmp_path / f"{name}.mp4")[0], direct), name
+        assert json.loads((tmp_path / f"{name}_cameras.json").read_text())["frames"] == json.loads(
+            (tmp_path / "direct_cameras.json").read_text()
+        )["frames"]
+
+
+def test_depth_exported_at_a_resolution_keeps_its_camera_for_the_full_size_photo(box_scene, tmp_path, moge_path):
+    """The record of `gen3c depth --resolution 48x80` holds K at 48×80; given with the 96×160 photo
+    it is scaled to the photo (it was taken as the photo's pixels: a camera with twice the FOV)."""
+    image, _, _, _ = box_scene
+    res = invoke("depth", image, "--depth_estimator", moge_path, "--output_folder", tmp_path, "--resolution", "48x80")
+    assert res.exit_code == 0, res.output
+    small = torch.tensor(json.loads((tmp_path / "image_depth.json").read_text())["intrinsics"])
+    res = invoke("generate", "--input_image_path", image, "--depth_path", tmp_path / "image_depth.npy", "--intrinsics",
+                 tmp_path / "image_depth.json", "--resolution", "48x80", "--num_video_frames", 3, "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "made for a 80×48 image: scaled to the 160×96 input" in res.output
+    K = torch.tensor(json.loads((tmp_path / "output_cameras.json").read_text())["frames"][0]["K"])
+    assert torch.allclose(K, small, atol=1e-4)  # back at 48×80, the camera is the one recorded there

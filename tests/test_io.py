@@ -117,6 +117,33 @@ def test_depth_formats_round_trip(tmp_path):
         assert np.allclose(loaded.numpy(), depth, atol=atol), name
 
 
+def test_exr_depth_channel_is_found_by_name_beside_colour_layers(tmp_path):
+    """Blender's multi-layer EXR holds "ViewLayer.Combined" (R, G, B, A) and "ViewLayer.Depth.Z";
+    the colour's red used to be read as the depth."""
+    OpenEXR = pytest.importorskip("OpenEXR")
+    depth, colour = np.full((6, 8), 2.5, np.float32), np.full((6, 8), 0.3, np.float32)
+    layers = {f"ViewLayer.Combined.{c}": colour for c in "RGBA"} | {"ViewLayer.Depth.Z": depth}
+    OpenEXR.File({"type": OpenEXR.scanlineimage}, layers).write(str(tmp_path / "blender.exr"))
+    assert (load_depth(tmp_path / "blender.exr") == 2.5).all()
+    OpenEXR.File({"type": OpenEXR.scanlineimage}, {c: colour for c in "RGBA"} | {"Z": depth}).write(str(tmp_path / "rgbaz.exr"))
+    assert (load_depth(tmp_path / "rgbaz.exr") == 2.5).all()
+
+
+def test_depth_png_is_read_upright_like_its_photo(tmp_path):
+    """A 16-bit depth PNG stored sideways with EXIF Orientation 6, like the phone photo it
+    belongs to: both are turned upright, so they still fit each other."""
+    raw = np.arange(10 * 12, dtype=np.uint16).reshape(10, 12) + 1000  # stored 10×12, shown 12×10
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(raw).save(tmp_path / "d.png", exif=exif.tobytes())
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(tmp_path / "photo.png", exif=exif.tobytes())
+    depth = load_depth(tmp_path / "d.png", 1.0)
+    assert depth.shape == load_image(tmp_path / "photo.png").shape[-2:] == (12, 10)
+    assert np.array_equal(depth.numpy(), np.rot90(raw, -1).astype(np.float32))  # Orientation 6 = 90° clockwise
+    with pytest.raises(Gen3cInputError, match="turned by 90°: photos are read upright"):
+        conform_depth(torch.ones(10, 12), (12, 10))
+
+
 def test_depth_errors(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(Gen3cInputError, match="never unpickled"):

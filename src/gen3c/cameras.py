@@ -141,6 +141,35 @@ def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
     return K
 
 
+def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrinsics") -> Tensor:
+    """Check that (3, 3) pixel intrinsics ``K`` can belong to an image of ``height`` × ``width``.
+
+    Two mistakes pass :func:`validate_intrinsics` and give a wildly wrong camera: normalised
+    intrinsics (fractions of the image size, as MoGe returns them) and intrinsics of another
+    image size. Both put the principal point where no real camera has it: within a pixel or two
+    of the corner, or outside the image.
+
+    Raises:
+        Gen3cInputError: one line saying which mistake it looks like and how to fix it.
+    """
+    if tuple(K.shape) != (3, 3):
+        raise Gen3cInputError(f"{name} must be one 3×3 matrix, got shape {tuple(K.shape)}")
+    validate_intrinsics(K, name)
+    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    numbers = f"fx={fx:g}, fy={fy:g}, cx={cx:g}, cy={cy:g}"
+    if max(cx, cy) <= 1.0 and max(fx, fy) <= 10.0 and min(height, width) > 8:
+        raise Gen3cInputError(
+            f"{name} ({numbers}) look normalised (fractions of the image size): pass pixels of the {width}×{height} image, "
+            f"i.e. fx, cx × {width} and fy, cy × {height}"
+        )
+    if not (0.0 <= cx <= width and 0.0 <= cy <= height):
+        raise Gen3cInputError(
+            f"{name} ({numbers}) put the principal point outside the {width}×{height} (W×H) image: pass intrinsics in pixels "
+            "of this image (these look made for another size)"
+        )
+    return K
+
+
 # --------------------------------------------------------------------------------------------
 # Poses
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cameras import intrinsics_from_fov, resize_intrinsics, validate_intrinsics
+from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
 from gen3c.errors import Gen3cInputError
 
 DEPTH_KINDS = ("metric", "relative")
@@ -246,7 +246,7 @@ def camera_for(
         raise Gen3cInputError("pass either intrinsics or a field of view, not both")
     if intrinsics is not None:
         K = torch.as_tensor(intrinsics, dtype=torch.float32)
-        return validate_intrinsics(K, name).clone(), "user"
+        return check_intrinsics_fit(K, height, width, name).clone(), "user"
     if fov is not None:
         return intrinsics_from_fov(float(fov), height, width), "user"
     return intrinsics_from_fov(DEFAULT_FOV_DEGREES, height, width), "default"

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gen3c.cameras import check_intrinsics_fit
 from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, image_to_uint8, resize_mask
 from gen3c.depth.hub import hub_file
 from gen3c.errors import Gen3cModelError, note
@@ -841,7 +842,8 @@ class MoGeEstimator:
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
         fov_x, user = None, intrinsics is not None or fov is not None
         if intrinsics is not None:
-            fov_x = fov_from_intrinsics(torch.as_tensor(intrinsics), w0)
+            intrinsics = check_intrinsics_fit(torch.as_tensor(intrinsics, dtype=torch.float32), h0, w0)
+            fov_x = fov_from_intrinsics(intrinsics, w0)
         elif fov is not None:
             fov_x = float(fov)
         out = self.predict(x, fov_x=fov_x)

@@ -28,7 +28,9 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
     Args:
         path: ``.npy`` (2-D array, or (1, H, W) / (H, W, 1)), ``.npz`` (key ``depth`` or its
             only array), 16-bit PNG (depth = value × ``png_scale``; 0 stays 0, i.e. invalid) or
-            ``.exr`` (channel Z, else R / Y / the first channel).
+            ``.exr`` (channel Z, else one named depth or ``….Z`` such as Blender's
+            ``ViewLayer.Depth.Z``, else R / Y / the first channel). PNGs are turned upright by
+            their EXIF orientation, as photos are (:func:`gen3c.io.images.load_image`).
     """
     p = Path(path)
     if not p.exists():
@@ -74,14 +76,15 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
 
 
 def _read_png16(p: Path, name: str) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     with Image.open(p) as im:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
             raise Gen3cInputError(f"{name} {str(p)!r} is a {im.mode} PNG: depth PNGs must be single-channel 16-bit")
         if im.mode == "L":
             note(f"{name} {p} is an 8-bit PNG: depth precision is only 256 levels", stacklevel=3)
-        return np.asarray(im, dtype=np.float32)
+        # Upright, as the photo it belongs to is read (gen3c.io.images.load_image applies EXIF too).
+        return np.asarray(ImageOps.exif_transpose(im), dtype=np.float32)
 
 
 def _read_exr(p: Path, name: str) -> np.ndarray:
@@ -96,10 +99,15 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
         raise Gen3cInputError(f"{name} {str(p)!r} is not a readable OpenEXR file ({exc})") from None
     if not channels:
         raise Gen3cInputError(f"{name} {str(p)!r} has no channels: write the depth into channel Z")
-    for key in ("Z", "Z.Z", "depth", "R", "Y"):
+    # Depth by name first, wherever it sits: Blender's multi-layer files hold "ViewLayer.Depth.Z"
+    # beside the colour layer "ViewLayer.Combined" (R, G, B, A), which must not be read as depth.
+    depth_keys = [key for key in channels if key.split(".")[-1] in ("Z", "depth", "Depth") or ".Depth" in key]
+    for key in ("Z", "depth", *depth_keys, "R", "Y"):
         if key in channels:
-            return channels[key].astype(np.float32)
-    pixels = next(iter(channels.values())).astype(np.float32)
+            pixels = channels[key].astype(np.float32)
+            break
+    else:
+        pixels = next(iter(channels.values())).astype(np.float32)
     return pixels[..., 0] if pixels.ndim == 3 else pixels
 
 
@@ -184,8 +192,11 @@ def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", mas
     if tuple(depth.shape) != tuple(size):
         (h0, w0), (h1, w1) = depth.shape, size
         if abs(h0 / w0 - h1 / w1) > 0.01 * (h1 / w1):
+            turned = abs(w0 / h0 - h1 / w1) <= 0.01 * (h1 / w1)
+            hint = (" (it is turned by 90°: photos are read upright, with their EXIF orientation applied; save the depth upright too)"
+                    if turned else "")  # fmt: skip
             raise Gen3cInputError(
-                f"{name} is {h0}×{w0} (H×W) but the image is {h1}×{w1}: their aspect ratios differ; pass the depth of this image"
+                f"{name} is {h0}×{w0} (H×W) but the image is {h1}×{w1}: their aspect ratios differ{hint}; pass the depth of this image"
             )
         note(f"{name} is {h0}×{w0} but the image is {h1}×{w1}: resizing the depth (nearest)", stacklevel=2)
         depth = F.interpolate(depth[None, None], size=size, mode="nearest")[0, 0]

@@ -252,7 +252,7 @@ def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, wid
         return None
     from gen3c.depth.user import parse_intrinsics as parse_intrinsics_spec
 
-    return parse_intrinsics_spec(str(intrinsics), "--intrinsics")
+    return parse_intrinsics_spec(str(intrinsics), "--intrinsics", image_size=(height, width))
 
 
 def load_source(request: GenerationRequest) -> SourceView:
@@ -262,6 +262,8 @@ def load_source(request: GenerationRequest) -> SourceView:
     as GEN3C); if it cannot be loaded, the preview falls back to the geometric prior with a
     warning saying so (:func:`gen3c.depth.prior.prior_notice`).
     """
+    from gen3c.cameras import fov_from_focal
+    from gen3c.depth.user import depth_record
     from gen3c.io.depth import conform_depth, load_depth
     from gen3c.io.images import load_image, parse_resolution
 
@@ -274,10 +276,20 @@ def load_source(request: GenerationRequest) -> SourceView:
     if request.depth_path is None:
         return estimate_source(request, image, K, size)
     raw = load_depth(request.depth_path, request.png_depth_scale)
-    depth, valid = conform_depth(raw, (h, w), f"depth file {str(request.depth_path)!r}", request.mask_invalid_depth)
+    name = f"depth file {str(request.depth_path)!r}"
+    # `gen3c depth` records the kind and camera of the depth it writes: read back, the run it
+    # came from is reproduced (relative depth keeps GEN3C's units for --movement_distance).
+    record = depth_record(request.depth_path, tuple(raw.shape))
+    depth, valid = conform_depth(raw, (h, w), name, request.mask_invalid_depth)
+    if record is not None:
+        camera = "" if K is not None else f" and its camera ({fov_from_focal(float(record.intrinsics[0, 0]), record.size[1]):.1f}° horizontal)"
+        note(f"{name}: {record.kind} depth from {record.source}{camera}, as recorded in {record.path.name}", stacklevel=2)
+        if K is None:
+            K = record.camera((h, w))
     if K is None:
         K = _estimated_camera(request, image)
-    return prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind="metric")
+    kind = record.kind if record is not None else "metric"
+    return prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind)
 
 
 def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Tensor | None, size: tuple[int, int]) -> SourceView:
