@@ -117,3 +117,60 @@ def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     assert set(case["scores"]) == {"ground_truth", "still", "gen3c"}
     assert len(case["scores"]["gen3c"]["psnr_per_frame"]) == 8
     assert "`gen3c`" in (out / "report.md").read_text()
+
+
+def test_a_repeated_name_counts_once():
+    from gen3c.evaluation.run import make_config, parse_list
+
+    assert parse_list("room, street,room", "--scenes") == ["room", "street"]
+    config = make_config(scenes="room,room", presets="left,zoom_in,left")
+    assert config.scenes == ("room",) and config.presets == ("left", "zoom_in")
+
+
+def test_bars_for_missing_values_are_not_drawn_as_zero():
+    """A score that does not exist (NaN, e.g. `still`'s direction error) gets no bar: a bar of
+    height 0 would read as a perfect score."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import _bars
+
+    fig, ax = plt.subplots()
+    _bars(ax, ["a", "b", "c"], {"rotation": [1.5, 2.0, 0.5], "direction": [3.0, float("nan"), 4.0]}, "degrees", "Camera error")
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert heights == [0.5, 1.5, 2.0, 3.0, 4.0]
+    assert [t.get_text() for t in ax.texts] == ["—"]
+    plt.close(fig)
+
+
+def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
+    """Plots and contact sheets of an earlier run into the same folder (other cases, or plots
+    beside a --no_plots report) are removed; files the eval does not write are kept."""
+    (tmp_path / "contact_sheets").mkdir()
+    old = [tmp_path / "image_quality.png", tmp_path / "contact_sheets" / "street-up.png", tmp_path / "report.md"]
+    for path in old:
+        path.write_bytes(b"old")
+    mine = tmp_path / "notes.txt"
+    mine.write_text("keep")
+    res = invoke("eval", "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--num_video_frames", 3,
+                 "--methods", "still", "--output_folder", tmp_path, "--no_plots")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert not old[0].exists() and not old[1].exists() and old[2].read_bytes() != b"old"
+    assert mine.read_text() == "keep"
+    assert sorted(p.name for p in (tmp_path / "contact_sheets").iterdir()) == ["room-left.png"]
+    # The report's summary table shows the numbers of results.json, scaled and rounded as headed.
+    summary = json.loads((tmp_path / "results.json").read_text())["summary"]
+    lines = (tmp_path / "report.md").read_text().split("## Summary (mean over cases)")[1].strip().splitlines()
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    for line in lines[2:4]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        row = summary[cells[0].strip("`")]
+        shown = dict(zip(header, cells, strict=True))
+        for score, head, scale, decimals in (("psnr_seen", "PSNR seen", 1, 2), ("ssim", "SSIM", 1, 3), ("warp_error", "warp err ×100", 100, 2),
+                                             ("center_error", "centre err %", 100, 1), ("rotation_error", "rot err °", 1, 2)):  # fmt: skip
+            value = row[score]
+            assert shown[head] == ("—" if value is None else f"{value * scale:.{decimals}f}"), (cells[0], score)
+    assert shown["PSNR seen"] != "—" and lines[2].startswith("| `ground_truth`")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from gen3c.cameras import Cameras, intrinsics_from_fov
+from gen3c.cache import reliable_depth_mask
+from gen3c.cameras import Cameras, intrinsics_from_fov, rotation_angle_degrees
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import (
     CacheRenderGenerator,
@@ -23,6 +26,7 @@ from gen3c.evaluation.suite import (
     render_ground_truth,
 )
 from gen3c.pipelines.camera_video import build_cache
+from gen3c.pipelines.preview import composite_buffers
 from gen3c.scenes import Checker, Plane, Scene, render, source_camera
 
 
@@ -57,6 +61,55 @@ def test_ssim_identity_and_constant_images():
     assert float(value) == pytest.approx(expected, abs=1e-5)
     # Structure destroyed: a pattern against its negative has SSIM well below 0.
     assert (metrics.ssim(x, -x) < -0.5).all()
+
+
+def _ssim_reference(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """SSIM map written out from Wang et al. 2004 in float64: an explicit 11×11 Gaussian
+    (σ 1.5, normalised) over every pixel's window, borders mirrored without repeating the edge
+    pixel, per channel on [0, 1], channels averaged. (C, H, W) in [0, 1] → (H, W)."""
+    r = np.arange(-5, 6)
+    g = np.exp(-(r**2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    maps = []
+    for x, y in zip(pred, target, strict=True):
+        px, py = np.pad(x, 5, mode="reflect"), np.pad(y, 5, mode="reflect")
+        wx = np.lib.stride_tricks.sliding_window_view(px, (11, 11))
+        wy = np.lib.stride_tricks.sliding_window_view(py, (11, 11))
+        mx, my = (wx * w).sum(axis=(-2, -1)), (wy * w).sum(axis=(-2, -1))
+        vx = (((wx - mx[..., None, None]) ** 2) * w).sum(axis=(-2, -1))
+        vy = (((wy - my[..., None, None]) ** 2) * w).sum(axis=(-2, -1))
+        cov = ((wx - mx[..., None, None]) * (wy - my[..., None, None]) * w).sum(axis=(-2, -1))
+        c1, c2 = 0.01**2, 0.03**2
+        maps.append((2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    return np.mean(maps, axis=0)
+
+
+def test_ssim_map_matches_the_definition_written_out():
+    """Window, constants, colour handling and the mirrored borders against an independent
+    float64 implementation, on a known affine intensity change plus noise and a blur."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 23, 31, generator=g) * 2 - 1
+    y = torch.empty_like(x)
+    y[0] = (0.6 * x[0] + 0.2 + 0.1 * torch.randn(x[0].shape, generator=g)).clamp(-1, 1)  # contrast, brightness, noise
+    y[1] = F.avg_pool2d(x[1][None], 3, stride=1, padding=1, count_include_pad=False)[0]  # blur
+    ours = metrics.ssim_map(y, x).double().numpy()
+    for b in range(2):
+        ref = _ssim_reference(((y[b].double() + 1) / 2).numpy(), ((x[b].double() + 1) / 2).numpy())
+        assert np.abs(ours[b] - ref).max() < 2e-5, b
+        assert float(metrics.ssim(y[b : b + 1], x[b : b + 1])) == pytest.approx(ref.mean(), abs=2e-6)
+
+
+def test_ssim_agrees_with_scikit_image_inside_the_border():
+    """scikit-image (when installed) computes the same Gaussian SSIM; its borders differ
+    (it mirrors the edge pixel too and crops the mean), so the maps are compared inside."""
+    skm = pytest.importorskip("skimage.metrics")
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(1, 3, 32, 40, generator=g) * 2 - 1
+    y = (0.8 * x + 0.15 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    _, full = skm.structural_similarity(((y[0] + 1) / 2).double().numpy(), ((x[0] + 1) / 2).double().numpy(), data_range=1.0,
+                                        gaussian_weights=True, sigma=1.5, use_sample_covariance=False, channel_axis=0, full=True)  # fmt: skip
+    ours = metrics.ssim_map(y, x)[0].double().numpy()
+    assert np.abs(ours[5:-5, 5:-5] - full.mean(axis=0)[5:-5, 5:-5]).max() < 2e-5
 
 
 def _two_planes(near_half: float = 0.6) -> Scene:
@@ -95,6 +148,53 @@ def test_source_visibility_disocclusion_width():
     assert not metrics.source_visibility(sky, _shifted(src, [0.0, b]), s.depth[0], src.K[0], src.w2c[0]).any()
 
 
+def test_source_visibility_leaves_out_what_the_edge_filter_drops():
+    """With the cache's edge filter, the source pixels it drops (2 on each side of the square's
+    depth edges, GEN3C's 5×5 window) are not seen from any camera, the source's own included."""
+    src = source_camera(64, 96)
+    scene = _two_planes()
+    s = render(scene, src)
+    kept = reliable_depth_mask(s.depth[0])
+    dropped_cols = (~kept[32]).nonzero()[:, 0].tolist()
+    square = (s.depth[0, 32] < 3).nonzero()[:, 0]
+    left, right = int(square.min()), int(square.max())
+    assert dropped_cols == [left - 2, left - 1, left, left + 1, right - 1, right, right + 1, right + 2]
+    seen = metrics.source_visibility(s.depth, src, s.depth[0], src.K[0], src.w2c[0], kept)
+    # On the source's own grid a pixel counts as seen through a kept neighbour at distance 1 at
+    # most (the projection lands on the pixel centre, ± float rounding): all but the run ends.
+    assert not (~seen[0] & kept).any()
+    assert (~seen[0]).sum() >= (~kept).sum() - 2 * 2 * 64
+    b = 0.4
+    moved = _shifted(src, [b])
+    target = render(scene, moved)
+    seen = metrics.source_visibility(target.depth, moved, s.depth[0], src.K[0], src.w2c[0], kept)
+    plain = metrics.source_visibility(target.depth, moved, s.depth[0], src.K[0], src.w2c[0])
+    assert not (seen & ~plain).any()
+    # Moving right by b: the strip uncovered beside the square (f·b/4 pixels) widens by the 2
+    # dropped square pixels on one side and the 2 dropped wall pixels on the other, less the one
+    # pixel a bilinear footprint reaches on each side of a projected position between pixels.
+    f = float(src.K[0, 0, 0])
+    runs = torch.unique_consecutive((~seen[0, 32]).int(), return_counts=True)
+    hidden = [n for v, n in zip(runs[0].tolist(), runs[1].tolist(), strict=True) if v == 1]
+    assert len(hidden) == 3
+    assert hidden[1] == pytest.approx(f * b / 4 + 4 - 1, abs=1.5)
+    assert hidden[2] == pytest.approx(f * b / 4, abs=1.5)  # past the source's right border: no filter there
+
+
+def test_benchmark_seen_mask_is_what_the_cache_covers():
+    """The benchmark's seen mask uses exactly the cache's edge filter, and agrees with the
+    pixels the cache's render actually covers (it leaks a little through cracks)."""
+    config = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(88, 160), num_frames=5)
+    truth = render_ground_truth(benchmark_cases(config)[0], config)
+    cache = build_cache([truth.source])
+    assert torch.equal(cache.views[0].valid[0], truth.reliable)
+    _, covered, _ = composite_buffers(cache.render(truth.cameras))
+    seen = truth.seen[1:]
+    assert 0.1 < float((~seen).float().mean()) < 0.6
+    assert float(covered[1:][seen].float().mean()) > 0.99
+    assert float((~covered[1:][~seen]).float().mean()) > 0.9
+
+
 def test_warp_error_known_answers():
     src = source_camera(48, 64)
     scene = _two_planes()
@@ -130,19 +230,48 @@ def test_camera_error_is_zero_on_ground_truth(room_truth):
     assert metrics.nanmean(err.center) < 0.01 * t.median_depth
 
 
-def test_camera_error_measures_a_known_rotation(room_truth):
+def test_camera_error_of_a_still_video_is_the_commanded_motion(room_truth):
+    """A video that never moves (the source frame repeated) is recovered at the source
+    camera, so its errors are the commanded motion itself, frame by frame: the rotation
+    angle and the centre's distance from frame 0; no direction of motion exists."""
     t = room_truth
-    angle = 3.0
-    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-    yaw = torch.eye(4)
-    yaw[0, 0], yaw[0, 2], yaw[2, 0], yaw[2, 2] = c, s, -s, c
-    # Frames 1… turned by 3° about their own centre (w2c' = R·w2c keeps the centre).
-    w2c = t.cameras.w2c.clone()
-    w2c[1:] = yaw @ w2c[1:]
-    scene_truth = render_perturbed(t, Cameras(w2c, t.cameras.K, t.cameras.height, t.cameras.width))
-    err = metrics.camera_errors(scene_truth, t.cameras, t.source.depth, t.reliable, min_baseline=0.02 * t.median_depth)
-    assert metrics.nanmean(err.rotation) == pytest.approx(angle, abs=0.5)
-    assert metrics.nanmean(err.center) < 0.02 * t.median_depth
+    still = t.source.image[None].repeat(len(t.cameras), 1, 1, 1)
+    err = metrics.camera_errors(still, t.cameras, t.source.depth, t.reliable, min_baseline=0.02 * t.median_depth)
+    R = t.cameras.w2c[:, :3, :3].double()
+    moved = (t.cameras.centers[1:] - t.cameras.centers[0]).double().norm(dim=1)
+    turned = torch.stack([rotation_angle_degrees(R[0], R[i]) for i in range(1, len(t.cameras))])
+    assert not err.failed.any() and float(moved[-1]) > 0.1 * t.median_depth
+    assert torch.allclose(err.center, moved, atol=1e-3 * t.median_depth)
+    assert torch.allclose(err.rotation, turned, atol=0.02)
+    assert err.translation.isnan().all()
+
+
+@pytest.mark.slow
+def test_camera_error_measures_a_known_rotation_and_path_offset(room_truth):
+    """The scene filmed with every frame after the first turned by 3° about its own centre,
+    along the commanded path turned by 20° about the vertical through frame 0's centre and
+    shortened to half: rotation error ≈ 3°, direction error ≈ 20°, centre error ≈ the distance
+    between the two paths' centres."""
+    t = room_truth
+    cams = t.cameras[[0, 3, 6, 9, 12]]  # every third frame: one render of 5 frames
+    a, yaw_angle = math.radians(20.0), 3.0
+    turn = torch.tensor([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]], dtype=torch.float64)
+    c = cams.centers.double()
+    offset = c[0] + 0.5 * (c - c[0]) @ turn.T
+    cy, sy = math.cos(math.radians(yaw_angle)), math.sin(math.radians(yaw_angle))
+    yaw = torch.tensor([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]], dtype=torch.float64)
+    R = cams.w2c[:, :3, :3].double().clone()
+    R[1:] = yaw @ R[1:]
+    w2c = cams.w2c.double().clone()
+    w2c[:, :3, :3] = R
+    w2c[:, :3, 3] = -(R @ offset[:, :, None])[:, :, 0]
+    frames = render_perturbed(t, Cameras(w2c.float(), cams.K, cams.height, cams.width))
+    err = metrics.camera_errors(frames, cams, t.source.depth, t.reliable, min_baseline=0.02 * t.median_depth)
+    assert not err.failed.any()
+    assert err.rotation.tolist() == pytest.approx([yaw_angle] * 4, abs=0.5)
+    assert metrics.nanmean(err.translation) == pytest.approx(20.0, abs=5.0)  # the floor (ground truth) is 1–3°
+    apart = (offset - c).norm(dim=1)[1:]
+    assert (err.center - apart).abs().max() < 0.01 * t.median_depth, (err.center, apart)
 
 
 def render_perturbed(truth, cameras: Cameras) -> torch.Tensor:
@@ -219,3 +348,25 @@ def test_benchmark_psnr_is_pooled_per_case_then_averaged_as_documented():
             assert scored.scores["still"][score] == pytest.approx(10 * math.log10(1 / mse), abs=1e-4), (case.name, score)
         per_case.append(10 * math.log10(1 / hand["psnr"]))
     assert summarize(result)["still"]["psnr"] == pytest.approx(sum(per_case) / len(per_case), abs=1e-4)
+
+
+def test_benchmark_scores_are_reproducible():
+    """Two runs give the same numbers to the last digit, whatever ran before in the process:
+    the homography row alone, then after the other rows (camera scores included — OpenCV's
+    PnP RANSAC draws from a fixed seed)."""
+    from gen3c.evaluation.suite import run_benchmark, select_methods
+
+    config = BenchmarkConfig(scenes=("objects",), presets=("right",), resolution=(48, 80), num_frames=5)
+    alone = run_benchmark(config, select_methods(["homography"]), device="cpu").cases[0].scores
+    after = run_benchmark(config, select_methods(["cache", "still", "homography"]), device="cpu").cases[0].scores
+    assert alone["homography"] == after["homography"] and alone["ground_truth"] == after["ground_truth"]
+    assert math.isfinite(after["homography"]["rotation_error"])
+
+
+def test_a_scene_or_preset_named_twice_is_refused():
+    from gen3c.errors import Gen3cInputError
+
+    with pytest.raises(Gen3cInputError, match="--scenes names 'room' twice"):
+        BenchmarkConfig(scenes=("room", "street", "room")).check()
+    with pytest.raises(Gen3cInputError, match="--presets names 'up' twice"):
+        BenchmarkConfig(presets=("up", "up")).check()

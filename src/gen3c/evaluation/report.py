@@ -32,6 +32,7 @@ from gen3c.evaluation.suite import (
     GROUND_TRUTH,
     REFERENCE_SCORE,
     SCORE_NAMES,
+    BenchmarkConfig,
     BenchmarkResult,
     GroundTruth,
     benchmark_cases,
@@ -297,10 +298,17 @@ def save_png(image: Image.Image, path: Path) -> None:
 
 
 def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> None:
+    """Grouped bars, one group per name; a value that does not exist (NaN: no disoccluded
+    pixel, no direction of motion) gets no bar but a "—" at 0, since a 0 bar would read as
+    a perfect score."""
     x = np.arange(len(names))
     width = 0.8 / max(len(series), 1)
     for k, (label, values) in enumerate(series.items()):
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, [v if math.isfinite(v) else 0.0 for v in values], width, label=label)
+        at = x + (k - (len(series) - 1) / 2) * width
+        finite = np.array([v is not None and math.isfinite(v) for v in values], dtype=bool)
+        ax.bar(at[finite], np.asarray(values, dtype=np.float64)[finite], width, label=label, color=f"C{k}")
+        for pos in at[~finite]:
+            ax.text(pos, 0.0, "—", ha="center", va="bottom", color=f"C{k}")
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -367,6 +375,26 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
     ax.legend(fontsize=8)
     save(fig, PLOTS[3])
     return paths
+
+
+def previous_outputs(folder: str | Path) -> list[Path]:
+    """The files a previous ``gen3c eval`` left in ``folder`` under the names it writes
+    (``report.md``, ``results.json``, the plots, ``contact_sheets/SCENE-PRESET.png`` of any
+    case of the full grid); nothing else."""
+    folder = Path(folder)
+    names = ["report.md", "results.json", *PLOTS]
+    names += [f"contact_sheets/{c.name}.png" for c in benchmark_cases(BenchmarkConfig())]
+    return [folder / n for n in names if (folder / n).is_file()]
+
+
+def clear_previous_outputs(folder: str | Path) -> list[Path]:
+    """Remove :func:`previous_outputs`, so that a new run's folder holds no plot or contact
+    sheet of an older run (other cases or rows, or plots beside a ``--no_plots`` report)
+    and no older ``report.md`` beside the new run's sheets if it stops midway."""
+    removed = previous_outputs(folder)
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = True, sheets: list[str] | None = None) -> dict[str, Path]:

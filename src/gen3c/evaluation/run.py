@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError
-from gen3c.evaluation.report import require_matplotlib, sheet_writer, write_report
+from gen3c.evaluation.report import clear_previous_outputs, require_matplotlib, sheet_writer, write_report
 from gen3c.evaluation.suite import (
     SCENES,
     BenchmarkConfig,
@@ -22,10 +22,11 @@ from gen3c.trajectories import PRESETS
 
 
 def parse_list(text: str | None, name: str, all_values: tuple[str, ...] | None = None) -> list[str] | None:
-    """A comma-separated list flag; ``"all"`` (or nothing) means every value."""
+    """A comma-separated list flag; ``"all"`` (or nothing) means every value. A name given twice
+    counts once (a repeated scene or preset would otherwise weigh its cases twice in every mean)."""
     if text is None or text.strip() == "all":
         return None if all_values is None else list(all_values)
-    items = [t.strip() for t in text.split(",") if t.strip()]
+    items = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     if not items:
         raise Gen3cInputError(f"{name} {text!r} names nothing: pass comma-separated names or 'all'")
     return items
@@ -71,7 +72,8 @@ def run_eval(
     plots: bool = True,
     progress: ProgressFactory | None = None,
 ) -> tuple[BenchmarkResult, dict]:
-    """Run the benchmark and write its report into ``folder`` (see :mod:`gen3c.evaluation.report`).
+    """Run the benchmark and write its report into ``folder`` (see :mod:`gen3c.evaluation.report`),
+    first removing what an earlier run wrote there (:func:`~gen3c.evaluation.report.clear_previous_outputs`).
 
     Args:
         methods: baselines / preview variants to run (default: all).
@@ -87,6 +89,7 @@ def run_eval(
     config.check()
     rows = select_methods(methods, generator, compared)
     folder = ensure_writable_dir(folder, "--output_folder")
+    clear_previous_outputs(folder)
     sheets: list[str] = []
     total = len(benchmark_cases(config)) * (len(rows) + 1)
     tick = progress("Benchmark (cases × methods)", total) if progress else None

@@ -87,6 +87,10 @@ class BenchmarkConfig:
             check_preset(preset, self.camera_rotation)
         if not self.scenes or not self.presets:
             raise Gen3cInputError("the benchmark needs at least one scene and one preset")
+        for flag, names in (("--scenes", self.scenes), ("--presets", self.presets)):
+            twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+            if twice is not None:  # its cases would weigh twice in every mean
+                raise Gen3cInputError(f"{flag} names {twice!r} twice: name each once")
         H, W = self.resolution
         if min(H, W) < 16:
             raise Gen3cInputError(f"--resolution {H}x{W} is too small to measure: pass at least 16 pixels a side")
