@@ -126,7 +126,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         (
             '{"name": "a", "generator_options": {"num_steps": 3}}\n',
             ".jsonl",
-            "num_steps apply to generator gen3c only",
+            "num_steps applies to generator gen3c only",
         ),
         ("# only a comment\n\n", ".jsonl", "lists no jobs"),
         ("name,save_buffer\na,maybe\n", ".csv", "line 2: 'save_buffer' must be true or false"),

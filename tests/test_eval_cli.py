@@ -79,7 +79,7 @@ def test_eval_without_matplotlib_says_how_to_fix(tmp_path, monkeypatch):
         (("--methods", "magic"), "unknown method 'magic'"),
         (("--num_video_frames", "2"), "at least 3 frames"),
         (("--seed", "3"), "--seed applies to --generator gen3c only"),
-        (("--num_steps", "3"), "--num_steps apply to --generator gen3c only"),
+        (("--num_steps", "3"), "--num_steps applies to --generator gen3c only"),
         (("--generator", "gen3c"), "HF_HUB_OFFLINE=1 forbids fetching them"),  # no checkpoint: GEN3C's weights would be fetched
     ],
 )

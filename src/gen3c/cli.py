@@ -455,7 +455,8 @@ def _generator_options(generator: GeneratorName, params: dict) -> dict:
     changed = [name for name, value in options.items() if name in defaults and value != defaults[name]]
     if changed:
         flags = ", ".join(f"--{name}" for name in changed)
-        raise Gen3cInputError(f"{flags} apply to --generator gen3c only; drop them or pass --generator gen3c")
+        verb, them = ("applies", "it") if len(changed) == 1 else ("apply", "them")
+        raise Gen3cInputError(f"{flags} {verb} to --generator gen3c only; drop {them} or pass --generator gen3c")
     return {}
 
 

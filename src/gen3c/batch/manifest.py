@@ -233,9 +233,8 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     check_unused_settings(request, where)
     if request.generator != "gen3c" and request.generator_options:
         given = ", ".join(sorted(request.generator_options))
-        raise Gen3cInputError(
-            f'{where}: {given} apply to generator gen3c only; drop them or set "generator": "gen3c"'
-        )
+        verb, them = ("applies", "it") if len(request.generator_options) == 1 else ("apply", "them")
+        raise Gen3cInputError(f'{where}: {given} {verb} to generator gen3c only; drop {them} or set "generator": "gen3c"')
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
     settings = {key: getattr(request, key) for key in settings}
     if request.generator_options:
