@@ -273,10 +273,11 @@ def extend_past_frame(values: np.ndarray, pad: int) -> np.ndarray:
 
 
 class GrowingCloud:
-    """A point cloud that grows every frame, kept in the splat's planar layout (points (3, N),
-    colours (3, N) as rows of one buffer, grown by half when full): appending copies only the
-    new points, where concatenating and transposing the whole cloud for every frame's render
-    cost more than the render itself.
+    """A point cloud that grows every frame (the fill cloud), rendered into every frame: kept in
+    the splat's planar layout (points (3, N), colours (3, N) as rows of one buffer, grown by half
+    when full), so appending copies only the new points, and each render reuses the previous
+    one's scratch and output memory — concatenating and transposing the whole cloud and fresh
+    buffers for every frame cost more than the splatting itself.
 
     Args:
         points: (N, 3); colors: (N, 3).
@@ -285,6 +286,8 @@ class GrowingCloud:
     def __init__(self, points: Tensor, colors: Tensor) -> None:
         self._rows = torch.empty(6, max(len(points), 1024))
         self._size = 0
+        self._workspace = SplatWorkspace()
+        self._out: WarpResult | None = None
         self.append(points, colors)
 
     def __len__(self) -> int:
@@ -301,9 +304,14 @@ class GrowingCloud:
         self._rows[3:, self._size : end] = colors.T
         self._size = end
 
-    def planar(self) -> tuple[Tensor, Tensor]:
-        """(points (3, N), colours (3, N)), views of the buffer (rows of stride ≥ N)."""
-        return self._rows[:3, : self._size], self._rows[3:, : self._size]
+    def render(self, w2c: Tensor, K: Tensor, height: int, width: int) -> WarpResult:
+        """:func:`~gen3c.cache.forward_warp` of the cloud into one camera, w2c (1, 4, 4) and
+        K (1, 3, 3); the result's tensors are overwritten by the next render."""
+        out = self._out
+        if out is None or out.color.shape[-2:] != (height, width):
+            out = self._out = WarpResult(*(torch.empty(1, c, height, width) for c in (3, 1, 1)))
+        cloud = (self._rows[:3, : self._size], self._rows[3:, : self._size])
+        return warp_planar([cloud], w2c, K, height, width, out=out, workspace=self._workspace)
 
 
 class PreviewGenerator:
@@ -356,14 +364,11 @@ class PreviewGenerator:
         reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
         fill_cloud = GrowingCloud(*filtered_smooth_points(cache))
-        # The fill cloud's render reuses its scratch and output memory from frame to frame.
-        workspace = SplatWorkspace()
-        fill = WarpResult(torch.empty(1, 3, H, W), torch.empty(1, 1, H, W), torch.empty(1, 1, H, W))
         frames = torch.empty(T, 3, H, W)
         for t in range(T):
             c, m, d = color[t].cpu(), mask[t].cpu(), depth[t].cpu()
             if len(fill_cloud):
-                warp_planar([fill_cloud.planar()], w2c[t : t + 1], K[t : t + 1], H, W, out=fill, workspace=workspace)
+                fill = fill_cloud.render(w2c[t : t + 1], K[t : t + 1], H, W)
                 # Put-back surfaces seen from a new angle spread into dotted lines: close the gaps
                 # within one surface before the holes are filled from the background.
                 fill_c, fill_d, fill_m = close_cracks(fill.color[0], fill.depth[0, 0], fill.mask[0, 0] > 0, 5, 0.05)
