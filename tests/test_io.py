@@ -19,7 +19,7 @@ from gen3c.io.camera_files import (
     save_nerfstudio_path,
 )
 from gen3c.io.depth import FAR_DEPTH, conform_depth, load_depth, scene_depths
-from gen3c.io.images import load_image, parse_resolution, resize_image
+from gen3c.io.images import load_image, parse_resolution, resize_image, to_uint8
 from gen3c.io.ply import read_ply, write_ply
 from gen3c.io.video import VideoWriter, count_video_frames, read_video, write_video
 
@@ -322,3 +322,15 @@ def test_unwritable_output_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(Gen3cInputError, match="cannot be created|not a folder"):
         ensure_writable_dir(tmp_path / "file" / "sub")
+
+
+def test_to_uint8_equals_the_whole_video_formula():
+    def whole(x):  # the formula on the whole tensor at once (what to_uint8 does frame by frame)
+        return ((x.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).movedim(-3, -1).numpy()
+
+    x = torch.linspace(-1.2, 1.2, 2 * 3 * 3 * 5 * 7).reshape(2, 3, 3, 5, 7)
+    for frames in (x, x[0], x[0, 0], x[0, :, :, ::2, 1:]):
+        for dtype in (torch.float32, torch.float64, torch.bfloat16):
+            got = to_uint8(frames.to(dtype))
+            assert got.dtype == np.uint8 and np.array_equal(got, whole(frames.to(dtype)))
+    assert to_uint8(torch.tensor([[[-1.0]], [[0.0]], [[1.0]]])).tolist() == [[[0, 128, 255]]]

@@ -1,11 +1,14 @@
 """The preview generator: no holes, frame 0 is the source, fills are steady over time."""
 
+import cv2
 import numpy as np
 import torch
 
+from gen3c.cache import forward_warp
 from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_source, preset_cameras
 from gen3c.pipelines.preview import (
+    GrowingCloud,
     PreviewGenerator,
     close_cracks,
     extend_past_frame,
@@ -258,3 +261,99 @@ def test_close_cracks_within_one_surface_only():
     _, d, m = close_cracks(color, depth, mask, size=5, depth_range=0.05)
     assert m[:, 1:4].all() and not m[:, 6].any() and not m[:, 10].any()
     assert torch.allclose(d[:, 5], torch.tensor(2.0)) and torch.allclose(d[:, 7], torch.tensor(4.0))
+
+
+# The optimised paths against the straightforward ones they replaced (bit for bit) ---------------
+
+
+def speckled_frame(seed: int, H: int = 40, W: int = 56):
+    """A render-like frame: two depth layers, colour in [−1, 1], −1 and depth 0 where uncovered,
+    single-pixel cracks and a few larger holes."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(H, W, generator=g) > 0.08
+    mask[10:16, 20:30] = False
+    depth = torch.where(torch.arange(W) < W // 2, 2.0, 5.0).expand(H, W) + torch.rand(H, W, generator=g) * 0.05
+    color = torch.rand(3, H, W, generator=g) * 2 - 1
+    return torch.where(mask, color, torch.tensor(-1.0)), torch.where(mask, depth, torch.tensor(0.0)), mask
+
+
+def close_cracks_reference(color, depth, mask, size=3, depth_range=None):
+    covered = mask.numpy().astype(np.uint8)
+    kernel = np.ones((size, size), np.uint8)
+    gaps = cv2.morphologyEx(covered, cv2.MORPH_CLOSE, kernel).astype(bool) & ~mask.numpy()
+    if depth_range is not None:
+        d = depth.numpy()
+        nearest = cv2.erode(np.where(mask.numpy(), d, np.float32(np.inf)), kernel)
+        farthest = cv2.dilate(np.where(mask.numpy(), d, np.float32(0)), kernel)
+        with np.errstate(invalid="ignore", over="ignore"):
+            gaps &= farthest <= (1 + depth_range) * nearest
+    stacked = np.concatenate([(color * mask).permute(1, 2, 0).numpy(), (depth * mask)[..., None].numpy(), covered[..., None].astype(np.float32)], 2)
+    box = cv2.blur(stacked, (size, size), borderType=cv2.BORDER_CONSTANT)
+    mean = torch.from_numpy(box[..., :4] / np.maximum(box[..., 4:], 1e-6)).permute(2, 0, 1)
+    cracks = torch.from_numpy(gaps)
+    return torch.where(cracks, mean[:3], color), torch.where(cracks, mean[3], depth), mask | cracks
+
+
+def test_close_cracks_equals_the_whole_image_mean():
+    for seed in range(3):
+        frame = speckled_frame(seed)
+        for args in ((3, None), (5, 0.05)):
+            got, want = close_cracks(*frame, *args), close_cracks_reference(*frame, *args)
+            assert not torch.equal(want[2], frame[2])  # some cracks closed
+            assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def foreground_reference(depth, known, holes, reach, ratio=0.9):
+    """foreground_near_holes with every dilation over the whole image."""
+    count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=8)
+    inside = cv2.distanceTransform(holes.astype(np.uint8), cv2.DIST_L2, 3)
+    half_width = np.zeros(count, np.float32)
+    np.maximum.at(half_width, labels[holes], inside[holes])
+    scale = np.ceil(np.log2(np.maximum((reach + 4 * half_width) / reach, 1.0))).astype(int)
+    near_label = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
+    border = known & (near_label > 0)
+    farthest = np.zeros(depth.shape, np.float32)
+    for k in np.unique(scale[1:]):
+        group = border & (scale[near_label] == k)
+        size = 2 * reach * 2**k + 1
+        np.maximum(farthest, cv2.dilate(np.where(group, depth, 0).astype(np.float32), np.ones((size, size), np.uint8)), out=farthest)
+    return known & (depth < ratio * farthest)
+
+
+def test_hole_fill_equals_push_pull_over_the_whole_image():
+    for seed in range(4):
+        color, depth, mask = (x.numpy() for x in speckled_frame(seed, 48, 96))
+        holes = ~mask
+        holes[:, :3] = True  # a hole at the border
+        if seed == 3:  # one hole across the depth edge: its dilation covers part of the image only
+            holes[:] = False
+            holes[20:26, 42:52] = True
+            depth = np.where(holes, 0, np.where(np.arange(96) < 48, 2.0, 5.0)).astype(np.float32)
+        color = np.ascontiguousarray(color.transpose(1, 2, 0))
+        for reach in (2, 5):
+            near = foreground_near_holes(depth, ~holes, holes, reach)
+            assert near.any() and np.array_equal(near, foreground_reference(depth, ~holes, holes, reach))
+            sources = ~holes & ~near
+            filled = push_pull(np.concatenate([color, depth[..., None]], axis=2), sources, depth_channel=3)
+            got_color, got_depth = fill_holes(color, depth, holes, reach)
+            assert np.array_equal(got_color, np.where(holes[..., None], filled[..., :3], color))
+            assert np.array_equal(got_depth, np.where(holes, filled[..., 3], depth))
+
+
+def test_growing_cloud_renders_as_the_concatenated_cloud():
+    g = torch.Generator().manual_seed(0)
+    K = torch.tensor([[[30.0, 0, 20], [0, 30.0, 15], [0, 0, 1]]])
+    cloud, points, colors = None, [], []
+    for n in (5, 700, 300, 2000):  # the buffer grows twice, the render's scratch with it
+        p = torch.randn(n, 3, generator=g) + torch.tensor([0.0, 0.0, 4.0])
+        c = torch.rand(n, 3, generator=g) * 2 - 1
+        points.append(p)
+        colors.append(c)
+        if cloud is None:
+            cloud = GrowingCloud(p, c)
+        else:
+            cloud.append(p, c)
+        got = cloud.render(torch.eye(4)[None], K, 30, 40)
+        want = forward_warp(torch.cat(points), torch.cat(colors), torch.eye(4)[None], K, 30, 40)
+        assert len(cloud) == sum(len(x) for x in points)
+        assert torch.equal(got.color, want.color) and torch.equal(got.mask, want.mask) and torch.equal(got.depth, want.depth)

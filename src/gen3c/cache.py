@@ -206,18 +206,18 @@ class SplatWorkspace:
     """
 
     def __init__(self) -> None:
-        self._rows: Tensor | None = None
-        self._index: Tensor | None = None
-        self._flags: Tensor | None = None
         self._spread: tuple[int, Tensor] | None = None
-        self._flat: dict[str, Tensor] = {}  # the accumulator and the fill plane
+        self._flat: dict[str, Tensor] = {}  # by name: the accumulator, the fill plane, per-point rows
 
-    def _reused(self, name: str, shape: tuple[int, ...], device) -> Tensor:
-        """A contiguous tensor of ``shape`` in the memory kept under ``name`` (grown when short)."""
+    def _reused(self, name: str, shape: tuple[int, ...], device, dtype: torch.dtype = torch.float32) -> Tensor:
+        """A contiguous tensor of ``shape`` in the memory kept under ``name``, grown when short by
+        at least a half, so a cloud that grows a little every frame (the preview's fill cloud)
+        does not allocate every frame."""
         size = math.prod(shape)
         flat = self._flat.get(name)
-        if flat is None or flat.numel() < size or flat.device != torch.device(device):
-            flat = self._flat[name] = torch.empty(size, device=device)
+        if flat is None or flat.numel() < size or flat.device != torch.device(device) or flat.dtype != dtype:
+            grown = size if flat is None or flat.dtype != dtype else max(size, flat.numel() * 3 // 2)
+            flat = self._flat[name] = torch.empty(grown, device=device, dtype=dtype)
         return flat[:size].view(shape)
 
     def accumulator(self, batch: int, channels: int, pixels: int, device) -> Tensor:
@@ -230,19 +230,19 @@ class SplatWorkspace:
 
     def _buffers(self, cols: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         C, N = cols.shape
-        rows = C + 12
-        if self._rows is None or self._rows.shape != (rows, N) or self._rows.device != cols.device:
-            self._rows = torch.empty(rows, N, device=cols.device)
-            self._index = torch.empty(N, dtype=torch.long, device=cols.device)
-            self._flags = torch.empty(2, N, dtype=torch.bool, device=cols.device)
-        return self._rows, self._index, self._flags
+        device = cols.device
+        rows = self._reused("rows", (C + 12, N), device)
+        return rows, self._reused("index", (N,), device, torch.long), self._reused("flags", (2, N), device, torch.bool)
 
     def _spread_slots(self, n: int, pixels: int, pw: int, device) -> Tensor:
-        """(n,) float slots ``i mod (pixels − pw − 2)`` for out-of-view points (see below)."""
-        if self._spread is None or self._spread[0] != pixels or self._spread[1].shape[0] != n or self._spread[1].device != torch.device(device):
-            slots = torch.arange(n, device=device) % (pixels - pw - 2)
-            self._spread = (pixels, slots.float())
-        return self._spread[1]
+        """(n,) float slots ``i mod (pixels − pw − 2)`` for out-of-view points (see below); the
+        slots of a longer cloud start with those of a shorter one, so they are kept for the
+        longest and sliced."""
+        spread = self._spread
+        if spread is None or spread[0] != pixels or spread[1].shape[0] < n or spread[1].device != torch.device(device):
+            grown = n if spread is None or spread[0] != pixels else max(n, spread[1].shape[0] * 3 // 2)
+            self._spread = spread = (pixels, (torch.arange(grown, device=device) % (pixels - pw - 2)).float())
+        return spread[1][:n]
 
     def splat_bilinear(
         self, points: Tensor, cols: Tensor, w2c: Tensor, K: Tensor, height: int, width: int, acc: Tensor, depth: bool = True

@@ -137,8 +137,15 @@ def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
 
 def to_uint8(image: Tensor) -> np.ndarray:
     """(*B, 3, H, W) in [−1, 1] → (*B, H, W, 3) uint8."""
-    x = ((image.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return x.movedim(-3, -1).cpu().numpy()
+    image = image.detach()
+    out = torch.empty((*image.shape[:-3], *image.shape[-2:], 3), dtype=torch.uint8)
+    # Frame by frame through one float scratch: whole-video temporaries (1.3 GB for 121 frames
+    # at 704×1280) cost more in page faults than the arithmetic (5× on a 2-core CPU).
+    scratch = torch.empty(image.shape[-3:], device=image.device)
+    for frame, target in zip(image.reshape(-1, *image.shape[-3:]), out.view(-1, *out.shape[-3:]), strict=True):
+        scratch.copy_(frame).clamp_(-1, 1).add_(1.0).mul_(127.5).round_()
+        target.copy_(scratch.movedim(0, -1))
+    return out.numpy()
 
 
 def save_image(path: str | os.PathLike, image: Tensor) -> None:

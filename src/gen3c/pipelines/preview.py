@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cache import BufferRenders, Cache3D, forward_warp
+from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, warp_planar
 from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
 
 # Foreground within this share of the image's larger side of a disocclusion stays out of its fill.
@@ -80,26 +80,28 @@ def close_cracks(
     Args:
         color: (3, H, W); depth: (H, W); mask: (H, W) bool coverage.
     """
-    covered_np = mask.numpy()
-    covered = covered_np.astype(np.uint8)
+    covered = mask.numpy()
     kernel = np.ones((size, size), np.uint8)
-    gaps = cv2.morphologyEx(covered, cv2.MORPH_CLOSE, kernel).astype(bool) & ~covered_np
+    gaps = cv2.morphologyEx(covered.view(np.uint8), cv2.MORPH_CLOSE, kernel) > covered
     if depth_range is not None and gaps.any():
-        depth_np = depth.numpy().astype(np.float32)
-        nearest = cv2.erode(np.where(covered_np, depth_np, np.float32(np.inf)), kernel)
-        farthest = cv2.dilate(np.where(covered_np, depth_np, np.float32(0)), kernel)
+        depth_np = depth.numpy().astype(np.float32, copy=False)
+        nearest = cv2.erode(np.where(covered, depth_np, np.float32(np.inf)), kernel)
+        farthest = cv2.dilate(np.where(covered, depth_np, np.float32(0)), kernel)
         with np.errstate(invalid="ignore", over="ignore"):  # inf where no neighbour is covered
             gaps &= farthest <= (1 + depth_range) * nearest
-    cracks = torch.from_numpy(gaps)
-    if not cracks.any():
+    if not gaps.any():
         return color, depth, mask
-    stacked = np.concatenate(
-        [(color * mask).permute(1, 2, 0).numpy(), (depth * mask)[..., None].numpy(), covered[..., None].astype(np.float32)], axis=2
-    )
-    box = cv2.blur(np.ascontiguousarray(stacked), (size, size), borderType=cv2.BORDER_CONSTANT)
-    mean = torch.from_numpy(box[..., :4] / np.maximum(box[..., 4:], 1e-6)).permute(2, 0, 1)
-    color = torch.where(cracks, mean[:3], color)
-    depth = torch.where(cracks, mean[3], depth)
+    # Covered colour, depth and coverage, box-filtered; the mean is taken at the gaps only. The
+    # planes are multiplied as they are and interleaved by cv2.merge (a strided numpy write into
+    # the interleaved image took as long as the rest together).
+    colour = np.multiply(color.numpy(), covered, dtype=np.float32)
+    stacked = cv2.merge([*colour, np.multiply(depth.numpy(), covered, dtype=np.float32), covered.astype(np.float32)])
+    box = cv2.blur(stacked, (size, size), borderType=cv2.BORDER_CONSTANT)[gaps]
+    mean = torch.from_numpy(box[:, :4] / np.maximum(box[:, 4:], 1e-6))
+    cracks = torch.from_numpy(gaps)
+    color, depth = color.clone(), depth.clone()
+    color[:, cracks] = mean[:, :3].T
+    depth[cracks] = mean[:, 3]
     return color, depth, mask | cracks
 
 
@@ -116,9 +118,21 @@ def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None =
     pooled further), so where a near and a far surface meet, the coarse levels (and the holes
     filled from them) hold the far one.
     """
+    out = values.astype(np.float32, copy=True)
+    holes = ~known
+    out[holes] = _push_pull_at(values, known, holes, depth_channel, ratio, gain)
+    return out
+
+
+def _push_pull_at(
+    values: np.ndarray, known: np.ndarray, targets: np.ndarray, depth_channel: int | None = None, ratio: float = 0.9, gain: float = 2.0
+) -> np.ndarray:
+    """:func:`push_pull`'s fill at the ``targets`` (H, W) bool, which must be unknown pixels:
+    (n, C) float32 in row-major order of the targets."""
     h, w, channels = values.shape
-    weight = known.astype(np.float32)[..., None]
-    level = np.concatenate([values.astype(np.float32) * weight, weight], axis=2)
+    level = np.empty((h, w, channels + 1), np.float32)
+    np.multiply(values, known[..., None], out=level[..., :-1])  # premultiplied by the weight, 0 or 1
+    level[..., -1] = known
     pyramid = [level]
     while max(level.shape[:2]) > 1:
         level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
@@ -133,10 +147,7 @@ def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None =
         # trust · own + (1 − trust) · coarse, with own = level / weight
         filled = coarse + trust * (level[..., :-1] / np.maximum(own_weight, 1e-12) - coarse)
     # The full-resolution level has weight 1 (known) or 0 (hole): holes take the coarser level.
-    out = values.astype(np.float32, copy=True)
-    holes = ~known
-    out[holes] = cv2.pyrUp(filled, dstsize=(w, h)).reshape(h, w, channels)[holes]
-    return out
+    return cv2.pyrUp(filled, dstsize=(w, h)).reshape(h, w, channels)[targets]
 
 
 def _drop_nearer(level: np.ndarray, depth_channel: int, ratio: float) -> np.ndarray:
@@ -168,25 +179,36 @@ def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarra
     Returns:
         (H, W) bool.
     """
-    count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=8)
+    holes_u8 = holes.astype(np.uint8)
+    count, labels = cv2.connectedComponents(holes_u8, connectivity=8)
     if count <= 1:
         return np.zeros_like(known)
     # Half-width of each hole: the largest distance from one of its pixels to its border.
-    inside = cv2.distanceTransform(holes.astype(np.uint8), cv2.DIST_L2, 3)
+    inside = cv2.distanceTransform(holes_u8, cv2.DIST_L2, 3)
     half_width = np.zeros(count, np.float32)
     np.maximum.at(half_width, labels[holes], inside[holes])
     # Holes are grouped by reach rounded up to reach · 2^k: one dilation per group.
     scale = np.ceil(np.log2(np.maximum((reach + 4 * half_width) / reach, 1.0))).astype(int)
     # Each known pixel next to a hole takes that hole's label (the largest label around it).
-    near_label = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
-    border = known & (near_label > 0)
+    near_label = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8))
+    border_y, border_x = np.nonzero(known & (near_label > 0))
+    border_scale = scale[near_label[border_y, border_x].astype(np.int64)]
+    border_depth = depth[border_y, border_x].astype(np.float32)
     farthest = np.zeros(depth.shape, np.float32)
     for k in np.unique(scale[1:]):
-        group = border & (scale[near_label] == k)
-        if group.any():
-            size = 2 * reach * 2**k + 1
-            reached = cv2.dilate(np.where(group, depth, 0).astype(np.float32), np.ones((size, size), np.uint8))
-            np.maximum(farthest, reached, out=farthest)
+        group = border_scale == k
+        if not group.any():
+            continue
+        radius = reach * 2**k
+        # The dilation of the group's depths (0 elsewhere), over the group's bounding box and the
+        # radius around it only: beyond that it is 0, and inside it the same as over the image.
+        ys, xs = border_y[group], border_x[group]
+        top, left = max(ys.min() - radius, 0), max(xs.min() - radius, 0)
+        bottom, right = min(ys.max() + radius + 1, depth.shape[0]), min(xs.max() + radius + 1, depth.shape[1])
+        spread = np.zeros((bottom - top, right - left), np.float32)
+        spread[ys - top, xs - left] = border_depth[group]
+        reached = cv2.dilate(spread, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
+        np.maximum(farthest[top:bottom, left:right], reached, out=farthest[top:bottom, left:right])
     return known & (depth < ratio * farthest)
 
 
@@ -200,14 +222,25 @@ def fill_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: i
     Returns:
         ``(color, depth)`` with the holes filled; elsewhere unchanged.
     """
+    filled = fill_at_holes(color, depth, holes, reach)
+    color, depth = color.astype(np.float32), depth.astype(np.float32)
+    color[holes], depth[holes] = filled[:, :3], filled[:, 3]
+    return color, depth
+
+
+def fill_at_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: int) -> np.ndarray:
+    """:func:`fill_holes`' colour and depth at the holes only: (n, 4) float32, the n hole pixels
+    in row-major order."""
     known = ~holes
     if not known.any():
-        return np.where(holes[..., None], 0.0, color).astype(np.float32), np.where(holes, 1.0, depth).astype(np.float32)
+        return np.tile(np.array([0, 0, 0, 1], np.float32), (int(holes.sum()), 1))
     sources = known & ~foreground_near_holes(depth, known, holes, reach)
     if not sources.any():  # only foreground in view: fill from it rather than from nothing
         sources = known
-    filled = push_pull(np.concatenate([color, depth[..., None]], axis=2), sources, depth_channel=3)
-    return np.where(holes[..., None], filled[..., :3], color), np.where(holes, filled[..., 3], depth)
+    # Colour and depth interleaved by cv2.merge: the colour is often a view of planar (3, H, W)
+    # data, which np.concatenate copies ten times slower.
+    values = cv2.merge([*np.moveaxis(color.astype(np.float32, copy=False), -1, 0), depth.astype(np.float32, copy=False)])
+    return _push_pull_at(values, sources, holes, depth_channel=3)
 
 
 def extend_past_frame(values: np.ndarray, pad: int) -> np.ndarray:
@@ -240,6 +273,48 @@ def extend_past_frame(values: np.ndarray, pad: int) -> np.ndarray:
         finer = blurred
     out[pad : pad + H, pad : pad + W] = values
     return out
+
+
+class GrowingCloud:
+    """A point cloud that grows every frame (the fill cloud), rendered into every frame: kept in
+    the splat's planar layout (points (3, N), colours (3, N) as rows of one buffer, grown by half
+    when full), so appending copies only the new points, and each render reuses the previous
+    one's scratch and output memory — concatenating and transposing the whole cloud and fresh
+    buffers for every frame cost more than the splatting itself.
+
+    Args:
+        points: (N, 3); colors: (N, 3).
+    """
+
+    def __init__(self, points: Tensor, colors: Tensor) -> None:
+        self._rows = torch.empty(6, max(len(points), 1024))
+        self._size = 0
+        self._workspace = SplatWorkspace()
+        self._out: WarpResult | None = None
+        self.append(points, colors)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, points: Tensor, colors: Tensor) -> None:
+        """Add points (n, 3) with colours (n, 3)."""
+        end = self._size + len(points)
+        if end > self._rows.shape[1]:
+            grown = torch.empty(6, max(end, self._rows.shape[1] * 3 // 2))
+            grown[:, : self._size] = self._rows[:, : self._size]
+            self._rows = grown
+        self._rows[:3, self._size : end] = points.T
+        self._rows[3:, self._size : end] = colors.T
+        self._size = end
+
+    def render(self, w2c: Tensor, K: Tensor, height: int, width: int) -> WarpResult:
+        """:func:`~gen3c.cache.forward_warp` of the cloud into one camera, w2c (1, 4, 4) and
+        K (1, 3, 3); the result's tensors are overwritten by the next render."""
+        out = self._out
+        if out is None or out.color.shape[-2:] != (height, width):
+            out = self._out = WarpResult(*(torch.empty(1, c, height, width) for c in (3, 1, 1)))
+        cloud = (self._rows[:3, : self._size], self._rows[3:, : self._size])
+        return warp_planar([cloud], w2c, K, height, width, out=out, workspace=self._workspace)
 
 
 class PreviewGenerator:
@@ -291,12 +366,12 @@ class PreviewGenerator:
         T, H, W = len(cameras), cameras.height, cameras.width
         reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
-        fill_points, fill_colors = filtered_smooth_points(cache)
+        fill_cloud = GrowingCloud(*filtered_smooth_points(cache))
         frames = torch.empty(T, 3, H, W)
         for t in range(T):
             c, m, d = color[t].cpu(), mask[t].cpu(), depth[t].cpu()
-            if fill_points.shape[0]:
-                fill = forward_warp(fill_points, fill_colors, w2c[t : t + 1], K[t : t + 1], H, W)
+            if len(fill_cloud):
+                fill = fill_cloud.render(w2c[t : t + 1], K[t : t + 1], H, W)
                 # Put-back surfaces seen from a new angle spread into dotted lines: close the gaps
                 # within one surface before the holes are filled from the background.
                 fill_c, fill_d, fill_m = close_cracks(fill.color[0], fill.depth[0, 0], fill.mask[0, 0] > 0, 5, 0.05)
@@ -306,8 +381,7 @@ class PreviewGenerator:
                 m = m | use
             c, d, m = close_cracks(c, d, m)
             if t == 0:
-                band_points, band_colors = self._extend_past_frame(c, d, m, cameras, reach)
-                fill_points, fill_colors = torch.cat([fill_points, band_points]), torch.cat([fill_colors, band_colors])
+                fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach))
             holes = ~m
             if t == 0 and first_frame is not None:
                 # Frame 0 shows the conditioning image (as in GEN3C). Its depth-edge pixels, which
@@ -316,8 +390,7 @@ class PreviewGenerator:
                 c = torch.where(holes, first_frame.cpu().float(), c)
             elif holes.any():
                 c, d = self._fill(c, d, holes, reach)
-                fill_points = torch.cat([fill_points, unproject_pixels(holes, d[holes], K[t], w2c[t])])
-                fill_colors = torch.cat([fill_colors, c.permute(1, 2, 0)[holes]])
+                fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
                 progress(1)
@@ -363,9 +436,11 @@ class PreviewGenerator:
     def _fill(color: Tensor, depth: Tensor, holes: Tensor, reach: int) -> tuple[Tensor, Tensor]:
         if not holes.any():
             return color, depth
-        rgb, depth_np = fill_holes(color.permute(1, 2, 0).numpy(), depth.numpy(), holes.numpy(), reach)
-        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).clamp(-1, 1)
-        return torch.where(holes, rgb_t, color), torch.where(holes, torch.from_numpy(np.ascontiguousarray(depth_np)), depth)
+        filled = torch.from_numpy(fill_at_holes(color.permute(1, 2, 0).numpy(), depth.numpy(), holes.numpy(), reach))
+        color, depth = color.clone(), depth.clone()
+        color[:, holes] = filled[:, :3].clamp(-1, 1).T
+        depth[holes] = filled[:, 3]
+        return color, depth
 
 
 def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.05) -> Tensor:
