@@ -608,7 +608,7 @@ def demo(
     foreground_masking: FgOpt = False,
     resume: ResumeOpt = False,
 ) -> None:
-    """Run the preview generator on the shipped sample (image + depth): no downloads, seconds on a CPU."""
+    """Run the preview generator on the shipped sample (image + depth): no downloads; 121 frames at 352×640 in about a minute on 2 CPU cores."""
     from gen3c.io.images import parse_resolution
     from gen3c.pipelines.camera_video import prepare_source
     from gen3c.pipelines.request import GenerationRequest
