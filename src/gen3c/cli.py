@@ -91,7 +91,7 @@ def user_errors(func: Callable) -> Callable:
         except KeyboardInterrupt as exc:
             # Ctrl-C (SIGINT) or SIGTERM: the shell's codes 128 + the signal's number.
             what, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
-            console.print(f"[bold red]{what}[/]: {str(exc) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]{what}[/]: {escape(str(exc)) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=code) from None
 
     return wrapper
@@ -610,7 +610,7 @@ def demo(
     foreground_masking: FgOpt = False,
     resume: ResumeOpt = False,
 ) -> None:
-    """Run the preview generator on the shipped sample (image + depth): no downloads, seconds on a CPU."""
+    """Run the preview generator on the shipped sample (image + depth): no downloads; 121 frames at 352×640 in under 10 s on 2 CPU cores (the first run after installing is slower, while Python compiles the modules)."""
     from gen3c.io.images import parse_resolution
     from gen3c.pipelines.camera_video import prepare_source
     from gen3c.pipelines.request import GenerationRequest
@@ -651,7 +651,7 @@ def convert(
     except ImportError as exc:
         raise Gen3cInputError(f"gen3c convert needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'") from None
     convert_checkpoint(src, out, trust_checkpoint=trust_checkpoint, overwrite=overwrite, keep_text_encoder=not no_text_encoder)
-    console.print(f"[green]wrote[/] {out} (report: {out / 'conversion_report.txt'})")
+    console.print(f"[green]wrote[/] {escape(str(out))} (report: {escape(str(out / 'conversion_report.txt'))})", highlight=False)
 
 
 @app.command()
@@ -678,7 +678,7 @@ def download(
     started = time.perf_counter()
     prompts = () if no_text_encoder else configs.CACHED_PROMPTS
     prepared = weights.prepare_weights(
-        prompts=prompts, text_encoder=not no_text_encoder, cache_dir=cache_dir, dry_run=dry_run, log=lambda line: console.print(line, highlight=False)
+        prompts=prompts, text_encoder=not no_text_encoder, cache_dir=cache_dir, dry_run=dry_run, log=lambda line: console.print(escape(line), highlight=False)
     )  # fmt: skip
     if dry_run:
         for repo_id, name, size in prepared.to_fetch:
@@ -844,19 +844,25 @@ def depth(
     estimate = estimator.estimate(image, size=size, intrinsics=K)
     paths = save_depth_outputs(estimate, image, output_folder, name)
     console.print(
-        f"[green]wrote[/] {paths['png']} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
+        f"[green]wrote[/] {escape(str(paths['png']))} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
         f"median {median_depth(estimate):.3g}, fx {float(estimate.intrinsics[0, 0]):.1f} px ({estimate.intrinsics_from})) "
         f"in {time.perf_counter() - started:.1f} s",
         highlight=False,
     )
     for key in ("npy", "ply", "json"):
-        console.print(f"      {paths[key]}", highlight=False)
+        console.print(f"      {escape(str(paths[key]))}", highlight=False)
 
 
 @app.command()
 @user_errors
 def train(
-    config: Annotated[Path, typer.Argument(help="Training config (TOML; every field documented in gen3c/training/configs/default.toml).")],
+    config: Annotated[
+        Path,
+        typer.Argument(
+            help="Training config: a TOML file, or a shipped one by name (default: every field, commented; small_procedural, "
+            "distill_small, lora_7b, distill_7b)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output folder: logs/, samples/, checkpoints/, model/ or lora/, MODEL_CARD.md.")] = Path("runs/train"),
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue from a checkpoint folder (OUT/checkpoints/step_…), or 'auto' for the newest in OUT.")
@@ -870,6 +876,12 @@ def train(
     Several GPUs: torchrun --nproc_per_node N -m gen3c train CONFIG (or accelerate launch -m gen3c train CONFIG).
     """
     try:
+        # The train extra, imported up front: a missing package is one line here, not a traceback mid-run.
+        import accelerate  # noqa: F401
+        import diffusers  # noqa: F401
+        import peft  # noqa: F401
+        import tensorboard  # noqa: F401
+
         from gen3c.training import run_training
     except ImportError as exc:
         raise Gen3cInputError(f"gen3c train needs the train extra ({exc.name} is missing): pip install 'gen3c[train]'") from None
@@ -882,7 +894,7 @@ def train(
     if main:
         last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
         ranks = f" on {result.processes} processes ({result.parallel})" if result.processes > 1 else ""
-        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s → {result.exported or result.checkpoint}")
+        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s → {escape(str(result.exported or result.checkpoint))}")
 
 
 def _cuda() -> bool:
@@ -895,7 +907,7 @@ def _cuda() -> bool:
 def console_warnings():
     """Show Python warnings (e.g. "using the geometric prior") as one plain line on the console."""
     previous = warnings.showwarning
-    warnings.showwarning = lambda message, *args, **kwargs: console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+    warnings.showwarning = lambda message, *args, **kwargs: console.print(f"[yellow]note:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     try:
         yield
     finally:
@@ -917,11 +929,11 @@ def _run(request, source=None, resume: bool = False) -> None:
     result = out.result
     chunks = f" in {len(result.chunks)} chunks" if len(result.chunks) > 1 else ""
     console.print(
-        f"[green]wrote[/] {out.paths['video']} ({result.num_frames} frames{chunks}, {result.cameras.width}×{result.cameras.height}) in {out.seconds:.1f} s"
+        f"[green]wrote[/] {escape(str(out.paths['video']))} ({result.num_frames} frames{chunks}, {result.cameras.width}×{result.cameras.height}) in {out.seconds:.1f} s"
     )
     for key, path in out.paths.items():
         if key != "video":
-            console.print(f"      {path}")
+            console.print(f"      {escape(str(path))}", highlight=False)
 
 
 @app.command()
@@ -953,9 +965,9 @@ def batch(
 
     def report(outcome) -> None:
         if outcome.state == "done":
-            console.print(f"[green]done[/] {outcome.name} ({outcome.frames} frames, {outcome.seconds:.1f} s){' — ' + outcome.note if outcome.note else ''}", highlight=False)
+            console.print(f"[green]done[/] {escape(outcome.name)} ({outcome.frames} frames, {outcome.seconds:.1f} s){escape(' — ' + outcome.note) if outcome.note else ''}", highlight=False)
         elif outcome.state == "failed":
-            console.print(f"[bold red]failed[/] {outcome.name}: {outcome.error}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]failed[/] {escape(outcome.name)}: {escape(outcome.error)}", highlight=False, soft_wrap=True)
 
     if not use_ray and ray_address is None and cpus_per_job != 1.0:
         raise Gen3cInputError("--cpus_per_job applies to --ray only (local workers split the cores among themselves)")
@@ -964,7 +976,7 @@ def batch(
             manifest, output_folder, retry_failed=retry_failed, workers=workers, ray=use_ray, ray_address=ray_address,
             gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, progress=progress, on_outcome=report,
         )  # fmt: skip
-    console.print(f"gen3c batch: {len(summary.outcomes)} jobs in {summary.folder}", highlight=False)
+    console.print(f"gen3c batch: {len(summary.outcomes)} jobs in {escape(str(summary.folder))}", highlight=False)
     table = Table()
     for column in ("state", "jobs"):
         table.add_column(column)
@@ -973,8 +985,8 @@ def batch(
             table.add_row(state, str(count))
     console.print(table)
     for outcome in summary.failed[:10]:
-        console.print(f"[red]{outcome.state}[/] {outcome.name}: {outcome.error}", highlight=False, soft_wrap=True)
-    console.print(f"summary table: {summary.summary_path}", highlight=False)
+        console.print(f"[red]{outcome.state}[/] {escape(outcome.name)}: {escape(outcome.error)}", highlight=False, soft_wrap=True)
+    console.print(f"summary table: {escape(str(summary.summary_path))}", highlight=False)
     if summary.failed:
         console.print(f"[bold red]{len(summary.failed)} of {len(summary.outcomes)} jobs failed[/]; fix them and rerun with --retry_failed")
         raise typer.Exit(code=1)
@@ -1083,11 +1095,11 @@ def eval_command(
         )  # fmt: skip
     table = summary_table(result)  # as wide as it needs, also when the output is not a terminal (logs, pipes)
     Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
-    console.print(f"[green]wrote[/] {paths['report']} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
+    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]
         if items:
-            console.print(f"      {items[0]}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""), highlight=False)
+            console.print(f"      {escape(str(items[0]))}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""), highlight=False)
 
 
 def _compared_models(text: str | None) -> list[tuple[str, dict]]:

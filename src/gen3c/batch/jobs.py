@@ -19,7 +19,7 @@ import socket
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def read_status(folder: str | Path, name: str) -> dict[str, Any] | None:
 
 def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dict[str, Any]:
     data = {"name": job.name, "line": job.line, "state": state, "request_sha256": job.request_hash, **record,
-            "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
     write_text_atomic(status_path(folder, job.name), json.dumps(data, indent=1, default=str))
     return data
 

@@ -36,7 +36,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise Gen3cInputError("--ray needs Ray: pip install 'gen3c[batch]'") from None
+        raise Gen3cInputError("--ray and --ray_address need Ray: pip install 'gen3c[batch]'") from None
     return ray
 
 

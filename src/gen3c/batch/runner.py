@@ -156,6 +156,9 @@ def _check_engine(
     if use_ray:
         if (gpus_per_job or 0) < 0 or cpus_per_job < 0:
             raise Gen3cInputError("--gpus_per_job and --cpus_per_job must be 0 or more")
+        from gen3c.batch.ray_engine import import_ray
+
+        import_ray()  # the batch extra: missing, it is one line before the output folder is made
     elif (workers or 1) > 1 or gpus_per_job is not None:
         from gen3c.batch.local import worker_devices
 

@@ -13,12 +13,11 @@ import dataclasses
 import json
 import math
 import os
+import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from gen3c.errors import Gen3cInputError
 
@@ -332,12 +331,17 @@ def _check_distill(config: Config, source: str) -> None:
 
 
 def load_config(path: str | os.PathLike) -> Config:
-    """Read a TOML training config (see the module docstring)."""
+    """Read a TOML training config (see the module docstring), or a shipped one by name (``default``)."""
     path = Path(path)
+    if not path.exists() and path.name == str(path) and path.stem in shipped_config_names() and path.suffix in ("", ".toml"):
+        path = shipped_config(f"{path.stem}.toml")  # a pip install has no src/gen3c/training/configs to point at
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise Gen3cInputError(f"config {str(path)!r} cannot be read ({exc.strerror}): pass a TOML file") from None
+        raise Gen3cInputError(
+            f"config {str(path)!r} cannot be read ({exc.strerror}): pass a TOML file, or a shipped config by name "
+            f"({', '.join(shipped_config_names())}; the files to copy are in {shipped_config('')})"
+        ) from None
     except UnicodeDecodeError:
         raise Gen3cInputError(f"config {str(path)!r} is not UTF-8 text: pass a TOML file") from None
     try:
@@ -350,3 +354,8 @@ def load_config(path: str | os.PathLike) -> Config:
 def shipped_config(name: str) -> Path:
     """Path of a config shipped in ``gen3c/training/configs`` (e.g. ``small_procedural.toml``)."""
     return Path(str(resources.files("gen3c.training") / "configs" / name))
+
+
+def shipped_config_names() -> list[str]:
+    """Names of the configs shipped in ``gen3c/training/configs`` (``default``, ``small_procedural``, …)."""
+    return sorted(p.stem for p in shipped_config("").glob("*.toml"))

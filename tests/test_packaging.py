@@ -1,0 +1,125 @@
+"""gen3c as a pip-installed package: what the wheel must carry, and a newcomer's first commands.
+
+A wheel holds only the files pyproject's package-data names; a file the code loads that no glob
+covers works from a clone and breaks after ``pip install gen3c``. A command whose extra is not
+installed ends in one line naming the extra, exit code 2, and leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import warnings
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import gen3c
+from gen3c import cli
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
+from gen3c.training.config import load_config, shipped_config, shipped_config_names
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "gen3c"
+runner = CliRunner()
+
+
+def packaged_files() -> set[Path]:
+    """The files of src/gen3c that pyproject's package-data globs put into the wheel (setuptools' glob rules)."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["gen3c"]
+    files = set()
+    for pattern in patterns:
+        matched = {PACKAGE / name for name in glob.glob(pattern, root_dir=PACKAGE, recursive=True)}
+        assert matched, f"package-data glob {pattern!r} matches nothing"
+        files |= {path for path in matched if path.is_file()}
+    return files
+
+
+def test_package_data_covers_every_file_the_package_loads():
+    data = {p for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    assert any(p.name == "diffusion_pytorch_model.safetensors" for p in data) and shipped_config("default.toml") in data
+    missing = sorted(str(p.relative_to(PACKAGE)) for p in data - packaged_files())
+    assert not missing, f"not in the wheel: {missing}"
+
+
+def test_a_shipped_config_loads_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert {"default", "small_procedural", "distill_small", "lora_7b", "distill_7b"} <= set(shipped_config_names())
+    assert load_config("default") == load_config(shipped_config("default.toml"))
+    assert load_config("small_procedural.toml") == load_config(shipped_config("small_procedural.toml"))
+    # A file of that name in the working directory is the user's own config and wins.
+    Path("default.toml").write_text("[run]\nmax_steps = 7\n")
+    assert load_config("default.toml").run.max_steps == 7
+    with pytest.raises(Gen3cInputError, match=r"'nope' cannot be read .* shipped config by name \(default, .*small_procedural; the files to copy are in "):
+        load_config("nope")
+
+
+def one_line_error(res, extra: str) -> str:
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    lines = res.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and f"pip install 'gen3c[{extra}]'" in lines[0], res.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("module", ["diffusers", "accelerate", "peft", "tensorboard"])
+def test_train_without_the_train_extra_says_so(tmp_path, monkeypatch, module):
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now raises ImportError
+    out = tmp_path / "run"
+    line = one_line_error(runner.invoke(app, ["train", "default", "--out", str(out)]), "train")
+    assert f"({module} is missing)" in line
+    assert not out.exists()
+
+
+def test_batch_on_ray_without_ray_says_so_before_any_output(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"name": "a", "input_image_path": str(PACKAGE / "assets" / "demo_image.png")}) + "\n")
+    out = tmp_path / "out"
+    for flag in (["--ray"], ["--ray_address", "auto"]):
+        one_line_error(runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out), *flag]), "batch")
+        assert not out.exists()
+
+
+#: Runs gen3c commands in a fresh interpreter where viser and diffusers cannot be imported. Hiding a
+#: package in this process would not do: gen3c modules that earlier tests imported (gen3c.gui.app,
+#: gen3c.pipelines.loading) already hold it, and the command would run (the GUI would serve forever).
+WITHOUT_EXTRAS = """
+import json, sys
+for name in ("viser", "diffusers"):
+    sys.modules[name] = None  # importing it now raises ImportError, as in an install without it
+from typer.testing import CliRunner
+from gen3c.cli import app
+results = [CliRunner().invoke(app, args) for args in json.loads(sys.argv[1])]
+print(json.dumps([[res.exit_code, res.output] for res in results]))
+"""
+
+
+def test_gui_and_the_gen3c_generator_without_their_extras_say_so(box_scene, tmp_path):
+    image, depth, *_ = box_scene
+    out = tmp_path / "out"
+    commands = [
+        ["gui", "--work_dir", str(tmp_path / "gui")],
+        ["generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", str(image), "--depth_path", str(depth),
+         "--fov", "60", "--video_save_folder", str(out)],
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(gen3c.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS, json.dumps(commands)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (gui_code, gui_output), (generate_code, generate_output) = json.loads(done.stdout.splitlines()[-1])
+    for (code, output), extra in (((gui_code, gui_output), "gui"), ((generate_code, generate_output), "diffusion")):
+        assert code == 2 and len(output.splitlines()) == 1 and f"pip install 'gen3c[{extra}]'" in output, output
+    assert not (tmp_path / "gui").exists() and (not out.exists() or not any(out.iterdir()))
+
+
+def test_notes_keep_their_square_brackets():
+    """A note's install hint is text, not console markup: 'gen3c[depth]' stays whole."""
+    with cli.console.capture() as captured, warnings.catch_warnings(), cli.console_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("no depth estimator: pip install 'gen3c[depth]' [/]", UserWarning, stacklevel=1)
+    assert "note: no depth estimator: pip install 'gen3c[depth]' [/]" in captured.get()
