@@ -48,6 +48,13 @@ def test_package_data_covers_every_file_the_package_loads():
     assert not missing, f"not in the wheel: {missing}"
 
 
+def test_the_declared_license_ships_with_its_text():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
 def test_a_shipped_config_loads_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert {"default", "small_procedural", "distill_small", "lora_7b", "distill_7b"} <= set(shipped_config_names())
