@@ -22,7 +22,8 @@ from gen3c.batch.runner import batch_lock
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
 from gen3c.io.video import read_video
-from gen3c.pipelines.request import GenerationRequest
+from gen3c.pipelines.preview import PreviewGenerator
+from gen3c.pipelines.request import GenerationRequest, run_request
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -104,6 +105,12 @@ def test_jsonl_and_csv_manifests_give_the_same_jobs(tmp_path):
     ]
 
 
+def test_csv_cells_are_read_without_surrounding_spaces(tmp_path):
+    (tmp_path / "m.csv").write_text("name, input_image_path, fov, trajectory, save_buffer\na, in/a.png , 60, up, true\n")
+    (job,) = load_manifest(tmp_path / "m.csv")
+    assert job.settings == {"input_image_path": str(tmp_path / "in" / "a.png"), "fov": 60.0, "trajectory": "up", "save_buffer": True}
+
+
 def test_unnamed_rows_get_numbered_names(tmp_path):
     jobs = load_manifest(
         write_manifest(tmp_path / "m.jsonl", [{"trajectory": "left"}, {"name": "x"}, {"trajectory": "up"}])
@@ -132,6 +139,17 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ("name,save_buffer\na,maybe\n", ".csv", "line 2: 'save_buffer' must be true or false"),
         ("name,fov\na,60,extra\n", ".csv", "more cells than the header"),
         ('{"name": "a"}\n', ".json", "must end in .jsonl or .csv"),
+        # Value typos are refused at once, not when row 900 comes up hours later.
+        ('{"name": "a"}\n{"name": "b", "trajectory": "lefft"}\n', ".jsonl", "line 2: trajectory 'lefft' is unknown"),
+        ('{"name": "a", "camera_rotation": "centre"}\n', ".jsonl", "line 1: camera_rotation 'centre' is unknown"),
+        ('{"name": "a", "resolution": "64x100"}\n', ".jsonl", "line 1: resolution '64x100' is out of range"),
+        ('{"name": "a.mp4"}\n', ".jsonl", "line 1: .*ends in .mp4"),
+        ('{"name": "a", "fps": 0}\n', ".jsonl", "line 1: --fps 0.0 is impossible"),
+        # Two names writing one file: job a's buffer video is a_buffer_masks.mp4.
+        ('{"name": "a", "save_buffer": true}\n{"name": "a_buffer_masks"}\n', ".jsonl",
+         "line 2: name 'a_buffer_masks' writes a_buffer_masks.mp4, which job 'a' .line 1. writes too"),
+        ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
+        ("name,fov,trajectory\na,60\n", ".csv", "line 2 has fewer cells than the header"),
     ],
 )
 def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
@@ -301,11 +319,62 @@ def test_stale_temporary_files_of_a_job_are_removed(tmp_path):
     for other in (
         ".ab.x4.part.mp4",
         ".a_run.x5.part.mp4",
+        ".a.v2.x6.part.mp4",
         "a.mp4",
-    ):  # job "ab"'s, job "a_run"'s video, a real output
+    ):  # job "ab"'s, job "a_run"'s video, job "a.v2"'s video (maybe being written by another worker), a real output
         (tmp_path / other).touch()
     assert remove_stale_parts(tmp_path, "a") == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".a_run.x5.part.mp4", ".ab.x4.part.mp4", "a.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.v2.x6.part.mp4", ".a_run.x5.part.mp4", ".ab.x4.part.mp4", "a.mp4"]
+
+
+class StopsAtChunk(PreviewGenerator):
+    """The preview, pressing Ctrl-C when asked for chunk ``stop_at`` (0-based)."""
+
+    def __init__(self, stop_at: int) -> None:
+        super().__init__()
+        self.stop_at, self.calls = stop_at, 0
+
+    def generate(self, *args, **kwargs):
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return super().generate(*args, **kwargs)
+
+
+def test_long_job_cut_short_continues_from_its_kept_chunks(box_scene, tmp_path):
+    row = box_row(box_scene, "long", num_video_frames=25, chunk_frames=9)  # 3 chunks
+    manifest = write_manifest(tmp_path / "m.jsonl", [row])
+    whole = run_batch(manifest, tmp_path / "whole")
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):  # a batch killed in the job's third chunk
+        run_request(load_manifest(manifest)[0].request(out), generator=StopsAtChunk(2), keep_frames=False)
+    assert (out / "long.partial").is_dir()
+    summary = run_batch(manifest, out)  # was: failed, "pass --resume" (an option gen3c batch lacks)
+    assert summary.counts["done"] == 1, summary.outcomes[0].error
+    assert not (out / "long.partial").exists()
+    assert np.array_equal(read_video(out / "long.mp4")[0], read_video(tmp_path / "whole" / "long.mp4")[0])
+    assert whole.counts["done"] == 1
+    # Chunks kept by an older version of the row are dropped: the changed job starts over.
+    with pytest.raises(KeyboardInterrupt):
+        run_request(load_manifest(manifest)[0].request(out), generator=StopsAtChunk(1), keep_frames=False)
+    write_manifest(manifest, [{**row, "trajectory": "up"}])
+    assert run_batch(manifest, out).counts["done"] == 1
+    assert not (out / "long.partial").exists()
+
+
+def test_interrupted_batch_writes_the_summary_and_says_what_happened(box_scene, tmp_path):
+    rows = [box_row(box_scene, n, trajectory=t) for n, t in (("a", "left"), ("b", "up"), ("c", "down"))]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+
+    def ctrl_c_after_the_first(outcome):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt, match=r"stopped \(1 done, 2 not run\).*batch_summary.csv lists every job"):
+        run_batch(manifest, tmp_path / "out", on_outcome=ctrl_c_after_the_first)
+    assert summary_states(tmp_path / "out") == {"a": "done", "b": "not_run", "c": "not_run"}
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert summary_states(tmp_path / "out") == {"a": "skipped", "b": "done", "c": "done"}
 
 
 def _state(folder: Path, name: str) -> str | None:

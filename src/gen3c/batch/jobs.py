@@ -15,6 +15,8 @@ import hashlib
 import inspect
 import json
 import os
+import re
+import shutil
 import socket
 import time
 import traceback
@@ -23,12 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gen3c.batch.manifest import Job
+from gen3c.batch.manifest import OUTPUT_FILES, Job
 from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.io.atomic import write_text_atomic
 from gen3c.pipelines.request import GenerationRequest
 
-STATUS_SUFFIX = "_status.json"
+STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
 #: Settings a loaded generator takes per job (plain attributes; nothing reloads). Jobs that
 #: differ only in these share one loaded model.
 PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
@@ -189,28 +191,39 @@ class _Attempt:
     loaded: bool = False
 
 
-#: The files a run may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`) and the status file.
-OUTPUT_FILES = (
-    "{}.mp4",
-    "{}_buffer_masks.mp4",
-    "{}_cameras.json",
-    "{}.ply",
-    "{}_run.json",
-    "{}" + STATUS_SUFFIX,
-)
-
-
 def remove_stale_parts(folder: Path, name: str) -> int:
-    """Delete the temporary files a killed run of this job left (``.STEM.*.part.EXT``, see
-    :func:`gen3c.io.atomic.atomic_path`); the batch lock guarantees no one is writing them."""
+    """Delete the temporary files a killed run of this job left (``.STEM.RANDOM.part.EXT``, see
+    :func:`gen3c.io.atomic.atomic_path`); the batch lock guarantees no other batch writes them.
+    RANDOM has no dot, so job ``a`` never takes job ``a.v2``'s (``.a.v2.RANDOM.part.mp4``), which
+    another worker may be writing."""
     removed = 0
     for pattern in OUTPUT_FILES:
         target = Path(pattern.format(name))
+        own = re.compile(rf"\.{re.escape(target.stem)}\.[^.]+\.part{re.escape(target.suffix)}")
         for part in folder.glob(f".{glob.escape(target.stem)}.*.part{target.suffix}"):
-            with contextlib.suppress(OSError):
-                part.unlink()
-                removed += 1
+            if own.fullmatch(part.name):
+                with contextlib.suppress(OSError):
+                    part.unlink()
+                    removed += 1
     return removed
+
+
+def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
+    """Whether an interrupted run of this very request kept finished chunks to resume from
+    (``NAME.partial/``, :mod:`gen3c.pipelines.resume`). Chunks of an older version of the job (its
+    row changed) are deleted: the job starts over."""
+    from gen3c.pipelines.resume import partial_dir, request_fingerprint
+
+    path = partial_dir(folder, request.video_save_name)
+    if not path.is_dir():
+        return False
+    try:
+        same = json.loads((path / "run.json").read_text()).get("sha256") == request_fingerprint(request.to_dict())
+    except (OSError, ValueError, AttributeError):
+        same = False
+    if not same:
+        shutil.rmtree(path, ignore_errors=True)
+    return same
 
 
 def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
@@ -238,7 +251,9 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
         with collect_notes() as notes:  # this job's own (a Ray actor may run others in other threads)
             request = job.request(folder)
             generator, result.loaded = pool.get(request)
-            out = run_request(request, generator=generator, keep_frames=False)
+            # A long job cut short (Ctrl-C, a kill) continues from its kept chunks.
+            resume = kept_chunks(folder, request)
+            out = run_request(request, generator=generator, keep_frames=False, resume=resume)
         result.notes = notes
         result.outputs = {key: file_record(path, folder) for key, path in out.paths.items()}
         for key, record in result.outputs.items():

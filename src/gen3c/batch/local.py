@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
 from gen3c.batch.manifest import Job
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, terminate_like_ctrl_c
 
 
 def run_sequential(jobs: Sequence[Job], folder: Path) -> Iterator[JobOutcome]:
@@ -132,6 +132,8 @@ def run_processes(
 def _worker_main(device: str | None, threads: int, folder: str, tasks, results, parent: int) -> None:
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device  # before torch touches CUDA
+    # The batch stops its workers with SIGTERM: unwind as on Ctrl-C, removing temporary files.
+    terminate_like_ctrl_c()
     import torch
 
     torch.set_num_threads(threads)

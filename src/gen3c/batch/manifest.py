@@ -20,7 +20,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import check_output_name
-from gen3c.pipelines.request import GenerationRequest, check_unused_settings
+from gen3c.pipelines.request import GenerationRequest, check_request, check_unused_settings
 
 MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 #: Request fields that always name files: relative values resolve against the manifest's folder.
@@ -30,6 +30,9 @@ MAYBE_PATH_FIELDS = ("intrinsics", "depth_estimator")
 #: Settings the batch owns.
 BATCH_OWNED = ("video_save_folder", "video_save_name")
 REQUEST_FIELDS = {f.name: f for f in fields(GenerationRequest)}
+#: The files a job named NAME may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`)
+#: and its status file: two jobs must not share one.
+OUTPUT_FILES = ("{}.mp4", "{}_buffer_masks.mp4", "{}_cameras.json", "{}.ply", "{}_run.json", "{}_status.json")
 #: Bumped when the meaning of a stored request hash changes, so old status files re-run.
 HASH_VERSION = 1
 
@@ -81,6 +84,7 @@ def load_manifest(path: str | Path) -> list[Job]:
     base = p.resolve().parent
     jobs: list[Job] = []
     seen: dict[str, int] = {}
+    files: dict[str, Job] = {}  # output file name → the job writing it
     for index, (line, row) in enumerate(rows, start=1):
         job = make_job(row, line, index, base, str(p))
         if job.name in seen:
@@ -88,6 +92,13 @@ def load_manifest(path: str | Path) -> list[Job]:
                 f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"
             )
         seen[job.name] = line
+        for pattern in OUTPUT_FILES:  # "a_buffer_masks".mp4 is also job "a"'s buffer video
+            other = files.setdefault(pattern.format(job.name), job)
+            if other is not job:
+                raise Gen3cInputError(
+                    f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
+                    f"{other.name!r} (line {other.line}) writes too: rename one of them"
+                )
         jobs.append(job)
     return jobs
 
@@ -116,6 +127,11 @@ def _csv_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
         raise Gen3cInputError(f"manifest {str(p)!r} has no header row: start the CSV with the setting names")
+    header = [key.strip() for key in reader.fieldnames]
+    twice = sorted({key for key in header if header.count(key) > 1})
+    if twice:  # DictReader would keep only the last of them
+        raise Gen3cInputError(f"manifest {str(p)!r} line 1: column {twice[0]!r} appears twice in the header: keep one")
+    reader.fieldnames = header
     rows = []
     for record in reader:
         line = reader.line_num
@@ -123,11 +139,12 @@ def _csv_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
             raise Gen3cInputError(
                 f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"
             )
-        row = {
-            key.strip(): _csv_value(key.strip(), value, p, line)
-            for key, value in record.items()
-            if value not in (None, "")
-        }
+        if any(value is None for value in record.values()) and any(record.values()):
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line {line} has fewer cells than the header: leave a cell empty (,,) for a default"
+            )
+        # Spaces around a cell (", left") are layout, not part of a path or a preset name.
+        row = {key: _csv_value(key, value.strip(), p, line) for key, value in record.items() if value and value.strip()}
         if row:
             rows.append((line, row))
     return rows
@@ -231,6 +248,7 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     # Type-check every setting now (the request's own check), not when the job comes up.
     request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
     check_unused_settings(request, where)
+    _check_values(request, where)
     if request.generator != "gen3c" and request.generator_options:
         given = ", ".join(sorted(request.generator_options))
         verb, them = ("applies", "it") if len(request.generator_options) == 1 else ("apply", "them")
@@ -244,6 +262,24 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
     )
     return Job(name=name, line=line, settings=settings, request_hash=digest.hexdigest())
+
+
+def _check_values(request: GenerationRequest, where: str) -> None:
+    """Refuse values no run can use (a preset or resolution typo, a name ending in .mp4) now,
+    not when the job comes up; what depends on the input files is left to the run."""
+    from gen3c.io.images import parse_resolution
+    from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
+
+    try:
+        check_request(request)
+        parse_resolution(request.resolution)
+        for key, choices in (("trajectory", PRESETS), ("camera_rotation", ROTATION_MODES),
+                             ("trajectory_scale", TRAJECTORY_SCALES)):  # fmt: skip
+            value = getattr(request, key)
+            if value not in choices:
+                raise Gen3cInputError(f"{key} {str(value)[:40]!r} is unknown: choose one of {', '.join(choices)}")
+    except Gen3cInputError as exc:
+        raise Gen3cInputError(f"{where}: {exc}") from None
 
 
 def _normalise_options(options: dict[str, Any]) -> dict[str, Any]:

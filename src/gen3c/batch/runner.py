@@ -16,11 +16,12 @@ import csv
 import io
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from gen3c.batch.jobs import JobOutcome, check_finished, outcome_row, read_status
+from gen3c.batch.jobs import JobOutcome, check_finished, outcome_row, read_status, status_path
 from gen3c.batch.manifest import Job, load_manifest
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
@@ -127,6 +128,8 @@ def run_batch(
             if progress and to_run
             else None
         )
+        started = time.time()
+        interrupted: KeyboardInterrupt | None = None
         try:
             for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job):
                 if outcome.name in notes:
@@ -136,12 +139,34 @@ def run_batch(
                     on_outcome(outcome)
                 if advance:
                     advance(1)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (errors.Terminated)
+            interrupted = exc
         finally:
             # 4. The summary table, also after an interrupt (jobs not reached are listed as such)
-            ordered = [outcomes.get(job.name) or JobOutcome(job.name, "not_run") for job in jobs]
+            ordered = [outcomes.get(job.name) or _not_run(job, folder, started) for job in jobs]
             summary_path = folder / SUMMARY_NAME
             write_summary(summary_path, ordered)
-    return BatchSummary(ordered, folder, summary_path)
+    summary = BatchSummary(ordered, folder, summary_path)
+    if interrupted is not None:
+        counts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in summary.counts.items() if n)
+        cut = sum(o.note.startswith("interrupted") for o in ordered)
+        raise type(interrupted)(
+            f"the batch stopped ({counts}{f'; {cut} cut short while running' if cut else ''}); "
+            f"{summary_path} lists every job: run the same command again to continue"
+        ) from None
+    return summary
+
+
+def _not_run(job: Job, folder: Path, started: float) -> JobOutcome:
+    """A job this run did not finish: not reached, or cut short while it ran (its status file,
+    written since ``started``, still says running)."""
+    status = read_status(folder, job.name)
+    try:
+        recent = status_path(folder, job.name).stat().st_mtime >= started
+    except OSError:
+        recent = False
+    running = recent and status is not None and status.get("state") == "running"
+    return JobOutcome(job.name, "not_run", note="interrupted while running; it runs again next time" if running else "")
 
 
 def _check_engine(
