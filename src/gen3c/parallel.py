@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -123,9 +125,45 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
     return ParallelContext(dist.get_rank(), dist.get_world_size(), local_rank, device, str(dist.get_backend()))
 
 
+EXIT_WAIT = timedelta(minutes=2)
+"""How long a rank waits at exit for the others (rank 0 may still be writing outputs)."""
+
+
+def _all_ranks_at_exit(timeout: timedelta) -> bool:
+    """Whether every rank reached interpreter exit within ``timeout``; counted in the launch's
+    store, so a peer that died or hangs in a collective costs ``timeout``, never a hang."""
+    store = dist.distributed_c10d._get_default_store()
+    if store.add("gen3c/at_exit", 1) == dist.get_world_size():
+        store.set("gen3c/all_at_exit", "1")
+    try:
+        store.wait(["gen3c/all_at_exit"], timeout)
+    except RuntimeError:  # DistStoreError: timed out, or the store is gone with its host
+        return False
+    return True
+
+
 def _destroy() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group together with the other ranks (atexit).
+
+    A rank may reach exit with collectives it never waited on still running in gloo's worker
+    threads (e.g. the gather of an output only rank 0 reads); destroying the group under them
+    aborted the process ("terminate called without an active exception"). So once every rank
+    is here, each group is barriered (a gloo barrier first waits for this rank's earlier work
+    in that group), then destroyed. A rank leaving on an uncaught exception, or whose peers do
+    not all arrive within :data:`EXIT_WAIT`, destroys at once: exiting beats an orderly leave.
+    """
+    if not dist.is_initialized():
+        return
+    failed = getattr(sys, "last_value", None) is not None  # set when an uncaught exception was printed
+    if dist.get_world_size() > 1 and not failed and _all_ranks_at_exit(EXIT_WAIT):
+        groups = dist.distributed_c10d._world.pg_names
+        # Subgroups first, the world last; every rank walks the same order, so no barrier waits on another.
+        for group in sorted(groups, key=lambda g: groups[g], reverse=True):
+            try:
+                dist.barrier(group=group)
+            except RuntimeError:  # a peer's connection broke after all: nothing left to wait for
+                break
+    dist.destroy_process_group()
 
 
 def is_main_process() -> bool:
