@@ -238,3 +238,23 @@ def test_two_ranks_split_the_dit_and_write_the_video_of_one(box_scene, tmp_path,
     assert np.abs(a - b).mean() <= 1.0, np.abs(a - b).mean()
     run = json.loads((tmp_path / "two" / "output_run.json").read_text())
     assert run["generator_options"]["num_gpus"] == 2
+
+
+def test_a_rank_leaving_on_an_error_does_not_wait_for_its_blocked_peer(tmp_path):
+    """At exit a rank waits (up to minutes) for its peers so the group is left in step; a rank
+    leaving on a one-line error must not, since its peer may be blocked in a collective for good."""
+    import time
+
+    script = tmp_path / "leave.py"
+    script.write_text(
+        "import sys, torch, torch.distributed as dist\n"
+        "from gen3c.parallel import init_parallel, leave_without_waiting\n"
+        "ctx = init_parallel(2, 'cpu')\n"
+        "if ctx.rank == 0:\n"
+        "    leave_without_waiting()  # what the CLI does on Gen3cInputError / Ctrl-C\n"
+        "    sys.exit(2)\n"
+        "dist.all_reduce(torch.ones(1))  # rank 0 never joins\n"
+    )
+    start = time.monotonic()
+    done = torchrun(2, script, timeout=100)
+    assert done.returncode != 0 and time.monotonic() - start < 60, done.stderr[-2000:]

@@ -86,15 +86,25 @@ def user_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except Gen3cInputError as exc:
+            _leave_process_group_without_waiting()
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
+            _leave_process_group_without_waiting()
             # Ctrl-C (SIGINT) or SIGTERM: the shell's codes 128 + the signal's number.
             what, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
             console.print(f"[bold red]{what}[/]: {escape(str(exc)) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=code) from None
 
     return wrapper
+
+
+def _leave_process_group_without_waiting() -> None:
+    """A multi-GPU rank leaving on an error does not wait for its peers at exit
+    (:func:`gen3c.parallel.leave_without_waiting`)."""
+    parallel = sys.modules.get("gen3c.parallel")  # loaded by multi-GPU runs only (it imports torch)
+    if parallel is not None:
+        parallel.leave_without_waiting()
 
 
 @contextmanager

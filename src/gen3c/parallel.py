@@ -128,6 +128,16 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
 EXIT_WAIT = timedelta(minutes=2)
 """How long a rank waits at exit for the others (rank 0 may still be writing outputs)."""
 
+_leaving_on_error = False
+
+
+def leave_without_waiting() -> None:
+    """Tell the exit hook this rank is leaving on an error (the CLI's one-line errors, Ctrl-C):
+    its peers may be blocked in a collective that will never complete, so it must not wait for
+    them (torchrun stops them once this rank has exited)."""
+    global _leaving_on_error
+    _leaving_on_error = True
+
 
 def _all_ranks_at_exit(timeout: timedelta) -> bool:
     """Whether every rank reached interpreter exit within ``timeout``; counted in the launch's
@@ -154,7 +164,8 @@ def _destroy() -> None:
     """
     if not dist.is_initialized():
         return
-    failed = getattr(sys, "last_value", None) is not None  # set when an uncaught exception was printed
+    # sys.last_value: set when an uncaught exception was printed.
+    failed = _leaving_on_error or getattr(sys, "last_value", None) is not None
     if dist.get_world_size() > 1 and not failed and _all_ranks_at_exit(EXIT_WAIT):
         groups = dist.distributed_c10d._world.pg_names
         # Subgroups first, the world last; every rank walks the same order, so no barrier waits on another.
