@@ -145,6 +145,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a", "resolution": "64x100"}\n', ".jsonl", "line 1: resolution '64x100' is out of range"),
         ('{"name": "a.mp4"}\n', ".jsonl", "line 1: .*ends in .mp4"),
         ('{"name": "a", "fps": 0}\n', ".jsonl", "line 1: --fps 0.0 is impossible"),
+        ('{"name": "a", "num_video_frames": 0}\n', ".jsonl", "line 1: --num_video_frames 0 is impossible"),
         # Two names writing one file: job a's buffer video is a_buffer_masks.mp4.
         ('{"name": "a", "save_buffer": true}\n{"name": "a_buffer_masks"}\n', ".jsonl",
          "line 2: name 'a_buffer_masks' writes a_buffer_masks.mp4, which job 'a' .line 1. writes too"),

@@ -41,6 +41,7 @@ from gen3c.pipelines.autoregressive import (
     plan_chunks,
 )
 from gen3c.pipelines.camera_video import (
+    MAX_FRAMES,
     OutputWriter,
     ProgressFactory,
     SourceView,
@@ -208,6 +209,8 @@ def check_request(request: GenerationRequest) -> None:
         if not (math.isfinite(value) and allowed(value)):
             raise Gen3cInputError(f"--{key} {value} is impossible: pass {what}")
     check_seed(request.seed)
+    if not 1 <= request.num_video_frames <= MAX_FRAMES:
+        raise Gen3cInputError(f"--num_video_frames {request.num_video_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
     name = request.video_save_name
