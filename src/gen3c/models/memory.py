@@ -310,4 +310,4 @@ def check_host_memory(need_bytes: int, what: str, fix: str, memory: HostMemory |
     if need_bytes > memory.total:
         raise Gen3cMemoryError(f"{need}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
     if need_bytes > memory.available:
-        note(f"{need} and {memory.available / 2**30:.1f} GB are free now: expect swapping, or {fix}", stacklevel=3)
+        note(f"{need} and {memory.available / 2**30:.1f} GB are free now: it loads only if other programs give memory back; else {fix}", stacklevel=3)
