@@ -143,6 +143,11 @@ VAE_DECODE_VIDEO_BYTES = 29.4
 VAE_DECODE_BYTES = 1.02
 
 
+def module_bytes(module: torch.nn.Module) -> int:
+    """Bytes a module holds: its parameters and all its buffers, as they are stored now."""
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
 @dataclass(frozen=True)
 class ModelSize:
     """What the memory estimate needs to know about the loaded model and the video of one chunk.
@@ -168,9 +173,6 @@ class ModelSize:
         """Sizes of a loaded ``transformer`` (CosmosTransformer3DModel) and ``vae`` (AutoencoderKLCosmos)
         for one chunk of ``frames`` frames at ``height``×``width``."""
 
-        def nbytes(module: torch.nn.Module) -> int:
-            return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
-
         tcfg, vcfg = transformer.config, vae.config
         tc, sc = vcfg.temporal_compression_ratio, vcfg.spatial_compression_ratio
         pt, ph, pw = tcfg.patch_size
@@ -178,10 +180,10 @@ class ModelSize:
         tokens = math.ceil(latent_t / pt) * (height // sc // ph) * (width // sc // pw)
         blocks = transformer.transformer_blocks
         return cls(
-            dit_bytes=nbytes(transformer),
-            dit_block_bytes=nbytes(blocks[0]),
+            dit_bytes=module_bytes(transformer),
+            dit_block_bytes=module_bytes(blocks[0]),
             dit_num_blocks=len(blocks),
-            vae_bytes=nbytes(vae),
+            vae_bytes=module_bytes(vae),
             tokens=tokens,
             hidden=tcfg.num_attention_heads * tcfg.attention_head_dim,
             frames=frames,

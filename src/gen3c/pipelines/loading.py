@@ -35,6 +35,7 @@ from gen3c.models.memory import (
     check_host_memory,
     choose_memory_plan,
     memory_plan,
+    module_bytes,
 )
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
@@ -345,18 +346,14 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
     if not on_gpu or not plan.offload:
         return
 
-    def nbytes(module: torch.nn.Module) -> int:
-        return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
-
-    held = {name: getattr(pipe, name, None) for name in sorted(plan.offload)}
-    need = sum(nbytes(module) // (2 if name == "transformer" and plan.fp8 else 1) for name, module in held.items() if module is not None)
+    held = {name: module for name in sorted(plan.offload) if (module := getattr(pipe, name, None)) is not None}
+    need = sum(module_bytes(module) // (2 if name == "transformer" and plan.fp8 else 1) for name, module in held.items())
     fix = (
         "free CPU memory or add swap (this mode already stores the DiT in float8)"
         if plan.fp8
         else "store the DiT in float8 to halve it (--low_memory), or free CPU memory or add swap"
     )
-    names = ", ".join(name for name, module in held.items() if module is not None)
-    check_host_memory(need, f"keeping {names} in CPU memory between stages", fix)
+    check_host_memory(need, f"keeping {', '.join(held)} in CPU memory between stages", fix)
 
 
 #: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
