@@ -26,6 +26,14 @@ def check_output_name(name: str, what: str) -> None:
         raise Gen3cInputError(f"{what} {name[:20]!r}… is {size} bytes long: pass a name of at most {MAX_NAME_BYTES} bytes")
 
 
+def check_video_name(name: str, what: str) -> None:
+    """:func:`check_output_name` for the base name of a video, to which gen3c adds ``.mp4`` itself
+    (a name ending in it would make ``NAME.mp4.mp4``)."""
+    check_output_name(name, what)
+    if name.lower().endswith(".mp4"):
+        raise Gen3cInputError(f"{what} {name[:40]!r} ends in .mp4, which gen3c adds itself: pass {name[:-4][:40]!r}")
+
+
 def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
     """Refuse to start writing outputs when one of their ``paths`` is taken by a folder (a file
     there is replaced); ``hint`` says how to choose other names, e.g. "pass another --name"."""

@@ -34,7 +34,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.errors import Gen3cInputError
-from gen3c.io.atomic import check_output_name, check_output_targets, ensure_writable_dir, write_text_atomic
+from gen3c.io.atomic import check_output_targets, check_video_name, ensure_writable_dir, write_text_atomic
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import scene_depths
 from gen3c.io.images import resize_image, to_uint8
@@ -462,9 +462,7 @@ class OutputWriter:
     ) -> None:
         """``point_cloud``: :meth:`finish` will be given one (its file name is checked now, with
         the others, before any frame is made)."""
-        check_output_name(name, "video_save_name")
-        if name.lower().endswith(".mp4"):  # else the video would be NAME.mp4.mp4
-            raise Gen3cInputError(f"video_save_name {name[:40]!r} ends in .mp4, which gen3c adds itself: pass {name[:-4][:40]!r}")
+        check_video_name(name, "video_save_name")
         self.folder = ensure_writable_dir(folder)
         self.name = name
         self.save_buffer = save_buffer

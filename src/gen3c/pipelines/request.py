@@ -29,7 +29,7 @@ import torch
 
 from gen3c.cameras import Cameras, intrinsics_from_fov
 from gen3c.errors import Gen3cInputError, note
-from gen3c.io.atomic import check_output_name
+from gen3c.io.atomic import check_video_name
 from gen3c.models import configs
 from gen3c.pipelines.autoregressive import (
     GEN3C_CHUNK_FRAMES,
@@ -213,10 +213,7 @@ def check_request(request: GenerationRequest) -> None:
         raise Gen3cInputError(f"--num_video_frames {request.num_video_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
-    name = request.video_save_name
-    check_output_name(name, "--video_save_name")
-    if name.lower().endswith(".mp4"):  # else the video would be NAME.mp4.mp4
-        raise Gen3cInputError(f"--video_save_name {name[:40]!r} ends in .mp4, which gen3c adds itself: pass {name[:-4][:40]!r}")
+    check_video_name(request.video_save_name, "--video_save_name")
 
 
 #: Settings of a preset path (GEN3C's ``--trajectory`` & co.), unused when a path is given.
