@@ -263,9 +263,7 @@ class GuiState:
 
     def __init__(self, work_dir: str | Path, request: GenerationRequest | None = None) -> None:
         request = request or GenerationRequest()
-        check_request(request)  # the page's controls start from these values
-        if request.num_video_frames is not None and not 1 <= request.num_video_frames <= MAX_FRAMES:
-            raise Gen3cInputError(f"--num_video_frames {request.num_video_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
+        check_request(request)  # the page's controls start from these values (frame count included)
         self.work_dir = ensure_writable_dir(work_dir, "GUI work folder").resolve()
         self.request = dataclasses.replace(request, video_save_folder=str(self.work_dir / "outputs"))
         self.kind = "image"  # one of gen3c.pipelines.request.INPUT_KINDS
