@@ -195,22 +195,70 @@ def test_use_fp8_matmuls_fuses_each_blocks_mlp(monkeypatch):
     assert 0 < ((out - ref).norm() / ref.norm()).item() < 0.1
 
 
-@pytest.mark.slow
-def test_fp8_blocks_with_gen3c_attention_compile_as_one_graph(monkeypatch):
-    """The blocks as the speed presets leave them (gen3c's attention processor, fp8 linears, the
-    fused GELU op) trace into one graph each (fullgraph: a graph break is an error) and compute
-    what they compute eagerly (AOT autograd's eager backend: the CPU has no fp8 Triton)."""
+@CPU_ROWWISE
+def test_fp8_attention_output_goes_into_the_fp8_out_projection_as_is(monkeypatch):
+    """With fp8 linears, the cuDNN fp8 kernel's e4m3 output and its per-tensor scale are the
+    output projection's GEMM input as they are (no dequantise + row-wise requantise): the block
+    computes exactly that GEMM, and lands closer to fp32 attention (one rounding fewer). On this
+    CPU the kernel is SDPA from the same e4m3 inputs, in the kernel's output format."""
+    import copy
+    import warnings
+
     from diffusers import CosmosTransformer3DModel
 
+    from gen3c.models import attention as attn_mod
     from gen3c.models import speed
-    from gen3c.models.attention import set_attention_kernel
 
     monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
     torch.manual_seed(0)
     model = CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, "attention_head_dim": 16, "adaln_lora_dim": 16})
     model = model.to(torch.bfloat16).eval()
+    exact = copy.deepcopy(model.transformer_blocks[0].attn1).float()
+    speed.use_fp8_matmuls(model)
+    attn = model.transformer_blocks[0].attn1
+    hidden = torch.randn(1, 140, attn.to_q.in_features, dtype=torch.bfloat16)
+    direct_processor = attn_mod.CosmosAttnProcessor(attn_mod.cudnn_fp8_attention, attn_mod.cudnn_fp8_attention_e4m3)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="cudnn_fp8: cuDNN built no fp8 attention")
+        direct = direct_processor(attn, hidden)
+        requantised = attn_mod.CosmosAttnProcessor(attn_mod.cudnn_fp8_attention)(attn, hidden)
+        reference = attn_mod.CosmosAttnProcessor(attn_mod.sdpa_attention)(exact, hidden.float())
+        # By hand: q, k, v as the processor makes them, the kernel's (e4m3, scale), one fp8 GEMM.
+        q = attn.norm_q(attn.to_q(hidden).unflatten(2, (attn.heads, -1)))
+        k = attn.norm_k(attn.to_k(hidden).unflatten(2, (attn.heads, -1)))
+        v = attn.to_v(hidden).unflatten(2, (attn.heads, -1))
+        out8, scale = attn_mod.cudnn_fp8_attention_e4m3(q, k, v)
+        assert out8.dtype == torch.float8_e4m3fn and out8.shape == (1, 140, attn.heads, 16) and scale.shape == (1, 1, 1, 1)
+        by_hand = attn.to_out[0].matmul_quantized(out8.reshape(140, -1), scale.reshape(1, 1).expand(140, 1).contiguous(), torch.bfloat16)
+    assert torch.equal(direct, by_hand[None])
+    error = lambda out: ((out.float() - reference).norm() / reference.norm()).item()  # noqa: E731
+    assert error(direct) < error(requantised) < 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:cudnn_fp8. cuDNN built no fp8 attention")
+@pytest.mark.parametrize("kernel", ["sdpa", "cudnn_fp8"])
+def test_fp8_blocks_with_gen3c_attention_compile_as_one_graph(monkeypatch, kernel):
+    """The blocks as the speed presets leave them (gen3c's attention processor, fp8 linears, the
+    fused GELU op; with cudnn_fp8 its e4m3 output straight into the fp8 output projection) trace
+    into one graph each (fullgraph: a graph break is an error) and compute what they compute
+    eagerly (AOT autograd's eager backend: the CPU has no fp8 Triton; the cuDNN op runs its SDPA
+    fallback here)."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models import attention as attn_mod
+    from gen3c.models import speed
+
+    monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
+    monkeypatch.setattr(attn_mod, "kernel_unavailable_reason", lambda *args, **kwargs: None)
+    torch.manual_seed(0)
+    model = CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, "attention_head_dim": 16, "adaln_lora_dim": 16})
+    model = model.to(torch.bfloat16).eval()
     kw = dit_inputs("cpu", torch.bfloat16)
-    assert set_attention_kernel(model, "sdpa") == "sdpa"
+    assert attn_mod.set_attention_kernel(model, kernel) == kernel
+    hands_e4m3 = attn_mod.cudnn_fp8_attention_e4m3 if kernel == "cudnn_fp8" else None
+    assert all(block.attn1.processor.self_attention_e4m3 is hands_e4m3 for block in model.transformer_blocks)
+    assert all(block.attn2.processor.self_attention_e4m3 is None for block in model.transformer_blocks)
     speed.use_fp8_matmuls(model)
     with torch.no_grad():
         eager = model(**kw)[0]

@@ -7,7 +7,8 @@ Two thirds of a GEN3C DiT forward is self-attention over the 56,320 video tokens
 - ``cudnn_fp8`` — cuDNN's fp8 (e4m3) flash attention through ``nvidia-cudnn-frontend``'s
   Python graph API: q, k and v are quantised per tensor on the fly (k first centred over the
   tokens, which leaves the softmax unchanged and shrinks its range, as SageAttention does), the
-  probabilities and the output are e4m3 too (Hopper's kernel writes fp8 only). An
+  probabilities and the output are e4m3 too (Hopper's kernel writes fp8 only); with fp8
+  matmuls that e4m3 output is the output projection's GEMM input as it is. An
   approximation: its cost is measured, and it is opt-in.
 - ``flash4`` — FlashAttention-4 (``flash-attn-4``, CuTe DSL kernels for Hopper and Blackwell) in
   bf16: exact attention, faster than cuDNN's bf16 SDPA at this shape (on Hopper with a tile of
@@ -40,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from gen3c.errors import first_line, note
+from gen3c.models.speed import Fp8Linear
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
@@ -61,10 +63,22 @@ class CosmosAttnProcessor:
     context-parallel self-attention go through diffusers' dispatcher, which is also told the
     diffusers attention backend and the parallel config (set by diffusers'
     ``set_attention_backend`` / ``enable_parallelism``).
+
+    ``self_attention_e4m3`` is the same kernel with its output left in e4m3 with one scale per
+    tensor (``(out, scale)``, as :func:`cudnn_fp8_attention_e4m3`). When the output projection is
+    an fp8 linear (:class:`gen3c.models.speed.Fp8Linear`), that output goes into its GEMM as it
+    is — one per-tensor scale is a row-wise scale with every row equal — instead of being
+    dequantised to bf16 and quantised again per row: a pass over the (tokens, hidden)
+    activations and a rounding fewer.
     """
 
-    def __init__(self, self_attention: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        self_attention: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
+        self_attention_e4m3: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+    ) -> None:
         self.self_attention = self_attention
+        self.self_attention_e4m3 = self_attention_e4m3
         # Set by diffusers' set_attention_backend / enable_parallelism.
         self._attention_backend = None
         self._parallel_config = None
@@ -91,7 +105,15 @@ class CosmosAttnProcessor:
         if image_rotary_emb is not None:
             query = apply_rotary_emb(query, image_rotary_emb, use_real=True, use_real_unbind_dim=-2, sequence_dim=1)
             key = apply_rotary_emb(key, image_rotary_emb, use_real=True, use_real_unbind_dim=-2, sequence_dim=1)
-        if self.self_attention is not None and not cross and self._parallel_config is None and attention_mask is None:
+        projection = attn.to_out[0]
+        own_kernel = self.self_attention is not None and not cross and self._parallel_config is None and attention_mask is None
+        if own_kernel and self.self_attention_e4m3 is not None and isinstance(projection, Fp8Linear):
+            out8, scale = self.self_attention_e4m3(query, key, value)
+            rows = out8.shape[0] * out8.shape[1]
+            row_scales = scale.reshape(1, 1).expand(rows, 1).contiguous()
+            out = projection.matmul_quantized(out8.reshape(rows, -1), row_scales, query.dtype)
+            return attn.to_out[1](out.reshape(*out8.shape[:2], -1))
+        if own_kernel:
             out = self.self_attention(query, key, value)
         else:
             out = dispatch_attention_fn(
@@ -99,7 +121,7 @@ class CosmosAttnProcessor:
                 backend=self._attention_backend, parallel_config=None if cross else self._parallel_config,
             )  # fmt: skip
         out = out.flatten(2, 3).type_as(query)
-        return attn.to_out[1](attn.to_out[0](out))
+        return attn.to_out[1](projection(out))
 
 
 # -- kernels ------------------------------------------------------------------------------------
@@ -132,20 +154,35 @@ def smooth_keys(key: Tensor) -> Tensor:
     return key - key.mean(dim=1, keepdim=True)
 
 
-def cudnn_fp8_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
-    """cuDNN fp8 flash attention on (B, S, H, D) bf16 tensors; returns (B, S, H, D) in the input's dtype."""
+def cudnn_fp8_attention_e4m3(query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+    """cuDNN fp8 flash attention on (B, S, H, D) tensors, its output left as the kernel writes it.
+
+    Returns:
+        ``(out, scale)``: out (B, S, H, D) e4m3, contiguous, and scale (1, 1, 1, 1) float32;
+        the attention is ``out · scale``.
+    """
     q8, descale_q = quantize_fp8(query)
     k8, descale_k = quantize_fp8(smooth_keys(key))
     v8, descale_v = quantize_fp8(value)
     # The output is a convex combination of the values: |o| ≤ amax(|v|), so v's scale fits o.
     out = torch.ops.gen3c.cudnn_sdpa_fp8(q8, k8, v8, descale_q, descale_k, descale_v, 1.0 / math.sqrt(query.shape[-1]))
-    return (out.float() * descale_v.reshape(())).to(query.dtype)
+    return out, descale_v
+
+
+def cudnn_fp8_attention(query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+    """cuDNN fp8 flash attention on (B, S, H, D) bf16 tensors; returns (B, S, H, D) in the input's dtype."""
+    out, scale = cudnn_fp8_attention_e4m3(query, key, value)
+    return (out.float() * scale.reshape(())).to(query.dtype)
 
 
 _KERNEL_FUNCTIONS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
     "sdpa": sdpa_attention,
     "flash4": flash4_attention,
     "cudnn_fp8": cudnn_fp8_attention,
+}
+#: Kernels that can hand their output over in e4m3 with a per-tensor scale, for an fp8 output projection.
+_E4M3_KERNEL_FUNCTIONS: dict[str, Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]] = {
+    "cudnn_fp8": cudnn_fp8_attention_e4m3,
 }
 
 
@@ -385,11 +422,12 @@ def set_attention_kernel(transformer: nn.Module, requested: str = "auto", device
     kernel, fallback = resolve_kernel(requested, device, transformer.config.attention_head_dim, dtype)
     if fallback is not None:
         note(fallback, stacklevel=2)
-    function = _KERNEL_FUNCTIONS[kernel]
+    function, function_e4m3 = _KERNEL_FUNCTIONS[kernel], _E4M3_KERNEL_FUNCTIONS.get(kernel)
     for block in transformer.transformer_blocks:
         for attn in (block.attn1, block.attn2):
             current = attn.processor
-            processor = CosmosAttnProcessor(function if attn is block.attn1 else None)
+            own = attn is block.attn1
+            processor = CosmosAttnProcessor(function if own else None, function_e4m3 if own else None)
             processor._attention_backend = getattr(current, "_attention_backend", None)
             processor._parallel_config = getattr(current, "_parallel_config", None)
             attn.set_processor(processor)
