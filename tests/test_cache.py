@@ -10,6 +10,7 @@ import torch
 
 from gen3c.cache import (
     DEPTH_WEIGHT_SHARPNESS,
+    BufferRenders,
     Cache3D,
     SelectingCache3D,
     foreground_curtain_depth,
@@ -166,10 +167,13 @@ def test_cuda_render_matches_the_cpu_render(foreground_masking):
     cache = Cache3D(foreground_masking=foreground_masking)
     cache.add_view(gt.rgb[0], gt.depth[0], src.K[0], src.w2c[0])
     outs["cpu→cuda"] = (cache.render(cams, device="cuda"), cache.render(cams, depth=False, device="cuda"))
+    # … and the renders left where they were splatted (the gen3c generator with its DiT resident).
+    kept = dict(device="cuda", output_device="cuda")
+    outs["cpu→cuda, kept"] = (cache.render(cams, **kept), cache.render(cams, depth=False, **kept))
     cpu, cpu_lean = outs["cpu"]
-    for name in ("cuda", "cpu→cuda"):
+    for name in ("cuda", "cpu→cuda", "cpu→cuda, kept"):
         gpu, gpu_lean = outs[name]
-        assert gpu.colors.device.type == ("cuda" if name == "cuda" else "cpu"), name
+        assert gpu.colors.device.type == gpu_lean.masks.device.type == ("cpu" if name == "cpu→cuda" else "cuda"), name
         # Scatter order differs between devices: colours agree to float rounding; a mask may flip
         # only where a weight sits at the float32 limit (none in this scene).
         torch.testing.assert_close(gpu.masks.cpu(), cpu.masks, atol=0, rtol=0)
@@ -183,7 +187,8 @@ def test_cuda_render_matches_the_cpu_render(foreground_masking):
 def test_cuda_splat_of_a_cpu_video_cache_and_a_selecting_cache():
     cpu, gpu = _video_and_selecting_renders("cpu"), _video_and_selecting_renders("cuda")
     for a, b in zip(cpu, gpu, strict=True):
-        assert b.colors.device.type == "cpu" and a.views == b.views
+        assert b.colors.device.type == "cuda" and a.views == b.views
+        b = BufferRenders(b.colors.cpu(), b.masks.cpu(), b.depths.cpu(), b.views)
         # The GPU adds splats in another order: in this scene of many depth ties (the video cache
         # holds every frame's points) a mask flips at 164 of 19,200 pixels (0.9 %, measured on an
         # H200); elsewhere the renders agree.
@@ -206,11 +211,15 @@ def _video_and_selecting_renders(device):
     selecting = SelectingCache3D(select=2)
     for i in (0, 2, 4):
         selecting.add_view(frames.rgb[i], frames.depth[i], cams.K[i], cams.w2c[i])
-    return video.render(cams, chunk_size=2, device=device), selecting.render(cams, chunk_size=2, device=device)
+    return (
+        video.render(cams, chunk_size=2, device=device, output_device=device),
+        selecting.render(cams, chunk_size=2, device=device, output_device=device),
+    )
 
 
 def test_splat_device_argument_on_the_cpu_changes_nothing():
-    """``device=`` names where to splat; naming the cache's own device is the default render."""
+    """``device=`` names where to splat and ``output_device=`` where the renders go; naming the
+    cache's own device is the default render."""
     plain, named = _video_and_selecting_renders(None), _video_and_selecting_renders("cpu")
     for a, b in zip(plain, named, strict=True):
         assert a.views == b.views and b.colors.device.type == "cpu"

@@ -634,6 +634,7 @@ class Cache3D:
         progress: Callable[[int], None] | None = None,
         depth: bool = True,
         device: torch.device | str | None = None,
+        output_device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render every buffer into every camera.
 
@@ -645,15 +646,18 @@ class Cache3D:
             depth: also render depth (the preview generator merges buffers by it); ``False``
                 returns colour and mask only, as GEN3C's renderer does, about a fifth faster.
             device: where to splat (e.g. the GPU a generator computes on; default: where the
-                cache's points are). The renders come back on the cache's device either way,
-                ``chunk_size`` frames at a time, so a GPU holds a few frames of them, never the
-                whole video's (3.5 GB for 121 frames at 704×1280 with two buffers).
+                cache's points are).
+            output_device: where the renders are returned (default: where the cache's points
+                are). They come back there ``chunk_size`` frames at a time, so a GPU that splats
+                for a cache on the CPU holds a few frames of them, never the whole video's (3.5 GB
+                for 121 frames at 704×1280 with two buffers); ``output_device=device`` keeps them
+                where they are splatted, with no copy out and back for a consumer computing there.
         Returns:
             :class:`BufferRenders` with NB = number of views.
         """
         if not self.views:
             raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
-        return self.render_views(range(len(self.views)), cameras, frame_offset, chunk_size, progress, depth, device)
+        return self.render_views(range(len(self.views)), cameras, frame_offset, chunk_size, progress, depth, device, output_device)
 
     def render_views(
         self,
@@ -664,6 +668,7 @@ class Cache3D:
         progress: Callable[[int], None] | None = None,
         depth: bool = True,
         device: torch.device | str | None = None,
+        output_device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
         if not isinstance(cameras, Cameras):
@@ -671,18 +676,18 @@ class Cache3D:
         indices = tuple(indices)
         views = [self.views[i] for i in indices]
         T, H, W = len(cameras), cameras.height, cameras.width
-        home = views[0].points.device
-        device = home if device is None else _concrete(device)
-        colors = torch.empty(T, len(views), 3, H, W, device=home)
-        masks = torch.empty(T, len(views), 1, H, W, device=home)
-        depths = torch.empty(T, len(views), 1, H, W, device=home) if depth else None
+        returned_on = views[0].points.device if output_device is None else _concrete(output_device)
+        device = views[0].points.device if device is None else _concrete(device)
+        colors = torch.empty(T, len(views), 3, H, W, device=returned_on)
+        masks = torch.empty(T, len(views), 1, H, W, device=returned_on)
+        depths = torch.empty(T, len(views), 1, H, W, device=returned_on) if depth else None
         w2c_all, K_all = cameras.w2c.to(device), cameras.K.to(device)
         workspace = SplatWorkspace()
         for start in range(0, T, chunk_size):
             stop = min(T, start + chunk_size)
             for v, view in enumerate(views):
                 out = WarpResult(colors[start:stop, v], masks[start:stop, v], depths[start:stop, v] if depth else None)
-                target = out if device == home else None  # elsewhere: splat there, then copy back
+                target = out if device == returned_on else None  # elsewhere: splat there, then copy back
                 result = self.render_view(view, w2c_all[start:stop], K_all[start:stop], H, W, frame_offset + start, target, workspace, depth)
                 if target is None:
                     out.color.copy_(result.color)
@@ -801,6 +806,7 @@ class SelectingCache3D(Cache3D):
         progress: Callable[[int], None] | None = None,
         depth: bool = True,
         device: torch.device | str | None = None,
+        output_device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the ``select`` best views into ``cameras`` (class docstring)."""
         if not self.views:
@@ -809,7 +815,7 @@ class SelectingCache3D(Cache3D):
         if len(self.views) > self.select:
             scores = self.overlap_scores(cameras, frame_offset, chunk_size, device)
             chosen = tuple(int(i) for i in torch.sort(scores, descending=True, stable=True).indices[: self.select])
-        out = self.render_views(chosen, cameras, frame_offset, chunk_size, progress, depth, device)
+        out = self.render_views(chosen, cameras, frame_offset, chunk_size, progress, depth, device, output_device)
         if self.near_full_threshold is not None and out.num_buffers > 1:
             keep_only_first_full(out, self.near_full_threshold)
         return out
