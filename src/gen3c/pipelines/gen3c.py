@@ -25,6 +25,11 @@ Deliberate differences from GEN3C: the sampler state is kept in float32 (GEN3C k
 bfloat16), and the initial noise comes from a CPU generator so a seed gives the same video on
 any device (the condition-augmentation noise is GEN3C's own: numpy's ``RandomState(seed)``).
 
+:meth:`Gen3cPipeline.__call__` also takes diffusers' own arguments with diffusers' meaning:
+``generator=`` (a ``torch.Generator`` draws all the noise instead of ``seed``),
+``callback_on_step_end=`` (+ ``callback_on_step_end_tensor_inputs``, ``pipe.interrupt``,
+``pipe.num_timesteps``) and ``output_type="np"`` / ``"pil"``.
+
 :class:`Gen3cGenerator` adapts the pipeline to the library's generator protocol
 (``generate(cache, cameras, first_frame)``); :mod:`gen3c.pipelines.loading` loads checkpoints
 into them.
@@ -35,7 +40,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +49,9 @@ from typing import Any
 import numpy as np
 import torch
 from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, DiffusionPipeline, EDMEulerScheduler
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
+from diffusers.video_processor import VideoProcessor
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError, first_line
@@ -70,6 +77,8 @@ WEIGHTS_HELP = (
 )
 #: The hub repository of GEN3C's DiT: ``Gen3cPipeline.from_pretrained`` of this id fetches and converts the official weights.
 OFFICIAL_REPO = "nvidia/Gen3C-Cosmos-7B"
+#: ``output_type`` values of :meth:`Gen3cPipeline.__call__` (see :class:`Gen3cPipelineOutput`).
+OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 
 
 def compute_device(device: str | torch.device | None = None) -> torch.device:
@@ -102,9 +111,16 @@ _DTYPE_KWARG = _dtype_kwarg()
 
 @dataclass
 class Gen3cPipelineOutput(BaseOutput):
-    """frames: (T, 3, H, W) float32 in [−1, 1] (or the (1, 16, T', h, w) latents with ``output_type="latent"``)."""
+    """The generated video; ``frames`` by ``output_type``:
 
-    frames: Tensor
+    - ``"pt"`` (the default): a (T, 3, H, W) float32 tensor in [−1, 1];
+    - ``"np"``: a (1, T, H, W, 3) float32 array in [0, 1] (diffusers' layout for a batch of one
+      video: ``frames[0]`` is what ``diffusers.utils.export_to_video`` takes);
+    - ``"pil"``: ``[[T PIL images]]`` (diffusers' list of videos, one video);
+    - ``"latent"``: the (1, 16, T', h, w) clean latents.
+    """
+
+    frames: Tensor | np.ndarray | list
 
 
 class Gen3cPipeline(DiffusionPipeline):
@@ -120,6 +136,8 @@ class Gen3cPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _optional_components = ["text_encoder", "tokenizer", "prompt_cache"]
+    #: What ``callback_on_step_end`` may ask for and return (the names of diffusers' Cosmos pipelines).
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
 
     def __init__(
         self,
@@ -151,6 +169,11 @@ class Gen3cPipeline(DiffusionPipeline):
         #: ``num_steps`` / ``guidance`` the checkpoint was made to sample with (a distilled
         #: student's ``gen3c_model.json``): what :meth:`__call__` uses when not told; empty: GEN3C's.
         self.sampling_defaults: dict[str, Any] = {}
+        self.video_processor = VideoProcessor(vae_scale_factor=vae.config.spatial_compression_ratio)
+        # Sampling state diffusers' callbacks read (see the properties below).
+        self._interrupt = False
+        self._num_timesteps = 0
+        self._current_timestep: Tensor | None = None
 
     # -- setup --------------------------------------------------------------------------
 
@@ -272,13 +295,30 @@ class Gen3cPipeline(DiffusionPipeline):
         """The dtype the transformer computes in (its storage dtype may be float8)."""
         return getattr(self.transformer, "_gen3c_compute_dtype", None) or self.transformer.dtype
 
+    @property
+    def interrupt(self) -> bool:
+        """Whether sampling stops before its next step, as in diffusers: a ``callback_on_step_end``
+        sets ``pipe._interrupt = True`` and the latents reached so far are decoded. Each call
+        starts with it False."""
+        return self._interrupt
+
+    @property
+    def num_timesteps(self) -> int:
+        """Sampler steps of the current (or last) call, as in diffusers."""
+        return self._num_timesteps
+
+    @property
+    def current_timestep(self) -> Tensor | None:
+        """The scheduler timestep being sampled (None outside sampling), as in diffusers."""
+        return self._current_timestep
+
     # -- 1. check inputs --------------------------------------------------------------
 
     def check_inputs(
         self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor, guidance: float, num_steps: int,
-        guidance_every: int = 1, seed: int = 1,
+        guidance_every: int = 1, seed: int | None = 1,
     ) -> None:
-        """Raise :class:`Gen3cInputError` for inputs the model cannot take."""
+        """Raise :class:`Gen3cInputError` for inputs the model cannot take (``seed`` None: a generator draws the noise)."""
         if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] != 3:
             raise Gen3cInputError(f"image must be a (3, H, W) tensor in [-1, 1], got {_describe(image)}")
         if not isinstance(buffer_colors, Tensor) or buffer_colors.ndim != 5 or buffer_colors.shape[2] != 3:
@@ -342,7 +382,9 @@ class Gen3cPipeline(DiffusionPipeline):
         if int(guidance_every) != guidance_every or guidance_every < 1:
             raise Gen3cInputError(f"guidance_every must be a positive whole number (1: every step), got {guidance_every}")
         # numpy's RandomState draws GEN3C's condition-augmentation noise: it takes 0 … 2³² − 1.
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= configs.MAX_SEED:
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= configs.MAX_SEED
+        ):
             raise Gen3cInputError(f"seed must be a whole number from 0 to {configs.MAX_SEED}, got {seed!r}")
         device = self._execution_device
         if device.type == "cpu" and self.vae.dtype in (torch.bfloat16, torch.float16):
@@ -353,6 +395,43 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         if self.transformer_dtype not in (torch.float32, torch.bfloat16, torch.float16):
             raise Gen3cInputError(f"the DiT computes in float32, bfloat16 or float16, not {self.transformer_dtype}: pipe.to(torch.bfloat16)")
+
+    def check_call_arguments(
+        self,
+        seed: int | None,
+        generator: Any,
+        callback: Any,
+        callback_on_step_end: Any,
+        callback_on_step_end_tensor_inputs: Any,
+        output_type: Any,
+    ) -> None:
+        """Raise :class:`Gen3cInputError` for randomness, callback and output arguments of
+        :meth:`__call__` that cannot be used (the tensors are :meth:`check_inputs`' job)."""
+        if seed is not None and generator is not None:
+            raise Gen3cInputError(
+                "seed and generator were both given: pass seed=N (GEN3C's exact noise) or generator=torch.Generator() (all noise from it), not both"
+            )
+        if isinstance(generator, (list, tuple)):
+            raise Gen3cInputError(
+                f"generator is a list of {len(generator)}: a call makes one video, so pass one torch.Generator (one call per generator for several)"
+            )
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise Gen3cInputError(f"generator must be a torch.Generator, got {type(generator).__name__}: pass torch.Generator().manual_seed(n), or seed=n")
+        for name, function in (("callback", callback), ("callback_on_step_end", callback_on_step_end)):
+            if function is not None and not callable(function):
+                raise Gen3cInputError(f"{name} must be a function, got {type(function).__name__}")
+        names = callback_on_step_end_tensor_inputs
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise Gen3cInputError(
+                f"callback_on_step_end_tensor_inputs must be a list of names from {self._callback_tensor_inputs}, got {names!r}"
+            )
+        unknown = [n for n in names if n not in self._callback_tensor_inputs]
+        if unknown:
+            raise Gen3cInputError(
+                f"callback_on_step_end_tensor_inputs: {unknown} cannot be passed to the callback; choose from {self._callback_tensor_inputs}"
+            )
+        if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
+            raise Gen3cInputError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}")
 
     # -- 2. prompts --------------------------------------------------------------------
 
@@ -440,6 +519,26 @@ class Gen3cPipeline(DiffusionPipeline):
 
     # -- 4. sampling -------------------------------------------------------------------
 
+    def prepare_noise(
+        self, shape: tuple[int, ...], device: torch.device, *, seed: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The sampler's initial noise and the first frame's augmentation noise, N(0, 1), each
+        ``shape`` (1, 16, T', h, w) float32 on ``device``.
+
+        With ``seed`` (None: 1): the initial noise from a CPU torch generator seeded with it (the
+        same on every device) and the augmentation noise from numpy's ``RandomState(seed)``, as
+        GEN3C's ``misc.arch_invariant_rand``. With ``generator``: both from it, on its device,
+        the initial noise first: reproducible for the same generator state, but not GEN3C's stream.
+        """
+        if generator is not None:
+            initial = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
+            augment = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
+            return initial.to(device), augment.to(device)
+        seed = 1 if seed is None else seed
+        initial = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
+        augment = torch.from_numpy(np.random.RandomState(seed).standard_normal(shape).astype(np.float32))
+        return initial.to(device), augment.to(device)
+
     def denoise(
         self,
         image_latent: Tensor,
@@ -449,17 +548,23 @@ class Gen3cPipeline(DiffusionPipeline):
         *,
         guidance: float,
         num_steps: int,
-        seed: int,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
         fps: float = configs.FPS,
         condition_augment_sigma: float = configs.CONDITION_AUGMENT_SIGMA,
         guidance_every: int = 1,
         guidance_batch: bool = False,
         callback: Callable[[int, float, Tensor], None] | None = None,
+        callback_on_step_end: Callable[..., dict] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
     ) -> Tensor:
         """GEN3C's sampling loop with ``self.scheduler`` (any of :data:`gen3c.schedulers.SAMPLERS`);
-        returns the clean latents (1, 16, T', h, w) in float32.
+        returns the clean latents (1, 16, T', h, w) in float32 (those reached so far when a
+        callback sets ``pipe._interrupt``).
 
         Args:
+            seed, generator: where the noise comes from (:meth:`prepare_noise`).
+            callback, callback_on_step_end, callback_on_step_end_tensor_inputs: as :meth:`__call__`.
             guidance_every: run the unconditional branch on every ``k``-th step only (steps 0,
                 k, 2k, …) and reuse its last guidance direction in between (an approximation;
                 1: every step, GEN3C's). The direction is kept as a difference of denoised
@@ -475,19 +580,16 @@ class Gen3cPipeline(DiffusionPipeline):
         scheduler.set_begin_index(0)
         timesteps, sigmas = scheduler.timesteps, scheduler.sigmas
 
-        noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
-        xt = noise.to(device) * scheduler.init_noise_sigma
-        # GEN3C's misc.arch_invariant_rand: the same seeded numpy noise at every step.
-        aug_noise = torch.from_numpy(
-            np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
-        ).to(device)
+        noise, aug_noise = self.prepare_noise(shape, device, seed=seed, generator=generator)
+        xt = noise * scheduler.init_noise_sigma
         gt = image_latent.to(device).contiguous()
         buffer_latents = buffer_latents.to(device).contiguous()
         text = prompt_embeds.to(device, dtype).contiguous()
         neg_text = negative_prompt_embeds.to(device, dtype).contiguous() if negative_prompt_embeds is not None else None
         if context_parallel_degree(self.transformer) > 1:
-            # The ranks of a multi-GPU run share one DiT: give every rank rank 0's conditions.
-            broadcast_from_main(gt, buffer_latents, text, *([] if neg_text is None else [neg_text]))
+            # The ranks of a multi-GPU run share one DiT: give every rank rank 0's conditions and
+            # noise (a seed draws the same noise everywhere; a rank's own generator need not).
+            broadcast_from_main(gt, buffer_latents, text, xt, aug_noise, *([] if neg_text is None else [neg_text]))
         aug_sigma = torch.tensor(condition_augment_sigma, dtype=torch.float32)
         augmented = scheduler.precondition_inputs(gt + aug_noise * aug_sigma, aug_sigma)
 
@@ -508,11 +610,15 @@ class Gen3cPipeline(DiffusionPipeline):
             return out.float()
 
         guide_denoised = None  # c_out·(cond − uncond) of the last step that ran both branches
+        self._interrupt, self._num_timesteps = False, len(timesteps)
         if self.step_cache is not None:
             self.step_cache.begin(self.transformer, num_steps, sampler_name(scheduler))
         try:
             with self._stage("transformer"), self.progress_bar(total=num_steps) as bar:
                 for i, t in enumerate(timesteps):
+                    if self.interrupt:
+                        break
+                    self._current_timestep = t
                     sigma = sigmas[i].to(device)
                     ind = indicator if condition_augment_sigma < float(sigmas[i]) else torch.zeros_like(indicator)
                     c_in = 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
@@ -542,13 +648,41 @@ class Gen3cPipeline(DiffusionPipeline):
                     # In the conditioned frame, an output whose denoised estimate is the clean latent.
                     out = ind * ((gt - c_skip * new_xt) / c_out) + (1 - ind) * out
                     xt = scheduler.step(out, t, new_xt, return_dict=False)[0].float()
+                    if callback_on_step_end is not None:
+                        tensors = {"latents": xt, "prompt_embeds": text, "negative_prompt_embeds": uncond_text if guidance != 0 else None}
+                        tensors = self._call_step_end(callback_on_step_end, callback_on_step_end_tensor_inputs, i, t, tensors)
+                        xt, text = tensors["latents"], tensors["prompt_embeds"]
+                        uncond_text = tensors["negative_prompt_embeds"] if guidance != 0 else text
                     if callback is not None:
                         callback(i, float(sigmas[i]), xt)
                     bar.update()
         finally:
+            self._current_timestep = None
             if self.step_cache is not None:
                 self.step_cache.end()
         return xt
+
+    def _call_step_end(
+        self, function: Callable[..., dict], names: Sequence[str], step: int, timestep: Tensor, tensors: dict[str, Tensor | None]
+    ) -> dict[str, Tensor | None]:
+        """Call diffusers' ``callback_on_step_end(pipe, step, timestep, {name: tensor})``; the
+        tensors it returns (under any of :attr:`_callback_tensor_inputs`) replace the sampler's."""
+        returned = function(self, step, timestep, {name: tensors[name] for name in names})
+        if not isinstance(returned, dict):
+            raise Gen3cInputError(
+                f"callback_on_step_end returned {type(returned).__name__}: return a dict (the callback_kwargs it was given, changed or not)"
+            )
+        replaced = dict(tensors)
+        for name in self._callback_tensor_inputs:
+            if name not in returned or tensors[name] is None:
+                continue
+            new, old = returned[name], tensors[name]
+            if not isinstance(new, Tensor) or tuple(new.shape) != tuple(old.shape):
+                raise Gen3cInputError(
+                    f"callback_on_step_end returned {name} as {_describe(new)}: return a tensor of its shape {tuple(old.shape)}"
+                )
+            replaced[name] = new.to(old.device, old.dtype)
+        return replaced
 
     def _branch(self, name: str):
         """The step cache's context for a forward of branch ``name`` (nothing without one)."""
@@ -566,7 +700,7 @@ class Gen3cPipeline(DiffusionPipeline):
         negative_prompt: str | None = None,
         guidance: float | None = None,
         num_steps: int | None = None,
-        seed: int = 1,
+        seed: int | None = None,
         fps: float = configs.FPS,
         condition_augment_sigma: float = configs.CONDITION_AUGMENT_SIGMA,
         guidance_every: int = 1,
@@ -575,7 +709,10 @@ class Gen3cPipeline(DiffusionPipeline):
         output_type: str = "pt",
         return_dict: bool = True,
         callback: Callable[[int, float, Tensor], None] | None = None,
-    ) -> Gen3cPipelineOutput | tuple[Tensor]:
+        generator: torch.Generator | None = None,
+        callback_on_step_end: Callable[..., dict] | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+    ) -> Gen3cPipelineOutput | tuple:
         """Generate a video.
 
         Args:
@@ -590,22 +727,42 @@ class Gen3cPipeline(DiffusionPipeline):
                 distilled student: 0), else GEN3C's 1.
             num_steps: sampler steps; None: the checkpoint's own (a distilled student's few),
                 else GEN3C's 35.
-            seed: random seed, 0 … 2³² − 1; the same seed gives the same video (on any device).
+            seed: random seed, 0 … 2³² − 1 (None: 1, unless ``generator`` is given); the same
+                seed gives the same video (on any device), with GEN3C's own noise.
             fps: frame rate the DiT's positional embedding is told (GEN3C: 24).
             condition_augment_sigma: noise level of the first-frame condition (GEN3C: 0.001).
             guidance_every, guidance_batch: how the two branches of guidance run (:meth:`denoise`).
-            output_type: "pt" for frames, "latent" for the clean latents.
-            callback: ``callback(step, sigma, latents)`` after each sampler step.
+            output_type: "pt" (frames (T, 3, H, W) in [−1, 1]), "np" / "pil" (diffusers' layouts),
+                or "latent" (the clean latents); see :class:`Gen3cPipelineOutput`.
+            callback: ``callback(step, sigma, latents)`` after each sampler step (gen3c's own;
+                ``sigma`` is the step's starting σ). With ``callback_on_step_end`` both run, this
+                one second, seeing the latents that callback returned.
+            generator: a ``torch.Generator`` (diffusers' way) instead of ``seed``: all the noise is
+                drawn from it on its device, so the same generator state gives the same video,
+                but not the video of any ``seed`` (GEN3C draws part of its noise with numpy).
+                Giving both is refused; so is a list (a call makes one video).
+            callback_on_step_end: diffusers' ``fn(pipe, step, timestep, callback_kwargs) -> dict``
+                after each sampler step, with ``timestep`` from ``pipe.scheduler.timesteps`` and
+                ``callback_kwargs`` holding the tensors named in
+                ``callback_on_step_end_tensor_inputs``; tensors it returns under those names
+                replace the sampler's (``latents`` (1, 16, T', h, w) float32; ``prompt_embeds``,
+                ``negative_prompt_embeds`` (1, L, D), the latter None when ``guidance=0``).
+                Setting ``pipe._interrupt = True`` stops before the next step (``pipe.interrupt``).
+                A diffusers ``PipelineCallback`` brings its own ``tensor_inputs``.
+            callback_on_step_end_tensor_inputs: names from :attr:`_callback_tensor_inputs`.
 
         Returns:
-            :class:`Gen3cPipelineOutput` with ``frames`` (T, 3, H, W) float32 in [−1, 1], on the CPU.
+            :class:`Gen3cPipelineOutput` (or ``(frames,)`` with ``return_dict=False``), on the CPU.
         """
         # 1. Check inputs
         guidance = float(self.sampling_defaults.get("guidance", 1.0)) if guidance is None else guidance
         num_steps = int(self.sampling_defaults.get("num_steps", configs.NUM_STEPS)) if num_steps is None else num_steps
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        self.check_call_arguments(
+            seed, generator, callback, callback_on_step_end, callback_on_step_end_tensor_inputs, output_type
+        )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
-        if output_type not in ("pt", "latent"):
-            raise Gen3cInputError(f"output_type must be 'pt' or 'latent', got {output_type!r}")
         # 2. Encode the prompts
         prompt_embeds = self.encode_prompt(prompt, max_sequence_length)
         negative_prompt_embeds = None
@@ -623,8 +780,10 @@ class Gen3cPipeline(DiffusionPipeline):
         with self._out_of_memory_as_error("sampling with the DiT"):
             latents = self.denoise(
                 image_latent, buffer_latents, prompt_embeds, negative_prompt_embeds, guidance=guidance,
-                num_steps=int(num_steps), seed=seed, fps=fps, condition_augment_sigma=condition_augment_sigma,
-                guidance_every=int(guidance_every), guidance_batch=guidance_batch, callback=callback,
+                num_steps=int(num_steps), seed=seed, generator=generator, fps=fps,
+                condition_augment_sigma=condition_augment_sigma, guidance_every=int(guidance_every),
+                guidance_batch=guidance_batch, callback=callback, callback_on_step_end=callback_on_step_end,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             )  # fmt: skip
         # 5. Decode
         if output_type == "latent":
@@ -638,6 +797,9 @@ class Gen3cPipeline(DiffusionPipeline):
                     chunk_frames=self.memory.vae_chunk_frames,
                 )
             frames = video[0].permute(1, 0, 2, 3).float().clamp(-1, 1).cpu()
+            if output_type != "pt":
+                # diffusers' np / PIL video layouts, from its (B, 3, T, H, W) in [−1, 1].
+                frames = self.video_processor.postprocess_video(frames.permute(1, 0, 2, 3)[None], output_type=output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (frames,)
