@@ -134,13 +134,14 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
 
 def test_every_chunk_is_splatted_where_the_generator_asks():
     """A generator's ``render_device`` (the gen3c generator's GPU) is where each chunk's buffers
-    are splatted; the renders come back where the cache is."""
+    are splatted, and its ``render_output_device`` where the renders are handed over (absent:
+    where the cache is)."""
     calls = []
 
     class RecordingCache(Cache3D):
-        def render(self, cameras, *args, device=None, **kwargs):
-            out = super().render(cameras, *args, device=device, **kwargs)
-            calls.append((len(cameras), device, out.colors.device.type))
+        def render(self, cameras, *args, device=None, output_device=None, **kwargs):
+            out = super().render(cameras, *args, device=device, output_device=output_device, **kwargs)
+            calls.append((len(cameras), device, output_device, out.colors.device.type))
             return out
 
     image, depth = plane_view()
@@ -149,7 +150,11 @@ def test_every_chunk_is_splatted_where_the_generator_asks():
     gen = Recorder(9)
     gen.render_device = torch.device("cpu")
     generate_video(cache, slide(17), gen, first_frame=image)
-    assert [c for c in calls if c[0] == 9] == [(9, torch.device("cpu"), "cpu")] * 2
+    assert [c for c in calls if c[0] == 9] == [(9, torch.device("cpu"), None, "cpu")] * 2
+    calls.clear()
+    gen.render_output_device = torch.device("cpu")
+    generate_video(cache, slide(17), gen, first_frame=image)
+    assert [c for c in calls if c[0] == 9] == [(9, torch.device("cpu"), torch.device("cpu"), "cpu")] * 2
 
 def test_preview_runs_chunked_for_120n_plus_1_or_when_asked():
     gen = PreviewGenerator()

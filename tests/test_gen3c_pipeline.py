@@ -287,8 +287,8 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
         def __init__(self):
             self.rendered = None
 
-        def render(self, cameras, depth=True, device="not given"):
-            self.rendered, self.depth, self.device = cameras, depth, device
+        def render(self, cameras, depth=True, device="not given", output_device="not given"):
+            self.rendered, self.depth, self.device, self.output_device = cameras, depth, device, output_device
             return SimpleNamespace(colors=colors, masks=masks)
 
     cache, cameras = StandInCache(), list(range(T))
@@ -296,7 +296,9 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
     ticks = []
     frames = gen.generate(cache, cameras, image, progress=ticks.append)
     assert cache.rendered is cameras and cache.depth is False  # GEN3C conditions on colour + mask only
-    assert cache.device is None and gen.render_device is None  # on a CPU the cache renders where it is
+    # on a CPU the cache renders where it is, and the renders stay there
+    assert cache.device is None and gen.render_device is None
+    assert cache.output_device is None and gen.render_output_device is None
     assert frames.shape == (T, 3, H, W)
     assert len(ticks) == 4 and sum(ticks) == pytest.approx(T)
     direct = pipe(image, colors, masks, num_steps=4, guidance=0.0).frames
@@ -310,7 +312,7 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
 def test_generator_keeps_the_users_progress_bar_setting(pipe, capsys):
     # Before: every generate() reset the pipeline's bar to disable=False, undoing the user's call.
     image, colors, masks = inputs(num_buffers=1)
-    cache = SimpleNamespace(render=lambda cameras, depth=True, device=None: SimpleNamespace(colors=colors, masks=masks))
+    cache = SimpleNamespace(render=lambda cameras, depth=True, device=None, output_device=None: SimpleNamespace(colors=colors, masks=masks))
     gen = Gen3cGenerator(pipe, num_steps=2, guidance=0.0, chunk_frames=T)
     pipe.set_progress_bar_config(disable=True)
     try:
@@ -434,3 +436,36 @@ def test_uncached_prompt_without_t5_is_a_clear_error(pipe):
     bare(*inputs(), num_steps=1)
     with pytest.raises(Gen3cModelError, match="not in the prompt cache"):
         bare(*inputs(), num_steps=1, prompt="a cat")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")
+def test_on_a_gpu_the_renders_stay_there_in_the_resident_plan():
+    """The gen3c generator splats the cache on its GPU; in the resident plan the renders stay there
+    for the tokenizer (no copy to the CPU and back), in a leaner plan they come back to the CPU;
+    the video is the same either way."""
+    from gen3c.cache import Cache3D
+    from gen3c.pipelines.camera_video import generate_video
+    from gen3c.scenes import make_scene, render, source_camera
+    from gen3c.trajectories import preset_trajectory
+
+    src = source_camera(H, W)
+    view = render(make_scene("objects", seed=0), src)
+    cache = Cache3D()
+    cache.add_view(view.rgb[0], view.depth[0], src.K[0], src.w2c[0])
+    cameras = preset_trajectory("left", "center_facing", T, src.w2c[0], src.K[0], H, W)
+    gpu = tiny_pipeline(seed=0).configure_memory(memory_plan(), "cuda")
+    gen = Gen3cGenerator(gpu, num_steps=2, guidance=0.0, chunk_frames=T)
+    seen, encode = [], gpu.encode_conditions
+
+    def recording_encode(image, colors, masks):
+        seen.append(colors.device.type)
+        return encode(image, colors, masks)
+
+    gpu.encode_conditions = recording_encode
+    assert gen.render_device.type == "cuda" and gen.render_output_device == gen.render_device
+    kept = generate_video(cache, cameras, gen, first_frame=view.rgb[0]).frames
+    gpu.configure_memory(memory_plan("model_offload"), "cuda")
+    assert gen.render_device.type == "cuda" and gen.render_output_device is None
+    copied = generate_video(cache, cameras, gen, first_frame=view.rgb[0]).frames
+    assert seen == ["cuda", "cpu"]
+    torch.testing.assert_close(kept, copied, atol=1e-6, rtol=0)

@@ -29,6 +29,7 @@ def coefficients(monkeypatch):
     monkeypatch.setattr(memory, "VAE_DECODE_BYTES", 17 * GiB / (17 * 64 * 64 * 256))  # 1 GiB per frame
     monkeypatch.setattr(memory, "VAE_ENCODE_VIDEO_BYTES", 0.0)
     monkeypatch.setattr(memory, "VAE_DECODE_VIDEO_BYTES", 0.0)
+    monkeypatch.setattr(memory, "RENDER_BYTES", GiB / (17 * 64 * 64))  # 1 GiB per buffer's renders
 
 
 def test_the_whole_video_term_is_paid_once_per_tokenizer_pass(coefficients, monkeypatch):
@@ -40,8 +41,9 @@ def test_the_whole_video_term_is_paid_once_per_tokenizer_pass(coefficients, monk
 
 
 def test_estimate_adds_the_weights_on_the_gpu_to_each_stage(coefficients):
-    # resident: sampling 28 + 1 + 3 = 32; encode/decode of 17 frames 28 + 1 + 17 = 46.
-    assert estimate_peak_gb(memory_plan(), SIZE) == pytest.approx(46)
+    # resident: the renders (2 buffers, 1 GiB each) stay on the GPU; sampling 28 + 1 + 3 + 2 = 34;
+    # encode of 17 frames 28 + 1 + 17 + 1 (the buffer not being encoded) = 47; decode 28 + 1 + 17 + 2 = 48.
+    assert estimate_peak_gb(memory_plan(), SIZE) == pytest.approx(48)
     # tokenizer in chunks of 1 latent frame (9 frames): encode 28 + 1 + 9 = 38 > sampling 32.
     assert estimate_peak_gb(memory_plan(vae_chunk_frames=1), SIZE) == pytest.approx(38)
     # float8 storage halves the DiT: encode 14 + 1 + 9 = 24.
@@ -52,6 +54,16 @@ def test_estimate_adds_the_weights_on_the_gpu_to_each_stage(coefficients):
     assert estimate_peak_gb(memory_plan("group_offload"), SIZE) == pytest.approx(19)
     # ... with float8 and 1-latent chunks: sampling (14 + 2)/2 + 3 = 11 > encode 1 + 9 = 10.
     assert estimate_peak_gb(memory_plan("group_offload", fp8=True, vae_chunk_frames=1), SIZE) == pytest.approx(11)
+
+
+def test_renders_stay_on_the_gpu_in_the_resident_whole_video_plan_only():
+    assert memory.renders_stay_on_gpu(memory_plan())
+    assert memory.renders_stay_on_gpu(memory_plan(fp8=True))
+    for lean in (
+        memory_plan(vae_chunk_frames=2), memory_plan("model_offload"), memory_plan("group_offload"),
+        memory_plan(offload_tokenizer=True), memory_plan(**memory.LOW_MEMORY),
+    ):  # fmt: skip
+        assert not memory.renders_stay_on_gpu(lean), lean
 
 
 def test_budget_picks_the_fastest_plan_that_fits(coefficients):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.models.configs import NUM_BUFFERS
 
 MEMORY_MODES = ("resident", "model_offload", "group_offload")
 #: Stage names of the pipeline's components, as GEN3C's flags call them.
@@ -195,11 +196,26 @@ class ModelSize:
         )
 
 
+#: Bytes per (pixel × frame) of one buffer's render as the generator takes it: float32 colour and mask.
+RENDER_BYTES = 16
+
+
+def renders_stay_on_gpu(plan: MemoryPlan) -> bool:
+    """Whether the 3D cache's renders stay on the GPU they are splatted on, for the tokenizer to
+    encode there (no copy to CPU memory and back: ~1.2 s per 121-frame 704×1280 chunk on an H200,
+    docs/benchmarks.md). Only in the resident plan with the tokenizer on the whole video, whose own
+    whole-video tensors dwarf them (at most 3.25 GB at full size against ~30 GB); the leaner plans
+    keep them in CPU memory."""
+    return not plan.offload and not plan.group_offload and plan.vae_chunk_frames is None
+
+
 def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
     """Estimated peak accelerator memory (GB, 2³⁰ bytes; as ``torch.cuda.max_memory_allocated``) of
     one chunk under ``plan``: the largest of the three stages (encode, sample, decode), each the
-    weights on the accelerator at that time plus the stage's activations. T5 is left out (it is
-    loaded only for a prompt missing from the prompt cache)."""
+    weights on the accelerator at that time plus the stage's activations, plus the renders where
+    they stay on the GPU (:func:`renders_stay_on_gpu`; GEN3C's two buffers, of which the encode
+    held one before). T5 is left out (it is loaded only for a prompt missing from the prompt
+    cache)."""
     dit = size.dit_bytes * (0.5 if plan.fp8 else 1.0)
     if plan.group_offload:  # blocks stream in one at a time, the next one prefetched
         block = size.dit_block_bytes * (0.5 if plan.fp8 else 1.0)
@@ -211,9 +227,12 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
     chunk = size.frames if plan.vae_chunk_frames is None else min(size.frames, plan.vae_chunk_frames * size.temporal_compression + 1)
     pixels = chunk * size.height * size.width
     video = size.frames * size.height * size.width
-    encode = dit_idle + size.vae_bytes + VAE_ENCODE_VIDEO_BYTES * video + VAE_ENCODE_BYTES * pixels * size.encoder_channels
-    sample = dit_sampling + vae_idle + DIT_ACTIVATION_BYTES * size.tokens * size.hidden
-    decode = dit_idle + size.vae_bytes + VAE_DECODE_VIDEO_BYTES * video + VAE_DECODE_BYTES * pixels * size.decoder_channels
+    renders = NUM_BUFFERS * RENDER_BYTES * video if renders_stay_on_gpu(plan) else 0
+    # The encode's calibrated video term already holds the buffer being encoded.
+    encode_renders = max(0, renders - RENDER_BYTES * video)
+    encode = dit_idle + size.vae_bytes + VAE_ENCODE_VIDEO_BYTES * video + VAE_ENCODE_BYTES * pixels * size.encoder_channels + encode_renders
+    sample = dit_sampling + vae_idle + DIT_ACTIVATION_BYTES * size.tokens * size.hidden + renders
+    decode = dit_idle + size.vae_bytes + VAE_DECODE_VIDEO_BYTES * video + VAE_DECODE_BYTES * pixels * size.decoder_channels + renders
     return max(encode, sample, decode) / 2**30
 
 

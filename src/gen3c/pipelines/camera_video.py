@@ -58,7 +58,8 @@ class VideoGenerator(Protocol):
     """``name`` labels progress; ``needs_buffer_depth`` (default True when absent) says whether
     ``generate`` reads ``buffers.depths`` — when False the cache renders colour and mask only;
     ``render_device`` (default None when absent: where the cache is) is where the cache is
-    splatted for this generator, e.g. the GPU it computes on."""
+    splatted for this generator, e.g. the GPU it computes on, and ``render_output_device`` (the
+    same default) where it takes the renders."""
 
     name: str
 
@@ -336,6 +337,7 @@ def generate_video(
             progress=progress(stage[0], len(cams)) if progress else None,
             depth=getattr(generator, "needs_buffer_depth", True),
             device=getattr(generator, "render_device", None),
+            output_device=getattr(generator, "render_output_device", None),
         )
         frames = generator.generate(
             chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None

@@ -62,6 +62,7 @@ from gen3c.models.memory import (
     enable_fp8_weights,
     enable_group_offload,
     out_of_memory_message,
+    renders_stay_on_gpu,
 )
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.step_cache import StepCache
@@ -868,7 +869,7 @@ def condition_channels(indicator: Tensor, buffer_latents: Tensor) -> Tensor:
 class Gen3cGenerator:
     """The GEN3C model as a generator of :mod:`gen3c.pipelines.camera_video`.
 
-    ``cache.render(cameras, depth=False, device=...)`` must return an object with ``colors``
+    ``cache.render(cameras, depth=False, device=..., output_device=...)`` must return an object with ``colors``
     (T, NB, 3, H, W) in [−1, 1] and ``masks`` (T, NB, 1, H, W) in {0, 1}, newest buffer first.
 
     Args:
@@ -912,6 +913,13 @@ class Gen3cGenerator:
         device = self.pipeline._execution_device
         return device if device.type == "cuda" else None
 
+    @property
+    def render_output_device(self) -> torch.device | None:
+        """Where the renders are handed over: the GPU they are splatted on when the memory plan
+        leaves room for them there (:func:`gen3c.models.memory.renders_stay_on_gpu`), so the
+        tokenizer encodes them without a copy to CPU memory and back; else None (CPU memory)."""
+        return self.render_device if renders_stay_on_gpu(self.pipeline.memory) else None
+
     def check_num_frames(self, num_frames: int) -> None:
         """Each call makes one chunk of ``chunk_frames`` frames; longer videos are made chunk by
         chunk by :func:`gen3c.pipelines.camera_video.generate_video`."""
@@ -944,7 +952,7 @@ class Gen3cGenerator:
                 "the gen3c generator needs the first frame (the source image) to condition on"
             )
         if buffers is None:
-            buffers = cache.render(cameras, depth=False, device=self.render_device)
+            buffers = cache.render(cameras, depth=False, device=self.render_device, output_device=self.render_output_device)
         colors, masks = buffers.colors, buffers.masks
         T = colors.shape[0]
         self.check_num_frames(T)
