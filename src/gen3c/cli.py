@@ -227,8 +227,10 @@ DepthEstimatorOpt = Annotated[
     str,
     typer.Option(
         "--depth_estimator",
-        help="Depth when no --depth_path: 'moge' (GEN3C's, Ruicheng/moge-vitl), a MoGe model.pt, a transformers "
-        "depth model id or folder (Depth Pro, Depth Anything V2, ZoeDepth), or 'prior' (no weights: ground plane + wall).",
+        help="Depth estimator for a single image (generate: without --depth_path, or for the camera of a --depth_path "
+        "without --intrinsics/--fov): "
+        "'moge' (GEN3C's, Ruicheng/moge-vitl), a MoGe model.pt, depth_pro, depth_anything_v2, zoedepth or any transformers "
+        "depth model id or folder, or 'prior' (no weights: ground plane + wall).",
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the gen3c generator's sampler (the preview draws no random numbers).")]
@@ -517,7 +519,8 @@ def generate(
         bool,
         typer.Option(
             "--mask_invalid_depth",
-            help="Leave NaN/inf depth pixels out of the cache. By default they sit far away as in GEN3C (depth 100 in the "
+            help="Leave NaN/inf pixels of depth read from a file (--depth_path, a video or multi-view input) out of the cache. "
+            "By default they sit far away as in GEN3C (depth 100 in the "
             "cache: sky renders as a backdrop); ≤0 pixels are always left out. Depth with no valid pixel is refused.",
         ),
     ] = False,
