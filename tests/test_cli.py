@@ -1,6 +1,7 @@
 """The command line end to end: outputs, frame counts, content, and bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -68,6 +69,25 @@ def test_entry_point_help_lists_gen3c_flags():
                  "--movement_distance", "--num_video_frames", "--save_buffer", "--foreground_masking", "--seed",
                  "--depth_path", "--intrinsics", "--fov", "--generator", "--resolution", "--camera_file"):  # fmt: skip
         assert flag in out
+
+
+def test_help_texts_show_as_written():
+    """typer renders help as rich markup: a bracketed word such as 'gen3c[fast]' would vanish
+    from the screen unless escaped."""
+    import typer.main
+    from rich.text import Text
+
+    def commands(command):
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from commands(sub)
+
+    shown = [(p.help, Text.from_markup(p.help).plain) for c in commands(typer.main.get_command(app)) for p in c.params if getattr(p, "help", None)]
+    assert len(shown) > 100
+    assert not [(text, plain) for text, plain in shown if plain != text.replace("\\[", "[")]
+    out = subprocess.run([sys.executable, "-m", "gen3c", "generate", "--help"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "300"}).stdout  # fmt: skip
+    assert "with gen3c[fast] installed" in out
 
 
 @pytest.fixture()

@@ -331,7 +331,7 @@ AttentionOpt = Annotated[
     typer.Option(
         "--attention_backend",
         help="gen3c generator: the DiT's self-attention kernel. auto: flash4 (FlashAttention-4, exact) on "
-        "Hopper/Blackwell GPUs with gen3c[fast] installed, else PyTorch SDPA; flash4; sdpa; cudnn_fp8 (cuDNN fp8 "
+        "Hopper/Blackwell GPUs with gen3c\\[fast] installed, else PyTorch SDPA; flash4; sdpa; cudnn_fp8 (cuDNN fp8 "
         "attention, approximate: 74 → 62 ms per 7B attention on an H200; the video 51.0 dB PSNR from exact's on the "
         "shipped small model); auto_fp8 (cudnn_fp8 where it runs, else as auto); or a diffusers backend name. "
         "Default: the --speed preset's (auto; fastest: auto_fp8).",
