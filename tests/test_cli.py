@@ -1,6 +1,7 @@
 """The command line end to end: outputs, frame counts, content, and bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -70,6 +71,25 @@ def test_entry_point_help_lists_gen3c_flags():
         assert flag in out
 
 
+def test_help_texts_show_as_written():
+    """typer renders help as rich markup: a bracketed word such as 'gen3c[fast]' would vanish
+    from the screen unless escaped."""
+    import typer.main
+    from rich.text import Text
+
+    def commands(command):
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from commands(sub)
+
+    shown = [(p.help, Text.from_markup(p.help).plain) for c in commands(typer.main.get_command(app)) for p in c.params if getattr(p, "help", None)]
+    assert len(shown) > 100
+    assert not [(text, plain) for text, plain in shown if plain != text.replace("\\[", "[")]
+    out = subprocess.run([sys.executable, "-m", "gen3c", "generate", "--help"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "300"}).stdout  # fmt: skip
+    assert "with gen3c[fast] installed" in out
+
+
 @pytest.fixture()
 def bad_files(tmp_path, box_scene):
     files = {}
@@ -112,6 +132,7 @@ def bad_files(tmp_path, box_scene):
         ("output_is_file", "video_save_folder"),
         ("no_camera", "--intrinsics"),
         ("gen3c_generator", "gen3c"),
+        ("estimator_not_used", "--depth_estimator estimates the depth without --depth_path, or the camera without"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_no_output(case, match, box_scene, bad_files, tmp_path):
@@ -137,6 +158,7 @@ def test_bad_input_is_one_line_exit_2_no_output(case, match, box_scene, bad_file
         "output_is_file": {"--video_save_folder": bad_files["afile"] / "sub"},
         "no_camera": {"--fov": None},
         "gen3c_generator": {"--generator": "gen3c"},
+        "estimator_not_used": {"--depth_estimator": "prior"},  # depth and camera given: nothing to estimate
     }[case]
     args = {**base, **change}
     argv = ["generate"] + [str(x) for k, v in args.items() if v is not None for x in (k, v)]
@@ -149,6 +171,15 @@ def test_bad_input_is_one_line_exit_2_no_output(case, match, box_scene, bad_file
     error_lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(error_lines) <= 3  # one message (a long one may wrap in the terminal)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_mask_invalid_depth_needs_depth_from_a_file(box_scene, tmp_path):
+    """An estimator's depth has no NaN/inf pixels: --mask_invalid_depth there would do nothing."""
+    image, _, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_estimator", "prior", "--mask_invalid_depth",
+                 "--resolution", "96x160", "--num_video_frames", 5, "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 2 and "--mask_invalid_depth applies to depth read from a file" in res.output, res.output
+    assert not any(tmp_path.iterdir())
 
 
 def test_unknown_trajectory_is_a_usage_error(box_scene, tmp_path):

@@ -151,6 +151,7 @@ def test_chunked_preview_when_asked(box_scene, tmp_path):
         ("gen3c_frame_count", r"121, 241, 361"),
         ("chunk_too_small", "chunk_frames 1"),
         ("legacy_pickle", "--trust_checkpoint"),
+        ("estimator_with_video", "--depth_estimator applies to a single image"),
     ],
 )
 def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_path):
@@ -207,6 +208,8 @@ def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_pat
     elif case == "legacy_pickle":
         torch.save({"frames": [1, 2, 3], "fn": np.random.default_rng}, tmp_path / "old.pt")
         args["--input_image_path"] = tmp_path / "old.pt"
+    elif case == "estimator_with_video":  # the video's own depth is used: the flag would do nothing
+        args.update({"--vipe_path": inputs["vipe"], "--depth_estimator": "prior"})
     argv = [str(x) for k, v in args.items() for x in (k, v)]
     res = invoke(*argv)
     assert res.exit_code == 2, res.output

@@ -370,3 +370,16 @@ def test_a_scene_or_preset_named_twice_is_refused():
         BenchmarkConfig(scenes=("room", "street", "room")).check()
     with pytest.raises(Gen3cInputError, match="--presets names 'up' twice"):
         BenchmarkConfig(presets=("up", "up")).check()
+
+
+def test_a_generator_named_like_a_method_row_is_refused():
+    """A generator passed in (docs/eval.md, "Python") is a row of its own: one named like a
+    baseline row would silently overwrite that row's scores, so it is refused."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.evaluation.suite import select_methods
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    with pytest.raises(Gen3cInputError, match="the generator's row is named 'preview', like the 'preview' row"):
+        select_methods(["still", "preview"], generator=PreviewGenerator())
+    rows = [m.name for m in select_methods(["still"], generator=PreviewGenerator())]
+    assert rows == ["still", "preview"]

@@ -249,6 +249,10 @@ def test_resize_modes():
     for bad in ("704", "abcxdef", "700x1280", "8x8"):
         with pytest.raises(Gen3cInputError):
             parse_resolution(bad)
+    # The height's own limit is the one named: 4400 is below the width's 7680.
+    assert parse_resolution("4320x7680") == (4320, 7680)
+    with pytest.raises(Gen3cInputError, match="the height 16 … 4320"):
+        parse_resolution("4400x640")
 
 
 def test_video_round_trip(tmp_path):

@@ -1,4 +1,4 @@
-"""GEN3C's presets against poses derived by hand from the spec (§5)."""
+"""GEN3C's presets against poses derived by hand from GEN3C's `camera_utils.py` (docs/cameras.md, "Presets")."""
 
 import math
 

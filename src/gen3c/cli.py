@@ -227,8 +227,10 @@ DepthEstimatorOpt = Annotated[
     str,
     typer.Option(
         "--depth_estimator",
-        help="Depth when no --depth_path: 'moge' (GEN3C's, Ruicheng/moge-vitl), a MoGe model.pt, a transformers "
-        "depth model id or folder (Depth Pro, Depth Anything V2, ZoeDepth), or 'prior' (no weights: ground plane + wall).",
+        help="Depth estimator for a single image (generate: without --depth_path, or for the camera of a --depth_path "
+        "without --intrinsics/--fov): "
+        "'moge' (GEN3C's, Ruicheng/moge-vitl), a MoGe model.pt, depth_pro, depth_anything_v2, zoedepth or any transformers "
+        "depth model id or folder, or 'prior' (no weights: ground plane + wall).",
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the gen3c generator's sampler (the preview draws no random numbers).")]
@@ -329,7 +331,7 @@ AttentionOpt = Annotated[
     typer.Option(
         "--attention_backend",
         help="gen3c generator: the DiT's self-attention kernel. auto: flash4 (FlashAttention-4, exact) on "
-        "Hopper/Blackwell GPUs with gen3c[fast] installed, else PyTorch SDPA; flash4; sdpa; cudnn_fp8 (cuDNN fp8 "
+        "Hopper/Blackwell GPUs with gen3c\\[fast] installed, else PyTorch SDPA; flash4; sdpa; cudnn_fp8 (cuDNN fp8 "
         "attention, approximate: 74 → 62 ms per 7B attention on an H200; the video 51.0 dB PSNR from exact's on the "
         "shipped small model); auto_fp8 (cudnn_fp8 where it runs, else as auto); or a diffusers backend name. "
         "Default: the --speed preset's (auto; fastest: auto_fp8).",
@@ -517,7 +519,8 @@ def generate(
         bool,
         typer.Option(
             "--mask_invalid_depth",
-            help="Leave NaN/inf depth pixels out of the cache. By default they sit far away as in GEN3C (depth 100 in the "
+            help="Leave NaN/inf pixels of depth read from a file (--depth_path, a video or multi-view input) out of the cache. "
+            "By default they sit far away as in GEN3C (depth 100 in the "
             "cache: sky renders as a backdrop); ≤0 pixels are always left out. Depth with no valid pixel is refused.",
         ),
     ] = False,
@@ -873,7 +876,7 @@ def train(
             "distill_small, lora_7b, distill_7b)."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Output folder: logs/, samples/, checkpoints/, model/ or lora/, MODEL_CARD.md.")] = Path("runs/train"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder: logs/, samples/, checkpoints/, model/ or lora/, losses.jsonl, MODEL_CARD.md; tokenizer/ (from scratch), stages/ (distill).")] = Path("runs/train"),
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue from a checkpoint folder (OUT/checkpoints/step_…), or 'auto' for the newest in OUT.")
     ] = None,

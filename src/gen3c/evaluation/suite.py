@@ -250,6 +250,11 @@ def select_methods(
     default_cache = "over GEN3C's default cache (bilinear splat, edge filter 0.05)"
     if generator is not None:
         name = getattr(generator, "name", "generator")
+        if name in names:  # its scores would overwrite the baseline row's of that name
+            raise Gen3cInputError(
+                f"the generator's row is named {name!r}, like the {name!r} row of the methods: drop {name!r} from "
+                "the methods or give the generator another name attribute"
+            )
         sampling = sampling_of(generator)
         note = f", {sampling}" if sampling else ""
         methods.append(Method(name, f"the {name} generator {default_cache}{note}", generator, sampling=sampling))

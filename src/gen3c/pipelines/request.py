@@ -224,8 +224,11 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
     """Refuse settings changed from their defaults that the request would silently ignore: a
     preset path's where the path is given (a camera file, a multi-view input's ``w2cs_all``),
     ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a legacy ``.pt`` input,
-    ``seed`` with a generator that draws no random numbers (the preview).
+    ``seed`` with a generator that draws no random numbers (the preview), ``depth_estimator``
+    where no depth or camera is estimated, ``mask_invalid_depth`` where no depth is read from a file.
     ``where`` prefixes the message (e.g. a manifest line)."""
+    from gen3c.io.gen3c_sample import is_sample
+
     prefix = f"{where}: " if where else ""
     defaults = {f.name: f.default for f in fields(GenerationRequest)}
     given = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
@@ -239,6 +242,22 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
         raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
     if request.seed != defaults["seed"] and request.generator != "gen3c":
         raise Gen3cInputError(f"{prefix}--seed applies to --generator gen3c only (the {request.generator} is deterministic): drop it")
+    video = request.vipe_path is not None or request.multiview_npz is not None or (
+        request.input_image_path is not None and is_sample(request.input_image_path)
+    )
+    if request.depth_estimator != defaults["depth_estimator"]:
+        if video:
+            raise Gen3cInputError(f"{prefix}--depth_estimator applies to a single image; a video or multi-view input carries its own depth: drop it")
+        if request.depth_path is not None and (request.fov is not None or request.intrinsics is not None):
+            raise Gen3cInputError(
+                f"{prefix}--depth_estimator estimates the depth without --depth_path, or the camera without --intrinsics / --fov; "
+                "with both given it is not used: drop it"
+            )
+    if request.mask_invalid_depth and not video and request.depth_path is None:
+        raise Gen3cInputError(
+            f"{prefix}--mask_invalid_depth applies to depth read from a file (--depth_path, a video or multi-view input); "
+            "an estimator's depth has no NaN/inf pixels: drop it"
+        )
 
 
 def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:

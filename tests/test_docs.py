@@ -1,0 +1,140 @@
+"""The README and docs/ as a new user meets them: their commands parse, their examples load, their
+Python runs (shrunk where the text says 704×1280 and 121 frames), and the files they name exist."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from gen3c.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+COMMAND = re.compile(r"\bgen3c ((?:cache )?[a-z]+)\b")
+
+
+def code_blocks(text: str, language: str | None = None) -> list[str]:
+    """The fenced code blocks of a markdown text (of one language, or all)."""
+    return [body for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, re.S) if language is None or lang == language]
+
+
+def subcommand(words: list[str]):
+    command = typer.main.get_command(app)
+    for word in words:
+        command = getattr(command, "commands", {}).get(word)
+        if command is None:
+            return None
+    return command
+
+
+def documented_commands(text: str, fenced: bool):
+    """(subcommand words, the arguments that follow them) of every ``gen3c SUB …`` in the
+    fenced code blocks (``fenced``) or in the inline code of the prose."""
+    if fenced:
+        lines = [line for block in code_blocks(text) for line in block.replace("\\\n", " ").splitlines()]
+        lines = [re.split(r"\s#", line)[0] for line in lines]  # shell comments (and Python's) are no arguments
+    else:
+        lines = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S).replace("\n", " "))
+    for line in lines:
+        for match in COMMAND.finditer(line):
+            words = match.group(1).split()
+            if subcommand(words) is not None:
+                yield words, re.split(r"&&|;|\|", line[match.end():])[0]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_documented_command_parses(doc):
+    """Each ``gen3c …`` line of a code block parses as that subcommand's arguments (its flags,
+    their choices and types, its positional arguments); ``...``, ``…`` and ``[optional]``
+    brackets are the text's own shorthand. Inline code in the prose names flags of the
+    subcommand it follows."""
+    text = doc.read_text()
+    for words, rest in documented_commands(text, fenced=True):
+        args = [a for a in shlex.split(rest.replace("[", " ").replace("]", " ")) if a not in ("...", "…")]
+        command = subcommand(words)
+        try:
+            command.make_context(" ".join(words), args)
+        except Exception as exc:  # click's usage errors; --help exits
+            if type(exc).__name__ != "Exit":
+                pytest.fail(f"{doc.name}: gen3c {' '.join(words)} {rest.strip()!r}: {exc}")
+    for words, rest in documented_commands(text, fenced=False):
+        flags = {o for p in subcommand(words).params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+        unknown = [f for f in re.findall(r"(?<![\w-])--[a-z][a-z0-9_]*", rest) if f not in flags]
+        assert not unknown, f"{doc.name}: `gen3c {' '.join(words)}{rest}` names {unknown}, not flags of gen3c {' '.join(words)}"
+
+
+def test_the_files_the_docs_name_exist():
+    names = set()
+    for doc in DOCS:
+        names |= set(re.findall(r"\b((?:benchmarks|tests|scripts|src/gen3c|docs)/[\w./-]+\.(?:py|toml|jsonl|json|md|png))", doc.read_text()))
+    assert len(names) > 20
+    assert not sorted(n for n in names if not (ROOT / n).exists())
+    for doc in DOCS:
+        for path, test in re.findall(r"(tests/\w+\.py)::(\w+)", doc.read_text()):
+            assert re.search(rf"def {test}\b", (ROOT / path).read_text()), f"{doc.name}: {path}::{test}"
+
+
+def test_the_camera_file_example_loads():
+    from gen3c.io.camera_files import cameras_from_dict, parse_camera_json
+
+    (example,) = code_blocks((ROOT / "docs" / "cameras.md").read_text(), "json")
+    cameras = cameras_from_dict(parse_camera_json(example.encode()))
+    assert (len(cameras), cameras.height, cameras.width) == (1, 704, 1280)
+    assert cameras.K[0, 0, 0] == 1000 and cameras.K[0, 1, 2] == 352
+
+
+def test_the_batch_manifest_examples_load(tmp_path):
+    from gen3c.batch import load_manifest
+
+    text = (ROOT / "docs" / "batch.md").read_text()
+    (csv,) = code_blocks(text, "csv")
+    gen3c_jobs = code_blocks(text, "json")[-1]
+    (tmp_path / "jobs.csv").write_text(csv)
+    (tmp_path / "jobs.jsonl").write_text(gen3c_jobs)
+    rows = load_manifest(tmp_path / "jobs.csv")
+    assert [job.name for job in rows] == ["room_left", "room_orbit"]
+    room_left = rows[0].request(tmp_path / "out")
+    assert room_left.fov == 60 and room_left.num_video_frames == 121 and room_left.save_buffer is True
+    assert room_left.depth_path == str(tmp_path / "images" / "room_depth.npy")  # relative to the manifest
+    street, clip = (job.request(tmp_path / "out") for job in load_manifest(tmp_path / "jobs.jsonl"))
+    assert street.generator == "gen3c" and street.generator_options == {"checkpoint_dir": "/ckpt/gen3c"} and street.seed == 3
+    assert clip.vipe_path == str(tmp_path / "vipe" / "clip7")
+
+
+def shrunk(code: str, changes: dict[str, str]) -> str:
+    for old, new in changes.items():
+        assert old in code, f"the example no longer says {old!r}: update this test"
+        code = code.replace(old, new)
+    return code
+
+
+@pytest.mark.slow
+def test_readme_step_by_step_python_runs(tmp_path, monkeypatch):
+    """README, "Python": the steps one by one, at 64×112 and 9 frames instead of 704×1280 and 121."""
+    from gen3c.io.video import count_video_frames
+
+    (code,) = [b for b in code_blocks((ROOT / "README.md").read_text(), "python") if "prepare_source" in b]
+    monkeypatch.chdir(tmp_path)
+    exec(shrunk(code, {"resolution=(704, 1280)": "resolution=(64, 112)", "num_frames=121": "num_frames=9"}), {})
+    assert count_video_frames(tmp_path / "outputs" / "my_video.mp4") == 9
+    assert (tmp_path / "outputs" / "my_video_buffer_masks.mp4").is_file() and (tmp_path / "outputs" / "my_video_cameras.json").is_file()
+
+
+@pytest.mark.slow
+def test_inputs_vipe_python_runs(tmp_path, monkeypatch):
+    """docs/inputs.md, "Python": a ViPE result re-rendered along a preset, at 64×112 and 9 frames."""
+    pytest.importorskip("OpenEXR")
+    from layouts import scene, write_vipe
+
+    from gen3c.io.video import count_video_frames
+
+    rgb, depth, _, w2c, K = scene(12, 72, 128)
+    write_vipe(tmp_path / "vipe_out", "clip", rgb, depth, w2c, K)
+    (code,) = code_blocks((ROOT / "docs" / "inputs.md").read_text(), "python")
+    monkeypatch.chdir(tmp_path)
+    exec(shrunk(code, {"(704, 1280)": "(64, 112)", "num_frames=121": "num_frames=9", "121, frames.w2c, frames.K, 704, 1280": "9, frames.w2c, frames.K, 64, 112"}), {})
+    assert count_video_frames(tmp_path / "outputs" / "vipe_left.mp4") == 9
