@@ -7,8 +7,8 @@ preset name (``exact``, ``fast``, ``fastest``, :data:`gen3c.pipelines.presets.SP
 or a preset with overrides, e.g. ``exact guidance_batch=1`` or ``fast step_cache=fbc:0.1``.
 Every row makes the same video from the same inputs and seed: a procedural scene
 (:mod:`gen3c.scenes`) lifted into the 3D cache, rendered along the case's camera preset
-(``render``: the cache kept on the CPU, splatted on the GPU that samples, as ``gen3c generate``
-does), encoded by the tokenizer
+(``render``: the cache kept on the CPU, splatted on the GPU that samples, the renders left there
+in the resident memory plan, as ``gen3c generate`` does), encoded by the tokenizer
 (``encode``), sampled (``sample``) and decoded (``decode``); T5 is not needed (the empty
 prompt and the default negative prompt come from the prompt cache). Columns: seconds per stage and in total, DiT forwards (batch-1 equivalents:
 a batch-2 forward counts 2), self-attention evaluations of the last block (what step caching
@@ -268,7 +268,8 @@ def run_case(pipe, settings: SpeedPreset | None, source, cameras, device: torch.
     sync(device)
     start = time.perf_counter()
     cache = build_cache([source])
-    buffers = cache.render(cameras, depth=False, device=Gen3cGenerator(pipe).render_device)
+    generator = Gen3cGenerator(pipe)
+    buffers = cache.render(cameras, depth=False, device=generator.render_device, output_device=generator.render_output_device)
     sync(device)
     marks["rendered"] = time.perf_counter()
     pipe.denoise = timed_denoise
