@@ -342,7 +342,7 @@ Fp8MatmulOpt = Annotated[
     typer.Option(
         "--fp8_matmul",
         help="gen3c generator: float8 matmuls in the DiT blocks (GPUs with fp8 tensor cores, e.g. H100/H200): with "
-        "--attention_backend cudnn_fp8 too, a 7B forward takes 2.33 s against 3.39 s in bf16 on an H200; the video "
+        "--attention_backend cudnn_fp8 too, a 7B forward takes 2.31 s against 3.40 s in bf16 on an H200; the video "
         "46.1 dB PSNR from exact's on the shipped small model. Default: the --speed preset's.",
     ),
 ]
@@ -351,9 +351,9 @@ SpeedOpt = Annotated[
     typer.Option(
         "--speed",
         help="gen3c generator: speed preset. exact: GEN3C's sampler (35 Euler steps, both guidance branches every step: "
-        "70 DiT forwards; 251 s per 121-frame 704x1280 video on one H200). fast: 18 Euler steps, 36 forwards (132 s); "
+        "70 DiT forwards; 241 s per 121-frame 704x1280 video on one H200). fast: 18 Euler steps, 36 forwards (132 s); "
         "its video 50.0 dB PSNR / 0.9994 SSIM from exact's. fastest: 8 Euler steps, 16 forwards, and on GPUs with fp8 "
-        "tensor cores fp8 GEMMs and attention (45 s); 38.7 dB / 0.992 (37.3 dB with fp8). On a GPU every preset compiles "
+        "tensor cores fp8 GEMMs and attention (40.5 s); 38.7 dB / 0.992 (37.3 dB with fp8). On a GPU every preset compiles "
         "the DiT's blocks once (~10 s). (dB here and below: PSNR of the video against exact's on the shipped small model, "
         "8 held-out scenes; on GEN3C-7B expect lower.) "
         "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, …) override the preset "
