@@ -187,7 +187,10 @@ def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_c
 def test_train_cli_end_to_end(tmp_path):
     import tomllib
 
-    cfg = tiny_config(tmp_path, run={"max_steps": 3}, log={"sample_every": 2, "sample_steps": 2}, data={"source_frames": 2, "cache_clips": True})
+    cfg = tiny_config(
+        tmp_path, run={"max_steps": 3}, log={"sample_every": 2, "sample_steps": 2}, data={"source_frames": 2, "cache_clips": True},
+        model={"export_dtype": "bfloat16"},  # re-saved from a temporary folder
+    )
     path = tmp_path / "tiny.toml"
     path.write_text("\n".join(f"[{s}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in t.items()) for s, t in cfg.items()))
     assert tomllib.loads(path.read_text())["data"]["resolution"] == [H, W]
@@ -199,6 +202,9 @@ def test_train_cli_end_to_end(tmp_path):
     assert sorted(p.name for p in (out / "samples").glob("*.mp4")) == ["step_0000002.mp4", "step_0000003.mp4"]
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert json.loads((out / "model" / "gen3c_model.json").read_text())["chunk_frames"] == 9
+    for config in (out / "model").glob("*/config.json"):  # no paths of this machine in a model to share
+        assert json.loads(config.read_text()).get("_name_or_path", config.parent.name) == config.parent.name
+        assert str(tmp_path) not in config.read_text()
     card = (out / "MODEL_CARD.md").read_text()
     assert "3 in" in card and "Tokenizer" in card and "dB PSNR" in card
     from gen3c.io.video import read_video

@@ -683,6 +683,7 @@ def _export(
         # Re-save the weights in the smaller dtype (loading casts them back to the dtype asked for).
         for name, cls in (("transformer", CosmosTransformer3DModel), ("vae", AutoencoderKLCosmos)):
             cls.from_pretrained(tmp / name).to(export_dtype).save_pretrained(tmp / name, safe_serialization=True)
+    _name_components_by_folder(tmp)
     meta = {"chunk_frames": config.data.num_frames, "resolution": config.data.resolution, "trained_on": config.data.kind}
     if not config.model.checkpoint:
         meta["dtype"] = "float32"  # a small model from scratch: float32 wherever it runs (bf16 buys nothing)
@@ -691,6 +692,17 @@ def _export(
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return target
+
+
+def _name_components_by_folder(folder: Path) -> None:
+    """Set each component config's ``_name_or_path`` (diffusers records where a model was loaded
+    from, here the temporary folder or a teacher's location) to the component's folder name, so a
+    shared model does not carry the paths of the machine that made it."""
+    for path in sorted(folder.glob("*/config.json")):
+        config = json.loads(path.read_text())
+        if "_name_or_path" in config:
+            config["_name_or_path"] = path.parent.name
+            write_text_atomic(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def folder_megabytes(folder: Path) -> float:
