@@ -382,6 +382,8 @@ def test_cli_errors_are_one_line_exit_2(hub, official, tmp_path):
     assert f"{hub.url}/{DIT}" in gated.stderr and "hf auth login" in gated.stderr and "Traceback" not in gated.stderr
     offline = run_cli(["download", "--no_text_encoder"], hub, official, tmp_path, HF_HUB_OFFLINE="1")
     assert offline.returncode == 2 and "HF_HUB_OFFLINE=1" in offline.stderr and len(error_lines(offline)) == 1
+    # `download` has no --checkpoint_dir: the way out names the command that has it.
+    assert "give `gen3c generate` --checkpoint_dir" in " ".join(offline.stderr.split()), offline.stderr
     del hub.gated[DIT]
     plan = run_cli(["download", "--dry_run"], hub, official, tmp_path)
     assert plan.returncode == 0 and f"would fetch  {DIT}/model.pt" in plan.stderr and "dry run:" in plan.stderr, plan.stderr

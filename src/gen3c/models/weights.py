@@ -241,7 +241,7 @@ def prepare_weights(
                 names = ", ".join(repo.repo_id for repo in missing)
                 raise Gen3cModelError(
                     f"GEN3C's weights are not all here ({names} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: "
-                    "unset HF_HUB_OFFLINE, or pass --checkpoint_dir a converted checkpoint"
+                    "unset HF_HUB_OFFLINE, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
                 )
             plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
             prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
@@ -487,7 +487,7 @@ def _hub_error(exc: Exception, repo: HubRepo, endpoint: str) -> Gen3cModelError:
             "while logged in, then run `hf auth login` here (or set HF_TOKEN)"
         )
     if isinstance(exc, RepositoryNotFoundError) or status == 404:
-        return Gen3cModelError(f"{repo.repo_id} was not found at {endpoint} (HTTP 404): check HF_ENDPOINT, or pass --checkpoint_dir")
+        return Gen3cModelError(f"{repo.repo_id} was not found at {endpoint} (HTTP 404): check HF_ENDPOINT, or give `gen3c generate` --checkpoint_dir a converted checkpoint")
     if isinstance(exc, OfflineModeIsEnabled):
         return Gen3cModelError(f"{repo.repo_id} must be fetched but HF_HUB_OFFLINE=1 forbids it: unset HF_HUB_OFFLINE")
     if status is not None:
@@ -513,7 +513,7 @@ def _plan(repo: HubRepo, hub_cache: Path, endpoint: str) -> _RepoPlan:
         if name is None:
             raise Gen3cModelError(
                 f"{repo.repo_id} at revision {info.sha[:7]} has no {' or '.join(alternatives)}: its layout changed; "
-                "pass --checkpoint_dir a checkpoint converted with `gen3c convert`"
+                "give `gen3c generate` --checkpoint_dir a checkpoint converted with `gen3c convert`"
             )
         names.append(name)
     names += [n for n in repo.optional if n in listing]
