@@ -109,8 +109,11 @@ def test_exported_depth_fed_back_reproduces_the_run(box_scene, tmp_path, moge_pa
     res = invoke("generate", *common, "--depth_path", npy, "--intrinsics", record, "--video_save_name", "fed")
     assert res.exit_code == 0, res.output
     assert "relative depth from moge:" in res.output and "as recorded in image_depth.json" in res.output
-    # Without --intrinsics the recorded camera is used (not the --depth_estimator's, here the prior's).
+    # Without --intrinsics the recorded camera is used; a --depth_estimator would do nothing, so it is refused.
     res = invoke("generate", *common, "--depth_path", npy, "--depth_estimator", "prior", "--video_save_name", "bare")
+    assert res.exit_code == 2 and "--depth_estimator is not used" in res.output and "image_depth.json" in res.output
+    assert not (tmp_path / "bare.mp4").exists()
+    res = invoke("generate", *common, "--depth_path", npy, "--video_save_name", "bare")
     assert res.exit_code == 0, res.output
     direct = read_video(tmp_path / "direct.mp4")[0]
     for name in ("fed", "bare"):

@@ -300,6 +300,11 @@ def load_source(request: GenerationRequest) -> SourceView:
     # came from is reproduced (relative depth keeps GEN3C's units for --movement_distance).
     record = depth_record(request.depth_path, tuple(raw.shape))
     depth, valid = conform_depth(raw, (h, w), name, request.mask_invalid_depth)
+    if record is not None and K is None and request.depth_estimator != GenerationRequest.depth_estimator:
+        raise Gen3cInputError(
+            f"--depth_estimator is not used: {name} comes with its camera, recorded in {record.path.name} by gen3c depth: "
+            "drop --depth_estimator"
+        )
     if record is not None:
         camera = "" if K is not None else f" and its camera ({fov_from_focal(float(record.intrinsics[0, 0]), record.size[1]):.1f}° horizontal)"
         note(f"{name}: {record.kind} depth from {record.source}{camera}, as recorded in {record.path.name}", stacklevel=2)
