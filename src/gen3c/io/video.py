@@ -23,9 +23,7 @@ class VideoWriter:
 
     The file is written beside ``path`` under a temporary name and renamed onto ``path`` only
     when the writer closes without an error, so memory stays flat however long the video is and
-    an interrupted run leaves nothing half-written. ffmpeg encodes in a process of its own while
-    more frames are made: written one at a time as they are made, they are mostly encoded when
-    the last one is. Use it as a context manager::
+    an interrupted run leaves nothing half-written. Use it as a context manager::
 
         with VideoWriter("out.mp4", fps=24) as writer:
             for chunk in chunks:

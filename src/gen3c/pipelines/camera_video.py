@@ -5,10 +5,9 @@
     → :class:`OutputWriter` / :func:`save_outputs`
 
 A *generator* is any object with ``generate(cache, cameras, first_frame, *, buffers=None,
-progress=None) -> (T, 3, H, W)``, optionally ``check_num_frames(n)`` (frames of one call),
-``chunk_frames`` (the frames it makes per call when that is fixed: 121 for GEN3C's model) and
-``streams_frames`` (``generate`` also takes ``on_frame`` and hands out each frame as it is made):
-the CPU preview (:class:`~gen3c.pipelines.preview.PreviewGenerator`) or the GEN3C diffusion model.
+progress=None) -> (T, 3, H, W)``, optionally ``check_num_frames(n)`` (frames of one call) and
+``chunk_frames`` (the frames it makes per call when that is fixed: 121 for GEN3C's model): the
+CPU preview (:class:`~gen3c.pipelines.preview.PreviewGenerator`) or the GEN3C diffusion model.
 Long videos are made chunk by chunk (:mod:`gen3c.pipelines.autoregressive`); every generator is
 called once per chunk with the same protocol.
 """
@@ -59,9 +58,7 @@ class VideoGenerator(Protocol):
     """``name`` labels progress; ``needs_buffer_depth`` (default True when absent) says whether
     ``generate`` reads ``buffers.depths`` — when False the cache renders colour and mask only;
     ``render_device`` (default None when absent: where the cache is) is where the cache is
-    splatted for this generator, e.g. the GPU it computes on; ``streams_frames`` (default False
-    when absent) says that ``generate`` takes ``on_frame`` and calls it with each frame (3, H, W),
-    in order, as soon as it is final — the outputs then encode it while the next one is made."""
+    splatted for this generator, e.g. the GPU it computes on."""
 
     name: str
 
@@ -300,8 +297,7 @@ def generate_video(
     generated frame), 2. render its buffers, 3. generate, conditioned on ``first_frame`` for the
     first chunk and on the previous chunk's last frame after that, 4. hand the new frames and
     their buffers to ``sink`` (chunk 0 whole, later chunks without their first frame, which
-    repeats the previous chunk's last one; frame by frame while a generator that
-    ``streams_frames`` makes them, else all at once), 5. drop the chunk's buffers.
+    repeats the previous chunk's last one), 5. drop the chunk's buffers.
 
     Args:
         cache: a :class:`~gen3c.cache.Cache3D` (see :func:`default_plan`) or a
@@ -341,20 +337,20 @@ def generate_video(
             depth=getattr(generator, "needs_buffer_depth", True),
             device=getattr(generator, "render_device", None),
         )
-        feed = _FrameFeed(sink, buffers, skip=0 if k == 0 else 1)
-        stream = {"on_frame": feed.frame} if sink is not None and getattr(generator, "streams_frames", False) else {}
         frames = generator.generate(
-            chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None, **stream
+            chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None
         )
-        feed.rest(frames)
+        new = slice(0 if k == 0 else 1, None)
+        fresh, fresh_buffers = frames[new], _slice_buffers(buffers, new)
+        if sink is not None:
+            sink.write(fresh, fresh_buffers)
         if keep:
-            new = slice(feed.skip, None)
-            kept_frames.append(frames[new].detach().cpu())
+            kept_frames.append(fresh.detach().cpu())
             kept_buffers.append(pad_buffers(_slice_buffers(buffers, new, cpu=True), num_buffers))
         condition = frames[-1].detach().clone()
         if on_chunk is not None:
             on_chunk(k, condition)
-        del buffers, frames, chunk_cache, feed
+        del buffers, frames, fresh, fresh_buffers, chunk_cache
     return VideoResult(
         frames=torch.cat(kept_frames) if keep else None,
         buffers=_cat_buffers(kept_buffers) if keep else None,
@@ -363,28 +359,6 @@ def generate_video(
         chunks=chunks,
         last_frame=condition,
     )
-
-
-class _FrameFeed:
-    """Hands one chunk's frames to a sink, all but the first ``skip`` (a later chunk's first frame
-    repeats the previous chunk's last one): one by one as a generator that streams them makes
-    them (:meth:`frame`, its ``on_frame``), then those it did not stream (:meth:`rest`)."""
-
-    def __init__(self, sink: FrameSink | None, buffers: BufferRenders, skip: int) -> None:
-        self.sink, self.buffers, self.skip = sink, buffers, skip
-        self.made = 0
-
-    def frame(self, frame: Tensor) -> None:
-        """The next frame (3, H, W) of the chunk."""
-        t, self.made = self.made, self.made + 1
-        if self.sink is not None and t >= self.skip:
-            self.sink.write(frame[None], _slice_buffers(self.buffers, slice(t, t + 1)))
-
-    def rest(self, frames: Tensor) -> None:
-        """The whole chunk (T, 3, H, W), once made: the frames not handed out yet go to the sink."""
-        start = max(self.made, self.skip)
-        if self.sink is not None and start < len(frames):
-            self.sink.write(frames[start:], _slice_buffers(self.buffers, slice(start, None)))
 
 
 def _check_video_inputs(cache: object, cameras: object, generator: object, first_frame: object) -> None:

@@ -332,7 +332,6 @@ class PreviewGenerator:
 
     name = "preview"
     needs_buffer_depth = True  # buffers are merged nearest-first
-    streams_frames = True  # frames are finished one by one: ``on_frame`` hands each out at once
 
     def __init__(self, margin: float = 0.5, reach: float = REACH) -> None:
         if not 0 <= margin <= 1 or not 0 < reach <= 1:
@@ -348,7 +347,6 @@ class PreviewGenerator:
         *,
         buffers: BufferRenders | None = None,
         progress: Callable[[int], None] | None = None,
-        on_frame: Callable[[Tensor], None] | None = None,
     ) -> Tensor:
         """Render a video along ``cameras``.
 
@@ -359,8 +357,6 @@ class PreviewGenerator:
                 image wherever the cache leaves a hole.
             buffers: ``cache.render(cameras)`` if already computed.
             progress: called with 1 after each frame.
-            on_frame: called with each frame (3, H, W) in order as soon as it is final, so that it
-                can be encoded while the next one is made.
         Returns:
             (T, 3, H, W) frames in [−1, 1].
         """
@@ -396,8 +392,6 @@ class PreviewGenerator:
                 c, d = self._fill(c, d, holes, reach)
                 fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
-            if on_frame is not None:
-                on_frame(frames[t])
             if progress is not None:
                 progress(1)
         return frames

@@ -674,8 +674,6 @@ def _run_request(
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
             paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=request.to_dict())
     except BaseException as exc:
-        if partial is not None:
-            partial.drop_pending()  # the frames of a chunk cut short are of no use
         if partial is not None and not partial.recount():
             partial.remove()  # nothing finished: nothing worth keeping
         elif partial is not None and isinstance(exc, KeyboardInterrupt):

@@ -67,8 +67,7 @@ class PartialRun:
         self.path = path
         self.finished = finished
         self.num_chunks = num_chunks
-        self._pending: Path | None = None  # the folder of the chunk being made
-        self._pending_frames = 0  # frames per video in it
+        self._pending: Path | None = None
 
     @classmethod
     def open(
@@ -108,12 +107,8 @@ class PartialRun:
     # -- writing ----------------------------------------------------------------------------
 
     def save_frames(self, index: int, arrays: dict[str, np.ndarray]) -> None:
-        """Add frames of chunk ``index`` ((T, H, W, 3) uint8 per video) to its pending folder,
-        numbered on from those added before (a generator that streams its frames hands them out
-        one at a time)."""
-        if self._pending is None:
-            self._pending, self._pending_frames = Path(tempfile.mkdtemp(prefix=f".chunk_{index:04d}.", dir=self.path)), 0
-        pending, first = self._pending, self._pending_frames
+        """Write chunk ``index``'s frames ((T, H, W, 3) uint8 per video) into its pending folder."""
+        pending = self._pending = Path(tempfile.mkdtemp(prefix=f".chunk_{index:04d}.", dir=self.path))
 
         def write(item: tuple[str, int, np.ndarray]) -> None:
             key, t, frame = item
@@ -123,8 +118,7 @@ class PartialRun:
             (pending / f"{key}_{t:05d}.png").write_bytes(data.tobytes())
 
         with ThreadPoolExecutor(_THREADS) as pool:  # OpenCV encodes outside the GIL
-            list(pool.map(write, [(key, first + t, frame) for key, array in arrays.items() for t, frame in enumerate(array)]))
-        self._pending_frames += len(arrays["video"])
+            list(pool.map(write, [(key, t, frame) for key, array in arrays.items() for t, frame in enumerate(array)]))
 
     def finish_chunk(self, index: int, last_frame: Tensor, plan_state: dict[str, Tensor]) -> None:
         """Add the chunk's state and rename its folder into place: from now on it counts as done."""
@@ -138,12 +132,6 @@ class PartialRun:
         os.replace(self._pending, self.path / f"chunk_{index:04d}")
         self._pending = None
         self.finished = index + 1
-
-    def drop_pending(self) -> None:
-        """Remove the frames of a chunk that will not be finished (the run stops)."""
-        if self._pending is not None:
-            shutil.rmtree(self._pending, ignore_errors=True)
-            self._pending = None
 
     # -- reading ----------------------------------------------------------------------------
 
