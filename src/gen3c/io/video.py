@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import atomic_path
 from gen3c.io.images import to_uint8
 
@@ -42,6 +42,7 @@ class VideoWriter:
         self._writer = None
         self._stack: contextlib.ExitStack | None = None
         self._tmp: Path | None = None
+        self._finished = False
 
     def __enter__(self) -> VideoWriter:
         self._stack = contextlib.ExitStack()
@@ -52,8 +53,8 @@ class VideoWriter:
         """Append (T, 3, H, W) float frames in [−1, 1] or (T, H, W, 3) uint8 frames."""
         import imageio.v2 as imageio
 
-        if self._tmp is None:
-            raise RuntimeError("VideoWriter.write outside its with-block")
+        if self._tmp is None or self._finished:
+            raise RuntimeError("VideoWriter.write outside its with-block or after finish()")
         # The shape is checked as given (a float tensor of the wrong layout, named as it came).
         given = tuple(frames.shape) if hasattr(frames, "shape") else type(frames).__name__
         if isinstance(frames, Tensor) and frames.dtype.is_floating_point and (frames.ndim != 4 or frames.shape[1] != 3):
@@ -72,21 +73,54 @@ class VideoWriter:
                 macro_block_size=1, ffmpeg_params=["-preset", "fast"], ffmpeg_log_level="error",
             )  # fmt: skip
         for frame in array:
-            self._writer.append_data(frame)
-        self.frames_written += len(array)
+            try:
+                self._writer.append_data(frame)
+            except OSError as exc:  # ffmpeg has stopped (killed, a full disk): the pipe to it is broken
+                raise self._encoder_error(f"ffmpeg stopped after {self.frames_written} frames ({first_line(exc)})") from None
+            self.frames_written += 1
+
+    def finish(self) -> None:
+        """Let ffmpeg encode the frames it still holds and check that the file has them all; the
+        file is renamed onto ``path`` when the with-block ends (at once, nothing left to fail).
+
+        Raises:
+            Gen3cInputError: ffmpeg stopped before it had encoded every frame.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        if self.frames_written == 0:
+            raise ValueError(f"no frames were written to {self.path}")
+        # ffmpeg can stop after the last frame went into its pipe, and its exit status does not
+        # reach us through imageio: the frames in the file tell.
+        try:
+            encoded = count_video_frames(self._tmp)
+        except Gen3cInputError:  # no readable video at all
+            encoded = 0
+        if encoded != self.frames_written:
+            raise self._encoder_error(f"ffmpeg encoded {encoded} of its {self.frames_written} frames")
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        stack, writer = self._stack, self._writer
-        self._stack, self._writer, self._tmp = None, None, None
+        stack, self._stack = self._stack, None
         try:
-            if writer is not None:
+            if exc_type is None:
+                self.finish()
+            elif self._writer is not None:
+                writer, self._writer = self._writer, None
                 writer.close()
-            if exc_type is None and self.frames_written == 0:
-                raise ValueError(f"no frames were written to {self.path}")
         except BaseException:
             stack.__exit__(*sys.exc_info())  # removes the temporary file
             raise
+        finally:
+            self._tmp = None
         return stack.__exit__(exc_type, exc, tb)  # renames on success, removes on error
+
+    def _encoder_error(self, what: str) -> Gen3cInputError:
+        folder = str(self.path.parent)
+        return Gen3cInputError(f"video {str(self.path)!r} could not be written: {what}; check the free space in {folder!r} and run again")
 
 
 def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: int = 8) -> Path:

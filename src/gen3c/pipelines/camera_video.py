@@ -506,7 +506,11 @@ class OutputWriter:
     def finish(
         self, cameras: Cameras, *, point_cloud: tuple[Tensor, Tensor] | None = None, metadata: dict | None = None
     ) -> dict[str, Path]:
-        """Write the companion files; returns every output path (the videos appear on exit)."""
+        """Finish encoding the videos (they appear on exit), then write the companion files, so
+        an encoder that fails leaves no companions either; returns every output path."""
+        for video in (self._video, self._masks):
+            if video is not None:
+                video.finish()
         companions = self._companions(point_cloud is not None, metadata is not None)
         check_output_targets(companions.values(), OTHER_NAME)
         paths = {**self.paths, **companions}
