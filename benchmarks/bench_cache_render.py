@@ -77,16 +77,22 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="all", help="cpu, cuda, or all (cpu, plus cuda when available)")
+    parser.add_argument(
+        "--device", default="all", choices=("cpu", "cuda", "all"), help="cpu, cuda, or all (cpu, plus cuda when available)"
+    )
     parser.add_argument("--frames", type=int, default=24, help="target frames per timed render")
     parser.add_argument("--height", type=int, default=704)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--scene", default="room")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported")
     parser.add_argument("--numpy-frames", type=int, default=None, help="frames for numpy (default: --frames)")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
@@ -131,8 +137,8 @@ def main() -> None:
                 if first_torch is None:
                     first_torch = out.colors[:, 0].float().cpu().numpy()
                 del out
-        rows.append((label, name, args.frames / best[False]))
-        rows.append((f"{label} +depth", name, args.frames / best[True]))
+        rows.append((f"{label}, colour + mask", name, args.frames / best[False]))
+        rows.append((f"{label}, + depth", name, args.frames / best[True]))
 
     # Plain numpy, same points and cameras.
     view = Cache3D()
@@ -152,10 +158,10 @@ def main() -> None:
     diff = max(float(np.abs(first_torch[i] - np_frames[i]).max()) for i in range(min(n_np, args.frames)))
 
     print(f"\n{n_points:,} points; numpy vs torch: max colour difference {diff:.2e}\n")
-    print(f"| {'implementation':<52} | {'device':<24} | {'frames/s':>9} | {'× numpy':>8} |")
-    print(f"|{'-' * 54}|{'-' * 26}|{'-' * 11}|{'-' * 10}|")
+    print(f"| {'implementation':<64} | {'device':<24} | {'frames/s':>9} | {'× numpy':>8} |")
+    print(f"|{'-' * 66}|{'-' * 26}|{'-' * 11}|{'-' * 10}|")
     for impl, dev, fps in rows:
-        print(f"| {impl:<52} | {dev:<24} | {fps:>9.2f} | {fps / np_fps:>8.2f} |")
+        print(f"| {impl:<64} | {dev:<24} | {fps:>9.2f} | {fps / np_fps:>8.2f} |")
 
 
 if __name__ == "__main__":
