@@ -44,13 +44,17 @@ def _time(fn, iters: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=56_320)
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--head_dim", type=int, default=128)
     parser.add_argument("--iters", type=int, default=5)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("CUDA is not available: this benchmark measures GPU kernels")
     dev, dt = torch.device("cuda"), torch.bfloat16

@@ -6,7 +6,7 @@ Full size (default): the 7B network with random bfloat16 weights, one 121-frame 
 forwards per step). No checkpoint is needed; T5 is not loaded (the empty prompt and the default
 negative prompt come from the prompt cache, as in real runs).
 
-    python benchmarks/bench_dit.py --device cuda                      # all modes + e2e in 'resident'
+    python benchmarks/bench_dit.py --device cuda                      # all modes + e2e in the first, 'resident'
     python benchmarks/bench_dit.py --device cuda --modes group_offload --e2e_mode group_offload
     python benchmarks/bench_dit.py --tiny                             # CPU smoke test, seconds
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import statistics
 import sys
@@ -33,6 +32,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import check_writable, device_or_exit, run, write_json  # noqa: E402
 
 from gen3c.models import configs  # noqa: E402
 from gen3c.models.flops import dit_forward_flops  # noqa: E402
@@ -214,7 +216,16 @@ def fmt(value, spec: str = ".2f", missing: str = "—") -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> dict:
+def mode_list(text: str) -> list[str]:
+    """``--modes``: comma-separated names of :data:`MODES`."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"unknown modes {unknown}; pick from {list(MODES)}")
+    return modes
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -222,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--tiny", action="store_true", help="tiny random model, 17 frames of 32×48: a CPU smoke test"
     )
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
+    parser.add_argument("--modes", type=mode_list, default=list(MODES), help=f"comma-separated, from {', '.join(MODES)}")
     parser.add_argument(
         "--steps", type=int, default=3, help="sampler steps per mode run (the first is a warm-up)"
     )
@@ -233,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--e2e_steps", type=int, default=configs.NUM_STEPS, help="steps of a full video (GEN3C: 35)"
     )
     parser.add_argument(
-        "--e2e_mode", default="resident", help="mode of the full end-to-end run ('none' to skip)"
+        "--e2e_mode", default=None, help="mode of the full end-to-end run, one of --modes (default: the first; 'none' to skip)"
     )
     parser.add_argument(
         "--vae_chunk_frames", type=int, default=None, help="tokenizer chunk in latent frames (mode default)"
@@ -250,6 +261,21 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.steps < 2:
+        parser.error("--steps must be at least 2 (one warm-up step)")
+    if args.forward_iters < 1:
+        parser.error("--forward_iters must be at least 1")
+    if args.e2e_mode is None:
+        args.e2e_mode = args.modes[0]
+    elif args.e2e_mode != "none" and args.e2e_mode not in args.modes:
+        parser.error(f"--e2e_mode {args.e2e_mode!r} is not among --modes {','.join(args.modes)}: add it there, or pass 'none'")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    device = device_or_exit(args.device, full_size=not args.tiny)
+    check_writable(args.json)
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()
@@ -258,13 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.e2e_steps = min(args.e2e_steps, 35)
     else:
         args.frames, args.height, args.width = configs.CHUNK_FRAMES, *configs.RESOLUTION
-    device = torch.device(args.device)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        parser.error(f"unknown modes {unknown}; pick from {list(MODES)}")
-    if args.steps < 2:
-        parser.error("--steps must be at least 2 (one warm-up step)")
+    modes = args.modes
 
     peak, peak_text = bf16_peak(device, args.peak_tflops)
     tcfg = configs.TRANSFORMER_TINY if args.tiny else configs.TRANSFORMER_7B
@@ -344,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     print_table(results, args)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        write_json(args.json, results)
     return results
 
 
@@ -371,4 +391,4 @@ def print_table(results: dict, args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
