@@ -13,7 +13,7 @@ chunk (16 × 88 × 160 latents = 56,320 tokens), batch 1. Rows, each on the same
 
 Each row reports the median forward time, ratios against the stock rows, MFU against the bf16
 peak, peak memory, and the PSNR of its output against the stock eager output (the quality cost
-of fp8). Not a test.
+of fp8; against the first row's output when ``--rows`` has no ``stock``). Not a test.
 
     python benchmarks/bench_speed.py --device cuda
     python benchmarks/bench_speed.py --tiny          # CPU smoke test
@@ -34,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_common import check_writable, device_or_exit, run, write_json  # noqa: E402
 from bench_dit import BF16_PEAK_TFLOPS, build_module, sync  # noqa: E402
 
 from gen3c.models import configs  # noqa: E402
@@ -57,7 +58,9 @@ def inputs(tcfg: dict, latent_shape, device, dtype, seed: int = 0):
     )
 
 
-def time_model(model, kwargs, device, iters: int, warmup: int) -> tuple[float, torch.Tensor, float]:
+def time_model(model, kwargs, device, iters: int, warmup: int) -> tuple[float, torch.Tensor, float | None]:
+    """Median seconds of ``iters`` forwards after ``warmup`` untimed ones, the last output, and
+    the peak GPU memory (GB) over them all (None on the CPU)."""
     times = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -69,7 +72,7 @@ def time_model(model, kwargs, device, iters: int, warmup: int) -> tuple[float, t
             sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return statistics.median(times), out.float().cpu(), peak
 
 
@@ -119,19 +122,54 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(peak**2 / mse)).item()
 
 
-def main() -> None:
+def row_list(text: str) -> list[str]:
+    """``--rows``: comma-separated ``stock``, ``stock_compiled``, ``eager_KERNEL``, ``regional_KERNEL``,
+    ``eager_fp8mm_KERNEL`` or ``regional_fp8mm_KERNEL`` (KERNEL: gen3c's or a diffusers backend)."""
+    from diffusers.models.attention_dispatch import AttentionBackendName
+
+    from gen3c.models.attention import KERNELS
+
+    kernels = (*KERNELS, *(b.value for b in AttentionBackendName))
+    rows = [r.strip() for r in text.split(",") if r.strip()]
+    for row in rows:
+        mode, _, kernel = row.partition("_")
+        kernel = kernel.removeprefix("fp8mm_")
+        if row not in ("stock", "stock_compiled") and not (mode in ("eager", "regional") and kernel in kernels):
+            raise argparse.ArgumentTypeError(
+                f"unknown row {row!r}: stock, stock_compiled, or eager_/regional_[fp8mm_]KERNEL with KERNEL one of {', '.join(KERNELS)} "
+                "or a diffusers attention backend"
+            )
+    if not rows:
+        raise argparse.ArgumentTypeError("no rows")
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--tiny", action="store_true")
-    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="the tiny configuration (CPU smoke test)")
+    parser.add_argument("--iters", type=int, default=3, help="timed forwards per row, after the warm-up; the median is reported")
     parser.add_argument(
-        "--rows", default="stock,stock_compiled,regional_sdpa,regional_flash4,regional_fp8mm_flash4,regional_fp8mm_cudnn_fp8"
+        "--rows",
+        type=row_list,
+        default="stock,stock_compiled,regional_sdpa,regional_flash4,regional_fp8mm_flash4,regional_fp8mm_cudnn_fp8",
+        help="comma-separated rows (see above); the PSNR column is against the stock row's output (the first row's without one)",
     )
     parser.add_argument("--compile_mode", default=None, help="torch.compile mode for the compiled rows")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile one more forward per row (CUDA): GPU time per kernel kind and the N costliest kernels")
-    args = parser.parse_args()
-    device = torch.device(args.device)
+    args = parser.parse_args(argv)
+    if args.iters < 1:
+        parser.error("--iters must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = device_or_exit(args.device, full_size=not args.tiny)
+    if args.profile and device.type != "cuda":
+        raise SystemExit("--profile times GPU kernels: it needs --device cuda")
+    check_writable(args.json)
     dtype = torch.float32 if args.tiny else torch.bfloat16
     tcfg = configs.TRANSFORMER_TINY if args.tiny else configs.TRANSFORMER_7B
     latent = (3, 4, 6) if args.tiny else (16, 88, 160)
@@ -145,7 +183,9 @@ def main() -> None:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         peak_flops = next((t * 1e12 for frag, t in BF16_PEAK_TFLOPS if frag in name), None)
-    rows, reference, results = args.rows.split(","), None, []
+    # Every row's output is kept (on the CPU) until all have run: the PSNR column compares each
+    # with the stock row's, wherever that row comes in --rows.
+    rows, outputs, results = args.rows, {}, []
     for row in rows:
         torch.manual_seed(0)
         model = build_module(CosmosTransformer3DModel, tcfg, device if device.type == "cuda" else torch.device("cpu"), dtype)
@@ -166,20 +206,16 @@ def main() -> None:
             if mode == "regional":
                 compile_blocks(model, mode=args.compile_mode)
                 warmup = 2
-        elif row != "stock":
-            raise SystemExit(f"unknown row {row!r}")
         compile_start = time.perf_counter()
         seconds, out, peak = time_model(model, kwargs, device, args.iters, warmup)
         total = time.perf_counter() - compile_start
-        if reference is None:
-            reference = out
+        outputs[row] = out
         result = {
             "row": row,
             "forward_s": seconds,
             "warmup_and_timing_s": total,
             "mfu": flops / seconds / peak_flops if peak_flops else None,
             "peak_gb": peak,
-            "psnr_vs_stock_db": psnr(out, reference),
         }
         if args.profile and device.type == "cuda":
             result["profile"] = profile_forward(model, kwargs, args.profile)
@@ -191,18 +227,24 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.empty_cache()
         torch._dynamo.reset()
+    reference_row = "stock" if "stock" in outputs else next(iter(outputs), None)
+    for r in results:
+        r["psnr_db"] = psnr(outputs[r["row"]], outputs[reference_row])
+        r["psnr_reference"] = reference_row
     base = {r["row"]: r["forward_s"] for r in results}
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"\nDiT forward, {'tiny' if args.tiny else '7B'} config, latents {latent}, {flops / 1e12:.0f} TFLOP — {dev}, torch {torch.__version__}")
+    print(f"PSNR of each row's output against the {reference_row} row's")
     print(f"{'row':<24}{'s/forward':>10}{'× stock':>9}{'× stock compiled':>18}{'MFU':>7}{'peak GB':>9}{'PSNR dB':>9}")
     for r in results:
         vs = base.get("stock", float("nan")) / r["forward_s"]
         vsc = base.get("stock_compiled", float("nan")) / r["forward_s"]
         mfu = f"{100 * r['mfu']:.0f}%" if r["mfu"] else "—"
-        print(f"{r['row']:<24}{r['forward_s']:>10.3f}{vs:>9.2f}{vsc:>18.2f}{mfu:>7}{r['peak_gb']:>9.1f}{r['psnr_vs_stock_db']:>9.1f}")
+        peak = "—" if r["peak_gb"] is None else f"{r['peak_gb']:.1f}"
+        print(f"{r['row']:<24}{r['forward_s']:>10.3f}{vs:>9.2f}{vsc:>18.2f}{mfu:>7}{peak:>9}{r['psnr_db']:>9.1f}")
     if args.json:
-        args.json.write_text(json.dumps({"device": dev, "torch": torch.__version__, "rows": results}, indent=1))
+        write_json(args.json, {"device": dev, "torch": torch.__version__, "psnr_reference": reference_row, "rows": results})
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
