@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_common import check_writable, device_or_exit, run, write_json  # noqa: E402
 from bench_dit import build_module, build_pipeline, make_inputs, run_pipeline, sync  # noqa: E402
 
 from gen3c.models import configs, memory  # noqa: E402
@@ -45,8 +45,9 @@ def allocated(device: torch.device) -> int:
     return torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
 
 
-def stage_peak(device: torch.device, fn) -> tuple[float, float]:
-    """(seconds, bytes allocated at the peak of ``fn`` beyond what was allocated before it)."""
+def stage_peak(device: torch.device, fn) -> tuple[float, float | None]:
+    """(seconds, bytes allocated at the peak of ``fn`` beyond what was allocated before it; None
+    off a GPU, where it is not measured)."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -58,12 +59,13 @@ def stage_peak(device: torch.device, fn) -> tuple[float, float]:
         fn()
     sync(device)
     seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
-    return seconds, peak - before
+    if device.type != "cuda":
+        return seconds, None
+    return seconds, torch.cuda.max_memory_allocated(device) - before
 
 
 def calibrate(args, device: torch.device) -> dict:
-    """Activation bytes of each stage alone and the coefficients they give."""
+    """Activation bytes of each stage alone and the coefficients they give (None off a GPU)."""
     from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel, EDMEulerScheduler
 
     from gen3c.pipelines.gen3c import Gen3cPipeline
@@ -93,8 +95,8 @@ def calibrate(args, device: torch.device) -> dict:
     with torch.no_grad():
         forward()  # warm-up (kernels, workspaces)
     seconds, act = stage_peak(device, forward)
-    out["dit_forward"] = {"s": seconds, "activation_gb": act / GiB}
-    out["DIT_ACTIVATION_BYTES"] = act / (size.tokens * size.hidden)
+    out["dit_forward"] = {"s": seconds, "activation_gb": gb(act)}
+    out["DIT_ACTIVATION_BYTES"] = None if act is None else act / (size.tokens * size.hidden)
 
     latents = torch.randn(1, 16, latent_t, h, w)
     video = args.frames * args.height * args.width
@@ -103,14 +105,17 @@ def calibrate(args, device: torch.device) -> dict:
         pipe.memory = memory_plan(vae_chunk_frames=chunk or 0)
         key = "whole" if chunk is None else "chunks_of_2"
         seconds, act = stage_peak(device, lambda: pipe.encode_conditions(image, colors, masks))
-        out[f"encode_{key}"] = {"s": seconds, "activation_gb": act / GiB}
+        out[f"encode_{key}"] = {"s": seconds, "activation_gb": gb(act)}
         seconds, act = stage_peak(
             device, lambda: decode_latents(vae, latents.to(device), sigma_data=0.5, chunk_frames=chunk)  # noqa: B023
         )
-        out[f"decode_{key}"] = {"s": seconds, "activation_gb": act / GiB}
+        out[f"decode_{key}"] = {"s": seconds, "activation_gb": gb(act)}
     # activation = video_bytes · (frames·pixels) + chunk_bytes · (chunk frames·pixels·channels): two
     # measurements, two unknowns.
     for stage, channels in (("ENCODE", size.encoder_channels), ("DECODE", size.decoder_channels)):
+        if out["dit_forward"]["activation_gb"] is None:
+            out[f"VAE_{stage}_BYTES"] = out[f"VAE_{stage}_VIDEO_BYTES"] = None
+            continue
         whole = out[f"{stage.lower()}_whole"]["activation_gb"] * GiB
         part = out[f"{stage.lower()}_chunks_of_2"]["activation_gb"] * GiB
         per_chunk = (whole - part) / (args.height * args.width * channels * (args.frames - chunked_frames))
@@ -118,6 +123,10 @@ def calibrate(args, device: torch.device) -> dict:
         out[f"VAE_{stage}_VIDEO_BYTES"] = (part - per_chunk * chunked_frames * args.height * args.width * channels) / video
     gc.collect()
     return out
+
+
+def gb(n_bytes: float | None) -> float | None:
+    return None if n_bytes is None else n_bytes / GiB
 
 
 COEFFICIENTS = (
@@ -137,34 +146,56 @@ def estimate_with(coefs: dict, plan, size: ModelSize) -> float:
             setattr(memory, k, v)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def plan_indices(text: str) -> list[int]:
+    """``--plans``: 'all' or comma-separated indices into :data:`BUDGET_PLANS`."""
+    if text == "all":
+        return list(range(len(BUDGET_PLANS)))
+    try:
+        picks = [int(i) for i in text.split(",")]
+    except ValueError:
+        picks = [-1]
+    if not picks or any(not 0 <= i < len(BUDGET_PLANS) for i in picks):
+        raise argparse.ArgumentTypeError(f"{text!r}: 'all' or comma-separated indices 0 … {len(BUDGET_PLANS) - 1} of BUDGET_PLANS")
+    return picks
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="tiny random model, 33 frames of 32×48 (CPU smoke test)")
     parser.add_argument("--steps", type=int, default=2, help="sampler steps per plan (the first is a warm-up)")
-    parser.add_argument("--plans", default="all", help="comma-separated indices into BUDGET_PLANS, or 'all'")
+    parser.add_argument("--plans", type=plan_indices, default="all", help="comma-separated indices into BUDGET_PLANS, or 'all'")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.steps < 2:
+        parser.error("--steps must be at least 2 (the first is a warm-up, not timed)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    device = device_or_exit(args.device, full_size=not args.tiny)
+    check_writable(args.json)
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()
     args.frames, args.height, args.width = (33, 32, 48) if args.tiny else (configs.CHUNK_FRAMES, *configs.RESOLUTION)
-    device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name} | torch {torch.__version__} | {args.frames} frames {args.height}x{args.width}", flush=True)
+    if device.type != "cuda":
+        print("(no GPU: memory is not measured here; the coefficients and peaks print as —)", flush=True)
 
     cal = calibrate(args, device)
     shipped = {k: getattr(memory, k) for k in COEFFICIENTS}
     print("\nstage activations (peak allocated − allocated before):")
-    print(f"  DiT forward          {cal['dit_forward']['activation_gb']:7.2f} GB  {cal['dit_forward']['s']:6.2f} s")
-    for key in ("encode_whole", "encode_chunks_of_2", "decode_whole", "decode_chunks_of_2"):
-        print(f"  {key:<20} {cal[key]['activation_gb']:7.2f} GB  {cal[key]['s']:6.2f} s")
+    for key in ("dit_forward", "encode_whole", "encode_chunks_of_2", "decode_whole", "decode_chunks_of_2"):
+        print(f"  {key:<20} {fmt(cal[key]['activation_gb'], '7.2f'):>7} GB  {cal[key]['s']:6.2f} s")
     print("coefficients   measured   shipped")
     for key, value in shipped.items():
-        print(f"  {key:<24} {cal[key]:8.3f} {value:8.3f}")
+        print(f"  {key:<24} {fmt(cal[key], '8.3f'):>8} {value:8.3f}")
 
     size = ModelSize(**cal["size"])
-    picks = range(len(BUDGET_PLANS)) if args.plans == "all" else [int(i) for i in args.plans.split(",")]
+    picks = args.plans
     rows = []
     inputs = make_inputs(args)
     for i in picks:
@@ -183,28 +214,32 @@ def main(argv: list[str] | None = None) -> dict:
             "plan": label,
             "measured_gb": run.get("peak_allocated_gb"),
             "estimate_shipped_gb": estimate_peak_gb(plan, size),
-            "estimate_measured_gb": estimate_with(cal, plan, size),
-            "step_s": statistics.median(run["step_times_s"][1:]) if len(run["step_times_s"]) > 1 else run["step_times_s"][0],
+            "estimate_measured_gb": estimate_with(cal, plan, size) if cal["DIT_ACTIVATION_BYTES"] is not None else None,
+            "step_s": statistics.median(run["step_times_s"][1:]),
             "encode_s": run["encode_s"],
             "decode_s": run["decode_s"],
         }
         rows.append(row)
-        print(f"[{label}] measured {row['measured_gb'] or 0:.2f} GB, estimate {row['estimate_shipped_gb']:.2f} GB", flush=True)
+        print(f"[{label}] measured {fmt(row['measured_gb'], '.2f')} GB, estimate {row['estimate_shipped_gb']:.2f} GB", flush=True)
 
-    print(f"\nGEN3C-7B memory plans — {args.frames} frames {args.height}x{args.width} — {name}")
+    print(f"\n{'tiny model' if args.tiny else 'GEN3C-7B'} memory plans — {args.frames} frames {args.height}x{args.width} — {name}")
     head = (f"{'plan':<52} {'peak GB':>8} {'est. GB':>8} {'est./peak':>9} {'refit GB':>9} {'s/step':>7} "
             f"{'enc s':>6} {'dec s':>6}")  # fmt: skip
     print(head)
     print("-" * len(head))
     for r in rows:
-        ratio = r["estimate_shipped_gb"] / r["measured_gb"] if r["measured_gb"] else float("nan")
-        print(f"{r['plan']:<52} {r['measured_gb'] or 0:>8.2f} {r['estimate_shipped_gb']:>8.2f} {ratio:>9.2f} "
-              f"{r['estimate_measured_gb']:>9.2f} {r['step_s']:>7.2f} {r['encode_s']:>6.1f} {r['decode_s']:>6.1f}")  # fmt: skip
+        ratio = r["estimate_shipped_gb"] / r["measured_gb"] if r["measured_gb"] else None
+        print(f"{r['plan']:<52} {fmt(r['measured_gb'], '8.2f'):>8} {r['estimate_shipped_gb']:>8.2f} {fmt(ratio, '9.2f'):>9} "
+              f"{fmt(r['estimate_measured_gb'], '9.2f'):>9} {r['step_s']:>7.2f} {r['encode_s']:>6.1f} {r['decode_s']:>6.1f}")  # fmt: skip
     result = {"device": name, "torch": torch.__version__, "calibration": cal, "shipped": shipped, "plans": rows}
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        write_json(args.json, result)
     return result
 
 
+def fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
 if __name__ == "__main__":
-    main()
+    run(main)
