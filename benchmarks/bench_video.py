@@ -32,8 +32,10 @@ Three sizes:
 To fit a GPU time limit, rows named in ``--extrapolate`` (default ``stock``) run only
 ``--probe_steps`` sampler steps of a schedule of that length; their sample time is the median
 step time (first step excluded) × their full step count, marked "(extrapolated)", with no
-fidelity. The ``exact`` row runs in full; ``--reference FILE`` stores its latents (or, when the
-row is not run, loads them), so rows can be split over several runs.
+fidelity. The reference row (``--reference_row``) runs in full and first, whatever its place
+in ``--rows``, after one untimed one-step video (so the first row timed does not pay the
+process's first render, encode and decode); ``--reference FILE`` stores its latents (or, when
+the row is not run, loads them), so rows can be split over several runs.
 
     python benchmarks/bench_video.py --device cuda --json video.json --markdown video.md
     python benchmarks/bench_video.py --model tiny
@@ -45,7 +47,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import statistics
 import sys
 import time
@@ -56,9 +57,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_common import check_writable, device_or_exit, run, write_json, write_text  # noqa: E402
 from bench_dit import build_module, sync  # noqa: E402
 
 from gen3c.models import configs  # noqa: E402
+from gen3c.models.packaged import PACKAGED_MODELS  # noqa: E402
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, forwards_per_video, speed_settings  # noqa: E402
 
 GiB = 2**30
@@ -67,31 +70,70 @@ GiB = 2**30
 # -- rows ---------------------------------------------------------------------------------------
 
 
+def row_label(text: str) -> str:
+    """A row's label: its words, one space apart (as ``--reference_row`` and ``--extrapolate`` name it)."""
+    return " ".join(text.split())
+
+
 def parse_row(text: str) -> tuple[str, SpeedPreset | None]:
-    """``stock`` → (stock, None); ``fast step_cache=fbc guidance_batch=1`` → (label, settings)."""
+    """``stock`` → (stock, None); ``fast step_cache=fbc guidance_batch=1`` → (label, settings).
+
+    Raises:
+        argparse.ArgumentTypeError: not a row.
+    """
+    from gen3c.errors import Gen3cInputError
+
     words = text.split()
     if not words:
-        raise SystemExit("empty row in --rows")
+        raise argparse.ArgumentTypeError("empty row in --rows")
     if words[0] == "stock":
         if len(words) > 1:
-            raise SystemExit("the stock row takes no overrides")
+            raise argparse.ArgumentTypeError("the stock row takes no overrides")
         return "stock", None
     if words[0] not in SPEED_PRESETS:
-        raise SystemExit(f"unknown row {words[0]!r}: stock or one of {', '.join(SPEED_PRESETS)}")
+        raise argparse.ArgumentTypeError(f"unknown row {words[0]!r}: stock or one of {', '.join(SPEED_PRESETS)}")
     fields = {f.name: f.type for f in dataclasses.fields(SpeedPreset)}
     overrides = {}
     for word in words[1:]:
         key, _, value = word.partition("=")
         if key not in fields:
-            raise SystemExit(f"row {text!r}: {key!r} is not a speed setting ({', '.join(fields)})")
-        kind = fields[key]
-        if "bool" in str(kind):
-            overrides[key] = value.lower() in ("1", "true", "yes", "on")
-        elif "int" in str(kind):
-            overrides[key] = int(value)
-        else:
-            overrides[key] = None if value in ("", "none", "None") and key == "attention_backend" else value
-    return text.strip(), speed_settings(words[0], **overrides)
+            raise argparse.ArgumentTypeError(f"row {text!r}: {key!r} is not a speed setting ({', '.join(fields)})")
+        kind = str(fields[key])
+        try:
+            if "bool" in kind:
+                if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                    raise ValueError(f"{key}={value} is not a yes/no value (1 or 0)")
+                overrides[key] = value.lower() in ("1", "true", "yes", "on")
+            elif "int" in kind:
+                overrides[key] = int(value)
+            else:
+                overrides[key] = None if value in ("", "none", "None") and key == "attention_backend" else value
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"row {text!r}: {exc}") from None
+    try:
+        return row_label(text), speed_settings(words[0], **overrides)
+    except Gen3cInputError as exc:
+        raise argparse.ArgumentTypeError(f"row {text!r}: {exc}") from None
+
+
+def parse_rows(text: str) -> list[tuple[str, SpeedPreset | None]]:
+    """``--rows``: ';'-separated rows (:func:`parse_row`)."""
+    rows = [parse_row(r) for r in text.split(";") if r.strip()]
+    if not rows:
+        raise argparse.ArgumentTypeError("no rows")
+    return rows
+
+
+def parse_cases(text: str) -> list[str]:
+    """``--cases``: comma-separated SCENE-PRESET names of the evaluation's grid."""
+    from gen3c.evaluation.suite import PRESETS, SCENES
+
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    for name in names:
+        scene, _, preset = name.partition("-")
+        if scene not in SCENES or preset not in PRESETS:
+            raise argparse.ArgumentTypeError(f"case {name!r}: SCENE-PRESET with SCENE one of {', '.join(SCENES)} and PRESET one of {', '.join(PRESETS)}")
+    return names
 
 
 def row_steps(settings: SpeedPreset | None) -> int:
@@ -174,7 +216,7 @@ def make_cases(args, device: torch.device) -> list[tuple[str, object, object]]:
     from gen3c.scenes import make_scene, render, source_camera
 
     config = BenchmarkConfig(resolution=(args.height, args.width), num_frames=args.frames)
-    names = args.cases.split(",")
+    names = args.cases
     out = []
     for name in names:
         scene_name, _, preset = name.partition("-")
@@ -313,18 +355,18 @@ def psnr_db(mse: float) -> float:
 # -- main ---------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--tiny", action="store_true", help="tiny random model, one 17-frame 64x112 case (CPU smoke test)")
-    size.add_argument("--model", default=None, help="a shipped model ('tiny'): real fidelity on the evaluation's scenes")
-    parser.add_argument("--rows", default="stock;exact;fast;fastest", help="';'-separated rows (see the module docstring)")
-    parser.add_argument("--extrapolate", default="stock", help="comma-separated row labels timed on --probe_steps steps only")
+    size.add_argument("--model", default=None, choices=PACKAGED_MODELS, help="a shipped model ('tiny'): real fidelity on the evaluation's scenes")
+    parser.add_argument("--rows", type=parse_rows, default="stock;exact;fast;fastest", help="';'-separated rows (see the module docstring)")
+    parser.add_argument("--extrapolate", default=None, help="comma-separated row labels timed on --probe_steps steps only (default: stock; 'none': no row)")
     parser.add_argument("--probe_steps", type=int, default=3, help="steps of an extrapolated row (the first is not timed)")
-    parser.add_argument("--cases", default=None, help="comma-separated SCENE-PRESET cases (default: room-left; --model: 8 cases)")
+    parser.add_argument("--cases", type=parse_cases, default=None, help="comma-separated SCENE-PRESET cases (default: room-left; --model: 8 cases)")
     parser.add_argument("--vae_chunk_frames", type=int, default=None, help="tokenizer chunk in latent frames (default: whole video)")
-    parser.add_argument("--reference_row", default="exact", help="the row the others' videos are compared with")
+    parser.add_argument("--reference_row", type=row_label, default="exact", help="the row the others' videos are compared with")
     parser.add_argument("--reference", type=Path, default=None, help="the reference row's latents: written when it runs, else read")
     parser.add_argument(
         "--dtype", choices=("bfloat16", "float32"), default=None,
@@ -333,34 +375,48 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table as markdown rows here")
     args = parser.parse_args(argv)
+    if args.probe_steps < 2:
+        parser.error("--probe_steps must be at least 2 (the first step is not timed)")
+    labels = [name for name, _ in args.rows]
+    if args.extrapolate is None:
+        args.extrapolate = {"stock"}
+    else:
+        args.extrapolate = {row_label(r) for r in args.extrapolate.split(",") if r.strip()} - {"none"}
+        unknown = sorted(args.extrapolate - set(labels))
+        if unknown:
+            parser.error(f"--extrapolate {', '.join(unknown)}: not a row of --rows ({'; '.join(labels)}); 'none' extrapolates no row")
+    if args.cases is None:
+        args.cases = [f"{s}-{p}" for s in ("room", "corridor", "street", "objects") for p in ("left", "zoom_in")] if args.model else ["room-left"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    device = device_or_exit(args.device, full_size=not (args.tiny or args.model))
+    rows, extrapolated = args.rows, args.extrapolate
+    runs_reference = any(name == args.reference_row and name not in extrapolated for name, _ in rows)
+    if args.reference is not None and not runs_reference and not args.reference.is_file():
+        raise SystemExit(f"--reference {args.reference} does not exist and the {args.reference_row!r} row is not run in full here: "
+                         "run it (add it to --rows) to write that file")  # fmt: skip
+    check_writable(args.json, args.markdown, args.reference if runs_reference else None)
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()
-    device = torch.device(args.device)
     if args.tiny or args.model:
         args.frames, args.height, args.width = 17, 64, 112
     else:
         args.frames, (args.height, args.width) = configs.CHUNK_FRAMES, configs.RESOLUTION
-    if args.cases is None:
-        args.cases = (
-            ",".join(f"{s}-{p}" for s in ("room", "corridor", "street", "objects") for p in ("left", "zoom_in"))
-            if args.model else "room-left"
-        )  # fmt: skip
-    rows = [parse_row(r) for r in args.rows.split(";") if r.strip()]
-    extrapolated = {r.strip() for r in args.extrapolate.split(",") if r.strip()}
-    if args.probe_steps < 2:
-        parser.error("--probe_steps must be at least 2 (the first step is not timed)")
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     what = ("tiny random model" if args.tiny else f"shipped model '{args.model}'" if args.model
             else "GEN3C-Cosmos-7B, random bf16 weights")  # fmt: skip
-    print(f"device: {device_name} | {what} | {args.frames} frames {args.height}x{args.width} | cases: {args.cases}", flush=True)
+    print(f"device: {device_name} | {what} | {args.frames} frames {args.height}x{args.width} | cases: {','.join(args.cases)}", flush=True)
     models = Models(args, device)
     print(f"weights and activations in {str(models.dtype).removeprefix('torch.')}", flush=True)
     cases = make_cases(args, device)
     latent_shape = ((args.frames - 1) // 8 + 1, args.height // 8, args.width // 8)
     reference: dict[str, torch.Tensor] = {}
-    if args.reference is not None and args.reference.is_file() and not any(label == args.reference_row for label, _ in rows):
+    if args.reference is not None and args.reference.is_file() and not runs_reference:
         from safetensors.torch import load_file
 
         latents = load_file(str(args.reference))
@@ -372,8 +428,13 @@ def main(argv: list[str] | None = None) -> dict:
                 reference[name] = video[0].permute(1, 0, 2, 3).float().clamp(-1, 1).cpu()
         print(f"reference: the {args.reference_row!r} row's latents from {args.reference}", flush=True)
 
-    results = []
-    for label, settings in rows:
+    if not reference and not runs_reference:
+        print(f"(no {args.reference_row!r} row runs in full and no --reference file: no PSNR / SSIM column)", flush=True)
+    # The reference row runs first, so that every row is compared with it; the table keeps --rows' order.
+    order = sorted(rows, key=lambda row: not (row[0] == args.reference_row and row[0] not in extrapolated))
+    results = {}
+    warmed = False
+    for label, settings in order:
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -385,10 +446,15 @@ def main(argv: list[str] | None = None) -> dict:
         pipe = models.pipeline(settings)
         uses_batch2 = settings is not None and settings.guidance_batch
         batch_sizes = [2] if uses_batch2 and settings.guidance_every == 1 else [1, 2] if uses_batch2 else [1]
-        warm_up(pipe, device, latent_shape, batch_sizes, steps)
-        counter = Counter(pipe.transformer, count_attention=not (settings is not None and settings.compile))
-        per_case, saved = [], {}
+        counter, per_case, saved = None, [], {}
         try:
+            warm_up(pipe, device, latent_shape, batch_sizes, steps)
+            if not warmed:
+                # One untimed one-step video, so that the first row does not pay for every row the
+                # process's first render, tokenizer encode and decode (kernel selection, lazy set-up).
+                run_case(pipe, settings, *cases[0][1:], device, 1)
+                warmed = True
+            counter = Counter(pipe.transformer, count_attention=not (settings is not None and settings.compile))
             for name, source, cameras in cases:
                 run = run_case(pipe, settings, source, cameras, device, steps)
                 print(f"[{label}] {name}: {sum(run[k] for k in ('render_s', 'encode_s', 'sample_s', 'decode_s')):.1f} s", flush=True)
@@ -402,15 +468,19 @@ def main(argv: list[str] | None = None) -> dict:
                                  "mse": mse, "psnr": None if mse is None else psnr_db(mse), "ssim": ssim})  # fmt: skip
         except torch.OutOfMemoryError as exc:
             print(f"[{label}] out of memory: {str(exc).splitlines()[0]}", flush=True)
-            results.append({"row": label, "error": "out of memory"})
-            counter.close()
+            results[label] = {"row": label, "error": "out of memory"}
+            if counter is not None:
+                counter.close()
             del pipe
             continue
         counter.close()
         if saved and args.reference is not None:
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in saved.items()}, str(args.reference))
+            from gen3c.io.atomic import atomic_path
+
+            with atomic_path(args.reference) as tmp:
+                save_file({k: v.contiguous() for k, v in saved.items()}, str(tmp))
         n = len(cases)
         scored = [c for c in per_case if c["mse"] is not None]
         result = {
@@ -428,20 +498,21 @@ def main(argv: list[str] | None = None) -> dict:
             "cases": per_case,
         }  # fmt: skip
         result["total_s"] = sum(result[k] for k in ("render_s", "encode_s", "sample_s", "decode_s"))
-        results.append(result)
+        results[label] = result
         print(f"[{label}] total {result['total_s']:.1f} s (sample {result['sample_s']:.1f} s), forwards {result['forwards']:.0f}, "
               f"PSNR {fmt(result['psnr_vs_reference'], '.2f')} dB", flush=True)  # fmt: skip
         del pipe
+    results = [results[name] for name, _ in rows if name in results]
     summary = {"device": device_name, "torch": torch.__version__, "model": what,
-               "video": f"{args.frames} frames {args.height}x{args.width}", "cases": args.cases, "rows": results}  # fmt: skip
+               "video": f"{args.frames} frames {args.height}x{args.width}", "cases": ",".join(args.cases), "rows": results}  # fmt: skip
     table = markdown_table(results, args.reference_row)
     print()
     print(f"{what} — {summary['video']} — {device_name}, torch {torch.__version__}; seconds per video (mean over {len(cases)} case(s))")
     print(table)
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1, default=str) + "\n")
+        write_json(args.json, summary)
     if args.markdown:
-        args.markdown.write_text(table + "\n")
+        write_text(args.markdown, table + "\n")
     return summary
 
 
@@ -471,4 +542,4 @@ def markdown_table(results: list[dict], reference_row: str = "exact") -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
