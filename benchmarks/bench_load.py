@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from bench_common import check_writable, run, write_json  # noqa: E402
 
 from gen3c.models import configs  # noqa: E402
 
@@ -103,46 +106,62 @@ def measure(row: str, checkpoint: str, stored: str) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def row_list(text: str) -> list[str]:
+    """``--rows``: comma-separated names of :data:`ROWS`."""
+    rows = [r.strip() for r in text.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown or not rows:
+        raise argparse.ArgumentTypeError(f"unknown rows {unknown}: use {', '.join(ROWS)}")
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--checkpoint", default=None, help="a converted checkpoint folder")
     where.add_argument("--build", type=Path, default=None, help="write a random-weight checkpoint here first (kept for later runs)")
     parser.add_argument("--tiny", action="store_true", help="the tiny configuration (CPU smoke test)")
-    parser.add_argument("--rows", default=None, help=f"comma-separated rows ({', '.join(ROWS)}; default: those this machine can run)")
+    parser.add_argument("--rows", type=row_list, default=None, help=f"comma-separated rows ({', '.join(ROWS)}; default: those this machine can run)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
     stored = "float32" if args.tiny else "bfloat16"
     if args.child:
         print(json.dumps(measure(args.child, args.checkpoint, stored)))
         return []
+    rows = args.rows or [r for r in ROWS if torch.cuda.is_available() or not r.startswith("cuda")]
+    if not torch.cuda.is_available() and any(r.startswith("cuda") for r in rows):
+        raise SystemExit(f"rows {', '.join(r for r in rows if r.startswith('cuda'))} load onto a CUDA GPU: this machine has none")
+    if args.checkpoint is not None and not (Path(args.checkpoint) / "model_index.json").is_file():
+        raise SystemExit(f"--checkpoint {args.checkpoint}: not a converted checkpoint (no model_index.json); --build DIR writes one")
+    check_writable(args.json)
     scratch = None
-    if args.checkpoint is None:
-        folder = args.build or Path(scratch := tempfile.mkdtemp(prefix="gen3c_bench_load_")) / "checkpoint"
-        if not (folder / "model_index.json").is_file():
-            print(f"writing a {'tiny' if args.tiny else 'GEN3C-7B'} checkpoint with random weights to {folder} …", flush=True)
-            build_checkpoint(folder, args.tiny)
-        args.checkpoint = str(folder)
-    rows = args.rows.split(",") if args.rows else [r for r in ROWS if torch.cuda.is_available() or not r.startswith("cuda")]
-    results = []
-    for row in rows:
-        if row not in ROWS:
-            raise SystemExit(f"unknown row {row!r}: use {', '.join(ROWS)}")
-        cmd = [sys.executable, __file__, "--child", row, "--checkpoint", args.checkpoint] + (["--tiny"] if args.tiny else [])
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:  # e.g. killed by the system for want of memory
-            results.append({"row": row, "status": f"failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}",
-                            "seconds": None, "peak_rss_gb": None, "gpu_gb": None})  # fmt: skip
-        else:
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print_table(results, args.checkpoint)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    if scratch:
-        import shutil
-
-        shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        if args.checkpoint is None:
+            folder = args.build or Path(scratch := tempfile.mkdtemp(prefix="gen3c_bench_load_")) / "checkpoint"
+            if not (folder / "model_index.json").is_file():
+                print(f"writing a {'tiny' if args.tiny else 'GEN3C-7B'} checkpoint with random weights to {folder} …", flush=True)
+                build_checkpoint(folder, args.tiny)
+            args.checkpoint = str(folder)
+        results = []
+        for row in rows:
+            cmd = [sys.executable, __file__, "--child", row, "--checkpoint", args.checkpoint] + (["--tiny"] if args.tiny else [])
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:  # e.g. killed by the system for want of memory
+                results.append({"row": row, "status": f"failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:]}",
+                                "seconds": None, "peak_rss_gb": None, "gpu_gb": None})  # fmt: skip
+            else:
+                results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print_table(results, args.checkpoint)
+        if args.json:
+            write_json(args.json, results)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     return results
 
 
@@ -159,4 +178,4 @@ def print_table(results: list[dict], checkpoint: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
