@@ -8,6 +8,7 @@ GPU time are not lost to a missing folder and no half-written file is left behin
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gen3c.errors import Gen3cInputError, first_line  # noqa: E402
 from gen3c.io.atomic import write_text_atomic  # noqa: E402
+from gen3c.io.images import parse_resolution  # noqa: E402
 
 
 def device_or_exit(name: str, *, full_size: bool = False, smoke_flag: str = "--tiny") -> torch.device:
@@ -39,6 +41,15 @@ def device_or_exit(name: str, *, full_size: bool = False, smoke_flag: str = "--t
     if device.type != "cuda" and full_size:
         raise SystemExit(f"the full-size measurement needs a CUDA GPU (--device {name}); {smoke_flag} runs a CPU smoke test")
     return device
+
+
+def resolution(text: str) -> str:
+    """An argparse type: ``HxW`` as gen3c takes it (checked), kept as text."""
+    try:
+        parse_resolution(text)
+    except Gen3cInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def check_writable(*paths: Path | None) -> None:

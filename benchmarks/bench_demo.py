@@ -24,13 +24,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import resolution  # noqa: E402
 
 
 def unpack_src(commit: str, into: Path) -> Path:
     """``src/`` of ``commit`` unpacked under ``into``; returns that ``src`` folder."""
     archive = into / "src.tar"
     with archive.open("wb") as f:
-        subprocess.run(["git", "-C", str(REPO), "archive", commit, "src"], check=True, stdout=f)
+        done = subprocess.run(["git", "-C", str(REPO), "archive", commit, "src"], stdout=f, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"--baseline_commit {commit}: git archive failed: {done.stderr.strip()[:200]}")
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
     return into / "src"
@@ -40,14 +45,18 @@ def run_demo(src: Path, folder: str, name: str, resolution: str) -> float:
     """Seconds of one `gen3c demo` in a fresh process with ``src`` first on the path."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     start = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "gen3c", "demo", "--video_save_folder", folder, "--video_save_name", name, "--resolution", resolution],
-        check=True,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env=env,
     )
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+        raise SystemExit(f"gen3c demo with {src} at {resolution} failed (exit {done.returncode}): {last}")
+    return seconds
 
 
 def same_video(a: Path, b: Path) -> str:
@@ -63,12 +72,19 @@ def same_video(a: Path, b: Path) -> str:
     return "identical" if not diff.any() else f"max |diff| {diff.max()} at {np.count_nonzero(diff)} values"
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--resolutions", nargs="+", default=["352x640", "704x1280"])
+    parser.add_argument("--resolutions", type=resolution, nargs="+", default=["352x640", "704x1280"])
     parser.add_argument("--baseline_commit", default=None, help="also time this commit's src/, interleaved (e.g. HEAD~3)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         versions = {"this tree": REPO / "src"}
