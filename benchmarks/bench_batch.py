@@ -18,10 +18,15 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from importlib import resources
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import resolution, run  # noqa: E402
 
 TRAJECTORIES = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 
@@ -61,13 +66,24 @@ def _run(manifest: Path, out: Path, **engine) -> tuple[float, float]:
     return n / total * 60, steady
 
 
-def main() -> None:
+ENGINES = ("sequential", "processes", "ray")
+
+
+def engine_list(text: str) -> list[str]:
+    """``--engines``: comma-separated names of :data:`ENGINES`."""
+    engines = [e.strip() for e in text.split(",") if e.strip()]
+    if not engines or set(engines) - set(ENGINES):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose among {', '.join(ENGINES)}")
+    return engines
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--frames", type=int, default=25)
-    parser.add_argument("--resolution", default="176x320")
+    parser.add_argument("--resolution", type=resolution, default="176x320")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--repeats",
@@ -75,12 +91,16 @@ def main() -> None:
         default=1,
         help="runs per engine; the best is shown (steadier on a busy machine)",
     )
-    known = ("sequential", "processes", "ray")
-    parser.add_argument("--engines", default=",".join(known), help=f"comma-separated subset of {', '.join(known)}")
-    args = parser.parse_args()
-    engines = args.engines.split(",")
-    if not engines or set(engines) - set(known):
-        parser.error(f"--engines {args.engines!r}: choose among {', '.join(known)}")
+    parser.add_argument("--engines", type=engine_list, default=",".join(ENGINES), help=f"comma-separated subset of {', '.join(ENGINES)}")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.repeats < 1 or args.workers < 1:
+        parser.error("--jobs, --repeats and --workers must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    engines = args.engines
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -123,4 +143,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
