@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_common import device_or_exit, resolution, run  # noqa: E402
 from bench_dit import sync  # noqa: E402
 
 from gen3c.evaluation.suite import BenchmarkConfig, benchmark_cases, render_ground_truth  # noqa: E402
@@ -40,17 +41,24 @@ def load(entry: str, device: str):
     return generator_from_options({**where, "device": device})
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="tiny", help="packaged model name or checkpoint folder")
     parser.add_argument("--students", default="tiny_fast", help="comma-separated packaged names or checkpoint folders")
-    parser.add_argument("--resolution", default="64x112")
+    parser.add_argument("--resolution", type=resolution, default="64x112")
     parser.add_argument("--frames", type=int, default=None, help="frames per video (default: the teacher's chunk)")
     parser.add_argument("--cases", type=int, default=2, help="held-out cases (scene-major, presets left and zoom_in)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.cases < 1 or args.repeats < 1:
+        parser.error("--cases and --repeats must be at least 1")
+    return args
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = device_or_exit(args.device, smoke_flag="--device cpu")
     names = [args.teacher, *[s for s in args.students.split(",") if s]]
     models = {name: load(name, args.device) for name in names}
     teacher = models[args.teacher]
@@ -75,10 +83,15 @@ def main() -> None:
         for name, model in models.items():
             for image, buffers in work:
                 marks = []
-                sync(torch.device(args.device))
+
+                def step_done(fraction: float, marks: list[float] = marks) -> None:
+                    sync(device)  # the step's kernels have finished, not only been queued
+                    marks.append(time.perf_counter())
+
+                sync(device)
                 t0 = time.perf_counter()
-                model.generate(None, None, image, buffers=buffers, progress=lambda f, marks=marks: marks.append(time.perf_counter()))
-                sync(torch.device(args.device))
+                model.generate(None, None, image, buffers=buffers, progress=step_done)
+                sync(device)
                 seconds[name].append(time.perf_counter() - t0)
                 steps = len(marks)
                 sampling[name].append((marks[-1] - marks[0]) * steps / (steps - 1) if steps > 1 else float("nan"))
@@ -96,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
