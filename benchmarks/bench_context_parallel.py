@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_common import check_writable, json_text, run  # noqa: E402
 from bench_dit import build_module, sync  # noqa: E402
 from bench_speed import inputs  # noqa: E402
 
@@ -81,7 +82,7 @@ def measure(args: argparse.Namespace) -> dict:
     # The slowest rank sets the pace of a step.
     step = torch.tensor([statistics.median(times)], dtype=torch.float64, device=device)
     peak = torch.tensor(
-        [torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")],
+        [torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0],
         dtype=torch.float64,
         device=device,
     )
@@ -95,7 +96,10 @@ def measure(args: argparse.Namespace) -> dict:
 
     rel_error = None
     if world == 1:
-        save_file({"out": out.contiguous()}, str(reference))
+        from gen3c.io.atomic import atomic_path
+
+        with atomic_path(reference) as tmp:
+            save_file({"out": out.contiguous()}, str(tmp))
     elif reference.is_file():
         ref = load_file(str(reference))["out"]
         rel_error = ((out - ref).norm() / ref.norm()).item()
@@ -104,7 +108,7 @@ def measure(args: argparse.Namespace) -> dict:
         "gpus": world,
         "s_per_step": step.item(),
         "forwards_per_step": args.forwards_per_step,
-        "peak_gb_per_gpu": peak.item(),
+        "peak_gb_per_gpu": peak.item() if device.type == "cuda" else None,
         "rel_error_vs_1_gpu": rel_error,
         "config": "tiny" if args.tiny else "7B",
         "latents": list(latent),
@@ -116,6 +120,8 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
+    if not rows:
+        raise SystemExit("no rows yet: launch the benchmark with torchrun first (see --help)")
     rows = sorted(rows, key=lambda r: r["gpus"])
     base = next((r["s_per_step"] for r in rows if r["gpus"] == 1), None)
     first = rows[0]
@@ -128,7 +134,8 @@ def print_table(rows: list[dict]) -> None:
         speedup = base / r["s_per_step"] if base else float("nan")
         eff = f"{100 * speedup / r['gpus']:.0f}%" if base else "—"
         err = "—" if r["rel_error_vs_1_gpu"] is None else f"{r['rel_error_vs_1_gpu']:.1e}"
-        print(f"{r['gpus']:>4} {r['s_per_step']:>8.3f} {speedup:>9.2f} {eff:>11} {r['peak_gb_per_gpu']:>12.1f} {err:>14}")
+        peak = "—" if r["peak_gb_per_gpu"] is None else f"{r['peak_gb_per_gpu']:.1f}"
+        print(f"{r['gpus']:>4} {r['s_per_step']:>8.3f} {speedup:>9.2f} {eff:>11} {peak:>12} {err:>14}")
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -142,7 +149,7 @@ def read_rows(path: Path) -> list[dict]:
     return list(latest.values())
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=Path("cp_results.jsonl"), help="JSON lines, one per GPU count")
     parser.add_argument("--table", action="store_true", help="only print the table of --results")
@@ -152,19 +159,29 @@ def main() -> None:
     parser.add_argument("--forwards_per_step", type=int, default=2, help="2 = GEN3C's guidance 1; 1 = guidance 0")
     parser.add_argument("--attention_backend", default=None, help="diffusers backend, e.g. _native_cudnn, flash")
     parser.add_argument("--compile", action="store_true", help="regional torch.compile of the blocks")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.iters < 1 or args.warmup < 0 or args.forwards_per_step < 1:
+        parser.error("--iters and --forwards_per_step must be at least 1, --warmup at least 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.table:
         print_table(read_rows(args.results))
         return
     if "WORLD_SIZE" not in os.environ:
         sys.exit("launch with torchrun: torchrun --standalone --nproc_per_node=N benchmarks/bench_context_parallel.py (see --help)")
+    if not args.tiny and not torch.cuda.is_available():
+        sys.exit("the full-size measurement needs CUDA GPUs (one per rank); --tiny runs a CPU smoke test with gloo")
+    check_writable(args.results)
     row = measure(args)
     if row:
-        with args.results.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(json.dumps(row), flush=True)
+        with args.results.open("a") as f:  # one line appended per launch
+            f.write(json_text(row, indent=None) + "\n")
+        print(json_text(row, indent=None), flush=True)
         print_table(read_rows(args.results))
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
