@@ -28,16 +28,32 @@ from gen3c.pipelines.resume import partial_dir
 
 def run(args: list[str], folder: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "gen3c", "generate", *args, "--video_save_folder", str(folder)], check=True)
+    done = subprocess.run([sys.executable, "-m", "gen3c", "generate", *args, "--video_save_folder", str(folder)])
+    if done.returncode != 0:
+        sys.exit(f"gen3c generate failed (exit {done.returncode}); its error is above")
     return time.perf_counter() - started
 
 
-def main() -> None:
+def differences(a: np.ndarray, b: np.ndarray) -> str:
+    """Whether two decoded videos have the same frames, and their largest difference."""
+    if a.shape != b.shape:
+        return f"frames identical False (shapes {a.shape} and {b.shape})"
+    return f"frames identical {np.array_equal(a, b)}, max |diff| {np.abs(a.astype(int) - b).max()}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="scratch folder (emptied first)")
     parser.add_argument("--twice", action="store_true", help="also run the uninterrupted command a second time")
     parser.add_argument("generate_args", nargs=argparse.REMAINDER, help="-- then the arguments of gen3c generate")
-    opts = parser.parse_args()
+    opts = parser.parse_args(argv)
+    if "--video_save_folder" in opts.generate_args or "--resume" in opts.generate_args:
+        parser.error("leave --video_save_folder and --resume out of the gen3c generate arguments: this script sets them")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> None:
+    opts = parse_args(argv)
     args = [a for a in opts.generate_args if a != "--"]
     name = args[args.index("--video_save_name") + 1] if "--video_save_name" in args else "output"
     shutil.rmtree(opts.out, ignore_errors=True)
@@ -49,8 +65,7 @@ def main() -> None:
     if opts.twice:
         run(args, opts.out / "again")
         again = read_video(opts.out / "again" / f"{name}.mp4")[0]
-        print(f"two uninterrupted runs: identical {np.array_equal(again, reference)}, "
-              f"max |diff| {np.abs(again.astype(int) - reference).max()}")  # fmt: skip
+        print(f"two uninterrupted runs: {differences(again, reference)}")
 
     chunk = partial_dir(killed, name) / "chunk_0000"
     proc = subprocess.Popen([sys.executable, "-m", "gen3c", "generate", *args, "--video_save_folder", str(killed)])
@@ -65,8 +80,7 @@ def main() -> None:
     resumed = read_video(killed / f"{name}.mp4")[0]
     same_bytes = (killed / f"{name}.mp4").read_bytes() == (whole / f"{name}.mp4").read_bytes()
     print(f"killed after chunk 1 (kept {kept / 2**20:.0f} MiB), resumed in {seconds:.1f} s: "
-          f"frames identical {np.array_equal(resumed, reference)}, mp4 identical {same_bytes}, "
-          f"max |diff| {np.abs(resumed.astype(int) - reference).max()}")  # fmt: skip
+          f"{differences(resumed, reference)}, mp4 identical {same_bytes}")  # fmt: skip
 
 
 if __name__ == "__main__":
