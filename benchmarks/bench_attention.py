@@ -45,7 +45,7 @@ def _time(fn, iters: int) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=56_320)
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--head_dim", type=int, default=128)

@@ -78,7 +78,7 @@ def _sync(device: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument(
         "--device", default="all", choices=("cpu", "cuda", "all"), help="cpu, cuda, or all (cpu, plus cuda when available)"
     )

@@ -150,7 +150,7 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=Path("cp_results.jsonl"), help="JSON lines, one per GPU count")
     parser.add_argument("--table", action="store_true", help="only print the table of --results")
     parser.add_argument("--tiny", action="store_true", help="tiny config on the CPU with gloo (smoke test)")

@@ -73,7 +73,7 @@ def same_video(a: Path, b: Path) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--resolutions", type=resolution, nargs="+", default=["352x640", "704x1280"])
     parser.add_argument("--baseline_commit", default=None, help="also time this commit's src/, interleaved (e.g. HEAD~3)")

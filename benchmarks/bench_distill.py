@@ -42,7 +42,7 @@ def load(entry: str, device: str):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="tiny", help="packaged model name or checkpoint folder")
     parser.add_argument("--students", default="tiny_fast", help="comma-separated packaged names or checkpoint folders")
     parser.add_argument("--resolution", type=resolution, default="64x112")

@@ -116,7 +116,7 @@ def row_list(text: str) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--checkpoint", default=None, help="a converted checkpoint folder")
     where.add_argument("--build", type=Path, default=None, help="write a random-weight checkpoint here first (kept for later runs)")

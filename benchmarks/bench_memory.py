@@ -160,7 +160,7 @@ def plan_indices(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="tiny random model, 33 frames of 32×48 (CPU smoke test)")
     parser.add_argument("--steps", type=int, default=2, help="sampler steps per plan (the first is a warm-up)")

@@ -42,7 +42,7 @@ def differences(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="scratch folder (emptied first)")
     parser.add_argument("--twice", action="store_true", help="also run the uninterrupted command a second time")
     parser.add_argument("generate_args", nargs=argparse.REMAINDER, help="-- then the arguments of gen3c generate")

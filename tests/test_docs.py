@@ -67,6 +67,94 @@ def test_every_documented_command_parses(doc):
         assert not unknown, f"{doc.name}: `gen3c {' '.join(words)}{rest}` names {unknown}, not flags of gen3c {' '.join(words)}"
 
 
+BENCHMARKS = ROOT / "benchmarks"
+BENCHMARK_SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "bench_common")
+BENCHMARK_COMMAND = re.compile(r"(?:\bbenchmarks/|(?<![\w/.-]))(" + "|".join(BENCHMARK_SCRIPTS) + r")\.py\b")
+
+
+def benchmark_module(name: str):
+    """A script of benchmarks/, imported by path (it is no package; it puts its folder on sys.path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_docs_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def benchmark_commands(text: str, fenced: bool) -> list[tuple[str, str]]:
+    """(script, the arguments that follow it) of every ``python benchmarks/X.py …`` (or torchrun)
+    in the fenced code blocks (``fenced``), or of every ``X.py --flag …`` in the prose's inline code."""
+    if fenced:
+        lines = [line for block in code_blocks(text) for line in block.replace("\\\n", "").splitlines()]
+        starts = [(line, m) for line in lines for m in BENCHMARK_COMMAND.finditer(line)]
+    else:
+        spans = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S).replace("\n", " "))
+        starts = [(span, m) for span in spans for m in BENCHMARK_COMMAND.finditer(span) if span[m.end():].strip()]
+    return [(m.group(1), line[m.end():]) for line, m in starts]
+
+
+def benchmark_argv(rest: str) -> list[str]:
+    """The words of a shell command line up to its end (``;``, ``&&``, ``|``, a ``#`` comment);
+    ``[optional]`` brackets and ``...`` are the text's own shorthand."""
+    lexer = shlex.shlex(rest.replace("[", " ").replace("]", " "), posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    argv = []
+    for word in lexer:
+        if word in (";", "&&", "|", "||", "&", ";;"):
+            break
+        if word not in ("...", "…"):
+            argv.append(word)
+    return argv
+
+
+def benchmark_parse_errors(text: str, where: str, capsys) -> list[str]:
+    errors = []
+    for fenced in (True, False):
+        for script, rest in benchmark_commands(text, fenced):
+            try:
+                benchmark_module(script).parse_args(benchmark_argv(rest))
+            except SystemExit as exc:  # argparse's usage errors; --help exits 0
+                if exc.code not in (0, None):
+                    message = capsys.readouterr().err.strip().splitlines()[-1:]
+                    errors.append(f"{where}: benchmarks/{script}.py {rest.strip()!r}: {message}")
+    return errors
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_documented_benchmark_command_parses(doc, capsys):
+    """Each ``python benchmarks/X.py …`` of README/docs parses with that script's own argument
+    parser (flags, their types and choices, the rows and modes they name); inline code in the
+    prose that names a script with flags is held to the same. Nothing is run."""
+    assert not benchmark_parse_errors(doc.read_text(), doc.name, capsys)
+
+
+@pytest.mark.parametrize("script", BENCHMARK_SCRIPTS)
+def test_each_benchmark_script_parses_its_own_usage_lines(script, capsys):
+    """The usage lines of each script's docstring parse too; every script exposes ``parse_args``."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse((BENCHMARKS / f"{script}.py").read_text()))
+    assert callable(benchmark_module(script).parse_args)
+    assert not benchmark_parse_errors(f"```\n{doc}\n```", f"{script}.py docstring", capsys)
+
+
+def test_a_documented_benchmark_typo_is_caught(capsys):
+    """The check above can fail: a misspelt flag, a row or mode that does not exist."""
+    text = """```bash
+python benchmarks/bench_dit.py --device cuda --mode resident   # --modes
+python benchmarks/bench_video.py --rows "exact;fats" --json v.json
+OMP_NUM_THREADS=1 python benchmarks/bench_dit.py --modes resident --e2e_mode fp8; echo done
+python benchmarks/bench_speed.py --rows stock,regional_flash4 --iters 2 && echo fine
+```
+and in the prose `bench_memory.py --plans 7`."""
+    errors = benchmark_parse_errors(text, "example", capsys)
+    assert [e.split(":")[1].split()[0] for e in errors] == [
+        "benchmarks/bench_dit.py", "benchmarks/bench_video.py", "benchmarks/bench_dit.py", "benchmarks/bench_memory.py"
+    ]  # fmt: skip
+    assert "unrecognized arguments: --mode" in errors[0] and "'fats'" in errors[1] and "--e2e_mode 'fp8'" in errors[2]
+
+
 def test_the_files_the_docs_name_exist():
     names = set()
     for doc in DOCS:
