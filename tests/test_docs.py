@@ -3,6 +3,7 @@ Python runs (shrunk where the text says 704×1280 and 121 frames), and the files
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from pathlib import Path
@@ -72,6 +73,7 @@ BENCHMARK_SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != 
 BENCHMARK_COMMAND = re.compile(r"(?:\bbenchmarks/|(?<![\w/.-]))(" + "|".join(BENCHMARK_SCRIPTS) + r")\.py\b")
 
 
+@functools.cache
 def benchmark_module(name: str):
     """A script of benchmarks/, imported by path (it is no package; it puts its folder on sys.path)."""
     import importlib.util

@@ -1,0 +1,82 @@
+"""The benchmark scripts' plumbing: where they refuse to run, how they write results, and that
+their CPU modes run to the end and compare with the right row. No timings are asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from test_docs import benchmark_module
+
+common = benchmark_module("bench_common")
+
+
+def test_result_files_are_strict_json_written_atomically(tmp_path):
+    path = tmp_path / "r.json"
+    common.write_json(path, {"psnr": math.inf, "peak": math.nan, "rows": [(1.5, -math.inf)], "device": torch.device("cpu")})
+    assert json.loads(path.read_text()) == {"psnr": "inf", "peak": None, "rows": [[1.5, "-inf"]], "device": "cpu"}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left beside it
+
+
+def test_result_paths_are_checked_before_the_measurement(tmp_path):
+    common.check_writable(None, tmp_path / "new.json")
+    with pytest.raises(SystemExit, match="does not exist"):
+        common.check_writable(tmp_path / "missing" / "r.json")
+    with pytest.raises(SystemExit, match="is a folder"):
+        common.check_writable(tmp_path)
+
+
+def test_benchmarks_refuse_in_one_line_where_they_cannot_run():
+    assert common.device_or_exit("cpu") == torch.device("cpu")
+    with pytest.raises(SystemExit, match="'gpu' is not a device"):
+        common.device_or_exit("gpu")
+    with pytest.raises(SystemExit, match="full-size measurement needs a CUDA GPU.*--tiny"):
+        common.device_or_exit("cpu", full_size=True)
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA GPU"):
+            common.device_or_exit("cuda")
+
+
+def test_argument_mistakes_fail_while_parsing(capsys):
+    """Cross-argument mistakes that used to surface after minutes of measuring (or never)."""
+    cases = [
+        ("bench_dit", ["--modes", "fp8", "--e2e_mode", "resident"], "not among --modes"),
+        ("bench_video", ["--rows", "exact;fast", "--extrapolate", "exact compile=1"], "not a row of --rows"),
+        ("bench_video", ["--rows", "exact compile=maybe"], "not a yes/no value"),
+        ("bench_speed", ["--rows", "stock,regional_flash5"], "unknown row 'regional_flash5'"),
+        ("bench_memory", ["--plans", "0,9"], "indices 0 …"),
+        ("bench_memory", ["--steps", "1"], "at least 2"),
+        ("bench_load", ["--rows", "stored,cuda"], "unknown rows ['cuda']"),
+    ]
+    for script, argv, message in cases:
+        with pytest.raises(SystemExit):
+            benchmark_module(script).parse_args(argv)
+        assert message in capsys.readouterr().err, (script, argv)
+    assert benchmark_module("bench_dit").parse_args(["--modes", "fp8,resident"]).e2e_mode == "fp8"  # the first mode run
+    assert benchmark_module("bench_video").parse_args(["--extrapolate", "none"]).extrapolate == set()
+
+
+def test_bench_speed_psnr_is_against_the_stock_row_wherever_it_comes(tmp_path):
+    speed = benchmark_module("bench_speed")
+    speed.main(["--tiny", "--device", "cpu", "--iters", "1", "--rows", "eager_sdpa,stock", "--json", str(tmp_path / "s.json")])
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert result["psnr_reference"] == "stock" and [r["row"] for r in result["rows"]] == ["eager_sdpa", "stock"]
+    assert all(r["peak_gb"] is None and r["psnr_reference"] == "stock" for r in result["rows"])
+
+
+@pytest.mark.slow
+def test_bench_video_compares_rows_listed_before_the_reference(tmp_path):
+    """The reference row runs first, so a row before it in --rows still gets its PSNR; the table
+    keeps the order given, and the JSON and markdown files parse."""
+    video = benchmark_module("bench_video")
+    summary = video.main(["--tiny", "--device", "cpu", "--rows", "fastest;exact", "--extrapolate", "none",
+                          "--json", str(tmp_path / "v.json"), "--markdown", str(tmp_path / "v.md")])  # fmt: skip
+    fastest, exact = summary["rows"]
+    assert (fastest["row"], exact["row"]) == ("fastest", "exact")
+    assert exact["psnr_vs_reference"] == math.inf and 20 < fastest["psnr_vs_reference"] < math.inf
+    assert (fastest["forwards"], exact["forwards"]) == (16, 70)
+    assert json.loads((tmp_path / "v.json").read_text())["rows"][1]["psnr_vs_reference"] == "inf"
+    lines = (tmp_path / "v.md").read_text().splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| fastest |") and "| ∞ |" in lines[3]
