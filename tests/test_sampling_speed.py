@@ -209,7 +209,10 @@ def test_step_cache_parsing():
     assert StepCacheSpec.parse("fbc") == StepCacheSpec("fbc", 0.05)
     assert StepCacheSpec.parse("taylorseer:4") == StepCacheSpec("taylorseer", 4)
     assert str(StepCacheSpec.parse("magcache:0.1")) == "magcache:0.1"
-    for bad, match in (("teacache", "unknown kind"), ("fbc:x", "must be a number"), ("taylorseer:1", "≥ 2"), ("fbc:-1", "positive")):
+    for bad, match in (("teacache", "unknown kind"), ("fbc:x", "must be a finite number"), ("taylorseer:1", "≥ 2"),
+                       ("fbc:-1", "above 0 and below 10"), ("magcache:10", "above 0 and below 10"),
+                       # before: OverflowError / ValueError tracebacks from int(inf) / int(nan)
+                       ("taylorseer:inf", "finite number"), ("taylorseer:nan", "finite number"), ("fbc:nan", "finite number")):  # fmt: skip
         with pytest.raises(Gen3cInputError, match=match):
             StepCacheSpec.parse(bad)
 
