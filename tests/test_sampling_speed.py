@@ -315,11 +315,43 @@ def test_presets_are_data_and_flags_override_them():
     assert fast.num_steps == 30 and fast.step_cache == "fbc" and fast.sampler == SPEED_PRESETS["fast"].sampler
     assert speed_settings("fastest", guidance_every=None) == SPEED_PRESETS["fastest"]  # None: the preset's
     for kwargs, match in (({"speed": "ludicrous"}, "--speed 'ludicrous'"), ({"sampler": "heun"}, "--sampler"),
-                          ({"num_steps": 0}, "--num_steps"), ({"guidance_every": 0}, "--guidance_every"),
+                          ({"num_steps": 0}, "--num_steps"), ({"num_steps": 2.5}, "whole number"), ({"guidance_every": 0}, "--guidance_every"),
                           ({"step_cache": "magcache", "guidance_every": 2}, "magcache"),
                           ({"step_cache": "fbc", "guidance_every": 2, "guidance_batch": True}, "--guidance_batch")):  # fmt: skip
         with pytest.raises(Gen3cInputError, match=match):
             speed_settings(**kwargs)
+
+
+def test_settings_of_guidance_are_refused_without_guidance():
+    """guidance 0 runs one branch: reusing or batching the unconditional branch would do nothing
+    (before: accepted silently, also for the distilled student, whose own guidance is 0)."""
+    from gen3c.pipelines.loading import load_generator
+
+    for checkpoint, kwargs, match in (
+        ("tiny", {"guidance": 0.0, "guidance_every": 2}, "--guidance_every shapes guidance's two branches, but --guidance 0"),
+        ("tiny", {"guidance": 0.0, "guidance_batch": True}, "--guidance_batch shapes"),
+        ("tiny_fast", {"guidance_batch": True, "guidance_every": 3}, "--guidance_every and --guidance_batch shape guidance's two "
+         "branches, but this model samples without guidance"),
+    ):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=match):
+            load_generator(checkpoint, **kwargs)
+    student = load_generator("tiny_fast", guidance=1.0, guidance_every=2)  # guidance asked for: its branches may be shaped
+    assert student.guidance == 1.0 and student.guidance_every == 2
+
+
+def test_a_speed_preset_says_when_a_distilled_student_keeps_its_own_steps():
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.loading import load_generator
+
+    with collect_notes() as notes:
+        student = load_generator("tiny_fast", speed="fast")
+    assert student.num_steps == 5
+    assert notes == ["--speed fast: this model is a distilled student and samples with its own 5 steps, not the preset's 18 "
+                     "(--num_steps sets them)"]  # fmt: skip
+    with collect_notes() as notes:
+        assert load_generator("tiny_fast", speed="fast", num_steps=3).num_steps == 3  # asked for: no note
+        assert load_generator("tiny", speed="fast").num_steps == 18
+    assert notes == []
 
 
 def test_configure_sampling_swaps_the_scheduler_and_cache(pipe):

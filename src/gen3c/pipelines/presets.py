@@ -48,7 +48,7 @@ class SpeedPreset:
         if self.sampler not in SAMPLERS:
             raise Gen3cInputError(f"--sampler {self.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
         if int(self.num_steps) != self.num_steps or self.num_steps < 1:
-            raise Gen3cInputError(f"--num_steps {self.num_steps} must be at least 1 (GEN3C: 35)")
+            raise Gen3cInputError(f"--num_steps {self.num_steps} must be a whole number ≥ 1 (GEN3C: 35)")
         if int(self.guidance_every) != self.guidance_every or self.guidance_every < 1:
             raise Gen3cInputError(f"--guidance_every {self.guidance_every} must be a whole number ≥ 1 (1: every step, GEN3C's)")
         spec = StepCacheSpec.parse(self.step_cache)
