@@ -3,6 +3,7 @@ caching through diffusers' hooks, and the ``--speed`` presets (tiny models, CPU)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -412,6 +413,26 @@ def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
     assert "not available" not in res.output  # no fallback note for a preset's choice
     frames, _ = read_video(tmp_path / "output.mp4")
     assert frames.shape == (17, 64, 112, 3)
+
+
+def test_the_presets_compile_and_fp8_matmuls_can_be_turned_off(box_scene, tmp_path, monkeypatch):
+    """Every preset compiles on a GPU and `fastest` takes fp8 matmuls there: --no_compile and
+    --no_fp8_matmul turn them off (before: no flag could, and --help said "start from exact",
+    which compiles too)."""
+    from gen3c.pipelines import loading
+
+    asked = []
+    real = loading.load_generator
+    monkeypatch.setattr(loading, "load_generator", lambda *args, **kwargs: asked.append(kwargs) or real(*args, **kwargs))
+    image, depth, _, _ = box_scene
+    common = ("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
+              "--video_save_folder", tmp_path)  # fmt: skip
+    res = invoke(*common, "--generator", "gen3c", "--model", "tiny", "--speed", "fastest", "--num_steps", 1, "--no_compile", "--no_fp8_matmul")
+    assert res.exit_code == 0, res.output
+    assert asked[-1]["compile"] is False and asked[-1]["fp8_matmul"] is False
+    assert speed_settings("fastest", compile=False, fp8_matmul=False) == dataclasses.replace(SPEED_PRESETS["fastest"], compile=False, fp8_matmul=False)
+    res = invoke(*common, "--no_compile")  # the preview: named as typed
+    assert res.exit_code == 2 and "--no_compile applies to --generator gen3c only" in " ".join(res.output.split())
 
 
 @pytest.mark.parametrize(

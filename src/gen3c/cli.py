@@ -247,6 +247,9 @@ ResumeOpt = Annotated[
 
 # Options of the gen3c diffusion generator (GEN3C's flag names) ------------------------------------
 
+#: The --help panel of the speed settings (--speed and the flags that override its presets).
+SPEED_PANEL = "Speed (gen3c generator)"
+
 CheckpointOpt = Annotated[
     str | None,
     typer.Option(
@@ -275,6 +278,7 @@ StepsOpt = Annotated[
     int | None,
     typer.Option(
         "--num_steps",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: sampler steps. Default: the model's own (a distilled student's few), else the --speed "
         "preset's (exact: GEN3C's 35).",
     ),
@@ -322,14 +326,17 @@ MemoryModeOpt = Annotated[
 CompileOpt = Annotated[
     bool | None,
     typer.Option(
-        "--compile",
-        help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile; default: the --speed preset's).",
+        "--compile/--no_compile",
+        rich_help_panel=SPEED_PANEL,
+        help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile of ~10 s), or leave them "
+        "eager. Default: the --speed preset's (every preset compiles a DiT resident on one CUDA GPU, none on a CPU).",
     ),
 ]
 AttentionOpt = Annotated[
     str | None,
     typer.Option(
         "--attention_backend",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: the DiT's self-attention kernel. auto: flash4 (FlashAttention-4, exact) on "
         "Hopper/Blackwell GPUs with gen3c\\[fast] installed, else PyTorch SDPA; flash4; sdpa; cudnn_fp8 (cuDNN fp8 "
         "attention, approximate: 74 → 62 ms per 7B attention on an H200; the video 51.0 dB PSNR from exact's on the "
@@ -340,30 +347,34 @@ AttentionOpt = Annotated[
 Fp8MatmulOpt = Annotated[
     bool | None,
     typer.Option(
-        "--fp8_matmul",
-        help="gen3c generator: float8 matmuls in the DiT blocks (GPUs with fp8 tensor cores, e.g. H100/H200): with "
-        "--attention_backend cudnn_fp8 too, a 7B forward takes 2.31 s against 3.40 s in bf16 on an H200; the video "
-        "46.1 dB PSNR from exact's on the shipped small model. Default: the --speed preset's.",
+        "--fp8_matmul/--no_fp8_matmul",
+        rich_help_panel=SPEED_PANEL,
+        help="gen3c generator: float8 matmuls in the DiT blocks (GPUs with fp8 tensor cores, e.g. H100/H200; refused "
+        "elsewhere), approximate: with --attention_backend cudnn_fp8 too, a 7B forward takes 2.31 s against 3.40 s in "
+        "bf16 on an H200; the video 46.1 dB PSNR from exact's on the shipped small model. Default: the --speed preset's "
+        "(fastest: on where the GPU has them and the DiT is resident in bf16).",
     ),
 ]
 SpeedOpt = Annotated[
     str,
     typer.Option(
         "--speed",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: speed preset. exact: GEN3C's sampler (35 Euler steps, both guidance branches every step: "
         "70 DiT forwards; 241 s per 121-frame 704x1280 video on one H200). fast: 18 Euler steps, 36 forwards (132 s); "
         "its video 50.0 dB PSNR / 0.9994 SSIM from exact's. fastest: 8 Euler steps, 16 forwards, and on GPUs with fp8 "
         "tensor cores fp8 GEMMs and attention (40.5 s); 38.7 dB / 0.992 (37.3 dB with fp8). On a GPU every preset compiles "
         "the DiT's blocks once (~10 s). (dB here and below: PSNR of the video against exact's on the shipped small model, "
         "8 held-out scenes; on GEN3C-7B expect lower.) "
-        "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, …) override the preset "
-        "(a switch such as --compile can only turn a setting on: start from exact to leave it off).",
+        "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, --no_compile, …) override the "
+        "preset.",
     ),
 ]
 SamplerOpt = Annotated[
     str | None,
     typer.Option(
         "--sampler",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: euler (GEN3C's) or dpmpp_2m (DPM-Solver++(2M), second order). At 18 steps its video is 43.0 dB "
         "from exact's (18 Euler steps: 50.0 dB) but nearer a converged 140-step video (46.2 against 44.6 dB); at 12 steps "
         "and fewer it is further from both than Euler. Default: the --speed preset's.",
@@ -373,6 +384,7 @@ GuidanceEveryOpt = Annotated[
     int | None,
     typer.Option(
         "--guidance_every",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: run guidance's unconditional branch every N-th step only and reuse its direction in between "
         "(2: 53 of 70 forwards, 49.8 dB; 3: 47 forwards, 43.5 dB). 1: every step (GEN3C's). Default: the --speed preset's.",
     ),
@@ -381,14 +393,16 @@ GuidanceBatchOpt = Annotated[
     bool | None,
     typer.Option(
         "--guidance_batch",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: run guidance's two branches as one batch-2 DiT forward (the same video up to float rounding; "
-        "whether it is faster depends on the GPU). Default: the --speed preset's.",
+        "whether it is faster depends on the GPU: on an H200 it is not, so no preset uses it).",
     ),
 ]
 StepCacheOpt = Annotated[
     str | None,
     typer.Option(
         "--step_cache",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: reuse DiT work across steps (approximate): none; fbc[:THRESHOLD] (First Block Cache, "
         "default 0.05; fbc:0.1 ran the block stack 46 of 70 times, 54.5 dB); taylorseer[:INTERVAL] (self-attention extrapolated between full steps, default 3; 28 of 70 "
         "self-attentions computed, 47.2 dB; ~26 GB of extra GPU memory per branch on GEN3C-7B); magcache[:THRESHOLD] (default 0.06; the first run measures the model's ratios and stores "
@@ -466,7 +480,8 @@ def _generator_options(generator: GeneratorName, params: dict) -> dict:
     defaults = {name: p.default for name, p in inspect.signature(generate).parameters.items()}
     changed = [name for name, value in options.items() if name in defaults and value != defaults[name]]
     if changed:
-        flags = ", ".join(f"--{name}" for name in changed)
+        # a switch left unset by default and turned off names its off form (--no_compile)
+        flags = ", ".join(f"--no_{name}" if options[name] is False and defaults[name] is None else f"--{name}" for name in changed)
         verb, them = ("applies", "it") if len(changed) == 1 else ("apply", "them")
         raise Gen3cInputError(f"{flags} {verb} to --generator gen3c only; drop {them} or pass --generator gen3c")
     return {}
