@@ -435,6 +435,39 @@ def test_the_presets_compile_and_fp8_matmuls_can_be_turned_off(box_scene, tmp_pa
     assert res.exit_code == 2 and "--no_compile applies to --generator gen3c only" in " ".join(res.output.split())
 
 
+@pytest.mark.slow
+def test_the_run_record_says_what_ran(box_scene, tmp_path):
+    """NAME_run.json and the last line of `gen3c generate` name the settings in effect: the preset
+    with the flags applied, and the kernel chosen after a fallback (before: only the flags as
+    typed, e.g. "num_steps": null and "attention_backend": "cudnn_fp8" for a run on SDPA)."""
+    import gen3c
+
+    image, depth, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
+                 "--video_save_folder", tmp_path, "--generator", "gen3c", "--model", "tiny", "--speed", "fastest",
+                 "--num_steps", 2, "--step_cache", "fbc:0.1", "--guidance_every", 2, "--attention_backend", "cudnn_fp8")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "output_run.json").read_text())
+    assert run["generator_options"]["num_steps"] == 2 and run["generator_options"]["attention_backend"] == "cudnn_fp8"
+    assert run["generator_settings"] == {
+        "speed": "fastest", "sampler": "euler", "num_steps": 2, "guidance": 1.0, "guidance_every": 2, "guidance_batch": False,
+        "step_cache": "fbc:0.1", "attention": "sdpa", "compile": False, "fp8_matmul": False, "device": "cpu", "dtype": "float32",
+        "num_gpus": 1,
+    }  # fmt: skip
+    assert "cudnn_fp8' is not available" in res.output  # the fallback, said once
+    assert ("ran with --speed fastest: euler 2 steps, guidance 1, unconditional branch every 2 steps, step cache fbc:0.1; "
+            "attention sdpa, compile off, fp8 matmuls off; cpu float32") in res.output  # fmt: skip
+    # the Python API: the same record, the preset's defaults (a distilled student: its own steps, no guidance)
+    out = gen3c.generate(image, depth=depth, fov=60, resolution="32x48", model="tiny_fast", video_save_folder=tmp_path,
+                         video_save_name="student", progress=False)  # fmt: skip
+    assert out.generator_settings == {**run["generator_settings"], "speed": "exact", "num_steps": 5, "guidance": 0.0,
+                                      "guidance_every": 1, "step_cache": "none"}  # fmt: skip
+    assert json.loads((tmp_path / "student_run.json").read_text())["generator_settings"] == out.generator_settings
+    preview = gen3c.generate(image, depth=depth, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
+                             video_save_folder=tmp_path, video_save_name="preview", progress=False)  # fmt: skip
+    assert preview.generator_settings is None and "generator_settings" not in json.loads(preview.paths["run"].read_text())
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

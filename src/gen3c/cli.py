@@ -962,6 +962,21 @@ def _run(request, source=None, resume: bool = False) -> None:
     for key, path in out.paths.items():
         if key != "video":
             console.print(f"      {escape(str(path))}", highlight=False)
+    if out.generator_settings is not None:
+        console.print(f"      ran with {escape(_describe_settings(out.generator_settings))}", highlight=False, soft_wrap=True)
+
+
+def _describe_settings(ran: dict) -> str:
+    """One line of what the gen3c generator ran with (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`)."""
+    guidance = "no guidance" if ran["guidance"] == 0 else f"guidance {ran['guidance']:g}" + (
+        f", unconditional branch every {ran['guidance_every']} steps" if ran["guidance_every"] > 1 else ""
+    ) + (", branches batched" if ran["guidance_batch"] else "")  # fmt: skip
+    kernels = f"attention {ran['attention']}, compile {'on' if ran['compile'] else 'off'}, fp8 matmuls {'on' if ran['fp8_matmul'] else 'off'}"
+    gpus = f" × {ran['num_gpus']}" if ran["num_gpus"] > 1 else ""
+    return (
+        f"--speed {ran['speed']}: {ran['sampler']} {ran['num_steps']} steps, {guidance}, step cache {ran['step_cache']}; "
+        f"{kernels}; {ran['device']}{gpus} {ran['dtype']}"
+    )
 
 
 @app.command()

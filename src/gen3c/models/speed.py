@@ -59,6 +59,7 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
             f"attention backend {backend!r} is not available here ({first_line(exc)}): use 'auto', one of "
             f"{', '.join(KERNELS)}, or leave it unset"
         ) from None
+    transformer._gen3c_attention_kernel = backend  # what computes attention now (diffusers' dispatcher)
     return backend
 
 

@@ -345,10 +345,12 @@ def load_generator(
     _check_offloaded_weights_fit(pipe, plan, device)
     pipe.configure_memory(plan, device)
     apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)
-    return Gen3cGenerator(
+    generator = Gen3cGenerator(
         pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
         guidance_batch=settings.guidance_batch, **generator_options,
     )  # fmt: skip
+    generator.speed = "exact" if speed is None else speed
+    return generator
 
 
 def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool) -> None:
