@@ -341,6 +341,7 @@ AttentionOpt = Annotated[
         "Hopper/Blackwell GPUs with gen3c\\[fast] installed, else PyTorch SDPA; flash4; sdpa; cudnn_fp8 (cuDNN fp8 "
         "attention, approximate: 74 → 62 ms per 7B attention on an H200; the video 51.0 dB PSNR from exact's on the "
         "shipped small model); auto_fp8 (cudnn_fp8 where it runs, else as auto); or a diffusers backend name. "
+        "flash4 or cudnn_fp8 where it cannot run (e.g. on a CPU) runs as sdpa, with a note. "
         "Default: the --speed preset's (auto; fastest: auto_fp8).",
     ),
 ]

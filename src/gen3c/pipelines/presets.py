@@ -14,6 +14,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.models import configs
+from gen3c.models.speed import check_attention_backend
 from gen3c.models.step_cache import StepCacheSpec
 from gen3c.schedulers import SAMPLERS
 
@@ -51,6 +52,8 @@ class SpeedPreset:
             raise Gen3cInputError(f"--num_steps {self.num_steps} must be a whole number ≥ 1 (GEN3C: 35)")
         if int(self.guidance_every) != self.guidance_every or self.guidance_every < 1:
             raise Gen3cInputError(f"--guidance_every {self.guidance_every} must be a whole number ≥ 1 (1: every step, GEN3C's)")
+        if self.attention_backend is not None:
+            check_attention_backend(self.attention_backend)
         spec = StepCacheSpec.parse(self.step_cache)
         if spec is not None and self.guidance_every > 1 and (spec.kind == "magcache" or self.guidance_batch):
             # Each branch's cache counts its own calls; these combinations would misalign them.
