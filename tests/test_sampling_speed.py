@@ -340,6 +340,23 @@ def test_settings_of_guidance_are_refused_without_guidance():
     assert student.guidance == 1.0 and student.guidance_every == 2
 
 
+def test_speed_settings_are_checked_before_gens_weights_are_fetched(monkeypatch):
+    """Without --checkpoint_dir / --model GEN3C's weights (~60 GB) are fetched first: a mistyped
+    speed setting must be refused before that (before: after the download, when the model loaded)."""
+    from gen3c.models import weights
+    from gen3c.pipelines.loading import generator_from_options
+
+    def fetch(*args, **kwargs):
+        raise AssertionError("fetched GEN3C's weights before checking the settings")
+
+    monkeypatch.setattr(weights, "prepare_weights", fetch)
+    for options, match in (({"speed": "warp"}, "--speed 'warp' is unknown"), ({"step_cache": "teacache"}, "unknown kind"),
+                           ({"sampler": "heun"}, "--sampler 'heun'"), ({"attention_backend": "flsh4"}, "'flsh4' is unknown"),
+                           ({"num_steps": 0}, "--num_steps 0"), ({"guidance": 0.0, "guidance_every": 2}, "--guidance 0")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=match):
+            generator_from_options(options)
+
+
 def test_a_speed_preset_says_when_a_distilled_student_keeps_its_own_steps():
     from gen3c.errors import collect_notes
     from gen3c.pipelines.loading import load_generator

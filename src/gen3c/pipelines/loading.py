@@ -384,6 +384,8 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
     check_host_memory(need, f"keeping {', '.join(held)} in CPU memory between stages", fix)
 
 
+#: :func:`load_generator`'s options that override a speed preset's settings.
+_SPEED_OPTIONS = ("sampler", "num_steps", "guidance_every", "guidance_batch", "step_cache", "attention_backend", "fp8_matmul", "compile")
 #: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
 _SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
 
@@ -521,10 +523,11 @@ def generator_from_options(options: dict[str, Any], seed: int = 1, resolution: t
             ok, opts[key] = True, float(value)
         if not ok:
             raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
-    if opts.get("num_steps", 1) < 1:
-        raise Gen3cInputError(f"--num_steps {opts['num_steps']} must be a whole number ≥ 1 (GEN3C: 35)")
     if not math.isfinite(opts.get("guidance", 1.0)):
         raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
+    # The speed settings, checked before GEN3C's weights may be fetched (load_generator applies them).
+    settings = speed_settings(opts.get("speed"), **{key: opts.get(key) for key in _SPEED_OPTIONS})
+    _check_guidance_settings(settings, opts.get("guidance"), False)
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
     cache_dir = opts.pop("cache_dir", None)
