@@ -304,6 +304,27 @@ def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named
         MagRatioStore(checkpoint).load("euler")
 
 
+@pytest.mark.parametrize(
+    "cache, kwargs",
+    [("fbc:0.2", {}), ("taylorseer:2", {}), ("magcache:0.5", {}), ("fbc:0.2", {"guidance_every": 2}),
+     ("none", {"guidance_batch": True}), ("none", {"sampler": "dpmpp_2m"})],
+)  # fmt: skip
+def test_each_approximation_gives_the_same_video_twice(pipe, conditions, cache, kwargs):
+    """A cache's state is reset between videos: the same settings give the same video again,
+    bit for bit (the second video starts from no cached residual or Taylor factors)."""
+    kwargs = dict(kwargs)
+    configure_sampling(pipe, speed_settings(step_cache=cache, sampler=kwargs.pop("sampler", None)))
+    if pipe.step_cache is not None and pipe.step_cache.spec.kind == "magcache":
+        pipe.step_cache.mag_ratios = [1.0, 1.05, 1.02, 1.0, 0.98, 0.9]  # as measured ratios would be: no calibration run
+    try:
+        first, second = sample(pipe, conditions, **kwargs), sample(pipe, conditions, **kwargs)
+    finally:
+        configure_sampling(pipe, speed_settings())
+    assert torch.equal(first, second)
+    if not kwargs.get("guidance_batch"):  # (batched guidance is exact up to rounding)
+        assert not torch.equal(first, sample(pipe, conditions))  # an approximation: not the exact video
+
+
 # -- presets --------------------------------------------------------------------------------
 
 
