@@ -339,6 +339,9 @@ def test_presets_are_data_and_flags_override_them():
     for kwargs, match in (({"speed": "ludicrous"}, "--speed 'ludicrous'"), ({"sampler": "heun"}, "--sampler"),
                           ({"num_steps": 0}, "--num_steps"), ({"num_steps": 2.5}, "whole number"), ({"guidance_every": 0}, "--guidance_every"),
                           ({"step_cache": "magcache", "guidance_every": 2}, "magcache"),
+                          # from Python (before: an AttributeError traceback, or "yes" taken as on)
+                          ({"step_cache": 0.1}, "step_cache must be str, got float"), ({"guidance_batch": "yes"}, "must be bool"),
+                          ({"num_steps": True}, "num_steps must be a whole number, got bool"), ({"compile": 1}, "bool or None"),
                           ({"step_cache": "fbc", "guidance_every": 2, "guidance_batch": True}, "--guidance_batch")):  # fmt: skip
         with pytest.raises(Gen3cInputError, match=match):
             speed_settings(**kwargs)
