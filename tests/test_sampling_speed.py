@@ -3,6 +3,7 @@ caching through diffusers' hooks, and the ``--speed`` presets (tiny models, CPU)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -209,7 +210,10 @@ def test_step_cache_parsing():
     assert StepCacheSpec.parse("fbc") == StepCacheSpec("fbc", 0.05)
     assert StepCacheSpec.parse("taylorseer:4") == StepCacheSpec("taylorseer", 4)
     assert str(StepCacheSpec.parse("magcache:0.1")) == "magcache:0.1"
-    for bad, match in (("teacache", "unknown kind"), ("fbc:x", "must be a number"), ("taylorseer:1", "≥ 2"), ("fbc:-1", "positive")):
+    for bad, match in (("teacache", "unknown kind"), ("fbc:x", "must be a finite number"), ("taylorseer:1", "≥ 2"),
+                       ("fbc:-1", "above 0 and below 10"), ("magcache:10", "above 0 and below 10"),
+                       # before: OverflowError / ValueError tracebacks from int(inf) / int(nan)
+                       ("taylorseer:inf", "finite number"), ("taylorseer:nan", "finite number"), ("fbc:nan", "finite number")):  # fmt: skip
         with pytest.raises(Gen3cInputError, match=match):
             StepCacheSpec.parse(bad)
 
@@ -300,6 +304,27 @@ def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named
         MagRatioStore(checkpoint).load("euler")
 
 
+@pytest.mark.parametrize(
+    "cache, kwargs",
+    [("fbc:0.2", {}), ("taylorseer:2", {}), ("magcache:0.5", {}), ("fbc:0.2", {"guidance_every": 2}),
+     ("none", {"guidance_batch": True}), ("none", {"sampler": "dpmpp_2m"})],
+)  # fmt: skip
+def test_each_approximation_gives_the_same_video_twice(pipe, conditions, cache, kwargs):
+    """A cache's state is reset between videos: the same settings give the same video again,
+    bit for bit (the second video starts from no cached residual or Taylor factors)."""
+    kwargs = dict(kwargs)
+    configure_sampling(pipe, speed_settings(step_cache=cache, sampler=kwargs.pop("sampler", None)))
+    if pipe.step_cache is not None and pipe.step_cache.spec.kind == "magcache":
+        pipe.step_cache.mag_ratios = [1.0, 1.05, 1.02, 1.0, 0.98, 0.9]  # as measured ratios would be: no calibration run
+    try:
+        first, second = sample(pipe, conditions, **kwargs), sample(pipe, conditions, **kwargs)
+    finally:
+        configure_sampling(pipe, speed_settings())
+    assert torch.equal(first, second)
+    if not kwargs.get("guidance_batch"):  # (batched guidance is exact up to rounding)
+        assert not torch.equal(first, sample(pipe, conditions))  # an approximation: not the exact video
+
+
 # -- presets --------------------------------------------------------------------------------
 
 
@@ -312,11 +337,63 @@ def test_presets_are_data_and_flags_override_them():
     assert fast.num_steps == 30 and fast.step_cache == "fbc" and fast.sampler == SPEED_PRESETS["fast"].sampler
     assert speed_settings("fastest", guidance_every=None) == SPEED_PRESETS["fastest"]  # None: the preset's
     for kwargs, match in (({"speed": "ludicrous"}, "--speed 'ludicrous'"), ({"sampler": "heun"}, "--sampler"),
-                          ({"num_steps": 0}, "--num_steps"), ({"guidance_every": 0}, "--guidance_every"),
+                          ({"num_steps": 0}, "--num_steps"), ({"num_steps": 2.5}, "whole number"), ({"guidance_every": 0}, "--guidance_every"),
                           ({"step_cache": "magcache", "guidance_every": 2}, "magcache"),
+                          # from Python (before: an AttributeError traceback, or "yes" taken as on)
+                          ({"step_cache": 0.1}, "step_cache must be str, got float"), ({"guidance_batch": "yes"}, "must be bool"),
+                          ({"num_steps": True}, "num_steps must be a whole number, got bool"), ({"compile": 1}, "bool or None"),
                           ({"step_cache": "fbc", "guidance_every": 2, "guidance_batch": True}, "--guidance_batch")):  # fmt: skip
         with pytest.raises(Gen3cInputError, match=match):
             speed_settings(**kwargs)
+
+
+def test_settings_of_guidance_are_refused_without_guidance():
+    """guidance 0 runs one branch: reusing or batching the unconditional branch would do nothing
+    (before: accepted silently, also for the distilled student, whose own guidance is 0)."""
+    from gen3c.pipelines.loading import load_generator
+
+    for checkpoint, kwargs, match in (
+        ("tiny", {"guidance": 0.0, "guidance_every": 2}, "--guidance_every shapes guidance's two branches, but --guidance 0"),
+        ("tiny", {"guidance": 0.0, "guidance_batch": True}, "--guidance_batch shapes"),
+        ("tiny_fast", {"guidance_batch": True, "guidance_every": 3}, "--guidance_every and --guidance_batch shape guidance's two "
+         "branches, but this model samples without guidance"),
+    ):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=match):
+            load_generator(checkpoint, **kwargs)
+    student = load_generator("tiny_fast", guidance=1.0, guidance_every=2)  # guidance asked for: its branches may be shaped
+    assert student.guidance == 1.0 and student.guidance_every == 2
+
+
+def test_speed_settings_are_checked_before_gens_weights_are_fetched(monkeypatch):
+    """Without --checkpoint_dir / --model GEN3C's weights (~60 GB) are fetched first: a mistyped
+    speed setting must be refused before that (before: after the download, when the model loaded)."""
+    from gen3c.models import weights
+    from gen3c.pipelines.loading import generator_from_options
+
+    def fetch(*args, **kwargs):
+        raise AssertionError("fetched GEN3C's weights before checking the settings")
+
+    monkeypatch.setattr(weights, "prepare_weights", fetch)
+    for options, match in (({"speed": "warp"}, "--speed 'warp' is unknown"), ({"step_cache": "teacache"}, "unknown kind"),
+                           ({"sampler": "heun"}, "--sampler 'heun'"), ({"attention_backend": "flsh4"}, "'flsh4' is unknown"),
+                           ({"num_steps": 0}, "--num_steps 0"), ({"guidance": 0.0, "guidance_every": 2}, "--guidance 0")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=match):
+            generator_from_options(options)
+
+
+def test_a_speed_preset_says_when_a_distilled_student_keeps_its_own_steps():
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.loading import load_generator
+
+    with collect_notes() as notes:
+        student = load_generator("tiny_fast", speed="fast")
+    assert student.num_steps == 5
+    assert notes == ["--speed fast: this model is a distilled student and samples with its own 5 steps, not the preset's 18 "
+                     "(--num_steps sets them)"]  # fmt: skip
+    with collect_notes() as notes:
+        assert load_generator("tiny_fast", speed="fast", num_steps=3).num_steps == 3  # asked for: no note
+        assert load_generator("tiny", speed="fast").num_steps == 18
+    assert notes == []
 
 
 def test_configure_sampling_swaps_the_scheduler_and_cache(pipe):
@@ -379,6 +456,59 @@ def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
     assert frames.shape == (17, 64, 112, 3)
 
 
+def test_the_presets_compile_and_fp8_matmuls_can_be_turned_off(box_scene, tmp_path, monkeypatch):
+    """Every preset compiles on a GPU and `fastest` takes fp8 matmuls there: --no_compile and
+    --no_fp8_matmul turn them off (before: no flag could, and --help said "start from exact",
+    which compiles too)."""
+    from gen3c.pipelines import loading
+
+    asked = []
+    real = loading.load_generator
+    monkeypatch.setattr(loading, "load_generator", lambda *args, **kwargs: asked.append(kwargs) or real(*args, **kwargs))
+    image, depth, _, _ = box_scene
+    common = ("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
+              "--video_save_folder", tmp_path)  # fmt: skip
+    res = invoke(*common, "--generator", "gen3c", "--model", "tiny", "--speed", "fastest", "--num_steps", 1, "--no_compile", "--no_fp8_matmul")
+    assert res.exit_code == 0, res.output
+    assert asked[-1]["compile"] is False and asked[-1]["fp8_matmul"] is False
+    assert speed_settings("fastest", compile=False, fp8_matmul=False) == dataclasses.replace(SPEED_PRESETS["fastest"], compile=False, fp8_matmul=False)
+    res = invoke(*common, "--no_compile")  # the preview: named as typed
+    assert res.exit_code == 2 and "--no_compile applies to --generator gen3c only" in " ".join(res.output.split())
+
+
+@pytest.mark.slow
+def test_the_run_record_says_what_ran(box_scene, tmp_path):
+    """NAME_run.json and the last line of `gen3c generate` name the settings in effect: the preset
+    with the flags applied, and the kernel chosen after a fallback (before: only the flags as
+    typed, e.g. "num_steps": null and "attention_backend": "cudnn_fp8" for a run on SDPA)."""
+    import gen3c
+
+    image, depth, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
+                 "--video_save_folder", tmp_path, "--generator", "gen3c", "--model", "tiny", "--speed", "fastest",
+                 "--num_steps", 2, "--step_cache", "fbc:0.1", "--guidance_every", 2, "--attention_backend", "cudnn_fp8")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "output_run.json").read_text())
+    assert run["generator_options"]["num_steps"] == 2 and run["generator_options"]["attention_backend"] == "cudnn_fp8"
+    assert run["generator_settings"] == {
+        "speed": "fastest", "sampler": "euler", "num_steps": 2, "guidance": 1.0, "guidance_every": 2, "guidance_batch": False,
+        "step_cache": "fbc:0.1", "attention": "sdpa", "compile": False, "fp8_matmul": False, "device": "cpu", "dtype": "float32",
+        "num_gpus": 1,
+    }  # fmt: skip
+    assert "cudnn_fp8' is not available" in res.output  # the fallback, said once
+    assert ("ran with --speed fastest: euler 2 steps, guidance 1, unconditional branch every 2 steps, step cache fbc:0.1; "
+            "attention sdpa, compile off, fp8 matmuls off; cpu float32") in res.output  # fmt: skip
+    # the Python API: the same record, the preset's defaults (a distilled student: its own steps, no guidance)
+    out = gen3c.generate(image, depth=depth, fov=60, resolution="32x48", model="tiny_fast", video_save_folder=tmp_path,
+                         video_save_name="student", progress=False)  # fmt: skip
+    assert out.generator_settings == {**run["generator_settings"], "speed": "exact", "num_steps": 5, "guidance": 0.0,
+                                      "guidance_every": 1, "step_cache": "none"}  # fmt: skip
+    assert json.loads((tmp_path / "student_run.json").read_text())["generator_settings"] == out.generator_settings
+    preview = gen3c.generate(image, depth=depth, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
+                             video_save_folder=tmp_path, video_save_name="preview", progress=False)  # fmt: skip
+    assert preview.generator_settings is None and "generator_settings" not in json.loads(preview.paths["run"].read_text())
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -399,7 +529,26 @@ def test_speed_flag_errors_exit_2(box_scene, tmp_path, extra, message):
 
 
 def test_help_states_each_approximations_measured_cost():
+    """Each opt-in approximation states its measured cost in --help, and every PSNR quoted there is
+    one of docs/benchmarks.md's (rounded to 0.1 dB)."""
+    from pathlib import Path
+
+    import typer.main
+
+    from gen3c.cli import app
+
     text = " ".join(invoke("generate", "--help").output.split())
-    for flag in ("--speed", "--sampler", "--guidance_every", "--step_cache"):
+    for flag in ("--speed", "--sampler", "--guidance_every", "--step_cache", "--no_compile", "--no_fp8_matmul"):
         assert flag in text
-    assert text.count("dB") >= 5  # fast, fastest, sampler, guidance reuse and each cache kind state a PSNR
+    generate = typer.main.get_command(app).commands["generate"]
+    helps = {p.name: p.help for p in generate.params}
+    psnr = re.compile(r"(\d+\.\d) dB")
+    # fast and fastest; DPM-Solver++; reusing guidance at 2 and 3; fbc at its default and 0.1, taylorseer, magcache; fp8 kernels
+    least = {"speed": 2, "sampler": 1, "guidance_every": 2, "step_cache": 4, "attention_backend": 1, "fp8_matmul": 1}
+    for name, count in least.items():
+        assert len(psnr.findall(helps[name])) >= count, name
+    assert "same video up to float rounding" in helps["guidance_batch"]  # exact: no cost to state
+    docs = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    measured = {f"{float(n):.1f}" for n in re.findall(r"\d+\.\d+", docs.read_text())}
+    quoted = [n for name in least for n in psnr.findall(helps[name])]
+    assert quoted and not [n for n in quoted if n not in measured]

@@ -54,8 +54,15 @@ def test_fp8_needs_a_capable_gpu(monkeypatch):
 
 
 def test_unknown_attention_backend_is_a_clear_error():
-    with pytest.raises(Gen3cInputError, match="attention backend 'warp_drive'"):
+    from gen3c.pipelines.presets import speed_settings
+
+    # before: "not available here", diffusers' list of names cut at 120 characters, after the weights loaded
+    unknown = r"--attention_backend 'warp_drive' is unknown: use auto, auto_fp8, sdpa, flash4, cudnn_fp8, or a diffusers attention backend \(flash, "
+    with pytest.raises(Gen3cInputError, match=unknown):
         set_attention_backend(tiny_transformer(), "warp_drive")
+    with pytest.raises(Gen3cInputError, match=unknown):
+        speed_settings("fast", attention_backend="warp_drive")  # refused before a model loads
+    assert speed_settings(attention_backend="native").attention_backend == "native"  # a diffusers backend name
 
 
 def _cpu_scaled_mm_takes_row_scales() -> bool:

@@ -247,6 +247,9 @@ ResumeOpt = Annotated[
 
 # Options of the gen3c diffusion generator (GEN3C's flag names) ------------------------------------
 
+#: The --help panel of the speed settings (--speed and the flags that override its presets).
+SPEED_PANEL = "Speed (gen3c generator)"
+
 CheckpointOpt = Annotated[
     str | None,
     typer.Option(
@@ -275,6 +278,7 @@ StepsOpt = Annotated[
     int | None,
     typer.Option(
         "--num_steps",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: sampler steps. Default: the model's own (a distilled student's few), else the --speed "
         "preset's (exact: GEN3C's 35).",
     ),
@@ -322,50 +326,58 @@ MemoryModeOpt = Annotated[
 CompileOpt = Annotated[
     bool | None,
     typer.Option(
-        "--compile",
-        help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile; default: the --speed preset's).",
+        "--compile/--no_compile",
+        rich_help_panel=SPEED_PANEL,
+        help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile of ~10 s), or leave them "
+        "eager. Default: the --speed preset's (every preset compiles a DiT resident on one CUDA GPU, none on a CPU).",
     ),
 ]
 AttentionOpt = Annotated[
     str | None,
     typer.Option(
         "--attention_backend",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: the DiT's self-attention kernel. auto: flash4 (FlashAttention-4, exact) on "
         "Hopper/Blackwell GPUs with gen3c\\[fast] installed, else PyTorch SDPA; flash4; sdpa; cudnn_fp8 (cuDNN fp8 "
         "attention, approximate: 74 → 62 ms per 7B attention on an H200; the video 51.0 dB PSNR from exact's on the "
         "shipped small model); auto_fp8 (cudnn_fp8 where it runs, else as auto); or a diffusers backend name. "
+        "flash4 or cudnn_fp8 where it cannot run (e.g. on a CPU) runs as sdpa, with a note. "
         "Default: the --speed preset's (auto; fastest: auto_fp8).",
     ),
 ]
 Fp8MatmulOpt = Annotated[
     bool | None,
     typer.Option(
-        "--fp8_matmul",
-        help="gen3c generator: float8 matmuls in the DiT blocks (GPUs with fp8 tensor cores, e.g. H100/H200): with "
-        "--attention_backend cudnn_fp8 too, a 7B forward takes 2.31 s against 3.40 s in bf16 on an H200; the video "
-        "46.1 dB PSNR from exact's on the shipped small model. Default: the --speed preset's.",
+        "--fp8_matmul/--no_fp8_matmul",
+        rich_help_panel=SPEED_PANEL,
+        help="gen3c generator: float8 matmuls in the DiT blocks (GPUs with fp8 tensor cores, e.g. H100/H200; refused "
+        "elsewhere), approximate: with --attention_backend cudnn_fp8 too, a 7B forward takes 2.31 s against 3.40 s in "
+        "bf16 on an H200; the video 46.1 dB PSNR from exact's on the shipped small model. Default: the --speed preset's "
+        "(fastest: on where the GPU has them and the DiT is resident in bf16).",
     ),
 ]
 SpeedOpt = Annotated[
     str,
     typer.Option(
         "--speed",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: speed preset. exact: GEN3C's sampler (35 Euler steps, both guidance branches every step: "
         "70 DiT forwards; 241 s per 121-frame 704x1280 video on one H200). fast: 18 Euler steps, 36 forwards (132 s); "
         "its video 50.0 dB PSNR / 0.9994 SSIM from exact's. fastest: 8 Euler steps, 16 forwards, and on GPUs with fp8 "
         "tensor cores fp8 GEMMs and attention (40.5 s); 38.7 dB / 0.992 (37.3 dB with fp8). On a GPU every preset compiles "
         "the DiT's blocks once (~10 s). (dB here and below: PSNR of the video against exact's on the shipped small model, "
         "8 held-out scenes; on GEN3C-7B expect lower.) "
-        "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, …) override the preset "
-        "(a switch such as --compile can only turn a setting on: start from exact to leave it off).",
+        "Flags given on their own (--num_steps, --sampler, --guidance_every, --step_cache, --no_compile, …) override the "
+        "preset.",
     ),
 ]
 SamplerOpt = Annotated[
     str | None,
     typer.Option(
         "--sampler",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: euler (GEN3C's) or dpmpp_2m (DPM-Solver++(2M), second order). At 18 steps its video is 43.0 dB "
-        "from exact's (18 Euler steps: 50.0 dB) but nearer a converged 140-step video (46.2 against 44.6 dB); at 12 steps "
+        "from exact's (18 Euler steps: 50.0 dB) but nearer a converged 140-step video (46.6 against 44.9 dB); at 12 steps "
         "and fewer it is further from both than Euler. Default: the --speed preset's.",
     ),
 ]
@@ -373,26 +385,29 @@ GuidanceEveryOpt = Annotated[
     int | None,
     typer.Option(
         "--guidance_every",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: run guidance's unconditional branch every N-th step only and reuse its direction in between "
-        "(2: 53 of 70 forwards, 49.8 dB; 3: 47 forwards, 43.5 dB). 1: every step (GEN3C's). Default: the --speed preset's.",
+        "(2: 53 of 70 forwards, 49.8 dB; 3: 47 forwards, 43.3 dB). 1: every step (GEN3C's). Default: the --speed preset's.",
     ),
 ]
 GuidanceBatchOpt = Annotated[
     bool | None,
     typer.Option(
         "--guidance_batch",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: run guidance's two branches as one batch-2 DiT forward (the same video up to float rounding; "
-        "whether it is faster depends on the GPU). Default: the --speed preset's.",
+        "whether it is faster depends on the GPU: on an H200 it is not, so no preset uses it).",
     ),
 ]
 StepCacheOpt = Annotated[
     str | None,
     typer.Option(
         "--step_cache",
+        rich_help_panel=SPEED_PANEL,
         help="gen3c generator: reuse DiT work across steps (approximate): none; fbc[:THRESHOLD] (First Block Cache, "
-        "default 0.05; fbc:0.1 ran the block stack 46 of 70 times, 54.5 dB); taylorseer[:INTERVAL] (self-attention extrapolated between full steps, default 3; 28 of 70 "
+        "default 0.05: ran the block stack 64.5 of 70 times, 84.8 dB; fbc:0.1: 46 of 70, 54.5 dB); taylorseer[:INTERVAL] (self-attention extrapolated between full steps, default 3; 28 of 70 "
         "self-attentions computed, 47.2 dB; ~26 GB of extra GPU memory per branch on GEN3C-7B); magcache[:THRESHOLD] (default 0.06; the first run measures the model's ratios and stores "
-        "them; 62 of 70 forwards, 54.5 dB). Default: the --speed preset's.",
+        "them; ran the block stack 62 of 70 times, 54.5 dB). Default: the --speed preset's.",
     ),
 ]
 VerifyOpt = Annotated[
@@ -466,7 +481,8 @@ def _generator_options(generator: GeneratorName, params: dict) -> dict:
     defaults = {name: p.default for name, p in inspect.signature(generate).parameters.items()}
     changed = [name for name, value in options.items() if name in defaults and value != defaults[name]]
     if changed:
-        flags = ", ".join(f"--{name}" for name in changed)
+        # a switch left unset by default and turned off names its off form (--no_compile)
+        flags = ", ".join(f"--no_{name}" if options[name] is False and defaults[name] is None else f"--{name}" for name in changed)
         verb, them = ("applies", "it") if len(changed) == 1 else ("apply", "them")
         raise Gen3cInputError(f"{flags} {verb} to --generator gen3c only; drop {them} or pass --generator gen3c")
     return {}
@@ -947,6 +963,21 @@ def _run(request, source=None, resume: bool = False) -> None:
     for key, path in out.paths.items():
         if key != "video":
             console.print(f"      {escape(str(path))}", highlight=False)
+    if out.generator_settings is not None:
+        console.print(f"      ran with {escape(_describe_settings(out.generator_settings))}", highlight=False, soft_wrap=True)
+
+
+def _describe_settings(ran: dict) -> str:
+    """One line of what the gen3c generator ran with (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`)."""
+    guidance = "no guidance" if ran["guidance"] == 0 else f"guidance {ran['guidance']:g}" + (
+        f", unconditional branch every {ran['guidance_every']} steps" if ran["guidance_every"] > 1 else ""
+    ) + (", branches batched" if ran["guidance_batch"] else "")  # fmt: skip
+    kernels = f"attention {ran['attention']}, compile {'on' if ran['compile'] else 'off'}, fp8 matmuls {'on' if ran['fp8_matmul'] else 'off'}"
+    gpus = f" × {ran['num_gpus']}" if ran["num_gpus"] > 1 else ""
+    return (
+        f"--speed {ran['speed']}: {ran['sampler']} {ran['num_steps']} steps, {guidance}, step cache {ran['step_cache']}; "
+        f"{kernels}; {ran['device']}{gpus} {ran['dtype']}"
+    )
 
 
 @app.command()

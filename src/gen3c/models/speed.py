@@ -50,6 +50,7 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
 
     if backend is None:
         return "diffusers"
+    check_attention_backend(backend)
     if backend in AUTO_ORDER or backend in KERNELS:
         return set_attention_kernel(transformer, backend, device)
     try:
@@ -59,7 +60,24 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
             f"attention backend {backend!r} is not available here ({first_line(exc)}): use 'auto', one of "
             f"{', '.join(KERNELS)}, or leave it unset"
         ) from None
+    transformer._gen3c_attention_kernel = backend  # what computes attention now (diffusers' dispatcher)
     return backend
+
+
+def check_attention_backend(backend: str) -> None:
+    """Refuse an ``attention_backend`` that names no gen3c kernel and no diffusers backend (checked
+    before any weights load; whether it can run here is known only on the device)."""
+    from diffusers.models.attention_dispatch import AttentionBackendName
+
+    from gen3c.models.attention import AUTO_ORDER, KERNELS
+
+    diffusers_names = [name.value for name in AttentionBackendName]
+    if backend not in (*AUTO_ORDER, *KERNELS, *diffusers_names):
+        public = [name for name in diffusers_names if not name.startswith("_") and not name.endswith("_hub")]
+        raise Gen3cInputError(
+            f"--attention_backend {backend!r} is unknown: use {', '.join((*AUTO_ORDER, *KERNELS))}, or a diffusers "
+            f"attention backend ({', '.join(public[:6])}, …)"
+        )
 
 
 def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: bool = True) -> None:

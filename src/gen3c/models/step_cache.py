@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,11 +80,13 @@ class StepCacheSpec:
         try:
             value = float(number) if number else float(default)
         except ValueError:
-            raise Gen3cInputError(f"--step_cache {text!r}: the {what} after ':' must be a number") from None
+            value = math.nan
+        if not math.isfinite(value):
+            raise Gen3cInputError(f"--step_cache {text!r}: the {what} after ':' must be a finite number (default {default:g})")
         if what == "interval" and (value != int(value) or value < 2):
             raise Gen3cInputError(f"--step_cache {text!r}: the interval must be a whole number ≥ 2 (1 caches nothing)")
         if what == "threshold" and not 0 < value < 10:
-            raise Gen3cInputError(f"--step_cache {text!r}: the threshold must be a positive number (default {default:g})")
+            raise Gen3cInputError(f"--step_cache {text!r}: the threshold must be above 0 and below 10 (default {default:g})")
         return cls(kind, value)
 
     def __str__(self) -> str:

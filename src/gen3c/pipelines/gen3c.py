@@ -881,6 +881,8 @@ class Gen3cGenerator:
 
     name = "gen3c"
     needs_buffer_depth = False  # GEN3C conditions on colour and mask only
+    #: The ``--speed`` preset it was loaded with (:func:`~gen3c.pipelines.loading.load_generator` sets it).
+    speed: str | None = None
 
     def __init__(
         self,
@@ -919,6 +921,32 @@ class Gen3cGenerator:
         leaves room for them there (:func:`gen3c.models.memory.renders_stay_on_gpu`), so the
         tokenizer encodes them without a copy to CPU memory and back; else None (CPU memory)."""
         return self.render_device if renders_stay_on_gpu(self.pipeline.memory) else None
+
+    def settings(self) -> dict[str, Any]:
+        """What it samples with, read from the loaded pipeline: the settings in effect after the
+        ``--speed`` preset, the model's own defaults, the flags given and any kernel fallback
+        (a run's ``NAME_run.json`` records them as ``generator_settings``)."""
+        from gen3c.models.speed import Fp8Linear
+
+        pipe, transformer = self.pipeline, self.pipeline.transformer
+        defaults = pipe.sampling_defaults
+        blocks = transformer.transformer_blocks
+        return {
+            "speed": self.speed,
+            "sampler": sampler_name(pipe.scheduler),
+            "num_steps": int(defaults.get("num_steps", configs.NUM_STEPS) if self.num_steps is None else self.num_steps),
+            "guidance": float(defaults.get("guidance", 1.0) if self.guidance is None else self.guidance),
+            "guidance_every": int(self.guidance_every),
+            "guidance_batch": bool(self.guidance_batch),
+            "step_cache": "none" if pipe.step_cache is None else str(pipe.step_cache.spec),
+            # the kernel installed ("sdpa" after a fallback), a diffusers backend, or "diffusers" (its default processor)
+            "attention": getattr(transformer, "_gen3c_attention_kernel", "diffusers"),
+            "compile": any(getattr(block, "_compiled_call_impl", None) is not None for block in blocks),
+            "fp8_matmul": any(isinstance(module, Fp8Linear) for module in blocks.modules()),
+            "device": str(pipe._execution_device),
+            "dtype": str(pipe.transformer_dtype).removeprefix("torch."),
+            "num_gpus": context_parallel_degree(transformer),
+        }
 
     def check_num_frames(self, num_frames: int) -> None:
         """Each call makes one chunk of ``chunk_frames`` frames; longer videos are made chunk by

@@ -40,7 +40,7 @@ from gen3c.models.memory import (
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
 from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
-from gen3c.pipelines.presets import SpeedPreset, speed_settings
+from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_settings
 from gen3c.schedulers import make_scheduler, sampler_name
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
@@ -270,9 +270,11 @@ def load_generator(
     # a distilled student its own step count and guidance (0: one forward per step). What the
     # caller passes wins; then the model's own; then the speed preset's and GEN3C's.
     info = checkpoint_info(str(checkpoint)) if Path(str(checkpoint)).expanduser().is_dir() else {}
+    models_own = set()
     for key, kind in (("chunk_frames", int), ("num_steps", int), ("guidance", float)):
         if key in info and generator_options.get(key) is None:
             generator_options[key] = kind(info[key])
+            models_own.add(key)
     if dtype is None and "dtype" in info:
         dtype = str(info["dtype"])
     settings = speed_settings(
@@ -280,6 +282,14 @@ def load_generator(
         guidance_batch=guidance_batch, step_cache=step_cache, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
         compile=compile,
     )  # fmt: skip
+    preset_steps = SPEED_PRESETS["exact" if speed is None else speed].num_steps
+    if "num_steps" in models_own and speed not in (None, "exact") and settings.num_steps != preset_steps:
+        note(
+            f"--speed {speed}: this model is a distilled student and samples with its own {settings.num_steps} steps, "
+            f"not the preset's {preset_steps} (--num_steps sets them)",
+            stacklevel=2,
+        )
+    _check_guidance_settings(settings, generator_options.get("guidance"), "guidance" in models_own)
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
                                     ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
     if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
@@ -312,6 +322,8 @@ def load_generator(
         on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
         dtype = torch.bfloat16 if on_gpu else torch.float32
     pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=text_encoder_dir)
+    if generator_options.get("guidance") is None:  # a hub checkpoint's own guidance is known once it is loaded
+        _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True)
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
         height, width = resolution or configs.RESOLUTION
@@ -333,10 +345,26 @@ def load_generator(
     _check_offloaded_weights_fit(pipe, plan, device)
     pipe.configure_memory(plan, device)
     apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)
-    return Gen3cGenerator(
+    generator = Gen3cGenerator(
         pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
         guidance_batch=settings.guidance_batch, **generator_options,
     )  # fmt: skip
+    generator.speed = "exact" if speed is None else speed
+    return generator
+
+
+def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool) -> None:
+    """Refuse settings of guidance's two branches for a run without guidance (``guidance`` 0:
+    one branch; ``models_own``: the 0 is the model's default, as a distilled student's)."""
+    if guidance is None or guidance != 0:
+        return
+    given = [flag for flag, on in (("--guidance_every", settings.guidance_every != 1), ("--guidance_batch", settings.guidance_batch)) if on]
+    if given:
+        why = "this model samples without guidance (a distilled student)" if models_own else "--guidance 0 runs without guidance"
+        raise Gen3cInputError(
+            f"{' and '.join(given)} {'shapes' if len(given) == 1 else 'shape'} guidance's two branches, but {why}, "
+            f"one branch per step: drop {'it' if len(given) == 1 else 'them'}"
+        )
 
 
 def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: str | torch.device | None) -> None:
@@ -356,6 +384,8 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
     check_host_memory(need, f"keeping {', '.join(held)} in CPU memory between stages", fix)
 
 
+#: :func:`load_generator`'s options that override a speed preset's settings.
+_SPEED_OPTIONS = ("sampler", "num_steps", "guidance_every", "guidance_batch", "step_cache", "attention_backend", "fp8_matmul", "compile")
 #: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
 _SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
 
@@ -493,10 +523,11 @@ def generator_from_options(options: dict[str, Any], seed: int = 1, resolution: t
             ok, opts[key] = True, float(value)
         if not ok:
             raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
-    if opts.get("num_steps", 1) < 1:
-        raise Gen3cInputError(f"--num_steps {opts['num_steps']} must be at least 1 (GEN3C: 35)")
     if not math.isfinite(opts.get("guidance", 1.0)):
         raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
+    # The speed settings, checked before GEN3C's weights may be fetched (load_generator applies them).
+    settings = speed_settings(opts.get("speed"), **{key: opts.get(key) for key in _SPEED_OPTIONS})
+    _check_guidance_settings(settings, opts.get("guidance"), False)
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
     cache_dir = opts.pop("cache_dir", None)

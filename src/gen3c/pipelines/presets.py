@@ -9,11 +9,13 @@ docs/benchmarks.md ("Speed presets").
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.models import configs
+from gen3c.models.speed import check_attention_backend
 from gen3c.models.step_cache import StepCacheSpec
 from gen3c.schedulers import SAMPLERS
 
@@ -45,12 +47,19 @@ class SpeedPreset:
 
     def check(self) -> SpeedPreset:
         """Raise :class:`Gen3cInputError` for settings that cannot run together; returns self."""
+        for name, kinds in _FIELD_TYPES.items():  # (from Python: the command line parses its own)
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                what = " or ".join({type(None): "None", numbers.Integral: "a whole number"}.get(kind, kind.__name__) for kind in kinds)
+                raise Gen3cInputError(f"speed setting {name} must be {what}, got {type(value).__name__} {value!r}")
         if self.sampler not in SAMPLERS:
             raise Gen3cInputError(f"--sampler {self.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
         if int(self.num_steps) != self.num_steps or self.num_steps < 1:
-            raise Gen3cInputError(f"--num_steps {self.num_steps} must be at least 1 (GEN3C: 35)")
+            raise Gen3cInputError(f"--num_steps {self.num_steps} must be a whole number ≥ 1 (GEN3C: 35)")
         if int(self.guidance_every) != self.guidance_every or self.guidance_every < 1:
             raise Gen3cInputError(f"--guidance_every {self.guidance_every} must be a whole number ≥ 1 (1: every step, GEN3C's)")
+        if self.attention_backend is not None:
+            check_attention_backend(self.attention_backend)
         spec = StepCacheSpec.parse(self.step_cache)
         if spec is not None and self.guidance_every > 1 and (spec.kind == "magcache" or self.guidance_batch):
             # Each branch's cache counts its own calls; these combinations would misalign them.
@@ -58,6 +67,12 @@ class SpeedPreset:
             raise Gen3cInputError(f"{what} needs the unconditional branch at every step: drop --guidance_every {self.guidance_every} (or the cache)")
         return self
 
+
+#: The types each setting takes (numbers.Integral: numpy's integers too).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "sampler": (str,), "num_steps": (numbers.Integral,), "guidance_every": (numbers.Integral,), "guidance_batch": (bool,),
+    "step_cache": (str,), "attention_backend": (str, type(None)), "fp8_matmul": (bool, type(None)), "compile": (bool, type(None)),
+}  # fmt: skip
 
 #: The presets; ``exact`` is the default and GEN3C's own sampler on exact kernels. On the
 #: shipped small model, fewer Euler steps kept closer to the exact video than any other way of

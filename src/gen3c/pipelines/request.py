@@ -599,6 +599,8 @@ class RunOutput:
     result: VideoResult
     paths: dict[str, Path]
     seconds: float
+    #: What the generator ran with, where it says (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`).
+    generator_settings: dict[str, Any] | None = None
 
 
 def run_request(
@@ -657,6 +659,7 @@ def _run_request(
         ensure_writable_dir(request.video_save_folder, "--video_save_folder")
     check_frame_count(request)
     generator = generator or make_generator(request)
+    settings = generator.settings() if callable(getattr(generator, "settings", None)) else None
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
     check_num_frames(T, generator, chunk_frames)
@@ -696,7 +699,9 @@ def _run_request(
                 start_chunk=partial.finished if partial else 0, on_chunk=on_chunk,
             )  # fmt: skip
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
-            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=request.to_dict())
+            # the request as given, and what the generator ran with (preset, overrides and kernels resolved)
+            metadata = request.to_dict() if settings is None else {**request.to_dict(), "generator_settings": settings}
+            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=metadata)
     except BaseException as exc:
         if partial is not None and not partial.recount():
             partial.remove()  # nothing finished: nothing worth keeping
@@ -707,7 +712,7 @@ def _run_request(
         raise
     if partial is not None:
         partial.remove()
-    return RunOutput(result=result, paths=paths, seconds=time.perf_counter() - started)
+    return RunOutput(result=result, paths=paths, seconds=time.perf_counter() - started, generator_settings=settings)
 
 
 def generate(
