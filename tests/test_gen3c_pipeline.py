@@ -442,9 +442,10 @@ def test_uncached_prompt_without_t5_is_a_clear_error(pipe):
 def test_on_a_gpu_the_renders_stay_there_in_the_resident_plan():
     """The gen3c generator splats the cache on its GPU; in the resident plan the renders stay there
     for the tokenizer (no copy to the CPU and back), in a leaner plan they come back to the CPU;
-    the video is the same either way."""
+    the video, and the --save_buffer panels the output writer makes of them, are the same either way."""
     from gen3c.cache import Cache3D
-    from gen3c.pipelines.camera_video import generate_video
+    from gen3c.io.images import to_uint8
+    from gen3c.pipelines.camera_video import buffer_panel, generate_video, mask_panel
     from gen3c.scenes import make_scene, render, source_camera
     from gen3c.trajectories import preset_trajectory
 
@@ -462,10 +463,20 @@ def test_on_a_gpu_the_renders_stay_there_in_the_resident_plan():
         return encode(image, colors, masks)
 
     gpu.encode_conditions = recording_encode
+    class PanelSink:  # what OutputWriter makes of each chunk with --save_buffer
+        def __init__(self):
+            self.panels = []
+
+        def write(self, frames, buffers):
+            self.panels.append((to_uint8(buffer_panel(frames, buffers, 2)), to_uint8(mask_panel(buffers, 2))))
+
     assert gen.render_device.type == "cuda" and gen.render_output_device == gen.render_device
-    kept = generate_video(cache, cameras, gen, first_frame=view.rgb[0]).frames
+    kept_sink, copied_sink = PanelSink(), PanelSink()
+    kept = generate_video(cache, cameras, gen, first_frame=view.rgb[0], sink=kept_sink, keep=True).frames
     gpu.configure_memory(memory_plan("model_offload"), "cuda")
     assert gen.render_device.type == "cuda" and gen.render_output_device is None
-    copied = generate_video(cache, cameras, gen, first_frame=view.rgb[0]).frames
+    copied = generate_video(cache, cameras, gen, first_frame=view.rgb[0], sink=copied_sink, keep=True).frames
     assert seen == ["cuda", "cpu"]
     torch.testing.assert_close(kept, copied, atol=1e-6, rtol=0)
+    for (panel_a, masks_a), (panel_b, masks_b) in zip(kept_sink.panels, copied_sink.panels, strict=True):
+        assert panel_a.shape == (T, H, 3 * W, 3) and (panel_a == panel_b).mean() > 0.999 and (masks_a == masks_b).all()
