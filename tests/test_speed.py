@@ -286,3 +286,16 @@ def test_regional_compile_matches_eager():
         compile_blocks(model)
         out = model(**kw)[0].float()
     assert torch.allclose(out, ref, atol=3e-2, rtol=3e-2)
+
+
+def test_a_diffusers_backend_is_set_without_diffusers_experimental_warning(capfd):
+    """Choosing a diffusers backend printed diffusers' "experimental feature" line at every run; the
+    user's diffusers log level is left as it was."""
+    from diffusers.utils import logging as diffusers_logging
+
+    model = tiny_transformer()
+    level = diffusers_logging.get_verbosity()
+    capfd.readouterr()
+    assert set_attention_backend(model, "native") == "native"
+    assert "experimental" not in capfd.readouterr().err
+    assert diffusers_logging.get_verbosity() == level

@@ -53,6 +53,10 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     check_attention_backend(backend)
     if backend in AUTO_ORDER or backend in KERNELS:
         return set_attention_kernel(transformer, backend, device)
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # not diffusers' "experimental feature" line at every run
     try:
         transformer.set_attention_backend(backend)
     except (ValueError, ImportError, RuntimeError) as exc:
@@ -60,6 +64,8 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
             f"attention backend {backend!r} is not available here ({first_line(exc)}): use 'auto', one of "
             f"{', '.join(KERNELS)}, or leave it unset"
         ) from None
+    finally:
+        diffusers_logging.set_verbosity(level)
     transformer._gen3c_attention_kernel = backend  # what computes attention now (diffusers' dispatcher)
     return backend
 
