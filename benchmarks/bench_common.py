@@ -85,11 +85,6 @@ def write_json(path: Path, data) -> None:
     write_text_atomic(path, json_text(data) + "\n")
 
 
-def write_text(path: Path, text: str) -> None:
-    """``text`` written atomically."""
-    write_text_atomic(path, text)
-
-
 def run(main: Callable[[], object]) -> None:
     """Call a script's ``main``; gen3c's one-line input errors end it with that line (exit 2)."""
     try:

@@ -57,9 +57,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from bench_common import check_writable, device_or_exit, run, write_json, write_text  # noqa: E402
+from bench_common import check_writable, device_or_exit, run, write_json  # noqa: E402
 from bench_dit import build_module, sync  # noqa: E402
 
+from gen3c.io.atomic import write_text_atomic  # noqa: E402
 from gen3c.models import configs  # noqa: E402
 from gen3c.models.packaged import PACKAGED_MODELS  # noqa: E402
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, forwards_per_video, speed_settings  # noqa: E402
@@ -512,7 +513,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         write_json(args.json, summary)
     if args.markdown:
-        write_text(args.markdown, table + "\n")
+        write_text_atomic(args.markdown, table + "\n")
     return summary
 
 
