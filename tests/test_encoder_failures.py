@@ -132,3 +132,19 @@ def test_ctrl_c_while_the_encoder_holds_frames_leaves_nothing(demo_source, tmp_p
     with pytest.raises(KeyboardInterrupt, match="1 of 2 chunks are kept"):
         run_request(request(tmp_path), source=demo_source, progress=when("Chunk 2/2: generating (preview)", ctrl_c))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["output.partial"] and not encoders()
+
+
+def test_an_environment_without_imageio_ffmpeg_is_one_line_and_leaves_no_video(tmp_path, monkeypatch):
+    """imageio raises ImportError for its FFMPEG plugin when imageio-ffmpeg is missing (a broken
+    install): one line naming the package to install, and no output."""
+    import imageio.v2 as imageio
+
+    def no_plugin(*args, **kwargs):
+        raise ImportError("The `FFMPEG` plugin is not installed. Use `pip install imageio[ffmpeg]` to install it.")
+
+    monkeypatch.setattr(imageio, "get_writer", no_plugin)
+    out = tmp_path / "video.mp4"
+    with pytest.raises(Gen3cInputError, match="pip install imageio-ffmpeg") as info, VideoWriter(out) as writer:
+        writer.write(torch.zeros(2, 3, H, W))
+    assert "\n" not in str(info.value) and str(out) in str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -243,6 +243,7 @@ def test_fp8_attention_output_goes_into_the_fp8_out_projection_as_is(monkeypatch
 
 
 @pytest.mark.slow
+@CPU_ROWWISE
 @pytest.mark.filterwarnings("ignore:cudnn_fp8. cuDNN built no fp8 attention")
 @pytest.mark.parametrize("kernel", ["sdpa", "cudnn_fp8"])
 def test_fp8_blocks_with_gen3c_attention_compile_as_one_graph(monkeypatch, kernel):

@@ -68,10 +68,16 @@ class VideoWriter:
             raise Gen3cInputError(f"frames of {array.shape[1]}×{array.shape[2]} after frames of {self._size[0]}×{self._size[1]}")
         if self._writer is None:
             self._size = array.shape[1:3]
-            self._writer = imageio.get_writer(
-                self._tmp, format="FFMPEG", fps=self.fps, codec="libx264", quality=self.quality, pixelformat="yuv420p",
-                macro_block_size=1, ffmpeg_params=["-preset", "fast"], ffmpeg_log_level="error",
-            )  # fmt: skip
+            try:
+                self._writer = imageio.get_writer(
+                    self._tmp, format="FFMPEG", fps=self.fps, codec="libx264", quality=self.quality, pixelformat="yuv420p",
+                    macro_block_size=1, ffmpeg_params=["-preset", "fast"], ffmpeg_log_level="error",
+                )  # fmt: skip
+            except ImportError:  # imageio's FFMPEG plugin comes with imageio-ffmpeg, a dependency of gen3c
+                raise Gen3cInputError(
+                    f"video {str(self.path)!r} could not be written: this Python environment lacks imageio's ffmpeg "
+                    "plugin: pip install imageio-ffmpeg"
+                ) from None
         for frame in array:
             try:
                 self._writer.append_data(frame)
