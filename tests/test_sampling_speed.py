@@ -381,6 +381,16 @@ def test_speed_settings_are_checked_before_gens_weights_are_fetched(monkeypatch)
             generator_from_options(options)
 
 
+def test_speed_preset_names_are_read_as_step_cache_kinds_are():
+    """Case and surrounding spaces do not matter (as for --step_cache); anything else is one line."""
+    from gen3c.pipelines.presets import SPEED_PRESETS, speed_name, speed_settings
+
+    assert speed_name(None) == "exact" and speed_name(" Fast") == "fast"
+    assert speed_settings("FASTEST") == SPEED_PRESETS["fastest"]
+    with pytest.raises(Gen3cInputError, match="--speed 'fast est' is unknown: use one of exact, fast, fastest"):
+        speed_name("fast est")
+
+
 def test_a_speed_preset_says_when_a_distilled_student_keeps_its_own_steps():
     from gen3c.errors import collect_notes
     from gen3c.pipelines.loading import load_generator

@@ -40,7 +40,7 @@ from gen3c.models.memory import (
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
 from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
-from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_settings
+from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
 from gen3c.schedulers import make_scheduler, sampler_name
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
@@ -277,13 +277,14 @@ def load_generator(
             models_own.add(key)
     if dtype is None and "dtype" in info:
         dtype = str(info["dtype"])
+    speed = speed_name(speed)
     settings = speed_settings(
         speed, sampler=sampler, num_steps=generator_options.pop("num_steps", None), guidance_every=guidance_every,
         guidance_batch=guidance_batch, step_cache=step_cache, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
         compile=compile,
     )  # fmt: skip
-    preset_steps = SPEED_PRESETS["exact" if speed is None else speed].num_steps
-    if "num_steps" in models_own and speed not in (None, "exact") and settings.num_steps != preset_steps:
+    preset_steps = SPEED_PRESETS[speed].num_steps
+    if "num_steps" in models_own and speed != "exact" and settings.num_steps != preset_steps:
         note(
             f"--speed {speed}: this model is a distilled student and samples with its own {settings.num_steps} steps, "
             f"not the preset's {preset_steps} (--num_steps sets them)",
@@ -349,7 +350,7 @@ def load_generator(
         pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
         guidance_batch=settings.guidance_batch, **generator_options,
     )  # fmt: skip
-    generator.speed = "exact" if speed is None else speed
+    generator.speed = speed
     return generator
 
 

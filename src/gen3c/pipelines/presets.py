@@ -86,12 +86,23 @@ SPEED_PRESETS: dict[str, SpeedPreset] = {
 }
 
 
-def speed_settings(speed: str | None = None, **overrides: Any) -> SpeedPreset:
-    """The preset ``speed`` (default ``exact``) with every non-None ``overrides`` value in place
-    of its own, checked."""
-    name = "exact" if speed is None else str(speed)
+def speed_name(speed: str | None) -> str:
+    """The preset ``speed`` names (None: ``exact``), read as ``--step_cache`` is: case and
+    surrounding spaces ignored.
+
+    Raises:
+        Gen3cInputError: no such preset.
+    """
+    name = "exact" if speed is None else str(speed).strip().lower()
     if name not in SPEED_PRESETS:
-        raise Gen3cInputError(f"--speed {name!r} is unknown: use one of {', '.join(SPEED_PRESETS)}")
+        raise Gen3cInputError(f"--speed {speed!r} is unknown: use one of {', '.join(SPEED_PRESETS)}")
+    return name
+
+
+def speed_settings(speed: str | None = None, **overrides: Any) -> SpeedPreset:
+    """The preset ``speed`` (default ``exact``; :func:`speed_name`) with every non-None
+    ``overrides`` value in place of its own, checked."""
+    name = speed_name(speed)
     fields = {f.name for f in dataclasses.fields(SpeedPreset)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
