@@ -234,7 +234,7 @@ DepthEstimatorOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the gen3c generator's sampler (the preview draws no random numbers).")]
-FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate of the written video (default: the --camera_file's, else 24 as GEN3C).")]
 ResumeOpt = Annotated[
     bool,
     typer.Option(
@@ -552,7 +552,7 @@ def generate(
     resize_mode: ResizeOpt = ResizeMode.crop,
     splat: SplatOpt = Splat.bilinear,
     seed: SeedOpt = 1,
-    fps: FpsOpt = 24.0,
+    fps: FpsOpt = None,
     checkpoint_dir: CheckpointOpt = None,
     cache_dir: WeightsCacheOpt = None,
     guidance: GuidanceOpt = None,
@@ -786,7 +786,7 @@ def gui(
     foreground_masking: FgOpt = False,
     splat: SplatOpt = Splat.bilinear,
     seed: SeedOpt = 1,
-    fps: FpsOpt = 24.0,
+    fps: Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")] = 24.0,
     checkpoint_dir: CheckpointOpt = None,
     cache_dir: WeightsCacheOpt = None,
     guidance: GuidanceOpt = None,
