@@ -819,7 +819,7 @@ def gui(
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
     from gen3c.io.images import parse_resolution
-    from gen3c.pipelines.request import GenerationRequest
+    from gen3c.pipelines.request import GenerationRequest, check_unused_settings
 
     parse_resolution(resolution)
     try:
@@ -832,6 +832,7 @@ def gui(
         seed=seed, fps=fps,
         generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
+    check_unused_settings(request)  # e.g. --seed for the preview, which draws no random numbers
     gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches this port can run generations and read images by path")

@@ -223,7 +223,7 @@ class Gen3cApp:
                 self.add_keyframe = gui.add_button("Add from current view", icon=viser.Icon.PLUS)
                 self.keyframe_list = gui.add_markdown("<small>No keyframes.</small>")
                 self.keyframe_pick = gui.add_dropdown("Keyframe", ("—",))
-                self.keyframe_time = gui.add_number("Time (s)", 0.0, min=0.0, step=0.05)
+                self.keyframe_time = gui.add_number("Time (s)", 0.0, min=0.0, step=0.05, disabled=True)  # until a keyframe is added
                 self.keyframe_actions = gui.add_button_group("Selected", ("Earlier", "Later", "View", "Delete"))
                 self.auto_time = gui.add_checkbox("Even timing", True, hint="Spread keyframes evenly over the video")
                 self.smoothness = gui.add_slider("Smoothness", 0.0, 1.0, step=0.05, initial_value=self.state.smoothness)
@@ -237,7 +237,8 @@ class Gen3cApp:
             self.prompt = gui.add_text(
                 "Prompt", str(r.generator_options.get("prompt") or ""), visible=r.generator == "gen3c", hint="GEN3C's scripts use none"
             )
-            self.seed = gui.add_number("Seed", r.seed, step=1)
+            # The preview draws no random numbers: a seed there would change nothing.
+            self.seed = gui.add_number("Seed", r.seed, step=1, visible=r.generator == "gen3c")
             self.save_buffer = gui.add_checkbox("Show cache renders", r.save_buffer, hint="GEN3C's --save_buffer layout")
             self.generate = gui.add_button("Generate", icon=viser.Icon.PLAYER_PLAY, color="green")
             self.cancel = gui.add_button("Cancel", icon=viser.Icon.PLAYER_STOP, color="red", disabled=True)
@@ -469,7 +470,10 @@ class Gen3cApp:
             self.state.delete_keyframe(kid)
             kid = None
         else:
-            self.state.reorder_keyframe(kid, self.state.keyframe_index(kid) + (-1 if action == "Earlier" else 1))
+            index = self.state.keyframe_index(kid) + (-1 if action == "Earlier" else 1)
+            if not 0 <= index < len(self.state.keyframes):
+                raise Gen3cInputError(f"keyframe #{kid} is already the {'first' if index < 0 else 'last'} of the path: select another to move")
+            self.state.reorder_keyframe(kid, index)
         self._sync_controls(select=kid)
         self._draw_keyframes()
         self._draw_path()
@@ -790,7 +794,10 @@ class Gen3cApp:
             end = (r.num_video_frames - 1) / r.fps
             late = f" — after the last frame ({end:.2f} s): not reached"
             rows = [f"{k + 1}. `#{kf.id}` at {kf.time:.2f} s{late if kf.time > end + 1e-6 else ''}" for k, kf in enumerate(s.keyframes)]
+            if len(rows) == 1:  # a path, but a still one: say so rather than let Generate surprise
+                rows.append("One keyframe: the camera holds still. Add another to move it.")
             self.keyframe_list.content = "<small>" + ("<br>".join(rows) if rows else "No keyframes.") + "</small>"
+            self.keyframe_time.disabled = not s.keyframes  # a time with no keyframe to give it to
         finally:
             self._sync.on = False
         self._sync_keyframe_fields()
