@@ -323,3 +323,35 @@ def test_no_control_is_offered_that_would_change_nothing(gui, tmp_path):
         assert app.seed.visible and app.prompt.visible
     finally:
         app.stop()
+
+
+class SmallModel(PreviewGenerator):
+    """A generator with a largest frame size, as the gen3c model has (the tiny one: 384×640)."""
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        if height > 48 or width > 80:
+            raise Gen3cInputError(f"frame size {height}×{width} is larger than this model takes (48×80 at most): pass a smaller --resolution")
+
+
+def test_a_resolution_the_model_cannot_take_is_refused_when_picked(tmp_path, monkeypatch, room_sample):
+    from gen3c.gui import app as gui_app
+
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, generator=SmallModel())  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
+        pick(SimpleNamespace(target=SimpleNamespace(value="176x320"), client=None))
+        assert "frame size 176×320 is larger than this model takes" in app.status.content
+        assert app.state.request.resolution == app.resolution.value == "48x80" and app.state.source.size == (48, 80)
+    finally:
+        app.stop()
+    # Started at a size the model cannot take: the page says so once the model has loaded.
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: SmallModel())
+    app = gui_app.Gen3cApp(tmp_path / "work2", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=None)
+    try:
+        app._loader.join(30)
+        assert "frame size 96×160 is larger than this model takes" in app.status.content
+        assert "the Resolution under Input" in app.status.content and not app.generate.disabled
+    finally:
+        app.stop()

@@ -34,7 +34,7 @@ from gen3c.gui.state import (
     matrix_to_quaternion,
     quaternion_to_matrix,
 )
-from gen3c.pipelines.request import GenerationRequest, make_generator
+from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
 try:
@@ -404,6 +404,8 @@ class Gen3cApp:
         elif key == "seed":
             value = int(value)
         try:
+            if key == "resolution":
+                self._check_frame_size(value)
             self.state.update(**{key: value})
         except Gen3cInputError:
             self._sync_controls()
@@ -520,8 +522,21 @@ class Gen3cApp:
         finally:
             self.generate.disabled = False
             self.progress_text.content = ""
+        try:
+            check_frame_size(request.resolution, self._generator)
+        except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
+            print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
+            self._error(f"{exc} (the Resolution under Input → 3D cache)")
+            return
         if self.state.source is None:
             self._info(BEGIN)
+
+    def _check_frame_size(self, resolution: str) -> None:
+        """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
+        limits) when it is picked, not after Generate has rendered the cache."""
+        loaded = self._generator is not None and (self._loader is None or not self._loader.is_alive())
+        if loaded:
+            check_frame_size(resolution, self._generator)
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed and prompt (plain attributes of the gen3c

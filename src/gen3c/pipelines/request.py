@@ -609,6 +609,16 @@ def check_frame_count(request: GenerationRequest) -> None:
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator")
 
 
+def check_frame_size(resolution: str, generator) -> None:
+    """Refuse a working ``resolution`` ("HxW") the generator cannot take (the gen3c model's size
+    limits), before the input is read and the cache rendered."""
+    from gen3c.io.images import parse_resolution
+
+    check = getattr(generator, "check_frame_size", None)
+    if check is not None:
+        check(*parse_resolution(resolution))
+
+
 @dataclass
 class RunOutput:
     result: VideoResult
@@ -678,6 +688,7 @@ def _run_request(
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
     check_num_frames(T, generator, chunk_frames)
+    check_frame_size(request.resolution, generator)
     chunks = plan_chunks(T, chunk_frames)
     num_chunks = len(chunks)
     if not main:
