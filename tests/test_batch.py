@@ -181,7 +181,7 @@ def test_every_mistake_of_a_manifest_is_listed_before_anything_runs(box_scene, t
     assert "has 6 mistakes, so no job ran: line 2: input_image_path" in message
     for expected in (f"{tmp_path / 'jobs' / 'inputs' / 'b.png'}' does not exist", "line 3: name 'a' is already used on line 1",
                      "line 4: unknown settings 'trajectroy'", "line 5: setting 'num_video_frames' must be int",
-                     "line 6: no input", f"line 7: camera_file '{tmp_path / 'jobs' / 'cams.json'}' does not exist"):  # fmt: skip
+                     "line 6: no input", f"line 7: camera file '{tmp_path / 'jobs' / 'cams.json'}' does not exist"):  # fmt: skip
         assert expected in message, expected
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
 
