@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from gen3c.batch import load_manifest, run_batch
@@ -160,6 +161,51 @@ def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
         load_manifest(path)
 
 
+def test_every_mistake_of_a_manifest_is_listed_before_anything_runs(box_scene, tmp_path):
+    """One check shows all there is to fix, missing input files included: not the first mistake
+    only, and not a missing image found hours later when its row comes up."""
+    (tmp_path / "jobs").mkdir()
+    rows = [
+        box_row(box_scene, "a"),
+        box_row(box_scene, "b", input_image_path="inputs/b.png"),  # relative to the manifest: missing
+        box_row(box_scene, "a"),
+        box_row(box_scene, "c", trajectroy="left"),
+        box_row(box_scene, "d", num_video_frames="nine"),
+        {"name": "e", "trajectory": "up"},  # no input at all
+        box_row(box_scene, "f", camera_file="cams.json"),
+    ]
+    manifest = write_manifest(tmp_path / "jobs" / "m.jsonl", rows)
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    message = " ".join(res.output.split())
+    assert "has 6 mistakes, so no job ran: line 2: input_image_path" in message
+    for expected in (f"{tmp_path / 'jobs' / 'inputs' / 'b.png'}' does not exist", "line 3: name 'a' is already used on line 1",
+                     "line 4: unknown settings 'trajectroy'", "line 5: setting 'num_video_frames' must be int",
+                     "line 6: no input", f"line 7: camera file '{tmp_path / 'jobs' / 'cams.json'}' does not exist"):  # fmt: skip
+        assert expected in message, expected
+    assert "Traceback" not in res.output and not (tmp_path / "out").exists()
+
+
+def test_a_relative_camera_file_counts_its_cameras_from_the_manifest_folder(box_scene, tmp_path, monkeypatch):
+    """A row without num_video_frames takes its camera file's count, read where the row's paths
+    resolve (the manifest's folder), wherever the command runs."""
+    from gen3c.cameras import Cameras
+    from gen3c.io.camera_files import save_cameras
+
+    def cameras(n: int) -> Cameras:
+        return Cameras(torch.eye(4).expand(n, 4, 4), torch.tensor([[60.0, 0, 56], [0, 60, 32], [0, 0, 1]]).expand(n, 3, 3), 64, 112)
+
+    (tmp_path / "jobs").mkdir()
+    save_cameras(tmp_path / "jobs" / "cams.json", cameras(5))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    row = box_row(box_scene, "a", camera_file="cams.json")
+    del row["num_video_frames"]
+    (job,) = load_manifest(write_manifest(tmp_path / "jobs" / "m.jsonl", [row]))
+    request = job.request(tmp_path / "out")
+    assert request.camera_file == str(tmp_path / "jobs" / "cams.json") and request.num_video_frames == 5
+
+
 def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
     made = []
 
@@ -193,6 +239,7 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
 def test_batch_records_failures_skips_finished_jobs_and_retries(box_scene, tmp_path):
     out = tmp_path / "out"
     missing = tmp_path / "late.png"
+    missing.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))  # an image not written yet: only the run finds it
     rows = [
         box_row(box_scene, "a"),
         box_row(box_scene, "b", trajectory="zoom_in"),
@@ -442,6 +489,11 @@ def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path, monkeypatch):
         "prompt": "a room",
     }
     assert all(j.settings == jobs[0].settings and j.request_hash == jobs[0].request_hash for j in jobs)
+    # Their types and names are checked with the manifest, not when the job comes up.
+    with pytest.raises(Gen3cInputError, match="line 1: setting 'num_steps' must be int, got str 'x'"):
+        load_manifest(write_manifest(tmp_path / "bad.jsonl", [{**flat, "num_steps": "x"}]))
+    with pytest.raises(Gen3cInputError, match="line 1: unknown generator_options 'num_stesp'"):
+        load_manifest(write_manifest(tmp_path / "typo.jsonl", [{**nested, "generator_options": {"num_stesp": 5}}]))
     both = {**flat, "generator_options": {"num_steps": 5}}
     with pytest.raises(Gen3cInputError, match="num_steps given both flat and in generator_options"):
         load_manifest(write_manifest(tmp_path / "both.jsonl", [both]))

@@ -2,6 +2,7 @@
 local run's outputs, with one generator per actor, resumable like the local run."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,9 +23,11 @@ def ray_instance():
 def test_unreachable_ray_address_fails_at_once(tmp_path):
     from typer.testing import CliRunner
 
+    import gen3c
     from gen3c.cli import app
 
-    (tmp_path / "m.jsonl").write_text('{"name": "a"}\n')
+    image = Path(gen3c.__file__).parent / "assets" / "demo_image.png"
+    (tmp_path / "m.jsonl").write_text(json.dumps({"name": "a", "input_image_path": str(image)}) + "\n")
     res = CliRunner().invoke(
         app,
         [
@@ -50,6 +53,7 @@ def test_ray_batch_matches_the_local_run(ray_instance, box_scene, tmp_path):
         "num_video_frames": 9,
     }
     rows = [{"name": t, "trajectory": t, **common} for t in ("left", "up", "zoom_in", "counterclockwise")]
+    (tmp_path / "nope.npy").write_bytes(b"not a depth map")  # found by the run, not the manifest check
     rows.append({"name": "broken", **common, "depth_path": str(tmp_path / "nope.npy")})
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows))

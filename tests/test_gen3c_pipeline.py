@@ -255,6 +255,30 @@ def test_bad_inputs_raise_input_errors(pipe, change, match):
         pipe(*change(*inputs()), num_steps=1)
 
 
+def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rendered(pipe, tmp_path, room_sample):
+    """`gen3c generate`, a batch job and the GUI's Generate say so at once, not after reading the
+    input and rendering the cache (minutes at GEN3C's size)."""
+    from gen3c.io.images import parse_resolution
+    from gen3c.pipelines.camera_video import prepare_source
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    generator = Gen3cGenerator(pipe, num_steps=1, chunk_frames=9)  # the tiny model: 128×128 at most, multiples of 16
+    generator.check_frame_size(128, 112)
+    with pytest.raises(Gen3cInputError, match="frame size 120×128 must be a multiple of 16"):
+        generator.check_frame_size(120, 128)
+    request = GenerationRequest(resolution="176x320", num_video_frames=9, chunk_frames=9, generator="gen3c", video_save_folder=str(tmp_path / "out"))
+    source = prepare_source(*room_sample, parse_resolution(request.resolution), "crop", depth_kind="metric")
+    stages = []
+
+    def progress(stage: str, total: int):
+        stages.append(stage)
+        return lambda n=1: None
+
+    with pytest.raises(Gen3cInputError, match=r"frame size 176×320 is larger than this model takes \(128×128 at most\)"):
+        run_request(request, source=source, generator=generator, progress=progress)
+    assert stages == [] and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
 def test_a_seed_numpy_cannot_take_is_an_input_error(pipe, seed):
     # Before: numpy's "Seed must be between 0 and 2**32 - 1" or torch's "manual_seed expected a long".

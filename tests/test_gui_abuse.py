@@ -296,3 +296,62 @@ def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):
     rows = gui.keyframe_list.content.split("<br>")
     assert f"#{first.id}` at 0.00 s" in rows[0] and "not reached" not in rows[0]
     assert rows[1].endswith("at 5.00 s — after the last frame (0.33 s): not reached</small>")
+
+
+def test_no_control_is_offered_that_would_change_nothing(gui, tmp_path):
+    """The seed is hidden for the preview (it draws no random numbers), a keyframe time is
+    disabled until there is a keyframe to give it to, a one-keyframe path says it holds still,
+    and moving the first keyframe earlier says why it cannot."""
+    from gen3c.gui.app import Gen3cApp
+
+    assert not gui.seed.visible and not gui.prompt.visible and gui.keyframe_time.disabled
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    first = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui._sync_controls(select=first.id)
+    assert not gui.keyframe_time.disabled and "One keyframe: the camera holds still" in gui.keyframe_list.content
+    handler(gui, gui._on_keyframe_action)(SimpleNamespace(target=SimpleNamespace(value="Earlier"), client=None))
+    assert f"keyframe #{first.id} is already the first of the path" in gui.status.content
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui._sync_controls(select=first.id)
+    assert "One keyframe" not in gui.keyframe_list.content
+    handler(gui, gui._on_keyframe_action)(SimpleNamespace(target=SimpleNamespace(value="Later"), client=None))
+    assert gui.state.keyframes[1].id == first.id and "Error" not in gui.status.content
+    # With the GEN3C model the seed (and the prompt) are offered.
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9)
+    app = Gen3cApp(tmp_path / "gen3c", port=0, request=request, demo=None, generator=PreviewGenerator(), preload=False)
+    try:
+        assert app.seed.visible and app.prompt.visible
+    finally:
+        app.stop()
+
+
+class SmallModel(PreviewGenerator):
+    """A generator with a largest frame size, as the gen3c model has (the tiny one: 384×640)."""
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        if height > 48 or width > 80:
+            raise Gen3cInputError(f"frame size {height}×{width} is larger than this model takes (48×80 at most): pass a smaller --resolution")
+
+
+def test_a_resolution_the_model_cannot_take_is_refused_when_picked(tmp_path, monkeypatch, room_sample):
+    from gen3c.gui import app as gui_app
+
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, generator=SmallModel())  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
+        pick(SimpleNamespace(target=SimpleNamespace(value="176x320"), client=None))
+        assert "frame size 176×320 is larger than this model takes" in app.status.content
+        assert app.state.request.resolution == app.resolution.value == "48x80" and app.state.source.size == (48, 80)
+    finally:
+        app.stop()
+    # Started at a size the model cannot take: the page says so once the model has loaded.
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: SmallModel())
+    app = gui_app.Gen3cApp(tmp_path / "work2", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=None)
+    try:
+        app._loader.join(30)
+        assert "frame size 96×160 is larger than this model takes" in app.status.content
+        assert "the Resolution under Input" in app.status.content and not app.generate.disabled
+    finally:
+        app.stop()

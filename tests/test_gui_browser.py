@@ -45,13 +45,24 @@ def test_gui_command_serves_localhost(tmp_path):
         proc.wait(10)
 
 
-def test_gui_command_refuses_bad_settings(tmp_path):
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--resolution", "big"], "HEIGHTxWIDTH"),
+     (["--seed", "5"], "--seed applies to --generator gen3c only (the preview is deterministic)")],  # it would change nothing
+)  # fmt: skip
+def test_gui_command_refuses_bad_settings(tmp_path, monkeypatch, args, message):
     from typer.testing import CliRunner
 
     from gen3c.cli import app
+    from gen3c.gui.app import Gen3cApp
 
-    res = CliRunner().invoke(app, ["gui", "--resolution", "big", "--work_dir", str(tmp_path)])
-    assert res.exit_code == 2 and "HEIGHTxWIDTH" in res.output
+    def refuse_to_serve(self):
+        self.stop()
+        raise AssertionError("the GUI started with a bad setting")
+
+    monkeypatch.setattr(Gen3cApp, "serve_forever", refuse_to_serve)
+    res = CliRunner().invoke(app, ["gui", "--port", "0", *args, "--work_dir", str(tmp_path)])
+    assert res.exit_code == 2 and message in res.output, res.output
 
 
 #: Deadline for anything the page or the app does: generous, since CI shares 2 cores with other

@@ -204,6 +204,33 @@ def test_saved_camera_path_replays_the_same_cameras_with_the_cli(tmp_path, box_s
     assert float(shown.K[0, 0, 2]) != 80.0  # the source's principal point, not the centre
 
 
+def test_a_downloaded_path_replays_at_its_own_speed_with_the_cli(tmp_path, box_scene):
+    """`gen3c generate --camera_file camera_path.json` makes the video the page would: the same
+    cameras and frame count, and the page's frame rate, so keyframe times in seconds hold."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.io.video import read_video
+
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="64x112", num_video_frames=9, fps=12))
+    state.load_files(str(image_path), str(depth_path), fov=60)
+    for p in orbit_w2c(3):
+        state.add_keyframe(p)
+    state.set_path_mode("keyframes")
+    path = tmp_path / "camera_path.json"
+    path.write_bytes(state.camera_path_json())
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image_path), "--depth_path", str(depth_path), "--fov", "60",
+                                   "--resolution", "64x112", "--camera_file", str(path), "--video_save_folder", str(tmp_path / "out")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, fps = read_video(tmp_path / "out" / "output.mp4")
+    assert len(frames) == 9 and fps == 12
+    replayed = load_camera_file(tmp_path / "out" / "output_cameras.json")
+    assert torch.allclose(replayed.w2c, state.cameras().w2c, atol=1e-6)
+    # --fps still decides when given.
+    assert GenerationRequest(camera_file=str(path), fps=30).fps == 30 and GenerationRequest(camera_file=str(path)).fps == 12
+
+
 def test_import_nerfstudio_keyframes_without_times_uses_transitions(state):
     for p in orbit_w2c(3):
         state.add_keyframe(p)

@@ -234,7 +234,7 @@ DepthEstimatorOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the gen3c generator's sampler (the preview draws no random numbers).")]
-FpsOpt = Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate of the written video (default: the --camera_file's, else 24 as GEN3C).")]
 ResumeOpt = Annotated[
     bool,
     typer.Option(
@@ -552,7 +552,7 @@ def generate(
     resize_mode: ResizeOpt = ResizeMode.crop,
     splat: SplatOpt = Splat.bilinear,
     seed: SeedOpt = 1,
-    fps: FpsOpt = 24.0,
+    fps: FpsOpt = None,
     checkpoint_dir: CheckpointOpt = None,
     cache_dir: WeightsCacheOpt = None,
     guidance: GuidanceOpt = None,
@@ -786,7 +786,7 @@ def gui(
     foreground_masking: FgOpt = False,
     splat: SplatOpt = Splat.bilinear,
     seed: SeedOpt = 1,
-    fps: FpsOpt = 24.0,
+    fps: Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")] = 24.0,
     checkpoint_dir: CheckpointOpt = None,
     cache_dir: WeightsCacheOpt = None,
     guidance: GuidanceOpt = None,
@@ -819,7 +819,7 @@ def gui(
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
     from gen3c.io.images import parse_resolution
-    from gen3c.pipelines.request import GenerationRequest
+    from gen3c.pipelines.request import GenerationRequest, check_unused_settings
 
     parse_resolution(resolution)
     try:
@@ -832,6 +832,7 @@ def gui(
         seed=seed, fps=fps,
         generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
+    check_unused_settings(request)  # e.g. --seed for the preview, which draws no random numbers
     gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches this port can run generations and read images by path")

@@ -20,7 +20,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import check_output_name
-from gen3c.pipelines.request import GenerationRequest, check_request, check_unused_settings
+from gen3c.pipelines.request import GenerationRequest, _coerce, check_request, check_unused_settings
 
 MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 #: Request fields that always name files: relative values resolve against the manifest's folder.
@@ -59,12 +59,19 @@ class Job:
         return GenerationRequest.from_dict(data, name=f"job {self.name!r}")
 
 
-def load_manifest(path: str | Path) -> list[Job]:
+def load_manifest(path: str | Path, *, check_inputs: bool = False) -> list[Job]:
     """Read and check a JSONL or CSV manifest.
 
+    Every row is checked, and every mistake found is reported at once (by line), so one run
+    of the check shows all there is to fix.
+
+    Args:
+        check_inputs: also check that each row names one input and that the files its rows name
+            (``input_image_path``, ``depth_path``, ``camera_file``, …) exist, as ``gen3c batch``
+            does before running anything.
     Raises:
         Gen3cInputError: unreadable file, malformed rows, unknown settings, values of the wrong
-            type, duplicate or invalid names (naming the line).
+            type, duplicate or invalid names, missing input files (naming the lines).
     """
     p = Path(path)
     kind = MANIFEST_FORMATS.get(p.suffix.lower())
@@ -76,8 +83,9 @@ def load_manifest(path: str | Path) -> list[Job]:
         raise Gen3cInputError(f"manifest {str(p)!r} does not exist: check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise Gen3cInputError(f"manifest {str(p)!r} cannot be read ({exc}): write it as UTF-8 text") from None
-    rows = _jsonl_rows(text, p) if kind == "jsonl" else _csv_rows(text, p)
-    if not rows:
+    problems: list[tuple[int, str]] = []  # (line, message) of every mistake found
+    rows = _jsonl_rows(text, p, problems) if kind == "jsonl" else _csv_rows(text, p, problems)
+    if not rows and not problems:
         raise Gen3cInputError(
             f"manifest {str(p)!r} lists no jobs: add one JSON object per line (or CSV rows under a header)"
         )
@@ -86,24 +94,69 @@ def load_manifest(path: str | Path) -> list[Job]:
     seen: dict[str, int] = {}
     files: dict[str, Job] = {}  # output file name → the job writing it
     for index, (line, row) in enumerate(rows, start=1):
-        job = make_job(row, line, index, base, str(p))
+        try:
+            job = make_job(row, line, index, base, str(p))
+            if check_inputs:
+                check_job_inputs(job, f"manifest {str(p)!r} line {line}")
+        except Gen3cInputError as exc:
+            problems.append((line, str(exc)))
+            continue
         if job.name in seen:
-            raise Gen3cInputError(
-                f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"
-            )
+            problems.append((line, f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"))
+            continue
         seen[job.name] = line
+        clash = None
         for pattern in OUTPUT_FILES:  # "a_buffer_masks".mp4 is also job "a"'s buffer video
             other = files.setdefault(pattern.format(job.name), job)
-            if other is not job:
-                raise Gen3cInputError(
-                    f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
-                    f"{other.name!r} (line {other.line}) writes too: rename one of them"
-                )
+            if other is not job and clash is None:
+                clash = (f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
+                         f"{other.name!r} (line {other.line}) writes too: rename one of them")  # fmt: skip
+        if clash:
+            problems.append((line, clash))
+            continue
         jobs.append(job)
+    if problems:
+        raise Gen3cInputError(_all_problems(problems, p))
     return jobs
 
 
-def _jsonl_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
+#: At most this many mistakes are listed in one message (then how many more there are).
+MAX_LISTED_PROBLEMS = 10
+
+
+def _all_problems(problems: list[tuple[int, str]], p: Path) -> str:
+    """One message for every mistake: a single one as it is, several in line order, each
+    without the repeated manifest name."""
+    problems = sorted(problems, key=lambda item: item[0])
+    if len(problems) == 1:
+        return problems[0][1]
+    prefix = f"manifest {str(p)!r} "
+    listed = [message.removeprefix(prefix) for _, message in problems[:MAX_LISTED_PROBLEMS]]
+    more = len(problems) - len(listed)
+    return (f"manifest {str(p)!r} has {len(problems)} mistakes, so no job ran: " + "; ".join(listed)
+            + (f"; … and {more} more" if more else ""))  # fmt: skip
+
+
+def check_job_inputs(job: Job, where: str) -> None:
+    """Refuse a job whose inputs are missing: no input or two, a named file that does not
+    exist, image settings on a video input (:func:`~gen3c.pipelines.request.input_kind`'s
+    checks) — mistakes found now rather than when the job comes up."""
+    from gen3c.pipelines.request import input_kind
+
+    for key in PATH_FIELDS:
+        value = job.settings.get(key)
+        if isinstance(value, str) and not Path(value).exists():
+            raise Gen3cInputError(
+                f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
+            )
+    try:
+        input_kind(job.request("."))
+    except Gen3cInputError as exc:
+        raise Gen3cInputError(f"{where}: {exc}") from None
+
+
+def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
+    """The JSON object of each line; a line that is none goes to ``problems``."""
     rows = []
     for line, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
@@ -112,18 +165,17 @@ def _jsonl_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             row = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise Gen3cInputError(
-                f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"
-            ) from None
+            problems.append((line, f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"))
+            continue
         if not isinstance(row, dict):
-            raise Gen3cInputError(
-                f"manifest {str(p)!r} line {line} must be a JSON object of settings, got {type(row).__name__}"
-            )
+            problems.append((line, f"manifest {str(p)!r} line {line} must be a JSON object of settings, got {type(row).__name__}"))
+            continue
         rows.append((line, row))
     return rows
 
 
-def _csv_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
+def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
+    """The settings of each row, as their types; a malformed row goes to ``problems``."""
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
         raise Gen3cInputError(f"manifest {str(p)!r} has no header row: start the CSV with the setting names")
@@ -136,15 +188,17 @@ def _csv_rows(text: str, p: Path) -> list[tuple[int, dict[str, Any]]]:
     for record in reader:
         line = reader.line_num
         if None in record:
-            raise Gen3cInputError(
-                f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"
-            )
+            problems.append((line, f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"))
+            continue
         if any(value is None for value in record.values()) and any(record.values()):
-            raise Gen3cInputError(
-                f"manifest {str(p)!r} line {line} has fewer cells than the header: leave a cell empty (,,) for a default"
-            )
+            problems.append((line, f"manifest {str(p)!r} line {line} has fewer cells than the header: leave a cell empty (,,) for a default"))
+            continue
         # Spaces around a cell (", left") are layout, not part of a path or a preset name.
-        row = {key: _csv_value(key, value.strip(), p, line) for key, value in record.items() if value and value.strip()}
+        try:
+            row = {key: _csv_value(key, value.strip(), p, line) for key, value in record.items() if value and value.strip()}
+        except Gen3cInputError as exc:
+            problems.append((line, str(exc)))
+            continue
         if row:
             rows.append((line, row))
     return rows
@@ -245,8 +299,13 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
                 f"{where}: {', '.join(twice)} given both flat and in generator_options: give each once"
             )
         settings["generator_options"] = {**nested, **extra}
+    # Paths first: building the request may read one (a camera file's count of cameras).
+    settings = _resolve_paths(settings, base)
     # Type-check every setting now (the request's own check), not when the job comes up.
-    request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
+    try:
+        request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
+    except Gen3cInputError as exc:
+        raise Gen3cInputError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from None
     check_unused_settings(request, where)
     _check_values(request, where)
     if request.generator != "gen3c" and request.generator_options:
@@ -256,8 +315,7 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
     settings = {key: getattr(request, key) for key in settings}
     if request.generator_options:
-        settings["generator_options"] = _normalise_options(request.generator_options)
-    settings = _resolve_paths(settings, base)
+        settings["generator_options"] = _checked_options(request.generator_options, where)
     digest = hashlib.sha256(
         json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
     )
@@ -282,13 +340,19 @@ def _check_values(request: GenerationRequest, where: str) -> None:
         raise Gen3cInputError(f"{where}: {exc}") from None
 
 
-def _normalise_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Whole numbers given for float options as floats (the generator checks the rest)."""
+def _checked_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """The gen3c generator's options checked against their types now, not when the job comes
+    up (whole numbers for float options become floats, so rows hash alike). Without the
+    diffusion extra the names and types are unknown here; the run then says what to install."""
     types = _generator_option_types()
-    return {
-        key: float(value) if types.get(key) is float and type(value) is int else value
-        for key, value in options.items()
-    }
+    if not types:
+        return dict(options)
+    unknown = [key for key in options if key not in types]
+    if unknown:
+        raise Gen3cInputError(
+            f"{where}: unknown generator_options {', '.join(map(repr, unknown[:3]))}: use the gen3c generator's options ({', '.join(types)})"
+        )
+    return {key: _coerce(key, value, f"{types[key].__name__} | None", where) for key, value in options.items()}
 
 
 def _resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:

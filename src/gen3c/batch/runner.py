@@ -78,7 +78,7 @@ def run_batch(
         on_outcome: called with each job's outcome as it finishes (skipped ones included).
     """
     # 1. Read and check the whole manifest before anything runs
-    jobs = load_manifest(manifest)
+    jobs = load_manifest(manifest, check_inputs=True)
     _check_engine(workers, ray or bool(ray_address), gpus_per_job, cpus_per_job)
     folder = ensure_writable_dir(
         output_folder or default_output_folder(manifest), "--output_folder"

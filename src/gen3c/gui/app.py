@@ -34,7 +34,7 @@ from gen3c.gui.state import (
     matrix_to_quaternion,
     quaternion_to_matrix,
 )
-from gen3c.pipelines.request import GenerationRequest, make_generator
+from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
 try:
@@ -223,7 +223,7 @@ class Gen3cApp:
                 self.add_keyframe = gui.add_button("Add from current view", icon=viser.Icon.PLUS)
                 self.keyframe_list = gui.add_markdown("<small>No keyframes.</small>")
                 self.keyframe_pick = gui.add_dropdown("Keyframe", ("—",))
-                self.keyframe_time = gui.add_number("Time (s)", 0.0, min=0.0, step=0.05)
+                self.keyframe_time = gui.add_number("Time (s)", 0.0, min=0.0, step=0.05, disabled=True)  # until a keyframe is added
                 self.keyframe_actions = gui.add_button_group("Selected", ("Earlier", "Later", "View", "Delete"))
                 self.auto_time = gui.add_checkbox("Even timing", True, hint="Spread keyframes evenly over the video")
                 self.smoothness = gui.add_slider("Smoothness", 0.0, 1.0, step=0.05, initial_value=self.state.smoothness)
@@ -237,7 +237,8 @@ class Gen3cApp:
             self.prompt = gui.add_text(
                 "Prompt", str(r.generator_options.get("prompt") or ""), visible=r.generator == "gen3c", hint="GEN3C's scripts use none"
             )
-            self.seed = gui.add_number("Seed", r.seed, step=1)
+            # The preview draws no random numbers: a seed there would change nothing.
+            self.seed = gui.add_number("Seed", r.seed, step=1, visible=r.generator == "gen3c")
             self.save_buffer = gui.add_checkbox("Show cache renders", r.save_buffer, hint="GEN3C's --save_buffer layout")
             self.generate = gui.add_button("Generate", icon=viser.Icon.PLAYER_PLAY, color="green")
             self.cancel = gui.add_button("Cancel", icon=viser.Icon.PLAYER_STOP, color="red", disabled=True)
@@ -403,6 +404,8 @@ class Gen3cApp:
         elif key == "seed":
             value = int(value)
         try:
+            if key == "resolution":
+                self._check_frame_size(value)
             self.state.update(**{key: value})
         except Gen3cInputError:
             self._sync_controls()
@@ -469,7 +472,10 @@ class Gen3cApp:
             self.state.delete_keyframe(kid)
             kid = None
         else:
-            self.state.reorder_keyframe(kid, self.state.keyframe_index(kid) + (-1 if action == "Earlier" else 1))
+            index = self.state.keyframe_index(kid) + (-1 if action == "Earlier" else 1)
+            if not 0 <= index < len(self.state.keyframes):
+                raise Gen3cInputError(f"keyframe #{kid} is already the {'first' if index < 0 else 'last'} of the path: select another to move")
+            self.state.reorder_keyframe(kid, index)
         self._sync_controls(select=kid)
         self._draw_keyframes()
         self._draw_path()
@@ -516,8 +522,21 @@ class Gen3cApp:
         finally:
             self.generate.disabled = False
             self.progress_text.content = ""
+        try:
+            check_frame_size(request.resolution, self._generator)
+        except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
+            print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
+            self._error(f"{exc} (the Resolution under Input → 3D cache)")
+            return
         if self.state.source is None:
             self._info(BEGIN)
+
+    def _check_frame_size(self, resolution: str) -> None:
+        """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
+        limits) when it is picked, not after Generate has rendered the cache."""
+        loaded = self._generator is not None and (self._loader is None or not self._loader.is_alive())
+        if loaded:
+            check_frame_size(resolution, self._generator)
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed and prompt (plain attributes of the gen3c
@@ -790,7 +809,10 @@ class Gen3cApp:
             end = (r.num_video_frames - 1) / r.fps
             late = f" — after the last frame ({end:.2f} s): not reached"
             rows = [f"{k + 1}. `#{kf.id}` at {kf.time:.2f} s{late if kf.time > end + 1e-6 else ''}" for k, kf in enumerate(s.keyframes)]
+            if len(rows) == 1:  # a path, but a still one: say so rather than let Generate surprise
+                rows.append("One keyframe: the camera holds still. Add another to move it.")
             self.keyframe_list.content = "<small>" + ("<br>".join(rows) if rows else "No keyframes.") + "</small>"
+            self.keyframe_time.disabled = not s.keyframes  # a time with no keyframe to give it to
         finally:
             self._sync.on = False
         self._sync_keyframe_fields()

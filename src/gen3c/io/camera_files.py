@@ -57,13 +57,30 @@ MAX_CAMERA_FILE_BYTES = 64 * 1024 * 1024
 
 def load_camera_file(path: str | os.PathLike) -> Cameras:
     """Read a camera file of any supported kind (detected from its keys) as OpenCV cameras."""
+    data, name = _read_camera_json(path)
+    return cameras_from_dict(data, name)
+
+
+def camera_file_fps(path: str | os.PathLike) -> float | None:
+    """The frame rate a camera file was made for (gen3c's and nerfstudio's ``"fps"``), None when
+    it names none (nerfstudio's ``transforms.json``)."""
+    data, name = _read_camera_json(path)
+    fps = data.get("fps") if isinstance(data, dict) else None
+    if fps is None:
+        return None
+    if isinstance(fps, bool) or not isinstance(fps, int | float):
+        raise Gen3cInputError(f"{name}: 'fps' must be a number of frames per second, got {str(fps)[:40]!r}: fix it or pass --fps")
+    return float(fps)
+
+
+def _read_camera_json(path: str | os.PathLike) -> tuple[Any, str]:
     p = Path(path)
     name = f"camera file {str(p)!r}"
     if not p.is_file():
         raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")
     if p.stat().st_size > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
-    return cameras_from_dict(parse_camera_json(p.read_bytes(), name), name)
+    return parse_camera_json(p.read_bytes(), name), name
 
 
 def parse_camera_json(content: bytes, name: str = "camera file") -> Any:

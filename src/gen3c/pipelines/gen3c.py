@@ -353,17 +353,7 @@ class Gen3cPipeline(DiffusionPipeline):
         check_token_split(
             self.transformer.config.num_attention_heads, context_parallel_degree(self.transformer), (T - 1) // tc + 1
         )
-        sc = self.vae.config.spatial_compression_ratio
-        max_h, max_w = (int(v) * sc for v in self.transformer.config.max_size[1:])
-        if H > max_h or W > max_w:
-            raise Gen3cInputError(
-                f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
-            )
-        multiple = sc * self.transformer.config.patch_size[1]
-        if H % multiple or W % multiple:
-            raise Gen3cInputError(
-                f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
-            )
+        self.check_frame_size(H, W)
         for name, value, lo in (
             ("image", image, -1.0),
             ("buffer_colors", buffer_colors, -1.0),
@@ -396,6 +386,22 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         if self.transformer_dtype not in (torch.float32, torch.bfloat16, torch.float16):
             raise Gen3cInputError(f"the DiT computes in float32, bfloat16 or float16, not {self.transformer_dtype}: pipe.to(torch.bfloat16)")
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        """Refuse a frame size this model cannot take: larger than its position embeddings
+        reach, or not a whole number of latent patches (GEN3C: 704×1280)."""
+        H, W = height, width
+        sc = self.vae.config.spatial_compression_ratio
+        max_h, max_w = (int(v) * sc for v in self.transformer.config.max_size[1:])
+        if H > max_h or W > max_w:
+            raise Gen3cInputError(
+                f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
+            )
+        multiple = sc * self.transformer.config.patch_size[1]
+        if H % multiple or W % multiple:
+            raise Gen3cInputError(
+                f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
+            )
 
     def check_call_arguments(
         self,
@@ -947,6 +953,10 @@ class Gen3cGenerator:
             "dtype": str(pipe.transformer_dtype).removeprefix("torch."),
             "num_gpus": context_parallel_degree(transformer),
         }
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        """Refuse a working resolution the model cannot take (:meth:`Gen3cPipeline.check_frame_size`)."""
+        self.pipeline.check_frame_size(height, width)
 
     def check_num_frames(self, num_frames: int) -> None:
         """Each call makes one chunk of ``chunk_frames`` frames; longer videos are made chunk by

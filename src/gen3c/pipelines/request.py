@@ -106,11 +106,14 @@ class GenerationRequest:
     video_save_name: str = "output"
     save_buffer: bool = False
     save_point_cloud: bool = False
-    fps: float = 24.0
+    #: None: the camera file's frame rate, else GEN3C's 24 (:func:`default_fps`), set on construction.
+    fps: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_video_frames is None:
             self.num_video_frames = default_num_frames(self)
+        if self.fps is None:
+            self.fps = default_fps(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], name: str = "request") -> GenerationRequest:
@@ -153,6 +156,18 @@ def default_num_frames(request: GenerationRequest) -> int:
 
         return len(load_camera_file(request.camera_file))
     return fixed_chunk_frames(request) or GEN3C_CHUNK_FRAMES
+
+
+def default_fps(request: GenerationRequest) -> float:
+    """The frame rate of a run that names none: its camera file's, so a path made at 12 fps (in
+    the GUI, in nerfstudio) replays at its own speed; else GEN3C's 24."""
+    if request.camera_file is not None:
+        from gen3c.io.camera_files import camera_file_fps
+
+        fps = camera_file_fps(request.camera_file)
+        if fps is not None:
+            return fps
+    return 24.0
 
 
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
@@ -594,6 +609,16 @@ def check_frame_count(request: GenerationRequest) -> None:
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator")
 
 
+def check_frame_size(resolution: str, generator) -> None:
+    """Refuse a working ``resolution`` ("HxW") the generator cannot take (the gen3c model's size
+    limits), before the input is read and the cache rendered."""
+    from gen3c.io.images import parse_resolution
+
+    check = getattr(generator, "check_frame_size", None)
+    if check is not None:
+        check(*parse_resolution(resolution))
+
+
 @dataclass
 class RunOutput:
     result: VideoResult
@@ -663,6 +688,7 @@ def _run_request(
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
     check_num_frames(T, generator, chunk_frames)
+    check_frame_size(request.resolution, generator)
     chunks = plan_chunks(T, chunk_frames)
     num_chunks = len(chunks)
     if not main:
