@@ -83,8 +83,10 @@ def test_vipe_video_to_video_starting_frame_and_buffers(inputs, clip, tmp_path):
     assert psnr(generated[0], clip[0][2, 4:68]) > 30  # frame 0 = source frame 2
     # The sphere moves in the source video and moves in the output too (a 4D cache).
     assert psnr(buffer[0], buffer[7]) < 30
-    # Source frames 2 … 9 fill outputs 0 … 7; the outputs past the clip's end hold its last frame.
+    # Source frames 2 … 9 fill outputs 0 … 7; the outputs past the clip's end hold its last frame …
     assert psnr(buffer[7], buffer[11]) > 45 and psnr(buffer[6], buffer[7]) < 40
+    # … which the run says, with the count that ends with the video
+    assert "output frames 8…11 render its last frame (9), frozen; pass --num_video_frames 8" in " ".join(res.output.split())
 
 
 def test_multiview_npz(inputs, clip, tmp_path):
@@ -134,6 +136,21 @@ def test_chunked_preview_when_asked(box_scene, tmp_path):
     assert read_video(tmp_path / "output.mp4")[0].shape[0] == 20
 
 
+def test_a_bad_input_is_refused_before_the_model_loads(inputs, tmp_path, monkeypatch):
+    """The input is read first: a mistake in it ends the run in a second, not after the minutes
+    GEN3C-7B takes to load."""
+    import gen3c.pipelines.request as request_module
+
+    loaded = []
+    monkeypatch.setattr(request_module, "make_generator", lambda request: loaded.append(request.generator))
+    broken = tmp_path / "broken"
+    (broken / "rgb").mkdir(parents=True)
+    (broken / "pose").mkdir()
+    res = invoke("--vipe_path", broken, "--generator", "gen3c", "--model", "tiny", "--resolution", RES, "--video_save_folder", tmp_path / "out")
+    assert res.exit_code == 2 and "lacks intrinsics/, depth/" in res.output, res.output
+    assert loaded == [] and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "case, match",
     [
@@ -149,6 +166,7 @@ def test_chunked_preview_when_asked(box_scene, tmp_path):
         ("multiview_missing_key", "lacks K_key_frames"),
         ("multiview_too_few_cameras", "10 cameras in w2cs_all"),
         ("gen3c_frame_count", r"121, 241, 361"),
+        ("gen3c_camera_file_count", r"camera file .*cams.json' has 9 cameras, a count the gen3c generator cannot make .* camera file of 16·N\+1 cameras \(17, 33"),
         ("chunk_too_small", "chunk_frames 1"),
         ("legacy_pickle", "--trust_checkpoint"),
         ("estimator_with_video", "--depth_estimator applies to a single image"),
@@ -203,6 +221,13 @@ def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_pat
         args.update({"--multiview_npz": inputs["multiview"], "--num_video_frames": "17"})
     elif case == "gen3c_frame_count":
         args.update({"--vipe_path": inputs["vipe"], "--generator": "gen3c", "--num_video_frames": "200"})
+    elif case == "gen3c_camera_file_count":  # the count comes from the file: the fix is another file
+        from gen3c.cameras import Cameras
+        from gen3c.io.camera_files import save_cameras
+
+        save_cameras(tmp_path / "cams.json", Cameras(w2c[:9], K[:9], H, W))
+        del args["--num_video_frames"]
+        args.update({"--vipe_path": inputs["vipe"], "--generator": "gen3c", "--model": "tiny", "--camera_file": tmp_path / "cams.json"})
     elif case == "chunk_too_small":
         args.update({"--vipe_path": inputs["vipe"], "--chunk_frames": "1"})
     elif case == "legacy_pickle":
