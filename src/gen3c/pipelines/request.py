@@ -234,8 +234,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
     given = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
     changed = [f"--{key}" for key in PRESET_SETTINGS if getattr(request, key) != defaults[key]]
     if given and changed:
-        verb = "shape" if len(changed) > 1 else "shapes"
-        raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop them")
+        verb, them = ("shape", "them") if len(changed) > 1 else ("shapes", "it")
+        raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop {them}")
     if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(".png"):
         raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it")
     if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
