@@ -161,6 +161,8 @@ def test_a_bad_input_is_refused_before_the_model_loads(inputs, tmp_path, monkeyp
         ("empty_folder", "lacks rgb.mp4, depth.npz"),
         ("sample_start_past_end", "starting frame 10"),
         ("vipe_missing_folder", "lacks intrinsics/"),
+        ("sample_as_vipe", "is a GEN3C sample directory .*: pass it as --input_image_path"),
+        ("multiview_as_image", r"not a readable image .*multi-view key frames go in with --multiview_npz"),
         ("vipe_two_clips", "--vipe_clip"),
         ("vipe_bad_depth", "00003.exr"),
         ("multiview_missing_key", "lacks K_key_frames"),
@@ -197,6 +199,10 @@ def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_pat
         root = shutil.copytree(inputs["vipe"], tmp_path / "v")
         shutil.rmtree(root / "intrinsics")
         args["--vipe_path"] = root
+    elif case == "sample_as_vipe":
+        args["--vipe_path"] = inputs["sample"]
+    elif case == "multiview_as_image":
+        args["--input_image_path"] = inputs["multiview"]
     elif case == "vipe_two_clips":
         root = shutil.copytree(inputs["vipe"], tmp_path / "v")
         write_vipe(root, "other", rgb[:3], depth[:3], w2c[:3], K[:3])
