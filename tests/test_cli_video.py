@@ -86,7 +86,23 @@ def test_vipe_video_to_video_starting_frame_and_buffers(inputs, clip, tmp_path):
     # Source frames 2 … 9 fill outputs 0 … 7; the outputs past the clip's end hold its last frame …
     assert psnr(buffer[7], buffer[11]) > 45 and psnr(buffer[6], buffer[7]) < 40
     # … which the run says, with the count that ends with the video
-    assert "output frames 8…11 render its last frame (9), frozen; pass --num_video_frames 8" in " ".join(res.output.split())
+    assert "output frames 8…11 render its last frame (9), frozen; pass --num_video_frames 8 to stay within it" in " ".join(res.output.split())
+
+
+def test_a_short_video_names_the_count_the_generator_can_make_within_it(inputs):
+    """The note offers the most frames within the video that the generator makes: any count for
+    the preview; none for the tiny model (16·N+1 frames) from a 10-frame clip, and it says why."""
+    from gen3c.pipelines.request import GenerationRequest, load_scene
+
+    def note_for(**settings):
+        request = GenerationRequest(input_image_path=str(inputs["sample"]), resolution=RES, **settings)
+        with pytest.warns(UserWarning, match="render its last frame") as caught:
+            load_scene(request)
+        return " ".join(str(w.message) for w in caught)
+
+    assert note_for(num_video_frames=12).endswith("frozen; pass --num_video_frames 10 to stay within it")
+    tiny = {"generator": "gen3c", "generator_options": {"model": "tiny"}}
+    assert note_for(num_video_frames=17, **tiny).endswith("frozen (the gen3c generator makes at least 17 frames)")
 
 
 def test_multiview_npz(inputs, clip, tmp_path):

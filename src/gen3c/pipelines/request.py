@@ -512,13 +512,22 @@ def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, in
         frames = read_sample(request.input_image_path, size, trust_checkpoint=request.trust_checkpoint, **common)
     T, n = request.num_video_frames, len(frames)
     if n < T:  # GEN3C pads the clip with its last frame too (vipe_utils.py), silently
-        fix = f"a --camera_file of {n} cameras" if request.camera_file is not None else f"--num_video_frames {n}"
         note(
             f"the video has {n} frames from frame {request.vipe_starting_frame_idx} on, fewer than the {T} asked for: "
-            f"output frames {n}…{T - 1} render its last frame ({frames.frame_indices[-1]}), frozen; pass {fix} to end with the video",
+            f"output frames {n}…{T - 1} render its last frame ({frames.frame_indices[-1]}), frozen{_fitting_count(request, n)}",
             stacklevel=3,
         )
     return frames
+
+
+def _fitting_count(request: GenerationRequest, n: int) -> str:
+    """How to stay within a video of ``n`` frames: the most frames ≤ n the generator can make."""
+    fixed = fixed_chunk_frames(request)
+    count = n if fixed is None else (n - 1) // (fixed - 1) * (fixed - 1) + 1 if n >= fixed else None
+    if count is None:
+        return f" (the {request.generator} generator makes at least {fixed} frames)"
+    fix = f"a --camera_file of {count} cameras" if request.camera_file is not None else f"--num_video_frames {count}"
+    return f"; pass {fix} to stay within it"
 
 
 def video_cameras(request: GenerationRequest, frames) -> Cameras:
