@@ -280,7 +280,7 @@ def test_wrong_kind_of_input_says_what_it_is(case, match, files, tmp_path):
     "args, match",
     [
         (["--trajectory", "zoom_in", "--movement_distance", "2"], r"--trajectory, --movement_distance shape a preset path, which --camera_file replaces: drop them"),
-        (["--camera_rotation", "no_rotation"], r"--camera_rotation shapes a preset path, which --camera_file replaces"),
+        (["--camera_rotation", "no_rotation"], r"--camera_rotation shapes a preset path, which --camera_file replaces: drop it$"),
     ],
 )
 def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, files, tmp_path):

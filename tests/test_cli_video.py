@@ -83,8 +83,26 @@ def test_vipe_video_to_video_starting_frame_and_buffers(inputs, clip, tmp_path):
     assert psnr(generated[0], clip[0][2, 4:68]) > 30  # frame 0 = source frame 2
     # The sphere moves in the source video and moves in the output too (a 4D cache).
     assert psnr(buffer[0], buffer[7]) < 30
-    # Source frames 2 … 9 fill outputs 0 … 7; the outputs past the clip's end hold its last frame.
+    # Source frames 2 … 9 fill outputs 0 … 7; the outputs past the clip's end hold its last frame …
     assert psnr(buffer[7], buffer[11]) > 45 and psnr(buffer[6], buffer[7]) < 40
+    # … which the run says, with the count that ends with the video
+    assert "output frames 8…11 render its last frame (9), frozen; pass --num_video_frames 8 to stay within it" in " ".join(res.output.split())
+
+
+def test_a_short_video_names_the_count_the_generator_can_make_within_it(inputs):
+    """The note offers the most frames within the video that the generator makes: any count for
+    the preview; none for the tiny model (16·N+1 frames) from a 10-frame clip, and it says why."""
+    from gen3c.pipelines.request import GenerationRequest, load_scene
+
+    def note_for(**settings):
+        request = GenerationRequest(input_image_path=str(inputs["sample"]), resolution=RES, **settings)
+        with pytest.warns(UserWarning, match="render its last frame") as caught:
+            load_scene(request)
+        return " ".join(str(w.message) for w in caught)
+
+    assert note_for(num_video_frames=12).endswith("frozen; pass --num_video_frames 10 to stay within it")
+    tiny = {"generator": "gen3c", "generator_options": {"model": "tiny"}}
+    assert note_for(num_video_frames=17, **tiny).endswith("frozen (the gen3c generator makes at least 17 frames)")
 
 
 def test_multiview_npz(inputs, clip, tmp_path):
@@ -134,6 +152,21 @@ def test_chunked_preview_when_asked(box_scene, tmp_path):
     assert read_video(tmp_path / "output.mp4")[0].shape[0] == 20
 
 
+def test_a_bad_input_is_refused_before_the_model_loads(inputs, tmp_path, monkeypatch):
+    """The input is read first: a mistake in it ends the run in a second, not after the minutes
+    GEN3C-7B takes to load."""
+    import gen3c.pipelines.request as request_module
+
+    loaded = []
+    monkeypatch.setattr(request_module, "make_generator", lambda request: loaded.append(request.generator))
+    broken = tmp_path / "broken"
+    (broken / "rgb").mkdir(parents=True)
+    (broken / "pose").mkdir()
+    res = invoke("--vipe_path", broken, "--generator", "gen3c", "--model", "tiny", "--resolution", RES, "--video_save_folder", tmp_path / "out")
+    assert res.exit_code == 2 and "lacks intrinsics/, depth/" in res.output, res.output
+    assert loaded == [] and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "case, match",
     [
@@ -144,11 +177,14 @@ def test_chunked_preview_when_asked(box_scene, tmp_path):
         ("empty_folder", "lacks rgb.mp4, depth.npz"),
         ("sample_start_past_end", "starting frame 10"),
         ("vipe_missing_folder", "lacks intrinsics/"),
+        ("sample_as_vipe", "is a GEN3C sample directory .*: pass it as --input_image_path"),
+        ("multiview_as_image", r"not a readable image .*multi-view key frames go in with --multiview_npz"),
         ("vipe_two_clips", "--vipe_clip"),
         ("vipe_bad_depth", "00003.exr"),
         ("multiview_missing_key", "lacks K_key_frames"),
         ("multiview_too_few_cameras", "10 cameras in w2cs_all"),
         ("gen3c_frame_count", r"121, 241, 361"),
+        ("gen3c_camera_file_count", r"camera file .*cams.json' has 9 cameras, a count the gen3c generator cannot make .* camera file of 16·N\+1 cameras \(17, 33"),
         ("chunk_too_small", "chunk_frames 1"),
         ("legacy_pickle", "--trust_checkpoint"),
         ("estimator_with_video", "--depth_estimator applies to a single image"),
@@ -179,6 +215,10 @@ def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_pat
         root = shutil.copytree(inputs["vipe"], tmp_path / "v")
         shutil.rmtree(root / "intrinsics")
         args["--vipe_path"] = root
+    elif case == "sample_as_vipe":
+        args["--vipe_path"] = inputs["sample"]
+    elif case == "multiview_as_image":
+        args["--input_image_path"] = inputs["multiview"]
     elif case == "vipe_two_clips":
         root = shutil.copytree(inputs["vipe"], tmp_path / "v")
         write_vipe(root, "other", rgb[:3], depth[:3], w2c[:3], K[:3])
@@ -203,6 +243,13 @@ def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_pat
         args.update({"--multiview_npz": inputs["multiview"], "--num_video_frames": "17"})
     elif case == "gen3c_frame_count":
         args.update({"--vipe_path": inputs["vipe"], "--generator": "gen3c", "--num_video_frames": "200"})
+    elif case == "gen3c_camera_file_count":  # the count comes from the file: the fix is another file
+        from gen3c.cameras import Cameras
+        from gen3c.io.camera_files import save_cameras
+
+        save_cameras(tmp_path / "cams.json", Cameras(w2c[:9], K[:9], H, W))
+        del args["--num_video_frames"]
+        args.update({"--vipe_path": inputs["vipe"], "--generator": "gen3c", "--model": "tiny", "--camera_file": tmp_path / "cams.json"})
     elif case == "chunk_too_small":
         args.update({"--vipe_path": inputs["vipe"], "--chunk_frames": "1"})
     elif case == "legacy_pickle":

@@ -131,12 +131,15 @@ def _rezip(path, members):
         ("no_pose_file", r"lacks pose/walk\.npz"),
         ("pose_count", "frame counts disagree"),
         ("pose_missing_frame", "no poses for frame 3"),
-        ("non_rigid", "not rigid"),
+        ("non_rigid", r"not rigid \(frame 1\)"),
+        ("non_rigid_after_start", r"not rigid \(frame 5\)"),  # the file's frame, not the 4th read from frame 2
         ("bad_intrinsics", "focal length"),
+        ("intrinsics_of_another_size", r"intrinsics \(frame 3\) \(fx=.*principal point outside the 128×72"),
         ("exr_garbage", "00001.exr.*OpenEXR"),
         ("exr_no_z", "no channel 'Z'"),
         ("exr_missing", "no 00004.exr"),
         ("depth_all_nan", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
+        ("depth_all_nan_after_start", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
         ("mp4_garbage", r"ViPE video .*rgb/walk.mp4. cannot be read"),
         ("pickled_npz", "never unpickled"),
     ],
@@ -145,6 +148,7 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     root = _copy_vipe(vipe_dir, tmp_path / "v")
     depth = clip[1]
     pose = root / "pose" / "walk.npz"
+    start = 1 if case == "depth_all_nan_after_start" else 2 if case == "non_rigid_after_start" else 0
     if case == "no_depth_folder":
         import shutil
 
@@ -158,17 +162,22 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         data = np.load(pose)
         keep = np.arange(T) != 3
         np.savez(pose, data=data["data"][keep], inds=data["inds"][keep])
-    elif case == "non_rigid":
+    elif case in ("non_rigid", "non_rigid_after_start"):
         data = dict(np.load(pose))
         data["data"] = data["data"].copy()
-        data["data"][1, :3, :3] *= 2.0
+        data["data"][1 if case == "non_rigid" else 5, :3, :3] *= 2.0
         np.savez(pose, **data)
+    elif case == "intrinsics_of_another_size":  # e.g. ViPE run on the full-size video, the frames resized since
+        intr = dict(np.load(root / "intrinsics" / "walk.npz"))
+        intr["data"] = intr["data"].copy()
+        intr["data"][3:] *= 4
+        np.savez(root / "intrinsics" / "walk.npz", **intr)
     elif case == "bad_intrinsics":
         intr = dict(np.load(root / "intrinsics" / "walk.npz"))
         intr["data"] = intr["data"].copy()
         intr["data"][0, 0] = -5
         np.savez(root / "intrinsics" / "walk.npz", **intr)
-    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan"):
+    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start"):
         members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
         if case == "exr_garbage":
             members["00001.exr"] = b"not an exr at all"
@@ -184,7 +193,7 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     elif case == "pickled_npz":
         np.savez(pose, data=np.array([{"a": 1}], dtype=object), inds=np.arange(1))
     with pytest.raises(Gen3cInputError, match=match) as err:
-        read_vipe(root, (64, 128))
+        read_vipe(root, (64, 128), start=start)
     assert "\n" not in str(err.value)
 
 
@@ -269,6 +278,10 @@ class Opaque:
         ("wrong_key", "no key 'depth'"),
         ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 4\)"),
         ("inf_frame", r"depth.npz has no valid pixel \(frame 4\)"),
+        ("inf_frame_after_start", r"depth.npz has no valid pixel \(frame 4\)"),  # the file's frame, read from frame 3
+        ("non_rigid_after_start", r"camera.npz w2c are not rigid \(frame 6\)"),
+        ("normalised_intrinsics", r"camera.npz intrinsics \(frame 0\) \(fx=.*look normalised.*fx, cx × 128 and fy, cy × 72"),
+        ("intrinsics_of_another_size", r"camera.npz intrinsics \(frame 7\) \(fx=.*principal point outside the 128×72"),
         ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
         ("start_past_end", "starting frame 12"),
     ],
@@ -288,10 +301,24 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
     elif case == "wrong_shape":
         cam = dict(np.load(folder / "camera.npz"))
         np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3], intrinsics=cam["intrinsics"])
-    elif case == "inf_frame":
+    elif case in ("inf_frame", "inf_frame_after_start"):
         bad = depth.copy()
         bad[4] = np.inf
         np.savez(folder / "depth.npz", depth=bad)
+        start = 3 if case == "inf_frame_after_start" else 0
+    elif case == "non_rigid_after_start":
+        cam = dict(np.load(folder / "camera.npz"))
+        cam["w2c"][6, :3, :3] *= 0.5
+        np.savez(folder / "camera.npz", **cam)
+        start = 3
+    elif case in ("normalised_intrinsics", "intrinsics_of_another_size"):
+        cam = dict(np.load(folder / "camera.npz"))
+        if case == "normalised_intrinsics":  # fractions of the image size, as MoGe returns them
+            cam["intrinsics"][:, 0] /= W
+            cam["intrinsics"][:, 1] /= H
+        else:
+            cam["intrinsics"][7:, :2] *= 4
+        np.savez(folder / "camera.npz", **cam)
     elif case == "size_mismatch":
         np.savez(folder / "depth.npz", depth=depth[:, ::2, ::2])
         np.savez(folder / "mask.npz", mask=depth[:, ::2, ::2] > 0)
@@ -327,12 +354,18 @@ def test_multiview_npz_round_trip(tmp_path, clip):
         ),
         ({"K_key_frames": np.zeros((3, 3, 3), np.float32)}, "focal length"),
         ({"Ks_all": np.ones((4, 3, 3), np.float32)}, r"Ks_all has shape \(4, 3, 3\)"),
+        ({"K_key_frames": "times 4"}, r"K_key_frames \(frame 0\) .*principal point outside the 128×72"),
+        ({"Ks_all": "normalised"}, r"Ks_all \(frame 0\) .*look normalised"),
         ({"mask_key_frames": np.array([pickle.dumps(1)] * 3, dtype=object)}, "never unpickled"),
     ],
 )
 def test_multiview_bad_input(override, match, tmp_path, clip):
     rgb, depth, ids, w2c, K = clip
     keys = [0, 5, 9]
+    if isinstance(override.get("K_key_frames"), str):  # of the key frames at 4× their size
+        override = {"K_key_frames": K[keys].numpy() * np.array([[4.0], [4.0], [1.0]], np.float32)}
+    elif isinstance(override.get("Ks_all"), str):
+        override = {"Ks_all": K.numpy() / np.array([[W], [H], [1.0]], np.float32)}
     if "mask_key_frames" in override:  # object arrays need allow_pickle when saving
         data = {
             "images_key_frames": np.zeros((3, 3, H, W), np.float32),

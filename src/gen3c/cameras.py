@@ -141,32 +141,36 @@ def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
     return K
 
 
-def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrinsics") -> Tensor:
-    """Check that (3, 3) pixel intrinsics ``K`` can belong to an image of ``height`` × ``width``.
+def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrinsics", frame_offset: int = 0) -> Tensor:
+    """Check that pixel intrinsics ``K``, (3, 3) or a (T, 3, 3) stack, can belong to an image of
+    ``height`` × ``width``.
 
     Two mistakes pass :func:`validate_intrinsics` and give a wildly wrong camera: normalised
     intrinsics (fractions of the image size, as MoGe returns them) and intrinsics of another
     image size. Both put the principal point where no real camera has it: within a pixel or two
-    of the corner, or outside the image.
+    of the corner, or outside the image. A stack's error names its first bad frame, counted from
+    ``frame_offset`` (the index of ``K[0]`` in its file).
 
     Raises:
         Gen3cInputError: one line saying which mistake it looks like and how to fix it.
     """
-    if tuple(K.shape) != (3, 3):
-        raise Gen3cInputError(f"{name} must be one 3×3 matrix, got shape {tuple(K.shape)}")
+    if K.ndim not in (2, 3) or tuple(K.shape[-2:]) != (3, 3):
+        raise Gen3cInputError(f"{name} must be one 3×3 matrix or a (T, 3, 3) stack, got shape {tuple(K.shape)}")
     validate_intrinsics(K, name)
-    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
-    numbers = f"fx={fx:g}, fy={fy:g}, cx={cx:g}, cy={cy:g}"
-    if max(cx, cy) <= 1.0 and max(fx, fy) <= 10.0 and min(height, width) > 8:
-        raise Gen3cInputError(
-            f"{name} ({numbers}) look normalised (fractions of the image size): pass pixels of the {width}×{height} image, "
-            f"i.e. fx, cx × {width} and fy, cy × {height}"
-        )
-    if not (0.0 <= cx <= width and 0.0 <= cy <= height):
-        raise Gen3cInputError(
-            f"{name} ({numbers}) put the principal point outside the {width}×{height} (W×H) image: pass intrinsics in pixels "
-            "of this image (these look made for another size)"
-        )
+    stack = K.reshape(-1, 3, 3).double()
+    fx, fy, cx, cy = stack[:, 0, 0], stack[:, 1, 1], stack[:, 0, 2], stack[:, 1, 2]
+    normalised = (torch.maximum(cx, cy) <= 1.0) & (torch.maximum(fx, fy) <= 10.0) & (min(height, width) > 8)
+    outside = (cx < 0) | (cx > width) | (cy < 0) | (cy > height)
+    for bad, problem in (
+        (normalised, "look normalised (fractions of the image size): pass pixels of the {w}×{h} image, i.e. fx, cx × {w} and fy, cy × {h}"),
+        (outside, "put the principal point outside the {w}×{h} (W×H) image: pass intrinsics in pixels of this image "
+                  "(these look made for another size)"),
+    ):  # fmt: skip
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            where = f" (frame {frame_offset + i})" if K.ndim == 3 and len(stack) > 1 else ""
+            numbers = f"fx={float(fx[i]):g}, fy={float(fy[i]):g}, cx={float(cx[i]):g}, cy={float(cy[i]):g}"
+            raise Gen3cInputError(f"{name}{where} ({numbers}) {problem.format(w=width, h=height)}")
     return K
 
 
@@ -273,19 +277,29 @@ def rotation_angle_degrees(R_a: Tensor, R_b: Tensor) -> Tensor:
     return torch.rad2deg(torch.arccos(cos))
 
 
-def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3) -> Tensor:
-    """Check that (*B, 4, 4) poses are finite rigid transforms (orthonormal rotation, det +1)."""
+def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, frame_offset: int = 0) -> Tensor:
+    """Check that (*B, 4, 4) poses are finite rigid transforms (orthonormal rotation, det +1).
+
+    A (T, 4, 4) stack's error names its first bad frame, counted from ``frame_offset`` (the
+    index of ``w2c[0]`` in its file, for a clip read from a starting frame)."""
     if w2c.shape[-2:] != (4, 4):
         raise Gen3cInputError(f"{name} must be 4×4 matrices, got shape {tuple(w2c.shape)}")
-    if not torch.isfinite(w2c).all():
-        raise Gen3cInputError(f"{name} contain NaN or infinite values")
+
+    def where(bad: Tensor) -> str:
+        return f" (frame {frame_offset + int(bad.nonzero()[0, 0])})" if bad.ndim == 1 and len(bad) > 1 else ""
+
+    finite = torch.isfinite(w2c).flatten(-2).all(-1)
+    if not bool(finite.all()):
+        raise Gen3cInputError(f"{name} contain NaN or infinite values{where(~finite)}")
     R = w2c[..., :3, :3].double()
     eye = torch.eye(3, dtype=R.dtype, device=R.device).expand_as(R)
-    if not torch.allclose(R @ R.transpose(-1, -2), eye, atol=atol) or (torch.linalg.det(R) < 0).any():
-        raise Gen3cInputError(f"{name} are not rigid: the 3×3 block must be a rotation (orthonormal, det +1)")
-    bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=w2c.dtype)
-    if not torch.allclose(w2c[..., 3, :].cpu(), bottom.expand_as(w2c[..., 3, :]), atol=atol):
-        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as their last row")
+    rigid = ((R @ R.transpose(-1, -2) - eye).abs() <= atol).flatten(-2).all(-1) & (torch.linalg.det(R) >= 0)
+    if not bool(rigid.all()):
+        raise Gen3cInputError(f"{name} are not rigid{where(~rigid)}: the 3×3 block must be a rotation (orthonormal, det +1)")
+    bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=w2c.dtype, device=w2c.device)
+    last_row = ((w2c[..., 3, :] - bottom).abs() <= atol).all(-1)
+    if not bool(last_row.all()):
+        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as their last row{where(~last_row)}")
     return w2c
 
 

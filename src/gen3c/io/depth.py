@@ -117,7 +117,7 @@ FAR_DEPTH = 1e4
 
 
 def fill_invalid_depth(
-    depth: Tensor, name: str = "depth", mask_invalid: bool = False, mask: Tensor | None = None
+    depth: Tensor, name: str = "depth", mask_invalid: bool = False, mask: Tensor | None = None, frame_offset: int = 0
 ) -> tuple[Tensor, Tensor]:
     """GEN3C's treatment of invalid depth, for (H, W) maps and (T, H, W) stacks alike.
 
@@ -132,6 +132,8 @@ def fill_invalid_depth(
         depth: (H, W) or (T, H, W) z-depth.
         mask: optional bool of the same shape, the pixels the input itself lets into the cache
             (e.g. a sample's ``mask.npz``); the note counts only those.
+        frame_offset: the index of ``depth[0]`` in its file (a clip read from a starting frame),
+            so that an error names the file's frame.
     Raises:
         Gen3cInputError: a map, or a frame of a stack, without one finite depth > 0.
     Returns:
@@ -143,7 +145,7 @@ def fill_invalid_depth(
     trusted = torch.isfinite(depth) & (depth > 0)
     empty = ~trusted.reshape(-1, *depth.shape[-2:]).flatten(1).any(1)
     if bool(empty.any()):
-        where = f" (frame {int(empty.nonzero()[0, 0])})" if depth.ndim == 3 else ""
+        where = f" (frame {frame_offset + int(empty.nonzero()[0, 0])})" if depth.ndim == 3 else ""
         raise Gen3cInputError(f"{name} has no valid pixel{where} (all NaN/inf/≤ 0): check the file and its units")
     far = torch.isnan(depth) | (depth == float("inf")) if not mask_invalid else torch.zeros_like(trusted)
     valid = trusted | far

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen3c.cameras import validate_intrinsics, validate_poses
+from gen3c.cameras import check_intrinsics_fit, validate_poses
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.depth import fill_invalid_depth
 from gen3c.io.frames import (
@@ -134,10 +134,11 @@ def _read_dir(folder: Path, start: int, num_frames: int | None, mask_invalid_dep
         f"{name} depth.npz",
         mask_invalid_depth,
         mask=torch.from_numpy(mask[start:stop].astype(bool)),
+        frame_offset=start,
     )
-    w2c_t = validate_poses(torch.from_numpy(w2c[start:stop].astype(np.float32)), f"{name} camera.npz w2c")
-    K_t = validate_intrinsics(
-        torch.from_numpy(K[start:stop].astype(np.float32)), f"{name} camera.npz intrinsics"
+    w2c_t = validate_poses(torch.from_numpy(w2c[start:stop].astype(np.float32)), f"{name} camera.npz w2c", frame_offset=start)
+    K_t = check_intrinsics_fit(
+        torch.from_numpy(K[start:stop].astype(np.float32)), *frames.shape[1:3], f"{name} camera.npz intrinsics", frame_offset=start
     )
     return FrameStack(
         images=torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
@@ -202,7 +203,7 @@ def _read_pt(path: Path, trust_checkpoint: bool, mask_invalid_depth: bool) -> Fr
         depth=depth_t,
         valid=valid,
         w2c=validate_poses(w2c.float(), f"{name} w2c"),
-        K=validate_intrinsics(K.float(), f"{name} intrinsics"),
+        K=check_intrinsics_fit(K.float(), *image.shape[-2:], f"{name} intrinsics"),
     )
 
 

@@ -67,8 +67,12 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
 
         what = describe_head(file_head(p))
         known = "" if what.startswith("of an unknown") else f" ({what})"
-        video = " (a video goes in as its GEN3C sample directory or with --vipe_path)" if "video" in what else ""
-        raise Gen3cInputError(f"{name} {str(p)!r} is not a readable image{known}: use PNG, JPEG, WebP, BMP or TIFF{video}") from None
+        hint = ""
+        if "video" in what:
+            hint = " (a video goes in as its GEN3C sample directory or with --vipe_path)"
+        elif p.suffix.lower() == ".npz":
+            hint = " (multi-view key frames go in with --multiview_npz, a depth map with --depth_path)"
+        raise Gen3cInputError(f"{name} {str(p)!r} is not a readable image{known}: use PNG, JPEG, WebP, BMP or TIFF{hint}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
     array = np.asarray(rgb, dtype=np.uint8)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen3c.cameras import Cameras, validate_intrinsics, validate_poses
+from gen3c.cameras import Cameras, check_intrinsics_fit, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import fill_invalid_depth
 from gen3c.io.formats import require_numpy_file
@@ -121,14 +121,12 @@ def read_multiview(
         depth=depth_t,
         valid=valid,
         w2c=validate_poses(torch.from_numpy(w2c.astype(np.float32)), f"{name} w2cs_key_frames"),
-        K=validate_intrinsics(torch.from_numpy(K.astype(np.float32)), f"{name} K_key_frames"),
+        K=check_intrinsics_fit(torch.from_numpy(K.astype(np.float32)), H, W, f"{name} K_key_frames"),
     )
     trajectory = Cameras(
         validate_poses(torch.from_numpy(w2c_all.astype(np.float32)), f"{name} w2cs_all"),
         fit_intrinsics(
-            validate_intrinsics(
-                torch.from_numpy(np.ascontiguousarray(K_all, dtype=np.float32)), f"{name} Ks_all"
-            ),
+            check_intrinsics_fit(torch.from_numpy(np.ascontiguousarray(K_all, dtype=np.float32)), H, W, f"{name} Ks_all"),
             (H, W),
             resolution,
             resize_mode,

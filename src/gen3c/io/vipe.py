@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen3c.cameras import invert_pose, validate_intrinsics, validate_poses
+from gen3c.cameras import check_intrinsics_fit, invert_pose, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import fill_invalid_depth
 from gen3c.io.frames import (
@@ -68,6 +68,10 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
     name = f"ViPE directory {str(root)!r}"
     missing = [f"{d}/" for d in VIPE_FOLDERS if not (root / d).is_dir()]
     if missing:
+        from gen3c.io.gen3c_sample import SAMPLE_FILES
+
+        if all((root / f).is_file() for f in SAMPLE_FILES):
+            raise Gen3cInputError(f"{name} is a GEN3C sample directory ({', '.join(SAMPLE_FILES)}), not a ViPE result: pass it as --input_image_path")
         raise Gen3cInputError(
             f"{name} lacks {', '.join(missing)}: ViPE writes {', '.join(d + '/' for d in VIPE_FOLDERS)} (and mask/)"
         )
@@ -132,7 +136,7 @@ def read_vipe(
     needed = list(range(start, stop))
 
     c2w = _per_frame(files["pose"], rel["pose"], needed, total, (4, 4), "poses")
-    w2c = invert_pose(validate_poses(torch.from_numpy(c2w), f"ViPE {rel['pose']} poses (camera-to-world)"))
+    w2c = invert_pose(validate_poses(torch.from_numpy(c2w), f"ViPE {rel['pose']} poses (camera-to-world)", frame_offset=start))
     intr = _per_frame(files["intrinsics"], rel["intrinsics"], needed, total, (4,), "intrinsics")
     K = torch.zeros(len(needed), 3, 3)
     K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = (torch.from_numpy(intr[:, i]) for i in range(4))
@@ -142,8 +146,9 @@ def read_vipe(
     frames, fps = read_video(files["rgb"], "ViPE video", max_frames=len(needed), start=start)
     check_decoded(len(frames), len(needed), f"ViPE {rel['rgb']}")
     size = frames.shape[1:3]
+    check_intrinsics_fit(K, *size, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
     depth = _read_zip_frames(files["depth"], rel["depth"], needed, total, ".exr", size, _decode_exr)
-    depth, valid = fill_invalid_depth(torch.from_numpy(depth), f"ViPE {rel['depth']}", mask_invalid_depth)
+    depth, valid = fill_invalid_depth(torch.from_numpy(depth), f"ViPE {rel['depth']}", mask_invalid_depth, frame_offset=start)
     instance_ids = None
     mask_zip = root / "mask" / f"{clip}.zip"
     if mask_zip.is_file():

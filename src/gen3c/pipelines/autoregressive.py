@@ -65,9 +65,15 @@ def valid_frame_counts(chunk_frames: int, shown: int = 3) -> str:
     return ", ".join(str(1 + (chunk_frames - 1) * n) for n in range(1, shown + 1)) + ", …"
 
 
-def check_chunked_frame_count(num_frames: int, chunk_frames: int, who: str) -> None:
-    """A generator that makes exactly ``chunk_frames`` per call can make ``(chunk−1)·N + 1`` frames."""
+def check_chunked_frame_count(num_frames: int, chunk_frames: int, who: str, camera_file: str | None = None) -> None:
+    """A generator that makes exactly ``chunk_frames`` per call can make ``(chunk−1)·N + 1`` frames.
+    ``camera_file``: the file whose cameras set the count (the fix is then another file)."""
     if num_frames < chunk_frames or (num_frames - 1) % (chunk_frames - 1):
+        if camera_file is not None:
+            raise Gen3cInputError(
+                f"camera file {camera_file!r} has {num_frames} cameras, a count {who} cannot make ({chunk_frames} frames per chunk "
+                f"with one frame of overlap): pass a camera file of {chunk_frames - 1}·N+1 cameras ({valid_frame_counts(chunk_frames)})"
+            )
         raise Gen3cInputError(
             f"num_video_frames {num_frames} is not possible with {who}, which makes {chunk_frames} frames per chunk with one "
             f"frame of overlap: pass {chunk_frames - 1}·N+1 frames ({valid_frame_counts(chunk_frames)})"

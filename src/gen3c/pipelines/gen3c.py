@@ -974,14 +974,15 @@ class Gen3cGenerator:
         first_frame: Tensor | None = None,
         *,
         buffers: Any = None,
-        progress: Callable[[float], None] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> Tensor:
         """Render ``cache`` along ``cameras`` (unless ``buffers`` are given) and generate the video.
 
         Args:
             first_frame: (3, H, W) in [−1, 1], the conditioning image (GEN3C: the source image).
-            progress: called with a fraction of ``len(cameras)`` after each sampler step, so a
-                bar of ``len(cameras)`` units fills over the run.
+            progress: called after each sampler step with its share of ``len(cameras)`` (whole
+                numbers, 0 when there are more steps than frames), so a bar of ``len(cameras)``
+                units fills exactly over the run.
         Returns:
             (T, 3, H, W) float32 in [−1, 1].
         """
@@ -1001,7 +1002,10 @@ class Gen3cGenerator:
         if progress is not None:
 
             def callback(step: int, sigma: float, latents: Tensor) -> None:
-                progress(T / self.num_steps)
+                # Whole frames that add up to exactly T over the run (T / steps per step, summed
+                # in floats, ends a hair short: a bar left at 16/17).
+                steps = self.pipeline.num_timesteps
+                progress(T * (step + 1) // steps - T * step // steps)
 
         # The caller's bar replaces the pipeline's for this call only: a user's own
         # set_progress_bar_config (e.g. disable=True) holds before and after.

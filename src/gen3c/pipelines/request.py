@@ -249,8 +249,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
     given = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
     changed = [f"--{key}" for key in PRESET_SETTINGS if getattr(request, key) != defaults[key]]
     if given and changed:
-        verb = "shape" if len(changed) > 1 else "shapes"
-        raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop them")
+        verb, them = ("shape", "them") if len(changed) > 1 else ("shapes", "it")
+        raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop {them}")
     if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(".png"):
         raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it")
     if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
@@ -520,10 +520,29 @@ def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, in
     if kind == "vipe":
         from gen3c.io.vipe import read_vipe
 
-        return read_vipe(request.vipe_path, size, clip=request.vipe_clip, **common)
-    from gen3c.io.gen3c_sample import read_sample
+        frames = read_vipe(request.vipe_path, size, clip=request.vipe_clip, **common)
+    else:
+        from gen3c.io.gen3c_sample import read_sample
 
-    return read_sample(request.input_image_path, size, trust_checkpoint=request.trust_checkpoint, **common)
+        frames = read_sample(request.input_image_path, size, trust_checkpoint=request.trust_checkpoint, **common)
+    T, n = request.num_video_frames, len(frames)
+    if n < T:  # GEN3C pads the clip with its last frame too (vipe_utils.py), silently
+        note(
+            f"the video has {n} frames from frame {request.vipe_starting_frame_idx} on, fewer than the {T} asked for: "
+            f"output frames {n}…{T - 1} render its last frame ({frames.frame_indices[-1]}), frozen{_fitting_count(request, n)}",
+            stacklevel=3,
+        )
+    return frames
+
+
+def _fitting_count(request: GenerationRequest, n: int) -> str:
+    """How to stay within a video of ``n`` frames: the most frames ≤ n the generator can make."""
+    fixed = fixed_chunk_frames(request)
+    count = n if fixed is None else (n - 1) // (fixed - 1) * (fixed - 1) + 1 if n >= fixed else None
+    if count is None:
+        return f" (the {request.generator} generator makes at least {fixed} frames)"
+    fix = f"a --camera_file of {count} cameras" if request.camera_file is not None else f"--num_video_frames {count}"
+    return f"; pass {fix} to stay within it"
 
 
 def video_cameras(request: GenerationRequest, frames) -> Cameras:
@@ -606,7 +625,14 @@ def check_frame_count(request: GenerationRequest) -> None:
     :func:`fixed_chunk_frames`)."""
     fixed = fixed_chunk_frames(request)
     if fixed is not None:
-        check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator")
+        camera_file = None
+        if request.camera_file is not None:
+            from gen3c.io.camera_files import load_camera_file
+
+            # the count is the file's (by default, or given alike): the fix is another file
+            if len(load_camera_file(request.camera_file)) == request.num_video_frames:
+                camera_file = str(request.camera_file)
+        check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator", camera_file)
 
 
 def check_frame_size(resolution: str, generator) -> None:
@@ -683,6 +709,9 @@ def _run_request(
     if main:
         ensure_writable_dir(request.video_save_folder, "--video_save_folder")
     check_frame_count(request)
+    # 2. Read the input (cache plan, cameras, first frame) before a model loads: a mistake in it
+    # ends the run in a second, not after minutes of loading weights.
+    scene = load_scene(request, source)
     generator = generator or make_generator(request)
     settings = generator.settings() if callable(getattr(generator, "settings", None)) else None
     T = request.num_video_frames
@@ -693,7 +722,6 @@ def _run_request(
     num_chunks = len(chunks)
     if not main:
         # Another rank of a multi-GPU run: the same sampling, no outputs (rank 0 writes them).
-        scene = load_scene(request, source)
         result = generate_video(scene.plan, scene.cameras, generator, scene.first_frame, chunk_frames=chunk_frames, keep=False)
         return RunOutput(result=result, paths={}, seconds=time.perf_counter() - started)
     keep = num_chunks == 1 if keep_frames is None else keep_frames
@@ -705,8 +733,6 @@ def _run_request(
     elif resume:
         note(f"--resume: a run of one chunk has nothing to resume; making all {T} frames", stacklevel=2)
     try:
-        # 2. Read the input: cache plan, cameras, first frame
-        scene = load_scene(request, source)
         # 3. Generate chunk by chunk, streaming the outputs (and keeping finished chunks)
         num_buffers = scene.plan.buffers_for(num_chunks)
         with OutputWriter(
