@@ -308,6 +308,32 @@ def test_ply_round_trip(tmp_path):
     write_ply(tmp_path / "p.ply", pts, cols)
     p, c = read_ply(tmp_path / "p.ply")
     assert torch.allclose(p, pts) and torch.equal(c, ((cols + 1) * 127.5).round().to(torch.uint8))
+    # What read_ply returns writes back unchanged (before: its uint8 colours were taken as [-1, 1]
+    # values and clamped, a white cloud).
+    write_ply(tmp_path / "copy.ply", p, c)
+    assert (tmp_path / "copy.ply").read_bytes() == (tmp_path / "p.ply").read_bytes()
+
+
+def test_ply_mistakes_are_one_line_errors(tmp_path):
+    # Before: numpy's broadcast ValueError, an AttributeError, a silently dropped 4th column,
+    # FileNotFoundError and UnicodeDecodeError.
+    pts, cols = torch.randn(5, 3), torch.rand(5, 3)
+    for args, match in [
+        ((pts, cols[:2]), "has 5 points but 2 colours"),
+        ((pts.numpy(), cols), "points is ndarray: pass an"),
+        ((torch.randn(5, 4), cols), r"points is \(5, 4\): pass an \(N, 3\) tensor"),
+    ]:
+        with pytest.raises(Gen3cInputError, match=match):
+            write_ply(tmp_path / "p.ply", *args)
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(Gen3cInputError, match="does not exist or is not a file"):
+        read_ply(tmp_path / "missing.ply")
+    (tmp_path / "d.npy").write_bytes(b"\x93NUMPY" + bytes(range(256)))
+    with pytest.raises(Gen3cInputError, match="is not a readable PLY file"):
+        read_ply(tmp_path / "d.npy")
+    (tmp_path / "plain.ply").write_text("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\nend_header\n0 0 1\n")
+    with pytest.raises(Gen3cInputError, match="has no coloured vertices"):
+        read_ply(tmp_path / "plain.ply")
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
