@@ -262,6 +262,21 @@ def test_a_seed_numpy_cannot_take_is_an_input_error(pipe, seed):
         pipe(*inputs(), num_steps=1, seed=seed)
 
 
+@pytest.mark.parametrize(
+    "setting, match",
+    [
+        # Before: TypeError from math.isfinite; "got 2" for the string "2"; True taken as 1 step.
+        ({"guidance": "1"}, "guidance must be a finite number, got '1'"),
+        ({"num_steps": "2"}, "num_steps must be a positive whole number, got '2'"),
+        ({"num_steps": True}, "num_steps must be a positive whole number, got True"),
+        ({"guidance_every": 0}, r"guidance_every must be a positive whole number \(1: every step\), got 0"),
+    ],
+)
+def test_sampling_settings_of_the_wrong_type_are_input_errors(pipe, setting, match):
+    with pytest.raises(Gen3cInputError, match=match):
+        pipe(*inputs(), **{"num_steps": 1, **setting})
+
+
 def test_half_precision_on_the_cpu_is_an_input_error():
     # Before: NotImplementedError "avg_pool3d_out_frame" not implemented for 'BFloat16', from the tokenizer.
     half = tiny_pipeline(seed=0).to(torch.bfloat16)
