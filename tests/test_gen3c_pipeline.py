@@ -324,6 +324,20 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
         gen.generate(cache, cameras, None)
 
 
+def test_generator_with_the_checkpoints_own_steps_reports_progress(pipe):
+    # Before: num_steps=None (the checkpoint's own, as in the pipeline) failed in the progress
+    # callback with "unsupported operand type(s) for /: 'int' and 'NoneType'".
+    image, colors, masks = inputs(num_buffers=1)
+    gen = Gen3cGenerator(pipe, num_steps=None, guidance=0.0, chunk_frames=T)
+    ticks = []
+    pipe.sampling_defaults = {"num_steps": 3}  # as a distilled student's gen3c_model.json sets it
+    try:
+        gen.generate(None, None, image, buffers=SimpleNamespace(colors=colors, masks=masks), progress=ticks.append)
+    finally:
+        pipe.sampling_defaults = {}
+    assert len(ticks) == 3 and sum(ticks) == pytest.approx(T)
+
+
 def test_generator_keeps_the_users_progress_bar_setting(pipe, capsys):
     # Before: every generate() reset the pipeline's bar to disable=False, undoing the user's call.
     image, colors, masks = inputs(num_buffers=1)

@@ -909,7 +909,7 @@ class Gen3cGenerator:
     Args:
         pipeline: a loaded :class:`Gen3cPipeline`.
         prompt, negative_prompt, guidance, num_steps, seed, guidance_every, guidance_batch: as
-            :meth:`Gen3cPipeline.__call__`.
+            :meth:`Gen3cPipeline.__call__` (``guidance`` / ``num_steps`` None: the checkpoint's own).
         chunk_frames: frames of one generation (121 for the 7B model).
     """
 
@@ -924,8 +924,8 @@ class Gen3cGenerator:
         *,
         prompt: str = "",
         negative_prompt: str | None = None,
-        guidance: float = 1.0,
-        num_steps: int = configs.NUM_STEPS,
+        guidance: float | None = 1.0,
+        num_steps: int | None = configs.NUM_STEPS,
         seed: int = 1,
         chunk_frames: int = configs.CHUNK_FRAMES,
         guidance_every: int = 1,
@@ -1025,7 +1025,7 @@ class Gen3cGenerator:
         if progress is not None:
 
             def callback(step: int, sigma: float, latents: Tensor) -> None:
-                progress(T / self.num_steps)
+                progress(T / self.pipeline.num_timesteps)  # the steps in effect (None: the checkpoint's own)
 
         # The caller's bar replaces the pipeline's for this call only: a user's own
         # set_progress_bar_config (e.g. disable=True) holds before and after.
