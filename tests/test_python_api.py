@@ -171,6 +171,8 @@ def test_output_and_source_mistakes_are_input_errors(scene, tmp_path):
     with pytest.raises(Gen3cInputError, match="cameras is a tuple: pass gen3c.cameras.Cameras"):
         save_cameras(tmp_path / "c.json", (cameras.w2c, cameras.K))
     assert not any(tmp_path.iterdir())
+    with pytest.raises(Gen3cInputError, match="preset_cameras takes the SourceView of prepare_source, got Tensor"):
+        preset_cameras(source.image, "left", "center_facing", num_frames=3)  # before: AttributeError
     with pytest.raises(Gen3cInputError, match="depth_kind 'relativ' is unknown: pass one of metric, relative"):
         prepare_source(*scene, SIZE, depth_kind="relativ")
     assert prepare_source(*scene, (np.int64(32), np.int64(48))).size == SIZE  # numpy sizes, as numpy gives them

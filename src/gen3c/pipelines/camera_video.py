@@ -210,6 +210,8 @@ def preset_cameras(
     trajectory_scale: str = "auto",
 ) -> Cameras:
     """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`)."""
+    if not isinstance(source, SourceView):
+        raise Gen3cInputError(f"preset_cameras takes the SourceView of prepare_source, got {type(source).__name__}")
     depth = scene_depths(source.depth, source.valid) if source.reference_depth is None else torch.tensor([source.reference_depth])
     center = center_depth_for(trajectory_scale, depth, source.depth_kind)
     H, W = source.size
