@@ -336,6 +336,7 @@ def test_generator_with_the_checkpoints_own_steps_reports_progress(pipe):
     finally:
         pipe.sampling_defaults = {}
     assert len(ticks) == 3 and sum(ticks) == pytest.approx(T)
+    assert repr(gen) == "Gen3cGenerator(speed=None, num_steps=None, guidance=0.0, seed=1, chunk_frames=17, prompt='', device='cpu')"
 
 
 def test_generator_keeps_the_users_progress_bar_setting(pipe, capsys):

@@ -941,6 +941,11 @@ class Gen3cGenerator:
         self.guidance_every = guidance_every
         self.guidance_batch = guidance_batch
 
+    def __repr__(self) -> str:
+        shown = {"speed": self.speed, "num_steps": self.num_steps, "guidance": self.guidance, "seed": self.seed,
+                 "chunk_frames": self.chunk_frames, "prompt": self.prompt, "device": str(self.pipeline._execution_device)}  # fmt: skip
+        return f"Gen3cGenerator({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     @property
     def render_device(self) -> torch.device | None:
         """The GPU the model computes on, where the cache is splatted too (about 20× faster than
