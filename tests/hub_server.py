@@ -2,7 +2,8 @@
 
 It answers the requests huggingface_hub makes to list a repository and fetch its files, as the
 hub answers them: ``GET /api/models/{repo}/revision/{rev}`` (model info; with ``blobs`` each
-file's size and, for LFS files, its sha256), and ``HEAD``/``GET /{repo}/resolve/{rev}/{file}``
+file's size and, for LFS files, its sha256), ``GET /api/models/{repo}/tree/{rev}`` (the file
+list ``snapshot_download`` reads), and ``HEAD``/``GET /{repo}/resolve/{rev}/{file}``
 with ``X-Repo-Commit``, ``ETag`` (git blob sha1, or the sha256 for LFS files, also in
 ``X-Linked-Etag`` with ``X-Linked-Size``), ``Content-Length`` and ``Range`` requests. No
 ``X-Xet-*`` header is sent, so huggingface_hub downloads over plain HTTP.
@@ -105,6 +106,9 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self, body: bool) -> None:
             path = unquote(urlsplit(self.path).path)
             hub.log(Request(self.command, path, self.headers.get("Range")))
+            if path.startswith("/api/models/") and "/tree/" in path:
+                repo_id, _, revision = path[len("/api/models/") :].partition("/tree/")
+                return self._tree(repo_id, revision, body)
             if path.startswith("/api/models/"):
                 rest = path[len("/api/models/") :]
                 repo_id, _, revision = rest.partition("/revision/")
@@ -139,6 +143,19 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             info = {"_id": repo_id, "id": repo_id, "modelId": repo_id, "sha": hub.commits[repo_id], "private": False,
                     "gated": False, "disabled": False, "tags": [], "siblings": siblings}  # fmt: skip
             self._reply(200, {"Content-Type": "application/json"}, json.dumps(info).encode(), body)
+
+        def _tree(self, repo_id: str, revision: str, body: bool) -> None:
+            """``GET /api/models/{repo}/tree/{rev}?recursive=true`` (what ``snapshot_download``
+            lists): every file, one page, as the hub answers it (folders left out)."""
+            if not self._check_repo(repo_id, revision, body):
+                return
+            entries = []
+            for name, data in sorted(hub.repos[repo_id].items()):
+                entry = {"type": "file", "oid": git_blob_sha1(data), "size": len(data), "path": name}
+                if name.endswith(LFS_SUFFIXES):
+                    entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+                entries.append(entry)
+            self._reply(200, {"Content-Type": "application/json"}, json.dumps(entries).encode(), body)
 
         def _file(self, repo_id: str, revision: str, name: str, body: bool) -> None:
             if not self._check_repo(repo_id, revision, body):

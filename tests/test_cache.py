@@ -485,3 +485,69 @@ def test_add_view_refuses_arguments_that_do_not_fit_together():
     cache.add_view(image, depth, K, w2c)
     with pytest.raises(Gen3cInputError, match="cameras is a Tensor: pass gen3c.cameras.Cameras"):
         cache.render(w2c[None])
+
+
+def test_add_view_refuses_values_a_view_cannot_have():
+    # Before: 0–255 colours, a non-rigid pose and a K without [0, 0, 1] were lifted into the
+    # cache silently (colours far outside [-1, 1], points in no camera's frame).
+    from gen3c.errors import Gen3cInputError
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    image, depth, w2c = torch.zeros(3, 32, 48), torch.ones(32, 48), torch.eye(4)
+    mistakes = [
+        ((image + 200.0, depth, K, w2c), r"image values span \[200, 200\]: pass colours in \[-1, 1\] \(0–255 values: pass image / 127.5 - 1\)"),
+        ((image.clone().fill_(float("nan")), depth, K, w2c), r"image values span \[nan, nan\]"),
+        ((image, depth, K, torch.zeros(4, 4)), "add_view w2c are not rigid"),
+        ((image, depth, K / 40.0, w2c), r"add_view K must have \[0, 0, 1\] as their last row"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            Cache3D().add_view(*args)
+    Cache3D().add_view(image.fill_(1.0004), depth, K, w2c)  # float error past ±1 is no mistake
+
+
+def test_cache_settings_are_checked_and_shown():
+    # Before: max_buffers=0 failed at the first add_view (IndexError), chunk_size=0 in range(),
+    # a CUDA device without a GPU in torch's driver error; the repr was the default object's.
+    from gen3c.errors import Gen3cInputError
+
+    with pytest.raises(Gen3cInputError, match="max_buffers 0 must be a whole number ≥ 1"):
+        Cache3D(max_buffers=0)
+    with pytest.raises(Gen3cInputError, match="filter_points_threshold -1 must be ≥ 0"):
+        Cache3D(filter_points_threshold=-1)
+    with pytest.raises(Gen3cInputError, match="select must be ≥ 1"):
+        SelectingCache3D(select=0)
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 32, 48), torch.ones(32, 48), make_intrinsics(40.0, 40.0, 24.0, 16.0), torch.eye(4))
+    cameras = Cameras(EYE, make_intrinsics(40.0, 40.0, 24.0, 16.0), 32, 48)
+    with pytest.raises(Gen3cInputError, match="chunk_size 0 must be a whole number ≥ 1"):
+        cache.render(cameras, chunk_size=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(Gen3cInputError, match="device 'cuda': no CUDA GPU is visible here: pass device='cpu'"):
+            cache.render(cameras, device="cuda")
+    assert repr(cache) == (
+        "Cache3D(views=[1×32×48] (frames×H×W, newest first), points=1536, max_buffers=2, splat='bilinear', "
+        "filter_points_threshold=0.05, foreground_masking=False)"
+    )
+
+
+def test_forward_warp_checks_its_arguments_and_its_example_runs():
+    import doctest
+
+    import gen3c.cache
+    from gen3c.errors import Gen3cInputError
+
+    # Before: the docstring's example printed a depth of 1.9999998807907104 where it showed 2.0.
+    assert doctest.testmod(gen3c.cache).failed == 0
+    pts, cols = torch.tensor([[0.0, 0.0, 2.0]]), torch.ones(1, 3)
+    mistakes = [  # before: IndexError / RuntimeError from inside the splat, or a ValueError
+        ((pts, cols, torch.eye(4), K5), r"w2c \(4, 4\) and K \(3, 3\): pass \(B, 4, 4\) poses .* \(one camera: w2c\[None\], K\[None\]\)"),
+        ((pts[0], cols, EYE, K5[None]), r"points have shape \(3,\): pass \(N, 3\) or \(B, N, 3\)"),
+        ((pts, cols[:, :2].T, EYE, K5[None]), r"colors have shape \(2, 1\) for points \(1, 3\)"),
+        ((pts[None].repeat(2, 1, 1), cols[None].repeat(2, 1, 1), EYE, K5[None]), "has 2 point clouds for 1 cameras"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            forward_warp(*args, 5, 6)
+    with pytest.raises(Gen3cInputError, match="splat mode must be one of"):
+        forward_warp(pts, cols, EYE, K5[None], 5, 6, mode="nearest")

@@ -163,3 +163,64 @@ def test_cameras_take_arrays_and_refuse_wrong_shapes_in_one_line():
         Cameras(torch.eye(4)[None], K, 32.5, 48)
     with pytest.raises(Gen3cInputError, match=r"K must have shape \(\*B, 3, 3\)"):
         crop_intrinsics(torch.eye(4), 2.0, 2.0)
+
+
+def test_cameras_store_float32_whatever_they_are_given():
+    """Before: Cameras built from numpy's float64 arrays stayed float64, and the preview generator
+    failed on them mid-render ("expected m1 and m2 to have the same dtype")."""
+    import numpy as np
+
+    cams = Cameras(np.eye(4)[None].repeat(3, 0), make_intrinsics(40.0, 40.0, 24.0, 16.0, dtype=torch.float64), 32, 48)
+    assert cams.w2c.dtype == cams.K.dtype == torch.float32
+    assert Cameras(torch.eye(4, dtype=torch.int64)[None], [[40, 0, 24], [0, 40, 16], [0, 0, 1]], 32, 48).K.dtype == torch.float32
+    w2c = torch.eye(4)[None]
+    assert Cameras(w2c, make_intrinsics(40.0, 40.0, 24.0, 16.0), 32, 48).w2c is w2c  # float32 is taken as it is, not copied
+    with pytest.raises(Gen3cInputError, match="Cameras.w2c is a str: pass real numbers"):
+        Cameras("poses", make_intrinsics(40.0, 40.0, 24.0, 16.0), 32, 48)
+    # one camera by a numpy index, as by an int (before: a (4, 4) w2c, refused); a short repr
+    assert len(cams[np.int64(1)]) == 1 and torch.equal(cams[np.int64(-1)].w2c, cams.w2c[-1:])
+    assert repr(cams) == "Cameras(N=3, height=32, width=48, device=cpu)"
+
+
+def test_intrinsics_from_fov_refuses_an_unknown_axis():
+    # Before: any axis but "horizontal" (e.g. the typo "horizonal") silently meant "vertical".
+    assert intrinsics_from_fov(90.0, 100, 200, axis="vertical")[0, 0].item() == pytest.approx(50.0)
+    with pytest.raises(Gen3cInputError, match="axis 'horizonal' is unknown: pass 'horizontal'"):
+        intrinsics_from_fov(90.0, 100, 200, axis="horizonal")
+
+
+def test_look_at_refuses_arrays_and_directions_without_an_orientation():
+    # Before: numpy / lists gave torch's TypeError or AttributeError, and a view along up or onto
+    # the eye itself returned an all-zero rotation (not a camera) without a word.
+    import numpy as np
+
+    with pytest.raises(Gen3cInputError, match=r"eye is a ndarray: pass a tensor"):
+        look_at(np.zeros(3), np.array([0.0, 0.0, 1.0]))
+    with pytest.raises(Gen3cInputError, match=r"target must have shape \(\*B, 3\)"):
+        look_at(torch.zeros(3), torch.zeros(4))
+    for target in ([0.0, -2.0, 0.0], [0.0, 0.0, 0.0]):
+        with pytest.raises(Gen3cInputError, match="look_at: a camera looks from eye to target along up, or eye equals target"):
+            look_at(torch.zeros(3), torch.tensor(target))
+
+
+def test_projection_takes_mixed_dtypes_and_checks_shapes():
+    # Before: float64 depth (numpy's default) with float32 K was torch's "expected scalar type
+    # Double but found Float", and a (3, 4) K failed inside a matmul.
+    K = make_intrinsics(10.0, 10.0, 2.0, 1.0)
+    w2c = random_pose(5)  # float64
+    depth = torch.full((3, 4), 2.0, dtype=torch.float64)
+    points = unproject_depth(depth, K, w2c.float())
+    assert points.dtype == torch.float64
+    assert unproject_depth(torch.full((3, 4), 2), K).dtype == torch.float32  # integer depth: K's dtype
+    uv, z = project_points(points.reshape(-1, 3), K, w2c)
+    assert uv.dtype == z.dtype == torch.float64
+    assert torch.allclose(z, depth.reshape(-1), atol=1e-9) and torch.allclose(uv[5], torch.tensor([1.0, 1.0], dtype=torch.float64))
+    with pytest.raises(Gen3cInputError, match=r"K must have shape \(\*B, 3, 3\), got \(3, 4\)"):
+        project_points(points.reshape(-1, 3), torch.zeros(3, 4), w2c)
+    with pytest.raises(Gen3cInputError, match=r"points must be \(\*B, N, 3\), got \(3,\): one point is points\[None\]"):
+        project_points(torch.ones(3), K, w2c)
+    with pytest.raises(Gen3cInputError, match=r"depth must be a \(\*B, H, W\) tensor, got a ndarray"):
+        unproject_depth(depth.numpy(), K)
+    with pytest.raises(Gen3cInputError, match="camera poses are a ndarray: pass a tensor"):
+        validate_poses(w2c.numpy())
+

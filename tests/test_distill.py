@@ -431,6 +431,28 @@ def test_python_load_generator_takes_a_students_own_defaults():
     assert (told.num_steps, told.guidance) == (3, 1.0)
 
 
+@pytest.mark.slow
+def test_a_student_saved_and_loaded_again_keeps_its_steps(tmp_path):
+    """``save_pretrained`` → ``from_pretrained`` keeps what the model was made for. Before: the
+    copy lost ``gen3c_model.json``, so it sampled 35 steps with guidance (GEN3C's defaults), not
+    the student's 5 without, and load_generator ran it at 121 frames, not 17."""
+    from gen3c.models.packaged import packaged_model_info
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+    from gen3c.pipelines.loading import load_generator
+
+    student = Gen3cPipeline.from_pretrained("tiny_fast")  # a packaged model by name, as load_generator takes it
+    assert student.model_info == packaged_model_info("tiny_fast")
+    student.save_pretrained(tmp_path / "copy")
+    again = Gen3cPipeline.from_pretrained(tmp_path / "copy")
+    assert again.sampling_defaults == {"num_steps": 5, "guidance": 0.0} and again.model_info == student.model_info
+    gen = load_generator(tmp_path / "copy", device="cpu")
+    assert (gen.num_steps, gen.guidance, gen.chunk_frames, gen.pipeline.transformer.dtype) == (5, 0.0, 17, torch.float32)
+    # The defaults as changed on the pipeline are what is saved.
+    again.sampling_defaults = {"num_steps": 3}
+    again.save_pretrained(tmp_path / "three")
+    assert Gen3cPipeline.from_pretrained(tmp_path / "three").sampling_defaults == {"num_steps": 3}
+
+
 def test_pipeline_from_pretrained_samples_a_student_with_its_own_steps():
     """diffusers' entry point too: ``Gen3cPipeline.from_pretrained(student)(...)`` runs the
     student's 5 steps without guidance unless told otherwise; a teacher keeps GEN3C's defaults."""

@@ -286,6 +286,21 @@ def test_a_seed_numpy_cannot_take_is_an_input_error(pipe, seed):
         pipe(*inputs(), num_steps=1, seed=seed)
 
 
+@pytest.mark.parametrize(
+    "setting, match",
+    [
+        # Before: TypeError from math.isfinite; "got 2" for the string "2"; True taken as 1 step.
+        ({"guidance": "1"}, "guidance must be a finite number, got '1'"),
+        ({"num_steps": "2"}, "num_steps must be a positive whole number, got '2'"),
+        ({"num_steps": True}, "num_steps must be a positive whole number, got True"),
+        ({"guidance_every": 0}, r"guidance_every must be a positive whole number \(1: every step\), got 0"),
+    ],
+)
+def test_sampling_settings_of_the_wrong_type_are_input_errors(pipe, setting, match):
+    with pytest.raises(Gen3cInputError, match=match):
+        pipe(*inputs(), **{"num_steps": 1, **setting})
+
+
 def test_half_precision_on_the_cpu_is_an_input_error():
     # Before: NotImplementedError "avg_pool3d_out_frame" not implemented for 'BFloat16', from the tokenizer.
     half = tiny_pipeline(seed=0).to(torch.bfloat16)
@@ -341,6 +356,21 @@ def test_generator_progress_fills_its_bar_exactly(pipe):
     ticks = []
     Gen3cGenerator(pipe, num_steps=10, guidance=0.0, chunk_frames=T).generate(cache, list(range(T)), image, progress=ticks.append)
     assert len(ticks) == 10 and sum(ticks) == T and all(isinstance(n, int) for n in ticks)
+
+
+def test_generator_with_the_checkpoints_own_steps_reports_progress(pipe):
+    # Before: num_steps=None (the checkpoint's own, as in the pipeline) failed in the progress
+    # callback with "unsupported operand type(s) for /: 'int' and 'NoneType'".
+    image, colors, masks = inputs(num_buffers=1)
+    gen = Gen3cGenerator(pipe, num_steps=None, guidance=0.0, chunk_frames=T)
+    ticks = []
+    pipe.sampling_defaults = {"num_steps": 3}  # as a distilled student's gen3c_model.json sets it
+    try:
+        gen.generate(None, None, image, buffers=SimpleNamespace(colors=colors, masks=masks), progress=ticks.append)
+    finally:
+        pipe.sampling_defaults = {}
+    assert len(ticks) == 3 and sum(ticks) == pytest.approx(T)
+    assert repr(gen) == "Gen3cGenerator(speed=None, num_steps=None, guidance=0.0, seed=1, chunk_frames=17, prompt='', device='cpu')"
 
 
 def test_generator_keeps_the_users_progress_bar_setting(pipe, capsys):

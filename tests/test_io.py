@@ -19,7 +19,7 @@ from gen3c.io.camera_files import (
     save_nerfstudio_path,
 )
 from gen3c.io.depth import FAR_DEPTH, conform_depth, load_depth, scene_depths
-from gen3c.io.images import load_image, parse_resolution, resize_image, to_uint8
+from gen3c.io.images import load_image, parse_resolution, resize_image, save_image, to_uint8
 from gen3c.io.ply import read_ply, write_ply
 from gen3c.io.video import VideoWriter, count_video_frames, read_video, write_video
 
@@ -293,10 +293,15 @@ def test_write_video_names_the_frames_as_given(tmp_path):
         (np.zeros((5, 32, 48, 3), np.float32), r"are \(5, 32, 48, 3\) float32: pass"),
         (torch.zeros(5, 3, 32, 48, dtype=torch.uint8), r"are \(5, 3, 32, 48\) uint8"),  # before: written, all white
         (torch.rand(5, 3, 31, 47), "even frame sizes, got 31×47"),
+        # before: written clipped, a white video
+        (torch.full((5, 3, 32, 48), 200.0), r"frames span \[200, 200\]: pass float frames in \[-1, 1\] \(0–255 values: pass frames / 127.5 - 1\)"),
+        (torch.full((5, 3, 32, 48), float("nan")), r"frames span \[nan, nan\]"),
     ]
     for frames, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match):
             write_video(tmp_path / "v.mp4", frames)
+    with pytest.raises(Gen3cInputError, match=r"save_image image has shape \(1, 3, 32, 48\): pass one \(3, H, W\)"):
+        save_image(tmp_path / "i.png", torch.zeros(1, 3, 32, 48))  # before: PIL's "Cannot handle this data type"
     assert not any(tmp_path.iterdir())
     uint8 = torch.full((3, 32, 48, 3), 200, dtype=torch.uint8)
     assert read_video(write_video(tmp_path / "v.mp4", uint8))[0].mean() == pytest.approx(200, abs=2)
@@ -308,6 +313,32 @@ def test_ply_round_trip(tmp_path):
     write_ply(tmp_path / "p.ply", pts, cols)
     p, c = read_ply(tmp_path / "p.ply")
     assert torch.allclose(p, pts) and torch.equal(c, ((cols + 1) * 127.5).round().to(torch.uint8))
+    # What read_ply returns writes back unchanged (before: its uint8 colours were taken as [-1, 1]
+    # values and clamped, a white cloud).
+    write_ply(tmp_path / "copy.ply", p, c)
+    assert (tmp_path / "copy.ply").read_bytes() == (tmp_path / "p.ply").read_bytes()
+
+
+def test_ply_mistakes_are_one_line_errors(tmp_path):
+    # Before: numpy's broadcast ValueError, an AttributeError, a silently dropped 4th column,
+    # FileNotFoundError and UnicodeDecodeError.
+    pts, cols = torch.randn(5, 3), torch.rand(5, 3)
+    for args, match in [
+        ((pts, cols[:2]), "has 5 points but 2 colours"),
+        ((pts.numpy(), cols), "points is ndarray: pass an"),
+        ((torch.randn(5, 4), cols), r"points is \(5, 4\): pass an \(N, 3\) tensor"),
+    ]:
+        with pytest.raises(Gen3cInputError, match=match):
+            write_ply(tmp_path / "p.ply", *args)
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(Gen3cInputError, match="does not exist or is not a file"):
+        read_ply(tmp_path / "missing.ply")
+    (tmp_path / "d.npy").write_bytes(b"\x93NUMPY" + bytes(range(256)))
+    with pytest.raises(Gen3cInputError, match="is not a readable PLY file"):
+        read_ply(tmp_path / "d.npy")
+    (tmp_path / "plain.ply").write_text("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\nend_header\n0 0 1\n")
+    with pytest.raises(Gen3cInputError, match="has no coloured vertices"):
+        read_ply(tmp_path / "plain.ply")
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

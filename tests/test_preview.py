@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from gen3c.cache import forward_warp
@@ -357,3 +358,12 @@ def test_growing_cloud_renders_as_the_concatenated_cloud():
         want = forward_warp(torch.cat(points), torch.cat(colors), torch.eye(4)[None], K, 30, 40)
         assert len(cloud) == sum(len(x) for x in points)
         assert torch.equal(got.color, want.color) and torch.equal(got.mask, want.mask) and torch.equal(got.depth, want.depth)
+
+
+def test_generators_show_their_settings():
+    # Before: "<gen3c.pipelines.preview.PreviewGenerator object at 0x…>", and a ValueError for a bad margin.
+    from gen3c.errors import Gen3cInputError
+
+    assert repr(PreviewGenerator(margin=0.25)) == "PreviewGenerator(margin=0.25, reach=0.05)"
+    with pytest.raises(Gen3cInputError, match=r"margin must be in \[0, 1\]"):
+        PreviewGenerator(margin=2)

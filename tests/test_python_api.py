@@ -141,3 +141,38 @@ def test_generate_with_the_small_model_is_seeded_and_silenced_by_progress_false(
     assert a.result.frames.shape == (17, 3, *SIZE)
     assert torch.equal(a.result.frames, b.result.frames)
     assert (a.result.frames - c.result.frames).abs().max() > 1e-3
+
+
+def test_cameras_from_float64_arrays_make_the_same_video(scene):
+    """A path built in numpy (float64, as np.eye makes it) renders and generates as the same
+    path in float32 does. Before: the preview generator stopped with torch's "expected m1 and
+    m2 to have the same dtype" in its first chunk."""
+    from gen3c.cameras import Cameras
+
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "right", "center_facing", num_frames=5)
+    from_numpy = Cameras(cameras.w2c.double().numpy(), cameras.K.double().numpy(), *SIZE)
+    videos = [generate_video(build_cache([source]), c, PreviewGenerator(), source.image).frames for c in (cameras, from_numpy)]
+    assert torch.equal(videos[0], videos[1])
+
+
+def test_output_and_source_mistakes_are_input_errors(scene, tmp_path):
+    # Before: ValueError (save_outputs), AttributeError (save_cameras of a tuple), and a depth_kind
+    # typo taken as "metric" without a word.
+    from gen3c.io.camera_files import save_cameras
+
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=3)
+    result = generate_video(build_cache([source]), cameras, PreviewGenerator(), source.image)
+    with pytest.raises(Gen3cInputError, match="needs the cache: pass cache=cache"):
+        save_outputs(result, tmp_path, "clip", save_point_cloud=True)
+    with pytest.raises(Gen3cInputError, match="takes the VideoResult of generate_video, got Tensor"):
+        save_outputs(result.frames, tmp_path, "clip")
+    with pytest.raises(Gen3cInputError, match="cameras is a tuple: pass gen3c.cameras.Cameras"):
+        save_cameras(tmp_path / "c.json", (cameras.w2c, cameras.K))
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(Gen3cInputError, match="preset_cameras takes the SourceView of prepare_source, got Tensor"):
+        preset_cameras(source.image, "left", "center_facing", num_frames=3)  # before: AttributeError
+    with pytest.raises(Gen3cInputError, match="depth_kind 'relativ' is unknown: pass one of metric, relative"):
+        prepare_source(*scene, SIZE, depth_kind="relativ")
+    assert prepare_source(*scene, (np.int64(32), np.int64(48))).size == SIZE  # numpy sizes, as numpy gives them

@@ -113,3 +113,38 @@ def test_bad_presets():
         traj("left", "spin", 3)
     with pytest.raises(Gen3cInputError):
         traj("left", "center_facing", 0)
+
+
+def test_a_preset_from_numpy_arrays_equals_the_one_from_tensors():
+    # Before: a numpy source pose was "AttributeError: 'numpy.ndarray' object has no attribute 'to'".
+    import numpy as np
+
+    from_arrays = preset_trajectory("clockwise", "trajectory_aligned", 9, np.eye(4), K.double().numpy(), 352, 640, np.float64(0.3))
+    from_tensors = traj("clockwise", "trajectory_aligned", 9)
+    assert from_arrays.w2c.dtype == from_arrays.K.dtype == torch.float32
+    assert torch.equal(from_arrays.w2c, from_tensors.w2c) and torch.equal(from_arrays.K, from_tensors.K)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        # Before: a TypeError from math.isfinite, then silence for the rest: a centre depth ≤ 0 or a
+        # non-rigid source gave all-zero rotations, a typo in depth_kind meant "metric",
+        # median_depth without depth a plain ValueError, a negative count torch.arange's error.
+        ({"d": "0.3"}, "the movement distance '0.3' is not a finite number"),
+        ({"c": 0.0}, r"the centre depth 0.0 must be > 0"),
+        ({"W0": torch.zeros(4, 4)}, "source_w2c are not rigid"),
+    ],
+)
+def test_preset_arguments_are_checked(change, match):
+    with pytest.raises(Gen3cInputError, match=match):
+        traj("left", "center_facing", 5, **change)
+
+
+def test_preset_helpers_check_their_arguments():
+    with pytest.raises(Gen3cInputError, match="num_video_frames must be a whole number ≥ 1, got -3"):
+        preset_offsets("left", -3, 0.3)
+    with pytest.raises(Gen3cInputError, match="unknown depth_kind 'metres': choose one of metric, relative"):
+        center_depth_for("auto", torch.ones(2, 2), "metres")
+    with pytest.raises(Gen3cInputError, match="trajectory_scale 'median_depth' needs the source depth"):
+        center_depth_for("median_depth", None, "metric")

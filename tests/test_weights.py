@@ -417,3 +417,45 @@ def test_a_conversion_killed_half_way_is_redone_by_the_next_run(hub, official, t
     )  # fmt: skip
     assert hub.count() == 0  # the downloads were complete and checked: only the conversion is redone
     assert weights.read_manifest(prepared.checkpoint)[1] is None and not any(cache.glob(weights.TEMP_PREFIX + "*"))
+
+
+HUB_LOAD = r"""
+import json, sys, torch, warnings
+from gen3c.pipelines.gen3c import Gen3cPipeline
+from gen3c.pipelines.loading import load_generator
+warnings.simplefilter("ignore")
+pipe = Gen3cPipeline.from_pretrained(sys.argv[1], torch_dtype=torch.float32)
+gen = load_generator(sys.argv[1], device="cpu")
+print(json.dumps({"defaults": pipe.sampling_defaults, "generator": [gen.num_steps, gen.guidance, gen.chunk_frames],
+                  "dtype": str(gen.pipeline.transformer.dtype), "t5": gen.pipeline.text_encoder_source}))
+"""
+
+
+@pytest.mark.slow
+def test_a_converted_checkpoint_loads_by_its_hub_id(tmp_path):
+    """``Gen3cPipeline.from_pretrained("owner/name")`` and ``load_generator`` of a converted
+    checkpoint on the hub (here the shipped 5-step student). Before: diffusers refused the
+    ``prompt_cache`` component ("prompt_cache/gen3c.models.prompt_cache.py as defined in
+    `model_index.json` does not exist"), and the checkpoint's gen3c_model.json was never read."""
+    from gen3c.models.packaged import packaged_model_dir
+
+    folder = packaged_model_dir("tiny_fast")
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    files["text_encoder/model.safetensors"] = b"T5 is fetched only for a prompt outside the prompt cache"
+    server = HubServer({"someone/gen3c-student": files})
+    try:
+        environ = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(SRC)}
+        environ.pop("HF_HUB_OFFLINE", None)
+        run = [sys.executable, "-c", HUB_LOAD, "someone/gen3c-student"]
+        res = subprocess.run(run, env=environ, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        loaded = json.loads(res.stdout.splitlines()[-1])
+        assert loaded == {"defaults": {"num_steps": 5, "guidance": 0.0}, "generator": [5, 0.0, 17], "dtype": "torch.float32",
+                          "t5": "someone/gen3c-student"}  # fmt: skip
+        assert not any("text_encoder" in r.path for r in server.requests)
+        server.clear()
+        offline = subprocess.run(run, env={**environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=600)
+        assert offline.returncode == 0 and json.loads(offline.stdout.splitlines()[-1]) == loaded, offline.stderr
+        assert server.count() == 0  # the second run loads from huggingface_hub's cache
+    finally:
+        server.stop()

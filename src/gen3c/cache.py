@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cameras import Cameras, unproject_depth
+from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 
 SPLAT_MODES = ("bilinear", "zbuffer")
@@ -113,17 +113,35 @@ def forward_warp(
         >>> pts = torch.tensor([[0.0, 0.0, 2.0]])
         >>> K = torch.tensor([[[10.0, 0, 2], [0, 10.0, 2], [0, 0, 1]]])
         >>> out = forward_warp(pts, torch.ones(1, 3), torch.eye(4)[None], K, 5, 5)
-        >>> out.mask[0, 0, 2, 2].item(), out.depth[0, 0, 2, 2].item()
+        >>> out.mask[0, 0, 2, 2].item(), round(out.depth[0, 0, 2, 2].item(), 5)
         (1.0, 2.0)
     """
     if mode not in SPLAT_MODES:
-        raise ValueError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
+        raise Gen3cInputError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
+    _check_warp_inputs(points, colors, w2c, K)
     # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
     if points.ndim == 2:
         clouds = [(points.T.float().contiguous(), colors.T.float().contiguous())]
     else:
         clouds = [(p.T.float().contiguous(), c.T.float().contiguous()) for p, c in zip(points, colors, strict=True)]
     return warp_planar(clouds, w2c, K, height, width, mode, fill_value, depth=depth)
+
+
+def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor) -> None:
+    """:func:`forward_warp`'s arguments checked up front, each mistake in one line."""
+    for name, value in (("points", points), ("colors", colors), ("w2c", w2c), ("K", K)):
+        if not isinstance(value, Tensor):
+            raise Gen3cInputError(f"forward_warp {name} is a {type(value).__name__}: pass a tensor")
+    if points.ndim not in (2, 3) or points.shape[-1] != 3:
+        raise Gen3cInputError(f"forward_warp points have shape {tuple(points.shape)}: pass (N, 3) or (B, N, 3) world points")
+    if colors.shape[:-1] != points.shape[:-1] or colors.ndim != points.ndim:
+        raise Gen3cInputError(f"forward_warp colors have shape {tuple(colors.shape)} for points {tuple(points.shape)}: pass (N, C) or (B, N, C) to match")
+    if w2c.ndim != 3 or w2c.shape[-2:] != (4, 4) or tuple(K.shape) != (len(w2c), 3, 3):
+        raise Gen3cInputError(
+            f"forward_warp w2c {tuple(w2c.shape)} and K {tuple(K.shape)}: pass (B, 4, 4) poses and (B, 3, 3) intrinsics (one camera: w2c[None], K[None])"
+        )
+    if points.ndim == 3 and len(points) != len(w2c):
+        raise Gen3cInputError(f"forward_warp has {len(points)} point clouds for {len(w2c)} cameras: pass one cloud (N, 3) or one per camera")
 
 
 def warp_planar(
@@ -447,6 +465,8 @@ def foreground_curtain_mask(
 def _concrete(device: torch.device | str) -> torch.device:
     """``device`` with its index ("cuda" → "cuda:0" on the current GPU), so one device has one name."""
     device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise Gen3cInputError(f"device {str(device)!r}: no CUDA GPU is visible here: pass device='cpu' (or None: where the cache is)")
     if device.type == "cuda" and device.index is None:
         return torch.device("cuda", torch.cuda.current_device())
     return device
@@ -528,6 +548,10 @@ def _check_view(image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tens
         raise Gen3cInputError(f"add_view image has shape {tuple(image.shape)}: pass (3, H, W) or (F, 3, H, W) colours in [-1, 1]")
     if not image.dtype.is_floating_point:
         raise Gen3cInputError(f"add_view image is {image.dtype}: pass float colours in [-1, 1] (uint8: image / 127.5 - 1)")
+    lo, hi = torch.aminmax(image) if image.numel() else (torch.zeros(()), torch.zeros(()))
+    if not (-1 - 1e-3 <= float(lo) and float(hi) <= 1 + 1e-3):  # also False for NaN
+        hint = " (0–255 values: pass image / 127.5 - 1)" if float(hi) > 2 else ""
+        raise Gen3cInputError(f"add_view image values span [{float(lo):.3g}, {float(hi):.3g}]: pass colours in [-1, 1]{hint}")
     lead, (H, W) = tuple(image.shape[:-3]), tuple(image.shape[-2:])
     expected = {"depth": (*lead, H, W), "K": (*lead, 3, 3), "w2c": (*lead, 4, 4), "mask": (*lead, H, W)}
     for name, value in given.items():
@@ -535,6 +559,8 @@ def _check_view(image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tens
             raise Gen3cInputError(
                 f"add_view {name} has shape {tuple(value.shape)} for an image of shape {tuple(image.shape)}: pass {expected[name]}"
             )
+    validate_intrinsics(K, "add_view K")
+    validate_poses(w2c, "add_view w2c")
 
 
 class Cache3D:
@@ -557,6 +583,10 @@ class Cache3D:
     ) -> None:
         if splat not in SPLAT_MODES:
             raise Gen3cInputError(f"splat must be one of {SPLAT_MODES}, got {splat!r}")
+        if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
+            raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
+        if not 0 <= filter_points_threshold < math.inf:
+            raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0 keeps every point)")
         self.max_buffers = max_buffers
         self.filter_points_threshold = filter_points_threshold
         self.foreground_masking = foreground_masking
@@ -566,6 +596,14 @@ class Cache3D:
 
     def __len__(self) -> int:
         return len(self.views)
+
+    def __repr__(self) -> str:
+        views = ", ".join(f"{v.num_frames}×{v.points.shape[1]}×{v.points.shape[2]}" for v in self.views)
+        points = sum(int(v.valid.sum()) for v in self.views)
+        return (
+            f"{type(self).__name__}(views=[{views}] (frames×H×W, newest first), points={points}, max_buffers={self.max_buffers}, "
+            f"splat={self.splat!r}, filter_points_threshold={self.filter_points_threshold}, foreground_masking={self.foreground_masking})"
+        )
 
     def state_dict(self) -> dict[str, Tensor]:
         """The views' tensors by name (``view0.points``, …, newest first), e.g. for safetensors;
@@ -673,6 +711,8 @@ class Cache3D:
         """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
         if not isinstance(cameras, Cameras):
             raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
         indices = tuple(indices)
         views = [self.views[i] for i in indices]
         T, H, W = len(cameras), cameras.height, cameras.width
@@ -771,7 +811,7 @@ class SelectingCache3D(Cache3D):
         kwargs.setdefault("max_buffers", MAX_SELECTABLE_VIEWS)
         super().__init__(**kwargs)
         if select < 1:
-            raise ValueError(f"select must be ≥ 1, got {select}")
+            raise Gen3cInputError(f"select must be ≥ 1, got {select}")
         self.select = select
         self.near_full_threshold = near_full_threshold
 

@@ -29,7 +29,13 @@ from gen3c.errors import Gen3cInputError
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
 
 
+def _describe(value: object) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+
+
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
+    if not isinstance(tensor, Tensor):
+        raise Gen3cInputError(f"{name} is a {type(tensor).__name__}: pass a tensor (torch.as_tensor({name}))")
     if tensor.shape[-len(dims) :] != dims:
         raise Gen3cInputError(f"{name} must have shape (*B, {', '.join(map(str, dims))}), got {tuple(tensor.shape)}")
 
@@ -67,6 +73,8 @@ def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str =
         fov_degrees: field of view along ``axis`` ("horizontal" spans the width, "vertical" the height).
         height, width: image size in pixels.
     """
+    if axis not in ("horizontal", "vertical"):
+        raise Gen3cInputError(f"intrinsics_from_fov axis {axis!r} is unknown: pass 'horizontal' (the fov spans the width) or 'vertical'")
     size = width if axis == "horizontal" else height
     f = focal_from_fov(fov_degrees, size)
     return make_intrinsics(f, f, width / 2.0, height / 2.0)
@@ -129,6 +137,8 @@ def resize_crop_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple
 
 def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
     """Check that ``K`` (*B, 3, 3) is a finite pinhole matrix with positive focal lengths."""
+    if not isinstance(K, Tensor):
+        raise Gen3cInputError(f"{name} are {_describe(K)}: pass a tensor (torch.as_tensor(K))")
     if K.shape[-2:] != (3, 3):
         raise Gen3cInputError(f"{name} must be 3×3 matrices, got shape {tuple(K.shape)}")
     if not torch.isfinite(K).all():
@@ -217,11 +227,22 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
         up: (*B, 3) or None.
     Returns:
         (*B, 4, 4) w2c.
+
+    Raises:
+        Gen3cInputError: ``eye`` equal to ``target``, or a view direction along ``up`` (no
+            camera orientation follows from them).
     """
+    _check_last_dims("eye", eye, (3,))
+    _check_last_dims("target", target, (3,))
     if up is None:
         up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
-    forward = torch.nn.functional.normalize(target - eye, dim=-1)
-    right = torch.nn.functional.normalize(torch.linalg.cross(forward, up), dim=-1)
+    _check_last_dims("up", up, (3,))
+    direction = target - eye
+    side = torch.linalg.cross(direction, up)
+    if (side.norm(dim=-1) <= 1e-6 * direction.norm(dim=-1) * up.norm(dim=-1)).any():
+        raise Gen3cInputError("look_at: a camera looks from eye to target along up, or eye equals target: move the target or pass another up")
+    forward = torch.nn.functional.normalize(direction, dim=-1)
+    right = torch.nn.functional.normalize(side, dim=-1)
     down = torch.linalg.cross(forward, right)
     R = torch.stack([right, down, forward], dim=-2)  # rows: camera axes in world coords
     w2c = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
@@ -282,6 +303,8 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
 
     A (T, 4, 4) stack's error names its first bad frame, counted from ``frame_offset`` (the
     index of ``w2c[0]`` in its file, for a clip read from a starting frame)."""
+    if not isinstance(w2c, Tensor):
+        raise Gen3cInputError(f"{name} are {_describe(w2c)}: pass a tensor (torch.as_tensor(w2c))")
     if w2c.shape[-2:] != (4, 4):
         raise Gen3cInputError(f"{name} must be 4×4 matrices, got shape {tuple(w2c.shape)}")
 
@@ -326,9 +349,16 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
         K: (*B, 3, 3) intrinsics in pixels.
         w2c: (*B, 4, 4) or None (points stay in camera space).
     Returns:
-        (*B, H, W, 3) points.
+        (*B, H, W, 3) points, in the common dtype of the inputs (an integer depth map: K's).
     """
     _check_last_dims("K", K, (3, 3))
+    if not isinstance(depth, Tensor) or depth.ndim < 2:
+        raise Gen3cInputError(f"depth must be a (*B, H, W) tensor, got {_describe(depth)}")
+    if w2c is not None:
+        _check_last_dims("w2c", w2c, (4, 4))
+    dtype = torch.promote_types(depth.dtype, K.dtype if w2c is None else torch.promote_types(K.dtype, w2c.dtype))
+    depth, K = depth.to(dtype), K.to(dtype)
+    w2c = None if w2c is None else w2c.to(dtype)
     H, W = depth.shape[-2:]
     rays = pixel_grid(H, W, device=depth.device, dtype=depth.dtype) @ torch.linalg.inv(K).transpose(-1, -2)[..., None, :, :]
     points = rays * depth[..., None]
@@ -347,8 +377,16 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
         w2c: (*B, 4, 4).
     Returns:
         ``(uv, z)``: (*B, N, 2) pixel coordinates and (*B, N) z-depth in the camera. Points with
-        z ≤ 0 get meaningless uv; callers mask them with ``z > 0``.
+        z ≤ 0 get meaningless uv; callers mask them with ``z > 0``. Both in the common dtype of
+        the inputs.
     """
+    _check_last_dims("points", points, (3,))
+    _check_last_dims("K", K, (3, 3))
+    _check_last_dims("w2c", w2c, (4, 4))
+    if points.ndim < 2:
+        raise Gen3cInputError(f"points must be (*B, N, 3), got {tuple(points.shape)}: one point is points[None]")
+    dtype = torch.promote_types(points.dtype, torch.promote_types(K.dtype, w2c.dtype))
+    points, K, w2c = points.to(dtype), K.to(dtype), w2c.to(dtype)
     P = K @ w2c[..., :3, :]  # (*B, 3, 4)
     cam = points @ P[..., :3].transpose(-1, -2) + P[..., None, :, 3]
     z = cam[..., 2]
@@ -361,14 +399,30 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
 # --------------------------------------------------------------------------------------------
 
 
+def as_float32(value: object, name: str) -> Tensor:
+    """A tensor, numpy array or nested list of real numbers as a float32 tensor (a float32
+    tensor as it is); anything else is refused in one line."""
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        tensor = None
+    if tensor is None or tensor.dtype == torch.bool or tensor.is_complex():
+        raise Gen3cInputError(f"{name} is {_describe(value) if tensor is None else tensor.dtype}: pass real numbers (a tensor or an array)")
+    return tensor.float()
+
+
 @dataclass
 class Cameras:
     """A stack of N pinhole cameras of one image size.
 
     Attributes:
-        w2c: (N, 4, 4) world-to-camera poses, OpenCV convention.
-        K: (N, 3, 3) intrinsics in pixels of an image of ``height`` × ``width``.
+        w2c: (N, 4, 4) world-to-camera poses, OpenCV convention, float32.
+        K: (N, 3, 3) intrinsics in pixels of an image of ``height`` × ``width``, float32 (a
+            single (3, 3) is shared by all N).
         height, width: image size the intrinsics refer to.
+
+    Tensors, numpy arrays and nested lists of any real dtype are taken and stored as float32,
+    the precision every renderer and generator computes cameras in.
     """
 
     w2c: Tensor
@@ -378,7 +432,7 @@ class Cameras:
 
     def __post_init__(self) -> None:
         # Arrays (numpy, nested lists) become tensors, so every later step sees one type.
-        self.w2c, self.K = torch.as_tensor(self.w2c), torch.as_tensor(self.K)
+        self.w2c, self.K = (as_float32(value, f"Cameras.{name}") for name, value in (("w2c", self.w2c), ("K", self.K)))
         if self.w2c.ndim != 3 or self.w2c.shape[-2:] != (4, 4):
             hint = ": one camera is w2c[None]" if self.w2c.shape == (4, 4) else ""
             raise Gen3cInputError(f"Cameras.w2c must be (N, 4, 4) world-to-camera poses, got {tuple(self.w2c.shape)}{hint}")
@@ -396,8 +450,12 @@ class Cameras:
     def __len__(self) -> int:
         return self.w2c.shape[0]
 
+    def __repr__(self) -> str:
+        return f"Cameras(N={len(self)}, height={self.height}, width={self.width}, device={self.w2c.device})"
+
     def __getitem__(self, index) -> Cameras:
-        if isinstance(index, int):
+        if not isinstance(index, (slice, Tensor, list, tuple)):
+            index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
             index = slice(index, index + 1 if index != -1 else None)
         return Cameras(self.w2c[index], self.K[index], self.height, self.width)
 
@@ -411,8 +469,9 @@ class Cameras:
         """(N, 3) camera centres in world space."""
         return camera_centers(self.w2c)
 
-    def to(self, device=None, dtype=None) -> Cameras:
-        return Cameras(self.w2c.to(device=device, dtype=dtype), self.K.to(device=device, dtype=dtype), self.height, self.width)
+    def to(self, device: torch.device | str) -> Cameras:
+        """The same cameras on ``device``."""
+        return Cameras(self.w2c.to(device), self.K.to(device), self.height, self.width)
 
     def resized(self, height: int, width: int) -> Cameras:
         """The same cameras for images plainly resized to ``height`` × ``width``."""

@@ -22,12 +22,14 @@ import numbers
 import torch
 from torch import Tensor
 
-from gen3c.cameras import Cameras, gen3c_look_at
+from gen3c.cameras import Cameras, as_float32, gen3c_look_at, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
 TRAJECTORY_SCALES = ("auto", "gen3c", "median_depth")
+#: What a depth map's values mean: "relative" (up to scale, e.g. MoGe's) or "metric" (incl. user depth).
+DEPTH_KINDS = ("metric", "relative")
 DEFAULT_MOVEMENT_DISTANCE = 0.3
 GEN3C_CENTER_DEPTH = 1.0
 
@@ -37,6 +39,23 @@ def check_preset(trajectory: str, camera_rotation: str) -> None:
         raise Gen3cInputError(f"unknown trajectory {trajectory!r}: choose one of {', '.join(PRESETS)} or pass a camera file")
     if camera_rotation not in ROTATION_MODES:
         raise Gen3cInputError(f"unknown camera_rotation {camera_rotation!r}: choose one of {', '.join(ROTATION_MODES)}")
+
+
+def _check_num_frames(num_frames: object) -> int:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
+        raise Gen3cInputError(f"num_video_frames must be a whole number ≥ 1, got {num_frames!r}")
+    return int(num_frames)
+
+
+def _finite(value: object, name: str) -> float:
+    """``value`` as a finite float (a Python or numpy number, a one-element tensor)."""
+    try:
+        number = None if isinstance(value, (str, bytes, bool)) else float(value)
+    except (TypeError, ValueError, RuntimeError):
+        number = None
+    if number is None or not math.isfinite(number):
+        raise Gen3cInputError(f"the {name} {value!r} is not a finite number: pass one, e.g. 0.3")
+    return number
 
 
 def preset_offsets(trajectory: str, num_frames: int, distance: float, center_depth: float = GEN3C_CENTER_DEPTH) -> Tensor:
@@ -52,7 +71,11 @@ def preset_offsets(trajectory: str, num_frames: int, distance: float, center_dep
     """
     if trajectory not in PRESETS:
         raise Gen3cInputError(f"unknown trajectory {trajectory!r}: choose one of {', '.join(PRESETS)}")
-    n = num_frames
+    _check_num_frames(num_frames)
+    distance, center_depth = (_finite(v, name) for name, v in (("movement distance", distance), ("centre depth", center_depth)))
+    if center_depth <= 0:
+        raise Gen3cInputError(f"the centre depth {center_depth!r} must be > 0: it is the look-at depth in front of the camera (GEN3C: 1)")
+    n = int(num_frames)
     i = torch.arange(n, dtype=torch.float64)
     p = torch.zeros(n, 3, dtype=torch.float64)
     step = i * distance * center_depth / n
@@ -79,9 +102,7 @@ def preset_offset_matrices(
 ) -> Tensor:
     """GEN3C's per-frame offset matrices Aᵢ (n, 4, 4), float64; a frame's pose is ``Aᵢ @ W₀``."""
     check_preset(trajectory, camera_rotation)
-    if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
-        raise Gen3cInputError(f"num_video_frames must be a whole number ≥ 1, got {num_frames!r}")
-    num_frames = int(num_frames)
+    num_frames = _check_num_frames(num_frames)
     p = preset_offsets(trajectory, num_frames, distance, center_depth)
     look = torch.tensor([0.0, 0.0, center_depth], dtype=torch.float64).expand_as(p)
     if camera_rotation == "center_facing":
@@ -109,17 +130,16 @@ def preset_trajectory(
     Args:
         trajectory, camera_rotation: preset and rotation mode.
         num_frames: number of frames n.
-        source_w2c: (4, 4) source pose W₀, or (n, 4, 4) per-frame source poses (video mode).
-        K: (3, 3) or (n, 3, 3) intrinsics, kept as given (GEN3C keeps them constant).
+        source_w2c: (4, 4) source pose W₀, or (n, 4, 4) per-frame source poses (video mode);
+            a tensor or an array.
+        K: (3, 3) or (n, 3, 3) intrinsics in pixels, kept as given (GEN3C keeps them constant).
         height, width: image size of ``K``.
         distance, center_depth: d and c; see :func:`center_depth_for` for their units.
     Returns:
         :class:`Cameras` with n frames, float32.
     """
-    if not math.isfinite(distance):
-        raise Gen3cInputError(f"--movement_distance {distance} is impossible: pass a finite number")
     A = preset_offset_matrices(trajectory, camera_rotation, num_frames, distance, center_depth)
-    W0 = source_w2c.to(torch.float64)
+    W0 = validate_poses(as_float32(source_w2c, "source_w2c"), "source_w2c").to(torch.float64)
     if W0.shape not in ((4, 4), (num_frames, 4, 4)):
         raise Gen3cInputError(
             f"source camera poses have shape {tuple(W0.shape)}: expected (4, 4) or ({num_frames}, 4, 4) for {num_frames} frames"
@@ -130,7 +150,7 @@ def preset_trajectory(
             f"the {trajectory} path with movement_distance {distance:g} and centre depth {center_depth:g} leaves the "
             "range of float32 numbers: pass a smaller --movement_distance"
         )
-    return Cameras(w2c, K.to(torch.float32), height, width)
+    return Cameras(w2c, validate_intrinsics(as_float32(K, "K"), "K"), height, width)
 
 
 def center_depth_for(trajectory_scale: str, depth: Tensor | None, depth_kind: str) -> float:
@@ -146,12 +166,14 @@ def center_depth_for(trajectory_scale: str, depth: Tensor | None, depth_kind: st
     """
     if trajectory_scale not in TRAJECTORY_SCALES:
         raise Gen3cInputError(f"unknown trajectory_scale {trajectory_scale!r}: choose one of {', '.join(TRAJECTORY_SCALES)}")
+    if depth_kind not in DEPTH_KINDS:
+        raise Gen3cInputError(f"unknown depth_kind {depth_kind!r}: choose one of {', '.join(DEPTH_KINDS)}")
     mode = trajectory_scale
     if mode == "auto":
         mode = "gen3c" if depth_kind == "relative" else "median_depth"
     if mode == "gen3c":
         return GEN3C_CENTER_DEPTH
     if depth is None:
-        raise ValueError("median_depth scaling needs the source depth")
+        raise Gen3cInputError("trajectory_scale 'median_depth' needs the source depth: pass depth, or use trajectory_scale 'gen3c'")
     valid = depth[(depth > 0) & torch.isfinite(depth)]
     return float(valid.median()) if valid.numel() else GEN3C_CENTER_DEPTH

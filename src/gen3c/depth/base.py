@@ -32,8 +32,8 @@ from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
 from gen3c.errors import Gen3cInputError
+from gen3c.trajectories import DEPTH_KINDS
 
-DEPTH_KINDS = ("metric", "relative")
 #: Horizontal field of view assumed when neither the model nor the user gives the camera.
 #: 60° is a middle-of-the-road phone/compact camera (a 30 mm full-frame equivalent).
 DEFAULT_FOV_DEGREES = 60.0

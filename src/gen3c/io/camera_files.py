@@ -215,8 +215,14 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
     return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), size[0], size[1])
 
 
+def _check_cameras(cameras: object) -> None:
+    if not isinstance(cameras, Cameras):
+        raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
+
+
 def cameras_to_dict(cameras: Cameras, fps: float = 24.0) -> dict:
     """The gen3c cameras JSON object for ``cameras``."""
+    _check_cameras(cameras)
     return {
         "format": FORMAT_NAME,
         "version": 1,
@@ -238,6 +244,7 @@ def save_cameras(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0) -
 
 def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: list | None = None) -> dict:
     """A nerfstudio ``camera_path.json`` object (OpenGL c2w, vertical fov) for ``cameras``."""
+    _check_cameras(cameras)
     c2w_gl = opencv_to_opengl(cameras.w2c.double())
     path = []
     for i in range(len(cameras)):

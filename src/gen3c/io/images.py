@@ -156,6 +156,8 @@ def save_image(path: str | os.PathLike, image: Tensor) -> None:
     """Write (3, H, W) in [−1, 1] as PNG atomically."""
     from gen3c.io.atomic import atomic_path
 
+    as_image(image, "save_image image")  # one (3, H, W) image in [-1, 1], else a one-line error
+
     with atomic_path(path) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
 

@@ -3,32 +3,62 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import atomic_path
 
 
 def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
-    """Write (N, 3) points with (N, 3) colours in [−1, 1] as a binary PLY file, atomically."""
-    from plyfile import PlyData, PlyElement
+    """Write (N, 3) points with (N, 3) colours as a binary PLY file, atomically.
 
+    Colours are float in [−1, 1] (the library's images), or uint8 0–255 as :func:`read_ply`
+    returns them, so ``write_ply(path, *read_ply(other))`` copies a cloud unchanged.
+    """
+    for name, value in (("points", points), ("colors", colors)):
+        if not isinstance(value, Tensor) or value.ndim != 2 or value.shape[1] != 3:
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise Gen3cInputError(f"write_ply {name} is {shape}: pass an (N, 3) tensor")
+    if len(points) != len(colors):
+        raise Gen3cInputError(f"write_ply has {len(points)} points but {len(colors)} colours: pass one colour per point")
     pts = points.detach().float().cpu().numpy()
-    rgb = ((colors.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    if colors.dtype == torch.uint8:
+        rgb = colors.detach().cpu().numpy()
+    else:
+        rgb = ((colors.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
     vertex = np.empty(len(pts), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
     vertex["x"], vertex["y"], vertex["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
     vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    from plyfile import PlyData, PlyElement
+
     with atomic_path(path) as tmp:
         PlyData([PlyElement.describe(vertex, "vertex")], text=False).write(str(tmp))
 
 
 def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
-    """Read a PLY written by :func:`write_ply`: (N, 3) points and (N, 3) uint8 colours."""
+    """Read a point cloud with colours (what :func:`write_ply` writes): (N, 3) float32 points
+    and (N, 3) uint8 colours.
+
+    Raises:
+        Gen3cInputError: a missing file, one that is no PLY, or a PLY without coloured vertices.
+    """
     from plyfile import PlyData
 
-    v = PlyData.read(str(path))["vertex"].data
-    points = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float32)
-    colors = np.stack([v["red"], v["green"], v["blue"]], axis=1)
+    p = Path(path)
+    if not p.is_file():
+        raise Gen3cInputError(f"point cloud {str(p)!r} does not exist or is not a file: check the path")
+    try:
+        ply = PlyData.read(str(p))
+    except Exception as exc:  # plyfile raises several kinds (PlyHeaderParseError, UnicodeDecodeError, …) for files that are no PLY
+        raise Gen3cInputError(f"point cloud {str(p)!r} is not a readable PLY file ({type(exc).__name__}): pass a PLY point cloud") from None
+    try:
+        v = ply["vertex"].data
+        points = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float32)
+        colors = np.stack([v["red"], v["green"], v["blue"]], axis=1).astype(np.uint8)
+    except (KeyError, ValueError) as exc:  # plyfile: a missing element or property
+        raise Gen3cInputError(f"point cloud {str(p)!r} has no coloured vertices (x, y, z, red, green, blue; missing {exc}): pass a coloured point cloud") from None
     return torch.from_numpy(points), torch.from_numpy(colors)

@@ -18,6 +18,14 @@ from gen3c.io.images import to_uint8
 DEFAULT_FPS = 24
 
 
+def _check_range(frames: Tensor) -> None:
+    """Refuse float frames outside [−1, 1] (beyond float error), which would be written clipped."""
+    lo, hi = (float(v) for v in torch.aminmax(frames.detach()))
+    if not (-1 - 1e-3 <= lo and hi <= 1 + 1e-3):  # also False for NaN
+        hint = " (0–255 values: pass frames / 127.5 - 1)" if hi > 2 else ""
+        raise Gen3cInputError(f"video frames span [{lo:.3g}, {hi:.3g}]: pass float frames in [-1, 1]{hint}")
+
+
 class VideoWriter:
     """Append frames to an H.264 mp4 (yuv420p, plays everywhere) chunk by chunk.
 
@@ -59,6 +67,8 @@ class VideoWriter:
         given = tuple(frames.shape) if hasattr(frames, "shape") else type(frames).__name__
         if isinstance(frames, Tensor) and frames.dtype.is_floating_point and (frames.ndim != 4 or frames.shape[1] != 3):
             raise Gen3cInputError(f"video frames have shape {given}: pass (T, 3, H, W) floats in [-1, 1] or (T, H, W, 3) uint8")
+        if isinstance(frames, Tensor) and frames.dtype.is_floating_point and frames.numel():
+            _check_range(frames)
         array = to_uint8(frames) if isinstance(frames, Tensor) and frames.dtype.is_floating_point else np.asarray(frames)
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
             raise Gen3cInputError(f"video frames are {given} {array.dtype}: pass (T, 3, H, W) floats in [-1, 1] or (T, H, W, 3) uint8")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ from gen3c.pipelines.autoregressive import (
     check_chunked_frame_count,
     plan_chunks,
 )
-from gen3c.trajectories import center_depth_for, preset_trajectory
+from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory
 
 MAX_FRAMES = 100_000
 
@@ -123,6 +124,8 @@ def prepare_source(
         resize_mode: "crop" (keep aspect, centre-crop) or "stretch" (GEN3C's plain resize).
         valid: optional (h, w) bool.
         w2c: optional (4, 4) world-to-camera pose (default: the identity).
+        depth_kind: "metric" (incl. the user's own units) or "relative" (up to scale, e.g.
+            MoGe's): what ``trajectory_scale="auto"`` scales a preset path by (:mod:`gen3c.trajectories`).
 
     Raises:
         Gen3cInputError: an argument of the wrong type, shape or range, in one line.
@@ -141,9 +144,11 @@ def prepare_source(
         w2c = validate_poses(_as_tensor(w2c, "prepare_source w2c").float(), "prepare_source w2c")
         if w2c.shape != (4, 4):
             raise Gen3cInputError(f"prepare_source w2c has shape {tuple(w2c.shape)}: pass one (4, 4) world-to-camera pose")
-    if not (isinstance(resolution, (tuple, list)) and len(resolution) == 2 and all(isinstance(v, int) and v > 0 for v in resolution)):
+    if not (isinstance(resolution, (tuple, list)) and len(resolution) == 2 and all(_is_positive_int(v) for v in resolution)):
         raise Gen3cInputError(f"prepare_source resolution {resolution!r} must be (H, W), two positive whole numbers, e.g. (704, 1280)")
-    resolution = tuple(resolution)
+    resolution = tuple(int(v) for v in resolution)
+    if depth_kind not in DEPTH_KINDS:
+        raise Gen3cInputError(f"prepare_source depth_kind {depth_kind!r} is unknown: pass one of {', '.join(DEPTH_KINDS)}")
     depth = depth.to(image.device)
     valid = depth > 0 if valid is None else _as_tensor(valid, "prepare_source valid").to(image.device)
     if tuple(valid.shape) != size:
@@ -162,6 +167,10 @@ def prepare_source(
         valid=new_valid,
         depth_kind=depth_kind,
     )
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
 def _as_tensor(value, name: str) -> Tensor:
@@ -201,6 +210,8 @@ def preset_cameras(
     trajectory_scale: str = "auto",
 ) -> Cameras:
     """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`)."""
+    if not isinstance(source, SourceView):
+        raise Gen3cInputError(f"preset_cameras takes the SourceView of prepare_source, got {type(source).__name__}")
     depth = scene_depths(source.depth, source.valid) if source.reference_depth is None else torch.tensor([source.reference_depth])
     center = center_depth_for(trajectory_scale, depth, source.depth_kind)
     H, W = source.size
@@ -546,10 +557,12 @@ def save_outputs(
     metadata: dict | None = None,
 ) -> dict[str, Path]:
     """Write a kept result's video and companions (see :class:`OutputWriter`), atomically."""
+    if not isinstance(result, VideoResult):
+        raise Gen3cInputError(f"save_outputs takes the VideoResult of generate_video, got {type(result).__name__}")
     if result.frames is None or result.buffers is None:
-        raise ValueError("save_outputs needs a result with its frames kept; stream long videos through an OutputWriter")
+        raise Gen3cInputError("save_outputs needs a result with its frames kept (generate_video(..., keep=True)); stream long videos through an OutputWriter")
     if save_point_cloud and cache is None:
-        raise ValueError("save_point_cloud needs the cache")
+        raise Gen3cInputError("save_outputs(save_point_cloud=True) needs the cache: pass cache=cache")
     with OutputWriter(
         folder, name, save_buffer=save_buffer, num_buffers=result.buffers.num_buffers, fps=fps, point_cloud=save_point_cloud
     ) as out:

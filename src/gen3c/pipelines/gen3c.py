@@ -37,6 +37,8 @@ into them.
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import numbers
 import os
@@ -170,6 +172,9 @@ class Gen3cPipeline(DiffusionPipeline):
         #: ``num_steps`` / ``guidance`` the checkpoint was made to sample with (a distilled
         #: student's ``gen3c_model.json``): what :meth:`__call__` uses when not told; empty: GEN3C's.
         self.sampling_defaults: dict[str, Any] = {}
+        #: The checkpoint's ``gen3c_model.json`` (what it was made for: ``chunk_frames``,
+        #: ``resolution``, ``dtype``, …); :meth:`save_pretrained` writes it back.
+        self.model_info: dict[str, Any] = {}
         self.video_processor = VideoProcessor(vae_scale_factor=vae.config.spatial_compression_ratio)
         # Sampling state diffusers' callbacks read (see the properties below).
         self._interrupt = False
@@ -181,6 +186,14 @@ class Gen3cPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs: Any) -> Gen3cPipeline:
         """Load a converted checkpoint (diffusers' ``from_pretrained``), or GEN3C's official weights.
+
+        ``pretrained_model_name_or_path``: a checkpoint folder (``gen3c convert``, ``gen3c train``,
+        :meth:`save_pretrained`), a model shipped in the package (``"tiny"``, ``"tiny_fast"``), or
+        the hub id of a converted checkpoint, fetched into huggingface_hub's cache (``revision``,
+        ``cache_dir``, ``token``, ``local_files_only``, ``force_download`` as in diffusers; the
+        folders of components passed as arguments, e.g. ``text_encoder=None``, are not fetched).
+        The checkpoint's ``gen3c_model.json`` sets :attr:`sampling_defaults` (a distilled student's
+        steps and guidance).
 
         With no argument or ``"nvidia/Gen3C-Cosmos-7B"``, the official weights are fetched from the
         hub, checked and converted on first use, then loaded from gen3c's cache
@@ -202,13 +215,34 @@ class Gen3cPipeline(DiffusionPipeline):
         if "torch_dtype" in kwargs or "dtype" in kwargs:
             dtype = kwargs.pop("dtype", None)
             kwargs[_DTYPE_KWARG] = kwargs.pop("torch_dtype", None) if dtype is None else dtype
-        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         from gen3c.models.packaged import checkpoint_info
+        from gen3c.pipelines.loading import HUB_OPTIONS, checkpoint_folder
 
-        folder = Path(str(pretrained_model_name_or_path)).expanduser()
-        info = checkpoint_info(str(folder)) if folder.is_dir() else {}
+        hub_options = {key: kwargs.pop(key) for key in HUB_OPTIONS if key in kwargs}
+        passed = [name for name in inspect.signature(cls.__init__).parameters if name != "self" and name in kwargs]
+        folder = checkpoint_folder(pretrained_model_name_or_path, skip=passed, **hub_options)
+        if not folder.is_dir():
+            raise Gen3cModelError(f"checkpoint {str(folder)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
+        # The folder is local by now: diffusers must not look a broken model_index.json entry up online.
+        pipe = super().from_pretrained(str(folder), **{**kwargs, "local_files_only": True})
+        info = checkpoint_info(str(folder))
+        pipe.model_info = dict(info)
         pipe.sampling_defaults = {key: info[key] for key in ("num_steps", "guidance") if key in info}
         return pipe
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """diffusers' ``save_pretrained``, plus the checkpoint's ``gen3c_model.json`` (what the model
+        was made for, with the current :attr:`sampling_defaults`), so that :meth:`from_pretrained`
+        of the folder samples as this pipeline does (a distilled student its own few steps)."""
+        from gen3c.io.atomic import write_text_atomic
+        from gen3c.models.packaged import META_NAME
+
+        info = {key: value for key, value in self.model_info.items() if key not in ("num_steps", "guidance")}
+        info.update(self.sampling_defaults)
+        if info:  # written first, so that diffusers' push_to_hub=True uploads it too
+            os.makedirs(save_directory, exist_ok=True)
+            write_text_atomic(Path(save_directory) / META_NAME, json.dumps(info, indent=2) + "\n")
+        super().save_pretrained(save_directory, **kwargs)
 
     def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
         """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""
@@ -366,12 +400,12 @@ class Gen3cPipeline(DiffusionPipeline):
                 raise Gen3cInputError(
                     f"{name} must lie in [{lo:g}, 1], got values in [{vmin:.3g}, {vmax:.3g}]: rescale it"
                 )
-        if not math.isfinite(guidance):
-            raise Gen3cInputError(f"guidance must be a finite number, got {guidance}")
-        if int(num_steps) != num_steps or num_steps < 1:
-            raise Gen3cInputError(f"num_steps must be a positive whole number, got {num_steps}")
-        if int(guidance_every) != guidance_every or guidance_every < 1:
-            raise Gen3cInputError(f"guidance_every must be a positive whole number (1: every step), got {guidance_every}")
+        if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
+            raise Gen3cInputError(f"guidance must be a finite number, got {guidance!r}")
+        for name, value, meaning in (("num_steps", num_steps, ""), ("guidance_every", guidance_every, " (1: every step)")):
+            whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
+            if isinstance(value, bool) or not whole or value < 1:
+                raise Gen3cInputError(f"{name} must be a positive whole number{meaning}, got {value!r}")
         # numpy's RandomState draws GEN3C's condition-augmentation noise: it takes 0 … 2³² − 1.
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= configs.MAX_SEED
@@ -881,7 +915,7 @@ class Gen3cGenerator:
     Args:
         pipeline: a loaded :class:`Gen3cPipeline`.
         prompt, negative_prompt, guidance, num_steps, seed, guidance_every, guidance_batch: as
-            :meth:`Gen3cPipeline.__call__`.
+            :meth:`Gen3cPipeline.__call__` (``guidance`` / ``num_steps`` None: the checkpoint's own).
         chunk_frames: frames of one generation (121 for the 7B model).
     """
 
@@ -896,8 +930,8 @@ class Gen3cGenerator:
         *,
         prompt: str = "",
         negative_prompt: str | None = None,
-        guidance: float = 1.0,
-        num_steps: int = configs.NUM_STEPS,
+        guidance: float | None = 1.0,
+        num_steps: int | None = configs.NUM_STEPS,
         seed: int = 1,
         chunk_frames: int = configs.CHUNK_FRAMES,
         guidance_every: int = 1,
@@ -912,6 +946,11 @@ class Gen3cGenerator:
         self.chunk_frames = chunk_frames
         self.guidance_every = guidance_every
         self.guidance_batch = guidance_batch
+
+    def __repr__(self) -> str:
+        shown = {"speed": self.speed, "num_steps": self.num_steps, "guidance": self.guidance, "seed": self.seed,
+                 "chunk_frames": self.chunk_frames, "prompt": self.prompt, "device": str(self.pipeline._execution_device)}  # fmt: skip
+        return f"Gen3cGenerator({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def render_device(self) -> torch.device | None:

@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,51 @@ from gen3c.models.memory import (
 )
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
-from gen3c.pipelines.gen3c import WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
+from gen3c.pipelines.gen3c import OFFICIAL_REPO, WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
 from gen3c.schedulers import make_scheduler, sampler_name
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
 _DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
            "float32": torch.float32, "fp32": torch.float32}  # fmt: skip
+
+
+#: diffusers' ``from_pretrained`` arguments that say how to fetch a hub checkpoint (:func:`checkpoint_folder`).
+HUB_OPTIONS = ("revision", "cache_dir", "token", "local_files_only", "force_download")
+
+
+def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = (), **hub_options: Any) -> Path:
+    """The local folder of a converted checkpoint named by ``checkpoint``: an existing path as it
+    is; a model shipped in the package (``"tiny"``, ``"tiny_fast"``) → its folder; else a hub id,
+    whose files are fetched into huggingface_hub's cache (``HF_HOME``; unchanged files are not
+    fetched again) but for the folders of the components in ``skip`` and of those its
+    ``model_index.json`` leaves out (``[null, null]``), as diffusers fetches a pipeline.
+    ``hub_options``: those of :data:`HUB_OPTIONS`.
+
+    Raises:
+        Gen3cModelError: a path that does not exist, or a hub id that cannot be fetched, in one line.
+    """
+    from gen3c.models.packaged import PACKAGED_MODELS, packaged_model_dir
+
+    source = str(checkpoint)
+    local = Path(source).expanduser()
+    if local.exists():
+        return local
+    if source in PACKAGED_MODELS:
+        return packaged_model_dir(source)
+    if source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
+        raise Gen3cModelError(f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    try:
+        index = json.loads(Path(hf_hub_download(source, "model_index.json", **hub_options)).read_text())
+        absent = [name for name, value in index.items() if isinstance(value, list) and value[:1] == [None]]
+        return Path(snapshot_download(source, ignore_patterns=[f"{name}/*" for name in (*skip, *absent)], **hub_options))
+    except (OSError, ValueError, AttributeError) as exc:  # huggingface_hub's errors (HTTP ones are OSErrors), a bad model_index.json  # huggingface_hub's errors: HTTP (an OSError), offline, invalid id
+        raise Gen3cModelError(
+            f"checkpoint {source!r} is no local folder and could not be fetched from the hub ({first_line(exc, 160)}): "
+            "check the path or the repository id"
+        ) from None
 
 
 def check_checkpoint_dir(path: str | os.PathLike) -> None:
@@ -133,13 +172,7 @@ def load_pipeline(
             verify.verify_checksums(local)
         source = str(local)
     elif verify_checksums:
-        raise Gen3cInputError(
-            f"--verify_checksums checks a local checkpoint folder; {source!r} is not one (hub downloads are checked by the hub)"
-        )
-    elif source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
-        raise Gen3cModelError(
-            f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}"
-        )
+        _refuse_checksums_of_hub(source)
     skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
     # A local folder never reaches for the hub (a broken model_index.json entry would otherwise
     # be looked up online, with retries, as if it were a repo id).
@@ -153,6 +186,10 @@ def load_pipeline(
     pipe.text_encoder_source = source if text_encoder_dir is None else str(text_encoder_dir)
     pipe.text_encoder_dtype = dtype
     return pipe
+
+
+def _refuse_checksums_of_hub(source: str) -> None:
+    raise Gen3cInputError(f"--verify_checksums checks a local checkpoint folder; {source!r} is not one (hub downloads are checked by the hub)")
 
 
 def load_official_pipeline(
@@ -255,10 +292,8 @@ def load_generator(
 
     ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
     """
-    from gen3c.models.packaged import PACKAGED_MODELS, checkpoint_info, packaged_model_dir
+    from gen3c.models.packaged import PACKAGED_MODELS, checkpoint_info
 
-    if str(checkpoint) in PACKAGED_MODELS and not Path(str(checkpoint)).exists():
-        checkpoint = packaged_model_dir(str(checkpoint))  # "tiny": the model shipped in the package
     unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
     if unknown:
         close = difflib.get_close_matches(unknown[0], [*_SAMPLING_OPTIONS, *inspect.signature(load_generator).parameters], n=1)
@@ -266,6 +301,35 @@ def load_generator(
         raise Gen3cInputError(f"load_generator got an unknown option {unknown[0]!r}: {hint}")
     if device is not None and num_gpus == 1:
         device = compute_device(device)  # a mistyped or absent device, before the weights load
+    # The memory settings are refused before anything is fetched.
+    chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
+                                    ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
+    if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
+        raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
+    if low_memory:
+        memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
+    if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():
+        # Streaming blocks through the caching allocator fragments it; growable segments keep the
+        # reserved memory near the allocated peak the budget is planned for.
+        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    plan = memory_plan(
+        memory_mode,
+        offload_diffusion_transformer=offload_diffusion_transformer,
+        offload_tokenizer=offload_tokenizer,
+        offload_text_encoder_model=offload_text_encoder_model,
+        fp8=fp8,
+        vae_chunk_frames=vae_chunk_frames,
+    )
+    if str(checkpoint) != OFFICIAL_REPO:
+        # A packaged model's name or a hub id → its local folder, so its gen3c_model.json is read
+        # here; T5 from a hub checkpoint is fetched only when a prompt needs it.
+        hub_id = not Path(str(checkpoint)).expanduser().exists() and str(checkpoint) not in PACKAGED_MODELS
+        if hub_id and verify_checksums:
+            _refuse_checksums_of_hub(str(checkpoint))
+        folder = checkpoint_folder(checkpoint, skip=("text_encoder", "tokenizer"))
+        if hub_id and text_encoder_dir is None:
+            text_encoder_dir = str(checkpoint)
+        checkpoint = folder
     # A model trained by `gen3c train` states its chunk (and, when small, the dtype it runs in);
     # a distilled student its own step count and guidance (0: one forward per step). What the
     # caller passes wins; then the model's own; then the speed preset's and GEN3C's.
@@ -291,24 +355,6 @@ def load_generator(
             stacklevel=2,
         )
     _check_guidance_settings(settings, generator_options.get("guidance"), "guidance" in models_own)
-    chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
-                                    ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
-    if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
-        raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
-    if low_memory:
-        memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
-    if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():
-        # Streaming blocks through the caching allocator fragments it; growable segments keep the
-        # reserved memory near the allocated peak the budget is planned for.
-        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    plan = memory_plan(
-        memory_mode,
-        offload_diffusion_transformer=offload_diffusion_transformer,
-        offload_tokenizer=offload_tokenizer,
-        offload_text_encoder_model=offload_text_encoder_model,
-        fp8=fp8,
-        vae_chunk_frames=vae_chunk_frames,
-    )
     parallel = None
     if num_gpus != 1:
         if device is not None and torch.device(device).index is not None:

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, warp_planar
 from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
+from gen3c.errors import Gen3cInputError
 
 # Foreground within this share of the image's larger side of a disocclusion stays out of its fill.
 REACH = 0.05
@@ -335,9 +336,12 @@ class PreviewGenerator:
 
     def __init__(self, margin: float = 0.5, reach: float = REACH) -> None:
         if not 0 <= margin <= 1 or not 0 < reach <= 1:
-            raise ValueError(f"margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
+            raise Gen3cInputError(f"PreviewGenerator margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
         self.margin = margin
         self.reach = reach
+
+    def __repr__(self) -> str:
+        return f"PreviewGenerator(margin={self.margin}, reach={self.reach})"
 
     def generate(
         self,
