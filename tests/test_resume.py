@@ -173,6 +173,29 @@ def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_
     assert len(read_video(out.paths["video"])[0]) == 25
 
 
+def test_resume_refuses_an_input_whose_contents_changed(box_scene, tmp_path):
+    """The same command on an edited depth map would continue a video of the old scene with the
+    new one: refused, naming the input; a copy of the same files (other path spelling aside) is fine."""
+    import shutil
+
+    from gen3c.pipelines.resume import made_by
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    image, depth = shutil.copy(box_scene[0], inputs), shutil.copy(box_scene[1], inputs)
+    request = dataclasses.replace(box_request(box_scene, tmp_path / "out"), input_image_path=str(image), depth_path=str(depth))
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    path = partial_dir(tmp_path / "out", "output")
+    assert made_by(path, request.to_dict())
+    np.save(depth, np.load(depth) * 1.5)  # the user re-exports the depth
+    assert not made_by(path, request.to_dict())
+    with pytest.raises(Gen3cInputError, match=r"the contents of --depth_path '.*depth.npy' changed since the interrupted run"):
+        run_request(request, resume=True)
+    shutil.copy(box_scene[1], depth)  # the depth as it was: the run continues
+    assert len(run_request(request, resume=True).result.chunks) == 3
+
+
 def test_cache_state_round_trips_exactly():
     K = intrinsics_from_fov(60, 16, 24)
     cache = Cache3D(max_buffers=2)

@@ -211,16 +211,13 @@ def remove_stale_parts(folder: Path, name: str) -> int:
 def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
     """Whether an interrupted run of this very request kept finished chunks to resume from
     (``NAME.partial/``, :mod:`gen3c.pipelines.resume`). Chunks of an older version of the job (its
-    row changed) are deleted: the job starts over."""
-    from gen3c.pipelines.resume import partial_dir, request_fingerprint
+    row or the contents of its input files changed) are deleted: the job starts over."""
+    from gen3c.pipelines.resume import made_by, partial_dir
 
     path = partial_dir(folder, request.video_save_name)
     if not path.is_dir():
         return False
-    try:
-        same = json.loads((path / "run.json").read_text()).get("sha256") == request_fingerprint(request.to_dict())
-    except (OSError, ValueError, AttributeError):
-        same = False
+    same = made_by(path, request.to_dict())
     if not same:
         shutil.rmtree(path, ignore_errors=True)
     return same

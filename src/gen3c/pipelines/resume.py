@@ -2,14 +2,17 @@
 
 A run of several chunks keeps its work in ``FOLDER/NAME.partial/`` beside its outputs::
 
-    run.json                 the request (and its sha256), the chunk plan, the seed
+    run.json                 the request (and its sha256), the sha256 of each input's
+                             contents, the chunk plan, the seed
     chunk_0000/              one folder per finished chunk, renamed into place when complete
         video_00000.png …        the frames the video received, lossless (uint8 PNG)
         buffer_masks_00000.png … the mask video's frames (with save_buffer)
         state.safetensors        the chunk's last frame (float32, the next chunk's condition)
                                  and the cache state the next chunk starts from
 
-A resumed run re-reads the request's input (the cache plan is rebuilt from it), restores the
+A resumed run must be the same request on the same inputs: an input file or folder whose
+contents changed since (an edited depth map, a re-exported ViPE result) would give a video made
+of two different scenes, so it is refused. It re-reads the request's input (the cache plan is rebuilt from it), restores the
 last finished chunk's state, re-encodes the kept frames and generates the rest. Both an
 uninterrupted run and a resumed one encode the video from the same uint8 frames, so with a
 deterministic generator (the preview; the gen3c model, which seeds every chunk) the two videos
@@ -41,7 +44,7 @@ from torch import Tensor
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import write_text_atomic
 
-FORMAT = 1
+FORMAT = 2  # 2: run.json holds the inputs' sha256
 _THREADS = min(8, os.cpu_count() or 1)
 _CHUNK = re.compile(r"^chunk_(\d{4})$")
 
@@ -50,6 +53,30 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
     """sha256 of a request's settings (canonical JSON)."""
     text = json.dumps(request_dict, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: The request fields that can name an input file or folder (``intrinsics`` may be a file too).
+INPUT_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file", "intrinsics")
+
+
+def input_digests(request_dict: dict[str, Any]) -> dict[str, str]:
+    """sha256 of the contents of each input the request names, by field: a file's bytes, or a
+    folder's files (relative names and bytes, in name order). Fields naming nothing on disk are left out."""
+    digests = {}
+    for field in INPUT_FIELDS:
+        value = request_dict.get(field)
+        path = Path(value).expanduser() if isinstance(value, str) and value else None
+        if path is None or not path.exists():
+            continue
+        files = [("", path)] if path.is_file() else sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file())
+        digest = hashlib.sha256()
+        for name, file in files:
+            digest.update(name.encode("utf-8") + b"\0")
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        digests[field] = digest.hexdigest()
+    return digests
 
 
 def partial_dir(folder: str | os.PathLike, name: str) -> Path:
@@ -80,8 +107,7 @@ class PartialRun:
                 it was made by a different request or cannot be read.
         """
         path = partial_dir(folder, name)
-        record = {"format": FORMAT, "sha256": request_fingerprint(request_dict), "chunks": [list(c) for c in chunks],
-                  "seed": request_dict.get("seed"), "request": request_dict}  # fmt: skip
+        record = run_record(request_dict, chunks)
         if path.exists() and not path.is_dir():
             raise Gen3cInputError(
                 f"{path} is a file where a long run keeps its finished chunks: move it away, or pass another --video_save_name"
@@ -184,6 +210,22 @@ def _finished_chunks(path: Path) -> int:
     return count
 
 
+def run_record(request_dict: dict[str, Any], chunks: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+    """What ``run.json`` holds for the run of ``request_dict`` (its chunk plan, where known)."""
+    return {"format": FORMAT, "sha256": request_fingerprint(request_dict), "inputs": input_digests(request_dict),
+            "chunks": None if chunks is None else [list(c) for c in chunks], "seed": request_dict.get("seed"),
+            "request": request_dict}  # fmt: skip
+
+
+def made_by(path: Path, request_dict: dict[str, Any]) -> bool:
+    """Whether the kept chunks in ``path`` are of this very request on these very inputs."""
+    try:
+        _check_record(path, run_record(request_dict))
+    except Gen3cInputError:
+        return False
+    return True
+
+
 def _check_record(path: Path, record: dict[str, Any]) -> None:
     try:
         stored = json.loads((path / "run.json").read_text())
@@ -200,6 +242,14 @@ def _check_record(path: Path, record: dict[str, Any]) -> None:
         raise Gen3cInputError(
             f"--resume: {path} was made by a different request (changed: {shown or 'unknown'}): "
             "run the same command as before, or delete that folder to start over"
+        )
+    stored_inputs = stored.get("inputs") if isinstance(stored.get("inputs"), dict) else {}
+    changed = [field for field in INPUT_FIELDS if stored_inputs.get(field) != record["inputs"].get(field)]
+    if changed:
+        named = " and ".join(f"--{field} {record['request'].get(field)!r}" for field in changed)
+        raise Gen3cInputError(
+            f"--resume: the contents of {named} changed since the interrupted run in {path} (its chunks show the old "
+            "input): resume with the input as it was, or delete that folder to start over"
         )
 
 
