@@ -133,6 +133,9 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    # A fine-tune's card said it was a small model with zero text embeddings, as one from scratch.
+    card = (tmp_path / "whole" / "MODEL_CARD.md").read_text()
+    assert "model fine-tuned with" in card and "zero text embeddings" not in card and "cached embedding" in card
     lines = (tmp_path / "split" / "losses.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
     assert 123.0 not in [json.loads(line)["loss"] for line in lines]
@@ -208,7 +211,7 @@ def test_train_cli_end_to_end(tmp_path):
         assert json.loads(config.read_text()).get("_name_or_path", config.parent.name) == config.parent.name
         assert str(tmp_path) not in config.read_text()
     card = (out / "MODEL_CARD.md").read_text()
-    assert "3 in" in card and "Tokenizer" in card and "dB PSNR" in card
+    assert "3 in" in card and "Tokenizer" in card and "dB PSNR" in card and "zero text embeddings" in card
     from gen3c.io.video import read_video
 
     frames, _ = read_video(out / "samples" / "step_0000003.mp4")

@@ -805,7 +805,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
     d, t = config.data, config.train
     lines = [
-        "# Model card: gen3c small model trained with `gen3c train`",
+        "# Model card: gen3c " + ("model fine-tuned" if config.model.checkpoint else "small model trained") + " with `gen3c train`",
         "",
         "- **Architecture**: diffusers `CosmosTransformer3DModel` (GEN3C's DiT class, 81 input channels) "
         "+ `AutoencoderKLCosmos` tokenizer (8×8×8 compression, 16 latent channels).",
@@ -836,10 +836,15 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         "## Limits",
         "",
         f"- Trained only at {d.resolution[0]}×{d.resolution[1]} and {d.num_frames} frames; other sizes run but are out of distribution.",
-        "- The empty prompt only (zero text embeddings); prompts have no effect.",
-        "- A proof that the objective and the code train a GEN3C model end to end, not a replacement for GEN3C-Cosmos-7B.",
-        "",
     ]
+    if config.model.checkpoint:  # the checkpoint's own text embeddings (T5's for GEN3C-7B)
+        lines.append("- Trained with the empty prompt only (the checkpoint's cached embedding of \"\").")
+    else:
+        lines += [
+            "- The empty prompt only (zero text embeddings); prompts have no effect.",
+            "- A proof that the objective and the code train a GEN3C model end to end, not a replacement for GEN3C-Cosmos-7B.",
+        ]
+    lines.append("")
     text = "\n".join(lines)
     write_text_atomic(out / "MODEL_CARD.md", text)
     if result.exported is not None and result.exported.is_dir() and not (out / "model" / "adapter").exists():
