@@ -470,8 +470,10 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher"])
-def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, case):
+@pytest.mark.parametrize(
+    "case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher", "hub_id"]
+)
+def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkeypatch, case):
     """A wrong data folder or model was found after the output folder had config.json and a
     TensorBoard log in it; now it is refused first, naming the setting and the fix."""
     from layouts import scene, write_vipe
@@ -488,7 +490,11 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, case):
         "missing_checkpoint": ({"model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
         "bad_transformer": ({"model": {"transformer": {"num_layerz": 2}}}, r"model\.transformer = .* does not make a CosmosTransformer3DModel .*num_layerz"),
         "distill_teacher": ({"train": {"mode": "distill"}, "model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
+        # The loader's advice was generate's ("leave out --checkpoint_dir"), for a config key.
+        "hub_id": ({"train": {"mode": "distill"}, "model": {"checkpoint": "nobody/no-such-model"}},
+                   r"model\.checkpoint 'nobody/no-such-model' is not a folder here .*: convert GEN3C's weights with `gen3c convert"),
     }[case]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
     path = _write_toml({"run": {"max_steps": 1}, **cfg}, tmp_path / "c.toml")
     if case == "bad_transformer":  # an inline table (json.dumps writes none)
         path.write_text("[run]\nmax_steps = 1\n[model]\ntransformer = { num_layerz = 2 }\n")

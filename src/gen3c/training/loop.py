@@ -164,11 +164,8 @@ def _components(config: Config, out: Path):
 
     m = config.model
     if m.checkpoint:
-        from gen3c.models.packaged import resolve_checkpoint
-        from gen3c.pipelines.loading import load_pipeline
-
         base_dtype = _dtype(m.weights_dtype) if config.train.mode == "lora" else torch.float32
-        pipe = load_pipeline(resolve_checkpoint(m.checkpoint), dtype=base_dtype)
+        pipe = load_base_pipeline(m.checkpoint, base_dtype)
         vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
         cache = pipe.prompt_cache
         if cache is None or cache.lookup("") is None:
@@ -215,6 +212,25 @@ def _components(config: Config, out: Path):
     if not trains and vae.dtype != _dtype(m.weights_dtype):
         vae = vae.to(_dtype(m.weights_dtype))
     return transformer, vae, scheduler, cache, trains
+
+
+def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
+    """The pipeline of ``model.checkpoint`` (the model to fine-tune, or the teacher), on the CPU."""
+    from gen3c.errors import Gen3cModelError
+    from gen3c.models.packaged import PACKAGED_MODELS, resolve_checkpoint
+    from gen3c.pipelines.loading import load_pipeline
+
+    try:
+        return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
+    except Gen3cModelError as exc:
+        if checkpoint in PACKAGED_MODELS or Path(checkpoint).expanduser().exists():
+            raise  # the folder's own fault, which the message names
+        # The loader's advice is generate's (--checkpoint_dir); a training run needs a folder or hub id.
+        cause = first_line(exc.__context__ or exc, 120)
+        raise Gen3cModelError(
+            f"model.checkpoint {checkpoint!r} is not a folder here and did not load as a hub id ({cause}): convert GEN3C's "
+            "weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR"
+        ) from None
 
 
 def _read_tokenizer(folder: str, key: str):
