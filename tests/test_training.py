@@ -154,6 +154,8 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
 
 
 def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):
+    from gen3c.training import lora
+
     base_dir = base_checkpoint
     config = config_from_dict(
         tiny_config(tmp_path, model={"checkpoint": str(base_dir)}, run={"max_steps": 2}, data={"kind": "sample", "paths": [str(sample_dir)]},
@@ -163,6 +165,13 @@ def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_c
     assert result.exported == tmp_path / "run" / "lora"
     # The targets as configured, not peft's shortened suffixes ("0.proj", "2", …).
     assert json.loads((result.exported / "gen3c_lora.json").read_text())["targets"] == config.lora.targets
+    # run.seed seeds the adapter's initial weights too: the same config trains the same adapter
+    # (peft drew A from torch's unseeded generator, so two runs, or a run and its resumed twin, differed).
+    from safetensors.torch import load_file
+
+    again = load_file(lora.lora_weights_file(train(config, tmp_path / "again").exported))
+    first = load_file(lora.lora_weights_file(result.exported))
+    assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
     ckpt = result.checkpoint
     assert (ckpt / "lora" / "pytorch_lora_weights.safetensors").is_file() and not (ckpt / "model.safetensors").exists()
 

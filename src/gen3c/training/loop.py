@@ -523,6 +523,7 @@ def _train(
 
     # 2. What trains
     if lora_mode:
+        torch.manual_seed(config.run.seed)  # peft draws the adapter's A matrices from torch's global generator
         lora_mod.add_lora(transformer, config.lora.rank, config.lora.alpha, config.lora.targets, config.lora.dropout)
     else:
         transformer.requires_grad_(True)
