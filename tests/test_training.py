@@ -516,16 +516,31 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
     assert not out.exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is refused only without GPUs")
-def test_fp16_on_cpus_is_refused_not_quietly_float32(tmp_path, base_checkpoint, sample_dir):
+@pytest.mark.skipif(torch.cuda.is_available(), reason="refused only without GPUs")
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"train": {"mixed_precision": "fp16"}}, r'train\.mixed_precision = "fp16" needs a GPU .* use "bf16" or "no"'),
+        ({"model": {"weights_dtype": "bfloat16"}, "train": {"mode": "lora"}}, r'model\.weights_dtype = "bfloat16" needs a GPU .* use "float32"'),
+    ],
+)
+def test_settings_a_cpu_cannot_run_are_refused(tmp_path, base_checkpoint, sample_dir, change, match):
     """accelerate has no fp16 autocast on CPUs: the run trained in float32 (the same losses as
-    mixed_precision = "no") and said nothing."""
+    mixed_precision = "no") and said nothing. A bfloat16 tokenizer crashed at the first step with
+    PyTorch's traceback (no bfloat16 avg_pool3d on CPUs)."""
     from gen3c.errors import Gen3cInputError
 
-    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, train={"mixed_precision": "fp16"},
-                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
-    with pytest.raises(Gen3cInputError, match=r'train\.mixed_precision = "fp16" needs a GPU .* use "bf16" or "no"'):
-        train(config, tmp_path / "out")
+    if "weights_dtype" in change.get("model", {}):
+        try:
+            torch.nn.functional.avg_pool3d(torch.zeros(1, 1, 1, 2, 2, dtype=torch.bfloat16), (1, 2, 2))
+            pytest.skip("this PyTorch pools bfloat16 on CPUs")
+        except NotImplementedError:
+            pass
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]})
+    for name, table in change.items():
+        cfg[name] = {**cfg.get(name, {}), **table}
+    with pytest.raises(Gen3cInputError, match=match):
+        train(config_from_dict(cfg), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

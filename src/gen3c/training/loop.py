@@ -104,6 +104,13 @@ def check_devices(config: Config) -> None:
         raise Gen3cInputError('train.mixed_precision = "fp16" needs a GPU (accelerate has no fp16 autocast on CPUs): use "bf16" or "no"')
     if config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # it would run DDP instead
         raise Gen3cInputError('train.distributed = "fsdp" needs GPUs (accelerate shards across GPUs only): use "ddp" on CPUs')
+    if config.model.weights_dtype == "bfloat16":
+        try:  # the tokenizer's pooling; PyTorch's CPU kernels lack it in bfloat16 (2.14), a traceback at the first step
+            torch.nn.functional.avg_pool3d(torch.zeros(1, 1, 1, 2, 2, dtype=torch.bfloat16), (1, 2, 2))
+        except (NotImplementedError, RuntimeError):
+            raise Gen3cInputError(
+                'model.weights_dtype = "bfloat16" needs a GPU (the tokenizer\'s avg_pool3d has no bfloat16 CPU kernel in this PyTorch): use "float32"'
+            ) from None
 
 
 def _accelerator(config: Config, out: Path):
