@@ -32,7 +32,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -180,7 +179,7 @@ def distill(
     negative = configs.DEFAULT_NEGATIVE_PROMPT if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is not None else ""
     negative_text = prompt_embedding(prompt_cache, negative, m.max_sequence_length)
     stages = distill_stages(config.distill, config.run.max_steps)
-    dataset = make_dataset(replace(config.data, cache_clips=False))
+    dataset = make_dataset(config.data)
 
     out, accelerator, writer, log = _start_run(config, out)
     main = accelerator.is_main_process

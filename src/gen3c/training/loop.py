@@ -32,7 +32,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -511,7 +511,7 @@ def _train(
 
     # 1. Clips and components: read (and refused) before the output folder is written to, and
     # before the slow part (every clip made once, with data.cache_clips)
-    dataset = make_dataset(replace(config.data, cache_clips=False))
+    dataset = make_dataset(config.data)
     transformer, vae, scheduler, prompt_cache, tokenizer_trains = _components(config, Path(out))
     text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
     lora_mode = config.train.mode == "lora"
