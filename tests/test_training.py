@@ -133,6 +133,9 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    # A fine-tune's card said it was a small model with zero text embeddings, as one from scratch.
+    card = (tmp_path / "whole" / "MODEL_CARD.md").read_text()
+    assert "model fine-tuned with" in card and "zero text embeddings" not in card and "cached embedding" in card
     lines = (tmp_path / "split" / "losses.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
     assert 123.0 not in [json.loads(line)["loss"] for line in lines]
@@ -151,6 +154,8 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
 
 
 def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):
+    from gen3c.training import lora
+
     base_dir = base_checkpoint
     config = config_from_dict(
         tiny_config(tmp_path, model={"checkpoint": str(base_dir)}, run={"max_steps": 2}, data={"kind": "sample", "paths": [str(sample_dir)]},
@@ -158,6 +163,15 @@ def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_c
     )  # fmt: skip
     result = train(config, tmp_path / "run")
     assert result.exported == tmp_path / "run" / "lora"
+    # The targets as configured, not peft's shortened suffixes ("0.proj", "2", …).
+    assert json.loads((result.exported / "gen3c_lora.json").read_text())["targets"] == config.lora.targets
+    # run.seed seeds the adapter's initial weights too: the same config trains the same adapter
+    # (peft drew A from torch's unseeded generator, so two runs, or a run and its resumed twin, differed).
+    from safetensors.torch import load_file
+
+    again = load_file(lora.lora_weights_file(train(config, tmp_path / "again").exported))
+    first = load_file(lora.lora_weights_file(result.exported))
+    assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
     ckpt = result.checkpoint
     assert (ckpt / "lora" / "pytorch_lora_weights.safetensors").is_file() and not (ckpt / "model.safetensors").exists()
 
@@ -206,7 +220,7 @@ def test_train_cli_end_to_end(tmp_path):
         assert json.loads(config.read_text()).get("_name_or_path", config.parent.name) == config.parent.name
         assert str(tmp_path) not in config.read_text()
     card = (out / "MODEL_CARD.md").read_text()
-    assert "3 in" in card and "Tokenizer" in card and "dB PSNR" in card
+    assert "3 in" in card and "Tokenizer" in card and "dB PSNR" in card and "zero text embeddings" in card
     from gen3c.io.video import read_video
 
     frames, _ = read_video(out / "samples" / "step_0000003.mp4")
@@ -351,6 +365,9 @@ def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     both = runner.invoke(app, ["generate", "--generator", "gen3c", "--model", "tiny", "--checkpoint_dir", "x", "--num_video_frames", "17",
                                "--input_image_path", str(image_path), "--depth_path", str(depth_path)])  # fmt: skip
     assert both.exit_code == 2 and "pass one of them" in " ".join(both.output.split())
+    folder = runner.invoke(app, ["generate", "--generator", "gen3c", "--model", str(tmp_path), "--num_video_frames", "17",
+                                 "--input_image_path", str(image_path), "--depth_path", str(depth_path)])  # fmt: skip
+    assert folder.exit_code == 2 and "with --checkpoint_dir instead" in " ".join(folder.output.split()), folder.output
 
 
 def test_a_lora_alpha_other_than_its_rank_survives_save_and_load(tmp_path):
@@ -462,8 +479,10 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher"])
-def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, case):
+@pytest.mark.parametrize(
+    "case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher", "hub_id"]
+)
+def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkeypatch, case):
     """A wrong data folder or model was found after the output folder had config.json and a
     TensorBoard log in it; now it is refused first, naming the setting and the fix."""
     from layouts import scene, write_vipe
@@ -480,7 +499,11 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, case):
         "missing_checkpoint": ({"model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
         "bad_transformer": ({"model": {"transformer": {"num_layerz": 2}}}, r"model\.transformer = .* does not make a CosmosTransformer3DModel .*num_layerz"),
         "distill_teacher": ({"train": {"mode": "distill"}, "model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
+        # The loader's advice was generate's ("leave out --checkpoint_dir"), for a config key.
+        "hub_id": ({"train": {"mode": "distill"}, "model": {"checkpoint": "nobody/no-such-model"}},
+                   r"model\.checkpoint 'nobody/no-such-model' is not a folder here .*: convert GEN3C's weights with `gen3c convert"),
     }[case]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
     path = _write_toml({"run": {"max_steps": 1}, **cfg}, tmp_path / "c.toml")
     if case == "bad_transformer":  # an inline table (json.dumps writes none)
         path.write_text("[run]\nmax_steps = 1\n[model]\ntransformer = { num_layerz = 2 }\n")
@@ -491,3 +514,148 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, case):
 
     assert re.search(match, " ".join(res.output.split())), res.output
     assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="refused only without GPUs")
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"train": {"mixed_precision": "fp16"}}, r'train\.mixed_precision = "fp16" needs a GPU .* use "bf16" or "no"'),
+        ({"model": {"weights_dtype": "bfloat16"}, "train": {"mode": "lora"}}, r'model\.weights_dtype = "bfloat16" needs a GPU .* use "float32"'),
+    ],
+)
+def test_settings_a_cpu_cannot_run_are_refused(tmp_path, base_checkpoint, sample_dir, change, match):
+    """accelerate has no fp16 autocast on CPUs: the run trained in float32 (the same losses as
+    mixed_precision = "no") and said nothing. A bfloat16 tokenizer crashed at the first step with
+    PyTorch's traceback (no bfloat16 avg_pool3d on CPUs)."""
+    from gen3c.errors import Gen3cInputError
+
+    if "weights_dtype" in change.get("model", {}):
+        try:
+            torch.nn.functional.avg_pool3d(torch.zeros(1, 1, 1, 2, 2, dtype=torch.bfloat16), (1, 2, 2))
+            pytest.skip("this PyTorch pools bfloat16 on CPUs")
+        except NotImplementedError:
+            pass
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]})
+    for name, table in change.items():
+        cfg[name] = {**cfg.get(name, {}), **table}
+    with pytest.raises(Gen3cInputError, match=match):
+        train(config_from_dict(cfg), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case", ["missing_checkpoint", "lora_targets"])
+def test_a_wrong_model_is_refused_before_the_clips_are_made(tmp_path, base_checkpoint, sample_dir, monkeypatch, case):
+    """With data.cache_clips every clip was made (minutes for a real config) before a missing
+    model.checkpoint or a lora.targets that matches nothing was found, the latter after the
+    output folder was written."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training import data
+
+    def made(*args, **kwargs):
+        raise AssertionError("the clips were made before the model was checked")
+
+    monkeypatch.setattr(data, "CachedClips", made)
+    sections, match = {
+        "missing_checkpoint": ({"model": {"checkpoint": str(tmp_path / "nowhere")}},
+                               r"model\.checkpoint '.*nowhere' does not exist: give a checkpoint folder .* or a packaged model \(tiny"),
+        "lora_targets": ({"model": {"checkpoint": str(base_checkpoint)}, "train": {"mode": "lora"}, "lora": {"targets": ["nope"]}},
+                         r"no linear of the DiT's blocks matches the LoRA targets \['nope'\]: check lora\.targets"),
+    }[case]  # fmt: skip
+    cfg = tiny_config(tmp_path, data={"kind": "sample", "paths": [str(sample_dir)], "cache_clips": True}, **sections)
+    with pytest.raises(Gen3cInputError, match=match):
+        train(config_from_dict(cfg), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """A run stopped while accelerate wrote a checkpoint left a step folder without its step
+    counter; --resume auto then picked that folder and refused it as "not a checkpoint of
+    gen3c train". Ctrl-C also said "no partial output was kept", and --resume auto in a folder
+    without a checkpoint restarted from step 0 without a word."""
+    import accelerate.accelerator
+
+    from gen3c.errors import Gen3cInputError
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 3},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    said: list[str] = []
+    first = train(config, out, stop_after=1, resume="auto", echo=said.append)
+    assert said[0] == f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0"
+    assert first.checkpoint == out / "checkpoints" / "step_0000001"
+
+    def stopped_while_saving(*args, **kwargs):  # Ctrl-C before the step counter is written
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(accelerate.accelerator, "save_custom_state", stopped_while_saving)
+        with pytest.raises(KeyboardInterrupt, match=r"stopped; the newest checkpoint is '.*step_0000001': continue with --resume auto"):
+            train(config, out, resume="auto", stop_after=1)
+    assert sorted(p.name for p in (out / "checkpoints").glob("step_*")) == ["step_0000001"]
+    second = train(config, out, resume="auto")
+    assert second.steps == 3 and (out / "model").is_dir()
+    assert not list((out / "checkpoints").glob(".*"))  # the stopped save's folder is gone
+
+    # A checkpoint damaged by hand (or by an older gen3c) is one line, not accelerate's traceback.
+    (second.checkpoint / "optimizer.bin").unlink()
+    with pytest.raises(Gen3cInputError, match=r"--resume: checkpoint '.*step_0000003' is incomplete or damaged .*: pass an earlier one"):
+        train(replace_steps(config, 4), out, resume=str(second.checkpoint))
+
+
+def replace_steps(config, max_steps: int):
+    from dataclasses import replace
+
+    return replace(config, run=replace(config.run, max_steps=max_steps))
+
+
+def test_stop_message_says_what_is_kept(tmp_path):
+    from gen3c.training.loop import stopped_message
+
+    config = config_from_dict({})
+    assert "nothing to resume" in stopped_message(config, tmp_path / "absent")
+    assert "log.checkpoint_every = 0; set it to resume long runs" in stopped_message(config, tmp_path / "absent")
+    (tmp_path / "tokenizer").mkdir()
+    assert "--resume auto trains the DiT from step 0 with it" in stopped_message(config, tmp_path)
+
+
+def test_a_trained_tokenizer_belongs_to_its_run(tmp_path):
+    """A fresh run into a folder holding OUT/tokenizer (a run stopped after its tokenizer stage)
+    used that tokenizer and skipped the stage: its [tokenizer] settings did nothing. A resumed
+    run with other tokenizer settings did the same."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import check_run_folder
+
+    config = config_from_dict(tiny_config(tmp_path))
+    (tmp_path / "tokenizer").mkdir()
+    (tmp_path / "config.json").write_text(config.to_json())
+    with pytest.raises(Gen3cInputError, match=r"already holds a training run \(checkpoints/, losses\.jsonl, tokenizer/\)"):
+        check_run_folder(config, tmp_path, None)
+    check_run_folder(config, tmp_path, "auto")
+    changed = config_from_dict(tiny_config(tmp_path, tokenizer={"steps": 5}))
+    with pytest.raises(Gen3cInputError, match=r"--resume: tokenizer\.steps = 5 differs from the run's 2"):
+        check_run_folder(changed, tmp_path, "auto")
+
+
+@pytest.mark.slow
+def test_a_tokenizer_is_written_whole_or_not_at_all(tmp_path, sample_dir, monkeypatch):
+    """OUT/tokenizer was written in place: a run stopped while writing it left a config without
+    weights, and --resume auto (which reads OUT/tokenizer instead of training one) then failed
+    in diffusers' from_pretrained with a traceback."""
+    from diffusers import AutoencoderKLCosmos
+
+    def stopped_while_saving(self, folder, *args, **kwargs):  # the config written, not the weights
+        self.save_config(folder)
+        raise KeyboardInterrupt
+
+    config = config_from_dict(tiny_config(tmp_path, run={"max_steps": 1}, data={"kind": "sample", "paths": [str(sample_dir)]}))
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(AutoencoderKLCosmos, "save_pretrained", stopped_while_saving)
+        with pytest.raises(KeyboardInterrupt, match="stopped before the first checkpoint"):
+            train(config, out)
+    assert not (out / "tokenizer").exists()
+    result = train(config, out, resume="auto")
+    assert result.steps == 1 and result.tokenizer is not None
+    assert (out / "tokenizer" / "diffusion_pytorch_model.safetensors").is_file() and not list(out.glob(".tokenizer*"))

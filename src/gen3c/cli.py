@@ -901,7 +901,7 @@ def train(
         int | None, typer.Option("--stop_after", help="End this invocation after N steps, checkpointed (resume it later with --resume auto).")
     ] = None,
 ) -> None:
-    """Train or fine-tune GEN3C's DiT (full or LoRA) on clips with depth and cameras; see docs/training.md.
+    """Train or fine-tune GEN3C's DiT (full or LoRA) on clips with depth and cameras, or distil a checkpoint into a few-step student; see docs/training.md.
 
     Several GPUs: torchrun --nproc_per_node N -m gen3c train CONFIG (or accelerate launch -m gen3c train CONFIG).
     """

@@ -22,7 +22,10 @@ META_NAME = "gen3c_model.json"
 def packaged_model_dir(name: str) -> Path:
     """The folder of the packaged model ``name``."""
     if name not in PACKAGED_MODELS:
-        raise Gen3cInputError(f"unknown --model {name!r}: the package ships {', '.join(PACKAGED_MODELS)}")
+        raise Gen3cInputError(
+            f"unknown --model {name!r}: the package ships {', '.join(PACKAGED_MODELS)}; "
+            "pass a checkpoint folder (e.g. OUT/model of `gen3c train`) with --checkpoint_dir instead"
+        )
     folder = Path(str(resources.files("gen3c") / "assets" / PACKAGED_MODELS[name]))
     if not (folder / "model_index.json").is_file():
         raise Gen3cModelError(f"the packaged model {name!r} is missing from this install ({folder}): reinstall gen3c")

@@ -195,10 +195,10 @@ def _to_uint8(x: Tensor) -> Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def make_dataset(config: DataConfig, progress: Callable[[int], None] | None = None) -> Dataset:
-    """The clip dataset ``config.kind`` names (made once in memory when ``config.cache_clips``)."""
-    dataset = ProceduralClips(config) if config.kind == "procedural" else VideoClips(config)
-    return CachedClips(dataset, config.num_workers, progress) if config.cache_clips else dataset
+def make_dataset(config: DataConfig) -> Dataset:
+    """The clip dataset ``config.kind`` names, its folders read (and refused) now and its clips made
+    on demand (a run then wraps it in :class:`CachedClips` when ``config.cache_clips``)."""
+    return ProceduralClips(config) if config.kind == "procedural" else VideoClips(config)
 
 
 def held_out_clip(dataset: Dataset) -> dict[str, Tensor]:

@@ -32,7 +32,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -57,6 +56,7 @@ from gen3c.training.loop import (
     _start_run,
     _step_generator,
     folder_megabytes,
+    load_base_pipeline,
     load_checkpoint,
     lr_factor,
     prompt_embedding,
@@ -164,7 +164,6 @@ def distill(
     from torch.utils.data import DataLoader
 
     from gen3c.models.packaged import resolve_checkpoint
-    from gen3c.pipelines.loading import load_pipeline
     from gen3c.training.data import StepSampler, held_out_clip, make_dataset
     from gen3c.training.tokenizer import out_of_time_everywhere
 
@@ -172,7 +171,7 @@ def distill(
     # refused, as the clips below) before the output folder is written to
     m = config.model
     teacher_checkpoint = resolve_checkpoint(m.checkpoint)
-    pipe = load_pipeline(teacher_checkpoint, dtype=torch.float32)
+    pipe = load_base_pipeline(m.checkpoint, torch.float32)
     student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
     if prompt_cache is None:
         raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
@@ -180,7 +179,7 @@ def distill(
     negative = configs.DEFAULT_NEGATIVE_PROMPT if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is not None else ""
     negative_text = prompt_embedding(prompt_cache, negative, m.max_sequence_length)
     stages = distill_stages(config.distill, config.run.max_steps)
-    dataset = make_dataset(replace(config.data, cache_clips=False))
+    dataset = make_dataset(config.data)
 
     out, accelerator, writer, log = _start_run(config, out)
     main = accelerator.is_main_process

@@ -96,15 +96,30 @@ def lr_factor(config: Config, step: int, total: int) -> float:
     return 1.0
 
 
+def check_devices(config: Config) -> None:
+    """Refuse settings accelerate would quietly ignore without a GPU."""
+    if torch.cuda.is_available():
+        return
+    if config.train.mixed_precision == "fp16":  # accelerate has fp16 autocast on GPUs only: float32 instead
+        raise Gen3cInputError('train.mixed_precision = "fp16" needs a GPU (accelerate has no fp16 autocast on CPUs): use "bf16" or "no"')
+    if config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # it would run DDP instead
+        raise Gen3cInputError('train.distributed = "fsdp" needs GPUs (accelerate shards across GPUs only): use "ddp" on CPUs')
+    if config.model.weights_dtype == "bfloat16":
+        try:  # the tokenizer's pooling; PyTorch's CPU kernels lack it in bfloat16 (2.14), a traceback at the first step
+            torch.nn.functional.avg_pool3d(torch.zeros(1, 1, 1, 2, 2, dtype=torch.bfloat16), (1, 2, 2))
+        except (NotImplementedError, RuntimeError):
+            raise Gen3cInputError(
+                'model.weights_dtype = "bfloat16" needs a GPU (the tokenizer\'s avg_pool3d has no bfloat16 CPU kernel in this PyTorch): use "float32"'
+            ) from None
+
+
 def _accelerator(config: Config, out: Path):
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
+    check_devices(config)
     kwargs = {}
     if config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        if not torch.cuda.is_available():
-            # accelerate shards only across accelerators; on CPUs it would quietly run DDP.
-            raise Gen3cInputError('train.distributed = "fsdp" needs GPUs (accelerate shards across GPUs only): use "ddp" on CPUs')
         from accelerate import FullyShardedDataParallelPlugin
 
         kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
@@ -156,11 +171,8 @@ def _components(config: Config, out: Path):
 
     m = config.model
     if m.checkpoint:
-        from gen3c.models.packaged import resolve_checkpoint
-        from gen3c.pipelines.loading import load_pipeline
-
         base_dtype = _dtype(m.weights_dtype) if config.train.mode == "lora" else torch.float32
-        pipe = load_pipeline(resolve_checkpoint(m.checkpoint), dtype=base_dtype)
+        pipe = load_base_pipeline(m.checkpoint, base_dtype)
         vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
         cache = pipe.prompt_cache
         if cache is None or cache.lookup("") is None:
@@ -209,6 +221,25 @@ def _components(config: Config, out: Path):
     return transformer, vae, scheduler, cache, trains
 
 
+def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
+    """The pipeline of ``model.checkpoint`` (the model to fine-tune, or the teacher), on the CPU."""
+    from gen3c.errors import Gen3cModelError
+    from gen3c.models.packaged import PACKAGED_MODELS, resolve_checkpoint
+    from gen3c.pipelines.loading import load_pipeline
+
+    try:
+        return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
+    except Gen3cModelError as exc:
+        if checkpoint in PACKAGED_MODELS or Path(checkpoint).expanduser().exists():
+            raise  # the folder's own fault, which the message names
+        # The loader's advice is generate's (--checkpoint_dir); a training run needs a folder or hub id.
+        cause = first_line(exc.__context__ or exc, 120)
+        raise Gen3cModelError(
+            f"model.checkpoint {checkpoint!r} is not a folder here and did not load as a hub id ({cause}): convert GEN3C's "
+            "weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR"
+        ) from None
+
+
 def _read_tokenizer(folder: str, key: str):
     from diffusers import AutoencoderKLCosmos
 
@@ -241,7 +272,11 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress,
     if log is not None:
         log("tokenizer/heldout_psnr", summary["heldout_psnr"], summary["steps"])
     if accelerator.is_main_process:
-        vae.save_pretrained(out / "tokenizer")
+        # Written whole or not at all: a resumed run reads OUT/tokenizer instead of training one.
+        tmp = out / ".tokenizer.part"
+        shutil.rmtree(tmp, ignore_errors=True)
+        vae.save_pretrained(tmp)
+        os.replace(tmp, out / "tokenizer")
     accelerator.wait_for_everyone()
     if vae.dtype != _dtype(config.model.weights_dtype):
         vae = vae.to(_dtype(config.model.weights_dtype))
@@ -278,11 +313,6 @@ def _encode_all(vae, dataset, sigma_data: float, device, chunk: int, progress: P
         if advance is not None:
             advance(len(items))
     return torch.cat(xs), torch.cat(bs)
-
-
-def len_clips(config: Config) -> int:
-    """Clips a cached dataset makes (procedural: num_clips; videos: known once read)."""
-    return config.data.num_clips if config.data.kind == "procedural" else 0
 
 
 def prompt_embedding(prompt_cache, prompt: str, length: int) -> Tensor:
@@ -331,7 +361,13 @@ def check_checkpoint(checkpoint: Path) -> None:
 def load_checkpoint(accelerator, checkpoint: Path) -> None:
     """Restore an ``accelerator.save_state`` folder of `gen3c train` after :func:`check_checkpoint`."""
     check_checkpoint(checkpoint)
-    accelerator.load_state(str(checkpoint))
+    try:
+        accelerator.load_state(str(checkpoint))
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:  # a file missing or damaged
+        raise Gen3cInputError(
+            f"--resume: checkpoint {str(checkpoint)!r} is incomplete or damaged ({first_line(exc, 120)}): "
+            "pass an earlier one (--resume OUT/checkpoints/step_…) or delete it"
+        ) from None
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
@@ -348,17 +384,19 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     checkpoints or losses (they would mix: the model card would average both runs' losses and
     ``--resume auto`` would pick the newest checkpoint of either), and a resumed run whose config
     differs from the run's own ``config.json`` in anything but :data:`RESUMABLE_CHANGES` and ``[log]``."""
+    # A tokenizer a run trained counts as its progress: a resumed run reads it instead of training one.
+    trained_tokenizer = (out / "tokenizer").exists()
     if resume is None:
         losses = out / "losses.jsonl"
-        if _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0):
+        if _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0) or trained_tokenizer:
             raise Gen3cInputError(
-                f"--out {str(out)!r} already holds a training run (checkpoints/, losses.jsonl): "
+                f"--out {str(out)!r} already holds a training run (checkpoints/, losses.jsonl, tokenizer/): "
                 "continue it with --resume auto, or choose a new --out"
             )
         return
     run = out if resume == "auto" else Path(resume).parent.parent
     stored = run / "config.json"
-    if (resume == "auto" and _latest_checkpoint(out) is None) or not stored.is_file():
+    if (resume == "auto" and _latest_checkpoint(out) is None and not trained_tokenizer) or not stored.is_file():
         return
     try:
         before = json.loads(stored.read_text())
@@ -407,39 +445,92 @@ def train(
         stop_after: end this invocation after this many steps (checkpointed), e.g. before a job's time limit.
         progress: progress-bar factory; echo: prints one line (losses).
     """
-    from torch.utils.data import DataLoader
-
     # Refused before the output folder, the clips and the model are made.
     if stop_after is not None and stop_after < 1:
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
+    check_devices(config)
+    check_model_checkpoint(config.model.checkpoint)
     if resume not in (None, "auto"):
         check_checkpoint(Path(resume))
     check_run_folder(config, Path(out), resume)
+    if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
+        kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
+        echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
     if config.train.mode == "distill":
-        from gen3c.training.distill_loop import distill
+        from gen3c.training.distill_loop import distill as run
+    else:
+        run = _train
+    try:
+        return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (gen3c.errors.Terminated): say what is kept
+        raise type(exc)(stopped_message(config, Path(out))) from None
 
-        return distill(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
+
+def check_model_checkpoint(value: str) -> None:
+    """Refuse a ``model.checkpoint`` that names no packaged model, no existing folder and no hub
+    id (``owner/name``), before any clip is made."""
+    from gen3c.models.packaged import PACKAGED_MODELS
+
+    if not value or value in PACKAGED_MODELS or Path(value).expanduser().exists():
+        return
+    if value.count("/") == 1 and not value.startswith((".", "/", "~")):
+        return  # a hub id: the loader fetches it or says why not
+    raise Gen3cInputError(
+        f"model.checkpoint {value!r} does not exist: give a checkpoint folder (`gen3c convert` output or a `gen3c train` "
+        f"OUT/model), a hub id (owner/name) or a packaged model ({', '.join(PACKAGED_MODELS)})"
+    )
+
+
+def stopped_message(config: Config, out: Path) -> str:
+    """What an interrupted run keeps and how to continue it (the CLI prints it on Ctrl-C)."""
+    latest = _latest_checkpoint(out) if out.is_dir() else None
+    if latest is not None:
+        return f"stopped; the newest checkpoint is {str(latest)!r}: continue with --resume auto (the steps after it run again)"
+    if (out / "tokenizer").exists():
+        return f"stopped before the first checkpoint; {str(out / 'tokenizer')!r} is kept: --resume auto trains the DiT from step 0 with it"
+    every = config.log.checkpoint_every
+    when = f"every {every} steps" if every else "at the end only (log.checkpoint_every = 0; set it to resume long runs)"
+    return f"stopped before the first checkpoint (written {when}): nothing to resume; the next run starts at step 0"
+
+
+def _train(
+    config: Config,
+    out: str | os.PathLike,
+    *,
+    resume: str | None,
+    stop_after: int | None,
+    progress: ProgressFactory | None,
+    echo: Callable[[str], None] | None,
+) -> TrainResult:
+    """:func:`train` of ``train.mode`` full or lora, after its checks."""
+    from torch.utils.data import DataLoader
+
     from gen3c.training import lora as lora_mod
-    from gen3c.training.data import StepSampler, held_out_clip, make_dataset
+    from gen3c.training.data import CachedClips, StepSampler, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
 
-    # 1. Clips and components: read (and refused) before the output folder is written to
-    making = progress("Clips", len_clips(config)) if progress is not None and config.data.cache_clips else None
-    dataset = make_dataset(config.data, making)
+    # 1. Clips and components: read (and refused) before the output folder is written to, and
+    # before the slow part (every clip made once, with data.cache_clips)
+    dataset = make_dataset(config.data)
     transformer, vae, scheduler, prompt_cache, tokenizer_trains = _components(config, Path(out))
+    text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
+    lora_mode = config.train.mode == "lora"
+    if lora_mode:
+        lora_mod.target_modules(transformer, config.lora.targets)
     out, accelerator, writer, log = _start_run(config, out)
     main = accelerator.is_main_process
+    if config.data.cache_clips:
+        dataset = CachedClips(dataset, config.data.num_workers, progress("Clips", len(dataset)) if progress is not None else None)
     tok_summary = None
     if tokenizer_trains:
         vae, tok_summary = _train_tokenizer(vae, config, out, accelerator, log, progress, dataset)
     device = accelerator.device
     vae.to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
-    text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
 
     # 2. What trains
-    lora_mode = config.train.mode == "lora"
     if lora_mode:
+        torch.manual_seed(config.run.seed)  # peft draws the adapter's A matrices from torch's global generator
         lora_mod.add_lora(transformer, config.lora.rank, config.lora.alpha, config.lora.targets, config.lora.dropout)
     else:
         transformer.requires_grad_(True)
@@ -599,9 +690,23 @@ def _register_lora_hooks(accelerator, lora_mod) -> None:
 
 
 def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
+    """``OUT/checkpoints/step_XXXXXXX``, written whole or not at all: every process writes its
+    part into ``.step_XXXXXXX.part``, which the main process then renames (a run stopped while
+    saving leaves the newest complete checkpoint the newest ``step_*``)."""
     folder = out / "checkpoints" / f"step_{step:07d}"
-    accelerator.save_state(str(folder), safe_serialization=True)
+    tmp = folder.parent / f".{folder.name}.part"
     if accelerator.is_main_process:
+        for stale in [*folder.parent.glob(".step_*.part"), *folder.parent.glob(".step_*.old")]:  # of runs stopped while saving
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        aside = folder.parent / f".{folder.name}.old"
+        if folder.exists():  # the same step saved again (a resumed run that had nothing left to do)
+            os.replace(folder, aside)
+        os.replace(tmp, folder)
+        shutil.rmtree(aside, ignore_errors=True)
         older = sorted((out / "checkpoints").glob("step_*"))[: -max(1, keep)]
         for old in older:
             shutil.rmtree(old, ignore_errors=True)
@@ -669,7 +774,9 @@ def _export(
     from gen3c.training import lora as lora_mod
 
     if lora_mode:
-        return lora_mod.save_lora(transformer, out / "lora", meta={"base_checkpoint": config.model.checkpoint})
+        # The targets as configured (peft stores them shortened to suffixes such as "2" and "0.proj").
+        meta = {"targets": list(config.lora.targets), "base_checkpoint": config.model.checkpoint}
+        return lora_mod.save_lora(transformer, out / "lora", meta=meta)
     target = out / folder
     tmp = target.parent / f".{target.name}.part"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -722,7 +829,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
     d, t = config.data, config.train
     lines = [
-        "# Model card: gen3c small model trained with `gen3c train`",
+        "# Model card: gen3c " + ("model fine-tuned" if config.model.checkpoint else "small model trained") + " with `gen3c train`",
         "",
         "- **Architecture**: diffusers `CosmosTransformer3DModel` (GEN3C's DiT class, 81 input channels) "
         "+ `AutoencoderKLCosmos` tokenizer (8×8×8 compression, 16 latent channels).",
@@ -753,10 +860,15 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         "## Limits",
         "",
         f"- Trained only at {d.resolution[0]}×{d.resolution[1]} and {d.num_frames} frames; other sizes run but are out of distribution.",
-        "- The empty prompt only (zero text embeddings); prompts have no effect.",
-        "- A proof that the objective and the code train a GEN3C model end to end, not a replacement for GEN3C-Cosmos-7B.",
-        "",
     ]
+    if config.model.checkpoint:  # the checkpoint's own text embeddings (T5's for GEN3C-7B)
+        lines.append("- Trained with the empty prompt only (the checkpoint's cached embedding of \"\").")
+    else:
+        lines += [
+            "- The empty prompt only (zero text embeddings); prompts have no effect.",
+            "- A proof that the objective and the code train a GEN3C model end to end, not a replacement for GEN3C-Cosmos-7B.",
+        ]
+    lines.append("")
     text = "\n".join(lines)
     write_text_atomic(out / "MODEL_CARD.md", text)
     if result.exported is not None and result.exported.is_dir() and not (out / "model" / "adapter").exists():
