@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import os
 import re
 from pathlib import Path
 
@@ -364,6 +365,18 @@ def test_conversion_writes_a_checksum_manifest_that_verifies(converted):
     assert "transformer/diffusion_pytorch_model.safetensors" in files and "conversion_report.txt" in files
     assert verify_checksums(out) == len(files)
     verify_weights(out)
+
+
+def test_a_converted_checkpoint_is_readable_by_the_machines_other_users(converted):
+    """safetensors >= 0.8 writes its files 0600: a weights cache shared on a server would be
+    unreadable to everyone but the user who converted it. Every file and folder has the
+    permissions a plain open()/mkdir() gives here."""
+    _, _, out, _ = converted
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in [out, *out.rglob("*")]}
+    assert modes["transformer/diffusion_pytorch_model.safetensors"] == 0o666 & ~umask
+    assert all(mode == (0o777 if (out / name).is_dir() else 0o666) & ~umask for name, mode in modes.items()), modes
 
 
 def test_torchscript_tensors_are_read_without_torch_jit_load(tmp_path):

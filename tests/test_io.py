@@ -3,6 +3,7 @@
 import json
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,6 +352,29 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
         tmp.write_bytes(b"x")
     assert (tmp_path / "ok.bin").read_bytes() == b"x"
     assert oct(os.stat(tmp_path / "ok.bin").st_mode & 0o777) != "0o600"
+
+
+def test_publish_gives_a_finished_folder_plain_permissions_under_the_users_umask(tmp_path):
+    """What tempfile and safetensors create owner-only (0700 folders, 0600 files) is published with
+    0666/0777 less the umask, everywhere inside, as a plain mkdir()/open() would have made it."""
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from gen3c.io.atomic import publish
+
+    staging = Path(tempfile.mkdtemp(dir=tmp_path))
+    (staging / "sub").mkdir(mode=0o700)
+    save_file({"w": torch.zeros(2)}, str(staging / "sub" / "model.safetensors"))
+    os.chmod(staging / "sub" / "model.safetensors", 0o600)  # as safetensors 0.8 leaves it
+    old = os.umask(0o027)
+    try:
+        publish(staging, tmp_path / "model")
+    finally:
+        os.umask(old)
+    assert not staging.exists()
+    modes = [(p.stat().st_mode & 0o777, p.is_dir()) for p in [tmp_path / "model", *(tmp_path / "model").rglob("*")]]
+    assert sorted(modes) == [(0o640, False), (0o750, True), (0o750, True)]
 
 
 def test_unwritable_output_folder(tmp_path):

@@ -97,15 +97,35 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates 0600 files; give the output the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, target)
+        publish(tmp_path, target)  # (mkstemp creates 0600 files)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move a finished file or folder into place (``os.replace``), with the permissions a plain
+    ``open()`` / ``mkdir()`` here would have given it and everything in it (0666 / 0777 less
+    the umask).
+
+    Outputs are made under temporary names and published whole; the tools that make them do not
+    all leave plain permissions: ``tempfile`` creates owner-only files and folders, and
+    safetensors ≥ 0.8 writes its files 0600 — a converted checkpoint, a trained model or a
+    checkpoint would be unreadable to the other users of a shared machine or weights cache.
+    """
+    finished = Path(finished)
+    umask = _umask()
+    for path in [finished, *finished.rglob("*")] if finished.is_dir() and not finished.is_symlink() else [finished]:
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+    os.replace(finished, target)
 
 
 def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:

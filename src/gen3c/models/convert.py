@@ -46,6 +46,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cModelError, first_line
+from gen3c.io.atomic import publish
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
@@ -649,7 +650,7 @@ def convert_components(
         write_checksums(staging)
         if out.exists():
             shutil.rmtree(out)
-        os.replace(staging, out)
+        publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
+from gen3c.io.atomic import ensure_writable_dir, publish, write_text_atomic
 from gen3c.models import configs
 from gen3c.training.config import Config
 
@@ -276,7 +276,7 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress,
         tmp = out / ".tokenizer.part"
         shutil.rmtree(tmp, ignore_errors=True)
         vae.save_pretrained(tmp)
-        os.replace(tmp, out / "tokenizer")
+        publish(tmp, out / "tokenizer")
     accelerator.wait_for_everyone()
     if vae.dtype != _dtype(config.model.weights_dtype):
         vae = vae.to(_dtype(config.model.weights_dtype))
@@ -705,7 +705,7 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
         aside = folder.parent / f".{folder.name}.old"
         if folder.exists():  # the same step saved again (a resumed run that had nothing left to do)
             os.replace(folder, aside)
-        os.replace(tmp, folder)
+        publish(tmp, folder)
         shutil.rmtree(aside, ignore_errors=True)
         older = sorted((out / "checkpoints").glob("step_*"))[: -max(1, keep)]
         for old in older:
@@ -797,7 +797,7 @@ def _export(
     meta.update(extra_meta or {})
     write_text_atomic(tmp / META_NAME, json.dumps(meta, indent=2) + "\n")
     shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    publish(tmp, target)
     return target
 
 

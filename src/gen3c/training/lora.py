@@ -20,7 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from gen3c.errors import Gen3cModelError
-from gen3c.io.atomic import write_text_atomic
+from gen3c.io.atomic import publish, write_text_atomic
 
 #: Linears of each CosmosTransformerBlock the adapter wraps (suffixes of module names).
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
@@ -83,7 +83,7 @@ def save_lora(transformer: nn.Module, folder: str | os.PathLike, meta: dict | No
         transformer.save_lora_adapter(folder, adapter_name=adapter_name, weight_name=tmp_name)
     finally:
         diffusers_logging.set_verbosity(level)
-    os.replace(folder / tmp_name, folder / WEIGHTS_NAME)
+    publish(folder / tmp_name, folder / WEIGHTS_NAME)
     config = transformer.peft_config[adapter_name]
     info = {"rank": config.r, "alpha": config.lora_alpha, "targets": sorted(config.target_modules), **(meta or {})}
     write_text_atomic(folder / META_NAME, json.dumps(info, indent=2, default=str) + "\n")
