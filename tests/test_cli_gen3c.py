@@ -49,12 +49,17 @@ def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeyp
 
     real = loading_module.generator_from_options
     monkeypatch.setattr(loading_module, "generator_from_options", fake)
-    res = invoke(*gen3c_args(box_scene, tmp_path, "--checkpoint_dir", "CKPT", "--num_video_frames", 17, "--chunk_frames", 17, "--num_steps", 2,
+    # A checkpoint folder that says it makes chunks of 17 (what --chunk_frames is checked against
+    # before the model loads); the fake loads the tiny checkpoint in its place.
+    (tmp_path / "CKPT").mkdir()
+    (tmp_path / "CKPT" / "gen3c_model.json").write_text('{"chunk_frames": 17}')
+    ckpt = str(tmp_path / "CKPT")
+    res = invoke(*gen3c_args(box_scene, tmp_path, "--checkpoint_dir", ckpt, "--num_video_frames", 17, "--chunk_frames", 17, "--num_steps", 2,
                              "--guidance", 0, "--seed", 5, "--offload_tokenizer", "--disable_guardrail",
                              "--disable_prompt_upsampler", "--offload_prompt_upsampler", "--offload_guardrail_models"))  # fmt: skip
     assert res.exit_code == 0, res.output
     assert (
-        seen["checkpoint_dir"] == "CKPT"
+        seen["checkpoint_dir"] == ckpt
         and seen["num_steps"] == 2
         and seen["guidance"] == 0
         and seen["seed"] == 5
@@ -137,6 +142,24 @@ def test_frame_count_defaults_to_one_chunk_of_the_model(tmp_path, monkeypatch):
     res = invoke("gui", "--generator", "gen3c", "--model", "tiny", "--work_dir", tmp_path / "gui")
     assert res.exit_code == 2 and "stop before serving" in res.output
     assert seen[0].num_video_frames == 17
+
+
+def test_a_chunk_length_the_model_does_not_make_is_refused_before_it_loads(box_scene, tmp_path, monkeypatch):
+    """--chunk_frames other than the model's chunk was refused only once the weights had loaded
+    (minutes for GEN3C-7B)."""
+    import gen3c.pipelines.request as request_module
+
+    def no_loading(request):
+        raise AssertionError("loaded the model before refusing --chunk_frames")
+
+    monkeypatch.setattr(request_module, "make_generator", no_loading)
+    image, depth, _, _ = box_scene
+    for model, chunk, frames, own in ((["--model", "tiny"], 20, 39, 17), ([], 33, 65, 121)):
+        res = invoke("generate", "--generator", "gen3c", *model, "--input_image_path", image, "--depth_path", depth, "--fov", 60,
+                     "--chunk_frames", chunk, "--num_video_frames", frames, "--video_save_folder", tmp_path)  # fmt: skip
+        assert res.exit_code == 2, res.output
+        assert f"--chunk_frames {chunk}: the gen3c generator makes {own} frames per chunk; leave it out" in res.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_tiny_model_without_a_frame_count_makes_one_chunk(box_scene, tmp_path):

@@ -160,7 +160,7 @@ def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_
     changed = dataclasses.replace(request, movement_distance=0.5)
     with pytest.raises(Gen3cInputError, match=r"different request \(changed: movement_distance\)"):
         run_request(changed, resume=True)
-    with pytest.raises(Gen3cInputError, match=r"holds 1 finished chunks.*pass --resume"):
+    with pytest.raises(Gen3cInputError, match=r"holds 1 finished chunk of an interrupted run.*pass --resume"):
         run_request(request)
     # An error in the first chunk leaves nothing behind: there is nothing to resume.
     other = dataclasses.replace(request, video_save_name="other")

@@ -624,6 +624,14 @@ def check_frame_count(request: GenerationRequest) -> None:
     """Refuse frame counts the named generator cannot make before anything is loaded (its chunk:
     :func:`fixed_chunk_frames`)."""
     fixed = fixed_chunk_frames(request)
+    if fixed is not None and request.chunk_frames is not None:
+        from gen3c.models.packaged import model_chunk_frames
+
+        own = model_chunk_frames(request.generator_options) or GENERATOR_CHUNK_FRAMES[request.generator]
+        if request.chunk_frames != own:  # what resolve_chunk_frames says once the model has loaded
+            raise Gen3cInputError(
+                f"--chunk_frames {request.chunk_frames}: the {request.generator} generator makes {own} frames per chunk; leave it out"
+            )
     if fixed is not None:
         camera_file = None
         if request.camera_file is not None:
@@ -637,7 +645,7 @@ def check_frame_count(request: GenerationRequest) -> None:
 
 def check_frame_size(resolution: str, generator) -> None:
     """Refuse a working ``resolution`` ("HxW") the generator cannot take (the gen3c model's size
-    limits), before the input is read and the cache rendered."""
+    limits), before the cache is rendered."""
     from gen3c.io.images import parse_resolution
 
     check = getattr(generator, "check_frame_size", None)

@@ -116,7 +116,8 @@ class PartialRun:
             finished = _finished_chunks(path)
             if not resume:
                 raise Gen3cInputError(
-                    f"{path} holds {finished} finished chunks of an interrupted run of {name!r}: pass --resume to continue it, "
+                    f"{path} holds {finished} finished chunk{'' if finished == 1 else 's'} of an interrupted run of {name!r}: "
+                    "pass --resume to continue it, "
                     "or delete that folder to start over"
                 )
             _check_record(path, record)
