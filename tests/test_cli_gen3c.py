@@ -162,6 +162,24 @@ def test_a_chunk_length_the_model_does_not_make_is_refused_before_it_loads(box_s
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_lora_of_another_model_without_that_model_named_says_which_to_pass(box_scene, tmp_path):
+    """Without --model/--checkpoint_dir the gen3c generator runs GEN3C-7B; an adapter trained on the
+    tiny model (its gen3c_lora.json says so) got GEN3C-7B's 121-frame rule as its error."""
+    lora = tmp_path / "lora"
+    lora.mkdir()
+    (lora / "pytorch_lora_weights.safetensors").write_bytes(b"")
+    image, depth, _, _ = box_scene
+    args = ("generate", "--generator", "gen3c", "--input_image_path", image, "--depth_path", depth, "--fov", 60,
+            "--num_video_frames", 17, "--lora", lora, "--video_save_folder", tmp_path / "out")  # fmt: skip
+    for base, flag in (("tiny", "--model tiny"), (str(tmp_path / "small"), f"--checkpoint_dir {tmp_path / 'small'}")):
+        (tmp_path / "small").mkdir(exist_ok=True)
+        (tmp_path / "small" / "gen3c_model.json").write_text('{"chunk_frames": 17}')
+        (lora / "gen3c_lora.json").write_text(json.dumps({"rank": 4, "base_checkpoint": base}))
+        res = invoke(*args)
+        assert res.exit_code == 2 and f"was trained on {base!r}, not GEN3C-7B (what runs without a model named): pass {flag}" in res.output, res.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_tiny_model_without_a_frame_count_makes_one_chunk(box_scene, tmp_path):
     """`gen3c generate --generator gen3c --model tiny` with no --num_video_frames: 17 frames, not an error about 121."""
     image, depth, _, _ = box_scene

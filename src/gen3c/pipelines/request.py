@@ -229,6 +229,27 @@ def check_request(request: GenerationRequest) -> None:
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
     check_video_name(request.video_save_name, "--video_save_name")
+    check_lora_base(request)
+
+
+def check_lora_base(request: GenerationRequest) -> None:
+    """Refuse a LoRA trained on a model other than GEN3C-7B when no model is named: without
+    ``--checkpoint_dir`` / ``--model`` the gen3c generator runs GEN3C-7B, which the adapter does not fit."""
+    options = request.generator_options
+    if request.generator != "gen3c" or not options.get("lora") or options.get("model") or options.get("checkpoint_dir"):
+        return
+    from gen3c.models.packaged import PACKAGED_MODELS, checkpoint_info, packaged_model_info
+    from gen3c.training.lora import lora_base_checkpoint
+
+    base = lora_base_checkpoint(options["lora"])
+    if base is None:
+        return
+    info = packaged_model_info(base) if base in PACKAGED_MODELS else checkpoint_info(base)
+    if info.get("chunk_frames", GEN3C_CHUNK_FRAMES) != GEN3C_CHUNK_FRAMES:  # not GEN3C-7B (nor a fine-tune of it)
+        flag = f"--model {base}" if base in PACKAGED_MODELS else f"--checkpoint_dir {base}"
+        raise Gen3cInputError(
+            f"--lora {str(options['lora'])!r} was trained on {base!r}, not GEN3C-7B (what runs without a model named): pass {flag}"
+        )
 
 
 #: Settings of a preset path (GEN3C's ``--trajectory`` & co.), unused when a path is given.

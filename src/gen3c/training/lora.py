@@ -104,6 +104,18 @@ def lora_weights_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def lora_base_checkpoint(path: str | os.PathLike) -> str | None:
+    """The base checkpoint ``gen3c_lora.json`` beside the adapter names (None where there is no
+    such record)."""
+    path = Path(path).expanduser()
+    try:
+        info = json.loads(((path if path.is_dir() else path.parent) / META_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    base = info.get("base_checkpoint") if isinstance(info, dict) else None
+    return str(base) if base else None
+
+
 def load_lora(transformer: nn.Module, path: str | os.PathLike, adapter_name: str = ADAPTER_NAME, scale: float = 1.0) -> None:
     """Load an adapter saved by :func:`save_lora` into ``transformer`` and activate it."""
     file = lora_weights_file(path)
