@@ -153,6 +153,7 @@ def test_a_chunk_length_the_model_does_not_make_is_refused_before_it_loads(box_s
         raise AssertionError("loaded the model before refusing --chunk_frames")
 
     monkeypatch.setattr(request_module, "make_generator", no_loading)
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "no_cache"))  # GEN3C-7B not converted here: its chunk is 121
     image, depth, _, _ = box_scene
     for model, chunk, frames, own in ((["--model", "tiny"], 20, 39, 17), ([], 33, 65, 121)):
         res = invoke("generate", "--generator", "gen3c", *model, "--input_image_path", image, "--depth_path", depth, "--fov", 60,

@@ -306,6 +306,8 @@ def load_generator(
                                     ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
     if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
         raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
+    if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
+        check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
     if low_memory:
         memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
     if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():
@@ -362,7 +364,6 @@ def load_generator(
                 f"device {str(device)!r} with --num_gpus {num_gpus}: each rank picks cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
             )
         _check_split_early(checkpoint, num_gpus, generator_options.get("chunk_frames", configs.CHUNK_FRAMES))
-        check_context_parallel_attention(settings.attention_backend, num_gpus)
         parallel = init_parallel(num_gpus, None if device is None else torch.device(device).type)
         device = parallel.device
     if dtype is None:
@@ -554,9 +555,14 @@ _NO_EFFECT = (
 )
 
 
-def generator_from_options(options: dict[str, Any], seed: int = 1, resolution: tuple[int, int] | None = None) -> Gen3cGenerator:
-    """A :class:`Gen3cGenerator` from a request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`);
-    ``resolution``: the request's (H, W), for ``max_gpu_memory``'s estimate."""
+def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`) checked without loading or
+    fetching anything: names and types, the speed settings (and their fit with ``num_gpus``), at
+    most one model named. Returns them without the unset (None) ones.
+
+    Raises:
+        Gen3cInputError: the first mistake, in one line.
+    """
     unknown = sorted(set(options) - set(GENERATOR_OPTIONS))
     if unknown:
         raise Gen3cInputError(
@@ -572,21 +578,34 @@ def generator_from_options(options: dict[str, Any], seed: int = 1, resolution: t
             raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
     if not math.isfinite(opts.get("guidance", 1.0)):
         raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
-    # The speed settings, checked before GEN3C's weights may be fetched (load_generator applies them).
     settings = speed_settings(opts.get("speed"), **{key: opts.get(key) for key in _SPEED_OPTIONS})
     _check_guidance_settings(settings, opts.get("guidance"), False)
+    if opts.get("num_gpus", 1) != 1:
+        check_context_parallel_attention(settings.attention_backend, opts["num_gpus"])
+    model, checkpoint = opts.get("model"), opts.get("checkpoint_dir")
+    if model is not None:
+        from gen3c.models.packaged import packaged_model_info
+
+        if checkpoint:
+            raise Gen3cInputError(f"--model {model} and --checkpoint_dir both name a model: pass one of them")
+        packaged_model_info(model)
+    if opts.get("cache_dir") is not None and (checkpoint or model is not None):
+        raise Gen3cInputError("--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model")
+    return opts
+
+
+def generator_from_options(options: dict[str, Any], seed: int = 1, resolution: tuple[int, int] | None = None) -> Gen3cGenerator:
+    """A :class:`Gen3cGenerator` from a request's ``generator_options`` (checked first by
+    :func:`check_generator_options`, before GEN3C's weights may be fetched); ``resolution``: the
+    request's (H, W), for ``max_gpu_memory``'s estimate."""
+    opts = check_generator_options(options)
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
     cache_dir = opts.pop("cache_dir", None)
     if model is not None:
-        from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+        from gen3c.models.packaged import packaged_model_dir
 
-        if checkpoint:
-            raise Gen3cInputError(f"--model {model} and --checkpoint_dir both name a model: pass one of them")
         checkpoint = str(packaged_model_dir(model))
-        packaged_model_info(model)
-    if cache_dir is not None and checkpoint:
-        raise Gen3cInputError("--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model")
     if not checkpoint:
         checkpoint, opts["text_encoder_dir"] = _official_weights(opts, cache_dir)
     sampling = {

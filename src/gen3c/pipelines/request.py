@@ -148,6 +148,18 @@ def fixed_chunk_frames(request: GenerationRequest) -> int | None:
     return request.chunk_frames or model_chunk_frames(request.generator_options) or fixed
 
 
+def official_chunk_frames(cache_dir: str | None = None) -> int:
+    """Frames per chunk of GEN3C's official weights, which the gen3c generator runs when no model
+    is named (121), known before they are fetched: their converted copy's ``gen3c_model.json``
+    where the cache (``--cache_dir``) holds one, else what gen3c converts them with."""
+    from gen3c.models import weights
+    from gen3c.models.packaged import checkpoint_info
+
+    converted = weights.converted_dir(weights.weights_cache_dir(cache_dir))
+    info = checkpoint_info(str(converted)) if converted.is_dir() else weights.OFFICIAL.model_info
+    return int(info.get("chunk_frames", GEN3C_CHUNK_FRAMES))
+
+
 def default_num_frames(request: GenerationRequest) -> int:
     """The frames of a run that names no count: one per camera of its camera file; else one
     chunk of the generator (:func:`fixed_chunk_frames`), GEN3C's 121 for the preview."""
@@ -621,24 +633,39 @@ def intrinsics_fit(kind: str, resize_mode: str):
     return resize_intrinsics if kind == "image" else partial(fit_intrinsics, mode="stretch")
 
 
+def _loading_module():
+    """:mod:`gen3c.pipelines.loading`, which the gen3c generator needs (diffusers and co.)."""
+    try:
+        from gen3c.pipelines import loading
+    except ImportError as exc:
+        raise Gen3cInputError(
+            f"the gen3c generator needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'"
+        ) from None
+    return loading
+
+
+def check_generator(request: GenerationRequest) -> None:
+    """Refuse a generator, or gen3c generator options, that cannot work, before the input is read
+    and anything is loaded (:func:`gen3c.pipelines.loading.check_generator_options`)."""
+    if request.generator not in GENERATORS:
+        raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
+    if request.generator == "gen3c":
+        _loading_module().check_generator_options(request.generator_options)
+
+
 def make_generator(request: GenerationRequest):
     """The generator a request names."""
+    check_generator(request)
     if request.generator == "preview":
         from gen3c.pipelines.preview import PreviewGenerator
 
         return PreviewGenerator()
-    if request.generator == "gen3c":
-        try:
-            from gen3c.pipelines.loading import generator_from_options
-        except ImportError as exc:
-            raise Gen3cInputError(
-                f"the gen3c generator needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'"
-            ) from None
-        from gen3c.io.images import parse_resolution
+    from gen3c.io.images import parse_resolution
 
-        check_seed(request.seed)
-        return generator_from_options(request.generator_options, seed=request.seed, resolution=parse_resolution(request.resolution))
-    raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
+    check_seed(request.seed)
+    return _loading_module().generator_from_options(
+        request.generator_options, seed=request.seed, resolution=parse_resolution(request.resolution)
+    )
 
 
 def check_frame_count(request: GenerationRequest) -> None:
@@ -648,7 +675,7 @@ def check_frame_count(request: GenerationRequest) -> None:
     if fixed is not None and request.chunk_frames is not None:
         from gen3c.models.packaged import model_chunk_frames
 
-        own = model_chunk_frames(request.generator_options) or GENERATOR_CHUNK_FRAMES[request.generator]
+        own = model_chunk_frames(request.generator_options) or official_chunk_frames(request.generator_options.get("cache_dir"))
         if request.chunk_frames != own:  # what resolve_chunk_frames says once the model has loaded
             raise Gen3cInputError(
                 f"--chunk_frames {request.chunk_frames}: the {request.generator} generator makes {own} frames per chunk; leave it out"
@@ -737,6 +764,8 @@ def _run_request(
     main = is_main_process()
     if main:
         ensure_writable_dir(request.video_save_folder, "--video_save_folder")
+    if generator is None:
+        check_generator(request)
     check_frame_count(request)
     # 2. Read the input (cache plan, cameras, first frame) before a model loads: a mistake in it
     # ends the run in a second, not after minutes of loading weights.
