@@ -80,7 +80,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         index = json.loads(Path(hf_hub_download(source, "model_index.json", **hub_options)).read_text())
         absent = [name for name, value in index.items() if isinstance(value, list) and value[:1] == [None]]
         return Path(snapshot_download(source, ignore_patterns=[f"{name}/*" for name in (*skip, *absent)], **hub_options))
-    except (OSError, ValueError, AttributeError) as exc:  # huggingface_hub's errors (HTTP ones are OSErrors), a bad model_index.json  # huggingface_hub's errors: HTTP (an OSError), offline, invalid id
+    except (OSError, ValueError, AttributeError) as exc:  # huggingface_hub's (HTTP: OSError; offline; a bad id), a bad model_index.json
         raise Gen3cModelError(
             f"checkpoint {source!r} is no local folder and could not be fetched from the hub ({first_line(exc, 160)}): "
             "check the path or the repository id"
