@@ -645,12 +645,19 @@ def _loading_module():
 
 
 def check_generator(request: GenerationRequest) -> None:
-    """Refuse a generator, or gen3c generator options, that cannot work, before the input is read
-    and anything is loaded (:func:`gen3c.pipelines.loading.check_generator_options`)."""
+    """Refuse a generator, gen3c generator options, or a ``chunk_frames`` other than its model's,
+    before the input is read and anything is loaded (:func:`gen3c.pipelines.loading.check_generator_options`)."""
     if request.generator not in GENERATORS:
         raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
     if request.generator == "gen3c":
         _loading_module().check_generator_options(request.generator_options)
+        if request.chunk_frames is not None:
+            from gen3c.models.packaged import model_chunk_frames
+
+            options = request.generator_options
+            own = model_chunk_frames(options) or official_chunk_frames(options.get("cache_dir"))
+            if request.chunk_frames != own:  # what resolve_chunk_frames says once the model has loaded
+                raise Gen3cInputError(f"--chunk_frames {request.chunk_frames}: the gen3c generator makes {own} frames per chunk; leave it out")
 
 
 def make_generator(request: GenerationRequest):
@@ -672,14 +679,6 @@ def check_frame_count(request: GenerationRequest) -> None:
     """Refuse frame counts the named generator cannot make before anything is loaded (its chunk:
     :func:`fixed_chunk_frames`)."""
     fixed = fixed_chunk_frames(request)
-    if fixed is not None and request.chunk_frames is not None:
-        from gen3c.models.packaged import model_chunk_frames
-
-        own = model_chunk_frames(request.generator_options) or official_chunk_frames(request.generator_options.get("cache_dir"))
-        if request.chunk_frames != own:  # what resolve_chunk_frames says once the model has loaded
-            raise Gen3cInputError(
-                f"--chunk_frames {request.chunk_frames}: the {request.generator} generator makes {own} frames per chunk; leave it out"
-            )
     if fixed is not None:
         camera_file = None
         if request.camera_file is not None:
