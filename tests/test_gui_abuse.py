@@ -355,3 +355,29 @@ def test_a_resolution_the_model_cannot_take_is_refused_when_picked(tmp_path, mon
         assert "the Resolution under Input" in app.status.content and not app.generate.disabled
     finally:
         app.stop()
+
+
+def test_an_input_setting_changed_after_loading_says_which_button_applies_it(gui, box_scene):
+    """FOV, intrinsics, depth estimator, paths and start frame are read when their Load button is
+    pressed (viser sends text fields key by key): a change shows a notice beside the button
+    naming it, until the button applies it or the value is put back."""
+    image, depth, _, _ = box_scene
+    gui.image_path.value, gui.depth_path.value = str(image), str(depth)  # before any load: pending too
+    assert gui.image_pending.visible and "Image path, Depth path" in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    fx = float(gui.state.source.K[0, 0])
+    assert not gui.image_pending.visible and not gui.video_pending.visible
+    gui.fov.value = 90.0
+    assert gui.image_pending.visible and "Horizontal FOV" in gui.image_pending.content and "**Load image**" in gui.image_pending.content
+    assert float(gui.state.source.K[0, 0]) == fx  # not applied yet
+    gui.fov.value = 60.0  # put back: nothing to apply
+    assert not gui.image_pending.visible
+    gui.fov.value = 90.0
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert not gui.image_pending.visible and float(gui.state.source.K[0, 0]) == pytest.approx(gui.state.source.size[1] / 2)  # 90°: fx = W / 2
+    gui.intrinsics.value = "150,170,80,48"
+    assert "Intrinsics" in gui.image_pending.content and "FOV" not in gui.image_pending.content  # it overrides the FOV
+    gui.depth_estimator.value = "prior"  # a depth file is given: the estimator would change nothing
+    assert "Depth estimator" not in gui.image_pending.content
+    gui.start_frame.value = 3
+    assert gui.video_pending.visible and "Start frame" in gui.video_pending.content and "**Load video input**" in gui.video_pending.content

@@ -52,6 +52,11 @@ KEYFRAME_COLOR = (200, 30, 60)
 SOURCE_COLOR = (40, 40, 40)
 INPUT_COLOR = (150, 80, 200)
 INPUT_KIND_LABELS = {"image": "image", "sample": "GEN3C sample", "vipe": "ViPE video", "multiview": "multi-view input"}
+#: The input controls each Load button reads; they take effect when it is pressed.
+LOAD_CONTROLS = {
+    "Load image": ("image_path", "depth_path", "depth_estimator", "fov", "intrinsics"),
+    "Load video input": ("video_path", "start_frame"),
+}
 BEGIN = "Load the demo sample, an image, or a video input to begin."
 PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Imported file"}
 
@@ -185,6 +190,7 @@ class Gen3cApp:
                 self.fov = gui.add_number("Horizontal FOV (°)", 60.0, min=1.0, max=179.0, step=0.5)
                 self.intrinsics = gui.add_text("Intrinsics", "", hint="fx,fy,cx,cy in pixels of the image; overrides the FOV")
                 self.load_button = gui.add_button("Load image", icon=viser.Icon.FOLDER_OPEN)
+                self.image_pending = gui.add_markdown("", visible=False)
                 gui.add_markdown(
                     "<small>Without a depth file the depth is estimated, as by <code>gen3c generate</code>; when the "
                     "estimator cannot load, a geometric prior (ground plane + wall) stands in and a note says so. "
@@ -197,6 +203,7 @@ class Gen3cApp:
                 )
                 self.start_frame = gui.add_number("Start frame", 0, min=0, step=1, hint="First frame of a video input")
                 self.load_video_button = gui.add_button("Load video input", icon=viser.Icon.VIDEO)
+                self.video_pending = gui.add_markdown("", visible=False)
                 gui.add_markdown(
                     "<small>Depth and cameras come with the input; its cameras are drawn in purple. A video renders "
                     "frame by frame from a 4D cache; a multi-view input renders its own trajectory (or your path).</small>"
@@ -268,6 +275,9 @@ class Gen3cApp:
         self.load_button.on_click(on(self._on_load_files))
         self.upload_video.on_upload(on(functools.partial(self._on_upload, self.video_path, "multi-view npz")))
         self.load_video_button.on_click(on(self._on_load_video))
+        self._loaded_with = {button: self._load_controls(button) for button in LOAD_CONTROLS}
+        for name in (name for names in LOAD_CONTROLS.values() for name in names):
+            getattr(self, name).on_update(on(lambda _: self._show_pending_loads()))
         for handle, key in (
             (self.resolution, "resolution"), (self.resize_mode, "resize_mode"), (self.filter_threshold, "filter_points_threshold"),
             (self.foreground, "foreground_masking"), (self.splat, "splat"),
@@ -356,17 +366,39 @@ class Gen3cApp:
         self.state.load_files(
             self.image_path.value.strip(), depth, fov=None if intr else float(self.fov.value), intrinsics=intr, depth_estimator=estimator
         )
+        self._loaded_with["Load image"] = self._load_controls("Load image")
         self._loaded()
 
     def _on_load_video(self, _event) -> None:
         self._info("Reading the video input…", transient=True)
         self.state.load_video(self.video_path.value, int(self.start_frame.value))
+        self._loaded_with["Load video input"] = self._load_controls("Load video input")
         self._sync_controls()
         self._loaded()
+
+    def _load_controls(self, button: str) -> dict[str, object]:
+        """The values of the controls that ``button`` reads, by control name."""
+        return {name: getattr(self, name).value for name in LOAD_CONTROLS[button]}
+
+    def _show_pending_loads(self) -> None:
+        """Beside each Load button, the controls it reads that changed since it last loaded (or
+        since the page opened): they apply when it is pressed. They are not applied on change, as
+        viser sends text fields key by key (a path or intrinsics half typed is no input, and every
+        prefix of an estimator name would be loaded)."""
+        for button, notice in (("Load image", self.image_pending), ("Load video input", self.video_pending)):
+            before, now = self._loaded_with[button], self._load_controls(button)
+            if str(now.get("intrinsics", "")).strip():
+                now.pop("fov")  # intrinsics override the FOV: a changed FOV would change nothing
+            if str(now.get("depth_path", "")).strip():
+                now.pop("depth_estimator")  # a depth file is not estimated
+            changed = [getattr(self, name).label for name, value in now.items() if value != before[name]]
+            notice.content = f"<small>Changed: {html.escape(', '.join(changed))}. Press **{button}** to apply.</small>" if changed else ""
+            notice.visible = bool(changed)
 
     def _loaded(self) -> None:
         s = self.state.require_source()
         H, W = s.size
+        self._show_pending_loads()
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
