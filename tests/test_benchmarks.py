@@ -80,3 +80,22 @@ def test_bench_video_compares_rows_listed_before_the_reference(tmp_path):
     assert json.loads((tmp_path / "v.json").read_text())["rows"][1]["psnr_vs_reference"] == "inf"
     lines = (tmp_path / "v.md").read_text().splitlines()
     assert len(lines) == 4 and lines[2].startswith("| fastest |") and "| ∞ |" in lines[3]
+
+
+def test_bench_cache_render_cpu_mode_renders_what_numpy_renders(capsys):
+    """The CPU mode of the render benchmark runs through Cache3D's checked API (add_view, render with
+    device and output_device) and its torch render matches the plain numpy splat of the same points."""
+    benchmark_module("bench_cache_render").main(["--device", "cpu", "--frames", "2", "--height", "48", "--width", "80", "--repeats", "1"])
+    out = capsys.readouterr().out
+    difference = float(out.split("max colour difference ")[1].split()[0])
+    assert difference < 1e-3 and "torch (cpu), colour + mask" in out and "numpy (bincount)" in out
+
+
+@pytest.mark.slow
+def test_bench_dit_tiny_runs_every_memory_mode():
+    """The tiny CPU mode of the generator benchmark builds and steps every memory mode (an API change
+    that breaks one shows as its row's error, which the table would print instead of a time)."""
+    results = benchmark_module("bench_dit").main(["--tiny", "--steps", "2", "--e2e_mode", "none"])
+    assert set(results["modes"]) >= {"resident", "group_offload"}
+    assert not [mode for mode, row in results["modes"].items() if "error" in row], results["modes"]
+    assert all(row["step_s"] > 0 for row in results["modes"].values())
