@@ -66,6 +66,19 @@ def test_depth_command_offline_is_one_line_exit_2(box_scene, tmp_path, offline):
     assert not list(tmp_path.glob("*_depth.*"))
 
 
+def test_depth_command_refuses_an_unusable_output_folder_before_the_model_loads(box_scene, tmp_path, offline):
+    """A file where the folder should be is the error, not the estimator that could not load (it
+    was found only after the model had loaded and run); a folder made for a failed run goes again."""
+    image, _, _, _ = box_scene
+    blocker = tmp_path / "taken"
+    blocker.write_text("")
+    res = invoke("depth", image, "--output_folder", blocker)
+    assert res.exit_code == 2 and res.output.startswith("error: --output_folder") and "is a file, not a folder" in res.output
+    res = invoke("depth", image, "--output_folder", tmp_path / "new" / "deeper")
+    assert res.exit_code == 2 and "not in the local Hugging Face cache" in res.output
+    assert not (tmp_path / "new").exists()
+
+
 def test_generate_without_depth_falls_back_to_the_prior_and_says_so(box_scene, tmp_path, offline):
     image, _, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--resolution", "96x160", "--num_video_frames", 9,

@@ -91,6 +91,31 @@ def test_eval_user_errors(tmp_path, args, message, monkeypatch):
     assert message in res.output.replace("\n", " ")
 
 
+def test_a_case_larger_than_the_machine_is_refused_before_anything_is_written(tmp_path):
+    """100000 frames at 704×1280 hold terabytes per case: one line, exit 2, no folder (it was
+    a MemoryError traceback from the ray caster after the report folder had been made)."""
+    out = tmp_path / "report"
+    res = invoke("eval", "--full", "--num_video_frames", "100000", "--output_folder", out, "--no_plots")
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: --num_video_frames 100000 at 704x1280 holds at least")
+    assert "pass fewer frames or a smaller --resolution" in res.output.replace("\n", " ")
+    assert not out.exists()
+
+
+def test_an_unusable_report_folder_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    """A file where the report folder should be is the error, before GEN3C's weights are looked
+    for (it was found only after every model had loaded); a folder made for a failed run goes again."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "weights"))
+    blocker = tmp_path / "taken"
+    blocker.write_text("")
+    res = invoke("eval", "--generator", "gen3c", "--output_folder", blocker, "--no_plots")
+    assert res.exit_code == 2 and res.output.startswith("error: --output_folder") and "is a file, not a folder" in res.output
+    res = invoke("eval", "--generator", "gen3c", "--output_folder", tmp_path / "new" / "report", "--no_plots")
+    assert res.exit_code == 2 and "HF_HUB_OFFLINE=1 forbids fetching them" in res.output.replace("\n", " ")
+    assert not (tmp_path / "new").exists()
+
+
 def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     pytest.importorskip("diffusers")
     from gen3c.models.tiny import tiny_pipeline

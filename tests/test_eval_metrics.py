@@ -383,3 +383,45 @@ def test_a_generator_named_like_a_method_row_is_refused():
         select_methods(["still", "preview"], generator=PreviewGenerator())
     rows = [m.name for m in select_methods(["still"], generator=PreviewGenerator())]
     assert rows == ["still", "preview"]
+
+
+class _Oracle:
+    """A perfect generator: it ray-casts the case's own scene into the commanded cameras."""
+
+    def __init__(self, name: str, scene):
+        self.name, self.scene = name, scene
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+        return render(self.scene, cameras).rgb
+
+
+def test_a_perfect_generator_scores_the_ideal_values():
+    """A generator that makes the ground truth itself scores PSNR +∞ (shown "∞", not "—" as a
+    score that does not exist), SSIM 1, and the ground-truth row's warp and camera errors; a
+    compared model identical to its reference scores +∞ against it, in the mean too."""
+    from gen3c.evaluation.report import markdown, summarize, summary_table
+    from gen3c.evaluation.suite import run_benchmark, select_methods
+    from gen3c.scenes import make_scene
+
+    config = BenchmarkConfig(scenes=("objects",), presets=("right",), resolution=(48, 80), num_frames=5)
+    case = benchmark_cases(config)[0]
+    scene = make_scene(case.scene, case.seed)
+    methods = select_methods(["still"], generator=_Oracle("oracle", scene), compared={"oracle:copy": _Oracle("oracle:copy", scene)})
+    result = run_benchmark(config, methods, device="cpu")
+    scores = result.cases[0].scores
+    summary = summarize(result)
+    for row in ("oracle", "oracle:copy"):
+        assert summary[row]["psnr"] == summary[row]["psnr_seen"] == summary[row]["psnr_disoccluded"] == math.inf
+        assert summary[row]["ssim"] == pytest.approx(1.0, abs=1e-6)
+        for score in ("warp_error", "rotation_error", "center_error", "pose_failures"):
+            assert scores[row][score] == scores["ground_truth"][score], score
+    assert math.isfinite(scores["oracle"]["rotation_error"])
+    assert summary["oracle:copy"]["psnr_vs_reference"] == math.inf
+    assert math.isfinite(summary["still"]["psnr"]) and math.isnan(summary["still"]["psnr_vs_reference"])
+    from rich.console import Console
+
+    console = Console(width=300, record=True)
+    console.print(summary_table(result))
+    oracle_line = next(line for line in console.export_text().splitlines() if "oracle:copy" in line)
+    assert oracle_line.count("∞") == 4, oracle_line  # PSNR, seen, disocc., vs ref
+    assert "| `oracle` | ∞ | ∞ | ∞ | 1.000 |" in markdown(result, plots=False, sheets=[])

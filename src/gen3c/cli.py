@@ -860,7 +860,7 @@ def depth(
     """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_points.ply and NAME_depth.json."""
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs
-    from gen3c.io.atomic import check_output_name
+    from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
     from gen3c.io.images import load_image, parse_resolution
     from gen3c.pipelines.request import parse_intrinsics
 
@@ -869,10 +869,13 @@ def depth(
     image = (load_image(image_path) + 1) / 2
     K = parse_intrinsics(intrinsics, fov, *image.shape[-2:])
     size = parse_resolution(resolution) if resolution else None
-    started = time.perf_counter()
-    estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
-    estimate = estimator.estimate(image, size=size, intrinsics=K)
-    paths = save_depth_outputs(estimate, image, output_folder, name)
+    # An unusable folder is refused before the model loads; one made here goes again if the run fails.
+    with removed_if_left_empty(output_folder):
+        ensure_writable_dir(output_folder, "--output_folder")
+        started = time.perf_counter()
+        estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
+        estimate = estimator.estimate(image, size=size, intrinsics=K)
+        paths = save_depth_outputs(estimate, image, output_folder, name)
     console.print(
         f"[green]wrote[/] {escape(str(paths['png']))} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
         f"median {median_depth(estimate):.3g}, fx {float(estimate.intrinsics[0, 0]):.1f} px ({estimate.intrinsics_from})) "
@@ -1108,6 +1111,7 @@ def eval_command(
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
     from gen3c.evaluation.report import summary_table
     from gen3c.evaluation.run import make_config, parse_list, run_eval
+    from gen3c.io.atomic import ensure_writable_dir, removed_if_left_empty
     from gen3c.pipelines.request import GenerationRequest, make_generator
 
     options = _generator_options(generator, locals())
@@ -1124,20 +1128,23 @@ def eval_command(
     to_compare = _compared_models(compare_models)  # refused before any model loads
     model = None
     compared = {}
-    if generator == GeneratorName.gen3c:
-        model = make_generator(GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options))
-        # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
-        shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
-        for name, where in to_compare:
-            compared[name] = make_generator(
-                GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options={**shared, **where})
-            )
-    config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
-    with console_warnings(), rich_progress() as progress:
-        result, paths = run_eval(
-            config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
-            plots=not no_plots, progress=progress,
-        )  # fmt: skip
+    # An unusable folder is refused before any model loads; one made here goes again if the run fails before writing to it.
+    with removed_if_left_empty(output_folder):
+        ensure_writable_dir(output_folder, "--output_folder")
+        if generator == GeneratorName.gen3c:
+            model = make_generator(GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options))
+            # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
+            shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
+            for name, where in to_compare:
+                compared[name] = make_generator(
+                    GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options={**shared, **where})
+                )
+        config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
+        with console_warnings(), rich_progress() as progress:
+            result, paths = run_eval(
+                config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
+                plots=not no_plots, progress=progress,
+            )  # fmt: skip
     table = summary_table(result)  # as wide as it needs, also when the output is not a terminal (logs, pipes)
     Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
     console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)

@@ -403,7 +403,8 @@ def _pnp(world: Tensor, uv: Tensor, K: Tensor, threshold: float, min_inliers: in
 
 
 def nanmean(values: Tensor | list[float]) -> float:
-    """Mean of the finite values, NaN if there are none."""
+    """Mean of the values that are not NaN (a score that does not exist), NaN if there are none.
+    An infinite value is a score and stays in: the PSNR of identical images (+∞) makes the mean +∞."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
-    v = v[torch.isfinite(v)]
+    v = v[~torch.isnan(v)]
     return float(v.mean()) if v.numel() else math.nan

@@ -101,8 +101,10 @@ def grouped(result: BenchmarkResult, key: str, score: str) -> dict[str, dict[str
 
 def _fmt(value: float, score: str) -> str:
     _, scale, decimals = _SHOWN[score]
-    if value is None or not math.isfinite(value):
+    if value is None or math.isnan(value):
         return "—"
+    if math.isinf(value):  # e.g. the PSNR of identical videos
+        return "∞" if value > 0 else "−∞"
     return f"{value * scale:.{decimals}f}"
 
 
@@ -300,15 +302,16 @@ def save_png(image: Image.Image, path: Path) -> None:
 def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> None:
     """Grouped bars, one group per name; a value that does not exist (NaN: no disoccluded
     pixel, no direction of motion) gets no bar but a "—" at 0, since a 0 bar would read as
-    a perfect score."""
+    a perfect score; an infinite one (the PSNR of identical videos) gets an "∞" there."""
     x = np.arange(len(names))
     width = 0.8 / max(len(series), 1)
     for k, (label, values) in enumerate(series.items()):
         at = x + (k - (len(series) - 1) / 2) * width
         finite = np.array([v is not None and math.isfinite(v) for v in values], dtype=bool)
         ax.bar(at[finite], np.asarray(values, dtype=np.float64)[finite], width, label=label, color=f"C{k}")
-        for pos in at[~finite]:
-            ax.text(pos, 0.0, "—", ha="center", va="bottom", color=f"C{k}")
+        for pos, value in zip(at[~finite], np.asarray(values, dtype=object)[~finite], strict=True):
+            mark = "∞" if value is not None and math.isinf(value) and value > 0 else "—"
+            ax.text(pos, 0.0, mark, ha="center", va="bottom", color=f"C{k}")
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -25,9 +25,10 @@ from torch import Tensor
 
 from gen3c.cache import reliable_depth_mask
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
+from gen3c.models.memory import HostMemory
 from gen3c.pipelines.camera_video import (
     MAX_FRAMES,
     SourceView,
@@ -100,6 +101,25 @@ class BenchmarkConfig:
             raise Gen3cInputError(f"--movement_distance {self.movement_distance} is impossible: pass a finite number")
         if self.contact_frames < 1:
             raise Gen3cInputError(f"--contact_frames {self.contact_frames} must be 1 or more (frames per row of each contact sheet)")
+        self.check_memory()
+
+    def case_bytes(self) -> int:
+        """CPU memory one case holds at the least: its ground truth (colour, depth, the seen mask)
+        and one method's video, all frames at once (float32 colour and depth, bool mask)."""
+        H, W = self.resolution
+        return self.num_frames * H * W * (3 * 4 + 4 + 1 + 3 * 4)
+
+    def check_memory(self, memory: HostMemory | None = None) -> None:
+        """Raise :class:`Gen3cMemoryError` when one case cannot fit in this machine's memory (RAM
+        and swap), before anything is allocated or written."""
+        memory = memory or HostMemory.now()
+        need = self.case_bytes()
+        if need > memory.total:
+            H, W = self.resolution
+            raise Gen3cMemoryError(
+                f"--num_video_frames {self.num_frames} at {H}x{W} holds at least {need / 2**30:.1f} GB per case (ground truth and "
+                f"one video); this machine has {memory.total / 2**30:.1f} GB with swap: pass fewer frames or a smaller --resolution"
+            )
 
 
 @dataclass(frozen=True)
