@@ -873,8 +873,11 @@ def depth(
     with removed_if_left_empty(output_folder):
         ensure_writable_dir(output_folder, "--output_folder")
         started = time.perf_counter()
-        estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
-        estimate = estimator.estimate(image, size=size, intrinsics=K)
+        # A spinner while the model loads and runs: MoGe on a CPU is a wait of many seconds.
+        with console.status(f"loading the depth estimator {escape(depth_estimator)}…") as status:
+            estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
+            status.update(f"estimating depth with {escape(depth_estimator)}…")
+            estimate = estimator.estimate(image, size=size, intrinsics=K)
         paths = save_depth_outputs(estimate, image, output_folder, name)
     console.print(
         f"[green]wrote[/] {escape(str(paths['png']))} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
