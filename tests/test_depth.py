@@ -246,6 +246,25 @@ def test_plane_with_known_camera_unprojects_to_its_depth_at_the_working_size(mod
     assert torch.allclose(points[5, 7, :2], torch.stack([x_photo, y_photo]), atol=1e-4)
 
 
+def test_depth_outputs_are_written_as_one_set(tmp_path, monkeypatch):
+    """A failure while the point cloud is written (a full disk) leaves none of the four files,
+    not a depth map and picture without their record; a run that succeeds writes all four."""
+    from gen3c.depth import export
+
+    est = GeometricPriorEstimator().estimate(torch.rand(3, 24, 32), intrinsics=make_intrinsics(30.0, 30.0, 16.0, 12.0))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "write_ply", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            export.save_depth_outputs(est, torch.rand(3, 24, 32), tmp_path, "scene")
+    assert list(tmp_path.iterdir()) == []
+    paths = export.save_depth_outputs(est, torch.rand(3, 24, 32), tmp_path, "scene")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
+
+
 def test_user_depth_reads_the_record_gen3c_depth_wrote(tmp_path):
     """`save_depth_outputs` (what `gen3c depth` writes) → `load_user_depth`: the kind and camera
     come back with the depth; a stale record (another size than the depth) is ignored."""

@@ -3,6 +3,7 @@ and a small JSON with the camera (what ``gen3c depth IMAGE`` writes)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -19,8 +20,6 @@ from gen3c.io.atomic import (
     check_output_name,
     check_output_targets,
     ensure_writable_dir,
-    write_bytes_atomic,
-    write_text_atomic,
 )
 from gen3c.io.ply import write_ply
 
@@ -55,7 +54,7 @@ def depth_to_color(depth: Tensor, mask: Tensor | None = None) -> np.ndarray:
 def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike, name: str) -> dict[str, Path]:
     """Write ``NAME_depth.png`` (false colour), ``NAME_depth.npy`` (float32 z-depth),
     ``NAME_points.ply`` (trusted pixels, camera space, OpenCV axes) and ``NAME_depth.json``
-    (intrinsics, kind, source, median depth), atomically.
+    (intrinsics, kind, source, median depth), atomically and as one set.
 
     Args:
         estimate: the depth; ``image`` is the picture it belongs to (any form accepted by the
@@ -76,15 +75,11 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
         "json": out / f"{name}_depth.json",
     }
     check_output_targets(paths.values(), "pass another --name or --output_folder")
-    with atomic_path(paths["png"]) as tmp:
-        Image.fromarray(depth_to_color(estimate.depth, estimate.mask)).save(tmp, format="PNG")
     buffer = io.BytesIO()
     np.save(buffer, estimate.depth.cpu().numpy().astype(np.float32))
-    write_bytes_atomic(paths["npy"], buffer.getvalue())
     keep = estimate.mask & torch.isfinite(estimate.depth) & (estimate.depth > 0)
     points = unproject_depth(estimate.depth.float().cpu(), estimate.intrinsics.float().cpu())[keep]
     colors = rgb.permute(1, 2, 0)[keep] * 2 - 1
-    write_ply(paths["ply"], points, colors)
     info = {
         "source": estimate.source,
         "kind": estimate.kind,
@@ -95,5 +90,12 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
         "median_depth": median_depth(estimate),
         "valid_fraction": float(estimate.mask.float().mean()),
     }
-    write_text_atomic(paths["json"], json.dumps(info, indent=2) + "\n")
+    # One set: every file is written under a temporary name first and the four are renamed into
+    # place only once all are complete (a failure part-way, e.g. a full disk, leaves none of them).
+    with contextlib.ExitStack() as stack:
+        tmp = {key: stack.enter_context(atomic_path(path)) for key, path in paths.items()}
+        Image.fromarray(depth_to_color(estimate.depth, estimate.mask)).save(tmp["png"], format="PNG")
+        tmp["npy"].write_bytes(buffer.getvalue())
+        write_ply(tmp["ply"], points, colors)
+        tmp["json"].write_text(json.dumps(info, indent=2) + "\n")
     return paths
