@@ -196,6 +196,17 @@ def test_resume_refuses_an_input_whose_contents_changed(box_scene, tmp_path):
     assert len(run_request(request, resume=True).result.chunks) == 3
 
 
+def test_resume_takes_the_same_folder_and_inputs_spelt_another_way(box_scene, tmp_path, monkeypatch):
+    """`--video_save_folder out` then `--resume` with `./out` (and an input by its absolute path)
+    is the same run; it was refused as a different request."""
+    monkeypatch.chdir(tmp_path)
+    request = dataclasses.replace(box_request(box_scene, "out"), depth_path=os.path.relpath(box_scene[1]))
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    respelt = dataclasses.replace(request, video_save_folder="./out/", depth_path=str(box_scene[1]))
+    assert len(run_request(respelt, resume=True).result.chunks) == 3
+
+
 def test_cache_state_round_trips_exactly():
     K = intrinsics_from_fov(60, 16, 24)
     cache = Cache3D(max_buffers=2)

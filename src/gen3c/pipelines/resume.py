@@ -49,14 +49,20 @@ _THREADS = min(8, os.cpu_count() or 1)
 _CHUNK = re.compile(r"^chunk_(\d{4})$")
 
 
-def request_fingerprint(request_dict: dict[str, Any]) -> str:
-    """sha256 of a request's settings (canonical JSON)."""
-    text = json.dumps(request_dict, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 #: The request fields that can name an input file or folder (``intrinsics`` may be a file too).
 INPUT_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file", "intrinsics")
+
+
+def request_fingerprint(request_dict: dict[str, Any]) -> str:
+    """sha256 of a request's settings (canonical JSON), with the paths it names made absolute:
+    ``out`` and ``./out`` (or the same input by a relative and an absolute path) are one run."""
+    settings = dict(request_dict)
+    for field in (*INPUT_FIELDS, "video_save_folder"):
+        value = settings.get(field)
+        if isinstance(value, str) and value and (field != "intrinsics" or Path(value).expanduser().exists()):
+            settings[field] = os.path.abspath(Path(value).expanduser())
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def input_digests(request_dict: dict[str, Any]) -> dict[str, str]:
