@@ -157,10 +157,29 @@ def test_a_chunk_length_the_model_does_not_make_is_refused_before_it_loads(box_s
     image, depth, _, _ = box_scene
     for model, chunk, frames, own in ((["--model", "tiny"], 20, 39, 17), ([], 33, 65, 121)):
         res = invoke("generate", "--generator", "gen3c", *model, "--input_image_path", image, "--depth_path", depth, "--fov", 60,
-                     "--chunk_frames", chunk, "--num_video_frames", frames, "--video_save_folder", tmp_path)  # fmt: skip
+                     "--resolution", "64x112", "--chunk_frames", chunk, "--num_video_frames", frames, "--video_save_folder", tmp_path)  # fmt: skip
         assert res.exit_code == 2, res.output
         assert f"--chunk_frames {chunk}: the gen3c generator makes {own} frames per chunk; leave it out" in res.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_resolution_the_model_cannot_take_is_refused_before_the_input_is_read_or_the_model_loads(tmp_path, monkeypatch):
+    """Its configs say what it takes (the tiny model: 384×640 at most, multiples of 16; GEN3C-7B:
+    704×1280): was found only once the weights had loaded."""
+    import gen3c.pipelines.request as request_module
+
+    def no_loading(request):
+        raise AssertionError("loaded the model before refusing the resolution")
+
+    monkeypatch.setattr(request_module, "make_generator", no_loading)
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "no_cache"))
+    missing = tmp_path / "not_read.png"  # never read: the resolution is refused first
+    for model, resolution, message in ((["--model", "tiny"], "704x1280", "frame size 704×1280 is larger than this model takes (384×640 at most)"),
+                                       ([], "704x1272", "frame size 704×1272 must be a multiple of 16")):  # fmt: skip
+        res = invoke("generate", "--generator", "gen3c", *model, "--input_image_path", missing, "--fov", 60,
+                     "--resolution", resolution, "--video_save_folder", tmp_path / "out")  # fmt: skip
+        assert res.exit_code == 2 and message in res.output, res.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_lora_of_another_model_without_that_model_named_says_which_to_pass(box_scene, tmp_path):

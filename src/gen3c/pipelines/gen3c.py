@@ -42,7 +42,7 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +124,24 @@ class Gen3cPipelineOutput(BaseOutput):
     """
 
     frames: Tensor | np.ndarray | list
+
+
+def check_model_frame_size(transformer_config: Mapping[str, Any], vae_config: Mapping[str, Any], height: int, width: int) -> None:
+    """Refuse a frame size a model of these configs cannot take: larger than its position
+    embeddings reach, or not a whole number of latent patches (GEN3C: 704×1280). The configs are
+    the DiT's and the tokenizer's (their ``config.json``; known before the weights load)."""
+    H, W = height, width
+    sc = int(vae_config.get("spatial_compression_ratio", 8))
+    max_h, max_w = (int(v) * sc for v in transformer_config["max_size"][1:])
+    if H > max_h or W > max_w:
+        raise Gen3cInputError(
+            f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
+        )
+    multiple = sc * int(transformer_config["patch_size"][1])
+    if H % multiple or W % multiple:
+        raise Gen3cInputError(
+            f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
+        )
 
 
 class Gen3cPipeline(DiffusionPipeline):
@@ -422,20 +440,8 @@ class Gen3cPipeline(DiffusionPipeline):
             raise Gen3cInputError(f"the DiT computes in float32, bfloat16 or float16, not {self.transformer_dtype}: pipe.to(torch.bfloat16)")
 
     def check_frame_size(self, height: int, width: int) -> None:
-        """Refuse a frame size this model cannot take: larger than its position embeddings
-        reach, or not a whole number of latent patches (GEN3C: 704×1280)."""
-        H, W = height, width
-        sc = self.vae.config.spatial_compression_ratio
-        max_h, max_w = (int(v) * sc for v in self.transformer.config.max_size[1:])
-        if H > max_h or W > max_w:
-            raise Gen3cInputError(
-                f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
-            )
-        multiple = sc * self.transformer.config.patch_size[1]
-        if H % multiple or W % multiple:
-            raise Gen3cInputError(
-                f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
-            )
+        """Refuse a frame size this model cannot take (:func:`check_model_frame_size`)."""
+        check_model_frame_size(self.transformer.config, self.vae.config, height, width)
 
     def check_call_arguments(
         self,

@@ -508,6 +508,28 @@ def _check_split_early(checkpoint: str | os.PathLike, num_gpus: int, chunk_frame
     check_token_split(dit.get("num_attention_heads", 32), num_gpus, (chunk_frames - 1) // tc + 1)
 
 
+def model_configs(options: dict[str, Any]) -> tuple[dict, dict] | None:
+    """The DiT's and the tokenizer's configs of the model a request's ``generator_options`` name,
+    read without loading it: a packaged model's or a local checkpoint's ``config.json`` files, or
+    GEN3C's official weights' (their converted copy's where the cache holds one). None for a hub
+    id (not fetched yet) or an incomplete folder (loading says what is wrong)."""
+    from gen3c.models import weights
+    from gen3c.models.packaged import packaged_model_dir
+
+    if options.get("model"):
+        folder = packaged_model_dir(options["model"])
+    elif options.get("checkpoint_dir"):
+        folder = Path(str(options["checkpoint_dir"])).expanduser()
+    else:
+        folder = weights.converted_dir(weights.weights_cache_dir(options.get("cache_dir")))
+        if not folder.is_dir():
+            return dict(weights.OFFICIAL.transformer_config), dict(weights.OFFICIAL.vae_config)
+    try:
+        return tuple(json.loads((folder / name / "config.json").read_text()) for name in ("transformer", "vae"))
+    except (OSError, ValueError):
+        return None
+
+
 #: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.
 GENERATOR_OPTIONS: dict[str, type] = {
     "checkpoint_dir": str,
@@ -558,7 +580,7 @@ _NO_EFFECT = (
 def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     """A request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`) checked without loading or
     fetching anything: names and types, the speed settings (and their fit with ``num_gpus``), at
-    most one model named. Returns them without the unset (None) ones.
+    most one model named, a LoRA file that exists. Returns them without the unset (None) ones.
 
     Raises:
         Gen3cInputError: the first mistake, in one line.
@@ -591,6 +613,10 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
         packaged_model_info(model)
     if opts.get("cache_dir") is not None and (checkpoint or model is not None):
         raise Gen3cInputError("--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model")
+    if opts.get("lora"):
+        from gen3c.training.lora import lora_weights_file
+
+        lora_weights_file(opts["lora"])  # a LoRA that is not there, before the model loads
     return opts
 
 

@@ -645,12 +645,20 @@ def _loading_module():
 
 
 def check_generator(request: GenerationRequest) -> None:
-    """Refuse a generator, gen3c generator options, or a ``chunk_frames`` other than its model's,
-    before the input is read and anything is loaded (:func:`gen3c.pipelines.loading.check_generator_options`)."""
+    """Refuse a generator, gen3c generator options, a working resolution its model cannot take or a
+    ``chunk_frames`` other than its model's, before the input is read and anything is loaded
+    (:func:`gen3c.pipelines.loading.check_generator_options`, :func:`~gen3c.pipelines.loading.model_configs`)."""
     if request.generator not in GENERATORS:
         raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
     if request.generator == "gen3c":
-        _loading_module().check_generator_options(request.generator_options)
+        loading = _loading_module()
+        loading.check_generator_options(request.generator_options)
+        configs = loading.model_configs(request.generator_options)
+        if configs is not None:
+            from gen3c.io.images import parse_resolution
+            from gen3c.pipelines.gen3c import check_model_frame_size
+
+            check_model_frame_size(*configs, *parse_resolution(request.resolution))
         if request.chunk_frames is not None:
             from gen3c.models.packaged import model_chunk_frames
 
