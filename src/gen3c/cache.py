@@ -25,6 +25,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
+from gen3c.io.images import outside_unit_range
 
 SPLAT_MODES = ("bilinear", "zbuffer")
 # GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (``cache_3d.py``).
@@ -548,10 +549,10 @@ def _check_view(image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tens
         raise Gen3cInputError(f"add_view image has shape {tuple(image.shape)}: pass (3, H, W) or (F, 3, H, W) colours in [-1, 1]")
     if not image.dtype.is_floating_point:
         raise Gen3cInputError(f"add_view image is {image.dtype}: pass float colours in [-1, 1] (uint8: image / 127.5 - 1)")
-    lo, hi = torch.aminmax(image) if image.numel() else (torch.zeros(()), torch.zeros(()))
-    if not (-1 - 1e-3 <= float(lo) and float(hi) <= 1 + 1e-3):  # also False for NaN
-        hint = " (0–255 values: pass image / 127.5 - 1)" if float(hi) > 2 else ""
-        raise Gen3cInputError(f"add_view image values span [{float(lo):.3g}, {float(hi):.3g}]: pass colours in [-1, 1]{hint}")
+    outside = outside_unit_range(image, "image")
+    if outside is not None:
+        span, hint = outside
+        raise Gen3cInputError(f"add_view image values span {span}: pass colours in [-1, 1]{hint}")
     lead, (H, W) = tuple(image.shape[:-3]), tuple(image.shape[-2:])
     expected = {"depth": (*lead, H, W), "K": (*lead, 3, 3), "w2c": (*lead, 4, 4), "mask": (*lead, H, W)}
     for name, value in given.items():

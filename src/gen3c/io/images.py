@@ -79,6 +79,15 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
+def outside_unit_range(values: Tensor, var: str) -> tuple[str, str] | None:
+    """Where float colours leave [−1, 1] beyond float error (NaN counts): ``("[lo, hi]", hint)``,
+    the hint naming the fix for 0–255 values (``var / 127.5 - 1``); None when they lie inside."""
+    lo, hi = (float(v) for v in torch.aminmax(values.detach())) if values.numel() else (0.0, 0.0)
+    if -1 - 1e-3 <= lo and hi <= 1 + 1e-3:  # also False for NaN
+        return None
+    return f"[{lo:.3g}, {hi:.3g}]", f" (0–255 values: pass {var} / 127.5 - 1)" if hi > 2 else ""
+
+
 def as_image(image: Any, name: str = "image") -> Tensor:
     """An image handed over in Python → (3, H, W) float32 in [−1, 1], the library's convention.
 
@@ -99,10 +108,10 @@ def as_image(image: Any, name: str = "image") -> Tensor:
             raise Gen3cInputError(f"{name} has shape {tuple(image.shape)}: pass one (3, H, W) RGB image{hint}")
         if not torch.isfinite(image).all():
             raise Gen3cInputError(f"{name} holds NaN or infinite values: pass colours in [-1, 1]")
-        lo, hi = float(image.min()), float(image.max())
-        if lo < -1 - 1e-3 or hi > 1 + 1e-3:
-            hint = " (0–255 values: pass image / 127.5 - 1)" if hi > 2 else ""
-            raise Gen3cInputError(f"{name} values span [{lo:.3g}, {hi:.3g}], expected [-1, 1]{hint}")
+        outside = outside_unit_range(image, "image")
+        if outside is not None:
+            span, hint = outside
+            raise Gen3cInputError(f"{name} values span {span}, expected [-1, 1]{hint}")
         return image.detach().float()
     if not isinstance(image, (Tensor, np.ndarray, Image.Image)):
         raise Gen3cInputError(

@@ -13,17 +13,17 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import atomic_path
-from gen3c.io.images import to_uint8
+from gen3c.io.images import outside_unit_range, to_uint8
 
 DEFAULT_FPS = 24
 
 
 def _check_range(frames: Tensor) -> None:
     """Refuse float frames outside [−1, 1] (beyond float error), which would be written clipped."""
-    lo, hi = (float(v) for v in torch.aminmax(frames.detach()))
-    if not (-1 - 1e-3 <= lo and hi <= 1 + 1e-3):  # also False for NaN
-        hint = " (0–255 values: pass frames / 127.5 - 1)" if hi > 2 else ""
-        raise Gen3cInputError(f"video frames span [{lo:.3g}, {hi:.3g}]: pass float frames in [-1, 1]{hint}")
+    outside = outside_unit_range(frames, "frames")
+    if outside is not None:
+        span, hint = outside
+        raise Gen3cInputError(f"video frames span {span}: pass float frames in [-1, 1]{hint}")
 
 
 class VideoWriter:

@@ -172,6 +172,14 @@ def converted_dir(root: Path, weights: OfficialWeights | None = None) -> Path:
     return root / f"{(weights or OFFICIAL).name}-v{FORMAT_VERSION}"
 
 
+def converted_official(cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """The folder of GEN3C's official weights converted in the cache (``--cache_dir``), None
+    while they are not: what the gen3c generator runs when no model is named, readable before
+    anything is fetched."""
+    folder = converted_dir(weights_cache_dir(cache_dir))
+    return folder if folder.is_dir() else None
+
+
 def prompts_of(prompt: str = "", negative_prompt: str | None = None, guidance: float = 1.0) -> tuple[str, ...]:
     """The prompts a run encodes (as :meth:`Gen3cPipeline.__call__`): the prompt, and with guidance
     the negative prompt (None: GEN3C's default; "": the prompt again)."""

@@ -521,8 +521,8 @@ def model_configs(options: dict[str, Any]) -> tuple[dict, dict] | None:
     elif options.get("checkpoint_dir"):
         folder = Path(str(options["checkpoint_dir"])).expanduser()
     else:
-        folder = weights.converted_dir(weights.weights_cache_dir(options.get("cache_dir")))
-        if not folder.is_dir():
+        folder = weights.converted_official(options.get("cache_dir"))
+        if folder is None:
             return dict(weights.OFFICIAL.transformer_config), dict(weights.OFFICIAL.vae_config)
     try:
         return tuple(json.loads((folder / name / "config.json").read_text()) for name in ("transformer", "vae"))

@@ -155,8 +155,8 @@ def official_chunk_frames(cache_dir: str | None = None) -> int:
     from gen3c.models import weights
     from gen3c.models.packaged import checkpoint_info
 
-    converted = weights.converted_dir(weights.weights_cache_dir(cache_dir))
-    info = checkpoint_info(str(converted)) if converted.is_dir() else weights.OFFICIAL.model_info
+    converted = weights.converted_official(cache_dir)
+    info = weights.OFFICIAL.model_info if converted is None else checkpoint_info(str(converted))
     return int(info.get("chunk_frames", GEN3C_CHUNK_FRAMES))
 
 
@@ -216,8 +216,9 @@ def check_seed(seed: int) -> None:
 
 
 def check_request(request: GenerationRequest) -> None:
-    """Refuse settings no run can use, before anything is read or loaded (the other settings are
-    checked where they are parsed: resolution, trajectory, frame counts, files)."""
+    """Refuse settings no run can use, before anything is loaded and before any input is read
+    (the other settings are checked where they are parsed: resolution, trajectory, frame counts,
+    files); a LoRA's small record is read (:func:`check_lora_base`)."""
     from gen3c.cache import SPLAT_MODES
     from gen3c.io.images import RESIZE_MODES
 
