@@ -16,9 +16,12 @@ from gen3c.cameras import (
     invert_pose,
     look_at,
     make_intrinsics,
+    matrix_to_quaternion,
     opencv_to_opengl,
     opengl_to_opencv,
     project_points,
+    quaternion_slerp,
+    quaternion_to_matrix,
     resize_crop_intrinsics,
     resize_crop_plan,
     resize_intrinsics,
@@ -124,6 +127,33 @@ def test_rotation_angle():
     R = torch.eye(3)
     Rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     assert rotation_angle_degrees(R, Rz).item() == pytest.approx(90.0, abs=1e-3)
+
+
+def random_rotations(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(n, 3, 3, generator=g, dtype=torch.float64))
+    return Q * torch.linalg.det(Q).sign()[:, None, None]
+
+
+def test_quaternion_round_trip():
+    R = random_rotations(64)
+    q = matrix_to_quaternion(R)
+    assert torch.allclose(q.norm(dim=-1), torch.ones(64, dtype=torch.float64))
+    assert (q[:, 0] >= 0).all()
+    assert torch.allclose(quaternion_to_matrix(q), R, atol=1e-12)
+
+
+def test_slerp_is_unit_norm_and_halves_the_angle():
+    R = random_rotations(32, seed=1)
+    q0, q1 = matrix_to_quaternion(R[:16]), matrix_to_quaternion(R[16:])
+    for t in (0.0, 0.25, 0.5, 1.0):
+        q = quaternion_slerp(q0, q1, torch.full((16,), t, dtype=torch.float64))
+        assert torch.allclose(q.norm(dim=-1), torch.ones(16, dtype=torch.float64), atol=1e-12)
+    half = quaternion_to_matrix(quaternion_slerp(q0, q1, 0.5))
+    total = rotation_angle_degrees(R[:16], R[16:])
+    assert torch.allclose(rotation_angle_degrees(R[:16], half), total / 2, atol=1e-6)
+    # The sign of a quaternion does not matter: slerp takes the shorter arc.
+    assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0, -q1, 0.5)), half, atol=1e-12)
 
 
 def test_validation_errors():

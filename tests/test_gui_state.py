@@ -1,5 +1,5 @@
-"""The GUI's state without a browser: quaternions, keyframe splines, keyframe editing, camera
-files, request building and the one-job-at-a-time runner."""
+"""The GUI's state without a browser: keyframe editing, camera files, request building and the
+one-job-at-a-time runner (the keyframe spline itself: tests/test_trajectories.py)."""
 
 import dataclasses
 import json
@@ -9,27 +9,13 @@ import warnings
 import pytest
 import torch
 
-from gen3c.cameras import invert_pose, look_at, rotation_angle_degrees
+from gen3c.cameras import look_at
 from gen3c.errors import Gen3cInputError, collect_notes, note
-from gen3c.gui.state import (
-    MAX_UPLOAD_BYTES,
-    GuiState,
-    JobRunner,
-    interpolate_poses,
-    matrix_to_quaternion,
-    quaternion_slerp,
-    quaternion_to_matrix,
-)
+from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
 from gen3c.io.camera_files import fit_cameras, load_camera_file
 from gen3c.pipelines.request import GenerationRequest, make_cameras, run_request
 
 F64 = torch.float64
-
-
-def random_rotations(n: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    Q, _ = torch.linalg.qr(torch.randn(n, 3, 3, generator=g, dtype=F64))
-    return Q * torch.linalg.det(Q).sign()[:, None, None]
 
 
 def orbit_w2c(n: int = 4) -> torch.Tensor:
@@ -44,63 +30,6 @@ def state(tmp_path, room_sample):
     s = GuiState(tmp_path / "work", GenerationRequest(resolution="96x160", num_video_frames=13))
     s.load_sample(*room_sample)
     return s
-
-
-# -- quaternions and splines ------------------------------------------------------------------
-
-
-def test_quaternion_round_trip():
-    R = random_rotations(64)
-    q = matrix_to_quaternion(R)
-    assert torch.allclose(q.norm(dim=-1), torch.ones(64, dtype=F64))
-    assert (q[:, 0] >= 0).all()
-    assert torch.allclose(quaternion_to_matrix(q), R, atol=1e-12)
-
-
-def test_slerp_is_unit_norm_and_halves_the_angle():
-    R = random_rotations(32, seed=1)
-    q0, q1 = matrix_to_quaternion(R[:16]), matrix_to_quaternion(R[16:])
-    for t in (0.0, 0.25, 0.5, 1.0):
-        q = quaternion_slerp(q0, q1, torch.full((16,), t, dtype=F64))
-        assert torch.allclose(q.norm(dim=-1), torch.ones(16, dtype=F64), atol=1e-12)
-    half = quaternion_to_matrix(quaternion_slerp(q0, q1, 0.5))
-    total = rotation_angle_degrees(R[:16], R[16:])
-    assert torch.allclose(rotation_angle_degrees(R[:16], half), total / 2, atol=1e-6)
-    # The sign of a quaternion does not matter: slerp takes the shorter arc.
-    assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0, -q1, 0.5)), half, atol=1e-12)
-
-
-@pytest.mark.parametrize("smoothness", [0.0, 0.5, 1.0])
-def test_spline_passes_through_keyframes_at_their_times(smoothness):
-    c2w = invert_pose(orbit_w2c(5))
-    times = torch.tensor([0.0, 0.4, 1.5, 1.7, 3.0], dtype=F64)
-    at_keys = interpolate_poses(c2w, times, times, smoothness)
-    assert torch.allclose(at_keys, c2w, atol=1e-10)
-    dense = interpolate_poses(c2w, times, torch.linspace(-1.0, 4.0, 301, dtype=F64), smoothness)
-    R = dense[:, :3, :3]
-    assert torch.allclose(R @ R.transpose(-1, -2), torch.eye(3, dtype=F64).expand_as(R), atol=1e-10)
-    assert torch.allclose(torch.linalg.det(R), torch.ones(301, dtype=F64))
-    # Held before the first and after the last keyframe; continuous in between.
-    assert torch.allclose(dense[0], c2w[0]) and torch.allclose(dense[-1], c2w[-1])
-    step = (dense[1:, :3, 3] - dense[:-1, :3, 3]).norm(dim=-1)
-    assert step.max() < 0.05
-
-
-def test_zero_smoothness_moves_on_straight_segments():
-    c2w = invert_pose(orbit_w2c(3))
-    times = torch.tensor([0.0, 1.0, 2.0], dtype=F64)
-    mid = interpolate_poses(c2w, times, torch.tensor([0.3, 0.7], dtype=F64), 0.0)[:, :3, 3]
-    a, b = c2w[0, :3, 3], c2w[1, :3, 3]
-    for p in mid:  # on the chord between keyframes 0 and 1
-        assert torch.linalg.cross(p - a, b - a).norm() < 1e-10
-    curved = interpolate_poses(c2w, times, torch.tensor([0.5], dtype=F64), 1.0)[0, :3, 3]
-    assert torch.linalg.cross(curved - a, b - a).norm() > 1e-4
-
-
-def test_spline_rejects_unordered_times():
-    c2w = invert_pose(orbit_w2c(3))
-    with pytest.raises(Gen3cInputError, match="strictly increasing"):
-        interpolate_poses(c2w, torch.tensor([0.0, 1.0, 1.0], dtype=F64), torch.zeros(2, dtype=F64))
 
 
 # -- keyframe editing -------------------------------------------------------------------------

@@ -1,16 +1,18 @@
-"""GEN3C's presets against poses derived by hand from GEN3C's `camera_utils.py` (docs/cameras.md, "Presets")."""
+"""GEN3C's presets against poses derived by hand from GEN3C's `camera_utils.py` (docs/cameras.md,
+"Presets"), and the keyframe spline against closed forms."""
 
 import math
 
 import pytest
 import torch
 
-from gen3c.cameras import camera_centers, make_intrinsics
+from gen3c.cameras import camera_centers, look_at, make_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.trajectories import (
     PRESETS,
     ROTATION_MODES,
     center_depth_for,
+    interpolate_keyframes,
     preset_offsets,
     preset_trajectory,
 )
@@ -148,3 +150,47 @@ def test_preset_helpers_check_their_arguments():
         center_depth_for("auto", torch.ones(2, 2), "metres")
     with pytest.raises(Gen3cInputError, match="trajectory_scale 'median_depth' needs the source depth"):
         center_depth_for("median_depth", None, "metric")
+
+
+# -- keyframe paths ---------------------------------------------------------------------------
+
+F64 = torch.float64
+
+
+def orbit_w2c(n: int = 4) -> torch.Tensor:
+    """n OpenCV cameras on an arc, looking at a point 2 units ahead."""
+    angles = torch.linspace(-0.4, 0.5, n, dtype=F64)
+    eyes = torch.stack([torch.sin(angles) * 0.8, -0.1 * torch.arange(n, dtype=F64), 2 - torch.cos(angles) * 2], -1)
+    return look_at(eyes, torch.tensor([0.0, 0.0, 2.0], dtype=F64).expand_as(eyes))
+
+
+@pytest.mark.parametrize("smoothness", [0.0, 0.5, 1.0])
+def test_spline_passes_through_keyframes_at_their_times(smoothness):
+    w2c = orbit_w2c(5)
+    times = torch.tensor([0.0, 0.4, 1.5, 1.7, 3.0], dtype=F64)
+    at_keys = interpolate_keyframes(w2c, times, times, smoothness)
+    assert torch.allclose(at_keys, w2c, atol=1e-10)
+    dense = interpolate_keyframes(w2c, times, torch.linspace(-1.0, 4.0, 301, dtype=F64), smoothness)
+    R = dense[:, :3, :3]
+    assert torch.allclose(R @ R.transpose(-1, -2), torch.eye(3, dtype=F64).expand_as(R), atol=1e-10)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(301, dtype=F64))
+    # Held before the first and after the last keyframe; continuous in between.
+    assert torch.allclose(dense[0], w2c[0]) and torch.allclose(dense[-1], w2c[-1])
+    step = (camera_centers(dense[1:]) - camera_centers(dense[:-1])).norm(dim=-1)
+    assert step.max() < 0.05
+
+
+def test_zero_smoothness_moves_on_straight_segments():
+    w2c = orbit_w2c(3)
+    times = torch.tensor([0.0, 1.0, 2.0], dtype=F64)
+    mid = camera_centers(interpolate_keyframes(w2c, times, torch.tensor([0.3, 0.7], dtype=F64), 0.0))
+    a, b = camera_centers(w2c[:2])
+    for p in mid:  # on the chord between keyframes 0 and 1
+        assert torch.linalg.cross(p - a, b - a).norm() < 1e-10
+    curved = camera_centers(interpolate_keyframes(w2c, times, torch.tensor([0.5], dtype=F64), 1.0))[0]
+    assert torch.linalg.cross(curved - a, b - a).norm() > 1e-4
+
+
+def test_spline_rejects_unordered_times():
+    with pytest.raises(Gen3cInputError, match="strictly increasing"):
+        interpolate_keyframes(orbit_w2c(3), torch.tensor([0.0, 1.0, 1.0], dtype=F64), torch.zeros(2, dtype=F64))

@@ -327,6 +327,84 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
 
 
 # --------------------------------------------------------------------------------------------
+# Rotations as quaternions (w, x, y, z): viser's ``wxyz`` and the keyframe spline's
+# --------------------------------------------------------------------------------------------
+
+
+def matrix_to_quaternion(R: Tensor) -> Tensor:
+    """Rotation matrices → unit quaternions (w, x, y, z) with w ≥ 0.
+
+    Shepperd's method: of 4w², 4x², 4y², 4z² (each read off the diagonal) the largest is
+    divided by, so rotations near 180° (w ≈ 0) stay as accurate as small ones.
+
+    Args:
+        R: (*B, 3, 3) rotations (the result is normalised, so near-orthonormal float32 input is fine).
+    Returns:
+        (*B, 4) float64.
+    """
+    _check_last_dims("R", R, (3, 3))
+    R = R.to(torch.float64)
+    m00, m11, m22 = R[..., 0, 0], R[..., 1, 1], R[..., 2, 2]
+    # Row k is 4·q_k·q, for q_k = w, x, y, z: each row is q up to scale; the largest q_k² is used.
+    rows = torch.stack(
+        [
+            torch.stack([1 + m00 + m11 + m22, R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1),
+            torch.stack([R[..., 2, 1] - R[..., 1, 2], 1 + m00 - m11 - m22, R[..., 0, 1] + R[..., 1, 0], R[..., 0, 2] + R[..., 2, 0]], -1),
+            torch.stack([R[..., 0, 2] - R[..., 2, 0], R[..., 0, 1] + R[..., 1, 0], 1 - m00 + m11 - m22, R[..., 1, 2] + R[..., 2, 1]], -1),
+            torch.stack([R[..., 1, 0] - R[..., 0, 1], R[..., 0, 2] + R[..., 2, 0], R[..., 1, 2] + R[..., 2, 1], 1 - m00 - m11 + m22], -1),
+        ],
+        -2,
+    )  # (*B, 4, 4)
+    best = rows.diagonal(dim1=-2, dim2=-1).argmax(-1)
+    q = torch.gather(rows, -2, best[..., None, None].expand(*best.shape, 1, 4))[..., 0, :]
+    q = torch.nn.functional.normalize(q, dim=-1)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def quaternion_to_matrix(q: Tensor) -> Tensor:
+    """Quaternions (w, x, y, z) → rotation matrices; q and −q give the same rotation.
+
+    Args:
+        q: (*B, 4), normalised here.
+    Returns:
+        (*B, 3, 3) float64.
+    """
+    _check_last_dims("q", q, (4,))
+    w, x, y, z = torch.nn.functional.normalize(q.to(torch.float64), dim=-1).unbind(-1)
+    return torch.stack(
+        [
+            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
+
+
+def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
+    """Spherical linear interpolation along the shorter arc (q1 or −q1, whichever is nearer q0).
+
+    Args:
+        q0, q1: (*B, 4) quaternions (w, x, y, z), normalised here.
+        t: (*B) or a float; 0 gives q0, 1 gives ±q1.
+    Returns:
+        (*B, 4) float64 unit quaternions.
+    """
+    q0 = torch.nn.functional.normalize(q0.to(torch.float64), dim=-1)
+    q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
+    t = torch.as_tensor(t, dtype=torch.float64)[..., None]
+    dot = (q0 * q1).sum(-1, keepdim=True)
+    q1 = torch.where(dot < 0, -q1, q1)
+    theta = torch.arccos(dot.abs().clamp(max=1.0))
+    sin = torch.sin(theta)
+    close = sin < 1e-6  # nearly equal: the chord is the arc, and sin θ would divide by ~0
+    safe = torch.where(close, torch.ones_like(sin), sin)
+    w0 = torch.where(close, 1 - t, torch.sin((1 - t) * theta) / safe)
+    w1 = torch.where(close, t, torch.sin(t * theta) / safe)
+    return torch.nn.functional.normalize(w0 * q0 + w1 * q1, dim=-1)
+
+
+# --------------------------------------------------------------------------------------------
 # Projection
 # --------------------------------------------------------------------------------------------
 

@@ -22,7 +22,17 @@ import numbers
 import torch
 from torch import Tensor
 
-from gen3c.cameras import Cameras, as_float32, gen3c_look_at, validate_intrinsics, validate_poses
+from gen3c.cameras import (
+    Cameras,
+    as_float32,
+    gen3c_look_at,
+    invert_pose,
+    matrix_to_quaternion,
+    quaternion_slerp,
+    quaternion_to_matrix,
+    validate_intrinsics,
+    validate_poses,
+)
 from gen3c.errors import Gen3cInputError
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
@@ -177,3 +187,129 @@ def center_depth_for(trajectory_scale: str, depth: Tensor | None, depth_kind: st
         raise Gen3cInputError("trajectory_scale 'median_depth' needs the source depth: pass depth, or use trajectory_scale 'gen3c'")
     valid = depth[(depth > 0) & torch.isfinite(depth)]
     return float(valid.median()) if valid.numel() else GEN3C_CENTER_DEPTH
+
+
+# --------------------------------------------------------------------------------------------
+# Keyframe paths: the GUI's editor, camera_path.json keyframes, and Python
+# --------------------------------------------------------------------------------------------
+
+#: Keyframe spline smoothness: 0 straight segments and plain slerp, 1 a Catmull–Rom spline.
+DEFAULT_SMOOTHNESS = 0.5
+
+
+def _qmul(a: Tensor, b: Tensor) -> Tensor:
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack(
+        [aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+         aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1
+    )  # fmt: skip
+
+
+def _qconj(q: Tensor) -> Tensor:
+    return q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=q.dtype)
+
+
+def _qlog(q: Tensor) -> Tensor:
+    """Log of unit quaternions (*B, 4) → rotation vectors / 2, (*B, 3)."""
+    v = q[..., 1:]
+    norm = v.norm(dim=-1, keepdim=True)
+    angle = torch.atan2(norm, q[..., :1])
+    return torch.where(norm > 1e-12, v / norm.clamp(min=1e-12) * angle, v)
+
+
+def _qexp(r: Tensor) -> Tensor:
+    """Exp of rotation vectors / 2 (*B, 3) → unit quaternions (*B, 4)."""
+    angle = r.norm(dim=-1, keepdim=True)
+    axis = torch.where(angle > 1e-12, r / angle.clamp(min=1e-12), r)
+    return torch.cat([torch.cos(angle), torch.where(angle > 1e-12, torch.sin(angle) * axis, r)], -1)
+
+
+def interpolate_keyframes(keyframes_w2c: Tensor, times: Tensor, query_times: Tensor, smoothness: float = DEFAULT_SMOOTHNESS) -> Tensor:
+    """The keyframe spline: OpenCV world-to-camera poses at ``query_times``.
+
+    Camera centres follow a cubic Hermite (cardinal) spline whose tangents are ``smoothness``
+    times the Catmull–Rom tangents for non-uniform times (one-sided at the ends); orientations
+    follow squad, whose inner control quaternions are pulled toward the keyframes by
+    ``1 − smoothness`` (0: plain slerp). The path passes through every keyframe at its time;
+    before the first and after the last keyframe the pose is held.
+
+    Args:
+        keyframes_w2c: (K, 4, 4) keyframe poses, rigid.
+        times: (K,) strictly increasing keyframe times (seconds).
+        query_times: (T,) times to evaluate.
+        smoothness: in [0, 1].
+    Returns:
+        (T, 4, 4) float64 world-to-camera poses.
+    """
+    if not 0.0 <= smoothness <= 1.0:
+        raise Gen3cInputError(f"smoothness {smoothness} must be between 0 and 1")
+    c2w = invert_pose(torch.as_tensor(keyframes_w2c).to(torch.float64))
+    times, query = torch.as_tensor(times).to(torch.float64), torch.as_tensor(query_times).to(torch.float64)
+    K = c2w.shape[0]
+    if K == 0:
+        raise Gen3cInputError("the camera path has no keyframes: add at least one")
+    if K > 1 and not (times[1:] > times[:-1]).all():
+        raise Gen3cInputError("keyframe times must be strictly increasing: give each keyframe its own time")
+    out = torch.zeros(len(query), 4, 4, dtype=torch.float64)
+    out[:, 3, 3] = 1.0
+    if K == 1:
+        out[:] = c2w[0]
+        return invert_pose(out)
+    p = c2w[:, :3, 3]
+    q = matrix_to_quaternion(c2w[:, :3, :3])
+    for k in range(1, K):  # one hemisphere along the path: no long-way-round flips
+        if (q[k] * q[k - 1]).sum() < 0:
+            q[k] = -q[k]
+    # Position tangents (per second), Catmull–Rom for non-uniform knots, scaled by smoothness.
+    m = torch.empty_like(p)
+    m[1:-1] = (p[2:] - p[:-2]) / (times[2:] - times[:-2])[:, None]
+    m[0] = (p[1] - p[0]) / (times[1] - times[0])
+    m[-1] = (p[-1] - p[-2]) / (times[-1] - times[-2])
+    m = m * smoothness
+    # Squad inner quaternions a_k = q_k · exp(−s/4 · (log(q_k⁻¹ q_{k+1}) + log(q_k⁻¹ q_{k−1}))).
+    a = q.clone()
+    if K > 2:
+        inv = _qconj(q[1:-1])
+        tangent = _qlog(_qmul(inv, q[2:])) + _qlog(_qmul(inv, q[:-2]))
+        a[1:-1] = _qmul(q[1:-1], _qexp(-smoothness / 4.0 * tangent))
+
+    tq = query.clamp(times[0], times[-1])
+    seg = (torch.searchsorted(times, tq, right=True) - 1).clamp(0, K - 2)
+    h = times[seg + 1] - times[seg]
+    u = ((tq - times[seg]) / h)[:, None]
+    h00, h10, h01, h11 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u, -2 * u**3 + 3 * u**2, u**3 - u**2
+    out[:, :3, 3] = h00 * p[seg] + h10 * h[:, None] * m[seg] + h01 * p[seg + 1] + h11 * h[:, None] * m[seg + 1]
+    u = u[:, 0]
+    outer = quaternion_slerp(q[seg], q[seg + 1], u)
+    inner = quaternion_slerp(a[seg], a[seg + 1], u)
+    out[:, :3, :3] = quaternion_to_matrix(quaternion_slerp(outer, inner, 2 * u * (1 - u)))
+    return invert_pose(out)
+
+
+def keyframe_trajectory(
+    keyframes_w2c: Tensor,
+    times: Tensor,
+    K: Tensor,
+    height: int,
+    width: int,
+    num_frames: int,
+    fps: float,
+    smoothness: float = DEFAULT_SMOOTHNESS,
+) -> Cameras:
+    """A keyframed camera path sampled at every frame: frame i is the spline at i / fps seconds.
+
+    Args:
+        keyframes_w2c: (K, 4, 4) OpenCV world-to-camera keyframe poses (a tensor or an array).
+        times: (K,) keyframe times in seconds, strictly increasing.
+        K: (3, 3) or (num_frames, 3, 3) intrinsics in pixels of ``height`` × ``width``.
+        num_frames: n, the frames of the video.
+        fps: frames per second.
+        smoothness: see :func:`interpolate_keyframes`.
+    Returns:
+        :class:`Cameras` with n frames, float32.
+    """
+    num_frames = _check_num_frames(num_frames)
+    frame_times = torch.arange(num_frames, dtype=torch.float64) / fps
+    w2c = interpolate_keyframes(keyframes_w2c, times, frame_times, smoothness)
+    return Cameras(w2c.float(), validate_intrinsics(as_float32(K, "K"), "K"), height, width)

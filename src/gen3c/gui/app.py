@@ -24,16 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen3c.cameras import Cameras, invert_pose
+from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.gui.state import (
-    MAX_UPLOAD_BYTES,
-    GuiState,
-    JobResult,
-    JobRunner,
-    matrix_to_quaternion,
-    quaternion_to_matrix,
-)
+from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 

@@ -13,7 +13,7 @@ a worker thread and cancels it cooperatively.
 
 Keyframes are OpenCV world-to-camera poses with a time in seconds (frame i plays at i / fps).
 The path through them is a cardinal spline on camera centres and a squad spline on camera
-orientations (:func:`interpolate_poses`); ``smoothness`` 0 gives straight segments and plain
+orientations (:func:`gen3c.trajectories.keyframe_trajectory`); ``smoothness`` 0 gives straight segments and plain
 slerp, 1 gives a Catmull–Rom spline. Intrinsics stay the source camera's, as in GEN3C.
 """
 
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.cameras import Cameras, invert_pose, opencv_to_opengl, opengl_to_opencv, validate_poses
+from gen3c.cameras import Cameras, opencv_to_opengl, opengl_to_opencv, validate_poses
 from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
@@ -60,6 +60,7 @@ from gen3c.pipelines.request import (
     scene_plan,
 )
 from gen3c.pipelines.resume import partial_dir
+from gen3c.trajectories import DEFAULT_SMOOTHNESS, keyframe_trajectory
 
 if TYPE_CHECKING:
     from gen3c.pipelines.request import SceneInput
@@ -67,164 +68,10 @@ if TYPE_CHECKING:
 PATH_MODES = ("preset", "keyframes", "file")
 #: Uploads larger than this are refused (an image, a depth map or a camera file).
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
-DEFAULT_SMOOTHNESS = 0.5
 
 
 class GenerationCancelled(Exception):
     """Raised from the progress callback when the user cancels a generation."""
-
-
-# --------------------------------------------------------------------------------------------
-# Quaternions (w, x, y, z), float64, batched over leading dimensions
-# --------------------------------------------------------------------------------------------
-
-
-def matrix_to_quaternion(R: Tensor) -> Tensor:
-    """Rotation matrices (*B, 3, 3) → unit quaternions (*B, 4) as (w, x, y, z) with w ≥ 0."""
-    R = R.to(torch.float64)
-    m00, m11, m22 = R[..., 0, 0], R[..., 1, 1], R[..., 2, 2]
-    # Shepperd: take the largest of 4w², 4x², 4y², 4z² to divide by, for accuracy.
-    candidates = torch.stack(
-        [
-            torch.stack([1 + m00 + m11 + m22, R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1),
-            torch.stack([R[..., 2, 1] - R[..., 1, 2], 1 + m00 - m11 - m22, R[..., 0, 1] + R[..., 1, 0], R[..., 0, 2] + R[..., 2, 0]], -1),
-            torch.stack([R[..., 0, 2] - R[..., 2, 0], R[..., 0, 1] + R[..., 1, 0], 1 - m00 + m11 - m22, R[..., 1, 2] + R[..., 2, 1]], -1),
-            torch.stack([R[..., 1, 0] - R[..., 0, 1], R[..., 0, 2] + R[..., 2, 0], R[..., 1, 2] + R[..., 2, 1], 1 - m00 - m11 + m22], -1),
-        ],
-        -2,
-    )  # (*B, 4, 4): row k is 4·q_k·q
-    best = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1).argmax(-1)
-    q = torch.gather(candidates, -2, best[..., None, None].expand(*best.shape, 1, 4))[..., 0, :]
-    q = torch.nn.functional.normalize(q, dim=-1)
-    return torch.where(q[..., :1] < 0, -q, q)
-
-
-def quaternion_to_matrix(q: Tensor) -> Tensor:
-    """Quaternions (*B, 4) (w, x, y, z), normalised first → rotation matrices (*B, 3, 3)."""
-    w, x, y, z = torch.nn.functional.normalize(q.to(torch.float64), dim=-1).unbind(-1)
-    return torch.stack(
-        [
-            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        -2,
-    )
-
-
-def _qmul(a: Tensor, b: Tensor) -> Tensor:
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-         aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1
-    )  # fmt: skip
-
-
-def _qconj(q: Tensor) -> Tensor:
-    return q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=q.dtype)
-
-
-def _qlog(q: Tensor) -> Tensor:
-    """Log of unit quaternions (*B, 4) → rotation vectors / 2, (*B, 3)."""
-    v = q[..., 1:]
-    norm = v.norm(dim=-1, keepdim=True)
-    angle = torch.atan2(norm, q[..., :1])
-    return torch.where(norm > 1e-12, v / norm.clamp(min=1e-12) * angle, v)
-
-
-def _qexp(r: Tensor) -> Tensor:
-    angle = r.norm(dim=-1, keepdim=True)
-    axis = torch.where(angle > 1e-12, r / angle.clamp(min=1e-12), r)
-    return torch.cat([torch.cos(angle), torch.where(angle > 1e-12, torch.sin(angle) * axis, r)], -1)
-
-
-def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
-    """Spherical linear interpolation along the shorter arc; returns unit quaternions.
-
-    Args:
-        q0, q1: (*B, 4) quaternions (normalised here).
-        t: (*B) or a float in [0, 1].
-    """
-    q0 = torch.nn.functional.normalize(q0.to(torch.float64), dim=-1)
-    q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
-    t = torch.as_tensor(t, dtype=torch.float64)[..., None]
-    dot = (q0 * q1).sum(-1, keepdim=True)
-    q1 = torch.where(dot < 0, -q1, q1)
-    dot = dot.abs().clamp(max=1.0)
-    theta = torch.arccos(dot)
-    sin = torch.sin(theta)
-    close = sin < 1e-6
-    safe = torch.where(close, torch.ones_like(sin), sin)
-    w0 = torch.where(close, 1 - t, torch.sin((1 - t) * theta) / safe)
-    w1 = torch.where(close, t, torch.sin(t * theta) / safe)
-    return torch.nn.functional.normalize(w0 * q0 + w1 * q1, dim=-1)
-
-
-# --------------------------------------------------------------------------------------------
-# Keyframe splines
-# --------------------------------------------------------------------------------------------
-
-
-def interpolate_poses(c2w: Tensor, times: Tensor, query: Tensor, smoothness: float = DEFAULT_SMOOTHNESS) -> Tensor:
-    """Interpolate camera-to-world poses given at keyframe times.
-
-    Camera centres follow a cubic Hermite (cardinal) spline whose tangents are ``smoothness``
-    times the Catmull–Rom tangents for non-uniform times (one-sided at the ends); rotations follow
-    squad, whose inner control quaternions are pulled toward the keyframes by ``1 − smoothness``
-    (0: plain slerp). The path passes through every keyframe at its time; before the first and
-    after the last keyframe the pose is held.
-
-    Args:
-        c2w: (K, 4, 4) keyframe poses, rigid.
-        times: (K,) strictly increasing keyframe times.
-        query: (T,) times to evaluate.
-        smoothness: in [0, 1].
-    Returns:
-        (T, 4, 4) float64 camera-to-world poses.
-    """
-    if not 0.0 <= smoothness <= 1.0:
-        raise Gen3cInputError(f"smoothness {smoothness} must be between 0 and 1")
-    c2w, times, query = c2w.to(torch.float64), times.to(torch.float64), query.to(torch.float64)
-    K = c2w.shape[0]
-    if K == 0:
-        raise Gen3cInputError("the camera path has no keyframes: add at least one")
-    if K > 1 and not (times[1:] > times[:-1]).all():
-        raise Gen3cInputError("keyframe times must be strictly increasing: give each keyframe its own time")
-    out = torch.zeros(len(query), 4, 4, dtype=torch.float64)
-    out[:, 3, 3] = 1.0
-    if K == 1:
-        out[:] = c2w[0]
-        return out
-    p = c2w[:, :3, 3]
-    q = matrix_to_quaternion(c2w[:, :3, :3])
-    for k in range(1, K):  # one hemisphere along the path: no long-way-round flips
-        if (q[k] * q[k - 1]).sum() < 0:
-            q[k] = -q[k]
-    # Position tangents (per second), Catmull–Rom for non-uniform knots, scaled by smoothness.
-    m = torch.empty_like(p)
-    m[1:-1] = (p[2:] - p[:-2]) / (times[2:] - times[:-2])[:, None]
-    m[0] = (p[1] - p[0]) / (times[1] - times[0])
-    m[-1] = (p[-1] - p[-2]) / (times[-1] - times[-2])
-    m = m * smoothness
-    # Squad inner quaternions a_k = q_k · exp(−s/4 · (log(q_k⁻¹ q_{k+1}) + log(q_k⁻¹ q_{k−1}))).
-    a = q.clone()
-    if K > 2:
-        inv = _qconj(q[1:-1])
-        tangent = _qlog(_qmul(inv, q[2:])) + _qlog(_qmul(inv, q[:-2]))
-        a[1:-1] = _qmul(q[1:-1], _qexp(-smoothness / 4.0 * tangent))
-
-    tq = query.clamp(times[0], times[-1])
-    seg = (torch.searchsorted(times, tq, right=True) - 1).clamp(0, K - 2)
-    h = times[seg + 1] - times[seg]
-    u = ((tq - times[seg]) / h)[:, None]
-    h00, h10, h01, h11 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u, -2 * u**3 + 3 * u**2, u**3 - u**2
-    out[:, :3, 3] = h00 * p[seg] + h10 * h[:, None] * m[seg] + h01 * p[seg + 1] + h11 * h[:, None] * m[seg + 1]
-    u = u[:, 0]
-    outer = quaternion_slerp(q[seg], q[seg + 1], u)
-    inner = quaternion_slerp(a[seg], a[seg + 1], u)
-    out[:, :3, :3] = quaternion_to_matrix(quaternion_slerp(outer, inner, 2 * u * (1 - u)))
-    return out
 
 
 @dataclass
@@ -505,12 +352,10 @@ class GuiState:
         source = self.require_source()
         if not self.keyframes:
             raise Gen3cInputError("the keyframe path is empty: add keyframes (e.g. 'Add from current view') first")
-        c2w = invert_pose(torch.stack([kf.w2c for kf in self.keyframes]))
+        w2c = torch.stack([kf.w2c for kf in self.keyframes])
         times = torch.tensor([kf.time for kf in self.keyframes], dtype=torch.float64)
-        frame_times = torch.arange(self.request.num_video_frames, dtype=torch.float64) / self.request.fps
-        w2c = invert_pose(interpolate_poses(c2w, times, frame_times, self.smoothness))
         H, W = source.size
-        return Cameras(w2c.float(), source.K.float(), H, W)
+        return keyframe_trajectory(w2c, times, source.K, H, W, self.request.num_video_frames, self.request.fps, self.smoothness)
 
     # -- cameras and cache ----------------------------------------------------------------
 
