@@ -254,3 +254,45 @@ def test_projection_takes_mixed_dtypes_and_checks_shapes():
     with pytest.raises(Gen3cInputError, match="camera poses are a ndarray: pass a tensor"):
         validate_poses(w2c.numpy())
 
+
+
+def half_turn(axis: list[float]) -> torch.Tensor:
+    """The rotation by 180° about ``axis``: R = 2 n nᵀ − I."""
+    n = torch.tensor(axis, dtype=torch.float64)
+    n = n / n.norm()
+    return 2 * torch.outer(n, n) - torch.eye(3, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("axis", [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, -2, 3], [-0.3, 0.1, -5]])
+@pytest.mark.parametrize("below", [0.0, 1e-9, 1e-5])
+def test_quaternion_of_rotations_near_a_half_turn(axis, below):
+    """w = cos(θ/2) ≈ 0 near 180°: every component comes from the largest diagonal term, so
+    the axis is exact to rounding (dividing by a tiny 4w would not be)."""
+    n = torch.tensor(axis, dtype=torch.float64) / torch.tensor(axis, dtype=torch.float64).norm()
+    theta = math.pi - below
+    expected = torch.cat([torch.tensor([math.cos(theta / 2)], dtype=torch.float64), math.sin(theta / 2) * n])
+    # Rodrigues: R = cos θ I + sin θ [n]× + (1 − cos θ) n nᵀ.
+    cross = torch.tensor([[0, -n[2], n[1]], [n[2], 0, -n[0]], [-n[1], n[0], 0]], dtype=torch.float64)
+    R = math.cos(theta) * torch.eye(3, dtype=torch.float64) + math.sin(theta) * cross + (1 - math.cos(theta)) * torch.outer(n, n)
+    if below == 0.0:
+        assert torch.allclose(R, half_turn(axis), atol=1e-15)
+    q = matrix_to_quaternion(R)
+    sign = 1.0 if below else float(torch.sign((q * expected).sum()))  # at exactly 180° q and −q both have w = 0
+    assert torch.allclose(q, sign * expected, atol=1e-12), (q, expected)
+    assert torch.allclose(quaternion_to_matrix(q), R, atol=1e-12)
+    # float32 input (what a browser's camera gives) still round-trips to float32 precision.
+    assert torch.allclose(quaternion_to_matrix(matrix_to_quaternion(R.float())), R, atol=1e-6)
+
+
+def test_quaternion_closed_forms():
+    # 90° about z: q = (cos 45°, 0, 0, sin 45°); x goes to y.
+    Rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    s = math.sqrt(0.5)
+    assert torch.allclose(matrix_to_quaternion(Rz), torch.tensor([s, 0, 0, s], dtype=torch.float64), atol=1e-15)
+    assert torch.allclose(quaternion_to_matrix(torch.tensor([-s, 0, 0, -s])), Rz, atol=1e-7)  # −q: the same rotation
+    assert torch.equal(matrix_to_quaternion(torch.eye(3)), torch.tensor([1.0, 0, 0, 0], dtype=torch.float64))
+    # Slerp from the identity to 90° about z at t = 1/3 is 30° about z.
+    q = quaternion_slerp(torch.tensor([1.0, 0, 0, 0]), matrix_to_quaternion(Rz), 1 / 3)
+    assert torch.allclose(q, torch.tensor([math.cos(math.pi / 12), 0, 0, math.sin(math.pi / 12)], dtype=torch.float64), atol=1e-15)
+    with pytest.raises(Gen3cInputError, match=r"R must have shape \(\*B, 3, 3\)"):
+        matrix_to_quaternion(torch.eye(4))

@@ -6,13 +6,14 @@ import math
 import pytest
 import torch
 
-from gen3c.cameras import camera_centers, look_at, make_intrinsics
+from gen3c.cameras import camera_centers, look_at, make_intrinsics, rotation_angle_degrees
 from gen3c.errors import Gen3cInputError
 from gen3c.trajectories import (
     PRESETS,
     ROTATION_MODES,
     center_depth_for,
     interpolate_keyframes,
+    keyframe_trajectory,
     preset_offsets,
     preset_trajectory,
 )
@@ -194,3 +195,135 @@ def test_zero_smoothness_moves_on_straight_segments():
 def test_spline_rejects_unordered_times():
     with pytest.raises(Gen3cInputError, match="strictly increasing"):
         interpolate_keyframes(orbit_w2c(3), torch.tensor([0.0, 1.0, 1.0], dtype=F64), torch.zeros(2, dtype=F64))
+
+
+def yaw(degrees: float, centre=(0.0, 0.0, 0.0)) -> torch.Tensor:
+    """w2c of an OpenCV camera at ``centre`` turned ``degrees`` about the world y axis."""
+    a = math.radians(degrees)
+    R = torch.tensor([[math.cos(a), 0.0, -math.sin(a)], [0.0, 1.0, 0.0], [math.sin(a), 0.0, math.cos(a)]], dtype=F64)
+    w2c = torch.eye(4, dtype=F64)
+    w2c[:3, :3] = R
+    w2c[:3, 3] = -R @ torch.tensor(centre, dtype=F64)
+    return w2c
+
+
+@pytest.mark.parametrize("smoothness", [0.0, 0.5, 1.0])
+def test_two_keyframes_give_a_constant_speed_line_and_a_slerp(smoothness):
+    """From (0, 0, 0) facing ahead at 0 s to (2, 0, 4) turned 60° at 2 s: at t the centre is
+    t/2 of the way, (t, 0, 2t), and the camera is turned 30°·t — whatever the smoothness, since
+    two keyframes have no neighbours to curve toward."""
+    w2c = torch.stack([yaw(0.0), yaw(60.0, (2.0, 0.0, 4.0))])
+    t = torch.tensor([0.0, 0.25, 0.5, 1.0, 1.5, 2.0], dtype=F64)
+    path = interpolate_keyframes(w2c, torch.tensor([0.0, 2.0], dtype=F64), t, smoothness)
+    assert torch.allclose(camera_centers(path), torch.stack([t, 0 * t, 2 * t], -1), atol=1e-12)
+    for pose, ti in zip(path, t.tolist(), strict=True):
+        assert torch.allclose(pose, yaw(30.0 * ti, (ti, 0.0, 2 * ti)), atol=1e-12)
+
+
+def test_keyframe_trajectory_samples_frame_i_at_i_over_fps():
+    w2c = torch.stack([yaw(0.0), yaw(60.0, (2.0, 0.0, 4.0))])
+    cams = keyframe_trajectory(w2c, [0.0, 2.0], K, 352, 640, num_frames=5, fps=2.0)
+    assert len(cams) == 5 and (cams.height, cams.width) == (352, 640) and torch.equal(cams.K, K.expand(5, 3, 3))
+    # Frame 2 plays at 1 s, half way: turned 30°, at (1, 0, 2); frame 4 (2 s) is the last keyframe.
+    assert torch.allclose(cams.w2c[2], yaw(30.0, (1.0, 0.0, 2.0)).float(), atol=1e-6)
+    assert torch.allclose(cams.w2c[4], w2c[1].float(), atol=1e-6)
+
+
+def test_the_path_turns_the_short_way_between_keyframes():
+    """170° and −170° are 20° apart through 180°, though their quaternions (w ≥ 0) have a negative
+    dot product: half way the camera faces 180°, not 0°."""
+    w2c = torch.stack([yaw(170.0), yaw(-170.0), yaw(-150.0)])
+    for smoothness in (0.0, 0.5, 1.0):
+        mid = interpolate_keyframes(w2c, torch.tensor([0.0, 1.0, 2.0], dtype=F64), torch.tensor([0.5], dtype=F64), smoothness)[0]
+        assert rotation_angle_degrees(mid[:3, :3], yaw(180.0)[:3, :3]) < 1.0
+    dense = interpolate_keyframes(w2c, torch.tensor([0.0, 1.0, 2.0], dtype=F64), torch.linspace(0, 2, 201, dtype=F64), 1.0)
+    steps = rotation_angle_degrees(dense[1:, :3, :3], dense[:-1, :3, :3])
+    assert steps.max() < 0.5  # 40° over 200 steps: no jump the long way round
+
+
+def angular_velocity(path: torch.Tensor, dt: float) -> torch.Tensor:
+    """(T−1, 3) rotation vectors per second between consecutive poses (camera-to-world frames)."""
+    R = path[:, :3, :3].transpose(-1, -2)  # c2w rotations
+    rel = R[1:] @ R[:-1].transpose(-1, -2)
+    angle = torch.arccos(((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1))
+    axis = torch.stack([rel[:, 2, 1] - rel[:, 1, 2], rel[:, 0, 2] - rel[:, 2, 0], rel[:, 1, 0] - rel[:, 0, 1]], -1)
+    return axis / (2 * torch.sin(angle))[:, None] * angle[:, None] / dt
+
+
+def test_full_smoothness_turns_and_moves_without_a_jolt_at_unevenly_timed_keyframes():
+    """Smoothness 1 is C¹ in time: the velocity and the angular velocity just before a keyframe
+    equal those just after it, also when the keyframes around it are 0.3 s and 2 s away."""
+    w2c = torch.stack([yaw(0.0), yaw(20.0, (0.5, 0.0, 0.1)), yaw(80.0, (2.0, 0.3, 1.0)), yaw(90.0, (2.5, 0.0, 2.0))])
+    times = torch.tensor([0.0, 0.3, 2.3, 3.0], dtype=F64)
+    dt = 1e-6
+    for key in (1, 2):
+        t = times[key] + torch.tensor([-2 * dt, -dt, dt, 2 * dt], dtype=F64)
+        path = interpolate_keyframes(w2c, times, t, 1.0)
+        before, after = angular_velocity(path[:2], dt)[0], angular_velocity(path[2:], dt)[0]
+        assert torch.allclose(before, after, atol=1e-4, rtol=1e-4), (key, before, after)
+        c = camera_centers(path)
+        assert torch.allclose((c[1] - c[0]) / dt, (c[3] - c[2]) / dt, atol=1e-4, rtol=1e-4)
+
+
+def test_zero_smoothness_is_piecewise_linear_at_constant_speed():
+    """Smoothness 0: straight segments walked at constant speed and plain slerps — no stop at
+    each keyframe (zero tangents would ease in and out of every one)."""
+    w2c = torch.stack([yaw(0.0), yaw(40.0, (1.0, 0.0, 1.0)), yaw(0.0, (1.0, 0.0, 3.0))])
+    times = torch.tensor([0.0, 1.0, 3.0], dtype=F64)
+    t = torch.tensor([0.25, 0.5, 2.0, 2.5], dtype=F64)
+    path = interpolate_keyframes(w2c, times, t, 0.0)
+    expected = torch.stack([yaw(10.0, (0.25, 0.0, 0.25)), yaw(20.0, (0.5, 0.0, 0.5)), yaw(20.0, (1.0, 0.0, 2.0)), yaw(10.0, (1.0, 0.0, 2.5))])
+    assert torch.allclose(path, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("smoothness", [0.5, 1.0])
+def test_evenly_timed_centres_follow_catmull_rom_blended_with_the_chord(smoothness):
+    """Keyframes 1 s apart, half way from keyframe 1 to 2: Catmull–Rom gives
+    (−p₀ + 9p₁ + 9p₂ − p₃)/16; smoothness s blends its tangents with the chord's, which puts the
+    point at (p₁ + p₂)/2 + s·(p₁ + p₂ − p₀ − p₃)/16."""
+    centres = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.5, 0.0], [2.0, 0.0, 1.0], [2.0, -1.0, 3.0]], dtype=F64)
+    w2c = torch.stack([yaw(10.0 * k, c.tolist()) for k, c in enumerate(centres)])
+    mid = camera_centers(interpolate_keyframes(w2c, torch.arange(4, dtype=F64), torch.tensor([1.5], dtype=F64), smoothness))[0]
+    p0, p1, p2, p3 = centres
+    assert torch.allclose(mid, (p1 + p2) / 2 + smoothness * (p1 + p2 - p0 - p3) / 16, atol=1e-12)
+    if smoothness == 1.0:
+        assert torch.allclose(mid, (-p0 + 9 * p1 + 9 * p2 - p3) / 16, atol=1e-12)
+
+
+def test_one_keyframe_holds_the_camera_still():
+    path = interpolate_keyframes(yaw(30.0, (1.0, 2.0, 3.0))[None], torch.tensor([0.5], dtype=F64), torch.tensor([0.0, 0.5, 9.0], dtype=F64))
+    assert torch.allclose(path, yaw(30.0, (1.0, 2.0, 3.0)).expand(3, 4, 4), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"times": [0.0, 1.0, 1.0]}, r"keyframe times \[0, 1, 1\] must be strictly increasing: give each keyframe its own time"),
+        ({"times": [0.0, 2.0, 1.0]}, "keyframe times .* must be strictly increasing"),
+        ({"times": [0.0, float("nan"), 1.0]}, "keyframe times .* contain NaN or infinite values"),
+        ({"times": [0.0, 1.0]}, r"2 keyframe times for 3 keyframes: give one time \(seconds\) per keyframe"),
+        ({"w2c": torch.zeros(0, 4, 4), "times": []}, "a keyframe path needs at least one keyframe"),
+        ({"w2c": torch.full((3, 4, 4), float("nan"))}, "keyframe poses contain NaN"),
+        ({"w2c": torch.eye(4).expand(3, 4, 4) * 2}, "keyframe poses are not rigid"),
+        ({"w2c": torch.eye(4)}, r"keyframe poses must be \(K, 4, 4\)"),
+        ({"smoothness": 1.5}, "smoothness 1.5 must be between 0 and 1"),
+        ({"smoothness": float("nan")}, "smoothness nan is not a finite number"),
+        ({"query": [0.0, float("inf")]}, "query times contain NaN or infinite values"),
+    ],
+)
+def test_keyframe_arguments_are_checked_in_one_line(change, match):
+    args = {"w2c": orbit_w2c(3), "times": [0.0, 1.0, 2.0], "query": [0.5], "smoothness": 0.5, **change}
+    with pytest.raises(Gen3cInputError, match=match) as info:
+        interpolate_keyframes(args["w2c"], torch.as_tensor(args["times"], dtype=F64), torch.as_tensor(args["query"], dtype=F64), args["smoothness"])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [({"fps": 0.0}, "fps 0.0 must be a number of frames per second > 0"), ({"fps": float("nan")}, "fps nan"),
+     ({"num_frames": 0}, "num_video_frames must be a whole number ≥ 1, got 0")],
+)  # fmt: skip
+def test_keyframe_trajectory_checks_the_frames(change, match):
+    args = {"num_frames": 5, "fps": 24.0, **change}
+    with pytest.raises(Gen3cInputError, match=match):
+        keyframe_trajectory(orbit_w2c(3), [0.0, 1.0, 2.0], K, 352, 640, **args)

@@ -480,13 +480,22 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
 def as_float32(value: object, name: str) -> Tensor:
     """A tensor, numpy array or nested list of real numbers as a float32 tensor (a float32
     tensor as it is); anything else is refused in one line."""
+    return _as_real(value, name).float()
+
+
+def as_float64(value: object, name: str) -> Tensor:
+    """As :func:`as_float32`, in float64 (keyframes: a spline is evaluated in double precision)."""
+    return _as_real(value, name).double()
+
+
+def _as_real(value: object, name: str) -> Tensor:
     try:
         tensor = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
         tensor = None
     if tensor is None or tensor.dtype == torch.bool or tensor.is_complex():
         raise Gen3cInputError(f"{name} is {_describe(value) if tensor is None else tensor.dtype}: pass real numbers (a tensor or an array)")
-    return tensor.float()
+    return tensor
 
 
 @dataclass

@@ -25,6 +25,7 @@ from torch import Tensor
 from gen3c.cameras import (
     Cameras,
     as_float32,
+    as_float64,
     gen3c_look_at,
     invert_pose,
     matrix_to_quaternion,
@@ -225,64 +226,100 @@ def _qexp(r: Tensor) -> Tensor:
     return torch.cat([torch.cos(angle), torch.where(angle > 1e-12, torch.sin(angle) * axis, r)], -1)
 
 
+def _seconds(values: Tensor) -> str:
+    shown = ", ".join(f"{float(t):g}" for t in values[:8])
+    return f"[{shown}{', …' if len(values) > 8 else ''}]"
+
+
+def check_keyframes(keyframes_w2c: Tensor, times: Tensor, smoothness: float) -> tuple[Tensor, Tensor, float]:
+    """Keyframe poses (K, 4, 4) and times (K,) as float64, and the smoothness, checked: K ≥ 1
+    rigid poses, one finite time per keyframe, strictly increasing, smoothness in [0, 1]."""
+    w2c = as_float64(keyframes_w2c, "keyframe poses")
+    if w2c.ndim != 3 or w2c.shape[-2:] != (4, 4):
+        hint = ": one keyframe is w2c[None]" if w2c.shape == (4, 4) else ""
+        raise Gen3cInputError(f"keyframe poses must be (K, 4, 4) world-to-camera matrices, got {tuple(w2c.shape)}{hint}")
+    if len(w2c) == 0:
+        raise Gen3cInputError("a keyframe path needs at least one keyframe: add one")
+    validate_poses(w2c, "keyframe poses")
+    times = as_float64(times, "keyframe times")
+    if times.shape != (len(w2c),):
+        raise Gen3cInputError(f"{times.numel()} keyframe times for {len(w2c)} keyframes: give one time (seconds) per keyframe")
+    if not torch.isfinite(times).all():
+        raise Gen3cInputError(f"keyframe times {_seconds(times)} contain NaN or infinite values: give each keyframe a time in seconds")
+    if not (times[1:] > times[:-1]).all():
+        raise Gen3cInputError(f"keyframe times {_seconds(times)} must be strictly increasing: give each keyframe its own time")
+    smoothness = _finite(smoothness, "smoothness")
+    if not 0.0 <= smoothness <= 1.0:
+        raise Gen3cInputError(f"smoothness {smoothness:g} must be between 0 and 1 (0: straight segments, 1: Catmull–Rom)")
+    return w2c, times, smoothness
+
+
 def interpolate_keyframes(keyframes_w2c: Tensor, times: Tensor, query_times: Tensor, smoothness: float = DEFAULT_SMOOTHNESS) -> Tensor:
     """The keyframe spline: OpenCV world-to-camera poses at ``query_times``.
 
-    Camera centres follow a cubic Hermite (cardinal) spline whose tangents are ``smoothness``
-    times the Catmull–Rom tangents for non-uniform times (one-sided at the ends); orientations
-    follow squad, whose inner control quaternions are pulled toward the keyframes by
-    ``1 − smoothness`` (0: plain slerp). The path passes through every keyframe at its time;
-    before the first and after the last keyframe the pose is held.
+    Each segment between keyframes k and k + 1 is a cubic Hermite curve for the camera centre
+    and a squad curve for its orientation, leaving keyframe k with velocity
+    ``(1 − s)·chord + s·catmull_rom`` and reaching k + 1 likewise, where ``chord`` is the
+    segment's own constant velocity and ``catmull_rom`` the keyframe's central difference over
+    the non-uniform times, ``(p_{k+1} − p_{k−1}) / (t_{k+1} − t_{k−1})`` (one-sided at the
+    ends); orientations use the same blend in the tangent space of the keyframe's quaternion
+    (``log(q_k⁻¹ q_{k±1})``). So ``smoothness`` s = 0 walks straight segments at constant
+    speed with plain slerp, s = 1 is C¹ in time (no jolt at a keyframe, however unevenly the
+    keyframes are timed), and two keyframes give a straight line at constant speed and a slerp
+    for every s. Quaternions are kept in one hemisphere along the path, so each segment turns
+    the short way. The path passes through every keyframe at its time and holds the first and
+    last pose before and after them.
 
     Args:
-        keyframes_w2c: (K, 4, 4) keyframe poses, rigid.
-        times: (K,) strictly increasing keyframe times (seconds).
-        query_times: (T,) times to evaluate.
-        smoothness: in [0, 1].
+        keyframes_w2c: (K, 4, 4) rigid keyframe poses, K ≥ 1 (one keyframe: a still camera).
+        times: (K,) strictly increasing keyframe times in seconds.
+        query_times: (T,) times to evaluate, in seconds.
+        smoothness: s in [0, 1].
     Returns:
         (T, 4, 4) float64 world-to-camera poses.
     """
-    if not 0.0 <= smoothness <= 1.0:
-        raise Gen3cInputError(f"smoothness {smoothness} must be between 0 and 1")
-    c2w = invert_pose(torch.as_tensor(keyframes_w2c).to(torch.float64))
-    times, query = torch.as_tensor(times).to(torch.float64), torch.as_tensor(query_times).to(torch.float64)
-    K = c2w.shape[0]
-    if K == 0:
-        raise Gen3cInputError("the camera path has no keyframes: add at least one")
-    if K > 1 and not (times[1:] > times[:-1]).all():
-        raise Gen3cInputError("keyframe times must be strictly increasing: give each keyframe its own time")
-    out = torch.zeros(len(query), 4, 4, dtype=torch.float64)
-    out[:, 3, 3] = 1.0
+    w2c, times, s = check_keyframes(keyframes_w2c, times, smoothness)
+    query = as_float64(query_times, "query times").reshape(-1)
+    if not torch.isfinite(query).all():
+        raise Gen3cInputError("query times contain NaN or infinite values: pass times in seconds")
+    c2w = invert_pose(w2c)
+    K = len(c2w)
     if K == 1:
-        out[:] = c2w[0]
-        return invert_pose(out)
+        return w2c[0].expand(len(query), 4, 4).clone()
     p = c2w[:, :3, 3]
     q = matrix_to_quaternion(c2w[:, :3, :3])
-    for k in range(1, K):  # one hemisphere along the path: no long-way-round flips
-        if (q[k] * q[k - 1]).sum() < 0:
-            q[k] = -q[k]
-    # Position tangents (per second), Catmull–Rom for non-uniform knots, scaled by smoothness.
-    m = torch.empty_like(p)
-    m[1:-1] = (p[2:] - p[:-2]) / (times[2:] - times[:-2])[:, None]
-    m[0] = (p[1] - p[0]) / (times[1] - times[0])
-    m[-1] = (p[-1] - p[-2]) / (times[-1] - times[-2])
-    m = m * smoothness
-    # Squad inner quaternions a_k = q_k · exp(−s/4 · (log(q_k⁻¹ q_{k+1}) + log(q_k⁻¹ q_{k−1}))).
-    a = q.clone()
-    if K > 2:
-        inv = _qconj(q[1:-1])
-        tangent = _qlog(_qmul(inv, q[2:])) + _qlog(_qmul(inv, q[:-2]))
-        a[1:-1] = _qmul(q[1:-1], _qexp(-smoothness / 4.0 * tangent))
+    # q and −q are one rotation: flip each so it is on its predecessor's side (the short way round).
+    dots = (q[1:] * q[:-1]).sum(-1)
+    q = q * torch.cat([torch.ones(1, dtype=q.dtype), torch.where(dots < 0, -1.0, 1.0).cumprod(0)])[:, None]
+
+    h = times[1:] - times[:-1]  # (K−1,) segment durations
+    # Centres: velocity of each straight segment, and Catmull–Rom velocity at each keyframe.
+    chord = (p[1:] - p[:-1]) / h[:, None]
+    central = torch.cat([chord[:1], (p[2:] - p[:-2]) / (times[2:] - times[:-2])[:, None], chord[-1:]])
+    v_start = (1 - s) * chord + s * central[:-1]  # (K−1, 3): segment k leaves keyframe k at this velocity
+    v_end = (1 - s) * chord + s * central[1:]  # and reaches keyframe k + 1 at this one
+    # Orientations, in the tangent space at each keyframe (half rotation vectors): the segment's
+    # own turn log(q_k⁻¹ q_{k+1}), and the Catmull–Rom turn rate at each keyframe.
+    turn = _qlog(_qmul(_qconj(q[:-1]), q[1:]))  # (K−1, 3); seen from q_{k+1} it is −log(q_{k+1}⁻¹ q_k), the same vector
+    rate = torch.cat([turn[:1] / h[:1, None], (turn[1:] + turn[:-1]) / (times[2:] - times[:-2])[:, None], turn[-1:] / h[-1:, None]])
+    # Squad leaves q_k with tangent turn + 2·log(q_k⁻¹ a) (per unit of the segment's parameter)
+    # and reaches q_{k+1} with turn − 2·log(q_{k+1}⁻¹ b): choose the inner quaternions a, b for the blend.
+    d_start = (1 - s) * turn + s * h[:, None] * rate[:-1]
+    d_end = (1 - s) * turn + s * h[:, None] * rate[1:]
+    a = _qmul(q[:-1], _qexp((d_start - turn) / 2))
+    b = _qmul(q[1:], _qexp((turn - d_end) / 2))
 
     tq = query.clamp(times[0], times[-1])
     seg = (torch.searchsorted(times, tq, right=True) - 1).clamp(0, K - 2)
-    h = times[seg + 1] - times[seg]
-    u = ((tq - times[seg]) / h)[:, None]
+    hs = h[seg][:, None]
+    u = ((tq - times[seg]) / h[seg])[:, None]
     h00, h10, h01, h11 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u, -2 * u**3 + 3 * u**2, u**3 - u**2
-    out[:, :3, 3] = h00 * p[seg] + h10 * h[:, None] * m[seg] + h01 * p[seg + 1] + h11 * h[:, None] * m[seg + 1]
+    out = torch.zeros(len(query), 4, 4, dtype=torch.float64)
+    out[:, 3, 3] = 1.0
+    out[:, :3, 3] = h00 * p[seg] + h10 * hs * v_start[seg] + h01 * p[seg + 1] + h11 * hs * v_end[seg]
     u = u[:, 0]
     outer = quaternion_slerp(q[seg], q[seg + 1], u)
-    inner = quaternion_slerp(a[seg], a[seg + 1], u)
+    inner = quaternion_slerp(a[seg], b[seg], u)
     out[:, :3, :3] = quaternion_to_matrix(quaternion_slerp(outer, inner, 2 * u * (1 - u)))
     return invert_pose(out)
 
@@ -310,6 +347,9 @@ def keyframe_trajectory(
         :class:`Cameras` with n frames, float32.
     """
     num_frames = _check_num_frames(num_frames)
+    fps = _finite(fps, "fps")
+    if fps <= 0:
+        raise Gen3cInputError(f"fps {fps} must be a number of frames per second > 0")
     frame_times = torch.arange(num_frames, dtype=torch.float64) / fps
     w2c = interpolate_keyframes(keyframes_w2c, times, frame_times, smoothness)
     return Cameras(w2c.float(), validate_intrinsics(as_float32(K, "K"), "K"), height, width)
