@@ -5,6 +5,7 @@ import dataclasses
 import json
 import threading
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,7 +101,8 @@ def test_camera_path_export_import_round_trip(state, tmp_path, room_sample):
     state.set_path_mode("keyframes")
     exported = state.camera_path_json()
     data = json.loads(exported)
-    assert len(data["camera_path"]) == 13 and len(data["keyframes"]) == 4 and data["smoothness_value"] == 0.8
+    assert len(data["camera_path"]) == 13 and len(data["keyframes"]) == 4 and data["gen3c"]["smoothness"] == 0.8
+    assert data["smoothness_value"] == pytest.approx(0.2)  # nerfstudio's spline tension
     assert len(data["keyframes"][0]["matrix"]) == 16
 
     other = GuiState(tmp_path / "other", GenerationRequest(resolution="96x160", num_video_frames=5))
@@ -161,15 +163,22 @@ def test_a_downloaded_path_replays_at_its_own_speed_with_the_cli(tmp_path, box_s
 
 
 def test_import_nerfstudio_keyframes_without_times_uses_transitions(state):
+    """nerfstudio's viewer stores on each keyframe the transition that leads to it (its
+    ``render_panel.py``), and its spline tension as ``smoothness_value``."""
     for p in orbit_w2c(3):
         state.add_keyframe(p)
     state.set_path_mode("keyframes")
     data = json.loads(state.camera_path_json())
     for kf in data["keyframes"]:
         del kf["time"]  # as nerfstudio writes them
-    data["keyframes"][0]["override_transition_sec"] = 0.2
+    del data["gen3c"]
+    assert [kf["override_transition_sec"] for kf in data["keyframes"]] == pytest.approx([None, 0.25, 0.25])
+    data["keyframes"][1]["override_transition_sec"] = 0.2
+    data["keyframes"][2]["override_transition_enabled"] = False  # then the default, 0.3
+    data["default_transition_sec"], data["smoothness_value"] = 0.3, 0.25
     state.import_camera_path(json.dumps(data))
-    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.2, 0.45])
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.2, 0.5])
+    assert state.smoothness == 0.75 and state.path_mode == "keyframes"
 
 
 def test_import_path_without_keyframes_is_a_fixed_path(state):
@@ -238,6 +247,10 @@ def test_requests_reproduce_the_gui_path_through_the_cli_functions(state):
     custom = state.build_request("k")
     assert custom.camera_file.startswith(str(state.work_dir))
     assert torch.allclose(make_cameras(custom, state.source).w2c, state.cameras().w2c, atol=1e-6)
+    # The run gets the keyframes themselves (the downloadable camera_path.json), which it samples
+    # with the library's keyframe_trajectory as `--camera_file` does.
+    written = json.loads(Path(custom.camera_file).read_text())
+    assert len(written["keyframes"]) == 3 and written["gen3c"]["smoothness"] == state.smoothness
     state.update(num_video_frames=4)  # a short run, through run_request as the CLI does it
     out = run_request(state.build_request("k"), source=state.source)
     assert out.paths["video"] == state.work_dir / "outputs" / "k.mp4" and len(out.result.frames) == 4

@@ -14,8 +14,11 @@ from gen3c.cameras import Cameras, look_at, make_intrinsics, opencv_to_opengl
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import atomic_path, ensure_writable_dir
 from gen3c.io.camera_files import (
+    cameras_from_dict,
+    cameras_to_nerfstudio_path,
     fit_cameras,
     load_camera_file,
+    read_keyframe_path,
     save_cameras,
     save_nerfstudio_path,
 )
@@ -23,6 +26,7 @@ from gen3c.io.depth import FAR_DEPTH, conform_depth, load_depth, scene_depths
 from gen3c.io.images import load_image, parse_resolution, resize_image, save_image, to_uint8
 from gen3c.io.ply import read_ply, write_ply
 from gen3c.io.video import VideoWriter, count_video_frames, read_video, write_video
+from gen3c.trajectories import KeyframePath
 
 
 def orbit(n=5, h=48, w=64):
@@ -60,6 +64,86 @@ def test_nerfstudio_camera_path_round_trip(tmp_path):
     assert data["camera_path"][0]["fov"] == pytest.approx(2 * np.degrees(np.arctan(24 / 60)))
     back = load_camera_file(tmp_path / "camera_path.json")
     assert torch.allclose(back.w2c, cams.w2c, atol=1e-5) and torch.allclose(back.K, cams.K, atol=1e-4)
+
+
+def keyframed(smoothness=0.7, times=(0.0, 0.5, 2.0), num_frames=13, fps=6.0):
+    """A keyframe path through three poses of :func:`orbit`, and its cameras at 48×64."""
+    path = KeyframePath(orbit(3).w2c.double(), torch.tensor(times, dtype=torch.float64), smoothness, num_frames, fps)
+    return path, path.cameras(make_intrinsics(60.0, 55.0, 30.0, 20.0), 48, 64)
+
+
+def test_a_keyframed_camera_path_replays_its_keyframes(tmp_path):
+    """A camera_path.json gen3c writes keeps the keyframes (exact times, smoothness); reading it
+    samples them with keyframe_trajectory, as the GUI did when it wrote the file."""
+    path, cams = keyframed()
+    save_nerfstudio_path(tmp_path / "camera_path.json", cams, 6.0, keyframes=path)
+    data = json.loads((tmp_path / "camera_path.json").read_text())
+    assert [kf["time"] for kf in data["keyframes"]] == [0.0, 0.5, 2.0] and data["gen3c"] == {"smoothness": 0.7}
+    # As nerfstudio's viewer: each keyframe holds the transition leading to it; tension = 1 − smoothness.
+    assert [kf["override_transition_sec"] for kf in data["keyframes"]] == [None, 0.5, 1.5]
+    assert data["smoothness_value"] == pytest.approx(0.3) and np.allclose(data["keyframes"][1]["matrix"], opencv_to_opengl(path.w2c[1]).reshape(-1))
+    back = read_keyframe_path(data)
+    assert torch.allclose(back.w2c, path.w2c, atol=1e-6) and torch.equal(back.times, path.times)
+    assert (back.smoothness, back.num_frames, back.fps) == (0.7, 13, 6.0)
+    replayed = load_camera_file(tmp_path / "camera_path.json")
+    assert torch.allclose(replayed.w2c, cams.w2c, atol=1e-6) and torch.equal(replayed.K, cams.K)
+
+
+def test_a_camera_path_changed_after_gen3c_wrote_it_is_refused(tmp_path):
+    """Its keyframes and its camera_path would give two different videos: neither is dropped
+    silently. nerfstudio's own files, and gen3c's older ones, replay camera_path as it is."""
+    path, cams = keyframed()
+    data = json.loads(json.dumps(cameras_to_nerfstudio_path(cams, 6.0, path)))
+    data["camera_path"][5]["camera_to_world"][3] += 0.1  # moved 0.1 along x
+    with pytest.raises(Gen3cInputError, match=r"^camera file: its camera_path does not follow its keyframes \(frame 5 is 0\.1 away, turned 0\.0°\): .* delete its \"gen3c\" entry") as info:
+        cameras_from_dict(data)
+    assert "\n" not in str(info.value)
+    as_written = cameras_from_dict(data, follow_keyframes=False)
+    assert torch.allclose(as_written.centers[5], cams.centers[5] + torch.tensor([0.1, 0.0, 0.0]), atol=1e-5)
+    for old_or_foreign in ({**data, "gen3c": {"path_mode": "keyframes"}}, {k: v for k, v in data.items() if k != "gen3c"}):
+        assert torch.equal(cameras_from_dict(old_or_foreign).w2c, as_written.w2c)
+    data["camera_path"][5]["camera_to_world"][3] -= 0.1
+    data["keyframes"][1]["time"] = 0.7  # a keyframe retimed by hand
+    with pytest.raises(Gen3cInputError, match="does not follow its keyframes"):
+        cameras_from_dict(data)
+
+
+def test_nerfstudio_keyframes_are_timed_by_their_transitions():
+    """nerfstudio's viewer (``render_panel.py``) writes no times: keyframe i comes
+    ``override_transition_sec`` of keyframe i after keyframe i − 1 when enabled, else
+    ``default_transition_sec`` (0.5 when absent); its ``smoothness_value`` is a tension."""
+    gl = opencv_to_opengl(orbit(4).w2c.double()).reshape(4, 16).tolist()
+    keyframes = [{"matrix": m, "fov": 50.0, "aspect": 4 / 3} for m in gl]
+    keyframes[1] |= {"override_transition_enabled": True, "override_transition_sec": 1.25}
+    keyframes[2] |= {"override_transition_enabled": False, "override_transition_sec": 9.0}
+    data = {"camera_path": [{"camera_to_world": gl[0], "fov": 50.0}] * 7, "render_height": 48, "render_width": 64,
+            "keyframes": keyframes, "fps": 30, "smoothness_value": 0.2, "default_transition_sec": 2.0}  # fmt: skip
+    path = read_keyframe_path(data)
+    assert path.times.tolist() == [0.0, 1.25, 3.25, 5.25] and path.smoothness == pytest.approx(0.8)
+    assert (path.num_frames, path.fps) == (7, 30.0) and torch.allclose(path.w2c, orbit(4).w2c.double(), atol=1e-6)
+    del data["default_transition_sec"], data["smoothness_value"]
+    assert read_keyframe_path(data).times.tolist() == [0.0, 1.25, 1.75, 2.25] and read_keyframe_path(data).smoothness == 0.5
+    assert read_keyframe_path({**data, "keyframes": []}) is None and read_keyframe_path({"frames": []}) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [({1: {"override_transition_sec": 0.0}}, r"keyframe times \[0, 0, 0\.5\] must be strictly increasing"),
+     ({1: {"time": float("nan")}}, "keyframe times .* contain NaN"),
+     ({0: {"matrix": [1, 0, 0]}}, r"keyframes\[0\] matrix must be 4×4"),
+     ({2: {"matrix": None}}, r"keyframes\[2\] needs 'matrix', 16 numbers"),
+     ({1: {"override_transition_sec": "1"}}, r"keyframes\[1\] override_transition_sec must be a number"),
+     ({-1: {"smoothness_value": 3.0}}, "smoothness -2 must be between 0 and 1")],
+)  # fmt: skip
+def test_bad_keyframes_are_one_line_errors(change, match):
+    gl = opencv_to_opengl(orbit(3).w2c.double()).reshape(3, 16).tolist()
+    data = {"camera_path": [{"camera_to_world": gl[0], "fov": 50.0}], "render_height": 48, "render_width": 64,
+            "keyframes": [{"matrix": m, "override_transition_enabled": True, "override_transition_sec": 0.5} for m in gl]}  # fmt: skip
+    for index, fields in change.items():
+        (data if index < 0 else data["keyframes"][index]).update(fields)
+    with pytest.raises(Gen3cInputError, match=match) as info:
+        read_keyframe_path(data, "camera file 'p.json'")
+    assert str(info.value).startswith("camera file 'p.json'") and "\n" not in str(info.value)
 
 
 def test_nerfstudio_transforms_json(tmp_path):

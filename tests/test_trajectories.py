@@ -320,7 +320,7 @@ def test_keyframe_arguments_are_checked_in_one_line(change, match):
 
 @pytest.mark.parametrize(
     "change, match",
-    [({"fps": 0.0}, "fps 0.0 must be a number of frames per second > 0"), ({"fps": float("nan")}, "fps nan"),
+    [({"fps": 0.0}, "fps 0 must be a number of frames per second > 0"), ({"fps": float("nan")}, "fps nan"),
      ({"num_frames": 0}, "num_video_frames must be a whole number ≥ 1, got 0")],
 )  # fmt: skip
 def test_keyframe_trajectory_checks_the_frames(change, match):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -56,6 +57,13 @@ def _check_num_frames(num_frames: object) -> int:
     if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
         raise Gen3cInputError(f"num_video_frames must be a whole number ≥ 1, got {num_frames!r}")
     return int(num_frames)
+
+
+def _check_fps(fps: object) -> float:
+    fps = _finite(fps, "fps")
+    if fps <= 0:
+        raise Gen3cInputError(f"fps {fps:g} must be a number of frames per second > 0")
+    return fps
 
 
 def _finite(value: object, name: str) -> float:
@@ -346,10 +354,39 @@ def keyframe_trajectory(
     Returns:
         :class:`Cameras` with n frames, float32.
     """
-    num_frames = _check_num_frames(num_frames)
-    fps = _finite(fps, "fps")
-    if fps <= 0:
-        raise Gen3cInputError(f"fps {fps} must be a number of frames per second > 0")
+    num_frames, fps = _check_num_frames(num_frames), _check_fps(fps)
     frame_times = torch.arange(num_frames, dtype=torch.float64) / fps
     w2c = interpolate_keyframes(keyframes_w2c, times, frame_times, smoothness)
     return Cameras(w2c.float(), validate_intrinsics(as_float32(K, "K"), "K"), height, width)
+
+
+@dataclass
+class KeyframePath:
+    """A keyframed camera path and the frames it is sampled at: what a ``camera_path.json`` with
+    keyframes holds (:func:`gen3c.io.camera_files.read_keyframe_path`) and what the GUI edits.
+
+    Attributes:
+        w2c: (K, 4, 4) OpenCV world-to-camera keyframe poses, float64.
+        times: (K,) keyframe times in seconds, strictly increasing, float64.
+        smoothness: in [0, 1] (:func:`interpolate_keyframes`).
+        num_frames: frames of the video; frame i plays at i / fps.
+        fps: frames per second.
+
+    Tensors, arrays and lists are taken; everything is checked on construction.
+    """
+
+    w2c: Tensor
+    times: Tensor
+    smoothness: float = DEFAULT_SMOOTHNESS
+    num_frames: int = 1
+    fps: float = 24.0
+
+    def __post_init__(self) -> None:
+        self.w2c, self.times, self.smoothness = check_keyframes(self.w2c, self.times, self.smoothness)
+        self.num_frames = _check_num_frames(self.num_frames)
+        self.fps = _check_fps(self.fps)
+
+    def cameras(self, K: Tensor, height: int, width: int) -> Cameras:
+        """The path at every frame with intrinsics ``K`` ((3, 3) or (num_frames, 3, 3), pixels of
+        ``height`` × ``width``): :func:`keyframe_trajectory`."""
+        return keyframe_trajectory(self.w2c, self.times, K, height, width, self.num_frames, self.fps, self.smoothness)

@@ -33,14 +33,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.cameras import Cameras, opencv_to_opengl, opengl_to_opencv, validate_poses
+from gen3c.cameras import Cameras, validate_poses
 from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
+    camera_dict_fps,
     cameras_from_dict,
     cameras_to_nerfstudio_path,
     fit_cameras,
     parse_camera_json,
+    read_keyframe_path,
     save_cameras,
 )
 from gen3c.io.depth import scene_depths
@@ -60,7 +62,7 @@ from gen3c.pipelines.request import (
     scene_plan,
 )
 from gen3c.pipelines.resume import partial_dir
-from gen3c.trajectories import DEFAULT_SMOOTHNESS, keyframe_trajectory
+from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath
 
 if TYPE_CHECKING:
     from gen3c.pipelines.request import SceneInput
@@ -347,15 +349,20 @@ class GuiState:
     def _sort(self) -> None:
         self.keyframes.sort(key=lambda kf: kf.time)
 
-    def keyframe_path(self) -> Cameras:
-        """The keyframes' spline sampled at every frame, with the source's intrinsics."""
-        source = self.require_source()
+    def keyframe_data(self) -> KeyframePath:
+        """The keyframes as the library takes them: poses, times, smoothness and the frames."""
         if not self.keyframes:
             raise Gen3cInputError("the keyframe path is empty: add keyframes (e.g. 'Add from current view') first")
         w2c = torch.stack([kf.w2c for kf in self.keyframes])
         times = torch.tensor([kf.time for kf in self.keyframes], dtype=torch.float64)
+        return KeyframePath(w2c, times, self.smoothness, self.request.num_video_frames, self.request.fps)
+
+    def keyframe_path(self) -> Cameras:
+        """The keyframes' spline sampled at every frame, with the source's intrinsics
+        (:func:`gen3c.trajectories.keyframe_trajectory`, as ``--camera_file`` replays it)."""
+        source = self.require_source()
         H, W = source.size
-        return keyframe_trajectory(w2c, times, source.K, H, W, self.request.num_video_frames, self.request.fps, self.smoothness)
+        return self.keyframe_data().cameras(source.K, H, W)
 
     # -- cameras and cache ----------------------------------------------------------------
 
@@ -421,82 +428,39 @@ class GuiState:
     # -- camera files ---------------------------------------------------------------------
 
     def camera_path_dict(self) -> dict:
-        """The current path as a nerfstudio ``camera_path.json`` object, keyframes included.
-
-        Keyframes carry nerfstudio's ``matrix`` (row-major OpenGL camera-to-world), ``fov``
-        (vertical, degrees), ``aspect`` and ``override_transition_sec`` (seconds to the next
-        keyframe), plus ``time`` (seconds), which gen3c reads back exactly.
-        """
+        """The current path as a nerfstudio ``camera_path.json`` object, keyframes included
+        (:func:`~gen3c.io.camera_files.cameras_to_nerfstudio_path`), with the page's own
+        settings under ``"gen3c"``."""
         cams = self.cameras()
-        fps = self.request.fps
-        keyframes = []
-        if self.path_mode == "keyframes":
-            fov = float(np.degrees(2 * np.arctan(0.5 * cams.height / float(cams.K[0, 1, 1]))))
-            for k, kf in enumerate(self.keyframes):
-                nxt = self.keyframes[k + 1].time - kf.time if k + 1 < len(self.keyframes) else None
-                keyframes.append(
-                    {
-                        "matrix": opencv_to_opengl(kf.w2c).reshape(-1).tolist(),
-                        "fov": fov,
-                        "aspect": cams.width / cams.height,
-                        "override_transition_enabled": nxt is not None,
-                        "override_transition_sec": nxt,
-                        "time": kf.time,
-                    }
-                )
-        data = cameras_to_nerfstudio_path(cams, fps, keyframes)
-        data["smoothness_value"] = self.smoothness
-        data["default_transition_sec"] = self.duration / max(1, len(keyframes) - 1)
-        data["gen3c"] = {"path_mode": self.path_mode, "auto_time": self.auto_time}
+        keyframes = self.keyframe_data() if self.path_mode == "keyframes" else None
+        data = cameras_to_nerfstudio_path(cams, self.request.fps, keyframes)
+        data["gen3c"] = {**data.get("gen3c", {}), "path_mode": self.path_mode, "auto_time": self.auto_time}
         return data
 
     def camera_path_json(self) -> bytes:
         return json.dumps(self.camera_path_dict(), indent=1).encode("utf-8")
 
     def import_camera_path(self, text: bytes | str, name: str = "camera file") -> None:
-        """Load a nerfstudio ``camera_path.json`` (its keyframes become editable keyframes) or any
-        camera file ``--camera_file`` reads (used as a fixed path)."""
+        """Load a nerfstudio ``camera_path.json`` (its keyframes become editable keyframes:
+        :func:`~gen3c.io.camera_files.read_keyframe_path`) or any camera file ``--camera_file``
+        reads (used as a fixed path, as is the ``camera_path`` of a file with keyframes)."""
         data = parse_camera_json(text.encode("utf-8") if isinstance(text, str) else text, name)
-        cams = cameras_from_dict(data, name)
-        fps = float(data.get("fps", self.request.fps)) if isinstance(data.get("fps"), int | float) else self.request.fps
-        keyframes = data.get("keyframes") if isinstance(data, dict) else None
-        parsed = self._parse_keyframes(keyframes, data, name) if keyframes else None
+        cams = cameras_from_dict(data, name, follow_keyframes=False)
+        path = read_keyframe_path(data, name)
+        fps = path.fps if path is not None else camera_dict_fps(data, name) or self.request.fps
         self.update(num_video_frames=len(cams), fps=fps)
         self.imported = cams
-        if parsed is None:
+        if path is None:
             self.path_mode = "file"
             return
         self.keyframes = []
-        for w2c, t in parsed:
-            self.keyframes.append(Keyframe(self._next_id, w2c, t))
+        for w2c, t in zip(path.w2c, path.times.tolist(), strict=True):
+            self.keyframes.append(Keyframe(self._next_id, w2c.clone(), t))
             self._next_id += 1
-        smooth = data.get("smoothness_value", self.smoothness)
-        self.smoothness = min(1.0, max(0.0, float(smooth))) if isinstance(smooth, int | float) else self.smoothness
-        self.auto_time = bool(data.get("gen3c", {}).get("auto_time", False)) if isinstance(data.get("gen3c"), dict) else False
+        self.smoothness = path.smoothness
+        extra = data.get("gen3c")
+        self.auto_time = bool(extra.get("auto_time", False)) if isinstance(extra, dict) else False
         self.path_mode = "keyframes"
-
-    def _parse_keyframes(self, keyframes: Any, data: dict, name: str) -> list[tuple[Tensor, float]]:
-        if not isinstance(keyframes, list) or not all(isinstance(k, dict) for k in keyframes):
-            raise Gen3cInputError(f"{name}: 'keyframes' must be a list of objects")
-        out, t = [], 0.0
-        default = data.get("default_transition_sec")
-        for i, kf in enumerate(keyframes):
-            try:
-                matrix = torch.tensor(kf["matrix"], dtype=torch.float64).reshape(4, 4)
-            except (KeyError, TypeError, ValueError, RuntimeError):
-                raise Gen3cInputError(f"{name}: keyframes[{i}] needs 'matrix', 16 numbers (OpenGL camera-to-world, row-major)") from None
-            validate_poses(matrix, f"{name} keyframes[{i}] matrix")
-            if isinstance(kf.get("time"), int | float):
-                t = float(kf["time"])
-            elif i > 0:  # nerfstudio: the previous keyframe's transition, else the default
-                prev = keyframes[i - 1]
-                step = prev.get("override_transition_sec") if prev.get("override_transition_enabled") else default
-                t += float(step) if isinstance(step, int | float) and step > 0 else 1.0
-            out.append((opengl_to_opencv(matrix), t))
-        times = [t for _, t in out]
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
-            raise Gen3cInputError(f"{name}: keyframe times must be strictly increasing")
-        return out
 
     # -- generation -----------------------------------------------------------------------
 
@@ -510,15 +474,19 @@ class GuiState:
 
     def build_request(self, name: str | None = None) -> GenerationRequest:
         """The request for a run of the current settings and path. Custom paths are written to
-        ``work_dir/paths`` as gen3c camera files and passed as ``camera_file``, so the run reads
-        them exactly like ``gen3c generate --camera_file``."""
+        ``work_dir/paths`` (keyframes as the downloadable camera_path.json, an imported path as a
+        gen3c cameras file) and passed as ``camera_file``, so the run reads them exactly like
+        ``gen3c generate --camera_file``."""
         self.require_source()
         name = name or self.next_output_name()
         request = dataclasses.replace(self.request, video_save_name=name, video_save_folder=str(self.work_dir / "outputs"))
         if self.path_mode == "preset":
             return dataclasses.replace(request, camera_file=None)
         path = ensure_writable_dir(self.work_dir / "paths") / f"{name}_path.json"
-        save_cameras(path, self.cameras(), request.fps)
+        if self.path_mode == "keyframes":  # the keyframes themselves: the run samples them as the CLI does
+            write_bytes_atomic(path, self.camera_path_json())
+        else:
+            save_cameras(path, self.cameras(), request.fps)
         return dataclasses.replace(request, camera_file=str(path))
 
 

@@ -44,15 +44,19 @@ from gen3c.cameras import (
     opencv_to_opengl,
     opengl_to_opencv,
     resize_crop_intrinsics,
+    rotation_angle_degrees,
     validate_intrinsics,
     validate_poses,
 )
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head
+from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath
 
 FORMAT_NAME = "gen3c-cameras"
 MAX_CAMERA_FILE_BYTES = 64 * 1024 * 1024
+#: nerfstudio's transition between keyframes when a file names none (its viewer's "Load Path").
+NERFSTUDIO_DEFAULT_TRANSITION_SEC = 0.5
 
 
 def load_camera_file(path: str | os.PathLike) -> Cameras:
@@ -64,7 +68,11 @@ def load_camera_file(path: str | os.PathLike) -> Cameras:
 def camera_file_fps(path: str | os.PathLike) -> float | None:
     """The frame rate a camera file was made for (gen3c's and nerfstudio's ``"fps"``), None when
     it names none (nerfstudio's ``transforms.json``)."""
-    data, name = _read_camera_json(path)
+    return camera_dict_fps(*_read_camera_json(path))
+
+
+def camera_dict_fps(data: Any, name: str = "camera file") -> float | None:
+    """:func:`camera_file_fps` of a camera file's JSON object."""
     fps = data.get("fps") if isinstance(data, dict) else None
     if fps is None:
         return None
@@ -97,12 +105,21 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         raise Gen3cInputError(f"{name} is not valid JSON ({exc}): pass a gen3c cameras JSON or a nerfstudio camera_path.json") from None
 
 
-def cameras_from_dict(data: Any, name: str = "camera file") -> Cameras:
+def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bool = True) -> Cameras:
+    """The cameras of a camera file's JSON object (any supported kind, detected from its keys).
+
+    A ``camera_path.json`` that gen3c wrote with keyframes (its ``"gen3c"`` entry names their
+    ``"smoothness"``) is its keyframe path, sampled by :func:`~gen3c.trajectories.keyframe_trajectory`
+    at its frames with its ``camera_path``'s intrinsics; its ``camera_path`` poses must agree
+    (they are written for nerfstudio). ``follow_keyframes=False`` reads ``camera_path`` as it is.
+    """
     if not isinstance(data, dict):
         raise Gen3cInputError(f"{name} must hold a JSON object with 'frames' or 'camera_path'")
     try:
         if "camera_path" in data:
             cams = _from_nerfstudio_path(data)
+            if follow_keyframes and _gen3c_keyframes(data):
+                cams = _follow_keyframes(data, cams, name)
         elif isinstance(data.get("frames"), list) and data["frames"] and isinstance(data["frames"][0], dict) and "transform_matrix" in data["frames"][0]:
             cams = _from_nerfstudio_transforms(data)
         elif "frames" in data:
@@ -215,6 +232,91 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
     return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), size[0], size[1])
 
 
+def _gen3c_keyframes(data: dict) -> bool:
+    """Whether ``data`` is a camera_path.json whose keyframes gen3c wrote, and so defines."""
+    extra = data.get("gen3c")
+    return bool(data.get("keyframes")) and isinstance(extra, dict) and "smoothness" in extra
+
+
+def _follow_keyframes(data: dict, written: Cameras, name: str) -> Cameras:
+    path = read_keyframe_path(data, name)
+    cams = path.cameras(written.K, written.height, written.width)
+    off = (cams.w2c - written.w2c).abs() - 1e-4 * (1 + written.w2c.abs())  # float32 written, float64 evaluated
+    bad = (off > 0).flatten(1).any(1)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        apart = float((cams.centers[i] - written.centers[i]).norm())
+        turned = float(rotation_angle_degrees(cams.w2c[i, :3, :3].double(), written.w2c[i, :3, :3].double()))
+        raise Gen3cInputError(
+            f"its camera_path does not follow its keyframes (frame {i} is {apart:.3g} away, turned {turned:.1f}°): "
+            "it was changed after gen3c wrote it; import it in gen3c gui and download it again, or delete its \"gen3c\" entry "
+            "to replay camera_path as it is"
+        )
+    return cams
+
+
+def read_keyframe_path(data: Any, name: str = "camera file") -> KeyframePath | None:
+    """The keyframes of a nerfstudio ``camera_path.json`` object, None when it has none.
+
+    Keyframes carry ``matrix`` (16 numbers, row-major OpenGL camera-to-world). A keyframe's time
+    is its ``"time"`` (seconds; gen3c writes it) or, as nerfstudio counts it, the previous
+    keyframe's time plus this keyframe's ``override_transition_sec`` when
+    ``override_transition_enabled``, else the file's ``default_transition_sec`` (nerfstudio's
+    ``render_panel.py``: a keyframe holds the transition that leads to it). The smoothness is
+    gen3c's own (``"gen3c": {"smoothness": s}``), else ``1 − smoothness_value``: nerfstudio's
+    viewer writes its spline *tension* there (0 smooth, 1 tense). The path has one frame per
+    ``camera_path`` entry, at the file's ``fps`` (24 when it names none, as a run's default).
+    """
+    if not isinstance(data, dict) or "camera_path" not in data or not data.get("keyframes"):
+        return None
+    try:
+        return _keyframe_path(data)
+    except Gen3cInputError as exc:
+        raise Gen3cInputError(f"{name}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        raise Gen3cInputError(f"{name} has malformed keyframes ({type(exc).__name__}: {exc}): see the documented format") from None
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Gen3cInputError(f"{what} must be a number, got {str(value)[:40]!r}")
+    return float(value)
+
+
+def _keyframe_path(data: dict) -> KeyframePath:
+    keyframes, path = data["keyframes"], data["camera_path"]
+    if not isinstance(keyframes, list) or not all(isinstance(k, dict) for k in keyframes):
+        raise Gen3cInputError("'keyframes' must be a list of objects")
+    if not isinstance(path, list) or not path:
+        raise Gen3cInputError("'camera_path' must be a non-empty list (one entry per frame)")
+    default = data.get("default_transition_sec", NERFSTUDIO_DEFAULT_TRANSITION_SEC)
+    default = _number(default, "'default_transition_sec'") if default is not None else NERFSTUDIO_DEFAULT_TRANSITION_SEC
+    w2cs, times = [], []
+    for i, kf in enumerate(keyframes):
+        if kf.get("matrix") is None:
+            raise Gen3cInputError(f"keyframes[{i}] needs 'matrix', 16 numbers (OpenGL camera-to-world, row-major)")
+        w2cs.append(opengl_to_opencv(validate_poses(_matrix(kf["matrix"], 4, 4, f"keyframes[{i}] matrix"), f"keyframes[{i}] matrix")))
+        if kf.get("time") is not None:
+            times.append(_number(kf["time"], f"keyframes[{i}] time"))
+        elif i == 0:
+            times.append(0.0)
+        else:
+            step = kf.get("override_transition_sec") if kf.get("override_transition_enabled") else None
+            step = default if step is None else _number(step, f"keyframes[{i}] override_transition_sec")
+            times.append(times[-1] + step)
+    extra = data.get("gen3c") if isinstance(data.get("gen3c"), dict) else None
+    if extra is not None and "smoothness" in extra:
+        smoothness = _number(extra["smoothness"], "gen3c smoothness")
+    elif data.get("smoothness_value") is None:
+        smoothness = DEFAULT_SMOOTHNESS
+    elif extra is not None:  # written by gen3c before it recorded its own smoothness: the value is gen3c's
+        smoothness = _number(data["smoothness_value"], "'smoothness_value'")
+    else:
+        smoothness = 1.0 - _number(data["smoothness_value"], "'smoothness_value' (nerfstudio's spline tension)")
+    fps = _number(data["fps"], "'fps'") if data.get("fps") is not None else 24.0
+    return KeyframePath(torch.stack(w2cs), torch.tensor(times, dtype=torch.float64), smoothness, len(path), fps)
+
+
 def _check_cameras(cameras: object) -> None:
     if not isinstance(cameras, Cameras):
         raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
@@ -242,8 +344,15 @@ def save_cameras(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0) -
     write_text_atomic(path, json.dumps(cameras_to_dict(cameras, fps), indent=1))
 
 
-def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: list | None = None) -> dict:
-    """A nerfstudio ``camera_path.json`` object (OpenGL c2w, vertical fov) for ``cameras``."""
+def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: KeyframePath | None = None) -> dict:
+    """A nerfstudio ``camera_path.json`` object (OpenGL c2w, vertical fov) for ``cameras``.
+
+    With ``keyframes`` (the path ``cameras`` were sampled from) the file keeps them as
+    nerfstudio's viewer does — ``matrix``, ``fov``, ``aspect``, the transition that leads to
+    each keyframe, the spline tension ``smoothness_value`` = 1 − smoothness — plus each
+    keyframe's exact ``time`` and ``"gen3c": {"smoothness": s}``, which gen3c reads back
+    (:func:`read_keyframe_path`; ``--camera_file`` replays the keyframes).
+    """
     _check_cameras(cameras)
     c2w_gl = opencv_to_opengl(cameras.w2c.double())
     path = []
@@ -257,7 +366,7 @@ def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: l
                 "K": cameras.K[i].double().tolist(),  # exact (nerfstudio ignores it): see the module's docstring
             }
         )
-    return {
+    data = {
         "camera_type": "perspective",
         "render_height": cameras.height,
         "render_width": cameras.width,
@@ -265,12 +374,31 @@ def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: l
         "seconds": len(cameras) / fps,
         "smoothness_value": 0.0,
         "is_cycle": False,
-        "keyframes": keyframes or [],
+        "keyframes": [],
         "camera_path": path,
     }
+    if keyframes is not None:
+        fov, aspect = fov_from_focal(float(cameras.K[0, 1, 1]), cameras.height), cameras.width / cameras.height
+        times = keyframes.times.tolist()
+        for k, (w2c, t) in enumerate(zip(keyframes.w2c, times, strict=True)):
+            data["keyframes"].append(
+                {
+                    "matrix": opencv_to_opengl(w2c).reshape(-1).tolist(),
+                    "fov": fov,
+                    "aspect": aspect,
+                    "override_transition_enabled": k > 0,
+                    "override_transition_sec": t - times[k - 1] if k > 0 else None,
+                    "time": t,
+                }
+            )
+        span = times[-1] - times[0]
+        data["default_transition_sec"] = span / (len(times) - 1) if span > 0 else NERFSTUDIO_DEFAULT_TRANSITION_SEC
+        data["smoothness_value"] = 1.0 - keyframes.smoothness
+        data["gen3c"] = {"smoothness": keyframes.smoothness}
+    return data
 
 
-def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0, keyframes: list | None = None) -> None:
+def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0, keyframes: KeyframePath | None = None) -> None:
     write_text_atomic(path, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
 
 
