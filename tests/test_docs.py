@@ -177,6 +177,25 @@ def test_the_camera_file_example_loads():
     assert cameras.K[0, 0, 0] == 1000 and cameras.K[0, 1, 2] == 352
 
 
+def test_the_keyframe_example_runs(tmp_path, monkeypatch):
+    """docs/cameras.md, "Keyframe paths": at 64×112 and 9 frames at 1.6 fps (the same 5 s), the
+    path starts at the source camera, ends on the last keyframe, and its file replays it."""
+    import torch
+
+    from gen3c.io.camera_files import load_camera_file
+    from gen3c.io.video import count_video_frames
+
+    (code,) = [b for b in code_blocks((ROOT / "docs" / "cameras.md").read_text(), "python") if "KeyframePath" in b]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(shrunk(code, {"(704, 1280)": "(64, 112)", "num_frames=121, fps=24": "num_frames=9, fps=1.6"}), scope)
+    cameras = scope["cameras"]
+    assert len(cameras) == 9 and (cameras.height, cameras.width) == (64, 112)
+    assert torch.allclose(cameras.w2c[0], torch.eye(4), atol=1e-6) and torch.allclose(cameras.w2c[8], scope["w2c"][2], atol=1e-6)
+    assert count_video_frames(tmp_path / "outputs" / "keyframed.mp4") == 9
+    assert torch.allclose(load_camera_file(tmp_path / "camera_path.json").w2c, cameras.w2c, atol=1e-6)
+
+
 def test_the_batch_manifest_examples_load(tmp_path):
     from gen3c.batch import load_manifest
 

@@ -9,7 +9,8 @@ Everything in gen3c uses these conventions, and only this module converts betwee
 - **Depth** is z-depth (the z coordinate in camera space), not distance along the ray.
 
 The OpenGL / nerfstudio / Blender convention (x right, y up, z backward, camera-to-world) is
-reached only through :func:`opencv_to_opengl` and :func:`opengl_to_opencv`.
+reached only through :func:`opencv_to_opengl` and :func:`opengl_to_opencv`. Rotations as
+quaternions are (w, x, y, z), viser's ``wxyz`` (:func:`matrix_to_quaternion`).
 
 Functions take batched tensors with leading dimensions ``*B`` and validate shapes up front.
 """

@@ -1,4 +1,6 @@
-"""Camera trajectories: GEN3C's presets as pure functions from parameters to camera stacks.
+"""Camera trajectories: pure functions from parameters to camera stacks — GEN3C's presets, and
+keyframe paths (:func:`keyframe_trajectory`: the spline the GUI edits and ``--camera_file``
+replays; docs/cameras.md, "Keyframe paths").
 
 The presets follow GEN3C's ``camera_utils.py`` exactly: per-frame offsets pᵢ with divisor n (not n − 1),
 a fixed look-at point L = (0, 0, c) with centre depth c = 1, GEN3C's look-at matrix (translation
