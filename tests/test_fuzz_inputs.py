@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gen3c.errors import Gen3cInputError
-from gen3c.io.camera_files import cameras_from_dict, load_camera_file
+from gen3c.io.camera_files import cameras_from_dict, load_camera_file, read_keyframe_path
 from gen3c.io.depth import conform_depth, load_depth
 from gen3c.io.images import load_image, parse_resolution
 from gen3c.pipelines.request import GenerationRequest, parse_intrinsics
@@ -66,6 +66,36 @@ def test_camera_dicts(doc):
         one_line(exc)
     else:
         assert len(cams) >= 1 and np.isfinite(cams.w2c.numpy()).all()
+
+
+IDENTITY = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+keyframe = st.fixed_dictionaries(
+    {},
+    optional={"matrix": st.one_of(st.just(IDENTITY), st.lists(numbers, max_size=17)), "time": numbers,
+              "override_transition_enabled": st.booleans(), "override_transition_sec": numbers},
+)  # fmt: skip
+keyframed_doc = st.fixed_dictionaries(
+    {"camera_path": st.lists(st.just({"camera_to_world": IDENTITY, "fov": 50}), min_size=1, max_size=3),
+     "keyframes": st.one_of(st.lists(keyframe, max_size=4), json_values), "render_height": st.just(48), "render_width": st.just(64)},
+    optional={"fps": numbers, "smoothness_value": numbers, "default_transition_sec": numbers,
+              "gen3c": st.one_of(st.fixed_dictionaries({}, optional={"smoothness": numbers}), json_values)},
+)  # fmt: skip
+
+
+@FUZZ
+@given(keyframed_doc)
+def test_keyframed_camera_paths(doc):
+    """Keyframes a file gen3c wrote are replayed (its camera_path must follow them); any other
+    file's are read for the GUI: every mistake is one line."""
+    try:
+        path = read_keyframe_path(doc)
+        cams = cameras_from_dict(doc)
+    except Gen3cInputError as exc:
+        one_line(exc)
+    else:
+        accepted()
+        assert path is None or (torch.isfinite(path.times).all() and 0 <= path.smoothness <= 1)
+        assert len(cams) == len(doc["camera_path"]) and np.isfinite(cams.w2c.numpy()).all()
 
 
 @FUZZ

@@ -12,9 +12,11 @@ calls: :func:`~gen3c.pipelines.request.input_kind`, :func:`~gen3c.pipelines.requ
 a worker thread and cancels it cooperatively.
 
 Keyframes are OpenCV world-to-camera poses with a time in seconds (frame i plays at i / fps).
-The path through them is a cardinal spline on camera centres and a squad spline on camera
-orientations (:func:`gen3c.trajectories.keyframe_trajectory`); ``smoothness`` 0 gives straight segments and plain
-slerp, 1 gives a Catmull–Rom spline. Intrinsics stay the source camera's, as in GEN3C.
+The path through them, its file and its replay are the library's:
+:func:`gen3c.trajectories.keyframe_trajectory` (``smoothness`` 0: straight segments at constant
+speed, 1: Catmull–Rom), :func:`gen3c.io.camera_files.read_keyframe_path` and
+:func:`~gen3c.io.camera_files.cameras_to_nerfstudio_path`. Intrinsics stay the source camera's,
+as in GEN3C.
 """
 
 from __future__ import annotations
