@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from gen3c.cameras import Cameras, intrinsics_from_fov
+from gen3c.cameras import Cameras
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import check_video_name
+from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.models import configs
 from gen3c.pipelines.autoregressive import (
     GEN3C_CHUNK_FRAMES,
@@ -309,20 +310,6 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
         )
 
 
-def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
-    """The input image's intrinsics from ``"fx,fy,cx,cy"`` (or a file: JSON, txt, npy — see
-    :func:`gen3c.depth.user.parse_intrinsics`) or a horizontal fov, or None."""
-    if intrinsics is not None and fov is not None:
-        raise Gen3cInputError("pass either --intrinsics or --fov, not both")
-    if fov is not None:
-        return intrinsics_from_fov(fov, height, width)
-    if intrinsics is None:
-        return None
-    from gen3c.depth.user import parse_intrinsics as parse_intrinsics_spec
-
-    return parse_intrinsics_spec(str(intrinsics), "--intrinsics", image_size=(height, width))
-
-
 def load_source(request: GenerationRequest) -> SourceView:
     """Read the request's image, depth and camera and bring them to the working resolution.
 
@@ -340,7 +327,7 @@ def load_source(request: GenerationRequest) -> SourceView:
         raise Gen3cInputError("no input image: pass --input_image_path")
     image = load_image(request.input_image_path)
     h, w = image.shape[-2:]
-    K = parse_intrinsics(request.intrinsics, request.fov, h, w)
+    K = parse_intrinsics(request.intrinsics, (h, w), fov=request.fov)
     if request.depth_path is None:
         return estimate_source(request, image, K, size)
     raw = load_depth(request.depth_path, request.png_depth_scale)
