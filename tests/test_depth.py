@@ -57,13 +57,33 @@ def test_median_depth_uses_trusted_pixels():
         median_depth(make_estimate(torch.zeros(2, 2)))
 
 
+def test_median_depth_leaves_the_far_fill_out_as_a_run_does(tmp_path):
+    """A user's depth with NaN (sky) pixels: ``median_depth`` of its DepthEstimate and the run's
+    source view (``--trajectory_scale median_depth``) take the same pixels and the same (lower)
+    median. A mask that lets the far fill in used to count it in ``median_depth`` only."""
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    far = torch.tensor([[1.0, 2.0, 3.0, 8.0, FAR_DEPTH, FAR_DEPTH]])
+    assert median_depth(make_estimate(far)) == 2.0  # was 3.0: the lower median of all six
+    depth = np.full((16, 16), np.nan, np.float32)
+    depth[:8] = np.repeat([[1.0, 2.0, 3.0, 8.0]], 32, axis=0).reshape(8, 16)  # 128 valid pixels, 32 of each
+    np.save(tmp_path / "d.npy", depth)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "i.png")
+    with pytest.warns(UserWarning, match="NaN/inf depth sit far away"):
+        estimate = load_user_depth(tmp_path / "d.npy", (16, 16), fov=60.0)
+    request = GenerationRequest(input_image_path=str(tmp_path / "i.png"), depth_path=str(tmp_path / "d.npy"), fov=60.0, resolution="16x16")
+    with pytest.warns(UserWarning, match="NaN/inf depth sit far away"):
+        source = load_source(request)
+    assert median_depth(estimate) == source.median_depth() == 2.0  # numpy's median: 2.5
+
+
 def test_kind_decides_what_movement_distance_means():
     """relative (MoGe) → GEN3C's exact units (centre depth 1); metric/user → the median depth."""
     depth = torch.full((4, 4), 7.0)
     relative, metric = make_estimate(depth, kind="relative"), make_estimate(depth, kind="metric")
-    assert center_depth_for("auto", relative.depth, relative.kind) == 1.0
-    assert center_depth_for("auto", metric.depth, metric.kind) == median_depth(metric) == 7.0
-    assert center_depth_for("gen3c", metric.depth, metric.kind) == 1.0
+    assert center_depth_for("auto", median_depth(relative), relative.kind) == 1.0
+    assert center_depth_for("auto", median_depth(metric), metric.kind) == median_depth(metric) == 7.0
+    assert center_depth_for("gen3c", median_depth(metric), metric.kind) == 1.0
 
 
 def test_image_forms():

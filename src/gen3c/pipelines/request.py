@@ -575,10 +575,10 @@ def video_cameras(request: GenerationRequest, frames) -> Cameras:
     if request.camera_file is not None:
         return _file_cameras(request, H, W, "video")
     index = torch.arange(T).clamp(max=len(frames) - 1)
-    from gen3c.io.depth import scene_depths
+    from gen3c.io.depth import median_scene_depth
 
-    first = scene_depths(frames.depth[0], frames.valid[0])
-    center = center_depth_for(request.trajectory_scale, first, frames.depth_kind)
+    # the first frame's, as a SourceView of it (first_view) measures it
+    center = center_depth_for(request.trajectory_scale, median_scene_depth(frames.depth[0], frames.valid[0]), frames.depth_kind)
     return preset_trajectory(
         request.trajectory, request.camera_rotation, T, frames.w2c[index], frames.K[index], H, W, request.movement_distance, center
     )
