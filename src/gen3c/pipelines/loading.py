@@ -603,24 +603,27 @@ _NO_EFFECT = (
 def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     """A request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`) checked without loading or
     fetching anything: names and types, the speed settings (and their fit with ``num_gpus``), at
-    most one model named, a LoRA file that exists. Returns them without the unset (None) ones.
+    most one model named, a LoRA file that exists. The one checker of them: the CLI, the Python
+    API and batch manifests (when a manifest is read) all come here.
 
+    Returns:
+        The options without the unset (None) ones and GEN3C's flags that have no effect here,
+        each coerced as the request's own settings are (``GenerationRequest.from_dict``: a whole
+        number for a float option becomes a float, numpy numbers become Python's).
     Raises:
         Gen3cInputError: the first mistake, in one line.
     """
-    unknown = sorted(set(options) - set(GENERATOR_OPTIONS))
+    from gen3c.pipelines.request import _coerce
+
+    if not isinstance(options, dict):
+        raise Gen3cInputError(f"generator_options must be an object of gen3c generator options, got {type(options).__name__}")
+    unknown = [key for key in options if key not in GENERATOR_OPTIONS]
     if unknown:
-        raise Gen3cInputError(
-            f"unknown gen3c generator options {unknown}: use {', '.join(GENERATOR_OPTIONS)}"
-        )
-    opts = {k: v for k, v in options.items() if v is not None and k not in _NO_EFFECT}
-    for key, value in opts.items():
-        kind = GENERATOR_OPTIONS[key]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok, opts[key] = True, float(value)
-        if not ok:
-            raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
+        close = difflib.get_close_matches(str(unknown[0]), GENERATOR_OPTIONS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GENERATOR_OPTIONS)}"
+        raise Gen3cInputError(f"unknown gen3c generator options {', '.join(repr(k)[:40] for k in unknown[:3])}: {hint}")
+    opts = {key: _coerce(key, value, f"{GENERATOR_OPTIONS[key].__name__} | None", "gen3c generator") for key, value in options.items()}
+    opts = {key: value for key, value in opts.items() if value is not None and key not in _NO_EFFECT}
     if not math.isfinite(opts.get("guidance", 1.0)):
         raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
     settings = speed_settings(opts.get("speed"), **{key: opts.get(key) for key in _SPEED_OPTIONS})

@@ -632,15 +632,22 @@ def _loading_module():
     return loading
 
 
-def check_generator(request: GenerationRequest) -> None:
+def check_generator(request: GenerationRequest) -> dict[str, Any]:
     """Refuse a generator, gen3c generator options, a working resolution its model cannot take or a
     ``chunk_frames`` other than its model's, before the input is read and anything is loaded
-    (:func:`gen3c.pipelines.loading.check_generator_options`, :func:`~gen3c.pipelines.loading.model_configs`)."""
+    (:func:`gen3c.pipelines.loading.check_generator_options`, :func:`~gen3c.pipelines.loading.model_configs`).
+    ``gen3c generate``, the GUI, ``gen3c.generate`` and batch manifests (as they are read) check here.
+
+    Returns:
+        The gen3c generator's options as :func:`~gen3c.pipelines.loading.check_generator_options`
+        returns them (coerced, the unset ones left out); {} for another generator.
+    """
     if request.generator not in GENERATORS:
         raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
+    checked: dict[str, Any] = {}
     if request.generator == "gen3c":
         loading = _loading_module()
-        loading.check_generator_options(request.generator_options)
+        checked = loading.check_generator_options(request.generator_options)
         configs = loading.model_configs(request.generator_options)
         if configs is not None:
             from gen3c.io.images import parse_resolution
@@ -654,6 +661,7 @@ def check_generator(request: GenerationRequest) -> None:
             own = model_chunk_frames(options) or official_chunk_frames(options.get("cache_dir"))
             if request.chunk_frames != own:  # what resolve_chunk_frames says once the model has loaded
                 raise Gen3cInputError(f"--chunk_frames {request.chunk_frames}: the gen3c generator makes {own} frames per chunk; leave it out")
+    return checked
 
 
 def make_generator(request: GenerationRequest):
