@@ -58,6 +58,7 @@ from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
 if TYPE_CHECKING:
+    from gen3c.io.camera_files import CameraFile
     from gen3c.io.frames import FrameStack
     from gen3c.io.multiview import MultiViewInput
 
@@ -136,6 +137,34 @@ class GenerationRequest:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def read_camera_file(self) -> CameraFile | None:
+        """The ``camera_file`` as read once (:func:`gen3c.io.camera_files.read_camera_file`), None
+        without one. The request keeps what it read: the default frame count and frame rate, the
+        frame-count check, the trajectory and ``--resume``'s hash of the inputs all take these very
+        bytes, so a run reads the file once. It is read again only when the file on disk changed
+        since (another size or modification time), e.g. between two runs of one request.
+        """
+        if self.camera_file is None:
+            return None
+        from gen3c.io.camera_files import read_camera_file
+
+        try:
+            stat = os.stat(self.camera_file)
+            key = (str(self.camera_file), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except (OSError, ValueError):
+            return read_camera_file(self.camera_file)  # which says what is wrong with the path
+        kept = self.__dict__.get("_camera_file_read")
+        if kept is None or kept[0] != key:
+            kept = (key, read_camera_file(self.camera_file))
+            self.__dict__["_camera_file_read"] = kept  # not a field: no part of the settings
+        return kept[1]
+
+    def read_input_contents(self) -> dict[str, bytes]:
+        """The bytes of the inputs the request has read itself, by field (its camera file), for
+        ``--resume``'s hash of the inputs (:func:`gen3c.pipelines.resume.input_digests`)."""
+        camera_file = self.read_camera_file()
+        return {} if camera_file is None else {"camera_file": camera_file.content}
+
 
 def fixed_chunk_frames(request: GenerationRequest) -> int | None:
     """Frames per chunk of a generator that makes a fixed number, None for the preview: the
@@ -165,22 +194,15 @@ def default_num_frames(request: GenerationRequest) -> int:
     """The frames of a run that names no count: one per camera of its camera file; else one
     chunk of the generator (:func:`fixed_chunk_frames`), GEN3C's 121 for the preview."""
     if request.camera_file is not None:
-        from gen3c.io.camera_files import load_camera_file
-
-        return len(load_camera_file(request.camera_file))
+        return len(request.read_camera_file().cameras)
     return fixed_chunk_frames(request) or GEN3C_CHUNK_FRAMES
 
 
 def default_fps(request: GenerationRequest) -> float:
     """The frame rate of a run that names none: its camera file's, so a path made at 12 fps (in
     the GUI, in nerfstudio) replays at its own speed; else GEN3C's 24."""
-    if request.camera_file is not None:
-        from gen3c.io.camera_files import camera_file_fps
-
-        fps = camera_file_fps(request.camera_file)
-        if fps is not None:
-            return fps
-    return 24.0
+    fps = None if request.camera_file is None else request.read_camera_file().fps
+    return 24.0 if fps is None else fps
 
 
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
@@ -597,9 +619,9 @@ def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
 
 
 def _file_cameras(request: GenerationRequest, H: int, W: int, kind: str) -> Cameras:
-    from gen3c.io.camera_files import fit_cameras, load_camera_file
+    from gen3c.io.camera_files import fit_cameras
 
-    cams = load_camera_file(request.camera_file)
+    cams = request.read_camera_file().cameras
     fit = intrinsics_fit(kind, request.resize_mode)
     return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {str(request.camera_file)!r}", fit=fit)
 
@@ -685,12 +707,9 @@ def check_frame_count(request: GenerationRequest) -> None:
     fixed = fixed_chunk_frames(request)
     if fixed is not None:
         camera_file = None
-        if request.camera_file is not None:
-            from gen3c.io.camera_files import load_camera_file
-
-            # the count is the file's (by default, or given alike): the fix is another file
-            if len(load_camera_file(request.camera_file)) == request.num_video_frames:
-                camera_file = str(request.camera_file)
+        # the count is the file's (by default, or given alike): the fix is another file
+        if request.camera_file is not None and len(request.read_camera_file().cameras) == request.num_video_frames:
+            camera_file = str(request.camera_file)
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator", camera_file)
 
 
@@ -788,7 +807,9 @@ def _run_request(
     keep = num_chunks == 1 if keep_frames is None else keep_frames
     partial = None
     if num_chunks > 1:
-        partial = PartialRun.open(request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume)
+        partial = PartialRun.open(
+            request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents()
+        )
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
     elif resume:
