@@ -490,9 +490,9 @@ def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path, monkeypatch):
     }
     assert all(j.settings == jobs[0].settings and j.request_hash == jobs[0].request_hash for j in jobs)
     # Their types and names are checked with the manifest, not when the job comes up.
-    with pytest.raises(Gen3cInputError, match="line 1: setting 'num_steps' must be int, got str 'x'"):
+    with pytest.raises(Gen3cInputError, match="line 1: gen3c generator: setting 'num_steps' must be int, got str 'x'"):
         load_manifest(write_manifest(tmp_path / "bad.jsonl", [{**flat, "num_steps": "x"}]))
-    with pytest.raises(Gen3cInputError, match="line 1: unknown generator_options 'num_stesp'"):
+    with pytest.raises(Gen3cInputError, match="line 1: unknown gen3c generator options 'num_stesp': did you mean 'num_steps'"):
         load_manifest(write_manifest(tmp_path / "typo.jsonl", [{**nested, "generator_options": {"num_stesp": 5}}]))
     both = {**flat, "generator_options": {"num_steps": 5}}
     with pytest.raises(Gen3cInputError, match="num_steps given both flat and in generator_options"):
@@ -545,3 +545,67 @@ def test_every_input_kind_in_one_manifest(tmp_path):
     assert diff(out["sample"][0], rgb[0]) < 4 < diff(out["sample"][0], rgb[1])  # measured 3.2 and 7.4
     assert diff(out["vipe"][0], rgb[1]) < 4 < diff(out["vipe"][0], rgb[0])  # 3.3 and 8.1
     assert diff(out["multiview"][0], still[0]) < 4
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"model": "tiny", "checkpoint_dir": "ckpt"}, "--model tiny and --checkpoint_dir both name a model"),
+        ({"model": "tiny", "lora": "no_such_adapter"}, "LoRA 'no_such_adapter'"),
+        ({"model": "tiny", "speed": "ludicrous"}, "--speed 'ludicrous'"),
+        ({"model": "tiny", "guidance": 0, "guidance_every": 2}, "--guidance_every shapes guidance's two branches"),
+        ({"model": "tiny", "cache_dir": "cache"}, "--cache_dir is where GEN3C's own weights are kept"),
+        ({"model": "tiny", "chunk_frames": 9}, "--chunk_frames 9: the gen3c generator makes 17 frames per chunk"),
+        ({"model": "tiny", "resolution": "4096x4096"}, "is larger than this model takes"),
+    ],
+    ids=["two_models", "lora", "speed", "guidance", "cache_dir", "chunk", "size"],
+)
+def test_a_gen3c_option_is_refused_by_the_batch_for_the_reason_the_cli_refuses_it(box_scene, tmp_path, options, message):
+    """One checker of the gen3c generator's options: every mistake `gen3c generate` refuses is
+    refused when the manifest is read, in the same words (the batch used to check only names and
+    types, and find the rest when the job came up), and what the manifest refuses the CLI refuses."""
+    image, depth, _, _ = box_scene
+    settings = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "32x48", "num_video_frames": 17,
+                "generator": "gen3c", **options}  # fmt: skip
+    argv = ["generate", "--video_save_folder", str(tmp_path / "out")]
+    argv += [x for key, value in settings.items() for x in (f"--{key}", str(value))]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2 and res.output.startswith("error: "), res.output
+    cli_reason = res.output.removeprefix("error: ").strip()
+    assert message in cli_reason
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"name": "a", **settings}])
+    with pytest.raises(Gen3cInputError) as caught:
+        load_manifest(manifest)
+    assert str(caught.value) == f"manifest {str(manifest)!r} line 1: {cli_reason}"
+
+
+def test_a_gen3c_option_of_the_wrong_type_is_one_message_from_a_manifest_and_from_python(box_scene, tmp_path):
+    """The options' types are coerced and checked in one place: a manifest's and gen3c.generate's
+    refusals used to be worded apart ("setting 'num_steps' must be int" / "gen3c option num_steps
+    must be int")."""
+    import gen3c
+
+    image, depth, _, _ = box_scene
+    settings = {"fov": 60.0, "resolution": "32x48", "num_video_frames": 17, "model": "tiny", "num_steps": 2.5}
+    with pytest.raises(Gen3cInputError) as from_python:
+        gen3c.generate(image, depth=depth, video_save_folder=tmp_path / "out", progress=False, **settings)
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"name": "a", "input_image_path": str(image), "depth_path": str(depth),
+                                                      "generator": "gen3c", **settings}])  # fmt: skip
+    with pytest.raises(Gen3cInputError) as from_manifest:
+        load_manifest(manifest)
+    assert str(from_manifest.value) == f"manifest {str(manifest)!r} line 1: {from_python.value}"
+    assert "gen3c generator: setting 'num_steps' must be int, got float '2.5'" in str(from_python.value)
+
+
+def test_a_lora_beside_the_manifest_is_found_from_any_folder(tmp_path, monkeypatch):
+    """A relative `lora` resolves against the manifest's folder, as `checkpoint_dir` does (it
+    used to be looked up from wherever `gen3c batch` ran, and is now checked as the manifest is read)."""
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "adapter.safetensors").write_bytes(b"x")
+    row = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", "model": "tiny", "resolution": "64x112", "lora": "adapter.safetensors"}
+    manifest = write_manifest(tmp_path / "jobs" / "m.jsonl", [row])
+    monkeypatch.chdir(tmp_path)
+    assert load_manifest(manifest)[0].settings["generator_options"]["lora"] == str(tmp_path / "jobs" / "adapter.safetensors")
+    write_manifest(manifest, [{**row, "lora": "elsewhere.safetensors"}])
+    with pytest.raises(Gen3cInputError, match="line 1: LoRA 'elsewhere.safetensors' does not exist"):
+        load_manifest(manifest)

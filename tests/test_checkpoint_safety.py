@@ -124,6 +124,30 @@ def test_a_good_checkpoint_loads_and_verifies(checkpoint):
     assert load_pipeline(checkpoint, dtype="float32", verify_checksums=True).transformer is not None
 
 
+def test_from_pretrained_and_load_pipeline_check_a_checkpoint_alike(checkpoint, copy):
+    """``load_pipeline`` is ``Gen3cPipeline.from_pretrained`` with gen3c's defaults (bfloat16, no
+    T5): a broken DiT is the same one-line error from both, and ``verify_checksums`` works in both.
+    ``from_pretrained`` used to skip the checks (diffusers' own error came through) and had no
+    ``verify_checksums``."""
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    assert Gen3cPipeline.from_pretrained(checkpoint, verify_checksums=True).transformer.dtype == torch.float32  # diffusers' default
+    assert load_pipeline(checkpoint).transformer.dtype == torch.bfloat16  # GEN3C's
+    data = bytearray((copy / DIT).read_bytes())
+    data[-1] ^= 0xFF  # one byte of the DiT's data, shapes untouched: only the checksum sees it
+    (copy / DIT).write_bytes(bytes(data))
+    for load in (Gen3cPipeline.from_pretrained, load_pipeline):
+        with pytest.raises(Gen3cModelError, match="does not match its sha256"):
+            load(copy, dtype="float32", verify_checksums=True)
+    _edit_dit(copy, lambda s: s.update({"proj_out.weight": s["proj_out.weight"][:, :-1].contiguous()}))
+    errors = []
+    for load in (Gen3cPipeline.from_pretrained, load_pipeline):
+        with pytest.raises(Gen3cModelError, match="key 'proj_out.weight' has shape") as caught:
+            load(copy, dtype="float32")
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [

@@ -127,7 +127,7 @@ def test_frame_count_defaults_to_one_chunk_of_the_model(tmp_path, monkeypatch):
     assert GenerationRequest(generator="gen3c", chunk_frames=9).num_video_frames == 9
     assert GenerationRequest(generator="gen3c", generator_options=tiny, num_video_frames=33).num_video_frames == 33  # given: kept
     # gen3c batch: a manifest row without num_video_frames.
-    job = make_job({"generator": "gen3c", "model": "tiny", "input_image_path": "x.png"}, 1, 0, tmp_path)
+    job = make_job({"generator": "gen3c", "model": "tiny", "input_image_path": "x.png", "resolution": "64x112"}, 1, 0, tmp_path)
     assert job.request(tmp_path).num_video_frames == 17
     # gen3c gui: the request it starts the app with.
     import gen3c.gui.app as gui_app

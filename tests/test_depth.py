@@ -57,13 +57,33 @@ def test_median_depth_uses_trusted_pixels():
         median_depth(make_estimate(torch.zeros(2, 2)))
 
 
+def test_median_depth_leaves_the_far_fill_out_as_a_run_does(tmp_path):
+    """A user's depth with NaN (sky) pixels: ``median_depth`` of its DepthEstimate and the run's
+    source view (``--trajectory_scale median_depth``) take the same pixels and the same (lower)
+    median. A mask that lets the far fill in used to count it in ``median_depth`` only."""
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    far = torch.tensor([[1.0, 2.0, 3.0, 8.0, FAR_DEPTH, FAR_DEPTH]])
+    assert median_depth(make_estimate(far)) == 2.0  # was 3.0: the lower median of all six
+    depth = np.full((16, 16), np.nan, np.float32)
+    depth[:8] = np.repeat([[1.0, 2.0, 3.0, 8.0]], 32, axis=0).reshape(8, 16)  # 128 valid pixels, 32 of each
+    np.save(tmp_path / "d.npy", depth)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "i.png")
+    with pytest.warns(UserWarning, match="NaN/inf depth sit far away"):
+        estimate = load_user_depth(tmp_path / "d.npy", (16, 16), fov=60.0)
+    request = GenerationRequest(input_image_path=str(tmp_path / "i.png"), depth_path=str(tmp_path / "d.npy"), fov=60.0, resolution="16x16")
+    with pytest.warns(UserWarning, match="NaN/inf depth sit far away"):
+        source = load_source(request)
+    assert median_depth(estimate) == source.median_depth() == 2.0  # numpy's median: 2.5
+
+
 def test_kind_decides_what_movement_distance_means():
     """relative (MoGe) → GEN3C's exact units (centre depth 1); metric/user → the median depth."""
     depth = torch.full((4, 4), 7.0)
     relative, metric = make_estimate(depth, kind="relative"), make_estimate(depth, kind="metric")
-    assert center_depth_for("auto", relative.depth, relative.kind) == 1.0
-    assert center_depth_for("auto", metric.depth, metric.kind) == median_depth(metric) == 7.0
-    assert center_depth_for("gen3c", metric.depth, metric.kind) == 1.0
+    assert center_depth_for("auto", median_depth(relative), relative.kind) == 1.0
+    assert center_depth_for("auto", median_depth(metric), metric.kind) == median_depth(metric) == 7.0
+    assert center_depth_for("gen3c", median_depth(metric), metric.kind) == 1.0
 
 
 def test_image_forms():
@@ -172,13 +192,32 @@ def test_parse_intrinsics(tmp_path):
     (tmp_path / "k.txt").write_text("500 510 320 240\n")
     np.save(tmp_path / "k.npy", expected.numpy())
     for spec in ("500,510,320,240", "500, 510, 320, 240", *(str(tmp_path / n) for n in ("k.json", "K.json", "k.txt", "k.npy"))):
-        assert torch.allclose(parse_intrinsics(spec), expected), spec
+        assert torch.allclose(parse_intrinsics(spec, (480, 640)), expected), spec
     with pytest.raises(Gen3cInputError, match="4 numbers"):
-        parse_intrinsics("500,510,320")
+        parse_intrinsics("500,510,320", (480, 640))
     with pytest.raises(Gen3cInputError, match="neither"):
-        parse_intrinsics("cam.txt")
+        parse_intrinsics("cam.txt", (480, 640))
     with pytest.raises(Gen3cInputError, match="focal length"):
-        parse_intrinsics("-5,5,1,1")
+        parse_intrinsics("-5,5,1,1", (480, 640))
+    assert parse_intrinsics(None, (480, 640)) is None  # no camera given
+
+
+def test_one_parse_intrinsics_for_every_caller():
+    """The CLI, the request (GUI, batch, ``gen3c.generate``) and ``gen3c.depth`` read
+    ``--intrinsics`` / ``--fov`` with one function: ``gen3c.depth.parse_intrinsics`` used to take
+    no field of view and, without an image size, skip the check against the image."""
+    import gen3c.depth
+    import gen3c.depth.user
+    import gen3c.io.intrinsics
+    import gen3c.pipelines.request
+
+    one = gen3c.io.intrinsics.parse_intrinsics
+    assert gen3c.depth.parse_intrinsics is one and gen3c.depth.user.parse_intrinsics is one
+    assert gen3c.pipelines.request.parse_intrinsics is one
+    with pytest.raises(Gen3cInputError, match="either --intrinsics or --fov, not both"):
+        gen3c.depth.parse_intrinsics("60,60,32,24", (48, 64), fov=60.0)
+    # 90° over 64 px: f = 32 by hand
+    assert torch.allclose(gen3c.depth.parse_intrinsics(None, (48, 64), fov=90.0), make_intrinsics(32.0, 32.0, 32.0, 24.0), atol=1e-4)
 
 
 def test_default_fov_is_60_degrees_horizontal():
@@ -192,9 +231,7 @@ def test_default_fov_is_60_degrees_horizontal():
 
 def test_fov_is_horizontal_closed_form():
     """90° horizontal over 200 px: f = 100 by hand; the principal point at the centre."""
-    from gen3c.pipelines.request import parse_intrinsics as request_intrinsics
-
-    K = request_intrinsics(None, 90.0, 100, 200)
+    K = parse_intrinsics(None, (100, 200), fov=90.0)
     assert torch.allclose(K, make_intrinsics(100.0, 100.0, 100.0, 50.0), atol=1e-4)
 
 
@@ -202,13 +239,13 @@ def test_normalised_or_wrong_size_intrinsics_are_refused(tmp_path):
     """MoGe-style normalised intrinsics, or pixels of another image size, used to pass and give a
     ~170° camera (or one looking past the image's edge)."""
     with pytest.raises(Gen3cInputError, match=r"look normalised.*fx, cx × 64 and fy, cy × 48"):
-        parse_intrinsics("0.8,1.4,0.5,0.5", image_size=(48, 64))
+        parse_intrinsics("0.8,1.4,0.5,0.5", (48, 64))
     with pytest.raises(Gen3cInputError, match="principal point outside the 64×48"):
-        parse_intrinsics("500,500,640,360", image_size=(48, 64))
+        parse_intrinsics("500,500,640,360", (48, 64))
     np.save(tmp_path / "d.npy", np.ones((48, 64), np.float32))
     with pytest.raises(Gen3cInputError, match="look normalised"):
         load_user_depth(tmp_path / "d.npy", (48, 64), intrinsics=make_intrinsics(0.8, 1.4, 0.5, 0.5))
-    assert parse_intrinsics("60,60,32,24", image_size=(48, 64))[0, 2] == 32.0  # a sensible camera passes
+    assert parse_intrinsics("60,60,32,24", (48, 64))[0, 2] == 32.0  # a sensible camera passes
 
 
 def test_recorded_intrinsics_json_is_scaled_to_the_image(tmp_path):
@@ -217,9 +254,9 @@ def test_recorded_intrinsics_json_is_scaled_to_the_image(tmp_path):
     K = make_intrinsics(40.0, 41.0, 32.0, 24.0)
     (tmp_path / "cam.json").write_text(json.dumps({"height": 48, "width": 64, "intrinsics": K.tolist()}))
     with pytest.warns(UserWarning, match="made for a 64×48 image: scaled to the 128×96"):
-        scaled = parse_intrinsics(tmp_path / "cam.json", image_size=(96, 128))
+        scaled = parse_intrinsics(tmp_path / "cam.json", (96, 128))
     assert torch.allclose(scaled, make_intrinsics(80.0, 82.0, 64.0, 48.0))
-    assert torch.allclose(parse_intrinsics(tmp_path / "cam.json"), K)  # no image size: as written
+    assert torch.allclose(parse_intrinsics(tmp_path / "cam.json", (48, 64)), K)  # the size it was made for: as written
 
 
 @pytest.mark.parametrize("mode, size", [("crop", (150, 200)), ("crop", (100, 300)), ("stretch", (100, 300))])

@@ -16,7 +16,8 @@ from gen3c.errors import Gen3cInputError
 from gen3c.io.camera_files import cameras_from_dict, load_camera_file, read_keyframe_path
 from gen3c.io.depth import conform_depth, load_depth
 from gen3c.io.images import load_image, parse_resolution
-from gen3c.pipelines.request import GenerationRequest, parse_intrinsics
+from gen3c.io.intrinsics import parse_intrinsics
+from gen3c.pipelines.request import GenerationRequest
 
 #: GEN3C_FUZZ_SCALE=10 runs ten times the examples, freshly drawn (docs/reliability.md's numbers);
 #: CI runs 1× with a fixed draw (derandomize), so a red CI means a change, not a lucky example.
@@ -165,7 +166,7 @@ def test_resolution_strings(text):
 @given(st.one_of(st.none(), st.text(max_size=30)), st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)))
 def test_intrinsics_strings(text, fov):
     try:
-        parse_intrinsics(text, fov, 48, 64)
+        parse_intrinsics(text, (48, 64), fov=fov)
     except Gen3cInputError as exc:
         one_line(exc)
 
@@ -427,7 +428,7 @@ def test_intrinsics_files(tmp_path, data, suffix):
     path = tmp_path / f"K{suffix}"
     path.write_bytes(data)
     try:
-        K = parse_intrinsics(str(path), None, 48, 64)
+        K = parse_intrinsics(str(path), (48, 64))
     except Gen3cInputError as exc:
         one_line(exc)
     else:

@@ -429,3 +429,13 @@ def test_video_input_errors_are_the_clis(tmp_path, video_inputs, box_scene):
     with pytest.raises(Gen3cInputError, match="does not exist"):
         state.load_video(str(tmp_path / "nothing.npz"))
     assert state.source is None and state.request.input_image_path is None  # nothing half-loaded
+
+
+def test_the_gui_scale_is_the_median_depth_a_run_scales_its_path_by(tmp_path, box_scene):
+    """An estimated depth's median is the estimator's trusted pixels' (MoGe's far-filled sky left
+    out): the GUI's scale used to take the median of the cropped working depth instead."""
+    image_path, _, _, _ = box_scene
+    state = GuiState(tmp_path, GenerationRequest(resolution="48x48", num_video_frames=5))
+    source = state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")
+    assert source.reference_depth is not None
+    assert state.scene_scale() == source.median_depth() == source.reference_depth

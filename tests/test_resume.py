@@ -245,3 +245,41 @@ def test_tiny_gen3c_resumes_to_the_identical_video(box_scene, tmp_path):
     resumed = run_request(interrupted, generator=generator, resume=True)
     frames = read_video(resumed.paths["video"])[0]
     assert len(frames) == 17 and np.array_equal(frames, read_video(whole.paths["video"])[0])
+
+
+_OPENED: list[str] | None = None  # the paths opened while a test listens (an audit hook stays for good)
+
+
+def _listen_to_opens(event: str, args: tuple) -> None:
+    if event == "open" and _OPENED is not None and args and isinstance(args[0], (str, os.PathLike)):
+        _OPENED.append(os.fspath(args[0]))
+
+
+def test_a_run_reads_its_camera_file_once(box_scene, tmp_path):
+    """`gen3c generate --camera_file` (frame count and frame rate from the file, two chunks kept for
+    --resume) opens the file once: the frame count, the frame rate, the trajectory and --resume's
+    hash of the inputs all take the bytes read (it was opened 4 times, each free to see another file)."""
+    global _OPENED
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.trajectories import preset_trajectory
+
+    image, depth, _, _ = box_scene
+    cameras = tmp_path / "path.json"
+    save_cameras(cameras, preset_trajectory("left", "center_facing", 9, torch.eye(4), intrinsics_from_fov(60, 32, 48), 32, 48), fps=12)
+    argv = ["generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
+            "--camera_file", cameras, "--chunk_frames", "5", "--video_save_folder", tmp_path / "out"]  # fmt: skip
+    sys.addaudithook(_listen_to_opens)
+    _OPENED = []
+    try:
+        res = runner.invoke(app, [str(a) for a in argv])
+        opened = [p for p in _OPENED if Path(p).name == cameras.name]
+    finally:
+        _OPENED = None
+    assert res.exit_code == 0, res.output
+    frames, fps = read_video(tmp_path / "out" / "output.mp4")[:2]
+    assert len(frames) == 9 and fps == 12  # the file's count and frame rate, in two chunks of 5 (one frame shared)
+    assert len(opened) == 1, opened
+    from gen3c.pipelines.resume import input_digests
+
+    # hashed as read, the file's digest is the one it had when read from disk (kept runs still resume)
+    assert input_digests({"camera_file": str(cameras)}, read={"camera_file": cameras.read_bytes()}) == input_digests({"camera_file": str(cameras)})

@@ -8,6 +8,7 @@ import torch
 
 from gen3c.cameras import camera_centers, look_at, make_intrinsics, rotation_angle_degrees
 from gen3c.errors import Gen3cInputError
+from gen3c.io.depth import FAR_DEPTH, median_scene_depth
 from gen3c.trajectories import (
     PRESETS,
     ROTATION_MODES,
@@ -100,13 +101,36 @@ def test_video_mode_per_frame_sources():
 
 
 def test_center_depth_modes():
-    depth = torch.tensor([[2.0, 4.0], [6.0, 0.0]])
-    assert center_depth_for("gen3c", depth, "metric") == 1.0
-    assert center_depth_for("auto", depth, "relative") == 1.0
-    assert center_depth_for("auto", depth, "metric") == 4.0  # median of valid depth
-    assert center_depth_for("median_depth", depth, "relative") == 4.0
+    median = median_scene_depth(torch.tensor([[2.0, 4.0], [6.0, 0.0]]))
+    assert median == 4.0  # median of valid depth (the 0 is a hole)
+    assert center_depth_for("gen3c", median, "metric") == 1.0
+    assert center_depth_for("auto", median, "relative") == 1.0
+    assert center_depth_for("auto", median, "metric") == 4.0
+    assert center_depth_for("median_depth", median, "relative") == 4.0
+    assert center_depth_for("gen3c", None, "metric") == 1.0  # GEN3C's units need no depth
     with pytest.raises(Gen3cInputError):
-        center_depth_for("metres", depth, "metric")
+        center_depth_for("metres", median, "metric")
+
+
+def test_median_scene_depth_is_the_lower_median_of_valid_depth_short_of_the_far_fill():
+    """[1, 2, 3, 8] and two far-filled NaN pixels: the lower middle value 2 (numpy's median
+    would say 2.5; the far fill, left in, 3 or more)."""
+    depth = torch.tensor([[1.0, 2.0, 3.0], [8.0, FAR_DEPTH, FAR_DEPTH]])
+    assert median_scene_depth(depth) == 2.0
+    assert median_scene_depth(depth, torch.tensor([[False, True, True], [True, True, True]])) == 3.0
+    assert median_scene_depth(depth, torch.zeros(2, 3, dtype=torch.bool)) is None
+
+
+def test_a_path_scaled_by_a_view_without_valid_depth_is_refused():
+    """Scaling by the median depth of a view with no valid pixel (here: cropped away) used to fall
+    back to GEN3C's c = 1 in silence, reading --movement_distance in the depth's own unit."""
+    from gen3c.pipelines.camera_video import SourceView, preset_cameras
+
+    depth = torch.full((8, 8), 500.0)  # millimetres, say
+    source = SourceView(torch.zeros(3, 8, 8), depth, make_intrinsics(8.0, 8.0, 4.0, 4.0), valid=torch.zeros(8, 8, dtype=torch.bool))
+    with pytest.raises(Gen3cInputError, match="no pixel of it has a valid depth: check the depth input, or pass --trajectory_scale gen3c"):
+        preset_cameras(source, "left", "center_facing", 4, 0.3, "median_depth")
+    assert len(preset_cameras(source, "left", "center_facing", 4, 0.3, "gen3c")) == 4
 
 
 def test_bad_presets():
@@ -148,8 +172,8 @@ def test_preset_helpers_check_their_arguments():
     with pytest.raises(Gen3cInputError, match="num_video_frames must be a whole number ≥ 1, got -3"):
         preset_offsets("left", -3, 0.3)
     with pytest.raises(Gen3cInputError, match="unknown depth_kind 'metres': choose one of metric, relative"):
-        center_depth_for("auto", torch.ones(2, 2), "metres")
-    with pytest.raises(Gen3cInputError, match="trajectory_scale 'median_depth' needs the source depth"):
+        center_depth_for("auto", 1.0, "metres")
+    with pytest.raises(Gen3cInputError, match=r"median depth \(--trajectory_scale median_depth\), but no pixel"):
         center_depth_for("median_depth", None, "metric")
 
 
@@ -327,3 +351,5 @@ def test_keyframe_trajectory_checks_the_frames(change, match):
     args = {"num_frames": 5, "fps": 24.0, **change}
     with pytest.raises(Gen3cInputError, match=match):
         keyframe_trajectory(orbit_w2c(3), [0.0, 1.0, 2.0], K, 352, 640, **args)
+    with pytest.raises(Gen3cInputError, match=r"median depth \(metric depth\), but no pixel"):
+        center_depth_for("auto", None, "metric")

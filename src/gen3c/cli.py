@@ -862,12 +862,12 @@ def depth(
     from gen3c.depth.export import save_depth_outputs
     from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
     from gen3c.io.images import load_image, parse_resolution
-    from gen3c.pipelines.request import parse_intrinsics
+    from gen3c.io.intrinsics import parse_intrinsics
 
     name = image_path.stem if name is None else name
     check_output_name(name, "--name")  # before the model loads
     image = (load_image(image_path) + 1) / 2
-    K = parse_intrinsics(intrinsics, fov, *image.shape[-2:])
+    K = parse_intrinsics(intrinsics, image.shape[-2:], fov=fov)
     size = parse_resolution(resolution) if resolution else None
     # An unusable folder is refused before the model loads; one made here goes again if the run fails.
     with removed_if_left_empty(output_folder):

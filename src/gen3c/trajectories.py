@@ -174,7 +174,7 @@ def preset_trajectory(
     return Cameras(w2c, validate_intrinsics(as_float32(K, "K"), "K"), height, width)
 
 
-def center_depth_for(trajectory_scale: str, depth: Tensor | None, depth_kind: str) -> float:
+def center_depth_for(trajectory_scale: str, median_depth: float | None, depth_kind: str) -> float:
     """The centre depth c that gives ``--movement_distance`` its meaning (module docstring).
 
     GEN3C's offsets are ``i·d·c/n``, so c scales the whole path: c = 1 reproduces GEN3C, c =
@@ -182,8 +182,12 @@ def center_depth_for(trajectory_scale: str, depth: Tensor | None, depth_kind: st
 
     Args:
         trajectory_scale: "auto", "gen3c" or "median_depth".
-        depth: (H, W) source depth (needed for "median_depth").
+        median_depth: the source view's median depth
+            (:meth:`gen3c.pipelines.camera_video.SourceView.median_depth`, a video's first frame's:
+            :func:`gen3c.io.depth.median_scene_depth`); None when it has no valid depth.
         depth_kind: "relative" (up to scale, e.g. MoGe) or "metric" (incl. user depth).
+    Raises:
+        Gen3cInputError: the path is to be scaled by the median depth and there is none.
     """
     if trajectory_scale not in TRAJECTORY_SCALES:
         raise Gen3cInputError(f"unknown trajectory_scale {trajectory_scale!r}: choose one of {', '.join(TRAJECTORY_SCALES)}")
@@ -194,10 +198,17 @@ def center_depth_for(trajectory_scale: str, depth: Tensor | None, depth_kind: st
         mode = "gen3c" if depth_kind == "relative" else "median_depth"
     if mode == "gen3c":
         return GEN3C_CENTER_DEPTH
-    if depth is None:
-        raise Gen3cInputError("trajectory_scale 'median_depth' needs the source depth: pass depth, or use trajectory_scale 'gen3c'")
-    valid = depth[(depth > 0) & torch.isfinite(depth)]
-    return float(valid.median()) if valid.numel() else GEN3C_CENTER_DEPTH
+    if median_depth is None:
+        # GEN3C's c = 1 here would read --movement_distance in the depth's own unit (millimetres, say).
+        how = "--trajectory_scale median_depth" if trajectory_scale == "median_depth" else f"{depth_kind} depth"
+        raise Gen3cInputError(
+            f"the path is scaled by the source view's median depth ({how}), but no pixel of it has a valid depth: "
+            "check the depth input, or pass --trajectory_scale gen3c"
+        )
+    median = _finite(median_depth, "median depth")
+    if median <= 0:
+        raise Gen3cInputError(f"the median depth {median:g} must be > 0: pass the depth's median over its valid pixels")
+    return median
 
 
 # --------------------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
     path = partial_dir(folder, request.video_save_name)
     if not path.is_dir():
         return False
-    same = made_by(path, request.to_dict())
+    same = made_by(path, request.to_dict(), request.read_input_contents())  # the camera file as the run reads it
     if not same:
         shutil.rmtree(path, ignore_errors=True)
     return same

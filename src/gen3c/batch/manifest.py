@@ -20,13 +20,15 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import check_output_name
-from gen3c.pipelines.request import GenerationRequest, _coerce, check_request, check_unused_settings
+from gen3c.pipelines.request import GenerationRequest, check_generator, check_request, check_unused_settings
 
 MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 #: Request fields that always name files: relative values resolve against the manifest's folder.
 PATH_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file")
 #: Fields that name a file or something else (numbers, a hub id): resolved only when the file exists.
 MAYBE_PATH_FIELDS = ("intrinsics", "depth_estimator")
+#: gen3c generator options that name a file or folder (or a hub id): resolved only when it exists.
+OPTION_PATH_FIELDS = ("checkpoint_dir", "lora", "cache_dir")
 #: Settings the batch owns.
 BATCH_OWNED = ("video_save_folder", "video_save_name")
 REQUEST_FIELDS = {f.name: f for f in fields(GenerationRequest)}
@@ -314,8 +316,9 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         raise Gen3cInputError(f'{where}: {given} {verb} to generator gen3c only; drop {them} or set "generator": "gen3c"')
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
     settings = {key: getattr(request, key) for key in settings}
+    options = _checked_generator(request, where)
     if request.generator_options:
-        settings["generator_options"] = _checked_options(request.generator_options, where)
+        settings["generator_options"] = options
     digest = hashlib.sha256(
         json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
     )
@@ -340,19 +343,20 @@ def _check_values(request: GenerationRequest, where: str) -> None:
         raise Gen3cInputError(f"{where}: {exc}") from None
 
 
-def _checked_options(options: dict[str, Any], where: str) -> dict[str, Any]:
-    """The gen3c generator's options checked against their types now, not when the job comes
-    up (whole numbers for float options become floats, so rows hash alike). Without the
-    diffusion extra the names and types are unknown here; the run then says what to install."""
-    types = _generator_option_types()
-    if not types:
-        return dict(options)
-    unknown = [key for key in options if key not in types]
-    if unknown:
-        raise Gen3cInputError(
-            f"{where}: unknown generator_options {', '.join(map(repr, unknown[:3]))}: use the gen3c generator's options ({', '.join(types)})"
-        )
-    return {key: _coerce(key, value, f"{types[key].__name__} | None", where) for key, value in options.items()}
+def _checked_generator(request: GenerationRequest, where: str) -> dict[str, Any]:
+    """The row's generator and its options checked now, not when the job comes up, by the checker
+    ``gen3c generate`` runs (:func:`~gen3c.pipelines.request.check_generator`: the same mistakes
+    refused for the same reason). Returns the options as given, each coerced as that checker
+    coerces it (a whole number for a float option becomes a float, so rows hash alike). Without
+    the diffusion extra (a Ray head node, say) the gen3c generator's options are unknown here;
+    the run then says what to install."""
+    if request.generator == "gen3c" and not _generator_option_types():
+        return dict(request.generator_options)
+    try:
+        checked = check_generator(request)
+    except Gen3cInputError as exc:
+        raise Gen3cInputError(f"{where}: {exc}") from None
+    return {key: checked.get(key, value) for key, value in request.generator_options.items()}
 
 
 def _resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -364,8 +368,10 @@ def _resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
         if isinstance(out.get(key), str):
             out[key] = _if_file(out[key], base)
     options = out.get("generator_options")
-    if isinstance(options, dict) and isinstance(options.get("checkpoint_dir"), str):
-        out["generator_options"] = {**options, "checkpoint_dir": _if_file(options["checkpoint_dir"], base)}
+    if isinstance(options, dict):
+        out["generator_options"] = {
+            key: _if_file(value, base) if key in OPTION_PATH_FIELDS and isinstance(value, str) else value for key, value in options.items()
+        }
     return out
 
 

@@ -36,8 +36,9 @@ from gen3c.depth.moge import (
     recover_focal_shift,
 )
 from gen3c.depth.prior import PRIOR_NAME, GeometricPriorEstimator, prior_notice
-from gen3c.depth.user import load_user_depth, parse_intrinsics
+from gen3c.depth.user import load_user_depth
 from gen3c.errors import Gen3cModelError
+from gen3c.io.intrinsics import parse_intrinsics
 
 DEFAULT_DEPTH_ESTIMATOR = "moge"
 

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
 from gen3c.errors import Gen3cInputError
+from gen3c.io.depth import median_scene_depth
 from gen3c.trajectories import DEPTH_KINDS
 
 #: Horizontal field of view assumed when neither the model nor the user gives the camera.
@@ -137,22 +138,21 @@ class DepthEstimator(Protocol):
 
 
 def median_depth(estimate: DepthEstimate) -> float:
-    """The median z-depth over the trusted pixels (``mask``, finite, > 0).
+    """The median z-depth over the trusted pixels (``mask``, > 0, short of the far fill):
+    :func:`gen3c.io.depth.median_scene_depth`, as for every other input.
 
     This is the scene scale that gives ``--movement_distance`` its meaning for metric depth.
-    Falls back to all finite positive pixels when the mask is empty.
+    Falls back to all positive pixels short of the far fill when the mask holds none.
 
     Raises:
-        Gen3cInputError: no pixel has a finite positive depth.
+        Gen3cInputError: no pixel has a finite positive depth short of the far fill.
     """
-    depth = estimate.depth
-    good = torch.isfinite(depth) & (depth > 0)
-    values = depth[good & estimate.mask]
-    if values.numel() == 0:
-        values = depth[good]
-    if values.numel() == 0:
-        raise Gen3cInputError(f"depth from {estimate.source} has no finite positive pixel: check the depth input")
-    return float(values.median())
+    median = median_scene_depth(estimate.depth, estimate.mask)
+    if median is None:
+        median = median_scene_depth(estimate.depth)
+    if median is None:
+        raise Gen3cInputError(f"depth from {estimate.source} has no finite positive pixel short of the far fill: check the depth input")
+    return median
 
 
 def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:

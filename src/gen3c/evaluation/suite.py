@@ -152,7 +152,8 @@ class GroundTruth:
         rgb: (T, 3, H, W) in [−1, 1]; depth: (T, H, W), +inf where no surface.
         seen: (T, H, W) bool, pixels the source view's cache sees (the rest is disoccluded).
         reliable: (H, W) bool, source pixels the cache keeps (away from depth edges).
-        median_depth: median source depth, the scene's scale.
+        median_depth: the source view's median depth (:meth:`SourceView.median_depth`), the scene's scale:
+            what a `median_depth` path is scaled by.
     """
 
     case: Case
@@ -182,7 +183,7 @@ def render_ground_truth(case: Case, config: BenchmarkConfig, device: str | torch
     reliable = reliable_depth_mask(depth) & hit
     seen = metrics.source_visibility(gt_depth, cameras, depth, src_cam.K[0], source.w2c, reliable)
     return GroundTruth(
-        case, source, cameras, truth.rgb.cpu().float(), gt_depth, seen, reliable, float(depth[hit].median())
+        case, source, cameras, truth.rgb.cpu().float(), gt_depth, seen, reliable, source.median_depth()
     )
 
 

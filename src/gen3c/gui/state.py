@@ -47,7 +47,6 @@ from gen3c.io.camera_files import (
     read_keyframe_path,
     save_cameras,
 )
-from gen3c.io.depth import scene_depths
 from gen3c.pipelines.camera_video import MAX_FRAMES, SourceView, prepare_source
 from gen3c.pipelines.request import (
     MAX_FPS,
@@ -401,11 +400,11 @@ class GuiState:
         return points.float().numpy(), rgb.numpy()
 
     def scene_scale(self) -> float:
-        """The first view's median depth (far-filled sky left out): a length for frusta and the
-        initial view."""
-        source = self.require_source()
-        depth = scene_depths(source.depth, source.valid)
-        return float(depth.median()) if depth.numel() else 1.0
+        """The first view's median depth (:meth:`~gen3c.pipelines.camera_video.SourceView.median_depth`,
+        what ``--trajectory_scale median_depth`` scales a path by): a length for frusta and the
+        initial view; 1 when no pixel has a valid depth."""
+        median = self.require_source().median_depth()
+        return 1.0 if median is None else median
 
     def render_frame(self, index: int) -> tuple[Tensor, Tensor]:
         """The cache rendered into frame ``index`` of the path as a run renders it (a video's

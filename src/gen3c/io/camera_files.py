@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,23 @@ MAX_CAMERA_FILE_BYTES = 64 * 1024 * 1024
 NERFSTUDIO_DEFAULT_TRANSITION_SEC = 0.5
 
 
-def load_camera_file(path: str | os.PathLike) -> Cameras:
-    """Read a camera file of any supported kind (detected from its keys) as OpenCV cameras."""
-    data, name = _read_camera_json(path)
-    return cameras_from_dict(data, name)
+@dataclass(frozen=True)
+class CameraFile:
+    """A camera file as read once (:func:`read_camera_file`): what a run needs of it, all from
+    the same bytes — its cameras, its frame rate and the bytes themselves (``--resume`` hashes
+    them, so the kept chunks are tied to the cameras they were made with)."""
 
-
-def camera_file_fps(path: str | os.PathLike) -> float | None:
-    """The frame rate a camera file was made for (gen3c's and nerfstudio's ``"fps"``), None when
-    it names none (nerfstudio's ``transforms.json``)."""
-    return camera_dict_fps(*_read_camera_json(path))
+    path: str
+    content: bytes
+    cameras: Cameras
+    #: The frame rate it was made for (gen3c's and nerfstudio's ``"fps"``); None when it names none
+    #: (nerfstudio's ``transforms.json``).
+    fps: float | None
 
 
 def camera_dict_fps(data: Any, name: str = "camera file") -> float | None:
-    """:func:`camera_file_fps` of a camera file's JSON object."""
+    """The frame rate a camera file's JSON object was made for (gen3c's and nerfstudio's
+    ``"fps"``), None when it names none (nerfstudio's ``transforms.json``)."""
     fps = data.get("fps") if isinstance(data, dict) else None
     if fps is None:
         return None
@@ -81,14 +85,24 @@ def camera_dict_fps(data: Any, name: str = "camera file") -> float | None:
     return float(fps)
 
 
-def _read_camera_json(path: str | os.PathLike) -> tuple[Any, str]:
+def read_camera_file(path: str | os.PathLike) -> CameraFile:
+    """Read a camera file of any supported kind (detected from its keys) once: its cameras
+    (OpenCV), its frame rate and its bytes."""
     p = Path(path)
     name = f"camera file {str(p)!r}"
     if not p.is_file():
         raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")
     if p.stat().st_size > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
-    return parse_camera_json(p.read_bytes(), name), name
+    content = p.read_bytes()
+    data = parse_camera_json(content, name)
+    cameras = cameras_from_dict(data, name)
+    return CameraFile(str(path), content, cameras, camera_dict_fps(data, name))
+
+
+def load_camera_file(path: str | os.PathLike) -> Cameras:
+    """The cameras of a camera file (:func:`read_camera_file`), as OpenCV cameras."""
+    return read_camera_file(path).cameras
 
 
 def parse_camera_json(content: bytes, name: str = "camera file") -> Any:

@@ -178,6 +178,20 @@ def scene_depths(depth: Tensor, valid: Tensor | None = None) -> Tensor:
     return depth[keep if valid is None else keep & valid]
 
 
+def median_scene_depth(depth: Tensor, valid: Tensor | None = None) -> float | None:
+    """The scene's median depth, the one definition every caller uses (``--trajectory_scale
+    median_depth``, :func:`gen3c.depth.median_depth`, the GUI's scale): the median of
+    :func:`scene_depths` (``valid``, > 0, short of the far fill). Of an even count it is the lower
+    of the two middle values (``torch.median``), not their mean (``numpy.median``). None when no
+    pixel qualifies; the caller says what that means for it.
+
+    Args:
+        depth: (H, W) z-depth (any shape; ``valid`` the same shape).
+    """
+    values = scene_depths(depth, valid)
+    return float(values.median()) if values.numel() else None
+
+
 def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", mask_invalid: bool = False) -> tuple[Tensor, Tensor]:
     """Check depth values (:func:`fill_invalid_depth`) and bring the map to the image's size
     (another size of the same aspect ratio is resized, nearest, with a note; another aspect

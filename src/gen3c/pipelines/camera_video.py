@@ -37,7 +37,7 @@ from gen3c.cameras import (
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import check_output_targets, check_video_name, ensure_writable_dir, write_text_atomic
 from gen3c.io.camera_files import save_cameras
-from gen3c.io.depth import scene_depths
+from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import resize_image, to_uint8
 from gen3c.io.ply import write_ply
 from gen3c.io.video import DEFAULT_FPS, VideoWriter
@@ -95,13 +95,19 @@ class SourceView:
     valid: Tensor | None = None
     depth_kind: str = "metric"
     #: Typical scene depth for ``--trajectory_scale median_depth``; None: the median of the
-    #: valid depth short of the far fill of NaN/inf pixels (:func:`gen3c.io.depth.scene_depths`). Estimators set it from their trusted pixels (MoGe's sky, filled far away,
-    #: stays in the cache as in GEN3C but must not move the median).
+    #: valid depth (:meth:`median_depth`). Estimators set it from their trusted pixels (MoGe's
+    #: sky, filled far away, stays in the cache as in GEN3C but must not move the median).
     reference_depth: float | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.image.shape[-2:])
+
+    def median_depth(self) -> float | None:
+        """The view's median depth, the scale of ``--trajectory_scale median_depth`` and of the
+        GUI: :attr:`reference_depth` when set, else :func:`gen3c.io.depth.median_scene_depth` of
+        the valid depth (None when no pixel is valid)."""
+        return self.reference_depth if self.reference_depth is not None else median_scene_depth(self.depth, self.valid)
 
 
 def prepare_source(
@@ -212,8 +218,7 @@ def preset_cameras(
     """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`)."""
     if not isinstance(source, SourceView):
         raise Gen3cInputError(f"preset_cameras takes the SourceView of prepare_source, got {type(source).__name__}")
-    depth = scene_depths(source.depth, source.valid) if source.reference_depth is None else torch.tensor([source.reference_depth])
-    center = center_depth_for(trajectory_scale, depth, source.depth_kind)
+    center = center_depth_for(trajectory_scale, source.median_depth(), source.depth_kind)
     H, W = source.size
     return preset_trajectory(trajectory, camera_rotation, num_frames, source.w2c, source.K, H, W, movement_distance, center)
 

@@ -209,15 +209,22 @@ class Gen3cPipeline(DiffusionPipeline):
         :meth:`save_pretrained`), a model shipped in the package (``"tiny"``, ``"tiny_fast"``), or
         the hub id of a converted checkpoint, fetched into huggingface_hub's cache (``revision``,
         ``cache_dir``, ``token``, ``local_files_only``, ``force_download`` as in diffusers; the
-        folders of components passed as arguments, e.g. ``text_encoder=None``, are not fetched).
-        The checkpoint's ``gen3c_model.json`` sets :attr:`sampling_defaults` (a distilled student's
-        steps and guidance).
+        folders of components passed as arguments, e.g. ``text_encoder=None``, are not fetched,
+        and a T5 left out loads on the first prompt that needs it). The checkpoint's
+        ``gen3c_model.json`` sets :attr:`sampling_defaults` (a distilled student's steps and guidance).
+
+        This is the one loader: :func:`gen3c.pipelines.loading.load_pipeline` (gen3c's run-time
+        defaults: bfloat16, T5 on first use) and ``load_generator`` come here. Before a weight is
+        read the folder is checked (:func:`gen3c.pipelines.loading.check_checkpoint`: layout,
+        tensors against the configs, memory; every file's sha256 with ``verify_checksums=True``),
+        and any failure is a one-line :class:`~gen3c.errors.Gen3cModelError`. Components load as
+        diffusers loads them: all that are stored, in float32 unless ``dtype`` (or
+        ``torch_dtype``, a dtype or its name) says otherwise.
 
         With no argument or ``"nvidia/Gen3C-Cosmos-7B"``, the official weights are fetched from the
         hub, checked and converted on first use, then loaded from gen3c's cache
         (:func:`gen3c.pipelines.loading.load_official_pipeline`; keyword arguments: ``dtype`` or
         ``torch_dtype``, ``prompts``, ``text_encoder``, ``cache_dir``, ``verify_checksums``).
-        Either dtype name works for a folder too, whichever diffusers takes.
         """
         if pretrained_model_name_or_path is None or str(pretrained_model_name_or_path) == OFFICIAL_REPO:
             from gen3c.pipelines.loading import load_official_pipeline
@@ -229,23 +236,44 @@ class Gen3cPipeline(DiffusionPipeline):
             if unknown:
                 raise Gen3cInputError(f"from_pretrained({OFFICIAL_REPO!r}) takes {', '.join(sorted(allowed))}, not {', '.join(unknown)}")
             return load_official_pipeline(**kwargs)
-        # diffusers renamed ``torch_dtype`` to ``dtype`` (warning on the old name): take either.
-        if "torch_dtype" in kwargs or "dtype" in kwargs:
-            dtype = kwargs.pop("dtype", None)
-            kwargs[_DTYPE_KWARG] = kwargs.pop("torch_dtype", None) if dtype is None else dtype
         from gen3c.models.packaged import checkpoint_info
-        from gen3c.pipelines.loading import HUB_OPTIONS, checkpoint_folder
+        from gen3c.pipelines.loading import (
+            HUB_OPTIONS,
+            check_checkpoint,
+            checkpoint_folder,
+            is_hub_id,
+            refuse_checksums_of_hub,
+            resolve_dtype,
+        )
 
+        source = str(pretrained_model_name_or_path)
+        verify_checksums = bool(kwargs.pop("verify_checksums", False))
+        # diffusers renamed ``torch_dtype`` to ``dtype`` (warning on the old name): take either.
+        dtype = kwargs.pop("dtype", None)
+        dtype = kwargs.pop("torch_dtype", None) if dtype is None else dtype
+        if dtype is not None:
+            kwargs[_DTYPE_KWARG] = dtype = resolve_dtype(dtype)
+        from_hub = is_hub_id(source)
+        if from_hub and verify_checksums:
+            refuse_checksums_of_hub(source)
         hub_options = {key: kwargs.pop(key) for key in HUB_OPTIONS if key in kwargs}
         passed = [name for name in inspect.signature(cls.__init__).parameters if name != "self" and name in kwargs]
-        folder = checkpoint_folder(pretrained_model_name_or_path, skip=passed, **hub_options)
+        folder = checkpoint_folder(source, skip=passed, **hub_options)
         if not folder.is_dir():
             raise Gen3cModelError(f"checkpoint {str(folder)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
-        # The folder is local by now: diffusers must not look a broken model_index.json entry up online.
-        pipe = super().from_pretrained(str(folder), **{**kwargs, "local_files_only": True})
+        check_checkpoint(folder, torch.float32 if dtype is None else dtype, verify_checksums=verify_checksums, skip=passed)
+        try:
+            # The folder is local by now: diffusers must not look a broken model_index.json entry up online.
+            pipe = super().from_pretrained(str(folder), **{**kwargs, "local_files_only": True})
+        except (OSError, ValueError) as exc:
+            raise Gen3cModelError(f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}") from None
         info = checkpoint_info(str(folder))
         pipe.model_info = dict(info)
         pipe.sampling_defaults = {key: info[key] for key in ("num_steps", "guidance") if key in info}
+        # A T5 left out loads on first use: from the hub for a hub id (its folders were not fetched).
+        pipe.text_encoder_source = source if from_hub else str(folder)
+        if dtype is not None:
+            pipe.text_encoder_dtype = dtype
         return pipe
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:

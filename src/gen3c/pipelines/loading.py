@@ -1,7 +1,9 @@
 """Loading GEN3C checkpoints: a converted folder or hub id → :class:`Gen3cPipeline` / :class:`Gen3cGenerator`.
 
 - :func:`check_checkpoint_dir` — what a local converted checkpoint lacks, in one message;
-- :func:`load_pipeline` — the components on the CPU (T5 left out unless asked for);
+  :func:`check_checkpoint` — every check a load runs first (layout, tensors, memory, checksums);
+- :func:`load_pipeline` — :meth:`Gen3cPipeline.from_pretrained` (the one loader) with gen3c's
+  run-time defaults: on the CPU in bfloat16, T5 left out until a prompt needs it;
 - :func:`load_generator` — the pipeline with a memory mode and speed settings, as a generator;
 - :func:`generator_from_options` — the same from a request's ``generator_options`` (CLI flags);
   without a checkpoint, GEN3C's official weights, fetched and converted once
@@ -87,8 +89,9 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         ) from None
 
 
-def check_checkpoint_dir(path: str | os.PathLike) -> None:
-    """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks."""
+def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> None:
+    """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks (but the
+    components in ``skip``, passed to ``from_pretrained`` as objects)."""
     root = Path(path)
     if (root / "Gen3C-Cosmos-7B").is_dir() or (root / "model.pt").is_file():
         raise Gen3cModelError(
@@ -110,6 +113,8 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
         ) from None
     missing = []
     for name in REQUIRED_COMPONENTS:
+        if name in skip:
+            continue
         folder = root / name
         if name not in declared or not folder.is_dir():
             missing.append(f"{name}/")
@@ -136,6 +141,55 @@ def check_checkpoint_dir(path: str | os.PathLike) -> None:
         )
 
 
+def check_checkpoint(
+    folder: str | os.PathLike, dtype: torch.dtype, *, verify_checksums: bool = False, skip: Sequence[str] = ()
+) -> None:
+    """What every load of a converted checkpoint checks before a weight is read
+    (:meth:`Gen3cPipeline.from_pretrained`, and so :func:`load_pipeline` and :func:`load_generator`):
+    the local ``folder``'s layout (:func:`check_checkpoint_dir`), every tensor's name, shape and
+    dtype against the configs (:func:`gen3c.models.verify.verify_weights`), that weights cast to
+    ``dtype`` fit this machine's memory, and with ``verify_checksums`` every file's sha256 against
+    the ``checksums.json`` that ``gen3c convert`` wrote. ``skip``: components passed as objects.
+
+    Raises:
+        Gen3cModelError: what is wrong with the checkpoint, in one line (Gen3cMemoryError: too big).
+    """
+    from gen3c.models import verify
+
+    folder = Path(folder)
+    check_checkpoint_dir(folder, skip)
+    sizes = verify.verify_weights(folder, skip)
+    copied = sum(size.loaded_bytes(dtype) for size in sizes.values() if size.copied_on_load(dtype))
+    if copied:  # a cast copies the weights into memory; as stored they are read from the file
+        check_host_memory(
+            copied, f"checkpoint {str(folder)!r} in {str(dtype).removeprefix('torch.')}",
+            "run it where it computes in the dtype it is stored in (GEN3C-7B: bfloat16 on a CUDA GPU), "
+            "or run the small model (--model tiny) or the preview generator on this machine",
+        )  # fmt: skip
+    if verify_checksums:
+        verify.verify_checksums(folder)
+
+
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """A dtype or its name ("bfloat16"/"bf16", "float16"/"fp16", "float32"/"fp32") as a torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.removeprefix("torch.")]
+    raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is unknown: pass bfloat16, float16 or float32 (a name or a torch dtype)")
+
+
+def is_hub_id(checkpoint: str | os.PathLike) -> bool:
+    """Whether :func:`checkpoint_folder` fetches ``checkpoint`` from the hub (no local path, no packaged model)."""
+    from gen3c.models.packaged import PACKAGED_MODELS
+
+    return not Path(str(checkpoint)).expanduser().exists() and str(checkpoint) not in PACKAGED_MODELS
+
+
+def refuse_checksums_of_hub(source: str) -> None:
+    raise Gen3cInputError(f"--verify_checksums checks a local checkpoint folder; {source!r} is not one (hub downloads are checked by the hub)")
+
+
 def load_pipeline(
     checkpoint: str | os.PathLike,
     *,
@@ -144,52 +198,21 @@ def load_pipeline(
     verify_checksums: bool = False,
     text_encoder_dir: str | os.PathLike | None = None,
 ) -> Gen3cPipeline:
-    """Load a converted checkpoint (local folder or hub id) on the CPU, T5 left out unless asked for.
+    """A converted checkpoint (folder, packaged model name or hub id) on the CPU with gen3c's
+    run-time defaults: :meth:`Gen3cPipeline.from_pretrained` (the same checks, the same errors)
+    in GEN3C's bfloat16 and without T5, which loads on the first prompt outside the prompt cache
+    (from the checkpoint, or from ``text_encoder_dir``, a T5 folder in transformers' layout, when
+    the checkpoint has none: :class:`~gen3c.models.weights.PreparedWeights`). ``from_pretrained``
+    is diffusers' entry point, with diffusers' defaults (every stored component, float32).
 
-    A local folder is checked first (:mod:`gen3c.models.verify`): its layout, every tensor's name,
-    shape and dtype against the configs, and with ``verify_checksums`` every file's sha256
-    against the ``checksums.json`` that ``gen3c convert`` wrote.
-
-    ``text_encoder_dir``: a T5 folder (transformers layout) to load the text encoder from, on
-    first use, when the checkpoint has none (:class:`~gen3c.models.weights.PreparedWeights`).
+    ``load_text_encoder``: load T5 now; ``verify_checksums``: check every file's sha256 first.
     """
-    from gen3c.models import verify
-
-    dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    source = str(checkpoint)
-    local = Path(source).expanduser()
-    if local.exists():
-        check_checkpoint_dir(local)
-        sizes = verify.verify_weights(local)
-        copied = sum(size.loaded_bytes(dtype) for size in sizes.values() if size.copied_on_load(dtype))
-        if copied:  # a cast copies the weights into memory; as stored they are read from the file
-            check_host_memory(
-                copied, f"checkpoint {str(local)!r} in {str(dtype).removeprefix('torch.')}",
-                "run it where it computes in the dtype it is stored in (GEN3C-7B: bfloat16 on a CUDA GPU), "
-                "or run the small model (--model tiny) or the preview generator on this machine",
-            )  # fmt: skip
-        if verify_checksums:
-            verify.verify_checksums(local)
-        source = str(local)
-    elif verify_checksums:
-        _refuse_checksums_of_hub(source)
+    dtype = resolve_dtype(dtype)
     skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
-    # A local folder never reaches for the hub (a broken model_index.json entry would otherwise
-    # be looked up online, with retries, as if it were a repo id).
-    offline = {"local_files_only": True} if os.path.isdir(source) else {}
-    try:
-        pipe = Gen3cPipeline.from_pretrained(source, dtype=dtype, **skip, **offline)
-    except (OSError, ValueError) as exc:
-        raise Gen3cModelError(
-            f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}"
-        ) from None
-    pipe.text_encoder_source = source if text_encoder_dir is None else str(text_encoder_dir)
-    pipe.text_encoder_dtype = dtype
+    pipe = Gen3cPipeline.from_pretrained(checkpoint, dtype=dtype, verify_checksums=verify_checksums, **skip)
+    if text_encoder_dir is not None:
+        pipe.text_encoder_source = str(text_encoder_dir)
     return pipe
-
-
-def _refuse_checksums_of_hub(source: str) -> None:
-    raise Gen3cInputError(f"--verify_checksums checks a local checkpoint folder; {source!r} is not one (hub downloads are checked by the hub)")
 
 
 def load_official_pipeline(
@@ -292,7 +315,7 @@ def load_generator(
 
     ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
     """
-    from gen3c.models.packaged import PACKAGED_MODELS, checkpoint_info
+    from gen3c.models.packaged import checkpoint_info
 
     unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
     if unknown:
@@ -325,9 +348,9 @@ def load_generator(
     if str(checkpoint) != OFFICIAL_REPO:
         # A packaged model's name or a hub id → its local folder, so its gen3c_model.json is read
         # here; T5 from a hub checkpoint is fetched only when a prompt needs it.
-        hub_id = not Path(str(checkpoint)).expanduser().exists() and str(checkpoint) not in PACKAGED_MODELS
+        hub_id = is_hub_id(checkpoint)
         if hub_id and verify_checksums:
-            _refuse_checksums_of_hub(str(checkpoint))
+            refuse_checksums_of_hub(str(checkpoint))
         folder = checkpoint_folder(checkpoint, skip=("text_encoder", "tokenizer"))
         if hub_id and text_encoder_dir is None:
             text_encoder_dir = str(checkpoint)
@@ -580,24 +603,27 @@ _NO_EFFECT = (
 def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     """A request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`) checked without loading or
     fetching anything: names and types, the speed settings (and their fit with ``num_gpus``), at
-    most one model named, a LoRA file that exists. Returns them without the unset (None) ones.
+    most one model named, a LoRA file that exists. The one checker of them: the CLI, the Python
+    API and batch manifests (when a manifest is read) all come here.
 
+    Returns:
+        The options without the unset (None) ones and GEN3C's flags that have no effect here,
+        each coerced as the request's own settings are (``GenerationRequest.from_dict``: a whole
+        number for a float option becomes a float, numpy numbers become Python's).
     Raises:
         Gen3cInputError: the first mistake, in one line.
     """
-    unknown = sorted(set(options) - set(GENERATOR_OPTIONS))
+    from gen3c.pipelines.request import _coerce
+
+    if not isinstance(options, dict):
+        raise Gen3cInputError(f"generator_options must be an object of gen3c generator options, got {type(options).__name__}")
+    unknown = [key for key in options if key not in GENERATOR_OPTIONS]
     if unknown:
-        raise Gen3cInputError(
-            f"unknown gen3c generator options {unknown}: use {', '.join(GENERATOR_OPTIONS)}"
-        )
-    opts = {k: v for k, v in options.items() if v is not None and k not in _NO_EFFECT}
-    for key, value in opts.items():
-        kind = GENERATOR_OPTIONS[key]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            ok, opts[key] = True, float(value)
-        if not ok:
-            raise Gen3cInputError(f"gen3c option {key} must be {kind.__name__}, got {value!r}")
+        close = difflib.get_close_matches(str(unknown[0]), GENERATOR_OPTIONS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GENERATOR_OPTIONS)}"
+        raise Gen3cInputError(f"unknown gen3c generator options {', '.join(repr(k)[:40] for k in unknown[:3])}: {hint}")
+    opts = {key: _coerce(key, value, f"{GENERATOR_OPTIONS[key].__name__} | None", "gen3c generator") for key, value in options.items()}
+    opts = {key: value for key, value in opts.items() if value is not None and key not in _NO_EFFECT}
     if not math.isfinite(opts.get("guidance", 1.0)):
         raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
     settings = speed_settings(opts.get("speed"), **{key: opts.get(key) for key in _SPEED_OPTIONS})

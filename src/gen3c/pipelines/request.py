@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from gen3c.cameras import Cameras, intrinsics_from_fov
+from gen3c.cameras import Cameras
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import check_video_name
+from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.models import configs
 from gen3c.pipelines.autoregressive import (
     GEN3C_CHUNK_FRAMES,
@@ -57,6 +58,7 @@ from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
 if TYPE_CHECKING:
+    from gen3c.io.camera_files import CameraFile
     from gen3c.io.frames import FrameStack
     from gen3c.io.multiview import MultiViewInput
 
@@ -135,6 +137,34 @@ class GenerationRequest:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def read_camera_file(self) -> CameraFile | None:
+        """The ``camera_file`` as read once (:func:`gen3c.io.camera_files.read_camera_file`), None
+        without one. The request keeps what it read: the default frame count and frame rate, the
+        frame-count check, the trajectory and ``--resume``'s hash of the inputs all take these very
+        bytes, so a run reads the file once. It is read again only when the file on disk changed
+        since (another size or modification time), e.g. between two runs of one request.
+        """
+        if self.camera_file is None:
+            return None
+        from gen3c.io.camera_files import read_camera_file
+
+        try:
+            stat = os.stat(self.camera_file)
+            key = (str(self.camera_file), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except (OSError, ValueError):
+            return read_camera_file(self.camera_file)  # which says what is wrong with the path
+        kept = self.__dict__.get("_camera_file_read")
+        if kept is None or kept[0] != key:
+            kept = (key, read_camera_file(self.camera_file))
+            self.__dict__["_camera_file_read"] = kept  # not a field: no part of the settings
+        return kept[1]
+
+    def read_input_contents(self) -> dict[str, bytes]:
+        """The bytes of the inputs the request has read itself, by field (its camera file), for
+        ``--resume``'s hash of the inputs (:func:`gen3c.pipelines.resume.input_digests`)."""
+        camera_file = self.read_camera_file()
+        return {} if camera_file is None else {"camera_file": camera_file.content}
+
 
 def fixed_chunk_frames(request: GenerationRequest) -> int | None:
     """Frames per chunk of a generator that makes a fixed number, None for the preview: the
@@ -164,22 +194,15 @@ def default_num_frames(request: GenerationRequest) -> int:
     """The frames of a run that names no count: one per camera of its camera file; else one
     chunk of the generator (:func:`fixed_chunk_frames`), GEN3C's 121 for the preview."""
     if request.camera_file is not None:
-        from gen3c.io.camera_files import load_camera_file
-
-        return len(load_camera_file(request.camera_file))
+        return len(request.read_camera_file().cameras)
     return fixed_chunk_frames(request) or GEN3C_CHUNK_FRAMES
 
 
 def default_fps(request: GenerationRequest) -> float:
     """The frame rate of a run that names none: its camera file's, so a path made at 12 fps (in
     the GUI, in nerfstudio) replays at its own speed; else GEN3C's 24."""
-    if request.camera_file is not None:
-        from gen3c.io.camera_files import camera_file_fps
-
-        fps = camera_file_fps(request.camera_file)
-        if fps is not None:
-            return fps
-    return 24.0
+    fps = None if request.camera_file is None else request.read_camera_file().fps
+    return 24.0 if fps is None else fps
 
 
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
@@ -309,20 +332,6 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
         )
 
 
-def parse_intrinsics(intrinsics: str | None, fov: float | None, height: int, width: int) -> torch.Tensor | None:
-    """The input image's intrinsics from ``"fx,fy,cx,cy"`` (or a file: JSON, txt, npy — see
-    :func:`gen3c.depth.user.parse_intrinsics`) or a horizontal fov, or None."""
-    if intrinsics is not None and fov is not None:
-        raise Gen3cInputError("pass either --intrinsics or --fov, not both")
-    if fov is not None:
-        return intrinsics_from_fov(fov, height, width)
-    if intrinsics is None:
-        return None
-    from gen3c.depth.user import parse_intrinsics as parse_intrinsics_spec
-
-    return parse_intrinsics_spec(str(intrinsics), "--intrinsics", image_size=(height, width))
-
-
 def load_source(request: GenerationRequest) -> SourceView:
     """Read the request's image, depth and camera and bring them to the working resolution.
 
@@ -340,7 +349,7 @@ def load_source(request: GenerationRequest) -> SourceView:
         raise Gen3cInputError("no input image: pass --input_image_path")
     image = load_image(request.input_image_path)
     h, w = image.shape[-2:]
-    K = parse_intrinsics(request.intrinsics, request.fov, h, w)
+    K = parse_intrinsics(request.intrinsics, (h, w), fov=request.fov)
     if request.depth_path is None:
         return estimate_source(request, image, K, size)
     raw = load_depth(request.depth_path, request.png_depth_scale)
@@ -588,10 +597,10 @@ def video_cameras(request: GenerationRequest, frames) -> Cameras:
     if request.camera_file is not None:
         return _file_cameras(request, H, W, "video")
     index = torch.arange(T).clamp(max=len(frames) - 1)
-    from gen3c.io.depth import scene_depths
+    from gen3c.io.depth import median_scene_depth
 
-    first = scene_depths(frames.depth[0], frames.valid[0])
-    center = center_depth_for(request.trajectory_scale, first, frames.depth_kind)
+    # the first frame's, as a SourceView of it (first_view) measures it
+    center = center_depth_for(request.trajectory_scale, median_scene_depth(frames.depth[0], frames.valid[0]), frames.depth_kind)
     return preset_trajectory(
         request.trajectory, request.camera_rotation, T, frames.w2c[index], frames.K[index], H, W, request.movement_distance, center
     )
@@ -610,9 +619,9 @@ def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
 
 
 def _file_cameras(request: GenerationRequest, H: int, W: int, kind: str) -> Cameras:
-    from gen3c.io.camera_files import fit_cameras, load_camera_file
+    from gen3c.io.camera_files import fit_cameras
 
-    cams = load_camera_file(request.camera_file)
+    cams = request.read_camera_file().cameras
     fit = intrinsics_fit(kind, request.resize_mode)
     return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {str(request.camera_file)!r}", fit=fit)
 
@@ -645,15 +654,22 @@ def _loading_module():
     return loading
 
 
-def check_generator(request: GenerationRequest) -> None:
+def check_generator(request: GenerationRequest) -> dict[str, Any]:
     """Refuse a generator, gen3c generator options, a working resolution its model cannot take or a
     ``chunk_frames`` other than its model's, before the input is read and anything is loaded
-    (:func:`gen3c.pipelines.loading.check_generator_options`, :func:`~gen3c.pipelines.loading.model_configs`)."""
+    (:func:`gen3c.pipelines.loading.check_generator_options`, :func:`~gen3c.pipelines.loading.model_configs`).
+    ``gen3c generate``, the GUI, ``gen3c.generate`` and batch manifests (as they are read) check here.
+
+    Returns:
+        The gen3c generator's options as :func:`~gen3c.pipelines.loading.check_generator_options`
+        returns them (coerced, the unset ones left out); {} for another generator.
+    """
     if request.generator not in GENERATORS:
         raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
+    checked: dict[str, Any] = {}
     if request.generator == "gen3c":
         loading = _loading_module()
-        loading.check_generator_options(request.generator_options)
+        checked = loading.check_generator_options(request.generator_options)
         configs = loading.model_configs(request.generator_options)
         if configs is not None:
             from gen3c.io.images import parse_resolution
@@ -667,6 +683,7 @@ def check_generator(request: GenerationRequest) -> None:
             own = model_chunk_frames(options) or official_chunk_frames(options.get("cache_dir"))
             if request.chunk_frames != own:  # what resolve_chunk_frames says once the model has loaded
                 raise Gen3cInputError(f"--chunk_frames {request.chunk_frames}: the gen3c generator makes {own} frames per chunk; leave it out")
+    return checked
 
 
 def make_generator(request: GenerationRequest):
@@ -690,12 +707,9 @@ def check_frame_count(request: GenerationRequest) -> None:
     fixed = fixed_chunk_frames(request)
     if fixed is not None:
         camera_file = None
-        if request.camera_file is not None:
-            from gen3c.io.camera_files import load_camera_file
-
-            # the count is the file's (by default, or given alike): the fix is another file
-            if len(load_camera_file(request.camera_file)) == request.num_video_frames:
-                camera_file = str(request.camera_file)
+        # the count is the file's (by default, or given alike): the fix is another file
+        if request.camera_file is not None and len(request.read_camera_file().cameras) == request.num_video_frames:
+            camera_file = str(request.camera_file)
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator", camera_file)
 
 
@@ -793,7 +807,9 @@ def _run_request(
     keep = num_chunks == 1 if keep_frames is None else keep_frames
     partial = None
     if num_chunks > 1:
-        partial = PartialRun.open(request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume)
+        partial = PartialRun.open(
+            request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents()
+        )
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
     elif resume:

@@ -65,24 +65,41 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def input_digests(request_dict: dict[str, Any]) -> dict[str, str]:
+def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> dict[str, str]:
     """sha256 of the contents of each input the request names, by field: a file's bytes, or a
-    folder's files (relative names and bytes, in name order). Fields naming nothing on disk are left out."""
+    folder's files (relative names and bytes, in name order). Fields naming nothing on disk are left out.
+
+    ``read``: the bytes of inputs the run has already read, by field (its camera file:
+    :meth:`~gen3c.pipelines.request.GenerationRequest.read_input_contents`): hashed as they were
+    read, not read again, so the hash is of the very contents the run used.
+    """
+    read = read or {}
     digests = {}
     for field in INPUT_FIELDS:
         value = request_dict.get(field)
+        if field in read and isinstance(value, str) and value:
+            digests[field] = _digest([("", read[field])])
+            continue
         path = Path(value).expanduser() if isinstance(value, str) and value else None
         if path is None or not path.exists():
             continue
         files = [("", path)] if path.is_file() else sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file())
-        digest = hashlib.sha256()
-        for name, file in files:
-            digest.update(name.encode("utf-8") + b"\0")
-            with open(file, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        digests[field] = digest.hexdigest()
+        digests[field] = _digest(files)
     return digests
+
+
+def _digest(files: list[tuple[str, Path | bytes]]) -> str:
+    """sha256 of (relative name, contents) pairs; contents are a file to read or bytes already read."""
+    digest = hashlib.sha256()
+    for name, contents in files:
+        digest.update(name.encode("utf-8") + b"\0")
+        if isinstance(contents, bytes):
+            digest.update(contents)
+            continue
+        with open(contents, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def partial_dir(folder: str | os.PathLike, name: str) -> Path:
@@ -104,16 +121,24 @@ class PartialRun:
 
     @classmethod
     def open(
-        cls, folder: str | os.PathLike, name: str, request_dict: dict[str, Any], chunks: list[tuple[int, int]], *, resume: bool
+        cls,
+        folder: str | os.PathLike,
+        name: str,
+        request_dict: dict[str, Any],
+        chunks: list[tuple[int, int]],
+        *,
+        resume: bool,
+        read: dict[str, bytes] | None = None,
     ) -> PartialRun:
-        """The work folder of the run ``request_dict`` (created, or found and checked with ``resume``).
+        """The work folder of the run ``request_dict`` (created, or found and checked with ``resume``);
+        ``read``: the inputs the run has read already (:func:`input_digests`).
 
         Raises:
             Gen3cInputError: an unfinished run is there and ``resume`` is False; or ``resume`` and
                 it was made by a different request or cannot be read.
         """
         path = partial_dir(folder, name)
-        record = run_record(request_dict, chunks)
+        record = run_record(request_dict, chunks, read)
         if path.exists() and not path.is_dir():
             raise Gen3cInputError(
                 f"{path} is a file where a long run keeps its finished chunks: move it away, or pass another --video_save_name"
@@ -217,17 +242,21 @@ def _finished_chunks(path: Path) -> int:
     return count
 
 
-def run_record(request_dict: dict[str, Any], chunks: list[tuple[int, int]] | None = None) -> dict[str, Any]:
-    """What ``run.json`` holds for the run of ``request_dict`` (its chunk plan, where known)."""
-    return {"format": FORMAT, "sha256": request_fingerprint(request_dict), "inputs": input_digests(request_dict),
+def run_record(
+    request_dict: dict[str, Any], chunks: list[tuple[int, int]] | None = None, read: dict[str, bytes] | None = None
+) -> dict[str, Any]:
+    """What ``run.json`` holds for the run of ``request_dict`` (its chunk plan, where known;
+    ``read``: the inputs it has read already, :func:`input_digests`)."""
+    return {"format": FORMAT, "sha256": request_fingerprint(request_dict), "inputs": input_digests(request_dict, read),
             "chunks": None if chunks is None else [list(c) for c in chunks], "seed": request_dict.get("seed"),
             "request": request_dict}  # fmt: skip
 
 
-def made_by(path: Path, request_dict: dict[str, Any]) -> bool:
-    """Whether the kept chunks in ``path`` are of this very request on these very inputs."""
+def made_by(path: Path, request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> bool:
+    """Whether the kept chunks in ``path`` are of this very request on these very inputs
+    (``read``: those read already, :func:`input_digests`)."""
     try:
-        _check_record(path, run_record(request_dict))
+        _check_record(path, run_record(request_dict, read=read))
     except Gen3cInputError:
         return False
     return True

@@ -1,0 +1,127 @@
+"""The input image's camera as a user gives it: ``--intrinsics`` (numbers or a file) or ``--fov``.
+
+:func:`parse_intrinsics` is the one reader of both, for the CLI (``gen3c generate``, ``gen3c
+depth``), the GUI, batch manifests and the Python API (:func:`gen3c.depth.load_user_depth`,
+exported as ``gen3c.depth.parse_intrinsics``). The conventions (pixels, pixel centres at integer
+coordinates) are :mod:`gen3c.cameras`'.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gen3c.cameras import (
+    check_intrinsics_fit,
+    intrinsics_from_fov,
+    make_intrinsics,
+    resize_intrinsics,
+    validate_intrinsics,
+)
+from gen3c.errors import Gen3cInputError, note
+from gen3c.io.formats import require_numpy_file
+
+
+def parse_intrinsics(
+    spec: str | os.PathLike | None,
+    image_size: tuple[int, int],
+    *,
+    fov: float | None = None,
+    name: str = "--intrinsics",
+) -> Tensor | None:
+    """The camera of an ``image_size`` (H, W) image as (3, 3) intrinsics in pixels, from
+    ``spec`` or ``fov``; None when neither is given.
+
+    ``spec``: ``"fx,fy,cx,cy"`` (commas, semicolons or spaces) or a file: ``.json`` with ``fx, fy,
+    cx, cy`` or a 3×3 ``K`` / ``intrinsics``; ``.txt`` with 4 or 9 numbers; ``.npy`` with a (3, 3)
+    or (4,) array (never unpickled). A JSON that records the size it was made for (``height``,
+    ``width``: ``gen3c depth --resolution`` writes one) is scaled to ``image_size``, as a plain
+    resize, with a note.
+
+    ``fov``: the horizontal field of view in degrees instead (principal point at the centre).
+
+    The result is checked against the image (:func:`gen3c.cameras.check_intrinsics_fit`):
+    normalised intrinsics, or pixels of another image size, are refused.
+
+    Raises:
+        Gen3cInputError: both ``spec`` and ``fov``, an unreadable spec or file, a camera that
+            does not fit the image — one line naming ``name``.
+    """
+    if spec is not None and fov is not None:
+        raise Gen3cInputError(f"pass either {name} or --fov, not both")
+    height, width = (int(v) for v in image_size)
+    if fov is not None:
+        return intrinsics_from_fov(fov, height, width)
+    if spec is None:
+        return None
+    K, made_for, what = _read_spec(spec, name)
+    if made_for is not None and made_for != (height, width):
+        (h0, w0), (h1, w1) = made_for, (height, width)
+        note(f"{what} was made for a {w0}×{h0} image: scaled to the {w1}×{h1} input (fx, cx × {w1 / w0:.4g}; fy, cy × {h1 / h0:.4g})", stacklevel=2)
+        K = resize_intrinsics(K, made_for, (height, width))
+    return check_intrinsics_fit(K, height, width, what)
+
+
+def recorded_size(data: Any) -> tuple[int, int] | None:
+    """The (H, W) a JSON camera says it was made for (``height``, ``width``), if it says so."""
+    if not isinstance(data, dict):
+        return None
+    size = tuple(data.get(key) for key in ("height", "width"))
+    return size if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size) else None
+
+
+def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, int] | None, str]:
+    """(K as written, the (H, W) a JSON records or None, how messages name it)."""
+    text = str(spec).strip()
+    try:
+        p = Path(text).expanduser()
+        is_file = p.is_file()
+    except (OSError, ValueError, RuntimeError):  # unknown ~user, NUL bytes, over-long names
+        is_file = False
+    if not is_file:
+        try:
+            values = [float(v) for v in text.replace(";", ",").replace(" ", ",").split(",") if v]
+        except ValueError:
+            raise Gen3cInputError(f"{name} {text!r} is neither 'fx,fy,cx,cy' nor an existing file: check it") from None
+        return _from_values(values, name, text), None, f"{name} {text!r}"
+    made_for = None
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(p.read_text())
+            made_for = recorded_size(data)
+            if isinstance(data, dict) and all(k in data for k in ("fx", "fy", "cx", "cy")):
+                values = [data[k] for k in ("fx", "fy", "cx", "cy")]
+            elif isinstance(data, dict) and ("K" in data or "intrinsics" in data):
+                values = np.asarray(data.get("K", data.get("intrinsics")), dtype=np.float64).reshape(-1).tolist()
+            elif isinstance(data, list):
+                values = np.asarray(data, dtype=np.float64).reshape(-1).tolist()
+            else:
+                raise Gen3cInputError(f"{name} file {str(p)!r} needs keys fx, fy, cx, cy or a 3×3 'K'")
+        elif suffix == ".npy":
+            require_numpy_file(p, f"{name} file {str(p)!r}")
+            values = np.load(p, allow_pickle=False).astype(np.float64).reshape(-1).tolist()
+        else:
+            values = p.read_text().replace(",", " ").split()
+    except Gen3cInputError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError, RecursionError) as exc:  # EOFError: an empty .npy
+        raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
+    return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
+
+
+def _from_values(values: list[Any], name: str, what: str) -> Tensor:
+    try:
+        numbers = [float(v) for v in values if str(v).strip() != ""]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) not in (4, 9):
+        raise Gen3cInputError(f"{name} {what!r} must hold 4 numbers 'fx,fy,cx,cy' or a 3×3 matrix, in pixels of the input image")
+    K = make_intrinsics(*numbers) if len(numbers) == 4 else torch.tensor(numbers, dtype=torch.float32).reshape(3, 3)
+    return validate_intrinsics(K, f"{name} {what!r}")
