@@ -153,6 +153,29 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
     assert len((tmp_path / "split" / "losses.jsonl").read_text().splitlines()) == 4
 
 
+def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample_dir):
+    """run.max_minutes is the run's budget, as run.max_steps is: the checkpoint records the training
+    time spent, and a resumed run goes on counting from it (it got a fresh budget per invocation)."""
+
+    def config(minutes: float):
+        return config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 60, "max_minutes": minutes},
+                                            data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+
+    out = tmp_path / "run"
+    first = train(config(10.0), out, stop_after=2)
+    spent = torch.load(first.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["seconds"]
+    assert first.steps == 2 and first.exported is None and 0 < spent == pytest.approx(first.seconds)
+    # A budget the first invocation has already spent: the resumed run takes no step and ends the run.
+    done = train(config(0.5 * spent / 60), out, resume="auto")
+    assert (done.steps, done.losses, done.exported) == (2, [], out / "model")
+    assert torch.load(done.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["seconds"] == spent
+    # More minutes continue the run until the count (kept across invocations) reaches them.
+    more = train(config((spent + 0.2) / 60), out, resume="auto")
+    total = torch.load(more.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["seconds"]
+    assert 3 <= more.steps < 60 and total >= spent + 0.2 and more.exported == out / "model"
+    assert "min of training" in (out / "MODEL_CARD.md").read_text()
+
+
 def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):
     from gen3c.training import lora
 

@@ -930,7 +930,7 @@ def train(
     if main:
         last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
         ranks = f" on {result.processes} processes ({result.parallel})" if result.processes > 1 else ""
-        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s → {escape(str(result.exported or result.checkpoint))}")
+        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s of training → {escape(str(result.exported or result.checkpoint))}")
 
 
 def _cuda() -> bool:

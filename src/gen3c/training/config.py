@@ -30,7 +30,7 @@ PROCEDURAL_SEED_BASE = 1_000_000
 class RunConfig:
     seed: int = 0  # seeds everything: data order, sigma/noise draws, initial weights
     max_steps: int = 1000  # optimiser steps of the DiT stage (distill: of each stage, unless distill.stage_max_steps)
-    max_minutes: float = 0.0  # wall-clock budget of the DiT stage (distill: of each stage) (0: none); whichever of the two ends first
+    max_minutes: float = 0.0  # training-time budget of the DiT stage (distill: of each stage) (0: none); whichever of the two ends first; both are the run's: a resumed run goes on counting from its checkpoint
 
 
 @dataclass
@@ -66,7 +66,7 @@ class TokenizerConfig:
     config: dict[str, Any] = field(default_factory=dict)  # AutoencoderKLCosmos kwargs over the tiny tokenizer config (a fresh tokenizer)
     init: str = ""  # a tokenizer folder (e.g. an earlier run's OUT/tokenizer) to continue training from; "" starts fresh (and ignores config)
     steps: int = 200  # optimiser steps of the tokenizer stage (from scratch without model.tokenizer)
-    max_minutes: float = 0.0  # wall-clock budget of the tokenizer stage (0: none)
+    max_minutes: float = 0.0  # training-time budget of the tokenizer stage (0: none); it has no checkpoint: stopped before its end, it starts over
     lr: float = 1e-3  # AdamW peak learning rate
     warmup_steps: int = 50  # linear learning-rate warm-up from lr / warmup_steps to lr (0: none)
     batch_size: int = 4  # clips per step
