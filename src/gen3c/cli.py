@@ -1131,22 +1131,27 @@ def eval_command(
     to_compare = _compared_models(compare_models)  # refused before any model loads
     model = None
     compared = {}
+    loading: dict[str, float] = {}  # row → seconds to load its model (reported apart from the time per video)
     # An unusable folder is refused before any model loads; one made here goes again if the run fails before writing to it.
     with removed_if_left_empty(output_folder):
         ensure_writable_dir(output_folder, "--output_folder")
         if generator == GeneratorName.gen3c:
+            started = time.perf_counter()
             model = make_generator(GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options))
+            loading[getattr(model, "name", "gen3c")] = time.perf_counter() - started
             # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
             shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
             for name, where in to_compare:
+                started = time.perf_counter()
                 compared[name] = make_generator(
                     GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options={**shared, **where})
                 )
+                loading[name] = time.perf_counter() - started
         config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
         with console_warnings(), rich_progress() as progress:
             result, paths = run_eval(
                 config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
-                plots=not no_plots, progress=progress,
+                load_seconds=loading, plots=not no_plots, progress=progress,
             )  # fmt: skip
     table = summary_table(result)  # as wide as it needs, also when the output is not a terminal (logs, pipes)
     Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
