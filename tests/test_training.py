@@ -176,6 +176,26 @@ def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample
     assert "min of training" in (out / "MODEL_CARD.md").read_text()
 
 
+@pytest.mark.slow
+def test_a_resumed_run_from_scratch_keeps_its_tokenizer_facts_and_samples_each_step_once(tmp_path):
+    """The card of a run resumed after its tokenizer stage lost the tokenizer's line (steps,
+    minutes, held-out PSNR: it was trained by the earlier invocation), and the sample of the last
+    step was made twice (in the loop and again at the end: a second sampling run)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = config_from_dict(tiny_config(tmp_path, run={"max_steps": 2}, log={"sample_every": 1, "sample_steps": 1, "checkpoint_every": 1}))
+    out = tmp_path / "run"
+    first = train(config, out, stop_after=1)
+    assert first.tokenizer["steps"] == 2
+    second = train(config, out, resume="auto")
+    assert second.tokenizer == pytest.approx(first.tokenizer)
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "- **Tokenizer**: trained 2 steps in " in card and f"{first.tokenizer['heldout_psnr']:.2f} dB PSNR" in card
+    logs = EventAccumulator(str(out / "logs"))
+    logs.Reload()
+    assert [event.step for event in logs.Images("sample/truth_buffer_sample")] == [1, 2]
+
+
 def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):
     from gen3c.training import lora
 
@@ -476,6 +496,7 @@ def test_prompt_embedding_is_cut_or_zero_padded_never_replaced():
         ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),
         ("[lora]\ndropout = 2.0\n[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\n", r"lora\.dropout = 2\.0 must lie in \[0, 1\)"),
         ("[tokenizer]\nlr = 0.0\n", r"tokenizer\.lr = 0\.0 must be positive"),
+        ("[tokenizer]\nmax_minutes = -1.0\n", r"tokenizer\.max_minutes = -1\.0 must be ≥ 0 \(0: no time budget\)"),
         ("[data]\nscenes = ['moon']\n", r"data\.scenes = \['moon'\]: list presets among room"),
         # Values that would do nothing in the run they are in:
         ("[lora]\nrank = 4\n", r"lora\.rank = 4 would do nothing in this run \(it is used with train\.mode = \"lora\"\)"),

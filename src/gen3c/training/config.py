@@ -269,8 +269,9 @@ def check_config(config: Config, source: str = "config") -> None:
             raise Gen3cInputError(f"{source}: {key} = {value} must be positive")
     if not 0 <= config.lora.dropout < 1:
         raise Gen3cInputError(f"{source}: lora.dropout = {config.lora.dropout} must lie in [0, 1)")
-    if config.run.max_minutes < 0 or config.tokenizer.max_minutes < 0:
-        raise Gen3cInputError(f"{source}: max_minutes must be ≥ 0 (0: no time budget)")
+    for key, minutes in {"run.max_minutes": config.run.max_minutes, "tokenizer.max_minutes": config.tokenizer.max_minutes}.items():
+        if minutes < 0:
+            raise Gen3cInputError(f"{source}: {key} = {minutes} must be ≥ 0 (0: no time budget)")
     if t.mode == "distill":
         _check_distill(config, source)
     _refuse_unused(config, source)

@@ -240,6 +240,7 @@ def distill(
     budget = 60 * config.run.max_minutes
     losses_file = (out / "losses.jsonl").open("a") if main else None
     last_echo = -math.inf
+    sampled = None  # the step last sampled in this invocation
     while state.stage < len(stages) and state.step - start_step < steps_left:
         stage = stages[state.stage]
         advance = progress(f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps", stage.max_steps - state.stage_step) if progress is not None and main else None
@@ -282,6 +283,7 @@ def distill(
                     echo(f"stage {stage.index} ({stage.teacher_steps}→{stage.student_steps} steps) step {state.stage_step}: loss {step_loss:.4f}")
             if sample_clip is not None and config.log.sample_every > 0 and state.step % config.log.sample_every == 0:
                 _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
+                sampled = state.step
             elapsed = state.stage_seconds + time.monotonic() - stage_started
             out_of_time = bool(budget) and out_of_time_everywhere(accelerator, elapsed >= budget)
             stage_done = state.stage_step >= stage.max_steps or out_of_time
@@ -301,7 +303,7 @@ def distill(
             meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary}
             _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta))
             result.stages.append(summary)
-            if sample_clip is not None:
+            if sample_clip is not None and sampled != state.step:
                 _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
         accelerator.wait_for_everyone()
         state.stage += 1

@@ -45,6 +45,8 @@ from gen3c.training.config import Config
 
 #: How progress is shown: ``factory(stage, total) -> advance(n)`` (the CLI passes rich bars).
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
+#: The tokenizer stage's summary, kept in ``OUT/tokenizer/`` for the model card of a resumed run.
+TOKENIZER_SUMMARY = "gen3c_tokenizer_training.json"
 
 
 @dataclass
@@ -280,6 +282,7 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress,
         tmp = out / ".tokenizer.part"
         shutil.rmtree(tmp, ignore_errors=True)
         vae.save_pretrained(tmp)
+        write_text_atomic(tmp / TOKENIZER_SUMMARY, json.dumps(summary, indent=2) + "\n")
         publish(tmp, out / "tokenizer")
     accelerator.wait_for_everyone()
     if vae.dtype != _dtype(config.model.weights_dtype):
@@ -528,6 +531,8 @@ def _train(
     tok_summary = None
     if tokenizer_trains:
         vae, tok_summary = _train_tokenizer(vae, config, out, accelerator, log, progress, dataset)
+    elif not config.model.checkpoint and not config.model.tokenizer and (out / "tokenizer" / TOKENIZER_SUMMARY).is_file():
+        tok_summary = json.loads((out / "tokenizer" / TOKENIZER_SUMMARY).read_text())  # trained by an earlier invocation
     device = accelerator.device
     vae.to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
@@ -592,6 +597,7 @@ def _train(
     out_of_time = bool(budget) and spent >= budget
     last_echo = -math.inf
     step = start_step
+    sampled = None  # the step last sampled in this invocation
     from gen3c.training.tokenizer import out_of_time_everywhere
 
     while step < end_step and not out_of_time:
@@ -629,6 +635,7 @@ def _train(
                 echo(f"step {step}: loss {step_loss:.4f}")
         if sample_clip is not None and config.log.sample_every > 0 and step % config.log.sample_every == 0:
             _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer)
+            sampled = step
         spent = state.seconds + time.monotonic() - started
         out_of_time = bool(budget) and out_of_time_everywhere(accelerator, spent >= budget)
         if config.log.checkpoint_every and step % config.log.checkpoint_every == 0 and step < end_step and not out_of_time:
@@ -652,7 +659,7 @@ def _train(
             result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode)
             write_model_card(out, config, result, _all_losses(out))
         # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
-        if sample_clip is not None:
+        if sample_clip is not None and sampled != step:
             _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
     if writer is not None:
         writer.close()
