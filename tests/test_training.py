@@ -682,6 +682,23 @@ def test_a_trained_tokenizer_belongs_to_its_run(tmp_path):
         check_run_folder(changed, tmp_path, "auto")
 
 
+def test_a_checkpoint_of_another_run_does_not_resume_into_a_folder_holding_a_run(tmp_path):
+    """--resume A/checkpoints/step_… --out B, B holding a run of its own, mixed the two (B's
+    losses.jsonl, checkpoints and card); into an empty B it continues A's run there."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import check_run_folder
+
+    config = config_from_dict(tiny_config(tmp_path))
+    for run in ("a", "b"):
+        (tmp_path / run / "checkpoints" / "step_0000002").mkdir(parents=True)
+        (tmp_path / run / "config.json").write_text(config.to_json())
+    checkpoint = str(tmp_path / "a" / "checkpoints" / "step_0000002")
+    with pytest.raises(Gen3cInputError, match=r"--out '.*b' already holds a training run, not the one of --resume .*: resume .*a' with --out .*a', or pass a new --out to continue it there"):
+        check_run_folder(config, tmp_path / "b", checkpoint)
+    check_run_folder(config, tmp_path / "a", checkpoint)
+    check_run_folder(config, tmp_path / "c", checkpoint)
+
+
 @pytest.mark.slow
 def test_a_tokenizer_is_written_whole_or_not_at_all(tmp_path, sample_dir, monkeypatch):
     """OUT/tokenizer was written in place: a run stopped while writing it left a config without

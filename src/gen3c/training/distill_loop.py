@@ -95,7 +95,9 @@ def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.de
     from gen3c.models.memory import enable_fp8_weights, enable_group_offload
 
     dtype = _dtype(config.model.weights_dtype)
-    teacher = CosmosTransformer3DModel.from_pretrained(str(checkpoint), subfolder="transformer").to(dtype)
+    teacher = CosmosTransformer3DModel.from_pretrained(str(checkpoint), subfolder="transformer")
+    if teacher.dtype != dtype:  # (a cast to the same dtype only draws diffusers' warning about float32 modules)
+        teacher = teacher.to(dtype)
     teacher.eval().requires_grad_(False)
     memory = config.distill.teacher_memory
     if memory == "fp8":
@@ -184,7 +186,8 @@ def distill(
     out, accelerator, writer, log = _start_run(config, out)
     main = accelerator.is_main_process
     device = accelerator.device
-    vae = pipe.vae.to(_dtype(m.weights_dtype)).to(device).eval().requires_grad_(False)
+    vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
+    vae = vae.to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
 
     # 2. Clips

@@ -232,9 +232,11 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
     from gen3c.errors import Gen3cModelError
     from gen3c.models.packaged import PACKAGED_MODELS, resolve_checkpoint
     from gen3c.pipelines.loading import load_pipeline
+    from gen3c.pipelines.request import _diffusers_progress_bars_off
 
     try:
-        return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
+        with _diffusers_progress_bars_off():  # the run shows its own bars
+            return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
     except Gen3cModelError as exc:
         if checkpoint in PACKAGED_MODELS or Path(checkpoint).expanduser().exists():
             raise  # the folder's own fault, which the message names
@@ -393,15 +395,21 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     differs from the run's own ``config.json`` in anything but :data:`RESUMABLE_CHANGES` and ``[log]``."""
     # A tokenizer a run trained counts as its progress: a resumed run reads it instead of training one.
     trained_tokenizer = (out / "tokenizer").exists()
+    losses = out / "losses.jsonl"
+    holds_run = _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0) or trained_tokenizer
     if resume is None:
-        losses = out / "losses.jsonl"
-        if _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0) or trained_tokenizer:
+        if holds_run:
             raise Gen3cInputError(
                 f"--out {str(out)!r} already holds a training run (checkpoints/, losses.jsonl, tokenizer/): "
                 "continue it with --resume auto, or choose a new --out"
             )
         return
     run = out if resume == "auto" else Path(resume).parent.parent
+    if holds_run and run.resolve() != out.resolve():  # the two runs' losses and checkpoints would mix
+        raise Gen3cInputError(
+            f"--out {str(out)!r} already holds a training run, not the one of --resume {resume!r}: "
+            f"resume {str(run)!r} with --out {str(run)!r}, or pass a new --out to continue it there"
+        )
     stored = run / "config.json"
     if (resume == "auto" and _latest_checkpoint(out) is None and not trained_tokenizer) or not stored.is_file():
         return
