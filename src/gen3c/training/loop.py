@@ -232,11 +232,9 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
     from gen3c.errors import Gen3cModelError
     from gen3c.models.packaged import PACKAGED_MODELS, resolve_checkpoint
     from gen3c.pipelines.loading import load_pipeline
-    from gen3c.pipelines.request import _diffusers_progress_bars_off
 
     try:
-        with _diffusers_progress_bars_off():  # the run shows its own bars
-            return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
+        return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
     except Gen3cModelError as exc:
         if checkpoint in PACKAGED_MODELS or Path(checkpoint).expanduser().exists():
             raise  # the folder's own fault, which the message names
