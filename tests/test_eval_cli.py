@@ -244,3 +244,30 @@ def test_the_report_keeps_warm_up_and_loading_out_of_seconds_per_video(tmp_path)
     _, paths = run_eval(one, tmp_path / "one", methods=["still"], plots=False)
     line = next(r for r in paths["report"].read_text().splitlines() if r.startswith("| `still` |"))
     assert line.split("|")[-3].strip() == "—" and float(line.split("|")[-2]) >= 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--model", "tiny", "--num_video_frames", "5"), "num_video_frames 5 is not possible with the gen3c generator, which makes 17 frames per chunk"),
+        (("--model", "tiny", "--compare_models", "NINE"), "num_video_frames 17 is not possible with the compared model gen3c:nine, which makes 25 frames"),
+    ],
+)
+def test_a_frame_count_a_model_cannot_make_is_refused_before_any_model_loads(tmp_path, monkeypatch, args, message):
+    """It was refused by the benchmark, after every model had loaded (minutes for GEN3C-7B) and its bar had started."""
+    pytest.importorskip("diffusers")
+    from gen3c.pipelines import loading as loading_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model loaded")
+
+    monkeypatch.setattr(loading_module, "generator_from_options", never)
+    nine = tmp_path / "nine"
+    nine.mkdir()
+    (nine / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 25}))
+    args = [str(nine) if a == "NINE" else a for a in args]
+    res = invoke("eval", "--generator", "gen3c", *args, "--scenes", "room", "--presets", "left", "--resolution", "32x48",
+                 "--methods", "still", "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split()) and "a model loaded" not in res.output
+    assert not (tmp_path / "report").exists()

@@ -1129,6 +1129,20 @@ def eval_command(
     if compare_models is not None and generator != GeneratorName.gen3c:
         raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
     to_compare = _compared_models(compare_models)  # refused before any model loads
+    # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
+    shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
+    if generator == GeneratorName.gen3c:  # a frame count a model cannot make, refused before any model loads
+        from gen3c.models.packaged import model_chunk_frames
+        from gen3c.pipelines.autoregressive import check_chunked_frame_count
+        from gen3c.pipelines.request import official_chunk_frames
+
+        def chunk_of(opts: dict) -> int:  # as check_generator reads it, from the model's record
+            return model_chunk_frames(opts) or official_chunk_frames(opts.get("cache_dir"))
+
+        num_frames = make_config(**settings, chunk_frames=chunk_of(options)).num_frames
+        check_chunked_frame_count(num_frames, chunk_of(options), "the gen3c generator")
+        for name, where in to_compare:
+            check_chunked_frame_count(num_frames, chunk_of({**shared, **where}), f"the compared model {name}")
     model = None
     compared = {}
     loading: dict[str, float] = {}  # row → seconds to load its model (reported apart from the time per video)
@@ -1139,8 +1153,6 @@ def eval_command(
             started = time.perf_counter()
             model = make_generator(GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options))
             loading[getattr(model, "name", "gen3c")] = time.perf_counter() - started
-            # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
-            shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
             for name, where in to_compare:
                 started = time.perf_counter()
                 compared[name] = make_generator(
