@@ -497,6 +497,8 @@ def test_prompt_embedding_is_cut_or_zero_padded_never_replaced():
         ("[lora]\ndropout = 2.0\n[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\n", r"lora\.dropout = 2\.0 must lie in \[0, 1\)"),
         ("[tokenizer]\nlr = 0.0\n", r"tokenizer\.lr = 0\.0 must be positive"),
         ("[tokenizer]\nmax_minutes = -1.0\n", r"tokenizer\.max_minutes = -1\.0 must be ≥ 0 \(0: no time budget\)"),
+        # A LoRA over a fresh DiT that is never saved: an adapter with no base to load it on.
+        ("[train]\nmode = 'lora'\n", r'train\.mode = "lora" needs model\.checkpoint \(the base model the adapter is for.*"full"'),
         ("[data]\nscenes = ['moon']\n", r"data\.scenes = \['moon'\]: list presets among room"),
         # Values that would do nothing in the run they are in:
         ("[lora]\nrank = 4\n", r"lora\.rank = 4 would do nothing in this run \(it is used with train\.mode = \"lora\"\)"),

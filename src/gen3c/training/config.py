@@ -74,7 +74,7 @@ class TokenizerConfig:
 
 @dataclass
 class TrainConfig:
-    mode: str = "full"  # full: every DiT weight trains; lora: only a LoRA adapter ([lora]); distill: a few-step student of model.checkpoint ([distill])
+    mode: str = "full"  # full: every DiT weight trains; lora: only a LoRA adapter ([lora]) over model.checkpoint; distill: a few-step student of model.checkpoint ([distill])
     batch_size: int = 1  # clips per step and process
     gradient_accumulation_steps: int = 1  # steps whose gradients add up before an optimiser step
     lr: float = 1e-4  # AdamW peak learning rate
@@ -272,6 +272,11 @@ def check_config(config: Config, source: str = "config") -> None:
     for key, minutes in {"run.max_minutes": config.run.max_minutes, "tokenizer.max_minutes": config.tokenizer.max_minutes}.items():
         if minutes < 0:
             raise Gen3cInputError(f"{source}: {key} = {minutes} must be ≥ 0 (0: no time budget)")
+    if t.mode == "lora" and not config.model.checkpoint:
+        raise Gen3cInputError(
+            f'{source}: train.mode = "lora" needs model.checkpoint (the base model the adapter is for; a fresh DiT is never saved, '
+            'so its adapter could not be used): set it, or train a model from scratch with train.mode = "full"'
+        )
     if t.mode == "distill":
         _check_distill(config, source)
     _refuse_unused(config, source)
