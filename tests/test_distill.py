@@ -311,7 +311,9 @@ def test_the_time_budget_of_a_stage_counts_across_resumes(tmp_path, teacher_chec
     first = train(config_from_dict(distill_config(teacher_checkpoint, run={"max_minutes": 10.0})), out, stop_after=1)
     spent = torch.load(first.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["stage_seconds"]
     assert first.steps == 1 and 0 < spent == pytest.approx(first.seconds)
-    second = train(config_from_dict(distill_config(teacher_checkpoint, run={"max_minutes": 0.5 * spent / 60})), out, resume="auto")
+    said = []
+    second = train(config_from_dict(distill_config(teacher_checkpoint, run={"max_minutes": 0.5 * spent / 60})), out, resume="auto", echo=said.append)
+    assert said[0].startswith("stage 0: the time budget (run.max_minutes = ") and "is spent after 1 of 2 steps" in said[0]
     rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in rows][:2] == [0, 1] and second.exported == out / "model"  # the next stage: a budget of its own
     stages = [json.loads((out / "stages" / name / "gen3c_model.json").read_text())["distill_stage"] for name in ("0_guidance_5steps", "1_5to3steps")]

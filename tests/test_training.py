@@ -166,8 +166,10 @@ def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample
     spent = torch.load(first.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["seconds"]
     assert first.steps == 2 and first.exported is None and 0 < spent == pytest.approx(first.seconds)
     # A budget the first invocation has already spent: the resumed run takes no step and ends the run.
-    done = train(config(0.5 * spent / 60), out, resume="auto")
+    said = []
+    done = train(config(0.5 * spent / 60), out, resume="auto", echo=said.append)
     assert (done.steps, done.losses, done.exported) == (2, [], out / "model")
+    assert said == [f"the time budget (run.max_minutes = {0.5 * spent / 60:g}) is spent after step 2 ({spent / 60:.2f} min of training): the run ends"]
     assert torch.load(done.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["seconds"] == spent
     # More minutes continue the run until the count (kept across invocations) reaches them.
     more = train(config((spent + 0.2) / 60), out, resume="auto")

@@ -300,6 +300,9 @@ def distill(
             state.stage_seconds = elapsed  # stopped inside the stage (stop_after)
             break
         # The stage is over: its student is written, then teaches the next stage.
+        if out_of_time and echo is not None and main:
+            echo(f"stage {stage.index}: the time budget (run.max_minutes = {config.run.max_minutes:g}) is spent after "
+                 f"{state.stage_step} of {stage.max_steps} steps ({elapsed / 60:.2f} min of training): the stage ends")  # fmt: skip
         unwrapped = _full_model(accelerator, model)
         if main:
             summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)

@@ -652,6 +652,8 @@ def _train(
             advance(1)
     state.seconds = result.seconds = spent
     result.steps = step
+    if out_of_time and echo is not None and main:
+        echo(f"the time budget (run.max_minutes = {config.run.max_minutes:g}) is spent after step {step} ({spent / 60:.2f} min of training): the run ends")
     if losses_file is not None:
         losses_file.close()
 
