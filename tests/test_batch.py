@@ -482,7 +482,8 @@ def test_workers_from_a_script_without_a_main_guard_fail_in_one_line(tmp_path):
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("gen3c.errors.Gen3cInputError: ") and "jobs.py" in last and 'if __name__ == "__main__":' in last, last
     assert summary_states(script.parent / "out") == {"a": "not_run", "b": "not_run"}  # nothing recorded as failed
-    assert res.stdout.count("script body ran") == 3  # the script's code before the call: once here, once in each worker
+    # The script's code before the call runs here and in each worker (the second may be stopped before it gets there).
+    assert res.stdout.count("script body ran") in (2, 3)
 
 
 def test_shipped_example_manifest_runs(tmp_path):
