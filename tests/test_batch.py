@@ -449,6 +449,43 @@ def test_worker_processes_match_the_sequential_run(box_scene, tmp_path):
         assert np.abs(a.astype(int) - b).max() <= 2
 
 
+_SCRIPT = """\
+import json
+from pathlib import Path
+
+from gen3c.batch import run_batch
+
+assets = Path({assets!r})
+rows = [{{"name": n, "input_image_path": str(assets / "demo_image.png"), "depth_path": str(assets / "demo_depth.npz"),
+          "intrinsics": str(assets / "demo_camera.json"), "resolution": "32x48", "num_video_frames": 3, "trajectory": t}}
+        for n, t in (("a", "left"), ("b", "right"))]
+Path("m.jsonl").write_text("\\n".join(json.dumps(r) for r in rows) + "\\n")
+print("script body ran", flush=True)
+{call}
+"""
+
+
+@pytest.mark.slow
+def test_workers_from_a_script_without_a_main_guard_fail_in_one_line(tmp_path):
+    """Spawned workers run the calling script again: without `if __name__ == "__main__":` each
+    re-entered run_batch (pages of tracebacks, "another gen3c batch is writing", then "workers keep
+    dying"). Now the batch stops at once with one line saying what to do."""
+    assets = REPO / "src" / "gen3c" / "assets"
+    call = 'summary = run_batch("m.jsonl", "out", workers=2, gpus_per_job=0)\nprint(summary.counts)'
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    (tmp_path / "bare").mkdir()
+    script = tmp_path / "bare" / "jobs.py"
+    script.write_text(_SCRIPT.format(assets=str(assets), call=call))
+    res = subprocess.run([sys.executable, str(script)], cwd=script.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.count("Traceback") == 1, res.stderr  # the calling script's own, none from the workers
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("gen3c.errors.Gen3cInputError: ") and "jobs.py" in last and 'if __name__ == "__main__":' in last, last
+    assert summary_states(script.parent / "out") == {"a": "not_run", "b": "not_run"}  # nothing recorded as failed
+    # The script's code before the call runs here and in each worker (the second may be stopped before it gets there).
+    assert res.stdout.count("script body ran") in (2, 3)
+
+
 def test_shipped_example_manifest_runs(tmp_path):
     manifest = REPO / "docs" / "examples" / "batch_manifest.jsonl"
     jobs = load_manifest(manifest)

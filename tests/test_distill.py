@@ -303,6 +303,26 @@ def test_distill_resume_across_a_stage_matches_an_uninterrupted_run(tmp_path, di
 
 
 @pytest.mark.slow
+def test_the_time_budget_of_a_stage_counts_across_resumes(tmp_path, teacher_checkpoint, caplog):
+    """run.max_minutes is each stage's budget, counted from the checkpoint's record as in `gen3c
+    train` (a resumed run whose stage has spent it took one more step before looking). diffusers'
+    warning about casting float32 weights to float32 (a no-op cast) is gone from the console."""
+    out = tmp_path / "run"
+    first = train(config_from_dict(distill_config(teacher_checkpoint, run={"max_minutes": 10.0})), out, stop_after=1)
+    spent = torch.load(first.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["stage_seconds"]
+    assert first.steps == 1 and 0 < spent == pytest.approx(first.seconds)
+    said = []
+    second = train(config_from_dict(distill_config(teacher_checkpoint, run={"max_minutes": 0.5 * spent / 60})), out, resume="auto", echo=said.append)
+    assert said[0].startswith("stage 0: the time budget (run.max_minutes = ") and "is spent after 1 of 2 steps" in said[0]
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in rows][:2] == [0, 1] and second.exported == out / "model"  # the next stage: a budget of its own
+    stages = [json.loads((out / "stages" / name / "gen3c_model.json").read_text())["distill_stage"] for name in ("0_guidance_5steps", "1_5to3steps")]
+    assert [s["steps"] for s in stages][0] == 1 and stages[0]["seconds"] == pytest.approx(spent)
+    assert second.seconds == pytest.approx(sum(s["seconds"] for s in stages))
+    assert not [r.getMessage() for r in caplog.records if "should be kept in float32" in r.getMessage()]
+
+
+@pytest.mark.slow
 def test_eval_compares_teacher_and_student_in_one_run(distilled, teacher_checkpoint, tmp_path, monkeypatch):
     import shutil
 

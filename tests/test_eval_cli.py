@@ -141,7 +141,9 @@ def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     # Without --num_video_frames the benchmark takes the generator's chunk (here 9 frames).
     assert set(case["scores"]) == {"ground_truth", "still", "gen3c"}
     assert len(case["scores"]["gen3c"]["psnr_per_frame"]) == 8
-    assert "`gen3c`" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "`gen3c`" in report and "Model loading, before the first video and in neither: `gen3c` " in report
+    assert set(json.loads((out / "results.json").read_text())["load_seconds"]) == {"gen3c"}
 
 
 def test_a_repeated_name_counts_once():
@@ -199,3 +201,73 @@ def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
             value = row[score]
             assert shown[head] == ("—" if value is None else f"{value * scale:.{decimals}f}"), (cells[0], score)
     assert shown["PSNR seen"] != "—" and lines[2].startswith("| `ground_truth`")
+
+
+class _WarmingUp:
+    """A generator whose first video costs 0.5 s more, as a model's first call does (allocations,
+    kernel selection, compilation); every later one is the still image, at once."""
+
+    name = "warming"
+
+    def __init__(self):
+        from gen3c.evaluation.baselines import StillGenerator
+
+        self.calls, self.still = 0, StillGenerator()
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+        import time
+
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.5)
+        return self.still.generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
+
+
+def test_the_report_keeps_warm_up_and_loading_out_of_seconds_per_video(tmp_path):
+    """s/video is the mean over the cases after the first; the first video (warm-up included) and
+    the model's loading are reported apart (the first call's warm-up made s/video noisy)."""
+    from gen3c.evaluation.run import run_eval
+    from gen3c.evaluation.suite import BenchmarkConfig
+
+    config = BenchmarkConfig(scenes=("room",), presets=("left", "right", "up"), resolution=(32, 48), num_frames=3)
+    result, paths = run_eval(config, tmp_path, methods=["still"], generator=_WarmingUp(), plots=False, load_seconds={"warming": 12.5})
+    saved = json.loads(paths["results"].read_text())
+    row = saved["summary"]["warming"]
+    assert row["first_seconds"] >= 0.5 and row["seconds"] < 0.25
+    assert saved["load_seconds"] == {"warming": 12.5} and [len(c["seconds"]) for c in saved["cases"]] == [2, 2, 2]
+    report = paths["report"].read_text()
+    assert "| s/video | 1st video s |" in report and "Model loading" in report and "`warming` 12.5 s" in report
+    line = next(r for r in report.splitlines() if r.startswith("| `warming` |"))
+    assert float(line.split("|")[-3]) < 0.25 and float(line.split("|")[-2]) >= 0.5
+    # One case: no video after the first, so no s/video (—), the first one's time only.
+    one = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=3)
+    _, paths = run_eval(one, tmp_path / "one", methods=["still"], plots=False)
+    line = next(r for r in paths["report"].read_text().splitlines() if r.startswith("| `still` |"))
+    assert line.split("|")[-3].strip() == "—" and float(line.split("|")[-2]) >= 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--model", "tiny", "--num_video_frames", "5"), "num_video_frames 5 is not possible with the gen3c generator, which makes 17 frames per chunk"),
+        (("--model", "tiny", "--compare_models", "NINE"), "num_video_frames 17 is not possible with the compared model gen3c:nine, which makes 25 frames"),
+    ],
+)
+def test_a_frame_count_a_model_cannot_make_is_refused_before_any_model_loads(tmp_path, monkeypatch, args, message):
+    """It was refused by the benchmark, after every model had loaded (minutes for GEN3C-7B) and its bar had started."""
+    pytest.importorskip("diffusers")
+    from gen3c.pipelines import loading as loading_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model loaded")
+
+    monkeypatch.setattr(loading_module, "generator_from_options", never)
+    nine = tmp_path / "nine"
+    nine.mkdir()
+    (nine / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 25}))
+    args = [str(nine) if a == "NINE" else a for a in args]
+    res = invoke("eval", "--generator", "gen3c", *args, "--scenes", "room", "--presets", "left", "--resolution", "32x48",
+                 "--methods", "still", "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split()) and "a model loaded" not in res.output
+    assert not (tmp_path / "report").exists()

@@ -153,6 +153,51 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
     assert len((tmp_path / "split" / "losses.jsonl").read_text().splitlines()) == 4
 
 
+def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample_dir):
+    """run.max_minutes is the run's budget, as run.max_steps is: the checkpoint records the training
+    time spent, and a resumed run goes on counting from it (it got a fresh budget per invocation)."""
+
+    def config(minutes: float):
+        return config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 60, "max_minutes": minutes},
+                                            data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+
+    out = tmp_path / "run"
+    first = train(config(10.0), out, stop_after=2)
+    spent = torch.load(first.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["seconds"]
+    assert first.steps == 2 and first.exported is None and 0 < spent == pytest.approx(first.seconds)
+    # A budget the first invocation has already spent: the resumed run takes no step and ends the run.
+    said = []
+    done = train(config(0.5 * spent / 60), out, resume="auto", echo=said.append)
+    assert (done.steps, done.losses, done.exported) == (2, [], out / "model")
+    assert said == [f"the time budget (run.max_minutes = {0.5 * spent / 60:g}) is spent after step 2 ({spent / 60:.2f} min of training): the run ends"]
+    assert torch.load(done.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["seconds"] == spent
+    # More minutes continue the run until the count (kept across invocations) reaches them.
+    more = train(config((spent + 0.2) / 60), out, resume="auto")
+    total = torch.load(more.checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["seconds"]
+    assert 3 <= more.steps < 60 and total >= spent + 0.2 and more.exported == out / "model"
+    assert "min of training" in (out / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_resumed_run_from_scratch_keeps_its_tokenizer_facts_and_samples_each_step_once(tmp_path):
+    """The card of a run resumed after its tokenizer stage lost the tokenizer's line (steps,
+    minutes, held-out PSNR: it was trained by the earlier invocation), and the sample of the last
+    step was made twice (in the loop and again at the end: a second sampling run)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = config_from_dict(tiny_config(tmp_path, run={"max_steps": 2}, log={"sample_every": 1, "sample_steps": 1, "checkpoint_every": 1}))
+    out = tmp_path / "run"
+    first = train(config, out, stop_after=1)
+    assert first.tokenizer["steps"] == 2
+    second = train(config, out, resume="auto")
+    assert second.tokenizer == pytest.approx(first.tokenizer)
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "- **Tokenizer**: trained 2 steps in " in card and f"{first.tokenizer['heldout_psnr']:.2f} dB PSNR" in card
+    logs = EventAccumulator(str(out / "logs"))
+    logs.Reload()
+    assert [event.step for event in logs.Images("sample/truth_buffer_sample")] == [1, 2]
+
+
 def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_checkpoint, sample_dir):
     from gen3c.training import lora
 
@@ -453,6 +498,9 @@ def test_prompt_embedding_is_cut_or_zero_padded_never_replaced():
         ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),
         ("[lora]\ndropout = 2.0\n[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\n", r"lora\.dropout = 2\.0 must lie in \[0, 1\)"),
         ("[tokenizer]\nlr = 0.0\n", r"tokenizer\.lr = 0\.0 must be positive"),
+        ("[tokenizer]\nmax_minutes = -1.0\n", r"tokenizer\.max_minutes = -1\.0 must be ≥ 0 \(0: no time budget\)"),
+        # A LoRA over a fresh DiT that is never saved: an adapter with no base to load it on.
+        ("[train]\nmode = 'lora'\n", r'train\.mode = "lora" needs model\.checkpoint \(the base model the adapter is for.*"full"'),
         ("[data]\nscenes = ['moon']\n", r"data\.scenes = \['moon'\]: list presets among room"),
         # Values that would do nothing in the run they are in:
         ("[lora]\nrank = 4\n", r"lora\.rank = 4 would do nothing in this run \(it is used with train\.mode = \"lora\"\)"),
@@ -636,6 +684,23 @@ def test_a_trained_tokenizer_belongs_to_its_run(tmp_path):
     changed = config_from_dict(tiny_config(tmp_path, tokenizer={"steps": 5}))
     with pytest.raises(Gen3cInputError, match=r"--resume: tokenizer\.steps = 5 differs from the run's 2"):
         check_run_folder(changed, tmp_path, "auto")
+
+
+def test_a_checkpoint_of_another_run_does_not_resume_into_a_folder_holding_a_run(tmp_path):
+    """--resume A/checkpoints/step_… --out B, B holding a run of its own, mixed the two (B's
+    losses.jsonl, checkpoints and card); into an empty B it continues A's run there."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import check_run_folder
+
+    config = config_from_dict(tiny_config(tmp_path))
+    for run in ("a", "b"):
+        (tmp_path / run / "checkpoints" / "step_0000002").mkdir(parents=True)
+        (tmp_path / run / "config.json").write_text(config.to_json())
+    checkpoint = str(tmp_path / "a" / "checkpoints" / "step_0000002")
+    with pytest.raises(Gen3cInputError, match=r"--out '.*b' already holds a training run, not the one of --resume .*: resume .*a' with --out .*a', or pass a new --out to continue it there"):
+        check_run_folder(config, tmp_path / "b", checkpoint)
+    check_run_folder(config, tmp_path / "a", checkpoint)
+    check_run_folder(config, tmp_path / "c", checkpoint)
 
 
 @pytest.mark.slow

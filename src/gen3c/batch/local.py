@@ -5,6 +5,11 @@ are started with ``spawn`` (safe with CUDA), each sees only its own GPUs through
 ``CUDA_VISIBLE_DEVICES`` and keeps its generator loaded across jobs. A worker that dies under a
 job (killed, out of memory) costs that job only: it is recorded as failed and a new worker takes
 the remaining jobs. Workers exit by themselves when the batch process goes away.
+
+``spawn`` starts each worker by running the calling script again (as ``__mp_main__``); a script
+that calls ``run_batch`` outside ``if __name__ == "__main__":`` would start a batch in every
+worker. The worker notices (:func:`exit_if_spawned_from_unguarded_script`) and exits with
+:data:`UNGUARDED_EXIT`, and the batch stops with one line saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +25,29 @@ from pathlib import Path
 from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
 from gen3c.batch.manifest import Job
 from gen3c.errors import Gen3cInputError, terminate_like_ctrl_c
+
+#: Exit code of a worker whose start ran the calling script into ``run_batch`` (sysexits' EX_CONFIG).
+UNGUARDED_EXIT = 78
+
+
+def exit_if_spawned_from_unguarded_script() -> None:
+    """In a worker process that is still starting — running the calling script again, as spawn
+    does — a call of ``run_batch`` is the script's own, unguarded one: end the worker quietly
+    with :data:`UNGUARDED_EXIT` (the batch process says why) instead of starting a batch in it."""
+    # multiprocessing marks a process that is still unpickling its start-up data (its main script
+    # included) with _inheriting, and refuses to start processes from there for the same reason.
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise SystemExit(UNGUARDED_EXIT)
+
+
+def _unguarded_script_error(workers: int) -> Gen3cInputError:
+    import sys
+
+    script = getattr(sys.modules["__main__"], "__file__", None) or "the calling script"
+    return Gen3cInputError(
+        f"run_batch(workers={workers}) runs at the top level of {script!r}, which every worker process runs again as it starts "
+        '(multiprocessing\'s spawn): call it under `if __name__ == "__main__":` (or use one worker, or `gen3c batch`)'
+    )
 
 
 def run_sequential(jobs: Sequence[Job], folder: Path) -> Iterator[JobOutcome]:
@@ -92,6 +120,8 @@ def run_processes(
                 for i, proc in list(procs.items()):
                     if proc.is_alive() or proc.exitcode == 0:
                         continue
+                    if proc.exitcode == UNGUARDED_EXIT:
+                        raise _unguarded_script_error(workers) from None
                     job = in_flight.pop(proc.pid, None)
                     if job is not None:
                         unreported.pop(job.name, None)

@@ -77,6 +77,9 @@ def run_batch(
         progress: ``progress(stage, total)`` → advance callback, advanced as jobs finish.
         on_outcome: called with each job's outcome as it finishes (skipped ones included).
     """
+    from gen3c.batch.local import exit_if_spawned_from_unguarded_script
+
+    exit_if_spawned_from_unguarded_script()  # a worker process running the calling script again
     # 1. Read and check the whole manifest before anything runs
     jobs = load_manifest(manifest, check_inputs=True)
     _check_engine(workers, ray or bool(ray_address), gpus_per_job, cpus_per_job)

@@ -79,15 +79,36 @@ def compared_rows(result: BenchmarkResult) -> dict[str, str]:
 def summarize(result: BenchmarkResult, cases: list | None = None) -> dict[str, dict[str, float]]:
     """Mean of every score over ``cases`` (default: all), per method; NaN-valued cases (no
     disoccluded pixel, no measurable direction) are left out of a mean, not counted as 0.
-    With compared rows, every row also has ``psnr_vs_reference`` (NaN where it has no reference)."""
+    With compared rows, every row also has ``psnr_vs_reference`` (NaN where it has no reference).
+
+    Times: ``seconds`` is the mean time per video over the cases after the benchmark's first one
+    (NaN with one case), ``first_seconds`` the first case's, which holds the method's warm-up
+    (a model's first call: memory allocation, kernel selection, compilation)."""
     cases = result.cases if cases is None else cases
     scores = SCORE_NAMES + ((REFERENCE_SCORE,) if compared_rows(result) else ())
+    first = result.cases[0] if result.cases else None
     out = {}
     for name in method_names(result):
         out[name] = {score: nanmean([c.scores[name].get(score, math.nan) for c in cases]) for score in scores}
-        seconds = [c.seconds[name] for c in cases if name in c.seconds]
-        out[name]["seconds"] = nanmean(seconds) if seconds else math.nan
+        later = [c.seconds[name] for c in cases if name in c.seconds and c is not first]
+        out[name]["seconds"] = nanmean(later) if later else math.nan
+        out[name]["first_seconds"] = first.seconds.get(name, math.nan) if first is not None else math.nan
     return out
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else "—"
+
+
+def timing_note(result: BenchmarkResult) -> str:
+    """What the report's times are, and each model's loading time (one paragraph of ``report.md``)."""
+    loads = ", ".join(f"`{name}` {seconds:.1f} s" for name, seconds in result.load_seconds.items())
+    return (
+        "*s/video*: the mean time to make one video over the cases after the first; *1st video s*: the first case's, which "
+        "holds each method's warm-up (a model's first call: memory allocation, kernel selection, compilation)"
+        + (" — with one case there is no later video, so no s/video" if len(result.cases) < 2 else "")
+        + (f". Model loading, before the first video and in neither: {loads}." if loads else ".")
+    )
 
 
 def grouped(result: BenchmarkResult, key: str, score: str) -> dict[str, dict[str, float]]:
@@ -117,20 +138,21 @@ _COMPACT = (("psnr", "PSNR"), ("psnr_seen", "seen"), ("psnr_disoccluded", "disoc
 def summary_table(result: BenchmarkResult) -> Table:
     """The compact terminal table: one row per method, the mean of the main scores (PSNR of all /
     seen / disoccluded pixels, SSIM, warp error ×100, rotation / direction error, centre error %,
-    pose failures %, seconds per video; with compared rows, PSNR against the reference's video)."""
+    pose failures %, seconds per video after the first case and of the first (warm-up included);
+    with compared rows, PSNR against the reference's video)."""
     summary = summarize(result)
     table = Table(title=f"gen3c eval: {len(result.cases)} cases, mean over cases", title_justify="left", pad_edge=False)
     table.add_column("method", no_wrap=True)
     for _, header in _COMPACT:
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("s", justify="right", no_wrap=True)
+    table.add_column("s/video", justify="right", no_wrap=True)  # after the first case
+    table.add_column("1st s", justify="right", no_wrap=True)  # the first case's, warm-up included
     compared = bool(compared_rows(result))
     if compared:
         table.add_column("vs ref", justify="right", no_wrap=True)  # PSNR against the reference row's video
     for name, row in summary.items():
-        seconds = row["seconds"]
         cells = [_fmt(row[score], score) for score, _ in _COMPACT]
-        cells.append("—" if not math.isfinite(seconds) else f"{seconds:.2f}")
+        cells += [_seconds(row["seconds"]), _seconds(row["first_seconds"])]
         if compared:
             cells.append(_fmt(row[REFERENCE_SCORE], REFERENCE_SCORE))
         table.add_row(name, *cells)
@@ -148,12 +170,11 @@ def comparison_markdown(result: BenchmarkResult) -> list[str]:
     summary = summarize(result)
     rows = [m for m in result.methods if m.name == reference or m.name in compared]
     shown = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim_seen", "ssim_disoccluded", "rotation_error", "translation_error", "center_error")
-    header = ["model", "steps × forwards", "s/video", *(_SHOWN[s][0] for s in shown), f"PSNR vs `{reference}`"]
+    header = ["model", "steps × forwards", "s/video", "1st video s", *(_SHOWN[s][0] for s in shown), f"PSNR vs `{reference}`"]
     body = []
     for m in rows:
         row = summary[m.name]
-        seconds = f"{row['seconds']:.2f}" if math.isfinite(row["seconds"]) else "—"
-        body.append([f"`{m.name}`", m.sampling or "—", seconds, *(_fmt(row[s], s) for s in shown),
+        body.append([f"`{m.name}`", m.sampling or "—", _seconds(row["seconds"]), _seconds(row["first_seconds"]), *(_fmt(row[s], s) for s in shown),
                      "(reference)" if m.name == reference else _fmt(row[REFERENCE_SCORE], REFERENCE_SCORE)])  # fmt: skip
     return [
         "## Models compared (mean over cases)",
@@ -194,10 +215,12 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         "## Summary (mean over cases)",
         "",
         _markdown_table(
-            ["method", *(_SHOWN[s][0] for s in SCORE_NAMES), "s/video"],
-            [[f"`{name}`", *(_fmt(row[s], s) for s in SCORE_NAMES), f"{row['seconds']:.2f}" if math.isfinite(row["seconds"]) else "—"]
+            ["method", *(_SHOWN[s][0] for s in SCORE_NAMES), "s/video", "1st video s"],
+            [[f"`{name}`", *(_fmt(row[s], s) for s in SCORE_NAMES), _seconds(row["seconds"]), _seconds(row["first_seconds"])]
              for name, row in summary.items()],
         ),  # fmt: skip
+        "",
+        timing_note(result),
         "",
         "Methods:",
         "",
@@ -237,6 +260,7 @@ def results_json(result: BenchmarkResult) -> dict:
         "config": {**cfg.__dict__, "resolution": list(cfg.resolution)},
         "methods": {m.name: m.description for m in result.methods},
         "seconds": result.seconds,
+        "load_seconds": result.load_seconds,
         "summary": summarize(result),
         "cases": [
             {"scene": c.case.scene, "preset": c.case.preset, "seed": c.case.seed, "disoccluded_share": c.disoccluded_share,

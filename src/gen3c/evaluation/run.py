@@ -69,6 +69,7 @@ def run_eval(
     methods: list[str] | None = None,
     generator: object | None = None,
     compared: dict[str, object] | None = None,
+    load_seconds: dict[str, float] | None = None,
     plots: bool = True,
     progress: ProgressFactory | None = None,
 ) -> tuple[BenchmarkResult, dict]:
@@ -80,6 +81,8 @@ def run_eval(
         generator: a further generator to evaluate (e.g. the GEN3C model).
         compared: more generators (row name → generator, e.g. distilled students), each also
             scored against ``generator``'s video (``psnr_vs_reference``).
+        load_seconds: the time spent loading these generators (row name → seconds), reported
+            apart from the time per video.
         progress: a progress factory; one bar advances per (case, method) run.
     Returns:
         The result and the written paths (``report``, ``results``, ``plots``, ``contact_sheets``).
@@ -94,6 +97,7 @@ def run_eval(
     total = len(benchmark_cases(config)) * (len(rows) + 1)
     tick = progress("Benchmark (cases × methods)", total) if progress else None
     result = run_benchmark(config, rows, progress=tick, on_case=sheet_writer(folder, sheets))
+    result.load_seconds = dict(load_seconds or {})
     paths = write_report(result, folder, plots=plots, sheets=sheets)
     paths["contact_sheets"] = [folder / s for s in sheets]
     return result, paths

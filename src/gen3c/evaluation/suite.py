@@ -393,10 +393,14 @@ class CaseResult:
 
 @dataclass
 class BenchmarkResult:
+    """Every case's scores and times; ``seconds`` is the benchmark's run time and ``load_seconds``
+    the time the caller spent loading each row's model (row → seconds), before the first video."""
+
     config: BenchmarkConfig
     methods: list[Method]
     cases: list[CaseResult]
     seconds: float = 0.0
+    load_seconds: dict[str, float] = field(default_factory=dict)
 
 
 CaseCallback = Callable[[GroundTruth, dict[str, Tensor], list[int]], None]

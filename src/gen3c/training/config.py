@@ -30,7 +30,7 @@ PROCEDURAL_SEED_BASE = 1_000_000
 class RunConfig:
     seed: int = 0  # seeds everything: data order, sigma/noise draws, initial weights
     max_steps: int = 1000  # optimiser steps of the DiT stage (distill: of each stage, unless distill.stage_max_steps)
-    max_minutes: float = 0.0  # wall-clock budget of the DiT stage (distill: of each stage) (0: none); whichever of the two ends first
+    max_minutes: float = 0.0  # training-time budget of the DiT stage (distill: of each stage) (0: none); whichever of the two ends first; both are the run's: a resumed run goes on counting from its checkpoint
 
 
 @dataclass
@@ -66,7 +66,7 @@ class TokenizerConfig:
     config: dict[str, Any] = field(default_factory=dict)  # AutoencoderKLCosmos kwargs over the tiny tokenizer config (a fresh tokenizer)
     init: str = ""  # a tokenizer folder (e.g. an earlier run's OUT/tokenizer) to continue training from; "" starts fresh (and ignores config)
     steps: int = 200  # optimiser steps of the tokenizer stage (from scratch without model.tokenizer)
-    max_minutes: float = 0.0  # wall-clock budget of the tokenizer stage (0: none)
+    max_minutes: float = 0.0  # training-time budget of the tokenizer stage (0: none); it has no checkpoint: stopped before its end, it starts over
     lr: float = 1e-3  # AdamW peak learning rate
     warmup_steps: int = 50  # linear learning-rate warm-up from lr / warmup_steps to lr (0: none)
     batch_size: int = 4  # clips per step
@@ -74,7 +74,7 @@ class TokenizerConfig:
 
 @dataclass
 class TrainConfig:
-    mode: str = "full"  # full: every DiT weight trains; lora: only a LoRA adapter ([lora]); distill: a few-step student of model.checkpoint ([distill])
+    mode: str = "full"  # full: every DiT weight trains; lora: only a LoRA adapter ([lora]) over model.checkpoint; distill: a few-step student of model.checkpoint ([distill])
     batch_size: int = 1  # clips per step and process
     gradient_accumulation_steps: int = 1  # steps whose gradients add up before an optimiser step
     lr: float = 1e-4  # AdamW peak learning rate
@@ -269,8 +269,14 @@ def check_config(config: Config, source: str = "config") -> None:
             raise Gen3cInputError(f"{source}: {key} = {value} must be positive")
     if not 0 <= config.lora.dropout < 1:
         raise Gen3cInputError(f"{source}: lora.dropout = {config.lora.dropout} must lie in [0, 1)")
-    if config.run.max_minutes < 0 or config.tokenizer.max_minutes < 0:
-        raise Gen3cInputError(f"{source}: max_minutes must be ≥ 0 (0: no time budget)")
+    for key, minutes in {"run.max_minutes": config.run.max_minutes, "tokenizer.max_minutes": config.tokenizer.max_minutes}.items():
+        if minutes < 0:
+            raise Gen3cInputError(f"{source}: {key} = {minutes} must be ≥ 0 (0: no time budget)")
+    if t.mode == "lora" and not config.model.checkpoint:
+        raise Gen3cInputError(
+            f'{source}: train.mode = "lora" needs model.checkpoint (the base model the adapter is for; a fresh DiT is never saved, '
+            'so its adapter could not be used): set it, or train a model from scratch with train.mode = "full"'
+        )
     if t.mode == "distill":
         _check_distill(config, source)
     _refuse_unused(config, source)

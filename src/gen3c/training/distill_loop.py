@@ -95,7 +95,9 @@ def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.de
     from gen3c.models.memory import enable_fp8_weights, enable_group_offload
 
     dtype = _dtype(config.model.weights_dtype)
-    teacher = CosmosTransformer3DModel.from_pretrained(str(checkpoint), subfolder="transformer").to(dtype)
+    teacher = CosmosTransformer3DModel.from_pretrained(str(checkpoint), subfolder="transformer")
+    if teacher.dtype != dtype:  # (a cast to the same dtype only draws diffusers' warning about float32 modules)
+        teacher = teacher.to(dtype)
     teacher.eval().requires_grad_(False)
     memory = config.distill.teacher_memory
     if memory == "fp8":
@@ -184,7 +186,8 @@ def distill(
     out, accelerator, writer, log = _start_run(config, out)
     main = accelerator.is_main_process
     device = accelerator.device
-    vae = pipe.vae.to(_dtype(m.weights_dtype)).to(device).eval().requires_grad_(False)
+    vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
+    vae = vae.to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
 
     # 2. Clips
@@ -234,16 +237,19 @@ def distill(
     result = TrainResult(out=out, steps=start_step, processes=accelerator.num_processes)
     if result.processes > 1:
         result.parallel = "FSDP" if accelerator.distributed_type.value == "FSDP" else "DDP"
-    budget = math.inf if stop_after is None else stop_after
+    steps_left = math.inf if stop_after is None else stop_after
+    # run.max_minutes is each stage's budget, counted as in `gen3c train`: from the checkpoint's
+    # record on (a resumed run does not get a fresh budget); the steps' time, samples included.
+    budget = 60 * config.run.max_minutes
     losses_file = (out / "losses.jsonl").open("a") if main else None
-    started = time.monotonic()
     last_echo = -math.inf
-    while state.stage < len(stages) and state.step - start_step < budget:
+    sampled = None  # the step last sampled in this invocation
+    while state.stage < len(stages) and state.step - start_step < steps_left:
         stage = stages[state.stage]
         advance = progress(f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps", stage.max_steps - state.stage_step) if progress is not None and main else None
-        stage_started = time.monotonic()
-        out_of_time = False
-        while state.stage_step < stage.max_steps and state.step - start_step < budget and not out_of_time:
+        elapsed, stage_started = state.stage_seconds, time.monotonic()
+        out_of_time = bool(budget) and elapsed >= budget
+        while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
             lr = config.train.lr * lr_factor(config, state.stage_step, stage.max_steps)  # each stage its own schedule
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -280,35 +286,38 @@ def distill(
                     echo(f"stage {stage.index} ({stage.teacher_steps}→{stage.student_steps} steps) step {state.stage_step}: loss {step_loss:.4f}")
             if sample_clip is not None and config.log.sample_every > 0 and state.step % config.log.sample_every == 0:
                 _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
+                sampled = state.step
             elapsed = state.stage_seconds + time.monotonic() - stage_started
-            if config.run.max_minutes:
-                out_of_time = out_of_time_everywhere(accelerator, elapsed > 60 * config.run.max_minutes)
+            out_of_time = bool(budget) and out_of_time_everywhere(accelerator, elapsed >= budget)
             stage_done = state.stage_step >= stage.max_steps or out_of_time
-            if config.log.checkpoint_every and state.step % config.log.checkpoint_every == 0 and not stage_done and state.step - start_step < budget:
-                state.stage_seconds = elapsed
+            if config.log.checkpoint_every and state.step % config.log.checkpoint_every == 0 and not stage_done and state.step - start_step < steps_left:
+                state.stage_seconds = elapsed  # recorded in the checkpoint; its writing is not counted
                 result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
-                state.stage_seconds, stage_started = elapsed, time.monotonic()
+                stage_started = time.monotonic()
             if advance is not None:
                 advance(1)
         if state.stage_step < stage.max_steps and not out_of_time:
-            state.stage_seconds += time.monotonic() - stage_started  # stopped inside the stage (stop_after)
+            state.stage_seconds = elapsed  # stopped inside the stage (stop_after)
             break
         # The stage is over: its student is written, then teaches the next stage.
+        if out_of_time and echo is not None and main:
+            echo(f"stage {stage.index}: the time budget (run.max_minutes = {config.run.max_minutes:g}) is spent after "
+                 f"{state.stage_step} of {stage.max_steps} steps ({elapsed / 60:.2f} min of training): the stage ends")  # fmt: skip
         unwrapped = _full_model(accelerator, model)
         if main:
-            summary = _stage_summary(stage, _stage_losses(out, stage.index), state.stage_seconds + time.monotonic() - stage_started)
+            summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)
             meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary}
             _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta))
             result.stages.append(summary)
-            if sample_clip is not None:
+            if sample_clip is not None and sampled != state.step:
                 _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
         accelerator.wait_for_everyone()
         state.stage += 1
         state.stage_step, state.stage_seconds = 0, 0.0
         optimizer.optimizer.state.clear()  # a fresh AdamW for the next stage
         teacher = teacher_of(state.stage)
-    result.seconds = time.monotonic() - started
     result.steps = state.step
+    result.seconds = state.stage_seconds + sum(_stage_seconds(out, s) for s in stages[: state.stage])
     if losses_file is not None:
         losses_file.close()
 
@@ -340,6 +349,13 @@ def _meta(config: Config, meta: dict) -> dict:
     if "dtype" in teacher:
         extra["dtype"] = teacher["dtype"]
     return extra
+
+
+def _stage_seconds(out: Path, stage: Stage) -> float:
+    """The training time of a finished stage, over all invocations (its student's record)."""
+    from gen3c.models.packaged import checkpoint_info
+
+    return float(checkpoint_info(str(stage_folder(out, stage)))["distill_stage"]["seconds"])
 
 
 def _stage_losses(out: Path, index: int) -> list[float]:

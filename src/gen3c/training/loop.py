@@ -45,6 +45,8 @@ from gen3c.training.config import Config
 
 #: How progress is shown: ``factory(stage, total) -> advance(n)`` (the CLI passes rich bars).
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
+#: The tokenizer stage's summary, kept in ``OUT/tokenizer/`` for the model card of a resumed run.
+TOKENIZER_SUMMARY = "gen3c_tokenizer_training.json"
 
 
 @dataclass
@@ -54,7 +56,7 @@ class TrainResult:
     out: Path
     steps: int  # optimiser steps done in total (including those before a resume)
     losses: list[float] = field(default_factory=list)  # loss of each step of this invocation
-    seconds: float = 0.0  # wall time of the DiT stage in this invocation
+    seconds: float = 0.0  # training time of the DiT stage over all invocations (what run.max_minutes counts); distill: of all stages
     tokenizer: dict | None = None  # the tokenizer stage's summary (from scratch)
     exported: Path | None = None  # model/ or lora/
     checkpoint: Path | None = None  # the last checkpoint written
@@ -64,16 +66,20 @@ class TrainResult:
 
 
 class _StepState:
-    """The step counter, saved and restored with the checkpoint (accelerate custom object)."""
+    """The step counter and the training time spent (``run.max_minutes`` counts it across
+    invocations, as ``run.max_steps`` counts steps), saved and restored with the checkpoint
+    (accelerate custom object)."""
 
     def __init__(self) -> None:
         self.step = 0
+        self.seconds = 0.0  # time in the DiT stage's steps, up to this checkpoint
 
     def state_dict(self) -> dict:
-        return {"step": self.step}
+        return {"step": self.step, "seconds": self.seconds}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
+        self.seconds = float(state.get("seconds", 0.0))  # checkpoints of older versions lack it
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -276,6 +282,7 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress,
         tmp = out / ".tokenizer.part"
         shutil.rmtree(tmp, ignore_errors=True)
         vae.save_pretrained(tmp)
+        write_text_atomic(tmp / TOKENIZER_SUMMARY, json.dumps(summary, indent=2) + "\n")
         publish(tmp, out / "tokenizer")
     accelerator.wait_for_everyone()
     if vae.dtype != _dtype(config.model.weights_dtype):
@@ -386,15 +393,21 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     differs from the run's own ``config.json`` in anything but :data:`RESUMABLE_CHANGES` and ``[log]``."""
     # A tokenizer a run trained counts as its progress: a resumed run reads it instead of training one.
     trained_tokenizer = (out / "tokenizer").exists()
+    losses = out / "losses.jsonl"
+    holds_run = _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0) or trained_tokenizer
     if resume is None:
-        losses = out / "losses.jsonl"
-        if _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0) or trained_tokenizer:
+        if holds_run:
             raise Gen3cInputError(
                 f"--out {str(out)!r} already holds a training run (checkpoints/, losses.jsonl, tokenizer/): "
                 "continue it with --resume auto, or choose a new --out"
             )
         return
     run = out if resume == "auto" else Path(resume).parent.parent
+    if holds_run and run.resolve() != out.resolve():  # the two runs' losses and checkpoints would mix
+        raise Gen3cInputError(
+            f"--out {str(out)!r} already holds a training run, not the one of --resume {resume!r}: "
+            f"resume {str(run)!r} with --out {str(run)!r}, or pass a new --out to continue it there"
+        )
     stored = run / "config.json"
     if (resume == "auto" and _latest_checkpoint(out) is None and not trained_tokenizer) or not stored.is_file():
         return
@@ -524,6 +537,8 @@ def _train(
     tok_summary = None
     if tokenizer_trains:
         vae, tok_summary = _train_tokenizer(vae, config, out, accelerator, log, progress, dataset)
+    elif not config.model.checkpoint and not config.model.tokenizer and (out / "tokenizer" / TOKENIZER_SUMMARY).is_file():
+        tok_summary = json.loads((out / "tokenizer" / TOKENIZER_SUMMARY).read_text())  # trained by an earlier invocation
     device = accelerator.device
     vae.to(device).eval().requires_grad_(False)
     sigma_data = scheduler.config.sigma_data
@@ -580,12 +595,18 @@ def _train(
         result.parallel = "FSDP" if accelerator.distributed_type.value == "FSDP" else "DDP"
     advance = progress("Training", end_step - start_step) if progress is not None and main else None
     losses_file = (out / "losses.jsonl").open("a") if main else None
-    started = time.monotonic()
+    # The time budget is the run's, as max_steps: the count goes on from the checkpoint's (a resumed
+    # run does not get a fresh budget); it counts the steps' time (samples included), not loading,
+    # clip making or checkpoint writing.
+    budget = 60 * config.run.max_minutes
+    spent, started = state.seconds, time.monotonic()
+    out_of_time = bool(budget) and spent >= budget
     last_echo = -math.inf
     step = start_step
+    sampled = None  # the step last sampled in this invocation
     from gen3c.training.tokenizer import out_of_time_everywhere
 
-    while step < end_step:
+    while step < end_step and not out_of_time:
         lr = config.train.lr * lr_factor(config, step, config.run.max_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -620,14 +641,19 @@ def _train(
                 echo(f"step {step}: loss {step_loss:.4f}")
         if sample_clip is not None and config.log.sample_every > 0 and step % config.log.sample_every == 0:
             _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer)
-        if config.log.checkpoint_every and step % config.log.checkpoint_every == 0 and step < end_step:
+            sampled = step
+        spent = state.seconds + time.monotonic() - started
+        out_of_time = bool(budget) and out_of_time_everywhere(accelerator, spent >= budget)
+        if config.log.checkpoint_every and step % config.log.checkpoint_every == 0 and step < end_step and not out_of_time:
+            state.seconds = spent
             result.checkpoint = _save_checkpoint(accelerator, out, step, config.log.keep_checkpoints)
+            started = time.monotonic()
         if advance is not None:
             advance(1)
-        if config.run.max_minutes and out_of_time_everywhere(accelerator, time.monotonic() - started > 60 * config.run.max_minutes):
-            break
-    result.seconds = time.monotonic() - started
+    state.seconds = result.seconds = spent
     result.steps = step
+    if out_of_time and echo is not None and main:
+        echo(f"the time budget (run.max_minutes = {config.run.max_minutes:g}) is spent after step {step} ({spent / 60:.2f} min of training): the run ends")
     if losses_file is not None:
         losses_file.close()
 
@@ -636,12 +662,12 @@ def _train(
         result.checkpoint = _save_checkpoint(accelerator, out, step, config.log.keep_checkpoints)
     unwrapped = _full_model(accelerator, model) if not lora_mode else accelerator.unwrap_model(model)
     if main:
-        finished = step >= config.run.max_steps or (config.run.max_minutes and step < end_step)
+        finished = step >= config.run.max_steps or out_of_time
         if finished or stop_after is None:
             result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode)
             write_model_card(out, config, result, _all_losses(out))
         # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
-        if sample_clip is not None:
+        if sample_clip is not None and sampled != step:
             _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
     if writer is not None:
         writer.close()
@@ -841,7 +867,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         f"condition augmentation σ {t.condition_augment_sigma}.",
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps}), batch {t.batch_size}"
         f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}.",
-        f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min (this invocation) on {device}"
+        f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min of training on {device}"
         + (f" × {result.processes} processes ({result.parallel})." if result.processes > 1 else "."),
         f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
         f"min {min(losses) if losses else float('nan'):.4f}.",
