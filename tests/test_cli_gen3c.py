@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gen3c.cli import app
+from gen3c.errors import Gen3cModelError
 from gen3c.io.video import read_video
 from gen3c.models.tiny import tiny_pipeline
 from gen3c.pipelines import loading as loading_module
@@ -200,14 +201,33 @@ def test_a_lora_of_another_model_without_that_model_named_says_which_to_pass(box
     assert not (tmp_path / "out").exists()
 
 
-def test_tiny_model_without_a_frame_count_makes_one_chunk(box_scene, tmp_path):
-    """`gen3c generate --generator gen3c --model tiny` with no --num_video_frames: 17 frames, not an error about 121."""
+def test_tiny_model_without_a_frame_count_or_resolution_makes_one_chunk_at_its_size(box_scene, tmp_path):
+    """`gen3c generate --generator gen3c --model tiny` with no --num_video_frames and no --resolution:
+    17 frames at the 64x112 it was trained at, not an error about 121 frames or 704x1280."""
     image, depth, _, _ = box_scene
     res = invoke("generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", image, "--depth_path", depth,
-                 "--fov", "60", "--resolution", "64x112", "--num_steps", "2", "--video_save_folder", tmp_path,
+                 "--fov", "60", "--num_steps", "2", "--video_save_folder", tmp_path,
                  "--max_gpu_memory", "1000")  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "for 17 frames at 64x112)" in " ".join(res.output.split())  # the budget is planned for this run
     frames, _ = read_video(tmp_path / "output.mp4")
     assert frames.shape == (17, 64, 112, 3)
-    assert json.loads((tmp_path / "output_run.json").read_text())["num_video_frames"] == 17
+    run = json.loads((tmp_path / "output_run.json").read_text())
+    assert run["num_video_frames"] == 17 and run["resolution"] == "64x112"
+
+
+def test_the_default_resolution_is_the_models_own(tmp_path):
+    """No resolution: the packaged or trained model's gen3c_model.json size, GEN3C's 704x1280 for
+    the official weights and the preview; a resolution given is kept."""
+    assert GenerationRequest(generator="gen3c", generator_options={"model": "tiny"}).resolution == "64x112"
+    assert GenerationRequest(generator="gen3c", generator_options={"model": "tiny"}, resolution="48x96").resolution == "48x96"
+    assert GenerationRequest(generator="gen3c").resolution == "704x1280"
+    assert GenerationRequest().resolution == "704x1280"
+    ckpt = tmp_path / "CKPT"
+    ckpt.mkdir()
+    (ckpt / "gen3c_model.json").write_text('{"chunk_frames": 9, "resolution": [32, 48]}')
+    request = GenerationRequest(generator="gen3c", generator_options={"checkpoint_dir": str(ckpt)})
+    assert (request.resolution, request.num_video_frames) == ("32x48", 9)
+    (ckpt / "gen3c_model.json").write_text('{"chunk_frames": 9, "resolution": "32x48"}')
+    with pytest.raises(Gen3cModelError, match=r"'resolution' must be \[height, width\] in pixels, got 32x48"):
+        GenerationRequest(generator="gen3c", generator_options={"checkpoint_dir": str(ckpt)})

@@ -192,8 +192,12 @@ FilterOpt = Annotated[
     ),
 ]
 ResolutionOpt = Annotated[
-    str,
-    typer.Option("--resolution", help="Working resolution HEIGHTxWIDTH (GEN3C: 704x1280). Lower is faster for the preview."),
+    str | None,
+    typer.Option(
+        "--resolution",
+        help="Working resolution HEIGHTxWIDTH. Default: what the gen3c model was trained at (--model tiny: 64x112), else GEN3C's 704x1280. Lower is faster for the preview.",
+        show_default=False,
+    ),
 ]
 ResizeOpt = Annotated[
     ResizeMode,
@@ -548,7 +552,7 @@ def generate(
     foreground_masking: FgOpt = False,
     filter_points_threshold: FilterOpt = 0.05,
     generator: GeneratorOpt = GeneratorName.preview,
-    resolution: ResolutionOpt = "704x1280",
+    resolution: ResolutionOpt = None,
     resize_mode: ResizeOpt = ResizeMode.crop,
     splat: SplatOpt = Splat.bilinear,
     seed: SeedOpt = 1,
@@ -633,7 +637,7 @@ def demo(
     camera_rotation: RotationOpt = Rotation.center_facing,
     movement_distance: DistanceOpt = 0.3,
     num_video_frames: FramesOpt = 121,
-    resolution: ResolutionOpt = "352x640",
+    resolution: Annotated[str, typer.Option("--resolution", help="Working resolution HEIGHTxWIDTH (GEN3C: 704x1280).")] = "352x640",
     save_buffer: SaveBufferOpt = False,
     save_point_cloud: PlyOpt = False,
     foreground_masking: FgOpt = False,
@@ -778,7 +782,7 @@ def gui(
         Path, typer.Option("--work_dir", help="The only folder the GUI writes to: uploads, camera paths and outputs.")
     ] = Path("gen3c_gui"),
     generator: GeneratorOpt = GeneratorName.preview,
-    resolution: ResolutionOpt = "704x1280",
+    resolution: ResolutionOpt = None,
     resize_mode: ResizeOpt = ResizeMode.crop,
     num_video_frames: FramesOpt = None,
     depth_estimator: DepthEstimatorOpt = "moge",
@@ -821,7 +825,8 @@ def gui(
     from gen3c.io.images import parse_resolution
     from gen3c.pipelines.request import GenerationRequest, check_unused_settings
 
-    parse_resolution(resolution)
+    if resolution is not None:
+        parse_resolution(resolution)
     try:
         from gen3c.gui.app import Gen3cApp
     except ImportError as exc:

@@ -67,3 +67,16 @@ def model_chunk_frames(options: dict[str, Any]) -> int | None:
         return int(options["chunk_frames"])
     info = packaged_model_info(options["model"]) if options.get("model") else checkpoint_info(options.get("checkpoint_dir"))
     return int(info["chunk_frames"]) if "chunk_frames" in info else None
+
+
+def model_resolution(options: dict[str, Any]) -> tuple[int, int] | None:
+    """The (H, W) a gen3c generator's model was trained at: the packaged model's or the
+    checkpoint's ``gen3c_model.json`` ``resolution``, else None (GEN3C's 704×1280)."""
+    info = packaged_model_info(options["model"]) if options.get("model") else checkpoint_info(options.get("checkpoint_dir"))
+    size = info.get("resolution")
+    if size is None:
+        return None
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        where = options.get("model") or options.get("checkpoint_dir")
+        raise Gen3cModelError(f"model {where!r}: {META_NAME}'s 'resolution' must be [height, width] in pixels, got {str(size)[:40]}: fix or remove it")
+    return int(size[0]), int(size[1])

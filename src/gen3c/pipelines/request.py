@@ -99,7 +99,8 @@ class GenerationRequest:
     filter_points_threshold: float = 0.05
     foreground_masking: bool = False
     splat: str = "bilinear"
-    resolution: str = "704x1280"
+    #: "HxW"; None: the gen3c generator's model's own (:func:`default_resolution`), set on construction.
+    resolution: str | None = None
     resize_mode: str = "crop"
     generator: str = "preview"
     seed: int = 1
@@ -112,6 +113,8 @@ class GenerationRequest:
     fps: float | None = None
 
     def __post_init__(self) -> None:
+        if self.resolution is None:
+            self.resolution = default_resolution(self)
         if self.num_video_frames is None:
             self.num_video_frames = default_num_frames(self)
         if self.fps is None:
@@ -196,6 +199,17 @@ def default_num_frames(request: GenerationRequest) -> int:
     if request.camera_file is not None:
         return len(request.read_camera_file().cameras)
     return fixed_chunk_frames(request) or GEN3C_CHUNK_FRAMES
+
+
+def default_resolution(request: GenerationRequest) -> str:
+    """The working resolution of a run that names none: the size the gen3c generator's model was
+    trained at (``gen3c_model.json``: the tiny model's 64x112), else GEN3C's 704x1280."""
+    size = None
+    if request.generator == "gen3c":
+        from gen3c.models.packaged import model_resolution
+
+        size = model_resolution(request.generator_options)
+    return "x".join(map(str, size or configs.RESOLUTION))
 
 
 def default_fps(request: GenerationRequest) -> float:
