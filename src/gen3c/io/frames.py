@@ -2,8 +2,10 @@
 
 :class:`FrameStack` holds T frames of one size: colour, z-depth, a validity mask and an OpenCV
 world-to-camera pose and intrinsics per frame. Readers (:mod:`gen3c.io.gen3c_sample`,
-:mod:`gen3c.io.vipe`, :mod:`gen3c.io.multiview`) validate what they read, then bring it to the
-working resolution with :func:`fit_frames`, which adjusts the intrinsics to match.
+:mod:`gen3c.io.vipe`, :mod:`gen3c.io.multiview`) validate what they read and bring each frame
+to the working resolution as they decode it (:class:`FrameFitter`, the frames
+:func:`fit_frames` makes of a whole stack), adjusting the intrinsics to match: a clip is never
+held at its source size.
 
 Colour is kept as uint8 and depth as float32 so a long video costs ~6 bytes per pixel per frame;
 the pipeline converts one chunk of frames at a time.
