@@ -12,15 +12,17 @@ Full size: GEN3C-Cosmos-7B with random bfloat16 weights, one 121-frame 704×1280
    guidance 1, decode): measured peak beside the estimate made with the shipped coefficients and
    with the ones just measured, with the step, encode and decode times.
 
-3. ``--inputs`` (CPU): the memory of *reading* a video input. A synthetic ViPE result (default
-   600 frames of 1080×1920: H.264 from x264's veryfast preset with its default keyframe interval,
-   half-float EXR depth and PNG instance masks in zips, as ViPE writes them) is written into a
-   temporary folder, then a 121-frame job at 704×1280 is read from it from each ``--starts``
-   frame, each row in a fresh process (so its peak RSS is its own): the reader as it was
-   (``whole-decode``: the job's frames decoded from the first frame of the clip and stacked at the
-   source size, their depth and masks likewise, then fitted to the working size — the baseline)
-   and ``read_vipe`` (frames decoded from the last IDR frame before the start and fitted one at a
-   time). Both must give the same stack: the table says so from a hash of every tensor.
+3. ``--inputs`` (CPU): the memory of *reading* a video input. A synthetic clip (default 600
+   frames of 1080×1920) is written into a temporary folder as a ViPE result (H.264 from x264's
+   veryfast preset with its default keyframe interval, half-float EXR depth and PNG instance
+   masks in zips, as ViPE writes them) and as a GEN3C sample directory (the same mp4,
+   ``depth.npz`` float16 and ``mask.npz`` deflated); then a 121-frame job at 704×1280 is read
+   from each ``--starts`` frame, each row in a fresh process (so its peak RSS is its own): the
+   reader as it was (the baseline: the job's frames decoded from the clip's first frame and
+   stacked at the source size, the ViPE depth and masks likewise, the sample's npz arrays loaded
+   whole; then fitted to the working size) and the streaming reader (``read_vipe`` /
+   ``read_sample``: decoding from the last IDR frame before the start, each frame fitted as it
+   comes). Both must give the same stack: the table says so from a hash of every tensor.
 
     python benchmarks/bench_memory.py                # CUDA GPU, ~5 minutes
     python benchmarks/bench_memory.py --tiny         # CPU smoke test of the script
@@ -192,6 +194,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     reading.add_argument("--job_frames", type=int, default=None, help="frames the job reads (default 121; 9 with --tiny)")
     reading.add_argument("--job_resolution", type=resolution, default=None, help="the working size (default 704x1280; 64x112 with --tiny)")
     reading.add_argument("--starts", type=start_list, default=None, help="comma-separated first frames of the job (default 0 and 400; 0,30 with --tiny)")
+    reading.add_argument("--layouts", type=layout_list, default=["vipe", "sample"], help="comma-separated: vipe, sample (default both)")
     reading.add_argument("--input_dir", type=Path, default=None, help="write the clip here and keep it (reused when it is there)")
     reading.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -207,6 +210,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if max(args.starts) >= args.input_frames:
             parser.error(f"--starts {max(args.starts)} lies past the clip's {args.input_frames} frames")
     return args
+
+
+def layout_list(text: str) -> list[str]:
+    """``--layouts``: comma-separated names of :data:`INPUT_ROWS`."""
+    layouts = [v.strip() for v in text.split(",") if v.strip()]
+    if not layouts or any(v not in INPUT_ROWS for v in layouts):
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated layouts among {', '.join(INPUT_ROWS)}")
+    return layouts
 
 
 def start_list(text: str) -> list[int]:
@@ -293,13 +304,31 @@ def fmt(value: float | None, spec: str) -> str:
 
 # -- reading a video input (--inputs) -------------------------------------------------------------
 
-INPUT_ROWS = {"whole": "whole-decode (the reader before)", "stream": "read_vipe (streaming)"}
+INPUT_ROWS = {
+    "vipe": {"whole": "ViPE: whole-decode (the reader before)", "stream": "ViPE: read_vipe (streaming)"},
+    "sample": {"whole": "sample dir: whole npz (the reader before)", "stream": "sample dir: read_sample (streaming)"},
+}
 
 
-def write_synthetic_vipe(root: Path, frames: int, size: tuple[int, int]) -> None:
-    """A ViPE result of one clip "c": moving textures, a depth that changes smoothly with some
-    sky (NaN), a few instance masks; H.264 as x264 writes it by default (IDR frames every 250,
-    B-frames) but with the veryfast preset, to write it in minutes."""
+def synthetic_frame(i: int, x, y):
+    """Frame ``i`` of the synthetic clip: (rgb (H, W, 3) uint8, depth (H, W) float16 with sky
+    (NaN) in the top eighth, instance ids (H, W) uint8) on the pixel grid ``x``, ``y``."""
+    import numpy as np
+
+    h, w = x.shape
+    rgb = np.stack([(x + 7 * i) % 256, (y + 3 * i) % 256, ((x + y) / 4 + 11 * np.sin(i / 9) * 20) % 256], -1).astype(np.uint8)
+    depth = (2.0 + (y / h) * 3 + 0.5 * np.sin(x / 97 + i / 13)).astype(np.float16)
+    depth[: h // 8] = np.nan
+    ids = ((x // (w / 4)) + (y // (h / 2)) * 4).astype(np.uint8)
+    return rgb, depth, ids
+
+
+def write_synthetic_inputs(folder: Path, frames: int, size: tuple[int, int]) -> None:
+    """The same clip as a ViPE result ``folder/vipe`` (clip "c") and a GEN3C sample directory
+    ``folder/sample``: moving textures, a depth that changes smoothly with some sky, instance
+    masks (the sample's mask leaves instance 0 out). H.264 as x264 writes it by default (an IDR
+    frame every 250, B-frames), with the veryfast preset to write it in minutes; the sample's
+    npz arrays deflated as ``numpy.savez_compressed`` writes them, but a frame at a time."""
     import io
     import zipfile
 
@@ -308,45 +337,76 @@ def write_synthetic_vipe(root: Path, frames: int, size: tuple[int, int]) -> None
     import OpenEXR
     from PIL import Image
 
+    from gen3c.cameras import invert_pose
+
+    vipe, sample = folder / "vipe", folder / "sample"
     h, w = size
     for sub in ("rgb", "pose", "intrinsics", "depth", "mask"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+        (vipe / sub).mkdir(parents=True, exist_ok=True)
+    sample.mkdir(parents=True, exist_ok=True)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     c2w = np.tile(np.eye(4), (frames, 1, 1))
     c2w[:, 0, 3] = np.arange(frames) * 0.01
-    np.savez(root / "pose" / "c.npz", data=c2w, inds=np.arange(frames))
+    np.savez(vipe / "pose" / "c.npz", data=c2w, inds=np.arange(frames))
     f = 0.8 * w
-    np.savez(root / "intrinsics" / "c.npz", data=np.tile([f, f, w / 2, h / 2], (frames, 1)), inds=np.arange(frames))
-    with av.open(str(root / "rgb" / "c.mp4"), "w") as video, \
-            zipfile.ZipFile(root / "depth" / "c.zip", "w", zipfile.ZIP_DEFLATED) as depths, \
-            zipfile.ZipFile(root / "mask" / "c.zip", "w", zipfile.ZIP_DEFLATED) as masks:  # fmt: skip
+    np.savez(vipe / "intrinsics" / "c.npz", data=np.tile([f, f, w / 2, h / 2], (frames, 1)), inds=np.arange(frames))
+    K = np.tile(np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float32), (frames, 1, 1))
+    np.savez(sample / "camera.npz", w2c=invert_pose(torch.from_numpy(c2w)).numpy().astype(np.float32), intrinsics=K)
+
+    def npz_member(archive: zipfile.ZipFile, key: str, dtype) -> io.BufferedIOBase:
+        member = archive.open(f"{key}.npy", "w", force_zip64=True)
+        np.lib.format.write_array_header_1_0(member, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                                                      "shape": (frames, h, w)})  # fmt: skip
+        return member
+
+    with av.open(str(vipe / "rgb" / "c.mp4"), "w") as video, \
+            zipfile.ZipFile(vipe / "depth" / "c.zip", "w", zipfile.ZIP_DEFLATED) as exrs, \
+            zipfile.ZipFile(vipe / "mask" / "c.zip", "w", zipfile.ZIP_DEFLATED) as pngs, \
+            zipfile.ZipFile(sample / "depth.npz", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as depth_npz, \
+            zipfile.ZipFile(sample / "mask.npz", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as mask_npz, \
+            npz_member(depth_npz, "depth", np.float16) as sample_depth, npz_member(mask_npz, "mask", bool) as sample_mask:  # fmt: skip
         stream = video.add_stream("libx264", rate=30, options={"preset": "veryfast"})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for i in range(frames):
-            rgb = np.stack([(x + 7 * i) % 256, (y + 3 * i) % 256, ((x + y) / 4 + 11 * np.sin(i / 9) * 20) % 256], -1).astype(np.uint8)
+            rgb, depth, ids = synthetic_frame(i, x, y)
             video.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-            depth = (2.0 + (y / h) * 3 + 0.5 * np.sin(x / 97 + i / 13)).astype(np.float16)
-            depth[: h // 8] = np.nan  # sky
             buf = io.BytesIO()
             with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, {"Z": depth}) as exr:
                 exr.write(buf)
-            depths.writestr(f"{i:05d}.exr", buf.getvalue())
-            ids = ((x // (w / 4)) + (y // (h / 2)) * 4).astype(np.uint8)
+            exrs.writestr(f"{i:05d}.exr", buf.getvalue())
             buf = io.BytesIO()
             Image.fromarray(ids).save(buf, format="PNG")
-            masks.writestr(f"{i:05d}.png", buf.getvalue())
+            pngs.writestr(f"{i:05d}.png", buf.getvalue())
+            sample_depth.write(depth.tobytes())
+            sample_mask.write((ids != 0).tobytes())
             if i % 50 == 0:
                 print(f"  {i}/{frames} frames written", flush=True)
         video.mux(stream.encode())
+    shutil.copy(vipe / "rgb" / "c.mp4", sample / "rgb.mp4")
 
 
-def read_whole(root: Path, size: tuple[int, int], start: int, count: int):
+def decode_stacked(path: Path, start: int, count: int):
+    """The reader before: frames ``start`` … decoded from the clip's first frame, then stacked."""
+    import av
+    import numpy as np
+
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            if i >= start:
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) >= count:
+                    break
+        return np.stack(frames), float(stream.average_rate)
+
+
+def read_whole_vipe(root: Path, size: tuple[int, int], start: int, count: int):
     """gen3c's ViPE reader before it streamed, kept as the baseline: the job's frames decoded from
     the first frame of the clip and stacked at the source size, their depth and masks decoded into
     one array each, the invalid depth filled over the stack, then the stack fitted."""
     import zipfile
 
-    import av
     import numpy as np
 
     from gen3c.cameras import invert_pose, validate_intrinsics, validate_poses
@@ -363,16 +423,7 @@ def read_whole(root: Path, size: tuple[int, int], start: int, count: int):
     K = torch.zeros(len(needed), 3, 3)
     K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = intr[:, 0], intr[:, 1], intr[:, 2], intr[:, 3], 1.0
     K = validate_intrinsics(K)
-    frames = []
-    with av.open(str(root / "rgb" / "c.mp4")) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate)
-        for i, frame in enumerate(container.decode(stream)):
-            if i >= start:
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if len(frames) >= len(needed):
-                    break
-    frames = np.stack(frames)
+    frames, fps = decode_stacked(root / "rgb" / "c.mp4", start, len(needed))
     arrays = {}
     for kind, suffix, decode in (("depth", ".exr", _decode_exr), ("mask", ".png", _decode_png)):
         with zipfile.ZipFile(root / kind / "c.zip") as archive:
@@ -389,28 +440,58 @@ def read_whole(root: Path, size: tuple[int, int], start: int, count: int):
     return fit_frames(stack, size)
 
 
-def measure_input_row(row: str, root: Path, size: tuple[int, int], start: int, count: int) -> dict:
+def read_whole_sample(folder: Path, size: tuple[int, int], start: int, count: int):
+    """gen3c's sample-directory reader before it streamed: ``depth.npz`` and ``mask.npz`` loaded
+    whole (every frame of the clip), the job's frames decoded as :func:`read_whole_vipe` does,
+    the frames used picked from the arrays, then the stack fitted."""
+    import numpy as np
+
+    from gen3c.cameras import check_intrinsics_fit, validate_poses
+    from gen3c.io.depth import fill_invalid_depth
+    from gen3c.io.frames import FrameStack, fit_frames
+    from gen3c.io.npz import load_npz_array
+    from gen3c.io.video import count_video_frames
+
+    depth, mask = load_npz_array(folder / "depth.npz", "depth"), load_npz_array(folder / "mask.npz", "mask")
+    w2c, K = load_npz_array(folder / "camera.npz", "w2c"), load_npz_array(folder / "camera.npz", "intrinsics")
+    stop = min(count_video_frames(folder / "rgb.mp4"), start + count)
+    frames, fps = decode_stacked(folder / "rgb.mp4", start, stop - start)
+    depth_t, valid = fill_invalid_depth(torch.from_numpy(depth[start:stop].astype(np.float32)), "depth",
+                                        mask=torch.from_numpy(mask[start:stop].astype(bool)))  # fmt: skip
+    w2c_t = validate_poses(torch.from_numpy(w2c[start:stop].astype(np.float32)))
+    K_t = check_intrinsics_fit(torch.from_numpy(K[start:stop].astype(np.float32)), *frames.shape[1:3])
+    stack = FrameStack(images=torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(), depth=depth_t, valid=valid, w2c=w2c_t, K=K_t,
+                       fps=fps, frame_indices=list(range(start, stop)))  # fmt: skip
+    return fit_frames(stack, size)
+
+
+def measure_input_row(layout: str, row: str, folder: Path, size: tuple[int, int], start: int, count: int) -> dict:
     """One row, in this process: seconds and peak RSS of reading the job, and a hash of what it read."""
     import warnings
 
     import av  # noqa: F401  (the libraries both rows load, loaded before the baseline RSS)
     import OpenEXR  # noqa: F401
 
+    from gen3c.io.gen3c_sample import read_sample
     from gen3c.io.vipe import read_vipe
 
+    readers = {("vipe", "whole"): read_whole_vipe, ("sample", "whole"): read_whole_sample,
+               ("vipe", "stream"): lambda *a: read_vipe(a[0], a[1], start=a[2], num_frames=a[3]),
+               ("sample", "stream"): lambda *a: read_sample(a[0], a[1], start=a[2], num_frames=a[3])}  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     begin = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the sky's note
-        stack = read_whole(root, size, start, count) if row == "whole" else read_vipe(root, size, start=start, num_frames=count)
+        stack = readers[layout, row](folder / layout, size, start, count)
     seconds = time.perf_counter() - begin
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    tensors = [t for t in (stack.images, stack.depth, stack.valid, stack.instance_ids) if t is not None]
     digest = hashlib.sha256()
-    for tensor in (stack.images, stack.depth, stack.valid, stack.w2c, stack.K, stack.instance_ids):
+    for tensor in (*tensors, stack.w2c, stack.K):
         digest.update(tensor.contiguous().numpy().data)
-    held = sum(t.numel() * t.element_size() for t in (stack.images, stack.depth, stack.valid, stack.instance_ids))
-    return {"row": row, "start": start, "frames": len(stack), "seconds": seconds, "peak_rss_gb": peak / GiB,
-            "read_gb": (peak - before) / GiB, "result_gb": held / GiB, "hash": digest.hexdigest()[:16]}  # fmt: skip
+    return {"layout": layout, "row": row, "start": start, "frames": len(stack), "seconds": seconds, "peak_rss_gb": peak / GiB,
+            "read_gb": (peak - before) / GiB, "result_gb": sum(t.numel() * t.element_size() for t in tensors) / GiB,
+            "hash": digest.hexdigest()[:16]}  # fmt: skip
 
 
 def main_inputs(args: argparse.Namespace) -> dict:
@@ -418,50 +499,54 @@ def main_inputs(args: argparse.Namespace) -> dict:
 
     size = parse_resolution(args.job_resolution)
     if args.child:
-        row, start = args.child.split(":")
-        print(json.dumps(measure_input_row(row, args.input_dir, size, int(start), args.job_frames)))
+        layout, row, start = args.child.split(":")
+        print(json.dumps(measure_input_row(layout, row, args.input_dir, size, int(start), args.job_frames)))
         return {}
     check_writable(args.json)
     source = parse_resolution(args.input_size)
     scratch = None
     try:
-        root = args.input_dir or Path(scratch := tempfile.mkdtemp(prefix="gen3c_bench_inputs_")) / "vipe"
-        if not (root / "rgb" / "c.mp4").is_file():
-            print(f"writing a synthetic ViPE result of {args.input_frames} frames of {source[0]}x{source[1]} to {root} …", flush=True)
+        folder = args.input_dir or Path(scratch := tempfile.mkdtemp(prefix="gen3c_bench_inputs_"))
+        if not (folder / "sample" / "rgb.mp4").is_file():
+            print(f"writing a synthetic clip of {args.input_frames} frames of {source[0]}x{source[1]} as ViPE result and "
+                  f"sample directory to {folder} …", flush=True)  # fmt: skip
             begin = time.perf_counter()
-            write_synthetic_vipe(root, args.input_frames, source)
+            write_synthetic_inputs(folder, args.input_frames, source)
             print(f"  written in {time.perf_counter() - begin:.0f} s", flush=True)
         rows = []
-        for start in args.starts:
-            for row in INPUT_ROWS:
-                cmd = [sys.executable, __file__, "--inputs", "--child", f"{row}:{start}", "--input_dir", str(root),
-                       "--job_frames", str(args.job_frames), "--job_resolution", args.job_resolution]  # fmt: skip
-                done = subprocess.run(cmd, capture_output=True, text=True)
-                if done.returncode != 0:  # e.g. killed for want of memory
-                    tail = done.stderr.strip().splitlines()[-1:]
-                    rows.append({"row": row, "start": start, "failed": f"exit {done.returncode}: {tail}"})
-                else:
-                    rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-                print(f"[{INPUT_ROWS[row]}, start {start}] {rows[-1]}", flush=True)
+        for layout in args.layouts:
+            for start in args.starts:
+                for row in INPUT_ROWS[layout]:
+                    cmd = [sys.executable, __file__, "--inputs", "--child", f"{layout}:{row}:{start}", "--input_dir", str(folder),
+                           "--job_frames", str(args.job_frames), "--job_resolution", args.job_resolution]  # fmt: skip
+                    done = subprocess.run(cmd, capture_output=True, text=True)
+                    if done.returncode != 0:  # e.g. killed for want of memory
+                        tail = done.stderr.strip().splitlines()[-1:]
+                        rows.append({"layout": layout, "row": row, "start": start, "failed": f"exit {done.returncode}: {tail}"})
+                    else:
+                        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    print(f"[{INPUT_ROWS[layout][row]}, start {start}] {rows[-1]}", flush=True)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
-    print(f"\nReading a {args.job_frames}-frame job at {args.job_resolution} from a {args.input_frames}-frame "
-          f"{args.input_size} ViPE result — CPU, {os.cpu_count()} cores, {memory_gb:.0f} GiB, torch {torch.__version__}")  # fmt: skip
-    head = f"{'row':<34} {'start':>5} {'s':>6} {'× base':>7} {'peak RSS GB':>12} {'read GB':>8} {'× base':>7} {'result GB':>10}  same"
+    print(f"\nReading a {args.job_frames}-frame job at {args.job_resolution} from a {args.input_frames}-frame {args.input_size} clip "
+          f"— CPU, {os.cpu_count()} cores, {memory_gb:.0f} GiB, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    head = f"{'row':<44} {'start':>5} {'s':>6} {'× base':>7} {'peak RSS GB':>12} {'read GB':>8} {'× base':>7} {'result GB':>10}  same"
     print(head)
     print("-" * len(head))
     base: dict = {}
     for r in rows:
+        label = INPUT_ROWS[r["layout"]][r["row"]]
         if "failed" in r:
-            print(f"{INPUT_ROWS[r['row']]:<34} {r['start']:>5}  failed ({r['failed']})")
+            print(f"{label:<44} {r['start']:>5}  failed ({r['failed']})")
             continue
-        b = base.setdefault(r["start"], r)
+        b = base.setdefault((r["layout"], r["start"]), r)
         same = "—" if b is r else ("yes" if r["hash"] == b["hash"] else "NO")
-        print(f"{INPUT_ROWS[r['row']]:<34} {r['start']:>5} {r['seconds']:>6.1f} {r['seconds'] / b['seconds']:>7.2f} {r['peak_rss_gb']:>12.2f} "
+        print(f"{label:<44} {r['start']:>5} {r['seconds']:>6.1f} {r['seconds'] / b['seconds']:>7.2f} {r['peak_rss_gb']:>12.2f} "
               f"{r['read_gb']:>8.2f} {r['read_gb'] / max(b['read_gb'], 1e-9):>7.2f} {r['result_gb']:>10.2f}  {same}")  # fmt: skip
-    result = {"device": "cpu", "cores": os.cpu_count(), "memory_gb": memory_gb, "input": {"frames": args.input_frames, "size": args.input_size},
+    result = {"device": "cpu", "cores": os.cpu_count(), "memory_gb": memory_gb, "load_average": os.getloadavg()[0],
+              "input": {"frames": args.input_frames, "size": args.input_size},
               "job": {"frames": args.job_frames, "resolution": args.job_resolution}, "rows": rows}  # fmt: skip
     if args.json:
         write_json(args.json, result)
