@@ -263,6 +263,24 @@ def test_legacy_pt_weights_only_and_trust(tmp_path, clip):
         read_sample(tmp_path / "pickled.pt", (64, 128))
 
 
+def test_legacy_pt_errors_name_the_files_frame(tmp_path, clip):
+    """A .pt sample read from a starting frame reads only the frames used, and an error names the
+    file's frame (frame 4 read from frame 3 is frame 4, not the second frame read)."""
+    rgb, depth, ids, w2c, K = clip
+    image = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1
+    bad_depth = torch.from_numpy(depth)[:, None].clone()
+    bad_depth[4] = float("inf")
+    torch.save((image, bad_depth, torch.ones(T, 1, H, W), w2c, K), tmp_path / "depth.pt")
+    with pytest.raises(Gen3cInputError, match=r"depth has no valid pixel \(frame 4\)"):
+        read_sample(tmp_path / "depth.pt", (64, 128), start=3)
+    assert read_sample(tmp_path / "depth.pt", (64, 128), start=5).frame_indices == list(range(5, T))  # frame 4 is not read
+    bright = image.clone()
+    bright[6] = 3.0
+    torch.save((bright, torch.from_numpy(depth)[:, None], torch.ones(T, 1, H, W), w2c, K), tmp_path / "image.pt")
+    with pytest.raises(Gen3cInputError, match=r"image \(frame 6\) must be finite and in \[−1, 1\]"):
+        read_sample(tmp_path / "image.pt", (64, 128), start=2, num_frames=6)
+
+
 class Opaque:
     """A pickled object that ``weights_only`` loading refuses."""
 
