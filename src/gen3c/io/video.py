@@ -281,7 +281,12 @@ def _seek(container, stream, index: VideoIndex, start: int):
     before = [idr for idr in index.idr if idr[0] <= start]
     if index.pts is None or start >= index.frames or not before or before[-1][0] == 0:
         return None
-    container.seek(before[-1][1], backward=True, any_frame=False, stream=stream)  # lands on it (mp4 seeks by pts)
+    import av
+
+    try:
+        container.seek(before[-1][1], backward=True, any_frame=False, stream=stream)  # lands on it (mp4 seeks by pts)
+    except av.error.FFmpegError:
+        return None
     frames = container.decode(stream)
     first = next(frames, None)
     # Landed on an IDR frame at or before ``start`` (an earlier one only costs time): from there
