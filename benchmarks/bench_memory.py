@@ -12,16 +12,37 @@ Full size: GEN3C-Cosmos-7B with random bfloat16 weights, one 121-frame 704×1280
    guidance 1, decode): measured peak beside the estimate made with the shipped coefficients and
    with the ones just measured, with the step, encode and decode times.
 
+3. ``--inputs`` (CPU): the memory of *reading* a video input. A synthetic clip (default 600
+   frames of 1080×1920) is written into a temporary folder as a ViPE result (H.264 from x264's
+   veryfast preset with its default keyframe interval, half-float EXR depth and PNG instance
+   masks in zips, as ViPE writes them) and as a GEN3C sample directory (the same mp4,
+   ``depth.npz`` float16 and ``mask.npz`` deflated); then a 121-frame job at 704×1280 is read
+   from each ``--starts`` frame, each row in a fresh process (so its peak RSS is its own): the
+   reader as it was (the baseline: the job's frames decoded from the clip's first frame and
+   stacked at the source size, the ViPE depth and masks likewise, the sample's npz arrays loaded
+   whole; then fitted to the working size) and the streaming reader (``read_vipe`` /
+   ``read_sample``: decoding from the last IDR frame before the start, each frame fitted as it
+   comes). Both must give the same stack: the table says so from a hash of every tensor.
+
     python benchmarks/bench_memory.py                # CUDA GPU, ~5 minutes
     python benchmarks/bench_memory.py --tiny         # CPU smoke test of the script
+    python benchmarks/bench_memory.py --inputs       # CPU, ~3 minutes (writing the clip takes most)
+    python benchmarks/bench_memory.py --inputs --tiny
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
+import json
+import os
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +52,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from bench_common import check_writable, device_or_exit, run, write_json  # noqa: E402
+from bench_common import check_writable, device_or_exit, resolution, run, write_json  # noqa: E402
 from bench_dit import build_module, build_pipeline, make_inputs, run_pipeline, sync  # noqa: E402
 
 from gen3c.models import configs, memory  # noqa: E402
@@ -166,14 +187,54 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=2, help="sampler steps per plan (the first is a warm-up)")
     parser.add_argument("--plans", type=plan_indices, default="all", help="comma-separated indices into BUDGET_PLANS, or 'all'")
     parser.add_argument("--json", type=Path, default=None)
+    reading = parser.add_argument_group("--inputs: the memory of reading a video input (CPU)")
+    reading.add_argument("--inputs", action="store_true", help="measure reading a ViPE result instead of the generator")
+    reading.add_argument("--input_frames", type=int, default=None, help="frames of the synthetic clip (default 600; 40 with --tiny)")
+    reading.add_argument("--input_size", type=resolution, default=None, help="its H×W (default 1080x1920; 120x224 with --tiny)")
+    reading.add_argument("--job_frames", type=int, default=None, help="frames the job reads (default 121; 9 with --tiny)")
+    reading.add_argument("--job_resolution", type=resolution, default=None, help="the working size (default 704x1280; 64x112 with --tiny)")
+    reading.add_argument("--starts", type=start_list, default=None, help="comma-separated first frames of the job (default 0 and 400; 0,30 with --tiny)")
+    reading.add_argument("--layouts", type=layout_list, default=["vipe", "sample"], help="comma-separated: vipe, sample (default both)")
+    reading.add_argument("--input_dir", type=Path, default=None, help="write the clip here and keep it (reused when it is there)")
+    reading.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 2:
         parser.error("--steps must be at least 2 (the first is a warm-up, not timed)")
+    if args.inputs:
+        tiny = args.tiny
+        args.input_frames = args.input_frames or (40 if tiny else 600)
+        args.input_size = args.input_size or ("120x224" if tiny else "1080x1920")
+        args.job_frames = args.job_frames or (9 if tiny else 121)
+        args.job_resolution = args.job_resolution or ("64x112" if tiny else "704x1280")
+        args.starts = args.starts or ([0, 30] if tiny else [0, 400])
+        if max(args.starts) >= args.input_frames:
+            parser.error(f"--starts {max(args.starts)} lies past the clip's {args.input_frames} frames")
     return args
+
+
+def layout_list(text: str) -> list[str]:
+    """``--layouts``: comma-separated names of :data:`INPUT_ROWS`."""
+    layouts = [v.strip() for v in text.split(",") if v.strip()]
+    if not layouts or any(v not in INPUT_ROWS for v in layouts):
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated layouts among {', '.join(INPUT_ROWS)}")
+    return layouts
+
+
+def start_list(text: str) -> list[int]:
+    """``--starts``: comma-separated frame indices ≥ 0."""
+    try:
+        starts = [int(v) for v in text.split(",")]
+    except ValueError:
+        starts = [-1]
+    if not starts or min(starts) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated frame indices ≥ 0, e.g. 0,400")
+    return starts
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.inputs:
+        return main_inputs(args)
     device = device_or_exit(args.device, full_size=not args.tiny)
     check_writable(args.json)
     from diffusers.utils import logging as diffusers_logging
@@ -239,6 +300,257 @@ def main(argv: list[str] | None = None) -> dict:
 
 def fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
+
+
+# -- reading a video input (--inputs) -------------------------------------------------------------
+
+INPUT_ROWS = {
+    "vipe": {"whole": "ViPE: whole-decode (the reader before)", "stream": "ViPE: read_vipe (streaming)"},
+    "sample": {"whole": "sample dir: whole npz (the reader before)", "stream": "sample dir: read_sample (streaming)"},
+}
+
+
+def synthetic_frame(i: int, x, y):
+    """Frame ``i`` of the synthetic clip: (rgb (H, W, 3) uint8, depth (H, W) float16 with sky
+    (NaN) in the top eighth, instance ids (H, W) uint8) on the pixel grid ``x``, ``y``."""
+    import numpy as np
+
+    h, w = x.shape
+    rgb = np.stack([(x + 7 * i) % 256, (y + 3 * i) % 256, ((x + y) / 4 + 11 * np.sin(i / 9) * 20) % 256], -1).astype(np.uint8)
+    depth = (2.0 + (y / h) * 3 + 0.5 * np.sin(x / 97 + i / 13)).astype(np.float16)
+    depth[: h // 8] = np.nan
+    ids = ((x // (w / 4)) + (y // (h / 2)) * 4).astype(np.uint8)
+    return rgb, depth, ids
+
+
+def write_synthetic_inputs(folder: Path, frames: int, size: tuple[int, int]) -> None:
+    """The same clip as a ViPE result ``folder/vipe`` (clip "c") and a GEN3C sample directory
+    ``folder/sample``: moving textures, a depth that changes smoothly with some sky, instance
+    masks (the sample's mask leaves instance 0 out). H.264 as x264 writes it by default (an IDR
+    frame every 250, B-frames), with the veryfast preset to write it in minutes; the sample's
+    npz arrays deflated as ``numpy.savez_compressed`` writes them, but a frame at a time."""
+    import io
+    import zipfile
+
+    import av
+    import numpy as np
+    import OpenEXR
+    from PIL import Image
+
+    from gen3c.cameras import invert_pose
+
+    vipe, sample = folder / "vipe", folder / "sample"
+    h, w = size
+    for sub in ("rgb", "pose", "intrinsics", "depth", "mask"):
+        (vipe / sub).mkdir(parents=True, exist_ok=True)
+    sample.mkdir(parents=True, exist_ok=True)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    c2w = np.tile(np.eye(4), (frames, 1, 1))
+    c2w[:, 0, 3] = np.arange(frames) * 0.01
+    np.savez(vipe / "pose" / "c.npz", data=c2w, inds=np.arange(frames))
+    f = 0.8 * w
+    np.savez(vipe / "intrinsics" / "c.npz", data=np.tile([f, f, w / 2, h / 2], (frames, 1)), inds=np.arange(frames))
+    K = np.tile(np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], np.float32), (frames, 1, 1))
+    np.savez(sample / "camera.npz", w2c=invert_pose(torch.from_numpy(c2w)).numpy().astype(np.float32), intrinsics=K)
+
+    def npz_member(archive: zipfile.ZipFile, key: str, dtype) -> io.BufferedIOBase:
+        member = archive.open(f"{key}.npy", "w", force_zip64=True)
+        np.lib.format.write_array_header_1_0(member, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                                                      "shape": (frames, h, w)})  # fmt: skip
+        return member
+
+    with av.open(str(vipe / "rgb" / "c.mp4"), "w") as video, \
+            zipfile.ZipFile(vipe / "depth" / "c.zip", "w", zipfile.ZIP_DEFLATED) as exrs, \
+            zipfile.ZipFile(vipe / "mask" / "c.zip", "w", zipfile.ZIP_DEFLATED) as pngs, \
+            zipfile.ZipFile(sample / "depth.npz", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as depth_npz, \
+            zipfile.ZipFile(sample / "mask.npz", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as mask_npz, \
+            npz_member(depth_npz, "depth", np.float16) as sample_depth, npz_member(mask_npz, "mask", bool) as sample_mask:  # fmt: skip
+        stream = video.add_stream("libx264", rate=30, options={"preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            rgb, depth, ids = synthetic_frame(i, x, y)
+            video.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            buf = io.BytesIO()
+            with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, {"Z": depth}) as exr:
+                exr.write(buf)
+            exrs.writestr(f"{i:05d}.exr", buf.getvalue())
+            buf = io.BytesIO()
+            Image.fromarray(ids).save(buf, format="PNG")
+            pngs.writestr(f"{i:05d}.png", buf.getvalue())
+            sample_depth.write(depth.tobytes())
+            sample_mask.write((ids != 0).tobytes())
+            if i % 50 == 0:
+                print(f"  {i}/{frames} frames written", flush=True)
+        video.mux(stream.encode())
+    shutil.copy(vipe / "rgb" / "c.mp4", sample / "rgb.mp4")
+
+
+def decode_stacked(path: Path, start: int, count: int):
+    """The reader before: frames ``start`` … decoded from the clip's first frame, then stacked."""
+    import av
+    import numpy as np
+
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            if i >= start:
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) >= count:
+                    break
+        return np.stack(frames), float(stream.average_rate)
+
+
+def read_whole_vipe(root: Path, size: tuple[int, int], start: int, count: int):
+    """gen3c's ViPE reader before it streamed, kept as the baseline: the job's frames decoded from
+    the first frame of the clip and stacked at the source size, their depth and masks decoded into
+    one array each, the invalid depth filled over the stack, then the stack fitted."""
+    import zipfile
+
+    import numpy as np
+
+    from gen3c.cameras import invert_pose, validate_intrinsics, validate_poses
+    from gen3c.io.depth import fill_invalid_depth
+    from gen3c.io.frames import FrameStack, fit_frames
+    from gen3c.io.video import count_video_frames
+    from gen3c.io.vipe import _decode_exr, _decode_png, _per_frame
+
+    total = count_video_frames(root / "rgb" / "c.mp4")
+    needed = list(range(start, min(total, start + count)))
+    c2w = _per_frame(root / "pose" / "c.npz", "pose/c.npz", needed, total, (4, 4), "poses")
+    w2c = invert_pose(validate_poses(torch.from_numpy(c2w)))
+    intr = torch.from_numpy(_per_frame(root / "intrinsics" / "c.npz", "intrinsics/c.npz", needed, total, (4,), "intrinsics"))
+    K = torch.zeros(len(needed), 3, 3)
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = intr[:, 0], intr[:, 1], intr[:, 2], intr[:, 3], 1.0
+    K = validate_intrinsics(K)
+    frames, fps = decode_stacked(root / "rgb" / "c.mp4", start, len(needed))
+    arrays = {}
+    for kind, suffix, decode in (("depth", ".exr", _decode_exr), ("mask", ".png", _decode_png)):
+        with zipfile.ZipFile(root / kind / "c.zip") as archive:
+            out = None
+            for i, f in enumerate(needed):
+                array = decode(archive.read(f"{f:05d}{suffix}"))
+                if out is None:
+                    out = np.empty((len(needed), *array.shape), dtype=array.dtype)
+                out[i] = array
+        arrays[kind] = out
+    depth, valid = fill_invalid_depth(torch.from_numpy(arrays["depth"]), "depth")
+    stack = FrameStack(images=torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(), depth=depth, valid=valid, w2c=w2c.float(),
+                       K=K, fps=fps, frame_indices=needed, instance_ids=torch.from_numpy(arrays["mask"]))  # fmt: skip
+    return fit_frames(stack, size)
+
+
+def read_whole_sample(folder: Path, size: tuple[int, int], start: int, count: int):
+    """gen3c's sample-directory reader before it streamed: ``depth.npz`` and ``mask.npz`` loaded
+    whole (every frame of the clip), the job's frames decoded as :func:`read_whole_vipe` does,
+    the frames used picked from the arrays, then the stack fitted."""
+    import numpy as np
+
+    from gen3c.cameras import check_intrinsics_fit, validate_poses
+    from gen3c.io.depth import fill_invalid_depth
+    from gen3c.io.frames import FrameStack, fit_frames
+    from gen3c.io.npz import load_npz_array
+    from gen3c.io.video import count_video_frames
+
+    depth, mask = load_npz_array(folder / "depth.npz", "depth"), load_npz_array(folder / "mask.npz", "mask")
+    w2c, K = load_npz_array(folder / "camera.npz", "w2c"), load_npz_array(folder / "camera.npz", "intrinsics")
+    stop = min(count_video_frames(folder / "rgb.mp4"), start + count)
+    frames, fps = decode_stacked(folder / "rgb.mp4", start, stop - start)
+    depth_t, valid = fill_invalid_depth(torch.from_numpy(depth[start:stop].astype(np.float32)), "depth",
+                                        mask=torch.from_numpy(mask[start:stop].astype(bool)))  # fmt: skip
+    w2c_t = validate_poses(torch.from_numpy(w2c[start:stop].astype(np.float32)))
+    K_t = check_intrinsics_fit(torch.from_numpy(K[start:stop].astype(np.float32)), *frames.shape[1:3])
+    stack = FrameStack(images=torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(), depth=depth_t, valid=valid, w2c=w2c_t, K=K_t,
+                       fps=fps, frame_indices=list(range(start, stop)))  # fmt: skip
+    return fit_frames(stack, size)
+
+
+def measure_input_row(layout: str, row: str, folder: Path, size: tuple[int, int], start: int, count: int) -> dict:
+    """One row, in this process: seconds and peak RSS of reading the job, and a hash of what it read."""
+    import warnings
+
+    import av  # noqa: F401  (the libraries both rows load, loaded before the baseline RSS)
+    import OpenEXR  # noqa: F401
+
+    from gen3c.io.gen3c_sample import read_sample
+    from gen3c.io.vipe import read_vipe
+
+    readers = {("vipe", "whole"): read_whole_vipe, ("sample", "whole"): read_whole_sample,
+               ("vipe", "stream"): lambda *a: read_vipe(a[0], a[1], start=a[2], num_frames=a[3]),
+               ("sample", "stream"): lambda *a: read_sample(a[0], a[1], start=a[2], num_frames=a[3])}  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    begin = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the sky's note
+        stack = readers[layout, row](folder / layout, size, start, count)
+    seconds = time.perf_counter() - begin
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    tensors = [t for t in (stack.images, stack.depth, stack.valid, stack.instance_ids) if t is not None]
+    digest = hashlib.sha256()
+    for tensor in (*tensors, stack.w2c, stack.K):
+        digest.update(tensor.contiguous().numpy().data)
+    return {"layout": layout, "row": row, "start": start, "frames": len(stack), "seconds": seconds, "peak_rss_gb": peak / GiB,
+            "read_gb": (peak - before) / GiB, "result_gb": sum(t.numel() * t.element_size() for t in tensors) / GiB,
+            "hash": digest.hexdigest()[:16]}  # fmt: skip
+
+
+def main_inputs(args: argparse.Namespace) -> dict:
+    from gen3c.io.images import parse_resolution
+
+    size = parse_resolution(args.job_resolution)
+    if args.child:
+        layout, row, start = args.child.split(":")
+        print(json.dumps(measure_input_row(layout, row, args.input_dir, size, int(start), args.job_frames)))
+        return {}
+    check_writable(args.json)
+    source = parse_resolution(args.input_size)
+    scratch = None
+    try:
+        folder = args.input_dir or Path(scratch := tempfile.mkdtemp(prefix="gen3c_bench_inputs_"))
+        if not (folder / "sample" / "rgb.mp4").is_file():
+            print(f"writing a synthetic clip of {args.input_frames} frames of {source[0]}x{source[1]} as ViPE result and "
+                  f"sample directory to {folder} …", flush=True)  # fmt: skip
+            begin = time.perf_counter()
+            write_synthetic_inputs(folder, args.input_frames, source)
+            print(f"  written in {time.perf_counter() - begin:.0f} s", flush=True)
+        rows = []
+        for layout in args.layouts:
+            for start in args.starts:
+                for row in INPUT_ROWS[layout]:
+                    cmd = [sys.executable, __file__, "--inputs", "--child", f"{layout}:{row}:{start}", "--input_dir", str(folder),
+                           "--job_frames", str(args.job_frames), "--job_resolution", args.job_resolution]  # fmt: skip
+                    done = subprocess.run(cmd, capture_output=True, text=True)
+                    if done.returncode != 0:  # e.g. killed for want of memory
+                        tail = done.stderr.strip().splitlines()[-1:]
+                        rows.append({"layout": layout, "row": row, "start": start, "failed": f"exit {done.returncode}: {tail}"})
+                    else:
+                        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    print(f"[{INPUT_ROWS[layout][row]}, start {start}] {rows[-1]}", flush=True)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
+    print(f"\nReading a {args.job_frames}-frame job at {args.job_resolution} from a {args.input_frames}-frame {args.input_size} clip "
+          f"— CPU, {os.cpu_count()} cores, {memory_gb:.0f} GiB, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    head = f"{'row':<44} {'start':>5} {'s':>6} {'× base':>7} {'peak RSS GB':>12} {'read GB':>8} {'× base':>7} {'result GB':>10}  same"
+    print(head)
+    print("-" * len(head))
+    base: dict = {}
+    for r in rows:
+        label = INPUT_ROWS[r["layout"]][r["row"]]
+        if "failed" in r:
+            print(f"{label:<44} {r['start']:>5}  failed ({r['failed']})")
+            continue
+        b = base.setdefault((r["layout"], r["start"]), r)
+        same = "—" if b is r else ("yes" if r["hash"] == b["hash"] else "NO")
+        print(f"{label:<44} {r['start']:>5} {r['seconds']:>6.1f} {r['seconds'] / b['seconds']:>7.2f} {r['peak_rss_gb']:>12.2f} "
+              f"{r['read_gb']:>8.2f} {r['read_gb'] / max(b['read_gb'], 1e-9):>7.2f} {r['result_gb']:>10.2f}  {same}")  # fmt: skip
+    result = {"device": "cpu", "cores": os.cpu_count(), "memory_gb": memory_gb, "load_average": os.getloadavg()[0],
+              "input": {"frames": args.input_frames, "size": args.input_size},
+              "job": {"frames": args.job_frames, "resolution": args.job_resolution}, "rows": rows}  # fmt: skip
+    if args.json:
+        write_json(args.json, result)
+    return result
 
 
 if __name__ == "__main__":

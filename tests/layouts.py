@@ -147,6 +147,20 @@ def write_vipe(root: Path, clip: str, rgb, depth, w2c, K, ids=None, fps: float =
     return root
 
 
+def write_h264(path: Path, rgb: np.ndarray, gop: int = 4, bframes: int = 2, codec: str = "libx264", **options: str) -> Path:
+    """(T, H, W, 3) uint8 as an mp4 with a keyframe every ``gop`` frames and B-frames (PyAV's
+    encoder): libx264 makes each keyframe an IDR frame unless ``x264-params="open-gop=1"``."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=24, options={"g": str(gop), "bf": str(bframes), "crf": "18", **options})
+        stream.width, stream.height, stream.pix_fmt = rgb.shape[2], rgb.shape[1], "yuv420p"
+        for image in rgb:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
 def write_sample(folder: Path, rgb, depth, mask, w2c, K) -> Path:
     """GEN3C's sample directory ("distributed format")."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,8 @@ def test_argument_mistakes_fail_while_parsing(capsys):
         ("bench_speed", ["--rows", "stock,regional_flash5"], "unknown row 'regional_flash5'"),
         ("bench_memory", ["--plans", "0,9"], "indices 0 …"),
         ("bench_memory", ["--steps", "1"], "at least 2"),
+        ("bench_memory", ["--inputs", "--starts", "0,600"], "--starts 600 lies past the clip's 600 frames"),
+        ("bench_memory", ["--inputs", "--starts", "0,-4"], "frame indices ≥ 0"),
         ("bench_load", ["--rows", "stored,cuda"], "unknown rows ['cuda']"),
     ]
     for script, argv, message in cases:

@@ -370,6 +370,80 @@ def test_streaming_video_writer_appends_chunks_and_renames_at_the_end(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp4"]
 
 
+def _decode_all(path) -> list[np.ndarray]:
+    """Every frame, decoding from the first: what the readers used to do before picking frames."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(container.streams.video[0])]
+
+
+@pytest.mark.parametrize(
+    "encoding, idr_frames",
+    [
+        ({}, [0, 4, 8, 12]),  # closed GOPs: every keyframe an IDR frame (what x264 writes by default)
+        ({"x264-params": "open-gop=1"}, [0]),  # recovery-point keyframes are no place to start
+        ({"codec": "mpeg4"}, []),  # other codecs (MPEG-4 part 2 here): from the first frame
+    ],
+    ids=["h264", "h264_open_gop", "mpeg4"],
+)
+def test_decoding_from_a_late_frame_gives_the_frames_of_decoding_from_the_first(tmp_path, encoding, idr_frames):
+    """A clip read from frame s decodes from the last IDR frame at or before s (a 2-minute clip
+    read from frame 2000 does not decode 2000 frames first), bit for bit the frames of decoding
+    the whole clip; where no IDR frame lies before s it decodes from the first frame."""
+    import av
+    from layouts import scene, write_h264
+
+    from gen3c.io.video import _seek, iter_video_frames, probe_video
+
+    path = write_h264(tmp_path / "v.mp4", scene(14, 32, 48)[0], gop=4, bframes=2, **encoding)
+    index = probe_video(path)
+    assert index.frames == 14 and [i for i, _ in index.idr] == idr_frames
+    every = _decode_all(path)
+    for start in range(14):
+        frames = list(iter_video_frames(path, "v", start, 5, index))
+        assert len(frames) == min(5, 14 - start)
+        assert all(np.array_equal(a, b) for a, b in zip(frames, every[start : start + 5], strict=True)), start
+        with av.open(str(path)) as container:  # where the seek is taken: after an IDR frame past the first
+            assert (_seek(container, container.streams.video[0], index, start) is not None) == any(0 < i <= start for i in idr_frames)
+    assert np.array_equal(read_video(path, start=9, max_frames=3)[0], np.stack(every[9:12]))
+
+
+def test_npz_arrays_are_read_one_frame_at_a_time(tmp_path):
+    from gen3c.io.npz import NpzReader, load_npz_array
+
+    depth = np.random.default_rng(0).random((6, 1, 5, 7)).astype(np.float16)
+    np.savez_compressed(tmp_path / "c.npz", depth=depth, f=np.asfortranarray(depth[:, 0]), big=depth.astype(">f4"))
+    np.savez(tmp_path / "s.npz", depth=depth)
+    for name in ("c.npz", "s.npz"):
+        with NpzReader(tmp_path / name) as npz:
+            frames = npz.frames("depth").squeeze_channel()
+            assert frames.shape == (6, 5, 7) and frames.dtype == np.float16 and len(frames) == 6
+            assert np.array_equal(np.stack(list(frames.frames(2, 5))), depth[2:5, 0])
+            assert np.array_equal(np.stack(list(frames.frames())), depth[:, 0])
+    with NpzReader(tmp_path / "c.npz") as npz:  # column-major and big-endian arrays read the same
+        assert np.array_equal(np.stack(list(npz.frames("f").frames(1, 3))), depth[1:3, 0])
+        assert np.array_equal(np.stack(list(npz.frames("big").frames(4))), depth[4:].astype(np.float32))
+    assert np.array_equal(load_npz_array(tmp_path / "s.npz", "depth"), depth)
+    with pytest.raises(Gen3cInputError, match=r"has no key 'mask' \(it holds \['depth'\]\)"):
+        load_npz_array(tmp_path / "s.npz", "mask")
+    np.savez(tmp_path / "o.npz", depth=np.array([{"a": 1}], dtype=object))
+    with NpzReader(tmp_path / "o.npz") as npz, pytest.raises(Gen3cInputError, match="holds Python objects, which are never unpickled"):
+        npz.frames("depth")
+    # A member cut short: the frames before the cut are read, then a one-line error.
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "s.npz") as z:
+        data = z.read("depth.npy")
+    with zipfile.ZipFile(tmp_path / "t.npz", "w") as z:
+        z.writestr("depth.npy", data[: len(data) - 3 * 70])
+    with NpzReader(tmp_path / "t.npz", "depth file 't.npz'") as npz:
+        frames = npz.frames("depth").frames()
+        assert np.array_equal(next(frames), depth[0])
+        with pytest.raises(Gen3cInputError, match=r"depth file 't.npz' 'depth' ends at frame 3 of its 6: the file is truncated"):
+            list(frames)
+
+
 def test_write_video_names_the_frames_as_given(tmp_path):
     # Before: a ValueError quoting the shape after a wrong conversion ("got (5, 48, 3, 32) uint8").
     mistakes = [

@@ -263,6 +263,24 @@ def test_legacy_pt_weights_only_and_trust(tmp_path, clip):
         read_sample(tmp_path / "pickled.pt", (64, 128))
 
 
+def test_legacy_pt_errors_name_the_files_frame(tmp_path, clip):
+    """A .pt sample read from a starting frame reads only the frames used, and an error names the
+    file's frame (frame 4 read from frame 3 is frame 4, not the second frame read)."""
+    rgb, depth, ids, w2c, K = clip
+    image = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1
+    bad_depth = torch.from_numpy(depth)[:, None].clone()
+    bad_depth[4] = float("inf")
+    torch.save((image, bad_depth, torch.ones(T, 1, H, W), w2c, K), tmp_path / "depth.pt")
+    with pytest.raises(Gen3cInputError, match=r"depth has no valid pixel \(frame 4\)"):
+        read_sample(tmp_path / "depth.pt", (64, 128), start=3)
+    assert read_sample(tmp_path / "depth.pt", (64, 128), start=5).frame_indices == list(range(5, T))  # frame 4 is not read
+    bright = image.clone()
+    bright[6] = 3.0
+    torch.save((bright, torch.from_numpy(depth)[:, None], torch.ones(T, 1, H, W), w2c, K), tmp_path / "image.pt")
+    with pytest.raises(Gen3cInputError, match=r"image \(frame 6\) must be finite and in \[−1, 1\]"):
+        read_sample(tmp_path / "image.pt", (64, 128), start=2, num_frames=6)
+
+
 class Opaque:
     """A pickled object that ``weights_only`` loading refuses."""
 
@@ -484,3 +502,128 @@ def test_camera_file_translation_moves_the_cache_by_fx_tx_over_depth(tmp_path, k
     seen, moved_view = colors[0][..., shift : w - 2], colors[1][..., : w - shift - 2]
     assert torch.allclose(moved_view, seen, atol=2e-3 * s)  # the file at twice the size: cx off by 1/4 px
     assert (colors[1][..., : w - shift - 2] - colors[0][..., shift - 1 : w - 3]).abs().mean() > 0.05  # 7 px is wrong
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming: the readers decode a frame at a time and equal reading the whole clip first
+# --------------------------------------------------------------------------------------------
+
+LONG = 14  # frames; keyframes (IDR) every 4 with B-frames, so late starts seek
+
+
+@pytest.fixture(scope="module")
+def long_inputs(tmp_path_factory):
+    """One clip with sky (NaN/inf) and holes (0) in its depth, in every video layout."""
+    from layouts import write_h264
+
+    rgb, depth, ids, w2c, K = scene(LONG, H, W)
+    depth = depth.copy()
+    depth[3, :6, :9], depth[6, 10:12], depth[9, 20:30, 40:50] = np.nan, np.inf, 0.0
+    folder = tmp_path_factory.mktemp("long")
+    vipe = write_vipe(folder / "vipe", "c", rgb, depth, w2c, K, ids)
+    write_h264(vipe / "rgb" / "c.mp4", rgb, gop=4, bframes=2)
+    sample = write_sample(folder / "sample", rgb, depth, ids != 1, w2c, K)
+    write_h264(sample / "rgb.mp4", rgb, gop=4, bframes=2)
+    image = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1
+    torch.save((image, torch.from_numpy(depth)[:, None], torch.from_numpy(ids != 1)[:, None].float(), w2c, K), folder / "s.pt")
+    mv = write_multiview(folder / "mv.npz", rgb[::3], depth[::3], ids[::3] != 1, K[::3], w2c[::3], w2c)
+    return {"vipe": vipe, "sample": sample, "pt": folder / "s.pt", "multiview": mv}
+
+
+def _decode_all(path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])])
+
+
+def _whole_then_fit(images, depth, valid_mask, w2c, K, picks, resolution, mode, mask_invalid, name, **fields):
+    """The straightforward reader: everything at the source size, then the frames picked, their
+    invalid depth filled as one stack, and the stack fitted to the working size."""
+    from gen3c.io.depth import fill_invalid_depth
+    from gen3c.io.frames import FrameStack, images_to_uint8
+
+    mask = None if valid_mask is None else torch.from_numpy(valid_mask[picks])
+    depth_t, valid = fill_invalid_depth(torch.from_numpy(depth[picks].astype(np.float32)), name, mask_invalid, mask=mask, frame_offset=picks.start)
+    colours = images[picks]
+    colours = images_to_uint8(colours) if colours.dtype.is_floating_point else colours
+    stack = FrameStack(colours, depth_t, valid, w2c[picks].float(), K[picks].float(), frame_indices=list(picks), **fields)
+    return fit_frames(stack, resolution, mode)
+
+
+def _reference(kind, path, resolution, start, count, mode, mask_invalid):
+    import io
+
+    import OpenEXR
+    from PIL import Image
+
+    from gen3c.cameras import invert_pose
+
+    if kind == "vipe":
+        rgb = _decode_all(path / "rgb" / "c.mp4")
+        picks = range(start, min(len(rgb), start + count))
+        with zipfile.ZipFile(path / "depth" / "c.zip") as z:
+            depth = np.stack([np.array(OpenEXR.File(io.BytesIO(z.read(f"{i:05d}.exr"))).channels()["Z"].pixels, np.float32) for i in range(len(rgb))])
+        with zipfile.ZipFile(path / "mask" / "c.zip") as z:
+            ids = np.stack([np.asarray(Image.open(io.BytesIO(z.read(f"{i:05d}.png")))).astype(np.int32) for i in range(len(rgb))])
+        w2c = invert_pose(torch.from_numpy(np.load(path / "pose" / "c.npz")["data"].astype(np.float32)))
+        fx, fy, cx, cy = torch.from_numpy(np.load(path / "intrinsics" / "c.npz")["data"].astype(np.float32)).T
+        K = torch.zeros(len(rgb), 3, 3)
+        K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = fx, fy, cx, cy, 1.0
+        stack = _whole_then_fit(torch.from_numpy(rgb).permute(0, 3, 1, 2), depth, None, w2c, K, picks, resolution, mode, mask_invalid,
+                                "ViPE depth/c.zip", fps=24.0, instance_ids=torch.from_numpy(ids[picks]))  # fmt: skip
+        return stack
+    if kind == "sample":
+        rgb = _decode_all(path / "rgb.mp4")
+        picks = range(start, min(len(rgb), start + count))
+        camera = np.load(path / "camera.npz")
+        return _whole_then_fit(torch.from_numpy(rgb).permute(0, 3, 1, 2), np.load(path / "depth.npz")["depth"], np.load(path / "mask.npz")["mask"],
+                               torch.from_numpy(camera["w2c"]), torch.from_numpy(camera["intrinsics"]), picks, resolution, mode, mask_invalid,
+                               f"sample directory {str(path)!r} depth.npz", fps=24.0)  # fmt: skip
+    if kind == "pt":
+        image, depth, mask, w2c, K = torch.load(path, weights_only=True)
+        picks = range(start, min(len(image), start + count))
+        return _whole_then_fit(image, depth[:, 0].numpy(), mask[:, 0].numpy() > 0.5, w2c, K, picks, resolution, mode, mask_invalid,
+                               f"sample {str(path)!r} depth")  # fmt: skip
+    data = np.load(path)
+    keys = torch.from_numpy(data["images_key_frames"])
+    picks = range(len(keys))
+    return _whole_then_fit(keys, data["depth_key_frames"][:, 0], data["mask_key_frames"][:, 0] > 0.5, torch.from_numpy(data["w2cs_key_frames"]),
+                           torch.from_numpy(data["K_key_frames"]), picks, resolution, mode, mask_invalid,
+                           f"multi-view npz {str(path)!r} depth_key_frames")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "resolution, mode, start, count, mask_invalid",
+    [
+        ((64, 128), "crop", 0, 121, False),  # the whole clip, GEN3C's 720×1280 → 704×1280 crop
+        ((48, 80), "stretch", 5, 6, True),  # a late start (decoding from the IDR frame at 4), shrunk
+        ((72, 128), "crop", 9, 3, False),  # at the source size: nothing resized
+        ((144, 256), "crop", 13, 121, True),  # the clip ends first; enlarged
+    ],
+)
+@pytest.mark.parametrize("kind", ["vipe", "sample", "pt", "multiview"])
+def test_streamed_reading_equals_reading_the_whole_clip_first(long_inputs, kind, resolution, mode, start, count, mask_invalid):
+    """Every reader hands the pipeline the frames, depth, validity, instance ids, cameras and
+    notes that decoding the whole clip at its source size and fitting it afterwards gives, bit
+    for bit, while it holds one source-size frame at a time."""
+    from gen3c.errors import collect_notes
+
+    path = long_inputs[kind]
+    options = {"resize_mode": mode, "mask_invalid_depth": mask_invalid}
+    if kind == "multiview":
+        start, count = 0, None
+    with collect_notes() as notes:
+        if kind == "vipe":
+            got = read_vipe(path, resolution, start=start, num_frames=count, **options)
+        elif kind == "multiview":
+            got = read_multiview(path, resolution, **options).keys
+        else:
+            got = read_sample(path, resolution, start=start, num_frames=count, **options)
+    with collect_notes() as expected_notes:
+        want = _reference(kind, path, resolution, start, count, mode, mask_invalid)
+    assert got.size == resolution and got.frame_indices == want.frame_indices and got.fps == want.fps
+    for field in ("images", "depth", "valid", "w2c", "K", "instance_ids"):
+        a, b = getattr(got, field), getattr(want, field)
+        assert (a is None and b is None) or (a.dtype == b.dtype and torch.equal(a, b)), field
+    assert notes == expected_notes and bool(notes) == bool({3, 6, 9} & set(want.frame_indices if kind != "multiview" else range(0, LONG, 3)))

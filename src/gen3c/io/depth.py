@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,12 @@ FAR_DEPTH = 1e4
 
 
 def fill_invalid_depth(
-    depth: Tensor, name: str = "depth", mask_invalid: bool = False, mask: Tensor | None = None, frame_offset: int = 0
+    depth: Tensor,
+    name: str = "depth",
+    mask_invalid: bool = False,
+    mask: Tensor | None = None,
+    frame_offset: int = 0,
+    tally: InvalidDepthTally | None = None,
 ) -> tuple[Tensor, Tensor]:
     """GEN3C's treatment of invalid depth, for (H, W) maps and (T, H, W) stacks alike.
 
@@ -134,6 +140,8 @@ def fill_invalid_depth(
             (e.g. a sample's ``mask.npz``); the note counts only those.
         frame_offset: the index of ``depth[0]`` in its file (a clip read from a starting frame),
             so that an error names the file's frame.
+        tally: a clip read a frame at a time counts its pixels here and says the note once, at
+            the end (:meth:`InvalidDepthTally.note`), instead of once per call.
     Raises:
         Gen3cInputError: a map, or a frame of a stack, without one finite depth > 0.
     Returns:
@@ -153,22 +161,42 @@ def fill_invalid_depth(
         valid &= mask
         far &= mask
     depth = torch.where(trusted, depth, torch.where(far, torch.full_like(depth, FAR_DEPTH), torch.zeros_like(depth)))
-    num_far, num_holes = int(far.sum()), int((~valid).sum() if mask is None else (mask & ~valid).sum())
-    notes = []
-    if num_far:
-        notes.append(
-            f"{_pixels(num_far, depth)} of NaN/inf depth sit far away (depth 100 in the cache, as GEN3C places sky; "
-            "--mask_invalid_depth leaves them out)"
-        )
-    if num_holes:
-        notes.append(f"{_pixels(num_holes, depth)} of {'NaN/inf/≤ 0' if mask_invalid else '≤ 0'} depth are left out of the cache")
-    if notes:
-        note(f"{name}: {'; '.join(notes)}", stacklevel=2)
+    counts = InvalidDepthTally(int(far.sum()), int((~valid).sum() if mask is None else (mask & ~valid).sum()), depth.numel())
+    if tally is None:
+        counts.note(name, mask_invalid, stacklevel=2)
+    else:
+        tally.add(counts)
     return depth, valid
 
 
-def _pixels(count: int, depth: Tensor) -> str:
-    return f"{count} pixels ({100 * count / depth.numel():.2g}%)"
+@dataclass
+class InvalidDepthTally:
+    """Pixels :func:`fill_invalid_depth` placed far away (``far``) or left out (``holes``) of
+    ``pixels`` in all, summed over the frames of a clip read one at a time."""
+
+    far: int = 0
+    holes: int = 0
+    pixels: int = 0
+
+    def add(self, other: InvalidDepthTally) -> None:
+        self.far, self.holes, self.pixels = self.far + other.far, self.holes + other.holes, self.pixels + other.pixels
+
+    def note(self, name: str, mask_invalid: bool, stacklevel: int = 1) -> None:
+        """Say in one :func:`gen3c.errors.note` what was done with the invalid depth, if anything
+        (``stacklevel`` as :func:`~gen3c.errors.note` counts it)."""
+        notes = []
+        if self.far:
+            notes.append(
+                f"{self._share(self.far)} of NaN/inf depth sit far away (depth 100 in the cache, as GEN3C places sky; "
+                "--mask_invalid_depth leaves them out)"
+            )
+        if self.holes:
+            notes.append(f"{self._share(self.holes)} of {'NaN/inf/≤ 0' if mask_invalid else '≤ 0'} depth are left out of the cache")
+        if notes:
+            note(f"{name}: {'; '.join(notes)}", stacklevel=stacklevel + 1)
+
+    def _share(self, count: int) -> str:
+        return f"{count} pixels ({100 * count / self.pixels:.2g}%)"
 
 
 def scene_depths(depth: Tensor, valid: Tensor | None = None) -> Tensor:

@@ -2,8 +2,10 @@
 
 :class:`FrameStack` holds T frames of one size: colour, z-depth, a validity mask and an OpenCV
 world-to-camera pose and intrinsics per frame. Readers (:mod:`gen3c.io.gen3c_sample`,
-:mod:`gen3c.io.vipe`, :mod:`gen3c.io.multiview`) validate what they read, then bring it to the
-working resolution with :func:`fit_frames`, which adjusts the intrinsics to match.
+:mod:`gen3c.io.vipe`, :mod:`gen3c.io.multiview`) validate what they read and bring each frame
+to the working resolution as they decode it (:class:`FrameFitter`, the frames
+:func:`fit_frames` makes of a whole stack), adjusting the intrinsics to match: a clip is never
+held at its source size.
 
 Colour is kept as uint8 and depth as float32 so a long video costs ~6 bytes per pixel per frame;
 the pipeline converts one chunk of frames at a time.
@@ -11,9 +13,7 @@ the pipeline converts one chunk of frames at a time.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +21,6 @@ from torch import Tensor
 
 from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics
 from gen3c.errors import Gen3cInputError
-from gen3c.io.formats import require_numpy_file
 from gen3c.io.images import RESIZE_MODES, resize_image
 
 # GEN3C reads video at 720×1280 and centre-crops it to its working size 704×1280 (``gen3c_dynamic.py``).
@@ -127,43 +126,104 @@ def fit_frames(
 
     Colour and depth are resized bilinearly (GEN3C resizes depth bilinearly too; the edge filter
     later drops the blended points at depth edges); a pixel stays valid only where every source
-    pixel it blends was valid, so holes never blend into the depth.
+    pixel it blends was valid, so holes never blend into the depth. Readers of long clips use
+    :class:`FrameFitter`, which does the same a frame at a time as the frames are decoded.
     """
-    size = stack.size
-    if size == tuple(resolution):
+    if stack.size == tuple(resolution):
         return stack
-    (rh, rw), top, left = fit_plan(size, resolution, mode)
-    h, w = resolution
-    T = len(stack)
-    images = torch.empty(T, 3, h, w, dtype=torch.uint8)
-    depth = torch.empty(T, h, w)
-    valid = torch.empty(T, h, w, dtype=torch.bool)
-    for s in range(0, T, batch):
-        e = min(T, s + batch)
-        v = stack.valid[s:e, None].float()
-        x = torch.cat([stack.image(s, e), stack.depth[s:e, None] * v, v], dim=1)
-        x = resize_image(x, (rh, rw), "stretch")[..., top : top + h, left : left + w]
-        ok = x[:, 4] > 0.999
-        images[s:e] = images_to_uint8(x[:, :3])
-        depth[s:e] = torch.where(ok, x[:, 3] / x[:, 4].clamp(min=1e-6), torch.zeros_like(x[:, 3]))
-        valid[s:e] = ok
-    instance_ids = None
-    if stack.instance_ids is not None:
-        ids = torch.nn.functional.interpolate(
-            stack.instance_ids[:, None].float(), size=(rh, rw), mode="nearest"
-        )
-        instance_ids = ids[:, 0, top : top + h, left : left + w].to(torch.int32)
-    return FrameStack(
-        images=images,
-        depth=depth,
-        valid=valid,
-        w2c=stack.w2c,
-        K=fit_intrinsics(stack.K, size, resolution, mode),
-        fps=stack.fps,
-        frame_indices=stack.frame_indices,
-        depth_kind=stack.depth_kind,
-        instance_ids=instance_ids,
+    fitter = FrameFitter(len(stack), resolution, mode)
+    for s in range(0, len(stack), batch):
+        e = min(len(stack), s + batch)
+        ids = None if stack.instance_ids is None else stack.instance_ids[s:e]
+        fitter.add(stack.images[s:e], stack.depth[s:e], stack.valid[s:e], ids)
+    return fitter.stack(
+        stack.w2c, stack.K, fps=stack.fps, frame_indices=stack.frame_indices, depth_kind=stack.depth_kind
     )
+
+
+class FrameFitter:
+    """Frames brought to the working resolution as a reader decodes them, so that a clip is never
+    held at its source size: only the working-size :class:`FrameStack` grows.
+
+    The frames come out as :func:`fit_frames` makes them from the whole clip, bit for bit (the
+    bilinear and nearest resizes treat each frame alone, so the frames added together do not
+    matter). Each added frame must have the size of the first.
+
+    Args:
+        count: how many frames will be added.
+        resolution, mode: see :func:`fit_plan`.
+    """
+
+    def __init__(self, count: int, resolution: tuple[int, int], mode: str = "crop") -> None:
+        if mode not in RESIZE_MODES:
+            raise Gen3cInputError(f"unknown resize mode {mode!r}: choose one of {', '.join(RESIZE_MODES)}")
+        self.count, self.resolution, self.mode = count, tuple(resolution), mode
+        self.added = 0
+        self.source_size: tuple[int, int] | None = None
+        self._out: dict[str, Tensor] = {}
+
+    def add(self, images: Tensor, depth: Tensor, valid: Tensor, instance_ids: Tensor | None = None) -> None:
+        """Append frames at their source size (one or a few at a time).
+
+        Args:
+            images: (n, 3, H, W) uint8 (or (3, H, W), one frame).
+            depth: (n, H, W) float32 z-depth, 0 where there is none; ``valid``: (n, H, W) bool.
+            instance_ids: optional (n, H, W) int32, given with every frame or with none.
+        """
+        if images.ndim == 3:
+            images, depth, valid = images[None], depth[None], valid[None]
+            instance_ids = None if instance_ids is None else instance_ids[None]
+        n, size = images.shape[0], (int(images.shape[-2]), int(images.shape[-1]))
+        if self.source_size is None:
+            self.source_size = size
+            h, w = self.resolution if self.plan is not None else size
+            self._out = {"images": torch.empty(self.count, 3, h, w, dtype=torch.uint8), "depth": torch.empty(self.count, h, w),
+                         "valid": torch.empty(self.count, h, w, dtype=torch.bool)}  # fmt: skip
+            if instance_ids is not None:
+                self._out["instance_ids"] = torch.empty(self.count, h, w, dtype=torch.int32)
+        if size != self.source_size:
+            raise ValueError(f"FrameFitter: a {size} frame after {self.source_size} frames")
+        if self.added + n > self.count:
+            raise ValueError(f"FrameFitter: more than the {self.count} frames announced")
+        if (instance_ids is None) == ("instance_ids" in self._out):
+            raise ValueError("FrameFitter: instance_ids must come with every frame or with none")
+        s, e = self.added, self.added + n
+        out = self._out
+        if self.plan is None:
+            out["images"][s:e], out["depth"][s:e], out["valid"][s:e] = images, depth, valid
+            if instance_ids is not None:
+                out["instance_ids"][s:e] = instance_ids
+        else:
+            (rh, rw), top, left = self.plan
+            h, w = self.resolution
+            v = valid[:, None].float()
+            x = torch.cat([images.float().div_(127.5).sub_(1.0), depth[:, None] * v, v], dim=1)
+            x = resize_image(x, (rh, rw), "stretch")[..., top : top + h, left : left + w]
+            ok = x[:, 4] > 0.999
+            out["images"][s:e] = images_to_uint8(x[:, :3])
+            out["depth"][s:e] = torch.where(ok, x[:, 3] / x[:, 4].clamp(min=1e-6), torch.zeros_like(x[:, 3]))
+            out["valid"][s:e] = ok
+            if instance_ids is not None:
+                ids = torch.nn.functional.interpolate(instance_ids[:, None].float(), size=(rh, rw), mode="nearest")
+                out["instance_ids"][s:e] = ids[:, 0, top : top + h, left : left + w].to(torch.int32)
+        self.added = e
+
+    @property
+    def plan(self) -> tuple[tuple[int, int], int, int] | None:
+        """:func:`fit_plan` for the frames added (None while they are at the working size, or none came yet)."""
+        if self.source_size is None or self.source_size == self.resolution:
+            return None
+        return fit_plan(self.source_size, self.resolution, self.mode)
+
+    def stack(self, w2c: Tensor, K: Tensor, **fields) -> FrameStack:
+        """The :class:`FrameStack` of the frames added, given their cameras at the source size
+        (``K`` is adjusted with :func:`fit_intrinsics`); ``fields``: fps, frame_indices, depth_kind."""
+        if self.added != self.count or self.source_size is None:
+            raise ValueError(f"FrameFitter: {self.added} of the {self.count} frames announced were added")
+        if self.plan is not None:
+            K = fit_intrinsics(K, self.source_size, self.resolution, self.mode)
+        return FrameStack(w2c=w2c, K=K, instance_ids=self._out.get("instance_ids"), **fields,
+                          **{k: v for k, v in self._out.items() if k != "instance_ids"})  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +258,9 @@ def check_decoded(decoded: int, expected: int, name: str) -> None:
 
 
 def frame_range(start: int, num_frames: int | None, total: int, name: str) -> int:
-    """The stop index for frames ``start`` … (``num_frames`` of them, or to the end)."""
+    """The stop index for frames ``start`` … (``num_frames`` ≥ 1 of them, or to the end)."""
+    if num_frames is not None and num_frames < 1:
+        raise Gen3cInputError(f"{num_frames} frames of {name} asked for: ask for at least 1")
     if start < 0 or start >= total:
         raise Gen3cInputError(
             f"starting frame {start} is outside {name}, which has {total} frames: pass 0 … {total - 1}"
@@ -206,24 +268,12 @@ def frame_range(start: int, num_frames: int | None, total: int, name: str) -> in
     return total if num_frames is None else min(total, start + num_frames)
 
 
-def load_npz_array(path: Path, key: str, name: str | None = None) -> np.ndarray:
-    """One array of an ``.npz`` file, never unpickling objects; clear errors for the rest."""
-    name = name or f"{str(path)!r}"
-    try:
-        require_numpy_file(path, name, archive=True)
-        with np.load(path, allow_pickle=False) as data:
-            if key not in data.files:
-                raise Gen3cInputError(
-                    f"{name} has no key {key!r} (it holds {sorted(data.files)}): save the array under {key!r}"
-                )
-            return data[key]
-    except Gen3cInputError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise Gen3cInputError(
-                f"{name} key {key!r} holds Python objects, which are never unpickled: save a plain array"
-            ) from None
-        raise Gen3cInputError(f"{name} cannot be read ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise Gen3cInputError(f"{name} is not a readable .npz file ({exc})") from None
+def check_frame_size(image: np.ndarray, fitter: FrameFitter, name: str, frame: int) -> tuple[int, int]:
+    """The (H, W) of a decoded (H, W, 3) frame, which must be that of the frames before it."""
+    size = (int(image.shape[0]), int(image.shape[1]))
+    if fitter.source_size is not None and size != fitter.source_size:
+        h, w = fitter.source_size
+        raise Gen3cInputError(
+            f"{name} frame {frame} is {size[0]}×{size[1]} but the frames before it are {h}×{w}: re-encode the video at one size"
+        )
+    return size

@@ -26,17 +26,18 @@ import torch
 
 from gen3c.cameras import check_intrinsics_fit, validate_poses
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.io.depth import fill_invalid_depth
+from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
+    FrameFitter,
     FrameStack,
     check_array,
     check_decoded,
-    fit_frames,
+    check_frame_size,
     frame_range,
     images_to_uint8,
-    load_npz_array,
 )
-from gen3c.io.video import count_video_frames, read_video
+from gen3c.io.npz import NpzReader, load_npz_array
+from gen3c.io.video import iter_video_frames, probe_video
 
 SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
 
@@ -71,22 +72,23 @@ def read_sample(
     """
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".pt":
-        stack = _read_pt(p, trust_checkpoint, mask_invalid_depth)
-        stack = _select(stack, start, num_frames, f"sample {str(p)!r}")
-    elif p.is_dir():
-        stack = _read_dir(p, start, num_frames, mask_invalid_depth)
-    elif p.is_file() and p.name in SAMPLE_FILES:
+        return _read_pt(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, trust_checkpoint)
+    if p.is_dir():
+        return _read_dir(p, resolution, start, num_frames, resize_mode, mask_invalid_depth)
+    if p.is_file() and p.name in SAMPLE_FILES:
         raise Gen3cInputError(f"sample {str(p)!r} is one file of a GEN3C sample: pass its folder, {str(p.parent)!r}")
-    elif p.is_file():
+    if p.is_file():
         raise Gen3cInputError(f"sample {str(p)!r} is a file but not a .pt sample: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
-    else:
-        raise Gen3cInputError(
-            f"sample {str(p)!r} does not exist: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file"
-        )
-    return fit_frames(stack, resolution, resize_mode)
+    raise Gen3cInputError(
+        f"sample {str(p)!r} does not exist: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file"
+    )
 
 
-def _read_dir(folder: Path, start: int, num_frames: int | None, mask_invalid_depth: bool) -> FrameStack:
+def _read_dir(
+    folder: Path, resolution: tuple[int, int], start: int, num_frames: int | None, resize_mode: str, mask_invalid_depth: bool
+) -> FrameStack:
+    """Decode the frames used from ``rgb.mp4``, ``depth.npz`` and ``mask.npz`` one at a time, each
+    brought to the working resolution as it comes (the npz arrays are read frame by frame too)."""
     name = f"sample directory {str(folder)!r}"
     missing = [f for f in SAMPLE_FILES if not (folder / f).is_file()]
     if missing:
@@ -97,75 +99,81 @@ def _read_dir(folder: Path, start: int, num_frames: int | None, mask_invalid_dep
         raise Gen3cInputError(
             f"{name} lacks {', '.join(missing)}: a GEN3C sample holds {', '.join(SAMPLE_FILES)}"
         )
-    depth = load_npz_array(folder / "depth.npz", "depth")
-    mask = load_npz_array(folder / "mask.npz", "mask")
-    w2c = load_npz_array(folder / "camera.npz", "w2c")
-    K = load_npz_array(folder / "camera.npz", "intrinsics")
-    check_array(depth, f"{name} depth.npz 'depth'", (None, None, None))
-    check_array(mask, f"{name} mask.npz 'mask'", (None, None, None), kinds="bui")
-    check_array(w2c, f"{name} camera.npz 'w2c'", (None, 4, 4))
-    check_array(K, f"{name} camera.npz 'intrinsics'", (None, 3, 3))
-    total = count_video_frames(folder / "rgb.mp4", "sample video")
-    counts = {
-        "rgb.mp4": total,
-        "depth.npz": len(depth),
-        "mask.npz": len(mask),
-        "camera.npz w2c": len(w2c),
-        "camera.npz intrinsics": len(K),
-    }
-    if len(set(counts.values())) != 1:
-        listed = ", ".join(f"{k} {v}" for k, v in counts.items())
-        raise Gen3cInputError(
-            f"{name} has frame counts that disagree ({listed}): every file needs one entry per frame"
-        )
-    if mask.shape != depth.shape:
-        raise Gen3cInputError(
-            f"{name} mask.npz is {mask.shape[1]}×{mask.shape[2]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: they must match"
-        )
-    stop = frame_range(start, num_frames, total, f"{name} rgb.mp4")
-    frames, fps = read_video(folder / "rgb.mp4", "sample video", max_frames=stop - start, start=start)
-    check_decoded(len(frames), stop - start, f"{name} rgb.mp4")
-    if frames.shape[1:3] != depth.shape[1:]:
-        raise Gen3cInputError(
-            f"{name} rgb.mp4 is {frames.shape[1]}×{frames.shape[2]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
-        )
-    depth_t, valid = fill_invalid_depth(
-        torch.from_numpy(depth[start:stop].astype(np.float32)),
-        f"{name} depth.npz",
-        mask_invalid_depth,
-        mask=torch.from_numpy(mask[start:stop].astype(bool)),
-        frame_offset=start,
-    )
-    w2c_t = validate_poses(torch.from_numpy(w2c[start:stop].astype(np.float32)), f"{name} camera.npz w2c", frame_offset=start)
-    K_t = check_intrinsics_fit(
-        torch.from_numpy(K[start:stop].astype(np.float32)), *frames.shape[1:3], f"{name} camera.npz intrinsics", frame_offset=start
-    )
-    return FrameStack(
-        images=torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
-        depth=depth_t,
-        valid=valid,
-        w2c=w2c_t,
-        K=K_t,
-        fps=fps,
-        frame_indices=list(range(start, stop)),
-    )
-
-
-def _read_pt(path: Path, trust_checkpoint: bool, mask_invalid_depth: bool) -> FrameStack:
-    name = f"sample {str(path)!r}"
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        if not trust_checkpoint:
+    with NpzReader(folder / "depth.npz") as depth_npz, NpzReader(folder / "mask.npz") as mask_npz:
+        depth = depth_npz.frames("depth")
+        mask = mask_npz.frames("mask")
+        w2c = load_npz_array(folder / "camera.npz", "w2c")
+        K = load_npz_array(folder / "camera.npz", "intrinsics")
+        check_array(depth, f"{name} depth.npz 'depth'", (None, None, None))
+        check_array(mask, f"{name} mask.npz 'mask'", (None, None, None), kinds="bui")
+        check_array(w2c, f"{name} camera.npz 'w2c'", (None, 4, 4))
+        check_array(K, f"{name} camera.npz 'intrinsics'", (None, 3, 3))
+        video = probe_video(folder / "rgb.mp4", "sample video")
+        total = video.frames
+        counts = {
+            "rgb.mp4": total,
+            "depth.npz": len(depth),
+            "mask.npz": len(mask),
+            "camera.npz w2c": len(w2c),
+            "camera.npz intrinsics": len(K),
+        }
+        if len(set(counts.values())) != 1:
+            listed = ", ".join(f"{k} {v}" for k, v in counts.items())
             raise Gen3cInputError(
-                f"{name} holds Python objects that only full unpickling can load, which can run code: "
-                "convert it to a sample directory, or pass --trust_checkpoint if you trust its source"
-            ) from None
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
-        raise Gen3cInputError(
-            f"{name} is not a readable torch file ({first_line(exc, 120)})"
-        ) from None
+                f"{name} has frame counts that disagree ({listed}): every file needs one entry per frame"
+            )
+        if mask.shape != depth.shape:
+            raise Gen3cInputError(
+                f"{name} mask.npz is {mask.shape[1]}×{mask.shape[2]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: they must match"
+            )
+        stop = frame_range(start, num_frames, total, f"{name} rgb.mp4")
+        w2c_t = validate_poses(torch.from_numpy(w2c[start:stop].astype(np.float32)), f"{name} camera.npz w2c", frame_offset=start)
+        fitter = FrameFitter(stop - start, resolution, resize_mode)
+        tally = InvalidDepthTally()
+        frames = zip(
+            range(start, stop),
+            iter_video_frames(folder / "rgb.mp4", "sample video", start, stop - start, video),
+            depth.frames(start, stop),
+            mask.frames(start, stop),
+            strict=False,
+        )
+        for frame, image, depth_f, mask_f in frames:
+            size = check_frame_size(image, fitter, f"{name} rgb.mp4", frame)
+            if frame == start:
+                if size != depth.shape[1:]:
+                    raise Gen3cInputError(
+                        f"{name} rgb.mp4 is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
+                    )
+                K_t = check_intrinsics_fit(
+                    torch.from_numpy(K[start:stop].astype(np.float32)), *size, f"{name} camera.npz intrinsics", frame_offset=start
+                )
+            depth_t, valid = fill_invalid_depth(
+                torch.from_numpy(depth_f.astype(np.float32))[None],
+                f"{name} depth.npz",
+                mask_invalid_depth,
+                mask=torch.from_numpy(mask_f.astype(bool))[None],
+                frame_offset=frame,
+                tally=tally,
+            )
+            fitter.add(torch.from_numpy(image).permute(2, 0, 1), depth_t[0], valid[0])
+    check_decoded(fitter.added, stop - start, f"{name} rgb.mp4")
+    tally.note(f"{name} depth.npz", mask_invalid_depth, stacklevel=2)
+    return fitter.stack(w2c_t, K_t, fps=video.fps, frame_indices=list(range(start, stop)))
+
+
+def _read_pt(
+    path: Path,
+    resolution: tuple[int, int],
+    start: int,
+    num_frames: int | None,
+    resize_mode: str,
+    mask_invalid_depth: bool,
+    trust_checkpoint: bool,
+) -> FrameStack:
+    """The legacy ``.pt`` sample, memory-mapped where torch can (a file saved by torch ≥ 1.6), so
+    that only the frames used are read; each is brought to the working resolution in turn."""
+    name = f"sample {str(path)!r}"
+    data = _load_pt(path, name, trust_checkpoint)
     if (
         not isinstance(data, (tuple, list))
         or len(data) != 5
@@ -195,23 +203,45 @@ def _read_pt(path: Path, trust_checkpoint: bool, mask_invalid_depth: bool) -> Fr
         raise Gen3cInputError(
             f"{name} image, depth and mask sizes differ: {tuple(image.shape)}, {tuple(depth.shape)}, {tuple(mask.shape)}"
         )
-    if not torch.isfinite(image).all() or image.min() < -1.01 or image.max() > 1.01:
-        raise Gen3cInputError(f"{name} image must be finite and in [−1, 1]")
-    depth_t, valid = fill_invalid_depth(depth[:, 0].float(), f"{name} depth", mask_invalid_depth, mask=mask[:, 0] > 0.5)
-    return FrameStack(
-        images=images_to_uint8(image),
-        depth=depth_t,
-        valid=valid,
-        w2c=validate_poses(w2c.float(), f"{name} w2c"),
-        K=check_intrinsics_fit(K.float(), *image.shape[-2:], f"{name} intrinsics"),
-    )
+    stop = frame_range(start, num_frames, T, name)
+    w2c_t = validate_poses(w2c[start:stop].float(), f"{name} w2c", frame_offset=start)
+    K_t = check_intrinsics_fit(K[start:stop].float(), *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
+    fitter = FrameFitter(stop - start, resolution, resize_mode)
+    tally = InvalidDepthTally()
+    for frame in range(start, stop):
+        if not torch.isfinite(image[frame]).all() or image[frame].min() < -1.01 or image[frame].max() > 1.01:
+            raise Gen3cInputError(f"{name} image (frame {frame}) must be finite and in [−1, 1]")
+        depth_t, valid = fill_invalid_depth(
+            depth[frame : frame + 1, 0].float(), f"{name} depth", mask_invalid_depth,
+            mask=mask[frame : frame + 1, 0] > 0.5, frame_offset=frame, tally=tally,
+        )  # fmt: skip
+        fitter.add(images_to_uint8(image[frame]), depth_t[0], valid[0])
+    tally.note(f"{name} depth", mask_invalid_depth, stacklevel=2)
+    return fitter.stack(w2c_t, K_t, frame_indices=list(range(start, stop)))
 
 
-def _select(stack: FrameStack, start: int, num_frames: int | None, name: str) -> FrameStack:
-    stop = frame_range(start, num_frames, len(stack), name)
-    if (start, stop) == (0, len(stack)):
-        return stack
-    return FrameStack(
-        images=stack.images[start:stop], depth=stack.depth[start:stop], valid=stack.valid[start:stop],
-        w2c=stack.w2c[start:stop], K=stack.K[start:stop], fps=stack.fps, frame_indices=list(range(start, stop)),
-    )  # fmt: skip
+def _load_pt(path: Path, name: str, trust_checkpoint: bool):
+    """``torch.load`` of the file, ``weights_only`` unless the caller trusts it."""
+    try:
+        try:
+            return _mapped(lambda mmap: torch.load(path, map_location="cpu", weights_only=True, mmap=mmap))
+        except pickle.UnpicklingError:
+            if not trust_checkpoint:
+                raise Gen3cInputError(
+                    f"{name} holds Python objects that only full unpickling can load, which can run code: "
+                    "convert it to a sample directory, or pass --trust_checkpoint if you trust its source"
+                ) from None
+            return _mapped(lambda mmap: torch.load(path, map_location="cpu", weights_only=False, mmap=mmap))
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise Gen3cInputError(f"{name} is not a readable torch file ({first_line(exc, 120)})") from None
+
+
+def _mapped(load):
+    """``load(mmap=True)``: only the frames used are then read from the disk; ``load(mmap=False)``
+    for a file of torch's legacy format (before 1.6), which cannot be memory-mapped."""
+    try:
+        return load(True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return load(False)

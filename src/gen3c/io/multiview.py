@@ -14,7 +14,6 @@ One ``.npz`` (GEN3C's ``gen3c_multiview.py --npz_path``) with::
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +22,9 @@ import torch
 
 from gen3c.cameras import Cameras, check_intrinsics_fit, validate_poses
 from gen3c.errors import Gen3cInputError
-from gen3c.io.depth import fill_invalid_depth
-from gen3c.io.formats import require_numpy_file
-from gen3c.io.frames import FrameStack, check_array, fit_frames, fit_intrinsics, images_to_uint8
+from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
+from gen3c.io.frames import FrameFitter, FrameStack, check_array, fit_intrinsics, images_to_uint8
+from gen3c.io.npz import NpzReader
 
 MULTIVIEW_KEYS = (
     "images_key_frames",
@@ -68,76 +67,59 @@ def read_multiview(
     if not p.is_file():
         why = "is a folder: pass the .npz file in it" if p.is_dir() else "does not exist: check --multiview_npz"
         raise Gen3cInputError(f"{name} {why}")
-    try:
-        require_numpy_file(p, name, archive=True)
-        with np.load(p, allow_pickle=False) as data:
-            missing = [k for k in MULTIVIEW_KEYS if k not in data.files]
-            if missing:
-                raise Gen3cInputError(
-                    f"{name} lacks {', '.join(missing)}: GEN3C's multi-view input holds {', '.join(MULTIVIEW_KEYS)} (+ optional Ks_all)"
-                )
-            arrays = {k: data[k] for k in (*MULTIVIEW_KEYS, "Ks_all") if k in data.files}
-    except Gen3cInputError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
+    with NpzReader(p, name) as npz:
+        missing = [k for k in MULTIVIEW_KEYS if k not in npz.files]
+        if missing:
             raise Gen3cInputError(
-                f"{name} holds Python objects, which are never unpickled: save plain arrays"
-            ) from None
-        raise Gen3cInputError(f"{name} cannot be read ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise Gen3cInputError(f"{name} is not a readable .npz file ({exc})") from None
-
-    images = check_array(arrays["images_key_frames"], f"{name} images_key_frames", (None, 3, None, None))
-    N, _, H, W = images.shape
-    if N == 0:
-        raise Gen3cInputError(f"{name} has no key views: images_key_frames is empty")
-    depth = _squeeze_channel(arrays["depth_key_frames"], f"{name} depth_key_frames", (N, H, W), "f")
-    mask = _squeeze_channel(arrays["mask_key_frames"], f"{name} mask_key_frames", (N, H, W), "fbiu")
-    K = check_array(arrays["K_key_frames"], f"{name} K_key_frames", (N, 3, 3))
-    w2c = check_array(arrays["w2cs_key_frames"], f"{name} w2cs_key_frames", (N, 4, 4))
-    w2c_all = check_array(arrays["w2cs_all"], f"{name} w2cs_all", (None, 4, 4))
-    if len(w2c_all) == 0:
-        raise Gen3cInputError(f"{name} w2cs_all is empty: it must hold the cameras of the video to render")
-    if "Ks_all" in arrays:
-        K_all = check_array(arrays["Ks_all"], f"{name} Ks_all", (len(w2c_all), 3, 3))
-    else:
-        K_all = np.broadcast_to(K[-1], (len(w2c_all), 3, 3))
-
-    image_t = torch.from_numpy(images.astype(np.float32))
-    if not torch.isfinite(image_t).all() or image_t.min() < -1.01 or image_t.max() > 1.01:
-        lo, hi = float(np.nanmin(images)), float(np.nanmax(images))
-        raise Gen3cInputError(
-            f"{name} images_key_frames must be finite and in [−1, 1], got values in [{lo:.3g}, {hi:.3g}]"
+                f"{name} lacks {', '.join(missing)}: GEN3C's multi-view input holds {', '.join(MULTIVIEW_KEYS)} (+ optional Ks_all)"
+            )
+        # The key views are read one at a time below; the cameras whole.
+        images = check_array(npz.frames("images_key_frames"), f"{name} images_key_frames", (None, 3, None, None))
+        depth_frames, mask_frames = npz.frames("depth_key_frames"), npz.frames("mask_key_frames")
+        cameras = {k: npz.load(k) for k in ("K_key_frames", "w2cs_key_frames", "w2cs_all", "Ks_all") if k in npz.files}
+        N, _, H, W = images.shape
+        if N == 0:
+            raise Gen3cInputError(f"{name} has no key views: images_key_frames is empty")
+        depth = check_array(depth_frames.squeeze_channel(), f"{name} depth_key_frames", (N, H, W), "f")
+        mask = check_array(mask_frames.squeeze_channel(), f"{name} mask_key_frames", (N, H, W), "fbiu")
+        K = check_array(cameras["K_key_frames"], f"{name} K_key_frames", (N, 3, 3))
+        w2c = check_array(cameras["w2cs_key_frames"], f"{name} w2cs_key_frames", (N, 4, 4))
+        w2c_all = check_array(cameras["w2cs_all"], f"{name} w2cs_all", (None, 4, 4))
+        if len(w2c_all) == 0:
+            raise Gen3cInputError(f"{name} w2cs_all is empty: it must hold the cameras of the video to render")
+        if "Ks_all" in cameras:
+            K_all = check_array(cameras["Ks_all"], f"{name} Ks_all", (len(w2c_all), 3, 3))
+        else:
+            K_all = np.broadcast_to(K[-1], (len(w2c_all), 3, 3))
+        key_w2c = validate_poses(torch.from_numpy(w2c.astype(np.float32)), f"{name} w2cs_key_frames")
+        key_K = check_intrinsics_fit(torch.from_numpy(K.astype(np.float32)), H, W, f"{name} K_key_frames")
+        trajectory = Cameras(
+            validate_poses(torch.from_numpy(w2c_all.astype(np.float32)), f"{name} w2cs_all"),
+            fit_intrinsics(
+                check_intrinsics_fit(torch.from_numpy(np.ascontiguousarray(K_all, dtype=np.float32)), H, W, f"{name} Ks_all"),
+                (H, W),
+                resolution,
+                resize_mode,
+            ),
+            *resolution,
         )
-    depth_t, valid = fill_invalid_depth(
-        torch.from_numpy(depth.astype(np.float32)),
-        f"{name} depth_key_frames",
-        mask_invalid_depth,
-        mask=torch.from_numpy(mask.astype(np.float32) > 0.5),
-    )
-    keys = FrameStack(
-        images=images_to_uint8(image_t),
-        depth=depth_t,
-        valid=valid,
-        w2c=validate_poses(torch.from_numpy(w2c.astype(np.float32)), f"{name} w2cs_key_frames"),
-        K=check_intrinsics_fit(torch.from_numpy(K.astype(np.float32)), H, W, f"{name} K_key_frames"),
-    )
-    trajectory = Cameras(
-        validate_poses(torch.from_numpy(w2c_all.astype(np.float32)), f"{name} w2cs_all"),
-        fit_intrinsics(
-            check_intrinsics_fit(torch.from_numpy(np.ascontiguousarray(K_all, dtype=np.float32)), H, W, f"{name} Ks_all"),
-            (H, W),
-            resolution,
-            resize_mode,
-        ),
-        *resolution,
-    )
-    return MultiViewInput(keys=fit_frames(keys, resolution, resize_mode), trajectory=trajectory)
-
-
-def _squeeze_channel(array: np.ndarray, name: str, shape: tuple[int, int, int], kinds: str) -> np.ndarray:
-    """(N, 1, H, W) or (N, H, W) → (N, H, W)."""
-    if array.ndim == 4 and array.shape[1] == 1:
-        array = array[:, 0]
-    return check_array(array, name, shape, kinds)
+        fitter = FrameFitter(N, resolution, resize_mode)
+        tally = InvalidDepthTally()
+        for i, (image, depth_i, mask_i) in enumerate(zip(images.frames(), depth.frames(), mask.frames(), strict=True)):
+            image_t = torch.from_numpy(image.astype(np.float32))
+            if not torch.isfinite(image_t).all() or image_t.min() < -1.01 or image_t.max() > 1.01:
+                lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
+                raise Gen3cInputError(
+                    f"{name} images_key_frames must be finite and in [−1, 1], got values in [{lo:.3g}, {hi:.3g}] (key view {i})"
+                )
+            depth_t, valid = fill_invalid_depth(
+                torch.from_numpy(depth_i.astype(np.float32))[None],
+                f"{name} depth_key_frames",
+                mask_invalid_depth,
+                mask=torch.from_numpy(mask_i.astype(np.float32) > 0.5)[None],
+                frame_offset=i,
+                tally=tally,
+            )
+            fitter.add(images_to_uint8(image_t), depth_t[0], valid[0])
+    tally.note(f"{name} depth_key_frames", mask_invalid_depth, stacklevel=2)
+    return MultiViewInput(keys=fitter.stack(key_w2c, key_K), trajectory=trajectory)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -151,26 +154,152 @@ def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float
     return Path(path)
 
 
+@dataclass(frozen=True)
+class VideoIndex:
+    """What a video's packets tell without decoding a frame (:func:`probe_video`).
+
+    Attributes:
+        frames: how many frames it has.
+        fps: its frame rate (24 when the file does not say).
+        pts: each frame's presentation time, in display order; None when a packet lacks one.
+        idr: ``(frame index, pts)`` of each H.264 IDR frame: decoding from one gives every
+            later frame exactly as decoding from the first frame does, since no frame after an
+            IDR frame refers to one before it. Empty for other codecs.
+    """
+
+    frames: int
+    fps: float
+    pts: tuple[int, ...] | None = None
+    idr: tuple[tuple[int, int], ...] = ()
+
+
+def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
+    """Count a video's frames and find where decoding may start, from its packets (no decoding)."""
+    import av
+
+    p = Path(path)
+    if not p.is_file():
+        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+    pts: list[int | None] = []
+    keys: list[int] = []
+    try:
+        with av.open(str(p)) as container:
+            stream = _video_stream(container, p, name)
+            fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
+            nal_length = _avc_nal_length(stream)
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                pts.append(packet.pts)
+                if packet.is_keyframe and nal_length and _is_idr(bytes(packet), nal_length):
+                    keys.append(packet.pts)
+    except Gen3cInputError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): re-encode it as H.264 mp4") from None
+    if not pts:
+        raise Gen3cInputError(f"{name} {str(p)!r} has no frames")
+    if None in pts or len(set(pts)) != len(pts):  # no order to find frames by: decode from the start
+        return VideoIndex(len(pts), fps)
+    ordered = sorted(pts)
+    rank = {t: i for i, t in enumerate(ordered)}
+    return VideoIndex(len(pts), fps, tuple(ordered), tuple((rank[t], t) for t in keys))
+
+
+def _avc_nal_length(stream) -> int | None:
+    """Bytes of the NAL unit lengths of an H.264 stream stored as in mp4 (``avcC``); else None."""
+    extradata = stream.codec_context.extradata
+    if stream.codec_context.name != "h264" or not extradata or len(extradata) < 5 or extradata[0] != 1:
+        return None
+    return (extradata[4] & 3) + 1
+
+
+def _is_idr(data: bytes, nal_length: int) -> bool:
+    """Whether an H.264 access unit (length-prefixed NAL units) holds an IDR slice (NAL type 5)."""
+    i = 0
+    while i + nal_length < len(data):
+        size = int.from_bytes(data[i : i + nal_length], "big")
+        if data[i + nal_length] & 0x1F == 5:
+            return True
+        i += nal_length + size
+    return False
+
+
 def count_video_frames(path: str | os.PathLike, name: str = "video") -> int:
     """Number of frames of a video, counted from its packets (no decoding)."""
+    return probe_video(path, name).frames
+
+
+def iter_video_frames(
+    path: str | os.PathLike, name: str = "video", start: int = 0, count: int | None = None, index: VideoIndex | None = None
+) -> Iterator[np.ndarray]:
+    """Decode frames ``start`` … ``start + count − 1`` (None: to the end), one (H, W, 3) uint8
+    RGB array at a time, holding none of the others.
+
+    Given the video's ``index`` (:func:`probe_video`), decoding starts at the last IDR frame at or
+    before ``start`` rather than at the first frame, which gives the same frames (checked on
+    landing: where the seek does not land on that IDR frame, decoding starts from the first
+    frame). The frame numbers are those of decoding from the first frame.
+    """
     import av
 
     p = Path(path)
     if not p.is_file():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
     try:
-        with av.open(str(p)) as container:
-            if not container.streams.video:
-                raise Gen3cInputError(f"{name} {str(p)!r} has no video stream")
-            stream = container.streams.video[0]
-            count = sum(1 for packet in container.demux(stream) if packet.size > 0)
+        for frame in itertools.islice(_decoded(p, name, start, index), count):
+            yield frame.to_ndarray(format="rgb24")
     except Gen3cInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): re-encode it as H.264 mp4") from None
-    if count == 0:
-        raise Gen3cInputError(f"{name} {str(p)!r} has no frames")
-    return count
+        raise Gen3cInputError(f"{name} {str(p)!r} cannot be decoded ({exc}): re-encode it as H.264 mp4") from None
+
+
+def _decoded(path: Path, name: str, start: int, index: VideoIndex | None):
+    """The decoded frames ``start``, ``start + 1``, … (``av.VideoFrame``)."""
+    import av
+
+    if index is not None:
+        with av.open(str(path)) as container:
+            frames = _seek(container, _video_stream(container, path, name), index, start)
+            if frames is not None:
+                yield from frames
+                return
+    with av.open(str(path)) as container:
+        yield from itertools.islice(container.decode(_video_stream(container, path, name)), start, None)
+
+
+def _video_stream(container, path: Path, name: str):
+    if not container.streams.video:
+        raise Gen3cInputError(f"{name} {str(path)!r} has no video stream")
+    return container.streams.video[0]
+
+
+def _seek(container, stream, index: VideoIndex, start: int):
+    """Frames ``start``, ``start + 1``, … decoded from the last IDR frame at or before ``start``;
+    None where there is none past the first frame, or the seek lands elsewhere."""
+    before = [idr for idr in index.idr if idr[0] <= start]
+    if index.pts is None or start >= index.frames or not before or before[-1][0] == 0:
+        return None
+    import av
+
+    try:
+        container.seek(before[-1][1], backward=True, any_frame=False, stream=stream)  # lands on it (mp4 seeks by pts)
+    except av.error.FFmpegError:
+        return None
+    frames = container.decode(stream)
+    first = next(frames, None)
+    # Landed on an IDR frame at or before ``start`` (an earlier one only costs time): from there
+    # on, the frames are those of decoding from the first frame.
+    if first is None or first.pts not in {t for _, t in before}:
+        return None
+    target = index.pts[start]
+    frame = first
+    while frame is not None and frame.pts is not None and frame.pts < target:
+        frame = next(frames, None)
+    if frame is None or frame.pts != target:
+        return None
+    return itertools.chain([frame], frames)
 
 
 def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | None = None, start: int = 0) -> tuple[np.ndarray, float]:
@@ -179,31 +308,11 @@ def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | N
     Args:
         start: first frame to keep; ``max_frames``: how many to keep (None: all).
     """
-    import av
-
-    p = Path(path)
-    if not p.is_file():
-        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
-    frames = []
-    try:
-        with av.open(str(p)) as container:
-            if not container.streams.video:
-                raise Gen3cInputError(f"{name} {str(p)!r} has no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
-            for i, frame in enumerate(container.decode(stream)):
-                if i < start:
-                    continue
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-    except Gen3cInputError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise Gen3cInputError(f"{name} {str(p)!r} cannot be decoded ({exc}): re-encode it as H.264 mp4") from None
+    index = probe_video(path, name)
+    frames = list(iter_video_frames(path, name, start, max_frames, index))
     if not frames:
-        raise Gen3cInputError(f"{name} {str(p)!r} has no frames from index {start}")
-    return np.stack(frames), fps
+        raise Gen3cInputError(f"{name} {str(path)!r} has no frames from index {start}")
+    return np.stack(frames), index.fps
 
 
 def frames_to_tensor(frames: np.ndarray) -> Tensor:

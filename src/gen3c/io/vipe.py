@@ -14,6 +14,7 @@ checked but, as in GEN3C, do not remove points from the cache.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import zipfile
@@ -24,16 +25,10 @@ import torch
 
 from gen3c.cameras import check_intrinsics_fit, invert_pose, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
-from gen3c.io.depth import fill_invalid_depth
-from gen3c.io.frames import (
-    FrameStack,
-    check_array,
-    check_decoded,
-    fit_frames,
-    frame_range,
-    load_npz_array,
-)
-from gen3c.io.video import count_video_frames, read_video
+from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
+from gen3c.io.frames import FrameFitter, FrameStack, check_array, check_decoded, check_frame_size, frame_range
+from gen3c.io.npz import load_npz_array
+from gen3c.io.video import iter_video_frames, probe_video
 
 VIPE_FOLDERS = ("rgb", "pose", "intrinsics", "depth")
 
@@ -106,6 +101,10 @@ def read_vipe(
 ) -> FrameStack:
     """Read frames ``start`` … ``start + num_frames − 1`` of a ViPE clip at the working resolution.
 
+    Only those frames are decoded (from the last H.264 IDR frame before ``start``: a late start
+    does not decode the whole clip before it), each brought to the working resolution as it is
+    decoded with its depth, so memory holds the working-size frames and one source-size frame.
+
     Args:
         path: the ViPE output directory, or ``rgb/<clip>.mp4`` inside it.
         clip: the clip's name, needed when the directory holds several.
@@ -131,7 +130,8 @@ def read_vipe(
             f"ViPE directory {str(root)!r} lacks {', '.join(missing)} for clip {clip!r}: re-run 'vipe infer'"
         )
     rel = {key: str(f.relative_to(root)) for key, f in files.items()}
-    total = count_video_frames(files["rgb"], "ViPE video")
+    video = probe_video(files["rgb"], "ViPE video")
+    total = video.frames
     stop = frame_range(start, num_frames, total, f"ViPE {rel['rgb']}")
     needed = list(range(start, stop))
 
@@ -143,29 +143,28 @@ def read_vipe(
     K[:, 2, 2] = 1.0
     K = validate_intrinsics(K, f"ViPE {rel['intrinsics']} intrinsics")
 
-    frames, fps = read_video(files["rgb"], "ViPE video", max_frames=len(needed), start=start)
-    check_decoded(len(frames), len(needed), f"ViPE {rel['rgb']}")
-    size = frames.shape[1:3]
-    check_intrinsics_fit(K, *size, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
-    depth = _read_zip_frames(files["depth"], rel["depth"], needed, total, ".exr", size, _decode_exr)
-    depth, valid = fill_invalid_depth(torch.from_numpy(depth), f"ViPE {rel['depth']}", mask_invalid_depth, frame_offset=start)
-    instance_ids = None
+    depth_name = f"ViPE {rel['depth']}"
     mask_zip = root / "mask" / f"{clip}.zip"
-    if mask_zip.is_file():
-        ids = _read_zip_frames(mask_zip, f"mask/{clip}.zip", needed, total, ".png", size, _decode_png)
-        instance_ids = torch.from_numpy(ids)
-    stack = FrameStack(
-        images=torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
-        depth=depth,
-        valid=valid,
-        w2c=w2c.float(),
-        K=K,
-        fps=fps,
-        frame_indices=needed,
-        depth_kind="metric",
-        instance_ids=instance_ids,
-    )
-    return fit_frames(stack, resolution, resize_mode)
+    fitter = FrameFitter(len(needed), resolution, resize_mode)
+    tally = InvalidDepthTally()
+    with contextlib.ExitStack() as open_files:
+        depths = open_files.enter_context(_ZipFrames(files["depth"], rel["depth"], needed, total, ".exr", _decode_exr))
+        masks = None
+        if mask_zip.is_file():
+            masks = open_files.enter_context(_ZipFrames(mask_zip, f"mask/{clip}.zip", needed, total, ".png", _decode_png))
+        rgb = iter_video_frames(files["rgb"], "ViPE video", start, len(needed), video)
+        for frame, image in zip(needed, rgb, strict=False):
+            size = check_frame_size(image, fitter, f"ViPE {rel['rgb']}", frame)
+            if frame == start:
+                check_intrinsics_fit(K, *size, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
+            depth, valid = fill_invalid_depth(
+                torch.from_numpy(depths.read(frame, size))[None], depth_name, mask_invalid_depth, frame_offset=frame, tally=tally
+            )
+            ids = None if masks is None else torch.from_numpy(masks.read(frame, size))
+            fitter.add(torch.from_numpy(image).permute(2, 0, 1), depth[0], valid[0], ids)
+    check_decoded(fitter.added, len(needed), f"ViPE {rel['rgb']}")
+    tally.note(depth_name, mask_invalid_depth, stacklevel=2)
+    return fitter.stack(w2c.float(), K, fps=video.fps, frame_indices=needed, depth_kind="metric")
 
 
 def _per_frame(
@@ -194,45 +193,54 @@ def _per_frame(
     return data[[rows[f] for f in needed]].astype(np.float32)
 
 
-def _read_zip_frames(
-    path: Path, rel: str, needed: list[int], total: int, suffix: str, size: tuple[int, int], decode
-) -> np.ndarray:
-    """Decode ``{frame:05d}{suffix}`` of each needed frame from a zip into one (n, H, W) array."""
-    name = f"ViPE {rel}"
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise Gen3cInputError(f"{name} is not a readable zip file ({exc})") from None
-    with archive:
-        members = set(archive.namelist())
+class _ZipFrames:
+    """The per-frame files ``{frame:05d}{suffix}`` of a ViPE zip, each decoded when read.
+
+    Opening checks that the zip holds every frame asked for and none past the video's end.
+    """
+
+    def __init__(self, path: Path, rel: str, needed: list[int], total: int, suffix: str, decode) -> None:
+        self.name, self.suffix, self.decode = f"ViPE {rel}", suffix, decode
+        try:
+            self.archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable zip file ({exc})") from None
+        members = set(self.archive.namelist())
         indices = sorted(
             int(m[: -len(suffix)]) for m in members if m.endswith(suffix) and m[: -len(suffix)].isdigit()
         )
         if indices and indices[-1] >= total:
+            self.archive.close()
             raise Gen3cInputError(
-                f"{name} has frames up to {indices[-1]} but the video has {total} frames: frame counts disagree (files of different clips?)"
+                f"{self.name} has frames up to {indices[-1]} but the video has {total} frames: frame counts disagree (files of different clips?)"
             )
-        out = None
-        for i, frame in enumerate(needed):
-            member = f"{frame:05d}{suffix}"
-            if member not in members:
-                raise Gen3cInputError(
-                    f"{name} has no {member} (frame {frame}); it holds {len(indices)} of the video's {total} frames"
-                )
-            try:
-                array = decode(archive.read(member))
-            except Gen3cInputError as exc:
-                raise Gen3cInputError(f"{name} {member}: {exc}") from None
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-                raise Gen3cInputError(f"{name} {member} cannot be read ({exc})") from None
-            if array.shape != tuple(size):
-                raise Gen3cInputError(
-                    f"{name} {member} is {array.shape[0]}×{array.shape[1]} but the video is {size[0]}×{size[1]}: they must match"
-                )
-            if out is None:
-                out = np.empty((len(needed), *size), dtype=array.dtype)
-            out[i] = array
-    return out
+        absent = next((f for f in needed if f"{f:05d}{suffix}" not in members), None)
+        if absent is not None:
+            self.archive.close()
+            raise Gen3cInputError(
+                f"{self.name} has no {absent:05d}{suffix} (frame {absent}); it holds {len(indices)} of the video's {total} frames"
+            )
+
+    def __enter__(self) -> _ZipFrames:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.archive.close()
+
+    def read(self, frame: int, size: tuple[int, int]) -> np.ndarray:
+        """Frame ``frame``'s (H, W) array, which must be of the video's ``size``."""
+        member = f"{frame:05d}{self.suffix}"
+        try:
+            array = self.decode(self.archive.read(member))
+        except Gen3cInputError as exc:
+            raise Gen3cInputError(f"{self.name} {member}: {exc}") from None
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise Gen3cInputError(f"{self.name} {member} cannot be read ({exc})") from None
+        if array.shape != tuple(size):
+            raise Gen3cInputError(
+                f"{self.name} {member} is {array.shape[0]}×{array.shape[1]} but the video is {size[0]}×{size[1]}: they must match"
+            )
+        return array
 
 
 def _decode_exr(data: bytes) -> np.ndarray:

@@ -1,0 +1,172 @@
+"""``.npz`` archives read without unpickling, whole or one frame at a time.
+
+A video sample's ``depth.npz`` holds every frame of the clip: (T, H, W) float16 is 12 GB for two
+minutes of 1080p. :meth:`NpzReader.frames` reads one array along its first axis, a frame at a
+time from the archive member (deflated or stored), so a job that uses 121 frames from frame
+2000 on reads those and never holds the rest. :meth:`NpzReader.load` reads a small array whole.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from gen3c.errors import Gen3cInputError
+from gen3c.io.formats import require_numpy_file
+
+_READ_ERRORS = (OSError, zipfile.BadZipFile, EOFError, zlib.error)
+
+
+class NpzReader:
+    """An open ``.npz`` file (use as a context manager).
+
+    Args:
+        name: how errors name the file (default: its path, quoted).
+    Raises:
+        Gen3cInputError: not an ``.npz`` file (a renamed PNG, text), or a damaged zip.
+    """
+
+    def __init__(self, path: str | os.PathLike, name: str | None = None) -> None:
+        self.path = Path(path)
+        self.name = name or f"{str(self.path)!r}"
+        require_numpy_file(self.path, self.name, archive=True)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except _READ_ERRORS as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({exc})") from None
+        # numpy.load's naming: a member "x.npy" is the array "x".
+        self._members = {m.removesuffix(".npy"): m for m in self._zip.namelist()}
+
+    @property
+    def files(self) -> list[str]:
+        """The names of the arrays it holds."""
+        return list(self._members)
+
+    def __enter__(self) -> NpzReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def _member(self, key: str) -> str:
+        if key not in self._members:
+            raise Gen3cInputError(
+                f"{self.name} has no key {key!r} (it holds {sorted(self._members)}): save the array under {key!r}"
+            )
+        return self._members[key]
+
+    def load(self, key: str) -> np.ndarray:
+        """The array ``key``, whole (numpy's own reader, pickles refused)."""
+        member = self._member(key)
+        try:
+            with self._zip.open(member) as fp:
+                return np.lib.format.read_array(fp, allow_pickle=False)
+        except ValueError as exc:
+            if "pickle" in str(exc).lower():
+                raise self._objects(key) from None
+            raise Gen3cInputError(f"{self.name} cannot be read ({exc})") from None
+        except _READ_ERRORS as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({exc})") from None
+
+    def frames(self, key: str) -> NpzFrames:
+        """The array ``key`` as :class:`NpzFrames`: its shape and dtype now, its frames when read."""
+        member = self._member(key)
+        try:
+            with self._zip.open(member) as fp:
+                version = np.lib.format.read_magic(fp)
+                if version == (1, 0):
+                    shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(fp)
+                elif version == (2, 0):
+                    shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fp)
+                else:  # 3.0 (unicode field names): rare; numpy reads it whole
+                    return NpzFrames(self, key, array=self.load(key))
+                offset = fp.tell()
+        except ValueError as exc:
+            raise Gen3cInputError(f"{self.name} cannot be read ({exc})") from None
+        except _READ_ERRORS as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({exc})") from None
+        if dtype.hasobject:
+            raise self._objects(key)
+        if fortran_order and len(shape) > 1:  # frames are not contiguous in the file: read it whole
+            return NpzFrames(self, key, array=self.load(key))
+        return NpzFrames(self, key, shape=shape, dtype=dtype, offset=offset)
+
+    def _objects(self, key: str) -> Gen3cInputError:
+        return Gen3cInputError(f"{self.name} key {key!r} holds Python objects, which are never unpickled: save a plain array")
+
+
+class NpzFrames:
+    """One array of an :class:`NpzReader`, read along its first axis.
+
+    Attributes:
+        shape, dtype, ndim: as the array's (``frames`` yields ``shape[1:]`` arrays of ``dtype``).
+    """
+
+    def __init__(
+        self,
+        reader: NpzReader,
+        key: str,
+        *,
+        shape: tuple[int, ...] | None = None,
+        dtype: np.dtype | None = None,
+        offset: int = 0,
+        array: np.ndarray | None = None,
+    ) -> None:
+        self._reader, self.key, self._offset, self._array = reader, key, offset, array
+        self.shape = tuple(array.shape) if array is not None else tuple(shape)
+        self.dtype = array.dtype if array is not None else dtype
+        self._frame_shape = self.shape[1:]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def squeeze_channel(self) -> NpzFrames:
+        """(N, 1, H, W) read as (N, H, W); any other shape as it is."""
+        if self.ndim == 4 and self.shape[1] == 1:
+            self.shape = (self.shape[0], *self.shape[2:])
+        return self
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """``array[start]``, ``array[start + 1]``, … ``array[stop − 1]``, each read when asked for.
+
+        Raises:
+            Gen3cInputError: the member ends early or is damaged.
+        """
+        stop = len(self) if stop is None else stop
+        if self._array is not None:
+            for i in range(start, stop):
+                yield self._array[i].reshape(self.shape[1:])
+            return
+        nbytes = self.dtype.itemsize * math.prod(self._frame_shape)
+        name = self._reader.name
+        try:
+            with self._reader._zip.open(self._reader._members[self.key]) as fp:
+                fp.seek(self._offset + start * nbytes)  # a deflated member is inflated up to here, not kept
+                for i in range(start, stop):
+                    data = fp.read(nbytes)
+                    if len(data) != nbytes:
+                        raise Gen3cInputError(
+                            f"{name} {self.key!r} ends at frame {i} of its {len(self)}: the file is truncated, save it again"
+                        )
+                    yield np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:])
+        except _READ_ERRORS as exc:
+            raise Gen3cInputError(f"{name} is not a readable .npz file ({exc})") from None
+
+
+def load_npz_array(path: str | os.PathLike, key: str, name: str | None = None) -> np.ndarray:
+    """One array of an ``.npz`` file, whole, never unpickling objects; clear errors for the rest."""
+    with NpzReader(path, name) as npz:
+        return npz.load(key)
