@@ -964,14 +964,23 @@ def _run(request, source=None, resume: bool = False) -> None:
         out = run_request(request, source=source, progress=progress, resume=resume)
     result = out.result
     chunks = f" in {len(result.chunks)} chunks" if len(result.chunks) > 1 else ""
-    console.print(
-        f"[green]wrote[/] {escape(str(out.paths['video']))} ({result.num_frames} frames{chunks}, {result.cameras.width}×{result.cameras.height}) in {out.seconds:.1f} s"
-    )
+    size = f"{result.cameras.width}×{result.cameras.height}"
+    if "buffer_masks" in out.paths:  # --save_buffer: the buffer renders sit left of each frame
+        size += f", {_video_width(out.paths['video'])}×{result.cameras.height} with the buffer renders"
+    console.print(f"[green]wrote[/] {escape(str(out.paths['video']))} ({result.num_frames} frames{chunks}, {size}) in {out.seconds:.1f} s")
     for key, path in out.paths.items():
         if key != "video":
             console.print(f"      {escape(str(path))}", highlight=False)
     if out.generator_settings is not None:
         console.print(f"      ran with {escape(_describe_settings(out.generator_settings))}", highlight=False, soft_wrap=True)
+
+
+def _video_width(path) -> int:
+    """The width of a video just written (read from its header)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return container.streams.video[0].width
 
 
 def _describe_settings(ran: dict) -> str:
