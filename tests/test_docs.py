@@ -228,3 +228,168 @@ def test_inputs_vipe_python_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(shrunk(code, {"(704, 1280)": "(64, 112)", "num_frames=121": "num_frames=9", "121, frames.w2c, frames.K, 704, 1280": "9, frames.w2c, frames.K, 64, 112"}), {})
     assert count_video_frames(tmp_path / "outputs" / "vipe_left.mp4") == 9
+
+
+# -- the docs' flags, values and defaults against the command line's own --------------------------
+
+
+def gen3c_commands():
+    """(words, command) of every gen3c command, subcommands included."""
+    todo = [((), typer.main.get_command(app))]
+    while todo:
+        words, command = todo.pop()
+        yield words, command
+        todo += [((*words, name), sub) for name, sub in getattr(command, "commands", {}).items()]
+
+
+def flags_of(command) -> set[str]:
+    return {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+
+
+def benchmark_flags() -> set[str]:
+    return {f for p in BENCHMARKS.glob("*.py") for f in re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", p.read_text())}
+
+
+#: Flags of other programs the docs show, and the program that must stand right before them.
+OTHER_PROGRAMS = {"--nproc_per_node": "torchrun", "--standalone": "torchrun", "--head": "ray start", "--address": "ray start",
+                  "--port": "ray start", "--output": "vipe infer", "--logdir": "tensorboard", "--hypothesis-show-statistics": "pytest"}  # fmt: skip
+FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_flag_the_docs_name_exists(doc):
+    """Every ``--flag`` in a doc (prose or code) is a flag of a gen3c command or of a benchmark
+    script, or of the other program its line names (torchrun, ray, …): a flag renamed or removed
+    in the code cannot stay in the docs. (Inline code naming ``gen3c SUB`` is held to SUB's own
+    flags by test_every_documented_command_parses.)"""
+    known = set().union(*(flags_of(c) for _, c in gen3c_commands())) | benchmark_flags()
+    lines = doc.read_text().splitlines()
+    unknown = []
+    for i, line in enumerate(lines):
+        for m in FLAG.finditer(line):
+            before = " ".join(lines[max(0, i - 1) : i]) + " " + line[: m.start()]  # the program may end the line above
+            if m.group(0) not in known and OTHER_PROGRAMS.get(m.group(0), "\0") not in before:
+                unknown.append(f"line {i + 1}: {m.group(0)} in {line.strip()!r}")
+    assert not unknown, unknown
+
+
+#: Flags a command's help names that belong to another program or command, on purpose.
+HELP_NAMES_OTHERS = {("generate", "--nproc_per_node"), ("train", "--nproc_per_node"),  # torchrun's
+                     ("download", "--disable_prompt_encoder")}  # what the runs (gen3c generate) then need  # fmt: skip
+
+
+def test_each_commands_help_names_only_its_own_flags():
+    """The help of a command names only flags it takes (a shared help text must not send a user of
+    ``gen3c demo`` to a --camera_file it does not have)."""
+    wrong = []
+    for words, command in gen3c_commands():
+        name = " ".join(words)
+        for param, text in [("", command.help or ""), *((p.name, getattr(p, "help", None) or "") for p in command.params)]:
+            wrong += [f"gen3c {name} {param}: {f}" for f in FLAG.findall(text) if f not in flags_of(command) and (name, f) not in HELP_NAMES_OTHERS]
+    assert not wrong, wrong
+
+
+def inline_code(text: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S).replace("\n", " "))
+
+
+def option_choices(flag: str) -> set[str] | None:
+    """The values a flag takes, where the command line or the library lists them (None: any)."""
+    import enum
+
+    from gen3c.models.memory import MEMORY_MODES
+    from gen3c.models.packaged import PACKAGED_MODELS
+    from gen3c.pipelines.presets import SPEED_PRESETS
+    from gen3c.schedulers import SAMPLERS
+
+    listed = {"--speed": SPEED_PRESETS, "--sampler": SAMPLERS, "--memory_mode": MEMORY_MODES, "--model": PACKAGED_MODELS}
+    if flag in listed:
+        return set(listed[flag])
+    kinds = [p.type_descriptor.annotation for _, c in gen3c_commands() for p in c.params if flag in p.opts]
+    if kinds and all(isinstance(k, type) and issubclass(k, enum.Enum) for k in kinds):
+        return {e.value for k in kinds for e in k}
+    return None
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_values_the_docs_give_flags_are_valid(doc):
+    """``--flag VALUE`` in the prose's inline code names a value the flag takes (a preset, a
+    trajectory, a memory mode, a packaged model …)."""
+    wrong = []
+    for span in inline_code(doc.read_text()):
+        for flag, value in re.findall(r"(?<![\w-])(--[a-z]\w*)[ =]([a-z_0-9]\w*)\b", span):
+            choices = option_choices(flag)
+            if choices is not None and value not in choices:
+                wrong.append(f"`{span}`: {value!r} is not one of {sorted(choices)}")
+    assert not wrong, wrong
+
+
+def cli_defaults(flag: str) -> set[str]:
+    """The defaults of ``flag`` over the commands that take it, as text (None left out)."""
+    import enum
+
+    values = set()
+    for _, command in gen3c_commands():
+        for p in command.params:
+            if flag in p.opts and p.default is not None:
+                d = p.default.value if isinstance(p.default, enum.Enum) else p.default
+                values.add(f"{d:g}" if isinstance(d, float) else str(d))
+    return values
+
+
+DEFAULT_STATED = [
+    re.compile(r"`(?P<flag>--[a-z]\w*) (?P<value>[\w.]+)` \((?:the )?default\b"),  # `--speed exact` (the default …
+    re.compile(r"`(?P<flag>--[a-z]\w*)`(?:,| \() ?default:? `?(?P<value>[\w./]+)`?(?! when)"),  # `--work_dir` (default `gen3c_gui/`
+]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_defaults_the_docs_state_are_the_cli_defaults(doc):
+    """"`--flag VALUE` (default)", "`--flag`, default VALUE" and "`--flag` (default `VALUE`)" say
+    what the command line's own default is."""
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S).replace("\n", " ")
+    wrong = []
+    for pattern in DEFAULT_STATED:
+        for m in pattern.finditer(text):
+            value = m["value"].rstrip("/")
+            value = f"{float(value):g}" if re.fullmatch(r"[\d.]+", value) else value
+            defaults = cli_defaults(m["flag"])
+            if defaults and value not in defaults:
+                wrong.append(f"{m.group(0)!r}: the command line's default is {' or '.join(sorted(defaults))}")
+    assert not wrong, wrong
+
+
+def test_a_documented_flag_drift_is_caught():
+    """The checks above can fail: a flag no command has, a value a flag does not take, a wrong default."""
+    known = set().union(*(flags_of(c) for _, c in gen3c_commands()))
+    assert "--num_video_frame" not in known and "--speed" in known
+    assert "fastest" in option_choices("--speed") and "faster" not in option_choices("--speed")
+    assert "sideways" not in option_choices("--trajectory") and option_choices("--fps") is None
+    m = DEFAULT_STATED[0].search("the `--resize_mode stretch` (default) resize")
+    assert m["value"] == "stretch" and cli_defaults("--resize_mode") == {"crop"}
+    m = DEFAULT_STATED[1].search("(× `--png_depth_scale`, default 0.001)")
+    assert m["value"] == "0.001" and cli_defaults("--png_depth_scale") == {"0.001"}
+
+
+def test_readme_test_command_is_what_ci_runs():
+    """The README's second set-up command (tests) is .ci/run's last line, word for word."""
+    (setup,) = [b for b in code_blocks((ROOT / "README.md").read_text(), "bash") if "pytest" in b]
+    demo, tests = [line for line in setup.splitlines() if line and not line.startswith("#")]
+    assert demo.endswith("&& gen3c demo") and "pip install" in demo
+    assert (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == tests
+
+
+def test_every_benchmark_table_names_its_device_and_date():
+    """In docs/benchmarks.md the paragraph right above each table (its command left aside) names
+    the machine (H100, H200, the 2-core CPU …) and the day of the measurement."""
+    blocks = re.split(r"\n\s*\n", re.sub(r"```.*?```", "", (ROOT / "docs" / "benchmarks.md").read_text(), flags=re.S))
+    unlabelled, lead, tables = [], "", 0
+    for block in blocks:
+        if block.lstrip().startswith("|"):
+            tables += 1
+            if not (re.search(r"\b20\d\d-\d\d-\d\d\b", lead) and re.search(r"H100|H200|2-core|2 cores|CPU", lead)):
+                unlabelled.append(block.strip().splitlines()[0])
+            lead = ""
+        else:
+            lead = block
+    assert tables > 15 and not unlabelled, unlabelled

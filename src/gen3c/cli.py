@@ -151,6 +151,10 @@ DistanceOpt = Annotated[
         help="How far the camera moves (GEN3C default 0.3). Its unit is set by --trajectory_scale.",
     ),
 ]
+DemoDistanceOpt = Annotated[
+    float,
+    typer.Option("--movement_distance", help="How far the camera moves, as a share of the sample's median depth (GEN3C default 0.3)."),
+]
 ScaleOpt = Annotated[
     TrajectoryScale,
     typer.Option(
@@ -167,6 +171,20 @@ FramesOpt = Annotated[
         help="Frames to generate (default: one per camera of --camera_file, else one chunk of the model, 121; the tiny "
         "model's 17). The gen3c generator "
         "needs (chunk−1)·N+1 (121, 241, …; tiny: 17, 33, …); the preview takes any count.",
+        show_default=False,
+    ),
+]
+DemoFramesOpt = Annotated[
+    int,
+    typer.Option("--num_video_frames", help="Frames to generate (any count; 241, 361, … = 120·N+1 are made in N chunks of 121)."),
+]
+GuiFramesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--num_video_frames",
+        help="Frames of the camera path to start with (default: one chunk of the model, 121; the tiny model's 17; an imported "
+        "camera path brings its own). The gen3c generator needs (chunk−1)·N+1 (121, 241, …; tiny: 17, 33, …); the preview "
+        "takes any count.",
         show_default=False,
     ),
 ]
@@ -223,15 +241,21 @@ IntrinsicsOpt = Annotated[
 FovOpt = Annotated[
     float | None, typer.Option("--fov", help="Horizontal field of view of the input image in degrees (instead of --intrinsics).")
 ]
+ESTIMATORS = (
+    "'moge' (GEN3C's, Ruicheng/moge-vitl), a MoGe model.pt, depth_pro, depth_anything_v2, zoedepth or any transformers "
+    "depth model id or folder, or 'prior' (no weights: ground plane + wall)."
+)
 DepthEstimatorOpt = Annotated[
     str,
     typer.Option(
         "--depth_estimator",
-        help="Depth estimator for a single image (generate: without --depth_path, or for the camera of a --depth_path "
-        "without --intrinsics/--fov): "
-        "'moge' (GEN3C's, Ruicheng/moge-vitl), a MoGe model.pt, depth_pro, depth_anything_v2, zoedepth or any transformers "
-        "depth model id or folder, or 'prior' (no weights: ground plane + wall).",
+        help="Depth estimator for a single image (without --depth_path, or for the camera of a --depth_path without "
+        "--intrinsics/--fov): " + ESTIMATORS,
     ),
+]
+DepthCommandEstimatorOpt = Annotated[str, typer.Option("--depth_estimator", help="Depth estimator: " + ESTIMATORS)]
+GuiEstimatorOpt = Annotated[
+    str, typer.Option("--depth_estimator", help="Depth estimator for an image loaded without depth (or without a camera): " + ESTIMATORS)
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the gen3c generator's sampler (the preview draws no random numbers).")]
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate of the written video (default: the --camera_file's, else 24 as GEN3C).")]
@@ -631,8 +655,8 @@ def demo(
     video_save_name: NameOpt = "demo",
     trajectory: TrajectoryOpt = Trajectory.left,
     camera_rotation: RotationOpt = Rotation.center_facing,
-    movement_distance: DistanceOpt = 0.3,
-    num_video_frames: FramesOpt = 121,
+    movement_distance: DemoDistanceOpt = 0.3,
+    num_video_frames: DemoFramesOpt = 121,
     resolution: ResolutionOpt = "352x640",
     save_buffer: SaveBufferOpt = False,
     save_point_cloud: PlyOpt = False,
@@ -780,8 +804,8 @@ def gui(
     generator: GeneratorOpt = GeneratorName.preview,
     resolution: ResolutionOpt = "704x1280",
     resize_mode: ResizeOpt = ResizeMode.crop,
-    num_video_frames: FramesOpt = None,
-    depth_estimator: DepthEstimatorOpt = "moge",
+    num_video_frames: GuiFramesOpt = None,
+    depth_estimator: GuiEstimatorOpt = "moge",
     filter_points_threshold: FilterOpt = 0.05,
     foreground_masking: FgOpt = False,
     splat: SplatOpt = Splat.bilinear,
@@ -847,7 +871,7 @@ def gui(
 @user_errors
 def depth(
     image_path: Annotated[Path, typer.Argument(help="The image to estimate depth for.")],
-    depth_estimator: DepthEstimatorOpt = "moge",
+    depth_estimator: DepthCommandEstimatorOpt = "moge",
     output_folder: Annotated[Path, typer.Option("--output_folder", help="Folder for the outputs (created if needed).")] = Path("outputs"),
     name: Annotated[str | None, typer.Option("--name", help="Base name of the outputs (default: the image's name).")] = None,
     resolution: Annotated[
