@@ -393,3 +393,128 @@ def test_every_benchmark_table_names_its_device_and_date():
         else:
             lead = block
     assert tables > 15 and not unlabelled, unlabelled
+
+
+# -- every Python block of the docs runs (shrunk), or says why it cannot here ----------------------
+
+#: Each Python block of README/docs, by a line of it: the test that runs it, or why none can here.
+PYTHON_BLOCKS = {
+    ("README.md", 'gen3c.generate("photo.png", depth="photo_depth.npy", fov=60, model="tiny"'): "test_readme_python_api_runs",
+    ("README.md", "prepare_source(image, depth, K"): "test_readme_step_by_step_python_runs",
+    ("inputs.md", "read_vipe("): "test_inputs_vipe_python_runs",
+    ("depth.md", "load_depth_estimator("): "test_depth_python_runs",
+    ("batch.md", "run_batch("): "test_batch_python_runs",
+    ("eval.md", "run_benchmark("): "test_eval_python_runs",
+    ("gen3c_model.md", 'memory_mode="group_offload")   # as `gen3c generate`'): None,  # GEN3C-7B's weights, from the hub
+    ("gen3c_model.md", "load_generator("): "test_gen3c_model_python_runs",
+    ("gen3c_model.md", "callback_on_step_end=stop_early"): "test_gen3c_model_python_runs",
+    ("multi_gpu.md", "num_gpus=N"): None,  # under torchrun on GPUs; tests/test_context_parallel.py runs 2 CPU ranks
+}
+
+
+def test_every_python_block_is_run_or_excused():
+    """A Python block added to the docs gets a test here (or a reason it cannot run on a CPU)."""
+    blocks = [(doc.name, block) for doc in DOCS for block in code_blocks(doc.read_text(), "python")]
+    for name, block in blocks:
+        keys = [k for k in PYTHON_BLOCKS if k[0] == name and k[1] in block]
+        assert len(keys) == 1, f"{name}: a Python block with no entry in PYTHON_BLOCKS:\n{block[:300]}"
+    assert len(blocks) == len(PYTHON_BLOCKS)
+    assert all(test is None or test in globals() for test in PYTHON_BLOCKS.values())
+
+
+def python_block(doc: str, line: str) -> str:
+    (block,) = [b for b in code_blocks((ROOT / doc).read_text() if doc == "README.md" else (ROOT / "docs" / doc).read_text(), "python") if line in b]
+    return block
+
+
+def write_photo(folder: Path) -> None:
+    """photo.png and photo_depth.npy as the README names them: the shipped demo sample."""
+    import shutil
+
+    import numpy as np
+
+    assets = ROOT / "src" / "gen3c" / "assets"
+    shutil.copy(assets / "demo_image.png", folder / "photo.png")
+    np.save(folder / "photo_depth.npy", np.load(assets / "demo_depth.npz")["depth"].astype(np.float32))
+
+
+@pytest.mark.slow
+def test_readme_python_api_runs(tmp_path, monkeypatch):
+    """README, "Python": ``gen3c.generate`` with the shipped small model and the diffusers pipeline
+    (the lines that fetch GEN3C-7B's weights left out, the pipeline loaded from the small model)."""
+    code = python_block("README.md", 'model="tiny"')
+    write_photo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(shrunk(code, {
+        'out = gen3c.generate("photo.png", trajectory="left", movement_distance=0.3)': "pass",
+        'gen3c.generate("photo.png", depth="photo_depth.npy", fov=60, low_memory=True, prompt="a quiet street")': "pass",
+        'from_pretrained("nvidia/Gen3C-Cosmos-7B"': 'from_pretrained("tiny"',
+    }), ns)  # fmt: skip
+    assert ns["out"].paths["video"] == Path("outputs/photo.mp4") and (tmp_path / "outputs" / "photo.mp4").is_file()
+    assert tuple(ns["out"].result.frames.shape) == (17, 3, 64, 112)  # the small model's chunk
+    assert ns["pipe"].transformer.dtype == ns["torch"].bfloat16
+
+
+def test_depth_python_runs():
+    """docs/depth.md, "Python": with the weight-free prior instead of MoGe."""
+    from gen3c.io.images import load_image
+
+    image = (load_image(ROOT / "src" / "gen3c" / "assets" / "demo_image.png") + 1) / 2
+    ns = {"image": image}
+    exec(shrunk(python_block("depth.md", "load_depth_estimator("), {'"moge"': '"prior"'}), ns)
+    est = ns["est"]
+    assert tuple(est.depth.shape) == (704, 1280) and tuple(est.intrinsics.shape) == (3, 3) and est.kind == "relative"
+
+
+@pytest.mark.slow
+def test_batch_python_runs(tmp_path, monkeypatch, capsys):
+    """docs/batch.md, "Python": the shipped example manifest as jobs.jsonl, one worker."""
+    examples = ROOT / "docs" / "examples"
+    manifest = (examples / "batch_manifest.jsonl").read_text().replace("../../src/gen3c/assets/", f"{ROOT}/src/gen3c/assets/")
+    (tmp_path / "jobs.jsonl").write_text(manifest)
+    (tmp_path / "batch_diagonal_cameras.json").write_text((examples / "batch_diagonal_cameras.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(shrunk(python_block("batch.md", "run_batch("), {"workers=2": "workers=1"}), ns)
+    assert ns["summary"].counts["done"] == 4 and not ns["summary"].failed
+    assert "'done': 4" in capsys.readouterr().out and (tmp_path / "outputs" / "jobs" / "batch_summary.csv").is_file()
+
+
+@pytest.mark.slow
+def test_eval_python_runs(tmp_path, monkeypatch):
+    """docs/eval.md, "Python": a generator of one's own beside two rows, at 64×112 and 9 frames."""
+    pytest.importorskip("matplotlib")
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    my_generator = PreviewGenerator()
+    my_generator.name = "my_generator"  # a row of its own, beside the preview's
+    monkeypatch.chdir(tmp_path)
+    ns = {"my_generator": my_generator}
+    code = shrunk(python_block("eval.md", "run_benchmark("), {'presets=("left", "clockwise"))': 'presets=("left", "clockwise"), resolution=(64, 112), num_frames=9)'})
+    exec(code, ns)
+    assert set(ns["summarize"](ns["result"])) >= {"still", "preview", "my_generator"}
+    assert (tmp_path / "my_eval" / "report.md").is_file() and (tmp_path / "my_eval" / "results.json").is_file()
+
+
+@pytest.mark.slow
+def test_gen3c_model_python_runs(tmp_path, monkeypatch):
+    """docs/gen3c_model.md, "The parts" and "diffusers' call arguments": with the shipped small
+    model for GEN3C-7B and the CPU for CUDA, on the demo sample's cache at 64×112, 17 frames."""
+    import torch
+
+    from gen3c.pipelines.camera_video import build_cache, prepare_source, preset_cameras
+    from gen3c.scenes import load_demo_sample
+
+    source = prepare_source(*load_demo_sample(), resolution=(64, 112))
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=17, movement_distance=0.3)
+    cache = build_cache([source])
+    buffers = cache.render(cameras)
+    ns = {"torch": torch, "cache": cache, "cameras": cameras, "first_frame": source.image, "image": source.image,
+          "buffer_colors": buffers.colors, "buffer_masks": buffers.masks}  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    parts = python_block("gen3c_model.md", "load_generator(")
+    exec(shrunk(parts, {'"gen3c-7b/"': '"tiny"', 'load_pipeline("tiny")': 'load_pipeline("tiny", dtype=torch.float32)', '"cuda")': '"cpu")'}), ns)
+    assert tuple(ns["frames"].shape) == (17, 3, 64, 112) and tuple(ns["out"].frames.shape) == (17, 3, 64, 112)
+    exec(shrunk(python_block("gen3c_model.md", "callback_on_step_end=stop_early"), {'torch.Generator("cuda")': 'torch.Generator("cpu")'}), ns)
+    assert ns["out"].frames.shape == (1, 17, 64, 112, 3) and (tmp_path / "video.mp4").is_file()
