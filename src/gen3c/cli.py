@@ -1102,7 +1102,7 @@ def eval_command(
     ] = "all",
     camera_rotation: RotationOpt = Rotation.center_facing,
     movement_distance: Annotated[
-        float, typer.Option("--movement_distance", help="How far the camera moves, as a share of the scene's median depth (--trajectory_scale).")
+        float, typer.Option("--movement_distance", help="How far the camera moves: a share of the scene's median depth with the default --trajectory_scale median_depth.")
     ] = 0.15,
     trajectory_scale: ScaleOpt = TrajectoryScale.median_depth,
     resolution: Annotated[
