@@ -937,7 +937,12 @@ def train(
         str | None, typer.Option("--resume", help="Continue from a checkpoint folder (OUT/checkpoints/step_…), or 'auto' for the newest in OUT.")
     ] = None,
     stop_after: Annotated[
-        int | None, typer.Option("--stop_after", help="End this invocation after N steps, checkpointed (resume it later with --resume auto).")
+        int | None, typer.Option(
+            "--stop_after",
+            help="End this invocation after N optimiser steps of the DiT (distillation: counted over its stages), checkpointed "
+            "(resume it later with --resume auto). A from-scratch run's tokenizer stage comes first and is not counted "
+            "(tokenizer.max_minutes bounds it).",
+        ),
     ] = None,
 ) -> None:
     """Train or fine-tune GEN3C's DiT (full or LoRA) on clips with depth and cameras, or distil a checkpoint into a few-step student; see docs/training.md.
