@@ -968,7 +968,9 @@ def train(
     if main:
         last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
         ranks = f" on {result.processes} processes ({result.parallel})" if result.processes > 1 else ""
-        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s → {escape(str(result.exported or result.checkpoint))}")
+        tok = result.tokenizer  # a from-scratch run's tokenizer stage, before the DiT's steps
+        before = f" (after the tokenizer's {tok['steps']} steps, {tok['seconds']:.1f} s)" if tok else ""
+        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s{before} → {escape(str(result.exported or result.checkpoint))}")
 
 
 def _cuda() -> bool:
