@@ -4,7 +4,9 @@ DiT forwards, peak GPU memory and the fidelity of each preset's video against th
 Rows (``--rows``, ';'-separated): ``stock`` — GEN3C's sampler on diffusers' stock eager
 ``CosmosTransformer3DModel`` (default attention, no gen3c speed setting: the baseline); a
 preset name (``exact``, ``fast``, ``fastest``, :data:`gen3c.pipelines.presets.SPEED_PRESETS`);
-or a preset with overrides, e.g. ``exact guidance_batch=1`` or ``fast step_cache=fbc:0.1``.
+or a preset with overrides, e.g. ``exact guidance_batch=1`` or ``fast step_cache=fbc:0.1``; and
+``fp8_weights=1``: the DiT's weights stored in float8, as ``gen3c generate --fp8`` (and
+``--low_memory``) store them.
 Every row makes the same video from the same inputs and seed: a procedural scene
 (:mod:`gen3c.scenes`) lifted into the 3D cache, rendered along the case's camera preset
 (``render``: the cache kept on the CPU, splatted on the GPU that samples, the renders left there
@@ -51,6 +53,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -76,8 +79,14 @@ def row_label(text: str) -> str:
     return " ".join(text.split())
 
 
-def parse_row(text: str) -> tuple[str, SpeedPreset | None]:
-    """``stock`` → (stock, None); ``fast step_cache=fbc guidance_batch=1`` → (label, settings).
+class Row(NamedTuple):
+    label: str
+    settings: SpeedPreset | None  # None: the stock row
+    fp8_weights: bool = False  # the DiT's weights stored in float8 (``gen3c generate --fp8``)
+
+
+def parse_row(text: str) -> Row:
+    """``stock`` → (stock, None); ``fast step_cache=fbc guidance_batch=1 fp8_weights=1`` → (label, settings, True).
 
     Raises:
         argparse.ArgumentTypeError: not a row.
@@ -90,15 +99,15 @@ def parse_row(text: str) -> tuple[str, SpeedPreset | None]:
     if words[0] == "stock":
         if len(words) > 1:
             raise argparse.ArgumentTypeError("the stock row takes no overrides")
-        return "stock", None
+        return Row("stock", None)
     if words[0] not in SPEED_PRESETS:
         raise argparse.ArgumentTypeError(f"unknown row {words[0]!r}: stock or one of {', '.join(SPEED_PRESETS)}")
-    fields = {f.name: f.type for f in dataclasses.fields(SpeedPreset)}
+    fields = {f.name: f.type for f in dataclasses.fields(SpeedPreset)} | {"fp8_weights": "bool"}
     overrides = {}
     for word in words[1:]:
         key, _, value = word.partition("=")
         if key not in fields:
-            raise argparse.ArgumentTypeError(f"row {text!r}: {key!r} is not a speed setting ({', '.join(fields)})")
+            raise argparse.ArgumentTypeError(f"row {text!r}: {key!r} is not a speed setting or fp8_weights ({', '.join(fields)})")
         kind = str(fields[key])
         try:
             if "bool" in kind:
@@ -111,13 +120,14 @@ def parse_row(text: str) -> tuple[str, SpeedPreset | None]:
                 overrides[key] = None if value in ("", "none", "None") and key == "attention_backend" else value
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"row {text!r}: {exc}") from None
+    fp8_weights = overrides.pop("fp8_weights", False)
     try:
-        return row_label(text), speed_settings(words[0], **overrides)
+        return Row(row_label(text), speed_settings(words[0], **overrides), fp8_weights)
     except Gen3cInputError as exc:
         raise argparse.ArgumentTypeError(f"row {text!r}: {exc}") from None
 
 
-def parse_rows(text: str) -> list[tuple[str, SpeedPreset | None]]:
+def parse_rows(text: str) -> list[Row]:
     """``--rows``: ';'-separated rows (:func:`parse_row`)."""
     rows = [parse_row(r) for r in text.split(";") if r.strip()]
     if not rows:
@@ -189,9 +199,10 @@ class Models:
         make_on = self.device if self.device.type == "cuda" else torch.device("cpu")
         return build_module(CosmosTransformer3DModel, self.tcfg, make_on, self.dtype).to(self.device)
 
-    def pipeline(self, settings: SpeedPreset | None):
+    def pipeline(self, settings: SpeedPreset | None, fp8_weights: bool = False):
         """A pipeline with a fresh DiT: stock (``settings`` None) or with ``settings`` applied as
-        :func:`gen3c.pipelines.loading.load_generator` applies them."""
+        :func:`gen3c.pipelines.loading.load_generator` applies them; ``fp8_weights``: the DiT's
+        weights stored in float8 (as ``--fp8``)."""
         from diffusers import EDMEulerScheduler
 
         from gen3c.models.memory import memory_plan
@@ -200,7 +211,7 @@ class Models:
 
         transformer = self.transformer()
         pipe = Gen3cPipeline(transformer, self.vae, EDMEulerScheduler(**configs.SCHEDULER_GEN3C), prompt_cache=self.prompt_cache)
-        pipe.configure_memory(memory_plan("resident", vae_chunk_frames=self.args.vae_chunk_frames), self.device)
+        pipe.configure_memory(memory_plan("resident", fp8=fp8_weights, vae_chunk_frames=self.args.vae_chunk_frames), self.device)
         pipe.set_progress_bar_config(disable=True)
         if settings is not None:
             apply_speed_settings(pipe, settings, self.checkpoint)
@@ -378,7 +389,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.probe_steps < 2:
         parser.error("--probe_steps must be at least 2 (the first step is not timed)")
-    labels = [name for name, _ in args.rows]
+    labels = [row.label for row in args.rows]
     if args.extrapolate is None:
         args.extrapolate = {"stock"}
     else:
@@ -395,7 +406,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     device = device_or_exit(args.device, full_size=not (args.tiny or args.model))
     rows, extrapolated = args.rows, args.extrapolate
-    runs_reference = any(name == args.reference_row and name not in extrapolated for name, _ in rows)
+    runs_reference = any(row.label == args.reference_row and row.label not in extrapolated for row in rows)
     if args.reference is not None and not runs_reference and not args.reference.is_file():
         raise SystemExit(f"--reference {args.reference} does not exist and the {args.reference_row!r} row is not run in full here: "
                          "run it (add it to --rows) to write that file")  # fmt: skip
@@ -435,7 +446,7 @@ def main(argv: list[str] | None = None) -> dict:
     order = sorted(rows, key=lambda row: not (row[0] == args.reference_row and row[0] not in extrapolated))
     results = {}
     warmed = False
-    for label, settings in order:
+    for label, settings, fp8_weights in order:
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -444,7 +455,7 @@ def main(argv: list[str] | None = None) -> dict:
         probe = label in extrapolated
         steps = args.probe_steps if probe else full_steps
         print(f"[{label}] building…", flush=True)
-        pipe = models.pipeline(settings)
+        pipe = models.pipeline(settings, fp8_weights)
         uses_batch2 = settings is not None and settings.guidance_batch
         batch_sizes = [2] if uses_batch2 and settings.guidance_every == 1 else [1, 2] if uses_batch2 else [1]
         counter, per_case, saved = None, [], {}
@@ -487,6 +498,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = {
             "row": label,
             "settings": None if settings is None else dataclasses.asdict(settings),
+            "fp8_weights": fp8_weights,
             "extrapolated_from_steps": steps if probe else None,
             **{k: sum(c[k] for c in per_case) / n for k in ("render_s", "encode_s", "sample_s", "decode_s")},
             "forwards": counter.forwards / n * (full_steps / steps if probe else 1),
@@ -503,7 +515,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[{label}] total {result['total_s']:.1f} s (sample {result['sample_s']:.1f} s), forwards {result['forwards']:.0f}, "
               f"PSNR {fmt(result['psnr_vs_reference'], '.2f')} dB", flush=True)  # fmt: skip
         del pipe
-    results = [results[name] for name, _ in rows if name in results]
+    results = [results[row.label] for row in rows if row.label in results]
     summary = {"device": device_name, "torch": torch.__version__, "model": what,
                "video": f"{args.frames} frames {args.height}x{args.width}", "cases": ",".join(args.cases), "rows": results}  # fmt: skip
     table = markdown_table(results, args.reference_row)

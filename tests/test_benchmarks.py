@@ -45,6 +45,7 @@ def test_argument_mistakes_fail_while_parsing(capsys):
         ("bench_dit", ["--modes", "fp8", "--e2e_mode", "resident"], "not among --modes"),
         ("bench_video", ["--rows", "exact;fast", "--extrapolate", "exact compile=1"], "not a row of --rows"),
         ("bench_video", ["--rows", "exact compile=maybe"], "not a yes/no value"),
+        ("bench_video", ["--rows", "exact fp8_weights=maybe"], "not a yes/no value"),
         ("bench_speed", ["--rows", "stock,regional_flash5"], "unknown row 'regional_flash5'"),
         ("bench_memory", ["--plans", "0,9"], "indices 0 …"),
         ("bench_memory", ["--steps", "1"], "at least 2"),
@@ -71,17 +72,19 @@ def test_bench_speed_psnr_is_against_the_stock_row_wherever_it_comes(tmp_path):
 @pytest.mark.slow
 def test_bench_video_compares_rows_listed_before_the_reference(tmp_path):
     """The reference row runs first, so a row before it in --rows still gets its PSNR; the table
-    keeps the order given, and the JSON and markdown files parse."""
+    keeps the order given, and the JSON and markdown files parse. A row with ``fp8_weights=1``
+    stores the DiT's weights in float8 (``--fp8``): the same sampler, a slightly different video."""
     video = benchmark_module("bench_video")
-    summary = video.main(["--tiny", "--device", "cpu", "--rows", "fastest;exact", "--extrapolate", "none",
+    summary = video.main(["--tiny", "--device", "cpu", "--rows", "fastest;exact;exact fp8_weights=1", "--extrapolate", "none",
                           "--json", str(tmp_path / "v.json"), "--markdown", str(tmp_path / "v.md")])  # fmt: skip
-    fastest, exact = summary["rows"]
-    assert (fastest["row"], exact["row"]) == ("fastest", "exact")
+    fastest, exact, fp8 = summary["rows"]
+    assert (fastest["row"], exact["row"], fp8["row"]) == ("fastest", "exact", "exact fp8_weights=1")
     assert exact["psnr_vs_reference"] == math.inf and 20 < fastest["psnr_vs_reference"] < math.inf
-    assert (fastest["forwards"], exact["forwards"]) == (16, 70)
+    assert (fastest["forwards"], exact["forwards"], fp8["forwards"]) == (16, 70, 70)
+    assert fp8["fp8_weights"] and not exact["fp8_weights"] and 20 < fp8["psnr_vs_reference"] < math.inf
     assert json.loads((tmp_path / "v.json").read_text())["rows"][1]["psnr_vs_reference"] == "inf"
     lines = (tmp_path / "v.md").read_text().splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| fastest |") and "| ∞ |" in lines[3]
+    assert len(lines) == 5 and lines[2].startswith("| fastest |") and "| ∞ |" in lines[3]
 
 
 def test_bench_cache_render_cpu_mode_renders_what_numpy_renders(capsys):

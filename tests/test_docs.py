@@ -247,3 +247,299 @@ def test_inputs_vipe_python_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(shrunk(code, {"(704, 1280)": "(64, 112)", "num_frames=121": "num_frames=9", "121, frames.w2c, frames.K, 704, 1280": "9, frames.w2c, frames.K, 64, 112"}), {})
     assert count_video_frames(tmp_path / "outputs" / "vipe_left.mp4") == 9
+
+
+# -- the docs' flags, values and defaults against the command line's own --------------------------
+
+
+def gen3c_commands():
+    """(words, command) of every gen3c command, subcommands included."""
+    todo = [((), typer.main.get_command(app))]
+    while todo:
+        words, command = todo.pop()
+        yield words, command
+        todo += [((*words, name), sub) for name, sub in getattr(command, "commands", {}).items()]
+
+
+def flags_of(command) -> set[str]:
+    return {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+
+
+def benchmark_flags() -> set[str]:
+    return {f for p in BENCHMARKS.glob("*.py") for f in re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", p.read_text())}
+
+
+#: Flags of other programs the docs show, and the program that must stand right before them.
+OTHER_PROGRAMS = {"--nproc_per_node": "torchrun", "--standalone": "torchrun", "--head": "ray start", "--address": "ray start",
+                  "--port": "ray start", "--output": "vipe infer", "--logdir": "tensorboard", "--hypothesis-show-statistics": "pytest"}  # fmt: skip
+FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_flag_the_docs_name_exists(doc):
+    """Every ``--flag`` in a doc (prose or code) is a flag of a gen3c command or of a benchmark
+    script, or of the other program its line names (torchrun, ray, …): a flag renamed or removed
+    in the code cannot stay in the docs. (Inline code naming ``gen3c SUB`` is held to SUB's own
+    flags by test_every_documented_command_parses.)"""
+    known = set().union(*(flags_of(c) for _, c in gen3c_commands())) | benchmark_flags()
+    lines = doc.read_text().splitlines()
+    unknown = []
+    for i, line in enumerate(lines):
+        for m in FLAG.finditer(line):
+            before = " ".join(lines[max(0, i - 1) : i]) + " " + line[: m.start()]  # the program may end the line above
+            if m.group(0) not in known and OTHER_PROGRAMS.get(m.group(0), "\0") not in before:
+                unknown.append(f"line {i + 1}: {m.group(0)} in {line.strip()!r}")
+    assert not unknown, unknown
+
+
+#: Flags a command's help names that belong to another program or command, on purpose.
+HELP_NAMES_OTHERS = {("generate", "--nproc_per_node"), ("train", "--nproc_per_node"),  # torchrun's
+                     ("download", "--disable_prompt_encoder")}  # what the runs (gen3c generate) then need  # fmt: skip
+
+
+def test_each_commands_help_names_only_its_own_flags():
+    """The help of a command names only flags it takes (a shared help text must not send a user of
+    ``gen3c demo`` to a --camera_file it does not have)."""
+    wrong = []
+    for words, command in gen3c_commands():
+        name = " ".join(words)
+        for param, text in [("", command.help or ""), *((p.name, getattr(p, "help", None) or "") for p in command.params)]:
+            wrong += [f"gen3c {name} {param}: {f}" for f in FLAG.findall(text) if f not in flags_of(command) and (name, f) not in HELP_NAMES_OTHERS]
+    assert not wrong, wrong
+
+
+def inline_code(text: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S).replace("\n", " "))
+
+
+def option_choices(flag: str) -> set[str] | None:
+    """The values a flag takes, where the command line or the library lists them (None: any)."""
+    import enum
+
+    from gen3c.models.memory import MEMORY_MODES
+    from gen3c.models.packaged import PACKAGED_MODELS
+    from gen3c.pipelines.presets import SPEED_PRESETS
+    from gen3c.schedulers import SAMPLERS
+
+    listed = {"--speed": SPEED_PRESETS, "--sampler": SAMPLERS, "--memory_mode": MEMORY_MODES, "--model": PACKAGED_MODELS}
+    if flag in listed:
+        return set(listed[flag])
+    kinds = [p.type_descriptor.annotation for _, c in gen3c_commands() for p in c.params if flag in p.opts]
+    if kinds and all(isinstance(k, type) and issubclass(k, enum.Enum) for k in kinds):
+        return {e.value for k in kinds for e in k}
+    return None
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_values_the_docs_give_flags_are_valid(doc):
+    """``--flag VALUE`` in the prose's inline code names a value the flag takes (a preset, a
+    trajectory, a memory mode, a packaged model …)."""
+    wrong = []
+    for span in inline_code(doc.read_text()):
+        for flag, value in re.findall(r"(?<![\w-])(--[a-z]\w*)[ =]([a-z_0-9]\w*)\b", span):
+            choices = option_choices(flag)
+            if choices is not None and value not in choices:
+                wrong.append(f"`{span}`: {value!r} is not one of {sorted(choices)}")
+    assert not wrong, wrong
+
+
+def cli_defaults(flag: str) -> set[str]:
+    """The defaults of ``flag`` over the commands that take it, as text (None left out)."""
+    import enum
+
+    values = set()
+    for _, command in gen3c_commands():
+        for p in command.params:
+            if flag in p.opts and p.default is not None:
+                d = p.default.value if isinstance(p.default, enum.Enum) else p.default
+                values.add(f"{d:g}" if isinstance(d, float) else str(d))
+    return values
+
+
+DEFAULT_STATED = [
+    re.compile(r"`(?P<flag>--[a-z]\w*) (?P<value>[\w.]+)` \((?:the )?default\b"),  # `--speed exact` (the default …
+    re.compile(r"`(?P<flag>--[a-z]\w*)`(?:,| \() ?default:? `?(?P<value>[\w./]+)`?(?! when)"),  # `--work_dir` (default `gen3c_gui/`
+]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_defaults_the_docs_state_are_the_cli_defaults(doc):
+    """"`--flag VALUE` (default)", "`--flag`, default VALUE" and "`--flag` (default `VALUE`)" say
+    what the command line's own default is."""
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S).replace("\n", " ")
+    wrong = []
+    for pattern in DEFAULT_STATED:
+        for m in pattern.finditer(text):
+            value = m["value"].rstrip("/")
+            value = f"{float(value):g}" if re.fullmatch(r"[\d.]+", value) else value
+            defaults = cli_defaults(m["flag"])
+            if defaults and value not in defaults:
+                wrong.append(f"{m.group(0)!r}: the command line's default is {' or '.join(sorted(defaults))}")
+    assert not wrong, wrong
+
+
+def test_a_documented_flag_drift_is_caught():
+    """The checks above can fail: a flag no command has, a value a flag does not take, a wrong default."""
+    known = set().union(*(flags_of(c) for _, c in gen3c_commands()))
+    assert "--num_video_frame" not in known and "--speed" in known
+    assert "fastest" in option_choices("--speed") and "faster" not in option_choices("--speed")
+    assert "sideways" not in option_choices("--trajectory") and option_choices("--fps") is None
+    m = DEFAULT_STATED[0].search("the `--resize_mode stretch` (default) resize")
+    assert m["value"] == "stretch" and cli_defaults("--resize_mode") == {"crop"}
+    m = DEFAULT_STATED[1].search("(× `--png_depth_scale`, default 0.001)")
+    assert m["value"] == "0.001" and cli_defaults("--png_depth_scale") == {"0.001"}
+
+
+def test_readme_test_command_is_what_ci_runs():
+    """The README's second set-up command (tests) is .ci/run's last line, word for word."""
+    (setup,) = [b for b in code_blocks((ROOT / "README.md").read_text(), "bash") if "pytest" in b]
+    demo, tests = [line for line in setup.splitlines() if line and not line.startswith("#")]
+    assert demo.endswith("&& gen3c demo") and "pip install" in demo
+    assert (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == tests
+
+
+def test_every_benchmark_table_names_its_device_and_date():
+    """In docs/benchmarks.md the paragraph right above each table (its command left aside) names
+    the machine (H100, H200, the 2-core CPU …) and the day of the measurement."""
+    blocks = re.split(r"\n\s*\n", re.sub(r"```.*?```", "", (ROOT / "docs" / "benchmarks.md").read_text(), flags=re.S))
+    unlabelled, lead, tables = [], "", 0
+    for block in blocks:
+        if block.lstrip().startswith("|"):
+            tables += 1
+            if not (re.search(r"\b20\d\d-\d\d-\d\d\b", lead) and re.search(r"H100|H200|2-core|2 cores|CPU", lead)):
+                unlabelled.append(block.strip().splitlines()[0])
+            lead = ""
+        else:
+            lead = block
+    assert tables > 15 and not unlabelled, unlabelled
+
+
+# -- every Python block of the docs runs (shrunk), or says why it cannot here ----------------------
+
+#: Each Python block of README/docs, by a line of it: the test that runs it, or why none can here.
+PYTHON_BLOCKS = {
+    ("README.md", 'gen3c.generate("photo.png", depth="photo_depth.npy", fov=60, model="tiny"'): "test_readme_python_api_runs",
+    ("README.md", "prepare_source(image, depth, K"): "test_readme_step_by_step_python_runs",
+    ("cameras.md", "KeyframePath("): "test_the_keyframe_example_runs",
+    ("inputs.md", "read_vipe("): "test_inputs_vipe_python_runs",
+    ("depth.md", "load_depth_estimator("): "test_depth_python_runs",
+    ("batch.md", "print(summary.counts)"): "test_batch_python_runs",
+    ("batch.md", 'if __name__ == "__main__":'): "test_batch_python_runs",
+    ("eval.md", "run_benchmark("): "test_eval_python_runs",
+    ("gen3c_model.md", 'memory_mode="group_offload")   # as `gen3c generate`'): None,  # GEN3C-7B's weights, from the hub
+    ("gen3c_model.md", "load_generator("): "test_gen3c_model_python_runs",
+    ("gen3c_model.md", "callback_on_step_end=stop_early"): "test_gen3c_model_python_runs",
+    ("multi_gpu.md", "num_gpus=N"): None,  # under torchrun on GPUs; tests/test_context_parallel.py runs 2 CPU ranks
+}
+
+
+def test_every_python_block_is_run_or_excused():
+    """A Python block added to the docs gets a test here (or a reason it cannot run on a CPU)."""
+    blocks = [(doc.name, block) for doc in DOCS for block in code_blocks(doc.read_text(), "python")]
+    for name, block in blocks:
+        keys = [k for k in PYTHON_BLOCKS if k[0] == name and k[1] in block]
+        assert len(keys) == 1, f"{name}: a Python block with no entry in PYTHON_BLOCKS:\n{block[:300]}"
+    assert len(blocks) == len(PYTHON_BLOCKS)
+    assert all(test is None or test in globals() for test in PYTHON_BLOCKS.values())
+
+
+def python_block(doc: str, line: str) -> str:
+    (block,) = [b for b in code_blocks((ROOT / doc).read_text() if doc == "README.md" else (ROOT / "docs" / doc).read_text(), "python") if line in b]
+    return block
+
+
+def write_photo(folder: Path) -> None:
+    """photo.png and photo_depth.npy as the README names them: the shipped demo sample."""
+    import shutil
+
+    import numpy as np
+
+    assets = ROOT / "src" / "gen3c" / "assets"
+    shutil.copy(assets / "demo_image.png", folder / "photo.png")
+    np.save(folder / "photo_depth.npy", np.load(assets / "demo_depth.npz")["depth"].astype(np.float32))
+
+
+@pytest.mark.slow
+def test_readme_python_api_runs(tmp_path, monkeypatch):
+    """README, "Python": ``gen3c.generate`` with the shipped small model and the diffusers pipeline
+    (the lines that fetch GEN3C-7B's weights left out, the pipeline loaded from the small model)."""
+    code = python_block("README.md", 'model="tiny"')
+    write_photo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(shrunk(code, {
+        'out = gen3c.generate("photo.png", trajectory="left", movement_distance=0.3)': "pass",
+        'gen3c.generate("photo.png", depth="photo_depth.npy", fov=60, low_memory=True, prompt="a quiet street")': "pass",
+        'from_pretrained("nvidia/Gen3C-Cosmos-7B"': 'from_pretrained("tiny"',
+    }), ns)  # fmt: skip
+    assert ns["out"].paths["video"] == Path("outputs/photo.mp4") and (tmp_path / "outputs" / "photo.mp4").is_file()
+    assert tuple(ns["out"].result.frames.shape) == (17, 3, 64, 112)  # the small model's chunk
+    assert ns["pipe"].transformer.dtype == ns["torch"].bfloat16
+
+
+def test_depth_python_runs():
+    """docs/depth.md, "Python": with the weight-free prior instead of MoGe."""
+    from gen3c.io.images import load_image
+
+    image = (load_image(ROOT / "src" / "gen3c" / "assets" / "demo_image.png") + 1) / 2
+    ns = {"image": image}
+    exec(shrunk(python_block("depth.md", "load_depth_estimator("), {'"moge"': '"prior"'}), ns)
+    est = ns["est"]
+    assert tuple(est.depth.shape) == (704, 1280) and tuple(est.intrinsics.shape) == (3, 3) and est.kind == "relative"
+
+
+@pytest.mark.slow
+def test_batch_python_runs(tmp_path, monkeypatch, capsys):
+    """docs/batch.md, "Python": the shipped example manifest as jobs.jsonl, one worker."""
+    examples = ROOT / "docs" / "examples"
+    manifest = (examples / "batch_manifest.jsonl").read_text().replace("../../src/gen3c/assets/", f"{ROOT}/src/gen3c/assets/")
+    (tmp_path / "jobs.jsonl").write_text(manifest)
+    (tmp_path / "batch_diagonal_cameras.json").write_text((examples / "batch_diagonal_cameras.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(shrunk(python_block("batch.md", "print(summary.counts)"), {"workers=2": "workers=1"}), ns)
+    assert ns["summary"].counts["done"] == 4 and not ns["summary"].failed
+    assert "'done': 4" in capsys.readouterr().out and (tmp_path / "outputs" / "jobs" / "batch_summary.csv").is_file()
+    # The guarded form, as a script runs it (one worker here; the spawned workers are tests/test_batch.py's).
+    ns = {"__name__": "__main__"}
+    exec(shrunk(python_block("batch.md", 'if __name__ == "__main__":'), {"workers=2": "workers=1", '"outputs/jobs"': '"outputs/guarded"'}), ns)
+    assert ns["summary"].counts["done"] == 4 and (tmp_path / "outputs" / "guarded" / "batch_summary.csv").is_file()
+
+
+@pytest.mark.slow
+def test_eval_python_runs(tmp_path, monkeypatch):
+    """docs/eval.md, "Python": a generator of one's own beside two rows, at 64×112 and 9 frames."""
+    pytest.importorskip("matplotlib")
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    my_generator = PreviewGenerator()
+    my_generator.name = "my_generator"  # a row of its own, beside the preview's
+    monkeypatch.chdir(tmp_path)
+    ns = {"my_generator": my_generator}
+    code = shrunk(python_block("eval.md", "run_benchmark("), {'presets=("left", "clockwise"))': 'presets=("left", "clockwise"), resolution=(64, 112), num_frames=9)'})
+    exec(code, ns)
+    assert set(ns["summarize"](ns["result"])) >= {"still", "preview", "my_generator"}
+    assert (tmp_path / "my_eval" / "report.md").is_file() and (tmp_path / "my_eval" / "results.json").is_file()
+
+
+@pytest.mark.slow
+def test_gen3c_model_python_runs(tmp_path, monkeypatch):
+    """docs/gen3c_model.md, "The parts" and "diffusers' call arguments": with the shipped small
+    model for GEN3C-7B and the CPU for CUDA, on the demo sample's cache at 64×112, 17 frames."""
+    import torch
+
+    from gen3c.pipelines.camera_video import build_cache, prepare_source, preset_cameras
+    from gen3c.scenes import load_demo_sample
+
+    source = prepare_source(*load_demo_sample(), resolution=(64, 112))
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=17, movement_distance=0.3)
+    cache = build_cache([source])
+    buffers = cache.render(cameras)
+    ns = {"torch": torch, "cache": cache, "cameras": cameras, "first_frame": source.image, "image": source.image,
+          "buffer_colors": buffers.colors, "buffer_masks": buffers.masks}  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    parts = python_block("gen3c_model.md", "load_generator(")
+    exec(shrunk(parts, {'"gen3c-7b/"': '"tiny"', 'load_pipeline("tiny")': 'load_pipeline("tiny", dtype=torch.float32)', '"cuda")': '"cpu")'}), ns)
+    assert tuple(ns["frames"].shape) == (17, 3, 64, 112) and tuple(ns["out"].frames.shape) == (17, 3, 64, 112)
+    exec(shrunk(python_block("gen3c_model.md", "callback_on_step_end=stop_early"), {'torch.Generator("cuda")': 'torch.Generator("cpu")'}), ns)
+    assert ns["out"].frames.shape == (1, 17, 64, 112, 3) and (tmp_path / "video.mp4").is_file()

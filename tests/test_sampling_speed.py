@@ -553,8 +553,9 @@ def test_help_states_each_approximations_measured_cost():
     generate = typer.main.get_command(app).commands["generate"]
     helps = {p.name: p.help for p in generate.params}
     psnr = re.compile(r"(\d+\.\d) dB")
-    # fast and fastest; DPM-Solver++; reusing guidance at 2 and 3; fbc at its default and 0.1, taylorseer, magcache; fp8 kernels
-    least = {"speed": 2, "sampler": 1, "guidance_every": 2, "step_cache": 4, "attention_backend": 1, "fp8_matmul": 1}
+    # fast and fastest; DPM-Solver++; reusing guidance at 2 and 3; fbc at its default and 0.1, taylorseer, magcache; fp8 kernels;
+    # float8 weights (--fp8, and --low_memory, which stores them so)
+    least = {"speed": 2, "sampler": 1, "guidance_every": 2, "step_cache": 4, "attention_backend": 1, "fp8_matmul": 1, "fp8": 1, "low_memory": 1}
     for name, count in least.items():
         assert len(psnr.findall(helps[name])) >= count, name
     assert "same video up to float rounding" in helps["guidance_batch"]  # exact: no cost to state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -256,6 +257,8 @@ def test_train_cli_end_to_end(tmp_path):
     out = tmp_path / "out"
     res = runner.invoke(app, ["train", str(path), "--out", str(out)])
     assert res.exit_code == 0, res.output
+    # The seconds of the DiT's steps, and those of the tokenizer stage that came first (not hidden in them).
+    assert re.search(r"trained 3 steps, loss [\d.]+ in [\d.]+ s of training \(after the tokenizer's \d+ steps, [\d.]+ s\)", " ".join(res.output.split())), res.output
     losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in losses] == [1, 2, 3] and all(entry["loss"] > 0 for entry in losses)
     assert sorted(p.name for p in (out / "samples").glob("*.mp4")) == ["step_0000002.mp4", "step_0000003.mp4"]
