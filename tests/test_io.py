@@ -354,6 +354,29 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert oct(os.stat(tmp_path / "ok.bin").st_mode & 0o777) != "0o600"
 
 
+def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
+    import signal
+    import time
+
+    from gen3c.errors import Terminated, terminate_like_ctrl_c
+    from gen3c.io.atomic import signals_deferred
+
+    before = signal.getsignal(signal.SIGTERM)
+    terminate_like_ctrl_c()
+    try:
+        for sig, raised in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
+            finished = []
+            with pytest.raises(raised):
+                with signals_deferred():
+                    os.kill(os.getpid(), sig)
+                    time.sleep(0.05)  # long enough for the signal to be handled here
+                    finished.append(sig)
+            assert finished == [sig]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_publish_gives_a_finished_folder_plain_permissions_under_the_users_umask(tmp_path):
     """What tempfile and safetensors create owner-only (0700 folders, 0600 files) is published with
     0666/0777 less the umask, everywhere inside, as a plain mkdir()/open() would have made it."""

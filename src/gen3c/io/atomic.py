@@ -104,6 +104,33 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM back inside the block and act on them after it: around
+    the few renames that publish a set of outputs, so that an interrupt leaves either the earlier
+    set or the new one, never a mix. Only the main thread receives signals; elsewhere this does
+    nothing. Keep the block short: a held-back Ctrl-C waits for it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, handler in previous.items():
+        if handler is not None:  # (None: a handler not set from Python, left alone)
+            signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])  # now handled as it would have been (KeyboardInterrupt, …)
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
