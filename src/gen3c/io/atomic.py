@@ -58,6 +58,23 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
     return path
 
 
+def check_writable_place(path: str | os.PathLike, what: str, *, beside: bool = False) -> None:
+    """Refuse an output ``path`` (a file or folder to be made there, or a folder to write into)
+    that cannot be written, without creating anything: the nearest existing folder at or above
+    it must be writable (above it with ``beside``: the output is made beside ``path`` under a
+    temporary name and renamed onto it). For runs that do their slow work (loading a model)
+    before they create their output."""
+    path = Path(path).expanduser()
+    place = path.parent if beside else path
+    while not place.exists() and place.parent != place:
+        place = place.parent
+    if not place.is_dir():
+        raise Gen3cInputError(f"{what} {str(path)!r} cannot be created: {str(place)!r} is a file: choose a folder path")
+    if not os.access(place, os.W_OK | os.X_OK):
+        where = "" if place == path else f" ({str(place)!r} is not writable)"
+        raise Gen3cInputError(f"{what} {str(path)!r} cannot be written{where}: choose a writable folder or fix its permissions")
+
+
 @contextlib.contextmanager
 def removed_if_left_empty(folder: str | os.PathLike | None) -> Iterator[None]:
     """Around a run that may create ``folder`` (and missing parents): if the run fails, the
