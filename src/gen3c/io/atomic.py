@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError
@@ -146,6 +146,18 @@ def signals_deferred() -> Iterator[None]:
                 signal.signal(sig, handler)
         if held:
             signal.raise_signal(held[0])  # now handled as it would have been (KeyboardInterrupt, …)
+
+
+@contextlib.contextmanager
+def atomic_paths(targets: Mapping[str, str | os.PathLike]) -> Iterator[dict[str, Path]]:
+    """:func:`atomic_path` for a set of outputs that belong together (by key): the temporary
+    paths replace their targets one after the other when the block ends without an error, with
+    Ctrl-C held back for those renames (:func:`signals_deferred`), so the folder holds the
+    earlier set or the new one, never a mix; on any error every temporary file goes."""
+    with contextlib.ExitStack() as stack:
+        yield {key: stack.enter_context(atomic_path(path)) for key, path in targets.items()}
+        with signals_deferred():
+            stack.close()
 
 
 def _umask() -> int:
