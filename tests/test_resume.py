@@ -153,6 +153,31 @@ def test_interrupt_right_after_a_chunk_is_renamed_into_place_keeps_it(box_scene,
     assert [p.name for p in partial_dir(tmp_path, "output").glob("chunk_*")] == ["chunk_0000"]
     assert len(run_request(request, resume=True).result.chunks) == 3
 
+def test_ctrl_c_while_a_chunk_is_kept_stops_at_once(box_scene, tmp_path, monkeypatch):
+    """Ctrl-C while chunk 2's frames are saved as PNGs: the frames not yet started are dropped and
+    the half-saved chunk goes (before: every frame of the chunk was encoded first, seconds for a
+    chunk of 121 large frames, before the message); the finished chunk 1 stays for --resume."""
+    import cv2
+
+    encoded = []
+    imencode = cv2.imencode
+
+    def encode(*args, **kwargs):
+        encoded.append(1)
+        if len(encoded) == 2 * 9 + 3:  # chunk 2 (9 frames and 9 buffer masks per chunk) begun
+            os.kill(os.getpid(), signal.SIGINT)
+        return imencode(*args, **kwargs)
+
+    monkeypatch.setattr(cv2, "imencode", encode)
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt, match=r"1 of 3 chunks are kept"):
+        run_request(request)
+    assert len(encoded) < 2 * 9 + 3 + 8  # the rest of chunk 2's 16 new PNGs were not made
+    assert sorted(p.name for p in partial_dir(tmp_path, "output").iterdir()) == ["chunk_0000", "run.json"]
+    monkeypatch.undo()
+    assert len(run_request(request, resume=True).result.chunks) == 3
+
+
 def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_path):
     request = box_request(box_scene, tmp_path)
     with pytest.raises(KeyboardInterrupt):

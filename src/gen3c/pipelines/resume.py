@@ -150,8 +150,12 @@ class PartialRun:
                 raise OSError(f"could not encode frame {t} of chunk {index} as PNG")
             (pending / f"{key}_{t:05d}.png").write_bytes(data.tobytes())
 
-        with ThreadPoolExecutor(_THREADS) as pool:  # OpenCV encodes outside the GIL
-            list(pool.map(write, [(key, t, frame) for key, array in arrays.items() for t, frame in enumerate(array)]))
+        try:  # OpenCV encodes outside the GIL
+            _parallel_map(write, [(key, t, frame) for key, array in arrays.items() for t, frame in enumerate(array)])
+        except BaseException:
+            shutil.rmtree(pending, ignore_errors=True)
+            self._pending = None
+            raise
 
     def finish_chunk(self, index: int, last_frame: Tensor, plan_state: dict[str, Tensor]) -> None:
         """Add the chunk's state and rename its folder into place: from now on it counts as done."""
@@ -189,8 +193,7 @@ class PartialRun:
         arrays = {}
         for key in keys:
             files = sorted(folder.glob(f"{key}_*.png"))
-            with ThreadPoolExecutor(_THREADS) as pool:
-                frames = list(pool.map(lambda f: cv2.imread(str(f), cv2.IMREAD_COLOR), files))
+            frames = _parallel_map(lambda f: cv2.imread(str(f), cv2.IMREAD_COLOR), files)
             if len(files) != expected or any(f is None for f in frames):
                 raise Gen3cInputError(
                     f"--resume: {folder} holds {len(files)} readable {key} frames, not {expected}: delete {self.path} to start over"
@@ -266,6 +269,17 @@ def _remove_stale_outputs(folder: Path, name: str) -> None:
         for stale in folder.glob(f".{glob_escape(stem)}.*.part.mp4"):
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+def _parallel_map(function, items: list) -> list:
+    """``[function(item) for item in items]`` on a few threads. On Ctrl-C or an error the items not
+    yet started are dropped (a ``with ThreadPoolExecutor`` would do them all first: seconds of PNG
+    encoding before Ctrl-C's message)."""
+    pool = ThreadPoolExecutor(_THREADS)
+    try:
+        return list(pool.map(function, items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def glob_escape(text: str) -> str:
