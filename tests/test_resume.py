@@ -174,6 +174,10 @@ def test_ctrl_c_while_a_chunk_is_kept_stops_at_once(box_scene, tmp_path, monkeyp
         run_request(request)
     assert len(encoded) < 2 * 9 + 3 + 8  # the rest of chunk 2's 16 new PNGs were not made
     assert sorted(p.name for p in partial_dir(tmp_path, "output").iterdir()) == ["chunk_0000", "run.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    kept = partial_dir(tmp_path, "output") / "chunk_0000"  # plain permissions, not mkdtemp's and safetensors' owner-only
+    assert {p.stat().st_mode & 0o777 for p in [kept, *kept.iterdir()]} == {0o777 & ~umask, 0o666 & ~umask}
     monkeypatch.undo()
     assert len(run_request(request, resume=True).result.chunks) == 3
 

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
-from gen3c.io.atomic import write_text_atomic
+from gen3c.io.atomic import publish, write_text_atomic
 
 FORMAT = 2  # 2: run.json holds the inputs' sha256
 _THREADS = min(8, os.cpu_count() or 1)
@@ -166,7 +166,7 @@ class PartialRun:
         tensors = {"last_frame": last_frame.detach().float().cpu().contiguous()}
         tensors.update({f"plan.{k}": v.detach().cpu().contiguous() for k, v in plan_state.items()})
         save_file(tensors, str(self._pending / "state.safetensors"))
-        os.replace(self._pending, self.path / f"chunk_{index:04d}")
+        publish(self._pending, self.path / f"chunk_{index:04d}")  # (mkdtemp and safetensors make owner-only files)
         self._pending = None
         self.finished = index + 1
 
