@@ -243,6 +243,46 @@ def test_ctrl_c_as_the_outputs_are_renamed_into_place_leaves_one_whole_set(tmp_p
     assert json.loads((tmp_path / "v_run.json").read_text())["run"] == 2
 
 
+def test_a_ctrl_c_python_drops_in_a_finalizer_still_ends_the_run(tmp_path, monkeypatch):
+    """Ctrl-C arriving while Python runs a finalizer (a regex freed while transformers loads, as
+    seen) raises there and is dropped ("Exception ignored in …"): `gen3c generate` went on to write
+    every output and exit 0. Under the command line's handler it ends the run at the next progress
+    step, and no output is published."""
+    import os
+    import signal
+    import sys
+    import time
+
+    import gen3c.errors
+    from gen3c.cli import rich_progress
+
+    class Freed:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the KeyboardInterrupt is raised in here, and dropped
+
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_type))
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    gen3c.errors.terminate_like_ctrl_c()
+    try:
+        image, depth = plane_view()
+        cache = Cache3D()
+        cache.add_view(image, depth, K, torch.eye(4))
+        cams = slide(9)
+        with pytest.raises(KeyboardInterrupt), OutputWriter(tmp_path, "v") as out:
+            generate_video(cache, cams, Recorder(9), first_frame=image, sink=out)
+            Freed()  # freed at once
+            out.finish(cams)
+        assert dropped == [KeyboardInterrupt] and list(tmp_path.iterdir()) == []
+        with pytest.raises(KeyboardInterrupt), rich_progress() as progress:
+            progress("Generating", 9)(1)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        gen3c.errors._INTERRUPTED.clear()
+
+
 # --------------------------------------------------------------------------------------------
 # Depth alignment (GEN3C's gen3c_single_image.py)
 # --------------------------------------------------------------------------------------------

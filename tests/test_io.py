@@ -361,8 +361,11 @@ def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
     from gen3c.errors import Terminated, terminate_like_ctrl_c
     from gen3c.io.atomic import signals_deferred
 
-    before = signal.getsignal(signal.SIGTERM)
+    import gen3c.errors
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     terminate_like_ctrl_c()
+    handler = signal.getsignal(signal.SIGINT)
     try:
         for sig, raised in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
             finished = []
@@ -372,9 +375,11 @@ def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
                     time.sleep(0.05)  # long enough for the signal to be handled here
                     finished.append(sig)
             assert finished == [sig]
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is handler
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for sig, previous in before.items():
+            signal.signal(sig, previous)
+        gen3c.errors._INTERRUPTED.clear()
 
 
 def test_publish_gives_a_finished_folder_plain_permissions_under_the_users_umask(tmp_path):

@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, raise_if_interrupted
 from gen3c.evaluation.report import clear_previous_outputs, require_matplotlib, sheet_writer, write_report
 from gen3c.evaluation.suite import (
     SCENES,
@@ -103,6 +103,7 @@ def run_eval(
         result = run_benchmark(config, rows, progress=tick, on_case=sheet_writer(staging, sheets))
         written = write_report(result, staging, plots=plots, sheets=sheets)
         files = [written["results"], written["report"], *written["plots"], *(staging / s for s in sheets)]
+        raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
         with signals_deferred():  # the earlier report out and this one in, as one step
             clear_previous_outputs(folder)
             for file in files:

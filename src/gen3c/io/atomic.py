@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, raise_if_interrupted
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
 #: (``_buffer_masks.mp4``) and its temporary name (``.NAME….part.mp4``) take up to 32 more.
@@ -156,6 +156,7 @@ def atomic_paths(targets: Mapping[str, str | os.PathLike]) -> Iterator[dict[str,
     earlier set or the new one, never a mix; on any error every temporary file goes."""
     with contextlib.ExitStack() as stack:
         yield {key: stack.enter_context(atomic_path(path)) for key, path in targets.items()}
+        raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
         with signals_deferred():
             stack.close()
 

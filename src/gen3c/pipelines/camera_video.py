@@ -35,7 +35,7 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, raise_if_interrupted
 from gen3c.io.atomic import (
     atomic_path,
     check_output_targets,
@@ -597,6 +597,7 @@ class OutputWriter:
         stack, self._stack = self._stack, None
         if exc_type is None:
             try:
+                raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
                 self._finish_videos()  # (without finish(): the videos alone)
             except BaseException:
                 stack.__exit__(*sys.exc_info())  # removes every temporary file
