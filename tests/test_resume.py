@@ -182,6 +182,21 @@ def test_ctrl_c_while_a_chunk_is_kept_stops_at_once(box_scene, tmp_path, monkeyp
     assert len(run_request(request, resume=True).result.chunks) == 3
 
 
+def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box_scene, tmp_path):
+    """A run killed (SIGKILL) while its files went into place leaves their temporary files: --resume
+    removes every output's (the companions' too: only the videos' went), never another run's
+    (``output.v2``'s went too)."""
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    own = [".output.x1.part.mp4", ".output_buffer_masks.x2.part.mp4", ".output_cameras.x3.part.json", ".output.x4.part.ply", ".output_run.x5.part.json"]
+    other = [".output.v2.x6.part.mp4", ".output_x.x7.part.json"]
+    for name in own + other:
+        (tmp_path / name).write_bytes(b"left")
+    assert len(run_request(request, resume=True).result.chunks) == 3
+    assert sorted(p.name for p in tmp_path.glob(".*")) == sorted(other)
+
+
 def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_path):
     request = box_request(box_scene, tmp_path)
     with pytest.raises(KeyboardInterrupt):

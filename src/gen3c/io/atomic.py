@@ -161,6 +161,25 @@ def atomic_paths(targets: Mapping[str, str | os.PathLike]) -> Iterator[dict[str,
             stack.close()
 
 
+def remove_stale_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
+    """Delete the temporary files :func:`atomic_path` made for the outputs ``names`` in ``folder``
+    that a killed run left (``.STEM.RANDOM.part.EXT``); returns how many. RANDOM has no dot, so
+    output ``a.mp4``'s never match ``a.v2.mp4``'s, which another run may be writing."""
+    import glob
+    import re
+
+    removed = 0
+    for name in names:
+        target = Path(name)
+        own = re.compile(rf"\.{re.escape(target.stem)}\.[^.]+\.part{re.escape(target.suffix)}")
+        for part in Path(folder).glob(f".{glob.escape(target.stem)}.*.part{target.suffix}"):
+            if own.fullmatch(part.name):
+                with contextlib.suppress(OSError):
+                    part.unlink()
+                    removed += 1
+    return removed
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)

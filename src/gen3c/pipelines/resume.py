@@ -25,7 +25,6 @@ seconds of PNG encoding per chunk, against minutes of diffusion per chunk.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -42,7 +41,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
-from gen3c.io.atomic import publish, write_text_atomic
+from gen3c.io.atomic import publish, remove_stale_parts, write_text_atomic
 
 FORMAT = 2  # 2: run.json holds the inputs' sha256
 _THREADS = min(8, os.cpu_count() or 1)
@@ -264,11 +263,10 @@ def _check_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def _remove_stale_outputs(folder: Path, name: str) -> None:
-    """Temporary video files a killed run left (atomic writes never got to rename them)."""
-    for stem in (name, f"{name}_buffer_masks"):
-        for stale in folder.glob(f".{glob_escape(stem)}.*.part.mp4"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+    """Temporary output files a killed run left (atomic writes never got to rename them)."""
+    from gen3c.pipelines.camera_video import OUTPUT_FILES
+
+    remove_stale_parts(folder, [pattern.format(name) for pattern in OUTPUT_FILES.values()])
 
 
 def _parallel_map(function, items: list) -> list:
@@ -280,10 +278,6 @@ def _parallel_map(function, items: list) -> list:
         return list(pool.map(function, items))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 class ChunkKeeper:
