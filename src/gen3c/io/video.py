@@ -42,7 +42,7 @@ class VideoWriter:
                 writer.write(chunk)  # (T, 3, H, W) in [−1, 1] or (T, H, W, 3) uint8
 
     Args:
-        quality: imageio-ffmpeg quality 0–10 (8 ≈ visually lossless for our content).
+        quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, quality: int = 8) -> None:
@@ -120,7 +120,7 @@ class VideoWriter:
         if self.frames_written == 0:
             raise ValueError(f"no frames were written to {self.path}")
         # ffmpeg can stop after the last frame went into its pipe, and its exit status does not
-        # reach us through imageio: the frames in the file tell.
+        # reach us through imageio-ffmpeg: the frames in the file tell.
         try:
             encoded = count_video_frames(self._tmp)
         except Gen3cInputError:  # no readable video at all
@@ -165,7 +165,7 @@ def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float
 
     Args:
         frames: (T, 3, H, W) float in [−1, 1], or (T, H, W, 3) uint8. H and W must be even.
-        quality: imageio-ffmpeg quality 0–10 (8 ≈ visually lossless for our content).
+        quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     """
     with VideoWriter(path, fps, quality) as writer:
         writer.write(frames)
