@@ -494,9 +494,9 @@ class OutputWriter:
     of the generated frame), with ``save_buffer`` also ``{name}_buffer_masks.mp4``; then from
     :meth:`finish` ``{name}_cameras.json`` (loads back with ``--camera_file``), ``{name}.ply``
     (a point cloud, when given) and ``{name}_run.json`` (the settings, when given, and the files
-    written). The set replaces an earlier run's of the same name: its files that this run does
-    not write (e.g. the buffer masks of a run with ``save_buffer``) are removed, so none is left
-    beside a video it does not belong to (:func:`earlier_outputs`)::
+    written). The set replaces an earlier run's of the same name: the earlier files this run does
+    not write (its buffer masks, say, when this run has no ``save_buffer``) are removed, so none is
+    left beside a video it does not belong to (:func:`earlier_outputs`)::
 
         with OutputWriter("outputs", "my_video", save_buffer=True, num_buffers=2) as out:
             result = generate_video(cache, cameras, generator, first_frame, sink=out)
