@@ -153,10 +153,10 @@ def test_interrupt_right_after_a_chunk_is_renamed_into_place_keeps_it(box_scene,
     assert [p.name for p in partial_dir(tmp_path, "output").glob("chunk_*")] == ["chunk_0000"]
     assert len(run_request(request, resume=True).result.chunks) == 3
 
-def test_ctrl_c_while_a_chunk_is_kept_stops_at_once(box_scene, tmp_path, monkeypatch):
+def test_ctrl_c_while_a_chunk_is_kept_leaves_only_finished_chunks(box_scene, tmp_path, monkeypatch):
     """Ctrl-C while chunk 2's frames are saved as PNGs: the frames not yet started are dropped and
-    the half-saved chunk goes (before: every frame of the chunk was encoded first, seconds for a
-    chunk of 121 large frames, before the message); the finished chunk 1 stays for --resume."""
+    the half-saved chunk goes (it stayed as a hidden folder until a --resume); the finished chunk 1
+    stays for --resume, with plain permissions."""
     import cv2
 
     encoded = []
@@ -164,8 +164,9 @@ def test_ctrl_c_while_a_chunk_is_kept_stops_at_once(box_scene, tmp_path, monkeyp
 
     def encode(*args, **kwargs):
         encoded.append(1)
-        if len(encoded) == 2 * 9 + 3:  # chunk 2 (9 frames and 9 buffer masks per chunk) begun
+        if len(encoded) == 2 * 9 + 3:  # chunk 2 begun (chunk 1: 9 frames and 9 buffer masks)
             os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # as long as a large frame takes
         return imencode(*args, **kwargs)
 
     monkeypatch.setattr(cv2, "imencode", encode)

@@ -149,9 +149,10 @@ class PartialRun:
                 raise OSError(f"could not encode frame {t} of chunk {index} as PNG")
             (pending / f"{key}_{t:05d}.png").write_bytes(data.tobytes())
 
-        try:  # OpenCV encodes outside the GIL
-            _parallel_map(write, [(key, t, frame) for key, array in arrays.items() for t, frame in enumerate(array)])
-        except BaseException:
+        try:
+            with ThreadPoolExecutor(_THREADS) as pool:  # OpenCV encodes outside the GIL
+                list(pool.map(write, [(key, t, frame) for key, array in arrays.items() for t, frame in enumerate(array)]))
+        except BaseException:  # (Ctrl-C: map drops the frames not yet started) the half-kept chunk goes
             shutil.rmtree(pending, ignore_errors=True)
             self._pending = None
             raise
@@ -192,7 +193,8 @@ class PartialRun:
         arrays = {}
         for key in keys:
             files = sorted(folder.glob(f"{key}_*.png"))
-            frames = _parallel_map(lambda f: cv2.imread(str(f), cv2.IMREAD_COLOR), files)
+            with ThreadPoolExecutor(_THREADS) as pool:
+                frames = list(pool.map(lambda f: cv2.imread(str(f), cv2.IMREAD_COLOR), files))
             if len(files) != expected or any(f is None for f in frames):
                 raise Gen3cInputError(
                     f"--resume: {folder} holds {len(files)} readable {key} frames, not {expected}: delete {self.path} to start over"
@@ -267,17 +269,6 @@ def _remove_stale_outputs(folder: Path, name: str) -> None:
     from gen3c.pipelines.camera_video import OUTPUT_FILES
 
     remove_stale_parts(folder, [pattern.format(name) for pattern in OUTPUT_FILES.values()])
-
-
-def _parallel_map(function, items: list) -> list:
-    """``[function(item) for item in items]`` on a few threads. On Ctrl-C or an error the items not
-    yet started are dropped (a ``with ThreadPoolExecutor`` would do them all first: seconds of PNG
-    encoding before Ctrl-C's message)."""
-    pool = ThreadPoolExecutor(_THREADS)
-    try:
-        return list(pool.map(function, items))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ChunkKeeper:
