@@ -53,6 +53,34 @@ def test_save_buffer_widens_video_as_gen3c(box_scene, tmp_path):
     assert masks[0].mean() > 200 and masks[-1].mean() < masks[0].mean()  # holes open as the camera moves
 
 
+def test_a_rerun_under_the_same_name_replaces_the_earlier_runs_set_of_files(box_scene, tmp_path):
+    """Run again without --save_buffer / --save_point_cloud: the earlier run's buffer masks and
+    point cloud go with its video (they stayed beside a new video they no longer matched); files
+    gen3c did not record as its own stay."""
+    first = generate_args(box_scene, tmp_path, "--num_video_frames", 5, "--video_save_name", "v")
+    assert invoke(*first, "--save_buffer", "--save_point_cloud").exit_code == 0
+    assert len(list(tmp_path.iterdir())) == 5
+    res = invoke(*first)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4", "v_cameras.json", "v_run.json"]
+    assert read_video(tmp_path / "v.mp4")[0].shape == (5, 96, 160, 3)
+    run = json.loads((tmp_path / "v_run.json").read_text())
+    assert run["outputs"] == {"video": "v.mp4", "cameras": "v_cameras.json", "run": "v_run.json"}
+    # A record written before gen3c listed its outputs tells by its settings; a file it does not
+    # name (a point cloud the user put there) and a listed name that is not this run's stay.
+    (tmp_path / "v_buffer_masks.mp4").write_bytes(b"old masks")
+    (tmp_path / "v.ply").write_bytes(b"mine")
+    (tmp_path / "notes.txt").write_text("mine")
+    del run["outputs"]
+    (tmp_path / "v_run.json").write_text(json.dumps({**run, "save_buffer": True}))
+    assert invoke(*first).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "v.mp4", "v.ply", "v_cameras.json", "v_run.json"]
+    run = json.loads((tmp_path / "v_run.json").read_text())
+    (tmp_path / "v_run.json").write_text(json.dumps({**run, "outputs": {**run["outputs"], "point_cloud": "notes.txt"}}))
+    assert invoke(*first).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "v.mp4", "v.ply", "v_cameras.json", "v_run.json"]
+
+
 def test_camera_file_round_trip_reproduces_the_video(box_scene, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert invoke(*generate_args(box_scene, a, "--num_video_frames", 9, "--trajectory", "clockwise")).exit_code == 0

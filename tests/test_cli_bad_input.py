@@ -365,3 +365,69 @@ def test_a_failed_run_leaves_no_empty_output_folders(files, tmp_path):
     there.mkdir()
     refused(generate(files, there, **{"--depth_path": files["png.npz"]}), r"is a PNG image", out=there)
     assert there.is_dir()
+
+
+@pytest.fixture()
+def read_only(tmp_path):
+    """``(folder, prefix)``: a folder no command may write to (holding a converted checkpoint, as a
+    weights cache would), and what to run a command under to see it so. Not root: its permissions
+    (0555). Root (whom permissions do not stop): a read-only bind mount of it in a mount namespace
+    of the command's own (``unshare``)."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "ro"
+    (folder / "Gen3C-Cosmos-7B-v1").mkdir(parents=True)
+    (folder / "Gen3C-Cosmos-7B-v1" / "model_index.json").write_text("{}")
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder, []
+        folder.chmod(0o755)
+        return
+    mount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    prefix = ["unshare", "-m", "sh", "-c", mount, str(folder)]
+    if shutil.which("unshare") is None or subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        pytest.skip("no read-only folder for root here (unshare -m with a bind mount is not allowed)")
+    yield folder, prefix
+
+
+@pytest.mark.slow
+def test_every_command_refuses_a_read_only_output_folder_in_one_line(read_only, files, tmp_path):
+    """An output on a read-only folder: exit 2 and one line naming it, before any slow work (the
+    model loading, the conversion), nothing written. `cache remove` was a traceback from its lock
+    file; `convert` and `train` found it only after reading the weights / loading the model."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, prefix = read_only
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"name": "a", "input_image_path": str(files["image"]), "depth_path": str(files["depth"]), "fov": 60}) + "\n")
+    (tmp_path / "official").mkdir()
+    ro = str(folder)
+    commands = {
+        "demo": ["demo", "--video_save_folder", ro],
+        "demo (a folder to make)": ["demo", "--video_save_folder", f"{ro}/sub"],
+        "generate": ["generate", "--input_image_path", str(files["image"]), "--depth_path", str(files["depth"]), "--fov", "60", "--video_save_folder", ro],
+        "depth": ["depth", str(files["image"]), "--depth_estimator", "prior", "--output_folder", ro],
+        "eval": ["eval", "--output_folder", ro, "--scenes", "room", "--presets", "left"],
+        "batch": ["batch", str(manifest), "--output_folder", ro],
+        "convert": ["convert", str(tmp_path / "official"), f"{ro}/converted"],
+        "train": ["train", "small_procedural", "--out", f"{ro}/run"],
+        "download": ["download", "--dry_run", "--cache_dir", ro],
+        "cache remove": ["cache", "remove", "all", "--cache_dir", ro],
+    }
+    script = (
+        "import json, sys\nfrom typer.testing import CliRunner\nfrom gen3c.cli import app\n"
+        "print(json.dumps([(r.exit_code, r.output) for r in (CliRunner().invoke(app, a) for a in json.loads(sys.argv[1]))]))"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([*prefix, sys.executable, "-c", script, json.dumps(list(commands.values()))], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name, (code, output) in zip(commands, json.loads(done.stdout.splitlines()[-1]), strict=True):
+        lines = output.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (name, code, output)
+        assert re.search(rf"'{re.escape(ro)}[^']*' (is not writable|cannot be created|cannot be written)", lines[0]), (name, lines[0])
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["Gen3C-Cosmos-7B-v1", "Gen3C-Cosmos-7B-v1/model_index.json"]

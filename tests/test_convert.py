@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cInputError, Gen3cModelError
 from gen3c.models import configs
 from gen3c.models.convert import (
     DIT_FILE,
@@ -347,6 +347,39 @@ def test_missing_parts_name_what_and_where(tmp_path):
     (tmp_path / "out2" / "x").write_text("x")
     with pytest.raises(Gen3cModelError, match="not empty"):
         convert_checkpoint(tmp_path / "src", tmp_path / "out2", **TINY)
+
+
+def test_an_output_that_cannot_be_made_is_refused_before_the_weights_are_read(converted, tmp_path):
+    """OUT under a file (or on a read-only disk) was found when the converted checkpoint was to be
+    written, after minutes of reading and converting the 7B weights, as an OSError traceback."""
+    _, root, _, _ = converted
+    (tmp_path / "file").write_text("x")
+    lines: list[str] = []
+    with pytest.raises(Gen3cInputError, match=r"output folder '.*file/out' cannot be created: '.*file' is a file"):
+        convert_checkpoint(root, tmp_path / "file" / "out", **{**TINY, "log": lines.append})
+    assert lines == []  # nothing was read
+
+
+def test_overwrite_keeps_the_old_checkpoint_when_the_new_one_cannot_be_put_in_place(converted, tmp_path, monkeypatch):
+    """--overwrite deleted the old checkpoint before the new one went into place: a failure or
+    Ctrl-C in between left neither."""
+    import shutil
+
+    import gen3c.models.convert
+
+    _, root, out, _ = converted
+    target = tmp_path / "ckpt"
+    shutil.copytree(out, target)
+    before = sorted(p.relative_to(target).as_posix() for p in target.rglob("*"))
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen3c.models.convert, "publish", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert_checkpoint(root, target, overwrite=True, **{**TINY, "log": None})
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temporary folder left
 
 
 def test_tiny_tokenizer_round_trips(tmp_path):

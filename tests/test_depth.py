@@ -302,6 +302,35 @@ def test_depth_outputs_are_written_as_one_set(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
 
 
+def test_ctrl_c_as_the_depth_outputs_go_into_place_leaves_one_whole_set(tmp_path, monkeypatch):
+    """Ctrl-C between the renames of a rerun's four files waits for the last one: never a new
+    depth map beside an earlier run's picture, point cloud or record."""
+    import os
+    import signal
+    from pathlib import Path
+
+    import gen3c.io.atomic
+    from gen3c.depth import export
+
+    est = GeometricPriorEstimator().estimate(torch.rand(3, 24, 32), intrinsics=make_intrinsics(30.0, 30.0, 16.0, 12.0))
+    export.save_depth_outputs(est, torch.rand(3, 24, 32), tmp_path, "scene")
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    renamed = []
+
+    def replace(src, dst):
+        if not Path(dst).name.startswith("."):
+            if not renamed:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the first file goes into place
+            renamed.append(Path(dst).name)
+        os.rename(src, dst)
+
+    monkeypatch.setattr(gen3c.io.atomic.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        export.save_depth_outputs(est, torch.rand(3, 24, 32), tmp_path, "scene")
+    assert sorted(renamed) == sorted(before) and len(before) == 4
+    assert all(p.stat().st_mtime_ns != before[p.name] for p in tmp_path.iterdir())
+
+
 def test_user_depth_reads_the_record_gen3c_depth_wrote(tmp_path):
     """`save_depth_outputs` (what `gen3c depth` writes) → `load_user_depth`: the kind and camera
     come back with the depth; a stale record (another size than the depth) is ignored."""

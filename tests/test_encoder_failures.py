@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 from gen3c.errors import Gen3cInputError
-from gen3c.io.video import VideoWriter
+from gen3c.io.video import VideoWriter, read_video
 from gen3c.pipelines.camera_video import (
     OutputWriter,
     build_cache,
@@ -49,6 +51,17 @@ def encoders() -> list[int]:
         except OSError:  # reaped meanwhile
             continue
     return found
+
+
+def encoders_gone(within: float = 5.0) -> bool:
+    """Whether every ffmpeg child has ended within ``within`` seconds (one that is killed, not
+    waited for, ends a moment after the kill)."""
+    deadline = time.monotonic() + within
+    while encoders():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def kill_encoders() -> None:
@@ -106,7 +119,7 @@ def test_an_encoder_dying_at_the_end_leaves_no_companion_files(demo_source, tmp_
             generate_video(build_cache([demo_source]), cams, PreviewGenerator(), demo_source.image, sink=out)
             kill_encoders()
             out.finish(cams, point_cloud=(torch.zeros(1, 3), torch.zeros(1, 3)), metadata={})
-    assert not any(tmp_path.iterdir()) and not encoders()
+    assert not any(tmp_path.iterdir()) and encoders_gone()
 
 
 def request(folder: Path, **changes) -> GenerationRequest:
@@ -120,7 +133,7 @@ def test_an_encoder_dying_mid_run_is_one_error_and_the_run_resumes(demo_source, 
     folder = tmp_path / "out"
     with pytest.raises(Gen3cInputError, match=error(r"out/output\.mp4", r"ffmpeg stopped after 13 frames \(\[Errno 32\] Broken pipe\)")):
         run_request(request(folder), source=demo_source, progress=when("Chunk 2/2: generating (preview)", kill_encoders))
-    assert sorted(p.name for p in folder.iterdir()) == ["output.partial"] and not encoders()
+    assert sorted(p.name for p in folder.iterdir()) == ["output.partial"] and encoders_gone()
     resumed = run_request(request(folder), source=demo_source, resume=True)
     assert resumed.paths["video"].read_bytes() == whole.paths["video"].read_bytes()
 
@@ -131,18 +144,89 @@ def test_ctrl_c_while_the_encoder_holds_frames_leaves_nothing(demo_source, tmp_p
 
     with pytest.raises(KeyboardInterrupt, match="1 of 2 chunks are kept"):
         run_request(request(tmp_path), source=demo_source, progress=when("Chunk 2/2: generating (preview)", ctrl_c))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["output.partial"] and not encoders()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["output.partial"] and encoders_gone()
+
+
+def slow_encoder(folder: Path, *, signal_after: int = 0, linger: float = 60.0) -> Path:
+    """An ffmpeg (for imageio-ffmpeg's documented IMAGEIO_FFMPEG_EXE) that takes ``linger``
+    seconds to finish after its input ends, as a real one does with many large frames still to
+    encode; it creates ``encoding`` beside itself once it has been sent ``signal_after`` bytes."""
+    import imageio_ffmpeg
+
+    script = folder / "ffmpeg"  # an encoder by name (see encoders())
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, pathlib, subprocess, sys, time\n"
+        f"real = subprocess.Popen([{imageio_ffmpeg.get_ffmpeg_exe()!r}, *sys.argv[1:]], stdin=subprocess.PIPE)\n"
+        "received = 0\n"
+        "while block := os.read(0, 1 << 16):\n"
+        "    real.stdin.write(block)\n"
+        "    received += len(block)\n"
+        f"    if received >= {signal_after}:\n"
+        f"        pathlib.Path({str(folder / 'encoding')!r}).touch()\n"
+        "real.stdin.close()\n"
+        f"time.sleep({linger})\n"
+        "sys.exit(real.wait())\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_ctrl_c_stops_an_encoder_at_once_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """Ctrl-C while ffmpeg still has frames to encode: the encoder is killed, not waited for (it
+    was: its whole backlog encoded into a file then thrown away, seconds to minutes)."""
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(slow_encoder(tmp_path)))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt), VideoWriter(out / "v.mp4") as writer:
+        writer.write(torch.zeros(4, 3, H, W))
+        started = time.monotonic()
+        raise KeyboardInterrupt
+    assert time.monotonic() - started < 5
+    assert list(out.iterdir()) == [] and encoders_gone()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_gen3c_generate_while_the_video_is_encoded_ends_at_once(box_scene, tmp_path):
+    """SIGINT to `gen3c generate` while chunk 2 is made and ffmpeg still encodes chunk 1: exit 130
+    within seconds with the one-line message, no temporary file; --resume then finishes the video."""
+    image, depth, _, _ = box_scene
+    folder = tmp_path / "out"
+    args = [sys.executable, "-m", "gen3c", "generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60",
+            "--resolution", f"{H}x{W}", "--num_video_frames", "9", "--chunk_frames", "5", "--video_save_folder", str(folder)]  # fmt: skip
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    # chunk 1's 5 frames sent: the run goes on to chunk 2 while the encoder works
+    encoder = slow_encoder(tmp_path, signal_after=5 * H * W * 3)
+    proc = subprocess.Popen(args, env={**env, "IMAGEIO_FFMPEG_EXE": str(encoder)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "encoding").exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        output, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("gen3c generate waited for the encoder after Ctrl-C")
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 130, output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and "--resume" in last, output
+    assert sorted(p.name for p in folder.iterdir()) == ["output.partial"]  # chunk 1 kept; no video, no temporary file
+    done = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert read_video(folder / "output.mp4")[0].shape[0] == 9
+    assert sorted(p.name for p in folder.iterdir()) == ["output.mp4", "output_cameras.json", "output_run.json"]
 
 
 def test_an_environment_without_imageio_ffmpeg_is_one_line_and_leaves_no_video(tmp_path, monkeypatch):
-    """imageio raises ImportError for its FFMPEG plugin when imageio-ffmpeg is missing (a broken
-    install): one line naming the package to install, and no output."""
-    import imageio.v2 as imageio
+    """imageio-ffmpeg missing (a broken install): one line naming the package to install, and no output."""
+    import sys
 
-    def no_plugin(*args, **kwargs):
-        raise ImportError("The `FFMPEG` plugin is not installed. Use `pip install imageio[ffmpeg]` to install it.")
-
-    monkeypatch.setattr(imageio, "get_writer", no_plugin)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # `import imageio_ffmpeg` raises ImportError
     out = tmp_path / "video.mp4"
     with pytest.raises(Gen3cInputError, match="pip install imageio-ffmpeg") as info, VideoWriter(out) as writer:
         writer.write(torch.zeros(2, 3, H, W))

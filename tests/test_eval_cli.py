@@ -173,6 +173,33 @@ def test_bars_for_missing_values_are_not_drawn_as_zero():
     plt.close(fig)
 
 
+def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was(tmp_path):
+    """Ctrl-C during a rerun's benchmark: the earlier report, plots and contact sheets stay
+    untouched and nothing of the new run is left (the earlier ones were deleted when the rerun
+    started, its first contact sheets left beside no report)."""
+    from gen3c.evaluation.run import make_config, run_eval
+
+    config = make_config(scenes="room,corridor", presets="left", resolution="32x48", num_frames=3)
+    run_eval(config, tmp_path, methods=["still"], plots=False)
+    before = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert sorted(before) == ["contact_sheets/corridor-left.png", "contact_sheets/room-left.png", "report.md", "results.json"]
+
+    def interrupt_in_the_second_case(stage, total):
+        ticks = []
+
+        def tick(n=1):
+            ticks.append(n)
+            if len(ticks) == 3:  # case 1 done (ground truth + 1 method), its sheet written
+                raise KeyboardInterrupt
+
+        return tick
+
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(config, tmp_path, methods=["still"], plots=False, progress=interrupt_in_the_second_case)
+    after = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before and sorted(p.name for p in tmp_path.iterdir()) == ["contact_sheets", "report.md", "results.json"]
+
+
 def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
     """Plots and contact sheets of an earlier run into the same folder (other cases, or plots
     beside a --no_plots report) are removed; files the eval does not write are kept."""

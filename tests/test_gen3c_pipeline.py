@@ -461,6 +461,35 @@ def test_save_and_load_round_trip(tmp_path, pipe):
     assert torch.allclose(a, b, atol=1e-4)
 
 
+def test_save_pretrained_gives_plain_permissions_and_replaces_what_it_saves(tmp_path, pipe):
+    """safetensors ≥ 0.8 writes owner-only files: a checkpoint saved on a shared machine was
+    unreadable to the others (0600). Saved into an existing folder, a component replaces its
+    namesake whole (an older save's extra shard goes); other files stay; nothing temporary is left."""
+    import os
+
+    old = os.umask(0o027)
+    try:
+        pipe.save_pretrained(tmp_path / "new" / "ckpt")
+        folder = tmp_path / "existing"
+        (folder / "transformer").mkdir(parents=True)
+        (folder / "transformer" / "diffusion_pytorch_model-00002-of-00002.safetensors").write_bytes(b"old shard")
+        (folder / "NOTES.md").write_text("mine")
+        pipe.save_pretrained(folder)
+    finally:
+        os.umask(old)
+    ckpt = tmp_path / "new" / "ckpt"
+    modes = {p.relative_to(ckpt).as_posix(): p.stat().st_mode & 0o777 for p in [ckpt, *ckpt.rglob("*")]}
+    assert modes["transformer/diffusion_pytorch_model.safetensors"] == 0o640
+    assert all(mode == (0o750 if (ckpt / name).is_dir() else 0o640) for name, mode in modes.items()), modes
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["ckpt"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*(p.name for p in ckpt.iterdir()), "NOTES.md"])
+    assert sorted(p.name for p in (folder / "transformer").iterdir()) == sorted(p.name for p in (ckpt / "transformer").iterdir())
+    assert (folder / "vae" / "diffusion_pytorch_model.safetensors").stat().st_mode & 0o777 == 0o640
+    assert Gen3cPipeline.from_pretrained(folder).model_info == pipe.model_info
+    with pytest.raises(Gen3cInputError, match="is a file: pass a folder"):
+        pipe.save_pretrained(folder / "NOTES.md")
+
+
 def test_absent_or_incomplete_weights_say_what_and_where(tmp_path, pipe):
     with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
         load_generator(tmp_path / "nowhere")

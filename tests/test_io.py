@@ -512,6 +512,49 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert oct(os.stat(tmp_path / "ok.bin").st_mode & 0o777) != "0o600"
 
 
+def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
+    import signal
+    import time
+
+    import gen3c.errors
+    from gen3c.errors import Terminated, terminate_like_ctrl_c
+    from gen3c.io.atomic import signals_deferred
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    terminate_like_ctrl_c()
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        for sig, raised in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
+            finished = []
+            with pytest.raises(raised):
+                with signals_deferred():
+                    os.kill(os.getpid(), sig)
+                    time.sleep(0.05)  # long enough for the signal to be handled here
+                    finished.append(sig)
+            assert finished == [sig]
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        for sig, previous in before.items():
+            signal.signal(sig, previous)
+        gen3c.errors._INTERRUPTED.clear()
+
+
+def test_every_file_writer_gives_plain_permissions_under_the_users_umask(tmp_path):
+    """What users save from Python (videos, point clouds, cameras, images) gets 0666 less the
+    umask, as a plain open() would: not the owner-only files of tempfile."""
+    cams = Cameras(look_at(torch.tensor([[0.0, 0, 0], [0.1, 0, 0]]), torch.tensor([[0.0, 0, 1], [0.1, 0, 1]])), make_intrinsics(20.0, 20.0, 12.0, 8.0), 16, 24)
+    old = os.umask(0o027)
+    try:
+        write_video(tmp_path / "v.mp4", torch.zeros(2, 3, 16, 24))
+        write_ply(tmp_path / "p.ply", torch.zeros(3, 3), torch.zeros(3, 3))
+        save_cameras(tmp_path / "c.json", cams)
+        save_nerfstudio_path(tmp_path / "n.json", cams)
+        save_image(tmp_path / "i.png", torch.zeros(3, 16, 24))
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == dict.fromkeys(["c.json", "i.png", "n.json", "p.ply", "v.mp4"], 0o640)
+
+
 def test_publish_gives_a_finished_folder_plain_permissions_under_the_users_umask(tmp_path):
     """What tempfile and safetensors create owner-only (0700 folders, 0600 files) is published with
     0666/0777 less the umask, everywhere inside, as a plain mkdir()/open() would have made it."""

@@ -153,6 +153,51 @@ def test_interrupt_right_after_a_chunk_is_renamed_into_place_keeps_it(box_scene,
     assert [p.name for p in partial_dir(tmp_path, "output").glob("chunk_*")] == ["chunk_0000"]
     assert len(run_request(request, resume=True).result.chunks) == 3
 
+def test_ctrl_c_while_a_chunk_is_kept_leaves_only_finished_chunks(box_scene, tmp_path, monkeypatch):
+    """Ctrl-C while chunk 2's frames are saved as PNGs: the frames not yet started are dropped and
+    the half-saved chunk goes (it stayed as a hidden folder until a --resume); the finished chunk 1
+    stays for --resume, with plain permissions."""
+    import cv2
+
+    encoded = []
+    imencode = cv2.imencode
+
+    def encode(*args, **kwargs):
+        encoded.append(1)
+        if len(encoded) == 2 * 9 + 3:  # chunk 2 begun (chunk 1: 9 frames and 9 buffer masks)
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # as long as a large frame takes
+        return imencode(*args, **kwargs)
+
+    monkeypatch.setattr(cv2, "imencode", encode)
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt, match=r"1 of 3 chunks are kept"):
+        run_request(request)
+    assert len(encoded) < 2 * 9 + 3 + 8  # the rest of chunk 2's 16 new PNGs were not made
+    assert sorted(p.name for p in partial_dir(tmp_path, "output").iterdir()) == ["chunk_0000", "run.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    kept = partial_dir(tmp_path, "output") / "chunk_0000"  # plain permissions, not mkdtemp's and safetensors' owner-only
+    assert {p.stat().st_mode & 0o777 for p in [kept, *kept.iterdir()]} == {0o777 & ~umask, 0o666 & ~umask}
+    monkeypatch.undo()
+    assert len(run_request(request, resume=True).result.chunks) == 3
+
+
+def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box_scene, tmp_path):
+    """A run killed (SIGKILL) while its files went into place leaves their temporary files: --resume
+    removes every output's (the companions' too: only the videos' went), never another run's
+    (``output.v2``'s went too)."""
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    own = [".output.x1.part.mp4", ".output_buffer_masks.x2.part.mp4", ".output_cameras.x3.part.json", ".output.x4.part.ply", ".output_run.x5.part.json"]
+    other = [".output.v2.x6.part.mp4", ".output_x.x7.part.json"]
+    for name in own + other:
+        (tmp_path / name).write_bytes(b"left")
+    assert len(run_request(request, resume=True).result.chunks) == 3
+    assert sorted(p.name for p in tmp_path.glob(".*")) == sorted(other)
+
+
 def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_path):
     request = box_request(box_scene, tmp_path)
     with pytest.raises(KeyboardInterrupt):

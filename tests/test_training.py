@@ -619,6 +619,22 @@ def test_a_wrong_model_is_refused_before_the_clips_are_made(tmp_path, base_check
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_folder_that_cannot_be_made_is_refused_before_the_model_loads(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """--out under a file (or on a read-only disk) was found after the base model had loaded (a
+    7B pipeline: minutes) and the clips had been read."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training import loop
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the model loaded before the output folder was checked")
+
+    monkeypatch.setattr(loop, "load_base_pipeline", loaded)
+    (tmp_path / "file").write_text("x")
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]})
+    with pytest.raises(Gen3cInputError, match=r"training output folder '.*file/run' cannot be created: '.*file' is a file"):
+        train(config_from_dict(cfg), tmp_path / "file" / "run")
+
+
 @pytest.mark.slow
 def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, sample_dir, monkeypatch):
     """A run stopped while accelerate wrote a checkpoint left a step folder without its step

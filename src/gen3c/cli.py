@@ -28,7 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gen3c.errors import Gen3cInputError, Terminated, terminate_like_ctrl_c
+from gen3c.errors import Gen3cInputError, Terminated, raise_if_interrupted, terminate_like_ctrl_c
 
 app = typer.Typer(
     name="gen3c",
@@ -125,7 +125,12 @@ def rich_progress():
         if not progress.live.is_started:
             progress.start()
         task = progress.add_task(stage, total=total)
-        return lambda n=1: progress.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer ends the run here
+            progress.advance(task, n)
+
+        return advance
 
     try:
         yield factory

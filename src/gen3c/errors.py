@@ -40,14 +40,34 @@ class Terminated(KeyboardInterrupt):
     was called (the command line)."""
 
 
+#: The interrupt (KeyboardInterrupt or Terminated) :func:`terminate_like_ctrl_c`'s handler raised,
+#: until the process ends: see :func:`raise_if_interrupted`.
+_INTERRUPTED: list[type[KeyboardInterrupt]] = []
+
+
 def terminate_like_ctrl_c() -> None:
-    """From now on SIGTERM raises :class:`Terminated` in the main thread (call it there)."""
+    """From now on SIGTERM raises :class:`Terminated` in the main thread, and both it and Ctrl-C
+    (SIGINT) are remembered for :func:`raise_if_interrupted` (call this in the main thread of a
+    process that ends when interrupted: the command line)."""
     import signal
 
-    def raise_terminated(signum, frame):
-        raise Terminated()
+    def interrupt(signum, frame):
+        kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        _INTERRUPTED.append(kind)
+        raise kind()
 
-    signal.signal(signal.SIGTERM, raise_terminated)
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
+def raise_if_interrupted() -> None:
+    """Raise again a Ctrl-C or SIGTERM that already arrived. Python drops an exception raised
+    while it runs a finalizer (``__del__``, e.g. of a regex or tensor object freed in passing:
+    "Exception ignored in …"), so an interrupt arriving then was lost and the run went on to the
+    end; long runs call this as they go (each progress step) and before they publish outputs.
+    Does nothing unless :func:`terminate_like_ctrl_c` was called."""
+    if _INTERRUPTED:
+        raise _INTERRUPTED[-1]()
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:

@@ -10,12 +10,10 @@ count, so a killed, truncated or edited output, or a changed manifest row, runs 
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import inspect
 import json
 import os
-import re
 import shutil
 import socket
 import time
@@ -27,6 +25,7 @@ from typing import Any
 
 from gen3c.batch.manifest import OUTPUT_FILES, Job
 from gen3c.errors import Gen3cInputError, collect_notes
+from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
 from gen3c.pipelines.request import GenerationRequest
 
@@ -192,20 +191,9 @@ class _Attempt:
 
 
 def remove_stale_parts(folder: Path, name: str) -> int:
-    """Delete the temporary files a killed run of this job left (``.STEM.RANDOM.part.EXT``, see
-    :func:`gen3c.io.atomic.atomic_path`); the batch lock guarantees no other batch writes them.
-    RANDOM has no dot, so job ``a`` never takes job ``a.v2``'s (``.a.v2.RANDOM.part.mp4``), which
-    another worker may be writing."""
-    removed = 0
-    for pattern in OUTPUT_FILES:
-        target = Path(pattern.format(name))
-        own = re.compile(rf"\.{re.escape(target.stem)}\.[^.]+\.part{re.escape(target.suffix)}")
-        for part in folder.glob(f".{glob.escape(target.stem)}.*.part{target.suffix}"):
-            if own.fullmatch(part.name):
-                with contextlib.suppress(OSError):
-                    part.unlink()
-                    removed += 1
-    return removed
+    """Delete the temporary files a killed run of this job left (:func:`gen3c.io.atomic.remove_stale_parts`);
+    the batch lock guarantees no other batch writes them."""
+    return atomic.remove_stale_parts(folder, [pattern.format(name) for pattern in OUTPUT_FILES])
 
 
 def kept_chunks(folder: Path, request: GenerationRequest) -> bool:

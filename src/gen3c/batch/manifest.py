@@ -20,6 +20,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import check_output_name
+from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.request import GenerationRequest, check_generator, check_request, check_unused_settings
 
 MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -34,7 +35,7 @@ BATCH_OWNED = ("video_save_folder", "video_save_name")
 REQUEST_FIELDS = {f.name: f for f in fields(GenerationRequest)}
 #: The files a job named NAME may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`)
 #: and its status file: two jobs must not share one.
-OUTPUT_FILES = ("{}.mp4", "{}_buffer_masks.mp4", "{}_cameras.json", "{}.ply", "{}_run.json", "{}_status.json")
+OUTPUT_FILES = (*RUN_FILES.values(), "{}_status.json")
 #: Bumped when the meaning of a stored request hash changes, so old status files re-run.
 HASH_VERSION = 1
 

@@ -3,7 +3,6 @@ and a small JSON with the camera (what ``gen3c depth IMAGE`` writes)."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -16,7 +15,7 @@ from torch import Tensor
 from gen3c.cameras import unproject_depth
 from gen3c.depth.base import DepthEstimate, image_to_tensor, median_depth
 from gen3c.io.atomic import (
-    atomic_path,
+    atomic_paths,
     check_output_name,
     check_output_targets,
     ensure_writable_dir,
@@ -92,8 +91,7 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
     }
     # One set: every file is written under a temporary name first and the four are renamed into
     # place only once all are complete (a failure part-way, e.g. a full disk, leaves none of them).
-    with contextlib.ExitStack() as stack:
-        tmp = {key: stack.enter_context(atomic_path(path)) for key, path in paths.items()}
+    with atomic_paths(paths) as tmp:
         Image.fromarray(depth_to_color(estimate.depth, estimate.mask)).save(tmp["png"], format="PNG")
         tmp["npy"].write_bytes(buffer.getvalue())
         write_ply(tmp["ply"], points, colors)

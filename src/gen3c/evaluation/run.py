@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, raise_if_interrupted
 from gen3c.evaluation.report import clear_previous_outputs, require_matplotlib, sheet_writer, write_report
 from gen3c.evaluation.suite import (
     SCENES,
@@ -15,7 +17,7 @@ from gen3c.evaluation.suite import (
     run_benchmark,
     select_methods,
 )
-from gen3c.io.atomic import ensure_writable_dir
+from gen3c.io.atomic import ensure_writable_dir, publish, signals_deferred
 from gen3c.io.images import parse_resolution
 from gen3c.pipelines.autoregressive import ProgressFactory
 from gen3c.trajectories import PRESETS
@@ -73,8 +75,12 @@ def run_eval(
     plots: bool = True,
     progress: ProgressFactory | None = None,
 ) -> tuple[BenchmarkResult, dict]:
-    """Run the benchmark and write its report into ``folder`` (see :mod:`gen3c.evaluation.report`),
-    first removing what an earlier run wrote there (:func:`~gen3c.evaluation.report.clear_previous_outputs`).
+    """Run the benchmark and write its report into ``folder`` (see :mod:`gen3c.evaluation.report`).
+
+    The report is written into a hidden folder inside ``folder`` while the benchmark runs and
+    moved into place when complete, replacing what an earlier run wrote there
+    (:func:`~gen3c.evaluation.report.clear_previous_outputs`): an interrupted or failed run
+    leaves the earlier report as it was, and a finished one leaves no file of the earlier one.
 
     Args:
         methods: baselines / preview variants to run (default: all).
@@ -92,12 +98,25 @@ def run_eval(
     config.check()
     rows = select_methods(methods, generator, compared)
     folder = ensure_writable_dir(folder, "--output_folder")
-    clear_previous_outputs(folder)
-    sheets: list[str] = []
-    total = len(benchmark_cases(config)) * (len(rows) + 1)
-    tick = progress("Benchmark (cases × methods)", total) if progress else None
-    result = run_benchmark(config, rows, progress=tick, on_case=sheet_writer(folder, sheets))
-    result.load_seconds = dict(load_seconds or {})
-    paths = write_report(result, folder, plots=plots, sheets=sheets)
+    staging = Path(tempfile.mkdtemp(prefix=".eval.", suffix=".part", dir=folder))
+    try:
+        sheets: list[str] = []
+        total = len(benchmark_cases(config)) * (len(rows) + 1)
+        tick = progress("Benchmark (cases × methods)", total) if progress else None
+        result = run_benchmark(config, rows, progress=tick, on_case=sheet_writer(staging, sheets))
+        result.load_seconds = dict(load_seconds or {})
+        written = write_report(result, staging, plots=plots, sheets=sheets)
+        files = [written["results"], written["report"], *written["plots"], *(staging / s for s in sheets)]
+        raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
+        with signals_deferred():  # the earlier report out and this one in, as one step
+            clear_previous_outputs(folder)
+            for file in files:
+                target = folder / file.relative_to(staging)
+                target.parent.mkdir(exist_ok=True)
+                publish(file, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    paths = {key: folder / written[key].name for key in ("report", "results")}
+    paths["plots"] = [folder / p.name for p in written["plots"]]
     paths["contact_sheets"] = [folder / s for s in sheets]
     return result, paths

@@ -6,10 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, raise_if_interrupted
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
 #: (``_buffer_masks.mp4``) and its temporary name (``.NAME….part.mp4``) take up to 32 more.
@@ -58,6 +58,23 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
     return path
 
 
+def check_writable_place(path: str | os.PathLike, what: str, *, beside: bool = False) -> None:
+    """Refuse an output ``path`` (a file or folder to be made there, or a folder to write into)
+    that cannot be written, without creating anything: the nearest existing folder at or above
+    it must be writable (above it with ``beside``: the output is made beside ``path`` under a
+    temporary name and renamed onto it). For runs that do their slow work (loading a model)
+    before they create their output."""
+    path = Path(path).expanduser()
+    place = path.parent if beside else path
+    while not place.exists() and place.parent != place:
+        place = place.parent
+    if not place.is_dir():
+        raise Gen3cInputError(f"{what} {str(path)!r} cannot be created: {str(place)!r} is a file: choose a folder path")
+    if not os.access(place, os.W_OK | os.X_OK):
+        where = "" if place == path else f" ({str(place)!r} is not writable)"
+        raise Gen3cInputError(f"{what} {str(path)!r} cannot be written{where}: choose a writable folder or fix its permissions")
+
+
 @contextlib.contextmanager
 def removed_if_left_empty(folder: str | os.PathLike | None) -> Iterator[None]:
     """Around a run that may create ``folder`` (and missing parents): if the run fails, the
@@ -102,6 +119,65 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM back inside the block and act on them after it: around
+    the few renames that publish a set of outputs, so that an interrupt leaves either the earlier
+    set or the new one, never a mix. Only the main thread receives signals; elsewhere this does
+    nothing. Keep the block short: a held-back Ctrl-C waits for it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, handler in previous.items():
+        if handler is not None:  # (None: a handler not set from Python, left alone)
+            signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])  # now handled as it would have been (KeyboardInterrupt, …)
+
+
+@contextlib.contextmanager
+def atomic_paths(targets: Mapping[str, str | os.PathLike]) -> Iterator[dict[str, Path]]:
+    """:func:`atomic_path` for a set of outputs that belong together (by key): the temporary
+    paths replace their targets one after the other when the block ends without an error, with
+    Ctrl-C held back for those renames (:func:`signals_deferred`), so the folder holds the
+    earlier set or the new one, never a mix; on any error every temporary file goes."""
+    with contextlib.ExitStack() as stack:
+        yield {key: stack.enter_context(atomic_path(path)) for key, path in targets.items()}
+        raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
+        with signals_deferred():
+            stack.close()
+
+
+def remove_stale_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
+    """Delete the temporary files :func:`atomic_path` made for the outputs ``names`` in ``folder``
+    that a killed run left (``.STEM.RANDOM.part.EXT``); returns how many. RANDOM has no dot, so
+    output ``a.mp4``'s never match ``a.v2.mp4``'s, which another run may be writing."""
+    import glob
+    import re
+
+    removed = 0
+    for name in names:
+        target = Path(name)
+        own = re.compile(rf"\.{re.escape(target.stem)}\.[^.]+\.part{re.escape(target.suffix)}")
+        for part in Path(folder).glob(f".{glob.escape(target.stem)}.*.part{target.suffix}"):
+            if own.fullmatch(part.name):
+                with contextlib.suppress(OSError):
+                    part.unlink()
+                    removed += 1
+    return removed
 
 
 def _umask() -> int:

@@ -29,6 +29,10 @@ def _check_range(frames: Tensor) -> None:
         raise Gen3cInputError(f"video frames span {span}: pass float frames in [-1, 1]{hint}")
 
 
+class _Abandoned(BaseException):
+    """Thrown into imageio-ffmpeg's frame writer by :meth:`VideoWriter.abandon`."""
+
+
 class VideoWriter:
     """Append frames to an H.264 mp4 (yuv420p, plays everywhere) chunk by chunk.
 
@@ -41,7 +45,7 @@ class VideoWriter:
                 writer.write(chunk)  # (T, 3, H, W) in [−1, 1] or (T, H, W, 3) uint8
 
     Args:
-        quality: imageio-ffmpeg quality 0–10 (8 ≈ visually lossless for our content).
+        quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, quality: int = 8) -> None:
@@ -50,7 +54,7 @@ class VideoWriter:
         self.quality = quality
         self.frames_written = 0
         self._size: tuple[int, int] | None = None
-        self._writer = None
+        self._encoder = None
         self._stack: contextlib.ExitStack | None = None
         self._tmp: Path | None = None
         self._finished = False
@@ -62,8 +66,6 @@ class VideoWriter:
 
     def write(self, frames: Tensor | np.ndarray) -> None:
         """Append (T, 3, H, W) float frames in [−1, 1] or (T, H, W, 3) uint8 frames."""
-        import imageio.v2 as imageio
-
         if self._tmp is None or self._finished:
             raise RuntimeError("VideoWriter.write outside its with-block or after finish()")
         # The shape is checked as given (a float tensor of the wrong layout, named as it came).
@@ -79,24 +81,31 @@ class VideoWriter:
             raise Gen3cInputError(f"H.264 needs even frame sizes, got {array.shape[1]}×{array.shape[2]}: crop or resize the frames")
         if self._size is not None and array.shape[1:3] != self._size:
             raise Gen3cInputError(f"frames of {array.shape[1]}×{array.shape[2]} after frames of {self._size[0]}×{self._size[1]}")
-        if self._writer is None:
+        if self._encoder is None:
             self._size = array.shape[1:3]
-            try:
-                self._writer = imageio.get_writer(
-                    self._tmp, format="FFMPEG", fps=self.fps, codec="libx264", quality=self.quality, pixelformat="yuv420p",
-                    macro_block_size=1, ffmpeg_params=["-preset", "fast"], ffmpeg_log_level="error",
-                )  # fmt: skip
-            except ImportError:  # imageio's FFMPEG plugin comes with imageio-ffmpeg, a dependency of gen3c
-                raise Gen3cInputError(
-                    f"video {str(self.path)!r} could not be written: this Python environment lacks imageio's ffmpeg "
-                    "plugin: pip install imageio-ffmpeg"
-                ) from None
+            self._encoder = self._start_encoder(*self._size)
         for frame in array:
             try:
-                self._writer.append_data(frame)
+                self._encoder.send(np.ascontiguousarray(frame))
             except OSError as exc:  # ffmpeg has stopped (killed, a full disk): the pipe to it is broken
                 raise self._encoder_error(f"ffmpeg stopped after {self.frames_written} frames ({first_line(exc)})") from None
             self.frames_written += 1
+
+    def _start_encoder(self, height: int, width: int):
+        """imageio-ffmpeg's frame writer (a generator fed one (H, W, 3) uint8 frame per ``send``),
+        its ffmpeg started."""
+        try:
+            import imageio_ffmpeg
+        except ImportError:  # a dependency of gen3c
+            raise Gen3cInputError(
+                f"video {str(self.path)!r} could not be written: this Python environment lacks imageio-ffmpeg: pip install imageio-ffmpeg"
+            ) from None
+        encoder = imageio_ffmpeg.write_frames(
+            str(self._tmp), (width, height), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=self.fps, quality=self.quality,
+            codec="libx264", macro_block_size=1, ffmpeg_log_level="error", output_params=["-preset", "fast"],
+        )  # fmt: skip
+        encoder.send(None)  # starts ffmpeg
+        return encoder
 
     def finish(self) -> None:
         """Let ffmpeg encode the frames it still holds and check that the file has them all; the
@@ -108,13 +117,13 @@ class VideoWriter:
         if self._finished:
             return
         self._finished = True
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            encoder.close()  # closes ffmpeg's input and waits until it has written the file
         if self.frames_written == 0:
             raise ValueError(f"no frames were written to {self.path}")
         # ffmpeg can stop after the last frame went into its pipe, and its exit status does not
-        # reach us through imageio: the frames in the file tell.
+        # reach us through imageio-ffmpeg: the frames in the file tell.
         try:
             encoded = count_video_frames(self._tmp)
         except Gen3cInputError:  # no readable video at all
@@ -122,15 +131,27 @@ class VideoWriter:
         if encoded != self.frames_written:
             raise self._encoder_error(f"ffmpeg encoded {encoded} of its {self.frames_written} frames")
 
+    def abandon(self) -> None:
+        """Stop ffmpeg at once, without letting it encode the frames it still holds (which can
+        take many seconds): the file is not wanted (an error, Ctrl-C). The with-block does this
+        on an exception and removes the temporary file."""
+        encoder, self._encoder = self._encoder, None
+        if encoder is None:
+            return
+        # imageio-ffmpeg kills its ffmpeg when a BaseException other than GeneratorExit reaches
+        # the writer (as for Ctrl-C there); close() would wait for ffmpeg to finish the video.
+        with contextlib.suppress(_Abandoned, StopIteration):
+            encoder.throw(_Abandoned())
+
     def __exit__(self, exc_type, exc, tb) -> bool:
         stack, self._stack = self._stack, None
         try:
             if exc_type is None:
                 self.finish()
-            elif self._writer is not None:
-                writer, self._writer = self._writer, None
-                writer.close()
+            else:
+                self.abandon()
         except BaseException:
+            self.abandon()
             stack.__exit__(*sys.exc_info())  # removes the temporary file
             raise
         finally:
@@ -147,7 +168,7 @@ def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float
 
     Args:
         frames: (T, 3, H, W) float in [−1, 1], or (T, H, W, 3) uint8. H and W must be even.
-        quality: imageio-ffmpeg quality 0–10 (8 ≈ visually lossless for our content).
+        quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     """
     with VideoWriter(path, fps, quality) as writer:
         writer.write(frames)

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cModelError, first_line
-from gen3c.io.atomic import publish
+from gen3c.io.atomic import check_writable_place, publish, signals_deferred
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
@@ -549,6 +549,7 @@ def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
         raise Gen3cModelError(
             f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
         )
+    check_writable_place(out, "output folder", beside=True)  # before the minutes of reading and converting
 
 
 def convert_components(
@@ -618,6 +619,7 @@ def convert_components(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}"
+    old = None
     try:
         staging.mkdir()  # inside the try: an interrupt leaves nothing behind
         say(f"writing {out}")
@@ -648,12 +650,22 @@ def convert_components(
         (staging / "conversion_report.txt").write_text(report.format() + "\n")
         say(f"writing {CHECKSUMS_FILE} (sha256 of every file, checked by --verify_checksums)")
         write_checksums(staging)
-        if out.exists():
-            shutil.rmtree(out)
-        publish(staging, out)
+        with signals_deferred():  # the old checkpoint (--overwrite) moved aside and the new one in, as one step
+            if out.exists():
+                old = out.rename(staging.with_name(staging.name + ".old"))
+            try:
+                publish(staging, out)
+            except BaseException:
+                if old is not None:  # the old checkpoint back in place
+                    old.rename(out)
+                    old = None
+                raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     say(f"done: {out}")
     return report
 

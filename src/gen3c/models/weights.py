@@ -794,6 +794,11 @@ def remove_cached(
     root = weights_cache_dir(cache_dir)
     if not chosen:
         return []
+    from gen3c.io.atomic import check_writable_place
+
+    # Refused before anything goes (a read-only cache was a traceback from the lock file).
+    for folder in sorted({root, *(item.path.parent for item in chosen)}):
+        check_writable_place(folder, "the cache folder")
     with _locked(root, lambda _line: None):
         hub_cache = _hub_settings(hub_cache_dir, None)[0]
         record = _Record(root, hub_cache)

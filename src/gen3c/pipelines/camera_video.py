@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import numbers
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,14 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError
-from gen3c.io.atomic import check_output_targets, check_video_name, ensure_writable_dir, write_text_atomic
+from gen3c.errors import Gen3cInputError, raise_if_interrupted
+from gen3c.io.atomic import (
+    atomic_path,
+    check_output_targets,
+    check_video_name,
+    ensure_writable_dir,
+    signals_deferred,
+)
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import resize_image, to_uint8
@@ -452,16 +459,49 @@ def mask_panel(buffers: BufferRenders, num_buffers: int | None = None) -> Tensor
 #: How to get past an output name taken by a folder.
 OTHER_NAME = "pass another --video_save_name or --video_save_folder"
 
+#: The files of a run named NAME, by key (what :class:`OutputWriter` may write).
+OUTPUT_FILES = {
+    "video": "{}.mp4",
+    "buffer_masks": "{}_buffer_masks.mp4",
+    "cameras": "{}_cameras.json",
+    "point_cloud": "{}.ply",
+    "run": "{}_run.json",
+}
+
+
+def earlier_outputs(folder: str | Path, name: str) -> set[str]:
+    """The keys of :data:`OUTPUT_FILES` that an earlier run named ``name`` wrote into ``folder``,
+    as its ``NAME_run.json`` lists them (``outputs``); a record from before gen3c listed them
+    tells by its ``save_buffer`` / ``save_point_cloud``. Empty without a readable record: only
+    what gen3c recorded as its own output is ever replaced."""
+    path = Path(folder) / OUTPUT_FILES["run"].format(name)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and path.stat().st_size < 1 << 20 else None
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(record, dict):
+        return set()
+    listed = record.get("outputs")
+    if isinstance(listed, dict):
+        return {key for key, file in listed.items() if key in OUTPUT_FILES and file == OUTPUT_FILES[key].format(name)}
+    if record.get("video_save_name") != name or not isinstance(record.get("save_buffer"), bool):
+        return set()
+    return {"video", "cameras", "run"} | {key for key, flag in (("buffer_masks", "save_buffer"), ("point_cloud", "save_point_cloud"))
+                                        if record.get(flag) is True}  # fmt: skip
+
 
 class OutputWriter:
     """Writes a run's files into ``folder`` while it runs, so memory stays flat however long the
-    video is; each file appears under its name only when complete (written to a temporary file,
-    renamed at the end; on an error nothing is left).
+    video is. The files are written under temporary names and appear together, as one set, when
+    the with-block ends without an error (on an error nothing is left).
 
     Files: ``{name}.mp4`` (with ``save_buffer``: GEN3C's widened layout, the buffer renders left
     of the generated frame), with ``save_buffer`` also ``{name}_buffer_masks.mp4``; then from
     :meth:`finish` ``{name}_cameras.json`` (loads back with ``--camera_file``), ``{name}.ply``
-    (a point cloud, when given) and ``{name}_run.json`` (the settings, when given)::
+    (a point cloud, when given) and ``{name}_run.json`` (the settings, when given, and the files
+    written). The set replaces an earlier run's of the same name: the earlier files this run does
+    not write (its buffer masks, say, when this run has no ``save_buffer``) are removed, so none is
+    left beside a video it does not belong to (:func:`earlier_outputs`)::
 
         with OutputWriter("outputs", "my_video", save_buffer=True, num_buffers=2) as out:
             result = generate_video(cache, cameras, generator, first_frame, sink=out)
@@ -486,13 +526,17 @@ class OutputWriter:
         self.save_buffer = save_buffer
         self.num_buffers = num_buffers
         self.fps = fps
-        self.paths: dict[str, Path] = {"video": self.folder / f"{name}.mp4"}
+        self.paths: dict[str, Path] = {"video": self._path("video")}
         if save_buffer:
-            self.paths["buffer_masks"] = self.folder / f"{name}_buffer_masks.mp4"
+            self.paths["buffer_masks"] = self._path("buffer_masks")
         # Refused before any frame is made (and :meth:`finish` checks before writing any).
         check_output_targets([*self.paths.values(), *self._companions(point_cloud, metadata=True).values()], OTHER_NAME)
         self.frames_written = 0
         self._stack: contextlib.ExitStack | None = None
+        self._written: dict[str, Path] | None = None
+
+    def _path(self, key: str) -> Path:
+        return self.folder / OUTPUT_FILES[key].format(self.name)
 
     def __enter__(self) -> OutputWriter:
         self._stack = contextlib.ExitStack()
@@ -522,32 +566,58 @@ class OutputWriter:
     def finish(
         self, cameras: Cameras, *, point_cloud: tuple[Tensor, Tensor] | None = None, metadata: dict | None = None
     ) -> dict[str, Path]:
-        """Finish encoding the videos (they appear on exit), then write the companion files, so
-        an encoder that fails leaves no companions either; returns every output path."""
-        for video in (self._video, self._masks):
-            if video is not None:
-                video.finish()
+        """Finish encoding the videos, then write the companion files (under temporary names,
+        like the videos: an encoder that fails leaves no companions either); returns every
+        output path. The files appear when the with-block ends."""
+        if self._stack is None or self._written is not None:
+            raise RuntimeError("OutputWriter.finish outside its with-block or twice")
+        self._finish_videos()
         companions = self._companions(point_cloud is not None, metadata is not None)
         check_output_targets(companions.values(), OTHER_NAME)
         paths = {**self.paths, **companions}
-        save_cameras(paths["cameras"], cameras, self.fps)
+        tmp = {key: self._stack.enter_context(atomic_path(path)) for key, path in companions.items()}
+        save_cameras(tmp["cameras"], cameras, self.fps)
         if point_cloud is not None:
-            write_ply(paths["point_cloud"], *point_cloud)
+            write_ply(tmp["point_cloud"], *point_cloud)
         if metadata is not None:
-            write_text_atomic(paths["run"], json.dumps(metadata, indent=1, default=str))
+            record = {**metadata, "outputs": {key: path.name for key, path in paths.items()}}
+            tmp["run"].write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+        self._written = paths
         return paths
 
+    def _finish_videos(self) -> None:
+        for video in (self._video, self._masks):
+            if video is not None:
+                video.finish()
+
     def _companions(self, point_cloud: bool, metadata: bool) -> dict[str, Path]:
-        paths = {"cameras": self.folder / f"{self.name}_cameras.json"}
+        paths = {"cameras": self._path("cameras")}
         if point_cloud:
-            paths["point_cloud"] = self.folder / f"{self.name}.ply"
+            paths["point_cloud"] = self._path("point_cloud")
         if metadata:
-            paths["run"] = self.folder / f"{self.name}_run.json"
+            paths["run"] = self._path("run")
         return paths
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         stack, self._stack = self._stack, None
-        return stack.__exit__(exc_type, exc, tb)
+        if exc_type is None:
+            try:
+                raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
+                self._finish_videos()  # (without finish(): the videos alone)
+            except BaseException:
+                stack.__exit__(*sys.exc_info())  # removes every temporary file
+                raise
+        # The set as one unit: its files renamed into place one after the other and the earlier
+        # run's files that this run did not write removed, with Ctrl-C held back for those few
+        # moments: the folder holds the earlier set or this one, never a mix.
+        with signals_deferred():
+            earlier = earlier_outputs(self.folder, self.name) if exc_type is None else set()
+            suppressed = stack.__exit__(exc_type, exc, tb)  # renames on success, removes on an error
+            for key in earlier - set(self._written or self.paths):
+                stale = self._path(key)
+                if not stale.is_dir():
+                    stale.unlink(missing_ok=True)
+        return suppressed
 
 
 def save_outputs(

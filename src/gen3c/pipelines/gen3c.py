@@ -279,16 +279,48 @@ class Gen3cPipeline(DiffusionPipeline):
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         """diffusers' ``save_pretrained``, plus the checkpoint's ``gen3c_model.json`` (what the model
         was made for, with the current :attr:`sampling_defaults`), so that :meth:`from_pretrained`
-        of the folder samples as this pipeline does (a distilled student its own few steps)."""
-        from gen3c.io.atomic import write_text_atomic
+        of the folder samples as this pipeline does (a distilled student its own few steps).
+
+        The checkpoint is written whole under a temporary name and then moved into place
+        (:func:`gen3c.io.atomic.publish`): an interrupted save leaves no half-written checkpoint,
+        and the files get plain permissions (0666/0777 less the umask; safetensors ≥ 0.8 writes
+        owner-only files, unreadable to the other users of a shared machine). Into an existing
+        folder, each component folder and file saved replaces its namesake; other files stay.
+        With ``push_to_hub`` the repository is named after the folder unless ``repo_id`` says.
+        """
+        import shutil
+        import tempfile
+
+        from gen3c.io.atomic import publish, signals_deferred
         from gen3c.models.packaged import META_NAME
 
-        info = {key: value for key, value in self.model_info.items() if key not in ("num_steps", "guidance")}
-        info.update(self.sampling_defaults)
-        if info:  # written first, so that diffusers' push_to_hub=True uploads it too
-            os.makedirs(save_directory, exist_ok=True)
-            write_text_atomic(Path(save_directory) / META_NAME, json.dumps(info, indent=2) + "\n")
-        super().save_pretrained(save_directory, **kwargs)
+        target = Path(os.path.abspath(save_directory))
+        if target.exists() and not target.is_dir():
+            raise Gen3cInputError(f"save_pretrained: {str(target)!r} is a file: pass a folder to save the checkpoint into")
+        merge = target.is_dir()
+        if not merge:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target if merge else target.parent))
+        replaced: list[Path] = []
+        try:
+            info = {key: value for key, value in self.model_info.items() if key not in ("num_steps", "guidance")}
+            info.update(self.sampling_defaults)
+            if info:  # written first, so that diffusers' push_to_hub=True uploads it too
+                (staging / META_NAME).write_text(json.dumps(info, indent=2) + "\n")
+            if kwargs.get("push_to_hub"):
+                kwargs.setdefault("repo_id", target.name)  # (diffusers names it after the folder it saves into)
+            super().save_pretrained(staging, **kwargs)
+            with signals_deferred():  # the renames as one unit
+                if not merge:
+                    publish(staging, target)
+                for entry in sorted(staging.iterdir()) if merge else ():
+                    old = target / entry.name
+                    if old.is_dir() and not old.is_symlink():  # a folder cannot be replaced by a rename: moved aside
+                        replaced.append(old.rename(staging.with_name(f"{staging.name}.{entry.name}.old")))
+                    publish(entry, old)
+        finally:
+            for path in (*replaced, staging):
+                shutil.rmtree(path, ignore_errors=True)
 
     def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
         """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""

@@ -25,7 +25,6 @@ seconds of PNG encoding per chunk, against minutes of diffusion per chunk.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -42,7 +41,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
-from gen3c.io.atomic import write_text_atomic
+from gen3c.io.atomic import publish, remove_stale_parts, write_text_atomic
 
 FORMAT = 2  # 2: run.json holds the inputs' sha256
 _THREADS = min(8, os.cpu_count() or 1)
@@ -175,8 +174,13 @@ class PartialRun:
                 raise OSError(f"could not encode frame {t} of chunk {index} as PNG")
             (pending / f"{key}_{t:05d}.png").write_bytes(data.tobytes())
 
-        with ThreadPoolExecutor(_THREADS) as pool:  # OpenCV encodes outside the GIL
-            list(pool.map(write, [(key, t, frame) for key, array in arrays.items() for t, frame in enumerate(array)]))
+        try:
+            with ThreadPoolExecutor(_THREADS) as pool:  # OpenCV encodes outside the GIL
+                list(pool.map(write, [(key, t, frame) for key, array in arrays.items() for t, frame in enumerate(array)]))
+        except BaseException:  # (Ctrl-C: map drops the frames not yet started) the half-kept chunk goes
+            shutil.rmtree(pending, ignore_errors=True)
+            self._pending = None
+            raise
 
     def finish_chunk(self, index: int, last_frame: Tensor, plan_state: dict[str, Tensor]) -> None:
         """Add the chunk's state and rename its folder into place: from now on it counts as done."""
@@ -187,7 +191,7 @@ class PartialRun:
         tensors = {"last_frame": last_frame.detach().float().cpu().contiguous()}
         tensors.update({f"plan.{k}": v.detach().cpu().contiguous() for k, v in plan_state.items()})
         save_file(tensors, str(self._pending / "state.safetensors"))
-        os.replace(self._pending, self.path / f"chunk_{index:04d}")
+        publish(self._pending, self.path / f"chunk_{index:04d}")  # (mkdtemp and safetensors make owner-only files)
         self._pending = None
         self.finished = index + 1
 
@@ -290,15 +294,10 @@ def _check_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def _remove_stale_outputs(folder: Path, name: str) -> None:
-    """Temporary video files a killed run left (atomic writes never got to rename them)."""
-    for stem in (name, f"{name}_buffer_masks"):
-        for stale in folder.glob(f".{glob_escape(stem)}.*.part.mp4"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+    """Temporary output files a killed run left (atomic writes never got to rename them)."""
+    from gen3c.pipelines.camera_video import OUTPUT_FILES
 
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
+    remove_stale_parts(folder, [pattern.format(name) for pattern in OUTPUT_FILES.values()])
 
 
 class ChunkKeeper:

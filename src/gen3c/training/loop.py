@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.io.atomic import ensure_writable_dir, publish, write_text_atomic
+from gen3c.io.atomic import check_writable_place, ensure_writable_dir, publish, write_text_atomic
 from gen3c.models import configs
 from gen3c.training.config import Config
 
@@ -466,6 +466,7 @@ def train(
     if resume not in (None, "auto"):
         check_checkpoint(Path(resume))
     check_run_folder(config, Path(out), resume)
+    check_writable_place(out, "training output folder")
     if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
         kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
         echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
