@@ -594,3 +594,20 @@ def test_to_uint8_equals_the_whole_video_formula():
             got = to_uint8(frames.to(dtype))
             assert got.dtype == np.uint8 and np.array_equal(got, whole(frames.to(dtype)))
     assert to_uint8(torch.tensor([[[-1.0]], [[0.0]], [[1.0]]])).tolist() == [[[0, 128, 255]]]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_float64_depth_beyond_float32_is_the_non_finite_depth_note_not_a_numpy_warning(tmp_path):
+    """float64 depth beyond float32's range (~3.4e38) becomes +inf / −inf when read as float32:
+    far away (+) and left out (−) as NaN/inf depth is, with gen3c's note; numpy's "overflow
+    encountered in cast" used to reach the user."""
+    from gen3c.io.depth import fill_invalid_depth
+
+    depth = np.full((4, 6), 2.0)
+    depth[0, 0], depth[0, 1] = 1e300, -1e300
+    np.save(tmp_path / "d.npy", depth)
+    loaded = load_depth(tmp_path / "d.npy")
+    assert loaded[0, 0] == float("inf") and loaded[0, 1] == float("-inf") and (loaded[1:] == 2.0).all()
+    with pytest.warns(UserWarning, match=r"1 pixels \(4.2%\) of NaN/inf depth sit far away.*1 pixels \(4.2%\) of ≤ 0 depth are left out"):
+        filled, valid = fill_invalid_depth(loaded, "d.npy")
+    assert filled[0, 0] == FAR_DEPTH and valid[0, 0] and filled[0, 1] == 0 and not valid[0, 1]

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.formats import require_numpy_file
+from gen3c.io.frames import float32_array
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -73,7 +74,7 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
     array = np.squeeze(array)
     if array.ndim != 2:
         raise Gen3cInputError(f"{name} {str(p)!r} has shape {tuple(np.asarray(array).shape)}: depth must be a 2-D (H, W) array")
-    return torch.from_numpy(array.astype(np.float32, copy=True))
+    return torch.from_numpy(float32_array(array))  # beyond float32's range: ±inf, which callers treat as invalid depth
 
 
 def _read_png16(p: Path, name: str) -> np.ndarray:

@@ -244,6 +244,15 @@ def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") ->
     return array
 
 
+def float32_array(array: np.ndarray) -> np.ndarray:
+    """``array`` as a float32 copy. Magnitudes beyond float32's range (~3.4e38) become ±inf
+    quietly, without numpy's "overflow encountered in cast" warning: the reader's own checks
+    then treat them as the non-finite values they now are (:func:`gen3c.io.depth.fill_invalid_depth`'s
+    note for depth, a one-line error for poses and intrinsics)."""
+    with np.errstate(over="ignore"):
+        return np.asarray(array).astype(np.float32, copy=True)
+
+
 def _kind_names(kinds: str) -> str:
     names = {"f": "floats", "i": "integers", "u": "unsigned integers", "b": "booleans"}
     return " or ".join(names[k] for k in kinds)

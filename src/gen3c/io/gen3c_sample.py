@@ -21,7 +21,6 @@ import pickle
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from gen3c.cameras import check_intrinsics_fit, validate_poses
@@ -33,6 +32,7 @@ from gen3c.io.frames import (
     check_array,
     check_decoded,
     check_frame_size,
+    float32_array,
     frame_range,
     images_to_uint8,
 )
@@ -127,7 +127,7 @@ def _read_dir(
                 f"{name} mask.npz is {mask.shape[1]}×{mask.shape[2]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: they must match"
             )
         stop = frame_range(start, num_frames, total, f"{name} rgb.mp4")
-        w2c_t = validate_poses(torch.from_numpy(w2c[start:stop].astype(np.float32)), f"{name} camera.npz w2c", frame_offset=start)
+        w2c_t = validate_poses(torch.from_numpy(float32_array(w2c[start:stop])), f"{name} camera.npz w2c", frame_offset=start)
         fitter = FrameFitter(stop - start, resolution, resize_mode)
         tally = InvalidDepthTally()
         frames = zip(
@@ -145,10 +145,10 @@ def _read_dir(
                         f"{name} rgb.mp4 is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
                     )
                 K_t = check_intrinsics_fit(
-                    torch.from_numpy(K[start:stop].astype(np.float32)), *size, f"{name} camera.npz intrinsics", frame_offset=start
+                    torch.from_numpy(float32_array(K[start:stop])), *size, f"{name} camera.npz intrinsics", frame_offset=start
                 )
             depth_t, valid = fill_invalid_depth(
-                torch.from_numpy(depth_f.astype(np.float32))[None],
+                torch.from_numpy(float32_array(depth_f))[None],
                 f"{name} depth.npz",
                 mask_invalid_depth,
                 mask=torch.from_numpy(mask_f.astype(bool))[None],

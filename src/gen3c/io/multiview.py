@@ -23,7 +23,14 @@ import torch
 from gen3c.cameras import Cameras, check_intrinsics_fit, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
-from gen3c.io.frames import FrameFitter, FrameStack, check_array, fit_intrinsics, images_to_uint8
+from gen3c.io.frames import (
+    FrameFitter,
+    FrameStack,
+    check_array,
+    fit_intrinsics,
+    float32_array,
+    images_to_uint8,
+)
 from gen3c.io.npz import NpzReader
 
 MULTIVIEW_KEYS = (
@@ -91,12 +98,12 @@ def read_multiview(
             K_all = check_array(cameras["Ks_all"], f"{name} Ks_all", (len(w2c_all), 3, 3))
         else:
             K_all = np.broadcast_to(K[-1], (len(w2c_all), 3, 3))
-        key_w2c = validate_poses(torch.from_numpy(w2c.astype(np.float32)), f"{name} w2cs_key_frames")
-        key_K = check_intrinsics_fit(torch.from_numpy(K.astype(np.float32)), H, W, f"{name} K_key_frames")
+        key_w2c = validate_poses(torch.from_numpy(float32_array(w2c)), f"{name} w2cs_key_frames")
+        key_K = check_intrinsics_fit(torch.from_numpy(float32_array(K)), H, W, f"{name} K_key_frames")
         trajectory = Cameras(
-            validate_poses(torch.from_numpy(w2c_all.astype(np.float32)), f"{name} w2cs_all"),
+            validate_poses(torch.from_numpy(float32_array(w2c_all)), f"{name} w2cs_all"),
             fit_intrinsics(
-                check_intrinsics_fit(torch.from_numpy(np.ascontiguousarray(K_all, dtype=np.float32)), H, W, f"{name} Ks_all"),
+                check_intrinsics_fit(torch.from_numpy(float32_array(K_all)), H, W, f"{name} Ks_all"),
                 (H, W),
                 resolution,
                 resize_mode,
@@ -106,14 +113,14 @@ def read_multiview(
         fitter = FrameFitter(N, resolution, resize_mode)
         tally = InvalidDepthTally()
         for i, (image, depth_i, mask_i) in enumerate(zip(images.frames(), depth.frames(), mask.frames(), strict=True)):
-            image_t = torch.from_numpy(image.astype(np.float32))
+            image_t = torch.from_numpy(float32_array(image))
             if not torch.isfinite(image_t).all() or image_t.min() < -1.01 or image_t.max() > 1.01:
                 lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
                 raise Gen3cInputError(
                     f"{name} images_key_frames must be finite and in [−1, 1], got values in [{lo:.3g}, {hi:.3g}] (key view {i})"
                 )
             depth_t, valid = fill_invalid_depth(
-                torch.from_numpy(depth_i.astype(np.float32))[None],
+                torch.from_numpy(float32_array(depth_i))[None],
                 f"{name} depth_key_frames",
                 mask_invalid_depth,
                 mask=torch.from_numpy(mask_i.astype(np.float32) > 0.5)[None],

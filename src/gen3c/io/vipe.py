@@ -26,7 +26,15 @@ import torch
 from gen3c.cameras import check_intrinsics_fit, invert_pose, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
-from gen3c.io.frames import FrameFitter, FrameStack, check_array, check_decoded, check_frame_size, frame_range
+from gen3c.io.frames import (
+    FrameFitter,
+    FrameStack,
+    check_array,
+    check_decoded,
+    check_frame_size,
+    float32_array,
+    frame_range,
+)
 from gen3c.io.npz import load_npz_array
 from gen3c.io.video import iter_video_frames, probe_video
 
@@ -190,7 +198,7 @@ def _per_frame(
         raise Gen3cInputError(
             f"{name} has no {what} for frame {absent[0]} ({len(absent)} of the {len(needed)} frames asked for are missing; it covers {len(rows)} of the video's {total})"
         )
-    return data[[rows[f] for f in needed]].astype(np.float32)
+    return float32_array(data[[rows[f] for f in needed]])
 
 
 class _ZipFrames:
