@@ -466,6 +466,26 @@ def test_write_video_names_the_frames_as_given(tmp_path):
     assert read_video(write_video(tmp_path / "v.mp4", uint8))[0].mean() == pytest.approx(200, abs=2)
 
 
+def test_write_functions_refuse_bad_settings_before_writing(tmp_path):
+    """Out-of-range quality used to reach imageio-ffmpeg's assertion; fps=0 was written at its
+    default 16 fps, and camera files with fps=0 were written (nerfstudio's: a ZeroDivisionError)."""
+    frames = torch.zeros(2, 3, 16, 16)
+    for quality in (0, 11, -1, float("nan"), "8", True, None):
+        with pytest.raises(Gen3cInputError, match=r"^video quality .* is out of range: pass a number from 1 \(smallest file\) to 10 \(best\)$"):
+            write_video(tmp_path / "v.mp4", frames, quality=quality)
+    for fps in (0, -24, float("inf"), float("nan"), "24"):
+        with pytest.raises(Gen3cInputError, match="fps"):
+            write_video(tmp_path / "v.mp4", frames, fps=fps)
+        with pytest.raises(Gen3cInputError, match="fps"):
+            VideoWriter(tmp_path / "v.mp4", fps=fps)
+        with pytest.raises(Gen3cInputError, match="fps"):
+            save_cameras(tmp_path / "c.json", orbit(), fps=fps)
+        with pytest.raises(Gen3cInputError, match="fps"):
+            save_nerfstudio_path(tmp_path / "camera_path.json", orbit(), fps=fps)
+    assert not any(tmp_path.iterdir())
+    assert count_video_frames(write_video(tmp_path / "v.mp4", frames, fps=np.float32(12), quality=np.int64(1))) == 2
+
+
 def test_ply_round_trip(tmp_path):
     pts = torch.randn(100, 3)
     cols = torch.rand(100, 3) * 2 - 1

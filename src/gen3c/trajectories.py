@@ -61,7 +61,8 @@ def _check_num_frames(num_frames: object) -> int:
     return int(num_frames)
 
 
-def _check_fps(fps: object) -> float:
+def check_fps(fps: object) -> float:
+    """``fps`` as a float, or a one-line :class:`Gen3cInputError` unless it is a finite number > 0."""
     fps = _finite(fps, "fps")
     if fps <= 0:
         raise Gen3cInputError(f"fps {fps:g} must be a number of frames per second > 0")
@@ -367,7 +368,7 @@ def keyframe_trajectory(
     Returns:
         :class:`Cameras` with n frames, float32.
     """
-    num_frames, fps = _check_num_frames(num_frames), _check_fps(fps)
+    num_frames, fps = _check_num_frames(num_frames), check_fps(fps)
     frame_times = torch.arange(num_frames, dtype=torch.float64) / fps
     w2c = interpolate_keyframes(keyframes_w2c, times, frame_times, smoothness)
     return Cameras(w2c.float(), validate_intrinsics(as_float32(K, "K"), "K"), height, width)
@@ -397,7 +398,7 @@ class KeyframePath:
     def __post_init__(self) -> None:
         self.w2c, self.times, self.smoothness = check_keyframes(self.w2c, self.times, self.smoothness)
         self.num_frames = _check_num_frames(self.num_frames)
-        self.fps = _check_fps(self.fps)
+        self.fps = check_fps(self.fps)
 
     def cameras(self, K: Tensor, height: int, width: int) -> Cameras:
         """The path at every frame with intrinsics ``K`` ((3, 3) or (num_frames, 3, 3), pixels of

@@ -52,7 +52,7 @@ from gen3c.cameras import (
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head
-from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath
+from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
 
 FORMAT_NAME = "gen3c-cameras"
 MAX_CAMERA_FILE_BYTES = 64 * 1024 * 1024
@@ -339,6 +339,7 @@ def _check_cameras(cameras: object) -> None:
 def cameras_to_dict(cameras: Cameras, fps: float = 24.0) -> dict:
     """The gen3c cameras JSON object for ``cameras``."""
     _check_cameras(cameras)
+    fps = check_fps(fps)
     return {
         "format": FORMAT_NAME,
         "version": 1,
@@ -368,6 +369,7 @@ def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: K
     (:func:`read_keyframe_path`; ``--camera_file`` replays the keyframes).
     """
     _check_cameras(cameras)
+    fps = check_fps(fps)
     c2w_gl = opencv_to_opengl(cameras.w2c.double())
     path = []
     for i in range(len(cameras)):

@@ -17,6 +17,7 @@ from torch import Tensor
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import atomic_path
 from gen3c.io.images import outside_unit_range, to_uint8
+from gen3c.trajectories import check_fps
 
 DEFAULT_FPS = 24
 
@@ -27,6 +28,13 @@ def _check_range(frames: Tensor) -> None:
     if outside is not None:
         span, hint = outside
         raise Gen3cInputError(f"video frames span {span}: pass float frames in [-1, 1]{hint}")
+
+
+def _check_quality(quality: object) -> float:
+    """imageio-ffmpeg's quality scale is 1–10 (it asserts so once ffmpeg is about to start)."""
+    if isinstance(quality, bool) or not isinstance(quality, int | float | np.integer | np.floating) or not 1 <= quality <= 10:
+        raise Gen3cInputError(f"video quality {str(quality)[:20]!r} is out of range: pass a number from 1 (smallest file) to 10 (best)")
+    return float(quality)
 
 
 class _Abandoned(BaseException):
@@ -45,13 +53,16 @@ class VideoWriter:
                 writer.write(chunk)  # (T, 3, H, W) in [−1, 1] or (T, H, W, 3) uint8
 
     Args:
+        fps: frames per second, a finite number > 0.
         quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
+    Raises:
+        Gen3cInputError: ``fps`` or ``quality`` out of range, before anything is written.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, quality: int = 8) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, quality: float = 8) -> None:
         self.path = Path(path)
-        self.fps = fps
-        self.quality = quality
+        self.fps = check_fps(fps)  # (imageio-ffmpeg would write fps=0 at 16 fps)
+        self.quality = _check_quality(quality)
         self.frames_written = 0
         self._size: tuple[int, int] | None = None
         self._encoder = None
@@ -163,12 +174,15 @@ class VideoWriter:
         return Gen3cInputError(f"video {str(self.path)!r} could not be written: {what}; check the free space in {folder!r} and run again")
 
 
-def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: int = 8) -> Path:
+def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: float = 8) -> Path:
     """Encode frames as an H.264 mp4 (yuv420p, plays everywhere), atomically.
 
     Args:
         frames: (T, 3, H, W) float in [−1, 1], or (T, H, W, 3) uint8. H and W must be even.
+        fps: frames per second, a finite number > 0.
         quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
+    Raises:
+        Gen3cInputError: bad frames, or ``fps`` / ``quality`` out of range (nothing is written).
     """
     with VideoWriter(path, fps, quality) as writer:
         writer.write(frames)
