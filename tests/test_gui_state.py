@@ -90,6 +90,21 @@ def test_empty_keyframe_path_is_a_clear_error(state):
         state.set_path_mode("file")
 
 
+def test_keyframes_of_a_one_frame_video_are_a_clear_error(state):
+    """Even timing over a 1-frame video put every keyframe at 0 s, then failed with "keyframe
+    times [0, 0] must be strictly increasing"."""
+    state.update(num_video_frames=1)
+    state.set_path_mode("keyframes")
+    poses = orbit_w2c(2)
+    state.add_keyframe(poses[0])
+    assert torch.allclose(state.cameras().w2c[0].double(), poses[0], atol=1e-5)  # one keyframe: a still camera
+    state.add_keyframe(poses[1])
+    with pytest.raises(Gen3cInputError, match=r"^a 1-frame video has no time to spread 2 keyframes over: set Frames to 2 or more, or keep one keyframe$"):
+        state.cameras()
+    state.update(num_video_frames=2)
+    assert torch.allclose(state.cameras().w2c[1].double(), poses[1], atol=1e-5)
+
+
 # -- camera files -----------------------------------------------------------------------------
 
 

@@ -354,6 +354,10 @@ class GuiState:
         """The keyframes as the library takes them: poses, times, smoothness and the frames."""
         if not self.keyframes:
             raise Gen3cInputError("the keyframe path is empty: add keyframes (e.g. 'Add from current view') first")
+        if self.auto_time and len(self.keyframes) > 1 and self.duration == 0:  # even timing put them all at 0 s
+            raise Gen3cInputError(
+                f"a 1-frame video has no time to spread {len(self.keyframes)} keyframes over: set Frames to 2 or more, or keep one keyframe"
+            )
         w2c = torch.stack([kf.w2c for kf in self.keyframes])
         times = torch.tensor([kf.time for kf in self.keyframes], dtype=torch.float64)
         return KeyframePath(w2c, times, self.smoothness, self.request.num_video_frames, self.request.fps)
