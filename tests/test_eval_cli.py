@@ -200,6 +200,32 @@ def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was(tmp_path):
     assert after == before and sorted(p.name for p in tmp_path.iterdir()) == ["contact_sheets", "report.md", "results.json"]
 
 
+def test_an_eval_removes_the_hidden_folders_of_killed_evals_only(tmp_path):
+    """``kill -9`` leaves an eval's hidden staging folder; the next eval into the folder removes
+    it once its process is gone, and keeps those of a running eval, of another machine and of
+    other names (they used to pile up)."""
+    import os
+    import subprocess
+    import sys
+
+    from gen3c.evaluation.run import make_config, run_eval
+    from gen3c.io.atomic import _host, make_staging_dir
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = int(gone.stdout)
+    live = make_staging_dir(tmp_path, "eval")  # this process's: an eval running beside the new one
+    assert live.name.startswith(f".eval.{os.getpid()}@{_host()}.")
+    killed = tmp_path / f".eval.{dead}@{_host()}.k1ll3d.part"
+    others = [tmp_path / f".eval.{dead}@other-host.abc.part", tmp_path / ".eval.abc.part", tmp_path / f".evals.{dead}@{_host()}.x.part"]
+    for path in [killed, *others]:
+        (path / "contact_sheets").mkdir(parents=True)
+        (path / "contact_sheets" / "room-left.png").write_bytes(b"half")
+    config = make_config(scenes="room", presets="left", resolution="32x48", num_frames=3)
+    run_eval(config, tmp_path, methods=["still"], plots=False)
+    assert not killed.exists() and live.is_dir() and all(p.is_dir() for p in others)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["contact_sheets", "report.md", "results.json"]
+
+
 def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
     """Plots and contact sheets of an earlier run into the same folder (other cases, or plots
     beside a --no_plots report) are removed; files the eval does not write are kept."""

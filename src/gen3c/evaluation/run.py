@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +16,13 @@ from gen3c.evaluation.suite import (
     run_benchmark,
     select_methods,
 )
-from gen3c.io.atomic import ensure_writable_dir, publish, signals_deferred
+from gen3c.io.atomic import (
+    ensure_writable_dir,
+    make_staging_dir,
+    publish,
+    remove_abandoned_staging,
+    signals_deferred,
+)
 from gen3c.io.images import parse_resolution
 from gen3c.pipelines.autoregressive import ProgressFactory
 from gen3c.trajectories import PRESETS
@@ -81,6 +86,8 @@ def run_eval(
     moved into place when complete, replacing what an earlier run wrote there
     (:func:`~gen3c.evaluation.report.clear_previous_outputs`): an interrupted or failed run
     leaves the earlier report as it was, and a finished one leaves no file of the earlier one.
+    The hidden folders of runs killed outright (``kill -9``) are removed at the start
+    (:func:`~gen3c.io.atomic.remove_abandoned_staging`; those of runs still going are kept).
 
     Args:
         methods: baselines / preview variants to run (default: all).
@@ -98,7 +105,8 @@ def run_eval(
     config.check()
     rows = select_methods(methods, generator, compared)
     folder = ensure_writable_dir(folder, "--output_folder")
-    staging = Path(tempfile.mkdtemp(prefix=".eval.", suffix=".part", dir=folder))
+    remove_abandoned_staging(folder, "eval")  # of evals killed before they could clean up
+    staging = make_staging_dir(folder, "eval")
     try:
         sheets: list[str] = []
         total = len(benchmark_cases(config)) * (len(rows) + 1)

@@ -180,6 +180,52 @@ def remove_stale_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
     return removed
 
 
+def make_staging_dir(folder: str | os.PathLike, tag: str) -> Path:
+    """A new hidden folder ``.TAG.PID@HOST.RANDOM.part`` in ``folder``, where a run makes outputs
+    before it publishes them. Its name says which process made it, so that a later run can tell
+    one a killed run left (:func:`remove_abandoned_staging`) from one still in use."""
+    return Path(tempfile.mkdtemp(prefix=f".{tag}.{os.getpid()}@{_host()}.", suffix=".part", dir=folder))
+
+
+def remove_abandoned_staging(folder: str | os.PathLike, tag: str) -> int:
+    """Delete the folders :func:`make_staging_dir` made in ``folder`` for ``tag`` whose process is
+    gone (a run killed with ``kill -9``, a machine that lost power); returns how many. Folders of
+    a process still running (e.g. another run into the same folder), of another machine (a
+    shared file system: its processes cannot be seen from here) or of another name are kept."""
+    import re
+    import shutil
+
+    own = re.compile(rf"\.{re.escape(tag)}\.(\d+)@([A-Za-z0-9-]*)\.[^.]+\.part")
+    removed = 0
+    for path in Path(folder).glob(f".{tag}.*.part"):
+        match = own.fullmatch(path.name)
+        if match and match[2] == _host() and not _process_alive(int(match[1])) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += not path.exists()
+    return removed
+
+
+def _host() -> str:
+    """This machine's name as it may appear in a file name."""
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (True when that cannot be told)."""
+    if os.name != "posix":  # (os.kill on Windows would end the process)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):  # another user's process; a pid beyond the system's range
+        return True
+    return True
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
