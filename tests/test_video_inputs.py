@@ -14,7 +14,7 @@ from gen3c.cache import Cache3D
 from gen3c.cameras import Cameras, camera_centers
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import FAR_DEPTH
-from gen3c.io.frames import fit_frames, fit_intrinsics, fit_plan
+from gen3c.io.frames import FrameFitter, FrameStack, fit_frames, fit_intrinsics, fit_plan
 from gen3c.io.gen3c_sample import read_sample
 from gen3c.io.multiview import read_multiview
 from gen3c.io.vipe import read_vipe, resolve_vipe
@@ -68,6 +68,7 @@ def test_vipe_round_trip_and_conventions(vipe_dir, clip):
     assert stack.instance_ids is not None and bool(
         (stack.instance_ids[0] == torch.from_numpy(ids[2, 4:68].astype(np.int32))).all()
     )
+    assert stack.instance_ids.dtype == torch.uint8  # 8-bit PNG ids: 1 byte a pixel, not int32's 4
     assert stack.fps == pytest.approx(24)
 
 
@@ -406,6 +407,28 @@ def test_multiview_bad_input(override, match, tmp_path, clip):
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_multiview(path, (64, 128))
     assert "\n" not in str(err.value)
+
+
+def test_instance_ids_are_kept_in_the_narrowest_type_that_holds_them():
+    """ViPE's ids were held as int32 (436 MB for 121 frames at 704×1280) though its PNGs are
+    8-bit: now uint8, widened to int16 / int32 only when a later frame's ids need it."""
+
+    def frame(value):
+        ids = torch.zeros(1, 8, 12, dtype=torch.int32)
+        ids[0, 4, 6] = value
+        return torch.zeros(1, 3, 8, 12, dtype=torch.uint8), torch.ones(1, 8, 12), torch.ones(1, 8, 12, dtype=torch.bool), ids
+
+    for values, dtypes in (((3, 255), (torch.uint8, torch.uint8)), ((7, 300, 70_000), (torch.uint8, torch.int16, torch.int32)),
+                           ((-1, 5), (torch.int16, torch.int16))):  # fmt: skip
+        for size in ((8, 12), (4, 6)):  # kept as they are; resized (nearest)
+            fitter = FrameFitter(len(values), size)
+            for v, dtype in zip(values, dtypes, strict=True):
+                fitter.add(*frame(v))
+                assert fitter._out["instance_ids"].dtype == dtype, (values, size)
+            ids = fitter.stack(torch.eye(4).expand(len(values), 4, 4), torch.eye(3).expand(len(values), 3, 3)).instance_ids
+            assert ids.dtype == dtypes[-1] and ids.amax((1, 2)).tolist() == [max(v, 0) for v in values], (values, size)
+    stack = FrameStack(*frame(0)[:3], torch.eye(4)[None], torch.eye(3)[None], instance_ids=frame(40_000)[3].long())
+    assert stack.instance_ids.dtype == torch.int32 and int(stack.instance_ids.max()) == 40_000
 
 
 def test_fit_frames_keeps_holes_out_of_the_depth():

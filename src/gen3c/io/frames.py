@@ -41,7 +41,10 @@ class FrameStack:
         fps: frame rate of the source video, when known.
         frame_indices: index of each frame in its source (e.g. the ViPE clip).
         depth_kind: "metric" (ViPE, user files) or "relative" (up to scale).
-        instance_ids: optional (T, H, W) int32 instance masks (ViPE); not used by the cache.
+        instance_ids: optional (T, H, W) instance ids (ViPE's ``mask/<clip>.zip``), read and
+            checked for the user's own use; gen3c does not use them (nor does GEN3C remove
+            points with them). Kept in the smallest of uint8, int16 and int32 that holds the ids
+            read (:func:`id_dtype`): ViPE's 8-bit PNGs cost 1 byte per pixel per frame, not 4.
     """
 
     images: Tensor
@@ -69,6 +72,11 @@ class FrameStack:
                 raise ValueError(f"FrameStack.{key} must be {shape}, got {tuple(getattr(self, key).shape)}")
         if self.images.dtype != torch.uint8:
             raise ValueError(f"FrameStack.images must be uint8, got {self.images.dtype}")
+        if self.instance_ids is not None:
+            ids = self.instance_ids
+            if tuple(ids.shape) != (T, H, W) or ids.dtype.is_floating_point or ids.dtype.is_complex:
+                raise ValueError(f"FrameStack.instance_ids must be (T, H, W) integers, got {tuple(ids.shape)} {ids.dtype}")
+            self.instance_ids = ids.to(id_dtype(ids))
         if not self.frame_indices:
             self.frame_indices = list(range(T))
 
@@ -85,6 +93,20 @@ class FrameStack:
         if stop is None:
             return self.images[start].float().div_(127.5).sub_(1.0)
         return self.images[start:stop].float().div_(127.5).sub_(1.0)
+
+
+#: The integer types instance ids are kept in, narrowest first.
+ID_DTYPES = (torch.uint8, torch.int16, torch.int32)
+
+
+def id_dtype(ids: Tensor, at_least: torch.dtype = torch.uint8) -> torch.dtype:
+    """The narrowest of :data:`ID_DTYPES`, no narrower than ``at_least``, that holds every value
+    of the integer tensor ``ids``."""
+    lo, hi = (int(ids.min()), int(ids.max())) if ids.numel() else (0, 0)
+    for dtype in ID_DTYPES[ID_DTYPES.index(at_least) :]:
+        if torch.iinfo(dtype).min <= lo and hi <= torch.iinfo(dtype).max:
+            return dtype
+    raise ValueError(f"instance ids {lo} … {hi} do not fit int32")
 
 
 def images_to_uint8(images: Tensor) -> Tensor:
@@ -168,7 +190,8 @@ class FrameFitter:
         Args:
             images: (n, 3, H, W) uint8 (or (3, H, W), one frame).
             depth: (n, H, W) float32 z-depth, 0 where there is none; ``valid``: (n, H, W) bool.
-            instance_ids: optional (n, H, W) int32, given with every frame or with none.
+            instance_ids: optional (n, H, W) integers, given with every frame or with none;
+                kept in the narrowest type that holds all ids added (:func:`id_dtype`).
         """
         if images.ndim == 3:
             images, depth, valid = images[None], depth[None], valid[None]
@@ -180,7 +203,7 @@ class FrameFitter:
             self._out = {"images": torch.empty(self.count, 3, h, w, dtype=torch.uint8), "depth": torch.empty(self.count, h, w),
                          "valid": torch.empty(self.count, h, w, dtype=torch.bool)}  # fmt: skip
             if instance_ids is not None:
-                self._out["instance_ids"] = torch.empty(self.count, h, w, dtype=torch.int32)
+                self._out["instance_ids"] = torch.empty(self.count, h, w, dtype=id_dtype(instance_ids))
         if size != self.source_size:
             raise ValueError(f"FrameFitter: a {size} frame after {self.source_size} frames")
         if self.added + n > self.count:
@@ -189,6 +212,10 @@ class FrameFitter:
             raise ValueError("FrameFitter: instance_ids must come with every frame or with none")
         s, e = self.added, self.added + n
         out = self._out
+        if instance_ids is not None:
+            wider = id_dtype(instance_ids, at_least=out["instance_ids"].dtype)
+            if wider != out["instance_ids"].dtype:  # ids past the type of those before: widened once
+                out["instance_ids"] = out["instance_ids"].to(wider)
         if self.plan is None:
             out["images"][s:e], out["depth"][s:e], out["valid"][s:e] = images, depth, valid
             if instance_ids is not None:
@@ -205,7 +232,7 @@ class FrameFitter:
             out["valid"][s:e] = ok
             if instance_ids is not None:
                 ids = torch.nn.functional.interpolate(instance_ids[:, None].float(), size=(rh, rw), mode="nearest")
-                out["instance_ids"][s:e] = ids[:, 0, top : top + h, left : left + w].to(torch.int32)
+                out["instance_ids"][s:e] = ids[:, 0, top : top + h, left : left + w].to(out["instance_ids"].dtype)
         self.added = e
 
     @property

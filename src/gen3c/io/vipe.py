@@ -9,7 +9,8 @@ Layout, one entry per clip ``<clip>``::
     mask/<clip>.zip          optional: one "{frame:05d}.png" per frame of instance ids
 
 Poses are inverted to world-to-camera (gen3c's convention). The instance masks are read and
-checked but, as in GEN3C, do not remove points from the cache.
+checked but, as in GEN3C, do not remove points from the cache; they are kept for the caller in
+the narrowest integer type that holds them (:attr:`gen3c.io.frames.FrameStack.instance_ids`).
 """
 
 from __future__ import annotations
