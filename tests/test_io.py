@@ -18,6 +18,7 @@ from gen3c.io.camera_files import (
     cameras_to_nerfstudio_path,
     fit_cameras,
     load_camera_file,
+    read_camera_file,
     read_keyframe_path,
     save_cameras,
     save_nerfstudio_path,
@@ -631,3 +632,16 @@ def test_float64_depth_beyond_float32_is_the_non_finite_depth_note_not_a_numpy_w
     with pytest.warns(UserWarning, match=r"1 pixels \(4.2%\) of NaN/inf depth sit far away.*1 pixels \(4.2%\) of ≤ 0 depth are left out"):
         filled, valid = fill_invalid_depth(loaded, "d.npy")
     assert filled[0, 0] == FAR_DEPTH and valid[0, 0] and filled[0, 1] == 0 and not valid[0, 1]
+
+
+@pytest.mark.parametrize("fps", ["0", "-12", "NaN", "Infinity"])
+def test_a_camera_file_with_a_frame_rate_that_is_not_one_is_refused(tmp_path, fps):
+    """A camera file's "fps" of 0, below 0, NaN or Infinity (JSON as Python reads it) was taken
+    as the video's frame rate: one line naming the file and the key."""
+    path = tmp_path / "c.json"
+    save_cameras(path, orbit(), fps=24)
+    data = json.loads(path.read_text())
+    data["fps"] = "FPS"
+    path.write_text(json.dumps(data).replace('"FPS"', fps))
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*c\.json': 'fps' .* must be a number of frames per second > 0: fix it or pass --fps$"):
+        read_camera_file(path)

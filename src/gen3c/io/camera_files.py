@@ -28,6 +28,7 @@ saved from gen3c replays the same cameras.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,8 @@ def camera_dict_fps(data: Any, name: str = "camera file") -> float | None:
         return None
     if isinstance(fps, bool) or not isinstance(fps, int | float):
         raise Gen3cInputError(f"{name}: 'fps' must be a number of frames per second, got {str(fps)[:40]!r}: fix it or pass --fps")
+    if not math.isfinite(fps) or fps <= 0:  # JSON as Python reads it takes NaN and Infinity
+        raise Gen3cInputError(f"{name}: 'fps' {fps:g} must be a number of frames per second > 0: fix it or pass --fps")
     return float(fps)
 
 
