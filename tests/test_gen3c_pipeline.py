@@ -490,6 +490,25 @@ def test_save_pretrained_gives_plain_permissions_and_replaces_what_it_saves(tmp_
         pipe.save_pretrained(folder / "NOTES.md")
 
 
+def test_save_pretrained_removes_what_a_killed_save_left(tmp_path, pipe):
+    """A save killed outright leaves its hidden staging folder beside the checkpoint (a copy of the
+    weights); the next save removes it once its process is gone, and keeps a running save's."""
+    import os
+    import subprocess
+    import sys
+
+    from gen3c.io.atomic import _host
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    killed = tmp_path / f".ckpt.{int(gone.stdout)}@{_host()}.k1ll3d.part"
+    running = tmp_path / f".ckpt.{os.getpid()}@{_host()}.running.part"
+    for path in (killed, running):
+        (path / "transformer").mkdir(parents=True)
+        (path / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"half")
+    pipe.save_pretrained(tmp_path / "ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ckpt", running.name])
+
+
 def test_absent_or_incomplete_weights_say_what_and_where(tmp_path, pipe):
     with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
         load_generator(tmp_path / "nowhere")

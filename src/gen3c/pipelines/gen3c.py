@@ -284,14 +284,14 @@ class Gen3cPipeline(DiffusionPipeline):
         The checkpoint is written whole under a temporary name and then moved into place
         (:func:`gen3c.io.atomic.publish`): an interrupted save leaves no half-written checkpoint,
         and the files get plain permissions (0666/0777 less the umask; safetensors ≥ 0.8 writes
-        owner-only files, unreadable to the other users of a shared machine). Into an existing
+        owner-only files, unreadable to the other users of a shared machine); the hidden folder a
+        save killed outright (``kill -9``) left is removed by the next save. Into an existing
         folder, each component folder and file saved replaces its namesake; other files stay.
         With ``push_to_hub`` the repository is named after the folder unless ``repo_id`` says.
         """
         import shutil
-        import tempfile
 
-        from gen3c.io.atomic import publish, signals_deferred
+        from gen3c.io.atomic import make_staging_dir, publish, remove_abandoned_staging, signals_deferred
         from gen3c.models.packaged import META_NAME
 
         target = Path(os.path.abspath(save_directory))
@@ -300,7 +300,9 @@ class Gen3cPipeline(DiffusionPipeline):
         merge = target.is_dir()
         if not merge:
             target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target if merge else target.parent))
+        where = target if merge else target.parent
+        remove_abandoned_staging(where, target.name)  # of saves killed with kill -9
+        staging = make_staging_dir(where, target.name)
         replaced: list[Path] = []
         try:
             info = {key: value for key, value in self.model_info.items() if key not in ("num_steps", "guidance")}
