@@ -196,6 +196,35 @@ def test_import_nerfstudio_keyframes_without_times_uses_transitions(state):
     assert state.smoothness == 0.75 and state.path_mode == "keyframes"
 
 
+def test_import_nerfstudio_looped_path_returns_to_its_first_keyframe(state):
+    """nerfstudio's ``is_cycle`` path goes on from the last keyframe back to the first, taking the
+    first keyframe's transition (its ``render_panel.py`` counts it only in a loop); its frames
+    cover that closing transition too (``seconds`` · ``fps`` frames, frame i at i / fps)."""
+    w2c = orbit_w2c(3)
+    for p in w2c:
+        state.add_keyframe(p)
+    state.set_path_mode("keyframes")
+    data = json.loads(state.camera_path_json())
+    for kf in data["keyframes"]:
+        del kf["time"]
+    del data["gen3c"]
+    data["keyframes"][0].update(override_transition_enabled=True, override_transition_sec=0.5)  # closes the loop
+    data["keyframes"][1]["override_transition_sec"] = 0.25
+    data["keyframes"][2]["override_transition_sec"] = 0.25
+    data["is_cycle"], data["fps"] = True, 12.0
+    data["camera_path"] = data["camera_path"][:1] * 13  # 1 s at 12 fps; what nerfstudio sampled is not read
+    state.import_camera_path(json.dumps(data))
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5, 1.0])
+    cams = state.cameras()
+    assert len(cams) == 13 and torch.allclose(cams.w2c[0].double(), w2c[0], atol=1e-5)
+    assert torch.allclose(cams.w2c[-1].double(), w2c[0], atol=1e-5)  # frame 12 at 1 s: back at the start
+    assert torch.allclose(cams.w2c[6].double(), w2c[2], atol=1e-5)  # frame 6 at 0.5 s: the last keyframe
+    # Without the loop the closing transition is not there: the camera stops at the last keyframe.
+    data["is_cycle"] = False
+    state.import_camera_path(json.dumps(data))
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])
+
+
 def test_import_path_without_keyframes_is_a_fixed_path(state):
     state.update(trajectory="clockwise")
     preset = state.cameras()

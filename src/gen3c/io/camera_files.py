@@ -279,7 +279,10 @@ def read_keyframe_path(data: Any, name: str = "camera file") -> KeyframePath | N
     is its ``"time"`` (seconds; gen3c writes it) or, as nerfstudio counts it, the previous
     keyframe's time plus this keyframe's ``override_transition_sec`` when
     ``override_transition_enabled``, else the file's ``default_transition_sec`` (nerfstudio's
-    ``render_panel.py``: a keyframe holds the transition that leads to it). The smoothness is
+    ``render_panel.py``: a keyframe holds the transition that leads to it). A looped path
+    (``"is_cycle": true``) goes on to the first keyframe again, after the first keyframe's own
+    transition (nerfstudio's closing one): that keyframe is appended, so its times and poses are
+    nerfstudio's; the spline's tangent where the loop closes is one-sided here. The smoothness is
     gen3c's own (``"gen3c": {"smoothness": s}``), else ``1 − smoothness_value``: nerfstudio's
     viewer writes its spline *tension* there (0 smooth, 1 tense). The path has one frame per
     ``camera_path`` entry, at the file's ``fps`` (24 when it names none, as a run's default).
@@ -308,6 +311,11 @@ def _keyframe_path(data: dict) -> KeyframePath:
         raise Gen3cInputError("'camera_path' must be a non-empty list (one entry per frame)")
     default = data.get("default_transition_sec", NERFSTUDIO_DEFAULT_TRANSITION_SEC)
     default = _number(default, "'default_transition_sec'") if default is not None else NERFSTUDIO_DEFAULT_TRANSITION_SEC
+
+    def transition(i: int) -> float:  # the seconds that lead to keyframe i
+        step = keyframes[i].get("override_transition_sec") if keyframes[i].get("override_transition_enabled") else None
+        return default if step is None else _number(step, f"keyframes[{i}] override_transition_sec")
+
     w2cs, times = [], []
     for i, kf in enumerate(keyframes):
         if kf.get("matrix") is None:
@@ -315,12 +323,11 @@ def _keyframe_path(data: dict) -> KeyframePath:
         w2cs.append(opengl_to_opencv(validate_poses(_matrix(kf["matrix"], 4, 4, f"keyframes[{i}] matrix"), f"keyframes[{i}] matrix")))
         if kf.get("time") is not None:
             times.append(_number(kf["time"], f"keyframes[{i}] time"))
-        elif i == 0:
-            times.append(0.0)
         else:
-            step = kf.get("override_transition_sec") if kf.get("override_transition_enabled") else None
-            step = default if step is None else _number(step, f"keyframes[{i}] override_transition_sec")
-            times.append(times[-1] + step)
+            times.append(times[-1] + transition(i) if i > 0 else 0.0)
+    if data.get("is_cycle") is True:  # the loop closes on the first keyframe, after its own transition
+        w2cs.append(w2cs[0])
+        times.append(times[-1] + transition(0))
     extra = data.get("gen3c") if isinstance(data.get("gen3c"), dict) else None
     if extra is not None and "smoothness" in extra:
         smoothness = _number(extra["smoothness"], "gen3c smoothness")
