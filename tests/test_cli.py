@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gen3c.cli import app
+from gen3c.cli import OPENMP_WAIT_SETTINGS, app, idle_thread_settings
 from gen3c.io.camera_files import load_camera_file
 from gen3c.io.video import read_video
 
@@ -69,6 +69,29 @@ def test_entry_point_help_lists_gen3c_flags():
                  "--movement_distance", "--num_video_frames", "--save_buffer", "--foreground_masking", "--seed",
                  "--depth_path", "--intrinsics", "--fov", "--generator", "--resolution", "--camera_file"):  # fmt: skip
         assert flag in out
+
+
+def test_idle_threads_sleep_unless_the_user_says_how_they_wait():
+    assert idle_thread_settings({"OMP_NUM_THREADS": "2"}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    for name, value in (("OMP_WAIT_POLICY", "ACTIVE"), ("GOMP_SPINCOUNT", "300000"), ("KMP_BLOCKTIME", "200")):
+        assert idle_thread_settings({name: value}) == {}
+
+
+@pytest.mark.slow
+def test_the_command_line_sets_the_wait_policy_before_torch_loads(tmp_path):
+    """OpenMP reads its settings once, when torch loads: libgomp's own report (OMP_DISPLAY_ENV)
+    shows a spin count of 0 (PASSIVE), or the user's own spin count when one is given."""
+    env = {k: v for k, v in os.environ.items() if k not in OPENMP_WAIT_SETTINGS} | {"OMP_DISPLAY_ENV": "VERBOSE"}
+    command = [sys.executable, "-m", "gen3c", "generate", "--input_image_path", str(tmp_path / "missing.png")]  # fails after torch loads
+    spin = {}
+    for given in ({}, {"GOMP_SPINCOUNT": "300000"}):
+        done = subprocess.run(command, capture_output=True, text=True, env=env | given)
+        assert done.returncode == 2 and "missing.png" in done.stderr
+        lines = [line.split("=")[1].strip(" '") for line in done.stderr.splitlines() if line.strip().startswith("GOMP_SPINCOUNT")]
+        if not lines:
+            pytest.skip("torch here does not use GNU OpenMP (no GOMP_SPINCOUNT in its OMP_DISPLAY_ENV report)")
+        spin[given.get("GOMP_SPINCOUNT")] = lines[0]
+    assert spin == {None: "0", "300000": "300000"}
 
 
 def test_help_texts_show_as_written():

@@ -7,10 +7,11 @@ commands carry over. Mistakes a user can make end in a one-line error and exit c
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -1203,7 +1204,31 @@ def _compared_models(text: str | None) -> list[tuple[str, dict]]:
     return rows
 
 
+#: Settings of how OpenMP's idle threads wait (standard, GNU libgomp's, Intel's): a user who gives
+#: any of them keeps it, and gen3c leaves the waiting alone.
+OPENMP_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
+def idle_thread_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the command line adds to its environment before torch loads: ``OMP_WAIT_POLICY=PASSIVE``
+    (torch's CPU threads sleep when they run out of work), unless ``environ`` says how they wait
+    (:data:`OPENMP_WAIT_SETTINGS`).
+
+    By default GNU OpenMP keeps an idle thread spinning for ~3 ms (``GOMP_SPINCOUNT`` 300000). On
+    a CPU whose cores other programs also use, a spinning thread takes the core its partner needs
+    to reach the next barrier: on this project's shared 2-core machine, 2 threads made the shipped
+    tiny model's sampling take 0.6–33 s instead of ~1 s, and the demo 3.4–53 s (docs/benchmarks.md).
+    The work and how it is split between threads stay the same, so the outputs are the same bit
+    for bit.
+    """
+    if any(name in environ for name in OPENMP_WAIT_SETTINGS):
+        return {}
+    return {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def main() -> None:
+    if "torch" not in sys.modules:  # OpenMP reads its settings once, when torch loads
+        os.environ.update(idle_thread_settings(os.environ))
     terminate_like_ctrl_c()
     app()
 
