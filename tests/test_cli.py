@@ -72,7 +72,7 @@ def test_entry_point_help_lists_gen3c_flags():
 
 
 def test_idle_threads_sleep_unless_the_user_says_how_they_wait():
-    assert idle_thread_settings({"OMP_NUM_THREADS": "2"}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert idle_thread_settings({"OMP_NUM_THREADS": "2"}) == {"GOMP_SPINCOUNT": "1000", "OMP_WAIT_POLICY": "PASSIVE"}
     for name, value in (("OMP_WAIT_POLICY", "ACTIVE"), ("GOMP_SPINCOUNT", "300000"), ("KMP_BLOCKTIME", "200")):
         assert idle_thread_settings({name: value}) == {}
 
@@ -80,18 +80,18 @@ def test_idle_threads_sleep_unless_the_user_says_how_they_wait():
 @pytest.mark.slow
 def test_the_command_line_sets_the_wait_policy_before_torch_loads(tmp_path):
     """OpenMP reads its settings once, when torch loads: libgomp's own report (OMP_DISPLAY_ENV)
-    shows a spin count of 0 (PASSIVE), or the user's own spin count when one is given."""
+    shows gen3c's spin count of 1000 (its default is 300000), or the user's own when one is given."""
     env = {k: v for k, v in os.environ.items() if k not in OPENMP_WAIT_SETTINGS} | {"OMP_DISPLAY_ENV": "VERBOSE"}
     command = [sys.executable, "-m", "gen3c", "generate", "--input_image_path", str(tmp_path / "missing.png")]  # fails after torch loads
     spin = {}
-    for given in ({}, {"GOMP_SPINCOUNT": "300000"}):
+    for given in ({}, {"GOMP_SPINCOUNT": "5"}):
         done = subprocess.run(command, capture_output=True, text=True, env=env | given)
         assert done.returncode == 2 and "missing.png" in done.stderr
         lines = [line.split("=")[1].strip(" '") for line in done.stderr.splitlines() if line.strip().startswith("GOMP_SPINCOUNT")]
         if not lines:
             pytest.skip("torch here does not use GNU OpenMP (no GOMP_SPINCOUNT in its OMP_DISPLAY_ENV report)")
         spin[given.get("GOMP_SPINCOUNT")] = lines[0]
-    assert spin == {None: "0", "300000": "300000"}
+    assert spin == {None: "1000", "5": "5"}
 
 
 def test_help_texts_show_as_written():

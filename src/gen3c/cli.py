@@ -1204,26 +1204,28 @@ def _compared_models(text: str | None) -> list[tuple[str, dict]]:
     return rows
 
 
-#: Settings of how OpenMP's idle threads wait (standard, GNU libgomp's, Intel's): a user who gives
-#: any of them keeps it, and gen3c leaves the waiting alone.
+#: Settings of how OpenMP's idle threads wait (standard, GNU libgomp's, Intel's and LLVM's): a user
+#: who gives any of them keeps it, and gen3c leaves the waiting alone.
 OPENMP_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 
 def idle_thread_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """What the command line adds to its environment before torch loads: ``OMP_WAIT_POLICY=PASSIVE``
-    (torch's CPU threads sleep when they run out of work), unless ``environ`` says how they wait
-    (:data:`OPENMP_WAIT_SETTINGS`).
+    """What the command line adds to its environment before torch loads, unless ``environ`` says
+    how OpenMP's idle threads wait (:data:`OPENMP_WAIT_SETTINGS`): torch's CPU threads spin for
+    ~10 µs (``GOMP_SPINCOUNT=1000``, GNU OpenMP: torch's Linux wheels) when they run out of work,
+    then sleep (``OMP_WAIT_POLICY=PASSIVE``: at once, for the other OpenMP runtimes).
 
-    By default GNU OpenMP keeps an idle thread spinning for ~3 ms (``GOMP_SPINCOUNT`` 300000). On
-    a CPU whose cores other programs also use, a spinning thread takes the core its partner needs
-    to reach the next barrier: on this project's shared 2-core machine, 2 threads made the shipped
-    tiny model's sampling take 0.6–33 s instead of ~1 s, and the demo 3.4–53 s (docs/benchmarks.md).
-    The work and how it is split between threads stay the same, so the outputs are the same bit
-    for bit.
+    GNU OpenMP's own default spins for ~3 ms (``GOMP_SPINCOUNT`` 300000). On a CPU whose cores
+    other programs also use, a spinning thread takes the core its partner needs to reach the next
+    barrier: on this project's shared 2-core machine, 2 threads made the shipped tiny model's
+    sampling take 2–10 s instead of ~1 s and the demo's generation 22–29 s instead of 7–9
+    (docs/benchmarks.md); on idle cores the short spin is as fast as the long one, where sleeping
+    at once costs a wake-up per operation. The work and how it is split between threads stay
+    the same, so the outputs are the same bit for bit.
     """
     if any(name in environ for name in OPENMP_WAIT_SETTINGS):
         return {}
-    return {"OMP_WAIT_POLICY": "PASSIVE"}
+    return {"GOMP_SPINCOUNT": "1000", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def main() -> None:
