@@ -1219,11 +1219,12 @@ def idle_thread_settings(environ: Mapping[str, str]) -> dict[str, str]:
 
     GNU OpenMP's own default spins for ~3 ms (``GOMP_SPINCOUNT`` 300000). On a CPU whose cores
     other programs also use, a spinning thread takes the core its partner needs to reach the next
-    barrier: on this project's shared 2-core machine, 2 threads made the shipped tiny model's
-    sampling take 2–10 s instead of ~1 s and the demo's generation 22–29 s instead of 7–9
-    (docs/benchmarks.md); on idle cores the short spin is as fast as the long one, where sleeping
-    at once costs a wake-up per operation. The work and how it is split between threads stay
-    the same, so the outputs are the same bit for bit.
+    barrier: on this project's 2-core machine beside two busy processes, 2 threads took 2–10 s
+    for the shipped tiny model's sampling (2–3 s with the short spin) and 22–29 s for the demo's
+    generation (7–10 s); on idle cores the short spin is as fast as the long one, where sleeping
+    at once costs a wake-up per operation (the tiny model's sampling 0.7 → 1.5 s). See
+    docs/benchmarks.md. The work and how it is split between threads stay the same, so the
+    outputs are the same bit for bit.
     """
     if any(name in environ for name in OPENMP_WAIT_SETTINGS):
         return {}
