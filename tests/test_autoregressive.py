@@ -184,6 +184,35 @@ def test_video_cache_renders_source_frame_t_in_every_chunk():
         assert (out[t] - expected).abs().max() < 1e-4, t
 
 
+def test_a_kept_video_of_one_chunk_is_the_generators_own_tensors(tmp_path):
+    """One chunk's frames and renders are the result as they are (no copy), with what a copy
+    gave: the same values, contiguous; chunks are joined as before."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+
+    class Keeping(Recorder):
+        def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+            self.buffers = buffers
+            self.frames = super().generate(cache, cameras, first_frame, buffers=buffers)
+            return self.frames
+
+    gen = Keeping(9)
+    result = generate_video(cache, slide(9), gen, first_frame=image, keep=True)
+    assert result.frames.data_ptr() == gen.frames.data_ptr() and torch.equal(result.frames, torch.cat([gen.frames]))
+    assert result.buffers.colors.data_ptr() == gen.buffers.colors.data_ptr()
+    assert torch.equal(result.buffers.depths, gen.buffers.depths) and torch.equal(result.buffers.masks, gen.buffers.masks)
+
+    class Strided(Recorder):  # frames in a permuted memory layout, as a (T, 3, H, W) view of (3, T, H, W)
+        def generate(self, *args, **kwargs):
+            return super().generate(*args, **kwargs).permute(1, 0, 2, 3).contiguous().permute(1, 0, 2, 3)
+
+    strided = generate_video(cache, slide(9), Strided(9), first_frame=image, keep=True).frames
+    assert strided.is_contiguous() and torch.equal(strided, result.frames)
+    chunked = generate_video(cache, slide(17), Recorder(9), first_frame=image, keep=True)
+    assert chunked.frames.shape == (17, 3, H, W) and chunked.buffers.colors.shape[0] == 17
+
+
 def test_outputs_stream_and_vanish_on_error(tmp_path):
     image, depth = plane_view()
     cache = Cache3D()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gen3c.cli import app
+from gen3c.cli import OPENMP_WAIT_SETTINGS, app, idle_thread_settings, imports_without_collection
 from gen3c.io.camera_files import load_camera_file
 from gen3c.io.video import read_video
 
@@ -98,6 +98,59 @@ def test_entry_point_help_lists_gen3c_flags():
                  "--movement_distance", "--num_video_frames", "--save_buffer", "--foreground_masking", "--seed",
                  "--depth_path", "--intrinsics", "--fov", "--generator", "--resolution", "--camera_file"):  # fmt: skip
         assert flag in out
+
+
+def test_idle_threads_sleep_unless_the_user_says_how_they_wait():
+    assert idle_thread_settings({"OMP_NUM_THREADS": "2"}) == {"GOMP_SPINCOUNT": "1000", "OMP_WAIT_POLICY": "PASSIVE"}
+    for name, value in (("OMP_WAIT_POLICY", "ACTIVE"), ("GOMP_SPINCOUNT", "300000"), ("KMP_BLOCKTIME", "200")):
+        assert idle_thread_settings({name: value}) == {}
+
+
+@pytest.mark.slow
+def test_the_command_line_sets_the_wait_policy_before_torch_loads(tmp_path):
+    """OpenMP reads its settings once, when torch loads: libgomp's own report (OMP_DISPLAY_ENV)
+    shows gen3c's spin count of 1000 (its default is 300000), or the user's own when one is given."""
+    env = {k: v for k, v in os.environ.items() if k not in OPENMP_WAIT_SETTINGS} | {"OMP_DISPLAY_ENV": "VERBOSE"}
+    command = [sys.executable, "-m", "gen3c", "generate", "--input_image_path", str(tmp_path / "missing.png")]  # fails after torch loads
+    spin = {}
+    for given in ({}, {"GOMP_SPINCOUNT": "5"}):
+        done = subprocess.run(command, capture_output=True, text=True, env=env | given)
+        assert done.returncode == 2 and "missing.png" in done.stderr
+        lines = [line.split("=")[1].strip(" '") for line in done.stderr.splitlines() if line.strip().startswith("GOMP_SPINCOUNT")]
+        if not lines:
+            pytest.skip("torch here does not use GNU OpenMP (no GOMP_SPINCOUNT in its OMP_DISPLAY_ENV report)")
+        spin[given.get("GOMP_SPINCOUNT")] = lines[0]
+    assert spin == {None: "1000", "5": "5"}
+
+
+def test_modules_load_with_the_garbage_collector_paused_and_only_then(tmp_path, monkeypatch):
+    import builtins
+    import gc
+
+    for name in ("inside_block", "outside_block", "nested_outer", "nested_inner", "broken_module"):
+        (tmp_path / f"{name}.py").write_text("import gc\nPAUSED = not gc.isenabled()\n")
+    (tmp_path / "nested_outer.py").write_text("import gc\nimport nested_inner\nPAUSED_AFTER_INNER = not gc.isenabled()\n")
+    (tmp_path / "broken_module.py").write_text("raise RuntimeError('broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real_import = builtins.__import__
+    assert gc.isenabled()
+    with imports_without_collection():
+        import inside_block
+        import nested_outer
+
+        assert gc.isenabled()
+        with pytest.raises(RuntimeError, match="broken"):
+            import broken_module  # noqa: F401
+        assert gc.isenabled()
+        gc.disable()  # paused by someone else: left paused
+        import math  # noqa: F401
+
+        assert not gc.isenabled()
+        gc.enable()
+    import outside_block
+
+    assert inside_block.PAUSED and nested_outer.PAUSED_AFTER_INNER and sys.modules["nested_inner"].PAUSED
+    assert not outside_block.PAUSED and builtins.__import__ is real_import and gc.isenabled()
 
 
 def test_help_texts_show_as_written():

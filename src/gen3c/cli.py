@@ -6,11 +6,14 @@ commands carry over. Mistakes a user can make end in a one-line error and exit c
 
 from __future__ import annotations
 
+import builtins
 import functools
+import gc
+import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -1257,9 +1260,70 @@ def _compared_models(text: str | None) -> list[tuple[str, dict]]:
     return rows
 
 
+#: Settings of how OpenMP's idle threads wait (standard, GNU libgomp's, Intel's and LLVM's): a user
+#: who gives any of them keeps it, and gen3c leaves the waiting alone.
+OPENMP_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
+def idle_thread_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the command line adds to its environment before torch loads, unless ``environ`` says
+    how OpenMP's idle threads wait (:data:`OPENMP_WAIT_SETTINGS`): torch's CPU threads spin for
+    ~10 µs (``GOMP_SPINCOUNT=1000``, GNU OpenMP: torch's Linux wheels) when they run out of work,
+    then sleep (``OMP_WAIT_POLICY=PASSIVE``: at once, for the other OpenMP runtimes).
+
+    GNU OpenMP's own default spins for ~3 ms (``GOMP_SPINCOUNT`` 300000). On a CPU whose cores
+    other programs also use, a spinning thread takes the core its partner needs to reach the next
+    barrier: on this project's 2-core machine beside two busy processes, 2 threads took 2–10 s
+    for the shipped tiny model's sampling (2–3 s with the short spin) and 22–29 s for the demo's
+    generation (7–10 s); on idle cores the short spin is as fast as the long one, where sleeping
+    at once costs a wake-up per operation (the tiny model's sampling 0.7 → 1.5 s). See
+    docs/benchmarks.md. The work and how it is split between threads stay the same, so the
+    outputs are the same bit for bit.
+    """
+    if any(name in environ for name in OPENMP_WAIT_SETTINGS):
+        return {}
+    return {"GOMP_SPINCOUNT": "1000", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@contextmanager
+def imports_without_collection() -> Iterator[None]:
+    """Inside the block Python's cyclic garbage collector pauses while a module loads (it runs as
+    usual between imports).
+
+    torch and diffusers' stack (transformers, peft, …) make ~500,000 objects as they load, all
+    of them kept until the process ends; the collector's passes over them as they piled up took
+    ~1 s of the ~4 s that loading them takes on this project's 2-core machine.
+    """
+    real_import = builtins.__import__
+
+    def import_paused(name, globals=None, locals=None, fromlist=(), level=0):
+        if not gc.isenabled():  # an import inside one, or the collector paused by someone else
+            return real_import(name, globals, locals, fromlist, level)
+        gc.disable()
+        try:
+            return real_import(name, globals, locals, fromlist, level)
+        finally:
+            gc.enable()
+
+    builtins.__import__ = import_paused
+    try:
+        yield
+    finally:
+        if builtins.__import__ is import_paused:
+            builtins.__import__ = real_import
+
+
 def main() -> None:
+    if "torch" not in sys.modules:  # OpenMP reads its settings once, when torch loads
+        os.environ.update(idle_thread_settings(os.environ))
     terminate_like_ctrl_c()
-    app()
+    try:
+        with imports_without_collection():
+            app()
+    finally:
+        # The libraries' objects live until the end: the collector need not walk them again as
+        # the interpreter exits (~1 s with diffusers' stack loaded).
+        gc.freeze()
 
 
 if __name__ == "__main__":
