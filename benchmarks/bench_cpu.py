@@ -174,15 +174,8 @@ def run_child(src, argv: list[str], folder: str, name: str) -> dict:
     return {**result, "wall": wall, "cpu": cpu}
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None):
     import argparse
-    import platform
-    import statistics
-    import tempfile
-    from pathlib import Path
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_demo import REPO, same_video, unpack_src
 
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -191,6 +184,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    import platform
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_demo import REPO, same_video, unpack_src
+
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         versions = {"new": REPO / "src"}
         if args.baseline_commit:
