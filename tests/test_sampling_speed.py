@@ -502,12 +502,20 @@ def test_the_run_record_says_what_ran(box_scene, tmp_path):
     assert run["generator_options"]["num_steps"] == 2 and run["generator_options"]["attention_backend"] == "cudnn_fp8"
     assert run["generator_settings"] == {
         "speed": "fastest", "sampler": "euler", "num_steps": 2, "guidance": 1.0, "guidance_every": 2, "guidance_batch": False,
-        "step_cache": "fbc:0.1", "attention": "sdpa", "compile": False, "fp8_matmul": False, "device": "cpu", "dtype": "float32",
-        "num_gpus": 1,
+        "step_cache": "fbc:0.1", "attention": "sdpa", "compile": False, "fp8_matmul": False, "dit_memory": "resident",
+        "fp8_weights": False, "device": "cpu", "dtype": "float32", "num_gpus": 1,
     }  # fmt: skip
     assert "cudnn_fp8' is not available" in res.output  # the fallback, said once
     assert ("ran with --speed fastest: euler 2 steps, guidance 1, unconditional branch every 2 steps, step cache fbc:0.1; "
-            "attention sdpa, compile off, fp8 matmuls off; cpu float32") in res.output  # fmt: skip
+            "attention sdpa, compile off, fp8 matmuls off; DiT resident; cpu float32") in res.output  # fmt: skip
+    # --fp8 is named too (the line said only "fp8 matmuls off", as if --fp8 had done nothing)
+    res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
+                 "--video_save_folder", tmp_path, "--video_save_name", "fp8", "--generator", "gen3c", "--model", "tiny",
+                 "--speed", "fastest", "--num_steps", 1, "--fp8", "--memory_mode", "model_offload")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ran = json.loads((tmp_path / "fp8_run.json").read_text())["generator_settings"]
+    assert (ran["dit_memory"], ran["fp8_weights"]) == ("offloaded", True)
+    assert "fp8 matmuls off; DiT offloaded, float8 weights; cpu float32" in " ".join(res.output.split())
     # the Python API: the same record, the preset's defaults (a distilled student: its own steps, no guidance)
     out = gen3c.generate(image, depth=depth, fov=60, resolution="32x48", model="tiny_fast", video_save_folder=tmp_path,
                          video_save_name="student", progress=False)  # fmt: skip

@@ -1056,6 +1056,9 @@ class Gen3cGenerator:
             "attention": getattr(transformer, "_gen3c_attention_kernel", "diffusers"),
             "compile": any(getattr(block, "_compiled_call_impl", None) is not None for block in blocks),
             "fp8_matmul": any(isinstance(module, Fp8Linear) for module in blocks.modules()),
+            # where the DiT's weights live between forwards, and whether they are stored in float8 (--fp8, --low_memory)
+            "dit_memory": "streamed" if pipe.memory.group_offload else "offloaded" if "transformer" in pipe.memory.offload else "resident",
+            "fp8_weights": bool(pipe.memory.fp8),
             "device": str(pipe._execution_device),
             "dtype": str(pipe.transformer_dtype).removeprefix("torch."),
             "num_gpus": context_parallel_degree(transformer),
