@@ -15,6 +15,7 @@ from gen3c.errors import Gen3cInputError, collect_notes, note
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
 from gen3c.io.camera_files import fit_cameras, load_camera_file
 from gen3c.pipelines.request import GenerationRequest, make_cameras, run_request
+from gen3c.trajectories import interpolate_keyframes
 
 F64 = torch.float64
 
@@ -199,7 +200,8 @@ def test_import_nerfstudio_keyframes_without_times_uses_transitions(state):
 def test_import_nerfstudio_looped_path_returns_to_its_first_keyframe(state):
     """nerfstudio's ``is_cycle`` path goes on from the last keyframe back to the first, taking the
     first keyframe's transition (its ``render_panel.py`` counts it only in a loop); its frames
-    cover that closing transition too (``seconds`` · ``fps`` frames, frame i at i / fps)."""
+    cover that closing transition too: int(fps · seconds) frames, frame i at i / fps, the last
+    one a frame short of the first keyframe again."""
     w2c = orbit_w2c(3)
     for p in w2c:
         state.add_keyframe(p)
@@ -211,14 +213,16 @@ def test_import_nerfstudio_looped_path_returns_to_its_first_keyframe(state):
     data["keyframes"][0].update(override_transition_enabled=True, override_transition_sec=0.5)  # closes the loop
     data["keyframes"][1]["override_transition_sec"] = 0.25
     data["keyframes"][2]["override_transition_sec"] = 0.25
-    data["is_cycle"], data["fps"] = True, 12.0
-    data["camera_path"] = data["camera_path"][:1] * 13  # 1 s at 12 fps; what nerfstudio sampled is not read
+    data["is_cycle"], data["fps"], data["seconds"] = True, 12.0, 1.0
+    data["camera_path"] = data["camera_path"][:1] * 12  # 1 s at 12 fps; what nerfstudio sampled is not read
     state.import_camera_path(json.dumps(data))
     assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5, 1.0])
     cams = state.cameras()
-    assert len(cams) == 13 and torch.allclose(cams.w2c[0].double(), w2c[0], atol=1e-5)
-    assert torch.allclose(cams.w2c[-1].double(), w2c[0], atol=1e-5)  # frame 12 at 1 s: back at the start
+    assert len(cams) == 12 and state.request.fps == 12 and torch.allclose(cams.w2c[0].double(), w2c[0], atol=1e-5)
+    assert torch.allclose(cams.w2c[3].double(), w2c[1], atol=1e-5)  # frame 3 at 0.25 s
     assert torch.allclose(cams.w2c[6].double(), w2c[2], atol=1e-5)  # frame 6 at 0.5 s: the last keyframe
+    path = state.keyframe_data()
+    assert torch.allclose(interpolate_keyframes(path.w2c, path.times, [1.0], path.smoothness)[0], w2c[0], atol=1e-9)  # 1 s: back at the start
     # Without the loop the closing transition is not there: the camera stops at the last keyframe.
     data["is_cycle"] = False
     state.import_camera_path(json.dumps(data))
@@ -233,6 +237,21 @@ def test_import_path_without_keyframes_is_a_fixed_path(state):
     state.update(trajectory="left", num_video_frames=7)
     state.import_camera_path(json.dumps(data))
     assert state.path_mode == "file" and state.request.num_video_frames == 13
+    assert torch.allclose(state.cameras().w2c, preset.w2c, atol=1e-5)
+
+
+def test_import_legacy_or_blender_path_is_a_fixed_path(state):
+    """nerfstudio's legacy viewer and Blender add-on write keyframe matrices as text (column-major)
+    timed by "properties": the file imports as its camera_path, a fixed path, at its frame rate."""
+    state.update(trajectory="up")
+    preset = state.cameras()
+    data = json.loads(state.camera_path_json())
+    data["keyframes"] = [{"matrix": "[1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]", "fov": 50, "aspect": 1,
+                          "properties": '[["FOV",50],["NAME","Camera 0"],["TIME",0]]'}]  # fmt: skip
+    data["fps"], data["seconds"] = 30, 13 / 30
+    del data["gen3c"]
+    state.import_camera_path(json.dumps(data))
+    assert state.path_mode == "file" and state.request.num_video_frames == 13 and state.request.fps == 30
     assert torch.allclose(state.cameras().w2c, preset.w2c, atol=1e-5)
 
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gen3c.cameras import Cameras, look_at, make_intrinsics, opencv_to_opengl
+from gen3c.cameras import Cameras, look_at, make_intrinsics, opencv_to_opengl, project_points
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import atomic_path, ensure_writable_dir
 from gen3c.io.camera_files import (
+    camera_dict_fps,
     cameras_from_dict,
     cameras_to_nerfstudio_path,
     fit_cameras,
@@ -148,12 +149,149 @@ def test_bad_keyframes_are_one_line_errors(change, match):
 
 
 def test_nerfstudio_transforms_json(tmp_path):
+    """nerfstudio's pixel (u, v) is centred at (u + ½, v + ½) (``Cameras.get_image_coords``), gen3c's
+    at (u, v): its principal point (32, 24) of a 64×48 image, the centre, is gen3c's (31.5, 23.5)."""
     cams = orbit(2)
     gl = opencv_to_opengl(cams.w2c.double())
-    data = {"fl_x": 60, "fl_y": 60, "cx": 32, "cy": 24, "w": 64, "h": 48, "frames": [{"transform_matrix": m.tolist()} for m in gl]}
+    data = {"fl_x": 60, "fl_y": 62, "cx": 32, "cy": 24, "w": 64, "h": 48, "frames": [{"transform_matrix": m.tolist()} for m in gl]}
     (tmp_path / "transforms.json").write_text(json.dumps(data))
     back = load_camera_file(tmp_path / "transforms.json")
     assert torch.allclose(back.w2c, cams.w2c, atol=1e-5)
+    assert back.K[1].tolist() == [[60.0, 0.0, 31.5], [0.0, 62.0, 23.5], [0.0, 0.0, 1.0]]
+
+
+# -- nerfstudio's conventions, each from its source -------------------------------------------
+# scripts/render.py: ns-render renders every camera_path entry and writes the video at
+#   len(camera_path) / seconds fps ("fps" is not read).
+# viewer/render_panel.py: the viewer writes N = int(fps × duration) entries, entry i at
+#   duration × i / N (the last keyframe of an open path is never reached), seconds = duration.
+# cameras/camera_paths.py, get_path_from_json: camera_to_world is 16 numbers, row-major, OpenGL
+#   camera-to-world; fx = fy = (render_height / 2) / tan(fov / 2); cx, cy = render_width / 2,
+#   render_height / 2, in pixels centred at half-integers (cameras.py, get_image_coords).
+
+
+def test_a_hand_written_nerfstudio_path_gives_the_cameras_derived_by_hand(tmp_path):
+    """5 entries over 2.5 s at 2 fps; fov 90° over 480 rows: f = 240 / tan 45° = 240 px, principal
+    point (320, 240) in nerfstudio's pixels = (319.5, 239.5) in gen3c's. The first camera is
+    OpenGL's identity: OpenCV's w2c flips y and z. The last stands at (1, 2, 3) turned 90° about
+    y (looking along −x): c2w rows [0 0 1 1], [0 1 0 2], [−1 0 0 3], so w2c = [[0, 0, −1, 3],
+    [0, −1, 0, 2], [−1, 0, 0, 1]] (R = (R_gl · diag(1, −1, −1))ᵀ, t = −R·(1, 2, 3))."""
+    identity = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+    last = [0, 0, 1, 1, 0, 1, 0, 2, -1, 0, 0, 3, 0, 0, 0, 1]
+    data = {"camera_type": "perspective", "render_height": 480, "render_width": 640, "fps": 2, "seconds": 2.5,
+            "camera_path": [{"camera_to_world": identity, "fov": 90, "aspect": 4 / 3}] * 4 + [{"camera_to_world": last, "fov": 90, "aspect": 4 / 3}]}  # fmt: skip
+    (tmp_path / "camera_path.json").write_text(json.dumps(data))
+    read = read_camera_file(tmp_path / "camera_path.json")
+    cams = read.cameras
+    assert (len(cams), read.fps, cams.height, cams.width) == (5, 2.0, 480, 640)
+    assert torch.equal(cams.w2c[0], torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0])))
+    assert torch.allclose(cams.w2c[4], torch.tensor([[0.0, 0, -1, 3], [0, -1, 0, 2], [-1, 0, 0, 1], [0, 0, 0, 1]]), atol=1e-6)
+    assert torch.allclose(cams.K[0], torch.tensor([[240.0, 0, 319.5], [0, 240, 239.5], [0, 0, 1]]))
+    # The point 5 units ahead of the last camera, (−4, 2, 3), is 5 deep at the image centre.
+    uv, z = project_points(torch.tensor([[-4.0, 2.0, 3.0]]), cams.K[4], cams.w2c[4])
+    assert torch.allclose(uv, torch.tensor([[319.5, 239.5]])) and z.item() == pytest.approx(5.0)
+
+
+def test_a_gen3c_orbit_is_written_as_nerfstudio_reads_it_and_reads_back():
+    """Four cameras 2 units from the origin at 0°, 90°, 180°, 270° around it, looking at it
+    (gen3c's world: y down). The one at 90° stands at (2, 0, 0) looking along −x: OpenGL
+    c2w columns x = (0, 0, 1), y = (0, −1, 0), z = (1, 0, 0), position (2, 0, 0). fy = 50 px over
+    100 rows is a vertical fov of 2·atan(50 / 50) = 90°. 30 fps: ns-render plays 4 / seconds fps."""
+    angles = torch.tensor([0.0, 0.5, 1.0, 1.5], dtype=torch.float64) * torch.pi
+    eyes = torch.stack([2 * torch.sin(angles), torch.zeros(4, dtype=torch.float64), -2 * torch.cos(angles)], -1)
+    cams = Cameras(look_at(eyes, torch.zeros(4, 3, dtype=torch.float64)), make_intrinsics(50.0, 50.0, 40.0, 50.0), 100, 80)
+    data = json.loads(json.dumps(cameras_to_nerfstudio_path(cams, fps=30)))
+    assert np.allclose(data["camera_path"][1]["camera_to_world"], [0, 0, 1, 2, 0, -1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1], atol=1e-6)
+    assert np.allclose(data["camera_path"][0]["camera_to_world"], [1, 0, 0, 0, 0, -1, 0, 0, 0, 0, -1, -2, 0, 0, 0, 1], atol=1e-6)
+    assert data["camera_path"][1]["fov"] == pytest.approx(90.0) and data["camera_path"][1]["aspect"] == 0.8
+    assert (data["render_height"], data["render_width"], data["camera_type"]) == (100, 80, "perspective")
+    assert len(data["camera_path"]) / data["seconds"] == pytest.approx(30.0) and data["fps"] == 30.0
+    back = cameras_from_dict(data)
+    assert torch.allclose(back.w2c, cams.w2c, atol=1e-6) and torch.equal(back.K, cams.K)
+    # nerfstudio reads no "K": the fov gives its centred camera, (40 − ½, 50 − ½) in gen3c's pixels.
+    for entry in data["camera_path"]:
+        del entry["K"]
+    assert torch.allclose(cameras_from_dict(data).K[1], torch.tensor([[50.0, 0, 39.5], [0, 50, 49.5], [0, 0, 1]]))
+
+
+@pytest.mark.parametrize("n", [11, 13, 123])
+def test_gen3c_seconds_play_its_frames_at_its_fps_in_ns_render_and_back(n):
+    """seconds = n / fps: ns-render's n / seconds is fps (to rounding), and gen3c reads fps back exactly."""
+    cams = Cameras(torch.eye(4).expand(n, 4, 4), make_intrinsics(60.0, 60.0, 32.0, 24.0), 48, 64)
+    data = cameras_to_nerfstudio_path(cams, fps=30)
+    assert n / data["seconds"] == pytest.approx(30.0, rel=1e-12) and camera_dict_fps(data) == 30.0
+
+
+def test_a_nerfstudio_viewer_path_plays_at_entries_over_seconds():
+    """The viewer's keyframes 0.65 s apart give a 1.3 s path; at 25 fps it wrote int(32.5) = 32
+    entries, entry i at 1.3·i/32 s, and ns-render plays them at 32 / 1.3 fps. gen3c takes that rate,
+    so frame 16 is at 0.65 s — the middle keyframe — in the run and in the GUI's keyframe path."""
+    w2c = orbit(3).w2c.double()
+    gl = opencv_to_opengl(w2c).reshape(3, 16).tolist()
+    data = {"render_height": 48, "render_width": 64, "fps": 25.0, "seconds": 1.3, "default_transition_sec": 0.65,
+            "smoothness_value": 0.0, "is_cycle": False,
+            "keyframes": [{"matrix": m, "fov": 50.0, "aspect": 4 / 3, "override_transition_enabled": False,
+                           "override_transition_sec": None} for m in gl],
+            "camera_path": [{"camera_to_world": gl[0], "fov": 50.0, "aspect": 4 / 3}] * 32}  # fmt: skip
+    assert camera_dict_fps(data) == pytest.approx(32 / 1.3)
+    path = read_keyframe_path(data)
+    assert path.times.tolist() == pytest.approx([0.0, 0.65, 1.3]) and (path.num_frames, path.fps) == (32, pytest.approx(32 / 1.3))
+    frames = path.cameras(make_intrinsics(60.0, 60.0, 32.0, 24.0), 48, 64)
+    assert torch.allclose(frames.w2c[16].double(), w2c[1], atol=1e-6)
+    # Without "seconds" (not nerfstudio's, which needs it) the file's "fps" is the rate.
+    assert camera_dict_fps({k: v for k, v in data.items() if k != "seconds"}) == 25.0
+    assert camera_dict_fps({k: v for k, v in data.items() if k != "fps"}) == pytest.approx(32 / 1.3)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [({"fps": 12}, r"'fps' 12 × 'seconds' 0\.541667 is 6\.5 frames, but 'camera_path' has 13 \(ns-render plays them at 24 fps\): "
+                   r"set 'seconds' to 1\.08333 \(entries / fps\) or 'fps' to 24$"),
+     ({"seconds": 0}, r"'seconds' 0 must be the camera_path's duration in seconds > 0: ns-render plays its 13 entries over it; fix it$"),
+     ({"seconds": "5 s"}, r"'seconds' must be the camera_path's duration in seconds, got '5 s'"),
+     ({"camera_type": "fisheye"}, r"'camera_type' 'fisheye' is not supported: .* export the path with camera type 'perspective'$"),
+     ({"camera_path": [{"fov": 50}]}, r"camera_path\[0\] needs 'camera_to_world', 16 numbers \(OpenGL camera-to-world, row-major\)$"),
+     ({"camera_path": [{"camera_to_world": list(range(16))}]}, r"camera_path\[0\] 'fov' None is not a vertical field of view in degrees: give one between 0\.01 and 179$"),
+     ({"camera_path": [{"camera_to_world": np.eye(4).ravel().tolist(), "fov": 179.5}]}, r"camera_path\[0\] 'fov' 179\.5 is not a vertical")],
+)  # fmt: skip
+def test_bad_nerfstudio_paths_are_one_line_errors_naming_file_field_and_fix(tmp_path, change, match):
+    """13 entries over 13/24 s play at 24 fps: an "fps" of 12 says 6.5 frames, a hand edit that
+    ns-render (which reads only seconds) and the viewer would disagree on."""
+    data = {**cameras_to_nerfstudio_path(Cameras(torch.eye(4).expand(13, 4, 4), make_intrinsics(60.0, 60.0, 32.0, 24.0), 48, 64)), **change}
+    if "camera_path" in change:
+        data.pop("seconds")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*p\.json'.*" + match) as info:
+        read_camera_file(path)
+    assert "\n" not in str(info.value)
+
+
+def test_legacy_and_blender_keyframes_leave_the_camera_path_as_the_path():
+    """nerfstudio's legacy viewer and its Blender add-on write a keyframe's "matrix" as text
+    (three.js / Blender column-major) and time it in "properties": not the viewer's keyframes,
+    so the file's camera_path (row-major there too) is its path, also for the GUI."""
+    cams = orbit(3)
+    data = cameras_to_nerfstudio_path(cams, fps=24)
+    columns = opencv_to_opengl(cams.w2c.double()).transpose(-1, -2).reshape(3, 16).tolist()
+    data["keyframes"] = [{"matrix": str(m), "fov": 50.0, "aspect": 1, "properties": f'[["FOV",50],["NAME","Camera {i}"],["TIME",{i / 24}]]'}
+                         for i, m in enumerate(columns)]  # fmt: skip
+    assert read_keyframe_path(data) is None
+    assert torch.allclose(cameras_from_dict(data).w2c, cams.w2c, atol=1e-6)
+
+
+def test_keyframes_and_the_cameras_written_beside_them_must_agree():
+    """A camera_path.json whose camera_path is not its keyframes' is refused when read back, so
+    it is not written: the frame count, the rate and every pose must be the keyframes'."""
+    path, cams = keyframed()
+    with pytest.raises(Gen3cInputError, match=r"^the keyframes are sampled at 13 frames at 6 fps, the cameras are 13 at 12 fps: "):
+        cameras_to_nerfstudio_path(cams, 12.0, path)
+    with pytest.raises(Gen3cInputError, match=r"the keyframes are sampled at 13 frames at 6 fps, the cameras are 12 at 6 fps"):
+        cameras_to_nerfstudio_path(cams[:12], 6.0, path)
+    moved = Cameras(cams.w2c.clone(), cams.K, cams.height, cams.width)
+    moved.w2c[4, 0, 3] += 0.5
+    with pytest.raises(Gen3cInputError, match=r"^the cameras do not follow the keyframes \(frame 4 is 0\.5 away, turned 0\.0°\)"):
+        cameras_to_nerfstudio_path(moved, 6.0, path)
 
 
 @pytest.mark.parametrize(

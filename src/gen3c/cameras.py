@@ -9,7 +9,8 @@ Everything in gen3c uses these conventions, and only this module converts betwee
 - **Depth** is z-depth (the z coordinate in camera space), not distance along the ray.
 
 The OpenGL / nerfstudio / Blender convention (x right, y up, z backward, camera-to-world) is
-reached only through :func:`opencv_to_opengl` and :func:`opengl_to_opencv`. Rotations as
+reached only through :func:`opencv_to_opengl` and :func:`opengl_to_opencv`, and nerfstudio's
+pixel grid (pixel centres at half-integers) through :func:`intrinsics_from_nerfstudio`. Rotations as
 quaternions are (w, x, y, z), viser's ``wxyz`` (:func:`matrix_to_quaternion`).
 
 Functions take batched tensors with leading dimensions ``*B`` and validate shapes up front.
@@ -79,6 +80,34 @@ def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str =
     size = width if axis == "horizontal" else height
     f = focal_from_fov(fov_degrees, size)
     return make_intrinsics(f, f, width / 2.0, height / 2.0)
+
+
+#: nerfstudio puts pixel (u, v)'s centre at (u + ½, v + ½) (its ``Cameras.get_image_coords``,
+#: ``pixel_offset=0.5``, as COLMAP does); gen3c at (u, v). Its principal point is ours + ½.
+NERFSTUDIO_PIXEL_OFFSET = 0.5
+
+
+def intrinsics_from_nerfstudio(fx: float, fy: float, cx: float, cy: float) -> Tensor:
+    """(3, 3) float64 intrinsics, in gen3c's convention, of nerfstudio's camera ``fx, fy, cx, cy``
+    (``transforms.json``'s ``fl_x, fl_y, cx, cy``): the same rays, the principal point ½ px up and left.
+
+    >>> intrinsics_from_nerfstudio(240.0, 240.0, 320.0, 240.0)[:2, 2].tolist()
+    [319.5, 239.5]
+    """
+    return make_intrinsics(fx, fy, cx - NERFSTUDIO_PIXEL_OFFSET, cy - NERFSTUDIO_PIXEL_OFFSET, dtype=torch.float64)
+
+
+def intrinsics_from_nerfstudio_fov(fov_degrees: float, height: int, width: int) -> Tensor:
+    """(3, 3) float64 intrinsics of a nerfstudio ``camera_path.json`` camera: ``fov`` is vertical,
+    in degrees, over ``height`` (``fx = fy = (height / 2) / tan(fov / 2)``, nerfstudio's
+    ``three_js_perspective_camera_focal_length``), and the principal point is the image centre,
+    ``(width / 2, height / 2)`` in nerfstudio's pixels (``camera_paths.get_path_from_json``).
+
+    >>> intrinsics_from_nerfstudio_fov(90.0, 480, 640)[:2, 2].tolist()
+    [319.5, 239.5]
+    """
+    f = focal_from_fov(fov_degrees, height)
+    return intrinsics_from_nerfstudio(f, f, width / 2.0, height / 2.0)
 
 
 def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:

@@ -17,12 +17,15 @@ Per frame, ``"c2w"`` may replace ``"w2c"`` (camera-to-world), and ``"intrinsics"
 cy]`` may replace ``"K"``; a top-level ``"K"``/``"intrinsics"`` applies to frames without one.
 For single-image input the world frame is the source camera's: the source pose is the identity.
 
-**nerfstudio camera_path.json** (``camera_path`` entries with a row-major 4×4 OpenGL
-``camera_to_world``, vertical ``fov`` in degrees, ``render_height``/``render_width``) is read
-and written too, and nerfstudio's ``transforms.json`` (``frames`` with ``transform_matrix``).
-nerfstudio's path has no principal point and one focal length; gen3c writes each entry's exact
-``"K"`` beside its ``fov`` (nerfstudio ignores it) and reads it back when present, so a path
-saved from gen3c replays the same cameras.
+**nerfstudio camera_path.json** is read and written as nerfstudio reads and writes it
+(docs/cameras.md, "nerfstudio camera_path.json"): one frame per ``camera_path`` entry, played
+over ``seconds`` (``scripts/render.py``); ``camera_to_world`` 16 numbers, a row-major OpenGL
+camera-to-world matrix; ``fov`` vertical, in degrees, over ``render_height``, the principal point
+at the image centre (``cameras/camera_paths.py``, ``get_path_from_json``); keyframes as its
+viewer writes them (``viewer/render_panel.py``). nerfstudio's path has no principal point and one
+focal length; gen3c writes each entry's exact ``"K"`` beside its ``fov`` (nerfstudio ignores it)
+and reads it back when present, so a path saved from gen3c replays the same cameras.
+nerfstudio's ``transforms.json`` (``frames`` with ``transform_matrix``) is read too.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ import torch
 
 from gen3c.cameras import (
     Cameras,
-    focal_from_fov,
     fov_from_focal,
+    intrinsics_from_nerfstudio,
+    intrinsics_from_nerfstudio_fov,
     invert_pose,
     make_intrinsics,
     opencv_to_opengl,
@@ -76,16 +80,48 @@ class CameraFile:
 
 
 def camera_dict_fps(data: Any, name: str = "camera file") -> float | None:
-    """The frame rate a camera file's JSON object was made for (gen3c's and nerfstudio's
-    ``"fps"``), None when it names none (nerfstudio's ``transforms.json``)."""
-    fps = data.get("fps") if isinstance(data, dict) else None
-    if fps is None:
+    """The frame rate a camera file's JSON object plays at; None when it names none
+    (nerfstudio's ``transforms.json``).
+
+    A gen3c cameras JSON plays at its ``"fps"``. A nerfstudio ``camera_path.json`` plays its N
+    ``camera_path`` entries over ``"seconds"``: ns-render writes them at N / seconds fps and never
+    reads ``"fps"`` (``scripts/render.py``), the viewer's setting, from which it counted
+    N = int(fps × seconds) entries (``viewer/render_panel.py``). So its rate is N / seconds —
+    exactly ``"fps"`` when fps × seconds is N (gen3c writes seconds = N / fps), a little less when
+    the viewer rounded a fraction of a frame down. A file whose fps × seconds is a frame or more
+    away from N was edited by hand: one line says which number to fix.
+    """
+    if not isinstance(data, dict):
         return None
-    if isinstance(fps, bool) or not isinstance(fps, int | float):
-        raise Gen3cInputError(f"{name}: 'fps' must be a number of frames per second, got {str(fps)[:40]!r}: fix it or pass --fps")
-    if not math.isfinite(fps) or fps <= 0:  # JSON as Python reads it takes NaN and Infinity
-        raise Gen3cInputError(f"{name}: 'fps' {fps:g} must be a number of frames per second > 0: fix it or pass --fps")
-    return float(fps)
+    fps = _positive(data, "fps", "a number of frames per second", name, "fix it or pass --fps")
+    path = data.get("camera_path")
+    if not isinstance(path, list) or not path or data.get("seconds") is None:
+        return fps
+    n = len(path)
+    seconds = _positive(data, "seconds", "the camera_path's duration in seconds", name, f"ns-render plays its {n} entries over it; fix it")
+    if fps is None:
+        return n / seconds
+    counted = fps * seconds
+    if abs(counted - n) <= 1e-6 * n:  # as written (gen3c's n / fps comes back as n up to rounding)
+        return fps
+    if abs(counted - n) < 1:  # the viewer counted int(fps × seconds): the frames are seconds / n apart
+        return n / seconds
+    raise Gen3cInputError(
+        f"{name}: 'fps' {fps:g} × 'seconds' {seconds:g} is {counted:g} frames, but 'camera_path' has {n} "
+        f"(ns-render plays them at {n / seconds:g} fps): set 'seconds' to {n / fps:g} (entries / fps) or 'fps' to {n / seconds:g}"
+    )
+
+
+def _positive(data: dict, key: str, what: str, name: str, fix: str) -> float | None:
+    """``data[key]`` as a finite number > 0, None when absent; else one line naming the file and key."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Gen3cInputError(f"{name}: '{key}' must be {what}, got {str(value)[:40]!r}: {fix}")
+    if not math.isfinite(value) or value <= 0:  # JSON as Python reads it takes NaN and Infinity
+        raise Gen3cInputError(f"{name}: '{key}' {value:g} must be {what} > 0: {fix}")
+    return float(value)
 
 
 def read_camera_file(path: str | os.PathLike) -> CameraFile:
@@ -214,23 +250,31 @@ def _from_gen3c(data: dict) -> Cameras:
 
 
 def _from_nerfstudio_path(data: dict) -> Cameras:
-    if data.get("camera_type", "perspective") != "perspective":
-        raise Gen3cInputError(f"camera_type {data.get('camera_type')!r} is not supported: only 'perspective' cameras")
+    """nerfstudio's ``get_path_from_json``: one camera per ``camera_path`` entry."""
+    camera_type = data.get("camera_type", "perspective")
+    if camera_type != "perspective":
+        raise Gen3cInputError(
+            f"'camera_type' {str(camera_type)[:40]!r} is not supported: gen3c renders pinhole cameras; export the path with camera type 'perspective'"
+        )
     h, w = _size(data, ("render_height", "render_width"))
     path = data["camera_path"]
     if not isinstance(path, list) or not path:
-        raise Gen3cInputError("'camera_path' must be a non-empty list")
+        raise Gen3cInputError("'camera_path' must be a non-empty list, one camera per frame")
     w2cs, Ks = [], []
     for i, entry in enumerate(path):
-        c2w_gl = _matrix(entry["camera_to_world"], 4, 4, f"camera_path[{i}] camera_to_world")
-        fov = float(entry["fov"])
-        if not 0 < fov < 180:
-            raise Gen3cInputError(f"camera_path[{i}] fov {fov} must be in (0, 180) degrees")
-        f = focal_from_fov(fov, h)  # nerfstudio's fov is vertical
-        w2cs.append(opengl_to_opencv(c2w_gl))
+        what = f"camera_path[{i}]"
+        if not isinstance(entry, dict) or entry.get("camera_to_world") is None:
+            raise Gen3cInputError(f"{what} needs 'camera_to_world', 16 numbers (OpenGL camera-to-world, row-major)")
+        w2cs.append(opengl_to_opencv(_matrix(entry["camera_to_world"], 4, 4, f"{what} camera_to_world")))
         # gen3c's exact intrinsics when it wrote the file; nerfstudio's centred pinhole otherwise.
-        Ks.append(_matrix(entry["K"], 3, 3, f"camera_path[{i}] K") if "K" in entry else make_intrinsics(f, f, w / 2.0, h / 2.0, dtype=torch.float64))
+        Ks.append(_matrix(entry["K"], 3, 3, f"{what} K") if "K" in entry else intrinsics_from_nerfstudio_fov(_fov(entry.get("fov"), what), h, w))
     return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), h, w)
+
+
+def _fov(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.01 <= value <= 179.0:  # NaN fails too
+        raise Gen3cInputError(f"{what} 'fov' {str(value)[:40]} is not a vertical field of view in degrees: give one between 0.01 and 179")
+    return float(value)
 
 
 def _from_nerfstudio_transforms(data: dict) -> Cameras:
@@ -243,7 +287,7 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
         if size is not None and size != (h, w):
             raise Gen3cInputError("frames of different image sizes are not supported")
         size = (h, w)
-        K = make_intrinsics(float(src["fl_x"]), float(src.get("fl_y", src["fl_x"])), float(src.get("cx", w / 2)), float(src.get("cy", h / 2)), dtype=torch.float64)
+        K = intrinsics_from_nerfstudio(float(src["fl_x"]), float(src.get("fl_y", src["fl_x"])), float(src.get("cx", w / 2)), float(src.get("cy", h / 2)))
         w2cs.append(opengl_to_opencv(_matrix(frame["transform_matrix"], 4, 4, f"frames[{i}] transform_matrix")))
         Ks.append(K)
     return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), size[0], size[1])
@@ -258,22 +302,33 @@ def _gen3c_keyframes(data: dict) -> bool:
 def _follow_keyframes(data: dict, written: Cameras, name: str) -> Cameras:
     path = read_keyframe_path(data, name)
     cams = path.cameras(written.K, written.height, written.width)
-    off = (cams.w2c - written.w2c).abs() - 1e-4 * (1 + written.w2c.abs())  # float32 written, float64 evaluated
-    bad = (off > 0).flatten(1).any(1)
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        apart = float((cams.centers[i] - written.centers[i]).norm())
-        turned = float(rotation_angle_degrees(cams.w2c[i, :3, :3].double(), written.w2c[i, :3, :3].double()))
+    departure = _departure(cams, written)
+    if departure is not None:
         raise Gen3cInputError(
-            f"its camera_path does not follow its keyframes (frame {i} is {apart:.3g} away, turned {turned:.1f}°): "
+            f"its camera_path does not follow its keyframes ({departure}): "
             "it was changed after gen3c wrote it; import it in gen3c gui and download it again, or delete its \"gen3c\" entry "
             "to replay camera_path as it is"
         )
     return cams
 
 
+def _departure(sampled: Cameras, written: Cameras) -> str | None:
+    """Where ``written`` first leaves ``sampled`` (a keyframe path at its frames), as
+    "frame i is d away, turned a°"; None when every pose agrees to float32 precision."""
+    off = (sampled.w2c - written.w2c).abs() - 1e-4 * (1 + written.w2c.abs())  # float32 written, float64 evaluated
+    bad = (off > 0).flatten(1).any(1)
+    if not bool(bad.any()):
+        return None
+    i = int(bad.nonzero()[0, 0])
+    apart = float((sampled.centers[i] - written.centers[i]).norm())
+    turned = float(rotation_angle_degrees(sampled.w2c[i, :3, :3].double(), written.w2c[i, :3, :3].double()))
+    return f"frame {i} is {apart:.3g} away, turned {turned:.1f}°"
+
+
 def read_keyframe_path(data: Any, name: str = "camera file") -> KeyframePath | None:
-    """The keyframes of a nerfstudio ``camera_path.json`` object, None when it has none.
+    """The keyframes of a nerfstudio ``camera_path.json`` object, None when it has none or has
+    those of nerfstudio's legacy viewer or Blender add-on (``matrix`` as text, column-major, timed
+    by ``properties``: there the ``camera_path`` is the path).
 
     Keyframes carry ``matrix`` (16 numbers, row-major OpenGL camera-to-world). A keyframe's time
     is its ``"time"`` (seconds; gen3c writes it) or, as nerfstudio counts it, the previous
@@ -285,14 +340,20 @@ def read_keyframe_path(data: Any, name: str = "camera file") -> KeyframePath | N
     nerfstudio's; the spline's tangent where the loop closes is one-sided here. The smoothness is
     gen3c's own (``"gen3c": {"smoothness": s}``), else ``1 − smoothness_value``: nerfstudio's
     viewer writes its spline *tension* there (0 smooth, 1 tense). The path has one frame per
-    ``camera_path`` entry, at the file's ``fps`` (24 when it names none, as a run's default).
+    ``camera_path`` entry, at the file's rate (:func:`camera_dict_fps`; 24 when it names none, as
+    a run's default): frame i at i / rate, as nerfstudio's viewer sampled it.
     """
     if not isinstance(data, dict) or "camera_path" not in data or not data.get("keyframes"):
         return None
+    keyframes = data["keyframes"]
+    legacy = isinstance(keyframes, list) and any(isinstance(k, dict) and isinstance(k.get("matrix"), str) for k in keyframes)
+    if legacy and not _gen3c_keyframes(data):
+        return None
     try:
-        return _keyframe_path(data)
+        return _keyframe_path(data, name)
     except Gen3cInputError as exc:
-        raise Gen3cInputError(f"{name}: {exc}") from None
+        msg = str(exc)
+        raise Gen3cInputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         raise Gen3cInputError(f"{name} has malformed keyframes ({type(exc).__name__}: {exc}): see the documented format") from None
 
@@ -303,7 +364,7 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
-def _keyframe_path(data: dict) -> KeyframePath:
+def _keyframe_path(data: dict, name: str) -> KeyframePath:
     keyframes, path = data["keyframes"], data["camera_path"]
     if not isinstance(keyframes, list) or not all(isinstance(k, dict) for k in keyframes):
         raise Gen3cInputError("'keyframes' must be a list of objects")
@@ -337,7 +398,7 @@ def _keyframe_path(data: dict) -> KeyframePath:
         smoothness = _number(data["smoothness_value"], "'smoothness_value'")
     else:
         smoothness = 1.0 - _number(data["smoothness_value"], "'smoothness_value' (nerfstudio's spline tension)")
-    fps = _number(data["fps"], "'fps'") if data.get("fps") is not None else 24.0
+    fps = camera_dict_fps(data, name) or 24.0
     return KeyframePath(torch.stack(w2cs), torch.tensor(times, dtype=torch.float64), smoothness, len(path), fps)
 
 
@@ -372,14 +433,20 @@ def save_cameras(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0) -
 def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: KeyframePath | None = None) -> dict:
     """A nerfstudio ``camera_path.json`` object (OpenGL c2w, vertical fov) for ``cameras``.
 
-    With ``keyframes`` (the path ``cameras`` were sampled from) the file keeps them as
-    nerfstudio's viewer does — ``matrix``, ``fov``, ``aspect``, the transition that leads to
-    each keyframe, the spline tension ``smoothness_value`` = 1 − smoothness — plus each
-    keyframe's exact ``time`` and ``"gen3c": {"smoothness": s}``, which gen3c reads back
-    (:func:`read_keyframe_path`; ``--camera_file`` replays the keyframes).
+    ``seconds`` is ``len(cameras) / fps``: ns-render plays the ``camera_path`` entries at
+    entries / seconds fps (its ``render.py``), so it renders these frames at ``fps``.
+
+    With ``keyframes`` (the path ``cameras`` were sampled from: ``keyframes.cameras(K, H, W)``
+    at ``fps = keyframes.fps``) the file keeps them as nerfstudio's viewer does — ``matrix``,
+    ``fov``, ``aspect``, the transition that leads to each keyframe, the spline tension
+    ``smoothness_value`` = 1 − smoothness — plus each keyframe's exact ``time`` and
+    ``"gen3c": {"smoothness": s}``, which gen3c reads back (:func:`read_keyframe_path`;
+    ``--camera_file`` replays the keyframes).
     """
     _check_cameras(cameras)
     fps = check_fps(fps)
+    if keyframes is not None:
+        _check_sampled_from(keyframes, cameras, fps)
     c2w_gl = opencv_to_opengl(cameras.w2c.double())
     path = []
     for i in range(len(cameras)):
@@ -422,6 +489,20 @@ def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: K
         data["smoothness_value"] = 1.0 - keyframes.smoothness
         data["gen3c"] = {"smoothness": keyframes.smoothness}
     return data
+
+
+def _check_sampled_from(keyframes: KeyframePath, cameras: Cameras, fps: float) -> None:
+    """A file whose ``camera_path`` is not its keyframes' would be refused when read back."""
+    if not isinstance(keyframes, KeyframePath):
+        raise Gen3cInputError(f"keyframes is a {type(keyframes).__name__}: pass a gen3c.trajectories.KeyframePath or None")
+    if (keyframes.num_frames, keyframes.fps) != (len(cameras), fps):
+        raise Gen3cInputError(
+            f"the keyframes are sampled at {keyframes.num_frames} frames at {keyframes.fps:g} fps, the cameras are {len(cameras)} "
+            f"at {fps:g} fps: pass the cameras the keyframes give (keyframes.cameras(K, H, W)) and fps=keyframes.fps"
+        )
+    departure = _departure(keyframes.cameras(cameras.K, cameras.height, cameras.width), cameras)
+    if departure is not None:
+        raise Gen3cInputError(f"the cameras do not follow the keyframes ({departure}): pass the cameras the keyframes give, keyframes.cameras(K, H, W)")
 
 
 def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0, keyframes: KeyframePath | None = None) -> None:
