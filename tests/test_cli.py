@@ -92,6 +92,22 @@ def test_camera_file_round_trip_reproduces_the_video(box_scene, tmp_path):
     assert fb.shape[0] == 9 and np.abs(fa.astype(int) - fb.astype(int)).max() <= 2
 
 
+def test_a_nerfstudio_camera_path_renders_its_frames_over_its_seconds(box_scene, tmp_path):
+    """nerfstudio's viewer at 25 fps over a 0.65 s path wrote int(16.25) = 16 entries, and ns-render
+    (its render.py) plays them at 16 / 0.65 fps: so does gen3c, 16 frames lasting 0.65 s. Its fov
+    of 60° over 96 rows is f = 48 / tan 30° px, centred: (79.5, 47.5) in gen3c's pixels."""
+    path = [{"camera_to_world": [1, 0, 0, 0.1 * i / 16, 0, -1, 0, 0, 0, 0, -1, 0, 0, 0, 0, 1], "fov": 60.0, "aspect": 5 / 3} for i in range(16)]
+    data = {"camera_type": "perspective", "render_height": 96, "render_width": 160, "fps": 25, "seconds": 0.65, "camera_path": path}
+    (tmp_path / "camera_path.json").write_text(json.dumps(data))
+    res = invoke(*generate_args(box_scene, tmp_path / "out", "--camera_file", tmp_path / "camera_path.json"))
+    assert res.exit_code == 0, res.output
+    frames, fps = read_video(tmp_path / "out" / "output.mp4")
+    assert len(frames) == 16 and fps == pytest.approx(16 / 0.65, rel=1e-4)
+    cams = json.loads((tmp_path / "out" / "output_cameras.json").read_text())
+    assert cams["fps"] == pytest.approx(16 / 0.65) and len(cams["frames"]) == 16
+    assert np.allclose(cams["frames"][15]["K"], [[48 / np.tan(np.pi / 6), 0, 79.5], [0, 48 / np.tan(np.pi / 6), 47.5], [0, 0, 1]], atol=1e-4)
+
+
 def test_entry_point_help_lists_gen3c_flags():
     out = subprocess.run([sys.executable, "-m", "gen3c", "generate", "--help"], capture_output=True, text=True, check=True).stdout
     for flag in ("--input_image_path", "--video_save_name", "--video_save_folder", "--trajectory", "--camera_rotation",
