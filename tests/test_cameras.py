@@ -13,6 +13,8 @@ from gen3c.cameras import (
     fov_from_focal,
     gen3c_look_at,
     intrinsics_from_fov,
+    intrinsics_from_nerfstudio,
+    intrinsics_from_nerfstudio_fov,
     invert_pose,
     look_at,
     make_intrinsics,
@@ -53,6 +55,22 @@ def test_focal_fov_closed_form():
     assert (K[0, 2].item(), K[1, 2].item()) == (320.0, 240.0)
     with pytest.raises(Gen3cInputError):
         focal_from_fov(180.0, 100)
+
+
+def test_nerfstudio_intrinsics_are_the_same_rays_on_its_half_integer_pixel_grid():
+    """nerfstudio casts pixel (u, v)'s ray through (u + ½, v + ½) (``get_image_coords``); gen3c
+    through (u, v): gen3c's K of nerfstudio's camera has the principal point ½ px up and left."""
+    fx, fy, cx, cy = 500.0, 510.0, 321.0, 239.0
+    K = intrinsics_from_nerfstudio(fx, fy, cx, cy)
+    u, v = torch.meshgrid(torch.arange(4, dtype=torch.float64), torch.arange(3, dtype=torch.float64), indexing="xy")
+    ours = torch.stack([u, v, torch.ones_like(u)], -1) @ torch.linalg.inv(K).T
+    theirs = torch.stack([(u + 0.5 - cx) / fx, (v + 0.5 - cy) / fy, torch.ones_like(u)], -1)
+    assert torch.allclose(ours, theirs, atol=1e-12)
+    # A camera_path fov: vertical, over the height; 90° over 480 rows is f = 240, centred.
+    K = intrinsics_from_nerfstudio_fov(90.0, 480, 640)
+    assert torch.allclose(K, torch.tensor([[240.0, 0, 319.5], [0, 240, 239.5], [0, 0, 1]], dtype=torch.float64))
+    with pytest.raises(Gen3cInputError, match="field of view"):
+        intrinsics_from_nerfstudio_fov(0.0, 480, 640)
 
 
 def test_intrinsics_resize_and_crop():
