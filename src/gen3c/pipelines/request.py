@@ -213,8 +213,10 @@ def default_resolution(request: GenerationRequest) -> str:
 
 
 def default_fps(request: GenerationRequest) -> float:
-    """The frame rate of a run that names none: its camera file's, so a path made at 12 fps (in
-    the GUI, in nerfstudio) replays at its own speed; else GEN3C's 24."""
+    """The frame rate of a run that names none: its camera file's
+    (:func:`~gen3c.io.camera_files.camera_dict_fps`; a nerfstudio camera_path's entries / seconds,
+    as ns-render plays it), so a path made at 12 fps (in the GUI, in nerfstudio) replays at its
+    own speed; else GEN3C's 24."""
     fps = None if request.camera_file is None else request.read_camera_file().fps
     return 24.0 if fps is None else fps
 
