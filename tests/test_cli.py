@@ -122,6 +122,53 @@ def test_idle_threads_sleep_unless_the_user_says_how_they_wait():
         assert idle_thread_settings({name: value}) == {}
 
 
+# `gen3c cache list` (a real command, quick) with one signal sent to itself at a chosen point:
+# the first call of a function (`call`) or C function (`c_call`) that the profile hook watches.
+INTERRUPTING = """
+import atexit, gc, os, signal, sys, time
+point, name, *args = sys.argv[1:]
+send = lambda: os.kill(os.getpid(), getattr(signal, name))
+watch = {
+    "import": ("call", lambda frame, arg: frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "typer"),
+    "command": ("call", lambda frame, arg: frame.f_code.co_name == "cache_list"),
+    "sys.exit": ("c_call", lambda frame, arg: arg is sys.exit),
+    "gc.freeze": ("c_call", lambda frame, arg: arg is gc.freeze),
+}
+def hook(frame, event, arg):
+    if event == watch[point][0] and watch[point][1](frame, arg):
+        sys.setprofile(None)
+        send()
+if point in watch:
+    sys.setprofile(hook)
+else:  # during the interpreter's shutdown, once or twice
+    atexit.register(lambda: [send(), time.sleep(0.1)] + ([send(), time.sleep(10)] if point == "shutdown twice" else []))
+sys.argv = ["gen3c", *args]
+from gen3c.__main__ import main
+main()
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_in_130_wherever_it_comes(tmp_path):
+    """Ctrl-C that came while typer's modules loaded, or as a finished command's exit unwound
+    (typer's sys.exit, the gc.freeze after it), replaced the SystemExit under way: Python then
+    killed itself with SIGINT (status −2, a KeyboardInterrupt traceback). Each point is hit
+    exactly (a profile hook sends the signal); once the exit code is settled an interrupt is
+    ignored, and a second one ends a hanging exit at once."""
+    src = os.path.join(os.path.dirname(__file__), os.pardir, "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    expected = {("import", "SIGINT"): 130, ("command", "SIGINT"): 130, ("sys.exit", "SIGINT"): 130, ("gc.freeze", "SIGINT"): 130,
+                ("sys.exit", "SIGTERM"): 143, ("shutdown", "SIGINT"): 0, ("shutdown twice", "SIGINT"): -2}  # fmt: skip
+    for (point, name), code in expected.items():
+        done = subprocess.run([sys.executable, "-c", INTERRUPTING, point, name, "cache", "list", "--cache_dir", str(tmp_path)],
+                              capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+        assert done.returncode == code, (point, name, done.stderr)
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, (point, name, done.stderr)
+        finished = "nothing cached" in done.stderr
+        assert finished == (point not in ("import", "command")), (point, name, done.stderr)
+        assert ("interrupted: " in done.stderr) == (point == "command"), (point, name, done.stderr)
+
+
 @pytest.mark.slow
 def test_the_command_line_sets_the_wait_policy_before_torch_loads(tmp_path):
     """OpenMP reads its settings once, when torch loads: libgomp's own report (OMP_DISPLAY_ENV)

@@ -25,7 +25,7 @@ from gen3c.io.camera_files import (
     save_nerfstudio_path,
 )
 from gen3c.io.depth import FAR_DEPTH, conform_depth, load_depth, scene_depths
-from gen3c.io.images import load_image, parse_resolution, resize_image, save_image, to_uint8
+from gen3c.io.images import load_image, parse_resolution, resize_image, resize_nearest, save_image, to_uint8
 from gen3c.io.ply import read_ply, write_ply
 from gen3c.io.video import VideoWriter, count_video_frames, read_video, write_video
 from gen3c.trajectories import KeyframePath
@@ -462,6 +462,22 @@ def test_image_loading_and_errors(tmp_path):
             load_image(tmp_path / name)
     with pytest.raises(Gen3cInputError, match="folder"):
         load_image(tmp_path)
+
+
+def test_resize_nearest_picks_torchs_pixels_and_keeps_the_values_exactly():
+    """Label maps (ids, masks) resize by nearest neighbour in their own dtype: the pixels picked
+    are F.interpolate's (mode="nearest"), the values never pass through float32."""
+    for (h, w), size in (((6, 10), (4, 6)), ((5, 7), (10, 14)), ((5, 7), (11, 3)), ((9, 4), (9, 13)), ((720, 1280), (704, 1252))):
+        picks = torch.arange(h * w, dtype=torch.int32).reshape(1, h, w)
+        expected = torch.nn.functional.interpolate(picks[None].float(), size=size, mode="nearest")[0].long()
+        assert torch.equal(resize_nearest(picks, size).long(), expected), ((h, w), size)
+        for dtype, offset in ((torch.int32, 2**31 - 1 - h * w), (torch.int64, 2**53 + 1), (torch.int16, -(2**15))):
+            labels = (picks.long() + offset).to(dtype) if dtype != torch.int16 else (picks % 2**15 + offset).to(dtype)
+            out = resize_nearest(labels, size)
+            assert out.dtype == dtype and torch.equal(out, labels.flatten()[expected.flatten()].reshape(out.shape))
+        mask = picks % 3 == 0
+        assert torch.equal(resize_nearest(mask, size), expected % 3 == 0)
+    assert resize_nearest(picks, (h, w)) is picks
 
 
 def test_resize_modes():

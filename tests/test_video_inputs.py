@@ -431,6 +431,34 @@ def test_instance_ids_are_kept_in_the_narrowest_type_that_holds_them():
     assert stack.instance_ids.dtype == torch.int32 and int(stack.instance_ids.max()) == 40_000
 
 
+def test_resized_instance_ids_keep_every_value_exactly():
+    """Ids were resized through float32 (exact only to 2**24): 2**24 + 1 came out as 2**24 and
+    2**31 − 1 as −2**31. Now nearest neighbour in the ids' own integer type, picking the pixels
+    the float resize picked (checked below on ids that float32 holds)."""
+    picks = torch.arange(6 * 10, dtype=torch.int32).reshape(1, 6, 10)  # every pixel its own id
+    for size, mode in (((4, 6), "crop"), ((8, 8), "crop"), ((4, 10), "stretch"), ((16, 24), "crop")):
+        small = fit_frames(_id_stack(picks), size, mode).instance_ids.long()
+        (rh, rw), top, left = fit_plan((6, 10), size, mode)
+        float_nearest = torch.nn.functional.interpolate(picks[:, None].float(), size=(rh, rw), mode="nearest")
+        assert torch.equal(small, float_nearest[:, 0, top : top + size[0], left : left + size[1]].long()), size
+        for big in (2**24 + 1, 2**31 - 1):
+            ids = fit_frames(_id_stack(picks + (big - 59)), size, mode).instance_ids
+            assert ids.dtype == torch.int32 and torch.equal(ids.long(), small + (big - 59)), (size, big)
+    # Frame by frame through the FrameFitter, a uint8 frame after an int32 one, as a reader adds them.
+    fitter = FrameFitter(2, (4, 6))
+    for value in (2**31 - 1, 7):
+        stack = _id_stack(torch.full((1, 6, 10), value, dtype=torch.int32))
+        fitter.add(stack.images, stack.depth, stack.valid, stack.instance_ids)
+    ids = fitter.stack(torch.eye(4).expand(2, 4, 4), torch.eye(3).expand(2, 3, 3)).instance_ids
+    assert ids.dtype == torch.int32 and ids[0].unique().tolist() == [2**31 - 1] and ids[1].unique().tolist() == [7]
+
+
+def _id_stack(ids: torch.Tensor) -> FrameStack:
+    """A one-frame (6×10) stack carrying ``ids``."""
+    return FrameStack(torch.zeros(1, 3, 6, 10, dtype=torch.uint8), torch.ones(1, 6, 10), torch.ones(1, 6, 10, dtype=torch.bool),
+                      torch.eye(4)[None], torch.eye(3)[None], instance_ids=ids)  # fmt: skip
+
+
 def test_fit_frames_keeps_holes_out_of_the_depth():
     from gen3c.io.frames import FrameStack
 

@@ -31,7 +31,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from gen3c.errors import Gen3cInputError, Terminated, raise_if_interrupted, terminate_like_ctrl_c
+from gen3c.errors import Gen3cInputError, Terminated, exit_command_line, raise_if_interrupted
 
 app = typer.Typer(
     name="gen3c",
@@ -1315,9 +1315,14 @@ def imports_without_collection() -> Iterator[None]:
 
 
 def main() -> None:
+    """Run the ``gen3c`` command line and exit with its code: 2 for a user's mistake, 130 (143)
+    when Ctrl-C (SIGTERM) came before the code was settled (:func:`gen3c.errors.exit_command_line`)."""
     if "torch" not in sys.modules:  # OpenMP reads its settings once, when torch loads
         os.environ.update(idle_thread_settings(os.environ))
-    terminate_like_ctrl_c()
+    exit_command_line(_run_app)
+
+
+def _run_app() -> None:
     try:
         with imports_without_collection():
             app()

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 
 class Gen3cInputError(ValueError):
@@ -43,21 +45,63 @@ class Terminated(KeyboardInterrupt):
 #: The interrupt (KeyboardInterrupt or Terminated) :func:`terminate_like_ctrl_c`'s handler raised,
 #: until the process ends: see :func:`raise_if_interrupted`.
 _INTERRUPTED: list[type[KeyboardInterrupt]] = []
+#: Non-empty once :func:`exit_command_line` settles the exit code: from then on an interrupt is
+#: only counted in ``_IGNORED``, neither raised nor remembered in ``_INTERRUPTED``.
+_EXITING: list[bool] = []
+_IGNORED: list[int] = []
 
 
 def terminate_like_ctrl_c() -> None:
     """From now on SIGTERM raises :class:`Terminated` in the main thread, and both it and Ctrl-C
     (SIGINT) are remembered for :func:`raise_if_interrupted` (call this in the main thread of a
-    process that ends when interrupted: the command line)."""
+    process that ends when interrupted: the command line). Once :func:`exit_command_line` has
+    the exit code, an interrupt no longer raises; a second one then ends the process at once
+    (killed by the signal), for an exit that hangs."""
     import signal
 
     def interrupt(signum, frame):
-        kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-        _INTERRUPTED.append(kind)
-        raise kind()
+        if not _EXITING:
+            kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+            _INTERRUPTED.append(kind)
+            raise kind()
+        _IGNORED.append(signum)
+        if len(_IGNORED) > 1:  # asked twice: stop waiting for the exit
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
+
+
+def exit_command_line(run: Callable[[], object]) -> NoReturn:
+    """Run a command line (``run``, e.g. a typer app, which ends in ``SystemExit``) and exit with
+    its code, or 130 (143) when Ctrl-C (SIGTERM) came before that code was settled, wherever it
+    came: while the modules load, as the command's exit unwinds through typer and click. An
+    interrupt raised there replaced the ``SystemExit`` under way, and Python then ends a process
+    whose main code leaves with ``KeyboardInterrupt`` by killing it with SIGINT (status −2
+    instead of 130, with a traceback). Once the code is settled an interrupt is ignored (a
+    second one ends the process at once, see :func:`terminate_like_ctrl_c`).
+
+    Two windows remain outside Python's signal handling, killed by the signal: the
+    interpreter's own start-up, before it handles SIGINT, and the last moments of its shutdown,
+    after it has restored the default handlers.
+    """
+    terminate_like_ctrl_c()
+    code: int | str | None = 0
+    try:
+        try:
+            run()
+        finally:
+            # First thing: CPython runs Python signal handlers only on entering a function, after
+            # a call of a C function and at loop jumps, so none can raise before this append.
+            _EXITING.append(True)
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt as exc:  # raised outside the command: as typer loaded, or its exit unwound
+        code = 143 if isinstance(exc, Terminated) else 130
+    if _INTERRUPTED and code not in (130, 143):
+        code = 143 if _INTERRUPTED[0] is Terminated else 130
+    sys.exit(code)
 
 
 def raise_if_interrupted() -> None:

@@ -33,6 +33,7 @@ from torch import Tensor
 from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import median_scene_depth
+from gen3c.io.images import resize_nearest
 from gen3c.trajectories import DEPTH_KINDS
 
 #: Horizontal field of view assumed when neither the model nor the user gives the camera.
@@ -222,9 +223,7 @@ def resize_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:
 
 def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:
     """(H, W) bool → ``size`` by nearest neighbour, as GEN3C resizes MoGe's mask."""
-    if tuple(mask.shape) == tuple(size):
-        return mask.bool()
-    return F.interpolate(mask[None, None].float(), size=tuple(size), mode="nearest")[0, 0] > 0.5
+    return resize_nearest(mask.bool(), size)
 
 
 def camera_for(

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import float32_array
+from gen3c.io.images import resize_nearest
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -244,6 +244,6 @@ def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", mas
                 f"{name} is {h0}×{w0} (H×W) but the image is {h1}×{w1}: their aspect ratios differ{hint}; pass the depth of this image"
             )
         note(f"{name} is {h0}×{w0} but the image is {h1}×{w1}: resizing the depth (nearest)", stacklevel=2)
-        depth = F.interpolate(depth[None, None], size=size, mode="nearest")[0, 0]
+        depth = resize_nearest(depth, size)
         valid = depth > 0
     return depth, valid

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics
 from gen3c.errors import Gen3cInputError
-from gen3c.io.images import RESIZE_MODES, resize_image
+from gen3c.io.images import RESIZE_MODES, resize_image, resize_nearest
 
 # GEN3C reads video at 720×1280 and centre-crops it to its working size 704×1280 (``gen3c_dynamic.py``).
 GEN3C_READ_SIZE = (720, 1280)
@@ -231,8 +231,8 @@ class FrameFitter:
             out["depth"][s:e] = torch.where(ok, x[:, 3] / x[:, 4].clamp(min=1e-6), torch.zeros_like(x[:, 3]))
             out["valid"][s:e] = ok
             if instance_ids is not None:
-                ids = torch.nn.functional.interpolate(instance_ids[:, None].float(), size=(rh, rw), mode="nearest")
-                out["instance_ids"][s:e] = ids[:, 0, top : top + h, left : left + w].to(out["instance_ids"].dtype)
+                ids = resize_nearest(instance_ids, (rh, rw))  # exact in the ids' own integer type
+                out["instance_ids"][s:e] = ids[:, top : top + h, left : left + w]
         self.added = e
 
     @property

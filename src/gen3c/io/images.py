@@ -148,6 +148,27 @@ def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def resize_nearest(labels: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize a (*B, H, W) map of labels (instance ids, masks; any dtype) to ``size`` (H, W) by
+    nearest neighbour, keeping its dtype and every value exactly.
+
+    Each output pixel copies the source pixel ``F.interpolate(mode="nearest")`` picks; the values
+    themselves never pass through float32, which rounds integers above 2**24 (an id 2**24 + 1
+    became 2**24, and 2**31 − 1 overflowed to −2**31).
+    """
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    rows, cols = (_nearest_sources(n, m, labels.device) for n, m in zip(labels.shape[-2:], size, strict=True))
+    return labels[..., rows[:, None], cols[None, :]]
+
+
+def _nearest_sources(source: int, target: int, device: torch.device) -> Tensor:
+    """(target,) int64 indices of the source pixels a nearest resize of one axis picks: torch's own
+    rule, run on the pixel indices (exact in float32: no image side reaches 2**24)."""
+    index = torch.arange(source, dtype=torch.float32, device=device)[None, None]
+    return F.interpolate(index, size=target, mode="nearest")[0, 0].long()
+
+
 def to_uint8(image: Tensor) -> np.ndarray:
     """(*B, 3, H, W) in [−1, 1] → (*B, H, W, 3) uint8."""
     image = image.detach()
