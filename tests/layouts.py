@@ -112,13 +112,22 @@ def scene(n: int = 10, h: int = 72, w: int = 128):
 
 
 def exr_bytes(depth: np.ndarray, channel: str = "Z") -> bytes:
+    """One depth frame as ViPE writes it (``vipe/utils/io.py`` ``save_depth_artifacts``): through
+    OpenEXR's ``OutputFile`` with a default ``Header(width, height)`` (scanlines, ZIP
+    compression) holding one half-float channel."""
+    import tempfile
+
+    import Imath
     import OpenEXR
 
-    buf = io.BytesIO()
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    with OpenEXR.File(header, {channel: depth.astype(np.float16)}) as f:
-        f.write(buf)
-    return buf.getvalue()
+    header = OpenEXR.Header(depth.shape[1], depth.shape[0])
+    header["channels"] = {channel: Imath.Channel(Imath.PixelType(Imath.PixelType.HALF))}
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "depth.exr")
+        exr = OpenEXR.OutputFile(path, header)
+        exr.writePixels({channel: np.ascontiguousarray(depth, dtype=np.float16).tobytes()})
+        exr.close()
+        return Path(path).read_bytes()
 
 
 def png_bytes(ids: np.ndarray) -> bytes:
@@ -127,23 +136,39 @@ def png_bytes(ids: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_vipe(root: Path, clip: str, rgb, depth, w2c, K, ids=None, fps: float = 24) -> Path:
-    """ViPE's output layout for one clip; poses stored camera-to-world as ViPE does."""
-    for sub in ("rgb", "pose", "intrinsics", "depth", "mask"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    write_video(root / "rgb" / f"{clip}.mp4", rgb, fps=fps, quality=10)
+def write_vipe(
+    root: Path, clip: str, rgb, depth, w2c, K, ids=None, fps: float = 24, camera: str | None = "PINHOLE", intrinsics=None
+) -> Path:
+    """One clip as every ViPE release writes it (``vipe/utils/io.py`` ``save_artifacts``).
+
+    ``pose/<clip>.npz`` float32 camera-to-world and ``intrinsics/<clip>.npz`` float32 fx, fy, cx,
+    cy (or ``intrinsics``, (T, D), as given), both with int64 ``inds``, by ``np.savez``;
+    ``intrinsics/<clip>_camera.txt`` names ``camera`` for each frame (None: no file); depth and
+    instance ids as deflated zips of ``{frame:05d}.exr`` / ``.png``, ``mask/<clip>.txt`` the
+    instances' phrases. ``depth=None`` is a run without depth (``depth_align_model=null``).
+    """
     T = len(rgb)
     inds = np.arange(T)
-    np.savez(root / "pose" / f"{clip}.npz", data=invert_pose(w2c.double()).numpy(), inds=inds)
-    intr = torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], 1).numpy()
-    np.savez(root / "intrinsics" / f"{clip}.npz", data=intr, inds=inds)
-    with zipfile.ZipFile(root / "depth" / f"{clip}.zip", "w") as z:
-        for i in range(T):
-            z.writestr(f"{i:05d}.exr", exr_bytes(depth[i]))
+    for sub in ("rgb", "pose", "intrinsics"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    write_video(root / "rgb" / f"{clip}.mp4", rgb, fps=fps, quality=10)
+    np.savez(root / "pose" / f"{clip}.npz", data=invert_pose(w2c.double()).numpy().astype(np.float32), inds=inds)
+    if intrinsics is None:
+        intrinsics = torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], 1).numpy()
+    np.savez(root / "intrinsics" / f"{clip}.npz", data=np.asarray(intrinsics, dtype=np.float32), inds=inds)
+    if camera is not None:
+        (root / "intrinsics" / f"{clip}_camera.txt").write_text("".join(f"{i}: {camera}\n" for i in range(T)))
+    if depth is not None:
+        (root / "depth").mkdir(exist_ok=True)
+        with zipfile.ZipFile(root / "depth" / f"{clip}.zip", "w", zipfile.ZIP_DEFLATED) as z:
+            for i in range(T):
+                z.writestr(f"{i:05d}.exr", exr_bytes(depth[i]))
     if ids is not None:
-        with zipfile.ZipFile(root / "mask" / f"{clip}.zip", "w") as z:
+        (root / "mask").mkdir(exist_ok=True)
+        with zipfile.ZipFile(root / "mask" / f"{clip}.zip", "w", zipfile.ZIP_DEFLATED) as z:
             for i in range(T):
                 z.writestr(f"{i:05d}.png", png_bytes(ids[i]))
+        (root / "mask" / f"{clip}.txt").write_text("".join(f"{i}: thing {i}\n" for i in np.unique(ids) if i))
     return root
 
 

@@ -163,7 +163,7 @@ def test_a_bad_input_is_refused_before_the_model_loads(inputs, tmp_path, monkeyp
     (broken / "rgb").mkdir(parents=True)
     (broken / "pose").mkdir()
     res = invoke("--vipe_path", broken, "--generator", "gen3c", "--model", "tiny", "--resolution", RES, "--video_save_folder", tmp_path / "out")
-    assert res.exit_code == 2 and "lacks intrinsics/, depth/" in res.output, res.output
+    assert res.exit_code == 2 and "lacks intrinsics/:" in res.output, res.output
     assert loaded == [] and not (tmp_path / "out").exists()
 
 

@@ -259,7 +259,7 @@ def fresh_copy(src, tmp_path):
 
 DIR_FUZZ = settings(max_examples=40 * SCALE, deadline=None, derandomize=FIXED, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
-VIPE_FILES = ("rgb/clip.mp4", "pose/clip.npz", "intrinsics/clip.npz", "depth/clip.zip", "mask/clip.zip")
+VIPE_FILES = ("rgb/clip.mp4", "pose/clip.npz", "intrinsics/clip.npz", "intrinsics/clip_camera.txt", "depth/clip.zip", "mask/clip.zip")
 
 
 @DIR_FUZZ

@@ -128,7 +128,7 @@ def _rezip(path, members):
 @pytest.mark.parametrize(
     "case, match",
     [
-        ("no_depth_folder", "lacks depth/"),
+        ("no_depth_folder", r"has no depth/walk\.zip: ViPE ran without depth .*depth_align_model=null"),
         ("no_pose_file", r"lacks pose/walk\.npz"),
         ("pose_count", "frame counts disagree"),
         ("pose_missing_frame", "no poses for frame 3"),
@@ -227,6 +227,33 @@ def test_sample_mask_leaves_pixels_out(tmp_path, clip):
     folder = write_sample(tmp_path / "s", rgb[:3], depth[:3], ids[:3] == 0, w2c[:3], K[:3])
     stack = read_sample(folder, (72, 128))
     assert not bool(stack.valid[torch.from_numpy(ids[:3] > 0)].any())
+
+
+def test_every_reader_lets_in_the_pixels_whose_mask_is_above_0_as_gen3c_splats_them(tmp_path, clip):
+    """GEN3C multiplies each point's splatting weight by its mask value and draws a pixel where
+    the weights sum > 0 (``forward_warp_utils_pytorch.py``): a mask > 0 (a fraction too) lets a
+    point in, ≤ 0 (−1 too) does not. The sample folder, the ``.pt`` sample and the multi-view npz
+    read the same mask alike (they used to differ: −1 was in for one, 0.25 out for the others)."""
+    rgb, depth, ids, w2c, K = clip
+    n = 3
+    columns = np.arange(W)
+    int_values, float_values = np.array([-1, 0, 1, 2], np.int8), np.array([-1, 0, 0.25, 1, 2], np.float32)
+    int_mask = np.broadcast_to(int_values[columns % 4], (n, H, W))
+    float_mask = np.broadcast_to(float_values[columns % 5], (n, H, W))
+    depth_ok = torch.from_numpy(np.isfinite(depth[:n]) & (depth[:n] > 0))
+    assert bool(depth_ok.all())  # the wall is behind every pixel: the mask alone decides
+
+    folder = write_sample(tmp_path / "s", rgb[:n], depth[:n], depth[:n] > 0, w2c[:n], K[:n])
+    np.savez_compressed(folder / "mask.npz", mask=int_mask)  # integer masks are accepted
+    image = torch.from_numpy(rgb[:n]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    torch.save((image, torch.from_numpy(depth[:n])[:, None], torch.from_numpy(float_mask.copy())[:, None], w2c[:n], K[:n]), tmp_path / "s.pt")
+    mv = write_multiview(tmp_path / "mv.npz", rgb[:n], depth[:n], float_mask, K[:n], w2c[:n], w2c)
+
+    int_in = torch.from_numpy(np.broadcast_to(columns % 4 >= 2, (n, H, W)).copy())  # 1 and 2
+    float_in = torch.from_numpy(np.broadcast_to(columns % 5 >= 2, (n, H, W)).copy())  # 0.25, 1 and 2
+    assert torch.equal(read_sample(folder, (H, W)).valid, int_in)
+    assert torch.equal(read_sample(tmp_path / "s.pt", (H, W)).valid, float_in)
+    assert torch.equal(read_multiview(mv, (H, W)).keys.valid, float_in)
 
 
 def test_nan_and_inf_depth_sit_far_away_as_in_gen3c(tmp_path, vipe_dir, clip):
@@ -634,12 +661,12 @@ def _reference(kind, path, resolution, start, count, mode, mask_invalid):
     if kind == "pt":
         image, depth, mask, w2c, K = torch.load(path, weights_only=True)
         picks = range(start, min(len(image), start + count))
-        return _whole_then_fit(image, depth[:, 0].numpy(), mask[:, 0].numpy() > 0.5, w2c, K, picks, resolution, mode, mask_invalid,
+        return _whole_then_fit(image, depth[:, 0].numpy(), mask[:, 0].numpy() > 0, w2c, K, picks, resolution, mode, mask_invalid,
                                f"sample {str(path)!r} depth")  # fmt: skip
     data = np.load(path)
     keys = torch.from_numpy(data["images_key_frames"])
     picks = range(len(keys))
-    return _whole_then_fit(keys, data["depth_key_frames"][:, 0], data["mask_key_frames"][:, 0] > 0.5, torch.from_numpy(data["w2cs_key_frames"]),
+    return _whole_then_fit(keys, data["depth_key_frames"][:, 0], data["mask_key_frames"][:, 0] > 0, torch.from_numpy(data["w2cs_key_frames"]),
                            torch.from_numpy(data["K_key_frames"]), picks, resolution, mode, mask_invalid,
                            f"multi-view npz {str(path)!r} depth_key_frames")  # fmt: skip
 

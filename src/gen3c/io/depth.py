@@ -113,6 +113,21 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
     return pixels[..., 0] if pixels.ndim == 3 else pixels
 
 
+def mask_lets_in(mask: np.ndarray | Tensor) -> Tensor:
+    """The pixels an input's own mask lets into the cache (bool, same shape): where it is > 0.
+
+    For a sample's ``mask.npz``, a ``.pt`` sample's mask and multi-view ``mask_key_frames``
+    alike. GEN3C does not threshold these masks: it multiplies each point's splatting weight by
+    its mask value (``cache_3d.py`` → ``forward_warp_utils_pytorch.py`` ``bilinear_splatting``)
+    and draws a target pixel only where the weights summed there are > 0. So a point whose mask
+    is > 0 is drawn (a fraction only weighs less where points overlap), and one whose mask is
+    ≤ 0 never is on its own (−1 even takes weight away from its neighbours); NaN is left out.
+    """
+    if isinstance(mask, Tensor):
+        return mask > 0
+    return torch.from_numpy(np.asarray(mask) > 0)
+
+
 #: Where NaN / +inf depth goes (GEN3C, ``gen3c_single_image.py``: NaN → 1e4, clamped to
 #: [0, 1e4]); the cache then clamps depth to 100 (``cache_3d.py``), so sky becomes a far backdrop.
 FAR_DEPTH = 1e4

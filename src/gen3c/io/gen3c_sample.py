@@ -5,6 +5,7 @@ A sample directory holds::
     rgb.mp4      T frames, RGB
     depth.npz    key "depth": (T, H, W) float16 z-depth
     mask.npz     key "mask": (T, H, W) bool, True where the depth may enter the 3D cache
+                 (integers: > 0, as GEN3C splats with the mask as a weight; see mask_lets_in)
     camera.npz   keys "w2c": (T, 4, 4) and "intrinsics": (T, 3, 3) float32,
                  OpenCV world-to-camera poses, intrinsics in pixels of the stored frames
 
@@ -25,7 +26,7 @@ import torch
 
 from gen3c.cameras import check_intrinsics_fit, validate_poses
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
+from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
@@ -151,7 +152,7 @@ def _read_dir(
                 torch.from_numpy(float32_array(depth_f))[None],
                 f"{name} depth.npz",
                 mask_invalid_depth,
-                mask=torch.from_numpy(mask_f.astype(bool))[None],
+                mask=mask_lets_in(mask_f)[None],
                 frame_offset=frame,
                 tally=tally,
             )
@@ -213,7 +214,7 @@ def _read_pt(
             raise Gen3cInputError(f"{name} image (frame {frame}) must be finite and in [−1, 1]")
         depth_t, valid = fill_invalid_depth(
             depth[frame : frame + 1, 0].float(), f"{name} depth", mask_invalid_depth,
-            mask=mask[frame : frame + 1, 0] > 0.5, frame_offset=frame, tally=tally,
+            mask=mask_lets_in(mask[frame : frame + 1, 0]), frame_offset=frame, tally=tally,
         )  # fmt: skip
         fitter.add(images_to_uint8(image[frame]), depth_t[0], valid[0])
     tally.note(f"{name} depth", mask_invalid_depth, stacklevel=2)

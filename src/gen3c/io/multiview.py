@@ -4,7 +4,7 @@ One ``.npz`` (GEN3C's ``gen3c_multiview.py --npz_path``) with::
 
     images_key_frames  (N, 3, H, W) float in [−1, 1]
     depth_key_frames   (N, 1, H, W) z-depth          (N, H, W) accepted too
-    mask_key_frames    (N, 1, H, W) 1 = use the pixel  (N, H, W) accepted too
+    mask_key_frames    (N, 1, H, W) > 0 = use the pixel  (N, H, W) accepted too
     K_key_frames       (N, 3, 3) intrinsics in pixels of H × W
     w2cs_key_frames    (N, 4, 4) OpenCV world-to-camera
     w2cs_all           (T, 4, 4) the trajectory to render
@@ -22,7 +22,7 @@ import torch
 
 from gen3c.cameras import Cameras, check_intrinsics_fit, validate_poses
 from gen3c.errors import Gen3cInputError
-from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
+from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
@@ -123,7 +123,7 @@ def read_multiview(
                 torch.from_numpy(float32_array(depth_i))[None],
                 f"{name} depth_key_frames",
                 mask_invalid_depth,
-                mask=torch.from_numpy(mask_i.astype(np.float32) > 0.5)[None],
+                mask=mask_lets_in(mask_i)[None],
                 frame_offset=i,
                 tally=tally,
             )

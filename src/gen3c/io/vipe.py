@@ -1,12 +1,21 @@
 """ViPE result directories (``vipe infer VIDEO --output DIR``), read as GEN3C's ``vipe_utils.py`` reads them.
 
-Layout, one entry per clip ``<clip>``::
+Every ViPE release (1.0.0, 1.1.0, and its git history back to August 2025; ``vipe/utils/io.py``
+``save_artifacts``) writes one layout, one entry per clip ``<clip>``::
 
-    rgb/<clip>.mp4           the video
-    pose/<clip>.npz          "data" (N, 4, 4) OpenCV camera-to-world, "inds" (N,) frame indices
-    intrinsics/<clip>.npz    "data" (N, 4) fx, fy, cx, cy in pixels, "inds" (N,)
-    depth/<clip>.zip         one "{frame:05d}.exr" per frame: half-float channel "Z", metric z-depth
-    mask/<clip>.zip          optional: one "{frame:05d}.png" per frame of instance ids
+    rgb/<clip>.mp4                 the video (H.264)
+    pose/<clip>.npz                "data" (N, 4, 4) OpenCV camera-to-world, "inds" (N,) frame indices
+    intrinsics/<clip>.npz          "data" (N, 4) fx, fy, cx, cy in pixels, "inds" (N,)
+    intrinsics/<clip>_camera.txt   optional: "{frame}: PINHOLE" per frame (MEI, PANORAMA are refused)
+    depth/<clip>.zip               one "{frame:05d}.exr" per frame: half-float channel "Z", metric z-depth
+    mask/<clip>.zip                optional: one "{frame:05d}.png" per frame of instance ids
+
+What a ViPE run may leave out or write otherwise is refused with the run that fixes it: no
+``depth/`` (``pipeline.post.depth_align_model=null``, the ``wide_angle`` preset), the
+``wide_angle`` preset's MEI camera ("data" (N, 5): fx, fy, cx, cy and the distortion ξ), the
+``panorama`` preset's equirectangular frames (intrinsics all 0), and depth files other than the
+zip (e.g. ``depth/<clip>.bin.zlib`` of an unmerged ViPE branch). ViPE's ``mask/<clip>.txt``
+(instance phrases) and ``vipe/`` (run info, visualisation) are not needed.
 
 Poses are inverted to world-to-camera (gen3c's convention). The instance masks are read and
 checked but, as in GEN3C, do not remove points from the cache; they are kept for the caller in
@@ -16,6 +25,7 @@ the narrowest integer type that holds them (:attr:`gen3c.io.frames.FrameStack.in
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import zipfile
@@ -39,7 +49,17 @@ from gen3c.io.frames import (
 from gen3c.io.npz import load_npz_array
 from gen3c.io.video import iter_video_frames, probe_video
 
-VIPE_FOLDERS = ("rgb", "pose", "intrinsics", "depth")
+#: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
+VIPE_FOLDERS = ("rgb", "pose", "intrinsics")
+#: ViPE's pipeline presets (``configs/pipeline/*.yaml``) that write pinhole cameras and depth.
+_DEPTH_PRESETS = "default, lyra, dav3, no_vda, static_vda"
+#: ViPE's camera models (``vipe/utils/cameras.py`` ``CameraType``) other than PINHOLE: what a
+#: clip of each is, and the run that gives gen3c a pinhole one.
+_NOT_PINHOLE = {
+    "MEI": ("ViPE's MEI wide-angle camera (the wide_angle preset)", "re-run 'vipe infer' with a pinhole preset (-p default)"),
+    "PANORAMA": ("360° panorama frames (the panorama preset)", "run 'vipe infer' on a perspective video (-p default)"),
+    "SIMPLE_DIVISIONAL": ("ViPE's SIMPLE_DIVISIONAL distortion camera", "re-run 'vipe infer' with a pinhole preset (-p default)"),
+}
 
 
 def is_vipe(path: str | os.PathLike) -> bool:
@@ -77,7 +97,7 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
         if all((root / f).is_file() for f in SAMPLE_FILES):
             raise Gen3cInputError(f"{name} is a GEN3C sample directory ({', '.join(SAMPLE_FILES)}), not a ViPE result: pass it as --input_image_path")
         raise Gen3cInputError(
-            f"{name} lacks {', '.join(missing)}: ViPE writes {', '.join(d + '/' for d in VIPE_FOLDERS)} (and mask/)"
+            f"{name} lacks {', '.join(missing)}: 'vipe infer' writes rgb/, pose/, intrinsics/, depth/ (a ViPE dataset download needs --rgb --depth)"
         )
     clips = sorted(f.stem for f in (root / "rgb").glob("*.mp4"))
     if not clips:
@@ -123,15 +143,15 @@ def read_vipe(
         mask_invalid_depth: leave NaN/inf depth out of the cache instead of placing it far away
             (GEN3C's treatment, :func:`gen3c.io.depth.fill_invalid_depth`).
     Raises:
-        Gen3cInputError: a missing folder, file or frame; counts that disagree; unreadable mp4,
-            npz, EXR or PNG; non-rigid poses; bad intrinsics or depth; ``start`` past the end.
+        Gen3cInputError: a missing folder, file or frame (no depth: the ViPE run that writes it);
+            a camera model other than pinhole; counts that disagree; unreadable mp4, npz, EXR or
+            PNG; non-rigid poses; bad intrinsics or depth; ``start`` past the end.
     """
     root, clip = resolve_vipe(path, clip)
     files = {
         "rgb": root / "rgb" / f"{clip}.mp4",
         "pose": root / "pose" / f"{clip}.npz",
         "intrinsics": root / "intrinsics" / f"{clip}.npz",
-        "depth": root / "depth" / f"{clip}.zip",
     }
     missing = [str(f.relative_to(root)) for f in files.values() if not f.is_file()]
     if missing:
@@ -139,14 +159,18 @@ def read_vipe(
             f"ViPE directory {str(root)!r} lacks {', '.join(missing)} for clip {clip!r}: re-run 'vipe infer'"
         )
     rel = {key: str(f.relative_to(root)) for key, f in files.items()}
+    intr_data, intr_inds = _load_rows(files["intrinsics"], rel["intrinsics"])
+    _check_pinhole(root, clip, intr_data)
+    files["depth"] = _depth_zip(root, clip)
+    rel["depth"] = f"depth/{clip}.zip"
     video = probe_video(files["rgb"], "ViPE video")
     total = video.frames
     stop = frame_range(start, num_frames, total, f"ViPE {rel['rgb']}")
     needed = list(range(start, stop))
 
-    c2w = _per_frame(files["pose"], rel["pose"], needed, total, (4, 4), "poses")
+    c2w = _select_rows(*_load_rows(files["pose"], rel["pose"]), rel["pose"], needed, total, (4, 4), "poses")
     w2c = invert_pose(validate_poses(torch.from_numpy(c2w), f"ViPE {rel['pose']} poses (camera-to-world)", frame_offset=start))
-    intr = _per_frame(files["intrinsics"], rel["intrinsics"], needed, total, (4,), "intrinsics")
+    intr = _select_rows(intr_data, intr_inds, rel["intrinsics"], needed, total, (4,), "intrinsics")
     K = torch.zeros(len(needed), 3, 3)
     K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = (torch.from_numpy(intr[:, i]) for i in range(4))
     K[:, 2, 2] = 1.0
@@ -176,13 +200,16 @@ def read_vipe(
     return fitter.stack(w2c.float(), K, fps=video.fps, frame_indices=needed, depth_kind="metric")
 
 
-def _per_frame(
-    path: Path, rel: str, needed: list[int], total: int, item_shape: tuple[int, ...], what: str
+def _load_rows(path: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` and ``inds`` of a ViPE npz (``np.savez``; never unpickled)."""
+    return load_npz_array(path, "data", f"ViPE {rel}"), load_npz_array(path, "inds", f"ViPE {rel}")
+
+
+def _select_rows(
+    data: np.ndarray, inds: np.ndarray, rel: str, needed: list[int], total: int, item_shape: tuple[int, ...], what: str
 ) -> np.ndarray:
     """Rows of ``data`` for the ``needed`` frames, looked up through ``inds``."""
     name = f"ViPE {rel}"
-    data = load_npz_array(path, "data", name)
-    inds = load_npz_array(path, "inds", name)
     if data.ndim == 2 and data.shape[1] == 16 and item_shape == (4, 4):
         data = data.reshape(-1, 4, 4)
     if data.ndim == 3 and data.shape[1:] == (3, 3) and item_shape == (4,):  # 3×3 matrices → fx, fy, cx, cy
@@ -200,6 +227,78 @@ def _per_frame(
             f"{name} has no {what} for frame {absent[0]} ({len(absent)} of the {len(needed)} frames asked for are missing; it covers {len(rows)} of the video's {total})"
         )
     return float32_array(data[[rows[f] for f in needed]])
+
+
+def _check_pinhole(root: Path, clip: str, intrinsics: np.ndarray) -> None:
+    """Refuse a clip ViPE solved with another camera model than the pinhole gen3c renders.
+
+    ``intrinsics/<clip>_camera.txt`` ("{frame}: PINHOLE" a line) names the model. Without it
+    (ViPE's own reader then takes pinhole) the intrinsics still tell the other two models ViPE
+    writes: 5 values a frame are MEI's fx, fy, cx, cy, ξ; all-zero ones are the panorama's.
+    """
+    rel = f"intrinsics/{clip}_camera.txt"
+    models: dict[str, str] = {}
+    if (root / rel).is_file():
+        models = _camera_models(root, rel)
+    elif intrinsics.ndim == 2 and intrinsics.shape[1] == 5:
+        models = {"MEI": f"intrinsics/{clip}.npz holds 5 values a frame"}
+    elif intrinsics.size and intrinsics.dtype.kind in "fi" and not intrinsics.any():
+        models = {"PANORAMA": f"intrinsics/{clip}.npz is all 0"}
+    other = sorted(set(models) - {"PINHOLE"})
+    if other:
+        why, fix = _NOT_PINHOLE[other[0]]
+        raise Gen3cInputError(
+            f"ViPE directory {str(root)!r} clip {clip!r} has {why} ({models[other[0]]}), but gen3c renders pinhole cameras only: {fix}"
+        )
+
+
+def _camera_models(root: Path, rel: str) -> dict[str, str]:
+    """The camera models ViPE's ``<clip>_camera.txt`` names, each with where it is first named."""
+    name = f"ViPE directory {str(root)!r} {rel}"
+    try:
+        text = (root / rel).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Gen3cInputError(f"{name} cannot be read ({exc}): re-run 'vipe infer'") from None
+    models: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        frame, colon, model = line.partition(":")
+        model = model.strip()
+        if not colon or not frame.strip().isdigit() or model not in ("PINHOLE", *_NOT_PINHOLE):
+            raise Gen3cInputError(
+                f"{name} line {number} is {line.strip()[:60]!r}, not '<frame>: <camera>' with a ViPE camera (PINHOLE, {', '.join(_NOT_PINHOLE)}): re-run 'vipe infer'"
+            )
+        models.setdefault(model, f"{rel} line {number}")
+    return models
+
+
+def _depth_zip(root: Path, clip: str) -> Path:
+    """``depth/<clip>.zip``, or an error saying why a ViPE result has none and how to get it."""
+    path = root / "depth" / f"{clip}.zip"
+    if path.is_file():
+        return path
+    name = f"ViPE directory {str(root)!r}"
+    # Other files of this clip's name; a zip is another clip's depth (clips "a" and "a.b").
+    found = sorted(p for p in (root / "depth").glob(f"{glob.escape(clip)}.*") if p.suffix != ".zip")
+    if (root / "depth" / clip).is_dir():
+        found.insert(0, root / "depth" / clip)
+    if path.exists() and not path.is_file():
+        found.insert(0, path)
+    if found:
+        first = found[0]
+        shown = f"depth/{first.name}" + ("/" if first.is_dir() else "")
+        hint = ""
+        if first.is_dir() and any(first.glob("*.exr")):
+            hint = f" (or zip that folder's .exr files into depth/{clip}.zip)"
+        elif first.name.endswith(".bin.zlib"):
+            hint = " (.bin.zlib depth comes from an unmerged ViPE branch, not a release)"
+        raise Gen3cInputError(
+            f"{name} has {shown} but no depth/{clip}.zip, the zipped EXR depth every ViPE release writes: re-run 'vipe infer' with a released ViPE (pip install nvidia-vipe){hint}"
+        )
+    raise Gen3cInputError(
+        f"{name} has no depth/{clip}.zip: ViPE ran without depth (pipeline.post.depth_align_model=null): re-run 'vipe infer' with a preset that writes it ({_DEPTH_PRESETS}), or download a ViPE dataset with --depth"
+    )
 
 
 class _ZipFrames:
