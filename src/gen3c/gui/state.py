@@ -167,8 +167,17 @@ class GuiState:
             raise Gen3cInputError(f"{text!r} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
         return self._load(request, kind, Path(text.rstrip("/")).name)
 
+    def load_demo(self) -> SourceView:
+        """Load the packaged demo sample from its files (:func:`gen3c.scenes.demo_sample_files`),
+        as ``gen3c demo`` runs it: a run's ``NAME_run.json`` names them, so it runs again."""
+        from gen3c.scenes import demo_sample_files
+
+        return self._load(self._with_input(**demo_sample_files()), "image", "demo sample")
+
     def load_sample(self, image: Tensor, depth: Tensor, K: Tensor, label: str = "demo sample") -> SourceView:
-        """Use an in-memory image (3, H, W) in [−1, 1], depth (H, W) and intrinsics (3, 3)."""
+        """Use an in-memory image (3, H, W) in [−1, 1], depth (H, W) and intrinsics (3, 3). A run's
+        ``NAME_run.json`` then names no input file: save the sample to files and load those
+        (:meth:`load_files`) for a record that runs again."""
         self._sample = (image, depth, K)
         self.request = self._with_input()
         self.kind, self.input, self.notes = "image", self._prepare_sample(), []
