@@ -70,7 +70,7 @@ def test_relative_paths_are_recorded_absolute_and_rerun_from_elsewhere(box_scene
                                        "depth_path": sha256(inputs / "photo_depth.npy"), "intrinsics": sha256(inputs / "K.txt")}  # fmt: skip
     assert record["depth_estimator"] == "moge"  # a name, not a file here: as typed
     assert record["versions"]["gen3c"] == gen3c.__version__ and record["versions"]["torch"] == torch.__version__
-    assert "generator_settings" not in record  # the preview has none
+    assert "generator_settings" not in record and record["notes"] == []  # the preview has none; nothing departed from the request
     monkeypatch.chdir(tmp_path)
     res = invoke("batch", tmp_path / "out" / "output_run.json", "--output_folder", "again")
     assert res.exit_code == 0, res.output
@@ -91,7 +91,7 @@ def test_a_record_is_a_manifest_of_its_one_job(box_scene, tmp_path):
         warnings.simplefilter("error")  # no note while the inputs are as recorded
         (job,) = load_manifest(path, check_inputs=True)
     assert job.name == "shot" and job.settings["trajectory"] == "up" and job.settings["fov"] == 60.0
-    assert not {"outputs", "generator_settings", "inputs_sha256", "versions", "video_save_folder"} & set(job.settings)
+    assert not {"outputs", "generator_settings", "inputs_sha256", "notes", "versions", "video_save_folder"} & set(job.settings)
     (tmp_path / "photo.png").write_bytes((tmp_path / "photo.png").read_bytes() + b"\0")
     with pytest.warns(UserWarning, match="input_image_path .*photo.png' changed since that run"):
         load_manifest(path)

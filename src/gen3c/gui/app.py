@@ -598,7 +598,8 @@ class Gen3cApp:
             self.progress.value = min(100.0, 100.0 * done / max(total, 1))
             self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
 
-        self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator)
+        notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
+        self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
         self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")

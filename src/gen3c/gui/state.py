@@ -26,7 +26,7 @@ import json
 import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -542,9 +542,11 @@ class JobRunner:
         on_progress: Callable[[str, int, int], None],
         on_done: Callable[[JobResult], None],
         generator=None,
+        source_notes: Sequence[str] = (),
     ) -> None:
         """Start ``request`` on ``source``; ``on_progress(stage, done, total)`` and ``on_done``
-        are called from the worker thread."""
+        are called from the worker thread. ``source_notes``: those made reading ``source``, for
+        the run's record (:func:`run_request`)."""
         with self._lock:
             if self.running:
                 raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
@@ -568,7 +570,7 @@ class JobRunner:
 
             def work() -> None:
                 try:
-                    result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory))
+                    result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes))
                 except GenerationCancelled:
                     result = JobResult(cancelled=True)
                 except Gen3cInputError as exc:

@@ -19,7 +19,7 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, note, record_notes
 from gen3c.io.atomic import check_video_name
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.models import configs
@@ -783,13 +783,13 @@ def _if_file(value: str, base: Path) -> str:
 
 #: Keys of a run record (``NAME_run.json``) that are not request settings: what the run found
 #: and wrote (:func:`run_record`; ``outputs`` is added by :meth:`OutputWriter.finish`).
-RECORD_KEYS = ("generator_settings", "inputs_sha256", "versions", "outputs")
+RECORD_KEYS = ("generator_settings", "inputs_sha256", "notes", "versions", "outputs")
 #: Distributions whose versions a run record names (those installed): they decide the frames and
 #: the mp4's bytes (PyAV encodes it).
 RECORDED_PACKAGES = ("numpy", "av", "diffusers", "transformers")
 
 
-def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
     """What ``NAME_run.json`` holds (before ``outputs``): enough to see what ran and run it again.
 
     - the request's settings, with the defaults filled in (resolution, frame count, frame rate)
@@ -800,6 +800,9 @@ def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | 
     - ``inputs_sha256``: by field, the sha256 of each input file (as ``sha256sum`` prints it) or
       folder (:func:`~gen3c.pipelines.resume.input_digests`), so an input changed since under the
       same path can be told;
+    - ``notes``: what gen3c noted during the run (``gen3c generate`` prints them as "note:"), e.g.
+      that the geometric prior stood in for a depth estimator that did not load, or a kernel's
+      fallback: where what ran departs from what was asked;
     - ``versions``: of gen3c, Python, torch and :data:`RECORDED_PACKAGES`.
 
     ``gen3c batch NAME_run.json`` runs the record again (docs/batch.md).
@@ -819,6 +822,7 @@ def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | 
     for name in RECORDED_PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
+    record["notes"] = list(dict.fromkeys(notes))
     record["versions"] = versions
     return record
 
@@ -840,12 +844,13 @@ def run_request(
     progress: ProgressFactory | None = None,
     keep_frames: bool | None = None,
     resume: bool = False,
+    source_notes: Sequence[str] = (),
 ) -> RunOutput:
     """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
     Args:
-        source: an already prepared source view (e.g. the demo sample); read from the request's
-            files when None.
+        source: an already prepared source view (e.g. the GUI's loaded image); read from the
+            request's files when None.
         generator: a generator to reuse across requests; made from the request when None.
         progress: stage-wise progress callbacks (see :data:`ProgressFactory`); long videos
             report each chunk's stages as "Chunk k/n: …".
@@ -855,13 +860,17 @@ def run_request(
             of several chunks keeps each finished chunk in ``NAME.partial/`` beside its outputs
             (:mod:`gen3c.pipelines.resume`) until it finishes; without ``resume`` an unfinished
             run there is an error, so nothing is lost by mistake.
+        source_notes: the notes made while ``source`` was read (the GUI keeps them), which the
+            run record lists before the run's own (:func:`run_record`).
     """
     from gen3c.io.atomic import removed_if_left_empty
     from gen3c.parallel import is_main_process
 
     # A run that fails (a bad input, a missing model) leaves no empty output folder behind.
-    with removed_if_left_empty(request.video_save_folder if is_main_process() else None):
-        return _run_request(request, source=source, generator=generator, progress=progress, keep_frames=keep_frames, resume=resume)
+    with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
+        notes.extend(source_notes)
+        return _run_request(request, source=source, generator=generator, progress=progress, keep_frames=keep_frames, resume=resume,
+                            notes=notes)  # fmt: skip
 
 
 def _run_request(
@@ -872,6 +881,7 @@ def _run_request(
     progress: ProgressFactory | None,
     keep_frames: bool | None,
     resume: bool,
+    notes: list[str],
 ) -> RunOutput:
     from gen3c.io.atomic import ensure_writable_dir
     from gen3c.parallel import check_launch, is_main_process
@@ -933,7 +943,7 @@ def _run_request(
                 start_chunk=partial.finished if partial else 0, on_chunk=on_chunk,
             )  # fmt: skip
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
-            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings))
+            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes))
     except BaseException as exc:
         if partial is not None and not partial.recount():
             partial.remove()  # nothing finished: nothing worth keeping
