@@ -1052,7 +1052,7 @@ def _describe_settings(ran: dict) -> str:
 @app.command()
 @user_errors
 def batch(
-    manifest: Annotated[Path, typer.Argument(help="Jobs, one per JSONL line or CSV row: generate's settings by flag name, plus 'name' (see docs/batch.md).")],
+    manifest: Annotated[Path, typer.Argument(help="Jobs, one per JSONL line or CSV row: generate's settings by flag name, plus 'name' (see docs/batch.md); or a run record NAME_run.json, to run it again.")],
     output_folder: Annotated[
         Path | None, typer.Option("--output_folder", help="Folder for every job's outputs and status files (default: outputs/<manifest name>).")
     ] = None,
