@@ -139,7 +139,10 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ("# only a comment\n\n", ".jsonl", "lists no jobs"),
         ("name,save_buffer\na,maybe\n", ".csv", "line 2: 'save_buffer' must be true or false"),
         ("name,fov\na,60,extra\n", ".csv", "more cells than the header"),
-        ('{"name": "a"}\n', ".json", "must end in .jsonl or .csv"),
+        ('{"name": "a"}\n', ".txt", "must end in .jsonl or .csv"),
+        # A .json manifest is a run record (NAME_run.json); anything else is refused as none.
+        ('{"name": "a"}\n', ".json", "is no run record .* listing its outputs"),
+        ('{"name": "a",\n', ".json", "is not JSON"),
         # Value typos are refused at once, not when row 900 comes up hours later.
         ('{"name": "a"}\n{"name": "b", "trajectory": "lefft"}\n', ".jsonl", "line 2: trajectory 'lefft' is unknown"),
         ('{"name": "a", "camera_rotation": "centre"}\n', ".jsonl", "line 1: camera_rotation 'centre' is unknown"),

@@ -209,3 +209,16 @@ def test_verify_checksums_flag_on_the_command_line(copy, box_scene, tmp_path):
     res = CliRunner().invoke(app, [*base, "--verify_checksums", "--checkpoint_dir", "nvidia/not-local"])
     assert res.exit_code == 2 and "local checkpoint folder" in " ".join(res.output.split())
     assert not (tmp_path / "out" / "output.mp4").exists()
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny_fast"])
+def test_the_packaged_models_ship_checksums_that_match_them(name):
+    """A run record names its checkpoint by the sha256 of its checksums.json
+    (``generator_settings.checkpoint_checksums_sha256``); the packaged models ship one that lists
+    every file as it is (new weights need ``write_checksums`` again), so ``--verify_checksums``
+    works on them too."""
+    from gen3c.models.packaged import packaged_model_dir
+
+    folder = packaged_model_dir(name)
+    files = json.loads((folder / CHECKSUMS_FILE).read_text())["files"]
+    assert "transformer/diffusion_pytorch_model.safetensors" in files and verify_checksums(folder) == len(files)

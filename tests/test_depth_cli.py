@@ -87,6 +87,9 @@ def test_generate_without_depth_falls_back_to_the_prior_and_says_so(box_scene, t
     assert "geometric prior" in res.output and "--depth_path" in res.output
     frames, _ = read_video(tmp_path / "output.mp4")
     assert frames.shape == (9, 96, 160, 3)
+    # The record names 'moge', as asked; its notes say the prior ran instead (it said nothing of it).
+    run = json.loads((tmp_path / "output_run.json").read_text())
+    assert run["depth_estimator"] == "moge" and len(run["notes"]) == 1 and "geometric prior" in run["notes"][0]
 
 
 def test_generate_with_a_moge_checkpoint_gen3c_resize(box_scene, tmp_path, moge_path):

@@ -381,3 +381,35 @@ def test_an_input_setting_changed_after_loading_says_which_button_applies_it(gui
     assert "Depth estimator" not in gui.image_pending.content
     gui.start_frame.value = 3
     assert gui.video_pending.visible and "Start frame" in gui.video_pending.content and "**Load video input**" in gui.video_pending.content
+
+
+def test_the_demo_buttons_run_records_the_shipped_files_and_runs_again(tmp_path):
+    """The demo button loaded the sample in memory, so the run's NAME_run.json said
+    "input_image_path": null; now it names the sample's files, and `gen3c batch` on the record
+    makes the same video."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app as cli
+    from gen3c.gui.app import Gen3cApp
+    from gen3c.io.video import read_video
+    from gen3c.scenes import demo_sample_files, load_demo_sample
+
+    request = GenerationRequest(resolution="48x80", num_video_frames=5)
+    app = Gen3cApp(tmp_path / "work", port=0, request=request, generator=PreviewGenerator(), preload=False)  # the packaged demo
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        assert app.state.source_label == "demo sample" and "Loaded" in app.status.content
+        memory = GuiState(tmp_path / "memory", request)
+        memory.load_sample(*load_demo_sample())  # what the button loaded before: the same view
+        assert all(torch.equal(getattr(app.state.source, key), getattr(memory.source, key)) for key in ("image", "depth", "K"))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60)
+    finally:
+        app.stop()
+    outputs = app.state.work_dir / "outputs"
+    record = json.loads((outputs / "gui_001_run.json").read_text())
+    assert {key: record[key] for key in demo_sample_files()} == demo_sample_files()
+    res = CliRunner().invoke(cli, ["batch", str(outputs / "gui_001_run.json"), "--output_folder", str(tmp_path / "again")])
+    assert res.exit_code == 0, res.output
+    frames = read_video(outputs / "gui_001.mp4")[0]
+    assert frames.shape == (5, 48, 80, 3) and (read_video(tmp_path / "again" / "gui_001.mp4")[0] == frames).all()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gen3c.cameras import look_at
-from gen3c.errors import Gen3cInputError, collect_notes, note
+from gen3c.errors import Gen3cInputError, collect_notes, note, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
 from gen3c.io.camera_files import fit_cameras, load_camera_file
 from gen3c.pipelines.request import GenerationRequest, make_cameras, run_request
@@ -387,13 +387,29 @@ def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monk
     assert state.request.depth_path is None and state.request.input_image_path == str(image_path)
     _, mask = state.render_frame(0)
     assert mask.float().mean() > 0.5  # (at 48×80 the edge filter drops the prior's steep ground near the bottom)
-    out = run_request(state.build_request("alone"), source=state.run_source)
+    out = run_request(state.build_request("alone"), source=state.run_source, source_notes=state.notes)
     assert out.result.frames.shape == (5, 3, 48, 80)
+    # its record says the prior stood in for the 'moge' it names (the run itself read no depth)
+    record = json.loads(out.paths["run"].read_text())
+    assert record["depth_estimator"] == "moge" and record["notes"] == state.notes
     state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")  # asked for: no note
     assert state.notes == [] and state.request.depth_estimator == "prior"
     with pytest.raises(Gen3cInputError, match="not an image"):
         state.load_files(str(tmp_path), "")
 
+
+
+def test_recorded_notes_go_on_as_they_come():
+    """record_notes keeps a copy (once each, in order) of what goes on to the collector or is warned."""
+    with pytest.warns(UserWarning, match="^warned$"), record_notes() as kept:
+        note("warned")
+    assert kept == ["warned"]
+    with collect_notes() as collected, record_notes() as outer:
+        with record_notes() as inner:
+            note("a")
+            note("a")
+        note("b")
+    assert collected == ["a", "b"] and outer == ["a", "b"] and inner == ["a"]
 
 
 def test_notes_are_collected_per_thread():

@@ -492,6 +492,8 @@ def test_the_run_record_says_what_ran(box_scene, tmp_path):
     with the flags applied, and the kernel chosen after a fallback (before: only the flags as
     typed, e.g. "num_steps": null and "attention_backend": "cudnn_fp8" for a run on SDPA)."""
     import gen3c
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.models.verify import checksums_sha256
 
     image, depth, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
@@ -504,6 +506,7 @@ def test_the_run_record_says_what_ran(box_scene, tmp_path):
         "speed": "fastest", "sampler": "euler", "num_steps": 2, "guidance": 1.0, "guidance_every": 2, "guidance_batch": False,
         "step_cache": "fbc:0.1", "attention": "sdpa", "compile": False, "fp8_matmul": False, "dit_memory": "resident",
         "fp8_weights": False, "device": "cpu", "dtype": "float32", "num_gpus": 1,
+        "checkpoint": str(packaged_model_dir("tiny")), "checkpoint_checksums_sha256": checksums_sha256(packaged_model_dir("tiny")),
     }  # fmt: skip
     assert "cudnn_fp8' is not available" in res.output  # the fallback, said once
     assert ("ran with --speed fastest: euler 2 steps, guidance 1, unconditional branch every 2 steps, step cache fbc:0.1; "
@@ -520,7 +523,9 @@ def test_the_run_record_says_what_ran(box_scene, tmp_path):
     out = gen3c.generate(image, depth=depth, fov=60, resolution="32x48", model="tiny_fast", video_save_folder=tmp_path,
                          video_save_name="student", progress=False)  # fmt: skip
     assert out.generator_settings == {**run["generator_settings"], "speed": "exact", "num_steps": 5, "guidance": 0.0,
-                                      "guidance_every": 1, "step_cache": "none"}  # fmt: skip
+                                      "guidance_every": 1, "step_cache": "none", "checkpoint": str(packaged_model_dir("tiny_fast")),
+                                      "checkpoint_checksums_sha256": checksums_sha256(packaged_model_dir("tiny_fast"))}  # fmt: skip
+    assert out.generator_settings["checkpoint_checksums_sha256"] != run["generator_settings"]["checkpoint_checksums_sha256"]
     assert json.loads((tmp_path / "student_run.json").read_text())["generator_settings"] == out.generator_settings
     preview = gen3c.generate(image, depth=depth, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
                              video_save_folder=tmp_path, video_save_name="preview", progress=False)  # fmt: skip

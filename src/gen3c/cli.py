@@ -684,21 +684,20 @@ def demo(
     foreground_masking: FgOpt = False,
     resume: ResumeOpt = False,
 ) -> None:
-    """Run the preview generator on the shipped sample (image + depth): no downloads; 121 frames at 352×640 in under 10 s on 2 CPU cores (the first run after installing is slower, while Python compiles the modules)."""
-    from gen3c.io.images import parse_resolution
-    from gen3c.pipelines.camera_video import prepare_source
+    """Run the preview generator on the shipped sample (image + depth): no downloads; 121 frames at 352×640 in under 10 s on 2 CPU cores (the first run after installing is slower, while Python compiles the modules).
+
+    It is `gen3c generate` on the sample's installed files, which NAME_run.json names: `gen3c batch NAME_run.json` runs it again.
+    """
     from gen3c.pipelines.request import GenerationRequest
-    from gen3c.scenes import load_demo_sample
+    from gen3c.scenes import demo_sample_files
 
     request = GenerationRequest(
-        trajectory=trajectory.value, camera_rotation=camera_rotation.value, movement_distance=movement_distance,
-        num_video_frames=num_video_frames, resolution=resolution, foreground_masking=foreground_masking,
-        video_save_folder=str(video_save_folder), video_save_name=video_save_name, save_buffer=save_buffer,
-        save_point_cloud=save_point_cloud,
+        **demo_sample_files(), trajectory=trajectory.value, camera_rotation=camera_rotation.value,
+        movement_distance=movement_distance, num_video_frames=num_video_frames, resolution=resolution,
+        foreground_masking=foreground_masking, video_save_folder=str(video_save_folder), video_save_name=video_save_name,
+        save_buffer=save_buffer, save_point_cloud=save_point_cloud,
     )  # fmt: skip
-    image, depth, K = load_demo_sample()
-    source = prepare_source(image, depth, K, parse_resolution(resolution), "crop", depth_kind="metric")
-    _run(request, source=source, resume=resume)
+    _run(request, resume=resume)
 
 
 @app.command()
@@ -1003,7 +1002,7 @@ def console_warnings():
         warnings.showwarning = previous
 
 
-def _run(request, source=None, resume: bool = False) -> None:
+def _run(request, resume: bool = False) -> None:
     from gen3c.parallel import is_main_process
     from gen3c.pipelines.request import run_request
 
@@ -1011,10 +1010,10 @@ def _run(request, source=None, resume: bool = False) -> None:
         # Another rank of a multi-GPU run: the same work, silently; rank 0 reports and writes.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            run_request(request, source=source, resume=resume)
+            run_request(request, resume=resume)
         return
     with console_warnings(), rich_progress() as progress:
-        out = run_request(request, source=source, progress=progress, resume=resume)
+        out = run_request(request, progress=progress, resume=resume)
     result = out.result
     chunks = f" in {len(result.chunks)} chunks" if len(result.chunks) > 1 else ""
     size = f"{result.cameras.width}×{result.cameras.height}"
@@ -1053,7 +1052,7 @@ def _describe_settings(ran: dict) -> str:
 @app.command()
 @user_errors
 def batch(
-    manifest: Annotated[Path, typer.Argument(help="Jobs, one per JSONL line or CSV row: generate's settings by flag name, plus 'name' (see docs/batch.md).")],
+    manifest: Annotated[Path, typer.Argument(help="Jobs, one per JSONL line or CSV row: generate's settings by flag name, plus 'name' (see docs/batch.md); or a run record NAME_run.json, to run it again.")],
     output_folder: Annotated[
         Path | None, typer.Option("--output_folder", help="Folder for every job's outputs and status files (default: outputs/<manifest name>).")
     ] = None,

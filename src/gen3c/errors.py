@@ -124,12 +124,16 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 # Per thread (and per asyncio task): a new thread starts with no collector, so notes of a
 # generation running in another thread never land among those of an input being read here.
 _NOTE_SINK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("gen3c_note_sink", default=None)
+_NOTE_RECORDS: contextvars.ContextVar[tuple[list[str], ...]] = contextvars.ContextVar("gen3c_note_records", default=())
 
 
 def note(message: str, stacklevel: int = 1) -> None:
     """Tell the user ``message``: appended to the innermost :func:`collect_notes` of this thread,
     else warned as a ``UserWarning`` attributed ``stacklevel`` frames above the caller (as
-    :func:`warnings.warn` counts them from the caller)."""
+    :func:`warnings.warn` counts them from the caller). Each :func:`record_notes` around the
+    call keeps a copy."""
+    for record in _NOTE_RECORDS.get():
+        record.append(message)
     sink = _NOTE_SINK.get()
     if sink is not None:
         sink.append(message)
@@ -147,4 +151,18 @@ def collect_notes() -> Iterator[list[str]]:
         yield notes
     finally:
         _NOTE_SINK.reset(token)
+        notes[:] = list(dict.fromkeys(notes))
+
+
+@contextlib.contextmanager
+def record_notes() -> Iterator[list[str]]:
+    """Keep a copy of the :func:`note` calls made in this thread inside the block (in order, each
+    once) in the list it yields, while they go on as they come: to the enclosing
+    :func:`collect_notes`, else warned. A run's ``NAME_run.json`` lists its notes so."""
+    notes: list[str] = []
+    token = _NOTE_RECORDS.set((*_NOTE_RECORDS.get(), notes))
+    try:
+        yield notes
+    finally:
+        _NOTE_RECORDS.reset(token)
         notes[:] = list(dict.fromkeys(notes))

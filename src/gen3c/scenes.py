@@ -743,8 +743,21 @@ def make_scene(name: str, seed: int = 0) -> Scene:
 DEMO_SCENE, DEMO_SEED = "room", 4
 
 
+#: The packaged demo sample's files (in ``gen3c/assets``), by the ``gen3c generate`` setting that reads each.
+DEMO_FILES = {"input_image_path": "demo_image.png", "depth_path": "demo_depth.npz", "intrinsics": "demo_camera.json"}
+
+
+def demo_sample_files() -> dict[str, str]:
+    """The packaged demo sample as ``gen3c generate``'s settings: the installed paths of its image,
+    depth and camera files (:data:`DEMO_FILES`). ``gen3c demo`` and the GUI's demo button run it
+    from these files, so a run's ``NAME_run.json`` names what it read, and runs again."""
+    assets = resources.files("gen3c") / "assets"
+    return {key: str(assets / name) for key, name in DEMO_FILES.items()}
+
+
 def load_demo_sample() -> tuple[Tensor, Tensor, Tensor]:
-    """The packaged demo: a ``room`` scene seen by the source camera (identity w2c).
+    """The packaged demo (:func:`demo_sample_files`) in memory: a ``room`` scene seen by the
+    source camera (identity w2c).
 
     Returns:
         ``(image, depth, K)``: image (3, H, W) float32 in [−1, 1], depth (H, W) float32 z-depth
@@ -753,11 +766,11 @@ def load_demo_sample() -> tuple[Tensor, Tensor, Tensor]:
     from PIL import Image
 
     assets = resources.files("gen3c") / "assets"
-    with (assets / "demo_image.png").open("rb") as fh:
+    with (assets / DEMO_FILES["input_image_path"]).open("rb") as fh:
         image = np.asarray(Image.open(fh).convert("RGB"), dtype=np.float32)
-    with (assets / "demo_depth.npz").open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
+    with (assets / DEMO_FILES["depth_path"]).open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
         depth = npz["depth"].astype(np.float32)
-    meta = json.loads((assets / "demo_camera.json").read_text())
+    meta = json.loads((assets / DEMO_FILES["intrinsics"]).read_text())
     K = make_intrinsics(meta["fx"], meta["fy"], meta["cx"], meta["cy"])
     img = torch.from_numpy(image).permute(2, 0, 1) / 127.5 - 1.0
     return img.contiguous(), torch.from_numpy(depth), K

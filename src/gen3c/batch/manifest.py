@@ -18,18 +18,21 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import check_output_name
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
-from gen3c.pipelines.request import GenerationRequest, check_generator, check_request, check_unused_settings
+from gen3c.pipelines.request import (
+    PATH_FIELDS,
+    RECORD_KEYS,
+    GenerationRequest,
+    check_generator,
+    check_request,
+    check_unused_settings,
+    resolve_paths,
+)
 
-MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-#: Request fields that always name files: relative values resolve against the manifest's folder.
-PATH_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file")
-#: Fields that name a file or something else (numbers, a hub id): resolved only when the file exists.
-MAYBE_PATH_FIELDS = ("intrinsics", "depth_estimator")
-#: gen3c generator options that name a file or folder (or a hub id): resolved only when it exists.
-OPTION_PATH_FIELDS = ("checkpoint_dir", "lora", "cache_dir")
+#: ``.json``: one run record (``NAME_run.json``), a manifest of the one job it records.
+MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json": "record"}
 #: Settings the batch owns.
 BATCH_OWNED = ("video_save_folder", "video_save_name")
 REQUEST_FIELDS = {f.name: f for f in fields(GenerationRequest)}
@@ -79,7 +82,7 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False) -> list[Job]:
     p = Path(path)
     kind = MANIFEST_FORMATS.get(p.suffix.lower())
     if kind is None:
-        raise Gen3cInputError(f"manifest {str(p)!r} must end in .jsonl or .csv (one job per line or row)")
+        raise Gen3cInputError(f"manifest {str(p)!r} must end in .jsonl or .csv (one job per line or row), or be a run record NAME_run.json")
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -87,12 +90,13 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False) -> list[Job]:
     except (OSError, UnicodeDecodeError) as exc:
         raise Gen3cInputError(f"manifest {str(p)!r} cannot be read ({exc}): write it as UTF-8 text") from None
     problems: list[tuple[int, str]] = []  # (line, message) of every mistake found
-    rows = _jsonl_rows(text, p, problems) if kind == "jsonl" else _csv_rows(text, p, problems)
+    rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "record": _record_rows}[kind](text, p, problems)
     if not rows and not problems:
         raise Gen3cInputError(
             f"manifest {str(p)!r} lists no jobs: add one JSON object per line (or CSV rows under a header)"
         )
-    base = p.resolve().parent
+    # A record's paths are absolute; one written before they were names them as typed where the run started.
+    base = Path.cwd() if kind == "record" else p.resolve().parent
     jobs: list[Job] = []
     seen: dict[str, int] = {}
     files: dict[str, Job] = {}  # output file name → the job writing it
@@ -175,6 +179,33 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
             continue
         rows.append((line, row))
     return rows
+
+
+def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
+    """A run record (``NAME_run.json``, :func:`~gen3c.pipelines.request.run_record`) as the row of
+    the job it records: its settings under its name (``video_save_name``), without the folder it
+    wrote to (the batch's) and what the run found and wrote (:data:`RECORD_KEYS`)."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Gen3cInputError(f"manifest {str(p)!r} is not JSON ({exc.msg} at line {exc.lineno}): pass a run record NAME_run.json") from None
+    if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict) or "video_save_name" not in record:
+        raise Gen3cInputError(
+            f"manifest {str(p)!r} is no run record (a NAME_run.json that gen3c generate, demo or the GUI writes, listing its outputs): "
+            "pass one, or a .jsonl / .csv manifest"
+        )
+    row = {"name": record["video_save_name"]}
+    row.update((key, value) for key, value in record.items() if key not in (*RECORD_KEYS, *BATCH_OWNED))
+    recorded = record.get("inputs_sha256")
+    if isinstance(recorded, dict):
+        from gen3c.pipelines.resume import input_digests
+
+        now = input_digests(row, plain=True)
+        for key in sorted(set(recorded) & set(now)):
+            if recorded[key] != now[key]:
+                note(f"run record {str(p)!r}: {key} {str(row[key])!r} changed since that run (its sha256 is not the recorded one): "
+                     "the job reads it as it is now, so its video may differ")  # fmt: skip
+    return [(1, row)]
 
 
 def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
@@ -303,7 +334,7 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
             )
         settings["generator_options"] = {**nested, **extra}
     # Paths first: building the request may read one (a camera file's count of cameras).
-    settings = _resolve_paths(settings, base)
+    settings = resolve_paths(settings, base)
     # Type-check every setting now (the request's own check), not when the job comes up.
     try:
         request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
@@ -358,34 +389,3 @@ def _checked_generator(request: GenerationRequest, where: str) -> dict[str, Any]
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {exc}") from None
     return {key: checked.get(key, value) for key, value in request.generator_options.items()}
-
-
-def _resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
-    out = dict(settings)
-    for key in PATH_FIELDS:
-        if isinstance(out.get(key), str):
-            out[key] = str(_against(out[key], base))
-    for key in MAYBE_PATH_FIELDS:
-        if isinstance(out.get(key), str):
-            out[key] = _if_file(out[key], base)
-    options = out.get("generator_options")
-    if isinstance(options, dict):
-        out["generator_options"] = {
-            key: _if_file(value, base) if key in OPTION_PATH_FIELDS and isinstance(value, str) else value for key, value in options.items()
-        }
-    return out
-
-
-def _against(value: str, base: Path) -> Path:
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else base / p
-
-
-def _if_file(value: str, base: Path) -> str:
-    """``value`` resolved against ``base`` when that names an existing file or folder; else as is
-    ("fx,fy,cx,cy", a hub id, 'moge')."""
-    try:
-        candidate = _against(value, base)
-        return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
-    except (OSError, ValueError, RuntimeError):
-        return value

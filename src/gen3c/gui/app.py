@@ -91,8 +91,10 @@ class Gen3cApp:
         work_dir: the only folder the app writes to (uploads, camera paths, outputs).
         host, port: where to listen (localhost by default; port 0 picks a free one).
         request: initial settings (generator, resolution, frames, …).
-        demo: loader of the demo sample ``() -> (image, depth, K)``; "auto": the library's
-            (:func:`gen3c.scenes.load_demo_sample`); None hides the button.
+        demo: "auto": the packaged demo sample, loaded from its files as ``gen3c demo`` runs it
+            (:meth:`GuiState.load_demo`, so a run's ``NAME_run.json`` names them); or a loader of
+            an in-memory sample ``() -> (image, depth, K)`` (a run's record then names no input);
+            None hides the button.
         generator: a generator to run (e.g. a model already loaded); by default the request's
             generator is made once and kept (loaded in the background at start with ``preload``).
             Seed and prompt are set on it before each run, so changing them reloads nothing.
@@ -115,8 +117,6 @@ class Gen3cApp:
         check_listen_address(host, port)
         self.state = GuiState(work_dir, request)
         self.jobs = JobRunner()
-        if demo == "auto":
-            from gen3c.scenes import load_demo_sample as demo
         self.demo = demo
         self.max_display_points = max_display_points
         self._lock = threading.RLock()
@@ -340,8 +340,10 @@ class Gen3cApp:
     # -- input ----------------------------------------------------------------------------
 
     def _on_demo(self, _event) -> None:
-        image, depth, K = self.demo()
-        self.state.load_sample(image, depth, K, "demo sample")
+        if self.demo == "auto":
+            self.state.load_demo()
+        else:
+            self.state.load_sample(*self.demo(), "demo sample")
         self._loaded()
 
     def _on_upload(self, target, kind: str, event) -> None:
@@ -596,7 +598,8 @@ class Gen3cApp:
             self.progress.value = min(100.0, 100.0 * done / max(total, 1))
             self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
 
-        self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator)
+        notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
+        self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
         self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")

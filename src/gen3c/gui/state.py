@@ -26,7 +26,7 @@ import json
 import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,8 +167,17 @@ class GuiState:
             raise Gen3cInputError(f"{text!r} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
         return self._load(request, kind, Path(text.rstrip("/")).name)
 
+    def load_demo(self) -> SourceView:
+        """Load the packaged demo sample from its files (:func:`gen3c.scenes.demo_sample_files`),
+        as ``gen3c demo`` runs it: a run's ``NAME_run.json`` names them, so it runs again."""
+        from gen3c.scenes import demo_sample_files
+
+        return self._load(self._with_input(**demo_sample_files()), "image", "demo sample")
+
     def load_sample(self, image: Tensor, depth: Tensor, K: Tensor, label: str = "demo sample") -> SourceView:
-        """Use an in-memory image (3, H, W) in [−1, 1], depth (H, W) and intrinsics (3, 3)."""
+        """Use an in-memory image (3, H, W) in [−1, 1], depth (H, W) and intrinsics (3, 3). A run's
+        ``NAME_run.json`` then names no input file: save the sample to files and load those
+        (:meth:`load_files`) for a record that runs again."""
         self._sample = (image, depth, K)
         self.request = self._with_input()
         self.kind, self.input, self.notes = "image", self._prepare_sample(), []
@@ -533,9 +542,11 @@ class JobRunner:
         on_progress: Callable[[str, int, int], None],
         on_done: Callable[[JobResult], None],
         generator=None,
+        source_notes: Sequence[str] = (),
     ) -> None:
         """Start ``request`` on ``source``; ``on_progress(stage, done, total)`` and ``on_done``
-        are called from the worker thread."""
+        are called from the worker thread. ``source_notes``: those made reading ``source``, for
+        the run's record (:func:`run_request`)."""
         with self._lock:
             if self.running:
                 raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
@@ -559,7 +570,7 @@ class JobRunner:
 
             def work() -> None:
                 try:
-                    result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory))
+                    result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes))
                 except GenerationCancelled:
                     result = JobResult(cancelled=True)
                 except Gen3cInputError as exc:

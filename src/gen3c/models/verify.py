@@ -65,6 +65,20 @@ def write_checksums(folder: str | os.PathLike) -> Path:
     return path
 
 
+def checksums_sha256(folder: str | os.PathLike | None) -> str | None:
+    """The identity of a checkpoint's weights without reading them: the sha256 of its
+    ``checksums.json`` (which lists every file's sha256, :func:`write_checksums`); None for a
+    folder without one (a hub id, a folder ``gen3c train`` wrote). A run record names it
+    (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`); ``--verify_checksums`` checks the
+    files against it."""
+    if folder is None:
+        return None
+    try:
+        return hashlib.sha256((Path(folder) / CHECKSUMS_FILE).read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
+
+
 def add_checksums(folder: str | os.PathLike, names: list[str]) -> None:
     """Add (or refresh) the sha256 of the files ``names`` (relative to ``folder``) in its
     ``checksums.json``, for a file added after conversion; the manifest is replaced atomically."""

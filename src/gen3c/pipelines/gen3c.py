@@ -1038,8 +1038,11 @@ class Gen3cGenerator:
     def settings(self) -> dict[str, Any]:
         """What it samples with, read from the loaded pipeline: the settings in effect after the
         ``--speed`` preset, the model's own defaults, the flags given and any kernel fallback
-        (a run's ``NAME_run.json`` records them as ``generator_settings``)."""
+        (a run's ``NAME_run.json`` records them as ``generator_settings``), and the checkpoint: the
+        folder its weights were read from and the sha256 of its ``checksums.json``
+        (:func:`~gen3c.models.verify.checksums_sha256`; None where it has none)."""
         from gen3c.models.speed import Fp8Linear
+        from gen3c.models.verify import checksums_sha256
 
         pipe, transformer = self.pipeline, self.pipeline.transformer
         defaults = pipe.sampling_defaults
@@ -1062,6 +1065,8 @@ class Gen3cGenerator:
             "device": str(pipe._execution_device),
             "dtype": str(pipe.transformer_dtype).removeprefix("torch."),
             "num_gpus": context_parallel_degree(transformer),
+            "checkpoint": pipe.name_or_path,
+            "checkpoint_checksums_sha256": checksums_sha256(pipe.name_or_path),
         }
 
     def check_frame_size(self, height: int, width: int) -> None:

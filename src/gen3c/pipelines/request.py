@@ -19,7 +19,7 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, note, record_notes
 from gen3c.io.atomic import check_video_name
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.models import configs
@@ -739,6 +739,96 @@ def check_frame_size(resolution: str, generator) -> None:
         check(*parse_resolution(resolution))
 
 
+#: Request fields that always name files.
+PATH_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file")
+#: Fields that name a file or something else (numbers, a hub id): resolved only when the file exists.
+MAYBE_PATH_FIELDS = ("intrinsics", "depth_estimator")
+#: gen3c generator options that name a file or folder (or a hub id): resolved only when it exists.
+OPTION_PATH_FIELDS = ("checkpoint_dir", "lora", "cache_dir")
+
+
+def resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``settings`` (a request's, by field) with the relative paths they name resolved against
+    ``base``: :data:`PATH_FIELDS` always, :data:`MAYBE_PATH_FIELDS` and the generator options'
+    :data:`OPTION_PATH_FIELDS` only where that names an existing file or folder ("fx,fy,cx,cy",
+    'moge' and hub ids stay). Batch manifests resolve against their folder, run records against
+    the folder the run started in."""
+    out = dict(settings)
+    for key in PATH_FIELDS:
+        if isinstance(out.get(key), str):
+            out[key] = str(_against(out[key], base))
+    for key in MAYBE_PATH_FIELDS:
+        if isinstance(out.get(key), str):
+            out[key] = _if_file(out[key], base)
+    options = out.get("generator_options")
+    if isinstance(options, dict):
+        out["generator_options"] = {
+            key: _if_file(value, base) if key in OPTION_PATH_FIELDS and isinstance(value, str) else value for key, value in options.items()
+        }
+    return out
+
+
+def _against(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _if_file(value: str, base: Path) -> str:
+    """``value`` resolved against ``base`` when that names an existing file or folder; else as is
+    ("fx,fy,cx,cy", a hub id, 'moge')."""
+    try:
+        candidate = _against(value, base)
+        return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+    except (OSError, ValueError, RuntimeError):
+        return value
+
+
+#: Keys of a run record (``NAME_run.json``) that are not request settings: what the run found
+#: and wrote (:func:`run_record`; ``outputs`` is added by :meth:`OutputWriter.finish`).
+RECORD_KEYS = ("generator_settings", "inputs_sha256", "notes", "versions", "outputs")
+#: Distributions whose versions a run record names (those installed): they decide the frames and
+#: the mp4's bytes (PyAV encodes it).
+RECORDED_PACKAGES = ("numpy", "av", "diffusers", "transformers")
+
+
+def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """What ``NAME_run.json`` holds (before ``outputs``): enough to see what ran and run it again.
+
+    - the request's settings, with the defaults filled in (resolution, frame count, frame rate)
+      and the input paths made absolute (a path typed relative to where the run started would
+      name nothing once the record is read elsewhere);
+    - ``generator_settings``: what the gen3c generator ran with, its checkpoint included
+      (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`); absent for the preview;
+    - ``inputs_sha256``: by field, the sha256 of each input file (as ``sha256sum`` prints it) or
+      folder (:func:`~gen3c.pipelines.resume.input_digests`), so an input changed since under the
+      same path can be told;
+    - ``notes``: what gen3c noted during the run (``gen3c generate`` prints them as "note:"), e.g.
+      that the geometric prior stood in for a depth estimator that did not load, or a kernel's
+      fallback: where what ran departs from what was asked;
+    - ``versions``: of gen3c, Python, torch and :data:`RECORDED_PACKAGES`.
+
+    ``gen3c batch NAME_run.json`` runs the record again (docs/batch.md).
+    """
+    import platform
+    from importlib import metadata
+
+    from gen3c import __version__
+    from gen3c.pipelines.resume import input_digests
+
+    record = resolve_paths(request.to_dict(), Path.cwd())
+    if generator_settings is not None:
+        record["generator_settings"] = generator_settings
+    record["inputs_sha256"] = input_digests(record, read=request.read_input_contents(), plain=True)
+    # torch's own string: the build too (2.14.1+cu130), which its package metadata leaves out
+    versions = {"gen3c": __version__, "python": platform.python_version(), "torch": torch.__version__}
+    for name in RECORDED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    record["notes"] = list(dict.fromkeys(notes))
+    record["versions"] = versions
+    return record
+
+
 @dataclass
 class RunOutput:
     result: VideoResult
@@ -756,12 +846,13 @@ def run_request(
     progress: ProgressFactory | None = None,
     keep_frames: bool | None = None,
     resume: bool = False,
+    source_notes: Sequence[str] = (),
 ) -> RunOutput:
     """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
     Args:
-        source: an already prepared source view (e.g. the demo sample); read from the request's
-            files when None.
+        source: an already prepared source view (e.g. the GUI's loaded image); read from the
+            request's files when None.
         generator: a generator to reuse across requests; made from the request when None.
         progress: stage-wise progress callbacks (see :data:`ProgressFactory`); long videos
             report each chunk's stages as "Chunk k/n: …".
@@ -771,13 +862,17 @@ def run_request(
             of several chunks keeps each finished chunk in ``NAME.partial/`` beside its outputs
             (:mod:`gen3c.pipelines.resume`) until it finishes; without ``resume`` an unfinished
             run there is an error, so nothing is lost by mistake.
+        source_notes: the notes made while ``source`` was read (the GUI keeps them), which the
+            run record lists before the run's own (:func:`run_record`).
     """
     from gen3c.io.atomic import removed_if_left_empty
     from gen3c.parallel import is_main_process
 
     # A run that fails (a bad input, a missing model) leaves no empty output folder behind.
-    with removed_if_left_empty(request.video_save_folder if is_main_process() else None):
-        return _run_request(request, source=source, generator=generator, progress=progress, keep_frames=keep_frames, resume=resume)
+    with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
+        notes.extend(source_notes)
+        return _run_request(request, source=source, generator=generator, progress=progress, keep_frames=keep_frames, resume=resume,
+                            notes=notes)  # fmt: skip
 
 
 def _run_request(
@@ -788,6 +883,7 @@ def _run_request(
     progress: ProgressFactory | None,
     keep_frames: bool | None,
     resume: bool,
+    notes: list[str],
 ) -> RunOutput:
     from gen3c.io.atomic import ensure_writable_dir
     from gen3c.parallel import check_launch, is_main_process
@@ -849,9 +945,7 @@ def _run_request(
                 start_chunk=partial.finished if partial else 0, on_chunk=on_chunk,
             )  # fmt: skip
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
-            # the request as given, and what the generator ran with (preset, overrides and kernels resolved)
-            metadata = request.to_dict() if settings is None else {**request.to_dict(), "generator_settings": settings}
-            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=metadata)
+            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes))
     except BaseException as exc:
         if partial is not None and not partial.recount():
             partial.remove()  # nothing finished: nothing worth keeping

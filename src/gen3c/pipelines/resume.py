@@ -64,34 +64,40 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> dict[str, str]:
+def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None, *, plain: bool = False) -> dict[str, str]:
     """sha256 of the contents of each input the request names, by field: a file's bytes, or a
     folder's files (relative names and bytes, in name order). Fields naming nothing on disk are left out.
 
     ``read``: the bytes of inputs the run has already read, by field (its camera file:
     :meth:`~gen3c.pipelines.request.GenerationRequest.read_input_contents`): hashed as they were
     read, not read again, so the hash is of the very contents the run used.
+    ``plain``: a file's digest is the sha256 of its bytes alone, as ``sha256sum`` prints it (a run
+    record's); by default, ``--resume``'s, it is of its bytes after an empty name.
     """
     read = read or {}
     digests = {}
     for field in INPUT_FIELDS:
         value = request_dict.get(field)
         if field in read and isinstance(value, str) and value:
-            digests[field] = _digest([("", read[field])])
+            digests[field] = _digest([("", read[field])], names=not plain)
             continue
         path = Path(value).expanduser() if isinstance(value, str) and value else None
         if path is None or not path.exists():
             continue
-        files = [("", path)] if path.is_file() else sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file())
-        digests[field] = _digest(files)
+        if path.is_file():
+            digests[field] = _digest([("", path)], names=not plain)
+        else:
+            digests[field] = _digest(sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file()))
     return digests
 
 
-def _digest(files: list[tuple[str, Path | bytes]]) -> str:
-    """sha256 of (relative name, contents) pairs; contents are a file to read or bytes already read."""
+def _digest(files: list[tuple[str, Path | bytes]], names: bool = True) -> str:
+    """sha256 of (relative name, contents) pairs, or of the contents alone without ``names``;
+    contents are a file to read or bytes already read."""
     digest = hashlib.sha256()
     for name, contents in files:
-        digest.update(name.encode("utf-8") + b"\0")
+        if names:
+            digest.update(name.encode("utf-8") + b"\0")
         if isinstance(contents, bytes):
             digest.update(contents)
             continue

@@ -1,0 +1,129 @@
+"""Reproducing a run from its record: ``NAME_run.json`` names what ran (inputs by absolute path
+and sha256, the shipped demo sample's files, the checkpoint, the package versions), and
+``gen3c batch NAME_run.json`` runs it again into the same video (run_record in
+gen3c/pipelines/request.py, _record_rows in gen3c/batch/manifest.py)."""
+
+import hashlib
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import gen3c
+from gen3c.batch import load_manifest
+from gen3c.cli import app
+from gen3c.io.video import read_video
+from gen3c.scenes import demo_sample_files
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_demo_records_the_shipped_files_and_reruns_from_its_record(tmp_path):
+    """`gen3c demo` recorded "input_image_path": null (the sample was loaded in memory), so its
+    record named no input and could not run again; now it names the sample's installed files."""
+    res = invoke("demo", "--num_video_frames", 9, "--resolution", "64x112", "--trajectory", "clockwise",
+                 "--video_save_folder", tmp_path / "first")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "first" / "demo_run.json").read_text())
+    files = demo_sample_files()
+    assert {key: record[key] for key in files} == files
+    assert record["inputs_sha256"] == {key: hashlib.sha256(open(path, "rb").read()).hexdigest() for key, path in files.items()}
+    res = invoke("batch", tmp_path / "first" / "demo_run.json", "--output_folder", tmp_path / "again")
+    assert res.exit_code == 0, res.output
+    first, again = tmp_path / "first" / "demo.mp4", tmp_path / "again" / "demo.mp4"
+    frames, _ = read_video(first)
+    assert frames.shape == (9, 64, 112, 3) and np.array_equal(read_video(again)[0], frames)
+    assert sha256(again) == sha256(first)  # the same bytes, not only the same pixels
+    rerun = json.loads((tmp_path / "again" / "demo_run.json").read_text())
+    assert {k: v for k, v in rerun.items() if k != "video_save_folder"} == {k: v for k, v in record.items() if k != "video_save_folder"}
+
+
+def test_relative_paths_are_recorded_absolute_and_rerun_from_elsewhere(box_scene, tmp_path, monkeypatch):
+    """Paths typed relative to where a run started were recorded as typed, naming nothing once
+    the record is read from another folder."""
+    image, depth, _, _ = box_scene
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(image, inputs / "photo.png")
+    shutil.copy(depth, inputs / "photo_depth.npy")
+    (inputs / "K.txt").write_text("120 120 80 48")
+    monkeypatch.chdir(inputs)
+    res = invoke("generate", "--input_image_path", "photo.png", "--depth_path", "photo_depth.npy", "--intrinsics", "K.txt",
+                 "--resolution", "48x80", "--num_video_frames", 5, "--video_save_folder", "../out")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "out" / "output_run.json").read_text())
+    assert (record["input_image_path"], record["depth_path"], record["intrinsics"]) == (
+        str(inputs / "photo.png"), str(inputs / "photo_depth.npy"), str(inputs / "K.txt"))  # fmt: skip
+    assert record["inputs_sha256"] == {"input_image_path": sha256(inputs / "photo.png"),
+                                       "depth_path": sha256(inputs / "photo_depth.npy"), "intrinsics": sha256(inputs / "K.txt")}  # fmt: skip
+    assert record["depth_estimator"] == "moge"  # a name, not a file here: as typed
+    assert record["versions"]["gen3c"] == gen3c.__version__ and record["versions"]["torch"] == torch.__version__
+    assert "generator_settings" not in record and record["notes"] == []  # the preview has none; nothing departed from the request
+    monkeypatch.chdir(tmp_path)
+    res = invoke("batch", tmp_path / "out" / "output_run.json", "--output_folder", "again")
+    assert res.exit_code == 0, res.output
+    assert sha256(tmp_path / "again" / "output.mp4") == sha256(tmp_path / "out" / "output.mp4")
+
+
+def test_a_record_is_a_manifest_of_its_one_job(box_scene, tmp_path):
+    """`gen3c batch NAME_run.json` takes the record's settings through the manifest's checks,
+    under its name, without what the run found (generator settings, hashes, versions, outputs);
+    an input changed since is said, and a .json that is no record is refused."""
+    image, depth, _, _ = box_scene
+    shutil.copy(image, tmp_path / "photo.png")
+    res = invoke("generate", "--input_image_path", tmp_path / "photo.png", "--depth_path", depth, "--fov", 60, "--resolution", "48x80",
+                 "--num_video_frames", 5, "--video_save_folder", tmp_path / "out", "--video_save_name", "shot", "--trajectory", "up")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    path = tmp_path / "out" / "shot_run.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no note while the inputs are as recorded
+        (job,) = load_manifest(path, check_inputs=True)
+    assert job.name == "shot" and job.settings["trajectory"] == "up" and job.settings["fov"] == 60.0
+    assert not {"outputs", "generator_settings", "inputs_sha256", "notes", "versions", "video_save_folder"} & set(job.settings)
+    (tmp_path / "photo.png").write_bytes((tmp_path / "photo.png").read_bytes() + b"\0")
+    with pytest.warns(UserWarning, match="input_image_path .*photo.png' changed since that run"):
+        load_manifest(path)
+    record = json.loads(path.read_text())
+    del record["outputs"]
+    path.write_text(json.dumps(record))
+    res = invoke("batch", path)
+    assert res.exit_code == 2 and "is no run record" in res.output
+
+
+@pytest.mark.slow
+def test_the_tiny_model_twice_with_one_seed_makes_the_same_video(box_scene, tmp_path):
+    """Seeded on the CPU, the gen3c generator gives the same frames and the same mp4 bytes run
+    after run (another seed does not: the test can fail), and its record names the checkpoint
+    by folder and by the sha256 of its checksums.json, and runs again into the same video."""
+    from gen3c.models.packaged import packaged_model_dir
+
+    image, depth, _, _ = box_scene
+    common = ("generate", "--input_image_path", image, "--depth_path", depth, "--fov", 60, "--resolution", "32x48",
+              "--generator", "gen3c", "--model", "tiny", "--num_steps", 2, "--video_save_folder", tmp_path)  # fmt: skip
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        res = invoke(*common, "--video_save_name", name, "--seed", seed)
+        assert res.exit_code == 0, res.output
+    a, b, c = (read_video(tmp_path / f"{name}.mp4")[0] for name in "abc")
+    assert a.shape == (17, 32, 48, 3)
+    assert np.array_equal(a, b) and sha256(tmp_path / "a.mp4") == sha256(tmp_path / "b.mp4")
+    assert np.abs(a.astype(int) - c).mean() > 0.5  # the seed matters: equal videos are no accident
+    ran = json.loads((tmp_path / "a_run.json").read_text())
+    folder = packaged_model_dir("tiny")
+    assert ran["generator_settings"]["checkpoint"] == str(folder)
+    assert ran["generator_settings"]["checkpoint_checksums_sha256"] == sha256(folder / "checksums.json")
+    assert ran["seed"] == 5 and ran["versions"]["diffusers"]
+    res = invoke("batch", tmp_path / "a_run.json", "--output_folder", tmp_path / "again")
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(read_video(tmp_path / "again" / "a.mp4")[0], a)
