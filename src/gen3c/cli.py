@@ -1301,10 +1301,11 @@ def imports_without_collection() -> Iterator[None]:
     of them kept until the process ends; the collector's passes over them as they piled up took
     ~1 s of the ~4 s that loading them takes on this project's 2-core machine. Loaded with the
     collector paused they all wait in its youngest generation, and its next passes walked them
-    again — a young, a middle and a full pass, 0.3–0.7 s of a `gen3c demo` or `--model tiny`
-    run. Frozen (when an import leaves :data:`FREEZE_AFTER_OBJECTS` unwalked objects), they are
-    never walked; the cyclic garbage that exists at that moment is kept too (~0.6 MB after
-    torch's import, ~7.5 MB after diffusers', measured; no tensors or arrays).
+    again (a young, a middle and a full pass: 0.14–0.29 s of a `gen3c demo` run, 0.45–2.2 s of a
+    `--model tiny` one on the shared 2-core machine). Frozen when an import leaves
+    :data:`FREEZE_AFTER_OBJECTS` unwalked objects, they are never walked (0.01–0.04 s of
+    collection per run); the cyclic garbage that exists at that moment is kept too (~0.6 MB after
+    torch's import, ~7.5 MB after diffusers'; no tensors or arrays). docs/benchmarks.md has the runs.
     """
     real_import = builtins.__import__
 
