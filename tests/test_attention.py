@@ -53,6 +53,36 @@ def test_processor_computes_what_diffusers_cosmos_attention_does():
             assert torch.equal(model(**kwargs)[0], stock)
 
 
+def test_diffusers_reads_the_processors_signature_without_building_it_at_every_call(monkeypatch):
+    """diffusers' Attention.forward asks inspect.signature(processor.__call__) at every call; the
+    processor's signature is built once, at import, and that call returns it (the same parameters,
+    so the keyword arguments diffusers passes on are the same)."""
+    import inspect
+
+    model = tiny_transformer()
+    set_attention_kernel(model, "sdpa")
+    asked, built = [], []
+    real_signature, real_build = inspect.signature, inspect._signature_from_function
+
+    def signature(obj, *args, **kwargs):
+        asked.append(getattr(obj, "__func__", None) is CosmosAttnProcessor.__call__)
+        return real_signature(obj, *args, **kwargs)
+
+    def build(sigcls, func, *args, **kwargs):
+        built.append(func)
+        return real_build(sigcls, func, *args, **kwargs)
+
+    monkeypatch.setattr(inspect, "signature", signature)
+    monkeypatch.setattr(inspect, "_signature_from_function", build)
+    with torch.no_grad():
+        model(**dit_inputs())
+    assert asked.count(True) == 2 * len(model.transformer_blocks)  # diffusers still asks, once per attention
+    assert CosmosAttnProcessor.__call__ not in built
+    assert list(real_signature(model.transformer_blocks[0].attn1.processor.__call__).parameters) == [
+        "attn", "hidden_states", "encoder_hidden_states", "attention_mask", "image_rotary_emb",
+    ]  # fmt: skip
+
+
 def test_auto_on_a_cpu_is_pytorch_sdpa_and_changes_nothing():
     assert resolve_kernel("auto_fp8", "cpu") == ("sdpa", None)
     model = tiny_transformer()

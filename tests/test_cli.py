@@ -216,6 +216,34 @@ def test_modules_load_with_the_garbage_collector_paused_and_only_then(tmp_path, 
     assert not outside_block.PAUSED and builtins.__import__ is real_import and gc.isenabled()
 
 
+def test_a_large_librarys_objects_are_frozen_when_its_import_returns(tmp_path, monkeypatch):
+    """Loaded with the collector paused, a library's objects all wait in its youngest generation;
+    after an import that leaves FREEZE_AFTER_OBJECTS of them they are frozen (never walked again),
+    after a small one they are left to the collector."""
+    import gc
+
+    from gen3c.cli import FREEZE_AFTER_OBJECTS
+
+    (tmp_path / "small_library.py").write_text("TABLE = [[i] for i in range(1000)]\n")
+    (tmp_path / "large_library.py").write_text(f"TABLE = [[i] for i in range({FREEZE_AFTER_OBJECTS})]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    try:
+        with imports_without_collection():
+            import small_library
+
+            assert gc.get_freeze_count() == frozen
+            # gc.get_objects(): the generations the collector walks (not the frozen objects)
+            assert any(o is small_library.TABLE for o in gc.get_objects())
+            import large_library
+
+            assert gc.get_freeze_count() >= frozen + FREEZE_AFTER_OBJECTS
+            assert not any(o is large_library.TABLE for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+
+
 def test_help_texts_show_as_written():
     """typer renders help as rich markup: a bracketed word such as 'gen3c[fast]' would vanish
     from the screen unless escaped."""

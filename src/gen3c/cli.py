@@ -1285,14 +1285,26 @@ def idle_thread_settings(environ: Mapping[str, str]) -> dict[str, str]:
     return {"GOMP_SPINCOUNT": "1000", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
+#: An import that leaves at least this many objects the collector has not yet walked (torch's
+#: first import: ~280,000; diffusers' stack: ~280,000; a gen3c module: a few thousand) freezes them.
+FREEZE_AFTER_OBJECTS = 50_000
+
+
 @contextmanager
 def imports_without_collection() -> Iterator[None]:
     """Inside the block Python's cyclic garbage collector pauses while a module loads (it runs as
-    usual between imports).
+    usual between imports), and the objects a large library leaves are frozen (``gc.freeze``)
+    when its import returns.
 
     torch and diffusers' stack (transformers, peft, …) make ~500,000 objects as they load, all
     of them kept until the process ends; the collector's passes over them as they piled up took
-    ~1 s of the ~4 s that loading them takes on this project's 2-core machine.
+    ~1 s of the ~4 s that loading them takes on this project's 2-core machine. Loaded with the
+    collector paused they all wait in its youngest generation, and its next passes walked them
+    again (a young, a middle and a full pass: 0.14–0.29 s of a `gen3c demo` run, 0.45–2.2 s of a
+    `--model tiny` one on the shared 2-core machine). Frozen when an import leaves
+    :data:`FREEZE_AFTER_OBJECTS` unwalked objects, they are never walked (0.01–0.04 s of
+    collection per run); the cyclic garbage that exists at that moment is kept too (~0.6 MB after
+    torch's import, ~7.5 MB after diffusers'; no tensors or arrays). docs/benchmarks.md has the runs.
     """
     real_import = builtins.__import__
 
@@ -1303,6 +1315,8 @@ def imports_without_collection() -> Iterator[None]:
         try:
             return real_import(name, globals, locals, fromlist, level)
         finally:
+            if gc.get_count()[0] >= FREEZE_AFTER_OBJECTS:  # objects made since the collector's last pass
+                gc.freeze()
             gc.enable()
 
     builtins.__import__ = import_paused
