@@ -479,8 +479,9 @@ def test_add_view_refuses_arguments_that_do_not_fit_together():
             Cache3D().add_view(*args)
     with pytest.raises(Gen3cInputError, match=r"mask has shape \(16, 48\)"):
         Cache3D().add_view(image, depth, K, w2c, torch.ones(16, 48, dtype=torch.bool))
-    with pytest.raises(Gen3cInputError, match="the cache is empty"):
-        Cache3D().render(Cameras(w2c[None], K, 32, 48))
+    for empty in (Cache3D(), SelectingCache3D()):
+        with pytest.raises(Gen3cInputError, match="the cache is empty"):
+            empty.render(Cameras(w2c[None], K, 32, 48))
     cache = Cache3D()
     cache.add_view(image, depth, K, w2c)
     with pytest.raises(Gen3cInputError, match="cameras is a Tensor: pass gen3c.cameras.Cameras"):

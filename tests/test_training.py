@@ -470,6 +470,45 @@ def test_the_lr_follows_the_step_counter(tmp_path, base_checkpoint, sample_dir):
     assert logged == pytest.approx([1e-3 * lr_factor(config, s, 4) for s in range(4)])
 
 
+def test_an_optimizer_step_averages_its_micro_batches_seeds_each_and_clips(tmp_path):
+    """One optimiser step of `gen3c train` and of distillation, on w (1 weight, 0), loss
+    x0 + buffers · w: micro-batches (1, 3) and (2, 5) give losses 1 and 2 and gradients 3 and 5,
+    averaged to 4; SGD at the step's lr 0.5 moves w by −2, or by −0.5 once the gradient norm is
+    clipped to 1. Micro-step s of the run draws from seed (seed · 1000003 + s) · 64 + rank."""
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    for clip, moved in ((0.0, -2.0), (1.0, -0.5)):
+        config = config_from_dict({"run": {"seed": 7}, "train": {"gradient_accumulation_steps": 2, "grad_clip": clip}})
+        accelerator = _accelerator(config, tmp_path)
+        weight = torch.nn.Linear(1, 1, bias=False)
+        weight.weight.data.zero_()
+        model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=123.0))
+        seeds = []
+
+        def loss_of(x0, buffers, generator, model=model, seeds=seeds):
+            seeds.append(generator.initial_seed())
+            return x0 + buffers * model.weight.sum()
+
+        batches = iter([(torch.tensor(1.0), torch.tensor(3.0)), (torch.tensor(2.0), torch.tensor(5.0))])
+        loss = _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 3, 0.5, batches, loss_of)
+        assert loss == pytest.approx(1.5)
+        assert float(model.weight.detach()) == pytest.approx(moved)
+        assert optimizer.param_groups[0]["lr"] == 0.5
+        assert seeds == [(7 * 1_000_003 + 6) * 64, (7 * 1_000_003 + 7) * 64]  # step 3 of 2 micro-steps: 6, 7
+
+
+def test_micro_batches_of_encoded_clips_are_the_sampled_rows():
+    """With the clips' latents in memory, micro-batch k is the rows the sampler picks k-th."""
+    from gen3c.training.loop import _micro_batches
+
+    config = config_from_dict({"train": {"batch_size": 2}})
+    latents = (torch.arange(5.0)[:, None], -torch.arange(5.0)[:, None])
+    batches = _micro_batches(config, [4, 0, 3, 3, 1, 2], None, latents, None, 0.5, "cpu")
+    for rows in ([4, 0], [3, 3], [1, 2]):
+        x0, buffers = next(batches)
+        assert x0[:, 0].tolist() == rows and buffers[:, 0].tolist() == [-r for r in rows]
+
+
 def test_prompt_embedding_is_cut_or_zero_padded_never_replaced():
     """A max_sequence_length other than the cached length gave zeros in place of the checkpoint's
     embedding (the empty prompt, and in distillation GEN3C's long negative prompt)."""

@@ -694,8 +694,6 @@ class Cache3D:
         Returns:
             :class:`BufferRenders` with NB = number of views.
         """
-        if not self.views:
-            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
         return self.render_views(range(len(self.views)), cameras, frame_offset, chunk_size, progress, depth, device, output_device)
 
     def render_views(
@@ -710,6 +708,8 @@ class Cache3D:
         output_device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
+        if not self.views:
+            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
         if not isinstance(cameras, Cameras):
             raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -850,8 +850,6 @@ class SelectingCache3D(Cache3D):
         output_device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the ``select`` best views into ``cameras`` (class docstring)."""
-        if not self.views:
-            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
         chosen = tuple(range(len(self.views)))
         if len(self.views) > self.select:
             scores = self.overlap_scores(cameras, frame_offset, chunk_size, device)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -89,12 +89,7 @@ def encode_video(
         bounds = [0, 1 + tc * (chunk_frames - 1)]
         while bounds[-1] < T:
             bounds.append(min(T, bounds[-1] + tc * chunk_frames))
-        with causal_chunking(vae) as stream:
-            parts = []
-            for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-                parts.append(vae._encode(video[:, :, start:stop]))
-                stream.next_chunk()
-        raw = torch.cat(parts, dim=2)
+        raw = _run_in_chunks(vae, vae._encode, video, bounds)
     return normalize_latents(vae, raw.float(), sigma_data)
 
 
@@ -112,10 +107,17 @@ def decode_latents(
     n = z.shape[2]
     if chunk_frames is None or chunk_frames >= n:
         return vae._decode(z).sample
+    return _run_in_chunks(vae, lambda chunk: vae._decode(chunk).sample, z, [*range(0, n, chunk_frames), n])
+
+
+def _run_in_chunks(vae: AutoencoderKLCosmos, run: Callable[[Tensor], Tensor], x: Tensor, bounds: list[int]) -> Tensor:
+    """``run`` (``vae``'s encode or decode) over the consecutive temporal chunks
+    ``x[:, :, bounds[i] : bounds[i + 1]]`` of one video (B, C, T, H, W), under
+    :func:`causal_chunking` so each chunk carries on from the last; the outputs joined in time."""
     with causal_chunking(vae) as stream:
         parts = []
-        for start in range(0, n, chunk_frames):
-            parts.append(vae._decode(z[:, :, start : start + chunk_frames]).sample)
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            parts.append(run(x[:, :, start:stop]))
             stream.next_chunk()
     return torch.cat(parts, dim=2)
 

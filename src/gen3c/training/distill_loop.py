@@ -47,20 +47,20 @@ from gen3c.training.loop import (
     TrainResult,
     _dtype,
     _encode_all,
-    _encode_batch,
+    _end_run,
     _export,
     _full_model,
-    _latest_checkpoint,
     _log_sample,
+    _micro_batches,
+    _optimizer_step,
+    _resume,
+    _run_result,
     _save_checkpoint,
     _start_run,
-    _step_generator,
     folder_megabytes,
     load_base_pipeline,
-    load_checkpoint,
     lr_factor,
     prompt_embedding,
-    trim_losses,
 )
 
 LATENTS_FILE = "latents.safetensors"
@@ -163,8 +163,6 @@ def distill(
 
     Args: as :func:`gen3c.training.loop.train`; ``stop_after`` counts optimiser steps over stages.
     """
-    from torch.utils.data import DataLoader
-
     from gen3c.models.packaged import resolve_checkpoint
     from gen3c.training.data import StepSampler, held_out_clip, make_dataset
     from gen3c.training.tokenizer import out_of_time_everywhere
@@ -208,12 +206,7 @@ def distill(
     model, optimizer = accelerator.prepare(student, optimizer)
     state = _DistillState()
     accelerator.register_for_checkpointing(state)
-    checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
-    if checkpoint is not None:
-        load_checkpoint(accelerator, checkpoint)
-    start_step = state.step
-    if main:
-        trim_losses(out, start_step)
+    start_step = _resume(accelerator, out, resume, state)
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""
@@ -224,19 +217,14 @@ def distill(
     teacher = teacher_of(state.stage)
 
     # 4. Data
-    accum, B = config.train.gradient_accumulation_steps, config.train.batch_size
-    sampler = StepSampler(num_clips, B, config.run.seed, start_step * accum, accelerator.process_index, accelerator.num_processes)
-    if latents is not None:
-        indices, batches = iter(sampler), None
-    else:
-        loader = DataLoader(dataset, batch_size=B, sampler=sampler, num_workers=config.data.num_workers,
-                            persistent_workers=config.data.num_workers > 0)  # fmt: skip
-        indices, batches = None, iter(loader)
+    accum = config.train.gradient_accumulation_steps
+    sampler = StepSampler(
+        num_clips, config.train.batch_size, config.run.seed, start_step * accum, accelerator.process_index, accelerator.num_processes
+    )
+    batches = _micro_batches(config, sampler, dataset, latents, vae, sigma_data, device)
 
     # 5. Stages and steps
-    result = TrainResult(out=out, steps=start_step, processes=accelerator.num_processes)
-    if result.processes > 1:
-        result.parallel = "FSDP" if accelerator.distributed_type.value == "FSDP" else "DDP"
+    result = _run_result(accelerator, out, start_step)
     steps_left = math.inf if stop_after is None else stop_after
     # run.max_minutes is each stage's budget, counted as in `gen3c train`: from the checkpoint's
     # record on (a resumed run does not get a fresh budget); the steps' time, samples included.
@@ -244,6 +232,12 @@ def distill(
     losses_file = (out / "losses.jsonl").open("a") if main else None
     last_echo = -math.inf
     sampled = None  # the step last sampled in this invocation
+
+    def loss_of(x0: Tensor, buffers: Tensor, generator: torch.Generator) -> Tensor:
+        """The running stage's loss, taught by its teacher."""
+        return stage_loss(model, teacher, stages[state.stage], x0, buffers, text.to(device), negative_text.to(device), scheduler,
+                          generator, augment_sigma=config.train.condition_augment_sigma).loss  # fmt: skip
+
     while state.stage < len(stages) and state.step - start_step < steps_left:
         stage = stages[state.stage]
         advance = progress(f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps", stage.max_steps - state.stage_step) if progress is not None and main else None
@@ -251,26 +245,7 @@ def distill(
         out_of_time = bool(budget) and elapsed >= budget
         while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
             lr = config.train.lr * lr_factor(config, state.stage_step, stage.max_steps)  # each stage its own schedule
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            step_loss = 0.0
-            for micro in range(accum):
-                if latents is not None:
-                    idx = torch.tensor([next(indices) for _ in range(B)], device=latents[0].device)
-                    x0, buffers = latents[0][idx], latents[1][idx]
-                else:
-                    with torch.no_grad():
-                        x0, buffers = _encode_batch(vae, next(batches), sigma_data, device, m.tokenizer_chunk_frames)
-                generator = _step_generator(config.run.seed, state.step * accum + micro, accelerator.process_index, device)
-                with accelerator.accumulate(model), accelerator.autocast():
-                    loss = stage_loss(model, teacher, stage, x0, buffers, text.to(device), negative_text.to(device), scheduler, generator,
-                                      augment_sigma=config.train.condition_augment_sigma).loss  # fmt: skip
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.train.grad_clip > 0:
-                        accelerator.clip_grad_norm_(params, config.train.grad_clip)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                step_loss += float(accelerator.reduce(loss.detach(), "mean")) / accum
+            step_loss = _optimizer_step(accelerator, model, optimizer, params, config, state.step, lr, batches, loss_of)
             state.step += 1
             state.stage_step += 1
             result.losses.append(step_loss)
@@ -332,10 +307,7 @@ def distill(
             meta = {"num_steps": last.student_steps, "guidance": 0.0, "distilled": [s.describe() for s in stages]}
             result.exported = _export(unwrapped, vae, prompt_cache, config, out, False, extra_meta=_meta(config, meta))
             write_distill_card(out, config, stages, result)
-    if writer is not None:
-        writer.close()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    _end_run(accelerator, writer)
     return result
 
 

@@ -31,7 +31,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,6 +163,23 @@ def _start_run(config: Config, out: Path):
     if accelerator.is_main_process:
         write_text_atomic(out / "config.json", config.to_json())
     return out, accelerator, writer, log
+
+
+def _run_result(accelerator, out: Path, steps: int, **fields) -> TrainResult:
+    """A run's :class:`TrainResult` at its start (``steps`` done before), with its processes and
+    how they share the work (DDP or FSDP)."""
+    result = TrainResult(out=out, steps=steps, processes=accelerator.num_processes, **fields)
+    if result.processes > 1:
+        result.parallel = "FSDP" if accelerator.distributed_type.value == "FSDP" else "DDP"
+    return result
+
+
+def _end_run(accelerator, writer) -> None:
+    """Close what :func:`_start_run` opened, once every process is done."""
+    if writer is not None:
+        writer.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
 
 
 def _components(config: Config, out: Path):
@@ -322,6 +339,67 @@ def _encode_all(vae, dataset, sigma_data: float, device, chunk: int, progress: P
     return torch.cat(xs), torch.cat(bs)
 
 
+def _micro_batches(
+    config: Config, sampler, dataset, latents: tuple[Tensor, Tensor] | None, vae, sigma_data: float, device
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless ``(x0, buffers)`` — clean latents (B, 16, T', h, w) and buffer latents
+    (B, 64, T', h, w) — of the micro-batches of clips ``sampler`` picks (B = ``train.batch_size``):
+    rows of ``latents`` when the clips were encoded once (``data.cache_clips``), else clips of
+    ``dataset`` loaded by a DataLoader and encoded by the frozen ``vae`` on ``device``."""
+    from torch.utils.data import DataLoader
+
+    B = config.train.batch_size
+    if latents is not None:
+        indices = iter(sampler)
+        while True:
+            idx = torch.tensor([next(indices) for _ in range(B)], device=latents[0].device)
+            yield latents[0][idx], latents[1][idx]
+    workers = config.data.num_workers
+    loader = DataLoader(dataset, batch_size=B, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
+    for batch in loader:
+        with torch.no_grad():  # closed before the yield: the caller's step needs gradients
+            encoded = _encode_batch(vae, batch, sigma_data, device, config.model.tokenizer_chunk_frames)
+        yield encoded
+
+
+def _optimizer_step(
+    accelerator,
+    model,
+    optimizer,
+    params: list[torch.nn.Parameter],
+    config: Config,
+    step: int,
+    lr: float,
+    batches: Iterator[tuple[Tensor, Tensor]],
+    loss_of: Callable[[Tensor, Tensor, torch.Generator], Tensor],
+) -> float:
+    """Optimiser step ``step`` (counted over the run) at learning rate ``lr``: for each of the
+    ``train.gradient_accumulation_steps`` micro-batches ``(x0, buffers)`` of ``batches``, the
+    scalar loss ``loss_of(x0, buffers, generator)`` — every random draw from ``generator``, seeded
+    by (seed, micro-step, rank) — backpropagated under ``accelerator``'s accumulation and
+    autocast; gradients of ``params`` clipped to ``train.grad_clip`` (0: not clipped).
+
+    Returns:
+        The loss, averaged over the micro-batches and the processes.
+    """
+    accum, device = config.train.gradient_accumulation_steps, accelerator.device
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    step_loss = 0.0
+    for micro in range(accum):
+        x0, buffers = next(batches)
+        generator = _step_generator(config.run.seed, step * accum + micro, accelerator.process_index, device)
+        with accelerator.accumulate(model), accelerator.autocast():
+            loss = loss_of(x0, buffers, generator)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and config.train.grad_clip > 0:
+                accelerator.clip_grad_norm_(params, config.train.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        step_loss += float(accelerator.reduce(loss.detach(), "mean")) / accum
+    return step_loss
+
+
 def prompt_embedding(prompt_cache, prompt: str, length: int) -> Tensor:
     """(1, length, D) cached embedding of ``prompt``, cut or zero-padded to ``length`` tokens.
 
@@ -380,6 +458,18 @@ def load_checkpoint(accelerator, checkpoint: Path) -> None:
 def _latest_checkpoint(out: Path) -> Path | None:
     found = sorted((out / "checkpoints").glob("step_*"))
     return found[-1] if found else None
+
+
+def _resume(accelerator, out: Path, resume: str | None, state) -> int:
+    """Restore the checkpoint ``resume`` names (a folder, "auto": the newest in ``out`` if any,
+    None: none) into the prepared objects and the registered ``state``, and drop the lines of
+    ``losses.jsonl`` past it. Returns the step the run goes on from (``state.step``)."""
+    checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
+    if checkpoint is not None:
+        load_checkpoint(accelerator, checkpoint)
+    if accelerator.is_main_process:
+        trim_losses(out, state.step)
+    return state.step
 
 
 #: Settings a resumed run may change: budgets, logging, worker processes (nothing a step computes).
@@ -517,8 +607,6 @@ def _train(
     echo: Callable[[str], None] | None,
 ) -> TrainResult:
     """:func:`train` of ``train.mode`` full or lora, after its checks."""
-    from torch.utils.data import DataLoader
-
     from gen3c.training import lora as lora_mod
     from gen3c.training.data import CachedClips, StepSampler, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
@@ -568,32 +656,21 @@ def _train(
         _register_lora_hooks(accelerator, lora_mod)
 
     # 3. Resume
-    checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
-    if checkpoint is not None:
-        load_checkpoint(accelerator, checkpoint)
-    start_step = state.step
-    if main:
-        trim_losses(out, start_step)
+    start_step = _resume(accelerator, out, resume, state)
 
     # 4. Data
     accum = config.train.gradient_accumulation_steps
-    B = config.train.batch_size
-    sampler = StepSampler(len(dataset), B, config.run.seed, start_step * accum, accelerator.process_index, accelerator.num_processes)
-    loader = None if config.data.cache_clips else DataLoader(
-        dataset, batch_size=B, sampler=sampler, num_workers=config.data.num_workers, persistent_workers=config.data.num_workers > 0
+    sampler = StepSampler(
+        len(dataset), config.train.batch_size, config.run.seed, start_step * accum, accelerator.process_index, accelerator.num_processes
     )
-
-    batches = iter(loader) if loader is not None else None
     # With the clips in memory, their latents are computed once: steps then run the DiT only.
     latents = _encode_all(vae, dataset, sigma_data, device, config.model.tokenizer_chunk_frames, progress) if config.data.cache_clips else None
-    indices = iter(sampler) if latents is not None else None
+    batches = _micro_batches(config, sampler, dataset, latents, vae, sigma_data, device)
     sample_clip = held_out_clip(dataset) if main and config.log.sample_every >= 0 else None
 
     # 5. Steps
     end_step = config.run.max_steps if stop_after is None else min(config.run.max_steps, start_step + stop_after)
-    result = TrainResult(out=out, steps=start_step, tokenizer=tok_summary, processes=accelerator.num_processes)
-    if result.processes > 1:
-        result.parallel = "FSDP" if accelerator.distributed_type.value == "FSDP" else "DDP"
+    result = _run_result(accelerator, out, start_step, tokenizer=tok_summary)
     advance = progress("Training", end_step - start_step) if progress is not None and main else None
     losses_file = (out / "losses.jsonl").open("a") if main else None
     # The time budget is the run's, as max_steps: the count goes on from the checkpoint's (a resumed
@@ -607,27 +684,12 @@ def _train(
     sampled = None  # the step last sampled in this invocation
     from gen3c.training.tokenizer import out_of_time_everywhere
 
+    def loss_of(x0: Tensor, buffers: Tensor, generator: torch.Generator) -> Tensor:
+        return gen3c_loss(model, scheduler, x0, buffers, text.to(device).expand(x0.shape[0], -1, -1), config.train, generator)[0]
+
     while step < end_step and not out_of_time:
         lr = config.train.lr * lr_factor(config, step, config.run.max_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        step_loss = 0.0
-        for micro in range(accum):
-            if latents is not None:
-                idx = torch.tensor([next(indices) for _ in range(B)], device=latents[0].device)
-                x0, buffers = latents[0][idx], latents[1][idx]
-            else:
-                with torch.no_grad():
-                    x0, buffers = _encode_batch(vae, next(batches), sigma_data, device, config.model.tokenizer_chunk_frames)
-            generator = _step_generator(config.run.seed, step * accum + micro, accelerator.process_index, device)
-            with accelerator.accumulate(model), accelerator.autocast():
-                loss, _ = gen3c_loss(model, scheduler, x0, buffers, text.to(device).expand(x0.shape[0], -1, -1), config.train, generator)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.train.grad_clip > 0:
-                    accelerator.clip_grad_norm_(params, config.train.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            step_loss += float(accelerator.reduce(loss.detach(), "mean")) / accum
+        step_loss = _optimizer_step(accelerator, model, optimizer, params, config, step, lr, batches, loss_of)
         step += 1
         state.step = step
         result.losses.append(step_loss)
@@ -670,10 +732,7 @@ def _train(
         # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
         if sample_clip is not None and sampled != step:
             _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
-    if writer is not None:
-        writer.close()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    _end_run(accelerator, writer)
     return result
 
 
