@@ -1,6 +1,7 @@
 """The GUI end to end: the `gen3c gui` command, and the page in real headless Chromium
 (Debian's `chromium`, driven by Playwright, no network features)."""
 
+import contextlib
 import io
 import json
 import os
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from gen3c.cameras import quaternion_to_matrix
 from gen3c.pipelines.request import GenerationRequest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -88,6 +91,33 @@ def _browser_missing() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _browser(tmp_path):
+    """Headless Chromium (a fresh profile under ``tmp_path``) at a fixed window size."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 860}, accept_downloads=True,
+            )  # fmt: skip
+            yield browser
+            browser.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _open(browser, app):
+    """A page of the app, its 3D canvas there."""
+    page = browser.new_page()
+    page.set_default_timeout(DEADLINE_S * 1000)
+    page.goto(app.url)
+    page.wait_for_selector("canvas")
+    return page
+
+
 def _field(page, label: str):
     """The input of the control labelled ``label``."""
     return page.locator(f"xpath=//label[normalize-space()='{label}']/ancestor::div[.//input][1]//input").first
@@ -97,7 +127,6 @@ def _field(page, label: str):
 @pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
 def test_page_loads_inputs_generates_and_plays(tmp_path, monkeypatch):
     from layouts import scene, write_sample
-    from playwright.sync_api import sync_playwright
 
     from gen3c.gui.app import Gen3cApp
 
@@ -110,20 +139,12 @@ def test_page_loads_inputs_generates_and_plays(tmp_path, monkeypatch):
     request = GenerationRequest(resolution="176x320", num_video_frames=9)
     app = Gen3cApp(tmp_path / "work", port=0, request=request)  # the library's demo sample
     assert app.url.startswith("http://127.0.0.1:") and app.demo is not None
-    profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
     shots = {}
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1400, "height": 860}, accept_downloads=True,
-            )  # fmt: skip
-            page = browser.new_page()
-            page.set_default_timeout(DEADLINE_S * 1000)
-            page.goto(app.url)
+        with _browser(tmp_path) as browser:
+            page = _open(browser, app)
 
             # The 3D canvas and the controls are there; the Input tab offers every input the library reads.
-            page.wait_for_selector("canvas")
             for tab in ("Input", "Camera path", "Generate"):
                 page.get_by_role("tab", name=tab).wait_for()
             for button in ("Load demo sample", "Load image", "Load video input"):
@@ -206,10 +227,8 @@ def test_page_loads_inputs_generates_and_plays(tmp_path, monkeypatch):
             page.wait_for_function("() => !document.querySelector('.mantine-Notification-closeButton')")
             shots["result"] = tmp_path / "gui.png"
             page.screenshot(path=str(shots["result"]))
-            browser.close()
     finally:
         app.stop()
-        shutil.rmtree(profile, ignore_errors=True)
 
     for shot in shots.values():
         pixels = np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("RGB"), dtype=np.float32)
@@ -217,3 +236,130 @@ def test_page_loads_inputs_generates_and_plays(tmp_path, monkeypatch):
         assert pixels.std() > 20  # not a blank page
         assert len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 500  # a picture, not a few flat colours
     print("screenshots:", *shots.values())
+
+
+def _settled(read, quiet_s: float = 0.5, timeout: float = DEADLINE_S):
+    """``read()`` once it has stopped changing for ``quiet_s`` (the viewer's camera eases to a stop
+    after a drag, sending poses as it goes)."""
+    end = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < end, f"still changing after {timeout:.0f} s"
+        time.sleep(0.05)
+        now = read()
+        if not np.array_equal(now, value):
+            value, since = now, time.monotonic()
+    return value
+
+
+def _next_frames(page) -> None:
+    """Two animation frames of the page: what it has received is mounted in the 3D view and drawn."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
+def test_orbiting_from_a_keyframe_moves_the_view_not_the_keyframe(tmp_path, room_sample):
+    """Right after "Add from current view" — and after "View" — the viewer's camera sits at the
+    keyframe. An orbit drag from the middle of the 3D view must orbit, not drag the keyframe (its
+    gizmo, centred at the eye, would have handles across the middle of the view)."""
+    import viser
+
+    from gen3c.gui.app import Gen3cApp
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    request = GenerationRequest(resolution="48x80", num_video_frames=9)
+    app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample, generator=PreviewGenerator())
+
+    def camera():
+        client = next(iter(app.server.get_clients().values()))
+        return np.concatenate([client.camera.position, client.camera.wxyz])
+
+    def orbit(page, keyframe) -> tuple[float, float]:
+        """Drag from the middle of the 3D view as a user orbits: how far the keyframe's pose (its
+        w2c entries) and the camera moved."""
+        box = page.locator("canvas").first.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        pose, view = keyframe.w2c.clone(), _settled(camera)
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 120, y + 30, steps=10)
+        page.mouse.up()
+        moved = lambda: not np.array_equal(camera(), view) or not keyframe.w2c.equal(pose)  # noqa: E731
+        _wait(moved, "the drag reaching the app (the camera or the keyframe moving)")
+        view_moved = float(np.abs(_settled(camera) - view)[:3].max())
+        return float((keyframe.w2c - pose).abs().max()), view_moved
+
+    def pixel(page, point) -> np.ndarray:
+        """Where the viewer's camera (OpenCV, vertical FOV) shows world ``point`` in the page."""
+        cam = next(iter(app.server.get_clients().values())).camera
+        box = page.locator("canvas").first.bounding_box()
+        R = quaternion_to_matrix(torch.as_tensor(cam.wxyz)).numpy()
+        x, y, z = R.T @ (np.asarray(point) - cam.position)
+        f = 0.5 * box["height"] / np.tan(cam.fov / 2)
+        return np.array([box["x"] + box["width"] / 2 + f * x / z, box["y"] + box["height"] / 2 + f * y / z])
+
+    def drag_arrow(page, keyframe, length: float) -> tuple[float, float]:
+        """Drag the keyframe's gizmo by the arrow (of ``length``) that looks longest from the view."""
+        c2w = keyframe.w2c.inverse().numpy()
+        ends = [(pixel(page, c2w[:3, 3]), pixel(page, c2w[:3, 3] + 0.8 * length * c2w[:3, i])) for i in range(3)]
+        base, tip = max(ends, key=lambda e: np.linalg.norm(e[1] - e[0]))
+        target = tip + 40 * (tip - base) / np.linalg.norm(tip - base)
+        pose, view = keyframe.w2c.clone(), _settled(camera)
+        page.mouse.move(*tip)
+        page.mouse.down()
+        page.mouse.move(*target, steps=10)
+        page.mouse.up()
+        moved = lambda: not np.array_equal(camera(), view) or not keyframe.w2c.equal(pose)  # noqa: E731
+        _wait(moved, "the drag reaching the app (the camera or the keyframe moving)")
+        view_moved = float(np.abs(_settled(camera) - view)[:3].max())
+        return float((keyframe.w2c - pose).abs().max()), view_moved
+
+    try:
+        with _browser(tmp_path) as browser:
+            page = _open(browser, app)
+            _wait(lambda: app.server.get_clients(), "the page connected")
+            client_camera = next(iter(app.server.get_clients().values())).camera
+            views = []
+            client_camera.on_update(lambda cam: views.append(cam.position.copy()))
+            page.get_by_role("button", name="Load demo sample").click()
+            _wait(lambda: app.state.source is not None and "Loaded" in app.status.content, "the demo loaded")
+            page.get_by_role("tab", name="Camera path").click()
+            render = page.locator("img[src^='blob:']")  # the cache render (the other images are icons)
+            shown = render.get_attribute("src")
+            _settled(camera)  # the view has eased into the initial view the load set
+            page.get_by_role("button", name="Add from current view").click()
+            _wait(lambda: len(app.state.keyframes) == 1, "one keyframe")
+            keyframe = app.state.keyframes[0]
+            # The cache render, drawn after the keyframe, has changed in the page: the keyframe is there too.
+            page.wait_for_function("([img, src]) => img.getAttribute('src') !== src", arg=[render.element_handle(), shown])
+            _next_frames(page)
+            scale = app.state.scene_scale()
+
+            keyframe_moved, view_moved = orbit(page, keyframe)
+            assert keyframe_moved == 0, f"the drag moved the keyframe (by {keyframe_moved:.3g}) instead of the view"
+            assert view_moved > 0.05 * scale, f"the drag did not orbit the view (it moved {view_moved:.3g})"
+            # Away from the keyframe, its gizmo is back: seen from behind, dragging an arrow moves the
+            # keyframe, not the view.
+            assert isinstance(app._keyframe_nodes[keyframe.id], viser.TransformControlsHandle)
+            c2w = keyframe.w2c.inverse().numpy()
+            behind = c2w[:3, 3] + c2w[:3, :3] @ np.array([0.15, -0.15, -0.5]) * scale
+            views.clear()
+            with client_camera.client.atomic():
+                client_camera.position, client_camera.look_at = behind, c2w[:3, 3]
+            _wait(lambda: any(np.allclose(v, behind, atol=1e-4 * scale) for v in views), "the view behind the keyframe")
+            _next_frames(page)
+            keyframe_moved, view_moved = drag_arrow(page, keyframe, 0.15 * scale)
+            assert keyframe_moved > 0 and view_moved == 0, (keyframe_moved, view_moved)
+
+            # "View" puts the camera back at the keyframe: an orbit from there orbits too.
+            views.clear()
+            page.get_by_role("button", name="View", exact=True).click()
+            centre = keyframe.w2c.inverse()[:3, 3].numpy()
+            _wait(lambda: any(np.allclose(v, centre, atol=1e-4 * scale) for v in views), "the view at the keyframe")
+            _next_frames(page)
+            keyframe_moved, view_moved = orbit(page, keyframe)
+            assert keyframe_moved == 0, f"after View, the drag moved the keyframe (by {keyframe_moved:.3g}) instead of the view"
+            assert view_moved > 0.05 * scale, f"after View, the drag did not orbit the view (it moved {view_moved:.3g})"
+    finally:
+        app.stop()

@@ -26,7 +26,7 @@ import torch
 
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner
+from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
@@ -39,6 +39,12 @@ except ImportError:  # pragma: no cover - the CLI turns this into a clear messag
 MAX_EMBED_BYTES = 32 * 1024 * 1024
 MAX_PATH_FRUSTA = 9
 MAX_INPUT_FRUSTA = 24
+#: A keyframe's gizmo: its arrows' length, as a fraction of the scene scale.
+GIZMO_SIZE = 0.15
+#: A keyframe's gizmo is hidden while a viewer's camera is within this many gizmo sizes of the
+#: keyframe: seen from there (right after "Add from current view", or "View"), its rotation arcs
+#: run from the middle of the view to its edges, where an orbit drag starts, and take the drag.
+GIZMO_CLEARANCE = 2.0
 RESOLUTIONS = ("704x1280", "528x960", "352x640", "176x320")
 PATH_COLOR = (232, 110, 20)
 KEYFRAME_COLOR = (200, 30, 60)
@@ -124,6 +130,10 @@ class Gen3cApp:
         self._generator = generator
         self._last_output: dict[str, Path] | None = None
         self._keyframe_nodes: dict[int, object] = {}
+        # What the drawn keyframes are: their centres and the hiding distance (replaced whole, read
+        # by camera callbacks without the lock), and those drawn without their gizmo for a viewer.
+        self._keyframe_centres: tuple[float, dict[int, np.ndarray]] = (0.0, {})
+        self._gizmos_hidden: frozenset[int] = frozenset()
         self._path_nodes: list = []
         self._input_nodes: list = []
         with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):  # viser prints a banner
@@ -227,7 +237,9 @@ class Gen3cApp:
                 self.keyframe_actions = gui.add_button_group("Selected", ("Earlier", "Later", "View", "Delete"))
                 self.auto_time = gui.add_checkbox("Even timing", True, hint="Spread keyframes evenly over the video")
                 self.smoothness = gui.add_slider("Smoothness", 0.0, 1.0, step=0.05, initial_value=self.state.smoothness)
-                self.show_gizmos = gui.add_checkbox("Gizmos", True, hint="Drag keyframes in the 3D view")
+                self.show_gizmos = gui.add_checkbox(
+                    "Gizmos", True, hint="Drag keyframes in the 3D view; a keyframe's gizmo shows once the view is away from it"
+                )
             with gui.add_folder("Camera file"):
                 self.import_path = gui.add_upload_button("Import camera_path.json", icon=viser.Icon.FILE_UPLOAD, mime_type=".json,application/json")
                 self.export_path = gui.add_button("Download camera_path.json", icon=viser.Icon.DOWNLOAD)
@@ -299,6 +311,8 @@ class Gen3cApp:
         self.generate.on_click(on(self._on_generate))
         self.cancel.on_click(on(self._on_cancel))
         self.download_video.on_click(on(self._on_download_video))
+        self.server.on_client_connect(lambda client: client.camera.on_update(self._on_view_moved))
+        self.server.on_client_disconnect(lambda _client: self._on_view_moved())
 
     def _callback(self, func: Callable) -> Callable:
         """Run a GUI callback under the state lock; show user errors in the page."""
@@ -494,6 +508,7 @@ class Gen3cApp:
                 with event.client.atomic():
                     event.client.camera.wxyz = wxyz
                     event.client.camera.position = position
+                self._update_gizmos()  # the camera is at the keyframe now
             return
         if action == "Delete":
             self.state.delete_keyframe(kid)
@@ -518,6 +533,10 @@ class Gen3cApp:
 
     def _on_gizmo(self, keyframe_id: int, event) -> None:
         self.state.move_keyframe(keyframe_id, _wxyz_position_to_w2c(event.target.wxyz, event.target.position))
+        # Its centre follows the drag, but hiding is decided only when a view moves: a gizmo dragged
+        # up to the camera stays in the hand.
+        clearance, centres = self._keyframe_centres
+        self._keyframe_centres = (clearance, {**centres, keyframe_id: np.asarray(event.target.position, np.float64)})
         self._draw_path(render=event.phase != "update")
 
     def _on_import(self, event) -> None:
@@ -781,26 +800,60 @@ class Gen3cApp:
         for node in self._keyframe_nodes.values():
             node.remove()  # children (frustum, label) go with their parent
         self._keyframe_nodes = {}
+        scale = self.state.scene_scale() if self.state.source is not None else 1.0
+        centres = {kf.id: _pose_to_wxyz_position(kf.w2c)[1] for kf in self.state.keyframes}
+        self._keyframe_centres = (GIZMO_CLEARANCE * GIZMO_SIZE * scale, centres)
+        self._gizmos_hidden = self._keyframes_at_a_view()
+        for k, kf in enumerate(self.state.keyframes):
+            self._draw_keyframe(k, kf)
+
+    def _draw_keyframe(self, index: int, kf: Keyframe) -> None:
+        """Keyframe ``kf``, the path's ``index``-th: its frustum and number, on its gizmo when
+        gizmos are on and no viewer's camera is at it."""
+        if kf.id in self._keyframe_nodes:
+            self._keyframe_nodes.pop(kf.id).remove()
         source = self.state.source
         scale = self.state.scene_scale() if source is not None else 1.0
         H, W = source.size if source is not None else (9, 16)
         fov = float(2 * np.arctan(0.5 * H / float(source.K[1, 1]))) if source is not None else 1.0
+        wxyz, position = _pose_to_wxyz_position(kf.w2c)
+        name = f"/keyframes/{kf.id}"
+        if self.show_gizmos.value and kf.id not in self._gizmos_hidden:
+            root = self.server.scene.add_transform_controls(
+                name, scale=GIZMO_SIZE * scale, wxyz=wxyz, position=position, disable_sliders=True
+            )
+            root.on_update(self._callback(functools.partial(self._on_gizmo, kf.id)))
+        else:
+            root = self.server.scene.add_frame(name, show_axes=False, wxyz=wxyz, position=position)
+        self.server.scene.add_camera_frustum(
+            f"{name}/frustum", fov=fov, aspect=W / H, scale=0.06 * scale, color=KEYFRAME_COLOR, thickness=2.0,
+            thickness_units="screen",
+        )  # fmt: skip
+        self.server.scene.add_label(f"{name}/label", f"{index + 1}")
+        self._keyframe_nodes[kf.id] = root
+
+    def _keyframes_at_a_view(self) -> frozenset[int]:
+        """The drawn keyframes that some viewer's camera is within the gizmo clearance of."""
+        clearance, centres = self._keyframe_centres
+        views = [client.camera.position for client in self.server.get_clients().values()]
+        return frozenset(kid for kid, centre in centres.items() if any(np.linalg.norm(view - centre) < clearance for view in views))
+
+    def _on_view_moved(self, _camera=None) -> None:
+        """A viewer's camera moved (or a viewer left): hide the gizmos it came to, show those it
+        left. Called for every camera message, so the common case, no change, takes no lock."""
+        if self.show_gizmos.value and self._keyframes_at_a_view() != self._gizmos_hidden:
+            with self._lock:
+                self._update_gizmos()
+
+    def _update_gizmos(self) -> None:
+        """Redraw the keyframes whose gizmo should appear or go (only those: another viewer may
+        be dragging one)."""
+        hidden = self._keyframes_at_a_view()
+        changed = hidden ^ self._gizmos_hidden
+        self._gizmos_hidden = hidden
         for k, kf in enumerate(self.state.keyframes):
-            wxyz, position = _pose_to_wxyz_position(kf.w2c)
-            name = f"/keyframes/{kf.id}"
-            if self.show_gizmos.value:
-                root = self.server.scene.add_transform_controls(
-                    name, scale=0.15 * scale, wxyz=wxyz, position=position, disable_sliders=True
-                )
-                root.on_update(self._callback(functools.partial(self._on_gizmo, kf.id)))
-            else:
-                root = self.server.scene.add_frame(name, show_axes=False, wxyz=wxyz, position=position)
-            self.server.scene.add_camera_frustum(
-                f"{name}/frustum", fov=fov, aspect=W / H, scale=0.06 * scale, color=KEYFRAME_COLOR, thickness=2.0,
-                thickness_units="screen",
-            )  # fmt: skip
-            self.server.scene.add_label(f"{name}/label", f"{k + 1}")
-            self._keyframe_nodes[kf.id] = root
+            if kf.id in changed:
+                self._draw_keyframe(k, kf)
 
     # -- syncing controls from the state -------------------------------------------------
 
