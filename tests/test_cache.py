@@ -498,7 +498,7 @@ def test_add_view_refuses_values_a_view_cannot_have():
     mistakes = [
         ((image + 200.0, depth, K, w2c), r"image values span \[200, 200\]: pass colours in \[-1, 1\] \(0–255 values: pass image / 127.5 - 1\)"),
         ((image.clone().fill_(float("nan")), depth, K, w2c), r"image values span \[nan, nan\]"),
-        ((image, depth, K, torch.zeros(4, 4)), "add_view w2c are not rigid"),
+        ((image, depth, K, torch.zeros(4, 4)), "add_view w2c is not rigid"),
         ((image, depth, K / 40.0, w2c), r"add_view K must have \[0, 0, 1\] as their last row"),
     ]
     for args, match in mistakes:

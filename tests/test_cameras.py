@@ -16,6 +16,7 @@ from gen3c.cameras import (
     intrinsics_from_nerfstudio,
     intrinsics_from_nerfstudio_fov,
     invert_pose,
+    lens_distortion_shift,
     look_at,
     make_intrinsics,
     matrix_to_quaternion,
@@ -71,6 +72,24 @@ def test_nerfstudio_intrinsics_are_the_same_rays_on_its_half_integer_pixel_grid(
     assert torch.allclose(K, torch.tensor([[240.0, 0, 319.5], [0, 240, 239.5], [0, 0, 1]], dtype=torch.float64))
     with pytest.raises(Gen3cInputError, match="field of view"):
         intrinsics_from_nerfstudio_fov(0.0, 480, 640)
+
+
+def test_lens_distortion_shift_is_where_the_lens_moves_the_pinholes_corner_rays():
+    """A 100×100 image, f = 100, principal point at its centre (49.5, 49.5): the corner (−½, −½)
+    is the ray x = y = −½, r = x² + y² = ½. Radial k moves it along itself by x·k·rⁿ (n = 1 for
+    k1, 2 for k2, 4 for k4), on both axes, √2 times that in all; p1 by (2·p1·x·y, p1·(r + 2y²)) =
+    (½, 1)·p1. Each in pixels (×100), the corners moving most."""
+    K = make_intrinsics(100.0, 100.0, 49.5, 49.5)
+    for coefficients, shift in (((0, 0, 0, 0, 0, 0), 0.0),
+                                ((0.1, 0, 0, 0, 0, 0), 100 * 0.5 * 0.1 * 0.5 * 2**0.5),   # 3.54 px
+                                ((-0.1, 0, 0, 0, 0, 0), 100 * 0.5 * 0.1 * 0.5 * 2**0.5),
+                                ((0, 0.1, 0, 0, 0, 0), 100 * 0.5 * 0.1 * 0.25 * 2**0.5),  # 1.77 px
+                                ((0, 0, 0, 1.0, 0, 0), 100 * 0.5 * 1.0 / 16 * 2**0.5),    # 4.42 px
+                                ((0, 0, 0, 0, 0.01, 0), 100 * 0.01 * 1.25**0.5)):         # 1.12 px  # fmt: skip
+        assert lens_distortion_shift(K, 100, 100, coefficients) == pytest.approx(shift, rel=1e-12, abs=1e-12)
+    # The principal point at the top-left corner: the far corner (99.5, 99.5) is x = y = 1, r = 2.
+    corner = make_intrinsics(100.0, 100.0, -0.5, -0.5)
+    assert lens_distortion_shift(corner, 100, 100, (0.01, 0, 0, 0, 0, 0)) == pytest.approx(100 * 1 * 0.01 * 2 * 2**0.5)
 
 
 def test_intrinsics_resize_and_crop():

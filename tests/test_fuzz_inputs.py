@@ -50,6 +50,7 @@ def accepted() -> None:
 numbers = st.one_of(st.integers(-5, 5000), st.floats(allow_nan=True, allow_infinity=True), st.none(), st.text(max_size=3), st.booleans())
 json_values = st.recursive(numbers, lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=6), kids, max_size=4), max_leaves=30)
 matrix = st.lists(st.lists(numbers, min_size=0, max_size=5), min_size=0, max_size=5)
+IDENTITY_ROWS = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
 frame = st.fixed_dictionaries({}, optional={"w2c": matrix, "c2w": matrix, "K": matrix, "intrinsics": st.lists(numbers, max_size=5)})
 gen3c_doc = st.fixed_dictionaries(
     {"frames": st.lists(frame, max_size=4)},
@@ -60,9 +61,22 @@ ns_doc = st.fixed_dictionaries(
     optional={"render_height": numbers, "render_width": numbers, "camera_type": st.sampled_from(["perspective", "fisheye"])},
 )
 
+intrinsic = st.one_of(numbers, st.floats(1.0, 500.0))
+transforms_frame = st.fixed_dictionaries(
+    {"transform_matrix": st.one_of(st.just(IDENTITY_ROWS[:3]), matrix, st.just(IDENTITY_ROWS))},
+    optional={"file_path": st.one_of(st.text(max_size=4), numbers), "fl_x": intrinsic, "k1": numbers, "w": numbers},
+)
+transforms_doc = st.fixed_dictionaries(
+    {"frames": st.lists(transforms_frame, min_size=1, max_size=3)},
+    optional={"fl_x": intrinsic, "fl_y": intrinsic, "cx": intrinsic, "cy": intrinsic, "w": st.one_of(numbers, st.just(64.0)),
+              "h": st.one_of(numbers, st.just(48)), "k1": st.one_of(numbers, st.floats(-1, 1)), "p2": numbers,
+              "distortion_params": st.one_of(json_values, st.lists(numbers, min_size=6, max_size=6)),
+              "camera_model": st.sampled_from(["OPENCV", "PINHOLE", "OPENCV_FISHEYE", "x", 3])},
+)  # fmt: skip
+
 
 @FUZZ
-@given(st.one_of(json_values, gen3c_doc, ns_doc))
+@given(st.one_of(json_values, gen3c_doc, ns_doc, transforms_doc))
 def test_camera_dicts(doc):
     try:
         cams = cameras_from_dict(doc)

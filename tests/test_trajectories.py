@@ -160,7 +160,7 @@ def test_a_preset_from_numpy_arrays_equals_the_one_from_tensors():
         # median_depth without depth a plain ValueError, a negative count torch.arange's error.
         ({"d": "0.3"}, "the movement distance '0.3' is not a finite number"),
         ({"c": 0.0}, r"the centre depth 0.0 must be > 0"),
-        ({"W0": torch.zeros(4, 4)}, "source_w2c are not rigid"),
+        ({"W0": torch.zeros(4, 4)}, "source_w2c is not rigid"),
     ],
 )
 def test_preset_arguments_are_checked(change, match):

@@ -110,6 +110,31 @@ def intrinsics_from_nerfstudio_fov(fov_degrees: float, height: int, width: int) 
     return intrinsics_from_nerfstudio(f, f, width / 2.0, height / 2.0)
 
 
+def lens_distortion_shift(K: Tensor, height: int, width: int, coefficients: tuple[float, ...]) -> float:
+    """How far, in pixels, a lens with radial-tangential distortion ``coefficients``
+    ``(k1, k2, k3, k4, p1, p2)`` (nerfstudio's ``distortion_params`` order, OpenCV's model) moves
+    what the pinhole camera ``K`` (3, 3) sees: the largest shift over a 33 × 33 grid of the
+    ``height`` × ``width`` image, its corners included.
+
+    The pinhole's pixel shows the ray (x, y) = ((u − cx) / fx, (v − cy) / fy); the lens shows it at
+    x·d + 2·p1·x·y + p2·(r + 2x²), y·d + 2·p2·x·y + p1·(r + 2y²), with r = x² + y² and
+    d = 1 + k1·r + k2·r² + k3·r³ + k4·r⁴ (nerfstudio's ``camera_utils``). With k1 alone the
+    shift at a corner (x, y) is fx·|k1|·r·√r for fx = fy:
+
+    >>> round(lens_distortion_shift(make_intrinsics(100.0, 100.0, 49.5, 49.5), 100, 100, (0.1, 0, 0, 0, 0, 0)), 4)
+    3.5355
+    """
+    k1, k2, k3, k4, p1, p2 = (float(c) for c in coefficients)
+    v, u = torch.meshgrid(torch.linspace(-0.5, height - 0.5, 33, dtype=torch.float64), torch.linspace(-0.5, width - 0.5, 33, dtype=torch.float64), indexing="ij")
+    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    x, y = (u - cx) / fx, (v - cy) / fy
+    r = x * x + y * y
+    d = 1.0 + r * (k1 + r * (k2 + r * (k3 + r * k4)))
+    shift_x = x * (d - 1.0) + 2.0 * p1 * x * y + p2 * (r + 2.0 * x * x)
+    shift_y = y * (d - 1.0) + 2.0 * p2 * x * y + p1 * (r + 2.0 * y * y)
+    return float(torch.hypot(fx * shift_x, fy * shift_y).max())
+
+
 def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
     """Intrinsics of an image resized by ``(scale_x, scale_y)``.
 
@@ -341,18 +366,22 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
     def where(bad: Tensor) -> str:
         return f" (frame {frame_offset + int(bad.nonzero()[0, 0])})" if bad.ndim == 1 and len(bad) > 1 else ""
 
+    one = w2c.ndim == 2  # one matrix: "is", "its"
     finite = torch.isfinite(w2c).flatten(-2).all(-1)
     if not bool(finite.all()):
-        raise Gen3cInputError(f"{name} contain NaN or infinite values{where(~finite)}")
+        raise Gen3cInputError(f"{name} {'contains' if one else 'contain'} NaN or infinite values{where(~finite)}")
     R = w2c[..., :3, :3].double()
     eye = torch.eye(3, dtype=R.dtype, device=R.device).expand_as(R)
     rigid = ((R @ R.transpose(-1, -2) - eye).abs() <= atol).flatten(-2).all(-1) & (torch.linalg.det(R) >= 0)
     if not bool(rigid.all()):
-        raise Gen3cInputError(f"{name} are not rigid{where(~rigid)}: the 3×3 block must be a rotation (orthonormal, det +1)")
+        raise Gen3cInputError(
+            f"{name} {'is' if one else 'are'} not rigid{where(~rigid)}: the 3×3 block must be a rotation "
+            "(orthonormal, det +1): take any scale, shear or mirroring out of it"
+        )
     bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=w2c.dtype, device=w2c.device)
     last_row = ((w2c[..., 3, :] - bottom).abs() <= atol).all(-1)
     if not bool(last_row.all()):
-        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as their last row{where(~last_row)}")
+        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as {'its' if one else 'their'} last row{where(~last_row)}")
     return w2c
 
 

@@ -16,6 +16,7 @@
 Per frame, ``"c2w"`` may replace ``"w2c"`` (camera-to-world), and ``"intrinsics": [fx, fy, cx,
 cy]`` may replace ``"K"``; a top-level ``"K"``/``"intrinsics"`` applies to frames without one.
 For single-image input the world frame is the source camera's: the source pose is the identity.
+A key it does not define is refused (docs/cameras.md, "gen3c cameras JSON").
 
 **nerfstudio camera_path.json** is read and written as nerfstudio reads and writes it
 (docs/cameras.md, "nerfstudio camera_path.json"): one frame per ``camera_path`` entry, played
@@ -25,7 +26,10 @@ at the image centre (``cameras/camera_paths.py``, ``get_path_from_json``); keyfr
 viewer writes them (``viewer/render_panel.py``). nerfstudio's path has no principal point and one
 focal length; gen3c writes each entry's exact ``"K"`` beside its ``fov`` (nerfstudio ignores it)
 and reads it back when present, so a path saved from gen3c replays the same cameras.
-nerfstudio's ``transforms.json`` (``frames`` with ``transform_matrix``) is read too.
+nerfstudio's ``transforms.json`` (``frames`` with ``transform_matrix``) is read too, as its
+``nerfstudio_dataparser.py`` reads it (docs/cameras.md, "nerfstudio transforms.json"): frames in
+``file_path`` order, pinhole camera models only, lens distortion only where it moves no pixel by
+more than ½ px (:data:`MAX_DISTORTION_SHIFT`).
 """
 
 from __future__ import annotations
@@ -35,17 +39,20 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
 
 from gen3c.cameras import (
     Cameras,
+    check_intrinsics_fit,
+    focal_from_fov,
     fov_from_focal,
     intrinsics_from_nerfstudio,
     intrinsics_from_nerfstudio_fov,
     invert_pose,
+    lens_distortion_shift,
     make_intrinsics,
     opencv_to_opengl,
     opengl_to_opencv,
@@ -173,7 +180,7 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
             cams = _from_nerfstudio_path(data)
             if follow_keyframes and _gen3c_keyframes(data):
                 cams = _follow_keyframes(data, cams, name)
-        elif isinstance(data.get("frames"), list) and data["frames"] and isinstance(data["frames"][0], dict) and "transform_matrix" in data["frames"][0]:
+        elif isinstance(data.get("frames"), list) and any(isinstance(f, dict) and "transform_matrix" in f for f in data["frames"]):
             cams = _from_nerfstudio_transforms(data)
         elif "frames" in data:
             cams = _from_gen3c(data)
@@ -189,8 +196,22 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
     return cams
 
 
+def _show(value: Any) -> str:
+    """``value`` as a message quotes it: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _label(where: str, key: str) -> str:
+    """A field's name in a message: ``frames[3].K`` inside ``frames[3]``, ``'K'`` at the top level."""
+    return f"{where}.{key}" if where else f"'{key}'"
+
+
 def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
-    t = torch.tensor(value, dtype=torch.float64)
+    try:
+        t = torch.tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise Gen3cInputError(f"{what} must be a {rows}×{cols} matrix of numbers, got {_show(value)}") from None
     if t.numel() == rows * cols and t.ndim == 1:
         t = t.reshape(rows, cols)
     if t.shape == (3, 4) and (rows, cols) == (4, 4):
@@ -198,54 +219,110 @@ def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
     if t.shape != (rows, cols):
         raise Gen3cInputError(f"{what} must be {rows}×{cols}, got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
-        raise Gen3cInputError(f"{what} contains NaN or infinite values")
+        raise Gen3cInputError(f"{what} contains NaN or infinite values: write finite numbers")
     return t
 
 
+def _pose(value: Any, what: str) -> torch.Tensor:
+    """A file's 4×4 pose (a 3×4 gets its [0, 0, 0, 1] row), refused in one line naming ``what``
+    unless it is rigid."""
+    return validate_poses(_matrix(value, 4, 4, what), what)
+
+
+def _real(value: Any, what: str, positive: bool = False) -> float:
+    """``value`` as a finite number (> 0 when ``positive``), else one line naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Gen3cInputError(f"{what} must be a finite number, got {_show(value)}")
+    if positive and value <= 0:
+        raise Gen3cInputError(f"{what} {value:g} must be > 0 pixels")
+    return float(value)
+
+
+MAX_IMAGE_SIDE = 16384
+
+
+def _pixels(value: Any, what: str) -> int:
+    """An image side: a whole number of pixels (``480`` or ``480.0``), else one line naming ``what``."""
+    if value is None:
+        raise Gen3cInputError(f"{what} is missing: give the width and height, in pixels, of the image the intrinsics refer to")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Gen3cInputError(f"{what} must be a whole number of pixels, got {_show(value)}")
+    if isinstance(value, float) and not value.is_integer():
+        raise Gen3cInputError(f"{what} {value:g} is not a whole number of pixels: give the size, in pixels, of the image the intrinsics refer to")
+    if not 1 <= value <= MAX_IMAGE_SIDE:
+        raise Gen3cInputError(f"{what} {value:g} is not an image size: give a whole number of pixels between 1 and {MAX_IMAGE_SIDE}")
+    return int(value)
+
+
 def _size(data: dict, keys: tuple[str, str]) -> tuple[int, int]:
-    h, w = data.get(keys[0]), data.get(keys[1])
-    if not isinstance(h, int) or not isinstance(w, int) or isinstance(h, bool) or isinstance(w, bool) or h < 1 or w < 1:
-        raise Gen3cInputError(f"'{keys[0]}' and '{keys[1]}' must be positive integers, got {h!r} and {w!r}")
-    if h > 16384 or w > 16384:
-        raise Gen3cInputError(f"image size {h}×{w} is larger than 16384 pixels on a side")
-    return h, w
+    """(height, width) from ``data[keys[0]]``, ``data[keys[1]]``."""
+    return _pixels(data.get(keys[0]), f"'{keys[0]}'"), _pixels(data.get(keys[1]), f"'{keys[1]}'")
 
 
-def _intrinsics(entry: dict, fallback: torch.Tensor | None, what: str) -> torch.Tensor:
+def _only_one(entry: dict, keys: tuple[str, str], where: str) -> None:
+    if keys[0] in entry and keys[1] in entry:
+        raise Gen3cInputError(f"{_label(where, keys[0])} and {_label(where, keys[1])} are both given: keep one (they say the same thing two ways)")
+
+
+def _intrinsics(entry: dict, fallback: torch.Tensor | None, where: str) -> torch.Tensor:
+    _only_one(entry, ("K", "intrinsics"), where)
     if "K" in entry:
-        return _matrix(entry["K"], 3, 3, f"{what} K")
+        return _matrix(entry["K"], 3, 3, _label(where, "K"))
     if "intrinsics" in entry:
-        values = entry["intrinsics"]
+        what, values = _label(where, "intrinsics"), entry["intrinsics"]
         if not isinstance(values, list) or len(values) != 4:
-            raise Gen3cInputError(f"{what} intrinsics must be [fx, fy, cx, cy]")
-        return make_intrinsics(*(float(v) for v in values), dtype=torch.float64)
+            raise Gen3cInputError(f"{what} must be [fx, fy, cx, cy] in pixels, got {_show(values)}")
+        return make_intrinsics(*(_real(v, f"{what}[{j}]") for j, v in enumerate(values)), dtype=torch.float64)
     if fallback is None:
-        raise Gen3cInputError(f"{what} has no 'K' or 'intrinsics' and the file has no top-level intrinsics")
+        raise Gen3cInputError(f"{where} has no 'K' or 'intrinsics' and the file has no top-level intrinsics")
     return fallback
 
 
+#: The keys of a gen3c cameras JSON, at the top level and in a frame (module docstring).
+GEN3C_KEYS = ("format", "version", "convention", "note", "width", "height", "fps", "K", "intrinsics", "frames")
+GEN3C_FRAME_KEYS = ("w2c", "c2w", "K", "intrinsics")
+
+
+def _known_keys(entry: dict, keys: tuple[str, ...], where: str) -> None:
+    """A key gen3c does not read would be dropped silently (a misspelt "intrinsic" leaves a frame
+    the file's shared intrinsics): refuse it."""
+    unknown = [key for key in entry if key not in keys]
+    if unknown:
+        place = where or "the top level"
+        raise Gen3cInputError(
+            f"{_label(where, str(unknown[0]))} is not a key of a gen3c cameras JSON ({place} holds {', '.join(keys)}): fix its name or remove it"
+        )
+
+
 def _from_gen3c(data: dict) -> Cameras:
+    if data.get("format", FORMAT_NAME) != FORMAT_NAME:
+        raise Gen3cInputError(f"'format' {_show(data['format'])} is not {FORMAT_NAME!r}: pass a gen3c cameras JSON or a nerfstudio camera file")
+    version = data.get("version", 1)
+    if isinstance(version, bool) or version != 1:
+        raise Gen3cInputError(f"'version' {_show(version)} is not 1, the one this gen3c reads: write the file with this gen3c")
+    _known_keys(data, GEN3C_KEYS, "")
     if data.get("convention", "opencv") != "opencv":
-        raise Gen3cInputError(f"convention {data.get('convention')!r} is not supported: gen3c camera files use 'opencv'")
+        raise Gen3cInputError(f"'convention' {_show(data.get('convention'))} is not supported: gen3c camera files use 'opencv'")
     h, w = _size(data, ("height", "width"))
     frames = data["frames"]
     if not isinstance(frames, list) or not frames:
         raise Gen3cInputError("'frames' must be a non-empty list")
-    shared = _intrinsics(data, None, "top level") if ("K" in data or "intrinsics" in data) else None
+    shared = _intrinsics(data, None, "") if ("K" in data or "intrinsics" in data) else None
     w2cs, Ks = [], []
     for i, frame in enumerate(frames):
+        where = f"frames[{i}]"
         if not isinstance(frame, dict):
-            raise Gen3cInputError(f"frame {i} must be an object with 'w2c' or 'c2w'")
+            raise Gen3cInputError(f"{where} must be an object with 'w2c' or 'c2w'")
+        _known_keys(frame, GEN3C_FRAME_KEYS, where)
+        _only_one(frame, ("w2c", "c2w"), where)
         if "w2c" in frame:
-            w2c = _matrix(frame["w2c"], 4, 4, f"frame {i} w2c")
+            w2c = _pose(frame["w2c"], f"{where}.w2c")
         elif "c2w" in frame:
-            c2w = _matrix(frame["c2w"], 4, 4, f"frame {i} c2w")
-            validate_poses(c2w, f"frame {i} c2w")
-            w2c = invert_pose(c2w)
+            w2c = invert_pose(_pose(frame["c2w"], f"{where}.c2w"))
         else:
-            raise Gen3cInputError(f"frame {i} has neither 'w2c' nor 'c2w'")
+            raise Gen3cInputError(f"{where} has neither 'w2c' nor 'c2w'")
         w2cs.append(w2c)
-        Ks.append(_intrinsics(frame, shared, f"frame {i}"))
+        Ks.append(check_intrinsics_fit(_intrinsics(frame, shared, where), h, w, f"{where} intrinsics"))
     return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), h, w)
 
 
@@ -265,10 +342,25 @@ def _from_nerfstudio_path(data: dict) -> Cameras:
         what = f"camera_path[{i}]"
         if not isinstance(entry, dict) or entry.get("camera_to_world") is None:
             raise Gen3cInputError(f"{what} needs 'camera_to_world', 16 numbers (OpenGL camera-to-world, row-major)")
-        w2cs.append(opengl_to_opencv(_matrix(entry["camera_to_world"], 4, 4, f"{what} camera_to_world")))
+        w2cs.append(opengl_to_opencv(_pose(entry["camera_to_world"], f"{what}.camera_to_world")))
         # gen3c's exact intrinsics when it wrote the file; nerfstudio's centred pinhole otherwise.
-        Ks.append(_matrix(entry["K"], 3, 3, f"{what} K") if "K" in entry else intrinsics_from_nerfstudio_fov(_fov(entry.get("fov"), what), h, w))
+        Ks.append(_written_K(entry, what, h, w) if "K" in entry else intrinsics_from_nerfstudio_fov(_fov(entry.get("fov"), what), h, w))
     return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), h, w)
+
+
+def _written_K(entry: dict, what: str, height: int, width: int) -> torch.Tensor:
+    """An entry's gen3c ``"K"``, which must agree with its ``"fov"`` (nerfstudio renders the fov):
+    their focal lengths may put the image's top and bottom edges at most ½ px apart."""
+    K = check_intrinsics_fit(_matrix(entry["K"], 3, 3, f"{what}.K"), height, width, f"{what}.K")
+    if entry.get("fov") is not None:
+        fov = _fov(entry["fov"], what)
+        focal, fy = focal_from_fov(fov, height), float(K[1, 1])
+        if abs(focal - fy) / fy * height / 2 > 0.5:
+            raise Gen3cInputError(
+                f"{what} 'fov' {fov:g}° is a focal length of {focal:.6g} px over {height} rows, but its 'K' has fy {fy:.6g} px: "
+                "nerfstudio renders the fov and gen3c the K; fix the fov, or delete 'K' to render the fov's centred camera"
+            )
+    return K
 
 
 def _fov(value: Any, what: str) -> float:
@@ -277,20 +369,140 @@ def _fov(value: Any, what: str) -> float:
     return float(value)
 
 
+#: nerfstudio's camera models (``cameras.py``, ``CAMERA_MODEL_TO_TYPE``) that are pinhole cameras,
+#: lens distortion (``k1`` … ``p2``) aside …
+NERFSTUDIO_PINHOLE_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
+#: … and those that are not, as what they are.
+NERFSTUDIO_OTHER_MODELS = {
+    "OPENCV_FISHEYE": "a fisheye", "FISHEYE624": "a fisheye", "EQUIRECTANGULAR": "an equirectangular (360°)",
+    "OMNIDIRECTIONALSTEREO_L": "an omnidirectional stereo", "OMNIDIRECTIONALSTEREO_R": "an omnidirectional stereo",
+    "VR180_L": "a VR180", "VR180_R": "a VR180", "ORTHOPHOTO": "an orthographic",
+}  # fmt: skip
+#: transforms.json's lens distortion, in the order of its ``distortion_params`` (nerfstudio's
+#: ``camera_utils.get_distortion_params``); an absent one is 0.
+NERFSTUDIO_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+#: A lens whose distortion moves no pixel of its image by more than this many pixels (of the
+#: file's size) is read as its pinhole camera: the nearest pixel is the same.
+MAX_DISTORTION_SHIFT = 0.5
+#: The fields transforms.json must give, at the top level or in every frame, and what each is.
+_NERFSTUDIO_REQUIRED = {
+    "fl_x": "the focal length in pixels",
+    "fl_y": "the vertical focal length in pixels",
+    "cx": "the principal point's x in pixels (w / 2 for a centred camera)",
+    "cy": "the principal point's y in pixels (h / 2 for a centred camera)",
+    "w": "the image width in pixels",
+    "h": "the image height in pixels",
+}
+
+
 def _from_nerfstudio_transforms(data: dict) -> Cameras:
+    """nerfstudio's ``transforms.json`` as its ``nerfstudio_dataparser.py`` reads it: frames in
+    ``file_path`` order; ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h``, ``camera_model`` and the
+    distortion at the top level or in every frame; ``transform_matrix`` an OpenGL camera-to-world."""
     frames = data["frames"]
-    h0, w0 = (data.get("h"), data.get("w"))
-    w2cs, Ks, size = [], [], None
     for i, frame in enumerate(frames):
-        src = {**data, **frame}
-        h, w = _size({"h": src.get("h", h0), "w": src.get("w", w0)}, ("h", "w"))
-        if size is not None and size != (h, w):
-            raise Gen3cInputError("frames of different image sizes are not supported")
-        size = (h, w)
-        K = intrinsics_from_nerfstudio(float(src["fl_x"]), float(src.get("fl_y", src["fl_x"])), float(src.get("cx", w / 2)), float(src.get("cy", h / 2)))
-        w2cs.append(opengl_to_opencv(_matrix(frame["transform_matrix"], 4, 4, f"frames[{i}] transform_matrix")))
-        Ks.append(K)
-    return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), size[0], size[1])
+        if not isinstance(frame, dict) or "transform_matrix" not in frame:
+            raise Gen3cInputError(f"frames[{i}] has no 'transform_matrix': give every frame its camera-to-world 4×4 (OpenGL), as nerfstudio does")
+    w2cs, Ks, size = [], [], None
+    for i in _nerfstudio_frame_order(frames):
+        frame, where = frames[i], f"frames[{i}]"
+
+        def field(key: str, frame: dict = frame, where: str = where) -> tuple[Any, str]:
+            return _transforms_field(data, frame, key, where)
+
+        _check_camera_model(*field("camera_model"))
+        h, w = (_nerfstudio_required(field, key, where, data) for key in ("h", "w"))
+        if size is not None and size[1:] != (h, w):
+            raise Gen3cInputError(
+                f"{where} is {w}×{h} (w × h) but {size[0]} is {size[2]}×{size[1]}: gen3c renders one image size; give every frame the same 'w' and 'h'"
+            )
+        size = size or (where, h, w)
+        K = intrinsics_from_nerfstudio(*(_nerfstudio_required(field, key, where, data) for key in ("fl_x", "fl_y", "cx", "cy")))
+        _check_distortion(field, K, h, w)
+        Ks.append(check_intrinsics_fit(K, h, w, f"{where} intrinsics"))
+        w2cs.append(opengl_to_opencv(_pose(frame["transform_matrix"], f"{where}.transform_matrix")))
+    return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), size[1], size[2])
+
+
+def _nerfstudio_frame_order(frames: list[dict]) -> list[int]:
+    """The order nerfstudio gives transforms.json's frames: by ``file_path`` (its dataparser
+    sorts them by image file, path part by path part); a file with no ``file_path`` keeps its order."""
+    paths = [frame.get("file_path") for frame in frames]
+    if all(path is None for path in paths):
+        return list(range(len(frames)))
+    for i, path in enumerate(paths):
+        if not isinstance(path, str) or not path:
+            raise Gen3cInputError(
+                f"frames[{i}].file_path is {_show(path)} while other frames name their image: nerfstudio orders the frames by "
+                "file_path; give every frame one, or none to keep the file's order"
+            )
+    return sorted(range(len(frames)), key=lambda i: PurePosixPath(paths[i]).parts)
+
+
+def _transforms_field(data: dict, frame: dict, key: str, where: str) -> tuple[Any, str]:
+    """A frame's ``key``: its own or the file's, and the field's name ("" when neither has it).
+    Both, different, is refused: one of them would be dropped silently."""
+    if key in frame and key in data and frame[key] != data[key]:
+        raise Gen3cInputError(f"{where}.{key} {_show(frame[key])} differs from the file's '{key}' {_show(data[key])}: give it once, at the top level or in every frame")
+    if key in frame:
+        return frame[key], f"{where}.{key}"
+    if key in data:
+        return data[key], f"'{key}'"
+    return None, ""
+
+
+def _nerfstudio_required(field: Callable[[str], tuple[Any, str]], key: str, where: str, data: dict) -> float | int:
+    """A field nerfstudio requires of every frame (its own or the file's): a focal length > 0,
+    a principal point coordinate, or an image side in whole pixels."""
+    value, label = field(key)
+    if not label:
+        hint = ""
+        if key == "fl_x" and "camera_angle_x" in data:
+            hint = " ('camera_angle_x' is Blender's and instant-ngp's, which nerfstudio's format does not read: fl_x = w / 2 / tan(camera_angle_x / 2))"
+        raise Gen3cInputError(f"{where} has no '{key}' and the file has none: give {_NERFSTUDIO_REQUIRED[key]} as '{key}', at the top level or in every frame{hint}")
+    if key in ("w", "h"):
+        return _pixels(value, label)
+    return _real(value, label, positive=key.startswith("fl_"))
+
+
+def _check_camera_model(model: Any, label: str) -> None:
+    if not label or model in NERFSTUDIO_PINHOLE_MODELS:
+        return
+    kind = NERFSTUDIO_OTHER_MODELS.get(model) if isinstance(model, str) else None
+    if kind is not None:
+        raise Gen3cInputError(
+            f"{label} {model!r} is {kind} camera: gen3c renders pinhole cameras; write a pinhole camera path "
+            "(camera_model 'PINHOLE' or 'OPENCV' with fl_x, fl_y, cx, cy), e.g. that of the frames undistorted to a pinhole camera"
+        )
+    raise Gen3cInputError(f"{label} {_show(model)} is not one of nerfstudio's camera models: give one of {', '.join(NERFSTUDIO_PINHOLE_MODELS)}")
+
+
+def _check_distortion(field: Callable[[str], tuple[Any, str]], K: torch.Tensor, height: int, width: int) -> None:
+    """Refuse lens distortion that moves a pixel more than :data:`MAX_DISTORTION_SHIFT` from the
+    pinhole camera ``K`` (what gen3c renders). ``distortion_params`` (nerfstudio's list) is
+    taken over ``k1`` … ``p2``, as nerfstudio does; both, different, is refused."""
+    named = [field(key) for key in NERFSTUDIO_DISTORTION_KEYS]
+    params, label = field("distortion_params")
+    if label:
+        if not isinstance(params, list) or len(params) != len(NERFSTUDIO_DISTORTION_KEYS):
+            raise Gen3cInputError(f"{label} must be [k1, k2, k3, k4, p1, p2], 6 numbers, got {_show(params)}")
+        labels = [f"{label[:-1]}[{j}]'" if label.endswith("'") else f"{label}[{j}]" for j in range(len(params))]
+        coefficients = [_real(v, what) for v, what in zip(params, labels, strict=True)]
+        for (value, what), c, in_list in zip(named, coefficients, labels, strict=True):
+            if what and _real(value, what) != c:
+                raise Gen3cInputError(f"{what} {value:g} differs from {in_list} {c:g}: give the distortion once")
+    else:
+        labels = [what for _, what in named]
+        coefficients = [_real(value, what) if what else 0.0 for value, what in named]
+    if not any(coefficients):
+        return
+    shift = lens_distortion_shift(K, height, width, tuple(coefficients))
+    if shift > MAX_DISTORTION_SHIFT:
+        given = ", ".join(f"{what} {c:g}" for what, c in zip(labels, coefficients, strict=True) if c)
+        raise Gen3cInputError(
+            f"lens distortion {given} moves pixels up to {shift:.3g} px from the pinhole camera gen3c renders: set it to 0 to render "
+            "the pinhole camera of the same fl_x, fl_y, cx, cy, or give the pinhole camera of frames undistorted first (e.g. COLMAP's image_undistorter)"
+        )
 
 
 def _gen3c_keyframes(data: dict) -> bool:
@@ -364,6 +576,15 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
+def _flag(entry: dict, key: str, where: str) -> bool:
+    """A true/false field (absent or null: false); another value would be read as one or the
+    other by accident."""
+    value = entry.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise Gen3cInputError(f"{_label(where, key)} must be true or false, got {_show(value)}")
+    return bool(value)
+
+
 def _keyframe_path(data: dict, name: str) -> KeyframePath:
     keyframes, path = data["keyframes"], data["camera_path"]
     if not isinstance(keyframes, list) or not all(isinstance(k, dict) for k in keyframes):
@@ -374,19 +595,19 @@ def _keyframe_path(data: dict, name: str) -> KeyframePath:
     default = _number(default, "'default_transition_sec'") if default is not None else NERFSTUDIO_DEFAULT_TRANSITION_SEC
 
     def transition(i: int) -> float:  # the seconds that lead to keyframe i
-        step = keyframes[i].get("override_transition_sec") if keyframes[i].get("override_transition_enabled") else None
-        return default if step is None else _number(step, f"keyframes[{i}] override_transition_sec")
+        step = keyframes[i].get("override_transition_sec") if _flag(keyframes[i], "override_transition_enabled", f"keyframes[{i}]") else None
+        return default if step is None else _number(step, f"keyframes[{i}].override_transition_sec")
 
     w2cs, times = [], []
     for i, kf in enumerate(keyframes):
         if kf.get("matrix") is None:
             raise Gen3cInputError(f"keyframes[{i}] needs 'matrix', 16 numbers (OpenGL camera-to-world, row-major)")
-        w2cs.append(opengl_to_opencv(validate_poses(_matrix(kf["matrix"], 4, 4, f"keyframes[{i}] matrix"), f"keyframes[{i}] matrix")))
+        w2cs.append(opengl_to_opencv(_pose(kf["matrix"], f"keyframes[{i}].matrix")))
         if kf.get("time") is not None:
-            times.append(_number(kf["time"], f"keyframes[{i}] time"))
+            times.append(_number(kf["time"], f"keyframes[{i}].time"))
         else:
             times.append(times[-1] + transition(i) if i > 0 else 0.0)
-    if data.get("is_cycle") is True:  # the loop closes on the first keyframe, after its own transition
+    if _flag(data, "is_cycle", ""):  # the loop closes on the first keyframe, after its own transition
         w2cs.append(w2cs[0])
         times.append(times[-1] + transition(0))
     extra = data.get("gen3c") if isinstance(data.get("gen3c"), dict) else None

@@ -1,0 +1,286 @@
+"""Camera files, field by field: every field gen3c reads is checked (one line naming it and the
+fix), and no field that changes what the file means is dropped silently.
+
+nerfstudio's meaning of each ``transforms.json`` field is its ``nerfstudio_dataparser.py``'s:
+frames sorted by ``file_path``; ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h`` required at the top
+level or in every frame; lens distortion ``k1, k2, k3, k4, p1, p2`` (or ``distortion_params`` in that
+order, ``camera_utils.get_distortion_params``), 0 when absent; ``camera_model`` one of
+``cameras.py``'s ``CAMERA_MODEL_TO_TYPE`` (SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV
+are perspective; OPENCV_FISHEYE, EQUIRECTANGULAR, … are not).
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+from gen3c.cameras import Cameras, make_intrinsics
+from gen3c.errors import Gen3cInputError
+from gen3c.io.camera_files import (
+    cameras_from_dict,
+    cameras_to_dict,
+    cameras_to_nerfstudio_path,
+    load_camera_file,
+    read_keyframe_path,
+)
+
+NAME = "camera file 'c.json'"
+IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+
+
+def moved(x: float) -> list[list[float]]:
+    """An OpenGL camera-to-world: the identity rotation, standing at (x, 0, 0)."""
+    return [[1.0, 0.0, 0.0, x], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+
+
+def moved_flat(x: float) -> list[float]:
+    """:func:`moved` as nerfstudio's 16 numbers, row-major."""
+    return [v for row in moved(x) for v in row]
+
+
+def transforms(**top) -> dict:
+    """A 100×100 transforms.json, fl 100 px, principal point at the centre (50, 50) in nerfstudio's
+    pixels; two frames standing at x = 0 and x = 1."""
+    return {"fl_x": 100, "fl_y": 100, "cx": 50, "cy": 50, "w": 100, "h": 100, "frames": [{"transform_matrix": moved(0.0)}, {"transform_matrix": moved(1.0)}], **top}
+
+
+def refused(data: dict, match: str) -> str:
+    with pytest.raises(Gen3cInputError, match=match) as info:
+        cameras_from_dict(data, NAME)
+    message = str(info.value)
+    assert message.startswith(NAME) and "\n" not in message
+    return message
+
+
+# -- transforms.json: lens distortion and camera models --------------------------------------
+# A corner of the 100×100 image, (−½, −½) in gen3c's pixels, is the ray x = y = (−½ − 49.5) / 100 = −½,
+# r = x² + y² = ½. k1 moves it by (x, y)·k1·r: fx·|k1|·½·½·√2 = 25·√2·k1 px; p1 moves it by
+# (2·p1·x·y, p1·(r + 2y²)) = (½·p1, p1): 100·p1·√1.25 = 111.8·p1 px. The corners move most.
+
+
+@pytest.mark.parametrize(
+    ("coefficients", "match"),
+    [({"k1": 0.1}, r"lens distortion 'k1' 0\.1 moves pixels up to 3\.54 px from the pinhole camera gen3c renders: set it to 0 "),
+     ({"p1": 0.01}, r"lens distortion 'p1' 0\.01 moves pixels up to 1\.12 px"),
+     ({"k1": 0.1, "k2": 0.0, "p2": -0.004}, r"lens distortion 'k1' 0\.1, 'p2' -0\.004 moves pixels"),
+     ({"distortion_params": [0.1, 0, 0, 0, 0, 0]}, r"lens distortion 'distortion_params\[0\]' 0\.1 moves pixels up to 3\.54 px")],
+)  # fmt: skip
+def test_lens_distortion_beyond_half_a_pixel_is_refused_naming_the_field_and_the_shift(coefficients, match):
+    """Before, every coefficient was dropped: the video was the pinhole camera's, silently."""
+    message = refused(transforms(camera_model="OPENCV", **coefficients), match)
+    assert "image_undistorter" in message
+
+
+def test_a_frames_own_distortion_is_named_with_its_frame():
+    data = transforms()
+    data["frames"][1]["k1"] = 0.1
+    refused(data, r"lens distortion frames\[1\]\.k1 0\.1 moves pixels up to 3\.54 px")
+
+
+def test_zero_or_sub_half_pixel_distortion_reads_as_the_pinhole_camera():
+    """k1 = 0.01 moves a corner 25·√2·0.01 = 0.35 px: the nearest pixel is the pinhole's, so the
+    file is its pinhole camera (fl 100, principal point (49.5, 49.5) in gen3c's pixels)."""
+    pinhole = cameras_from_dict(transforms())
+    assert pinhole.K[0].tolist() == [[100.0, 0.0, 49.5], [0.0, 100.0, 49.5], [0.0, 0.0, 1.0]]
+    for extra in ({"camera_model": "OPENCV", "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0}, {"camera_model": "PINHOLE"},
+                  {"camera_model": "SIMPLE_RADIAL", "k1": 0.01}, {"distortion_params": [0, 0, 0, 0, 0, 0]}):  # fmt: skip
+        cams = cameras_from_dict(transforms(**extra))
+        assert torch.equal(cams.K, pinhole.K) and torch.equal(cams.w2c, pinhole.w2c)
+
+
+def test_distortion_given_twice_differently_is_refused():
+    refused(transforms(k1=0.01, distortion_params=[0.02, 0, 0, 0, 0, 0]), r"'k1' 0\.01 differs from 'distortion_params\[0\]' 0\.02: give the distortion once")
+    data = transforms(k1=0.0)
+    data["frames"][0]["k1"] = 0.3
+    refused(data, r"frames\[0\]\.k1 0\.3 differs from the file's 'k1' 0\.0: give it once, at the top level or in every frame")
+
+
+@pytest.mark.parametrize(
+    ("model", "match"),
+    [("OPENCV_FISHEYE", r"'camera_model' 'OPENCV_FISHEYE' is a fisheye camera: gen3c renders pinhole cameras; write a pinhole camera path"),
+     ("EQUIRECTANGULAR", r"'camera_model' 'EQUIRECTANGULAR' is an equirectangular \(360°\) camera: gen3c renders pinhole cameras"),
+     ("VR180_L", r"is a VR180 camera"),
+     ("pinhole", r"'camera_model' 'pinhole' is not one of nerfstudio's camera models: give one of SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV$"),
+     (3, r"'camera_model' 3 is not one of nerfstudio's camera models")],
+)  # fmt: skip
+def test_cameras_that_are_not_pinhole_are_refused(model, match):
+    """A fisheye with all coefficients 0 is still a fisheye (equidistant): not a pinhole camera."""
+    refused(transforms(camera_model=model, k1=0.0, k2=0.0, k3=0.0, k4=0.0), match)
+
+
+# -- transforms.json: required fields, poses and frame order ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("drop", "match"),
+    [("fl_x", r"frames\[0\] has no 'fl_x' and the file has none: give the focal length in pixels as 'fl_x', at the top level or in every frame$"),
+     ("fl_y", r"frames\[0\] has no 'fl_y' and the file has none: give the vertical focal length in pixels as 'fl_y'"),
+     ("cx", r"frames\[0\] has no 'cx' and the file has none: give the principal point's x in pixels \(w / 2 for a centred camera\)"),
+     ("h", r"frames\[0\] has no 'h' and the file has none: give the image height in pixels as 'h'")],
+)  # fmt: skip
+def test_a_missing_intrinsic_is_named_with_its_frame_and_the_fix(drop, match):
+    """nerfstudio requires each of them (its dataparser asserts "fx not specified in frame"); gen3c
+    used to guess fl_y = fl_x and a centred principal point, or fail on a bare KeyError."""
+    data = transforms()
+    del data[drop]
+    refused(data, match)
+
+
+def test_a_missing_focal_length_beside_camera_angle_x_says_how_to_convert_it():
+    data = transforms(camera_angle_x=1.2)
+    del data["fl_x"]
+    refused(data, r"'camera_angle_x' is Blender's and instant-ngp's, which nerfstudio's format does not read: fl_x = w / 2 / tan\(camera_angle_x / 2\)\)$")
+
+
+def test_per_frame_intrinsics_are_read_and_a_conflict_with_the_files_is_refused():
+    data = transforms()
+    del data["fl_x"]
+    data["frames"][0]["fl_x"], data["frames"][1]["fl_x"] = 80, 90
+    assert cameras_from_dict(data).K[:, 0, 0].tolist() == [80.0, 90.0]
+    data["fl_x"] = 80
+    refused(data, r"frames\[1\]\.fl_x 90 differs from the file's 'fl_x' 80: give it once")
+    data = transforms()
+    data["frames"][1]["w"] = 120
+    refused(data, r"frames\[1\]\.w 120 differs from the file's 'w' 100")
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [({"fl_x": "100"}, r"'fl_x' must be a finite number, got '100'$"),
+     ({"fl_y": -5}, r"'fl_y' -5 must be > 0 pixels$"),
+     ({"cx": float("nan")}, r"'cx' must be a finite number, got nan$"),
+     ({"w": 100.5}, r"'w' 100\.5 is not a whole number of pixels"),
+     ({"cx": 0.5, "cy": 0.5, "fl_x": 1.2, "fl_y": 1.2}, r"frames\[0\] intrinsics \(fx=1\.2, fy=1\.2, cx=0, cy=0\) look normalised")],
+)  # fmt: skip
+def test_bad_intrinsic_values_are_one_line_errors_naming_the_field(change, match):
+    refused(transforms(**change), match)
+
+
+def test_a_rigid_pose_is_required_and_the_error_names_the_frames_transform_matrix():
+    """Before: "camera file: camera file poses are not rigid (frame 1)", naming neither the field
+    nor how to fix it."""
+    data = transforms()
+    data["frames"][1]["transform_matrix"][0][0] = 2.0  # x scaled by 2
+    refused(data, r"frames\[1\]\.transform_matrix is not rigid: the 3×3 block must be a rotation \(orthonormal, det \+1\): take any scale, shear or mirroring out of it$")
+    data = transforms()
+    del data["frames"][1]["transform_matrix"]
+    refused(data, r"frames\[1\] has no 'transform_matrix': give every frame its camera-to-world 4×4 \(OpenGL\)")
+
+
+def test_frames_of_another_size_are_named():
+    data = transforms()
+    del data["w"], data["h"]
+    data["frames"][0] |= {"w": 100, "h": 100}
+    data["frames"][1] |= {"w": 200, "h": 100}
+    refused(data, r"frames\[1\] is 200×100 \(w × h\) but frames\[0\] is 100×100: gen3c renders one image size")
+
+
+def test_frames_are_in_file_path_order_as_nerfstudio_sorts_them():
+    """nerfstudio sorts the frames by image path, part by part (pathlib's order: "a/b.png" before
+    "a-b/c.png" although "-" sorts before "/"; "10.png" before "9.png"). The camera standing at x
+    is the frame named for x's place: centres 0, 1, 2, 3."""
+    data = transforms()
+    data["frames"] = [{"file_path": path, "transform_matrix": moved(x)}
+                      for path, x in (("./images/9.png", 2.0), ("a-b/c.png", 3.0), ("images/10.png", 1.0), ("a/b.png", 0.0))]  # fmt: skip
+    cams = cameras_from_dict(data)
+    assert cams.centers[:, 0].tolist() == [0.0, 3.0, 1.0, 2.0]  # a/b, a-b/c, images/10, images/9
+    del data["frames"][2]["file_path"]
+    refused(data, r"frames\[2\]\.file_path is None while other frames name their image: nerfstudio orders the frames by file_path; give every frame one, or none to keep the file's order$")
+    for frame in data["frames"]:
+        frame.pop("file_path", None)
+    assert cameras_from_dict(data).centers[:, 0].tolist() == [2.0, 3.0, 1.0, 0.0]  # no names: the file's order
+
+
+# -- nerfstudio camera_path.json -------------------------------------------------------------
+
+
+def camera_path(**top) -> dict:
+    """Two 48×64 cameras of fov 90° (f = 24 px), as nerfstudio's viewer writes them."""
+    return {"camera_type": "perspective", "render_height": 48, "render_width": 64, "seconds": 1.0,
+            "camera_path": [{"camera_to_world": moved_flat(0.0), "fov": 90.0, "aspect": 4 / 3}] * 2, **top}  # fmt: skip
+
+
+def test_an_image_size_written_as_a_whole_float_is_read():
+    """480.0 is 480 pixels (JavaScript numbers have no integers); 480.5 is no image size."""
+    cams = cameras_from_dict(camera_path(render_height=48.0, render_width=64.0))
+    assert (cams.height, cams.width) == (48, 64) and isinstance(cams.height, int)
+    assert cams.K[0].tolist() == [[24.0, 0.0, 31.5], [0.0, 24.0, 23.5], [0.0, 0.0, 1.0]]
+    refused(camera_path(render_height=48.5), r"'render_height' 48\.5 is not a whole number of pixels: give the size, in pixels, of the image the intrinsics refer to$")
+    refused(camera_path(render_width=True), r"'render_width' must be a whole number of pixels, got True$")
+    assert cameras_from_dict(transforms(w=100.0, h=100.0)).width == 100
+
+
+def test_a_non_rigid_camera_to_world_is_named():
+    data = camera_path()
+    data["camera_path"] = [dict(data["camera_path"][0]), {**data["camera_path"][0], "camera_to_world": [2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]}]
+    refused(data, r"camera_path\[1\]\.camera_to_world is not rigid: .*take any scale, shear or mirroring out of it$")
+
+
+def test_a_gen3c_K_must_agree_with_the_fov_nerfstudio_renders():
+    """fy = 60 px over 48 rows is a vertical fov of 2·atan(24 / 60) = 43.6028°. A fov edited to 50°
+    is f = 24 / tan 25° = 51.4682 px: the image's top edge 24·(60 − 51.47) / 60 = 3.4 px apart, which
+    nerfstudio and gen3c would render differently. 43.60° (rounded) is 0.002 px apart: K is read."""
+    cams = Cameras(torch.eye(4).expand(2, 4, 4), make_intrinsics(60.0, 60.0, 30.0, 20.0), 48, 64)
+    data = json.loads(json.dumps(cameras_to_nerfstudio_path(cams, fps=2)))
+    assert data["camera_path"][0]["fov"] == pytest.approx(math.degrees(2 * math.atan(24 / 60)))
+    data["camera_path"][1]["fov"] = 43.60
+    assert torch.equal(cameras_from_dict(data).K, cams.K)
+    data["camera_path"][1]["fov"] = 50
+    refused(data, r"camera_path\[1\] 'fov' 50° is a focal length of 51\.4682 px over 48 rows, but its 'K' has fy 60 px: "
+                  r"nerfstudio renders the fov and gen3c the K; fix the fov, or delete 'K' to render the fov's centred camera$")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "value", "match"),
+    [(None, "is_cycle", "true", r"'is_cycle' must be true or false, got 'true'$"),
+     (1, "override_transition_enabled", 1, r"keyframes\[1\]\.override_transition_enabled must be true or false, got 1$")],
+)  # fmt: skip
+def test_keyframe_flags_must_be_true_or_false(where, key, value, match):
+    """Before, "is_cycle": "true" read as false and "override_transition_enabled": 1 as true."""
+    data = camera_path(keyframes=[{"matrix": moved_flat(0.0), "fov": 90.0}, {"matrix": moved_flat(1.0), "fov": 90.0}])
+    (data if where is None else data["keyframes"][where])[key] = value
+    with pytest.raises(Gen3cInputError, match=match):
+        read_keyframe_path(data, NAME)
+
+
+# -- gen3c cameras JSON ----------------------------------------------------------------------
+
+
+def gen3c_file(**top) -> dict:
+    return {**cameras_to_dict(Cameras(torch.eye(4)[None], make_intrinsics(60.0, 60.0, 32.0, 24.0), 48, 64)), **top}
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [({"w2c": IDENTITY, "c2w": moved(1.0)}, r"frames\[0\]\.w2c and frames\[0\]\.c2w are both given: keep one"),
+     ({"w2c": IDENTITY, "K": [[60, 0, 32], [0, 60, 24], [0, 0, 1]], "intrinsics": [50, 50, 32, 24]}, r"frames\[0\]\.K and frames\[0\]\.intrinsics are both given"),
+     ({"w2c": IDENTITY, "intrinsic": [50, 50, 32, 24]}, r"frames\[0\]\.intrinsic is not a key of a gen3c cameras JSON \(frames\[0\] holds w2c, c2w, K, intrinsics\): fix its name or remove it$"),
+     ({"w2c": IDENTITY, "intrinsics": ["50", 50, 32, 24]}, r"frames\[0\]\.intrinsics\[0\] must be a finite number, got '50'$"),
+     ({"w2c": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}, r"frames\[0\]\.w2c is not rigid: "),
+     ({"c2w": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]}, r"frames\[0\]\.c2w must have \[0, 0, 0, 1\] as its last row$"),
+     ({"w2c": [["a"] * 4] * 4}, r"frames\[0\]\.w2c must be a 4×4 matrix of numbers, got \[\['a'"),
+     ({"w2c": IDENTITY, "intrinsics": [0.9, 1.2, 0.5, 0.5]}, r"frames\[0\] intrinsics \(fx=0\.9, fy=1\.2, cx=0\.5, cy=0\.5\) look normalised")],
+)  # fmt: skip
+def test_gen3c_frames_say_one_thing_one_way(frame, match):
+    """Before: w2c won over c2w, K over intrinsics and the file's K over a misspelt "intrinsic",
+    silently; "50" was read as 50."""
+    refused({**gen3c_file(K=[[60, 0, 32], [0, 60, 24], [0, 0, 1]]), "frames": [frame]}, match)
+
+
+@pytest.mark.parametrize(
+    ("top", "match"),
+    [({"convension": "opengl"}, r"'convension' is not a key of a gen3c cameras JSON \(the top level holds format, version, convention, note, "),
+     ({"version": 2}, r"'version' 2 is not 1, the one this gen3c reads: write the file with this gen3c$"),
+     ({"format": "colmap"}, r"'format' 'colmap' is not 'gen3c-cameras'"),
+     ({"width": 64.5}, r"'width' 64\.5 is not a whole number of pixels")],
+)  # fmt: skip
+def test_gen3c_top_level_fields_are_checked(top, match):
+    refused(gen3c_file(**top), match)
+
+
+def test_a_gen3c_file_with_whole_float_sizes_reads(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(gen3c_file(width=64.0, height=48.0)))
+    cams = load_camera_file(path)
+    assert (cams.height, cams.width) == (48, 64) and cams.K[0, 0, 2].item() == 32.0
