@@ -166,6 +166,15 @@ def test_the_files_the_docs_name_exist():
     for doc in DOCS:
         for path, test in re.findall(r"(tests/\w+\.py)::(\w+)", doc.read_text()):
             assert re.search(rf"def {test}\b", (ROOT / path).read_text()), f"{doc.name}: {path}::{test}"
+    # The package's own files as the installed package names them (gen3c/assets/…), and tests
+    # named alone (`test_camera_dicts`, test_encoder_failures.py).
+    package_files = {n for doc in DOCS for n in re.findall(r"(?<![\w/.])(gen3c/[\w./-]*\w/?)", doc.read_text())}
+    assert package_files and not sorted(n for n in package_files if not (ROOT / "src" / n).exists())
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests").glob("*.py"))
+    named = {n for doc in DOCS for n in re.findall(r"`(test_\w+)`", doc.read_text())}
+    assert len(named) > 20 and not sorted(n for n in named if not re.search(rf"def {n}\b", tests))
+    files = {n for doc in DOCS for n in re.findall(r"(?<![\w/.])(test_\w+\.py)\b", doc.read_text())}
+    assert not sorted(n for n in files if not (ROOT / "tests" / n).is_file())
 
 
 def test_the_camera_file_example_loads():
@@ -544,3 +553,181 @@ def test_gen3c_model_python_runs(tmp_path, monkeypatch):
     assert tuple(ns["frames"].shape) == (17, 3, 64, 112) and tuple(ns["out"].frames.shape) == (17, 3, 64, 112)
     exec(shrunk(python_block("gen3c_model.md", "callback_on_step_end=stop_early"), {'torch.Generator("cuda")': 'torch.Generator("cpu")'}), ns)
     assert ns["out"].frames.shape == (1, 17, 64, 112, 3) and (tmp_path / "video.mp4").is_file()
+
+
+# -- the prose: cross-references, numbers quoted from docs/benchmarks.md, GUI labels, names -------
+
+
+def test_every_doc_is_listed_in_the_readme():
+    """README's "Documentation" list names every page of docs/, and only those."""
+    listing = (ROOT / "README.md").read_text().split("## Documentation", 1)[1]
+    listed = set(re.findall(r"^- `docs/(\w+\.md)`", listing, re.M))
+    assert listed == {p.name for p in (ROOT / "docs").glob("*.md")}
+
+
+def headings_and_leads(text: str) -> list[str]:
+    """What a reference to a section of a page can name: its headings and bold lead-ins."""
+    return [*re.findall(r"^#+ (.+)$", text, re.M), *re.findall(r"\*\*([^*\n]+)\*\*", text)]
+
+
+def broken_references(doc_name: str, text: str, pages: dict[str, str]) -> list[str]:
+    """The cross-references of ``text`` that name nothing: a relative link whose file is missing,
+    `docs/X.md` ("Section") or `docs/X.md`, "Section" whose page has no such heading, and
+    "Section" above / below, or see "Section", within the page itself."""
+    broken = []
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        if "://" not in target and not (ROOT / "docs" / target if doc_name != "README.md" else ROOT / target).exists():
+            broken.append(f"link {target}")
+    named = [(page, section) for page, section in re.findall(r"(?:docs/)?(\w+\.md)`?,?\s*\(?\"([^\"\n]+)\"", text)]
+    named += [(doc_name, s) for s in re.findall(r"\"([^\"\n]+)\" (?:above|below)|[Ss]ee \"([^\"\n]+)\"", text) for s in s if s]
+    for page, section in named:
+        if page not in pages:
+            broken.append(f"{page} (no such page)")
+        elif not any(h.startswith(section) for h in headings_and_leads(pages[page])):
+            broken.append(f'{page}, "{section}"')
+    return broken
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_cross_references_resolve(doc):
+    """A link or a "see docs/X.md, "Section"" names a file, page and section that exist."""
+    pages = {p.name: p.read_text() for p in DOCS}
+    assert not broken_references(doc.name, doc.read_text(), pages)
+
+
+def test_a_broken_cross_reference_is_caught():
+    pages = {"a.md": "# A\n\n## Speed presets: one video\n\n- **End to end** …", "b.md": ""}
+    text = 'see docs/a.md, "Speed presets" and (`docs/a.md` ("Speed modes"); "End to end" above, see "Nothing"; [x](missing.md)'
+    assert broken_references("a.md", text, pages) == ["link missing.md", 'a.md, "Speed modes"', 'a.md, "Nothing"']
+
+
+def command_help_texts() -> str:
+    return "\n".join(sorted({t for _, c in gen3c_commands() for t in (c.help or "", *(getattr(p, "help", None) or "" for p in c.params))}))
+
+
+#: A measured quantity as the text quotes it: a number with a decimal point, or of 100 and more
+#: (smaller whole numbers would match some number of docs/benchmarks.md by chance), and its unit;
+#: "~", "≈" and ranges are estimates, not quotes.
+QUOTED_NUMBER = re.compile(r"(?<![\w.,~≈–+×/-])(\d+\.\d+|[1-9]\d{2,}) ?(dB|s|ms|GB)(?![\w/])")
+#: Pages with measurements of their own (docs/eval.md's and docs/training.md's runs), not quotes.
+OWN_MEASUREMENTS = {"benchmarks.md", "eval.md", "training.md"}
+#: Numbers with units that are no measurement of docs/benchmarks.md: sizes of files.
+NOT_FROM_BENCHMARKS = {("README.md", "14.9 GB")}  # the converted checkpoint's size
+
+
+def benchmark_numbers() -> list[float]:
+    text = (ROOT / "docs" / "benchmarks.md").read_text().replace("**", "")
+    return [float(n.replace(",", "")) for n in re.findall(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?", text)]
+
+
+def unsourced_numbers(text: str, numbers: list[float]) -> list[str]:
+    """The quoted numbers of ``text`` that no number of ``numbers`` rounds to (at the quote's digits)."""
+    wrong = []
+    for m in QUOTED_NUMBER.finditer(text):
+        decimals = len(m[1].partition(".")[2])
+        if not any(abs(n - float(m[1])) <= 0.5 * 10**-decimals + 1e-9 for n in numbers):
+            wrong.append(m[0])
+    return wrong
+
+
+def test_numbers_quoted_from_the_benchmarks_are_in_them():
+    """A speed, memory or fidelity figure that --help, the README or a doc page quotes is one that
+    docs/benchmarks.md holds (rounded as quoted): a number re-measured there cannot stay behind
+    elsewhere, and a number changed elsewhere must come from there."""
+    numbers = benchmark_numbers()
+    texts = [("--help", command_help_texts())] + [(d.name, d.read_text()) for d in DOCS if d.name not in OWN_MEASUREMENTS]
+    wrong = [f"{name}: {q}" for name, text in texts for q in unsourced_numbers(text, numbers) if (name, q) not in NOT_FROM_BENCHMARKS]
+    assert not wrong, wrong
+
+
+def test_an_unsourced_number_is_caught():
+    numbers = [49.96, 241.1, 0.9994]
+    text = "fast: 36 forwards (132 s); its video 50.0 dB, 51.0 dB; exact 241 s, ~10 s, 15–40 s, 0.9994"
+    assert unsourced_numbers(text, numbers) == ["132 s", "51.0 dB"]
+
+
+def test_the_speed_presets_are_quoted_alike():
+    """The seconds, forwards and fidelity of each --speed preset in gen3c_model.md's table are
+    what the README and `gen3c generate --help` say."""
+    table = (ROOT / "docs" / "gen3c_model.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    (speed,) = [p.help for p in subcommand(["generate"]).params if p.name == "speed"]
+    presets = {}
+    for name, forwards, seconds, fidelity in re.findall(r"^\| `(exact|fast|fastest)`[^|]*\|[^|]*\| (\d+) \| ([\d.]+) \| ([^|]*)\|", table, re.M):
+        presets[name] = (forwards, seconds, re.findall(r"([\d.]+) dB", fidelity))
+    assert set(presets) == {"exact", "fast", "fastest"}
+    for name, (forwards, seconds, decibels) in presets.items():
+        assert re.search(rf"`--speed {name}`[^`]*?\b{re.escape(seconds)} s\b", readme), f"README: --speed {name} {seconds} s"
+        (said,) = re.findall(rf"\b{name}: (.*?)(?=\b(?:exact|fast|fastest): |$)", speed, re.S)
+        assert f"{forwards} " in said and f"{seconds} s" in said, f"--speed help, {name}: {said}"
+        assert all(f"{float(db):.1f} dB" in said for db in decibels), f"--speed help, {name}: {said} (the table: {decibels})"
+
+
+def gui_labels() -> set[str]:
+    """Every string the GUI's source holds (its buttons', fields' and tabs' labels among them)."""
+    import ast
+
+    return {
+        node.value
+        for path in (ROOT / "src" / "gen3c" / "gui").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    }
+
+
+def quoted_gui_labels(text: str) -> list[str]:
+    """The "Labels" (capitalised, up to 30 characters) that a paragraph or table row about the GUI
+    (naming it, or under a heading that does) quotes."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    quoted, gui_section = [], False
+    for paragraph in re.split(r"\n\s*\n|\n(?=\|)", text):
+        paragraph = paragraph.replace("\n", " ")
+        if paragraph.startswith("#"):
+            gui_section = bool(re.search(r"\bGUI\b", paragraph))
+        if gui_section or re.search(r"\bGUI\b|gen3c gui", paragraph):
+            quoted += re.findall(r"\"([A-Z][\w()° ]{1,29})\"", paragraph)
+    return quoted
+
+
+#: Labels of other programs the docs quote beside the GUI's.
+OTHER_PROGRAMS_LABELS = {"Load Path"}  # nerfstudio's viewer
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_gui_labels_the_docs_name_are_the_guis(doc):
+    """A button or field the docs name in quotes ("Load demo sample", "Image path") is one the
+    GUI shows: a label renamed in src/gen3c/gui cannot stay in the docs."""
+    labels = gui_labels()
+    assert not [q for q in quoted_gui_labels(doc.read_text()) if q not in labels and q not in OTHER_PROGRAMS_LABELS]
+
+
+def test_a_renamed_gui_label_is_caught():
+    text = ('The GUI\'s "Load demo sample" button and its "Image path"\nfield; "Generate video" (the GUI).\n\nNot about it: "Load Path".'
+            '\n\n## GUI\n\nA browser app with a "Stop" button.\n\n## Batch\n\n"Other"')
+    assert quoted_gui_labels(text) == ["Load demo sample", "Image path", "Generate video", "Stop"]
+    assert "Load demo sample" in gui_labels() and "Generate video" not in gui_labels()
+
+
+def test_the_names_the_docs_give_resolve():
+    """Every `gen3c.module.name` in the docs' inline code imports (a renamed function, class or
+    constant cannot stay in the docs)."""
+    import importlib
+
+    def resolves(dotted: str) -> bool:
+        parts = dotted.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ModuleNotFoundError:
+                continue
+            try:
+                for attribute in parts[i:]:
+                    obj = getattr(obj, attribute)
+            except AttributeError:
+                return False
+            return True
+        return False
+
+    names = {(doc.name, n) for doc in DOCS for span in inline_code(doc.read_text()) for n in re.findall(r"(?<![\w./])(gen3c(?:\.\w+)+)", span)}
+    assert len(names) > 20
+    assert not sorted(f"{doc}: {n}" for doc, n in names if not resolves(n))
