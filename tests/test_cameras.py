@@ -239,8 +239,6 @@ def test_cameras_from_a_list_of_matrices_and_what_they_refuse():
     import doctest
     import warnings
 
-    import numpy as np
-
     import gen3c.cameras
 
     K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
