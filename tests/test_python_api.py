@@ -29,6 +29,17 @@ def scene(box_scene):
     return image, depth, intrinsics_from_fov(60, *image.shape[-2:])
 
 
+def test_dir_of_gen3c_lists_what_all_promises_without_loading_it():
+    """Tab completion (``gen3c.<TAB>``) and ``dir(gen3c)`` show the lazy entry points. Before:
+    ``generate`` and ``Gen3cPipeline`` were missing until first used."""
+    import subprocess
+    import sys
+
+    code = "import gen3c, sys; print(sorted(set(gen3c.__all__) - set(dir(gen3c))), 'diffusers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["[]", "False"]
+
+
 def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
     image, depth, K = scene
     uint8 = ((image + 1) * 127.5).round().to(torch.uint8)
@@ -57,6 +68,39 @@ def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
 def test_prepare_source_refuses_wrong_arguments_in_one_line(scene, change, match):
     with pytest.raises(Gen3cInputError, match=match):
         prepare_source(*change(*scene), SIZE)
+
+
+def test_depth_in_memory_is_taken_as_the_same_depth_in_a_file(scene, tmp_path):
+    """A depth array with NaN sky and an integer depth map make the source a depth file makes
+    (the command line's path). Before: NaN pixels became holes (not GEN3C's far backdrop) and
+    the bilinear resize spread them to their neighbours; a uint16 map raised torch's
+    NotImplementedError; an all-NaN map made an empty cache without a word; normalised
+    intrinsics were taken as pixels."""
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    image, depth, K = scene
+    sky = depth.clone()
+    sky[:20] = float("nan")
+    Image.fromarray(((image + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()).save(tmp_path / "photo.png")
+    np.save(tmp_path / "sky.npy", sky.numpy())
+    request = GenerationRequest(input_image_path=str(tmp_path / "photo.png"), depth_path=str(tmp_path / "sky.npy"), fov=60, resolution="32x48")
+    with pytest.warns(UserWarning, match=r"of NaN/inf depth sit far away"):
+        from_file = load_source(request)
+    with pytest.warns(UserWarning, match=r"prepare_source depth: 3200 pixels \(21%\) of NaN/inf depth sit far away"):
+        in_memory = prepare_source(image, sky.numpy(), K, SIZE)
+    assert torch.equal(in_memory.depth, from_file.depth) and torch.equal(in_memory.valid, from_file.valid)
+    assert bool(in_memory.valid.all()) and float(in_memory.depth[0].min()) > 100  # the sky: a far backdrop
+    millimetres = prepare_source(image, (depth * 1000).numpy().astype(np.uint16), K, SIZE)
+    assert torch.equal(millimetres.depth, prepare_source(image, depth * 1000, K, SIZE).depth)
+    mistakes = [
+        ((image, torch.full_like(depth, float("nan")), K), r"prepare_source depth has no valid pixel \(all NaN/inf/≤ 0\)"),
+        ((image, depth, K / torch.tensor([[160.0, 1, 160], [1, 96, 96], [1, 1, 1]])), r"prepare_source K \(fx=0.866025.*\) look normalised"),
+        ((image, depth, 60), r"K is the number 60: .*cameras.intrinsics_from_fov\(60, 96, 160\)"),
+        ((image, depth > 3, K), "prepare_source depth is torch.bool: pass z-depth as real numbers"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            prepare_source(*args, SIZE)
 
 
 def test_prepare_source_checks_pose_and_resolution(scene):

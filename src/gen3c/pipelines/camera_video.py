@@ -30,9 +30,9 @@ from torch import Tensor
 from gen3c.cache import BufferRenders, Cache3D
 from gen3c.cameras import (
     Cameras,
+    check_intrinsics_fit,
     resize_crop_intrinsics,
     resize_intrinsics,
-    validate_intrinsics,
     validate_poses,
 )
 from gen3c.errors import Gen3cInputError, raise_if_interrupted
@@ -129,20 +129,31 @@ def prepare_source(
 ) -> SourceView:
     """Bring an image, its depth and intrinsics to the working resolution.
 
+    The image, depth and camera may come from files (:func:`gen3c.io.images.load_image`,
+    :func:`gen3c.io.depth.load_depth`) or from memory: a PIL image and numpy arrays are taken
+    as they are, and their depth is treated as ``--depth_path``'s is (NaN / +inf far away, as
+    GEN3C places sky; ≤ 0 left out; a note says how many).
+
     Args:
-        image: (3, h, w) in [−1, 1] (or a uint8 tensor, a PIL image, an (h, w, 3) uint8 array:
-            :func:`gen3c.io.images.as_image`); depth: (h, w) z-depth (tensor or array);
-            K: (3, 3) in pixels of h × w, OpenCV convention.
+        image: (3, h, w) float tensor in [−1, 1], or a uint8 tensor, a PIL image, an (h, w, 3)
+            uint8 array or float array in [0, 1] (:func:`gen3c.io.images.as_image`). A float
+            *tensor* is read as [−1, 1]: pass a [0, 1] one (torchvision's ``to_tensor``, kornia)
+            as ``image * 2 - 1``.
+        depth: (h, w) z-depth (tensor or array, any real dtype), in any unit.
+        K: (3, 3) intrinsics in pixels of h × w, OpenCV convention
+            (:func:`gen3c.cameras.intrinsics_from_fov` for a field of view in degrees).
         resolution: working (H, W).
         resize_mode: "crop" (keep aspect, centre-crop) or "stretch" (GEN3C's plain resize).
-        valid: optional (h, w) bool.
+        valid: optional (h, w) bool, False for pixels to leave out of the cache.
         w2c: optional (4, 4) world-to-camera pose (default: the identity).
         depth_kind: "metric" (incl. the user's own units) or "relative" (up to scale, e.g.
             MoGe's): what ``trajectory_scale="auto"`` scales a preset path by (:mod:`gen3c.trajectories`).
 
     Raises:
-        Gen3cInputError: an argument of the wrong type, shape or range, in one line.
+        Gen3cInputError: an argument of the wrong type, shape or range, or a depth with no
+            valid pixel, in one line.
     """
+    from gen3c.io.depth import fill_invalid_depth
     from gen3c.io.images import as_image
 
     image = as_image(image, "prepare_source image")
@@ -150,9 +161,17 @@ def prepare_source(
     depth = _as_tensor(depth, "prepare_source depth")
     if tuple(depth.shape) != size:
         raise Gen3cInputError(f"prepare_source depth is {tuple(depth.shape)} but the image is {size}: pass the (H, W) depth of this image")
-    K = validate_intrinsics(_as_tensor(K, "prepare_source K").float(), "prepare_source K")
+    if depth.dtype == torch.bool or depth.is_complex():
+        raise Gen3cInputError(f"prepare_source depth is {depth.dtype}: pass z-depth as real numbers")
+    if isinstance(K, numbers.Real):
+        raise Gen3cInputError(
+            f"prepare_source K is the number {K!r}: pass (3, 3) intrinsics in pixels; for a field of view in degrees, "
+            f"gen3c.cameras.intrinsics_from_fov({K!r}, {size[0]}, {size[1]})"
+        )
+    K = _as_tensor(K, "prepare_source K").float()
     if K.shape != (3, 3):
         raise Gen3cInputError(f"prepare_source K has shape {tuple(K.shape)}: pass one (3, 3) matrix in pixels of the image")
+    K = check_intrinsics_fit(K, *size, "prepare_source K")
     if w2c is not None:
         w2c = validate_poses(_as_tensor(w2c, "prepare_source w2c").float(), "prepare_source w2c")
         if w2c.shape != (4, 4):
@@ -162,10 +181,14 @@ def prepare_source(
     resolution = tuple(int(v) for v in resolution)
     if depth_kind not in DEPTH_KINDS:
         raise Gen3cInputError(f"prepare_source depth_kind {depth_kind!r} is unknown: pass one of {', '.join(DEPTH_KINDS)}")
-    depth = depth.to(image.device)
-    valid = depth > 0 if valid is None else _as_tensor(valid, "prepare_source valid").to(image.device)
-    if tuple(valid.shape) != size:
-        raise Gen3cInputError(f"prepare_source valid is {tuple(valid.shape)} but the image is {size}: pass an (H, W) mask")
+    depth = depth.to(image.device).float()
+    if valid is not None:
+        valid = _as_tensor(valid, "prepare_source valid").to(image.device).bool()
+        if tuple(valid.shape) != size:
+            raise Gen3cInputError(f"prepare_source valid is {tuple(valid.shape)} but the image is {size}: pass an (H, W) mask")
+    # As a depth file is read (a no-op for depth that was: its invalid pixels are already 0 and
+    # not valid); NaN must not reach the bilinear resize, which would spread it to its neighbours.
+    depth, valid = fill_invalid_depth(depth, "prepare_source depth", mask=valid)
     # GEN3C resizes depth bilinearly; the edge filter later drops the in-between points.
     stacked = torch.cat([image.float(), depth[None].float(), valid[None].float()])
     resized = resize_image(stacked, resolution, resize_mode)
