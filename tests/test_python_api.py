@@ -172,6 +172,39 @@ def test_generate_twice_in_one_process_is_quiet_and_takes_numpy_numbers(box_scen
     assert out == "" and err == ""
 
 
+def test_results_print_as_a_line_with_their_shapes(scene, tmp_path):
+    """A notebook cell ending in a result shows what it holds, not every pixel. Before: the
+    dataclasses' own reprs printed every tensor (RunOutput: over 100 kB for 5 frames of 32×48)."""
+    import doctest
+
+    import gen3c.summary
+    from gen3c.depth import load_depth_estimator
+
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=5)
+    cache = build_cache([source])
+    result = generate_video(cache, cameras, PreviewGenerator(), source.image)
+    from gen3c.pipelines.request import RunOutput
+
+    out = RunOutput(result, {"video": tmp_path / "a.mp4"}, 1.5)
+    estimate = load_depth_estimator("prior").estimate((source.image + 1) / 2)
+    for value, expected in [
+        (source, "SourceView(image=tensor(3, 32, 48; float32), depth=tensor(32, 48; float32), K=tensor(3, 3; float32), "
+                 "w2c=tensor(4, 4; float32), valid=tensor(32, 48; bool), depth_kind='metric', reference_depth=None)"),
+        (result.buffers, "BufferRenders(colors=tensor(5, 1, 3, 32, 48; float32), masks=tensor(5, 1, 1, 32, 48; float32), "
+                         "depths=tensor(5, 1, 1, 32, 48; float32), views=(0,))"),
+        (out, f"RunOutput(result=VideoResult(frames=tensor(5, 3, 32, 48; float32), buffers={result.buffers!r}, "
+              f"cameras=Cameras(N=5, height=32, width=48, device=cpu), num_frames=5, chunks=[(0, 5)], last_frame=tensor(3, 32, 48; float32)), "
+              f"paths={{'video': {tmp_path / 'a.mp4'!r}}}, seconds=1.5, generator_settings=None)"),
+        (cache.views[0], "CacheView(points=tensor(1, 32, 48, 3; float32), colors=tensor(1, 32, 48, 3; float32), valid=tensor(1, 32, 48; bool), "
+                         "edge=tensor(1, 32, 48; bool), w2c=tensor(1, 4, 4; float32), K=tensor(1, 3, 3; float32), filtered=tensor(1, 32, 48; bool))"),
+        (estimate, "DepthEstimate(depth=tensor(32, 48; float32), intrinsics=tensor(3, 3; float32), mask=tensor(32, 48; bool), kind='relative', "
+                   "source='prior', intrinsics_from='default')"),
+    ]:  # fmt: skip
+        assert repr(value) == expected
+    assert doctest.testmod(gen3c.summary).failed == 0
+
+
 @pytest.mark.slow
 def test_generate_with_the_small_model_is_seeded_and_silenced_by_progress_false(box_scene, tmp_path, capfd):
     image_path, depth_path, _, _ = box_scene

@@ -26,6 +26,7 @@ from torch import Tensor
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.images import outside_unit_range
+from gen3c.summary import dataclass_repr
 
 SPLAT_MODES = ("bilinear", "zbuffer")
 # GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (``cache_3d.py``).
@@ -495,6 +496,8 @@ class CacheView:
     K: Tensor
     filtered: Tensor
 
+    __repr__ = dataclass_repr
+
     @property
     def num_frames(self) -> int:
         return self.points.shape[0]
@@ -533,6 +536,8 @@ class BufferRenders:
     masks: Tensor
     depths: Tensor | None
     views: tuple[int, ...] = ()
+
+    __repr__ = dataclass_repr
 
     @property
     def num_buffers(self) -> int:

@@ -57,6 +57,7 @@ from gen3c.pipelines.autoregressive import (
     check_chunked_frame_count,
     plan_chunks,
 )
+from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory
 
 MAX_FRAMES = 100_000
@@ -105,6 +106,8 @@ class SourceView:
     #: valid depth (:meth:`median_depth`). Estimators set it from their trusted pixels (MoGe's
     #: sky, filled far away, stays in the cache as in GEN3C but must not move the median).
     reference_depth: float | None = None
+
+    __repr__ = dataclass_repr
 
     @property
     def size(self) -> tuple[int, int]:
@@ -304,6 +307,8 @@ class VideoResult:
     num_frames: int = 0
     chunks: list[tuple[int, int]] = field(default_factory=list)
     last_frame: Tensor | None = None
+
+    __repr__ = dataclass_repr
 
     def __post_init__(self) -> None:
         if not self.num_frames and self.frames is not None:

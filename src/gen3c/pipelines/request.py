@@ -55,6 +55,7 @@ from gen3c.pipelines.camera_video import (
     resolve_chunk_frames,
 )
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
+from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
 if TYPE_CHECKING:
@@ -831,11 +832,22 @@ def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | 
 
 @dataclass
 class RunOutput:
+    """What :func:`run_request` (and :func:`generate`) made.
+
+    Attributes:
+        result: the :class:`~gen3c.pipelines.camera_video.VideoResult`: ``frames`` (T, 3, H, W)
+            in [−1, 1] when kept (a video of one chunk), ``cameras``, ``buffers``.
+        paths: the files written, by key (``"video"``, ``"cameras"``, ``"run"``, …).
+        seconds: how long the run took.
+    """
+
     result: VideoResult
     paths: dict[str, Path]
     seconds: float
     #: What the generator ran with, where it says (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`).
     generator_settings: dict[str, Any] | None = None
+
+    __repr__ = dataclass_repr
 
 
 def run_request(
