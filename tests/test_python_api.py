@@ -60,7 +60,7 @@ def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
         (lambda i, d, K: (i[None], d, K), r"pass one \(3, H, W\) RGB image"),
         (lambda i, d, K: (i * 127.5 + 127.5, d, K), r"expected \[-1, 1\] \(0–255 values: pass image / 127.5 - 1\)"),
         (lambda i, d, K: (i, d[None], K), r"depth is \(1, 96, 160\) but the image is \(96, 160\)"),
-        (lambda i, d, K: (i, d, torch.eye(4)), "K must be 3×3"),
+        (lambda i, d, K: (i, d, torch.eye(4)), r"K has shape \(4, 4\): pass one \(3, 3\) matrix"),
         (lambda i, d, K: (i, d, K[None]), r"K has shape \(1, 3, 3\): pass one \(3, 3\)"),
         (lambda i, d, K: (i, d, "60"), "K is a str"),
     ],
@@ -207,14 +207,21 @@ def test_results_print_as_a_line_with_their_shapes(scene, tmp_path):
 
 @pytest.mark.slow
 def test_generate_with_the_small_model_is_seeded_and_silenced_by_progress_false(box_scene, tmp_path, capfd):
+    from gen3c.pipelines.request import GENERATE_POOL
+
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "video_save_folder": tmp_path, "model": "tiny", "num_steps": 2}
+    GENERATE_POOL.clear()
+    loads = GENERATE_POOL.loads
     a = gen3c.generate(image_path, seed=5, video_save_name="a", progress=False, **common)
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # before: diffusers' loading bar and the sampler's bar, no way to turn them off
     b = gen3c.generate(image_path, seed=5, video_save_name="b", **common)
     assert "2/2" in capfd.readouterr().err  # the sampler's bar by default
-    c = gen3c.generate(image_path, seed=6, video_save_name="c", progress=False, **common)
+    c = gen3c.generate(image_path, seed=6, video_save_name="c", progress=False, keep_loaded=False, **common)
+    # One load for the three calls (before: one per call, minutes each for GEN3C-7B); the model
+    # takes each call's seed; keep_loaded=False let it go.
+    assert GENERATE_POOL.loads == loads + 1 and GENERATE_POOL._generator is None
     assert a.result.frames.shape == (17, 3, *SIZE)
     assert torch.equal(a.result.frames, b.result.frames)
     assert (a.result.frames - c.result.frames).abs().max() > 1e-3
