@@ -261,6 +261,19 @@ def test_cameras_from_a_list_of_matrices_and_what_they_refuse():
     assert doctest.testmod(gen3c.cameras).failed == 0  # the docstrings' examples, Cameras' included
 
 
+def test_a_field_of_view_in_radians_is_noted():
+    """math.radians(60) passed as degrees makes a 1° telephoto; it is noted with the number to
+    pass. Before: taken without a word (a focal length 57 times too long)."""
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"field of view 1.0472° is narrower .*: if it is in radians, pass 60 \(degrees\)"):
+        K = intrinsics_from_fov(math.radians(60), 64, 112)
+    assert K[0, 0].item() == pytest.approx(56 / math.tan(math.radians(math.radians(60)) / 2))  # still what was asked
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        intrinsics_from_fov(3.5, 64, 112)  # a long lens, in degrees: no note
+
+
 def test_intrinsics_from_fov_refuses_an_unknown_axis():
     # Before: any axis but "horizontal" (e.g. the typo "horizonal") silently meant "vertical".
     assert intrinsics_from_fov(90.0, 100, 200, axis="vertical")[0, 0].item() == pytest.approx(50.0)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 
 # Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -57,9 +57,16 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
 
 
 def focal_from_fov(fov_degrees: float, size: int) -> float:
-    """Focal length in pixels for a field of view (degrees) spanning ``size`` pixels."""
+    """Focal length in pixels for a field of view in degrees spanning ``size`` pixels (one of
+    π or less notes that it may be radians)."""
     if not 0.01 <= fov_degrees <= 179.0:
         raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
+    if fov_degrees <= math.pi:  # a lens this long is rare; a field of view in radians is not
+        note(
+            f"field of view {fov_degrees:g}° is narrower than a long telephoto lens's: if it is in radians, pass "
+            f"{math.degrees(fov_degrees):.4g} (degrees)",
+            stacklevel=3,
+        )
     return 0.5 * size / math.tan(math.radians(fov_degrees) / 2.0)
 
 
