@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -59,6 +59,9 @@ from gen3c.pipelines.autoregressive import (
 )
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 MAX_FRAMES = 100_000
 
@@ -121,13 +124,13 @@ class SourceView:
 
 
 def prepare_source(
-    image: Tensor,
-    depth: Tensor,
-    K: Tensor,
+    image: Tensor | np.ndarray | PIL.Image.Image,
+    depth: Tensor | np.ndarray,
+    K: Tensor | np.ndarray,
     resolution: tuple[int, int],
     resize_mode: str = "crop",
-    valid: Tensor | None = None,
-    w2c: Tensor | None = None,
+    valid: Tensor | np.ndarray | None = None,
+    w2c: Tensor | np.ndarray | None = None,
     depth_kind: str = "metric",
 ) -> SourceView:
     """Bring an image, its depth and intrinsics to the working resolution.
@@ -248,7 +251,20 @@ def preset_cameras(
     movement_distance: float = 0.3,
     trajectory_scale: str = "auto",
 ) -> Cameras:
-    """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`)."""
+    """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`).
+
+    Args:
+        trajectory: one of :data:`gen3c.trajectories.PRESETS` ("left", "right", "up", "down",
+            "zoom_in", "zoom_out", "clockwise", "counterclockwise").
+        camera_rotation: one of :data:`gen3c.trajectories.ROTATION_MODES`.
+        num_frames: T.
+        movement_distance, trajectory_scale: how far, and in which unit
+            (:func:`gen3c.trajectories.center_depth_for`).
+    Returns:
+        :class:`~gen3c.cameras.Cameras`: T OpenCV world-to-camera poses (frame 0 is the source
+        camera) with the source's intrinsics, in pixels of its working size. For a path of your
+        own, build ``Cameras(w2c, source.K, *source.size)`` from (T, 4, 4) world-to-camera poses.
+    """
     if not isinstance(source, SourceView):
         raise Gen3cInputError(f"preset_cameras takes the SourceView of prepare_source, got {type(source).__name__}")
     center = center_depth_for(trajectory_scale, source.median_depth(), source.depth_kind)
