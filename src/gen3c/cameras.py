@@ -260,10 +260,14 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     the world shares the OpenCV "y down" convention of the single-image source camera).
 
     Args:
-        eye, target: (*B, 3).
+        eye, target: (*B, 3) tensors; one (3,) target is shared by every eye.
         up: (*B, 3) or None.
     Returns:
         (*B, 4, 4) w2c.
+
+    >>> eyes = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.2]])
+    >>> look_at(eyes, torch.tensor([0.0, 0.0, 2.0])).shape     # a path of 2 cameras
+    torch.Size([2, 4, 4])
 
     Raises:
         Gen3cInputError: ``eye`` equal to ``target``, or a view direction along ``up`` (no
