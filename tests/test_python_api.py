@@ -52,6 +52,20 @@ def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
         assert torch.equal(got.depth, reference.depth) and torch.equal(got.K, reference.K)
 
 
+def test_a_float_tensor_in_0_1_is_noted(scene):
+    """An image in [0, 1] (torchvision's to_tensor, kornia, what the depth estimators take) is
+    read as [-1, 1], which washes it out; it is noted with the fix. Before: taken without a word."""
+    import warnings
+
+    image, depth, K = scene
+    with pytest.warns(UserWarning, match=r"prepare_source image has no value below 0.*pass image \* 2 - 1"):
+        washed = prepare_source((image + 1) / 2, depth, K, SIZE)
+    assert float(washed.image.min()) >= 0  # still what was asked: the note does not change the image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prepare_source(image, depth, K, SIZE)
+
+
 @pytest.mark.parametrize(
     "change, match",
     [

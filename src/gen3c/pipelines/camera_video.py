@@ -35,7 +35,7 @@ from gen3c.cameras import (
     resize_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, note, raise_if_interrupted
 from gen3c.io.atomic import (
     atomic_path,
     check_output_targets,
@@ -144,7 +144,7 @@ def prepare_source(
         image: (3, h, w) float tensor in [−1, 1], or a uint8 tensor, a PIL image, an (h, w, 3)
             uint8 array or float array in [0, 1] (:func:`gen3c.io.images.as_image`). A float
             *tensor* is read as [−1, 1]: pass a [0, 1] one (torchvision's ``to_tensor``, kornia)
-            as ``image * 2 - 1``.
+            as ``image * 2 - 1`` (one with no value below 0 is noted).
         depth: (h, w) z-depth (tensor or array, any real dtype), in any unit.
         K: (3, 3) intrinsics in pixels of h × w, OpenCV convention
             (:func:`gen3c.cameras.intrinsics_from_fov` for a field of view in degrees).
@@ -162,7 +162,16 @@ def prepare_source(
     from gen3c.io.depth import fill_invalid_depth
     from gen3c.io.images import as_image
 
+    float_tensor = isinstance(image, Tensor) and image.dtype.is_floating_point
     image = as_image(image, "prepare_source image")
+    if float_tensor and float(image.min()) >= 0:
+        # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
+        # of an image whose darkest pixel would be mid-grey in [-1, 1].
+        note(
+            "prepare_source image has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
+            "(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass image * 2 - 1",
+            stacklevel=2,
+        )
     size = tuple(image.shape[-2:])
     depth = _as_tensor(depth, "prepare_source depth")
     if tuple(depth.shape) != size:
