@@ -1050,7 +1050,7 @@ def generate(
             gen3c.generate("photo.png", trajectory=path, video_save_name=path)
 
     Inputs are files (images, depth and cameras in memory go through
-    :func:`~gen3c.pipelines.camera_video.prepare_source` step by step: README, "Python").
+    :func:`~gen3c.pipelines.camera_video.prepare_source` step by step: docs/python.md).
 
     Args:
         image: the source image, a path (or anything ``--input_image_path`` takes).
@@ -1074,7 +1074,7 @@ def generate(
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise Gen3cInputError(
                 f"{where}: {key} is a {type(value).__name__}, not a path: save it to a file first, or build the video step by "
-                "step from arrays: prepare_source(image, depth, K, resolution), build_cache, generate_video (README, \"Python\")"
+                "step from arrays: prepare_source(image, depth, K, resolution), build_cache, generate_video (docs/python.md)"
             )
     known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
     settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
