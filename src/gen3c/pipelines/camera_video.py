@@ -164,9 +164,10 @@ def prepare_source(
 
     float_tensor = isinstance(image, Tensor) and image.dtype.is_floating_point
     image = as_image(image, "prepare_source image")
-    if float_tensor and float(image.min()) >= 0:
+    lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
+    if lo >= 0 and hi > lo:
         # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
-        # of an image whose darkest pixel would be mid-grey in [-1, 1].
+        # of an image whose darkest pixel would be mid-grey in [-1, 1] (a flat one, a placeholder, says nothing).
         note(
             "prepare_source image has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
             "(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass image * 2 - 1",
