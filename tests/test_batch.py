@@ -235,6 +235,14 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
     gen3, loaded3 = pool.get(request(num_steps=10))  # other model settings: reloaded
     assert loaded3 and gen3 is not gen and len(made) == 2 and pool.loads == 2
 
+    def sized(resolution: str, **options) -> GenerationRequest:
+        return GenerationRequest(generator="gen3c", resolution=resolution, generator_options={"checkpoint_dir": "ckpt", **options})
+
+    # --max_gpu_memory picks a memory mode for the frame size (before: a job of another size
+    # reused the plan made for the first one's); without it the size changes nothing loaded.
+    assert pool.get(sized("704x1280", max_gpu_memory=24))[1] and pool.get(sized("352x640", max_gpu_memory=24))[1]
+    assert pool.get(sized("704x1280"))[1] and not pool.get(sized("352x640"))[1]
+
 
 # -- runs, resuming, retries -----------------------------------------------------------------
 

@@ -552,3 +552,21 @@ def test_forward_warp_checks_its_arguments_and_its_example_runs():
             forward_warp(*args, 5, 6)
     with pytest.raises(Gen3cInputError, match="splat mode must be one of"):
         forward_warp(pts, cols, EYE, K5[None], 5, 6, mode="nearest")
+
+
+def test_a_render_that_sees_nothing_says_which_convention_to_check():
+    """Cameras in OpenGL's convention (looking along −z) see none of the cache; the render says
+    to check the convention instead of handing back empty buffers without a word. Before: silent."""
+    import warnings
+
+    from gen3c.cameras import invert_pose, look_at, opencv_to_opengl
+
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 5, 6), torch.full((5, 6), 2.0), K5, torch.eye(4))
+    w2c = look_at(torch.tensor([[0.1, 0.0, -0.5]]), torch.tensor([[0.0, 0.0, 2.0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cache.render(Cameras(w2c, K5, 5, 6)).masks.any()
+    opengl = invert_pose(opencv_to_opengl(w2c))  # an OpenGL world-to-camera pose, as a renderer keeps one
+    with pytest.warns(UserWarning, match=r"no point of the cache lands in any of the 1 cameras: check that their poses are OpenCV world-to-camera"):
+        assert not cache.render(Cameras(opengl, K5, 5, 6)).masks.any()

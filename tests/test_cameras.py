@@ -249,6 +249,50 @@ def test_cameras_store_float32_whatever_they_are_given():
     assert repr(cams) == "Cameras(N=3, height=32, width=48, device=cpu)"
 
 
+def test_cameras_from_a_list_of_matrices_and_what_they_refuse():
+    """A path as scripts build it, a list of 4×4 matrices, makes the same cameras as their stack.
+    Before: a list of tensors was refused ("Cameras.w2c is a list"), a list of arrays went through
+    torch's number-by-number conversion (with its "extremely slow" warning); a 4×4 K raised
+    torch's RuntimeError from expand; a pose that is no rotation and normalised intrinsics were
+    kept, and rendered nothing (or a speck)."""
+    import doctest
+    import warnings
+
+    import gen3c.cameras
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    poses = [random_pose(i) for i in range(3)]
+    stacked = Cameras(torch.stack(poses), K, 32, 48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for path in (poses, [p.numpy() for p in poses], tuple(p.float() for p in poses)):
+            assert torch.equal(Cameras(path, K, 32, 48).w2c, stacked.w2c)
+        assert torch.equal(Cameras(stacked.w2c, [K, K, K], 32, 48).K, stacked.K)
+    mistakes = [
+        ((poses[:2] + [torch.eye(3)], K), r"Cameras.w2c is a list of 3 items of shapes \(3, 3\), \(4, 4\): pass items of one shape"),
+        ((torch.stack(poses), torch.eye(4)), r"Cameras.K must be \(3, 3\) or \(N, 3, 3\) with N=3, got \(4, 4\)"),
+        ((torch.stack(poses) * 2, K), r"Cameras.w2c are not rigid \(frame 0\): the 3×3 block must be a rotation"),
+        ((torch.stack(poses), K / torch.tensor([[48.0, 1, 48], [1, 32, 32], [1, 1, 1]])), r"Cameras.K \(frame 0\) \(fx=0.833333, .*\) look normalised"),
+    ]
+    for (w2c, intrinsics), match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            Cameras(w2c, intrinsics, 32, 48)
+    assert doctest.testmod(gen3c.cameras).failed == 0  # the docstrings' examples, Cameras' included
+
+
+def test_a_field_of_view_in_radians_is_noted():
+    """math.radians(60) passed as degrees makes a 1° telephoto; it is noted with the number to
+    pass. Before: taken without a word (a focal length 57 times too long)."""
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"field of view 1.0472° is narrower .*: if it is in radians, pass 60 \(degrees\)"):
+        K = intrinsics_from_fov(math.radians(60), 64, 112)
+    assert K[0, 0].item() == pytest.approx(56 / math.tan(math.radians(math.radians(60)) / 2))  # still what was asked
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        intrinsics_from_fov(3.5, 64, 112)  # a long lens, in degrees: no note
+
+
 def test_intrinsics_from_fov_refuses_an_unknown_axis():
     # Before: any axis but "horizontal" (e.g. the typo "horizonal") silently meant "vertical".
     assert intrinsics_from_fov(90.0, 100, 200, axis="vertical")[0, 0].item() == pytest.approx(50.0)

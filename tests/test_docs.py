@@ -440,6 +440,8 @@ PYTHON_BLOCKS = {
     ("gen3c_model.md", "load_generator("): "test_gen3c_model_python_runs",
     ("gen3c_model.md", "callback_on_step_end=stop_early"): "test_gen3c_model_python_runs",
     ("multi_gpu.md", "num_gpus=N"): None,  # under torchrun on GPUs; tests/test_context_parallel.py runs 2 CPU ranks
+    ("python.md", 'for path in ("left", "zoom_in", "clockwise")'): "test_python_one_call_per_video_runs",
+    ("python.md", "prepare_source(image, depth, K"): "test_python_arrays_in_arrays_out_runs",
 }
 
 
@@ -731,3 +733,34 @@ def test_the_names_the_docs_give_resolve():
     names = {(doc.name, n) for doc in DOCS for span in inline_code(doc.read_text()) for n in re.findall(r"(?<![\w./])(gen3c(?:\.\w+)+)", span)}
     assert len(names) > 20
     assert not sorted(f"{doc}: {n}" for doc, n in names if not resolves(n))
+
+
+@pytest.mark.slow
+def test_python_one_call_per_video_runs(tmp_path, monkeypatch, capsys):
+    """docs/python.md, "One call per video": three paths from one load of the 5-step model, and
+    the last run's cameras and frames read back."""
+    from gen3c.pipelines.request import GENERATE_POOL
+
+    write_photo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    GENERATE_POOL.clear()
+    loads = GENERATE_POOL.loads
+    ns: dict = {}
+    exec(python_block("python.md", 'for path in ("left", "zoom_in", "clockwise")'), ns)
+    assert GENERATE_POOL.loads == loads + 1
+    assert capsys.readouterr().out.splitlines() == [f"outputs/{p}.mp4 (17, 3, 64, 112)" for p in ("left", "zoom_in", "clockwise")]
+    assert len(ns["cameras"]) == 17 and ns["frames"].shape == (17, 64, 112, 3) and ns["fps"] == 24.0
+    GENERATE_POOL.clear()
+
+
+def test_python_arrays_in_arrays_out_runs(tmp_path, monkeypatch):
+    """docs/python.md, "Arrays in, arrays out": at 64×112 instead of 352×640."""
+    import torch
+
+    write_photo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(shrunk(python_block("python.md", "prepare_source(image, depth, K"), {"resolution=(352, 640)": "resolution=(64, 112)"}), ns)
+    assert ns["frames"].shape == (25, 64, 112, 3) and ns["frames"].dtype.name == "uint8"
+    assert ns["buffers"].colors.shape == (25, 1, 3, 64, 112) and torch.equal(ns["buffers"].masks[0, 0, 0] > 0, ns["cache"].views[0].valid[0])  # frame 0: the source camera
+    assert torch.allclose(ns["cameras"].w2c[0], torch.eye(4)) and not any(tmp_path.glob("outputs"))

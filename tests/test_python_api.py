@@ -29,6 +29,17 @@ def scene(box_scene):
     return image, depth, intrinsics_from_fov(60, *image.shape[-2:])
 
 
+def test_dir_of_gen3c_lists_what_all_promises_without_loading_it():
+    """Tab completion (``gen3c.<TAB>``) and ``dir(gen3c)`` show the lazy entry points. Before:
+    ``generate`` and ``Gen3cPipeline`` were missing until first used."""
+    import subprocess
+    import sys
+
+    code = "import gen3c, sys; print(sorted(set(gen3c.__all__) - set(dir(gen3c))), 'diffusers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["[]", "False"]
+
+
 def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
     image, depth, K = scene
     uint8 = ((image + 1) * 127.5).round().to(torch.uint8)
@@ -41,6 +52,20 @@ def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
         assert torch.equal(got.depth, reference.depth) and torch.equal(got.K, reference.K)
 
 
+def test_a_float_tensor_in_0_1_is_noted(scene):
+    """An image in [0, 1] (torchvision's to_tensor, kornia, what the depth estimators take) is
+    read as [-1, 1], which washes it out; it is noted with the fix. Before: taken without a word."""
+    import warnings
+
+    image, depth, K = scene
+    with pytest.warns(UserWarning, match=r"prepare_source image has no value below 0.*pass image \* 2 - 1"):
+        washed = prepare_source((image + 1) / 2, depth, K, SIZE)
+    assert float(washed.image.min()) >= 0  # still what was asked: the note does not change the image
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prepare_source(image, depth, K, SIZE)
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
@@ -49,7 +74,7 @@ def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
         (lambda i, d, K: (i[None], d, K), r"pass one \(3, H, W\) RGB image"),
         (lambda i, d, K: (i * 127.5 + 127.5, d, K), r"expected \[-1, 1\] \(0–255 values: pass image / 127.5 - 1\)"),
         (lambda i, d, K: (i, d[None], K), r"depth is \(1, 96, 160\) but the image is \(96, 160\)"),
-        (lambda i, d, K: (i, d, torch.eye(4)), "K must be 3×3"),
+        (lambda i, d, K: (i, d, torch.eye(4)), r"K has shape \(4, 4\): pass one \(3, 3\) matrix"),
         (lambda i, d, K: (i, d, K[None]), r"K has shape \(1, 3, 3\): pass one \(3, 3\)"),
         (lambda i, d, K: (i, d, "60"), "K is a str"),
     ],
@@ -57,6 +82,39 @@ def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
 def test_prepare_source_refuses_wrong_arguments_in_one_line(scene, change, match):
     with pytest.raises(Gen3cInputError, match=match):
         prepare_source(*change(*scene), SIZE)
+
+
+def test_depth_in_memory_is_taken_as_the_same_depth_in_a_file(scene, tmp_path):
+    """A depth array with NaN sky and an integer depth map make the source a depth file makes
+    (the command line's path). Before: NaN pixels became holes (not GEN3C's far backdrop) and
+    the bilinear resize spread them to their neighbours; a uint16 map raised torch's
+    NotImplementedError; an all-NaN map made an empty cache without a word; normalised
+    intrinsics were taken as pixels."""
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    image, depth, K = scene
+    sky = depth.clone()
+    sky[:20] = float("nan")
+    Image.fromarray(((image + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()).save(tmp_path / "photo.png")
+    np.save(tmp_path / "sky.npy", sky.numpy())
+    request = GenerationRequest(input_image_path=str(tmp_path / "photo.png"), depth_path=str(tmp_path / "sky.npy"), fov=60, resolution="32x48")
+    with pytest.warns(UserWarning, match=r"of NaN/inf depth sit far away"):
+        from_file = load_source(request)
+    with pytest.warns(UserWarning, match=r"prepare_source depth: 3200 pixels \(21%\) of NaN/inf depth sit far away"):
+        in_memory = prepare_source(image, sky.numpy(), K, SIZE)
+    assert torch.equal(in_memory.depth, from_file.depth) and torch.equal(in_memory.valid, from_file.valid)
+    assert bool(in_memory.valid.all()) and float(in_memory.depth[0].min()) > 100  # the sky: a far backdrop
+    millimetres = prepare_source(image, (depth * 1000).numpy().astype(np.uint16), K, SIZE)
+    assert torch.equal(millimetres.depth, prepare_source(image, depth * 1000, K, SIZE).depth)
+    mistakes = [
+        ((image, torch.full_like(depth, float("nan")), K), r"prepare_source depth has no valid pixel \(all NaN/inf/≤ 0\)"),
+        ((image, depth, K / torch.tensor([[160.0, 1, 160], [1, 96, 96], [1, 1, 1]])), r"prepare_source K \(fx=0.866025.*\) look normalised"),
+        ((image, depth, 60), r"K is the number 60: .*cameras.intrinsics_from_fov\(60, 96, 160\)"),
+        ((image, depth > 3, K), "prepare_source depth is torch.bool: pass z-depth as real numbers"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            prepare_source(*args, SIZE)
 
 
 def test_prepare_source_checks_pose_and_resolution(scene):
@@ -128,16 +186,56 @@ def test_generate_twice_in_one_process_is_quiet_and_takes_numpy_numbers(box_scen
     assert out == "" and err == ""
 
 
+def test_results_print_as_a_line_with_their_shapes(scene, tmp_path):
+    """A notebook cell ending in a result shows what it holds, not every pixel. Before: the
+    dataclasses' own reprs printed every tensor (RunOutput: over 100 kB for 5 frames of 32×48)."""
+    import doctest
+
+    import gen3c.summary
+    from gen3c.depth import load_depth_estimator
+
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=5)
+    cache = build_cache([source])
+    result = generate_video(cache, cameras, PreviewGenerator(), source.image)
+    from gen3c.pipelines.request import RunOutput
+
+    out = RunOutput(result, {"video": tmp_path / "a.mp4"}, 1.5)
+    estimate = load_depth_estimator("prior").estimate((source.image + 1) / 2)
+    for value, expected in [
+        (source, "SourceView(image=tensor(3, 32, 48; float32), depth=tensor(32, 48; float32), K=tensor(3, 3; float32), "
+                 "w2c=tensor(4, 4; float32), valid=tensor(32, 48; bool), depth_kind='metric', reference_depth=None)"),
+        (result.buffers, "BufferRenders(colors=tensor(5, 1, 3, 32, 48; float32), masks=tensor(5, 1, 1, 32, 48; float32), "
+                         "depths=tensor(5, 1, 1, 32, 48; float32), views=(0,))"),
+        (out, f"RunOutput(result=VideoResult(frames=tensor(5, 3, 32, 48; float32), buffers={result.buffers!r}, "
+              f"cameras=Cameras(N=5, height=32, width=48, device=cpu), num_frames=5, chunks=[(0, 5)], last_frame=tensor(3, 32, 48; float32)), "
+              f"paths={{'video': {tmp_path / 'a.mp4'!r}}}, seconds=1.5, generator_settings=None)"),
+        (cache.views[0], "CacheView(points=tensor(1, 32, 48, 3; float32), colors=tensor(1, 32, 48, 3; float32), valid=tensor(1, 32, 48; bool), "
+                         "edge=tensor(1, 32, 48; bool), w2c=tensor(1, 4, 4; float32), K=tensor(1, 3, 3; float32), filtered=tensor(1, 32, 48; bool))"),
+        (estimate, "DepthEstimate(depth=tensor(32, 48; float32), intrinsics=tensor(3, 3; float32), mask=tensor(32, 48; bool), kind='relative', "
+                   "source='prior', intrinsics_from='default')"),
+    ]:  # fmt: skip
+        assert repr(value) == expected
+    assert doctest.testmod(gen3c.summary).failed == 0
+
+
 @pytest.mark.slow
 def test_generate_with_the_small_model_is_seeded_and_silenced_by_progress_false(box_scene, tmp_path, capfd):
+    from gen3c.pipelines.request import GENERATE_POOL
+
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "video_save_folder": tmp_path, "model": "tiny", "num_steps": 2}
+    GENERATE_POOL.clear()
+    loads = GENERATE_POOL.loads
     a = gen3c.generate(image_path, seed=5, video_save_name="a", progress=False, **common)
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # before: diffusers' loading bar and the sampler's bar, no way to turn them off
     b = gen3c.generate(image_path, seed=5, video_save_name="b", **common)
     assert "2/2" in capfd.readouterr().err  # the sampler's bar by default
-    c = gen3c.generate(image_path, seed=6, video_save_name="c", progress=False, **common)
+    c = gen3c.generate(image_path, seed=6, video_save_name="c", progress=False, keep_loaded=False, **common)
+    # One load for the three calls (before: one per call, minutes each for GEN3C-7B); the model
+    # takes each call's seed; keep_loaded=False let it go.
+    assert GENERATE_POOL.loads == loads + 1 and GENERATE_POOL._generator is None
     assert a.result.frames.shape == (17, 3, *SIZE)
     assert torch.equal(a.result.frames, b.result.frames)
     assert (a.result.frames - c.result.frames).abs().max() > 1e-3

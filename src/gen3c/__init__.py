@@ -25,6 +25,11 @@ _LAZY = {
 __all__ = ["Gen3cInputError", "Gen3cModelError", "Gen3cPipeline", "__version__", "generate"]
 
 
+def __dir__() -> list[str]:
+    # The lazy names too, so tab completion and dir(gen3c) show what __all__ promises.
+    return sorted({*globals(), *_LAZY})
+
+
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'gen3c' has no attribute {name!r}")

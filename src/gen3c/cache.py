@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 from gen3c.io.images import outside_unit_range
+from gen3c.summary import dataclass_repr
 
 SPLAT_MODES = ("bilinear", "zbuffer")
 # GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (``cache_3d.py``).
@@ -495,6 +496,8 @@ class CacheView:
     K: Tensor
     filtered: Tensor
 
+    __repr__ = dataclass_repr
+
     @property
     def num_frames(self) -> int:
         return self.points.shape[0]
@@ -533,6 +536,8 @@ class BufferRenders:
     masks: Tensor
     depths: Tensor | None
     views: tuple[int, ...] = ()
+
+    __repr__ = dataclass_repr
 
     @property
     def num_buffers(self) -> int:
@@ -737,6 +742,14 @@ class Cache3D:
                         out.depth.copy_(result.depth)
             if progress is not None:
                 progress(stop - start)
+        if T and not bool(masks.any()):
+            # Not an error (a path may turn away from the scene), but mostly a convention mix-up.
+            note(
+                f"no point of the cache lands in any of the {T} cameras: check that their poses are OpenCV world-to-camera "
+                "in the cache's world (a camera-to-world or an OpenGL pose looks away from the scene: "
+                "gen3c.cameras.invert_pose, opengl_to_opencv)",
+                stacklevel=3,
+            )
         return BufferRenders(colors=colors, masks=masks, depths=depths, views=indices)
 
     def render_view(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 
 # Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -57,9 +57,16 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
 
 
 def focal_from_fov(fov_degrees: float, size: int) -> float:
-    """Focal length in pixels for a field of view (degrees) spanning ``size`` pixels."""
+    """Focal length in pixels for a field of view in degrees spanning ``size`` pixels (one of
+    π or less notes that it may be radians)."""
     if not 0.01 <= fov_degrees <= 179.0:
         raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
+    if fov_degrees <= math.pi:  # a lens this long is rare; a field of view in radians is not
+        note(
+            f"field of view {fov_degrees:g}° is narrower than a long telephoto lens's: if it is in radians, pass "
+            f"{math.degrees(fov_degrees):.4g} (degrees)",
+            stacklevel=3,
+        )
     return 0.5 * size / math.tan(math.radians(fov_degrees) / 2.0)
 
 
@@ -278,10 +285,14 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     the world shares the OpenCV "y down" convention of the single-image source camera).
 
     Args:
-        eye, target: (*B, 3).
+        eye, target: (*B, 3) tensors; one (3,) target is shared by every eye.
         up: (*B, 3) or None.
     Returns:
         (*B, 4, 4) w2c.
+
+    >>> eyes = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.2]])
+    >>> look_at(eyes, torch.tensor([0.0, 0.0, 2.0])).shape     # a path of 2 cameras
+    torch.Size([2, 4, 4])
 
     Raises:
         Gen3cInputError: ``eye`` equal to ``target``, or a view direction along ``up`` (no
@@ -537,8 +548,9 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
 
 
 def as_float32(value: object, name: str) -> Tensor:
-    """A tensor, numpy array or nested list of real numbers as a float32 tensor (a float32
-    tensor as it is); anything else is refused in one line."""
+    """A tensor, numpy array, nested list of real numbers or list of tensors / arrays of one
+    shape (e.g. 4×4 matrices, stacked) as a float32 tensor (a float32 tensor as it is);
+    anything else is refused in one line."""
     return _as_real(value, name).float()
 
 
@@ -548,6 +560,14 @@ def as_float64(value: object, name: str) -> Tensor:
 
 
 def _as_real(value: object, name: str) -> Tensor:
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Tensor) or hasattr(v, "__array__") for v in value):
+        # A list of matrices (tensors or arrays), as a path is often built: stacked, not taken
+        # apart number by number (which torch refuses for tensors and does slowly for arrays).
+        items = [torch.as_tensor(v) for v in value]
+        shapes = sorted({tuple(t.shape) for t in items})
+        if len(shapes) > 1:
+            raise Gen3cInputError(f"{name} is a list of {len(items)} items of shapes {', '.join(map(str, shapes[:3]))}: pass items of one shape")
+        value = torch.stack([t.to(items[0].device) for t in items])
     try:
         tensor = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
@@ -567,8 +587,16 @@ class Cameras:
             single (3, 3) is shared by all N).
         height, width: image size the intrinsics refer to.
 
-    Tensors, numpy arrays and nested lists of any real dtype are taken and stored as float32,
-    the precision every renderer and generator computes cameras in.
+    Tensors, numpy arrays, nested lists and lists of 4×4 (3×3) matrices of any real dtype are
+    taken and stored as float32, the precision every renderer and generator computes cameras in.
+    Poses must be rigid and intrinsics in pixels of ``height`` × ``width``
+    (:func:`check_intrinsics_fit`); a camera-to-world stack goes in as ``invert_pose(c2w)``, an
+    OpenGL / nerfstudio one as ``opengl_to_opencv(c2w_gl)``.
+
+    >>> import numpy as np
+    >>> path = [np.eye(4) for _ in range(3)]                      # e.g. from another tool
+    >>> Cameras(path, make_intrinsics(100.0, 100.0, 56.0, 32.0), height=64, width=112)
+    Cameras(N=3, height=64, width=112, device=cpu)
     """
 
     w2c: Tensor
@@ -582,7 +610,7 @@ class Cameras:
         if self.w2c.ndim != 3 or self.w2c.shape[-2:] != (4, 4):
             hint = ": one camera is w2c[None]" if self.w2c.shape == (4, 4) else ""
             raise Gen3cInputError(f"Cameras.w2c must be (N, 4, 4) world-to-camera poses, got {tuple(self.w2c.shape)}{hint}")
-        if self.K.ndim == 2:
+        if self.K.shape == (3, 3):
             self.K = self.K.expand(len(self.w2c), 3, 3).clone()
         if self.K.shape != (len(self.w2c), 3, 3):
             raise Gen3cInputError(f"Cameras.K must be (3, 3) or (N, 3, 3) with N={len(self.w2c)}, got {tuple(self.K.shape)}")
@@ -592,6 +620,10 @@ class Cameras:
             self.height = self.width = 0
         if self.height < 1 or self.width < 1:
             raise Gen3cInputError("Cameras height and width must be the image size in pixels, two positive whole numbers")
+        # A pose that is no rotation (a projection matrix, a scaled pose) renders nothing, and
+        # normalised intrinsics a speck: refused here rather than as an empty video later.
+        validate_poses(self.w2c, "Cameras.w2c")
+        check_intrinsics_fit(self.K, self.height, self.width, "Cameras.K")
 
     def __len__(self) -> int:
         return self.w2c.shape[0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -27,12 +26,9 @@ from gen3c.batch.manifest import OUTPUT_FILES, Job
 from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
-from gen3c.pipelines.request import GenerationRequest
+from gen3c.pipelines.request import GenerationRequest, GeneratorPool
 
 STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
-#: Settings a loaded generator takes per job (plain attributes; nothing reloads). Jobs that
-#: differ only in these share one loaded model.
-PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
 
 
 @dataclass
@@ -129,54 +125,6 @@ def check_finished(job: Job, folder: str | Path, status: dict[str, Any] | None) 
             if frames != expected:
                 return f"its {key} output {path.name} has {frames} frames, not {expected}"
     return None
-
-
-class GeneratorPool:
-    """The generator of a worker, loaded once and reused by every job with the same model
-    settings ("models loaded once per worker"); only per-job settings (seed, prompt) change
-    between jobs. A job with other model settings replaces it (one model in memory at a time)."""
-
-    def __init__(self) -> None:
-        self._key: str | None = None
-        self._generator: Any = None
-        self.loads = 0
-
-    @staticmethod
-    def key(request: GenerationRequest) -> str:
-        options = {k: v for k, v in request.generator_options.items() if k not in PER_JOB_GENERATOR_SETTINGS}
-        return json.dumps([request.generator, options], sort_keys=True, default=str)
-
-    def get(self, request: GenerationRequest) -> tuple[Any, bool]:
-        """The generator for ``request`` with its per-job settings, and whether it was loaded now."""
-        from gen3c.pipelines.request import make_generator
-
-        key = self.key(request)
-        loaded = key != self._key
-        if loaded:
-            self._generator, self._key = None, None
-            _free_accelerator_memory()
-            self._generator = make_generator(request)
-            self._key = key
-            self.loads += 1
-        generator = self._generator
-        defaults = inspect.signature(type(generator).__init__).parameters
-        for name in PER_JOB_GENERATOR_SETTINGS:
-            if hasattr(generator, name):
-                fallback = defaults[name].default if name in defaults else getattr(generator, name)
-                setattr(generator, name, request.generator_options.get(name, fallback))
-        if hasattr(generator, "seed"):
-            generator.seed = request.seed
-        return generator, loaded
-
-
-def _free_accelerator_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 @dataclass

@@ -34,6 +34,7 @@ from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intr
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import resize_nearest
+from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS
 
 #: Horizontal field of view assumed when neither the model nor the user gives the camera.
@@ -62,6 +63,8 @@ class DepthEstimate:
     kind: str
     source: str
     intrinsics_from: str = "model"
+
+    __repr__ = dataclass_repr
 
     def __post_init__(self) -> None:
         if self.depth.ndim != 2:

@@ -170,7 +170,7 @@ def fill_invalid_depth(
     empty = ~trusted.reshape(-1, *depth.shape[-2:]).flatten(1).any(1)
     if bool(empty.any()):
         where = f" (frame {frame_offset + int(empty.nonzero()[0, 0])})" if depth.ndim == 3 else ""
-        raise Gen3cInputError(f"{name} has no valid pixel{where} (all NaN/inf/≤ 0): check the file and its units")
+        raise Gen3cInputError(f"{name} has no valid pixel{where} (all NaN/inf/≤ 0): check its values and their unit")
     far = torch.isnan(depth) | (depth == float("inf")) if not mask_invalid else torch.zeros_like(trusted)
     valid = trusted | far
     if mask is not None:

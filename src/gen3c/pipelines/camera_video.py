@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -30,12 +30,12 @@ from torch import Tensor
 from gen3c.cache import BufferRenders, Cache3D
 from gen3c.cameras import (
     Cameras,
+    check_intrinsics_fit,
     resize_crop_intrinsics,
     resize_intrinsics,
-    validate_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, note, raise_if_interrupted
 from gen3c.io.atomic import (
     atomic_path,
     check_output_targets,
@@ -57,7 +57,11 @@ from gen3c.pipelines.autoregressive import (
     check_chunked_frame_count,
     plan_chunks,
 )
+from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 MAX_FRAMES = 100_000
 
@@ -106,6 +110,8 @@ class SourceView:
     #: sky, filled far away, stays in the cache as in GEN3C but must not move the median).
     reference_depth: float | None = None
 
+    __repr__ = dataclass_repr
+
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.image.shape[-2:])
@@ -118,41 +124,70 @@ class SourceView:
 
 
 def prepare_source(
-    image: Tensor,
-    depth: Tensor,
-    K: Tensor,
+    image: Tensor | np.ndarray | PIL.Image.Image,
+    depth: Tensor | np.ndarray,
+    K: Tensor | np.ndarray,
     resolution: tuple[int, int],
     resize_mode: str = "crop",
-    valid: Tensor | None = None,
-    w2c: Tensor | None = None,
+    valid: Tensor | np.ndarray | None = None,
+    w2c: Tensor | np.ndarray | None = None,
     depth_kind: str = "metric",
 ) -> SourceView:
     """Bring an image, its depth and intrinsics to the working resolution.
 
+    The image, depth and camera may come from files (:func:`gen3c.io.images.load_image`,
+    :func:`gen3c.io.depth.load_depth`) or from memory: a PIL image and numpy arrays are taken
+    as they are, and their depth is treated as ``--depth_path``'s is (NaN / +inf far away, as
+    GEN3C places sky; ≤ 0 left out; a note says how many).
+
     Args:
-        image: (3, h, w) in [−1, 1] (or a uint8 tensor, a PIL image, an (h, w, 3) uint8 array:
-            :func:`gen3c.io.images.as_image`); depth: (h, w) z-depth (tensor or array);
-            K: (3, 3) in pixels of h × w, OpenCV convention.
+        image: (3, h, w) float tensor in [−1, 1], or a uint8 tensor, a PIL image, an (h, w, 3)
+            uint8 array or float array in [0, 1] (:func:`gen3c.io.images.as_image`). A float
+            *tensor* is read as [−1, 1]: pass a [0, 1] one (torchvision's ``to_tensor``, kornia)
+            as ``image * 2 - 1`` (one with no value below 0 is noted).
+        depth: (h, w) z-depth (tensor or array, any real dtype), in any unit.
+        K: (3, 3) intrinsics in pixels of h × w, OpenCV convention
+            (:func:`gen3c.cameras.intrinsics_from_fov` for a field of view in degrees).
         resolution: working (H, W).
         resize_mode: "crop" (keep aspect, centre-crop) or "stretch" (GEN3C's plain resize).
-        valid: optional (h, w) bool.
+        valid: optional (h, w) bool, False for pixels to leave out of the cache.
         w2c: optional (4, 4) world-to-camera pose (default: the identity).
         depth_kind: "metric" (incl. the user's own units) or "relative" (up to scale, e.g.
             MoGe's): what ``trajectory_scale="auto"`` scales a preset path by (:mod:`gen3c.trajectories`).
 
     Raises:
-        Gen3cInputError: an argument of the wrong type, shape or range, in one line.
+        Gen3cInputError: an argument of the wrong type, shape or range, or a depth with no
+            valid pixel, in one line.
     """
+    from gen3c.io.depth import fill_invalid_depth
     from gen3c.io.images import as_image
 
+    float_tensor = isinstance(image, Tensor) and image.dtype.is_floating_point
     image = as_image(image, "prepare_source image")
+    lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
+    if lo >= 0 and hi > lo:
+        # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
+        # of an image whose darkest pixel would be mid-grey in [-1, 1] (a flat one, a placeholder, says nothing).
+        note(
+            "prepare_source image has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
+            "(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass image * 2 - 1",
+            stacklevel=2,
+        )
     size = tuple(image.shape[-2:])
     depth = _as_tensor(depth, "prepare_source depth")
     if tuple(depth.shape) != size:
         raise Gen3cInputError(f"prepare_source depth is {tuple(depth.shape)} but the image is {size}: pass the (H, W) depth of this image")
-    K = validate_intrinsics(_as_tensor(K, "prepare_source K").float(), "prepare_source K")
+    if depth.dtype == torch.bool or depth.is_complex():
+        raise Gen3cInputError(f"prepare_source depth is {depth.dtype}: pass z-depth as real numbers")
+    if isinstance(K, numbers.Real):
+        raise Gen3cInputError(
+            f"prepare_source K is the number {K!r}: pass (3, 3) intrinsics in pixels; for a field of view in degrees, "
+            f"gen3c.cameras.intrinsics_from_fov({K!r}, {size[0]}, {size[1]})"
+        )
+    K = _as_tensor(K, "prepare_source K").float()
     if K.shape != (3, 3):
         raise Gen3cInputError(f"prepare_source K has shape {tuple(K.shape)}: pass one (3, 3) matrix in pixels of the image")
+    K = check_intrinsics_fit(K, *size, "prepare_source K")
     if w2c is not None:
         w2c = validate_poses(_as_tensor(w2c, "prepare_source w2c").float(), "prepare_source w2c")
         if w2c.shape != (4, 4):
@@ -162,10 +197,14 @@ def prepare_source(
     resolution = tuple(int(v) for v in resolution)
     if depth_kind not in DEPTH_KINDS:
         raise Gen3cInputError(f"prepare_source depth_kind {depth_kind!r} is unknown: pass one of {', '.join(DEPTH_KINDS)}")
-    depth = depth.to(image.device)
-    valid = depth > 0 if valid is None else _as_tensor(valid, "prepare_source valid").to(image.device)
-    if tuple(valid.shape) != size:
-        raise Gen3cInputError(f"prepare_source valid is {tuple(valid.shape)} but the image is {size}: pass an (H, W) mask")
+    depth = depth.to(image.device).float()
+    if valid is not None:
+        valid = _as_tensor(valid, "prepare_source valid").to(image.device).bool()
+        if tuple(valid.shape) != size:
+            raise Gen3cInputError(f"prepare_source valid is {tuple(valid.shape)} but the image is {size}: pass an (H, W) mask")
+    # As a depth file is read (a no-op for depth that was: its invalid pixels are already 0 and
+    # not valid); NaN must not reach the bilinear resize, which would spread it to its neighbours.
+    depth, valid = fill_invalid_depth(depth, "prepare_source depth", mask=valid)
     # GEN3C resizes depth bilinearly; the edge filter later drops the in-between points.
     stacked = torch.cat([image.float(), depth[None].float(), valid[None].float()])
     resized = resize_image(stacked, resolution, resize_mode)
@@ -222,7 +261,20 @@ def preset_cameras(
     movement_distance: float = 0.3,
     trajectory_scale: str = "auto",
 ) -> Cameras:
-    """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`)."""
+    """GEN3C's preset trajectory relative to ``source`` (see :mod:`gen3c.trajectories`).
+
+    Args:
+        trajectory: one of :data:`gen3c.trajectories.PRESETS` ("left", "right", "up", "down",
+            "zoom_in", "zoom_out", "clockwise", "counterclockwise").
+        camera_rotation: one of :data:`gen3c.trajectories.ROTATION_MODES`.
+        num_frames: T.
+        movement_distance, trajectory_scale: how far, and in which unit
+            (:func:`gen3c.trajectories.center_depth_for`).
+    Returns:
+        :class:`~gen3c.cameras.Cameras`: T OpenCV world-to-camera poses (frame 0 is the source
+        camera) with the source's intrinsics, in pixels of its working size. For a path of your
+        own, build ``Cameras(w2c, source.K, *source.size)`` from (T, 4, 4) world-to-camera poses.
+    """
     if not isinstance(source, SourceView):
         raise Gen3cInputError(f"preset_cameras takes the SourceView of prepare_source, got {type(source).__name__}")
     center = center_depth_for(trajectory_scale, source.median_depth(), source.depth_kind)
@@ -281,6 +333,8 @@ class VideoResult:
     num_frames: int = 0
     chunks: list[tuple[int, int]] = field(default_factory=list)
     last_frame: Tensor | None = None
+
+    __repr__ = dataclass_repr
 
     def __post_init__(self) -> None:
         if not self.num_frames and self.frames is not None:

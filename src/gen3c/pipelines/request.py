@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import gc
+import inspect
+import json
 import math
 import numbers
 import os
@@ -55,6 +58,7 @@ from gen3c.pipelines.camera_video import (
     resolve_chunk_frames,
 )
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
+from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
 if TYPE_CHECKING:
@@ -717,6 +721,56 @@ def make_generator(request: GenerationRequest):
     )
 
 
+#: Settings a loaded generator takes per run (plain attributes; nothing reloads). Runs that
+#: differ only in these (and the seed) share one loaded model.
+PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
+
+
+class GeneratorPool:
+    """One generator, loaded once and reused by every request with the same model settings: a
+    batch worker's jobs ("models loaded once per worker") and :func:`generate`'s calls. Only
+    per-run settings (seed, prompt) change between requests; a request with other model settings
+    replaces the generator (one model in memory at a time)."""
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._generator: Any = None
+        self.loads = 0
+
+    @staticmethod
+    def key(request: GenerationRequest) -> str:
+        options = {k: v for k, v in request.generator_options.items() if k not in PER_JOB_GENERATOR_SETTINGS}
+        # --max_gpu_memory picks the memory mode for the frame size: another size, another plan.
+        size = request.resolution if "max_gpu_memory" in options else None
+        return json.dumps([request.generator, options, size], sort_keys=True, default=str)
+
+    def get(self, request: GenerationRequest) -> tuple[Any, bool]:
+        """The generator for ``request`` with its per-run settings, and whether it was loaded now."""
+        key = self.key(request)
+        loaded = key != self._key
+        if loaded:
+            self.clear()
+            self._generator = make_generator(request)
+            self._key = key
+            self.loads += 1
+        generator = self._generator
+        defaults = inspect.signature(type(generator).__init__).parameters
+        for name in PER_JOB_GENERATOR_SETTINGS:
+            if hasattr(generator, name):
+                fallback = defaults[name].default if name in defaults else getattr(generator, name)
+                setattr(generator, name, request.generator_options.get(name, fallback))
+        if hasattr(generator, "seed"):
+            generator.seed = request.seed
+        return generator, loaded
+
+    def clear(self) -> None:
+        """Drop the loaded generator and give its accelerator memory back."""
+        self._generator, self._key = None, None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def check_frame_count(request: GenerationRequest) -> None:
     """Refuse frame counts the named generator cannot make before anything is loaded (its chunk:
     :func:`fixed_chunk_frames`)."""
@@ -831,11 +885,22 @@ def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | 
 
 @dataclass
 class RunOutput:
+    """What :func:`run_request` (and :func:`generate`) made.
+
+    Attributes:
+        result: the :class:`~gen3c.pipelines.camera_video.VideoResult`: ``frames`` (T, 3, H, W)
+            in [−1, 1] when kept (a video of one chunk), ``cameras``, ``buffers``.
+        paths: the files written, by key (``"video"``, ``"cameras"``, ``"run"``, …).
+        seconds: how long the run took.
+    """
+
     result: VideoResult
     paths: dict[str, Path]
     seconds: float
     #: What the generator ran with, where it says (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`).
     generator_settings: dict[str, Any] | None = None
+
+    __repr__ = dataclass_repr
 
 
 def run_request(
@@ -843,6 +908,7 @@ def run_request(
     *,
     source: SourceView | None = None,
     generator=None,
+    generators: GeneratorPool | None = None,
     progress: ProgressFactory | None = None,
     keep_frames: bool | None = None,
     resume: bool = False,
@@ -854,6 +920,8 @@ def run_request(
         source: an already prepared source view (e.g. the GUI's loaded image); read from the
             request's files when None.
         generator: a generator to reuse across requests; made from the request when None.
+        generators: where to take the generator from when none is given, after the input is
+            read: a :class:`GeneratorPool` keeps it loaded for the next request.
         progress: stage-wise progress callbacks (see :data:`ProgressFactory`); long videos
             report each chunk's stages as "Chunk k/n: …".
         keep_frames: also keep every frame (and buffer) in the result; default: only for a run of
@@ -871,8 +939,8 @@ def run_request(
     # A run that fails (a bad input, a missing model) leaves no empty output folder behind.
     with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
         notes.extend(source_notes)
-        return _run_request(request, source=source, generator=generator, progress=progress, keep_frames=keep_frames, resume=resume,
-                            notes=notes)  # fmt: skip
+        return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
+                            keep_frames=keep_frames, resume=resume, notes=notes)  # fmt: skip
 
 
 def _run_request(
@@ -880,6 +948,7 @@ def _run_request(
     *,
     source: SourceView | None,
     generator,
+    generators: GeneratorPool | None,
     progress: ProgressFactory | None,
     keep_frames: bool | None,
     resume: bool,
@@ -904,7 +973,8 @@ def _run_request(
     # 2. Read the input (cache plan, cameras, first frame) before a model loads: a mistake in it
     # ends the run in a second, not after minutes of loading weights.
     scene = load_scene(request, source)
-    generator = generator or make_generator(request)
+    if generator is None:
+        generator = make_generator(request) if generators is None else generators.get(request)[0]
     settings = generator.settings() if callable(getattr(generator, "settings", None)) else None
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
@@ -967,18 +1037,29 @@ def generate(
     video_save_folder: str | os.PathLike = "outputs",
     video_save_name: str | None = None,
     progress: bool = True,
+    keep_loaded: bool = True,
     **settings: Any,
 ) -> RunOutput:
     """A camera-controlled video from an image in one call: ``gen3c generate --generator gen3c`` from Python.
 
     Without ``checkpoint_dir`` the GEN3C weights are fetched and converted on first use, then
-    reused (:mod:`gen3c.models.weights`).
+    reused (:mod:`gen3c.models.weights`). The loaded model stays loaded for the next call with
+    the same model settings, so a loop over trajectories, seeds or prompts loads it once::
+
+        for path in ("left", "right", "zoom_in"):
+            gen3c.generate("photo.png", trajectory=path, video_save_name=path)
+
+    Inputs are files (images, depth and cameras in memory go through
+    :func:`~gen3c.pipelines.camera_video.prepare_source` step by step: docs/python.md).
 
     Args:
-        image: the source image (or anything ``--input_image_path`` takes).
+        image: the source image, a path (or anything ``--input_image_path`` takes).
         depth: its z-depth file (``--depth_path``); None estimates depth (MoGe).
         generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
         progress: False draws no progress bars (loading, sampling): a quiet notebook cell.
+        keep_loaded: keep the generator's model loaded after the call for the next one with the
+            same model settings (one model at a time: other settings replace it); False frees it
+            (and its GPU memory) when the call returns.
         settings: any other ``gen3c generate`` setting by its flag name: the run's
             (``trajectory``, ``movement_distance``, ``num_video_frames``, ``fov``, ``seed``, …)
             and the gen3c generator's (``checkpoint_dir``, ``guidance``, ``num_steps``,
@@ -993,7 +1074,7 @@ def generate(
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise Gen3cInputError(
                 f"{where}: {key} is a {type(value).__name__}, not a path: save it to a file first, or build the video step by "
-                "step from tensors (prepare_source, build_cache, generate_video)"
+                "step from arrays: prepare_source(image, depth, K, resolution), build_cache, generate_video (docs/python.md)"
             )
     known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
     settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
@@ -1006,10 +1087,18 @@ def generate(
     )  # fmt: skip
     request = GenerationRequest.from_dict(data, name=where)
     check_unused_settings(request, where)
-    if progress:
-        return run_request(request)
-    with _diffusers_progress_bars_off():
-        return run_request(request, progress=lambda stage, total: lambda n=1: None)
+    try:
+        if progress:
+            return run_request(request, generators=GENERATE_POOL)
+        with _diffusers_progress_bars_off():
+            return run_request(request, generators=GENERATE_POOL, progress=lambda stage, total: lambda n=1: None)
+    finally:
+        if not keep_loaded:
+            GENERATE_POOL.clear()
+
+
+#: The model :func:`generate` keeps loaded between calls (``keep_loaded``).
+GENERATE_POOL = GeneratorPool()
 
 
 def _check_setting_names(options: dict[str, Any], known: set[str], generator: str) -> None:
