@@ -1,4 +1,4 @@
-"""Camera files: gen3c's per-frame JSON and nerfstudio's ``camera_path.json``.
+"""Camera files: gen3c's per-frame JSON, nerfstudio's ``camera_path.json`` and ``transforms.json``.
 
 **gen3c cameras JSON** (written beside every video, read by ``--camera_file``)::
 
@@ -160,9 +160,9 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         return json.loads(content.decode("utf-8"))
     except UnicodeDecodeError:
         what = describe_head(content[:16])
-        raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON or a nerfstudio camera_path.json") from None
+        raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
     except json.JSONDecodeError as exc:
-        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): pass a gen3c cameras JSON or a nerfstudio camera_path.json") from None
+        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
 
 
 def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bool = True) -> Cameras:
