@@ -232,7 +232,9 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
     assert loaded and (gen.prompt, gen.seed) == ("a cat", 5)
     gen2, loaded2 = pool.get(request(seed=7))  # no prompt: back to the default, same model
     assert gen2 is gen and not loaded2 and (gen2.prompt, gen2.seed) == ("", 7)
-    gen3, loaded3 = pool.get(request(num_steps=10))  # other model settings: reloaded
+    # sampling-only settings change on the loaded model (before: a reload per step count)
+    assert not pool.get(request(num_steps=10, guidance=2.0, sampler="dpmpp_2m", step_cache="fbc"))[1] and len(made) == 1
+    gen3, loaded3 = pool.get(request(fp8=True))  # other model settings (the memory plan): reloaded
     assert loaded3 and gen3 is not gen and len(made) == 2 and pool.loads == 2
 
     def sized(resolution: str, **options) -> GenerationRequest:

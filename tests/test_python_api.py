@@ -274,3 +274,55 @@ def test_output_and_source_mistakes_are_input_errors(scene, tmp_path):
     with pytest.raises(Gen3cInputError, match="depth_kind 'relativ' is unknown: pass one of metric, relative"):
         prepare_source(*scene, SIZE, depth_kind="relativ")
     assert prepare_source(*scene, (np.int64(32), np.int64(48))).size == SIZE  # numpy sizes, as numpy gives them
+
+
+#: A sweep over sampling-only settings, last back to the model's own (tiny_fast: 5 steps, guidance 0).
+SAMPLING_SWEEP = (
+    {"num_steps": 2, "guidance": 1.0},
+    {"num_steps": 3, "guidance": 2.0, "sampler": "dpmpp_2m", "guidance_every": 2},
+    {"num_steps": 3, "step_cache": "fbc"},
+    {},
+)
+
+
+@pytest.mark.slow
+def test_a_sweep_over_sampling_settings_loads_once_and_makes_what_fresh_loads_make(box_scene, tmp_path):
+    """num_steps, guidance, sampler, guidance_every and step_cache change on the loaded model,
+    through gen3c.generate and a batch manifest alike (before: each change reloaded the whole
+    model); every video equals a fresh load's with those settings, and NAME_run.json records the
+    call's own settings."""
+    import json
+
+    from gen3c.batch import load_manifest
+    from gen3c.batch.jobs import run_job
+    from gen3c.io.video import read_video
+    from gen3c.pipelines.request import GENERATE_POOL, GenerationRequest, GeneratorPool, run_request
+
+    image_path, depth_path, _, _ = box_scene
+    common = {"fov": 60, "resolution": "32x48", "model": "tiny_fast"}
+    GENERATE_POOL.clear()
+    loads = GENERATE_POOL.loads
+    swept = [gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "swept", video_save_name=f"v{i}",
+                            progress=False, **common, **options) for i, options in enumerate(SAMPLING_SWEEP)]  # fmt: skip
+    assert GENERATE_POOL.loads == loads + 1
+    GENERATE_POOL.clear()
+    expected = [(2, 1.0, "euler", 1, "none"), (3, 2.0, "dpmpp_2m", 2, "none"), (3, 0.0, "euler", 1, "fbc"), (5, 0.0, "euler", 1, "none")]
+    for i, (options, out, want) in enumerate(zip(SAMPLING_SWEEP, swept, expected, strict=True)):
+        request = GenerationRequest(
+            input_image_path=str(image_path), depth_path=str(depth_path), fov=60, resolution="32x48", generator="gen3c",
+            video_save_folder=str(tmp_path / "fresh"), video_save_name=f"v{i}", generator_options={"model": "tiny_fast", **options},
+        )  # fmt: skip
+        fresh = run_request(request, generators=GeneratorPool())
+        assert torch.equal(out.result.frames, fresh.result.frames), options
+        recorded = json.loads(out.paths["run"].read_text())["generator_settings"]
+        got = tuple(recorded[k] for k in ("num_steps", "guidance", "sampler", "guidance_every", "step_cache"))
+        assert got[:4] == want[:4] and got[4].startswith(want[4]) and recorded == fresh.generator_settings, options
+    rows = [{"name": f"v{i}", "input_image_path": str(image_path), "depth_path": str(depth_path), "generator": "gen3c", **common, **options}
+            for i, options in enumerate(SAMPLING_SWEEP)]  # fmt: skip
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    pool = GeneratorPool()
+    (tmp_path / "batch").mkdir()
+    outcomes = [run_job(job, tmp_path / "batch", pool) for job in load_manifest(tmp_path / "m.jsonl")]
+    assert [o.state for o in outcomes] == ["done"] * len(rows) and pool.loads == 1
+    for i in range(len(rows)):
+        assert np.array_equal(read_video(tmp_path / "batch" / f"v{i}.mp4")[0], read_video(tmp_path / "fresh" / f"v{i}.mp4")[0])

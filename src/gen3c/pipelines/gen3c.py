@@ -991,6 +991,10 @@ class Gen3cGenerator:
     needs_buffer_depth = False  # GEN3C conditions on colour and mask only
     #: The ``--speed`` preset it was loaded with (:func:`~gen3c.pipelines.loading.load_generator` sets it).
     speed: str | None = None
+    #: The model's own ``num_steps`` / ``guidance`` (its ``gen3c_model.json``) and the checkpoint
+    #: it was loaded from (MagCache's ratios are kept for it), for :meth:`configure`.
+    model_defaults: dict[str, Any] = {}  # noqa: RUF012 (replaced, never changed in place)
+    checkpoint: str | None = None
 
     def __init__(
         self,
@@ -1068,6 +1072,19 @@ class Gen3cGenerator:
             "checkpoint": pipe.name_or_path,
             "checkpoint_checksums_sha256": checksums_sha256(pipe.name_or_path),
         }
+
+    def configure(self, options: dict[str, Any]) -> None:
+        """Take the sampling-only settings of a request's generator options (steps, guidance,
+        sampler, step cache…) without reloading (:func:`gen3c.pipelines.loading.configure_generator`)."""
+        from gen3c.pipelines.loading import configure_generator
+
+        configure_generator(self, options)
+
+    def can_configure(self, options: dict[str, Any]) -> bool:
+        """Whether :meth:`configure` can take these options (:func:`gen3c.pipelines.loading.can_configure`)."""
+        from gen3c.pipelines.loading import can_configure
+
+        return can_configure(self, options)
 
     def check_frame_size(self, height: int, width: int) -> None:
         """Refuse a working resolution the model cannot take (:meth:`Gen3cPipeline.check_frame_size`)."""

@@ -359,27 +359,23 @@ def load_generator(
     # a distilled student its own step count and guidance (0: one forward per step). What the
     # caller passes wins; then the model's own; then the speed preset's and GEN3C's.
     info = checkpoint_info(str(checkpoint)) if Path(str(checkpoint)).expanduser().is_dir() else {}
-    models_own = set()
-    for key, kind in (("chunk_frames", int), ("num_steps", int), ("guidance", float)):
-        if key in info and generator_options.get(key) is None:
-            generator_options[key] = kind(info[key])
-            models_own.add(key)
+    if "chunk_frames" in info and generator_options.get("chunk_frames") is None:
+        generator_options["chunk_frames"] = int(info["chunk_frames"])
+    model_defaults = {key: kind(info[key]) for key, kind in (("num_steps", int), ("guidance", float)) if key in info}
     if dtype is None and "dtype" in info:
         dtype = str(info["dtype"])
     speed = speed_name(speed)
-    settings = speed_settings(
-        speed, sampler=sampler, num_steps=generator_options.pop("num_steps", None), guidance_every=guidance_every,
-        guidance_batch=guidance_batch, step_cache=step_cache, attention_backend=attention_backend, fp8_matmul=fp8_matmul,
-        compile=compile,
-    )  # fmt: skip
+    given = dict(sampler=sampler, num_steps=generator_options.pop("num_steps", None), guidance=generator_options.pop("guidance", None),
+                 guidance_every=guidance_every, guidance_batch=guidance_batch, step_cache=step_cache,
+                 attention_backend=attention_backend, fp8_matmul=fp8_matmul, compile=compile)  # fmt: skip
+    settings, guidance = sampling_settings(speed, model_defaults, given)
     preset_steps = SPEED_PRESETS[speed].num_steps
-    if "num_steps" in models_own and speed != "exact" and settings.num_steps != preset_steps:
+    if given["num_steps"] is None and "num_steps" in model_defaults and speed != "exact" and settings.num_steps != preset_steps:
         note(
             f"--speed {speed}: this model is a distilled student and samples with its own {settings.num_steps} steps, "
             f"not the preset's {preset_steps} (--num_steps sets them)",
             stacklevel=2,
         )
-    _check_guidance_settings(settings, generator_options.get("guidance"), "guidance" in models_own)
     parallel = None
     if num_gpus != 1:
         if device is not None and torch.device(device).index is not None:
@@ -393,7 +389,7 @@ def load_generator(
         on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
         dtype = torch.bfloat16 if on_gpu else torch.float32
     pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=text_encoder_dir)
-    if generator_options.get("guidance") is None:  # a hub checkpoint's own guidance is known once it is loaded
+    if guidance is None:  # a hub checkpoint's own guidance is known once it is loaded
         _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True)
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
@@ -418,10 +414,67 @@ def load_generator(
     apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)
     generator = Gen3cGenerator(
         pipe, num_steps=settings.num_steps, guidance_every=settings.guidance_every,
-        guidance_batch=settings.guidance_batch, **generator_options,
+        guidance_batch=settings.guidance_batch, **({} if guidance is None else {"guidance": guidance}), **generator_options,
     )  # fmt: skip
-    generator.speed = speed
+    generator.speed, generator.model_defaults, generator.checkpoint = speed, model_defaults, str(checkpoint)
     return generator
+
+
+#: Settings of the gen3c generator that only shape sampling: a loaded generator takes them per
+#: run (:func:`configure_generator`: its sampler, step cache and attributes), nothing reloads.
+SAMPLING_ONLY_OPTIONS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache")
+
+
+def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[str, Any]) -> tuple[SpeedPreset, float | None]:
+    """The speed settings and the guidance a generator samples with: each of ``options``' (a
+    request's generator options; None or absent: unset) first, then the model's own
+    (``model_defaults``: its ``gen3c_model.json``'s ``num_steps`` and ``guidance``, a distilled
+    student's), then the ``speed`` preset's. The one resolution of them, at load
+    (:func:`load_generator`) and per run (:func:`configure_generator`).
+
+    Raises:
+        Gen3cInputError: settings of guidance's two branches for a run without guidance.
+    """
+    given = {key: options.get(key) for key in _SPEED_OPTIONS}
+    if given["num_steps"] is None:
+        given["num_steps"] = model_defaults.get("num_steps")
+    guidance = options.get("guidance")
+    models_own = guidance is None and "guidance" in model_defaults
+    if models_own:
+        guidance = model_defaults["guidance"]
+    settings = speed_settings(speed, **given)
+    _check_guidance_settings(settings, guidance, models_own)
+    return settings, guidance
+
+
+def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
+    """Give a loaded generator the sampling-only settings (:data:`SAMPLING_ONLY_OPTIONS`) of a
+    request's generator options, as :func:`load_generator` gives a freshly loaded one: a sweep
+    over steps, guidance or samplers runs on one loaded model. The settings left out fall back
+    to the model's own and the generator's ``--speed`` preset's, as at load.
+
+    Raises:
+        Gen3cInputError: options :func:`check_generator_options` refuses.
+    """
+    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_ONLY_OPTIONS}
+    settings, guidance = sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
+    configure_sampling(generator.pipeline, settings, generator.checkpoint)
+    if guidance is None:
+        guidance = inspect.signature(Gen3cGenerator).parameters["guidance"].default
+    generator.num_steps, generator.guidance = settings.num_steps, guidance
+    generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
+
+
+def can_configure(generator: Gen3cGenerator, options: dict[str, Any]) -> bool:
+    """Whether :func:`configure_generator` can give ``generator`` these options: not when its DiT
+    was compiled as one graph (no step cache) and they add a step cache, whose hooks break that
+    graph (:func:`apply_speed_settings`): that takes a reload."""
+    blocks = generator.pipeline.transformer.transformer_blocks
+    if generator.pipeline.step_cache is not None or not any(getattr(b, "_compiled_call_impl", None) is not None for b in blocks):
+        return True
+    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_ONLY_OPTIONS}
+    settings, _ = sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
+    return StepCacheSpec.parse(settings.step_cache) is None
 
 
 def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool) -> None:

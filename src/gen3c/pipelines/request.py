@@ -724,13 +724,18 @@ def make_generator(request: GenerationRequest):
 #: Settings a loaded generator takes per run (plain attributes; nothing reloads). Runs that
 #: differ only in these (and the seed) share one loaded model.
 PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
+#: Settings that only shape sampling, which a loaded gen3c generator also takes per run
+#: (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure`: its sampler, step cache and attributes):
+#: a sweep over steps or guidance loads once. The weights, memory plan and kernels (checkpoint,
+#: LoRA, dtype, memory mode, fp8, attention, compile, ``speed``) reload.
+SAMPLING_GENERATOR_SETTINGS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache")
 
 
 class GeneratorPool:
     """One generator, loaded once and reused by every request with the same model settings: a
     batch worker's jobs ("models loaded once per worker") and :func:`generate`'s calls. Only
-    per-run settings (seed, prompt) change between requests; a request with other model settings
-    replaces the generator (one model in memory at a time)."""
+    per-run settings (seed, prompt, :data:`SAMPLING_GENERATOR_SETTINGS`) change between requests; a
+    request with other model settings replaces the generator (one model in memory at a time)."""
 
     def __init__(self) -> None:
         self._key: str | None = None
@@ -739,7 +744,8 @@ class GeneratorPool:
 
     @staticmethod
     def key(request: GenerationRequest) -> str:
-        options = {k: v for k, v in request.generator_options.items() if k not in PER_JOB_GENERATOR_SETTINGS}
+        per_run = (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS)
+        options = {k: v for k, v in request.generator_options.items() if k not in per_run}
         # --max_gpu_memory picks the memory mode for the frame size: another size, another plan.
         size = request.resolution if "max_gpu_memory" in options else None
         return json.dumps([request.generator, options, size], sort_keys=True, default=str)
@@ -747,7 +753,8 @@ class GeneratorPool:
     def get(self, request: GenerationRequest) -> tuple[Any, bool]:
         """The generator for ``request`` with its per-run settings, and whether it was loaded now."""
         key = self.key(request)
-        loaded = key != self._key
+        can_configure = getattr(self._generator, "can_configure", None)
+        loaded = key != self._key or (can_configure is not None and not can_configure(request.generator_options))
         if loaded:
             self.clear()
             self._generator = make_generator(request)
@@ -761,6 +768,8 @@ class GeneratorPool:
                 setattr(generator, name, request.generator_options.get(name, fallback))
         if hasattr(generator, "seed"):
             generator.seed = request.seed
+        if callable(getattr(generator, "configure", None)):
+            generator.configure(request.generator_options)
         return generator, loaded
 
     def clear(self) -> None:
