@@ -799,3 +799,32 @@ def test_a_camera_file_with_a_frame_rate_that_is_not_one_is_refused(tmp_path, fp
     path.write_text(json.dumps(data).replace('"FPS"', fps))
     with pytest.raises(Gen3cInputError, match=r"^camera file '.*c\.json': 'fps' .* must be a number of frames per second > 0: fix it or pass --fps$"):
         read_camera_file(path)
+
+
+def test_depth_in_millimetres_is_noted_with_the_fix_for_files_arrays_and_clips(tmp_path):
+    """A median beyond the cache's clamp (100) flattens the scene to a wall: a note names the
+    likely unit and the fix. Before: nothing was said."""
+
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
+    from gen3c.pipelines.camera_video import prepare_source
+
+    metres = np.full((12, 16), 2.5, np.float32)
+    metres[:, :4] = 150.0  # a far quarter beyond the clamp, as a real scene has: the median is what counts
+    np.save(tmp_path / "mm.npy", metres * 1000)
+    np.save(tmp_path / "m.npy", metres)
+    unit = r"median depth is 2500, beyond the 100 at which GEN3C's cache clamps depth.*millimetres\? scale it to metres"
+    with pytest.warns(UserWarning, match=unit):
+        conform_depth(load_depth(tmp_path / "mm.npy"), (12, 16))
+    image = torch.zeros(3, 12, 16)
+    with pytest.warns(UserWarning, match=unit):
+        prepare_source(image, metres * 1000, intrinsics_from_fov(60, 12, 16), (12, 16))
+    tally = InvalidDepthTally()
+    for frame in (metres, metres * 1000):  # a clip read a frame at a time: one note, at the end
+        fill_invalid_depth(torch.from_numpy(frame), tally=tally)
+    with pytest.warns(UserWarning, match=unit):
+        tally.note("clip depth", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # metres: no note at all
+        conform_depth(load_depth(tmp_path / "m.npy"), (12, 16))
+        prepare_source(image, metres, intrinsics_from_fov(60, 12, 16), (12, 16))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gen3c.cache import CACHE_MAX_DEPTH
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import float32_array
@@ -178,6 +179,7 @@ def fill_invalid_depth(
         far &= mask
     depth = torch.where(trusted, depth, torch.where(far, torch.full_like(depth, FAR_DEPTH), torch.zeros_like(depth)))
     counts = InvalidDepthTally(int(far.sum()), int((~valid).sum() if mask is None else (mask & ~valid).sum()), depth.numel())
+    counts.median = median_scene_depth(depth, valid)
     if tally is None:
         counts.note(name, mask_invalid, stacklevel=2)
     else:
@@ -193,9 +195,13 @@ class InvalidDepthTally:
     far: int = 0
     holes: int = 0
     pixels: int = 0
+    #: The largest median scene depth of the maps counted (:func:`median_scene_depth`), None: none.
+    median: float | None = None
 
     def add(self, other: InvalidDepthTally) -> None:
         self.far, self.holes, self.pixels = self.far + other.far, self.holes + other.holes, self.pixels + other.pixels
+        if other.median is not None:
+            self.median = other.median if self.median is None else max(self.median, other.median)
 
     def note(self, name: str, mask_invalid: bool, stacklevel: int = 1) -> None:
         """Say in one :func:`gen3c.errors.note` what was done with the invalid depth, if anything
@@ -208,6 +214,14 @@ class InvalidDepthTally:
             )
         if self.holes:
             notes.append(f"{self._share(self.holes)} of {'NaN/inf/≤ 0' if mask_invalid else '≤ 0'} depth are left out of the cache")
+        if self.median is not None and self.median > CACHE_MAX_DEPTH:
+            # Millimetres (a 16-bit PNG read with --png_depth_scale 1, a sensor's raw array) would
+            # put the whole scene beyond the cache's clamp: one flat wall, without a word.
+            notes.append(
+                f"its median depth is {self.median:.4g}, beyond the {CACHE_MAX_DEPTH:g} at which GEN3C's cache clamps depth, "
+                "so the scene is flattened to a wall: depth in millimetres? scale it to metres (÷ 1000; "
+                "a 16-bit PNG: --png_depth_scale 0.001)"
+            )
         if notes:
             note(f"{name}: {'; '.join(notes)}", stacklevel=stacklevel + 1)
 
