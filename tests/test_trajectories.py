@@ -353,3 +353,18 @@ def test_keyframe_trajectory_checks_the_frames(change, match):
         keyframe_trajectory(orbit_w2c(3), [0.0, 1.0, 2.0], K, 352, 640, **args)
     with pytest.raises(Gen3cInputError, match=r"median depth \(metric depth\), but no pixel"):
         center_depth_for("auto", None, "metric")
+
+
+def test_preset_trajectory_takes_movement_distance_as_preset_cameras_does_and_distance_still():
+    """preset_trajectory's distance is movement_distance, as in preset_cameras and the CLI
+    (before: only ``distance=``); the old keyword still works, with a DeprecationWarning."""
+    K = make_intrinsics(500.0, 500.0, 320.0, 176.0)
+    args = ("left", "center_facing", 5, torch.eye(4), K, 352, 640)
+    named = preset_trajectory(*args, movement_distance=0.7, center_depth=2.0)
+    assert torch.equal(named.w2c, traj("left", "center_facing", 5, 0.7, 2.0).w2c)  # the positional form, checked by hand above
+    assert not torch.equal(named.w2c, preset_trajectory(*args, center_depth=2.0).w2c)  # the default distance is another
+    with pytest.warns(DeprecationWarning, match="now called movement_distance"):
+        old = preset_trajectory(*args, distance=0.7, center_depth=2.0)
+    assert torch.equal(old.w2c, named.w2c)
+    with pytest.raises(Gen3cInputError, match="one setting under two names"):
+        preset_trajectory(*args, movement_distance=0.5, distance=0.7)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -144,8 +145,10 @@ def preset_trajectory(
     K: Tensor,
     height: int,
     width: int,
-    distance: float = DEFAULT_MOVEMENT_DISTANCE,
+    movement_distance: float = DEFAULT_MOVEMENT_DISTANCE,
     center_depth: float = GEN3C_CENTER_DEPTH,
+    *,
+    distance: float | None = None,
 ) -> Cameras:
     """A preset trajectory relative to the source camera(s).
 
@@ -156,11 +159,20 @@ def preset_trajectory(
             a tensor or an array.
         K: (3, 3) or (n, 3, 3) intrinsics in pixels, kept as given (GEN3C keeps them constant).
         height, width: image size of ``K``.
-        distance, center_depth: d and c; see :func:`center_depth_for` for their units.
+        movement_distance, center_depth: d and c (``--movement_distance``, as
+            :func:`~gen3c.pipelines.camera_video.preset_cameras` names it); see
+            :func:`center_depth_for` for their units.
+        distance: ``movement_distance``'s former name, still taken (with a DeprecationWarning).
     Returns:
         :class:`Cameras` with n frames, float32.
     """
-    A = preset_offset_matrices(trajectory, camera_rotation, num_frames, distance, center_depth)
+    if distance is not None:
+        if movement_distance != DEFAULT_MOVEMENT_DISTANCE:
+            raise Gen3cInputError("preset_trajectory got movement_distance and distance, one setting under two names: pass movement_distance")
+        warnings.warn("preset_trajectory's distance is now called movement_distance (as in preset_cameras and --movement_distance)",
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        movement_distance = distance
+    A = preset_offset_matrices(trajectory, camera_rotation, num_frames, movement_distance, center_depth)
     W0 = validate_poses(as_float32(source_w2c, "source_w2c"), "source_w2c").to(torch.float64)
     if W0.shape not in ((4, 4), (num_frames, 4, 4)):
         raise Gen3cInputError(
