@@ -168,9 +168,80 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
     for extra, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match):
             gen3c.generate(image_path, generator="preview", **common, **extra)
-    with pytest.raises(Gen3cInputError, match="image is a Tensor, not a path"):  # before: TypeError from pathlib
-        gen3c.generate(image, generator="preview", **common)
     assert not any(tmp_path.iterdir())
+
+
+def in_memory_forms(box_scene):
+    """The box scene's image and depth in each in-memory form ``generate`` takes, as (image, depth)."""
+    image_path, depth_path, _, _ = box_scene
+    rgb, depth = np.array(Image.open(image_path).convert("RGB")), np.load(depth_path)
+    chw = torch.from_numpy(rgb).permute(2, 0, 1)
+    return {
+        "PIL": (Image.open(image_path), depth),
+        "numpy": (rgb, depth.astype(np.float64)),
+        "uint8 tensor": (chw, torch.from_numpy(depth)),
+        "float tensor": (chw.float() / 127.5 - 1, torch.from_numpy(depth)),
+    }
+
+
+def test_an_image_in_memory_makes_what_its_png_makes(box_scene, tmp_path):
+    """Before: "image is a Tensor, not a path: save it to a file first". Now each in-memory form
+    runs the file's way: the same frames, cameras and notes; the record says what was in memory."""
+    import hashlib
+    import json
+
+    image_path, depth_path, _, _ = box_scene
+    common = {"fov": 60, "resolution": "32x48", "num_video_frames": 5, "trajectory": "right", "generator": "preview", "progress": False}
+    files = gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "file", **common)
+    file_record = json.loads(files.paths["run"].read_text())
+    for form, (image, depth) in in_memory_forms(box_scene).items():
+        out = gen3c.generate(image, depth=depth, video_save_folder=tmp_path / form.replace(" ", "_"), **common)
+        assert out.paths["video"].name == "output.mp4"
+        assert torch.equal(out.result.frames, files.result.frames), form
+        assert torch.equal(out.result.cameras.w2c, files.result.cameras.w2c)
+        record = json.loads(out.paths["run"].read_text())
+        assert record["input_image_path"] is None and record["depth_path"] is None
+        assert record["notes"] == file_record["notes"] and record["inputs_sha256"] == {}
+        memory = record["in_memory_inputs"]
+        array = np.asarray(image) if form != "uint8 tensor" and form != "float tensor" else image.numpy()
+        assert memory["input_image_path"]["shape"] == list(array.shape)
+        assert memory["input_image_path"]["dtype"] == str(array.dtype)
+        assert memory["input_image_path"]["sha256"] == hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        assert memory["depth_path"]["shape"] == [96, 160]
+    # without depth: estimated from the image in memory as from the file
+    rgb = np.asarray(Image.open(image_path).convert("RGB"))
+    kw = {**common, "depth_estimator": "prior"}
+    estimated = gen3c.generate(rgb, video_save_folder=tmp_path / "est_memory", **kw)
+    assert torch.equal(estimated.result.frames, gen3c.generate(image_path, video_save_folder=tmp_path / "est_file", **kw).result.frames)
+    # an image in memory with a depth file
+    mixed = gen3c.generate(rgb, depth=depth_path, video_save_folder=tmp_path / "mixed", **common)
+    assert torch.equal(mixed.result.frames, files.result.frames)
+    assert json.loads(mixed.paths["run"].read_text())["depth_path"] == str(depth_path)
+
+
+@pytest.mark.parametrize(
+    ("image", "depth", "match"),
+    [
+        (np.zeros((3, 96, 160), np.uint8), None, r"gen3c.generate\(\) image array has shape \(3, 96, 160\).*transpose\(1, 2, 0\)"),
+        (torch.zeros(96, 160, 3), None, r"gen3c.generate\(\) image has shape \(96, 160, 3\).*permute\(2, 0, 1\)"),
+        (torch.full((3, 96, 160), 200.0), None, r"gen3c.generate\(\) image values span \[200, 200\], expected \[-1, 1\].*/ 127.5 - 1"),
+        (np.full((96, 160, 3), 1.5), None, r"gen3c.generate\(\) image .*\[0, 1\]"),
+        ("rgb", np.ones((48, 80)), r"gen3c.generate\(\) depth is \(48, 80\) but the image is \(96, 160\): pass the \(H, W\) depth"),
+        ("rgb", np.ones((96, 160), bool), r"gen3c.generate\(\) depth is torch.bool: pass z-depth as real numbers"),
+        ("rgb", "depth list", r"gen3c.generate\(\) depth is a dict: pass a tensor or a numpy array"),
+        ("path", np.ones((96, 160)), r"depth is in memory but image is the path .*: pass the image in memory too"),
+        ("rgb", np.full((96, 160), np.nan), r"gen3c.generate\(\) depth has no valid pixel"),
+    ],
+)
+def test_bad_input_in_memory_is_one_line_naming_it(box_scene, tmp_path, image, depth, match):
+    image_path = box_scene[0]
+    image = {"rgb": np.asarray(Image.open(image_path).convert("RGB")), "path": image_path}.get(image, image) if isinstance(image, str) else image
+    depth = {} if isinstance(depth, str) else depth
+    with pytest.raises(Gen3cInputError, match=match) as info:
+        gen3c.generate(image, depth=depth, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
+                       depth_estimator="prior" if depth is None else "moge", video_save_folder=tmp_path / "out")  # fmt: skip
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_generate_twice_in_one_process_is_quiet_and_takes_numpy_numbers(box_scene, tmp_path, capfd):
@@ -239,6 +310,17 @@ def test_generate_with_the_small_model_is_seeded_and_silenced_by_progress_false(
     assert a.result.frames.shape == (17, 3, *SIZE)
     assert torch.equal(a.result.frames, b.result.frames)
     assert (a.result.frames - c.result.frames).abs().max() > 1e-3
+
+
+@pytest.mark.slow
+def test_an_image_in_memory_makes_what_its_png_makes_with_the_small_model(box_scene, tmp_path):
+    image_path, depth_path, _, _ = box_scene
+    common = {"fov": 60, "resolution": "32x48", "model": "tiny", "num_steps": 2, "progress": False}
+    files = gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "file", **common)
+    image, depth = in_memory_forms(box_scene)["PIL"]
+    memory = gen3c.generate(image, depth=depth, video_save_folder=tmp_path / "memory", **common)
+    assert memory.result.frames.shape == (17, 3, *SIZE)
+    assert torch.equal(memory.result.frames, files.result.frames)
 
 
 def test_cameras_from_float64_arrays_make_the_same_video(scene):

@@ -194,6 +194,13 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
             f"manifest {str(p)!r} is no run record (a NAME_run.json that gen3c generate, demo or the GUI writes, listing its outputs): "
             "pass one, or a .jsonl / .csv manifest"
         )
+    in_memory = record.get("in_memory_inputs")
+    if in_memory:
+        what = ", ".join(map(str, in_memory)) if isinstance(in_memory, dict) else "its inputs"
+        raise Gen3cInputError(
+            f"run record {str(p)!r} cannot be run again: its inputs ({what}) were in memory (gen3c.generate() with arrays), "
+            "not files: save them to files and pass their paths"
+        )
     row = {"name": record["video_save_name"]}
     row.update((key, value) for key, value in record.items() if key not in (*RECORD_KEYS, *BATCH_OWNED))
     recorded = record.get("inputs_sha256")

@@ -168,7 +168,8 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     if isinstance(image, Tensor):
         x = image.detach().cpu()
         if x.ndim != 3 or x.shape[0] != 3:
-            raise Gen3cInputError(f"{name} tensor has shape {tuple(x.shape)}: pass (3, H, W) RGB")
+            hint = " (it looks like (H, W, 3): pass tensor.permute(2, 0, 1))" if x.ndim == 3 and x.shape[-1] == 3 else ""
+            raise Gen3cInputError(f"{name} tensor has shape {tuple(x.shape)}: pass (3, H, W) RGB{hint}")
         if x.dtype == torch.uint8:
             return x.permute(1, 2, 0).numpy().copy()
         x = x.float()
@@ -186,7 +187,8 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
         if x.ndim == 2:
             x = np.repeat(x[..., None], 3, axis=-1)
         if x.ndim != 3 or x.shape[-1] not in (3, 4):
-            raise Gen3cInputError(f"{name} array has shape {x.shape}: pass (H, W, 3) RGB")
+            hint = " (it looks like (3, H, W): pass array.transpose(1, 2, 0))" if x.ndim == 3 and x.shape[0] in (3, 4) else ""
+            raise Gen3cInputError(f"{name} array has shape {x.shape}: pass (H, W, 3) RGB{hint}")
         x = x[..., :3]
         if x.dtype == np.uint8:
             return x.copy()

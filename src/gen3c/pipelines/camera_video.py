@@ -160,25 +160,10 @@ def prepare_source(
             valid pixel, in one line.
     """
     from gen3c.io.depth import fill_invalid_depth
-    from gen3c.io.images import as_image
 
-    float_tensor = isinstance(image, Tensor) and image.dtype.is_floating_point
-    image = as_image(image, "prepare_source image")
-    lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
-    if lo >= 0 and hi > lo:
-        # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
-        # of an image whose darkest pixel would be mid-grey in [-1, 1] (a flat one, a placeholder, says nothing).
-        note(
-            "prepare_source image has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
-            "(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass image * 2 - 1",
-            stacklevel=2,
-        )
+    image = source_image(image, "prepare_source image")
     size = tuple(image.shape[-2:])
-    depth = _as_tensor(depth, "prepare_source depth")
-    if tuple(depth.shape) != size:
-        raise Gen3cInputError(f"prepare_source depth is {tuple(depth.shape)} but the image is {size}: pass the (H, W) depth of this image")
-    if depth.dtype == torch.bool or depth.is_complex():
-        raise Gen3cInputError(f"prepare_source depth is {depth.dtype}: pass z-depth as real numbers")
+    depth = source_depth(depth, size, "prepare_source depth")
     if isinstance(K, numbers.Real):
         raise Gen3cInputError(
             f"prepare_source K is the number {K!r}: pass (3, 3) intrinsics in pixels; for a field of view in degrees, "
@@ -219,6 +204,45 @@ def prepare_source(
         valid=new_valid,
         depth_kind=depth_kind,
     )
+
+
+def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str) -> Tensor:
+    """:func:`prepare_source`'s image check and conversion, for any API that takes an image in
+    memory (:func:`gen3c.pipelines.request.generate` too): → (3, h, w) float32 in [−1, 1]
+    (:func:`gen3c.io.images.as_image`); a float tensor with no value below 0 is noted as likely [0, 1].
+
+    Raises:
+        Gen3cInputError: another type, shape or range, in one line naming ``name``.
+    """
+    from gen3c.io.images import as_image
+
+    float_tensor = isinstance(image, Tensor) and image.dtype.is_floating_point
+    image = as_image(image, name)
+    lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
+    if lo >= 0 and hi > lo:
+        # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
+        # of an image whose darkest pixel would be mid-grey in [-1, 1] (a flat one, a placeholder, says nothing).
+        note(
+            f"{name} has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
+            "(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass image * 2 - 1",
+            stacklevel=3,
+        )
+    return image
+
+
+def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -> Tensor:
+    """:func:`prepare_source`'s depth check: an (h, w) tensor or array of real numbers matching the
+    image's ``size`` → a tensor (its dtype kept; values are checked later, as a depth file's are).
+
+    Raises:
+        Gen3cInputError: another type, shape or dtype, in one line naming ``name``.
+    """
+    depth = _as_tensor(depth, name)
+    if tuple(depth.shape) != tuple(size):
+        raise Gen3cInputError(f"{name} is {tuple(depth.shape)} but the image is {tuple(size)}: pass the (H, W) depth of this image")
+    if depth.dtype == torch.bool or depth.is_complex():
+        raise Gen3cInputError(f"{name} is {depth.dtype}: pass z-depth as real numbers")
+    return depth
 
 
 def _is_positive_int(value: object) -> bool:

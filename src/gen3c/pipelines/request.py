@@ -62,6 +62,8 @@ from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
 if TYPE_CHECKING:
+    import PIL.Image
+
     from gen3c.io.camera_files import CameraFile
     from gen3c.io.frames import FrameStack
     from gen3c.io.multiview import MultiViewInput
@@ -73,6 +75,63 @@ GENERATORS = ("preview", "gen3c")
 #: Frames per chunk of generators that make a fixed number (checked before a model loads).
 GENERATOR_CHUNK_FRAMES = {"gen3c": GEN3C_CHUNK_FRAMES}
 INPUT_KINDS = ("image", "sample", "vipe", "multiview")
+
+
+@dataclass
+class InMemoryInput:
+    """An image (and its depth) handed over in Python instead of files (:func:`generate`),
+    checked and converted as :func:`~gen3c.pipelines.camera_video.prepare_source` takes them.
+
+    Attributes:
+        image: (3, h, w) float32 in [−1, 1], as :func:`~gen3c.io.images.load_image` reads a file.
+        depth: (h, w) z-depth, or None to estimate it.
+        described: what was handed over, by the field it stands for (``input_image_path``,
+            ``depth_path``): type, shape, dtype and the sha256 of its bytes, for the run record.
+    """
+
+    image: torch.Tensor
+    depth: torch.Tensor | None
+    described: dict[str, dict[str, Any]]
+
+    __repr__ = dataclass_repr
+
+    @classmethod
+    def from_arrays(cls, image: Any, depth: Any, where: str) -> InMemoryInput:
+        """Check and convert ``image`` and ``depth`` (None: estimated) with ``prepare_source``'s
+        checks (:func:`~gen3c.pipelines.camera_video.source_image`, ``source_depth``).
+
+        Raises:
+            Gen3cInputError: a wrong type, shape or range, naming ``where``'s argument.
+        """
+        from gen3c.pipelines.camera_video import source_depth, source_image
+
+        converted = source_image(image, f"{where} image").cpu()
+        described = {"input_image_path": describe_array(image)}
+        if depth is not None:
+            # a depth file's values are checked (NaN, ≤ 0, units) where it is read: load_source
+            checked = source_depth(depth, tuple(converted.shape[-2:]), f"{where} depth")
+            described["depth_path"] = describe_array(depth)
+            depth = checked.detach().cpu().float()
+        return cls(converted, depth, described)
+
+
+def describe_array(value: Any) -> dict[str, Any]:
+    """What an in-memory input was, for a run record: its type, shape, dtype and the sha256 of its
+    bytes (C order; a PIL image's pixel array), so the same array can be told again."""
+    import hashlib
+
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        data, shape, dtype = flat.view(torch.uint8).numpy().tobytes(), tuple(value.shape), str(value.dtype).removeprefix("torch.")
+    else:
+        array = np.ascontiguousarray(np.asarray(value))
+        data, shape, dtype = array.tobytes(), array.shape, str(array.dtype)
+    described = {"in_memory": kind, "shape": list(shape), "dtype": dtype, "sha256": hashlib.sha256(data).hexdigest()}
+    mode = getattr(value, "mode", None)
+    if isinstance(mode, str):  # a PIL image
+        described["mode"] = mode
+    return described
 
 
 @dataclass
@@ -115,6 +174,9 @@ class GenerationRequest:
     save_point_cloud: bool = False
     #: None: the camera file's frame rate, else GEN3C's 24 (:func:`default_fps`), set on construction.
     fps: float | None = None
+    #: Not a field (no setting, not in :meth:`to_dict`): an :class:`InMemoryInput` standing for
+    #: ``input_image_path`` (and ``depth_path``), set by :func:`generate` for arrays handed over in Python.
+    in_memory = None
 
     def __post_init__(self) -> None:
         if self.resolution is None:
@@ -340,16 +402,21 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
     if request.depth_estimator != defaults["depth_estimator"]:
         if video:
             raise Gen3cInputError(f"{prefix}--depth_estimator applies to a single image; a video or multi-view input carries its own depth: drop it")
-        if request.depth_path is not None and (request.fov is not None or request.intrinsics is not None):
+        if has_depth(request) and (request.fov is not None or request.intrinsics is not None):
             raise Gen3cInputError(
                 f"{prefix}--depth_estimator estimates the depth without --depth_path, or the camera without --intrinsics / --fov; "
                 "with both given it is not used: drop it"
             )
-    if request.mask_invalid_depth and not video and request.depth_path is None:
+    if request.mask_invalid_depth and not video and not has_depth(request):
         raise Gen3cInputError(
-            f"{prefix}--mask_invalid_depth applies to depth read from a file (--depth_path, a video or multi-view input); "
+            f"{prefix}--mask_invalid_depth applies to depth given with the input (--depth_path, a video or multi-view input); "
             "an estimator's depth has no NaN/inf pixels: drop it"
         )
+
+
+def has_depth(request: GenerationRequest) -> bool:
+    """Whether the request's image comes with its depth: a ``depth_path``, or a depth in memory."""
+    return request.depth_path is not None or (request.in_memory is not None and request.in_memory.depth is not None)
 
 
 def load_source(request: GenerationRequest) -> SourceView:
@@ -357,7 +424,8 @@ def load_source(request: GenerationRequest) -> SourceView:
 
     Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
     as GEN3C); if it cannot be loaded, the preview falls back to the geometric prior with a
-    warning saying so (:func:`gen3c.depth.prior.prior_notice`).
+    warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image (and depth) in memory
+    (:attr:`GenerationRequest.in_memory`) stands for the files and goes the same way.
     """
     from gen3c.cameras import fov_from_focal
     from gen3c.depth.user import depth_record
@@ -365,18 +433,22 @@ def load_source(request: GenerationRequest) -> SourceView:
     from gen3c.io.images import load_image, parse_resolution
 
     size = parse_resolution(request.resolution)
-    if request.input_image_path is None:
+    memory = request.in_memory
+    if request.input_image_path is None and memory is None:
         raise Gen3cInputError("no input image: pass --input_image_path")
-    image = load_image(request.input_image_path)
+    image = load_image(request.input_image_path) if memory is None else memory.image
     h, w = image.shape[-2:]
     K = parse_intrinsics(request.intrinsics, (h, w), fov=request.fov)
-    if request.depth_path is None:
+    if not has_depth(request):
         return estimate_source(request, image, K, size)
-    raw = load_depth(request.depth_path, request.png_depth_scale)
-    name = f"depth file {str(request.depth_path)!r}"
-    # `gen3c depth` records the kind and camera of the depth it writes: read back, the run it
-    # came from is reproduced (relative depth keeps GEN3C's units for --movement_distance).
-    record = depth_record(request.depth_path, tuple(raw.shape))
+    if memory is not None and memory.depth is not None:
+        raw, name, record = memory.depth, "gen3c.generate() depth", None
+    else:
+        raw = load_depth(request.depth_path, request.png_depth_scale)
+        name = f"depth file {str(request.depth_path)!r}"
+        # `gen3c depth` records the kind and camera of the depth it writes: read back, the run it
+        # came from is reproduced (relative depth keeps GEN3C's units for --movement_distance).
+        record = depth_record(request.depth_path, tuple(raw.shape))
     depth, valid = conform_depth(raw, (h, w), name, request.mask_invalid_depth)
     if record is not None and K is None and request.depth_estimator != GenerationRequest.depth_estimator:
         raise Gen3cInputError(
@@ -460,8 +532,11 @@ def input_kind(request: GenerationRequest) -> str:
     """Which of :data:`INPUT_KINDS` the request names, after checking that it names one."""
     from gen3c.io.gen3c_sample import is_sample
 
-    given = [flag for flag, value in (("--input_image_path", request.input_image_path), ("--vipe_path", request.vipe_path),
+    image = request.input_image_path if request.in_memory is None else request.in_memory
+    given = [flag for flag, value in (("--input_image_path", image), ("--vipe_path", request.vipe_path),
                                        ("--multiview_npz", request.multiview_npz)) if value is not None]  # fmt: skip
+    if request.in_memory is not None and request.input_image_path is not None:
+        given.append("an image in memory")
     if not given:
         raise Gen3cInputError("no input: pass --input_image_path (an image, or a GEN3C sample directory), --vipe_path or --multiview_npz")
     if len(given) > 1:
@@ -471,7 +546,7 @@ def input_kind(request: GenerationRequest) -> str:
     elif request.multiview_npz is not None:
         kind = "multiview"
     else:
-        kind = "sample" if is_sample(request.input_image_path) else "image"
+        kind = "image" if request.in_memory is not None else "sample" if is_sample(request.input_image_path) else "image"
     if kind != "image":
         for flag, value in (("--depth_path", request.depth_path), ("--intrinsics", request.intrinsics), ("--fov", request.fov)):
             if value is not None:
@@ -504,7 +579,7 @@ def load_scene(request: GenerationRequest, source: SourceView | None = None) -> 
     cameras = scene_cameras(request, kind, data)
     # Later chunks of an image whose depth came from an estimator re-estimate depth for the frame
     # they add to the cache, as GEN3C does with MoGe.
-    estimated = kind == "image" and source is None and request.depth_path is None
+    estimated = kind == "image" and source is None and not has_depth(request)
     plan = scene_plan(request, kind, data, _loaded_estimator(request) if estimated else None)
     return Scene(plan, cameras, first_view(kind, data).image, kind)
 
@@ -848,7 +923,7 @@ def _if_file(value: str, base: Path) -> str:
 
 #: Keys of a run record (``NAME_run.json``) that are not request settings: what the run found
 #: and wrote (:func:`run_record`; ``outputs`` is added by :meth:`OutputWriter.finish`).
-RECORD_KEYS = ("generator_settings", "inputs_sha256", "notes", "versions", "outputs")
+RECORD_KEYS = ("generator_settings", "inputs_sha256", "in_memory_inputs", "notes", "versions", "outputs")
 #: Distributions whose versions a run record names (those installed): they decide the frames and
 #: the mp4's bytes (PyAV encodes it).
 RECORDED_PACKAGES = ("numpy", "av", "diffusers", "transformers")
@@ -865,6 +940,9 @@ def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | 
     - ``inputs_sha256``: by field, the sha256 of each input file (as ``sha256sum`` prints it) or
       folder (:func:`~gen3c.pipelines.resume.input_digests`), so an input changed since under the
       same path can be told;
+    - ``in_memory_inputs``: only for inputs handed over in memory (:func:`generate` with arrays),
+      whose path fields are null: by field, what stood for the file (type, shape, dtype, the
+      sha256 of its bytes: :func:`describe_array`). Such a record cannot be run again;
     - ``notes``: what gen3c noted during the run (``gen3c generate`` prints them as "note:"), e.g.
       that the geometric prior stood in for a depth estimator that did not load, or a kernel's
       fallback: where what ran departs from what was asked;
@@ -882,6 +960,8 @@ def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | 
     if generator_settings is not None:
         record["generator_settings"] = generator_settings
     record["inputs_sha256"] = input_digests(record, read=request.read_input_contents(), plain=True)
+    if request.in_memory is not None:
+        record["in_memory_inputs"] = request.in_memory.described
     # torch's own string: the build too (2.14.1+cu130), which its package metadata leaves out
     versions = {"gen3c": __version__, "python": platform.python_version(), "torch": torch.__version__}
     for name in RECORDED_PACKAGES:
@@ -1039,9 +1119,9 @@ def _run_request(
 
 
 def generate(
-    image: str | os.PathLike,
+    image: str | os.PathLike | torch.Tensor | np.ndarray | PIL.Image.Image,
     *,
-    depth: str | os.PathLike | None = None,
+    depth: str | os.PathLike | torch.Tensor | np.ndarray | None = None,
     generator: str = "gen3c",
     video_save_folder: str | os.PathLike = "outputs",
     video_save_name: str | None = None,
@@ -1058,13 +1138,24 @@ def generate(
         for path in ("left", "right", "zoom_in"):
             gen3c.generate("photo.png", trajectory=path, video_save_name=path)
 
-    Inputs are files (images, depth and cameras in memory go through
-    :func:`~gen3c.pipelines.camera_video.prepare_source` step by step: docs/python.md).
+    The image (and depth) may be files or in memory, as a diffusers pipeline takes them::
+
+        gen3c.generate(PIL.Image.open("photo.png"), depth=depth_array, fov=60, generator="preview")
+
+    An image in memory runs exactly as the same pixels saved as a PNG (and depth as ``.npy``):
+    same defaults, trajectory, resolution handling, notes and outputs, the same frames. Its run
+    record (``NAME_run.json``) has ``input_image_path: null`` and says what was in memory
+    (``in_memory_inputs``: shape, dtype, sha256); ``gen3c batch`` cannot run such a record again.
 
     Args:
-        image: the source image, a path (or anything ``--input_image_path`` takes).
-        depth: its z-depth file (``--depth_path``); None estimates depth (MoGe).
+        image: the source image: a path (or anything ``--input_image_path`` takes), or in memory
+            as :func:`~gen3c.pipelines.camera_video.prepare_source` takes it: a PIL image, an
+            (H, W, 3) uint8 array (or float in [0, 1]), a (3, H, W) tensor, float in [−1, 1] or uint8.
+        depth: its z-depth: a file (``--depth_path``), or an (H, W) array or tensor of the
+            image's size (an image in memory only), treated as a depth file's values are (NaN /
+            +inf far away, ≤ 0 left out); None estimates depth (MoGe).
         generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
+        video_save_name: the outputs' name; default: the image file's stem, "output" for an image in memory.
         progress: False draws no progress bars (loading, sampling): a quiet notebook cell.
         keep_loaded: keep the generator's model loaded after the call for the next one with the
             same model settings (one model at a time: other settings replace it); False frees it
@@ -1079,22 +1170,28 @@ def generate(
         [−1, 1], kept for a video of one chunk), ``result.cameras``.
     """
     where = "gen3c.generate()"
-    for key, value in (("image", image), ("depth", depth), ("video_save_folder", video_save_folder)):
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise Gen3cInputError(
-                f"{where}: {key} is a {type(value).__name__}, not a path: save it to a file first, or build the video step by "
-                "step from arrays: prepare_source(image, depth, K, resolution), build_cache, generate_video (docs/python.md)"
-            )
+    if not isinstance(video_save_folder, (str, os.PathLike)):
+        raise Gen3cInputError(f"{where}: video_save_folder is a {type(video_save_folder).__name__}: pass a folder path")
+    image_file = isinstance(image, (str, os.PathLike))
+    depth_file = depth is None or isinstance(depth, (str, os.PathLike))
+    if image_file and not depth_file:
+        raise Gen3cInputError(
+            f"{where}: depth is in memory but image is the path {str(image)[:60]!r}: pass the image in memory too "
+            "(gen3c.io.images.load_image(path)), or save the depth to a .npy file"
+        )
+    memory = None if image_file else InMemoryInput.from_arrays(image, None if depth_file else depth, where)
     known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
     settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     options = {k: v for k, v in settings.items() if k not in known}
     _check_setting_names(options, known, generator)
     data = {k: v for k, v in settings.items() if k in known}
     data.update(
-        input_image_path=str(image), depth_path=None if depth is None else str(depth), generator=generator,
-        video_save_folder=str(video_save_folder), video_save_name=video_save_name or Path(image).stem, generator_options=options,
+        input_image_path=str(image) if image_file else None, depth_path=str(depth) if depth_file and depth is not None else None,
+        generator=generator, video_save_folder=str(video_save_folder),
+        video_save_name=video_save_name or (Path(image).stem if image_file else "output"), generator_options=options,
     )  # fmt: skip
     request = GenerationRequest.from_dict(data, name=where)
+    request.in_memory = memory
     check_unused_settings(request, where)
     try:
         if progress:
