@@ -442,6 +442,7 @@ PYTHON_BLOCKS = {
     ("multi_gpu.md", "num_gpus=N"): None,  # under torchrun on GPUs; tests/test_context_parallel.py runs 2 CPU ranks
     ("python.md", 'for path in ("left", "zoom_in", "clockwise")'): "test_python_one_call_per_video_runs",
     ("python.md", "prepare_source(image, depth, K"): "test_python_arrays_in_arrays_out_runs",
+    ("python.md", 'gen3c.generate(image, depth=np.load'): "test_python_image_in_memory_runs",
 }
 
 
@@ -764,3 +765,20 @@ def test_python_arrays_in_arrays_out_runs(tmp_path, monkeypatch):
     assert ns["frames"].shape == (25, 64, 112, 3) and ns["frames"].dtype.name == "uint8"
     assert ns["buffers"].colors.shape == (25, 1, 3, 64, 112) and torch.equal(ns["buffers"].masks[0, 0, 0] > 0, ns["cache"].views[0].valid[0])  # frame 0: the source camera
     assert torch.allclose(ns["cameras"].w2c[0], torch.eye(4)) and not any(tmp_path.glob("outputs"))
+
+
+def test_python_image_in_memory_runs(tmp_path, monkeypatch, capsys):
+    """docs/python.md, "One call per video", an image in memory: at 64×112, the frames the files make."""
+    import torch
+
+    import gen3c
+
+    write_photo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    block = python_block("python.md", "gen3c.generate(image, depth=np.load")
+    exec(shrunk(block, {"num_video_frames=9,": 'num_video_frames=9, resolution="64x112",'}), ns)
+    assert capsys.readouterr().out.strip() == "outputs/output.mp4 (9, 3, 64, 112)"
+    files = gen3c.generate("photo.png", depth="photo_depth.npy", fov=60, generator="preview", num_video_frames=9, resolution="64x112",
+                           progress=False, video_save_name="files")  # fmt: skip
+    assert torch.equal(ns["out"].result.frames, files.result.frames)

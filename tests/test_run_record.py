@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 import gen3c
@@ -127,3 +128,19 @@ def test_the_tiny_model_twice_with_one_seed_makes_the_same_video(box_scene, tmp_
     res = invoke("batch", tmp_path / "a_run.json", "--output_folder", tmp_path / "again")
     assert res.exit_code == 0, res.output
     assert np.array_equal(read_video(tmp_path / "again" / "a.mp4")[0], a)
+
+
+def test_a_record_of_inputs_in_memory_is_refused_by_batch_in_one_line(box_scene, tmp_path):
+    """An image handed over in memory has no path to run again from: its record says what it was
+    (shape, dtype, sha256) and `gen3c batch` refuses it, naming the fix (before: no in-memory runs)."""
+    image_path, depth_path, _, _ = box_scene
+    rgb = np.array(Image.open(image_path).convert("RGB"))
+    gen3c.generate(rgb, depth=np.load(depth_path), fov=60, resolution="32x48", num_video_frames=3, generator="preview",
+                   progress=False, video_save_folder=tmp_path / "out")  # fmt: skip
+    record = tmp_path / "out" / "output_run.json"
+    assert json.loads(record.read_text())["in_memory_inputs"]["input_image_path"]["shape"] == [96, 160, 3]
+    res = invoke("batch", record, "--output_folder", tmp_path / "again")
+    assert res.exit_code == 2
+    message = "its inputs (input_image_path, depth_path) were in memory (gen3c.generate() with arrays), not files: save them to files"
+    assert message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "again" / "output.mp4").exists()
