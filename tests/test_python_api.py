@@ -66,6 +66,26 @@ def test_a_float_tensor_in_0_1_is_noted(scene):
         prepare_source(image, depth, K, SIZE)
 
 
+def test_a_bright_photo_is_not_taken_for_a_0_1_tensor_and_a_0_1_tensor_is_noted_once(tmp_path):
+    """The [0, 1] note is for tensors a caller hands in. Before: a photo file whose darkest pixel
+    is ≥ 128 got "prepare_source image has no value below 0 … pass image * 2 - 1" from the CLI
+    (an API it never called), and a [0, 1] tensor given to gen3c.generate was noted twice."""
+    import warnings
+
+    bright = np.random.default_rng(0).integers(140, 256, (32, 48, 3), dtype=np.uint8)
+    Image.fromarray(bright).save(tmp_path / "bright.png")
+    np.save(tmp_path / "depth.npy", np.full((32, 48), 2.0, np.float32))
+    common = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "progress": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gen3c.generate(tmp_path / "bright.png", depth=tmp_path / "depth.npy", video_save_folder=tmp_path / "a", **common)
+    unit = torch.from_numpy(bright).permute(2, 0, 1).float() / 255
+    with pytest.warns(UserWarning) as caught:
+        gen3c.generate(unit, depth=np.full((32, 48), 2.0), video_save_folder=tmp_path / "b", **common)
+    notes = [str(w.message) for w in caught if "no value below 0" in str(w.message)]
+    assert len(notes) == 1 and notes[0].startswith("gen3c.generate() image has no value below 0"), notes
+
+
 @pytest.mark.parametrize(
     "change, match",
     [

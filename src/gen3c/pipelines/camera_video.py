@@ -132,6 +132,8 @@ def prepare_source(
     valid: Tensor | np.ndarray | None = None,
     w2c: Tensor | np.ndarray | None = None,
     depth_kind: str = "metric",
+    *,
+    note_unit_range: bool = True,
 ) -> SourceView:
     """Bring an image, its depth and intrinsics to the working resolution.
 
@@ -154,6 +156,9 @@ def prepare_source(
         w2c: optional (4, 4) world-to-camera pose (default: the identity).
         depth_kind: "metric" (incl. the user's own units) or "relative" (up to scale, e.g.
             MoGe's): what ``trajectory_scale="auto"`` scales a preset path by (:mod:`gen3c.trajectories`).
+        note_unit_range: note a float tensor with no value below 0 as likely [0, 1]; False where
+            the image is known to be in [−1, 1] (read from a file, or checked where it came in), so a
+            bright photo is not taken for a [0, 1] one.
 
     Raises:
         Gen3cInputError: an argument of the wrong type, shape or range, or a depth with no
@@ -161,7 +166,7 @@ def prepare_source(
     """
     from gen3c.io.depth import fill_invalid_depth
 
-    image = source_image(image, "prepare_source image")
+    image = source_image(image, "prepare_source image", note_unit_range=note_unit_range)
     size = tuple(image.shape[-2:])
     depth = source_depth(depth, size, "prepare_source depth")
     if isinstance(K, numbers.Real):
@@ -206,7 +211,7 @@ def prepare_source(
     )
 
 
-def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str) -> Tensor:
+def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str, note_unit_range: bool = True) -> Tensor:
     """:func:`prepare_source`'s image check and conversion, for any API that takes an image in
     memory (:func:`gen3c.pipelines.request.generate` too): → (3, h, w) float32 in [−1, 1]
     (:func:`gen3c.io.images.as_image`); a float tensor with no value below 0 is noted as likely [0, 1].
@@ -216,7 +221,7 @@ def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str) -> Ten
     """
     from gen3c.io.images import as_image
 
-    float_tensor = isinstance(image, Tensor) and image.dtype.is_floating_point
+    float_tensor = note_unit_range and isinstance(image, Tensor) and image.dtype.is_floating_point
     image = as_image(image, name)
     lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
     if lo >= 0 and hi > lo:

@@ -463,7 +463,8 @@ def load_source(request: GenerationRequest) -> SourceView:
     if K is None:
         K = _estimated_camera(request, image)
     kind = record.kind if record is not None else "metric"
-    return prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind)
+    # the image was read from a file or checked as it came in (InMemoryInput): its range is known
+    return prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind, note_unit_range=False)
 
 
 def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Tensor | None, size: tuple[int, int]) -> SourceView:
@@ -495,7 +496,8 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
     from gen3c.depth import median_depth
 
     source = prepare_source(
-        image, estimate.depth, estimate.intrinsics, size, request.resize_mode, valid=estimate.depth > 0, depth_kind=estimate.kind
+        image, estimate.depth, estimate.intrinsics, size, request.resize_mode, valid=estimate.depth > 0, depth_kind=estimate.kind,
+        note_unit_range=False,
     )
     source.reference_depth = median_depth(estimate)
     return source
