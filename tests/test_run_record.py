@@ -144,3 +144,41 @@ def test_a_record_of_inputs_in_memory_is_refused_by_batch_in_one_line(box_scene,
     message = "its inputs (input_image_path, depth_path) were in memory (gen3c.generate() with arrays), not files: save them to files"
     assert message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "again" / "output.mp4").exists()
+
+
+@pytest.mark.slow
+def test_a_transforms_json_path_replays_from_its_cameras_file_and_its_record(box_scene, tmp_path):
+    """The journey across camera files and records: a hand-written nerfstudio transforms.json
+    (frames listed out of file_path order) → NAME_cameras.json replayed with --camera_file → that
+    run's record through `gen3c batch`: the same cameras and frames each time. The two JSON files a
+    run writes side by side, swapped, are refused naming the right one (before: 'has neither
+    'frames' (gen3c) nor 'camera_path'' and 'is no run record … pass one')."""
+    image, depth, _, _ = box_scene
+    flip = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenGL camera-to-world of the source camera (OpenCV identity)
+    # listed out of order; nerfstudio sorts them by name: 0, 1, 10, 2
+    frames = [{"file_path": f"images/{i}.png", "transform_matrix": (flip + np.pad(np.array([[0.02 * i], [0], [0.05 * i]]), ((0, 1), (3, 0)))).tolist()}
+              for i in (2, 0, 10, 1)]  # fmt: skip
+    transforms = tmp_path / "transforms.json"
+    transforms.write_text(json.dumps({"camera_model": "PINHOLE", "fl_x": 60.0, "fl_y": 60.0, "cx": 40.0, "cy": 24.0, "w": 80, "h": 48, "frames": frames}))
+    common = ("--input_image_path", image, "--depth_path", depth, "--fov", 60, "--resolution", "48x80")
+    res = invoke("generate", *common, "--camera_file", transforms, "--video_save_folder", tmp_path / "a", "--video_save_name", "a")
+    assert res.exit_code == 0, res.output
+    from gen3c.io.camera_files import load_camera_file
+
+    cams = load_camera_file(tmp_path / "a" / "a_cameras.json")
+    assert len(cams) == 4 and torch.allclose(cams.centers[:, 2], torch.tensor([0.0, 0.05, 0.5, 0.1], dtype=cams.w2c.dtype), atol=1e-6)
+    assert torch.allclose(cams.K[0], torch.tensor([[60.0, 0, 39.5], [0, 60.0, 23.5], [0, 0, 1]], dtype=cams.K.dtype))  # −½ px
+    res = invoke("generate", *common, "--camera_file", tmp_path / "a" / "a_cameras.json", "--video_save_folder", tmp_path / "b", "--video_save_name", "b")
+    assert res.exit_code == 0, res.output
+    assert torch.equal(load_camera_file(tmp_path / "b" / "b_cameras.json").w2c, cams.w2c)
+    res = invoke("batch", tmp_path / "b" / "b_run.json", "--output_folder", tmp_path / "c")
+    assert res.exit_code == 0, res.output
+    first = read_video(tmp_path / "a" / "a.mp4")[0]
+    assert first.shape == (4, 48, 80, 3) and first[1:].std() > 1
+    assert np.array_equal(read_video(tmp_path / "b" / "b.mp4")[0], first) and sha256(tmp_path / "c" / "b.mp4") == sha256(tmp_path / "b" / "b.mp4")
+
+    res = invoke("generate", *common, "--camera_file", tmp_path / "b" / "b_run.json", "--video_save_folder", tmp_path / "d")
+    assert res.exit_code == 2 and "is a run record (NAME_run.json), not a camera file: pass the cameras it wrote, b_cameras.json" in res.output
+    res = invoke("batch", tmp_path / "b" / "b_cameras.json", "--output_folder", tmp_path / "e")
+    assert res.exit_code == 2 and "is a camera file, not a run record: replay it with gen3c generate --camera_file" in res.output
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e" / "b.mp4").exists()

@@ -190,6 +190,12 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
     except json.JSONDecodeError as exc:
         raise Gen3cInputError(f"manifest {str(p)!r} is not JSON ({exc.msg} at line {exc.lineno}): pass a run record NAME_run.json") from None
     if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict) or "video_save_name" not in record:
+        if isinstance(record, dict) and ("camera_path" in record or isinstance(record.get("frames"), list)):
+            # NAME_cameras.json, a camera_path.json or transforms.json: a path to replay, not a run to repeat
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} is a camera file, not a run record: replay it with gen3c generate --camera_file {str(p)!r}, "
+                "or pass the run's NAME_run.json"
+            )
         raise Gen3cInputError(
             f"manifest {str(p)!r} is no run record (a NAME_run.json that gen3c generate, demo or the GUI writes, listing its outputs): "
             "pass one, or a .jsonl / .csv manifest"

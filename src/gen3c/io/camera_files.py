@@ -184,8 +184,18 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
             cams = _from_nerfstudio_transforms(data)
         elif "frames" in data:
             cams = _from_gen3c(data)
+        elif isinstance(data.get("outputs"), dict) and "video_save_name" in data:
+            # NAME_run.json sits beside NAME_cameras.json: the record names the run's cameras file
+            cameras = data["outputs"].get("cameras")
+            raise Gen3cInputError(
+                f"{name} is a run record (NAME_run.json), not a camera file: pass the cameras it wrote, "
+                f"{cameras if isinstance(cameras, str) else 'NAME_cameras.json'} beside it, or run the record again with gen3c batch"
+            )
         else:
-            raise Gen3cInputError(f"{name} has neither 'frames' (gen3c) nor 'camera_path' (nerfstudio): see the documented formats")
+            raise Gen3cInputError(
+                f"{name} has neither 'frames' (a gen3c cameras JSON, a nerfstudio transforms.json) nor 'camera_path' "
+                "(a nerfstudio camera_path.json): see the documented formats"
+            )
     except Gen3cInputError as exc:
         msg = str(exc)
         raise Gen3cInputError(msg if msg.startswith(name) else f"{name}: {msg}") from None
