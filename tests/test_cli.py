@@ -351,7 +351,7 @@ def test_mask_invalid_depth_needs_depth_from_a_file(box_scene, tmp_path):
     image, _, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_estimator", "prior", "--mask_invalid_depth",
                  "--resolution", "96x160", "--num_video_frames", 5, "--video_save_folder", tmp_path)  # fmt: skip
-    assert res.exit_code == 2 and "--mask_invalid_depth applies to depth read from a file" in res.output, res.output
+    assert res.exit_code == 2 and "--mask_invalid_depth applies to depth given with the input" in res.output, res.output
     assert not any(tmp_path.iterdir())
 
 

@@ -156,8 +156,11 @@ def slow_encoder(folder: Path, *, signal_after: int = 0, linger: float = 60.0) -
     script = folder / "ffmpeg"  # an encoder by name (see encoders())
     script.write_text(
         f"#!{sys.executable}\n"
-        "import os, pathlib, subprocess, sys, time\n"
-        f"real = subprocess.Popen([{imageio_ffmpeg.get_ffmpeg_exe()!r}, *sys.argv[1:]], stdin=subprocess.PIPE)\n"
+        "import ctypes, os, pathlib, signal, subprocess, sys, time\n"
+        # the real ffmpeg dies with this stand-in (Linux PR_SET_PDEATHSIG), as one killed ffmpeg would: left
+        # running, on a loaded machine it could open the output only after the run had removed it
+        "def die_with_parent(): ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"
+        f"real = subprocess.Popen([{imageio_ffmpeg.get_ffmpeg_exe()!r}, *sys.argv[1:]], stdin=subprocess.PIPE, preexec_fn=die_with_parent)\n"
         "received = 0\n"
         "while block := os.read(0, 1 << 16):\n"
         "    real.stdin.write(block)\n"
