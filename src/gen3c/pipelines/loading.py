@@ -44,6 +44,7 @@ from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
 from gen3c.pipelines.gen3c import OFFICIAL_REPO, WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
+from gen3c.pipelines.request import SAMPLING_GENERATOR_SETTINGS
 from gen3c.schedulers import make_scheduler, sampler_name
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
@@ -420,10 +421,6 @@ def load_generator(
     return generator
 
 
-#: Settings of the gen3c generator that only shape sampling: a loaded generator takes them per
-#: run (:func:`configure_generator`: its sampler, step cache and attributes), nothing reloads.
-SAMPLING_ONLY_OPTIONS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache")
-
 
 def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[str, Any]) -> tuple[SpeedPreset, float | None]:
     """The speed settings and the guidance a generator samples with: each of ``options``' (a
@@ -448,7 +445,7 @@ def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[
 
 
 def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
-    """Give a loaded generator the sampling-only settings (:data:`SAMPLING_ONLY_OPTIONS`) of a
+    """Give a loaded generator the sampling-only settings (:data:`SAMPLING_GENERATOR_SETTINGS`) of a
     request's generator options, as :func:`load_generator` gives a freshly loaded one: a sweep
     over steps, guidance or samplers runs on one loaded model. The settings left out fall back
     to the model's own and the generator's ``--speed`` preset's, as at load.
@@ -456,7 +453,7 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     Raises:
         Gen3cInputError: options :func:`check_generator_options` refuses.
     """
-    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_ONLY_OPTIONS}
+    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_GENERATOR_SETTINGS}
     settings, guidance = sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
     if guidance is None:
@@ -472,7 +469,7 @@ def can_configure(generator: Gen3cGenerator, options: dict[str, Any]) -> bool:
     blocks = generator.pipeline.transformer.transformer_blocks
     if generator.pipeline.step_cache is not None or not any(getattr(b, "_compiled_call_impl", None) is not None for b in blocks):
         return True
-    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_ONLY_OPTIONS}
+    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_GENERATOR_SETTINGS}
     settings, _ = sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
     return StepCacheSpec.parse(settings.step_cache) is None
 
