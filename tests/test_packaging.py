@@ -130,3 +130,61 @@ def test_notes_keep_their_square_brackets():
         warnings.simplefilter("always")
         warnings.warn("no depth estimator: pip install 'gen3c[depth]' [/]", UserWarning, stacklevel=1)
     assert "note: no depth estimator: pip install 'gen3c[depth]' [/]" in captured.get()
+
+
+def test_each_dependency_names_the_requirement_pyproject_declares():
+    from gen3c.dependencies import PACKAGES
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for module, (requirement, extra) in PACKAGES.items():
+        declared = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
+        assert requirement in declared, (module, requirement, extra)
+
+
+#: ``python -c`` this, then the blocked module names (comma-separated), then gen3c's arguments: the
+#: command line as installed, in an interpreter where those modules cannot be imported.
+BLOCKED_COMMAND = (
+    "import runpy, sys\n"
+    "for name in filter(None, sys.argv.pop(1).split(',')):\n"
+    "    sys.modules[name] = None  # importing it now raises ImportError, as in an install without it\n"
+    "runpy.run_module('gen3c', run_name='__main__')\n"
+)
+
+DEMO_INPUT = ["--input_image_path", str(PACKAGE / "assets" / "demo_image.png"), "--depth_path", str(PACKAGE / "assets" / "demo_depth.npz"), "--fov", "60"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "blocked, command, expected",
+    [
+        # The video's frame counter (PyAV) was imported only after the generation: refused before it now.
+        ("av", ["generate", *DEMO_INPUT, "--num_video_frames", "9", "--resolution", "48x80"], "needs av (av is missing): pip install 'av>=12'"),
+        # diffusers' Cosmos DiT imports torchvision only once sampling starts (a NameError there).
+        ("torchvision", ["generate", *DEMO_INPUT, "--generator", "gen3c", "--model", "tiny", "--num_video_frames", "17", "--resolution", "48x80"],
+         "the gen3c generator needs torchvision (torchvision is missing): pip install 'gen3c[diffusion]'"),
+        # NAME_points.ply was written after the estimate.
+        ("plyfile", ["depth", str(PACKAGE / "assets" / "demo_image.png"), "--depth_estimator", "prior", "--fov", "60"],
+         "needs plyfile (plyfile is missing): pip install 'plyfile>=1.0'"),
+        # Imported as the command starts (gen3c.evaluation.metrics): the command line's own catch.
+        ("cv2", ["eval", "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--num_video_frames", "3", "--no_plots"],
+         "gen3c eval needs opencv-python-headless (cv2 is missing): pip install 'opencv-python-headless>=4.8'"),
+        # Installed but broken (a shared library gone): reinstall it.
+        ("", ["generate", *DEMO_INPUT, "--num_video_frames", "9", "--resolution", "48x80"],
+         "needs av, which fails to import (libavformat.so.61: cannot open shared object file): pip install --force-reinstall 'av>=12'"),
+    ],
+    ids=["av", "torchvision", "plyfile", "cv2", "broken-av"],
+)
+def test_a_missing_or_broken_dependency_is_one_line_before_any_output(tmp_path, blocked, command, expected):
+    paths = [str(Path(gen3c.__file__).parents[1])]
+    if not blocked:  # an av package that fails to import, ahead of the real one
+        (tmp_path / "broken" / "av").mkdir(parents=True)
+        (tmp_path / "broken" / "av" / "__init__.py").write_text('raise ImportError("libavformat.so.61: cannot open shared object file")\n')
+        paths.insert(0, str(tmp_path / "broken"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "out"
+    folder = "--output_folder" if command[0] in ("depth", "eval") else "--video_save_folder"
+    done = subprocess.run([sys.executable, "-c", BLOCKED_COMMAND, blocked, *command, folder, str(out)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], done.stdout + done.stderr
+    assert not out.exists() or not any(out.iterdir())

@@ -83,11 +83,22 @@ class Splat(str, Enum):
 
 def user_errors(func: Callable) -> Callable:
     """Turn user mistakes into one line on stderr and exit code 2 (no traceback)."""
+    command = func.__name__.removesuffix("_command").replace("_", " ")  # eval_command, cache_list
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except (ImportError, RuntimeError) as exc:
+                # A package missed by the checks up front, or broken: one line naming it (diffusers
+                # wraps the ImportError of its lazy imports in a RuntimeError).
+                from gen3c.dependencies import dependency_error
+
+                error = dependency_error(exc, f"gen3c {command}")
+                if error is None:
+                    raise
+                raise error from None
         except Gen3cInputError as exc:
             _leave_process_group_without_waiting()
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -719,10 +730,11 @@ def convert(
     ] = False,
 ) -> None:
     """Convert GEN3C's official checkpoints into a gen3c checkpoint, printing a key-by-key report."""
-    try:
-        from gen3c.models.convert import convert_checkpoint
-    except ImportError as exc:
-        raise Gen3cInputError(f"gen3c convert needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'") from None
+    from gen3c.dependencies import DIFFUSION_MODULES, check_installed
+
+    check_installed(DIFFUSION_MODULES, "gen3c convert", extra="diffusion")  # before minutes of reading GEN3C's checkpoints
+    from gen3c.models.convert import convert_checkpoint
+
     convert_checkpoint(src, out, trust_checkpoint=trust_checkpoint, overwrite=overwrite, keep_text_encoder=not no_text_encoder)
     console.print(f"[green]wrote[/] {escape(str(out))} (report: {escape(str(out / 'conversion_report.txt'))})", highlight=False)
 
@@ -744,10 +756,11 @@ def download(
     ] = False,
 ) -> None:
     """Fetch GEN3C's weights from the Hugging Face Hub and convert them now (what the first gen3c run would do)."""
-    try:
-        from gen3c.models import configs, weights
-    except ImportError as exc:
-        raise Gen3cInputError(f"gen3c download needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'") from None
+    from gen3c.dependencies import DIFFUSION_MODULES, check_installed
+
+    check_installed(DIFFUSION_MODULES, "gen3c download", extra="diffusion")  # before gigabytes are fetched
+    from gen3c.models import configs, weights
+
     started = time.perf_counter()
     prompts = () if no_text_encoder else configs.CACHED_PROMPTS
     prepared = weights.prepare_weights(
@@ -867,10 +880,11 @@ def gui(
 
     if resolution is not None:
         parse_resolution(resolution)
-    try:
-        from gen3c.gui.app import Gen3cApp
-    except ImportError as exc:
-        raise Gen3cInputError(f"the GUI needs viser ({exc}): pip install 'gen3c[gui]'") from None
+    from gen3c.dependencies import require
+
+    require("viser", "gen3c gui")
+    from gen3c.gui.app import Gen3cApp
+
     request = GenerationRequest(
         generator=generator.value, resolution=resolution, resize_mode=resize_mode.value, num_video_frames=num_video_frames,
         depth_estimator=depth_estimator, filter_points_threshold=filter_points_threshold, foreground_masking=foreground_masking, splat=splat.value,
@@ -903,6 +917,7 @@ def depth(
     fov: FovOpt = None,
 ) -> None:
     """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_points.ply and NAME_depth.json."""
+    from gen3c.dependencies import check_installed
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs
     from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
@@ -911,6 +926,7 @@ def depth(
 
     name = image_path.stem if name is None else name
     check_output_name(name, "--name")  # before the model loads
+    check_installed(("cv2", "plyfile"), "writing gen3c depth's NAME_depth.png and NAME_points.ply")
     image = (load_image(image_path) + 1) / 2
     K = parse_intrinsics(intrinsics, image.shape[-2:], fov=fov)
     size = parse_resolution(resolution) if resolution else None
@@ -961,17 +977,13 @@ def train(
 
     Several GPUs: torchrun --nproc_per_node N -m gen3c train CONFIG (or accelerate launch -m gen3c train CONFIG).
     """
-    try:
-        # The train extra, imported up front: a missing package is one line here, not a traceback mid-run.
-        import accelerate  # noqa: F401
-        import diffusers  # noqa: F401
-        import peft  # noqa: F401
-        import tensorboard  # noqa: F401
+    from gen3c.dependencies import require
 
-        from gen3c.training import run_training
-    except ImportError as exc:
-        raise Gen3cInputError(f"gen3c train needs the train extra ({exc.name} is missing): pip install 'gen3c[train]'") from None
+    # The train extra, imported up front: a missing package is one line here, not a traceback mid-run.
+    for module in ("accelerate", "diffusers", "peft", "tensorboard", "gen3c.training"):
+        require(module, "gen3c train", extra="train")
     from gen3c.parallel import is_main_process
+    from gen3c.training import run_training
 
     main = is_main_process()  # other ranks of torchrun train silently; rank 0 reports
     result = run_training(
@@ -1082,8 +1094,14 @@ def batch(
         elif outcome.state == "failed":
             console.print(f"[bold red]failed[/] {escape(outcome.name)}: {escape(outcome.error)}", highlight=False, soft_wrap=True)
 
-    if not use_ray and ray_address is None and cpus_per_job != 1.0:
-        raise Gen3cInputError("--cpus_per_job applies to --ray only (local workers split the cores among themselves)")
+    if not use_ray and ray_address is None:
+        if cpus_per_job != 1.0:
+            raise Gen3cInputError("--cpus_per_job applies to --ray only (local workers split the cores among themselves)")
+        from gen3c.dependencies import require
+        from gen3c.pipelines.request import VIDEO_MODULES
+
+        for module in VIDEO_MODULES:  # every job writes a video: refused once, not job by job
+            require(module, "gen3c batch (each job writes a video)")
     with console_warnings(), rich_progress() as progress:
         summary = run_batch(
             manifest, output_folder, retry_failed=retry_failed, workers=workers, ray=use_ray, ray_address=ray_address,

@@ -31,6 +31,11 @@ class Gen3cModelError(Gen3cInputError):
     """Model weights are absent, incomplete or do not match the expected layout."""
 
 
+class Gen3cDependencyError(Gen3cInputError):
+    """A third-party package a feature needs is not installed or fails to import; the message
+    names the ``pip install`` that fixes it (:mod:`gen3c.dependencies`)."""
+
+
 class Gen3cMemoryError(Gen3cInputError):
     """The accelerator ran out of memory; the message names the setting that makes the run fit."""
 

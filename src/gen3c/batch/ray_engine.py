@@ -33,11 +33,9 @@ class BatchActor:
 
 
 def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise Gen3cInputError("--ray and --ray_address need Ray: pip install 'gen3c[batch]'") from None
-    return ray
+    from gen3c.dependencies import require
+
+    return require("ray", "--ray and --ray_address")
 
 
 def check_reachable(address: str | None) -> None:

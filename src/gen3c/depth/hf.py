@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import intrinsics_from_fov, make_intrinsics
+from gen3c.dependencies import require
 from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, image_to_uint8, user_focal
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.errors import Gen3cModelError
@@ -49,11 +50,7 @@ RELATIVE_DISPARITY_FLOOR = 0.01
 
 
 def _require_transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise Gen3cModelError("transformers depth models need the transformers package: pip install 'gen3c[depth]'") from None
-    return transformers
+    return require("transformers", "a transformers depth model", extra="depth")
 
 
 def _hub_options(name_or_path: str) -> dict[str, Any]:

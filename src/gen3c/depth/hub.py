@@ -35,10 +35,9 @@ def hub_file(repo_id: str, filename: str, what: str) -> Path:
     Raises:
         Gen3cModelError: with the reason (offline, not found, no huggingface_hub) and the fix.
     """
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise Gen3cModelError(f"{what} {repo_id!r} must be downloaded, which needs huggingface_hub: pip install 'gen3c[depth]'") from None
+    from gen3c.dependencies import require
+
+    hf_hub_download = require("huggingface_hub", f"downloading {what} {repo_id!r}", extra="depth").hf_hub_download
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, local_files_only=True))
     except Exception:  # not cached: download below

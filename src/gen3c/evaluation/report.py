@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cDependencyError
 from gen3c.evaluation.metrics import nanmean
 from gen3c.evaluation.suite import (
     GROUND_TRUTH,
@@ -60,10 +60,12 @@ _SHOWN = {
 
 def require_matplotlib() -> None:
     """Raise :class:`Gen3cInputError` (before any work) when the plots cannot be drawn."""
+    from gen3c.dependencies import require
+
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise Gen3cInputError("the report's plots need matplotlib: pip install 'gen3c[eval]', or pass --no_plots") from None
+        require("matplotlib", "drawing the report's plots")
+    except Gen3cDependencyError as exc:
+        raise Gen3cDependencyError(f"{exc}, or pass --no_plots") from None
 
 
 def method_names(result: BenchmarkResult) -> list[str]:

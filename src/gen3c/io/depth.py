@@ -91,10 +91,9 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
 
 
 def _read_exr(p: Path, name: str) -> np.ndarray:
-    try:
-        import OpenEXR
-    except ImportError:
-        raise Gen3cInputError(f"{name} {str(p)!r} is OpenEXR, which needs the OpenEXR package: pip install 'gen3c[exr]'") from None
+    from gen3c.dependencies import require
+
+    OpenEXR = require("OpenEXR", f"reading {name} {str(p)!r}")
     try:
         with OpenEXR.File(str(p)) as f:
             channels = {key: np.array(ch.pixels) for key, ch in f.channels().items()}

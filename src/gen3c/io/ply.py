@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import atomic_path
 
@@ -33,10 +34,10 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
     vertex = np.empty(len(pts), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
     vertex["x"], vertex["y"], vertex["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
     vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    from plyfile import PlyData, PlyElement
+    plyfile = require("plyfile", f"writing the point cloud {str(path)!r}")
 
     with atomic_path(path) as tmp:
-        PlyData([PlyElement.describe(vertex, "vertex")], text=False).write(str(tmp))
+        plyfile.PlyData([plyfile.PlyElement.describe(vertex, "vertex")], text=False).write(str(tmp))
 
 
 def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
@@ -46,9 +47,8 @@ def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
     Raises:
         Gen3cInputError: a missing file, one that is no PLY, or a PLY without coloured vertices.
     """
-    from plyfile import PlyData
-
     p = Path(path)
+    PlyData = require("plyfile", f"reading the point cloud {str(p)!r}").PlyData
     if not p.is_file():
         raise Gen3cInputError(f"point cloud {str(p)!r} does not exist or is not a file: check the path")
     try:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import atomic_path
 from gen3c.io.images import outside_unit_range, to_uint8
@@ -105,12 +106,7 @@ class VideoWriter:
     def _start_encoder(self, height: int, width: int):
         """imageio-ffmpeg's frame writer (a generator fed one (H, W, 3) uint8 frame per ``send``),
         its ffmpeg started."""
-        try:
-            import imageio_ffmpeg
-        except ImportError:  # a dependency of gen3c
-            raise Gen3cInputError(
-                f"video {str(self.path)!r} could not be written: this Python environment lacks imageio-ffmpeg: pip install imageio-ffmpeg"
-            ) from None
+        imageio_ffmpeg = require("imageio_ffmpeg", f"writing video {str(self.path)!r}")
         encoder = imageio_ffmpeg.write_frames(
             str(self._tmp), (width, height), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=self.fps, quality=self.quality,
             codec="libx264", macro_block_size=1, ffmpeg_log_level="error", output_params=["-preset", "fast"],
@@ -210,9 +206,8 @@ class VideoIndex:
 
 def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
     """Count a video's frames and find where decoding may start, from its packets (no decoding)."""
-    import av
-
     p = Path(path)
+    av = require("av", f"reading {name} {str(p)!r}")
     if not p.is_file():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
     pts: list[int | None] = []
@@ -276,9 +271,8 @@ def iter_video_frames(
     landing: where the seek does not land on that IDR frame, decoding starts from the first
     frame). The frame numbers are those of decoding from the first frame.
     """
-    import av
-
     p = Path(path)
+    av = require("av", f"reading {name} {str(p)!r}")
     if not p.is_file():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
     try:

@@ -352,12 +352,9 @@ class _ZipFrames:
 
 
 def _decode_exr(data: bytes) -> np.ndarray:
-    try:
-        import OpenEXR
-    except ImportError:
-        raise Gen3cInputError(
-            "reading ViPE depth needs the OpenEXR package: pip install 'gen3c[exr]'"
-        ) from None
+    from gen3c.dependencies import require
+
+    OpenEXR = require("OpenEXR", "reading ViPE depth")
     try:
         with OpenEXR.File(io.BytesIO(data)) as f:
             channels = f.channels()

@@ -306,8 +306,9 @@ class HostMemory:
 
     @classmethod
     def now(cls) -> HostMemory:
-        import psutil
+        from gen3c.dependencies import require
 
+        psutil = require("psutil", "checking the free CPU memory")
         return cls(available=psutil.virtual_memory().available, total=psutil.virtual_memory().total + psutil.swap_memory().total)
 
 

@@ -470,10 +470,9 @@ class _RepoPlan:
 
 
 def _hub_settings(hub_cache_dir: str | os.PathLike | None, endpoint: str | None) -> tuple[Path, str]:
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        raise Gen3cModelError("fetching GEN3C's weights needs huggingface_hub: pip install 'gen3c[diffusion]'") from None
+    from gen3c.dependencies import require
+
+    constants = require("huggingface_hub.constants", "fetching GEN3C's weights")
     return Path(hub_cache_dir or constants.HF_HUB_CACHE).expanduser(), (endpoint or constants.ENDPOINT).rstrip("/")
 
 

@@ -741,14 +741,34 @@ def intrinsics_fit(kind: str, resize_mode: str):
 
 
 def _loading_module():
-    """:mod:`gen3c.pipelines.loading`, which the gen3c generator needs (diffusers and co.)."""
-    try:
-        from gen3c.pipelines import loading
-    except ImportError as exc:
-        raise Gen3cInputError(
-            f"the gen3c generator needs the diffusion extra ({exc.name} is missing): pip install 'gen3c[diffusion]'"
-        ) from None
-    return loading
+    """:mod:`gen3c.pipelines.loading`, which the gen3c generator needs (diffusers and co., each
+    checked here: torchvision, say, is imported only once sampling starts)."""
+    from gen3c.dependencies import DIFFUSION_MODULES, check_installed, require
+
+    check_installed(DIFFUSION_MODULES, "the gen3c generator", extra="diffusion")
+    return require("gen3c.pipelines.loading", "the gen3c generator", extra="diffusion")
+
+
+#: What writes every run's video: imageio-ffmpeg's ffmpeg encodes it, PyAV counts its frames.
+VIDEO_MODULES = ("imageio_ffmpeg", "av")
+
+
+def check_dependencies(request: GenerationRequest) -> None:
+    """Import the packages a run needs besides its generator's (:func:`check_generator` checks the
+    gen3c generator's), before anything is read or generated (each import takes milliseconds):
+    the video's, the preview generator's OpenCV, the point cloud's plyfile.
+
+    Raises:
+        Gen3cDependencyError: one is missing or fails to import.
+    """
+    from gen3c.dependencies import require
+
+    for module in VIDEO_MODULES:
+        require(module, "writing the output video")
+    if request.generator == "preview":
+        require("cv2", "the preview generator")
+    if request.save_point_cloud:
+        require("plyfile", "--save_point_cloud")
 
 
 def check_generator(request: GenerationRequest) -> dict[str, Any]:
@@ -1051,6 +1071,7 @@ def _run_request(
     started = time.perf_counter()
     # 1. Check the request (and, under torchrun, that --num_gpus matches the launch)
     check_request(request)
+    check_dependencies(request)
     num_gpus = request.generator_options.get("num_gpus", 1)
     check_launch(num_gpus)
     if resume and num_gpus != 1:
