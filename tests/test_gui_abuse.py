@@ -299,9 +299,9 @@ def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):
 
 
 def test_no_control_is_offered_that_would_change_nothing(gui, tmp_path):
-    """The seed is hidden for the preview (it draws no random numbers), a keyframe time is
-    disabled until there is a keyframe to give it to, a one-keyframe path says it holds still,
-    and moving the first keyframe earlier says why it cannot."""
+    """The seed is hidden for the preview (it draws no random numbers), the prompt where the prompt
+    encoder is disabled, a keyframe time is disabled until there is a keyframe to give it to, a
+    one-keyframe path says it holds still, and moving the first keyframe earlier says why it cannot."""
     from gen3c.gui.app import Gen3cApp
 
     assert not gui.seed.visible and not gui.prompt.visible and gui.keyframe_time.disabled
@@ -321,6 +321,13 @@ def test_no_control_is_offered_that_would_change_nothing(gui, tmp_path):
     app = Gen3cApp(tmp_path / "gen3c", port=0, request=request, demo=None, generator=PreviewGenerator(), preload=False)
     try:
         assert app.seed.visible and app.prompt.visible
+    finally:
+        app.stop()
+    # ... but not the prompt where --disable_prompt_encoder gives every text zero embeddings.
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, generator_options={"disable_prompt_encoder": True})
+    app = Gen3cApp(tmp_path / "gen3c_no_t5", port=0, request=request, demo=None, generator=PreviewGenerator(), preload=False)
+    try:
+        assert app.seed.visible and not app.prompt.visible
     finally:
         app.stop()
 

@@ -30,10 +30,42 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.core import TyperCommand, TyperGroup
 
 from gen3c.errors import Gen3cInputError, Terminated, exit_command_line, raise_if_interrupted
 
-app = typer.Typer(
+
+class _FlagsShowNoValue:
+    """Typer's rich help prints a flag's type after it (``--resume <bool>``, ``--compile
+    --no_compile <bool>``) as if it took a value; a flag's placeholder is left empty instead."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)  # the command's options and its --help
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_FlagsShowNoValue, TyperCommand):
+    pass
+
+
+class _Group(_FlagsShowNoValue, TyperGroup):
+    pass
+
+
+class _Typer(typer.Typer):
+    """A ``typer.Typer`` whose groups and commands show flags without a value placeholder."""
+
+    def __init__(self, **kwargs):
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, **kwargs):
+        return super().command(*args, cls=_Command, **kwargs)
+
+
+app = _Typer(
     name="gen3c",
     help="GEN3C: camera-controlled video generation guided by a 3D cache.",
     no_args_is_help=True,
@@ -783,7 +815,7 @@ def download(
         console.print("no T5: run with --disable_prompt_encoder, or a run with a prompt fetches T5 and adds the prompt cache")
 
 
-cache_app = typer.Typer(help="List or remove GEN3C's weights that gen3c fetched and converted.", no_args_is_help=True)
+cache_app = _Typer(help="List or remove GEN3C's weights that gen3c fetched and converted.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
 

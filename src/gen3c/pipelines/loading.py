@@ -33,6 +33,7 @@ from gen3c.models.context_parallel import (
 )
 from gen3c.models.memory import (
     LOW_MEMORY,
+    MEMORY_MODES,
     MemoryPlan,
     ModelSize,
     check_host_memory,
@@ -326,10 +327,11 @@ def load_generator(
     if device is not None and num_gpus == 1:
         device = compute_device(device)  # a mistyped or absent device, before the weights load
     # The memory settings are refused before anything is fetched.
-    chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
-                                    ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
-    if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
-        raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
+    check_memory_settings(
+        memory_mode=memory_mode, fp8=fp8, low_memory=low_memory, max_gpu_memory=max_gpu_memory,
+        offload_diffusion_transformer=offload_diffusion_transformer, offload_tokenizer=offload_tokenizer,
+        offload_text_encoder_model=offload_text_encoder_model, disable_prompt_encoder=disable_prompt_encoder,
+    )  # fmt: skip
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
     if low_memory:
@@ -362,13 +364,14 @@ def load_generator(
     info = checkpoint_info(str(checkpoint)) if Path(str(checkpoint)).expanduser().is_dir() else {}
     if "chunk_frames" in info and generator_options.get("chunk_frames") is None:
         generator_options["chunk_frames"] = int(info["chunk_frames"])
-    model_defaults = {key: kind(info[key]) for key, kind in (("num_steps", int), ("guidance", float)) if key in info}
+    model_defaults = model_sampling_defaults(info)
     if dtype is None and "dtype" in info:
         dtype = str(info["dtype"])
     speed = speed_name(speed)
     given = dict(sampler=sampler, num_steps=generator_options.pop("num_steps", None), guidance=generator_options.pop("guidance", None),
                  guidance_every=guidance_every, guidance_batch=guidance_batch, step_cache=step_cache,
-                 attention_backend=attention_backend, fp8_matmul=fp8_matmul, compile=compile)  # fmt: skip
+                 attention_backend=attention_backend, fp8_matmul=fp8_matmul, compile=compile,
+                 negative_prompt=generator_options.get("negative_prompt"))  # fmt: skip
     settings, guidance = sampling_settings(speed, model_defaults, given)
     preset_steps = SPEED_PRESETS[speed].num_steps
     if given["num_steps"] is None and "num_steps" in model_defaults and speed != "exact" and settings.num_steps != preset_steps:
@@ -391,7 +394,7 @@ def load_generator(
         dtype = torch.bfloat16 if on_gpu else torch.float32
     pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=text_encoder_dir)
     if guidance is None:  # a hub checkpoint's own guidance is known once it is loaded
-        _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True)
+        _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True, generator_options.get("negative_prompt"))
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
         height, width = resolution or configs.RESOLUTION
@@ -422,6 +425,12 @@ def load_generator(
 
 
 
+def model_sampling_defaults(info: dict[str, Any]) -> dict[str, Any]:
+    """A model's own sampling settings from its ``gen3c_model.json`` (``info``): a distilled
+    student's ``num_steps`` and ``guidance``."""
+    return {key: kind(info[key]) for key, kind in (("num_steps", int), ("guidance", float)) if key in info}
+
+
 def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[str, Any]) -> tuple[SpeedPreset, float | None]:
     """The speed settings and the guidance a generator samples with: each of ``options``' (a
     request's generator options; None or absent: unset) first, then the model's own
@@ -430,7 +439,8 @@ def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[
     (:func:`load_generator`) and per run (:func:`configure_generator`).
 
     Raises:
-        Gen3cInputError: settings of guidance's two branches for a run without guidance.
+        Gen3cInputError: settings of guidance's two branches (``options``' ``negative_prompt`` too)
+            for a run without guidance.
     """
     given = {key: options.get(key) for key in _SPEED_OPTIONS}
     if given["num_steps"] is None:
@@ -440,7 +450,7 @@ def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[
     if models_own:
         guidance = model_defaults["guidance"]
     settings = speed_settings(speed, **given)
-    _check_guidance_settings(settings, guidance, models_own)
+    _check_guidance_settings(settings, guidance, models_own, options.get("negative_prompt"))
     return settings, guidance
 
 
@@ -474,12 +484,14 @@ def can_configure(generator: Gen3cGenerator, options: dict[str, Any]) -> bool:
     return StepCacheSpec.parse(settings.step_cache) is None
 
 
-def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool) -> None:
-    """Refuse settings of guidance's two branches for a run without guidance (``guidance`` 0:
-    one branch; ``models_own``: the 0 is the model's default, as a distilled student's)."""
+def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool, negative_prompt: str | None = None) -> None:
+    """Refuse settings of guidance's two branches (how they run, the unconditional branch's
+    ``negative_prompt``) for a run without guidance (``guidance`` 0: one branch; ``models_own``:
+    the 0 is the model's default, as a distilled student's)."""
     if guidance is None or guidance != 0:
         return
-    given = [flag for flag, on in (("--guidance_every", settings.guidance_every != 1), ("--guidance_batch", settings.guidance_batch)) if on]
+    given = [flag for flag, on in (("--guidance_every", settings.guidance_every != 1), ("--guidance_batch", settings.guidance_batch),
+                                   ("--negative_prompt", negative_prompt is not None)) if on]  # fmt: skip
     if given:
         why = "this model samples without guidance (a distilled student)" if models_own else "--guidance 0 runs without guidance"
         raise Gen3cInputError(
@@ -503,6 +515,41 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
         else "store the DiT in float8 to halve it (--low_memory), or free CPU memory or add swap"
     )
     check_host_memory(need, f"keeping {', '.join(held)} in CPU memory between stages", fix)
+
+
+def check_memory_settings(
+    *,
+    memory_mode: str = "resident",
+    fp8: bool = False,
+    low_memory: bool = False,
+    max_gpu_memory: float | None = None,
+    offload_diffusion_transformer: bool = False,
+    offload_tokenizer: bool = False,
+    offload_text_encoder_model: bool = False,
+    disable_prompt_encoder: bool = False,
+) -> None:
+    """Refuse memory settings (:func:`load_generator`'s) that contradict each other or would change
+    nothing: two that each choose the memory mode; GEN3C's offload flags where the mode already
+    keeps every model in CPU memory outside its stage (``model_offload``, ``group_offload``,
+    ``low_memory``) or where ``max_gpu_memory`` chooses the plan; T5's where T5 never loads
+    (``disable_prompt_encoder``)."""
+    if memory_mode not in MEMORY_MODES:
+        raise Gen3cInputError(f"--memory_mode {str(memory_mode)[:40]!r} is unknown: pick one of {', '.join(MEMORY_MODES)}")
+    chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
+                                    ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
+    if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
+        raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
+    offloads = [f"--{name}" for name, on in (("offload_diffusion_transformer", offload_diffusion_transformer),
+                                             ("offload_tokenizer", offload_tokenizer),
+                                             ("offload_text_encoder_model", offload_text_encoder_model)) if on]  # fmt: skip
+    if offloads and (max_gpu_memory is not None or low_memory or memory_mode != "resident"):
+        if max_gpu_memory is not None:
+            why = "--max_gpu_memory chooses what stays in CPU memory"
+        else:
+            why = f"{'--low_memory' if low_memory else f'--memory_mode {memory_mode}'} already keeps every model in CPU memory outside its stage"
+        raise Gen3cInputError(f"{' and '.join(offloads)} would change nothing: {why}; drop {'it' if len(offloads) == 1 else 'them'}")
+    if offload_text_encoder_model and disable_prompt_encoder:
+        raise Gen3cInputError("--offload_text_encoder_model would change nothing: with --disable_prompt_encoder T5 never loads; drop it")
 
 
 #: :func:`load_generator`'s options that override a speed preset's settings.
@@ -652,9 +699,12 @@ _NO_EFFECT = (
 
 def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     """A request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`) checked without loading or
-    fetching anything: names and types, the speed settings (and their fit with ``num_gpus``), at
-    most one model named, a LoRA file that exists. The one checker of them: the CLI, the Python
-    API and batch manifests (when a manifest is read) all come here.
+    fetching anything: names and types, the memory settings (:func:`check_memory_settings`), the
+    speed settings (and their fit with ``num_gpus``, and with the packaged or local model's own
+    guidance), at most one model named, a LoRA file that exists; a setting that would change
+    nothing is refused (a prompt under ``disable_prompt_encoder``, a negative prompt without
+    guidance), GEN3C's flags for parts gen3c does not have are named in a note. The one checker
+    of them: the CLI, the Python API and batch manifests (when a manifest is read) all come here.
 
     Returns:
         The options without the unset (None) ones and GEN3C's flags that have no effect here,
@@ -663,6 +713,7 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     Raises:
         Gen3cInputError: the first mistake, in one line.
     """
+    from gen3c.models.packaged import checkpoint_info, packaged_model_info
     from gen3c.pipelines.request import _coerce
 
     if not isinstance(options, dict):
@@ -673,20 +724,29 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
         hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GENERATOR_OPTIONS)}"
         raise Gen3cInputError(f"unknown gen3c generator options {', '.join(repr(k)[:40] for k in unknown[:3])}: {hint}")
     opts = {key: _coerce(key, value, f"{GENERATOR_OPTIONS[key].__name__} | None", "gen3c generator") for key, value in options.items()}
+    accepted = [f"--{key}" for key in _NO_EFFECT if opts.get(key)]
+    if accepted:  # said once per process (the same line each time), not once per check
+        note(f"{', '.join(accepted)}: accepted for GEN3C command lines; gen3c has no prompt upsampler and no guardrail models, so nothing changes")
     opts = {key: value for key, value in opts.items() if value is not None and key not in _NO_EFFECT}
     if not math.isfinite(opts.get("guidance", 1.0)):
         raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
-    settings = speed_settings(opts.get("speed"), **{key: opts.get(key) for key in _SPEED_OPTIONS})
-    _check_guidance_settings(settings, opts.get("guidance"), False)
+    check_memory_settings(**{key: opts[key] for key in inspect.signature(check_memory_settings).parameters if key in opts})
+    if opts.get("disable_prompt_encoder"):
+        texts = [flag for flag, on in (("--prompt", bool(opts.get("prompt"))), ("--negative_prompt", opts.get("negative_prompt") is not None)) if on]
+        if texts:
+            raise Gen3cInputError(
+                f"{' and '.join(texts)} would change nothing: --disable_prompt_encoder gives zero text embeddings for every text; "
+                f"drop {'it' if len(texts) == 1 else 'them'} or --disable_prompt_encoder"
+            )
+    model, checkpoint = opts.get("model"), opts.get("checkpoint_dir")
+    if model is not None and checkpoint:
+        raise Gen3cInputError(f"--model {model} and --checkpoint_dir both name a model: pass one of them")
+    # A packaged model's or a local checkpoint's own sampling settings (a distilled student's
+    # guidance 0) are known now; a hub checkpoint's once it loads (load_generator checks them then).
+    info = packaged_model_info(model) if model is not None else checkpoint_info(checkpoint)
+    settings, _ = sampling_settings(opts.get("speed"), model_sampling_defaults(info), opts)
     if opts.get("num_gpus", 1) != 1:
         check_context_parallel_attention(settings.attention_backend, opts["num_gpus"])
-    model, checkpoint = opts.get("model"), opts.get("checkpoint_dir")
-    if model is not None:
-        from gen3c.models.packaged import packaged_model_info
-
-        if checkpoint:
-            raise Gen3cInputError(f"--model {model} and --checkpoint_dir both name a model: pass one of them")
-        packaged_model_info(model)
     if opts.get("cache_dir") is not None and (checkpoint or model is not None):
         raise Gen3cInputError("--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model")
     if opts.get("lora"):

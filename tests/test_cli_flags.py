@@ -1,0 +1,123 @@
+"""No flag silently does nothing: a gen3c generator setting that a combination leaves without an
+effect is refused in one line before any input is read or model loaded, and the help shows flags
+without a value placeholder."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
+from gen3c.pipelines.loading import check_generator_options
+
+runner = CliRunner()
+
+
+def invoke(*args, **env):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **env})
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.replace("│", " ").split())
+
+
+def generate_gen3c(tmp_path, *extra):
+    # The input does not exist: a setting refused before the input is read never gets to say so.
+    return invoke("generate", "--input_image_path", tmp_path / "missing.png", "--video_save_folder", tmp_path / "out",
+                  "--generator", "gen3c", *extra, GEN3C_CACHE_DIR=str(tmp_path / "weights"), HF_HUB_OFFLINE="1")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--memory_mode", "group_offload", "--offload_tokenizer"),
+         "--offload_tokenizer would change nothing: --memory_mode group_offload already keeps every model in CPU memory outside its stage; drop it"),
+        (("--memory_mode", "model_offload", "--offload_diffusion_transformer", "--offload_text_encoder_model"),
+         "--offload_diffusion_transformer and --offload_text_encoder_model would change nothing: --memory_mode model_offload"),
+        (("--low_memory", "--offload_diffusion_transformer"),
+         "--offload_diffusion_transformer would change nothing: --low_memory already keeps every model in CPU memory"),
+        (("--max_gpu_memory", "8", "--offload_tokenizer"),
+         "--offload_tokenizer would change nothing: --max_gpu_memory chooses what stays in CPU memory; drop it"),
+        (("--disable_prompt_encoder", "--offload_text_encoder_model"),
+         "--offload_text_encoder_model would change nothing: with --disable_prompt_encoder T5 never loads; drop it"),
+        (("--disable_prompt_encoder", "--prompt", "a red car"),
+         "--prompt would change nothing: --disable_prompt_encoder gives zero text embeddings for every text"),
+        (("--disable_prompt_encoder", "--negative_prompt", "blurry"), "--negative_prompt would change nothing: --disable_prompt_encoder"),
+        (("--guidance", "0", "--negative_prompt", "blurry"),
+         "--negative_prompt shapes guidance's two branches, but --guidance 0 runs without guidance, one branch per step: drop it"),
+    ],
+)
+def test_settings_without_effect_are_refused(tmp_path, extra, message):
+    res = generate_gen3c(tmp_path, "--model", "tiny", *extra)
+    assert res.exit_code == 2, res.output
+    assert message in one_line(res.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_distilled_students_own_guidance_refuses_a_negative_prompt_before_it_loads(tmp_path):
+    """tiny_fast samples without guidance (its gen3c_model.json): its negative prompt would be unused."""
+    res = generate_gen3c(tmp_path, "--model", "tiny_fast", "--negative_prompt", "blurry")
+    assert res.exit_code == 2, res.output
+    assert "--negative_prompt shapes guidance's two branches, but this model samples without guidance (a distilled student)" in one_line(res.output)
+    # an explicit guidance gives the unconditional branch back its text
+    check_generator_options({"model": "tiny_fast", "negative_prompt": "blurry", "guidance": 1.0})
+
+
+def test_memory_settings_are_refused_before_gen3c_weights_are_fetched(tmp_path):
+    """Without a model named the run would fetch GEN3C's weights first (here: refused offline)."""
+    res = generate_gen3c(tmp_path, "--memory_mode", "huge")
+    assert res.exit_code == 2, res.output
+    out = one_line(res.output)
+    assert "--memory_mode 'huge' is unknown: pick one of resident, model_offload, group_offload" in out and "HF_HUB_OFFLINE" not in out
+    res = generate_gen3c(tmp_path, "--low_memory", "--fp8")
+    assert "--low_memory and --fp8 each choose the memory mode: pass only one of them" in one_line(res.output)
+
+
+def test_batch_and_python_settings_are_checked_alike():
+    """gen3c batch and gen3c.generate() pass generator_options through the same checker."""
+    with pytest.raises(Gen3cInputError, match="--prompt would change nothing: --disable_prompt_encoder"):
+        check_generator_options({"model": "tiny", "disable_prompt_encoder": True, "prompt": "a red car"})
+    with pytest.raises(Gen3cInputError, match="--offload_tokenizer would change nothing: --memory_mode group_offload"):
+        check_generator_options({"model": "tiny", "memory_mode": "group_offload", "offload_tokenizer": True})
+    # the combinations where they do change something stay accepted
+    for options in ({"offload_tokenizer": True, "fp8": True}, {"memory_mode": "group_offload", "fp8": True},
+                    {"disable_prompt_encoder": True, "prompt": ""}, {"guidance": 0.0, "prompt": "a red car"},
+                    {"offload_text_encoder_model": True, "prompt": "a red car"}):  # fmt: skip
+        check_generator_options({"model": "tiny", **options})
+
+
+def test_gen3cs_flags_for_parts_gen3c_lacks_are_named_in_a_note(tmp_path):
+    res = generate_gen3c(tmp_path, "--model", "tiny", "--disable_guardrail", "--offload_prompt_upsampler")
+    out = one_line(res.output)
+    assert res.exit_code == 2 and "missing.png" in out  # the run went on to read its input
+    assert ("note: --offload_prompt_upsampler, --disable_guardrail: accepted for GEN3C command lines; gen3c has no prompt upsampler "
+            "and no guardrail models, so nothing changes") in out  # fmt: skip
+
+
+def _commands(group, path=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield path + (name,), command
+            yield from _commands(command, path + (name,))
+        else:
+            yield path + (name,), command
+
+
+def test_help_shows_flags_without_a_value_placeholder():
+    """`--resume`, `--compile --no_compile` and `--help` take no value: their rows show none,
+    while options that take one keep theirs (`--seed <int>`)."""
+    root = typer.main.get_command(app)
+    helps = {(): invoke("--help").output}
+    helps.update({path: invoke(*path, "--help").output for path, _ in _commands(root)})
+    assert len(helps) >= 12
+    for path, text in helps.items():
+        assert "<bool>" not in text, f"gen3c {' '.join(path)} --help shows <bool>"
+        assert re.search(r"--help\s+Show this message", text), path
+    generate = helps[("generate",)]
+    assert re.search(r"--compile\s+--no_compile\s+gen3c generator: torch.compile", generate)
+    assert re.search(r"--resume\s+Continue an interrupted", generate)
+    assert re.search(r"--seed\s+<int>\s+Random seed", generate)
