@@ -233,10 +233,116 @@ def test_an_image_in_memory_makes_what_its_png_makes(box_scene, tmp_path):
     kw = {**common, "depth_estimator": "prior"}
     estimated = gen3c.generate(rgb, video_save_folder=tmp_path / "est_memory", **kw)
     assert torch.equal(estimated.result.frames, gen3c.generate(image_path, video_save_folder=tmp_path / "est_file", **kw).result.frames)
-    # an image in memory with a depth file
-    mixed = gen3c.generate(rgb, depth=depth_path, video_save_folder=tmp_path / "mixed", **common)
-    assert torch.equal(mixed.result.frames, files.result.frames)
-    assert json.loads(mixed.paths["run"].read_text())["depth_path"] == str(depth_path)
+
+
+def test_an_image_and_its_depth_mix_files_and_memory(box_scene, tmp_path):
+    """Before: a path image with a depth in memory was refused ("pass the image in memory too").
+    Either mix now runs the files' way; the record names only the in-memory one, the file keeps
+    its absolute path and sha256."""
+    import hashlib
+    import json
+
+    image_path, depth_path, _, _ = box_scene
+    common = {"fov": 60, "resolution": "32x48", "num_video_frames": 5, "trajectory": "right", "generator": "preview", "progress": False}
+    files = gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "file", **common)
+    rgb, depth_array = in_memory_forms(box_scene)["numpy"]
+    sha256 = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in (image_path, depth_path)}
+    for image, depth, in_memory, on_disk, path in [
+        (rgb, depth_path, "input_image_path", "depth_path", depth_path),
+        (image_path, depth_array, "depth_path", "input_image_path", image_path),
+    ]:
+        mixed = gen3c.generate(image, depth=depth, video_save_folder=tmp_path / in_memory, **common)
+        assert torch.equal(mixed.result.frames, files.result.frames), in_memory
+        record = json.loads(mixed.paths["run"].read_text())
+        assert record[in_memory] is None and record[on_disk] == str(path.resolve())
+        assert list(record["in_memory_inputs"]) == [in_memory]
+        assert record["inputs_sha256"] == {on_disk: sha256[path]}
+        assert record["notes"] == json.loads(files.paths["run"].read_text())["notes"]
+    assert mixed.paths["video"].name == "image.mp4"  # named after the image file, as the files' run
+
+
+def test_a_depth_in_memory_beside_a_sample_directory_is_refused_as_a_depth_file_is(tmp_path):
+    """A GEN3C sample directory carries its own depth: a depth in memory beside it would go
+    unused, so it is refused as --depth_path is (not run without it)."""
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(n=3, h=16, w=24)
+    sample = write_sample(tmp_path / "batch_0000", rgb, depth, depth > 0, w2c, K)
+    match = r"^--depth_path applies to a single image; this sample input carries its own depth and cameras: leave it out$"
+    with pytest.raises(Gen3cInputError, match=match):
+        gen3c.generate(sample, depth=depth[0], resolution="16x24", num_video_frames=3, generator="preview",
+                       video_save_folder=tmp_path / "out")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_image_in_memory_gets_the_size_limits_of_an_image_file(box_scene, tmp_path, monkeypatch):
+    """Before: an image file under 8×8 or over the megapixel limit was refused, the same pixels in
+    memory were not: a 4×6 array ran (stretched to the working size), and so did one over the limit."""
+    import gen3c.io.images
+
+    tiny = np.full((4, 6, 3), 128, np.uint8)
+    Image.fromarray(tiny).save(tmp_path / "tiny.png")
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "depth_estimator": "prior"}
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*tiny.png' is only 6×4 pixels: pass an image of at least 8×8$"):
+        gen3c.generate(tmp_path / "tiny.png", video_save_folder=tmp_path / "file", **kw)
+    for form in (tiny, Image.fromarray(tiny), torch.from_numpy(tiny).permute(2, 0, 1).float() / 127.5 - 1):
+        with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\) image is only 6×4 pixels: pass an image of at least 8×8$"):
+            gen3c.generate(form, video_save_folder=tmp_path / "memory", **kw)
+    # the megapixel limit, lowered below the box scene's 160×96 so that the test stays small
+    monkeypatch.setattr(gen3c.io.images, "MAX_IMAGE_PIXELS", 160 * 96 - 1)
+    image_path = box_scene[0]
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*image.png' is 160×96 = 0 MP, above the 0 MP limit: downscale it first$"):
+        gen3c.generate(image_path, video_save_folder=tmp_path / "file", **kw)
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\) image is 160×96 = 0 MP, above the 0 MP limit: downscale it first$"):
+        gen3c.generate(Image.open(image_path), video_save_folder=tmp_path / "memory", **kw)
+    assert not any(tmp_path.glob("*/*.mp4"))
+
+
+def test_an_image_in_memory_is_read_as_its_file_upright_and_on_white(tmp_path):
+    """Before: a PIL image in memory skipped what reading its file does: its EXIF orientation
+    (a portrait phone photo came in sideways, refusing its upright depth) and the white under
+    transparent pixels (their hidden colours showed, in an RGBA array too)."""
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (24, 40, 4), dtype=np.uint8)
+    rgba[:, :20, 3] = 0  # left half transparent, over random colours
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: viewers rotate it 90° clockwise
+    Image.fromarray(rgba).save(tmp_path / "turned.png", exif=exif)
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    np.save(tmp_path / "upright.npy", np.linspace(2, 3, 40 * 24, dtype=np.float32).reshape(40, 24))  # upright: 40×24
+    np.save(tmp_path / "flat.npy", np.full((24, 40), 2.5, np.float32))
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "progress": False}
+    depth = tmp_path / "upright.npy"
+    turned = gen3c.generate(tmp_path / "turned.png", depth=depth, video_save_folder=tmp_path / "a", **kw)
+    memory = gen3c.generate(Image.open(tmp_path / "turned.png"), depth=depth, video_save_folder=tmp_path / "b", **kw)
+    assert torch.equal(memory.result.frames, turned.result.frames)
+    on_white = gen3c.generate(tmp_path / "rgba.png", depth=tmp_path / "flat.npy", video_save_folder=tmp_path / "c", **kw)
+    for form in (Image.open(tmp_path / "rgba.png"), rgba):
+        memory = gen3c.generate(form, depth=tmp_path / "flat.npy", video_save_folder=tmp_path / "d", **kw)
+        assert torch.equal(memory.result.frames, on_white.result.frames), type(form)
+    assert float(on_white.result.frames[0, :, :, :5].min()) == 1.0  # the transparent left edge: white
+
+
+def test_a_depth_in_memory_is_read_as_the_same_npy(box_scene, tmp_path):
+    """Before: a depth array of another size than the image was refused, where the same array
+    saved as .npy is resized (nearest, same aspect ratio) with a note; and a (1, H, W) one too."""
+    import warnings
+
+    image_path, _, _, depth = box_scene
+    half = depth[::2, ::2].numpy()[None]  # (1, 48, 80)
+    np.save(tmp_path / "half.npy", half)
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "progress": False}
+    with warnings.catch_warnings(record=True) as file_notes:
+        warnings.simplefilter("always")
+        from_file = gen3c.generate(image_path, depth=tmp_path / "half.npy", video_save_folder=tmp_path / "a", **kw)
+    for form in (half, torch.from_numpy(half).to(torch.float16)):
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always")
+            memory = gen3c.generate(image_path, depth=form, video_save_folder=tmp_path / "b", **kw)
+        assert torch.equal(memory.result.frames, from_file.result.frames)
+        said = [str(n.message) for n in notes]
+        assert said == [str(n.message).replace(f"depth file {str(tmp_path / 'half.npy')!r}", "gen3c.generate() depth") for n in file_notes]
+        assert said == ["gen3c.generate() depth is 48×80 but the image is 96×160: resizing the depth (nearest)"]
 
 
 @pytest.mark.parametrize(
@@ -246,10 +352,10 @@ def test_an_image_in_memory_makes_what_its_png_makes(box_scene, tmp_path):
         (torch.zeros(96, 160, 3), None, r"gen3c.generate\(\) image has shape \(96, 160, 3\).*permute\(2, 0, 1\)"),
         (torch.full((3, 96, 160), 200.0), None, r"gen3c.generate\(\) image values span \[200, 200\], expected \[-1, 1\].*/ 127.5 - 1"),
         (np.full((96, 160, 3), 1.5), None, r"gen3c.generate\(\) image .*\[0, 1\]"),
-        ("rgb", np.ones((48, 80)), r"gen3c.generate\(\) depth is \(48, 80\) but the image is \(96, 160\): pass the \(H, W\) depth"),
-        ("rgb", np.ones((96, 160), bool), r"gen3c.generate\(\) depth is torch.bool: pass z-depth as real numbers"),
+        ("rgb", np.ones((48, 100)), r"gen3c.generate\(\) depth is 48×100 \(H×W\) but the image is 96×160: their aspect ratios differ"),
+        ("rgb", np.ones((96, 160), bool), r"gen3c.generate\(\) depth holds bool values: depth must be a numeric array"),
         ("rgb", "depth list", r"gen3c.generate\(\) depth is a dict: pass a tensor or a numpy array"),
-        ("path", np.ones((96, 160)), r"depth is in memory but image is the path .*: pass the image in memory too"),
+        ("rgb", np.ones((2, 96, 160)), r"gen3c.generate\(\) depth has shape \(2, 96, 160\): depth must be a 2-D \(H, W\) array"),
         ("rgb", np.full((96, 160), np.nan), r"gen3c.generate\(\) depth has no valid pixel"),
     ],
 )

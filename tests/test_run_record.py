@@ -144,6 +144,13 @@ def test_a_record_of_inputs_in_memory_is_refused_by_batch_in_one_line(box_scene,
     message = "its inputs (input_image_path, depth_path) were in memory (gen3c.generate() with arrays), not files: save them to files"
     assert message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "again" / "output.mp4").exists()
+    # a path image with its depth in memory: the depth alone is named
+    gen3c.generate(image_path, depth=np.load(depth_path), fov=60, resolution="32x48", num_video_frames=3, generator="preview",
+                   progress=False, video_save_folder=tmp_path / "mixed")  # fmt: skip
+    res = invoke("batch", tmp_path / "mixed" / "image_run.json", "--output_folder", tmp_path / "again")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "its inputs (depth_path) were in memory (gen3c.generate() with arrays), not files" in res.output
+    assert not (tmp_path / "again" / "image.mp4").exists()
 
 
 @pytest.mark.slow

@@ -163,8 +163,12 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     """Any accepted image form → (H, W, 3) uint8 RGB array (a copy).
 
     Accepts a (3, H, W) float tensor in [0, 1] (or a uint8 tensor), a PIL image, or an
-    (H, W, 3) / (H, W) numpy array (uint8, or float in [0, 1]).
+    (H, W, 3) / (H, W, 4) / (H, W) numpy array (uint8, or float in [0, 1]). A PIL image and an
+    RGBA array are taken as their file is read (:func:`gen3c.io.images.upright_rgb`): turned by
+    the EXIF orientation, transparent pixels over white.
     """
+    from gen3c.io.images import upright_rgb
+
     if isinstance(image, Tensor):
         x = image.detach().cpu()
         if x.ndim != 3 or x.shape[0] != 3:
@@ -179,7 +183,7 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
         from PIL import Image
 
         if isinstance(image, Image.Image):
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+            return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
     except ImportError:  # pragma: no cover - pillow is a core dependency
         pass
     if isinstance(image, np.ndarray):
@@ -189,14 +193,15 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
         if x.ndim != 3 or x.shape[-1] not in (3, 4):
             hint = " (it looks like (3, H, W): pass array.transpose(1, 2, 0))" if x.ndim == 3 and x.shape[0] in (3, 4) else ""
             raise Gen3cInputError(f"{name} array has shape {x.shape}: pass (H, W, 3) RGB{hint}")
-        x = x[..., :3]
-        if x.dtype == np.uint8:
-            return x.copy()
         if x.dtype.kind == "f":
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
             _check_unit_range(t, name)
-            return (np.clip(x, 0, 1) * 255.0).round().astype(np.uint8)
-        raise Gen3cInputError(f"{name} array is {x.dtype}: pass uint8 or float in [0, 1]")
+            x = (np.clip(x, 0, 1) * 255.0).round().astype(np.uint8)
+        elif x.dtype != np.uint8:
+            raise Gen3cInputError(f"{name} array is {x.dtype}: pass uint8 or float in [0, 1]")
+        if x.shape[-1] == 4:  # as its PNG is read: over white
+            return np.asarray(upright_rgb(Image.fromarray(np.ascontiguousarray(x))), dtype=np.uint8).copy()
+        return x.copy()
     raise Gen3cInputError(f"{name} is a {type(image).__name__}: pass a (3, H, W) tensor in [0, 1], a PIL image or a uint8 array")
 
 

@@ -69,13 +69,29 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
         raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): save a plain float array") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export it") from None
-    array = np.asarray(array)
-    if array.dtype.kind not in "fiu":
-        raise Gen3cInputError(f"{name} {str(p)!r} holds {array.dtype} values: depth must be a numeric array")
-    array = np.squeeze(array)
-    if array.ndim != 2:
-        raise Gen3cInputError(f"{name} {str(p)!r} has shape {tuple(np.asarray(array).shape)}: depth must be a 2-D (H, W) array")
-    return torch.from_numpy(float32_array(array))  # beyond float32's range: ±inf, which callers treat as invalid depth
+    return depth_map(array, f"{name} {str(p)!r}")
+
+
+def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
+    """A depth array as a file holds it, or as handed over in memory (``gen3c.generate(depth=)``),
+    → (H, W) float32, its values unchecked (:func:`conform_depth` checks them): any real dtype,
+    (1, H, W) and (H, W, 1) squeezed. Magnitudes beyond float32 become ±inf (invalid depth).
+
+    Raises:
+        Gen3cInputError: not an array, not numbers, or not 2-D once squeezed, naming ``name``.
+    """
+    if isinstance(values, Tensor):
+        values = values.detach().cpu()
+        # float16 / bfloat16 → float32 is exact (bfloat16 has no numpy dtype); float64 as float32_array casts it
+        values = (values.float() if values.is_floating_point() and values.dtype != torch.float64 else values).numpy()
+    if not isinstance(values, np.ndarray):
+        raise Gen3cInputError(f"{name} is a {type(values).__name__}: pass a tensor or a numpy array")
+    if values.dtype.kind not in "fiu":
+        raise Gen3cInputError(f"{name} holds {values.dtype} values: depth must be a numeric array")
+    squeezed = np.squeeze(values)
+    if squeezed.ndim != 2:
+        raise Gen3cInputError(f"{name} has shape {tuple(values.shape)}: depth must be a 2-D (H, W) array")
+    return torch.from_numpy(float32_array(squeezed))
 
 
 def _read_png16(p: Path, name: str) -> np.ndarray:

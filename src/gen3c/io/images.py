@@ -43,21 +43,9 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as im:
-                w, h = im.size
-                if w * h > MAX_IMAGE_PIXELS:
-                    raise Gen3cInputError(
-                        f"{name} {str(p)!r} is {w}×{h} = {w * h / 1e6:.0f} MP, above the {MAX_IMAGE_PIXELS // 1_000_000} MP limit: downscale it first"
-                    )
-                if w < 8 or h < 8:
-                    raise Gen3cInputError(f"{name} {str(p)!r} is only {w}×{h} pixels: pass an image of at least 8×8")
+                check_image_size(*im.size, f"{name} {str(p)!r}")
                 im.load()
-                im = ImageOps.exif_transpose(im)
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    rgba = im.convert("RGBA")
-                    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                    rgb = Image.alpha_composite(background, rgba).convert("RGB")
-                else:
-                    rgb = im.convert("RGB")
+                rgb = upright_rgb(im)
     except Gen3cInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -77,6 +65,34 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
     array = np.asarray(rgb, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def check_image_size(width: int, height: int, name: str) -> None:
+    """The size limits of an input image, a file's (:func:`load_image`) or one in memory
+    (:func:`gen3c.pipelines.camera_video.source_image`): at least 8×8, at most
+    :data:`MAX_IMAGE_PIXELS`.
+
+    Raises:
+        Gen3cInputError: naming ``name``, its size and the fix.
+    """
+    if width * height > MAX_IMAGE_PIXELS:
+        raise Gen3cInputError(
+            f"{name} is {width}×{height} = {width * height / 1e6:.0f} MP, above the {MAX_IMAGE_PIXELS // 1_000_000} MP limit: downscale it first"
+        )
+    if width < 8 or height < 8:
+        raise Gen3cInputError(f"{name} is only {width}×{height} pixels: pass an image of at least 8×8")
+
+
+def upright_rgb(image: Image.Image) -> Image.Image:
+    """A PIL image as it is seen, in RGB: turned by its EXIF orientation, as image viewers and
+    OpenCV's ``imread`` do, with transparent pixels over white. How an image file is read
+    (:func:`load_image`) and a PIL image or RGBA array in memory taken (:func:`gen3c.depth.image_to_uint8`)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def outside_unit_range(values: Tensor, var: str) -> tuple[str, str] | None:

@@ -215,14 +215,16 @@ def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str, note_u
     """:func:`prepare_source`'s image check and conversion, for any API that takes an image in
     memory (:func:`gen3c.pipelines.request.generate` too): → (3, h, w) float32 in [−1, 1]
     (:func:`gen3c.io.images.as_image`); a float tensor with no value below 0 is noted as likely [0, 1].
+    An image file's size limits apply (:func:`gen3c.io.images.check_image_size`).
 
     Raises:
-        Gen3cInputError: another type, shape or range, in one line naming ``name``.
+        Gen3cInputError: another type, shape, size or range, in one line naming ``name``.
     """
-    from gen3c.io.images import as_image
+    from gen3c.io.images import as_image, check_image_size
 
     float_tensor = note_unit_range and isinstance(image, Tensor) and image.dtype.is_floating_point
     image = as_image(image, name)
+    check_image_size(image.shape[-1], image.shape[-2], name)
     lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
     if lo >= 0 and hi > lo:
         # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading

@@ -79,17 +79,20 @@ INPUT_KINDS = ("image", "sample", "vipe", "multiview")
 
 @dataclass
 class InMemoryInput:
-    """An image (and its depth) handed over in Python instead of files (:func:`generate`),
-    checked and converted as :func:`~gen3c.pipelines.camera_video.prepare_source` takes them.
+    """An image and/or its depth handed over in Python instead of files (:func:`generate`),
+    converted as their files are read; the other may be a file (``input_image_path``, ``depth_path``).
 
     Attributes:
-        image: (3, h, w) float32 in [−1, 1], as :func:`~gen3c.io.images.load_image` reads a file.
-        depth: (h, w) z-depth, or None to estimate it.
+        image: (3, h, w) float32 in [−1, 1], as :func:`~gen3c.io.images.load_image` reads a file
+            (:func:`~gen3c.pipelines.camera_video.source_image`); None: the image is a file.
+        depth: (H, W) float32 z-depth as :func:`~gen3c.io.depth.load_depth` reads a ``.npy``
+            (:func:`~gen3c.io.depth.depth_map`), its values checked and brought to the image's
+            size where a file's are (:func:`load_source`); None: a depth file, or estimated.
         described: what was handed over, by the field it stands for (``input_image_path``,
             ``depth_path``): type, shape, dtype and the sha256 of its bytes, for the run record.
     """
 
-    image: torch.Tensor
+    image: torch.Tensor | None
     depth: torch.Tensor | None
     described: dict[str, dict[str, Any]]
 
@@ -97,22 +100,22 @@ class InMemoryInput:
 
     @classmethod
     def from_arrays(cls, image: Any, depth: Any, where: str) -> InMemoryInput:
-        """Check and convert ``image`` and ``depth`` (None: estimated) with ``prepare_source``'s
-        checks (:func:`~gen3c.pipelines.camera_video.source_image`, ``source_depth``).
+        """Check and convert ``image`` and ``depth`` (each None where it is not in memory).
 
         Raises:
-            Gen3cInputError: a wrong type, shape or range, naming ``where``'s argument.
+            Gen3cInputError: a wrong type, shape, size or range, naming ``where``'s argument.
         """
-        from gen3c.pipelines.camera_video import source_depth, source_image
+        from gen3c.io.depth import depth_map
+        from gen3c.pipelines.camera_video import source_image
 
-        converted = source_image(image, f"{where} image").cpu()
-        described = {"input_image_path": describe_array(image)}
+        described = {}
+        if image is not None:
+            described["input_image_path"] = describe_array(image)
+            image = source_image(image, f"{where} image").cpu()
         if depth is not None:
-            # a depth file's values are checked (NaN, ≤ 0, units) where it is read: load_source
-            checked = source_depth(depth, tuple(converted.shape[-2:]), f"{where} depth")
             described["depth_path"] = describe_array(depth)
-            depth = checked.detach().cpu().float()
-        return cls(converted, depth, described)
+            depth = depth_map(depth, f"{where} depth")
+        return cls(image, depth, described)
 
 
 def describe_array(value: Any) -> dict[str, Any]:
@@ -175,7 +178,7 @@ class GenerationRequest:
     #: None: the camera file's frame rate, else GEN3C's 24 (:func:`default_fps`), set on construction.
     fps: float | None = None
     #: Not a field (no setting, not in :meth:`to_dict`): an :class:`InMemoryInput` standing for
-    #: ``input_image_path`` (and ``depth_path``), set by :func:`generate` for arrays handed over in Python.
+    #: ``input_image_path`` and/or ``depth_path``, set by :func:`generate` for arrays handed over in Python.
     in_memory = None
 
     def __post_init__(self) -> None:
@@ -424,8 +427,8 @@ def load_source(request: GenerationRequest) -> SourceView:
 
     Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
     as GEN3C); if it cannot be loaded, the preview falls back to the geometric prior with a
-    warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image (and depth) in memory
-    (:attr:`GenerationRequest.in_memory`) stands for the files and goes the same way.
+    warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image or depth in memory
+    (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
     from gen3c.cameras import fov_from_focal
     from gen3c.depth.user import depth_record
@@ -434,9 +437,10 @@ def load_source(request: GenerationRequest) -> SourceView:
 
     size = parse_resolution(request.resolution)
     memory = request.in_memory
-    if request.input_image_path is None and memory is None:
+    in_memory = memory.image if memory is not None else None
+    if request.input_image_path is None and in_memory is None:
         raise Gen3cInputError("no input image: pass --input_image_path")
-    image = load_image(request.input_image_path) if memory is None else memory.image
+    image = load_image(request.input_image_path) if in_memory is None else in_memory
     h, w = image.shape[-2:]
     K = parse_intrinsics(request.intrinsics, (h, w), fov=request.fov)
     if not has_depth(request):
@@ -534,10 +538,11 @@ def input_kind(request: GenerationRequest) -> str:
     """Which of :data:`INPUT_KINDS` the request names, after checking that it names one."""
     from gen3c.io.gen3c_sample import is_sample
 
-    image = request.input_image_path if request.in_memory is None else request.in_memory
+    in_memory = request.in_memory is not None and request.in_memory.image is not None
+    image = request.input_image_path if not in_memory else request.in_memory
     given = [flag for flag, value in (("--input_image_path", image), ("--vipe_path", request.vipe_path),
                                        ("--multiview_npz", request.multiview_npz)) if value is not None]  # fmt: skip
-    if request.in_memory is not None and request.input_image_path is not None:
+    if in_memory and request.input_image_path is not None:
         given.append("an image in memory")
     if not given:
         raise Gen3cInputError("no input: pass --input_image_path (an image, or a GEN3C sample directory), --vipe_path or --multiview_npz")
@@ -548,9 +553,11 @@ def input_kind(request: GenerationRequest) -> str:
     elif request.multiview_npz is not None:
         kind = "multiview"
     else:
-        kind = "image" if request.in_memory is not None else "sample" if is_sample(request.input_image_path) else "image"
+        kind = "image" if in_memory else "sample" if is_sample(request.input_image_path) else "image"
     if kind != "image":
-        for flag, value in (("--depth_path", request.depth_path), ("--intrinsics", request.intrinsics), ("--fov", request.fov)):
+        # a depth in memory would go unused beside this input, as a --depth_path file would
+        depth = request.depth_path if request.in_memory is None or request.in_memory.depth is None else "in memory"
+        for flag, value in (("--depth_path", depth), ("--intrinsics", request.intrinsics), ("--fov", request.fov)):
             if value is not None:
                 raise Gen3cInputError(f"{flag} applies to a single image; this {kind} input carries its own depth and cameras: leave it out")
     if kind not in ("vipe", "sample") and request.vipe_starting_frame_idx:
@@ -1161,22 +1168,23 @@ def generate(
         for path in ("left", "right", "zoom_in"):
             gen3c.generate("photo.png", trajectory=path, video_save_name=path)
 
-    The image (and depth) may be files or in memory, as a diffusers pipeline takes them::
+    The image and depth may each be a file or in memory, as a diffusers pipeline takes them::
 
         gen3c.generate(PIL.Image.open("photo.png"), depth=depth_array, fov=60, generator="preview")
 
     An image in memory runs exactly as the same pixels saved as a PNG (and depth as ``.npy``):
-    same defaults, trajectory, resolution handling, notes and outputs, the same frames. Its run
-    record (``NAME_run.json``) has ``input_image_path: null`` and says what was in memory
-    (``in_memory_inputs``: shape, dtype, sha256); ``gen3c batch`` cannot run such a record again.
+    same checks, defaults, trajectory, resolution handling, notes and outputs, the same frames.
+    Its run record (``NAME_run.json``) has null for what was in memory (``input_image_path``,
+    ``depth_path``) and says what it was (``in_memory_inputs``: shape, dtype, sha256); a file
+    given beside it keeps its path and sha256. ``gen3c batch`` cannot run such a record again.
 
     Args:
         image: the source image: a path (or anything ``--input_image_path`` takes), or in memory
             as :func:`~gen3c.pipelines.camera_video.prepare_source` takes it: a PIL image, an
             (H, W, 3) uint8 array (or float in [0, 1]), a (3, H, W) tensor, float in [−1, 1] or uint8.
-        depth: its z-depth: a file (``--depth_path``), or an (H, W) array or tensor of the
-            image's size (an image in memory only), treated as a depth file's values are (NaN /
-            +inf far away, ≤ 0 left out); None estimates depth (MoGe).
+        depth: its z-depth: a file (``--depth_path``), or an (H, W) array or tensor, taken as
+            the same array saved as ``.npy`` (any real dtype; another size of the image's aspect
+            ratio resized with a note; NaN / +inf far away, ≤ 0 left out); None estimates depth (MoGe).
         generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
         video_save_name: the outputs' name; default: the image file's stem, "output" for an image in memory.
         progress: False draws no progress bars (loading, sampling): a quiet notebook cell.
@@ -1197,12 +1205,8 @@ def generate(
         raise Gen3cInputError(f"{where}: video_save_folder is a {type(video_save_folder).__name__}: pass a folder path")
     image_file = isinstance(image, (str, os.PathLike))
     depth_file = depth is None or isinstance(depth, (str, os.PathLike))
-    if image_file and not depth_file:
-        raise Gen3cInputError(
-            f"{where}: depth is in memory but image is the path {str(image)[:60]!r}: pass the image in memory too "
-            "(gen3c.io.images.load_image(path)), or save the depth to a .npy file"
-        )
-    memory = None if image_file else InMemoryInput.from_arrays(image, None if depth_file else depth, where)
+    in_memory = (None if image_file else image, None if depth_file else depth)
+    memory = None if image_file and depth_file else InMemoryInput.from_arrays(*in_memory, where)
     known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
     settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     options = {k: v for k, v in settings.items() if k not in known}
