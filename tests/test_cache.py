@@ -152,6 +152,32 @@ def test_render_without_depth_gives_the_same_colour_and_mask(foreground_masking)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_cuda_render_is_the_same_every_time(splat):
+    """CUDA's atomics add a pixel's splats in any order: the same cache gave renders differing in
+    the last bits, and one seed two videos. The splat runs in deterministic kernels; the user's own
+    setting of torch.use_deterministic_algorithms is left as it was."""
+    H, W = 176, 320
+    src = source_camera(H, W)
+    gt = render(make_scene("objects", seed=0), src)
+    cams = preset_trajectory("left", "center_facing", 9, src.w2c[0], src.K[0], H, W)
+    cache = Cache3D(splat=splat)
+    cache.add_view(gt.rgb[0].cuda(), gt.depth[0].cuda(), src.K[0].cuda(), src.w2c[0].cuda())
+    first = cache.render(cams)
+    for _ in range(3):
+        again = cache.render(cams)
+        for a, b in ((first.colors, again.colors), (first.masks, again.masks), (first.depths, again.depths)):
+            assert torch.equal(a, b)
+    assert not torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        cache.render(cams)
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")
 @pytest.mark.parametrize("foreground_masking", [False, True])
 def test_cuda_render_matches_the_cpu_render(foreground_masking):
     H, W = 176, 320

@@ -15,8 +15,9 @@ video input, where target frame t renders source frame t).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import torch
@@ -146,6 +147,26 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor) -
         raise Gen3cInputError(f"forward_warp has {len(points)} point clouds for {len(w2c)} cameras: pass one cloud (N, 3) or one per camera")
 
 
+@contextlib.contextmanager
+def _deterministic_scatter(device: torch.device) -> Iterator[None]:
+    """On a GPU, the splat's scatters in PyTorch's deterministic kernels while inside.
+
+    CUDA's ``scatter_add_`` adds a pixel's contributions in whatever order its atomics land, so
+    the same cache rendered twice differed in the last bits, and 35 sampling steps grew that into
+    two different videos from one seed (max |Δ| 7e-4 on an H100). The deterministic kernels sort
+    by pixel first (the cost is in docs/benchmarks.md); ``warn_only`` keeps any other thread's op
+    that has no deterministic kernel running meanwhile from raising. A CPU adds in a fixed order.
+    """
+    if device.type != "cuda" or torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 def warp_planar(
     clouds: list[tuple[Tensor, Tensor]],
     w2c: Tensor,
@@ -175,13 +196,14 @@ def warp_planar(
         workspace = SplatWorkspace()
     # Accumulated rows: C weighted colours, the weighted depth (when asked), the weight.
     acc = workspace.accumulator(B, C + D + 1, ph * pw, w2c.device)
-    for b in range(B):
-        planar_pts, planar_cols = clouds[b if len(clouds) > 1 else 0]
-        if mode == "bilinear":
-            workspace.splat_bilinear(planar_pts, planar_cols, w2c[b].float(), K[b].float(), height, width, acc[b], depth)
-        else:
-            cam = torch.addmm(w2c[b, :3, 3:].float(), w2c[b, :3, :3].float(), planar_pts)
-            _splat_nearest(cam, planar_cols, K[b].float(), height, width, acc[b])
+    with _deterministic_scatter(w2c.device):
+        for b in range(B):
+            planar_pts, planar_cols = clouds[b if len(clouds) > 1 else 0]
+            if mode == "bilinear":
+                workspace.splat_bilinear(planar_pts, planar_cols, w2c[b].float(), K[b].float(), height, width, acc[b], depth)
+            else:
+                cam = torch.addmm(w2c[b, :3, 3:].float(), w2c[b, :3, :3].float(), planar_pts)
+                _splat_nearest(cam, planar_cols, K[b].float(), height, width, acc[b])
     acc = acc.view(B, C + D + 1, ph, pw)[:, :, border : border + height, border : border + width]
     weight = acc[:, C + D : C + D + 1]
     if out is None:
