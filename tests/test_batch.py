@@ -659,3 +659,70 @@ def test_a_lora_beside_the_manifest_is_found_from_any_folder(tmp_path, monkeypat
     write_manifest(manifest, [{**row, "lora": "elsewhere.safetensors"}])
     with pytest.raises(Gen3cInputError, match="line 1: LoRA 'elsewhere.safetensors' does not exist"):
         load_manifest(manifest)
+
+
+# -- model loads and changed inputs ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_manifest_alternating_two_models_loads_each_once(tmp_path):
+    """Jobs run grouped by the generator they load (before: in manifest order, one load per job
+    here), yet the summary lists them in manifest order and each writes under its own name."""
+    assets = Path(__file__).resolve().parents[1] / "src" / "gen3c" / "assets"
+    common = {"input_image_path": str(assets / "demo_image.png"), "depth_path": str(assets / "demo_depth.npz"),
+              "intrinsics": str(assets / "demo_camera.json"), "resolution": "32x48", "num_video_frames": 17,
+              "generator": "gen3c", "num_steps": 2}  # fmt: skip
+    rows = [{"name": f"j{i}", "model": ("tiny", "tiny_fast")[i % 2], "seed": i, **common} for i in range(4)]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    ran: list[str] = []
+    summary = run_batch(manifest, tmp_path / "out", on_outcome=lambda o: ran.append(o.name))
+    assert ran == ["j0", "j2", "j1", "j3"]  # tiny's jobs, then tiny_fast's
+    assert [o.name for o in summary.outcomes] == ["j0", "j1", "j2", "j3"] and summary.counts["done"] == 4
+    assert {o.name: o.loaded_generator for o in summary.outcomes} == {"j0": True, "j1": True, "j2": False, "j3": False}
+    assert list(summary_states(tmp_path / "out")) == ["j0", "j1", "j2", "j3"]
+    for i, row in enumerate(rows):
+        assert status(tmp_path / "out", f"j{i}")["settings"]["generator_options"]["model"] == row["model"]
+        assert json.loads((tmp_path / "out" / f"j{i}_run.json").read_text())["generator_options"]["model"] == row["model"]
+        assert read_video(tmp_path / "out" / f"j{i}.mp4")[0].shape == (17, 32, 48, 3)
+
+
+def test_a_finished_job_whose_input_file_changed_runs_again(box_scene, tmp_path):
+    """Its run record's inputs_sha256 is what the outputs were made from: an image edited under
+    the same path re-runs the job (before: skipped as done, its video of the old image kept)."""
+    from PIL import Image
+
+    shutil.copy(box_scene[0], tmp_path / "image.png")
+    rows = [box_row(box_scene, "edited", input_image_path="image.png"), box_row(box_scene, "kept", trajectory="right")]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    out = tmp_path / "out"
+    assert run_batch(manifest, out).counts["done"] == 2
+    before = read_video(out / "edited.mp4")[0]
+    Image.fromarray(255 - np.asarray(Image.open(tmp_path / "image.png"))).save(tmp_path / "image.png")  # its negative
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+    assert res.exit_code == 0, res.output
+    assert summary_states(out) == {"edited": "done", "kept": "skipped"}
+    with open(out / "batch_summary.csv", newline="") as fh:
+        notes = {row["name"]: row["note"] for row in csv.DictReader(fh)}
+    assert notes["edited"] == "re-ran: its input_image_path image.png changed since it ran (its sha256 is not the recorded one)"
+    record = json.loads((out / "edited_run.json").read_text())
+    assert record["inputs_sha256"]["input_image_path"] == hashlib.sha256((tmp_path / "image.png").read_bytes()).hexdigest()
+    after = read_video(out / "edited.mp4")[0]
+    assert np.abs(after[0].astype(int) + before[0] - 255).mean() < 4  # made from the negative
+    # Unchanged since: skipped.
+    assert run_batch(manifest, out).counts["skipped"] == 2
+
+
+def test_a_failed_job_whose_input_file_was_fixed_runs_again_unasked(box_scene, tmp_path):
+    """A failure is held back (failed_earlier) while its input files are as they were when it
+    failed; fixing the file under the same path runs it again without --retry_failed."""
+    image = tmp_path / "late.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))  # not an image yet
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "late", input_image_path=str(image))])
+    out = tmp_path / "out"
+    assert run_batch(manifest, out).counts["failed"] == 1
+    assert status(out, "late")["inputs_sha256"]["input_image_path"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert run_batch(manifest, out).counts["failed_earlier"] == 1  # unchanged: not retried
+    shutil.copy(box_scene[0], image)
+    summary = run_batch(manifest, out)
+    assert summary.counts["done"] == 1 and status(out, "late")["attempt"] == 2
+    assert summary.outcomes[0].note == "re-ran: its input_image_path late.png changed since it failed (its sha256 is not the recorded one)"

@@ -2,9 +2,11 @@
 
 Each job writes ``NAME_status.json`` beside its outputs, atomically: ``running`` when it starts,
 then ``done`` (with the size, sha256 and frame count of every output file) or ``failed`` (with
-the error). A job counts as finished only when its status says ``done`` for the same request
-hash and every output still has the recorded size and sha256 and its videos the expected frame
-count, so a killed, truncated or edited output, or a changed manifest row, runs again.
+the error and the sha256 of its input files). A job counts as finished only when its status says
+``done`` for the same request hash, every output still has the recorded size and sha256 and its
+videos the expected frame count, and its input files still have the sha256 its run record
+(``NAME_run.json``, ``inputs_sha256``) lists, so a killed, truncated or edited output, a changed
+manifest row or an input file changed under the same path runs again.
 """
 
 from __future__ import annotations
@@ -97,8 +99,49 @@ def file_record(path: Path, folder: Path) -> dict[str, Any]:
     return record
 
 
-def check_finished(job: Job, folder: str | Path, status: dict[str, Any] | None) -> str | None:
-    """None when the job is finished and its outputs intact; else why it must run (one line)."""
+def changed_input(job: Job, recorded: Any, digests: dict[str, str] | None = None) -> str | None:
+    """Which of the job's input files is not as ``recorded`` (``inputs_sha256``: by field, the sha256
+    a run record or a failed job's status lists), one line; None when all are as recorded, or when
+    nothing was recorded (a record from before gen3c wrote ``inputs_sha256``: it cannot tell).
+    ``digests``: see :func:`input_sha256`.
+    """
+    if not isinstance(recorded, dict):
+        return None
+    now = input_sha256(job, digests)
+    for key in sorted(set(recorded) | set(now)):
+        if recorded.get(key) != now.get(key):
+            shown = Path(str(job.settings.get(key) or recorded.get(key))).name
+            return f"its {key} {shown} changed since it ran (its sha256 is not the recorded one)"
+    return None
+
+
+def input_sha256(job: Job, digests: dict[str, str] | None = None) -> dict[str, str]:
+    """The sha256 of each input file (or folder) the job names, by field, as a run record lists
+    them (:func:`~gen3c.pipelines.resume.input_digests`); one that cannot be read is left out.
+    ``digests``: sha256 by path, kept across the jobs of one plan (an input many jobs share is read once)."""
+    from gen3c.pipelines.resume import INPUT_FIELDS, input_digests
+
+    digests = {} if digests is None else digests
+    now = {}
+    for key in INPUT_FIELDS:
+        value = job.settings.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        if value not in digests:
+            try:
+                digests[value] = input_digests({key: value}, plain=True).get(key, "")
+            except OSError:  # unreadable: the run says so, if it comes to that
+                digests[value] = ""
+        if digests[value]:
+            now[key] = digests[value]
+    return now
+
+
+def check_finished(
+    job: Job, folder: str | Path, status: dict[str, Any] | None, digests: dict[str, str] | None = None
+) -> str | None:
+    """None when the job is finished, its outputs intact and its input files as its run record
+    lists them; else why it must run (one line). ``digests``: see :func:`input_sha256`."""
     from gen3c.io.video import count_video_frames
 
     if status is None:
@@ -124,7 +167,17 @@ def check_finished(job: Job, folder: str | Path, status: dict[str, Any] | None) 
                 return f"its {key} output {path.name} cannot be read"
             if frames != expected:
                 return f"its {key} output {path.name} has {frames} frames, not {expected}"
-    return None
+    # The run record says what the outputs were made from: an input edited under the same path since.
+    record = outputs.get("run")
+    if not isinstance(record, dict):
+        return None  # a status from before runs were recorded: nothing to compare with
+    try:
+        run = json.loads((Path(folder) / str(record.get("file", ""))).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        run = None
+    if not isinstance(run, dict):
+        return f"its run record {record.get('file')} cannot be read"
+    return changed_input(job, run.get("inputs_sha256"), digests)
 
 
 @dataclass
@@ -212,6 +265,8 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
         record["outputs"] = result.outputs
     else:
         record.update(error=result.error, error_type=result.error_type, traceback=result.trace)
+        # What it failed on: a job whose input file is fixed since runs again without --retry_failed.
+        record["inputs_sha256"] = input_sha256(job)
     write_status(folder, job, state, **record)
     return JobOutcome(
         name=job.name, state=state, seconds=seconds, frames=result.frames, error=result.error,
@@ -232,6 +287,7 @@ def lost_job(job: Job, folder: str | Path, why: str) -> JobOutcome:
             settings=job.settings,
             error=why,
             error_type="WorkerDied",
+            inputs_sha256=input_sha256(job),
         )
     return JobOutcome(name=job.name, state="failed", error=why)
 

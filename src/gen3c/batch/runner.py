@@ -1,9 +1,11 @@
 """``gen3c batch``: run every job of a manifest into one folder, resumably.
 
     manifest → :func:`~gen3c.batch.manifest.load_manifest` (all rows checked first)
-    → plan: finished jobs whose outputs verify are skipped, failed ones wait for ``retry_failed``
-    → an engine runs the rest (in this process, a process per GPU, or Ray actors)
-    → ``batch_summary.csv``: one row per job of the manifest.
+    → plan: finished jobs whose outputs and input files verify are skipped, failed ones wait
+      for ``retry_failed`` (or an input file changed since)
+    → an engine runs the rest grouped by the generator they load (in this process, a process
+      per GPU, or Ray actors)
+    → ``batch_summary.csv``: one row per job of the manifest, in manifest order.
 
 Re-running the same command is safe and cheap: it redoes only what is missing, changed or was in
 flight when a previous run stopped.
@@ -21,11 +23,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from gen3c.batch.jobs import JobOutcome, check_finished, outcome_row, read_status, status_path
+from gen3c.batch.jobs import JobOutcome, changed_input, check_finished, outcome_row, read_status, status_path
 from gen3c.batch.manifest import Job, load_manifest
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
 from gen3c.pipelines.autoregressive import ProgressFactory
+from gen3c.pipelines.request import GeneratorPool
 
 SUMMARY_NAME = "batch_summary.csv"
 LOCK_NAME = ".gen3c_batch.lock"
@@ -91,9 +94,10 @@ def run_batch(
         outcomes: dict[str, JobOutcome] = {}
         to_run: list[Job] = []
         notes: dict[str, str] = {}
+        digests: dict[str, str] = {}  # sha256 of each input file, read once for all jobs naming it
         for job in jobs:
             status = read_status(folder, job.name)
-            why = check_finished(job, folder, status)
+            why = check_finished(job, folder, status, digests)
             if why is None:
                 outputs = status["outputs"]
                 outcomes[job.name] = JobOutcome(
@@ -103,22 +107,24 @@ def run_batch(
                     frames=outputs["video"].get("frames", 0),
                     video=outputs["video"]["file"],
                 )
-            elif (
-                status
-                and status.get("state") == "failed"
-                and status.get("request_sha256") == job.request_hash
-                and not retry_failed
-            ):
+                continue
+            failed_before = bool(status) and status.get("state") == "failed" and status.get("request_sha256") == job.request_hash
+            # A failure on input files changed since (the fix) runs again without being asked.
+            fixed = changed_input(job, status.get("inputs_sha256"), digests) if failed_before else None
+            if failed_before and not retry_failed and not fixed:
                 outcomes[job.name] = JobOutcome(
                     job.name,
                     "failed_earlier",
                     error=str(status.get("error", "")),
                     note="rerun with --retry_failed",
                 )
-            else:
-                to_run.append(job)
-                if status is not None and status.get("state") != "failed":
-                    notes[job.name] = f"re-ran: {why}"
+                continue
+            to_run.append(job)
+            if fixed:
+                notes[job.name] = f"re-ran: {fixed.replace('since it ran', 'since it failed')}"
+            elif status is not None and status.get("state") != "failed":
+                notes[job.name] = f"re-ran: {why}"
+        to_run = grouped_by_generator(to_run, folder)
         for outcome in outcomes.values():
             if on_outcome:
                 on_outcome(outcome)
@@ -158,6 +164,23 @@ def run_batch(
             f"{summary_path} lists every job: run the same command again to continue"
         ) from None
     return summary
+
+
+def grouped_by_generator(jobs: list[Job], folder: Path) -> list[Job]:
+    """The jobs in the order to run them: grouped by the generator they load
+    (:meth:`~gen3c.pipelines.request.GeneratorPool.key`: the model and the options that shape its
+    weights, memory plan and kernels), each group where its first job is in the manifest, the
+    jobs of a group in manifest order.
+
+    A worker keeps one generator loaded (one model in memory: a 7B model is never held twice on
+    a GPU) and loads another only when its next job needs one; run in manifest order, a manifest
+    alternating two models would load a model for every job. Grouped, one worker loads each
+    model once, and each of N workers (taking jobs from one queue in this order) at most once.
+    """
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(GeneratorPool.key(job.request(folder)), []).append(job)
+    return [job for group in groups.values() for job in group]
 
 
 def _not_run(job: Job, folder: Path, started: float) -> JobOutcome:
