@@ -18,12 +18,14 @@ import torch
 from gen3c.cameras import Cameras, make_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.camera_files import (
+    _nerfstudio_keyframes,
     cameras_from_dict,
     cameras_to_dict,
     cameras_to_nerfstudio_path,
     load_camera_file,
     read_keyframe_path,
 )
+from gen3c.trajectories import KeyframePath
 
 NAME = "camera file 'c.json'"
 IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
@@ -241,6 +243,102 @@ def test_keyframe_flags_must_be_true_or_false(where, key, value, match):
     data = camera_path(keyframes=[{"matrix": moved_flat(0.0), "fov": 90.0}, {"matrix": moved_flat(1.0), "fov": 90.0}])
     (data if where is None else data["keyframes"][where])[key] = value
     with pytest.raises(Gen3cInputError, match=match):
+        read_keyframe_path(data, NAME)
+
+
+# -- keyframes in nerfstudio's viewer ---------------------------------------------------------
+
+
+def nerfstudio_viewer_render(data: dict, fps: float) -> tuple[list[float], list[float]]:
+    """What nerfstudio's viewer renders after "Load Path" of ``data``, its FPS set to ``fps`` (its
+    ``viewer/render_panel.py``). Load Path reads only the keyframes and ``default_transition_sec``
+    (0.5 absent); its FPS, Loop (off) and tension stay as they were. Keyframe k comes its transition
+    after keyframe k − 1 (``override_transition_sec`` when ``override_transition_enabled``, else
+    the default); the duration is the last keyframe's time, summed in order from 0
+    (``compute_duration``); the render writes n = int(fps × duration) frames, frame i at
+    duration · i / n. Returns (keyframe times, frame times)."""
+    default = data.get("default_transition_sec", 0.5)
+    times, duration = [0.0], 0.0
+    for kf in data["keyframes"][1:]:
+        step = kf.get("override_transition_sec")
+        duration += step if kf.get("override_transition_enabled") and step is not None else default
+        times.append(duration)
+    n = int(fps * duration)
+    return times, [duration * i / n for i in range(n)]
+
+
+def even_times(num_keyframes: int, num_frames: int, fps: float) -> list[float]:
+    """Keyframe times as the GUI's even timing computes them (``GuiState._retime``): from the
+    first frame, 0 s, to the last, (n − 1) / fps."""
+    return [(num_frames - 1) / fps * k / (num_keyframes - 1) for k in range(num_keyframes)] if num_keyframes > 1 else [0.0]
+
+
+def gui_timed(num_keyframes: int, num_frames: int, fps: float) -> KeyframePath:
+    """Keyframes stepping along x, timed as the GUI times them by default (:func:`even_times`)."""
+    w2c = torch.eye(4, dtype=torch.float64).repeat(num_keyframes, 1, 1)
+    w2c[:, 0, 3] = -torch.arange(num_keyframes, dtype=torch.float64)
+    return KeyframePath(w2c, torch.tensor(even_times(num_keyframes, num_frames, fps), dtype=torch.float64), 0.5, num_frames, fps)
+
+
+def written(path: KeyframePath) -> dict:
+    cams = path.cameras(make_intrinsics(24.0, 24.0, 31.5, 23.5), 48, 64)
+    return json.loads(json.dumps(cameras_to_nerfstudio_path(cams, path.fps, path)))
+
+
+def test_nerfstudio_renders_the_frames_of_gen3c_keyframes_at_their_times():
+    """25 frames at 24 fps, three keyframes at 0, 0.5 and 1 s (the last frame, 24 / 24 s). Before,
+    the file held transitions 0.5 and 0.5: the viewer's duration was 1 s, int(24 × 1) = 24
+    frames, one short. A hold keyframe (the last pose again) at 25 / 24 s makes it 25 frames,
+    frame i at i / 24 s as gen3c's, with the keyframes at gen3c's times; gen3c reads its three
+    keyframes back."""
+    path = gui_timed(3, 25, 24.0)
+    data = written(path)
+    keyframe_times, frame_times = nerfstudio_viewer_render(data, 24.0)
+    assert keyframe_times == pytest.approx([0.0, 0.5, 1.0, 25 / 24])
+    assert len(frame_times) == 25 and frame_times == pytest.approx([i / 24 for i in range(25)])
+    hold = data["keyframes"][-1]
+    assert hold["gen3c_hold"] is True and hold["matrix"] == data["keyframes"][2]["matrix"]
+    back = read_keyframe_path(data)
+    assert back.times.tolist() == [0.0, 0.5, 1.0] and (back.num_frames, back.fps) == (25, 24.0)
+    assert torch.allclose(back.w2c, path.w2c) and torch.allclose(cameras_from_dict(data).w2c, path.cameras(make_intrinsics(24.0, 24.0, 31.5, 23.5), 48, 64).w2c)
+
+
+@pytest.mark.parametrize("fps", [24.0, 30.0, 29.97, 7.0])
+def test_nerfstudio_renders_every_frame_count_whatever_the_rounding(fps):
+    """The viewer truncates fps × (a sum of transitions): for every n, the GUI's evenly timed
+    keyframes must come to n frames, not n − 1 where the sum falls an ulp short (61 frames at
+    29.97 or 7 fps did). The keyframes as cameras_to_nerfstudio_path writes them (sampling the
+    spline for every n would take half a minute)."""
+    for num_frames in range(2, 122):
+        for num_keyframes in (1, 2, 3, 7):
+            times = even_times(num_keyframes, num_frames, fps)
+            keyframes = _nerfstudio_keyframes([moved_flat(t) for t in times], times, 90.0, 4 / 3, num_frames, fps)
+            _, frame_times = nerfstudio_viewer_render({"keyframes": keyframes}, fps)
+            assert len(frame_times) == num_frames, (num_frames, num_keyframes)
+
+
+def test_keyframes_inside_the_video_get_a_hold_at_each_end():
+    """Keyframes at 0.25 s and 0.75 s of 12 frames at 8 fps (1.5 s): gen3c holds the first pose
+    until 0.25 s and the last from 0.75 s. The viewer starts at its first keyframe: a hold at 0 s
+    and one at 12 / 8 = 1.5 s put its keyframes at 0.25 and 0.75 s and give it 12 frames."""
+    path = KeyframePath(gui_timed(2, 2, 1.0).w2c, [0.25, 0.75], 0.5, 12, 8.0)
+    data = written(path)
+    assert [kf.get("gen3c_hold", False) for kf in data["keyframes"]] == [True, False, False, True]
+    keyframe_times, frame_times = nerfstudio_viewer_render(data, 8.0)
+    assert keyframe_times == pytest.approx([0.0, 0.25, 0.75, 1.5]) and frame_times == pytest.approx([i / 8 for i in range(12)])
+    assert read_keyframe_path(data).times.tolist() == [0.25, 0.75]
+    # A keyframe on the first frame and one past the video: no hold (nerfstudio plays on to 2 s: 16 frames).
+    data = written(KeyframePath(path.w2c, [0.0, 2.0], 0.5, 12, 8.0))
+    assert "gen3c_hold" not in json.dumps(data) and len(nerfstudio_viewer_render(data, 8.0)[1]) == 16
+
+
+def test_a_hold_keyframe_is_only_at_an_end_of_an_open_path():
+    data = written(gui_timed(3, 25, 24.0))
+    data["keyframes"][1]["gen3c_hold"] = True
+    with pytest.raises(Gen3cInputError, match=r"^camera file 'c\.json': keyframes\[1\]\.gen3c_hold marks a keyframe gen3c adds at an end of an open path"):
+        read_keyframe_path(data, NAME)
+    data["keyframes"][1]["gen3c_hold"] = "yes"
+    with pytest.raises(Gen3cInputError, match=r"keyframes\[1\]\.gen3c_hold must be true or false, got 'yes'$"):
         read_keyframe_path(data, NAME)
 
 

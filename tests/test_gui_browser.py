@@ -2,6 +2,7 @@
 (Debian's `chromium`, driven by Playwright, no network features)."""
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -271,8 +272,8 @@ def test_orbiting_from_a_keyframe_moves_the_view_not_the_keyframe(tmp_path, room
     request = GenerationRequest(resolution="48x80", num_video_frames=9)
     app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample, generator=PreviewGenerator())
 
-    def camera():
-        client = next(iter(app.server.get_clients().values()))
+    def camera(client=None):
+        client = client or next(iter(app.server.get_clients().values()))
         return np.concatenate([client.camera.position, client.camera.wxyz])
 
     def orbit(page, keyframe) -> tuple[float, float]:
@@ -290,29 +291,31 @@ def test_orbiting_from_a_keyframe_moves_the_view_not_the_keyframe(tmp_path, room
         view_moved = float(np.abs(_settled(camera) - view)[:3].max())
         return float((keyframe.w2c - pose).abs().max()), view_moved
 
-    def pixel(page, point) -> np.ndarray:
+    def pixel(page, point, client=None) -> np.ndarray:
         """Where the viewer's camera (OpenCV, vertical FOV) shows world ``point`` in the page."""
-        cam = next(iter(app.server.get_clients().values())).camera
+        cam = (client or next(iter(app.server.get_clients().values()))).camera
         box = page.locator("canvas").first.bounding_box()
         R = quaternion_to_matrix(torch.as_tensor(cam.wxyz)).numpy()
         x, y, z = R.T @ (np.asarray(point) - cam.position)
         f = 0.5 * box["height"] / np.tan(cam.fov / 2)
         return np.array([box["x"] + box["width"] / 2 + f * x / z, box["y"] + box["height"] / 2 + f * y / z])
 
-    def drag_arrow(page, keyframe, length: float) -> tuple[float, float]:
-        """Drag the keyframe's gizmo by the arrow (of ``length``) that looks longest from the view."""
+    def drag_arrow(page, keyframe, length: float, client=None) -> tuple[float, float]:
+        """Drag the keyframe's gizmo by the arrow (of ``length``) that looks longest from the view
+        (``client``'s: the page's viewer; the first by default)."""
         c2w = keyframe.w2c.inverse().numpy()
-        ends = [(pixel(page, c2w[:3, 3]), pixel(page, c2w[:3, 3] + 0.8 * length * c2w[:3, i])) for i in range(3)]
+        ends = [(pixel(page, c2w[:3, 3], client), pixel(page, c2w[:3, 3] + 0.8 * length * c2w[:3, i], client)) for i in range(3)]
         base, tip = max(ends, key=lambda e: np.linalg.norm(e[1] - e[0]))
         target = tip + 40 * (tip - base) / np.linalg.norm(tip - base)
-        pose, view = keyframe.w2c.clone(), _settled(camera)
+        its_camera = functools.partial(camera, client)
+        pose, view = keyframe.w2c.clone(), _settled(its_camera)
         page.mouse.move(*tip)
         page.mouse.down()
         page.mouse.move(*target, steps=10)
         page.mouse.up()
-        moved = lambda: not np.array_equal(camera(), view) or not keyframe.w2c.equal(pose)  # noqa: E731
+        moved = lambda: not np.array_equal(its_camera(), view) or not keyframe.w2c.equal(pose)  # noqa: E731
         _wait(moved, "the drag reaching the app (the camera or the keyframe moving)")
-        view_moved = float(np.abs(_settled(camera) - view)[:3].max())
+        view_moved = float(np.abs(_settled(its_camera) - view)[:3].max())
         return float((keyframe.w2c - pose).abs().max()), view_moved
 
     try:
@@ -341,7 +344,7 @@ def test_orbiting_from_a_keyframe_moves_the_view_not_the_keyframe(tmp_path, room
             assert view_moved > 0.05 * scale, f"the drag did not orbit the view (it moved {view_moved:.3g})"
             # Away from the keyframe, its gizmo is back: seen from behind, dragging an arrow moves the
             # keyframe, not the view.
-            assert isinstance(app._keyframe_nodes[keyframe.id], viser.TransformControlsHandle)
+            assert isinstance(app._keyframe_nodes[client_camera.client.client_id][keyframe.id], viser.TransformControlsHandle)
             c2w = keyframe.w2c.inverse().numpy()
             behind = c2w[:3, 3] + c2w[:3, :3] @ np.array([0.15, -0.15, -0.5]) * scale
             views.clear()
@@ -361,5 +364,29 @@ def test_orbiting_from_a_keyframe_moves_the_view_not_the_keyframe(tmp_path, room
             keyframe_moved, view_moved = orbit(page, keyframe)
             assert keyframe_moved == 0, f"after View, the drag moved the keyframe (by {keyframe_moved:.3g}) instead of the view"
             assert view_moved > 0.05 * scale, f"after View, the drag did not orbit the view (it moved {view_moved:.3g})"
+
+            # Two viewers: the first at the keyframe (its gizmo hidden there), a second one behind
+            # it. The hiding is the first viewer's only: the second drags the keyframe by its gizmo.
+            views.clear()
+            page.get_by_role("button", name="View", exact=True).click()
+            centre = keyframe.w2c.inverse()[:3, 3].numpy()
+            _wait(lambda: any(np.allclose(v, centre, atol=1e-4 * scale) for v in views), "the first view at the keyframe")
+            first = client_camera.client
+            second_page = _open(browser, app)
+            _wait(lambda: len(app.server.get_clients()) == 2, "the second page connected")
+            second = next(c for c in app.server.get_clients().values() if c.client_id != first.client_id)
+            second_views = []
+            second.camera.on_update(lambda cam: second_views.append(cam.position.copy()))
+            c2w = keyframe.w2c.inverse().numpy()
+            behind = c2w[:3, 3] + c2w[:3, :3] @ np.array([0.15, -0.15, -0.5]) * scale
+            with second.atomic():
+                second.camera.position, second.camera.look_at = behind, c2w[:3, 3]
+            _wait(lambda: any(np.allclose(v, behind, atol=1e-4 * scale) for v in second_views), "the second view behind the keyframe")
+            _wait(lambda: isinstance(app._keyframe_nodes.get(second.client_id, {}).get(keyframe.id), viser.TransformControlsHandle),
+                  "the keyframe's gizmo in the second view")  # fmt: skip
+            assert not isinstance(app._keyframe_nodes[first.client_id][keyframe.id], viser.TransformControlsHandle)
+            _next_frames(second_page)
+            keyframe_moved, view_moved = drag_arrow(second_page, keyframe, 0.15 * scale, second)
+            assert keyframe_moved > 0 and view_moved == 0, f"the second viewer could not drag the keyframe: {(keyframe_moved, view_moved)}"
     finally:
         app.stop()

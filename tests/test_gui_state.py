@@ -117,7 +117,11 @@ def test_camera_path_export_import_round_trip(state, tmp_path, room_sample):
     state.set_path_mode("keyframes")
     exported = state.camera_path_json()
     data = json.loads(exported)
-    assert len(data["camera_path"]) == 13 and len(data["keyframes"]) == 4 and data["gen3c"]["smoothness"] == 0.8
+    assert len(data["camera_path"]) == 13 and len(data["keyframes"]) == 5 and data["gen3c"]["smoothness"] == 0.8
+    # The fifth holds the last pose at 13 / 24 s: nerfstudio's viewer, after "Load Path" at 24 fps,
+    # renders int(24 × 13 / 24) = 13 frames, as gen3c (the sum of the transitions is the duration).
+    assert data["keyframes"][4]["gen3c_hold"] and data["keyframes"][4]["time"] == 13 / 24
+    assert int(24 * sum(kf["override_transition_sec"] for kf in data["keyframes"][1:])) == 13
     assert data["smoothness_value"] == pytest.approx(0.2)  # nerfstudio's spline tension
     assert len(data["keyframes"][0]["matrix"]) == 16
 
@@ -185,6 +189,7 @@ def test_import_nerfstudio_keyframes_without_times_uses_transitions(state):
         state.add_keyframe(p)
     state.set_path_mode("keyframes")
     data = json.loads(state.camera_path_json())
+    data["keyframes"] = [kf for kf in data["keyframes"] if not kf.get("gen3c_hold")]  # nerfstudio's own three
     for kf in data["keyframes"]:
         del kf["time"]  # as nerfstudio writes them
     del data["gen3c"]
@@ -207,6 +212,7 @@ def test_import_nerfstudio_looped_path_returns_to_its_first_keyframe(state):
         state.add_keyframe(p)
     state.set_path_mode("keyframes")
     data = json.loads(state.camera_path_json())
+    data["keyframes"] = [kf for kf in data["keyframes"] if not kf.get("gen3c_hold")]  # nerfstudio's own three
     for kf in data["keyframes"]:
         del kf["time"]
     del data["gen3c"]
@@ -313,7 +319,7 @@ def test_requests_reproduce_the_gui_path_through_the_cli_functions(state):
     # The run gets the keyframes themselves (the downloadable camera_path.json), which it samples
     # with the library's keyframe_trajectory as `--camera_file` does.
     written = json.loads(Path(custom.camera_file).read_text())
-    assert len(written["keyframes"]) == 3 and written["gen3c"]["smoothness"] == state.smoothness
+    assert len([kf for kf in written["keyframes"] if not kf.get("gen3c_hold")]) == 3 and written["gen3c"]["smoothness"] == state.smoothness
     state.update(num_video_frames=4)  # a short run, through run_request as the CLI does it
     out = run_request(state.build_request("k"), source=state.source)
     assert out.paths["video"] == state.work_dir / "outputs" / "k.mp4" and len(out.result.frames) == 4

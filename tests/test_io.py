@@ -80,9 +80,11 @@ def test_a_keyframed_camera_path_replays_its_keyframes(tmp_path):
     path, cams = keyframed()
     save_nerfstudio_path(tmp_path / "camera_path.json", cams, 6.0, keyframes=path)
     data = json.loads((tmp_path / "camera_path.json").read_text())
-    assert [kf["time"] for kf in data["keyframes"]] == [0.0, 0.5, 2.0] and data["gen3c"] == {"smoothness": 0.7}
+    # The last keyframe (2 s) is before 13 frames / 6 fps: a hold keyframe there, for nerfstudio's viewer.
+    assert [kf["time"] for kf in data["keyframes"]] == [0.0, 0.5, 2.0, 13 / 6] and data["gen3c"] == {"smoothness": 0.7}
+    assert [kf.get("gen3c_hold", False) for kf in data["keyframes"]] == [False, False, False, True]
     # As nerfstudio's viewer: each keyframe holds the transition leading to it; tension = 1 − smoothness.
-    assert [kf["override_transition_sec"] for kf in data["keyframes"]] == [None, 0.5, 1.5]
+    assert [kf["override_transition_sec"] for kf in data["keyframes"]] == pytest.approx([None, 0.5, 1.5, 1 / 6])
     assert data["smoothness_value"] == pytest.approx(0.3) and np.allclose(data["keyframes"][1]["matrix"], opencv_to_opengl(path.w2c[1]).reshape(-1))
     back = read_keyframe_path(data)
     assert torch.allclose(back.w2c, path.w2c, atol=1e-6) and torch.equal(back.times, path.times)

@@ -41,9 +41,10 @@ MAX_PATH_FRUSTA = 9
 MAX_INPUT_FRUSTA = 24
 #: A keyframe's gizmo: its arrows' length, as a fraction of the scene scale.
 GIZMO_SIZE = 0.15
-#: A keyframe's gizmo is hidden while a viewer's camera is within this many gizmo sizes of the
-#: keyframe: seen from there (right after "Add from current view", or "View"), its rotation arcs
-#: run from the middle of the view to its edges, where an orbit drag starts, and take the drag.
+#: A keyframe's gizmo is hidden from a viewer whose camera is within this many gizmo sizes of the
+#: keyframe (from that viewer only): seen from there (right after "Add from current view", or
+#: "View"), its rotation arcs run from the middle of the view to its edges, where an orbit drag
+#: starts, and take the drag.
 GIZMO_CLEARANCE = 2.0
 RESOLUTIONS = ("704x1280", "528x960", "352x640", "176x320")
 PATH_COLOR = (232, 110, 20)
@@ -129,11 +130,14 @@ class Gen3cApp:
         self._sync = threading.local()  # set while controls are updated from the state
         self._generator = generator
         self._last_output: dict[str, Path] | None = None
-        self._keyframe_nodes: dict[int, object] = {}
+        # Keyframes are drawn in each viewer's own scene (viser's client.scene), so that a gizmo
+        # hidden for one viewer (its camera at the keyframe) stays for the others: per client id,
+        # keyframe id → its root node, and the keyframes drawn without their gizmo.
+        self._keyframe_nodes: dict[int, dict[int, object]] = {}
+        self._gizmos_hidden: dict[int, frozenset[int]] = {}
         # What the drawn keyframes are: their centres and the hiding distance (replaced whole, read
-        # by camera callbacks without the lock), and those drawn without their gizmo for a viewer.
+        # by camera callbacks without the lock).
         self._keyframe_centres: tuple[float, dict[int, np.ndarray]] = (0.0, {})
-        self._gizmos_hidden: frozenset[int] = frozenset()
         self._path_nodes: list = []
         self._input_nodes: list = []
         with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):  # viser prints a banner
@@ -311,8 +315,8 @@ class Gen3cApp:
         self.generate.on_click(on(self._on_generate))
         self.cancel.on_click(on(self._on_cancel))
         self.download_video.on_click(on(self._on_download_video))
-        self.server.on_client_connect(lambda client: client.camera.on_update(self._on_view_moved))
-        self.server.on_client_disconnect(lambda _client: self._on_view_moved())
+        self.server.on_client_connect(self._on_connect)
+        self.server.on_client_disconnect(self._on_disconnect)
 
     def _callback(self, func: Callable) -> Callable:
         """Run a GUI callback under the state lock; show user errors in the page."""
@@ -508,7 +512,7 @@ class Gen3cApp:
                 with event.client.atomic():
                     event.client.camera.wxyz = wxyz
                     event.client.camera.position = position
-                self._update_gizmos()  # the camera is at the keyframe now
+                self._update_gizmos(event.client)  # the camera is at the keyframe now
             return
         if action == "Delete":
             self.state.delete_keyframe(kid)
@@ -533,6 +537,10 @@ class Gen3cApp:
 
     def _on_gizmo(self, keyframe_id: int, event) -> None:
         self.state.move_keyframe(keyframe_id, _wxyz_position_to_w2c(event.target.wxyz, event.target.position))
+        for nodes in self._keyframe_nodes.values():  # the other viewers' copies follow the drag
+            node = nodes.get(keyframe_id)
+            if node is not None and node is not event.target:
+                node.wxyz, node.position = event.target.wxyz, event.target.position
         # Its centre follows the drag, but hiding is decided only when a view moves: a gizmo dragged
         # up to the camera stays in the hand.
         clearance, centres = self._keyframe_centres
@@ -797,63 +805,81 @@ class Gen3cApp:
         return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=interp)
 
     def _draw_keyframes(self) -> None:
-        for node in self._keyframe_nodes.values():
-            node.remove()  # children (frustum, label) go with their parent
-        self._keyframe_nodes = {}
         scale = self.state.scene_scale() if self.state.source is not None else 1.0
         centres = {kf.id: _pose_to_wxyz_position(kf.w2c)[1] for kf in self.state.keyframes}
         self._keyframe_centres = (GIZMO_CLEARANCE * GIZMO_SIZE * scale, centres)
-        self._gizmos_hidden = self._keyframes_at_a_view()
-        for k, kf in enumerate(self.state.keyframes):
-            self._draw_keyframe(k, kf)
+        for client in self.server.get_clients().values():
+            self._draw_keyframes_for(client)
 
-    def _draw_keyframe(self, index: int, kf: Keyframe) -> None:
-        """Keyframe ``kf``, the path's ``index``-th: its frustum and number, on its gizmo when
-        gizmos are on and no viewer's camera is at it."""
-        if kf.id in self._keyframe_nodes:
-            self._keyframe_nodes.pop(kf.id).remove()
+    def _draw_keyframes_for(self, client) -> None:
+        """Every keyframe, in ``client``'s scene."""
+        for node in self._keyframe_nodes.pop(client.client_id, {}).values():
+            node.remove()  # children (frustum, label) go with their parent
+        self._keyframe_nodes[client.client_id] = {}
+        self._gizmos_hidden[client.client_id] = self._keyframes_at_view(client)
+        for k, kf in enumerate(self.state.keyframes):
+            self._draw_keyframe(client, k, kf)
+
+    def _draw_keyframe(self, client, index: int, kf: Keyframe) -> None:
+        """Keyframe ``kf``, the path's ``index``-th, in ``client``'s scene: its frustum and number,
+        on its gizmo when gizmos are on and that viewer's camera is not at it."""
+        nodes = self._keyframe_nodes.setdefault(client.client_id, {})
+        if kf.id in nodes:
+            nodes.pop(kf.id).remove()
         source = self.state.source
         scale = self.state.scene_scale() if source is not None else 1.0
         H, W = source.size if source is not None else (9, 16)
         fov = float(2 * np.arctan(0.5 * H / float(source.K[1, 1]))) if source is not None else 1.0
         wxyz, position = _pose_to_wxyz_position(kf.w2c)
         name = f"/keyframes/{kf.id}"
-        if self.show_gizmos.value and kf.id not in self._gizmos_hidden:
-            root = self.server.scene.add_transform_controls(
-                name, scale=GIZMO_SIZE * scale, wxyz=wxyz, position=position, disable_sliders=True
-            )
+        scene = client.scene
+        if self.show_gizmos.value and kf.id not in self._gizmos_hidden.get(client.client_id, frozenset()):
+            root = scene.add_transform_controls(name, scale=GIZMO_SIZE * scale, wxyz=wxyz, position=position, disable_sliders=True)
             root.on_update(self._callback(functools.partial(self._on_gizmo, kf.id)))
         else:
-            root = self.server.scene.add_frame(name, show_axes=False, wxyz=wxyz, position=position)
-        self.server.scene.add_camera_frustum(
+            root = scene.add_frame(name, show_axes=False, wxyz=wxyz, position=position)
+        scene.add_camera_frustum(
             f"{name}/frustum", fov=fov, aspect=W / H, scale=0.06 * scale, color=KEYFRAME_COLOR, thickness=2.0,
             thickness_units="screen",
         )  # fmt: skip
-        self.server.scene.add_label(f"{name}/label", f"{index + 1}")
-        self._keyframe_nodes[kf.id] = root
+        scene.add_label(f"{name}/label", f"{index + 1}")
+        nodes[kf.id] = root
 
-    def _keyframes_at_a_view(self) -> frozenset[int]:
-        """The drawn keyframes that some viewer's camera is within the gizmo clearance of."""
+    def _keyframes_at_view(self, client) -> frozenset[int]:
+        """The drawn keyframes that ``client``'s camera is within the gizmo clearance of."""
         clearance, centres = self._keyframe_centres
-        views = [client.camera.position for client in self.server.get_clients().values()]
-        return frozenset(kid for kid, centre in centres.items() if any(np.linalg.norm(view - centre) < clearance for view in views))
+        view = client.camera.position
+        return frozenset(kid for kid, centre in centres.items() if np.linalg.norm(view - centre) < clearance)
 
-    def _on_view_moved(self, _camera=None) -> None:
-        """A viewer's camera moved (or a viewer left): hide the gizmos it came to, show those it
-        left. Called for every camera message, so the common case, no change, takes no lock."""
-        if self.show_gizmos.value and self._keyframes_at_a_view() != self._gizmos_hidden:
+    def _on_connect(self, client) -> None:
+        client.camera.on_update(self._on_view_moved)
+        with self._lock:
+            self._draw_keyframes_for(client)
+
+    def _on_disconnect(self, client) -> None:
+        with self._lock:  # its scene went with it
+            self._keyframe_nodes.pop(client.client_id, None)
+            self._gizmos_hidden.pop(client.client_id, None)
+
+    def _on_view_moved(self, camera) -> None:
+        """A viewer's camera moved: hide the gizmos it came to, show those it left, for that viewer
+        only. Called for every camera message, so the common case, no change, takes no lock."""
+        client = camera.client
+        if self.show_gizmos.value and self._keyframes_at_view(client) != self._gizmos_hidden.get(client.client_id):
             with self._lock:
-                self._update_gizmos()
+                self._update_gizmos(client)
 
-    def _update_gizmos(self) -> None:
-        """Redraw the keyframes whose gizmo should appear or go (only those: another viewer may
-        be dragging one)."""
-        hidden = self._keyframes_at_a_view()
-        changed = hidden ^ self._gizmos_hidden
-        self._gizmos_hidden = hidden
+    def _update_gizmos(self, client) -> None:
+        """Redraw, in ``client``'s scene, the keyframes whose gizmo should appear or go (only those:
+        that viewer may be dragging another)."""
+        if client.client_id not in self._keyframe_nodes:  # gone, or not drawn yet
+            return
+        hidden = self._keyframes_at_view(client)
+        changed = hidden ^ self._gizmos_hidden.get(client.client_id, frozenset())
+        self._gizmos_hidden[client.client_id] = hidden
         for k, kf in enumerate(self.state.keyframes):
             if kf.id in changed:
-                self._draw_keyframe(k, kf)
+                self._draw_keyframe(client, k, kf)
 
     # -- syncing controls from the state -------------------------------------------------
 

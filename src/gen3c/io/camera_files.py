@@ -563,7 +563,9 @@ def read_keyframe_path(data: Any, name: str = "camera file") -> KeyframePath | N
     gen3c's own (``"gen3c": {"smoothness": s}``), else ``1 − smoothness_value``: nerfstudio's
     viewer writes its spline *tension* there (0 smooth, 1 tense). The path has one frame per
     ``camera_path`` entry, at the file's rate (:func:`camera_dict_fps`; 24 when it names none, as
-    a run's default): frame i at i / rate, as nerfstudio's viewer sampled it.
+    a run's default): frame i at i / rate, as nerfstudio's viewer sampled it. Keyframes marked
+    ``"gen3c_hold": true`` (gen3c writes them at the ends for nerfstudio's viewer) are dropped:
+    gen3c's spline holds the end poses without them.
     """
     if not isinstance(data, dict) or "camera_path" not in data or not data.get("keyframes"):
         return None
@@ -617,6 +619,15 @@ def _keyframe_path(data: dict, name: str) -> KeyframePath:
             times.append(_number(kf["time"], f"keyframes[{i}].time"))
         else:
             times.append(times[-1] + transition(i) if i > 0 else 0.0)
+    holds = [i for i, kf in enumerate(keyframes) if _flag(kf, "gen3c_hold", f"keyframes[{i}]")]
+    if holds:  # gen3c's own spline holds its end poses: the keyframes it wrote for nerfstudio's go
+        if any(0 < i < len(keyframes) - 1 for i in holds) or len(holds) == len(keyframes) or _flag(data, "is_cycle", ""):
+            raise Gen3cInputError(
+                f"keyframes[{holds[0]}].gen3c_hold marks a keyframe gen3c adds at an end of an open path, and this one is not: "
+                "remove its 'gen3c_hold' to keep it as a keyframe"
+            )
+        w2cs = [w for i, w in enumerate(w2cs) if i not in holds]
+        times = [t for i, t in enumerate(times) if i not in holds]
     if _flag(data, "is_cycle", ""):  # the loop closes on the first keyframe, after its own transition
         w2cs.append(w2cs[0])
         times.append(times[-1] + transition(0))
@@ -672,7 +683,9 @@ def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: K
     ``fov``, ``aspect``, the transition that leads to each keyframe, the spline tension
     ``smoothness_value`` = 1 − smoothness — plus each keyframe's exact ``time`` and
     ``"gen3c": {"smoothness": s}``, which gen3c reads back (:func:`read_keyframe_path`;
-    ``--camera_file`` replays the keyframes).
+    ``--camera_file`` replays the keyframes). Hold keyframes at 0 s and n / fps make nerfstudio's
+    viewer, after "Load Path" at the same fps, render the same n frames at the same times
+    (:func:`_nerfstudio_keyframes`).
     """
     _check_cameras(cameras)
     fps = check_fps(fps)
@@ -704,22 +717,55 @@ def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: K
     if keyframes is not None:
         fov, aspect = fov_from_focal(float(cameras.K[0, 1, 1]), cameras.height), cameras.width / cameras.height
         times = keyframes.times.tolist()
-        for k, (w2c, t) in enumerate(zip(keyframes.w2c, times, strict=True)):
-            data["keyframes"].append(
-                {
-                    "matrix": opencv_to_opengl(w2c).reshape(-1).tolist(),
-                    "fov": fov,
-                    "aspect": aspect,
-                    "override_transition_enabled": k > 0,
-                    "override_transition_sec": t - times[k - 1] if k > 0 else None,
-                    "time": t,
-                }
-            )
+        matrices = opencv_to_opengl(keyframes.w2c).reshape(-1, 16).tolist()
+        data["keyframes"] = _nerfstudio_keyframes(matrices, times, fov, aspect, len(cameras), fps)
         span = times[-1] - times[0]
         data["default_transition_sec"] = span / (len(times) - 1) if span > 0 else NERFSTUDIO_DEFAULT_TRANSITION_SEC
         data["smoothness_value"] = 1.0 - keyframes.smoothness
         data["gen3c"] = {"smoothness": keyframes.smoothness}
     return data
+
+
+def _nerfstudio_keyframes(matrices: list[list[float]], times: list[float], fov: float, aspect: float, num_frames: int, fps: float) -> list[dict]:
+    """gen3c's keyframes (OpenGL ``matrix`` and time each) as nerfstudio's viewer times them, with
+    the hold keyframes that make it render gen3c's frames.
+
+    After "Load Path" the viewer puts the first keyframe at 0 s and each next one its transition
+    later; it renders int(fps × duration) frames, frame i at i / fps, where the duration is the
+    sum of the transitions, so the last keyframe is never a frame (``render_panel.py``,
+    ``compute_duration`` and the render button). gen3c's n frames are at i / fps too, but its
+    path holds its first pose before the first keyframe and its last pose after the last one: a
+    keyframe repeating the first pose at 0 s (when the first is later) and one repeating the last
+    at n / fps (when the last is earlier) make nerfstudio's duration n / fps and its keyframe times
+    gen3c's. They are marked ``"gen3c_hold": true``: gen3c's spline already holds there, so
+    :func:`read_keyframe_path` drops them again. Keyframes before 0 s or after n / fps have no
+    such fix (nerfstudio plays from the first keyframe to the last).
+    """
+    end = num_frames / fps
+    tolerance = 1e-9 * max(end, 1.0)  # keyframe times computed as k · duration / (K − 1) are a rounding error off
+    entries = [(m, t, False) for m, t in zip(matrices, times, strict=True)]
+    if times[0] > tolerance:
+        entries.insert(0, (matrices[0], 0.0, True))
+    if times[-1] < end - tolerance:
+        entries.append((matrices[-1], end, True))
+    steps = [None] + [t - entries[k - 1][1] for k, (_, t, _) in enumerate(entries) if k > 0]
+
+    def duration() -> float:  # as the viewer adds the transitions up: in order, from 0
+        total = 0.0
+        for step in steps[1:]:
+            total += step
+        return total
+
+    if len(entries) > 1 and abs(duration() - end) <= tolerance:
+        # It truncates fps × duration: a sum a rounding error short of n / fps would lose the last frame.
+        steps[-1] += end - duration()
+        while int(fps * duration()) < num_frames:
+            steps[-1] += math.ulp(duration())
+    keyframes = []
+    for k, ((matrix, t, hold), step) in enumerate(zip(entries, steps, strict=True)):
+        kf = {"matrix": matrix, "fov": fov, "aspect": aspect, "override_transition_enabled": k > 0, "override_transition_sec": step, "time": t}
+        keyframes.append({**kf, "gen3c_hold": True} if hold else kf)
+    return keyframes
 
 
 def _check_sampled_from(keyframes: KeyframePath, cameras: Cameras, fps: float) -> None:
