@@ -1,6 +1,7 @@
 """GEN3C's presets against poses derived by hand from GEN3C's `camera_utils.py` (docs/cameras.md,
 "Presets"), and the keyframe spline against closed forms."""
 
+import contextlib
 import math
 
 import pytest
@@ -368,3 +369,15 @@ def test_preset_trajectory_takes_movement_distance_as_preset_cameras_does_and_di
     assert torch.equal(old.w2c, named.w2c)
     with pytest.raises(Gen3cInputError, match="one setting under two names"):
         preset_trajectory(*args, movement_distance=0.5, distance=0.7)
+
+
+@pytest.mark.parametrize("by_old_name", [False, True])
+def test_a_path_beyond_float32_names_the_distance_that_took_it_there(by_old_name):
+    """A distance so large that the path overflows float32 is refused naming it (after the
+    rename, the message formatted the unused ``distance=None`` and raised a TypeError instead)."""
+    K = make_intrinsics(500.0, 500.0, 320.0, 176.0)
+    args = ("left", "center_facing", 29, torch.eye(4), K, 352, 640)
+    kwargs = {"distance": 1.877e19} if by_old_name else {"movement_distance": 1.877e19}
+    with pytest.warns(DeprecationWarning) if by_old_name else contextlib.nullcontext():
+        with pytest.raises(Gen3cInputError, match=r"the left path with movement_distance 1\.877e\+19 and centre depth 1e\+20 leaves the range"):
+            preset_trajectory(*args, center_depth=1e20, **kwargs)

@@ -181,7 +181,7 @@ def preset_trajectory(
     w2c = (A @ W0).to(torch.float32)
     if not torch.isfinite(w2c).all():  # e.g. a distance so large that the path overflows float32
         raise Gen3cInputError(
-            f"the {trajectory} path with movement_distance {distance:g} and centre depth {center_depth:g} leaves the "
+            f"the {trajectory} path with movement_distance {movement_distance:g} and centre depth {center_depth:g} leaves the "
             "range of float32 numbers: pass a smaller --movement_distance"
         )
     return Cameras(w2c, validate_intrinsics(as_float32(K, "K"), "K"), height, width)
