@@ -324,3 +324,15 @@ def test_a_frame_count_a_model_cannot_make_is_refused_before_any_model_loads(tmp
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split()) and "a model loaded" not in res.output
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.slow
+def test_notes_while_the_model_loads_are_one_line(tmp_path):
+    """A note made while eval loads its gen3c model (here --max_gpu_memory's choice) is one
+    "note:" line as generate prints it; it was a raw UserWarning line with a file path."""
+    pytest.importorskip("diffusers")
+    res = invoke("eval", "--generator", "gen3c", "--model", "tiny", "--max_gpu_memory", 1000, "--num_steps", 1, "--guidance", 0, "--scenes", "room", "--presets", "left",
+                 "--resolution", "32x48", "--methods", "still", "--output_folder", tmp_path, "--no_plots")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "note: --max_gpu_memory 1000: memory mode 'resident' (estimated peak" in res.output
+    assert "UserWarning" not in res.output and "loading.py" not in res.output

@@ -1229,54 +1229,56 @@ def eval_command(
     from gen3c.io.atomic import ensure_writable_dir, removed_if_left_empty
     from gen3c.pipelines.request import GenerationRequest, make_generator
 
-    options = _generator_options(generator, locals())
-    if generator == GeneratorName.preview and seed != 1:
-        raise Gen3cInputError("--seed applies to --generator gen3c only (the preview and baselines are deterministic); drop it")
-    settings = dict(
-        full=full, scenes=scenes, presets=presets, resolution=resolution, num_frames=num_video_frames,
-        camera_rotation=camera_rotation.value, movement_distance=movement_distance, trajectory_scale=trajectory_scale.value,
-        contact_frames=contact_frames,
-    )  # fmt: skip
-    size = "x".join(map(str, make_config(**settings).resolution))  # bad settings refused before a model loads
-    if compare_models is not None and generator != GeneratorName.gen3c:
-        raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
-    to_compare = _compared_models(compare_models)  # refused before any model loads
-    # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
-    shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
-    if generator == GeneratorName.gen3c:  # a frame count a model cannot make, refused before any model loads
-        from gen3c.models.packaged import model_chunk_frames
-        from gen3c.pipelines.autoregressive import check_chunked_frame_count
-        from gen3c.pipelines.request import official_chunk_frames
+    # Notes while checking and loading the models too (--max_gpu_memory's choice, …): one line each, as generate prints them.
+    with console_warnings():
+        options = _generator_options(generator, locals())
+        if generator == GeneratorName.preview and seed != 1:
+            raise Gen3cInputError("--seed applies to --generator gen3c only (the preview and baselines are deterministic); drop it")
+        settings = dict(
+            full=full, scenes=scenes, presets=presets, resolution=resolution, num_frames=num_video_frames,
+            camera_rotation=camera_rotation.value, movement_distance=movement_distance, trajectory_scale=trajectory_scale.value,
+            contact_frames=contact_frames,
+        )  # fmt: skip
+        size = "x".join(map(str, make_config(**settings).resolution))  # bad settings refused before a model loads
+        if compare_models is not None and generator != GeneratorName.gen3c:
+            raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
+        to_compare = _compared_models(compare_models)  # refused before any model loads
+        # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
+        shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
+        if generator == GeneratorName.gen3c:  # a frame count a model cannot make, refused before any model loads
+            from gen3c.models.packaged import model_chunk_frames
+            from gen3c.pipelines.autoregressive import check_chunked_frame_count
+            from gen3c.pipelines.request import official_chunk_frames
 
-        def chunk_of(opts: dict) -> int:  # as check_generator reads it, from the model's record
-            return model_chunk_frames(opts) or official_chunk_frames(opts.get("cache_dir"))
+            def chunk_of(opts: dict) -> int:  # as check_generator reads it, from the model's record
+                return model_chunk_frames(opts) or official_chunk_frames(opts.get("cache_dir"))
 
-        num_frames = make_config(**settings, chunk_frames=chunk_of(options)).num_frames
-        check_chunked_frame_count(num_frames, chunk_of(options), "the gen3c generator")
-        for name, where in to_compare:
-            check_chunked_frame_count(num_frames, chunk_of({**shared, **where}), f"the compared model {name}")
-    model = None
-    compared = {}
-    loading: dict[str, float] = {}  # row → seconds to load its model (reported apart from the time per video)
-    # An unusable folder is refused before any model loads; one made here goes again if the run fails before writing to it.
-    with removed_if_left_empty(output_folder):
-        ensure_writable_dir(output_folder, "--output_folder")
-        if generator == GeneratorName.gen3c:
-            started = time.perf_counter()
-            model = make_generator(GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options))
-            loading[getattr(model, "name", "gen3c")] = time.perf_counter() - started
+            num_frames = make_config(**settings, chunk_frames=chunk_of(options)).num_frames
+            check_chunked_frame_count(num_frames, chunk_of(options), "the gen3c generator")
             for name, where in to_compare:
+                check_chunked_frame_count(num_frames, chunk_of({**shared, **where}), f"the compared model {name}")
+        model = None
+        compared = {}
+        loading: dict[str, float] = {}  # row → seconds to load its model (reported apart from the time per video)
+        # An unusable folder is refused before any model loads; one made here goes again if the run fails before writing to it.
+        with removed_if_left_empty(output_folder):
+            ensure_writable_dir(output_folder, "--output_folder")
+            if generator == GeneratorName.gen3c:
                 started = time.perf_counter()
-                compared[name] = make_generator(
-                    GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options={**shared, **where})
-                )
-                loading[name] = time.perf_counter() - started
-        config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
-        with console_warnings(), rich_progress() as progress:
-            result, paths = run_eval(
-                config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
-                load_seconds=loading, plots=not no_plots, progress=progress,
-            )  # fmt: skip
+                model = make_generator(GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options))
+                loading[getattr(model, "name", "gen3c")] = time.perf_counter() - started
+                for name, where in to_compare:
+                    started = time.perf_counter()
+                    compared[name] = make_generator(
+                        GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options={**shared, **where})
+                    )
+                    loading[name] = time.perf_counter() - started
+            config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
+            with rich_progress() as progress:
+                result, paths = run_eval(
+                    config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
+                    load_seconds=loading, plots=not no_plots, progress=progress,
+                )  # fmt: skip
     table = summary_table(result)  # as wide as it needs, also when the output is not a terminal (logs, pipes)
     Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
     console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
