@@ -328,3 +328,21 @@ def test_a_run_reads_its_camera_file_once(box_scene, tmp_path):
 
     # hashed as read, the file's digest is the one it had when read from disk (kept runs still resume)
     assert input_digests({"camera_file": str(cameras)}, read={"camera_file": cameras.read_bytes()}) == input_digests({"camera_file": str(cameras)})
+
+
+def test_chunk_flags_on_a_run_of_one_chunk_say_they_change_nothing(box_scene, tmp_path):
+    """--chunk_frames at or above the run's frame count makes one chunk, as leaving it out does:
+    a note, as --resume gives on such a run (not an error: a batch manifest may give one chunk
+    size to rows of different lengths). A chunk size that splits the run says nothing."""
+    from gen3c.errors import collect_notes
+
+    for chunk_frames in (9, 30):
+        with collect_notes() as notes:
+            out = run_request(dataclasses.replace(box_request(box_scene, tmp_path), num_video_frames=9, chunk_frames=chunk_frames, save_buffer=False, save_point_cloud=False), resume=True)
+        assert len(read_video(out.paths["video"])[0]) == 9
+        assert out.result.chunks == [(0, 9)]
+        assert f"--chunk_frames {chunk_frames}: the run has only 9 frames; making them in one chunk" in notes
+        assert "--resume: a run of one chunk has nothing to resume; making all 9 frames" in notes
+    with collect_notes() as notes:
+        out = run_request(dataclasses.replace(box_request(box_scene, tmp_path, video_save_name="split"), num_video_frames=17, save_buffer=False, save_point_cloud=False))
+    assert len(out.result.chunks) == 2 and not [n for n in notes if "chunk" in n]

@@ -1113,8 +1113,13 @@ def _run_request(
         )
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
-    elif resume:
-        note(f"--resume: a run of one chunk has nothing to resume; making all {T} frames", stacklevel=2)
+    else:
+        if resume:
+            note(f"--resume: a run of one chunk has nothing to resume; making all {T} frames", stacklevel=2)
+        if request.chunk_frames is not None and getattr(generator, "chunk_frames", None) is None:
+            # Not an error: a batch manifest may give one chunk size to rows of different lengths.
+            # (A generator with its own chunk has checked the flag against it: it changes nothing there either way.)
+            note(f"--chunk_frames {request.chunk_frames}: the run has only {T} frames; making them in one chunk", stacklevel=2)
     try:
         # 3. Generate chunk by chunk, streaming the outputs (and keeping finished chunks)
         num_buffers = scene.plan.buffers_for(num_chunks)
