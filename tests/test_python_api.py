@@ -298,6 +298,45 @@ def test_an_image_in_memory_gets_the_size_limits_of_an_image_file(box_scene, tmp
     assert not any(tmp_path.glob("*/*.mp4"))
 
 
+
+def test_a_huge_image_in_memory_is_refused_from_its_shape(tmp_path):
+    """An image in memory over the 100 MP limit is refused from its shape (PIL: its size), as a
+    file is from its header. Before: only after it was hashed for the run record and converted to
+    float (~12 bytes a pixel); here a trillion-pixel view that takes no memory, whose copy this
+    machine cannot hold (before: a RuntimeError / MemoryError from the allocator)."""
+    import io
+    import struct
+    import warnings
+    import zlib
+
+    side = 1_000_000
+    views = (
+        torch.zeros(3, 1, 1).expand(3, side, side),
+        torch.zeros(3, 1, 1, dtype=torch.uint8).expand(3, side, side),
+        np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (side, side, 3)),
+        np.broadcast_to(np.zeros((1, 1), np.float32), (side, side)),  # grey
+    )
+    one_line = rf"^gen3c.generate\(\) image is {side}×{side} = 1000000 MP, above the 100 MP limit: downscale it first$"
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "depth_estimator": "prior"}
+    for view in views:
+        with pytest.raises(Gen3cInputError, match=one_line):
+            gen3c.generate(view, video_save_folder=tmp_path, **kw)
+    with pytest.raises(Gen3cInputError, match=rf"^prepare_source image is {side}×{side} = 1000000 MP"):
+        prepare_source(views[0], torch.ones(1, 1).expand(side, side), intrinsics_from_fov(60, side, side), SIZE)
+    # A PIL image opened from a PNG whose header says 12000×9000 (108 MP) over 8×8 pixels of data:
+    # refused from its size, not decoded (before: decoded, a raw OSError "image file is truncated").
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    data = bytearray(png.getvalue())
+    data[16:24] = struct.pack(">II", 12000, 9000)  # the IHDR chunk's width and height, then its CRC
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # PIL's own, softer limit (89 MP)
+        claimed = Image.open(io.BytesIO(bytes(data)))
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\) image is 12000×9000 = 108 MP, above the 100 MP limit"):
+        gen3c.generate(claimed, video_save_folder=tmp_path, **kw)
+    assert not any(tmp_path.iterdir())
+
 def test_an_image_in_memory_is_read_as_its_file_upright_and_on_white(tmp_path):
     """Before: a PIL image in memory skipped what reading its file does: its EXIF orientation
     (a portrait phone photo came in sideways, refusing its upright depth) and the white under

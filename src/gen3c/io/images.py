@@ -83,6 +83,22 @@ def check_image_size(width: int, height: int, name: str) -> None:
         raise Gen3cInputError(f"{name} is only {width}×{height} pixels: pass an image of at least 8×8")
 
 
+def stated_size(image: Any) -> tuple[int, int] | None:
+    """``(width, height)`` of an image in memory, read from its ``size`` (PIL) or ``shape``
+    without converting it: (3, H, W) for a tensor, (H, W) or (H, W, 3 | 4) for a numpy array, as
+    :func:`as_image` takes them; None for anything else (:func:`as_image` names what is wrong).
+    So :func:`check_image_size` refuses a gigapixel image before its ~12 bytes a pixel of float
+    copy are allocated, as :func:`load_image` does from a file's header."""
+    if isinstance(image, Image.Image):
+        return image.size
+    shape = getattr(image, "shape", None) if isinstance(image, (Tensor, np.ndarray)) else None
+    if isinstance(image, Tensor) and len(shape) == 3 and shape[0] == 3:
+        return int(shape[2]), int(shape[1])
+    if isinstance(image, np.ndarray) and (len(shape) == 2 or (len(shape) == 3 and shape[2] in (3, 4))):
+        return int(shape[1]), int(shape[0])
+    return None
+
+
 def upright_rgb(image: Image.Image) -> Image.Image:
     """A PIL image as it is seen, in RGB: turned by its EXIF orientation, as image viewers and
     OpenCV's ``imread`` do, with transparent pixels over white. How an image file is read

@@ -215,16 +215,19 @@ def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str, note_u
     """:func:`prepare_source`'s image check and conversion, for any API that takes an image in
     memory (:func:`gen3c.pipelines.request.generate` too): → (3, h, w) float32 in [−1, 1]
     (:func:`gen3c.io.images.as_image`); a float tensor with no value below 0 is noted as likely [0, 1].
-    An image file's size limits apply (:func:`gen3c.io.images.check_image_size`).
+    An image file's size limits apply (:func:`gen3c.io.images.check_image_size`), checked from
+    the image's shape before it is converted (:func:`gen3c.io.images.stated_size`).
 
     Raises:
         Gen3cInputError: another type, shape, size or range, in one line naming ``name``.
     """
-    from gen3c.io.images import as_image, check_image_size
+    from gen3c.io.images import as_image, check_image_size, stated_size
 
+    size = stated_size(image)
+    if size is not None:  # else as_image refuses it
+        check_image_size(*size, name)
     float_tensor = note_unit_range and isinstance(image, Tensor) and image.dtype.is_floating_point
     image = as_image(image, name)
-    check_image_size(image.shape[-1], image.shape[-2], name)
     lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
     if lo >= 0 and hi > lo:
         # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading

@@ -110,8 +110,9 @@ class InMemoryInput:
 
         described = {}
         if image is not None:
+            checked = source_image(image, f"{where} image").cpu()  # a huge one refused before its bytes are hashed
             described["input_image_path"] = describe_array(image)
-            image = source_image(image, f"{where} image").cpu()
+            image = checked
         if depth is not None:
             described["depth_path"] = describe_array(depth)
             depth = depth_map(depth, f"{where} depth")
