@@ -337,6 +337,20 @@ def test_a_huge_image_in_memory_is_refused_from_its_shape(tmp_path):
         gen3c.generate(claimed, video_save_folder=tmp_path, **kw)
     assert not any(tmp_path.iterdir())
 
+def test_a_truncated_image_in_memory_is_one_line(tmp_path):
+    """A PIL image opened lazily from a file cut short decodes only when used: that was a raw
+    OSError ("image file is truncated") out of gen3c.generate; now one line naming the image."""
+    import io
+
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(png, "PNG")
+    cut = Image.open(io.BytesIO(png.getvalue()[: len(png.getvalue()) // 2]))
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "depth_estimator": "prior"}
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\) image PIL image could not be decoded \(.*truncated.*\): pass a complete image$"):
+        gen3c.generate(cut, video_save_folder=tmp_path, **kw)
+    assert not any(tmp_path.iterdir())
+
+
 def test_an_image_in_memory_is_read_as_its_file_upright_and_on_white(tmp_path):
     """Before: a PIL image in memory skipped what reading its file does: its EXIF orientation
     (a portrait phone photo came in sideways, refusing its upright depth) and the white under

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import resize_nearest
 from gen3c.summary import dataclass_repr
@@ -183,7 +183,10 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
         from PIL import Image
 
         if isinstance(image, Image.Image):
-            return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
+            try:
+                return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
+            except (OSError, ValueError) as exc:  # a lazily opened file that turns out truncated or corrupt
+                raise Gen3cInputError(f"{name} PIL image could not be decoded ({first_line(exc)}): pass a complete image") from None
     except ImportError:  # pragma: no cover - pillow is a core dependency
         pass
     if isinstance(image, np.ndarray):
