@@ -96,6 +96,7 @@ def test_gen3c_7b_at_full_size_fits_24_gb_and_keeps_the_dit_resident():
         vae = AutoencoderKLCosmos(**configs.VAE_CV8X8X8).to(torch.bfloat16)
     size = ModelSize.of(dit, vae, 121, 704, 1280)
     assert size.tokens == 16 * 44 * 80 and size.hidden == 4096 and size.dit_num_blocks == 28
+    assert size == memory.GEN3C_7B_SIZE  # what `gen3c env` estimates with, not loading the model
     measured = [45.57, 21.46, 15.05, 7.96, 7.96]
     for (label, options), peak in zip(memory.BUDGET_PLANS, measured, strict=True):
         assert estimate_peak_gb(memory_plan(**options), size) == pytest.approx(peak, rel=0.05), label

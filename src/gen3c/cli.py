@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import functools
 import gc
+import json
 import os
 import sys
 import time
@@ -853,6 +854,100 @@ def cache_remove(
     for item in removed:
         console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False)
     console.print(f"freed {weights.format_bytes(sum(item.size for item in removed))}", highlight=False)
+
+
+@app.command()
+@user_errors
+def env(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON (for pasting into an issue) and nothing else.")] = False,
+    cache_dir: WeightsCacheOpt = None,
+) -> None:
+    """Show what this machine offers gen3c: versions, GPUs, installed extras, attention kernels, GEN3C-7B's memory plan; paste it into bug reports."""
+    from gen3c.environment import report
+
+    found = report(cache_dir)
+    if json_output:
+        print(json.dumps(found, indent=2))
+    else:
+        Console().print(*_environment_tables(found))
+
+
+def _package_cells(entry: dict) -> list[str]:
+    """(distribution, installed version, the version required) of a package of ``gen3c env``'s report."""
+    declared = entry["distribution"]
+    version = entry["version"] or "missing"
+    if entry["installed_from"] not in (None, declared):  # the module comes from another distribution (opencv-python for cv2)
+        version += f" ({entry['installed_from']})"
+    color = "green" if entry["usable"] else "red"
+    return [declared, f"[{color}]{escape(version)}[/]", escape(entry["requirement"].removeprefix(declared) or "any")]
+
+
+def _environment_tables(found: dict) -> list:
+    """``gen3c env``'s report as rich tables: the machine, the packages by extra, what each device runs."""
+    from rich.table import Table
+
+    def text(value, show: Callable = str) -> str:
+        """``value`` shown by ``show``, or as it is where its probe gave "unknown (why)"."""
+        return escape(value if isinstance(value, str) else show(value))
+
+    machine = Table("", "", title="gen3c env", show_header=False)
+    machine.add_row("gen3c", text(found["gen3c"], lambda g: f"{g['version']} at {g['location']}"))
+    machine.add_row("Python", text(found["python"], lambda p: f"{p['version']} {p['implementation']} ({p['executable']})"))
+    machine.add_row("platform", text(found["platform"]))
+    torch_threads = found["torch"]["threads"] if isinstance(found["torch"], dict) else "?"
+    machine.add_row("CPU threads", text(found["cpu_threads"], lambda n: f"{n} (torch uses {torch_threads})"))
+    machine.add_row("RAM", text(found["ram"], lambda r: f"{r['total_gb']} GB, {r['available_gb']} GB available ({r['source']})"))
+    machine.add_row("torch", text(found["torch"], lambda t: f"{t['version']}, CUDA {t['cuda'] or 'none'}, cuDNN {t['cudnn'] or 'none'}"))
+    gpu_line = lambda g: f"{g['name']}, compute capability {g['compute_capability']}, {g['total_gb']} GB, {g['free_gb']} GB free"  # noqa: E731
+    for index, gpu in enumerate(found["gpus"] if isinstance(found["gpus"], list) else [found["gpus"]]):
+        machine.add_row(f"cuda:{index}", text(gpu, gpu_line))
+    if not found["gpus"]:
+        machine.add_row("GPUs", "none")
+    cache = found["weights_cache"]
+    machine.add_row("weights cache", text(cache, lambda c: c["folder"]))
+    items = cache["items"] if isinstance(cache, dict) else []
+    for item in items if isinstance(items, list) else [items]:
+        machine.add_row("", text(item, lambda i: f"{i['kind']} {i['name']} {i['size']} ({i['detail']})"))
+    if isinstance(items, list) and not items:
+        machine.add_row("", "nothing cached")
+
+    packages = Table("extra", "package", "installed", "requires", title="packages (pip install 'gen3c[EXTRA]')")
+    extras = found["extras"] if isinstance(found["extras"], dict) else {"?": {"complete": False, "install": found["extras"], "packages": []}}
+    for name, group in extras.items():
+        label = f"[bold]{escape(name)}[/] " + ("[green]complete[/]" if group["complete"] else "[red]incomplete[/]")
+        entries = group["packages"]
+        for row, entry in enumerate(entries):
+            cells = ["?", escape(entry), ""] if isinstance(entry, str) else _package_cells(entry)
+            packages.add_row("" if row else label, *cells, end_section=row == len(entries) - 1)
+    tables = [machine, packages]
+    incomplete = [group["install"] for group in extras.values() if not group["complete"]]
+    if incomplete:
+        tables.append("to complete: " + escape("; ".join(incomplete)))
+
+    gpus = found["gpus"] if isinstance(found["gpus"], list) else []
+    for index, (name, device) in enumerate(found["devices"].items()):
+        gpu = gpus[index] if index < len(gpus) else None
+        title = f"{name}: {gpu['name']}" if isinstance(gpu, dict) else name
+        table = Table("", "", title=escape(title), show_header=False)
+        attention = device["attention"]
+        if isinstance(attention, str):
+            table.add_row("attention", escape(attention))
+        else:
+            for requested in ("auto", "auto_fp8"):
+                table.add_row(f"--attention_backend {requested}", text(attention[requested]))
+            for kernel, reason in attention["kernels"].items():
+                table.add_row(f"  {kernel}", text(reason))
+        table.add_row("fp8 matmuls", text(device["fp8_matmuls"]))
+        table.add_row(
+            "GEN3C-7B, 121×704×1280",
+            text(
+                device["gen3c_7b"],
+                lambda p: f"--max_gpu_memory {p['budget_gb']} (the free memory): {p['plan']}, estimated peak {p['estimated_peak_gb']} GB"
+                if p["plan"] else p["why"],
+            ),
+        )
+        tables.append(table)
+    return tables
 
 
 @app.command()

@@ -39,6 +39,8 @@ PACKAGES: dict[str, tuple[str, str | None]] = {
     "tensorboard": ("tensorboard>=2.14", "train"),
     "ray": ("ray>=2.9", "batch"),
     "matplotlib": ("matplotlib>=3.7", "eval"),
+    "flash_attn": ("flash-attn-4>=4.0.0b40", "fast"),
+    "cudnn": ("nvidia-cudnn-frontend>=1.32", "fast"),
 }
 
 #: What the gen3c generator imports as it loads and samples (diffusers' Cosmos models need
@@ -46,7 +48,8 @@ PACKAGES: dict[str, tuple[str, str | None]] = {
 DIFFUSION_MODULES = ("diffusers", "transformers", "accelerate", "huggingface_hub", "tokenizers", "torchvision", "filelock", "psutil")
 
 
-def _distribution(module: str) -> str:
+def distribution(module: str) -> str:
+    """The distribution (what ``pip install`` names) of ``module``, a :data:`PACKAGES` key."""
     requirement = PACKAGES[module][0]
     return requirement.split(">")[0].split("=")[0]
 
@@ -57,7 +60,7 @@ def missing_error(module: str, needed_for: str, extra: str | None = None) -> Gen
     requirement, default_extra = PACKAGES[module]
     extra = extra or default_extra
     fix = f"'gen3c[{extra}]'" if extra else f"'{requirement}'"
-    return Gen3cDependencyError(f"{needed_for} needs {_distribution(module)} ({module} is missing): pip install {fix}")
+    return Gen3cDependencyError(f"{needed_for} needs {distribution(module)} ({module} is missing): pip install {fix}")
 
 
 def dependency_error(exc: BaseException, needed_for: str, extra: str | None = None) -> Gen3cDependencyError | None:
@@ -81,7 +84,7 @@ def dependency_error(exc: BaseException, needed_for: str, extra: str | None = No
 def _broken_error(module: str, exc: BaseException, needed_for: str) -> Gen3cDependencyError:
     """An installed package that fails to import: a broken install, or one too old for our imports."""
     return Gen3cDependencyError(
-        f"{needed_for} needs {_distribution(module)}, which fails to import ({first_line(exc)}): "
+        f"{needed_for} needs {distribution(module)}, which fails to import ({first_line(exc)}): "
         f"pip install --force-reinstall '{PACKAGES[module][0]}'"
     )
 

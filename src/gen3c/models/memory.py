@@ -196,6 +196,15 @@ class ModelSize:
         )
 
 
+#: GEN3C-7B in bfloat16 at its full chunk, 121 frames at 704×1280: what :meth:`ModelSize.of` gives for
+#: the models of ``configs.TRANSFORMER_7B`` and ``configs.VAE_CV8X8X8`` (tests/test_memory_budget.py
+#: builds them on the meta device to check), for estimates made without loading them (``gen3c env``).
+GEN3C_7B_SIZE = ModelSize(
+    dit_bytes=14_474_514_432, dit_block_bytes=511_706_112, dit_num_blocks=28, vae_bytes=211_307_432, tokens=56_320,
+    hidden=4096, frames=121, height=704, width=1280, encoder_channels=128, decoder_channels=256, temporal_compression=8,
+)  # fmt: skip
+
+
 #: Bytes per (pixel × frame) of one buffer's render as the generator takes it: float32 colour and mask.
 RENDER_BYTES = 16
 

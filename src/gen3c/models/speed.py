@@ -31,6 +31,8 @@ from torch import Tensor, nn
 from gen3c.errors import Gen3cInputError, first_line
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
+#: Why fp8 matmuls cannot run where :func:`fp8_supported` says no.
+FP8_MATMULS_NEED = "fp8 matmuls need a CUDA GPU with fp8 tensor cores (compute capability 8.9+, e.g. H100)"
 
 
 def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", device: torch.device | str | None = None) -> str:
@@ -255,7 +257,7 @@ def use_fp8_matmuls(transformer: nn.Module) -> int:
     """
     weight = next(transformer.parameters())
     if not fp8_supported(weight.device):
-        raise Gen3cInputError("fp8 matmuls need a CUDA GPU with fp8 tensor cores (compute capability 8.9+, e.g. H100)")
+        raise Gen3cInputError(FP8_MATMULS_NEED)
     if weight.dtype not in (torch.bfloat16, torch.float16):
         # torch._scaled_mm writes bf16/fp16 (float32 on Hopper only): one rule for every GPU.
         raise Gen3cInputError(f"fp8 matmuls need the DiT in bfloat16 or float16, not {weight.dtype}: load it with dtype=torch.bfloat16")

@@ -1,0 +1,243 @@
+"""What this machine offers gen3c, for a bug report or before a first run: ``gen3c env``.
+
+:func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads and
+RAM, torch and its CUDA/cuDNN, each CUDA GPU; every package of
+:data:`gen3c.dependencies.PACKAGES` with its installed version, grouped by the gen3c extra
+that installs it; the attention kernels each device can run
+(:func:`gen3c.models.attention.kernel_unavailable_reason`) and what ``--attention_backend auto``
+/ ``auto_fp8`` take there; whether fp8 matmuls run; the memory plan ``--max_gpu_memory`` would
+choose for GEN3C-7B at its full 121×704×1280 chunk on each GPU's free memory; and the folder of
+converted weights with what it holds.
+
+Versions come from the installed distributions' metadata, without importing the packages
+(diffusers and transformers take seconds to import). A probe that fails is reported as
+``"unknown (why)"`` in its place: the report itself never raises.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+#: What the report says in place of a per-GPU section on a machine without a CUDA GPU.
+NO_GPU = "no CUDA GPU: the preview generator and the shipped small models run on the CPU"
+#: The extra a :data:`~gen3c.dependencies.PACKAGES` entry without one belongs to: gen3c itself.
+CORE = "core"
+
+
+def report(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """This machine as gen3c sees it, as JSON-ready data (keys: ``gen3c``, ``python``, ``platform``,
+    ``cpu_threads``, ``ram``, ``torch``, ``gpus``, ``extras``, ``devices``, ``weights_cache``).
+
+    ``devices`` has one entry per CUDA GPU (``cuda:0``, …), or one for ``cpu`` without a GPU:
+    its attention kernels, fp8 matmuls and GEN3C-7B's memory plan. ``cache_dir``: the folder of
+    converted weights, as ``--cache_dir`` names it (default: ``gen3c cache list``'s). Any value
+    may be a string ``"unknown (why)"`` where its probe failed.
+    """
+    gpus = _probe(_gpus)
+    devices = {f"cuda:{i}": _device(f"cuda:{i}", gpu) for i, gpu in enumerate(gpus)} if isinstance(gpus, list) else {}
+    return {
+        "gen3c": _probe(_gen3c),
+        "python": _probe(lambda: {"version": platform.python_version(), "implementation": platform.python_implementation(), "executable": sys.executable}),
+        "platform": _probe(platform.platform),
+        "cpu_threads": _probe(os.cpu_count),
+        "ram": _probe(_ram),
+        "torch": _probe(_torch),
+        "gpus": gpus,
+        "extras": _probe(_extras),
+        "devices": devices or {"cpu": _device("cpu", None)},
+        "weights_cache": _probe(lambda: _weights_cache(cache_dir)),
+    }
+
+
+def _probe(function: Callable[[], Any]) -> Any:
+    """``function()``, or ``"unknown (why)"`` when it raises."""
+    try:
+        return function()
+    except Exception as exc:  # a report for a bug must not be stopped by a second one
+        from gen3c.errors import first_line
+
+        return f"unknown ({type(exc).__name__}: {first_line(exc)})"
+
+
+def _gen3c() -> dict[str, str]:
+    import gen3c
+
+    return {"version": gen3c.__version__, "location": str(Path(gen3c.__file__).resolve().parent)}
+
+
+def _ram() -> dict[str, Any]:
+    """Total and available RAM in GB (2³⁰ bytes): psutil if installed, else /proc/meminfo, else sysconf."""
+    from gen3c.dependencies import installed
+
+    gib = 2**30
+    if installed("psutil"):
+        import psutil
+
+        memory = psutil.virtual_memory()
+        return {"total_gb": round(memory.total / gib, 1), "available_gb": round(memory.available / gib, 1), "source": "psutil"}
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        fields = {}
+        for line in meminfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if value.strip().endswith("kB"):
+                fields[key] = int(value.split()[0]) * 1024
+        return {"total_gb": round(fields["MemTotal"] / gib, 1), "available_gb": round(fields["MemAvailable"] / gib, 1), "source": "/proc/meminfo"}
+    page = os.sysconf("SC_PAGE_SIZE")
+    return {"total_gb": round(os.sysconf("SC_PHYS_PAGES") * page / gib, 1), "available_gb": None, "source": "sysconf"}
+
+
+def _torch() -> dict[str, Any]:
+    import torch
+
+    return {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda,  # None for a CPU build
+        "cudnn": _probe(torch.backends.cudnn.version),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _gpus() -> list[dict[str, Any] | str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [_probe(lambda i=i: _gpu(i)) for i in range(torch.cuda.device_count())]
+
+
+def _gpu(index: int) -> dict[str, Any]:
+    import torch
+
+    properties = torch.cuda.get_device_properties(index)
+    free, total = torch.cuda.mem_get_info(index)
+    return {
+        "device": f"cuda:{index}",
+        "name": properties.name,
+        "compute_capability": f"{properties.major}.{properties.minor}",
+        "total_gb": round(total / 2**30, 1),
+        "free_gb": round(free / 2**30, 1),
+    }
+
+
+# -- packages ----------------------------------------------------------------------------------
+
+
+def package(module: str) -> dict[str, Any]:
+    """How ``module`` (a :data:`~gen3c.dependencies.PACKAGES` key) is installed, without importing it.
+
+    Returns:
+        ``module``; ``requirement`` (as pyproject.toml writes it) and its ``distribution``;
+        ``version`` (None: missing, i.e. the module cannot be found) and ``installed_from``, the
+        distribution it came from (another one where e.g. opencv-python provides cv2); ``usable``:
+        installed and, where the version can be checked, meeting the requirement.
+    """
+    from gen3c.dependencies import PACKAGES, distribution, installed
+
+    requirement = PACKAGES[module][0]
+    entry = {"module": module, "requirement": requirement, "distribution": distribution(module), "version": None, "installed_from": None, "usable": False}
+    if not installed(module):
+        return entry
+    try:
+        entry.update(version=metadata.version(entry["distribution"]), installed_from=entry["distribution"])
+    except metadata.PackageNotFoundError:
+        provided_by = metadata.packages_distributions().get(module, [])
+        if not provided_by:  # importable, with no metadata (a source checkout on the path)
+            entry.update(version="unknown (no package metadata)", usable=True)
+            return entry
+        # Another distribution's version says nothing about the requirement's.
+        entry.update(version=metadata.version(provided_by[0]), installed_from=provided_by[0], usable=True)
+        return entry
+    entry["usable"] = _meets(requirement, entry["version"])
+    return entry
+
+
+def _meets(requirement: str, version: str) -> bool:
+    """Whether ``version`` meets ``requirement`` (True where packaging is not there to tell)."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        return True
+    return Requirement(requirement).specifier.contains(version, prereleases=True)
+
+
+def _extras() -> dict[str, dict[str, Any]]:
+    """The packages grouped by the extra that installs them (:data:`CORE`: gen3c's own
+    dependencies), each group with ``complete`` and the ``install`` command."""
+    from gen3c.dependencies import PACKAGES
+
+    groups: dict[str, dict[str, Any]] = {}
+    for module, (_, extra) in PACKAGES.items():
+        name = extra or CORE
+        group = groups.setdefault(name, {"install": "pip install gen3c" if extra is None else f"pip install 'gen3c[{extra}]'", "packages": []})
+        group["packages"].append(_probe(lambda module=module: package(module)))
+    for group in groups.values():
+        group["complete"] = all(isinstance(p, dict) and p["usable"] for p in group["packages"])
+    return groups
+
+
+# -- what each device can run -----------------------------------------------------------------
+
+
+def _device(name: str, gpu: dict[str, Any] | str | None) -> dict[str, Any]:
+    """``name``'s attention kernels, fp8 matmuls and GEN3C-7B plan; ``gpu``: its :func:`_gpu` entry
+    (a string where that probe failed), None for the CPU."""
+    if gpu is None:
+        plan = NO_GPU
+    elif isinstance(gpu, str):
+        plan = f"unknown (its free memory is {gpu})"
+    else:
+        plan = _probe(lambda: _gen3c_7b_plan(gpu["free_gb"]))
+    return {"attention": _probe(lambda: _attention(name)), "fp8_matmuls": _probe(lambda: _fp8_matmuls(name)), "gen3c_7b": plan}
+
+
+def _attention(device: str) -> dict[str, Any]:
+    """Each kernel of :data:`~gen3c.models.attention.KERNELS`: "available" or why not; and what
+    "auto" and "auto_fp8" take."""
+    from gen3c.models.attention import AUTO_ORDER, KERNELS, kernel_unavailable_reason, resolve_kernel
+
+    out: dict[str, Any] = {requested: _probe(lambda requested=requested: resolve_kernel(requested, device)[0]) for requested in AUTO_ORDER}
+    out["kernels"] = {kernel: _probe(lambda kernel=kernel: kernel_unavailable_reason(kernel, device) or "available") for kernel in KERNELS}
+    return out
+
+
+def _fp8_matmuls(device: str) -> str:
+    from gen3c.models.speed import FP8_MATMULS_NEED, fp8_supported
+
+    return "available" if fp8_supported(device) else FP8_MATMULS_NEED
+
+
+def _gen3c_7b_plan(free_gb: float) -> dict[str, Any]:
+    """The plan ``--max_gpu_memory FREE`` would choose for GEN3C-7B at 121×704×1280, or why none fits."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.models.memory import GEN3C_7B_SIZE, choose_memory_plan
+
+    size = GEN3C_7B_SIZE
+    out: dict[str, Any] = {"budget_gb": free_gb, "video": f"{size.frames} frames at {size.height}x{size.width}"}
+    try:
+        label, _, peak = choose_memory_plan(free_gb, size)
+    except Gen3cInputError as exc:  # not even the leanest plan fits (or no memory is free)
+        return {**out, "plan": None, "why": str(exc)}
+    return {**out, "plan": label, "estimated_peak_gb": round(peak, 1)}
+
+
+# -- weights ---------------------------------------------------------------------------------------
+
+
+def _weights_cache(cache_dir: str | os.PathLike | None) -> dict[str, Any]:
+    """The folder of converted weights and what gen3c keeps there and in the hub cache (as ``gen3c cache list`` shows them)."""
+    from gen3c.models import weights
+
+    def items() -> list[dict[str, str]]:
+        return [
+            {"name": item.name, "kind": item.kind, "path": str(item.path), "size": weights.format_bytes(item.size), "detail": item.detail}
+            for item in weights.cached_items(cache_dir)
+        ]
+
+    return {"folder": str(weights.weights_cache_dir(cache_dir)), "items": _probe(items)}
