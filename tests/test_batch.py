@@ -219,7 +219,7 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
             self.prompt, self.negative_prompt, self.seed = prompt, negative_prompt, seed
             made.append(self)
 
-    monkeypatch.setattr("gen3c.pipelines.request.make_generator", lambda request: FakeModel())
+    monkeypatch.setattr("gen3c.pipelines.request.make_generator", lambda request, progress=None: FakeModel())
     pool = GeneratorPool()
 
     def request(**options):

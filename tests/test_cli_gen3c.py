@@ -37,7 +37,7 @@ def gen3c_args(box_scene, out, *extra):
 def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeypatch):
     seen = {}
 
-    def fake(options, seed=1, resolution=None):
+    def fake(options, seed=1, resolution=None, progress=None):
         seen.update(options, seed=seed, resolution=resolution)
         options = {
             **options,
@@ -46,7 +46,7 @@ def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeyp
             "device": "cpu",
             "dtype": "float32",
         }
-        return real(options, seed, resolution)
+        return real(options, seed, resolution, progress)
 
     real = loading_module.generator_from_options
     monkeypatch.setattr(loading_module, "generator_from_options", fake)
@@ -150,7 +150,7 @@ def test_a_chunk_length_the_model_does_not_make_is_refused_before_it_loads(box_s
     (minutes for GEN3C-7B)."""
     import gen3c.pipelines.request as request_module
 
-    def no_loading(request):
+    def no_loading(request, progress=None):
         raise AssertionError("loaded the model before refusing --chunk_frames")
 
     monkeypatch.setattr(request_module, "make_generator", no_loading)
@@ -169,7 +169,7 @@ def test_a_resolution_the_model_cannot_take_is_refused_before_the_input_is_read_
     704×1280): was found only once the weights had loaded."""
     import gen3c.pipelines.request as request_module
 
-    def no_loading(request):
+    def no_loading(request, progress=None):
         raise AssertionError("loaded the model before refusing the resolution")
 
     monkeypatch.setattr(request_module, "make_generator", no_loading)

@@ -158,7 +158,7 @@ def test_a_bad_input_is_refused_before_the_model_loads(inputs, tmp_path, monkeyp
     import gen3c.pipelines.request as request_module
 
     loaded = []
-    monkeypatch.setattr(request_module, "make_generator", lambda request: loaded.append(request.generator))
+    monkeypatch.setattr(request_module, "make_generator", lambda request, progress=None: loaded.append(request.generator))
     broken = tmp_path / "broken"
     (broken / "rgb").mkdir(parents=True)
     (broken / "pose").mkdir()

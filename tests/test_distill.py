@@ -334,7 +334,7 @@ def test_eval_compares_teacher_and_student_in_one_run(distilled, teacher_checkpo
     twin = shutil.copytree(teacher_checkpoint, tmp_path / "twin")
     (twin / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "dtype": "float32", "num_steps": 4, "guidance": 1.0}))
     real = loading_module.generator_from_options
-    monkeypatch.setattr(loading_module, "generator_from_options", lambda options, seed=1, resolution=None: real({**options, "device": "cpu"}, seed, resolution))
+    monkeypatch.setattr(loading_module, "generator_from_options", lambda options, seed=1, resolution=None, progress=None: real({**options, "device": "cpu"}, seed, resolution, progress))
     report = tmp_path / "report"
     res = runner.invoke(app, ["eval", "--generator", "gen3c", "--checkpoint_dir", str(teacher_checkpoint), "--num_steps", "4",
                               "--compare_models", f"{out / 'model'},{twin}", "--scenes", "room", "--presets", "left",

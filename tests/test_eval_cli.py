@@ -126,9 +126,9 @@ def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     real = loading_module.generator_from_options
     seen = {}
 
-    def tiny(options, seed=1, resolution=None):
+    def tiny(options, seed=1, resolution=None, progress=None):
         seen.update(options, seed=seed, resolution=resolution)
-        return real({**options, "chunk_frames": 9, "device": "cpu", "dtype": "float32"}, seed, resolution)
+        return real({**options, "chunk_frames": 9, "device": "cpu", "dtype": "float32"}, seed, resolution, progress)
 
     monkeypatch.setattr(loading_module, "generator_from_options", tiny)
     out = tmp_path / "report"

@@ -587,3 +587,53 @@ def test_a_sweep_over_sampling_settings_loads_once_and_makes_what_fresh_loads_ma
     assert [o.state for o in outcomes] == ["done"] * len(rows) and pool.loads == 1
     for i in range(len(rows)):
         assert np.array_equal(read_video(tmp_path / "batch" / f"v{i}.mp4")[0], read_video(tmp_path / "fresh" / f"v{i}.mp4")[0])
+
+
+def npy_data(array: np.ndarray) -> bytes:
+    """The data of ``array`` saved as ``.npy`` in C order: what a run record's sha256 of an array in memory hashes."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array))
+    return buffer.getvalue()[len(buffer.getvalue()) - array.nbytes :]
+
+
+@pytest.mark.parametrize(
+    "value, as_numpy",
+    [
+        (np.arange(24, dtype=np.float32).reshape(4, 6), None),
+        (np.asfortranarray(np.arange(24, dtype=">f8").reshape(4, 6)), None),  # another order, another byte order
+        (np.arange(48, dtype=np.uint8).reshape(4, 4, 3)[:, ::2], None),  # a strided view
+        (torch.arange(24, dtype=torch.float32).reshape(4, 6).T, lambda t: t.numpy()),  # not contiguous
+        (torch.arange(6, dtype=torch.bfloat16), lambda t: t.view(torch.int16).numpy()),  # no numpy dtype: its bits
+        (torch.tensor(True), lambda t: t.numpy()),
+    ],
+)
+def test_in_memory_digests_are_those_of_the_npy_data(value, as_numpy):
+    """The digest a run record keeps for an array in memory is the sha256 of its bytes in C order
+    (those of a ``.npy`` of it, after the header), as records written before this change keep."""
+    import hashlib
+
+    from gen3c.pipelines.request import describe_array
+
+    array = value if as_numpy is None else as_numpy(value)
+    described = describe_array(value)
+    assert described["sha256"] == hashlib.sha256(npy_data(array)).hexdigest()
+    assert described["shape"] == list(value.shape)
+
+
+@pytest.mark.parametrize("make", [lambda: np.ones((1024, 2048), np.float32), lambda: torch.ones(1024, 2048)])
+def test_hashing_an_input_in_memory_does_not_copy_it(make):
+    """An 8 MB contiguous input is hashed in place. Before: ``.tobytes()`` made an 8 MB copy."""
+    import tracemalloc
+
+    from gen3c.pipelines.request import describe_array
+
+    value = make()
+    tracemalloc.start()
+    try:
+        describe_array(value)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak

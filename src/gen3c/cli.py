@@ -1359,15 +1359,17 @@ def eval_command(
         with removed_if_left_empty(output_folder):
             ensure_writable_dir(output_folder, "--output_folder")
             if generator == GeneratorName.gen3c:
-                started = time.perf_counter()
-                model = make_generator(GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options))
-                loading[getattr(model, "name", "gen3c")] = time.perf_counter() - started
-                for name, where in to_compare:
+                with rich_progress() as load_progress:
                     started = time.perf_counter()
-                    compared[name] = make_generator(
-                        GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options={**shared, **where})
-                    )
-                    loading[name] = time.perf_counter() - started
+                    request = GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options)
+                    model = make_generator(request, load_progress)
+                    loading[getattr(model, "name", "gen3c")] = time.perf_counter() - started
+                    for name, where in to_compare:
+                        started = time.perf_counter()
+                        compared[name] = make_generator(
+                            GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options={**shared, **where}), load_progress
+                        )
+                        loading[name] = time.perf_counter() - started
             config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
             with rich_progress() as progress:
                 result, paths = run_eval(

@@ -583,16 +583,20 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         from transformers import AutoTokenizer, T5EncoderModel
 
+        from gen3c.library_output import libraries_quiet
+
         # A converted checkpoint keeps T5 in text_encoder/ and tokenizer/; a T5 folder (a hub
         # snapshot of google-t5/t5-11b) holds both at its top.
         plain = os.path.isfile(os.path.join(source, "config.json"))
         try:
-            self.register_modules(
-                tokenizer=AutoTokenizer.from_pretrained(source, **({} if plain else {"subfolder": "tokenizer"})),
-                text_encoder=T5EncoderModel.from_pretrained(
-                    source, dtype=self.text_encoder_dtype, **({} if plain else {"subfolder": "text_encoder"})
-                ),
-            )
+            # Mid-sampling: transformers' own loading bar would cut through gen3c's.
+            with libraries_quiet():
+                self.register_modules(
+                    tokenizer=AutoTokenizer.from_pretrained(source, **({} if plain else {"subfolder": "tokenizer"})),
+                    text_encoder=T5EncoderModel.from_pretrained(
+                        source, dtype=self.text_encoder_dtype, **({} if plain else {"subfolder": "text_encoder"})
+                    ),
+                )
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
                 f"checkpoint {source!r} has no loadable T5 text encoder for prompt {prompt[:40]!r} ({first_line(exc)}): "

@@ -43,6 +43,7 @@ from gen3c.models.memory import (
 )
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
+from gen3c.pipelines.autoregressive import ProgressFactory
 from gen3c.pipelines.gen3c import OFFICIAL_REPO, WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
 from gen3c.pipelines.request import SAMPLING_GENERATOR_SETTINGS
@@ -205,13 +206,17 @@ def load_pipeline(
     in GEN3C's bfloat16 and without T5, which loads on the first prompt outside the prompt cache
     (from the checkpoint, or from ``text_encoder_dir``, a T5 folder in transformers' layout, when
     the checkpoint has none: :class:`~gen3c.models.weights.PreparedWeights`). ``from_pretrained``
-    is diffusers' entry point, with diffusers' defaults (every stored component, float32).
+    is diffusers' entry point, with diffusers' defaults (every stored component, float32) and
+    diffusers' loading bar; here it is off (:func:`gen3c.library_output.libraries_quiet`).
 
     ``load_text_encoder``: load T5 now; ``verify_checksums``: check every file's sha256 first.
     """
+    from gen3c.library_output import libraries_quiet
+
     dtype = resolve_dtype(dtype)
     skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
-    pipe = Gen3cPipeline.from_pretrained(checkpoint, dtype=dtype, verify_checksums=verify_checksums, **skip)
+    with libraries_quiet():  # not diffusers' raw "Loading pipeline components" bar beside gen3c's
+        pipe = Gen3cPipeline.from_pretrained(checkpoint, dtype=dtype, verify_checksums=verify_checksums, **skip)
     if text_encoder_dir is not None:
         pipe.text_encoder_source = str(text_encoder_dir)
     return pipe
@@ -756,10 +761,14 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def generator_from_options(options: dict[str, Any], seed: int = 1, resolution: tuple[int, int] | None = None) -> Gen3cGenerator:
+def generator_from_options(
+    options: dict[str, Any], seed: int = 1, resolution: tuple[int, int] | None = None, progress: ProgressFactory | None = None
+) -> Gen3cGenerator:
     """A :class:`Gen3cGenerator` from a request's ``generator_options`` (checked first by
     :func:`check_generator_options`, before GEN3C's weights may be fetched); ``resolution``: the
-    request's (H, W), for ``max_gpu_memory``'s estimate."""
+    request's (H, W), for ``max_gpu_memory``'s estimate. ``progress``: the loading (after any
+    fetching, which prints its own progress) as a stage of one step, "Loading gen3c model"
+    (tens of seconds for GEN3C-7B)."""
     opts = check_generator_options(options)
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
@@ -775,7 +784,11 @@ def generator_from_options(options: dict[str, Any], seed: int = 1, resolution: t
         for k in ("prompt", "negative_prompt", "guidance", "num_steps", "chunk_frames")
         if k in opts
     }
-    return load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
+    loaded = progress("Loading gen3c model", 1) if progress is not None else None
+    generator = load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
+    if loaded is not None:
+        loaded(1)
+    return generator
 
 
 def _official_weights(opts: dict[str, Any], cache_dir: str | None) -> tuple[str, str | None]:

@@ -22,7 +22,7 @@ import math
 import numbers
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,8 +114,9 @@ class InMemoryInput:
             described["input_image_path"] = describe_array(image)
             image = checked
         if depth is not None:
+            checked = depth_map(depth, f"{where} depth")  # a real array (not an object one) before it is hashed
             described["depth_path"] = describe_array(depth)
-            depth = depth_map(depth, f"{where} depth")
+            depth = checked
         return cls(image, depth, described)
 
 
@@ -125,13 +126,15 @@ def describe_array(value: Any) -> dict[str, Any]:
     import hashlib
 
     kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    # The bytes hashed are those of one C-order buffer, read in place (a memoryview): a
+    # contiguous input is not copied, another once (an image of 100 MP is 1.2 GB as float32).
     if isinstance(value, torch.Tensor):
         flat = value.detach().cpu().contiguous().reshape(-1)
-        data, shape, dtype = flat.view(torch.uint8).numpy().tobytes(), tuple(value.shape), str(value.dtype).removeprefix("torch.")
+        data, shape, dtype = flat.view(torch.uint8).numpy(), tuple(value.shape), str(value.dtype).removeprefix("torch.")
     else:
         array = np.ascontiguousarray(np.asarray(value))
-        data, shape, dtype = array.tobytes(), array.shape, str(array.dtype)
-    described = {"in_memory": kind, "shape": list(shape), "dtype": dtype, "sha256": hashlib.sha256(data).hexdigest()}
+        data, shape, dtype = array.reshape(-1).view(np.uint8), array.shape, str(array.dtype)
+    described = {"in_memory": kind, "shape": list(shape), "dtype": dtype, "sha256": hashlib.sha256(memoryview(data)).hexdigest()}
     mode = getattr(value, "mode", None)
     if isinstance(mode, str):  # a PIL image
         described["mode"] = mode
@@ -811,8 +814,8 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
     return checked
 
 
-def make_generator(request: GenerationRequest):
-    """The generator a request names."""
+def make_generator(request: GenerationRequest, progress: ProgressFactory | None = None):
+    """The generator a request names; ``progress`` shows the gen3c model's loading as a stage."""
     check_generator(request)
     if request.generator == "preview":
         from gen3c.pipelines.preview import PreviewGenerator
@@ -822,7 +825,7 @@ def make_generator(request: GenerationRequest):
 
     check_seed(request.seed)
     return _loading_module().generator_from_options(
-        request.generator_options, seed=request.seed, resolution=parse_resolution(request.resolution)
+        request.generator_options, seed=request.seed, resolution=parse_resolution(request.resolution), progress=progress
     )
 
 
@@ -855,14 +858,15 @@ class GeneratorPool:
         size = request.resolution if "max_gpu_memory" in options else None
         return json.dumps([request.generator, options, size], sort_keys=True, default=str)
 
-    def get(self, request: GenerationRequest) -> tuple[Any, bool]:
-        """The generator for ``request`` with its per-run settings, and whether it was loaded now."""
+    def get(self, request: GenerationRequest, progress: ProgressFactory | None = None) -> tuple[Any, bool]:
+        """The generator for ``request`` with its per-run settings, and whether it was loaded now
+        (``progress``: the loading's stage, as :func:`make_generator`)."""
         key = self.key(request)
         can_configure = getattr(self._generator, "can_configure", None)
         loaded = key != self._key or (can_configure is not None and not can_configure(request.generator_options))
         if loaded:
             self.clear()
-            self._generator = make_generator(request)
+            self._generator = make_generator(request, progress)
             self._key = key
             self.loads += 1
         generator = self._generator
@@ -1094,7 +1098,7 @@ def _run_request(
     # ends the run in a second, not after minutes of loading weights.
     scene = load_scene(request, source)
     if generator is None:
-        generator = make_generator(request) if generators is None else generators.get(request)[0]
+        generator = make_generator(request, progress) if generators is None else generators.get(request, progress)[0]
     settings = generator.settings() if callable(getattr(generator, "settings", None)) else None
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
@@ -1226,10 +1230,12 @@ def generate(
     request = GenerationRequest.from_dict(data, name=where)
     request.in_memory = memory
     check_unused_settings(request, where)
+    from gen3c.library_output import libraries_quiet
+
     try:
         if progress:
             return run_request(request, generators=GENERATE_POOL)
-        with _diffusers_progress_bars_off():
+        with libraries_quiet():  # diffusers' and transformers' bars too
             return run_request(request, generators=GENERATE_POOL, progress=lambda stage, total: lambda n=1: None)
     finally:
         if not keep_loaded:
@@ -1257,20 +1263,3 @@ def _check_setting_names(options: dict[str, Any], known: set[str], generator: st
         close = difflib.get_close_matches(key, [*known, *generator_options], n=1)
         hint = f"did you mean {close[0]!r}?" if close else "see GenerationRequest's fields and `gen3c generate --help`"
         raise Gen3cInputError(f"gen3c.generate() got an unknown setting {key!r}: {hint}")
-
-
-@contextlib.contextmanager
-def _diffusers_progress_bars_off() -> Iterator[None]:
-    """diffusers' own bars (loading a pipeline's components) off inside the block, as they were after."""
-    try:
-        from diffusers.utils import logging as diffusers_logging
-    except ImportError:
-        yield
-        return
-    was_on = diffusers_logging.is_progress_bar_enabled()
-    diffusers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_on:
-            diffusers_logging.enable_progress_bar()

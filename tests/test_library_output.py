@@ -1,0 +1,88 @@
+"""Third-party console output kept out of gen3c's: diffusers' and transformers' raw tqdm bars
+("Loading pipeline components...: 100%|…| 4/4 [00:00<00:00, 103.03it/s]") do not print beside
+gen3c's rich bars, and the user's own settings of those libraries hold after gen3c's calls."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import gen3c
+
+ASSETS = Path(gen3c.__file__).parent / "assets"
+RAW_BAR = ("Loading pipeline components", "it/s]", "Loading weights", "Loading checkpoint shards")
+
+diffusers_logging = pytest.importorskip("diffusers.utils.logging")
+transformers_logging = pytest.importorskip("transformers.utils.logging")
+
+
+def settings() -> tuple:
+    return tuple((m.get_verbosity(), m.is_progress_bar_enabled()) for m in (diffusers_logging, transformers_logging))
+
+
+@pytest.fixture
+def user_settings():
+    """The user's: both libraries logging INFO with their bars on (not their defaults), put back after."""
+    before = settings()
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity(logging.INFO)
+        library.enable_progress_bar()
+    yield settings()
+    for library, (level, bars) in zip((diffusers_logging, transformers_logging), before, strict=True):
+        library.set_verbosity(level)
+        (library.enable_progress_bar if bars else library.disable_progress_bar)()
+
+
+def run_tiny(folder: Path, progress: bool):
+    return gen3c.generate(
+        ASSETS / "demo_image.png", depth=ASSETS / "demo_depth.npz", fov=60, model="tiny", num_steps=2,
+        video_save_folder=folder, progress=progress, keep_loaded=False,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_generate_cli_prints_gen3c_bars_only(tmp_path):
+    """Before: diffusers' own tqdm bar (\\r segments in a log) printed before gen3c's; now the
+    loading is gen3c's "Loading gen3c model" stage."""
+    env = {**os.environ, "PYTHONPATH": str(Path(gen3c.__file__).parents[1]), "COLUMNS": "120"}
+    args = ["--generator", "gen3c", "--model", "tiny", "--num_steps", "2", "--input_image_path", ASSETS / "demo_image.png",
+            "--depth_path", ASSETS / "demo_depth.npz", "--fov", "60", "--video_save_folder", tmp_path]  # fmt: skip
+    res = subprocess.run([sys.executable, "-m", "gen3c", "generate", *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    output = res.stdout + res.stderr
+    assert not [text for text in RAW_BAR if text in output], output
+    assert "\r" not in output  # no terminal: rich prints each bar once, tqdm rewrote its line
+    assert "Loading gen3c model" in output and "Generating (gen3c)" in output and "wrote" in output
+
+
+def test_progress_false_prints_nothing_and_keeps_the_users_settings(tmp_path, capfd, user_settings):
+    """``progress=False`` is silent on both streams, also with diffusers and transformers set to
+    INFO with their bars on; those settings are the user's again after the call."""
+    out = run_tiny(tmp_path / "quiet", progress=False)
+    assert out.paths["video"].is_file()
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+    assert settings() == user_settings
+
+
+def test_progress_true_shows_no_raw_loading_bar_and_keeps_the_users_settings(tmp_path, capfd, user_settings):
+    """``progress=True`` shows no raw bar of diffusers' component loading ("Loading pipeline
+    components", before); the user's settings hold after the call."""
+    run_tiny(tmp_path / "shown", progress=True)
+    err = capfd.readouterr().err
+    assert "Loading pipeline components" not in err
+    assert settings() == user_settings
+
+
+def test_the_users_settings_come_back_after_an_error(user_settings):
+    from gen3c.library_output import libraries_quiet
+
+    with pytest.raises(KeyError), libraries_quiet():
+        assert not diffusers_logging.is_progress_bar_enabled() and transformers_logging.get_verbosity() == logging.ERROR
+        raise KeyError("x")
+    assert settings() == user_settings
