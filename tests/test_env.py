@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -13,9 +14,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gen3c import environment
+from gen3c import dependencies, environment
 from gen3c.cli import app
-from gen3c.dependencies import PACKAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"gen3c", "python", "platform", "cpu_threads", "ram", "torch", "gpus", "extras", "devices", "weights_cache"}
@@ -61,7 +61,10 @@ def test_json_names_the_machine_and_a_cpu_runs_sdpa_and_no_gen3c_7b(tmp_path):
 def test_a_module_that_cannot_be_imported_is_missing_and_its_extra_incomplete(tmp_path):
     found = env_json("viser,scipy", cache_dir=tmp_path)
     extras = found["extras"]
-    assert [p["module"] for group in extras.values() for p in group["packages"]] == list(PACKAGES)  # every package, once
+    declared = dependencies.declared_extras()
+    assert {name: [p["requirement"] for p in group["packages"]] for name, group in extras.items()} == {
+        name: group["requirements"] for name, group in declared.items()
+    }
     for extra, module in (("gui", "viser"), ("depth", "scipy")):
         (entry,) = [p for p in extras[extra]["packages"] if p["module"] == module]
         assert entry["version"] is None and entry["usable"] is False
@@ -73,19 +76,91 @@ def test_a_module_that_cannot_be_imported_is_missing_and_its_extra_incomplete(tm
 
 def test_versions_are_the_installed_distributions():
     extras = environment.report()["extras"]
-    for extra, group in extras.items():
+    for group in extras.values():
         for entry in group["packages"]:
-            requirement, declared = PACKAGES[entry["module"]]
-            assert (declared or environment.CORE) == extra and entry["requirement"] == requirement
+            assert dependencies.PACKAGES[entry["module"]][0] == entry["distribution"]
             if entry["version"] is not None and entry["installed_from"] == entry["distribution"]:
                 assert entry["version"] == metadata.version(entry["distribution"]), entry
         assert group["complete"] == all(entry["usable"] for entry in group["packages"])
 
 
-def test_an_old_version_is_not_usable():
-    assert environment._meets("diffusers>=0.42", "0.42.1")
-    assert not environment._meets("diffusers>=0.42", "0.41.0")
-    assert environment._meets("flash-attn-4>=4.0.0b40", "4.0.0b41")
+def install_fake(site: Path, name: str, version: str, *lines: str) -> None:
+    """A distribution's metadata (as pip writes it) in ``site``, a folder first on sys.path."""
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("\n".join(["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *lines]) + "\n")
+
+
+#: gen3c's metadata as pip writes it for a pyproject.toml whose depth extra needs a newer
+#: transformers than its diffusion extra, and whose train extra includes diffusion.
+FAKE_GEN3C = (
+    "Provides-Extra: diffusion", "Provides-Extra: depth", "Provides-Extra: train",
+    "Requires-Dist: plyfile>=1.0",
+    'Requires-Dist: transformers>=4.45; extra == "diffusion"',
+    'Requires-Dist: transformers>=4.56; extra == "depth"',
+    'Requires-Dist: scipy>=1.10; extra == "depth"',
+    'Requires-Dist: gen3c[diffusion]; extra == "train"',
+    'Requires-Dist: peft>=0.17; extra == "train"',
+)  # fmt: skip
+
+
+def test_an_extra_is_complete_only_with_its_own_requirements_met(tmp_path, monkeypatch):
+    """transformers 4.50 is enough for diffusion (>=4.45) and not for depth (>=4.56); train counts
+    diffusion's packages as its own."""
+    install_fake(tmp_path, "gen3c", "0.1.0", *FAKE_GEN3C)
+    install_fake(tmp_path, "transformers", "4.50.0")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extras = environment.report()["extras"]
+    assert list(extras) == ["core", "diffusion", "depth", "train"]
+    versions = {name: [(p["requirement"], p["version"], p["usable"]) for p in group["packages"]] for name, group in extras.items()}
+    assert versions["diffusion"] == [("transformers>=4.45", "4.50.0", True)]
+    assert versions["depth"] == [("transformers>=4.56", "4.50.0", False), ("scipy>=1.10", metadata.version("scipy"), True)]
+    assert versions["train"] == [("transformers>=4.45", "4.50.0", True), ("peft>=0.17", metadata.version("peft"), True)]
+    assert extras["train"]["includes"] == ["diffusion"]
+    assert [(name, group["complete"]) for name, group in extras.items()] == [("core", True), ("diffusion", True), ("depth", False), ("train", True)]
+    # The missing-package errors name the requirement of the extra they suggest.
+    assert dependencies.requirement("transformers", "depth") == "transformers>=4.56"
+    assert str(dependencies.missing_error("plyfile", "writing points")).endswith("pip install 'plyfile>=1.0'")
+
+    result = CliRunner().invoke(app, ["env", "--cache_dir", str(tmp_path / "cache")], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "depth incomplete" in result.stdout and "to complete: pip install 'gen3c[depth]'" in result.stdout
+    assert "train complete" in result.stdout and "gen3c[diffusion] (above)" in result.stdout
+
+
+def test_extras_are_pyprojects(tmp_path, monkeypatch):
+    """gen3c's metadata written from this pyproject.toml, as pip writes it, reads back as its
+    extras: ``train`` with ``diffusion``'s packages, ``all`` with every extra's but ``fast``'s."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    optional = project["optional-dependencies"]
+    lines = [f"Provides-Extra: {name}" for name in optional] + [f"Requires-Dist: {r}" for r in project["dependencies"]]
+    lines += [f'Requires-Dist: {r}; extra == "{name}"' for name, requirements in optional.items() for r in requirements]
+    install_fake(tmp_path, "gen3c", "0.1.0", *lines)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extras = dependencies.declared_extras()
+    assert extras["core"] == {"includes": [], "requirements": project["dependencies"]}
+    assert extras["depth"] == {"includes": [], "requirements": ["transformers>=4.56", "huggingface_hub>=0.34", "scipy>=1.10"]}
+    assert extras["train"]["includes"] == ["diffusion"]
+    assert extras["train"]["requirements"] == optional["diffusion"] + [r for r in optional["train"] if not r.startswith(("gen3c", "accelerate"))]
+    names = lambda rs: {r.split(">")[0].split(",")[0] for r in rs}  # noqa: E731
+    assert names(extras["all"]["requirements"]) == set().union(*(names(optional[e]) for e in optional if e not in ("fast", "all"))) - {"gen3c[diffusion]"}
+    assert "transformers>=4.45,>=4.56" in extras["all"]["requirements"]  # both extras' floors
+
+
+def test_without_gen3c_metadata_extras_are_unknown(monkeypatch):
+    """From a source tree that was never installed nothing says what the extras need: the report
+    says so, and a missing package's error names its distribution alone."""
+    monkeypatch.setattr(dependencies, "gen3c_metadata", lambda: None)
+    found = environment.report()
+    assert found["extras"] == "unknown (gen3c is not installed: pip install -e .)"
+    assert str(dependencies.missing_error("av", "the video")) == "the video needs av (av is missing): pip install 'av'"
+    from rich.console import Console
+
+    from gen3c.cli import _environment_tables
+
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(*_environment_tables(found))
+    assert "extras: unknown (gen3c is not installed: pip install -e .)" in console.export_text()
 
 
 def test_gen3c_7b_plan_is_the_one_max_gpu_memory_picks():
@@ -119,7 +194,7 @@ def test_table_shows_each_section(tmp_path):
     for text in ("gen3c env", torch.__version__, "diffusion complete", "viser", metadata.version("viser"),
                  "--attention_backend auto ", "flash4 needs a CUDA GPU", "no CUDA GPU: the preview generator", str(tmp_path), "nothing cached"):  # fmt: skip
         assert text in out, text
-    if not all(environment.package(m)["usable"] for m, (_, extra) in PACKAGES.items() if extra == "fast"):
+    if not all(environment.package(r)["usable"] for r in dependencies.declared_extras()["fast"]["requirements"]):
         assert "fast incomplete" in out and "to complete: pip install 'gen3c[fast]'" in out
 
 

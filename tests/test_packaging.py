@@ -132,13 +132,22 @@ def test_notes_keep_their_square_brackets():
     assert "note: no depth estimator: pip install 'gen3c[depth]' [/]" in captured.get()
 
 
-def test_each_dependency_names_the_requirement_pyproject_declares():
+def test_packages_names_exactly_the_distributions_pyproject_declares():
+    """Every package pyproject.toml installs has its import name in PACKAGES, and PACKAGES names
+    nothing else; the extra each suggests is one that installs it."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     from gen3c.dependencies import PACKAGES
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for module, (requirement, extra) in PACKAGES.items():
-        declared = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
-        assert requirement in declared, (module, requirement, extra)
+    groups = {None: project["dependencies"], **project["optional-dependencies"]}
+    installs = {extra: {canonicalize_name(Requirement(r).name) for r in requirements} for extra, requirements in groups.items()}
+    declared = set().union(*installs.values()) - {"gen3c"}
+    named = [canonicalize_name(name) for name, _ in PACKAGES.values()]
+    assert sorted(named) == sorted(declared)  # each once
+    for module, (name, extra) in PACKAGES.items():
+        assert canonicalize_name(name) in installs[extra], (module, name, extra)
 
 
 #: ``python -c`` this, then the blocked module names (comma-separated), then gen3c's arguments: the

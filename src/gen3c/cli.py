@@ -882,6 +882,28 @@ def _package_cells(entry: dict) -> list[str]:
     return [declared, f"[{color}]{escape(version)}[/]", escape(entry["requirement"].removeprefix(declared) or "any")]
 
 
+def _extras_table(extras: dict) -> list:
+    """``gen3c env``'s packages by extra, and the installs that complete the incomplete ones. An
+    extra that includes others (``train``: ``gen3c[diffusion]``) names them and lists only what
+    they do not already show (its report lists them all)."""
+    from rich.table import Table
+
+    packages = Table("extra", "package", "installed", "requires", title="packages (pip install 'gen3c[EXTRA]')")
+    for name, group in extras.items():
+        label = f"[bold]{escape(name)}[/] " + ("[green]complete[/]" if group["complete"] else "[red]incomplete[/]")
+        shown = {(p["distribution"], p["requirement"]) for e in group["includes"] for p in extras[e]["packages"] if isinstance(p, dict)}
+        rows = [[escape(f"gen3c[{','.join(group['includes'])}] (above)"), "", ""]] if group["includes"] else []
+        for entry in group["packages"]:
+            if isinstance(entry, str):
+                rows.append([escape(entry), "", ""])
+            elif (entry["distribution"], entry["requirement"]) not in shown:
+                rows.append(_package_cells(entry))
+        for index, row in enumerate(rows):
+            packages.add_row("" if index else label, *row, end_section=index == len(rows) - 1)
+    incomplete = [group["install"] for group in extras.values() if not group["complete"]]
+    return [packages, "to complete: " + escape("; ".join(incomplete))] if incomplete else [packages]
+
+
 def _environment_tables(found: dict) -> list:
     """``gen3c env``'s report as rich tables: the machine, the packages by extra, what each device runs."""
     from rich.table import Table
@@ -911,18 +933,11 @@ def _environment_tables(found: dict) -> list:
     if isinstance(items, list) and not items:
         machine.add_row("", "nothing cached")
 
-    packages = Table("extra", "package", "installed", "requires", title="packages (pip install 'gen3c[EXTRA]')")
-    extras = found["extras"] if isinstance(found["extras"], dict) else {"?": {"complete": False, "install": found["extras"], "packages": []}}
-    for name, group in extras.items():
-        label = f"[bold]{escape(name)}[/] " + ("[green]complete[/]" if group["complete"] else "[red]incomplete[/]")
-        entries = group["packages"]
-        for row, entry in enumerate(entries):
-            cells = ["?", escape(entry), ""] if isinstance(entry, str) else _package_cells(entry)
-            packages.add_row("" if row else label, *cells, end_section=row == len(entries) - 1)
-    tables = [machine, packages]
-    incomplete = [group["install"] for group in extras.values() if not group["complete"]]
-    if incomplete:
-        tables.append("to complete: " + escape("; ".join(incomplete)))
+    tables = [machine]
+    if isinstance(found["extras"], dict):
+        tables += _extras_table(found["extras"])
+    else:  # gen3c's metadata is missing: which packages each extra needs is not known
+        tables.append("extras: " + escape(found["extras"]))
 
     gpus = found["gpus"] if isinstance(found["gpus"], list) else []
     for index, (name, device) in enumerate(found["devices"].items()):

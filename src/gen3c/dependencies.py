@@ -2,7 +2,6 @@
 named with the ``pip install`` that fixes their absence in one line
 (:class:`~gen3c.errors.Gen3cDependencyError`, exit code 2 on the command line).
 
-torch and numpy are left out: nothing of gen3c imports without them.
 """
 
 from __future__ import annotations
@@ -11,37 +10,56 @@ import importlib
 import importlib.util
 from collections.abc import Iterable
 from types import ModuleType
+from typing import Any
 
 from gen3c.errors import Gen3cDependencyError, first_line
 
-#: Import name → (the requirement as pyproject.toml writes it, the gen3c extra that installs it;
-#: None for a dependency of gen3c itself). tests/test_packaging.py checks these against pyproject.
+#: Import name → (the distribution that installs it, as pyproject.toml spells it; the gen3c extra a
+#: missing-package error suggests, None for a dependency of gen3c itself, named with its
+#: requirement). Which packages each extra installs, and at which versions, is gen3c's metadata
+#: (:func:`declared_extras`); tests/test_packaging.py checks that these distributions are exactly
+#: pyproject's.
 PACKAGES: dict[str, tuple[str, str | None]] = {
-    "av": ("av>=12", None),
-    "imageio_ffmpeg": ("imageio-ffmpeg>=0.5", None),
-    "cv2": ("opencv-python-headless>=4.8", None),
-    "PIL": ("pillow>=10", None),
-    "plyfile": ("plyfile>=1.0", None),
-    "safetensors": ("safetensors>=0.4", None),
-    "diffusers": ("diffusers>=0.42", "diffusion"),
-    "transformers": ("transformers>=4.45", "diffusion"),
-    "accelerate": ("accelerate>=0.34", "diffusion"),
-    "huggingface_hub": ("huggingface_hub>=0.34", "diffusion"),
-    "filelock": ("filelock>=3.12", "diffusion"),
-    "psutil": ("psutil>=5.9", "diffusion"),
+    "numpy": ("numpy", None),
+    "torch": ("torch", None),
+    "PIL": ("pillow", None),
+    "cv2": ("opencv-python-headless", None),
+    "imageio_ffmpeg": ("imageio-ffmpeg", None),
+    "av": ("av", None),
+    "typer": ("typer", None),
+    "rich": ("rich", None),
+    "plyfile": ("plyfile", None),
+    "safetensors": ("safetensors", None),
+    "packaging": ("packaging", None),
+    "diffusers": ("diffusers", "diffusion"),
+    "transformers": ("transformers", "diffusion"),
+    "accelerate": ("accelerate", "diffusion"),
+    "huggingface_hub": ("huggingface_hub", "diffusion"),
+    "filelock": ("filelock", "diffusion"),
+    "psutil": ("psutil", "diffusion"),
     "sentencepiece": ("sentencepiece", "diffusion"),
-    "tokenizers": ("tokenizers>=0.19", "diffusion"),
+    "tokenizers": ("tokenizers", "diffusion"),
     "torchvision": ("torchvision", "diffusion"),
-    "scipy": ("scipy>=1.10", "depth"),
-    "OpenEXR": ("OpenEXR>=3.2", "exr"),
-    "viser": ("viser>=1.1", "gui"),
-    "peft": ("peft>=0.17", "train"),
-    "tensorboard": ("tensorboard>=2.14", "train"),
-    "ray": ("ray>=2.9", "batch"),
-    "matplotlib": ("matplotlib>=3.7", "eval"),
-    "flash_attn": ("flash-attn-4>=4.0.0b40", "fast"),
-    "cudnn": ("nvidia-cudnn-frontend>=1.32", "fast"),
+    "scipy": ("scipy", "depth"),
+    "OpenEXR": ("OpenEXR", "exr"),
+    "viser": ("viser", "gui"),
+    "flash_attn": ("flash-attn-4", "fast"),
+    "cudnn": ("nvidia-cudnn-frontend", "fast"),
+    "peft": ("peft", "train"),
+    "tensorboard": ("tensorboard", "train"),
+    "ray": ("ray", "batch"),
+    "matplotlib": ("matplotlib", "eval"),
+    "pytest": ("pytest", "test"),
+    "xdist": ("pytest-xdist", "test"),
+    "hypothesis": ("hypothesis", "test"),
+    "playwright": ("playwright", "test"),
+    "skimage": ("scikit-image", "test"),
 }
+
+#: The extra :func:`declared_extras` files gen3c's own dependencies under.
+CORE = "core"
+#: What stands for gen3c's extras where its metadata cannot be read.
+NOT_INSTALLED = "unknown (gen3c is not installed: pip install -e .)"
 
 #: What the gen3c generator imports as it loads and samples (diffusers' Cosmos models need
 #: transformers, accelerate and torchvision, the last one only once sampling starts).
@@ -50,16 +68,105 @@ DIFFUSION_MODULES = ("diffusers", "transformers", "accelerate", "huggingface_hub
 
 def distribution(module: str) -> str:
     """The distribution (what ``pip install`` names) of ``module``, a :data:`PACKAGES` key."""
-    requirement = PACKAGES[module][0]
-    return requirement.split(">")[0].split("=")[0]
+    return PACKAGES[module][0]
+
+
+def module_of(distribution: str) -> str | None:
+    """The :data:`PACKAGES` key installed by ``distribution`` (any spelling pip accepts), or None."""
+    from packaging.utils import canonicalize_name
+
+    wanted = canonicalize_name(distribution)
+    return next((module for module, (name, _) in PACKAGES.items() if canonicalize_name(name) == wanted), None)
+
+
+def gen3c_metadata() -> tuple[list[str], list[str]] | None:
+    """gen3c's installed metadata: its extras (``Provides-Extra``) and requirements
+    (``Requires-Dist``, an extra's marked ``extra == "NAME"``), as pyproject.toml declared them
+    when gen3c was installed; None where it is not installed (a source tree on the path)."""
+    from importlib import metadata
+
+    try:
+        found = metadata.metadata("gen3c")
+    except metadata.PackageNotFoundError:
+        return None
+    return found.get_all("Provides-Extra") or [], found.get_all("Requires-Dist") or []
+
+
+def declared_extras() -> dict[str, dict[str, Any]] | None:
+    """What each gen3c extra installs, from :func:`gen3c_metadata` (None where that is missing).
+
+    Returns:
+        :data:`CORE` (gen3c's own dependencies), then each extra in pyproject's order → ``includes``:
+        the extras it names (``gen3c[diffusion]`` in ``train``), and ``requirements``: every
+        requirement it installs, those of the extras it includes too, as strings
+        (``transformers>=4.56``); a distribution required twice has both specifiers
+        (``transformers>=4.45,>=4.56`` in ``all``). Requirements whose markers exclude this
+        machine are left out, as pip leaves them.
+    """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    declared = gen3c_metadata()
+    if declared is None:
+        return None
+    names, lines = declared
+    requirements = [Requirement(line) for line in lines]
+
+    def applies(requirement: Requirement, extra: str) -> bool:
+        return requirement.marker is None or requirement.marker.evaluate({"extra": extra})
+
+    core = [r for r in requirements if applies(r, "")]
+    direct = {extra: [r for r in requirements if not applies(r, "") and applies(r, extra)] for extra in names}
+
+    def collect(extra: str, seen: set[str]) -> list[Requirement]:
+        """``extra``'s requirements, its self-references replaced by theirs."""
+        seen.add(extra)
+        out = []
+        for requirement in direct.get(extra, []):
+            if canonicalize_name(requirement.name) != "gen3c":
+                out.append(requirement)
+                continue
+            for included in sorted(requirement.extras - seen):
+                out += collect(included, seen)
+        return out
+
+    def merged(found: list[Requirement]) -> list[str]:
+        """One requirement per distribution, in first-seen order, the specifiers of all of them."""
+        by_name: dict[str, Requirement] = {}
+        for requirement in found:
+            key = canonicalize_name(requirement.name)
+            if key in by_name:
+                by_name[key].specifier &= requirement.specifier
+            else:
+                by_name[key] = Requirement(f"{requirement.name}{requirement.specifier}")
+        return [str(r) for r in by_name.values()]
+
+    out: dict[str, dict[str, Any]] = {CORE: {"includes": [], "requirements": merged(core)}}
+    for extra in names:
+        includes = sorted({e for r in direct[extra] if canonicalize_name(r.name) == "gen3c" for e in r.extras})
+        out[extra] = {"includes": includes, "requirements": merged(collect(extra, set()))}
+    return out
+
+
+def requirement(module: str, extra: str | None = None) -> str:
+    """``module``'s requirement (a :data:`PACKAGES` key) as gen3c's metadata declares it for
+    ``extra`` (None: gen3c's own dependencies), or its bare distribution where none is declared."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    extras = declared_extras() or {}
+    wanted = canonicalize_name(distribution(module))
+    for line in extras.get(extra or CORE, {}).get("requirements", []):
+        if canonicalize_name(Requirement(line).name) == wanted:
+            return line
+    return distribution(module)
 
 
 def missing_error(module: str, needed_for: str, extra: str | None = None) -> Gen3cDependencyError:
     """The error for ``module`` (a :data:`PACKAGES` key) not being installed; ``extra`` overrides
     the extra that installs it (transformers: ``depth`` for the depth estimators)."""
-    requirement, default_extra = PACKAGES[module]
-    extra = extra or default_extra
-    fix = f"'gen3c[{extra}]'" if extra else f"'{requirement}'"
+    extra = extra or PACKAGES[module][1]
+    fix = f"'gen3c[{extra}]'" if extra else f"'{requirement(module)}'"
     return Gen3cDependencyError(f"{needed_for} needs {distribution(module)} ({module} is missing): pip install {fix}")
 
 
@@ -78,14 +185,14 @@ def dependency_error(exc: BaseException, needed_for: str, extra: str | None = No
     module = exc.name.partition(".")[0]
     if isinstance(exc, ModuleNotFoundError) and not installed(module):
         return missing_error(module, needed_for, extra)
-    return _broken_error(module, exc, needed_for)
+    return _broken_error(module, exc, needed_for, extra)
 
 
-def _broken_error(module: str, exc: BaseException, needed_for: str) -> Gen3cDependencyError:
+def _broken_error(module: str, exc: BaseException, needed_for: str, extra: str | None = None) -> Gen3cDependencyError:
     """An installed package that fails to import: a broken install, or one too old for our imports."""
     return Gen3cDependencyError(
         f"{needed_for} needs {distribution(module)}, which fails to import ({first_line(exc)}): "
-        f"pip install --force-reinstall '{PACKAGES[module][0]}'"
+        f"pip install --force-reinstall '{requirement(module, extra or PACKAGES[module][1])}'"
     )
 
 
@@ -111,7 +218,7 @@ def require(module: str, needed_for: str, extra: str | None = None) -> ModuleTyp
         error = dependency_error(exc, needed_for, extra)
         top = module.partition(".")[0]
         if error is None and top in PACKAGES:  # it fails to import for a reason of its own (a missing library, say)
-            error = _broken_error(top, exc, needed_for)
+            error = _broken_error(top, exc, needed_for, extra)
         if error is None:
             raise
         raise error from None

@@ -1,9 +1,9 @@
 """What this machine offers gen3c, for a bug report or before a first run: ``gen3c env``.
 
 :func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads and
-RAM, torch and its CUDA/cuDNN, each CUDA GPU; every package of
-:data:`gen3c.dependencies.PACKAGES` with its installed version, grouped by the gen3c extra
-that installs it; the attention kernels each device can run
+RAM, torch and its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed
+metadata declares them (pyproject.toml's, ``train`` with ``diffusion``'s), each with its
+installed version and whether it meets the extra's requirement; the attention kernels each device can run
 (:func:`gen3c.models.attention.kernel_unavailable_reason`) and what ``--attention_backend auto``
 / ``auto_fp8`` take there; whether fp8 matmuls run; the memory plan ``--max_gpu_memory`` would
 choose for GEN3C-7B at its full 121×704×1280 chunk on each GPU's free memory; and the folder of
@@ -26,8 +26,6 @@ from typing import Any
 
 #: What the report says in place of a per-GPU section on a machine without a CUDA GPU.
 NO_GPU = "no CUDA GPU: the preview generator and the shipped small models run on the CPU"
-#: The extra a :data:`~gen3c.dependencies.PACKAGES` entry without one belongs to: gen3c itself.
-CORE = "core"
 
 
 def report(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -129,56 +127,61 @@ def _gpu(index: int) -> dict[str, Any]:
 # -- packages ----------------------------------------------------------------------------------
 
 
-def package(module: str) -> dict[str, Any]:
-    """How ``module`` (a :data:`~gen3c.dependencies.PACKAGES` key) is installed, without importing it.
+def package(requirement: str) -> dict[str, Any]:
+    """How the distribution ``requirement`` names (``transformers>=4.56``) is installed, without
+    importing it.
 
     Returns:
-        ``module``; ``requirement`` (as pyproject.toml writes it) and its ``distribution``;
+        ``module`` (its :data:`~gen3c.dependencies.PACKAGES` key; None for a distribution that
+        table lacks, found by its metadata alone); ``requirement`` and its ``distribution``;
         ``version`` (None: missing, i.e. the module cannot be found) and ``installed_from``, the
         distribution it came from (another one where e.g. opencv-python provides cv2); ``usable``:
         installed and, where the version can be checked, meeting the requirement.
     """
-    from gen3c.dependencies import PACKAGES, distribution, installed
+    from packaging.requirements import Requirement
 
-    requirement = PACKAGES[module][0]
-    entry = {"module": module, "requirement": requirement, "distribution": distribution(module), "version": None, "installed_from": None, "usable": False}
-    if not installed(module):
+    from gen3c.dependencies import installed, module_of
+
+    parsed = Requirement(requirement)
+    module = module_of(parsed.name)
+    entry = {"module": module, "requirement": requirement, "distribution": parsed.name, "version": None, "installed_from": None, "usable": False}
+    if module is not None and not installed(module):
         return entry
     try:
-        entry.update(version=metadata.version(entry["distribution"]), installed_from=entry["distribution"])
+        entry.update(version=metadata.version(parsed.name), installed_from=parsed.name)
     except metadata.PackageNotFoundError:
-        provided_by = metadata.packages_distributions().get(module, [])
+        provided_by = metadata.packages_distributions().get(module, []) if module else []
+        if module is None:  # not in PACKAGES, and no metadata: not installed
+            return entry
         if not provided_by:  # importable, with no metadata (a source checkout on the path)
             entry.update(version="unknown (no package metadata)", usable=True)
             return entry
         # Another distribution's version says nothing about the requirement's.
         entry.update(version=metadata.version(provided_by[0]), installed_from=provided_by[0], usable=True)
         return entry
-    entry["usable"] = _meets(requirement, entry["version"])
+    entry["usable"] = parsed.specifier.contains(entry["version"], prereleases=True)
     return entry
 
 
-def _meets(requirement: str, version: str) -> bool:
-    """Whether ``version`` meets ``requirement`` (True where packaging is not there to tell)."""
-    try:
-        from packaging.requirements import Requirement
-    except ImportError:
-        return True
-    return Requirement(requirement).specifier.contains(version, prereleases=True)
+def _extras() -> dict[str, dict[str, Any]] | str:
+    """Each extra's packages as gen3c's metadata declares them
+    (:func:`gen3c.dependencies.declared_extras`; :data:`~gen3c.dependencies.CORE`: gen3c's own
+    dependencies), with the extras it ``includes``, ``complete`` and the ``install`` command; or
+    :data:`~gen3c.dependencies.NOT_INSTALLED` where gen3c's metadata is missing."""
+    from gen3c.dependencies import CORE, NOT_INSTALLED, declared_extras
 
-
-def _extras() -> dict[str, dict[str, Any]]:
-    """The packages grouped by the extra that installs them (:data:`CORE`: gen3c's own
-    dependencies), each group with ``complete`` and the ``install`` command."""
-    from gen3c.dependencies import PACKAGES
-
+    extras = declared_extras()
+    if extras is None:
+        return NOT_INSTALLED
     groups: dict[str, dict[str, Any]] = {}
-    for module, (_, extra) in PACKAGES.items():
-        name = extra or CORE
-        group = groups.setdefault(name, {"install": "pip install gen3c" if extra is None else f"pip install 'gen3c[{extra}]'", "packages": []})
-        group["packages"].append(_probe(lambda module=module: package(module)))
-    for group in groups.values():
-        group["complete"] = all(isinstance(p, dict) and p["usable"] for p in group["packages"])
+    for name, declared in extras.items():
+        packages = [_probe(lambda r=r: package(r)) for r in declared["requirements"]]
+        groups[name] = {
+            "install": "pip install gen3c" if name == CORE else f"pip install 'gen3c[{name}]'",
+            "includes": declared["includes"],
+            "packages": packages,
+            "complete": all(isinstance(p, dict) and p["usable"] for p in packages),
+        }
     return groups
 
 
