@@ -11,7 +11,9 @@ merges buffers by it). The same splatting written in plain numpy (``np.bincount`
 colour + mask) runs on the same points and cameras in the same process; the table gives frames/s
 and the speed-up over numpy, and the largest colour difference between the two (they compute the
 same thing). With CUDA, one more pair of rows keeps the cache on the CPU and splats it on the
-GPU, the renders copied back to the CPU four frames at a time: what the gen3c generator does.
+GPU, the renders copied back to the CPU four frames at a time: what the gen3c generator does;
+and one pair splats with CUDA's atomic ``scatter_add_`` instead of PyTorch's deterministic kernels
+(what gen3c did before 2026-12-05: the cost of a render that is the same every time).
 
 Not a test: numbers depend on the machine. Record results with the device in docs/benchmarks.md.
 """
@@ -19,12 +21,14 @@ Not a test: numbers depend on the machine. Record results with the device in doc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import time
 
 import numpy as np
 import torch
 
+import gen3c.cache
 from gen3c.cache import DEPTH_WEIGHT_SHARPNESS, Cache3D
 from gen3c.scenes import make_scene, render, source_camera
 from gen3c.trajectories import preset_trajectory
@@ -115,10 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     # (where the cache is, where it is splatted, where the renders go): the last two are what the
     # gen3c generator does on a GPU machine — the cache kept on the CPU, splatted on the GPU, the
     # renders copied back (DiT offloaded) or left on the GPU (DiT resident).
-    setups = [(device, device, device) for device in devices]
+    setups = [(device, device, device, False) for device in devices]
     if "cuda" in devices:
-        setups += [("cpu", "cuda", "cpu"), ("cpu", "cuda", "cuda")]
-    for home, device, output in setups:
+        setups += [("cpu", "cuda", "cpu", False), ("cpu", "cuda", "cuda", False), ("cuda", "cuda", "cuda", True)]
+    deterministic_scatter = gen3c.cache._deterministic_scatter
+    for home, device, output, atomic in setups:
+        gen3c.cache._deterministic_scatter = (lambda device: contextlib.nullcontext()) if atomic else deterministic_scatter
         cache = Cache3D()
         cache.add_view(gt.rgb[0].to(home), gt.depth[0].to(home), src.K[0].to(home), src.w2c[0].to(home))
         n_points = int(cache.views[0].valid.sum())
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         _sync(device)
         name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
         label = f"torch ({device})" if home == device else f"torch ({home} cache, {device} splat, renders on {output})"
+        label += ", atomic scatter (not the same every time)" if atomic else ""
         # Repeats alternate between the two variants so that a noisy machine slows both alike.
         best = {False: float("inf"), True: float("inf")}
         for _ in range(args.repeats):
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
                 del out
         rows.append((f"{label}, colour + mask", name, args.frames / best[False]))
         rows.append((f"{label}, + depth", name, args.frames / best[True]))
+    gen3c.cache._deterministic_scatter = deterministic_scatter
 
     # Plain numpy, same points and cameras.
     view = Cache3D()
