@@ -1,7 +1,6 @@
 """Third-party packages a feature needs: imported (or checked) where that feature starts, and
 named with the ``pip install`` that fixes their absence in one line
 (:class:`~gen3c.errors.Gen3cDependencyError`, exit code 2 on the command line).
-
 """
 
 from __future__ import annotations
