@@ -363,37 +363,64 @@ StepsOpt = Annotated[
         "preset's (exact: GEN3C's 35).",
     ),
 ]
+#: Why an offload flag may be refused: where the memory mode already decides it, it would change nothing.
+_OFFLOAD_REFUSED = "Refused with --memory_mode model_offload/group_offload, --low_memory or --max_gpu_memory, which decide it"
 PromptOpt = Annotated[
-    str, typer.Option("--prompt", help="gen3c generator: text prompt (GEN3C's scripts use none; a non-empty one loads T5).")
+    str,
+    typer.Option(
+        "--prompt",
+        help="gen3c generator: text prompt (GEN3C's scripts use none; a non-empty one loads T5). Refused with --disable_prompt_encoder.",
+    ),
 ]
 NegPromptOpt = Annotated[
     str | None,
-    typer.Option("--negative_prompt", help="gen3c generator: text of the unconditional branch (default: GEN3C's negative prompt)."),
+    typer.Option(
+        "--negative_prompt",
+        help="gen3c generator: text of the unconditional branch (default: GEN3C's negative prompt). Refused without guidance "
+        "(--guidance 0, a distilled student's default) and with --disable_prompt_encoder.",
+    ),
 ]
 OffloadDitOpt = Annotated[
-    bool, typer.Option("--offload_diffusion_transformer", help="gen3c generator: keep the DiT in CPU memory except while sampling.")
+    bool,
+    typer.Option(
+        "--offload_diffusion_transformer", help=f"gen3c generator: keep the DiT in CPU memory except while sampling. {_OFFLOAD_REFUSED}."
+    ),
 ]
 OffloadTokOpt = Annotated[
-    bool, typer.Option("--offload_tokenizer", help="gen3c generator: keep the video tokenizer in CPU memory except while it runs.")
+    bool,
+    typer.Option(
+        "--offload_tokenizer", help=f"gen3c generator: keep the video tokenizer in CPU memory except while it runs. {_OFFLOAD_REFUSED}."
+    ),
 ]
 OffloadT5Opt = Annotated[
-    bool, typer.Option("--offload_text_encoder_model", help="gen3c generator: keep T5 in CPU memory except while it encodes a prompt.")
+    bool,
+    typer.Option(
+        "--offload_text_encoder_model",
+        help=f"gen3c generator: keep T5 in CPU memory except while it encodes a prompt. {_OFFLOAD_REFUSED}, and with --disable_prompt_encoder.",
+    ),
 ]
 OffloadUpsamplerOpt = Annotated[
-    bool, typer.Option("--offload_prompt_upsampler", help="Accepted for GEN3C command lines; no effect (gen3c has no prompt upsampler).")
+    bool,
+    typer.Option("--offload_prompt_upsampler", help="Accepted for GEN3C command lines; no effect, said in a note (gen3c has no prompt upsampler)."),
 ]
 OffloadGuardOpt = Annotated[
-    bool, typer.Option("--offload_guardrail_models", help="Accepted for GEN3C command lines; no effect (gen3c has no guardrail models).")
+    bool,
+    typer.Option("--offload_guardrail_models", help="Accepted for GEN3C command lines; no effect, said in a note (gen3c has no guardrail models)."),
 ]
 DisableGuardOpt = Annotated[
-    bool, typer.Option("--disable_guardrail", help="Accepted for GEN3C command lines; no effect (gen3c runs no guardrails).")
+    bool, typer.Option("--disable_guardrail", help="Accepted for GEN3C command lines; no effect, said in a note (gen3c runs no guardrails).")
 ]
 DisablePromptEncOpt = Annotated[
     bool,
-    typer.Option("--disable_prompt_encoder", help="gen3c generator: zero text embeddings instead of T5 (as GEN3C's flag); T5 is never loaded."),
+    typer.Option(
+        "--disable_prompt_encoder",
+        help="gen3c generator: zero text embeddings instead of T5 (as GEN3C's flag); T5 is never loaded. With it --prompt, "
+        "--negative_prompt and --offload_text_encoder_model would change nothing and are refused.",
+    ),
 ]
 DisableUpsamplerOpt = Annotated[
-    bool, typer.Option("--disable_prompt_upsampler", help="Accepted for GEN3C command lines; no effect (gen3c never upsamples prompts).")
+    bool,
+    typer.Option("--disable_prompt_upsampler", help="Accepted for GEN3C command lines; no effect, said in a note (gen3c never upsamples prompts)."),
 ]
 MemoryModeOpt = Annotated[
     str,
@@ -675,7 +702,7 @@ def generate(
         typer.Option(
             "--chunk_frames",
             help="Make the video in autoregressive chunks of this many frames (1-frame overlap). gen3c: always its model's chunk (121; the tiny models: 17); "
-            "preview: one chunk unless --num_video_frames is 120·N+1 (then 121).",
+            "preview: one chunk unless --num_video_frames is 120·N+1 (then 121); a K at or above the frame count makes one chunk (a note says so).",
         ),
     ] = None,
     trust_checkpoint: Annotated[
