@@ -188,8 +188,9 @@ def is_main_process() -> bool:
 def broadcast_from_main(*tensors: torch.Tensor) -> None:
     """Overwrite ``tensors`` (in place, on this rank's device) with rank 0's copies.
 
-    Every rank computes the DiT's conditions itself; GPU cache rendering sums splats with
-    atomics, so ranks can differ in the last bits. The sharded DiT must see one input.
+    Every rank computes the DiT's conditions itself, and the sharded DiT must see one input: the
+    cache's splat runs in deterministic kernels, but other GPU kernels need not be,
+    so ranks could differ in the last bits.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
