@@ -79,6 +79,18 @@ def test_progress_true_shows_no_raw_loading_bar_and_keeps_the_users_settings(tmp
     assert settings() == user_settings
 
 
+def test_progress_true_shows_the_clis_stages_on_stderr_only(tmp_path, capfd, user_settings):
+    """``gen3c.generate(progress=True)`` draws the command line's stages (before: no loading or
+    rendering bar, and sampling only as diffusers' raw tqdm bar "…| 2/2 [00:00<00:00, 9.1it/s]"),
+    on stderr; stdout stays empty."""
+    run_tiny(tmp_path / "bars", progress=True)
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    for stage in ("Loading gen3c model", "Rendering 3D cache", "Generating (gen3c)"):
+        assert stage in captured.err, captured.err
+    assert not [text for text in (*RAW_BAR, "s/it]", "%|") if text in captured.err], captured.err
+
+
 def test_the_users_settings_come_back_after_an_error(user_settings):
     from gen3c.library_output import libraries_quiet
 
