@@ -91,6 +91,23 @@ def test_progress_true_shows_the_clis_stages_on_stderr_only(tmp_path, capfd, use
     assert not [text for text in (*RAW_BAR, "s/it]", "%|") if text in captured.err], captured.err
 
 
+def test_in_a_notebook_without_ipywidgets_the_bars_are_printed(monkeypatch, capsys):
+    """rich's live display in a notebook needs ipywidgets; without it rich warns 'install
+    "ipywidgets" for Jupyter support' and draws nothing. gen3c's bars are then printed as text."""
+    import warnings
+
+    from gen3c.progress import progress_bars
+
+    monkeypatch.setattr("rich.console._is_jupyter", lambda: True)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # not installed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with progress_bars() as progress:
+            progress("Generating (gen3c)", 3)(3)
+    captured = capsys.readouterr()
+    assert "Generating (gen3c)" in captured.err and "3/3" in captured.err and captured.out == ""
+
+
 def test_the_users_settings_come_back_after_an_error(user_settings):
     from gen3c.library_output import libraries_quiet
 

@@ -30,10 +30,11 @@ def progress_bars(console: Console | None = None) -> Iterator[ProgressFactory]:
     on stderr), left on screen when its stage ends.
 
     The display starts with the first bar, so an error raised before any work is its one line.
+    In a notebook rich draws live bars in the cell with ipywidgets; without it they are printed
+    as text when they end (rich would warn and draw none).
     A print to stdout while the bars show goes to stdout (rich's default would move it to the
     bars' stream). Each step raises a Ctrl-C that Python dropped in a finalizer
     (:func:`~gen3c.errors.raise_if_interrupted`)."""
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -50,7 +51,7 @@ def progress_bars(console: Console | None = None) -> Iterator[ProgressFactory]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    console = console if console is not None else Console(stderr=True)
+    console = console if console is not None else _stderr_console()
     progress = Progress(*columns, console=console, transient=False, redirect_stdout=False)
 
     def factory(stage: str, total: int) -> Callable[[int], None]:
@@ -69,3 +70,17 @@ def progress_bars(console: Console | None = None) -> Iterator[ProgressFactory]:
     finally:
         if progress.live.is_started:
             progress.stop()
+
+
+def _stderr_console():
+    """A rich console on stderr; in a notebook without ipywidgets (rich's live display there
+    needs it), one that writes text to the cell's stderr instead."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if console.is_jupyter:
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            console = Console(stderr=True, force_jupyter=False)
+    return console
