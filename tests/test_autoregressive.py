@@ -283,7 +283,7 @@ def test_a_ctrl_c_python_drops_in_a_finalizer_still_ends_the_run(tmp_path, monke
     import time
 
     import gen3c.errors
-    from gen3c.cli import rich_progress
+    from gen3c.progress import progress_bars
 
     class Freed:
         def __del__(self):
@@ -304,7 +304,7 @@ def test_a_ctrl_c_python_drops_in_a_finalizer_still_ends_the_run(tmp_path, monke
             Freed()  # freed at once
             out.finish(cams)
         assert dropped == [KeyboardInterrupt] and list(tmp_path.iterdir()) == []
-        with pytest.raises(KeyboardInterrupt), rich_progress() as progress:
+        with pytest.raises(KeyboardInterrupt), progress_bars() as progress:
             progress("Generating", 9)(1)
     finally:
         for sig, handler in before.items():

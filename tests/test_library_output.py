@@ -79,6 +79,35 @@ def test_progress_true_shows_no_raw_loading_bar_and_keeps_the_users_settings(tmp
     assert settings() == user_settings
 
 
+def test_progress_true_shows_the_clis_stages_on_stderr_only(tmp_path, capfd, user_settings):
+    """``gen3c.generate(progress=True)`` draws the command line's stages (before: no loading or
+    rendering bar, and sampling only as diffusers' raw tqdm bar "…| 2/2 [00:00<00:00, 9.1it/s]"),
+    on stderr; stdout stays empty."""
+    run_tiny(tmp_path / "bars", progress=True)
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    for stage in ("Loading gen3c model", "Rendering 3D cache", "Generating (gen3c)"):
+        assert stage in captured.err, captured.err
+    assert not [text for text in (*RAW_BAR, "s/it]", "%|") if text in captured.err], captured.err
+
+
+def test_in_a_notebook_without_ipywidgets_the_bars_are_printed(monkeypatch, capsys):
+    """rich's live display in a notebook needs ipywidgets; without it rich warns 'install
+    "ipywidgets" for Jupyter support' and draws nothing. gen3c's bars are then printed as text."""
+    import warnings
+
+    from gen3c.progress import progress_bars
+
+    monkeypatch.setattr("rich.console._is_jupyter", lambda: True)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # not installed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with progress_bars() as progress:
+            progress("Generating (gen3c)", 3)(3)
+    captured = capsys.readouterr()
+    assert "Generating (gen3c)" in captured.err and "3/3" in captured.err and captured.out == ""
+
+
 def test_the_users_settings_come_back_after_an_error(user_settings):
     from gen3c.library_output import libraries_quiet
 

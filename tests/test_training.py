@@ -418,6 +418,35 @@ def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     assert folder.exit_code == 2 and "with --checkpoint_dir instead" in " ".join(folder.output.split()), folder.output
 
 
+def test_saving_a_lora_logs_nothing_and_keeps_the_users_log_level(tmp_path):
+    """diffusers' ``save_lora_adapter`` warns "There are modules in CosmosTransformer3DModel that
+    should be kept in float32" (its no-op ``.to(dtype=None)``) at every save; gen3c's save logs
+    nothing, and the user's diffusers log level holds after it. (Records are read off diffusers'
+    logger: its own handler keeps the stderr it found at import, which pytest may have swapped.)"""
+    import logging
+
+    from diffusers.utils import logging as diffusers_logging
+
+    from gen3c.training import lora
+
+    trained = tiny_components(0, with_text_encoder=False)["transformer"].eval()
+    lora.add_lora(trained, rank=4, alpha=4.0, targets=["to_q"])
+    records: list[logging.LogRecord] = []
+    collect = logging.Handler()
+    collect.emit = records.append
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_info()
+    logging.getLogger("diffusers").addHandler(collect)
+    try:
+        lora.save_lora(trained, tmp_path / "adapter")
+        assert [r.getMessage() for r in records] == []
+        assert diffusers_logging.get_verbosity() == logging.INFO
+    finally:
+        logging.getLogger("diffusers").removeHandler(collect)
+        diffusers_logging.set_verbosity(level)
+    assert (tmp_path / "adapter" / lora.WEIGHTS_NAME).is_file()
+
+
 def test_a_lora_alpha_other_than_its_rank_survives_save_and_load(tmp_path):
     """The loader was given the file's path alone, so diffusers inferred alpha = rank: an adapter
     trained with lora.alpha 32 at rank 4 (scale 8) loaded at scale 1, an eighth of its effect."""

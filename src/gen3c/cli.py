@@ -23,17 +23,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from typer.core import TyperCommand, TyperGroup
 
-from gen3c.errors import Gen3cInputError, Terminated, exit_command_line, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, Terminated, exit_command_line
+from gen3c.progress import progress_bars
 
 
 class _FlagsShowNoValue:
@@ -152,38 +145,6 @@ def _leave_process_group_without_waiting() -> None:
     parallel = sys.modules.get("gen3c.parallel")  # loaded by multi-GPU runs only (it imports torch)
     if parallel is not None:
         parallel.leave_without_waiting()
-
-
-@contextmanager
-def rich_progress():
-    """A :data:`~gen3c.pipelines.camera_video.ProgressFactory` drawing rich progress bars.
-
-    The display starts with the first bar, so an error raised before any work is its one line."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    progress = Progress(*columns, console=console, transient=False)
-
-    def factory(stage: str, total: int) -> Callable[[int], None]:
-        if not progress.live.is_started:
-            progress.start()
-        task = progress.add_task(stage, total=total)
-
-        def advance(n: int = 1) -> None:
-            raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer ends the run here
-            progress.advance(task, n)
-
-        return advance
-
-    try:
-        yield factory
-    finally:
-        if progress.live.is_started:
-            progress.stop()
 
 
 # Options shared by `generate` and `demo` -----------------------------------------------------
@@ -1156,7 +1117,7 @@ def train(
 
     main = is_main_process()  # other ranks of torchrun train silently; rank 0 reports
     result = run_training(
-        config, out, resume=resume, stop_after=stop_after, progress_factory=rich_progress if main else None, echo=console.print if main else None
+        config, out, resume=resume, stop_after=stop_after, progress_factory=functools.partial(progress_bars, console) if main else None, echo=console.print if main else None
     )
     if main:
         last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
@@ -1193,7 +1154,7 @@ def _run(request, resume: bool = False) -> None:
             warnings.simplefilter("ignore")
             run_request(request, resume=resume)
         return
-    with console_warnings(), rich_progress() as progress:
+    with console_warnings(), progress_bars(console) as progress:
         out = run_request(request, progress=progress, resume=resume)
     result = out.result
     chunks = f" in {len(result.chunks)} chunks" if len(result.chunks) > 1 else ""
@@ -1271,7 +1232,7 @@ def batch(
 
         for module in VIDEO_MODULES:  # every job writes a video: refused once, not job by job
             require(module, "gen3c batch (each job writes a video)")
-    with console_warnings(), rich_progress() as progress:
+    with console_warnings(), progress_bars(console) as progress:
         summary = run_batch(
             manifest, output_folder, retry_failed=retry_failed, workers=workers, ray=use_ray, ray_address=ray_address,
             gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, progress=progress, on_outcome=report,
@@ -1401,7 +1362,7 @@ def eval_command(
         with removed_if_left_empty(output_folder):
             ensure_writable_dir(output_folder, "--output_folder")
             if generator == GeneratorName.gen3c:
-                with rich_progress() as load_progress:
+                with progress_bars(console) as load_progress:
                     started = time.perf_counter()
                     request = GenerationRequest(generator="gen3c", seed=seed, resolution=size, generator_options=options)
                     model = make_generator(request, load_progress)
@@ -1413,7 +1374,7 @@ def eval_command(
                         )
                         loading[name] = time.perf_counter() - started
             config = make_config(**settings, chunk_frames=getattr(model, "chunk_frames", None))
-            with rich_progress() as progress:
+            with progress_bars(console) as progress:
                 result, paths = run_eval(
                     config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
                     load_seconds=loading, plots=not no_plots, progress=progress,

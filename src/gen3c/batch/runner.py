@@ -27,8 +27,8 @@ from gen3c.batch.jobs import JobOutcome, changed_input, check_finished, outcome_
 from gen3c.batch.manifest import Job, load_manifest
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
-from gen3c.pipelines.autoregressive import ProgressFactory
 from gen3c.pipelines.request import GeneratorPool
+from gen3c.progress import ProgressFactory
 
 SUMMARY_NAME = "batch_summary.csv"
 LOCK_NAME = ".gen3c_batch.lock"

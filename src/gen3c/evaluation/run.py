@@ -24,7 +24,7 @@ from gen3c.io.atomic import (
     signals_deferred,
 )
 from gen3c.io.images import parse_resolution
-from gen3c.pipelines.autoregressive import ProgressFactory
+from gen3c.progress import ProgressFactory
 from gen3c.trajectories import PRESETS
 
 

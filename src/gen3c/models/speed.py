@@ -55,19 +55,16 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     check_attention_backend(backend)
     if backend in AUTO_ORDER or backend in KERNELS:
         return set_attention_kernel(transformer, backend, device)
-    from diffusers.utils import logging as diffusers_logging
+    from gen3c.library_output import libraries_quiet
 
-    level = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()  # not diffusers' "experimental feature" line at every run
     try:
-        transformer.set_attention_backend(backend)
+        with libraries_quiet():  # not diffusers' "experimental feature" line at every run
+            transformer.set_attention_backend(backend)
     except (ValueError, ImportError, RuntimeError) as exc:
         raise Gen3cInputError(
             f"attention backend {backend!r} is not available here ({first_line(exc)}): use 'auto', one of "
             f"{', '.join(KERNELS)}, or leave it unset"
         ) from None
-    finally:
-        diffusers_logging.set_verbosity(level)
     transformer._gen3c_attention_kernel = backend  # what computes attention now (diffusers' dispatcher)
     return backend
 

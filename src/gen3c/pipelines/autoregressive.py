@@ -26,11 +26,10 @@ from gen3c.cache import Cache3D, SelectingCache3D
 from gen3c.cameras import Cameras, pixel_grid
 from gen3c.errors import Gen3cInputError
 from gen3c.io.frames import FrameStack
+from gen3c.progress import ProgressFactory
 
 #: Frames of one GEN3C generation; chunks overlap by one frame.
 GEN3C_CHUNK_FRAMES = 121
-#: ``progress(stage, total)`` returns a function to call with the number of steps just done.
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,10 +53,10 @@ from gen3c.pipelines.autoregressive import (
     CachePlan,
     FixedCache,
     GrowingCache,
-    ProgressFactory,
     check_chunked_frame_count,
     plan_chunks,
 )
+from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory
 

@@ -43,10 +43,10 @@ from gen3c.models.memory import (
 )
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.parallel import init_parallel
-from gen3c.pipelines.autoregressive import ProgressFactory
 from gen3c.pipelines.gen3c import OFFICIAL_REPO, WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
 from gen3c.pipelines.request import SAMPLING_GENERATOR_SETTINGS
+from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")

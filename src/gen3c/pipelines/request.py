@@ -47,7 +47,6 @@ from gen3c.pipelines.autoregressive import (
 from gen3c.pipelines.camera_video import (
     MAX_FRAMES,
     OutputWriter,
-    ProgressFactory,
     SourceView,
     VideoResult,
     build_cache,
@@ -58,6 +57,7 @@ from gen3c.pipelines.camera_video import (
     resolve_chunk_frames,
 )
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
+from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
 
@@ -1197,7 +1197,9 @@ def generate(
             ratio resized with a note; NaN / +inf far away, ≤ 0 left out); None estimates depth (MoGe).
         generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
         video_save_name: the outputs' name; default: the image file's stem, "output" for an image in memory.
-        progress: False draws no progress bars (loading, sampling): a quiet notebook cell.
+        progress: True draws the command line's bars on stderr, one per stage (loading the
+            model, rendering the 3D cache, generating; :func:`gen3c.progress.progress_bars`);
+            False draws none and prints nothing: a quiet notebook cell.
         keep_loaded: keep the generator's model loaded after the call for the next one with the
             same model settings (one model at a time: other settings replace it); False frees it
             (and its GPU memory) when the call returns.
@@ -1231,10 +1233,12 @@ def generate(
     request.in_memory = memory
     check_unused_settings(request, where)
     from gen3c.library_output import libraries_quiet
+    from gen3c.progress import progress_bars
 
     try:
         if progress:
-            return run_request(request, generators=GENERATE_POOL)
+            with progress_bars() as bars:  # the command line's stages, on stderr
+                return run_request(request, generators=GENERATE_POOL, progress=bars)
         with libraries_quiet():  # diffusers' and transformers' bars too
             return run_request(request, generators=GENERATE_POOL, progress=lambda stage, total: lambda n=1: None)
     finally:

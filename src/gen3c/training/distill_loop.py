@@ -40,10 +40,10 @@ from torch import Tensor
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
+from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 from gen3c.training.distill import Stage, distill_stages, stage_loss
 from gen3c.training.loop import (
-    ProgressFactory,
     TrainResult,
     _dtype,
     _encode_all,

@@ -41,10 +41,9 @@ from torch import Tensor
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import check_writable_place, ensure_writable_dir, publish, write_text_atomic
 from gen3c.models import configs
+from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 
-#: How progress is shown: ``factory(stage, total) -> advance(n)`` (the CLI passes rich bars).
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
 #: The tokenizer stage's summary, kept in ``OUT/tokenizer/`` for the model card of a resumed run.
 TOKENIZER_SUMMARY = "gen3c_tokenizer_training.json"
 

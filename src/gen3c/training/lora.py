@@ -75,14 +75,10 @@ def save_lora(transformer: nn.Module, folder: str | os.PathLike, meta: dict | No
     # diffusers writes the safetensors file itself; we write it under a temporary name and
     # rename, so a crash never leaves a half-written adapter.
     tmp_name = f".{WEIGHTS_NAME}.part"
-    from diffusers.utils import logging as diffusers_logging
+    from gen3c.library_output import libraries_quiet
 
-    level = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()  # its no-op `.to(None)` warns about float32 modules
-    try:
+    with libraries_quiet():  # diffusers' no-op `.to(None)` warns about float32 modules
         transformer.save_lora_adapter(folder, adapter_name=adapter_name, weight_name=tmp_name)
-    finally:
-        diffusers_logging.set_verbosity(level)
     publish(folder / tmp_name, folder / WEIGHTS_NAME)
     config = transformer.peft_config[adapter_name]
     info = {"rank": config.r, "alpha": config.lora_alpha, "targets": sorted(config.target_modules), **(meta or {})}
