@@ -180,8 +180,13 @@ DEMO_INPUT = ["--input_image_path", str(PACKAGE / "assets" / "demo_image.png"), 
         # Installed but broken (a shared library gone): reinstall it.
         ("", ["generate", *DEMO_INPUT, "--num_video_frames", "9", "--resolution", "48x80"],
          "needs av, which fails to import (libavformat.so.61: cannot open shared object file): pip install --force-reinstall 'av>=12'"),
+        # transformers' own dependency missing, met inside diffusers' lazy import (a RuntimeError
+        # whose ImportError names only regex): the package that imported it is named.
+        ("regex", ["generate", *DEMO_INPUT, "--generator", "gen3c", "--model", "tiny", "--num_video_frames", "17", "--resolution", "48x80"],
+         "the gen3c generator needs transformers, which fails to import (import of regex halted; None in sys.modules): "
+         "pip install --force-reinstall 'transformers"),
     ],
-    ids=["av", "torchvision", "plyfile", "cv2", "broken-av"],
+    ids=["av", "torchvision", "plyfile", "cv2", "broken-av", "regex-of-transformers"],
 )
 def test_a_missing_or_broken_dependency_is_one_line_before_any_output(tmp_path, blocked, command, expected):
     paths = [str(Path(gen3c.__file__).parents[1])]
@@ -196,4 +201,63 @@ def test_a_missing_or_broken_dependency_is_one_line_before_any_output(tmp_path, 
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # fmt: skip
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], done.stdout + done.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_known_packages_own_dependency_failing_names_the_package_that_imported_it(tmp_path, monkeypatch):
+    from gen3c.dependencies import dependency_error
+
+    # Fakes of two known packages that are not installed here: cudnn imports flash_attn, whose
+    # submodule imports a module gen3c does not know.
+    for path, text in {"cudnn/__init__.py": "import flash_attn\n", "flash_attn/__init__.py": "from flash_attn import kernels\n",
+                       "flash_attn/kernels.py": "import not_there_xyz\n"}.items():  # fmt: skip
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def raised(module: str, message: str = "") -> BaseException:
+        """What importing ``module`` raises, wrapped as diffusers' lazy imports do."""
+        for name in ("cudnn", "flash_attn", "flash_attn.kernels"):
+            monkeypatch.delitem(sys.modules, name, raising=False)
+        if message:
+            (tmp_path / "flash_attn" / "kernels.py").write_text(f"raise ImportError({message!r})\n")
+        try:
+            try:
+                __import__(module)
+            except ImportError as exc:
+                raise RuntimeError(f"Failed to import {module} because of the following error") from exc
+        except RuntimeError as exc:
+            return exc
+        raise AssertionError(f"{module} imported")
+
+    error = dependency_error(raised("cudnn"), "the fast attention")
+    assert error is not None and str(error).startswith(
+        "the fast attention needs flash-attn-4, which fails to import (No module named 'not_there_xyz'): pip install --force-reinstall 'flash-attn-4"
+    ), error
+    # A package's own message with no module named (an optional feature it refuses) is left as it is.
+    assert dependency_error(raised("cudnn", "flash_attn needs a GPU"), "x") is None
+    # A gen3c module missing is gen3c's bug, not a package's.
+    (tmp_path / "flash_attn" / "kernels.py").write_text("import gen3c.not_there_xyz\n")
+    assert dependency_error(raised("cudnn"), "x") is None
+
+
+@pytest.mark.slow
+def test_gen3c_generate_with_a_dependency_of_transformers_missing_raises_one_line(tmp_path):
+    script = (
+        "import sys\n"
+        "sys.modules['regex'] = None  # transformers' own dependency, gone\n"
+        "import gen3c\n"
+        "try:\n"
+        "    gen3c.generate(sys.argv[1], depth=sys.argv[2], fov=60, model='tiny', num_video_frames=17, resolution='48x80',\n"
+        "                   video_save_folder=sys.argv[3])\n"
+        "except gen3c.Gen3cInputError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(gen3c.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", script, str(PACKAGE / "assets" / "demo_image.png"), str(PACKAGE / "assets" / "demo_depth.npz"), str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith(
+        "Gen3cDependencyError the gen3c generator needs transformers, which fails to import (import of regex halted"
+    ), done.stdout + done.stderr
     assert not out.exists() or not any(out.iterdir())

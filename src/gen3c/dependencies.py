@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import traceback
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
@@ -172,19 +173,39 @@ def missing_error(module: str, needed_for: str, extra: str | None = None) -> Gen
 def dependency_error(exc: BaseException, needed_for: str, extra: str | None = None) -> Gen3cDependencyError | None:
     """The one-line error for ``exc`` when it is an ImportError of a :data:`PACKAGES` module (also
     as the cause of diffusers' lazy-import ``RuntimeError``), else None. An installed package
-    that fails to import (a broken or too old install) is named with a reinstall."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:  # the first ImportError of a known package in the chain
-        seen.add(id(exc))
-        if isinstance(exc, ImportError) and (exc.name or "").partition(".")[0] in PACKAGES:
-            break
+    that fails to import (a broken or too old install) is named with a reinstall.
+
+    An ImportError of a module gen3c does not know (transformers without its ``regex``) names the
+    known package whose code imported it, the innermost in the traceback, with a reinstall too:
+    that restores the package's own dependencies, missing or broken alike, where ``pip install``
+    of the missing module would need its distribution's name (``yaml`` is PyYAML).
+    """
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
         exc = exc.__cause__ or exc.__context__
-    else:
-        return None
-    module = exc.name.partition(".")[0]
-    if isinstance(exc, ModuleNotFoundError) and not installed(module):
-        return missing_error(module, needed_for, extra)
-    return _broken_error(module, exc, needed_for, extra)
+    failed = [link for link in chain if isinstance(link, ImportError) and link.name]
+    for link in failed:  # the first ImportError of a known package in the chain
+        module = link.name.partition(".")[0]
+        if module in PACKAGES:
+            if isinstance(link, ModuleNotFoundError) and not installed(module):
+                return missing_error(module, needed_for, extra)
+            return _broken_error(module, link, needed_for, extra)
+    for link in failed:  # one of a known package's own dependencies (not a gen3c module: our bug)
+        importer = _importing_package(link)
+        if importer is not None and link.name.partition(".")[0] != "gen3c":
+            return _broken_error(importer, link, needed_for, extra)
+    return None
+
+
+def _importing_package(exc: ImportError) -> str | None:
+    """The :data:`PACKAGES` module whose code raised ``exc``: the innermost frame of its
+    traceback that belongs to one (the frames of gen3c's import hook and importlib do not)."""
+    for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
+        module = str(frame.f_globals.get("__name__", "")).partition(".")[0]
+        if module in PACKAGES:
+            return module
+    return None
 
 
 def _broken_error(module: str, exc: BaseException, needed_for: str, extra: str | None = None) -> Gen3cDependencyError:
@@ -213,10 +234,10 @@ def require(module: str, needed_for: str, extra: str | None = None) -> ModuleTyp
     """
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
+    except (ImportError, RuntimeError) as exc:  # RuntimeError: diffusers' lazy imports wrap their ImportError
         error = dependency_error(exc, needed_for, extra)
         top = module.partition(".")[0]
-        if error is None and top in PACKAGES:  # it fails to import for a reason of its own (a missing library, say)
+        if error is None and isinstance(exc, ImportError) and top in PACKAGES:  # it fails to import for a reason of its own (a missing library, say)
             error = _broken_error(top, exc, needed_for, extra)
         if error is None:
             raise

@@ -1257,7 +1257,8 @@ def _check_setting_names(options: dict[str, Any], known: set[str], generator: st
         return
     try:
         from gen3c.pipelines.loading import GENERATOR_OPTIONS as generator_options
-    except ImportError:  # no diffusion extra: making the gen3c generator says what to install
+    except (ImportError, RuntimeError):  # no diffusion extra, or a broken one (diffusers' lazy imports raise
+        # RuntimeError): making the gen3c generator imports it again and says what to install
         generator_options = dict.fromkeys(options) if generator == "gen3c" else {}
     for key in sorted(options):
         if key in generator_options:
