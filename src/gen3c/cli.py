@@ -357,7 +357,7 @@ OffloadT5Opt = Annotated[
     bool,
     typer.Option(
         "--offload_text_encoder_model",
-        help=f"gen3c generator: keep T5 in CPU memory except while it encodes a prompt. {_OFFLOAD_REFUSED}, and with --disable_prompt_encoder.",
+        help=f"gen3c generator: keep T5 in CPU memory except while it encodes a prompt. {_OFFLOAD_REFUSED}; with --disable_prompt_encoder a note says it changes nothing.",
     ),
 ]
 OffloadUpsamplerOpt = Annotated[
@@ -375,8 +375,8 @@ DisablePromptEncOpt = Annotated[
     bool,
     typer.Option(
         "--disable_prompt_encoder",
-        help="gen3c generator: zero text embeddings instead of T5 (as GEN3C's flag); T5 is never loaded. With it --prompt, "
-        "--negative_prompt and --offload_text_encoder_model would change nothing and are refused.",
+        help="gen3c generator: zero text embeddings instead of T5 (as GEN3C's flag); T5 is never loaded. With it --prompt and "
+        "--negative_prompt would change nothing and are refused (--offload_text_encoder_model: a note, as GEN3C's README passes both).",
     ),
 ]
 DisableUpsamplerOpt = Annotated[

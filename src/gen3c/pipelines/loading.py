@@ -537,7 +537,7 @@ def check_memory_settings(
     nothing: two that each choose the memory mode; GEN3C's offload flags where the mode already
     keeps every model in CPU memory outside its stage (``model_offload``, ``group_offload``,
     ``low_memory``) or where ``max_gpu_memory`` chooses the plan; T5's where T5 never loads
-    (``disable_prompt_encoder``)."""
+    (``disable_prompt_encoder``, only a note: GEN3C's README passes both)."""
     if memory_mode not in MEMORY_MODES:
         raise Gen3cInputError(f"--memory_mode {str(memory_mode)[:40]!r} is unknown: pick one of {', '.join(MEMORY_MODES)}")
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
@@ -554,7 +554,8 @@ def check_memory_settings(
             why = f"{'--low_memory' if low_memory else f'--memory_mode {memory_mode}'} already keeps every model in CPU memory outside its stage"
         raise Gen3cInputError(f"{' and '.join(offloads)} would change nothing: {why}; drop {'it' if len(offloads) == 1 else 'them'}")
     if offload_text_encoder_model and disable_prompt_encoder:
-        raise Gen3cInputError("--offload_text_encoder_model would change nothing: with --disable_prompt_encoder T5 never loads; drop it")
+        # GEN3C's README passes both (its flags for GPUs with limited memory): said, not refused.
+        note("--offload_text_encoder_model: accepted for GEN3C command lines; with --disable_prompt_encoder T5 never loads, so nothing changes")
 
 
 #: :func:`load_generator`'s options that override a speed preset's settings.
