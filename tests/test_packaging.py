@@ -241,6 +241,20 @@ def test_a_known_packages_own_dependency_failing_names_the_package_that_imported
     assert dependency_error(raised("cudnn"), "x") is None
 
 
+def test_a_module_gen3c_imports_itself_is_not_blamed_on_the_package_that_called_gen3c():
+    """gen3c code run by torch (a module's forward, through ``Module.__call__``) that imports a
+    module nobody installed: gen3c's bug, not a broken torch to reinstall."""
+    import torch
+
+    from gen3c.dependencies import dependency_error
+
+    namespace = {"__name__": "gen3c.models.fake_layer", "torch": torch}
+    exec("class Layer(torch.nn.Module):\n    def forward(self, x):\n        import not_there_xyz\n        return x\n", namespace)
+    with pytest.raises(ImportError) as raised:
+        namespace["Layer"]()(torch.zeros(1))
+    assert dependency_error(raised.value, "gen3c generate") is None
+
+
 @pytest.mark.slow
 def test_gen3c_generate_with_a_dependency_of_transformers_missing_raises_one_line(tmp_path):
     script = (

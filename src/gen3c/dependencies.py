@@ -200,11 +200,17 @@ def dependency_error(exc: BaseException, needed_for: str, extra: str | None = No
 
 def _importing_package(exc: ImportError) -> str | None:
     """The :data:`PACKAGES` module whose code raised ``exc``: the innermost frame of its
-    traceback that belongs to one (the frames of gen3c's import hook and importlib do not)."""
+    traceback that belongs to one, past importlib's, gen3c's import hook's
+    (:func:`gen3c.cli.imports_without_collection`) and those of packages gen3c does not know; None
+    where gen3c's own code comes first (its import, called from torch's ``Module.__call__`` or
+    diffusers' loading, is gen3c's bug, not theirs)."""
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
-        module = str(frame.f_globals.get("__name__", "")).partition(".")[0]
+        name = str(frame.f_globals.get("__name__", ""))
+        module = name.partition(".")[0]
         if module in PACKAGES:
             return module
+        if module == "gen3c" and not (name == "gen3c.cli" and frame.f_code.co_name == "import_paused"):
+            return None
     return None
 
 
