@@ -172,9 +172,15 @@ def test_other_ranks_write_nothing(box_scene, tmp_path, monkeypatch):
     request = GenerationRequest(input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48",
                                 num_video_frames=5, video_save_folder=str(tmp_path / "out"))  # fmt: skip
     monkeypatch.setattr(parallel, "is_main_process", lambda: False)
-    out = run_request(request)
+    stages = []
+    out = run_request(request, progress=lambda stage, total: stages.append(stage) or (lambda n=1: None))
     assert out.paths == {} and out.result.num_frames == 5
     assert not (tmp_path / "out").exists()
+    assert stages == []
+    # The gen3c model's loading is a stage too: another rank drew its bar (gen3c.generate under torchrun).
+    request.generator, request.generator_options, request.num_video_frames = "gen3c", {"model": "tiny", "num_steps": 1}, 17
+    run_request(request, progress=lambda stage, total: stages.append(stage) or (lambda n=1: None))
+    assert stages == []
 
 
 # -- two ranks (torchrun, gloo) -------------------------------------------------------------------

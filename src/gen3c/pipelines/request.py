@@ -1091,6 +1091,8 @@ def _run_request(
     main = is_main_process()
     if main:
         ensure_writable_dir(request.video_save_folder, "--video_save_folder")
+    else:
+        progress = None  # one set of bars, rank 0's (the model's loading too: gen3c.generate under torchrun)
     if generator is None:
         check_generator(request)
     check_frame_count(request)
