@@ -327,6 +327,25 @@ def test_a_frame_count_a_model_cannot_make_is_refused_before_any_model_loads(tmp
 
 
 @pytest.mark.slow
+def test_a_compared_model_keeps_its_own_guidance_settings(tmp_path, monkeypatch):
+    """--guidance_every / --guidance_batch (and --negative_prompt) shape the first model's guidance;
+    a compared distilled student samples without guidance, so they were shared into its options
+    and refused there, after the first model had loaded."""
+    pytest.importorskip("diffusers")
+    from gen3c.pipelines import loading as loading_module
+
+    loaded, real = [], loading_module.generator_from_options
+    monkeypatch.setattr(loading_module, "generator_from_options", lambda options, **kw: loaded.append(dict(options)) or real(options, **kw))
+    res = invoke("eval", "--generator", "gen3c", "--model", "tiny", "--num_steps", 1, "--guidance_every", 2, "--guidance_batch",
+                 "--compare_models", "tiny_fast", "--scenes", "room", "--presets", "left", "--resolution", "32x48",
+                 "--methods", "still", "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert [o.get("model") for o in loaded] == ["tiny", "tiny_fast"]
+    assert loaded[0]["guidance_every"] == 2 and loaded[0]["guidance_batch"] is True
+    assert "guidance_every" not in loaded[1] and "guidance_batch" not in loaded[1]
+
+
+@pytest.mark.slow
 def test_notes_while_the_model_loads_are_one_line(tmp_path):
     """A note made while eval loads its gen3c model (here --max_gpu_memory's choice) is one
     "note:" line as generate prints it; it was a raw UserWarning line with a file path."""

@@ -1341,8 +1341,18 @@ def eval_command(
         if compare_models is not None and generator != GeneratorName.gen3c:
             raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
         to_compare = _compared_models(compare_models)  # refused before any model loads
-        # A compared model runs with its own sampling defaults and no adapter; the device and memory flags are shared.
-        shared = {k: v for k, v in options.items() if k not in ("model", "checkpoint_dir", "lora", "num_steps", "guidance")}
+        # A compared model runs with its own sampling defaults and no adapter: its steps and guidance, and so not the
+        # settings that shape guidance (a distilled student samples without it); the device and memory flags are shared.
+        own = ("model", "checkpoint_dir", "lora", "num_steps", "guidance", "negative_prompt", "guidance_every", "guidance_batch")
+        shared = {k: v for k, v in options.items() if k not in own}
+        if to_compare:
+            from gen3c.pipelines.loading import check_generator_options
+
+            for name, where in to_compare:  # a setting a compared model refuses, refused before any model loads
+                try:
+                    check_generator_options({**shared, **where})
+                except Gen3cInputError as exc:
+                    raise Gen3cInputError(f"the compared model {name}: {exc}") from None
         if generator == GeneratorName.gen3c:  # a frame count a model cannot make, refused before any model loads
             from gen3c.models.packaged import model_chunk_frames
             from gen3c.pipelines.autoregressive import check_chunked_frame_count
