@@ -596,3 +596,56 @@ def test_a_render_that_sees_nothing_says_which_convention_to_check():
     opengl = invert_pose(opencv_to_opengl(w2c))  # an OpenGL world-to-camera pose, as a renderer keeps one
     with pytest.warns(UserWarning, match=r"no point of the cache lands in any of the 1 cameras: check that their poses are OpenCV world-to-camera"):
         assert not cache.render(Cameras(opengl, K5, 5, 6)).masks.any()
+
+
+def test_overlapping_splats_on_two_threads_keep_the_deterministic_kernels_to_the_last():
+    """The GUI renders a frame preview on a page thread while its generation thread renders the
+    cache: the splat's deterministic mode is one process-wide flag. Before, the splat that entered
+    first switched it off on leaving while the other was still splatting (its scatters then ran in
+    CUDA's atomics: one seed, two videos), and one entering while another held the flag took it
+    for the user's own. Only the flag is exercised, so a CPU-only torch runs it too."""
+    import threading
+
+    from gen3c.cache import _deterministic_scatter
+
+    cuda = torch.device("cuda")
+    assert not torch.are_deterministic_algorithms_enabled()
+    a_in, b_in, a_out, b_may_leave = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def preview() -> None:  # enters first, leaves first
+        with _deterministic_scatter(cuda):
+            a_in.set()
+            assert b_in.wait(10)
+        a_out.set()
+
+    def generation() -> None:
+        assert a_in.wait(10)
+        with _deterministic_scatter(cuda):
+            b_in.set()
+            assert a_out.wait(10)
+            seen["after the other left"] = torch.are_deterministic_algorithms_enabled()
+            assert b_may_leave.wait(10)
+
+    threads = [threading.Thread(target=preview), threading.Thread(target=generation)]
+    try:
+        for t in threads:
+            t.start()
+        assert a_out.wait(10)
+        b_may_leave.set()
+        for t in threads:
+            t.join(10)
+        assert seen == {"after the other left": True}
+        assert not torch.are_deterministic_algorithms_enabled()  # the last one out restores the user's setting
+        # An exception inside restores it too; the user's own setting is left alone.
+        with pytest.raises(ZeroDivisionError), _deterministic_scatter(cuda):
+            assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+            _ = 1 / 0
+        assert not torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True)
+        with _deterministic_scatter(cuda), _deterministic_scatter(cuda):
+            assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        b_may_leave.set()
+        torch.use_deterministic_algorithms(False)

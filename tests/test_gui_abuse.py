@@ -420,3 +420,32 @@ def test_the_demo_buttons_run_records_the_shipped_files_and_runs_again(tmp_path)
     assert res.exit_code == 0, res.output
     frames = read_video(outputs / "gui_001.mp4")[0]
     assert frames.shape == (5, 48, 80, 3) and (read_video(tmp_path / "again" / "gui_001.mp4")[0] == frames).all()
+
+
+def test_a_connect_callback_that_runs_after_its_client_left_draws_nothing(gui):
+    """viser runs connect and disconnect callbacks on its thread pool: a tab opened and closed
+    while a long callback held the app's lock leaves both waiting, and either may go first. When
+    the disconnect went first, the late connect drew the keyframes into the dead client's scene and
+    kept them (and its gizmo state) for good; each later drag was sent to it too."""
+    import viser
+    from websockets.sync.client import connect
+
+    socket = connect(gui.url.replace("http://", "ws://"), subprotocols=[f"viser-v{viser.__version__}"], max_size=None)
+    socket.send(browser_camera_message())
+    deadline = time.monotonic() + 20
+    while not gui.server.get_clients():
+        assert time.monotonic() < deadline, "the client did not register"
+        time.sleep(0.05)
+    client = next(iter(gui.server.get_clients().values()))
+    handler(gui, gui._on_demo)(SimpleNamespace(client=client))
+    handler(gui, gui._on_add_keyframe)(SimpleNamespace(client=client))
+    while client.client_id not in gui._keyframe_nodes or not gui._keyframe_nodes[client.client_id]:
+        assert time.monotonic() < deadline, "the keyframe was not drawn for the client"
+        time.sleep(0.05)
+    socket.close()
+    while client.client_id in gui._keyframe_nodes or gui.server.get_clients():
+        assert time.monotonic() < deadline + 20, "the client's keyframes were kept after it left"
+        time.sleep(0.05)
+    gui._on_connect(client)  # its connect callback, late
+    assert client.client_id not in gui._keyframe_nodes and client.client_id not in gui._gizmos_hidden
+    assert serves(gui)

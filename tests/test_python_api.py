@@ -638,3 +638,46 @@ def test_hashing_an_input_in_memory_does_not_copy_it(make):
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20, peak
+
+
+def test_odd_tensors_and_a_huge_depth_in_memory_are_one_line_or_their_values(tmp_path):
+    """Before: a depth in memory over the image limit was converted (and hashed) first: a broadcast
+    trillion-pixel view raised numpy's MemoryError, a real 400 MP one took a minute before its
+    aspect ratio was refused; a sparse, quantized, meta or complex32 tensor raised torch's
+    TypeError / RuntimeError, and a tensor with a lazy negation (x.conj().imag) a RuntimeError
+    though its values are plain numbers."""
+    import json
+    import time
+
+    from gen3c.io.depth import depth_map
+
+    side = 1_000_000
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "video_save_folder": tmp_path}
+    image = np.full((32, 48, 3), 128, np.uint8)
+    started = time.monotonic()
+    for huge in (torch.ones(1, 1).expand(side, side), np.broadcast_to(np.ones((1, 1, 1), np.float16), (1, side, side))):
+        with pytest.raises(Gen3cInputError, match=rf"^gen3c.generate\(\) depth is {side}×{side} = 1000000 MP, above the 100 MP limit: downscale it first$"):
+            gen3c.generate(image, depth=huge, **kw)
+    assert time.monotonic() - started < 5
+    depth = torch.linspace(1, 2, 32 * 48).reshape(32, 48)
+    grey = torch.zeros(3, 32, 48)
+    odd = {  # depth, image, what is said of them
+        "sparse": (depth.to_sparse(), grey.to_sparse(), r"is a sparse_coo tensor: pass tensor.to_dense\(\)$"),
+        "quantized": (torch.quantize_per_tensor(depth, 0.01, 0, torch.quint8), torch.quantize_per_tensor(grey, 0.01, 0, torch.quint8),
+                      r"is a quantized tensor: pass tensor.dequantize\(\)$"),
+        "meta": (depth.to("meta"), grey.to("meta"), r"is a meta tensor, which holds no values: pass one on the CPU or a GPU$"),
+        "complex32": (depth.to(torch.complex32), None, r"holds complex32 values: depth must be a numeric array$"),
+    }  # fmt: skip
+    for depth_tensor, image_tensor, match in odd.values():
+        with pytest.raises(Gen3cInputError, match=rf"^d {match}"):
+            depth_map(depth_tensor, "d")
+        if image_tensor is not None:  # an image's tensor is read the same way
+            with pytest.raises(Gen3cInputError, match=rf"^gen3c.generate\(\) image {match}"):
+                gen3c.generate(image_tensor, **kw)
+    lazy = torch.complex(torch.zeros_like(depth), -depth).conj().imag  # depth's values, negated lazily
+    assert lazy.is_neg() and torch.equal(lazy, depth) and torch.equal(depth_map(lazy, "d"), depth)
+    ran = gen3c.generate(image, depth=depth, **{**kw, "video_save_name": "plain"})
+    lazy_run = gen3c.generate(image, depth=lazy, **{**kw, "video_save_name": "lazy"})
+    assert torch.equal(ran.result.frames, lazy_run.result.frames)
+    records = [json.loads(out.paths["run"].read_text())["in_memory_inputs"]["depth_path"] for out in (ran, lazy_run)]
+    assert records[0] == records[1]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
@@ -147,6 +148,12 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor) -
         raise Gen3cInputError(f"forward_warp has {len(points)} point clouds for {len(w2c)} cameras: pass one cloud (N, 3) or one per camera")
 
 
+#: How many splats are inside :func:`_deterministic_scatter` now, on any thread, having switched
+#: the flag on or found it on from another such splat (read and changed under the lock).
+_DETERMINISTIC = threading.Lock()
+_deterministic_users = 0
+
+
 @contextlib.contextmanager
 def _deterministic_scatter(device: torch.device) -> Iterator[None]:
     """On a GPU, the splat's scatters in PyTorch's deterministic kernels while inside.
@@ -156,15 +163,33 @@ def _deterministic_scatter(device: torch.device) -> Iterator[None]:
     two different videos from one seed (max |Δ| 7e-4 on an H100). The deterministic kernels sort
     by pixel first (the cost is in docs/benchmarks.md); ``warn_only`` keeps any other thread's op
     that has no deterministic kernel running meanwhile from raising. A CPU adds in a fixed order.
+
+    The flag is one per process: splats overlapping on several threads (the GUI's generation and
+    a frame preview) count themselves in, and the last one out switches it off; a flag the user
+    set is left as it is.
     """
-    if device.type != "cuda" or torch.are_deterministic_algorithms_enabled():
+    global _deterministic_users
+    if device.type != "cuda":
         yield
         return
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    with _DETERMINISTIC:
+        if _deterministic_users == 0 and torch.are_deterministic_algorithms_enabled():
+            yield_only = True  # the user's own setting
+        else:
+            yield_only = False
+            if _deterministic_users == 0:
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            _deterministic_users += 1
+    if yield_only:
+        yield
+        return
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(False)
+        with _DETERMINISTIC:
+            _deterministic_users -= 1
+            if _deterministic_users == 0:
+                torch.use_deterministic_algorithms(False)
 
 
 def warp_planar(

@@ -854,7 +854,10 @@ class Gen3cApp:
     def _on_connect(self, client) -> None:
         client.camera.on_update(self._on_view_moved)
         with self._lock:
-            self._draw_keyframes_for(client)
+            # viser runs this and the disconnect callback on its pool: both may have waited for the
+            # lock, and the client be gone already (its scene too, and no disconnect comes after).
+            if client.client_id in self.server.get_clients():
+                self._draw_keyframes_for(client)
 
     def _on_disconnect(self, client) -> None:
         with self._lock:  # its scene went with it

@@ -18,7 +18,7 @@ from gen3c.cache import CACHE_MAX_DEPTH
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import float32_array
-from gen3c.io.images import resize_nearest
+from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -75,23 +75,31 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
 def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
     """A depth array as a file holds it, or as handed over in memory (``gen3c.generate(depth=)``),
     → (H, W) float32, its values unchecked (:func:`conform_depth` checks them): any real dtype,
-    (1, H, W) and (H, W, 1) squeezed. Magnitudes beyond float32 become ±inf (invalid depth).
+    (1, H, W) and (H, W, 1) squeezed. Magnitudes beyond float32 become ±inf (invalid depth). Its
+    size is checked from its shape first (an input image's pixel limit,
+    :func:`gen3c.io.images.check_pixel_limit`), before its values are converted.
 
     Raises:
-        Gen3cInputError: not an array, not numbers, or not 2-D once squeezed, naming ``name``.
+        Gen3cInputError: not an array, not real numbers, not 2-D once squeezed, or too large,
+            naming ``name``.
     """
     if isinstance(values, Tensor):
-        values = values.detach().cpu()
+        values = plain_tensor(values, name)
+        if values.is_complex() or values.dtype == torch.bool:  # numpy would take them (not complex32): refused below
+            raise Gen3cInputError(f"{name} holds {str(values.dtype).removeprefix('torch.')} values: depth must be a numeric array")
+    elif not isinstance(values, np.ndarray):
+        raise Gen3cInputError(f"{name} is a {type(values).__name__}: pass a tensor or a numpy array")
+    elif values.dtype.kind not in "fiu":
+        raise Gen3cInputError(f"{name} holds {values.dtype} values: depth must be a numeric array")
+    squeezed = [side for side in values.shape if side != 1]  # np.squeeze's shape, before any copy
+    if len(squeezed) != 2:
+        raise Gen3cInputError(f"{name} has shape {tuple(values.shape)}: depth must be a 2-D (H, W) array")
+    check_pixel_limit(squeezed[1], squeezed[0], name)
+    if isinstance(values, Tensor):
+        values = values.cpu()
         # float16 / bfloat16 → float32 is exact (bfloat16 has no numpy dtype); float64 as float32_array casts it
         values = (values.float() if values.is_floating_point() and values.dtype != torch.float64 else values).numpy()
-    if not isinstance(values, np.ndarray):
-        raise Gen3cInputError(f"{name} is a {type(values).__name__}: pass a tensor or a numpy array")
-    if values.dtype.kind not in "fiu":
-        raise Gen3cInputError(f"{name} holds {values.dtype} values: depth must be a numeric array")
-    squeezed = np.squeeze(values)
-    if squeezed.ndim != 2:
-        raise Gen3cInputError(f"{name} has shape {tuple(values.shape)}: depth must be a 2-D (H, W) array")
-    return torch.from_numpy(float32_array(squeezed))
+    return torch.from_numpy(float32_array(np.squeeze(values)))
 
 
 def _read_png16(p: Path, name: str) -> np.ndarray:

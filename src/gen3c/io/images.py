@@ -75,12 +75,37 @@ def check_image_size(width: int, height: int, name: str) -> None:
     Raises:
         Gen3cInputError: naming ``name``, its size and the fix.
     """
+    check_pixel_limit(width, height, name)
+    if width < 8 or height < 8:
+        raise Gen3cInputError(f"{name} is only {width}×{height} pixels: pass an image of at least 8×8")
+
+
+def check_pixel_limit(width: int, height: int, name: str) -> None:
+    """At most :data:`MAX_IMAGE_PIXELS`: an input image's limit (:func:`check_image_size`), and a
+    depth map's (:func:`gen3c.io.depth.depth_map`), checked before their values are converted.
+
+    Raises:
+        Gen3cInputError: naming ``name``, its size and the fix.
+    """
     if width * height > MAX_IMAGE_PIXELS:
         raise Gen3cInputError(
             f"{name} is {width}×{height} = {width * height / 1e6:.0f} MP, above the {MAX_IMAGE_PIXELS // 1_000_000} MP limit: downscale it first"
         )
-    if width < 8 or height < 8:
-        raise Gen3cInputError(f"{name} is only {width}×{height} pixels: pass an image of at least 8×8")
+
+
+def plain_tensor(values: Tensor, name: str) -> Tensor:
+    """``values`` detached, with its lazy negation or conjugation (``x.conj().imag``) applied, so
+    numpy can take it; a sparse, quantized or meta tensor (no plain values to read) refused.
+
+    Raises:
+        Gen3cInputError: naming ``name``, what the tensor is and the fix.
+    """
+    if values.is_meta:
+        raise Gen3cInputError(f"{name} is a meta tensor, which holds no values: pass one on the CPU or a GPU")
+    if values.is_quantized or values.layout != torch.strided:
+        kind, fix = ("quantized", "tensor.dequantize()") if values.is_quantized else (str(values.layout).removeprefix("torch."), "tensor.to_dense()")
+        raise Gen3cInputError(f"{name} is a {kind} tensor: pass {fix}")
+    return values.detach().resolve_conj().resolve_neg()
 
 
 def stated_size(image: Any) -> tuple[int, int] | None:
@@ -133,6 +158,8 @@ def as_image(image: Any, name: str = "image") -> Tensor:
     """
     if isinstance(image, (str, os.PathLike)):
         raise Gen3cInputError(f"{name} is a path ({str(image)[:60]!r}): read it first with gen3c.io.images.load_image(path)")
+    if isinstance(image, Tensor):
+        image = plain_tensor(image, name)
     if isinstance(image, Tensor) and image.dtype.is_floating_point:
         if image.ndim != 3 or image.shape[0] != 3:
             hwc = image.ndim == 3 and image.shape[-1] == 3

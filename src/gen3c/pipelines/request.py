@@ -129,7 +129,7 @@ def describe_array(value: Any) -> dict[str, Any]:
     # The bytes hashed are those of one C-order buffer, read in place (a memoryview): a
     # contiguous input is not copied, another once (an image of 100 MP is 1.2 GB as float32).
     if isinstance(value, torch.Tensor):
-        flat = value.detach().cpu().contiguous().reshape(-1)
+        flat = value.detach().resolve_conj().resolve_neg().cpu().contiguous().reshape(-1)
         data, shape, dtype = flat.view(torch.uint8).numpy(), tuple(value.shape), str(value.dtype).removeprefix("torch.")
     else:
         array = np.ascontiguousarray(np.asarray(value))
