@@ -139,18 +139,28 @@ def browser_camera_message() -> bytes:
     return msgspec.msgpack.encode(message.as_serializable_dict())
 
 
-def test_a_client_leaving_mid_generation_does_not_stop_the_server(gui):
+def connect_browser(gui):
+    """A websocket client that viser counts as a connected browser (it reports its camera), and
+    its viser client once registered: ``(socket, client)``."""
     import viser
     from websockets.sync.client import connect
 
-    ws_url = gui.url.replace("http://", "ws://")
-    socket = connect(ws_url, subprotocols=[f"viser-v{viser.__version__}"], max_size=None)
+    socket = connect(gui.url.replace("http://", "ws://"), subprotocols=[f"viser-v{viser.__version__}"], max_size=None)
     socket.send(browser_camera_message())  # viser counts a client as connected from its first camera report
     deadline = time.monotonic() + 20
     while not gui.server.get_clients():
         assert time.monotonic() < deadline, "the client did not register"
         time.sleep(0.05)
-    client = next(iter(gui.server.get_clients().values()))
+    return socket, next(iter(gui.server.get_clients().values()))
+
+
+def test_a_client_leaving_mid_generation_does_not_stop_the_server(gui):
+    import viser
+    from websockets.sync.client import connect
+
+    ws_url = gui.url.replace("http://", "ws://")
+    socket, client = connect_browser(gui)
+    deadline = time.monotonic() + 20
     handler(gui, gui._on_demo)(SimpleNamespace(client=client))
     handler(gui, gui._on_generate)(SimpleNamespace(client=client))
     assert gui.generator.entered.wait(30)
@@ -427,16 +437,8 @@ def test_a_connect_callback_that_runs_after_its_client_left_draws_nothing(gui):
     while a long callback held the app's lock leaves both waiting, and either may go first. When
     the disconnect went first, the late connect drew the keyframes into the dead client's scene and
     kept them (and its gizmo state) for good; each later drag was sent to it too."""
-    import viser
-    from websockets.sync.client import connect
-
-    socket = connect(gui.url.replace("http://", "ws://"), subprotocols=[f"viser-v{viser.__version__}"], max_size=None)
-    socket.send(browser_camera_message())
+    socket, client = connect_browser(gui)
     deadline = time.monotonic() + 20
-    while not gui.server.get_clients():
-        assert time.monotonic() < deadline, "the client did not register"
-        time.sleep(0.05)
-    client = next(iter(gui.server.get_clients().values()))
     handler(gui, gui._on_demo)(SimpleNamespace(client=client))
     handler(gui, gui._on_add_keyframe)(SimpleNamespace(client=client))
     while client.client_id not in gui._keyframe_nodes or not gui._keyframe_nodes[client.client_id]:
