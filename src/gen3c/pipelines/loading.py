@@ -468,13 +468,19 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     Raises:
         Gen3cInputError: options :func:`check_generator_options` refuses.
     """
-    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_GENERATOR_SETTINGS}
-    settings, guidance = sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
+    settings, guidance = _requested_sampling(generator, options)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
     if guidance is None:
         guidance = inspect.signature(Gen3cGenerator).parameters["guidance"].default
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
+
+
+def _requested_sampling(generator: Gen3cGenerator, options: dict[str, Any]) -> tuple[SpeedPreset, float | None]:
+    """:func:`sampling_settings` of a request's sampling-only options (:data:`SAMPLING_GENERATOR_SETTINGS`,
+    checked by :func:`check_generator_options`) on a loaded ``generator``: its ``--speed`` and its model's own defaults."""
+    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_GENERATOR_SETTINGS}
+    return sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
 
 
 def can_configure(generator: Gen3cGenerator, options: dict[str, Any]) -> bool:
@@ -484,8 +490,7 @@ def can_configure(generator: Gen3cGenerator, options: dict[str, Any]) -> bool:
     blocks = generator.pipeline.transformer.transformer_blocks
     if generator.pipeline.step_cache is not None or not any(getattr(b, "_compiled_call_impl", None) is not None for b in blocks):
         return True
-    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_GENERATOR_SETTINGS}
-    settings, _ = sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
+    settings, _ = _requested_sampling(generator, options)
     return StepCacheSpec.parse(settings.step_cache) is None
 
 

@@ -423,7 +423,17 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
 
 def has_depth(request: GenerationRequest) -> bool:
     """Whether the request's image comes with its depth: a ``depth_path``, or a depth in memory."""
-    return request.depth_path is not None or (request.in_memory is not None and request.in_memory.depth is not None)
+    return request.depth_path is not None or memory_depth(request) is not None
+
+
+def memory_image(request: GenerationRequest) -> torch.Tensor | None:
+    """The request's image handed over in memory (:attr:`GenerationRequest.in_memory`), or None."""
+    return request.in_memory.image if request.in_memory is not None else None
+
+
+def memory_depth(request: GenerationRequest) -> torch.Tensor | None:
+    """The request's depth handed over in memory (:attr:`GenerationRequest.in_memory`), or None."""
+    return request.in_memory.depth if request.in_memory is not None else None
 
 
 def load_source(request: GenerationRequest) -> SourceView:
@@ -440,8 +450,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     from gen3c.io.images import load_image, parse_resolution
 
     size = parse_resolution(request.resolution)
-    memory = request.in_memory
-    in_memory = memory.image if memory is not None else None
+    in_memory = memory_image(request)
     if request.input_image_path is None and in_memory is None:
         raise Gen3cInputError("no input image: pass --input_image_path")
     image = load_image(request.input_image_path) if in_memory is None else in_memory
@@ -449,8 +458,8 @@ def load_source(request: GenerationRequest) -> SourceView:
     K = parse_intrinsics(request.intrinsics, (h, w), fov=request.fov)
     if not has_depth(request):
         return estimate_source(request, image, K, size)
-    if memory is not None and memory.depth is not None:
-        raw, name, record = memory.depth, "gen3c.generate() depth", None
+    if memory_depth(request) is not None:
+        raw, name, record = memory_depth(request), "gen3c.generate() depth", None
     else:
         raw = load_depth(request.depth_path, request.png_depth_scale)
         name = f"depth file {str(request.depth_path)!r}"
@@ -542,7 +551,7 @@ def input_kind(request: GenerationRequest) -> str:
     """Which of :data:`INPUT_KINDS` the request names, after checking that it names one."""
     from gen3c.io.gen3c_sample import is_sample
 
-    in_memory = request.in_memory is not None and request.in_memory.image is not None
+    in_memory = memory_image(request) is not None
     image = request.input_image_path if not in_memory else request.in_memory
     given = [flag for flag, value in (("--input_image_path", image), ("--vipe_path", request.vipe_path),
                                        ("--multiview_npz", request.multiview_npz)) if value is not None]  # fmt: skip
@@ -560,7 +569,7 @@ def input_kind(request: GenerationRequest) -> str:
         kind = "image" if in_memory else "sample" if is_sample(request.input_image_path) else "image"
     if kind != "image":
         # a depth in memory would go unused beside this input, as a --depth_path file would
-        depth = request.depth_path if request.in_memory is None or request.in_memory.depth is None else "in memory"
+        depth = request.depth_path if memory_depth(request) is None else "in memory"
         for flag, value in (("--depth_path", depth), ("--intrinsics", request.intrinsics), ("--fov", request.fov)):
             if value is not None:
                 raise Gen3cInputError(f"{flag} applies to a single image; this {kind} input carries its own depth and cameras: leave it out")
