@@ -805,31 +805,40 @@ class Gen3cApp:
         return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=interp)
 
     def _draw_keyframes(self) -> None:
-        scale = self.state.scene_scale() if self.state.source is not None else 1.0
+        look = self._keyframe_look()
         centres = {kf.id: _pose_to_wxyz_position(kf.w2c)[1] for kf in self.state.keyframes}
-        self._keyframe_centres = (GIZMO_CLEARANCE * GIZMO_SIZE * scale, centres)
+        self._keyframe_centres = (GIZMO_CLEARANCE * GIZMO_SIZE * look[0], centres)
         for client in self.server.get_clients().values():
-            self._draw_keyframes_for(client)
+            self._draw_keyframes_for(client, look)
 
-    def _draw_keyframes_for(self, client) -> None:
-        """Every keyframe, in ``client``'s scene."""
+    def _keyframe_look(self) -> tuple[float, float, float]:
+        """``(scale, fov, aspect)`` of the keyframes' gizmos and frusta: the scene scale (a median
+        over the depth map, so computed once per redraw, not per keyframe), the source camera's
+        vertical field of view (radians) and aspect."""
+        source = self.state.source
+        if source is None:
+            return 1.0, 1.0, 16 / 9
+        H, W = source.size
+        return self.state.scene_scale(), float(2 * np.arctan(0.5 * H / float(source.K[1, 1]))), W / H
+
+    def _draw_keyframes_for(self, client, look: tuple[float, float, float] | None = None) -> None:
+        """Every keyframe, in ``client``'s scene (``look``: :meth:`_keyframe_look`, computed when None)."""
         for node in self._keyframe_nodes.pop(client.client_id, {}).values():
             node.remove()  # children (frustum, label) go with their parent
         self._keyframe_nodes[client.client_id] = {}
         self._gizmos_hidden[client.client_id] = self._keyframes_at_view(client)
+        look = look or self._keyframe_look()
         for k, kf in enumerate(self.state.keyframes):
-            self._draw_keyframe(client, k, kf)
+            self._draw_keyframe(client, k, kf, look)
 
-    def _draw_keyframe(self, client, index: int, kf: Keyframe) -> None:
+    def _draw_keyframe(self, client, index: int, kf: Keyframe, look: tuple[float, float, float]) -> None:
         """Keyframe ``kf``, the path's ``index``-th, in ``client``'s scene: its frustum and number,
-        on its gizmo when gizmos are on and that viewer's camera is not at it."""
+        on its gizmo when gizmos are on and that viewer's camera is not at it (``look``:
+        :meth:`_keyframe_look`)."""
         nodes = self._keyframe_nodes.setdefault(client.client_id, {})
         if kf.id in nodes:
             nodes.pop(kf.id).remove()
-        source = self.state.source
-        scale = self.state.scene_scale() if source is not None else 1.0
-        H, W = source.size if source is not None else (9, 16)
-        fov = float(2 * np.arctan(0.5 * H / float(source.K[1, 1]))) if source is not None else 1.0
+        scale, fov, aspect = look
         wxyz, position = _pose_to_wxyz_position(kf.w2c)
         name = f"/keyframes/{kf.id}"
         scene = client.scene
@@ -839,7 +848,7 @@ class Gen3cApp:
         else:
             root = scene.add_frame(name, show_axes=False, wxyz=wxyz, position=position)
         scene.add_camera_frustum(
-            f"{name}/frustum", fov=fov, aspect=W / H, scale=0.06 * scale, color=KEYFRAME_COLOR, thickness=2.0,
+            f"{name}/frustum", fov=fov, aspect=aspect, scale=0.06 * scale, color=KEYFRAME_COLOR, thickness=2.0,
             thickness_units="screen",
         )  # fmt: skip
         scene.add_label(f"{name}/label", f"{index + 1}")
@@ -880,9 +889,12 @@ class Gen3cApp:
         hidden = self._keyframes_at_view(client)
         changed = hidden ^ self._gizmos_hidden.get(client.client_id, frozenset())
         self._gizmos_hidden[client.client_id] = hidden
+        if not changed:
+            return
+        look = self._keyframe_look()
         for k, kf in enumerate(self.state.keyframes):
             if kf.id in changed:
-                self._draw_keyframe(client, k, kf)
+                self._draw_keyframe(client, k, kf, look)
 
     # -- syncing controls from the state -------------------------------------------------
 
