@@ -87,10 +87,20 @@ def check_attention_backend(backend: str) -> None:
 
 def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: bool = True) -> None:
     """Regional ``torch.compile``: each transformer block is compiled (one graph, reused by all
-    28 blocks) while the small embedding and output layers stay eager."""
+    28 blocks) while the small embedding and output layers stay eager. ``fullgraph``: a graph
+    break is an error (hooks that decide in Python, as the step caches' do, need False)."""
     if not getattr(transformer, "_repeated_blocks", None):
         transformer._repeated_blocks = [type(transformer.transformer_blocks[0]).__name__]
     transformer.compile_repeated_blocks(fullgraph=fullgraph, dynamic=False, mode=mode)
+    transformer._gen3c_compile = {"mode": mode, "fullgraph": fullgraph}
+
+
+def allow_graph_breaks(transformer: nn.Module) -> None:
+    """Recompile blocks that :func:`compile_blocks` compiled as one graph each so that hooks may
+    break their graphs (a step cache's), in place: no reload, the same weights and kernels."""
+    compiled = getattr(transformer, "_gen3c_compile", None)
+    if compiled is not None and compiled["fullgraph"]:
+        compile_blocks(transformer, mode=compiled["mode"], fullgraph=False)
 
 
 def fp8_supported(device: torch.device | str | None = None) -> bool:

@@ -1084,12 +1084,6 @@ class Gen3cGenerator:
 
         configure_generator(self, options)
 
-    def can_configure(self, options: dict[str, Any]) -> bool:
-        """Whether :meth:`configure` can take these options (:func:`gen3c.pipelines.loading.can_configure`)."""
-        from gen3c.pipelines.loading import can_configure
-
-        return can_configure(self, options)
-
     def check_frame_size(self, height: int, width: int) -> None:
         """Refuse a working resolution the model cannot take (:meth:`Gen3cPipeline.check_frame_size`)."""
         self.pipeline.check_frame_size(height, width)

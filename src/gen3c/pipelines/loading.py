@@ -483,17 +483,6 @@ def _requested_sampling(generator: Gen3cGenerator, options: dict[str, Any]) -> t
     return sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
 
 
-def can_configure(generator: Gen3cGenerator, options: dict[str, Any]) -> bool:
-    """Whether :func:`configure_generator` can give ``generator`` these options: not when its DiT
-    was compiled as one graph (no step cache) and they add a step cache, whose hooks break that
-    graph (:func:`apply_speed_settings`): that takes a reload."""
-    blocks = generator.pipeline.transformer.transformer_blocks
-    if generator.pipeline.step_cache is not None or not any(getattr(b, "_compiled_call_impl", None) is not None for b in blocks):
-        return True
-    settings, _ = _requested_sampling(generator, options)
-    return StepCacheSpec.parse(settings.step_cache) is None
-
-
 def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool, negative_prompt: str | None = None) -> None:
     """Refuse settings of guidance's two branches (how they run, the unconditional branch's
     ``negative_prompt``) for a run without guidance (``guidance`` 0: one branch; ``models_own``:
@@ -608,14 +597,16 @@ def apply_speed_settings(
             raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
         use_fp8_matmuls(pipe.transformer)
     if compile:
-        # The step caches' hooks break the graph (their skip decisions run in Python).
-        compile_blocks(pipe.transformer, fullgraph=StepCacheSpec.parse(settings.step_cache) is None)
+        compile_blocks(pipe.transformer)  # lazily: configure_sampling lets a step cache break the graphs
     configure_sampling(pipe, settings, checkpoint)
 
 
 def configure_sampling(pipe: Gen3cPipeline, settings: SpeedPreset, checkpoint: str | os.PathLike | None = None) -> None:
     """Give ``pipe`` the sampler and step cache of ``settings``; MagCache's ratios are looked up
-    for (and measured into the store of) ``checkpoint``."""
+    for (and measured into the store of) ``checkpoint``. A step cache on blocks compiled as one
+    graph each recompiles them to allow its graph breaks (:func:`gen3c.models.speed.allow_graph_breaks`)."""
+    from gen3c.models.speed import allow_graph_breaks
+
     if sampler_name(pipe.scheduler) != settings.sampler:
         pipe.register_modules(scheduler=make_scheduler(settings.sampler, dict(pipe.scheduler.config)))
     if pipe.step_cache is not None:
@@ -623,6 +614,7 @@ def configure_sampling(pipe: Gen3cPipeline, settings: SpeedPreset, checkpoint: s
         pipe.step_cache = None
     spec = StepCacheSpec.parse(settings.step_cache)
     if spec is not None:
+        allow_graph_breaks(pipe.transformer)  # the cache's skip decisions run in Python
         store = MagRatioStore(checkpoint) if spec.kind == "magcache" and checkpoint is not None else None
         pipe.step_cache = StepCache(spec, ratio_store=store)
 

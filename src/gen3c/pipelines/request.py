@@ -871,8 +871,7 @@ class GeneratorPool:
         """The generator for ``request`` with its per-run settings, and whether it was loaded now
         (``progress``: the loading's stage, as :func:`make_generator`)."""
         key = self.key(request)
-        can_configure = getattr(self._generator, "can_configure", None)
-        loaded = key != self._key or (can_configure is not None and not can_configure(request.generator_options))
+        loaded = key != self._key
         if loaded:
             self.clear()
             self._generator = make_generator(request, progress)
