@@ -247,6 +247,10 @@ def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -
     Raises:
         Gen3cInputError: another type, shape or dtype, in one line naming ``name``.
     """
+    from gen3c.io.depth import masked_as_nan
+
+    if isinstance(depth, np.ndarray) and depth.dtype.kind in "fiu":  # a masked array's masked pixels: invalid, as NaN
+        depth = masked_as_nan(depth)
     depth = _as_tensor(depth, name)
     if tuple(depth.shape) != tuple(size):
         raise Gen3cInputError(f"{name} is {tuple(depth.shape)} but the image is {tuple(size)}: pass the (H, W) depth of this image")

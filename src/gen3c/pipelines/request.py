@@ -134,7 +134,10 @@ def describe_array(value: Any) -> dict[str, Any]:
     else:
         array = np.ascontiguousarray(np.asarray(value))
         data, shape, dtype = array.reshape(-1).view(np.uint8), array.shape, str(array.dtype)
-    described = {"in_memory": kind, "shape": list(shape), "dtype": dtype, "sha256": hashlib.sha256(memoryview(data)).hexdigest()}
+    digest = hashlib.sha256(memoryview(data))
+    if isinstance(value, np.ma.MaskedArray):  # its mask changes the depth taken (masked pixels are invalid)
+        digest.update(np.ascontiguousarray(np.ma.getmaskarray(value)).reshape(-1).view(np.uint8))
+    described = {"in_memory": kind, "shape": list(shape), "dtype": dtype, "sha256": digest.hexdigest()}
     mode = getattr(value, "mode", None)
     if isinstance(mode, str):  # a PIL image
         described["mode"] = mode
