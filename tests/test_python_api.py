@@ -761,3 +761,19 @@ def load_image_of(grey: np.ndarray, path):
 
     Image.fromarray(grey).save(path)
     return load_image(path)
+
+
+def test_prepare_source_takes_flipped_big_endian_and_long_double_arrays_as_their_numbers():
+    """Before: a flipped view (negative strides), a big-endian or a long double depth array (and
+    such a valid mask or K) was refused as 'is a ndarray: pass a tensor or a numpy array', though
+    gen3c.generate() took it; torch.as_tensor takes none of them."""
+    image = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    depth = np.linspace(1, 2, 32 * 48).reshape(32, 48)
+    valid = np.ones((32, 48), bool)
+    valid[:, :5] = False
+    K = intrinsics_from_fov(60, 32, 48).numpy().astype(np.float64)
+    plain = prepare_source(image, depth, K, (32, 48), valid=valid)
+    odd = prepare_source(image, depth.astype(">f8"), K.astype(">f4"), (32, 48), valid=valid)  # big-endian
+    assert torch.equal(odd.depth, plain.depth) and torch.equal(odd.valid, plain.valid) and torch.equal(odd.K, plain.K)
+    flipped = prepare_source(image[::-1], depth[::-1].astype(np.longdouble), K, (32, 48), valid=valid[::-1])
+    assert torch.equal(flipped.depth, plain.depth.flip(0)) and torch.equal(flipped.valid, plain.valid.flip(0))

@@ -268,10 +268,17 @@ def _as_tensor(value, name: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (np.ndarray, list, tuple)):
+        array = np.asarray(value)
         try:
-            return torch.as_tensor(np.asarray(value))
+            return torch.as_tensor(array)
         except (TypeError, ValueError):
             pass
+        if array.dtype.kind in "biuf":
+            # torch takes neither negative strides (a flipped view) nor another byte order nor long
+            # double: a native copy is the same numbers (long double's beyond float64 become ±inf)
+            native = np.float64 if array.dtype.kind == "f" and array.dtype.itemsize > 8 else array.dtype.newbyteorder("=")
+            with np.errstate(over="ignore"):
+                return torch.as_tensor(np.ascontiguousarray(array, dtype=native))
     raise Gen3cInputError(f"{name} is a {type(value).__name__}: pass a tensor or a numpy array")
 
 
