@@ -777,3 +777,20 @@ def test_prepare_source_takes_flipped_big_endian_and_long_double_arrays_as_their
     assert torch.equal(odd.depth, plain.depth) and torch.equal(odd.valid, plain.valid) and torch.equal(odd.K, plain.K)
     flipped = prepare_source(image[::-1], depth[::-1].astype(np.longdouble), K, (32, 48), valid=valid[::-1])
     assert torch.equal(flipped.depth, plain.depth.flip(0)) and torch.equal(flipped.valid, plain.valid.flip(0))
+
+
+def test_premultiplied_pil_images_in_memory_sit_over_white_as_rgba_does():
+    """Before: an RGBa image's transparent pixels came out black (PIL's RGBa → RGB), not white as
+    RGBA's do; an La one was refused as 'could not be decoded … pass a complete image'."""
+    from gen3c.depth.base import image_to_uint8
+
+    rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    rgba[0, 0, 3], rgba[0, 1, 3] = 0, 255
+    straight = Image.fromarray(rgba, "RGBA")
+    expected = image_to_uint8(straight)
+    assert expected[0, 0].tolist() == [255, 255, 255]
+    premultiplied = image_to_uint8(straight.convert("RGBa")).astype(int)
+    assert np.abs(premultiplied - expected).max() <= 1  # premultiplying rounds
+    la = Image.fromarray(rgba[..., [0, 3]], "LA")
+    grey = image_to_uint8(la)
+    assert grey[0, 0].tolist() == [255, 255, 255] and np.abs(image_to_uint8(la.convert("La")).astype(int) - grey).max() <= 1
