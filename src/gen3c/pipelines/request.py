@@ -1208,7 +1208,8 @@ def generate(
             (H, W, 3) uint8 array (or float in [0, 1]), a (3, H, W) tensor, float in [−1, 1] or uint8.
         depth: its z-depth: a file (``--depth_path``), or an (H, W) array or tensor, taken as
             the same array saved as ``.npy`` (any real dtype; another size of the image's aspect
-            ratio resized with a note; NaN / +inf far away, ≤ 0 left out); None estimates depth (MoGe).
+            ratio resized with a note; NaN / +inf far away, ≤ 0 left out; a numpy masked array's
+            masked pixels as NaN); None estimates depth (MoGe).
         generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
         video_save_name: the outputs' name; default: the image file's stem, "output" for an image in memory.
         progress: True draws the command line's bars on stderr, one per stage (loading the
