@@ -709,3 +709,116 @@ def test_a_step_cache_on_a_compiled_dit_takes_no_reload(box_scene, tmp_path, mon
     assert not torch.equal(eager["none"], eager["fbc:5"])  # the step cache skipped work
     for options, frames in zip(sweep, compiled, strict=True):
         assert torch.equal(frames, eager[options.get("step_cache", "none")]), options
+
+
+def test_a_masked_depth_in_memory_is_invalid_where_masked_and_a_masked_image_is_refused(tmp_path):
+    """Before: a numpy masked array's mask was dropped (np.asarray), its masked pixels' raw values
+    taken as depth; a masked image's masked pixels taken as colours."""
+    from gen3c.depth.base import image_to_uint8
+    from gen3c.io.depth import FAR_DEPTH, depth_map
+    from gen3c.pipelines.request import describe_array
+
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "video_save_folder": tmp_path}
+    image = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    depth = np.linspace(1, 2, 32 * 48).reshape(32, 48)
+    hidden = np.zeros((32, 48), bool)
+    hidden[:8, :12] = True
+    for dtype in (np.float64, np.float16, np.uint16):  # integers: NaN needs a float copy
+        raw = np.where(hidden, 5, depth * 100 if dtype == np.uint16 else depth).astype(dtype)
+        taken = depth_map(np.ma.masked_array(raw, hidden), "d")
+        assert taken.dtype == torch.float32 and bool(torch.isnan(taken[:8, :12]).all())
+        assert torch.equal(taken[~torch.from_numpy(hidden)], torch.from_numpy(raw[~hidden].astype(np.float32)))
+    masked = np.ma.masked_array(np.where(hidden, 5.0, depth), hidden)
+    as_nan = np.where(hidden, np.nan, depth)
+    for mask_invalid in (False, True):  # the same as NaN depth, placed far away or left out
+        runs = [gen3c.generate(image, depth=d, mask_invalid_depth=mask_invalid, video_save_name=f"{i}{mask_invalid}", **kw)
+                for i, d in enumerate((masked, as_nan))]  # fmt: skip
+        assert torch.equal(runs[0].result.frames, runs[1].result.frames)
+    # prepare_source, the other road in: masked pixels sit far away, as NaN does
+    K = intrinsics_from_fov(60, 32, 48)
+    source = prepare_source(image, masked, K, (32, 48))
+    assert bool((source.depth[:8, :12] == FAR_DEPTH).all()) and torch.allclose(source.depth[8:], torch.from_numpy(depth[8:]).float())
+    # the run record tells two masks apart
+    other = np.ma.masked_array(masked.data, np.roll(hidden, 1))
+    assert describe_array(masked)["sha256"] != describe_array(other)["sha256"]
+    # a masked image: refused while any pixel is masked, its data taken when none is
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\) image is a masked array with 288 masked values: .* pass image.filled"):
+        gen3c.generate(np.ma.masked_array(image, np.repeat(hidden[..., None], 3, -1)), depth=depth, **kw)
+    assert np.array_equal(image_to_uint8(np.ma.masked_array(image, False)), image)
+
+
+def test_odd_image_dtypes_and_pil_modes_in_memory_are_their_colours_or_one_line(tmp_path):
+    """Before: a bool array was refused though a bool tensor was taken (0/255); a complex tensor
+    was said to span [0, 255] (and one in [0, 1] taken, its imaginary part dropped); an integer
+    tensor of 0/1 was taken as black/white and one of 0–255 said to be out of [0, 1]; a float8
+    tensor raised torch's NotImplementedError; a 16-bit PIL image (I;16, a 16-bit PNG file too) and
+    a 32-bit one (I) came out white (PIL clips at 255), a float one (F) in [0, 1] black."""
+    from gen3c.depth.base import image_to_uint8
+    from gen3c.io.images import load_image
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    grey = rgb[..., 0]
+    bw = rgb > 127
+    for form in (bw, torch.from_numpy(bw).permute(2, 0, 1)):  # black and white, as PIL's mode 1
+        assert np.array_equal(image_to_uint8(form), bw.astype(np.uint8) * 255)
+    complex_ones = [np.ones((32, 48, 3), np.complex64), torch.ones(3, 32, 48, dtype=torch.complex64) / 2]
+    for form in complex_ones:  # as depth says it: "holds complex64 values: depth must be a numeric array"
+        with pytest.raises(Gen3cInputError, match=r"^img holds complex64 values: an image must be a numeric array$"):
+            image_to_uint8(form, "img")
+    ones = torch.ones(3, 32, 48, dtype=torch.int64)
+    with pytest.raises(Gen3cInputError, match=r"^img tensor is int64: pass a uint8 tensor or a float one \(its values fit 0–255: tensor.to\(torch.uint8\)\)$"):
+        image_to_uint8(ones, "img")
+    with pytest.raises(Gen3cInputError, match=r"^img array is uint16: pass uint8 or float in \[0, 1\] \(16-bit colours: array / 65535\)$"):
+        image_to_uint8(rgb.astype(np.uint16) * 257, "img")
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "video_save_folder": tmp_path}
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\) image values span \[3, 3\], expected \[-1, 1\]"):
+        gen3c.generate(torch.full((3, 32, 48), 3.0).to(torch.float8_e4m3fn), **kw)
+    sixteen = Image.fromarray(grey.astype(np.uint16) * 257)
+    assert sixteen.mode == "I;16"
+    assert np.array_equal(image_to_uint8(sixteen), np.repeat(grey[..., None], 3, -1))
+    sixteen.save(tmp_path / "grey16.png")
+    assert torch.equal(load_image(tmp_path / "grey16.png"), load_image_of(grey, tmp_path / "grey8.png"))
+    assert np.array_equal(image_to_uint8(Image.fromarray(grey / np.float32(255))), np.repeat(grey[..., None], 3, -1))
+    with pytest.raises(Gen3cInputError, match=r"^img \(PIL mode I\) array is int32: pass uint8 or float in \[0, 1\] \(16-bit colours"):
+        image_to_uint8(Image.fromarray(grey.astype(np.int32) * 257), "img")
+
+
+def load_image_of(grey: np.ndarray, path):
+    from gen3c.io.images import load_image
+
+    Image.fromarray(grey).save(path)
+    return load_image(path)
+
+
+def test_prepare_source_takes_flipped_big_endian_and_long_double_arrays_as_their_numbers():
+    """Before: a flipped view (negative strides), a big-endian or a long double depth array (and
+    such a valid mask or K) was refused as 'is a ndarray: pass a tensor or a numpy array', though
+    gen3c.generate() took it; torch.as_tensor takes none of them."""
+    image = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    depth = np.linspace(1, 2, 32 * 48).reshape(32, 48)
+    valid = np.ones((32, 48), bool)
+    valid[:, :5] = False
+    K = intrinsics_from_fov(60, 32, 48).numpy().astype(np.float64)
+    plain = prepare_source(image, depth, K, (32, 48), valid=valid)
+    odd = prepare_source(image, depth.astype(">f8"), K.astype(">f4"), (32, 48), valid=valid)  # big-endian
+    assert torch.equal(odd.depth, plain.depth) and torch.equal(odd.valid, plain.valid) and torch.equal(odd.K, plain.K)
+    flipped = prepare_source(image[::-1], depth[::-1].astype(np.longdouble), K, (32, 48), valid=valid[::-1])
+    assert torch.equal(flipped.depth, plain.depth.flip(0)) and torch.equal(flipped.valid, plain.valid.flip(0))
+
+
+def test_premultiplied_pil_images_in_memory_sit_over_white_as_rgba_does():
+    """Before: an RGBa image's transparent pixels came out black (PIL's RGBa → RGB), not white as
+    RGBA's do; an La one was refused as 'could not be decoded … pass a complete image'."""
+    from gen3c.depth.base import image_to_uint8
+
+    rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    rgba[0, 0, 3], rgba[0, 1, 3] = 0, 255
+    straight = Image.fromarray(rgba, "RGBA")
+    expected = image_to_uint8(straight)
+    assert expected[0, 0].tolist() == [255, 255, 255]
+    premultiplied = image_to_uint8(straight.convert("RGBa")).astype(int)
+    assert np.abs(premultiplied - expected).max() <= 1  # premultiplying rounds
+    la = Image.fromarray(rgba[..., [0, 3]], "LA")
+    grey = image_to_uint8(la)
+    assert grey[0, 0].tolist() == [255, 255, 255] and np.abs(image_to_uint8(la.convert("La")).astype(int) - grey).max() <= 1

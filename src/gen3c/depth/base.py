@@ -165,32 +165,57 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     Accepts a (3, H, W) float tensor in [0, 1] (or a uint8 tensor), a PIL image, or an
     (H, W, 3) / (H, W, 4) / (H, W) numpy array (uint8, or float in [0, 1]). A PIL image and an
     RGBA array are taken as their file is read (:func:`gen3c.io.images.upright_rgb`): turned by
-    the EXIF orientation, transparent pixels over white.
+    the EXIF orientation, transparent pixels over white; a 16-bit one (mode ``I;16``) scaled to
+    8 bits, a float one (mode ``F``) read as [0, 1] as a float array is. A bool tensor or array is
+    a black-and-white image (False 0, True 255), as PIL's mode ``1`` and ``Image.fromarray`` of
+    it are. Refused in one line: complex values, integers other than uint8 (and bool; their
+    range is unknown: a 16-bit image is ``array / 65535``), PIL's 32-bit integer mode ``I``, and
+    a numpy masked array with masked pixels (colour has no "missing" value: fill it, or pass an
+    RGBA array whose alpha is 0 there).
     """
     from gen3c.io.images import upright_rgb
 
     if isinstance(image, Tensor):
         x = image.detach().cpu()
+        if x.is_complex():
+            raise Gen3cInputError(f"{name} holds {str(x.dtype).removeprefix('torch.')} values: an image must be a numeric array")
         if x.ndim != 3 or x.shape[0] != 3:
             hint = " (it looks like (H, W, 3): pass tensor.permute(2, 0, 1))" if x.ndim == 3 and x.shape[-1] == 3 else ""
             raise Gen3cInputError(f"{name} tensor has shape {tuple(x.shape)}: pass (3, H, W) RGB{hint}")
         if x.dtype == torch.uint8:
             return x.permute(1, 2, 0).numpy().copy()
+        if x.dtype == torch.bool:
+            return (x.permute(1, 2, 0).numpy() * np.uint8(255)).astype(np.uint8)
+        if not x.is_floating_point():
+            raise Gen3cInputError(f"{name} tensor is {str(x.dtype).removeprefix('torch.')}{_integer_hint(x.numpy(), 'tensor')}")
         x = x.float()
         _check_unit_range(x, name)
         return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     try:
-        from PIL import Image
+        from PIL import Image, ImageOps
 
         if isinstance(image, Image.Image):
             try:
-                return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
+                if image.mode in ("I", "F"):  # no 8-bit reading (PIL's own clips): as their numpy arrays are read below
+                    image, name = np.asarray(ImageOps.exif_transpose(image)), f"{name} (PIL mode {image.mode})"
+                else:
+                    return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
             except (OSError, ValueError) as exc:  # a lazily opened file that turns out truncated or corrupt
                 raise Gen3cInputError(f"{name} PIL image could not be decoded ({first_line(exc)}): pass a complete image") from None
     except ImportError:  # pragma: no cover - pillow is a core dependency
         pass
     if isinstance(image, np.ndarray):
         x = image
+        if isinstance(x, np.ma.MaskedArray):
+            masked = int(np.ma.getmaskarray(x).sum())
+            if masked:
+                raise Gen3cInputError(
+                    f"{name} is a masked array with {masked} masked values: colour has no 'missing' value, "
+                    "pass image.filled(colour), or an RGBA array whose alpha is 0 there (over white)"
+                )
+            x = np.ma.getdata(x)
+        if x.dtype.kind == "c":
+            raise Gen3cInputError(f"{name} holds {x.dtype} values: an image must be a numeric array")
         if x.ndim == 2:
             x = np.repeat(x[..., None], 3, axis=-1)
         if x.ndim != 3 or x.shape[-1] not in (3, 4):
@@ -200,12 +225,28 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
             _check_unit_range(t, name)
             x = (np.clip(x, 0, 1) * 255.0).round().astype(np.uint8)
+        elif x.dtype == np.bool_:
+            x = x.astype(np.uint8) * np.uint8(255)
         elif x.dtype != np.uint8:
-            raise Gen3cInputError(f"{name} array is {x.dtype}: pass uint8 or float in [0, 1]")
+            raise Gen3cInputError(f"{name} array is {x.dtype}{_integer_hint(x, 'array')}")
         if x.shape[-1] == 4:  # as its PNG is read: over white
             return np.asarray(upright_rgb(Image.fromarray(np.ascontiguousarray(x))), dtype=np.uint8).copy()
         return x.copy()
     raise Gen3cInputError(f"{name} is a {type(image).__name__}: pass a (3, H, W) tensor in [0, 1], a PIL image or a uint8 array")
+
+
+def _integer_hint(values: np.ndarray, var: str) -> str:
+    """What to pass instead of colours of another dtype than uint8 (integers: their range is
+    unknown), by their values; ``var`` is "array" or "tensor"."""
+    fix = ": pass uint8 or float in [0, 1]" if var == "array" else ": pass a uint8 tensor or a float one"
+    if values.dtype.kind not in "iu":
+        return fix
+    lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    if 0 <= lo and hi <= 255:
+        return f"{fix} (its values fit 0–255: {'array.astype(np.uint8)' if var == 'array' else 'tensor.to(torch.uint8)'})"
+    if 0 <= lo and hi <= 65535:
+        return f"{fix} (16-bit colours: {'array / 65535' if var == 'array' else '(tensor / 257).round().to(torch.uint8)'})"
+    return f"{fix} (its values span [{lo}, {hi}])"
 
 
 def image_to_tensor(image: Any, name: str = "image") -> Tensor:

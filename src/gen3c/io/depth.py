@@ -75,7 +75,9 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
 def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
     """A depth array as a file holds it, or as handed over in memory (``gen3c.generate(depth=)``),
     → (H, W) float32, its values unchecked (:func:`conform_depth` checks them): any real dtype,
-    (1, H, W) and (H, W, 1) squeezed. Magnitudes beyond float32 become ±inf (invalid depth). Its
+    (1, H, W) and (H, W, 1) squeezed. Magnitudes beyond float32 become ±inf (invalid depth). A
+    numpy masked array's masked pixels become NaN, so they are invalid depth as NaN is (placed far
+    away, or left out with ``mask_invalid``: :func:`fill_invalid_depth`), never their raw values. Its
     size is checked from its shape first (an input image's pixel limit,
     :func:`gen3c.io.images.check_pixel_limit`), before its values are converted.
 
@@ -99,7 +101,16 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
         values = values.cpu()
         # float16 / bfloat16 → float32 is exact (bfloat16 has no numpy dtype); float64 as float32_array casts it
         values = (values.float() if values.is_floating_point() and values.dtype != torch.float64 else values).numpy()
+    values = masked_as_nan(values)
     return torch.from_numpy(float32_array(np.squeeze(values)))
+
+
+def masked_as_nan(values: np.ndarray) -> np.ndarray:
+    """A numpy masked array's data with its masked pixels NaN (float64 for integers, exact), so
+    they are invalid depth (:func:`fill_invalid_depth`); any other array as it is."""
+    if not isinstance(values, np.ma.MaskedArray):
+        return values
+    return values.astype(np.result_type(values.dtype, np.float32)).filled(np.nan)
 
 
 def _read_png16(p: Path, name: str) -> np.ndarray:

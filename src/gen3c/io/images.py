@@ -126,9 +126,17 @@ def stated_size(image: Any) -> tuple[int, int] | None:
 
 def upright_rgb(image: Image.Image) -> Image.Image:
     """A PIL image as it is seen, in RGB: turned by its EXIF orientation, as image viewers and
-    OpenCV's ``imread`` do, with transparent pixels over white. How an image file is read
+    OpenCV's ``imread`` do, with transparent pixels over white (premultiplied ``RGBa`` / ``La``
+    too); 16-bit grey (``I;16``) scaled to 8 bits (÷ 257). How an image file is read
     (:func:`load_image`) and a PIL image or RGBA array in memory taken (:func:`gen3c.depth.image_to_uint8`)."""
     image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I;16"):  # 16-bit grey (a 16-bit PNG): PIL's own conversion clips at 255, a white image
+        grey = (np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("RGBa", "La"):  # premultiplied alpha (PIL has no La → RGB): over white is colour + (255 − alpha)
+        pixels = np.asarray(image, dtype=np.int32)
+        over_white = np.clip(pixels[..., :-1] + 255 - pixels[..., -1:], 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(over_white, 3, axis=-1) if image.mode == "La" else over_white)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -161,6 +169,8 @@ def as_image(image: Any, name: str = "image") -> Tensor:
     if isinstance(image, Tensor):
         image = plain_tensor(image, name)
     if isinstance(image, Tensor) and image.dtype.is_floating_point:
+        if image.element_size() == 1:  # float8: no isfinite / aminmax of its own
+            image = image.float()
         if image.ndim != 3 or image.shape[0] != 3:
             hwc = image.ndim == 3 and image.shape[-1] == 3
             hint = ": it looks like (H, W, 3), pass image.permute(2, 0, 1)" if hwc else ""

@@ -134,7 +134,10 @@ def describe_array(value: Any) -> dict[str, Any]:
     else:
         array = np.ascontiguousarray(np.asarray(value))
         data, shape, dtype = array.reshape(-1).view(np.uint8), array.shape, str(array.dtype)
-    described = {"in_memory": kind, "shape": list(shape), "dtype": dtype, "sha256": hashlib.sha256(memoryview(data)).hexdigest()}
+    digest = hashlib.sha256(memoryview(data))
+    if isinstance(value, np.ma.MaskedArray):  # its mask changes the depth taken (masked pixels are invalid)
+        digest.update(np.ascontiguousarray(np.ma.getmaskarray(value)).reshape(-1).view(np.uint8))
+    described = {"in_memory": kind, "shape": list(shape), "dtype": dtype, "sha256": digest.hexdigest()}
     mode = getattr(value, "mode", None)
     if isinstance(mode, str):  # a PIL image
         described["mode"] = mode
@@ -1204,7 +1207,8 @@ def generate(
             (H, W, 3) uint8 array (or float in [0, 1]), a (3, H, W) tensor, float in [−1, 1] or uint8.
         depth: its z-depth: a file (``--depth_path``), or an (H, W) array or tensor, taken as
             the same array saved as ``.npy`` (any real dtype; another size of the image's aspect
-            ratio resized with a note; NaN / +inf far away, ≤ 0 left out); None estimates depth (MoGe).
+            ratio resized with a note; NaN / +inf far away, ≤ 0 left out; a numpy masked array's
+            masked pixels as NaN); None estimates depth (MoGe).
         generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
         video_save_name: the outputs' name; default: the image file's stem, "output" for an image in memory.
         progress: True draws the command line's bars on stderr, one per stage (loading the
