@@ -736,6 +736,70 @@ def test_the_names_the_docs_give_resolve():
     assert not sorted(f"{doc}: {n}" for doc, n in names if not resolves(n))
 
 
+def bad_call_arguments(code: str) -> list[str]:
+    """The calls of a Python block to gen3c's functions and classes whose arguments the callee does
+    not take: a keyword it has no parameter for (for ``gen3c.generate``, no ``gen3c generate``
+    setting; for ``load_generator``, no sampling option), or more positional arguments than it has.
+    The block's imports run; nothing else does."""
+    import ast
+    import inspect
+    from dataclasses import fields
+
+    from gen3c.pipelines import loading
+    from gen3c.pipelines.request import GenerationRequest, generate
+
+    tree = ast.parse(code)
+    scope: dict = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            exec(compile(ast.Module([node], []), "<docs>", "exec"), scope)
+    # What the callees with **kwargs take through them: gen3c generate's settings, the sampling options.
+    extra = {generate: {f.name for f in fields(GenerationRequest)} | set(loading.GENERATOR_OPTIONS),
+             loading.load_generator: set(loading._SAMPLING_OPTIONS)}  # fmt: skip
+    wrong = []
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        try:  # gen3c's own callables only: `gen3c.generate`, `load_generator`, `Cameras`, `pipe.…` left out
+            callee = eval(compile(ast.Expression(call.func), "<docs>", "eval"), dict(scope))
+        except Exception:
+            continue
+        if not (getattr(callee, "__module__", "") or "").startswith("gen3c") or any(isinstance(a, ast.Starred) for a in call.args):
+            continue
+        keywords = [k.arg for k in call.keywords if k.arg is not None]
+        try:
+            inspect.signature(callee).bind_partial(*call.args, **dict.fromkeys(keywords))
+        except TypeError as exc:
+            wrong.append(f"{ast.unparse(call)[:80]}: {exc}")
+        if callee in extra:
+            named = extra[callee] | set(inspect.signature(callee).parameters)
+            wrong += [f"{callee.__name__}(…, {k}=…): no such setting" for k in keywords if k not in named]
+    return wrong
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_python_blocks_call_gen3c_with_its_arguments(doc):
+    """Every call of a Python block to gen3c's functions and classes passes arguments they take —
+    also in the blocks, and the lines of blocks, that no test can run here (GEN3C-7B's weights,
+    torchrun): a renamed keyword or setting cannot stay in the docs."""
+    wrong = [w for block in code_blocks(doc.read_text(), "python") for w in bad_call_arguments(block)]
+    assert not wrong, wrong
+
+
+def test_a_python_block_calling_gen3c_wrongly_is_caught():
+    code = """import gen3c
+from gen3c.cameras import intrinsics_from_fov
+from gen3c.pipelines.camera_video import preset_cameras
+from gen3c.pipelines.loading import load_generator
+gen3c.generate("photo.png", fov=60, memory_mode="group_offload", low_memroy=True)
+K = intrinsics_from_fov(60, 704, 1280, axis="horizontal", degrees=True)
+cameras = preset_cameras(source, "left", "center_facing", 121, 0.3, "auto", 24)
+gen = load_generator("gen3c-7b/", num_gpu=8)
+pipe(image, anything=1)                      # not gen3c's: pipe is no import
+"""
+    wrong = bad_call_arguments(code)
+    assert len(wrong) == 4, wrong
+    assert "low_memroy" in wrong[0] and "degrees" in wrong[1] and "too many positional" in wrong[2] and "num_gpu" in wrong[3]
+
+
 @pytest.mark.slow
 def test_python_one_call_per_video_runs(tmp_path, monkeypatch, capsys):
     """docs/python.md, "One call per video": three paths from one load of the 5-step model, and
