@@ -117,8 +117,10 @@ def exr_bytes(depth: np.ndarray, channel: str = "Z") -> bytes:
     compression) holding one half-float channel."""
     import tempfile
 
-    import Imath
-    import OpenEXR
+    import pytest
+
+    Imath = pytest.importorskip("Imath")  # gen3c[exr]: OpenEXR installs Imath
+    OpenEXR = pytest.importorskip("OpenEXR")
 
     header = OpenEXR.Header(depth.shape[1], depth.shape[0])
     header["channels"] = {channel: Imath.Channel(Imath.PixelType(Imath.PixelType.HALF))}

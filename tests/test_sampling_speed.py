@@ -442,6 +442,7 @@ def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
         return made[-1]
 
     monkeypatch.setattr(loading, "load_generator", spy)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # what runs on a CPU, also on a GPU host
     image, depth, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "64x112",
                  "--num_video_frames", 17, "--video_save_folder", tmp_path, "--generator", "gen3c", "--model", "tiny",
@@ -487,7 +488,7 @@ def test_the_presets_compile_and_fp8_matmuls_can_be_turned_off(box_scene, tmp_pa
 
 
 @pytest.mark.slow
-def test_the_run_record_says_what_ran(box_scene, tmp_path):
+def test_the_run_record_says_what_ran(box_scene, tmp_path, monkeypatch):
     """NAME_run.json and the last line of `gen3c generate` name the settings in effect: the preset
     with the flags applied, and the kernel chosen after a fallback (before: only the flags as
     typed, e.g. "num_steps": null and "attention_backend": "cudnn_fp8" for a run on SDPA)."""
@@ -495,6 +496,7 @@ def test_the_run_record_says_what_ran(box_scene, tmp_path):
     from gen3c.models.packaged import packaged_model_dir
     from gen3c.models.verify import checksums_sha256
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the record of a CPU run, also on a GPU host
     image, depth, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
                  "--video_save_folder", tmp_path, "--generator", "gen3c", "--model", "tiny", "--speed", "fastest",
