@@ -780,8 +780,34 @@ def test_odd_image_dtypes_and_pil_modes_in_memory_are_their_colours_or_one_line(
     sixteen.save(tmp_path / "grey16.png")
     assert torch.equal(load_image(tmp_path / "grey16.png"), load_image_of(grey, tmp_path / "grey8.png"))
     assert np.array_equal(image_to_uint8(Image.fromarray(grey / np.float32(255))), np.repeat(grey[..., None], 3, -1))
-    with pytest.raises(Gen3cInputError, match=r"^img \(PIL mode I\) array is int32: pass uint8 or float in \[0, 1\] \(16-bit colours"):
+    with pytest.raises(Gen3cInputError, match=r"^img holds integer colours of unknown range \(PIL mode I, 32-bit\): .*\(16-bit colours: array / 65535\)$"):
         image_to_uint8(Image.fromarray(grey.astype(np.int32) * 257), "img")
+
+
+def test_float_and_32_bit_image_files_are_read_as_the_same_pil_image_in_memory(tmp_path):
+    """A float TIFF (PIL mode F) in [0, 1] came out black and a 32-bit integer one (mode I; a
+    16-bit PGM or a signed 16-bit TIFF is read so too) white: PIL's own RGB conversion clips.
+    Now the file is read as the PIL image in memory is (image_to_uint8): F as [0, 1] floats, I
+    refused in one line. And an image without pixels came back as an empty array (uint8) or
+    torch's error on its min() (float): one line, as the other inputs without pixels."""
+    from gen3c.depth.base import image_to_uint8
+    from gen3c.io.images import load_image
+
+    grey = np.random.default_rng(0).integers(0, 256, (12, 16), dtype=np.uint8)
+    grey[0, :2] = 0, 255
+    Image.fromarray(grey / np.float32(255)).save(tmp_path / "f.tif")
+    assert torch.equal(load_image(tmp_path / "f.tif"), load_image_of(grey, tmp_path / "grey8.png"))
+    Image.fromarray(grey * np.float32(3 / 255)).save(tmp_path / "hdr.tif")
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*hdr\.tif' \(PIL mode F\) values span \[0, 3\], expected \[0, 1\]$"):
+        load_image(tmp_path / "hdr.tif")
+    Image.fromarray(grey.astype(np.int32) * 257).save(tmp_path / "i.tif")
+    with Image.open(tmp_path / "i.tif") as im:
+        assert im.mode == "I"
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*i\.tif' holds integer colours of unknown range \(PIL mode I, 32-bit\): save it as an 8- or 16-bit PNG"):
+        load_image(tmp_path / "i.tif")
+    for empty in (np.zeros((0, 16, 3), np.uint8), np.zeros((12, 0), np.float32), torch.zeros(3, 0, 16), Image.new("RGB", (0, 0))):
+        with pytest.raises(Gen3cInputError, match=r"^img is empty \(\d+×\d+ pixels\): pass an image with pixels$"):
+            image_to_uint8(empty, "img")
 
 
 def load_image_of(grey: np.ndarray, path):

@@ -173,8 +173,11 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     a numpy masked array with masked pixels (colour has no "missing" value: fill it, or pass an
     RGBA array whose alpha is 0 there).
     """
-    from gen3c.io.images import upright_rgb
+    from gen3c.io.images import stated_size, upright_rgb
 
+    size = stated_size(image)
+    if size is not None and 0 in size:  # else an empty array came back, or torch's error on its min()
+        raise Gen3cInputError(f"{name} is empty ({size[0]}×{size[1]} pixels): pass an image with pixels")
     if isinstance(image, Tensor):
         x = image.detach().cpu()
         if x.is_complex():
@@ -196,10 +199,17 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
 
         if isinstance(image, Image.Image):
             try:
-                if image.mode in ("I", "F"):  # no 8-bit reading (PIL's own clips): as their numpy arrays are read below
-                    image, name = np.asarray(ImageOps.exif_transpose(image)), f"{name} (PIL mode {image.mode})"
+                if image.mode == "I":  # 32-bit integers (a 16-bit PGM, a signed or 32-bit TIFF): PIL's 8-bit conversion clips
+                    raise Gen3cInputError(
+                        f"{name} holds integer colours of unknown range (PIL mode I, 32-bit): save it as an 8- or 16-bit PNG, "
+                        f"or pass np.asarray(image) as uint8 or float in [0, 1]{_integer_range_hint(np.asarray(image), 'array')}"
+                    )
+                if image.mode == "F":  # floats (a float TIFF): read as a float array is, [0, 1]; PIL's conversion clips
+                    image, name = np.asarray(ImageOps.exif_transpose(image)), f"{name} (PIL mode F)"
                 else:
                     return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
+            except Gen3cInputError:
+                raise
             except (OSError, ValueError) as exc:  # a lazily opened file that turns out truncated or corrupt
                 raise Gen3cInputError(f"{name} PIL image could not be decoded ({first_line(exc)}): pass a complete image") from None
     except ImportError:  # pragma: no cover - pillow is a core dependency
@@ -239,14 +249,20 @@ def _integer_hint(values: np.ndarray, var: str) -> str:
     """What to pass instead of colours of another dtype than uint8 (integers: their range is
     unknown), by their values; ``var`` is "array" or "tensor"."""
     fix = ": pass uint8 or float in [0, 1]" if var == "array" else ": pass a uint8 tensor or a float one"
+    return fix + _integer_range_hint(values, var)
+
+
+def _integer_range_hint(values: np.ndarray, var: str) -> str:
+    """How to turn integer colours into uint8 or [0, 1], by their values: "(its values fit 0–255:
+    …)", "(16-bit colours: …)" or "(its values span […])", after a space; "" for other dtypes."""
     if values.dtype.kind not in "iu":
-        return fix
+        return ""
     lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
     if 0 <= lo and hi <= 255:
-        return f"{fix} (its values fit 0–255: {'array.astype(np.uint8)' if var == 'array' else 'tensor.to(torch.uint8)'})"
+        return f" (its values fit 0–255: {'array.astype(np.uint8)' if var == 'array' else 'tensor.to(torch.uint8)'})"
     if 0 <= lo and hi <= 65535:
-        return f"{fix} (16-bit colours: {'array / 65535' if var == 'array' else '(tensor / 257).round().to(torch.uint8)'})"
-    return f"{fix} (its values span [{lo}, {hi}])"
+        return f" (16-bit colours: {'array / 65535' if var == 'array' else '(tensor / 257).round().to(torch.uint8)'})"
+    return f" (its values span [{lo}, {hi}])"
 
 
 def image_to_tensor(image: Any, name: str = "image") -> Tensor:

@@ -23,7 +23,9 @@ RESIZE_MODES = ("crop", "stretch")
 
 
 def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
-    """Decode an image file to (3, H, W) float32 in [−1, 1] (RGB; alpha composited on white).
+    """Decode an image file to (3, H, W) float32 in [−1, 1] (RGB; alpha composited on white), as a
+    PIL image in memory is read (:func:`gen3c.depth.image_to_uint8`): 16-bit grey scaled to 8 bits,
+    a float TIFF (PIL mode ``F``) read as [0, 1], 32-bit integers (mode ``I``) refused.
 
     The EXIF orientation is applied, as image viewers and OpenCV's ``imread`` do: a phone photo
     stored portrait with Orientation 6 comes out upright (landscape), the way its depth map and
@@ -32,6 +34,8 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     Raises:
         Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files.
     """
+    from gen3c.depth.base import image_to_uint8
+
     p = Path(path)
     if not p.exists():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
@@ -45,7 +49,9 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
             with Image.open(p) as im:
                 check_image_size(*im.size, f"{name} {str(p)!r}")
                 im.load()
-                rgb = upright_rgb(im)
+                # One reading for a file and a PIL image in memory: 16-bit grey scaled, float (mode F)
+                # as [0, 1], 32-bit integers (mode I) refused; PIL's own RGB conversion clips them.
+                array = image_to_uint8(im, f"{name} {str(p)!r}")
     except Gen3cInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -63,8 +69,7 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         raise Gen3cInputError(f"{name} {str(p)!r} is not a readable image{known}: use PNG, JPEG, WebP, BMP or TIFF{hint}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
-    array = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
 def check_image_size(width: int, height: int, name: str) -> None:
