@@ -830,3 +830,27 @@ def test_depth_in_millimetres_is_noted_with_the_fix_for_files_arrays_and_clips(t
         warnings.simplefilter("error")  # metres: no note at all
         conform_depth(load_depth(tmp_path / "m.npy"), (12, 16))
         prepare_source(image, metres, intrinsics_from_fov(60, 12, 16), (12, 16))
+
+
+def test_depth_all_beyond_the_far_fill_is_refused_naming_the_unit_and_far_depth_is_counted(tmp_path):
+    """Finite depth ≥ 1e4 (FAR_DEPTH, where GEN3C clamps depth and puts NaN) is far background,
+    out of the median. Before: a map in millimetres with no pixel nearer than 10 m ran on to
+    "the path is scaled by the source view's median depth …, but no pixel of it has a valid
+    depth" (or a flat wall), and the far pixels of a partly far map were not mentioned."""
+    from gen3c.depth import load_user_depth
+    from gen3c.io.depth import fill_invalid_depth
+
+    millimetres = np.full((12, 16), 15000, np.uint16)
+    millimetres[:, :4] = 30000
+    Image.fromarray(millimetres).save(tmp_path / "mm.png")  # a sensor's 16-bit PNG, read with --png_depth_scale 1
+    unit = r"has no depth below 10000 \(its valid depth spans \[1\.5e\+04, 3e\+04\]\), where GEN3C puts the far background: depth in millimetres\? scale it to metres \(÷ 1000"
+    with pytest.raises(Gen3cInputError, match=rf"^depth file '.*mm\.png' {unit}"):
+        load_user_depth(tmp_path / "mm.png", (12, 16), fov=60, png_scale=1.0)
+    clip = torch.stack([torch.full((12, 16), 2.0), torch.from_numpy(millimetres.astype(np.float32))])
+    with pytest.raises(Gen3cInputError, match=r"^clip has no depth below 10000 \(frame 6\) \(its valid depth spans \[1\.5e\+04, 3e\+04\]\)"):
+        fill_invalid_depth(clip, "clip", frame_offset=5)
+    metres = np.full((12, 16), 2.0, np.float32)
+    metres[:3] = 1e10  # Blender's background
+    with pytest.warns(UserWarning, match=r"^d: 48 pixels \(25%\) of depth ≥ 10000 are far background .* do not count for the median depth$"):
+        depth, valid = fill_invalid_depth(torch.from_numpy(metres), "d")
+    assert bool(valid.all()) and depth[0, 0] == 1e10 and scene_depths(depth, valid).tolist() == [2.0] * 144

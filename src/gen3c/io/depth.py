@@ -163,6 +163,9 @@ def mask_lets_in(mask: np.ndarray | Tensor) -> Tensor:
     return torch.from_numpy(np.asarray(mask) > 0)
 
 
+#: How depth in millimetres is made metres, for the messages that suspect it.
+MILLIMETRES_FIX = "÷ 1000; a 16-bit PNG: --png_depth_scale 0.001"
+
 #: Where NaN / +inf depth goes (GEN3C, ``gen3c_single_image.py``: NaN → 1e4, clamped to
 #: [0, 1e4]); the cache then clamps depth to 100 (``cache_3d.py``), so sky becomes a far backdrop.
 FAR_DEPTH = 1e4
@@ -182,8 +185,11 @@ def fill_invalid_depth(
     :data:`FAR_DEPTH`, as GEN3C does: they enter the cache at its clamp depth of 100 and render
     as a backdrop that barely moves with the camera, which looks better than a hole the generator
     must invent. ``mask_invalid`` leaves them out of the cache instead. Depth ≤ 0 (and −inf) is
-    "no point here" either way (GEN3C's clamp at 0; the 0 of 16-bit depth PNGs). A one-line note
-    (a ``UserWarning``; the CLI prints it as ``note:``) says what was done.
+    "no point here" either way (GEN3C's clamp at 0; the 0 of 16-bit depth PNGs). Finite depth
+    ≥ :data:`FAR_DEPTH` (Blender's background, 1e10) stays as it is and enters the cache at 100
+    too: it is far background, as GEN3C's clamp at 1e4 makes it, and is left out of the median
+    (:func:`scene_depths`) with NaN's fill. A one-line note (a ``UserWarning``; the CLI prints it
+    as ``note:``) says what was done.
 
     Args:
         depth: (H, W) or (T, H, W) z-depth.
@@ -194,7 +200,9 @@ def fill_invalid_depth(
         tally: a clip read a frame at a time counts its pixels here and says the note once, at
             the end (:meth:`InvalidDepthTally.note`), instead of once per call.
     Raises:
-        Gen3cInputError: a map, or a frame of a stack, without one finite depth > 0.
+        Gen3cInputError: a map, or a frame of a stack, without one finite depth > 0, or
+            without one below :data:`FAR_DEPTH` (depth in millimetres, most likely: the message
+            says so and how to scale it).
     Returns:
         ``(depth, valid)``: depth with far pixels at :data:`FAR_DEPTH` and holes at 0; ``valid``
         (bool) the pixels allowed into the cache.
@@ -202,10 +210,23 @@ def fill_invalid_depth(
     if depth.numel() == 0:
         raise Gen3cInputError(f"{name} is empty (shape {tuple(depth.shape)}): check the file")
     trusted = torch.isfinite(depth) & (depth > 0)
-    empty = ~trusted.reshape(-1, *depth.shape[-2:]).flatten(1).any(1)
+    frames = depth.reshape(-1, *depth.shape[-2:])
+    empty = ~trusted.reshape(frames.shape).flatten(1).any(1)
     if bool(empty.any()):
         where = f" (frame {frame_offset + int(empty.nonzero()[0, 0])})" if depth.ndim == 3 else ""
         raise Gen3cInputError(f"{name} has no valid pixel{where} (all NaN/inf/≤ 0): check its values and their unit")
+    # GEN3C clamps depth to FAR_DEPTH, where it puts NaN (gen3c_single_image.py): depth from there
+    # on is far background, not scene. A map with no scene left is most likely in millimetres.
+    beyond = trusted & (depth >= FAR_DEPTH)
+    no_scene = ~(trusted & ~beyond).reshape(frames.shape).flatten(1).any(1)
+    if bool(no_scene.any()):
+        first = int(no_scene.nonzero()[0, 0])
+        values = frames[first][trusted.reshape(frames.shape)[first]]
+        where = f" (frame {frame_offset + first})" if depth.ndim == 3 else ""
+        raise Gen3cInputError(
+            f"{name} has no depth below {FAR_DEPTH:g}{where} (its valid depth spans [{float(values.min()):.4g}, {float(values.max()):.4g}]), "
+            f"where GEN3C puts the far background: depth in millimetres? scale it to metres ({MILLIMETRES_FIX})"
+        )
     far = torch.isnan(depth) | (depth == float("inf")) if not mask_invalid else torch.zeros_like(trusted)
     valid = trusted | far
     if mask is not None:
@@ -213,6 +234,7 @@ def fill_invalid_depth(
         far &= mask
     depth = torch.where(trusted, depth, torch.where(far, torch.full_like(depth, FAR_DEPTH), torch.zeros_like(depth)))
     counts = InvalidDepthTally(int(far.sum()), int((~valid).sum() if mask is None else (mask & ~valid).sum()), depth.numel())
+    counts.beyond = int(beyond.sum() if mask is None else (beyond & mask).sum())
     counts.median = median_scene_depth(depth, valid)
     if tally is None:
         counts.note(name, mask_invalid, stacklevel=2)
@@ -229,11 +251,14 @@ class InvalidDepthTally:
     far: int = 0
     holes: int = 0
     pixels: int = 0
+    #: Finite depth ≥ :data:`FAR_DEPTH`: kept, but far background as GEN3C clamps it, out of the median.
+    beyond: int = 0
     #: The largest median scene depth of the maps counted (:func:`median_scene_depth`), None: none.
     median: float | None = None
 
     def add(self, other: InvalidDepthTally) -> None:
         self.far, self.holes, self.pixels = self.far + other.far, self.holes + other.holes, self.pixels + other.pixels
+        self.beyond += other.beyond
         if other.median is not None:
             self.median = other.median if self.median is None else max(self.median, other.median)
 
@@ -246,6 +271,11 @@ class InvalidDepthTally:
                 f"{self._share(self.far)} of NaN/inf depth sit far away (depth 100 in the cache, as GEN3C places sky; "
                 "--mask_invalid_depth leaves them out)"
             )
+        if self.beyond:
+            notes.append(
+                f"{self._share(self.beyond)} of depth ≥ {FAR_DEPTH:g} are far background (GEN3C clamps depth there, "
+                "with NaN) and do not count for the median depth"
+            )
         if self.holes:
             notes.append(f"{self._share(self.holes)} of {'NaN/inf/≤ 0' if mask_invalid else '≤ 0'} depth are left out of the cache")
         if self.median is not None and self.median > CACHE_MAX_DEPTH:
@@ -253,8 +283,7 @@ class InvalidDepthTally:
             # put the whole scene beyond the cache's clamp: one flat wall, without a word.
             notes.append(
                 f"its median depth is {self.median:.4g}, beyond the {CACHE_MAX_DEPTH:g} at which GEN3C's cache clamps depth, "
-                "so the scene is flattened to a wall: depth in millimetres? scale it to metres (÷ 1000; "
-                "a 16-bit PNG: --png_depth_scale 0.001)"
+                f"so the scene is flattened to a wall: depth in millimetres? scale it to metres ({MILLIMETRES_FIX})"
             )
         if notes:
             note(f"{name}: {'; '.join(notes)}", stacklevel=stacklevel + 1)
