@@ -854,3 +854,17 @@ def test_depth_all_beyond_the_far_fill_is_refused_naming_the_unit_and_far_depth_
     with pytest.warns(UserWarning, match=r"^d: 48 pixels \(25%\) of depth ≥ 10000 are far background .* do not count for the median depth$"):
         depth, valid = fill_invalid_depth(torch.from_numpy(metres), "d")
     assert bool(valid.all()) and depth[0, 0] == 1e10 and scene_depths(depth, valid).tolist() == [2.0] * 144
+
+
+def test_a_depth_file_error_names_the_file_once_and_a_renamed_png_says_what_it_is(tmp_path):
+    """Before: load_user_depth's errors named the file twice ("depth file 'd.png' 'd.png' is a
+    RGB PNG"), and a .npy saved as .png was "corrupt or truncated (cannot identify image file)"."""
+    from gen3c.depth import load_user_depth
+
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*rgb\.png' is a PNG of mode RGB: depth PNGs must be single-channel 16-bit$"):
+        load_user_depth(tmp_path / "rgb.png", (12, 16), fov=60)
+    np.save(tmp_path / "d.npy", np.ones((12, 16), np.float32))
+    (tmp_path / "d.npy").rename(tmp_path / "d.png")
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.png' is a NumPy \.npy array, not a PNG: give the file its real suffix \(\.npy, "):
+        load_user_depth(tmp_path / "d.png", (12, 16), fov=60)

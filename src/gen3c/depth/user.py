@@ -99,7 +99,7 @@ def load_user_depth(
             when the user gives none (else the recorded camera, else the default 60° FOV).
     """
     name = f"depth file {str(path)!r}"
-    raw = load_depth(path, png_scale, name)
+    raw = load_depth(path, png_scale)  # names the file itself: "depth file 'PATH'"
     record = depth_record(path, tuple(raw.shape))
     H, W = image_size
     depth, valid = conform_depth(raw, (H, W), name, mask_invalid)

@@ -114,11 +114,19 @@ def masked_as_nan(values: np.ndarray) -> np.ndarray:
 
 
 def _read_png16(p: Path, name: str) -> np.ndarray:
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
-    with Image.open(p) as im:
+    try:
+        im = Image.open(p)
+    except UnidentifiedImageError:  # a renamed file: say what it is, not "cannot identify image file"
+        from gen3c.io.formats import describe_head, file_head
+
+        raise Gen3cInputError(
+            f"{name} {str(p)!r} is {describe_head(file_head(p))}, not a PNG: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})"
+        ) from None
+    with im:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
-            raise Gen3cInputError(f"{name} {str(p)!r} is a {im.mode} PNG: depth PNGs must be single-channel 16-bit")
+            raise Gen3cInputError(f"{name} {str(p)!r} is a PNG of mode {im.mode}: depth PNGs must be single-channel 16-bit")
         if im.mode == "L":
             note(f"{name} {p} is an 8-bit PNG: depth precision is only 256 levels", stacklevel=3)
         # Upright, as the photo it belongs to is read (gen3c.io.images.load_image applies EXIF too).
