@@ -139,6 +139,8 @@ def test_formats_from_cameras_and_editors_read_as_the_frames_they_hold(tmp_path,
         ("no frames", r"has no streams: it holds no frames, or it is truncated or damaged"),
         ("cut before its index", r"(has no streams: it holds no frames, or|cannot be read \(.*\): it) is truncated"),
         ("cut in its frames", r"is truncated: its index lists 5 frames but the file holds [0-4]: copy or export it again"),
+        ("turned 45°", r"is shown with a rotation of 45.0°: re-encode it upright \(ffmpeg -i IN OUT applies it\)"),
+        ("mirrored", r"is shown with a mirrored display matrix: re-encode it upright"),
     ],
 )
 def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
@@ -153,6 +155,10 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
         ffmpeg("-f", "lavfi", "-i", f"color=s={W}x{H}:d=1", "-c:v", "libx264", "-frames:v", "0", video)
     elif case == "cut before its index":  # ffmpeg writes the index last
         video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    elif case in ("turned 45°", "mirrored"):
+        flag = ["-display_rotation", "45"] if case == "turned 45°" else ["-display_hflip"]
+        ffmpeg(*flag, "-i", folder / "rgb.mp4", "-c", "copy", tmp_path / "shown.mp4")
+        shutil.copy(tmp_path / "shown.mp4", video)
     else:  # the index first (-movflags +faststart, as for streaming), the frames cut short
         ffmpeg("-i", folder / "rgb.mp4", "-c", "copy", "-movflags", "+faststart", tmp_path / "fast.mp4")
         data = (tmp_path / "fast.mp4").read_bytes()
