@@ -138,7 +138,8 @@ def test_formats_from_cameras_and_editors_read_as_the_frames_they_hold(tmp_path,
         ("audio only", r"has no video stream \(only audio\): pass a video file"),
         ("no frames", r"has no streams: it holds no frames, or it is truncated or damaged"),
         ("cut before its index", r"(has no streams: it holds no frames, or|cannot be read \(.*\): it) is truncated"),
-        ("cut in its frames", r"is truncated: its index lists 5 frames but the file holds [0-4]: copy or export it again"),
+        ("cut in its frames", r"is truncated: its index lists 5 frames but the file holds [0-4] whole: copy or export it again"),
+        ("cut in its last frame", r"is truncated: its index lists 5 frames but the file holds 4 whole: copy or export it again"),
         ("turned 45°", r"is shown with a rotation of 45.0°: re-encode it upright \(ffmpeg -i IN OUT applies it\)"),
         ("mirrored", r"is shown with a mirrored display matrix: re-encode it upright"),
     ],
@@ -162,7 +163,7 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
     else:  # the index first (-movflags +faststart, as for streaming), the frames cut short
         ffmpeg("-i", folder / "rgb.mp4", "-c", "copy", "-movflags", "+faststart", tmp_path / "fast.mp4")
         data = (tmp_path / "fast.mp4").read_bytes()
-        video.write_bytes(data[: len(data) * 2 // 3])
+        video.write_bytes(data[: len(data) * 2 // 3 if case == "cut in its frames" else len(data) - 1])
     with pytest.raises(Gen3cInputError, match=match):
         read_sample(folder, (H, W))
     res = CliRunner().invoke(app, ["generate", "--input_image_path", str(folder), "--resolution", f"{H}x{W}",

@@ -213,6 +213,7 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
     pts: list[int | None] = []
     keys: list[int] = []
     stored = 0  # packets in the file, those an edit list hides included
+    cut = 0  # packets read short (the file ends inside them)
     try:
         with av.open(str(p)) as container:
             stream = _video_stream(container, p, name)
@@ -224,6 +225,7 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
                 if packet.size == 0:
                     continue
                 stored += 1
+                cut += packet.is_corrupt
                 if packet.is_discard:  # before an edit list's start (a trimmed clip): decoders drop it
                     continue
                 pts.append(packet.pts)
@@ -235,9 +237,9 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
         raise Gen3cInputError(
             f"{name} {str(p)!r} cannot be read ({exc}): it is truncated, damaged or not a video; copy or export it again as H.264 mp4"
         ) from None
-    if stored < listed:  # the index was written, the frames' data is cut short
+    if stored < listed or cut:  # the index was written, the frames' data is cut short
         raise Gen3cInputError(
-            f"{name} {str(p)!r} is truncated: its index lists {listed} frames but the file holds {stored}: copy or export it again"
+            f"{name} {str(p)!r} is truncated: its index lists {max(listed, stored)} frames but the file holds {stored - cut} whole: copy or export it again"
         )
     if not pts:
         raise Gen3cInputError(f"{name} {str(p)!r} has no frames: export the video again with its frames")
