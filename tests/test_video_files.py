@@ -170,3 +170,29 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
                                    "--num_video_frames", "3", "--video_save_folder", str(tmp_path / "out")])  # fmt: skip
     assert res.exit_code == 2 and "Traceback" not in res.output and str(video) in res.output, res.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    "matrix, args",
+    [
+        ("BT.709 full range", ["-pix_fmt", "yuv420p", "-vf", "scale=out_color_matrix=bt709:out_range=full", "-colorspace", "bt709", "-color_range", "pc"]),
+        ("BT.2020 10-bit", ["-pix_fmt", "yuv420p10le", "-vf", "scale=out_color_matrix=bt2020", "-colorspace", "bt2020nc", "-color_primaries", "bt2020"]),
+    ],
+)
+def test_colour_is_decoded_with_the_matrix_and_range_the_file_names(tmp_path, matrix, args):
+    """Phones tag BT.709 (often full range) or BT.2020: colours come out as ffmpeg shows them."""
+    frames = pattern()
+    frames[:, 12:20, 16:32] = (30, 60, 200)  # a saturated blue, far from its BT.601 reading
+    path = encode(tmp_path / "tagged.mp4", frames, "-c:v", "libx264", "-qp", "0", *args)
+    import imageio_ffmpeg
+
+    shown = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    read, _ = read_video(path)
+    inside = np.s_[:, [3, 3, 16, 24], [3, -4, 24, 40]]  # inside the red, green, blue, grey areas (4:2:0
+    # chroma is interpolated differently at their edges)
+    difference = np.abs(read[inside].astype(int) - np.frombuffer(shown, np.uint8).reshape(T, H, W, 3)[inside]).max()
+    assert difference <= 2, difference
+    assert close([tuple(read[0][16, 24])], [(30, 60, 200)], tol=3)
