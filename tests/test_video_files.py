@@ -9,13 +9,14 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from layouts import scene, write_sample
+from layouts import scene, write_sample, write_vipe
 from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
 from gen3c.io.gen3c_sample import read_sample
 from gen3c.io.video import probe_video, read_video
+from gen3c.io.vipe import read_vipe
 
 H, W, T = 32, 48, 5
 RED, GREEN, GREY = (255, 0, 0), (0, 255, 0), (128, 128, 128)
@@ -51,6 +52,7 @@ def shown_upright(path, stored: np.ndarray, degrees: int):
     display matrix, as phones write for portrait video)."""
     plain = encode(path.with_name("stored.mp4"), stored, "-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0")
     ffmpeg("-display_rotation", degrees, "-i", plain, "-c", "copy", path)
+    plain.unlink()  # (a ViPE rgb/ folder holds one video per clip)
     return path
 
 
@@ -92,6 +94,20 @@ def test_a_rotated_samples_depth_lines_up_with_the_frame_as_shown(tmp_path, degr
     assert torch.equal(turned.depth, upright.depth) and torch.equal(turned.K, upright.K)
     difference = (turned.images.float() - torch.from_numpy(rgb).permute(0, 3, 1, 2).float()).abs().mean()
     assert difference < 1.0, difference  # lossless H.264 (RGB → YUV rounding)
+
+
+@pytest.mark.parametrize("layout", ["sample", "vipe"])
+def test_depth_made_for_a_phone_videos_stored_frames_is_refused_with_the_reason(tmp_path, layout):
+    rgb, depth, ids, w2c, K = scene(3, 32, 48)
+    if layout == "sample":
+        folder = write_sample(tmp_path / "phone", rgb, depth, depth > 0, w2c, K)
+        video, read, sizes = folder / "rgb.mp4", read_sample, "rgb.mp4 is 48×32 but depth.npz is 32×48"
+    else:
+        folder = write_vipe(tmp_path / "phone", "walk", rgb, depth, w2c, K, ids)
+        video, read, sizes = folder / "rgb" / "walk.mp4", read_vipe, "00000.exr is 32×48 but the video is 48×32"
+    shown_upright(video, rgb, 90)  # shown 48×32: the depth is for the stored 32×48
+    with pytest.raises(Gen3cInputError, match=sizes + r": .*; a video shown turned .* is read as shown: make it for the frames as shown$"):
+        read(folder, (32, 48))
 
 
 def test_a_trimmed_clips_edit_list_hides_the_frames_before_its_start(tmp_path):

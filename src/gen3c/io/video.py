@@ -386,6 +386,14 @@ def _seek(container, stream, index: VideoIndex, start: int):
     return itertools.chain([frame], frames)
 
 
+def turned_hint(frame_size: tuple[int, int], array_size: tuple[int, ...]) -> str:
+    """A note for a per-pixel array whose size is the frames' turned a quarter: frames are read
+    as shown (:func:`iter_video_frames`), a depth made for a phone video's stored frames is not."""
+    if tuple(array_size) != tuple(frame_size)[::-1]:
+        return ""
+    return "; a video shown turned (a phone's display matrix) is read as shown: make it for the frames as shown"
+
+
 def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | None = None, start: int = 0) -> tuple[np.ndarray, float]:
     """Decode a video to (T, H, W, 3) uint8 and its frame rate.
 
