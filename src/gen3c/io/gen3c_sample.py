@@ -38,7 +38,7 @@ from gen3c.io.frames import (
     images_to_uint8,
 )
 from gen3c.io.npz import NpzReader, load_npz_array
-from gen3c.io.video import iter_video_frames, probe_video
+from gen3c.io.video import iter_video_frames, probe_video, turned_hint
 
 SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
 
@@ -144,6 +144,7 @@ def _read_dir(
                 if size != depth.shape[1:]:
                     raise Gen3cInputError(
                         f"{name} rgb.mp4 is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
+                        + turned_hint(size, depth.shape[1:])
                     )
                 K_t = check_intrinsics_fit(
                     torch.from_numpy(float32_array(K[start:stop])), *size, f"{name} camera.npz intrinsics", frame_offset=start

@@ -212,13 +212,21 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
     pts: list[int | None] = []
     keys: list[int] = []
+    stored = 0  # packets in the file, those an edit list hides included
+    cut = 0  # packets read short (the file ends inside them)
     try:
         with av.open(str(p)) as container:
             stream = _video_stream(container, p, name)
+            _check_square_pixels(stream, p, name)
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
+            listed = stream.frames  # the container's index (0: it does not say)
             nal_length = _avc_nal_length(stream)
             for packet in container.demux(stream):
                 if packet.size == 0:
+                    continue
+                stored += 1
+                cut += packet.is_corrupt
+                if packet.is_discard:  # before an edit list's start (a trimmed clip): decoders drop it
                     continue
                 pts.append(packet.pts)
                 if packet.is_keyframe and nal_length and _is_idr(bytes(packet), nal_length):
@@ -226,9 +234,15 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
     except Gen3cInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): re-encode it as H.264 mp4") from None
+        raise Gen3cInputError(
+            f"{name} {str(p)!r} cannot be read ({exc}): it is truncated, damaged or not a video; copy or export it again as H.264 mp4"
+        ) from None
+    if stored < listed or cut:  # the index was written, the frames' data is cut short
+        raise Gen3cInputError(
+            f"{name} {str(p)!r} is truncated: its index lists {max(listed, stored)} frames but the file holds {stored - cut} whole: copy or export it again"
+        )
     if not pts:
-        raise Gen3cInputError(f"{name} {str(p)!r} has no frames")
+        raise Gen3cInputError(f"{name} {str(p)!r} has no frames: export the video again with its frames")
     if None in pts or len(set(pts)) != len(pts):  # no order to find frames by: decode from the start
         return VideoIndex(len(pts), fps)
     ordered = sorted(pts)
@@ -264,7 +278,8 @@ def iter_video_frames(
     path: str | os.PathLike, name: str = "video", start: int = 0, count: int | None = None, index: VideoIndex | None = None
 ) -> Iterator[np.ndarray]:
     """Decode frames ``start`` … ``start + count − 1`` (None: to the end), one (H, W, 3) uint8
-    RGB array at a time, holding none of the others.
+    RGB array at a time, holding none of the others, each turned upright as players show it
+    (a phone's 90/180/270° display matrix).
 
     Given the video's ``index`` (:func:`probe_video`), decoding starts at the last IDR frame at or
     before ``start`` rather than at the first frame, which gives the same frames (checked on
@@ -277,7 +292,9 @@ def iter_video_frames(
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
     try:
         for frame in itertools.islice(_decoded(p, name, start, index), count):
-            yield frame.to_ndarray(format="rgb24")
+            turns = _display_turns(frame, p, name)
+            image = frame.to_ndarray(format="rgb24")
+            yield np.ascontiguousarray(np.rot90(image, turns)) if turns else image
     except Gen3cInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -300,8 +317,46 @@ def _decoded(path: Path, name: str, start: int, index: VideoIndex | None):
 
 def _video_stream(container, path: Path, name: str):
     if not container.streams.video:
-        raise Gen3cInputError(f"{name} {str(path)!r} has no video stream")
+        if not container.streams:  # a 0-frame export, or an mp4 cut short before its index (written last)
+            raise Gen3cInputError(
+                f"{name} {str(path)!r} has no streams: it holds no frames, or it is truncated or damaged; export or copy it again"
+            )
+        kinds = sorted({s.type for s in container.streams})
+        raise Gen3cInputError(f"{name} {str(path)!r} has no video stream (only {', '.join(kinds)}): pass a video file")
     return container.streams.video[0]
+
+
+def _check_square_pixels(stream, path: Path, name: str) -> None:
+    """Refuse anamorphic video (stored width ≠ displayed width): depth and intrinsics made for
+    one of the two sizes would silently be read against the other."""
+    sar = stream.sample_aspect_ratio
+    if sar and sar != 1:  # None or 0: not set, square
+        h, w = stream.height, stream.width
+        raise Gen3cInputError(
+            f"{name} {str(path)!r} has non-square pixels (sample aspect ratio {sar.numerator}:{sar.denominator}: "
+            f"stored {w}×{h}, shown {round(w * sar)}×{h}): re-encode it with square pixels at the size its depth "
+            f"and intrinsics were made for (ffmpeg -i IN -vf scale=iw*sar:ih,setsar=1 OUT)"
+        )
+
+
+def _display_turns(frame, path: Path, name: str) -> int:
+    """Quarter turns counter-clockwise (``np.rot90``'s k) that show ``frame`` as players show
+    it, from its display matrix (phones store portrait video landscape with one). OpenCV, which
+    ViPE reads videos with, turns frames the same way, so ViPE's depth is for the shown frame."""
+    matrix = next((sd for sd in frame.side_data if getattr(sd.type, "name", None) == "DISPLAYMATRIX"), None)
+    if matrix is None:
+        return 0
+    a, b, _, c, d, *_ = np.frombuffer(bytes(matrix), np.int32).astype(np.float64)
+    # libavutil/display.h: rows (a b u; c d v; x y w), a pure rotation by θ counter-clockwise
+    # is a = d = cos θ, b = −sin θ, c = sin θ (16.16 fixed point); a mirror has a negative determinant.
+    angle = np.degrees(np.arctan2(-b, a)) if a * d - b * c > 0 else np.nan
+    turns = round(angle / 90) if np.isfinite(angle) else None
+    if turns is None or abs(angle - 90 * turns) > 0.5:
+        what = f"a rotation of {angle:.1f}°" if np.isfinite(angle) else "a mirrored display matrix"
+        raise Gen3cInputError(
+            f"{name} {str(path)!r} is shown with {what}: re-encode it upright (ffmpeg -i IN OUT applies it)"
+        )
+    return turns % 4
 
 
 def _seek(container, stream, index: VideoIndex, start: int):
@@ -329,6 +384,14 @@ def _seek(container, stream, index: VideoIndex, start: int):
     if frame is None or frame.pts != target:
         return None
     return itertools.chain([frame], frames)
+
+
+def turned_hint(frame_size: tuple[int, int], array_size: tuple[int, ...]) -> str:
+    """A note for a per-pixel array whose size is the frames' turned a quarter: frames are read
+    as shown (:func:`iter_video_frames`), a depth made for a phone video's stored frames is not."""
+    if tuple(array_size) != tuple(frame_size)[::-1]:
+        return ""
+    return "; a video shown turned (a phone's display matrix) is read as shown: make it for the frames as shown"
 
 
 def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | None = None, start: int = 0) -> tuple[np.ndarray, float]:

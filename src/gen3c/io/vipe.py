@@ -47,7 +47,7 @@ from gen3c.io.frames import (
     frame_range,
 )
 from gen3c.io.npz import load_npz_array
-from gen3c.io.video import iter_video_frames, probe_video
+from gen3c.io.video import iter_video_frames, probe_video, turned_hint
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
 VIPE_FOLDERS = ("rgb", "pose", "intrinsics")
@@ -347,6 +347,7 @@ class _ZipFrames:
         if array.shape != tuple(size):
             raise Gen3cInputError(
                 f"{self.name} {member} is {array.shape[0]}×{array.shape[1]} but the video is {size[0]}×{size[1]}: they must match"
+                + turned_hint(size, array.shape)
             )
         return array
 

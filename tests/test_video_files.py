@@ -1,0 +1,214 @@
+"""Videos as phones and editors write them — rotated, trimmed, 10-bit, 4:4:4, with alpha, at
+29.97 fps, anamorphic, cut short — made with the ffmpeg that imageio-ffmpeg ships and read
+back through gen3c's readers: content where gen3c reads them, one line where it refuses."""
+
+import shutil
+import subprocess
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from layouts import scene, write_sample, write_vipe
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
+from gen3c.io.gen3c_sample import read_sample
+from gen3c.io.video import probe_video, read_video
+from gen3c.io.vipe import read_vipe
+
+H, W, T = 32, 48, 5
+RED, GREEN, GREY = (255, 0, 0), (0, 255, 0), (128, 128, 128)
+
+
+def ffmpeg(*args) -> None:
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *map(str, args)], check=True)
+
+
+def pattern(h: int = H, w: int = W) -> np.ndarray:
+    """Red top-left corner, green top-right, grey elsewhere; the bottom-left block numbers the frame."""
+    frames = np.full((T, h, w, 3), GREY, np.uint8)
+    frames[:, :8, :8] = RED
+    frames[:, :8, -8:] = GREEN
+    for t in range(T):
+        frames[t, -8:, :8] = 40 * t
+    return frames
+
+
+def encode(path, frames: np.ndarray, *args, rate: str = "24"):
+    """``frames`` (T, H, W, 3) uint8 through ffmpeg with the output options ``args``."""
+    raw = path.with_suffix(".rgb")
+    raw.write_bytes(frames.tobytes())
+    h, w = frames.shape[1:3]
+    ffmpeg("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", rate, "-i", raw, *args, path)
+    return path
+
+
+def shown_upright(path, stored: np.ndarray, degrees: int):
+    """An mp4 of ``stored`` frames that players show turned ``degrees`` counter-clockwise (a
+    display matrix, as phones write for portrait video)."""
+    plain = encode(path.with_name("stored.mp4"), stored, "-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0")
+    ffmpeg("-display_rotation", degrees, "-i", plain, "-c", "copy", path)
+    plain.unlink()  # (a ViPE rgb/ folder holds one video per clip)
+    return path
+
+
+def corners(frame: np.ndarray) -> list[tuple[int, ...]]:
+    """The colours at the centres of the marked corners: top-left, top-right."""
+    return [tuple(int(c) for c in frame[3, 3]), tuple(int(c) for c in frame[3, -4])]
+
+
+def close(colours, expected, tol: int = 8) -> bool:
+    return all(abs(int(a) - b) <= tol for got, want in zip(colours, expected, strict=True) for a, b in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_phones_rotated_video_is_read_as_players_show_it(tmp_path, degrees):
+    shown = pattern()
+    path = shown_upright(tmp_path / "phone.mp4", np.rot90(shown, -degrees // 90, axes=(1, 2)), degrees)
+    # The same turn as ffmpeg's own (auto-rotating) decoder gives.
+    out = subprocess.run(
+        [__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    frames, _ = read_video(path)
+    assert frames.shape == (T, H, W, 3)
+    assert np.array_equal(frames, np.frombuffer(out, np.uint8).reshape(T, H, W, 3))
+    assert close(corners(frames[0]), [RED, GREEN], tol=2) and all(abs(int(f[-4, 3, 0]) - 40 * t) <= 2 for t, f in enumerate(frames))
+    # The seeking reader (a later start) turns its frames too.
+    assert np.array_equal(read_video(path, start=3)[0], frames[3:])
+
+
+@pytest.mark.parametrize("degrees", [90, 180])
+def test_a_rotated_samples_depth_lines_up_with_the_frame_as_shown(tmp_path, degrees):
+    """Depth and intrinsics are made for the frames as shown (ViPE reads video with OpenCV, which
+    turns them upright): gen3c pairs them with the turned frames."""
+    rgb, depth, _, w2c, K = scene(3, 32, 48)
+    folder = write_sample(tmp_path / "upright", rgb, depth, depth > 0, w2c, K)
+    phone = shutil.copytree(folder, tmp_path / "phone")
+    shown_upright(phone / "rgb.mp4", np.ascontiguousarray(np.rot90(rgb, -degrees // 90, axes=(1, 2))), degrees)
+    upright, turned = read_sample(folder, (32, 48)), read_sample(phone, (32, 48))
+    assert torch.equal(turned.depth, upright.depth) and torch.equal(turned.K, upright.K)
+    difference = (turned.images.float() - torch.from_numpy(rgb).permute(0, 3, 1, 2).float()).abs().mean()
+    assert difference < 1.0, difference  # lossless H.264 (RGB → YUV rounding)
+
+
+@pytest.mark.parametrize("layout", ["sample", "vipe"])
+def test_depth_made_for_a_phone_videos_stored_frames_is_refused_with_the_reason(tmp_path, layout):
+    rgb, depth, ids, w2c, K = scene(3, 32, 48)
+    if layout == "sample":
+        folder = write_sample(tmp_path / "phone", rgb, depth, depth > 0, w2c, K)
+        video, read, sizes = folder / "rgb.mp4", read_sample, "rgb.mp4 is 48×32 but depth.npz is 32×48"
+    else:
+        folder = write_vipe(tmp_path / "phone", "walk", rgb, depth, w2c, K, ids)
+        video, read, sizes = folder / "rgb" / "walk.mp4", read_vipe, "00000.exr is 32×48 but the video is 48×32"
+    shown_upright(video, rgb, 90)  # shown 48×32: the depth is for the stored 32×48
+    with pytest.raises(Gen3cInputError, match=sizes + r": .*; a video shown turned .* is read as shown: make it for the frames as shown$"):
+        read(folder, (32, 48))
+
+
+def test_a_trimmed_clips_edit_list_hides_the_frames_before_its_start(tmp_path):
+    """An editor's cut without re-encoding keeps the frames back to the previous keyframe and an
+    edit list that hides them (negative times): players and decoders start at the cut."""
+    plain = encode(tmp_path / "plain.mp4", pattern(), "-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0", "-bf", "2", "-g", "10")
+    cut = tmp_path / "cut.mp4"
+    ffmpeg("-ss", "0.05", "-i", plain, "-c", "copy", cut)  # from frame 2 (1/24 s each)
+    frames, _ = read_video(cut)
+    assert probe_video(cut).frames == len(frames) == 3
+    assert [int(f[-4, 3, 0]) for f in frames] == [80, 120, 160]
+    assert np.array_equal(read_video(cut, start=1)[0], frames[1:])
+
+
+@pytest.mark.parametrize(
+    "case, suffix, args",
+    [
+        ("10-bit", "mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p10le"]),
+        ("4:4:4", "mp4", ["-c:v", "libx264", "-pix_fmt", "yuv444p"]),
+        ("B-frames", "mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-bf", "3"]),
+        ("29.97 fps", "mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
+        ("VP9 with alpha", "webm", ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p"]),
+        ("ProRes 4444", "mov", ["-c:v", "prores_ks", "-profile:v", "4444", "-pix_fmt", "yuva444p10le"]),
+        ("PNG in mov with alpha", "mov", ["-c:v", "png", "-pix_fmt", "rgba"]),
+        ("variable frame rate", "mp4", ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "vfr", "-vf", "setpts='(N+gte(N,2)*12)/(24*TB)'"]),
+    ],
+)
+def test_formats_from_cameras_and_editors_read_as_the_frames_they_hold(tmp_path, case, suffix, args):
+    """Colour as shown (alpha, not used by GEN3C or ViPE either, is dropped), every frame in order."""
+    rate = "30000/1001" if case == "29.97 fps" else "24"
+    path = encode(tmp_path / f"v.{suffix}", pattern(), *args, rate=rate)
+    frames, fps = read_video(path)
+    assert frames.shape == (T, H, W, 3) and probe_video(path).frames == T
+    assert close(corners(frames[0]), [RED, GREEN]) and close([tuple(frames[0][H // 2, W // 2])], [GREY])
+    assert all(abs(int(f[-4, 3, 0]) - 40 * t) <= 8 for t, f in enumerate(frames))
+    if case == "29.97 fps":
+        assert Fraction(fps).limit_denominator(1001) == Fraction(30000, 1001)
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("anamorphic", r"has non-square pixels \(sample aspect ratio 2:1: stored 48×32, shown 96×32\): re-encode it with square pixels"),
+        ("audio only", r"has no video stream \(only audio\): pass a video file"),
+        ("no frames", r"has no streams: it holds no frames, or it is truncated or damaged"),
+        ("cut before its index", r"(has no streams: it holds no frames, or|cannot be read \(.*\): it) is truncated"),
+        ("cut in its frames", r"is truncated: its index lists 5 frames but the file holds [0-4] whole: copy or export it again"),
+        ("cut in its last frame", r"is truncated: its index lists 5 frames but the file holds 4 whole: copy or export it again"),
+        ("turned 45°", r"is shown with a rotation of 45.0°: re-encode it upright \(ffmpeg -i IN OUT applies it\)"),
+        ("mirrored", r"is shown with a mirrored display matrix: re-encode it upright"),
+    ],
+)
+def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
+    rgb, depth, _, w2c, K = scene(T, H, W)
+    folder = write_sample(tmp_path / "batch_0000", rgb, depth, depth > 0, w2c, K)
+    video = folder / "rgb.mp4"
+    if case == "anamorphic":
+        encode(video, pattern(), "-c:v", "libx264", "-vf", "setsar=2/1")
+    elif case == "audio only":
+        ffmpeg("-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "aac", video)
+    elif case == "no frames":
+        ffmpeg("-f", "lavfi", "-i", f"color=s={W}x{H}:d=1", "-c:v", "libx264", "-frames:v", "0", video)
+    elif case == "cut before its index":  # ffmpeg writes the index last
+        video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    elif case in ("turned 45°", "mirrored"):
+        flag = ["-display_rotation", "45"] if case == "turned 45°" else ["-display_hflip"]
+        ffmpeg(*flag, "-i", folder / "rgb.mp4", "-c", "copy", tmp_path / "shown.mp4")
+        shutil.copy(tmp_path / "shown.mp4", video)
+    else:  # the index first (-movflags +faststart, as for streaming), the frames cut short
+        ffmpeg("-i", folder / "rgb.mp4", "-c", "copy", "-movflags", "+faststart", tmp_path / "fast.mp4")
+        data = (tmp_path / "fast.mp4").read_bytes()
+        video.write_bytes(data[: len(data) * 2 // 3 if case == "cut in its frames" else len(data) - 1])
+    with pytest.raises(Gen3cInputError, match=match):
+        read_sample(folder, (H, W))
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(folder), "--resolution", f"{H}x{W}",
+                                   "--num_video_frames", "3", "--video_save_folder", str(tmp_path / "out")])  # fmt: skip
+    assert res.exit_code == 2 and "Traceback" not in res.output and str(video) in res.output, res.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    "matrix, args",
+    [
+        ("BT.709 full range", ["-pix_fmt", "yuv420p", "-vf", "scale=out_color_matrix=bt709:out_range=full", "-colorspace", "bt709", "-color_range", "pc"]),
+        ("BT.2020 10-bit", ["-pix_fmt", "yuv420p10le", "-vf", "scale=out_color_matrix=bt2020", "-colorspace", "bt2020nc", "-color_primaries", "bt2020"]),
+    ],
+)
+def test_colour_is_decoded_with_the_matrix_and_range_the_file_names(tmp_path, matrix, args):
+    """Phones tag BT.709 (often full range) or BT.2020: colours come out as ffmpeg shows them."""
+    frames = pattern()
+    frames[:, 12:20, 16:32] = (30, 60, 200)  # a saturated blue, far from its BT.601 reading
+    path = encode(tmp_path / "tagged.mp4", frames, "-c:v", "libx264", "-qp", "0", *args)
+    import imageio_ffmpeg
+
+    shown = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    read, _ = read_video(path)
+    inside = np.s_[:, [3, 3, 16, 24], [3, -4, 24, 40]]  # inside the red, green, blue, grey areas (4:2:0
+    # chroma is interpolated differently at their edges)
+    difference = np.abs(read[inside].astype(int) - np.frombuffer(shown, np.uint8).reshape(T, H, W, 3)[inside]).max()
+    assert difference <= 2, difference
+    assert close([tuple(read[0][16, 24])], [(30, 60, 200)], tol=3)
