@@ -233,7 +233,7 @@ def test_an_environment_without_imageio_ffmpeg_is_one_line_and_leaves_no_video(t
 
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # `import imageio_ffmpeg` raises ImportError
     out = tmp_path / "video.mp4"
-    with pytest.raises(Gen3cInputError, match="pip install .imageio-ffmpeg>=0.5.") as info, VideoWriter(out) as writer:
+    with pytest.raises(Gen3cInputError, match="pip install .imageio-ffmpeg>=0.7.") as info, VideoWriter(out) as writer:
         writer.write(torch.zeros(2, 3, H, W))
     assert "\n" not in str(info.value) and str(out) in str(info.value)
     assert list(tmp_path.iterdir()) == []
