@@ -2,9 +2,12 @@
 29.97 fps, anamorphic, cut short — made with the ffmpeg that imageio-ffmpeg ships and read
 back through gen3c's readers: content where gen3c reads them, one line where it refuses."""
 
+import collections.abc
+import enum
 import shutil
 import subprocess
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +215,52 @@ def test_colour_is_decoded_with_the_matrix_and_range_the_file_names(tmp_path, ma
     difference = np.abs(read[inside].astype(int) - np.frombuffer(shown, np.uint8).reshape(T, H, W, 3)[inside]).max()
     assert difference <= 2, difference
     assert close([tuple(read[0][16, 24])], [(30, 60, 200)], tol=3)
+
+
+SideDataType = enum.Enum("Type", "SEI_UNREGISTERED DISPLAYMATRIX")  # PyAV's av.sidedata.sidedata.Type, in part
+
+
+class _Matrix:
+    """A display matrix side datum: nine int32 in 16.16 fixed point, as libavutil's display.h."""
+
+    def __init__(self, degrees: float):
+        c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        self.values = np.array([c, -s, 0, s, c, 0, 0, 0, 1 / 65536], np.float64) * 65536
+        self.type = SideDataType.DISPLAYMATRIX
+
+    def __bytes__(self) -> bytes:
+        return np.round(self.values).astype(np.int32).tobytes()
+
+
+class _SideDataByType(collections.abc.Mapping):
+    """A frame's side data as PyAV ≤ 18 (``by_type=False``: iterating gives the side data) or
+    PyAV 19, which pip installs on Python ≥ 3.12 (iterating gives their types), keeps them; both
+    look one up by its type's name."""
+
+    def __init__(self, entries, by_type: bool):
+        self.entries, self.by_type = {e.type: e for e in entries}, by_type
+
+    def __iter__(self):
+        return iter(self.entries if self.by_type else self.entries.values())
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, key):
+        return self.entries[SideDataType[key] if isinstance(key, str) else key]
+
+
+@pytest.mark.parametrize("by_type", [False, True], ids=["pyav18", "pyav19"])
+def test_the_display_matrix_is_found_as_pyav_18_and_19_keep_side_data(by_type):
+    """PyAV 19 (what pip installs on Python 3.12+) iterates a frame's side data by type: looking
+    for the matrix by iterating failed on every video read there ('Type' object has no attribute
+    'type'), found on a GPU host; both layouts are looked up by name."""
+    from types import SimpleNamespace
+
+    from gen3c.io.video import _display_turns
+
+    sei = SimpleNamespace(type=SideDataType.SEI_UNREGISTERED)
+    for degrees, turns in ((90, 1), (180, 2), (-90, 3)):
+        frame = SimpleNamespace(side_data=_SideDataByType([sei, _Matrix(degrees)], by_type))
+        assert _display_turns(frame, Path("v.mp4"), "video") == turns
+    assert _display_turns(SimpleNamespace(side_data=_SideDataByType([sei], by_type)), Path("v.mp4"), "video") == 0

@@ -343,7 +343,8 @@ def _display_turns(frame, path: Path, name: str) -> int:
     """Quarter turns counter-clockwise (``np.rot90``'s k) that show ``frame`` as players show
     it, from its display matrix (phones store portrait video landscape with one). OpenCV, which
     ViPE reads videos with, turns frames the same way, so ViPE's depth is for the shown frame."""
-    matrix = next((sd for sd in frame.side_data if getattr(sd.type, "name", None) == "DISPLAYMATRIX"), None)
+    # By its type's name: PyAV ≤ 18 iterates the side data, PyAV 19 (Python ≥ 3.12) their types; both look names up.
+    matrix = frame.side_data.get("DISPLAYMATRIX")
     if matrix is None:
         return 0
     a, b, _, c, d, *_ = np.frombuffer(bytes(matrix), np.int32).astype(np.float64)
