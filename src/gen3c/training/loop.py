@@ -607,12 +607,13 @@ def _train(
 ) -> TrainResult:
     """:func:`train` of ``train.mode`` full or lora, after its checks."""
     from gen3c.training import lora as lora_mod
-    from gen3c.training.data import CachedClips, StepSampler, held_out_clip, make_dataset
+    from gen3c.training.data import CachedClips, StepSampler, check_batch_fits, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
 
     # 1. Clips and components: read (and refused) before the output folder is written to, and
     # before the slow part (every clip made once, with data.cache_clips)
     dataset = make_dataset(config.data)
+    check_batch_fits(config, len(dataset), tokenizer_trains=not config.model.checkpoint and not config.model.tokenizer)
     transformer, vae, scheduler, prompt_cache, tokenizer_trains = _components(config, Path(out))
     text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
     lora_mode = config.train.mode == "lora"
