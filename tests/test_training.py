@@ -822,3 +822,13 @@ def test_a_tokenizer_is_written_whole_or_not_at_all(tmp_path, sample_dir, monkey
     assert result.steps == 1 and result.tokenizer is not None
     assert (out / "tokenizer" / "diffusion_pytorch_model.safetensors").is_file() and not list(out.glob(".tokenizer*"))
 
+
+def test_a_loss_line_cut_short_is_dropped_on_resume(tmp_path):
+    """A run killed (or a disk full) while writing losses.jsonl left a torn last line; --resume
+    then stopped with json's traceback (JSONDecodeError) instead of training on."""
+    from gen3c.training.loop import trim_losses
+
+    lines = [json.dumps({"step": s, "loss": 0.5, "lr": 1e-3}) for s in (1, 2, 3)]
+    (tmp_path / "losses.jsonl").write_text("\n".join(lines) + '\n{"step": 4, "lo')
+    trim_losses(tmp_path, 2)
+    assert (tmp_path / "losses.jsonl").read_text() == "\n".join(lines[:2]) + "\n"

@@ -526,9 +526,18 @@ def trim_losses(out: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    kept = [line for line in lines if _loss_line_step(line) <= step]
     if len(kept) != len(lines):
         write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def _loss_line_step(line: str) -> float:
+    """The step of a ``losses.jsonl`` line; a line cut short (a process killed, or a disk full,
+    while writing it) is past every checkpoint: infinity."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def train(
