@@ -35,6 +35,7 @@ def tiny_config(tmp_path, **sections) -> dict:
         del base["tokenizer"]
     if base["data"].get("kind", "procedural") != "procedural":
         del base["data"]["num_clips"]
+        base["data"].setdefault("clip_stride", 1)  # 4 clips of sample_dir's 12 frames: a batch of 2 fits
     return base
 
 
@@ -599,7 +600,8 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
 
 
 @pytest.mark.parametrize(
-    "case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher", "hub_id"]
+    "case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher", "hub_id",
+             "batch_over_videos", "batch_over_procedural", "tokenizer_batch", "distill_batch"]
 )
 def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkeypatch, case):
     """A wrong data folder or model was found after the output folder had config.json and a
@@ -621,6 +623,14 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
         # The loader's advice was generate's ("leave out --checkpoint_dir"), for a config key.
         "hub_id": ({"train": {"mode": "distill"}, "model": {"checkpoint": "nobody/no-such-model"}},
                    r"model\.checkpoint 'nobody/no-such-model' is not a folder here .*: convert GEN3C's weights with `gen3c convert"),
+        # A batch of more clips than the data holds trained, each step repeating clips.
+        "batch_over_videos": ({"data": {**sample, "paths": [str(sample_dir)]}, "model": {"checkpoint": "tiny"}, "train": {"batch_size": 2}},
+                              r"train\.batch_size = 2 is more than the 1 clips of the data: .*lower it to 1, or add videos to data\.paths or lower data\.clip_stride"),
+        "batch_over_procedural": ({"data": {"num_clips": 3}, "model": {"checkpoint": "tiny"}, "train": {"batch_size": 4}},
+                                  r"train\.batch_size = 4 is more than the 3 clips .*lower it to 3, or raise data\.num_clips"),
+        "tokenizer_batch": ({"data": {"num_clips": 3}, "tokenizer": {"batch_size": 4}}, r"tokenizer\.batch_size = 4 is more than the 3 clips"),
+        "distill_batch": ({"data": {"num_clips": 3}, "model": {"checkpoint": "tiny"}, "train": {"mode": "distill", "batch_size": 4}},
+                          r"train\.batch_size = 4 is more than the 3 clips"),
     }[case]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
     path = _write_toml({"run": {"max_steps": 1}, **cfg}, tmp_path / "c.toml")
@@ -811,3 +821,14 @@ def test_a_tokenizer_is_written_whole_or_not_at_all(tmp_path, sample_dir, monkey
     result = train(config, out, resume="auto")
     assert result.steps == 1 and result.tokenizer is not None
     assert (out / "tokenizer" / "diffusion_pytorch_model.safetensors").is_file() and not list(out.glob(".tokenizer*"))
+
+
+def test_a_loss_line_cut_short_is_dropped_on_resume(tmp_path):
+    """A run killed (or a disk full) while writing losses.jsonl left a torn last line; --resume
+    then stopped with json's traceback (JSONDecodeError) instead of training on."""
+    from gen3c.training.loop import trim_losses
+
+    lines = [json.dumps({"step": s, "loss": 0.5, "lr": 1e-3}) for s in (1, 2, 3)]
+    (tmp_path / "losses.jsonl").write_text("\n".join(lines) + '\n{"step": 4, "lo')
+    trim_losses(tmp_path, 2)
+    assert (tmp_path / "losses.jsonl").read_text() == "\n".join(lines[:2]) + "\n"

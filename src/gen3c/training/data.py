@@ -32,7 +32,7 @@ from gen3c.errors import Gen3cInputError
 from gen3c.io.frames import FrameStack
 from gen3c.pipelines.camera_video import SourceView, build_cache, preset_cameras
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
-from gen3c.training.config import PROCEDURAL_SEED_BASE, DataConfig
+from gen3c.training.config import PROCEDURAL_SEED_BASE, Config, DataConfig
 from gen3c.trajectories import PRESETS, ROTATION_MODES
 
 
@@ -199,6 +199,26 @@ def make_dataset(config: DataConfig) -> Dataset:
     """The clip dataset ``config.kind`` names, its folders read (and refused) now and its clips made
     on demand (a run then wraps it in :class:`CachedClips` when ``config.cache_clips``)."""
     return ProceduralClips(config) if config.kind == "procedural" else VideoClips(config)
+
+
+def check_batch_fits(config: Config, num_clips: int, tokenizer_trains: bool = False) -> None:
+    """Refuse a batch of more clips than the data holds (over all processes): each step would
+    hold the same clip more than once, which a batch size is never meant to ask for."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    sizes = {"train.batch_size": config.train.batch_size}
+    if tokenizer_trains:
+        sizes["tokenizer.batch_size"] = config.tokenizer.batch_size
+    more = "raise data.num_clips" if config.data.kind == "procedural" else "add videos to data.paths or lower data.clip_stride"
+    for key, size in sizes.items():
+        if size * world > num_clips:
+            processes = f" × {world} processes" if world > 1 else ""
+            fits = f"lower it to {num_clips // world}" if num_clips >= world else f"run on at most {num_clips} processes"
+            raise Gen3cInputError(
+                f"{key} = {size}{processes} is more than the {num_clips} clips of the data: every step would repeat clips; "
+                f"{fits}, or {more}"
+            )
 
 
 def held_out_clip(dataset: Dataset) -> dict[str, Tensor]:

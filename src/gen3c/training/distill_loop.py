@@ -164,12 +164,14 @@ def distill(
     Args: as :func:`gen3c.training.loop.train`; ``stop_after`` counts optimiser steps over stages.
     """
     from gen3c.models.packaged import resolve_checkpoint
-    from gen3c.training.data import StepSampler, held_out_clip, make_dataset
+    from gen3c.training.data import StepSampler, check_batch_fits, held_out_clip, make_dataset
     from gen3c.training.tokenizer import out_of_time_everywhere
 
     # 1. The teacher's checkpoint: the student's start, the tokenizer, the prompts; read (and
     # refused, as the clips below) before the output folder is written to
     m = config.model
+    dataset = make_dataset(config.data)
+    check_batch_fits(config, len(dataset))
     teacher_checkpoint = resolve_checkpoint(m.checkpoint)
     pipe = load_base_pipeline(m.checkpoint, torch.float32)
     student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
@@ -179,7 +181,6 @@ def distill(
     negative = configs.DEFAULT_NEGATIVE_PROMPT if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is not None else ""
     negative_text = prompt_embedding(prompt_cache, negative, m.max_sequence_length)
     stages = distill_stages(config.distill, config.run.max_steps)
-    dataset = make_dataset(config.data)
 
     out, accelerator, writer, log = _start_run(config, out)
     main = accelerator.is_main_process

@@ -526,9 +526,18 @@ def trim_losses(out: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    kept = [line for line in lines if _loss_line_step(line) <= step]
     if len(kept) != len(lines):
         write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def _loss_line_step(line: str) -> float:
+    """The step of a ``losses.jsonl`` line; a line cut short (a process killed, or a disk full,
+    while writing it) is past every checkpoint: infinity."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def train(
@@ -607,12 +616,13 @@ def _train(
 ) -> TrainResult:
     """:func:`train` of ``train.mode`` full or lora, after its checks."""
     from gen3c.training import lora as lora_mod
-    from gen3c.training.data import CachedClips, StepSampler, held_out_clip, make_dataset
+    from gen3c.training.data import CachedClips, StepSampler, check_batch_fits, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
 
     # 1. Clips and components: read (and refused) before the output folder is written to, and
     # before the slow part (every clip made once, with data.cache_clips)
     dataset = make_dataset(config.data)
+    check_batch_fits(config, len(dataset), tokenizer_trains=not config.model.checkpoint and not config.model.tokenizer)
     transformer, vae, scheduler, prompt_cache, tokenizer_trains = _components(config, Path(out))
     text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
     lora_mode = config.train.mode == "lora"
