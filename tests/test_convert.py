@@ -365,7 +365,7 @@ def test_overwrite_keeps_the_old_checkpoint_when_the_new_one_cannot_be_put_in_pl
     Ctrl-C in between left neither."""
     import shutil
 
-    import gen3c.models.convert
+    import gen3c.io.atomic
 
     _, root, out, _ = converted
     target = tmp_path / "ckpt"
@@ -375,7 +375,7 @@ def test_overwrite_keeps_the_old_checkpoint_when_the_new_one_cannot_be_put_in_pl
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gen3c.models.convert, "publish", interrupted)
+    monkeypatch.setattr(gen3c.io.atomic, "publish", interrupted)  # the rename that puts it in place (replace_folder)
     with pytest.raises(KeyboardInterrupt):
         convert_checkpoint(root, target, overwrite=True, **{**TINY, "log": None})
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == before

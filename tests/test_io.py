@@ -755,6 +755,38 @@ def test_publish_gives_a_finished_folder_plain_permissions_under_the_users_umask
     assert sorted(modes) == [(0o640, False), (0o750, True), (0o750, True)]
 
 
+def test_replace_folder_never_leaves_the_target_missing(tmp_path, monkeypatch):
+    """A finished folder replaces an older one (a trained model/, a converted checkpoint, a
+    checkpoint saved again) with the old one kept until the new one is in place: a failure of the
+    final rename puts the old one back (before, gen3c train's export removed model/ first, so a
+    run stopped there left none), and a second replacement finds no stale aside in its way."""
+    import gen3c.io.atomic as atomic
+
+    def folder(name: str, text: str) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "weights.txt").write_text(text)
+        return tmp_path / name
+
+    target = folder("model", "old")
+    real_publish = atomic.publish
+
+    def interrupted(finished, to):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, "publish", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.replace_folder(folder(".model.part", "new"), target)
+    assert (target / "weights.txt").read_text() == "old"
+    monkeypatch.setattr(atomic, "publish", real_publish)
+    atomic.replace_folder(tmp_path / ".model.part", target)
+    assert (target / "weights.txt").read_text() == "new"
+    (tmp_path / ".model.part.old").mkdir()  # left by a run killed after the aside was made
+    atomic.replace_folder(folder(".model.part", "newer"), target)
+    assert (target / "weights.txt").read_text() == "newer" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    atomic.replace_folder(folder("fresh.part", "first"), tmp_path / "fresh")  # nothing to replace
+    assert (tmp_path / "fresh" / "weights.txt").read_text() == "first"
+
+
 def test_unwritable_output_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(Gen3cInputError, match="cannot be created|not a folder"):

@@ -250,6 +250,28 @@ def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
     os.replace(finished, target)
 
 
+def replace_folder(finished: str | os.PathLike, target: str | os.PathLike) -> None:
+    """:func:`publish` a finished folder over ``target``, which may already hold an older one
+    (a rename cannot replace a folder): the old one is moved aside to ``.NAME.old`` beside the
+    finished one, the new one put in place, then the old one removed — with signals deferred, so
+    ``target`` is never missing, and a failed rename puts the old one back."""
+    import shutil
+
+    finished, target = Path(finished), Path(target)
+    aside = finished.with_name(f"{finished.name}.old")
+    shutil.rmtree(aside, ignore_errors=True)  # of a run stopped in here
+    with signals_deferred():
+        old = target.rename(aside) if target.exists() else None
+        try:
+            publish(finished, target)
+        except BaseException:
+            if old is not None:
+                old.rename(target)
+            raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cModelError, first_line
-from gen3c.io.atomic import check_writable_place, publish, signals_deferred
+from gen3c.io.atomic import check_writable_place, replace_folder
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
@@ -619,7 +619,6 @@ def convert_components(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}"
-    old = None
     try:
         staging.mkdir()  # inside the try: an interrupt leaves nothing behind
         say(f"writing {out}")
@@ -650,22 +649,10 @@ def convert_components(
         (staging / "conversion_report.txt").write_text(report.format() + "\n")
         say(f"writing {CHECKSUMS_FILE} (sha256 of every file, checked by --verify_checksums)")
         write_checksums(staging)
-        with signals_deferred():  # the old checkpoint (--overwrite) moved aside and the new one in, as one step
-            if out.exists():
-                old = out.rename(staging.with_name(staging.name + ".old"))
-            try:
-                publish(staging, out)
-            except BaseException:
-                if old is not None:  # the old checkpoint back in place
-                    old.rename(out)
-                    old = None
-                raise
+        replace_folder(staging, out)  # --overwrite: the old checkpoint stays until the new one is in place
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     say(f"done: {out}")
     return report
 

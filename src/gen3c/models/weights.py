@@ -434,7 +434,7 @@ def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tup
     """Add the prompt cache to a checkpoint converted without T5. The folder stays usable at every
     step: the component appears by one rename, then the index, the checksums and last the manifest
     follow (a run killed before the manifest sees the old one and adds the cache again)."""
-    from gen3c.io.atomic import publish, write_text_atomic
+    from gen3c.io.atomic import replace_folder, write_text_atomic
     from gen3c.models.convert import PROMPT_CACHE_COMPONENT, prompt_cache_from_t5
     from gen3c.models.verify import add_checksums
 
@@ -444,8 +444,7 @@ def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tup
     try:
         staging.mkdir()
         cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
-        shutil.rmtree(target / "prompt_cache", ignore_errors=True)
-        publish(staging / "prompt_cache", target / "prompt_cache")
+        replace_folder(staging / "prompt_cache", target / "prompt_cache")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     index_path = target / "model_index.json"

@@ -39,7 +39,13 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.io.atomic import check_writable_place, ensure_writable_dir, publish, write_text_atomic
+from gen3c.io.atomic import (
+    check_writable_place,
+    ensure_writable_dir,
+    publish,
+    replace_folder,
+    write_text_atomic,
+)
 from gen3c.models import configs
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
@@ -797,11 +803,7 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
     accelerator.save_state(str(tmp), safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        aside = folder.parent / f".{folder.name}.old"
-        if folder.exists():  # the same step saved again (a resumed run that had nothing left to do)
-            os.replace(folder, aside)
-        publish(tmp, folder)
-        shutil.rmtree(aside, ignore_errors=True)
+        replace_folder(tmp, folder)  # (the same step saved again: a resumed run that had nothing left to do)
         older = sorted((out / "checkpoints").glob("step_*"))[: -max(1, keep)]
         for old in older:
             shutil.rmtree(old, ignore_errors=True)
@@ -891,8 +893,7 @@ def _export(
         meta["dtype"] = "float32"  # a small model from scratch: float32 wherever it runs (bf16 buys nothing)
     meta.update(extra_meta or {})
     write_text_atomic(tmp / META_NAME, json.dumps(meta, indent=2) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    publish(tmp, target)
+    replace_folder(tmp, target)  # an earlier export's model/ stays until this one is in place
     return target
 
 
