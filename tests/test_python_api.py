@@ -834,6 +834,22 @@ def test_prepare_source_takes_flipped_big_endian_and_long_double_arrays_as_their
     assert torch.equal(flipped.depth, plain.depth.flip(0)) and torch.equal(flipped.valid, plain.valid.flip(0))
 
 
+def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line():
+    """Before: a ragged nested list (K of rows of different lengths) raised numpy's ValueError
+    ("setting an array element with a sequence"), and an array of objects, strings or dates was
+    'is a ndarray: pass a tensor or a numpy array', though it is one."""
+    image = np.zeros((32, 48, 3), np.uint8)
+    depth = np.ones((32, 48))
+    K = intrinsics_from_fov(60, 32, 48)
+    with pytest.raises(Gen3cInputError, match=r"^prepare_source K is a list of rows of different lengths: pass a tensor or a numpy array$"):
+        prepare_source(image, depth, [[1.0, 0.0, 24.0], [0.0, 1.0], [0.0, 0.0, 1.0]], (32, 48))
+    for name, args in (("depth", (depth.astype(object), K)), ("depth", (depth.astype(str), K)), ("K", (depth, K.numpy().astype(object)))):
+        with pytest.raises(Gen3cInputError, match=rf"^prepare_source {name} holds (object|<U32) values: pass numbers$"):
+            prepare_source(image, *args, (32, 48))
+    with pytest.raises(Gen3cInputError, match=r"^prepare_source valid holds datetime64\[s\] values: pass numbers$"):
+        prepare_source(image, depth, K, (32, 48), valid=np.ones((32, 48), "M8[s]"))
+
+
 def test_premultiplied_pil_images_in_memory_sit_over_white_as_rgba_does():
     """Before: an RGBa image's transparent pixels came out black (PIL's RGBa → RGB), not white as
     RGBA's do; an La one was refused as 'could not be decoded … pass a complete image'."""

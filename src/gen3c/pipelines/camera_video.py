@@ -269,17 +269,22 @@ def _as_tensor(value, name: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (np.ndarray, list, tuple)):
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except ValueError:  # numpy refuses a ragged nested list
+            raise Gen3cInputError(f"{name} is a {type(value).__name__} of rows of different lengths: pass a tensor or a numpy array") from None
+        if array.dtype.kind not in "biufc":  # objects, strings, dates: no numbers for torch
+            raise Gen3cInputError(f"{name} holds {array.dtype} values: pass numbers")
         try:
             return torch.as_tensor(array)
         except (TypeError, ValueError):
             pass
-        if array.dtype.kind in "biuf":
-            # torch takes neither negative strides (a flipped view) nor another byte order nor long
-            # double: a native copy is the same numbers (long double's beyond float64 become ±inf)
-            native = np.float64 if array.dtype.kind == "f" and array.dtype.itemsize > 8 else array.dtype.newbyteorder("=")
-            with np.errstate(over="ignore"):
-                return torch.as_tensor(np.ascontiguousarray(array, dtype=native))
+        # torch takes neither negative strides (a flipped view) nor another byte order nor long
+        # double: a native copy is the same numbers (long double's beyond float64 become ±inf)
+        long = array.dtype.kind in "fc" and array.dtype.itemsize > (8 if array.dtype.kind == "f" else 16)
+        native = {"f": np.float64, "c": np.complex128}[array.dtype.kind] if long else array.dtype.newbyteorder("=")
+        with np.errstate(over="ignore"):
+            return torch.as_tensor(np.ascontiguousarray(array, dtype=native))
     raise Gen3cInputError(f"{name} is a {type(value).__name__}: pass a tensor or a numpy array")
 
 
