@@ -119,11 +119,12 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
     try:
         im = Image.open(p)
     except UnidentifiedImageError:  # a renamed file: say what it is, not "cannot identify image file"
-        from gen3c.io.formats import describe_head, file_head
+        from gen3c.io.formats import PNG_MAGIC, describe_head, file_head
 
-        raise Gen3cInputError(
-            f"{name} {str(p)!r} is {describe_head(file_head(p))}, not a PNG: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})"
-        ) from None
+        head = file_head(p)
+        if head.startswith(PNG_MAGIC):  # a PNG's signature, then a header cut short or garbled
+            raise Gen3cInputError(f"{name} {str(p)!r} is a damaged PNG (its header cannot be read): export or copy it again") from None
+        raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not a PNG: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
     with im:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
             raise Gen3cInputError(f"{name} {str(p)!r} is a PNG of mode {im.mode}: depth PNGs must be single-channel 16-bit")
