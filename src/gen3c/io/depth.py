@@ -106,8 +106,9 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
 
 
 def masked_as_nan(values: np.ndarray) -> np.ndarray:
-    """A numpy masked array's data with its masked pixels NaN (float64 for integers, exact), so
-    they are invalid depth (:func:`fill_invalid_depth`); any other array as it is."""
+    """A numpy masked array's data with its masked pixels NaN, so they are invalid depth
+    (:func:`fill_invalid_depth`), in a float dtype that holds its values exactly (float32, or
+    float64 for float64 and integers wider than 16 bits); any other array as it is."""
     if not isinstance(values, np.ma.MaskedArray):
         return values
     return values.astype(np.result_type(values.dtype, np.float32)).filled(np.nan)

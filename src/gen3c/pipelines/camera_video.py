@@ -147,7 +147,8 @@ def prepare_source(
             uint8 array or float array in [0, 1] (:func:`gen3c.io.images.as_image`). A float
             *tensor* is read as [−1, 1]: pass a [0, 1] one (torchvision's ``to_tensor``, kornia)
             as ``image * 2 - 1`` (one with no value below 0 is noted).
-        depth: (h, w) z-depth (tensor or array, any real dtype), in any unit; a numpy masked
+        depth: (h, w) z-depth (tensor or array, any real dtype), metres best (GEN3C's cache clamps
+            at 100; a map with no depth below 1e4, millimetres most likely, is refused); a numpy masked
             array's masked pixels are invalid, as NaN is.
         K: (3, 3) intrinsics in pixels of h × w, OpenCV convention
             (:func:`gen3c.cameras.intrinsics_from_fov` for a field of view in degrees).
