@@ -407,6 +407,7 @@ def test_a_depth_in_memory_is_read_as_the_same_npy(box_scene, tmp_path):
         (np.full((96, 160, 3), 1.5), None, r"gen3c.generate\(\) image .*\[0, 1\]"),
         ("rgb", np.ones((48, 100)), r"gen3c.generate\(\) depth is 48×100 \(H×W\) but the image is 96×160: their aspect ratios differ"),
         ("rgb", np.ones((96, 160), bool), r"gen3c.generate\(\) depth holds bool values: depth must be a numeric array"),
+        ("rgb", np.ones((96, 160), np.complex128), r"gen3c.generate\(\) depth holds complex128 values: pass real numbers \(its \.real, where"),
         ("rgb", "depth list", r"gen3c.generate\(\) depth is a dict: pass a tensor or a numpy array"),
         ("rgb", np.ones((2, 96, 160)), r"gen3c.generate\(\) depth has shape \(2, 96, 160\): depth must be a 2-D \(H, W\) array"),
         ("rgb", np.full((96, 160), np.nan), r"gen3c.generate\(\) depth has no valid pixel"),
@@ -666,7 +667,7 @@ def test_odd_tensors_and_a_huge_depth_in_memory_are_one_line_or_their_values(tmp
         "quantized": (torch.quantize_per_tensor(depth, 0.01, 0, torch.quint8), torch.quantize_per_tensor(grey, 0.01, 0, torch.quint8),
                       r"is a quantized tensor: pass tensor.dequantize\(\)$"),
         "meta": (depth.to("meta"), grey.to("meta"), r"is a meta tensor, which holds no values: pass one on the CPU or a GPU$"),
-        "complex32": (depth.to(torch.complex32), None, r"holds complex32 values: depth must be a numeric array$"),
+        "complex32": (depth.to(torch.complex32), None, r"holds complex32 values: pass real numbers \(its \.real, where the imaginary part is 0\)$"),
     }  # fmt: skip
     for depth_tensor, image_tensor, match in odd.values():
         with pytest.raises(Gen3cInputError, match=rf"^d {match}"):
@@ -764,8 +765,8 @@ def test_odd_image_dtypes_and_pil_modes_in_memory_are_their_colours_or_one_line(
     for form in (bw, torch.from_numpy(bw).permute(2, 0, 1)):  # black and white, as PIL's mode 1
         assert np.array_equal(image_to_uint8(form), bw.astype(np.uint8) * 255)
     complex_ones = [np.ones((32, 48, 3), np.complex64), torch.ones(3, 32, 48, dtype=torch.complex64) / 2]
-    for form in complex_ones:  # as depth says it: "holds complex64 values: depth must be a numeric array"
-        with pytest.raises(Gen3cInputError, match=r"^img holds complex64 values: an image must be a numeric array$"):
+    for form in complex_ones:  # as depth says it (before: "an image must be a numeric array", which complex is)
+        with pytest.raises(Gen3cInputError, match=r"^img holds complex64 values: pass real numbers \(its \.real, where the imaginary part is 0\)$"):
             image_to_uint8(form, "img")
     ones = torch.ones(3, 32, 48, dtype=torch.int64)
     with pytest.raises(Gen3cInputError, match=r"^img tensor is int64: pass a uint8 tensor or a float one \(its values fit 0–255: tensor.to\(torch.uint8\)\)$"):

@@ -87,10 +87,14 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
     """
     if isinstance(values, Tensor):
         values = plain_tensor(values, name)
-        if values.is_complex() or values.dtype == torch.bool:  # numpy would take them (not complex32): refused below
-            raise Gen3cInputError(f"{name} holds {str(values.dtype).removeprefix('torch.')} values: depth must be a numeric array")
+        if values.is_complex():  # numpy would take it (not complex32)
+            raise Gen3cInputError(complex_refusal(name, values.dtype))
+        if values.dtype == torch.bool:
+            raise Gen3cInputError(f"{name} holds bool values: depth must be a numeric array")
     elif not isinstance(values, np.ndarray):
         raise Gen3cInputError(f"{name} is a {type(values).__name__}: pass a tensor or a numpy array")
+    elif values.dtype.kind == "c":
+        raise Gen3cInputError(complex_refusal(name, values.dtype))
     elif values.dtype.kind not in "fiu":
         raise Gen3cInputError(f"{name} holds {values.dtype} values: depth must be a numeric array")
     squeezed = [side for side in values.shape if side != 1]  # np.squeeze's shape, before any copy
@@ -103,6 +107,11 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
         values = (values.float() if values.is_floating_point() and values.dtype != torch.float64 else values).numpy()
     values = masked_as_nan(values)
     return torch.from_numpy(float32_array(np.squeeze(values)))
+
+
+def complex_refusal(name: str, dtype: np.dtype | torch.dtype) -> str:
+    """The one line that refuses complex values for depth or colours (their dtype named)."""
+    return f"{name} holds {str(dtype).removeprefix('torch.')} values: pass real numbers (its .real, where the imaginary part is 0)"
 
 
 def masked_as_nan(values: np.ndarray) -> np.ndarray:
