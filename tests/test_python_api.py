@@ -130,7 +130,9 @@ def test_depth_in_memory_is_taken_as_the_same_depth_in_a_file(scene, tmp_path):
         ((image, torch.full_like(depth, float("nan")), K), r"prepare_source depth has no valid pixel \(all NaN/inf/≤ 0\)"),
         ((image, depth, K / torch.tensor([[160.0, 1, 160], [1, 96, 96], [1, 1, 1]])), r"prepare_source K \(fx=0.866025.*\) look normalised"),
         ((image, depth, 60), r"K is the number 60: .*cameras.intrinsics_from_fov\(60, 96, 160\)"),
-        ((image, depth > 3, K), "prepare_source depth is torch.bool: pass z-depth as real numbers"),
+        # as gen3c.generate() says them (before: "is torch.bool: pass z-depth as real numbers", complex too)
+        ((image, depth > 3, K), r"^prepare_source depth holds bool values: depth must be a numeric array$"),
+        ((image, depth * 1j, K), r"^prepare_source depth holds complex64 values: pass real numbers \(its \.real, where the imaginary part is 0\)$"),
     ]
     for args, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match):

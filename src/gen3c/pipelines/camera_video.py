@@ -249,15 +249,17 @@ def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -
     Raises:
         Gen3cInputError: another type, shape or dtype, in one line naming ``name``.
     """
-    from gen3c.io.depth import masked_as_nan
+    from gen3c.io.depth import complex_refusal, masked_as_nan
 
     if isinstance(depth, np.ndarray) and depth.dtype.kind in "fiu":  # a masked array's masked pixels: invalid, as NaN
         depth = masked_as_nan(depth)
     depth = _as_tensor(depth, name)
     if tuple(depth.shape) != tuple(size):
         raise Gen3cInputError(f"{name} is {tuple(depth.shape)} but the image is {tuple(size)}: pass the (H, W) depth of this image")
-    if depth.dtype == torch.bool or depth.is_complex():
-        raise Gen3cInputError(f"{name} is {depth.dtype}: pass z-depth as real numbers")
+    if depth.is_complex():
+        raise Gen3cInputError(complex_refusal(name, depth.dtype))
+    if depth.dtype == torch.bool:
+        raise Gen3cInputError(f"{name} holds bool values: depth must be a numeric array")
     return depth
 
 
