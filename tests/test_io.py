@@ -900,3 +900,8 @@ def test_a_depth_file_error_names_the_file_once_and_a_renamed_png_says_what_it_i
     (tmp_path / "d.npy").rename(tmp_path / "d.png")
     with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.png' is a NumPy \.npy array, not a PNG: give the file its real suffix \(\.npy, "):
         load_user_depth(tmp_path / "d.png", (12, 16), fov=60)
+    # a real PNG cut inside its header (before: "is a PNG image, not a PNG: give the file its real suffix")
+    Image.fromarray(np.ones((12, 16), np.uint16)).save(tmp_path / "cut.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:12])
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*cut\.png' is a damaged PNG \(its header cannot be read\): export or copy it again$"):
+        load_user_depth(tmp_path / "cut.png", (12, 16), fov=60)

@@ -130,7 +130,9 @@ def test_depth_in_memory_is_taken_as_the_same_depth_in_a_file(scene, tmp_path):
         ((image, torch.full_like(depth, float("nan")), K), r"prepare_source depth has no valid pixel \(all NaN/inf/≤ 0\)"),
         ((image, depth, K / torch.tensor([[160.0, 1, 160], [1, 96, 96], [1, 1, 1]])), r"prepare_source K \(fx=0.866025.*\) look normalised"),
         ((image, depth, 60), r"K is the number 60: .*cameras.intrinsics_from_fov\(60, 96, 160\)"),
-        ((image, depth > 3, K), "prepare_source depth is torch.bool: pass z-depth as real numbers"),
+        # as gen3c.generate() says them (before: "is torch.bool: pass z-depth as real numbers", complex too)
+        ((image, depth > 3, K), r"^prepare_source depth holds bool values: depth must be a numeric array$"),
+        ((image, depth * 1j, K), r"^prepare_source depth holds complex64 values: pass real numbers \(its \.real, where the imaginary part is 0\)$"),
     ]
     for args, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match):
@@ -407,6 +409,7 @@ def test_a_depth_in_memory_is_read_as_the_same_npy(box_scene, tmp_path):
         (np.full((96, 160, 3), 1.5), None, r"gen3c.generate\(\) image .*\[0, 1\]"),
         ("rgb", np.ones((48, 100)), r"gen3c.generate\(\) depth is 48×100 \(H×W\) but the image is 96×160: their aspect ratios differ"),
         ("rgb", np.ones((96, 160), bool), r"gen3c.generate\(\) depth holds bool values: depth must be a numeric array"),
+        ("rgb", np.ones((96, 160), np.complex128), r"gen3c.generate\(\) depth holds complex128 values: pass real numbers \(its \.real, where"),
         ("rgb", "depth list", r"gen3c.generate\(\) depth is a dict: pass a tensor or a numpy array"),
         ("rgb", np.ones((2, 96, 160)), r"gen3c.generate\(\) depth has shape \(2, 96, 160\): depth must be a 2-D \(H, W\) array"),
         ("rgb", np.full((96, 160), np.nan), r"gen3c.generate\(\) depth has no valid pixel"),
@@ -666,7 +669,7 @@ def test_odd_tensors_and_a_huge_depth_in_memory_are_one_line_or_their_values(tmp
         "quantized": (torch.quantize_per_tensor(depth, 0.01, 0, torch.quint8), torch.quantize_per_tensor(grey, 0.01, 0, torch.quint8),
                       r"is a quantized tensor: pass tensor.dequantize\(\)$"),
         "meta": (depth.to("meta"), grey.to("meta"), r"is a meta tensor, which holds no values: pass one on the CPU or a GPU$"),
-        "complex32": (depth.to(torch.complex32), None, r"holds complex32 values: depth must be a numeric array$"),
+        "complex32": (depth.to(torch.complex32), None, r"holds complex32 values: pass real numbers \(its \.real, where the imaginary part is 0\)$"),
     }  # fmt: skip
     for depth_tensor, image_tensor, match in odd.values():
         with pytest.raises(Gen3cInputError, match=rf"^d {match}"):
@@ -688,27 +691,28 @@ def test_a_step_cache_on_a_compiled_dit_takes_no_reload(box_scene, tmp_path, mon
     """On a GPU the DiT's blocks are compiled as one graph each, which a step cache's hooks would
     break. Turning a step cache on and off between calls recompiles the blocks in place (before:
     each switch on reloaded the whole model, so a sweep over step caches on a GPU loaded it again
-    and again); every video equals an uncompiled fresh load's. Dynamo's eager backend stands in
-    for inductor: the graph-break rules are dynamo's, the same under any backend."""
+    and again); the cached video equals an uncompiled fresh load's, the uncached one is the same
+    before and after. Dynamo's eager backend stands in for inductor: the graph-break rules are
+    dynamo's, the same under any backend. TaylorSeer: its hooks break the graph as First Block
+    Cache's do (a fullgraph compile refuses both), in half of FBC's tracing time."""
     from gen3c.pipelines.request import GENERATE_POOL
 
     compile_module = torch.nn.Module.compile
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **kw: compile_module(self, *a, **{**kw, "backend": "eager"}))
     image_path, depth_path, _, _ = box_scene
-    common = {"fov": 60, "resolution": "32x48", "model": "tiny_fast", "num_steps": 3, "progress": False}
-    sweep = ({}, {"step_cache": "fbc:5"}, {}, {"step_cache": "fbc:5"})
+    common = {"fov": 60, "resolution": "32x48", "model": "tiny_fast", "num_steps": 5, "progress": False}
+    sweep = ("none", "taylorseer:2", "none")  # after its 3 warm-up steps, step 4 is predicted
     GENERATE_POOL.clear()
     loads = GENERATE_POOL.loads
     compiled = [gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "c", video_save_name=f"v{i}",
-                               compile=True, **common, **options).result.frames for i, options in enumerate(sweep)]  # fmt: skip
+                               compile=True, step_cache=cache, **common).result.frames for i, cache in enumerate(sweep)]  # fmt: skip
     assert GENERATE_POOL.loads == loads + 1
     GENERATE_POOL.clear()
-    eager = {cache: gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "e", video_save_name=cache,
-                                   compile=False, step_cache=cache, **common).result.frames for cache in ("none", "fbc:5")}  # fmt: skip
+    eager = gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "e", compile=False, step_cache=sweep[1], **common)
     GENERATE_POOL.clear()
-    assert not torch.equal(eager["none"], eager["fbc:5"])  # the step cache skipped work
-    for options, frames in zip(sweep, compiled, strict=True):
-        assert torch.equal(frames, eager[options.get("step_cache", "none")]), options
+    assert not torch.equal(compiled[0], compiled[1])  # the step cache skipped work
+    assert torch.equal(compiled[1], eager.result.frames)
+    assert torch.equal(compiled[2], compiled[0])  # its hooks are gone
 
 
 def test_a_masked_depth_in_memory_is_invalid_where_masked_and_a_masked_image_is_refused(tmp_path):
@@ -763,8 +767,8 @@ def test_odd_image_dtypes_and_pil_modes_in_memory_are_their_colours_or_one_line(
     for form in (bw, torch.from_numpy(bw).permute(2, 0, 1)):  # black and white, as PIL's mode 1
         assert np.array_equal(image_to_uint8(form), bw.astype(np.uint8) * 255)
     complex_ones = [np.ones((32, 48, 3), np.complex64), torch.ones(3, 32, 48, dtype=torch.complex64) / 2]
-    for form in complex_ones:  # as depth says it: "holds complex64 values: depth must be a numeric array"
-        with pytest.raises(Gen3cInputError, match=r"^img holds complex64 values: an image must be a numeric array$"):
+    for form in complex_ones:  # as depth says it (before: "an image must be a numeric array", which complex is)
+        with pytest.raises(Gen3cInputError, match=r"^img holds complex64 values: pass real numbers \(its \.real, where the imaginary part is 0\)$"):
             image_to_uint8(form, "img")
     ones = torch.ones(3, 32, 48, dtype=torch.int64)
     with pytest.raises(Gen3cInputError, match=r"^img tensor is int64: pass a uint8 tensor or a float one \(its values fit 0–255: tensor.to\(torch.uint8\)\)$"):
@@ -831,6 +835,22 @@ def test_prepare_source_takes_flipped_big_endian_and_long_double_arrays_as_their
     assert torch.equal(odd.depth, plain.depth) and torch.equal(odd.valid, plain.valid) and torch.equal(odd.K, plain.K)
     flipped = prepare_source(image[::-1], depth[::-1].astype(np.longdouble), K, (32, 48), valid=valid[::-1])
     assert torch.equal(flipped.depth, plain.depth.flip(0)) and torch.equal(flipped.valid, plain.valid.flip(0))
+
+
+def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line():
+    """Before: a ragged nested list (K of rows of different lengths) raised numpy's ValueError
+    ("setting an array element with a sequence"), and an array of objects, strings or dates was
+    'is a ndarray: pass a tensor or a numpy array', though it is one."""
+    image = np.zeros((32, 48, 3), np.uint8)
+    depth = np.ones((32, 48))
+    K = intrinsics_from_fov(60, 32, 48)
+    with pytest.raises(Gen3cInputError, match=r"^prepare_source K is a list of rows of different lengths: pass a tensor or a numpy array$"):
+        prepare_source(image, depth, [[1.0, 0.0, 24.0], [0.0, 1.0], [0.0, 0.0, 1.0]], (32, 48))
+    for name, args in (("depth", (depth.astype(object), K)), ("depth", (depth.astype(str), K)), ("K", (depth, K.numpy().astype(object)))):
+        with pytest.raises(Gen3cInputError, match=rf"^prepare_source {name} holds (object|<U32) values: pass numbers$"):
+            prepare_source(image, *args, (32, 48))
+    with pytest.raises(Gen3cInputError, match=r"^prepare_source valid holds datetime64\[s\] values: pass numbers$"):
+        prepare_source(image, depth, K, (32, 48), valid=np.ones((32, 48), "M8[s]"))
 
 
 def test_premultiplied_pil_images_in_memory_sit_over_white_as_rgba_does():

@@ -173,6 +173,7 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     a numpy masked array with masked pixels (colour has no "missing" value: fill it, or pass an
     RGBA array whose alpha is 0 there).
     """
+    from gen3c.io.depth import complex_refusal
     from gen3c.io.images import stated_size, upright_rgb
 
     size = stated_size(image)
@@ -181,7 +182,7 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     if isinstance(image, Tensor):
         x = image.detach().cpu()
         if x.is_complex():
-            raise Gen3cInputError(f"{name} holds {str(x.dtype).removeprefix('torch.')} values: an image must be a numeric array")
+            raise Gen3cInputError(complex_refusal(name, x.dtype))
         if x.ndim != 3 or x.shape[0] != 3:
             hint = " (it looks like (H, W, 3): pass tensor.permute(2, 0, 1))" if x.ndim == 3 and x.shape[-1] == 3 else ""
             raise Gen3cInputError(f"{name} tensor has shape {tuple(x.shape)}: pass (3, H, W) RGB{hint}")
@@ -225,7 +226,7 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
                 )
             x = np.ma.getdata(x)
         if x.dtype.kind == "c":
-            raise Gen3cInputError(f"{name} holds {x.dtype} values: an image must be a numeric array")
+            raise Gen3cInputError(complex_refusal(name, x.dtype))
         if x.ndim == 2:
             x = np.repeat(x[..., None], 3, axis=-1)
         if x.ndim != 3 or x.shape[-1] not in (3, 4):

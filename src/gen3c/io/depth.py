@@ -87,10 +87,14 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
     """
     if isinstance(values, Tensor):
         values = plain_tensor(values, name)
-        if values.is_complex() or values.dtype == torch.bool:  # numpy would take them (not complex32): refused below
-            raise Gen3cInputError(f"{name} holds {str(values.dtype).removeprefix('torch.')} values: depth must be a numeric array")
+        if values.is_complex():  # numpy would take it (not complex32)
+            raise Gen3cInputError(complex_refusal(name, values.dtype))
+        if values.dtype == torch.bool:
+            raise Gen3cInputError(f"{name} holds bool values: depth must be a numeric array")
     elif not isinstance(values, np.ndarray):
         raise Gen3cInputError(f"{name} is a {type(values).__name__}: pass a tensor or a numpy array")
+    elif values.dtype.kind == "c":
+        raise Gen3cInputError(complex_refusal(name, values.dtype))
     elif values.dtype.kind not in "fiu":
         raise Gen3cInputError(f"{name} holds {values.dtype} values: depth must be a numeric array")
     squeezed = [side for side in values.shape if side != 1]  # np.squeeze's shape, before any copy
@@ -105,9 +109,15 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
     return torch.from_numpy(float32_array(np.squeeze(values)))
 
 
+def complex_refusal(name: str, dtype: np.dtype | torch.dtype) -> str:
+    """The one line that refuses complex values for depth or colours (their dtype named)."""
+    return f"{name} holds {str(dtype).removeprefix('torch.')} values: pass real numbers (its .real, where the imaginary part is 0)"
+
+
 def masked_as_nan(values: np.ndarray) -> np.ndarray:
-    """A numpy masked array's data with its masked pixels NaN (float64 for integers, exact), so
-    they are invalid depth (:func:`fill_invalid_depth`); any other array as it is."""
+    """A numpy masked array's data with its masked pixels NaN, so they are invalid depth
+    (:func:`fill_invalid_depth`), in a float dtype that holds its values exactly (float32, or
+    float64 for float64 and integers wider than 16 bits); any other array as it is."""
     if not isinstance(values, np.ma.MaskedArray):
         return values
     return values.astype(np.result_type(values.dtype, np.float32)).filled(np.nan)
@@ -119,11 +129,12 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
     try:
         im = Image.open(p)
     except UnidentifiedImageError:  # a renamed file: say what it is, not "cannot identify image file"
-        from gen3c.io.formats import describe_head, file_head
+        from gen3c.io.formats import PNG_MAGIC, describe_head, file_head
 
-        raise Gen3cInputError(
-            f"{name} {str(p)!r} is {describe_head(file_head(p))}, not a PNG: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})"
-        ) from None
+        head = file_head(p)
+        if head.startswith(PNG_MAGIC):  # a PNG's signature, then a header cut short or garbled
+            raise Gen3cInputError(f"{name} {str(p)!r} is a damaged PNG (its header cannot be read): export or copy it again") from None
+        raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not a PNG: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
     with im:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
             raise Gen3cInputError(f"{name} {str(p)!r} is a PNG of mode {im.mode}: depth PNGs must be single-channel 16-bit")

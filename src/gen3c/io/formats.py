@@ -10,13 +10,14 @@ from gen3c.errors import Gen3cInputError
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # an archive with members; an empty one
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PICKLE_MAGIC = b"\x80"  # a pickle's PROTO opcode (torch.save's legacy format)
 
 _SIGNATURES = (
     (NPY_MAGIC, "a NumPy .npy array"),
     (ZIP_MAGICS[0], "a zip archive"),
     (ZIP_MAGICS[1], "an empty zip archive"),
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (PNG_MAGIC, "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"),
     (b"II*\x00", "a TIFF image"),

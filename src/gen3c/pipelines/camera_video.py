@@ -147,7 +147,8 @@ def prepare_source(
             uint8 array or float array in [0, 1] (:func:`gen3c.io.images.as_image`). A float
             *tensor* is read as [−1, 1]: pass a [0, 1] one (torchvision's ``to_tensor``, kornia)
             as ``image * 2 - 1`` (one with no value below 0 is noted).
-        depth: (h, w) z-depth (tensor or array, any real dtype), in any unit; a numpy masked
+        depth: (h, w) z-depth (tensor or array, any real dtype), metres best (GEN3C's cache clamps
+            at 100; a map with no depth below 1e4, millimetres most likely, is refused); a numpy masked
             array's masked pixels are invalid, as NaN is.
         K: (3, 3) intrinsics in pixels of h × w, OpenCV convention
             (:func:`gen3c.cameras.intrinsics_from_fov` for a field of view in degrees).
@@ -248,15 +249,17 @@ def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -
     Raises:
         Gen3cInputError: another type, shape or dtype, in one line naming ``name``.
     """
-    from gen3c.io.depth import masked_as_nan
+    from gen3c.io.depth import complex_refusal, masked_as_nan
 
     if isinstance(depth, np.ndarray) and depth.dtype.kind in "fiu":  # a masked array's masked pixels: invalid, as NaN
         depth = masked_as_nan(depth)
     depth = _as_tensor(depth, name)
     if tuple(depth.shape) != tuple(size):
         raise Gen3cInputError(f"{name} is {tuple(depth.shape)} but the image is {tuple(size)}: pass the (H, W) depth of this image")
-    if depth.dtype == torch.bool or depth.is_complex():
-        raise Gen3cInputError(f"{name} is {depth.dtype}: pass z-depth as real numbers")
+    if depth.is_complex():
+        raise Gen3cInputError(complex_refusal(name, depth.dtype))
+    if depth.dtype == torch.bool:
+        raise Gen3cInputError(f"{name} holds bool values: depth must be a numeric array")
     return depth
 
 
@@ -269,17 +272,22 @@ def _as_tensor(value, name: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (np.ndarray, list, tuple)):
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except ValueError:  # numpy refuses a ragged nested list
+            raise Gen3cInputError(f"{name} is a {type(value).__name__} of rows of different lengths: pass a tensor or a numpy array") from None
+        if array.dtype.kind not in "biufc":  # objects, strings, dates: no numbers for torch
+            raise Gen3cInputError(f"{name} holds {array.dtype} values: pass numbers")
         try:
             return torch.as_tensor(array)
         except (TypeError, ValueError):
             pass
-        if array.dtype.kind in "biuf":
-            # torch takes neither negative strides (a flipped view) nor another byte order nor long
-            # double: a native copy is the same numbers (long double's beyond float64 become ±inf)
-            native = np.float64 if array.dtype.kind == "f" and array.dtype.itemsize > 8 else array.dtype.newbyteorder("=")
-            with np.errstate(over="ignore"):
-                return torch.as_tensor(np.ascontiguousarray(array, dtype=native))
+        # torch takes neither negative strides (a flipped view) nor another byte order nor long
+        # double: a native copy is the same numbers (long double's beyond float64 become ±inf)
+        long = array.dtype.kind in "fc" and array.dtype.itemsize > (8 if array.dtype.kind == "f" else 16)
+        native = {"f": np.float64, "c": np.complex128}[array.dtype.kind] if long else array.dtype.newbyteorder("=")
+        with np.errstate(over="ignore"):
+            return torch.as_tensor(np.ascontiguousarray(array, dtype=native))
     raise Gen3cInputError(f"{name} is a {type(value).__name__}: pass a tensor or a numpy array")
 
 
