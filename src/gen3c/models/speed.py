@@ -97,7 +97,7 @@ def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: b
 
 def allow_graph_breaks(transformer: nn.Module) -> None:
     """Recompile blocks that :func:`compile_blocks` compiled as one graph each so that hooks may
-    break their graphs (a step cache's), in place: no reload, the same weights and kernels."""
+    break their graphs (a step cache's), in place: no reload, the same weights (the blocks are traced again on their next call)."""
     compiled = getattr(transformer, "_gen3c_compile", None)
     if compiled is not None and compiled["fullgraph"]:
         compile_blocks(transformer, mode=compiled["mode"], fullgraph=False)
