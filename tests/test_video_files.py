@@ -264,3 +264,46 @@ def test_the_display_matrix_is_found_as_pyav_18_and_19_keep_side_data(by_type):
         frame = SimpleNamespace(side_data=_SideDataByType([sei, _Matrix(degrees)], by_type))
         assert _display_turns(frame, Path("v.mp4"), "video") == turns
     assert _display_turns(SimpleNamespace(side_data=_SideDataByType([sei], by_type)), Path("v.mp4"), "video") == 0
+
+
+READ_IN_A_THREAD_THEN_WRITE = """
+import sys, threading
+import numpy as np
+from gen3c.io.video import read_video, write_video
+
+read, stop = threading.Event(), threading.Event()
+
+def reader():  # a worker that stays alive after reading (the GUI's job threads do)
+    read_video(sys.argv[1])
+    read.set()
+    stop.wait()
+
+threading.Thread(target=reader, daemon=True).start()
+read.wait()
+write_video(sys.argv[2], np.zeros((2, 16, 16, 3), np.uint8))  # imageio-ffmpeg forks ffmpeg (a preexec_fn)
+print("written")
+"""
+
+
+def test_a_video_is_written_while_another_thread_that_read_one_lives(tmp_path):
+    """PyAV 19 (Python ≥ 3.12) kept ``frame.to_ndarray``'s converter, with swscale's worker
+    threads, in a thread-local: ffmpeg started from another thread then hung forever in the forked
+    child, freeing it (every GUI generation on Python 3.12 waited for ever)."""
+    import os
+    import signal
+    import sys
+
+    video = encode(tmp_path / "in.mp4", pattern(), "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    out = tmp_path / "out.mp4"
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", READ_IN_A_THREAD_THEN_WRITE, video, out], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the script and its stuck forked child
+        proc.communicate()
+        pytest.fail("writing a video hung after another thread had read one")
+    assert proc.returncode == 0, stderr
+    assert stdout.strip() == "written" and read_video(out)[0].shape == (2, 16, 16, 3)

@@ -290,10 +290,15 @@ def iter_video_frames(
     av = require("av", f"reading {name} {str(p)!r}")
     if not p.is_file():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+    # Our own converter, not frame.to_ndarray(format=...): PyAV 19 (Python ≥ 3.12) keeps that one in
+    # a thread-local with swscale's worker threads, and a fork in another thread of the process
+    # (imageio-ffmpeg starts ffmpeg with a preexec_fn, e.g. the GUI writing a video) frees it in
+    # the child, which then waits forever for threads that are not there.
+    to_rgb = av.video.reformatter.VideoReformatter()
     try:
         for frame in itertools.islice(_decoded(p, name, start, index), count):
             turns = _display_turns(frame, p, name)
-            image = frame.to_ndarray(format="rgb24")
+            image = to_rgb.reformat(frame, format="rgb24").to_ndarray()
             yield np.ascontiguousarray(np.rot90(image, turns)) if turns else image
     except Gen3cInputError:
         raise
