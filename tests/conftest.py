@@ -1,7 +1,16 @@
+import os
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` on 2 cores: each worker (and the gen3c processes it starts) computes on one
+    # thread unless told otherwise; torch's default of a thread per core in every worker made the
+    # suite more than twice as slow (threads spinning against each other).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
