@@ -230,7 +230,8 @@ def fill_invalid_depth(
         raise Gen3cInputError(f"{name} is empty (shape {tuple(depth.shape)}): check the file")
     trusted = torch.isfinite(depth) & (depth > 0)
     frames = depth.reshape(-1, *depth.shape[-2:])
-    empty = ~trusted.reshape(frames.shape).flatten(1).any(1)
+    trusted_frames = trusted.reshape(frames.shape)
+    empty = ~trusted_frames.flatten(1).any(1)
     if bool(empty.any()):
         where = f" (frame {frame_offset + int(empty.nonzero()[0, 0])})" if depth.ndim == 3 else ""
         raise Gen3cInputError(f"{name} has no valid pixel{where} (all NaN/inf/≤ 0): check its values and their unit")
@@ -240,7 +241,7 @@ def fill_invalid_depth(
     no_scene = ~(trusted & ~beyond).reshape(frames.shape).flatten(1).any(1)
     if bool(no_scene.any()):
         first = int(no_scene.nonzero()[0, 0])
-        values = frames[first][trusted.reshape(frames.shape)[first]]
+        values = frames[first][trusted_frames[first]]
         where = f" (frame {frame_offset + first})" if depth.ndim == 3 else ""
         raise Gen3cInputError(
             f"{name} has no depth below {FAR_DEPTH:g}{where} (its valid depth spans [{float(values.min()):.4g}, {float(values.max()):.4g}]), "

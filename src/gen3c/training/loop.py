@@ -628,8 +628,10 @@ def _train(
     # 1. Clips and components: read (and refused) before the output folder is written to, and
     # before the slow part (every clip made once, with data.cache_clips)
     dataset = make_dataset(config.data)
-    check_batch_fits(config, len(dataset), tokenizer_trains=not config.model.checkpoint and not config.model.tokenizer)
+    check_batch_fits(config, len(dataset))  # before a checkpoint loads
     transformer, vae, scheduler, prompt_cache, tokenizer_trains = _components(config, Path(out))
+    if tokenizer_trains:  # known once the tokenizer is found (a resumed run keeps its own); nothing written yet
+        check_batch_fits(config, len(dataset), tokenizer_trains=True)
     text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
     lora_mode = config.train.mode == "lora"
     if lora_mode:
