@@ -905,3 +905,18 @@ def test_a_depth_file_error_names_the_file_once_and_a_renamed_png_says_what_it_i
     (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:12])
     with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*cut\.png' is a damaged PNG \(its header cannot be read\): export or copy it again$"):
         load_user_depth(tmp_path / "cut.png", (12, 16), fov=60)
+
+
+def test_io_layer_imports_nothing_from_depth():
+    """gen3c.io reads and writes what users hand over; the depth estimators build on it, never the
+    reverse. Before: io/images.py imported image_to_uint8 from gen3c.depth.base (lazily, to dodge the cycle)."""
+    import ast
+
+    import gen3c.io
+
+    offenders = []
+    for path in sorted(Path(gen3c.io.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            offenders += [f"{path.name}: {m}" for m in modules if m == "gen3c.depth" or m.startswith("gen3c.depth.")]
+    assert offenders == []

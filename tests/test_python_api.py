@@ -718,8 +718,8 @@ def test_a_step_cache_on_a_compiled_dit_takes_no_reload(box_scene, tmp_path, mon
 def test_a_masked_depth_in_memory_is_invalid_where_masked_and_a_masked_image_is_refused(tmp_path):
     """Before: a numpy masked array's mask was dropped (np.asarray), its masked pixels' raw values
     taken as depth; a masked image's masked pixels taken as colours."""
-    from gen3c.depth.base import image_to_uint8
     from gen3c.io.depth import FAR_DEPTH, depth_map
+    from gen3c.io.images import image_to_uint8
     from gen3c.pipelines.request import describe_array
 
     kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "video_save_folder": tmp_path}
@@ -757,8 +757,7 @@ def test_odd_image_dtypes_and_pil_modes_in_memory_are_their_colours_or_one_line(
     tensor of 0/1 was taken as black/white and one of 0–255 said to be out of [0, 1]; a float8
     tensor raised torch's NotImplementedError; a 16-bit PIL image (I;16, a 16-bit PNG file too) and
     a 32-bit one (I) came out white (PIL clips at 255), a float one (F) in [0, 1] black."""
-    from gen3c.depth.base import image_to_uint8
-    from gen3c.io.images import load_image
+    from gen3c.io.images import image_to_uint8, load_image
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
@@ -794,8 +793,7 @@ def test_float_and_32_bit_image_files_are_read_as_the_same_pil_image_in_memory(t
     Now the file is read as the PIL image in memory is (image_to_uint8): F as [0, 1] floats, I
     refused in one line. And an image without pixels came back as an empty array (uint8) or
     torch's error on its min() (float): one line, as the other inputs without pixels."""
-    from gen3c.depth.base import image_to_uint8
-    from gen3c.io.images import load_image
+    from gen3c.io.images import image_to_uint8, load_image
 
     grey = np.random.default_rng(0).integers(0, 256, (12, 16), dtype=np.uint8)
     grey[0, :2] = 0, 255
@@ -856,7 +854,7 @@ def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line(
 def test_premultiplied_pil_images_in_memory_sit_over_white_as_rgba_does():
     """Before: an RGBa image's transparent pixels came out black (PIL's RGBa → RGB), not white as
     RGBA's do; an La one was refused as 'could not be decoded … pass a complete image'."""
-    from gen3c.depth.base import image_to_uint8
+    from gen3c.io.images import image_to_uint8
 
     rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
     rgba[0, 0, 3], rgba[0, 1, 3] = 0, 255

@@ -22,8 +22,6 @@ from gen3c.depth.base import (
     DepthEstimate,
     DepthEstimator,
     camera_for,
-    image_to_tensor,
-    image_to_uint8,
     median_depth,
 )
 from gen3c.depth.moge import (
@@ -38,6 +36,7 @@ from gen3c.depth.moge import (
 from gen3c.depth.prior import PRIOR_NAME, GeometricPriorEstimator, prior_notice
 from gen3c.depth.user import load_user_depth
 from gen3c.errors import Gen3cModelError
+from gen3c.io.images import image_to_tensor, image_to_uint8
 from gen3c.io.intrinsics import parse_intrinsics
 
 DEFAULT_DEPTH_ESTIMATOR = "moge"

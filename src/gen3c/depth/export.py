@@ -13,13 +13,14 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import unproject_depth
-from gen3c.depth.base import DepthEstimate, image_to_tensor, median_depth
+from gen3c.depth.base import DepthEstimate, median_depth
 from gen3c.io.atomic import (
     atomic_paths,
     check_output_name,
     check_output_targets,
     ensure_writable_dir,
 )
+from gen3c.io.images import image_to_tensor
 from gen3c.io.ply import write_ply
 
 

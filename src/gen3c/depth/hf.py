@@ -32,9 +32,10 @@ from torch import Tensor
 
 from gen3c.cameras import intrinsics_from_fov, make_intrinsics
 from gen3c.dependencies import require
-from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, image_to_uint8, user_focal
+from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, user_focal
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.errors import Gen3cModelError
+from gen3c.io.images import image_to_uint8
 
 #: ``model_type`` → family handled here.
 SUPPORTED_MODEL_TYPES = ("depth_pro", "depth_anything", "zoedepth", "dpt")

@@ -38,10 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gen3c.cameras import check_intrinsics_fit
-from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, image_to_uint8, resize_mask
+from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, resize_mask
 from gen3c.depth.hub import hub_file
 from gen3c.errors import Gen3cModelError, note
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
+from gen3c.io.images import image_to_uint8
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.depth.base import DepthEstimate, camera_for, image_to_uint8
+from gen3c.depth.base import DepthEstimate, camera_for
+from gen3c.io.images import image_to_uint8
 
 PRIOR_NAME = "prior"
 
