@@ -835,6 +835,43 @@ def test_prepare_source_takes_flipped_big_endian_and_long_double_arrays_as_their
     assert torch.equal(flipped.depth, plain.depth.flip(0)) and torch.equal(flipped.valid, plain.valid.flip(0))
 
 
+def test_masked_and_complex_cameras_and_valid_masks_are_refused_or_taken_as_a_masked_depth_is():
+    """A masked K or w2c has no meaning (a matrix has no missing entry) and a complex one no real
+    camera: refused in one line naming it, as images are. A masked valid mask is invalid where
+    masked, as a masked depth is. Before: the mask and the imaginary part were dropped silently
+    (the raw values under the mask taken; .float() of complex), a masked valid pixel kept valid."""
+    from gen3c.cameras import Cameras
+
+    image, depth = np.zeros((32, 48, 3), np.uint8), np.ones((32, 48))
+    K, pose = intrinsics_from_fov(60, 32, 48).numpy(), np.eye(4)
+    masked_K, masked_pose = np.ma.masked_array(K, np.eye(3, dtype=bool)), np.ma.masked_array(pose, np.eye(4, dtype=bool))
+    masked = r" is a masked array with {} masked values: a camera matrix has no missing entries, pass the whole matrix \(value.filled\(...\)\)$"
+    complex_ = r" holds complex128 values: pass real numbers \(its \.real, where the imaginary part is 0\)$"
+    mistakes = [
+        ({"K": masked_K}, "^prepare_source K" + masked.format(3)),
+        ({"w2c": masked_pose}, "^prepare_source w2c" + masked.format(4)),
+        ({"K": K.astype(np.complex128)}, "^prepare_source K" + complex_),  # imaginary part 0: refused all the same
+        ({"K": torch.as_tensor(K + 1e-3j)}, "^prepare_source K" + complex_.replace("complex128", "complex64")),
+        ({"w2c": pose + 0j}, "^prepare_source w2c" + complex_),
+        ({"valid": np.ones((32, 48), complex)}, "^prepare_source valid" + complex_),
+    ]
+    for change, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            prepare_source(image, depth, change.pop("K", K), (32, 48), **change)
+    with pytest.raises(Gen3cInputError, match="^Cameras.w2c" + masked.format(4)):
+        Cameras([pose, masked_pose], K, 32, 48)
+    with pytest.raises(Gen3cInputError, match="^Cameras.K" + masked.format(3)):
+        Cameras(pose[None], masked_K, 32, 48)
+    # nothing masked: its data, as for images
+    unmasked = prepare_source(image, depth, np.ma.masked_array(K), (32, 48), w2c=np.ma.masked_array(pose))
+    assert torch.equal(unmasked.K, torch.as_tensor(K)) and torch.equal(unmasked.w2c, torch.eye(4))
+    valid = np.ma.masked_array(np.ones((32, 48), bool), np.zeros((32, 48), bool))
+    valid[:, :10] = np.ma.masked
+    taken = prepare_source(image, depth, K, (32, 48), valid=valid)
+    assert not taken.valid[:, :10].any() and bool(taken.valid[:, 10:].all())
+    assert torch.equal(prepare_source(image, depth, K, (32, 48), valid=valid.astype(np.uint8)).valid, taken.valid)
+
+
 def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line():
     """Before: a ragged nested list (K of rows of different lengths) raised numpy's ValueError
     ("setting an array element with a sequence"), and an array of objects, strings or dates was

@@ -22,6 +22,7 @@ import math
 import operator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -559,7 +560,25 @@ def as_float64(value: object, name: str) -> Tensor:
     return _as_real(value, name).double()
 
 
+def check_unmasked(value: object, name: str) -> None:
+    """Refuse a numpy masked array with masked entries as a camera matrix (K, w2c): a matrix has
+    no "missing" number, and numpy and torch would take the raw values under the mask. One with
+    none masked is its data.
+
+    Raises:
+        Gen3cInputError: naming ``name``, how many entries are masked and the fix.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        masked = int(np.ma.getmaskarray(value).sum())
+        if masked:
+            raise Gen3cInputError(
+                f"{name} is a masked array with {masked} masked values: a camera matrix has no missing entries, pass the whole matrix (value.filled(...))"
+            )
+
+
 def _as_real(value: object, name: str) -> Tensor:
+    for item in value if isinstance(value, (list, tuple)) else (value,):
+        check_unmasked(item, name)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, Tensor) or hasattr(v, "__array__") for v in value):
         # A list of matrices (tensors or arrays), as a path is often built: stacked, not taken
         # apart number by number (which torch refuses for tensors and does slowly for arrays).

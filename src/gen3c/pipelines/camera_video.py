@@ -31,6 +31,7 @@ from gen3c.cache import BufferRenders, Cache3D
 from gen3c.cameras import (
     Cameras,
     check_intrinsics_fit,
+    check_unmasked,
     resize_crop_intrinsics,
     resize_intrinsics,
     validate_poses,
@@ -151,10 +152,12 @@ def prepare_source(
             at 100; a map with no depth below 1e4, millimetres most likely, is refused); a numpy masked
             array's masked pixels are invalid, as NaN is.
         K: (3, 3) intrinsics in pixels of h × w, OpenCV convention
-            (:func:`gen3c.cameras.intrinsics_from_fov` for a field of view in degrees).
+            (:func:`gen3c.cameras.intrinsics_from_fov` for a field of view in degrees); K and
+            ``w2c`` with masked entries or complex values are refused.
         resolution: working (H, W).
         resize_mode: "crop" (keep aspect, centre-crop) or "stretch" (GEN3C's plain resize).
-        valid: optional (h, w) bool, False for pixels to leave out of the cache.
+        valid: optional (h, w) bool, False for pixels to leave out of the cache (a numpy masked
+            array's masked pixels too, as a masked depth's).
         w2c: optional (4, 4) world-to-camera pose (default: the identity).
         depth_kind: "metric" (incl. the user's own units) or "relative" (up to scale, e.g.
             MoGe's): what ``trajectory_scale="auto"`` scales a preset path by (:mod:`gen3c.trajectories`).
@@ -166,7 +169,7 @@ def prepare_source(
         Gen3cInputError: an argument of the wrong type, shape or range, or a depth with no
             valid pixel, in one line.
     """
-    from gen3c.io.depth import fill_invalid_depth
+    from gen3c.io.depth import complex_refusal, fill_invalid_depth
 
     image = source_image(image, "prepare_source image", note_unit_range=note_unit_range)
     size = tuple(image.shape[-2:])
@@ -176,12 +179,12 @@ def prepare_source(
             f"prepare_source K is the number {K!r}: pass (3, 3) intrinsics in pixels; for a field of view in degrees, "
             f"gen3c.cameras.intrinsics_from_fov({K!r}, {size[0]}, {size[1]})"
         )
-    K = _as_tensor(K, "prepare_source K").float()
+    K = _camera_matrix(K, "prepare_source K")
     if K.shape != (3, 3):
         raise Gen3cInputError(f"prepare_source K has shape {tuple(K.shape)}: pass one (3, 3) matrix in pixels of the image")
     K = check_intrinsics_fit(K, *size, "prepare_source K")
     if w2c is not None:
-        w2c = validate_poses(_as_tensor(w2c, "prepare_source w2c").float(), "prepare_source w2c")
+        w2c = validate_poses(_camera_matrix(w2c, "prepare_source w2c"), "prepare_source w2c")
         if w2c.shape != (4, 4):
             raise Gen3cInputError(f"prepare_source w2c has shape {tuple(w2c.shape)}: pass one (4, 4) world-to-camera pose")
     if not (isinstance(resolution, (tuple, list)) and len(resolution) == 2 and all(_is_positive_int(v) for v in resolution)):
@@ -191,7 +194,12 @@ def prepare_source(
         raise Gen3cInputError(f"prepare_source depth_kind {depth_kind!r} is unknown: pass one of {', '.join(DEPTH_KINDS)}")
     depth = depth.to(image.device).float()
     if valid is not None:
-        valid = _as_tensor(valid, "prepare_source valid").to(image.device).bool()
+        if isinstance(valid, np.ma.MaskedArray):  # masked pixels are invalid, as a masked depth's are
+            valid = valid.filled(0)
+        valid = _as_tensor(valid, "prepare_source valid")
+        if valid.is_complex():
+            raise Gen3cInputError(complex_refusal("prepare_source valid", valid.dtype))
+        valid = valid.to(image.device).bool()
         if tuple(valid.shape) != size:
             raise Gen3cInputError(f"prepare_source valid is {tuple(valid.shape)} but the image is {size}: pass an (H, W) mask")
     # As a depth file is read (a no-op for depth that was: its invalid pixels are already 0 and
@@ -261,6 +269,19 @@ def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -
     if depth.dtype == torch.bool:
         raise Gen3cInputError(f"{name} holds bool values: depth must be a numeric array")
     return depth
+
+
+def _camera_matrix(value, name: str) -> Tensor:
+    """A camera matrix (K, w2c) as a float32 tensor; a masked array with masked entries
+    (:func:`gen3c.cameras.check_unmasked`) and complex values (whose imaginary part ``.float()``
+    drops) refused in one line naming ``name``."""
+    from gen3c.io.depth import complex_refusal
+
+    check_unmasked(value, name)
+    matrix = _as_tensor(value, name)
+    if matrix.is_complex():
+        raise Gen3cInputError(complex_refusal(name, matrix.dtype))
+    return matrix.float()
 
 
 def _is_positive_int(value: object) -> bool:
