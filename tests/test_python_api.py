@@ -788,8 +788,8 @@ def test_odd_image_dtypes_and_pil_modes_in_memory_are_their_colours_or_one_line(
 
 
 def test_float_and_32_bit_image_files_are_read_as_the_same_pil_image_in_memory(tmp_path):
-    """A float TIFF (PIL mode F) in [0, 1] came out black and a 32-bit integer one (mode I; a
-    16-bit PGM or a signed 16-bit TIFF is read so too) white: PIL's own RGB conversion clips.
+    """A float TIFF (PIL mode F) in [0, 1] came out black and a 32-bit integer one (mode I) white:
+    PIL's own RGB conversion clips.
     Now the file is read as the PIL image in memory is (image_to_uint8): F as [0, 1] floats, I
     refused in one line. And an image without pixels came back as an empty array (uint8) or
     torch's error on its min() (float): one line, as the other inputs without pixels."""
@@ -810,6 +810,51 @@ def test_float_and_32_bit_image_files_are_read_as_the_same_pil_image_in_memory(t
     for empty in (np.zeros((0, 16, 3), np.uint8), np.zeros((12, 0), np.float32), torch.zeros(3, 0, 16), Image.new("RGB", (0, 0))):
         with pytest.raises(Gen3cInputError, match=r"^img is empty \(\d+×\d+ pixels\): pass an image with pixels$"):
             image_to_uint8(empty, "img")
+
+
+def test_16_bit_pgm_and_signed_16_bit_tiff_images_are_16_bit_images_as_a_16_bit_png_is(tmp_path):
+    """PIL opens a 16-bit PGM and a TIFF of signed 16-bit samples as mode I (32-bit integers), which
+    was refused as 'integer colours of unknown range'. Now both are read as the same samples' 16-bit
+    PNG (÷ 257), from a file (the command line too) or as a PIL image in memory, turned by their
+    EXIF orientation; negative samples, which no colour has, are refused in one line."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.io.images import image_to_uint8, load_image
+
+    grey = np.random.default_rng(0).integers(0, 65536, (12, 16), dtype=np.uint16)
+    grey[0, :2] = 0, 65535
+    half = (grey // 2).astype(np.int16)  # non-negative signed samples
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(grey).save(tmp_path / "grey.pgm")
+    Image.fromarray(half.astype(np.uint16)).save(tmp_path / "half.png")
+    Image.fromarray(np.rot90(half, k=-1).astype(np.uint16)).save(tmp_path / "upright.png")  # Orientation 6: turned clockwise
+    Image.fromarray(half.view(np.uint16)).save(tmp_path / "half.tif", tiffinfo={339: 2})  # SampleFormat: signed
+    Image.fromarray(half.view(np.uint16)).save(tmp_path / "turned.tif", tiffinfo={339: 2, 274: 6})
+    negative = half.copy()
+    negative[3, 4] = -7
+    Image.fromarray(negative.view(np.uint16)).save(tmp_path / "negative.tif", tiffinfo={339: 2})
+    for name in ("grey.pgm", "half.tif", "negative.tif"):
+        with Image.open(tmp_path / name) as im:
+            assert im.mode == "I"
+    for name, same in (("grey.pgm", "grey.png"), ("half.tif", "half.png"), ("turned.tif", "upright.png")):
+        assert torch.equal(load_image(tmp_path / name), load_image(tmp_path / same)), name
+        with Image.open(tmp_path / name) as im, Image.open(tmp_path / same) as png:
+            assert np.array_equal(image_to_uint8(im), image_to_uint8(png)), name
+    refusal = r"holds negative colours \(signed 16-bit samples, down to -7\): save it as an unsigned 16-bit PNG, or pass its values as float in \[0, 1\]$"
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*negative\.tif' " + refusal):
+        load_image(tmp_path / "negative.tif")
+    with Image.open(tmp_path / "negative.tif") as im, pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\) image " + refusal):
+        gen3c.generate(im, depth=np.ones((12, 16)), fov=60, generator="preview", video_save_folder=tmp_path / "none")
+    np.save(tmp_path / "depth.npy", np.ones((12, 16)))
+    runner = CliRunner()
+    for name, code in (("grey.pgm", 0), ("negative.tif", 2)):
+        args = ["generate", "--input_image_path", tmp_path / name, "--depth_path", tmp_path / "depth.npy", "--fov", "60",
+                "--resolution", "32x48", "--num_video_frames", "3", "--generator", "preview", "--video_save_folder", tmp_path / "out"]  # fmt: skip
+        res = runner.invoke(app, [str(a) for a in args])
+        assert res.exit_code == code and "Traceback" not in res.output, res.output
+    assert len([line for line in res.output.splitlines() if line.strip()]) <= 3 and "holds negative colours" in " ".join(res.output.split())
+    assert [p.name for p in (tmp_path / "out").glob("*.mp4")] == ["output.mp4"]  # the PGM's video
 
 
 def load_image_of(grey: np.ndarray, path):

@@ -24,8 +24,9 @@ RESIZE_MODES = ("crop", "stretch")
 
 def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     """Decode an image file to (3, H, W) float32 in [−1, 1] (RGB; alpha composited on white), as a
-    PIL image in memory is read (:func:`image_to_uint8`): 16-bit grey scaled to 8 bits,
-    a float TIFF (PIL mode ``F``) read as [0, 1], 32-bit integers (mode ``I``) refused.
+    PIL image in memory is read (:func:`image_to_uint8`): 16-bit grey (a PNG, a PGM, a signed
+    TIFF without negative samples) scaled to 8 bits, a float TIFF (PIL mode ``F``) read as [0, 1],
+    32-bit integers refused.
 
     The EXIF orientation is applied, as image viewers and OpenCV's ``imread`` do: a phone photo
     stored portrait with Orientation 6 comes out upright (landscape), the way its depth map and
@@ -48,7 +49,7 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
                 check_image_size(*im.size, f"{name} {str(p)!r}")
                 im.load()
                 # One reading for a file and a PIL image in memory: 16-bit grey scaled, float (mode F)
-                # as [0, 1], 32-bit integers (mode I) refused; PIL's own RGB conversion clips them.
+                # as [0, 1], 32-bit integers refused; PIL's own RGB conversion clips them.
                 array = image_to_uint8(im, f"{name} {str(p)!r}")
     except Gen3cInputError:
         raise
@@ -198,11 +199,12 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     Accepts a (3, H, W) float tensor in [0, 1] (or a uint8 tensor), a PIL image, or an
     (H, W, 3) / (H, W, 4) / (H, W) numpy array (uint8, or float in [0, 1]). A PIL image and an
     RGBA array are taken as their file is read (:func:`upright_rgb`): turned by
-    the EXIF orientation, transparent pixels over white; a 16-bit one (mode ``I;16``) scaled to
-    8 bits, a float one (mode ``F``) read as [0, 1] as a float array is. A bool tensor or array is
+    the EXIF orientation, transparent pixels over white; a 16-bit one (mode ``I;16``, and the mode
+    ``I`` of a 16-bit PGM or a signed 16-bit TIFF, whose negative samples are refused) scaled to 8 bits, a float one (mode ``F``) read as [0, 1] as a float array is. A bool tensor or array is
     a black-and-white image (False 0, True 255), as PIL's mode ``1`` and ``Image.fromarray`` of
     it are. Refused in one line: complex values, integers other than uint8 (and bool; their
-    range is unknown: a 16-bit image is ``array / 65535``), PIL's 32-bit integer mode ``I``, and
+    range is unknown: a 16-bit image is ``array / 65535``), PIL's 32-bit integer mode ``I`` (of no
+    16-bit file), and
     a numpy masked array with masked pixels (colour has no "missing" value: fill it, or pass an
     RGBA array whose alpha is 0 there).
     """
@@ -229,11 +231,14 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
         return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     if isinstance(image, Image.Image):
         try:
-            if image.mode == "I":  # 32-bit integers (a 16-bit PGM, a signed or 32-bit TIFF): PIL's 8-bit conversion clips
-                raise Gen3cInputError(
-                    f"{name} holds integer colours of unknown range (PIL mode I, 32-bit): save it as an 8- or 16-bit PNG, "
-                    f"or pass np.asarray(image) as uint8 or float in [0, 1]{_integer_range_hint(np.asarray(image), 'array')}"
-                )
+            if image.mode == "I":  # PIL's 8-bit conversion clips
+                sixteen = _sixteen_bit(image, name)
+                if sixteen is None:  # 32-bit integers (a 32-bit TIFF, a PIL image of an int32 array)
+                    raise Gen3cInputError(
+                        f"{name} holds integer colours of unknown range (PIL mode I, 32-bit): save it as an 8- or 16-bit PNG, "
+                        f"or pass np.asarray(image) as uint8 or float in [0, 1]{_integer_range_hint(np.asarray(image), 'array')}"
+                    )
+                image = sixteen
             if image.mode == "F":  # floats (a float TIFF): read as a float array is, [0, 1]; PIL's conversion clips
                 image, name = np.asarray(ImageOps.exif_transpose(image)), f"{name} (PIL mode F)"
             else:
@@ -271,6 +276,28 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
             return np.asarray(upright_rgb(Image.fromarray(np.ascontiguousarray(x))), dtype=np.uint8).copy()
         return x.copy()
     raise Gen3cInputError(f"{name} is a {type(image).__name__}: pass a (3, H, W) tensor in [0, 1], a PIL image or a uint8 array")
+
+
+def _sixteen_bit(image: Image.Image, name: str) -> Image.Image | None:
+    """A mode-I PIL image of 16-bit samples as the ``I;16`` image a 16-bit PNG opens as, turned
+    upright first (the new image has no EXIF), so it is read as one (:func:`upright_rgb`); None for
+    other mode-I images (32-bit integers, of unknown range). PIL opens a 16-bit PGM (any maxval
+    scaled to 0–65535) and a TIFF of signed 16-bit samples (it has no signed 16-bit mode) as mode I.
+
+    Raises:
+        Gen3cInputError: negative samples (a signed TIFF's), which no colour has, naming ``name``.
+    """
+    tags = getattr(image, "tag_v2", None)  # a TIFF's; BitsPerSample is tag 258
+    if not (image.format == "PPM" or (image.format == "TIFF" and tags is not None and tags.get(258) in (16, (16,)))):
+        return None
+    values = np.asarray(ImageOps.exif_transpose(image))
+    lo = int(values.min()) if values.size else 0
+    if lo < 0:
+        raise Gen3cInputError(
+            f"{name} holds negative colours (signed 16-bit samples, down to {lo}): save it as an unsigned 16-bit PNG, "
+            "or pass its values as float in [0, 1]"
+        )
+    return Image.fromarray(values.astype(np.uint16))
 
 
 def _integer_hint(values: np.ndarray, var: str) -> str:
