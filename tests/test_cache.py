@@ -95,6 +95,29 @@ def test_zbuffer_keeps_the_nearest_point_in_any_order():
         assert out.depth[0, 0, 1, 2].item() == pytest.approx(1.5)
 
 
+def test_zbuffer_ties_at_one_depth_go_to_the_last_point():
+    """Every pixel is written once, by the last of the nearest points. Before, every tied point
+    wrote it and the last write won: on a GPU any one, and on two CPU threads either thread's
+    (the same render came out with the first half's last colour or the last point's)."""
+    pts = torch.tensor([_point_at(2.2, 0.9, 2.0)] * 3 + [_point_at(2.1, 1.1, 3.0)])
+    cols = torch.eye(4)[:, :3]
+    for perm in ([0, 1, 2, 3], [3, 2, 0, 1], [1, 3, 0, 2]):
+        out = forward_warp(pts[perm], cols[perm], EYE, K5[None], 5, 6, mode="zbuffer", fill_value=0.0)
+        last = max(i for i, p in enumerate(perm) if p < 3)
+        torch.testing.assert_close(out.color[0, :, 1, 2], cols[perm[last]])
+    n = 70_000  # enough for index_put_ to split the writes over two threads (32768 a task)
+    pts = torch.tensor([_point_at(2.2, 0.9, 2.0)]).expand(n, 3).contiguous()
+    cols = torch.linspace(-1, 1, n)[:, None].expand(n, 3).contiguous()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in range(10):
+            out = forward_warp(pts, cols, EYE, K5[None], 5, 6, mode="zbuffer", fill_value=0.0)
+            assert out.color[0, :, 1, 2].tolist() == [1.0, 1.0, 1.0]
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("mode", ["bilinear", "zbuffer"])
 def test_points_behind_the_camera_are_ignored(mode):
     # (0, 0, −2) would "project" to the principal point if z were not checked.

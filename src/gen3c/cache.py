@@ -384,8 +384,11 @@ def _splat_nearest(cam: Tensor, cols: Tensor, K: Tensor, height: int, width: int
     idx = (y[keep] * width + x[keep]).long()
     zz = z[keep]
     zbuf = torch.full((height * width,), math.inf, device=cam.device).scatter_reduce_(0, idx, zz, reduce="amin")
-    win = zz == zbuf[idx]
-    # Ties at exactly equal depth: the last writer wins; every winner carries weight 1.
+    win = (zz == zbuf[idx]).nonzero()[:, 0]
+    # Ties at exactly equal depth: the last point wins, chosen here (max is exact in any order)
+    # so that every pixel is written once: with several writes to one pixel, CUDA keeps any one.
+    last = torch.full_like(zbuf, -1, dtype=torch.long).scatter_reduce_(0, idx[win], win, reduce="amax")
+    win = last[last >= 0]
     widx = idx[win]
     C = cols.shape[0]
     for c in range(C):
