@@ -11,9 +11,12 @@ merges buffers by it). The same splatting written in plain numpy (``np.bincount`
 colour + mask) runs on the same points and cameras in the same process; the table gives frames/s
 and the speed-up over numpy, and the largest colour difference between the two (they compute the
 same thing). With CUDA, one more pair of rows keeps the cache on the CPU and splats it on the
-GPU, the renders copied back to the CPU four frames at a time: what the gen3c generator does;
-and one pair splats with CUDA's atomic ``scatter_add_`` instead of PyTorch's deterministic kernels
-(what gen3c did before 2026-12-05: the cost of a render that is the same every time).
+GPU, the renders copied back to the CPU four frames at a time: what the gen3c generator does.
+The GPU splat sums each pixel's contributions by sorting the points by pixel ("sorted", the same
+bits every time); two more pairs of rows sum them with CUDA's atomic ``scatter_add_`` (not the
+same every time; gen3c before 2026-12-05) and with ``scatter_add_`` in PyTorch's deterministic
+mode (gen3c on 2026-12-05), and one pair on the CPU with the sorted sum. After the table: whether
+two renders with the sorted sum are bit-identical, and how far the other sums are from it.
 
 Not a test: numbers depend on the machine. Record results with the device in docs/benchmarks.md.
 """
@@ -24,6 +27,7 @@ import argparse
 import contextlib
 import platform
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -81,6 +85,48 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def sum_label(device: str, how: str) -> str:
+    """The table's words for summing as ``how`` on ``device``."""
+    if how == "scatter":
+        return "atomic scatter_add_ (not the same every time)" if device == "cuda" else "scatter_add_"
+    return {"sorted": "sorted sum (the GPU's)", "deterministic mode": "scatter_add_ in torch's deterministic mode"}[how]
+
+
+@contextlib.contextmanager
+def splat_sum(device: str, how: str | None) -> Iterator[None]:
+    """Within: the bilinear splat on ``device`` sums as ``how`` says (None: as gen3c does there);
+    "deterministic mode" is ``scatter_add_`` with ``torch.use_deterministic_algorithms(True,
+    warn_only=True)``, what gen3c did on a GPU on 2026-12-05."""
+    saved = dict(gen3c.cache._SPLAT_SUM)
+    if how is not None:
+        gen3c.cache._SPLAT_SUM[device] = "scatter" if how == "deterministic mode" else how
+    if how == "deterministic mode":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+        gen3c.cache._SPLAT_SUM.clear()
+        gen3c.cache._SPLAT_SUM.update(saved)
+
+
+def same_every_time(cache: Cache3D, cams, device: str) -> str:
+    """One line: are two renders (colour, mask, depth) with the sorted sum on ``device``
+    bit-identical, and how far are the scatter_add_ sums from it (rounding: their order differs)."""
+    with splat_sum(device, "sorted"):
+        a, b = (cache.render(cams, device=device) for _ in range(2))
+    same = all(torch.equal(x, y) for x, y in ((a.colors, b.colors), (a.masks, b.masks), (a.depths, b.depths)))
+    line = f"{device}: two renders with the sorted sum are {'bit-identical' if same else 'DIFFERENT'}"
+    for how in ("scatter", "deterministic mode") if device == "cuda" else ("scatter",):
+        with splat_sum(device, how):
+            c, d = (cache.render(cams, device=device) for _ in range(2))
+        line += (
+            f"; {sum_label(device, how)}: max |Δ colour| {float((c.colors - a.colors).abs().max()):.1e} from the sorted sum, "
+            f"{float((c.colors - d.colors).abs().max()):.1e} between two renders"
+        )
+    return line
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -116,37 +162,43 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     first_torch = None
-    # (where the cache is, where it is splatted, where the renders go): the last two are what the
-    # gen3c generator does on a GPU machine — the cache kept on the CPU, splatted on the GPU, the
-    # renders copied back (DiT offloaded) or left on the GPU (DiT resident).
-    setups = [(device, device, device, False) for device in devices]
+    # (where the cache is, where it is splatted, where the renders go, how the splat sums: None for
+    # the device's own); the cpu-cache rows are what the gen3c generator does on a GPU machine —
+    # the cache kept on the CPU, splatted on the GPU, the renders copied back (DiT offloaded) or
+    # left on the GPU (DiT resident).
+    setups = [(device, device, device, None) for device in devices]
+    if "cpu" in devices:
+        setups.append(("cpu", "cpu", "cpu", "sorted"))
     if "cuda" in devices:
-        setups += [("cpu", "cuda", "cpu", False), ("cpu", "cuda", "cuda", False), ("cuda", "cuda", "cuda", True)]
-    deterministic_scatter = gen3c.cache._deterministic_scatter
-    for home, device, output, atomic in setups:
-        gen3c.cache._deterministic_scatter = (lambda device: contextlib.nullcontext()) if atomic else deterministic_scatter
-        cache = Cache3D()
-        cache.add_view(gt.rgb[0].to(home), gt.depth[0].to(home), src.K[0].to(home), src.w2c[0].to(home))
+        setups += [("cpu", "cuda", "cpu", None), ("cpu", "cuda", "cuda", None)]
+        setups += [("cuda", "cuda", "cuda", "scatter"), ("cuda", "cuda", "cuda", "deterministic mode")]
+    caches = {}
+    for home, device, output, how in setups:
+        if home not in caches:
+            caches[home] = Cache3D()
+            caches[home].add_view(gt.rgb[0].to(home), gt.depth[0].to(home), src.K[0].to(home), src.w2c[0].to(home))
+        cache = caches[home]
         n_points = int(cache.views[0].valid.sum())
-        cache.render(cams[:2], device=device, output_device=output)  # warm-up
-        _sync(device)
-        name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+        name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
         label = f"torch ({device})" if home == device else f"torch ({home} cache, {device} splat, renders on {output})"
-        label += ", atomic scatter (not the same every time)" if atomic else ""
-        # Repeats alternate between the two variants so that a noisy machine slows both alike.
-        best = {False: float("inf"), True: float("inf")}
-        for _ in range(args.repeats):
-            for depth in best:
-                t0 = time.perf_counter()
-                out = cache.render(cams, depth=depth, device=device, output_device=output)
-                _sync(device)
-                best[depth] = min(best[depth], time.perf_counter() - t0)
-                if first_torch is None:
-                    first_torch = out.colors[:, 0].float().cpu().numpy()
-                del out
+        label += f", {sum_label(device, how)}" if how else ""
+        with splat_sum(device, how):
+            cache.render(cams[:2], device=device, output_device=output)  # warm-up
+            _sync(device)
+            # Repeats alternate between the two variants so that a noisy machine slows both alike.
+            best = {False: float("inf"), True: float("inf")}
+            for _ in range(args.repeats):
+                for depth in best:
+                    t0 = time.perf_counter()
+                    out = cache.render(cams, depth=depth, device=device, output_device=output)
+                    _sync(device)
+                    best[depth] = min(best[depth], time.perf_counter() - t0)
+                    if first_torch is None:
+                        first_torch = out.colors[:, 0].float().cpu().numpy()
+                    del out
         rows.append((f"{label}, colour + mask", name, args.frames / best[False]))
         rows.append((f"{label}, + depth", name, args.frames / best[True]))
-    gen3c.cache._deterministic_scatter = deterministic_scatter
+    checks = [same_every_time(caches[device], cams, device) for device in devices]
 
     # Plain numpy, same points and cameras.
     view = Cache3D()
@@ -170,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"|{'-' * 66}|{'-' * 26}|{'-' * 11}|{'-' * 10}|")
     for impl, dev, fps in rows:
         print(f"| {impl:<64} | {dev:<24} | {fps:>9.2f} | {fps / np_fps:>8.2f} |")
+    print()
+    for line in checks:
+        print(line)
 
 
 if __name__ == "__main__":

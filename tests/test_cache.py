@@ -8,14 +8,17 @@ import math
 import pytest
 import torch
 
+import gen3c.cache
 from gen3c.cache import (
     DEPTH_WEIGHT_SHARPNESS,
     BufferRenders,
     Cache3D,
     SelectingCache3D,
+    SplatWorkspace,
     foreground_curtain_depth,
     forward_warp,
     reliable_depth_mask,
+    warp_planar,
 )
 from gen3c.cameras import Cameras, make_intrinsics, project_points, unproject_depth
 from gen3c.scenes import make_scene, render, source_camera
@@ -95,6 +98,101 @@ def test_zbuffer_keeps_the_nearest_point_in_any_order():
         assert out.depth[0, 0, 1, 2].item() == pytest.approx(1.5)
 
 
+def test_zbuffer_ties_at_one_depth_go_to_the_last_point():
+    """Every pixel is written once, by the last of the nearest points. Before, every tied point
+    wrote it and the last write won: on a GPU any one, and on two CPU threads either thread's
+    (the same render came out with the first half's last colour or the last point's)."""
+    pts = torch.tensor([_point_at(2.2, 0.9, 2.0)] * 3 + [_point_at(2.1, 1.1, 3.0)])
+    cols = torch.eye(4)[:, :3]
+    for perm in ([0, 1, 2, 3], [3, 2, 0, 1], [1, 3, 0, 2]):
+        out = forward_warp(pts[perm], cols[perm], EYE, K5[None], 5, 6, mode="zbuffer", fill_value=0.0)
+        last = max(i for i, p in enumerate(perm) if p < 3)
+        torch.testing.assert_close(out.color[0, :, 1, 2], cols[perm[last]])
+    n = 70_000  # enough for index_put_ to split the writes over two threads (32768 a task)
+    pts = torch.tensor([_point_at(2.2, 0.9, 2.0)]).expand(n, 3).contiguous()
+    cols = torch.linspace(-1, 1, n)[:, None].expand(n, 3).contiguous()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in range(10):
+            out = forward_warp(pts, cols, EYE, K5[None], 5, 6, mode="zbuffer", fill_value=0.0)
+            assert out.color[0, :, 1, 2].tolist() == [1.0, 1.0, 1.0]
+    finally:
+        torch.set_num_threads(threads)
+
+
+# The bilinear splat's two sums, both run here on the CPU: "scatter" (scatter_add_, a CPU's and
+# before 2026-12-06 also a GPU's) and "sorted" (a GPU's: no atomics, the same bits every time).
+K20 = make_intrinsics(20.0, 20.0, 15.0, 10.0)  # a 20 × 30 image
+CLUSTER = 400  # points in one pixel's square
+
+
+def _awkward_cloud(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3) points and (N, 3) colours in [−1, 1] for K20 at the origin: a spread over and
+    beyond the view (out-of-view points), points on pixel centres, points behind the camera,
+    CLUSTER points inside one pixel's square, and a far patch (z ≈ 1000, weights ≈ e^-50)
+    where nothing near lands."""
+    g = torch.Generator().manual_seed(seed)
+    spread = [_point_at(u, v, z, K20) for u, v, z in (torch.rand(3000, 3, generator=g) * torch.tensor([28.0, 26.0, 4.0]) + torch.tensor([-6.0, -3.0, 1.0])).tolist()]
+    centres = [_point_at(float(u), float(v), z, K20) for u, v, z in zip(torch.randint(0, 22, (200,), generator=g), torch.randint(0, 20, (200,), generator=g), (1 + 4 * torch.rand(200, generator=g)).tolist(), strict=True)]
+    behind = (torch.rand(100, 3, generator=g) - 0.5) * torch.tensor([4.0, 4.0, 4.0]) - torch.tensor([0.0, 0.0, 2.0])
+    cluster = [_point_at(7.2 + 0.6 * a, 4.2 + 0.6 * b, 2 + c, K20) for a, b, c in torch.rand(CLUSTER, 3, generator=g).tolist()]
+    far = [_point_at(u, v, z, K20) for u, v, z in (torch.rand(100, 3, generator=g) * torch.tensor([4.0, 8.0, 100.0]) + torch.tensor([25.0, 5.0, 900.0])).tolist()]
+    pts = torch.cat([torch.tensor(spread), torch.tensor(centres), behind, torch.tensor(cluster), torch.tensor(far)])
+    return pts, torch.rand(len(pts), 3, generator=g) * 2 - 1
+
+
+def _splat_with(monkeypatch, how: str, pts: torch.Tensor, cols: torch.Tensor, depth: bool = True):
+    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", how)
+    return forward_warp(pts, cols, EYE, K20[None], 20, 30, depth=depth)
+
+
+# Both sums add the same float32 terms (the same expressions), in different orders: a sum of n
+# terms in any order is within (n − 1)·u·Σ|terms| of the exact one (u = 2^-24), so two orders
+# differ by ≤ 2(n − 1)·u·Σ|terms| in each of Σ w·c and Σ w. With |c| ≤ 1, Σ|w·c| ≤ Σ w, so the
+# colour Σ w·c / Σ w differs by ≤ 4n·u, and the depth (z > 0) by ≤ 4n·u relatively; n ≤ 500
+# contributions to a pixel here (the cluster and the spread around it). A mix-up of pixels or
+# weights is off by ≫ 1e-4; the mask (Σ w > 0 over terms ≥ 0) is exact in any order.
+SUM_ORDER_TOL = 4 * 500 * 2.0**-24
+
+
+@pytest.mark.parametrize("depth", [True, False])
+def test_the_sorted_sum_splats_what_scatter_add_does(monkeypatch, depth):
+    pts, cols = _awkward_cloud(0)
+    scattered = _splat_with(monkeypatch, "scatter", pts, cols, depth)
+    sorted_ = _splat_with(monkeypatch, "sorted", pts, cols, depth)
+    # The cloud covers what it should: the far patch alone, empty pixels, a crowded one.
+    assert scattered.mask[0, 0, 8:12, 26:29].all() and scattered.mask[0, 0, 4, 7] and not scattered.mask.all()
+    assert scattered.color[0, :, 8:12, 26:29].abs().max() > 0.05  # e^-50 weights still average colours
+    torch.testing.assert_close(sorted_.color, scattered.color, atol=SUM_ORDER_TOL, rtol=0)
+    assert torch.equal(sorted_.mask, scattered.mask)
+    if depth:
+        torch.testing.assert_close(sorted_.depth, scattered.depth, atol=0, rtol=SUM_ORDER_TOL)
+        assert scattered.depth[0, 0, 8:12, 26:29].min() > 900
+    else:
+        assert sorted_.depth is None
+
+
+def test_the_sorted_sum_is_the_same_every_time_and_in_any_point_order(monkeypatch):
+    """Rendered twice (one workspace kept, as a render's frames do, and a fresh one) the sorted
+    sum gives the same bits; the points in another order, the same image up to rounding."""
+    pts, cols = _awkward_cloud(1)
+    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", "sorted")
+    planar = [(pts.T.contiguous(), cols.T.contiguous())]
+    w2c, K = torch.cat([EYE, EYE]), torch.stack([K20, K20 * torch.tensor([[1.1], [1.1], [1.0]])])
+    workspace = SplatWorkspace()
+    first = warp_planar(planar, w2c, K, 20, 30, workspace=workspace)
+    for again in (warp_planar(planar, w2c, K, 20, 30, workspace=workspace), warp_planar(planar, w2c, K, 20, 30)):
+        for a, b in ((first.color, again.color), (first.mask, again.mask), (first.depth, again.depth)):
+            assert torch.equal(a, b)
+    perm = torch.randperm(len(pts), generator=torch.Generator().manual_seed(2))
+    shuffled = warp_planar([(pts[perm].T.contiguous(), cols[perm].T.contiguous())], w2c, K, 20, 30, workspace=workspace)
+    assert not torch.equal(shuffled.color, first.color)  # another order, other roundings
+    torch.testing.assert_close(shuffled.color, first.color, atol=SUM_ORDER_TOL, rtol=0)
+    torch.testing.assert_close(shuffled.depth, first.depth, atol=0, rtol=SUM_ORDER_TOL)
+    assert torch.equal(shuffled.mask, first.mask)
+
+
 @pytest.mark.parametrize("mode", ["bilinear", "zbuffer"])
 def test_points_behind_the_camera_are_ignored(mode):
     # (0, 0, −2) would "project" to the principal point if z were not checked.
@@ -155,8 +253,8 @@ def test_render_without_depth_gives_the_same_colour_and_mask(foreground_masking)
 @pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
 def test_a_cuda_render_is_the_same_every_time(splat):
     """CUDA's atomics add a pixel's splats in any order: the same cache gave renders differing in
-    the last bits, and one seed two videos. The splat runs in deterministic kernels; the user's own
-    setting of torch.use_deterministic_algorithms is left as it was."""
+    the last bits, and one seed two videos. The splat takes no atomics now (no PyTorch
+    deterministic mode either): the same bits every time, also with the user's strict mode on."""
     H, W = 176, 320
     src = source_camera(H, W)
     gt = render(make_scene("objects", seed=0), src)
@@ -164,17 +262,15 @@ def test_a_cuda_render_is_the_same_every_time(splat):
     cache = Cache3D(splat=splat)
     cache.add_view(gt.rgb[0].cuda(), gt.depth[0].cuda(), src.K[0].cuda(), src.w2c[0].cuda())
     first = cache.render(cams)
-    for _ in range(3):
-        again = cache.render(cams)
-        for a, b in ((first.colors, again.colors), (first.masks, again.masks), (first.depths, again.depths)):
-            assert torch.equal(a, b)
-    assert not torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True)  # would raise on an op with no deterministic kernel
     try:
-        cache.render(cams)
-        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        renders = [cache.render(cams)]
     finally:
         torch.use_deterministic_algorithms(False)
+    renders += [cache.render(cams) for _ in range(3)]
+    for again in renders:
+        for a, b in ((first.colors, again.colors), (first.masks, again.masks), (first.depths, again.depths)):
+            assert torch.equal(a, b)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")
@@ -596,56 +692,3 @@ def test_a_render_that_sees_nothing_says_which_convention_to_check():
     opengl = invert_pose(opencv_to_opengl(w2c))  # an OpenGL world-to-camera pose, as a renderer keeps one
     with pytest.warns(UserWarning, match=r"no point of the cache lands in any of the 1 cameras: check that their poses are OpenCV world-to-camera"):
         assert not cache.render(Cameras(opengl, K5, 5, 6)).masks.any()
-
-
-def test_overlapping_splats_on_two_threads_keep_the_deterministic_kernels_to_the_last():
-    """The GUI renders a frame preview on a page thread while its generation thread renders the
-    cache: the splat's deterministic mode is one process-wide flag. Before, the splat that entered
-    first switched it off on leaving while the other was still splatting (its scatters then ran in
-    CUDA's atomics: one seed, two videos), and one entering while another held the flag took it
-    for the user's own. Only the flag is exercised, so a CPU-only torch runs it too."""
-    import threading
-
-    from gen3c.cache import _deterministic_scatter
-
-    cuda = torch.device("cuda")
-    assert not torch.are_deterministic_algorithms_enabled()
-    a_in, b_in, a_out, b_may_leave = threading.Event(), threading.Event(), threading.Event(), threading.Event()
-    seen: dict[str, bool] = {}
-
-    def preview() -> None:  # enters first, leaves first
-        with _deterministic_scatter(cuda):
-            a_in.set()
-            assert b_in.wait(10)
-        a_out.set()
-
-    def generation() -> None:
-        assert a_in.wait(10)
-        with _deterministic_scatter(cuda):
-            b_in.set()
-            assert a_out.wait(10)
-            seen["after the other left"] = torch.are_deterministic_algorithms_enabled()
-            assert b_may_leave.wait(10)
-
-    threads = [threading.Thread(target=preview), threading.Thread(target=generation)]
-    try:
-        for t in threads:
-            t.start()
-        assert a_out.wait(10)
-        b_may_leave.set()
-        for t in threads:
-            t.join(10)
-        assert seen == {"after the other left": True}
-        assert not torch.are_deterministic_algorithms_enabled()  # the last one out restores the user's setting
-        # An exception inside restores it too; the user's own setting is left alone.
-        with pytest.raises(ZeroDivisionError), _deterministic_scatter(cuda):
-            assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
-            _ = 1 / 0
-        assert not torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(True)
-        with _deterministic_scatter(cuda), _deterministic_scatter(cuda):
-            assert not torch.is_deterministic_algorithms_warn_only_enabled()
-        assert torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled()
-    finally:
-        b_may_leave.set()
-        torch.use_deterministic_algorithms(False)

@@ -15,10 +15,8 @@ video input, where target frame t renders source frame t).
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -148,50 +146,6 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor) -
         raise Gen3cInputError(f"forward_warp has {len(points)} point clouds for {len(w2c)} cameras: pass one cloud (N, 3) or one per camera")
 
 
-#: How many splats are inside :func:`_deterministic_scatter` now, on any thread, having switched
-#: the flag on or found it on from another such splat (read and changed under the lock).
-_DETERMINISTIC = threading.Lock()
-_deterministic_users = 0
-
-
-@contextlib.contextmanager
-def _deterministic_scatter(device: torch.device) -> Iterator[None]:
-    """On a GPU, the splat's scatters in PyTorch's deterministic kernels while inside.
-
-    CUDA's ``scatter_add_`` adds a pixel's contributions in whatever order its atomics land, so
-    the same cache rendered twice differed in the last bits, and 35 sampling steps grew that into
-    two different videos from one seed (max |Δ| 7e-4 on an H100). The deterministic kernels sort
-    by pixel first (the cost is in docs/benchmarks.md); ``warn_only`` keeps any other thread's op
-    that has no deterministic kernel running meanwhile from raising. A CPU adds in a fixed order.
-
-    The flag is one per process: splats overlapping on several threads (the GUI's generation and
-    a frame preview) count themselves in, and the last one out switches it off; a flag the user
-    set is left as it is.
-    """
-    global _deterministic_users
-    if device.type != "cuda":
-        yield
-        return
-    with _DETERMINISTIC:
-        if _deterministic_users == 0 and torch.are_deterministic_algorithms_enabled():
-            yield_only = True  # the user's own setting
-        else:
-            yield_only = False
-            if _deterministic_users == 0:
-                torch.use_deterministic_algorithms(True, warn_only=True)
-            _deterministic_users += 1
-    if yield_only:
-        yield
-        return
-    try:
-        yield
-    finally:
-        with _DETERMINISTIC:
-            _deterministic_users -= 1
-            if _deterministic_users == 0:
-                torch.use_deterministic_algorithms(False)
-
-
 def warp_planar(
     clouds: list[tuple[Tensor, Tensor]],
     w2c: Tensor,
@@ -221,14 +175,13 @@ def warp_planar(
         workspace = SplatWorkspace()
     # Accumulated rows: C weighted colours, the weighted depth (when asked), the weight.
     acc = workspace.accumulator(B, C + D + 1, ph * pw, w2c.device)
-    with _deterministic_scatter(w2c.device):
-        for b in range(B):
-            planar_pts, planar_cols = clouds[b if len(clouds) > 1 else 0]
-            if mode == "bilinear":
-                workspace.splat_bilinear(planar_pts, planar_cols, w2c[b].float(), K[b].float(), height, width, acc[b], depth)
-            else:
-                cam = torch.addmm(w2c[b, :3, 3:].float(), w2c[b, :3, :3].float(), planar_pts)
-                _splat_nearest(cam, planar_cols, K[b].float(), height, width, acc[b])
+    for b in range(B):
+        planar_pts, planar_cols = clouds[b if len(clouds) > 1 else 0]
+        if mode == "bilinear":
+            workspace.splat_bilinear(planar_pts, planar_cols, w2c[b].float(), K[b].float(), height, width, acc[b], depth)
+        else:
+            cam = torch.addmm(w2c[b, :3, 3:].float(), w2c[b, :3, :3].float(), planar_pts)
+            _splat_nearest(cam, planar_cols, K[b].float(), height, width, acc[b])
     acc = acc.view(B, C + D + 1, ph, pw)[:, :, border : border + height, border : border + width]
     weight = acc[:, C + D : C + D + 1]
     if out is None:
@@ -264,12 +217,23 @@ def _project_planar(cam: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor, Ten
 # from the source camera reproduces the source exactly despite float error in K⁻¹.
 _SNAP = 1e-3
 
+#: How the bilinear splat sums each pixel's contributions, by device type (others: "scatter").
+#: "scatter": ``scatter_add_``, one corner at a time; a CPU adds in point order, but CUDA's
+#: atomics add in whatever order they land, so the same cache rendered twice differed in the last
+#: bits and 35 sampling steps grew that into two videos from one seed (max |Δ| 7e-4 on an H100).
+#: "sorted": the points sorted by pixel once (a stable sort), then each pixel's sum taken in that
+#: order by ``segment_reduce``: no atomics, the same bits every time, and without PyTorch's
+#: deterministic mode (whose ``scatter_add_`` sorted at every scatter: 6× the atomic render).
+#: The tests and benchmarks/bench_cache_render.py set it to run either on any device.
+_SPLAT_SUM = {"cuda": "sorted"}
+
 
 class SplatWorkspace:
     """Scratch buffers of the bilinear splat, reused across frames and chunks of one render.
 
     Every per-point quantity is written into a buffer kept here (``out=`` and in-place ops), so
-    splatting a frame allocates nothing; the buffers follow the size of the latest cloud.
+    splatting a frame allocates nothing (on a GPU, the sorted sum's ``segment_reduce`` allocates
+    its result, from the caching allocator); the buffers follow the size of the latest cloud.
     """
 
     def __init__(self) -> None:
@@ -295,12 +259,6 @@ class SplatWorkspace:
         """Scratch of ``like``'s shape (contiguous), reused between calls."""
         return self._reused("plane", tuple(like.shape), like.device)
 
-    def _buffers(self, cols: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        C, N = cols.shape
-        device = cols.device
-        rows = self._reused("rows", (C + 12, N), device)
-        return rows, self._reused("index", (N,), device, torch.long), self._reused("flags", (2, N), device, torch.bool)
-
     def _spread_slots(self, n: int, pixels: int, pw: int, device) -> Tensor:
         """(n,) float slots ``i mod (pixels − pw − 2)`` for out-of-view points (see below); the
         slots of a longer cloud start with those of a shorter one, so they are kept for the
@@ -317,14 +275,14 @@ class SplatWorkspace:
         """Accumulate points (3, N) with colours (C, N), seen by w2c (4, 4) and K (3, 3), into
         ``acc`` (C + D + 1, (H+2)·(W+2)), an image with a one-pixel border so every neighbour of
         an in-view point has a slot: C weighted colour channels, the weighted depth if ``depth``
-        (D = 1), the weight."""
-        C, D = cols.shape[0], int(depth)
-        rows, idx, flags = self._buffers(cols)
-        contrib = rows[: C + D + 1]  # what one corner adds: weighted colours, [weighted depth,] weight
-        cam, u, v, x0, y0, base_w, tmp, bottom = rows[C + 2 :].split((3, 1, 1, 1, 1, 1, 1, 1))
+        (D = 1), the weight. Summed as ``_SPLAT_SUM`` says for the device."""
+        C, N = cols.shape
+        rows = self._reused("rows", (C + 12, N), cols.device)
+        # z, fx, top, bottom are adjacent (rows[C + 4 : C + 8]): the sorted sum gathers them at once.
+        cam, u, base_w, bottom, v, x0, y0, tmp = rows[C + 2 :].split((3, 1, 1, 1, 1, 1, 1, 1))
         cam_x, cam_y, z = cam
         u, v, x0, y0, base_w, tmp, bottom = u[0], v[0], x0[0], y0[0], base_w[0], tmp[0], bottom[0]
-        in_view, scratch = flags
+        in_view, scratch = self._reused("flags", (2, N), cols.device, torch.bool)
         torch.addmm(w2c[:3, 3:], w2c[:3, :3], points, out=cam)
         # Projection (z ≤ 1e-6 is behind the camera; its 1/z is replaced by 1 and it is dropped).
         torch.gt(z, 1e-6, out=in_view)
@@ -344,34 +302,89 @@ class SplatWorkspace:
             return
         max_log = tmp.copy_(base_w).masked_fill_(scratch, 0.0).max().clamp_(min=1e-8)
         base_w.mul_(-DEPTH_WEIGHT_SHARPNESS / max_log).exp_().masked_fill_(scratch, 0.0)
-        fx, fy = u.sub_(x0), v.sub_(y0)
+        fx = u.sub_(x0)
+        fy = v.sub_(y0)
         fx.masked_fill_(torch.lt(fx, _SNAP, out=scratch), 0.0)
         fy.masked_fill_(torch.lt(fy, _SNAP, out=scratch), 0.0)
         # Flat index of the top-left neighbour in the bordered image, computed in float (exact
-        # below 2^24 pixels) and converted once. Out-of-view points add exact zeros, each into
-        # a slot of its own (i mod pixels) rather than into one clamped border pixel: a long
-        # run of adds to one address is a serial dependency chain that took half the scatter time.
+        # below 2^24 pixels) and converted once.
         pw = width + 2
         y0.add_(1).mul_(pw).add_(x0).add_(1)
-        torch.where(in_view, y0, self._spread_slots(y0.shape[0], acc.shape[1], pw, y0.device), out=y0)
-        idx.copy_(y0)
         torch.mul(base_w, fy, out=bottom)
-        top = base_w.sub_(bottom)  # base · (1 − fy)
+        base_w.sub_(bottom)  # the top row's weight: base · (1 − fy)
+        if _SPLAT_SUM.get(cols.device.type, "scatter") == "sorted":
+            self._sum_sorted(cols, rows[C + 4 : C + 8], y0, in_view, tmp, acc, depth, pw)
+        else:
+            self._sum_scatter(cols, z, fx, base_w, bottom, y0, in_view, tmp, rows[: C + int(depth) + 1], acc, pw)
+
+    def _sum_scatter(
+        self, cols: Tensor, z: Tensor, fx: Tensor, top: Tensor, bottom: Tensor, corner: Tensor, in_view: Tensor, tmp: Tensor,
+        contrib: Tensor, acc: Tensor, pw: int
+    ) -> None:
+        """:meth:`splat_bilinear`'s sum by ``scatter_add_``: ``corner`` (N,) holds the float flat
+        index of each point's top-left neighbour, ``contrib`` (C + D + 1, N) is scratch for what
+        one corner adds: weighted colours, [weighted depth,] weight."""
+        C, D = cols.shape[0], contrib.shape[0] - cols.shape[0] - 1
+        # Out-of-view points add exact zeros, each into a slot of its own (i mod pixels) rather
+        # than into one clamped border pixel: a long run of adds to one address is a serial
+        # dependency chain that took half the scatter time.
+        torch.where(in_view, corner, self._spread_slots(corner.shape[0], acc.shape[1], pw, corner.device), out=corner)
+        idx = self._reused("index", corner.shape, corner.device, torch.long).copy_(corner)
         weight = contrib[C + D]
         # Corners in the order top-left, top-right, bottom-left, bottom-right; the index steps
         # in place between them. One 2-D scatter per corner adds all C + D + 1 rows (on a
         # 2-core CPU, 4 rows split evenly over the threads where 5 split 3 : 2).
         for step, row, right in ((0, top, False), (1, top, True), (pw - 1, bottom, False), (1, bottom, True)):
-            if right:
-                torch.mul(row, fx, out=weight)
-            else:
-                torch.sub(row, torch.mul(row, fx, out=tmp), out=weight)
+            _corner_weight(row, fx, right, tmp, weight)
             if step:
                 idx.add_(step)
             torch.mul(cols, weight, out=contrib[:C])
-            if depth:
+            if D:
                 torch.mul(z, weight, out=contrib[C])
             acc.scatter_add_(1, idx.expand(C + D + 1, -1), contrib)
+
+    def _sum_sorted(
+        self, cols: Tensor, per_point: Tensor, corner: Tensor, in_view: Tensor, tmp: Tensor, acc: Tensor, depth: bool, pw: int
+    ) -> None:
+        """:meth:`splat_bilinear`'s sum without atomics, the same bits on every run: the points
+        sorted by their top-left pixel (``corner``, float flat indices) with a stable sort, then
+        for each corner the sum of every pixel's run of points in that order (``segment_reduce``
+        adds a segment's values one after another in one thread), and the four corner images
+        added into ``acc`` shifted by their offsets. ``per_point`` (4, N) holds z, fx and the top
+        and bottom rows' weights."""
+        C, N = cols.shape
+        R, P = C + int(depth) + 1, acc.shape[1]
+        device = cols.device
+        # Out-of-view points go to segment P, after every pixel, and are never read.
+        keys = self._reused("keys", (N,), device, torch.int32).copy_(torch.where(in_view, corner, corner.new_full((), P), out=corner))
+        sorted_keys, order = self._reused("sorted keys", (N,), device, torch.int32), self._reused("order", (N,), device, torch.long)
+        torch.sort(keys, stable=True, out=(sorted_keys, order))
+        # Pixel p's points are sorted_keys[offsets[p] : offsets[p + 1]].
+        bounds = torch.arange(P + 2, out=self._reused("bounds", (P + 2,), device, torch.int32))
+        offsets = torch.searchsorted(sorted_keys, bounds, out=self._reused("offsets", (P + 2,), device, torch.long))
+        gathered = self._reused("gathered", (C + 4, N), device)
+        torch.index_select(cols, 1, order, out=gathered[:C])
+        torch.index_select(per_point, 1, order, out=gathered[C:])
+        s_cols, (z, fx, top, bottom) = gathered[:C], gathered[C:]
+        # (N, corner, row): segment_reduce runs along the first axis.
+        corners = self._reused("corners", (N, 4, R), device)
+        for k, (row, right) in enumerate(((top, False), (top, True), (bottom, False), (bottom, True))):
+            contrib = corners[:, k].T
+            weight = _corner_weight(row, fx, right, tmp, contrib[R - 1])
+            torch.mul(s_cols, weight, out=contrib[:C])
+            if depth:
+                torch.mul(z, weight, out=contrib[C])
+        sums = torch.segment_reduce(corners.view(N, 4 * R), "sum", offsets=offsets, axis=0, unsafe=True).view(P + 1, 4, R)
+        for k, shift in enumerate((0, 1, pw, pw + 1)):
+            acc[:, shift:].add_(sums[: P - shift, k].T)
+
+
+def _corner_weight(row: Tensor, fx: Tensor, right: bool, tmp: Tensor, out: Tensor) -> Tensor:
+    """A corner's bilinear weight into ``out``: ``row · fx`` on the right, ``row − row · fx`` on
+    the left (the same expression in both sums, so both splat the same values)."""
+    if right:
+        return torch.mul(row, fx, out=out)
+    return torch.sub(row, torch.mul(row, fx, out=tmp), out=out)
 
 
 def _splat_nearest(cam: Tensor, cols: Tensor, K: Tensor, height: int, width: int, acc: Tensor) -> None:
@@ -384,8 +397,11 @@ def _splat_nearest(cam: Tensor, cols: Tensor, K: Tensor, height: int, width: int
     idx = (y[keep] * width + x[keep]).long()
     zz = z[keep]
     zbuf = torch.full((height * width,), math.inf, device=cam.device).scatter_reduce_(0, idx, zz, reduce="amin")
-    win = zz == zbuf[idx]
-    # Ties at exactly equal depth: the last writer wins; every winner carries weight 1.
+    win = (zz == zbuf[idx]).nonzero()[:, 0]
+    # Ties at exactly equal depth: the last point wins, chosen here (max is exact in any order)
+    # so that every pixel is written once: with several writes to one pixel, CUDA keeps any one.
+    last = torch.full_like(zbuf, -1, dtype=torch.long).scatter_reduce_(0, idx[win], win, reduce="amax")
+    win = last[last >= 0]
     widx = idx[win]
     C = cols.shape[0]
     for c in range(C):
