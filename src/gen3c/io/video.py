@@ -317,7 +317,17 @@ def _decoded(path: Path, name: str, start: int, index: VideoIndex | None):
                 yield from frames
                 return
     with av.open(str(path)) as container:
-        yield from itertools.islice(container.decode(_video_stream(container, path, name)), start, None)
+        yield from itertools.islice(_decode(container, _video_stream(container, path, name)), start, None)
+
+
+def _decode(container, stream):
+    """``stream``'s frames from where ``container`` stands. Empty packets are skipped, as
+    :func:`probe_video` skips them: a container may keep one where a capture dropped a frame, and
+    libavcodec takes an empty packet for the end of the stream (refusing every packet after it)."""
+    for packet in container.demux(stream):
+        if packet.size:
+            yield from packet.decode()
+    yield from stream.decode(None)  # the frames the decoder still holds
 
 
 def _video_stream(container, path: Path, name: str):
@@ -377,7 +387,7 @@ def _seek(container, stream, index: VideoIndex, start: int):
         container.seek(before[-1][1], backward=True, any_frame=False, stream=stream)  # lands on it (mp4 seeks by pts)
     except av.error.FFmpegError:
         return None
-    frames = container.decode(stream)
+    frames = _decode(container, stream)
     first = next(frames, None)
     # Landed on an IDR frame at or before ``start`` (an earlier one only costs time): from there
     # on, the frames are those of decoding from the first frame.
