@@ -154,6 +154,8 @@ def test_formats_from_cameras_and_editors_read_as_the_frames_they_hold(tmp_path,
     "case, match",
     [
         ("anamorphic", r"has non-square pixels \(sample aspect ratio 2:1: stored 48×32, shown 96×32\): re-encode it with square pixels"),
+        ("anamorphic in its H.264 stream only", r"has non-square pixels \(sample aspect ratio 2:1 in its video stream, 1:1 in its container: "
+         r"stored 48×32, shown 96×32\): re-encode it with square pixels"),
         ("audio only", r"has no video stream \(only audio\): pass a video file"),
         ("no frames", r"has no streams: it holds no frames, or it is truncated or damaged"),
         ("cut before its index", r"(has no streams: it holds no frames, or|cannot be read \(.*\): it) is truncated"),
@@ -169,6 +171,9 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
     video = folder / "rgb.mp4"
     if case == "anamorphic":
         encode(video, pattern(), "-c:v", "libx264", "-vf", "setsar=2/1")
+    elif case == "anamorphic in its H.264 stream only":  # the container (mp4's pasp) says 1:1, the frames 2:1
+        ffmpeg("-i", folder / "rgb.mp4", "-c", "copy", "-bsf:v", "h264_metadata=sample_aspect_ratio=2/1", "-aspect", f"{W}:{H}", tmp_path / "vui.mp4")
+        shutil.copy(tmp_path / "vui.mp4", video)
     elif case == "audio only":
         ffmpeg("-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "aac", video)
     elif case == "no frames":
