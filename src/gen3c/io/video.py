@@ -327,7 +327,7 @@ def _decode(container, stream):
     for packet in container.demux(stream):
         if packet.size:
             yield from packet.decode()
-    yield from stream.decode(None)  # the frames the decoder still holds
+    yield from stream.codec_context.decode(None)  # the frames the decoder still holds
 
 
 def _video_stream(container, path: Path, name: str):
