@@ -346,3 +346,27 @@ def test_chunk_flags_on_a_run_of_one_chunk_say_they_change_nothing(box_scene, tm
     with collect_notes() as notes:
         out = run_request(dataclasses.replace(box_request(box_scene, tmp_path, video_save_name="split"), num_video_frames=17, save_buffer=False, save_point_cloud=False))
     assert len(out.result.chunks) == 2 and not [n for n in notes if "chunk" in n]
+
+
+def test_a_long_run_hashes_its_inputs_once(box_scene, tmp_path, monkeypatch):
+    """A run of several chunks hashes each input file once, for --resume's run.json, and its run
+    record lists those digests (sha256sum's); both hashed every input, each read in full again."""
+    import hashlib
+    import importlib
+    import json
+
+    resume = importlib.import_module("gen3c.pipelines.resume")  # (the package's `resume` is a function)
+    hashed: list[str] = []
+    digest = resume._digest
+    monkeypatch.setattr(resume, "_digest", lambda files, names=True: hashed.extend(str(f) for _, f in files) or digest(files, names))
+    image, depth, _, _ = box_scene
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    kept = json.loads((partial_dir(tmp_path, "output") / "run.json").read_text())["inputs"]
+    hashed.clear()
+    out = run_request(request, resume=True)
+    assert sorted(hashed) == sorted([str(image), str(depth)])  # not again for the record
+    expected = {"input_image_path": hashlib.sha256(image.read_bytes()).hexdigest(), "depth_path": hashlib.sha256(depth.read_bytes()).hexdigest()}
+    assert kept == expected
+    assert json.loads(out.paths["run"].read_text())["inputs_sha256"] == expected

@@ -154,6 +154,8 @@ def test_formats_from_cameras_and_editors_read_as_the_frames_they_hold(tmp_path,
     "case, match",
     [
         ("anamorphic", r"has non-square pixels \(sample aspect ratio 2:1: stored 48×32, shown 96×32\): re-encode it with square pixels"),
+        ("anamorphic in its H.264 stream only", r"has non-square pixels \(sample aspect ratio 2:1 in its video stream, 1:1 in its container: "
+         r"stored 48×32, shown 96×32\): re-encode it with square pixels"),
         ("audio only", r"has no video stream \(only audio\): pass a video file"),
         ("no frames", r"has no streams: it holds no frames, or it is truncated or damaged"),
         ("cut before its index", r"(has no streams: it holds no frames, or|cannot be read \(.*\): it) is truncated"),
@@ -169,6 +171,9 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
     video = folder / "rgb.mp4"
     if case == "anamorphic":
         encode(video, pattern(), "-c:v", "libx264", "-vf", "setsar=2/1")
+    elif case == "anamorphic in its H.264 stream only":  # the container (mp4's pasp) says 1:1, the frames 2:1
+        ffmpeg("-i", folder / "rgb.mp4", "-c", "copy", "-bsf:v", "h264_metadata=sample_aspect_ratio=2/1", "-aspect", f"{W}:{H}", tmp_path / "vui.mp4")
+        shutil.copy(tmp_path / "vui.mp4", video)
     elif case == "audio only":
         ffmpeg("-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "aac", video)
     elif case == "no frames":
@@ -189,6 +194,32 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
                                    "--num_video_frames", "3", "--video_save_folder", str(tmp_path / "out")])  # fmt: skip
     assert res.exit_code == 2 and "Traceback" not in res.output and str(video) in res.output, res.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_empty_packets_are_no_frames_and_do_not_end_the_decoding(tmp_path):
+    """A container may keep an empty packet where a capture dropped a frame (NUT does): it is no
+    frame, and libavcodec takes an empty packet for the end of the stream, so every frame after
+    one was refused ('cannot be decoded: re-encode it') though the count left it out."""
+    import av
+
+    plain = encode(tmp_path / "plain.mp4", pattern(), "-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0")
+    video = tmp_path / "gaps.mp4"
+    with av.open(str(plain)) as source, av.open(str(video), "w", format="nut") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for i, packet in enumerate(p for p in source.demux(source.streams.video[0]) if p.size):
+            packet.stream = stream
+            out.mux(packet)
+            if i in (1, 3):  # an empty packet after frames 1 and 3
+                empty = av.Packet(0)
+                empty.pts, empty.dts, empty.time_base = packet.pts + 1, packet.dts + 1, packet.time_base
+                empty.stream = stream
+                out.mux(empty)
+    with av.open(str(video)) as container:
+        assert [p.size for p in container.demux(video=0) if p.pts is not None].count(0) == 2  # they are in the file
+    assert probe_video(video).frames == T
+    frames = read_video(video)[0]
+    assert np.array_equal(frames, read_video(plain)[0])
+    assert np.array_equal(read_video(video, start=2, max_frames=3)[0], frames[2:])
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,7 @@ def input_sha256(job: Job, digests: dict[str, str] | None = None) -> dict[str, s
             continue
         if value not in digests:
             try:
-                digests[value] = input_digests({key: value}, plain=True).get(key, "")
+                digests[value] = input_digests({key: value}).get(key, "")
             except OSError:  # unreadable: the run says so, if it comes to that
                 digests[value] = ""
         if digests[value]:

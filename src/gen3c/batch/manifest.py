@@ -213,7 +213,7 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
     if isinstance(recorded, dict):
         from gen3c.pipelines.resume import input_digests
 
-        now = input_digests(row, plain=True)
+        now = input_digests(row)
         for key in sorted(set(recorded) & set(now)):
             if recorded[key] != now[key]:
                 note(f"run record {str(p)!r}: {key} {str(row[key])!r} changed since that run (its sha256 is not the recorded one): "

@@ -317,7 +317,17 @@ def _decoded(path: Path, name: str, start: int, index: VideoIndex | None):
                 yield from frames
                 return
     with av.open(str(path)) as container:
-        yield from itertools.islice(container.decode(_video_stream(container, path, name)), start, None)
+        yield from itertools.islice(_decode(container, _video_stream(container, path, name)), start, None)
+
+
+def _decode(container, stream):
+    """``stream``'s frames from where ``container`` stands. Empty packets are skipped, as
+    :func:`probe_video` skips them: a container may keep one where a capture dropped a frame, and
+    libavcodec takes an empty packet for the end of the stream (refusing every packet after it)."""
+    for packet in container.demux(stream):
+        if packet.size:
+            yield from packet.decode()
+    yield from stream.codec_context.decode(None)  # the frames the decoder still holds
 
 
 def _video_stream(container, path: Path, name: str):
@@ -333,15 +343,20 @@ def _video_stream(container, path: Path, name: str):
 
 def _check_square_pixels(stream, path: Path, name: str) -> None:
     """Refuse anamorphic video (stored width ≠ displayed width): depth and intrinsics made for
-    one of the two sizes would silently be read against the other."""
-    sar = stream.sample_aspect_ratio
-    if sar and sar != 1:  # None or 0: not set, square
-        h, w = stream.height, stream.width
-        raise Gen3cInputError(
-            f"{name} {str(path)!r} has non-square pixels (sample aspect ratio {sar.numerator}:{sar.denominator}: "
-            f"stored {w}×{h}, shown {round(w * sar)}×{h}): re-encode it with square pixels at the size its depth "
-            f"and intrinsics were made for (ffmpeg -i IN -vf scale=iw*sar:ih,setsar=1 OUT)"
-        )
+    one of the two sizes would silently be read against the other. The container's ratio (mp4's
+    ``pasp``; PyAV gives the video stream's where it has none) and the video stream's own (H.264's
+    VUI, which the decoded frames carry) can differ, and players differ in which they follow."""
+    said = stream.sample_aspect_ratio
+    sar = next((r for r in (said, stream.codec_context.sample_aspect_ratio) if r and r != 1), None)  # None or 0: not set, square
+    if sar is None:
+        return
+    where = "" if sar == said else f" in its video stream, {said.numerator}:{said.denominator} in its container"
+    h, w = stream.height, stream.width
+    raise Gen3cInputError(
+        f"{name} {str(path)!r} has non-square pixels (sample aspect ratio {sar.numerator}:{sar.denominator}{where}: "
+        f"stored {w}×{h}, shown {round(w * sar)}×{h}): re-encode it with square pixels at the size its depth "
+        f"and intrinsics were made for (ffmpeg -i IN -vf scale=iw*sar:ih,setsar=1 OUT)"
+    )
 
 
 def _display_turns(frame, path: Path, name: str) -> int:
@@ -377,7 +392,7 @@ def _seek(container, stream, index: VideoIndex, start: int):
         container.seek(before[-1][1], backward=True, any_frame=False, stream=stream)  # lands on it (mp4 seeks by pts)
     except av.error.FFmpegError:
         return None
-    frames = container.decode(stream)
+    frames = _decode(container, stream)
     first = next(frames, None)
     # Landed on an IDR frame at or before ``start`` (an earlier one only costs time): from there
     # on, the frames are those of decoding from the first frame.

@@ -974,7 +974,12 @@ RECORD_KEYS = ("generator_settings", "inputs_sha256", "in_memory_inputs", "notes
 RECORDED_PACKAGES = ("numpy", "av", "diffusers", "transformers")
 
 
-def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
+def run_record(
+    request: GenerationRequest,
+    generator_settings: dict[str, Any] | None = None,
+    notes: Sequence[str] = (),
+    inputs_sha256: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """What ``NAME_run.json`` holds (before ``outputs``): enough to see what ran and run it again.
 
     - the request's settings, with the defaults filled in (resolution, frame count, frame rate)
@@ -984,7 +989,8 @@ def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | 
       (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`); absent for the preview;
     - ``inputs_sha256``: by field, the sha256 of each input file (as ``sha256sum`` prints it) or
       folder (:func:`~gen3c.pipelines.resume.input_digests`), so an input changed since under the
-      same path can be told;
+      same path can be told; ``inputs_sha256`` where the run has them already (a long run's,
+      hashed for ``--resume`` as it started: not read again);
     - ``in_memory_inputs``: only for inputs handed over in memory (:func:`generate` with arrays),
       whose path fields are null: by field, what stood for the file (type, shape, dtype, the
       sha256 of its bytes: :func:`describe_array`). Such a record cannot be run again;
@@ -1004,7 +1010,9 @@ def run_record(request: GenerationRequest, generator_settings: dict[str, Any] | 
     record = resolve_paths(request.to_dict(), Path.cwd())
     if generator_settings is not None:
         record["generator_settings"] = generator_settings
-    record["inputs_sha256"] = input_digests(record, read=request.read_input_contents(), plain=True)
+    if inputs_sha256 is None:
+        inputs_sha256 = input_digests(record, read=request.read_input_contents())
+    record["inputs_sha256"] = inputs_sha256
     if request.in_memory is not None:
         record["in_memory_inputs"] = request.in_memory.described
     # torch's own string: the build too (2.14.1+cu130), which its package metadata leaves out
@@ -1157,7 +1165,7 @@ def _run_request(
                 start_chunk=partial.finished if partial else 0, on_chunk=on_chunk,
             )  # fmt: skip
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
-            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes))
+            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes, partial.inputs if partial else None))
     except BaseException as exc:
         if partial is not None and not partial.recount():
             partial.remove()  # nothing finished: nothing worth keeping

@@ -43,7 +43,7 @@ from torch import Tensor
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import publish, remove_stale_parts, write_text_atomic
 
-FORMAT = 2  # 2: run.json holds the inputs' sha256
+FORMAT = 3  # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both)
 _THREADS = min(8, os.cpu_count() or 1)
 _CHUNK = re.compile(r"^chunk_(\d{4})$")
 
@@ -64,28 +64,28 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None, *, plain: bool = False) -> dict[str, str]:
-    """sha256 of the contents of each input the request names, by field: a file's bytes, or a
-    folder's files (relative names and bytes, in name order). Fields naming nothing on disk are left out.
+def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> dict[str, str]:
+    """sha256 of the contents of each input the request names, by field: a file's bytes (as
+    ``sha256sum`` prints it), or a folder's files (relative names and bytes, in name order).
+    Fields naming nothing on disk are left out. ``run.json`` and the run record
+    (``inputs_sha256``) hold the same digests, so a long run hashes its inputs once.
 
     ``read``: the bytes of inputs the run has already read, by field (its camera file:
     :meth:`~gen3c.pipelines.request.GenerationRequest.read_input_contents`): hashed as they were
     read, not read again, so the hash is of the very contents the run used.
-    ``plain``: a file's digest is the sha256 of its bytes alone, as ``sha256sum`` prints it (a run
-    record's); by default, ``--resume``'s, it is of its bytes after an empty name.
     """
     read = read or {}
     digests = {}
     for field in INPUT_FIELDS:
         value = request_dict.get(field)
         if field in read and isinstance(value, str) and value:
-            digests[field] = _digest([("", read[field])], names=not plain)
+            digests[field] = _digest([("", read[field])], names=False)
             continue
         path = Path(value).expanduser() if isinstance(value, str) and value else None
         if path is None or not path.exists():
             continue
         if path.is_file():
-            digests[field] = _digest([("", path)], names=not plain)
+            digests[field] = _digest([("", path)], names=False)
         else:
             digests[field] = _digest(sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file()))
     return digests
@@ -115,13 +115,15 @@ def partial_dir(folder: str | os.PathLike, name: str) -> Path:
 class PartialRun:
     """The finished chunks of one run (see the module docstring).
 
-    Use :meth:`open`; ``finished`` is the number of chunks already on disk.
+    Use :meth:`open`; ``finished`` is the number of chunks already on disk; ``inputs``: the
+    sha256 of the run's inputs (:func:`input_digests`), for its run record.
     """
 
-    def __init__(self, path: Path, finished: int, num_chunks: int) -> None:
+    def __init__(self, path: Path, finished: int, num_chunks: int, inputs: dict[str, str]) -> None:
         self.path = path
         self.finished = finished
         self.num_chunks = num_chunks
+        self.inputs = inputs
         self._pending: Path | None = None
 
     @classmethod
@@ -160,12 +162,12 @@ class PartialRun:
             for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
                 shutil.rmtree(stray, ignore_errors=True)
             _remove_stale_outputs(Path(folder), name)
-            return cls(path, min(finished, len(chunks)), len(chunks))
+            return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])
         if resume:
             note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
         write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=str))
-        return cls(path, 0, len(chunks))
+        return cls(path, 0, len(chunks), record["inputs"])
 
     # -- writing ----------------------------------------------------------------------------
 
