@@ -12,11 +12,12 @@ colour + mask) runs on the same points and cameras in the same process; the tabl
 and the speed-up over numpy, and the largest colour difference between the two (they compute the
 same thing). With CUDA, one more pair of rows keeps the cache on the CPU and splats it on the
 GPU, the renders copied back to the CPU four frames at a time: what the gen3c generator does.
-The GPU splat sums each pixel's contributions by sorting the points by pixel ("sorted", the same
-bits every time); two more pairs of rows sum them with CUDA's atomic ``scatter_add_`` (not the
-same every time; gen3c before 2026-12-05) and with ``scatter_add_`` in PyTorch's deterministic
-mode (gen3c on 2026-12-05), and one pair on the CPU with the sorted sum. After the table: whether
-two renders with the sorted sum are bit-identical, and how far the other sums are from it.
+The GPU splat sums each pixel's contributions in int64 fixed point ("fixed": weights relative to
+the pixel's largest, atomic integer adds, the same bits in any order); two more pairs of rows sum
+them with CUDA's atomic float ``scatter_add_`` (not the same every time; gen3c before 2026-12-05)
+and with ``scatter_add_`` in PyTorch's deterministic mode (gen3c on 2026-12-05), and one pair on
+the CPU with the fixed-point sum. After the table: whether two renders with the fixed-point sum
+are bit-identical, and how far the other sums are from it.
 
 Not a test: numbers depend on the machine. Record results with the device in docs/benchmarks.md.
 """
@@ -89,7 +90,7 @@ def sum_label(device: str, how: str) -> str:
     """The table's words for summing as ``how`` on ``device``."""
     if how == "scatter":
         return "atomic scatter_add_ (not the same every time)" if device == "cuda" else "scatter_add_"
-    return {"sorted": "sorted sum (the GPU's)", "deterministic mode": "scatter_add_ in torch's deterministic mode"}[how]
+    return {"fixed": "fixed-point sum (the GPU's)", "deterministic mode": "scatter_add_ in torch's deterministic mode"}[how]
 
 
 @contextlib.contextmanager
@@ -111,17 +112,17 @@ def splat_sum(device: str, how: str | None) -> Iterator[None]:
 
 
 def same_every_time(cache: Cache3D, cams, device: str) -> str:
-    """One line: are two renders (colour, mask, depth) with the sorted sum on ``device``
-    bit-identical, and how far are the scatter_add_ sums from it (rounding: their order differs)."""
-    with splat_sum(device, "sorted"):
+    """One line: are two renders (colour, mask, depth) with the fixed-point sum on ``device``
+    bit-identical, and how far are the scatter_add_ sums from it (float rounding in their order)."""
+    with splat_sum(device, "fixed"):
         a, b = (cache.render(cams, device=device) for _ in range(2))
     same = all(torch.equal(x, y) for x, y in ((a.colors, b.colors), (a.masks, b.masks), (a.depths, b.depths)))
-    line = f"{device}: two renders with the sorted sum are {'bit-identical' if same else 'DIFFERENT'}"
+    line = f"{device}: two renders with the fixed-point sum are {'bit-identical' if same else 'DIFFERENT'}"
     for how in ("scatter", "deterministic mode") if device == "cuda" else ("scatter",):
         with splat_sum(device, how):
             c, d = (cache.render(cams, device=device) for _ in range(2))
         line += (
-            f"; {sum_label(device, how)}: max |Δ colour| {float((c.colors - a.colors).abs().max()):.1e} from the sorted sum, "
+            f"; {sum_label(device, how)}: max |Δ colour| {float((c.colors - a.colors).abs().max()):.1e} from the fixed-point sum, "
             f"{float((c.colors - d.colors).abs().max()):.1e} between two renders"
         )
     return line
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     # left on the GPU (DiT resident).
     setups = [(device, device, device, None) for device in devices]
     if "cpu" in devices:
-        setups.append(("cpu", "cpu", "cpu", "sorted"))
+        setups.append(("cpu", "cpu", "cpu", "fixed"))
     if "cuda" in devices:
         setups += [("cpu", "cuda", "cpu", None), ("cpu", "cuda", "cuda", None)]
         setups += [("cuda", "cuda", "cuda", "scatter"), ("cuda", "cuda", "cuda", "deterministic mode")]

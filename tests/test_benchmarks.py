@@ -90,14 +90,14 @@ def test_bench_video_compares_rows_listed_before_the_reference(tmp_path):
 def test_bench_cache_render_cpu_mode_renders_what_numpy_renders(capsys):
     """The CPU mode of the render benchmark runs through Cache3D's checked API (add_view, render with
     device and output_device), its torch render matches the plain numpy splat of the same points,
-    and it runs the GPU's sorted sum on the CPU."""
+    and it runs the GPU's fixed-point sum on the CPU."""
     benchmark_module("bench_cache_render").main(["--device", "cpu", "--frames", "2", "--height", "48", "--width", "80", "--repeats", "1"])
     out = capsys.readouterr().out
     difference = float(out.split("max colour difference ")[1].split()[0])
     assert difference < 1e-3 and "torch (cpu), colour + mask" in out and "numpy (bincount)" in out
-    # The GPU's sorted sum runs here too: its row, and two of its renders compared bit for bit.
-    assert "torch (cpu), sorted sum (the GPU's), + depth" in out
-    assert "cpu: two renders with the sorted sum are bit-identical; scatter_add_: max |Δ colour| " in out
+    # The GPU's fixed-point sum runs here too: its row, and two of its renders compared bit for bit.
+    assert "torch (cpu), fixed-point sum (the GPU's), + depth" in out
+    assert "cpu: two renders with the fixed-point sum are bit-identical; scatter_add_: max |Δ colour| " in out
 
 
 @pytest.mark.slow

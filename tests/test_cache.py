@@ -121,8 +121,9 @@ def test_zbuffer_ties_at_one_depth_go_to_the_last_point():
         torch.set_num_threads(threads)
 
 
-# The bilinear splat's two sums, both run here on the CPU: "scatter" (scatter_add_, a CPU's and
-# before 2026-12-06 also a GPU's) and "sorted" (a GPU's: no atomics, the same bits every time).
+# The bilinear splat's two sums, both run here on the CPU: "scatter" (float scatter_add_, a CPU's
+# and before 2026-12-06 also a GPU's) and "fixed" (a GPU's: int64 fixed point, the same bits in any
+# order of addition).
 K20 = make_intrinsics(20.0, 20.0, 15.0, 10.0)  # a 20 × 30 image
 CLUSTER = 400  # points in one pixel's square
 
@@ -147,50 +148,71 @@ def _splat_with(monkeypatch, how: str, pts: torch.Tensor, cols: torch.Tensor, de
     return forward_warp(pts, cols, EYE, K20[None], 20, 30, depth=depth)
 
 
-# Both sums add the same float32 terms (the same expressions), in different orders: a sum of n
-# terms in any order is within (n − 1)·u·Σ|terms| of the exact one (u = 2^-24), so two orders
-# differ by ≤ 2(n − 1)·u·Σ|terms| in each of Σ w·c and Σ w. With |c| ≤ 1, Σ|w·c| ≤ Σ w, so the
-# colour Σ w·c / Σ w differs by ≤ 4n·u, and the depth (z > 0) by ≤ 4n·u relatively; n ≤ 500
-# contributions to a pixel here (the cluster and the spread around it). A mix-up of pixels or
-# weights is off by ≫ 1e-4; the mask (Σ w > 0 over terms ≥ 0) is exact in any order.
+# The float sum of n terms in any order is within (n − 1)·u·Σ|terms| of the exact one (u = 2^-24),
+# in each of Σ w·c and Σ w; with |c| ≤ 1, Σ|w·c| ≤ Σ w, so its colour Σ w·c / Σ w is within 2n·u
+# of the exact ratio, its depth (z > 0) within 2n·u relatively. The fixed-point sum's terms are the
+# same weights divided by the pixel's largest (Σ r ≥ 1), off by 3 roundings each (r, c / max|c|,
+# their product: ≤ 6u on the ratio), rounded to multiples of 2^-S (S = 63 − bit_length(N) = 51 here:
+# n·2^-52 on Σ r ≥ 1) and converted to float32 (≤ 2u): within 2n·u of the exact ratio too for
+# n ≥ 5. So the two differ by ≤ 4n·u; n ≤ 500 contributions to a pixel here (the cluster and the
+# spread around it). A mix-up of pixels or weights is off by ≫ 1e-4; the mask is exact (every
+# weight ≥ 0, and the largest one of a pixel gives r = 1).
 SUM_ORDER_TOL = 4 * 500 * 2.0**-24
 
 
 @pytest.mark.parametrize("depth", [True, False])
-def test_the_sorted_sum_splats_what_scatter_add_does(monkeypatch, depth):
+def test_the_fixed_point_sum_splats_what_scatter_add_does(monkeypatch, depth):
     pts, cols = _awkward_cloud(0)
     scattered = _splat_with(monkeypatch, "scatter", pts, cols, depth)
-    sorted_ = _splat_with(monkeypatch, "sorted", pts, cols, depth)
+    fixed = _splat_with(monkeypatch, "fixed", pts, cols, depth)
     # The cloud covers what it should: the far patch alone, empty pixels, a crowded one.
     assert scattered.mask[0, 0, 8:12, 26:29].all() and scattered.mask[0, 0, 4, 7] and not scattered.mask.all()
     assert scattered.color[0, :, 8:12, 26:29].abs().max() > 0.05  # e^-50 weights still average colours
-    torch.testing.assert_close(sorted_.color, scattered.color, atol=SUM_ORDER_TOL, rtol=0)
-    assert torch.equal(sorted_.mask, scattered.mask)
+    torch.testing.assert_close(fixed.color, scattered.color, atol=SUM_ORDER_TOL, rtol=0)
+    assert torch.equal(fixed.mask, scattered.mask)
     if depth:
-        torch.testing.assert_close(sorted_.depth, scattered.depth, atol=0, rtol=SUM_ORDER_TOL)
+        torch.testing.assert_close(fixed.depth, scattered.depth, atol=0, rtol=SUM_ORDER_TOL)
         assert scattered.depth[0, 0, 8:12, 26:29].min() > 900
     else:
-        assert sorted_.depth is None
+        assert fixed.depth is None
 
 
-def test_the_sorted_sum_is_the_same_every_time_and_in_any_point_order(monkeypatch):
-    """Rendered twice (one workspace kept, as a render's frames do, and a fresh one) the sorted
-    sum gives the same bits; the points in another order, the same image up to rounding."""
+def test_the_fixed_point_sum_is_the_same_every_time_and_in_any_point_order(monkeypatch):
+    """Rendered twice (one workspace kept, as a render's frames do, and a fresh one) and with the
+    points shuffled, the fixed-point sum gives the same bits: integer sums do not depend on the
+    order of addition (which CUDA's atomics do not fix). The float scatter_add_ does."""
     pts, cols = _awkward_cloud(1)
-    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", "sorted")
     planar = [(pts.T.contiguous(), cols.T.contiguous())]
+    perm = torch.randperm(len(pts), generator=torch.Generator().manual_seed(2))
+    shuffled = [(pts[perm].T.contiguous(), cols[perm].T.contiguous())]
     w2c, K = torch.cat([EYE, EYE]), torch.stack([K20, K20 * torch.tensor([[1.1], [1.1], [1.0]])])
+    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", "scatter")
+    scattered = warp_planar(planar, w2c, K, 20, 30)
+    assert not torch.equal(warp_planar(shuffled, w2c, K, 20, 30).color, scattered.color)  # another order, other roundings
+    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", "fixed")
     workspace = SplatWorkspace()
     first = warp_planar(planar, w2c, K, 20, 30, workspace=workspace)
-    for again in (warp_planar(planar, w2c, K, 20, 30, workspace=workspace), warp_planar(planar, w2c, K, 20, 30)):
+    torch.testing.assert_close(first.color, scattered.color, atol=SUM_ORDER_TOL, rtol=0)
+    for again in (
+        warp_planar(planar, w2c, K, 20, 30, workspace=workspace),
+        warp_planar(planar, w2c, K, 20, 30),
+        warp_planar(shuffled, w2c, K, 20, 30, workspace=workspace),
+    ):
         for a, b in ((first.color, again.color), (first.mask, again.mask), (first.depth, again.depth)):
             assert torch.equal(a, b)
-    perm = torch.randperm(len(pts), generator=torch.Generator().manual_seed(2))
-    shuffled = warp_planar([(pts[perm].T.contiguous(), cols[perm].T.contiguous())], w2c, K, 20, 30, workspace=workspace)
-    assert not torch.equal(shuffled.color, first.color)  # another order, other roundings
-    torch.testing.assert_close(shuffled.color, first.color, atol=SUM_ORDER_TOL, rtol=0)
-    torch.testing.assert_close(shuffled.depth, first.depth, atol=0, rtol=SUM_ORDER_TOL)
-    assert torch.equal(shuffled.mask, first.mask)
+
+
+def test_the_fixed_point_sum_does_not_overflow_with_every_point_in_one_pixel(monkeypatch):
+    """N = 2^18 − 1 points on one pixel centre with colours ±1 and one depth: every term is ±2^S
+    (S = 63 − 18 = 45), and the pixel's sums, ±N·2^S = ±(2^63 − 2^45), just fit in int64 (one
+    bit more of S and they wrap around). The depth comes out right too, where scatter_add_'s
+    262143 float adds of z · e^-50 drift to 3.0046."""
+    n = 2**18 - 1
+    pts = torch.tensor([_point_at(12.0, 7.0, 3.0, K20)]).expand(n, 3).contiguous()
+    cols = torch.tensor([1.0, -1.0, 0.25]).expand(n, 3).contiguous()
+    out = _splat_with(monkeypatch, "fixed", pts, cols)
+    assert out.color[0, :, 7, 12].tolist() == [1.0, -1.0, 0.25] and out.mask.sum() == 1
+    torch.testing.assert_close(out.depth[0, 0, 7, 12], torch.tensor(3.0), atol=0, rtol=2**-22)
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "zbuffer"])
@@ -253,8 +275,9 @@ def test_render_without_depth_gives_the_same_colour_and_mask(foreground_masking)
 @pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
 def test_a_cuda_render_is_the_same_every_time(splat):
     """CUDA's atomics add a pixel's splats in any order: the same cache gave renders differing in
-    the last bits, and one seed two videos. The splat takes no atomics now (no PyTorch
-    deterministic mode either): the same bits every time, also with the user's strict mode on."""
+    the last bits, and one seed two videos. The splat sums in int64 fixed point now (integer
+    adds give the same bits in any order; no PyTorch deterministic mode either): the same bits
+    every time, also with the user's strict mode on."""
     H, W = 176, 320
     src = source_camera(H, W)
     gt = render(make_scene("objects", seed=0), src)

@@ -218,22 +218,22 @@ def _project_planar(cam: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor, Ten
 _SNAP = 1e-3
 
 #: How the bilinear splat sums each pixel's contributions, by device type (others: "scatter").
-#: "scatter": ``scatter_add_``, one corner at a time; a CPU adds in point order, but CUDA's
+#: "scatter": float ``scatter_add_``, one corner at a time; a CPU adds in point order, but CUDA's
 #: atomics add in whatever order they land, so the same cache rendered twice differed in the last
 #: bits and 35 sampling steps grew that into two videos from one seed (max |Δ| 7e-4 on an H100).
-#: "sorted": the points sorted by pixel once (a stable sort), then each pixel's sum taken in that
-#: order by ``segment_reduce``: no atomics, the same bits every time, and without PyTorch's
-#: deterministic mode (whose ``scatter_add_`` sorted at every scatter: 6× the atomic render).
+#: "fixed": each weight relative to its pixel's largest, summed as int64 fixed point by atomic
+#: ``scatter_add_``: integer addition gives the same bits in any order, without PyTorch's
+#: deterministic mode (whose ``scatter_add_`` sorts at every scatter: 6× the atomic render).
 #: The tests and benchmarks/bench_cache_render.py set it to run either on any device.
-_SPLAT_SUM = {"cuda": "sorted"}
+_SPLAT_SUM = {"cuda": "fixed"}
 
 
 class SplatWorkspace:
     """Scratch buffers of the bilinear splat, reused across frames and chunks of one render.
 
     Every per-point quantity is written into a buffer kept here (``out=`` and in-place ops), so
-    splatting a frame allocates nothing (on a GPU, the sorted sum's ``segment_reduce`` allocates
-    its result, from the caching allocator); the buffers follow the size of the latest cloud.
+    splatting a frame allocates nothing per point (only a few scalars: the max log-depth, and the
+    fixed-point sum's scales); the buffers follow the size of the latest cloud.
     """
 
     def __init__(self) -> None:
@@ -278,7 +278,6 @@ class SplatWorkspace:
         (D = 1), the weight. Summed as ``_SPLAT_SUM`` says for the device."""
         C, N = cols.shape
         rows = self._reused("rows", (C + 12, N), cols.device)
-        # z, fx, top, bottom are adjacent (rows[C + 4 : C + 8]): the sorted sum gathers them at once.
         cam, u, base_w, bottom, v, x0, y0, tmp = rows[C + 2 :].split((3, 1, 1, 1, 1, 1, 1, 1))
         cam_x, cam_y, z = cam
         u, v, x0, y0, base_w, tmp, bottom = u[0], v[0], x0[0], y0[0], base_w[0], tmp[0], bottom[0]
@@ -312,8 +311,8 @@ class SplatWorkspace:
         y0.add_(1).mul_(pw).add_(x0).add_(1)
         torch.mul(base_w, fy, out=bottom)
         base_w.sub_(bottom)  # the top row's weight: base · (1 − fy)
-        if _SPLAT_SUM.get(cols.device.type, "scatter") == "sorted":
-            self._sum_sorted(cols, rows[C + 4 : C + 8], y0, in_view, tmp, acc, depth, pw)
+        if _SPLAT_SUM.get(cols.device.type, "scatter") == "fixed":
+            self._sum_fixed(cols, z, fx, base_w, bottom, y0, in_view, tmp, acc, depth, pw)
         else:
             self._sum_scatter(cols, z, fx, base_w, bottom, y0, in_view, tmp, rows[: C + int(depth) + 1], acc, pw)
 
@@ -343,40 +342,61 @@ class SplatWorkspace:
                 torch.mul(z, weight, out=contrib[C])
             acc.scatter_add_(1, idx.expand(C + D + 1, -1), contrib)
 
-    def _sum_sorted(
-        self, cols: Tensor, per_point: Tensor, corner: Tensor, in_view: Tensor, tmp: Tensor, acc: Tensor, depth: bool, pw: int
+    def _sum_fixed(
+        self, cols: Tensor, z: Tensor, fx: Tensor, top: Tensor, bottom: Tensor, corner: Tensor, in_view: Tensor, tmp: Tensor,
+        acc: Tensor, depth: bool, pw: int
     ) -> None:
-        """:meth:`splat_bilinear`'s sum without atomics, the same bits on every run: the points
-        sorted by their top-left pixel (``corner``, float flat indices) with a stable sort, then
-        for each corner the sum of every pixel's run of points in that order (``segment_reduce``
-        adds a segment's values one after another in one thread), and the four corner images
-        added into ``acc`` shifted by their offsets. ``per_point`` (4, N) holds z, fx and the top
-        and bottom rows' weights."""
+        """:meth:`splat_bilinear`'s sum in fixed-point integers, the same bits in any order of
+        addition (integer addition is associative), so CUDA's atomic adds stay deterministic.
+
+        A global fixed-point scale would round the far points' weights (down to e^-50 · 10^-6)
+        to zero, so each weight is taken relative to the largest one reaching its pixel:
+        r = w / max w ∈ [0, 1] (a max is exact in any order; 1 for that largest one, so Σ r ≥ 1
+        wherever Σ w > 0). The per-pixel factor cancels in what :func:`warp_planar` reads: Σ w·c /
+        Σ w, Σ w·z / Σ w and Σ w > 0. Colours are scaled by the frame's max |c|, depths by its max
+        visible z, so every term is in [−1, 1] (each factor is, and float products of such stay
+        so): with S = 63 − bit_length(N), a pixel's at most N terms (a point adds at most one to a
+        pixel) sum to at most N · 2^S ≤ 2^63 − 2^S, within int64. Each is rounded by at most
+        2^-(S+1), far below float32's rounding of Σ r ≥ 1 (S ≥ 42 below 2^21 points, 32 below 2^31).
+        ``acc`` (C + D + 1, P) receives the per-pixel sums of r·c, [r·z,] r, overwritten: one call
+        per accumulator row, as in :func:`warp_planar`."""
         C, N = cols.shape
-        R, P = C + int(depth) + 1, acc.shape[1]
-        device = cols.device
-        # Out-of-view points go to segment P, after every pixel, and are never read.
-        keys = self._reused("keys", (N,), device, torch.int32).copy_(torch.where(in_view, corner, corner.new_full((), P), out=corner))
-        sorted_keys, order = self._reused("sorted keys", (N,), device, torch.int32), self._reused("order", (N,), device, torch.long)
-        torch.sort(keys, stable=True, out=(sorted_keys, order))
-        # Pixel p's points are sorted_keys[offsets[p] : offsets[p + 1]].
-        bounds = torch.arange(P + 2, out=self._reused("bounds", (P + 2,), device, torch.int32))
-        offsets = torch.searchsorted(sorted_keys, bounds, out=self._reused("offsets", (P + 2,), device, torch.long))
-        gathered = self._reused("gathered", (C + 4, N), device)
-        torch.index_select(cols, 1, order, out=gathered[:C])
-        torch.index_select(per_point, 1, order, out=gathered[C:])
-        s_cols, (z, fx, top, bottom) = gathered[:C], gathered[C:]
-        # (N, corner, row): segment_reduce runs along the first axis.
-        corners = self._reused("corners", (N, 4, R), device)
+        R, P, device = C + int(depth) + 1, acc.shape[1], cols.device
+        scale = 63 - N.bit_length()
+        # Out-of-view points add zeros, spread over slots of their own (see _sum_scatter).
+        torch.where(in_view, corner, self._spread_slots(N, P, pw, device), out=corner)
+        idx = self._reused("corner index", (4, N), device, torch.long)
+        idx[0].copy_(corner)
+        for k, step in ((1, 1), (2, pw), (3, pw + 1)):
+            torch.add(idx[0], step, out=idx[k])
+        w = self._reused("corner weights", (4, N), device)
         for k, (row, right) in enumerate(((top, False), (top, True), (bottom, False), (bottom, True))):
-            contrib = corners[:, k].T
-            weight = _corner_weight(row, fx, right, tmp, contrib[R - 1])
-            torch.mul(s_cols, weight, out=contrib[:C])
-            if depth:
-                torch.mul(z, weight, out=contrib[C])
-        sums = torch.segment_reduce(corners.view(N, 4 * R), "sum", offsets=offsets, axis=0, unsafe=True).view(P + 1, 4, R)
-        for k, shift in enumerate((0, 1, pw, pw + 1)):
-            acc[:, shift:].add_(sums[: P - shift, k].T)
+            _corner_weight(row, fx, right, tmp, w[k])
+        flat_idx = idx.view(-1)
+        w_max = self._reused("max weight", (P,), device).zero_()
+        # Pixels nothing reaches keep 0, raised to tiny so that their (zero) weights give r = 0.
+        w_max.scatter_reduce_(0, flat_idx, w.view(-1), "amax").clamp_(min=torch.finfo(torch.float32).tiny)
+        r = w.div_(torch.index_select(w_max, 0, flat_idx, out=self._reused("gathered", (4 * N,), device)).view(4, N))
+        r.mul_(2.0**scale)  # exact: a power of two
+        # Per point: colours / max |c| and z / max visible z, each in [−1, 1].
+        lo, hi = torch.aminmax(cols)
+        col_scale = torch.maximum(hi, lo.neg()).clamp_(min=torch.finfo(torch.float32).tiny)
+        z_scale = torch.where(in_view, z, z.new_zeros(()), out=tmp).max()
+        unit = self._reused("unit values", (C + int(depth), N), device)
+        torch.div(cols, col_scale, out=unit[:C])
+        if depth:
+            torch.div(z, z_scale, out=unit[C])
+        terms = self._reused("terms", (R, 4, N), device)
+        torch.mul(unit.unsqueeze(1), r, out=terms[: R - 1])
+        terms[R - 1].copy_(r)
+        fixed = self._reused("fixed terms", (R, 4 * N), device, torch.long).copy_(terms.view(R, 4 * N).round_())
+        sums = self._reused("fixed sums", (R, P), device, torch.long).zero_()
+        sums.scatter_add_(1, flat_idx.expand(R, -1), fixed)
+        acc.copy_(sums)
+        acc[:C].mul_(col_scale * 2.0**-scale)
+        if depth:
+            acc[C].mul_(z_scale * 2.0**-scale)
+        acc[R - 1].mul_(2.0**-scale)
 
 
 def _corner_weight(row: Tensor, fx: Tensor, right: bool, tmp: Tensor, out: Tensor) -> Tensor:

@@ -189,7 +189,7 @@ def broadcast_from_main(*tensors: torch.Tensor) -> None:
     """Overwrite ``tensors`` (in place, on this rank's device) with rank 0's copies.
 
     Every rank computes the DiT's conditions itself, and the sharded DiT must see one input: the
-    cache's splat adds in a fixed order, but other GPU kernels need not be deterministic,
+    cache's splat sums in integers (the same in any order), but other GPU kernels need not be deterministic,
     so ranks could differ in the last bits.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
