@@ -126,6 +126,12 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return lines[0][:limit] if lines else type(exc).__name__
 
 
+def complex_refusal(name: str, dtype: object) -> str:
+    """The one line that refuses complex values (an image, a depth, a camera matrix) as ``name``,
+    its numpy or torch dtype named."""
+    return f"{name} holds {str(dtype).removeprefix('torch.')} values: pass real numbers (its .real, where the imaginary part is 0)"
+
+
 # Per thread (and per asyncio task): a new thread starts with no collector, so notes of a
 # generation running in another thread never land among those of an input being read here.
 _NOTE_SINK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("gen3c_note_sink", default=None)
