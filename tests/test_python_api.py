@@ -493,6 +493,18 @@ def test_results_print_as_a_line_with_their_shapes(scene, tmp_path):
     assert doctest.testmod(gen3c.summary).failed == 0
 
 
+def test_short_repr_shows_arrays_at_any_depth_by_shape_and_a_tuple_of_one_as_a_tuple():
+    """Before: a list of lists (or of dicts) of tensors printed every number, as it was only
+    looked into one level deep; a tuple of one tensor printed as "(tensor(…))", no tuple."""
+    from gen3c.summary import short_repr
+
+    t = torch.zeros(2)
+    assert short_repr((t,)) == "(tensor(2; float32),)"
+    assert short_repr([[t, 1], [np.zeros((2, 3), np.uint8)]]) == "[[tensor(2; float32), 1], [array(2, 3; uint8)]]"
+    assert short_repr([{"a": t}]) == "[{'a': tensor(2; float32)}]"
+    assert short_repr([(0, 5)]) == "[(0, 5)]" and short_repr((0,)) == "(0,)"  # without arrays: the repr
+
+
 @pytest.mark.slow
 def test_generate_with_the_small_model_is_seeded_and_silenced_by_progress_false(box_scene, tmp_path, capfd):
     from gen3c.pipelines.request import GENERATE_POOL
