@@ -249,6 +249,27 @@ def test_cameras_store_float32_whatever_they_are_given():
     assert repr(cams) == "Cameras(N=3, height=32, width=48, device=cpu)"
 
 
+def test_cameras_refuse_complex_matrices_in_the_wording_images_and_depth_use():
+    """Complex K or w2c is refused by Cameras (and as_float32 / as_float64, which keyframes use)
+    in the one wording gen3c uses for complex images, depth and prepare_source's matrices
+    (gen3c.errors.complex_refusal). Before: "Cameras.K is torch.complex128: pass real numbers (a
+    tensor or an array)", another sentence for the same mistake."""
+    import numpy as np
+
+    from gen3c.cameras import as_float64
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    wording = r" holds {} values: pass real numbers \(its \.real, where the imaginary part is 0\)$"
+    with pytest.raises(Gen3cInputError, match="^Cameras.K" + wording.format("complex128")):
+        Cameras(np.eye(4)[None], K.double().numpy() + 0j, 32, 48)
+    with pytest.raises(Gen3cInputError, match="^Cameras.w2c" + wording.format("complex64")):
+        Cameras(torch.eye(4, dtype=torch.complex64)[None], K, 32, 48)
+    with pytest.raises(Gen3cInputError, match="^keyframe" + wording.format("complex128")):
+        as_float64([np.eye(4) + 1e-3j], "keyframe")
+    with pytest.raises(Gen3cInputError, match="^Cameras.w2c is torch.bool: pass real numbers"):  # not complex: as before
+        Cameras(torch.eye(4, dtype=torch.bool)[None], K, 32, 48)
+
+
 def test_cameras_from_a_list_of_matrices_and_what_they_refuse():
     """A path as scripts build it, a list of 4×4 matrices, makes the same cameras as their stack.
     Before: a list of tensors was refused ("Cameras.w2c is a list"), a list of arrays went through

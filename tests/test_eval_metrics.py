@@ -372,6 +372,19 @@ def test_a_scene_or_preset_named_twice_is_refused():
         BenchmarkConfig(presets=("up", "up")).check()
 
 
+def test_a_supersample_that_is_no_whole_number_from_1_is_refused_before_any_case():
+    """BenchmarkConfig is Python API (docs/eval.md): before, check() let supersample 0 or 2.5
+    through, and rendering the first case's ground truth raised render's ValueError or a
+    TypeError from range()."""
+    from gen3c.errors import Gen3cInputError
+
+    for bad in (0, 2.5, True):
+        with pytest.raises(Gen3cInputError, match=rf"^supersample {bad!r} must be a whole number ≥ 1"):
+            BenchmarkConfig(supersample=bad).check()
+    BenchmarkConfig(supersample=3).check()
+    BenchmarkConfig(supersample=np.int64(2)).check()  # a numpy whole number, as a script computes it
+
+
 def test_a_generator_named_like_a_method_row_is_refused():
     """A generator passed in (docs/eval.md, "Python") is a row of its own: one named like a
     baseline row would silently overwrite that row's scores, so it is refused."""

@@ -115,3 +115,28 @@ def test_the_users_settings_come_back_after_an_error(user_settings):
         assert not diffusers_logging.is_progress_bar_enabled() and transformers_logging.get_verbosity() == logging.ERROR
         raise KeyError("x")
     assert settings() == user_settings
+
+
+def test_huggingface_hubs_bar_setting_is_the_users_after_gen3cs_calls(user_settings):
+    """transformers' progress-bar switch turns huggingface_hub's bars off and on with its own: the
+    hub's setting is put back as the user had it. Before: a user who had turned the hub's bars off
+    (with transformers' on) had them on again after any gen3c call that loads a model."""
+    from huggingface_hub import constants
+    from huggingface_hub import utils as hub
+
+    from gen3c.library_output import libraries_quiet
+
+    if constants.HF_HUB_DISABLE_PROGRESS_BARS:
+        pytest.skip("HF_HUB_DISABLE_PROGRESS_BARS=1 holds the hub's bars off whatever is set")
+    try:
+        for user_turned_off in (True, False):
+            (hub.disable_progress_bars if user_turned_off else hub.enable_progress_bars)()
+            with libraries_quiet():
+                assert hub.are_progress_bars_disabled()  # inside: quiet, as transformers' own
+            assert hub.are_progress_bars_disabled() is user_turned_off
+            with pytest.raises(KeyError), libraries_quiet():
+                raise KeyError("x")
+            assert hub.are_progress_bars_disabled() is user_turned_off
+            assert transformers_logging.is_progress_bar_enabled()  # transformers' own: the user's too
+    finally:
+        hub.enable_progress_bars()

@@ -426,6 +426,27 @@ def test_bad_input_in_memory_is_one_line_naming_it(box_scene, tmp_path, image, d
     assert not (tmp_path / "out").exists()
 
 
+def test_a_setting_of_the_wrong_type_is_named_with_what_was_given_not_its_repr(tmp_path):
+    """An array, tensor or list where a setting takes a string or a number is described by its
+    type and shape (length), in one line. Before: a cut-off repr with its escaped newlines,
+    "setting 'intrinsics' must be str, got ndarray '[[1. 0. 0.]\\n [0. 1. 0.]\\n [0. 0. 1.]]'"."""
+    mistakes = [
+        ({"intrinsics": np.eye(3)}, r"gen3c.generate\(\): setting 'intrinsics' must be str, got a numpy array of shape \(3, 3\)$"),
+        ({"seed": np.ones(3)}, r"setting 'seed' must be int, got a numpy array of shape \(3,\)$"),
+        ({"trajectory": torch.ones(2, 3)}, r"setting 'trajectory' must be str, got a torch tensor of shape \(2, 3\)$"),
+        ({"resolution": [32, 48]}, r"setting 'resolution' must be str, got a list of 2 items$"),
+        ({"seed": 2.5}, r"setting 'seed' must be int, got float '2.5'$"),  # a number or string: its value, as before
+    ]
+    for setting, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match) as info:
+            gen3c.generate(tmp_path / "missing.png", **setting)  # refused before any input or model is read
+        assert "\n" not in str(info.value) and "\\n" not in str(info.value)
+    from gen3c.errors import describe_value
+
+    assert describe_value(torch.float16) == "dtype 'torch.float16'"  # short, one line: its text
+    assert describe_value(object()) == "a object" and describe_value(np.float32(0.5)) == "float32 '0.5'"
+
+
 def test_generate_twice_in_one_process_is_quiet_and_takes_numpy_numbers(box_scene, tmp_path, capfd):
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "preview", "progress": False}
@@ -470,6 +491,18 @@ def test_results_print_as_a_line_with_their_shapes(scene, tmp_path):
     ]:  # fmt: skip
         assert repr(value) == expected
     assert doctest.testmod(gen3c.summary).failed == 0
+
+
+def test_short_repr_shows_arrays_at_any_depth_by_shape_and_a_tuple_of_one_as_a_tuple():
+    """Before: a list of lists (or of dicts) of tensors printed every number, as it was only
+    looked into one level deep; a tuple of one tensor printed as "(tensor(…))", no tuple."""
+    from gen3c.summary import short_repr
+
+    t = torch.zeros(2)
+    assert short_repr((t,)) == "(tensor(2; float32),)"
+    assert short_repr([[t, 1], [np.zeros((2, 3), np.uint8)]]) == "[[tensor(2; float32), 1], [array(2, 3; uint8)]]"
+    assert short_repr([{"a": t}]) == "[{'a': tensor(2; float32)}]"
+    assert short_repr([(0, 5)]) == "[(0, 5)]" and short_repr((0,)) == "(0,)"  # without arrays: the repr
 
 
 @pytest.mark.slow

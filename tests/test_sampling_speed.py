@@ -19,7 +19,7 @@ from gen3c.models.tiny import tiny_components, tiny_pipeline
 from gen3c.pipelines.gen3c import Gen3cPipeline
 from gen3c.pipelines.loading import configure_sampling
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, forwards_per_video, speed_settings
-from gen3c.schedulers import make_scheduler, sampler_name
+from gen3c.schedulers import SAMPLERS, make_scheduler, sampler_name
 
 T, H, W = 17, 32, 32  # 3 latent frames of 4 × 4
 
@@ -167,6 +167,22 @@ def test_sampler_error_falls_with_its_order(sampler, order):
     # halving the step size divides the error by 2^order (GEN3C's 35 Euler steps: ~0.09 here)
     rates = [math.log2(a / b) for a, b in zip(errors, errors[1:], strict=False)]
     assert all(abs(r - order) < 0.35 for r in rates), (errors, rates)
+
+
+def test_a_dpm_solver_of_another_algorithm_is_not_taken_for_dpmpp_2m():
+    """A checkpoint's EDMDPMSolverMultistepScheduler of order 2 that is another sampler (the SDE
+    variant, or second order to the end) is not named "dpmpp_2m", so configure_sampling replaces
+    it by GEN3C's DPM-Solver++(2M) on its schedule. Before: only the class and solver order were
+    compared, and a run asking for dpmpp_2m sampled with the stochastic solver, recorded as dpmpp_2m."""
+    import diffusers
+
+    cls = diffusers.EDMDPMSolverMultistepScheduler
+    sde = cls(**{**SAMPLERS["dpmpp_2m"][1], "algorithm_type": "sde-dpmsolver++", "sigma_max": 40.0})
+    assert sampler_name(sde) == "EDMDPMSolverMultistepScheduler"
+    assert sampler_name(cls(**{**SAMPLERS["dpmpp_2m"][1], "lower_order_final": False})) == "EDMDPMSolverMultistepScheduler"
+    replaced = make_scheduler("dpmpp_2m", dict(sde.config))
+    assert sampler_name(replaced) == "dpmpp_2m" and replaced.config.sigma_max == 40.0  # its schedule kept
+    assert sampler_name(diffusers.EDMEulerScheduler(**{**SAMPLERS["euler"][1], "sigma_max": 40.0})) == "euler"
 
 
 def test_dpm_solver_keeps_gen3cs_schedule_and_the_conditioned_frame():

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, complex_refusal, note
 
 # Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -591,7 +591,9 @@ def _as_real(value: object, name: str) -> Tensor:
         tensor = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
         tensor = None
-    if tensor is None or tensor.dtype == torch.bool or tensor.is_complex():
+    if tensor is not None and tensor.is_complex():
+        raise Gen3cInputError(complex_refusal(name, tensor.dtype))
+    if tensor is None or tensor.dtype == torch.bool:
         raise Gen3cInputError(f"{name} is {_describe(value) if tensor is None else tensor.dtype}: pass real numbers (a tensor or an array)")
     return tensor
 

@@ -126,6 +126,32 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return lines[0][:limit] if lines else type(exc).__name__
 
 
+def describe_value(value: object, limit: int = 40) -> str:
+    """What a one-line error says it got: a string or number as its type and value (``str 'x'``,
+    ``float '2.5'``); an array or tensor by its type and shape (``a numpy array of shape (3, 3)``),
+    a list, tuple or dict by its length, anything else by its type, and its text where that is one
+    short line (``dtype 'torch.float16'``): a repr may run over lines, or quote a whole array."""
+    import numbers
+
+    if value is None or isinstance(value, (str, bytes, numbers.Number)):
+        return f"{type(value).__name__} {str(value)[:limit]!r}"
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):  # torch.Size is one too
+        kind = {"numpy": "numpy array", "torch": "torch tensor"}.get(type(value).__module__.split(".")[0], type(value).__name__)
+        return f"a {kind} of shape {tuple(shape)}"
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    text = str(value)
+    plain = len(text) <= limit and "\n" not in text and not text.startswith("<")  # not object's "<… at 0x…>"
+    return f"{type(value).__name__} {text!r}" if plain else f"a {type(value).__name__}"
+
+
+def complex_refusal(name: str, dtype: object) -> str:
+    """The one line that refuses complex values (an image, a depth, a camera matrix) as ``name``,
+    its numpy or torch dtype named."""
+    return f"{name} holds {str(dtype).removeprefix('torch.')} values: pass real numbers (its .real, where the imaginary part is 0)"
+
+
 # Per thread (and per asyncio task): a new thread starts with no collector, so notes of a
 # generation running in another thread never land among those of an input being read here.
 _NOTE_SINK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("gen3c_note_sink", default=None)

@@ -5,7 +5,9 @@ bars and log lines of their own while gen3c loads a model; beside gen3c's rich b
 noise (in a log file a run of ``\\r`` segments). :func:`libraries_quiet` turns them off around
 gen3c's calls with the libraries' own switches and puts the user's settings back afterwards:
 a library must not change the logging of other libraries for the rest of the user's program.
-huggingface_hub's download bars are left on: a download is long, and they are its only progress.
+transformers' switch turns huggingface_hub's bars off with its own, so inside the block those are
+off too, and afterwards the hub's setting is put back as the user had it (transformers' switch
+back on would turn the hub's bars on whatever the user had set).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def libraries_quiet() -> Iterator[None]:
     the block; each setting as it was after it (also after an error). A library that is not
     installed is skipped."""
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_hub_bars_kept())  # entered first: put back last, after transformers'
         for name in ("diffusers", "transformers"):
             try:
                 module = __import__(f"{name}.utils.logging", fromlist=["logging"])
@@ -28,6 +31,24 @@ def libraries_quiet() -> Iterator[None]:
                 continue
             stack.enter_context(_quiet(module))
         yield
+
+
+@contextlib.contextmanager
+def _hub_bars_kept() -> Iterator[None]:
+    """huggingface_hub's global progress-bar setting as it was before the block, after it (if installed)."""
+    try:
+        from huggingface_hub import utils as hub
+    except ImportError:
+        yield
+        return
+    off = hub.are_progress_bars_disabled()
+    try:
+        yield
+    finally:
+        if off and not hub.are_progress_bars_disabled():
+            hub.disable_progress_bars()
+        elif not off and hub.are_progress_bars_disabled():
+            hub.enable_progress_bars()
 
 
 @contextlib.contextmanager

@@ -55,9 +55,12 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):
 
 
 def sampler_name(scheduler: Any) -> str:
-    """The :data:`SAMPLERS` name of a scheduler instance (its class and solver order)."""
+    """The :data:`SAMPLERS` name of a scheduler instance: its class and the settings that make the
+    sampler (solver order, algorithm, last step), not its schedule, which a checkpoint's config
+    may set (:func:`make_scheduler` keeps it); else its class name."""
     cls_name = type(scheduler).__name__
     for name, (cls, kwargs) in SAMPLERS.items():
-        if cls == cls_name and kwargs.get("solver_order") == getattr(scheduler.config, "solver_order", None):
+        solver = {key: value for key, value in kwargs.items() if key not in configs.SCHEDULER_GEN3C}
+        if cls == cls_name and all(getattr(scheduler.config, key, None) == value for key, value in solver.items()):
             return name
     return cls_name

@@ -30,10 +30,18 @@ def short_repr(value: object) -> str:
         return f"array({', '.join(map(str, value.shape))}; {value.dtype})"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{key!r}: {short_repr(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, (list, tuple)) and any(isinstance(item, (Tensor, np.ndarray)) for item in value):
+    if isinstance(value, (list, tuple)) and _holds_arrays(value):
         inner = ", ".join(short_repr(item) for item in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
     return repr(value)
+
+
+def _holds_arrays(value: object) -> bool:
+    """Whether a tensor or array is in ``value``, a list, tuple or dict, at any depth."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        return True
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return any(_holds_arrays(item) for item in items)
 
 
 def dataclass_repr(self: object) -> str:

@@ -16,6 +16,7 @@ never fitted to; a subset of scenes or presets keeps each case's seed, so subset
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -99,6 +100,9 @@ class BenchmarkConfig:
             raise Gen3cInputError(f"--num_video_frames {self.num_frames}: the benchmark needs at least 3 frames and at most {MAX_FRAMES}")
         if not math.isfinite(self.movement_distance):
             raise Gen3cInputError(f"--movement_distance {self.movement_distance} is impossible: pass a finite number")
+        if isinstance(self.supersample, bool) or not isinstance(self.supersample, numbers.Integral) or self.supersample < 1:
+            # else render's ValueError (0) or TypeError (2.5) once the first case is rendered
+            raise Gen3cInputError(f"supersample {self.supersample!r} must be a whole number ≥ 1 (rays per pixel per axis; 1: none)")
         if self.contact_frames < 1:
             raise Gen3cInputError(f"--contact_frames {self.contact_frames} must be 1 or more (frames per row of each contact sheet)")
         self.check_memory()

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cache import CACHE_MAX_DEPTH
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, complex_refusal, note
 from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
@@ -107,11 +107,6 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
         values = (values.float() if values.is_floating_point() and values.dtype != torch.float64 else values).numpy()
     values = masked_as_nan(values)
     return torch.from_numpy(float32_array(np.squeeze(values)))
-
-
-def complex_refusal(name: str, dtype: np.dtype | torch.dtype) -> str:
-    """The one line that refuses complex values for depth or colours (their dtype named)."""
-    return f"{name} holds {str(dtype).removeprefix('torch.')} values: pass real numbers (its .real, where the imaginary part is 0)"
 
 
 def masked_as_nan(values: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, complex_refusal, first_line
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
@@ -208,8 +208,6 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     a numpy masked array with masked pixels (colour has no "missing" value: fill it, or pass an
     RGBA array whose alpha is 0 there).
     """
-    from gen3c.io.depth import complex_refusal
-
     size = stated_size(image)
     if size is not None and 0 in size:  # else an empty array came back, or torch's error on its min()
         raise Gen3cInputError(f"{name} is empty ({size[0]}×{size[1]} pixels): pass an image with pixels")

@@ -36,7 +36,7 @@ from gen3c.cameras import (
     resize_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, note, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, complex_refusal, note, raise_if_interrupted
 from gen3c.io.atomic import (
     atomic_path,
     check_output_targets,
@@ -169,7 +169,7 @@ def prepare_source(
         Gen3cInputError: an argument of the wrong type, shape or range, or a depth with no
             valid pixel, in one line.
     """
-    from gen3c.io.depth import complex_refusal, fill_invalid_depth
+    from gen3c.io.depth import fill_invalid_depth
 
     image = source_image(image, "prepare_source image", note_unit_range=note_unit_range)
     size = tuple(image.shape[-2:])
@@ -257,7 +257,7 @@ def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -
     Raises:
         Gen3cInputError: another type, shape or dtype, in one line naming ``name``.
     """
-    from gen3c.io.depth import complex_refusal, masked_as_nan
+    from gen3c.io.depth import masked_as_nan
 
     if isinstance(depth, np.ndarray) and depth.dtype.kind in "fiu":  # a masked array's masked pixels: invalid, as NaN
         depth = masked_as_nan(depth)
@@ -275,8 +275,6 @@ def _camera_matrix(value, name: str) -> Tensor:
     """A camera matrix (K, w2c) as a float32 tensor; a masked array with masked entries
     (:func:`gen3c.cameras.check_unmasked`) and complex values (whose imaginary part ``.float()``
     drops) refused in one line naming ``name``."""
-    from gen3c.io.depth import complex_refusal
-
     check_unmasked(value, name)
     matrix = _as_tensor(value, name)
     if matrix.is_complex():

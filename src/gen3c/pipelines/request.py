@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, note, record_notes
+from gen3c.errors import Gen3cInputError, describe_value, note, record_notes
 from gen3c.io.atomic import check_video_name
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.models import configs
@@ -315,7 +315,7 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
         "dict[str, Any]": isinstance(value, dict),
     }.get(base)
     if not ok:
-        raise Gen3cInputError(f"{name}: setting {key!r} must be {base}, got {type(value).__name__} {str(value)[:40]!r}")
+        raise Gen3cInputError(f"{name}: setting {key!r} must be {base}, got {describe_value(value)}")
     convert = {"int": int, "float": float, "bool": bool}.get(base)
     return convert(value) if convert else value
 
