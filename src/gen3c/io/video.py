@@ -136,8 +136,7 @@ class VideoWriter:
             encoder.wait()  # until it has written the file
         if self.frames_written == 0:
             raise ValueError(f"no frames were written to {self.path}")
-        # ffmpeg can stop after the last frame went into its pipe, and its exit status does not
-        # reach us through imageio-ffmpeg: the frames in the file tell.
+        # ffmpeg can stop after the last frame went into its pipe: the frames in the file tell.
         try:
             encoded = count_video_frames(self._tmp)
         except Gen3cInputError:  # no readable video at all
@@ -298,9 +297,9 @@ def iter_video_frames(
     if not p.is_file():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
     # Our own converter, not frame.to_ndarray(format=...): PyAV 19 (Python ≥ 3.12) keeps that one in
-    # a thread-local with swscale's worker threads, and a fork in another thread of the process
-    # (imageio-ffmpeg starts ffmpeg with a preexec_fn, e.g. the GUI writing a video) frees it in
-    # the child, which then waits forever for threads that are not there.
+    # a thread-local with swscale's worker threads, and a fork with a preexec_fn in another thread
+    # of the process (imageio-ffmpeg's readers and writers) frees it in the child, which then waits
+    # forever for threads that are not there.
     to_rgb = av.video.reformatter.VideoReformatter()
     try:
         for frame in itertools.islice(_decoded(p, name, start, index), count):
