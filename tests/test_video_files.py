@@ -299,27 +299,35 @@ def test_the_display_matrix_is_found_as_pyav_18_and_19_keep_side_data(by_type):
 
 READ_IN_A_THREAD_THEN_WRITE = """
 import sys, threading
+import av
 import numpy as np
 from gen3c.io.video import read_video, write_video
 
 read, stop = threading.Event(), threading.Event()
 
 def reader():  # a worker that stays alive after reading (the GUI's job threads do)
-    read_video(sys.argv[1])
+    if sys.argv[3] == "gen3c":
+        read_video(sys.argv[1])
+    else:  # the caller's own PyAV code
+        with av.open(sys.argv[1]) as container:
+            [frame.to_ndarray(format="rgb24") for frame in container.decode(container.streams.video[0])]
     read.set()
     stop.wait()
 
 threading.Thread(target=reader, daemon=True).start()
 read.wait()
-write_video(sys.argv[2], np.zeros((2, 16, 16, 3), np.uint8))  # imageio-ffmpeg forks ffmpeg (a preexec_fn)
+write_video(sys.argv[2], np.zeros((2, 16, 16, 3), np.uint8))  # forks ffmpeg
 print("written")
 """
 
 
-def test_a_video_is_written_while_another_thread_that_read_one_lives(tmp_path):
-    """PyAV 19 (Python ≥ 3.12) kept ``frame.to_ndarray``'s converter, with swscale's worker
-    threads, in a thread-local: ffmpeg started from another thread then hung forever in the forked
-    child, freeing it (every GUI generation on Python 3.12 waited for ever)."""
+@pytest.mark.parametrize("reader", ["gen3c", "pyav"])
+def test_a_video_is_written_while_another_thread_that_read_one_lives(tmp_path, reader):
+    """PyAV 19 (Python ≥ 3.12) keeps ``frame.to_ndarray``'s converter, with swscale's worker
+    threads, in a thread-local: ffmpeg started from another thread with a preexec_fn (as
+    imageio-ffmpeg's write_frames does) then hung forever in the forked child, freeing it. gen3c's
+    own reading (every GUI generation on Python 3.12 waited for ever) and the caller's PyAV code
+    (a script or test that decoded with ``to_ndarray`` on its main thread) both left one."""
     import os
     import signal
     import sys
@@ -328,7 +336,7 @@ def test_a_video_is_written_while_another_thread_that_read_one_lives(tmp_path):
     out = tmp_path / "out.mp4"
     src = Path(__file__).resolve().parents[1] / "src"
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", READ_IN_A_THREAD_THEN_WRITE, video, out], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", READ_IN_A_THREAD_THEN_WRITE, video, out, reader], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     try:
         stdout, stderr = proc.communicate(timeout=60)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +38,6 @@ def _check_quality(quality: object) -> float:
     if isinstance(quality, bool) or not isinstance(quality, int | float | np.integer | np.floating) or not 1 <= quality <= 10:
         raise Gen3cInputError(f"video quality {str(quality)[:20]!r} is out of range: pass a number from 1 (smallest file) to 10 (best)")
     return float(quality)
-
-
-class _Abandoned(BaseException):
-    """Thrown into imageio-ffmpeg's frame writer by :meth:`VideoWriter.abandon`."""
 
 
 class VideoWriter:
@@ -98,21 +96,28 @@ class VideoWriter:
             self._encoder = self._start_encoder(*self._size)
         for frame in array:
             try:
-                self._encoder.send(np.ascontiguousarray(frame))
+                self._encoder.stdin.write(np.ascontiguousarray(frame).data)
             except OSError as exc:  # ffmpeg has stopped (killed, a full disk): the pipe to it is broken
                 raise self._encoder_error(f"ffmpeg stopped after {self.frames_written} frames ({first_line(exc)})") from None
             self.frames_written += 1
 
-    def _start_encoder(self, height: int, width: int):
-        """imageio-ffmpeg's frame writer (a generator fed one (H, W, 3) uint8 frame per ``send``),
-        its ffmpeg started."""
+    def _start_encoder(self, height: int, width: int) -> subprocess.Popen:
+        """imageio-ffmpeg's ffmpeg, started to encode the (H, W, 3) uint8 frames written to its
+        stdin, with imageio-ffmpeg's ``write_frames`` settings (quality q as x264's crf
+        ``int((1 - q / 10) * 51)``, fps as a rational)."""
         imageio_ffmpeg = require("imageio_ffmpeg", f"writing video {str(self.path)!r}")
-        encoder = imageio_ffmpeg.write_frames(
-            str(self._tmp), (width, height), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=self.fps, quality=self.quality,
-            codec="libx264", macro_block_size=1, ffmpeg_log_level="error", output_params=["-preset", "fast"],
-        )  # fmt: skip
-        encoder.send(None)  # starts ffmpeg
-        return encoder
+        fps = Fraction(self.fps).limit_denominator()
+        crf = int((1 - self.quality / 10) * 51)
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
+            "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps), "-i", "-",
+            "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-preset", "fast", str(self._tmp),
+        ]  # fmt: skip
+        # Its own process group (Ctrl-C in a terminal reaches gen3c, which stops it), set by
+        # subprocess itself: imageio-ffmpeg's write_frames does that with a preexec_fn, which runs
+        # Python in the forked child, and with PyAV 19 (Python >= 3.12) that child hung for ever
+        # freeing another thread's frame converter (any frame.to_ndarray(format=...) leaves one).
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=0)
 
     def finish(self) -> None:
         """Let ffmpeg encode the frames it still holds and check that the file has them all; the
@@ -126,11 +131,12 @@ class VideoWriter:
         self._finished = True
         encoder, self._encoder = self._encoder, None
         if encoder is not None:
-            encoder.close()  # closes ffmpeg's input and waits until it has written the file
+            with contextlib.suppress(OSError):  # ffmpeg has stopped: the frames in the file tell
+                encoder.stdin.close()
+            encoder.wait()  # until it has written the file
         if self.frames_written == 0:
             raise ValueError(f"no frames were written to {self.path}")
-        # ffmpeg can stop after the last frame went into its pipe, and its exit status does not
-        # reach us through imageio-ffmpeg: the frames in the file tell.
+        # ffmpeg can stop after the last frame went into its pipe: the frames in the file tell.
         try:
             encoded = count_video_frames(self._tmp)
         except Gen3cInputError:  # no readable video at all
@@ -145,10 +151,10 @@ class VideoWriter:
         encoder, self._encoder = self._encoder, None
         if encoder is None:
             return
-        # imageio-ffmpeg kills its ffmpeg when a BaseException other than GeneratorExit reaches
-        # the writer (as for Ctrl-C there); close() would wait for ffmpeg to finish the video.
-        with contextlib.suppress(_Abandoned, StopIteration):
-            encoder.throw(_Abandoned())
+        encoder.kill()
+        encoder.wait()
+        with contextlib.suppress(OSError):  # the pipe to a killed ffmpeg
+            encoder.stdin.close()
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         stack, self._stack = self._stack, None
@@ -291,9 +297,9 @@ def iter_video_frames(
     if not p.is_file():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
     # Our own converter, not frame.to_ndarray(format=...): PyAV 19 (Python ≥ 3.12) keeps that one in
-    # a thread-local with swscale's worker threads, and a fork in another thread of the process
-    # (imageio-ffmpeg starts ffmpeg with a preexec_fn, e.g. the GUI writing a video) frees it in
-    # the child, which then waits forever for threads that are not there.
+    # a thread-local with swscale's worker threads, and a fork with a preexec_fn in another thread
+    # of the process (imageio-ffmpeg's readers and writers) frees it in the child, which then waits
+    # forever for threads that are not there.
     to_rgb = av.video.reformatter.VideoReformatter()
     try:
         for frame in itertools.islice(_decoded(p, name, start, index), count):
