@@ -4,9 +4,12 @@ output behind: no video, no companion files, no temporary file, no encoder still
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 import torch
 
 from gen3c.errors import Gen3cInputError
-from gen3c.io.video import VideoWriter, read_video
+from gen3c.io.video import VideoWriter, read_video, write_video
 from gen3c.pipelines.camera_video import (
     OutputWriter,
     build_cache,
@@ -98,23 +101,62 @@ def error(path: str, what: str) -> str:
 
 def test_video_writer_refuses_an_encoder_that_died(tmp_path):
     frames = torch.linspace(-1, 1, 4)[:, None, None, None].expand(4, 3, 64, 96)
-    # Killed between two writes: the next frame meets a broken pipe.
-    with pytest.raises(Gen3cInputError, match=error("a.mp4", r"ffmpeg stopped after 4 frames \(\[Errno 32\] Broken pipe\)")):
+    # Killed between two writes: the next frame meets a broken pipe; the exit status says why.
+    with pytest.raises(Gen3cInputError, match=error("a.mp4", r"ffmpeg was killed by SIGKILL after 4 frames")):
         with VideoWriter(tmp_path / "a.mp4") as writer:
             writer.write(frames)
             kill_encoders()
             writer.write(frames)
-    # Killed after the last frame went into its pipe: the file lacks the frames.
-    with pytest.raises(Gen3cInputError, match=error("b.mp4", "ffmpeg encoded 0 of its 4 frames")):
+    # Killed after the last frame went into its pipe.
+    with pytest.raises(Gen3cInputError, match=error("b.mp4", "ffmpeg was killed by SIGKILL after 4 frames")):
         with VideoWriter(tmp_path / "b.mp4") as writer:
             writer.write(frames)
             kill_encoders()
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("case", ["disk full", "folder removed"])
+def test_an_encoder_that_fails_is_reported_with_its_exit_status_and_its_own_error(tmp_path, capfd, case):
+    """ffmpeg's exit status and its first error line are in the one-line message, and nothing of it
+    reaches the terminal (it used to print its lines there, and gen3c's said only "Broken pipe")."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(Gen3cInputError) as info, VideoWriter(folder / "a.mp4") as writer:
+        if case == "disk full":  # the temporary file ffmpeg writes, as on a full disk
+            writer._tmp.unlink()
+            writer._tmp.symlink_to("/dev/full")
+        else:
+            shutil.rmtree(folder)
+        writer.write(torch.zeros(4, 3, 64, 96))
+    reason = "No space left on device" if case == "disk full" else r"Error opening output .*/out/\.a\.[^.]+\.part\.mp4: No such file or directory"
+    assert re.match(error("out/a.mp4", rf"ffmpeg exited with status \d+ after \d+ frames \(.*{reason}\)"), str(info.value)), info.value
+    assert capfd.readouterr().err == ""
+    assert not folder.exists() or list(folder.iterdir()) == []  # the /dev/full link gone too
+    assert encoders_gone()
+
+
+def test_an_encoder_that_ends_well_without_every_frame_is_refused(tmp_path, monkeypatch):
+    """The second line of defence: an ffmpeg that exits 0 yet wrote too few frames (none here)."""
+    script = tmp_path / "ffmpeg"
+    script.write_text(f"#!{sys.executable}\nimport sys\nsys.stdin.buffer.read()\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(script))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Gen3cInputError, match=error("out/v.mp4", "ffmpeg encoded 0 of its 4 frames")), VideoWriter(out / "v.mp4") as writer:
+        writer.write(torch.zeros(4, 3, 64, 96))
+    assert list(out.iterdir()) == []
+
+
+def test_a_normal_run_prints_nothing_and_leaves_only_its_video(tmp_path, capfd):
+    write_video(tmp_path / "v.mp4", torch.zeros(4, 3, 64, 96))
+    assert capfd.readouterr() == ("", "")
+    assert list(tmp_path.iterdir()) == [tmp_path / "v.mp4"] and encoders_gone()
+
+
 def test_an_encoder_dying_at_the_end_leaves_no_companion_files(demo_source, tmp_path):
     cams = preset_cameras(demo_source, "left", "center_facing", 9, 0.3)
-    with pytest.raises(Gen3cInputError, match=error(r"v\.mp4", "ffmpeg encoded 0 of its 9 frames")):
+    with pytest.raises(Gen3cInputError, match=error(r"v\.mp4", "ffmpeg was killed by SIGKILL after 9 frames")):
         with OutputWriter(tmp_path, "v", save_buffer=True, point_cloud=True) as out:
             generate_video(build_cache([demo_source]), cams, PreviewGenerator(), demo_source.image, sink=out)
             kill_encoders()
@@ -131,7 +173,7 @@ def test_an_encoder_dying_mid_run_is_one_error_and_the_run_resumes(demo_source, 
     kept, so --resume (disk space freed, say) makes the video an uninterrupted run makes."""
     whole = run_request(request(tmp_path / "whole"), source=demo_source)
     folder = tmp_path / "out"
-    with pytest.raises(Gen3cInputError, match=error(r"out/output\.mp4", r"ffmpeg stopped after 13 frames \(\[Errno 32\] Broken pipe\)")):
+    with pytest.raises(Gen3cInputError, match=error(r"out/output\.mp4", "ffmpeg was killed by SIGKILL after 13 frames")):
         run_request(request(folder), source=demo_source, progress=when("Chunk 2/2: generating (preview)", kill_encoders))
     assert sorted(p.name for p in folder.iterdir()) == ["output.partial"] and encoders_gone()
     resumed = run_request(request(folder), source=demo_source, resume=True)
@@ -187,6 +229,44 @@ def test_ctrl_c_stops_an_encoder_at_once_and_leaves_no_temporary_file(tmp_path, 
         raise KeyboardInterrupt
     assert time.monotonic() - started < 5
     assert list(out.iterdir()) == [] and encoders_gone()
+
+
+@pytest.mark.parametrize("during", ["write", "finish"])
+def test_ctrl_c_while_gen3c_waits_on_the_encoder_kills_and_reaps_it(tmp_path, monkeypatch, during):
+    """SIGINT while gen3c waits on ffmpeg: in a write (ffmpeg takes no more, its pipe is full) or in
+    finish() (ffmpeg still encodes). ffmpeg, in its own process group, does not get a terminal's
+    Ctrl-C: gen3c kills and reaps it (no orphan left encoding, no zombie) and removes the temporary
+    file. In finish() it used to be left running, writing into a file already removed."""
+    if during == "write":
+        script = tmp_path / "ffmpeg"  # an encoder by name that reads nothing: the writes wait
+        script.write_text(f"#!{sys.executable}\nimport pathlib, time\npathlib.Path({str(tmp_path / 'encoding')!r}).touch()\ntime.sleep(60)\n")
+        script.chmod(0o755)
+    else:
+        script = slow_encoder(tmp_path, signal_after=8 * H * W * 3)  # every frame received, then 60 s to finish
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(script))
+    pids = []
+
+    def ctrl_c() -> None:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "encoding").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        pids.extend(encoders())
+        time.sleep(0.2)  # gen3c is waiting by now
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises KeyboardInterrupt, as in a run
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        threading.Thread(target=ctrl_c, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt), VideoWriter(out / "v.mp4") as writer:
+            writer.write(torch.zeros(8, 3, H, W))
+            writer.finish()
+        stopped = time.monotonic()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(pids) == 1 and not Path(f"/proc/{pids[0]}").exists()  # killed and reaped at once
+    assert time.monotonic() - stopped < 1 and list(out.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -64,7 +67,8 @@ class VideoWriter:
         self.quality = _check_quality(quality)
         self.frames_written = 0
         self._size: tuple[int, int] | None = None
-        self._encoder = None
+        self._encoder: subprocess.Popen | None = None
+        self._said: _FirstError | None = None
         self._stack: contextlib.ExitStack | None = None
         self._tmp: Path | None = None
         self._finished = False
@@ -98,7 +102,7 @@ class VideoWriter:
             try:
                 self._encoder.stdin.write(np.ascontiguousarray(frame).data)
             except OSError as exc:  # ffmpeg has stopped (killed, a full disk): the pipe to it is broken
-                raise self._encoder_error(f"ffmpeg stopped after {self.frames_written} frames ({first_line(exc)})") from None
+                raise self._encoder_error(self._why_it_stopped(exc)) from None
             self.frames_written += 1
 
     def _start_encoder(self, height: int, width: int) -> subprocess.Popen:
@@ -117,26 +121,34 @@ class VideoWriter:
         # subprocess itself: imageio-ffmpeg's write_frames does that with a preexec_fn, which runs
         # Python in the forked child, and with PyAV 19 (Python >= 3.12) that child hung for ever
         # freeing another thread's frame converter (any frame.to_ndarray(format=...) leaves one).
-        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, process_group=0)
+        encoder = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, process_group=0)
+        self._said = _FirstError(encoder.stderr)  # its error goes into gen3c's message, not onto the terminal
+        return encoder
 
     def finish(self) -> None:
-        """Let ffmpeg encode the frames it still holds and check that the file has them all; the
-        file is renamed onto ``path`` when the with-block ends (at once, nothing left to fail).
+        """Let ffmpeg encode the frames it still holds and check that it succeeded and that the
+        file has them all; the file is renamed onto ``path`` when the with-block ends (at once,
+        nothing left to fail).
 
         Raises:
-            Gen3cInputError: ffmpeg stopped before it had encoded every frame.
+            Gen3cInputError: ffmpeg failed (its exit status and first error line are in the
+                message), or stopped before it had encoded every frame.
         """
         if self._finished:
             return
         self._finished = True
-        encoder, self._encoder = self._encoder, None
+        encoder = self._encoder
         if encoder is not None:
-            with contextlib.suppress(OSError):  # ffmpeg has stopped: the frames in the file tell
+            with contextlib.suppress(OSError):  # ffmpeg has stopped: its exit status tells
                 encoder.stdin.close()
-            encoder.wait()  # until it has written the file
+            encoder.wait()  # until it has written the file (a Ctrl-C here: abandon() kills it)
+            self._encoder = None
+            self._said.join(5)  # its last words (a pipe some child of it still holds: not waited for)
+            if encoder.returncode:
+                raise self._encoder_error(self._exit_report(encoder))
         if self.frames_written == 0:
             raise ValueError(f"no frames were written to {self.path}")
-        # ffmpeg can stop after the last frame went into its pipe: the frames in the file tell.
+        # A second line of defence: an encoder that ended well yet wrote too few frames.
         try:
             encoded = count_video_frames(self._tmp)
         except Gen3cInputError:  # no readable video at all
@@ -147,14 +159,41 @@ class VideoWriter:
     def abandon(self) -> None:
         """Stop ffmpeg at once, without letting it encode the frames it still holds (which can
         take many seconds): the file is not wanted (an error, Ctrl-C). The with-block does this
-        on an exception and removes the temporary file."""
-        encoder, self._encoder = self._encoder, None
+        on an exception and removes the temporary file. ffmpeg is in its own process group, so
+        a Ctrl-C in the terminal reached gen3c only: it is killed and reaped here, leaving no
+        orphan or zombie."""
+        encoder = self._encoder
         if encoder is None:
             return
         encoder.kill()
         encoder.wait()
+        self._encoder = None  # (only now: a second Ctrl-C in wait() comes back here to kill it)
         with contextlib.suppress(OSError):  # the pipe to a killed ffmpeg
             encoder.stdin.close()
+        self._said.join(5)
+
+    def _why_it_stopped(self, exc: OSError) -> str:
+        """What a broken pipe to ffmpeg means: how it ended (once its stdin is broken it has
+        ended or is ending), or, if it still runs, that it stopped reading (abandon() kills it)."""
+        try:
+            self._encoder.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return f"ffmpeg stopped reading frames after {self.frames_written} frames ({first_line(exc)})"
+        self._said.join(5)
+        return self._exit_report(self._encoder)
+
+    def _exit_report(self, encoder: subprocess.Popen) -> str:
+        """``ffmpeg exited with status 1 after 4 frames (its first error line)``, or ``was killed by SIGKILL``."""
+        code = encoder.returncode
+        if code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        said = f" ({self._said.line})" if self._said is not None and self._said.line else ""
+        return f"ffmpeg {how} after {self.frames_written} frames{said}"
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         stack, self._stack = self._stack, None
@@ -174,6 +213,26 @@ class VideoWriter:
     def _encoder_error(self, what: str) -> Gen3cInputError:
         folder = str(self.path.parent)
         return Gen3cInputError(f"video {str(self.path)!r} could not be written: {what}; check the free space in {folder!r} and run again")
+
+
+class _FirstError(threading.Thread):
+    """Reads ffmpeg's stderr as it comes (a pipe nobody reads stops the writer once full, 64 KiB)
+    and keeps its first line, without the ``[libx264 @ 0x…]`` tags: the cause ("height not
+    divisible by 2", "… : No space left on device"); the lines after it are its consequences
+    ("Nothing was written into output file …")."""
+
+    def __init__(self, pipe) -> None:
+        super().__init__(name="ffmpeg stderr", daemon=True)
+        self.pipe = pipe
+        self.line: str | None = None
+        self.start()
+
+    def run(self) -> None:
+        with self.pipe:
+            for raw in self.pipe:
+                if self.line is None:
+                    text = re.sub(r"^(\[[^\]]*\] )+", "", raw.decode("utf-8", "replace")).strip()
+                    self.line = text[:200] or None
 
 
 def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: float = 8) -> Path:
