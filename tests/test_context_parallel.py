@@ -264,3 +264,38 @@ def test_a_rank_leaving_on_an_error_does_not_wait_for_its_blocked_peer(tmp_path)
     start = time.monotonic()
     done = torchrun(2, script, timeout=100)
     assert done.returncode != 0 and time.monotonic() - start < 60, done.stderr[-2000:]
+
+
+RANK_SCRIPT = """\
+import os, sys, time
+import typer
+from gen3c.cli import user_errors
+from gen3c.errors import Gen3cInputError, exit_command_line
+
+@user_errors
+def generate():
+    if sys.argv[1] == "interrupt":
+        raise KeyboardInterrupt  # Ctrl-C reaches every rank
+    time.sleep(1.0 if os.environ["RANK"] == "0" else 0.0)  # rank 1 meets the mistake first, as it may
+    raise Gen3cInputError("--num_video_frames 7 is not possible")
+
+def run():  # as typer ends a command
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)  # SIGTERM handled as the command line does
+"""
+
+
+@pytest.mark.parametrize("mode, line", [("error", "error: --num_video_frames 7 is not possible"), ("interrupt", "interrupted: no partial output was kept")])
+def test_a_mistake_every_rank_meets_is_said_once(tmp_path, mode, line):
+    """Every rank checks the same settings: rank 0 alone says the mistake (or the Ctrl-C), even
+    when another rank meets it first and torchrun then stops rank 0; the others leave silently."""
+    script = tmp_path / "ranks.py"
+    script.write_text(RANK_SCRIPT)
+    done = torchrun(2, script, mode, timeout=60)
+    assert done.returncode != 0
+    printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "interrupted" in s or "terminated" in s]
+    assert printed == [line], done.stderr[-2000:]

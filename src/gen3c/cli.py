@@ -127,16 +127,49 @@ def user_errors(func: Callable) -> Callable:
                 raise error from None
         except Gen3cInputError as exc:
             _leave_process_group_without_waiting()
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            rank = _other_rank()
+            if rank is not None:
+                _wait_for_rank_0_to_fail(exc.exit_code)
+            where = "" if rank is None else f"rank {rank}: "
+            console.print(f"[bold red]{where}error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
             _leave_process_group_without_waiting()
             # Ctrl-C (SIGINT) or SIGTERM: the shell's codes 128 + the signal's number.
             what, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+            if _other_rank() is not None:  # Ctrl-C reaches every rank, torchrun stops them all: rank 0 says it
+                raise typer.Exit(code=code) from None
             console.print(f"[bold red]{what}[/]: {escape(str(exc)) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=code) from None
 
     return wrapper
+
+
+RANK_0_ERROR_WAIT = 10.0
+"""Seconds another rank of a multi-GPU run waits, on a one-line error, for torchrun to stop it
+because rank 0 failed too (:func:`_wait_for_rank_0_to_fail`)."""
+
+
+def _other_rank() -> int | None:
+    """This process's rank in a launch of several processes (torchrun's ``RANK``), None for
+    rank 0 and a plain run. Read from the environment: the process group may not exist yet."""
+    try:
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return None
+    return rank if world > 1 and rank > 0 else None
+
+
+def _wait_for_rank_0_to_fail(code: int) -> None:
+    """On another rank's one-line error, give rank 0 the word: every rank checks the same
+    settings and inputs, so rank 0 meets the same mistake (soon after, or soon before), says it
+    and exits, and torchrun stops this rank, which then leaves silently. N ranks printing one
+    mistake would be N lines, and the first rank to exit gets the others stopped mid-print. Only
+    a mistake of this rank's own (its GPU) outlasts :data:`RANK_0_ERROR_WAIT` and is printed."""
+    try:
+        time.sleep(RANK_0_ERROR_WAIT)
+    except KeyboardInterrupt:  # torchrun's SIGTERM (or Ctrl-C): rank 0 has reported
+        raise typer.Exit(code=code) from None
 
 
 def _leave_process_group_without_waiting() -> None:
