@@ -1301,8 +1301,8 @@ def _check_setting_names(options: dict[str, Any], known: set[str], generator: st
         return
     try:
         from gen3c.pipelines.loading import GENERATOR_OPTIONS as generator_options
-    except (ImportError, RuntimeError):  # no diffusion extra, or a broken one (diffusers' lazy imports raise
-        # RuntimeError): making the gen3c generator imports it again and says what to install
+    except Exception:  # no diffusion extra, or a broken one (diffusers' lazy imports raise RuntimeError, a
+        # broken install anything): making the gen3c generator imports it again through require, which names it
         generator_options = dict.fromkeys(options) if generator == "gen3c" else {}
     for key in sorted(options):
         if key in generator_options:
