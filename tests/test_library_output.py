@@ -140,3 +140,27 @@ def test_huggingface_hubs_bar_setting_is_the_users_after_gen3cs_calls(user_setti
             assert transformers_logging.is_progress_bar_enabled()  # transformers' own: the user's too
     finally:
         hub.enable_progress_bars()
+
+
+def test_a_broken_install_is_one_line_naming_it_and_the_users_settings_come_back(user_settings, tmp_path, monkeypatch):
+    """transformers installed but failing to import (built for another torch: an AttributeError as
+    it is imported). Before: the AttributeError's traceback (only an ImportError was caught)."""
+    from importlib import metadata
+
+    from gen3c.dependencies import requirement
+    from gen3c.errors import Gen3cDependencyError
+    from gen3c.library_output import libraries_quiet
+
+    (tmp_path / "transformers").mkdir()
+    (tmp_path / "transformers" / "__init__.py").write_text("raise AttributeError(\"module 'torch' has no attribute 'fake_op'\\nmore\")\n")
+    for name in [name for name in sys.modules if name.partition(".")[0] == "transformers"]:
+        monkeypatch.delitem(sys.modules, name)  # put back after the test
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(Gen3cDependencyError) as raised, libraries_quiet():
+        raise AssertionError("entered")
+    assert str(raised.value) == (
+        f"turning off the progress bars of transformers needs transformers, whose installed {metadata.version('transformers')} fails to import "
+        f"(AttributeError: module 'torch' has no attribute 'fake_op'): pip install --force-reinstall '{requirement('transformers', 'diffusion')}' "
+        "(`pip check` names installed versions that do not match)"
+    )
+    assert settings() == user_settings  # diffusers', quieted first, put back

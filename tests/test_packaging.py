@@ -179,11 +179,11 @@ DEMO_INPUT = ["--input_image_path", str(PACKAGE / "assets" / "demo_image.png"), 
          "gen3c eval needs opencv-python-headless (cv2 is missing): pip install 'opencv-python-headless>=4.8'"),
         # Installed but broken (a shared library gone): reinstall it.
         ("", ["generate", *DEMO_INPUT, "--num_video_frames", "9", "--resolution", "48x80"],
-         "needs av, which fails to import (libavformat.so.61: cannot open shared object file): pip install --force-reinstall 'av>=12'"),
+         "fails to import (libavformat.so.61: cannot open shared object file): pip install --force-reinstall 'av>=12'"),
         # transformers' own dependency missing, met inside diffusers' lazy import (a RuntimeError
         # whose ImportError names only regex): the package that imported it is named.
         ("regex", ["generate", *DEMO_INPUT, "--generator", "gen3c", "--model", "tiny", "--num_video_frames", "17", "--resolution", "48x80"],
-         "the gen3c generator needs transformers, which fails to import (import of regex halted; None in sys.modules): "
+         "fails to import (import of regex halted; None in sys.modules): "
          "pip install --force-reinstall 'transformers"),
     ],
     ids=["av", "torchvision", "plyfile", "cv2", "broken-av", "regex-of-transformers"],
@@ -241,6 +241,43 @@ def test_a_known_packages_own_dependency_failing_names_the_package_that_imported
     assert dependency_error(raised("cudnn"), "x") is None
 
 
+def test_a_known_package_raising_another_error_as_it_is_imported_is_one_line_and_only_then(tmp_path, monkeypatch):
+    """A package installed but broken may raise anything as it is imported (transformers built for
+    another torch: an AttributeError): require and the command line's catch name it with a
+    reinstall, as an ImportError; also met inside diffusers' lazy import (a RuntimeError from it).
+    Before: the AttributeError's traceback. The same error at run time, or from gen3c's code run
+    by the package as it is imported, is no broken install: left as it is."""
+    from gen3c.dependencies import dependency_error, require
+    from gen3c.errors import Gen3cDependencyError
+
+    (tmp_path / "flash_attn").mkdir()
+    (tmp_path / "flash_attn" / "ops.py").write_text("import torch\nKERNEL = torch.fake_op_xyz\n")
+    (tmp_path / "flash_attn" / "run.py").write_text("def call():\n    raise RuntimeError('CUDA error: out of memory')\n")
+    (tmp_path / "cudnn.py").write_text("import gen3c.dependencies\ngen3c.dependencies.distribution('not_there_xyz')\n")  # raised in gen3c
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("flash_attn", "flash_attn.ops", "flash_attn.run", "cudnn"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    expected = (
+        "the fast attention needs flash-attn-4, which fails to import (AttributeError: module 'torch' has no attribute 'fake_op_xyz'): "
+        "pip install --force-reinstall 'flash-attn-4"
+    )
+    with pytest.raises(Gen3cDependencyError) as raised:
+        require("flash_attn.ops", "the fast attention")
+    assert str(raised.value).startswith(expected) and str(raised.value).endswith("(`pip check` names installed versions that do not match)")
+    try:
+        try:
+            __import__("flash_attn.ops")
+        except AttributeError as exc:  # as diffusers' _LazyModule wraps it
+            raise RuntimeError("Failed to import flash_attn.ops because of the following error") from exc
+    except RuntimeError as exc:
+        assert str(dependency_error(exc, "the fast attention")).startswith(expected)
+    with pytest.raises(RuntimeError) as raised:
+        require("flash_attn.run", "x").call()
+    assert dependency_error(raised.value, "x") is None
+    with pytest.raises(KeyError):
+        require("cudnn", "x")
+
+
 def test_a_module_gen3c_imports_itself_is_not_blamed_on_the_package_that_called_gen3c():
     """gen3c code run by torch (a module's forward, through ``Module.__call__``) that imports a
     module nobody installed: gen3c's bug, not a broken torch to reinstall."""
@@ -272,6 +309,6 @@ def test_gen3c_generate_with_a_dependency_of_transformers_missing_raises_one_lin
     done = subprocess.run([sys.executable, "-c", script, str(PACKAGE / "assets" / "demo_image.png"), str(PACKAGE / "assets" / "demo_depth.npz"), str(out)],
                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert done.returncode == 0 and done.stdout.startswith(
-        "Gen3cDependencyError the gen3c generator needs transformers, which fails to import (import of regex halted"
-    ), done.stdout + done.stderr
+        "Gen3cDependencyError the gen3c generator needs transformers, whose installed "
+    ) and "fails to import (import of regex halted" in done.stdout, done.stdout + done.stderr
     assert not out.exists() or not any(out.iterdir())

@@ -447,6 +447,30 @@ def test_a_setting_of_the_wrong_type_is_named_with_what_was_given_not_its_repr(t
     assert describe_value(object()) == "a object" and describe_value(np.float32(0.5)) == "float32 '0.5'"
 
 
+def test_torch_dtypes_and_devices_are_taken_as_their_names_and_recorded_as_them(box_scene, tmp_path, monkeypatch):
+    """dtype=torch.float16 and device=torch.device("cpu") run as "float16" and "cpu" do, with the
+    same run record (JSON). Before: "setting 'dtype' must be str, got dtype 'torch.float16'"."""
+    import json
+
+    from gen3c.pipelines import request as request_module
+
+    image_path, depth_path, _, _ = box_scene
+    taken = []
+    monkeypatch.setattr(request_module, "run_request", lambda request, **kwargs: taken.append(request))
+    common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "gen3c", "model": "tiny"}
+    gen3c.generate(image_path, dtype=torch.float16, device=torch.device("cpu"), **common)
+    gen3c.generate(image_path, dtype="float16", device="cpu", **common)
+    as_torch, as_text = taken
+    assert as_torch.generator_options == {"model": "tiny", "dtype": "float16", "device": "cpu"}
+    assert request_module.check_generator(as_torch) == request_module.check_generator(as_text)  # what the run checks first
+    records = [json.dumps(request_module.run_record(request)) for request in taken]
+    assert records[0] == records[1]
+    for dtype in (torch.int8, torch.float64):
+        with pytest.raises(Gen3cInputError, match=rf"^gen3c.generate\(\): setting 'dtype' is {dtype}: pass torch.bfloat16, torch.float16, torch.float32 or its name$"):
+            gen3c.generate(image_path, dtype=dtype, **common)
+    assert len(taken) == 2
+
+
 def test_generate_twice_in_one_process_is_quiet_and_takes_numpy_numbers(box_scene, tmp_path, capfd):
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "preview", "progress": False}

@@ -264,6 +264,15 @@ def test_render_batches_cameras():
     assert not torch.equal(out.rgb[2], out.rgb[0])
 
 
+def test_cameras_in_float64_render_in_float32_as_cameras_store_them():
+    """render computes in float32 whatever dtype the cameras came in (Cameras stores float32)."""
+    src = source_camera(18, 32)
+    double = Cameras(src.w2c.double(), src.K.double(), 18, 32)
+    out, ref = render(make_scene("room", 0), double), render(make_scene("room", 0), src)
+    assert out.rgb.dtype == out.depth.dtype == torch.float32
+    assert torch.equal(out.rgb, ref.rgb) and torch.equal(out.depth, ref.depth)
+
+
 def test_unknown_scene_is_a_user_error():
     with pytest.raises(Gen3cInputError, match="unknown scene 'castle'"):
         make_scene("castle")

@@ -557,6 +557,29 @@ def test_prompt_embedding_is_cut_or_zero_padded_never_replaced():
         prompt_embedding(cache, "", 1)
 
 
+def test_config_values_from_python_are_named_by_type_and_shape_not_their_repr():
+    """config_from_dict given arrays (a notebook's): one short line. Before: the whole repr, over
+    lines ("data.resolution = array([[0., 0., …],\n [0., …"), at any size."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.config import config_from_dict
+
+    for data, expected in [
+        ({"data": {"resolution": np.zeros((100, 100))}},
+         "config: data.resolution = a numpy array of shape (100, 100) must be a list of whole numbers (default [64, 112])"),
+        ({"train": {"lr": torch.ones(3)}}, "config: train.lr = a torch tensor of shape (3,) must be a number (default 0.0001)"),
+        ({"model": {"weights_dtype": torch.bfloat16}}, "config: model.weights_dtype = dtype 'torch.bfloat16' must be a string (default 'float32')"),
+        ({"data": {"paths": [1] * 100}}, "config: data.paths = a list of 100 items must be a list of strings (default [])"),
+        ({"data": {"resolution": [64.0, 112]}}, "config: data.resolution = [64.0, 112] must be a list of whole numbers (default [64, 112])"),
+        ({"model": {"checkpoint": "tiny", "transformer": {"w": np.ones((50, 50))}}},
+         "config: model.transformer = a dict of 1 items would do nothing in this run (it is used with a run from scratch "),
+    ]:  # fmt: skip
+        with pytest.raises(Gen3cInputError) as caught:
+            config_from_dict(data)
+        assert str(caught.value).startswith(expected), str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("toml", "match"),
     [

@@ -116,12 +116,13 @@ def user_errors(func: Callable) -> Callable:
         try:
             try:
                 return func(*args, **kwargs)
-            except (ImportError, RuntimeError) as exc:
+            except Exception as exc:
                 # A package missed by the checks up front, or broken: one line naming it (diffusers
-                # wraps the ImportError of its lazy imports in a RuntimeError).
+                # wraps the ImportError of its lazy imports in a RuntimeError; a broken install may
+                # raise anything as it is imported, an AttributeError, say).
                 from gen3c.dependencies import dependency_error
 
-                error = dependency_error(exc, f"gen3c {command}")
+                error = None if isinstance(exc, Gen3cInputError) else dependency_error(exc, f"gen3c {command}")
                 if error is None:
                     raise
                 raise error from None

@@ -195,7 +195,32 @@ def dependency_error(exc: BaseException, needed_for: str, extra: str | None = No
         importer = _importing_package(link)
         if importer is not None and link.name.partition(".")[0] != "gen3c":
             return _broken_error(importer, link, needed_for, extra)
+    for link in chain:  # another error as a known package is imported: a broken install, or versions that do not match
+        module = None if isinstance(link, ImportError) else _failed_import(link)
+        if module is not None:
+            return _broken_error(module, link, needed_for, extra)
     return None
+
+
+def _gen3c_frame(frame) -> bool:
+    """Whether ``frame`` runs gen3c's own code (not its import hook, :func:`gen3c.cli.imports_without_collection`)."""
+    name = str(frame.f_globals.get("__name__", ""))
+    return name.partition(".")[0] == "gen3c" and not (name == "gen3c.cli" and frame.f_code.co_name == "import_paused")
+
+
+def _failed_import(exc: BaseException) -> str | None:
+    """The :data:`PACKAGES` module whose import raised ``exc`` (an AttributeError of a transformers
+    built for another torch, say): the innermost known package whose module body is running in
+    ``exc``'s traceback, with no gen3c code run inside it (gen3c's bug, not theirs); None where no
+    known package was being imported (an error of one at run time is no broken install)."""
+    importing = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):  # outermost first
+        module = str(frame.f_globals.get("__name__", "")).partition(".")[0]
+        if _gen3c_frame(frame):
+            importing = None
+        elif module in PACKAGES and frame.f_code.co_name == "<module>":
+            importing = module
+    return importing
 
 
 def _importing_package(exc: ImportError) -> str | None:
@@ -205,20 +230,30 @@ def _importing_package(exc: ImportError) -> str | None:
     where gen3c's own code comes first (its import, called from torch's ``Module.__call__`` or
     diffusers' loading, is gen3c's bug, not theirs)."""
     for frame, _ in reversed(list(traceback.walk_tb(exc.__traceback__))):
-        name = str(frame.f_globals.get("__name__", ""))
-        module = name.partition(".")[0]
+        module = str(frame.f_globals.get("__name__", "")).partition(".")[0]
         if module in PACKAGES:
             return module
-        if module == "gen3c" and not (name == "gen3c.cli" and frame.f_code.co_name == "import_paused"):
+        if _gen3c_frame(frame):
             return None
     return None
 
 
 def _broken_error(module: str, exc: BaseException, needed_for: str, extra: str | None = None) -> Gen3cDependencyError:
-    """An installed package that fails to import: a broken install, or one too old for our imports."""
+    """An installed package that fails to import: a broken install, one too old for our imports,
+    or (an error other than ImportError) one built for other versions of the packages it imports."""
+    from importlib import metadata
+
+    try:
+        which = f"whose installed {metadata.version(distribution(module))}"
+    except (metadata.PackageNotFoundError, ValueError):
+        which = "which"
+    if isinstance(exc, ImportError):
+        what, versions = first_line(exc), ""
+    else:  # the type says more than the message alone ("has no attribute …")
+        what, versions = f"{type(exc).__name__}: {first_line(exc)}", " (`pip check` names installed versions that do not match)"
     return Gen3cDependencyError(
-        f"{needed_for} needs {distribution(module)}, which fails to import ({first_line(exc)}): "
-        f"pip install --force-reinstall '{requirement(module, extra or PACKAGES[module][1])}'"
+        f"{needed_for} needs {distribution(module)}, {which} fails to import ({what}): "
+        f"pip install --force-reinstall '{requirement(module, extra or PACKAGES[module][1])}'{versions}"
     )
 
 
@@ -240,7 +275,7 @@ def require(module: str, needed_for: str, extra: str | None = None) -> ModuleTyp
     """
     try:
         return importlib.import_module(module)
-    except (ImportError, RuntimeError) as exc:  # RuntimeError: diffusers' lazy imports wrap their ImportError
+    except Exception as exc:  # ImportError, diffusers' lazy imports' RuntimeError, a broken install's AttributeError & co.
         error = dependency_error(exc, needed_for, extra)
         top = module.partition(".")[0]
         if error is None and isinstance(exc, ImportError) and top in PACKAGES:  # it fails to import for a reason of its own (a missing library, say)

@@ -21,24 +21,35 @@ from collections.abc import Iterator
 def libraries_quiet() -> Iterator[None]:
     """diffusers' and transformers' progress bars off, and their log lines below errors, inside
     the block; each setting as it was after it (also after an error). A library that is not
-    installed is skipped."""
+    installed is skipped; one that fails to import is named in one line (:func:`_installed_module`)."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(_hub_bars_kept())  # entered first: put back last, after transformers'
         for name in ("diffusers", "transformers"):
-            try:
-                module = __import__(f"{name}.utils.logging", fromlist=["logging"])
-            except ImportError:
-                continue
-            stack.enter_context(_quiet(module))
+            module = _installed_module(name, "utils.logging")
+            if module is not None:
+                stack.enter_context(_quiet(module))
         yield
+
+
+def _installed_module(package: str, submodule: str):
+    """``package.submodule``, None where ``package`` is not installed.
+
+    Raises:
+        Gen3cDependencyError: the package is installed but fails to import (a broken install, or one
+            built for another torch): :func:`gen3c.dependencies.require`'s one line.
+    """
+    from gen3c.dependencies import installed, require
+
+    if not installed(package):
+        return None
+    return require(f"{package}.{submodule}", f"turning off the progress bars of {package}")
 
 
 @contextlib.contextmanager
 def _hub_bars_kept() -> Iterator[None]:
     """huggingface_hub's global progress-bar setting as it was before the block, after it (if installed)."""
-    try:
-        from huggingface_hub import utils as hub
-    except ImportError:
+    hub = _installed_module("huggingface_hub", "utils")
+    if hub is None:
         yield
         return
     off = hub.are_progress_bars_disabled()

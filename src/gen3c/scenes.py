@@ -406,7 +406,8 @@ def render(scene: Scene, cameras: Cameras, supersample: int = 1) -> SceneRender:
 
     Args:
         scene: the scene (see :func:`make_scene`).
-        cameras: T cameras; rendering runs on their device, in float32 (float64 if theirs is).
+        cameras: T cameras; rendering runs on their device, in float32 (the precision
+            :class:`~gen3c.cameras.Cameras` stores).
         supersample: s ≥ 1; colour averages s×s rays per pixel (antialiasing). Depth, mask and
             primitive always come from the single ray through the pixel centre, so they stay
             exact; render point-wise ground truth with s = 1.
@@ -415,7 +416,7 @@ def render(scene: Scene, cameras: Cameras, supersample: int = 1) -> SceneRender:
     """
     if supersample < 1:
         raise ValueError(f"supersample must be ≥ 1, got {supersample}")
-    dtype = torch.float64 if cameras.w2c.dtype == torch.float64 else torch.float32
+    dtype = torch.float32
     T, H, W, s = len(cameras), cameras.height, cameras.width, supersample
     device = cameras.w2c.device
     rgb = torch.empty(T, 3, H, W, dtype=dtype, device=device)

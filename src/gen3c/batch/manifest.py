@@ -290,10 +290,11 @@ def _setting_type(key: str) -> str:
 
 
 def _generator_option_types() -> dict[str, type]:
-    """The gen3c generator's options (empty when the diffusion extra is not installed)."""
+    """The gen3c generator's options (empty when the diffusion extra is not installed, or fails to
+    import: a gen3c job's check imports it again through :func:`gen3c.dependencies.require`, which names it)."""
     try:
         from gen3c.pipelines.loading import GENERATOR_OPTIONS
-    except ImportError:
+    except Exception:
         return {}
     return GENERATOR_OPTIONS
 

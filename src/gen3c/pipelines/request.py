@@ -1228,7 +1228,9 @@ def generate(
         settings: any other ``gen3c generate`` setting by its flag name: the run's
             (``trajectory``, ``movement_distance``, ``num_video_frames``, ``fov``, ``seed``, …)
             and the gen3c generator's (``checkpoint_dir``, ``guidance``, ``num_steps``,
-            ``prompt``, ``low_memory``, ``max_gpu_memory``, …).
+            ``prompt``, ``low_memory``, ``max_gpu_memory``, …). Where a flag takes a path, a
+            dtype or a device, the Python object does too (``pathlib.Path``, ``dtype=torch.float16``,
+            ``device=torch.device("cuda", 1)``), recorded as its text ("float16", "cuda:1").
 
     Returns:
         :class:`RunOutput`: ``paths["video"]`` (the mp4 written), ``result.frames`` ((T, 3, H, W) in
@@ -1242,7 +1244,7 @@ def generate(
     in_memory = (None if image_file else image, None if depth_file else depth)
     memory = None if image_file and depth_file else InMemoryInput.from_arrays(*in_memory, where)
     known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
-    settings = {k: str(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
+    settings = {k: _setting_text(k, v, where) for k, v in settings.items()}
     options = {k: v for k, v in settings.items() if k not in known}
     _check_setting_names(options, known, generator)
     data = {k: v for k, v in settings.items() if k in known}
@@ -1272,6 +1274,26 @@ def generate(
 GENERATE_POOL = GeneratorPool()
 
 
+#: The dtypes the gen3c generator runs in (``dtype``), by the names a run record keeps.
+DTYPE_NAMES = ("bfloat16", "float16", "float32")
+
+
+def _setting_text(key: str, value: Any, where: str) -> Any:
+    """A Python object that stands for a setting's text, as that text, so the run record stays
+    JSON and is the string form's: a path as str, a torch dtype for ``dtype`` by its name
+    (torch.float16: "float16"), a torch device for ``device`` as its text ("cuda:1")."""
+    if isinstance(value, os.PathLike):
+        return str(value)
+    if key == "dtype" and isinstance(value, torch.dtype):
+        name = str(value).removeprefix("torch.")
+        if name not in DTYPE_NAMES:
+            raise Gen3cInputError(f"{where}: setting 'dtype' is {value}: pass {', '.join(f'torch.{n}' for n in DTYPE_NAMES)} or its name")
+        return name
+    if key == "device" and isinstance(value, torch.device):
+        return str(value)
+    return value
+
+
 def _check_setting_names(options: dict[str, Any], known: set[str], generator: str) -> None:
     """Refuse :func:`generate`'s keyword arguments that are no setting (a typo names its nearest
     setting) or that belong to a generator other than ``generator``."""
@@ -1279,8 +1301,8 @@ def _check_setting_names(options: dict[str, Any], known: set[str], generator: st
         return
     try:
         from gen3c.pipelines.loading import GENERATOR_OPTIONS as generator_options
-    except (ImportError, RuntimeError):  # no diffusion extra, or a broken one (diffusers' lazy imports raise
-        # RuntimeError): making the gen3c generator imports it again and says what to install
+    except Exception:  # no diffusion extra, or a broken one (diffusers' lazy imports raise RuntimeError, a
+        # broken install anything): making the gen3c generator imports it again through require, which names it
         generator_options = dict.fromkeys(options) if generator == "gen3c" else {}
     for key in sorted(options):
         if key in generator_options:

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, describe_value
 
 #: First seed of procedural training scenes: far above the small held-out seed lists of
 #: benchmarks (gen3c eval), so no evaluation scene is ever trained on.
@@ -167,6 +167,15 @@ def _type_name(kind: Any) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(origin, getattr(origin, "__name__", str(origin)))
 
 
+def _shown(value: Any) -> str:
+    """``value`` as an error quotes it: as TOML wrote it where that is one short line (a string,
+    number, list or table), else :func:`~gen3c.errors.describe_value` (an array from Python by its
+    shape: its repr runs over lines, every number)."""
+    text = repr(value)
+    plain = isinstance(value, str | int | float | list | dict) and len(text) <= 80 and "\n" not in text
+    return text if plain else describe_value(value)
+
+
 def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
     """``value`` as the field's type ``kind`` (ints where floats are asked; no bool for a number)."""
 
@@ -188,7 +197,7 @@ def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
         return True  # pragma: no cover - every field has one of the types above
 
     if not fits(value, kind):
-        raise Gen3cInputError(f"{where} = {value!r} must be {_type_name(kind)} (default {default!r})")
+        raise Gen3cInputError(f"{where} = {_shown(value)} must be {_type_name(kind)} (default {default!r})")
     if kind is float:
         return float(value)
     if getattr(kind, "__args__", None) == (float,):
@@ -312,7 +321,7 @@ def _refuse_unused(config: Config, source: str) -> None:
             value = getattr(getattr(config, section), key)
             if value != getattr(getattr(defaults, section), key):
                 raise Gen3cInputError(
-                    f"{source}: {section}.{key} = {value!r} would do nothing in this run (it is used with {where}): remove it or change that setting"
+                    f"{source}: {section}.{key} = {_shown(value)} would do nothing in this run (it is used with {where}): remove it or change that setting"
                 )
 
 
