@@ -471,6 +471,26 @@ def test_torch_dtypes_and_devices_are_taken_as_their_names_and_recorded_as_them(
     assert len(taken) == 2
 
 
+def test_a_dtype_name_no_model_runs_in_is_refused_before_the_model_loads(box_scene, tmp_path, monkeypatch):
+    """dtype="int8" is one line naming the accepted names, from the options' check, as
+    dtype=torch.int8 is. Before: the inputs were read and the 3D cache built, and only loading
+    (resolve_dtype) refused it."""
+    from gen3c.pipelines import loading
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(loading, "load_generator", no_loading)
+    image_path, depth_path, _, _ = box_scene
+    common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "gen3c", "model": "tiny"}
+    for name in ("int8", "torch.float64", "half"):
+        with pytest.raises(Gen3cInputError, match=rf"^--dtype {name!r} is unknown: pass bfloat16, float16 or float32 \(or bf16, fp16, fp32\)$"):
+            gen3c.generate(image_path, dtype=name, **common)
+    for name in ("bf16", "torch.float16", "float32"):  # the names loading takes
+        assert loading.check_generator_options({"model": "tiny", "dtype": name})["dtype"] == name
+        assert loading.resolve_dtype(name) in (torch.bfloat16, torch.float16, torch.float32)
+
+
 def test_generate_twice_in_one_process_is_quiet_and_takes_numpy_numbers(box_scene, tmp_path, capfd):
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "preview", "progress": False}

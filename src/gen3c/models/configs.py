@@ -124,6 +124,28 @@ CONDITION_AUGMENT_SIGMA = 0.001
 MAX_SEED = 2**32 - 1
 #: Sampler steps (GEN3C's ``--num_steps``).
 NUM_STEPS = 35
+#: The dtypes gen3c runs and stores its models in (``--dtype``; GEN3C: bfloat16), by their torch
+#: names, and the short names that stand for them. The one list: loading, generation's settings,
+#: their run records and the training configuration take these.
+DTYPE_NAMES = ("bfloat16", "float16", "float32")
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+#: The names above as an error lists them.
+DTYPES_HELP = f"{', '.join(DTYPE_NAMES[:-1])} or {DTYPE_NAMES[-1]} (or {', '.join(DTYPE_ALIASES)})"
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """``dtype`` (a torch dtype, or a name of one: ``torch.bfloat16``, ``"torch.bfloat16"``,
+    ``"bf16"``) as :data:`DTYPE_NAMES` names it (``"bfloat16"``); None for another dtype or value."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+    elif isinstance(dtype, str):
+        name = dtype.removeprefix("torch.")
+        name = DTYPE_ALIASES.get(name, name)
+    else:
+        return None
+    return name if name in DTYPE_NAMES else None
 
 #: GEN3C's default ``--negative_prompt`` (``inference_utils.py``). GEN3C's pipeline passes it for
 #: the unconditional branch of classifier-free guidance whenever guidance runs.

@@ -50,8 +50,6 @@ from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
-_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
-           "float32": torch.float32, "fp32": torch.float32}  # fmt: skip
 
 
 #: diffusers' ``from_pretrained`` arguments that say how to fetch a hub checkpoint (:func:`checkpoint_folder`).
@@ -174,12 +172,14 @@ def check_checkpoint(
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """A dtype or its name ("bfloat16"/"bf16", "float16"/"fp16", "float32"/"fp32") as a torch dtype."""
+    """A dtype, or its name among :data:`~gen3c.models.configs.DTYPE_NAMES` and their short names
+    ("bfloat16"/"bf16", "float16"/"fp16", "float32"/"fp32"), as a torch dtype."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
-        return _DTYPES[dtype.removeprefix("torch.")]
-    raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is unknown: pass bfloat16, float16 or float32 (a name or a torch dtype)")
+    name = configs.dtype_name(dtype)
+    if name is None:
+        raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is unknown: pass {configs.DTYPES_HELP}, or a torch dtype")
+    return getattr(torch, name)
 
 
 def is_hub_id(checkpoint: str | os.PathLike) -> bool:
@@ -731,6 +731,8 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     if accepted:  # said once per process (the same line each time), not once per check
         note(f"{', '.join(accepted)}: accepted for GEN3C command lines; gen3c has no prompt upsampler and no guardrail models, so nothing changes")
     opts = {key: value for key, value in opts.items() if value is not None and key not in _NO_EFFECT}
+    if "dtype" in opts and configs.dtype_name(opts["dtype"]) is None:  # not only once the model loads (resolve_dtype)
+        raise Gen3cInputError(f"--dtype {opts['dtype'][:40]!r} is unknown: pass {configs.DTYPES_HELP}")
     if not math.isfinite(opts.get("guidance", 1.0)):
         raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
     check_memory_settings(**{key: opts[key] for key in inspect.signature(check_memory_settings).parameters if key in opts})

@@ -1274,10 +1274,6 @@ def generate(
 GENERATE_POOL = GeneratorPool()
 
 
-#: The dtypes the gen3c generator runs in (``dtype``), by the names a run record keeps.
-DTYPE_NAMES = ("bfloat16", "float16", "float32")
-
-
 def _setting_text(key: str, value: Any, where: str) -> Any:
     """A Python object that stands for a setting's text, as that text, so the run record stays
     JSON and is the string form's: a path as str, a torch dtype for ``dtype`` by its name
@@ -1285,9 +1281,9 @@ def _setting_text(key: str, value: Any, where: str) -> Any:
     if isinstance(value, os.PathLike):
         return str(value)
     if key == "dtype" and isinstance(value, torch.dtype):
-        name = str(value).removeprefix("torch.")
-        if name not in DTYPE_NAMES:
-            raise Gen3cInputError(f"{where}: setting 'dtype' is {value}: pass {', '.join(f'torch.{n}' for n in DTYPE_NAMES)} or its name")
+        name = configs.dtype_name(value)
+        if name is None:
+            raise Gen3cInputError(f"{where}: setting 'dtype' is {value}: pass {', '.join(f'torch.{n}' for n in configs.DTYPE_NAMES)} or its name")
         return name
     if key == "device" and isinstance(value, torch.device):
         return str(value)
