@@ -124,6 +124,21 @@ CONDITION_AUGMENT_SIGMA = 0.001
 MAX_SEED = 2**32 - 1
 #: Sampler steps (GEN3C's ``--num_steps``).
 NUM_STEPS = 35
+
+#: GEN3C's default ``--negative_prompt`` (``inference_utils.py``). GEN3C's pipeline passes it for
+#: the unconditional branch of classifier-free guidance whenever guidance runs.
+DEFAULT_NEGATIVE_PROMPT = (
+    "The video captures a series of frames showing ugly scenes, static with no motion, motion blur, "
+    "over-saturation, shaky footage, low resolution, grainy texture, pixelated images, poorly lit areas, "
+    "underexposed and overexposed scenes, poor color balance, washed out colors, choppy sequences, "
+    "jerky movements, low frame rate, artifacting, color banding, unnatural transitions, outdated special "
+    "effects, fake elements, unconvincing visuals, poorly edited content, jump cuts, visual noise, and "
+    "flickering. Overall, the video is of poor quality."
+)
+#: The prompts a checkpoint's prompt cache holds (T5 embeddings computed once): the empty prompt
+#: and GEN3C's default negative prompt. A run with only these never loads T5.
+CACHED_PROMPTS = ("", DEFAULT_NEGATIVE_PROMPT)
+
 #: The dtypes gen3c runs and stores its models in (``--dtype``; GEN3C: bfloat16), by their torch
 #: names, and the short names that stand for them. The one list: loading, generation's settings,
 #: their run records and the training configuration take these.
@@ -146,17 +161,3 @@ def dtype_name(dtype: Any) -> str | None:
     else:
         return None
     return name if name in DTYPE_NAMES else None
-
-#: GEN3C's default ``--negative_prompt`` (``inference_utils.py``). GEN3C's pipeline passes it for
-#: the unconditional branch of classifier-free guidance whenever guidance runs.
-DEFAULT_NEGATIVE_PROMPT = (
-    "The video captures a series of frames showing ugly scenes, static with no motion, motion blur, "
-    "over-saturation, shaky footage, low resolution, grainy texture, pixelated images, poorly lit areas, "
-    "underexposed and overexposed scenes, poor color balance, washed out colors, choppy sequences, "
-    "jerky movements, low frame rate, artifacting, color banding, unnatural transitions, outdated special "
-    "effects, fake elements, unconvincing visuals, poorly edited content, jump cuts, visual noise, and "
-    "flickering. Overall, the video is of poor quality."
-)
-#: The prompts a checkpoint's prompt cache holds (T5 embeddings computed once): the empty prompt
-#: and GEN3C's default negative prompt. A run with only these never loads T5.
-CACHED_PROMPTS = ("", DEFAULT_NEGATIVE_PROMPT)
