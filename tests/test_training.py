@@ -569,7 +569,7 @@ def test_config_values_from_python_are_named_by_type_and_shape_not_their_repr():
         ({"data": {"resolution": np.zeros((100, 100))}},
          "config: data.resolution = a numpy array of shape (100, 100) must be a list of whole numbers (default [64, 112])"),
         ({"train": {"lr": torch.ones(3)}}, "config: train.lr = a torch tensor of shape (3,) must be a number (default 0.0001)"),
-        ({"model": {"weights_dtype": torch.bfloat16}}, "config: model.weights_dtype = dtype 'torch.bfloat16' must be a string (default 'float32')"),
+        ({"model": {"weights_dtype": torch.int8}}, "config: model.weights_dtype = dtype 'torch.int8': choose one of float32, bfloat16 (a name or a torch dtype)"),
         ({"data": {"paths": [1] * 100}}, "config: data.paths = a list of 100 items must be a list of strings (default [])"),
         ({"data": {"resolution": [64.0, 112]}}, "config: data.resolution = [64.0, 112] must be a list of whole numbers (default [64, 112])"),
         ({"model": {"checkpoint": "tiny", "transformer": {"w": np.ones((50, 50))}}},
@@ -578,6 +578,19 @@ def test_config_values_from_python_are_named_by_type_and_shape_not_their_repr():
         with pytest.raises(Gen3cInputError) as caught:
             config_from_dict(data)
         assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_config_dtypes_from_python_are_taken_as_their_names():
+    """model.weights_dtype / export_dtype given torch dtypes (as gen3c.generate takes dtype) are
+    their names. Before: "model.weights_dtype = dtype 'torch.bfloat16' must be a string"."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.config import config_from_dict
+
+    config = config_from_dict({"model": {"weights_dtype": torch.bfloat16, "export_dtype": torch.float32}})
+    assert (config.model.weights_dtype, config.model.export_dtype) == ("bfloat16", "float32")
+    assert config.to_dict()["model"]["weights_dtype"] == "bfloat16"  # JSON, as the run saves it
+    with pytest.raises(Gen3cInputError, match=r"^config: model\.export_dtype = 'float16': choose one of float32, bfloat16$"):
+        config_from_dict({"model": {"export_dtype": torch.float16}})  # a dtype generation takes, training does not
 
 
 @pytest.mark.parametrize(

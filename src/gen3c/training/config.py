@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gen3c.errors import Gen3cInputError, describe_value
+from gen3c.models import configs
 
 #: First seed of procedural training scenes: far above the small held-out seed lists of
 #: benchmarks (gen3c eval), so no evaluation scene is ever trained on.
@@ -149,6 +150,8 @@ _CHOICES = {
     ("train", "distributed"): ("ddp", "fsdp"),
     ("distill", "teacher_memory"): ("resident", "fp8", "offload"),
 }
+#: Keys that name a dtype (among :data:`gen3c.models.configs.DTYPE_NAMES`): a torch dtype from Python is taken as its name.
+_DTYPE_KEYS = (("model", "weights_dtype"), ("model", "export_dtype"))
 
 
 def _field_types(section) -> dict[str, Any]:
@@ -219,6 +222,11 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
         for key, value in table.items():
             if key not in types:
                 raise Gen3cInputError(f"{source}: unknown key {key!r} in [{name}]: use {', '.join(sorted(types))}")
+            if (name, key) in _DTYPE_KEYS and not isinstance(value, str):  # torch.bfloat16 from Python, as gen3c.generate takes it
+                if configs.dtype_name(value) is None:
+                    choices = ", ".join(_CHOICES[name, key])
+                    raise Gen3cInputError(f"{source}: {name}.{key} = {_shown(value)}: choose one of {choices} (a name or a torch dtype)")
+                value = configs.dtype_name(value)
             setattr(section, key, _coerce(f"{source}: {name}.{key}", value, types[key], getattr(section, key)))
     check_config(config, source)
     return config

@@ -88,7 +88,8 @@ class _StepState:
 
 
 def _dtype(name: str) -> torch.dtype:
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+    """A dtype the configuration names (checked there: :data:`gen3c.models.configs.DTYPE_NAMES`) as torch's."""
+    return getattr(torch, name)
 
 
 def _step_generator(seed: int, micro_step: int, rank: int, device: torch.device) -> torch.Generator:
