@@ -108,6 +108,25 @@ def test_in_a_notebook_without_ipywidgets_the_bars_are_printed(monkeypatch, caps
     assert "Generating (gen3c)" in captured.err and "3/3" in captured.err and captured.out == ""
 
 
+def test_in_a_notebook_with_a_broken_ipywidgets_the_bars_are_printed_with_a_note(monkeypatch, capsys, tmp_path):
+    """ipywidgets installed but failing to import (an AttributeError as it is imported): text bars,
+    as without it, and a note naming it. Before: the AttributeError's traceback, no run."""
+    from gen3c.errors import collect_notes
+    from gen3c.progress import progress_bars
+
+    (tmp_path / "ipywidgets").mkdir()
+    (tmp_path / "ipywidgets" / "__init__.py").write_text("raise AttributeError(\"module 'traitlets' has no attribute 'fake'\")\n")
+    monkeypatch.setattr("rich.console._is_jupyter", lambda: True)
+    monkeypatch.delitem(sys.modules, "ipywidgets", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with collect_notes() as notes, progress_bars() as progress:
+        progress("Generating (gen3c)", 3)(3)
+    captured = capsys.readouterr()
+    assert "Generating (gen3c)" in captured.err and "3/3" in captured.err and captured.out == ""
+    assert notes == ["progress bars as text: ipywidgets fails to import (AttributeError: module 'traitlets' has no attribute 'fake'): "
+                     "pip install --force-reinstall 'ipywidgets'"]  # fmt: skip
+
+
 def test_the_users_settings_come_back_after_an_error(user_settings):
     from gen3c.library_output import libraries_quiet
 

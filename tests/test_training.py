@@ -580,6 +580,32 @@ def test_config_values_from_python_are_named_by_type_and_shape_not_their_repr():
         assert str(caught.value).startswith(expected), str(caught.value)
 
 
+def test_a_broken_moviepy_leaves_tensorboard_videos_out_with_a_note(tmp_path, monkeypatch):
+    """TensorBoard videos need moviepy where it is installed; one that fails to import (an
+    AttributeError as it is imported) is said in a note and the sample still written. Before: the
+    AttributeError's traceback stopped the training run at its first sample."""
+    import sys
+    import types
+
+    from gen3c.errors import collect_notes
+    from gen3c.training import loop
+
+    (tmp_path / "moviepy").mkdir()
+    (tmp_path / "moviepy" / "__init__.py").write_text("raise AttributeError(\"module 'numpy' has no attribute 'fake'\")\n")
+    monkeypatch.delitem(sys.modules, "moviepy", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    frames = torch.zeros(9, 3, 16, 16)
+    monkeypatch.setattr(loop, "_pipeline", lambda *args: lambda **kwargs: types.SimpleNamespace(frames=frames))
+    logged = []
+    writer = types.SimpleNamespace(add_image=lambda tag, *args: logged.append(tag), add_video=lambda tag, *args, **kw: logged.append(tag))
+    clip = {"video": torch.zeros(3, 9, 16, 16), "buffer_colors": torch.zeros(9, 2, 3, 16, 16), "buffer_masks": torch.zeros(9, 2, 1, 16, 16)}
+    with collect_notes() as notes:
+        path = loop._log_sample(torch.nn.Linear(1, 1), None, None, clip, config_from_dict({}), tmp_path, 1, writer)
+    assert path.is_file() and logged == ["sample/truth_buffer_sample"]
+    assert notes == ["TensorBoard's sample videos left out: moviepy fails to import (AttributeError: module 'numpy' has no attribute 'fake'): "
+                     "pip install --force-reinstall 'moviepy'"]  # fmt: skip
+
+
 def test_config_dtypes_from_python_are_taken_as_their_names():
     """model.weights_dtype / export_dtype given torch dtypes (as gen3c.generate takes dtype) are
     their names. Before: "model.weights_dtype = dtype 'torch.bfloat16' must be a string"."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from gen3c.errors import Gen3cDependencyError, first_line
+from gen3c.errors import Gen3cDependencyError, first_line, note
 
 #: Import name → (the distribution that installs it, as pyproject.toml spells it; the gen3c extra a
 #: missing-package error suggests, None for a dependency of gen3c itself, named with its
@@ -283,6 +283,31 @@ def require(module: str, needed_for: str, extra: str | None = None) -> ModuleTyp
         if error is None:
             raise
         raise error from None
+
+
+def optional(module: str, left_out: str) -> ModuleType | None:
+    """Import ``module``, a package gen3c uses where it is installed and goes without otherwise
+    (ipywidgets for notebook bars), or None. Missing: None, silently, as documented. Installed
+    but failing to import (a broken install, or one built for other versions): None too, said in
+    a note (``left_out``: what goes without it) naming it, its version, the error and the
+    reinstall, since who installed it expects it used, but a traceback would stop a run over
+    an extra."""
+    top = module.partition(".")[0]
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:  # ImportError, or anything a broken install raises as it is imported
+        if not installed(top):
+            return None
+        from importlib import metadata
+
+        dist = distribution(top) if top in PACKAGES else top
+        try:
+            which = f"{dist} {metadata.version(dist)}"
+        except (metadata.PackageNotFoundError, ValueError):
+            which = dist
+        fix = requirement(top, PACKAGES[top][1]) if top in PACKAGES else dist
+        note(f"{left_out}: {which} fails to import ({type(exc).__name__}: {first_line(exc)}): pip install --force-reinstall '{fix}'")
+        return None
 
 
 def check_installed(modules: Iterable[str], needed_for: str, extra: str | None = None) -> None:

@@ -74,13 +74,13 @@ def progress_bars(console: Console | None = None) -> Iterator[ProgressFactory]:
 
 def _stderr_console():
     """A rich console on stderr; in a notebook without ipywidgets (rich's live display there
-    needs it), one that writes text to the cell's stderr instead."""
+    needs it), or with one that fails to import (said in a note), one that writes text to the
+    cell's stderr instead."""
     from rich.console import Console
 
+    from gen3c.dependencies import optional
+
     console = Console(stderr=True)
-    if console.is_jupyter:
-        try:
-            import ipywidgets  # noqa: F401
-        except ImportError:
-            console = Console(stderr=True, force_jupyter=False)
+    if console.is_jupyter and optional("ipywidgets", "progress bars as text") is None:
+        console = Console(stderr=True, force_jupyter=False)
     return console

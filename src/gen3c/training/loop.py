@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gen3c.dependencies import optional
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import (
     check_writable_place,
@@ -856,12 +857,9 @@ def _log_sample(
     if writer is not None:
         strip = torch.cat(list(panel[:: max(1, len(panel) // 4)]), dim=-2)  # a few frames stacked vertically
         writer.add_image("sample/truth_buffer_sample", ((strip + 1) / 2).clamp(0, 1), step)
-        try:
-            import moviepy  # noqa: F401  (add_video needs it)
-
+        # TensorBoard's add_video needs moviepy, used where installed (docs/training.md); the video is in samples/ anyway.
+        if optional("moviepy", "TensorBoard's sample videos left out") is not None:
             writer.add_video("sample/video", ((panel[None] + 1) / 2).clamp(0, 1), step, fps=configs.FPS)
-        except ImportError:
-            pass
     return path
 
 
