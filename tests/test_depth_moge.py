@@ -158,6 +158,31 @@ def test_focal_shift_recovery_closed_form(method):
     assert shift.item() == pytest.approx(1.7 * 0.25, rel=tol)
 
 
+def test_a_broken_scipy_leaves_auto_on_gen3cs_solver_with_a_note(tmp_path, monkeypatch):
+    """scipy installed but failing to import (an AttributeError as it is imported): "auto" solves
+    with gen3c's own Levenberg–Marquardt, as without scipy, and says so; "scipy" asked by name is
+    one line naming it. Before: the AttributeError's traceback, no depth."""
+    import sys
+    from importlib import metadata
+
+    from gen3c.dependencies import requirement
+    from gen3c.errors import Gen3cDependencyError, collect_notes
+
+    (tmp_path / "scipy").mkdir()
+    (tmp_path / "scipy" / "__init__.py").write_text("raise AttributeError(\"module 'numpy' has no attribute 'fake'\")\n")
+    for name in [name for name in sys.modules if name.partition(".")[0] == "scipy"]:
+        monkeypatch.delitem(sys.modules, name)  # put back after the test
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = synthetic_point_map(focal=1.3, shift=1.7)
+    with collect_notes() as notes:
+        auto = recover_focal_shift(points, method="auto")
+    assert [v.item() for v in auto] == [v.item() for v in recover_focal_shift(points, method="lm")]
+    broken = f"scipy {metadata.version('scipy')} fails to import (AttributeError: module 'numpy' has no attribute 'fake')"
+    assert notes == [f"MoGe's focal and shift solved by gen3c's own solver: {broken}: pip install --force-reinstall '{requirement('scipy', 'depth')}'"]
+    with pytest.raises(Gen3cDependencyError, match=r"^MoGe's focal and shift solver \(method 'scipy'\) needs scipy, whose installed .* fails to import \(AttributeError"):
+        recover_focal_shift(points, method="scipy")
+
+
 def test_focal_recovery_gives_pixel_intrinsics():
     # a pixel camera: fx = 70 px on an 80-px-wide image, principal point at the centre
     H, W, fx = 48, 80, 70.0

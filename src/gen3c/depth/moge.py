@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gen3c.cameras import check_intrinsics_fit
+from gen3c.dependencies import optional, require
 from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, resize_mask
 from gen3c.depth.hub import hub_file
 from gen3c.errors import Gen3cModelError, note
@@ -147,13 +148,8 @@ def solve_focal_shift(
     """
     if uv.reshape(-1, 2).shape[0] < 2:
         return (1.0 if focal is None else float(focal)), 0.0
-    if method == "auto":
-        try:
-            import scipy.optimize  # noqa: F401
-
-            method = "scipy"
-        except ImportError:
-            method = "lm"
+    if method == "auto":  # a broken scipy too: the depth comes all the same, and a note says why it may differ from MoGe's
+        method = "lm" if optional("scipy.optimize", "MoGe's focal and shift solved by gen3c's own solver") is None else "scipy"
     if method == "scipy":
         return _solve_focal_shift_scipy(uv, xyz, focal)
     if method != "lm":
@@ -211,8 +207,7 @@ def solve_focal_shift(
 def _solve_focal_shift_scipy(uv: Tensor, xyz: Tensor, focal: float | None) -> tuple[float, float]:
     """The same least-squares problem through ``scipy.optimize.least_squares(method="lm", ftol=1e-3)``,
     on float32 arrays from s = 0 — MoGe's choices, so its (loosely converged) answers are reproduced."""
-    from scipy.optimize import least_squares
-
+    least_squares = require("scipy.optimize", "MoGe's focal and shift solver (method 'scipy')").least_squares
     c = uv.reshape(-1, 2).detach().cpu().numpy().astype(np.float32)
     p = xyz.reshape(-1, 3).detach().cpu().numpy().astype(np.float32)
     xy, z = p[:, :2], p[:, 2]
