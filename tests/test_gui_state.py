@@ -524,3 +524,29 @@ def test_the_gui_scale_is_the_median_depth_a_run_scales_its_path_by(tmp_path, bo
     source = state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")
     assert source.reference_depth is not None
     assert state.scene_scale() == source.median_depth() == source.reference_depth
+
+
+def test_a_broken_viser_is_one_line_naming_it_as_the_gui_is_imported(tmp_path, monkeypatch):
+    """viser installed but failing to import (an AttributeError as it is imported): importing the
+    GUI (Python, not only `gen3c gui`) is one line naming it and the reinstall. Before: the
+    AttributeError's traceback (gen3c.gui.app caught only an ImportError)."""
+    import importlib
+    import sys
+    from importlib import metadata
+
+    from gen3c.dependencies import requirement
+    from gen3c.errors import Gen3cDependencyError
+
+    (tmp_path / "viser").mkdir()
+    (tmp_path / "viser" / "__init__.py").write_text("raise AttributeError(\"module 'websockets' has no attribute 'fake'\")\n")
+    for name in [name for name in sys.modules if name.partition(".")[0] == "viser" or name == "gen3c.gui.app"]:
+        monkeypatch.delitem(sys.modules, name)  # put back after the test
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(Gen3cDependencyError) as raised:
+        importlib.import_module("gen3c.gui.app")
+    assert str(raised.value) == (
+        f"the gen3c GUI needs viser, whose installed {metadata.version('viser')} fails to import "
+        f"(AttributeError: module 'websockets' has no attribute 'fake'): pip install --force-reinstall '{requirement('viser', 'gui')}' "
+        "(`pip check` names installed versions that do not match)"
+    )
+

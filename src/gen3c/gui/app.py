@@ -25,15 +25,14 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
+from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
-try:
-    import viser
-except ImportError:  # pragma: no cover - the CLI turns this into a clear message
-    viser = None
+# The GUI is viser's: importing it without viser, or with a broken one, is one line (the CLI exits 2 with it).
+viser = require("viser", "the gen3c GUI")
 
 # Videos larger than this are not embedded in the page (the websocket caps messages at 50 MB).
 MAX_EMBED_BYTES = 32 * 1024 * 1024
@@ -119,8 +118,6 @@ class Gen3cApp:
         max_display_points: int = 150_000,
         verbose: bool = False,
     ) -> None:
-        if viser is None:
-            raise Gen3cInputError("the GUI needs viser: pip install 'gen3c[gui]'")
         check_listen_address(host, port)
         self.state = GuiState(work_dir, request)
         self.jobs = JobRunner()
