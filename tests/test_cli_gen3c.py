@@ -232,3 +232,49 @@ def test_the_default_resolution_is_the_models_own(tmp_path):
     (ckpt / "gen3c_model.json").write_text('{"chunk_frames": 9, "resolution": "32x48"}')
     with pytest.raises(Gen3cModelError, match=r"'resolution' must be \[height, width\] in pixels, got 32x48"):
         GenerationRequest(generator="gen3c", generator_options={"checkpoint_dir": str(ckpt)})
+
+
+def test_model_settings_are_refused_from_the_configs_before_the_input_is_read_or_a_weight_loads(box_scene, tmp_path, tiny_checkpoint, monkeypatch):
+    """A checkpoint whose weight files are corrupt: a --chunk_frames, frame count, frame size or
+    --num_gpus its configs rule out is a settings error from them (exit 2, one line), before the
+    depth is read and the cache built, and no weight is read. --num_gpus was refused only by
+    load_generator, after the input (a depth estimate: minutes) had been read."""
+    import shutil
+
+    import gen3c.pipelines.request as request_module
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt)
+    for weights in ckpt.rglob("*.safetensors"):
+        weights.write_bytes(b"not safetensors")
+    (ckpt / "gen3c_model.json").write_text('{"chunk_frames": 17, "resolution": [32, 48]}')  # 3 latent frames: no split
+    calls = {"load_pipeline": 0, "load_scene": 0}
+
+    def counted(name):
+        def refuse(*args, **kwargs):
+            calls[name] += 1
+            raise AssertionError(f"{name} ran before the settings were refused")
+
+        return refuse
+
+    monkeypatch.setattr(loading_module, "load_pipeline", counted("load_pipeline"))
+    monkeypatch.setattr(request_module, "load_scene", counted("load_scene"))
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining a process group would fail at once, not hang
+    image, depth, _, _ = box_scene
+    base = ("generate", "--generator", "gen3c", "--checkpoint_dir", ckpt, "--input_image_path", image, "--depth_path", depth,
+            "--fov", 60, "--video_save_folder", tmp_path / "out")  # fmt: skip
+    for world, extra, message in (
+        (None, ("--chunk_frames", 25), "--chunk_frames 25: the gen3c generator makes 17 frames per chunk; leave it out"),
+        (None, ("--num_video_frames", 20), "num_video_frames 20 is not possible with the gen3c generator, which makes 17 frames per chunk"),
+        (None, ("--resolution", "32x40"), "frame size 32×40 must be a multiple of 16"),
+        ("2", ("--num_gpus", 2), f"--num_gpus 2: checkpoint '{ckpt}' (its 17-frame chunks have 3 latent frames) cannot be split across GPUs"),
+    ):
+        if world is None:
+            monkeypatch.delenv("WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("WORLD_SIZE", world)  # as under torchrun --nproc_per_node=2
+        res = invoke(*base, *extra)
+        assert res.exit_code == 2, res.output
+        assert res.output.startswith("error: ") and message in " ".join(res.output.split()), res.output
+    assert calls == {"load_pipeline": 0, "load_scene": 0}
+    assert not (tmp_path / "out").exists()

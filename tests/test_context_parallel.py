@@ -150,6 +150,38 @@ def test_cli_refuses_a_num_gpus_that_disagrees_with_the_launch(box_scene, tmp_pa
 
 
 
+@pytest.mark.parametrize("world", [None, "2"])
+def test_the_shipped_tiny_models_are_refused_early_and_say_what_works(box_scene, tmp_path, monkeypatch, world):
+    """Their 17-frame chunk is 3 latent frames and fixed by the model (no --chunk_frames or
+    --num_video_frames helps): --num_gpus 2 was refused by load_generator only after the input had
+    been read (under torchrun), or as a launch mistake first (without it), with "use --num_gpus in [1]"."""
+    import gen3c.pipelines.loading as loading
+    import gen3c.pipelines.request as request_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("read the input or loaded weights before refusing --num_gpus")
+
+    monkeypatch.setattr(request_module, "load_scene", never)
+    monkeypatch.setattr(loading, "load_pipeline", never)
+    if world is None:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("WORLD_SIZE", world)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining a process group would fail at once, not hang
+    for model in ("tiny", "tiny_fast"):
+        res = runner.invoke(app, cli_args(box_scene, tmp_path, "--generator", "gen3c", "--model", model, "--resolution", "64x112", "--num_gpus", 2))
+        assert res.exit_code == 2, res.output
+        assert (
+            f"error: --num_gpus 2: the shipped {model} model (its 17-frame chunks have 3 latent frames) cannot be split across GPUs "
+            "(no count above 1 divides both its 4 attention heads and its 3 latent frames per chunk): run it with --num_gpus 1, "
+            "or test a multi-GPU launch with GEN3C's weights"
+        ) in " ".join(res.output.split())
+    assert not list(tmp_path.iterdir())
+    if world is not None:  # the Python API refuses it too, by the same check, before any weight is read
+        with pytest.raises(Gen3cInputError, match="the shipped tiny model .* cannot be split across GPUs"):
+            loading.load_generator("tiny", num_gpus=2, device="cpu")
+
+
 def test_split_tokens_take_a_backend_that_splits():
     """gen3c's own kernels do not split tokens across GPUs: "auto…" becomes PyTorch SDPA, an
     explicit flash4 / cudnn_fp8 is refused, diffusers' backends pass through."""

@@ -59,8 +59,12 @@ def cosmos_cp_plan(transformer: nn.Module) -> dict[str, Any]:
     return plan
 
 
-def check_token_split(num_heads: int, degree: int, latent_frames: int | None = None) -> None:
+def check_token_split(num_heads: int, degree: int, latent_frames: int | None = None, model: str | None = None) -> None:
     """Refuse a split the DiT cannot make: its heads and (when given) T′ latent frames must divide by N.
+
+    Args:
+        model: how to name the model when no count above 1 works (e.g. "the shipped tiny model
+            (its 17-frame chunks have 3 latent frames)"): the message then says it cannot be split.
 
     Raises:
         Gen3cInputError: naming the counts and the GPU counts that would work.
@@ -70,6 +74,12 @@ def check_token_split(num_heads: int, degree: int, latent_frames: int | None = N
     # The counts that work divide both the heads and (when known) the latent frames.
     common = num_heads if latent_frames is None else math.gcd(num_heads, latent_frames)
     ok = [n for n in range(1, common + 1) if common % n == 0]
+    if model is not None and ok == [1]:
+        raise Gen3cInputError(
+            f"--num_gpus {degree}: {model} cannot be split across GPUs (no count above 1 divides both its {num_heads} attention heads "
+            f"and its {latent_frames} latent frames per chunk): run it with --num_gpus 1, or test a multi-GPU launch with GEN3C's "
+            "weights (121-frame chunks, 16 latent frames: 2, 4 or 8 GPUs)"
+        )
     if num_heads % degree:
         raise Gen3cInputError(
             f"--num_gpus {degree}: the DiT's {num_heads} attention heads do not split across {degree} GPUs; use one of {ok}"

@@ -32,6 +32,16 @@ def packaged_model_dir(name: str) -> Path:
     return folder
 
 
+def packaged_model_name(checkpoint: str | Path) -> str | None:
+    """The name of the packaged model that ``checkpoint`` names (by its name or its folder), else None."""
+    source = str(checkpoint)
+    if source in PACKAGED_MODELS:
+        return source
+    folder = Path(source).expanduser().resolve()
+    assets = Path(str(resources.files("gen3c") / "assets")).resolve()
+    return next((name for name, sub in PACKAGED_MODELS.items() if folder == assets / sub), None)
+
+
 def resolve_checkpoint(value: str) -> str:
     """A training config's ``model.checkpoint``: a packaged model's name (``tiny``) → its folder;
     anything else (a checkpoint folder, a hub id, "") as given."""

@@ -391,7 +391,11 @@ def load_generator(
             raise Gen3cInputError(
                 f"device {str(device)!r} with --num_gpus {num_gpus}: each rank picks cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
             )
-        _check_split_early(checkpoint, num_gpus, generator_options.get("chunk_frames", configs.CHUNK_FRAMES))
+        # Refused before any weight is read (check_generator refused it before the input was read, for the
+        # CLI and gen3c.generate; a hub checkpoint's configs are known here, once fetched).
+        found = checkpoint_configs(checkpoint)
+        if found is not None:
+            check_model_split(found, num_gpus, generator_options.get("chunk_frames", configs.CHUNK_FRAMES), checkpoint)
         parallel = init_parallel(num_gpus, None if device is None else torch.device(device).type)
         device = parallel.device
     if dtype is None:
@@ -619,16 +623,34 @@ def configure_sampling(pipe: Gen3cPipeline, settings: SpeedPreset, checkpoint: s
         pipe.step_cache = StepCache(spec, ratio_store=store)
 
 
-def _check_split_early(checkpoint: str | os.PathLike, num_gpus: int, chunk_frames: int) -> None:
-    """Refuse a GPU count the DiT cannot split, from a local checkpoint's configs, before the
-    weights load (:meth:`Gen3cPipeline.check_inputs` checks again on the real inputs)."""
+def check_model_split(configs: tuple[dict, dict], num_gpus: int, chunk_frames: int, checkpoint: str | os.PathLike | None = None) -> None:
+    """Refuse a ``--num_gpus`` the model's DiT cannot split its tokens across
+    (:func:`~gen3c.models.context_parallel.check_token_split`: its heads and the latent frames of
+    its ``chunk_frames``-frame chunk must divide by N), from its configs (:func:`model_configs`,
+    :func:`checkpoint_configs`), so before any weight is read or fetched. ``checkpoint``: the
+    packaged model's name or folder, or a checkpoint folder, that the message names (None:
+    GEN3C's own weights). :meth:`Gen3cPipeline.check_inputs` checks again on the real inputs."""
+    from gen3c.models.packaged import packaged_model_name
+
+    if num_gpus == 1:
+        return
+    dit, vae = configs
+    latent = (chunk_frames - 1) // vae.get("temporal_compression_ratio", 8) + 1
+    packaged = None if checkpoint is None else packaged_model_name(checkpoint)
+    if packaged is not None:  # its chunk is fixed by its gen3c_model.json, so no other --chunk_frames helps
+        label = f"the shipped {packaged} model"
+    else:
+        label = "GEN3C's model" if checkpoint is None else f"checkpoint {str(checkpoint)!r}"
+    check_token_split(dit.get("num_attention_heads", 32), num_gpus, latent, f"{label} (its {chunk_frames}-frame chunks have {latent} latent frames)")
+
+
+def checkpoint_configs(folder: str | os.PathLike) -> tuple[dict, dict] | None:
+    """The DiT's and the tokenizer's ``config.json`` of a checkpoint folder, read without its
+    weights; None when one is missing or unreadable (loading says what is wrong)."""
     try:
-        dit = json.loads((Path(checkpoint) / "transformer" / "config.json").read_text())
-        vae = json.loads((Path(checkpoint) / "vae" / "config.json").read_text())
+        return tuple(json.loads((Path(folder).expanduser() / name / "config.json").read_text()) for name in ("transformer", "vae"))
     except (OSError, ValueError):
-        return  # a hub id or an incomplete folder: loading reports it
-    tc = vae.get("temporal_compression_ratio", 8)
-    check_token_split(dit.get("num_attention_heads", 32), num_gpus, (chunk_frames - 1) // tc + 1)
+        return None
 
 
 def model_configs(options: dict[str, Any]) -> tuple[dict, dict] | None:
@@ -647,10 +669,7 @@ def model_configs(options: dict[str, Any]) -> tuple[dict, dict] | None:
         folder = weights.converted_official(options.get("cache_dir"))
         if folder is None:
             return dict(weights.OFFICIAL.transformer_config), dict(weights.OFFICIAL.vae_config)
-    try:
-        return tuple(json.loads((folder / name / "config.json").read_text()) for name in ("transformer", "vae"))
-    except (OSError, ValueError):
-        return None
+    return checkpoint_configs(folder)
 
 
 #: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.

@@ -795,9 +795,10 @@ def check_dependencies(request: GenerationRequest) -> None:
 
 
 def check_generator(request: GenerationRequest) -> dict[str, Any]:
-    """Refuse a generator, gen3c generator options, a working resolution its model cannot take or a
-    ``chunk_frames`` other than its model's, before the input is read and anything is loaded
-    (:func:`gen3c.pipelines.loading.check_generator_options`, :func:`~gen3c.pipelines.loading.model_configs`).
+    """Refuse a generator, gen3c generator options, a working resolution its model cannot take, a
+    ``chunk_frames`` other than its model's or a ``num_gpus`` its DiT cannot split across, before
+    the input is read and anything is loaded (:func:`gen3c.pipelines.loading.check_generator_options`,
+    :func:`~gen3c.pipelines.loading.model_configs`, :func:`~gen3c.pipelines.loading.check_model_split`).
     ``gen3c generate``, the GUI, ``gen3c.generate`` and batch manifests (as they are read) check here.
 
     Returns:
@@ -823,6 +824,10 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
             own = model_chunk_frames(options) or official_chunk_frames(options.get("cache_dir"))
             if request.chunk_frames != own:  # what resolve_chunk_frames says once the model has loaded
                 raise Gen3cInputError(f"--chunk_frames {request.chunk_frames}: the gen3c generator makes {own} frames per chunk; leave it out")
+        num_gpus = checked.get("num_gpus", 1)
+        if configs is not None and num_gpus != 1:  # what load_generator says once the input is read (a depth estimate: minutes)
+            options = request.generator_options
+            loading.check_model_split(configs, num_gpus, fixed_chunk_frames(request), options.get("model") or options.get("checkpoint_dir"))
     return checked
 
 
@@ -1100,9 +1105,13 @@ def _run_request(
     from gen3c.parallel import check_launch, is_main_process
 
     started = time.perf_counter()
-    # 1. Check the request (and, under torchrun, that --num_gpus matches the launch)
+    # 1. Check the request (the model's settings first: a --num_gpus the model cannot split is
+    # said before "launch with torchrun"), then, under torchrun, that --num_gpus matches the launch.
     check_request(request)
     check_dependencies(request)
+    if generator is None:
+        check_generator(request)
+    check_frame_count(request)
     num_gpus = request.generator_options.get("num_gpus", 1)
     check_launch(num_gpus)
     if resume and num_gpus != 1:
@@ -1112,9 +1121,6 @@ def _run_request(
         ensure_writable_dir(request.video_save_folder, "--video_save_folder")
     else:
         progress = None  # one set of bars, rank 0's (the model's loading too: gen3c.generate under torchrun)
-    if generator is None:
-        check_generator(request)
-    check_frame_count(request)
     # 2. Read the input (cache plan, cameras, first frame) before a model loads: a mistake in it
     # ends the run in a second, not after minutes of loading weights.
     scene = load_scene(request, source)
