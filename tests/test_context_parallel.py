@@ -331,3 +331,34 @@ def test_a_mistake_every_rank_meets_is_said_once(tmp_path, mode, line):
     assert done.returncode != 0
     printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "interrupted" in s or "terminated" in s]
     assert printed == [line], done.stderr[-2000:]
+
+
+def test_a_diffusers_without_context_parallelism_or_broken_is_one_line_naming_it(tmp_path, monkeypatch):
+    """diffusers' context-parallel modules failing to import: one line naming diffusers, its
+    version, the error and the reinstall of gen3c's requirement. Too old (gen3c installed without
+    its requirement): the module is missing. Broken (built for another torch): it raises an
+    AttributeError as it is imported. Before: the AttributeError's traceback, and for a too-old
+    one an install of the requirement pyproject already declares."""
+    import diffusers.hooks
+
+    from gen3c.errors import Gen3cDependencyError
+    from gen3c.models.context_parallel import enable_context_parallel
+
+    version = diffusers.__version__
+    monkeypatch.delitem(sys.modules, "diffusers.hooks.context_parallel", raising=False)
+    monkeypatch.setattr(diffusers.hooks, "__path__", [str(tmp_path)])  # too old: no such module
+    with pytest.raises(Gen3cDependencyError) as raised:
+        enable_context_parallel(None, torch.device("cpu"))
+    assert str(raised.value) == (
+        f"--num_gpus above 1 (diffusers' context parallelism) needs diffusers, whose installed {version} fails to import "
+        "(No module named 'diffusers.hooks.context_parallel'): pip install --force-reinstall 'diffusers>=0.42'"
+    )
+
+    (tmp_path / "context_parallel.py").write_text("import torch\nKERNEL = torch.fake_op_xyz\n")  # broken: raises as it is imported
+    with pytest.raises(Gen3cDependencyError) as raised:
+        enable_context_parallel(None, torch.device("cpu"))
+    assert str(raised.value) == (
+        f"--num_gpus above 1 (diffusers' context parallelism) needs diffusers, whose installed {version} fails to import "
+        "(AttributeError: module 'torch' has no attribute 'fake_op_xyz'): pip install --force-reinstall 'diffusers>=0.42' "
+        "(`pip check` names installed versions that do not match)"
+    )

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, note
 from gen3c.models.attention import AUTO_ORDER, KERNELS, CosmosAttnProcessor, resolve_kernel
 
@@ -135,20 +136,22 @@ def enable_context_parallel(transformer: nn.Module, device: torch.device) -> int
     Raises:
         Gen3cInputError: the heads do not divide by N, or the active attention backend cannot
             run context-parallel.
+        Gen3cDependencyError: diffusers lacks context parallelism (older than gen3c's
+            requirement) or fails to import.
     """
     import warnings
 
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
 
-    try:
-        from diffusers.hooks.context_parallel import apply_context_parallel
-        from diffusers.models._modeling_parallel import ContextParallelConfig, ParallelConfig
-        from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
-    except ImportError as exc:
-        raise Gen3cInputError(
-            f"--num_gpus needs diffusers' context parallelism, which this diffusers lacks ({exc}): pip install 'diffusers>=0.42'"
-        ) from None
+    # Failing here means a diffusers older than gen3c's requirement (gen3c installed without it)
+    # or a broken one: require names it, its version and the reinstall of the requirement.
+    needed_for = "--num_gpus above 1 (diffusers' context parallelism)"
+    apply_context_parallel = require("diffusers.hooks.context_parallel", needed_for).apply_context_parallel
+    parallel = require("diffusers.models._modeling_parallel", needed_for)
+    ContextParallelConfig, ParallelConfig = parallel.ContextParallelConfig, parallel.ParallelConfig
+    dispatch = require("diffusers.models.attention_dispatch", needed_for)
+    AttentionBackendName, _AttentionBackendRegistry = dispatch.AttentionBackendName, dispatch._AttentionBackendRegistry
 
     world = dist.get_world_size()
     if world == 1:
