@@ -95,20 +95,24 @@ def when(stage: str, action):
     return factory
 
 
-def error(path: str, what: str) -> str:
-    return rf"^video '.*{path}' could not be written: {what}; check the free space in '.*' and run again$"
+KILLED = r"something killed ffmpeg \(out of memory\?\): run again"
+
+
+def error(path: str, what: str, advice: str = r"check the free space in '.*' and run again") -> str:
+    """The message's pattern: ``advice`` follows the cause (the free space where it is not known)."""
+    return rf"^video '.*{path}' could not be written: {what}; {advice}$"
 
 
 def test_video_writer_refuses_an_encoder_that_died(tmp_path):
     frames = torch.linspace(-1, 1, 4)[:, None, None, None].expand(4, 3, 64, 96)
     # Killed between two writes: the next frame meets a broken pipe; the exit status says why.
-    with pytest.raises(Gen3cInputError, match=error("a.mp4", r"ffmpeg was killed by SIGKILL after 4 frames")):
+    with pytest.raises(Gen3cInputError, match=error("a.mp4", r"ffmpeg was killed by SIGKILL after 4 frames", KILLED)):
         with VideoWriter(tmp_path / "a.mp4") as writer:
             writer.write(frames)
             kill_encoders()
             writer.write(frames)
     # Killed after the last frame went into its pipe.
-    with pytest.raises(Gen3cInputError, match=error("b.mp4", "ffmpeg was killed by SIGKILL after 4 frames")):
+    with pytest.raises(Gen3cInputError, match=error("b.mp4", "ffmpeg was killed by SIGKILL after 4 frames", KILLED)):
         with VideoWriter(tmp_path / "b.mp4") as writer:
             writer.write(frames)
             kill_encoders()
@@ -118,7 +122,9 @@ def test_video_writer_refuses_an_encoder_that_died(tmp_path):
 @pytest.mark.parametrize("case", ["disk full", "folder removed"])
 def test_an_encoder_that_fails_is_reported_with_its_exit_status_and_its_own_error(tmp_path, capfd, case):
     """ffmpeg's exit status and its first error line are in the one-line message, and nothing of it
-    reaches the terminal (it used to print its lines there, and gen3c's said only "Broken pipe")."""
+    reaches the terminal (it used to print its lines there, and gen3c's said only "Broken pipe").
+    The advice follows the cause, and the file is named as the output, not as its temporary file
+    (before: "check the free space" for a removed folder too, and the ``.a.XXXX.part.mp4`` name)."""
     folder = tmp_path / "out"
     folder.mkdir()
     with pytest.raises(Gen3cInputError) as info, VideoWriter(folder / "a.mp4") as writer:
@@ -128,11 +134,37 @@ def test_an_encoder_that_fails_is_reported_with_its_exit_status_and_its_own_erro
         else:
             shutil.rmtree(folder)
         writer.write(torch.zeros(4, 3, 64, 96))
-    reason = "No space left on device" if case == "disk full" else r"Error opening output .*/out/\.a\.[^.]+\.part\.mp4: No such file or directory"
-    assert re.match(error("out/a.mp4", rf"ffmpeg exited with status \d+ after \d+ frames \(.*{reason}\)"), str(info.value)), info.value
+    if case == "disk full":
+        reason, advice = "No space left on device", rf"check the free space in '{re.escape(str(folder))}' and run again"
+    else:
+        reason = rf"Error opening output {re.escape(str(folder / 'a.mp4'))}: No such file or directory"
+        advice = rf"the folder '{re.escape(str(folder))}' was removed while the video was written: run again"
+    what = rf"ffmpeg exited with status \d+ after \d+ frames \(.*{reason}\)"
+    assert re.match(error("out/a.mp4", what, advice), str(info.value)), info.value
     assert capfd.readouterr().err == ""
     assert not folder.exists() or list(folder.iterdir()) == []  # the /dev/full link gone too
     assert encoders_gone()
+
+
+def test_an_encoder_refused_its_output_file_says_to_check_the_folders_permissions(tmp_path, monkeypatch):
+    """A "Permission denied" from ffmpeg (a fake one here: the tests run as root, whom no
+    permission stops) is advised as such, with the output's own name."""
+    script = tmp_path / "ffmpeg"
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\n"
+        "sys.stderr.write(f'[out#0/mp4 @ 0x5555] Error opening output {sys.argv[-1]}: Permission denied\\n')\nsys.exit(1)\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(script))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Gen3cInputError) as info, VideoWriter(out / "v.mp4") as writer:
+        writer.write(torch.zeros(4, 3, 64, 96))
+    assert re.match(r"^video '.*' could not be written: ffmpeg exited with status 1 after \d+ frames ", str(info.value)), info.value
+    assert str(info.value).endswith(
+        f"(Error opening output {out / 'v.mp4'}: Permission denied); check the permissions of '{out}' and run again"
+    ), info.value
+    assert list(out.iterdir()) == []
 
 
 def test_an_encoder_that_ends_well_without_every_frame_is_refused(tmp_path, monkeypatch):
@@ -156,7 +188,7 @@ def test_a_normal_run_prints_nothing_and_leaves_only_its_video(tmp_path, capfd):
 
 def test_an_encoder_dying_at_the_end_leaves_no_companion_files(demo_source, tmp_path):
     cams = preset_cameras(demo_source, "left", "center_facing", 9, 0.3)
-    with pytest.raises(Gen3cInputError, match=error(r"v\.mp4", "ffmpeg was killed by SIGKILL after 9 frames")):
+    with pytest.raises(Gen3cInputError, match=error(r"v\.mp4", "ffmpeg was killed by SIGKILL after 9 frames", KILLED)):
         with OutputWriter(tmp_path, "v", save_buffer=True, point_cloud=True) as out:
             generate_video(build_cache([demo_source]), cams, PreviewGenerator(), demo_source.image, sink=out)
             kill_encoders()
@@ -173,7 +205,7 @@ def test_an_encoder_dying_mid_run_is_one_error_and_the_run_resumes(demo_source, 
     kept, so --resume (disk space freed, say) makes the video an uninterrupted run makes."""
     whole = run_request(request(tmp_path / "whole"), source=demo_source)
     folder = tmp_path / "out"
-    with pytest.raises(Gen3cInputError, match=error(r"out/output\.mp4", "ffmpeg was killed by SIGKILL after 13 frames")):
+    with pytest.raises(Gen3cInputError, match=error(r"out/output\.mp4", "ffmpeg was killed by SIGKILL after 13 frames", KILLED)):
         run_request(request(folder), source=demo_source, progress=when("Chunk 2/2: generating (preview)", kill_encoders))
     assert sorted(p.name for p in folder.iterdir()) == ["output.partial"] and encoders_gone()
     resumed = run_request(request(folder), source=demo_source, resume=True)

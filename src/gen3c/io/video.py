@@ -211,8 +211,26 @@ class VideoWriter:
         return stack.__exit__(exc_type, exc, tb)  # renames on success, removes on error
 
     def _encoder_error(self, what: str) -> Gen3cInputError:
-        folder = str(self.path.parent)
-        return Gen3cInputError(f"video {str(self.path)!r} could not be written: {what}; check the free space in {folder!r} and run again")
+        """One line: ``what`` went wrong, with the output's own name where ffmpeg named its
+        temporary file, and the advice that fits ffmpeg's own error (the free space where it
+        says nothing known: a full disk is the usual cause)."""
+        if self._tmp is not None:
+            what = what.replace(self._tmp.name, self.path.name)
+        folder = repr(str(self.path.parent))
+        if what.startswith("ffmpeg was killed by"):
+            advice = "something killed ffmpeg (out of memory?): run again"
+        else:
+            advice = next((text for cause, text in _ENCODER_ADVICE if cause in what), "check the free space in {folder} and run again")
+        return Gen3cInputError(f"video {str(self.path)!r} could not be written: {what}; {advice.format(folder=folder)}")
+
+
+# ffmpeg's first error line ends with the C library's text of the cause; what to do about each.
+_ENCODER_ADVICE = (
+    ("No space left on device", "check the free space in {folder} and run again"),
+    ("No such file or directory", "the folder {folder} was removed while the video was written: run again"),
+    ("Permission denied", "check the permissions of {folder} and run again"),
+    ("Operation not permitted", "check the permissions of {folder} and run again"),
+)
 
 
 class _FirstError(threading.Thread):
