@@ -278,3 +278,37 @@ def test_model_settings_are_refused_from_the_configs_before_the_input_is_read_or
         assert res.output.startswith("error: ") and message in " ".join(res.output.split()), res.output
     assert calls == {"load_pipeline": 0, "load_scene": 0}
     assert not (tmp_path / "out").exists()
+
+
+def test_gen3cs_hub_id_given_explicitly_gets_the_same_early_settings_checks_as_no_checkpoint(box_scene, tmp_path, monkeypatch):
+    """``--checkpoint_dir nvidia/Gen3C-Cosmos-7B`` runs GEN3C's official weights, as no
+    --checkpoint_dir does: a frame size or --num_gpus their known configs rule out is refused from
+    them before the input is read or anything is fetched (the hub unreachable here). Before: only
+    no --checkpoint_dir was checked; the hub id went on to read the input and fetch the weights."""
+    import gen3c.pipelines.request as request_module
+    from gen3c.pipelines.gen3c import OFFICIAL_REPO
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the input was read before the settings were refused")
+
+    monkeypatch.setattr(request_module, "load_scene", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "weights"))
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining a process group would fail at once, not hang
+    image, depth, _, _ = box_scene
+    for world, extra, message in (
+        (None, ("--chunk_frames", 25), "--chunk_frames 25: the gen3c generator makes 121 frames per chunk; leave it out"),
+        (None, ("--resolution", "32x40"), "frame size 32×40 must be a multiple of 16 in both directions (GEN3C works at 704×1280)"),
+        ("3", ("--num_gpus", 3), "--num_gpus 3: the DiT's 32 attention heads do not split across 3 GPUs; use one of [1, 2, 4, 8, 16]"),
+    ):
+        if world is None:
+            monkeypatch.delenv("WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("WORLD_SIZE", world)  # as under torchrun --nproc_per_node=3
+        for checkpoint in ((), ("--checkpoint_dir", OFFICIAL_REPO)):
+            res = invoke("generate", "--generator", "gen3c", *checkpoint, "--input_image_path", image, "--depth_path", depth,
+                         "--fov", 60, "--video_save_folder", tmp_path / "out", *extra)  # fmt: skip
+            assert res.exit_code == 2, (checkpoint, extra, res.output)
+            assert res.output.startswith("error: ") and message in " ".join(res.output.split()), (checkpoint, res.output)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "weights").exists()

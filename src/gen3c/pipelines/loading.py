@@ -656,14 +656,16 @@ def checkpoint_configs(folder: str | os.PathLike) -> tuple[dict, dict] | None:
 def model_configs(options: dict[str, Any]) -> tuple[dict, dict] | None:
     """The DiT's and the tokenizer's configs of the model a request's ``generator_options`` name,
     read without loading it: a packaged model's or a local checkpoint's ``config.json`` files, or
-    GEN3C's official weights' (their converted copy's where the cache holds one). None for a hub
-    id (not fetched yet) or an incomplete folder (loading says what is wrong)."""
+    GEN3C's official weights' (their converted copy's where the cache holds one), named by no
+    checkpoint or by their hub id (:data:`~gen3c.pipelines.gen3c.OFFICIAL_REPO`, which loading
+    runs as them too). None for another hub id (not fetched yet) or an incomplete folder
+    (loading says what is wrong)."""
     from gen3c.models import weights
     from gen3c.models.packaged import packaged_model_dir
 
     if options.get("model"):
         folder = packaged_model_dir(options["model"])
-    elif options.get("checkpoint_dir"):
+    elif options.get("checkpoint_dir") and str(options["checkpoint_dir"]) != OFFICIAL_REPO:
         folder = Path(str(options["checkpoint_dir"])).expanduser()
     else:
         folder = weights.converted_official(options.get("cache_dir"))
