@@ -146,13 +146,21 @@ def test_an_encoder_that_fails_is_reported_with_its_exit_status_and_its_own_erro
     assert encoders_gone()
 
 
-def test_an_encoder_refused_its_output_file_says_to_check_the_folders_permissions(tmp_path, monkeypatch):
-    """A "Permission denied" from ffmpeg (a fake one here: the tests run as root, whom no
-    permission stops) is advised as such, with the output's own name."""
+@pytest.mark.parametrize(
+    ("cause", "advice"),
+    [
+        ("Permission denied", "check the permissions of '{out}' and run again"),
+        ("Read-only file system", "'{out}' is on a read-only file system: write the video elsewhere"),
+        ("Disk quota exceeded", "the disk quota for '{out}' is used up: free some space or write the video elsewhere"),
+    ],
+)
+def test_an_encoder_refused_its_output_file_says_what_to_do_about_its_cause(tmp_path, monkeypatch, cause, advice):
+    """ffmpeg's error for its output (a fake one here: the tests run as root, whom no permission
+    stops, on a writable disk with no quota) is advised after its cause, with the output's own name."""
     script = tmp_path / "ffmpeg"
     script.write_text(
         f"#!{sys.executable}\nimport sys\n"
-        "sys.stderr.write(f'[out#0/mp4 @ 0x5555] Error opening output {sys.argv[-1]}: Permission denied\\n')\nsys.exit(1)\n"
+        f"sys.stderr.write(f'[out#0/mp4 @ 0x5555] Error opening output {{sys.argv[-1]}}: {cause}\\n')\nsys.exit(1)\n"
     )
     script.chmod(0o755)
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(script))
@@ -161,9 +169,7 @@ def test_an_encoder_refused_its_output_file_says_to_check_the_folders_permission
     with pytest.raises(Gen3cInputError) as info, VideoWriter(out / "v.mp4") as writer:
         writer.write(torch.zeros(4, 3, 64, 96))
     assert re.match(r"^video '.*' could not be written: ffmpeg exited with status 1 after \d+ frames ", str(info.value)), info.value
-    assert str(info.value).endswith(
-        f"(Error opening output {out / 'v.mp4'}: Permission denied); check the permissions of '{out}' and run again"
-    ), info.value
+    assert str(info.value).endswith(f"(Error opening output {out / 'v.mp4'}: {cause}); " + advice.format(out=out)), info.value
     assert list(out.iterdir()) == []
 
 

@@ -230,6 +230,8 @@ _ENCODER_ADVICE = (
     ("No such file or directory", "the folder {folder} was removed while the video was written: run again"),
     ("Permission denied", "check the permissions of {folder} and run again"),
     ("Operation not permitted", "check the permissions of {folder} and run again"),
+    ("Read-only file system", "{folder} is on a read-only file system: write the video elsewhere"),
+    ("Disk quota exceeded", "the disk quota for {folder} is used up: free some space or write the video elsewhere"),
 )
 
 
