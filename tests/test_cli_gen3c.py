@@ -103,6 +103,24 @@ def test_gen3c_errors_exit_2(box_scene, tmp_path, extra, message, monkeypatch):
     assert message in " ".join(res.output.split())
 
 
+@pytest.mark.parametrize("checkpoint", [(), ("--checkpoint_dir", "nvidia/Gen3C-Cosmos-7B")])
+def test_cache_dir_holds_gen3cs_weights_also_when_their_hub_id_is_given(box_scene, tmp_path, checkpoint, monkeypatch):
+    """``--checkpoint_dir nvidia/Gen3C-Cosmos-7B`` runs GEN3C's official weights, as no
+    --checkpoint_dir does, so --cache_dir (where their converted copy is kept) applies to it too:
+    the copy in it is the one looked at (a damaged one here: named, then to be converted again,
+    which offline cannot), the default cache untouched. Before: the hub id with --cache_dir was refused."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "weights"))
+    mine = tmp_path / "mine"
+    (mine / "Gen3C-Cosmos-7B-v1").mkdir(parents=True)
+    (mine / "Gen3C-Cosmos-7B-v1" / "model_index.json").write_text("{}")
+    res = invoke(*gen3c_args(box_scene, tmp_path / "out", *checkpoint, "--cache_dir", mine))
+    *notes, last = res.output.strip().splitlines()
+    assert res.exit_code == 2 and last.startswith("error: ") and "HF_HUB_OFFLINE=1 forbids fetching them" in last, res.output
+    assert any(line.startswith(f"{mine / 'Gen3C-Cosmos-7B-v1'} is damaged") for line in notes), res.output
+    assert not (tmp_path / "weights").exists() and not (tmp_path / "out").exists()
+
+
 def test_convert_command(tmp_path, monkeypatch):
     (tmp_path / "src").mkdir()
     res = invoke("convert", tmp_path / "src", tmp_path / "out")

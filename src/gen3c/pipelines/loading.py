@@ -773,8 +773,10 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     settings, _ = sampling_settings(opts.get("speed"), model_sampling_defaults(info), opts)
     if opts.get("num_gpus", 1) != 1:
         check_context_parallel_attention(settings.attention_backend, opts["num_gpus"])
-    if opts.get("cache_dir") is not None and (checkpoint or model is not None):
-        raise Gen3cInputError("--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model")
+    if opts.get("cache_dir") is not None and ((checkpoint and str(checkpoint) != OFFICIAL_REPO) or model is not None):
+        raise Gen3cInputError(
+            f"--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model, or with --checkpoint_dir {OFFICIAL_REPO}"
+        )
     if opts.get("lora"):
         from gen3c.training.lora import lora_weights_file
 
@@ -798,7 +800,7 @@ def generator_from_options(
         from gen3c.models.packaged import packaged_model_dir
 
         checkpoint = str(packaged_model_dir(model))
-    if not checkpoint:
+    if not checkpoint or str(checkpoint) == OFFICIAL_REPO:  # GEN3C's hub id: its converted copy, kept in cache_dir
         checkpoint, opts["text_encoder_dir"] = _official_weights(opts, cache_dir)
     sampling = {
         k: opts.pop(k)
