@@ -325,6 +325,11 @@ def test_from_pretrained_and_generate_use_the_cache(hub, official, tmp_path, box
     assert out.result.frames.shape == (17, 3, 32, 48) and out.paths["video"] == tmp_path / "out" / "image.mp4"
     assert read_video(out.paths["video"])[0].shape == (17, 32, 48, 3)
     assert hub.count() == 0
+    # gen3c's loader with its run-time defaults (T5 and its tokenizer left out until a prompt needs them)
+    from gen3c.pipelines.loading import load_pipeline
+
+    again = load_pipeline("nvidia/Gen3C-Cosmos-7B", dtype="float32")
+    assert isinstance(again, Gen3cPipeline) and again.prompt_cache is not None and hub.count() == 0
     with pytest.raises(Gen3cInputError, match="takes cache_dir, dtype"):
         Gen3cPipeline.from_pretrained(revision="main")
 

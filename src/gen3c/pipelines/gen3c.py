@@ -231,6 +231,10 @@ class Gen3cPipeline(DiffusionPipeline):
 
             if "torch_dtype" in kwargs:
                 kwargs["dtype"] = kwargs.pop("torch_dtype")
+            if "tokenizer" in kwargs and kwargs["tokenizer"] is None:
+                # T5's tokenizer left out, as load_pipeline leaves it (with text_encoder=None): it
+                # comes with T5 here, which loads when a prompt needs it.
+                del kwargs["tokenizer"]
             allowed = {"dtype", "prompts", "text_encoder", "cache_dir", "verify_checksums"}
             unknown = sorted(set(kwargs) - allowed)
             if unknown:
