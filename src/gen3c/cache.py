@@ -306,28 +306,27 @@ class SplatWorkspace:
         fx.masked_fill_(torch.lt(fx, _SNAP, out=scratch), 0.0)
         fy.masked_fill_(torch.lt(fy, _SNAP, out=scratch), 0.0)
         # Flat index of the top-left neighbour in the bordered image, computed in float (exact
-        # below 2^24 pixels) and converted once.
+        # below 2^24 pixels) and converted once. Out-of-view points add zeros, each into a slot
+        # of its own (i mod pixels) rather than into one clamped border pixel: a long run of adds
+        # to one address is a serial dependency chain that took half the scatter time.
         pw = width + 2
         y0.add_(1).mul_(pw).add_(x0).add_(1)
+        torch.where(in_view, y0, self._spread_slots(N, acc.shape[1], pw, y0.device), out=y0)
         torch.mul(base_w, fy, out=bottom)
         base_w.sub_(bottom)  # the top row's weight: base · (1 − fy)
         if _SPLAT_SUM.get(cols.device.type, "scatter") == "fixed":
             self._sum_fixed(cols, z, fx, base_w, bottom, y0, in_view, tmp, acc, depth, pw)
         else:
-            self._sum_scatter(cols, z, fx, base_w, bottom, y0, in_view, tmp, rows[: C + int(depth) + 1], acc, pw)
+            self._sum_scatter(cols, z, fx, base_w, bottom, y0, tmp, rows[: C + int(depth) + 1], acc, pw)
 
     def _sum_scatter(
-        self, cols: Tensor, z: Tensor, fx: Tensor, top: Tensor, bottom: Tensor, corner: Tensor, in_view: Tensor, tmp: Tensor,
+        self, cols: Tensor, z: Tensor, fx: Tensor, top: Tensor, bottom: Tensor, corner: Tensor, tmp: Tensor,
         contrib: Tensor, acc: Tensor, pw: int
     ) -> None:
         """:meth:`splat_bilinear`'s sum by ``scatter_add_``: ``corner`` (N,) holds the float flat
         index of each point's top-left neighbour, ``contrib`` (C + D + 1, N) is scratch for what
         one corner adds: weighted colours, [weighted depth,] weight."""
         C, D = cols.shape[0], contrib.shape[0] - cols.shape[0] - 1
-        # Out-of-view points add exact zeros, each into a slot of its own (i mod pixels) rather
-        # than into one clamped border pixel: a long run of adds to one address is a serial
-        # dependency chain that took half the scatter time.
-        torch.where(in_view, corner, self._spread_slots(corner.shape[0], acc.shape[1], pw, corner.device), out=corner)
         idx = self._reused("index", corner.shape, corner.device, torch.long).copy_(corner)
         weight = contrib[C + D]
         # Corners in the order top-left, top-right, bottom-left, bottom-right; the index steps
@@ -363,8 +362,6 @@ class SplatWorkspace:
         C, N = cols.shape
         R, P, device = C + int(depth) + 1, acc.shape[1], cols.device
         scale = 63 - N.bit_length()
-        # Out-of-view points add zeros, spread over slots of their own (see _sum_scatter).
-        torch.where(in_view, corner, self._spread_slots(N, P, pw, device), out=corner)
         idx = self._reused("corner index", (4, N), device, torch.long)
         idx[0].copy_(corner)
         for k, step in ((1, 1), (2, pw), (3, pw + 1)):

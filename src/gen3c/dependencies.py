@@ -241,12 +241,8 @@ def _importing_package(exc: ImportError) -> str | None:
 def _broken_error(module: str, exc: BaseException, needed_for: str, extra: str | None = None) -> Gen3cDependencyError:
     """An installed package that fails to import: a broken install, one too old for our imports,
     or (an error other than ImportError) one built for other versions of the packages it imports."""
-    from importlib import metadata
-
-    try:
-        which = f"whose installed {metadata.version(distribution(module))}"
-    except (metadata.PackageNotFoundError, ValueError):
-        which = "which"
+    version = _installed_version(distribution(module))
+    which = "which" if version is None else f"whose installed {version}"
     if isinstance(exc, ImportError):
         what, versions = first_line(exc), ""
     else:  # the type says more than the message alone ("has no attribute …")
@@ -255,6 +251,16 @@ def _broken_error(module: str, exc: BaseException, needed_for: str, extra: str |
         f"{needed_for} needs {distribution(module)}, {which} fails to import ({what}): "
         f"pip install --force-reinstall '{requirement(module, extra or PACKAGES[module][1])}'{versions}"
     )
+
+
+def _installed_version(dist: str) -> str | None:
+    """The version of distribution ``dist`` as its metadata says, None where there is none."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
 
 
 def installed(module: str) -> bool:
@@ -298,13 +304,9 @@ def optional(module: str, left_out: str) -> ModuleType | None:
     except Exception as exc:  # ImportError, or anything a broken install raises as it is imported
         if not installed(top):
             return None
-        from importlib import metadata
-
         dist = distribution(top) if top in PACKAGES else top
-        try:
-            which = f"{dist} {metadata.version(dist)}"
-        except (metadata.PackageNotFoundError, ValueError):
-            which = dist
+        version = _installed_version(dist)
+        which = dist if version is None else f"{dist} {version}"
         fix = requirement(top, PACKAGES[top][1]) if top in PACKAGES else dist
         note(f"{left_out}: {which} fails to import ({type(exc).__name__}: {first_line(exc)}): pip install --force-reinstall '{fix}'")
         return None
