@@ -17,7 +17,9 @@ the pixel's largest, atomic integer adds, the same bits in any order); two more 
 them with CUDA's atomic float ``scatter_add_`` (not the same every time; gen3c before 2026-12-05)
 and with ``scatter_add_`` in PyTorch's deterministic mode (gen3c on 2026-12-05), and one pair on
 the CPU with the fixed-point sum. After the table: whether two renders with the fixed-point sum
-are bit-identical, and how far the other sums are from it.
+are bit-identical, and how far the other sums are from it; the bytes of scratch the splat's
+workspace holds for each sum (per point, what a cache of millions of points costs), and on CUDA
+the peak memory allocated over each timed render.
 
 Not a test: numbers depend on the machine. Record results with the device in docs/benchmarks.md.
 """
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 
 import gen3c.cache
-from gen3c.cache import DEPTH_WEIGHT_SHARPNESS, Cache3D
+from gen3c.cache import DEPTH_WEIGHT_SHARPNESS, Cache3D, SplatWorkspace
 from gen3c.scenes import make_scene, render, source_camera
 from gen3c.trajectories import preset_trajectory
 
@@ -128,6 +130,20 @@ def same_every_time(cache: Cache3D, cams, device: str) -> str:
     return line
 
 
+def scratch_line(cache: Cache3D, cams, device: str, how: str, chunk: int = 4) -> str:
+    """One line: the bytes the splat's workspace holds after rendering ``chunk`` frames (a
+    render's chunk) of ``cache``'s first view on ``device`` summed as ``how``."""
+    workspace = SplatWorkspace()
+    w2c, K = cams.w2c[:chunk].to(device), cams.K[:chunk].to(device)
+    with splat_sum(device, how):
+        cache.render_view(cache.views[0], w2c, K, cams.height, cams.width, workspace=workspace)
+    n = int(cache.views[0].valid.sum())
+    return (
+        f"{device}, {sum_label(device, how)}: the splat's workspace holds {workspace.nbytes / 2**20:.1f} MiB for {n:,} points "
+        f"({workspace.nbytes / n:.1f} bytes a point, per-pixel buffers included)"
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -161,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{platform.processor() or platform.machine()}"
     )
 
-    rows = []
+    rows, peaks = [], []
     first_torch = None
     # (where the cache is, where it is splatted, where the renders go, how the splat sums: None for
     # the device's own); the cpu-cache rows are what the gen3c generator does on a GPU machine —
@@ -188,18 +204,29 @@ def main(argv: list[str] | None = None) -> None:
             _sync(device)
             # Repeats alternate between the two variants so that a noisy machine slows both alike.
             best = {False: float("inf"), True: float("inf")}
+            peak = {False: 0, True: 0}  # bytes allocated on the GPU over a render, above what was before
             for _ in range(args.repeats):
                 for depth in best:
+                    if device == "cuda":
+                        held = torch.cuda.memory_allocated()
+                        torch.cuda.reset_peak_memory_stats()
                     t0 = time.perf_counter()
                     out = cache.render(cams, depth=depth, device=device, output_device=output)
                     _sync(device)
                     best[depth] = min(best[depth], time.perf_counter() - t0)
+                    if device == "cuda":
+                        peak[depth] = max(peak[depth], torch.cuda.max_memory_allocated() - held)
                     if first_torch is None:
                         first_torch = out.colors[:, 0].float().cpu().numpy()
                     del out
         rows.append((f"{label}, colour + mask", name, args.frames / best[False]))
         rows.append((f"{label}, + depth", name, args.frames / best[True]))
+        if device == "cuda":
+            peaks += [f"{label}, {variant}: peak {peak[depth] / 2**20:.1f} MiB" for depth, variant in ((False, "colour + mask"), (True, "+ depth"))]
     checks = [same_every_time(caches[device], cams, device) for device in devices]
+    checks += [scratch_line(caches[device], cams, device, how) for device in devices for how in ("scatter", "fixed")]
+    if peaks:
+        checks.append("GPU memory allocated over a render, above what was before it (outputs included): " + "; ".join(peaks))
 
     # Plain numpy, same points and cameras.
     view = Cache3D()

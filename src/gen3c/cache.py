@@ -251,6 +251,12 @@ class SplatWorkspace:
             flat = self._flat[name] = torch.empty(grown, device=device, dtype=dtype)
         return flat[:size].view(shape)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of scratch held now (per-point and per-pixel buffers together)."""
+        spread = 0 if self._spread is None else self._spread[1].nbytes
+        return spread + sum(flat.nbytes for flat in self._flat.values())
+
     def accumulator(self, batch: int, channels: int, pixels: int, device) -> Tensor:
         """(batch, channels, pixels) zeros, reusing the previous accumulator's memory."""
         return self._reused("acc", (batch, channels, pixels), device).zero_()
