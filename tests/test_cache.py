@@ -215,6 +215,69 @@ def test_the_fixed_point_sum_does_not_overflow_with_every_point_in_one_pixel(mon
     torch.testing.assert_close(out.depth[0, 0, 7, 12], torch.tensor(3.0), atol=0, rtol=2**-22)
 
 
+def _four_corner_fixed_sum(cols, z, fx, top, bottom, corner, in_view, depth, pw, pixels):
+    """The fixed-point sum as _sum_fixed computed it up to 2026-12: all four corners' indices,
+    weights, ratios and (R, 4N) int64 terms at once, added by one scatter_add_."""
+    C, N = cols.shape
+    R, scale, tiny = C + int(depth) + 1, 63 - N.bit_length(), torch.finfo(torch.float32).tiny
+    idx = (corner.long() + torch.tensor([0, 1, pw, pw + 1])[:, None]).view(-1)
+    w = torch.stack([top - top * fx, top * fx, bottom - bottom * fx, bottom * fx]).view(-1)
+    w_max = torch.zeros(pixels).scatter_reduce_(0, idx, w, "amax").clamp_(min=tiny)
+    r = (w / w_max[idx]) * 2.0**scale
+    col_scale = torch.maximum(cols.max(), -cols.min()).clamp(min=tiny)
+    z_scale = torch.where(in_view, z, torch.zeros(())).max()
+    unit = torch.cat([cols / col_scale] + ([(z / z_scale)[None]] if depth else []))
+    terms = torch.cat([unit.repeat(1, 4) * r, r[None]])
+    sums = torch.zeros(R, pixels, dtype=torch.long).scatter_add_(1, idx.expand(R, -1), terms.round().long())
+    acc = sums.float()
+    acc[:C] *= col_scale * 2.0**-scale
+    if depth:
+        acc[C] *= z_scale * 2.0**-scale
+    acc[R - 1] *= 2.0**-scale
+    return acc
+
+
+@pytest.mark.parametrize("depth", [True, False])
+def test_the_fixed_point_sum_one_corner_at_a_time_gives_the_four_corners_bits(monkeypatch, depth):
+    """The fixed-point sum adds one corner at a time (its scratch (R, N), not (R, 4N)): integer
+    addition is associative and the max exact in any order, so its sums are bit for bit those of
+    all four corners at once (the formula it had before), rendered twice through one workspace."""
+    pts, cols = _awkward_cloud(3)
+    calls = []
+    sum_fixed = SplatWorkspace._sum_fixed
+
+    def recorded(self, *args):  # (cols, z, fx, top, bottom, corner, in_view, scratch…, acc, depth, pw)
+        inputs = [t.clone() for t in args[:7]]
+        sum_fixed(self, *args)
+        acc, depth, pw = args[-3:]
+        calls.append((inputs, depth, pw, acc.clone()))
+
+    monkeypatch.setattr(SplatWorkspace, "_sum_fixed", recorded)
+    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", "fixed")
+    w2c, K = torch.cat([EYE, EYE]), torch.stack([K20, K20 * torch.tensor([[1.1], [1.1], [1.0]])])
+    workspace = SplatWorkspace()
+    for cloud in ((pts.T.contiguous(), cols.T.contiguous()), (pts[:2000].T.contiguous(), cols[:2000].T.contiguous())):
+        warp_planar([cloud], w2c, K, 20, 30, workspace=workspace, depth=depth)
+    assert len(calls) == 4
+    for inputs, with_depth, pw, acc in calls:
+        expected = _four_corner_fixed_sum(*inputs, with_depth, pw, acc.shape[1])
+        assert expected[-1].sum() > 100 and torch.equal(acc, expected)
+
+
+def test_the_fixed_point_sum_keeps_no_scratch_of_all_four_corners(monkeypatch):
+    """Its scratch per point, besides the splat's own rows (C + 12 floats), flags and spread
+    slots, is the corner index (int64) and one corner's R terms in float32 and int64: 134 bytes a
+    point for C = 3 with depth (R = 5), where all four corners at once held 386."""
+    n = 20_000
+    g = torch.Generator().manual_seed(4)
+    pts = torch.tensor([_point_at(u, v, 2.0) for u, v in (torch.rand(n, 2, generator=g) * torch.tensor([6.0, 5.0]) - 0.5).tolist()])
+    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", "fixed")
+    workspace = SplatWorkspace()
+    warp_planar([(pts.T.contiguous(), torch.rand(3, n, generator=g))], EYE, K5[None], 5, 6, workspace=workspace)
+    per_pixel = 7 * 8 * (4 * 5 + 4 + 8 * 5)  # the bordered 7 × 8 image: accumulator, max weight, int64 sums
+    assert workspace.nbytes - per_pixel == ((3 + 12) * 4 + 2 + 4 + 8 + 5 * (4 + 8)) * n
+
+
 @pytest.mark.parametrize("mode", ["bilinear", "zbuffer"])
 def test_points_behind_the_camera_are_ignored(mode):
     # (0, 0, −2) would "project" to the principal point if z were not checked.

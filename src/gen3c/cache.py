@@ -222,8 +222,9 @@ _SNAP = 1e-3
 #: atomics add in whatever order they land, so the same cache rendered twice differed in the last
 #: bits and 35 sampling steps grew that into two videos from one seed (max |Δ| 7e-4 on an H100).
 #: "fixed": each weight relative to its pixel's largest, summed as int64 fixed point by atomic
-#: ``scatter_add_``: integer addition gives the same bits in any order, without PyTorch's
-#: deterministic mode (whose ``scatter_add_`` sorts at every scatter: 6× the atomic render).
+#: ``scatter_add_``, one corner at a time (a point's scratch is one corner's terms): integer
+#: addition gives the same bits in any order, without PyTorch's deterministic mode (whose
+#: ``scatter_add_`` sorts at every scatter: 6× the atomic render).
 #: The tests and benchmarks/bench_cache_render.py set it to run either on any device.
 _SPLAT_SUM = {"cuda": "fixed"}
 
@@ -321,7 +322,7 @@ class SplatWorkspace:
         torch.mul(base_w, fy, out=bottom)
         base_w.sub_(bottom)  # the top row's weight: base · (1 − fy)
         if _SPLAT_SUM.get(cols.device.type, "scatter") == "fixed":
-            self._sum_fixed(cols, z, fx, base_w, bottom, y0, in_view, tmp, acc, depth, pw)
+            self._sum_fixed(cols, z, fx, base_w, bottom, y0, in_view, tmp, rows[: C + 2], acc, depth, pw)
         else:
             self._sum_scatter(cols, z, fx, base_w, bottom, y0, tmp, rows[: C + int(depth) + 1], acc, pw)
 
@@ -349,7 +350,7 @@ class SplatWorkspace:
 
     def _sum_fixed(
         self, cols: Tensor, z: Tensor, fx: Tensor, top: Tensor, bottom: Tensor, corner: Tensor, in_view: Tensor, tmp: Tensor,
-        acc: Tensor, depth: bool, pw: int
+        scratch: Tensor, acc: Tensor, depth: bool, pw: int
     ) -> None:
         """:meth:`splat_bilinear`'s sum in fixed-point integers, the same bits in any order of
         addition (integer addition is associative), so CUDA's atomic adds stay deterministic.
@@ -364,37 +365,50 @@ class SplatWorkspace:
         pixel) sum to at most N · 2^S ≤ 2^63 − 2^S, within int64. Each is rounded by at most
         2^-(S+1), far below float32's rounding of Σ r ≥ 1 (S ≥ 42 below 2^21 points, 32 below 2^31).
         ``acc`` (C + D + 1, P) receives the per-pixel sums of r·c, [r·z,] r, overwritten: one call
-        per accumulator row, as in :func:`warp_planar`."""
+        per accumulator row, as in :func:`warp_planar`.
+
+        The four corners are summed one after the other, so the scratch of a point is one
+        corner's: its index (int64) and its R = C + D + 1 terms in float32 and int64, 68 bytes for
+        C = 3 with depth (all four at once took 320; a multi-view cache has millions of points).
+        ``scratch`` (C + 2, N) holds the unit colours [and depth] and one corner's weights, ``tmp``
+        (N,) is overwritten."""
         C, N = cols.shape
-        R, P, device = C + int(depth) + 1, acc.shape[1], cols.device
+        D, P, device = int(depth), acc.shape[1], cols.device
+        R = C + D + 1
         scale = 63 - N.bit_length()
-        idx = self._reused("corner index", (4, N), device, torch.long)
-        idx[0].copy_(corner)
-        for k, step in ((1, 1), (2, pw), (3, pw + 1)):
-            torch.add(idx[0], step, out=idx[k])
-        w = self._reused("corner weights", (4, N), device)
-        for k, (row, right) in enumerate(((top, False), (top, True), (bottom, False), (bottom, True))):
-            _corner_weight(row, fx, right, tmp, w[k])
-        flat_idx = idx.view(-1)
-        w_max = self._reused("max weight", (P,), device).zero_()
-        # Pixels nothing reaches keep 0, raised to tiny so that their (zero) weights give r = 0.
-        w_max.scatter_reduce_(0, flat_idx, w.view(-1), "amax").clamp_(min=torch.finfo(torch.float32).tiny)
-        r = w.div_(torch.index_select(w_max, 0, flat_idx, out=self._reused("gathered", (4 * N,), device)).view(4, N))
-        r.mul_(2.0**scale)  # exact: a power of two
-        # Per point: colours / max |c| and z / max visible z, each in [−1, 1].
+        # Per point: colours / max |c| and z / max visible z, each in [−1, 1] (z's scale before
+        # ``tmp`` becomes the corner weights' scratch).
         lo, hi = torch.aminmax(cols)
         col_scale = torch.maximum(hi, lo.neg()).clamp_(min=torch.finfo(torch.float32).tiny)
         z_scale = torch.where(in_view, z, z.new_zeros(()), out=tmp).max()
-        unit = self._reused("unit values", (C + int(depth), N), device)
+        unit, w = scratch[: C + D], scratch[C + 1]
         torch.div(cols, col_scale, out=unit[:C])
         if depth:
             torch.div(z, z_scale, out=unit[C])
-        terms = self._reused("terms", (R, 4, N), device)
-        torch.mul(unit.unsqueeze(1), r, out=terms[: R - 1])
-        terms[R - 1].copy_(r)
-        fixed = self._reused("fixed terms", (R, 4 * N), device, torch.long).copy_(terms.view(R, 4 * N).round_())
+        # One corner at a time (top-left, top-right, bottom-left, bottom-right; the index steps in
+        # place), so no scratch holds all four corners' terms: first each pixel's largest weight
+        # (a max is exact in any order), then each corner's fixed-point terms added to the sums.
+        corners = ((0, top, False), (1, top, True), (pw - 1, bottom, False), (1, bottom, True))
+        idx = self._reused("corner index", (N,), device, torch.long).copy_(corner)
+        w_max = self._reused("max weight", (P,), device).zero_()
+        for step, row, right in corners:
+            if step:
+                idx.add_(step)
+            w_max.scatter_reduce_(0, idx, _corner_weight(row, fx, right, tmp, w), "amax")
+        # Pixels nothing reaches keep 0, raised to tiny so that their (zero) weights give r = 0.
+        w_max.clamp_(min=torch.finfo(torch.float32).tiny)
+        terms = self._reused("terms", (R, N), device)
+        fixed = self._reused("fixed terms", (R, N), device, torch.long)
         sums = self._reused("fixed sums", (R, P), device, torch.long).zero_()
-        sums.scatter_add_(1, flat_idx.expand(R, -1), fixed)
+        r = terms[R - 1]
+        idx.copy_(corner)
+        for step, row, right in corners:
+            if step:
+                idx.add_(step)
+            _corner_weight(row, fx, right, tmp, r).div_(torch.index_select(w_max, 0, idx, out=w))
+            r.mul_(2.0**scale)  # exact: a power of two
+            torch.mul(unit, r, out=terms[: R - 1])
+            sums.scatter_add_(1, idx.expand(R, -1), fixed.copy_(terms.round_()))
         acc.copy_(sums)
         acc[:C].mul_(col_scale * 2.0**-scale)
         if depth:
