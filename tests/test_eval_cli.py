@@ -256,6 +256,21 @@ def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
     assert shown["PSNR seen"] != "—" and lines[2].startswith("| `ground_truth`")
 
 
+
+@pytest.mark.parametrize(("blocker", "message"), [("report.md", "holds a folder (or other non-file) named report.md"),
+                                                  ("contact_sheets", "holds a file named contact_sheets")])  # fmt: skip
+def test_a_report_name_taken_by_something_else_is_refused_before_the_benchmark(tmp_path, blocker, message):
+    """A folder named report.md (or a file named contact_sheets) in --output_folder: one line and
+    exit 2 before any case runs; it was an IsADirectoryError (FileExistsError) traceback after the
+    whole benchmark, with results.json published beside no report.md."""
+    (tmp_path / "report.md").mkdir() if blocker == "report.md" else (tmp_path / blocker).write_text("")
+    res = invoke("eval", "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--num_video_frames", 3,
+                 "--methods", "still", "--output_folder", tmp_path, "--no_plots")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: --output_folder") and message in res.output.replace("\n", " ")
+    assert "move it away or choose another --output_folder" in res.output.replace("\n", " ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [blocker]
+
 class _WarmingUp:
     """A generator whose first video costs 0.5 s more, as a model's first call does (allocations,
     kernel selection, compilation); every later one is the still image, at once."""

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 from torch import Tensor
 
-from gen3c.errors import Gen3cDependencyError
+from gen3c.errors import Gen3cDependencyError, Gen3cInputError
 from gen3c.evaluation.metrics import nanmean
 from gen3c.evaluation.suite import (
     GROUND_TRUTH,
@@ -406,14 +406,33 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
     return paths
 
 
+def _output_names() -> list[str]:
+    """The names ``gen3c eval`` writes under in its folder, contact sheets of any case of the full grid."""
+    return ["report.md", "results.json", *PLOTS, *(f"contact_sheets/{c.name}.png" for c in benchmark_cases(BenchmarkConfig()))]
+
+
 def previous_outputs(folder: str | Path) -> list[Path]:
     """The files a previous ``gen3c eval`` left in ``folder`` under the names it writes
     (``report.md``, ``results.json``, the plots, ``contact_sheets/SCENE-PRESET.png`` of any
     case of the full grid); nothing else."""
     folder = Path(folder)
-    names = ["report.md", "results.json", *PLOTS]
-    names += [f"contact_sheets/{c.name}.png" for c in benchmark_cases(BenchmarkConfig())]
-    return [folder / n for n in names if (folder / n).is_file()]
+    return [folder / n for n in _output_names() if (folder / n).is_file()]
+
+
+def check_output_names(folder: str | Path) -> None:
+    """Raise :class:`Gen3cInputError` when something other than a file holds a name the report
+    is written under in ``folder`` (a folder named ``report.md``, a file named ``contact_sheets``):
+    the finished report could not be moved into place, so it is refused before the benchmark runs."""
+    folder = Path(folder)
+    sheets = folder / "contact_sheets"
+    if sheets.exists() and not sheets.is_dir():
+        raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a file named contact_sheets where the contact sheets' "
+                              "folder goes: move it away or choose another --output_folder")  # fmt: skip
+    for name in _output_names():
+        path = folder / name
+        if path.exists() and not path.is_file():
+            raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a folder (or other non-file) named {name} where the "
+                                  "report writes that file: move it away or choose another --output_folder")  # fmt: skip
 
 
 def clear_previous_outputs(folder: str | Path) -> list[Path]:
