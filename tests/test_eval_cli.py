@@ -173,6 +173,34 @@ def test_bars_for_missing_values_are_not_drawn_as_zero():
     plt.close(fig)
 
 
+
+def test_the_terminal_table_and_the_report_name_their_units():
+    """The terminal's "warp" column shows warp_error ×100 and PSNR is in dB: both are said (the
+    table showed 5.16 for a warp error of 0.0516 with no word of the scale, report.md never said dB)."""
+    from rich.console import Console
+
+    from gen3c.evaluation.report import markdown, summary_table
+    from gen3c.evaluation.suite import (
+        GROUND_TRUTH,
+        SCORE_NAMES,
+        BenchmarkConfig,
+        BenchmarkResult,
+        Case,
+        CaseResult,
+        Method,
+    )
+
+    scores = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr": 21.25, "warp_error": 0.0516, "psnr_per_frame": [21.25]}
+    case = CaseResult(Case("room", "left", 1000), {GROUND_TRUTH: dict(scores), "still": dict(scores)}, {"still": 0.1})
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method("still", "held still", None)], [case])
+    console = Console(width=200, record=True)
+    console.print(summary_table(result))
+    text = console.export_text()
+    assert "mean over cases (PSNR in dB, warp error ×100)" in text
+    row = next(line for line in text.splitlines() if line.startswith("│still"))
+    assert [c.strip() for c in row.split("│")][2] == "21.25" and "5.16" in row
+    assert "**PSNR** (dB)" in markdown(result, plots=False, sheets=[])
+
 def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was(tmp_path):
     """Ctrl-C during a rerun's benchmark: the earlier report, plots and contact sheets stay
     untouched and nothing of the new run is left (the earlier ones were deleted when the rerun

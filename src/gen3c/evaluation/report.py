@@ -143,7 +143,8 @@ def summary_table(result: BenchmarkResult) -> Table:
     pose failures %, seconds per video after the first case and of the first (warm-up included);
     with compared rows, PSNR against the reference's video)."""
     summary = summarize(result)
-    table = Table(title=f"gen3c eval: {len(result.cases)} cases, mean over cases", title_justify="left", pad_edge=False)
+    title = f"gen3c eval: {len(result.cases)} cases, mean over cases (PSNR in dB, warp error ×100)"  # the headers are too short for units
+    table = Table(title=title, title_justify="left", pad_edge=False)
     table.add_column("method", no_wrap=True)
     for _, header in _COMPACT:
         table.add_column(header, justify="right", no_wrap=True)
@@ -231,7 +232,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         *comparison_markdown(result),
         "Metrics (frames 1 … T−1; frame 0 is the source view):",
         "",
-        "- **PSNR / SSIM** against the ground truth on the [0, 1] scale (SSIM: 11-tap Gaussian window, σ 1.5), over all "
+        "- **PSNR** (dB) **/ SSIM** against the ground truth on the [0, 1] scale (SSIM: 11-tap Gaussian window, σ 1.5), over all "
         "pixels, the pixels the source view's cache sees (*seen*: the surface point is visible from the source camera "
         "and kept by the edge filter, decided from ground-truth depth) and the rest (*disocc.*), pooled over each case.",
         "- **warp err**: mean absolute colour difference between each frame and the next one warped back through the "
