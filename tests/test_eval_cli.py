@@ -201,6 +201,29 @@ def test_the_terminal_table_and_the_report_name_their_units():
     assert [c.strip() for c in row.split("│")][2] == "21.25" and "5.16" in row
     assert "**PSNR** (dB)" in markdown(result, plots=False, sheets=[])
 
+
+def test_a_long_row_name_is_shown_whole_on_the_contact_sheet():
+    """A compared model's row is named after its folder ("gen3c:RUN/model"): a long one was cut
+    off under the first frame (a 130-pixel label column)."""
+    import numpy as np
+    import torch
+    from PIL import ImageDraw, ImageFont
+
+    from gen3c.evaluation.report import contact_sheet
+    from gen3c.evaluation.suite import GROUND_TRUTH, GroundTruth
+
+    name = "gen3c:distill_7b_lr1e-5_batch8_stage2/model"
+    truth = GroundTruth(None, None, None, torch.ones(3, 3, 16, 24), None, torch.ones(3, 16, 24, dtype=torch.bool), None, 1.0)
+    frames = -torch.ones(2, 3, 16, 24)  # black frames: they would hide the name's end
+    sheet = np.asarray(contact_sheet(truth, {GROUND_TRUTH: frames, name: frames}, [1, 2]).convert("L"))
+    # The name alone, drawn where the sheet draws it (row 4: ground truth, mask, gen3c…).
+    alone = Image.new("L", (600, 16), 255)
+    ImageDraw.Draw(alone).text((4, 16 // 2 - 6), name, fill=0, font=ImageFont.load_default())
+    y = 16 + 2 * (16 + 2)
+    left = int(np.argmax(sheet[y, :] < 5))  # the first black frame of that row
+    ink = np.asarray(alone) < 128
+    assert ink[:, left:].sum() == 0 and (sheet[y : y + 16, :left] < 128).sum() == ink.sum()
+
 def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was(tmp_path):
     """Ctrl-C during a rerun's benchmark: the earlier report, plots and contact sheets stay
     untouched and nothing of the new run is left (the earlier ones were deleted when the rerun

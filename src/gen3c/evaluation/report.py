@@ -303,7 +303,9 @@ def contact_sheet(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int]
     rows = [(GROUND_TRUTH, sheet[GROUND_TRUTH]), ("seen / disoccluded", mask)]
     rows += [(name, frames) for name, frames in sheet.items() if name != GROUND_TRUTH]
     font = ImageFont.load_default()
-    label_w, header_h, pad = 130, 16, 2
+    # As wide as the longest row name (a compared model's folder can be long), else the frames cover its end.
+    longest = max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(name, font=font) for name, _ in rows)
+    label_w, header_h, pad = max(130, int(longest) + 12), 16, 2
     canvas = Image.new("RGB", (label_w + len(shown) * (w + pad), header_h + len(rows) * (h + pad)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for j, t in enumerate(shown):
