@@ -173,6 +173,57 @@ def test_bars_for_missing_values_are_not_drawn_as_zero():
     plt.close(fig)
 
 
+
+def test_the_terminal_table_and_the_report_name_their_units():
+    """The terminal's "warp" column shows warp_error ×100 and PSNR is in dB: both are said (the
+    table showed 5.16 for a warp error of 0.0516 with no word of the scale, report.md never said dB)."""
+    from rich.console import Console
+
+    from gen3c.evaluation.report import markdown, summary_table
+    from gen3c.evaluation.suite import (
+        GROUND_TRUTH,
+        SCORE_NAMES,
+        BenchmarkConfig,
+        BenchmarkResult,
+        Case,
+        CaseResult,
+        Method,
+    )
+
+    scores = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr": 21.25, "warp_error": 0.0516, "psnr_per_frame": [21.25]}
+    case = CaseResult(Case("room", "left", 1000), {GROUND_TRUTH: dict(scores), "still": dict(scores)}, {"still": 0.1})
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method("still", "held still", None)], [case])
+    console = Console(width=200, record=True)
+    console.print(summary_table(result))
+    text = console.export_text()
+    assert "mean over cases (PSNR in dB, warp error ×100)" in text
+    row = next(line for line in text.splitlines() if line.startswith("│still"))
+    assert [c.strip() for c in row.split("│")][2] == "21.25" and "5.16" in row
+    assert "**PSNR** (dB)" in markdown(result, plots=False, sheets=[])
+
+
+def test_a_long_row_name_is_shown_whole_on_the_contact_sheet():
+    """A compared model's row is named after its folder ("gen3c:RUN/model"): a long one was cut
+    off under the first frame (a 130-pixel label column)."""
+    import numpy as np
+    import torch
+    from PIL import ImageDraw, ImageFont
+
+    from gen3c.evaluation.report import contact_sheet
+    from gen3c.evaluation.suite import GROUND_TRUTH, GroundTruth
+
+    name = "gen3c:distill_7b_lr1e-5_batch8_stage2/model"
+    truth = GroundTruth(None, None, None, torch.ones(3, 3, 16, 24), None, torch.ones(3, 16, 24, dtype=torch.bool), None, 1.0)
+    frames = -torch.ones(2, 3, 16, 24)  # black frames: they would hide the name's end
+    sheet = np.asarray(contact_sheet(truth, {GROUND_TRUTH: frames, name: frames}, [1, 2]).convert("L"))
+    # The name alone, drawn where the sheet draws it (row 4: ground truth, mask, gen3c…).
+    alone = Image.new("L", (600, 16), 255)
+    ImageDraw.Draw(alone).text((4, 16 // 2 - 6), name, fill=0, font=ImageFont.load_default())
+    y = 16 + 2 * (16 + 2)
+    left = int(np.argmax(sheet[y, :] < 5))  # the first black frame of that row
+    ink = np.asarray(alone) < 128
+    assert ink[:, left:].sum() == 0 and (sheet[y : y + 16, :left] < 128).sum() == ink.sum()
+
 def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was(tmp_path):
     """Ctrl-C during a rerun's benchmark: the earlier report, plots and contact sheets stay
     untouched and nothing of the new run is left (the earlier ones were deleted when the rerun
@@ -255,6 +306,21 @@ def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
             assert shown[head] == ("—" if value is None else f"{value * scale:.{decimals}f}"), (cells[0], score)
     assert shown["PSNR seen"] != "—" and lines[2].startswith("| `ground_truth`")
 
+
+
+@pytest.mark.parametrize(("blocker", "message"), [("report.md", "holds a folder (or other non-file) named report.md"),
+                                                  ("contact_sheets", "holds a file named contact_sheets")])  # fmt: skip
+def test_a_report_name_taken_by_something_else_is_refused_before_the_benchmark(tmp_path, blocker, message):
+    """A folder named report.md (or a file named contact_sheets) in --output_folder: one line and
+    exit 2 before any case runs; it was an IsADirectoryError (FileExistsError) traceback after the
+    whole benchmark, with results.json published beside no report.md."""
+    (tmp_path / "report.md").mkdir() if blocker == "report.md" else (tmp_path / blocker).write_text("")
+    res = invoke("eval", "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--num_video_frames", 3,
+                 "--methods", "still", "--output_folder", tmp_path, "--no_plots")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: --output_folder") and message in res.output.replace("\n", " ")
+    assert "move it away or choose another --output_folder" in res.output.replace("\n", " ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [blocker]
 
 class _WarmingUp:
     """A generator whose first video costs 0.5 s more, as a model's first call does (allocations,

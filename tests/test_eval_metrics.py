@@ -50,6 +50,22 @@ def test_psnr_masks():
     assert math.isnan(float(metrics.psnr(y, x, torch.zeros_like(left))))
 
 
+
+def test_8_bit_images_are_refused_not_read_as_white():
+    """uint8 frames (0 … 255) went through the [−1, 1] → [0, 1] clamp as almost all white: two
+    random 8-bit images scored ≈ 29 dB PSNR and SSIM 0.9 (truly ≈ 7.7 dB, ≈ 0)."""
+    g = torch.Generator().manual_seed(5)
+    a, b = (torch.randint(0, 256, (1, 3, 8, 8), generator=g, dtype=torch.uint8) for _ in range(2))
+    for metric in (metrics.psnr, metrics.ssim):
+        with pytest.raises(ValueError, match=r"floating point in \[−1, 1\], got torch.uint8: convert 8-bit ones"):
+            metric(a, b)
+    depth = torch.full((2, 8, 8), 3.0)
+    cams = Cameras(torch.eye(4).repeat(2, 1, 1), intrinsics_from_fov(60.0, 8, 8), 8, 8)
+    with pytest.raises(ValueError, match="floating point"):
+        metrics.warp_error(torch.stack([a[0], b[0]]), depth, cams)
+    # Converted as the message says, they score what float images do.
+    assert float(metrics.psnr(a.float() / 127.5 - 1, b.float() / 127.5 - 1)) < 10
+
 def test_ssim_identity_and_constant_images():
     g = torch.Generator().manual_seed(1)
     x = torch.rand(2, 3, 24, 24, generator=g) * 2 - 1

@@ -1356,7 +1356,7 @@ def eval_command(
     ] = None,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
-    from gen3c.evaluation.report import summary_table
+    from gen3c.evaluation.report import check_output_names, summary_table
     from gen3c.evaluation.run import make_config, parse_list, run_eval
     from gen3c.io.atomic import ensure_writable_dir, removed_if_left_empty
     from gen3c.pipelines.request import GenerationRequest, make_generator
@@ -1405,6 +1405,7 @@ def eval_command(
         # An unusable folder is refused before any model loads; one made here goes again if the run fails before writing to it.
         with removed_if_left_empty(output_folder):
             ensure_writable_dir(output_folder, "--output_folder")
+            check_output_names(output_folder)
             if generator == GeneratorName.gen3c:
                 with progress_bars(console) as load_progress:
                     started = time.perf_counter()

@@ -38,7 +38,10 @@ def _check_images(pred: Tensor, target: Tensor) -> None:
 
 
 def to_unit(images: Tensor) -> Tensor:
-    """[−1, 1] → [0, 1], clamped, float32."""
+    """[−1, 1] → [0, 1], clamped, float32. Integer images (8-bit 0 … 255) are refused: clamped
+    as if in [−1, 1], almost every value would read as white and the scores be silently wrong."""
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floating point in [−1, 1], got {images.dtype}: convert 8-bit ones with x.float() / 127.5 - 1")
     return ((images.float() + 1.0) * 0.5).clamp(0.0, 1.0)
 
 

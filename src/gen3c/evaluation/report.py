@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 from torch import Tensor
 
-from gen3c.errors import Gen3cDependencyError
+from gen3c.errors import Gen3cDependencyError, Gen3cInputError
 from gen3c.evaluation.metrics import nanmean
 from gen3c.evaluation.suite import (
     GROUND_TRUTH,
@@ -143,7 +143,8 @@ def summary_table(result: BenchmarkResult) -> Table:
     pose failures %, seconds per video after the first case and of the first (warm-up included);
     with compared rows, PSNR against the reference's video)."""
     summary = summarize(result)
-    table = Table(title=f"gen3c eval: {len(result.cases)} cases, mean over cases", title_justify="left", pad_edge=False)
+    title = f"gen3c eval: {len(result.cases)} cases, mean over cases (PSNR in dB, warp error ×100)"  # the headers are too short for units
+    table = Table(title=title, title_justify="left", pad_edge=False)
     table.add_column("method", no_wrap=True)
     for _, header in _COMPACT:
         table.add_column(header, justify="right", no_wrap=True)
@@ -231,7 +232,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         *comparison_markdown(result),
         "Metrics (frames 1 … T−1; frame 0 is the source view):",
         "",
-        "- **PSNR / SSIM** against the ground truth on the [0, 1] scale (SSIM: 11-tap Gaussian window, σ 1.5), over all "
+        "- **PSNR** (dB) **/ SSIM** against the ground truth on the [0, 1] scale (SSIM: 11-tap Gaussian window, σ 1.5), over all "
         "pixels, the pixels the source view's cache sees (*seen*: the surface point is visible from the source camera "
         "and kept by the edge filter, decided from ground-truth depth) and the rest (*disocc.*), pooled over each case.",
         "- **warp err**: mean absolute colour difference between each frame and the next one warped back through the "
@@ -302,7 +303,9 @@ def contact_sheet(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int]
     rows = [(GROUND_TRUTH, sheet[GROUND_TRUTH]), ("seen / disoccluded", mask)]
     rows += [(name, frames) for name, frames in sheet.items() if name != GROUND_TRUTH]
     font = ImageFont.load_default()
-    label_w, header_h, pad = 130, 16, 2
+    # As wide as the longest row name (a compared model's folder can be long), else the frames cover its end.
+    longest = max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(name, font=font) for name, _ in rows)
+    label_w, header_h, pad = max(130, int(longest) + 12), 16, 2
     canvas = Image.new("RGB", (label_w + len(shown) * (w + pad), header_h + len(rows) * (h + pad)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for j, t in enumerate(shown):
@@ -406,14 +409,33 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
     return paths
 
 
+def _output_names() -> list[str]:
+    """The names ``gen3c eval`` writes under in its folder, contact sheets of any case of the full grid."""
+    return ["report.md", "results.json", *PLOTS, *(f"contact_sheets/{c.name}.png" for c in benchmark_cases(BenchmarkConfig()))]
+
+
 def previous_outputs(folder: str | Path) -> list[Path]:
     """The files a previous ``gen3c eval`` left in ``folder`` under the names it writes
     (``report.md``, ``results.json``, the plots, ``contact_sheets/SCENE-PRESET.png`` of any
     case of the full grid); nothing else."""
     folder = Path(folder)
-    names = ["report.md", "results.json", *PLOTS]
-    names += [f"contact_sheets/{c.name}.png" for c in benchmark_cases(BenchmarkConfig())]
-    return [folder / n for n in names if (folder / n).is_file()]
+    return [folder / n for n in _output_names() if (folder / n).is_file()]
+
+
+def check_output_names(folder: str | Path) -> None:
+    """Raise :class:`Gen3cInputError` when something other than a file holds a name the report
+    is written under in ``folder`` (a folder named ``report.md``, a file named ``contact_sheets``):
+    the finished report could not be moved into place, so it is refused before the benchmark runs."""
+    folder = Path(folder)
+    sheets = folder / "contact_sheets"
+    if sheets.exists() and not sheets.is_dir():
+        raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a file named contact_sheets where the contact sheets' "
+                              "folder goes: move it away or choose another --output_folder")  # fmt: skip
+    for name in _output_names():
+        path = folder / name
+        if path.exists() and not path.is_file():
+            raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a folder (or other non-file) named {name} where the "
+                                  "report writes that file: move it away or choose another --output_folder")  # fmt: skip
 
 
 def clear_previous_outputs(folder: str | Path) -> list[Path]:

@@ -7,7 +7,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, raise_if_interrupted
-from gen3c.evaluation.report import clear_previous_outputs, require_matplotlib, sheet_writer, write_report
+from gen3c.evaluation.report import (
+    check_output_names,
+    clear_previous_outputs,
+    require_matplotlib,
+    sheet_writer,
+    write_report,
+)
 from gen3c.evaluation.suite import (
     SCENES,
     BenchmarkConfig,
@@ -105,6 +111,7 @@ def run_eval(
     config.check()
     rows = select_methods(methods, generator, compared)
     folder = ensure_writable_dir(folder, "--output_folder")
+    check_output_names(folder)  # else the finished report could not go into place
     remove_abandoned_staging(folder, "eval")  # of evals killed before they could clean up
     staging = make_staging_dir(folder, "eval")
     try:
