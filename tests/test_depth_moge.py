@@ -7,6 +7,7 @@ import pytest
 import torch
 from moge_layout import VITL_CONFIG, official_moge_v1_shapes, random_state_dict
 
+from gen3c.cameras import make_intrinsics
 from gen3c.depth import gen3c_moge_postprocess, load_depth_estimator, median_depth
 from gen3c.depth.moge import (
     MoGeEstimator,
@@ -17,7 +18,7 @@ from gen3c.depth.moge import (
     recover_focal_shift,
     solve_focal_shift,
 )
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cInputError, Gen3cModelError
 
 # The released ViT-L architecture at a tiny width: 2 heads of 64, 4 blocks.
 TINY = {**VITL_CONFIG, "encoder": "dinov2_vitl14", "dim_proj": 32, "dim_upsample": [32, 32, 32], "last_conv_channels": 8}
@@ -136,6 +137,18 @@ def test_known_fov_fixes_the_intrinsics(checkpoint_path):
     out = est.estimate(torch.rand(3, 56, 84), fov=60.0)
     assert out.intrinsics[0, 0].item() == pytest.approx(42 / math.tan(math.radians(30)), rel=1e-4)
     assert out.intrinsics_from == "user"
+
+
+def test_known_fov_of_another_aspect_ratio_gives_the_users_square_camera(checkpoint_path):
+    """A 4:3 image run at MoGe's 3:2 size: --fov is the image's own camera (fx = fy, centre), as
+    for every other estimator. MoGe's K for that FOV has square pixels of the stretched image, so
+    fy came back 9/8 × fx; intrinsics and a FOV together were taken silently (intrinsics won)."""
+    est = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(56, 84))
+    out = est.estimate(torch.rand(3, 48, 64), size=(24, 32), fov=60.0)
+    f = 16 / math.tan(math.radians(30))
+    assert torch.allclose(out.intrinsics, torch.tensor([[f, 0, 16.0], [0, f, 12.0], [0, 0, 1]]), rtol=1e-5)
+    with pytest.raises(Gen3cInputError, match="not both"):
+        est.estimate(torch.rand(3, 48, 64), intrinsics=make_intrinsics(40.0, 40.0, 32.0, 24.0), fov=60.0)
 
 
 def synthetic_point_map(focal: float, shift: float, height: int = 48, width: int = 80, scale: float = 1.0) -> torch.Tensor:

@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gen3c.cameras import check_intrinsics_fit
+from gen3c.cameras import resize_intrinsics
 from gen3c.dependencies import optional, require
-from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, resize_mask
+from gen3c.depth.base import DepthEstimate, camera_for, fov_from_intrinsics, resize_mask
 from gen3c.depth.hub import hub_file
 from gen3c.errors import Gen3cModelError, note
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
@@ -825,7 +825,8 @@ class MoGeEstimator:
         """GEN3C's MoGe step: plain resize to 720×1280, MoGe, :func:`gen3c_moge_postprocess` to ``size``.
 
         ``size`` defaults to the input image's size. ``intrinsics`` / ``fov`` (GEN3C passes
-        neither) fix MoGe's field of view and replace its intrinsics.
+        neither; one or the other) fix MoGe's field of view and replace its intrinsics: a
+        ``fov`` gives square pixels of the input image with the principal point at its centre.
         """
         rgb = image_to_uint8(image)
         h0, w0 = rgb.shape[:2]
@@ -837,11 +838,12 @@ class MoGeEstimator:
             rgb = cv2.resize(rgb, (self.inference_size[1], self.inference_size[0]), interpolation=cv2.INTER_LINEAR)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
         fov_x, user = None, intrinsics is not None or fov is not None
-        if intrinsics is not None:
-            intrinsics = check_intrinsics_fit(torch.as_tensor(intrinsics, dtype=torch.float32), h0, w0)
+        if user:
+            # The user's camera, as every estimator reads it (a --fov is square pixels of this
+            # image). MoGe's own K for a known FOV assumes square pixels of the 720×1280 resize,
+            # which a plain resize of another aspect ratio makes non-square here.
+            intrinsics, _ = camera_for(h0, w0, intrinsics, fov)
             fov_x = fov_from_intrinsics(intrinsics, w0)
-        elif fov is not None:
-            fov_x = float(fov)
         out = self.predict(x, fov_x=fov_x)
         fx, fy = float(out["intrinsics"][0, 0]), float(out["intrinsics"][1, 1])
         if not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
@@ -850,8 +852,6 @@ class MoGeEstimator:
             )
         depth, K, mask = gen3c_moge_postprocess(out["depth"], out["intrinsics"], out["mask"], target)
         if intrinsics is not None:  # the user's camera, in pixels of the input image
-            from gen3c.cameras import resize_intrinsics
-
-            K = resize_intrinsics(torch.as_tensor(intrinsics, dtype=torch.float32), (h0, w0), target)
+            K = resize_intrinsics(intrinsics, (h0, w0), target)
         return DepthEstimate(depth, K, mask, self.kind, self.name, "user" if user else "model")
 
