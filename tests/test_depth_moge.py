@@ -242,8 +242,9 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
         load_depth_estimator(str(tmp_path / "nowhere" / "model.pt"))
 
 
-def test_official_package_is_used_when_importable(monkeypatch, checkpoint_path):
-    """The glue to the official ``moge`` package: build from model_config, load the state dict, call infer."""
+def official_stand_in(monkeypatch) -> list:
+    """Make ``from moge.model.v1 import MoGeModel`` give a stand-in (our MoGeV1 at the tiny size,
+    loading strictly as torch does); returns the list of model_configs it is built with."""
     import sys
     import types
 
@@ -261,9 +262,33 @@ def test_official_package_is_used_when_importable(monkeypatch, checkpoint_path):
     for name in ("moge", "moge.model"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "moge.model.v1", module)
+    return calls
+
+
+def test_official_package_is_used_when_importable(monkeypatch, checkpoint_path):
+    """The glue to the official ``moge`` package: build from model_config, load the state dict, call infer."""
+    calls = official_stand_in(monkeypatch)
     official = MoGeEstimator(str(checkpoint_path), inference_size=(56, 84))
     ours = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(56, 84))
     assert official.backend == "official" and ours.backend == "gen3c" and calls == [TINY]
     image = torch.rand(3, 40, 60)
     a, b = official.estimate(image), ours.estimate(image)
     assert torch.equal(a.depth, b.depth) and torch.equal(a.intrinsics, b.intrinsics)
+
+
+def test_official_package_with_a_file_that_is_not_its_model_is_a_one_line_error(monkeypatch, tmp_path):
+    """With the official package installed (as the docs advise), another model's .pt or a MoGe
+    file with mismatched weights is a Gen3cModelError naming the file, as with our back end; it
+    was a KeyError / torch's many-line RuntimeError (a traceback from the CLI)."""
+    official_stand_in(monkeypatch)
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"net.x": torch.zeros(1)}}, other)  # e.g. a DiT checkpoint: no model_config
+    with pytest.raises(Gen3cModelError, match=r"other\.pt.* is not a MoGe model\.pt"):
+        MoGeEstimator(str(other))
+    ckpt = tiny_checkpoint()
+    del ckpt["model"]["head.projects.0.bias"]
+    damaged = tmp_path / "model.pt"
+    torch.save(ckpt, damaged)
+    with pytest.raises(Gen3cModelError, match=r"model\.pt' does not fit the official MoGe v1 model \(RuntimeError") as err:
+        MoGeEstimator(str(damaged))
+    assert "\n" not in str(err.value)

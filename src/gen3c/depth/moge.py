@@ -585,9 +585,7 @@ class MoGeV1(nn.Module):
     @classmethod
     def from_checkpoint(cls, checkpoint: dict[str, Any], name: str = "MoGe checkpoint") -> MoGeV1:
         """Build from a loaded ``model.pt`` (``{"model_config": ..., "model": state_dict}``), strictly."""
-        if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_config" not in checkpoint:
-            keys = list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-            raise Gen3cModelError(f"{name} is not a MoGe model.pt (expected keys 'model_config' and 'model', found {keys}): re-download it")
+        check_moge_layout(checkpoint, name)
         config = checkpoint["model_config"]
         if is_moge_v2_checkpoint(checkpoint):
             raise Gen3cModelError(
@@ -746,6 +744,17 @@ def load_checkpoint(path: Path, what: str = "MoGe checkpoint") -> dict[str, Any]
         raise Gen3cModelError(f"{name} is corrupt or truncated ({type(exc).__name__}): re-download it") from None
 
 
+def check_moge_layout(checkpoint: Any, name: str = "MoGe checkpoint") -> None:
+    """Refuse a loaded file that is not a MoGe ``model.pt`` (``{"model_config": dict, "model": state dict}``)."""
+    if (
+        not isinstance(checkpoint, dict)
+        or not isinstance(checkpoint.get("model_config"), dict)
+        or not isinstance(checkpoint.get("model"), dict)
+    ):
+        keys = list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise Gen3cModelError(f"{name} is not a MoGe model.pt (expected keys 'model_config' and 'model', found {keys}): re-download it")
+
+
 def is_moge_v2_checkpoint(checkpoint: Any) -> bool:
     """MoGe v2 configs describe their parts as dicts (``encoder``, ``neck``, ``points_head``, …)."""
     config = checkpoint.get("model_config", {}) if isinstance(checkpoint, dict) else {}
@@ -793,6 +802,7 @@ class MoGeEstimator:
         path = resolve_moge_checkpoint(name_or_path)
         checkpoint = load_checkpoint(path)
         where = f"MoGe checkpoint {str(path)!r}"
+        check_moge_layout(checkpoint, where)  # before either back end reads it
         v2 = is_moge_v2_checkpoint(checkpoint)
         official = _official_moge_class(2 if v2 else 1) if backend in ("auto", "official") or v2 else None
         if (backend == "official" or v2) and official is None:
@@ -801,8 +811,15 @@ class MoGeEstimator:
             )
         if official is not None:
             self.backend = "official"
-            model = official(**checkpoint["model_config"])
-            model.load_state_dict(checkpoint["model"])
+            try:
+                model = official(**checkpoint["model_config"])
+                model.load_state_dict(checkpoint["model"])
+            except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # unknown config keys, mismatched weights
+                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                raise Gen3cModelError(
+                    f"{where} does not fit the official MoGe {'v2' if v2 else 'v1'} model ({type(exc).__name__}: {text}): "
+                    "the file is damaged or another model; re-download it"
+                ) from None
             # MoGe v2 with a scale head predicts metric depth; v1 is up to scale.
             self.kind = "metric" if v2 and "scale_head" in checkpoint["model_config"] else "relative"
         else:
