@@ -125,6 +125,17 @@ def test_unknown_local_paths_are_clear_errors(tmp_path):
         load_depth_estimator("./no/such/model")
 
 
+def test_a_missing_checkpoint_file_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    """`--depth_estimator checkpoints/model.pt` with a typo: the file does not exist. It used to be
+    taken for a hub id (one '/'), so the error said it was not in the Hugging Face cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for name in ("checkpoints/model.pt", "weights/moge.PTH"):
+        with pytest.raises(Gen3cModelError, match=rf"{name.replace('.', '[.]')}' does not exist"):
+            load_depth_estimator(name)
+
+
 # ---- user depth ------------------------------------------------------------------------------
 
 

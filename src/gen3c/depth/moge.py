@@ -47,6 +47,8 @@ from gen3c.io.images import image_to_uint8
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
+#: A name ending so is a checkpoint file (``model.pt``), never a hub id.
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
 #: GEN3C runs MoGe on the image plainly resized to this (H, W).
 GEN3C_MOGE_SIZE = (720, 1280)
 #: GEN3C's working resolution (H, W).
@@ -697,11 +699,10 @@ def is_moge_name(name_or_path: str) -> bool:
     if name_or_path.lower() in ("moge", "moge-v1", "moge-vitl"):
         return True
     p = Path(name_or_path).expanduser()
-    if p.is_file():
-        return p.suffix in (".pt", ".pth")
     if p.is_dir():
         return (p / MOGE_CHECKPOINT_NAME).is_file() and not (p / "config.json").is_file()
-    return "moge" in name_or_path.lower()
+    # A missing checkpoint file too: resolve_moge_checkpoint says it does not exist (not a hub id)
+    return p.suffix.lower() in CHECKPOINT_SUFFIXES or (not p.is_file() and "moge" in name_or_path.lower())
 
 
 def resolve_moge_checkpoint(name_or_path: str) -> Path:
@@ -721,7 +722,11 @@ def resolve_moge_checkpoint(name_or_path: str) -> Path:
         if (p / MOGE_CHECKPOINT_NAME).is_file():
             return p / MOGE_CHECKPOINT_NAME
         raise Gen3cModelError(f"MoGe folder {str(p)!r} has no {MOGE_CHECKPOINT_NAME}: download it from huggingface.co/{MOGE_DEFAULT_REPO}")
-    looks_like_path = name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").replace("/", "", 1)
+    looks_like_path = (
+        name_or_path.startswith((".", "/", "~"))
+        or os.sep in name_or_path.strip("/").replace("/", "", 1)
+        or p.suffix.lower() in CHECKPOINT_SUFFIXES  # "checkpoints/model.pt": a file, not a hub id
+    )
     if looks_like_path or name_or_path.count("/") != 1:
         raise Gen3cModelError(f"MoGe checkpoint {name_or_path!r} does not exist: pass a model.pt file or a hub id like {MOGE_DEFAULT_REPO}")
     return hub_file(name_or_path, MOGE_CHECKPOINT_NAME, "MoGe")
