@@ -48,6 +48,19 @@ def test_estimate_validates_and_resizes():
     assert (make_estimate(holed).resized((6, 8)).depth[2:4, 2:4] == 0).all()
 
 
+@pytest.mark.parametrize("size", [(8, 8), (6, 10), (3, 3)])
+def test_resized_user_depth_has_no_points_pulled_towards_a_hole(size):
+    """A flat wall at depth 2 with one hole (a 16-bit PNG's 0): resized, every pixel is the wall
+    or a hole, and a hole is untrusted. Neighbours of the hole used to blend with its 0 (1.5,
+    1.0, …: points floating in front of the wall), trusted."""
+    depth = torch.full((4, 4), 2.0)
+    depth[1, 1] = 0.0
+    out = make_estimate(depth).resized(size)
+    hole = out.depth == 0
+    assert hole.any() and torch.allclose(out.depth[~hole], torch.tensor(2.0))
+    assert not out.mask[hole].any() and out.mask[~hole].all()
+
+
 def test_median_depth_uses_trusted_pixels():
     depth = torch.tensor([[1.0, 2.0, 3.0, 1000.0, 1000.0, 1000.0]])
     mask = torch.tensor([[True, True, True, False, False, False]])
