@@ -48,6 +48,19 @@ def test_estimate_validates_and_resizes():
     assert (make_estimate(holed).resized((6, 8)).depth[2:4, 2:4] == 0).all()
 
 
+@pytest.mark.parametrize("size", [(8, 8), (6, 10), (3, 3)])
+def test_resized_user_depth_has_no_points_pulled_towards_a_hole(size):
+    """A flat wall at depth 2 with one hole (a 16-bit PNG's 0): resized, every pixel is the wall
+    or a hole, and a hole is untrusted. Neighbours of the hole used to blend with its 0 (1.5,
+    1.0, …: points floating in front of the wall), trusted."""
+    depth = torch.full((4, 4), 2.0)
+    depth[1, 1] = 0.0
+    out = make_estimate(depth).resized(size)
+    hole = out.depth == 0
+    assert hole.any() and torch.allclose(out.depth[~hole], torch.tensor(2.0))
+    assert not out.mask[hole].any() and out.mask[~hole].all()
+
+
 def test_median_depth_uses_trusted_pixels():
     depth = torch.tensor([[1.0, 2.0, 3.0, 1000.0, 1000.0, 1000.0]])
     mask = torch.tensor([[True, True, True, False, False, False]])
@@ -123,6 +136,17 @@ def test_unknown_local_paths_are_clear_errors(tmp_path):
         load_depth_estimator(str(tmp_path / "notes.txt"))
     with pytest.raises(Gen3cModelError, match="does not exist"):
         load_depth_estimator("./no/such/model")
+
+
+def test_a_missing_checkpoint_file_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    """`--depth_estimator checkpoints/model.pt` with a typo: the file does not exist. It used to be
+    taken for a hub id (one '/'), so the error said it was not in the Hugging Face cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for name in ("checkpoints/model.pt", "weights/moge.PTH"):
+        with pytest.raises(Gen3cModelError, match=rf"{name.replace('.', '[.]')}' does not exist"):
+            load_depth_estimator(name)
 
 
 # ---- user depth ------------------------------------------------------------------------------

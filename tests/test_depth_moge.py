@@ -7,6 +7,7 @@ import pytest
 import torch
 from moge_layout import VITL_CONFIG, official_moge_v1_shapes, random_state_dict
 
+from gen3c.cameras import make_intrinsics
 from gen3c.depth import gen3c_moge_postprocess, load_depth_estimator, median_depth
 from gen3c.depth.moge import (
     MoGeEstimator,
@@ -17,7 +18,7 @@ from gen3c.depth.moge import (
     recover_focal_shift,
     solve_focal_shift,
 )
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cInputError, Gen3cModelError
 
 # The released ViT-L architecture at a tiny width: 2 heads of 64, 4 blocks.
 TINY = {**VITL_CONFIG, "encoder": "dinov2_vitl14", "dim_proj": 32, "dim_upsample": [32, 32, 32], "last_conv_channels": 8}
@@ -138,6 +139,18 @@ def test_known_fov_fixes_the_intrinsics(checkpoint_path):
     assert out.intrinsics_from == "user"
 
 
+def test_known_fov_of_another_aspect_ratio_gives_the_users_square_camera(checkpoint_path):
+    """A 4:3 image run at MoGe's 3:2 size: --fov is the image's own camera (fx = fy, centre), as
+    for every other estimator. MoGe's K for that FOV has square pixels of the stretched image, so
+    fy came back 9/8 × fx; intrinsics and a FOV together were taken silently (intrinsics won)."""
+    est = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(56, 84))
+    out = est.estimate(torch.rand(3, 48, 64), size=(24, 32), fov=60.0)
+    f = 16 / math.tan(math.radians(30))
+    assert torch.allclose(out.intrinsics, torch.tensor([[f, 0, 16.0], [0, f, 12.0], [0, 0, 1]]), rtol=1e-5)
+    with pytest.raises(Gen3cInputError, match="not both"):
+        est.estimate(torch.rand(3, 48, 64), intrinsics=make_intrinsics(40.0, 40.0, 32.0, 24.0), fov=60.0)
+
+
 def synthetic_point_map(focal: float, shift: float, height: int = 48, width: int = 80, scale: float = 1.0) -> torch.Tensor:
     """A camera with focal ``focal`` (half diagonals) seeing a slanted, bumpy surface; z shifted by −shift."""
     uv = normalized_view_plane_uv(width, height, dtype=torch.float64)
@@ -229,8 +242,9 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
         load_depth_estimator(str(tmp_path / "nowhere" / "model.pt"))
 
 
-def test_official_package_is_used_when_importable(monkeypatch, checkpoint_path):
-    """The glue to the official ``moge`` package: build from model_config, load the state dict, call infer."""
+def official_stand_in(monkeypatch) -> list:
+    """Make ``from moge.model.v1 import MoGeModel`` give a stand-in (our MoGeV1 at the tiny size,
+    loading strictly as torch does); returns the list of model_configs it is built with."""
     import sys
     import types
 
@@ -248,9 +262,33 @@ def test_official_package_is_used_when_importable(monkeypatch, checkpoint_path):
     for name in ("moge", "moge.model"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "moge.model.v1", module)
+    return calls
+
+
+def test_official_package_is_used_when_importable(monkeypatch, checkpoint_path):
+    """The glue to the official ``moge`` package: build from model_config, load the state dict, call infer."""
+    calls = official_stand_in(monkeypatch)
     official = MoGeEstimator(str(checkpoint_path), inference_size=(56, 84))
     ours = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(56, 84))
     assert official.backend == "official" and ours.backend == "gen3c" and calls == [TINY]
     image = torch.rand(3, 40, 60)
     a, b = official.estimate(image), ours.estimate(image)
     assert torch.equal(a.depth, b.depth) and torch.equal(a.intrinsics, b.intrinsics)
+
+
+def test_official_package_with_a_file_that_is_not_its_model_is_a_one_line_error(monkeypatch, tmp_path):
+    """With the official package installed (as the docs advise), another model's .pt or a MoGe
+    file with mismatched weights is a Gen3cModelError naming the file, as with our back end; it
+    was a KeyError / torch's many-line RuntimeError (a traceback from the CLI)."""
+    official_stand_in(monkeypatch)
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"net.x": torch.zeros(1)}}, other)  # e.g. a DiT checkpoint: no model_config
+    with pytest.raises(Gen3cModelError, match=r"other\.pt.* is not a MoGe model\.pt"):
+        MoGeEstimator(str(other))
+    ckpt = tiny_checkpoint()
+    del ckpt["model"]["head.projects.0.bias"]
+    damaged = tmp_path / "model.pt"
+    torch.save(ckpt, damaged)
+    with pytest.raises(Gen3cModelError, match=r"model\.pt' does not fit the official MoGe v1 model \(RuntimeError") as err:
+        MoGeEstimator(str(damaged))
+    assert "\n" not in str(err.value)

@@ -92,20 +92,21 @@ class DepthEstimate:
         """The estimate at ``size`` (H, W) by a plain resize (aspect ratio not kept).
 
         Depth is resized bilinearly (as GEN3C resizes MoGe's depth), the mask by nearest
-        neighbour, and fx, cx / fy, cy scale with the width / height ratio.
+        neighbour, and fx, cx / fy, cy scale with the width / height ratio. Holes (depth ≤ 0,
+        user depth only) stay holes, and so does every pixel blended with one.
         """
         if tuple(size) == self.size:
             return self
         depth = resize_depth(self.depth, size)
-        if (self.depth <= 0).any():  # user holes: keep them holes instead of blending into 0
-            holes = resize_mask(self.depth <= 0, size)
+        mask = resize_mask(self.mask, size)
+        if (self.depth <= 0).any():
+            # User holes stay holes, and a pixel blended with one is a hole too (a point pulled
+            # towards the camera otherwise): valid only where fully valid, as prepare_source
+            # resizes a source view's validity.
+            holes = resize_depth((self.depth > 0).float(), size) <= 0.999
             depth = torch.where(holes, torch.zeros_like(depth), depth)
-        return replace(
-            self,
-            depth=depth,
-            intrinsics=resize_intrinsics(self.intrinsics, self.size, tuple(size)),
-            mask=resize_mask(self.mask, size),
-        )
+            mask &= ~holes
+        return replace(self, depth=depth, intrinsics=resize_intrinsics(self.intrinsics, self.size, tuple(size)), mask=mask)
 
 
 @runtime_checkable

@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gen3c.cameras import check_intrinsics_fit
+from gen3c.cameras import resize_intrinsics
 from gen3c.dependencies import optional, require
-from gen3c.depth.base import DepthEstimate, fov_from_intrinsics, resize_mask
+from gen3c.depth.base import DepthEstimate, camera_for, fov_from_intrinsics, resize_mask
 from gen3c.depth.hub import hub_file
 from gen3c.errors import Gen3cModelError, note
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
@@ -47,6 +47,8 @@ from gen3c.io.images import image_to_uint8
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
+#: A name ending so is a checkpoint file (``model.pt``), never a hub id.
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
 #: GEN3C runs MoGe on the image plainly resized to this (H, W).
 GEN3C_MOGE_SIZE = (720, 1280)
 #: GEN3C's working resolution (H, W).
@@ -585,9 +587,7 @@ class MoGeV1(nn.Module):
     @classmethod
     def from_checkpoint(cls, checkpoint: dict[str, Any], name: str = "MoGe checkpoint") -> MoGeV1:
         """Build from a loaded ``model.pt`` (``{"model_config": ..., "model": state_dict}``), strictly."""
-        if not isinstance(checkpoint, dict) or "model" not in checkpoint or "model_config" not in checkpoint:
-            keys = list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-            raise Gen3cModelError(f"{name} is not a MoGe model.pt (expected keys 'model_config' and 'model', found {keys}): re-download it")
+        check_moge_layout(checkpoint, name)
         config = checkpoint["model_config"]
         if is_moge_v2_checkpoint(checkpoint):
             raise Gen3cModelError(
@@ -699,11 +699,10 @@ def is_moge_name(name_or_path: str) -> bool:
     if name_or_path.lower() in ("moge", "moge-v1", "moge-vitl"):
         return True
     p = Path(name_or_path).expanduser()
-    if p.is_file():
-        return p.suffix in (".pt", ".pth")
     if p.is_dir():
         return (p / MOGE_CHECKPOINT_NAME).is_file() and not (p / "config.json").is_file()
-    return "moge" in name_or_path.lower()
+    # A missing checkpoint file too: resolve_moge_checkpoint says it does not exist (not a hub id)
+    return p.suffix.lower() in CHECKPOINT_SUFFIXES or (not p.is_file() and "moge" in name_or_path.lower())
 
 
 def resolve_moge_checkpoint(name_or_path: str) -> Path:
@@ -723,7 +722,11 @@ def resolve_moge_checkpoint(name_or_path: str) -> Path:
         if (p / MOGE_CHECKPOINT_NAME).is_file():
             return p / MOGE_CHECKPOINT_NAME
         raise Gen3cModelError(f"MoGe folder {str(p)!r} has no {MOGE_CHECKPOINT_NAME}: download it from huggingface.co/{MOGE_DEFAULT_REPO}")
-    looks_like_path = name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").replace("/", "", 1)
+    looks_like_path = (
+        name_or_path.startswith((".", "/", "~"))
+        or os.sep in name_or_path.strip("/").replace("/", "", 1)
+        or p.suffix.lower() in CHECKPOINT_SUFFIXES  # "checkpoints/model.pt": a file, not a hub id
+    )
     if looks_like_path or name_or_path.count("/") != 1:
         raise Gen3cModelError(f"MoGe checkpoint {name_or_path!r} does not exist: pass a model.pt file or a hub id like {MOGE_DEFAULT_REPO}")
     return hub_file(name_or_path, MOGE_CHECKPOINT_NAME, "MoGe")
@@ -744,6 +747,17 @@ def load_checkpoint(path: Path, what: str = "MoGe checkpoint") -> dict[str, Any]
         if not head.startswith((ZIP_MAGICS[0], PICKLE_MAGIC)):  # torch's zip format, or a legacy pickle
             raise Gen3cModelError(f"{name} is {describe_head(head)}, not a PyTorch checkpoint: pass the official model.pt") from None
         raise Gen3cModelError(f"{name} is corrupt or truncated ({type(exc).__name__}): re-download it") from None
+
+
+def check_moge_layout(checkpoint: Any, name: str = "MoGe checkpoint") -> None:
+    """Refuse a loaded file that is not a MoGe ``model.pt`` (``{"model_config": dict, "model": state dict}``)."""
+    if (
+        not isinstance(checkpoint, dict)
+        or not isinstance(checkpoint.get("model_config"), dict)
+        or not isinstance(checkpoint.get("model"), dict)
+    ):
+        keys = list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise Gen3cModelError(f"{name} is not a MoGe model.pt (expected keys 'model_config' and 'model', found {keys}): re-download it")
 
 
 def is_moge_v2_checkpoint(checkpoint: Any) -> bool:
@@ -793,6 +807,7 @@ class MoGeEstimator:
         path = resolve_moge_checkpoint(name_or_path)
         checkpoint = load_checkpoint(path)
         where = f"MoGe checkpoint {str(path)!r}"
+        check_moge_layout(checkpoint, where)  # before either back end reads it
         v2 = is_moge_v2_checkpoint(checkpoint)
         official = _official_moge_class(2 if v2 else 1) if backend in ("auto", "official") or v2 else None
         if (backend == "official" or v2) and official is None:
@@ -801,8 +816,15 @@ class MoGeEstimator:
             )
         if official is not None:
             self.backend = "official"
-            model = official(**checkpoint["model_config"])
-            model.load_state_dict(checkpoint["model"])
+            try:
+                model = official(**checkpoint["model_config"])
+                model.load_state_dict(checkpoint["model"])
+            except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # unknown config keys, mismatched weights
+                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                raise Gen3cModelError(
+                    f"{where} does not fit the official MoGe {'v2' if v2 else 'v1'} model ({type(exc).__name__}: {text}): "
+                    "the file is damaged or another model; re-download it"
+                ) from None
             # MoGe v2 with a scale head predicts metric depth; v1 is up to scale.
             self.kind = "metric" if v2 and "scale_head" in checkpoint["model_config"] else "relative"
         else:
@@ -825,7 +847,8 @@ class MoGeEstimator:
         """GEN3C's MoGe step: plain resize to 720×1280, MoGe, :func:`gen3c_moge_postprocess` to ``size``.
 
         ``size`` defaults to the input image's size. ``intrinsics`` / ``fov`` (GEN3C passes
-        neither) fix MoGe's field of view and replace its intrinsics.
+        neither; one or the other) fix MoGe's field of view and replace its intrinsics: a
+        ``fov`` gives square pixels of the input image with the principal point at its centre.
         """
         rgb = image_to_uint8(image)
         h0, w0 = rgb.shape[:2]
@@ -837,11 +860,12 @@ class MoGeEstimator:
             rgb = cv2.resize(rgb, (self.inference_size[1], self.inference_size[0]), interpolation=cv2.INTER_LINEAR)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
         fov_x, user = None, intrinsics is not None or fov is not None
-        if intrinsics is not None:
-            intrinsics = check_intrinsics_fit(torch.as_tensor(intrinsics, dtype=torch.float32), h0, w0)
+        if user:
+            # The user's camera, as every estimator reads it (a --fov is square pixels of this
+            # image). MoGe's own K for a known FOV assumes square pixels of the 720×1280 resize,
+            # which a plain resize of another aspect ratio makes non-square here.
+            intrinsics, _ = camera_for(h0, w0, intrinsics, fov)
             fov_x = fov_from_intrinsics(intrinsics, w0)
-        elif fov is not None:
-            fov_x = float(fov)
         out = self.predict(x, fov_x=fov_x)
         fx, fy = float(out["intrinsics"][0, 0]), float(out["intrinsics"][1, 1])
         if not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
@@ -850,8 +874,6 @@ class MoGeEstimator:
             )
         depth, K, mask = gen3c_moge_postprocess(out["depth"], out["intrinsics"], out["mask"], target)
         if intrinsics is not None:  # the user's camera, in pixels of the input image
-            from gen3c.cameras import resize_intrinsics
-
-            K = resize_intrinsics(torch.as_tensor(intrinsics, dtype=torch.float32), (h0, w0), target)
+            K = resize_intrinsics(intrinsics, (h0, w0), target)
         return DepthEstimate(depth, K, mask, self.kind, self.name, "user" if user else "model")
 
