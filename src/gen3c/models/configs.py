@@ -8,7 +8,10 @@ GEN3C's sources: ``faditv2_7b`` in ``config/base/net.py`` and ``cosmos-1-diffusi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from gen3c.errors import Gen3cInputError
 
 #: Latent channels of the Cosmos CV8x8x8 tokenizer.
 LATENT_CHANNELS = 16
@@ -161,3 +164,21 @@ def dtype_name(dtype: Any) -> str | None:
     else:
         return None
     return name if name in DTYPE_NAMES else None
+
+
+def check_model_frame_size(transformer_config: Mapping[str, Any], vae_config: Mapping[str, Any], height: int, width: int) -> None:
+    """Refuse a frame size a model of these configs cannot take: larger than its position
+    embeddings reach, or not a whole number of latent patches (GEN3C: 704×1280). The configs are
+    the DiT's and the tokenizer's (their ``config.json``; known before the weights load)."""
+    H, W = height, width
+    sc = int(vae_config.get("spatial_compression_ratio", 8))
+    max_h, max_w = (int(v) * sc for v in transformer_config["max_size"][1:])
+    if H > max_h or W > max_w:
+        raise Gen3cInputError(
+            f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
+        )
+    multiple = sc * int(transformer_config["patch_size"][1])
+    if H % multiple or W % multiple:
+        raise Gen3cInputError(
+            f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
+        )

@@ -72,9 +72,11 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
 def check_attention_backend(backend: str) -> None:
     """Refuse an ``attention_backend`` that names no gen3c kernel and no diffusers backend (checked
     before any weights load; whether it can run here is known only on the device)."""
-    from diffusers.models.attention_dispatch import AttentionBackendName
-
     from gen3c.models.attention import AUTO_ORDER, KERNELS
+
+    if backend in AUTO_ORDER or backend in KERNELS:
+        return  # without importing diffusers' list (seconds)
+    from diffusers.models.attention_dispatch import AttentionBackendName
 
     diffusers_names = [name.value for name in AttentionBackendName]
     if backend not in (*AUTO_ORDER, *KERNELS, *diffusers_names):

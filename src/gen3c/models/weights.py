@@ -102,11 +102,18 @@ class OfficialWeights:
     model_info: dict = field(hash=False, default_factory=dict)
 
 
+WEIGHTS_HELP = (
+    "leave out --checkpoint_dir and gen3c fetches GEN3C's weights (nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p, "
+    "google-t5/t5-11b) and converts them itself (`gen3c download` does it up front), or convert the folder of GEN3C's "
+    "scripts/download_gen3c_checkpoints.py with `gen3c convert CHECKPOINTS_DIR OUT_DIR`"
+)
+#: The hub repository of GEN3C's DiT: ``Gen3cPipeline.from_pretrained`` of this id fetches and converts the official weights.
+OFFICIAL_REPO = "nvidia/Gen3C-Cosmos-7B"
 #: GEN3C-Cosmos-7B as GEN3C's ``scripts/download_gen3c_checkpoints.py`` fetches it (the files the
 #: conversion reads; for T5 the safetensors weights, which nothing has to unpickle).
 GEN3C_7B = OfficialWeights(
     name="Gen3C-Cosmos-7B",
-    dit=HubRepo("nvidia/Gen3C-Cosmos-7B", files=(("model.pt",),), md5={"model.pt": "38644bf823aa5272acef60cfad8bc0f7"}),
+    dit=HubRepo(OFFICIAL_REPO, files=(("model.pt",),), md5={"model.pt": "38644bf823aa5272acef60cfad8bc0f7"}),
     tokenizer=HubRepo(
         "nvidia/Cosmos-Tokenize1-CV8x8x8-720p",
         files=(("encoder.jit",), ("decoder.jit",), ("mean_std.pt",)),

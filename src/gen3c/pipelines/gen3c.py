@@ -42,7 +42,7 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,17 +69,11 @@ from gen3c.models.memory import (
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video
+from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP
 from gen3c.parallel import broadcast_from_main, is_main_process
 from gen3c.schedulers import sampler_name
 
 #: Where GEN3C's weights come from (for error messages).
-WEIGHTS_HELP = (
-    "leave out --checkpoint_dir and gen3c fetches GEN3C's weights (nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p, "
-    "google-t5/t5-11b) and converts them itself (`gen3c download` does it up front), or convert the folder of GEN3C's "
-    "scripts/download_gen3c_checkpoints.py with `gen3c convert CHECKPOINTS_DIR OUT_DIR`"
-)
-#: The hub repository of GEN3C's DiT: ``Gen3cPipeline.from_pretrained`` of this id fetches and converts the official weights.
-OFFICIAL_REPO = "nvidia/Gen3C-Cosmos-7B"
 #: ``output_type`` values of :meth:`Gen3cPipeline.__call__` (see :class:`Gen3cPipelineOutput`).
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 
@@ -124,24 +118,6 @@ class Gen3cPipelineOutput(BaseOutput):
     """
 
     frames: Tensor | np.ndarray | list
-
-
-def check_model_frame_size(transformer_config: Mapping[str, Any], vae_config: Mapping[str, Any], height: int, width: int) -> None:
-    """Refuse a frame size a model of these configs cannot take: larger than its position
-    embeddings reach, or not a whole number of latent patches (GEN3C: 704×1280). The configs are
-    the DiT's and the tokenizer's (their ``config.json``; known before the weights load)."""
-    H, W = height, width
-    sc = int(vae_config.get("spatial_compression_ratio", 8))
-    max_h, max_w = (int(v) * sc for v in transformer_config["max_size"][1:])
-    if H > max_h or W > max_w:
-        raise Gen3cInputError(
-            f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
-        )
-    multiple = sc * int(transformer_config["patch_size"][1])
-    if H % multiple or W % multiple:
-        raise Gen3cInputError(
-            f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
-        )
 
 
 class Gen3cPipeline(DiffusionPipeline):
@@ -506,8 +482,8 @@ class Gen3cPipeline(DiffusionPipeline):
             raise Gen3cInputError(f"the DiT computes in float32, bfloat16 or float16, not {self.transformer_dtype}: pipe.to(torch.bfloat16)")
 
     def check_frame_size(self, height: int, width: int) -> None:
-        """Refuse a frame size this model cannot take (:func:`check_model_frame_size`)."""
-        check_model_frame_size(self.transformer.config, self.vae.config, height, width)
+        """Refuse a frame size this model cannot take (:func:`~gen3c.models.configs.check_model_frame_size`)."""
+        configs.check_model_frame_size(self.transformer.config, self.vae.config, height, width)
 
     def check_call_arguments(
         self,

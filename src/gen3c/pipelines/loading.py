@@ -8,6 +8,10 @@
 - :func:`generator_from_options` — the same from a request's ``generator_options`` (CLI flags);
   without a checkpoint, GEN3C's official weights, fetched and converted once
   (:func:`gen3c.models.weights.prepare_weights`).
+
+:func:`check_generator_options` and the checks it runs need no diffusers:
+:mod:`gen3c.pipelines.gen3c` (which imports it) is imported where a model is loaded, so a
+mistyped setting is refused in a second, not after diffusers' import.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -42,12 +46,15 @@ from gen3c.models.memory import (
     module_bytes,
 )
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
+from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP
 from gen3c.parallel import init_parallel
-from gen3c.pipelines.gen3c import OFFICIAL_REPO, WEIGHTS_HELP, Gen3cGenerator, Gen3cPipeline, compute_device
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
 from gen3c.pipelines.request import SAMPLING_GENERATOR_SETTINGS
 from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
+
+if TYPE_CHECKING:
+    from gen3c.pipelines.gen3c import Gen3cGenerator, Gen3cPipeline
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "scheduler")
 
@@ -212,6 +219,7 @@ def load_pipeline(
     ``load_text_encoder``: load T5 now; ``verify_checksums``: check every file's sha256 first.
     """
     from gen3c.library_output import libraries_quiet
+    from gen3c.pipelines.gen3c import Gen3cPipeline
 
     dtype = resolve_dtype(dtype)
     skip = {} if load_text_encoder else {"text_encoder": None, "tokenizer": None}
@@ -323,6 +331,7 @@ def load_generator(
     ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
     """
     from gen3c.models.packaged import checkpoint_info
+    from gen3c.pipelines.gen3c import Gen3cGenerator, compute_device
 
     unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
     if unknown:
@@ -472,6 +481,8 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     Raises:
         Gen3cInputError: options :func:`check_generator_options` refuses.
     """
+    from gen3c.pipelines.gen3c import Gen3cGenerator
+
     settings, guidance = _requested_sampling(generator, options)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
     if guidance is None:

@@ -814,7 +814,7 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         configs = loading.model_configs(request.generator_options)
         if configs is not None:
             from gen3c.io.images import parse_resolution
-            from gen3c.pipelines.gen3c import check_model_frame_size
+            from gen3c.models.configs import check_model_frame_size
 
             check_model_frame_size(*configs, *parse_resolution(request.resolution))
         if request.chunk_frames is not None:

@@ -1,0 +1,51 @@
+"""A mistyped setting of `gen3c generate` is refused before diffusers is imported (seconds of
+import time spent on nothing): the refusals run in a fresh interpreter, which then reports
+whether diffusers was imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: (flags after `gen3c generate --generator gen3c`, a part of the one-line message).
+REFUSALS = (
+    (["--speed", "fastst"], "--speed 'fastst' is unknown: use one of exact, fast, fastest"),
+    (["--sampler", "eulr"], "--sampler 'eulr' is unknown"),
+    (["--memory_mode", "resdent"], "--memory_mode 'resdent' is unknown"),
+    (["--step_cache", "fbx"], "--step_cache"),
+    (["--num_steps", "0"], "--num_steps 0 must be a whole number ≥ 1"),
+    (["--low_memory", "--fp8"], "--low_memory and --fp8 each choose the memory mode"),
+    (["--disable_prompt_encoder", "--prompt", "a cat"], "--prompt would change nothing"),
+    (["--model", "tiny", "--checkpoint_dir", "x"], "--model tiny and --checkpoint_dir both name a model"),
+    (["--model", "tiny", "--resolution", "72x112"], "frame size 72×112 must be a multiple of 16"),
+    (["--model", "tiny", "--input_image_path", "missing.png", "--depth_path", "missing.npy"], "missing.png"),
+)
+
+SCRIPT = """
+import json, sys
+from typer.testing import CliRunner
+from gen3c.cli import app
+out = []
+for flags in json.loads(sys.argv[1]):
+    result = CliRunner().invoke(app, ["generate", "--generator", "gen3c", "--video_save_folder", sys.argv[2], *flags])
+    out.append([result.exit_code, result.output, "diffusers" in sys.modules])
+print(json.dumps(out))
+"""
+
+
+def test_setting_mistakes_are_refused_before_diffusers_is_imported(tmp_path):
+    src = Path(__file__).resolve().parents[1] / "src"
+    flags = json.dumps([f for f, _ in REFUSALS])
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, flags, str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(src)}, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for (flag, message), (code, output, diffusers) in zip(REFUSALS, json.loads(proc.stdout.splitlines()[-1]), strict=True):
+        assert code == 2, (flag, output)
+        assert message in output and output.strip().startswith("error:") and len(output.strip().splitlines()) == 1, (flag, output)
+        assert not diffusers, f"{flag}: diffusers was imported before the refusal"
+    assert not (tmp_path / "out").exists()
