@@ -102,6 +102,7 @@ class OfficialWeights:
     model_info: dict = field(hash=False, default_factory=dict)
 
 
+#: Where GEN3C's weights come from (for error messages).
 WEIGHTS_HELP = (
     "leave out --checkpoint_dir and gen3c fetches GEN3C's weights (nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p, "
     "google-t5/t5-11b) and converts them itself (`gen3c download` does it up front), or convert the folder of GEN3C's "

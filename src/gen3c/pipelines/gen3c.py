@@ -73,7 +73,6 @@ from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP
 from gen3c.parallel import broadcast_from_main, is_main_process
 from gen3c.schedulers import sampler_name
 
-#: Where GEN3C's weights come from (for error messages).
 #: ``output_type`` values of :meth:`Gen3cPipeline.__call__` (see :class:`Gen3cPipelineOutput`).
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 
