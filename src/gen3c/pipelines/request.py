@@ -484,7 +484,10 @@ def load_source(request: GenerationRequest) -> SourceView:
         K = _estimated_camera(request, image)
     kind = record.kind if record is not None else "metric"
     # the image was read from a file or checked as it came in (InMemoryInput): its range is known
-    return prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind, note_unit_range=False)
+    source = prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind, note_unit_range=False)
+    if record is not None:  # the median the estimating run took, its untrusted sky (at the far fill) left out
+        source.reference_depth = record.median_depth(depth, valid)
+    return source
 
 
 def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Tensor | None, size: tuple[int, int]) -> SourceView:
