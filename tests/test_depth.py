@@ -437,3 +437,38 @@ def test_a_depth_record_without_its_mask_reads_as_before_and_a_broken_one_is_ref
     paths["json"].write_text(json.dumps(info))
     old = load_user_depth(paths["npy"], (20, 32))
     assert old.kind == "relative" and old.mask.all() and median_depth(old) > median_depth(est)  # the far fill counts, as it did
+
+
+def test_invalid_depth_is_noted_once_and_truly(tmp_path, monkeypatch):
+    """A run says once what it did with invalid depth. NaN sky in a depth file was noted as "far
+    away" when the file was read, then again by prepare_source, which saw its fill (1e4) and
+    called it "depth ≥ 10000, far background": the file holds none. An estimator's own fill of
+    1e4 (MoGe's NaN, as GEN3C) was noted as "prepare_source depth" in a run given no depth."""
+    import warnings
+
+    import gen3c.depth
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "i.png")
+
+    def notes(**fields):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_source(GenerationRequest(input_image_path=str(tmp_path / "i.png"), resolution="16x16", **fields))
+        return [str(w.message) for w in caught]
+
+    for name, sky, said in (("nan.npy", np.nan, "NaN/inf depth sit far away"), ("blender.npy", 1e10, "depth ≥ 10000 are far background")):
+        depth = np.full((16, 16), 2.0, np.float32)
+        depth[:8] = sky
+        np.save(tmp_path / name, depth)
+        (only,) = notes(depth_path=str(tmp_path / name), fov=60.0)
+        assert only.startswith(f"depth file '{tmp_path / name}': 128 pixels (50%) of ") and said in only and only.count("pixels") == 1
+
+    class FarFillEstimator(SkyEstimator):
+        def estimate(self, image, size=None, intrinsics=None, fov=None):
+            estimate = super().estimate(image, size)
+            estimate.depth[~estimate.mask] = FAR_DEPTH
+            return estimate
+
+    monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", lambda *args, **kwargs: FarFillEstimator())
+    assert notes() == []

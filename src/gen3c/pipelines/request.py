@@ -484,7 +484,9 @@ def load_source(request: GenerationRequest) -> SourceView:
         K = _estimated_camera(request, image)
     kind = record.kind if record is not None else "metric"
     # the image was read from a file or checked as it came in (InMemoryInput): its range is known
-    source = prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind, note_unit_range=False)
+    source = prepare_source(
+        image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind, note_unit_range=False, note_invalid_depth=False
+    )
     if record is not None:  # the median the estimating run took, its untrusted sky (at the far fill) left out
         source.reference_depth = record.median_depth(depth, valid)
     return source
@@ -520,7 +522,7 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
 
     source = prepare_source(
         image, estimate.depth, estimate.intrinsics, size, request.resize_mode, valid=estimate.depth > 0, depth_kind=estimate.kind,
-        note_unit_range=False,
+        note_unit_range=False, note_invalid_depth=False,
     )
     source.reference_depth = median_depth(estimate)
     return source
