@@ -443,7 +443,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     """Read the request's image, depth and camera and bring them to the working resolution.
 
     Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
-    as GEN3C); if it cannot be loaded, the preview falls back to the geometric prior with a
+    as GEN3C); if its weights cannot be loaded, the preview falls back to the geometric prior with a
     warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image or depth in memory
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
