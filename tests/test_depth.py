@@ -308,8 +308,8 @@ def test_plane_with_known_camera_unprojects_to_its_depth_at_the_working_size(mod
 
 
 def test_depth_outputs_are_written_as_one_set(tmp_path, monkeypatch):
-    """A failure while the point cloud is written (a full disk) leaves none of the four files,
-    not a depth map and picture without their record; a run that succeeds writes all four."""
+    """A failure while the point cloud is written (a full disk) leaves none of the five files,
+    not a depth map and picture without their record; a run that succeeds writes all five."""
     from gen3c.depth import export
 
     est = GeometricPriorEstimator().estimate(torch.rand(3, 24, 32), intrinsics=make_intrinsics(30.0, 30.0, 16.0, 12.0))
@@ -327,7 +327,7 @@ def test_depth_outputs_are_written_as_one_set(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_as_the_depth_outputs_go_into_place_leaves_one_whole_set(tmp_path, monkeypatch):
-    """Ctrl-C between the renames of a rerun's four files waits for the last one: never a new
+    """Ctrl-C between the renames of a rerun's five files waits for the last one: never a new
     depth map beside an earlier run's picture, point cloud or record."""
     import os
     import signal
@@ -351,7 +351,7 @@ def test_ctrl_c_as_the_depth_outputs_go_into_place_leaves_one_whole_set(tmp_path
     monkeypatch.setattr(gen3c.io.atomic.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         export.save_depth_outputs(est, torch.rand(3, 24, 32), tmp_path, "scene")
-    assert sorted(renamed) == sorted(before) and len(before) == 4
+    assert sorted(renamed) == sorted(before) and len(before) == 5
     assert all(p.stat().st_mtime_ns != before[p.name] for p in tmp_path.iterdir())
 
 
@@ -373,3 +373,102 @@ def test_user_depth_reads_the_record_gen3c_depth_wrote(tmp_path):
     with pytest.warns(UserWarning, match="resizing"):
         stale = load_user_depth(paths["npy"], (24, 32))
     assert stale.kind == "metric" and stale.intrinsics_from == "default"
+
+
+class SkyEstimator:
+    """A MoGe-like estimator: relative depth of a slanted floor (2 → 3 from the top row to the
+    bottom one) under a sky, its top 40 % of rows, that it does not trust and fills at GEN3C's
+    1000."""
+
+    name, kind = "sky", "relative"
+
+    def estimate(self, image, size=None, intrinsics=None, fov=None):
+        h, w = image_to_tensor(image).shape[-2:] if size is None else size
+        depth = (2.0 + torch.arange(h, dtype=torch.float32) / h)[:, None].expand(h, w).clone()
+        mask = torch.ones(h, w, dtype=torch.bool)
+        mask[: int(0.4 * h)] = False
+        depth[~mask] = 1000.0
+        return DepthEstimate(depth, make_intrinsics(0.8 * w, 0.8 * w, w / 2, h / 2), mask, "relative", "sky")
+
+
+@pytest.mark.parametrize("scale", ["auto", "gen3c", "median_depth"])
+def test_exported_depth_with_untrusted_pixels_fed_back_reproduces_the_run(box_scene, tmp_path, monkeypatch, scale):
+    """`gen3c depth`'s files fed back (`--depth_path NAME_depth.npy`) give the direct run's camera
+    path and cache whatever the trajectory scale. The sky MoGe does not trust is written at its
+    far fill of 1000, which read back counted for the median depth: `--trajectory_scale
+    median_depth` (and the GUI's scale) took a path hundreds of times longer."""
+    import gen3c.depth
+    from gen3c.depth.export import save_depth_outputs
+    from gen3c.pipelines.request import GenerationRequest, load_scene
+
+    image_path, _, image, _ = box_scene
+    monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", lambda *args, **kwargs: SkyEstimator())
+    estimate = SkyEstimator().estimate((image + 1) / 2)
+    paths = save_depth_outputs(estimate, (image + 1) / 2, tmp_path, "photo")
+    common = {"input_image_path": str(image_path), "resolution": "48x80", "num_video_frames": 5, "trajectory_scale": scale}
+    direct = load_scene(GenerationRequest(**common))
+    with pytest.warns(UserWarning, match="as recorded in photo_depth.json"):
+        fed = load_scene(GenerationRequest(**common, depth_path=str(paths["npy"])))
+    assert torch.equal(fed.cameras.w2c, direct.cameras.w2c) and torch.equal(fed.cameras.K, direct.cameras.K)
+    for fed_part, direct_part in zip(fed.plan.point_cloud(), direct.plan.point_cloud(), strict=True):
+        assert torch.equal(fed_part, direct_part)
+    back = load_user_depth(paths["npy"], estimate.size)
+    assert torch.equal(back.mask, estimate.mask) and median_depth(back) == median_depth(estimate) < 3
+
+
+def test_a_depth_record_without_its_mask_reads_as_before_and_a_broken_one_is_refused(tmp_path):
+    """A record written before `gen3c depth` wrote NAME_mask.png (no "mask" entry) reads as it did:
+    every pixel short of the far fill counts. A mask named but missing, or of another size, is
+    one line saying how to mend it, not a run that silently differs from the estimating one."""
+    from gen3c.depth.export import save_depth_outputs
+
+    est = SkyEstimator().estimate(torch.rand(3, 20, 32))
+    paths = save_depth_outputs(est, torch.rand(3, 20, 32), tmp_path, "scene")
+    assert np.array_equal(np.asarray(Image.open(paths["mask"])) == 255, est.mask.numpy())
+    info = json.loads(paths["json"].read_text())
+    assert info["mask"] == "scene_mask.png"
+    paths["mask"].unlink()
+    with pytest.raises(Gen3cInputError, match=r"mask .*scene_mask\.png.* cannot be read .*delete the 'mask' entry"):
+        load_user_depth(paths["npy"], (20, 32))
+    Image.fromarray(np.zeros((10, 16), np.uint8)).save(paths["mask"])
+    with pytest.raises(Gen3cInputError, match="is 10×16 but its depth is 20×32"):
+        load_user_depth(paths["npy"], (20, 32))
+    del info["mask"]
+    paths["json"].write_text(json.dumps(info))
+    old = load_user_depth(paths["npy"], (20, 32))
+    assert old.kind == "relative" and old.mask.all() and median_depth(old) > median_depth(est)  # the far fill counts, as it did
+
+
+def test_invalid_depth_is_noted_once_and_truly(tmp_path, monkeypatch):
+    """A run says once what it did with invalid depth. NaN sky in a depth file was noted as "far
+    away" when the file was read, then again by prepare_source, which saw its fill (1e4) and
+    called it "depth ≥ 10000, far background": the file holds none. An estimator's own fill of
+    1e4 (MoGe's NaN, as GEN3C) was noted as "prepare_source depth" in a run given no depth."""
+    import warnings
+
+    import gen3c.depth
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "i.png")
+
+    def notes(**fields):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_source(GenerationRequest(input_image_path=str(tmp_path / "i.png"), resolution="16x16", **fields))
+        return [str(w.message) for w in caught]
+
+    for name, sky, said in (("nan.npy", np.nan, "NaN/inf depth sit far away"), ("blender.npy", 1e10, "depth ≥ 10000 are far background")):
+        depth = np.full((16, 16), 2.0, np.float32)
+        depth[:8] = sky
+        np.save(tmp_path / name, depth)
+        (only,) = notes(depth_path=str(tmp_path / name), fov=60.0)
+        assert only.startswith(f"depth file '{tmp_path / name}': 128 pixels (50%) of ") and said in only and only.count("pixels") == 1
+
+    class FarFillEstimator(SkyEstimator):
+        def estimate(self, image, size=None, intrinsics=None, fov=None):
+            estimate = super().estimate(image, size)
+            estimate.depth[~estimate.mask] = FAR_DEPTH
+            return estimate
+
+    monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", lambda *args, **kwargs: FarFillEstimator())
+    assert notes() == []

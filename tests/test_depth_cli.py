@@ -152,3 +152,22 @@ def test_depth_exported_at_a_resolution_keeps_its_camera_for_the_full_size_photo
     assert "made for a 80×48 image: scaled to the 160×96 input" in res.output
     K = torch.tensor(json.loads((tmp_path / "output_cameras.json").read_text())["frames"][0]["K"])
     assert torch.allclose(K, small, atol=1e-4)  # back at 48×80, the camera is the one recorded there
+
+
+@pytest.mark.parametrize("command", ["generate", "depth"])
+def test_a_missing_depth_package_stops_with_the_pip_line_and_names_the_prior(box_scene, tmp_path, monkeypatch, command):
+    """A missing package (huggingface_hub, from gen3c[depth]) is not weights that cannot load: even
+    the preview stops, with the pip line, and it now names the weight-free way to a preview."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # importing it now raises ImportError
+    image, _, _, _ = box_scene
+    if command == "generate":
+        res = invoke("generate", "--input_image_path", image, "--resolution", "96x160", "--video_save_folder", tmp_path)
+    else:
+        res = invoke("depth", image, "--output_folder", tmp_path)
+    assert res.exit_code == 2, res.output
+    (line,) = res.output.splitlines()
+    assert line.startswith("error: downloading MoGe") and "(huggingface_hub is missing): pip install 'gen3c[depth]'" in line
+    assert line.endswith("; or --depth_estimator prior: no weights or packages, a plausible parallax for previews, not the photo's depth")
+    assert list(tmp_path.iterdir()) == []

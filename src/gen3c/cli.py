@@ -1080,7 +1080,7 @@ def depth(
     intrinsics: IntrinsicsOpt = None,
     fov: FovOpt = None,
 ) -> None:
-    """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_points.ply and NAME_depth.json."""
+    """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_mask.png (the trusted pixels), NAME_points.ply and NAME_depth.json."""
     from gen3c.dependencies import check_installed
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs
@@ -1110,7 +1110,7 @@ def depth(
         f"in {time.perf_counter() - started:.1f} s",
         highlight=False,
     )
-    for key in ("npy", "ply", "json"):
+    for key in ("npy", "mask", "ply", "json"):
         console.print(f"      {escape(str(paths[key]))}", highlight=False)
 
 

@@ -35,7 +35,7 @@ from gen3c.depth.moge import (
 )
 from gen3c.depth.prior import PRIOR_NAME, GeometricPriorEstimator, prior_notice
 from gen3c.depth.user import load_user_depth
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cDependencyError, Gen3cModelError
 from gen3c.io.images import image_to_tensor, image_to_uint8
 from gen3c.io.intrinsics import parse_intrinsics
 
@@ -61,7 +61,20 @@ def load_depth_estimator(
 
     Raises:
         Gen3cModelError: unknown name, missing or corrupt weights, no network — one line.
+        Gen3cDependencyError: a package the estimator needs (``gen3c[depth]``) is missing or
+            broken: the pip line, and the prior as the way to a preview without it.
     """
+    try:
+        return _load_depth_estimator(name_or_path, device, dtype, **options)
+    except Gen3cDependencyError as exc:
+        # Unlike weights that cannot load, a missing package is no reason for the preview to fall
+        # back to the prior on its own (the install is the fix), but the prior needs neither.
+        raise Gen3cDependencyError(
+            f"{exc}; or --depth_estimator prior: no weights or packages, a plausible parallax for previews, not the photo's depth"
+        ) from None
+
+
+def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: torch.dtype, **options) -> DepthEstimator:
     name = str(name_or_path).strip()
     if not name:
         raise Gen3cModelError("empty depth estimator name: pass 'moge', 'prior', a hub id or a local path")

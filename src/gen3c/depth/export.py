@@ -1,5 +1,5 @@
-"""Looking at depth before generating: false-colour PNG, raw ``.npy``, point cloud ``.ply``,
-and a small JSON with the camera (what ``gen3c depth IMAGE`` writes)."""
+"""Looking at depth before generating: false-colour PNG, raw ``.npy``, the trusted pixels'
+mask, point cloud ``.ply`` and a small JSON with the camera (what ``gen3c depth IMAGE`` writes)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,11 @@ def depth_to_color(depth: Tensor, mask: Tensor | None = None) -> np.ndarray:
 
 def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike, name: str) -> dict[str, Path]:
     """Write ``NAME_depth.png`` (false colour), ``NAME_depth.npy`` (float32 z-depth),
-    ``NAME_points.ply`` (trusted pixels, camera space, OpenCV axes) and ``NAME_depth.json``
-    (intrinsics, kind, source, median depth), atomically and as one set.
+    ``NAME_mask.png`` (8-bit, 255 where the estimator trusts the depth, 0 where it does not, e.g.
+    MoGe's sky at its far fill), ``NAME_points.ply`` (trusted pixels, camera space, OpenCV axes)
+    and ``NAME_depth.json`` (intrinsics, kind, source, median depth, the mask's file name),
+    atomically and as one set. Read back (:func:`gen3c.depth.user.depth_record`), the mask keeps
+    the untrusted pixels out of the median depth, as in the run that estimated them.
 
     Args:
         estimate: the depth; ``image`` is the picture it belongs to (any form accepted by the
@@ -71,6 +74,7 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
     paths = {
         "png": out / f"{name}_depth.png",
         "npy": out / f"{name}_depth.npy",
+        "mask": out / f"{name}_mask.png",
         "ply": out / f"{name}_points.ply",
         "json": out / f"{name}_depth.json",
     }
@@ -89,12 +93,14 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
         "intrinsics_from": estimate.intrinsics_from,
         "median_depth": median_depth(estimate),
         "valid_fraction": float(estimate.mask.float().mean()),
+        "mask": paths["mask"].name,
     }
-    # One set: every file is written under a temporary name first and the four are renamed into
+    # One set: every file is written under a temporary name first and the five are renamed into
     # place only once all are complete (a failure part-way, e.g. a full disk, leaves none of them).
     with atomic_paths(paths) as tmp:
         Image.fromarray(depth_to_color(estimate.depth, estimate.mask)).save(tmp["png"], format="PNG")
         tmp["npy"].write_bytes(buffer.getvalue())
+        Image.fromarray(estimate.mask.cpu().numpy().astype(np.uint8) * 255).save(tmp["mask"], format="PNG")
         write_ply(tmp["ply"], points, colors)
         tmp["json"].write_text(json.dumps(info, indent=2) + "\n")
     return paths

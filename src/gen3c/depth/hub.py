@@ -33,7 +33,8 @@ def hub_file(repo_id: str, filename: str, what: str) -> Path:
     """``filename`` of hub repository ``repo_id``: from the local cache, else downloaded.
 
     Raises:
-        Gen3cModelError: with the reason (offline, not found, no huggingface_hub) and the fix.
+        Gen3cModelError: with the reason (offline, not found) and the fix.
+        Gen3cDependencyError: huggingface_hub is missing or broken (``gen3c[depth]``).
     """
     from gen3c.dependencies import require
 

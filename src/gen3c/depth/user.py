@@ -10,7 +10,8 @@ way they are not in ``mask``, so they do not count for the median depth.
 
 User depth is ``kind="metric"`` by default: its unit is the user's, so ``--movement_distance``
 is read relative to the scene's median depth (:func:`gen3c.depth.base.median_depth`). Depth
-written by ``gen3c depth`` keeps the kind (and camera) recorded beside it (:func:`depth_record`).
+written by ``gen3c depth`` keeps the kind, camera and trusted pixels recorded beside it
+(:func:`depth_record`): its sky, written at MoGe's far fill, stays out of the median depth.
 ``--intrinsics`` / ``--fov`` are read by :func:`gen3c.io.intrinsics.parse_intrinsics`.
 """
 
@@ -18,16 +19,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, resize_intrinsics
-from gen3c.depth.base import DEPTH_KINDS, DepthEstimate, camera_for
+from gen3c.depth.base import DEPTH_KINDS, DepthEstimate, camera_for, resize_mask
 from gen3c.errors import Gen3cInputError
-from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth
+from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth, median_scene_depth
 from gen3c.io.intrinsics import parse_intrinsics, recorded_size
 
 
@@ -43,10 +45,28 @@ class DepthRecord:
     size: tuple[int, int]
     source: str
     path: Path
+    #: (H, W) bool at ``size``, the pixels the estimator trusted (``NAME_mask.png``); None for a
+    #: record written before the mask was (every pixel short of the far fill counts).
+    mask: Tensor | None = None
 
     def camera(self, image_size: tuple[int, int]) -> Tensor:
         """The recorded intrinsics in pixels of an ``image_size`` (H, W) image (plain resize)."""
         return resize_intrinsics(self.intrinsics, self.size, tuple(image_size))
+
+    def trusted(self, image_size: tuple[int, int]) -> Tensor | None:
+        """The recorded mask at ``image_size`` (H, W), resized (nearest) as the depth is
+        (:func:`gen3c.io.depth.conform_depth`); None without one."""
+        return None if self.mask is None else resize_mask(self.mask, tuple(image_size))
+
+    def median_depth(self, depth: Tensor, valid: Tensor) -> float | None:
+        """The median depth the estimating run took (:func:`gen3c.depth.base.median_depth`): over
+        the trusted pixels of ``depth`` (H, W), read back, else over all of ``valid``; None
+        without a recorded mask (the caller's median over ``valid`` stands)."""
+        trusted = self.trusted(tuple(depth.shape))
+        if trusted is None:
+            return None
+        median = median_scene_depth(depth, valid & trusted)
+        return median_scene_depth(depth, valid) if median is None else median
 
 
 def depth_record(path: str | os.PathLike, depth_size: tuple[int, int]) -> DepthRecord | None:
@@ -69,7 +89,35 @@ def depth_record(path: str | os.PathLike, depth_size: tuple[int, int]) -> DepthR
         check_intrinsics_fit(K, *record.size, str(sidecar))
     except Gen3cInputError:
         return None
-    return record
+    if "mask" not in data:  # written before gen3c depth wrote the mask: read as it was then
+        return record
+    return replace(record, mask=_recorded_mask(data["mask"], sidecar, record.size))
+
+
+def _recorded_mask(entry: object, sidecar: Path, size: tuple[int, int]) -> Tensor:
+    """The trusted-pixel mask a record names (a PNG beside it, 255 = trusted) as (H, W) bool.
+
+    Raises:
+        Gen3cInputError: the entry is not a file beside the record, or the file is missing,
+            unreadable or of another size than the depth: the depth would read back differently
+            from the run it came from, so the record's owner is asked to mend it.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    fix = f"export the depth again with gen3c depth, or delete the 'mask' entry of {str(sidecar)!r} to read it without one"
+    if not isinstance(entry, str) or not entry or Path(entry).name != entry:
+        raise Gen3cInputError(f"depth record {str(sidecar)!r} names the mask {entry!r}, not a file beside it: {fix}")
+    path = sidecar.with_name(entry)
+    try:
+        with Image.open(path) as im:
+            mask = torch.from_numpy(np.asarray(im.convert("L")) > 127)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise Gen3cInputError(f"mask {str(path)!r} of depth record {sidecar.name} cannot be read ({exc}): {fix}") from None
+    if tuple(mask.shape) != tuple(size):
+        raise Gen3cInputError(
+            f"mask {str(path)!r} is {mask.shape[0]}×{mask.shape[1]} but its depth is {size[0]}×{size[1]} (H×W): {fix}"
+        )
+    return mask
 
 
 def load_user_depth(
@@ -114,4 +162,6 @@ def load_user_depth(
     else:
         K, source = camera_for(H, W, intrinsics, fov)
     trusted = valid & (depth < FAR_DEPTH)
+    if record is not None and record.mask is not None:  # the estimator's word, as in the run that estimated it
+        trusted &= record.trusted((H, W))
     return DepthEstimate(depth, K, trusted, kind, f"user:{Path(path).name}", source)

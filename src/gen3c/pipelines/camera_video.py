@@ -135,6 +135,7 @@ def prepare_source(
     depth_kind: str = "metric",
     *,
     note_unit_range: bool = True,
+    note_invalid_depth: bool = True,
 ) -> SourceView:
     """Bring an image, its depth and intrinsics to the working resolution.
 
@@ -164,12 +165,16 @@ def prepare_source(
         note_unit_range: note a float tensor with no value below 0 as likely [0, 1]; False where
             the image is known to be in [−1, 1] (read from a file, or checked where it came in), so a
             bright photo is not taken for a [0, 1] one.
+        note_invalid_depth: say what was done with NaN / inf / ≤ 0 / ≥ 1e4 depth; False where the
+            depth was filled and noted already (a depth file read by
+            :func:`gen3c.io.depth.conform_depth`) or is an estimator's (its far fill is no news), so
+            the filled pixels are not noted a second time as depth ≥ 1e4.
 
     Raises:
         Gen3cInputError: an argument of the wrong type, shape or range, or a depth with no
             valid pixel, in one line.
     """
-    from gen3c.io.depth import fill_invalid_depth
+    from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 
     image = source_image(image, "prepare_source image", note_unit_range=note_unit_range)
     size = tuple(image.shape[-2:])
@@ -204,7 +209,9 @@ def prepare_source(
             raise Gen3cInputError(f"prepare_source valid is {tuple(valid.shape)} but the image is {size}: pass an (H, W) mask")
     # As a depth file is read (a no-op for depth that was: its invalid pixels are already 0 and
     # not valid); NaN must not reach the bilinear resize, which would spread it to its neighbours.
-    depth, valid = fill_invalid_depth(depth, "prepare_source depth", mask=valid)
+    # Depth filled already holds NaN's fill (1e4): counted again, it would be noted as depth ≥ 1e4.
+    tally = None if note_invalid_depth else InvalidDepthTally()
+    depth, valid = fill_invalid_depth(depth, "prepare_source depth", mask=valid, tally=tally)
     # GEN3C resizes depth bilinearly; the edge filter later drops the in-between points.
     stacked = torch.cat([image.float(), depth[None].float(), valid[None].float()])
     resized = resize_image(stacked, resolution, resize_mode)

@@ -443,7 +443,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     """Read the request's image, depth and camera and bring them to the working resolution.
 
     Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
-    as GEN3C); if it cannot be loaded, the preview falls back to the geometric prior with a
+    as GEN3C); if its weights cannot be loaded, the preview falls back to the geometric prior with a
     warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image or depth in memory
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
@@ -484,7 +484,12 @@ def load_source(request: GenerationRequest) -> SourceView:
         K = _estimated_camera(request, image)
     kind = record.kind if record is not None else "metric"
     # the image was read from a file or checked as it came in (InMemoryInput): its range is known
-    return prepare_source(image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind, note_unit_range=False)
+    source = prepare_source(
+        image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind, note_unit_range=False, note_invalid_depth=False
+    )
+    if record is not None:  # the median the estimating run took, its untrusted sky (at the far fill) left out
+        source.reference_depth = record.median_depth(depth, valid)
+    return source
 
 
 def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Tensor | None, size: tuple[int, int]) -> SourceView:
@@ -517,7 +522,7 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
 
     source = prepare_source(
         image, estimate.depth, estimate.intrinsics, size, request.resize_mode, valid=estimate.depth > 0, depth_kind=estimate.kind,
-        note_unit_range=False,
+        note_unit_range=False, note_invalid_depth=False,
     )
     source.reference_depth = median_depth(estimate)
     return source
