@@ -179,13 +179,12 @@ def check_checkpoint(
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """A dtype, or its name among :data:`~gen3c.models.configs.DTYPE_NAMES` and their short names
-    ("bfloat16"/"bf16", "float16"/"fp16", "float32"/"fp32"), as a torch dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
+    """One of :data:`~gen3c.models.configs.DTYPE_NAMES`, as a torch dtype or a name ("bfloat16"/"bf16",
+    "float16"/"fp16", "float32"/"fp32"), as a torch dtype. Another torch dtype (float64, int8) is
+    refused, as the CLI and a request's settings refuse it: gen3c runs in none of them."""
     name = configs.dtype_name(dtype)
     if name is None:
-        raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is unknown: pass {configs.DTYPES_HELP}, or a torch dtype")
+        raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is not one gen3c runs in: pass {configs.DTYPES_HELP}, as a name or a torch dtype")
     return getattr(torch, name)
 
 
@@ -249,6 +248,7 @@ def load_official_pipeline(
     """
     from gen3c.models.weights import prepare_weights
 
+    dtype = resolve_dtype(dtype)  # refused before anything is fetched
     prompts = configs.CACHED_PROMPTS if prompts is None else tuple(prompts)
     prepared = prepare_weights(prompts=prompts, text_encoder=text_encoder, cache_dir=cache_dir)
     pipe = load_pipeline(prepared.checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=prepared.text_encoder)
