@@ -122,6 +122,11 @@ def grouped(result: BenchmarkResult, key: str, score: str) -> dict[str, dict[str
     }
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 case", "4 cases"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _fmt(value: float, score: str) -> str:
     _, scale, decimals = _SHOWN[score]
     if value is None or math.isnan(value):
@@ -143,7 +148,7 @@ def summary_table(result: BenchmarkResult) -> Table:
     pose failures %, seconds per video after the first case and of the first (warm-up included);
     with compared rows, PSNR against the reference's video)."""
     summary = summarize(result)
-    title = f"gen3c eval: {len(result.cases)} cases, mean over cases (PSNR in dB, warp error ×100)"  # the headers are too short for units
+    title = f"gen3c eval: {counted(len(result.cases), 'case')}, mean over cases (PSNR in dB, warp error ×100)"  # the headers are too short for units
     table = Table(title=title, title_justify="left", pad_edge=False)
     table.add_column("method", no_wrap=True)
     for _, header in _COMPACT:
@@ -207,7 +212,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
     parts = [
         "# gen3c eval report",
         "",
-        f"{len(result.cases)} cases ({len(cfg.scenes)} scenes × {len(cfg.presets)} presets), {H}×{W}, "
+        f"{counted(len(result.cases), 'case')} ({counted(len(cfg.scenes), 'scene')} × {counted(len(cfg.presets), 'preset')}), {H}×{W}, "
         f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "
         f"({cfg.trajectory_scale}), {cfg.fov_degrees:g}° horizontal field of view, ground truth supersampled "
         f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()} "
