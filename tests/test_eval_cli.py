@@ -43,6 +43,7 @@ def test_eval_writes_the_report(tmp_path):
         assert 0 < case["disoccluded_share"] < 1
     report = (tmp_path / "report.md").read_text()
     assert "## Summary (mean over cases)" in report and "room-left 1000" in report
+    assert "gen3c eval: 4 cases, mean" in res.output and "4 cases (2 scenes × 2 presets)" in report
     assert report.count("\n| `") >= 3 * len(METHOD_NAMES)  # summary, per-scene and per-preset rows
     assert "## Plots" not in report
     sheets = sorted((tmp_path / "contact_sheets").iterdir())
@@ -61,6 +62,21 @@ def test_eval_plots(tmp_path):
         with Image.open(tmp_path / name) as img:
             assert img.format == "PNG" and img.size[0] > 300
         assert f"]({name})" in (tmp_path / "report.md").read_text()
+
+
+def test_plots_of_videos_identical_to_the_ground_truth_print_no_library_warnings(tmp_path):
+    """--movement_distance 0: `still` is the ground truth, every PSNR +∞. Its bars say so and its
+    lines are named so; no bar, line or scale is made up. Before: matplotlib's "Tight layout not
+    applied" (the ∞ marks outside an axis of no bars) and numpy's "Mean of empty slice"."""
+    pytest.importorskip("matplotlib")
+    res = invoke("eval", "--scenes", "objects", "--presets", "up", "--resolution", "48x80", "--num_video_frames", "4",
+                 "--methods", "still", "--movement_distance", "0", "--output_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "note:" not in res.output and "warning" not in res.output.lower(), res.output
+    assert "│still        │    ∞ │    ∞ │      ∞ │ 1.000 │" in res.output
+    for name in ("image_quality.png", "psnr_per_preset.png", "psnr_over_time.png"):
+        with Image.open(tmp_path / name) as img:
+            assert img.format == "PNG" and img.size[0] > 300
 
 
 def test_eval_without_matplotlib_says_how_to_fix(tmp_path, monkeypatch):
@@ -200,6 +216,30 @@ def test_the_terminal_table_and_the_report_name_their_units():
     row = next(line for line in text.splitlines() if line.startswith("│still"))
     assert [c.strip() for c in row.split("│")][2] == "21.25" and "5.16" in row
     assert "**PSNR** (dB)" in markdown(result, plots=False, sheets=[])
+
+
+def test_one_case_is_counted_in_the_singular():
+    """The table's title and report.md say "1 case", not "1 cases"."""
+    from rich.console import Console
+
+    from gen3c.evaluation.report import markdown, summary_table
+    from gen3c.evaluation.suite import (
+        GROUND_TRUTH,
+        SCORE_NAMES,
+        BenchmarkConfig,
+        BenchmarkResult,
+        Case,
+        CaseResult,
+        Method,
+    )
+
+    scores = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr_per_frame": [20.0]}
+    case = CaseResult(Case("room", "left", 1000), {GROUND_TRUTH: dict(scores), "still": dict(scores)}, {"still": 0.1})
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method("still", "held still", None)], [case])
+    console = Console(width=200, record=True)
+    console.print(summary_table(result))
+    assert console.export_text().startswith("gen3c eval: 1 case, mean over cases")
+    assert "\n1 case (1 scene × 1 preset), " in markdown(result, plots=False, sheets=[])
 
 
 def test_a_long_row_name_is_shown_whole_on_the_contact_sheet():

@@ -491,6 +491,30 @@ def test_a_dtype_name_no_model_runs_in_is_refused_before_the_model_loads(box_sce
         assert loading.resolve_dtype(name) in (torch.bfloat16, torch.float16, torch.float32)
 
 
+def test_a_torch_dtype_gen3c_does_not_run_in_is_refused_by_the_loaders(monkeypatch):
+    """torch.float64 from Python is refused as "float64" is by the CLI and the settings, in one line
+    naming the dtypes gen3c runs in, before any weights load or are fetched. Before: resolve_dtype
+    passed any torch dtype through, and the tiny model loaded in float64."""
+    from gen3c import Gen3cPipeline
+    from gen3c.models import weights
+    from gen3c.pipelines import loading
+
+    def no_fetching(*args, **kwargs):
+        raise AssertionError("GEN3C's weights were fetched")
+
+    monkeypatch.setattr(weights, "prepare_weights", no_fetching)
+    message = r"^dtype 'torch.float64' is not one gen3c runs in: pass bfloat16, float16 or float32 \(or bf16, fp16, fp32\), as a name or a torch dtype$"
+    with pytest.raises(Gen3cInputError, match=message):
+        Gen3cPipeline.from_pretrained("tiny", torch_dtype=torch.float64)
+    with pytest.raises(Gen3cInputError, match=message):
+        loading.load_pipeline("tiny", dtype=torch.float64)
+    with pytest.raises(Gen3cInputError, match=message):
+        Gen3cPipeline.from_pretrained(dtype=torch.float64)
+    with pytest.raises(Gen3cInputError, match=r"^dtype 'torch.int8' is not one gen3c runs in: "):
+        loading.resolve_dtype(torch.int8)
+    assert [loading.resolve_dtype(d) for d in (torch.float16, "bf16", "torch.float32")] == [torch.float16, torch.bfloat16, torch.float32]
+
+
 def test_generate_twice_in_one_process_is_quiet_and_takes_numpy_numbers(box_scene, tmp_path, capfd):
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "preview", "progress": False}

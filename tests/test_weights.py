@@ -334,6 +334,40 @@ def test_from_pretrained_and_generate_use_the_cache(hub, official, tmp_path, box
         Gen3cPipeline.from_pretrained(revision="main")
 
 
+def test_the_official_id_in_another_case_is_the_official_weights(hub, official, tmp_path, box_scene, monkeypatch):
+    """The hub takes repository ids in any case, so NVIDIA/gen3c-cosmos-7b is GEN3C's weights: the
+    command line and from_pretrained run the converted copy in the cache, with no request. Before:
+    only the exact spelling was; another one was a generic hub checkpoint (and --cache_dir refused)."""
+    from typer.testing import CliRunner
+
+    from gen3c import Gen3cPipeline
+    from gen3c.cli import app
+    from gen3c.io.video import read_video
+
+    prepare(hub, official, tmp_path)
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "elsewhere"))  # --cache_dir names the cache
+    hub.clear()
+    other = "NVIDIA/gen3c-cosmos-7b"
+    image, depth, _, _ = box_scene
+    args = ["generate", "--generator", "gen3c", "--checkpoint_dir", other, "--cache_dir", tmp_path / "cache",
+            "--input_image_path", image, "--depth_path", depth, "--fov", 60, "--resolution", "32x48",
+            "--num_video_frames", 17, "--chunk_frames", 17, "--num_steps", 2,
+            "--video_save_folder", tmp_path / "out"]  # fmt: skip
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert read_video(tmp_path / "out" / "output.mp4")[0].shape == (17, 32, 48, 3) and hub.count() == 0
+    assert weights.is_official_repo(other) and not weights.is_official_repo("nvidia/Gen3C-Cosmos-7B-extra")
+    pipe = Gen3cPipeline.from_pretrained(other, torch_dtype=torch.float32, cache_dir=tmp_path / "cache")
+    assert pipe.prompt_cache is not None and pipe.text_encoder is None and hub.count() == 0
+    # A local folder of that name is a folder, as any path is (here GEN3C's original layout, refused as such).
+    folder = tmp_path / "local" / other
+    (folder / "Gen3C-Cosmos-7B").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "local")
+    assert not weights.is_official_repo(other)
+    with pytest.raises(Gen3cModelError, match="GEN3C's original layout"):
+        Gen3cPipeline.from_pretrained(other)
+
+
 # -- the command line (subprocesses: huggingface_hub reads HF_ENDPOINT and HF_HOME at import) ----
 
 

@@ -1356,7 +1356,7 @@ def eval_command(
     ] = None,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
-    from gen3c.evaluation.report import check_output_names, summary_table
+    from gen3c.evaluation.report import check_output_names, counted, summary_table
     from gen3c.evaluation.run import make_config, parse_list, run_eval
     from gen3c.io.atomic import ensure_writable_dir, removed_if_left_empty
     from gen3c.pipelines.request import GenerationRequest, make_generator
@@ -1426,7 +1426,7 @@ def eval_command(
                 )  # fmt: skip
     table = summary_table(result)  # as wide as it needs, also when the output is not a terminal (logs, pipes)
     Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
-    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({len(result.cases)} cases in {result.seconds:.0f} s)", highlight=False)
+    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({counted(len(result.cases), 'case')} in {result.seconds:.0f} s)", highlight=False)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]
         if items:

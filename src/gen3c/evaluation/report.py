@@ -122,6 +122,11 @@ def grouped(result: BenchmarkResult, key: str, score: str) -> dict[str, dict[str
     }
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 case", "4 cases"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _fmt(value: float, score: str) -> str:
     _, scale, decimals = _SHOWN[score]
     if value is None or math.isnan(value):
@@ -143,7 +148,7 @@ def summary_table(result: BenchmarkResult) -> Table:
     pose failures %, seconds per video after the first case and of the first (warm-up included);
     with compared rows, PSNR against the reference's video)."""
     summary = summarize(result)
-    title = f"gen3c eval: {len(result.cases)} cases, mean over cases (PSNR in dB, warp error ×100)"  # the headers are too short for units
+    title = f"gen3c eval: {counted(len(result.cases), 'case')}, mean over cases (PSNR in dB, warp error ×100)"  # the headers are too short for units
     table = Table(title=title, title_justify="left", pad_edge=False)
     table.add_column("method", no_wrap=True)
     for _, header in _COMPACT:
@@ -207,7 +212,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
     parts = [
         "# gen3c eval report",
         "",
-        f"{len(result.cases)} cases ({len(cfg.scenes)} scenes × {len(cfg.presets)} presets), {H}×{W}, "
+        f"{counted(len(result.cases), 'case')} ({counted(len(cfg.scenes), 'scene')} × {counted(len(cfg.presets), 'preset')}), {H}×{W}, "
         f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "
         f"({cfg.trajectory_scale}), {cfg.fov_degrees:g}° horizontal field of view, ground truth supersampled "
         f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()} "
@@ -331,22 +336,50 @@ def save_png(image: Image.Image, path: Path) -> None:
 def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> None:
     """Grouped bars, one group per name; a value that does not exist (NaN: no disoccluded
     pixel, no direction of motion) gets no bar but a "—" at 0, since a 0 bar would read as
-    a perfect score; an infinite one (the PSNR of identical videos) gets an "∞" there."""
+    a perfect score; an infinite one (the PSNR of identical videos) gets an upright
+    "∞ (identical)" there. With no finite value at all the axis has no scale to show."""
     x = np.arange(len(names))
     width = 0.8 / max(len(series), 1)
+    any_bar = False
     for k, (label, values) in enumerate(series.items()):
         at = x + (k - (len(series) - 1) / 2) * width
         finite = np.array([v is not None and math.isfinite(v) for v in values], dtype=bool)
+        any_bar |= bool(finite.any())
         ax.bar(at[finite], np.asarray(values, dtype=np.float64)[finite], width, label=label, color=f"C{k}")
         for pos, value in zip(at[~finite], np.asarray(values, dtype=object)[~finite], strict=True):
-            mark = "∞" if value is not None and math.isinf(value) and value > 0 else "—"
-            ax.text(pos, 0.0, mark, ha="center", va="bottom", color=f"C{k}")
+            if value is not None and math.isinf(value) and value > 0:
+                ax.text(pos, 0.0, "∞ (identical)", ha="center", va="bottom", rotation=90, fontsize=8, color=f"C{k}")
+            else:
+                ax.text(pos, 0.0, "—", ha="center", va="bottom", color=f"C{k}")
+    # Every group in view whether or not it has a bar (text does not widen the axes: marks
+    # outside them left tight_layout no room).
+    ax.set_xlim(-0.5, len(names) - 0.5)
+    if not any_bar:
+        _no_scale(ax)
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if len(series) > 1:
-        ax.legend(fontsize=8)
+    if len(series) > 1:  # patches of the series' colours: a series with no bar has none to show
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=f"C{k}", label=label) for k, label in enumerate(series)], fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+
+
+def _line(ax, x, y: np.ndarray, name: str, **style) -> bool:
+    """A method's line over its finite points; one with none (+∞ everywhere: identical to the
+    ground truth) is drawn as nothing but named so in the legend. Whether it has a point."""
+    drawn = bool(np.isfinite(y).any())
+    if not drawn:
+        name = f"{name}: ∞ (identical)" if np.isposinf(y).any() else f"{name}: —"
+    ax.plot(x, np.where(np.isfinite(y), y, np.nan), label=name, **style)
+    return drawn
+
+
+def _no_scale(ax) -> None:
+    """An axis with nothing drawn on it (every value ∞ or missing) shows no made-up scale."""
+    ax.set_ylim(0.0, 1.0)
+    ax.set_yticks([])
 
 
 def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
@@ -385,9 +418,9 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
 
     per_preset = grouped(result, "preset", "psnr")
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    for name in methods:
-        presets = list(per_preset[name])
-        ax.plot(presets, [per_preset[name][p] for p in presets], marker="o", label=name)
+    drawn = [_line(ax, list(per_preset[n]), np.array(list(per_preset[n].values()), dtype=np.float64), n, marker="o") for n in methods]
+    if not any(drawn):
+        _no_scale(ax)
     ax.set_ylabel("PSNR dB")
     ax.set_title("PSNR per preset (mean over scenes)")
     ax.tick_params(axis="x", rotation=30)
@@ -396,10 +429,18 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
     save(fig, PLOTS[2])
 
     fig, ax = plt.subplots(figsize=(9, 4.2))
+    drawn = []
     for name in methods:
         per_frame = np.array([c.scores[name]["psnr_per_frame"] for c in result.cases], dtype=np.float64)
-        per_frame[~np.isfinite(per_frame)] = np.nan
-        ax.plot(np.arange(1, per_frame.shape[1] + 1), np.nanmean(per_frame, axis=0), label=name)
+        # The mean of the cases' finite PSNRs per frame; a frame identical in every case (+∞) has none.
+        finite = np.isfinite(per_frame)
+        count = finite.sum(axis=0)
+        total = np.where(finite, per_frame, 0.0).sum(axis=0)
+        mean = np.divide(total, count, out=np.where(np.isposinf(per_frame).any(axis=0), np.inf, np.nan), where=count > 0)
+        drawn.append(_line(ax, np.arange(1, per_frame.shape[1] + 1), mean, name))
+    ax.set_xlim(0.5, result.config.num_frames - 0.5)  # frames 1 … T−1 in view, with or without a point
+    if not any(drawn):
+        _no_scale(ax)
     ax.set_xlabel("frame")
     ax.set_ylabel("PSNR dB")
     ax.set_title("PSNR over the video (mean over cases)")

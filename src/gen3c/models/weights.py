@@ -110,6 +110,20 @@ WEIGHTS_HELP = (
 )
 #: The hub repository of GEN3C's DiT: ``Gen3cPipeline.from_pretrained`` of this id fetches and converts the official weights.
 OFFICIAL_REPO = "nvidia/Gen3C-Cosmos-7B"
+
+
+def is_official_repo(name: str | os.PathLike | None) -> bool:
+    """Whether ``name`` is :data:`OFFICIAL_REPO`, spelt in any case as the hub takes repository ids
+    (``NVIDIA/gen3c-cosmos-7b``). The exact id is always the official weights; another spelling
+    that is a local path stays that path, as any folder does."""
+    if name is None:
+        return False
+    text = str(name)
+    if text == OFFICIAL_REPO:
+        return True
+    return text.casefold() == OFFICIAL_REPO.casefold() and not Path(text).expanduser().exists()
+
+
 #: GEN3C-Cosmos-7B as GEN3C's ``scripts/download_gen3c_checkpoints.py`` fetches it (the files the
 #: conversion reads; for T5 the safetensors weights, which nothing has to unpickle).
 GEN3C_7B = OfficialWeights(

@@ -69,7 +69,7 @@ from gen3c.models.memory import (
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video
-from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP
+from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo
 from gen3c.parallel import broadcast_from_main, is_main_process
 from gen3c.schedulers import sampler_name
 
@@ -196,12 +196,12 @@ class Gen3cPipeline(DiffusionPipeline):
         diffusers loads them: all that are stored, in float32 unless ``dtype`` (or
         ``torch_dtype``, a dtype or its name) says otherwise.
 
-        With no argument or ``"nvidia/Gen3C-Cosmos-7B"``, the official weights are fetched from the
+        With no argument or ``"nvidia/Gen3C-Cosmos-7B"`` (in any case, as the hub takes it), the official weights are fetched from the
         hub, checked and converted on first use, then loaded from gen3c's cache
         (:func:`gen3c.pipelines.loading.load_official_pipeline`; keyword arguments: ``dtype`` or
         ``torch_dtype``, ``prompts``, ``text_encoder``, ``cache_dir``, ``verify_checksums``).
         """
-        if pretrained_model_name_or_path is None or str(pretrained_model_name_or_path) == OFFICIAL_REPO:
+        if pretrained_model_name_or_path is None or is_official_repo(pretrained_model_name_or_path):
             from gen3c.pipelines.loading import load_official_pipeline
 
             if "torch_dtype" in kwargs:

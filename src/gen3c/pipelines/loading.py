@@ -46,7 +46,7 @@ from gen3c.models.memory import (
     module_bytes,
 )
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
-from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP
+from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo
 from gen3c.parallel import init_parallel
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
 from gen3c.pipelines.request import SAMPLING_GENERATOR_SETTINGS
@@ -179,13 +179,12 @@ def check_checkpoint(
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """A dtype, or its name among :data:`~gen3c.models.configs.DTYPE_NAMES` and their short names
-    ("bfloat16"/"bf16", "float16"/"fp16", "float32"/"fp32"), as a torch dtype."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
+    """One of :data:`~gen3c.models.configs.DTYPE_NAMES`, as a torch dtype or a name ("bfloat16"/"bf16",
+    "float16"/"fp16", "float32"/"fp32"), as a torch dtype. Another torch dtype (float64, int8) is
+    refused, as the CLI and a request's settings refuse it: gen3c runs in none of them."""
     name = configs.dtype_name(dtype)
     if name is None:
-        raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is unknown: pass {configs.DTYPES_HELP}, or a torch dtype")
+        raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is not one gen3c runs in: pass {configs.DTYPES_HELP}, as a name or a torch dtype")
     return getattr(torch, name)
 
 
@@ -249,6 +248,7 @@ def load_official_pipeline(
     """
     from gen3c.models.weights import prepare_weights
 
+    dtype = resolve_dtype(dtype)  # refused before anything is fetched
     prompts = configs.CACHED_PROMPTS if prompts is None else tuple(prompts)
     prepared = prepare_weights(prompts=prompts, text_encoder=text_encoder, cache_dir=cache_dir)
     pipe = load_pipeline(prepared.checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=prepared.text_encoder)
@@ -362,7 +362,7 @@ def load_generator(
         fp8=fp8,
         vae_chunk_frames=vae_chunk_frames,
     )
-    if str(checkpoint) != OFFICIAL_REPO:
+    if not is_official_repo(checkpoint):
         # A packaged model's name or a hub id → its local folder, so its gen3c_model.json is read
         # here; T5 from a hub checkpoint is fetched only when a prompt needs it.
         hub_id = is_hub_id(checkpoint)
@@ -676,7 +676,7 @@ def model_configs(options: dict[str, Any]) -> tuple[dict, dict] | None:
 
     if options.get("model"):
         folder = packaged_model_dir(options["model"])
-    elif options.get("checkpoint_dir") and str(options["checkpoint_dir"]) != OFFICIAL_REPO:
+    elif options.get("checkpoint_dir") and not is_official_repo(options["checkpoint_dir"]):
         folder = Path(str(options["checkpoint_dir"])).expanduser()
     else:
         folder = weights.converted_official(options.get("cache_dir"))
@@ -784,7 +784,7 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     settings, _ = sampling_settings(opts.get("speed"), model_sampling_defaults(info), opts)
     if opts.get("num_gpus", 1) != 1:
         check_context_parallel_attention(settings.attention_backend, opts["num_gpus"])
-    if opts.get("cache_dir") is not None and ((checkpoint and str(checkpoint) != OFFICIAL_REPO) or model is not None):
+    if opts.get("cache_dir") is not None and ((checkpoint and not is_official_repo(checkpoint)) or model is not None):
         raise Gen3cInputError(
             f"--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model, or with --checkpoint_dir {OFFICIAL_REPO}"
         )
@@ -811,7 +811,7 @@ def generator_from_options(
         from gen3c.models.packaged import packaged_model_dir
 
         checkpoint = str(packaged_model_dir(model))
-    if not checkpoint or str(checkpoint) == OFFICIAL_REPO:  # GEN3C's hub id: its converted copy, kept in cache_dir
+    if not checkpoint or is_official_repo(checkpoint):  # GEN3C's hub id: its converted copy, kept in cache_dir
         checkpoint, opts["text_encoder_dir"] = _official_weights(opts, cache_dir)
     sampling = {
         k: opts.pop(k)
