@@ -59,3 +59,16 @@ def test_setting_mistakes_are_refused_before_diffusers_or_torch_is_imported(tmp_
         assert not diffusers, f"{flag}: diffusers was imported before the refusal"
         assert not (torch and (flag, message) in TORCH_FREE), f"{flag}: torch was imported before the refusal"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_dtype_name_is_told_without_importing_torch():
+    """configs.dtype_name checks --dtype's text (check_generator_options) without torch; a torch
+    dtype is taken too (tests/test_python_api.py), once torch is imported."""
+    script = (
+        "import sys\nfrom gen3c.models.configs import dtype_name\n"
+        "print([dtype_name(n) for n in ('bf16', 'torch.float16', 'float64', 3)], 'torch' in sys.modules)"
+    )
+    src = Path(__file__).resolve().parents[1] / "src"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(src)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["['bfloat16',", "'float16',", "None,", "None]", "False"]
