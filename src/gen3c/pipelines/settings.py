@@ -29,10 +29,15 @@ if TYPE_CHECKING:
 
 #: Frames of one GEN3C generation; chunks overlap by one frame.
 GEN3C_CHUNK_FRAMES = 121
+#: The most frames a run may ask for (``num_video_frames``).
 MAX_FRAMES = 100_000
+#: GEN3C's ``movement_distance`` of a preset path (:mod:`gen3c.trajectories`).
 DEFAULT_MOVEMENT_DISTANCE = 0.3
+#: How points are splatted into the cache's renders (:mod:`gen3c.cache`).
 SPLAT_MODES = ("bilinear", "zbuffer")
+#: How an input is brought to the working resolution (:func:`gen3c.io.images.resize_image`).
 RESIZE_MODES = ("crop", "stretch")
+
 GENERATORS = ("preview", "gen3c")
 #: Frames per chunk of generators that make a fixed number (checked before a model loads).
 GENERATOR_CHUNK_FRAMES = {"gen3c": GEN3C_CHUNK_FRAMES}
