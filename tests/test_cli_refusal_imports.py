@@ -1,6 +1,6 @@
 """A mistyped setting of `gen3c generate` is refused before diffusers is imported (seconds of
-import time spent on nothing): the refusals run in a fresh interpreter, which then reports
-whether diffusers was imported."""
+import time spent on nothing), and a run's own settings (gen3c.pipelines.settings) before torch
+is: the refusals run in a fresh interpreter, which then reports whether each was imported."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: Refused before torch is imported (check_unused_settings, check_request): (flags, message).
+#: They run first: once a refusal has imported torch, it stays imported.
+TORCH_FREE = (
+    (["--fps", "0"], "--fps 0.0 is impossible: pass a frame rate in [1, 240]"),
+    (["--num_video_frames", "0"], "--num_video_frames 0 is impossible"),
+    (["--movement_distance", "nan"], "--movement_distance nan is impossible"),
+    (["--video_save_name", "a/b"], "--video_save_name 'a/b' must be a plain file name"),
+    (["--input_image_path", "missing.png", "--png_depth_scale", "2"], "--png_depth_scale applies to a 16-bit PNG --depth_path only"),
+)
 #: (flags after `gen3c generate --generator gen3c`, a part of the one-line message).
-REFUSALS = (
+REFUSALS = TORCH_FREE + (
     (["--speed", "fastst"], "--speed 'fastst' is unknown: use one of exact, fast, fastest"),
     (["--sampler", "eulr"], "--sampler 'eulr' is unknown"),
     (["--memory_mode", "resdent"], "--memory_mode 'resdent' is unknown"),
@@ -31,12 +40,12 @@ from gen3c.cli import app
 out = []
 for flags in json.loads(sys.argv[1]):
     result = CliRunner().invoke(app, ["generate", "--generator", "gen3c", "--video_save_folder", sys.argv[2], *flags])
-    out.append([result.exit_code, result.output, "diffusers" in sys.modules])
+    out.append([result.exit_code, result.output, "diffusers" in sys.modules, "torch" in sys.modules])
 print(json.dumps(out))
 """
 
 
-def test_setting_mistakes_are_refused_before_diffusers_is_imported(tmp_path):
+def test_setting_mistakes_are_refused_before_diffusers_or_torch_is_imported(tmp_path):
     src = Path(__file__).resolve().parents[1] / "src"
     flags = json.dumps([f for f, _ in REFUSALS])
     proc = subprocess.run(
@@ -44,8 +53,22 @@ def test_setting_mistakes_are_refused_before_diffusers_is_imported(tmp_path):
         env={**os.environ, "PYTHONPATH": str(src)}, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    for (flag, message), (code, output, diffusers) in zip(REFUSALS, json.loads(proc.stdout.splitlines()[-1]), strict=True):
+    for (flag, message), (code, output, diffusers, torch) in zip(REFUSALS, json.loads(proc.stdout.splitlines()[-1]), strict=True):
         assert code == 2, (flag, output)
         assert message in output and output.strip().startswith("error:") and len(output.strip().splitlines()) == 1, (flag, output)
         assert not diffusers, f"{flag}: diffusers was imported before the refusal"
+        assert not (torch and (flag, message) in TORCH_FREE), f"{flag}: torch was imported before the refusal"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_dtype_name_is_told_without_importing_torch():
+    """configs.dtype_name checks --dtype's text (check_generator_options) without torch; a torch
+    dtype is taken too (tests/test_python_api.py), once torch is imported."""
+    script = (
+        "import sys\nfrom gen3c.models.configs import dtype_name\n"
+        "print([dtype_name(n) for n in ('bf16', 'torch.float16', 'float64', 3)], 'torch' in sys.modules)"
+    )
+    src = Path(__file__).resolve().parents[1] / "src"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(src)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["['bfloat16',", "'float16',", "None,", "None]", "False"]

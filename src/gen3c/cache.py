@@ -26,9 +26,9 @@ from torch import Tensor
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.images import outside_unit_range
+from gen3c.pipelines.settings import SPLAT_MODES
 from gen3c.summary import dataclass_repr
 
-SPLAT_MODES = ("bilinear", "zbuffer")
 # GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (``cache_3d.py``).
 CACHE_MAX_DEPTH = 100.0
 # Sharpness of the soft z-buffer: weights are divided by exp(50 · log(1+z) / max log(1+z)).

@@ -712,7 +712,8 @@ def generate(
 
     Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames (the tiny model's: 17), each conditioned on the previous chunk's last frame.
     """
-    from gen3c.pipelines.request import GenerationRequest, check_unused_settings
+    # settings imports no torch: a mistyped setting is refused in a fraction of a second
+    from gen3c.pipelines.settings import GenerationRequest, check_request, check_unused_settings
 
     def text(path: Path | None) -> str | None:
         return None if path is None else str(path)
@@ -732,6 +733,7 @@ def generate(
         generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
     check_unused_settings(request)
+    check_request(request)  # the first check run_request makes, before torch is imported
     _run(request, resume=resume)
 
 

@@ -39,13 +39,13 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.errors import Gen3cInputError
+from gen3c.pipelines.settings import DEFAULT_MOVEMENT_DISTANCE
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
 TRAJECTORY_SCALES = ("auto", "gen3c", "median_depth")
 #: What a depth map's values mean: "relative" (up to scale, e.g. MoGe's) or "metric" (incl. user depth).
 DEPTH_KINDS = ("metric", "relative")
-DEFAULT_MOVEMENT_DISTANCE = 0.3
 GEN3C_CENTER_DEPTH = 1.0
 
 

@@ -28,6 +28,13 @@ _SIGNATURES = (
 )
 
 
+def is_sample(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a GEN3C sample (:mod:`gen3c.io.gen3c_sample`), not an image: a
+    directory (an image input cannot be one) or a ``.pt`` file."""
+    p = Path(path)
+    return p.is_dir() or (p.suffix.lower() == ".pt" and p.is_file())
+
+
 def file_head(path: str | os.PathLike) -> bytes:
     """The first bytes of the file at ``path``, enough for :func:`describe_head`."""
     with open(path, "rb") as fh:

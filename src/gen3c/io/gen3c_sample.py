@@ -43,12 +43,6 @@ from gen3c.io.video import iter_video_frames, probe_video, turned_hint
 SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
 
 
-def is_sample(path: str | os.PathLike) -> bool:
-    """True for a directory (an image input cannot be one) or a ``.pt`` file."""
-    p = Path(path)
-    return p.is_dir() or (p.suffix.lower() == ".pt" and p.is_file())
-
-
 def read_sample(
     path: str | os.PathLike,
     resolution: tuple[int, int],

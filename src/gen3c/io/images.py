@@ -15,11 +15,11 @@ from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
 from gen3c.errors import Gen3cInputError, complex_refusal, first_line
+from gen3c.pipelines.settings import RESIZE_MODES
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
 MAX_IMAGE_PIXELS = 100_000_000
-RESIZE_MODES = ("crop", "stretch")
 
 
 def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:

@@ -8,6 +8,7 @@ GEN3C's sources: ``faditv2_7b`` in ``config/base/net.py`` and ``cosmos-1-diffusi
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -153,10 +154,10 @@ DTYPES_HELP = f"{', '.join(DTYPE_NAMES[:-1])} or {DTYPE_NAMES[-1]} (or {', '.joi
 
 def dtype_name(dtype: Any) -> str | None:
     """``dtype`` (a torch dtype, or a name of one: ``torch.bfloat16``, ``"torch.bfloat16"``,
-    ``"bf16"``) as :data:`DTYPE_NAMES` names it (``"bfloat16"``); None for another dtype or value."""
-    import torch
-
-    if isinstance(dtype, torch.dtype):
+    ``"bf16"``) as :data:`DTYPE_NAMES` names it (``"bfloat16"``); None for another dtype or value.
+    A torch dtype exists only once torch is imported, so a name is told without importing it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(dtype, torch.dtype):
         name = str(dtype).removeprefix("torch.")
     elif isinstance(dtype, str):
         name = dtype.removeprefix("torch.")

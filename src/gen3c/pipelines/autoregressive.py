@@ -28,10 +28,6 @@ from gen3c.errors import Gen3cInputError
 from gen3c.io.frames import FrameStack
 from gen3c.progress import ProgressFactory
 
-#: Frames of one GEN3C generation; chunks overlap by one frame.
-GEN3C_CHUNK_FRAMES = 121
-
-
 # --------------------------------------------------------------------------------------------
 # Chunks
 # --------------------------------------------------------------------------------------------

@@ -50,13 +50,13 @@ from gen3c.io.images import resize_image, to_uint8
 from gen3c.io.ply import write_ply
 from gen3c.io.video import DEFAULT_FPS, VideoWriter
 from gen3c.pipelines.autoregressive import (
-    GEN3C_CHUNK_FRAMES,
     CachePlan,
     FixedCache,
     GrowingCache,
     check_chunked_frame_count,
     plan_chunks,
 )
+from gen3c.pipelines.settings import GEN3C_CHUNK_FRAMES, MAX_FRAMES
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory
@@ -64,7 +64,6 @@ from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory
 if TYPE_CHECKING:
     import PIL.Image
 
-MAX_FRAMES = 100_000
 
 
 class VideoGenerator(Protocol):

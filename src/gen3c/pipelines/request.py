@@ -1,8 +1,8 @@
 """One generation job as data, and the function that runs it.
 
-:class:`GenerationRequest` holds every setting of a run under the CLI's flag names; the CLI,
-the GUI and batch manifests all build one and call :func:`run_request`, so the three never
-drift apart.
+:class:`GenerationRequest` holds every setting of a run under the CLI's flag names (it and its
+checks live in :mod:`gen3c.pipelines.settings`, which imports no torch); the CLI, the GUI and
+batch manifests all build one and call :func:`run_request`, so the three never drift apart.
 
 A request names one input: an image (``input_image_path`` + ``depth_path``), a video with depth
 and cameras (``input_image_path`` = a GEN3C sample directory or legacy ``.pt``, or
@@ -19,11 +19,10 @@ import gc
 import inspect
 import json
 import math
-import numbers
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +30,10 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, describe_value, note, record_notes
-from gen3c.io.atomic import check_video_name
+from gen3c.errors import Gen3cInputError, note, record_notes
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.models import configs
 from gen3c.pipelines.autoregressive import (
-    GEN3C_CHUNK_FRAMES,
     CachePlan,
     FixedCache,
     GrowingCache,
@@ -45,7 +42,6 @@ from gen3c.pipelines.autoregressive import (
     plan_chunks,
 )
 from gen3c.pipelines.camera_video import (
-    MAX_FRAMES,
     OutputWriter,
     SourceView,
     VideoResult,
@@ -57,23 +53,36 @@ from gen3c.pipelines.camera_video import (
     resolve_chunk_frames,
 )
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
+
+# The request and its checks (no torch); those of its names used elsewhere are re-exported here.
+from gen3c.pipelines.settings import (
+    GENERATORS,
+    GenerationRequest,
+    check_request,
+    check_seed,
+    check_unused_settings,
+    fixed_chunk_frames,
+    has_depth,
+    memory_depth,
+    memory_image,
+    official_chunk_frames,
+)
+from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
+from gen3c.pipelines.settings import MIN_FPS as MIN_FPS
+from gen3c.pipelines.settings import _coerce as _coerce
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
-from gen3c.trajectories import DEFAULT_MOVEMENT_DISTANCE, center_depth_for, preset_trajectory
+from gen3c.trajectories import center_depth_for, preset_trajectory
 
 if TYPE_CHECKING:
     import PIL.Image
 
-    from gen3c.io.camera_files import CameraFile
     from gen3c.io.frames import FrameStack
     from gen3c.io.multiview import MultiViewInput
 
     #: What an input is read into (:func:`read_input`).
     SceneInput = SourceView | FrameStack | MultiViewInput
 
-GENERATORS = ("preview", "gen3c")
-#: Frames per chunk of generators that make a fixed number (checked before a model loads).
-GENERATOR_CHUNK_FRAMES = {"gen3c": GEN3C_CHUNK_FRAMES}
 INPUT_KINDS = ("image", "sample", "vipe", "multiview")
 
 
@@ -142,301 +151,6 @@ def describe_array(value: Any) -> dict[str, Any]:
     if isinstance(mode, str):  # a PIL image
         described["mode"] = mode
     return described
-
-
-@dataclass
-class GenerationRequest:
-    """Every setting of a run (names follow the CLI flags)."""
-
-    input_image_path: str | None = None
-    vipe_path: str | None = None
-    vipe_clip: str | None = None
-    vipe_starting_frame_idx: int = 0
-    multiview_npz: str | None = None
-    trust_checkpoint: bool = False
-    depth_path: str | None = None
-    png_depth_scale: float = 0.001
-    mask_invalid_depth: bool = False
-    intrinsics: str | None = None
-    fov: float | None = None
-    depth_estimator: str = "moge"
-    trajectory: str = "left"
-    camera_rotation: str = "center_facing"
-    movement_distance: float = DEFAULT_MOVEMENT_DISTANCE
-    trajectory_scale: str = "auto"
-    camera_file: str | None = None
-    #: None: the camera file's count, else one chunk of the generator's model
-    #: (:func:`default_num_frames`), set on construction.
-    num_video_frames: int | None = None
-    chunk_frames: int | None = None
-    filter_points_threshold: float = 0.05
-    foreground_masking: bool = False
-    splat: str = "bilinear"
-    #: "HxW"; None: the gen3c generator's model's own (:func:`default_resolution`), set on construction.
-    resolution: str | None = None
-    resize_mode: str = "crop"
-    generator: str = "preview"
-    seed: int = 1
-    generator_options: dict[str, Any] = field(default_factory=dict)
-    video_save_folder: str = "outputs"
-    video_save_name: str = "output"
-    save_buffer: bool = False
-    save_point_cloud: bool = False
-    #: None: the camera file's frame rate, else GEN3C's 24 (:func:`default_fps`), set on construction.
-    fps: float | None = None
-    #: Not a field (no setting, not in :meth:`to_dict`): an :class:`InMemoryInput` standing for
-    #: ``input_image_path`` and/or ``depth_path``, set by :func:`generate` for arrays handed over in Python.
-    in_memory = None
-
-    def __post_init__(self) -> None:
-        if self.resolution is None:
-            self.resolution = default_resolution(self)
-        if self.num_video_frames is None:
-            self.num_video_frames = default_num_frames(self)
-        if self.fps is None:
-            self.fps = default_fps(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], name: str = "request") -> GenerationRequest:
-        """Build a request from plain data (JSON, CSV, GUI), checking names and types.
-
-        Raises:
-            Gen3cInputError: unknown settings or values of the wrong type.
-        """
-        if not isinstance(data, dict):
-            raise Gen3cInputError(f"{name} must be an object of settings, got {type(data).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        unknown = [k for k in data if k not in known]
-        if unknown:
-            shown = ", ".join(repr(k)[:40] for k in unknown[:3]) + (" …" if len(unknown) > 3 else "")
-            raise Gen3cInputError(f"{name} has unknown settings {shown}: see GenerationRequest's fields for the valid ones")
-        values = {key: _coerce(key, value, known[key].type, name) for key, value in data.items()}
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def read_camera_file(self) -> CameraFile | None:
-        """The ``camera_file`` as read once (:func:`gen3c.io.camera_files.read_camera_file`), None
-        without one. The request keeps what it read: the default frame count and frame rate, the
-        frame-count check, the trajectory and ``--resume``'s hash of the inputs all take these very
-        bytes, so a run reads the file once. It is read again only when the file on disk changed
-        since (another size or modification time), e.g. between two runs of one request.
-        """
-        if self.camera_file is None:
-            return None
-        from gen3c.io.camera_files import read_camera_file
-
-        try:
-            stat = os.stat(self.camera_file)
-            key = (str(self.camera_file), stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        except (OSError, ValueError):
-            return read_camera_file(self.camera_file)  # which says what is wrong with the path
-        kept = self.__dict__.get("_camera_file_read")
-        if kept is None or kept[0] != key:
-            kept = (key, read_camera_file(self.camera_file))
-            self.__dict__["_camera_file_read"] = kept  # not a field: no part of the settings
-        return kept[1]
-
-    def read_input_contents(self) -> dict[str, bytes]:
-        """The bytes of the inputs the request has read itself, by field (its camera file), for
-        ``--resume``'s hash of the inputs (:func:`gen3c.pipelines.resume.input_digests`)."""
-        camera_file = self.read_camera_file()
-        return {} if camera_file is None else {"camera_file": camera_file.content}
-
-
-def fixed_chunk_frames(request: GenerationRequest) -> int | None:
-    """Frames per chunk of a generator that makes a fixed number, None for the preview: the
-    gen3c generator's ``chunk_frames``, else its packaged model's or checkpoint's (the tiny
-    model: 17), else GEN3C's 121. Known before any model loads."""
-    fixed = GENERATOR_CHUNK_FRAMES.get(request.generator)
-    if fixed is None:
-        return None
-    from gen3c.models.packaged import model_chunk_frames
-
-    return request.chunk_frames or model_chunk_frames(request.generator_options) or fixed
-
-
-def official_chunk_frames(cache_dir: str | None = None) -> int:
-    """Frames per chunk of GEN3C's official weights, which the gen3c generator runs when no model
-    is named (121), known before they are fetched: their converted copy's ``gen3c_model.json``
-    where the cache (``--cache_dir``) holds one, else what gen3c converts them with."""
-    from gen3c.models import weights
-    from gen3c.models.packaged import checkpoint_info
-
-    converted = weights.converted_official(cache_dir)
-    info = weights.OFFICIAL.model_info if converted is None else checkpoint_info(str(converted))
-    return int(info.get("chunk_frames", GEN3C_CHUNK_FRAMES))
-
-
-def default_num_frames(request: GenerationRequest) -> int:
-    """The frames of a run that names no count: one per camera of its camera file; else one
-    chunk of the generator (:func:`fixed_chunk_frames`), GEN3C's 121 for the preview."""
-    if request.camera_file is not None:
-        return len(request.read_camera_file().cameras)
-    return fixed_chunk_frames(request) or GEN3C_CHUNK_FRAMES
-
-
-def default_resolution(request: GenerationRequest) -> str:
-    """The working resolution of a run that names none: the size the gen3c generator's model was
-    trained at (``gen3c_model.json``: the tiny model's 64x112), else GEN3C's 704x1280."""
-    size = None
-    if request.generator == "gen3c":
-        from gen3c.models.packaged import model_resolution
-
-        size = model_resolution(request.generator_options)
-    return "x".join(map(str, size or configs.RESOLUTION))
-
-
-def default_fps(request: GenerationRequest) -> float:
-    """The frame rate of a run that names none: its camera file's
-    (:func:`~gen3c.io.camera_files.camera_dict_fps`; a nerfstudio camera_path's entries / seconds,
-    as ns-render plays it), so a path made at 12 fps (in the GUI, in nerfstudio) replays at its
-    own speed; else GEN3C's 24."""
-    fps = None if request.camera_file is None else request.read_camera_file().fps
-    return 24.0 if fps is None else fps
-
-
-def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
-    """Check one setting against its annotation (as written in this module)."""
-    optional = "None" in annotation
-    if value is None:
-        if optional:
-            return None
-        raise Gen3cInputError(f"{name}: setting {key!r} cannot be empty")
-    base = annotation.replace(" | None", "")
-    # numbers.Integral / Real: numpy's scalars too (a notebook's np.int64 frame count).
-    whole = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-    ok = {
-        "str": isinstance(value, str),
-        "int": whole,
-        "float": whole or (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))),
-        "bool": isinstance(value, (bool, np.bool_)),
-        "dict[str, Any]": isinstance(value, dict),
-    }.get(base)
-    if not ok:
-        raise Gen3cInputError(f"{name}: setting {key!r} must be {base}, got {describe_value(value)}")
-    convert = {"int": int, "float": float, "bool": bool}.get(base)
-    return convert(value) if convert else value
-
-
-#: Frame rates a video can be written at.
-# Below 1 fps encoders round the time base to 0 and write an unreadable mp4.
-MIN_FPS, MAX_FPS = 1.0, 240.0
-
-
-def check_seed(seed: int) -> None:
-    if not 0 <= seed <= configs.MAX_SEED:
-        raise Gen3cInputError(f"--seed {seed} is out of range: pass a whole number from 0 to {configs.MAX_SEED}")
-
-
-def check_request(request: GenerationRequest) -> None:
-    """Refuse settings no run can use, before anything is loaded and before any input is read
-    (the other settings are checked where they are parsed: resolution, trajectory, frame counts,
-    files); a LoRA's small record is read (:func:`check_lora_base`)."""
-    from gen3c.cache import SPLAT_MODES
-    from gen3c.io.images import RESIZE_MODES
-
-    for f in fields(GenerationRequest):  # a request built in Python skips from_dict's type checks
-        if not f.type.startswith("str"):  # paths may be str or os.PathLike
-            _coerce(f.name, getattr(request, f.name), f.type, "request")
-    for key, choices in (("splat", SPLAT_MODES), ("resize_mode", RESIZE_MODES)):
-        value = getattr(request, key)
-        if value not in choices:
-            raise Gen3cInputError(f"--{key} {str(value)[:40]!r} is unknown: choose one of {', '.join(choices)}")
-    numbers = (("movement_distance", request.movement_distance, lambda v: True, "a finite number"),
-               ("filter_points_threshold", request.filter_points_threshold, lambda v: v >= 0, "a number ≥ 0 (0 keeps every point)"),
-               ("png_depth_scale", request.png_depth_scale, lambda v: v > 0, "a number > 0"),
-               ("fps", request.fps, lambda v: MIN_FPS <= v <= MAX_FPS, f"a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}]"))  # fmt: skip
-    for key, value, allowed, what in numbers:
-        if not (math.isfinite(value) and allowed(value)):
-            raise Gen3cInputError(f"--{key} {value} is impossible: pass {what}")
-    check_seed(request.seed)
-    if not 1 <= request.num_video_frames <= MAX_FRAMES:
-        raise Gen3cInputError(f"--num_video_frames {request.num_video_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
-    if request.fov is not None and not math.isfinite(request.fov):
-        raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
-    check_video_name(request.video_save_name, "--video_save_name")
-    check_lora_base(request)
-
-
-def check_lora_base(request: GenerationRequest) -> None:
-    """Refuse a LoRA trained on a model other than GEN3C-7B when no model is named: without
-    ``--checkpoint_dir`` / ``--model`` the gen3c generator runs GEN3C-7B, which the adapter does not fit."""
-    options = request.generator_options
-    if request.generator != "gen3c" or not options.get("lora") or options.get("model") or options.get("checkpoint_dir"):
-        return
-    from gen3c.models.packaged import PACKAGED_MODELS, checkpoint_info, packaged_model_info
-    from gen3c.training.lora import lora_base_checkpoint
-
-    base = lora_base_checkpoint(options["lora"])
-    if base is None:
-        return
-    info = packaged_model_info(base) if base in PACKAGED_MODELS else checkpoint_info(base)
-    if info.get("chunk_frames", GEN3C_CHUNK_FRAMES) != GEN3C_CHUNK_FRAMES:  # not GEN3C-7B (nor a fine-tune of it)
-        flag = f"--model {base}" if base in PACKAGED_MODELS else f"--checkpoint_dir {base}"
-        raise Gen3cInputError(
-            f"--lora {str(options['lora'])!r} was trained on {base!r}, not GEN3C-7B (what runs without a model named): pass {flag}"
-        )
-
-
-#: Settings of a preset path (GEN3C's ``--trajectory`` & co.), unused when a path is given.
-PRESET_SETTINGS = ("trajectory", "camera_rotation", "movement_distance", "trajectory_scale")
-
-
-def check_unused_settings(request: GenerationRequest, where: str | None = None) -> None:
-    """Refuse settings changed from their defaults that the request would silently ignore: a
-    preset path's where the path is given (a camera file, a multi-view input's ``w2cs_all``),
-    ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a legacy ``.pt`` input,
-    ``seed`` with a generator that draws no random numbers (the preview), ``depth_estimator``
-    where no depth or camera is estimated, ``mask_invalid_depth`` where no depth is read from a file.
-    ``where`` prefixes the message (e.g. a manifest line)."""
-    from gen3c.io.gen3c_sample import is_sample
-
-    prefix = f"{where}: " if where else ""
-    defaults = {f.name: f.default for f in fields(GenerationRequest)}
-    given = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
-    changed = [f"--{key}" for key in PRESET_SETTINGS if getattr(request, key) != defaults[key]]
-    if given and changed:
-        verb, them = ("shape", "them") if len(changed) > 1 else ("shapes", "it")
-        raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop {them}")
-    if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(".png"):
-        raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it")
-    if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
-        raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
-    if request.seed != defaults["seed"] and request.generator != "gen3c":
-        raise Gen3cInputError(f"{prefix}--seed applies to --generator gen3c only (the {request.generator} is deterministic): drop it")
-    video = request.vipe_path is not None or request.multiview_npz is not None or (
-        request.input_image_path is not None and is_sample(request.input_image_path)
-    )
-    if request.depth_estimator != defaults["depth_estimator"]:
-        if video:
-            raise Gen3cInputError(f"{prefix}--depth_estimator applies to a single image; a video or multi-view input carries its own depth: drop it")
-        if has_depth(request) and (request.fov is not None or request.intrinsics is not None):
-            raise Gen3cInputError(
-                f"{prefix}--depth_estimator estimates the depth without --depth_path, or the camera without --intrinsics / --fov; "
-                "with both given it is not used: drop it"
-            )
-    if request.mask_invalid_depth and not video and not has_depth(request):
-        raise Gen3cInputError(
-            f"{prefix}--mask_invalid_depth applies to depth given with the input (--depth_path, a video or multi-view input); "
-            "an estimator's depth has no NaN/inf pixels: drop it"
-        )
-
-
-def has_depth(request: GenerationRequest) -> bool:
-    """Whether the request's image comes with its depth: a ``depth_path``, or a depth in memory."""
-    return request.depth_path is not None or memory_depth(request) is not None
-
-
-def memory_image(request: GenerationRequest) -> torch.Tensor | None:
-    """The request's image handed over in memory (:attr:`GenerationRequest.in_memory`), or None."""
-    return request.in_memory.image if request.in_memory is not None else None
-
-
-def memory_depth(request: GenerationRequest) -> torch.Tensor | None:
-    """The request's depth handed over in memory (:attr:`GenerationRequest.in_memory`), or None."""
-    return request.in_memory.depth if request.in_memory is not None else None
 
 
 def load_source(request: GenerationRequest) -> SourceView:
@@ -557,7 +271,7 @@ def make_cameras(request: GenerationRequest, source: SourceView) -> Cameras:
 
 def input_kind(request: GenerationRequest) -> str:
     """Which of :data:`INPUT_KINDS` the request names, after checking that it names one."""
-    from gen3c.io.gen3c_sample import is_sample
+    from gen3c.io.formats import is_sample
 
     in_memory = memory_image(request) is not None
     image = request.input_image_path if not in_memory else request.in_memory
