@@ -30,7 +30,6 @@ REFUSALS = TORCH_FREE + (
     (["--disable_prompt_encoder", "--prompt", "a cat"], "--prompt would change nothing"),
     (["--model", "tiny", "--checkpoint_dir", "x"], "--model tiny and --checkpoint_dir both name a model"),
     (["--model", "tiny", "--resolution", "72x112"], "frame size 72×112 must be a multiple of 16"),
-    (["--model", "tiny", "--input_image_path", "missing.png", "--depth_path", "missing.npy"], "missing.png"),
 )
 
 SCRIPT = """

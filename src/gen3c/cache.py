@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
+from gen3c.constants import SPLAT_MODES
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.images import outside_unit_range
-from gen3c.pipelines.settings import SPLAT_MODES
 from gen3c.summary import dataclass_repr
 
 # GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (``cache_3d.py``).

@@ -38,8 +38,8 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
+from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE
 from gen3c.errors import Gen3cInputError
-from gen3c.pipelines.settings import DEFAULT_MOVEMENT_DISTANCE
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")

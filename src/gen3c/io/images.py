@@ -14,8 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
+from gen3c.constants import RESIZE_MODES
 from gen3c.errors import Gen3cInputError, complex_refusal, first_line
-from gen3c.pipelines.settings import RESIZE_MODES
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.

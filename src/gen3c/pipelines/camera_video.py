@@ -36,6 +36,7 @@ from gen3c.cameras import (
     resize_intrinsics,
     validate_poses,
 )
+from gen3c.constants import GEN3C_CHUNK_FRAMES, MAX_FRAMES
 from gen3c.errors import Gen3cInputError, complex_refusal, note, raise_if_interrupted
 from gen3c.io.atomic import (
     atomic_path,
@@ -56,7 +57,6 @@ from gen3c.pipelines.autoregressive import (
     check_chunked_frame_count,
     plan_chunks,
 )
-from gen3c.pipelines.settings import GEN3C_CHUNK_FRAMES, MAX_FRAMES
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory

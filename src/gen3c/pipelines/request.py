@@ -547,6 +547,11 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         if configs is not None and num_gpus != 1:  # what load_generator says once the input is read (a depth estimate: minutes)
             options = request.generator_options
             loading.check_model_split(configs, num_gpus, fixed_chunk_frames(request), options.get("model") or options.get("checkpoint_dir"))
+        # The settings are refused above without diffusers (seconds to import); what loading the
+        # model imports is checked here, still before the input is read (a broken transformers, say).
+        from gen3c.dependencies import require
+
+        require("gen3c.pipelines.gen3c", "the gen3c generator", extra="diffusion")
     return checked
 
 

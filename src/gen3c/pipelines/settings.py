@@ -1,11 +1,11 @@
 """The settings of one generation job, and their checks, without torch.
 
 :class:`GenerationRequest` holds every setting of a run under the CLI's flag names, with the
-values they may take (:data:`SPLAT_MODES`, :data:`RESIZE_MODES`, :data:`MAX_FRAMES`, …) and the
+values they may take (:mod:`gen3c.constants`) and the
 checks that need no input read and no model loaded (:func:`check_request`,
 :func:`check_unused_settings`). This module imports nothing heavy (no torch), so ``gen3c generate``
 refuses a mistyped setting in a fraction of a second; :mod:`gen3c.pipelines.request` runs the
-request (and re-exports these names), and the modules that use these values import them from here.
+request (and re-exports these names).
 """
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gen3c.constants import (
+    DEFAULT_MOVEMENT_DISTANCE,
+    GEN3C_CHUNK_FRAMES,
+    MAX_FRAMES,
+    RESIZE_MODES,
+    SPLAT_MODES,
+)
 from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import check_video_name
 from gen3c.models import configs
@@ -26,17 +33,6 @@ if TYPE_CHECKING:
     import torch
 
     from gen3c.io.camera_files import CameraFile
-
-#: Frames of one GEN3C generation; chunks overlap by one frame.
-GEN3C_CHUNK_FRAMES = 121
-#: The most frames a run may ask for (``num_video_frames``).
-MAX_FRAMES = 100_000
-#: GEN3C's ``movement_distance`` of a preset path (:mod:`gen3c.trajectories`).
-DEFAULT_MOVEMENT_DISTANCE = 0.3
-#: How points are splatted into the cache's renders (:mod:`gen3c.cache`).
-SPLAT_MODES = ("bilinear", "zbuffer")
-#: How an input is brought to the working resolution (:func:`gen3c.io.images.resize_image`).
-RESIZE_MODES = ("crop", "stretch")
 
 GENERATORS = ("preview", "gen3c")
 #: Frames per chunk of generators that make a fixed number (checked before a model loads).
