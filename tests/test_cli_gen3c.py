@@ -217,6 +217,9 @@ def test_a_lora_of_another_model_without_that_model_named_says_which_to_pass(box
         (lora / "gen3c_lora.json").write_text(json.dumps({"rank": 4, "base_checkpoint": base}))
         res = invoke(*args)
         assert res.exit_code == 2 and f"was trained on {base!r}, not GEN3C-7B (what runs without a model named): pass {flag}" in res.output, res.output
+        # GEN3C's hub id (in any case) runs GEN3C-7B as well: the same refusal, not a load that fails on shapes.
+        res = invoke(*args, "--checkpoint_dir", "NVIDIA/gen3c-cosmos-7b")
+        assert res.exit_code == 2 and f"not GEN3C-7B (what --checkpoint_dir nvidia/Gen3C-Cosmos-7B runs): pass {flag}" in res.output, res.output
     assert not (tmp_path / "out").exists()
 
 

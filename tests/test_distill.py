@@ -382,7 +382,7 @@ def test_torchrun_distills_data_parallel_on_cpus(tmp_path, teacher_checkpoint):
     path.write_text("\n".join(f"[{s}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in t.items()) for s, t in cfg.items()))
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU ranks (gloo) on a GPU host too
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run([*launch, "-m", "gen3c", "train", str(path), "--out", str(tmp_path / "two")], env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip

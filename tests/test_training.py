@@ -303,7 +303,7 @@ def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
     path = _write_toml(cfg, tmp_path / "tiny.toml")
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU ranks (gloo) on a GPU host too
     two = tmp_path / "two"
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run([*launch, "-m", "gen3c", "train", str(path), "--out", str(two)], env=env, capture_output=True, text=True, timeout=600)
@@ -894,3 +894,23 @@ def test_a_loss_line_cut_short_is_dropped_on_resume(tmp_path):
     (tmp_path / "losses.jsonl").write_text("\n".join(lines) + '\n{"step": 4, "lo')
     trim_losses(tmp_path, 2)
     assert (tmp_path / "losses.jsonl").read_text() == "\n".join(lines[:2]) + "\n"
+
+
+def test_more_ranks_per_host_than_gpus_is_refused_before_nccl(tmp_path, monkeypatch):
+    """`torchrun --nproc_per_node 2 -m gen3c train` on a host with one GPU: each rank takes
+    cuda:LOCAL_RANK, and accelerate put both on one GPU, where NCCL failed with "Duplicate GPU
+    detected" in a many-line traceback from each rank. Every rank now refuses in one line."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import check_devices
+
+    config = config_from_dict(tiny_config(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for key, value in (("WORLD_SIZE", "2"), ("LOCAL_WORLD_SIZE", "2"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(key, value)
+    with pytest.raises(Gen3cInputError, match=r"^torchrun started 2 processes on this host, which has 1 visible GPU: "
+                       r"launch at most 1 per host \(--nproc_per_node 1\) or check CUDA_VISIBLE_DEVICES; "
+                       r"or hide the GPUs \(CUDA_VISIBLE_DEVICES=\) to train on the CPUs$"):  # fmt: skip
+        check_devices(config)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # two hosts of one GPU each: fine
+    check_devices(config)

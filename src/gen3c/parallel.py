@@ -85,6 +85,20 @@ def check_launch(num_gpus: int) -> None:
         )
 
 
+def check_host_gpus(alternative: str = "") -> None:
+    """Refuse a torchrun launch of more processes on this host than it has visible CUDA GPUs
+    (every rank refuses alike): each takes ``cuda:LOCAL_RANK``, and two ranks on one GPU fail in
+    NCCL ("Duplicate GPU detected") or share its memory. ``alternative`` ends the message (e.g.
+    how to run on the CPUs instead)."""
+    per_host = int(os.environ.get("LOCAL_WORLD_SIZE", int(os.environ.get("LOCAL_RANK", "0")) + 1))
+    visible = torch.cuda.device_count()
+    if per_host > visible:
+        raise Gen3cInputError(
+            f"torchrun started {per_host} processes on this host, which has {visible} visible GPU{'' if visible == 1 else 's'}: "
+            f"launch at most {visible} per host (--nproc_per_node {visible}) or check CUDA_VISIBLE_DEVICES{alternative}"
+        )
+
+
 def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelContext:
     """Join the process group of a ``torchrun`` launch of ``num_gpus`` processes.
 
@@ -104,12 +118,7 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
     if device_type == "cuda" and not torch.cuda.is_available():
         raise Gen3cInputError("device 'cuda' was asked for but this machine has no CUDA GPU: leave --device out to run on the CPU")
     if use_cuda:
-        visible = torch.cuda.device_count()
-        if local_rank >= visible:
-            raise Gen3cInputError(
-                f"rank {local_rank} of this host has no GPU: {visible} visible for {num_gpus} processes; "
-                f"launch at most {visible} per host (--nproc_per_node) or check CUDA_VISIBLE_DEVICES"
-            )
+        check_host_gpus()
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         backend = "nccl"

@@ -253,10 +253,14 @@ def check_request(request: GenerationRequest) -> None:
 
 
 def check_lora_base(request: GenerationRequest) -> None:
-    """Refuse a LoRA trained on a model other than GEN3C-7B when no model is named: without
-    ``--checkpoint_dir`` / ``--model`` the gen3c generator runs GEN3C-7B, which the adapter does not fit."""
+    """Refuse a LoRA trained on a model other than GEN3C-7B when GEN3C-7B runs: without
+    ``--checkpoint_dir`` / ``--model``, or with GEN3C's hub id as ``--checkpoint_dir``, the gen3c
+    generator runs GEN3C-7B, which the adapter does not fit."""
+    from gen3c.models.weights import OFFICIAL_REPO, is_official_repo
+
     options = request.generator_options
-    if request.generator != "gen3c" or not options.get("lora") or options.get("model") or options.get("checkpoint_dir"):
+    official = is_official_repo(options.get("checkpoint_dir"))
+    if request.generator != "gen3c" or not options.get("lora") or options.get("model") or (options.get("checkpoint_dir") and not official):
         return
     from gen3c.models.packaged import PACKAGED_MODELS, checkpoint_info, packaged_model_info
     from gen3c.training.lora import lora_base_checkpoint
@@ -268,7 +272,8 @@ def check_lora_base(request: GenerationRequest) -> None:
     if info.get("chunk_frames", GEN3C_CHUNK_FRAMES) != GEN3C_CHUNK_FRAMES:  # not GEN3C-7B (nor a fine-tune of it)
         flag = f"--model {base}" if base in PACKAGED_MODELS else f"--checkpoint_dir {base}"
         raise Gen3cInputError(
-            f"--lora {str(options['lora'])!r} was trained on {base!r}, not GEN3C-7B (what runs without a model named): pass {flag}"
+            f"--lora {str(options['lora'])!r} was trained on {base!r}, not GEN3C-7B "
+            f"({f'what --checkpoint_dir {OFFICIAL_REPO} runs' if official else 'what runs without a model named'}): pass {flag}"
         )
 
 

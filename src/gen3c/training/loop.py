@@ -48,6 +48,7 @@ from gen3c.io.atomic import (
     write_text_atomic,
 )
 from gen3c.models import configs
+from gen3c.parallel import check_host_gpus, launched_world_size
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 
@@ -110,8 +111,11 @@ def lr_factor(config: Config, step: int, total: int) -> float:
 
 
 def check_devices(config: Config) -> None:
-    """Refuse settings accelerate would quietly ignore without a GPU."""
+    """Refuse settings accelerate would quietly ignore without a GPU, and a torchrun launch of
+    more processes per host than GPUs (each takes one; two on one fail inside NCCL)."""
     if torch.cuda.is_available():
+        if launched_world_size() is not None:
+            check_host_gpus("; or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on the CPUs")
         return
     if config.train.mixed_precision == "fp16":  # accelerate has fp16 autocast on GPUs only: float32 instead
         raise Gen3cInputError('train.mixed_precision = "fp16" needs a GPU (accelerate has no fp16 autocast on CPUs): use "bf16" or "no"')
