@@ -324,8 +324,6 @@ def inline_code(text: str) -> list[str]:
 
 def option_choices(flag: str) -> set[str] | None:
     """The values a flag takes, where the command line or the library lists them (None: any)."""
-    import click
-
     from gen3c.models.memory import MEMORY_MODES
     from gen3c.models.packaged import PACKAGED_MODELS
     from gen3c.pipelines.presets import SPEED_PRESETS
@@ -334,10 +332,25 @@ def option_choices(flag: str) -> set[str] | None:
     listed = {"--speed": SPEED_PRESETS, "--sampler": SAMPLERS, "--memory_mode": MEMORY_MODES, "--model": PACKAGED_MODELS}
     if flag in listed:
         return set(listed[flag])
-    # click's own record of the choices (typer's descriptors of the annotation differ by version)
-    kinds = [p.type for _, c in gen3c_commands() for p in c.params if flag in p.opts]
-    if kinds and all(isinstance(k, click.Choice) for k in kinds):
-        return {str(getattr(choice, "value", choice)) for k in kinds for choice in k.choices}
+    each = [_param_choices(p) for _, c in gen3c_commands() for p in c.params if flag in p.opts]
+    if each and all(choices is not None for choices in each):
+        return set().union(*each)
+    return None
+
+
+def _param_choices(param) -> set[str] | None:
+    """An option's choices: typer ≥ 0.28 describes its annotation (an Enum), older typer hands
+    click a ``click.Choice``."""
+    import enum
+
+    import click
+
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return {e.value for e in annotation}
+    kind = getattr(param, "type", None)
+    if isinstance(kind, click.Choice):
+        return {str(getattr(choice, "value", choice)) for choice in kind.choices}
     return None
 
 
