@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 import gen3c
+import gen3c.dependencies
 from gen3c import cli
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
@@ -214,6 +215,8 @@ def test_a_known_packages_own_dependency_failing_names_the_package_that_imported
         (tmp_path / path).parent.mkdir(exist_ok=True)
         (tmp_path / path).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # As if not installed, also on a GPU host that has the real flash-attn-4 (its version would be named).
+    monkeypatch.setattr(gen3c.dependencies, "_installed_version", lambda dist: None)
 
     def raised(module: str, message: str = "") -> BaseException:
         """What importing ``module`` raises, wrapped as diffusers' lazy imports do."""
@@ -255,6 +258,7 @@ def test_a_known_package_raising_another_error_as_it_is_imported_is_one_line_and
     (tmp_path / "flash_attn" / "run.py").write_text("def call():\n    raise RuntimeError('CUDA error: out of memory')\n")
     (tmp_path / "cudnn.py").write_text("import gen3c.dependencies\ngen3c.dependencies.distribution('not_there_xyz')\n")  # raised in gen3c
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(gen3c.dependencies, "_installed_version", lambda dist: None)  # as if not installed (see above)
     for name in ("flash_attn", "flash_attn.ops", "flash_attn.run", "cudnn"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     expected = (
