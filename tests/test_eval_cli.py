@@ -190,12 +190,9 @@ def test_bars_for_missing_values_are_not_drawn_as_zero():
 
 
 
-def test_the_terminal_table_and_the_report_name_their_units():
-    """The terminal's "warp" column shows warp_error ×100 and PSNR is in dB: both are said (the
-    table showed 5.16 for a warp error of 0.0516 with no word of the scale, report.md never said dB)."""
-    from rich.console import Console
-
-    from gen3c.evaluation.report import markdown, summary_table
+def one_case_result(**scores):
+    """A benchmark result of one case (room, left) and one method ("still"), every score 0.5 but
+    those given, the ground truth's row alike."""
     from gen3c.evaluation.suite import (
         GROUND_TRUTH,
         SCORE_NAMES,
@@ -206,9 +203,19 @@ def test_the_terminal_table_and_the_report_name_their_units():
         Method,
     )
 
-    scores = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr": 21.25, "warp_error": 0.0516, "psnr_per_frame": [21.25]}
-    case = CaseResult(Case("room", "left", 1000), {GROUND_TRUTH: dict(scores), "still": dict(scores)}, {"still": 0.1})
-    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method("still", "held still", None)], [case])
+    row = dict.fromkeys(SCORE_NAMES, 0.5) | scores
+    case = CaseResult(Case("room", "left", 1000), {GROUND_TRUTH: dict(row), "still": dict(row)}, {"still": 0.1})
+    return BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method("still", "held still", None)], [case])
+
+
+def test_the_terminal_table_and_the_report_name_their_units():
+    """The terminal's "warp" column shows warp_error ×100 and PSNR is in dB: both are said (the
+    table showed 5.16 for a warp error of 0.0516 with no word of the scale, report.md never said dB)."""
+    from rich.console import Console
+
+    from gen3c.evaluation.report import markdown, summary_table
+
+    result = one_case_result(psnr=21.25, warp_error=0.0516, psnr_per_frame=[21.25])
     console = Console(width=200, record=True)
     console.print(summary_table(result))
     text = console.export_text()
@@ -223,19 +230,8 @@ def test_one_case_is_counted_in_the_singular():
     from rich.console import Console
 
     from gen3c.evaluation.report import markdown, summary_table
-    from gen3c.evaluation.suite import (
-        GROUND_TRUTH,
-        SCORE_NAMES,
-        BenchmarkConfig,
-        BenchmarkResult,
-        Case,
-        CaseResult,
-        Method,
-    )
 
-    scores = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr_per_frame": [20.0]}
-    case = CaseResult(Case("room", "left", 1000), {GROUND_TRUTH: dict(scores), "still": dict(scores)}, {"still": 0.1})
-    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method("still", "held still", None)], [case])
+    result = one_case_result(psnr_per_frame=[20.0])
     console = Console(width=200, record=True)
     console.print(summary_table(result))
     assert console.export_text().startswith("gen3c eval: 1 case, mean over cases")
