@@ -416,6 +416,68 @@ def test_exported_depth_with_untrusted_pixels_fed_back_reproduces_the_run(box_sc
     assert torch.equal(back.mask, estimate.mask) and median_depth(back) == median_depth(estimate) < 3
 
 
+@pytest.mark.parametrize("scale", ["auto", "median_depth"])
+def test_an_estimate_in_memory_runs_as_its_export_fed_back(box_scene, tmp_path, scale):
+    """`gen3c.generate(image, depth=estimate)` with a `DepthEstimate` in memory makes the cameras
+    and cache that `--depth_path NAME_depth.npy` of its export makes: its kind, camera and trusted
+    pixels come with it. Before: refused ("is a DepthEstimate: pass a tensor"); its bare depth
+    array, the only way in, is metric depth whose sky (the far fill 1000) counts for the median."""
+    from gen3c.depth.export import save_depth_outputs
+    from gen3c.pipelines.request import GenerationRequest, InMemoryInput, load_scene
+
+    image_path, _, image, _ = box_scene
+    estimate = SkyEstimator().estimate((image + 1) / 2)
+    paths = save_depth_outputs(estimate, (image + 1) / 2, tmp_path, "photo")
+    common = {"input_image_path": str(image_path), "resolution": "48x80", "num_video_frames": 5, "trajectory_scale": scale}
+    with pytest.warns(UserWarning, match="as recorded in photo_depth.json"):
+        fed = load_scene(GenerationRequest(**common, depth_path=str(paths["npy"])))
+
+    def in_memory(depth, **camera):
+        request = GenerationRequest(**common, **camera)
+        request.in_memory = InMemoryInput.from_arrays(None, depth, "gen3c.generate()")
+        return load_scene(request)
+
+    with pytest.warns(UserWarning, match="relative depth from sky and its camera .*, as held by the DepthEstimate"):
+        memory = in_memory(estimate)
+    assert torch.equal(memory.cameras.w2c, fed.cameras.w2c) and torch.equal(memory.cameras.K, fed.cameras.K)
+    for memory_part, fed_part in zip(memory.plan.point_cloud(), fed.plan.point_cloud(), strict=True):
+        assert torch.equal(memory_part, fed_part)
+    fx, fy, cx, cy = (float(estimate.intrinsics[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    bare = in_memory(estimate.depth.numpy().copy(), intrinsics=f"{fx},{fy},{cx},{cy}")  # the same camera: metric, the sky in its median
+    assert torch.equal(bare.cameras.K, fed.cameras.K) and not torch.allclose(bare.cameras.w2c, fed.cameras.w2c)
+
+
+def test_mask_invalid_depth_leaves_out_the_pixels_an_exported_estimate_does_not_trust(box_scene, tmp_path):
+    """`gen3c depth` writes the sky its estimator does not trust at the far fill (1000), not NaN,
+    and marks it in NAME_mask.png. `--mask_invalid_depth` leaves out what a raw saved estimate
+    holds as NaN/inf: fed back, the sky now leaves the cache as the mask says (and a note counts
+    it), from the file and from the estimate in memory alike. Before: the flag did nothing to it:
+    the sky stayed in the cache at depth 100."""
+    from gen3c.depth.export import save_depth_outputs
+    from gen3c.pipelines.request import GenerationRequest, InMemoryInput, load_scene
+
+    image_path, _, image, _ = box_scene
+    estimate = SkyEstimator().estimate((image + 1) / 2)
+    paths = save_depth_outputs(estimate, (image + 1) / 2, tmp_path, "photo")
+    common = {"input_image_path": str(image_path), "resolution": "48x80", "num_video_frames": 5, "mask_invalid_depth": True}
+    with pytest.warns(UserWarning, match=r"--mask_invalid_depth leaves out 6080 pixels \(40%\) the estimator did not trust, as recorded in photo_depth.json"):
+        fed = load_scene(GenerationRequest(**common, depth_path=str(paths["npy"])))
+    points, _ = fed.plan.point_cloud()
+    assert float(points[:, 2].min()) >= 2 and float(points[:, 2].max()) <= 3  # the floor (depth 2 → 3), no sky
+    with pytest.warns(UserWarning, match="as recorded in photo_depth.json"):
+        kept = load_scene(GenerationRequest(**{**common, "mask_invalid_depth": False}, depth_path=str(paths["npy"])))
+    sky = kept.plan.point_cloud()[0][:, 2] >= 100  # without the flag the sky is in, at the cache's clamp, as GEN3C's
+    assert int(sky.sum()) > 0.3 * 48 * 80 and torch.equal(kept.plan.point_cloud()[0][~sky], points)
+    request = GenerationRequest(**common)
+    request.in_memory = InMemoryInput.from_arrays(None, estimate, "gen3c.generate()")
+    with pytest.warns(UserWarning, match="as held by the DepthEstimate"):
+        memory = load_scene(request)
+    assert torch.equal(memory.plan.point_cloud()[0], points) and torch.equal(memory.cameras.w2c, fed.cameras.w2c)
+    with pytest.warns(UserWarning, match="leaves out 6080 pixels"):
+        back = load_user_depth(paths["npy"], estimate.size, mask_invalid=True)
+    assert torch.equal(back.depth > 0, estimate.mask) and torch.equal(back.mask, estimate.mask)
+
+
 def test_a_depth_record_without_its_mask_reads_as_before_and_a_broken_one_is_refused(tmp_path):
     """A record written before `gen3c depth` wrote NAME_mask.png (no "mask" entry) reads as it did:
     every pixel short of the far fill counts. A mask named but missing, or of another size, is

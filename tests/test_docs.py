@@ -847,7 +847,8 @@ def test_python_arrays_in_arrays_out_runs(tmp_path, monkeypatch):
 
 
 def test_python_image_in_memory_runs(tmp_path, monkeypatch, capsys):
-    """docs/python.md, "One call per video", an image in memory: at 64×112, the frames the files make."""
+    """docs/python.md, "One call per video", an image and its depth estimate in memory (the
+    weight-free prior for MoGe): at 64×112, the frames the command makes estimating the depth."""
     import torch
 
     import gen3c
@@ -855,9 +856,11 @@ def test_python_image_in_memory_runs(tmp_path, monkeypatch, capsys):
     write_photo(tmp_path)
     monkeypatch.chdir(tmp_path)
     ns: dict = {}
-    block = python_block("python.md", "gen3c.generate(image, depth=np.load")
-    exec(shrunk(block, {"num_video_frames=9,": 'num_video_frames=9, resolution="64x112",'}), ns)
+    block = python_block("python.md", "gen3c.generate(image, depth=estimate")
+    exec(shrunk(block, {'load_depth_estimator("moge")': 'load_depth_estimator("prior")',
+                        "num_video_frames=9,": 'num_video_frames=9, resolution="64x112",'}), ns)  # fmt: skip
     assert capsys.readouterr().out.strip() == "outputs/output.mp4 (9, 3, 64, 112)"
-    files = gen3c.generate("photo.png", depth="photo_depth.npy", fov=60, generator="preview", num_video_frames=9, resolution="64x112",
-                           progress=False, video_save_name="files")  # fmt: skip
-    assert torch.equal(ns["out"].result.frames, files.result.frames)
+    direct = gen3c.generate("photo.png", depth_estimator="prior", generator="preview", num_video_frames=9, resolution="64x112",
+                            progress=False, video_save_name="direct")  # fmt: skip
+    assert torch.equal(ns["out"].result.frames, direct.result.frames)
+    assert torch.equal(ns["out"].result.cameras.w2c, direct.result.cameras.w2c)

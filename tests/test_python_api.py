@@ -1049,3 +1049,26 @@ def test_premultiplied_pil_images_in_memory_sit_over_white_as_rgba_does():
     la = Image.fromarray(rgba[..., [0, 3]], "LA")
     grey = image_to_uint8(la)
     assert grey[0, 0].tolist() == [255, 255, 255] and np.abs(image_to_uint8(la.convert("La")).astype(int) - grey).max() <= 1
+
+
+def test_generate_takes_a_depth_estimate_as_its_export_fed_back(box_scene, tmp_path):
+    """`gen3c.generate(image, depth=estimate)` makes the frames of `depth="NAME_depth.npy"`, the
+    estimate exported by `gen3c depth` (its relative kind and camera kept); the run record says
+    what was in memory. Before: "depth is a DepthEstimate: pass a tensor or a numpy array"."""
+    import json
+
+    from gen3c.depth import GeometricPriorEstimator
+    from gen3c.depth.export import save_depth_outputs
+
+    image_path, _, image, _ = box_scene
+    estimate = GeometricPriorEstimator().estimate((image + 1) / 2)
+    paths = save_depth_outputs(estimate, (image + 1) / 2, tmp_path, "photo")
+    common = {"resolution": "32x48", "num_video_frames": 5, "generator": "preview", "progress": False}
+    with pytest.warns(UserWarning, match="as recorded in photo_depth.json"):
+        fed = gen3c.generate(image_path, depth=paths["npy"], video_save_folder=tmp_path / "file", **common)
+    with pytest.warns(UserWarning, match="relative depth from prior and its camera .*, as held by the DepthEstimate"):
+        memory = gen3c.generate(image_path, depth=estimate, video_save_folder=tmp_path / "memory", **common)
+    assert torch.equal(memory.result.frames, fed.result.frames) and torch.equal(memory.result.cameras.w2c, fed.result.cameras.w2c)
+    described = json.loads(memory.paths["run"].read_text())["in_memory_inputs"]["depth_path"]
+    assert described["in_memory"] == "gen3c.depth.base.DepthEstimate" and described["kind"] == "relative"
+    assert described["shape"] == [96, 160] and described["source"] == estimate.source

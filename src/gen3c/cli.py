@@ -646,7 +646,8 @@ def generate(
         bool,
         typer.Option(
             "--mask_invalid_depth",
-            help="Leave NaN/inf pixels of depth read from a file (--depth_path, a video or multi-view input) out of the cache. "
+            help="Leave NaN/inf pixels of depth read from a file (--depth_path, a video or multi-view input) out of the cache, "
+            "and the pixels that gen3c depth's mask beside its NAME_depth.npy does not trust (MoGe's sky, written at 1000). "
             "By default they sit far away as in GEN3C (depth 100 in the "
             "cache: sky renders as a backdrop); ≤0 pixels are always left out. Depth with no valid pixel is refused.",
         ),

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, resize_intrinsics
 from gen3c.depth.base import DEPTH_KINDS, DepthEstimate, camera_for, resize_mask
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth, median_scene_depth
 from gen3c.io.intrinsics import parse_intrinsics, recorded_size
 
@@ -44,10 +44,23 @@ class DepthRecord:
     intrinsics: Tensor
     size: tuple[int, int]
     source: str
-    path: Path
+    #: The record's file (``NAME_depth.json``); None for a :class:`DepthEstimate` handed over in
+    #: memory (:meth:`of_estimate`).
+    path: Path | None
     #: (H, W) bool at ``size``, the pixels the estimator trusted (``NAME_mask.png``); None for a
     #: record written before the mask was (every pixel short of the far fill counts).
     mask: Tensor | None = None
+
+    @classmethod
+    def of_estimate(cls, estimate: DepthEstimate) -> DepthRecord:
+        """What an estimate in memory (``gen3c.generate(depth=estimate)``) carries, as its export
+        by ``gen3c depth`` records it: the run is the one ``--depth_path NAME_depth.npy`` makes."""
+        return cls(estimate.kind, estimate.intrinsics.float().cpu(), estimate.size, estimate.source, None, estimate.mask.bool().cpu())
+
+    @property
+    def where(self) -> str:
+        """Where the record comes from, for notes and messages."""
+        return "held by the DepthEstimate" if self.path is None else f"recorded in {self.path.name}"
 
     def camera(self, image_size: tuple[int, int]) -> Tensor:
         """The recorded intrinsics in pixels of an ``image_size`` (H, W) image (plain resize)."""
@@ -92,6 +105,23 @@ def depth_record(path: str | os.PathLike, depth_size: tuple[int, int]) -> DepthR
     if "mask" not in data:  # written before gen3c depth wrote the mask: read as it was then
         return record
     return replace(record, mask=_recorded_mask(data["mask"], sidecar, record.size))
+
+
+def untrusted_left_out(record: DepthRecord, valid: Tensor, name: str) -> Tensor:
+    """``valid`` (H, W) less the pixels ``record``'s mask does not trust, for ``--mask_invalid_depth``.
+
+    ``gen3c depth`` writes the pixels its estimator does not trust (MoGe's sky) at the far fill,
+    not NaN, and marks them in the mask: left out, they are what NaN/inf pixels of a raw saved
+    estimate are (:func:`gen3c.io.depth.fill_invalid_depth`). A note says how many.
+    """
+    trusted = record.trusted(tuple(valid.shape))
+    if trusted is None:  # a record written before the mask was: the far fill is all it tells
+        return valid
+    dropped = int((valid & ~trusted).sum())
+    if dropped:
+        share = 100 * dropped / valid.numel()
+        note(f"{name}: --mask_invalid_depth leaves out {dropped} pixels ({share:.0f}%) the estimator did not trust, as {record.where}", stacklevel=3)
+    return valid & trusted
 
 
 def _recorded_mask(entry: object, sidecar: Path, size: tuple[int, int]) -> Tensor:
@@ -139,7 +169,8 @@ def load_user_depth(
             (:func:`gen3c.io.intrinsics.parse_intrinsics`).
         fov: horizontal field of view in degrees (instead of ``intrinsics``).
         png_scale: depth = PNG value × this (default 0.001: millimetres → metres).
-        mask_invalid: leave NaN/+inf pixels out (depth 0) instead of placing them far away.
+        mask_invalid: leave NaN/+inf pixels out (depth 0) instead of placing them far away, and
+            the pixels the record's mask does not trust (:func:`untrusted_left_out`).
         kind: "metric" or "relative" when the file is up to scale (e.g. saved MoGe depth); None
             (default): the kind ``gen3c depth`` recorded beside the file (:func:`depth_record`),
             else "metric".
@@ -151,6 +182,9 @@ def load_user_depth(
     record = depth_record(path, tuple(raw.shape))
     H, W = image_size
     depth, valid = conform_depth(raw, (H, W), name, mask_invalid)
+    if mask_invalid and record is not None:
+        valid = untrusted_left_out(record, valid, name)
+        depth = torch.where(valid, depth, torch.zeros_like(depth))
     if kind is None:
         kind = record.kind if record is not None else "metric"
     if isinstance(intrinsics, (str, os.PathLike)):

@@ -77,6 +77,8 @@ from gen3c.trajectories import center_depth_for, preset_trajectory
 if TYPE_CHECKING:
     import PIL.Image
 
+    from gen3c.depth.base import DepthEstimate
+    from gen3c.depth.user import DepthRecord
     from gen3c.io.frames import FrameStack
     from gen3c.io.multiview import MultiViewInput
 
@@ -99,34 +101,51 @@ class InMemoryInput:
             size where a file's are (:func:`load_source`); None: a depth file, or estimated.
         described: what was handed over, by the field it stands for (``input_image_path``,
             ``depth_path``): type, shape, dtype and the sha256 of its bytes, for the run record.
+        depth_record: for a :class:`~gen3c.depth.base.DepthEstimate` handed over, its kind,
+            camera and trusted pixels (:meth:`~gen3c.depth.user.DepthRecord.of_estimate`), read
+            as ``gen3c depth``'s record beside its ``.npy`` is; None for a bare array.
     """
 
     image: torch.Tensor | None
     depth: torch.Tensor | None
     described: dict[str, dict[str, Any]]
+    depth_record: DepthRecord | None = None
 
     __repr__ = dataclass_repr
 
     @classmethod
     def from_arrays(cls, image: Any, depth: Any, where: str) -> InMemoryInput:
-        """Check and convert ``image`` and ``depth`` (each None where it is not in memory).
+        """Check and convert ``image`` and ``depth`` (each None where it is not in memory;
+        ``depth`` an array, or a :class:`~gen3c.depth.base.DepthEstimate` whose kind, camera and
+        mask come with it).
 
         Raises:
             Gen3cInputError: a wrong type, shape, size or range, naming ``where``'s argument.
         """
+        from gen3c.cameras import check_intrinsics_fit
+        from gen3c.depth.base import DepthEstimate
+        from gen3c.depth.user import DepthRecord
         from gen3c.io.depth import depth_map
         from gen3c.pipelines.camera_video import source_image
 
-        described = {}
+        described, record = {}, None
         if image is not None:
             checked = source_image(image, f"{where} image").cpu()  # a huge one refused before its bytes are hashed
             described["input_image_path"] = describe_array(image)
             image = checked
-        if depth is not None:
+        if isinstance(depth, DepthEstimate):
+            record = DepthRecord.of_estimate(depth)
+            check_intrinsics_fit(record.intrinsics, *record.size, f"{where} depth's intrinsics")
+            described["depth_path"] = {
+                **describe_array(depth.depth), "in_memory": f"{DepthEstimate.__module__}.DepthEstimate", "kind": record.kind,
+                "source": record.source, "intrinsics": record.intrinsics.tolist(), "mask_sha256": describe_array(record.mask)["sha256"],
+            }  # fmt: skip
+            depth = depth_map(depth.depth, f"{where} depth")
+        elif depth is not None:
             checked = depth_map(depth, f"{where} depth")  # a real array (not an object one) before it is hashed
             described["depth_path"] = describe_array(depth)
             depth = checked
-        return cls(image, depth, described)
+        return cls(image, depth, described, record)
 
 
 def describe_array(value: Any) -> dict[str, Any]:
@@ -162,7 +181,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
     from gen3c.cameras import fov_from_focal
-    from gen3c.depth.user import depth_record
+    from gen3c.depth.user import depth_record, untrusted_left_out
     from gen3c.io.depth import conform_depth, load_depth
     from gen3c.io.images import load_image, parse_resolution
 
@@ -175,8 +194,8 @@ def load_source(request: GenerationRequest) -> SourceView:
     K = parse_intrinsics(request.intrinsics, (h, w), fov=request.fov)
     if not has_depth(request):
         return estimate_source(request, image, K, size)
-    if memory_depth(request) is not None:
-        raw, name, record = memory_depth(request), "gen3c.generate() depth", None
+    if memory_depth(request) is not None:  # an array, or an estimate with its record (InMemoryInput.depth_record)
+        raw, name, record = memory_depth(request), "gen3c.generate() depth", request.in_memory.depth_record
     else:
         raw = load_depth(request.depth_path, request.png_depth_scale)
         name = f"depth file {str(request.depth_path)!r}"
@@ -185,13 +204,12 @@ def load_source(request: GenerationRequest) -> SourceView:
         record = depth_record(request.depth_path, tuple(raw.shape))
     depth, valid = conform_depth(raw, (h, w), name, request.mask_invalid_depth)
     if record is not None and K is None and request.depth_estimator != GenerationRequest.depth_estimator:
-        raise Gen3cInputError(
-            f"--depth_estimator is not used: {name} comes with its camera, recorded in {record.path.name} by gen3c depth: "
-            "drop --depth_estimator"
-        )
+        raise Gen3cInputError(f"--depth_estimator is not used: {name} comes with its camera, {record.where}: drop --depth_estimator")
     if record is not None:
         camera = "" if K is not None else f" and its camera ({fov_from_focal(float(record.intrinsics[0, 0]), record.size[1]):.1f}° horizontal)"
-        note(f"{name}: {record.kind} depth from {record.source}{camera}, as recorded in {record.path.name}", stacklevel=2)
+        note(f"{name}: {record.kind} depth from {record.source}{camera}, as {record.where}", stacklevel=2)
+        if request.mask_invalid_depth:  # the estimator's untrusted pixels (sky at the far fill) are its invalid ones
+            valid = untrusted_left_out(record, valid, name)
         if K is None:
             K = record.camera((h, w))
     if K is None:
@@ -912,7 +930,7 @@ def _run_request(
 def generate(
     image: str | os.PathLike | torch.Tensor | np.ndarray | PIL.Image.Image,
     *,
-    depth: str | os.PathLike | torch.Tensor | np.ndarray | None = None,
+    depth: str | os.PathLike | torch.Tensor | np.ndarray | DepthEstimate | None = None,
     generator: str = "gen3c",
     video_save_folder: str | os.PathLike = "outputs",
     video_save_name: str | None = None,
@@ -943,10 +961,13 @@ def generate(
         image: the source image: a path (or anything ``--input_image_path`` takes), or in memory
             as :func:`~gen3c.pipelines.camera_video.prepare_source` takes it: a PIL image, an
             (H, W, 3) uint8 array (or float in [0, 1]), a (3, H, W) tensor, float in [−1, 1] or uint8.
-        depth: its z-depth: a file (``--depth_path``), or an (H, W) array or tensor, taken as
-            the same array saved as ``.npy`` (any real dtype; another size of the image's aspect
-            ratio resized with a note; NaN / +inf far away, ≤ 0 left out; a numpy masked array's
-            masked pixels as NaN); None estimates depth (MoGe).
+        depth: its z-depth: a file (``--depth_path``; ``gen3c depth``'s ``NAME_depth.npy`` comes
+            with its record), a :class:`~gen3c.depth.base.DepthEstimate` (an estimator's output:
+            its kind, camera and trusted pixels kept, as that record keeps them), or an (H, W)
+            array or tensor, taken as the same array saved as ``.npy`` with no record: metric
+            depth (any real dtype; another size of the image's aspect ratio resized with a note;
+            NaN / +inf far away, ≤ 0 left out; a numpy masked array's masked pixels as NaN); None
+            estimates depth (MoGe).
         generator: "gen3c" (the diffusion model) or "preview" (CPU hole filling, no weights).
         video_save_name: the outputs' name; default: the image file's stem, "output" for an image in memory.
         progress: True draws the command line's bars on stderr, one per stage (loading the
