@@ -804,13 +804,15 @@ def remove_cached(
 ) -> list[CachedItem]:
     """Delete the cached items named (as :func:`cached_items` names them, or "all"); returns what
     was deleted. Raises :class:`Gen3cModelError` for a name that is not cached."""
-    names = list(names)
+    names = [str(n) for n in names]
     items = cached_items(cache_dir, hub_cache_dir, weights)
-    unknown = [n for n in names if n != "all" and n not in {item.name for item in items}]
+    # Without regard to case, as the hub takes repository ids (no two cached names differ by case alone).
+    wanted = {n.casefold() for n in names}
+    unknown = [n for n in names if n != "all" and n.casefold() not in {item.name.casefold() for item in items}]
     if unknown:
         known = ", ".join(item.name for item in items) or "nothing is cached"
         raise Gen3cModelError(f"{unknown[0]!r} is not cached ({known}): name what `gen3c cache list` shows, or 'all'")
-    chosen = items if "all" in names else [item for item in items if item.name in names]
+    chosen = items if "all" in names else [item for item in items if item.name.casefold() in wanted]
     root = weights_cache_dir(cache_dir)
     if not chosen:
         return []
