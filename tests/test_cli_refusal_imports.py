@@ -1,6 +1,7 @@
 """A mistyped setting of `gen3c generate` is refused before diffusers is imported (seconds of
-import time spent on nothing), and a run's own settings (gen3c.pipelines.settings) before torch
-is: the refusals run in a fresh interpreter, which then reports whether each was imported."""
+import time spent on nothing), and a run's own settings (gen3c.pipelines.settings) and the gen3c
+generator's options (gen3c.pipelines.options) before torch is: the refusals run in a fresh
+interpreter, which then reports whether each was imported."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: Refused before torch is imported (check_unused_settings, check_request): (flags, message).
+#: Refused before torch is imported (check_unused_settings, check_request, check_generator): (flags, message).
 #: They run first: once a refusal has imported torch, it stays imported.
 TORCH_FREE = (
     (["--fps", "0"], "--fps 0.0 is impossible: pass a frame rate in [1, 240]"),
@@ -18,9 +19,6 @@ TORCH_FREE = (
     (["--movement_distance", "nan"], "--movement_distance nan is impossible"),
     (["--video_save_name", "a/b"], "--video_save_name 'a/b' must be a plain file name"),
     (["--input_image_path", "missing.png", "--png_depth_scale", "2"], "--png_depth_scale applies to a 16-bit PNG --depth_path only"),
-)
-#: (flags after `gen3c generate --generator gen3c`, a part of the one-line message).
-REFUSALS = TORCH_FREE + (
     (["--speed", "fastst"], "--speed 'fastst' is unknown: use one of exact, fast, fastest"),
     (["--sampler", "eulr"], "--sampler 'eulr' is unknown"),
     (["--memory_mode", "resdent"], "--memory_mode 'resdent' is unknown"),
@@ -29,7 +27,12 @@ REFUSALS = TORCH_FREE + (
     (["--low_memory", "--fp8"], "--low_memory and --fp8 each choose the memory mode"),
     (["--disable_prompt_encoder", "--prompt", "a cat"], "--prompt would change nothing"),
     (["--model", "tiny", "--checkpoint_dir", "x"], "--model tiny and --checkpoint_dir both name a model"),
+)
+#: (flags after `gen3c generate --generator gen3c`, a part of the one-line message).
+REFUSALS = TORCH_FREE + (
+    # a packaged model's frame size is checked first, parsed by gen3c.io.images, which imports torch
     (["--model", "tiny", "--resolution", "72x112"], "frame size 72×112 must be a multiple of 16"),
+    (["--model", "tiny", "--num_gpus", "2"], "--num_gpus 2: the shipped tiny model (its 17-frame chunks have 3 latent frames) cannot be split"),
 )
 
 SCRIPT = """

@@ -713,7 +713,9 @@ def generate(
 
     Long videos (--num_video_frames 241, 361, …) are made in chunks of 121 frames (the tiny model's: 17), each conditioned on the previous chunk's last frame.
     """
-    # settings imports no torch: a mistyped setting is refused in a fraction of a second
+    # settings and options import no torch: a mistyped setting is refused in a fraction of a second
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.options import check_generator
     from gen3c.pipelines.settings import GenerationRequest, check_request, check_unused_settings
 
     def text(path: Path | None) -> str | None:
@@ -735,6 +737,8 @@ def generate(
     )  # fmt: skip
     check_unused_settings(request)
     check_request(request)  # the first check run_request makes, before torch is imported
+    with collect_notes():  # its notes are said (on rank 0) and recorded by run_request's own check_generator
+        check_generator(request)  # the gen3c options before torch is imported, then the model's modules
     _run(request, resume=resume)
 
 

@@ -6,4 +6,5 @@
 - :mod:`gen3c.models.tokenizer` — latent normalisation; exact chunked encode/decode.
 - :mod:`gen3c.models.prompt_cache` — precomputed T5 embeddings (empty and default negative prompt).
 - :mod:`gen3c.models.memory` — memory modes (CPU offload, group offloading, fp8 weights).
+- :mod:`gen3c.models.choices` — the values the model's settings take and their checks, without torch.
 """

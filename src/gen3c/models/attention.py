@@ -42,14 +42,11 @@ import torch
 from torch import Tensor, nn
 
 from gen3c.errors import first_line, note
+from gen3c.models.choices import AUTO_ORDER, KERNELS
 from gen3c.models.speed import Fp8Linear
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
-#: The self-attention kernels gen3c selects between (plus "auto").
-KERNELS = ("sdpa", "flash4", "cudnn_fp8")
-#: What "auto" and "auto_fp8" try, fastest first: exact kernels only, or fp8 allowed.
-AUTO_ORDER = {"auto": ("flash4", "sdpa"), "auto_fp8": ("cudnn_fp8", "flash4", "sdpa")}
 
 
 # -- the processor ----------------------------------------------------------------------------

@@ -31,7 +31,6 @@ test; Ulysses covers GEN3C's 32 heads on up to 8 GPUs and is what this module us
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -39,7 +38,8 @@ from torch import nn
 
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, note
-from gen3c.models.attention import AUTO_ORDER, KERNELS, CosmosAttnProcessor, resolve_kernel
+from gen3c.models.attention import AUTO_ORDER, CosmosAttnProcessor, resolve_kernel
+from gen3c.models.choices import check_context_parallel_attention, check_token_split
 
 
 def cosmos_cp_plan(transformer: nn.Module) -> dict[str, Any]:
@@ -60,53 +60,11 @@ def cosmos_cp_plan(transformer: nn.Module) -> dict[str, Any]:
     return plan
 
 
-def check_token_split(num_heads: int, degree: int, latent_frames: int | None = None, model: str | None = None) -> None:
-    """Refuse a split the DiT cannot make: its heads and (when given) T′ latent frames must divide by N.
-
-    Args:
-        model: how to name the model when no count above 1 works (e.g. "the shipped tiny model
-            (its 17-frame chunks have 3 latent frames)"): the message then says it cannot be split.
-
-    Raises:
-        Gen3cInputError: naming the counts and the GPU counts that would work.
-    """
-    if degree <= 1:
-        return
-    # The counts that work divide both the heads and (when known) the latent frames.
-    common = num_heads if latent_frames is None else math.gcd(num_heads, latent_frames)
-    ok = [n for n in range(1, common + 1) if common % n == 0]
-    if model is not None and ok == [1]:
-        raise Gen3cInputError(
-            f"--num_gpus {degree}: {model} cannot be split across GPUs (no count above 1 divides both its {num_heads} attention heads "
-            f"and its {latent_frames} latent frames per chunk): run it with --num_gpus 1, or test a multi-GPU launch with GEN3C's "
-            "weights (121-frame chunks, 16 latent frames: 2, 4 or 8 GPUs)"
-        )
-    if num_heads % degree:
-        raise Gen3cInputError(
-            f"--num_gpus {degree}: the DiT's {num_heads} attention heads do not split across {degree} GPUs; use one of {ok}"
-        )
-    if latent_frames is not None and latent_frames % degree:
-        raise Gen3cInputError(
-            f"--num_gpus {degree}: a chunk of {latent_frames} latent frames does not split evenly across {degree} GPUs; "
-            f"use --num_gpus in {ok} (GEN3C's 121-frame chunks have 16 latent frames)"
-        )
-
-
 def context_parallel_degree(transformer: nn.Module) -> int:
     """Ranks the transformer's tokens are split across (1 when it is not context-parallel)."""
     config = getattr(transformer, "_parallel_config", None)
     cp = getattr(config, "context_parallel_config", None)
     return 1 if cp is None else cp.ring_degree * cp.ulysses_degree
-
-
-def check_context_parallel_attention(requested: str | None, num_gpus: int) -> None:
-    """Refuse an explicit gen3c kernel with ``--num_gpus`` > 1 before any weight loads: the tokens
-    are split through diffusers' attention backends, and flash4 / cudnn_fp8 are not among them."""
-    if num_gpus != 1 and requested in KERNELS and requested != "sdpa":
-        raise Gen3cInputError(
-            f"--attention_backend {requested} cannot split the tokens across GPUs (--num_gpus {num_gpus}): "
-            "pass --attention_backend auto or sdpa (PyTorch SDPA), or a diffusers backend that can (native, flash, sage, …)"
-        )
 
 
 def context_parallel_attention(requested: str | None, transformer: nn.Module, device: torch.device | str) -> str | None:

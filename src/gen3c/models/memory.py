@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.models.choices import MEMORY_MODES
 from gen3c.models.configs import NUM_BUFFERS
 
-MEMORY_MODES = ("resident", "model_offload", "group_offload")
 #: Stage names of the pipeline's components, as GEN3C's flags call them.
 COMPONENTS = ("transformer", "vae", "text_encoder")
 

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from gen3c.errors import Gen3cInputError, first_line
+from gen3c.models.choices import check_attention_backend
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 #: Why fp8 matmuls cannot run where :func:`fp8_supported` says no.
@@ -48,7 +49,8 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     Returns:
         What now computes self-attention ("diffusers" when left to diffusers' processor).
     """
-    from gen3c.models.attention import AUTO_ORDER, KERNELS, set_attention_kernel
+    from gen3c.models.attention import set_attention_kernel
+    from gen3c.models.choices import AUTO_ORDER, KERNELS
 
     if backend is None:
         return "diffusers"
@@ -67,24 +69,6 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
         ) from None
     transformer._gen3c_attention_kernel = backend  # what computes attention now (diffusers' dispatcher)
     return backend
-
-
-def check_attention_backend(backend: str) -> None:
-    """Refuse an ``attention_backend`` that names no gen3c kernel and no diffusers backend (checked
-    before any weights load; whether it can run here is known only on the device)."""
-    from gen3c.models.attention import AUTO_ORDER, KERNELS
-
-    if backend in AUTO_ORDER or backend in KERNELS:
-        return  # without importing diffusers' list (seconds)
-    from diffusers.models.attention_dispatch import AttentionBackendName
-
-    diffusers_names = [name.value for name in AttentionBackendName]
-    if backend not in (*AUTO_ORDER, *KERNELS, *diffusers_names):
-        public = [name for name in diffusers_names if not name.startswith("_") and not name.endswith("_hub")]
-        raise Gen3cInputError(
-            f"--attention_backend {backend!r} is unknown: use {', '.join((*AUTO_ORDER, *KERNELS))}, or a diffusers "
-            f"attention backend ({', '.join(public[:6])}, …)"
-        )
 
 
 def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: bool = True) -> None:

@@ -31,24 +31,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note
+from gen3c.errors import Gen3cModelError, first_line, note
+from gen3c.models.choices import STEP_CACHE_KINDS as STEP_CACHE_KINDS
+from gen3c.models.choices import StepCacheSpec
 
-#: Step-cache kinds → (what the number after ':' is, its default).
-STEP_CACHE_KINDS: dict[str, tuple[str, float]] = {
-    "fbc": ("threshold", 0.05),
-    "taylorseer": ("interval", 3),
-    "magcache": ("threshold", 0.06),
-}
 #: TaylorSeer's modules: every block's self-attention (two thirds of GEN3C's FLOPs).
 TAYLORSEER_MODULES = (r"transformer_blocks\.\d+\.attn1",)
 #: Steps TaylorSeer always computes first (to fit its first-order factors).
@@ -57,40 +51,6 @@ TAYLORSEER_WARMUP = 3
 MAGCACHE_MAX_SKIP, MAGCACHE_RETENTION = 3, 0.2
 #: File of MagCache ratios inside a checkpoint folder (read only) and in the user cache.
 MAG_RATIOS_FILE = "mag_ratios.json"
-
-
-@dataclass(frozen=True)
-class StepCacheSpec:
-    """A parsed ``--step_cache`` value: ``kind`` (a key of :data:`STEP_CACHE_KINDS`) and its number."""
-
-    kind: str
-    value: float
-
-    @classmethod
-    def parse(cls, text: str | None) -> StepCacheSpec | None:
-        """``"none"``/None → None; ``"fbc"``, ``"fbc:0.1"``, ``"taylorseer:4"``, ``"magcache:0.06"`` → a spec."""
-        if text is None or text.strip().lower() in ("", "none"):
-            return None
-        kind, _, number = text.strip().lower().partition(":")
-        if kind not in STEP_CACHE_KINDS:
-            raise Gen3cInputError(
-                f"--step_cache {text!r}: unknown kind {kind!r}; use none, {', '.join(k + '[:' + STEP_CACHE_KINDS[k][0].upper() + ']' for k in STEP_CACHE_KINDS)}"
-            )
-        what, default = STEP_CACHE_KINDS[kind]
-        try:
-            value = float(number) if number else float(default)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise Gen3cInputError(f"--step_cache {text!r}: the {what} after ':' must be a finite number (default {default:g})")
-        if what == "interval" and (value != int(value) or value < 2):
-            raise Gen3cInputError(f"--step_cache {text!r}: the interval must be a whole number ≥ 2 (1 caches nothing)")
-        if what == "threshold" and not 0 < value < 10:
-            raise Gen3cInputError(f"--step_cache {text!r}: the threshold must be above 0 and below 10 (default {default:g})")
-        return cls(kind, value)
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.value:g}"
 
 
 def register_cosmos_block() -> None:

@@ -9,9 +9,9 @@
   without a checkpoint, GEN3C's official weights, fetched and converted once
   (:func:`gen3c.models.weights.prepare_weights`).
 
-:func:`check_generator_options` and the checks it runs need no diffusers:
-:mod:`gen3c.pipelines.gen3c` (which imports it) is imported where a model is loaded, so a
-mistyped setting is refused in a second, not after diffusers' import.
+The gen3c generator's options are checked by :mod:`gen3c.pipelines.options`, which imports no
+torch (and this module, no diffusers: :mod:`gen3c.pipelines.gen3c` is imported where a model is
+loaded), so a mistyped setting is refused in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,13 +30,11 @@ from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note
 from gen3c.models import configs
 from gen3c.models.context_parallel import (
     check_context_parallel_attention,
-    check_token_split,
     context_parallel_attention,
     enable_context_parallel,
 )
 from gen3c.models.memory import (
     LOW_MEMORY,
-    MEMORY_MODES,
     MemoryPlan,
     ModelSize,
     check_host_memory,
@@ -46,8 +43,21 @@ from gen3c.models.memory import (
     module_bytes,
 )
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
-from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo
+from gen3c.models.weights import WEIGHTS_HELP, is_official_repo
 from gen3c.parallel import init_parallel
+
+# The gen3c generator's options and their checks (no torch); those of its names used elsewhere are re-exported here.
+from gen3c.pipelines.options import GENERATOR_OPTIONS as GENERATOR_OPTIONS
+from gen3c.pipelines.options import (
+    _check_guidance_settings,
+    check_generator_options,
+    check_memory_settings,
+    check_model_split,
+    checkpoint_configs,
+    model_sampling_defaults,
+    sampling_settings,
+)
+from gen3c.pipelines.options import model_configs as model_configs
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
 from gen3c.pipelines.request import SAMPLING_GENERATOR_SETTINGS
 from gen3c.progress import ProgressFactory
@@ -443,35 +453,6 @@ def load_generator(
 
 
 
-def model_sampling_defaults(info: dict[str, Any]) -> dict[str, Any]:
-    """A model's own sampling settings from its ``gen3c_model.json`` (``info``): a distilled
-    student's ``num_steps`` and ``guidance``."""
-    return {key: kind(info[key]) for key, kind in (("num_steps", int), ("guidance", float)) if key in info}
-
-
-def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[str, Any]) -> tuple[SpeedPreset, float | None]:
-    """The speed settings and the guidance a generator samples with: each of ``options``' (a
-    request's generator options; None or absent: unset) first, then the model's own
-    (``model_defaults``: its ``gen3c_model.json``'s ``num_steps`` and ``guidance``, a distilled
-    student's), then the ``speed`` preset's. The one resolution of them, at load
-    (:func:`load_generator`) and per run (:func:`configure_generator`).
-
-    Raises:
-        Gen3cInputError: settings of guidance's two branches (``options``' ``negative_prompt`` too)
-            for a run without guidance.
-    """
-    given = {key: options.get(key) for key in _SPEED_OPTIONS}
-    if given["num_steps"] is None:
-        given["num_steps"] = model_defaults.get("num_steps")
-    guidance = options.get("guidance")
-    models_own = guidance is None and "guidance" in model_defaults
-    if models_own:
-        guidance = model_defaults["guidance"]
-    settings = speed_settings(speed, **given)
-    _check_guidance_settings(settings, guidance, models_own, options.get("negative_prompt"))
-    return settings, guidance
-
-
 def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
     """Give a loaded generator the sampling-only settings (:data:`SAMPLING_GENERATOR_SETTINGS`) of a
     request's generator options, as :func:`load_generator` gives a freshly loaded one: a sweep
@@ -498,22 +479,6 @@ def _requested_sampling(generator: Gen3cGenerator, options: dict[str, Any]) -> t
     return sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
 
 
-def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool, negative_prompt: str | None = None) -> None:
-    """Refuse settings of guidance's two branches (how they run, the unconditional branch's
-    ``negative_prompt``) for a run without guidance (``guidance`` 0: one branch; ``models_own``:
-    the 0 is the model's default, as a distilled student's)."""
-    if guidance is None or guidance != 0:
-        return
-    given = [flag for flag, on in (("--guidance_every", settings.guidance_every != 1), ("--guidance_batch", settings.guidance_batch),
-                                   ("--negative_prompt", negative_prompt is not None)) if on]  # fmt: skip
-    if given:
-        why = "this model samples without guidance (a distilled student)" if models_own else "--guidance 0 runs without guidance"
-        raise Gen3cInputError(
-            f"{' and '.join(given)} {'shapes' if len(given) == 1 else 'shape'} guidance's two branches, but {why}, "
-            f"one branch per step: drop {'it' if len(given) == 1 else 'them'}"
-        )
-
-
 def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: str | torch.device | None) -> None:
     """Refuse an offloading plan whose components cannot be held in this machine's CPU memory
     (:func:`gen3c.models.memory.check_host_memory`), before they are pinned or copied there."""
@@ -531,44 +496,6 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
     check_host_memory(need, f"keeping {', '.join(held)} in CPU memory between stages", fix)
 
 
-def check_memory_settings(
-    *,
-    memory_mode: str = "resident",
-    fp8: bool = False,
-    low_memory: bool = False,
-    max_gpu_memory: float | None = None,
-    offload_diffusion_transformer: bool = False,
-    offload_tokenizer: bool = False,
-    offload_text_encoder_model: bool = False,
-    disable_prompt_encoder: bool = False,
-) -> None:
-    """Refuse memory settings (:func:`load_generator`'s) that contradict each other or would change
-    nothing: two that each choose the memory mode; GEN3C's offload flags where the mode already
-    keeps every model in CPU memory outside its stage (``model_offload``, ``group_offload``,
-    ``low_memory``) or where ``max_gpu_memory`` chooses the plan; T5's where T5 never loads
-    (``disable_prompt_encoder``, only a note: GEN3C's README passes both)."""
-    if memory_mode not in MEMORY_MODES:
-        raise Gen3cInputError(f"--memory_mode {str(memory_mode)[:40]!r} is unknown: pick one of {', '.join(MEMORY_MODES)}")
-    chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
-                                    ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
-    if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
-        raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
-    offloads = [f"--{name}" for name, on in (("offload_diffusion_transformer", offload_diffusion_transformer),
-                                             ("offload_tokenizer", offload_tokenizer),
-                                             ("offload_text_encoder_model", offload_text_encoder_model)) if on]  # fmt: skip
-    if offloads and (max_gpu_memory is not None or low_memory or memory_mode != "resident"):
-        if max_gpu_memory is not None:
-            why = "--max_gpu_memory chooses what stays in CPU memory"
-        else:
-            why = f"{'--low_memory' if low_memory else f'--memory_mode {memory_mode}'} already keeps every model in CPU memory outside its stage"
-        raise Gen3cInputError(f"{' and '.join(offloads)} would change nothing: {why}; drop {'it' if len(offloads) == 1 else 'them'}")
-    if offload_text_encoder_model and disable_prompt_encoder:
-        # GEN3C's README passes both (its flags for GPUs with limited memory): said, not refused.
-        note("--offload_text_encoder_model: accepted for GEN3C command lines; with --disable_prompt_encoder T5 never loads, so nothing changes")
-
-
-#: :func:`load_generator`'s options that override a speed preset's settings.
-_SPEED_OPTIONS = ("sampler", "num_steps", "guidance_every", "guidance_batch", "step_cache", "attention_backend", "fp8_matmul", "compile")
 #: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
 _SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
 
@@ -632,167 +559,6 @@ def configure_sampling(pipe: Gen3cPipeline, settings: SpeedPreset, checkpoint: s
         allow_graph_breaks(pipe.transformer)  # the cache's skip decisions run in Python
         store = MagRatioStore(checkpoint) if spec.kind == "magcache" and checkpoint is not None else None
         pipe.step_cache = StepCache(spec, ratio_store=store)
-
-
-def check_model_split(configs: tuple[dict, dict], num_gpus: int, chunk_frames: int, checkpoint: str | os.PathLike | None = None) -> None:
-    """Refuse a ``--num_gpus`` the model's DiT cannot split its tokens across
-    (:func:`~gen3c.models.context_parallel.check_token_split`: its heads and the latent frames of
-    its ``chunk_frames``-frame chunk must divide by N), from its configs (:func:`model_configs`,
-    :func:`checkpoint_configs`), so before any weight is read or fetched. ``checkpoint``: the
-    packaged model's name or folder, or a checkpoint folder, that the message names (None:
-    GEN3C's own weights). :meth:`Gen3cPipeline.check_inputs` checks again on the real inputs."""
-    from gen3c.models.packaged import packaged_model_name
-
-    if num_gpus == 1:
-        return
-    dit, vae = configs
-    latent = (chunk_frames - 1) // vae.get("temporal_compression_ratio", 8) + 1
-    packaged = None if checkpoint is None else packaged_model_name(checkpoint)
-    if packaged is not None:  # its chunk is fixed by its gen3c_model.json, so no other --chunk_frames helps
-        label = f"the shipped {packaged} model"
-    else:
-        label = "GEN3C's model" if checkpoint is None else f"checkpoint {str(checkpoint)!r}"
-    check_token_split(dit.get("num_attention_heads", 32), num_gpus, latent, f"{label} (its {chunk_frames}-frame chunks have {latent} latent frames)")
-
-
-def checkpoint_configs(folder: str | os.PathLike) -> tuple[dict, dict] | None:
-    """The DiT's and the tokenizer's ``config.json`` of a checkpoint folder, read without its
-    weights; None when one is missing or unreadable (loading says what is wrong)."""
-    try:
-        return tuple(json.loads((Path(folder).expanduser() / name / "config.json").read_text()) for name in ("transformer", "vae"))
-    except (OSError, ValueError):
-        return None
-
-
-def model_configs(options: dict[str, Any]) -> tuple[dict, dict] | None:
-    """The DiT's and the tokenizer's configs of the model a request's ``generator_options`` name,
-    read without loading it: a packaged model's or a local checkpoint's ``config.json`` files, or
-    GEN3C's official weights' (their converted copy's where the cache holds one), named by no
-    checkpoint or by their hub id (:data:`~gen3c.pipelines.gen3c.OFFICIAL_REPO`, which loading
-    runs as them too). None for another hub id (not fetched yet) or an incomplete folder
-    (loading says what is wrong)."""
-    from gen3c.models import weights
-    from gen3c.models.packaged import packaged_model_dir
-
-    if options.get("model"):
-        folder = packaged_model_dir(options["model"])
-    elif options.get("checkpoint_dir") and not is_official_repo(options["checkpoint_dir"]):
-        folder = Path(str(options["checkpoint_dir"])).expanduser()
-    else:
-        folder = weights.converted_official(options.get("cache_dir"))
-        if folder is None:
-            return dict(weights.OFFICIAL.transformer_config), dict(weights.OFFICIAL.vae_config)
-    return checkpoint_configs(folder)
-
-
-#: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.
-GENERATOR_OPTIONS: dict[str, type] = {
-    "checkpoint_dir": str,
-    "model": str,
-    "cache_dir": str,
-    "lora": str,
-    "prompt": str,
-    "negative_prompt": str,
-    "guidance": float,
-    "num_steps": int,
-    "offload_diffusion_transformer": bool,
-    "offload_tokenizer": bool,
-    "offload_text_encoder_model": bool,
-    "memory_mode": str,
-    "fp8": bool,
-    "vae_chunk_frames": int,
-    "low_memory": bool,
-    "max_gpu_memory": float,
-    "disable_prompt_encoder": bool,
-    "speed": str,
-    "sampler": str,
-    "guidance_every": int,
-    "guidance_batch": bool,
-    "step_cache": str,
-    "compile": bool,
-    "attention_backend": str,
-    "fp8_matmul": bool,
-    "device": str,
-    "dtype": str,
-    "chunk_frames": int,
-    "num_gpus": int,
-    "verify_checksums": bool,
-    # GEN3C flags for parts this library does not have (no prompt upsampler, no guardrails):
-    # accepted so GEN3C command lines carry over, without effect.
-    "offload_prompt_upsampler": bool,
-    "offload_guardrail_models": bool,
-    "disable_guardrail": bool,
-    "disable_prompt_upsampler": bool,
-}
-_NO_EFFECT = (
-    "offload_prompt_upsampler",
-    "offload_guardrail_models",
-    "disable_guardrail",
-    "disable_prompt_upsampler",
-)
-
-
-def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
-    """A request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`) checked without loading or
-    fetching anything: names and types, the memory settings (:func:`check_memory_settings`), the
-    speed settings (and their fit with ``num_gpus``, and with the packaged or local model's own
-    guidance), at most one model named, a LoRA file that exists; a setting that would change
-    nothing is refused (a prompt under ``disable_prompt_encoder``, a negative prompt without
-    guidance), GEN3C's flags for parts gen3c does not have are named in a note. The one checker
-    of them: the CLI, the Python API and batch manifests (when a manifest is read) all come here.
-
-    Returns:
-        The options without the unset (None) ones and GEN3C's flags that have no effect here,
-        each coerced as the request's own settings are (``GenerationRequest.from_dict``: a whole
-        number for a float option becomes a float, numpy numbers become Python's).
-    Raises:
-        Gen3cInputError: the first mistake, in one line.
-    """
-    from gen3c.models.packaged import checkpoint_info, packaged_model_info
-    from gen3c.pipelines.request import _coerce
-
-    if not isinstance(options, dict):
-        raise Gen3cInputError(f"generator_options must be an object of gen3c generator options, got {type(options).__name__}")
-    unknown = [key for key in options if key not in GENERATOR_OPTIONS]
-    if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), GENERATOR_OPTIONS, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GENERATOR_OPTIONS)}"
-        raise Gen3cInputError(f"unknown gen3c generator options {', '.join(repr(k)[:40] for k in unknown[:3])}: {hint}")
-    opts = {key: _coerce(key, value, f"{GENERATOR_OPTIONS[key].__name__} | None", "gen3c generator") for key, value in options.items()}
-    accepted = [f"--{key}" for key in _NO_EFFECT if opts.get(key)]
-    if accepted:  # said once per process (the same line each time), not once per check
-        note(f"{', '.join(accepted)}: accepted for GEN3C command lines; gen3c has no prompt upsampler and no guardrail models, so nothing changes")
-    opts = {key: value for key, value in opts.items() if value is not None and key not in _NO_EFFECT}
-    if "dtype" in opts and configs.dtype_name(opts["dtype"]) is None:  # not only once the model loads (resolve_dtype)
-        raise Gen3cInputError(f"--dtype {opts['dtype'][:40]!r} is unknown: pass {configs.DTYPES_HELP}")
-    if not math.isfinite(opts.get("guidance", 1.0)):
-        raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
-    check_memory_settings(**{key: opts[key] for key in inspect.signature(check_memory_settings).parameters if key in opts})
-    if opts.get("disable_prompt_encoder"):
-        texts = [flag for flag, on in (("--prompt", bool(opts.get("prompt"))), ("--negative_prompt", opts.get("negative_prompt") is not None)) if on]
-        if texts:
-            raise Gen3cInputError(
-                f"{' and '.join(texts)} would change nothing: --disable_prompt_encoder gives zero text embeddings for every text; "
-                f"drop {'it' if len(texts) == 1 else 'them'} or --disable_prompt_encoder"
-            )
-    model, checkpoint = opts.get("model"), opts.get("checkpoint_dir")
-    if model is not None and checkpoint:
-        raise Gen3cInputError(f"--model {model} and --checkpoint_dir both name a model: pass one of them")
-    # A packaged model's or a local checkpoint's own sampling settings (a distilled student's
-    # guidance 0) are known now; a hub checkpoint's once it loads (load_generator checks them then).
-    info = packaged_model_info(model) if model is not None else checkpoint_info(checkpoint)
-    settings, _ = sampling_settings(opts.get("speed"), model_sampling_defaults(info), opts)
-    if opts.get("num_gpus", 1) != 1:
-        check_context_parallel_attention(settings.attention_backend, opts["num_gpus"])
-    if opts.get("cache_dir") is not None and ((checkpoint and not is_official_repo(checkpoint)) or model is not None):
-        raise Gen3cInputError(
-            f"--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model, or with --checkpoint_dir {OFFICIAL_REPO}"
-        )
-    if opts.get("lora"):
-        from gen3c.training.lora import lora_weights_file
-
-        lora_weights_file(opts["lora"])  # a LoRA that is not there, before the model loads
-    return opts
 
 
 def generator_from_options(

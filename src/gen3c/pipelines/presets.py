@@ -15,8 +15,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.models import configs
-from gen3c.models.speed import check_attention_backend
-from gen3c.models.step_cache import StepCacheSpec
+from gen3c.models.choices import StepCacheSpec, check_attention_backend
 from gen3c.schedulers import SAMPLERS
 
 

@@ -52,11 +52,14 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
+from gen3c.pipelines.options import check_generator
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
+from gen3c.pipelines.settings import GENERATORS as GENERATORS
+from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
+from gen3c.pipelines.settings import MIN_FPS as MIN_FPS
 
 # The request and its checks (no torch); those of its names used elsewhere are re-exported here.
 from gen3c.pipelines.settings import (
-    GENERATORS,
     GenerationRequest,
     check_request,
     check_seed,
@@ -65,11 +68,9 @@ from gen3c.pipelines.settings import (
     has_depth,
     memory_depth,
     memory_image,
-    official_chunk_frames,
 )
-from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
-from gen3c.pipelines.settings import MIN_FPS as MIN_FPS
 from gen3c.pipelines.settings import _coerce as _coerce
+from gen3c.pipelines.settings import official_chunk_frames as official_chunk_frames
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import center_depth_for, preset_trajectory
@@ -529,48 +530,6 @@ def check_dependencies(request: GenerationRequest) -> None:
         require("cv2", "the preview generator")
     if request.save_point_cloud:
         require("plyfile", "--save_point_cloud")
-
-
-def check_generator(request: GenerationRequest) -> dict[str, Any]:
-    """Refuse a generator, gen3c generator options, a working resolution its model cannot take, a
-    ``chunk_frames`` other than its model's or a ``num_gpus`` its DiT cannot split across, before
-    the input is read and anything is loaded (:func:`gen3c.pipelines.loading.check_generator_options`,
-    :func:`~gen3c.pipelines.loading.model_configs`, :func:`~gen3c.pipelines.loading.check_model_split`).
-    ``gen3c generate``, the GUI, ``gen3c.generate`` and batch manifests (as they are read) check here.
-
-    Returns:
-        The gen3c generator's options as :func:`~gen3c.pipelines.loading.check_generator_options`
-        returns them (coerced, the unset ones left out); {} for another generator.
-    """
-    if request.generator not in GENERATORS:
-        raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
-    checked: dict[str, Any] = {}
-    if request.generator == "gen3c":
-        loading = _loading_module()
-        checked = loading.check_generator_options(request.generator_options)
-        configs = loading.model_configs(request.generator_options)
-        if configs is not None:
-            from gen3c.io.images import parse_resolution
-            from gen3c.models.configs import check_model_frame_size
-
-            check_model_frame_size(*configs, *parse_resolution(request.resolution))
-        if request.chunk_frames is not None:
-            from gen3c.models.packaged import model_chunk_frames
-
-            options = request.generator_options
-            own = model_chunk_frames(options) or official_chunk_frames(options.get("cache_dir"))
-            if request.chunk_frames != own:  # what resolve_chunk_frames says once the model has loaded
-                raise Gen3cInputError(f"--chunk_frames {request.chunk_frames}: the gen3c generator makes {own} frames per chunk; leave it out")
-        num_gpus = checked.get("num_gpus", 1)
-        if configs is not None and num_gpus != 1:  # what load_generator says once the input is read (a depth estimate: minutes)
-            options = request.generator_options
-            loading.check_model_split(configs, num_gpus, fixed_chunk_frames(request), options.get("model") or options.get("checkpoint_dir"))
-        # The settings are refused above without diffusers (seconds to import); what loading the
-        # model imports is checked here, still before the input is read (a broken transformers, say).
-        from gen3c.dependencies import require
-
-        require("gen3c.pipelines.gen3c", "the gen3c generator", extra="diffusion")
-    return checked
 
 
 def make_generator(request: GenerationRequest, progress: ProgressFactory | None = None):

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from gen3c.errors import Gen3cModelError
 from gen3c.io.atomic import publish, write_text_atomic
+
+if TYPE_CHECKING:  # torch is imported where a model is adapted: the adapter's files are checked without it
+    from torch import nn
 
 #: Linears of each CosmosTransformerBlock the adapter wraps (suffixes of module names).
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
@@ -32,6 +34,8 @@ META_NAME = "gen3c_lora.json"
 
 def target_modules(transformer: nn.Module, targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS) -> list[str]:
     """Full names of the block linears whose names end with one of ``targets``."""
+    from torch import nn
+
     names = [
         name
         for name, module in transformer.named_modules()
