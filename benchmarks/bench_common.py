@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gen3c.errors import Gen3cInputError, first_line  # noqa: E402
 from gen3c.io.atomic import write_text_atomic  # noqa: E402
-from gen3c.io.images import parse_resolution  # noqa: E402
+from gen3c.io.resolution import parse_resolution  # noqa: E402
 
 
 def device_or_exit(name: str, *, full_size: bool = False, smoke_flag: str = "--tiny") -> torch.device:

@@ -30,7 +30,7 @@ from bench_common import device_or_exit, resolution, run  # noqa: E402
 from bench_dit import sync  # noqa: E402
 
 from gen3c.evaluation.suite import BenchmarkConfig, benchmark_cases, render_ground_truth  # noqa: E402
-from gen3c.io.images import parse_resolution  # noqa: E402
+from gen3c.io.resolution import parse_resolution  # noqa: E402
 from gen3c.models.packaged import PACKAGED_MODELS  # noqa: E402
 from gen3c.pipelines.camera_video import build_cache  # noqa: E402
 from gen3c.pipelines.loading import generator_from_options  # noqa: E402

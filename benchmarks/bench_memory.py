@@ -495,7 +495,7 @@ def measure_input_row(layout: str, row: str, folder: Path, size: tuple[int, int]
 
 
 def main_inputs(args: argparse.Namespace) -> dict:
-    from gen3c.io.images import parse_resolution
+    from gen3c.io.resolution import parse_resolution
 
     size = parse_resolution(args.job_resolution)
     if args.child:

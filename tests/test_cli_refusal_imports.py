@@ -27,13 +27,12 @@ TORCH_FREE = (
     (["--low_memory", "--fp8"], "--low_memory and --fp8 each choose the memory mode"),
     (["--disable_prompt_encoder", "--prompt", "a cat"], "--prompt would change nothing"),
     (["--model", "tiny", "--checkpoint_dir", "x"], "--model tiny and --checkpoint_dir both name a model"),
-)
-#: (flags after `gen3c generate --generator gen3c`, a part of the one-line message).
-REFUSALS = TORCH_FREE + (
-    # a packaged model's frame size is checked first, parsed by gen3c.io.images, which imports torch
+    # a packaged model's frame size is checked first (gen3c.io.resolution parses it)
     (["--model", "tiny", "--resolution", "72x112"], "frame size 72×112 must be a multiple of 16"),
     (["--model", "tiny", "--num_gpus", "2"], "--num_gpus 2: the shipped tiny model (its 17-frame chunks have 3 latent frames) cannot be split"),
 )
+#: (flags after `gen3c generate --generator gen3c`, a part of the one-line message).
+REFUSALS = TORCH_FREE
 
 SCRIPT = """
 import json, sys

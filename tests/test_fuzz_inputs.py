@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from gen3c.errors import Gen3cInputError
 from gen3c.io.camera_files import cameras_from_dict, load_camera_file, read_keyframe_path
 from gen3c.io.depth import conform_depth, load_depth
-from gen3c.io.images import load_image, parse_resolution
+from gen3c.io.images import load_image
 from gen3c.io.intrinsics import parse_intrinsics
+from gen3c.io.resolution import parse_resolution
 from gen3c.pipelines.request import GenerationRequest
 
 #: GEN3C_FUZZ_SCALE=10 runs ten times the examples, freshly drawn (docs/reliability.md's numbers);

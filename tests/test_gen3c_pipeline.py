@@ -258,7 +258,7 @@ def test_bad_inputs_raise_input_errors(pipe, change, match):
 def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rendered(pipe, tmp_path, room_sample):
     """`gen3c generate`, a batch job and the GUI's Generate say so at once, not after reading the
     input and rendering the cache (minutes at GEN3C's size)."""
-    from gen3c.io.images import parse_resolution
+    from gen3c.io.resolution import parse_resolution
     from gen3c.pipelines.camera_video import prepare_source
     from gen3c.pipelines.request import GenerationRequest, run_request
 

@@ -25,8 +25,9 @@ from gen3c.io.camera_files import (
     save_nerfstudio_path,
 )
 from gen3c.io.depth import FAR_DEPTH, conform_depth, load_depth, scene_depths
-from gen3c.io.images import load_image, parse_resolution, resize_image, resize_nearest, save_image, to_uint8
+from gen3c.io.images import load_image, resize_image, resize_nearest, save_image, to_uint8
 from gen3c.io.ply import read_ply, write_ply
+from gen3c.io.resolution import parse_resolution
 from gen3c.io.video import VideoWriter, count_video_frames, read_video, write_video
 from gen3c.trajectories import KeyframePath
 

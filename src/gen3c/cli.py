@@ -1046,7 +1046,7 @@ def gui(
     lora: LoraOpt = None,
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
-    from gen3c.io.images import parse_resolution
+    from gen3c.io.resolution import parse_resolution
     from gen3c.pipelines.request import GenerationRequest, check_unused_settings
 
     if resolution is not None:
@@ -1092,8 +1092,9 @@ def depth(
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs
     from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
-    from gen3c.io.images import load_image, parse_resolution
+    from gen3c.io.images import load_image
     from gen3c.io.intrinsics import parse_intrinsics
+    from gen3c.io.resolution import parse_resolution
 
     name = image_path.stem if name is None else name
     check_output_name(name, "--name")  # before the model loads
@@ -1387,7 +1388,7 @@ def eval_command(
         own = ("model", "checkpoint_dir", "lora", "num_steps", "guidance", "negative_prompt", "guidance_every", "guidance_batch")
         shared = {k: v for k, v in options.items() if k not in own}
         if to_compare:
-            from gen3c.pipelines.loading import check_generator_options
+            from gen3c.pipelines.options import check_generator_options
 
             for name, where in to_compare:  # a setting a compared model refuses, refused before any model loads
                 try:

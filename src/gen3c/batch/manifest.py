@@ -374,7 +374,7 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
 def _check_values(request: GenerationRequest, where: str) -> None:
     """Refuse values no run can use (a preset or resolution typo, a name ending in .mp4) now,
     not when the job comes up; what depends on the input files is left to the run."""
-    from gen3c.io.images import parse_resolution
+    from gen3c.io.resolution import parse_resolution
     from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
     try:

@@ -29,7 +29,7 @@ from gen3c.io.atomic import (
     remove_abandoned_staging,
     signals_deferred,
 )
-from gen3c.io.images import parse_resolution
+from gen3c.io.resolution import parse_resolution
 from gen3c.progress import ProgressFactory
 from gen3c.trajectories import PRESETS
 

@@ -209,7 +209,7 @@ class GuiState:
         return data, notes
 
     def _prepare_sample(self) -> SourceView:
-        from gen3c.io.images import parse_resolution
+        from gen3c.io.resolution import parse_resolution
 
         image, depth, K = self._sample
         return prepare_source(image, depth, K, parse_resolution(self.request.resolution), self.request.resize_mode, depth_kind="metric")

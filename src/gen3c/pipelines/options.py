@@ -53,7 +53,7 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         checked = check_generator_options(request.generator_options)
         found = model_configs(request.generator_options)
         if found is not None:
-            from gen3c.io.images import parse_resolution
+            from gen3c.io.resolution import parse_resolution
 
             configs.check_model_frame_size(*found, *parse_resolution(request.resolution))
         if request.chunk_frames is not None:

@@ -184,7 +184,8 @@ def load_source(request: GenerationRequest) -> SourceView:
     from gen3c.cameras import fov_from_focal
     from gen3c.depth.user import depth_record, untrusted_left_out
     from gen3c.io.depth import conform_depth, load_depth
-    from gen3c.io.images import load_image, parse_resolution
+    from gen3c.io.images import load_image
+    from gen3c.io.resolution import parse_resolution
 
     size = parse_resolution(request.resolution)
     in_memory = memory_image(request)
@@ -351,7 +352,7 @@ def read_input(request: GenerationRequest, kind: str) -> SceneInput:
     """Read the request's input of ``kind`` (:func:`input_kind`) at the working resolution: a
     :class:`SourceView` (image), a :class:`~gen3c.io.frames.FrameStack` (sample, vipe) or a
     :class:`~gen3c.io.multiview.MultiViewInput` (multiview)."""
-    from gen3c.io.images import parse_resolution
+    from gen3c.io.resolution import parse_resolution
 
     size = parse_resolution(request.resolution)
     if kind == "image":
@@ -539,7 +540,7 @@ def make_generator(request: GenerationRequest, progress: ProgressFactory | None 
         from gen3c.pipelines.preview import PreviewGenerator
 
         return PreviewGenerator()
-    from gen3c.io.images import parse_resolution
+    from gen3c.io.resolution import parse_resolution
 
     check_seed(request.seed)
     return _loading_module().generator_from_options(
@@ -621,7 +622,7 @@ def check_frame_count(request: GenerationRequest) -> None:
 def check_frame_size(resolution: str, generator) -> None:
     """Refuse a working ``resolution`` ("HxW") the generator cannot take (the gen3c model's size
     limits), before the cache is rendered."""
-    from gen3c.io.images import parse_resolution
+    from gen3c.io.resolution import parse_resolution
 
     check = getattr(generator, "check_frame_size", None)
     if check is not None:
