@@ -14,7 +14,7 @@ from gen3c.cameras import look_at
 from gen3c.errors import Gen3cInputError, collect_notes, note, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
 from gen3c.io.camera_files import fit_cameras, load_camera_file
-from gen3c.pipelines.request import GenerationRequest, make_cameras, run_request
+from gen3c.pipelines.request import GenerationRequest, check_unused_settings, make_cameras, run_request
 from gen3c.trajectories import interpolate_keyframes
 
 F64 = torch.float64
@@ -324,6 +324,32 @@ def test_requests_reproduce_the_gui_path_through_the_cli_functions(state):
     out = run_request(state.build_request("k"), source=state.source)
     assert out.paths["video"] == state.work_dir / "outputs" / "k.mp4" and len(out.result.frames) == 4
     assert state.next_output_name() == "gui_001"
+
+
+def test_a_gui_run_record_runs_again_with_gen3c_batch(tmp_path, box_scene, video_inputs):
+    """The request a run gets (and NAME_run.json records, which `gen3c batch` runs again) holds no
+    setting that run does not use: the preset's controls once the path is keyframes or a file or
+    a multi-view input's own, the depth estimator once the image comes with its depth and camera.
+    `gen3c batch` (check_unused_settings) refused such records."""
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=4))
+    state.load_files(str(image_path), str(depth_path), fov=60, depth_estimator="prior")
+    state.update(trajectory="right", movement_distance=0.5)
+    preset = state.build_request("p")  # the preset is this run's path; the estimator estimates nothing
+    assert (preset.trajectory, preset.movement_distance, preset.depth_estimator) == ("right", 0.5, "moge")
+    for p in orbit_w2c(2):
+        state.add_keyframe(p)
+    state.set_path_mode("keyframes")
+    cams = state.cameras()
+    request = state.build_request("k")
+    assert (request.trajectory, request.movement_distance) == ("left", GenerationRequest.movement_distance)
+    check_unused_settings(request)  # what gen3c batch checks a record's settings with
+    assert torch.allclose(make_cameras(request, state.source).w2c, cams.w2c, atol=1e-6)  # the same path
+    assert state.request.trajectory == "right"  # the page keeps its controls
+    state = GuiState(tmp_path / "mv", GenerationRequest(resolution="48x80", num_video_frames=6))
+    state.load_video(str(video_inputs["multiview"]))
+    state.update(trajectory="up")  # a preset the npz's own trajectory replaces
+    check_unused_settings(state.build_request("mv"))
 
 
 def test_frame_render_shows_the_cache(state):
