@@ -14,7 +14,13 @@ from gen3c.cameras import look_at
 from gen3c.errors import Gen3cInputError, collect_notes, note, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
 from gen3c.io.camera_files import fit_cameras, load_camera_file
-from gen3c.pipelines.request import GenerationRequest, check_unused_settings, make_cameras, run_request
+from gen3c.pipelines.request import (
+    GenerationRequest,
+    check_unused_settings,
+    load_scene,
+    make_cameras,
+    run_request,
+)
 from gen3c.trajectories import interpolate_keyframes
 
 F64 = torch.float64
@@ -429,6 +435,21 @@ def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monk
     with pytest.raises(Gen3cInputError, match="not an image"):
         state.load_files(str(tmp_path), "")
 
+
+
+def test_a_run_of_an_image_alone_re_estimates_later_chunks_as_the_cli_does(tmp_path, box_scene, room_sample):
+    """The GUI hands its estimated image over as the run's source; the run then built a cache that
+    never re-estimated the depth of the frames later chunks add (gen3c generate's does, as GEN3C
+    with MoGe), so a video of several chunks differed from the CLI's run of its record."""
+    image_path, _, _, _ = box_scene
+    state = GuiState(tmp_path, GenerationRequest(resolution="48x80", num_video_frames=5))
+    state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")
+    request = state.build_request("alone")
+    cli = load_scene(request).plan  # what gen3c generate (and gen3c batch of the record) builds
+    gui = load_scene(request, state.run_source).plan
+    assert type(cli.depth_estimator).__name__ == type(gui.depth_estimator).__name__ == "GeometricPriorEstimator"
+    state.load_sample(*room_sample)  # an in-memory sample carries its depth: nothing to re-estimate
+    assert load_scene(state.build_request("sample"), state.run_source).plan.depth_estimator is None
 
 
 def test_recorded_notes_go_on_as_they_come():
