@@ -200,6 +200,28 @@ def test_settings_from_the_page_are_checked(tmp_path):
     for bad in ({"fps": float("nan")}, {"num_video_frames": -1}, {"resolution": 5}, {"evil": 1}):
         with pytest.raises(Gen3cInputError):
             state.update(**bad)
+    # The CLI's checks, when the control is set: a seed out of range was taken, and refused only
+    # by the run, after Generate was pressed.
+    with pytest.raises(Gen3cInputError, match=r"--seed -1 is out of range: pass a whole number from 0 to 4294967295"):
+        state.update(seed=-1)
+    with pytest.raises(Gen3cInputError, match=r"--filter_points_threshold -0.5 is impossible"):
+        state.update(filter_points_threshold=-0.5)
+    assert (state.request.seed, state.request.filter_points_threshold) == (1, 0.05)
+
+
+def test_a_refused_seed_is_taken_back_off_the_page(tmp_path, room_sample):
+    """A seed out of range shows its error and the control shows the seed that runs again (the
+    control kept the refused value, which no run would use)."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=17, seed=7),
+                   demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        app.seed.value = -1  # runs its callback, as a value from the page does
+        assert "--seed -1 is out of range" in app.status.content
+        assert app.state.request.seed == 7 and app.seed.value == 7
+    finally:
+        app.stop()
 
 
 def _ipv6_loopback() -> bool:

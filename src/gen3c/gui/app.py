@@ -910,6 +910,7 @@ class Gen3cApp:
             self.rotation.value = r.camera_rotation
             self.distance.value = r.movement_distance
             self.scale.value = r.trajectory_scale
+            self.seed.value = r.seed
             self.path_mode.value = PATH_MODE_LABELS[s.path_mode]
             self.preset_folder.visible = s.path_mode == "preset"
             self.auto_time.value = s.auto_time

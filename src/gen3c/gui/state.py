@@ -260,6 +260,7 @@ class GuiState:
             raise Gen3cInputError(f"num_video_frames {request.num_video_frames} must be between 1 and {MAX_FRAMES}")
         if "fps" in settings and not MIN_FPS <= float(request.fps) <= MAX_FPS:
             raise Gen3cInputError(f"fps {request.fps} must be in [{MIN_FPS:g}, {MAX_FPS:g}]")
+        check_request(request)  # the CLI's checks of the rest (a seed out of range), when set, not at Generate
         old, self.request = self.request, request
         try:
             if self.input is not None and _read_settings(old, self.kind) != _read_settings(request, self.kind):
