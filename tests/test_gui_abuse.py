@@ -364,6 +364,23 @@ def test_no_control_is_offered_that_would_change_nothing(gui, tmp_path):
         app.stop()
 
 
+def test_the_preset_is_offered_only_where_it_shapes_the_path(gui, tmp_path):
+    """A multi-view input's path is its own trajectory (w2cs_all): the preset's controls, shown
+    for it, changed nothing (and a record of the run named a preset that did not run)."""
+    from layouts import scene, write_multiview
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    npz = write_multiview(tmp_path / "mv.npz", rgb[[0, 5]], depth[[0, 5]], depth[[0, 5]] > 0, K[[0, 5]], w2c[[0, 5]], w2c)
+    assert gui.preset_folder.visible
+    gui.video_path.value = str(npz)
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    assert gui.state.kind == "multiview" and not gui.preset_folder.visible
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Preset"), client=None))
+    assert not gui.preset_folder.visible
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))  # an image: the preset is its path again
+    assert gui.state.kind == "image" and gui.preset_folder.visible
+
+
 class SmallModel(PreviewGenerator):
     """A generator with a largest frame size, as the gen3c model has (the tiny one: 384×640)."""
 
