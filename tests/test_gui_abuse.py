@@ -200,6 +200,28 @@ def test_settings_from_the_page_are_checked(tmp_path):
     for bad in ({"fps": float("nan")}, {"num_video_frames": -1}, {"resolution": 5}, {"evil": 1}):
         with pytest.raises(Gen3cInputError):
             state.update(**bad)
+    # The CLI's checks, when the control is set: a seed out of range was taken, and refused only
+    # by the run, after Generate was pressed.
+    with pytest.raises(Gen3cInputError, match=r"--seed -1 is out of range: pass a whole number from 0 to 4294967295"):
+        state.update(seed=-1)
+    with pytest.raises(Gen3cInputError, match=r"--filter_points_threshold -0.5 is impossible"):
+        state.update(filter_points_threshold=-0.5)
+    assert (state.request.seed, state.request.filter_points_threshold) == (1, 0.05)
+
+
+def test_a_refused_seed_is_taken_back_off_the_page(tmp_path, room_sample):
+    """A seed out of range shows its error and the control shows the seed that runs again (the
+    control kept the refused value, which no run would use)."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=17, seed=7),
+                   demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        app.seed.value = -1  # runs its callback, as a value from the page does
+        assert "--seed -1 is out of range" in app.status.content
+        assert app.state.request.seed == 7 and app.seed.value == 7
+    finally:
+        app.stop()
 
 
 def _ipv6_loopback() -> bool:
@@ -340,6 +362,23 @@ def test_no_control_is_offered_that_would_change_nothing(gui, tmp_path):
         assert app.seed.visible and not app.prompt.visible
     finally:
         app.stop()
+
+
+def test_the_preset_is_offered_only_where_it_shapes_the_path(gui, tmp_path):
+    """A multi-view input's path is its own trajectory (w2cs_all): the preset's controls, shown
+    for it, changed nothing (and a record of the run named a preset that did not run)."""
+    from layouts import scene, write_multiview
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    npz = write_multiview(tmp_path / "mv.npz", rgb[[0, 5]], depth[[0, 5]], depth[[0, 5]] > 0, K[[0, 5]], w2c[[0, 5]], w2c)
+    assert gui.preset_folder.visible
+    gui.video_path.value = str(npz)
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    assert gui.state.kind == "multiview" and not gui.preset_folder.visible
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Preset"), client=None))
+    assert not gui.preset_folder.visible
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))  # an image: the preset is its path again
+    assert gui.state.kind == "image" and gui.preset_folder.visible
 
 
 class SmallModel(PreviewGenerator):

@@ -14,7 +14,13 @@ from gen3c.cameras import look_at
 from gen3c.errors import Gen3cInputError, collect_notes, note, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
 from gen3c.io.camera_files import fit_cameras, load_camera_file
-from gen3c.pipelines.request import GenerationRequest, make_cameras, run_request
+from gen3c.pipelines.request import (
+    GenerationRequest,
+    check_unused_settings,
+    load_scene,
+    make_cameras,
+    run_request,
+)
 from gen3c.trajectories import interpolate_keyframes
 
 F64 = torch.float64
@@ -326,6 +332,32 @@ def test_requests_reproduce_the_gui_path_through_the_cli_functions(state):
     assert state.next_output_name() == "gui_001"
 
 
+def test_a_gui_run_record_runs_again_with_gen3c_batch(tmp_path, box_scene, video_inputs):
+    """The request a run gets (and NAME_run.json records, which `gen3c batch` runs again) holds no
+    setting that run does not use: the preset's controls once the path is keyframes or a file or
+    a multi-view input's own, the depth estimator once the image comes with its depth and camera.
+    `gen3c batch` (check_unused_settings) refused such records."""
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=4))
+    state.load_files(str(image_path), str(depth_path), fov=60, depth_estimator="prior")
+    state.update(trajectory="right", movement_distance=0.5)
+    preset = state.build_request("p")  # the preset is this run's path; the estimator estimates nothing
+    assert (preset.trajectory, preset.movement_distance, preset.depth_estimator) == ("right", 0.5, "moge")
+    for p in orbit_w2c(2):
+        state.add_keyframe(p)
+    state.set_path_mode("keyframes")
+    cams = state.cameras()
+    request = state.build_request("k")
+    assert (request.trajectory, request.movement_distance) == ("left", GenerationRequest.movement_distance)
+    check_unused_settings(request)  # what gen3c batch checks a record's settings with
+    assert torch.allclose(make_cameras(request, state.source).w2c, cams.w2c, atol=1e-6)  # the same path
+    assert state.request.trajectory == "right"  # the page keeps its controls
+    state = GuiState(tmp_path / "mv", GenerationRequest(resolution="48x80", num_video_frames=6))
+    state.load_video(str(video_inputs["multiview"]))
+    state.update(trajectory="up")  # a preset the npz's own trajectory replaces
+    check_unused_settings(state.build_request("mv"))
+
+
 def test_frame_render_shows_the_cache(state):
     color, mask = state.render_frame(0)
     assert color.shape == (3, 96, 160) and mask.shape == (1, 96, 160)
@@ -403,6 +435,21 @@ def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monk
     with pytest.raises(Gen3cInputError, match="not an image"):
         state.load_files(str(tmp_path), "")
 
+
+
+def test_a_run_of_an_image_alone_re_estimates_later_chunks_as_the_cli_does(tmp_path, box_scene, room_sample):
+    """The GUI hands its estimated image over as the run's source; the run then built a cache that
+    never re-estimated the depth of the frames later chunks add (gen3c generate's does, as GEN3C
+    with MoGe), so a video of several chunks differed from the CLI's run of its record."""
+    image_path, _, _, _ = box_scene
+    state = GuiState(tmp_path, GenerationRequest(resolution="48x80", num_video_frames=5))
+    state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")
+    request = state.build_request("alone")
+    cli = load_scene(request).plan  # what gen3c generate (and gen3c batch of the record) builds
+    gui = load_scene(request, state.run_source).plan
+    assert type(cli.depth_estimator).__name__ == type(gui.depth_estimator).__name__ == "GeometricPriorEstimator"
+    state.load_sample(*room_sample)  # an in-memory sample carries its depth: nothing to re-estimate
+    assert load_scene(state.build_request("sample"), state.run_source).plan.depth_estimator is None
 
 
 def test_recorded_notes_go_on_as_they_come():

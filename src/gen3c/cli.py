@@ -1046,8 +1046,10 @@ def gui(
     lora: LoraOpt = None,
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
+    from gen3c.errors import collect_notes
     from gen3c.io.resolution import parse_resolution
-    from gen3c.pipelines.request import GenerationRequest, check_unused_settings
+    from gen3c.pipelines.options import check_generator
+    from gen3c.pipelines.request import GenerationRequest, check_request, check_unused_settings
 
     if resolution is not None:
         parse_resolution(resolution)
@@ -1063,6 +1065,9 @@ def gui(
         generator_options=_generator_options(generator, locals()),
     )  # fmt: skip
     check_unused_settings(request)  # e.g. --seed for the preview, which draws no random numbers
+    check_request(request)
+    with collect_notes():  # as gen3c generate: a mistaken gen3c option is refused here, not by a page that cannot generate
+        check_generator(request)  # (its notes are said when the generator loads)
     gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches this port can run generations and read images by path")

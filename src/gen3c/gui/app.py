@@ -409,6 +409,7 @@ class Gen3cApp:
         s = self.state.require_source()
         H, W = s.size
         self._show_pending_loads()
+        self.preset_folder.visible = self._preset_shown()
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
@@ -469,8 +470,13 @@ class Gen3cApp:
         except Gen3cInputError:
             self._sync_controls()
             raise
-        self.preset_folder.visible = mode == "preset"
+        self.preset_folder.visible = self._preset_shown()
         self._draw_path()
+
+    def _preset_shown(self) -> bool:
+        """The preset's controls, where they shape the path: a multi-view input's path is its own
+        trajectory (``w2cs_all``), which a preset does not change."""
+        return self.state.path_mode == "preset" and self.state.kind != "multiview"
 
     def _client_w2c(self, client) -> torch.Tensor:
         return _wxyz_position_to_w2c(client.camera.wxyz, client.camera.position)
@@ -910,8 +916,9 @@ class Gen3cApp:
             self.rotation.value = r.camera_rotation
             self.distance.value = r.movement_distance
             self.scale.value = r.trajectory_scale
+            self.seed.value = r.seed
             self.path_mode.value = PATH_MODE_LABELS[s.path_mode]
-            self.preset_folder.visible = s.path_mode == "preset"
+            self.preset_folder.visible = self._preset_shown()
             self.auto_time.value = s.auto_time
             self.smoothness.value = s.smoothness
             labels = [f"#{kf.id} at {kf.time:.2f} s" for kf in s.keyframes] or ["—"]

@@ -54,7 +54,9 @@ from gen3c.pipelines.request import (
     GenerationRequest,
     RunOutput,
     check_request,
+    check_unused_settings,
     first_view,
+    has_depth,
     input_kind,
     intrinsics_fit,
     read_input,
@@ -63,6 +65,7 @@ from gen3c.pipelines.request import (
     scene_plan,
 )
 from gen3c.pipelines.resume import partial_dir
+from gen3c.pipelines.settings import PRESET_SETTINGS
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath
 
 if TYPE_CHECKING:
@@ -257,6 +260,7 @@ class GuiState:
             raise Gen3cInputError(f"num_video_frames {request.num_video_frames} must be between 1 and {MAX_FRAMES}")
         if "fps" in settings and not MIN_FPS <= float(request.fps) <= MAX_FPS:
             raise Gen3cInputError(f"fps {request.fps} must be in [{MIN_FPS:g}, {MAX_FPS:g}]")
+        check_request(request)  # the CLI's checks of the rest (a seed out of range), when set, not at Generate
         old, self.request = self.request, request
         try:
             if self.input is not None and _read_settings(old, self.kind) != _read_settings(request, self.kind):
@@ -493,15 +497,25 @@ class GuiState:
         ``gen3c generate --camera_file``."""
         self.require_source()
         name = name or self.next_output_name()
-        request = dataclasses.replace(self.request, video_save_name=name, video_save_folder=str(self.work_dir / "outputs"))
-        if self.path_mode == "preset":
-            return dataclasses.replace(request, camera_file=None)
-        path = ensure_writable_dir(self.work_dir / "paths") / f"{name}_path.json"
-        if self.path_mode == "keyframes":  # the keyframes themselves: the run samples them as the CLI does
-            write_bytes_atomic(path, self.camera_path_json())
-        else:
-            save_cameras(path, self.cameras(), request.fps)
-        return dataclasses.replace(request, camera_file=str(path))
+        request = dataclasses.replace(self.request, video_save_name=name, video_save_folder=str(self.work_dir / "outputs"), camera_file=None)
+        if self.path_mode != "preset":
+            path = ensure_writable_dir(self.work_dir / "paths") / f"{name}_path.json"
+            if self.path_mode == "keyframes":  # the keyframes themselves: the run samples them as the CLI does
+                write_bytes_atomic(path, self.camera_path_json())
+            else:
+                save_cameras(path, self.cameras(), request.fps)
+            request = dataclasses.replace(request, camera_file=str(path))
+        # The page keeps every control's value, used or not; the run's record (NAME_run.json, which
+        # `gen3c batch` runs again) holds the settings this run uses, as `gen3c generate` takes them.
+        defaults = {f.name: f.default for f in dataclasses.fields(GenerationRequest)}
+        unused = []
+        if request.camera_file is not None or self.kind == "multiview":  # the path is given: no preset
+            unused += PRESET_SETTINGS
+        if self.kind != "image" or (has_depth(request) and (request.fov is not None or request.intrinsics is not None)):
+            unused.append("depth_estimator")  # nothing is estimated
+        request = dataclasses.replace(request, **{key: defaults[key] for key in unused})
+        check_unused_settings(request)
+        return request
 
 
 # --------------------------------------------------------------------------------------------

@@ -342,8 +342,10 @@ def load_scene(request: GenerationRequest, source: SourceView | None = None) -> 
     data = source if source is not None else read_input(request, kind)
     cameras = scene_cameras(request, kind, data)
     # Later chunks of an image whose depth came from an estimator re-estimate depth for the frame
-    # they add to the cache, as GEN3C does with MoGe.
-    estimated = kind == "image" and source is None and not has_depth(request)
+    # they add to the cache, as GEN3C does with MoGe. A source handed over (the GUI's) is the
+    # request's image read already when the request names one; else it carries its own depth.
+    named = source is None or request.input_image_path is not None
+    estimated = kind == "image" and named and not has_depth(request)
     plan = scene_plan(request, kind, data, _loaded_estimator(request) if estimated else None)
     return Scene(plan, cameras, first_view(kind, data).image, kind)
 
