@@ -112,6 +112,18 @@ def test_csv_cells_are_read_without_surrounding_spaces(tmp_path):
     assert job.settings == {"input_image_path": str(tmp_path / "in" / "a.png"), "fov": 60.0, "trajectory": "up", "save_buffer": True}
 
 
+def test_jsonl_lines_end_at_newlines_only(tmp_path):
+    """A JSON string may hold U+2028 or U+0085 raw (json.dumps(..., ensure_ascii=False) writes them
+    so): the row stays one row; a form feed starts no line: lines are counted as an editor does."""
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"name": "a", "vipe_path": "v", "vipe_clip": "x\u2028y\x85z"}\n\x0c\n{"name": "b", "trajectory": "lefft"}\n', encoding="utf-8")
+    with pytest.raises(Gen3cInputError, match=r"m.jsonl' line 3: trajectory 'lefft' is unknown"):
+        load_manifest(path)
+    path.write_text('{"name": "a", "vipe_path": "v", "vipe_clip": "x\u2028y\x85z"}\n', encoding="utf-8")
+    (job,) = load_manifest(path)
+    assert job.settings["vipe_clip"] == "x\u2028y\x85z"
+
+
 def test_unnamed_rows_get_numbered_names(tmp_path):
     jobs = load_manifest(
         write_manifest(tmp_path / "m.jsonl", [{"trajectory": "left"}, {"name": "x"}, {"trajectory": "up"}])

@@ -165,7 +165,9 @@ def check_job_inputs(job: Job, where: str) -> None:
 def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
     """The JSON object of each line; a line that is none goes to ``problems``."""
     rows = []
-    for line, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (read_text made "\r\n" one): str.splitlines would also cut at U+2028,
+    # form feeds and other characters JSON strings may hold raw, and miscount the lines.
+    for line, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):  # blank lines and comments
             continue
