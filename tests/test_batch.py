@@ -124,6 +124,17 @@ def test_jsonl_lines_end_at_newlines_only(tmp_path):
     assert job.settings["vipe_clip"] == "x\u2028y\x85z"
 
 
+def test_csv_rows_are_named_by_their_first_line(tmp_path):
+    """A quoted cell may span lines (a prompt): a row's messages name the line it starts on."""
+    path = tmp_path / "m.csv"
+    path.write_text('name,vipe_path,vipe_clip,trajectory\na,v,"x\ny\nz",left\n\nb,v,"x\ny",lefft\n')
+    with pytest.raises(Gen3cInputError, match=r"m.csv' line 6: trajectory 'lefft' is unknown"):
+        load_manifest(path)
+    path.write_text('name,vipe_path,vipe_clip\na,v,"x\ny"\na,v,y\n')
+    with pytest.raises(Gen3cInputError, match=r"line 4: name 'a' is already used on line 2"):
+        load_manifest(path)
+
+
 def test_unnamed_rows_get_numbered_names(tmp_path):
     jobs = load_manifest(
         write_manifest(tmp_path / "m.jsonl", [{"trajectory": "left"}, {"name": "x"}, {"trajectory": "up"}])

@@ -235,7 +235,9 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
     reader.fieldnames = header
     rows = []
     for record in reader:
-        line = reader.line_num
+        # Where the row starts: line_num is its last line, past the newlines of quoted cells (a prompt).
+        cells = [*record.values(), *(record.get(None) or [])]
+        line = reader.line_num - sum(cell.count("\n") for cell in cells if isinstance(cell, str))
         if None in record:
             problems.append((line, f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"))
             continue
