@@ -176,6 +176,9 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # Two names writing one file: job a's buffer video is a_buffer_masks.mp4.
         ('{"name": "a", "save_buffer": true}\n{"name": "a_buffer_masks"}\n', ".jsonl",
          "line 2: name 'a_buffer_masks' writes a_buffer_masks.mp4, which job 'a' .line 1. writes too"),
+        # Names differing only in case write one file on macOS and Windows.
+        ('{"name": "Room"}\n{"name": "room"}\n', ".jsonl",
+         "line 2: name 'room' writes room.mp4, which job 'Room' .line 1. writes too .as Room.mp4: one file on macOS and Windows."),
         ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
         ("name,fov,trajectory\na,60\n", ".csv", "line 2 has fewer cells than the header"),
     ],

@@ -114,10 +114,13 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False) -> list[Job]:
         seen[job.name] = line
         clash = None
         for pattern in OUTPUT_FILES:  # "a_buffer_masks".mp4 is also job "a"'s buffer video
-            other = files.setdefault(pattern.format(job.name), job)
+            # by case-folded name: macOS and Windows file systems take A.mp4 and a.mp4 for one file
+            other = files.setdefault(pattern.format(job.name).casefold(), job)
             if other is not job and clash is None:
+                theirs = pattern.format(other.name)
+                also = "" if theirs == pattern.format(job.name) else f" (as {theirs}: one file on macOS and Windows)"
                 clash = (f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
-                         f"{other.name!r} (line {other.line}) writes too: rename one of them")  # fmt: skip
+                         f"{other.name!r} (line {other.line}) writes too{also}: rename one of them")  # fmt: skip
         if clash:
             problems.append((line, clash))
             continue
