@@ -464,6 +464,37 @@ def test_interrupted_batch_writes_the_summary_and_says_what_happened(box_scene, 
     assert summary_states(tmp_path / "out") == {"a": "skipped", "b": "done", "c": "done"}
 
 
+def test_the_summary_marks_the_job_cut_short_not_an_earlier_batchs(box_scene, tmp_path, monkeypatch):
+    """The summary's note names the job this run cut short, however the file server's clock sets
+    its status file's time, and not a job a killed earlier batch left running that this run never
+    reached."""
+    import gen3c.pipelines.request as request_module
+
+    rows = [box_row(box_scene, n, trajectory=t) for n, t in (("a", "left"), ("b", "up"), ("c", "down"))]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    out = tmp_path / "out"
+    assert run_batch(manifest, out).counts["done"] == 3
+    earlier = {**status(out, "c"), "state": "running"}  # c, killed in an earlier batch
+    (out / "c_status.json").write_text(json.dumps(earlier))
+    (out / "b.mp4").unlink()
+    run = request_module.run_request
+
+    def ctrl_c_in_b(request, **kwargs):
+        if request.video_save_name == "b":
+            past = time.time() - 3600  # a file server whose clock is an hour behind this one
+            os.utime(out / "b_status.json", (past, past))
+            raise KeyboardInterrupt
+        return run(request, **kwargs)
+
+    monkeypatch.setattr(request_module, "run_request", ctrl_c_in_b)
+    with pytest.raises(KeyboardInterrupt, match=r"stopped \(1 skipped, 2 not run; 1 cut short while running\)"):
+        run_batch(manifest, out)
+    with open(out / "batch_summary.csv", newline="") as fh:
+        notes = {row["name"]: (row["state"], row["note"]) for row in csv.DictReader(fh)}
+    assert notes == {"a": ("skipped", ""), "b": ("not_run", "interrupted while running; it runs again next time"),
+                     "c": ("not_run", "")}  # fmt: skip
+
+
 def _state(folder: Path, name: str) -> str | None:
     try:
         return status(folder, name)["state"]
