@@ -340,6 +340,24 @@ def test_batch_records_failures_skips_finished_jobs_and_retries(box_scene, tmp_p
 
 
 
+def test_an_internal_error_is_one_line_in_the_summary_and_whole_in_the_traceback(box_scene, tmp_path, monkeypatch):
+    """docs/batch.md: a failed job's ``error`` is one line; a library's multi-line message (CUDA's)
+    is kept whole in the status file's traceback."""
+    import gen3c.pipelines.request as request_module
+
+    def cuda_error(request, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nCompile with TORCH_USE_CUDA_DSA")
+
+    monkeypatch.setattr(request_module, "run_request", cuda_error)
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")]), tmp_path / "out")
+    assert summary.outcomes[0].error == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    with open(tmp_path / "out" / "batch_summary.csv", newline="") as fh:
+        assert next(csv.DictReader(fh))["error"] == summary.outcomes[0].error
+    recorded = status(tmp_path / "out", "a")
+    assert recorded["error"] == summary.outcomes[0].error and recorded["error_type"] == "RuntimeError"
+    assert "Compile with TORCH_USE_CUDA_DSA" in recorded["traceback"]
+
+
 def test_a_jobs_notes_are_its_own_and_recorded(box_scene, tmp_path):
     """What `gen3c generate` prints as "note:" lands in the job's status and summary row."""
     _, depth_path, _, depth = box_scene
