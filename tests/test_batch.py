@@ -202,15 +202,19 @@ def test_every_mistake_of_a_manifest_is_listed_before_anything_runs(box_scene, t
         box_row(box_scene, "d", num_video_frames="nine"),
         {"name": "e", "trajectory": "up"},  # no input at all
         box_row(box_scene, "f", camera_file="cams.json"),
+        box_row(box_scene, "g", fov=None, intrinsics="K.json"),  # neither beside the manifest nor 4 numbers
+        box_row(box_scene, "h", fov=None, intrinsics="60,60,56"),
     ]
     manifest = write_manifest(tmp_path / "jobs" / "m.jsonl", rows)
     res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out")])
     assert res.exit_code == 2, res.output
     message = " ".join(res.output.split())
-    assert "has 6 mistakes, so no job ran: line 2: input_image_path" in message
+    assert "has 8 mistakes, so no job ran: line 2: input_image_path" in message
     for expected in (f"{tmp_path / 'jobs' / 'inputs' / 'b.png'}' does not exist", "line 3: name 'a' is already used on line 1",
                      "line 4: unknown settings 'trajectroy'", "line 5: setting 'num_video_frames' must be int",
-                     "line 6: no input", f"line 7: camera file '{tmp_path / 'jobs' / 'cams.json'}' does not exist"):  # fmt: skip
+                     "line 6: no input", f"line 7: camera file '{tmp_path / 'jobs' / 'cams.json'}' does not exist",
+                     "line 8: intrinsics 'K.json' is neither 'fx,fy,cx,cy' nor an existing file",
+                     "line 9: intrinsics '60,60,56' must hold 4 numbers"):  # fmt: skip
         assert expected in message, expected
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
 

@@ -150,7 +150,8 @@ def _all_problems(problems: list[tuple[int, str]], p: Path) -> str:
 def check_job_inputs(job: Job, where: str) -> None:
     """Refuse a job whose inputs are missing: no input or two, a named file that does not
     exist, image settings on a video input (:func:`~gen3c.pipelines.request.input_kind`'s
-    checks) — mistakes found now rather than when the job comes up."""
+    checks), an ``intrinsics`` that is neither 'fx,fy,cx,cy' nor a readable file — mistakes
+    found now rather than when the job comes up."""
     from gen3c.pipelines.request import input_kind
 
     for key in PATH_FIELDS:
@@ -161,6 +162,10 @@ def check_job_inputs(job: Job, where: str) -> None:
             )
     try:
         input_kind(job.request("."))
+        if job.settings.get("intrinsics") is not None:  # a typo'd file name or 3 numbers, not when the row comes up
+            from gen3c.io.intrinsics import check_intrinsics_spec
+
+            check_intrinsics_spec(job.settings["intrinsics"], "intrinsics")
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {exc}") from None
 
