@@ -153,6 +153,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a"}\n\n{"name": "a"}\n', ".jsonl", "line 3: name 'a' is already used on line 1"),
         ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),
         ('{"name": "sub/a"}\n', ".jsonl", "must be a plain file name"),
+        ('{"name": 7}\n', ".jsonl", 'line 1: name must be text, got int .7.: quote it ."name": "7".'),
         ('{"name": "a", "num_video_frames": "ten"}\n', ".jsonl", "'num_video_frames' must be int"),
         (
             '{"name": "a", "generator_options": {"num_steps": 3}}\n',

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, describe_value, note
 from gen3c.io.atomic import check_output_name
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.request import (
@@ -316,9 +316,12 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     where = f"manifest {manifest!r} line {line}"
     row = dict(row)
     name = row.pop("name", f"job_{index:05d}")
+    if not isinstance(name, str):  # {"name": 7}: the fix is quotes, not another name
+        number = isinstance(name, (int, float)) and not isinstance(name, bool)
+        fix = f'quote it ("name": "{name}")' if number else "give a text name, or leave the key out for job_NNNNN"
+        raise Gen3cInputError(f"{where}: name must be text, got {describe_value(name)}: {fix}")
     if (
-        not isinstance(name, str)
-        or not name
+        not name
         or Path(name).name != name
         or name in (".", "..")
         or name.startswith(".")
