@@ -180,7 +180,10 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
         if not stripped or stripped.startswith("#"):  # blank lines and comments
             continue
         try:
-            row = json.loads(stripped)
+            row = json.loads(stripped, object_pairs_hook=_once_each)
+        except _RepeatedKey as exc:  # json keeps the last silently; a CSV's repeated column is refused too
+            problems.append((line, f"manifest {str(p)!r} line {line}: {exc.args[0]!r} appears twice in the row: keep one"))
+            continue
         except json.JSONDecodeError as exc:
             problems.append((line, f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"))
             continue
@@ -189,6 +192,18 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
             continue
         rows.append((line, row))
     return rows
+
+
+class _RepeatedKey(ValueError):
+    """A key given twice in one JSON object (its name)."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise _RepeatedKey(key)
+    return dict(pairs)
 
 
 def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
