@@ -112,6 +112,29 @@ def test_csv_cells_are_read_without_surrounding_spaces(tmp_path):
     assert job.settings == {"input_image_path": str(tmp_path / "in" / "a.png"), "fov": 60.0, "trajectory": "up", "save_buffer": True}
 
 
+def test_jsonl_lines_end_at_newlines_only(tmp_path):
+    """A JSON string may hold U+2028 or U+0085 raw (json.dumps(..., ensure_ascii=False) writes them
+    so): the row stays one row; a form feed starts no line: lines are counted as an editor does."""
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"name": "a", "vipe_path": "v", "vipe_clip": "x\u2028y\x85z"}\n\x0c\n{"name": "b", "trajectory": "lefft"}\n', encoding="utf-8")
+    with pytest.raises(Gen3cInputError, match=r"m.jsonl' line 3: trajectory 'lefft' is unknown"):
+        load_manifest(path)
+    path.write_text('{"name": "a", "vipe_path": "v", "vipe_clip": "x\u2028y\x85z"}\n', encoding="utf-8")
+    (job,) = load_manifest(path)
+    assert job.settings["vipe_clip"] == "x\u2028y\x85z"
+
+
+def test_csv_rows_are_named_by_their_first_line(tmp_path):
+    """A quoted cell may span lines (a prompt): a row's messages name the line it starts on."""
+    path = tmp_path / "m.csv"
+    path.write_text('name,vipe_path,vipe_clip,trajectory\na,v,"x\ny\nz",left\n\nb,v,"x\ny",lefft\n')
+    with pytest.raises(Gen3cInputError, match=r"m.csv' line 6: trajectory 'lefft' is unknown"):
+        load_manifest(path)
+    path.write_text('name,vipe_path,vipe_clip\na,v,"x\ny"\na,v,y\n')
+    with pytest.raises(Gen3cInputError, match=r"line 4: name 'a' is already used on line 2"):
+        load_manifest(path)
+
+
 def test_unnamed_rows_get_numbered_names(tmp_path):
     jobs = load_manifest(
         write_manifest(tmp_path / "m.jsonl", [{"trajectory": "left"}, {"name": "x"}, {"trajectory": "up"}])
@@ -130,6 +153,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a"}\n\n{"name": "a"}\n', ".jsonl", "line 3: name 'a' is already used on line 1"),
         ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),
         ('{"name": "sub/a"}\n', ".jsonl", "must be a plain file name"),
+        ('{"name": 7}\n', ".jsonl", 'line 1: name must be text, got int .7.: quote it ."name": "7".'),
         ('{"name": "a", "num_video_frames": "ten"}\n', ".jsonl", "'num_video_frames' must be int"),
         (
             '{"name": "a", "generator_options": {"num_steps": 3}}\n',
@@ -153,6 +177,10 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # Two names writing one file: job a's buffer video is a_buffer_masks.mp4.
         ('{"name": "a", "save_buffer": true}\n{"name": "a_buffer_masks"}\n', ".jsonl",
          "line 2: name 'a_buffer_masks' writes a_buffer_masks.mp4, which job 'a' .line 1. writes too"),
+        # Names differing only in case write one file on macOS and Windows.
+        ('{"name": "Room"}\n{"name": "room"}\n', ".jsonl",
+         "line 2: name 'room' writes room.mp4, which job 'Room' .line 1. writes too .as Room.mp4: one file on macOS and Windows."),
+        ('{"name": "a"}\n{"name": "b", "fov": 50, "trajectory": "up", "fov": 60}\n', ".jsonl", "line 2: 'fov' appears twice in the row: keep one"),
         ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
         ("name,fov,trajectory\na,60\n", ".csv", "line 2 has fewer cells than the header"),
     ],
@@ -176,15 +204,19 @@ def test_every_mistake_of_a_manifest_is_listed_before_anything_runs(box_scene, t
         box_row(box_scene, "d", num_video_frames="nine"),
         {"name": "e", "trajectory": "up"},  # no input at all
         box_row(box_scene, "f", camera_file="cams.json"),
+        box_row(box_scene, "g", fov=None, intrinsics="K.json"),  # neither beside the manifest nor 4 numbers
+        box_row(box_scene, "h", fov=None, intrinsics="60,60,56"),
     ]
     manifest = write_manifest(tmp_path / "jobs" / "m.jsonl", rows)
     res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out")])
     assert res.exit_code == 2, res.output
     message = " ".join(res.output.split())
-    assert "has 6 mistakes, so no job ran: line 2: input_image_path" in message
+    assert "has 8 mistakes, so no job ran: line 2: input_image_path" in message
     for expected in (f"{tmp_path / 'jobs' / 'inputs' / 'b.png'}' does not exist", "line 3: name 'a' is already used on line 1",
                      "line 4: unknown settings 'trajectroy'", "line 5: setting 'num_video_frames' must be int",
-                     "line 6: no input", f"line 7: camera file '{tmp_path / 'jobs' / 'cams.json'}' does not exist"):  # fmt: skip
+                     "line 6: no input", f"line 7: camera file '{tmp_path / 'jobs' / 'cams.json'}' does not exist",
+                     "line 8: intrinsics 'K.json' is neither 'fx,fy,cx,cy' nor an existing file",
+                     "line 9: intrinsics '60,60,56' must hold 4 numbers"):  # fmt: skip
         assert expected in message, expected
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
 
@@ -314,6 +346,24 @@ def test_batch_records_failures_skips_finished_jobs_and_retries(box_scene, tmp_p
 
 
 
+def test_an_internal_error_is_one_line_in_the_summary_and_whole_in_the_traceback(box_scene, tmp_path, monkeypatch):
+    """docs/batch.md: a failed job's ``error`` is one line; a library's multi-line message (CUDA's)
+    is kept whole in the status file's traceback."""
+    import gen3c.pipelines.request as request_module
+
+    def cuda_error(request, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nCompile with TORCH_USE_CUDA_DSA")
+
+    monkeypatch.setattr(request_module, "run_request", cuda_error)
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")]), tmp_path / "out")
+    assert summary.outcomes[0].error == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    with open(tmp_path / "out" / "batch_summary.csv", newline="") as fh:
+        assert next(csv.DictReader(fh))["error"] == summary.outcomes[0].error
+    recorded = status(tmp_path / "out", "a")
+    assert recorded["error"] == summary.outcomes[0].error and recorded["error_type"] == "RuntimeError"
+    assert "Compile with TORCH_USE_CUDA_DSA" in recorded["traceback"]
+
+
 def test_a_jobs_notes_are_its_own_and_recorded(box_scene, tmp_path):
     """What `gen3c generate` prints as "note:" lands in the job's status and summary row."""
     _, depth_path, _, depth = box_scene
@@ -436,6 +486,37 @@ def test_interrupted_batch_writes_the_summary_and_says_what_happened(box_scene, 
     res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert summary_states(tmp_path / "out") == {"a": "skipped", "b": "done", "c": "done"}
+
+
+def test_the_summary_marks_the_job_cut_short_not_an_earlier_batchs(box_scene, tmp_path, monkeypatch):
+    """The summary's note names the job this run cut short, however the file server's clock sets
+    its status file's time, and not a job a killed earlier batch left running that this run never
+    reached."""
+    import gen3c.pipelines.request as request_module
+
+    rows = [box_row(box_scene, n, trajectory=t) for n, t in (("a", "left"), ("b", "up"), ("c", "down"))]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    out = tmp_path / "out"
+    assert run_batch(manifest, out).counts["done"] == 3
+    earlier = {**status(out, "c"), "state": "running"}  # c, killed in an earlier batch
+    (out / "c_status.json").write_text(json.dumps(earlier))
+    (out / "b.mp4").unlink()
+    run = request_module.run_request
+
+    def ctrl_c_in_b(request, **kwargs):
+        if request.video_save_name == "b":
+            past = time.time() - 3600  # a file server whose clock is an hour behind this one
+            os.utime(out / "b_status.json", (past, past))
+            raise KeyboardInterrupt
+        return run(request, **kwargs)
+
+    monkeypatch.setattr(request_module, "run_request", ctrl_c_in_b)
+    with pytest.raises(KeyboardInterrupt, match=r"stopped \(1 skipped, 2 not run; 1 cut short while running\)"):
+        run_batch(manifest, out)
+    with open(out / "batch_summary.csv", newline="") as fh:
+        notes = {row["name"]: (row["state"], row["note"]) for row in csv.DictReader(fh)}
+    assert notes == {"a": ("skipped", ""), "b": ("not_run", "interrupted while running; it runs again next time"),
+                     "c": ("not_run", "")}  # fmt: skip
 
 
 def _state(folder: Path, name: str) -> str | None:

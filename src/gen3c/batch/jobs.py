@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gen3c.batch.manifest import OUTPUT_FILES, Job
-from gen3c.errors import Gen3cInputError, collect_notes
+from gen3c.errors import Gen3cInputError, collect_notes, first_line
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool
@@ -251,7 +251,9 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     except Gen3cInputError as exc:
         result.error, result.error_type = str(exc), type(exc).__name__
     except Exception as exc:  # an internal failure of one job must not stop the batch
-        result.error, result.error_type = f"{type(exc).__name__}: {exc}", type(exc).__name__
+        # One line for the summary and the console (a CUDA error runs over several): all of it is in the traceback.
+        result.error = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
+        result.error_type = type(exc).__name__
         result.trace = traceback.format_exc()
     seconds = time.perf_counter() - started
     state = "failed" if result.error else "done"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, describe_value, note
 from gen3c.io.atomic import check_output_name
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.request import (
@@ -114,10 +114,13 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False) -> list[Job]:
         seen[job.name] = line
         clash = None
         for pattern in OUTPUT_FILES:  # "a_buffer_masks".mp4 is also job "a"'s buffer video
-            other = files.setdefault(pattern.format(job.name), job)
+            # by case-folded name: macOS and Windows file systems take A.mp4 and a.mp4 for one file
+            other = files.setdefault(pattern.format(job.name).casefold(), job)
             if other is not job and clash is None:
+                theirs = pattern.format(other.name)
+                also = "" if theirs == pattern.format(job.name) else f" (as {theirs}: one file on macOS and Windows)"
                 clash = (f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
-                         f"{other.name!r} (line {other.line}) writes too: rename one of them")  # fmt: skip
+                         f"{other.name!r} (line {other.line}) writes too{also}: rename one of them")  # fmt: skip
         if clash:
             problems.append((line, clash))
             continue
@@ -147,7 +150,8 @@ def _all_problems(problems: list[tuple[int, str]], p: Path) -> str:
 def check_job_inputs(job: Job, where: str) -> None:
     """Refuse a job whose inputs are missing: no input or two, a named file that does not
     exist, image settings on a video input (:func:`~gen3c.pipelines.request.input_kind`'s
-    checks) — mistakes found now rather than when the job comes up."""
+    checks), an ``intrinsics`` that is neither 'fx,fy,cx,cy' nor a readable file — mistakes
+    found now rather than when the job comes up."""
     from gen3c.pipelines.request import input_kind
 
     for key in PATH_FIELDS:
@@ -158,6 +162,10 @@ def check_job_inputs(job: Job, where: str) -> None:
             )
     try:
         input_kind(job.request("."))
+        if job.settings.get("intrinsics") is not None:  # a typo'd file name or 3 numbers, not when the row comes up
+            from gen3c.io.intrinsics import check_intrinsics_spec
+
+            check_intrinsics_spec(job.settings["intrinsics"], "intrinsics")
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {exc}") from None
 
@@ -165,12 +173,17 @@ def check_job_inputs(job: Job, where: str) -> None:
 def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
     """The JSON object of each line; a line that is none goes to ``problems``."""
     rows = []
-    for line, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (read_text made "\r\n" one): str.splitlines would also cut at U+2028,
+    # form feeds and other characters JSON strings may hold raw, and miscount the lines.
+    for line, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):  # blank lines and comments
             continue
         try:
-            row = json.loads(stripped)
+            row = json.loads(stripped, object_pairs_hook=_once_each)
+        except _RepeatedKey as exc:  # json keeps the last silently; a CSV's repeated column is refused too
+            problems.append((line, f"manifest {str(p)!r} line {line}: {exc.args[0]!r} appears twice in the row: keep one"))
+            continue
         except json.JSONDecodeError as exc:
             problems.append((line, f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"))
             continue
@@ -179,6 +192,18 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
             continue
         rows.append((line, row))
     return rows
+
+
+class _RepeatedKey(ValueError):
+    """A key given twice in one JSON object (its name)."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise _RepeatedKey(key)
+    return dict(pairs)
 
 
 def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
@@ -233,7 +258,9 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
     reader.fieldnames = header
     rows = []
     for record in reader:
-        line = reader.line_num
+        # Where the row starts: line_num is its last line, past the newlines of quoted cells (a prompt).
+        cells = [*record.values(), *(record.get(None) or [])]
+        line = reader.line_num - sum(cell.count("\n") for cell in cells if isinstance(cell, str))
         if None in record:
             problems.append((line, f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"))
             continue
@@ -304,9 +331,12 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     where = f"manifest {manifest!r} line {line}"
     row = dict(row)
     name = row.pop("name", f"job_{index:05d}")
+    if not isinstance(name, str):  # {"name": 7}: the fix is quotes, not another name
+        number = isinstance(name, (int, float)) and not isinstance(name, bool)
+        fix = f'quote it ("name": "{name}")' if number else "give a text name, or leave the key out for job_NNNNN"
+        raise Gen3cInputError(f"{where}: name must be text, got {describe_value(name)}: {fix}")
     if (
-        not isinstance(name, str)
-        or not name
+        not name
         or Path(name).name != name
         or name in (".", "..")
         or name.startswith(".")

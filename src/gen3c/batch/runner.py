@@ -18,12 +18,11 @@ import csv
 import io
 import math
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from gen3c.batch.jobs import JobOutcome, changed_input, check_finished, outcome_row, read_status, status_path
+from gen3c.batch.jobs import JobOutcome, changed_input, check_finished, outcome_row, read_status
 from gen3c.batch.manifest import Job, load_manifest
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
@@ -95,8 +94,9 @@ def run_batch(
         to_run: list[Job] = []
         notes: dict[str, str] = {}
         digests: dict[str, str] = {}  # sha256 of each input file, read once for all jobs naming it
+        planned: dict[str, dict | None] = {}  # each job's status before this run
         for job in jobs:
-            status = read_status(folder, job.name)
+            status = planned[job.name] = read_status(folder, job.name)
             why = check_finished(job, folder, status, digests)
             if why is None:
                 outputs = status["outputs"]
@@ -137,7 +137,6 @@ def run_batch(
             if progress and to_run
             else None
         )
-        started = time.time()
         interrupted: KeyboardInterrupt | None = None
         try:
             for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job):
@@ -152,7 +151,7 @@ def run_batch(
             interrupted = exc
         finally:
             # 4. The summary table, also after an interrupt (jobs not reached are listed as such)
-            ordered = [outcomes.get(job.name) or _not_run(job, folder, started) for job in jobs]
+            ordered = [outcomes.get(job.name) or _not_run(job, folder, planned[job.name]) for job in jobs]
             summary_path = folder / SUMMARY_NAME
             write_summary(summary_path, ordered)
     summary = BatchSummary(ordered, folder, summary_path)
@@ -183,15 +182,12 @@ def grouped_by_generator(jobs: list[Job], folder: Path) -> list[Job]:
     return [job for group in groups.values() for job in group]
 
 
-def _not_run(job: Job, folder: Path, started: float) -> JobOutcome:
-    """A job this run did not finish: not reached, or cut short while it ran (its status file,
-    written since ``started``, still says running)."""
+def _not_run(job: Job, folder: Path, planned: dict | None) -> JobOutcome:
+    """A job this run did not finish: not reached, or cut short while it ran (its status file
+    says running, and is not the one ``planned`` read before the run: that may be an earlier
+    batch's). Compared by content, not by time: a shared file system's clock is not this one's."""
     status = read_status(folder, job.name)
-    try:
-        recent = status_path(folder, job.name).stat().st_mtime >= started
-    except OSError:
-        recent = False
-    running = recent and status is not None and status.get("state") == "running"
+    running = status is not None and status.get("state") == "running" and status != planned
     return JobOutcome(job.name, "not_run", note="interrupted while running; it runs again next time" if running else "")
 
 

@@ -68,6 +68,12 @@ def parse_intrinsics(
     return check_intrinsics_fit(K, height, width, what)
 
 
+def check_intrinsics_spec(spec: str | os.PathLike, name: str = "--intrinsics") -> None:
+    """Refuse a ``spec`` no image can use — neither 'fx,fy,cx,cy' nor a readable camera file — before
+    any image is read (a batch checks every row up front); :func:`parse_intrinsics` checks the rest."""
+    _read_spec(spec, name)
+
+
 def recorded_size(data: Any) -> tuple[int, int] | None:
     """The (H, W) a JSON camera says it was made for (``height``, ``width``), if it says so."""
     if not isinstance(data, dict):
