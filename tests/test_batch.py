@@ -807,3 +807,17 @@ def test_a_failed_job_whose_input_file_was_fixed_runs_again_unasked(box_scene, t
     summary = run_batch(manifest, out)
     assert summary.counts["done"] == 1 and status(out, "late")["attempt"] == 2
     assert summary.outcomes[0].note == "re-ran: its input_image_path late.png changed since it failed (its sha256 is not the recorded one)"
+
+
+def test_a_manifest_cannot_grant_trust_checkpoint_itself(tmp_path):
+    """trust_checkpoint unpickles a legacy .pt input (which can run code): a manifest's row, or a
+    run record someone sent, set it and `gen3c batch` honoured it without the user typing the flag."""
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"name": "a", "input_image_path": str(tmp_path / "sample.pt"), "trust_checkpoint": True}])
+    with pytest.raises(Gen3cInputError, match=r"line 1: trust_checkpoint lets a legacy \.pt input be unpickled, which can run code, "
+                       r"and a manifest cannot grant that itself: if you trust this row's inputs, pass --trust_checkpoint to gen3c batch"):  # fmt: skip
+        load_manifest(manifest)
+    (job,) = load_manifest(manifest, trust_checkpoint=True)
+    assert job.settings["trust_checkpoint"] is True
+    res = CliRunner().invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "pass --trust_checkpoint to gen3c batch" in res.output, res.output
+    assert not (tmp_path / "out").exists()

@@ -1259,6 +1259,10 @@ def batch(
         typer.Option("--gpus_per_job", help="GPUs each worker holds (default 1 when there are GPUs, else 0); Ray takes fractions."),
     ] = None,
     cpus_per_job: Annotated[float, typer.Option("--cpus_per_job", help="CPUs each Ray actor reserves.")] = 1.0,
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option("--trust_checkpoint", help="Let rows (and run records) set trust_checkpoint: full unpickling, which can run code, of legacy .pt inputs you trust."),
+    ] = False,
 ) -> None:
     """Generate many videos from a manifest into one folder: resumable (finished jobs are verified and skipped), locally or on Ray."""
     from rich.table import Table
@@ -1282,7 +1286,7 @@ def batch(
     with console_warnings(), progress_bars(console) as progress:
         summary = run_batch(
             manifest, output_folder, retry_failed=retry_failed, workers=workers, ray=use_ray, ray_address=ray_address,
-            gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, progress=progress, on_outcome=report,
+            gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, trust_checkpoint=trust_checkpoint, progress=progress, on_outcome=report,
         )  # fmt: skip
     console.print(f"gen3c batch: {len(summary.outcomes)} jobs in {escape(str(summary.folder))}", highlight=False)
     table = Table()

@@ -65,7 +65,7 @@ class Job:
         return GenerationRequest.from_dict(data, name=f"job {self.name!r}")
 
 
-def load_manifest(path: str | Path, *, check_inputs: bool = False) -> list[Job]:
+def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpoint: bool = False) -> list[Job]:
     """Read and check a JSONL or CSV manifest.
 
     Every row is checked, and every mistake found is reported at once (by line), so one run
@@ -75,6 +75,9 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False) -> list[Job]:
         check_inputs: also check that each row names one input and that the files its rows name
             (``input_image_path``, ``depth_path``, ``camera_file``, …) exist, as ``gen3c batch``
             does before running anything.
+        trust_checkpoint: let rows set ``trust_checkpoint`` (full unpickling of a legacy ``.pt``
+            input, which can run code). A manifest — or a run record someone sent — cannot grant
+            that itself: ``gen3c batch --trust_checkpoint`` does.
     Raises:
         Gen3cInputError: unreadable file, malformed rows, unknown settings, values of the wrong
             type, duplicate or invalid names, missing input files (naming the lines).
@@ -103,6 +106,11 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False) -> list[Job]:
     for index, (line, row) in enumerate(rows, start=1):
         try:
             job = make_job(row, line, index, base, str(p))
+            if job.settings.get("trust_checkpoint") and not trust_checkpoint:
+                raise Gen3cInputError(
+                    f"manifest {str(p)!r} line {line}: trust_checkpoint lets a legacy .pt input be unpickled, which can run code, "
+                    "and a manifest cannot grant that itself: if you trust this row's inputs, pass --trust_checkpoint to gen3c batch"
+                )
             if check_inputs:
                 check_job_inputs(job, f"manifest {str(p)!r} line {line}")
         except Gen3cInputError as exc:

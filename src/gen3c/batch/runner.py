@@ -65,6 +65,7 @@ def run_batch(
     ray_address: str | None = None,
     gpus_per_job: float | None = None,
     cpus_per_job: float = 1.0,
+    trust_checkpoint: bool = False,
     progress: ProgressFactory | None = None,
     on_outcome: Callable[[JobOutcome], None] | None = None,
 ) -> BatchSummary:
@@ -76,6 +77,7 @@ def run_batch(
         ray / ray_address: run on Ray (a local instance, or the cluster at the address).
         gpus_per_job: GPUs per worker (default 1 when there are GPUs, else 0); Ray takes fractions.
         cpus_per_job: CPUs each Ray actor reserves.
+        trust_checkpoint: let rows set ``trust_checkpoint`` (:func:`~gen3c.batch.manifest.load_manifest`).
         progress: ``progress(stage, total)`` → advance callback, advanced as jobs finish.
         on_outcome: called with each job's outcome as it finishes (skipped ones included).
     """
@@ -83,7 +85,7 @@ def run_batch(
 
     exit_if_spawned_from_unguarded_script()  # a worker process running the calling script again
     # 1. Read and check the whole manifest before anything runs
-    jobs = load_manifest(manifest, check_inputs=True)
+    jobs = load_manifest(manifest, check_inputs=True, trust_checkpoint=trust_checkpoint)
     _check_engine(workers, ray or bool(ray_address), gpus_per_job, cpus_per_job)
     folder = ensure_writable_dir(
         output_folder or default_output_folder(manifest), "--output_folder"
