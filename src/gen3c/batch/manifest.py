@@ -207,11 +207,13 @@ class _RepeatedKey(ValueError):
 
 
 def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    for key in keys:
-        if keys.count(key) > 1:
+    """``json.loads``' object hook: the object, refusing a key given twice (:class:`_RepeatedKey`)."""
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
             raise _RepeatedKey(key)
-    return dict(pairs)
+        row[key] = value
+    return row
 
 
 def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:

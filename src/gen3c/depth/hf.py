@@ -34,7 +34,7 @@ from gen3c.cameras import intrinsics_from_fov, make_intrinsics
 from gen3c.dependencies import require
 from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, user_focal
 from gen3c.depth.hub import hub_offline_reason
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cModelError, first_line
 from gen3c.io.images import image_to_uint8
 
 #: ``model_type`` → family handled here.
@@ -84,7 +84,7 @@ def read_model_type(name_or_path: str, **options: Any) -> str:
 
 
 def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    reason = first_line(exc, 160)
     if Path(name_or_path).expanduser().exists():
         fix = "check that the folder holds config.json, preprocessor_config.json and the weights (save_pretrained layout)"
     else:

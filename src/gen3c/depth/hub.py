@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cModelError, first_line
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -51,7 +51,7 @@ def hub_file(repo_id: str, filename: str, what: str) -> Path:
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename))
     except Exception as exc:
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        text = first_line(exc, 160)
         raise Gen3cModelError(
             f"could not download {filename} of {what} {repo_id!r} ({type(exc).__name__}: {text}): check the id and the network, or pass a local path"
         ) from None

@@ -41,7 +41,7 @@ from gen3c.cameras import resize_intrinsics
 from gen3c.dependencies import optional, require
 from gen3c.depth.base import DepthEstimate, camera_for, fov_from_intrinsics, resize_mask
 from gen3c.depth.hub import hub_file
-from gen3c.errors import Gen3cModelError, note
+from gen3c.errors import Gen3cModelError, first_line, note
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.images import image_to_uint8
 
@@ -820,7 +820,7 @@ class MoGeEstimator:
                 model = official(**checkpoint["model_config"])
                 model.load_state_dict(checkpoint["model"])
             except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # unknown config keys, mismatched weights
-                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                text = first_line(exc, 160)
                 raise Gen3cModelError(
                     f"{where} does not fit the official MoGe {'v2' if v2 else 'v1'} model ({type(exc).__name__}: {text}): "
                     "the file is damaged or another model; re-download it"

@@ -71,7 +71,7 @@ def check_attention_backend(backend: str) -> None:
     from diffusers.models.attention_dispatch import AttentionBackendName
 
     diffusers_names = [name.value for name in AttentionBackendName]
-    if backend not in (*AUTO_ORDER, *KERNELS, *diffusers_names):
+    if backend not in diffusers_names:
         public = [name for name in diffusers_names if not name.startswith("_") and not name.endswith("_hub")]
         raise Gen3cInputError(
             f"--attention_backend {backend!r} is unknown: use {', '.join((*AUTO_ORDER, *KERNELS))}, or a diffusers "

@@ -223,10 +223,11 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
             if key not in types:
                 raise Gen3cInputError(f"{source}: unknown key {key!r} in [{name}]: use {', '.join(sorted(types))}")
             if (name, key) in _DTYPE_KEYS and not isinstance(value, str):  # torch.bfloat16 from Python, as gen3c.generate takes it
-                if configs.dtype_name(value) is None:
+                dtype = configs.dtype_name(value)
+                if dtype is None:
                     choices = ", ".join(_CHOICES[name, key])
                     raise Gen3cInputError(f"{source}: {name}.{key} = {_shown(value)}: choose one of {choices} (a name or a torch dtype)")
-                value = configs.dtype_name(value)
+                value = dtype
             setattr(section, key, _coerce(f"{source}: {name}.{key}", value, types[key], getattr(section, key)))
     check_config(config, source)
     return config
