@@ -6,6 +6,7 @@ import pytest
 import torch
 from diffusers import AutoencoderKLCosmos
 
+from gen3c.errors import Gen3cInputError
 from gen3c.models import configs
 from gen3c.models.tokenizer import decode_latents, encode_video, latent_frames
 
@@ -65,3 +66,34 @@ def test_dit_flop_count_matches_pytorch_counter():
     assert dit_forward_flops(configs.TRANSFORMER_TINY, (3, 8, 12), 20)["linear"] == mm
     full = dit_forward_flops(configs.TRANSFORMER_7B, (16, 88, 160))
     assert 2.0e15 < full["total"] < 2.5e15  # ~2.2 PFLOP per 7B forward at 121 x 704 x 1280
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [
+        ((1, 3, 9, 12, 16), "height 12"),  # would encode to 2 latent rows and decode to 16
+        ((1, 3, 9, 16, 20), "width 20"),
+        ((1, 3, 8, 16, 16), "1 \\+ 8·k frames, got 8"),
+        ((3, 9, 16, 16), "5-D"),
+        ((1, 4, 9, 16, 16), "3 channels"),
+    ],
+)
+def test_encode_refuses_a_video_it_cannot_round_trip(vae, shape, match):
+    with pytest.raises(Gen3cInputError, match=match):
+        encode_video(vae, torch.zeros(shape))
+
+
+def test_decode_refuses_latents_of_the_wrong_layout(vae):
+    with pytest.raises(Gen3cInputError, match="16 channels"):
+        decode_latents(vae, torch.zeros(1, 8, 2, 2, 2))
+    with pytest.raises(Gen3cInputError, match="5-D"):
+        decode_latents(vae, torch.zeros(16, 2, 2, 2))
+
+
+@pytest.mark.parametrize("chunk", [0, -1])
+def test_chunk_frames_below_one_is_refused_not_an_endless_loop(vae, chunk):
+    # encode's chunk bounds never reached the end with chunk_frames ≤ 0 (the list grew forever).
+    with pytest.raises(Gen3cInputError, match="chunk_frames"):
+        encode_video(vae, torch.zeros(1, 3, 9, 16, 16), chunk_frames=chunk)
+    with pytest.raises(Gen3cInputError, match="chunk_frames"):
+        decode_latents(vae, torch.zeros(1, 16, 2, 2, 2), chunk_frames=chunk)

@@ -26,12 +26,40 @@ from diffusers import AutoencoderKLCosmos
 from diffusers.models.autoencoders import autoencoder_kl_cosmos as _cosmos
 from torch import Tensor, nn
 
+from gen3c.errors import Gen3cInputError
+
 
 def latent_frames(num_frames: int, temporal_compression: int = 8) -> int:
     """Latent frames of a ``1 + 8·k``-frame video."""
     if num_frames < 1 or (num_frames - 1) % temporal_compression:
-        raise ValueError(f"the tokenizer takes 1 + {temporal_compression}·k frames, got {num_frames}")
+        fit = max(1, num_frames - (num_frames - 1) % temporal_compression)
+        raise Gen3cInputError(
+            f"the tokenizer takes 1 + {temporal_compression}·k frames, got {num_frames}: "
+            f"pass {fit} or {fit + temporal_compression} frames"
+        )
     return (num_frames - 1) // temporal_compression + 1
+
+
+def _check_chunk_frames(chunk_frames: int | None) -> None:
+    if chunk_frames is not None and chunk_frames < 1:
+        raise Gen3cInputError(f"tokenizer chunk_frames {chunk_frames} must be ≥ 1 latent frame (None: no chunking)")
+
+
+def _check_video(vae: AutoencoderKLCosmos, video: Tensor) -> None:
+    """Refuse a video the tokenizer cannot round-trip: a size that is not a multiple of its
+    spatial compression is padded inside, so its latents decode to another size."""
+    cfg = vae.config
+    if video.ndim != 5 or video.shape[1] != cfg.in_channels:
+        raise Gen3cInputError(
+            f"the tokenizer takes a 5-D video (B, {cfg.in_channels} channels, T, H, W), got shape {tuple(video.shape)}"
+        )
+    s = cfg.spatial_compression_ratio
+    for name, size in (("height", video.shape[3]), ("width", video.shape[4])):
+        if size % s:
+            raise Gen3cInputError(
+                f"the tokenizer takes a video {name} that is a multiple of {s}, got {name} {size}: "
+                f"resize or crop it to {size - size % s or s}"
+            )
 
 
 def _latent_stats(
@@ -78,6 +106,8 @@ def encode_video(
     Args:
         chunk_frames: latent frames per chunk (exact chunked encoding); None encodes at once.
     """
+    _check_chunk_frames(chunk_frames)
+    _check_video(vae, video)
     dtype = next(vae.parameters()).dtype
     video = video.to(dtype)
     T = video.shape[2]
@@ -102,6 +132,12 @@ def decode_latents(
     Args:
         chunk_frames: latent frames per chunk (exact chunked decoding); None decodes at once.
     """
+    _check_chunk_frames(chunk_frames)
+    C = vae.config.latent_channels
+    if latents.ndim != 5 or latents.shape[1] != C:
+        raise Gen3cInputError(
+            f"the tokenizer decodes 5-D latents (B, {C} channels, T, h, w), got shape {tuple(latents.shape)}"
+        )
     dtype = next(vae.parameters()).dtype
     z = denormalize_latents(vae, latents.float(), sigma_data).to(dtype)
     n = z.shape[2]
