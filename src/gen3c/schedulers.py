@@ -37,8 +37,9 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):
 
     Args:
         name: a key of :data:`SAMPLERS`.
-        base_config: a loaded scheduler's config (its σ range and σ_data are kept, so a
-            checkpoint's own schedule carries over); default GEN3C's.
+        base_config: a loaded scheduler's config (its σ range, σ_data, last σ and how it reads
+            the model's output are kept, so a checkpoint's own schedule and parametrisation carry
+            over); default GEN3C's.
     """
     import diffusers
 
@@ -48,7 +49,7 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):
     cls = getattr(diffusers, cls_name)
     kwargs = dict(kwargs)
     if base_config is not None:
-        for key in ("sigma_min", "sigma_max", "sigma_data", "rho", "sigma_schedule"):
+        for key in ("sigma_min", "sigma_max", "sigma_data", "rho", "sigma_schedule", "final_sigmas_type", "prediction_type"):
             if key in base_config:
                 kwargs[key] = base_config[key]
     return cls(**kwargs)
