@@ -6,6 +6,7 @@ import json
 import math
 from importlib import resources
 
+import numpy as np
 import pytest
 import torch
 
@@ -158,6 +159,33 @@ def test_finite_plane_covers_exactly_its_rectangle():
     )
 
 
+def test_a_plane_whose_u_axis_lies_along_its_normal_is_refused():
+    # Its (u, v) frame degenerated to zero vectors, so the 0.2 × 0.2 rectangle below was hit by
+    # every ray: a finite plane silently became an infinite one.
+    with pytest.raises(Gen3cInputError, match="u_axis"):
+        Plane((0.0, 0.0, 3.0), (0.0, 0.0, -1.0), Checker(), u_axis=(0.0, 0.0, 2.0), half_extent=(0.1, 0.1))
+    with pytest.raises(Gen3cInputError, match="normal"):
+        Plane((0.0, 0.0, 3.0), (0.0, 0.0, 0.0), Checker())
+    with pytest.raises(Gen3cInputError, match="half_extent"):
+        Plane((0.0, 0.0, 3.0), (0.0, 0.0, -1.0), Checker(), u_axis=(1.0, 0.0, 0.0), half_extent=(0.1, 0.0))
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: Gradient(length=0.0), "Gradient length"),  # was an IndexError deep in render
+        (lambda: Stripes(period=0.0), "Stripes period"),
+        (lambda: Checker(size=-0.5), "Checker size"),
+        (lambda: Noise(scale=0.0), "Noise scale"),
+        (lambda: Sphere((0.0, 0.0, 3.0), 0.0, Checker()), "Sphere radius"),
+        (lambda: Box((0.0, 0.0, 3.0), (0.5, 0.0, 0.5), Checker()), "Box half_size"),
+    ],
+)
+def test_degenerate_sizes_are_refused_in_one_line(make, match):
+    with pytest.raises(Gen3cInputError, match=match):
+        make()
+
+
 def test_nearest_primitive_wins():
     scene = _scene(
         Plane((0.0, 0.0, 6.0), (0.0, 0.0, -1.0), Noise()),
@@ -229,6 +257,9 @@ def test_supersampling_changes_colour_only():
     assert 0 < diff.mean() < 0.1
     with pytest.raises(ValueError, match="supersample"):
         render(scene, cams, supersample=0)
+    with pytest.raises(ValueError, match="supersample"):
+        render(scene, cams, supersample=2.0)  # was a TypeError from torch.arange
+    assert torch.equal(render(scene, cams, supersample=np.int64(3)).rgb, aa.rgb)  # a numpy whole number is one
 
 
 # --------------------------------------------------------------------------------------------

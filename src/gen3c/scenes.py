@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,13 @@ Mat3 = tuple[Vec3, Vec3, Vec3]
 IDENTITY3: Mat3 = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 # Rays start this far (in depth units) in front of the camera; hits nearer are ignored.
 _EPS = 1e-4
+
+
+def _check_positive(owner: str, name: str, *values: float) -> None:
+    """Refuse a zero or negative size: it would divide by zero or draw nothing, far from here."""
+    if not all(v > 0 for v in values):
+        shown = values[0] if len(values) == 1 else values
+        raise Gen3cInputError(f"{owner} {name} must be > 0, got {shown}: give it a positive size")
 
 # --------------------------------------------------------------------------------------------
 # Textures: functions of local 3D coordinates (N, 3) → albedo (N, 3) in [0, 1]
@@ -120,6 +128,9 @@ class Checker:
     noise: float = 0.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _check_positive("Checker", "size", self.size)
+
     def __call__(self, p: Tensor) -> Tensor:
         # A tiny offset keeps faces lying exactly on a cell boundary off the parity seam.
         parity = ((p / self.size + 1e-3).floor().sum(dim=1).long() % 2).bool()
@@ -138,6 +149,9 @@ class Stripes:
     direction: Vec3 = (1.0, 0.0, 0.0)
     colors: tuple[RGB, ...] = ((0.9, 0.2, 0.2), (0.95, 0.85, 0.3), (0.2, 0.5, 0.9))
 
+    def __post_init__(self) -> None:
+        _check_positive("Stripes", "period", self.period)
+
     def __call__(self, p: Tensor) -> Tensor:
         d = torch.tensor(self.direction, dtype=p.dtype, device=p.device)
         band = ((p @ d) / self.period).floor().long() % len(self.colors)
@@ -153,6 +167,9 @@ class Noise:
     octaves: int = 3
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _check_positive("Noise", "scale", self.scale)
+
     def __call__(self, p: Tensor) -> Tensor:
         return _palette_lerp(value_noise(p / self.scale, self.seed, self.octaves), self.colors)
 
@@ -166,6 +183,10 @@ class Gradient:
     start: float = 0.0
     length: float = 1.0
     colors: tuple[RGB, ...] = ((0.9, 0.6, 0.3), (0.3, 0.4, 0.8))
+
+    def __post_init__(self) -> None:
+        if self.length == 0:  # a negative length runs the ramp backwards
+            raise Gen3cInputError("Gradient length must not be 0: give the ramp's extent along its direction")
 
     def __call__(self, p: Tensor) -> Tensor:
         d = torch.tensor(self.direction, dtype=p.dtype, device=p.device)
@@ -207,6 +228,20 @@ class Plane:
     u_axis: Vec3 | None = None
     half_extent: tuple[float, float] | None = None
 
+    def __post_init__(self) -> None:
+        n = math.hypot(*self.normal)
+        if n == 0:
+            raise Gen3cInputError(f"Plane normal {self.normal} is the zero vector: give the plane's facing direction")
+        if self.u_axis is not None:
+            # The part of u_axis across the normal spans the plane; along the normal it spans nothing.
+            along = sum(a * b for a, b in zip(self.u_axis, self.normal, strict=True)) / n
+            if math.hypot(*self.u_axis) ** 2 - along**2 < 1e-12 * max(1.0, math.hypot(*self.u_axis) ** 2):
+                raise Gen3cInputError(
+                    f"Plane u_axis {self.u_axis} lies along its normal {self.normal}: give a direction within the plane"
+                )
+        if self.half_extent is not None:
+            _check_positive("Plane", "half_extent", *self.half_extent)
+
     def _frame(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         n = torch.nn.functional.normalize(_vec(self.normal, like), dim=0)
         if self.u_axis is None:
@@ -247,6 +282,9 @@ class Box:
     texture: Texture
     rotation: Mat3 = IDENTITY3
 
+    def __post_init__(self) -> None:
+        _check_positive("Box", "half_size", *self.half_size)
+
     def _to_local(self, x: Tensor, like: Tensor) -> Tensor:
         R = _vec(self.rotation, like)
         return (x - _vec(self.center, like)) @ R  # Rᵀ (x − c), row-wise
@@ -279,6 +317,9 @@ class Sphere:
     center: Vec3
     radius: float
     texture: Texture
+
+    def __post_init__(self) -> None:
+        _check_positive("Sphere", "radius", self.radius)
 
     def intersect(self, o: Tensor, d: Tensor) -> Tensor:
         oc = o - _vec(self.center, d)
@@ -414,10 +455,10 @@ def render(scene: Scene, cameras: Cameras, supersample: int = 1) -> SceneRender:
     Returns:
         :class:`SceneRender`.
     """
-    if supersample < 1:
-        raise ValueError(f"supersample must be ≥ 1, got {supersample}")
+    if not isinstance(supersample, numbers.Integral) or supersample < 1:
+        raise Gen3cInputError(f"render supersample {supersample!r} must be a whole number ≥ 1 (rays per pixel side)")
     dtype = torch.float32
-    T, H, W, s = len(cameras), cameras.height, cameras.width, supersample
+    T, H, W, s = len(cameras), cameras.height, cameras.width, int(supersample)
     device = cameras.w2c.device
     rgb = torch.empty(T, 3, H, W, dtype=dtype, device=device)
     depth = torch.empty(T, H, W, dtype=dtype, device=device)
