@@ -664,7 +664,7 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
 
 
 @pytest.mark.parametrize(
-    "case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher", "hub_id",
+    "case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
              "batch_over_videos", "batch_over_procedural", "tokenizer_batch", "distill_batch"]
 )
 def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkeypatch, case):
@@ -683,6 +683,9 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
         "empty_folder": ({"data": {**sample, "paths": [str(tmp_path / "empty")]}}, r"data\.paths\[0\] .* lacks rgb\.mp4"),
         "missing_checkpoint": ({"model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
         "bad_transformer": ({"model": {"transformer": {"num_layerz": 2}}}, r"model\.transformer = .* does not make a CosmosTransformer3DModel .*num_layerz"),
+        # A number where the DiT takes a list ended in a TypeError traceback.
+        "transformer_list": ({"model": {"transformer": {"patch_size": 2}}},
+                             r"model\.transformer = \{'patch_size': 2\} does not make a CosmosTransformer3DModel \('int' object is not iterable\)"),
         "distill_teacher": ({"train": {"mode": "distill"}, "model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
         # The loader's advice was generate's ("leave out --checkpoint_dir"), for a config key.
         "hub_id": ({"train": {"mode": "distill"}, "model": {"checkpoint": "nobody/no-such-model"}},
@@ -698,8 +701,9 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
     }[case]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
     path = _write_toml({"run": {"max_steps": 1}, **cfg}, tmp_path / "c.toml")
-    if case == "bad_transformer":  # an inline table (json.dumps writes none)
-        path.write_text("[run]\nmax_steps = 1\n[model]\ntransformer = { num_layerz = 2 }\n")
+    if case in ("bad_transformer", "transformer_list"):  # an inline table (json.dumps writes none)
+        table = {"bad_transformer": "num_layerz = 2", "transformer_list": "patch_size = 2"}[case]
+        path.write_text(f"[run]\nmax_steps = 1\n[model]\ntransformer = {{ {table} }}\n")
     out = tmp_path / "out"
     res = runner.invoke(app, ["train", str(path), "--out", str(out)])
     assert res.exit_code == 2, res.output
