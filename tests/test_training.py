@@ -664,7 +664,7 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
 
 
 @pytest.mark.parametrize(
-    "case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
+    "case", ["vipe_as_sample", "sample_as_vipe", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
              "batch_over_videos", "batch_over_procedural", "tokenizer_batch", "distill_batch"]
 )
 def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkeypatch, case):
@@ -677,7 +677,10 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
     (tmp_path / "empty").mkdir()
     sample = {"kind": "sample", "resolution": [H, W], "num_frames": 9}
     cfg, match = {
-        "vipe_as_sample": ({"data": {**sample, "paths": [str(vipe)]}}, r'data\.paths\[0\] \(data\.kind = .sample.\): .*\(it is a vipe folder: set data\.kind = "vipe"'),
+        # The reader's advice was generate's ("pass it as --vipe_path") beside the config's.
+        "vipe_as_sample": ({"data": {**sample, "paths": [str(vipe)]}}, r'^error: data\.paths\[0\] \S+ is a vipe folder, not a sample one: set data\.kind = "vipe"$'),
+        "sample_as_vipe": ({"data": {**sample, "kind": "vipe", "paths": [str(sample_dir)]}},
+                           r'^error: data\.paths\[0\] \S+ is a sample folder, not a vipe one: set data\.kind = "sample"$'),
         "parent_folder": ({"data": {**sample, "paths": [str(sample_dir.parent)]}},
                           r"data\.paths\[0\] .*\(it holds 1 sample folders, e\.g\. 'batch_0000': list those in data\.paths"),
         "empty_folder": ({"data": {**sample, "paths": [str(tmp_path / "empty")]}}, r"data\.paths\[0\] .* lacks rgb\.mp4"),
