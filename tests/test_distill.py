@@ -233,6 +233,18 @@ def test_bad_distill_configs_are_refused(teacher_checkpoint, change, message):
         config_from_dict(cfg)
 
 
+def test_stored_latents_are_keyed_by_what_the_clips_are(pipe, teacher_checkpoint):
+    """The key of OUT/latents.safetensors held data.num_workers, a setting a resumed run may
+    change: the resumed run made and encoded every clip again (minutes for a real config)."""
+    from gen3c.training.distill_loop import _latents_key
+
+    def key(**data):
+        return _latents_key(config_from_dict(distill_config(teacher_checkpoint, data=data)), pipe.vae)
+
+    assert key(num_workers=2) == key()
+    assert key(num_clips=5) != key() and key(resolution=[48, 64]) != key()
+
+
 @pytest.fixture(scope="module")
 def distilled(tmp_path_factory, teacher_checkpoint):
     """One CLI run: a guidance stage on the 5-step grid, then 5 → 3 steps (2 optimiser steps each)."""

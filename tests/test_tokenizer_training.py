@@ -39,3 +39,18 @@ def test_fresh_tokenizer_output_depends_on_its_input():
     a, b = torch.rand(2, 1, 3, 9, 32, 32) * 2 - 1
     ra, rb = vae(a).sample, vae(b).sample
     assert float((ra - rb).norm() / ra.norm()) > 0.5
+
+
+def test_a_tokenizer_step_does_not_depend_on_the_dits_gradient_accumulation():
+    """accelerate divided the tokenizer's loss by train.gradient_accumulation_steps (the DiT
+    stage's setting), so with 3 its gradient norm clip of 1.0 acted as one of 3 and the
+    tokenizer trained differently."""
+    weights = {}
+    videos = [torch.rand(2, 3, 9, 16, 16) * 2 - 1 for _ in range(2)]
+    config = TokenizerConfig(steps=2, lr=5e-3, warmup_steps=0, batch_size=2)
+    for accumulation in (1, 3):
+        torch.manual_seed(0)
+        vae = build_tokenizer({})
+        train_tokenizer(vae, iter(videos), config, Accelerator(cpu=True, gradient_accumulation_steps=accumulation))
+        weights[accumulation] = torch.cat([p.detach().flatten() for p in vae.parameters()])
+    torch.testing.assert_close(weights[3], weights[1], rtol=0, atol=1e-6)

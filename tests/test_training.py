@@ -629,6 +629,8 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[train]\nwarmup_steps = -3\n", r"train\.warmup_steps = -3 must be at least 0"),
         ("[train]\ngrad_clip = -1.0\n", r"train\.grad_clip = -1\.0 must be at least 0"),
         ("[log]\nkeep_checkpoints = 0\n", r"log\.keep_checkpoints = 0 must be at least 1"),
+        # A seed past 2**32 - 1 was refused by the first sample video, mid-run; from ~3e11 torch's step generators overflowed (a traceback).
+        ("[run]\nseed = 4294967296\n", r"run\.seed = 4294967296 must be at most 4294967295$"),
         ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),
         ("[lora]\ndropout = 2.0\n[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\n", r"lora\.dropout = 2\.0 must lie in \[0, 1\)"),
         ("[tokenizer]\nlr = 0.0\n", r"tokenizer\.lr = 0\.0 must be positive"),
@@ -662,7 +664,7 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
 
 
 @pytest.mark.parametrize(
-    "case", ["vipe_as_sample", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "distill_teacher", "hub_id",
+    "case", ["vipe_as_sample", "sample_as_vipe", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
              "batch_over_videos", "batch_over_procedural", "tokenizer_batch", "distill_batch"]
 )
 def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkeypatch, case):
@@ -675,12 +677,18 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
     (tmp_path / "empty").mkdir()
     sample = {"kind": "sample", "resolution": [H, W], "num_frames": 9}
     cfg, match = {
-        "vipe_as_sample": ({"data": {**sample, "paths": [str(vipe)]}}, r'data\.paths\[0\] \(data\.kind = .sample.\): .*\(it is a vipe folder: set data\.kind = "vipe"'),
+        # The reader's advice was generate's ("pass it as --vipe_path") beside the config's.
+        "vipe_as_sample": ({"data": {**sample, "paths": [str(vipe)]}}, r'^error: data\.paths\[0\] \S+ is a vipe folder, not a sample one: set data\.kind = "vipe"$'),
+        "sample_as_vipe": ({"data": {**sample, "kind": "vipe", "paths": [str(sample_dir)]}},
+                           r'^error: data\.paths\[0\] \S+ is a sample folder, not a vipe one: set data\.kind = "sample"$'),
         "parent_folder": ({"data": {**sample, "paths": [str(sample_dir.parent)]}},
                           r"data\.paths\[0\] .*\(it holds 1 sample folders, e\.g\. 'batch_0000': list those in data\.paths"),
         "empty_folder": ({"data": {**sample, "paths": [str(tmp_path / "empty")]}}, r"data\.paths\[0\] .* lacks rgb\.mp4"),
         "missing_checkpoint": ({"model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
         "bad_transformer": ({"model": {"transformer": {"num_layerz": 2}}}, r"model\.transformer = .* does not make a CosmosTransformer3DModel .*num_layerz"),
+        # A number where the DiT takes a list ended in a TypeError traceback.
+        "transformer_list": ({"model": {"transformer": {"patch_size": 2}}},
+                             r"model\.transformer = \{'patch_size': 2\} does not make a CosmosTransformer3DModel \('int' object is not iterable\)"),
         "distill_teacher": ({"train": {"mode": "distill"}, "model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
         # The loader's advice was generate's ("leave out --checkpoint_dir"), for a config key.
         "hub_id": ({"train": {"mode": "distill"}, "model": {"checkpoint": "nobody/no-such-model"}},
@@ -696,8 +704,9 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
     }[case]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the real hub from a test
     path = _write_toml({"run": {"max_steps": 1}, **cfg}, tmp_path / "c.toml")
-    if case == "bad_transformer":  # an inline table (json.dumps writes none)
-        path.write_text("[run]\nmax_steps = 1\n[model]\ntransformer = { num_layerz = 2 }\n")
+    if case in ("bad_transformer", "transformer_list"):  # an inline table (json.dumps writes none)
+        table = {"bad_transformer": "num_layerz = 2", "transformer_list": "patch_size = 2"}[case]
+        path.write_text(f"[run]\nmax_steps = 1\n[model]\ntransformer = {{ {table} }}\n")
     out = tmp_path / "out"
     res = runner.invoke(app, ["train", str(path), "--out", str(out)])
     assert res.exit_code == 2, res.output

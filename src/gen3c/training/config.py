@@ -278,6 +278,9 @@ def check_config(config: Config, source: str = "config") -> None:
         for key, value in values.items():
             if value < low:
                 raise Gen3cInputError(f"{source}: {key} = {value} must be at least {low}")
+    # The sample videos' seed takes no more (refused mid-run), and far past it the step generators' seeds overflow (a traceback).
+    if config.run.seed > configs.MAX_SEED:
+        raise Gen3cInputError(f"{source}: run.seed = {config.run.seed} must be at most {configs.MAX_SEED}")
     if not 0 <= t.buffer_dropout <= 1:
         raise Gen3cInputError(f"{source}: train.buffer_dropout = {t.buffer_dropout} must lie in [0, 1]")
     if not 0 < t.sigma_min < t.sigma_max:

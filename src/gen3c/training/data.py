@@ -112,6 +112,9 @@ class VideoClips(Dataset):
             try:
                 self.stacks.append(read(path, size))
             except Gen3cInputError as exc:
+                other = _other_layout(path, config.kind)
+                if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
+                    raise Gen3cInputError(f'data.paths[{i}] {path!r} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
                 raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
         self.windows: list[tuple[int, int]] = []
         for v, stack in enumerate(self.stacks):
@@ -146,16 +149,21 @@ class VideoClips(Dataset):
 _LAYOUTS = {"sample": ("rgb.mp4", "camera.npz"), "vipe": ("rgb", "pose")}
 
 
+def _other_layout(path: str, kind: str) -> str | None:
+    """The other layout (``sample`` or ``vipe``) the folder ``path`` is of, if any."""
+    from pathlib import Path
+
+    folder = Path(path).expanduser()
+    return next((other for other, marks in _LAYOUTS.items() if other != kind and all((folder / m).exists() for m in marks)), None)
+
+
 def _layout_hint(path: str, kind: str) -> str:
-    """How to fix a ``data.paths`` entry that is not of ``kind``'s layout, when it is recognisable."""
+    """How to fix a ``data.paths`` entry that is not of ``kind``'s layout, when it holds such folders."""
     from pathlib import Path
 
     folder = Path(path).expanduser()
     if not folder.is_dir():
         return ""
-    for other, marks in _LAYOUTS.items():
-        if other != kind and all((folder / m).exists() for m in marks):
-            return f' (it is a {other} folder: set data.kind = "{other}")'
     inside = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and all((p / m).exists() for m in _LAYOUTS[kind])]
     if inside:
         return f" (it holds {len(inside)} {kind} folders, e.g. {inside[0]!r}: list those in data.paths)"

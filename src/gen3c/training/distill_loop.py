@@ -111,7 +111,9 @@ def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.de
 
 def _latents_key(config: Config, vae) -> str:
     """Identity of a set of clip latents: the data settings and every weight of the tokenizer."""
-    digest = hashlib.sha256(json.dumps(config.to_dict()["data"], sort_keys=True).encode())
+    # data.num_workers says how the clips are made, not what they are (a resumed run may change it).
+    data = {key: value for key, value in config.to_dict()["data"].items() if key != "num_workers"}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
     digest.update(str(config.model.tokenizer_chunk_frames).encode())
     for name, tensor in sorted(vae.state_dict().items()):
         digest.update(name.encode())

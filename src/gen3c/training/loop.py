@@ -217,11 +217,11 @@ def _components(config: Config, out: Path):
     scheduler = EDMEulerScheduler(**configs.SCHEDULER_GEN3C)
     torch.manual_seed(config.run.seed)
     kwargs = {**configs.TRANSFORMER_TINY, **config.model.transformer}
-    for key in ("max_size", "patch_size", "rope_scale"):
-        kwargs[key] = tuple(kwargs[key])
     if kwargs["in_channels"] != configs.GEN3C_IN_CHANNELS:
         raise Gen3cInputError(f"model.transformer.in_channels must be {configs.GEN3C_IN_CHANNELS} (GEN3C's channel layout)")
     try:
+        for key in ("max_size", "patch_size", "rope_scale"):
+            kwargs[key] = tuple(kwargs[key])
         transformer = CosmosTransformer3DModel(**kwargs)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise Gen3cInputError(

@@ -76,7 +76,8 @@ def train_tokenizer(
         video = next(videos).to(accelerator.device)
         with accelerator.autocast():
             loss = reconstruction_loss(model, video)
-        accelerator.backward(loss)
+        # accelerate divides a loss by the DiT stage's train.gradient_accumulation_steps; a tokenizer step is one batch.
+        accelerator.backward(loss * accelerator.gradient_accumulation_steps)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
