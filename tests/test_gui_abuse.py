@@ -218,7 +218,7 @@ def test_a_refused_seed_is_taken_back_off_the_page(tmp_path, room_sample):
                    demo=lambda: room_sample, preload=False)  # fmt: skip
     try:
         app.seed.value = -1  # runs its callback, as a value from the page does
-        assert "--seed -1 is out of range" in app.status.content
+        assert "&quot;Seed&quot; -1 is out of range" in app.status.content
         assert app.state.request.seed == 7 and app.seed.value == 7
     finally:
         app.stop()
@@ -299,9 +299,9 @@ def test_a_fixed_mistake_takes_its_error_off_the_page(gui):
         frames(SimpleNamespace(target=SimpleNamespace(value=n), client=None))
 
     set_frames(0)
-    assert "Error" in gui.status.content and "num_video_frames 0" in gui.status.content
+    assert "Error" in gui.status.content and "&quot;Frames&quot; 0 is impossible" in gui.status.content
     set_frames(0)  # the same mistake again: still shown
-    assert "num_video_frames 0" in gui.status.content
+    assert "&quot;Frames&quot; 0 is impossible" in gui.status.content
     set_frames(13)
     assert gui.status.content == loaded and gui.state.request.num_video_frames == 13
     # An empty keyframe path is shown until a keyframe makes the path again.
@@ -314,6 +314,34 @@ def test_a_fixed_mistake_takes_its_error_off_the_page(gui):
     gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
     handler(gui, gui._on_smoothness)(SimpleNamespace(target=SimpleNamespace(value=0.3), client=None))
     assert gui.status.content == loaded
+
+
+def test_errors_on_the_page_name_the_control_not_the_cli_flag(gui, monkeypatch):
+    """The library's checks name the CLI flag (``--movement_distance``); the page and its
+    notification name the control the user touched ("Distance"), for a setting refused, a camera
+    path that cannot be made and a failed run alike."""
+    from gen3c import trajectories
+
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    client = SimpleNamespace(add_notification=lambda title, text, **kw: notes.append(text))
+    notes = []
+    distance = handler(gui, functools.partial(gui._on_setting, "movement_distance", redraw_cache=False))
+    distance(SimpleNamespace(target=SimpleNamespace(value=float("nan")), client=client))
+    assert "&quot;Distance&quot; nan is impossible: pass a finite number" in gui.status.content and "--" not in gui.status.content
+    assert notes == ['"Distance" nan is impossible: pass a finite number']
+    assert gui.state.request.movement_distance == gui.distance.value == 0.3  # put back, not NaN
+    handler(gui, functools.partial(gui._on_setting, "fps", redraw_cache=False))(SimpleNamespace(target=SimpleNamespace(value=0.5), client=None))
+    assert "&quot;FPS&quot; 0.5 is impossible" in gui.status.content
+    # A path that cannot be made: the field name in the middle of the sentence, the flag at its end.
+    monkeypatch.setattr(trajectories, "GEN3C_CENTER_DEPTH", 1e41)
+    handler(gui, functools.partial(gui._on_setting, "trajectory_scale", redraw_cache=False))(
+        SimpleNamespace(target=SimpleNamespace(value="gen3c"), client=None)
+    )
+    assert "Camera path: the left path with &quot;Distance&quot; 0.3" in gui.status.content, gui.status.content
+    assert "pass a smaller &quot;Distance&quot;" in gui.status.content and "movement_distance" not in gui.status.content
+    # A run's error too (it comes from the worker thread).
+    gui._on_job_done(gui_state.JobResult(error="--num_video_frames 10 is not possible: pass --num_video_frames 9"))
+    assert "&quot;Frames&quot; 10 is not possible: pass &quot;Frames&quot; 9" in gui.status.content
 
 
 def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):

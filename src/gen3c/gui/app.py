@@ -14,6 +14,7 @@ import contextlib
 import functools
 import html
 import io
+import re
 import socket
 import sys
 import threading
@@ -58,6 +59,16 @@ LOAD_CONTROLS = {
 }
 BEGIN = "Load the demo sample, an image, or a video input to begin."
 PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Imported file"}
+#: Request settings (the CLI's flag names) → the control that sets them (a Gen3cApp attribute): the
+#: library's checks name the flag, the page names the control (:meth:`Gen3cApp._page_words`).
+SETTING_CONTROLS = {
+    "input_image_path": "image_path", "depth_path": "depth_path", "depth_estimator": "depth_estimator", "fov": "fov",
+    "intrinsics": "intrinsics", "vipe_path": "video_path", "multiview_npz": "video_path", "vipe_starting_frame_idx": "start_frame",
+    "resolution": "resolution", "resize_mode": "resize_mode", "filter_points_threshold": "filter_threshold",
+    "foreground_masking": "foreground", "splat": "splat", "num_video_frames": "num_frames", "fps": "fps",
+    "trajectory": "trajectory", "camera_rotation": "rotation", "movement_distance": "distance", "trajectory_scale": "scale",
+    "seed": "seed", "prompt": "prompt", "save_buffer": "save_buffer",
+}  # fmt: skip
 
 
 def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +358,16 @@ class Gen3cApp:
         elif not transient:
             self._settled = text
 
+    def _page_words(self, text: str) -> str:
+        """``text`` (a library message) with the settings it names by CLI flag (``--movement_distance``)
+        or by field (``movement_distance 1e40``) named by the page's control ("Distance")."""
+        labels = {key: f'"{getattr(self, attr).label}"' for key, attr in SETTING_CONTROLS.items()}
+        text = re.sub(r"(?<![\w-])--([a-z]\w*)", lambda m: labels.get(m[1], m[0]), text)
+        # A field name alone, where it has an underscore (a plain word such as "fps" may be just a word).
+        return re.sub(r"(?<![\w/.'\"-])([a-z]+_\w+)\b(?![/.'\"])", lambda m: labels.get(m[1], m[0]), text)
+
     def _error(self, text: str, client=None) -> None:
+        text = self._page_words(text)
         self._info(f"<span style='color:#c92a2a'>**Error:** {html.escape(text)}</span>", problem="error")
         if client is not None:
             client.add_notification("gen3c", text, color="red", auto_close_seconds=10.0)
@@ -734,7 +754,7 @@ class Gen3cApp:
             cams = self.state.cameras()
         except Gen3cInputError as exc:
             self.progress_text.content = ""
-            self._info(f"Camera path: {html.escape(str(exc))}", problem="path")
+            self._info(f"Camera path: {html.escape(self._page_words(str(exc)))}", problem="path")
             return
         if self._problem_shown == "path":
             self._info(self._settled)

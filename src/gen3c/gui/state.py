@@ -47,10 +47,8 @@ from gen3c.io.camera_files import (
     read_keyframe_path,
     save_cameras,
 )
-from gen3c.pipelines.camera_video import MAX_FRAMES, SourceView, prepare_source
+from gen3c.pipelines.camera_video import SourceView, prepare_source
 from gen3c.pipelines.request import (
-    MAX_FPS,
-    MIN_FPS,
     GenerationRequest,
     RunOutput,
     check_request,
@@ -256,11 +254,7 @@ class GuiState:
         """Change request settings by their CLI names; re-prepares the source when the working
         resolution changes and drops the cache when its settings change."""
         request = GenerationRequest.from_dict({**self.request.to_dict(), **settings}, "GUI settings")
-        if "num_video_frames" in settings and not 1 <= int(request.num_video_frames) <= MAX_FRAMES:
-            raise Gen3cInputError(f"num_video_frames {request.num_video_frames} must be between 1 and {MAX_FRAMES}")
-        if "fps" in settings and not MIN_FPS <= float(request.fps) <= MAX_FPS:
-            raise Gen3cInputError(f"fps {request.fps} must be in [{MIN_FPS:g}, {MAX_FPS:g}]")
-        check_request(request)  # the CLI's checks of the rest (a seed out of range), when set, not at Generate
+        check_request(request)  # the CLI's checks (frames, fps, a seed out of range), when set, not at Generate
         old, self.request = self.request, request
         try:
             if self.input is not None and _read_settings(old, self.kind) != _read_settings(request, self.kind):
