@@ -178,6 +178,28 @@ def test_a_client_leaving_mid_generation_does_not_stop_the_server(gui):
     assert gui.jobs.wait(60) and (gui.state.work_dir / "outputs" / "gui_002.mp4").is_file()
 
 
+def test_a_run_that_ends_while_generate_updates_the_page_leaves_it_ready(gui, monkeypatch):
+    """The job's end is shown from the worker thread. It did so without the app's lock: a run
+    ending before Generate's callback had finished (a short one) was shown first, and the callback
+    then disabled Generate, enabled Cancel and said "Generating…" for good."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.generator.gate.set()
+    start = gui.jobs.start
+
+    def start_and_let_it_end(*args, **kwargs):
+        start(*args, **kwargs)
+        gui.jobs.wait(1.0)  # the run ends here, if nothing holds it back
+
+    monkeypatch.setattr(gui.jobs, "start", start_and_let_it_end)
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    deadline = time.monotonic() + 10
+    while "Generated" not in gui.status.content and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "Generated **gui_001.mp4**" in gui.status.content
+    assert not gui.generate.disabled and gui.cancel.disabled and not gui.progress.animated
+
+
 def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
     state.load_sample(*room_sample)

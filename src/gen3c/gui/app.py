@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -588,25 +589,32 @@ class Gen3cApp:
     # -- generation -----------------------------------------------------------------------
 
     def _preload_generator(self) -> None:
+        """In the loader thread: the model loads without the lock (callbacks go on meanwhile); the
+        page is updated under it, as by a callback."""
         request = self.state.request
-        self._info(f"Loading the {html.escape(request.generator)} generator…", transient=True)
+        with self._lock:
+            self._info(f"Loading the {html.escape(request.generator)} generator…", transient=True)
         try:
-            self._generator = make_generator(request)
+            generator, error = make_generator(request), None
         except Gen3cInputError as exc:
-            print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
-            self._error(str(exc))
-            return
-        finally:
+            generator, error = None, str(exc)
+        except Exception as exc:  # a bug: say so in the page (Generate tries again), keep the traceback in the log
+            traceback.print_exc()
+            generator, error = None, f"internal error: {type(exc).__name__}: {exc}"
+        with self._lock:
+            self._generator = generator
             self.generate.disabled = False
             self.progress_text.content = ""
-        try:
-            check_frame_size(request.resolution, self._generator)
-        except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
-            print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
-            self._error(f"{exc} (the Resolution under Input → 3D cache)")
-            return
-        if self.state.source is None:
-            self._info(BEGIN)
+            if error is None:
+                try:
+                    check_frame_size(request.resolution, generator)
+                except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
+                    error = f"{exc} (the Resolution under Input → 3D cache)"
+            if error is not None:
+                print(f"gen3c gui: {error}", file=sys.stderr, flush=True)
+                self._error(error)
+            elif self.state.source is None:
+                self._info(BEGIN)
 
     def _check_frame_size(self, resolution: str) -> None:
         """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
@@ -644,9 +652,16 @@ class Gen3cApp:
             now = time.monotonic()
             if done not in (0, total) and now - last[0] < 0.1:
                 return
-            last[0] = now
-            self.progress.value = min(100.0, 100.0 * done / max(total, 1))
-            self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
+            # From the worker thread: the page is the callbacks' too. A callback holding the lock
+            # (an input loading) must not stall the run: this update is skipped, a later one shows.
+            if not self._lock.acquire(blocking=False):
+                return
+            try:
+                last[0] = now
+                self.progress.value = min(100.0, 100.0 * done / max(total, 1))
+                self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
+            finally:
+                self._lock.release()
 
         notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
@@ -659,6 +674,12 @@ class Gen3cApp:
         self.progress_text.content = "Cancelling…"
 
     def _on_job_done(self, result: JobResult) -> None:
+        """Called from the worker thread: it waits for the lock, as a callback does (a run that ends
+        while Generate's callback is still updating the page then comes after it, not before)."""
+        with self._lock:
+            self._show_job_result(result)
+
+    def _show_job_result(self, result: JobResult) -> None:
         self.generate.disabled, self.cancel.disabled = False, True
         self.progress.animated = False
         if result.cancelled:
