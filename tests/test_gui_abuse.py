@@ -489,6 +489,21 @@ def test_an_input_setting_changed_after_loading_says_which_button_applies_it(gui
     assert gui.video_pending.visible and "Start frame" in gui.video_pending.content and "**Load video input**" in gui.video_pending.content
 
 
+def test_the_page_says_when_another_input_cleared_the_keyframes(gui, box_scene):
+    """Loading another input clears the keyframes made for the last one: the list, the path
+    dropdown and the status say so (the page kept listing them, in the old input's coordinates)."""
+    image, depth, _, _ = box_scene
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
+    gui._sync_controls()
+    assert "`#0` at 0.00 s" in gui.keyframe_list.content
+    gui.image_path.value, gui.depth_path.value = str(image), str(depth)
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert gui.keyframe_list.content == "<small>No keyframes.</small>" and gui.path_mode.value == "Preset" and gui.preset_folder.visible
+    assert "Camera path: cleared the 1 keyframe made for demo sample" in gui.status.content and "Error" not in gui.status.content
+
+
 def test_the_demo_buttons_run_records_the_shipped_files_and_runs_again(tmp_path):
     """The demo button loaded the sample in memory, so the run's NAME_run.json said
     "input_image_path": null; now it names the sample's files, and `gen3c batch` on the record

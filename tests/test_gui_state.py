@@ -13,7 +13,7 @@ import torch
 from gen3c.cameras import look_at
 from gen3c.errors import Gen3cInputError, collect_notes, note, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
-from gen3c.io.camera_files import fit_cameras, load_camera_file
+from gen3c.io.camera_files import cameras_to_dict, fit_cameras, load_camera_file
 from gen3c.pipelines.request import (
     GenerationRequest,
     check_unused_settings,
@@ -300,6 +300,31 @@ def test_load_files_checks_input_like_the_cli(tmp_path, box_scene):
     with pytest.raises(Gen3cInputError, match="resolution"):
         state.update(resolution="nonsense")
     assert state.request.resolution == "96x160"
+
+
+def test_another_input_clears_the_camera_path_the_same_input_keeps_it(tmp_path, box_scene, room_sample):
+    """Keyframes are poses in the world of the input they were made in: loading another input
+    kept them, in the old input's coordinates, and Generate ran them there. Another input clears
+    them (and an imported path) and says so; loading the same input again (another FOV) keeps them;
+    a path imported before any input is the first input's."""
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    state.add_keyframe(orbit_w2c(2)[0])  # before any input, as an imported camera_path.json's
+    state.set_path_mode("keyframes")
+    state.load_files(str(image_path), str(depth_path), fov=60)
+    assert len(state.keyframes) == 1 and state.path_mode == "keyframes" and state.path_note == ""
+    state.add_keyframe(orbit_w2c(2)[1])
+    state.load_files(str(image_path), str(depth_path), fov=75)  # the same input again
+    assert len(state.keyframes) == 2 and state.path_mode == "keyframes" and state.path_note == ""
+    state.load_sample(*room_sample, label="room")  # another input
+    assert state.keyframes == [] and state.path_mode == "preset" and state.imported is None
+    assert state.path_note.startswith("cleared the 2 keyframes made for image.png: its poses are in that input's world, not room's")
+    fixed = json.dumps(cameras_to_dict(state.cameras())).encode()
+    state.import_camera_path(fixed)  # a fixed path, imported for the room
+    state.load_files(str(image_path), str(depth_path), fov=60)
+    assert state.imported is None and state.path_mode == "preset" and "cleared the imported camera path made for room" in state.path_note
+    state.load_files(str(image_path), str(depth_path), fov=60)
+    assert state.path_note == ""  # said once, when it was cleared
 
 
 def test_uploads_stay_in_the_work_folder(tmp_path):

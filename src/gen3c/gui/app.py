@@ -404,7 +404,6 @@ class Gen3cApp:
         self._info("Reading the video input…", transient=True)
         self.state.load_video(self.video_path.value, int(self.start_frame.value))
         self._loaded_with["Load video input"] = self._load_controls("Load video input")
-        self._sync_controls()
         self._loaded()
 
     def _load_controls(self, button: str) -> dict[str, object]:
@@ -430,7 +429,8 @@ class Gen3cApp:
         s = self.state.require_source()
         H, W = s.size
         self._show_pending_loads()
-        self.preset_folder.visible = self._preset_shown()
+        self._sync_controls()  # the frames a multi-view input sets, a camera path another input cleared
+        self._draw_keyframes()
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
@@ -441,6 +441,8 @@ class Gen3cApp:
         elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
             what += ", depth estimated"
         notes = "".join(f"<br><small>Note: {html.escape(note)}</small>" for note in self.state.notes)
+        if self.state.path_note:
+            notes += f"<br><small>Camera path: {html.escape(self.state.path_note)}.</small>"
         # After drawing: tests wait on it.
         self._info(f"Loaded **{html.escape(self.state.source_label)}** ({what}) at {H}×{W}.{notes}")
 

@@ -128,6 +128,9 @@ class GuiState:
         self.smoothness = DEFAULT_SMOOTHNESS
         self.auto_time = True
         self.imported: Cameras | None = None
+        #: What loading the input did to the camera path, for the page: "" or why it was cleared.
+        self.path_note = ""
+        self._scene: tuple | None = None  # the input the keyframes and imported path are poses in
         self._next_id = 0
         self._plan = None
         self._plan_key: tuple | None = None
@@ -182,6 +185,7 @@ class GuiState:
         self._sample = (image, depth, K)
         self.request = self._with_input()
         self.kind, self.input, self.notes = "image", self._prepare_sample(), []
+        self._enter_scene(("memory", label), label)
         self.source, self.source_label = self.input, label
         self._plan = None
         return self.source
@@ -195,11 +199,27 @@ class GuiState:
     def _load(self, request: GenerationRequest, kind: str, label: str) -> SourceView:
         data, notes = self._read(request, kind)
         self.request, self.kind, self.input, self.notes, self._sample = request, kind, data, notes, None
+        self._enter_scene((kind, request.input_image_path, request.vipe_path, request.vipe_clip, request.multiview_npz), label)
         self.source, self.source_label = first_view(kind, data), label
         self._plan = None
         if kind == "multiview" and len(data.trajectory) < request.num_video_frames:
             self.update(num_video_frames=len(data.trajectory))  # the npz's trajectory is the path
         return self.source
+
+    def _enter_scene(self, scene: tuple, label: str) -> None:
+        """Keyframes and an imported path are poses in the world of the input they were made in
+        (as a nerfstudio camera path belongs to its scene): another input clears them, the same one
+        loaded again (another FOV, depth or start frame) keeps them. A path imported before any
+        input is the first input's. :attr:`path_note` says what was cleared."""
+        self.path_note = ""
+        if self._scene is not None and scene != self._scene and (self.keyframes or self.imported is not None):
+            what = f"{len(self.keyframes)} keyframe{'s' * (len(self.keyframes) != 1)}" if self.keyframes else "imported camera path"
+            self.path_note = (
+                f"cleared the {what} made for {self.source_label}: its poses are in that input's world, not {label}'s "
+                "(import a saved camera_path.json to use them here)"
+            )
+            self.keyframes, self.imported, self.path_mode, self.auto_time = [], None, "preset", True
+        self._scene = scene
 
     @staticmethod
     def _read(request: GenerationRequest, kind: str) -> tuple[SceneInput, list[str]]:
