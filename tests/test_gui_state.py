@@ -2,6 +2,7 @@
 one-job-at-a-time runner (the keyframe spline itself: tests/test_trajectories.py)."""
 
 import dataclasses
+import io
 import json
 import threading
 import warnings
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from gen3c.cameras import look_at
 from gen3c.errors import Gen3cInputError, collect_notes, note, record_notes
@@ -335,6 +337,26 @@ def test_uploads_stay_in_the_work_folder(tmp_path):
         state.save_upload("a.png", b"", "image")
     with pytest.raises(Gen3cInputError, match="upload limit"):
         state.save_upload("a.png", b"0" * (MAX_UPLOAD_BYTES + 1), "image")
+
+
+def test_another_upload_of_the_same_name_keeps_the_first_file(tmp_path, box_scene, room_sample):
+    """Two photos both called photo.png: the second overwrote the first, so the input loaded from
+    it (read again on a resolution change), and the run records naming it, had another image, and
+    the keyframes made for the first stayed on as if the input were the same."""
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    first = state.save_upload("photo.png", image_path.read_bytes(), "image")
+    state.load_files(str(first), str(depth_path), fov=60)
+    state.add_keyframe(orbit_w2c(2)[0])
+    other = room_sample[0].add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(other).save(buffer, format="PNG")
+    second = state.save_upload("photo.png", buffer.getvalue(), "image")
+    assert second == first.with_name("photo_2.png") and first.read_bytes() == image_path.read_bytes()
+    assert state.save_upload("photo.png", buffer.getvalue(), "image") == second  # the same file again: its name
+    assert state.save_upload("photo.png", image_path.read_bytes(), "image") == first
+    state.load_files(str(second), "", fov=60, depth_estimator="prior")
+    assert state.keyframes == [] and "cleared the 1 keyframe made for photo.png" in state.path_note
 
 
 def test_requests_reproduce_the_gui_path_through_the_cli_functions(state):

@@ -237,7 +237,9 @@ class GuiState:
 
     def save_upload(self, name: str, content: bytes, kind: str = "file") -> Path:
         """Store an uploaded file in ``work_dir/uploads`` and return its path; the loaders then
-        check it like any CLI input."""
+        check it like any CLI input. Another file uploaded under a name already there gets the
+        next free name (``photo_2.png``): the input loaded from the first, and the runs' records
+        naming it, keep their file (the same file uploaded again keeps its name)."""
         if len(content) == 0:
             raise Gen3cInputError(f"uploaded {kind} {name!r} is empty (0 bytes): choose another file")
         if len(content) > MAX_UPLOAD_BYTES:
@@ -245,8 +247,13 @@ class GuiState:
                 f"uploaded {kind} {name!r} is {len(content) / 2**20:.0f} MiB, above the {MAX_UPLOAD_BYTES >> 20} MiB upload limit: pass a path on the server instead"
             )
         folder = ensure_writable_dir(self.work_dir / "uploads")
-        path = folder / _safe_name(name)
-        write_bytes_atomic(path, content)
+        path = first = folder / _safe_name(name)
+        k = 1
+        while path.exists() and (path.stat().st_size != len(content) or path.read_bytes() != content):
+            k += 1
+            path = first.with_name(f"{first.stem}_{k}{first.suffix}")
+        if not path.exists():
+            write_bytes_atomic(path, content)
         return path
 
     def require_source(self) -> SourceView:
