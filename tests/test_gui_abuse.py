@@ -366,6 +366,18 @@ def test_errors_on_the_page_name_the_control_not_the_cli_flag(gui, monkeypatch):
     assert "&quot;Frames&quot; 10 is not possible: pass &quot;Frames&quot; 9" in gui.status.content
 
 
+def test_a_note_on_loading_names_the_control_too(gui, tmp_path):
+    """The library's notes on an input are shown on the page: they named the CLI flag too
+    ("pass --num_video_frames 6") where the page has the control ("Frames")."""
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    gui.video_path.value = str(write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K))
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))  # 6 frames, 9 asked for
+    assert "Note: the video has 6 frames" in gui.status.content, gui.status.content
+    assert "pass &quot;Frames&quot; 6 to stay within it" in gui.status.content and "--" not in gui.status.content
+
+
 def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):
     handler(gui, gui._on_demo)(SimpleNamespace(client=None))  # 9 frames at 24 fps: the last at 0.33 s
     first = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))

@@ -440,7 +440,7 @@ class Gen3cApp:
             what += f", {len(cams)} {'frames' if self.state.kind != 'multiview' else 'key views'} with cameras"
         elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
             what += ", depth estimated"
-        notes = "".join(f"<br><small>Note: {html.escape(note)}</small>" for note in self.state.notes)
+        notes = "".join(f"<br><small>Note: {html.escape(self._page_words(note))}</small>" for note in self.state.notes)
         if self.state.path_note:
             notes += f"<br><small>Camera path: {html.escape(self.state.path_note)}.</small>"
         # After drawing: tests wait on it.
