@@ -378,6 +378,19 @@ def test_a_note_on_loading_names_the_control_too(gui, tmp_path):
     assert "pass &quot;Frames&quot; 6 to stay within it" in gui.status.content and "--" not in gui.status.content
 
 
+def test_a_refused_keyframe_time_is_taken_back_off_the_page(gui):
+    """A time another keyframe has is refused; the field kept showing it, though the keyframe
+    kept its own time (and a later edit of another field read it as the keyframe's)."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    second = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui._sync_controls(select=second.id)
+    assert gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
+    gui.keyframe_time.value = 0.0  # runs its callback, as a value from the page does
+    assert "another keyframe is already at 0 s" in gui.status.content
+    assert gui.state.keyframes[1].time == pytest.approx(8 / 24) and gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
+
+
 def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):
     handler(gui, gui._on_demo)(SimpleNamespace(client=None))  # 9 frames at 24 fps: the last at 0.33 s
     first = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))

@@ -525,7 +525,11 @@ class Gen3cApp:
         if not self.state.keyframes:
             return
         kid = self._selected_keyframe()
-        self.state.set_keyframe_time(kid, float(event.target.value))
+        try:
+            self.state.set_keyframe_time(kid, float(event.target.value))
+        except Gen3cInputError:
+            self._sync_keyframe_fields()  # the field shows the time the keyframe keeps, not the refused one
+            raise
         self._sync_controls(select=kid)
         self._draw_path()
 
