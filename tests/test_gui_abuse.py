@@ -178,6 +178,28 @@ def test_a_client_leaving_mid_generation_does_not_stop_the_server(gui):
     assert gui.jobs.wait(60) and (gui.state.work_dir / "outputs" / "gui_002.mp4").is_file()
 
 
+def test_a_run_that_ends_while_generate_updates_the_page_leaves_it_ready(gui, monkeypatch):
+    """The job's end is shown from the worker thread. It did so without the app's lock: a run
+    ending before Generate's callback had finished (a short one) was shown first, and the callback
+    then disabled Generate, enabled Cancel and said "Generating…" for good."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.generator.gate.set()
+    start = gui.jobs.start
+
+    def start_and_let_it_end(*args, **kwargs):
+        start(*args, **kwargs)
+        gui.jobs.wait(1.0)  # the run ends here, if nothing holds it back
+
+    monkeypatch.setattr(gui.jobs, "start", start_and_let_it_end)
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    deadline = time.monotonic() + 10
+    while "Generated" not in gui.status.content and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "Generated **gui_001.mp4**" in gui.status.content
+    assert not gui.generate.disabled and gui.cancel.disabled and not gui.progress.animated
+
+
 def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
     state.load_sample(*room_sample)
@@ -218,7 +240,7 @@ def test_a_refused_seed_is_taken_back_off_the_page(tmp_path, room_sample):
                    demo=lambda: room_sample, preload=False)  # fmt: skip
     try:
         app.seed.value = -1  # runs its callback, as a value from the page does
-        assert "--seed -1 is out of range" in app.status.content
+        assert "&quot;Seed&quot; -1 is out of range" in app.status.content
         assert app.state.request.seed == 7 and app.seed.value == 7
     finally:
         app.stop()
@@ -299,9 +321,9 @@ def test_a_fixed_mistake_takes_its_error_off_the_page(gui):
         frames(SimpleNamespace(target=SimpleNamespace(value=n), client=None))
 
     set_frames(0)
-    assert "Error" in gui.status.content and "num_video_frames 0" in gui.status.content
+    assert "Error" in gui.status.content and "&quot;Frames&quot; 0 is impossible" in gui.status.content
     set_frames(0)  # the same mistake again: still shown
-    assert "num_video_frames 0" in gui.status.content
+    assert "&quot;Frames&quot; 0 is impossible" in gui.status.content
     set_frames(13)
     assert gui.status.content == loaded and gui.state.request.num_video_frames == 13
     # An empty keyframe path is shown until a keyframe makes the path again.
@@ -314,6 +336,59 @@ def test_a_fixed_mistake_takes_its_error_off_the_page(gui):
     gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
     handler(gui, gui._on_smoothness)(SimpleNamespace(target=SimpleNamespace(value=0.3), client=None))
     assert gui.status.content == loaded
+
+
+def test_errors_on_the_page_name_the_control_not_the_cli_flag(gui, monkeypatch):
+    """The library's checks name the CLI flag (``--movement_distance``); the page and its
+    notification name the control the user touched ("Distance"), for a setting refused, a camera
+    path that cannot be made and a failed run alike."""
+    from gen3c import trajectories
+
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    client = SimpleNamespace(add_notification=lambda title, text, **kw: notes.append(text))
+    notes = []
+    distance = handler(gui, functools.partial(gui._on_setting, "movement_distance", redraw_cache=False))
+    distance(SimpleNamespace(target=SimpleNamespace(value=float("nan")), client=client))
+    assert "&quot;Distance&quot; nan is impossible: pass a finite number" in gui.status.content and "--" not in gui.status.content
+    assert notes == ['"Distance" nan is impossible: pass a finite number']
+    assert gui.state.request.movement_distance == gui.distance.value == 0.3  # put back, not NaN
+    handler(gui, functools.partial(gui._on_setting, "fps", redraw_cache=False))(SimpleNamespace(target=SimpleNamespace(value=0.5), client=None))
+    assert "&quot;FPS&quot; 0.5 is impossible" in gui.status.content
+    # A path that cannot be made: the field name in the middle of the sentence, the flag at its end.
+    monkeypatch.setattr(trajectories, "GEN3C_CENTER_DEPTH", 1e41)
+    handler(gui, functools.partial(gui._on_setting, "trajectory_scale", redraw_cache=False))(
+        SimpleNamespace(target=SimpleNamespace(value="gen3c"), client=None)
+    )
+    assert "Camera path: the left path with &quot;Distance&quot; 0.3" in gui.status.content, gui.status.content
+    assert "pass a smaller &quot;Distance&quot;" in gui.status.content and "movement_distance" not in gui.status.content
+    # A run's error too (it comes from the worker thread).
+    gui._on_job_done(gui_state.JobResult(error="--num_video_frames 10 is not possible: pass --num_video_frames 9"))
+    assert "&quot;Frames&quot; 10 is not possible: pass &quot;Frames&quot; 9" in gui.status.content
+
+
+def test_a_note_on_loading_names_the_control_too(gui, tmp_path):
+    """The library's notes on an input are shown on the page: they named the CLI flag too
+    ("pass --num_video_frames 6") where the page has the control ("Frames")."""
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    gui.video_path.value = str(write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K))
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))  # 6 frames, 9 asked for
+    assert "Note: the video has 6 frames" in gui.status.content, gui.status.content
+    assert "pass &quot;Frames&quot; 6 to stay within it" in gui.status.content and "--" not in gui.status.content
+
+
+def test_a_refused_keyframe_time_is_taken_back_off_the_page(gui):
+    """A time another keyframe has is refused; the field kept showing it, though the keyframe
+    kept its own time (and a later edit of another field read it as the keyframe's)."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    second = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui._sync_controls(select=second.id)
+    assert gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
+    gui.keyframe_time.value = 0.0  # runs its callback, as a value from the page does
+    assert "another keyframe is already at 0 s" in gui.status.content
+    assert gui.state.keyframes[1].time == pytest.approx(8 / 24) and gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
 
 
 def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):
@@ -437,6 +512,21 @@ def test_an_input_setting_changed_after_loading_says_which_button_applies_it(gui
     assert "Depth estimator" not in gui.image_pending.content
     gui.start_frame.value = 3
     assert gui.video_pending.visible and "Start frame" in gui.video_pending.content and "**Load video input**" in gui.video_pending.content
+
+
+def test_the_page_says_when_another_input_cleared_the_keyframes(gui, box_scene):
+    """Loading another input clears the keyframes made for the last one: the list, the path
+    dropdown and the status say so (the page kept listing them, in the old input's coordinates)."""
+    image, depth, _, _ = box_scene
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
+    gui._sync_controls()
+    assert "`#0` at 0.00 s" in gui.keyframe_list.content
+    gui.image_path.value, gui.depth_path.value = str(image), str(depth)
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert gui.keyframe_list.content == "<small>No keyframes.</small>" and gui.path_mode.value == "Preset" and gui.preset_folder.visible
+    assert "Camera path: cleared the 1 keyframe made for demo sample" in gui.status.content and "Error" not in gui.status.content
 
 
 def test_the_demo_buttons_run_records_the_shipped_files_and_runs_again(tmp_path):

@@ -69,6 +69,25 @@ def test_gui_command_refuses_bad_settings(tmp_path, monkeypatch, args, message):
     assert res.exit_code == 2 and message in res.output, res.output
 
 
+def test_the_readme_says_which_generate_flags_the_gui_takes():
+    """README's GUI section lists flags `gen3c gui` takes (each one its own), then those of
+    `gen3c generate` it does not take (all of them): it said "the generator and setting flags of
+    gen3c generate", but --trajectory, --num_gpus and the input's flags are not among them."""
+    import typer
+
+    from gen3c.cli import app
+
+    commands = typer.main.get_command(app).commands
+    flags = {name: {o for p in commands[name].params for o in p.opts if o.startswith("--")} for name in ("generate", "gui")}
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = " ".join(readme.split("\n## GUI\n")[1].split("\n## ")[0].split())
+    takes, not_taken = section.split("It takes `gen3c generate`'s")[1].split("; not the input's")
+    not_taken = not_taken.split("It listens on")[0]
+    named = re.findall(r"`(--\w+)`", takes)
+    assert len(named) > 10 and set(named) <= flags["gui"], set(named) - flags["gui"]
+    assert set(re.findall(r"`(--\w+)`", not_taken)) - {"--work_dir"} == flags["generate"] - flags["gui"]
+
+
 #: Deadline for anything the page or the app does: generous, since CI shares 2 cores with other
 #: jobs. Every wait below is on the app's state or the page's DOM, never on a clock.
 DEADLINE_S = 180.0

@@ -2,6 +2,7 @@
 one-job-at-a-time runner (the keyframe spline itself: tests/test_trajectories.py)."""
 
 import dataclasses
+import io
 import json
 import threading
 import warnings
@@ -9,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from gen3c.cameras import look_at
 from gen3c.errors import Gen3cInputError, collect_notes, note, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
-from gen3c.io.camera_files import fit_cameras, load_camera_file
+from gen3c.io.camera_files import cameras_to_dict, fit_cameras, load_camera_file
 from gen3c.pipelines.request import (
     GenerationRequest,
     check_unused_settings,
@@ -302,6 +304,31 @@ def test_load_files_checks_input_like_the_cli(tmp_path, box_scene):
     assert state.request.resolution == "96x160"
 
 
+def test_another_input_clears_the_camera_path_the_same_input_keeps_it(tmp_path, box_scene, room_sample):
+    """Keyframes are poses in the world of the input they were made in: loading another input
+    kept them, in the old input's coordinates, and Generate ran them there. Another input clears
+    them (and an imported path) and says so; loading the same input again (another FOV) keeps them;
+    a path imported before any input is the first input's."""
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    state.add_keyframe(orbit_w2c(2)[0])  # before any input, as an imported camera_path.json's
+    state.set_path_mode("keyframes")
+    state.load_files(str(image_path), str(depth_path), fov=60)
+    assert len(state.keyframes) == 1 and state.path_mode == "keyframes" and state.path_note == ""
+    state.add_keyframe(orbit_w2c(2)[1])
+    state.load_files(str(image_path), str(depth_path), fov=75)  # the same input again
+    assert len(state.keyframes) == 2 and state.path_mode == "keyframes" and state.path_note == ""
+    state.load_sample(*room_sample, label="room")  # another input
+    assert state.keyframes == [] and state.path_mode == "preset" and state.imported is None
+    assert state.path_note.startswith("cleared the 2 keyframes made for image.png: its poses are in that input's world, not room's")
+    fixed = json.dumps(cameras_to_dict(state.cameras())).encode()
+    state.import_camera_path(fixed)  # a fixed path, imported for the room
+    state.load_files(str(image_path), str(depth_path), fov=60)
+    assert state.imported is None and state.path_mode == "preset" and "cleared the imported camera path made for room" in state.path_note
+    state.load_files(str(image_path), str(depth_path), fov=60)
+    assert state.path_note == ""  # said once, when it was cleared
+
+
 def test_uploads_stay_in_the_work_folder(tmp_path):
     state = GuiState(tmp_path / "work")
     path = state.save_upload("../../../etc/evil name.png", b"\x89PNG", "image")
@@ -310,6 +337,26 @@ def test_uploads_stay_in_the_work_folder(tmp_path):
         state.save_upload("a.png", b"", "image")
     with pytest.raises(Gen3cInputError, match="upload limit"):
         state.save_upload("a.png", b"0" * (MAX_UPLOAD_BYTES + 1), "image")
+
+
+def test_another_upload_of_the_same_name_keeps_the_first_file(tmp_path, box_scene, room_sample):
+    """Two photos both called photo.png: the second overwrote the first, so the input loaded from
+    it (read again on a resolution change), and the run records naming it, had another image, and
+    the keyframes made for the first stayed on as if the input were the same."""
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    first = state.save_upload("photo.png", image_path.read_bytes(), "image")
+    state.load_files(str(first), str(depth_path), fov=60)
+    state.add_keyframe(orbit_w2c(2)[0])
+    other = room_sample[0].add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(other).save(buffer, format="PNG")
+    second = state.save_upload("photo.png", buffer.getvalue(), "image")
+    assert second == first.with_name("photo_2.png") and first.read_bytes() == image_path.read_bytes()
+    assert state.save_upload("photo.png", buffer.getvalue(), "image") == second  # the same file again: its name
+    assert state.save_upload("photo.png", image_path.read_bytes(), "image") == first
+    state.load_files(str(second), "", fov=60, depth_estimator="prior")
+    assert state.keyframes == [] and "cleared the 1 keyframe made for photo.png" in state.path_note
 
 
 def test_requests_reproduce_the_gui_path_through_the_cli_functions(state):

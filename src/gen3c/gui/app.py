@@ -14,10 +14,12 @@ import contextlib
 import functools
 import html
 import io
+import re
 import socket
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +60,16 @@ LOAD_CONTROLS = {
 }
 BEGIN = "Load the demo sample, an image, or a video input to begin."
 PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Imported file"}
+#: Request settings (the CLI's flag names) → the control that sets them (a Gen3cApp attribute): the
+#: library's checks name the flag, the page names the control (:meth:`Gen3cApp._page_words`).
+SETTING_CONTROLS = {
+    "input_image_path": "image_path", "depth_path": "depth_path", "depth_estimator": "depth_estimator", "fov": "fov",
+    "intrinsics": "intrinsics", "vipe_path": "video_path", "multiview_npz": "video_path", "vipe_starting_frame_idx": "start_frame",
+    "resolution": "resolution", "resize_mode": "resize_mode", "filter_points_threshold": "filter_threshold",
+    "foreground_masking": "foreground", "splat": "splat", "num_video_frames": "num_frames", "fps": "fps",
+    "trajectory": "trajectory", "camera_rotation": "rotation", "movement_distance": "distance", "trajectory_scale": "scale",
+    "seed": "seed", "prompt": "prompt", "save_buffer": "save_buffer",
+}  # fmt: skip
 
 
 def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +359,16 @@ class Gen3cApp:
         elif not transient:
             self._settled = text
 
+    def _page_words(self, text: str) -> str:
+        """``text`` (a library message) with the settings it names by CLI flag (``--movement_distance``)
+        or by field (``movement_distance 1e40``) named by the page's control ("Distance")."""
+        labels = {key: f'"{getattr(self, attr).label}"' for key, attr in SETTING_CONTROLS.items()}
+        text = re.sub(r"(?<![\w-])--([a-z]\w*)", lambda m: labels.get(m[1], m[0]), text)
+        # A field name alone, where it has an underscore (a plain word such as "fps" may be just a word).
+        return re.sub(r"(?<![\w/.'\"-])([a-z]+_\w+)\b(?![/.'\"])", lambda m: labels.get(m[1], m[0]), text)
+
     def _error(self, text: str, client=None) -> None:
+        text = self._page_words(text)
         self._info(f"<span style='color:#c92a2a'>**Error:** {html.escape(text)}</span>", problem="error")
         if client is not None:
             client.add_notification("gen3c", text, color="red", auto_close_seconds=10.0)
@@ -383,7 +404,6 @@ class Gen3cApp:
         self._info("Reading the video input…", transient=True)
         self.state.load_video(self.video_path.value, int(self.start_frame.value))
         self._loaded_with["Load video input"] = self._load_controls("Load video input")
-        self._sync_controls()
         self._loaded()
 
     def _load_controls(self, button: str) -> dict[str, object]:
@@ -409,7 +429,8 @@ class Gen3cApp:
         s = self.state.require_source()
         H, W = s.size
         self._show_pending_loads()
-        self.preset_folder.visible = self._preset_shown()
+        self._sync_controls()  # the frames a multi-view input sets, a camera path another input cleared
+        self._draw_keyframes()
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
@@ -419,7 +440,9 @@ class Gen3cApp:
             what += f", {len(cams)} {'frames' if self.state.kind != 'multiview' else 'key views'} with cameras"
         elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
             what += ", depth estimated"
-        notes = "".join(f"<br><small>Note: {html.escape(note)}</small>" for note in self.state.notes)
+        notes = "".join(f"<br><small>Note: {html.escape(self._page_words(note))}</small>" for note in self.state.notes)
+        if self.state.path_note:
+            notes += f"<br><small>Camera path: {html.escape(self.state.path_note)}.</small>"
         # After drawing: tests wait on it.
         self._info(f"Loaded **{html.escape(self.state.source_label)}** ({what}) at {H}×{W}.{notes}")
 
@@ -502,7 +525,11 @@ class Gen3cApp:
         if not self.state.keyframes:
             return
         kid = self._selected_keyframe()
-        self.state.set_keyframe_time(kid, float(event.target.value))
+        try:
+            self.state.set_keyframe_time(kid, float(event.target.value))
+        except Gen3cInputError:
+            self._sync_keyframe_fields()  # the field shows the time the keyframe keeps, not the refused one
+            raise
         self._sync_controls(select=kid)
         self._draw_path()
 
@@ -568,25 +595,32 @@ class Gen3cApp:
     # -- generation -----------------------------------------------------------------------
 
     def _preload_generator(self) -> None:
+        """In the loader thread: the model loads without the lock (callbacks go on meanwhile); the
+        page is updated under it, as by a callback."""
         request = self.state.request
-        self._info(f"Loading the {html.escape(request.generator)} generator…", transient=True)
+        with self._lock:
+            self._info(f"Loading the {html.escape(request.generator)} generator…", transient=True)
         try:
-            self._generator = make_generator(request)
+            generator, error = make_generator(request), None
         except Gen3cInputError as exc:
-            print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
-            self._error(str(exc))
-            return
-        finally:
+            generator, error = None, str(exc)
+        except Exception as exc:  # a bug: say so in the page (Generate tries again), keep the traceback in the log
+            traceback.print_exc()
+            generator, error = None, f"internal error: {type(exc).__name__}: {exc}"
+        with self._lock:
+            self._generator = generator
             self.generate.disabled = False
             self.progress_text.content = ""
-        try:
-            check_frame_size(request.resolution, self._generator)
-        except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
-            print(f"gen3c gui: {exc}", file=sys.stderr, flush=True)
-            self._error(f"{exc} (the Resolution under Input → 3D cache)")
-            return
-        if self.state.source is None:
-            self._info(BEGIN)
+            if error is None:
+                try:
+                    check_frame_size(request.resolution, generator)
+                except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
+                    error = f"{exc} (the Resolution under Input → 3D cache)"
+            if error is not None:
+                print(f"gen3c gui: {error}", file=sys.stderr, flush=True)
+                self._error(error)
+            elif self.state.source is None:
+                self._info(BEGIN)
 
     def _check_frame_size(self, resolution: str) -> None:
         """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
@@ -624,9 +658,16 @@ class Gen3cApp:
             now = time.monotonic()
             if done not in (0, total) and now - last[0] < 0.1:
                 return
-            last[0] = now
-            self.progress.value = min(100.0, 100.0 * done / max(total, 1))
-            self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
+            # From the worker thread: the page is the callbacks' too. A callback holding the lock
+            # (an input loading) must not stall the run: this update is skipped, a later one shows.
+            if not self._lock.acquire(blocking=False):
+                return
+            try:
+                last[0] = now
+                self.progress.value = min(100.0, 100.0 * done / max(total, 1))
+                self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
+            finally:
+                self._lock.release()
 
         notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
@@ -639,6 +680,12 @@ class Gen3cApp:
         self.progress_text.content = "Cancelling…"
 
     def _on_job_done(self, result: JobResult) -> None:
+        """Called from the worker thread: it waits for the lock, as a callback does (a run that ends
+        while Generate's callback is still updating the page then comes after it, not before)."""
+        with self._lock:
+            self._show_job_result(result)
+
+    def _show_job_result(self, result: JobResult) -> None:
         self.generate.disabled, self.cancel.disabled = False, True
         self.progress.animated = False
         if result.cancelled:
@@ -734,7 +781,7 @@ class Gen3cApp:
             cams = self.state.cameras()
         except Gen3cInputError as exc:
             self.progress_text.content = ""
-            self._info(f"Camera path: {html.escape(str(exc))}", problem="path")
+            self._info(f"Camera path: {html.escape(self._page_words(str(exc)))}", problem="path")
             return
         if self._problem_shown == "path":
             self._info(self._settled)

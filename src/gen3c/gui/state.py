@@ -47,10 +47,8 @@ from gen3c.io.camera_files import (
     read_keyframe_path,
     save_cameras,
 )
-from gen3c.pipelines.camera_video import MAX_FRAMES, SourceView, prepare_source
+from gen3c.pipelines.camera_video import SourceView, prepare_source
 from gen3c.pipelines.request import (
-    MAX_FPS,
-    MIN_FPS,
     GenerationRequest,
     RunOutput,
     check_request,
@@ -130,6 +128,9 @@ class GuiState:
         self.smoothness = DEFAULT_SMOOTHNESS
         self.auto_time = True
         self.imported: Cameras | None = None
+        #: What loading the input did to the camera path, for the page: "" or why it was cleared.
+        self.path_note = ""
+        self._scene: tuple | None = None  # the input the keyframes and imported path are poses in
         self._next_id = 0
         self._plan = None
         self._plan_key: tuple | None = None
@@ -184,6 +185,7 @@ class GuiState:
         self._sample = (image, depth, K)
         self.request = self._with_input()
         self.kind, self.input, self.notes = "image", self._prepare_sample(), []
+        self._enter_scene(("memory", label), label)
         self.source, self.source_label = self.input, label
         self._plan = None
         return self.source
@@ -197,11 +199,27 @@ class GuiState:
     def _load(self, request: GenerationRequest, kind: str, label: str) -> SourceView:
         data, notes = self._read(request, kind)
         self.request, self.kind, self.input, self.notes, self._sample = request, kind, data, notes, None
+        self._enter_scene((kind, request.input_image_path, request.vipe_path, request.vipe_clip, request.multiview_npz), label)
         self.source, self.source_label = first_view(kind, data), label
         self._plan = None
         if kind == "multiview" and len(data.trajectory) < request.num_video_frames:
             self.update(num_video_frames=len(data.trajectory))  # the npz's trajectory is the path
         return self.source
+
+    def _enter_scene(self, scene: tuple, label: str) -> None:
+        """Keyframes and an imported path are poses in the world of the input they were made in
+        (as a nerfstudio camera path belongs to its scene): another input clears them, the same one
+        loaded again (another FOV, depth or start frame) keeps them. A path imported before any
+        input is the first input's. :attr:`path_note` says what was cleared."""
+        self.path_note = ""
+        if self._scene is not None and scene != self._scene and (self.keyframes or self.imported is not None):
+            what = f"{len(self.keyframes)} keyframe{'s' * (len(self.keyframes) != 1)}" if self.keyframes else "imported camera path"
+            self.path_note = (
+                f"cleared the {what} made for {self.source_label}: its poses are in that input's world, not {label}'s "
+                "(import a saved camera_path.json to use them here)"
+            )
+            self.keyframes, self.imported, self.path_mode, self.auto_time = [], None, "preset", True
+        self._scene = scene
 
     @staticmethod
     def _read(request: GenerationRequest, kind: str) -> tuple[SceneInput, list[str]]:
@@ -219,7 +237,9 @@ class GuiState:
 
     def save_upload(self, name: str, content: bytes, kind: str = "file") -> Path:
         """Store an uploaded file in ``work_dir/uploads`` and return its path; the loaders then
-        check it like any CLI input."""
+        check it like any CLI input. Another file uploaded under a name already there gets the
+        next free name (``photo_2.png``): the input loaded from the first, and the runs' records
+        naming it, keep their file (the same file uploaded again keeps its name)."""
         if len(content) == 0:
             raise Gen3cInputError(f"uploaded {kind} {name!r} is empty (0 bytes): choose another file")
         if len(content) > MAX_UPLOAD_BYTES:
@@ -227,8 +247,13 @@ class GuiState:
                 f"uploaded {kind} {name!r} is {len(content) / 2**20:.0f} MiB, above the {MAX_UPLOAD_BYTES >> 20} MiB upload limit: pass a path on the server instead"
             )
         folder = ensure_writable_dir(self.work_dir / "uploads")
-        path = folder / _safe_name(name)
-        write_bytes_atomic(path, content)
+        path = first = folder / _safe_name(name)
+        k = 1
+        while path.exists() and (path.stat().st_size != len(content) or path.read_bytes() != content):
+            k += 1
+            path = first.with_name(f"{first.stem}_{k}{first.suffix}")
+        if not path.exists():
+            write_bytes_atomic(path, content)
         return path
 
     def require_source(self) -> SourceView:
@@ -256,11 +281,7 @@ class GuiState:
         """Change request settings by their CLI names; re-prepares the source when the working
         resolution changes and drops the cache when its settings change."""
         request = GenerationRequest.from_dict({**self.request.to_dict(), **settings}, "GUI settings")
-        if "num_video_frames" in settings and not 1 <= int(request.num_video_frames) <= MAX_FRAMES:
-            raise Gen3cInputError(f"num_video_frames {request.num_video_frames} must be between 1 and {MAX_FRAMES}")
-        if "fps" in settings and not MIN_FPS <= float(request.fps) <= MAX_FPS:
-            raise Gen3cInputError(f"fps {request.fps} must be in [{MIN_FPS:g}, {MAX_FPS:g}]")
-        check_request(request)  # the CLI's checks of the rest (a seed out of range), when set, not at Generate
+        check_request(request)  # the CLI's checks (frames, fps, a seed out of range), when set, not at Generate
         old, self.request = self.request, request
         try:
             if self.input is not None and _read_settings(old, self.kind) != _read_settings(request, self.kind):
