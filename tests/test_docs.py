@@ -340,17 +340,15 @@ def option_choices(flag: str) -> set[str] | None:
 
 def _param_choices(param) -> set[str] | None:
     """An option's choices: typer ≥ 0.28 describes its annotation (an Enum), older typer hands
-    click a ``click.Choice``."""
+    its (vendored or real) click a choice type with ``choices``."""
     import enum
-
-    import click
 
     annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return {e.value for e in annotation}
-    kind = getattr(param, "type", None)
-    if isinstance(kind, click.Choice):
-        return {str(getattr(choice, "value", choice)) for choice in kind.choices}
+    choices = getattr(getattr(param, "type", None), "choices", None)
+    if choices is not None:
+        return {str(getattr(choice, "value", choice)) for choice in choices}
     return None
 
 
