@@ -215,7 +215,7 @@ def test_every_mistake_of_a_manifest_is_listed_before_anything_runs(box_scene, t
     for expected in (f"{tmp_path / 'jobs' / 'inputs' / 'b.png'}' does not exist", "line 3: name 'a' is already used on line 1",
                      "line 4: unknown settings 'trajectroy'", "line 5: setting 'num_video_frames' must be int",
                      "line 6: no input", f"line 7: camera file '{tmp_path / 'jobs' / 'cams.json'}' does not exist",
-                     "line 8: intrinsics 'K.json' is neither 'fx,fy,cx,cy' nor an existing file",
+                     f"line 8: intrinsics '{tmp_path / 'jobs' / 'K.json'}' does not exist",
                      "line 9: intrinsics '60,60,56' must hold 4 numbers"):  # fmt: skip
         assert expected in message, expected
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
@@ -239,6 +239,46 @@ def test_a_relative_camera_file_counts_its_cameras_from_the_manifest_folder(box_
     (job,) = load_manifest(write_manifest(tmp_path / "jobs" / "m.jsonl", [row]))
     request = job.request(tmp_path / "out")
     assert request.camera_file == str(tmp_path / "jobs" / "cams.json") and request.num_video_frames == 5
+
+
+def test_relative_intrinsics_and_depth_estimator_paths_start_at_the_manifest_folder(box_scene, tmp_path, monkeypatch):
+    """Every path field resolves against the manifest's folder, as input_image_path does: an
+    intrinsics file or depth estimator path that is not there is refused by line (before: a
+    file of that name in the folder `gen3c batch` ran from was read instead, silently)."""
+    (tmp_path / "jobs" / "cams").mkdir(parents=True)
+    (tmp_path / "jobs" / "cams" / "K.json").write_text('{"fx": 60, "fy": 60, "cx": 56, "cy": 32}')
+    (tmp_path / "jobs" / "weights").mkdir()
+    (tmp_path / "jobs" / "weights" / "model.pt").write_bytes(b"x")
+    here = tmp_path / "elsewhere"
+    (here / "cams").mkdir(parents=True)
+    (here / "cams" / "other.json").write_text('{"fx": 90, "fy": 90, "cx": 56, "cy": 32}')
+    (here / "depth" / "model").mkdir(parents=True)
+    (here / "depth" / "model" / "config.json").write_text("{}")
+    (here / "moge").mkdir()  # a folder named as GEN3C's estimator does not make 'moge' a path
+    monkeypatch.chdir(here)
+    rows = [
+        box_row(box_scene, "a", fov=None, intrinsics="cams/K.json", depth_path=None, depth_estimator="weights/model.pt"),
+        box_row(box_scene, "b", fov=None, intrinsics="cams/other.json"),
+        box_row(box_scene, "c", depth_path=None, depth_estimator="depth/model"),
+        box_row(box_scene, "d", depth_path=None, depth_estimator="moge"),
+    ]
+    manifest = write_manifest(tmp_path / "jobs" / "m.jsonl", rows)
+    with pytest.raises(Gen3cInputError) as caught:
+        load_manifest(manifest, check_inputs=True)
+    message = str(caught.value)
+    assert "has 2 mistakes" in message and "line 1" not in message and "line 4" not in message
+    assert f"line 2: intrinsics '{tmp_path / 'jobs' / 'cams' / 'other.json'}' does not exist: fix the path (a relative one starts at the manifest's folder)" in message
+    assert (f"line 3: depth_estimator 'depth/model' is not in the manifest's folder, but is in the current folder ({here}), "
+            "which a manifest's relative paths do not start from") in message  # fmt: skip
+    a, d = load_manifest(write_manifest(manifest, [rows[0], rows[3]]), check_inputs=True)
+    assert a.settings["intrinsics"] == str(tmp_path / "jobs" / "cams" / "K.json")
+    assert a.settings["depth_estimator"] == str(tmp_path / "jobs" / "weights" / "model.pt")
+    assert d.settings["depth_estimator"] == "moge"
+    # A path that can be nothing else resolves against the manifest's folder even where it is missing.
+    (job,) = load_manifest(write_manifest(manifest, [box_row(box_scene, "e", depth_path=None, depth_estimator="./w/model.pt", cache_dir="cache",
+                                                             generator="gen3c")]))  # fmt: skip
+    assert job.settings["depth_estimator"] == str(tmp_path / "jobs" / "w" / "model.pt")
+    assert job.settings["generator_options"]["cache_dir"] == str(tmp_path / "jobs" / "cache")
 
 
 def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
@@ -682,7 +722,7 @@ def test_every_input_kind_in_one_manifest(tmp_path):
     "options, message",
     [
         ({"model": "tiny", "checkpoint_dir": "ckpt"}, "--model tiny and --checkpoint_dir both name a model"),
-        ({"model": "tiny", "lora": "no_such_adapter"}, "LoRA 'no_such_adapter'"),
+        ({"model": "tiny", "lora": "/no_such_adapter"}, "LoRA '/no_such_adapter'"),  # absolute: a manifest's resolve against its folder
         ({"model": "tiny", "speed": "ludicrous"}, "--speed 'ludicrous'"),
         ({"model": "tiny", "guidance": 0, "guidance_every": 2}, "--guidance_every shapes guidance's two branches"),
         ({"model": "tiny", "cache_dir": "cache"}, "--cache_dir is where GEN3C's own weights are kept"),
@@ -737,8 +777,9 @@ def test_a_lora_beside_the_manifest_is_found_from_any_folder(tmp_path, monkeypat
     manifest = write_manifest(tmp_path / "jobs" / "m.jsonl", [row])
     monkeypatch.chdir(tmp_path)
     assert load_manifest(manifest)[0].settings["generator_options"]["lora"] == str(tmp_path / "jobs" / "adapter.safetensors")
+    (tmp_path / "elsewhere.safetensors").write_bytes(b"x")  # in the current folder, not beside the manifest
     write_manifest(manifest, [{**row, "lora": "elsewhere.safetensors"}])
-    with pytest.raises(Gen3cInputError, match="line 1: LoRA 'elsewhere.safetensors' does not exist"):
+    with pytest.raises(Gen3cInputError, match=f"line 1: LoRA '{tmp_path / 'jobs' / 'elsewhere.safetensors'}' does not exist"):
         load_manifest(manifest)
 
 

@@ -22,12 +22,15 @@ from gen3c.errors import Gen3cInputError, describe_value, note
 from gen3c.io.atomic import check_output_name
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.request import (
+    MAYBE_PATH_FIELDS,
+    OPTION_PATH_FIELDS,
     PATH_FIELDS,
     RECORD_KEYS,
     GenerationRequest,
     check_generator,
     check_request,
     check_unused_settings,
+    may_name_no_path,
     resolve_paths,
 )
 
@@ -158,15 +161,23 @@ def _all_problems(problems: list[tuple[int, str]], p: Path) -> str:
 def check_job_inputs(job: Job, where: str) -> None:
     """Refuse a job whose inputs are missing: no input or two, a named file that does not
     exist, image settings on a video input (:func:`~gen3c.pipelines.request.input_kind`'s
-    checks), an ``intrinsics`` that is neither 'fx,fy,cx,cy' nor a readable file — mistakes
-    found now rather than when the job comes up."""
+    checks), an ``intrinsics`` that is neither 'fx,fy,cx,cy' nor a readable file, a relative
+    name kept as a name (a hub id) that the run would read from the current folder instead —
+    mistakes found now rather than when the job comes up."""
     from gen3c.pipelines.request import input_kind
 
-    for key in PATH_FIELDS:
-        value = job.settings.get(key)
-        if isinstance(value, str) and not Path(value).exists():
+    for key, value in _path_settings(job):
+        if key in PATH_FIELDS or not may_name_no_path(key, value):
+            if key != "cache_dir" and not Path(value).expanduser().exists():  # a cache folder is made when needed
+                raise Gen3cInputError(
+                    f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
+                )
+        elif not Path(value).expanduser().is_absolute() and _taken_from_here(key, value):
+            # Not beside the manifest (resolve_paths would have taken it), so kept as a name or hub
+            # id; yet the run would read this file or folder of the current folder instead.
             raise Gen3cInputError(
-                f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
+                f"{where}: {key} {value!r} is not in the manifest's folder, but is in the current folder ({Path.cwd()}), "
+                "which a manifest's relative paths do not start from: give its path from the manifest's folder, or an absolute one"
             )
     try:
         input_kind(job.request("."))
@@ -176,6 +187,31 @@ def check_job_inputs(job: Job, where: str) -> None:
             check_intrinsics_spec(job.settings["intrinsics"], "intrinsics")
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {exc}") from None
+
+
+def _path_settings(job: Job) -> list[tuple[str, str]]:
+    """(field, value) of every setting of the job that names or may name a file or folder."""
+    options = job.settings.get("generator_options") or {}
+    pairs = [(key, job.settings.get(key)) for key in (*PATH_FIELDS, *MAYBE_PATH_FIELDS)]
+    pairs += [(key, options.get(key)) for key in OPTION_PATH_FIELDS]
+    return [(key, value) for key, value in pairs if isinstance(value, str) and value]
+
+
+def _taken_from_here(key: str, value: str) -> bool:
+    """Whether a relative ``value`` kept as a name or hub id is read from the current folder when
+    the job runs: it exists here and is not a name its loader takes before the file system."""
+    from gen3c.depth.moge import MOGE_NAMES
+    from gen3c.depth.prior import PRIOR_NAME
+    from gen3c.models.weights import OFFICIAL_REPO
+
+    if (key == "depth_estimator" and value.strip().lower() in (PRIOR_NAME, *MOGE_NAMES)) or (
+        key == "checkpoint_dir" and value == OFFICIAL_REPO
+    ):
+        return False
+    try:
+        return Path(value).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
