@@ -620,6 +620,56 @@ def test_workers_from_a_script_without_a_main_guard_fail_in_one_line(tmp_path):
     assert res.stdout.count("script body ran") in (2, 3)
 
 
+class _DyingContext:
+    """A multiprocessing context whose worker processes are killed (SIGKILL) 10 ms after they start,
+    before taking a job."""
+
+    def Queue(self):  # noqa: N802 - multiprocessing's name
+        import queue
+
+        class Silent(queue.Queue):
+            def get(self, block=True, timeout=None):
+                time.sleep(0.02)  # no worker ever reports
+                raise queue.Empty
+
+            def cancel_join_thread(self) -> None: ...
+
+        return Silent()
+
+    def Process(self, **_):  # noqa: N802
+        class Dying:
+            pid = 4242
+
+            def start(self) -> None:
+                self.started = time.monotonic()
+
+            def is_alive(self) -> bool:
+                return time.monotonic() < self.started + 0.01
+
+            @property
+            def exitcode(self) -> int | None:
+                return None if self.is_alive() else -signal.SIGKILL
+
+            def join(self, timeout=None) -> None: ...
+            def terminate(self) -> None: ...
+
+        return Dying()
+
+
+def test_workers_that_keep_dying_stop_the_batch_in_one_line(box_scene, tmp_path, monkeypatch):
+    """Worker processes killed again and again (the out-of-memory killer) ended `gen3c batch` in a
+    RuntimeError traceback; now one line, exit code 1, and the summary lists every job."""
+    monkeypatch.setattr("gen3c.batch.local.mp.get_context", lambda method: _DyingContext())
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a"), box_row(box_scene, "b")])
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out"), "--workers", "2", "--gpus_per_job", "0"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    message = " ".join(res.output.split())
+    assert "Traceback" not in res.output and "error: gen3c batch stopped: its worker processes keep dying" in message, message
+    assert "the last with exit code -9 (SIGKILL: often the out-of-memory killer) (2 not run); " in message
+    assert f"{tmp_path / 'out' / 'batch_summary.csv'} lists every job" in message
+    assert summary_states(tmp_path / "out") == {"a": "not_run", "b": "not_run"}
+
+
 def test_shipped_example_manifest_runs(tmp_path):
     manifest = REPO / "docs" / "examples" / "batch_manifest.jsonl"
     jobs = load_manifest(manifest)

@@ -33,6 +33,13 @@ from gen3c.pipelines.request import GenerationRequest, GeneratorPool
 STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
 
 
+class BatchStopped(Gen3cInputError):
+    """The batch cannot go on (its worker processes keep dying under it): one line, and exit code
+    1, as for failed jobs, not 2, as for a mistake in the command."""
+
+    exit_code = 1
+
+
 @dataclass
 class JobOutcome:
     """What became of one job in this batch run.

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from gen3c.batch.jobs import JobOutcome, changed_input, check_finished, outcome_row, read_status
+from gen3c.batch.jobs import BatchStopped, JobOutcome, changed_input, check_finished, outcome_row, read_status
 from gen3c.batch.manifest import Job, load_manifest
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
@@ -139,7 +139,7 @@ def run_batch(
             if progress and to_run
             else None
         )
-        interrupted: KeyboardInterrupt | None = None
+        interrupted: KeyboardInterrupt | BatchStopped | None = None
         try:
             for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job):
                 if outcome.name in notes:
@@ -149,7 +149,7 @@ def run_batch(
                     on_outcome(outcome)
                 if advance:
                     advance(1)
-        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (errors.Terminated)
+        except (KeyboardInterrupt, BatchStopped) as exc:  # Ctrl-C, SIGTERM (errors.Terminated), dying workers
             interrupted = exc
         finally:
             # 4. The summary table, also after an interrupt (jobs not reached are listed as such)
@@ -160,9 +160,11 @@ def run_batch(
     if interrupted is not None:
         counts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in summary.counts.items() if n)
         cut = sum(o.note.startswith("interrupted") for o in ordered)
+        stopped = "the batch stopped" if isinstance(interrupted, KeyboardInterrupt) else str(interrupted)
+        fix = ("run the same command again to continue" if isinstance(interrupted, KeyboardInterrupt)
+               else "find why (memory, the GPU driver), then rerun with --retry_failed")  # fmt: skip
         raise type(interrupted)(
-            f"the batch stopped ({counts}{f'; {cut} cut short while running' if cut else ''}); "
-            f"{summary_path} lists every job: run the same command again to continue"
+            f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {summary_path} lists every job: {fix}"
         ) from None
     return summary
 
