@@ -884,6 +884,32 @@ def test_a_finished_job_whose_input_file_changed_runs_again(box_scene, tmp_path)
     assert run_batch(manifest, out).counts["skipped"] == 2
 
 
+def test_a_hand_edited_status_file_runs_its_job_again_with_a_note(box_scene, tmp_path):
+    """A status file that is not JSON, or says done with outputs that are no file records, made
+    planning crash (AttributeError: 'str' object has no attribute 'get'); now the job runs again,
+    its note naming the file and what is wrong with it. A stray value where a number goes is read as 0."""
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
+    out = tmp_path / "out"
+    assert run_batch(manifest, out).counts["done"] == 1
+    good = status(out, "a")
+    edits = {
+        "{not json": "its status file a_status.json cannot be read (not JSON (Expecting property name enclosed in double quotes))",
+        json.dumps({**good, "outputs": {**good["outputs"], "video": "a.mp4"}}):
+            "its status file a_status.json is malformed (output 'video' is no file record)",
+        json.dumps({**good, "outputs": {**good["outputs"], "run": {**good["outputs"]["run"], "file": "../m.jsonl"}}}):
+            "its status file a_status.json is malformed (output 'run' is no file record)",
+    }  # fmt: skip
+    for text, why in edits.items():
+        (out / "a_status.json").write_text(text)
+        res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+        assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+        assert "done a (9 frames" in res.output and f"re-ran: {why}" in " ".join(res.output.split()), res.output
+        assert status(out, "a")["state"] == "done"
+    (out / "a_status.json").write_text(json.dumps({**status(out, "a"), "seconds": "slow"}))
+    (skipped,) = run_batch(manifest, out).outcomes
+    assert (skipped.state, skipped.seconds, skipped.frames) == ("skipped", 0.0, 9)
+
+
 def test_a_failed_job_whose_input_file_was_fixed_runs_again_unasked(box_scene, tmp_path):
     """A failure is held back (failed_earlier) while its input files are as they were when it
     failed; fixing the file under the same path runs it again without --retry_failed."""

@@ -68,13 +68,22 @@ def status_path(folder: str | Path, name: str) -> Path:
     return Path(folder) / f"{name}{STATUS_SUFFIX}"
 
 
+#: The key :func:`read_status` gives a status file that is no JSON object, with why.
+UNREADABLE = "_unreadable"
+
+
 def read_status(folder: str | Path, name: str) -> dict[str, Any] | None:
-    """The job's status record, or None when absent or unreadable (then the job runs)."""
+    """The job's status record; None when absent; ``{UNREADABLE: why}`` when it is no JSON object
+    (an edit gone wrong, a disk error): then the job runs, saying so."""
+    path = status_path(folder, name)
     try:
-        data = json.loads(status_path(folder, name).read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except (OSError, ValueError) as exc:
+        why = f"not JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else first_line(exc)
+        return {UNREADABLE: why}
+    return data if isinstance(data, dict) else {UNREADABLE: f"a JSON {type(data).__name__}, not an object"}
 
 
 def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dict[str, Any]:
@@ -153,6 +162,8 @@ def check_finished(
 
     if status is None:
         return "no status file"
+    if UNREADABLE in status:
+        return f"its status file {status_path(folder, job.name).name} cannot be read ({status[UNREADABLE]})"
     if status.get("request_sha256") != job.request_hash:
         return "its manifest row changed"
     if status.get("state") != "done":
@@ -160,9 +171,15 @@ def check_finished(
     outputs = status.get("outputs")
     if not isinstance(outputs, dict) or "video" not in outputs:
         return "its status lists no outputs"
+    for key, record in outputs.items():
+        # A hand-edited status: each output must be {"file": a name in this folder, "bytes": int, "sha256": str}.
+        file = record.get("file") if isinstance(record, dict) else None
+        if not (isinstance(file, str) and file and Path(file).name == file and isinstance(record.get("bytes"), int)
+                and isinstance(record.get("sha256"), str)):  # fmt: skip
+            return f"its status file {status_path(folder, job.name).name} is malformed (output {str(key)[:40]!r} is no file record)"
     expected = job.request(folder).num_video_frames
     for key, record in outputs.items():
-        path = Path(folder) / str(record.get("file", ""))
+        path = Path(folder) / record["file"]
         if not path.is_file():
             return f"its {key} output {path.name} is missing"
         if path.stat().st_size != record.get("bytes") or sha256_file(path) != record.get("sha256"):

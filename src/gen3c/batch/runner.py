@@ -105,8 +105,8 @@ def run_batch(
                 outcomes[job.name] = JobOutcome(
                     job.name,
                     "skipped",
-                    seconds=float(status.get("seconds", 0.0)),
-                    frames=outputs["video"].get("frames", 0),
+                    seconds=_number(status.get("seconds")),
+                    frames=int(_number(outputs["video"].get("frames"))),
                     video=outputs["video"]["file"],
                 )
                 continue
@@ -167,6 +167,11 @@ def run_batch(
             f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {summary_path} lists every job: {fix}"
         ) from None
     return summary
+
+
+def _number(value: object) -> float:
+    """A number of a status file (a hand edit may have made it anything), else 0."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0.0
 
 
 def grouped_by_generator(jobs: list[Job], folder: Path) -> list[Job]:
