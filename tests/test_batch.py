@@ -183,6 +183,10 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a"}\n{"name": "b", "fov": 50, "trajectory": "up", "fov": 60}\n', ".jsonl", "line 2: 'fov' appears twice in the row: keep one"),
         ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
         ("name,fov,trajectory\na,60\n", ".csv", "line 2 has fewer cells than the header"),
+        # A generator option naming a path that is no text, a path no file system takes: a TypeError / OSError traceback before.
+        ('{"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": 5}\n', ".jsonl",
+         "line 1: checkpoint_dir must be text .a path., got int '5'"),
+        ('{"name": "a", "input_image_path": "' + "x" * 5000 + '"}\n', ".jsonl", "line 1: path '.*…' cannot be used .File name too long.: fix it"),
     ],
 )
 def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):

@@ -119,6 +119,11 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
         except Gen3cInputError as exc:
             problems.append((line, str(exc)))
             continue
+        except OSError as exc:  # checking a path no file can have (a name too long for the file system)
+            shown = str(exc.filename if exc.filename is not None else "")
+            shown = shown if len(shown) <= 60 else f"{shown[:60]}…"
+            problems.append((line, f"manifest {str(p)!r} line {line}: path {shown!r} cannot be used ({exc.strerror or exc}): fix it"))
+            continue
         if job.name in seen:
             problems.append((line, f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"))
             continue
@@ -168,7 +173,7 @@ def check_job_inputs(job: Job, where: str) -> None:
 
     for key, value in _path_settings(job):
         if key in PATH_FIELDS or not may_name_no_path(key, value):
-            if key != "cache_dir" and not Path(value).expanduser().exists():  # a cache folder is made when needed
+            if key != "cache_dir" and not _exists(value):  # a cache folder is made when needed
                 raise Gen3cInputError(
                     f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
                 )
@@ -197,6 +202,14 @@ def _path_settings(job: Job) -> list[tuple[str, str]]:
     return [(key, value) for key, value in pairs if isinstance(value, str) and value]
 
 
+def _exists(value: str) -> bool:
+    """Whether the path exists; False for one no file can have (too long, an unknown ~user)."""
+    try:
+        return Path(value).expanduser().exists()
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: expanduser's unknown home
+        return False
+
+
 def _taken_from_here(key: str, value: str) -> bool:
     """Whether a relative ``value`` kept as a name or hub id is read from the current folder when
     the job runs: it exists here and is not a name its loader takes before the file system."""
@@ -208,10 +221,7 @@ def _taken_from_here(key: str, value: str) -> bool:
         key == "checkpoint_dir" and value == OFFICIAL_REPO
     ):
         return False
-    try:
-        return Path(value).exists()
-    except (OSError, ValueError):
-        return False
+    return _exists(value)
 
 
 def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
@@ -423,6 +433,10 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
                 f"{where}: {', '.join(twice)} given both flat and in generator_options: give each once"
             )
         settings["generator_options"] = {**nested, **extra}
+    options = settings.get("generator_options")
+    for key in OPTION_PATH_FIELDS if isinstance(options, dict) else ():
+        if options.get(key) is not None and not isinstance(options[key], str):  # checked before anything reads it as a path
+            raise Gen3cInputError(f"{where}: {key} must be text (a path), got {describe_value(options[key])}")
     # Paths first: building the request may read one (a camera file's count of cameras).
     settings = resolve_paths(settings, base)
     # Type-check every setting now (the request's own check), not when the job comes up.
