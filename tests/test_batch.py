@@ -196,6 +196,13 @@ def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
         load_manifest(path)
 
 
+def test_a_manifest_that_is_a_folder_is_refused_as_such(tmp_path):
+    """It was "cannot be read ([Errno 21] Is a directory): write it as UTF-8 text"."""
+    (tmp_path / "jobs.jsonl").mkdir()
+    with pytest.raises(Gen3cInputError, match=r"manifest '.*jobs\.jsonl' is a folder: pass the manifest file in it$"):
+        load_manifest(tmp_path / "jobs.jsonl")
+
+
 def test_every_mistake_of_a_manifest_is_listed_before_anything_runs(box_scene, tmp_path):
     """One check shows all there is to fix, missing input files included: not the first mistake
     only, and not a missing image found hours later when its row comes up."""

@@ -93,6 +93,8 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise Gen3cInputError(f"manifest {str(p)!r} does not exist: check the path") from None
+    except IsADirectoryError:
+        raise Gen3cInputError(f"manifest {str(p)!r} is a folder: pass the manifest file in it") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise Gen3cInputError(f"manifest {str(p)!r} cannot be read ({exc}): write it as UTF-8 text") from None
     problems: list[tuple[int, str]] = []  # (line, message) of every mistake found
