@@ -676,9 +676,29 @@ def test_workers_that_keep_dying_stop_the_batch_in_one_line(box_scene, tmp_path,
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
     message = " ".join(res.output.split())
     assert "Traceback" not in res.output and "error: gen3c batch stopped: its worker processes keep dying" in message, message
-    assert "the last with exit code -9 (SIGKILL: often the out-of-memory killer) (2 not run); " in message
-    assert f"{tmp_path / 'out' / 'batch_summary.csv'} lists every job" in message
+    assert ("the last with exit code -9 (SIGKILL: often the out-of-memory killer): find why (memory, the GPU driver), "
+            "then rerun with --retry_failed (2 not run); ") in message  # fmt: skip
+    assert message.endswith(f"{tmp_path / 'out' / 'batch_summary.csv'} lists every job")
     assert summary_states(tmp_path / "out") == {"a": "not_run", "b": "not_run"}
+
+
+def test_a_status_file_that_cannot_be_written_stops_the_batch_in_one_line(box_scene, tmp_path, monkeypatch):
+    """A full disk (or a folder made read-only) under the batch: an OSError traceback before; now
+    one line naming the file and the fix, exit code 1, the summary written."""
+    import errno
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("gen3c.batch.jobs.write_text_atomic", full)
+    out = tmp_path / "out"
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a"), box_row(box_scene, "b")])
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output, res.output
+    message = " ".join(res.output.split())
+    assert (f"error: gen3c batch stopped: cannot write '{out / 'a_status.json'}' (No space left on device): free space on that disk "
+            f"or fix the folder's permissions, then run the same command again (2 not run); {out / 'batch_summary.csv'} lists every job") in message  # fmt: skip
+    assert summary_states(out) == {"a": "not_run", "b": "not_run"}
 
 
 def test_shipped_example_manifest_runs(tmp_path):

@@ -87,10 +87,23 @@ def read_status(folder: str | Path, name: str) -> dict[str, Any] | None:
 
 
 def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dict[str, Any]:
+    """Write the job's status file. Raises :class:`BatchStopped` when it cannot be written (a full
+    disk, a folder made read-only): no job of the batch could record its work."""
     data = {"name": job.name, "line": job.line, "state": state, "request_sha256": job.request_hash, **record,
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
-    write_text_atomic(status_path(folder, job.name), json.dumps(data, indent=1, default=str))
+    path = status_path(folder, job.name)
+    try:
+        write_text_atomic(path, json.dumps(data, indent=1, default=str))
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     return data
+
+
+def cannot_write(path: Path, exc: OSError) -> BatchStopped:
+    return BatchStopped(
+        f"gen3c batch stopped: cannot write {str(path)!r} ({exc.strerror or exc}): free space on that disk or fix "
+        "the folder's permissions, then run the same command again"
+    )
 
 
 def worker_id() -> str:
@@ -304,7 +317,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
 def lost_job(job: Job, folder: str | Path, why: str) -> JobOutcome:
     """Record a job whose worker died under it (killed, out of memory, a crash in native code)."""
     previous = read_status(folder, job.name) or {}
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(BatchStopped):  # the next job's status says so, if it comes to that
         write_status(
             folder,
             job,

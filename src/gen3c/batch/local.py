@@ -134,7 +134,8 @@ def run_processes(
                     if restarts > len(jobs) + workers:
                         raise BatchStopped(
                             f"gen3c batch stopped: its worker processes keep dying as they start or run: "
-                            f"{restarts} died, the last with exit code {proc.exitcode}{_exit_meaning(proc.exitcode)}"
+                            f"{restarts} died, the last with exit code {proc.exitcode}{_exit_meaning(proc.exitcode)}: "
+                            "find why (memory, the GPU driver), then rerun with --retry_failed"
                         ) from None
                     procs[i] = start(i)  # takes over the dead worker's share of the queue and its stop marker
                 if not any(proc.is_alive() for proc in procs.values()):
@@ -145,6 +146,8 @@ def run_processes(
                         )
                     unreported.clear()
                 continue
+            if kind == "stop":  # a worker that cannot go on, nor could any other (its BatchStopped)
+                raise BatchStopped(payload)
             if kind == "start":
                 in_flight[pid] = by_name[payload]
             else:
@@ -190,6 +193,8 @@ def _worker_main(device: str | None, threads: int, folder: str, tasks, results, 
             results.put(("end", os.getpid(), run_job(job, folder, pool)))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the batch process reports it
         pass
+    except BatchStopped as exc:  # one line for the batch process to stop with, not a worker's traceback
+        results.put(("stop", os.getpid(), str(exc)))
 
 
 def _exit_with_parent(parent: int) -> None:

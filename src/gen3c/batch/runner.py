@@ -22,7 +22,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from gen3c.batch.jobs import BatchStopped, JobOutcome, changed_input, check_finished, outcome_row, read_status
+from gen3c.batch.jobs import (
+    BatchStopped,
+    JobOutcome,
+    cannot_write,
+    changed_input,
+    check_finished,
+    outcome_row,
+    read_status,
+)
 from gen3c.batch.manifest import Job, load_manifest
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
@@ -155,16 +163,19 @@ def run_batch(
             # 4. The summary table, also after an interrupt (jobs not reached are listed as such)
             ordered = [outcomes.get(job.name) or _not_run(job, folder, planned[job.name]) for job in jobs]
             summary_path = folder / SUMMARY_NAME
-            write_summary(summary_path, ordered)
+            try:
+                write_summary(summary_path, ordered)
+            except OSError as exc:
+                raise cannot_write(summary_path, exc) from None
     summary = BatchSummary(ordered, folder, summary_path)
     if interrupted is not None:
         counts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in summary.counts.items() if n)
         cut = sum(o.note.startswith("interrupted") for o in ordered)
-        stopped = "the batch stopped" if isinstance(interrupted, KeyboardInterrupt) else str(interrupted)
-        fix = ("run the same command again to continue" if isinstance(interrupted, KeyboardInterrupt)
-               else "find why (memory, the GPU driver), then rerun with --retry_failed")  # fmt: skip
+        # A BatchStopped says what to do itself.
+        stopped, fix = (("the batch stopped", ": run the same command again to continue") if isinstance(interrupted, KeyboardInterrupt)
+                        else (str(interrupted), ""))  # fmt: skip
         raise type(interrupted)(
-            f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {summary_path} lists every job: {fix}"
+            f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {summary_path} lists every job{fix}"
         ) from None
     return summary
 
