@@ -183,6 +183,10 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a"}\n{"name": "b", "fov": 50, "trajectory": "up", "fov": 60}\n', ".jsonl", "line 2: 'fov' appears twice in the row: keep one"),
         ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
         ("name,fov,trajectory\na,60\n", ".csv", "line 2 has fewer cells than the header"),
+        # A generator option naming a path that is no text, a path no file system takes: a TypeError / OSError traceback before.
+        ('{"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": 5}\n', ".jsonl",
+         "line 1: checkpoint_dir must be text .a path., got int '5'"),
+        ('{"name": "a", "input_image_path": "' + "x" * 5000 + '"}\n', ".jsonl", "line 1: path '.*…' cannot be used .File name too long.: fix it"),
     ],
 )
 def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
@@ -190,6 +194,13 @@ def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
     path.write_text(text)
     with pytest.raises(Gen3cInputError, match=message.replace("(", r"\(")):
         load_manifest(path)
+
+
+def test_a_manifest_that_is_a_folder_is_refused_as_such(tmp_path):
+    """It was "cannot be read ([Errno 21] Is a directory): write it as UTF-8 text"."""
+    (tmp_path / "jobs.jsonl").mkdir()
+    with pytest.raises(Gen3cInputError, match=r"manifest '.*jobs\.jsonl' is a folder: pass the manifest file in it$"):
+        load_manifest(tmp_path / "jobs.jsonl")
 
 
 def test_every_mistake_of_a_manifest_is_listed_before_anything_runs(box_scene, tmp_path):
@@ -215,7 +226,7 @@ def test_every_mistake_of_a_manifest_is_listed_before_anything_runs(box_scene, t
     for expected in (f"{tmp_path / 'jobs' / 'inputs' / 'b.png'}' does not exist", "line 3: name 'a' is already used on line 1",
                      "line 4: unknown settings 'trajectroy'", "line 5: setting 'num_video_frames' must be int",
                      "line 6: no input", f"line 7: camera file '{tmp_path / 'jobs' / 'cams.json'}' does not exist",
-                     "line 8: intrinsics 'K.json' is neither 'fx,fy,cx,cy' nor an existing file",
+                     f"line 8: intrinsics '{tmp_path / 'jobs' / 'K.json'}' does not exist",
                      "line 9: intrinsics '60,60,56' must hold 4 numbers"):  # fmt: skip
         assert expected in message, expected
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
@@ -239,6 +250,46 @@ def test_a_relative_camera_file_counts_its_cameras_from_the_manifest_folder(box_
     (job,) = load_manifest(write_manifest(tmp_path / "jobs" / "m.jsonl", [row]))
     request = job.request(tmp_path / "out")
     assert request.camera_file == str(tmp_path / "jobs" / "cams.json") and request.num_video_frames == 5
+
+
+def test_relative_intrinsics_and_depth_estimator_paths_start_at_the_manifest_folder(box_scene, tmp_path, monkeypatch):
+    """Every path field resolves against the manifest's folder, as input_image_path does: an
+    intrinsics file or depth estimator path that is not there is refused by line (before: a
+    file of that name in the folder `gen3c batch` ran from was read instead, silently)."""
+    (tmp_path / "jobs" / "cams").mkdir(parents=True)
+    (tmp_path / "jobs" / "cams" / "K.json").write_text('{"fx": 60, "fy": 60, "cx": 56, "cy": 32}')
+    (tmp_path / "jobs" / "weights").mkdir()
+    (tmp_path / "jobs" / "weights" / "model.pt").write_bytes(b"x")
+    here = tmp_path / "elsewhere"
+    (here / "cams").mkdir(parents=True)
+    (here / "cams" / "other.json").write_text('{"fx": 90, "fy": 90, "cx": 56, "cy": 32}')
+    (here / "depth" / "model").mkdir(parents=True)
+    (here / "depth" / "model" / "config.json").write_text("{}")
+    (here / "moge").mkdir()  # a folder named as GEN3C's estimator does not make 'moge' a path
+    monkeypatch.chdir(here)
+    rows = [
+        box_row(box_scene, "a", fov=None, intrinsics="cams/K.json", depth_path=None, depth_estimator="weights/model.pt"),
+        box_row(box_scene, "b", fov=None, intrinsics="cams/other.json"),
+        box_row(box_scene, "c", depth_path=None, depth_estimator="depth/model"),
+        box_row(box_scene, "d", depth_path=None, depth_estimator="moge"),
+    ]
+    manifest = write_manifest(tmp_path / "jobs" / "m.jsonl", rows)
+    with pytest.raises(Gen3cInputError) as caught:
+        load_manifest(manifest, check_inputs=True)
+    message = str(caught.value)
+    assert "has 2 mistakes" in message and "line 1" not in message and "line 4" not in message
+    assert f"line 2: intrinsics '{tmp_path / 'jobs' / 'cams' / 'other.json'}' does not exist: fix the path (a relative one starts at the manifest's folder)" in message
+    assert (f"line 3: depth_estimator 'depth/model' is not in the manifest's folder, but is in the current folder ({here}), "
+            "which a manifest's relative paths do not start from") in message  # fmt: skip
+    a, d = load_manifest(write_manifest(manifest, [rows[0], rows[3]]), check_inputs=True)
+    assert a.settings["intrinsics"] == str(tmp_path / "jobs" / "cams" / "K.json")
+    assert a.settings["depth_estimator"] == str(tmp_path / "jobs" / "weights" / "model.pt")
+    assert d.settings["depth_estimator"] == "moge"
+    # A path that can be nothing else resolves against the manifest's folder even where it is missing.
+    (job,) = load_manifest(write_manifest(manifest, [box_row(box_scene, "e", depth_path=None, depth_estimator="./w/model.pt", cache_dir="cache",
+                                                             generator="gen3c")]))  # fmt: skip
+    assert job.settings["depth_estimator"] == str(tmp_path / "jobs" / "w" / "model.pt")
+    assert job.settings["generator_options"]["cache_dir"] == str(tmp_path / "jobs" / "cache")
 
 
 def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
@@ -580,6 +631,76 @@ def test_workers_from_a_script_without_a_main_guard_fail_in_one_line(tmp_path):
     assert res.stdout.count("script body ran") in (2, 3)
 
 
+class _DyingContext:
+    """A multiprocessing context whose worker processes are killed (SIGKILL) 10 ms after they start,
+    before taking a job."""
+
+    def Queue(self):  # noqa: N802 - multiprocessing's name
+        import queue
+
+        class Silent(queue.Queue):
+            def get(self, block=True, timeout=None):
+                time.sleep(0.02)  # no worker ever reports
+                raise queue.Empty
+
+            def cancel_join_thread(self) -> None: ...
+
+        return Silent()
+
+    def Process(self, **_):  # noqa: N802
+        class Dying:
+            pid = 4242
+
+            def start(self) -> None:
+                self.started = time.monotonic()
+
+            def is_alive(self) -> bool:
+                return time.monotonic() < self.started + 0.01
+
+            @property
+            def exitcode(self) -> int | None:
+                return None if self.is_alive() else -signal.SIGKILL
+
+            def join(self, timeout=None) -> None: ...
+            def terminate(self) -> None: ...
+
+        return Dying()
+
+
+def test_workers_that_keep_dying_stop_the_batch_in_one_line(box_scene, tmp_path, monkeypatch):
+    """Worker processes killed again and again (the out-of-memory killer) ended `gen3c batch` in a
+    RuntimeError traceback; now one line, exit code 1, and the summary lists every job."""
+    monkeypatch.setattr("gen3c.batch.local.mp.get_context", lambda method: _DyingContext())
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a"), box_row(box_scene, "b")])
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out"), "--workers", "2", "--gpus_per_job", "0"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    message = " ".join(res.output.split())
+    assert "Traceback" not in res.output and "error: gen3c batch stopped: its worker processes keep dying" in message, message
+    assert ("the last with exit code -9 (SIGKILL: often the out-of-memory killer): find why (memory, the GPU driver), "
+            "then rerun with --retry_failed (2 not run); ") in message  # fmt: skip
+    assert message.endswith(f"{tmp_path / 'out' / 'batch_summary.csv'} lists every job")
+    assert summary_states(tmp_path / "out") == {"a": "not_run", "b": "not_run"}
+
+
+def test_a_status_file_that_cannot_be_written_stops_the_batch_in_one_line(box_scene, tmp_path, monkeypatch):
+    """A full disk (or a folder made read-only) under the batch: an OSError traceback before; now
+    one line naming the file and the fix, exit code 1, the summary written."""
+    import errno
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("gen3c.batch.jobs.write_text_atomic", full)
+    out = tmp_path / "out"
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a"), box_row(box_scene, "b")])
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output, res.output
+    message = " ".join(res.output.split())
+    assert (f"error: gen3c batch stopped: cannot write '{out / 'a_status.json'}' (No space left on device): free space on that disk "
+            f"or fix the folder's permissions, then run the same command again (2 not run); {out / 'batch_summary.csv'} lists every job") in message  # fmt: skip
+    assert summary_states(out) == {"a": "not_run", "b": "not_run"}
+
+
 def test_shipped_example_manifest_runs(tmp_path):
     manifest = REPO / "docs" / "examples" / "batch_manifest.jsonl"
     jobs = load_manifest(manifest)
@@ -682,7 +803,7 @@ def test_every_input_kind_in_one_manifest(tmp_path):
     "options, message",
     [
         ({"model": "tiny", "checkpoint_dir": "ckpt"}, "--model tiny and --checkpoint_dir both name a model"),
-        ({"model": "tiny", "lora": "no_such_adapter"}, "LoRA 'no_such_adapter'"),
+        ({"model": "tiny", "lora": "/no_such_adapter"}, "LoRA '/no_such_adapter'"),  # absolute: a manifest's resolve against its folder
         ({"model": "tiny", "speed": "ludicrous"}, "--speed 'ludicrous'"),
         ({"model": "tiny", "guidance": 0, "guidance_every": 2}, "--guidance_every shapes guidance's two branches"),
         ({"model": "tiny", "cache_dir": "cache"}, "--cache_dir is where GEN3C's own weights are kept"),
@@ -737,8 +858,9 @@ def test_a_lora_beside_the_manifest_is_found_from_any_folder(tmp_path, monkeypat
     manifest = write_manifest(tmp_path / "jobs" / "m.jsonl", [row])
     monkeypatch.chdir(tmp_path)
     assert load_manifest(manifest)[0].settings["generator_options"]["lora"] == str(tmp_path / "jobs" / "adapter.safetensors")
+    (tmp_path / "elsewhere.safetensors").write_bytes(b"x")  # in the current folder, not beside the manifest
     write_manifest(manifest, [{**row, "lora": "elsewhere.safetensors"}])
-    with pytest.raises(Gen3cInputError, match="line 1: LoRA 'elsewhere.safetensors' does not exist"):
+    with pytest.raises(Gen3cInputError, match=f"line 1: LoRA '{tmp_path / 'jobs' / 'elsewhere.safetensors'}' does not exist"):
         load_manifest(manifest)
 
 
@@ -791,6 +913,32 @@ def test_a_finished_job_whose_input_file_changed_runs_again(box_scene, tmp_path)
     assert np.abs(after[0].astype(int) + before[0] - 255).mean() < 4  # made from the negative
     # Unchanged since: skipped.
     assert run_batch(manifest, out).counts["skipped"] == 2
+
+
+def test_a_hand_edited_status_file_runs_its_job_again_with_a_note(box_scene, tmp_path):
+    """A status file that is not JSON, or says done with outputs that are no file records, made
+    planning crash (AttributeError: 'str' object has no attribute 'get'); now the job runs again,
+    its note naming the file and what is wrong with it. A stray value where a number goes is read as 0."""
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
+    out = tmp_path / "out"
+    assert run_batch(manifest, out).counts["done"] == 1
+    good = status(out, "a")
+    edits = {
+        "{not json": "its status file a_status.json cannot be read (not JSON (Expecting property name enclosed in double quotes))",
+        json.dumps({**good, "outputs": {**good["outputs"], "video": "a.mp4"}}):
+            "its status file a_status.json is malformed (output 'video' is no file record)",
+        json.dumps({**good, "outputs": {**good["outputs"], "run": {**good["outputs"]["run"], "file": "../m.jsonl"}}}):
+            "its status file a_status.json is malformed (output 'run' is no file record)",
+    }  # fmt: skip
+    for text, why in edits.items():
+        (out / "a_status.json").write_text(text)
+        res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+        assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+        assert "done a (9 frames" in res.output and f"re-ran: {why}" in " ".join(res.output.split()), res.output
+        assert status(out, "a")["state"] == "done"
+    (out / "a_status.json").write_text(json.dumps({**status(out, "a"), "seconds": "slow"}))
+    (skipped,) = run_batch(manifest, out).outcomes
+    assert (skipped.state, skipped.seconds, skipped.frames) == ("skipped", 0.0, 9)
 
 
 def test_a_failed_job_whose_input_file_was_fixed_runs_again_unasked(box_scene, tmp_path):

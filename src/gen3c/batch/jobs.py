@@ -33,6 +33,13 @@ from gen3c.pipelines.request import GenerationRequest, GeneratorPool
 STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
 
 
+class BatchStopped(Gen3cInputError):
+    """The batch cannot go on (its worker processes keep dying under it): one line, and exit code
+    1, as for failed jobs, not 2, as for a mistake in the command."""
+
+    exit_code = 1
+
+
 @dataclass
 class JobOutcome:
     """What became of one job in this batch run.
@@ -61,20 +68,42 @@ def status_path(folder: str | Path, name: str) -> Path:
     return Path(folder) / f"{name}{STATUS_SUFFIX}"
 
 
+#: The key :func:`read_status` gives a status file that is no JSON object, with why.
+UNREADABLE = "_unreadable"
+
+
 def read_status(folder: str | Path, name: str) -> dict[str, Any] | None:
-    """The job's status record, or None when absent or unreadable (then the job runs)."""
+    """The job's status record; None when absent; ``{UNREADABLE: why}`` when it is no JSON object
+    (an edit gone wrong, a disk error): then the job runs, saying so."""
+    path = status_path(folder, name)
     try:
-        data = json.loads(status_path(folder, name).read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except (OSError, ValueError) as exc:
+        why = f"not JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else first_line(exc)
+        return {UNREADABLE: why}
+    return data if isinstance(data, dict) else {UNREADABLE: f"a JSON {type(data).__name__}, not an object"}
 
 
 def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dict[str, Any]:
+    """Write the job's status file. Raises :class:`BatchStopped` when it cannot be written (a full
+    disk, a folder made read-only): no job of the batch could record its work."""
     data = {"name": job.name, "line": job.line, "state": state, "request_sha256": job.request_hash, **record,
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
-    write_text_atomic(status_path(folder, job.name), json.dumps(data, indent=1, default=str))
+    path = status_path(folder, job.name)
+    try:
+        write_text_atomic(path, json.dumps(data, indent=1, default=str))
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     return data
+
+
+def cannot_write(path: Path, exc: OSError) -> BatchStopped:
+    return BatchStopped(
+        f"gen3c batch stopped: cannot write {str(path)!r} ({exc.strerror or exc}): free space on that disk or fix "
+        "the folder's permissions, then run the same command again"
+    )
 
 
 def worker_id() -> str:
@@ -146,6 +175,8 @@ def check_finished(
 
     if status is None:
         return "no status file"
+    if UNREADABLE in status:
+        return f"its status file {status_path(folder, job.name).name} cannot be read ({status[UNREADABLE]})"
     if status.get("request_sha256") != job.request_hash:
         return "its manifest row changed"
     if status.get("state") != "done":
@@ -153,9 +184,15 @@ def check_finished(
     outputs = status.get("outputs")
     if not isinstance(outputs, dict) or "video" not in outputs:
         return "its status lists no outputs"
+    for key, record in outputs.items():
+        # A hand-edited status: each output must be {"file": a name in this folder, "bytes": int, "sha256": str}.
+        file = record.get("file") if isinstance(record, dict) else None
+        if not (isinstance(file, str) and file and Path(file).name == file and isinstance(record.get("bytes"), int)
+                and isinstance(record.get("sha256"), str)):  # fmt: skip
+            return f"its status file {status_path(folder, job.name).name} is malformed (output {str(key)[:40]!r} is no file record)"
     expected = job.request(folder).num_video_frames
     for key, record in outputs.items():
-        path = Path(folder) / str(record.get("file", ""))
+        path = Path(folder) / record["file"]
         if not path.is_file():
             return f"its {key} output {path.name} is missing"
         if path.stat().st_size != record.get("bytes") or sha256_file(path) != record.get("sha256"):
@@ -280,7 +317,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
 def lost_job(job: Job, folder: str | Path, why: str) -> JobOutcome:
     """Record a job whose worker died under it (killed, out of memory, a crash in native code)."""
     previous = read_status(folder, job.name) or {}
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(BatchStopped):  # the next job's status says so, if it comes to that
         write_status(
             folder,
             job,

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
+from gen3c.batch.jobs import BatchStopped, GeneratorPool, JobOutcome, lost_job, run_job
 from gen3c.batch.manifest import Job
 from gen3c.errors import Gen3cInputError, terminate_like_ctrl_c
 
@@ -132,8 +132,10 @@ def run_processes(
                         )
                     restarts += 1
                     if restarts > len(jobs) + workers:
-                        raise RuntimeError(
-                            f"gen3c batch workers keep dying (last exit code {proc.exitcode})"
+                        raise BatchStopped(
+                            f"gen3c batch stopped: its worker processes keep dying as they start or run: "
+                            f"{restarts} died, the last with exit code {proc.exitcode}{_exit_meaning(proc.exitcode)}: "
+                            "find why (memory, the GPU driver), then rerun with --retry_failed"
                         ) from None
                     procs[i] = start(i)  # takes over the dead worker's share of the queue and its stop marker
                 if not any(proc.is_alive() for proc in procs.values()):
@@ -144,6 +146,8 @@ def run_processes(
                         )
                     unreported.clear()
                 continue
+            if kind == "stop":  # a worker that cannot go on, nor could any other (its BatchStopped)
+                raise BatchStopped(payload)
             if kind == "start":
                 in_flight[pid] = by_name[payload]
             else:
@@ -157,6 +161,20 @@ def run_processes(
                 proc.terminate()
                 proc.join(timeout=5)
         tasks.cancel_join_thread()
+
+
+def _exit_meaning(code: int | None) -> str:
+    """What a worker's exit code says, for the message: a signal's name (SIGKILL: often the
+    out-of-memory killer)."""
+    import signal
+
+    if code is None or code >= 0:
+        return ""
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return ""
+    return f" ({name}: often the out-of-memory killer)" if name == "SIGKILL" else f" ({name})"
 
 
 def _worker_main(device: str | None, threads: int, folder: str, tasks, results, parent: int) -> None:
@@ -175,6 +193,8 @@ def _worker_main(device: str | None, threads: int, folder: str, tasks, results, 
             results.put(("end", os.getpid(), run_job(job, folder, pool)))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the batch process reports it
         pass
+    except BatchStopped as exc:  # one line for the batch process to stop with, not a worker's traceback
+        results.put(("stop", os.getpid(), str(exc)))
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -22,12 +22,15 @@ from gen3c.errors import Gen3cInputError, describe_value, note
 from gen3c.io.atomic import check_output_name
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.request import (
+    MAYBE_PATH_FIELDS,
+    OPTION_PATH_FIELDS,
     PATH_FIELDS,
     RECORD_KEYS,
     GenerationRequest,
     check_generator,
     check_request,
     check_unused_settings,
+    may_name_no_path,
     resolve_paths,
 )
 
@@ -90,6 +93,8 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise Gen3cInputError(f"manifest {str(p)!r} does not exist: check the path") from None
+    except IsADirectoryError:
+        raise Gen3cInputError(f"manifest {str(p)!r} is a folder: pass the manifest file in it") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise Gen3cInputError(f"manifest {str(p)!r} cannot be read ({exc}): write it as UTF-8 text") from None
     problems: list[tuple[int, str]] = []  # (line, message) of every mistake found
@@ -115,6 +120,11 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
                 check_job_inputs(job, f"manifest {str(p)!r} line {line}")
         except Gen3cInputError as exc:
             problems.append((line, str(exc)))
+            continue
+        except OSError as exc:  # checking a path no file can have (a name too long for the file system)
+            shown = str(exc.filename if exc.filename is not None else "")
+            shown = shown if len(shown) <= 60 else f"{shown[:60]}…"
+            problems.append((line, f"manifest {str(p)!r} line {line}: path {shown!r} cannot be used ({exc.strerror or exc}): fix it"))
             continue
         if job.name in seen:
             problems.append((line, f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"))
@@ -158,15 +168,23 @@ def _all_problems(problems: list[tuple[int, str]], p: Path) -> str:
 def check_job_inputs(job: Job, where: str) -> None:
     """Refuse a job whose inputs are missing: no input or two, a named file that does not
     exist, image settings on a video input (:func:`~gen3c.pipelines.request.input_kind`'s
-    checks), an ``intrinsics`` that is neither 'fx,fy,cx,cy' nor a readable file — mistakes
-    found now rather than when the job comes up."""
+    checks), an ``intrinsics`` that is neither 'fx,fy,cx,cy' nor a readable file, a relative
+    name kept as a name (a hub id) that the run would read from the current folder instead —
+    mistakes found now rather than when the job comes up."""
     from gen3c.pipelines.request import input_kind
 
-    for key in PATH_FIELDS:
-        value = job.settings.get(key)
-        if isinstance(value, str) and not Path(value).exists():
+    for key, value in _path_settings(job):
+        if key in PATH_FIELDS or not may_name_no_path(key, value):
+            if key != "cache_dir" and not _exists(value):  # a cache folder is made when needed
+                raise Gen3cInputError(
+                    f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
+                )
+        elif not Path(value).expanduser().is_absolute() and _taken_from_here(key, value):
+            # Not beside the manifest (resolve_paths would have taken it), so kept as a name or hub
+            # id; yet the run would read this file or folder of the current folder instead.
             raise Gen3cInputError(
-                f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
+                f"{where}: {key} {value!r} is not in the manifest's folder, but is in the current folder ({Path.cwd()}), "
+                "which a manifest's relative paths do not start from: give its path from the manifest's folder, or an absolute one"
             )
     try:
         input_kind(job.request("."))
@@ -176,6 +194,36 @@ def check_job_inputs(job: Job, where: str) -> None:
             check_intrinsics_spec(job.settings["intrinsics"], "intrinsics")
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {exc}") from None
+
+
+def _path_settings(job: Job) -> list[tuple[str, str]]:
+    """(field, value) of every setting of the job that names or may name a file or folder."""
+    options = job.settings.get("generator_options") or {}
+    pairs = [(key, job.settings.get(key)) for key in (*PATH_FIELDS, *MAYBE_PATH_FIELDS)]
+    pairs += [(key, options.get(key)) for key in OPTION_PATH_FIELDS]
+    return [(key, value) for key, value in pairs if isinstance(value, str) and value]
+
+
+def _exists(value: str) -> bool:
+    """Whether the path exists; False for one no file can have (too long, an unknown ~user)."""
+    try:
+        return Path(value).expanduser().exists()
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: expanduser's unknown home
+        return False
+
+
+def _taken_from_here(key: str, value: str) -> bool:
+    """Whether a relative ``value`` kept as a name or hub id is read from the current folder when
+    the job runs: it exists here and is not a name its loader takes before the file system."""
+    from gen3c.depth.moge import MOGE_NAMES
+    from gen3c.depth.prior import PRIOR_NAME
+    from gen3c.models.weights import OFFICIAL_REPO
+
+    if (key == "depth_estimator" and value.strip().lower() in (PRIOR_NAME, *MOGE_NAMES)) or (
+        key == "checkpoint_dir" and value == OFFICIAL_REPO
+    ):
+        return False
+    return _exists(value)
 
 
 def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
@@ -387,6 +435,10 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
                 f"{where}: {', '.join(twice)} given both flat and in generator_options: give each once"
             )
         settings["generator_options"] = {**nested, **extra}
+    options = settings.get("generator_options")
+    for key in OPTION_PATH_FIELDS if isinstance(options, dict) else ():
+        if options.get(key) is not None and not isinstance(options[key], str):  # checked before anything reads it as a path
+            raise Gen3cInputError(f"{where}: {key} must be text (a path), got {describe_value(options[key])}")
     # Paths first: building the request may read one (a camera file's count of cameras).
     settings = resolve_paths(settings, base)
     # Type-check every setting now (the request's own check), not when the job comes up.

@@ -22,7 +22,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from gen3c.batch.jobs import JobOutcome, changed_input, check_finished, outcome_row, read_status
+from gen3c.batch.jobs import (
+    BatchStopped,
+    JobOutcome,
+    cannot_write,
+    changed_input,
+    check_finished,
+    outcome_row,
+    read_status,
+)
 from gen3c.batch.manifest import Job, load_manifest
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
@@ -105,8 +113,8 @@ def run_batch(
                 outcomes[job.name] = JobOutcome(
                     job.name,
                     "skipped",
-                    seconds=float(status.get("seconds", 0.0)),
-                    frames=outputs["video"].get("frames", 0),
+                    seconds=_number(status.get("seconds")),
+                    frames=int(_number(outputs["video"].get("frames"))),
                     video=outputs["video"]["file"],
                 )
                 continue
@@ -139,7 +147,7 @@ def run_batch(
             if progress and to_run
             else None
         )
-        interrupted: KeyboardInterrupt | None = None
+        interrupted: KeyboardInterrupt | BatchStopped | None = None
         try:
             for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job):
                 if outcome.name in notes:
@@ -149,22 +157,32 @@ def run_batch(
                     on_outcome(outcome)
                 if advance:
                     advance(1)
-        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (errors.Terminated)
+        except (KeyboardInterrupt, BatchStopped) as exc:  # Ctrl-C, SIGTERM (errors.Terminated), dying workers
             interrupted = exc
         finally:
             # 4. The summary table, also after an interrupt (jobs not reached are listed as such)
             ordered = [outcomes.get(job.name) or _not_run(job, folder, planned[job.name]) for job in jobs]
             summary_path = folder / SUMMARY_NAME
-            write_summary(summary_path, ordered)
+            try:
+                write_summary(summary_path, ordered)
+            except OSError as exc:
+                raise cannot_write(summary_path, exc) from None
     summary = BatchSummary(ordered, folder, summary_path)
     if interrupted is not None:
         counts = ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in summary.counts.items() if n)
         cut = sum(o.note.startswith("interrupted") for o in ordered)
+        # A BatchStopped says what to do itself.
+        stopped, fix = (("the batch stopped", ": run the same command again to continue") if isinstance(interrupted, KeyboardInterrupt)
+                        else (str(interrupted), ""))  # fmt: skip
         raise type(interrupted)(
-            f"the batch stopped ({counts}{f'; {cut} cut short while running' if cut else ''}); "
-            f"{summary_path} lists every job: run the same command again to continue"
+            f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {summary_path} lists every job{fix}"
         ) from None
     return summary
+
+
+def _number(value: object) -> float:
+    """A number of a status file (a hand edit may have made it anything), else 0."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0.0
 
 
 def grouped_by_generator(jobs: list[Job], folder: Path) -> list[Job]:

@@ -47,6 +47,8 @@ from gen3c.io.images import image_to_uint8
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
+#: Names of GEN3C's MoGe, taken before any file of that name.
+MOGE_NAMES = ("moge", "moge-v1", "moge-vitl")
 #: A name ending so is a checkpoint file (``model.pt``), never a hub id.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 #: GEN3C runs MoGe on the image plainly resized to this (H, W).
@@ -696,7 +698,7 @@ class MoGeV1(nn.Module):
 def is_moge_name(name_or_path: str) -> bool:
     """Whether ``name_or_path`` names MoGe: ``moge``, a hub id with "moge" in it, or a local
     ``.pt`` file / a folder holding ``model.pt`` without a transformers ``config.json``."""
-    if name_or_path.lower() in ("moge", "moge-v1", "moge-vitl"):
+    if name_or_path.lower() in MOGE_NAMES:
         return True
     p = Path(name_or_path).expanduser()
     if p.is_dir():
@@ -713,7 +715,7 @@ def resolve_moge_checkpoint(name_or_path: str) -> Path:
     Raises:
         Gen3cModelError: missing file, no network, unknown repository.
     """
-    if name_or_path.lower() in ("moge", "moge-v1", "moge-vitl"):
+    if name_or_path.lower() in MOGE_NAMES:
         name_or_path = MOGE_DEFAULT_REPO
     p = Path(name_or_path).expanduser()
     if p.is_file():

@@ -82,6 +82,15 @@ def recorded_size(data: Any) -> tuple[int, int] | None:
     return size if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size) else None
 
 
+def spec_numbers(spec: str) -> list[float] | None:
+    """The numbers of an intrinsics ``spec`` written as numbers ("fx,fy,cx,cy": commas, semicolons
+    or spaces), however many; None when it is not numbers (then it names a file)."""
+    try:
+        return [float(v) for v in spec.strip().replace(";", ",").replace(" ", ",").split(",") if v]
+    except ValueError:
+        return None
+
+
 def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, int] | None, str]:
     """(K as written, the (H, W) a JSON records or None, how messages name it)."""
     text = str(spec).strip()
@@ -91,10 +100,9 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     except (OSError, ValueError, RuntimeError):  # unknown ~user, NUL bytes, over-long names
         is_file = False
     if not is_file:
-        try:
-            values = [float(v) for v in text.replace(";", ",").replace(" ", ",").split(",") if v]
-        except ValueError:
-            raise Gen3cInputError(f"{name} {text!r} is neither 'fx,fy,cx,cy' nor an existing file: check it") from None
+        values = spec_numbers(text)
+        if values is None:
+            raise Gen3cInputError(f"{name} {text!r} is neither 'fx,fy,cx,cy' nor an existing file: check it")
         return _from_values(values, name, text), None, f"{name} {text!r}"
     made_for = None
     suffix = p.suffix.lower()

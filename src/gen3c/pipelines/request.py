@@ -633,17 +633,18 @@ def check_frame_size(resolution: str, generator) -> None:
 
 #: Request fields that always name files.
 PATH_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file")
-#: Fields that name a file or something else (numbers, a hub id): resolved only when the file exists.
+#: Fields that name a file or something else (numbers, a name, a hub id).
 MAYBE_PATH_FIELDS = ("intrinsics", "depth_estimator")
-#: gen3c generator options that name a file or folder (or a hub id): resolved only when it exists.
+#: gen3c generator options that name a file or folder (``checkpoint_dir`` also GEN3C's hub id).
 OPTION_PATH_FIELDS = ("checkpoint_dir", "lora", "cache_dir")
 
 
 def resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
     """``settings`` (a request's, by field) with the relative paths they name resolved against
-    ``base``: :data:`PATH_FIELDS` always, :data:`MAYBE_PATH_FIELDS` and the generator options'
-    :data:`OPTION_PATH_FIELDS` only where that names an existing file or folder ("fx,fy,cx,cy",
-    'moge' and hub ids stay). Batch manifests resolve against their folder, run records against
+    ``base``: :data:`PATH_FIELDS` always; :data:`MAYBE_PATH_FIELDS` and the generator options'
+    :data:`OPTION_PATH_FIELDS` when the value is a path — a file or folder under ``base``, or a
+    value that can be nothing else (:func:`may_name_no_path`: "fx,fy,cx,cy", 'moge' and an
+    ``org/name`` hub id stay). Batch manifests resolve against their folder, run records against
     the folder the run started in."""
     out = dict(settings)
     for key in PATH_FIELDS:
@@ -651,13 +652,28 @@ def resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
             out[key] = str(_against(out[key], base))
     for key in MAYBE_PATH_FIELDS:
         if isinstance(out.get(key), str):
-            out[key] = _if_file(out[key], base)
+            out[key] = _if_path(key, out[key], base)
     options = out.get("generator_options")
     if isinstance(options, dict):
         out["generator_options"] = {
-            key: _if_file(value, base) if key in OPTION_PATH_FIELDS and isinstance(value, str) else value for key, value in options.items()
+            key: _if_path(key, value, base) if key in OPTION_PATH_FIELDS and isinstance(value, str) else value for key, value in options.items()
         }
     return out
+
+
+def may_name_no_path(key: str, value: str) -> bool:
+    """Whether ``value`` of the path-or-other field ``key`` may be something other than a path:
+    numbers for ``intrinsics``; a name or an ``org/name`` hub id for ``depth_estimator`` and
+    ``checkpoint_dir`` (not one starting with '.' or '~', with two '/' or more, or a ``.pt`` file);
+    never for ``lora`` and ``cache_dir``."""
+    if key == "intrinsics":
+        from gen3c.io.intrinsics import spec_numbers
+
+        return spec_numbers(value) is not None
+    if key in ("depth_estimator", "checkpoint_dir"):
+        text = value.strip()
+        return bool(text) and not text.startswith((".", "~")) and text.count("/") <= 1 and not text.lower().endswith((".pt", ".pth"))
+    return False
 
 
 def _against(value: str, base: Path) -> Path:
@@ -665,12 +681,14 @@ def _against(value: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _if_file(value: str, base: Path) -> str:
-    """``value`` resolved against ``base`` when that names an existing file or folder; else as is
-    ("fx,fy,cx,cy", a hub id, 'moge')."""
+def _if_path(key: str, value: str, base: Path) -> str:
+    """``value`` resolved against ``base`` when it is a relative path: a file or folder there, or
+    a value that can be nothing else; else as is ("fx,fy,cx,cy", a hub id, 'moge')."""
     try:
         candidate = _against(value, base)
-        return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+        if Path(value).expanduser().is_absolute() or not (candidate.exists() or not may_name_no_path(key, value)):
+            return value
+        return str(candidate)
     except (OSError, ValueError, RuntimeError):
         return value
 
