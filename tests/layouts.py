@@ -188,10 +188,10 @@ def write_h264(path: Path, rgb: np.ndarray, gop: int = 4, bframes: int = 2, code
     return path
 
 
-def write_sample(folder: Path, rgb, depth, mask, w2c, K) -> Path:
+def write_sample(folder: Path, rgb, depth, mask, w2c, K, fps: float = 24) -> Path:
     """GEN3C's sample directory ("distributed format")."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_video(folder / "rgb.mp4", rgb, quality=10)
+    write_video(folder / "rgb.mp4", rgb, fps=fps, quality=10)
     np.savez_compressed(folder / "depth.npz", depth=depth.astype(np.float16))
     np.savez_compressed(folder / "mask.npz", mask=mask.astype(bool))
     np.savez(

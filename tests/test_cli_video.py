@@ -73,6 +73,20 @@ def test_sample_directory_video_to_video(inputs, clip, tmp_path):
     assert run["input_image_path"] == str(inputs["sample"])
 
 
+def test_a_video_input_plays_at_its_own_frame_rate(clip, tmp_path):
+    """One output frame per input frame: a 30 fps clip was written at GEN3C's 24, playing 25 % slow."""
+    rgb, depth, ids, w2c, K = clip
+    sample = write_sample(tmp_path / "s", rgb[:5], depth[:5], depth[:5] > 0, w2c[:5], K[:5], fps=30)
+    vipe = write_vipe(tmp_path / "v", "walk", rgb[:5], depth[:5], w2c[:5], K[:5], fps=12.5)
+    for args, fps in ((["--input_image_path", sample], 30), (["--vipe_path", vipe], 12.5), (["--vipe_path", vipe, "--fps", 20], 20)):
+        out = tmp_path / f"out{fps}"
+        res = invoke(*args, "--resolution", RES, "--num_video_frames", 5, "--movement_distance", 0, "--video_save_folder", out)
+        assert res.exit_code == 0, res.output
+        assert read_video(out / "output.mp4")[1] == pytest.approx(fps)
+        assert json.loads((out / "output_run.json").read_text())["fps"] == fps  # and a re-run keeps it
+        assert json.loads((out / "output_cameras.json").read_text())["fps"] == pytest.approx(fps)
+
+
 def test_vipe_video_to_video_starting_frame_and_buffers(inputs, clip, tmp_path):
     res = invoke("--vipe_path", inputs["vipe"], "--vipe_starting_frame_idx", 2, "--resolution", RES, "--num_video_frames", 12,
                  "--movement_distance", 0, "--save_buffer", "--video_save_folder", tmp_path)  # fmt: skip

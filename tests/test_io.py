@@ -656,6 +656,23 @@ def test_ply_round_trip(tmp_path):
     assert (tmp_path / "copy.ply").read_bytes() == (tmp_path / "p.ply").read_bytes()
 
 
+def test_ply_colours_of_other_types_read_as_0_to_255(tmp_path):
+    """Float [0, 1] colours (Open3D's tensor API) were cast to uint8, all black; 16-bit ones wrapped."""
+    import plyfile
+
+    def ply(kind, values):
+        vertex = np.zeros(len(values), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", kind), ("green", kind), ("blue", kind)])
+        vertex["red"], vertex["green"], vertex["blue"] = np.asarray(values, dtype=kind).T
+        plyfile.PlyData([plyfile.PlyElement.describe(vertex, "vertex")]).write(str(tmp_path / "c.ply"))
+        return read_ply(tmp_path / "c.ply")[1].tolist()
+
+    assert ply("f4", [[0.0, 0.5, 1.0]]) == [[0, 128, 255]]
+    assert ply("u2", [[0, 257, 65535]]) == [[0, 1, 255]]
+    assert ply("i4", [[0, 7, 255]]) == [[0, 7, 255]]
+    with pytest.raises(Gen3cInputError, match=r"c\.ply' has float colours outside \[0, 1\] \(from 0 to 255\): write red, green, blue as 0–255 uchar$"):
+        ply("f4", [[0.0, 255.0, 3.0]])
+
+
 def test_ply_mistakes_are_one_line_errors(tmp_path):
     # Before: numpy's broadcast ValueError, an AttributeError, a silently dropped 4th column,
     # FileNotFoundError and UnicodeDecodeError.

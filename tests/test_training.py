@@ -664,7 +664,7 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
 
 
 @pytest.mark.parametrize(
-    "case", ["vipe_as_sample", "sample_as_vipe", "parent_folder", "empty_folder", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
+    "case", ["vipe_as_sample", "sample_as_vipe", "parent_folder", "empty_folder", "pickled_pt", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
              "batch_over_videos", "batch_over_procedural", "tokenizer_batch", "distill_batch"]
 )
 def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkeypatch, case):
@@ -675,6 +675,10 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
     rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
     vipe = write_vipe(tmp_path / "vipe", "clip", rgb, depth, w2c, K)
     (tmp_path / "empty").mkdir()
+    import argparse
+
+    pickled = tmp_path / "sample.pt"  # a legacy .pt that only full unpickling loads
+    torch.save((torch.zeros(9, 3, H, W), torch.ones(9, 1, H, W), torch.ones(9, 1, H, W), w2c[:9], argparse.Namespace(K=K)), pickled)
     sample = {"kind": "sample", "resolution": [H, W], "num_frames": 9}
     cfg, match = {
         # The reader's advice was generate's ("pass it as --vipe_path") beside the config's.
@@ -684,6 +688,9 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
         "parent_folder": ({"data": {**sample, "paths": [str(sample_dir.parent)]}},
                           r"data\.paths\[0\] .*\(it holds 1 sample folders, e\.g\. 'batch_0000': list those in data\.paths"),
         "empty_folder": ({"data": {**sample, "paths": [str(tmp_path / "empty")]}}, r"data\.paths\[0\] .* lacks rgb\.mp4"),
+        # The advice was "pass --trust_checkpoint", a flag gen3c train does not have.
+        "pickled_pt": ({"data": {**sample, "paths": [str(pickled)]}},
+                       r"data\.paths\[0\] .* which can run code: convert it to a sample directory \(rgb\.mp4, depth\.npz, mask\.npz, camera\.npz\), which is read without unpickling$"),
         "missing_checkpoint": ({"model": {"checkpoint": str(tmp_path / "nowhere")}}, r"nowhere"),
         "bad_transformer": ({"model": {"transformer": {"num_layerz": 2}}}, r"model\.transformer = .* does not make a CosmosTransformer3DModel .*num_layerz"),
         # A number where the DiT takes a list ended in a TypeError traceback.

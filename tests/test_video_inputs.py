@@ -287,8 +287,10 @@ def test_legacy_pt_weights_only_and_trust(tmp_path, clip):
     stack = read_sample(tmp_path / "sample.pt", (64, 128))
     assert len(stack) == 3 and torch.allclose(stack.w2c, w2c[:3])
     torch.save((*tensors[:4], Opaque(K[:3])), tmp_path / "pickled.pt")
-    with pytest.raises(Gen3cInputError, match="--trust_checkpoint"):
+    with pytest.raises(Gen3cInputError, match=r"convert it to a sample directory \(rgb\.mp4, .*\), or pass trust_checkpoint=True if you trust its source$"):
         read_sample(tmp_path / "pickled.pt", (64, 128))
+    with pytest.raises(Gen3cInputError, match=r", or pass --trust_checkpoint if you trust its source$"):
+        read_sample(tmp_path / "pickled.pt", (64, 128), grant_trust="pass --trust_checkpoint")
 
 
 def test_legacy_pt_errors_name_the_files_frame(tmp_path, clip):

@@ -309,7 +309,7 @@ GuiEstimatorOpt = Annotated[
     str, typer.Option("--depth_estimator", help="Depth estimator for an image loaded without depth (or without a camera): " + ESTIMATORS)
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the gen3c generator's sampler (the preview draws no random numbers).")]
-FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate of the written video (default: the --camera_file's, else 24 as GEN3C).")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate of the written video (default: the --camera_file's, else a video input's own, else 24 as GEN3C).")]
 ResumeOpt = Annotated[
     bool,
     typer.Option(

@@ -12,7 +12,8 @@ A sample directory holds::
 The legacy form is one ``.pt`` file with the same five tensors (image (T, 3, H, W) in [−1, 1],
 depth (T, 1, H, W), mask (T, 1, H, W), w2c, intrinsics). It is a pickle: it is loaded with
 ``torch.load(weights_only=True)`` only; a file that needs full unpickling (which can run code)
-is refused unless the caller passes ``trust_checkpoint=True`` (CLI ``--trust_checkpoint``).
+is refused unless the caller passes ``trust_checkpoint=True`` (``gen3c generate --trust_checkpoint``;
+``gen3c train`` never grants it).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def read_sample(
     resize_mode: str = "crop",
     mask_invalid_depth: bool = False,
     trust_checkpoint: bool = False,
+    grant_trust: str | None = "pass trust_checkpoint=True",
 ) -> FrameStack:
     """Read a GEN3C sample directory (or legacy ``.pt``) at the working resolution.
 
@@ -61,13 +63,16 @@ def read_sample(
         start: first frame to use; ``num_frames``: how many (None: to the end).
         mask_invalid_depth: leave NaN/inf depth out of the cache instead of placing it far away
             (GEN3C's treatment, :func:`gen3c.io.depth.fill_invalid_depth`).
+        trust_checkpoint: allow full unpickling (which can run code) of a legacy ``.pt``.
+        grant_trust: how the caller's user grants that, for the refusal's advice (e.g.
+            ``"pass --trust_checkpoint"``); None where they cannot.
     Raises:
         Gen3cInputError: missing files or keys, wrong shapes, frame counts that disagree, bad
             values, ``start`` past the end.
     """
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".pt":
-        return _read_pt(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, trust_checkpoint)
+        return _read_pt(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, trust_checkpoint, grant_trust)
     if p.is_dir():
         return _read_dir(p, resolution, start, num_frames, resize_mode, mask_invalid_depth)
     if p.is_file() and p.name in SAMPLE_FILES:
@@ -165,11 +170,12 @@ def _read_pt(
     resize_mode: str,
     mask_invalid_depth: bool,
     trust_checkpoint: bool,
+    grant_trust: str | None,
 ) -> FrameStack:
     """The legacy ``.pt`` sample, memory-mapped where torch can (a file saved by torch ≥ 1.6), so
     that only the frames used are read; each is brought to the working resolution in turn."""
     name = f"sample {str(path)!r}"
-    data = _load_pt(path, name, trust_checkpoint)
+    data = _load_pt(path, name, trust_checkpoint, grant_trust)
     if (
         not isinstance(data, (tuple, list))
         or len(data) != 5
@@ -216,16 +222,17 @@ def _read_pt(
     return fitter.stack(w2c_t, K_t, frame_indices=list(range(start, stop)))
 
 
-def _load_pt(path: Path, name: str, trust_checkpoint: bool):
+def _load_pt(path: Path, name: str, trust_checkpoint: bool, grant_trust: str | None):
     """``torch.load`` of the file, ``weights_only`` unless the caller trusts it."""
     try:
         try:
             return _mapped(lambda mmap: torch.load(path, map_location="cpu", weights_only=True, mmap=mmap))
         except pickle.UnpicklingError:
             if not trust_checkpoint:
+                convert = f"convert it to a sample directory ({', '.join(SAMPLE_FILES)})"
                 raise Gen3cInputError(
                     f"{name} holds Python objects that only full unpickling can load, which can run code: "
-                    "convert it to a sample directory, or pass --trust_checkpoint if you trust its source"
+                    + (f"{convert}, or {grant_trust} if you trust its source" if grant_trust else f"{convert}, which is read without unpickling")
                 ) from None
             return _mapped(lambda mmap: torch.load(path, map_location="cpu", weights_only=False, mmap=mmap))
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:

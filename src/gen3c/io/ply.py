@@ -42,10 +42,12 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
 
 def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
     """Read a point cloud with colours (what :func:`write_ply` writes): (N, 3) float32 points
-    and (N, 3) uint8 colours.
+    and (N, 3) uint8 colours. Colours stored otherwise are brought to 0–255: float in [0, 1]
+    (as Open3D's tensor API writes them), 16-bit 0–65535, other integers 0–255.
 
     Raises:
-        Gen3cInputError: a missing file, one that is no PLY, or a PLY without coloured vertices.
+        Gen3cInputError: a missing file, one that is no PLY, a PLY without coloured vertices, or
+            colours out of their type's range.
     """
     p = Path(path)
     PlyData = require("plyfile", f"reading the point cloud {str(p)!r}").PlyData
@@ -58,7 +60,21 @@ def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
     try:
         v = ply["vertex"].data
         points = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float32)
-        colors = np.stack([v["red"], v["green"], v["blue"]], axis=1).astype(np.uint8)
+        colors = np.stack([v["red"], v["green"], v["blue"]], axis=1)
     except (KeyError, ValueError) as exc:  # plyfile: a missing element or property
         raise Gen3cInputError(f"point cloud {str(p)!r} has no coloured vertices (x, y, z, red, green, blue; missing {exc}): pass a coloured point cloud") from None
-    return torch.from_numpy(points), torch.from_numpy(colors)
+    return torch.from_numpy(points), torch.from_numpy(_colors_uint8(colors, p))
+
+
+def _colors_uint8(colors: np.ndarray, p: Path) -> np.ndarray:
+    """PLY colours of any property type as 0–255 (a plain cast made float [0, 1] colours black
+    and wrapped 16-bit ones)."""
+    if colors.dtype == np.uint8:
+        return colors
+    kind, top = ("float", 1.0) if colors.dtype.kind == "f" else ("16-bit", 65535) if colors.dtype == np.uint16 else ("integer", 255)
+    values = colors.astype(np.float64)
+    if len(values) and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= top):
+        raise Gen3cInputError(
+            f"point cloud {str(p)!r} has {kind} colours outside [0, {top:g}] (from {values.min():g} to {values.max():g}): write red, green, blue as 0–255 uchar"
+        )
+    return (values * (255 / top)).round().astype(np.uint8)

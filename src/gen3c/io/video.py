@@ -335,6 +335,21 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
     return VideoIndex(len(pts), fps, tuple(ordered), tuple((rank[t], t) for t in keys))
 
 
+def video_rate(path: str | os.PathLike) -> float | None:
+    """A video's frame rate as :func:`probe_video` gives it, from the file's header alone; None
+    when the file does not say or cannot be opened (its reader then says what is wrong)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+    except (av.error.FFmpegError, OSError, ValueError, IndexError):
+        return None
+    return float(rate) if rate else None
+
+
 def _avc_nal_length(stream) -> int | None:
     """Bytes of the NAL unit lengths of an H.264 stream stored as in mp4 (``avcC``); else None."""
     extradata = stream.codec_context.extradata

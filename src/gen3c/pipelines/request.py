@@ -428,7 +428,7 @@ def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, in
     else:
         from gen3c.io.gen3c_sample import read_sample
 
-        frames = read_sample(request.input_image_path, size, trust_checkpoint=request.trust_checkpoint, **common)
+        frames = read_sample(request.input_image_path, size, trust_checkpoint=request.trust_checkpoint, grant_trust="pass --trust_checkpoint", **common)
     T, n = request.num_video_frames, len(frames)
     if n < T:  # GEN3C pads the clip with its last frame too (vipe_utils.py), silently
         note(

@@ -14,6 +14,7 @@ import math
 import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -77,7 +78,7 @@ class GenerationRequest:
     video_save_name: str = "output"
     save_buffer: bool = False
     save_point_cloud: bool = False
-    #: None: the camera file's frame rate, else GEN3C's 24 (:func:`default_fps`), set on construction.
+    #: None: the camera file's frame rate, else a video input's, else GEN3C's 24 (:func:`default_fps`), set on construction.
     fps: float | None = None
     #: Not a field (no setting, not in :meth:`to_dict`): an :class:`~gen3c.pipelines.request.InMemoryInput` standing for
     #: ``input_image_path`` and/or ``depth_path``, set by :func:`~gen3c.pipelines.request.generate` for arrays handed over in Python.
@@ -187,9 +188,32 @@ def default_fps(request: GenerationRequest) -> float:
     """The frame rate of a run that names none: its camera file's
     (:func:`~gen3c.io.camera_files.camera_dict_fps`; a nerfstudio camera_path's entries / seconds,
     as ns-render plays it), so a path made at 12 fps (in the GUI, in nerfstudio) replays at its
-    own speed; else GEN3C's 24."""
+    own speed; else a video input's own (output frame t renders input frame t, so a 30 fps clip
+    written at 24 would play 25 % slow), brought into [MIN_FPS, MAX_FPS]; else GEN3C's 24. (The
+    network is told GEN3C's 24 whatever the file's rate, as GEN3C does.)"""
     fps = None if request.camera_file is None else request.read_camera_file().fps
+    if fps is None:
+        rate = _input_video_rate(request)
+        fps = None if rate is None else min(max(rate, MIN_FPS), MAX_FPS)
     return 24.0 if fps is None else fps
+
+
+def _input_video_rate(request: GenerationRequest) -> float | None:
+    """The frame rate of a video input's mp4 (a sample directory's ``rgb.mp4``, a ViPE clip's);
+    None for other inputs, or where the path is wrong (the input's reader then says so)."""
+    from gen3c.io.video import video_rate
+
+    if request.vipe_path is not None:
+        from gen3c.io.vipe import resolve_vipe
+
+        try:
+            root, clip = resolve_vipe(request.vipe_path, request.vipe_clip)
+        except Gen3cInputError:
+            return None
+        return video_rate(root / "rgb" / f"{clip}.mp4")
+    if request.input_image_path is not None and Path(request.input_image_path).is_dir():
+        return video_rate(Path(request.input_image_path) / "rgb.mp4")
+    return None
 
 
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
