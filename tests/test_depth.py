@@ -416,6 +416,32 @@ def test_exported_depth_with_untrusted_pixels_fed_back_reproduces_the_run(box_sc
     assert torch.equal(back.mask, estimate.mask) and median_depth(back) == median_depth(estimate) < 3
 
 
+@pytest.mark.parametrize("resolution", ["48x80", "40x96"])
+def test_depth_exported_at_the_working_size_of_a_stretch_run_reproduces_it_bit_for_bit(box_scene, tmp_path, monkeypatch, resolution):
+    """Under --resize_mode stretch the direct run estimates at the working size; exported there
+    (`gen3c depth --resolution`) and fed back, the cache and cameras are the run's, bit for bit.
+    The depth was resized (nearest) to the 96×160 photo and back (bilinear): close, not equal; at
+    another aspect ratio than the photo's (40×96) it was refused."""
+    import gen3c.depth
+    from gen3c.depth.export import save_depth_outputs
+    from gen3c.io.resolution import parse_resolution
+    from gen3c.pipelines.request import GenerationRequest, load_scene
+
+    image_path, _, image, _ = box_scene
+    monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", lambda *args, **kwargs: SkyEstimator())
+    estimate = SkyEstimator().estimate((image + 1) / 2, size=parse_resolution(resolution))
+    paths = save_depth_outputs(estimate, (image + 1) / 2, tmp_path, "photo")
+    common = {"input_image_path": str(image_path), "resolution": resolution, "num_video_frames": 5, "resize_mode": "stretch",
+              "trajectory_scale": "median_depth"}  # fmt: skip
+    direct = load_scene(GenerationRequest(**common))
+    with pytest.warns(UserWarning, match="as recorded in photo_depth.json"):
+        fed = load_scene(GenerationRequest(**common, depth_path=str(paths["npy"])))
+    assert torch.equal(fed.cameras.w2c, direct.cameras.w2c) and torch.equal(fed.cameras.K, direct.cameras.K)
+    assert torch.equal(fed.first_frame, direct.first_frame)
+    for fed_part, direct_part in zip(fed.plan.point_cloud(), direct.plan.point_cloud(), strict=True):
+        assert torch.equal(fed_part, direct_part)
+
+
 @pytest.mark.parametrize("scale", ["auto", "median_depth"])
 def test_an_estimate_in_memory_runs_as_its_export_fed_back(box_scene, tmp_path, scale):
     """`gen3c.generate(image, depth=estimate)` with a `DepthEstimate` in memory makes the cameras
