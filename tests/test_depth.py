@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -122,10 +123,12 @@ def test_prior_needs_no_weights_and_has_median_one():
     assert (est.depth[:24] == 1.0).all()  # wall above the horizon
 
 
-def test_fallback_to_prior_says_why(tmp_path):
-    estimator, notice = load_depth_estimator_or_prior(str(tmp_path / "missing" / "model.pt"))
+def test_fallback_to_prior_says_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    estimator, notice = load_depth_estimator_or_prior("moge")
     assert isinstance(estimator, GeometricPriorEstimator)
-    assert "does not exist" in notice and "geometric prior" in notice and "--depth_path" in notice
+    assert "not in the local Hugging Face cache" in notice and "geometric prior" in notice and "--depth_path" in notice
     estimator, notice = load_depth_estimator_or_prior("prior")
     assert notice is None
 
@@ -134,8 +137,37 @@ def test_unknown_local_paths_are_clear_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(Gen3cModelError, match="neither a MoGe model.pt nor a transformers folder"):
         load_depth_estimator(str(tmp_path / "notes.txt"))
-    with pytest.raises(Gen3cModelError, match="does not exist"):
+    with pytest.raises(Gen3cInputError, match="does not exist: check the path, or pass moge, prior, depth_pro"):
         load_depth_estimator("./no/such/model")
+
+
+@pytest.mark.parametrize(
+    "name, said",
+    [("mogee", "unknown (did you mean 'moge'?)"), ("Depth_Pro", "unknown (did you mean 'depth_pro'?)"),
+     ("zoe depth", "unknown (did you mean 'zoedepth'?)"), ("midas", "unknown: pass"), ("", "empty"),
+     ("checkpoints/model.pt", "does not exist"), ("a/b/c", "does not exist")],
+)  # fmt: skip
+def test_a_mistyped_estimator_is_refused_not_replaced_by_the_prior(tmp_path, monkeypatch, name, said):
+    """A name that is no estimator, no existing path and no hub id ("owner/name") is a typo: one
+    line naming the choices (and the closest), never a preview on the prior's made-up depth. It
+    used to be taken for weights that cannot be fetched (a missing MoGe checkpoint, a hub id to
+    try), so the preview fell back to the prior with a note, as when offline."""
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "i.png")
+    with pytest.raises(Gen3cInputError, match=re.escape(said)) as caught:
+        load_depth_estimator_or_prior(name)
+    assert not isinstance(caught.value, Gen3cModelError) and "\n" not in str(caught.value)
+    assert "pass moge, prior, depth_pro, depth_anything_v2, zoedepth, a hub id OWNER/NAME or a local model.pt" in str(caught.value)
+    with pytest.raises(Gen3cInputError, match=re.escape(said)):
+        load_source(GenerationRequest(input_image_path="i.png", depth_estimator=name, resolution="16x16", generator="preview"))
+    # Weights that cannot be fetched (offline) still fall back, the note saying why.
+    for offline in ("moge", "someone/moge-weights", "someone/depth-model"):
+        estimator, notice = load_depth_estimator_or_prior(offline)
+        assert isinstance(estimator, GeometricPriorEstimator) and "not in the local Hugging Face cache" in notice
 
 
 def test_a_missing_checkpoint_file_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
@@ -145,7 +177,7 @@ def test_a_missing_checkpoint_file_is_not_looked_up_on_the_hub(tmp_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     for name in ("checkpoints/model.pt", "weights/moge.PTH"):
-        with pytest.raises(Gen3cModelError, match=rf"{name.replace('.', '[.]')}' does not exist"):
+        with pytest.raises(Gen3cInputError, match=rf"{name.replace('.', '[.]')}' does not exist"):
             load_depth_estimator(name)
 
 

@@ -47,6 +47,8 @@ from gen3c.io.images import image_to_uint8
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
+#: Short names of GEN3C's MoGe, :data:`MOGE_DEFAULT_REPO`.
+MOGE_NAMES = ("moge", "moge-v1", "moge-vitl")
 #: A name ending so is a checkpoint file (``model.pt``), never a hub id.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 #: GEN3C runs MoGe on the image plainly resized to this (H, W).
@@ -696,7 +698,7 @@ class MoGeV1(nn.Module):
 def is_moge_name(name_or_path: str) -> bool:
     """Whether ``name_or_path`` names MoGe: ``moge``, a hub id with "moge" in it, or a local
     ``.pt`` file / a folder holding ``model.pt`` without a transformers ``config.json``."""
-    if name_or_path.lower() in ("moge", "moge-v1", "moge-vitl"):
+    if name_or_path.lower() in MOGE_NAMES:
         return True
     p = Path(name_or_path).expanduser()
     if p.is_dir():
@@ -713,7 +715,7 @@ def resolve_moge_checkpoint(name_or_path: str) -> Path:
     Raises:
         Gen3cModelError: missing file, no network, unknown repository.
     """
-    if name_or_path.lower() in ("moge", "moge-v1", "moge-vitl"):
+    if name_or_path.lower() in MOGE_NAMES:
         name_or_path = MOGE_DEFAULT_REPO
     p = Path(name_or_path).expanduser()
     if p.is_file():
@@ -801,7 +803,7 @@ class MoGeEstimator:
     ) -> None:
         if backend not in ("auto", "official", "gen3c"):
             raise ValueError(f"backend must be auto, official or gen3c, got {backend!r}")
-        self.name = f"moge:{MOGE_DEFAULT_REPO if name_or_path.lower() in ('moge', 'moge-v1', 'moge-vitl') else name_or_path}"
+        self.name = f"moge:{MOGE_DEFAULT_REPO if name_or_path.lower() in MOGE_NAMES else name_or_path}"
         self.inference_size = inference_size
         self.use_fp16 = torch.device(device).type == "cuda" if use_fp16 is None else use_fp16
         path = resolve_moge_checkpoint(name_or_path)
