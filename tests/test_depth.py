@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -122,10 +123,12 @@ def test_prior_needs_no_weights_and_has_median_one():
     assert (est.depth[:24] == 1.0).all()  # wall above the horizon
 
 
-def test_fallback_to_prior_says_why(tmp_path):
-    estimator, notice = load_depth_estimator_or_prior(str(tmp_path / "missing" / "model.pt"))
+def test_fallback_to_prior_says_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    estimator, notice = load_depth_estimator_or_prior("moge")
     assert isinstance(estimator, GeometricPriorEstimator)
-    assert "does not exist" in notice and "geometric prior" in notice and "--depth_path" in notice
+    assert "not in the local Hugging Face cache" in notice and "geometric prior" in notice and "--depth_path" in notice
     estimator, notice = load_depth_estimator_or_prior("prior")
     assert notice is None
 
@@ -134,8 +137,37 @@ def test_unknown_local_paths_are_clear_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(Gen3cModelError, match="neither a MoGe model.pt nor a transformers folder"):
         load_depth_estimator(str(tmp_path / "notes.txt"))
-    with pytest.raises(Gen3cModelError, match="does not exist"):
+    with pytest.raises(Gen3cInputError, match="does not exist: check the path, or pass moge, prior, depth_pro"):
         load_depth_estimator("./no/such/model")
+
+
+@pytest.mark.parametrize(
+    "name, said",
+    [("mogee", "unknown (did you mean 'moge'?)"), ("Depth_Pro", "unknown (did you mean 'depth_pro'?)"),
+     ("zoe depth", "unknown (did you mean 'zoedepth'?)"), ("midas", "unknown: pass"), ("", "empty"),
+     ("checkpoints/model.pt", "does not exist"), ("a/b/c", "does not exist")],
+)  # fmt: skip
+def test_a_mistyped_estimator_is_refused_not_replaced_by_the_prior(tmp_path, monkeypatch, name, said):
+    """A name that is no estimator, no existing path and no hub id ("owner/name") is a typo: one
+    line naming the choices (and the closest), never a preview on the prior's made-up depth. It
+    used to be taken for weights that cannot be fetched (a missing MoGe checkpoint, a hub id to
+    try), so the preview fell back to the prior with a note, as when offline."""
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "i.png")
+    with pytest.raises(Gen3cInputError, match=re.escape(said)) as caught:
+        load_depth_estimator_or_prior(name)
+    assert not isinstance(caught.value, Gen3cModelError) and "\n" not in str(caught.value)
+    assert "pass moge, prior, depth_pro, depth_anything_v2, zoedepth, a hub id OWNER/NAME or a local model.pt" in str(caught.value)
+    with pytest.raises(Gen3cInputError, match=re.escape(said)):
+        load_source(GenerationRequest(input_image_path="i.png", depth_estimator=name, resolution="16x16", generator="preview"))
+    # Weights that cannot be fetched (offline) still fall back, the note saying why.
+    for offline in ("moge", "someone/moge-weights", "someone/depth-model"):
+        estimator, notice = load_depth_estimator_or_prior(offline)
+        assert isinstance(estimator, GeometricPriorEstimator) and "not in the local Hugging Face cache" in notice
 
 
 def test_a_missing_checkpoint_file_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
@@ -145,7 +177,7 @@ def test_a_missing_checkpoint_file_is_not_looked_up_on_the_hub(tmp_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     for name in ("checkpoints/model.pt", "weights/moge.PTH"):
-        with pytest.raises(Gen3cModelError, match=rf"{name.replace('.', '[.]')}' does not exist"):
+        with pytest.raises(Gen3cInputError, match=rf"{name.replace('.', '[.]')}' does not exist"):
             load_depth_estimator(name)
 
 
@@ -414,6 +446,32 @@ def test_exported_depth_with_untrusted_pixels_fed_back_reproduces_the_run(box_sc
         assert torch.equal(fed_part, direct_part)
     back = load_user_depth(paths["npy"], estimate.size)
     assert torch.equal(back.mask, estimate.mask) and median_depth(back) == median_depth(estimate) < 3
+
+
+@pytest.mark.parametrize("resolution", ["48x80", "40x96"])
+def test_depth_exported_at_the_working_size_of_a_stretch_run_reproduces_it_bit_for_bit(box_scene, tmp_path, monkeypatch, resolution):
+    """Under --resize_mode stretch the direct run estimates at the working size; exported there
+    (`gen3c depth --resolution`) and fed back, the cache and cameras are the run's, bit for bit.
+    The depth was resized (nearest) to the 96×160 photo and back (bilinear): close, not equal; at
+    another aspect ratio than the photo's (40×96) it was refused."""
+    import gen3c.depth
+    from gen3c.depth.export import save_depth_outputs
+    from gen3c.io.resolution import parse_resolution
+    from gen3c.pipelines.request import GenerationRequest, load_scene
+
+    image_path, _, image, _ = box_scene
+    monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", lambda *args, **kwargs: SkyEstimator())
+    estimate = SkyEstimator().estimate((image + 1) / 2, size=parse_resolution(resolution))
+    paths = save_depth_outputs(estimate, (image + 1) / 2, tmp_path, "photo")
+    common = {"input_image_path": str(image_path), "resolution": resolution, "num_video_frames": 5, "resize_mode": "stretch",
+              "trajectory_scale": "median_depth"}  # fmt: skip
+    direct = load_scene(GenerationRequest(**common))
+    with pytest.warns(UserWarning, match="as recorded in photo_depth.json"):
+        fed = load_scene(GenerationRequest(**common, depth_path=str(paths["npy"])))
+    assert torch.equal(fed.cameras.w2c, direct.cameras.w2c) and torch.equal(fed.cameras.K, direct.cameras.K)
+    assert torch.equal(fed.first_frame, direct.first_frame)
+    for fed_part, direct_part in zip(fed.plan.point_cloud(), direct.plan.point_cloud(), strict=True):
+        assert torch.equal(fed_part, direct_part)
 
 
 @pytest.mark.parametrize("scale", ["auto", "median_depth"])

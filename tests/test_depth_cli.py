@@ -92,6 +92,18 @@ def test_generate_without_depth_falls_back_to_the_prior_and_says_so(box_scene, t
     assert run["depth_estimator"] == "moge" and len(run["notes"]) == 1 and "geometric prior" in run["notes"][0]
 
 
+def test_generate_with_a_mistyped_estimator_is_one_line_exit_2(box_scene, tmp_path, offline):
+    """`--depth_estimator mogee` is a typo, not weights that cannot be fetched: refused in one line
+    naming the choices, where the preview used to run on the geometric prior with a note."""
+    image, _, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_estimator", "mogee", "--resolution", "96x160",
+                 "--num_video_frames", 9, "--video_save_folder", tmp_path / "out")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    (line,) = res.output.splitlines()
+    assert line.startswith("error: depth estimator 'mogee' is unknown (did you mean 'moge'?): pass moge, prior,")
+    assert not (tmp_path / "out").exists()
+
+
 def test_generate_with_a_moge_checkpoint_gen3c_resize(box_scene, tmp_path, moge_path):
     image, _, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_estimator", moge_path, "--resize_mode", "stretch",

@@ -238,7 +238,7 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(Gen3cModelError, match="not in the local Hugging Face cache"):
         load_depth_estimator("someone/moge-does-not-exist")
-    with pytest.raises(Gen3cModelError, match="does not exist"):
+    with pytest.raises(Gen3cInputError, match="does not exist"):  # a mistyped path: no fallback to the prior
         load_depth_estimator(str(tmp_path / "nowhere" / "model.pt"))
 
 

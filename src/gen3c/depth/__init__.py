@@ -11,7 +11,9 @@ See :mod:`gen3c.depth.base` for the conventions of :class:`DepthEstimate`.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 from pathlib import Path
 
 import torch
@@ -24,10 +26,13 @@ from gen3c.depth.base import (
     camera_for,
     median_depth,
 )
+from gen3c.depth.hf import HF_ALIASES
 from gen3c.depth.moge import (
+    CHECKPOINT_SUFFIXES,
     GEN3C_MOGE_SIZE,
     GEN3C_WORKING_SIZE,
     MOGE_DEFAULT_REPO,
+    MOGE_NAMES,
     MoGeEstimator,
     gen3c_moge_postprocess,
     is_moge_name,
@@ -35,11 +40,15 @@ from gen3c.depth.moge import (
 )
 from gen3c.depth.prior import PRIOR_NAME, GeometricPriorEstimator, prior_notice
 from gen3c.depth.user import load_user_depth
-from gen3c.errors import Gen3cDependencyError, Gen3cModelError
+from gen3c.errors import Gen3cDependencyError, Gen3cInputError, Gen3cModelError
 from gen3c.io.images import image_to_tensor, image_to_uint8
 from gen3c.io.intrinsics import parse_intrinsics
 
 DEFAULT_DEPTH_ESTIMATOR = "moge"
+#: The names :func:`load_depth_estimator` takes besides hub ids and paths.
+ESTIMATOR_NAMES = (*MOGE_NAMES, PRIOR_NAME, *HF_ALIASES)
+# A Hugging Face repository id, "owner/name": letters, digits, '-', '_' and '.'.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
 def load_depth_estimator(
@@ -60,7 +69,9 @@ def load_depth_estimator(
       :class:`~gen3c.depth.hf.TransformersDepthEstimator` (option: ``flip_augment``).
 
     Raises:
-        Gen3cModelError: unknown name, missing or corrupt weights, no network — one line.
+        Gen3cInputError: a name that is none of these (a typo: the message names the valid
+            choices and the closest one) or a path that does not exist — one line.
+        Gen3cModelError: missing or corrupt weights, no network — one line.
         Gen3cDependencyError: a package the estimator needs (``gen3c[depth]``) is missing or
             broken: the pip line, and the prior as the way to a preview without it.
     """
@@ -76,8 +87,7 @@ def load_depth_estimator(
 
 def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: torch.dtype, **options) -> DepthEstimator:
     name = str(name_or_path).strip()
-    if not name:
-        raise Gen3cModelError("empty depth estimator name: pass 'moge', 'prior', a hub id or a local path")
+    check_estimator_name(name)
     if name.lower() == PRIOR_NAME:
         return GeometricPriorEstimator(**options)
     if is_moge_name(name):
@@ -87,11 +97,34 @@ def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: 
         raise Gen3cModelError(
             f"depth estimator {name!r} is neither a MoGe model.pt nor a transformers folder with config.json: check the path"
         )
-    if not p.exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
-        raise Gen3cModelError(f"depth estimator path {name!r} does not exist: check the path")
     from gen3c.depth.hf import TransformersDepthEstimator
 
     return TransformersDepthEstimator(name, device=device, dtype=dtype, **options)
+
+
+def check_estimator_name(name: str) -> None:
+    """Refuse a depth estimator name that can only be a mistake: none of
+    :data:`ESTIMATOR_NAMES`, no existing file or folder, and no hub id ("owner/name").
+
+    Unlike weights that cannot be fetched (offline: the preview falls back to the prior), a typo
+    is no reason to run on made-up depth, so it is a :class:`~gen3c.errors.Gen3cInputError`,
+    not a :class:`~gen3c.errors.Gen3cModelError`.
+    """
+    p = Path(name).expanduser()
+    if name and (name.lower() in (*MOGE_NAMES, PRIOR_NAME) or name in HF_ALIASES or p.exists()):  # as the loaders match them
+        return
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or p.suffix.lower() in CHECKPOINT_SUFFIXES
+    if name and not looks_like_path and _HUB_ID.fullmatch(name):
+        return
+    aliases = dict.fromkeys(k.replace("-", "_") for k in HF_ALIASES)
+    choices = f"pass {', '.join(('moge', PRIOR_NAME, *aliases))}, a hub id OWNER/NAME or a local model.pt or model folder"
+    if not name:
+        raise Gen3cInputError(f"the depth estimator name is empty: {choices}")
+    if looks_like_path:
+        raise Gen3cInputError(f"depth estimator path {name!r} does not exist: check the path, or {choices}")
+    close = difflib.get_close_matches(name.lower(), ESTIMATOR_NAMES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise Gen3cInputError(f"depth estimator {name!r} is unknown{hint}: {choices}")
 
 
 @functools.lru_cache(maxsize=2)
@@ -130,6 +163,7 @@ __all__ = [
     "DEFAULT_DEPTH_ESTIMATOR",
     "DEFAULT_FOV_DEGREES",
     "DEPTH_KINDS",
+    "ESTIMATOR_NAMES",
     "GEN3C_MOGE_SIZE",
     "GEN3C_WORKING_SIZE",
     "MOGE_DEFAULT_REPO",
@@ -138,6 +172,7 @@ __all__ = [
     "GeometricPriorEstimator",
     "MoGeEstimator",
     "cached_depth_estimator",
+    "check_estimator_name",
     "camera_for",
     "gen3c_moge_postprocess",
     "image_to_tensor",

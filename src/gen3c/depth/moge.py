@@ -47,7 +47,7 @@ from gen3c.io.images import image_to_uint8
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
-#: Names of GEN3C's MoGe, taken before any file of that name.
+#: Short names of GEN3C's MoGe (:data:`MOGE_DEFAULT_REPO`), taken before any file of that name.
 MOGE_NAMES = ("moge", "moge-v1", "moge-vitl")
 #: A name ending so is a checkpoint file (``model.pt``), never a hub id.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -803,7 +803,7 @@ class MoGeEstimator:
     ) -> None:
         if backend not in ("auto", "official", "gen3c"):
             raise ValueError(f"backend must be auto, official or gen3c, got {backend!r}")
-        self.name = f"moge:{MOGE_DEFAULT_REPO if name_or_path.lower() in ('moge', 'moge-v1', 'moge-vitl') else name_or_path}"
+        self.name = f"moge:{MOGE_DEFAULT_REPO if name_or_path.lower() in MOGE_NAMES else name_or_path}"
         self.inference_size = inference_size
         self.use_fp16 = torch.device(device).type == "cuda" if use_fp16 is None else use_fp16
         path = resolve_moge_checkpoint(name_or_path)

@@ -181,10 +181,10 @@ def load_source(request: GenerationRequest) -> SourceView:
     warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image or depth in memory
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
-    from gen3c.cameras import fov_from_focal
+    from gen3c.cameras import fov_from_focal, resize_intrinsics
     from gen3c.depth.user import depth_record, untrusted_left_out
     from gen3c.io.depth import conform_depth, load_depth
-    from gen3c.io.images import load_image
+    from gen3c.io.images import load_image, resize_image
     from gen3c.io.resolution import parse_resolution
 
     size = parse_resolution(request.resolution)
@@ -204,7 +204,12 @@ def load_source(request: GenerationRequest) -> SourceView:
         # `gen3c depth` records the kind and camera of the depth it writes: read back, the run it
         # came from is reproduced (relative depth keeps GEN3C's units for --movement_distance).
         record = depth_record(request.depth_path, tuple(raw.shape))
-    depth, valid = conform_depth(raw, (h, w), name, request.mask_invalid_depth)
+    # Stretched depth at the working size (`gen3c depth --resolution`, made as a stretch run makes
+    # it) is taken as it is, the image stretched to it: brought to the photo's size and back, it
+    # went through two resizes the estimating run did not make (and another aspect ratio than the
+    # photo's was refused).
+    at = size if request.resize_mode == "stretch" and tuple(raw.shape) == size else (h, w)
+    depth, valid = conform_depth(raw, at, name, request.mask_invalid_depth)
     if record is not None and K is None and request.depth_estimator != GenerationRequest.depth_estimator:
         raise Gen3cInputError(f"--depth_estimator is not used: {name} comes with its camera, {record.where}: drop --depth_estimator")
     if record is not None:
@@ -212,10 +217,12 @@ def load_source(request: GenerationRequest) -> SourceView:
         note(f"{name}: {record.kind} depth from {record.source}{camera}, as {record.where}", stacklevel=2)
         if request.mask_invalid_depth:  # the estimator's untrusted pixels (sky at the far fill) are its invalid ones
             valid = untrusted_left_out(record, valid, name)
-        if K is None:
-            K = record.camera((h, w))
     if K is None:
-        K = _estimated_camera(request, image)
+        K = record.camera(at) if record is not None else resize_intrinsics(_estimated_camera(request, image), (h, w), at)
+    elif at != (h, w):
+        K = resize_intrinsics(K, (h, w), at)
+    if at != (h, w):
+        image = resize_image(image, at, "stretch")
     kind = record.kind if record is not None else "metric"
     # the image was read from a file or checked as it came in (InMemoryInput): its range is known
     source = prepare_source(
