@@ -231,6 +231,26 @@ def test_warp_error_known_answers():
     assert good.max() < 0.04 and bad.min() > 2 * good.max(), (good, bad)
 
 
+def test_frames_cameras_and_depth_that_do_not_go_together_are_refused_naming_both():
+    """One camera more than frames was used silently (the last ignored); one fewer, or a depth map
+    of another size, failed with an IndexError or a reshape error naming neither."""
+    T, H, W = 4, 16, 24
+    frames, depth = torch.zeros(T, 3, H, W), torch.ones(T, H, W)
+    cams = Cameras(torch.eye(4).repeat(T + 1, 1, 1), intrinsics_from_fov(60.0, H, W).expand(T + 1, 3, 3), H, W)
+    for cameras, count in ((cams, 5), (cams[: T - 1], 3)):
+        message = f"^the video has 4 frames of 16×24 but {count} cameras of 16×24: pass one camera per frame"
+        with pytest.raises(ValueError, match=message):
+            metrics.warp_error(frames, depth, cameras)
+        with pytest.raises(ValueError, match=message):
+            metrics.camera_errors(frames, cameras, depth[0])
+    with pytest.raises(ValueError, match=r"^depth has shape \(3, 16, 24\) but the video needs \(4, 16, 24\)$"):
+        metrics.warp_error(frames, depth[1:], cams[:T])
+    with pytest.raises(ValueError, match=r"^source_depth has shape \(16, 32\) but the video needs \(16, 24\)$"):
+        metrics.camera_errors(frames, cams[:T], torch.ones(H, W + 8))
+    with pytest.raises(ValueError, match=r"^the video has 4 frames of 16×24 but 4 cameras of 32×48"):
+        metrics.warp_error(frames, depth, Cameras(cams.w2c[:T], cams.K[:T], 2 * H, 2 * W))
+
+
 @pytest.fixture(scope="module")
 def room_truth():
     config = BenchmarkConfig(scenes=("corridor",), presets=("left",), num_frames=13)
