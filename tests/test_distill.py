@@ -360,8 +360,8 @@ def test_eval_compares_teacher_and_student_in_one_run(distilled, teacher_checkpo
     assert list(results["methods"]) == ["still", "gen3c", student_row, copy_row]
     scores = results["cases"][0]["scores"]
     assert 5 < scores[student_row]["psnr_vs_reference"] < 60  # the student's video differs from the teacher's
-    # The teacher's twin: the same videos, an infinite PSNR (stored as null).
-    assert scores[copy_row]["psnr_vs_reference"] is None and scores[copy_row]["psnr"] == scores["gen3c"]["psnr"]
+    # The teacher's twin: the same videos, an infinite PSNR (stored as "Infinity").
+    assert scores[copy_row]["psnr_vs_reference"] == "Infinity" and scores[copy_row]["psnr"] == scores["gen3c"]["psnr"]
     assert "psnr_vs_reference" not in scores["gen3c"] and "psnr_vs_reference" not in scores["still"]
     text = (report / "report.md").read_text()
     assert "## Models compared" in text and "| `gen3c:out/model` | 3 steps × 1 forward |" in text

@@ -208,6 +208,29 @@ def one_case_result(**scores):
     return BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method("still", "held still", None)], [case])
 
 
+def test_results_json_tells_an_infinite_score_from_a_missing_one(tmp_path):
+    """results.json wrote +∞ (the PSNR of identical videos) and NaN (no disoccluded pixel) both as
+    null, so a reader could not tell them apart. ∞ is "Infinity" now, NaN null, the file strict
+    JSON, and read_results gives back what was written."""
+    import math
+
+    from gen3c.evaluation.report import read_results, results_json, write_report
+
+    def strict(constant):
+        raise AssertionError(f"results.json holds {constant}, which is not JSON")
+
+    result = one_case_result(psnr=math.inf, psnr_disoccluded=math.nan, center_error=-math.inf, psnr_per_frame=[math.inf, 30.0])
+    path = write_report(result, tmp_path, plots=False)["results"]
+    raw = json.loads(path.read_text(), parse_constant=strict)
+    still, summary = raw["cases"][0]["scores"]["still"], raw["summary"]["still"]
+    assert still["psnr"] == summary["psnr"] == "Infinity" and still["center_error"] == summary["center_error"] == "-Infinity"
+    assert still["psnr_disoccluded"] is None and summary["psnr_disoccluded"] is None and summary["seconds"] is None  # one case: no later video
+    assert still["psnr_per_frame"] == ["Infinity", 30.0] and still["psnr_seen"] == 0.5
+    back = read_results(path)
+    assert back["cases"][0]["scores"]["still"]["psnr"] == math.inf and math.isnan(back["summary"]["still"]["psnr_disoccluded"])
+    assert json.dumps(back) == json.dumps(results_json(result))  # every value as written, ±∞ and NaN included
+
+
 def test_the_terminal_table_and_the_report_name_their_units():
     """The terminal's "warp" column shows warp_error ×100 and PSNR is in dB: both are said (the
     table showed 5.16 for a warp error of 0.0516 with no word of the scale, report.md never said dB)."""

@@ -231,6 +231,26 @@ def test_warp_error_known_answers():
     assert good.max() < 0.04 and bad.min() > 2 * good.max(), (good, bad)
 
 
+def test_frames_cameras_and_depth_that_do_not_go_together_are_refused_naming_both():
+    """One camera more than frames was used silently (the last ignored); one fewer, or a depth map
+    of another size, failed with an IndexError or a reshape error naming neither."""
+    T, H, W = 4, 16, 24
+    frames, depth = torch.zeros(T, 3, H, W), torch.ones(T, H, W)
+    cams = Cameras(torch.eye(4).repeat(T + 1, 1, 1), intrinsics_from_fov(60.0, H, W).expand(T + 1, 3, 3), H, W)
+    for cameras, count in ((cams, 5), (cams[: T - 1], 3)):
+        message = f"^the video has 4 frames of 16×24 but {count} cameras of 16×24: pass one camera per frame"
+        with pytest.raises(ValueError, match=message):
+            metrics.warp_error(frames, depth, cameras)
+        with pytest.raises(ValueError, match=message):
+            metrics.camera_errors(frames, cameras, depth[0])
+    with pytest.raises(ValueError, match=r"^depth has shape \(3, 16, 24\) but the video needs \(4, 16, 24\)$"):
+        metrics.warp_error(frames, depth[1:], cams[:T])
+    with pytest.raises(ValueError, match=r"^source_depth has shape \(16, 32\) but the video needs \(16, 24\)$"):
+        metrics.camera_errors(frames, cams[:T], torch.ones(H, W + 8))
+    with pytest.raises(ValueError, match=r"^the video has 4 frames of 16×24 but 4 cameras of 32×48"):
+        metrics.warp_error(frames, depth, Cameras(cams.w2c[:T], cams.K[:T], 2 * H, 2 * W))
+
+
 @pytest.fixture(scope="module")
 def room_truth():
     config = BenchmarkConfig(scenes=("corridor",), presets=("left",), num_frames=13)
@@ -454,3 +474,31 @@ def test_a_perfect_generator_scores_the_ideal_values():
     oracle_line = next(line for line in console.export_text().splitlines() if "oracle:copy" in line)
     assert oracle_line.count("∞") == 4, oracle_line  # PSNR, seen, disocc., vs ref
     assert "| `oracle` | ∞ | ∞ | ∞ | 1.000 |" in markdown(result, plots=False, sheets=[])
+
+
+class _Spoiled(StillGenerator):
+    """The still baseline with its video spoiled: ``nan_frame`` set to NaN, or one frame short."""
+
+    def __init__(self, name: str, nan_frame: int | None = None):
+        self.name, self.nan_frame = name, nan_frame
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+        frames = super().generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
+        if self.nan_frame is None:
+            return frames[:-1]
+        frames[self.nan_frame, :, 3, 5] = math.nan
+        return frames
+
+
+def test_a_video_that_cannot_be_scored_is_refused_naming_its_row_and_case():
+    """A video with NaN in it scored NaN everywhere, which reads as "no such score" ("—") and
+    drops the case out of every mean over cases unseen; one of the wrong length was refused
+    without naming the row. Both are refused in one line naming the row and the case."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.evaluation.suite import run_benchmark, select_methods
+
+    config = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=4)
+    with pytest.raises(Gen3cInputError, match=r"^the broken row's video of case room-left holds NaN or infinite values in 1 of its 4 frames \(the first: frame 2\)"):
+        run_benchmark(config, select_methods(["still"], generator=_Spoiled("broken", nan_frame=2)), device="cpu")
+    with pytest.raises(Gen3cInputError, match=r"^the short row's video of case room-left has shape \(3, 3, 32, 48\) but its ground truth \(4, 3, 32, 48\)"):
+        run_benchmark(config, select_methods(["still"], generator=_Spoiled("short")), device="cpu")

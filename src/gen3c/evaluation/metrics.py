@@ -37,6 +37,26 @@ def _check_images(pred: Tensor, target: Tensor) -> None:
         raise ValueError(f"images must be (B, C, H, W) of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
 
 
+def _check_frames_and_cameras(frames: Tensor, cameras: Cameras) -> tuple[int, int, int]:
+    """(T, H, W) of a (T, 3, H, W) video with one camera per frame, made for its size; else one
+    line naming both (one camera too many was used silently, too few failed with an IndexError)."""
+    if frames.ndim != 4:
+        raise ValueError(f"frames must be a (T, 3, H, W) video, got shape {tuple(frames.shape)}")
+    T, _, H, W = frames.shape
+    if len(cameras) != T or (cameras.height, cameras.width) != (H, W):
+        raise ValueError(
+            f"the video has {T} frames of {H}×{W} but {len(cameras)} cameras of {cameras.height}×{cameras.width}: "
+            "pass one camera per frame, for the frames' size"
+        )
+    return T, H, W
+
+
+def _check_map(name: str, values: Tensor | None, shape: tuple[int, ...]) -> None:
+    """``values`` (if given) has ``shape``, else one line naming both."""
+    if values is not None and tuple(values.shape) != shape:
+        raise ValueError(f"{name} has shape {tuple(values.shape)} but the video needs {shape}")
+
+
 def to_unit(images: Tensor) -> Tensor:
     """[−1, 1] → [0, 1], clamped, float32. Integer images (8-bit 0 … 255) are refused: clamped
     as if in [−1, 1], almost every value would read as white and the scores be silently wrong."""
@@ -212,7 +232,8 @@ def warp_error(
         ``(error, coverage)``: (T − 1,) mean absolute colour difference on the [0, 1] scale
         (NaN where no pixel is comparable) and (T − 1,) the share of pixels compared.
     """
-    T, _, H, W = frames.shape
+    T, H, W = _check_frames_and_cameras(frames, cameras)
+    _check_map("depth", depth, (T, H, W))
     if T < 2:
         raise ValueError("warp_error needs at least 2 frames")
     frames_u = to_unit(frames)
@@ -350,7 +371,9 @@ def camera_errors(
         min_inliers: fewer RANSAC inliers than this is a failed pose.
         reprojection_error: RANSAC threshold in pixels (default: width / 160, 2 px at 320).
     """
-    T, _, H, W = frames.shape
+    T, H, W = _check_frames_and_cameras(frames, cameras)
+    _check_map("source_depth", source_depth, (H, W))
+    _check_map("source_valid", source_valid, (H, W))
     depth = source_depth.float().cpu()
     allowed = torch.isfinite(depth) & (depth > 0)
     if source_valid is not None:

@@ -5,7 +5,8 @@ Files in the report folder (each written atomically):
 - ``report.md`` — settings, seeds, what each metric means, the summary table (mean over cases),
   the models compared (rows with a reference row: steps × forwards, PSNR against the
   reference's video), tables per scene and per preset, the plots inline;
-- ``results.json`` — every score of every method on every case;
+- ``results.json`` — every score of every method on every case (strict JSON: ∞ as
+  ``"Infinity"``, a score that does not exist as ``null``; :func:`read_results` reads it back);
 - ``image_quality.png``, ``consistency.png``, ``psnr_per_preset.png``, ``psnr_over_time.png``
   — matplotlib plots (the ``eval`` extra);
 - ``contact_sheets/CASE.png`` — per case, frames spread over the video: ground truth, the
@@ -278,14 +279,41 @@ def results_json(result: BenchmarkResult) -> dict:
     }
 
 
+#: How ``results.json`` writes the floats strict JSON has no number for, so that a reader tells
+#: an infinite score from a missing one: +∞ (the PSNR of identical videos) as the string
+#: ``"Infinity"``, −∞ as ``"-Infinity"`` (Python's ``float()`` and JavaScript's ``Number()`` read
+#: both), and a score that does not exist (NaN: no disoccluded pixel, no direction of motion)
+#: as ``null``. :func:`read_results` restores them.
+_INFINITIES = {"Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def _json_safe(value):
+    """``value`` with its non-finite floats written as :data:`_INFINITIES` says."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
+
+
+def _from_json(value):
+    if value is None:  # results.json holds no other null than a missing score
+        return math.nan
+    if isinstance(value, str):
+        return _INFINITIES.get(value, value)
+    if isinstance(value, dict):
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def read_results(path: str | Path) -> dict:
+    """A ``results.json`` as written, its ``"Infinity"`` / ``"-Infinity"`` strings back to ±∞ and
+    its ``null``s (scores that do not exist) back to NaN."""
+    return _from_json(json.loads(Path(path).read_text()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,7 +528,7 @@ def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = T
     folder = ensure_writable_dir(folder, "--output_folder")
     paths: dict = {"plots": write_plots(result, folder) if plots else []}
     paths["results"] = folder / "results.json"
-    write_text_atomic(paths["results"], json.dumps(_json_safe(results_json(result)), indent=1))
+    write_text_atomic(paths["results"], json.dumps(_json_safe(results_json(result)), indent=1, allow_nan=False))
     paths["report"] = folder / "report.md"
     write_text_atomic(paths["report"], markdown(result, plots, sheets or []))
     return paths

@@ -318,8 +318,25 @@ def _pooled(values: list[Tensor], masks: list[Tensor]) -> float:
     return total / count if count else math.nan
 
 
-def score_video(frames: Tensor, truth: GroundTruth, chunk: int = 8) -> dict:
-    """Every score of one video against its ground truth.
+def check_video(frames: Tensor, truth: GroundTruth, name: str = "the video") -> None:
+    """Raise :class:`Gen3cInputError` naming ``name`` when ``frames`` cannot be scored against
+    ``truth``: another shape, or NaN / infinite values (every score of such a video would read
+    as NaN, a score that does not exist, and drop out of the means over cases unseen)."""
+    if tuple(frames.shape) != tuple(truth.rgb.shape):
+        raise Gen3cInputError(
+            f"{name} has shape {tuple(frames.shape)} but its ground truth {tuple(truth.rgb.shape)}: "
+            "a generator returns one (3, H, W) frame in [−1, 1] per camera"
+        )
+    bad = ~torch.isfinite(frames).flatten(1).all(dim=1)
+    if bool(bad.any()):
+        raise Gen3cInputError(
+            f"{name} holds NaN or infinite values in {int(bad.sum())} of its {len(bad)} frames (the first: frame "
+            f"{int(bad.nonzero()[0, 0])}), which cannot be scored: check the generator (its precision, its weights)"
+        )
+
+
+def score_video(frames: Tensor, truth: GroundTruth, chunk: int = 8, name: str = "the video") -> dict:
+    """Every score of one video against its ground truth (:func:`check_video` first).
 
     Image scores use frames 1 … T−1 (frame 0 is the source view), pooled over the case:
     ``psnr_seen`` is the PSNR of all seen pixels of all those frames together, and so on;
@@ -330,12 +347,12 @@ def score_video(frames: Tensor, truth: GroundTruth, chunk: int = 8) -> dict:
 
     Args:
         frames: (T, 3, H, W) in [−1, 1].
+        name: what the video is, for the errors (e.g. "the preview row's video of case room-left").
     Returns:
         ``{score: float}`` for :data:`SCORE_NAMES`, plus ``"psnr_per_frame"`` (T − 1 floats).
     """
+    check_video(frames, truth, name)
     T = truth.rgb.shape[0]
-    if frames.shape != truth.rgb.shape:
-        raise ValueError(f"the video has shape {tuple(frames.shape)}, its ground truth {tuple(truth.rgb.shape)}")
     sq, ss, seen, dis = [], [], [], []
     for start in range(1, T, chunk):
         sl = slice(start, min(T, start + chunk))
@@ -450,7 +467,7 @@ def run_benchmark(
             video = generate_video(cache, truth.cameras, method.generator, truth.source.image, keep=True, progress=_silent)
             result.seconds[method.name] = time.perf_counter() - t0
             frames = video.frames.float().cpu()
-            result.scores[method.name] = score_video(frames, truth)
+            result.scores[method.name] = score_video(frames, truth, name=f"the {method.name} row's video of case {case.name}")
             if method.reference is not None:
                 result.scores[method.name][REFERENCE_SCORE] = psnr_between(frames, kept[method.reference])
             if method.name in references:
