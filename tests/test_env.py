@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -70,7 +71,9 @@ def test_a_module_that_cannot_be_imported_is_missing_and_its_extra_incomplete(tm
         assert entry["version"] is None and entry["usable"] is False
         assert extras[extra]["complete"] is False and extras[extra]["install"] == f"pip install 'gen3c[{extra}]'"
     # The rest as an interpreter without the block sees them (both are installed here).
-    assert metadata.version("viser") and metadata.version("scipy")
+    for name in ("viser", "scipy"):
+        if importlib.util.find_spec(name) is not None:  # (viser may be absent, e.g. on a GPU host)
+            assert metadata.version(name)
     assert extras["core"]["complete"] is True and extras["core"]["install"] == "pip install gen3c"
 
 

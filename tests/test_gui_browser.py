@@ -3,6 +3,7 @@
 
 import contextlib
 import functools
+import importlib.util
 import io
 import json
 import os
@@ -29,8 +30,10 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 SRC = Path(__file__).resolve().parents[1] / "src"
+needs_viser = pytest.mark.skipif(importlib.util.find_spec("viser") is None, reason="the GUI needs viser (gen3c[gui])")
 
 
+@needs_viser
 def test_gui_command_serves_localhost(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
@@ -49,6 +52,7 @@ def test_gui_command_serves_localhost(tmp_path):
         proc.wait(10)
 
 
+@needs_viser
 @pytest.mark.parametrize(
     "args, message",
     [(["--resolution", "big"], "HEIGHTxWIDTH"),
