@@ -580,3 +580,30 @@ def test_a_connect_callback_that_runs_after_its_client_left_draws_nothing(gui):
     gui._on_connect(client)  # its connect callback, late
     assert client.client_id not in gui._keyframe_nodes and client.client_id not in gui._gizmos_hidden
     assert serves(gui)
+
+
+@pytest.mark.parametrize("path", ["keyframes", "imported"])
+def test_a_frame_count_the_model_cannot_make_names_the_frames_control(tmp_path, room_sample, path):
+    """With a keyframe or imported path the run reads the page's own paths/gui_NNN_path.json, and
+    its refusal named that file ("pass a camera file of 8·N+1 cameras"), which the user never
+    chose: the page says to set Frames, before anything is written."""
+    from gen3c.gui.app import Gen3cApp
+
+    request = GenerationRequest(generator="gen3c", chunk_frames=9, resolution="48x80", num_video_frames=12)
+    app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample, generator=PreviewGenerator(), preload=False)
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        if path == "keyframes":
+            app.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+            app.state.set_path_mode("keyframes")
+        else:
+            fixed = json.dumps(cameras_to_dict(app.state.cameras())).encode()  # 12 cameras
+            handler(app, app._on_import)(upload_event("path.json", fixed))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60)
+        assert "&quot;Frames&quot; 12 is not possible with the gen3c generator" in app.status.content, app.status.content
+        assert "pass 8·N+1 frames (9, 17, 25, …)" in app.status.content and "camera file" not in app.status.content
+        assert not (app.state.work_dir / "paths").exists() and not app.generate.disabled
+    finally:
+        app.stop()
+

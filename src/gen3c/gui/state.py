@@ -51,6 +51,7 @@ from gen3c.pipelines.camera_video import SourceView, prepare_source
 from gen3c.pipelines.request import (
     GenerationRequest,
     RunOutput,
+    check_frame_count,
     check_request,
     check_unused_settings,
     first_view,
@@ -519,6 +520,9 @@ class GuiState:
         self.require_source()
         name = name or self.next_output_name()
         request = dataclasses.replace(self.request, video_save_name=name, video_save_folder=str(self.work_dir / "outputs"), camera_file=None)
+        # The page's Frames sets the count of any path (the run's own check would name the path
+        # file written below, which the user did not choose): checked here, before it is written.
+        check_frame_count(request)
         if self.path_mode != "preset":
             path = ensure_writable_dir(self.work_dir / "paths") / f"{name}_path.json"
             if self.path_mode == "keyframes":  # the keyframes themselves: the run samples them as the CLI does
