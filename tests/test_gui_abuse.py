@@ -607,3 +607,18 @@ def test_a_frame_count_the_model_cannot_make_names_the_frames_control(tmp_path, 
     finally:
         app.stop()
 
+
+def test_an_emptied_number_field_is_one_line_naming_its_control(gui):
+    """viser's page sends nothing for an emptied number field and casts what comes to the control's
+    type; a None or NaN that reaches a callback anyway (another client) was int()-ed there: an
+    "internal error: TypeError" on the page, where the control should be named and put back."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    for key, value, words in (("num_video_frames", None, "&quot;Frames&quot; is empty: enter a number"),
+                              ("num_video_frames", float("nan"), "&quot;Frames&quot; nan is not a whole number"),
+                              ("fps", None, "&quot;FPS&quot; is empty: enter a number")):  # fmt: skip
+        handler(gui, functools.partial(gui._on_setting, key, redraw_cache=False))(SimpleNamespace(target=SimpleNamespace(value=value), client=None))
+        assert words in gui.status.content and "internal error" not in gui.status.content, gui.status.content
+    assert (gui.state.request.num_video_frames, gui.num_frames.value, gui.state.request.fps) == (9, 9, 24.0)
+    gui.start_frame._impl.value = None  # as a value from the page is stored (its setter would cast it)
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    assert "&quot;Start frame&quot; is empty: enter a number" in gui.status.content, gui.status.content

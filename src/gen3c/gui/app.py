@@ -14,6 +14,8 @@ import contextlib
 import functools
 import html
 import io
+import math
+import numbers
 import re
 import socket
 import sys
@@ -70,6 +72,25 @@ SETTING_CONTROLS = {
     "trajectory": "trajectory", "camera_rotation": "rotation", "movement_distance": "distance", "trajectory_scale": "scale",
     "seed": "seed", "prompt": "prompt", "save_buffer": "save_buffer",
 }  # fmt: skip
+
+
+#: The number settings the page's controls set (by CLI name) → whether they are whole numbers.
+NUMBER_SETTINGS = {"num_video_frames": True, "seed": True, "fps": False, "filter_points_threshold": False, "movement_distance": False}
+
+
+def _control_number(value, key: str, whole: bool = False) -> int | float:
+    """A number control's value for setting ``key`` (a CLI name, which the page words as its
+    control). viser's page sends nothing for an emptied number field and casts what it receives to
+    the control's type, so None or NaN should not come; one that does (another client, an older
+    viser) is one line naming the control, not a TypeError. A NaN for a real number is left to the
+    library's checks, which name it."""
+    if value is None or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Gen3cInputError(f"--{key} is empty: enter a number")
+    if not whole:
+        return float(value)
+    if not (math.isfinite(value) and value == int(value)):
+        raise Gen3cInputError(f"--{key} {value} is not a whole number: enter one")
+    return int(value)
 
 
 def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -395,14 +416,14 @@ class Gen3cApp:
         if not depth:
             self._info(f"Estimating depth with {html.escape(estimator)}…", transient=True)
         self.state.load_files(
-            self.image_path.value.strip(), depth, fov=None if intr else float(self.fov.value), intrinsics=intr, depth_estimator=estimator
+            self.image_path.value.strip(), depth, fov=None if intr else _control_number(self.fov.value, "fov"), intrinsics=intr, depth_estimator=estimator
         )
         self._loaded_with["Load image"] = self._load_controls("Load image")
         self._loaded()
 
     def _on_load_video(self, _event) -> None:
         self._info("Reading the video input…", transient=True)
-        self.state.load_video(self.video_path.value, int(self.start_frame.value))
+        self.state.load_video(self.video_path.value, _control_number(self.start_frame.value, "vipe_starting_frame_idx", whole=True))
         self._loaded_with["Load video input"] = self._load_controls("Load video input")
         self._loaded()
 
@@ -465,11 +486,9 @@ class Gen3cApp:
 
     def _on_setting(self, key: str, event, redraw_cache: bool | None) -> None:
         value = event.target.value
-        if key == "num_video_frames":
-            value = int(value)
-        elif key == "seed":
-            value = int(value)
         try:
+            if key in NUMBER_SETTINGS:
+                value = _control_number(value, key, whole=NUMBER_SETTINGS[key])
             if key == "resolution":
                 self._check_frame_size(value)
             self.state.update(**{key: value})
