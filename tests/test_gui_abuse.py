@@ -622,3 +622,24 @@ def test_an_emptied_number_field_is_one_line_naming_its_control(gui):
     gui.start_frame._impl.value = None  # as a value from the page is stored (its setter would cast it)
     handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
     assert "&quot;Start frame&quot; is empty: enter a number" in gui.status.content, gui.status.content
+
+
+def test_typing_a_prompt_reads_no_lora_record(tmp_path, monkeypatch):
+    """Each key typed in the prompt ran every request check, which reads a LoRA's record
+    (gen3c_lora.json) from disk when one is set; a prompt changes nothing those checks look at."""
+    from gen3c.gui.app import Gen3cApp
+    from gen3c.training import lora
+
+    (tmp_path / "lora").mkdir()
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, generator_options={"lora": str(tmp_path / "lora")})
+    app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=None, generator=PreviewGenerator(), preload=False)
+    try:
+        reads = []
+        monkeypatch.setattr(lora, "lora_base_checkpoint", lambda path: reads.append(path))
+        for text in ("a", "a c", "a cat"):
+            app.prompt.value = text  # runs its callback, as a key typed in the page does
+        assert reads == [] and app.state.request.generator_options == {"lora": str(tmp_path / "lora"), "prompt": "a cat"}
+        app.seed.value = 5  # another setting is checked in full, the LoRA's record with it
+        assert reads == [str(tmp_path / "lora")] and app.state.request.generator_options["prompt"] == "a cat"
+    finally:
+        app.stop()

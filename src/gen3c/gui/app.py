@@ -663,7 +663,7 @@ class Gen3cApp:
         return gen
 
     def _on_prompt(self, event) -> None:
-        self.state.update(generator_options={**self.state.request.generator_options, "prompt": str(event.target.value)})
+        self.state.set_prompt(str(event.target.value))
 
     def _on_generate(self, _event) -> None:
         if self.jobs.running:

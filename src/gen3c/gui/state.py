@@ -297,6 +297,14 @@ class GuiState:
         if self.auto_time and (old.num_video_frames, old.fps) != (request.num_video_frames, request.fps):
             self._retime()
 
+    def set_prompt(self, prompt: str) -> None:
+        """Set the gen3c generator's prompt. The page sends it key by key: :meth:`update`'s
+        :func:`check_request` (which reads a LoRA's record from disk) checks nothing a prompt
+        changes, so only the prompt is checked (any text) and the rest stays as checked."""
+        if not isinstance(prompt, str):
+            raise Gen3cInputError(f"the prompt must be text, got {type(prompt).__name__}")
+        self.request = dataclasses.replace(self.request, generator_options={**self.request.generator_options, "prompt": prompt})
+
     def set_path_mode(self, mode: str) -> None:
         if mode not in PATH_MODES:
             raise Gen3cInputError(f"unknown path mode {mode!r}: choose one of {', '.join(PATH_MODES)}")
