@@ -643,3 +643,24 @@ def test_typing_a_prompt_reads_no_lora_record(tmp_path, monkeypatch):
         assert reads == [str(tmp_path / "lora")] and app.state.request.generator_options["prompt"] == "a cat"
     finally:
         app.stop()
+
+
+def test_a_finished_video_is_shown_by_its_size_and_a_missing_one_is_one_line(gui, monkeypatch):
+    """Showing a run's video read the whole file to compare its size with the embed limit, and a
+    file that could not be read ended the worker thread in a traceback, the page saying nothing."""
+    from gen3c.gui import app as gui_app
+
+    outputs = gui.state.work_dir / "outputs"
+    outputs.mkdir(parents=True)
+    big = outputs / "gui_001.mp4"
+    big.write_bytes(bytes(100))
+    monkeypatch.setattr(gui_app, "MAX_EMBED_BYTES", 99)
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self.name}") if self == big else real_read(self))
+    gui._on_job_done(gui_state.JobResult(output=SimpleNamespace(paths={"video": big}, seconds=1.0)))
+    assert "gui_001.mp4 is 0 MiB, too large to play here: download it." in gui.video.content
+    gone = outputs / "gui_002.mp4"
+    gui._on_job_done(gui_state.JobResult(output=SimpleNamespace(paths={"video": gone}, seconds=1.0)))
+    assert "gui_002.mp4 was written but cannot be read to play here (No such file or directory)" in gui.status.content
+    handler(gui, gui._on_download_video)(SimpleNamespace(client=SimpleNamespace(send_file_download=pytest.fail, add_notification=lambda *a, **k: None)))
+    assert "gui_002.mp4 cannot be read (No such file or directory)" in gui.status.content and "internal" not in gui.status.content

@@ -724,9 +724,14 @@ class Gen3cApp:
         self.progress_text.content = f"Done in {out.seconds:.1f} s: `{video.name}`"
         self._info(f"Generated **{video.name}**.")
         self.download_video.disabled = False
-        data = video.read_bytes()
-        if len(data) > MAX_EMBED_BYTES:
-            self.video.content = f"<p>{video.name} is {len(data) >> 20} MiB, too large to play here: download it.</p>"
+        try:  # its size first: a video too large to embed is not read
+            size = video.stat().st_size
+            data = video.read_bytes() if size <= MAX_EMBED_BYTES else None
+        except OSError as exc:  # e.g. removed meanwhile: one line, not a traceback that ends the worker thread
+            self._error(f"{video.name} was written but cannot be read to play here ({exc.strerror or first_line(exc)}): find it at {video}")
+            return
+        if data is None:
+            self.video.content = f"<p>{html.escape(video.name)} is {size >> 20} MiB, too large to play here: download it.</p>"
             return
         src = "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
         self.video.content = (
@@ -739,7 +744,11 @@ class Gen3cApp:
             raise Gen3cInputError("no video generated yet: press Generate first")
         video = self._last_output["video"]
         if event.client is not None:
-            event.client.send_file_download(video.name, video.read_bytes(), save_immediately=True)
+            try:
+                data = video.read_bytes()
+            except OSError as exc:
+                raise Gen3cInputError(f"{video.name} cannot be read ({exc.strerror or first_line(exc)}): was it moved? It was written to {video}") from None
+            event.client.send_file_download(video.name, data, save_immediately=True)
 
     # -- drawing --------------------------------------------------------------------------
 
