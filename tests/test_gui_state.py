@@ -645,3 +645,30 @@ def test_a_broken_viser_is_one_line_naming_it_as_the_gui_is_imported(tmp_path, m
         "(`pip check` names installed versions that do not match)"
     )
 
+
+
+def test_the_fps_follows_a_video_input_until_the_user_sets_it(tmp_path, box_scene):
+    """``gen3c generate`` runs a video input at its own frame rate unless --fps is given; the page
+    kept 24 for a 30 fps clip (so its video played 25 % slow), and loading kept the old rate."""
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    sample = write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K, fps=30)
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=6))
+    state.add_keyframe(torch.eye(4, dtype=F64))  # before any input: the first input's, evenly timed at 24 fps
+    state.add_keyframe(torch.eye(4, dtype=F64))
+    assert state.keyframes[1].time == pytest.approx(5 / 24)
+    state.load_video(str(sample))
+    assert state.request.fps == 30 and state.build_request().fps == 30
+    assert state.keyframes[1].time == pytest.approx(5 / 30)  # the last frame plays earlier now
+    state.load_files(str(box_scene[0]), str(box_scene[1]), fov=60.0)  # an image: GEN3C's 24
+    assert state.request.fps == 24
+    state.load_video(str(sample))
+    assert state.request.fps == 30
+    state.update(fps=15)  # set on the page: the user's from then on
+    state.load_video(str(sample), start=1)
+    assert state.request.fps == 15
+    # A rate other than the default at start (gen3c gui --fps 12) is the user's too.
+    state = GuiState(tmp_path / "work2", GenerationRequest(resolution="48x80", num_video_frames=6, fps=12))
+    state.load_video(str(sample))
+    assert state.request.fps == 12

@@ -118,6 +118,10 @@ class GuiState:
         check_request(request)  # the page's controls start from these values (frame count included)
         self.work_dir = ensure_writable_dir(work_dir, "GUI work folder").resolve()
         self.request = dataclasses.replace(request, video_save_folder=str(self.work_dir / "outputs"))
+        #: Whether the FPS is the user's (set on the page, or another than the default at start, e.g.
+        #: ``gen3c gui --fps 12``) or came with an imported camera path; else it follows the input as
+        #: in ``gen3c generate`` (:func:`~gen3c.pipelines.settings.default_fps`: a video's own rate).
+        self.fps_given = request.fps != dataclasses.replace(request, fps=None).fps
         self.kind = "image"  # one of gen3c.pipelines.request.INPUT_KINDS
         self.input: SceneInput | None = None  # what read_input read (or the prepared in-memory sample)
         self.source: SourceView | None = None  # the input's first view: sizes, intrinsics, scale, thumbnail
@@ -192,15 +196,20 @@ class GuiState:
         return self.source
 
     def _with_input(self, **fields: Any) -> GenerationRequest:
-        """The request with one input (``fields``), every other input setting cleared."""
+        """The request with one input (``fields``), every other input setting cleared; the frame
+        rate the input's (None: the request fills in its default) unless :attr:`fps_given`."""
         cleared = {"input_image_path": None, "vipe_path": None, "vipe_clip": None, "vipe_starting_frame_idx": 0,
-                   "multiview_npz": None, "depth_path": None, "fov": None, "intrinsics": None}  # fmt: skip
+                   "multiview_npz": None, "depth_path": None, "fov": None, "intrinsics": None,
+                   "fps": self.request.fps if self.fps_given else None}  # fmt: skip
         return dataclasses.replace(self.request, **{**cleared, **fields})
 
     def _load(self, request: GenerationRequest, kind: str, label: str) -> SourceView:
         data, notes = self._read(request, kind)
+        old_fps = self.request.fps
         self.request, self.kind, self.input, self.notes, self._sample = request, kind, data, notes, None
         self._enter_scene((kind, request.input_image_path, request.vipe_path, request.vipe_clip, request.multiview_npz), label)
+        if self.auto_time and request.fps != old_fps:  # the input's rate: the video's seconds changed
+            self._retime()
         self.source, self.source_label = first_view(kind, data), label
         self._plan = None
         if kind == "multiview" and len(data.trajectory) < request.num_video_frames:
@@ -294,6 +303,8 @@ class GuiState:
         except Exception:
             self.request = old
             raise
+        if "fps" in settings:
+            self.fps_given = True
         if self.auto_time and (old.num_video_frames, old.fps) != (request.num_video_frames, request.fps):
             self._retime()
 
@@ -495,8 +506,8 @@ class GuiState:
         data = parse_camera_json(text.encode("utf-8") if isinstance(text, str) else text, name)
         cams = cameras_from_dict(data, name, follow_keyframes=False)
         path = read_keyframe_path(data, name)
-        fps = path.fps if path is not None else camera_dict_fps(data, name) or self.request.fps
-        self.update(num_video_frames=len(cams), fps=fps)
+        fps = path.fps if path is not None else camera_dict_fps(data, name)
+        self.update(num_video_frames=len(cams), **({} if fps is None else {"fps": fps}))  # the path's own rate, where it has one
         self.imported = cams
         if path is None:
             self.path_mode = "file"
