@@ -672,3 +672,16 @@ def test_the_fps_follows_a_video_input_until_the_user_sets_it(tmp_path, box_scen
     state = GuiState(tmp_path / "work2", GenerationRequest(resolution="48x80", num_video_frames=6, fps=12))
     state.load_video(str(sample))
     assert state.request.fps == 12
+
+
+def test_a_pickled_pt_sample_is_refused_with_advice_the_gui_user_can_follow(tmp_path):
+    """The refusal said "pass --trust_checkpoint", a flag `gen3c gui` does not have: the page never
+    unpickles, so it says to convert the file or run it with gen3c generate."""
+    import fractions
+
+    torch.save((torch.zeros(2, 3, 8, 8), torch.ones(2, 1, 8, 8), fractions.Fraction(1, 3)), tmp_path / "pickled.pt")
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    with pytest.raises(Gen3cInputError, match=r"full unpickling .*: convert it to a sample directory \(rgb\.mp4, .*\), or run it with "
+                       r"`gen3c generate --trust_checkpoint` if you trust its source$") as refused:  # fmt: skip
+        state.load_video(str(tmp_path / "pickled.pt"))
+    assert "pass --trust_checkpoint" not in str(refused.value) and state.source is None

@@ -71,6 +71,9 @@ if TYPE_CHECKING:
     from gen3c.pipelines.request import SceneInput
 
 PATH_MODES = ("preset", "keyframes", "file")
+#: How a GUI user allows a legacy pickled ``.pt`` sample (full unpickling can run code): the page
+#: never unpickles, the CLI does when told.
+GRANT_TRUST = "run it with `gen3c generate --trust_checkpoint`"
 #: Uploads larger than this are refused (an image, a depth map or a camera file).
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
@@ -236,7 +239,7 @@ class GuiState:
         """:func:`read_input`, with the notes the library gives (the CLI prints them as "note:");
         only this thread's, so a generation running meanwhile keeps its own."""
         with collect_notes() as notes:
-            data = read_input(request, kind)
+            data = read_input(request, kind, grant_trust=GRANT_TRUST)
         return data, notes
 
     def _prepare_sample(self) -> SourceView:

@@ -357,10 +357,11 @@ def load_scene(request: GenerationRequest, source: SourceView | None = None) -> 
     return Scene(plan, cameras, first_view(kind, data).image, kind)
 
 
-def read_input(request: GenerationRequest, kind: str) -> SceneInput:
+def read_input(request: GenerationRequest, kind: str, grant_trust: str | None = "pass --trust_checkpoint") -> SceneInput:
     """Read the request's input of ``kind`` (:func:`input_kind`) at the working resolution: a
     :class:`SourceView` (image), a :class:`~gen3c.io.frames.FrameStack` (sample, vipe) or a
-    :class:`~gen3c.io.multiview.MultiViewInput` (multiview)."""
+    :class:`~gen3c.io.multiview.MultiViewInput` (multiview). ``grant_trust``: how the caller's
+    user allows a legacy pickled ``.pt`` sample (:func:`~gen3c.io.gen3c_sample.read_sample`)."""
     from gen3c.io.resolution import parse_resolution
 
     size = parse_resolution(request.resolution)
@@ -370,7 +371,7 @@ def read_input(request: GenerationRequest, kind: str) -> SceneInput:
         from gen3c.io.multiview import read_multiview
 
         return read_multiview(request.multiview_npz, size, resize_mode=request.resize_mode, mask_invalid_depth=request.mask_invalid_depth)
-    return load_video_frames(request, kind, size)
+    return load_video_frames(request, kind, size, grant_trust)
 
 
 def scene_plan(request: GenerationRequest, kind: str, data: SceneInput, depth_estimator=None) -> CachePlan:
@@ -424,8 +425,9 @@ def _loaded_estimator(request: GenerationRequest):
         return None
 
 
-def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, int]):
-    """The request's video (sample directory or ViPE clip) at the working size, as a FrameStack."""
+def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, int], grant_trust: str | None = "pass --trust_checkpoint"):
+    """The request's video (sample directory or ViPE clip) at the working size, as a FrameStack
+    (``grant_trust``: :func:`read_input`'s)."""
     common = {"start": request.vipe_starting_frame_idx, "num_frames": request.num_video_frames,
               "resize_mode": request.resize_mode, "mask_invalid_depth": request.mask_invalid_depth}  # fmt: skip
     if kind == "vipe":
@@ -435,7 +437,7 @@ def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, in
     else:
         from gen3c.io.gen3c_sample import read_sample
 
-        frames = read_sample(request.input_image_path, size, trust_checkpoint=request.trust_checkpoint, grant_trust="pass --trust_checkpoint", **common)
+        frames = read_sample(request.input_image_path, size, trust_checkpoint=request.trust_checkpoint, grant_trust=grant_trust, **common)
     T, n = request.num_video_frames, len(frames)
     if n < T:  # GEN3C pads the clip with its last frame too (vipe_utils.py), silently
         note(
