@@ -545,11 +545,11 @@ def test_a_generation_s_notes_stay_out_of_an_input_s(tmp_path, box_scene, monkey
 
     real_read_input = gui_state.read_input
 
-    def read_input_while_a_job_notes(request, kind):
+    def read_input_while_a_job_notes(request, kind, **options):
         job = threading.Thread(target=note, args=("--max_gpu_memory 24: memory mode 'resident'",))
         job.start()
         job.join()
-        return real_read_input(request, kind)
+        return real_read_input(request, kind, **options)
 
     monkeypatch.setattr(gui_state, "read_input", read_input_while_a_job_notes)
     image_path, _, _, _ = box_scene
