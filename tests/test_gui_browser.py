@@ -73,6 +73,27 @@ def test_gui_command_refuses_bad_settings(tmp_path, monkeypatch, args, message):
     assert res.exit_code == 2 and message in res.output, res.output
 
 
+@needs_viser
+@pytest.mark.parametrize("args, fps, given", [([], 24, False), (["--fps", "24"], 24, True), (["--fps", "12.5"], 12.5, True)])
+def test_gui_command_tells_a_given_fps_from_the_default(tmp_path, monkeypatch, args, fps, given):
+    """A typed --fps (24 too) is kept when a video is loaded; the default follows the video's rate."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.gui.app import Gen3cApp
+
+    seen = {}
+
+    def record_and_stop(self):
+        seen.update(fps=self.state.request.fps, given=self.state.fps_given)
+        self.stop()
+
+    monkeypatch.setattr(Gen3cApp, "serve_forever", record_and_stop)
+    res = CliRunner().invoke(app, ["gui", "--port", "0", *args, "--work_dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert seen == {"fps": fps, "given": given}
+
+
 def test_the_readme_says_which_generate_flags_the_gui_takes():
     """README's GUI section lists flags `gen3c gui` takes (each one its own), then those of
     `gen3c generate` it does not take (all of them): it said "the generator and setting flags of

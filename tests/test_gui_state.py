@@ -672,6 +672,10 @@ def test_the_fps_follows_a_video_input_until_the_user_sets_it(tmp_path, box_scen
     state = GuiState(tmp_path / "work2", GenerationRequest(resolution="48x80", num_video_frames=6, fps=12))
     state.load_video(str(sample))
     assert state.request.fps == 12
+    # So is the default itself when given (gen3c gui --fps 24 passes fps_given).
+    state = GuiState(tmp_path / "work3", GenerationRequest(resolution="48x80", num_video_frames=6, fps=24), fps_given=True)
+    state.load_video(str(sample))
+    assert state.request.fps == 24
 
 
 def test_a_pickled_pt_sample_is_refused_with_advice_the_gui_user_can_follow(tmp_path):

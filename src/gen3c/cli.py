@@ -1014,7 +1014,9 @@ def gui(
     foreground_masking: FgOpt = False,
     splat: SplatOpt = Splat.bilinear,
     seed: SeedOpt = 1,
-    fps: Annotated[float, typer.Option("--fps", help="Frame rate of the written video (GEN3C: 24).")] = 24.0,
+    fps: Annotated[
+        float | None, typer.Option("--fps", help="Frame rate of the written video (default: a video input's own, else 24 as GEN3C).")
+    ] = None,
     checkpoint_dir: CheckpointOpt = None,
     cache_dir: WeightsCacheOpt = None,
     guidance: GuidanceOpt = None,
@@ -1068,7 +1070,7 @@ def gui(
     check_request(request)
     with collect_notes():  # as gen3c generate: a mistaken gen3c option is refused here, not by a page that cannot generate
         check_generator(request)  # (its notes are said when the generator loads)
-    gui_app = Gen3cApp(work_dir, host=host, port=port, request=request)
+    gui_app = Gen3cApp(work_dir, host=host, port=port, request=request, fps_given=fps is not None)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches this port can run generations and read images by path")
     print(f"gen3c GUI: {gui_app.url}  (work folder {gui_app.state.work_dir}; Ctrl-C to stop)", flush=True)

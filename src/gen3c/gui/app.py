@@ -137,6 +137,8 @@ class Gen3cApp:
         generator: a generator to run (e.g. a model already loaded); by default the request's
             generator is made once and kept (loaded in the background at start with ``preload``).
             Seed and prompt are set on it before each run, so changing them reloads nothing.
+        fps_given: whether the request's fps is the user's, kept when a video is loaded
+            (:class:`GuiState`; None: when it differs from the default).
     """
 
     def __init__(
@@ -150,9 +152,10 @@ class Gen3cApp:
         preload: bool = True,
         max_display_points: int = 150_000,
         verbose: bool = False,
+        fps_given: bool | None = None,
     ) -> None:
         check_listen_address(host, port)
-        self.state = GuiState(work_dir, request)
+        self.state = GuiState(work_dir, request, fps_given)
         self.jobs = JobRunner()
         self.demo = demo
         self.max_display_points = max_display_points

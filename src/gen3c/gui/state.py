@@ -114,9 +114,11 @@ class GuiState:
     Args:
         work_dir: the app's folder; uploads, camera paths and outputs are written only here.
         request: initial settings; its ``video_save_folder`` is replaced by ``work_dir/outputs``.
+        fps_given: whether ``request.fps`` is the user's (``gen3c gui --fps``) rather than the
+            default; None: when it differs from the default.
     """
 
-    def __init__(self, work_dir: str | Path, request: GenerationRequest | None = None) -> None:
+    def __init__(self, work_dir: str | Path, request: GenerationRequest | None = None, fps_given: bool | None = None) -> None:
         request = request or GenerationRequest()
         check_request(request)  # the page's controls start from these values (frame count included)
         self.work_dir = ensure_writable_dir(work_dir, "GUI work folder").resolve()
@@ -124,7 +126,7 @@ class GuiState:
         #: Whether the FPS is the user's (set on the page, or another than the default at start, e.g.
         #: ``gen3c gui --fps 12``) or came with an imported camera path; else it follows the input as
         #: in ``gen3c generate`` (:func:`~gen3c.pipelines.settings.default_fps`: a video's own rate).
-        self.fps_given = request.fps != dataclasses.replace(request, fps=None).fps
+        self.fps_given = request.fps != dataclasses.replace(request, fps=None).fps if fps_given is None else fps_given
         self.kind = "image"  # one of gen3c.pipelines.request.INPUT_KINDS
         self.input: SceneInput | None = None  # what read_input read (or the prepared in-memory sample)
         self.source: SourceView | None = None  # the input's first view: sizes, intrinsics, scale, thumbnail
