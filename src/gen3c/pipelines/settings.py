@@ -202,8 +202,6 @@ def default_fps(request: GenerationRequest) -> float:
 def _input_video_rate(request: GenerationRequest) -> float | None:
     """The frame rate of a video input's mp4 (a sample directory's ``rgb.mp4``, a ViPE clip's);
     None for other inputs, or where the path is wrong (the input's reader then says so)."""
-    from gen3c.io.video import video_rate
-
     if request.vipe_path is not None:
         from gen3c.io.vipe import resolve_vipe
 
@@ -211,10 +209,15 @@ def _input_video_rate(request: GenerationRequest) -> float | None:
             root, clip = resolve_vipe(request.vipe_path, request.vipe_clip)
         except Gen3cInputError:
             return None
-        return video_rate(root / "rgb" / f"{clip}.mp4")
-    if request.input_image_path is not None and Path(request.input_image_path).is_dir():
-        return video_rate(Path(request.input_image_path) / "rgb.mp4")
-    return None
+        mp4 = root / "rgb" / f"{clip}.mp4"
+    elif request.input_image_path is not None and Path(request.input_image_path).is_dir():
+        mp4 = Path(request.input_image_path) / "rgb.mp4"
+    else:
+        return None
+    # gen3c.io.video imports torch: only a video input's rate needs it, so an image run's settings are checked without
+    from gen3c.io.video import video_rate
+
+    return video_rate(mp4)
 
 
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
