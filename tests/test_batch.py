@@ -208,10 +208,7 @@ def test_depth_estimators_are_checked_at_planning_from_the_manifests_folder(tmp_
             enumerate(("prior", "depth_pro", "someone/depth-model", "weights/model.pt", " moge "))]  # fmt: skip
     jobs = load_manifest(write_manifest(tmp_path / "m" / "m.jsonl", rows))
     assert jobs[3].settings["depth_estimator"] == str(tmp_path / "m" / "weights" / "model.pt")
-    typo = {"name": "t", "input_image_path": "a.png", "depth_estimator": "weights/modle.pt"}
-    with pytest.raises(Gen3cInputError, match=r"m.jsonl' line 6: --depth_estimator path '.*m/weights/modle.pt' does not exist"):
-        load_manifest(write_manifest(tmp_path / "m" / "m.jsonl", [*rows, typo]))
-    typo["depth_estimator"] = "zoedept"
+    typo = {"name": "t", "input_image_path": "a.png", "depth_estimator": "zoedept"}
     with pytest.raises(Gen3cInputError, match=r"m.jsonl' line 6: --depth_estimator 'zoedept' is unknown \(did you mean 'zoedepth'\?\)"):
         load_manifest(write_manifest(tmp_path / "m" / "m.jsonl", [*rows, typo]))
 

@@ -45,19 +45,25 @@ def check_estimator_name(name: str, what: str = "depth estimator") -> None:
     """
     if name and (name.lower() in (*MOGE_NAMES, PRIOR_NAME) or name in HF_ALIASES or _exists(name)):  # as the loaders match them
         return
-    suffix = Path(name).suffix.lower() if "\0" not in name else ""
-    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or suffix in CHECKPOINT_SUFFIXES
-    if name and not looks_like_path and HUB_ID.fullmatch(name):
+    path = looks_like_path(name)
+    if name and not path and HUB_ID.fullmatch(name):
         return
     aliases = dict.fromkeys(k.replace("-", "_") for k in HF_ALIASES)
     choices = f"pass {', '.join(('moge', PRIOR_NAME, *aliases))}, a hub id OWNER/NAME or a local model.pt or model folder"
     if not name:
         raise Gen3cInputError(f"{what} is empty: {choices}")
-    if looks_like_path:
+    if path:
         raise Gen3cInputError(f"{what} path {name[:200]!r} does not exist: check the path, or {choices}")
     close = difflib.get_close_matches(name.lower(), ESTIMATOR_NAMES, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise Gen3cInputError(f"{what} {name[:200]!r} is unknown{hint}: {choices}")
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` can only be a path: it starts with '.', '/' or '~', has two '/' or more, or
+    ends in a checkpoint suffix (``model.pt``)."""
+    suffix = Path(name).suffix.lower() if "\0" not in name else ""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or suffix in CHECKPOINT_SUFFIXES
 
 
 def _exists(name: str) -> bool:
@@ -77,4 +83,5 @@ __all__ = [
     "MOGE_NAMES",
     "PRIOR_NAME",
     "check_estimator_name",
+    "looks_like_path",
 ]

@@ -26,7 +26,7 @@ from gen3c.constants import (
     RESIZE_MODES,
     SPLAT_MODES,
 )
-from gen3c.depth.names import check_estimator_name
+from gen3c.depth.names import check_estimator_name, looks_like_path
 from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import check_video_name
 from gen3c.models import configs
@@ -257,7 +257,7 @@ def check_request(request: GenerationRequest) -> None:
     """Refuse settings no run can use, before anything is loaded and before any input is read
     (the other settings are checked where they are parsed: resolution, trajectory, frame counts,
     files); a LoRA's small record is read (:func:`check_lora_base`), and a ``depth_estimator``
-    that is no name, hub id or existing path is refused where the request would use one."""
+    that is no estimator's name, hub id, path or existing file is refused where the request uses one."""
     for f in fields(GenerationRequest):  # a request built in Python skips from_dict's type checks
         if not f.type.startswith("str"):  # paths may be str or os.PathLike
             _coerce(f.name, getattr(request, f.name), f.type, "request")
@@ -278,8 +278,11 @@ def check_request(request: GenerationRequest) -> None:
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
     check_video_name(request.video_save_name, "--video_save_name")
-    if uses_estimator(request):  # a typo is refused now, not once the input is read (and a model loaded)
-        check_estimator_name(str(request.depth_estimator).strip(), "--depth_estimator")
+    estimator = str(request.depth_estimator).strip()
+    # A typo is refused now, not once the input is read (and a model loaded); a path is checked
+    # where files are (batch's check_inputs, the loader): a manifest may be read where they are not.
+    if uses_estimator(request) and not looks_like_path(estimator):
+        check_estimator_name(estimator, "--depth_estimator")
     check_lora_base(request)
 
 
