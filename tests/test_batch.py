@@ -174,6 +174,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a.mp4"}\n', ".jsonl", "line 1: .*ends in .mp4"),
         ('{"name": "a", "fps": 0}\n', ".jsonl", "line 1: --fps 0.0 is impossible"),
         ('{"name": "a", "num_video_frames": 0}\n', ".jsonl", "line 1: --num_video_frames 0 is impossible"),
+        ('{"name": "a"}\n{"name": "b", "depth_estimator": "mogee"}\n', ".jsonl", "line 2: --depth_estimator 'mogee' is unknown .did you mean 'moge'.."),
         # Two names writing one file: job a's buffer video is a_buffer_masks.mp4.
         ('{"name": "a", "save_buffer": true}\n{"name": "a_buffer_masks"}\n', ".jsonl",
          "line 2: name 'a_buffer_masks' writes a_buffer_masks.mp4, which job 'a' .line 1. writes too"),
@@ -194,6 +195,22 @@ def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
     path.write_text(text)
     with pytest.raises(Gen3cInputError, match=message.replace("(", r"\(")):
         load_manifest(path)
+
+
+def test_depth_estimators_are_checked_at_planning_from_the_manifests_folder(tmp_path, monkeypatch):
+    """A mistyped estimator is refused when the manifest is read, naming its line, not when its job
+    comes up; names, hub ids and a model.pt beside the manifest (from another current folder) are taken."""
+    (tmp_path / "m" / "weights").mkdir(parents=True)
+    (tmp_path / "m" / "weights" / "model.pt").write_bytes(b"")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    rows = [{"name": f"r{i}", "input_image_path": "a.png", "depth_estimator": e} for i, e in
+            enumerate(("prior", "depth_pro", "someone/depth-model", "weights/model.pt", " moge "))]  # fmt: skip
+    jobs = load_manifest(write_manifest(tmp_path / "m" / "m.jsonl", rows))
+    assert jobs[3].settings["depth_estimator"] == str(tmp_path / "m" / "weights" / "model.pt")
+    typo = {"name": "t", "input_image_path": "a.png", "depth_estimator": "zoedept"}
+    with pytest.raises(Gen3cInputError, match=r"m.jsonl' line 6: --depth_estimator 'zoedept' is unknown \(did you mean 'zoedepth'\?\)"):
+        load_manifest(write_manifest(tmp_path / "m" / "m.jsonl", [*rows, typo]))
 
 
 def test_a_manifest_that_is_a_folder_is_refused_as_such(tmp_path):

@@ -145,7 +145,9 @@ def test_unknown_local_paths_are_clear_errors(tmp_path):
     "name, said",
     [("mogee", "unknown (did you mean 'moge'?)"), ("Depth_Pro", "unknown (did you mean 'depth_pro'?)"),
      ("zoe depth", "unknown (did you mean 'zoedepth'?)"), ("midas", "unknown: pass"), ("", "empty"),
-     ("checkpoints/model.pt", "does not exist"), ("a/b/c", "does not exist")],
+     ("checkpoints/model.pt", "does not exist"), ("a/b/c", "does not exist"),
+     # no file can have these names: a RuntimeError (unknown ~user) and an OSError traceback before
+     ("~no-such-user-gen3c/model.pt", "does not exist"), ("x" * 5000, "unknown: pass")],
 )  # fmt: skip
 def test_a_mistyped_estimator_is_refused_not_replaced_by_the_prior(tmp_path, monkeypatch, name, said):
     """A name that is no estimator, no existing path and no hub id ("owner/name") is a typo: one

@@ -100,7 +100,28 @@ def test_generate_with_a_mistyped_estimator_is_one_line_exit_2(box_scene, tmp_pa
                  "--num_video_frames", 9, "--video_save_folder", tmp_path / "out")  # fmt: skip
     assert res.exit_code == 2, res.output
     (line,) = res.output.splitlines()
-    assert line.startswith("error: depth estimator 'mogee' is unknown (did you mean 'moge'?): pass moge, prior,")
+    assert line.startswith("error: --depth_estimator 'mogee' is unknown (did you mean 'moge'?): pass moge, prior,")
+    assert not (tmp_path / "out").exists()
+
+
+def test_gen3c_generate_refuses_a_mistyped_estimator_before_the_model_or_the_input(box_scene, tmp_path, monkeypatch):
+    """The typo is a setting's (check_request's), refused before the gen3c generator's modules are
+    imported and the input read: it used to be found only when the estimator loaded, after
+    check_generator had imported the diffusion model's modules."""
+    import gen3c.depth
+    import gen3c.pipelines.options
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("loaded before the typo was refused")
+
+    monkeypatch.setattr(gen3c.pipelines.options, "check_generator", loaded)
+    monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", loaded)
+    image, _, _, _ = box_scene
+    res = invoke("generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", image, "--depth_estimator", "mogee",
+                 "--video_save_folder", tmp_path / "out")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    (line,) = res.output.splitlines()
+    assert line.startswith("error: --depth_estimator 'mogee' is unknown (did you mean 'moge'?): pass moge, prior,")
     assert not (tmp_path / "out").exists()
 
 

@@ -215,8 +215,7 @@ def _exists(value: str) -> bool:
 def _taken_from_here(key: str, value: str) -> bool:
     """Whether a relative ``value`` kept as a name or hub id is read from the current folder when
     the job runs: it exists here and is not a name its loader takes before the file system."""
-    from gen3c.depth.moge import MOGE_NAMES
-    from gen3c.depth.prior import PRIOR_NAME
+    from gen3c.depth.names import MOGE_NAMES, PRIOR_NAME
     from gen3c.models.weights import OFFICIAL_REPO
 
     if (key == "depth_estimator" and value.strip().lower() in (PRIOR_NAME, *MOGE_NAMES)) or (

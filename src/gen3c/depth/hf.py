@@ -34,19 +34,12 @@ from gen3c.cameras import intrinsics_from_fov, make_intrinsics
 from gen3c.dependencies import require
 from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, user_focal
 from gen3c.depth.hub import hub_offline_reason
+from gen3c.depth.names import HF_ALIASES
 from gen3c.errors import Gen3cModelError, first_line
 from gen3c.io.images import image_to_uint8
 
 #: ``model_type`` → family handled here.
 SUPPORTED_MODEL_TYPES = ("depth_pro", "depth_anything", "zoedepth", "dpt")
-#: Short names accepted by :func:`gen3c.depth.load_depth_estimator`.
-HF_ALIASES = {
-    "depth_pro": "apple/DepthPro-hf",
-    "depth-pro": "apple/DepthPro-hf",
-    "depth_anything_v2": "depth-anything/Depth-Anything-V2-Large-hf",
-    "depth-anything-v2": "depth-anything/Depth-Anything-V2-Large-hf",
-    "zoedepth": "Intel/zoedepth-nyu-kitti",
-}
 RELATIVE_DISPARITY_FLOOR = 0.01
 
 

@@ -41,16 +41,13 @@ from gen3c.cameras import resize_intrinsics
 from gen3c.dependencies import optional, require
 from gen3c.depth.base import DepthEstimate, camera_for, fov_from_intrinsics, resize_mask
 from gen3c.depth.hub import hub_file
+from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
 from gen3c.errors import Gen3cModelError, first_line, note
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.images import image_to_uint8
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
-#: Short names of GEN3C's MoGe (:data:`MOGE_DEFAULT_REPO`), taken before any file of that name.
-MOGE_NAMES = ("moge", "moge-v1", "moge-vitl")
-#: A name ending so is a checkpoint file (``model.pt``), never a hub id.
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
 #: GEN3C runs MoGe on the image plainly resized to this (H, W).
 GEN3C_MOGE_SIZE = (720, 1280)
 #: GEN3C's working resolution (H, W).

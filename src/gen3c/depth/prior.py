@@ -16,9 +16,8 @@ import torch
 from torch import Tensor
 
 from gen3c.depth.base import DepthEstimate, camera_for
+from gen3c.depth.names import PRIOR_NAME
 from gen3c.io.images import image_to_uint8
-
-PRIOR_NAME = "prior"
 
 
 def prior_notice(reason: str) -> str:

@@ -26,6 +26,7 @@ from gen3c.constants import (
     RESIZE_MODES,
     SPLAT_MODES,
 )
+from gen3c.depth.names import check_estimator_name, looks_like_path
 from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import check_video_name
 from gen3c.models import configs
@@ -201,8 +202,6 @@ def default_fps(request: GenerationRequest) -> float:
 def _input_video_rate(request: GenerationRequest) -> float | None:
     """The frame rate of a video input's mp4 (a sample directory's ``rgb.mp4``, a ViPE clip's);
     None for other inputs, or where the path is wrong (the input's reader then says so)."""
-    from gen3c.io.video import video_rate
-
     if request.vipe_path is not None:
         from gen3c.io.vipe import resolve_vipe
 
@@ -210,10 +209,15 @@ def _input_video_rate(request: GenerationRequest) -> float | None:
             root, clip = resolve_vipe(request.vipe_path, request.vipe_clip)
         except Gen3cInputError:
             return None
-        return video_rate(root / "rgb" / f"{clip}.mp4")
-    if request.input_image_path is not None and Path(request.input_image_path).is_dir():
-        return video_rate(Path(request.input_image_path) / "rgb.mp4")
-    return None
+        mp4 = root / "rgb" / f"{clip}.mp4"
+    elif request.input_image_path is not None and Path(request.input_image_path).is_dir():
+        mp4 = Path(request.input_image_path) / "rgb.mp4"
+    else:
+        return None
+    # gen3c.io.video imports torch: only a video input's rate needs it, so an image run's settings are checked without
+    from gen3c.io.video import video_rate
+
+    return video_rate(mp4)
 
 
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
@@ -252,7 +256,8 @@ def check_seed(seed: int) -> None:
 def check_request(request: GenerationRequest) -> None:
     """Refuse settings no run can use, before anything is loaded and before any input is read
     (the other settings are checked where they are parsed: resolution, trajectory, frame counts,
-    files); a LoRA's small record is read (:func:`check_lora_base`)."""
+    files); a LoRA's small record is read (:func:`check_lora_base`), and a ``depth_estimator``
+    that is no estimator's name, hub id, path or existing file is refused where the request uses one."""
     for f in fields(GenerationRequest):  # a request built in Python skips from_dict's type checks
         if not f.type.startswith("str"):  # paths may be str or os.PathLike
             _coerce(f.name, getattr(request, f.name), f.type, "request")
@@ -273,6 +278,11 @@ def check_request(request: GenerationRequest) -> None:
     if request.fov is not None and not math.isfinite(request.fov):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
     check_video_name(request.video_save_name, "--video_save_name")
+    estimator = str(request.depth_estimator).strip()
+    # A typo is refused now, not once the input is read (and a model loaded); a path is checked
+    # where files are (batch's check_inputs, the loader): a manifest may be read where they are not.
+    if uses_estimator(request) and not looks_like_path(estimator):
+        check_estimator_name(estimator, "--depth_estimator")
     check_lora_base(request)
 
 
@@ -312,8 +322,6 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
     ``seed`` with a generator that draws no random numbers (the preview), ``depth_estimator``
     where no depth or camera is estimated, ``mask_invalid_depth`` where no depth is read from a file.
     ``where`` prefixes the message (e.g. a manifest line)."""
-    from gen3c.io.formats import is_sample
-
     prefix = f"{where}: " if where else ""
     defaults = {f.name: f.default for f in fields(GenerationRequest)}
     given = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
@@ -327,9 +335,7 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
         raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
     if request.seed != defaults["seed"] and request.generator != "gen3c":
         raise Gen3cInputError(f"{prefix}--seed applies to --generator gen3c only (the {request.generator} is deterministic): drop it")
-    video = request.vipe_path is not None or request.multiview_npz is not None or (
-        request.input_image_path is not None and is_sample(request.input_image_path)
-    )
+    video = is_video_input(request)
     if request.depth_estimator != defaults["depth_estimator"]:
         if video:
             raise Gen3cInputError(f"{prefix}--depth_estimator applies to a single image; a video or multi-view input carries its own depth: drop it")
@@ -343,6 +349,22 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
             f"{prefix}--mask_invalid_depth applies to depth given with the input (--depth_path, a video or multi-view input); "
             "an estimator's depth has no NaN/inf pixels: drop it"
         )
+
+
+def is_video_input(request: GenerationRequest) -> bool:
+    """Whether the input is a video or multi-view input (a ViPE result, a multi-view ``.npz``,
+    a GEN3C sample), which carries its own depth and cameras."""
+    from gen3c.io.formats import is_sample
+
+    return request.vipe_path is not None or request.multiview_npz is not None or (
+        request.input_image_path is not None and is_sample(request.input_image_path)
+    )
+
+
+def uses_estimator(request: GenerationRequest) -> bool:
+    """Whether the request's ``depth_estimator`` estimates anything: a single image's depth
+    (none given), or the camera of depth given without ``--intrinsics`` / ``--fov``."""
+    return not is_video_input(request) and not (has_depth(request) and (request.fov is not None or request.intrinsics is not None))
 
 
 def has_depth(request: GenerationRequest) -> bool:
