@@ -154,7 +154,7 @@ def test_frame_count_defaults_to_one_chunk_of_the_model(tmp_path, monkeypatch):
 
     seen = []
 
-    def app_stub(work_dir, host, port, request):
+    def app_stub(work_dir, host, port, request, **_):
         seen.append(request)
         raise Gen3cInputError("stop before serving")
 
