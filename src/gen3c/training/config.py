@@ -319,6 +319,7 @@ _USED_ONLY = (
     ("train", ("p_mean", "p_std", "sigma_min", "sigma_max", "buffer_dropout"), lambda c: c.train.mode != "distill",
      'train.mode = "full" or "lora" (distillation draws σ on the sampler\'s grid)'),
     ("log", ("sample_steps",), lambda c: c.train.mode != "distill", 'train.mode = "full" or "lora" (a student samples with its own steps)'),
+    ("log", ("sample_steps",), lambda c: c.log.sample_every != -1, "log.sample_every ≥ 0 (-1 makes no samples)"),
     ("run", ("max_steps",), lambda c: c.train.mode != "distill" or not c.distill.stage_max_steps,
      "distill.stage_max_steps = [] (a list there sets each stage's steps)"),
 )  # fmt: skip
