@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -828,6 +829,53 @@ def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, 
     (second.checkpoint / "optimizer.bin").unlink()
     with pytest.raises(Gen3cInputError, match=r"--resume: checkpoint '.*step_0000003' is incomplete or damaged .*: pass an earlier one"):
         train(replace_steps(config, 4), out, resume=str(second.checkpoint))
+
+
+def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path, base_checkpoint, sample_dir):
+    """--resume OUT/checkpoints/step_2 while step_4 existed left step_4 in place, and pruning
+    then kept it over step_2: the next --resume auto went back to step_4, whose steps
+    losses.jsonl (cut to step 3) no longer held."""
+    from gen3c.training.loop import checkpoints
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, log={"checkpoint_every": 2},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out)
+    said: list[str] = []
+    rewound = train(config, out, resume=str(out / "checkpoints" / "step_0000002"), stop_after=1, echo=said.append)
+    assert rewound.steps == 3
+    assert [p.name for p in checkpoints(out)] == ["step_0000002", "step_0000003"]
+    assert (out / "checkpoints" / "superseded" / "step_0000004" / "custom_checkpoint_0.pkl").is_file()
+    assert said[0] == (f"--resume from step 2: the later checkpoints (step_0000004) are moved to {str(out / 'checkpoints' / 'superseded')!r}, "
+                       "since their steps run again (delete it to free the space)")  # fmt: skip
+
+    def logged_steps() -> list[int]:
+        return [json.loads(line)["step"] for line in (out / "losses.jsonl").read_text().splitlines()]
+
+    assert logged_steps() == [1, 2, 3]
+    resumed = train(config, out, resume="auto")
+    assert (resumed.steps, len(resumed.losses), logged_steps()) == (4, 1, [1, 2, 3, 4])
+
+
+def test_checkpoints_are_kept_and_resumed_by_step_number(tmp_path):
+    """Checkpoints were pruned and --resume auto picked by name: past step 9 999 999 (8 digits)
+    step_10000000 sorted before step_9999999, so the newest was deleted and an older one resumed."""
+    from gen3c.training.loop import _latest_checkpoint, _save_checkpoint
+
+    class Saver:  # the part of accelerate's Accelerator a checkpoint uses, one process
+        is_main_process = True
+
+        def wait_for_everyone(self) -> None:
+            pass
+
+        def save_state(self, folder: str, safe_serialization: bool) -> None:
+            Path(folder).mkdir(parents=True)
+
+    for step in (9_999_998, 9_999_999):
+        _save_checkpoint(Saver(), tmp_path, step, keep=2)
+    _save_checkpoint(Saver(), tmp_path, 10_000_000, keep=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_10000000", "step_9999999"]
+    assert _latest_checkpoint(tmp_path).name == "step_10000000"
 
 
 def replace_steps(config, max_steps: int):
