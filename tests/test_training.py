@@ -362,6 +362,34 @@ def test_shipped_configs_load():
     assert default.to_dict() == config_from_dict({}).to_dict()  # the commented example states every default
 
 
+def test_relative_folders_of_a_config_file_are_relative_to_its_folder(tmp_path, sample_dir, monkeypatch):
+    """data.paths (and the other folders) were read relative to the working directory: the same
+    config read other data, or none, when run from another folder."""
+    from gen3c.training.data import make_dataset
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "batch_0000").symlink_to(sample_dir)
+    (project / "base").mkdir()
+    path = project / "c.toml"
+    path.write_text("[data]\nkind = 'sample'\nnum_frames = 9\npaths = ['data/batch_0000']\n[model]\ncheckpoint = 'base'\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = load_config(path)
+    assert config.data.paths == [str(project / "data" / "batch_0000")] and config.model.checkpoint == str(project / "base")
+    assert len(make_dataset(config.data)) > 0
+    path.write_text("[model]\ntokenizer = 'tok'\n[tokenizer]\n")
+    assert load_config(path).model.tokenizer == str(project / "tok")
+    path.write_text("[tokenizer]\ninit = '~/tok'\n")
+    assert load_config(path).tokenizer.init == str(Path("~/tok").expanduser())
+    # A packaged model and a hub id (no such folder beside the config) are names, not folders.
+    for name in ("tiny", "owner/model"):
+        path.write_text(f"[model]\ncheckpoint = '{name}'\n")
+        assert load_config(path).model.checkpoint == name
+    # A config from Python has no folder: its relative folders are the working directory's.
+    assert config_from_dict({"data": {"kind": "sample", "paths": ["x"]}}).data.paths == ["x"]
+
+
 def test_sample_directory_clips_render_the_cache_into_the_clip_cameras(sample_dir):
     from gen3c.training.data import make_dataset
 
