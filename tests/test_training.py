@@ -362,6 +362,20 @@ def test_shipped_configs_load():
     assert default.to_dict() == config_from_dict({}).to_dict()  # the commented example states every default
 
 
+def test_the_tokenizer_stage_shows_the_latent_statistics_clips(tmp_path, sample_dir):
+    """A from-scratch run made up to 16 clips for its tokenizer's latent statistics after the
+    tokenizer's bar ended, with no bar of its own: minutes without a sign of life at 7B sizes."""
+    config = config_from_dict(tiny_config(tmp_path, run={"max_steps": 1}, data={"kind": "sample", "paths": [str(sample_dir)]}))
+    bars: dict[str, list[int]] = {}
+
+    def progress(stage: str, total: int):
+        bars[stage] = [total, 0]
+        return lambda n=1: bars[stage].__setitem__(1, bars[stage][1] + n)
+
+    train(config, tmp_path / "run", progress=progress)
+    assert bars["Tokenizer"] == [2, 2] and bars["Latent statistics"] == [4, 4]  # sample_dir's 4 clips
+
+
 def test_relative_folders_of_a_config_file_are_relative_to_its_folder(tmp_path, sample_dir, monkeypatch):
     """data.paths (and the other folders) were read relative to the working directory: the same
     config read other data, or none, when run from another folder."""

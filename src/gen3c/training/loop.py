@@ -299,8 +299,10 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress,
     videos = (batch["video"] for batch in loader)
     advance = progress("Tokenizer", config.tokenizer.steps) if progress is not None else None
     summary = train_tokenizer(vae, videos, config.tokenizer, accelerator, log, advance)
-    stats_clips = [dataset[i]["video"][None] for i in range(min(len(dataset), 16))]
-    set_latent_statistics(vae, stats_clips)
+    # Up to 16 clips, each made now unless data.cache_clips: long enough to show.
+    count = min(len(dataset), 16)
+    advance = progress("Latent statistics", count) if progress is not None else None
+    set_latent_statistics(vae, (dataset[i]["video"][None] for i in range(count)), advance)
     # The number that says whether the tokenizer is usable (a mean-colour one scores ~14 dB).
     summary["heldout_psnr"] = reconstruction_psnr(vae, held_out_clip(dataset)["video"][None])
     if log is not None:
