@@ -6,7 +6,7 @@ import torch
 from accelerate import Accelerator
 
 from gen3c.training.config import TokenizerConfig
-from gen3c.training.tokenizer import build_tokenizer, train_tokenizer
+from gen3c.training.tokenizer import build_tokenizer, set_latent_statistics, train_tokenizer
 
 
 def _first_step_size(lr: float, warmup_steps: int) -> float:
@@ -54,3 +54,24 @@ def test_a_tokenizer_step_does_not_depend_on_the_dits_gradient_accumulation():
         train_tokenizer(vae, iter(videos), config, Accelerator(cpu=True, gradient_accumulation_steps=accumulation))
         weights[accumulation] = torch.cat([p.detach().flatten() for p in vae.parameters()])
     torch.testing.assert_close(weights[3], weights[1], rtol=0, atol=1e-6)
+
+
+def test_latent_statistics_advance_a_progress_bar_per_clip_as_each_is_made():
+    """The latent statistics of a fresh tokenizer took up to 16 clips, each rendered then (without
+    data.cache_clips), before any was encoded, and showed no progress."""
+    torch.manual_seed(0)
+    vae = build_tokenizer({})
+    videos = [torch.rand(1, 3, 9, 32, 48) * 2 - 1 for _ in range(3)]
+    events: list[str] = []
+
+    def made():
+        for i, video in enumerate(videos):
+            events.append(f"made {i}")
+            yield video
+
+    set_latent_statistics(vae, made(), lambda n: events.append(f"advanced {n}"))
+    assert events == ["made 0", "advanced 1", "made 1", "advanced 1", "made 2", "advanced 1"]
+    with torch.no_grad():
+        raw = torch.cat([vae._encode(v) for v in videos]).transpose(0, 1).reshape(16, -1)
+    torch.testing.assert_close(torch.tensor(vae.config.latents_mean), raw.mean(dim=1))
+    torch.testing.assert_close(torch.tensor(vae.config.latents_std), raw.std(dim=1))

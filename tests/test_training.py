@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -361,6 +362,48 @@ def test_shipped_configs_load():
     assert default.to_dict() == config_from_dict({}).to_dict()  # the commented example states every default
 
 
+def test_the_tokenizer_stage_shows_the_latent_statistics_clips(tmp_path, sample_dir):
+    """A from-scratch run made up to 16 clips for its tokenizer's latent statistics after the
+    tokenizer's bar ended, with no bar of its own: minutes without a sign of life at 7B sizes."""
+    config = config_from_dict(tiny_config(tmp_path, run={"max_steps": 1}, data={"kind": "sample", "paths": [str(sample_dir)]}))
+    bars: dict[str, list[int]] = {}
+
+    def progress(stage: str, total: int):
+        bars[stage] = [total, 0]
+        return lambda n=1: bars[stage].__setitem__(1, bars[stage][1] + n)
+
+    train(config, tmp_path / "run", progress=progress)
+    assert bars["Tokenizer"] == [2, 2] and bars["Latent statistics"] == [4, 4]  # sample_dir's 4 clips
+
+
+def test_relative_folders_of_a_config_file_are_relative_to_its_folder(tmp_path, sample_dir, monkeypatch):
+    """data.paths (and the other folders) were read relative to the working directory: the same
+    config read other data, or none, when run from another folder."""
+    from gen3c.training.data import make_dataset
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "batch_0000").symlink_to(sample_dir)
+    (project / "base").mkdir()
+    path = project / "c.toml"
+    path.write_text("[data]\nkind = 'sample'\nnum_frames = 9\npaths = ['data/batch_0000']\n[model]\ncheckpoint = 'base'\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = load_config(path)
+    assert config.data.paths == [str(project / "data" / "batch_0000")] and config.model.checkpoint == str(project / "base")
+    assert len(make_dataset(config.data)) > 0
+    path.write_text("[model]\ntokenizer = 'tok'\n[tokenizer]\n")
+    assert load_config(path).model.tokenizer == str(project / "tok")
+    path.write_text("[tokenizer]\ninit = '~/tok'\n")
+    assert load_config(path).tokenizer.init == str(Path("~/tok").expanduser())
+    # A packaged model and a hub id (no such folder beside the config) are names, not folders.
+    for name in ("tiny", "owner/model"):
+        path.write_text(f"[model]\ncheckpoint = '{name}'\n")
+        assert load_config(path).model.checkpoint == name
+    # A config from Python has no folder: its relative folders are the working directory's.
+    assert config_from_dict({"data": {"kind": "sample", "paths": ["x"]}}).data.paths == ["x"]
+
+
 def test_sample_directory_clips_render_the_cache_into_the_clip_cameras(sample_dir):
     from gen3c.training.data import make_dataset
 
@@ -649,6 +692,9 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[train]\nmode = 'distill'\nbuffer_dropout = 0.5\n[model]\ncheckpoint = 'tiny'\n", r"train\.buffer_dropout = 0\.5 would do nothing"),
         ("[train]\nmode = 'distill'\n[model]\ncheckpoint = 'tiny'\n[run]\nmax_steps = 9\n[distill]\nstage_max_steps = [1, 1, 1, 1]\n",
          r"run\.max_steps = 9 would do nothing"),
+        # Sampler steps of samples that are never made (log.sample_every = -1):
+        ("[log]\nsample_every = -1\nsample_steps = 5\n", r"^config '.*c\.toml': log\.sample_steps = 5 would do nothing in this run \(it is used with "
+         r"log\.sample_every ≥ 0 \(-1 makes no samples\)\): remove it or change that setting$"),
     ],
 )
 def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
@@ -825,6 +871,53 @@ def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, 
     (second.checkpoint / "optimizer.bin").unlink()
     with pytest.raises(Gen3cInputError, match=r"--resume: checkpoint '.*step_0000003' is incomplete or damaged .*: pass an earlier one"):
         train(replace_steps(config, 4), out, resume=str(second.checkpoint))
+
+
+def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path, base_checkpoint, sample_dir):
+    """--resume OUT/checkpoints/step_2 while step_4 existed left step_4 in place, and pruning
+    then kept it over step_2: the next --resume auto went back to step_4, whose steps
+    losses.jsonl (cut to step 3) no longer held."""
+    from gen3c.training.loop import checkpoints
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, log={"checkpoint_every": 2},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out)
+    said: list[str] = []
+    rewound = train(config, out, resume=str(out / "checkpoints" / "step_0000002"), stop_after=1, echo=said.append)
+    assert rewound.steps == 3
+    assert [p.name for p in checkpoints(out)] == ["step_0000002", "step_0000003"]
+    assert (out / "checkpoints" / "superseded" / "step_0000004" / "custom_checkpoint_0.pkl").is_file()
+    assert said[0] == (f"--resume from step 2: the later checkpoints (step_0000004) are moved to {str(out / 'checkpoints' / 'superseded')!r}, "
+                       "since their steps run again (delete it to free the space)")  # fmt: skip
+
+    def logged_steps() -> list[int]:
+        return [json.loads(line)["step"] for line in (out / "losses.jsonl").read_text().splitlines()]
+
+    assert logged_steps() == [1, 2, 3]
+    resumed = train(config, out, resume="auto")
+    assert (resumed.steps, len(resumed.losses), logged_steps()) == (4, 1, [1, 2, 3, 4])
+
+
+def test_checkpoints_are_kept_and_resumed_by_step_number(tmp_path):
+    """Checkpoints were pruned and --resume auto picked by name: past step 9 999 999 (8 digits)
+    step_10000000 sorted before step_9999999, so the newest was deleted and an older one resumed."""
+    from gen3c.training.loop import _latest_checkpoint, _save_checkpoint
+
+    class Saver:  # the part of accelerate's Accelerator a checkpoint uses, one process
+        is_main_process = True
+
+        def wait_for_everyone(self) -> None:
+            pass
+
+        def save_state(self, folder: str, safe_serialization: bool) -> None:
+            Path(folder).mkdir(parents=True)
+
+    for step in (9_999_998, 9_999_999):
+        _save_checkpoint(Saver(), tmp_path, step, keep=2)
+    _save_checkpoint(Saver(), tmp_path, 10_000_000, keep=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_10000000", "step_9999999"]
+    assert _latest_checkpoint(tmp_path).name == "step_10000000"
 
 
 def replace_steps(config, max_steps: int):

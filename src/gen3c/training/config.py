@@ -4,7 +4,9 @@
 left out keeps its default. The commented example of every field is
 ``gen3c/training/configs/default.toml`` (shipped in the package); the from-scratch proof run is
 ``configs/small_procedural.toml``. Unknown sections or keys and values of the wrong type are
-refused with one line naming them.
+refused with one line naming them. Relative folders in a config file (``data.paths``,
+``model.checkpoint``, ``model.tokenizer``, ``tokenizer.init``) are relative to the file's folder
+(:func:`resolve_paths`); in a shipped config named by name, to the working directory.
 """
 
 from __future__ import annotations
@@ -208,8 +210,10 @@ def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
     return value
 
 
-def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
-    """A :class:`Config` from nested dicts (TOML tables), validated."""
+def config_from_dict(data: dict[str, Any], source: str = "config", base: str | os.PathLike | None = None) -> Config:
+    """A :class:`Config` from nested dicts (TOML tables), validated; relative folders in it
+    (:func:`resolve_paths`) are taken relative to ``base`` (a config file's folder), or, without
+    it, to the working directory."""
     config = Config()
     sections = {f.name: f for f in dataclasses.fields(Config)}
     for name, table in data.items():
@@ -229,8 +233,29 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
                     raise Gen3cInputError(f"{source}: {name}.{key} = {_shown(value)}: choose one of {choices} (a name or a torch dtype)")
                 value = dtype
             setattr(section, key, _coerce(f"{source}: {name}.{key}", value, types[key], getattr(section, key)))
+    if base is not None:
+        resolve_paths(config, Path(base))
     check_config(config, source)
     return config
+
+
+def resolve_paths(config: Config, base: Path) -> None:
+    """Make the relative folders of ``config`` relative to ``base`` (the config file's folder), so
+    a config means the same data and models from any working directory: ``data.paths``,
+    ``model.tokenizer``, ``tokenizer.init`` and ``model.checkpoint`` (unless it names a packaged
+    model, or a hub id ``owner/name`` that is no folder under ``base``). ``~`` is expanded."""
+    from gen3c.models.packaged import PACKAGED_MODELS
+
+    def resolved(value: str) -> str:
+        return value and str(base / Path(value).expanduser())  # an absolute path stays as it is
+
+    config.data.paths = [resolved(p) for p in config.data.paths]
+    config.model.tokenizer = resolved(config.model.tokenizer)
+    config.tokenizer.init = resolved(config.tokenizer.init)
+    checkpoint = config.model.checkpoint
+    hub_id = checkpoint.count("/") == 1 and not checkpoint.startswith((".", "/", "~")) and not (base / checkpoint).exists()
+    if checkpoint not in PACKAGED_MODELS and not hub_id:
+        config.model.checkpoint = resolved(checkpoint)
 
 
 def check_config(config: Config, source: str = "config") -> None:
@@ -319,6 +344,7 @@ _USED_ONLY = (
     ("train", ("p_mean", "p_std", "sigma_min", "sigma_max", "buffer_dropout"), lambda c: c.train.mode != "distill",
      'train.mode = "full" or "lora" (distillation draws σ on the sampler\'s grid)'),
     ("log", ("sample_steps",), lambda c: c.train.mode != "distill", 'train.mode = "full" or "lora" (a student samples with its own steps)'),
+    ("log", ("sample_steps",), lambda c: c.log.sample_every != -1, "log.sample_every ≥ 0 (-1 makes no samples)"),
     ("run", ("max_steps",), lambda c: c.train.mode != "distill" or not c.distill.stage_max_steps,
      "distill.stage_max_steps = [] (a list there sets each stage's steps)"),
 )  # fmt: skip
@@ -360,8 +386,10 @@ def _check_distill(config: Config, source: str) -> None:
 def load_config(path: str | os.PathLike) -> Config:
     """Read a TOML training config (see the module docstring), or a shipped one by name (``default``)."""
     path = Path(path)
+    base = path.parent.absolute()  # relative folders in a config file are relative to its folder
     if not path.exists() and path.name == str(path) and path.stem in shipped_config_names() and path.suffix in ("", ".toml"):
         path = shipped_config(f"{path.stem}.toml")  # a pip install has no src/gen3c/training/configs to point at
+        base = Path.cwd()  # a shipped config by name: to the working directory (the package's folder holds none of the user's)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -375,7 +403,7 @@ def load_config(path: str | os.PathLike) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise Gen3cInputError(f"config {str(path)!r} is not valid TOML ({exc})") from None
-    return config_from_dict(data, source=f"config {str(path)!r}")
+    return config_from_dict(data, source=f"config {str(path)!r}", base=base)
 
 
 def shipped_config(name: str) -> Path:

@@ -209,7 +209,7 @@ def distill(
     model, optimizer = accelerator.prepare(student, optimizer)
     state = _DistillState()
     accelerator.register_for_checkpointing(state)
-    start_step = _resume(accelerator, out, resume, state)
+    start_step = _resume(accelerator, out, resume, state, echo)
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""

@@ -299,8 +299,10 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress,
     videos = (batch["video"] for batch in loader)
     advance = progress("Tokenizer", config.tokenizer.steps) if progress is not None else None
     summary = train_tokenizer(vae, videos, config.tokenizer, accelerator, log, advance)
-    stats_clips = [dataset[i]["video"][None] for i in range(min(len(dataset), 16))]
-    set_latent_statistics(vae, stats_clips)
+    # Up to 16 clips, each made now unless data.cache_clips: long enough to show.
+    count = min(len(dataset), 16)
+    advance = progress("Latent statistics", count) if progress is not None else None
+    set_latent_statistics(vae, (dataset[i]["video"][None] for i in range(count)), advance)
     # The number that says whether the tokenizer is usable (a mean-colour one scores ~14 dB).
     summary["heldout_psnr"] = reconstruction_psnr(vae, held_out_clip(dataset)["video"][None])
     if log is not None:
@@ -466,21 +468,51 @@ def load_checkpoint(accelerator, checkpoint: Path) -> None:
         ) from None
 
 
+def checkpoints(out: Path) -> list[Path]:
+    """The ``step_N`` folders of ``OUT/checkpoints``, oldest first by step number (by name,
+    ``step_10000000`` came before ``step_9999999``)."""
+    found = [p for p in (out / "checkpoints").glob("step_*") if p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
-    found = sorted((out / "checkpoints").glob("step_*"))
+    found = checkpoints(out)
     return found[-1] if found else None
 
 
-def _resume(accelerator, out: Path, resume: str | None, state) -> int:
+def _resume(accelerator, out: Path, resume: str | None, state, echo: Callable[[str], None] | None = None) -> int:
     """Restore the checkpoint ``resume`` names (a folder, "auto": the newest in ``out`` if any,
-    None: none) into the prepared objects and the registered ``state``, and drop the lines of
-    ``losses.jsonl`` past it. Returns the step the run goes on from (``state.step``)."""
+    None: none) into the prepared objects and the registered ``state``, and drop what ``out``
+    holds past it: the lines of ``losses.jsonl``, and later checkpoints (moved aside, said on
+    ``echo``). Returns the step the run goes on from (``state.step``)."""
     checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
     if checkpoint is not None:
         load_checkpoint(accelerator, checkpoint)
     if accelerator.is_main_process:
+        set_aside_later_checkpoints(out, state.step, echo)
         trim_losses(out, state.step)
     return state.step
+
+
+def set_aside_later_checkpoints(out: Path, step: int, echo: Callable[[str], None] | None = None) -> list[Path]:
+    """Move the checkpoints of steps past ``step`` to ``OUT/checkpoints/superseded/``: a run
+    resumed from an earlier checkpoint does those steps again, so they belong to a history
+    ``losses.jsonl`` no longer holds, and ``--resume auto`` (the newest) would go back to it.
+    Moved, not deleted: they are the user's, who may want one back. Returns their new paths."""
+    later = [p for p in checkpoints(out) if int(p.name[5:]) > step]
+    if not later:
+        return []
+    aside = out / "checkpoints" / "superseded"
+    aside.mkdir(exist_ok=True)
+    moved = []
+    for folder in later:
+        target = aside / folder.name
+        shutil.rmtree(target, ignore_errors=True)  # set aside by an earlier rewind: this one is newer
+        moved.append(folder.rename(target))
+    if echo is not None:
+        echo(f"--resume from step {step}: the later checkpoints ({', '.join(p.name for p in later)}) are moved to "
+             f"{str(aside)!r}, since their steps run again (delete it to free the space)")  # fmt: skip
+    return moved
 
 
 #: Settings a resumed run may change: budgets, logging, worker processes (nothing a step computes).
@@ -679,7 +711,7 @@ def _train(
         _register_lora_hooks(accelerator, lora_mod)
 
     # 3. Resume
-    start_step = _resume(accelerator, out, resume, state)
+    start_step = _resume(accelerator, out, resume, state, echo)
 
     # 4. Data
     accum = config.train.gradient_accumulation_steps
@@ -812,7 +844,7 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         replace_folder(tmp, folder)  # (the same step saved again: a resumed run that had nothing left to do)
-        older = sorted((out / "checkpoints").glob("step_*"))[: -max(1, keep)]
+        older = checkpoints(out)[: -max(1, keep)]
         for old in older:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -12,7 +12,7 @@ normalised like CV8x8x8's (:func:`gen3c.models.tokenizer.normalize_latents`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -104,9 +104,16 @@ def train_tokenizer(
 
 
 @torch.no_grad()
-def set_latent_statistics(vae: AutoencoderKLCosmos, videos: list[Tensor]) -> None:
-    """Store the per-channel mean and std of ``vae``'s raw latents of ``videos`` in its config."""
-    raw = torch.cat([vae._encode(v.to(next(vae.parameters()).device)).float() for v in videos])
+def set_latent_statistics(vae: AutoencoderKLCosmos, videos: Iterable[Tensor], progress: Callable[[int], None] | None = None) -> None:
+    """Store the per-channel mean and std of ``vae``'s raw latents of ``videos`` in its config;
+    ``progress(1)`` after each video (they may be made on demand: rendering is the slow part)."""
+    device = next(vae.parameters()).device
+    latents = []
+    for video in videos:
+        latents.append(vae._encode(video.to(device)).float())
+        if progress is not None:
+            progress(1)
+    raw = torch.cat(latents)
     C = raw.shape[1]
     flat = raw.transpose(0, 1).reshape(C, -1)
     mean, std = flat.mean(dim=1), flat.std(dim=1).clamp_min(1e-6)
