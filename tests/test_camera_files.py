@@ -382,3 +382,21 @@ def test_a_gen3c_file_with_whole_float_sizes_reads(tmp_path):
     path.write_text(json.dumps(gen3c_file(width=64.0, height=48.0)))
     cams = load_camera_file(path)
     assert (cams.height, cams.width) == (48, 64) and cams.K[0, 0, 2].item() == 32.0
+
+
+def test_a_json_nested_thousands_deep_is_one_line(tmp_path):
+    """Before: json's RecursionError escaped as a traceback."""
+    path = tmp_path / "c.json"
+    path.write_text('{"frames": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*c\.json' nests its JSON lists or objects thousands deep, as no camera file does: pass ") as info:
+        load_camera_file(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("tension", [2.0, -0.5, float("nan")])
+def test_nerfstudio_spline_tension_out_of_range_is_named_as_written(tension):
+    """Before: 'smoothness_value' 2 was refused as "smoothness -1", a number the file does not hold."""
+    data = {"camera_path": [{"camera_to_world": moved_flat(0.0), "fov": 50.0}], "render_height": 48, "render_width": 64, "smoothness_value": tension,
+            "keyframes": [{"matrix": moved_flat(0.0), "fov": 50.0, "aspect": 4 / 3}, {"matrix": moved_flat(1.0), "fov": 50.0, "aspect": 4 / 3}]}  # fmt: skip
+    with pytest.raises(Gen3cInputError, match=rf"^{NAME}: 'smoothness_value' {tension:g} is nerfstudio's spline tension, between 0 \(smooth\) and 1 \(tense\): fix it$"):
+        read_keyframe_path(data, NAME)

@@ -163,6 +163,11 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
     except json.JSONDecodeError as exc:
         raise Gen3cInputError(f"{name} is not valid JSON ({exc}): pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
+    except RecursionError:  # json's decoder recurses once per level: "[[[[…" a few thousand deep
+        raise Gen3cInputError(
+            f"{name} nests its JSON lists or objects thousands deep, as no camera file does: pass a gen3c cameras JSON, "
+            "a nerfstudio camera_path.json or a nerfstudio transforms.json"
+        ) from None
 
 
 def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bool = True) -> Cameras:
@@ -639,7 +644,10 @@ def _keyframe_path(data: dict, name: str) -> KeyframePath:
     elif extra is not None:  # written by gen3c before it recorded its own smoothness: the value is gen3c's
         smoothness = _number(data["smoothness_value"], "'smoothness_value'")
     else:
-        smoothness = 1.0 - _number(data["smoothness_value"], "'smoothness_value' (nerfstudio's spline tension)")
+        tension = _number(data["smoothness_value"], "'smoothness_value' (nerfstudio's spline tension)")
+        if not 0.0 <= tension <= 1.0:  # (NaN too) named as written, not as the smoothness 1 − tension
+            raise Gen3cInputError(f"'smoothness_value' {tension:g} is nerfstudio's spline tension, between 0 (smooth) and 1 (tense): fix it")
+        smoothness = 1.0 - tension
     fps = camera_dict_fps(data, name) or 24.0
     return KeyframePath(torch.stack(w2cs), torch.tensor(times, dtype=torch.float64), smoothness, len(path), fps)
 
