@@ -467,6 +467,28 @@ def test_image_loading_and_errors(tmp_path):
         load_image(tmp_path)
 
 
+def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
+    """A grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
+    alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.
+    Before, it kept its colour."""
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:8] = (10, 20, 30)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png", transparency=(10, 20, 30))
+    Image.fromarray(rgb[..., 1]).save(tmp_path / "grey.png", transparency=20)
+    for name in ("rgb.png", "grey.png"):
+        img = load_image(tmp_path / name)
+        assert torch.equal(img[:, :8], torch.ones(3, 8, 16)) and torch.equal(img[:, 8:], -torch.ones(3, 8, 16)), name
+
+
+def test_a_truncated_png_is_named_corrupt_not_another_format(tmp_path):
+    """Cut inside its header, PIL cannot tell it is a PNG; the file's first bytes can. Before:
+    "is not a readable image (a PNG image): use PNG, JPEG, …"."""
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "a.png").read_bytes()[:40])
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.png' is a PNG image that cannot be decoded \(corrupt or truncated\): re-export the image$"):
+        load_image(tmp_path / "cut.png")
+
+
 def test_resize_nearest_picks_torchs_pixels_and_keeps_the_values_exactly():
     """Label maps (ids, masks) resize by nearest neighbour in their own dtype: the pixels picked
     are F.interpolate's (mode="nearest"), the values never pass through float32."""

@@ -20,6 +20,8 @@ from gen3c.errors import Gen3cInputError, complex_refusal, first_line
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
 MAX_IMAGE_PIXELS = 100_000_000
+#: What :func:`gen3c.io.formats.describe_head` calls the formats PIL decodes.
+DECODABLE_HEADS = ("a PNG image", "a JPEG image", "a GIF image", "a TIFF image", "a WebP image")
 
 
 def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
@@ -59,6 +61,8 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         from gen3c.io.formats import describe_head, file_head
 
         what = describe_head(file_head(p))
+        if what in DECODABLE_HEADS:  # an image PIL reads, cut short before its size: not another format
+            raise Gen3cInputError(f"{name} {str(p)!r} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
         known = "" if what.startswith("of an unknown") else f" ({what})"
         hint = ""
         if "video" in what:
@@ -141,7 +145,8 @@ def upright_rgb(image: Image.Image) -> Image.Image:
         pixels = np.asarray(image, dtype=np.int32)
         over_white = np.clip(pixels[..., :-1] + 255 - pixels[..., -1:], 0, 255).astype(np.uint8)
         return Image.fromarray(np.repeat(over_white, 3, axis=-1) if image.mode == "La" else over_white)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    # "transparency": a palette's transparent entries, or a grey or RGB PNG's one transparent colour (its tRNS chunk)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "L", "RGB") and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
