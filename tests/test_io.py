@@ -138,7 +138,7 @@ def test_nerfstudio_keyframes_are_timed_by_their_transitions():
      ({0: {"matrix": [1, 0, 0]}}, r"keyframes\[0\]\.matrix must be 4×4"),
      ({2: {"matrix": None}}, r"keyframes\[2\] needs 'matrix', 16 numbers"),
      ({1: {"override_transition_sec": "1"}}, r"keyframes\[1\]\.override_transition_sec must be a number"),
-     ({-1: {"smoothness_value": 3.0}}, "smoothness -2 must be between 0 and 1")],
+     ({-1: {"smoothness_value": 3.0}}, r"'smoothness_value' 3 is nerfstudio's spline tension, between 0 \(smooth\) and 1 \(tense\): fix it$")],
 )  # fmt: skip
 def test_bad_keyframes_are_one_line_errors(change, match):
     gl = opencv_to_opengl(orbit(3).w2c.double()).reshape(3, 16).tolist()
