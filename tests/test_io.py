@@ -468,7 +468,7 @@ def test_image_loading_and_errors(tmp_path):
 
 
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
-    """A grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
+    """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
     alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.
     Before, it kept its colour."""
     rgb = np.zeros((16, 16, 3), np.uint8)
@@ -478,6 +478,8 @@ def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
     for name in ("rgb.png", "grey.png"):
         img = load_image(tmp_path / name)
         assert torch.equal(img[:, :8], torch.ones(3, 8, 16)) and torch.equal(img[:, 8:], -torch.ones(3, 8, 16)), name
+    Image.fromarray(rgb[..., 1] == 0).save(tmp_path / "bilevel.png", transparency=0)  # top black and transparent, bottom white
+    assert torch.equal(load_image(tmp_path / "bilevel.png"), torch.ones(3, 16, 16))
 
 
 def test_a_truncated_png_is_named_corrupt_not_another_format(tmp_path):

@@ -145,8 +145,8 @@ def upright_rgb(image: Image.Image) -> Image.Image:
         pixels = np.asarray(image, dtype=np.int32)
         over_white = np.clip(pixels[..., :-1] + 255 - pixels[..., -1:], 0, 255).astype(np.uint8)
         return Image.fromarray(np.repeat(over_white, 3, axis=-1) if image.mode == "La" else over_white)
-    # "transparency": a palette's transparent entries, or a grey or RGB PNG's one transparent colour (its tRNS chunk)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "L", "RGB") and "transparency" in image.info):
+    # "transparency": a palette's transparent entries, or a bilevel, grey or RGB PNG's one transparent colour (its tRNS chunk)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("1", "P", "L", "RGB") and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
