@@ -400,3 +400,10 @@ def test_nerfstudio_spline_tension_out_of_range_is_named_as_written(tension):
             "keyframes": [{"matrix": moved_flat(0.0), "fov": 50.0, "aspect": 4 / 3}, {"matrix": moved_flat(1.0), "fov": 50.0, "aspect": 4 / 3}]}  # fmt: skip
     with pytest.raises(Gen3cInputError, match=rf"^{NAME}: 'smoothness_value' {tension:g} is nerfstudio's spline tension, between 0 \(smooth\) and 1 \(tense\): fix it$"):
         read_keyframe_path(data, NAME)
+
+
+def test_a_fov_written_as_text_is_quoted_in_its_error():
+    """Before: "'fov' 50 is not a vertical field of view in degrees: give one between 0.01 and 179",
+    for a fov of "50" (text), which reads as a number in range."""
+    data = {"camera_path": [{"camera_to_world": moved_flat(0.0), "fov": "50"}], "render_height": 48, "render_width": 64}
+    refused(data, r"camera_path\[0\] 'fov' '50' is not a vertical field of view in degrees: give one between 0\.01 and 179$")

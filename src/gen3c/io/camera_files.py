@@ -380,7 +380,7 @@ def _written_K(entry: dict, what: str, height: int, width: int) -> torch.Tensor:
 
 def _fov(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.01 <= value <= 179.0:  # NaN fails too
-        raise Gen3cInputError(f"{what} 'fov' {str(value)[:40]} is not a vertical field of view in degrees: give one between 0.01 and 179")
+        raise Gen3cInputError(f"{what} 'fov' {_show(value)} is not a vertical field of view in degrees: give one between 0.01 and 179")
     return float(value)
 
 
