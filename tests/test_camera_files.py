@@ -443,3 +443,10 @@ def test_a_long_files_first_bad_frame_is_named(frame, match):
     frames = [{"w2c": moved(0.1 * i)} for i in range(12)]
     frames[7], frames[9] = frame, frame
     refused(gen3c_file(K=SHARED_K, frames=frames), match)
+
+
+def test_a_camera_file_name_the_file_system_refuses_is_one_line(tmp_path):
+    """Before: the raw OSError "[Errno 36] File name too long" (a traceback from gen3c generate)."""
+    path = tmp_path / ("x" * 300 + ".json")
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*x\.json' cannot be read \(File name too long\): check the path and the file's permissions$"):
+        load_camera_file(path)

@@ -1,5 +1,6 @@
 """Readers and writers: round trips and clear errors."""
 
+import errno
 import json
 import os
 import warnings
@@ -489,6 +490,22 @@ def test_a_truncated_png_is_named_corrupt_not_another_format(tmp_path):
     (tmp_path / "cut.png").write_bytes((tmp_path / "a.png").read_bytes()[:40])
     with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.png' is a PNG image that cannot be decoded \(corrupt or truncated\): re-export the image$"):
         load_image(tmp_path / "cut.png")
+
+
+def test_an_image_the_system_cannot_read_is_one_line(tmp_path, monkeypatch):
+    """Before: a name too long escaped as the raw OSError "[Errno 36] File name too long", and a
+    file without read permission was "corrupt or truncated ([Errno 13] Permission denied)"."""
+    long = tmp_path / ("x" * 300 + ".png")
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*x\.png' cannot be read \(File name too long\): check the path and the file's permissions$"):
+        load_image(long)
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+
+    def denied(fp, *args, **kwargs):  # as open() refuses a file without read permission (root reads any)
+        raise PermissionError(errno.EACCES, "Permission denied", str(fp))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*a\.png' cannot be read \(Permission denied\): check the path and the file's permissions$"):
+        load_image(tmp_path / "a.png")
 
 
 def test_resize_nearest_picks_torchs_pixels_and_keeps_the_values_exactly():

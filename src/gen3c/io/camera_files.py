@@ -136,11 +136,14 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
     (OpenCV), its frame rate and its bytes."""
     p = Path(path)
     name = f"camera file {str(p)!r}"
-    if not p.is_file():
-        raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")
-    if p.stat().st_size > MAX_CAMERA_FILE_BYTES:
-        raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
-    content = p.read_bytes()
+    try:
+        if not p.is_file():
+            raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")
+        if p.stat().st_size > MAX_CAMERA_FILE_BYTES:
+            raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
+        content = p.read_bytes()
+    except OSError as exc:  # a name too long, no permission, an I/O error
+        raise Gen3cInputError(f"{name} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
     data = parse_camera_json(content, name)
     cameras = cameras_from_dict(data, name)
     return CameraFile(str(path), content, cameras, camera_dict_fps(data, name))

@@ -38,11 +38,16 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files.
     """
     p = Path(path)
-    if not p.exists():
+    try:
+        missing, folder = not p.exists(), p.is_dir()
+        empty = not missing and not folder and p.stat().st_size == 0
+    except OSError as exc:  # the file system's refusal of the path itself (a name too long)
+        raise Gen3cInputError(_unreadable(name, p, exc)) from None
+    if missing:
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
-    if p.is_dir():
+    if folder:
         raise Gen3cInputError(f"{name} {str(p)!r} is a folder: pass an image file (PNG, JPEG, WebP, …)")
-    if p.stat().st_size == 0:
+    if empty:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
     try:
         with warnings.catch_warnings():
@@ -71,8 +76,14 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
             hint = " (multi-view key frames go in with --multiview_npz, a depth map with --depth_path)"
         raise Gen3cInputError(f"{name} {str(p)!r} is not a readable image{known}: use PNG, JPEG, WebP, BMP or TIFF{hint}") from None
     except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
+            raise Gen3cInputError(_unreadable(name, p, exc)) from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _unreadable(name: str, p: Path, exc: OSError) -> str:
+    return f"{name} {str(p)!r} cannot be read ({exc.strerror or exc}): check the path and the file's permissions"
 
 
 def check_image_size(width: int, height: int, name: str) -> None:
