@@ -188,6 +188,9 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": 5}\n', ".jsonl",
          "line 1: checkpoint_dir must be text .a path., got int '5'"),
         ('{"name": "a", "input_image_path": "' + "x" * 5000 + '"}\n', ".jsonl", "line 1: path '.*…' cannot be used .File name too long.: fix it"),
+        # A home folder of no user: Path.expanduser's raw RuntimeError before.
+        ('{"name": "a", "input_image_path": "~nouser_gen3c/x.png"}\n', ".jsonl",
+         "line 1: input_image_path '~nouser_gen3c/x.png' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', no user on this machine: write the path out in full"),
     ],
 )
 def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):

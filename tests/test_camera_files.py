@@ -382,3 +382,71 @@ def test_a_gen3c_file_with_whole_float_sizes_reads(tmp_path):
     path.write_text(json.dumps(gen3c_file(width=64.0, height=48.0)))
     cams = load_camera_file(path)
     assert (cams.height, cams.width) == (48, 64) and cams.K[0, 0, 2].item() == 32.0
+
+
+def test_a_json_nested_thousands_deep_is_one_line(tmp_path):
+    """Before: json's RecursionError escaped as a traceback."""
+    path = tmp_path / "c.json"
+    path.write_text('{"frames": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*c\.json' nests its JSON lists or objects thousands deep, as no camera file does: pass ") as info:
+        load_camera_file(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("tension", [2.0, -0.5, float("nan")])
+def test_nerfstudio_spline_tension_out_of_range_is_named_as_written(tension):
+    """Before: 'smoothness_value' 2 was refused as "smoothness -1", a number the file does not hold."""
+    data = {"camera_path": [{"camera_to_world": moved_flat(0.0), "fov": 50.0}], "render_height": 48, "render_width": 64, "smoothness_value": tension,
+            "keyframes": [{"matrix": moved_flat(0.0), "fov": 50.0, "aspect": 4 / 3}, {"matrix": moved_flat(1.0), "fov": 50.0, "aspect": 4 / 3}]}  # fmt: skip
+    with pytest.raises(Gen3cInputError, match=rf"^{NAME}: 'smoothness_value' {tension:g} is nerfstudio's spline tension, between 0 \(smooth\) and 1 \(tense\): fix it$"):
+        read_keyframe_path(data, NAME)
+
+
+def test_a_fov_written_as_text_is_quoted_in_its_error():
+    """Before: "'fov' 50 is not a vertical field of view in degrees: give one between 0.01 and 179",
+    for a fov of "50" (text), which reads as a number in range."""
+    data = {"camera_path": [{"camera_to_world": moved_flat(0.0), "fov": "50"}], "render_height": 48, "render_width": 64}
+    refused(data, r"camera_path\[0\] 'fov' '50' is not a vertical field of view in degrees: give one between 0\.01 and 179$")
+
+
+def test_a_long_camera_file_is_checked_as_one_stack(monkeypatch):
+    """Every frame's pose and intrinsics are checked at once: checked one by one, a 20,000-frame
+    file took a minute to read (a 64 MiB one, the most a camera file may be, most of an hour)."""
+    import gen3c.io.camera_files as camera_files
+
+    calls = []
+    for name in ("validate_poses", "check_intrinsics_fit"):
+        check = getattr(camera_files, name)
+        monkeypatch.setattr(camera_files, name, lambda *args, check=check, name=name, **kw: calls.append(name) or check(*args, **kw))
+    n = 300
+    gl = [moved_flat(0.01 * i) for i in range(n)]
+    ns_path = {"camera_path": [{"camera_to_world": m, "fov": 50.0} for m in gl], "render_height": 48, "render_width": 64}
+    frames = [{"c2w": moved(0.01 * i)} if i % 2 else {"w2c": moved(-0.01 * i)} for i in range(n)]
+    for data in (ns_path, gen3c_file(K=SHARED_K, frames=frames), transforms(frames=[{"transform_matrix": moved(0.01 * i)} for i in range(n)])):
+        calls.clear()
+        cams = cameras_from_dict(data, NAME)
+        assert len(cams) == n and calls.count("validate_poses") <= 2
+        # frame i stands at x = 0.01 i (c2w and OpenGL) or w2c moves the world by −0.01 i: the camera at x = 0.01 i
+        assert torch.allclose(cams.centers[:, 0], 0.01 * torch.arange(n, dtype=torch.float32), atol=1e-6)
+    assert calls.count("check_intrinsics_fit") <= n  # transforms.json: each frame's own, beside its distortion
+
+
+SHARED_K = [[60, 0, 32], [0, 60, 24], [0, 0, 1]]
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [({"c2w": [[1, 0, 0, 0], [0, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}, r"frames\[7\]\.c2w is not rigid: "),
+     ({"w2c": IDENTITY, "K": [[60, 0, 500], [0, 60, 24], [0, 0, 1]]}, r"frames\[7\] intrinsics \(fx=60, fy=60, cx=500, cy=24\) put the principal point outside")],
+)  # fmt: skip
+def test_a_long_files_first_bad_frame_is_named(frame, match):
+    frames = [{"w2c": moved(0.1 * i)} for i in range(12)]
+    frames[7], frames[9] = frame, frame
+    refused(gen3c_file(K=SHARED_K, frames=frames), match)
+
+
+def test_a_camera_file_name_the_file_system_refuses_is_one_line(tmp_path):
+    """Before: the raw OSError "[Errno 36] File name too long" (a traceback from gen3c generate)."""
+    path = tmp_path / ("x" * 300 + ".json")
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*x\.json' cannot be read \(File name too long\): check the path and the file's permissions$"):
+        load_camera_file(path)

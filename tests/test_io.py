@@ -1,5 +1,6 @@
 """Readers and writers: round trips and clear errors."""
 
+import errno
 import json
 import os
 import warnings
@@ -138,7 +139,7 @@ def test_nerfstudio_keyframes_are_timed_by_their_transitions():
      ({0: {"matrix": [1, 0, 0]}}, r"keyframes\[0\]\.matrix must be 4×4"),
      ({2: {"matrix": None}}, r"keyframes\[2\] needs 'matrix', 16 numbers"),
      ({1: {"override_transition_sec": "1"}}, r"keyframes\[1\]\.override_transition_sec must be a number"),
-     ({-1: {"smoothness_value": 3.0}}, "smoothness -2 must be between 0 and 1")],
+     ({-1: {"smoothness_value": 3.0}}, r"'smoothness_value' 3 is nerfstudio's spline tension, between 0 \(smooth\) and 1 \(tense\): fix it$")],
 )  # fmt: skip
 def test_bad_keyframes_are_one_line_errors(change, match):
     gl = opencv_to_opengl(orbit(3).w2c.double()).reshape(3, 16).tolist()
@@ -465,6 +466,46 @@ def test_image_loading_and_errors(tmp_path):
             load_image(tmp_path / name)
     with pytest.raises(Gen3cInputError, match="folder"):
         load_image(tmp_path)
+
+
+def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
+    """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
+    alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.
+    Before, it kept its colour."""
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:8] = (10, 20, 30)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png", transparency=(10, 20, 30))
+    Image.fromarray(rgb[..., 1]).save(tmp_path / "grey.png", transparency=20)
+    for name in ("rgb.png", "grey.png"):
+        img = load_image(tmp_path / name)
+        assert torch.equal(img[:, :8], torch.ones(3, 8, 16)) and torch.equal(img[:, 8:], -torch.ones(3, 8, 16)), name
+    Image.fromarray(rgb[..., 1] == 0).save(tmp_path / "bilevel.png", transparency=0)  # top black and transparent, bottom white
+    assert torch.equal(load_image(tmp_path / "bilevel.png"), torch.ones(3, 16, 16))
+
+
+def test_a_truncated_png_is_named_corrupt_not_another_format(tmp_path):
+    """Cut inside its header, PIL cannot tell it is a PNG; the file's first bytes can. Before:
+    "is not a readable image (a PNG image): use PNG, JPEG, …"."""
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "a.png").read_bytes()[:40])
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.png' is a PNG image that cannot be decoded \(corrupt or truncated\): re-export the image$"):
+        load_image(tmp_path / "cut.png")
+
+
+def test_an_image_the_system_cannot_read_is_one_line(tmp_path, monkeypatch):
+    """Before: a name too long escaped as the raw OSError "[Errno 36] File name too long", and a
+    file without read permission was "corrupt or truncated ([Errno 13] Permission denied)"."""
+    long = tmp_path / ("x" * 300 + ".png")
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*x\.png' cannot be read \(File name too long\): check the path and the file's permissions$"):
+        load_image(long)
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+
+    def denied(fp, *args, **kwargs):  # as open() refuses a file without read permission (root reads any)
+        raise PermissionError(errno.EACCES, "Permission denied", str(fp))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*a\.png' cannot be read \(Permission denied\): check the path and the file's permissions$"):
+        load_image(tmp_path / "a.png")
 
 
 def test_resize_nearest_picks_torchs_pixels_and_keeps_the_values_exactly():

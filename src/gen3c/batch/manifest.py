@@ -438,10 +438,10 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     for key in OPTION_PATH_FIELDS if isinstance(options, dict) else ():
         if options.get(key) is not None and not isinstance(options[key], str):  # checked before anything reads it as a path
             raise Gen3cInputError(f"{where}: {key} must be text (a path), got {describe_value(options[key])}")
-    # Paths first: building the request may read one (a camera file's count of cameras).
-    settings = resolve_paths(settings, base)
     # Type-check every setting now (the request's own check), not when the job comes up.
     try:
+        # Paths first: building the request may read one (a camera file's count of cameras).
+        settings = resolve_paths(settings, base)
         request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
     except Gen3cInputError as exc:
         raise Gen3cInputError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from None

@@ -136,11 +136,14 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
     (OpenCV), its frame rate and its bytes."""
     p = Path(path)
     name = f"camera file {str(p)!r}"
-    if not p.is_file():
-        raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")
-    if p.stat().st_size > MAX_CAMERA_FILE_BYTES:
-        raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
-    content = p.read_bytes()
+    try:
+        if not p.is_file():
+            raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")
+        if p.stat().st_size > MAX_CAMERA_FILE_BYTES:
+            raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
+        content = p.read_bytes()
+    except OSError as exc:  # a name too long, no permission, an I/O error
+        raise Gen3cInputError(f"{name} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
     data = parse_camera_json(content, name)
     cameras = cameras_from_dict(data, name)
     return CameraFile(str(path), content, cameras, camera_dict_fps(data, name))
@@ -163,6 +166,11 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
     except json.JSONDecodeError as exc:
         raise Gen3cInputError(f"{name} is not valid JSON ({exc}): pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
+    except RecursionError:  # json's decoder recurses once per level: "[[[[…" a few thousand deep
+        raise Gen3cInputError(
+            f"{name} nests its JSON lists or objects thousands deep, as no camera file does: pass a gen3c cameras JSON, "
+            "a nerfstudio camera_path.json or a nerfstudio transforms.json"
+        ) from None
 
 
 def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bool = True) -> Cameras:
@@ -237,6 +245,31 @@ def _pose(value: Any, what: str) -> torch.Tensor:
     """A file's 4×4 pose (a 3×4 gets its [0, 0, 0, 1] row), refused in one line naming ``what``
     unless it is rigid."""
     return validate_poses(_matrix(value, 4, 4, what), what)
+
+
+# A file's frames are checked as one stack: checked one by one, 20,000 frames took a minute.
+def _rigid(poses: list[torch.Tensor], whats: list[str]) -> torch.Tensor:
+    """(N, 4, 4) of :func:`_matrix` 4×4 ``poses``, refused as :func:`_pose` refuses the first
+    that is not rigid, naming it by its ``whats`` entry."""
+    stack = torch.stack(poses)
+    try:
+        return validate_poses(stack, "poses")
+    except Gen3cInputError:
+        for pose, what in zip(poses, whats, strict=True):
+            validate_poses(pose, what)
+        raise
+
+
+def _fitting(Ks: list[torch.Tensor], whats: list[str], height: int, width: int) -> torch.Tensor:
+    """(N, 3, 3) of 3×3 intrinsics, refused as :func:`check_intrinsics_fit` refuses the first
+    that cannot belong to a ``height`` × ``width`` image, naming it by its ``whats`` entry."""
+    stack = torch.stack(Ks)
+    try:
+        return check_intrinsics_fit(stack, height, width)
+    except Gen3cInputError:
+        for K, what in zip(Ks, whats, strict=True):
+            check_intrinsics_fit(K, height, width, what)
+        raise
 
 
 def _real(value: Any, what: str, positive: bool = False) -> float:
@@ -318,22 +351,24 @@ def _from_gen3c(data: dict) -> Cameras:
     if not isinstance(frames, list) or not frames:
         raise Gen3cInputError("'frames' must be a non-empty list")
     shared = _intrinsics(data, None, "") if ("K" in data or "intrinsics" in data) else None
-    w2cs, Ks = [], []
+    poses, pose_names, inverted, Ks, K_names = [], [], [], [], []
     for i, frame in enumerate(frames):
         where = f"frames[{i}]"
         if not isinstance(frame, dict):
             raise Gen3cInputError(f"{where} must be an object with 'w2c' or 'c2w'")
         _known_keys(frame, GEN3C_FRAME_KEYS, where)
         _only_one(frame, ("w2c", "c2w"), where)
-        if "w2c" in frame:
-            w2c = _pose(frame["w2c"], f"{where}.w2c")
-        elif "c2w" in frame:
-            w2c = invert_pose(_pose(frame["c2w"], f"{where}.c2w"))
-        else:
+        key = "w2c" if "w2c" in frame else "c2w"
+        if key not in frame:
             raise Gen3cInputError(f"{where} has neither 'w2c' nor 'c2w'")
-        w2cs.append(w2c)
-        Ks.append(check_intrinsics_fit(_intrinsics(frame, shared, where), h, w, f"{where} intrinsics"))
-    return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), h, w)
+        poses.append(_matrix(frame[key], 4, 4, f"{where}.{key}"))
+        pose_names.append(f"{where}.{key}")
+        inverted.append(key == "c2w")
+        Ks.append(_intrinsics(frame, shared, where))
+        K_names.append(f"{where} intrinsics")
+    stack = _rigid(poses, pose_names)
+    w2c = torch.where(torch.tensor(inverted)[:, None, None], invert_pose(stack), stack)
+    return Cameras(w2c.float(), _fitting(Ks, K_names, h, w).float(), h, w)
 
 
 def _from_nerfstudio_path(data: dict) -> Cameras:
@@ -347,35 +382,39 @@ def _from_nerfstudio_path(data: dict) -> Cameras:
     path = data["camera_path"]
     if not isinstance(path, list) or not path:
         raise Gen3cInputError("'camera_path' must be a non-empty list, one camera per frame")
-    w2cs, Ks = [], []
+    poses, pose_names, Ks, K_names = [], [], [], []
     for i, entry in enumerate(path):
         what = f"camera_path[{i}]"
         if not isinstance(entry, dict) or entry.get("camera_to_world") is None:
             raise Gen3cInputError(f"{what} needs 'camera_to_world', 16 numbers (OpenGL camera-to-world, row-major)")
-        w2cs.append(opengl_to_opencv(_pose(entry["camera_to_world"], f"{what}.camera_to_world")))
+        poses.append(_matrix(entry["camera_to_world"], 4, 4, f"{what}.camera_to_world"))
+        pose_names.append(f"{what}.camera_to_world")
         # gen3c's exact intrinsics when it wrote the file; nerfstudio's centred pinhole otherwise.
-        Ks.append(_written_K(entry, what, h, w) if "K" in entry else intrinsics_from_nerfstudio_fov(_fov(entry.get("fov"), what), h, w))
-    return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), h, w)
+        Ks.append(_matrix(entry["K"], 3, 3, f"{what}.K") if "K" in entry else intrinsics_from_nerfstudio_fov(_fov(entry.get("fov"), what), h, w))
+        K_names.append(f"{what}.K" if "K" in entry else f"{what} intrinsics")
+    w2c = opengl_to_opencv(_rigid(poses, pose_names))
+    K = _fitting(Ks, K_names, h, w)
+    for i, entry in enumerate(path):
+        if "K" in entry and entry.get("fov") is not None:
+            _check_written_K(entry, f"camera_path[{i}]", K[i], h)
+    return Cameras(w2c.float(), K.float(), h, w)
 
 
-def _written_K(entry: dict, what: str, height: int, width: int) -> torch.Tensor:
-    """An entry's gen3c ``"K"``, which must agree with its ``"fov"`` (nerfstudio renders the fov):
+def _check_written_K(entry: dict, what: str, K: torch.Tensor, height: int) -> None:
+    """An entry's gen3c ``"K"`` must agree with its ``"fov"`` (nerfstudio renders the fov):
     their focal lengths may put the image's top and bottom edges at most ½ px apart."""
-    K = check_intrinsics_fit(_matrix(entry["K"], 3, 3, f"{what}.K"), height, width, f"{what}.K")
-    if entry.get("fov") is not None:
-        fov = _fov(entry["fov"], what)
-        focal, fy = focal_from_fov(fov, height), float(K[1, 1])
-        if abs(focal - fy) / fy * height / 2 > 0.5:
-            raise Gen3cInputError(
-                f"{what} 'fov' {fov:g}° is a focal length of {focal:.6g} px over {height} rows, but its 'K' has fy {fy:.6g} px: "
-                "nerfstudio renders the fov and gen3c the K; fix the fov, or delete 'K' to render the fov's centred camera"
-            )
-    return K
+    fov = _fov(entry["fov"], what)
+    focal, fy = focal_from_fov(fov, height), float(K[1, 1])
+    if abs(focal - fy) / fy * height / 2 > 0.5:
+        raise Gen3cInputError(
+            f"{what} 'fov' {fov:g}° is a focal length of {focal:.6g} px over {height} rows, but its 'K' has fy {fy:.6g} px: "
+            "nerfstudio renders the fov and gen3c the K; fix the fov, or delete 'K' to render the fov's centred camera"
+        )
 
 
 def _fov(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.01 <= value <= 179.0:  # NaN fails too
-        raise Gen3cInputError(f"{what} 'fov' {str(value)[:40]} is not a vertical field of view in degrees: give one between 0.01 and 179")
+        raise Gen3cInputError(f"{what} 'fov' {_show(value)} is not a vertical field of view in degrees: give one between 0.01 and 179")
     return float(value)
 
 
@@ -413,7 +452,7 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
     for i, frame in enumerate(frames):
         if not isinstance(frame, dict) or "transform_matrix" not in frame:
             raise Gen3cInputError(f"frames[{i}] has no 'transform_matrix': give every frame its camera-to-world 4×4 (OpenGL), as nerfstudio does")
-    w2cs, Ks, size = [], [], None
+    poses, pose_names, Ks, size = [], [], [], None
     for i in _nerfstudio_frame_order(frames):
         frame, where = frames[i], f"frames[{i}]"
 
@@ -430,8 +469,10 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
         K = intrinsics_from_nerfstudio(*(_nerfstudio_required(field, key, where, data) for key in ("fl_x", "fl_y", "cx", "cy")))
         _check_distortion(field, K, h, w)
         Ks.append(check_intrinsics_fit(K, h, w, f"{where} intrinsics"))
-        w2cs.append(opengl_to_opencv(_pose(frame["transform_matrix"], f"{where}.transform_matrix")))
-    return Cameras(torch.stack(w2cs).float(), torch.stack(Ks).float(), size[1], size[2])
+        poses.append(_matrix(frame["transform_matrix"], 4, 4, f"{where}.transform_matrix"))
+        pose_names.append(f"{where}.transform_matrix")
+    w2c = opengl_to_opencv(_rigid(poses, pose_names))
+    return Cameras(w2c.float(), torch.stack(Ks).float(), size[1], size[2])
 
 
 def _nerfstudio_frame_order(frames: list[dict]) -> list[int]:
@@ -639,7 +680,10 @@ def _keyframe_path(data: dict, name: str) -> KeyframePath:
     elif extra is not None:  # written by gen3c before it recorded its own smoothness: the value is gen3c's
         smoothness = _number(data["smoothness_value"], "'smoothness_value'")
     else:
-        smoothness = 1.0 - _number(data["smoothness_value"], "'smoothness_value' (nerfstudio's spline tension)")
+        tension = _number(data["smoothness_value"], "'smoothness_value' (nerfstudio's spline tension)")
+        if not 0.0 <= tension <= 1.0:  # (NaN too) named as written, not as the smoothness 1 − tension
+            raise Gen3cInputError(f"'smoothness_value' {tension:g} is nerfstudio's spline tension, between 0 (smooth) and 1 (tense): fix it")
+        smoothness = 1.0 - tension
     fps = camera_dict_fps(data, name) or 24.0
     return KeyframePath(torch.stack(w2cs), torch.tensor(times, dtype=torch.float64), smoothness, len(path), fps)
 

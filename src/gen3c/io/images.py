@@ -20,6 +20,8 @@ from gen3c.errors import Gen3cInputError, complex_refusal, first_line
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
 MAX_IMAGE_PIXELS = 100_000_000
+#: What :func:`gen3c.io.formats.describe_head` calls the formats PIL decodes.
+DECODABLE_HEADS = ("a PNG image", "a JPEG image", "a GIF image", "a TIFF image", "a WebP image")
 
 
 def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
@@ -36,11 +38,16 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files.
     """
     p = Path(path)
-    if not p.exists():
+    try:
+        missing, folder = not p.exists(), p.is_dir()
+        empty = not missing and not folder and p.stat().st_size == 0
+    except OSError as exc:  # the file system's refusal of the path itself (a name too long)
+        raise Gen3cInputError(_unreadable(name, p, exc)) from None
+    if missing:
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
-    if p.is_dir():
+    if folder:
         raise Gen3cInputError(f"{name} {str(p)!r} is a folder: pass an image file (PNG, JPEG, WebP, …)")
-    if p.stat().st_size == 0:
+    if empty:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
     try:
         with warnings.catch_warnings():
@@ -59,6 +66,8 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         from gen3c.io.formats import describe_head, file_head
 
         what = describe_head(file_head(p))
+        if what in DECODABLE_HEADS:  # an image PIL reads, cut short before its size: not another format
+            raise Gen3cInputError(f"{name} {str(p)!r} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
         known = "" if what.startswith("of an unknown") else f" ({what})"
         hint = ""
         if "video" in what:
@@ -67,8 +76,14 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
             hint = " (multi-view key frames go in with --multiview_npz, a depth map with --depth_path)"
         raise Gen3cInputError(f"{name} {str(p)!r} is not a readable image{known}: use PNG, JPEG, WebP, BMP or TIFF{hint}") from None
     except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
+            raise Gen3cInputError(_unreadable(name, p, exc)) from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _unreadable(name: str, p: Path, exc: OSError) -> str:
+    return f"{name} {str(p)!r} cannot be read ({exc.strerror or exc}): check the path and the file's permissions"
 
 
 def check_image_size(width: int, height: int, name: str) -> None:
@@ -141,7 +156,8 @@ def upright_rgb(image: Image.Image) -> Image.Image:
         pixels = np.asarray(image, dtype=np.int32)
         over_white = np.clip(pixels[..., :-1] + 255 - pixels[..., -1:], 0, 255).astype(np.uint8)
         return Image.fromarray(np.repeat(over_white, 3, axis=-1) if image.mode == "La" else over_white)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    # "transparency": a palette's transparent entries, or a bilevel, grey or RGB PNG's one transparent colour (its tRNS chunk)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode in ("1", "P", "L", "RGB") and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

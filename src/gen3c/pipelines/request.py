@@ -658,7 +658,7 @@ def resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
     out = dict(settings)
     for key in PATH_FIELDS:
         if isinstance(out.get(key), str):
-            out[key] = str(_against(out[key], base))
+            out[key] = str(_against(out[key], base, key))
     for key in MAYBE_PATH_FIELDS:
         if isinstance(out.get(key), str):
             out[key] = _if_path(key, out[key], base)
@@ -685,8 +685,13 @@ def may_name_no_path(key: str, value: str) -> bool:
     return False
 
 
-def _against(value: str, base: Path) -> Path:
-    p = Path(value).expanduser()
+def _against(value: str, base: Path, key: str = "path") -> Path:
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:  # "~name/…" of no user here, or "~" with no HOME: Path.expanduser's "Could not determine home directory"
+        user = value[1:].replace("\\", "/").split("/", 1)[0]
+        whose = f"the home folder of {user!r}, no user on this machine" if user else "the home folder, which this machine does not define (no HOME)"
+        raise Gen3cInputError(f"{key} {value!r} starts with ~{user}, {whose}: write the path out in full") from None
     return p if p.is_absolute() else base / p
 
 
