@@ -109,7 +109,8 @@ class BenchmarkConfig:
 
     def case_bytes(self) -> int:
         """CPU memory one case holds at the least: its ground truth (colour, depth, the seen mask)
-        and one method's video, all frames at once (float32 colour and depth, bool mask)."""
+        and one method's video, all frames at once (float32 colour and depth, bool mask). Scoring
+        adds only per-chunk work (8 frames at a time, :func:`score_video`, :func:`metrics.warp_error`)."""
         H, W = self.resolution
         return self.num_frames * H * W * (3 * 4 + 4 + 1 + 3 * 4)
 
@@ -312,12 +313,6 @@ SCORE_NAMES = (
 REFERENCE_SCORE = "psnr_vs_reference"
 
 
-def _pooled(values: list[Tensor], masks: list[Tensor]) -> float:
-    total = sum(float((v * m).sum()) for v, m in zip(values, masks, strict=True))
-    count = sum(float(m.sum()) for m in masks)
-    return total / count if count else math.nan
-
-
 def check_video(frames: Tensor, truth: GroundTruth, name: str = "the video") -> None:
     """Raise :class:`Gen3cInputError` naming ``name`` when ``frames`` cannot be scored against
     ``truth``: another shape, or NaN / infinite values (every score of such a video would read
@@ -353,25 +348,29 @@ def score_video(frames: Tensor, truth: GroundTruth, chunk: int = 8, name: str = 
     """
     check_video(frames, truth, name)
     T = truth.rgb.shape[0]
-    sq, ss, seen, dis = [], [], [], []
+    # Sums per pixel set, accumulated chunk by chunk: the maps of only one chunk are held at a time
+    # (all frames' maps at once cost 10 bytes per pixel and frame on top of the case).
+    parts = ("", "_seen", "_disoccluded")
+    squared, structure, count = dict.fromkeys(parts, 0.0), dict.fromkeys(parts, 0.0), dict.fromkeys(parts, 0.0)
+    per_frame = []
     for start in range(1, T, chunk):
         sl = slice(start, min(T, start + chunk))
         pred, gt = frames[sl].float(), truth.rgb[sl]
-        sq.append(metrics.squared_error_map(pred, gt))
-        ss.append(metrics.ssim_map(pred, gt))
-        seen.append(truth.seen[sl])
-        dis.append(~truth.seen[sl])
-    every = [torch.ones_like(m) for m in seen]
-    scores = {
-        "psnr": float(metrics.psnr_from_mse(_pooled(sq, every))),
-        "psnr_seen": float(metrics.psnr_from_mse(_pooled(sq, seen))),
-        "psnr_disoccluded": float(metrics.psnr_from_mse(_pooled(sq, dis))),
-        "ssim": _pooled(ss, every),
-        "ssim_seen": _pooled(ss, seen),
-        "ssim_disoccluded": _pooled(ss, dis),
-    }
+        sq, ss = metrics.squared_error_map(pred, gt), metrics.ssim_map(pred, gt)
+        seen = truth.seen[sl]
+        for part, mask in zip(parts, (torch.ones_like(seen), seen, ~seen), strict=True):
+            squared[part] += float((sq * mask).sum())
+            structure[part] += float((ss * mask).sum())
+            count[part] += float(mask.sum())
+        per_frame.append(sq.flatten(1).mean(dim=1))
+        del sq, ss
+    scores = {}
+    for part in parts:
+        scores[f"psnr{part}"] = float(metrics.psnr_from_mse(squared[part] / count[part] if count[part] else math.nan))
+    for part in parts:
+        scores[f"ssim{part}"] = structure[part] / count[part] if count[part] else math.nan
     scores.update(score_consistency(frames, truth))
-    scores["psnr_per_frame"] = metrics.psnr_from_mse(torch.cat([s.flatten(1).mean(dim=1) for s in sq])).tolist()
+    scores["psnr_per_frame"] = metrics.psnr_from_mse(torch.cat(per_frame)).tolist()
     return scores
 
 
@@ -424,6 +423,19 @@ class BenchmarkResult:
     load_seconds: dict[str, float] = field(default_factory=dict)
 
 
+class _Frames:
+    """A :func:`generate_video` sink that keeps the video's frames on the CPU, none of its buffers."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Tensor] = []
+
+    def write(self, frames: Tensor, buffers: object) -> None:
+        self.chunks.append(frames.detach().float().cpu())
+
+    def frames(self) -> Tensor:
+        return self.chunks[0] if len(self.chunks) == 1 else torch.cat(self.chunks)
+
+
 CaseCallback = Callable[[GroundTruth, dict[str, Tensor], list[int]], None]
 
 
@@ -464,9 +476,10 @@ def run_benchmark(
             cache = build_cache([truth.source], method.filter_points_threshold, method.foreground_masking, method.splat)
             t0 = time.perf_counter()
             # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
-            video = generate_video(cache, truth.cameras, method.generator, truth.source.image, keep=True, progress=_silent)
+            video = _Frames()  # the frames only: kept, a buffer would add 20 bytes per pixel and frame
+            generate_video(cache, truth.cameras, method.generator, truth.source.image, progress=_silent, sink=video, keep=False)
             result.seconds[method.name] = time.perf_counter() - t0
-            frames = video.frames.float().cpu()
+            frames = video.frames()
             result.scores[method.name] = score_video(frames, truth, name=f"the {method.name} row's video of case {case.name}")
             if method.reference is not None:
                 result.scores[method.name][REFERENCE_SCORE] = psnr_between(frames, kept[method.reference])
