@@ -480,3 +480,20 @@ def test_notes_while_the_model_loads_are_one_line(tmp_path):
     assert res.exit_code == 0, res.output
     assert "note: --max_gpu_memory 1000: memory mode 'resident' (estimated peak" in res.output
     assert "UserWarning" not in res.output and "loading.py" not in res.output
+
+
+def test_write_report_from_python_leaves_no_output_of_an_earlier_report(tmp_path):
+    """write_report called directly left an earlier run's plots and contact sheets beside the new
+    report (only the CLI removed them); it removes them too, keeping the sheets it links and
+    files the eval does not write."""
+    from gen3c.evaluation.report import write_report
+
+    (tmp_path / "contact_sheets").mkdir()
+    old = [tmp_path / "image_quality.png", tmp_path / "psnr_over_time.png", tmp_path / "contact_sheets" / "street-up.png"]
+    linked, mine = tmp_path / "contact_sheets" / "room-left.png", tmp_path / "notes.txt"
+    for path in [*old, linked, mine]:
+        path.write_bytes(b"old")
+    paths = write_report(one_case_result(psnr_per_frame=[20.0]), tmp_path, plots=False, sheets=["contact_sheets/room-left.png"])
+    assert not any(p.exists() for p in old) and linked.read_bytes() == mine.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["contact_sheets", "notes.txt", "report.md", "results.json"]
+    assert paths["plots"] == [] and "contact_sheets/room-left.png" in paths["report"].read_text()

@@ -518,10 +518,13 @@ def clear_previous_outputs(folder: str | Path) -> list[Path]:
 
 
 def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = True, sheets: list[str] | None = None) -> dict[str, Path]:
-    """Write ``report.md``, ``results.json`` and (with ``plots``) the PNG plots into ``folder``.
+    """Write ``report.md``, ``results.json`` and (with ``plots``) the PNG plots into ``folder``,
+    then remove what an earlier report left there under the names ``gen3c eval`` writes
+    (:func:`previous_outputs`: plots beside a report without them, contact sheets not in
+    ``sheets``), as ``gen3c eval`` does; other files stay.
 
     Args:
-        sheets: contact sheet paths relative to ``folder``, to link from the report.
+        sheets: contact sheet paths relative to ``folder``, to link from the report (kept).
     Returns:
         ``{"report": …, "results": …, "plots": [...]}`` paths.
     """
@@ -531,6 +534,10 @@ def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = T
     write_text_atomic(paths["results"], json.dumps(_json_safe(results_json(result)), indent=1, allow_nan=False))
     paths["report"] = folder / "report.md"
     write_text_atomic(paths["report"], markdown(result, plots, sheets or []))
+    current = {paths["results"], paths["report"], *paths["plots"], *(folder / s for s in sheets or [])}
+    for path in previous_outputs(folder):
+        if path not in current:
+            path.unlink()
     return paths
 
 
