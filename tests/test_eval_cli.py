@@ -497,3 +497,51 @@ def test_write_report_from_python_leaves_no_output_of_an_earlier_report(tmp_path
     assert not any(p.exists() for p in old) and linked.read_bytes() == mine.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["contact_sheets", "notes.txt", "report.md", "results.json"]
     assert paths["plots"] == [] and "contact_sheets/room-left.png" in paths["report"].read_text()
+
+
+class _Stepping:
+    """A generator that makes the still video in 4 "sampler steps", reporting each as GEN3C does
+    (its share of the frames), and records the bars' counts at each step."""
+
+    name = "stepping"
+
+    def __init__(self, bars):
+        from gen3c.evaluation.baselines import StillGenerator
+
+        self.bars, self.still, self.seen = bars, StillGenerator(), []
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+        T = len(cameras)
+        for step in range(4):
+            progress(T * (step + 1) // 4 - T * step // 4)
+            self.seen.append(dict(self.bars))
+        return self.still.generate(cache, cameras, first_frame, buffers=buffers)
+
+
+def test_a_generators_steps_move_a_bar_while_its_video_is_made(tmp_path):
+    """The benchmark's only bar counted cases × methods, and generators' own bars were off: a
+    GEN3C video at full size showed minutes of no progress. A second bar counts the frames
+    generated, advanced by each sampler step; it ends at its total, also for rows that report
+    no steps (still) or more than their frames."""
+    from gen3c.evaluation.run import run_eval
+    from gen3c.evaluation.suite import BenchmarkConfig
+
+    totals, bars = {}, {}
+
+    def factory(stage, total):
+        totals[stage], bars[stage] = total, 0
+
+        def advance(n=1):
+            bars[stage] += n
+
+        return advance
+
+    generator = _Stepping(bars)
+    config = BenchmarkConfig(scenes=("room",), presets=("left", "up"), resolution=(32, 48), num_frames=5)
+    run_eval(config, tmp_path, methods=["still"], generator=generator, plots=False, progress=factory)
+    frames = next(stage for stage in totals if "frames" in stage)
+    assert totals[frames] == 2 * 2 * 5 and bars[frames] == totals[frames]  # 2 cases × 2 rows × 5 frames
+    assert bars == totals
+    # Case 1: still (5 frames at its end), then 1, 2, 3, 5 frames of the stepping row's video, the case not done yet.
+    assert [s[frames] for s in generator.seen[:4]] == [6, 7, 8, 10]
+    assert {s["Benchmark (cases × methods)"] for s in generator.seen[:4]} == {2}

@@ -30,6 +30,7 @@ from gen3c.errors import Gen3cInputError, Gen3cMemoryError
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
 from gen3c.models.memory import HostMemory
+from gen3c.pipelines.autoregressive import plan_chunks
 from gen3c.pipelines.camera_video import (
     MAX_FRAMES,
     SourceView,
@@ -37,6 +38,7 @@ from gen3c.pipelines.camera_video import (
     check_num_frames,
     generate_video,
     preset_cameras,
+    resolve_chunk_frames,
 )
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
@@ -249,6 +251,41 @@ def _silent(stage: str, total: int) -> Callable[[int], None]:
     return lambda done: None
 
 
+def video_units(config: BenchmarkConfig, methods: list[Method]) -> int:
+    """The frames the benchmark's generators make in all: per case and method, the frames of
+    each chunk (chunks share their first frame), what :func:`run_benchmark`'s ``video_progress``
+    counts to."""
+    return sum(_video_units(config.num_frames, m.generator) for m in methods) * len(benchmark_cases(config))
+
+
+def _video_units(num_frames: int, generator: object) -> int:
+    return sum(stop - start for start, stop in plan_chunks(num_frames, resolve_chunk_frames(num_frames, generator)))
+
+
+class _Reporting:
+    """``generator`` with its generate()'s step callback (``progress``) advancing ``tick`` — a
+    diffusion model's sampler steps move the caller's bar while a video is made — and every
+    other attribute its own. It counts what it reported, capped at each call's frames."""
+
+    def __init__(self, generator: object, tick: Callable[[int], None]) -> None:
+        self._generator, self._tick, self.reported = generator, tick, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._generator, name)
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None) -> Tensor:
+        room = [len(cameras)]
+
+        def step(n: int = 1) -> None:
+            n = min(n, room[0])
+            room[0] -= n
+            self.reported += n
+            if n:
+                self._tick(n)
+
+        return self._generator.generate(cache, cameras, first_frame, buffers=buffers, progress=step)
+
+
 def sampling_of(generator: object) -> str:
     """"N steps × F forwards" of a generator that samples a diffusion model (``num_steps``,
     ``guidance``: two DiT forwards per step unless 0), else ""."""
@@ -445,6 +482,7 @@ def run_benchmark(
     *,
     device: str | torch.device | None = None,
     progress: Callable[[int], None] | None = None,
+    video_progress: Callable[[int], None] | None = None,
     on_case: CaseCallback | None = None,
 ) -> BenchmarkResult:
     """Run every method on every case and score it.
@@ -452,6 +490,9 @@ def run_benchmark(
     Args:
         device: where the ground truth is ray-cast (default: CUDA when available).
         progress: called with 1 after each (case, method) run, ground truth included.
+        video_progress: called with the frames done while each video is made (a generator's
+            step callback, e.g. GEN3C's sampler steps; the rest when the video is done), up to
+            :func:`video_units` in all: a bar that moves within a long video.
         on_case: called per case with the ground truth, ``{method: (K, 3, H, W)}`` frames at
             :func:`contact_indices` (ground truth under :data:`GROUND_TRUTH`) and those indices,
             e.g. to write a contact sheet while only one case is in memory.
@@ -475,9 +516,16 @@ def run_benchmark(
         for method in methods:
             cache = build_cache([truth.source], method.filter_points_threshold, method.foreground_masking, method.splat)
             t0 = time.perf_counter()
-            # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
             video = _Frames()  # the frames only: kept, a buffer would add 20 bytes per pixel and frame
-            generate_video(cache, truth.cameras, method.generator, truth.source.image, progress=_silent, sink=video, keep=False)
+            if video_progress is None:
+                # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
+                generate_video(cache, truth.cameras, method.generator, truth.source.image, progress=_silent, sink=video, keep=False)
+            else:
+                generator = _Reporting(method.generator, video_progress)
+                generate_video(cache, truth.cameras, generator, truth.source.image, sink=video, keep=False)
+                left = _video_units(config.num_frames, method.generator) - generator.reported  # what a generator that reports no steps (or fewer) left unsaid
+                if left > 0:
+                    video_progress(left)
             result.seconds[method.name] = time.perf_counter() - t0
             frames = video.frames()
             result.scores[method.name] = score_video(frames, truth, name=f"the {method.name} row's video of case {case.name}")
