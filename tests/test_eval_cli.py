@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -545,3 +546,37 @@ def test_a_generators_steps_move_a_bar_while_its_video_is_made(tmp_path):
     # Case 1: still (5 frames at its end), then 1, 2, 3, 5 frames of the stepping row's video, the case not done yet.
     assert [s[frames] for s in generator.seen[:4]] == [6, 7, 8, 10]
     assert {s["Benchmark (cases × methods)"] for s in generator.seen[:4]} == {2}
+
+
+def test_line_plots_draw_an_infinite_psnr_at_a_labelled_ceiling_by_the_tables_rule():
+    """psnr_over_time averaged each frame over the cases' finite PSNRs (one case's +∞ skipped,
+    unlike the tables, where it makes the mean ∞), and psnr_per_preset left a preset whose mean
+    is ∞ as an unlabelled gap. Both take the tables' mean now and draw ∞ on a labelled ceiling
+    above every finite value."""
+    pytest.importorskip("matplotlib")
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import INFINITE, plot_psnr_over_time, plot_psnr_per_preset
+    from gen3c.evaluation.suite import SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+
+    def case(preset, seed, psnr, per_frame):
+        row = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr": psnr, "psnr_per_frame": per_frame}
+        return CaseResult(Case("room", preset, seed), {"ground_truth": dict(row), "still": dict(row)}, {"still": 0.1})
+
+    config = BenchmarkConfig(scenes=("room",), presets=("left", "up"), num_frames=3)
+    result = BenchmarkResult(config, [Method("still", "held still", None)],
+                             [case("left", 1000, math.inf, [math.inf, 20.0]), case("up", 1002, 25.0, [30.0, 22.0])])  # fmt: skip
+    for plot, finite, at_ceiling in ((plot_psnr_over_time, [21.0], 0), (plot_psnr_per_preset, [25.0], 0)):
+        fig, ax = plt.subplots()
+        plot(ax, result)
+        y = np.asarray(ax.lines[-1].get_ydata(), dtype=np.float64)
+        ceiling = next(line for line in ax.lines if line.get_linestyle() == ":").get_ydata()[0]
+        label = next(t for t in ax.texts if t.get_text() == INFINITE)
+        assert label.get_position()[1] == ceiling and ceiling > max(finite) and ax.get_ylim()[1] > ceiling
+        assert y[at_ceiling] == ceiling and list(np.delete(y, at_ceiling)) == finite, plot.__name__
+        plt.close(fig)
