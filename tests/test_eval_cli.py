@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -480,3 +481,102 @@ def test_notes_while_the_model_loads_are_one_line(tmp_path):
     assert res.exit_code == 0, res.output
     assert "note: --max_gpu_memory 1000: memory mode 'resident' (estimated peak" in res.output
     assert "UserWarning" not in res.output and "loading.py" not in res.output
+
+
+def test_write_report_from_python_leaves_no_output_of_an_earlier_report(tmp_path):
+    """write_report called directly left an earlier run's plots and contact sheets beside the new
+    report (only the CLI removed them); it removes them too, keeping the sheets it links and
+    files the eval does not write."""
+    from gen3c.evaluation.report import write_report
+
+    (tmp_path / "contact_sheets").mkdir()
+    old = [tmp_path / "image_quality.png", tmp_path / "psnr_over_time.png", tmp_path / "contact_sheets" / "street-up.png"]
+    linked, mine = tmp_path / "contact_sheets" / "room-left.png", tmp_path / "notes.txt"
+    for path in [*old, linked, mine]:
+        path.write_bytes(b"old")
+    paths = write_report(one_case_result(psnr_per_frame=[20.0]), tmp_path, plots=False, sheets=["contact_sheets/room-left.png"])
+    assert not any(p.exists() for p in old) and linked.read_bytes() == mine.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["contact_sheets", "notes.txt", "report.md", "results.json"]
+    assert paths["plots"] == [] and "contact_sheets/room-left.png" in paths["report"].read_text()
+
+
+class _Stepping:
+    """A generator that makes the still video in 4 "sampler steps", reporting each as GEN3C does
+    (its share of the frames), and records the bars' counts at each step."""
+
+    name = "stepping"
+
+    def __init__(self, bars):
+        from gen3c.evaluation.baselines import StillGenerator
+
+        self.bars, self.still, self.seen = bars, StillGenerator(), []
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+        T = len(cameras)
+        for step in range(4):
+            progress(T * (step + 1) // 4 - T * step // 4)
+            self.seen.append(dict(self.bars))
+        return self.still.generate(cache, cameras, first_frame, buffers=buffers)
+
+
+def test_a_generators_steps_move_a_bar_while_its_video_is_made(tmp_path):
+    """The benchmark's only bar counted cases × methods, and generators' own bars were off: a
+    GEN3C video at full size showed minutes of no progress. A second bar counts the frames
+    generated, advanced by each sampler step; it ends at its total, also for rows that report
+    no steps (still) or more than their frames."""
+    from gen3c.evaluation.run import run_eval
+    from gen3c.evaluation.suite import BenchmarkConfig
+
+    totals, bars = {}, {}
+
+    def factory(stage, total):
+        totals[stage], bars[stage] = total, 0
+
+        def advance(n=1):
+            bars[stage] += n
+
+        return advance
+
+    generator = _Stepping(bars)
+    config = BenchmarkConfig(scenes=("room",), presets=("left", "up"), resolution=(32, 48), num_frames=5)
+    run_eval(config, tmp_path, methods=["still"], generator=generator, plots=False, progress=factory)
+    frames = next(stage for stage in totals if "frames" in stage)
+    assert totals[frames] == 2 * 2 * 5 and bars[frames] == totals[frames]  # 2 cases × 2 rows × 5 frames
+    assert bars == totals
+    # Case 1: still (5 frames at its end), then 1, 2, 3, 5 frames of the stepping row's video, the case not done yet.
+    assert [s[frames] for s in generator.seen[:4]] == [6, 7, 8, 10]
+    assert {s["Benchmark (cases × methods)"] for s in generator.seen[:4]} == {2}
+
+
+def test_line_plots_draw_an_infinite_psnr_at_a_labelled_ceiling_by_the_tables_rule():
+    """psnr_over_time averaged each frame over the cases' finite PSNRs (one case's +∞ skipped,
+    unlike the tables, where it makes the mean ∞), and psnr_per_preset left a preset whose mean
+    is ∞ as an unlabelled gap. Both take the tables' mean now and draw ∞ on a labelled ceiling
+    above every finite value."""
+    pytest.importorskip("matplotlib")
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import INFINITE, plot_psnr_over_time, plot_psnr_per_preset
+    from gen3c.evaluation.suite import SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+
+    def case(preset, seed, psnr, per_frame):
+        row = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr": psnr, "psnr_per_frame": per_frame}
+        return CaseResult(Case("room", preset, seed), {"ground_truth": dict(row), "still": dict(row)}, {"still": 0.1})
+
+    config = BenchmarkConfig(scenes=("room",), presets=("left", "up"), num_frames=3)
+    result = BenchmarkResult(config, [Method("still", "held still", None)],
+                             [case("left", 1000, math.inf, [math.inf, 20.0]), case("up", 1002, 25.0, [30.0, 22.0])])  # fmt: skip
+    for plot, finite, at_ceiling in ((plot_psnr_over_time, [21.0], 0), (plot_psnr_per_preset, [25.0], 0)):
+        fig, ax = plt.subplots()
+        plot(ax, result)
+        y = np.asarray(ax.lines[-1].get_ydata(), dtype=np.float64)
+        ceiling = next(line for line in ax.lines if line.get_linestyle() == ":").get_ydata()[0]
+        label = next(t for t in ax.texts if t.get_text() == INFINITE)
+        assert label.get_position()[1] == ceiling and ceiling > max(finite) and ax.get_ylim()[1] > ceiling
+        assert y[at_ceiling] == ceiling and list(np.delete(y, at_ceiling)) == finite, plot.__name__
+        plt.close(fig)

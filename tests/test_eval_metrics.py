@@ -502,3 +502,56 @@ def test_a_video_that_cannot_be_scored_is_refused_naming_its_row_and_case():
         run_benchmark(config, select_methods(["still"], generator=_Spoiled("broken", nan_frame=2)), device="cpu")
     with pytest.raises(Gen3cInputError, match=r"^the short row's video of case room-left has shape \(3, 3, 32, 48\) but its ground truth \(4, 3, 32, 48\)"):
         run_benchmark(config, select_methods(["still"], generator=_Spoiled("short")), device="cpu")
+
+
+def test_scoring_holds_the_maps_of_one_chunk_at_a_time_and_pools_as_all_at_once(monkeypatch):
+    """score_video kept every frame's squared-error and SSIM maps until it pooled them (10 bytes
+    per pixel and frame beyond what the memory check counts); it sums chunk by chunk now, with
+    the scores of pooling all the maps at once (to float rounding)."""
+    import weakref
+
+    from gen3c.evaluation.suite import score_video
+
+    config = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=9)
+    truth = render_ground_truth(benchmark_cases(config)[0], config, "cpu")
+    frames = truth.rgb[:1].repeat(9, 1, 1, 1)  # the still baseline's video
+    alive, most = [], [0]
+    for name in ("squared_error_map", "ssim_map"):
+        original = getattr(metrics, name)
+
+        def tracked(pred, target, _original=original):
+            most[0] = max(most[0], sum(ref() is not None for ref in alive))
+            out = _original(pred, target)
+            alive.append(weakref.ref(out))
+            return out
+
+        monkeypatch.setattr(metrics, name, tracked)
+    scores = score_video(frames, truth, chunk=2)
+    assert len(alive) == 8 and most[0] <= 2  # 4 chunks of 2 maps; before: 7 alive at the last one
+    monkeypatch.undo()
+    sq = metrics.squared_error_map(frames[1:], truth.rgb[1:]).double()
+    ss = metrics.ssim_map(frames[1:], truth.rgb[1:]).double()
+    seen = truth.seen[1:]
+    for part, mask in (("", torch.ones_like(seen)), ("_seen", seen), ("_disoccluded", ~seen)):
+        assert scores[f"psnr{part}"] == pytest.approx(10 * math.log10(1 / float(sq[mask].mean())), rel=1e-6), part
+        assert scores[f"ssim{part}"] == pytest.approx(float(ss[mask].mean()), rel=1e-6), part
+    assert scores["psnr_per_frame"] == pytest.approx((10 * torch.log10(1 / sq.flatten(1).mean(dim=1))).tolist(), rel=1e-6)
+
+
+def test_the_benchmark_keeps_no_buffers_of_a_video(monkeypatch):
+    """run_benchmark kept each video's buffer renders (20 bytes per pixel and frame and buffer, counted by no
+    memory check) until its scores were in; only the frames are kept now."""
+    from gen3c.evaluation import suite
+
+    kept = []
+    make = suite.generate_video
+
+    def recording(*args, **kwargs):
+        video = make(*args, **kwargs)
+        kept.append(video.buffers)
+        return video
+
+    monkeypatch.setattr(suite, "generate_video", recording)
+    config = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=4)
+    result = suite.run_benchmark(config, suite.select_methods(["still", "cache"]), device="cpu")
+    assert kept == [None, None] and math.isfinite(result.cases[0].scores["cache"]["psnr_seen"])

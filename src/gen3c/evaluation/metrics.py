@@ -236,24 +236,24 @@ def warp_error(
     _check_map("depth", depth, (T, H, W))
     if T < 2:
         raise ValueError("warp_error needs at least 2 frames")
-    frames_u = to_unit(frames)
-    d = depth.float()
-    has_surface = torch.isfinite(d) & (d > 0)
-    safe = torch.where(has_surface, d, torch.ones_like(d))
     errors, coverage = torch.empty(T - 1, dtype=torch.float64), torch.empty(T - 1, dtype=torch.float64)
+    # Colours and depths are converted per chunk: a whole video's copies would cost 17 bytes per pixel and frame.
     for start in range(0, T - 1, chunk):
         a = torch.arange(start, min(T - 1, start + chunk))
         b = a + 1
-        points = unproject_depth(safe[a], cameras.K[a].float(), cameras.w2c[a].float()).reshape(len(a), -1, 3)
+        d_a, d_b = depth[a].float(), depth[b].float()
+        has_surface = torch.isfinite(d_a) & (d_a > 0)
+        safe = torch.where(has_surface, d_a, torch.ones_like(d_a))
+        points = unproject_depth(safe, cameras.K[a].float(), cameras.w2c[a].float()).reshape(len(a), -1, 3)
         uv, z = project_points(points, cameras.K[b].float(), cameras.w2c[b].float())
         u, v = uv[..., 0], uv[..., 1]
         inside = (u >= 0) & (u <= W - 1) & (v >= 0) & (v <= H - 1) & (z > 1e-6)
-        nearest = torch.gather(d[b].reshape(len(a), -1), 1, (v.round().long().clamp(0, H - 1) * W + u.round().long().clamp(0, W - 1)))
-        valid = inside & ((nearest - z).abs() <= tolerance * z) & has_surface[a].reshape(len(a), -1)
+        nearest = torch.gather(d_b.reshape(len(a), -1), 1, (v.round().long().clamp(0, H - 1) * W + u.round().long().clamp(0, W - 1)))
+        valid = inside & ((nearest - z).abs() <= tolerance * z) & has_surface.reshape(len(a), -1)
         # grid_sample's align_corners=True puts −1 and 1 on the centres of the border pixels.
         grid = torch.stack([u / (W - 1) * 2 - 1, v / (H - 1) * 2 - 1], dim=-1).view(len(a), H, W, 2)
-        warped = F.grid_sample(frames_u[b], grid, mode="bilinear", align_corners=True)
-        diff = (warped - frames_u[a]).abs().mean(dim=1).reshape(len(a), -1)
+        warped = F.grid_sample(to_unit(frames[b]), grid, mode="bilinear", align_corners=True)
+        diff = (warped - to_unit(frames[a])).abs().mean(dim=1).reshape(len(a), -1)
         count = valid.sum(dim=1)
         errors[a] = torch.where(count > 0, (diff * valid).sum(dim=1) / count.clamp(min=1), math.nan).double()
         coverage[a] = (count / (H * W)).double()

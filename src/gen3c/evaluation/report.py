@@ -394,14 +394,32 @@ def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, tit
     ax.grid(axis="y", alpha=0.3)
 
 
-def _line(ax, x, y: np.ndarray, name: str, **style) -> bool:
-    """A method's line over its finite points; one with none (+∞ everywhere: identical to the
-    ground truth) is drawn as nothing but named so in the legend. Whether it has a point."""
-    drawn = bool(np.isfinite(y).any())
-    if not drawn:
-        name = f"{name}: ∞ (identical)" if np.isposinf(y).any() else f"{name}: —"
-    ax.plot(x, np.where(np.isfinite(y), y, np.nan), label=name, **style)
-    return drawn
+#: How an infinite PSNR (identical videos) is drawn on a line plot: at this label's ceiling.
+INFINITE = "∞ (identical)"
+
+
+def _lines(ax, series: dict[str, tuple[list, np.ndarray]], **style) -> None:
+    """One line per name over ``(x, y)``; a +∞ value (the PSNR of identical videos) is drawn on a
+    dotted ceiling above every finite value, labelled :data:`INFINITE`, so the line has no gap;
+    a value that does not exist (NaN) is a gap, and a line with no value at all is named "—"
+    in the legend. With no finite value at all the axis has no scale to show."""
+    values = [y for _, y in series.values()]
+    finite = np.concatenate([y[np.isfinite(y)] for y in values]) if values else np.zeros(0)
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        ceiling = hi + 0.15 * max(hi - lo, 1.0)
+    else:
+        _no_scale(ax)
+        ceiling = 0.8
+    if any(np.isposinf(y).any() for y in values):
+        ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=1)
+        # Inside the axes (a mark outside them leaves tight_layout no room), above the ceiling.
+        ax.text(0.01, ceiling, INFINITE, transform=ax.get_yaxis_transform(), va="bottom", ha="left", fontsize=8, color="0.3")
+        if finite.size:
+            ax.set_ylim(top=ceiling + 0.12 * max(hi - lo, 1.0))
+    for name, (x, y) in series.items():
+        shown = np.where(np.isposinf(y), ceiling, np.where(np.isfinite(y), y, np.nan))
+        ax.plot(x, shown, label=name if not np.isnan(shown).all() else f"{name}: —", **style)
 
 
 def _no_scale(ax) -> None:
@@ -444,38 +462,43 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
     _bars(axes[2], everyone, {"centre": [summary[n]["center_error"] * 100 for n in everyone]}, "% of median depth", "Camera centre error")
     save(fig, PLOTS[1])
 
-    per_preset = grouped(result, "preset", "psnr")
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    drawn = [_line(ax, list(per_preset[n]), np.array(list(per_preset[n].values()), dtype=np.float64), n, marker="o") for n in methods]
-    if not any(drawn):
-        _no_scale(ax)
+    plot_psnr_per_preset(ax, result)
+    save(fig, PLOTS[2])
+
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    plot_psnr_over_time(ax, result)
+    save(fig, PLOTS[3])
+    return paths
+
+
+def plot_psnr_per_preset(ax, result: BenchmarkResult) -> None:
+    """Each method's PSNR per preset (mean over scenes, as the report's table), ∞ as :func:`_lines` draws it."""
+    per_preset = grouped(result, "preset", "psnr")
+    _lines(ax, {n: (list(per_preset[n]), np.array(list(per_preset[n].values()), dtype=np.float64)) for n in (m.name for m in result.methods)},
+           marker="o")  # fmt: skip
     ax.set_ylabel("PSNR dB")
     ax.set_title("PSNR per preset (mean over scenes)")
     ax.tick_params(axis="x", rotation=30)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save(fig, PLOTS[2])
 
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    drawn = []
-    for name in methods:
+
+def plot_psnr_over_time(ax, result: BenchmarkResult) -> None:
+    """Each method's PSNR per frame, the mean over cases by the tables' rule (:func:`nanmean`:
+    one case's +∞ makes the frame's mean +∞), ∞ as :func:`_lines` draws it."""
+    series = {}
+    for name in (m.name for m in result.methods):
         per_frame = np.array([c.scores[name]["psnr_per_frame"] for c in result.cases], dtype=np.float64)
-        # The mean of the cases' finite PSNRs per frame; a frame identical in every case (+∞) has none.
-        finite = np.isfinite(per_frame)
-        count = finite.sum(axis=0)
-        total = np.where(finite, per_frame, 0.0).sum(axis=0)
-        mean = np.divide(total, count, out=np.where(np.isposinf(per_frame).any(axis=0), np.inf, np.nan), where=count > 0)
-        drawn.append(_line(ax, np.arange(1, per_frame.shape[1] + 1), mean, name))
+        mean = np.array([nanmean(per_frame[:, t]) for t in range(per_frame.shape[1])], dtype=np.float64)
+        series[name] = (np.arange(1, per_frame.shape[1] + 1), mean)
+    _lines(ax, series)
     ax.set_xlim(0.5, result.config.num_frames - 0.5)  # frames 1 … T−1 in view, with or without a point
-    if not any(drawn):
-        _no_scale(ax)
     ax.set_xlabel("frame")
     ax.set_ylabel("PSNR dB")
     ax.set_title("PSNR over the video (mean over cases)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save(fig, PLOTS[3])
-    return paths
 
 
 def _output_names() -> list[str]:
@@ -518,10 +541,13 @@ def clear_previous_outputs(folder: str | Path) -> list[Path]:
 
 
 def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = True, sheets: list[str] | None = None) -> dict[str, Path]:
-    """Write ``report.md``, ``results.json`` and (with ``plots``) the PNG plots into ``folder``.
+    """Write ``report.md``, ``results.json`` and (with ``plots``) the PNG plots into ``folder``,
+    then remove what an earlier report left there under the names ``gen3c eval`` writes
+    (:func:`previous_outputs`: plots beside a report without them, contact sheets not in
+    ``sheets``), as ``gen3c eval`` does; other files stay.
 
     Args:
-        sheets: contact sheet paths relative to ``folder``, to link from the report.
+        sheets: contact sheet paths relative to ``folder``, to link from the report (kept).
     Returns:
         ``{"report": …, "results": …, "plots": [...]}`` paths.
     """
@@ -531,6 +557,10 @@ def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = T
     write_text_atomic(paths["results"], json.dumps(_json_safe(results_json(result)), indent=1, allow_nan=False))
     paths["report"] = folder / "report.md"
     write_text_atomic(paths["report"], markdown(result, plots, sheets or []))
+    current = {paths["results"], paths["report"], *paths["plots"], *(folder / s for s in sheets or [])}
+    for path in previous_outputs(folder):
+        if path not in current:
+            path.unlink()
     return paths
 
 

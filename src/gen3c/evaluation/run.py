@@ -21,6 +21,7 @@ from gen3c.evaluation.suite import (
     benchmark_cases,
     run_benchmark,
     select_methods,
+    video_units,
 )
 from gen3c.io.atomic import (
     ensure_writable_dir,
@@ -102,7 +103,9 @@ def run_eval(
             scored against ``generator``'s video (``psnr_vs_reference``).
         load_seconds: the time spent loading these generators (row name → seconds), reported
             apart from the time per video.
-        progress: a progress factory; one bar advances per (case, method) run.
+        progress: a progress factory; one bar advances per (case, method) run, a second with
+            the frames the generators make (:func:`~gen3c.evaluation.suite.video_units`), step
+            by step where a generator reports its steps (GEN3C: each sampler step).
     Returns:
         The result and the written paths (``report``, ``results``, ``plots``, ``contact_sheets``).
     """
@@ -118,7 +121,9 @@ def run_eval(
         sheets: list[str] = []
         total = len(benchmark_cases(config)) * (len(rows) + 1)
         tick = progress("Benchmark (cases × methods)", total) if progress else None
-        result = run_benchmark(config, rows, progress=tick, on_case=sheet_writer(staging, sheets))
+        # A second bar moves with the generators' steps: a GEN3C video at full size takes minutes.
+        frames = progress("  frames generated", video_units(config, rows)) if progress else None
+        result = run_benchmark(config, rows, progress=tick, video_progress=frames, on_case=sheet_writer(staging, sheets))
         result.load_seconds = dict(load_seconds or {})
         written = write_report(result, staging, plots=plots, sheets=sheets)
         files = [written["results"], written["report"], *written["plots"], *(staging / s for s in sheets)]

@@ -30,6 +30,7 @@ from gen3c.errors import Gen3cInputError, Gen3cMemoryError
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
 from gen3c.models.memory import HostMemory
+from gen3c.pipelines.autoregressive import plan_chunks
 from gen3c.pipelines.camera_video import (
     MAX_FRAMES,
     SourceView,
@@ -37,6 +38,7 @@ from gen3c.pipelines.camera_video import (
     check_num_frames,
     generate_video,
     preset_cameras,
+    resolve_chunk_frames,
 )
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
@@ -109,7 +111,8 @@ class BenchmarkConfig:
 
     def case_bytes(self) -> int:
         """CPU memory one case holds at the least: its ground truth (colour, depth, the seen mask)
-        and one method's video, all frames at once (float32 colour and depth, bool mask)."""
+        and one method's video, all frames at once (float32 colour and depth, bool mask). Scoring
+        adds only per-chunk work (8 frames at a time, :func:`score_video`, :func:`metrics.warp_error`)."""
         H, W = self.resolution
         return self.num_frames * H * W * (3 * 4 + 4 + 1 + 3 * 4)
 
@@ -248,6 +251,41 @@ def _silent(stage: str, total: int) -> Callable[[int], None]:
     return lambda done: None
 
 
+def video_units(config: BenchmarkConfig, methods: list[Method]) -> int:
+    """The frames the benchmark's generators make in all: per case and method, the frames of
+    each chunk (chunks share their first frame), what :func:`run_benchmark`'s ``video_progress``
+    counts to."""
+    return sum(_video_units(config.num_frames, m.generator) for m in methods) * len(benchmark_cases(config))
+
+
+def _video_units(num_frames: int, generator: object) -> int:
+    return sum(stop - start for start, stop in plan_chunks(num_frames, resolve_chunk_frames(num_frames, generator)))
+
+
+class _Reporting:
+    """``generator`` with its generate()'s step callback (``progress``) advancing ``tick`` — a
+    diffusion model's sampler steps move the caller's bar while a video is made — and every
+    other attribute its own. It counts what it reported, capped at each call's frames."""
+
+    def __init__(self, generator: object, tick: Callable[[int], None]) -> None:
+        self._generator, self._tick, self.reported = generator, tick, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._generator, name)
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None) -> Tensor:
+        room = [len(cameras)]
+
+        def step(n: int = 1) -> None:
+            n = min(n, room[0])
+            room[0] -= n
+            self.reported += n
+            if n:
+                self._tick(n)
+
+        return self._generator.generate(cache, cameras, first_frame, buffers=buffers, progress=step)
+
+
 def sampling_of(generator: object) -> str:
     """"N steps × F forwards" of a generator that samples a diffusion model (``num_steps``,
     ``guidance``: two DiT forwards per step unless 0), else ""."""
@@ -312,12 +350,6 @@ SCORE_NAMES = (
 REFERENCE_SCORE = "psnr_vs_reference"
 
 
-def _pooled(values: list[Tensor], masks: list[Tensor]) -> float:
-    total = sum(float((v * m).sum()) for v, m in zip(values, masks, strict=True))
-    count = sum(float(m.sum()) for m in masks)
-    return total / count if count else math.nan
-
-
 def check_video(frames: Tensor, truth: GroundTruth, name: str = "the video") -> None:
     """Raise :class:`Gen3cInputError` naming ``name`` when ``frames`` cannot be scored against
     ``truth``: another shape, or NaN / infinite values (every score of such a video would read
@@ -353,25 +385,29 @@ def score_video(frames: Tensor, truth: GroundTruth, chunk: int = 8, name: str = 
     """
     check_video(frames, truth, name)
     T = truth.rgb.shape[0]
-    sq, ss, seen, dis = [], [], [], []
+    # Sums per pixel set, accumulated chunk by chunk: the maps of only one chunk are held at a time
+    # (all frames' maps at once cost 10 bytes per pixel and frame on top of the case).
+    parts = ("", "_seen", "_disoccluded")
+    squared, structure, count = dict.fromkeys(parts, 0.0), dict.fromkeys(parts, 0.0), dict.fromkeys(parts, 0.0)
+    per_frame = []
     for start in range(1, T, chunk):
         sl = slice(start, min(T, start + chunk))
         pred, gt = frames[sl].float(), truth.rgb[sl]
-        sq.append(metrics.squared_error_map(pred, gt))
-        ss.append(metrics.ssim_map(pred, gt))
-        seen.append(truth.seen[sl])
-        dis.append(~truth.seen[sl])
-    every = [torch.ones_like(m) for m in seen]
-    scores = {
-        "psnr": float(metrics.psnr_from_mse(_pooled(sq, every))),
-        "psnr_seen": float(metrics.psnr_from_mse(_pooled(sq, seen))),
-        "psnr_disoccluded": float(metrics.psnr_from_mse(_pooled(sq, dis))),
-        "ssim": _pooled(ss, every),
-        "ssim_seen": _pooled(ss, seen),
-        "ssim_disoccluded": _pooled(ss, dis),
-    }
+        sq, ss = metrics.squared_error_map(pred, gt), metrics.ssim_map(pred, gt)
+        seen = truth.seen[sl]
+        for part, mask in zip(parts, (torch.ones_like(seen), seen, ~seen), strict=True):
+            squared[part] += float((sq * mask).sum())
+            structure[part] += float((ss * mask).sum())
+            count[part] += float(mask.sum())
+        per_frame.append(sq.flatten(1).mean(dim=1))
+        del sq, ss
+    scores = {}
+    for part in parts:
+        scores[f"psnr{part}"] = float(metrics.psnr_from_mse(squared[part] / count[part] if count[part] else math.nan))
+    for part in parts:
+        scores[f"ssim{part}"] = structure[part] / count[part] if count[part] else math.nan
     scores.update(score_consistency(frames, truth))
-    scores["psnr_per_frame"] = metrics.psnr_from_mse(torch.cat([s.flatten(1).mean(dim=1) for s in sq])).tolist()
+    scores["psnr_per_frame"] = metrics.psnr_from_mse(torch.cat(per_frame)).tolist()
     return scores
 
 
@@ -424,6 +460,19 @@ class BenchmarkResult:
     load_seconds: dict[str, float] = field(default_factory=dict)
 
 
+class _Frames:
+    """A :func:`generate_video` sink that keeps the video's frames on the CPU, none of its buffers."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Tensor] = []
+
+    def write(self, frames: Tensor, buffers: object) -> None:
+        self.chunks.append(frames.detach().float().cpu())
+
+    def frames(self) -> Tensor:
+        return self.chunks[0] if len(self.chunks) == 1 else torch.cat(self.chunks)
+
+
 CaseCallback = Callable[[GroundTruth, dict[str, Tensor], list[int]], None]
 
 
@@ -433,6 +482,7 @@ def run_benchmark(
     *,
     device: str | torch.device | None = None,
     progress: Callable[[int], None] | None = None,
+    video_progress: Callable[[int], None] | None = None,
     on_case: CaseCallback | None = None,
 ) -> BenchmarkResult:
     """Run every method on every case and score it.
@@ -440,6 +490,9 @@ def run_benchmark(
     Args:
         device: where the ground truth is ray-cast (default: CUDA when available).
         progress: called with 1 after each (case, method) run, ground truth included.
+        video_progress: called with the frames done while each video is made (a generator's
+            step callback, e.g. GEN3C's sampler steps; the rest when the video is done), up to
+            :func:`video_units` in all: a bar that moves within a long video.
         on_case: called per case with the ground truth, ``{method: (K, 3, H, W)}`` frames at
             :func:`contact_indices` (ground truth under :data:`GROUND_TRUTH`) and those indices,
             e.g. to write a contact sheet while only one case is in memory.
@@ -463,10 +516,18 @@ def run_benchmark(
         for method in methods:
             cache = build_cache([truth.source], method.filter_points_threshold, method.foreground_masking, method.splat)
             t0 = time.perf_counter()
-            # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
-            video = generate_video(cache, truth.cameras, method.generator, truth.source.image, keep=True, progress=_silent)
+            video = _Frames()  # the frames only: kept, a buffer would add 20 bytes per pixel and frame
+            if video_progress is None:
+                # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
+                generate_video(cache, truth.cameras, method.generator, truth.source.image, progress=_silent, sink=video, keep=False)
+            else:
+                generator = _Reporting(method.generator, video_progress)
+                generate_video(cache, truth.cameras, generator, truth.source.image, sink=video, keep=False)
+                left = _video_units(config.num_frames, method.generator) - generator.reported  # what a generator that reports no steps (or fewer) left unsaid
+                if left > 0:
+                    video_progress(left)
             result.seconds[method.name] = time.perf_counter() - t0
-            frames = video.frames.float().cpu()
+            frames = video.frames()
             result.scores[method.name] = score_video(frames, truth, name=f"the {method.name} row's video of case {case.name}")
             if method.reference is not None:
                 result.scores[method.name][REFERENCE_SCORE] = psnr_between(frames, kept[method.reference])
