@@ -209,6 +209,22 @@ def test_bit_rot_in_the_hub_cache_is_caught_before_converting(hub, official, tmp
     assert fetched(hub) == [f"{DIT}/model.pt"] and again.converted
 
 
+def test_a_disk_that_fills_up_during_a_fetch_is_named_not_the_network(hub, official, tmp_path, monkeypatch):
+    """ENOSPC while huggingface_hub wrote a file was reported as 'cannot reach the hub: check the network'."""
+    import errno
+
+    import huggingface_hub.file_download
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(huggingface_hub.file_download, "http_get", full)
+    with pytest.raises(Gen3cModelError, match=r"^the disk of .*hub filled up while fetching nvidia/.*No space left on device.*HF_HOME") as err:
+        prepare(hub, official, tmp_path, prompts=())
+    assert "network" not in str(err.value) and "\n" not in str(err.value)
+    assert not weights.converted_dir(tmp_path / "cache").exists()
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_gated_repository_names_its_license_page_and_the_login(hub, official, tmp_path, status):
     hub.gated[DIT] = status

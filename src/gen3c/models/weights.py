@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, is_disk_full
 from gen3c.models import configs
 
 #: Environment variable naming the folder of converted weights.
@@ -576,6 +576,11 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                         repo.repo_id, name, revision=plan.revision, cache_dir=hub_cache, endpoint=endpoint, force_download=attempt == 2,
                     ))  # fmt: skip
                 except Exception as exc:  # the hub's many error types: classified by _hub_error
+                    if is_disk_full(exc):  # not the network's fault: a full disk (or quota) under the hub cache
+                        raise Gen3cModelError(
+                            f"the disk of {hub_cache} filled up while fetching {repo.repo_id}/{name} ({first_line(exc, 80)}): "
+                            "free some space, or put the hub cache on a larger disk (HF_HOME), then run again (files already fetched are kept)"
+                        ) from None
                     raise _hub_error(exc, repo, endpoint) from None
             problem = None if record.checked(repo.repo_id, plan.revision, name, path) else _file_problem(path, size, sha256, repo.md5.get(name))
             if problem is None:
