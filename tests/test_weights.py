@@ -320,6 +320,31 @@ def test_cache_list_and_remove(hub, official, tmp_path):
     assert weights.cached_items(**kwargs) == []
 
 
+def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):
+    """A folder at the cache's place without gen3c's manifest (here `gen3c convert`'s output put
+    there by hand) was taken for a damaged cache and deleted by the next run, then 'converted
+    again' from a fresh download; `gen3c cache remove all` deleted it too, and anything else named
+    Gen3C-Cosmos-7B-v* (a file, a backup copy)."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    mine = weights.converted_dir(cache)
+    mine.mkdir(parents=True)
+    (mine / "model_index.json").write_text("{}")
+    backup = cache / "Gen3C-Cosmos-7B-v1-backup"
+    shutil.copytree(mine, backup)
+    with pytest.raises(Gen3cModelError, match=r"Gen3C-Cosmos-7B-v1 was not made by gen3c \(it has no gen3c_weights.json\).*--checkpoint_dir"):
+        prepare(hub, official, tmp_path)
+    assert (mine / "model_index.json").exists() and hub.count() == 0
+    kwargs = {"cache_dir": cache, "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    items = weights.cached_items(**kwargs)
+    assert [(item.name, item.detail) for item in items] == [("Gen3C-Cosmos-7B-v1", "not made by gen3c (no gen3c_weights.json): left alone")]
+    with pytest.raises(Gen3cModelError, match="was not made by gen3c .*nothing was removed"):
+        weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
+    assert weights.remove_cached(["all"], **kwargs) == []
+    assert (mine / "model_index.json").exists() and (backup / "model_index.json").exists()
+
+
 # -- the Python entry points -------------------------------------------------------------------
 
 
