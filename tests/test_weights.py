@@ -225,6 +225,26 @@ def test_a_disk_that_fills_up_during_a_fetch_is_named_not_the_network(hub, offic
     assert not weights.converted_dir(tmp_path / "cache").exists()
 
 
+def test_checksum_mismatches_say_expected_and_got_and_the_fix(hub, official, tmp_path):
+    """A fetched file's sha256 mismatch said only that it differed; a converted cache failing
+    --verify_checksums said 'corrupt or was changed' with no way out (the cache is gen3c's)."""
+    import hashlib
+
+    blob = tmp_path / "model.safetensors"
+    blob.write_bytes(b"weights")
+    problem = weights._file_problem(blob, 7, "ab" * 32, None)
+    assert problem == f"sha256 {hashlib.sha256(b'weights').hexdigest()}, the hub lists {'ab' * 32}"
+
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    shard = next((prepared.checkpoint / "vae").glob("*.safetensors"))
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # same size: the manifest still holds, only the checksums see it
+    shard.write_bytes(bytes(data))
+    with pytest.raises(Gen3cModelError, match=r"vae/.*does not match its sha256 in checksums.json \(sha256 [0-9a-f]{16}…, listed [0-9a-f]{16}…\)"
+                       r".*`gen3c cache remove Gen3C-Cosmos-7B-v1` and the next run converts it again"):  # fmt: skip
+        verify_checksums(prepared.checkpoint)
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_gated_repository_names_its_license_page_and_the_login(hub, official, tmp_path, status):
     hub.gated[DIT] = status

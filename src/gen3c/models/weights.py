@@ -630,7 +630,7 @@ def _file_problem(path: Path, size: int, sha256: str | None, md5: str | None) ->
     bar(None)
     problems = []
     if sha256 and sha.hexdigest() != sha256.lower():
-        problems.append("its sha256 differs from the one the hub lists")
+        problems.append(f"sha256 {sha.hexdigest()}, the hub lists {sha256.lower()}")
     if md5 and md.hexdigest() != md5.lower():
         problems.append(f"MD5 {md.hexdigest()}, GEN3C publishes {md5}")
     return "; ".join(problems) or None
