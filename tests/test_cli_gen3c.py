@@ -114,6 +114,7 @@ def test_cache_dir_holds_gen3cs_weights_also_when_their_hub_id_is_given(box_scen
     mine = tmp_path / "mine"
     (mine / "Gen3C-Cosmos-7B-v1").mkdir(parents=True)
     (mine / "Gen3C-Cosmos-7B-v1" / "model_index.json").write_text("{}")
+    (mine / "Gen3C-Cosmos-7B-v1" / "gen3c_weights.json").write_text("{")  # gen3c's, damaged since
     res = invoke(*gen3c_args(box_scene, tmp_path / "out", *checkpoint, "--cache_dir", mine))
     *notes, last = res.output.strip().splitlines()
     assert res.exit_code == 2 and last.startswith("error: ") and "HF_HUB_OFFLINE=1 forbids fetching them" in last, res.output

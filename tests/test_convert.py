@@ -382,6 +382,34 @@ def test_overwrite_keeps_the_old_checkpoint_when_the_new_one_cannot_be_put_in_pl
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temporary folder left
 
 
+def test_a_disk_too_small_is_refused_before_the_first_byte_and_a_full_one_is_one_line(converted, tmp_path, monkeypatch):
+    """A conversion onto a disk without room failed half-way through writing, as an OSError
+    (ENOSPC) traceback; now the free space is checked against the weights' size first, and a
+    disk that fills up meanwhile is one line, with nothing kept."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import gen3c.models.convert as convert_module
+
+    _, root, out, _ = converted
+    needed = sum(p.stat().st_size for p in out.rglob("*.safetensors"))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - needed // 2, needed // 2))
+    with pytest.raises(Gen3cModelError, match=r"^not enough free disk space for the converted checkpoint .*ckpt: about .* needed, .* free"):
+        convert_checkpoint(root, tmp_path / "ckpt", **TINY)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    def full(_folder):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(convert_module, "write_checksums", full)
+    with pytest.raises(Gen3cModelError, match=r"^the disk filled up while writing the converted checkpoint .*ckpt .*No space left") as err:
+        convert_checkpoint(root, tmp_path / "ckpt", **TINY)
+    assert "\n" not in str(err.value) and list(tmp_path.iterdir()) == []
+
+
 def test_tiny_tokenizer_round_trips(tmp_path):
     tok = tiny_tokenizer()
     tok.save_pretrained(tmp_path)

@@ -209,6 +209,42 @@ def test_bit_rot_in_the_hub_cache_is_caught_before_converting(hub, official, tmp
     assert fetched(hub) == [f"{DIT}/model.pt"] and again.converted
 
 
+def test_a_disk_that_fills_up_during_a_fetch_is_named_not_the_network(hub, official, tmp_path, monkeypatch):
+    """ENOSPC while huggingface_hub wrote a file was reported as 'cannot reach the hub: check the network'."""
+    import errno
+
+    import huggingface_hub.file_download
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(huggingface_hub.file_download, "http_get", full)
+    with pytest.raises(Gen3cModelError, match=r"^the disk of .*hub filled up while fetching nvidia/.*No space left on device.*HF_HOME") as err:
+        prepare(hub, official, tmp_path, prompts=())
+    assert "network" not in str(err.value) and "\n" not in str(err.value)
+    assert not weights.converted_dir(tmp_path / "cache").exists()
+
+
+def test_checksum_mismatches_say_expected_and_got_and_the_fix(hub, official, tmp_path):
+    """A fetched file's sha256 mismatch said only that it differed; a converted cache failing
+    --verify_checksums said 'corrupt or was changed' with no way out (the cache is gen3c's)."""
+    import hashlib
+
+    blob = tmp_path / "model.safetensors"
+    blob.write_bytes(b"weights")
+    problem = weights._file_problem(blob, 7, "ab" * 32, None)
+    assert problem == f"sha256 {hashlib.sha256(b'weights').hexdigest()}, the hub lists {'ab' * 32}"
+
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    shard = next((prepared.checkpoint / "vae").glob("*.safetensors"))
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # same size: the manifest still holds, only the checksums see it
+    shard.write_bytes(bytes(data))
+    with pytest.raises(Gen3cModelError, match=r"vae/.*does not match its sha256 in checksums.json \(sha256 [0-9a-f]{16}…, listed [0-9a-f]{16}…\)"
+                       r".*`gen3c cache remove Gen3C-Cosmos-7B-v1` and the next run converts it again"):  # fmt: skip
+        verify_checksums(prepared.checkpoint)
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_gated_repository_names_its_license_page_and_the_login(hub, official, tmp_path, status):
     hub.gated[DIT] = status
@@ -302,6 +338,31 @@ def test_cache_list_and_remove(hub, official, tmp_path):
         weights.remove_cached(["nvidia/other"], **kwargs)
     weights.remove_cached(["all"], **kwargs)
     assert weights.cached_items(**kwargs) == []
+
+
+def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):
+    """A folder at the cache's place without gen3c's manifest (here `gen3c convert`'s output put
+    there by hand) was taken for a damaged cache and deleted by the next run, then 'converted
+    again' from a fresh download; `gen3c cache remove all` deleted it too, and anything else named
+    Gen3C-Cosmos-7B-v* (a file, a backup copy)."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    mine = weights.converted_dir(cache)
+    mine.mkdir(parents=True)
+    (mine / "model_index.json").write_text("{}")
+    backup = cache / "Gen3C-Cosmos-7B-v1-backup"
+    shutil.copytree(mine, backup)
+    with pytest.raises(Gen3cModelError, match=r"Gen3C-Cosmos-7B-v1 was not made by gen3c \(it has no gen3c_weights.json\).*--checkpoint_dir"):
+        prepare(hub, official, tmp_path)
+    assert (mine / "model_index.json").exists() and hub.count() == 0
+    kwargs = {"cache_dir": cache, "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    items = weights.cached_items(**kwargs)
+    assert [(item.name, item.detail) for item in items] == [("Gen3C-Cosmos-7B-v1", "not made by gen3c (no gen3c_weights.json): left alone")]
+    with pytest.raises(Gen3cModelError, match="was not made by gen3c .*nothing was removed"):
+        weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
+    assert weights.remove_cached(["all"], **kwargs) == []
+    assert (mine / "model_index.json").exists() and (backup / "model_index.json").exists()
 
 
 # -- the Python entry points -------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -124,6 +125,11 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     what a one-line user error quotes of a library's (often multi-line) exception."""
     lines = str(exc).strip().splitlines()
     return lines[0][:limit] if lines else type(exc).__name__
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota on it) is full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def describe_value(value: object, limit: int = 40) -> str:

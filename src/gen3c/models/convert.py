@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cModelError, first_line
+from gen3c.errors import Gen3cModelError, first_line, is_disk_full
 from gen3c.io.atomic import check_writable_place, replace_folder
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
@@ -618,6 +618,8 @@ def convert_components(
     say(report.format())
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    kept_t5 = text_encoder if keep_text_encoder else None
+    _check_free_space(out, _stored_bytes(transformer, vae, cache) + _stored_bytes(kept_t5, dtype=text_encoder_dtype))
     staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}"
     try:
         staging.mkdir()  # inside the try: an interrupt leaves nothing behind
@@ -650,11 +652,44 @@ def convert_components(
         say(f"writing {CHECKSUMS_FILE} (sha256 of every file, checked by --verify_checksums)")
         write_checksums(staging)
         replace_folder(staging, out)  # --overwrite: the old checkpoint stays until the new one is in place
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if is_disk_full(exc):  # the disk filled up meanwhile (another process writing)
+            raise Gen3cModelError(
+                f"the disk filled up while writing the converted checkpoint {out} ({first_line(exc, 80)}); nothing was kept: "
+                "free some space or choose a folder on a larger disk, then convert again"
+            ) from None
         raise
     say(f"done: {out}")
     return report
+
+
+#: Room for what is written besides the weights (configs, T5's tokenizer files, the report).
+_OUTPUT_SLACK_BYTES = 16 << 20
+
+
+def _stored_bytes(*models, dtype: torch.dtype | None = None) -> int:
+    """Bytes the safetensors files of ``models`` take (their tensors as they are, or in ``dtype``)."""
+    return sum(
+        t.numel() * (dtype.itemsize if dtype is not None and t.is_floating_point() else t.element_size())
+        for model in models if model is not None for t in model.state_dict().values()
+    )  # fmt: skip
+
+
+def _check_free_space(out: Path, size: int) -> None:
+    """Refuse, before the first byte is written, when the disk of ``out`` cannot take ``size``
+    bytes (with --overwrite the old checkpoint stays until the new one is in place, so it counts)."""
+    from gen3c.models.weights import format_bytes
+
+    place = out.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    free = shutil.disk_usage(place).free
+    if size + _OUTPUT_SLACK_BYTES > free:
+        raise Gen3cModelError(
+            f"not enough free disk space for the converted checkpoint {out}: about {format_bytes(size + _OUTPUT_SLACK_BYTES)} "
+            f"needed, {format_bytes(free)} free: free some space or choose a folder on a larger disk"
+        )
 
 
 def prompt_cache_from_t5(text_encoder_dir: str | os.PathLike):

@@ -126,8 +126,17 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
         file = root / name
         if not file.is_file():
             raise Gen3cModelError(f"checkpoint {str(root)!r} lacks {name}, listed in {CHECKSUMS_FILE}: download or convert it again")
-        if _sha256(file, progress) != expected.lower():
-            raise Gen3cModelError(f"checkpoint {str(root)!r}: {name} does not match its sha256 in {CHECKSUMS_FILE}: it is corrupt or was changed")
+        got = _sha256(file, progress)
+        if got != expected.lower():
+            from gen3c.models.weights import made_by_gen3c
+
+            # gen3c's own cache of GEN3C's weights is redone by removing it; another folder by converting again.
+            fix = (f"remove it with `gen3c cache remove {root.name}` and the next run converts it again"
+                   if made_by_gen3c(root) else "convert or download it again")  # fmt: skip
+            raise Gen3cModelError(
+                f"checkpoint {str(root)!r}: {name} does not match its sha256 in {CHECKSUMS_FILE} (sha256 {got[:16]}…, "
+                f"listed {expected[:16]}…): it is corrupt or was changed: {fix}"
+            )
     return len(files)
 
 

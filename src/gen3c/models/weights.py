@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -44,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, is_disk_full
 from gen3c.models import configs
 
 #: Environment variable naming the folder of converted weights.
@@ -346,6 +347,11 @@ def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) ->
     (a damaged one is moved aside and deleted, so it is converted again)."""
     if not target.exists():
         return None
+    if not made_by_gen3c(target):
+        raise Gen3cModelError(
+            f"{target} was not made by gen3c (it has no {MANIFEST_FILE}), so gen3c leaves it alone: give a converted checkpoint "
+            "to `gen3c generate` with --checkpoint_dir, or move it away and gen3c fetches and converts GEN3C's weights there"
+        )
     manifest, problem = read_manifest(target)
     if problem is None:
         return manifest
@@ -353,6 +359,13 @@ def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) ->
     if remove:
         _delete_at_once(target, root, "damaged-")
     return None
+
+
+def made_by_gen3c(folder: Path) -> bool:
+    """Whether ``folder`` is a converted checkpoint gen3c put in its cache, whole or damaged since:
+    it appears only by a rename, with its manifest (a folder without one is someone else's, e.g.
+    the output of ``gen3c convert``, and is never deleted)."""
+    return folder.is_dir() and (folder / MANIFEST_FILE).is_file()
 
 
 def read_manifest(folder: Path) -> tuple[dict | None, str | None]:
@@ -576,6 +589,11 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                         repo.repo_id, name, revision=plan.revision, cache_dir=hub_cache, endpoint=endpoint, force_download=attempt == 2,
                     ))  # fmt: skip
                 except Exception as exc:  # the hub's many error types: classified by _hub_error
+                    if is_disk_full(exc):  # not the network's fault: a full disk (or quota) under the hub cache
+                        raise Gen3cModelError(
+                            f"the disk of {hub_cache} filled up while fetching {repo.repo_id}/{name} ({first_line(exc, 80)}): "
+                            "free some space, or put the hub cache on a larger disk (HF_HOME), then run again (files already fetched are kept)"
+                        ) from None
                     raise _hub_error(exc, repo, endpoint) from None
             problem = None if record.checked(repo.repo_id, plan.revision, name, path) else _file_problem(path, size, sha256, repo.md5.get(name))
             if problem is None:
@@ -612,7 +630,7 @@ def _file_problem(path: Path, size: int, sha256: str | None, md5: str | None) ->
     bar(None)
     problems = []
     if sha256 and sha.hexdigest() != sha256.lower():
-        problems.append("its sha256 differs from the one the hub lists")
+        problems.append(f"sha256 {sha.hexdigest()}, the hub lists {sha256.lower()}")
     if md5 and md.hexdigest() != md5.lower():
         problems.append(f"MD5 {md.hexdigest()}, GEN3C publishes {md5}")
     return "; ".join(problems) or None
@@ -775,11 +793,18 @@ def cached_items(
     weights = weights or OFFICIAL
     root = weights_cache_dir(cache_dir)
     items = []
-    for folder in sorted(root.glob(f"{weights.name}-v*")) if root.is_dir() else []:
+    versions = re.compile(re.escape(weights.name) + r"-v\d+")  # what converted_dir names, in any format version
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if not (folder.is_dir() and versions.fullmatch(folder.name)):
+            continue
         manifest, problem = read_manifest(folder)
-        detail = "damaged: " + problem if problem else ("prompt cache, " if manifest.get("prompt_cache") else "no prompt cache, ") + (
-            "from " + ", ".join(f"{r}@{rev[:7]}" for r, rev in manifest.get("sources", {}).items())
-        )
+        if not made_by_gen3c(folder):
+            detail = f"not made by gen3c (no {MANIFEST_FILE}): left alone"
+        elif problem:
+            detail = "damaged: " + problem
+        else:
+            sources = ", ".join(f"{r}@{rev[:7]}" for r, rev in manifest.get("sources", {}).items())
+            detail = ("prompt cache, " if manifest.get("prompt_cache") else "no prompt cache, ") + "from " + sources
         items.append(CachedItem(folder.name, "converted", folder, _folder_bytes(folder), detail))
     hub_cache = _hub_settings(hub_cache_dir, None)[0]
     for repo in (weights.dit, weights.tokenizer, weights.text_encoder):
@@ -803,7 +828,8 @@ def remove_cached(
     weights: OfficialWeights | None = None,
 ) -> list[CachedItem]:
     """Delete the cached items named (as :func:`cached_items` names them, or "all"); returns what
-    was deleted. Raises :class:`Gen3cModelError` for a name that is not cached."""
+    was deleted. Raises :class:`Gen3cModelError` for a name that is not cached, or a folder in the
+    cache that gen3c did not make (which "all" leaves alone)."""
     names = [str(n) for n in names]
     items = cached_items(cache_dir, hub_cache_dir, weights)
     # Without regard to case, as the hub takes repository ids (no two cached names differ by case alone).
@@ -812,7 +838,14 @@ def remove_cached(
     if unknown:
         known = ", ".join(item.name for item in items) or "nothing is cached"
         raise Gen3cModelError(f"{unknown[0]!r} is not cached ({known}): name what `gen3c cache list` shows, or 'all'")
-    chosen = items if "all" in names else [item for item in items if item.name.casefold() in wanted]
+    foreign = [item for item in items if item.kind == "converted" and not made_by_gen3c(item.path)]
+    chosen = [item for item in items if item not in foreign] if "all" in names else [item for item in items if item.name.casefold() in wanted]
+    foreign = [item for item in chosen if item in foreign]  # named: refused; under "all": left alone
+    if foreign:
+        raise Gen3cModelError(
+            f"{foreign[0].path} was not made by gen3c (it has no {MANIFEST_FILE}), so gen3c does not delete it: "
+            "move or delete it yourself if you mean to; nothing was removed"
+        )
     root = weights_cache_dir(cache_dir)
     if not chosen:
         return []
