@@ -450,3 +450,30 @@ def test_torchscript_tensors_are_read_without_torch_jit_load(tmp_path):
     (tmp_path / "bad.jit").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(Gen3cModelError, match="without running it"):
         read_torchscript_tensors(tmp_path / "bad.jit")
+
+
+def test_temporary_folders_a_killed_conversion_left_are_removed_by_the_next(converted, tmp_path):
+    """A `gen3c convert` killed while writing left its hidden .OUT.<12 hex> folder beside OUT for
+    ever; the next conversion to OUT removes it, and leaves alone one a running conversion holds."""
+    import fcntl
+    import os
+
+    _, root, _, _ = converted
+    out = tmp_path / "ckpt"
+    stale = tmp_path / ".ckpt.0123456789ab"
+    (stale / "transformer").mkdir(parents=True)
+    (stale / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"h" * 3000)
+    running = tmp_path / ".ckpt.ba9876543210"
+    running.mkdir()
+    unrelated = tmp_path / ".other.0123456789ab"
+    unrelated.mkdir()
+    fd = os.open(running, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as the conversion writing into it holds it
+        lines: list[str] = []
+        convert_checkpoint(root, out, **{**TINY, "log": lines.append})
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt.ba9876543210", ".other.0123456789ab", "ckpt"]
+    assert any("removed 1 temporary folder (3.0 kB) that a stopped conversion to" in line for line in lines)
+    assert any(".ckpt.ba9876543210 is being written by another conversion" in line for line in lines)

@@ -283,7 +283,120 @@ def test_the_dry_run_lists_sizes_and_writes_nothing(hub, official, tmp_path):
     assert plan.converted and {(r, f) for r, f, _ in plan.to_fetch} >= {(DIT, "model.pt"), (T5, "model.safetensors")}
     assert plan.fetch_bytes == sum(len(official[1][r][f]) for r, f, _ in plan.to_fetch)
     assert hub.count(contains="/resolve/") == 0 and not (tmp_path / "hub").exists()
-    assert not weights.converted_dir(tmp_path / "cache").exists()
+    assert not (tmp_path / "cache").exists()  # not even the folder and its lock file
+
+
+def files_of(folder: Path) -> list[tuple[str, int, int]]:
+    return sorted((p.relative_to(folder).as_posix(), p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def test_a_read_only_cache_with_a_finished_conversion_serves_without_writing(hub, official, tmp_path, monkeypatch):
+    """An admin's read-only shared cache (finished conversion, T5 fetched) refused its users: the
+    lock file and a writable folder were needed even to reuse it."""
+    import gen3c.io.atomic
+
+    prepare(hub, official, tmp_path, text_encoder=True)
+    before = files_of(tmp_path)
+    if os.geteuid() != 0:
+        for folder in (tmp_path / "cache", tmp_path / "hub"):
+            for p in [folder, *folder.rglob("*")]:
+                if p.is_dir() and not p.is_symlink():
+                    p.chmod(0o555)
+    else:  # root writes anywhere: refuse every write the way a read-only folder would
+        def refused(*args, **kwargs):
+            raise PermissionError(13, "Read-only file system")
+
+        monkeypatch.setattr(weights, "_locked", refused)
+        monkeypatch.setattr(gen3c.io.atomic, "ensure_writable_dir", refused)
+        monkeypatch.setattr(gen3c.io.atomic, "write_bytes_atomic", refused)
+    try:
+        hub.clear()
+        reused = prepare(hub, official, tmp_path)
+        assert not reused.converted and reused.has_prompt_cache
+        other = prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))  # T5 from the hub cache
+        assert other.text_encoder is not None and (other.text_encoder / "model.safetensors").is_file()
+        assert hub.count() == 0 and files_of(tmp_path) == before
+    finally:
+        for p in tmp_path.rglob("*"):
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o755)
+
+
+def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, official, tmp_path, monkeypatch):
+    """ENOSPC while adding the prompt cache was a traceback; while converting, the message named
+    the temporary CACHE/.incomplete-*/ folder, not the folder the user chose (--cache_dir)."""
+    import errno
+
+    import gen3c.models.convert
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache" / ".incomplete-0123" / "x"))
+
+    monkeypatch.setattr(gen3c.models.convert, "write_checksums", full)
+    pattern = r"^the disk of the folder of converted weights .*cache filled up while converting GEN3C's weights \(No space left on device\).*--cache_dir"
+    with pytest.raises(Gen3cModelError, match=pattern) as err:
+        prepare(hub, official, tmp_path, prompts=())
+    assert ".incomplete" not in str(err.value) and "\n" not in str(err.value) and not leftovers(tmp_path)
+    monkeypatch.undo()
+    prepare(hub, official, tmp_path, prompts=())
+    monkeypatch.setattr(PromptEmbeddingCache, "save_pretrained", full)
+    with pytest.raises(Gen3cModelError, match=pattern) as err:
+        prepare(hub, official, tmp_path)  # the prompt cache is added now
+    assert ".incomplete" not in str(err.value) and not leftovers(tmp_path)
+
+
+def test_partial_downloads_that_killed_runs_left_are_reported_and_removed_by_the_next_fetch(hub, official, tmp_path):
+    """huggingface_hub (from 1.18) writes each download to blobs/<blob>.<8 hex>.incomplete and
+    never continues one a killed run left: `cache list` said "the next fetch resumes them", and
+    they stayed forever. One a running download writes (its huggingface_hub lock held) stays."""
+    import fcntl
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    folder = tmp_path / "hub" / "models--nvidia--Gen3C-Cosmos-7B"
+    (folder / "blobs").mkdir(parents=True)
+    stale = folder / "blobs" / "a1b2c3.0badf00d.incomplete"
+    stale.write_bytes(b"x" * 2000)
+    running = folder / "blobs" / "d4e5f6.12345678.incomplete"
+    running.write_bytes(b"y" * 1000)
+    lock = tmp_path / "hub" / ".locks" / folder.name / "d4e5f6.lock"
+    lock.parent.mkdir(parents=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as huggingface_hub holds it for the whole download
+        detail = {item.name: item.detail for item in weights.cached_items(**kwargs)}[DIT]
+        assert "2.0 kB of unfinished downloads left by stopped runs (nothing continues them" in detail
+        assert "1.0 kB being fetched now" in detail and "resumes" not in detail
+        with pytest.raises(Gen3cModelError, match=r"a download into .*models--nvidia--Gen3C-Cosmos-7B is running.*nothing was removed"):
+            weights.remove_cached([DIT], **kwargs)
+        lines: list[str] = []
+        prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+        assert not stale.exists() and running.exists()
+        assert any("removed 2.0 kB of unfinished downloads of nvidia/Gen3C-Cosmos-7B" in line for line in lines)
+
+
+def test_removing_a_hub_repository_asks_first_it_is_shared_with_other_programs(hub, official, tmp_path, monkeypatch):
+    """`gen3c cache remove google-t5/t5-11b` deleted the whole folder in the Hugging Face cache,
+    which other programs use too, without a word."""
+    import huggingface_hub.constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path)
+    asked: list[list[str]] = []
+    assert weights.remove_cached([T5, "Gen3C-Cosmos-7B-v1"], **kwargs, confirm=lambda items: asked.append([i.name for i in items]) and False) == []
+    assert asked == [[T5]] and {item.name for item in weights.cached_items(**kwargs)} == {"Gen3C-Cosmos-7B-v1", DIT, TOKENIZER, T5}
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    args = ["cache", "remove", T5, "--cache_dir", str(tmp_path / "cache")]
+    refused = CliRunner().invoke(app, args)  # no terminal to ask on
+    assert refused.exit_code == 2 and "shared with every program" in refused.output and "pass --yes" in refused.output, refused.output
+    assert (tmp_path / "hub" / "models--google-t5--t5-11b").is_dir()
+    done = CliRunner().invoke(app, [*args, "--yes"])
+    assert done.exit_code == 0 and f"removed {T5}" in done.output, done.output
+    assert not (tmp_path / "hub" / "models--google-t5--t5-11b").exists()
 
 
 def test_the_conversion_estimate_covers_what_is_written(hub, official, tmp_path):
@@ -469,7 +582,7 @@ def test_cli_first_run_fetches_converts_and_generates_and_the_second_makes_no_re
 
     listing = run_cli(["cache", "list"], hub, official, tmp_path)
     assert listing.returncode == 0 and all(name in listing.stderr for name in ("Gen3C-Cosmos-7B-v1", DIT, TOKENIZER, T5))
-    removed = run_cli(["cache", "remove", T5], hub, official, tmp_path)
+    removed = run_cli(["cache", "remove", T5, "--yes"], hub, official, tmp_path)
     assert removed.returncode == 0 and f"removed {T5}" in removed.stderr and "freed" in removed.stderr
     assert hub.count() == 0
 

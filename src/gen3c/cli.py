@@ -875,11 +875,33 @@ def _print_cached(items) -> None:
 def cache_remove(
     names: Annotated[list[str], typer.Argument(help="What `gen3c cache list` names (e.g. google-t5/t5-11b once the prompt cache is made), or 'all'.")],
     cache_dir: WeightsCacheOpt = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Delete hub repositories without asking (their folders in the Hugging Face cache are shared with other programs)."),
+    ] = False,
 ) -> None:
-    """Delete cached weights; the next run fetches or converts again what it needs."""
+    """Delete cached weights; the next run fetches or converts again what it needs. A hub repository goes whole from the Hugging Face cache, for every program that uses it: gen3c asks first (--yes: no question)."""
     from gen3c.models import weights
 
-    removed = weights.remove_cached(names, cache_dir)
+    def confirm(shared) -> bool:
+        for item in shared:
+            console.print(
+                f"{item.name} ({weights.format_bytes(item.size)}) is huggingface_hub's folder {item.path}, shared with every program "
+                "that uses this repository (transformers, diffusers, other projects): they fetch it again after",
+                highlight=False,
+            )
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise Gen3cInputError(f"`gen3c cache remove` deletes {', '.join(item.name for item in shared)} for every program: pass --yes to confirm; nothing was removed")
+        declined.append(not typer.confirm("Delete them?", default=False))
+        return not declined[0]
+
+    declined: list[bool] = []
+    removed = weights.remove_cached(names, cache_dir, confirm=confirm)
+    if declined and declined[0]:
+        console.print("nothing was removed", highlight=False)
+        return
     for item in removed:
         console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False)
     console.print(f"freed {weights.format_bytes(sum(item.size for item in removed))}", highlight=False)

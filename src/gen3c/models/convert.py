@@ -31,13 +31,14 @@ tensors and plain attribute holders only, so the archive's code is never compile
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
 import shutil
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,15 @@ T5_DIR = Path("google-t5") / "t5-11b"
 HUB_SOURCES = "nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p and google-t5/t5-11b"
 #: ``model_index.json`` entry of the prompt cache component.
 PROMPT_CACHE_COMPONENT = ("gen3c.models.prompt_cache", "PromptEmbeddingCache")
+
+class DiskFullError(Gen3cModelError):
+    """The disk filled up while the converted checkpoint was written (nothing was kept);
+    ``reason``: the system's words (``No space left on device``)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
 
 #: Source keys of ``model.pt`` that are not network weights, with the reason they are dropped.
 DIT_DROPS: list[tuple[str, str]] = [
@@ -619,10 +629,13 @@ def convert_components(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     kept_t5 = text_encoder if keep_text_encoder else None
+    _remove_stale_staging(out, say)  # before the free space is counted: what they took is free again
     _check_free_space(out, _stored_bytes(transformer, vae, cache) + _stored_bytes(kept_t5, dtype=text_encoder_dtype))
     staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}"
+    held = contextlib.ExitStack()
     try:
         staging.mkdir()  # inside the try: an interrupt leaves nothing behind
+        held.enter_context(_folder_lock(staging))  # a later convert to OUT tells it from one a killed run left
         say(f"writing {out}")
         transformer.save_pretrained(
             staging / "transformer", safe_serialization=True, max_shard_size=max_shard_size
@@ -654,14 +667,64 @@ def convert_components(
         replace_folder(staging, out)  # --overwrite: the old checkpoint stays until the new one is in place
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        held.close()
         if is_disk_full(exc):  # the disk filled up meanwhile (another process writing)
-            raise Gen3cModelError(
+            raise DiskFullError(
                 f"the disk filled up while writing the converted checkpoint {out} ({first_line(exc, 80)}); nothing was kept: "
-                "free some space or choose a folder on a larger disk, then convert again"
+                "free some space or choose a folder on a larger disk, then convert again",
+                exc.strerror or first_line(exc, 80),
             ) from None
         raise
+    held.close()
     say(f"done: {out}")
     return report
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[bool]:
+    """Hold the operating system's lock on ``folder`` (``flock`` on the folder itself, released
+    when the process ends, however it ends): True while held, False when another process holds it
+    or it cannot be taken (no ``fcntl``, a file system without ``flock``)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_staging(out: Path, say: Callable[[str], None]) -> None:
+    """Delete the temporary folders (``.OUT.<12 hex>``) that conversions to ``out`` killed before
+    the end left beside it; one a running conversion holds (its lock) is left alone and named."""
+    from gen3c.models.weights import format_bytes
+
+    pattern = re.compile(re.escape(f".{out.name}.") + r"[0-9a-f]{12}")
+    freed, count = 0, 0
+    for path in sorted(out.parent.iterdir()) if out.parent.is_dir() else []:
+        if not (pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink()):
+            continue
+        with _folder_lock(path) as free:
+            if not free:
+                say(f"{path} is being written by another conversion to {out} (or its lock cannot be checked): left alone")
+                continue
+            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+            shutil.rmtree(path, ignore_errors=True)
+            freed, count = freed + size, count + 1
+    if count:
+        say(f"removed {count} temporary folder{'s' if count > 1 else ''} ({format_bytes(freed)}) that a stopped conversion to {out} left")
 
 
 #: Room for what is written besides the weights (configs, T5's tokenizer files, the report).

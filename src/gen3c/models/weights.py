@@ -24,10 +24,13 @@ once, and kept in a versioned cache folder.
    ``gen3c_weights.json``, and rename into place: a conversion killed half-way leaves only the
    temporary folder, which the next run removes and redoes.
 
-One process prepares at a time (a lock file in CACHE); others wait for it, then reuse.
-Downloads are resumed the way huggingface_hub resumes them: a dropped connection continues
-from the last byte (HTTP Range), files already complete are kept, and on the Hugging Face Hub
-(Xet storage) chunks already fetched are not fetched again.
+One process prepares at a time (a lock file in CACHE, taken only when something must be written:
+reusing a finished conversion needs no write access); others wait for it, then reuse. Within a
+run huggingface_hub continues a dropped connection from the last byte (HTTP Range); files
+already complete are kept. A file a stopped run left half-way is fetched again from its start
+(huggingface_hub from :data:`HUB_NO_RESUME_VERSION`; before it, over HTTP, the next fetch
+continued it); the partial files killed runs leave are deleted by the next fetch of their
+repository (:func:`_remove_stale_downloads`).
 """
 
 from __future__ import annotations
@@ -244,63 +247,111 @@ def prepare_weights(
     say = log or (lambda _line: None)
     prompts = tuple(dict.fromkeys(prompts))
     root = weights_cache_dir(cache_dir)
-    from gen3c.io.atomic import ensure_writable_dir
+    from gen3c.io.atomic import check_writable_place, ensure_writable_dir
 
-    ensure_writable_dir(root, "the folder of converted weights (--cache_dir / GEN3C_CACHE_DIR)")
+    what = "the folder of converted weights (--cache_dir / GEN3C_CACHE_DIR)"
+    if dry_run:  # refused as the run would be, without creating anything
+        check_writable_place(root, what)
+    # Reusing a finished conversion, and a dry run, write nothing: they need neither write access
+    # nor the lock (an admin's read-only shared cache serves its users as it is).
+    prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=dry_run, write=False)
+    if prepared is not None:
+        return prepared
+    ensure_writable_dir(root, what)
     with _locked(root, say):
-        if not dry_run:
-            _remove_leftovers(root)
-        target = converted_dir(root, weights)
-        manifest = _usable_manifest(target, root, say, remove=not dry_run)
-        has_cache = bool(manifest and manifest.get("prompt_cache"))
-        build_cache = (bool(prompts) or text_encoder) and not has_cache
-        runtime_t5 = any(p not in configs.CACHED_PROMPTS for p in prompts)
-        repos = [weights.dit, weights.tokenizer] if manifest is None else []
-        if text_encoder or build_cache or runtime_t5:
-            repos.append(weights.text_encoder)
-        prepared = PreparedWeights(target, has_prompt_cache=has_cache, converted=manifest is None)
-        if not repos:
-            return prepared  # the usual second run: no hub access at all
+        _remove_leftovers(root)
+        prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=False, write=True)
+        assert prepared is not None
+        return prepared
 
-        hub_cache, endpoint = _hub_settings(hub_cache_dir, endpoint)
-        record = _Record(root, hub_cache)
-        local = {repo.repo_id: record.local(repo.repo_id) for repo in repos}
-        missing = [repo for repo in repos if local[repo.repo_id] is None]
-        plans = []
-        if missing:
-            if _offline():
-                names = ", ".join(repo.repo_id for repo in missing)
-                raise Gen3cModelError(
-                    f"GEN3C's weights are not all here ({names} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: "
-                    "unset HF_HUB_OFFLINE, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
-                )
-            plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
-            prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
-        # Before the first byte: room for what is fetched (hub cache) and what is converted (CACHE).
-        needs = {hub_cache: (prepared.fetch_bytes, [f"{format_bytes(prepared.fetch_bytes)} to fetch"])}
-        if manifest is None:
-            size = conversion_bytes(weights)
-            if _same_disk(root, hub_cache):
-                total, what = needs[hub_cache]
-                needs[hub_cache] = (total + size, [*what, f"{format_bytes(size)} converted"])
-            else:
-                needs[root] = (size, [f"{format_bytes(size)} converted"])
-        _check_disk(needs)
-        if dry_run:
-            return prepared
-        for plan in plans:
-            local[plan.repo.repo_id] = _fetch(plan, hub_cache, endpoint, record, say)
-        prepared.sources = {repo_id: (rev, _snapshot(files)) for repo_id, (rev, files) in local.items()}
-        t5_dir = prepared.sources[weights.text_encoder.repo_id][1] if weights.text_encoder.repo_id in local else None
+
+def _prepare(
+    weights: OfficialWeights,
+    prompts: tuple[str, ...],
+    text_encoder: bool,
+    root: Path,
+    hub_cache_dir: str | os.PathLike | None,
+    endpoint: str | None,
+    say: Log,
+    *,
+    dry_run: bool,
+    write: bool,
+) -> PreparedWeights | None:
+    """:func:`prepare_weights`' work; without ``write`` (and not a dry run) None as soon as
+    something would have to be fetched, converted, added or removed."""
+    target = converted_dir(root, weights)
+    quiet = not (write or dry_run)  # (the writing pass that follows says it)
+    manifest = _usable_manifest(target, root, (lambda _line: None) if quiet else say, remove=write)
+    if manifest is None and quiet:
+        return None
+    has_cache = bool(manifest and manifest.get("prompt_cache"))
+    build_cache = (bool(prompts) or text_encoder) and not has_cache
+    if build_cache and quiet:
+        return None
+    runtime_t5 = any(p not in configs.CACHED_PROMPTS for p in prompts)
+    repos = [weights.dit, weights.tokenizer] if manifest is None else []
+    if text_encoder or build_cache or runtime_t5:
+        repos.append(weights.text_encoder)
+    prepared = PreparedWeights(target, has_prompt_cache=has_cache, converted=manifest is None)
+    if not repos:
+        return prepared  # the usual second run: no hub access at all
+
+    hub_cache, endpoint = _hub_settings(hub_cache_dir, endpoint)
+    record = _Record(root, hub_cache)
+    local = {repo.repo_id: record.local(repo.repo_id) for repo in repos}
+    missing = [repo for repo in repos if local[repo.repo_id] is None]
+    if missing and quiet:
+        return None
+    plans = []
+    if missing:
+        if _offline():
+            names = ", ".join(repo.repo_id for repo in missing)
+            raise Gen3cModelError(
+                f"GEN3C's weights are not all here ({names} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: "
+                "unset HF_HUB_OFFLINE, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
+            )
+        plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
+        prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
+    # Before the first byte: room for what is fetched (hub cache) and what is converted (CACHE).
+    needs = {hub_cache: (prepared.fetch_bytes, [f"{format_bytes(prepared.fetch_bytes)} to fetch"])}
+    if manifest is None:
+        size = conversion_bytes(weights)
+        if _same_disk(root, hub_cache):
+            total, what = needs[hub_cache]
+            needs[hub_cache] = (total + size, [*what, f"{format_bytes(size)} converted"])
+        else:
+            needs[root] = (size, [f"{format_bytes(size)} converted"])
+    _check_disk(needs)
+    if dry_run:
+        return prepared
+    for plan in plans:
+        if plan.missing:
+            _remove_stale_downloads(plan.repo.repo_id, hub_cache, say)
+        local[plan.repo.repo_id] = _fetch(plan, hub_cache, endpoint, record, say)
+    prepared.sources = {repo_id: (rev, _snapshot(files)) for repo_id, (rev, files) in local.items()}
+    t5_dir = prepared.sources[weights.text_encoder.repo_id][1] if weights.text_encoder.repo_id in local else None
+    from gen3c.models.convert import DiskFullError
+
+    try:
         if manifest is None:
             dit_files, tok_files = local[weights.dit.repo_id][1], local[weights.tokenizer.repo_id][1]
             _convert(weights, dit_files, _snapshot(tok_files), t5_dir if build_cache else None, prepared.sources, root, target, say)
         elif build_cache:
             t5_revision = prepared.sources[weights.text_encoder.repo_id][0]
             _add_prompt_cache(target, manifest, t5_dir, (weights.text_encoder.repo_id, t5_revision), root, say)
-        prepared.has_prompt_cache = has_cache or build_cache
-        prepared.text_encoder = t5_dir if runtime_t5 else None
-        return prepared
+    except (OSError, DiskFullError) as exc:
+        if not (isinstance(exc, DiskFullError) or is_disk_full(exc)):
+            raise
+        # Named by the folder the user chose, not the temporary one inside it that filled up.
+        why = exc.reason if isinstance(exc, DiskFullError) else exc.strerror or first_line(exc, 80)
+        raise Gen3cModelError(
+            f"the disk of the folder of converted weights {root} filled up while converting GEN3C's weights ({why}); nothing "
+            "half-written was kept: free some space, or choose a folder on a larger disk with --cache_dir (GEN3C_CACHE_DIR), "
+            "then run again (the downloads are kept)"
+        ) from None
+    prepared.has_prompt_cache = has_cache or build_cache
+    prepared.text_encoder = t5_dir if runtime_t5 else None
+    return prepared
 
 
 # -- the cache folder --------------------------------------------------------------------------
@@ -722,6 +773,94 @@ class _Record:
         write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
 
 
+# -- huggingface_hub's unfinished downloads ----------------------------------------------------
+
+#: From this version huggingface_hub writes each download to a file of its own
+#: (``blobs/<blob>.<8 hex>.incomplete``), deletes it when the download fails, and never continues
+#: one that a killed run left; before it, the next fetch continued ``blobs/<blob>.incomplete``
+#: over HTTP (an HTTP Range request; not on Xet storage).
+HUB_NO_RESUME_VERSION = (1, 18)
+
+
+def _hub_resumes_partials() -> bool:
+    from huggingface_hub import __version__
+
+    return tuple(int(n) for n in re.findall(r"\d+", __version__)[:2]) < HUB_NO_RESUME_VERSION
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # finished or removed meanwhile
+        return 0
+
+
+@contextlib.contextmanager
+def _hub_lock_free(lock: Path) -> Iterator[bool]:
+    """Whether no process holds huggingface_hub's lock on one blob (``.locks/<repo>/<blob>.lock``,
+    taken for the whole download); True is held by us until the block ends. False also when it
+    cannot be told (no ``fcntl``, a file system without ``flock``, a lock file we cannot open)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    try:
+        fd = os.open(lock, os.O_RDONLY)  # (read-only: the hub cache may be)
+    except FileNotFoundError:  # huggingface_hub makes it before the download: none ran since
+        yield True
+        return
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held (BlockingIOError), or flock unsupported
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _partial_downloads(repo_folder: Path, hub_cache: Path) -> dict[str, list[Path]]:
+    """huggingface_hub's partial files in a repository's cache folder: "running" (a process is
+    fetching that blob, or it cannot be told), "resumable" (``<blob>.incomplete``, which
+    huggingface_hub before :data:`HUB_NO_RESUME_VERSION` continues) and "stale" (left by a killed
+    run: nothing continues or removes them)."""
+    found: dict[str, list[Path]] = {"running": [], "resumable": [], "stale": []}
+    for path in sorted((repo_folder / "blobs").glob("*.incomplete")):
+        blob = path.name.split(".", 1)[0]
+        with _hub_lock_free(hub_cache / ".locks" / repo_folder.name / f"{blob}.lock") as free:
+            if not free:
+                found["running"].append(path)
+            elif path.name == f"{blob}.incomplete" and _hub_resumes_partials():
+                found["resumable"].append(path)
+            else:
+                found["stale"].append(path)
+    return found
+
+
+def _remove_stale_downloads(repo_id: str, hub_cache: Path, say: Log) -> None:
+    """Delete the partial files of ``repo_id`` that killed runs left and nothing will continue,
+    each while holding huggingface_hub's lock on its blob (so none a running fetch writes)."""
+    folder = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    freed = 0
+    for path in sorted((folder / "blobs").glob("*.incomplete")):
+        blob = path.name.split(".", 1)[0]
+        if path.name == f"{blob}.incomplete" and _hub_resumes_partials():
+            continue
+        with _hub_lock_free(hub_cache / ".locks" / folder.name / f"{blob}.lock") as free:
+            if free:
+                size = _size(path)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    freed += size
+    if freed:
+        say(f"removed {format_bytes(freed)} of unfinished downloads of {repo_id} that stopped runs left")
+
+
 # -- disk space --------------------------------------------------------------------------------
 
 
@@ -812,11 +951,15 @@ def cached_items(
         if folder.is_dir():
             revisions = sorted(p.name[:7] for p in (folder / "snapshots").glob("*")) if (folder / "snapshots").is_dir() else []
             detail = "revisions " + ", ".join(revisions)
-            # huggingface_hub keeps an interrupted file as blobs/<hash>.incomplete to resume it.
-            unfinished = sorted((folder / "blobs").glob("*.incomplete"))
-            if unfinished:
-                size = format_bytes(sum(p.stat().st_size for p in unfinished))
-                detail += f"; {size} of unfinished downloads (the next fetch resumes them; `gen3c cache remove` frees them)"
+            partial = _partial_downloads(folder, hub_cache)
+            for state, what in (
+                ("running", "being fetched now"),
+                ("resumable", "of unfinished downloads (the next fetch continues them)"),
+                ("stale", "of unfinished downloads left by stopped runs (nothing continues them; the next fetch of this "
+                          "repository deletes them, as `gen3c cache remove` does)"),
+            ):  # fmt: skip
+                if partial[state]:
+                    detail += f"; {format_bytes(sum(_size(p) for p in partial[state]))} {what}"
             items.append(CachedItem(repo.repo_id, "download", folder, _folder_bytes(folder), detail))
     return items
 
@@ -826,10 +969,16 @@ def remove_cached(
     cache_dir: str | os.PathLike | None = None,
     hub_cache_dir: str | os.PathLike | None = None,
     weights: OfficialWeights | None = None,
+    confirm: Callable[[list[CachedItem]], bool] | None = None,
 ) -> list[CachedItem]:
     """Delete the cached items named (as :func:`cached_items` names them, or "all"); returns what
-    was deleted. Raises :class:`Gen3cModelError` for a name that is not cached, or a folder in the
-    cache that gen3c did not make (which "all" leaves alone)."""
+    was deleted. Raises :class:`Gen3cModelError` for a name that is not cached, a folder in the
+    cache that gen3c did not make (which "all" leaves alone), or a hub repository a download is
+    being written into.
+
+    A hub repository goes whole: its folder in huggingface_hub's cache, shared with every program
+    that uses the repository (transformers, diffusers, other projects), which fetch it again
+    afterwards. ``confirm`` is asked with those repositories first; False removes nothing."""
     names = [str(n) for n in names]
     items = cached_items(cache_dir, hub_cache_dir, weights)
     # Without regard to case, as the hub takes repository ids (no two cached names differ by case alone).
@@ -849,13 +998,22 @@ def remove_cached(
     root = weights_cache_dir(cache_dir)
     if not chosen:
         return []
+    hub_cache = _hub_settings(hub_cache_dir, None)[0]
+    shared = [item for item in chosen if item.kind == "download"]
+    for item in shared:
+        if _partial_downloads(item.path, hub_cache)["running"]:
+            raise Gen3cModelError(
+                f"a download into {item.path} is running (or its lock cannot be checked): wait for it to end, then remove "
+                f"{item.name}; nothing was removed"
+            )
+    if shared and confirm is not None and not confirm(shared):
+        return []
     from gen3c.io.atomic import check_writable_place
 
     # Refused before anything goes (a read-only cache was a traceback from the lock file).
     for folder in sorted({root, *(item.path.parent for item in chosen)}):
         check_writable_place(folder, "the cache folder")
     with _locked(root, lambda _line: None):
-        hub_cache = _hub_settings(hub_cache_dir, None)[0]
         record = _Record(root, hub_cache)
         for item in chosen:
             if item.kind == "converted":
