@@ -345,6 +345,17 @@ def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, of
         prepare(hub, official, tmp_path)  # the prompt cache is added now
     assert ".incomplete" not in str(err.value) and not leftovers(tmp_path)
 
+    # safetensors' writer reports a full disk as its own error, no OSError (as on a full tmpfs).
+    from safetensors import SafetensorError
+
+    def full_safetensors(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(PromptEmbeddingCache, "save_pretrained", full_safetensors)
+    with pytest.raises(Gen3cModelError, match=pattern) as err:
+        prepare(hub, official, tmp_path)
+    assert not leftovers(tmp_path)
+
 
 def test_partial_downloads_that_killed_runs_left_are_reported_and_removed_by_the_next_fetch(hub, official, tmp_path):
     """huggingface_hub (from 1.18) writes each download to blobs/<blob>.<8 hex>.incomplete and

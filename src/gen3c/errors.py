@@ -128,8 +128,21 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk (or the user's quota on it) is full."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    """Whether ``exc`` says the disk (or the user's quota on it) is full: an ``OSError`` (ENOSPC,
+    EDQUOT), or a library's error that quotes the operating system's, as safetensors' writer does
+    (``SafetensorError('… No space left on device (os error 28)')``, no OSError)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return any(f"(os error {code})" in str(exc) for code in (errno.ENOSPC, errno.EDQUOT))
+
+
+def disk_full_reason(exc: BaseException) -> str:
+    """What a full-disk error (:func:`is_disk_full`) says, without the path it names: the system's
+    words (``No space left on device``), else its first line."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = first_line(exc, 200)
+    return text.rsplit(": ", 1)[-1].split(" (os error")[0] if "(os error" in text else first_line(exc, 80)
 
 
 def describe_value(value: object, limit: int = 40) -> str:

@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cModelError, first_line, is_disk_full
+from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full
 from gen3c.io.atomic import check_writable_place, replace_folder
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
@@ -672,7 +672,7 @@ def convert_components(
             raise DiskFullError(
                 f"the disk filled up while writing the converted checkpoint {out} ({first_line(exc, 80)}); nothing was kept: "
                 "free some space or choose a folder on a larger disk, then convert again",
-                exc.strerror or first_line(exc, 80),
+                disk_full_reason(exc),
             ) from None
         raise
     held.close()

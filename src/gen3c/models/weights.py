@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, is_disk_full
+from gen3c.errors import Gen3cInputError, Gen3cModelError, disk_full_reason, first_line, is_disk_full
 from gen3c.models import configs
 
 #: Environment variable naming the folder of converted weights.
@@ -339,11 +339,11 @@ def _prepare(
         elif build_cache:
             t5_revision = prepared.sources[weights.text_encoder.repo_id][0]
             _add_prompt_cache(target, manifest, t5_dir, (weights.text_encoder.repo_id, t5_revision), root, say)
-    except (OSError, DiskFullError) as exc:
+    except Exception as exc:  # (safetensors' own error is no OSError)
         if not (isinstance(exc, DiskFullError) or is_disk_full(exc)):
             raise
         # Named by the folder the user chose, not the temporary one inside it that filled up.
-        why = exc.reason if isinstance(exc, DiskFullError) else exc.strerror or first_line(exc, 80)
+        why = exc.reason if isinstance(exc, DiskFullError) else disk_full_reason(exc)
         raise Gen3cModelError(
             f"the disk of the folder of converted weights {root} filled up while converting GEN3C's weights ({why}); nothing "
             "half-written was kept: free some space, or choose a folder on a larger disk with --cache_dir (GEN3C_CACHE_DIR), "
@@ -642,7 +642,7 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                 except Exception as exc:  # the hub's many error types: classified by _hub_error
                     if is_disk_full(exc):  # not the network's fault: a full disk (or quota) under the hub cache
                         raise Gen3cModelError(
-                            f"the disk of {hub_cache} filled up while fetching {repo.repo_id}/{name} ({first_line(exc, 80)}): "
+                            f"the disk of {hub_cache} filled up while fetching {repo.repo_id}/{name} ({disk_full_reason(exc)}): "
                             "free some space, or put the hub cache on a larger disk (HF_HOME), then run again (files already fetched are kept)"
                         ) from None
                     raise _hub_error(exc, repo, endpoint) from None
