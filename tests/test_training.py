@@ -1023,3 +1023,34 @@ def test_more_ranks_per_host_than_gpus_is_refused_before_nccl(tmp_path, monkeypa
         check_devices(config)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # two hosts of one GPU each: fine
     check_devices(config)
+
+
+def test_a_run_that_recorded_relative_folders_resumes_from_its_config_file(tmp_path, monkeypatch):
+    """Runs started before a config file's relative folders were taken relative to its folder
+    recorded them as written (relative to the working directory) in config.json; the same config
+    file now gives them absolute, and --resume was refused ("data.paths … differs from the run's")."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import check_run_folder
+
+    project = tmp_path / "project"
+    for folder in ("data/batch_0000", "base", "other"):
+        (project / folder).mkdir(parents=True)
+    monkeypatch.chdir(project)
+    old = config_from_dict({"data": {"kind": "sample", "paths": ["data/batch_0000"]}, "model": {"checkpoint": "./base"}})
+    out = project / "run"
+    (out / "checkpoints" / "step_0000002").mkdir(parents=True)
+    (out / "config.json").write_text(old.to_json())  # an old run's record: the folders as written
+    assert json.loads((out / "config.json").read_text())["data"]["paths"] == ["data/batch_0000"]
+    path = project / "c.toml"
+    path.write_text("[data]\nkind = 'sample'\npaths = ['data/batch_0000']\n[model]\ncheckpoint = 'base'\n")
+    now = load_config(path)
+    assert now.data.paths == [str(project / "data" / "batch_0000")]
+    check_run_folder(now, out, "auto")
+    check_run_folder(now, out, str(out / "checkpoints" / "step_0000002"))
+    # Other folders are still another run's.
+    path.write_text("[data]\nkind = 'sample'\npaths = ['other']\n[model]\ncheckpoint = 'base'\n")
+    with pytest.raises(Gen3cInputError, match=r"--resume: data\.paths = \[.*other'\] differs from the run's \['data/batch_0000'\]"):
+        check_run_folder(load_config(path), out, "auto")
+    path.write_text("[data]\nkind = 'sample'\npaths = ['data/batch_0000']\n[model]\ncheckpoint = 'other'\n")
+    with pytest.raises(Gen3cInputError, match=r"--resume: model\.checkpoint = '.*other' differs from the run's './base'"):
+        check_run_folder(load_config(path), out, "auto")

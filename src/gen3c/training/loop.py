@@ -519,6 +519,33 @@ def set_aside_later_checkpoints(out: Path, step: int, echo: Callable[[str], None
 RESUMABLE_CHANGES = {("run", "max_steps"), ("run", "max_minutes"), ("tokenizer", "max_minutes"), ("data", "num_workers")}
 
 
+def recorded_config(run: Path) -> dict:
+    """The config a run recorded (``RUN/config.json``) as nested dicts; {} without a readable one."""
+    try:
+        before = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return before if isinstance(before, dict) else {}
+
+
+#: Settings that name folders: a run started before config files' relative folders were taken
+#: relative to the file's folder recorded them relative to the working directory.
+PATH_KEYS = {("data", "paths"), ("model", "checkpoint"), ("model", "tokenizer"), ("tokenizer", "init")}
+
+
+def same_folders(recorded, value) -> bool:
+    """Whether ``recorded`` (a folder setting of a run's ``config.json``, or a list of them) and
+    ``value`` (the same setting now) name the same folders: a relative one is resolved against the
+    working directory, as runs that recorded relative folders read them; ``~`` is expanded, links
+    followed. Names that are no folders (a packaged model, a hub id) must be equal."""
+    if isinstance(recorded, list) and isinstance(value, list):
+        return len(recorded) == len(value) and all(same_folders(a, b) for a, b in zip(recorded, value, strict=True))
+    if not isinstance(recorded, str) or not isinstance(value, str) or not recorded or not value:
+        return recorded == value
+    a, b = Path(recorded).expanduser().resolve(), Path(value).expanduser().resolve()
+    return recorded == value or (a == b and a.exists())
+
+
 def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     """Refuse, before anything is written, a fresh run into a folder that holds another run's
     checkpoints or losses (they would mix: the model card would average both runs' losses and
@@ -544,16 +571,15 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     stored = run / "config.json"
     if (resume == "auto" and _latest_checkpoint(out) is None and not trained_tokenizer) or not stored.is_file():
         return
-    try:
-        before = json.loads(stored.read_text())
-    except (OSError, ValueError):
-        return
+    before = recorded_config(run)
     now = config.to_dict()
     for section, table in now.items():
         if section == "log":
             continue
         for key, value in table.items():
             old = before.get(section, {}).get(key, value)
+            if (section, key) in PATH_KEYS and same_folders(old, value):
+                continue
             if (section, key) not in RESUMABLE_CHANGES and old != value:
                 raise Gen3cInputError(
                     f"--resume: {section}.{key} = {value!r} differs from the run's {old!r} ({str(stored)!r}): "
