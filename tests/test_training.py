@@ -876,20 +876,38 @@ def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, 
 def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path, base_checkpoint, sample_dir):
     """--resume OUT/checkpoints/step_2 while step_4 existed left step_4 in place, and pruning
     then kept it over step_2: the next --resume auto went back to step_4, whose steps
-    losses.jsonl (cut to step 3) no longer held."""
+    losses.jsonl (cut to step 3) no longer held. The samples of later steps, model/ and
+    MODEL_CARD.md of the abandoned history stayed beside the new one, and so did its TensorBoard
+    events past step 2."""
+    from dataclasses import replace
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from gen3c.training.loop import checkpoints
 
-    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, log={"checkpoint_every": 2},
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)},
+                                          log={"checkpoint_every": 2, "sample_every": 2, "sample_steps": 1},
                                           data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
     out = tmp_path / "run"
     train(config, out)
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000002.mp4", "step_0000004.mp4"]
     said: list[str] = []
-    rewound = train(config, out, resume=str(out / "checkpoints" / "step_0000002"), stop_after=1, echo=said.append)
+    # [log] may change on resume: steps logged every 2 leave step 3 unlogged, so only the purge hides 3 and 4.
+    every_2 = replace(config, log=replace(config.log, every=2))
+    rewound = train(every_2, out, resume=str(out / "checkpoints" / "step_0000002"), stop_after=1, echo=said.append)
     assert rewound.steps == 3
     assert [p.name for p in checkpoints(out)] == ["step_0000002", "step_0000003"]
-    assert (out / "checkpoints" / "superseded" / "step_0000004" / "custom_checkpoint_0.pkl").is_file()
-    assert said[0] == (f"--resume from step 2: the later checkpoints (step_0000004) are moved to {str(out / 'checkpoints' / 'superseded')!r}, "
-                       "since their steps run again (delete it to free the space)")  # fmt: skip
+    aside = out / "checkpoints" / "superseded"
+    assert (aside / "step_0000004" / "custom_checkpoint_0.pkl").is_file()
+    assert said[0] == (f"--resume from step 2: what later steps made (step_0000004, 1 sample video(s), model, MODEL_CARD.md) is moved to "
+                       f"{str(aside)!r}, since those steps run again (delete it to free the space)")  # fmt: skip
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000002.mp4", "step_0000003.mp4"]
+    assert (aside / "samples" / "step_0000004.mp4").is_file()
+    assert not (out / "model").exists() and not (out / "MODEL_CARD.md").exists()
+    assert (aside / "model" / "transformer").is_dir() and "- **Steps**: 4 " in (aside / "MODEL_CARD.md").read_text()
+    logs = EventAccumulator(str(out / "logs"))
+    logs.Reload()
+    assert [e.step for e in logs.Scalars("train/loss")] == [1, 2]
 
     def logged_steps() -> list[int]:
         return [json.loads(line)["step"] for line in (out / "losses.jsonl").read_text().splitlines()]
@@ -897,6 +915,7 @@ def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path,
     assert logged_steps() == [1, 2, 3]
     resumed = train(config, out, resume="auto")
     assert (resumed.steps, len(resumed.losses), logged_steps()) == (4, 1, [1, 2, 3, 4])
+    assert (out / "model" / "transformer").is_dir() and "- **Steps**: 4 " in (out / "MODEL_CARD.md").read_text()
 
 
 def test_checkpoints_are_kept_and_resumed_by_step_number(tmp_path):

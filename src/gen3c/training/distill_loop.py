@@ -44,6 +44,7 @@ from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 from gen3c.training.distill import Stage, distill_stages, stage_loss
 from gen3c.training.loop import (
+    EXPORTS,
     TrainResult,
     _dtype,
     _encode_all,
@@ -205,7 +206,7 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    out, accelerator, writer, log = _start_run(config, out)
+    out, accelerator, writer, log = _start_run(config, out, resume)
     main = accelerator.is_main_process
     device = accelerator.device
     vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
@@ -230,7 +231,12 @@ def distill(
     model, optimizer = accelerator.prepare(student, optimizer)
     state = _DistillState()
     accelerator.register_for_checkpointing(state)
-    start_step = _resume(accelerator, out, resume, state, echo)
+
+    def superseded() -> tuple[str, ...]:
+        """On a rewind: the exports and the students of stages the resumed run has not finished."""
+        return (*EXPORTS, *(f"stages/{s.name}" for s in stages[state.stage :]))
+
+    start_step = _resume(accelerator, out, resume, state, echo, superseded)
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""
