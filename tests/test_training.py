@@ -570,6 +570,28 @@ def test_an_optimizer_step_averages_its_micro_batches_seeds_each_and_clips(tmp_p
         assert seeds == [(7 * 1_000_003 + 6) * 64, (7 * 1_000_003 + 7) * 64]  # step 3 of 2 micro-steps: 6, 7
 
 
+def test_a_loss_that_is_not_finite_stops_the_run_before_its_step(tmp_path):
+    """A diverged run (a NaN loss) went on: NaN weights were stepped into, checkpointed and
+    exported as the trained model. It now stops in one line naming the step, the weights those
+    of the step before (on every process: the check is on the loss all of them reduce)."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"gradient_accumulation_steps": 2}})
+    accelerator = _accelerator(config, tmp_path)
+    weight = torch.nn.Linear(1, 1, bias=False)
+    weight.weight.data.fill_(0.25)
+    model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+    batches = iter([(torch.tensor(1.0), torch.tensor(3.0)), (torch.tensor(float("nan")), torch.tensor(5.0))])
+
+    def loss_of(x0, buffers, generator):
+        return x0 + buffers * model.weight.sum()
+
+    with pytest.raises(Gen3cInputError, match=r"^step 8: the loss is nan \(training diverged\): the run stops, its checkpoints before this step kept: lower train\.lr"):
+        _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 7, 0.5, batches, loss_of)
+    assert float(model.weight.detach()) == 0.25
+
+
 def test_micro_batches_of_encoded_clips_are_the_sampled_rows():
     """With the clips' latents in memory, micro-batch k is the rows the sampler picks k-th."""
     from gen3c.training.loop import _micro_batches

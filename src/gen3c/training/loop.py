@@ -414,6 +414,10 @@ def _optimizer_step(
 
     Returns:
         The loss, averaged over the micro-batches and the processes.
+
+    Raises:
+        Gen3cInputError: a loss that is not finite (on any process), before its backward: the
+        weights stay those of the step before, and the run stops before a checkpoint holds NaNs.
     """
     accum, device = config.train.gradient_accumulation_steps, accelerator.device
     for group in optimizer.param_groups:
@@ -424,12 +428,18 @@ def _optimizer_step(
         generator = _step_generator(config.run.seed, step * accum + micro, accelerator.process_index, device)
         with accelerator.accumulate(model), accelerator.autocast():
             loss = loss_of(x0, buffers, generator)
+            reduced = float(accelerator.reduce(loss.detach().float(), "mean"))  # every process sees the same
+            if not math.isfinite(reduced):
+                raise Gen3cInputError(
+                    f"step {step + 1}: the loss is {reduced} (training diverged): the run stops, its checkpoints before this step kept: "
+                    "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
+                )
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.train.grad_clip > 0:
                 accelerator.clip_grad_norm_(params, config.train.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        step_loss += float(accelerator.reduce(loss.detach(), "mean")) / accum
+        step_loss += reduced / accum
     return step_loss
 
 
