@@ -504,3 +504,48 @@ def test_pipeline_from_pretrained_samples_a_student_with_its_own_steps():
     student(colors[0, 0], colors, masks, num_steps=2, guidance=1.0, output_type="latent")
     handle.remove()
     assert len(calls) == 4  # told: 2 steps × 2 forwards
+
+
+def test_latents_of_a_run_that_recorded_relative_folders_are_kept(tmp_path, pipe, teacher_checkpoint, monkeypatch):
+    """OUT/latents.safetensors is keyed by data.paths as config.json records them: a run that
+    recorded them relative (before a config file's folders were made absolute) made and encoded
+    every clip again when resumed with the same folders spelled absolute."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from gen3c.training.distill_loop import LATENTS_FILE, _latents_key, cached_latents
+
+    (tmp_path / "data" / "batch_0000").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    def config(path: str):
+        cfg = distill_config(teacher_checkpoint, data={"kind": "sample", "paths": [path]})
+        del cfg["data"]["num_clips"]
+        return config_from_dict(cfg)
+
+    old, now = config("data/batch_0000"), config(str(tmp_path / "data" / "batch_0000"))
+    out = tmp_path / "run"
+    out.mkdir()
+    x0, buffers = torch.randn(3, 16, T_LAT, 4, 6), torch.randn(3, 64, T_LAT, 4, 6)
+    save_file({"x0": x0, "buffers": buffers}, str(out / LATENTS_FILE), metadata={"key": _latents_key(old, pipe.vae)})
+
+    class Accelerator:  # the part cached_latents uses, one process
+        is_main_process, device = True, torch.device("cpu")
+
+        def wait_for_everyone(self) -> None:
+            pass
+
+    class NoClips:  # the clips are not made again
+        def __len__(self) -> int:
+            raise AssertionError("the clips were made and encoded again")
+
+    got = cached_latents(now, NoClips(), pipe.vae, 0.5, out, Accelerator(), None, recorded_paths=old.data.paths)
+    torch.testing.assert_close(got, (x0, buffers))
+    with safe_open(str(out / LATENTS_FILE), "pt") as f:  # keyed by the spelling config.json records now
+        assert f.metadata()["key"] == _latents_key(now, pipe.vae)
+    torch.testing.assert_close(load_file(str(out / LATENTS_FILE))["buffers"], buffers)
+    # Other folders are other clips.
+    (tmp_path / "elsewhere").mkdir()
+    save_file({"x0": x0, "buffers": buffers}, str(out / LATENTS_FILE), metadata={"key": _latents_key(config("elsewhere"), pipe.vae)})
+    with pytest.raises(AssertionError, match="made and encoded again"):
+        cached_latents(now, NoClips(), pipe.vae, 0.5, out, Accelerator(), None, recorded_paths=["elsewhere"])

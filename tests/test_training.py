@@ -570,6 +570,28 @@ def test_an_optimizer_step_averages_its_micro_batches_seeds_each_and_clips(tmp_p
         assert seeds == [(7 * 1_000_003 + 6) * 64, (7 * 1_000_003 + 7) * 64]  # step 3 of 2 micro-steps: 6, 7
 
 
+def test_a_loss_that_is_not_finite_stops_the_run_before_its_step(tmp_path):
+    """A diverged run (a NaN loss) went on: NaN weights were stepped into, checkpointed and
+    exported as the trained model. It now stops in one line naming the step, the weights those
+    of the step before (on every process: the check is on the loss all of them reduce)."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"gradient_accumulation_steps": 2}})
+    accelerator = _accelerator(config, tmp_path)
+    weight = torch.nn.Linear(1, 1, bias=False)
+    weight.weight.data.fill_(0.25)
+    model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+    batches = iter([(torch.tensor(1.0), torch.tensor(3.0)), (torch.tensor(float("nan")), torch.tensor(5.0))])
+
+    def loss_of(x0, buffers, generator):
+        return x0 + buffers * model.weight.sum()
+
+    with pytest.raises(Gen3cInputError, match=r"^step 8: the loss is nan \(training diverged\): the run stops, its checkpoints before this step kept: lower train\.lr"):
+        _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 7, 0.5, batches, loss_of)
+    assert float(model.weight.detach()) == 0.25
+
+
 def test_micro_batches_of_encoded_clips_are_the_sampled_rows():
     """With the clips' latents in memory, micro-batch k is the rows the sampler picks k-th."""
     from gen3c.training.loop import _micro_batches
@@ -876,20 +898,38 @@ def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, 
 def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path, base_checkpoint, sample_dir):
     """--resume OUT/checkpoints/step_2 while step_4 existed left step_4 in place, and pruning
     then kept it over step_2: the next --resume auto went back to step_4, whose steps
-    losses.jsonl (cut to step 3) no longer held."""
+    losses.jsonl (cut to step 3) no longer held. The samples of later steps, model/ and
+    MODEL_CARD.md of the abandoned history stayed beside the new one, and so did its TensorBoard
+    events past step 2."""
+    from dataclasses import replace
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from gen3c.training.loop import checkpoints
 
-    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, log={"checkpoint_every": 2},
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)},
+                                          log={"checkpoint_every": 2, "sample_every": 2, "sample_steps": 1},
                                           data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
     out = tmp_path / "run"
     train(config, out)
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000002.mp4", "step_0000004.mp4"]
     said: list[str] = []
-    rewound = train(config, out, resume=str(out / "checkpoints" / "step_0000002"), stop_after=1, echo=said.append)
+    # [log] may change on resume: steps logged every 2 leave step 3 unlogged, so only the purge hides 3 and 4.
+    every_2 = replace(config, log=replace(config.log, every=2))
+    rewound = train(every_2, out, resume=str(out / "checkpoints" / "step_0000002"), stop_after=1, echo=said.append)
     assert rewound.steps == 3
     assert [p.name for p in checkpoints(out)] == ["step_0000002", "step_0000003"]
-    assert (out / "checkpoints" / "superseded" / "step_0000004" / "custom_checkpoint_0.pkl").is_file()
-    assert said[0] == (f"--resume from step 2: the later checkpoints (step_0000004) are moved to {str(out / 'checkpoints' / 'superseded')!r}, "
-                       "since their steps run again (delete it to free the space)")  # fmt: skip
+    aside = out / "checkpoints" / "superseded"
+    assert (aside / "step_0000004" / "custom_checkpoint_0.pkl").is_file()
+    assert said[0] == (f"--resume from step 2: what later steps made (step_0000004, 1 sample video(s), model, MODEL_CARD.md) is moved to "
+                       f"{str(aside)!r}, since those steps run again (delete it to free the space)")  # fmt: skip
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000002.mp4", "step_0000003.mp4"]
+    assert (aside / "samples" / "step_0000004.mp4").is_file()
+    assert not (out / "model").exists() and not (out / "MODEL_CARD.md").exists()
+    assert (aside / "model" / "transformer").is_dir() and "- **Steps**: 4 " in (aside / "MODEL_CARD.md").read_text()
+    logs = EventAccumulator(str(out / "logs"))
+    logs.Reload()
+    assert [e.step for e in logs.Scalars("train/loss")] == [1, 2]
 
     def logged_steps() -> list[int]:
         return [json.loads(line)["step"] for line in (out / "losses.jsonl").read_text().splitlines()]
@@ -897,6 +937,7 @@ def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path,
     assert logged_steps() == [1, 2, 3]
     resumed = train(config, out, resume="auto")
     assert (resumed.steps, len(resumed.losses), logged_steps()) == (4, 1, [1, 2, 3, 4])
+    assert (out / "model" / "transformer").is_dir() and "- **Steps**: 4 " in (out / "MODEL_CARD.md").read_text()
 
 
 def test_checkpoints_are_kept_and_resumed_by_step_number(tmp_path):
@@ -1023,3 +1064,34 @@ def test_more_ranks_per_host_than_gpus_is_refused_before_nccl(tmp_path, monkeypa
         check_devices(config)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # two hosts of one GPU each: fine
     check_devices(config)
+
+
+def test_a_run_that_recorded_relative_folders_resumes_from_its_config_file(tmp_path, monkeypatch):
+    """Runs started before a config file's relative folders were taken relative to its folder
+    recorded them as written (relative to the working directory) in config.json; the same config
+    file now gives them absolute, and --resume was refused ("data.paths … differs from the run's")."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import check_run_folder
+
+    project = tmp_path / "project"
+    for folder in ("data/batch_0000", "base", "other"):
+        (project / folder).mkdir(parents=True)
+    monkeypatch.chdir(project)
+    old = config_from_dict({"data": {"kind": "sample", "paths": ["data/batch_0000"]}, "model": {"checkpoint": "./base"}})
+    out = project / "run"
+    (out / "checkpoints" / "step_0000002").mkdir(parents=True)
+    (out / "config.json").write_text(old.to_json())  # an old run's record: the folders as written
+    assert json.loads((out / "config.json").read_text())["data"]["paths"] == ["data/batch_0000"]
+    path = project / "c.toml"
+    path.write_text("[data]\nkind = 'sample'\npaths = ['data/batch_0000']\n[model]\ncheckpoint = 'base'\n")
+    now = load_config(path)
+    assert now.data.paths == [str(project / "data" / "batch_0000")]
+    check_run_folder(now, out, "auto")
+    check_run_folder(now, out, str(out / "checkpoints" / "step_0000002"))
+    # Other folders are still another run's.
+    path.write_text("[data]\nkind = 'sample'\npaths = ['other']\n[model]\ncheckpoint = 'base'\n")
+    with pytest.raises(Gen3cInputError, match=r"--resume: data\.paths = \[.*other'\] differs from the run's \['data/batch_0000'\]"):
+        check_run_folder(load_config(path), out, "auto")
+    path.write_text("[data]\nkind = 'sample'\npaths = ['data/batch_0000']\n[model]\ncheckpoint = 'other'\n")
+    with pytest.raises(Gen3cInputError, match=r"--resume: model\.checkpoint = '.*other' differs from the run's './base'"):
+        check_run_folder(load_config(path), out, "auto")

@@ -44,6 +44,7 @@ from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 from gen3c.training.distill import Stage, distill_stages, stage_loss
 from gen3c.training.loop import (
+    EXPORTS,
     TrainResult,
     _dtype,
     _encode_all,
@@ -61,6 +62,8 @@ from gen3c.training.loop import (
     load_base_pipeline,
     lr_factor,
     prompt_embedding,
+    recorded_config,
+    same_folders,
 )
 
 LATENTS_FILE = "latents.safetensors"
@@ -109,10 +112,13 @@ def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.de
     return teacher
 
 
-def _latents_key(config: Config, vae) -> str:
-    """Identity of a set of clip latents: the data settings and every weight of the tokenizer."""
+def _latents_key(config: Config, vae, paths: list[str] | None = None) -> str:
+    """Identity of a set of clip latents: the data settings (``data.paths`` spelled as ``paths``,
+    if given) and every weight of the tokenizer."""
     # data.num_workers says how the clips are made, not what they are (a resumed run may change it).
     data = {key: value for key, value in config.to_dict()["data"].items() if key != "num_workers"}
+    if paths is not None:
+        data["paths"] = paths
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
     digest.update(str(config.model.tokenizer_chunk_frames).encode())
     for name, tensor in sorted(vae.state_dict().items()):
@@ -122,11 +128,17 @@ def _latents_key(config: Config, vae) -> str:
 
 
 def cached_latents(
-    config: Config, dataset, vae, sigma_data: float, out: Path, accelerator, progress: ProgressFactory | None
+    config: Config, dataset, vae, sigma_data: float, out: Path, accelerator, progress: ProgressFactory | None,
+    recorded_paths: list[str] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Latents (N, 16, T', h, w) and buffer latents (N, 64, T', h, w) of every clip, on the
     accelerator's device: read from ``OUT/latents.safetensors`` when it holds these clips encoded
-    by this tokenizer, else made once (by the main process) and written there."""
+    by this tokenizer, else made once (by the main process) and written there.
+
+    ``recorded_paths``: ``data.paths`` as the run's ``config.json`` recorded them before this
+    invocation; a run that recorded them relative keyed its latents by that spelling, which
+    names the same folders (:func:`~gen3c.training.loop.same_folders`): the file is taken and
+    keyed again by the spelling recorded now."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
@@ -135,18 +147,26 @@ def cached_latents(
 
     path, key = out / LATENTS_FILE, _latents_key(config, vae)
 
-    def stored() -> bool:
+    def stored_key() -> str | None:
         if not path.is_file():
-            return False
+            return None
         with safe_open(str(path), "pt") as f:
-            return (f.metadata() or {}).get("key") == key
+            return (f.metadata() or {}).get("key")
 
-    if accelerator.is_main_process and not stored():
-        making = progress("Clips", len(dataset)) if progress is not None else None
-        clips = CachedClips(dataset, config.data.num_workers, making)
-        x0, buffers = _encode_all(vae, clips, sigma_data, accelerator.device, config.model.tokenizer_chunk_frames, progress)
+    def save(x0: Tensor, buffers: Tensor) -> None:
         with atomic_path(path) as tmp:
             save_file({"x0": x0.cpu().contiguous(), "buffers": buffers.cpu().contiguous()}, str(tmp), metadata={"key": key})
+
+    if accelerator.is_main_process and (found := stored_key()) != key:
+        paths = config.data.paths
+        respelled = found is not None and recorded_paths not in (None, paths) and same_folders(recorded_paths, paths)
+        if respelled and found == _latents_key(config, vae, recorded_paths):
+            tensors = load_file(str(path))  # the same clips: keyed by the paths config.json now records
+            save(tensors["x0"], tensors["buffers"])
+        else:
+            making = progress("Clips", len(dataset)) if progress is not None else None
+            clips = CachedClips(dataset, config.data.num_workers, making)
+            save(*_encode_all(vae, clips, sigma_data, accelerator.device, config.model.tokenizer_chunk_frames, progress))
     accelerator.wait_for_everyone()
     tensors = load_file(str(path))
     return tensors["x0"].to(accelerator.device), tensors["buffers"].to(accelerator.device)
@@ -184,7 +204,9 @@ def distill(
     negative_text = prompt_embedding(prompt_cache, negative, m.max_sequence_length)
     stages = distill_stages(config.distill, config.run.max_steps)
 
-    out, accelerator, writer, log = _start_run(config, out)
+    # What the run's config.json holds before _start_run records this config in it.
+    recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
+    out, accelerator, writer, log = _start_run(config, out, resume)
     main = accelerator.is_main_process
     device = accelerator.device
     vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
@@ -193,7 +215,7 @@ def distill(
 
     # 2. Clips
     if config.data.cache_clips:
-        latents = cached_latents(config, dataset, vae, sigma_data, out, accelerator, progress)
+        latents = cached_latents(config, dataset, vae, sigma_data, out, accelerator, progress, recorded_paths)
         num_clips = len(latents[0])
     else:
         latents, num_clips = None, len(dataset)
@@ -209,7 +231,12 @@ def distill(
     model, optimizer = accelerator.prepare(student, optimizer)
     state = _DistillState()
     accelerator.register_for_checkpointing(state)
-    start_step = _resume(accelerator, out, resume, state, echo)
+
+    def superseded() -> tuple[str, ...]:
+        """On a rewind: the exports and the students of stages the resumed run has not finished."""
+        return (*EXPORTS, *(f"stages/{s.name}" for s in stages[state.stage :]))
+
+    start_step = _resume(accelerator, out, resume, state, echo, superseded)
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""

@@ -154,9 +154,13 @@ def _accelerator(config: Config, out: Path):
     )
 
 
-def _start_run(config: Config, out: Path):
+def _start_run(config: Config, out: Path, resume: str | None):
     """The output folder, the accelerator, TensorBoard (main process only), ``log(tag, value,
     step)`` and config.json: what a training run and a distillation run begin with.
+
+    A resumed run's TensorBoard hides the events of the steps past its checkpoint (``purge_step``):
+    those of an abandoned history (a rewind) or of steps run after the last checkpoint, which run
+    again; the tokenizer stage logs to ``logs/tokenizer/``, out of the purge's reach.
 
     Returns:
         ``(out, accelerator, writer, log)``; ``writer`` is None off the main process.
@@ -165,7 +169,8 @@ def _start_run(config: Config, out: Path):
 
     out = ensure_writable_dir(out, "training output folder")
     accelerator = _accelerator(config, out)
-    writer = SummaryWriter(str(out / "logs")) if accelerator.is_main_process else None
+    purge_step = None if resume is None else resumed_step(out, resume) + 1
+    writer = SummaryWriter(str(out / "logs"), purge_step=purge_step) if accelerator.is_main_process else None
 
     def log(tag: str, value: float, step: int) -> None:
         if writer is not None:
@@ -174,6 +179,16 @@ def _start_run(config: Config, out: Path):
     if accelerator.is_main_process:
         write_text_atomic(out / "config.json", config.to_json())
     return out, accelerator, writer, log
+
+
+def resumed_step(out: Path, resume: str) -> int:
+    """The step a run resumed with ``resume`` (a checkpoint folder or "auto") goes on from: the
+    checkpoint's step counter (read as plain values, :func:`check_checkpoint`), 0 without one."""
+    checkpoint = _latest_checkpoint(out) if resume == "auto" else Path(resume)
+    if checkpoint is None:
+        return 0
+    check_checkpoint(checkpoint)
+    return int(torch.load(checkpoint / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=True)["step"])
 
 
 def _run_result(accelerator, out: Path, steps: int, **fields) -> TrainResult:
@@ -283,11 +298,12 @@ def _read_tokenizer(folder: str, key: str):
         raise Gen3cInputError(f"{key} {folder!r} is not a tokenizer folder ({first_line(exc)}): give an OUT/tokenizer of `gen3c train`") from None
 
 
-def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress, dataset):
+def _train_tokenizer(vae, config: Config, out: Path, accelerator, progress, dataset):
     """Train ``vae`` (fresh or ``tokenizer.init``) as ``[tokenizer]`` says; write ``OUT/tokenizer``.
 
     Returns ``(vae, summary)``."""
     from torch.utils.data import DataLoader
+    from torch.utils.tensorboard import SummaryWriter
 
     from gen3c.training.data import StepSampler, held_out_clip
     from gen3c.training.tokenizer import reconstruction_psnr, set_latent_statistics, train_tokenizer
@@ -298,6 +314,9 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress,
     loader = DataLoader(dataset, batch_size=config.tokenizer.batch_size, sampler=sampler, num_workers=workers)
     videos = (batch["video"] for batch in loader)
     advance = progress("Tokenizer", config.tokenizer.steps) if progress is not None else None
+    # Its own TensorBoard run: its step numbers are not the DiT's (which a resume purges past its step).
+    writer = SummaryWriter(str(out / "logs" / "tokenizer")) if accelerator.is_main_process else None
+    log = writer.add_scalar if writer is not None else None
     summary = train_tokenizer(vae, videos, config.tokenizer, accelerator, log, advance)
     # Up to 16 clips, each made now unless data.cache_clips: long enough to show.
     count = min(len(dataset), 16)
@@ -305,8 +324,9 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, log, progress,
     set_latent_statistics(vae, (dataset[i]["video"][None] for i in range(count)), advance)
     # The number that says whether the tokenizer is usable (a mean-colour one scores ~14 dB).
     summary["heldout_psnr"] = reconstruction_psnr(vae, held_out_clip(dataset)["video"][None])
-    if log is not None:
-        log("tokenizer/heldout_psnr", summary["heldout_psnr"], summary["steps"])
+    if writer is not None:
+        writer.add_scalar("tokenizer/heldout_psnr", summary["heldout_psnr"], summary["steps"])
+        writer.close()
     if accelerator.is_main_process:
         # Written whole or not at all: a resumed run reads OUT/tokenizer instead of training one.
         tmp = out / ".tokenizer.part"
@@ -394,6 +414,10 @@ def _optimizer_step(
 
     Returns:
         The loss, averaged over the micro-batches and the processes.
+
+    Raises:
+        Gen3cInputError: a loss that is not finite (on any process), before its backward: the
+        weights stay those of the step before, and the run stops before a checkpoint holds NaNs.
     """
     accum, device = config.train.gradient_accumulation_steps, accelerator.device
     for group in optimizer.param_groups:
@@ -404,12 +428,18 @@ def _optimizer_step(
         generator = _step_generator(config.run.seed, step * accum + micro, accelerator.process_index, device)
         with accelerator.accumulate(model), accelerator.autocast():
             loss = loss_of(x0, buffers, generator)
+            reduced = float(accelerator.reduce(loss.detach().float(), "mean"))  # every process sees the same
+            if not math.isfinite(reduced):
+                raise Gen3cInputError(
+                    f"step {step + 1}: the loss is {reduced} (training diverged): the run stops, its checkpoints before this step kept: "
+                    "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
+                )
             accelerator.backward(loss)
             if accelerator.sync_gradients and config.train.grad_clip > 0:
                 accelerator.clip_grad_norm_(params, config.train.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        step_loss += float(accelerator.reduce(loss.detach(), "mean")) / accum
+        step_loss += reduced / accum
     return step_loss
 
 
@@ -480,43 +510,93 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _resume(accelerator, out: Path, resume: str | None, state, echo: Callable[[str], None] | None = None) -> int:
+def _resume(
+    accelerator, out: Path, resume: str | None, state, echo: Callable[[str], None] | None = None,
+    outputs: Callable[[], tuple[str, ...]] | None = None,
+) -> int:
     """Restore the checkpoint ``resume`` names (a folder, "auto": the newest in ``out`` if any,
     None: none) into the prepared objects and the registered ``state``, and drop what ``out``
-    holds past it: the lines of ``losses.jsonl``, and later checkpoints (moved aside, said on
-    ``echo``). Returns the step the run goes on from (``state.step``)."""
+    holds past it: the lines of ``losses.jsonl``, and (moved aside, said on ``echo``) later
+    checkpoints, samples of later steps and, on a rewind, the exported ``outputs()`` (paths in
+    ``out``, asked once the state is restored; :data:`EXPORTS` without it; see
+    :func:`set_aside_superseded`). Returns the step the run goes on from (``state.step``)."""
     checkpoint = _latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
     if checkpoint is not None:
         load_checkpoint(accelerator, checkpoint)
     if accelerator.is_main_process:
-        set_aside_later_checkpoints(out, state.step, echo)
+        set_aside_superseded(out, state.step, echo, outputs() if outputs is not None else EXPORTS)
         trim_losses(out, state.step)
     return state.step
 
 
-def set_aside_later_checkpoints(out: Path, step: int, echo: Callable[[str], None] | None = None) -> list[Path]:
-    """Move the checkpoints of steps past ``step`` to ``OUT/checkpoints/superseded/``: a run
-    resumed from an earlier checkpoint does those steps again, so they belong to a history
-    ``losses.jsonl`` no longer holds, and ``--resume auto`` (the newest) would go back to it.
-    Moved, not deleted: they are the user's, who may want one back. Returns their new paths."""
-    later = [p for p in checkpoints(out) if int(p.name[5:]) > step]
-    if not later:
+#: What a run exports at its end, from the step of its last checkpoint.
+EXPORTS = ("model", "lora", "MODEL_CARD.md")
+
+
+def set_aside_superseded(
+    out: Path, step: int, echo: Callable[[str], None] | None = None, outputs: tuple[str, ...] = EXPORTS
+) -> list[Path]:
+    """Move what belongs to steps past ``step`` to ``OUT/checkpoints/superseded/``: a run resumed
+    from an earlier checkpoint does those steps again, so the later checkpoints, the samples of
+    later steps (``samples/step_*.mp4``, to ``superseded/samples/``) and — when there were later
+    checkpoints: a rewind — ``outputs`` (the model and card exported from the last one) belong to
+    a history ``losses.jsonl`` no longer holds; ``--resume auto`` (the newest) would go back to
+    it, and an invocation that stops early would leave them beside the new history. Moved, not
+    deleted: they are the user's, who may want one back. Returns their new paths."""
+
+    def later_step(path: Path) -> bool:
+        number = path.name.split(".")[0][5:]
+        return number.isdigit() and int(number) > step
+
+    later = [p for p in checkpoints(out) if later_step(p)]
+    samples = sorted(p for p in (out / "samples").glob("step_*.mp4") if later_step(p))
+    exported = [out / name for name in outputs if (out / name).exists()] if later else []
+    if not (later or samples or exported):
         return []
     aside = out / "checkpoints" / "superseded"
-    aside.mkdir(exist_ok=True)
     moved = []
-    for folder in later:
-        target = aside / folder.name
-        shutil.rmtree(target, ignore_errors=True)  # set aside by an earlier rewind: this one is newer
-        moved.append(folder.rename(target))
+    for path in [*later, *samples, *exported]:
+        target = aside / path.relative_to(out / "checkpoints" if path in later else out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():  # set aside by an earlier rewind: this one is newer
+            shutil.rmtree(target)
+        moved.append(path.replace(target))
     if echo is not None:
-        echo(f"--resume from step {step}: the later checkpoints ({', '.join(p.name for p in later)}) are moved to "
-             f"{str(aside)!r}, since their steps run again (delete it to free the space)")  # fmt: skip
+        what = [*(p.name for p in later), f"{len(samples)} sample video(s)" if samples else "", *(p.name for p in exported)]
+        echo(f"--resume from step {step}: what later steps made ({', '.join(w for w in what if w)}) is moved to "
+             f"{str(aside)!r}, since those steps run again (delete it to free the space)")  # fmt: skip
     return moved
 
 
 #: Settings a resumed run may change: budgets, logging, worker processes (nothing a step computes).
 RESUMABLE_CHANGES = {("run", "max_steps"), ("run", "max_minutes"), ("tokenizer", "max_minutes"), ("data", "num_workers")}
+
+
+def recorded_config(run: Path) -> dict:
+    """The config a run recorded (``RUN/config.json``) as nested dicts; {} without a readable one."""
+    try:
+        before = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return before if isinstance(before, dict) else {}
+
+
+#: Settings that name folders: a run started before config files' relative folders were taken
+#: relative to the file's folder recorded them relative to the working directory.
+PATH_KEYS = {("data", "paths"), ("model", "checkpoint"), ("model", "tokenizer"), ("tokenizer", "init")}
+
+
+def same_folders(recorded, value) -> bool:
+    """Whether ``recorded`` (a folder setting of a run's ``config.json``, or a list of them) and
+    ``value`` (the same setting now) name the same folders: a relative one is resolved against the
+    working directory, as runs that recorded relative folders read them; ``~`` is expanded, links
+    followed. Names that are no folders (a packaged model, a hub id) must be equal."""
+    if isinstance(recorded, list) and isinstance(value, list):
+        return len(recorded) == len(value) and all(same_folders(a, b) for a, b in zip(recorded, value, strict=True))
+    if not isinstance(recorded, str) or not isinstance(value, str) or not recorded or not value:
+        return recorded == value
+    a, b = Path(recorded).expanduser().resolve(), Path(value).expanduser().resolve()
+    return recorded == value or (a == b and a.exists())
 
 
 def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
@@ -544,16 +624,15 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     stored = run / "config.json"
     if (resume == "auto" and _latest_checkpoint(out) is None and not trained_tokenizer) or not stored.is_file():
         return
-    try:
-        before = json.loads(stored.read_text())
-    except (OSError, ValueError):
-        return
+    before = recorded_config(run)
     now = config.to_dict()
     for section, table in now.items():
         if section == "log":
             continue
         for key, value in table.items():
             old = before.get(section, {}).get(key, value)
+            if (section, key) in PATH_KEYS and same_folders(old, value):
+                continue
             if (section, key) not in RESUMABLE_CHANGES and old != value:
                 raise Gen3cInputError(
                     f"--resume: {section}.{key} = {value!r} differs from the run's {old!r} ({str(stored)!r}): "
@@ -674,13 +753,13 @@ def _train(
     lora_mode = config.train.mode == "lora"
     if lora_mode:
         lora_mod.target_modules(transformer, config.lora.targets)
-    out, accelerator, writer, log = _start_run(config, out)
+    out, accelerator, writer, log = _start_run(config, out, resume)
     main = accelerator.is_main_process
     if config.data.cache_clips:
         dataset = CachedClips(dataset, config.data.num_workers, progress("Clips", len(dataset)) if progress is not None else None)
     tok_summary = None
     if tokenizer_trains:
-        vae, tok_summary = _train_tokenizer(vae, config, out, accelerator, log, progress, dataset)
+        vae, tok_summary = _train_tokenizer(vae, config, out, accelerator, progress, dataset)
     elif not config.model.checkpoint and not config.model.tokenizer and (out / "tokenizer" / TOKENIZER_SUMMARY).is_file():
         tok_summary = json.loads((out / "tokenizer" / TOKENIZER_SUMMARY).read_text())  # trained by an earlier invocation
     device = accelerator.device
