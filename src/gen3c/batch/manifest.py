@@ -20,6 +20,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError, describe_value, note
 from gen3c.io.atomic import check_output_name
+from gen3c.io.paths import exists
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.request import (
     MAYBE_PATH_FIELDS,
@@ -175,7 +176,7 @@ def check_job_inputs(job: Job, where: str) -> None:
 
     for key, value in _path_settings(job):
         if key in PATH_FIELDS or not may_name_no_path(key, value):
-            if key != "cache_dir" and not _exists(value):  # a cache folder is made when needed
+            if key != "cache_dir" and not exists(value):  # a cache folder is made when needed
                 raise Gen3cInputError(
                     f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
                 )
@@ -204,14 +205,6 @@ def _path_settings(job: Job) -> list[tuple[str, str]]:
     return [(key, value) for key, value in pairs if isinstance(value, str) and value]
 
 
-def _exists(value: str) -> bool:
-    """Whether the path exists; False for one no file can have (too long, an unknown ~user)."""
-    try:
-        return Path(value).expanduser().exists()
-    except (OSError, ValueError, RuntimeError):  # RuntimeError: expanduser's unknown home
-        return False
-
-
 def _taken_from_here(key: str, value: str) -> bool:
     """Whether a relative ``value`` kept as a name or hub id is read from the current folder when
     the job runs: it exists here and is not a name its loader takes before the file system."""
@@ -222,7 +215,7 @@ def _taken_from_here(key: str, value: str) -> bool:
         key == "checkpoint_dir" and value == OFFICIAL_REPO
     ):
         return False
-    return _exists(value)
+    return exists(value)
 
 
 def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:

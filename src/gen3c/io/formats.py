@@ -31,8 +31,9 @@ _SIGNATURES = (
 def is_sample(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a GEN3C sample (:mod:`gen3c.io.gen3c_sample`), not an image: a
     directory (an image input cannot be one) or a ``.pt`` file."""
-    p = Path(path)
-    return p.is_dir() or (p.suffix.lower() == ".pt" and p.is_file())
+    from gen3c.io.paths import is_dir, is_file
+
+    return is_dir(path) or (Path(path).suffix.lower() == ".pt" and is_file(path))
 
 
 def file_head(path: str | os.PathLike) -> bytes:

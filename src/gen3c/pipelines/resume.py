@@ -42,6 +42,7 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import publish, remove_stale_parts, write_text_atomic
+from gen3c.io.paths import exists, expand_home
 
 FORMAT = 3  # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both)
 _THREADS = min(8, os.cpu_count() or 1)
@@ -58,8 +59,8 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
     settings = dict(request_dict)
     for field in (*INPUT_FIELDS, "video_save_folder"):
         value = settings.get(field)
-        if isinstance(value, str) and value and (field != "intrinsics" or Path(value).expanduser().exists()):
-            settings[field] = os.path.abspath(Path(value).expanduser())
+        if isinstance(value, str) and value and (field != "intrinsics" or exists(value)):
+            settings[field] = os.path.abspath(expand_home(value, f"--{field}"))
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -81,9 +82,9 @@ def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = 
         if field in read and isinstance(value, str) and value:
             digests[field] = _digest([("", read[field])], names=False)
             continue
-        path = Path(value).expanduser() if isinstance(value, str) and value else None
-        if path is None or not path.exists():
+        if not (isinstance(value, str) and value and exists(value)):
             continue
+        path = Path(value).expanduser()
         if path.is_file():
             digests[field] = _digest([("", path)], names=False)
         else:
