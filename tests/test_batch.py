@@ -189,6 +189,10 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # A generator option naming a path that is no text, a path no file system takes: a TypeError / OSError traceback before.
         ('{"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": 5}\n', ".jsonl",
          "line 1: checkpoint_dir must be text .a path., got int '5'"),
+        # JSON nested thousands deep: json's raw RecursionError before.
+        ('{"name": "a", "x": ' + "[" * 100_000 + "\n", ".jsonl", "line 1 nests its JSON lists or objects thousands deep, as no row of settings does"),
+        ('{"outputs": ' + "[" * 100_000, ".json", "run record '.*m.json' nests its JSON lists or objects thousands deep"),
+        ("name,generator_options\na," + '"{""x"": ' + "[" * 100_000 + '"\n', ".csv", "line 2: 'generator_options' nests its JSON lists"),
         # A home folder of no user: Path.expanduser's raw RuntimeError before.
         ('{"name": "a", "input_image_path": "~nouser_gen3c/x.png"}\n', ".jsonl",
          "line 1: input_image_path '~nouser_gen3c/x.png' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', no user on this machine: write the path out in full"),

@@ -390,3 +390,11 @@ def test_paths_with_a_home_are_expanded_once_and_an_unknown_home_is_one_line(tmp
     assert input_digests(settings) == {}
     with pytest.raises(Gen3cInputError, match=r"^--depth_path '~nouser_gen3c/d\.npy' starts with ~nouser_gen3c"):
         request_fingerprint({"depth_path": "~nouser_gen3c/d.npy"})
+
+
+def test_a_run_json_nested_thousands_deep_is_one_line(tmp_path):
+    """--resume read a damaged run.json with json's raw RecursionError."""
+    (tmp_path / "run.json").write_text("[" * 100_000)
+    with pytest.raises(Gen3cInputError, match=r"^--resume: [^(]*run\.json nests its JSON lists or objects thousands deep, as no run\.json of gen3c does: delete "):
+        gen3c.pipelines.resume._check_record(tmp_path, {})
+    assert not gen3c.pipelines.resume.made_by(tmp_path, {})

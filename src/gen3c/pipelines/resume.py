@@ -42,6 +42,7 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import publish, remove_stale_parts, write_text_atomic
+from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists, expand_home
 
 FORMAT = 3  # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both)
@@ -277,9 +278,11 @@ def made_by(path: Path, request_dict: dict[str, Any], read: dict[str, bytes] | N
 
 def _check_record(path: Path, record: dict[str, Any]) -> None:
     try:
-        stored = json.loads((path / "run.json").read_text())
+        stored = loads_json((path / "run.json").read_text(), f"--resume: {path / 'run.json'}", "run.json of gen3c", f"delete {path} to start over")
         if not isinstance(stored, dict):
             raise ValueError("not an object")
+    except Gen3cInputError:  # loads_json's (a ValueError too)
+        raise
     except (OSError, ValueError) as exc:
         raise Gen3cInputError(f"--resume: {path / 'run.json'} is unreadable ({exc}): delete {path} to start over") from None
     if stored.get("format") != FORMAT:
