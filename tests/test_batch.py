@@ -175,6 +175,8 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a", "fps": 0}\n', ".jsonl", "line 1: --fps 0.0 is impossible"),
         ('{"name": "a", "num_video_frames": 0}\n', ".jsonl", "line 1: --num_video_frames 0 is impossible"),
         ('{"name": "a"}\n{"name": "b", "depth_estimator": "mogee"}\n', ".jsonl", "line 2: --depth_estimator 'mogee' is unknown .did you mean 'moge'.."),
+        # An empty one was taken for a path, the manifest's folder, and loaded as a model.
+        ('{"name": "a", "depth_estimator": " "}\n', ".jsonl", "line 1: --depth_estimator is empty: pass moge, prior"),
         # Two names writing one file: job a's buffer video is a_buffer_masks.mp4.
         ('{"name": "a", "save_buffer": true}\n{"name": "a_buffer_masks"}\n', ".jsonl",
          "line 2: name 'a_buffer_masks' writes a_buffer_masks.mp4, which job 'a' .line 1. writes too"),
@@ -187,7 +189,10 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # A generator option naming a path that is no text, a path no file system takes: a TypeError / OSError traceback before.
         ('{"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": 5}\n', ".jsonl",
          "line 1: checkpoint_dir must be text .a path., got int '5'"),
-        ('{"name": "a", "input_image_path": "' + "x" * 5000 + '"}\n', ".jsonl", "line 1: path '.*…' cannot be used .File name too long.: fix it"),
+        # JSON nested thousands deep: json's raw RecursionError before.
+        ('{"name": "a", "x": ' + "[" * 100_000 + "\n", ".jsonl", "line 1 nests its JSON lists or objects thousands deep, as no row of settings does"),
+        ('{"outputs": ' + "[" * 100_000, ".json", "run record '.*m.json' nests its JSON lists or objects thousands deep"),
+        ("name,generator_options\na," + '"{""x"": ' + "[" * 100_000 + '"\n', ".csv", "line 2: 'generator_options' nests its JSON lists"),
         # A home folder of no user: Path.expanduser's raw RuntimeError before.
         ('{"name": "a", "input_image_path": "~nouser_gen3c/x.png"}\n', ".jsonl",
          "line 1: input_image_path '~nouser_gen3c/x.png' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', no user on this machine: write the path out in full"),
@@ -214,6 +219,30 @@ def test_depth_estimators_are_checked_at_planning_from_the_manifests_folder(tmp_
     typo = {"name": "t", "input_image_path": "a.png", "depth_estimator": "zoedept"}
     with pytest.raises(Gen3cInputError, match=r"m.jsonl' line 6: --depth_estimator 'zoedept' is unknown \(did you mean 'zoedepth'\?\)"):
         load_manifest(write_manifest(tmp_path / "m" / "m.jsonl", [*rows, typo]))
+
+
+def test_path_or_name_settings_follow_one_rule_of_what_is_a_path(tmp_path):
+    """depth_estimator and checkpoint_dir are paths where gen3c.io.paths.looks_like_path says so:
+    an absolute one is checked at planning (it was taken for a name, and failed when its job came
+    up), an empty one is no path (it was resolved to the manifest's folder)."""
+    from gen3c.io.paths import looks_like_path
+    from gen3c.pipelines.request import may_name_no_path
+
+    for value in ("moge", "owner/name", " moge ", "", "/abs", "./x", "~/x", "a/b/c", "w/model.PT", "model.pth", "owner/x.pt/"):
+        for key in ("depth_estimator", "checkpoint_dir"):
+            assert may_name_no_path(key, value) is not looks_like_path(value), (key, value)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"")
+    missing = {"name": "a", "input_image_path": "a.png", "depth_estimator": str(tmp_path / "no_moge")}
+    with pytest.raises(Gen3cInputError, match=r"line 1: depth_estimator '.*no_moge' does not exist: fix the path"):
+        load_manifest(write_manifest(folder / "m.jsonl", [missing]), check_inputs=True)
+    # A name no file system takes (OSError "File name too long" before) names no file either.
+    long = {"name": "a", "input_image_path": "x" * 5000}
+    with pytest.raises(Gen3cInputError, match=r"line 1: input_image_path '.*x{100}.*' does not exist: fix the path"):
+        load_manifest(write_manifest(folder / "l.jsonl", [long]), check_inputs=True)
+    empty = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": ""}
+    assert load_manifest(write_manifest(folder / "e.jsonl", [empty]))[0].settings["generator_options"]["checkpoint_dir"] == ""
 
 
 def test_a_manifest_that_is_a_folder_is_refused_as_such(tmp_path):

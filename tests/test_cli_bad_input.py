@@ -75,6 +75,24 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_
     refused(generate(files, out, **changes), match, out)
 
 
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("long_image", r"input image '.*n{300}\.png' cannot be read \(File name too long\): check the path"),
+        ("long_sample", r"'.*n{300}\.pt' cannot be read \(File name too long\): check the path"),
+        ("unknown_user", r"--input_image_path '~nouser_gen3c/x\.png' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', "
+                         r"no user on this machine: write the path out in full"),
+    ],
+)  # fmt: skip
+def test_an_input_path_no_file_can_have_is_one_line(case, match, files, tmp_path):
+    """A 300-character name raised OSError "File name too long" from the settings' frame-rate
+    default (is the input a sample folder?); a quoted ~user of no user was called missing."""
+    out = tmp_path / "out"
+    image = {"long_image": tmp_path / ("n" * 300 + ".png"), "long_sample": tmp_path / ("n" * 300 + ".pt"),
+             "unknown_user": "~nouser_gen3c/x.png"}[case]  # fmt: skip
+    refused(generate(files, out, **{"--input_image_path": image, "--depth_path": None}), match, out)
+
+
 LONG = "n" * 201
 
 

@@ -33,6 +33,8 @@ TORCH_FREE = (
     # the estimator's name (gen3c.depth.names), not when it loads after the model's modules
     (["--input_image_path", "missing.png", "--depth_estimator", "mogee"], "--depth_estimator 'mogee' is unknown (did you mean 'moge'?)"),
 )
+#: Refused before torch is imported by `gen3c depth` (flags after the command, a part of the one-line message).
+DEPTH_TORCH_FREE = ((["missing.png", "--depth_estimator", "mogee"], "--depth_estimator 'mogee' is unknown (did you mean 'moge'?)"),)
 #: (flags after `gen3c generate --generator gen3c`, a part of the one-line message).
 REFUSALS = TORCH_FREE
 
@@ -41,8 +43,8 @@ import json, sys
 from typer.testing import CliRunner
 from gen3c.cli import app
 out = []
-for flags in json.loads(sys.argv[1]):
-    result = CliRunner().invoke(app, ["generate", "--generator", "gen3c", "--video_save_folder", sys.argv[2], *flags])
+for argv in json.loads(sys.argv[1]):
+    result = CliRunner().invoke(app, argv)
     out.append([result.exit_code, result.output, "diffusers" in sys.modules, "torch" in sys.modules])
 print(json.dumps(out))
 """
@@ -50,17 +52,19 @@ print(json.dumps(out))
 
 def test_setting_mistakes_are_refused_before_diffusers_or_torch_is_imported(tmp_path):
     src = Path(__file__).resolve().parents[1] / "src"
-    flags = json.dumps([f for f, _ in REFUSALS])
+    out = str(tmp_path / "out")
+    argvs = [["generate", "--generator", "gen3c", "--video_save_folder", out, *f] for f, _ in REFUSALS]
+    argvs += [["depth", *f, "--output_folder", out] for f, _ in DEPTH_TORCH_FREE]
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, flags, str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, "-c", SCRIPT, json.dumps(argvs)], capture_output=True, text=True, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(src)}, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    for (flag, message), (code, output, diffusers, torch) in zip(REFUSALS, json.loads(proc.stdout.splitlines()[-1]), strict=True):
+    for (flag, message), (code, output, diffusers, torch) in zip((*REFUSALS, *DEPTH_TORCH_FREE), json.loads(proc.stdout.splitlines()[-1]), strict=True):
         assert code == 2, (flag, output)
         assert message in output and output.strip().startswith("error:") and len(output.strip().splitlines()) == 1, (flag, output)
         assert not diffusers, f"{flag}: diffusers was imported before the refusal"
-        assert not (torch and (flag, message) in TORCH_FREE), f"{flag}: torch was imported before the refusal"
+        assert not (torch and (flag, message) in (*TORCH_FREE, *DEPTH_TORCH_FREE)), f"{flag}: torch was imported before the refusal"
     assert not (tmp_path / "out").exists()
 
 

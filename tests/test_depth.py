@@ -243,6 +243,13 @@ def test_user_depth_takes_the_camera_of_an_estimate(tmp_path, depth_map):
     assert est.intrinsics_from == "model" and est.intrinsics[0, 0] == 40.0 and est.intrinsics[1, 2] == 12.0
 
 
+def test_an_intrinsics_json_nested_thousands_deep_is_one_line(tmp_path):
+    """json's RecursionError was shown as "cannot be read (maximum recursion depth exceeded …)"."""
+    (tmp_path / "K.json").write_text("[" * 100_000)
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*K\.json' nests its JSON lists or objects thousands deep, as no intrinsics file does: write "):
+        parse_intrinsics(str(tmp_path / "K.json"), (480, 640), name="--intrinsics")
+
+
 def test_parse_intrinsics(tmp_path):
     expected = make_intrinsics(500.0, 510.0, 320.0, 240.0)
     (tmp_path / "k.json").write_text(json.dumps({"fx": 500, "fy": 510, "cx": 320, "cy": 240}))

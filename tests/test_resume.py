@@ -374,3 +374,27 @@ def test_a_long_run_hashes_its_inputs_once(box_scene, tmp_path, monkeypatch):
     expected = {"input_image_path": hashlib.sha256(image.read_bytes()).hexdigest(), "depth_path": hashlib.sha256(depth.read_bytes()).hexdigest()}
     assert kept == expected
     assert json.loads(out.paths["run"].read_text())["inputs_sha256"] == expected
+
+
+def test_paths_with_a_home_are_expanded_once_and_an_unknown_home_is_one_line(tmp_path):
+    """A request built in Python took "~/x.png" as a folder named '~' (a shell and a batch manifest
+    expand it); --resume's fingerprint raised RuntimeError on an --intrinsics of an unknown ~user."""
+    from gen3c.pipelines.resume import input_digests, request_fingerprint
+
+    request = GenerationRequest(input_image_path="~/x.png", depth_path=Path("~/d.npy"), fov=60.0)
+    assert (request.input_image_path, request.depth_path) == (str(Path.home() / "x.png"), str(Path.home() / "d.npy"))
+    with pytest.raises(Gen3cInputError, match=r"^--camera_file '~nouser_gen3c/c\.json' starts with ~nouser_gen3c, .*no user on this machine"):
+        GenerationRequest(input_image_path="x.png", camera_file="~nouser_gen3c/c.json")
+    settings = {"input_image_path": str(tmp_path / "x.png"), "intrinsics": "~nouser_gen3c/K.txt"}
+    assert request_fingerprint(settings) != request_fingerprint({**settings, "intrinsics": "~nouser_gen3c/L.txt"})
+    assert input_digests(settings) == {}
+    with pytest.raises(Gen3cInputError, match=r"^--depth_path '~nouser_gen3c/d\.npy' starts with ~nouser_gen3c"):
+        request_fingerprint({"depth_path": "~nouser_gen3c/d.npy"})
+
+
+def test_a_run_json_nested_thousands_deep_is_one_line(tmp_path):
+    """--resume read a damaged run.json with json's raw RecursionError."""
+    (tmp_path / "run.json").write_text("[" * 100_000)
+    with pytest.raises(Gen3cInputError, match=r"^--resume: [^(]*run\.json nests its JSON lists or objects thousands deep, as no run\.json of gen3c does: delete "):
+        gen3c.pipelines.resume._check_record(tmp_path, {})
+    assert not gen3c.pipelines.resume.made_by(tmp_path, {})

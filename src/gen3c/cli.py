@@ -1117,6 +1117,9 @@ def depth(
     fov: FovOpt = None,
 ) -> None:
     """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_mask.png (the trusted pixels), NAME_points.ply and NAME_depth.json."""
+    from gen3c.depth.names import check_estimator_name
+
+    check_estimator_name(depth_estimator, "--depth_estimator")  # a typo refused before torch is imported and a model loads
     from gen3c.dependencies import check_installed
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs

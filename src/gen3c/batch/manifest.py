@@ -20,6 +20,8 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError, describe_value, note
 from gen3c.io.atomic import check_output_name
+from gen3c.io.formats import loads_json
+from gen3c.io.paths import exists
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.request import (
     MAYBE_PATH_FIELDS,
@@ -175,7 +177,7 @@ def check_job_inputs(job: Job, where: str) -> None:
 
     for key, value in _path_settings(job):
         if key in PATH_FIELDS or not may_name_no_path(key, value):
-            if key != "cache_dir" and not _exists(value):  # a cache folder is made when needed
+            if key != "cache_dir" and not exists(value):  # a cache folder is made when needed
                 raise Gen3cInputError(
                     f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
                 )
@@ -204,14 +206,6 @@ def _path_settings(job: Job) -> list[tuple[str, str]]:
     return [(key, value) for key, value in pairs if isinstance(value, str) and value]
 
 
-def _exists(value: str) -> bool:
-    """Whether the path exists; False for one no file can have (too long, an unknown ~user)."""
-    try:
-        return Path(value).expanduser().exists()
-    except (OSError, ValueError, RuntimeError):  # RuntimeError: expanduser's unknown home
-        return False
-
-
 def _taken_from_here(key: str, value: str) -> bool:
     """Whether a relative ``value`` kept as a name or hub id is read from the current folder when
     the job runs: it exists here and is not a name its loader takes before the file system."""
@@ -222,7 +216,7 @@ def _taken_from_here(key: str, value: str) -> bool:
         key == "checkpoint_dir" and value == OFFICIAL_REPO
     ):
         return False
-    return _exists(value)
+    return exists(value)
 
 
 def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
@@ -235,7 +229,11 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
         if not stripped or stripped.startswith("#"):  # blank lines and comments
             continue
         try:
-            row = json.loads(stripped, object_pairs_hook=_once_each)
+            row = loads_json(stripped, f"manifest {str(p)!r} line {line}", "row of settings", "write one flat object per line",
+                             object_pairs_hook=_once_each)  # fmt: skip
+        except Gen3cInputError as exc:
+            problems.append((line, str(exc)))
+            continue
         except _RepeatedKey as exc:  # json keeps the last silently; a CSV's repeated column is refused too
             problems.append((line, f"manifest {str(p)!r} line {line}: {exc.args[0]!r} appears twice in the row: keep one"))
             continue
@@ -268,7 +266,7 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
     the job it records: its settings under its name (``video_save_name``), without the folder it
     wrote to (the batch's) and what the run found and wrote (:data:`RECORD_KEYS`)."""
     try:
-        record = json.loads(text)
+        record = loads_json(text, f"run record {str(p)!r}", "run record", "pass the NAME_run.json that gen3c wrote")
     except json.JSONDecodeError as exc:
         raise Gen3cInputError(f"manifest {str(p)!r} is not JSON ({exc.msg} at line {exc.lineno}): pass a run record NAME_run.json") from None
     if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict) or "video_save_name" not in record:
@@ -352,10 +350,12 @@ def _csv_value(key: str, text: str, p: Path, line: int) -> Any:
                 raise ValueError(text)
             return value
         if kind == "dict":
-            value = json.loads(text)
+            value = loads_json(text, where, "setting", "write a flat JSON object")
             if not isinstance(value, dict):
                 raise ValueError(text)
             return value
+    except Gen3cInputError:  # loads_json's (a ValueError too)
+        raise
     except (ValueError, json.JSONDecodeError):
         shown = {"bool": "true or false", "dict": "a JSON object"}.get(kind, kind)
         raise Gen3cInputError(f"{where} must be {shown}, got {text[:40]!r}") from None

@@ -26,7 +26,6 @@ least-squares problem to convergence, so shifts agree to that tolerance, not bit
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -45,6 +44,7 @@ from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
 from gen3c.errors import Gen3cModelError, first_line, note
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.images import image_to_uint8
+from gen3c.io.paths import looks_like_path
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
@@ -721,12 +721,7 @@ def resolve_moge_checkpoint(name_or_path: str) -> Path:
         if (p / MOGE_CHECKPOINT_NAME).is_file():
             return p / MOGE_CHECKPOINT_NAME
         raise Gen3cModelError(f"MoGe folder {str(p)!r} has no {MOGE_CHECKPOINT_NAME}: download it from huggingface.co/{MOGE_DEFAULT_REPO}")
-    looks_like_path = (
-        name_or_path.startswith((".", "/", "~"))
-        or os.sep in name_or_path.strip("/").replace("/", "", 1)
-        or p.suffix.lower() in CHECKPOINT_SUFFIXES  # "checkpoints/model.pt": a file, not a hub id
-    )
-    if looks_like_path or name_or_path.count("/") != 1:
+    if looks_like_path(name_or_path) or name_or_path.count("/") != 1:  # "checkpoints/model.pt": a file, not a hub id
         raise Gen3cModelError(f"MoGe checkpoint {name_or_path!r} does not exist: pass a model.pt file or a hub id like {MOGE_DEFAULT_REPO}")
     return hub_file(name_or_path, MOGE_CHECKPOINT_NAME, "MoGe")
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path
 
 from gen3c.errors import Gen3cInputError
+from gen3c.io.paths import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES
+from gen3c.io.paths import exists, looks_like_path
 
 DEFAULT_DEPTH_ESTIMATOR = "moge"
 #: Short names of GEN3C's MoGe (:data:`gen3c.depth.moge.MOGE_DEFAULT_REPO`), taken before any file of that name.
 MOGE_NAMES = ("moge", "moge-v1", "moge-vitl")
-#: A name ending so is a checkpoint file (``model.pt``), never a hub id.
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
 PRIOR_NAME = "prior"
 #: Short names of the transformers depth models (:mod:`gen3c.depth.hf`).
 HF_ALIASES = {
@@ -43,7 +42,7 @@ def check_estimator_name(name: str, what: str = "depth estimator") -> None:
     not a :class:`~gen3c.errors.Gen3cModelError`. ``what`` names the setting in the message
     (``--depth_estimator`` for a run's).
     """
-    if name and (name.lower() in (*MOGE_NAMES, PRIOR_NAME) or name in HF_ALIASES or _exists(name)):  # as the loaders match them
+    if name and (name.lower() in (*MOGE_NAMES, PRIOR_NAME) or name in HF_ALIASES or exists(name)):  # as the loaders match them
         return
     path = looks_like_path(name)
     if name and not path and HUB_ID.fullmatch(name):
@@ -59,21 +58,6 @@ def check_estimator_name(name: str, what: str = "depth estimator") -> None:
     raise Gen3cInputError(f"{what} {name[:200]!r} is unknown{hint}: {choices}")
 
 
-def looks_like_path(name: str) -> bool:
-    """Whether ``name`` can only be a path: it starts with '.', '/' or '~', has two '/' or more, or
-    ends in a checkpoint suffix (``model.pt``)."""
-    suffix = Path(name).suffix.lower() if "\0" not in name else ""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or suffix in CHECKPOINT_SUFFIXES
-
-
-def _exists(name: str) -> bool:
-    """Whether the path exists; False for one no file can have (too long, a NUL, an unknown ~user)."""
-    try:
-        return Path(name).expanduser().exists()
-    except (OSError, ValueError, RuntimeError):  # RuntimeError: expanduser's unknown home
-        return False
-
-
 __all__ = [
     "CHECKPOINT_SUFFIXES",
     "DEFAULT_DEPTH_ESTIMATOR",
@@ -83,5 +67,4 @@ __all__ = [
     "MOGE_NAMES",
     "PRIOR_NAME",
     "check_estimator_name",
-    "looks_like_path",
 ]

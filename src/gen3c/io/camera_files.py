@@ -63,7 +63,7 @@ from gen3c.cameras import (
 )
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import write_text_atomic
-from gen3c.io.formats import describe_head
+from gen3c.io.formats import describe_head, loads_json
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
 
 FORMAT_NAME = "gen3c-cameras"
@@ -159,18 +159,14 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
     that is not JSON) is a one-line error saying what it is."""
     if len(content) > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
+    fix = "pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json"
     try:
-        return json.loads(content.decode("utf-8"))
+        return loads_json(content.decode("utf-8"), name, "camera file", fix)
     except UnicodeDecodeError:
         what = describe_head(content[:16])
         raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
     except json.JSONDecodeError as exc:
-        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
-    except RecursionError:  # json's decoder recurses once per level: "[[[[…" a few thousand deep
-        raise Gen3cInputError(
-            f"{name} nests its JSON lists or objects thousands deep, as no camera file does: pass a gen3c cameras JSON, "
-            "a nerfstudio camera_path.json or a nerfstudio transforms.json"
-        ) from None
+        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): {fix}") from None
 
 
 def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bool = True) -> Cameras:

@@ -3,8 +3,10 @@ saved as ``depth.npz``) gets an error that says what it is, not what a parser ma
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from gen3c.errors import Gen3cInputError
 
@@ -31,8 +33,20 @@ _SIGNATURES = (
 def is_sample(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a GEN3C sample (:mod:`gen3c.io.gen3c_sample`), not an image: a
     directory (an image input cannot be one) or a ``.pt`` file."""
-    p = Path(path)
-    return p.is_dir() or (p.suffix.lower() == ".pt" and p.is_file())
+    from gen3c.io.paths import is_dir, is_file
+
+    return is_dir(path) or (Path(path).suffix.lower() == ".pt" and is_file(path))
+
+
+def loads_json(text: str | bytes, name: str, kind: str, fix: str, **kwargs: Any) -> Any:
+    """``json.loads(text, **kwargs)``, where a JSON nested thousands deep ("[[[[…": json's decoder
+    recurses once per level, and raises RecursionError) is a one-line error: "``name`` nests its
+    JSON lists or objects thousands deep, as no ``kind`` does: ``fix``". Other errors (not JSON)
+    are the caller's to word."""
+    try:
+        return json.loads(text, **kwargs)
+    except RecursionError:
+        raise Gen3cInputError(f"{name} nests its JSON lists or objects thousands deep, as no {kind} does: {fix}") from None
 
 
 def file_head(path: str | os.PathLike) -> bytes:

@@ -8,7 +8,6 @@ coordinates) are :mod:`gen3c.cameras`'.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from gen3c.cameras import (
     validate_intrinsics,
 )
 from gen3c.errors import Gen3cInputError, note
-from gen3c.io.formats import require_numpy_file
+from gen3c.io.formats import loads_json, require_numpy_file
 
 
 def parse_intrinsics(
@@ -108,7 +107,7 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     suffix = p.suffix.lower()
     try:
         if suffix == ".json":
-            data = json.loads(p.read_text())
+            data = loads_json(p.read_text(), f"{name} file {str(p)!r}", "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix")
             made_for = recorded_size(data)
             if isinstance(data, dict) and all(k in data for k in ("fx", "fy", "cx", "cy")):
                 values = [data[k] for k in ("fx", "fy", "cx", "cy")]
@@ -125,7 +124,7 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             values = p.read_text().replace(",", " ").split()
     except Gen3cInputError:
         raise
-    except (OSError, ValueError, TypeError, EOFError, RecursionError) as exc:  # EOFError: an empty .npy
+    except (OSError, ValueError, TypeError, EOFError) as exc:  # EOFError: an empty .npy
         raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
     return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
 

@@ -32,6 +32,7 @@ import torch
 from gen3c.cameras import Cameras
 from gen3c.errors import Gen3cInputError, note, record_notes
 from gen3c.io.intrinsics import parse_intrinsics
+from gen3c.io.paths import expand_home, looks_like_path
 from gen3c.models import configs
 from gen3c.pipelines.autoregressive import (
     CachePlan,
@@ -57,6 +58,7 @@ from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
 from gen3c.pipelines.settings import MIN_FPS as MIN_FPS
+from gen3c.pipelines.settings import PATH_FIELDS as PATH_FIELDS
 
 # The request and its checks (no torch); those of its names used elsewhere are re-exported here.
 from gen3c.pipelines.settings import (
@@ -640,8 +642,6 @@ def check_frame_size(resolution: str, generator) -> None:
         check(*parse_resolution(resolution))
 
 
-#: Request fields that always name files.
-PATH_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file")
 #: Fields that name a file or something else (numbers, a name, a hub id).
 MAYBE_PATH_FIELDS = ("intrinsics", "depth_estimator")
 #: gen3c generator options that name a file or folder (``checkpoint_dir`` also GEN3C's hub id).
@@ -673,31 +673,28 @@ def resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
 def may_name_no_path(key: str, value: str) -> bool:
     """Whether ``value`` of the path-or-other field ``key`` may be something other than a path:
     numbers for ``intrinsics``; a name or an ``org/name`` hub id for ``depth_estimator`` and
-    ``checkpoint_dir`` (not one starting with '.' or '~', with two '/' or more, or a ``.pt`` file);
-    never for ``lora`` and ``cache_dir``."""
+    ``checkpoint_dir`` (any but what :func:`~gen3c.io.paths.looks_like_path` takes for a path; an
+    empty one too, which names no folder); never for ``lora`` and ``cache_dir``."""
     if key == "intrinsics":
         from gen3c.io.intrinsics import spec_numbers
 
         return spec_numbers(value) is not None
     if key in ("depth_estimator", "checkpoint_dir"):
-        text = value.strip()
-        return bool(text) and not text.startswith((".", "~")) and text.count("/") <= 1 and not text.lower().endswith((".pt", ".pth"))
+        return not looks_like_path(value)
     return False
 
 
 def _against(value: str, base: Path, key: str = "path") -> Path:
-    try:
-        p = Path(value).expanduser()
-    except RuntimeError:  # "~name/…" of no user here, or "~" with no HOME: Path.expanduser's "Could not determine home directory"
-        user = value[1:].replace("\\", "/").split("/", 1)[0]
-        whose = f"the home folder of {user!r}, no user on this machine" if user else "the home folder, which this machine does not define (no HOME)"
-        raise Gen3cInputError(f"{key} {value!r} starts with ~{user}, {whose}: write the path out in full") from None
+    p = expand_home(value, key)
     return p if p.is_absolute() else base / p
 
 
 def _if_path(key: str, value: str, base: Path) -> str:
     """``value`` resolved against ``base`` when it is a relative path: a file or folder there, or
-    a value that can be nothing else; else as is ("fx,fy,cx,cy", a hub id, 'moge')."""
+    a value that can be nothing else; else as is ("fx,fy,cx,cy", a hub id, 'moge', and an empty
+    value, which the field's check refuses: not ``base`` itself)."""
+    if not value.strip():
+        return value
     try:
         candidate = _against(value, base)
         if Path(value).expanduser().is_absolute() or not (candidate.exists() or not may_name_no_path(key, value)):

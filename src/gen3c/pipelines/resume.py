@@ -42,6 +42,8 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.atomic import publish, remove_stale_parts, write_text_atomic
+from gen3c.io.formats import loads_json
+from gen3c.io.paths import exists, expand_home
 
 FORMAT = 3  # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both)
 _THREADS = min(8, os.cpu_count() or 1)
@@ -58,8 +60,8 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
     settings = dict(request_dict)
     for field in (*INPUT_FIELDS, "video_save_folder"):
         value = settings.get(field)
-        if isinstance(value, str) and value and (field != "intrinsics" or Path(value).expanduser().exists()):
-            settings[field] = os.path.abspath(Path(value).expanduser())
+        if isinstance(value, str) and value and (field != "intrinsics" or exists(value)):
+            settings[field] = os.path.abspath(expand_home(value, f"--{field}"))
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -81,9 +83,9 @@ def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = 
         if field in read and isinstance(value, str) and value:
             digests[field] = _digest([("", read[field])], names=False)
             continue
-        path = Path(value).expanduser() if isinstance(value, str) and value else None
-        if path is None or not path.exists():
+        if not (isinstance(value, str) and value and exists(value)):
             continue
+        path = Path(value).expanduser()
         if path.is_file():
             digests[field] = _digest([("", path)], names=False)
         else:
@@ -276,9 +278,11 @@ def made_by(path: Path, request_dict: dict[str, Any], read: dict[str, bytes] | N
 
 def _check_record(path: Path, record: dict[str, Any]) -> None:
     try:
-        stored = json.loads((path / "run.json").read_text())
+        stored = loads_json((path / "run.json").read_text(), f"--resume: {path / 'run.json'}", "run.json of gen3c", f"delete {path} to start over")
         if not isinstance(stored, dict):
             raise ValueError("not an object")
+    except Gen3cInputError:  # loads_json's (a ValueError too)
+        raise
     except (OSError, ValueError) as exc:
         raise Gen3cInputError(f"--resume: {path / 'run.json'} is unreadable ({exc}): delete {path} to start over") from None
     if stored.get("format") != FORMAT:

@@ -26,9 +26,10 @@ from gen3c.constants import (
     RESIZE_MODES,
     SPLAT_MODES,
 )
-from gen3c.depth.names import check_estimator_name, looks_like_path
+from gen3c.depth.names import check_estimator_name
 from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import check_video_name
+from gen3c.io.paths import expand_home, is_dir, looks_like_path
 from gen3c.models import configs
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from gen3c.io.camera_files import CameraFile
 
 GENERATORS = ("preview", "gen3c")
+#: Request fields that always name files (a leading ``~`` expanded on construction, as a shell does).
+PATH_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file")
 #: Frames per chunk of generators that make a fixed number (checked before a model loads).
 GENERATOR_CHUNK_FRAMES = {"gen3c": GEN3C_CHUNK_FRAMES}
 
@@ -86,6 +89,12 @@ class GenerationRequest:
     in_memory = None
 
     def __post_init__(self) -> None:
+        # "~/x.png" names the same file in Python as in a shell or a batch manifest; first, as the
+        # camera file is read for the defaults below.
+        for key in PATH_FIELDS:
+            value = getattr(self, key)
+            if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).startswith("~"):
+                setattr(self, key, str(expand_home(value, f"--{key}")))
         if self.resolution is None:
             self.resolution = default_resolution(self)
         if self.num_video_frames is None:
@@ -210,7 +219,7 @@ def _input_video_rate(request: GenerationRequest) -> float | None:
         except Gen3cInputError:
             return None
         mp4 = root / "rgb" / f"{clip}.mp4"
-    elif request.input_image_path is not None and Path(request.input_image_path).is_dir():
+    elif request.input_image_path is not None and is_dir(request.input_image_path):
         mp4 = Path(request.input_image_path) / "rgb.mp4"
     else:
         return None

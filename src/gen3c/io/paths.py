@@ -1,0 +1,67 @@
+"""What a setting's text names on disk, told without torch and without a traceback: whether it
+can only be a path (:func:`looks_like_path`), the path with its ``~`` expanded
+(:func:`expand_home`), and whether it is a folder or a file where the text is one no file can
+have (:func:`is_dir`, :func:`is_file`: a name too long for the file system, a NUL byte)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gen3c.errors import Gen3cInputError
+
+#: A name ending so is a checkpoint file (``model.pt``), never a hub id.
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def looks_like_path(value: str) -> bool:
+    """Whether ``value`` of a setting that takes a name, a hub id ("owner/name") or a path
+    (``depth_estimator``, ``checkpoint_dir``) can only be a path: it starts with '.', '/' or '~',
+    has two '/' or more, or ends in a checkpoint suffix (``model.pt``). Blank space around it is
+    no part of it; an empty value is no path."""
+    text = value.strip()
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or text.rstrip("/").lower().endswith(CHECKPOINT_SUFFIXES)
+
+
+def expand_home(value: str | os.PathLike, what: str = "path") -> Path:
+    """``value`` as a path with a leading ``~`` or ``~user`` expanded, as a shell does.
+
+    Raises:
+        Gen3cInputError: ``~user`` of no user on this machine, or ``~`` with no HOME (``what``
+            names the setting).
+    """
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # Path.expanduser's "Could not determine home directory"
+        text = os.fspath(value)
+        user = str(text)[1:].replace("\\", "/").split("/", 1)[0]
+        whose = f"the home folder of {user!r}, no user on this machine" if user else "the home folder, which this machine does not define (no HOME)"
+        raise Gen3cInputError(f"{what} {str(text)[:200]!r} starts with ~{user}, {whose}: write the path out in full") from None
+
+
+def exists(path: str | os.PathLike) -> bool:
+    """Whether ``path`` (its ``~`` expanded) exists; False for a name no file can have (too long,
+    a NUL byte, an unknown ~user)."""
+    try:
+        return Path(path).expanduser().exists()
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: expanduser's unknown home
+        return False
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder; False for a name no folder can have (too long, a NUL byte)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file; False for a name no file can have (too long, a NUL byte)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+__all__ = ["CHECKPOINT_SUFFIXES", "exists", "expand_home", "is_dir", "is_file", "looks_like_path"]
