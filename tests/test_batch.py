@@ -1006,6 +1006,28 @@ def test_a_failed_job_whose_input_file_was_fixed_runs_again_unasked(box_scene, t
     assert summary.outcomes[0].note == "re-ran: its input_image_path late.png changed since it failed (its sha256 is not the recorded one)"
 
 
+class Unpicklable:
+    """An object only full unpickling loads (``weights_only`` refuses it)."""
+
+
+def test_a_pickled_pt_rows_refusal_says_how_a_batch_grants_trust(tmp_path):
+    """The row failed with the command line's advice, "pass --trust_checkpoint", which for a batch
+    is half of it: the row must set trust_checkpoint too (load_manifest's rule). Python's
+    gen3c.generate names its own keyword."""
+    import gen3c
+
+    pickled = tmp_path / "sample.pt"
+    torch.save((torch.zeros(2, 3, 8, 8), torch.ones(2, 1, 8, 8), torch.ones(2, 1, 8, 8), torch.eye(4).expand(2, 4, 4), Unpicklable()), pickled)
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"name": "a", "input_image_path": str(pickled), "num_video_frames": 2, "resolution": "16x16"}])
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
+    assert res.exit_code == 1, res.output
+    error = status(out, "a")["error"]
+    assert error.endswith("set the row's trust_checkpoint to true and pass --trust_checkpoint to gen3c batch if you trust its source"), error
+    with pytest.raises(Gen3cInputError, match=r", or pass trust_checkpoint=True if you trust its source$"):
+        gen3c.generate(str(pickled), generator="preview", num_video_frames=2, resolution="16x16", video_save_folder=str(tmp_path / "py"), progress=False)
+
+
 def test_a_manifest_cannot_grant_trust_checkpoint_itself(tmp_path):
     """trust_checkpoint unpickles a legacy .pt input (which can run code): a manifest's row, or a
     run record someone sent, set it and `gen3c batch` honoured it without the user typing the flag."""

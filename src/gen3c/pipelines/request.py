@@ -89,6 +89,10 @@ if TYPE_CHECKING:
     SceneInput = SourceView | FrameStack | MultiViewInput
 
 INPUT_KINDS = ("image", "sample", "vipe", "multiview")
+#: How a user allows a legacy pickled ``.pt`` sample (which can run code), as each caller offers it,
+#: said when one is refused (:func:`read_input`): the command line, and :func:`generate` from Python.
+CLI_GRANTS_TRUST = "pass --trust_checkpoint"
+PYTHON_GRANTS_TRUST = "pass trust_checkpoint=True"
 
 
 @dataclass
@@ -341,14 +345,15 @@ class Scene:
     kind: str
 
 
-def load_scene(request: GenerationRequest, source: SourceView | None = None) -> Scene:
+def load_scene(request: GenerationRequest, source: SourceView | None = None, grant_trust: str | None = CLI_GRANTS_TRUST) -> Scene:
     """Read the request's input and build its cache plan, cameras and first frame.
 
     Args:
         source: an already prepared single image (e.g. the demo sample) instead of the files.
+        grant_trust: how the caller's user allows a legacy pickled ``.pt`` sample (:func:`read_input`).
     """
     kind = "image" if source is not None else input_kind(request)
-    data = source if source is not None else read_input(request, kind)
+    data = source if source is not None else read_input(request, kind, grant_trust)
     cameras = scene_cameras(request, kind, data)
     # Later chunks of an image whose depth came from an estimator re-estimate depth for the frame
     # they add to the cache, as GEN3C does with MoGe. A source handed over (the GUI's) is the
@@ -359,7 +364,7 @@ def load_scene(request: GenerationRequest, source: SourceView | None = None) -> 
     return Scene(plan, cameras, first_view(kind, data).image, kind)
 
 
-def read_input(request: GenerationRequest, kind: str, grant_trust: str | None = "pass --trust_checkpoint") -> SceneInput:
+def read_input(request: GenerationRequest, kind: str, grant_trust: str | None = CLI_GRANTS_TRUST) -> SceneInput:
     """Read the request's input of ``kind`` (:func:`input_kind`) at the working resolution: a
     :class:`SourceView` (image), a :class:`~gen3c.io.frames.FrameStack` (sample, vipe) or a
     :class:`~gen3c.io.multiview.MultiViewInput` (multiview). ``grant_trust``: how the caller's
@@ -427,7 +432,7 @@ def _loaded_estimator(request: GenerationRequest):
         return None
 
 
-def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, int], grant_trust: str | None = "pass --trust_checkpoint"):
+def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, int], grant_trust: str | None = CLI_GRANTS_TRUST):
     """The request's video (sample directory or ViPE clip) at the working size, as a FrameStack
     (``grant_trust``: :func:`read_input`'s)."""
     common = {"start": request.vipe_starting_frame_idx, "num_frames": request.num_video_frames,
@@ -793,6 +798,7 @@ def run_request(
     keep_frames: bool | None = None,
     resume: bool = False,
     source_notes: Sequence[str] = (),
+    grant_trust: str | None = CLI_GRANTS_TRUST,
 ) -> RunOutput:
     """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
@@ -812,6 +818,8 @@ def run_request(
             run there is an error, so nothing is lost by mistake.
         source_notes: the notes made while ``source`` was read (the GUI keeps them), which the
             run record lists before the run's own (:func:`run_record`).
+        grant_trust: how the caller's user allows a legacy pickled ``.pt`` sample, said when one
+            is refused (:func:`read_input`): the command line's flag by default.
     """
     from gen3c.io.atomic import removed_if_left_empty
     from gen3c.parallel import is_main_process
@@ -820,7 +828,7 @@ def run_request(
     with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
         notes.extend(source_notes)
         return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
-                            keep_frames=keep_frames, resume=resume, notes=notes)  # fmt: skip
+                            keep_frames=keep_frames, resume=resume, notes=notes, grant_trust=grant_trust)  # fmt: skip
 
 
 def _run_request(
@@ -833,6 +841,7 @@ def _run_request(
     keep_frames: bool | None,
     resume: bool,
     notes: list[str],
+    grant_trust: str | None,
 ) -> RunOutput:
     from gen3c.io.atomic import ensure_writable_dir
     from gen3c.parallel import check_launch, is_main_process
@@ -856,7 +865,7 @@ def _run_request(
         progress = None  # one set of bars, rank 0's (the model's loading too: gen3c.generate under torchrun)
     # 2. Read the input (cache plan, cameras, first frame) before a model loads: a mistake in it
     # ends the run in a second, not after minutes of loading weights.
-    scene = load_scene(request, source)
+    scene = load_scene(request, source, grant_trust)
     if generator is None:
         generator = make_generator(request, progress) if generators is None else generators.get(request, progress)[0]
     settings = generator.settings() if callable(getattr(generator, "settings", None)) else None
@@ -1004,9 +1013,9 @@ def generate(
     try:
         if progress:
             with progress_bars() as bars:  # the command line's stages, on stderr
-                return run_request(request, generators=GENERATE_POOL, progress=bars)
+                return run_request(request, generators=GENERATE_POOL, progress=bars, grant_trust=PYTHON_GRANTS_TRUST)
         with libraries_quiet():  # diffusers' and transformers' bars too
-            return run_request(request, generators=GENERATE_POOL, progress=lambda stage, total: lambda n=1: None)
+            return run_request(request, generators=GENERATE_POOL, progress=lambda stage, total: lambda n=1: None, grant_trust=PYTHON_GRANTS_TRUST)
     finally:
         if not keep_loaded:
             GENERATE_POOL.clear()
