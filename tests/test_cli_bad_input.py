@@ -412,6 +412,7 @@ def read_only(tmp_path):
     folder = tmp_path / "ro"
     (folder / "Gen3C-Cosmos-7B-v1").mkdir(parents=True)
     (folder / "Gen3C-Cosmos-7B-v1" / "model_index.json").write_text("{}")
+    (folder / "Gen3C-Cosmos-7B-v1" / "gen3c_weights.json").write_text("{}")  # gen3c's (a folder without it is left alone)
     if os.geteuid() != 0:
         folder.chmod(0o555)
         yield folder, []
@@ -463,4 +464,6 @@ def test_every_command_refuses_a_read_only_output_folder_in_one_line(read_only, 
         lines = output.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (name, code, output)
         assert re.search(rf"'{re.escape(ro)}[^']*' (is not writable|cannot be created|cannot be written)", lines[0]), (name, lines[0])
-    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["Gen3C-Cosmos-7B-v1", "Gen3C-Cosmos-7B-v1/model_index.json"]
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "Gen3C-Cosmos-7B-v1", "Gen3C-Cosmos-7B-v1/gen3c_weights.json", "Gen3C-Cosmos-7B-v1/model_index.json",
+    ]  # fmt: skip

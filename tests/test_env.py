@@ -177,12 +177,14 @@ def test_gen3c_7b_plan_is_the_one_max_gpu_memory_picks():
 
 
 def test_cached_weights_are_listed_and_a_failing_probe_is_unknown(tmp_path):
-    (tmp_path / "Gen3C-Cosmos-7B-v1").mkdir()  # a converted folder without its manifest
+    (tmp_path / "Gen3C-Cosmos-7B-v1").mkdir()  # a converted folder whose manifest is damaged
     (tmp_path / "Gen3C-Cosmos-7B-v1" / "model.safetensors").write_bytes(b"x" * 1000)
+    (tmp_path / "Gen3C-Cosmos-7B-v1" / "gen3c_weights.json").write_text("{")
+    (tmp_path / "Gen3C-Cosmos-7B-v2").mkdir()  # one without it: not gen3c's
     items = environment.report(tmp_path)["weights_cache"]["items"]
-    converted = [item for item in items if item["kind"] == "converted"]
-    assert [(i["name"], i["size"]) for i in converted] == [("Gen3C-Cosmos-7B-v1", "1.0 kB")]
-    assert converted[0]["detail"].startswith("damaged")
+    converted = {item["name"]: item for item in items if item["kind"] == "converted"}
+    assert converted["Gen3C-Cosmos-7B-v1"]["size"] == "1.0 kB" and converted["Gen3C-Cosmos-7B-v1"]["detail"].startswith("damaged")
+    assert converted["Gen3C-Cosmos-7B-v2"]["detail"].startswith("not made by gen3c")
     a_file = tmp_path / "not_a_folder"
     a_file.write_text("")
     cache = environment.report(a_file)["weights_cache"]
