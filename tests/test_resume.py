@@ -187,6 +187,32 @@ def test_ctrl_c_while_a_chunk_is_kept_leaves_only_finished_chunks(box_scene, tmp
     assert len(run_request(request, resume=True).result.chunks) == 3
 
 
+def test_a_damaged_kept_frame_is_named_in_one_line(box_scene, tmp_path):
+    """A kept PNG cut short or swapped for an image of another size: --resume names that file and
+    keeps the chunks (it said "holds 8 readable video frames, not 8" for the first, and raised
+    numpy's ValueError, or encoded the video at the wrong size, for the second)."""
+    import re
+
+    import cv2
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(2))
+    chunk = partial_dir(tmp_path, "output") / "chunk_0001"
+    cut = chunk / "video_00003.png"
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Gen3cInputError, match=rf"^--resume: {re.escape(str(cut))} is unreadable: delete .*output\.partial to start over$"):
+        run_request(request, resume=True)
+    cut.write_bytes(data)
+    for frame in chunk.glob("video_*.png"):  # the whole chunk of another size: chunk 0 sets the size
+        cv2.imwrite(str(frame), np.zeros((34, 48, 3), np.uint8))
+    with pytest.raises(Gen3cInputError, match=r"^--resume: .*chunk_0001/video_00000\.png is not the size of the run's other frames"):
+        run_request(request, resume=True)
+    assert len(list(partial_dir(tmp_path, "output").glob("chunk_*"))) == 2
+    assert not (tmp_path / "output.mp4").exists()
+
+
 def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box_scene, tmp_path):
     """A run killed (SIGKILL) while its files went into place leaves their temporary files: --resume
     removes every output's (the companions' too: only the videos' went), never another run's
