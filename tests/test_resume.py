@@ -282,6 +282,27 @@ def test_resume_takes_the_same_folder_and_inputs_spelt_another_way(box_scene, tm
     assert len(run_request(respelt, resume=True).result.chunks) == 3
 
 
+def test_resume_from_another_folder_names_the_relative_paths(box_scene, tmp_path, monkeypatch):
+    """The same command with relative input paths, resumed from another working folder, leads to
+    other files: refused naming those paths (it said "changed: unknown")."""
+    import shutil
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(box_scene[0], tmp_path / name)
+        shutil.copy(box_scene[1], tmp_path / name)
+    request = dataclasses.replace(box_request(box_scene, tmp_path / "out"), input_image_path="image.png", depth_path="depth.npy")
+    monkeypatch.chdir(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    monkeypatch.chdir(tmp_path / "b")
+    with pytest.raises(Gen3cInputError, match=r"^--resume: .*output\.partial was made by a run started in another folder, where "
+                       r"--input_image_path 'image\.png', --depth_path 'depth\.npy' led to other files: run the command from that folder"):
+        run_request(request, resume=True)
+    monkeypatch.chdir(tmp_path / "a")
+    assert len(run_request(request, resume=True).result.chunks) == 3
+
+
 def test_cache_state_round_trips_exactly():
     K = intrinsics_from_fov(60, 16, 24)
     cache = Cache3D(max_buffers=2)

@@ -301,6 +301,13 @@ def _check_record(path: Path, record: dict[str, Any]) -> None:
     if stored.get("sha256") != record["sha256"]:
         old = stored.get("request") if isinstance(stored.get("request"), dict) else {}
         changed = sorted(k for k in set(old) | set(record["request"]) if old.get(k) != record["request"].get(k))
+        relative = [k for k in (*INPUT_FIELDS, "video_save_folder") if _is_relative_path(old.get(k), k)]
+        if not changed and relative:  # the same words, run from another folder: its paths lead elsewhere
+            named = ", ".join(f"--{k} {old[k]!r}" for k in relative)
+            raise Gen3cInputError(
+                f"--resume: {path} was made by a run started in another folder, where {named} led to other files: "
+                "run the command from that folder (or give those paths in full), or delete that folder to start over"
+            )
         shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
         raise Gen3cInputError(
             f"--resume: {path} was made by a different request (changed: {shown or 'unknown'}): "
@@ -314,6 +321,11 @@ def _check_record(path: Path, record: dict[str, Any]) -> None:
             f"--resume: the contents of {named} changed since the interrupted run in {path} (its chunks show the old "
             "input): resume with the input as it was, or delete that folder to start over"
         )
+
+
+def _is_relative_path(value: object, field: str) -> bool:
+    """Whether a request's ``value`` of ``field`` is a relative path (an ``intrinsics`` only when it names a file)."""
+    return isinstance(value, str) and bool(value) and not os.path.isabs(value) and (field != "intrinsics" or exists(value))
 
 
 def _remove_stale_outputs(folder: Path, name: str) -> None:
