@@ -119,10 +119,12 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
     assert torch.equal(gen.calls[0]["cameras"].w2c, cams.w2c[:9]) and torch.equal(
         gen.calls[2]["cameras"].w2c, cams.w2c[16:]
     )
-    # Chunk k+1 is conditioned on chunk k's last frame, which the cache also took as a new buffer.
-    assert torch.equal(gen.calls[1]["first"], result.frames[8]) and torch.equal(
-        gen.calls[2]["first"], result.frames[16]
-    )
+    # Chunk k+1 is conditioned on chunk k's last frame as the video holds it (uint8, as GEN3C's
+    # scripts take video[-1]; it was the float frame), which the cache also took as a new buffer.
+    for call, t in ((gen.calls[1], 8), (gen.calls[2], 16)):
+        saved = images_to_uint8(result.frames[t]).float() / 255 * 2 - 1
+        assert torch.equal(call["first"], saved) and not torch.equal(saved, result.frames[t])
+    assert torch.equal(cache.views[0].colors[0], gen.calls[2]["first"].permute(1, 2, 0))
     assert [c["buffers"] for c in gen.calls] == [1, 2, 2]
     assert len(cache) == 2
     assert "Chunk 2/3: rendering 3D cache" in seen and "Chunk 3/3: generating (recorder)" in seen

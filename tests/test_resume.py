@@ -187,6 +187,32 @@ def test_ctrl_c_while_a_chunk_is_kept_leaves_only_finished_chunks(box_scene, tmp
     assert len(run_request(request, resume=True).result.chunks) == 3
 
 
+def test_a_damaged_kept_frame_is_named_in_one_line(box_scene, tmp_path):
+    """A kept PNG cut short or swapped for an image of another size: --resume names that file and
+    keeps the chunks (it said "holds 8 readable video frames, not 8" for the first, and raised
+    numpy's ValueError, or encoded the video at the wrong size, for the second)."""
+    import re
+
+    import cv2
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(2))
+    chunk = partial_dir(tmp_path, "output") / "chunk_0001"
+    cut = chunk / "video_00003.png"
+    data = cut.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Gen3cInputError, match=rf"^--resume: {re.escape(str(cut))} is unreadable: delete .*output\.partial to start over$"):
+        run_request(request, resume=True)
+    cut.write_bytes(data)
+    for frame in chunk.glob("video_*.png"):  # the whole chunk of another size: chunk 0 sets the size
+        cv2.imwrite(str(frame), np.zeros((34, 48, 3), np.uint8))
+    with pytest.raises(Gen3cInputError, match=r"^--resume: .*chunk_0001/video_00000\.png is not the size of the run's other frames"):
+        run_request(request, resume=True)
+    assert len(list(partial_dir(tmp_path, "output").glob("chunk_*"))) == 2
+    assert not (tmp_path / "output.mp4").exists()
+
+
 def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box_scene, tmp_path):
     """A run killed (SIGKILL) while its files went into place leaves their temporary files: --resume
     removes every output's (the companions' too: only the videos' went), never another run's
@@ -254,6 +280,27 @@ def test_resume_takes_the_same_folder_and_inputs_spelt_another_way(box_scene, tm
         run_request(request, generator=Interrupting(1))
     respelt = dataclasses.replace(request, video_save_folder="./out/", depth_path=str(box_scene[1]))
     assert len(run_request(respelt, resume=True).result.chunks) == 3
+
+
+def test_resume_from_another_folder_names_the_relative_paths(box_scene, tmp_path, monkeypatch):
+    """The same command with relative input paths, resumed from another working folder, leads to
+    other files: refused naming those paths (it said "changed: unknown")."""
+    import shutil
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(box_scene[0], tmp_path / name)
+        shutil.copy(box_scene[1], tmp_path / name)
+    request = dataclasses.replace(box_request(box_scene, tmp_path / "out"), input_image_path="image.png", depth_path="depth.npy")
+    monkeypatch.chdir(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    monkeypatch.chdir(tmp_path / "b")
+    with pytest.raises(Gen3cInputError, match=r"^--resume: .*output\.partial was made by a run started in another folder, where "
+                       r"--input_image_path 'image\.png', --depth_path 'depth\.npy' led to other files: run the command from that folder"):
+        run_request(request, resume=True)
+    monkeypatch.chdir(tmp_path / "a")
+    assert len(run_request(request, resume=True).result.chunks) == 3
 
 
 def test_cache_state_round_trips_exactly():

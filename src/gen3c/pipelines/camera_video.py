@@ -452,9 +452,10 @@ def generate_video(
 
     Each chunk: 1. the plan's cache for the chunk (between chunks a growing cache takes the last
     generated frame), 2. render its buffers, 3. generate, conditioned on ``first_frame`` for the
-    first chunk and on the previous chunk's last frame after that, 4. hand the new frames and
-    their buffers to ``sink`` (chunk 0 whole, later chunks without their first frame, which
-    repeats the previous chunk's last one), 5. drop the chunk's buffers.
+    first chunk and on the previous chunk's last frame (as the video holds it, :func:`as_saved`)
+    after that, 4. hand the new frames and their buffers to ``sink`` (chunk 0 whole, later chunks
+    without their first frame, which repeats the previous chunk's last one), 5. drop the chunk's
+    buffers.
 
     Args:
         cache: a :class:`~gen3c.cache.Cache3D` (see :func:`default_plan`) or a
@@ -505,7 +506,7 @@ def generate_video(
         if keep:
             kept_frames.append(fresh.detach().cpu())
             kept_buffers.append(pad_buffers(_slice_buffers(buffers, new, cpu=True), num_buffers))
-        condition = frames[-1].detach().clone()
+        condition = as_saved(frames[-1])
         if on_chunk is not None:
             on_chunk(k, condition)
         del buffers, frames, fresh, fresh_buffers, chunk_cache
@@ -517,6 +518,14 @@ def generate_video(
         chunks=chunks,
         last_frame=condition,
     )
+
+
+def as_saved(frame: Tensor) -> Tensor:
+    """``frame`` (3, H, W) in [−1, 1] as the video holds it: through uint8 and back, on its device.
+    The next chunk is conditioned on this (and a growing cache takes it), as GEN3C's scripts take
+    the uint8 video's ``video[-1]`` (``gen3c_single_image.py``, ``gen3c_dynamic.py``)."""
+    saved = torch.from_numpy(to_uint8(frame)).permute(2, 0, 1).to(frame.device)
+    return saved.float() / 255.0 * 2 - 1
 
 
 def _check_video_inputs(cache: object, cameras: object, generator: object, first_frame: object) -> None:

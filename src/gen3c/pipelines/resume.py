@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -222,18 +223,28 @@ class PartialRun:
             raise Gen3cInputError(f"--resume: {path} has no last frame: delete {self.path} to start over")
         return tensors["last_frame"], state
 
-    def load_frames(self, index: int, keys: list[str], expected: int) -> dict[str, np.ndarray]:
-        """Chunk ``index``'s kept frames per video key, (T, H, W, 3) uint8."""
+    def load_frames(
+        self, index: int, keys: list[str], expected: int, sizes: dict[str, tuple[int, ...]] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Chunk ``index``'s kept frames per video key, (T, H, W, 3) uint8. ``sizes``: the frame
+        shape of each key in the chunks read before (filled in from this one's where missing)."""
         folder = self.path / f"chunk_{index:04d}"
+        sizes = {} if sizes is None else sizes
         arrays = {}
         for key in keys:
             files = sorted(folder.glob(f"{key}_*.png"))
+            if len(files) != expected:
+                raise Gen3cInputError(
+                    f"--resume: {folder} holds {len(files)} {key} frames, not {expected}: delete {self.path} to start over"
+                )
             with ThreadPoolExecutor(_THREADS) as pool:
                 frames = list(pool.map(lambda f: cv2.imread(str(f), cv2.IMREAD_COLOR), files))
-            if len(files) != expected or any(f is None for f in frames):
-                raise Gen3cInputError(
-                    f"--resume: {folder} holds {len(files)} readable {key} frames, not {expected}: delete {self.path} to start over"
-                )
+            shapes = Counter(frame.shape for frame in frames if frame is not None)
+            size = sizes.setdefault(key, shapes.most_common(1)[0][0] if shapes else ())
+            bad = next((f for f, frame in zip(files, frames, strict=True) if frame is None or frame.shape != size), None)
+            if bad is not None:  # (a damaged file, or one swapped for another image)
+                what = "unreadable" if cv2.imread(str(bad), cv2.IMREAD_COLOR) is None else "not the size of the run's other frames"
+                raise Gen3cInputError(f"--resume: {bad} is {what}: delete {self.path} to start over")
             arrays[key] = np.stack([f[..., ::-1] for f in frames])
         return arrays
 
@@ -290,6 +301,13 @@ def _check_record(path: Path, record: dict[str, Any]) -> None:
     if stored.get("sha256") != record["sha256"]:
         old = stored.get("request") if isinstance(stored.get("request"), dict) else {}
         changed = sorted(k for k in set(old) | set(record["request"]) if old.get(k) != record["request"].get(k))
+        relative = [k for k in (*INPUT_FIELDS, "video_save_folder") if _is_relative_path(old.get(k), k)]
+        if not changed and relative:  # the same words, run from another folder: its paths lead elsewhere
+            named = ", ".join(f"--{k} {old[k]!r}" for k in relative)
+            raise Gen3cInputError(
+                f"--resume: {path} was made by a run started in another folder, where {named} led to other files: "
+                "run the command from that folder (or give those paths in full), or delete that folder to start over"
+            )
         shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
         raise Gen3cInputError(
             f"--resume: {path} was made by a different request (changed: {shown or 'unknown'}): "
@@ -303,6 +321,11 @@ def _check_record(path: Path, record: dict[str, Any]) -> None:
             f"--resume: the contents of {named} changed since the interrupted run in {path} (its chunks show the old "
             "input): resume with the input as it was, or delete that folder to start over"
         )
+
+
+def _is_relative_path(value: object, field: str) -> bool:
+    """Whether a request's ``value`` of ``field`` is a relative path (an ``intrinsics`` only when it names a file)."""
+    return isinstance(value, str) and bool(value) and not os.path.isabs(value) and (field != "intrinsics" or exists(value))
 
 
 def _remove_stale_outputs(folder: Path, name: str) -> None:
@@ -336,9 +359,10 @@ class ChunkKeeper:
         """Write the finished chunks' kept frames to the outputs again (a resumed run)."""
         keys = ["video"] + (["buffer_masks"] if self.out.save_buffer else [])
         step = progress("Resuming: re-encoding the finished chunks", self.partial.finished) if progress else None
+        sizes: dict[str, tuple[int, ...]] = {}  # every chunk's frames the size of chunk 0's
         for k in range(self.partial.finished):
             start, stop = chunks[k]
-            self.out.write_arrays(self.partial.load_frames(k, keys, stop - start if k == 0 else stop - start - 1))
+            self.out.write_arrays(self.partial.load_frames(k, keys, stop - start if k == 0 else stop - start - 1, sizes))
             if step is not None:
                 step(1)
 
