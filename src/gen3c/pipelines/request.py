@@ -662,7 +662,7 @@ def resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
     the folder the run started in."""
     out = dict(settings)
     for key in PATH_FIELDS:
-        if isinstance(out.get(key), str):
+        if isinstance(out.get(key), str) and out[key].strip():  # an empty one stays, for the request to refuse
             out[key] = str(_against(out[key], base, key))
     for key in MAYBE_PATH_FIELDS:
         if isinstance(out.get(key), str):

@@ -93,6 +93,8 @@ class GenerationRequest:
         # camera file is read for the defaults below.
         for key in PATH_FIELDS:
             value = getattr(self, key)
+            if isinstance(value, str) and not value.strip():  # Path("") is the current folder: no file named
+                raise Gen3cInputError(f"--{key} is empty: pass its path, or leave it out")
             if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).startswith("~"):
                 setattr(self, key, str(expand_home(value, f"--{key}")))
         if self.resolution is None:
