@@ -246,7 +246,8 @@ def test_path_or_name_settings_follow_one_rule_of_what_is_a_path(tmp_path):
 def test_an_empty_path_setting_is_refused_naming_its_line_and_field(tmp_path):
     """An empty path in a JSONL row named nothing: "" checkpoint_dir / lora / cache_dir ran as if
     unset (GEN3C's weights, no LoRA), "" depth_path or input_image_path became the manifest's
-    folder. Refused like an empty depth_estimator; a CSV's empty cell stays a default."""
+    folder. Refused like an empty depth_estimator; a CSV's empty cell stays a default. A ~user of no
+    user in a generator option is one line too."""
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "a.png").write_bytes(b"")
@@ -255,6 +256,10 @@ def test_an_empty_path_setting_is_refused_naming_its_line_and_field(tmp_path):
             row = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", key: value}
             with pytest.raises(Gen3cInputError, match=rf"e\.jsonl' line 1: --{key} is empty: pass .*, or leave it out$"):
                 load_manifest(write_manifest(folder / "e.jsonl", [row]))
+    for key in ("checkpoint_dir", "lora", "cache_dir"):  # ~user of no user was Path.expanduser's RuntimeError
+        row = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", key: "~no_such_user_x/w"}
+        with pytest.raises(Gen3cInputError, match=rf"e\.jsonl' line 1: --{key} '~no_such_user_x/w' starts with ~no_such_user_x, .*no user"):
+            load_manifest(write_manifest(folder / "e.jsonl", [row]))
     (folder / "c.csv").write_text("name,input_image_path,checkpoint_dir,depth_path\na,a.png,,\n")
     assert "depth_path" not in load_manifest(folder / "c.csv")[0].settings
 
