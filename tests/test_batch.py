@@ -239,10 +239,29 @@ def test_path_or_name_settings_follow_one_rule_of_what_is_a_path(tmp_path):
         load_manifest(write_manifest(folder / "m.jsonl", [missing]), check_inputs=True)
     # A name no file system takes (OSError "File name too long" before) names no file either.
     long = {"name": "a", "input_image_path": "x" * 5000}
-    with pytest.raises(Gen3cInputError, match=r"line 1: input_image_path '.*x{100}.*' does not exist: fix the path"):
+    with pytest.raises(Gen3cInputError, match=r"line 1: input_image_path '.*x{10}…' does not exist: fix the path") as refused:
         load_manifest(write_manifest(folder / "l.jsonl", [long]), check_inputs=True)
-    empty = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": ""}
-    assert load_manifest(write_manifest(folder / "e.jsonl", [empty]))[0].settings["generator_options"]["checkpoint_dir"] == ""
+    assert "x" * 100 not in str(refused.value)  # the path's first 100 characters, not all 5000
+
+def test_an_empty_path_setting_is_refused_naming_its_line_and_field(tmp_path):
+    """An empty path in a JSONL row named nothing: "" checkpoint_dir / lora / cache_dir ran as if
+    unset (GEN3C's weights, no LoRA), "" depth_path or input_image_path became the manifest's
+    folder. Refused like an empty depth_estimator; a CSV's empty cell stays a default. A ~user of no
+    user in a generator option is one line too."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"")
+    for key in ("checkpoint_dir", "lora", "cache_dir", "depth_path", "input_image_path", "camera_file"):
+        for value in ("", " "):
+            row = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", key: value}
+            with pytest.raises(Gen3cInputError, match=rf"e\.jsonl' line 1: --{key} is empty: pass .*, or leave it out$"):
+                load_manifest(write_manifest(folder / "e.jsonl", [row]))
+    for key in ("checkpoint_dir", "lora", "cache_dir"):  # ~user of no user was Path.expanduser's RuntimeError
+        row = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", key: "~no_such_user_x/w"}
+        with pytest.raises(Gen3cInputError, match=rf"e\.jsonl' line 1: --{key} '~no_such_user_x/w' starts with ~no_such_user_x, .*no user"):
+            load_manifest(write_manifest(folder / "e.jsonl", [row]))
+    (folder / "c.csv").write_text("name,input_image_path,checkpoint_dir,depth_path\na,a.png,,\n")
+    assert "depth_path" not in load_manifest(folder / "c.csv")[0].settings
 
 
 def test_a_manifest_that_is_a_folder_is_refused_as_such(tmp_path):

@@ -165,6 +165,13 @@ def describe_value(value: object, limit: int = 40) -> str:
     return f"{type(value).__name__} {text!r}" if plain else f"a {type(value).__name__}"
 
 
+def quoted(value: object, limit: int = 100) -> str:
+    """``value``'s text quoted as a one-line error shows a setting, cut to its first ``limit``
+    characters and "…" where it is longer: a 5000-character path would make a 5000-character line."""
+    text = str(value)
+    return repr(text if len(text) <= limit else f"{text[:limit]}…")
+
+
 def complex_refusal(name: str, dtype: object) -> str:
     """The one line that refuses complex values (an image, a depth, a camera matrix) as ``name``,
     its numpy or torch dtype named."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, describe_value, note
+from gen3c.errors import Gen3cInputError, describe_value, note, quoted
 from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists
@@ -179,13 +179,13 @@ def check_job_inputs(job: Job, where: str) -> None:
         if key in PATH_FIELDS or not may_name_no_path(key, value):
             if key != "cache_dir" and not exists(value):  # a cache folder is made when needed
                 raise Gen3cInputError(
-                    f"{where}: {key} {value!r} does not exist: fix the path (a relative one starts at the manifest's folder)"
+                    f"{where}: {key} {quoted(value)} does not exist: fix the path (a relative one starts at the manifest's folder)"
                 )
         elif not Path(value).expanduser().is_absolute() and _taken_from_here(key, value):
             # Not beside the manifest (resolve_paths would have taken it), so kept as a name or hub
             # id; yet the run would read this file or folder of the current folder instead.
             raise Gen3cInputError(
-                f"{where}: {key} {value!r} is not in the manifest's folder, but is in the current folder ({Path.cwd()}), "
+                f"{where}: {key} {quoted(value)} is not in the manifest's folder, but is in the current folder ({Path.cwd()}), "
                 "which a manifest's relative paths do not start from: give its path from the manifest's folder, or an absolute one"
             )
     try:

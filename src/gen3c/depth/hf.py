@@ -23,7 +23,6 @@ Models that predict no camera get the user's intrinsics / FOV, else the default 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,8 +34,9 @@ from gen3c.dependencies import require
 from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, user_focal
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.depth.names import HF_ALIASES
-from gen3c.errors import Gen3cModelError, first_line
+from gen3c.errors import Gen3cModelError, first_line, quoted
 from gen3c.io.images import image_to_uint8
+from gen3c.io.paths import exists
 
 #: ``model_type`` → family handled here.
 SUPPORTED_MODEL_TYPES = ("depth_pro", "depth_anything", "zoedepth", "dpt")
@@ -50,7 +50,7 @@ def _require_transformers():
 def _hub_options(name_or_path: str) -> dict[str, Any]:
     """``from_pretrained`` options: cached hub models load with ``local_files_only`` (no network);
     uncached ones need the hub, checked quickly so that offline is an immediate error."""
-    if Path(name_or_path).expanduser().exists():
+    if exists(name_or_path):  # guarded: False for a name too long for the file system
         return {}
     transformers = _require_transformers()
     try:
@@ -61,7 +61,7 @@ def _hub_options(name_or_path: str) -> dict[str, Any]:
     reason = hub_offline_reason()
     if reason is not None:
         raise Gen3cModelError(
-            f"depth model {name_or_path!r} is not in the local Hugging Face cache and {reason}: download it on a machine with internet (save_pretrained folder) and pass its path"
+            f"depth model {quoted(name_or_path)} is not in the local Hugging Face cache and {reason}: download it on a machine with internet (save_pretrained folder) and pass its path"
         )
     return {}
 
@@ -78,11 +78,11 @@ def read_model_type(name_or_path: str, **options: Any) -> str:
 
 def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
     reason = first_line(exc, 160)
-    if Path(name_or_path).expanduser().exists():
+    if exists(name_or_path):  # guarded: False for a name too long for the file system
         fix = "check that the folder holds config.json, preprocessor_config.json and the weights (save_pretrained layout)"
     else:
         fix = "check the hub id and the network, or pass a local folder"
-    return Gen3cModelError(f"cannot load depth model {name_or_path!r} ({type(exc).__name__}: {reason}): {fix}")
+    return Gen3cModelError(f"cannot load depth model {quoted(name_or_path)} ({type(exc).__name__}: {reason}): {fix}")
 
 
 class TransformersDepthEstimator:
@@ -107,7 +107,7 @@ class TransformersDepthEstimator:
         self.model_type = read_model_type(name_or_path, **options)
         if self.model_type not in SUPPORTED_MODEL_TYPES:
             raise Gen3cModelError(
-                f"depth model {name_or_path!r} is a {self.model_type!r} model: supported are MoGe and {', '.join(SUPPORTED_MODEL_TYPES)}"
+                f"depth model {quoted(name_or_path)} is a {self.model_type!r} model: supported are MoGe and {', '.join(SUPPORTED_MODEL_TYPES)}"
             )
         try:
             self.processor = transformers.AutoImageProcessor.from_pretrained(name_or_path, **options)

@@ -6,7 +6,6 @@ preview's fallback). The names themselves and the check of a typo are in
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import torch
 
@@ -14,7 +13,8 @@ from gen3c.depth.base import DepthEstimator
 from gen3c.depth.moge import MoGeEstimator, is_moge_name
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR, PRIOR_NAME, check_estimator_name
 from gen3c.depth.prior import GeometricPriorEstimator, prior_notice
-from gen3c.errors import Gen3cDependencyError, Gen3cModelError
+from gen3c.errors import Gen3cDependencyError, Gen3cModelError, quoted
+from gen3c.io.paths import exists, expand_home, is_dir, is_file
 
 
 def load_depth_estimator(
@@ -58,10 +58,10 @@ def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: 
         return GeometricPriorEstimator(**options)
     if is_moge_name(name):
         return MoGeEstimator(name, device=device, dtype=dtype, **options)
-    p = Path(name).expanduser()
-    if p.exists() and not (p.is_dir() and (p / "config.json").is_file()):
+    p = expand_home(name, "depth estimator")  # guarded: a name too long for the file system is none of these
+    if exists(p) and not (is_dir(p) and is_file(p / "config.json")):
         raise Gen3cModelError(
-            f"depth estimator {name!r} is neither a MoGe model.pt nor a transformers folder with config.json: check the path"
+            f"depth estimator {quoted(name)} is neither a MoGe model.pt nor a transformers folder with config.json: check the path"
         )
     from gen3c.depth.hf import TransformersDepthEstimator
 

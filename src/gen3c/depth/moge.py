@@ -41,10 +41,10 @@ from gen3c.dependencies import optional, require
 from gen3c.depth.base import DepthEstimate, camera_for, fov_from_intrinsics, resize_mask
 from gen3c.depth.hub import hub_file
 from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
-from gen3c.errors import Gen3cModelError, first_line, note
+from gen3c.errors import Gen3cModelError, first_line, note, quoted
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.images import image_to_uint8
-from gen3c.io.paths import looks_like_path
+from gen3c.io.paths import expand_home, is_dir, is_file, looks_like_path
 
 MOGE_DEFAULT_REPO = "Ruicheng/moge-vitl"
 MOGE_CHECKPOINT_NAME = "model.pt"
@@ -697,11 +697,12 @@ def is_moge_name(name_or_path: str) -> bool:
     ``.pt`` file / a folder holding ``model.pt`` without a transformers ``config.json``."""
     if name_or_path.lower() in MOGE_NAMES:
         return True
-    p = Path(name_or_path).expanduser()
-    if p.is_dir():
-        return (p / MOGE_CHECKPOINT_NAME).is_file() and not (p / "config.json").is_file()
+    # Guarded (gen3c.io.paths): ~user of no user, or a name too long for the file system, is one line.
+    p = expand_home(name_or_path, "depth estimator")
+    if is_dir(p):
+        return is_file(p / MOGE_CHECKPOINT_NAME) and not is_file(p / "config.json")
     # A missing checkpoint file too: resolve_moge_checkpoint says it does not exist (not a hub id)
-    return p.suffix.lower() in CHECKPOINT_SUFFIXES or (not p.is_file() and "moge" in name_or_path.lower())
+    return p.suffix.lower() in CHECKPOINT_SUFFIXES or (not is_file(p) and "moge" in name_or_path.lower())
 
 
 def resolve_moge_checkpoint(name_or_path: str) -> Path:
@@ -714,15 +715,15 @@ def resolve_moge_checkpoint(name_or_path: str) -> Path:
     """
     if name_or_path.lower() in MOGE_NAMES:
         name_or_path = MOGE_DEFAULT_REPO
-    p = Path(name_or_path).expanduser()
-    if p.is_file():
+    p = expand_home(name_or_path, "MoGe checkpoint")
+    if is_file(p):
         return p
-    if p.is_dir():
-        if (p / MOGE_CHECKPOINT_NAME).is_file():
+    if is_dir(p):
+        if is_file(p / MOGE_CHECKPOINT_NAME):
             return p / MOGE_CHECKPOINT_NAME
-        raise Gen3cModelError(f"MoGe folder {str(p)!r} has no {MOGE_CHECKPOINT_NAME}: download it from huggingface.co/{MOGE_DEFAULT_REPO}")
+        raise Gen3cModelError(f"MoGe folder {quoted(p)} has no {MOGE_CHECKPOINT_NAME}: download it from huggingface.co/{MOGE_DEFAULT_REPO}")
     if looks_like_path(name_or_path) or name_or_path.count("/") != 1:  # "checkpoints/model.pt": a file, not a hub id
-        raise Gen3cModelError(f"MoGe checkpoint {name_or_path!r} does not exist: pass a model.pt file or a hub id like {MOGE_DEFAULT_REPO}")
+        raise Gen3cModelError(f"MoGe checkpoint {quoted(name_or_path)} does not exist: pass a model.pt file or a hub id like {MOGE_DEFAULT_REPO}")
     return hub_file(name_or_path, MOGE_CHECKPOINT_NAME, "MoGe")
 
 

@@ -120,6 +120,14 @@ _NO_EFFECT = (
 )
 
 
+#: The options that name a file or folder, and what to pass (an empty one is refused).
+_PATH_OPTIONS = {
+    "checkpoint_dir": f"a checkpoint folder or hub id ({OFFICIAL_REPO} runs GEN3C's weights, as no --checkpoint_dir does)",
+    "lora": "a LoRA adapter written by gen3c train (its lora/ folder or safetensors file)",
+    "cache_dir": "a folder for gen3c's converted GEN3C weights (default $GEN3C_CACHE_DIR, else ~/.cache/gen3c)",
+}
+
+
 def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     """A request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`) checked without loading or
     fetching anything: names and types, the memory settings (:func:`check_memory_settings`), the
@@ -150,6 +158,9 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     if accepted:  # said once per process (the same line each time), not once per check
         note(f"{', '.join(accepted)}: accepted for GEN3C command lines; gen3c has no prompt upsampler and no guardrail models, so nothing changes")
     opts = {key: value for key, value in opts.items() if value is not None and key not in _NO_EFFECT}
+    for key, what in _PATH_OPTIONS.items():  # "" would run as if unset (GEN3C's weights, no LoRA): a setting doing nothing
+        if key in opts and not opts[key].strip():
+            raise Gen3cInputError(f"--{key} is empty: pass {what}, or leave it out")
     if "dtype" in opts and configs.dtype_name(opts["dtype"]) is None:  # not only once the model loads (resolve_dtype)
         raise Gen3cInputError(f"--dtype {opts['dtype'][:40]!r} is unknown: pass {configs.DTYPES_HELP}")
     if not math.isfinite(opts.get("guidance", 1.0)):

@@ -58,6 +58,7 @@ from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
 from gen3c.pipelines.settings import MIN_FPS as MIN_FPS
+from gen3c.pipelines.settings import OPTION_PATH_FIELDS as OPTION_PATH_FIELDS
 from gen3c.pipelines.settings import PATH_FIELDS as PATH_FIELDS
 
 # The request and its checks (no torch); those of its names used elsewhere are re-exported here.
@@ -649,8 +650,6 @@ def check_frame_size(resolution: str, generator) -> None:
 
 #: Fields that name a file or something else (numbers, a name, a hub id).
 MAYBE_PATH_FIELDS = ("intrinsics", "depth_estimator")
-#: gen3c generator options that name a file or folder (``checkpoint_dir`` also GEN3C's hub id).
-OPTION_PATH_FIELDS = ("checkpoint_dir", "lora", "cache_dir")
 
 
 def resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -662,7 +661,7 @@ def resolve_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
     the folder the run started in."""
     out = dict(settings)
     for key in PATH_FIELDS:
-        if isinstance(out.get(key), str):
+        if isinstance(out.get(key), str) and out[key].strip():  # an empty one stays, for the request to refuse
             out[key] = str(_against(out[key], base, key))
     for key in MAYBE_PATH_FIELDS:
         if isinstance(out.get(key), str):

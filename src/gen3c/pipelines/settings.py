@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 GENERATORS = ("preview", "gen3c")
 #: Request fields that always name files (a leading ``~`` expanded on construction, as a shell does).
 PATH_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file")
+#: gen3c generator options that name a file or folder (``checkpoint_dir`` also GEN3C's hub id).
+OPTION_PATH_FIELDS = ("checkpoint_dir", "lora", "cache_dir")
 #: Frames per chunk of generators that make a fixed number (checked before a model loads).
 GENERATOR_CHUNK_FRAMES = {"gen3c": GEN3C_CHUNK_FRAMES}
 
@@ -93,8 +95,14 @@ class GenerationRequest:
         # camera file is read for the defaults below.
         for key in PATH_FIELDS:
             value = getattr(self, key)
+            if isinstance(value, str) and not value.strip():  # Path("") is the current folder: no file named
+                raise Gen3cInputError(f"--{key} is empty: pass its path, or leave it out")
             if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).startswith("~"):
                 setattr(self, key, str(expand_home(value, f"--{key}")))
+        options = self.generator_options if isinstance(self.generator_options, dict) else {}
+        for key in OPTION_PATH_FIELDS:  # ~user of no user: one line now, not a RuntimeError where it is first read
+            if isinstance(options.get(key), str) and options[key].startswith("~"):
+                expand_home(options[key], f"--{key}")
         if self.resolution is None:
             self.resolution = default_resolution(self)
         if self.num_video_frames is None:
