@@ -300,3 +300,19 @@ def test_a_diffusers_backend_is_set_without_diffusers_experimental_warning(capfd
     assert set_attention_backend(model, "native") == "native"
     assert "experimental" not in capfd.readouterr().err
     assert diffusers_logging.get_verbosity() == level
+
+
+def test_a_diffusers_backend_that_cannot_run_here_is_refused_when_set():
+    """diffusers checks only that a backend's package is installed: `_native_cudnn` (cuDNN's SDPA)
+    on a CPU was accepted, and the first forward, after the inputs were prepared, died in a
+    RuntimeError traceback. Now one line when it is set, and the DiT still computes (diffusers' default)."""
+    model = tiny_transformer()
+    inputs = dit_inputs("cpu", torch.float32)
+    with torch.no_grad():
+        reference = model(**inputs)[0]
+    with pytest.raises(Gen3cInputError, match=r"attention backend '_native_cudnn' cannot run here \(No viable backend"):
+        set_attention_backend(model, "_native_cudnn", "cpu")
+    assert getattr(model, "_gen3c_attention_kernel", None) is None
+    with torch.no_grad():
+        assert torch.equal(model(**inputs)[0], reference)
+    assert set_attention_backend(model, "native") == "native"  # one that runs here is set (diffusers default: no global change)

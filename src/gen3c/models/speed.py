@@ -57,8 +57,12 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     check_attention_backend(backend)
     if backend in AUTO_ORDER or backend in KERNELS:
         return set_attention_kernel(transformer, backend, device)
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
     from gen3c.library_output import libraries_quiet
 
+    # diffusers also makes the backend the process's active one (Cosmos' processor dispatches to that)
+    active = _AttentionBackendRegistry.get_active_backend()[0]
     try:
         with libraries_quiet():  # not diffusers' "experimental feature" line at every run
             transformer.set_attention_backend(backend)
@@ -67,8 +71,34 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
             f"attention backend {backend!r} is not available here ({first_line(exc)}): use 'auto', one of "
             f"{', '.join(KERNELS)}, or leave it unset"
         ) from None
+    try:
+        _probe_attention_backend(transformer, backend, device)
+    except (RuntimeError, ValueError) as exc:
+        with libraries_quiet():  # back to the backend before: the transformer still computes
+            transformer.reset_attention_backend()
+        _AttentionBackendRegistry.set_active_backend(active)
+        raise Gen3cInputError(
+            f"attention backend {backend!r} cannot run here ({first_line(exc)}): use 'auto', one of {', '.join(KERNELS)}, "
+            "or leave it unset"
+        ) from None
     transformer._gen3c_attention_kernel = backend  # what computes attention now (diffusers' dispatcher)
     return backend
+
+
+def _probe_attention_backend(transformer: nn.Module, backend: str, device: torch.device | str | None) -> None:
+    """One tiny attention through diffusers' ``backend`` on the transformer's device, head size
+    and compute dtype: diffusers checks only that a backend's package is installed, so one that
+    cannot run on this device or dtype (``_native_cudnn`` on a CPU) would otherwise fail at the
+    first forward, after the inputs were prepared."""
+    from diffusers.models.attention_dispatch import dispatch_attention_fn
+
+    weight = next(transformer.parameters())
+    config = transformer.config
+    dtype = getattr(transformer, "_gen3c_compute_dtype", None) or weight.dtype  # float8-stored weights compute in bf16
+    shape = (1, 8, config.num_attention_heads, config.attention_head_dim)  # (batch, tokens, heads, head size)
+    q = torch.zeros(shape, dtype=dtype, device=weight.device if device is None else device)
+    with torch.no_grad():
+        dispatch_attention_fn(q, q, q, backend=backend)
 
 
 def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: bool = True) -> None:
