@@ -63,6 +63,14 @@ class StepCacheSpec:
         return f"{self.kind}:{self.value:g}"
 
 
+def check_step_cache_guidance(spec: StepCacheSpec | None, guidance_every: int, guidance_batch: bool) -> None:
+    """Refuse a step cache with a guidance schedule that misaligns it: each branch's cache counts
+    its own calls, so MagCache (a per-step ratio table) and the batched pair ``cfg`` (the
+    conditional branch runs alone on the steps in between) need the unconditional branch at every step."""
+    if spec is not None and guidance_every > 1 and (spec.kind == "magcache" or guidance_batch):
+        what = "--step_cache magcache" if spec.kind == "magcache" else "--guidance_batch with a step cache"
+        raise Gen3cInputError(f"{what} needs the unconditional branch at every step: drop --guidance_every {guidance_every} (or the cache)")
+
 def check_attention_backend(backend: str) -> None:
     """Refuse an ``attention_backend`` that names no gen3c kernel and no diffusers backend (checked
     before any weights load; whether it can run here is known only on the device)."""
