@@ -316,3 +316,19 @@ def test_a_diffusers_backend_that_cannot_run_here_is_refused_when_set():
     with torch.no_grad():
         assert torch.equal(model(**inputs)[0], reference)
     assert set_attention_backend(model, "native") == "native"  # one that runs here is set (diffusers default: no global change)
+
+
+def test_a_diffusers_backend_chosen_for_one_model_does_not_stay_for_the_next():
+    """diffusers makes a backend it is given the process's active one, which its dispatcher uses
+    for every model (gen3c's kernels send cross-attention there): a DiT set to sdpa after another
+    was set to _native_math computed its cross-attention with that (before: 2e-7 off the fresh result)."""
+    inputs = dit_inputs("cpu", torch.float32)
+    model = tiny_transformer()
+    set_attention_backend(model, "sdpa")
+    with torch.no_grad():
+        fresh = model(**inputs)[0]
+    set_attention_backend(tiny_transformer(), "_native_math")
+    model = tiny_transformer()
+    set_attention_backend(model, "sdpa")
+    with torch.no_grad():
+        assert torch.equal(model(**inputs)[0], fresh)

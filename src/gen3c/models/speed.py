@@ -49,15 +49,19 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     Returns:
         What now computes self-attention ("diffusers" when left to diffusers' processor).
     """
+    from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
+    from diffusers.utils.constants import DIFFUSERS_ATTN_BACKEND
+
     from gen3c.models.attention import set_attention_kernel
     from gen3c.models.choices import AUTO_ORDER, KERNELS
 
-    if backend is None:
-        return "diffusers"
-    check_attention_backend(backend)
-    if backend in AUTO_ORDER or backend in KERNELS:
-        return set_attention_kernel(transformer, backend, device)
-    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+    if backend is not None:
+        check_attention_backend(backend)
+    if backend is None or backend in AUTO_ORDER or backend in KERNELS:
+        # diffusers' dispatcher (cross-attention; all of it under None) computes with the process's
+        # active backend, which a diffusers backend chosen earlier, for any model, left set: its default again.
+        _AttentionBackendRegistry.set_active_backend(AttentionBackendName(DIFFUSERS_ATTN_BACKEND))
+        return "diffusers" if backend is None else set_attention_kernel(transformer, backend, device)
 
     from gen3c.library_output import libraries_quiet
 
