@@ -202,6 +202,28 @@ def test_use_fp8_matmuls_fuses_each_blocks_mlp(monkeypatch):
     assert 0 < ((out - ref).norm() / ref.norm()).item() < 0.1
 
 
+
+def test_fp8_matmuls_and_a_lora_are_refused_together(monkeypatch, tmp_path):
+    """peft's LoRA layers read their base layer's weight, which an Fp8Linear has not: --fp8_matmul
+    with --lora replaced them anyway and the first forward died in an AttributeError traceback
+    (on the GPU, after the weights loaded). Now one line, before any model loads too."""
+    from diffusers import CosmosTransformer3DModel
+    from peft import LoraConfig
+
+    from gen3c.models import speed
+    from gen3c.pipelines.options import check_generator_options
+
+    monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
+    torch.manual_seed(0)
+    model = CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, "attention_head_dim": 16, "adaln_lora_dim": 16})
+    model.add_adapter(LoraConfig(r=16, target_modules=["to_q", "to_v"]))
+    model = model.to(torch.bfloat16).eval()
+    with pytest.raises(Gen3cInputError, match="--fp8_matmul cannot run a LoRA's layers"):
+        speed.use_fp8_matmuls(model)
+    assert not any(isinstance(m, Fp8Linear) for m in model.modules())  # nothing replaced
+    with pytest.raises(Gen3cInputError, match=r"--fp8_matmul cannot run a LoRA's layers \(.*\): drop --fp8_matmul or --lora"):
+        check_generator_options({"model": "tiny", "lora": str(tmp_path / "adapter"), "fp8_matmul": True})
+
 @CPU_ROWWISE
 def test_fp8_attention_output_goes_into_the_fp8_out_projection_as_is(monkeypatch):
     """With fp8 linears, the cuDNN fp8 kernel's e4m3 output and its per-tensor scale are the

@@ -21,6 +21,9 @@ KERNELS = ("sdpa", "flash4", "cudnn_fp8")
 #: What "auto" and "auto_fp8" try, fastest first: exact kernels only, or fp8 allowed.
 AUTO_ORDER = {"auto": ("flash4", "sdpa"), "auto_fp8": ("cudnn_fp8", "flash4", "sdpa")}
 
+#: Why fp8 matmuls and a LoRA are refused together (:func:`gen3c.models.speed.use_fp8_matmuls`).
+FP8_MATMULS_WITH_LORA = "--fp8_matmul cannot run a LoRA's layers (they adapt the bf16 linears it replaces): drop --fp8_matmul or --lora"
+
 #: Step-cache kinds → (what the number after ':' is, its default).
 STEP_CACHE_KINDS: dict[str, tuple[str, float]] = {
     "fbc": ("threshold", 0.05),

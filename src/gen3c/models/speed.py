@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.models.choices import check_attention_backend
+from gen3c.models.choices import FP8_MATMULS_WITH_LORA, check_attention_backend
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 #: Why fp8 matmuls cannot run where :func:`fp8_supported` says no.
@@ -288,6 +288,9 @@ def use_fp8_matmuls(transformer: nn.Module) -> int:
     if weight.dtype not in (torch.bfloat16, torch.float16):
         # torch._scaled_mm writes bf16/fp16 (float32 on Hopper only): one rule for every GPU.
         raise Gen3cInputError(f"fp8 matmuls need the DiT in bfloat16 or float16, not {weight.dtype}: load it with dtype=torch.bfloat16")
+    if any(hasattr(module, "base_layer") for module in transformer.transformer_blocks.modules()):  # peft's LoRA layers
+        # (they read their base layer's weight, which an Fp8Linear no longer has: an AttributeError at the first forward)
+        raise Gen3cInputError(FP8_MATMULS_WITH_LORA)
     fits = lambda layer: layer.in_features % 16 == 0 and layer.out_features % 16 == 0  # noqa: E731 — _scaled_mm's rule
     count = 0
     for block in transformer.transformer_blocks:
