@@ -320,6 +320,24 @@ def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named
         MagRatioStore(checkpoint).load("euler")
 
 
+
+def test_a_step_cache_on_the_pipeline_is_checked_against_the_calls_guidance(pipe, conditions):
+    """speed_settings refuses MagCache, or a batched pair with a cache, under --guidance_every; a
+    step cache set on the pipeline met those arguments of the call unchecked (before: MagCache ran
+    misaligned, the unconditional branch's ratio table counting only every k-th step)."""
+    for text, kwargs, match in (("magcache:0.5", {"guidance_every": 2}, "--step_cache magcache needs the unconditional branch"),
+                                ("fbc", {"guidance_every": 2, "guidance_batch": True}, "--guidance_batch with a step cache needs")):  # fmt: skip
+        cache = with_cache(pipe, text)
+        cache.mag_ratios = [1.0] * 6
+        try:
+            with Calls(pipe.transformer) as calls, pytest.raises(Gen3cInputError, match=match):
+                sample(pipe, conditions, **kwargs)
+            assert calls.branches == []  # refused before the first forward
+            sample(pipe, conditions, steps=1, guidance=0.0, **kwargs)  # one branch: nothing to misalign
+        finally:
+            cache.remove()
+            pipe.step_cache = None
+
 @pytest.mark.parametrize(
     "cache, kwargs",
     [("fbc:0.2", {}), ("taylorseer:2", {}), ("magcache:0.5", {}), ("fbc:0.2", {"guidance_every": 2}),

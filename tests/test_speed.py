@@ -202,6 +202,28 @@ def test_use_fp8_matmuls_fuses_each_blocks_mlp(monkeypatch):
     assert 0 < ((out - ref).norm() / ref.norm()).item() < 0.1
 
 
+
+def test_fp8_matmuls_and_a_lora_are_refused_together(monkeypatch, tmp_path):
+    """peft's LoRA layers read their base layer's weight, which an Fp8Linear has not: --fp8_matmul
+    with --lora replaced them anyway and the first forward died in an AttributeError traceback
+    (on the GPU, after the weights loaded). Now one line, before any model loads too."""
+    from diffusers import CosmosTransformer3DModel
+    from peft import LoraConfig
+
+    from gen3c.models import speed
+    from gen3c.pipelines.options import check_generator_options
+
+    monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
+    torch.manual_seed(0)
+    model = CosmosTransformer3DModel(**{**configs.TRANSFORMER_TINY, "attention_head_dim": 16, "adaln_lora_dim": 16})
+    model.add_adapter(LoraConfig(r=16, target_modules=["to_q", "to_v"]))
+    model = model.to(torch.bfloat16).eval()
+    with pytest.raises(Gen3cInputError, match="--fp8_matmul cannot run a LoRA's layers"):
+        speed.use_fp8_matmuls(model)
+    assert not any(isinstance(m, Fp8Linear) for m in model.modules())  # nothing replaced
+    with pytest.raises(Gen3cInputError, match=r"--fp8_matmul cannot run a LoRA's layers \(.*\): drop --fp8_matmul or --lora"):
+        check_generator_options({"model": "tiny", "lora": str(tmp_path / "adapter"), "fp8_matmul": True})
+
 @CPU_ROWWISE
 def test_fp8_attention_output_goes_into_the_fp8_out_projection_as_is(monkeypatch):
     """With fp8 linears, the cuDNN fp8 kernel's e4m3 output and its per-tensor scale are the
@@ -300,3 +322,35 @@ def test_a_diffusers_backend_is_set_without_diffusers_experimental_warning(capfd
     assert set_attention_backend(model, "native") == "native"
     assert "experimental" not in capfd.readouterr().err
     assert diffusers_logging.get_verbosity() == level
+
+
+def test_a_diffusers_backend_that_cannot_run_here_is_refused_when_set():
+    """diffusers checks only that a backend's package is installed: `_native_cudnn` (cuDNN's SDPA)
+    on a CPU was accepted, and the first forward, after the inputs were prepared, died in a
+    RuntimeError traceback. Now one line when it is set, and the DiT still computes (diffusers' default)."""
+    model = tiny_transformer()
+    inputs = dit_inputs("cpu", torch.float32)
+    with torch.no_grad():
+        reference = model(**inputs)[0]
+    with pytest.raises(Gen3cInputError, match=r"attention backend '_native_cudnn' cannot run here \(No viable backend"):
+        set_attention_backend(model, "_native_cudnn", "cpu")
+    assert getattr(model, "_gen3c_attention_kernel", None) is None
+    with torch.no_grad():
+        assert torch.equal(model(**inputs)[0], reference)
+    assert set_attention_backend(model, "native") == "native"  # one that runs here is set (diffusers default: no global change)
+
+
+def test_a_diffusers_backend_chosen_for_one_model_does_not_stay_for_the_next():
+    """diffusers makes a backend it is given the process's active one, which its dispatcher uses
+    for every model (gen3c's kernels send cross-attention there): a DiT set to sdpa after another
+    was set to _native_math computed its cross-attention with that (before: 2e-7 off the fresh result)."""
+    inputs = dit_inputs("cpu", torch.float32)
+    model = tiny_transformer()
+    set_attention_backend(model, "sdpa")
+    with torch.no_grad():
+        fresh = model(**inputs)[0]
+    set_attention_backend(tiny_transformer(), "_native_math")
+    model = tiny_transformer()
+    set_attention_backend(model, "sdpa")
+    with torch.no_grad():
+        assert torch.equal(model(**inputs)[0], fresh)

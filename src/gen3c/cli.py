@@ -453,9 +453,9 @@ Fp8MatmulOpt = Annotated[
         "--fp8_matmul/--no_fp8_matmul",
         rich_help_panel=SPEED_PANEL,
         help="gen3c generator: float8 matmuls in the DiT blocks (GPUs with fp8 tensor cores, e.g. H100/H200; refused "
-        "elsewhere), approximate: with --attention_backend cudnn_fp8 too, a 7B forward takes 2.31 s against 3.40 s in "
+        "elsewhere and with --lora), approximate: with --attention_backend cudnn_fp8 too, a 7B forward takes 2.31 s against 3.40 s in "
         "bf16 on an H200; the video 46.1 dB PSNR from exact's on the shipped small model. Default: the --speed preset's "
-        "(fastest: on where the GPU has them and the DiT is resident in bf16).",
+        "(fastest: on where the GPU has them and the DiT is resident in bf16, without a LoRA).",
     ),
 ]
 SpeedOpt = Annotated[

@@ -21,6 +21,9 @@ KERNELS = ("sdpa", "flash4", "cudnn_fp8")
 #: What "auto" and "auto_fp8" try, fastest first: exact kernels only, or fp8 allowed.
 AUTO_ORDER = {"auto": ("flash4", "sdpa"), "auto_fp8": ("cudnn_fp8", "flash4", "sdpa")}
 
+#: Why fp8 matmuls and a LoRA are refused together (:func:`gen3c.models.speed.use_fp8_matmuls`).
+FP8_MATMULS_WITH_LORA = "--fp8_matmul cannot run a LoRA's layers (they adapt the bf16 linears it replaces): drop --fp8_matmul or --lora"
+
 #: Step-cache kinds → (what the number after ':' is, its default).
 STEP_CACHE_KINDS: dict[str, tuple[str, float]] = {
     "fbc": ("threshold", 0.05),
@@ -62,6 +65,14 @@ class StepCacheSpec:
     def __str__(self) -> str:
         return f"{self.kind}:{self.value:g}"
 
+
+def check_step_cache_guidance(spec: StepCacheSpec | None, guidance_every: int, guidance_batch: bool) -> None:
+    """Refuse a step cache with a guidance schedule that misaligns it: each branch's cache counts
+    its own calls, so MagCache (a per-step ratio table) and the batched pair ``cfg`` (the
+    conditional branch runs alone on the steps in between) need the unconditional branch at every step."""
+    if spec is not None and guidance_every > 1 and (spec.kind == "magcache" or guidance_batch):
+        what = "--step_cache magcache" if spec.kind == "magcache" else "--guidance_batch with a step cache"
+        raise Gen3cInputError(f"{what} needs the unconditional branch at every step: drop --guidance_every {guidance_every} (or the cache)")
 
 def check_attention_backend(backend: str) -> None:
     """Refuse an ``attention_backend`` that names no gen3c kernel and no diffusers backend (checked

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.models.choices import check_attention_backend
+from gen3c.models.choices import FP8_MATMULS_WITH_LORA, check_attention_backend
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 #: Why fp8 matmuls cannot run where :func:`fp8_supported` says no.
@@ -49,16 +49,24 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     Returns:
         What now computes self-attention ("diffusers" when left to diffusers' processor).
     """
+    from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
+    from diffusers.utils.constants import DIFFUSERS_ATTN_BACKEND
+
     from gen3c.models.attention import set_attention_kernel
     from gen3c.models.choices import AUTO_ORDER, KERNELS
 
-    if backend is None:
-        return "diffusers"
-    check_attention_backend(backend)
-    if backend in AUTO_ORDER or backend in KERNELS:
-        return set_attention_kernel(transformer, backend, device)
+    if backend is not None:
+        check_attention_backend(backend)
+    if backend is None or backend in AUTO_ORDER or backend in KERNELS:
+        # diffusers' dispatcher (cross-attention; all of it under None) computes with the process's
+        # active backend, which a diffusers backend chosen earlier, for any model, left set: its default again.
+        _AttentionBackendRegistry.set_active_backend(AttentionBackendName(DIFFUSERS_ATTN_BACKEND))
+        return "diffusers" if backend is None else set_attention_kernel(transformer, backend, device)
+
     from gen3c.library_output import libraries_quiet
 
+    # diffusers also makes the backend the process's active one (Cosmos' processor dispatches to that)
+    active = _AttentionBackendRegistry.get_active_backend()[0]
     try:
         with libraries_quiet():  # not diffusers' "experimental feature" line at every run
             transformer.set_attention_backend(backend)
@@ -67,8 +75,34 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
             f"attention backend {backend!r} is not available here ({first_line(exc)}): use 'auto', one of "
             f"{', '.join(KERNELS)}, or leave it unset"
         ) from None
+    try:
+        _probe_attention_backend(transformer, backend, device)
+    except (RuntimeError, ValueError) as exc:
+        with libraries_quiet():  # back to the backend before: the transformer still computes
+            transformer.reset_attention_backend()
+        _AttentionBackendRegistry.set_active_backend(active)
+        raise Gen3cInputError(
+            f"attention backend {backend!r} cannot run here ({first_line(exc)}): use 'auto', one of {', '.join(KERNELS)}, "
+            "or leave it unset"
+        ) from None
     transformer._gen3c_attention_kernel = backend  # what computes attention now (diffusers' dispatcher)
     return backend
+
+
+def _probe_attention_backend(transformer: nn.Module, backend: str, device: torch.device | str | None) -> None:
+    """One tiny attention through diffusers' ``backend`` on the transformer's device, head size
+    and compute dtype: diffusers checks only that a backend's package is installed, so one that
+    cannot run on this device or dtype (``_native_cudnn`` on a CPU) would otherwise fail at the
+    first forward, after the inputs were prepared."""
+    from diffusers.models.attention_dispatch import dispatch_attention_fn
+
+    weight = next(transformer.parameters())
+    config = transformer.config
+    dtype = getattr(transformer, "_gen3c_compute_dtype", None) or weight.dtype  # float8-stored weights compute in bf16
+    shape = (1, 8, config.num_attention_heads, config.attention_head_dim)  # (batch, tokens, heads, head size)
+    q = torch.zeros(shape, dtype=dtype, device=weight.device if device is None else device)
+    with torch.no_grad():
+        dispatch_attention_fn(q, q, q, backend=backend)
 
 
 def compile_blocks(transformer: nn.Module, mode: str | None = None, fullgraph: bool = True) -> None:
@@ -254,6 +288,9 @@ def use_fp8_matmuls(transformer: nn.Module) -> int:
     if weight.dtype not in (torch.bfloat16, torch.float16):
         # torch._scaled_mm writes bf16/fp16 (float32 on Hopper only): one rule for every GPU.
         raise Gen3cInputError(f"fp8 matmuls need the DiT in bfloat16 or float16, not {weight.dtype}: load it with dtype=torch.bfloat16")
+    if any(hasattr(module, "base_layer") for module in transformer.transformer_blocks.modules()):  # peft's LoRA layers
+        # (they read their base layer's weight, which an Fp8Linear no longer has: an AttributeError at the first forward)
+        raise Gen3cInputError(FP8_MATMULS_WITH_LORA)
     fits = lambda layer: layer.in_features % 16 == 0 and layer.out_features % 16 == 0  # noqa: E731 — _scaled_mm's rule
     count = 0
     for block in transformer.transformer_blocks:

@@ -58,6 +58,7 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError, first_line
 from gen3c.models import configs
+from gen3c.models.choices import check_step_cache_guidance
 from gen3c.models.context_parallel import check_token_split, context_parallel_degree
 from gen3c.models.memory import (
     MemoryPlan,
@@ -703,6 +704,8 @@ class Gen3cPipeline(DiffusionPipeline):
 
         guide_denoised = None  # c_out·(cond − uncond) of the last step that ran both branches
         self._interrupt, self._num_timesteps = False, len(timesteps)
+        if self.step_cache is not None and guidance != 0:  # (set on the pipeline, apart from these arguments)
+            check_step_cache_guidance(self.step_cache.spec, guidance_every, guidance_batch)
         if self.step_cache is not None:
             self.step_cache.begin(self.transformer, num_steps, sampler_name(scheduler))
         try:

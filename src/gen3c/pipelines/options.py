@@ -21,7 +21,12 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError, note
 from gen3c.models import configs
-from gen3c.models.choices import MEMORY_MODES, check_context_parallel_attention, check_token_split
+from gen3c.models.choices import (
+    FP8_MATMULS_WITH_LORA,
+    MEMORY_MODES,
+    check_context_parallel_attention,
+    check_token_split,
+)
 from gen3c.models.weights import OFFICIAL_REPO, is_official_repo
 from gen3c.pipelines.presets import SpeedPreset, speed_settings
 from gen3c.pipelines.settings import (
@@ -186,6 +191,8 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
         raise Gen3cInputError(
             f"--cache_dir is where GEN3C's own weights are kept: it applies without --checkpoint_dir and --model, or with --checkpoint_dir {OFFICIAL_REPO}"
         )
+    if opts.get("lora") and settings.fp8_matmul:  # (the presets' "where it pays" leaves a LoRA'd DiT in bf16)
+        raise Gen3cInputError(FP8_MATMULS_WITH_LORA)
     if opts.get("lora"):
         from gen3c.training.lora import lora_weights_file
 

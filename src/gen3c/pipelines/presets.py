@@ -15,7 +15,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError
 from gen3c.models import configs
-from gen3c.models.choices import StepCacheSpec, check_attention_backend
+from gen3c.models.choices import StepCacheSpec, check_attention_backend, check_step_cache_guidance
 from gen3c.schedulers import SAMPLERS
 
 
@@ -59,11 +59,7 @@ class SpeedPreset:
             raise Gen3cInputError(f"--guidance_every {self.guidance_every} must be a whole number ≥ 1 (1: every step, GEN3C's)")
         if self.attention_backend is not None:
             check_attention_backend(self.attention_backend)
-        spec = StepCacheSpec.parse(self.step_cache)
-        if spec is not None and self.guidance_every > 1 and (spec.kind == "magcache" or self.guidance_batch):
-            # Each branch's cache counts its own calls; these combinations would misalign them.
-            what = "--step_cache magcache" if spec.kind == "magcache" else "--guidance_batch with a step cache"
-            raise Gen3cInputError(f"{what} needs the unconditional branch at every step: drop --guidance_every {self.guidance_every} (or the cache)")
+        check_step_cache_guidance(StepCacheSpec.parse(self.step_cache), self.guidance_every, self.guidance_batch)
         return self
 
 
