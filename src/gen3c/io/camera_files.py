@@ -61,7 +61,7 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head, loads_json
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
@@ -135,7 +135,7 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
     """Read a camera file of any supported kind (detected from its keys) once: its cameras
     (OpenCV), its frame rate and its bytes."""
     p = Path(path)
-    name = f"camera file {str(p)!r}"
+    name = f"camera file {quoted(p, 200)}"
     try:
         if not p.is_file():
             raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")

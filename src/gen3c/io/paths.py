@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted
 
 #: A name ending so is a checkpoint file (``model.pt``), never a hub id.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -36,7 +36,7 @@ def expand_home(value: str | os.PathLike, what: str = "path") -> Path:
         text = os.fspath(value)
         user = str(text)[1:].replace("\\", "/").split("/", 1)[0]
         whose = f"the home folder of {user!r}, no user on this machine" if user else "the home folder, which this machine does not define (no HOME)"
-        raise Gen3cInputError(f"{what} {str(text)[:200]!r} starts with ~{user}, {whose}: write the path out in full") from None
+        raise Gen3cInputError(f"{what} {quoted(text, 200)} starts with ~{user}, {whose}: write the path out in full") from None
 
 
 def exists(path: str | os.PathLike) -> bool:
