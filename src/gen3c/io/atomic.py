@@ -279,3 +279,34 @@ def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def try_flock(path: str | os.PathLike, missing: bool = False) -> Iterator[bool]:
+    """Take the operating system's exclusive lock (``flock``) on ``path`` (a file or a folder)
+    without waiting: True while held (released when the block ends, or when the process ends,
+    however it ends), False when another process holds it or it cannot be told (no ``fcntl``, a
+    file system without ``flock``, a path that cannot be opened); ``missing``: what a path that
+    does not exist gives. Opened read-only, so a read-only file system is no obstacle."""
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield missing
+        return
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held (BlockingIOError), or flock unsupported
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock

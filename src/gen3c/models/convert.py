@@ -38,7 +38,7 @@ import re
 import shutil
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full
-from gen3c.io.atomic import check_writable_place, replace_folder
+from gen3c.io.atomic import check_writable_place, replace_folder, try_flock
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
@@ -635,7 +635,7 @@ def convert_components(
     held = contextlib.ExitStack()
     try:
         staging.mkdir()  # inside the try: an interrupt leaves nothing behind
-        held.enter_context(_folder_lock(staging))  # a later convert to OUT tells it from one a killed run left
+        held.enter_context(try_flock(staging))  # a later convert to OUT tells it from one a killed run left
         say(f"writing {out}")
         transformer.save_pretrained(
             staging / "transformer", safe_serialization=True, max_shard_size=max_shard_size
@@ -680,32 +680,6 @@ def convert_components(
     return report
 
 
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[bool]:
-    """Hold the operating system's lock on ``folder`` (``flock`` on the folder itself, released
-    when the process ends, however it ends): True while held, False when another process holds it
-    or it cannot be taken (no ``fcntl``, a file system without ``flock``)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield False
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        yield False
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
-
-
 def _remove_stale_staging(out: Path, say: Callable[[str], None]) -> None:
     """Delete the temporary folders (``.OUT.<12 hex>``) that conversions to ``out`` killed before
     the end left beside it; one a running conversion holds (its lock) is left alone and named."""
@@ -716,7 +690,7 @@ def _remove_stale_staging(out: Path, say: Callable[[str], None]) -> None:
     for path in sorted(out.parent.iterdir()) if out.parent.is_dir() else []:
         if not (pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink()):
             continue
-        with _folder_lock(path) as free:
+        with try_flock(path) as free:
             if not free:
                 say(f"{path} is being written by another conversion to {out} (or its lock cannot be checked): left alone")
                 continue

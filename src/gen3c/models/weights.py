@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError, disk_full_reason, first_line, is_disk_full
+from gen3c.io.atomic import try_flock
 from gen3c.models import configs
 
 #: Environment variable naming the folder of converted weights.
@@ -795,35 +796,6 @@ def _size(path: Path) -> int:
         return 0
 
 
-@contextlib.contextmanager
-def _hub_lock_free(lock: Path) -> Iterator[bool]:
-    """Whether no process holds huggingface_hub's lock on one blob (``.locks/<repo>/<blob>.lock``,
-    taken for the whole download); True is held by us until the block ends. False also when it
-    cannot be told (no ``fcntl``, a file system without ``flock``, a lock file we cannot open)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield False
-        return
-    try:
-        fd = os.open(lock, os.O_RDONLY)  # (read-only: the hub cache may be)
-    except FileNotFoundError:  # huggingface_hub makes it before the download: none ran since
-        yield True
-        return
-    except OSError:
-        yield False
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held (BlockingIOError), or flock unsupported
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def _partial_downloads(repo_folder: Path, hub_cache: Path) -> dict[str, list[Path]]:
     """huggingface_hub's partial files in a repository's cache folder: "running" (a process is
     fetching that blob, or it cannot be told), "resumable" (``<blob>.incomplete``, which
@@ -832,7 +804,7 @@ def _partial_downloads(repo_folder: Path, hub_cache: Path) -> dict[str, list[Pat
     found: dict[str, list[Path]] = {"running": [], "resumable": [], "stale": []}
     for path in sorted((repo_folder / "blobs").glob("*.incomplete")):
         blob = path.name.split(".", 1)[0]
-        with _hub_lock_free(hub_cache / ".locks" / repo_folder.name / f"{blob}.lock") as free:
+        with try_flock(hub_cache / ".locks" / repo_folder.name / f"{blob}.lock", missing=True) as free:
             if not free:
                 found["running"].append(path)
             elif path.name == f"{blob}.incomplete" and _hub_resumes_partials():
@@ -851,7 +823,7 @@ def _remove_stale_downloads(repo_id: str, hub_cache: Path, say: Log) -> None:
         blob = path.name.split(".", 1)[0]
         if path.name == f"{blob}.incomplete" and _hub_resumes_partials():
             continue
-        with _hub_lock_free(hub_cache / ".locks" / folder.name / f"{blob}.lock") as free:
+        with try_flock(hub_cache / ".locks" / folder.name / f"{blob}.lock", missing=True) as free:
             if free:
                 size = _size(path)
                 with contextlib.suppress(FileNotFoundError):
