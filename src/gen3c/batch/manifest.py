@@ -124,9 +124,8 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
             problems.append((line, str(exc)))
             continue
         except OSError as exc:  # checking a path no file can have (a name too long for the file system)
-            shown = str(exc.filename if exc.filename is not None else "")
-            shown = shown if len(shown) <= 60 else f"{shown[:60]}…"
-            problems.append((line, f"manifest {str(p)!r} line {line}: path {shown!r} cannot be used ({exc.strerror or exc}): fix it"))
+            shown = quoted(exc.filename if exc.filename is not None else "", 60)
+            problems.append((line, f"manifest {str(p)!r} line {line}: path {shown} cannot be used ({exc.strerror or exc}): fix it"))
             continue
         if job.name in seen:
             problems.append((line, f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"))

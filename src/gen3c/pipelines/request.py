@@ -701,7 +701,7 @@ def _if_path(key: str, value: str, base: Path) -> str:
         return value
     try:
         candidate = _against(value, base)
-        if Path(value).expanduser().is_absolute() or not (candidate.exists() or not may_name_no_path(key, value)):
+        if Path(value).expanduser().is_absolute() or (may_name_no_path(key, value) and not candidate.exists()):
             return value
         return str(candidate)
     except (OSError, ValueError, RuntimeError):
