@@ -454,7 +454,8 @@ def test_torchscript_tensors_are_read_without_torch_jit_load(tmp_path):
 
 def test_temporary_folders_a_killed_conversion_left_are_removed_by_the_next(converted, tmp_path):
     """A `gen3c convert` killed while writing left its hidden .OUT.<12 hex> folder beside OUT for
-    ever; the next conversion to OUT removes it, and leaves alone one a running conversion holds."""
+    ever, and one stopped while deleting the checkpoint it replaced its .OUT.<12 hex>.old; the next
+    conversion to OUT removes both, and leaves alone what a running conversion holds."""
     import fcntl
     import os
 
@@ -463,8 +464,12 @@ def test_temporary_folders_a_killed_conversion_left_are_removed_by_the_next(conv
     stale = tmp_path / ".ckpt.0123456789ab"
     (stale / "transformer").mkdir(parents=True)
     (stale / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"h" * 3000)
+    replaced = tmp_path / ".ckpt.fedcba987654.old"  # an --overwrite stopped while deleting the old checkpoint
+    (replaced / "vae").mkdir(parents=True)
+    (replaced / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"v" * 2000)
     running = tmp_path / ".ckpt.ba9876543210"
     running.mkdir()
+    (tmp_path / ".ckpt.ba9876543210.old").mkdir()  # the checkpoint it is swapping out: it may still put it back
     unrelated = tmp_path / ".other.0123456789ab"
     unrelated.mkdir()
     fd = os.open(running, os.O_RDONLY)
@@ -474,6 +479,7 @@ def test_temporary_folders_a_killed_conversion_left_are_removed_by_the_next(conv
         convert_checkpoint(root, out, **{**TINY, "log": lines.append})
     finally:
         os.close(fd)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt.ba9876543210", ".other.0123456789ab", "ckpt"]
-    assert any("removed 1 temporary folder (3.0 kB) that a stopped conversion to" in line for line in lines)
+    left = [".ckpt.ba9876543210", ".ckpt.ba9876543210.old", ".other.0123456789ab", "ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == left
+    assert any("removed 2 temporary folders (5.0 kB) that a stopped conversion to" in line for line in lines)
     assert any(".ckpt.ba9876543210 is being written by another conversion" in line for line in lines)

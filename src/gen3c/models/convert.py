@@ -682,15 +682,18 @@ def convert_components(
 
 def _remove_stale_staging(out: Path, say: Callable[[str], None]) -> None:
     """Delete the temporary folders (``.OUT.<12 hex>``) that conversions to ``out`` killed before
-    the end left beside it; one a running conversion holds (its lock) is left alone and named."""
+    the end left beside it, and the replaced checkpoints (``.OUT.<12 hex>.old``) that an
+    ``--overwrite`` stopped while deleting them left; one a running conversion holds (its staging
+    folder's lock) is left alone and named."""
     from gen3c.models.weights import format_bytes
 
-    pattern = re.compile(re.escape(f".{out.name}.") + r"[0-9a-f]{12}")
+    pattern = re.compile(re.escape(f".{out.name}.") + r"[0-9a-f]{12}(\.old)?")
     freed, count = 0, 0
     for path in sorted(out.parent.iterdir()) if out.parent.is_dir() else []:
         if not (pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink()):
             continue
-        with try_flock(path) as free:
+        # an old checkpoint moved aside is locked through its staging folder while that is being swapped in
+        with try_flock(path.with_suffix("") if path.suffix == ".old" else path, missing=True) as free:
             if not free:
                 say(f"{path} is being written by another conversion to {out} (or its lock cannot be checked): left alone")
                 continue
