@@ -340,6 +340,27 @@ def test_a_diffusers_backend_that_cannot_run_here_is_refused_when_set():
     assert set_attention_backend(model, "native") == "native"  # one that runs here is set (diffusers default: no global change)
 
 
+def test_a_refused_diffusers_backend_is_one_line_without_pytorch_warnings(monkeypatch, recwarn):
+    """On a GPU, PyTorch warns once per SDPA kernel it rules out ("cuDNN attention kernel not used
+    because: …", six warnings with their source lines, seen on an H200) before it raises: the
+    probe's refusal came after all of them. Simulated here with a dispatcher that does the same."""
+    import warnings
+
+    import diffusers.models.attention_dispatch as dispatch
+
+    def ruled_out(*args, **kwargs):
+        for kernel in ("Memory efficient", "Flash attention", "cuDNN attention"):
+            warnings.warn(f"{kernel} kernel not used because:", UserWarning, stacklevel=1)
+        raise RuntimeError("No available kernel. Aborting execution.")
+
+    model = tiny_transformer()
+    monkeypatch.setattr(dispatch, "dispatch_attention_fn", ruled_out)
+    warnings.simplefilter("always")
+    with pytest.raises(Gen3cInputError, match=r"'_native_cudnn' cannot run here \(No available kernel"):
+        set_attention_backend(model, "_native_cudnn", "cpu")
+    assert [str(w.message) for w in recwarn if "kernel not used" in str(w.message)] == []
+
+
 def test_a_diffusers_backend_chosen_for_one_model_does_not_stay_for_the_next():
     """diffusers makes a backend it is given the process's active one, which its dispatcher uses
     for every model (gen3c's kernels send cross-attention there): a DiT set to sdpa after another

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -101,7 +102,10 @@ def _probe_attention_backend(transformer: nn.Module, backend: str, device: torch
     dtype = getattr(transformer, "_gen3c_compute_dtype", None) or weight.dtype  # float8-stored weights compute in bf16
     shape = (1, 8, config.num_attention_heads, config.attention_head_dim)  # (batch, tokens, heads, head size)
     q = torch.zeros(shape, dtype=dtype, device=weight.device if device is None else device)
-    with torch.no_grad():
+    # PyTorch warns once per kernel it rules out ("cuDNN attention kernel not used because: …",
+    # six lines on a GPU) before it raises: the refusal is said in one line instead
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         dispatch_attention_fn(q, q, q, backend=backend)
 
 
