@@ -75,3 +75,69 @@ def test_ray_batch_matches_the_local_run(ray_instance, box_scene, tmp_path):
     # Resuming is decided before any job is handed out: the re-run starts no actor at all.
     again = run_batch(manifest, tmp_path / "ray", ray=True, workers=2)
     assert [o.state for o in again.outcomes] == ["skipped"] * 4 + ["failed_earlier"]
+
+
+
+class _InProcessRay:
+    """Just enough of Ray for :func:`gen3c.batch.ray_engine.run_ray`, its actors run in this
+    process (so a test can patch what they call), their exceptions raised by ``get`` as Ray
+    raises them: a RayTaskError that is also an instance of the task's exception."""
+
+    exceptions = ray.exceptions
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return {"CPU": 1.0}
+
+    def remote(self, **resources):
+        def actor_class(cls):
+            class Handle:
+                def __init__(self, *args):
+                    instance = cls(*args)
+                    self.run = type("Method", (), {"remote": lambda _, job: (lambda: instance.run(job))})()
+
+            return type("ActorClass", (), {"remote": staticmethod(Handle)})
+
+        return actor_class
+
+    def wait(self, refs, num_returns=1):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        try:
+            return ref()
+        except Exception as exc:
+            raise ray.exceptions.RayTaskError("BatchActor.run", "Traceback …", exc).as_instanceof_cause() from None
+
+    def kill(self, actor):
+        pass
+
+
+def test_a_status_file_that_cannot_be_written_stops_a_ray_batch_as_it_stops_a_local_one(box_scene, tmp_path, monkeypatch):
+    """An actor's BatchStopped (a status file it cannot write: a full disk, a read-only folder)
+    reached the driver as a Ray task error and failed only that job ("Ray could not run it
+    (ray::BatchActor.run() (pid=…, ip=…, actor_id=…))"), the batch going on to the next; the local
+    engine stops the batch in one line naming the file and the fix (test_batch.py's same test)."""
+    import errno
+    import os
+
+    from gen3c.batch.jobs import BatchStopped
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", _InProcessRay)
+    monkeypatch.setattr("gen3c.batch.jobs.write_text_atomic", full)
+    image, depth, _, _ = box_scene
+    common = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "64x112", "num_video_frames": 9}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps({"name": n, **common}) for n in ("a", "b")))
+    out = tmp_path / "ray"
+    with pytest.raises(BatchStopped) as stopped:
+        run_batch(manifest, out, ray=True, workers=1)
+    assert str(stopped.value).startswith(
+        f"gen3c batch stopped: cannot write {str(out / 'a_status.json')!r} (No space left on device): free space on that disk"
+    )
+    assert "lists every job" in str(stopped.value) and "ray::" not in str(stopped.value)

@@ -117,6 +117,12 @@ def run_ray(
                 actors.remove(actor)
                 actor = actor_class.remote(str(folder))
                 actors.append(actor)
+            except ray.exceptions.RayTaskError as exc:
+                # run_job records a job's own failures; what escapes it stops the batch, as in the
+                # local engine: a status no job could write (a full disk: BatchStopped), or an interrupt
+                if isinstance(getattr(exc, "cause", None), Gen3cInputError):
+                    raise exc.cause from None
+                outcome = lost_job(job, folder, f"Ray could not run it ({first_line(exc)})")
             except ray.exceptions.RayError as exc:
                 outcome = lost_job(job, folder, f"Ray could not run it ({first_line(exc)})")
             yield outcome
