@@ -679,6 +679,7 @@ def test_a_png_depth_scale_shows_for_a_png_depth_and_scales_what_is_loaded(gui, 
     assert not gui.png_depth_scale.visible
     gui.depth_path.value = str(png)
     assert gui.png_depth_scale.visible and gui.png_depth_scale.value == 0.001
+    assert gui.png_depth_scale.precision == 7  # typed decimals the page keeps: KITTI's 1/256 = 0.00390625 to 1e-7, not 0.0039
     handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
     metres = gui.state.display_points(10**6)[0][:, 2]
     assert gui.state.scene_scale() == pytest.approx(4.0) and gui.state.build_request("a").png_depth_scale == 0.001

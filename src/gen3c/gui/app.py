@@ -231,10 +231,12 @@ class Gen3cApp:
                 self.image_path = gui.add_text("Image path", "", hint="A path on the server, or upload a file above.")
                 self.upload_depth = gui.add_upload_button("Upload depth (optional)", icon=viser.Icon.UPLOAD)
                 self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG or .exr; empty: estimated")
-                # Shown while the depth path names a PNG: the only depth file it scales.
+                # Shown while the depth path names a PNG: the only depth file it scales. viser takes as many
+                # typed decimals as min or step has: min 1e-7 lets in 7 (KITTI's 1/256 to within 1e-7), step's 4 alone not.
                 self.png_depth_scale = gui.add_number(
-                    "PNG depth scale", r.png_depth_scale, step=0.0001, visible=False, hint="Depth = 16-bit PNG value × this (0.001: millimetres → metres)"
-                )
+                    "PNG depth scale", r.png_depth_scale, min=1e-7, step=0.0001, visible=False,
+                    hint="Depth = 16-bit PNG value × this (0.001: millimetres → metres)",
+                )  # fmt: skip
                 self.depth_estimator = gui.add_text(
                     "Depth estimator", r.depth_estimator, hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior"
                 )
