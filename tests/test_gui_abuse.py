@@ -13,10 +13,12 @@ import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from gen3c.errors import Gen3cInputError
 from gen3c.gui import state as gui_state
@@ -664,3 +666,73 @@ def test_a_finished_video_is_shown_by_its_size_and_a_missing_one_is_one_line(gui
     assert "gui_002.mp4 was written but cannot be read to play here (No such file or directory)" in gui.status.content
     handler(gui, gui._on_download_video)(SimpleNamespace(client=SimpleNamespace(send_file_download=pytest.fail, add_notification=lambda *a, **k: None)))
     assert "gui_002.mp4 cannot be read (No such file or directory)" in gui.status.content and "internal" not in gui.status.content
+
+
+def test_a_png_depth_scale_shows_for_a_png_depth_and_scales_what_is_loaded(gui, box_scene, tmp_path):
+    """`gen3c generate --png_depth_scale` on the page: shown while the depth path names a 16-bit PNG
+    (it scales no other file), read by Load image, in the 3D cache and the run's request, and
+    refused by the name of its control."""
+    image, _, _, depth = box_scene
+    png = tmp_path / "depth_mm.png"
+    Image.fromarray((depth.numpy() * 1000).astype(np.uint16)).save(png)  # millimetres: the box at 2000, the wall at 4000
+    gui.image_path.value, gui.depth_path.value = str(image), str(box_scene[1])
+    assert not gui.png_depth_scale.visible
+    gui.depth_path.value = str(png)
+    assert gui.png_depth_scale.visible and gui.png_depth_scale.value == 0.001
+    assert gui.png_depth_scale.precision == 7  # typed decimals the page keeps: KITTI's 1/256 = 0.00390625 to 1e-7, not 0.0039
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    metres = gui.state.display_points(10**6)[0][:, 2]
+    assert gui.state.scene_scale() == pytest.approx(4.0) and gui.state.build_request("a").png_depth_scale == 0.001
+    gui.png_depth_scale.value = 0.0005  # half-millimetres: the scene twice as near
+    assert "PNG depth scale" in gui.image_pending.content and "**Load image**" in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert not gui.image_pending.visible and gui.state.scene_scale() == pytest.approx(2.0)
+    assert np.allclose(np.sort(gui.state.display_points(10**6)[0][:, 2]), np.sort(metres) / 2, rtol=1e-4)
+    assert gui.state.build_request("b").png_depth_scale == 0.0005  # the run's record: gen3c batch reads the file alike
+    gui.png_depth_scale.value = 0.0
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert "&quot;PNG depth scale&quot; 0.0 is impossible: pass a number &gt; 0" in gui.status.content, gui.status.content
+    # Another depth file: the scale is hidden, not pending, and not passed (the CLI would refuse it).
+    gui.depth_path.value = str(box_scene[1])
+    assert not gui.png_depth_scale.visible and "PNG depth scale" not in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert gui.state.request.png_depth_scale == 0.001 and gui.state.build_request("c").png_depth_scale == 0.001
+
+
+def test_mask_invalid_depth_is_offered_where_depth_comes_with_the_input_and_redraws_the_cache(gui, box_scene, tmp_path):
+    """`gen3c generate --mask_invalid_depth` on the page: enabled only once depth given with the
+    input is loaded (an estimate has no invalid pixels), it reads the input again, the point cloud
+    loses the invalid pixels, the note (naming the box, not the flag) says so, and the run's
+    request carries it."""
+    from layouts import scene, write_sample
+
+    image, _, _, depth = box_scene
+    sky = depth.numpy().copy()
+    sky[:20] = np.inf  # 20 of 96 rows: sky, as MoGe and ViPE leave it
+    np.save(tmp_path / "sky.npy", sky)
+    assert gui.mask_invalid.disabled
+    gui.image_path.value, gui.depth_path.value = str(image), str(tmp_path / "sky.npy")
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert not gui.mask_invalid.disabled and "sit far away" in gui.status.content and "&quot;Mask invalid depth&quot;" in gui.status.content
+    all_points = len(gui.state.display_points(10**6)[0])
+    gui.mask_invalid.value = True  # runs its callback, as a value from the page does
+    assert gui.state.request.mask_invalid_depth and "left out of the cache" in gui.status.content, gui.status.content
+    masked = gui.state.display_points(10**6)[0]
+    assert len(masked) < all_points and np.isfinite(masked).all() and masked[:, 2].max() < 5
+    valid = gui.state.run_source.valid  # what the run gets: the sky (its top 10 of 48 rows) left out
+    assert not valid[:10].any() and valid[11:].all() and gui.state.build_request("m").mask_invalid_depth
+    # An image alone: its depth is estimated, the box is disabled and the run's record leaves it out.
+    gui.depth_estimator.value, gui.depth_path.value = "prior", ""
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert gui.mask_invalid.disabled and gui.mask_invalid.value and not gui.state.build_request("e").mask_invalid_depth
+    # A video input carries its depth: enabled, and read again with it.
+    rgb, vdepth, _, w2c, K = scene(6, 48, 80)
+    vdepth[:, :12] = float("inf")
+    gui.mask_invalid.value = False
+    gui.video_path.value = str(write_sample(tmp_path / "sample", rgb, vdepth, vdepth > 0, w2c, K))
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    assert not gui.mask_invalid.disabled and "sit far away" in gui.status.content, gui.status.content
+    all_points = len(gui.state.display_points(10**6)[0])
+    gui.mask_invalid.value = True
+    assert "left out of the cache" in gui.status.content and len(gui.state.display_points(10**6)[0]) < all_points
+    assert gui.state.build_request("v").mask_invalid_depth

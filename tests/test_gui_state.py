@@ -8,6 +8,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -482,6 +483,36 @@ def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monk
     with pytest.raises(Gen3cInputError, match="not an image"):
         state.load_files(str(tmp_path), "")
 
+
+
+def test_png_depth_scale_and_mask_invalid_depth_reach_the_cache_and_the_run_as_the_cli_s(tmp_path, box_scene, monkeypatch):
+    """The page's PNG depth scale and Mask invalid depth: a loaded input is checked as the CLI
+    checks it (a scale ≤ 0 read as "no valid pixel"), the scale belongs to the PNG it was loaded
+    with (another depth file kept it, and the run's record was refused), and the mask reads the
+    depth again where it comes with the input and is left out of the record where it does not
+    (an estimate, not re-made for it)."""
+    image, _, _, depth = box_scene
+    png = tmp_path / "depth_mm.png"
+    Image.fromarray((depth.numpy() * 1000).astype(np.uint16)).save(png)
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=5))
+    with pytest.raises(Gen3cInputError, match=r"^--png_depth_scale 0 is impossible: pass a number > 0$"):
+        state.load_files(str(image), str(png), fov=60.0, png_depth_scale=0)
+    state.load_files(str(image), str(png), fov=60.0, png_depth_scale=0.0005)
+    assert state.scene_scale() == pytest.approx(2.0)  # 4000 × 0.0005
+    sky = depth.numpy().copy()
+    sky[:20] = float("inf")
+    np.save(tmp_path / "sky.npy", sky)
+    state.load_files(str(image), str(tmp_path / "sky.npy"), fov=60.0)
+    assert state.request.png_depth_scale == 0.001 and state.source.valid.all()  # the sky sits far away, in the cache
+    check_unused_settings(state.build_request("far"))
+    state.update(mask_invalid_depth=True)  # read again: the sky (the top 10 of 48 rows) left out
+    assert not state.source.valid[:10].any() and state.source.valid[11:].all() and state.build_request("masked").mask_invalid_depth
+    state.load_files(str(image), "", fov=60.0, depth_estimator="prior")
+    reads = []
+    monkeypatch.setattr(GuiState, "_read", staticmethod(lambda request, kind: reads.append(kind)))
+    state.update(mask_invalid_depth=False)
+    state.update(mask_invalid_depth=True)  # an estimate has no invalid pixel: not estimated again
+    assert reads == [] and not state.build_request("estimated").mask_invalid_depth
 
 
 def test_a_run_of_an_image_alone_re_estimates_later_chunks_as_the_cli_does(tmp_path, box_scene, room_sample):

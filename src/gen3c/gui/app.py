@@ -57,7 +57,7 @@ INPUT_COLOR = (150, 80, 200)
 INPUT_KIND_LABELS = {"image": "image", "sample": "GEN3C sample", "vipe": "ViPE video", "multiview": "multi-view input"}
 #: The input controls each Load button reads; they take effect when it is pressed.
 LOAD_CONTROLS = {
-    "Load image": ("image_path", "depth_path", "depth_estimator", "fov", "intrinsics"),
+    "Load image": ("image_path", "depth_path", "png_depth_scale", "depth_estimator", "fov", "intrinsics"),
     "Load video input": ("video_path", "start_frame"),
 }
 BEGIN = "Load the demo sample, an image, or a video input to begin."
@@ -65,7 +65,8 @@ PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Impor
 #: Request settings (the CLI's flag names) → the control that sets them (a Gen3cApp attribute): the
 #: library's checks name the flag, the page names the control (:meth:`Gen3cApp._page_words`).
 SETTING_CONTROLS = {
-    "input_image_path": "image_path", "depth_path": "depth_path", "depth_estimator": "depth_estimator", "fov": "fov",
+    "input_image_path": "image_path", "depth_path": "depth_path", "png_depth_scale": "png_depth_scale",
+    "depth_estimator": "depth_estimator", "fov": "fov", "mask_invalid_depth": "mask_invalid",
     "intrinsics": "intrinsics", "vipe_path": "video_path", "multiview_npz": "video_path", "vipe_starting_frame_idx": "start_frame",
     "resolution": "resolution", "resize_mode": "resize_mode", "filter_points_threshold": "filter_threshold",
     "foreground_masking": "foreground", "splat": "splat", "num_video_frames": "num_frames", "fps": "fps",
@@ -91,6 +92,12 @@ def _control_number(value, key: str, whole: bool = False) -> int | float:
     if not (math.isfinite(value) and value == int(value)):
         raise Gen3cInputError(f"--{key} {value} is not a whole number: enter one")
     return int(value)
+
+
+def _is_png(depth_path: str) -> bool:
+    """Whether a Depth path names a 16-bit PNG, the depth file PNG depth scale applies to (as
+    :func:`~gen3c.pipelines.settings.check_unused_settings` tells it)."""
+    return str(depth_path).strip().lower().endswith(".png")
 
 
 def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -224,6 +231,12 @@ class Gen3cApp:
                 self.image_path = gui.add_text("Image path", "", hint="A path on the server, or upload a file above.")
                 self.upload_depth = gui.add_upload_button("Upload depth (optional)", icon=viser.Icon.UPLOAD)
                 self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG or .exr; empty: estimated")
+                # Shown while the depth path names a PNG: the only depth file it scales. viser takes as many
+                # typed decimals as min or step has: min 1e-7 lets in 7 (KITTI's 1/256 to within 1e-7), step's 4 alone not.
+                self.png_depth_scale = gui.add_number(
+                    "PNG depth scale", r.png_depth_scale, min=1e-7, step=0.0001, visible=False,
+                    hint="Depth = 16-bit PNG value × this (0.001: millimetres → metres)",
+                )  # fmt: skip
                 self.depth_estimator = gui.add_text(
                     "Depth estimator", r.depth_estimator, hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior"
                 )
@@ -254,6 +267,12 @@ class Gen3cApp:
                 self.resize_mode = gui.add_dropdown("Resize", ("crop", "stretch"), initial_value=r.resize_mode)
                 self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=max(1.0, r.filter_points_threshold), step=0.01)
                 self.foreground = gui.add_checkbox("Foreground masking", r.foreground_masking)
+                # Enabled once an input whose depth comes with it is loaded (_sync_controls): an estimate has no invalid pixels.
+                self.mask_invalid = gui.add_checkbox(
+                    "Mask invalid depth", r.mask_invalid_depth, disabled=True,
+                    hint="Leave out the depth pixels the input marks invalid (NaN/inf, an estimate's untrusted sky) instead of placing them far "
+                    "away; for depth given with the input (a depth file, a video or multi-view input)",
+                )  # fmt: skip
                 self.splat = gui.add_dropdown("Splatting", ("bilinear", "zbuffer"), initial_value=r.splat)
                 self.point_size = gui.add_slider("Point size", 0.1, 4.0, step=0.1, initial_value=1.0)
 
@@ -322,7 +341,7 @@ class Gen3cApp:
             getattr(self, name).on_update(on(lambda _: self._show_pending_loads()))
         for handle, key in (
             (self.resolution, "resolution"), (self.resize_mode, "resize_mode"), (self.filter_threshold, "filter_points_threshold"),
-            (self.foreground, "foreground_masking"), (self.splat, "splat"),
+            (self.foreground, "foreground_masking"), (self.splat, "splat"), (self.mask_invalid, "mask_invalid_depth"),
         ):  # fmt: skip
             handle.on_update(on(functools.partial(self._on_setting, key, redraw_cache=True)))
         for handle, key in (
@@ -418,9 +437,12 @@ class Gen3cApp:
         estimator = self.depth_estimator.value.strip() or self.state.request.depth_estimator
         if not depth:
             self._info(f"Estimating depth with {html.escape(estimator)}…", transient=True)
+        # The scale of a PNG depth only (the control is hidden for another file: it would scale nothing).
+        png = {"png_depth_scale": _control_number(self.png_depth_scale.value, "png_depth_scale")} if _is_png(depth) else {}
         self.state.load_files(
-            self.image_path.value.strip(), depth, fov=None if intr else _control_number(self.fov.value, "fov"), intrinsics=intr, depth_estimator=estimator
-        )
+            self.image_path.value.strip(), depth, fov=None if intr else _control_number(self.fov.value, "fov"), intrinsics=intr,
+            depth_estimator=estimator, **png,
+        )  # fmt: skip
         self._loaded_with["Load image"] = self._load_controls("Load image")
         self._loaded()
 
@@ -439,25 +461,32 @@ class Gen3cApp:
         since the page opened): they apply when it is pressed. They are not applied on change, as
         viser sends text fields key by key (a path or intrinsics half typed is no input, and every
         prefix of an estimator name would be loaded)."""
+        self.png_depth_scale.visible = _is_png(self.depth_path.value)
         for button, notice in (("Load image", self.image_pending), ("Load video input", self.video_pending)):
             before, now = self._loaded_with[button], self._load_controls(button)
             if str(now.get("intrinsics", "")).strip():
                 now.pop("fov")  # intrinsics override the FOV: a changed FOV would change nothing
             if str(now.get("depth_path", "")).strip():
                 now.pop("depth_estimator")  # a depth file is not estimated
+            if "png_depth_scale" in now and not _is_png(now["depth_path"]):
+                now.pop("png_depth_scale")  # it scales a PNG depth only
             changed = [getattr(self, name).label for name, value in now.items() if value != before[name]]
             notice.content = f"<small>Changed: {html.escape(', '.join(changed))}. Press **{button}** to apply.</small>" if changed else ""
             notice.visible = bool(changed)
 
     def _loaded(self) -> None:
-        s = self.state.require_source()
-        H, W = s.size
         self._show_pending_loads()
         self._sync_controls()  # the frames a multi-view input sets, a camera path another input cleared
         self._draw_keyframes()
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
+        self._show_loaded(self.state.path_note)  # after drawing: tests wait on it
+
+    def _show_loaded(self, path_note: str = "") -> None:
+        """The status of the loaded input: what it is, its size, the notes reading it gave and
+        ``path_note`` (what loading it did to the camera path)."""
+        H, W = self.state.require_source().size
         what = INPUT_KIND_LABELS[self.state.kind]
         cams = self.state.input_cameras()
         if cams is not None:
@@ -465,9 +494,8 @@ class Gen3cApp:
         elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
             what += ", depth estimated"
         notes = "".join(f"<br><small>Note: {html.escape(self._page_words(note))}</small>" for note in self.state.notes)
-        if self.state.path_note:
-            notes += f"<br><small>Camera path: {html.escape(self.state.path_note)}.</small>"
-        # After drawing: tests wait on it.
+        if path_note:
+            notes += f"<br><small>Camera path: {html.escape(path_note)}.</small>"
         self._info(f"Loaded **{html.escape(self.state.source_label)}** ({what}) at {H}×{W}.{notes}")
 
     def _set_initial_view(self) -> None:
@@ -505,6 +533,8 @@ class Gen3cApp:
         if redraw_cache:
             self._draw_cache()
         self._draw_path()
+        if key == "mask_invalid_depth":  # the input was read again: its notes on invalid depth changed
+            self._show_loaded()
 
     # -- camera path ----------------------------------------------------------------------
 
@@ -987,6 +1017,8 @@ class Gen3cApp:
             self.resize_mode.value = r.resize_mode
             self.filter_threshold.value = r.filter_points_threshold
             self.foreground.value = r.foreground_masking
+            self.mask_invalid.value = r.mask_invalid_depth
+            self.mask_invalid.disabled = not s.depth_given
             self.splat.value = r.splat
             self.num_frames.value = r.num_video_frames
             self.fps.value = r.fps

@@ -92,10 +92,11 @@ class Keyframe:
 
 
 def _read_settings(request: GenerationRequest, kind: str) -> tuple:
-    """The settings whose change means reading the input again: the working size, and for a
-    video the frames read."""
-    size = (request.resolution, request.resize_mode)
-    return (*size, request.num_video_frames) if kind in ("sample", "vipe") else size
+    """The settings whose change means reading the input again: the working size, whether the
+    depth's invalid pixels are left out (where the depth comes with the input: an estimate is not
+    made again for a setting it ignores), and for a video the frames read."""
+    read = (request.resolution, request.resize_mode, (kind != "image" or has_depth(request)) and request.mask_invalid_depth)
+    return (*read, request.num_video_frames) if kind in ("sample", "vipe") else read
 
 
 def _safe_name(name: str) -> str:
@@ -150,7 +151,9 @@ class GuiState:
     def load_files(self, image_path: str, depth_path: str = "", fov: float | None = None, intrinsics: str | None = None, **depth_options: Any) -> SourceView:
         """Load an image as ``gen3c generate`` does (same checks, same errors): with its depth
         file, or alone, its depth then coming from ``request.depth_estimator`` (the geometric
-        prior stands in when that cannot load, with the CLI's note in :attr:`notes`)."""
+        prior stands in when that cannot load, with the CLI's note in :attr:`notes`).
+        ``depth_options``: the depth's settings (``depth_estimator``; ``png_depth_scale`` for a
+        16-bit PNG depth file)."""
         if not image_path:
             raise Gen3cInputError("no input image: upload one or give its path")
         # The kind of the path alone: the page always sends a FOV, which a video input refuses.
@@ -204,11 +207,13 @@ class GuiState:
         """The request with one input (``fields``), every other input setting cleared; the frame
         rate the input's (None: the request fills in its default) unless :attr:`fps_given`."""
         cleared = {"input_image_path": None, "vipe_path": None, "vipe_clip": None, "vipe_starting_frame_idx": 0,
-                   "multiview_npz": None, "depth_path": None, "fov": None, "intrinsics": None,
+                   "multiview_npz": None, "depth_path": None, "png_depth_scale": GenerationRequest.png_depth_scale,
+                   "fov": None, "intrinsics": None,
                    "fps": self.request.fps if self.fps_given else None}  # fmt: skip
         return dataclasses.replace(self.request, **{**cleared, **fields})
 
     def _load(self, request: GenerationRequest, kind: str, label: str) -> SourceView:
+        check_request(request)  # as the CLI, before the input is read (e.g. a PNG depth scale ≤ 0, which would read as no depth)
         data, notes = self._read(request, kind)
         old_fps = self.request.fps
         self.request, self.kind, self.input, self.notes, self._sample = request, kind, data, notes, None
@@ -281,6 +286,12 @@ class GuiState:
         """What :func:`run_request` gets as ``source``: the prepared image (a run then reads no
         file again), or None for video inputs, which a run reads from the request's paths."""
         return self.source if self.kind == "image" else None
+
+    @property
+    def depth_given(self) -> bool:
+        """Whether the loaded input's depth came with it (a depth file, a video or multi-view
+        input), not estimated nor handed over in memory: what ``mask_invalid_depth`` applies to."""
+        return self.source is not None and (self.kind != "image" or self.request.depth_path is not None)
 
     def input_cameras(self) -> Cameras | None:
         """The cameras of a video's frames or of the multi-view key views (None for an image)."""
@@ -562,6 +573,8 @@ class GuiState:
             unused += PRESET_SETTINGS
         if self.kind != "image" or (has_depth(request) and (request.fov is not None or request.intrinsics is not None)):
             unused.append("depth_estimator")  # nothing is estimated
+        if not self.depth_given:
+            unused.append("mask_invalid_depth")  # an estimate or an in-memory depth has no invalid pixels to leave out
         request = dataclasses.replace(request, **{key: defaults[key] for key in unused})
         check_unused_settings(request)
         return request
