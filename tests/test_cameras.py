@@ -398,3 +398,40 @@ def test_quaternion_closed_forms():
     assert torch.allclose(q, torch.tensor([math.cos(math.pi / 12), 0, 0, math.sin(math.pi / 12)], dtype=torch.float64), atol=1e-15)
     with pytest.raises(Gen3cInputError, match=r"R must have shape \(\*B, 3, 3\)"):
         matrix_to_quaternion(torch.eye(4))
+
+
+def test_integer_intrinsics_are_resized_and_cropped_in_float():
+    # Before: an integer K (torch.tensor of whole numbers) was scaled by a diag in its own dtype,
+    # so halving the image gave fx = fy = cx = cy = 0, and a half-pixel crop was truncated away.
+    K = torch.tensor([[500, 0, 320], [0, 500, 240], [0, 0, 1]])
+    assert torch.equal(resize_intrinsics(K, (480, 640), (240, 320)), make_intrinsics(250.0, 250.0, 160.0, 120.0))
+    assert torch.equal(crop_intrinsics(K, 0.5, 1.5), make_intrinsics(500.0, 500.0, 318.5, 239.5))
+    assert resize_intrinsics(K.double(), (480, 640), (240, 320)).dtype == torch.float64  # floats keep their dtype
+
+
+def test_fov_from_focal_refuses_focal_lengths_that_have_no_field_of_view():
+    # Before: 0 was Python's ZeroDivisionError and −100 px a field of view of −145°.
+    for focal in (0.0, -100.0, math.nan):
+        with pytest.raises(Gen3cInputError, match=r"focal length .* has no field of view: pass a positive focal length"):
+            fov_from_focal(focal, 640)
+
+
+def test_unproject_depth_refuses_singular_or_mirrored_intrinsics_and_takes_integers():
+    # Before: fx = 0 was torch's "linalg.inv: ... the input matrix is singular", fx < 0 silently
+    # mirrored the points, and an all-integer depth and K failed in linalg.inv ("Got Long").
+    depth = torch.ones(2, 3)
+    for fx in (0.0, -1.0):
+        with pytest.raises(Gen3cInputError, match="K have a focal length ≤ 0"):
+            unproject_depth(depth, make_intrinsics(fx, 1.0, 1.0, 1.0))
+    points = unproject_depth(torch.full((2, 3), 2), torch.tensor([[2, 0, 1], [0, 2, 1], [0, 0, 1]]))
+    assert points.dtype == torch.float32
+    # Pixel (u, v) = (2, 1) at depth 2: X = 2 · ((2 − 1) / 2, (1 − 1) / 2, 1).
+    assert torch.equal(points[1, 2], torch.tensor([1.0, 0.0, 2.0]))
+
+
+def test_look_at_refuses_non_finite_coordinates():
+    # Before: a NaN eye passed the degenerate-direction check (NaN ≤ x is False) and gave an all-NaN pose.
+    nan = torch.tensor([math.nan, 0.0, 0.0])
+    for eye, target, up in ((nan, torch.ones(3), None), (torch.zeros(3), nan, None), (torch.zeros(3), torch.ones(3), nan)):
+        with pytest.raises(Gen3cInputError, match="look_at .* contains NaN or infinite values"):
+            look_at(eye, target, up)

@@ -36,6 +36,11 @@ def _describe(value: object) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
 
 
+def _floating(tensor: Tensor) -> Tensor:
+    """``tensor`` in a floating dtype (integers: float32), so a fractional scale or shift is not truncated."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
     if not isinstance(tensor, Tensor):
         raise Gen3cInputError(f"{name} is a {type(tensor).__name__}: pass a tensor (torch.as_tensor({name}))")
@@ -73,6 +78,8 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
 
 def fov_from_focal(focal: float, size: int) -> float:
     """Field of view in degrees spanned by ``size`` pixels at focal length ``focal`` (pixels)."""
+    if not (math.isfinite(focal) and focal > 0 and size > 0):
+        raise Gen3cInputError(f"focal length {focal!r} px over {size!r} px has no field of view: pass a positive focal length and image size in pixels")
     return math.degrees(2.0 * math.atan(0.5 * size / focal))
 
 
@@ -150,11 +157,12 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
     multiplication); we do the same so our renders line up with its model.
 
     Args:
-        K: (*B, 3, 3).
+        K: (*B, 3, 3); integer matrices are computed in float32.
     Returns:
-        (*B, 3, 3).
+        (*B, 3, 3), floating point.
     """
     _check_last_dims("K", K, (3, 3))
+    K = _floating(K)
     S = torch.diag(torch.tensor([scale_x, scale_y, 1.0], dtype=K.dtype, device=K.device))
     return S @ K
 
@@ -170,10 +178,10 @@ def crop_intrinsics(K: Tensor, top: float, left: float) -> Tensor:
     point shifts, the focal lengths stay.
 
     Args:
-        K: (*B, 3, 3).
+        K: (*B, 3, 3); integer matrices are computed in float32.
     """
     _check_last_dims("K", K, (3, 3))
-    out = K.clone()
+    out = _floating(K).clone()
     out[..., 0, 2] = K[..., 0, 2] - left
     out[..., 1, 2] = K[..., 1, 2] - top
     return out
@@ -296,14 +304,17 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     torch.Size([2, 4, 4])
 
     Raises:
-        Gen3cInputError: ``eye`` equal to ``target``, or a view direction along ``up`` (no
-            camera orientation follows from them).
+        Gen3cInputError: a NaN or infinite coordinate, ``eye`` equal to ``target``, or a view
+            direction along ``up`` (no camera orientation follows from them).
     """
     _check_last_dims("eye", eye, (3,))
     _check_last_dims("target", target, (3,))
     if up is None:
         up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
     _check_last_dims("up", up, (3,))
+    for name, value in (("eye", eye), ("target", target), ("up", up)):
+        if not bool(torch.isfinite(value).all()):  # NaN slips past the check below and gave a NaN pose
+            raise Gen3cInputError(f"look_at {name} contains NaN or infinite values: pass finite world coordinates")
     direction = target - eye
     side = torch.linalg.cross(direction, up)
     if (side.norm(dim=-1) <= 1e-6 * direction.norm(dim=-1) * up.norm(dim=-1)).any():
@@ -495,17 +506,20 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
 
     Args:
         depth: (*B, H, W) z-depth.
-        K: (*B, 3, 3) intrinsics in pixels.
+        K: (*B, 3, 3) intrinsics in pixels (:func:`validate_intrinsics`: finite, fx, fy > 0).
         w2c: (*B, 4, 4) or None (points stay in camera space).
     Returns:
-        (*B, H, W, 3) points, in the common dtype of the inputs (an integer depth map: K's).
+        (*B, H, W, 3) points, in the common dtype of the inputs (integers only: float32).
     """
     _check_last_dims("K", K, (3, 3))
+    # A zero focal length made K⁻¹ torch's singular-matrix error, a negative one mirrored the points.
+    validate_intrinsics(K, "K")
     if not isinstance(depth, Tensor) or depth.ndim < 2:
         raise Gen3cInputError(f"depth must be a (*B, H, W) tensor, got {_describe(depth)}")
     if w2c is not None:
         _check_last_dims("w2c", w2c, (4, 4))
     dtype = torch.promote_types(depth.dtype, K.dtype if w2c is None else torch.promote_types(K.dtype, w2c.dtype))
+    dtype = torch.promote_types(dtype, torch.float32)  # all-integer inputs: K⁻¹ needs a float
     depth, K = depth.to(dtype), K.to(dtype)
     w2c = None if w2c is None else w2c.to(dtype)
     H, W = depth.shape[-2:]
