@@ -16,6 +16,7 @@ video input, where target frame t renders source frame t).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -35,6 +36,10 @@ CACHE_MAX_DEPTH = 100.0
 DEPTH_WEIGHT_SHARPNESS = 50.0
 
 
+def _shape_or_type(value: object) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+
+
 # --------------------------------------------------------------------------------------------
 # Depth-edge filter
 # --------------------------------------------------------------------------------------------
@@ -46,9 +51,15 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
 
     Args:
         depth: (*B, H, W) z-depth.
+        window: an odd whole number ≥ 1 (GEN3C: 5), so the window is centred on its pixel.
     Returns:
         (*B, H, W) bool, True where the pixel is reliable.
     """
+    if not isinstance(depth, Tensor) or depth.ndim < 2:
+        raise Gen3cInputError(f"reliable_depth_mask depth must be a (*B, H, W) tensor, got {_shape_or_type(depth)}")
+    # An even window gave a mask one pixel too large (torch's size-mismatch error), 0 torch's kernel-size error.
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise Gen3cInputError(f"reliable_depth_mask window {window!r} must be an odd whole number ≥ 1 (GEN3C: 5)")
     shape = depth.shape
     d = depth.reshape(-1, 1, *shape[-2:]).float()
     pad = window // 2
@@ -120,7 +131,7 @@ def forward_warp(
     """
     if mode not in SPLAT_MODES:
         raise Gen3cInputError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
-    _check_warp_inputs(points, colors, w2c, K)
+    _check_warp_inputs(points, colors, w2c, K, height, width)
     # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
     if points.ndim == 2:
         clouds = [(points.T.float().contiguous(), colors.T.float().contiguous())]
@@ -129,7 +140,7 @@ def forward_warp(
     return warp_planar(clouds, w2c, K, height, width, mode, fill_value, depth=depth)
 
 
-def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor) -> None:
+def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, height: int, width: int) -> None:
     """:func:`forward_warp`'s arguments checked up front, each mistake in one line."""
     for name, value in (("points", points), ("colors", colors), ("w2c", w2c), ("K", K)):
         if not isinstance(value, Tensor):
@@ -144,6 +155,14 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor) -
         )
     if points.ndim == 3 and len(points) != len(w2c):
         raise Gen3cInputError(f"forward_warp has {len(points)} point clouds for {len(w2c)} cameras: pass one cloud (N, 3) or one per camera")
+    # NaN in a camera dropped every point and returned an empty render without a word; a zero
+    # image size divided by zero in the splat's slot arithmetic.
+    validate_intrinsics(K, "forward_warp K")
+    if not bool(torch.isfinite(w2c).all()):
+        raise Gen3cInputError("forward_warp w2c contain NaN or infinite values: pass finite world-to-camera poses")
+    for name, size in (("height", height), ("width", width)):
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise Gen3cInputError(f"forward_warp {name} {size!r} must be the image size in pixels, a whole number ≥ 1")
 
 
 def warp_planar(
@@ -819,7 +838,12 @@ class Cache3D:
             raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
+        # A negative offset indexed a 4D view's frames from the end (another frame, silently).
+        if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
+            raise Gen3cInputError(f"frame_offset {frame_offset!r} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
         indices = tuple(indices)
+        for i in indices:
+            self._check_buffer(i)
         views = [self.views[i] for i in indices]
         T, H, W = len(cameras), cameras.height, cameras.width
         returned_on = views[0].points.device if output_device is None else _concrete(output_device)
@@ -897,9 +921,22 @@ class Cache3D:
             out = WarpResult(out.color, out.mask, None)
         return out
 
+    def _check_buffer(self, buffer: object) -> None:
+        """Refuse a buffer index that names no view of the cache, in one line."""
+        if isinstance(buffer, bool) or not isinstance(buffer, numbers.Integral) or not -len(self.views) <= buffer < len(self.views):
+            raise Gen3cInputError(f"buffer {buffer!r} is not one of the cache's {len(self.views)} views: pass 0 … {len(self.views) - 1}")
+
     def point_cloud(self, buffer: int | None = None, frame: int = 0) -> tuple[Tensor, Tensor]:
-        """Valid points (N, 3) and colours (N, 3) in [−1, 1], of one buffer or of all."""
+        """Valid points (N, 3) and colours (N, 3) in [−1, 1], of one buffer or of all, at ``frame``
+        of 4D views (a static view shows its one cloud at every frame)."""
+        if not self.views:
+            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
+        if buffer is not None:
+            self._check_buffer(buffer)
         views = self.views if buffer is None else [self.views[buffer]]
+        frames = min((v.num_frames for v in views if v.num_frames > 1), default=math.inf)
+        if isinstance(frame, bool) or not isinstance(frame, numbers.Integral) or not 0 <= frame < frames:
+            raise Gen3cInputError(f"frame {frame!r} is not a frame of the cache's {frames}-frame views: pass 0 … {frames - 1}")
         pts, cols = [], []
         for view in views:
             p, c, v = view.frame(frame)
