@@ -839,3 +839,15 @@ def test_point_cloud_and_render_refuse_buffers_and_frames_the_cache_does_not_hav
     for frame in (3, -1):
         with pytest.raises(Gen3cInputError, match=rf"frame {frame} is not a frame of the cache's 3-frame views: pass 0 … 2"):
             cache.point_cloud(frame=frame)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "zbuffer"])
+def test_a_render_too_large_to_index_exactly_is_refused(mode):
+    # The splat's flat pixel index is float32, exact up to 2^24. Before: a 4096 × 4096 render (or
+    # 1 × 2^24 + 8: a point at column 2^24 + 4 landed on column 2^24 + 5) put points a pixel or two
+    # off without a word (4096 × 4096 is past it with the bilinear splat's border).
+    from gen3c.errors import Gen3cInputError
+
+    with pytest.raises(Gen3cInputError, match=r"a 4100×4100 render has more pixels than the splat indexes exactly \(16777216 with its border\)"):
+        forward_warp(torch.tensor([[0.0, 0.0, 1.0]]), torch.ones(1, 1), EYE, make_intrinsics(1.0, 1.0, 0.0, 0.0)[None], 4100, 4100,
+                     mode=mode, depth=False)  # fmt: skip

@@ -190,6 +190,11 @@ def warp_planar(
     D = int(depth)
     border = 1 if mode == "bilinear" else 0
     ph, pw = height + 2 * border, width + 2 * border
+    if ph * pw > _MAX_SPLAT_PIXELS:  # past it, points landed a pixel or two off, silently
+        raise Gen3cInputError(
+            f"a {height}×{width} render has more pixels than the splat indexes exactly ({_MAX_SPLAT_PIXELS} with its border): "
+            "render at most about 4094×4094 (GEN3C renders 704×1280)"
+        )
     if workspace is None:
         workspace = SplatWorkspace()
     # Accumulated rows: C weighted colours, the weighted depth (when asked), the weight.
@@ -231,6 +236,9 @@ def _project_planar(cam: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor, Ten
     v = (K[1, 1] * y).mul_(inv_z).add_(K[1, 2])
     return u, v, z, front
 
+
+#: The splats compute a pixel's flat index in float32, exact up to 2^24.
+_MAX_SPLAT_PIXELS = 2**24
 
 # Points closer than this (pixels) to a pixel centre land on that pixel alone, so rendering
 # from the source camera reproduces the source exactly despite float error in K⁻¹.
