@@ -435,3 +435,14 @@ def test_look_at_refuses_non_finite_coordinates():
     for eye, target, up in ((nan, torch.ones(3), None), (torch.zeros(3), nan, None), (torch.zeros(3), torch.ones(3), nan)):
         with pytest.raises(Gen3cInputError, match="look_at .* contains NaN or infinite values"):
             look_at(eye, target, up)
+
+
+def test_rotation_angle_keeps_small_angles_in_float32():
+    # Before: arccos((trace − 1) / 2) rounded cos 0.01° = 1 − 1.5e-8 to 1 in float32, so a
+    # 0.01° turn measured 0°.
+    for degrees in (0.01, 1.0, 90.0, 179.99):
+        a = math.radians(degrees)
+        Rx = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(a), -math.sin(a)], [0.0, math.sin(a), math.cos(a)]])
+        assert rotation_angle_degrees(torch.eye(3), Rx).item() == pytest.approx(degrees, rel=1e-4)
+    with pytest.raises(Gen3cInputError, match=r"R_b must have shape \(\*B, 3, 3\), got \(4, 4\)"):
+        rotation_angle_degrees(torch.eye(3), torch.eye(4))
