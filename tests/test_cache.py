@@ -724,8 +724,19 @@ def test_cache_settings_are_checked_and_shown():
         Cache3D(max_buffers=0)
     with pytest.raises(Gen3cInputError, match="filter_points_threshold -1 must be ≥ 0"):
         Cache3D(filter_points_threshold=-1)
-    with pytest.raises(Gen3cInputError, match="select must be ≥ 1"):
+    with pytest.raises(Gen3cInputError, match=r"select must be a whole number ≥ 1 \(views per render; GEN3C: 2\), got 0"):
         SelectingCache3D(select=0)
+    # Before: select=1.5 failed at the first render (a float slice), near_full_threshold NaN or
+    # past 1 never blanked a buffer and 0 always did, and foreground_tolerance NaN kept every
+    # point behind the curtain (foreground masking silently off), a negative one hid some in front.
+    with pytest.raises(Gen3cInputError, match="select must be a whole number ≥ 1 .* got 1.5"):
+        SelectingCache3D(select=1.5)
+    for threshold in (math.nan, 0.0, 1.5):
+        with pytest.raises(Gen3cInputError, match=rf"near_full_threshold {threshold!r} must be a fraction of the frame in \(0, 1\]"):
+            SelectingCache3D(near_full_threshold=threshold)
+    for tolerance in (math.nan, -0.01, math.inf):
+        with pytest.raises(Gen3cInputError, match=rf"foreground_tolerance {tolerance!r} must be a finite distance ≥ 0"):
+            Cache3D(foreground_masking=True, foreground_tolerance=tolerance)
     cache = Cache3D()
     cache.add_view(torch.zeros(3, 32, 48), torch.ones(32, 48), make_intrinsics(40.0, 40.0, 24.0, 16.0), torch.eye(4))
     cameras = Cameras(EYE, make_intrinsics(40.0, 40.0, 24.0, 16.0), 32, 48)

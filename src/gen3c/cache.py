@@ -641,7 +641,8 @@ class CacheView:
         return kept[device]
 
     def frame(self, t: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Valid points, colours and (points grid, edge) of the frame a target frame t renders."""
+        """Points (H, W, 3), colours (H, W, 3) and validity (H, W) of the frame a target frame t
+        renders (a static view's one frame for every t)."""
         f = t if self.num_frames > 1 else 0
         return self.points[f], self.colors[f], self.valid[f]
 
@@ -704,6 +705,8 @@ class Cache3D:
         filter_points_threshold: edge-filter threshold (GEN3C's ``--filter_points_threshold``); 0 disables the filter.
         foreground_masking: hide points seen through depth-edge cracks (GEN3C's ``--foreground_masking``).
         splat: "bilinear" (GEN3C) or "zbuffer".
+        foreground_tolerance: how far (depth units) behind the curtain a warped point may lie
+            before foreground masking hides it (GEN3C: 0.02).
     """
 
     def __init__(
@@ -720,6 +723,10 @@ class Cache3D:
             raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
         if not 0 <= filter_points_threshold < math.inf:
             raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0 keeps every point)")
+        # NaN turned foreground masking off without a word (no depth is > hit + NaN), a negative
+        # value hid points in front of the curtain too.
+        if not 0 <= foreground_tolerance < math.inf:
+            raise Gen3cInputError(f"foreground_tolerance {foreground_tolerance!r} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
         self.max_buffers = max_buffers
         self.filter_points_threshold = filter_points_threshold
         self.foreground_masking = foreground_masking
@@ -969,8 +976,13 @@ class SelectingCache3D(Cache3D):
     def __init__(self, select: int = 2, near_full_threshold: float | None = 0.9, **kwargs) -> None:
         kwargs.setdefault("max_buffers", MAX_SELECTABLE_VIEWS)
         super().__init__(**kwargs)
-        if select < 1:
-            raise Gen3cInputError(f"select must be ≥ 1, got {select}")
+        if isinstance(select, bool) or not isinstance(select, int) or select < 1:
+            raise Gen3cInputError(f"select must be a whole number ≥ 1 (views per render; GEN3C: 2), got {select!r}")
+        # NaN or a value past 1 meant "never" without saying so, 0 or less "always".
+        if near_full_threshold is not None and not 0 < near_full_threshold <= 1:
+            raise Gen3cInputError(
+                f"near_full_threshold {near_full_threshold!r} must be a fraction of the frame in (0, 1] (GEN3C: 0.9), or None to keep every view"
+            )
         self.select = select
         self.near_full_threshold = near_full_threshold
 
