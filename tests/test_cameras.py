@@ -446,3 +446,16 @@ def test_rotation_angle_keeps_small_angles_in_float32():
         assert rotation_angle_degrees(torch.eye(3), Rx).item() == pytest.approx(degrees, rel=1e-4)
     with pytest.raises(Gen3cInputError, match=r"R_b must have shape \(\*B, 3, 3\), got \(4, 4\)"):
         rotation_angle_degrees(torch.eye(3), torch.eye(4))
+
+
+def test_cameras_index_in_range_and_iterate_once_through():
+    # Before: cameras[3] of 3 was an empty stack (slice(3, 4)) and `for camera in cameras` never
+    # ended: Python iterates through __getitem__ until an IndexError that never came.
+    w2c = torch.eye(4).repeat(3, 1, 1)
+    w2c[:, 0, 3] = torch.tensor([0.0, 1.0, 2.0])
+    cams = Cameras(w2c, make_intrinsics(100.0, 100.0, 64.0, 32.0), 64, 128)
+    assert [float(c.w2c[0, 0, 3]) for c in cams] == [0.0, 1.0, 2.0]
+    assert float(cams[-3].w2c[0, 0, 3]) == 0.0 and float(cams[-1].w2c[0, 0, 3]) == 2.0
+    for index in (3, -4):
+        with pytest.raises(Gen3cInputError, match=rf"camera {index} is out of range for 3 cameras: pass 0 … 2"):
+            cams[index]

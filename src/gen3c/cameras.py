@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -673,9 +674,16 @@ class Cameras:
     def __repr__(self) -> str:
         return f"Cameras(N={len(self)}, height={self.height}, width={self.width}, device={self.w2c.device})"
 
+    def __iter__(self) -> Iterator[Cameras]:
+        """Each camera as a stack of one (``cameras[i]``)."""
+        return (self[i] for i in range(len(self)))
+
     def __getitem__(self, index) -> Cameras:
         if not isinstance(index, (slice, Tensor, list, tuple)):
             index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
+            # Past the end the slice below was an empty stack, and `for camera in cameras` never ended.
+            if not -len(self) <= index < len(self):
+                raise Gen3cInputError(f"camera {index} is out of range for {len(self)} cameras: pass 0 … {len(self) - 1} (or −1 … −{len(self)})")
             index = slice(index, index + 1 if index != -1 else None)
         return Cameras(self.w2c[index], self.K[index], self.height, self.width)
 
