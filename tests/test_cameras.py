@@ -459,3 +459,22 @@ def test_cameras_index_in_range_and_iterate_once_through():
     for index in (3, -4):
         with pytest.raises(Gen3cInputError, match=rf"camera {index} is out of range for 3 cameras: pass 0 … 2"):
             cams[index]
+
+
+def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
+    # Before: a 0 in an image size was Python's ZeroDivisionError in resize_intrinsics and
+    # resize_crop_plan, focal_from_fov over 0 pixels a focal length of 0, and Cameras.cat([])
+    # "cannot concatenate cameras of different image sizes []".
+    K = make_intrinsics(100.0, 100.0, 64.0, 32.0)
+    for old, new in (((0, 640), (240, 320)), ((480, 640), (240, -1)), ((480,), (240, 320))):
+        with pytest.raises(Gen3cInputError, match=r"image size .* must be \(height, width\) in pixels, two positive numbers"):
+            resize_intrinsics(K, old, new)
+        with pytest.raises(Gen3cInputError, match=r"image size .* must be \(height, width\) in pixels"):
+            resize_crop_plan(old, new)
+    with pytest.raises(Gen3cInputError, match="a field of view spans 0 pixels: pass the image's width or height"):
+        intrinsics_from_fov(60.0, 0, 640, axis="vertical")
+    with pytest.raises(Gen3cInputError, match="Cameras.cat got no cameras"):
+        Cameras.cat([])
+    import numpy as np
+
+    assert resize_crop_plan((np.int64(1080), np.int64(1920)), torch.Size([704, 1280])) == ((720, 1280), 8, 0)  # numpy / torch sizes still fit

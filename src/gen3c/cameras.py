@@ -19,6 +19,7 @@ Functions take batched tensors with leading dimensions ``*B`` and validate shape
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
     π or less notes that it may be radians)."""
     if not 0.01 <= fov_degrees <= 179.0:
         raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
+    if not 0 < size < math.inf:  # 0 gave a focal length of 0, a negative size a negative one
+        raise Gen3cInputError(f"a field of view spans {size!r} pixels: pass the image's width or height, a positive number")
     if fov_degrees <= math.pi:  # a lens this long is rare; a field of view in radians is not
         note(
             f"field of view {fov_degrees:g}° is narrower than a long telephoto lens's: if it is in radians, pass "
@@ -168,8 +171,16 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
     return S @ K
 
 
+def _check_sizes(*sizes: tuple[int, int]) -> None:
+    """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero)."""
+    for size in sizes:
+        if len(size) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in size):
+            raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")
+
+
 def resize_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> Tensor:
     """Intrinsics after resizing an image from ``old_size`` to ``new_size`` (both (H, W))."""
+    _check_sizes(old_size, new_size)
     (h0, w0), (h1, w1) = old_size, new_size
     return scale_intrinsics(K, w1 / w0, h1 / h0)
 
@@ -195,6 +206,7 @@ def resize_crop_plan(old_size: tuple[int, int], new_size: tuple[int, int]) -> tu
     Returns:
         ``((resized_h, resized_w), top, left)``.
     """
+    _check_sizes(old_size, new_size)
     (h0, w0), (h1, w1) = old_size, new_size
     scale = max(h1 / h0, w1 / w0)
     rh, rw = max(h1, round(h0 * scale)), max(w1, round(w0 * scale))
@@ -712,6 +724,8 @@ class Cameras:
 
     @staticmethod
     def cat(items: list[Cameras]) -> Cameras:
+        if not items:  # was "cannot concatenate cameras of different image sizes []"
+            raise Gen3cInputError("Cameras.cat got no cameras: pass a list of at least one Cameras")
         sizes = {(c.height, c.width) for c in items}
         if len(sizes) != 1:
             raise Gen3cInputError(f"cannot concatenate cameras of different image sizes {sorted(sizes)}")
