@@ -183,11 +183,16 @@ def test_quaternion_round_trip():
 def test_slerp_is_unit_norm_and_halves_the_angle():
     R = random_rotations(32, seed=1)
     q0, q1 = matrix_to_quaternion(R[:16]), matrix_to_quaternion(R[16:])
+    total = rotation_angle_degrees(R[:16], R[16:])
     for t in (0.0, 0.25, 0.5, 1.0):
         q = quaternion_slerp(q0, q1, torch.full((16,), t, dtype=torch.float64))
         assert torch.allclose(q.norm(dim=-1), torch.ones(16, dtype=torch.float64), atol=1e-12)
+        # (The unit norm alone holds for any output: slerp normalises last.) On the geodesic,
+        # at t the rotation has turned t of the way from R0 and has 1 − t left to R1.
+        Rt = quaternion_to_matrix(q)
+        assert torch.allclose(rotation_angle_degrees(R[:16], Rt), t * total, atol=1e-6)
+        assert torch.allclose(rotation_angle_degrees(Rt, R[16:]), (1 - t) * total, atol=1e-6)
     half = quaternion_to_matrix(quaternion_slerp(q0, q1, 0.5))
-    total = rotation_angle_degrees(R[:16], R[16:])
     assert torch.allclose(rotation_angle_degrees(R[:16], half), total / 2, atol=1e-6)
     # The sign of a quaternion does not matter: slerp takes the shorter arc.
     assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0, -q1, 0.5)), half, atol=1e-12)
