@@ -847,6 +847,8 @@ def test_point_cloud_and_render_refuse_buffers_and_frames_the_cache_does_not_hav
         cache.point_cloud(buffer=1)
     with pytest.raises(Gen3cInputError, match=r"buffer 5 is not one of the cache's 1 views"):
         cache.render_views([5], camera)
+    with pytest.raises(Gen3cInputError, match="render_views got no views to render"):
+        cache.render_views([], camera)
     for frame in (3, -1):
         with pytest.raises(Gen3cInputError, match=rf"frame {frame} is not a frame of the cache's 3-frame views: pass 0 … 2"):
             cache.point_cloud(frame=frame)

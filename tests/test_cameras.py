@@ -483,3 +483,11 @@ def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
     import numpy as np
 
     assert resize_crop_plan((np.int64(1080), np.int64(1920)), torch.Size([704, 1280])) == ((720, 1280), 8, 0)  # numpy / torch sizes still fit
+
+
+def test_check_intrinsics_fit_refuses_a_list_in_one_line():
+    # Before: AttributeError: 'list' object has no attribute 'ndim'.
+    from gen3c.cameras import check_intrinsics_fit
+
+    with pytest.raises(Gen3cInputError, match=r"intrinsics are a list: pass a tensor \(torch.as_tensor\(K\)\)"):
+        check_intrinsics_fit(make_intrinsics(100.0, 100.0, 64.0, 32.0).tolist(), 64, 128)

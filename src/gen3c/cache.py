@@ -857,6 +857,8 @@ class Cache3D:
         if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
             raise Gen3cInputError(f"frame_offset {frame_offset!r} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
         indices = tuple(indices)
+        if not indices:  # was an IndexError from views[0]
+            raise Gen3cInputError("render_views got no views to render: pass the indices of one or more of the cache's views")
         for i in indices:
             self._check_buffer(i)
         views = [self.views[i] for i in indices]

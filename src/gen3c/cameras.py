@@ -248,6 +248,8 @@ def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrin
     Raises:
         Gen3cInputError: one line saying which mistake it looks like and how to fix it.
     """
+    if not isinstance(K, Tensor):  # a list was AttributeError: 'list' object has no attribute 'ndim'
+        raise Gen3cInputError(f"{name} are {_describe(K)}: pass a tensor (torch.as_tensor(K))")
     if K.ndim not in (2, 3) or tuple(K.shape[-2:]) != (3, 3):
         raise Gen3cInputError(f"{name} must be one 3×3 matrix or a (T, 3, 3) stack, got shape {tuple(K.shape)}")
     validate_intrinsics(K, name)
