@@ -491,3 +491,21 @@ def test_check_intrinsics_fit_refuses_a_list_in_one_line():
 
     with pytest.raises(Gen3cInputError, match=r"intrinsics are a list: pass a tensor \(torch.as_tensor\(K\)\)"):
         check_intrinsics_fit(make_intrinsics(100.0, 100.0, 64.0, 32.0).tolist(), 64, 128)
+
+
+def test_look_at_pairs_one_eye_with_many_targets_and_mixed_dtypes():
+    # Before: one (3,) eye with a (2, 3) stack of targets, or a (3,) up with a stack of eyes, was
+    # torch's "linalg.cross: inputs must have the same number of dimensions"; a float32 eye with a
+    # float64 target failed in a matmul, an integer eye in normalize.
+    targets = torch.tensor([[0.0, 0.0, 2.0], [2.0, 0.0, 0.0]])
+    w2c = look_at(torch.zeros(3), targets)
+    assert w2c.shape == (2, 4, 4)
+    # Looking along +z from the origin is the identity; along +x the camera's z axis is world +x.
+    assert torch.allclose(w2c[0], torch.eye(4), atol=1e-6)
+    assert torch.allclose(w2c[1, 2, :3], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(look_at(torch.zeros(2, 3), targets, up=torch.tensor([0.0, -1.0, 0.0])), w2c)
+    mixed = look_at(torch.zeros(3), targets[0].double())
+    assert mixed.dtype == torch.float64 and torch.allclose(mixed, torch.eye(4, dtype=torch.float64))
+    assert torch.equal(look_at(torch.zeros(3, dtype=torch.long), targets[0]), torch.eye(4))
+    with pytest.raises(Gen3cInputError, match=r"look_at eye \(2, 3\), target \(3, 3\) and up .* do not pair up"):
+        look_at(torch.zeros(2, 3), torch.ones(3, 3))

@@ -309,8 +309,8 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     the world shares the OpenCV "y down" convention of the single-image source camera).
 
     Args:
-        eye, target: (*B, 3) tensors; one (3,) target is shared by every eye.
-        up: (*B, 3) or None.
+        eye, target: (*B, 3) tensors; a (3,) one is shared by every camera.
+        up: (*B, 3), (3,) or None.
     Returns:
         (*B, 4, 4) w2c.
 
@@ -330,6 +330,17 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     for name, value in (("eye", eye), ("target", target), ("up", up)):
         if not bool(torch.isfinite(value).all()):  # NaN slips past the check below and gave a NaN pose
             raise Gen3cInputError(f"look_at {name} contains NaN or infinite values: pass finite world coordinates")
+    # One eye with many targets (or a (3,) up) was torch's "linalg.cross: inputs must have the
+    # same number of dimensions"; an integer eye failed in normalize, a float64 target with a
+    # float32 eye in a matmul.
+    dtype = torch.promote_types(torch.promote_types(eye.dtype, target.dtype), torch.promote_types(up.dtype, torch.float32))
+    try:
+        eye, target, up = (v.to(dtype) for v in torch.broadcast_tensors(eye, target, up))
+    except RuntimeError:
+        raise Gen3cInputError(
+            f"look_at eye {tuple(eye.shape)}, target {tuple(target.shape)} and up {tuple(up.shape)} do not pair up: "
+            "pass (*B, 3) for each, or (3,) for one shared by all"
+        ) from None
     direction = target - eye
     side = torch.linalg.cross(direction, up)
     if (side.norm(dim=-1) <= 1e-6 * direction.norm(dim=-1) * up.norm(dim=-1)).any():
