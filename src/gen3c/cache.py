@@ -36,10 +36,6 @@ CACHE_MAX_DEPTH = 100.0
 DEPTH_WEIGHT_SHARPNESS = 50.0
 
 
-def _shape_or_type(value: object) -> str:
-    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
-
-
 # --------------------------------------------------------------------------------------------
 # Depth-edge filter
 # --------------------------------------------------------------------------------------------
@@ -56,9 +52,10 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
         (*B, H, W) bool, True where the pixel is reliable.
     """
     if not isinstance(depth, Tensor) or depth.ndim < 2:
-        raise Gen3cInputError(f"reliable_depth_mask depth must be a (*B, H, W) tensor, got {_shape_or_type(depth)}")
+        got = f"shape {tuple(depth.shape)}" if isinstance(depth, Tensor) else f"a {type(depth).__name__}"
+        raise Gen3cInputError(f"reliable_depth_mask depth must be a (*B, H, W) tensor, got {got}")
     # An even window gave a mask one pixel too large (torch's size-mismatch error), 0 torch's kernel-size error.
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1 or window % 2 == 0:
         raise Gen3cInputError(f"reliable_depth_mask window {window!r} must be an odd whole number ≥ 1 (GEN3C: 5)")
     shape = depth.shape
     d = depth.reshape(-1, 1, *shape[-2:]).float()
