@@ -509,3 +509,13 @@ def test_look_at_pairs_one_eye_with_many_targets_and_mixed_dtypes():
     assert torch.equal(look_at(torch.zeros(3, dtype=torch.long), targets[0]), torch.eye(4))
     with pytest.raises(Gen3cInputError, match=r"look_at eye \(2, 3\), target \(3, 3\) and up .* do not pair up"):
         look_at(torch.zeros(2, 3), torch.ones(3, 3))
+
+
+def test_quaternion_to_matrix_refuses_what_is_no_rotation():
+    # Before: (0, 0, 0, 0) became the identity (normalize leaves zero zero) and NaN a NaN matrix.
+    for q in ([0.0, 0.0, 0.0, 0.0], [math.nan, 0.0, 0.0, 1.0], [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]):
+        with pytest.raises(Gen3cInputError, match="quaternion_to_matrix q has a zero, NaN or infinite quaternion"):
+            quaternion_to_matrix(torch.tensor(q))
+    # A quaternion of any length is its rotation: (2, 0, 0, 2) is 90° about z.
+    Rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    assert torch.allclose(quaternion_to_matrix(torch.tensor([2.0, 0.0, 0.0, 2.0])), Rz, atol=1e-12)

@@ -480,11 +480,15 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     """Quaternions (w, x, y, z) → rotation matrices; q and −q give the same rotation.
 
     Args:
-        q: (*B, 4), normalised here.
+        q: (*B, 4), finite and not zero; normalised here.
     Returns:
         (*B, 3, 3) float64.
     """
     _check_last_dims("q", q, (4,))
+    norm = q.to(torch.float64).norm(dim=-1)
+    # normalize() leaves a zero quaternion zero, and 1 − 2·0 made it the identity, silently.
+    if not bool((torch.isfinite(norm) & (norm > 1e-12)).all()):
+        raise Gen3cInputError("quaternion_to_matrix q has a zero, NaN or infinite quaternion: pass (w, x, y, z) of a rotation, e.g. (1, 0, 0, 0)")
     w, x, y, z = torch.nn.functional.normalize(q.to(torch.float64), dim=-1).unbind(-1)
     return torch.stack(
         [
