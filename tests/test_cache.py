@@ -724,8 +724,19 @@ def test_cache_settings_are_checked_and_shown():
         Cache3D(max_buffers=0)
     with pytest.raises(Gen3cInputError, match="filter_points_threshold -1 must be ≥ 0"):
         Cache3D(filter_points_threshold=-1)
-    with pytest.raises(Gen3cInputError, match="select must be ≥ 1"):
+    with pytest.raises(Gen3cInputError, match=r"select must be a whole number ≥ 1 \(views per render; GEN3C: 2\), got 0"):
         SelectingCache3D(select=0)
+    # Before: select=1.5 failed at the first render (a float slice), near_full_threshold NaN or
+    # past 1 never blanked a buffer and 0 always did, and foreground_tolerance NaN kept every
+    # point behind the curtain (foreground masking silently off), a negative one hid some in front.
+    with pytest.raises(Gen3cInputError, match="select must be a whole number ≥ 1 .* got 1.5"):
+        SelectingCache3D(select=1.5)
+    for threshold in (math.nan, 0.0, 1.5):
+        with pytest.raises(Gen3cInputError, match=rf"near_full_threshold {threshold!r} must be a fraction of the frame in \(0, 1\]"):
+            SelectingCache3D(near_full_threshold=threshold)
+    for tolerance in (math.nan, -0.01, math.inf):
+        with pytest.raises(Gen3cInputError, match=rf"foreground_tolerance {tolerance!r} must be a finite distance ≥ 0"):
+            Cache3D(foreground_masking=True, foreground_tolerance=tolerance)
     cache = Cache3D()
     cache.add_view(torch.zeros(3, 32, 48), torch.ones(32, 48), make_intrinsics(40.0, 40.0, 24.0, 16.0), torch.eye(4))
     cameras = Cameras(EYE, make_intrinsics(40.0, 40.0, 24.0, 16.0), 32, 48)
@@ -778,3 +789,78 @@ def test_a_render_that_sees_nothing_says_which_convention_to_check():
     opengl = invert_pose(opencv_to_opengl(w2c))  # an OpenGL world-to-camera pose, as a renderer keeps one
     with pytest.warns(UserWarning, match=r"no point of the cache lands in any of the 1 cameras: check that their poses are OpenCV world-to-camera"):
         assert not cache.render(Cameras(opengl, K5, 5, 6)).masks.any()
+
+
+def test_forward_warp_refuses_non_finite_cameras_and_empty_images():
+    # Before: a NaN in K or w2c dropped every point and returned an all-invalid render without a
+    # word, fx = 0 squashed the cloud onto one column, and a 0 × 0 image was torch's ZeroDivisionError.
+    from gen3c.errors import Gen3cInputError
+
+    pts, cols = torch.tensor([[0.0, 0.0, 2.0]]), torch.ones(1, 3)
+    with pytest.raises(Gen3cInputError, match="forward_warp K contain NaN or infinite values"):
+        forward_warp(pts, cols, EYE, K5[None] * math.nan, 5, 6)
+    with pytest.raises(Gen3cInputError, match="forward_warp K have a focal length ≤ 0"):
+        forward_warp(pts, cols, EYE, make_intrinsics(0.0, 10.0, 3.0, 2.0)[None], 5, 6)
+    with pytest.raises(Gen3cInputError, match="forward_warp w2c contain NaN or infinite values"):
+        forward_warp(pts, cols, EYE * math.nan, K5[None], 5, 6)
+    for height, width in ((0, 0), (5, 2.5)):
+        with pytest.raises(Gen3cInputError, match=r"forward_warp (height|width) .* must be the image size in pixels"):
+            forward_warp(pts, cols, EYE, K5[None], height, width)
+    # An empty cloud is no mistake: every pixel is invalid, at the fill colour.
+    empty = forward_warp(torch.zeros(0, 3), torch.zeros(0, 3), EYE, K5[None], 5, 6)
+    assert not empty.mask.any() and torch.equal(empty.color, torch.full((1, 3, 5, 6), -1.0))
+
+
+def test_reliable_depth_mask_refuses_windows_without_a_centre():
+    # Before: window=4 was torch's "size of tensor a (11) must match ... (10)", 0 its kernel-size error.
+    from gen3c.errors import Gen3cInputError
+
+    for window in (4, 0, 2.0):
+        with pytest.raises(Gen3cInputError, match=f"reliable_depth_mask window {window!r} must be an odd whole number ≥ 1"):
+            reliable_depth_mask(torch.ones(10, 10), window=window)
+    with pytest.raises(Gen3cInputError, match=r"reliable_depth_mask depth must be a \(\*B, H, W\) tensor, got shape \(10,\)"):
+        reliable_depth_mask(torch.ones(10))
+    # window 1: max = min, so every pixel with depth > 0 is reliable.
+    depth = torch.tensor([[1.0, 100.0], [0.0, 2.0]])
+    assert torch.equal(reliable_depth_mask(depth, window=1), depth > 0)
+
+
+def test_point_cloud_and_render_refuse_buffers_and_frames_the_cache_does_not_have():
+    # Before: an empty cache was torch.cat's "expected a non-empty list of Tensors", a buffer or
+    # frame out of range an IndexError, a float frame_offset an IndexError inside the render, and
+    # frame_offset=-1 rendered a 4D view's last frame where the first was asked for, silently.
+    from gen3c.errors import Gen3cInputError
+
+    cache = Cache3D()
+    with pytest.raises(Gen3cInputError, match="the cache is empty: add a view first"):
+        cache.point_cloud()
+    # A 3-frame 4D view at depths 1, 2, 3, seen by the source camera.
+    depth = torch.arange(1.0, 4.0)[:, None, None].expand(3, 5, 6)
+    cache.add_view(torch.zeros(3, 3, 5, 6), depth, K5.expand(3, 3, 3), torch.eye(4).expand(3, 4, 4))
+    camera = Cameras(EYE, K5, 5, 6)
+    assert cache.render(camera, frame_offset=1).depths[0, 0, 0, 2, 3].item() == pytest.approx(2.0)
+    assert cache.point_cloud(frame=2)[0][:, 2].eq(3.0).all()
+    for frame_offset in (-1, 1.0, True):
+        with pytest.raises(Gen3cInputError, match=f"frame_offset {frame_offset!r} must be a whole number ≥ 0"):
+            cache.render(camera, frame_offset=frame_offset)
+    with pytest.raises(Gen3cInputError, match=r"buffer 1 is not one of the cache's 1 views: pass 0 … 0"):
+        cache.point_cloud(buffer=1)
+    with pytest.raises(Gen3cInputError, match=r"buffer 5 is not one of the cache's 1 views"):
+        cache.render_views([5], camera)
+    with pytest.raises(Gen3cInputError, match="render_views got no views to render"):
+        cache.render_views([], camera)
+    for frame in (3, -1):
+        with pytest.raises(Gen3cInputError, match=rf"frame {frame} is not a frame of the cache's 3-frame views: pass 0 … 2"):
+            cache.point_cloud(frame=frame)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "zbuffer"])
+def test_a_render_too_large_to_index_exactly_is_refused(mode):
+    # The splat's flat pixel index is float32, exact up to 2^24. Before: a 4096 × 4096 render (or
+    # 1 × 2^24 + 8: a point at column 2^24 + 4 landed on column 2^24 + 5) put points a pixel or two
+    # off without a word (4096 × 4096 is past it with the bilinear splat's border).
+    from gen3c.errors import Gen3cInputError
+
+    with pytest.raises(Gen3cInputError, match=r"a 4100×4100 render has more pixels than the splat indexes exactly \(16777216 with its border\)"):
+        forward_warp(torch.tensor([[0.0, 0.0, 1.0]]), torch.ones(1, 1), EYE, make_intrinsics(1.0, 1.0, 0.0, 0.0)[None], 4100, 4100,
+                     mode=mode, depth=False)  # fmt: skip

@@ -183,11 +183,16 @@ def test_quaternion_round_trip():
 def test_slerp_is_unit_norm_and_halves_the_angle():
     R = random_rotations(32, seed=1)
     q0, q1 = matrix_to_quaternion(R[:16]), matrix_to_quaternion(R[16:])
+    total = rotation_angle_degrees(R[:16], R[16:])
     for t in (0.0, 0.25, 0.5, 1.0):
         q = quaternion_slerp(q0, q1, torch.full((16,), t, dtype=torch.float64))
         assert torch.allclose(q.norm(dim=-1), torch.ones(16, dtype=torch.float64), atol=1e-12)
+        # (The unit norm alone holds for any output: slerp normalises last.) On the geodesic,
+        # at t the rotation has turned t of the way from R0 and has 1 − t left to R1.
+        Rt = quaternion_to_matrix(q)
+        assert torch.allclose(rotation_angle_degrees(R[:16], Rt), t * total, atol=1e-6)
+        assert torch.allclose(rotation_angle_degrees(Rt, R[16:]), (1 - t) * total, atol=1e-6)
     half = quaternion_to_matrix(quaternion_slerp(q0, q1, 0.5))
-    total = rotation_angle_degrees(R[:16], R[16:])
     assert torch.allclose(rotation_angle_degrees(R[:16], half), total / 2, atol=1e-6)
     # The sign of a quaternion does not matter: slerp takes the shorter arc.
     assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0, -q1, 0.5)), half, atol=1e-12)
@@ -398,3 +403,119 @@ def test_quaternion_closed_forms():
     assert torch.allclose(q, torch.tensor([math.cos(math.pi / 12), 0, 0, math.sin(math.pi / 12)], dtype=torch.float64), atol=1e-15)
     with pytest.raises(Gen3cInputError, match=r"R must have shape \(\*B, 3, 3\)"):
         matrix_to_quaternion(torch.eye(4))
+
+
+def test_integer_intrinsics_are_resized_and_cropped_in_float():
+    # Before: an integer K (torch.tensor of whole numbers) was scaled by a diag in its own dtype,
+    # so halving the image gave fx = fy = cx = cy = 0, and a half-pixel crop was truncated away.
+    K = torch.tensor([[500, 0, 320], [0, 500, 240], [0, 0, 1]])
+    assert torch.equal(resize_intrinsics(K, (480, 640), (240, 320)), make_intrinsics(250.0, 250.0, 160.0, 120.0))
+    assert torch.equal(crop_intrinsics(K, 0.5, 1.5), make_intrinsics(500.0, 500.0, 318.5, 239.5))
+    assert resize_intrinsics(K.double(), (480, 640), (240, 320)).dtype == torch.float64  # floats keep their dtype
+
+
+def test_fov_from_focal_refuses_focal_lengths_that_have_no_field_of_view():
+    # Before: 0 was Python's ZeroDivisionError and −100 px a field of view of −145°.
+    for focal in (0.0, -100.0, math.nan):
+        with pytest.raises(Gen3cInputError, match=r"focal length .* has no field of view: pass a positive focal length"):
+            fov_from_focal(focal, 640)
+
+
+def test_unproject_depth_refuses_singular_or_mirrored_intrinsics_and_takes_integers():
+    # Before: fx = 0 was torch's "linalg.inv: ... the input matrix is singular", fx < 0 silently
+    # mirrored the points, and an all-integer depth and K failed in linalg.inv ("Got Long").
+    depth = torch.ones(2, 3)
+    for fx in (0.0, -1.0):
+        with pytest.raises(Gen3cInputError, match="K have a focal length ≤ 0"):
+            unproject_depth(depth, make_intrinsics(fx, 1.0, 1.0, 1.0))
+    points = unproject_depth(torch.full((2, 3), 2), torch.tensor([[2, 0, 1], [0, 2, 1], [0, 0, 1]]))
+    assert points.dtype == torch.float32
+    # Pixel (u, v) = (2, 1) at depth 2: X = 2 · ((2 − 1) / 2, (1 − 1) / 2, 1).
+    assert torch.equal(points[1, 2], torch.tensor([1.0, 0.0, 2.0]))
+
+
+def test_look_at_refuses_non_finite_coordinates():
+    # Before: a NaN eye passed the degenerate-direction check (NaN ≤ x is False) and gave an all-NaN pose.
+    nan = torch.tensor([math.nan, 0.0, 0.0])
+    for eye, target, up in ((nan, torch.ones(3), None), (torch.zeros(3), nan, None), (torch.zeros(3), torch.ones(3), nan)):
+        with pytest.raises(Gen3cInputError, match="look_at .* contains NaN or infinite values"):
+            look_at(eye, target, up)
+
+
+def test_rotation_angle_keeps_small_angles_in_float32():
+    # Before: arccos((trace − 1) / 2) rounded cos 0.01° = 1 − 1.5e-8 to 1 in float32, so a
+    # 0.01° turn measured 0°.
+    for degrees in (0.01, 1.0, 90.0, 179.99):
+        a = math.radians(degrees)
+        Rx = torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(a), -math.sin(a)], [0.0, math.sin(a), math.cos(a)]])
+        assert rotation_angle_degrees(torch.eye(3), Rx).item() == pytest.approx(degrees, rel=1e-4)
+    with pytest.raises(Gen3cInputError, match=r"R_b must have shape \(\*B, 3, 3\), got \(4, 4\)"):
+        rotation_angle_degrees(torch.eye(3), torch.eye(4))
+
+
+def test_cameras_index_in_range_and_iterate_once_through():
+    # Before: cameras[3] of 3 was an empty stack (slice(3, 4)) and `for camera in cameras` never
+    # ended: Python iterates through __getitem__ until an IndexError that never came.
+    w2c = torch.eye(4).repeat(3, 1, 1)
+    w2c[:, 0, 3] = torch.tensor([0.0, 1.0, 2.0])
+    cams = Cameras(w2c, make_intrinsics(100.0, 100.0, 64.0, 32.0), 64, 128)
+    assert [float(c.w2c[0, 0, 3]) for c in cams] == [0.0, 1.0, 2.0]
+    assert float(cams[-3].w2c[0, 0, 3]) == 0.0 and float(cams[-1].w2c[0, 0, 3]) == 2.0
+    for index in (3, -4):
+        with pytest.raises(Gen3cInputError, match=rf"camera {index} is out of range for 3 cameras: pass 0 … 2"):
+            cams[index]
+
+
+def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
+    # Before: a 0 in an image size was Python's ZeroDivisionError in resize_intrinsics and
+    # resize_crop_plan, focal_from_fov over 0 pixels a focal length of 0, and Cameras.cat([])
+    # "cannot concatenate cameras of different image sizes []".
+    K = make_intrinsics(100.0, 100.0, 64.0, 32.0)
+    for old, new in (((0, 640), (240, 320)), ((480, 640), (240, -1)), ((480,), (240, 320))):
+        with pytest.raises(Gen3cInputError, match=r"image size .* must be \(height, width\) in pixels, two positive numbers"):
+            resize_intrinsics(K, old, new)
+        with pytest.raises(Gen3cInputError, match=r"image size .* must be \(height, width\) in pixels"):
+            resize_crop_plan(old, new)
+    with pytest.raises(Gen3cInputError, match="a field of view spans 0 pixels: pass the image's width or height"):
+        intrinsics_from_fov(60.0, 0, 640, axis="vertical")
+    with pytest.raises(Gen3cInputError, match="Cameras.cat got no cameras"):
+        Cameras.cat([])
+    import numpy as np
+
+    assert resize_crop_plan((np.int64(1080), np.int64(1920)), torch.Size([704, 1280])) == ((720, 1280), 8, 0)  # numpy / torch sizes still fit
+
+
+def test_check_intrinsics_fit_refuses_a_list_in_one_line():
+    # Before: AttributeError: 'list' object has no attribute 'ndim'.
+    from gen3c.cameras import check_intrinsics_fit
+
+    with pytest.raises(Gen3cInputError, match=r"intrinsics are a list: pass a tensor \(torch.as_tensor\(K\)\)"):
+        check_intrinsics_fit(make_intrinsics(100.0, 100.0, 64.0, 32.0).tolist(), 64, 128)
+
+
+def test_look_at_pairs_one_eye_with_many_targets_and_mixed_dtypes():
+    # Before: one (3,) eye with a (2, 3) stack of targets, or a (3,) up with a stack of eyes, was
+    # torch's "linalg.cross: inputs must have the same number of dimensions"; a float32 eye with a
+    # float64 target failed in a matmul, an integer eye in normalize.
+    targets = torch.tensor([[0.0, 0.0, 2.0], [2.0, 0.0, 0.0]])
+    w2c = look_at(torch.zeros(3), targets)
+    assert w2c.shape == (2, 4, 4)
+    # Looking along +z from the origin is the identity; along +x the camera's z axis is world +x.
+    assert torch.allclose(w2c[0], torch.eye(4), atol=1e-6)
+    assert torch.allclose(w2c[1, 2, :3], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(look_at(torch.zeros(2, 3), targets, up=torch.tensor([0.0, -1.0, 0.0])), w2c)
+    mixed = look_at(torch.zeros(3), targets[0].double())
+    assert mixed.dtype == torch.float64 and torch.allclose(mixed, torch.eye(4, dtype=torch.float64))
+    assert torch.equal(look_at(torch.zeros(3, dtype=torch.long), targets[0]), torch.eye(4))
+    with pytest.raises(Gen3cInputError, match=r"look_at eye \(2, 3\), target \(3, 3\) and up .* do not pair up"):
+        look_at(torch.zeros(2, 3), torch.ones(3, 3))
+
+
+def test_quaternion_to_matrix_refuses_what_is_no_rotation():
+    # Before: (0, 0, 0, 0) became the identity (normalize leaves zero zero) and NaN a NaN matrix.
+    for q in ([0.0, 0.0, 0.0, 0.0], [math.nan, 0.0, 0.0, 1.0], [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]):
+        with pytest.raises(Gen3cInputError, match="quaternion_to_matrix q has a zero, NaN or infinite quaternion"):
+            quaternion_to_matrix(torch.tensor(q))
+    # A quaternion of any length is its rotation: (2, 0, 0, 2) is 90° about z.
+    Rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    assert torch.allclose(quaternion_to_matrix(torch.tensor([2.0, 0.0, 0.0, 2.0])), Rz, atol=1e-12)

@@ -381,3 +381,22 @@ def test_a_path_beyond_float32_names_the_distance_that_took_it_there(by_old_name
     with pytest.warns(DeprecationWarning) if by_old_name else contextlib.nullcontext():
         with pytest.raises(Gen3cInputError, match=r"the left path with movement_distance 1\.877e\+19 and centre depth 1e\+20 leaves the range"):
             preset_trajectory(*args, center_depth=1e20, **kwargs)
+
+
+@pytest.mark.parametrize("name, rotation", [("zoom_in", "center_facing"), ("zoom_out", "trajectory_aligned")])
+def test_a_preset_that_reaches_its_look_at_point_is_refused_in_one_line(name, rotation):
+    # Frame i of n sits at i·d·c/n along z; with d = 2 and n = 120 frame 60 is on the look-at
+    # point (0, 0, c) itself (trajectory_aligned zoom_out looks at L + 2p, so from p towards L + p).
+    # Before: "Cameras.w2c are not rigid (frame 60): ... take any scale, shear or mirroring out of
+    # it", advice about a pose the user never wrote.
+    with pytest.raises(Gen3cInputError, match=rf"the {name} path with camera_rotation {rotation} and movement_distance 2 puts the "
+                       r"camera on the point it looks at in frame 60 of 120, where it has no view direction"):  # fmt: skip
+        traj(name, rotation, 120, d=2.0)
+    # Just short of it (d = 1.99) GEN3C's path is well defined and kept: frame 60 is 0.005 in front.
+    assert camera_centers(traj(name, rotation, 120, d=1.99).w2c)[60].isfinite().all()
+
+
+def test_keyframe_times_of_the_right_count_but_another_shape_are_named_by_shape():
+    # Before: a (3, 1) column of times read "3 keyframe times for 3 keyframes: give one time per keyframe".
+    with pytest.raises(Gen3cInputError, match=r"keyframe times have shape \(3, 1\): give one time \(seconds\) per keyframe as a flat \(3,\) list"):
+        interpolate_keyframes(orbit_w2c(3), torch.tensor([[0.0], [1.0], [2.0]], dtype=F64), torch.tensor([0.5], dtype=F64))

@@ -16,6 +16,7 @@ video input, where target frame t renders source frame t).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -46,9 +47,16 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
 
     Args:
         depth: (*B, H, W) z-depth.
+        window: an odd whole number ≥ 1 (GEN3C: 5), so the window is centred on its pixel.
     Returns:
         (*B, H, W) bool, True where the pixel is reliable.
     """
+    if not isinstance(depth, Tensor) or depth.ndim < 2:
+        got = f"shape {tuple(depth.shape)}" if isinstance(depth, Tensor) else f"a {type(depth).__name__}"
+        raise Gen3cInputError(f"reliable_depth_mask depth must be a (*B, H, W) tensor, got {got}")
+    # An even window gave a mask one pixel too large (torch's size-mismatch error), 0 torch's kernel-size error.
+    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1 or window % 2 == 0:
+        raise Gen3cInputError(f"reliable_depth_mask window {window!r} must be an odd whole number ≥ 1 (GEN3C: 5)")
     shape = depth.shape
     d = depth.reshape(-1, 1, *shape[-2:]).float()
     pad = window // 2
@@ -120,7 +128,7 @@ def forward_warp(
     """
     if mode not in SPLAT_MODES:
         raise Gen3cInputError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
-    _check_warp_inputs(points, colors, w2c, K)
+    _check_warp_inputs(points, colors, w2c, K, height, width)
     # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
     if points.ndim == 2:
         clouds = [(points.T.float().contiguous(), colors.T.float().contiguous())]
@@ -129,7 +137,7 @@ def forward_warp(
     return warp_planar(clouds, w2c, K, height, width, mode, fill_value, depth=depth)
 
 
-def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor) -> None:
+def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, height: int, width: int) -> None:
     """:func:`forward_warp`'s arguments checked up front, each mistake in one line."""
     for name, value in (("points", points), ("colors", colors), ("w2c", w2c), ("K", K)):
         if not isinstance(value, Tensor):
@@ -144,6 +152,14 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor) -
         )
     if points.ndim == 3 and len(points) != len(w2c):
         raise Gen3cInputError(f"forward_warp has {len(points)} point clouds for {len(w2c)} cameras: pass one cloud (N, 3) or one per camera")
+    # NaN in a camera dropped every point and returned an empty render without a word; a zero
+    # image size divided by zero in the splat's slot arithmetic.
+    validate_intrinsics(K, "forward_warp K")
+    if not bool(torch.isfinite(w2c).all()):
+        raise Gen3cInputError("forward_warp w2c contain NaN or infinite values: pass finite world-to-camera poses")
+    for name, size in (("height", height), ("width", width)):
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise Gen3cInputError(f"forward_warp {name} {size!r} must be the image size in pixels, a whole number ≥ 1")
 
 
 def warp_planar(
@@ -171,6 +187,11 @@ def warp_planar(
     D = int(depth)
     border = 1 if mode == "bilinear" else 0
     ph, pw = height + 2 * border, width + 2 * border
+    if ph * pw > _MAX_SPLAT_PIXELS:  # past it, points landed a pixel or two off, silently
+        raise Gen3cInputError(
+            f"a {height}×{width} render has more pixels than the splat indexes exactly ({_MAX_SPLAT_PIXELS} with its border): "
+            "render at most about 4094×4094 (GEN3C renders 704×1280)"
+        )
     if workspace is None:
         workspace = SplatWorkspace()
     # Accumulated rows: C weighted colours, the weighted depth (when asked), the weight.
@@ -212,6 +233,9 @@ def _project_planar(cam: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor, Ten
     v = (K[1, 1] * y).mul_(inv_z).add_(K[1, 2])
     return u, v, z, front
 
+
+#: The splats compute a pixel's flat index in float32, exact up to 2^24.
+_MAX_SPLAT_PIXELS = 2**24
 
 # Points closer than this (pixels) to a pixel centre land on that pixel alone, so rendering
 # from the source camera reproduces the source exactly despite float error in K⁻¹.
@@ -614,7 +638,8 @@ class CacheView:
         return kept[device]
 
     def frame(self, t: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Valid points, colours and (points grid, edge) of the frame a target frame t renders."""
+        """Points (H, W, 3), colours (H, W, 3) and validity (H, W) of the frame a target frame t
+        renders (a static view's one frame for every t)."""
         f = t if self.num_frames > 1 else 0
         return self.points[f], self.colors[f], self.valid[f]
 
@@ -677,6 +702,8 @@ class Cache3D:
         filter_points_threshold: edge-filter threshold (GEN3C's ``--filter_points_threshold``); 0 disables the filter.
         foreground_masking: hide points seen through depth-edge cracks (GEN3C's ``--foreground_masking``).
         splat: "bilinear" (GEN3C) or "zbuffer".
+        foreground_tolerance: how far (depth units) behind the curtain a warped point may lie
+            before foreground masking hides it (GEN3C: 0.02).
     """
 
     def __init__(
@@ -693,6 +720,10 @@ class Cache3D:
             raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
         if not 0 <= filter_points_threshold < math.inf:
             raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0 keeps every point)")
+        # NaN turned foreground masking off without a word (no depth is > hit + NaN), a negative
+        # value hid points in front of the curtain too.
+        if not 0 <= foreground_tolerance < math.inf:
+            raise Gen3cInputError(f"foreground_tolerance {foreground_tolerance!r} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
         self.max_buffers = max_buffers
         self.filter_points_threshold = filter_points_threshold
         self.foreground_masking = foreground_masking
@@ -819,7 +850,14 @@ class Cache3D:
             raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
+        # A negative offset indexed a 4D view's frames from the end (another frame, silently).
+        if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
+            raise Gen3cInputError(f"frame_offset {frame_offset!r} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
         indices = tuple(indices)
+        if not indices:  # was an IndexError from views[0]
+            raise Gen3cInputError("render_views got no views to render: pass the indices of one or more of the cache's views")
+        for i in indices:
+            self._check_buffer(i)
         views = [self.views[i] for i in indices]
         T, H, W = len(cameras), cameras.height, cameras.width
         returned_on = views[0].points.device if output_device is None else _concrete(output_device)
@@ -897,9 +935,22 @@ class Cache3D:
             out = WarpResult(out.color, out.mask, None)
         return out
 
+    def _check_buffer(self, buffer: object) -> None:
+        """Refuse a buffer index that names no view of the cache, in one line."""
+        if isinstance(buffer, bool) or not isinstance(buffer, numbers.Integral) or not -len(self.views) <= buffer < len(self.views):
+            raise Gen3cInputError(f"buffer {buffer!r} is not one of the cache's {len(self.views)} views: pass 0 … {len(self.views) - 1}")
+
     def point_cloud(self, buffer: int | None = None, frame: int = 0) -> tuple[Tensor, Tensor]:
-        """Valid points (N, 3) and colours (N, 3) in [−1, 1], of one buffer or of all."""
+        """Valid points (N, 3) and colours (N, 3) in [−1, 1], of one buffer or of all, at ``frame``
+        of 4D views (a static view shows its one cloud at every frame)."""
+        if not self.views:
+            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
+        if buffer is not None:
+            self._check_buffer(buffer)
         views = self.views if buffer is None else [self.views[buffer]]
+        frames = min((v.num_frames for v in views if v.num_frames > 1), default=math.inf)
+        if isinstance(frame, bool) or not isinstance(frame, numbers.Integral) or not 0 <= frame < frames:
+            raise Gen3cInputError(f"frame {frame!r} is not a frame of the cache's {frames}-frame views: pass 0 … {frames - 1}")
         pts, cols = [], []
         for view in views:
             p, c, v = view.frame(frame)
@@ -924,8 +975,13 @@ class SelectingCache3D(Cache3D):
     def __init__(self, select: int = 2, near_full_threshold: float | None = 0.9, **kwargs) -> None:
         kwargs.setdefault("max_buffers", MAX_SELECTABLE_VIEWS)
         super().__init__(**kwargs)
-        if select < 1:
-            raise Gen3cInputError(f"select must be ≥ 1, got {select}")
+        if isinstance(select, bool) or not isinstance(select, int) or select < 1:
+            raise Gen3cInputError(f"select must be a whole number ≥ 1 (views per render; GEN3C: 2), got {select!r}")
+        # NaN or a value past 1 meant "never" without saying so, 0 or less "always".
+        if near_full_threshold is not None and not 0 < near_full_threshold <= 1:
+            raise Gen3cInputError(
+                f"near_full_threshold {near_full_threshold!r} must be a fraction of the frame in (0, 1] (GEN3C: 0.9), or None to keep every view"
+            )
         self.select = select
         self.near_full_threshold = near_full_threshold
 

@@ -19,7 +19,9 @@ Functions take batched tensors with leading dimensions ``*B`` and validate shape
 from __future__ import annotations
 
 import math
+import numbers
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +36,11 @@ _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float6
 
 def _describe(value: object) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+
+
+def _floating(tensor: Tensor) -> Tensor:
+    """``tensor`` in a floating dtype (integers: float32), so a fractional scale or shift is not truncated."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
@@ -62,6 +69,8 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
     π or less notes that it may be radians)."""
     if not 0.01 <= fov_degrees <= 179.0:
         raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
+    if not 0 < size < math.inf:  # 0 gave a focal length of 0, a negative size a negative one
+        raise Gen3cInputError(f"a field of view spans {size!r} pixels: pass the image's width or height, a positive number")
     if fov_degrees <= math.pi:  # a lens this long is rare; a field of view in radians is not
         note(
             f"field of view {fov_degrees:g}° is narrower than a long telephoto lens's: if it is in radians, pass "
@@ -73,6 +82,8 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
 
 def fov_from_focal(focal: float, size: int) -> float:
     """Field of view in degrees spanned by ``size`` pixels at focal length ``focal`` (pixels)."""
+    if not (math.isfinite(focal) and focal > 0 and size > 0):
+        raise Gen3cInputError(f"focal length {focal!r} px over {size!r} px has no field of view: pass a positive focal length and image size in pixels")
     return math.degrees(2.0 * math.atan(0.5 * size / focal))
 
 
@@ -150,17 +161,26 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
     multiplication); we do the same so our renders line up with its model.
 
     Args:
-        K: (*B, 3, 3).
+        K: (*B, 3, 3); integer matrices are computed in float32.
     Returns:
-        (*B, 3, 3).
+        (*B, 3, 3), floating point.
     """
     _check_last_dims("K", K, (3, 3))
+    K = _floating(K)
     S = torch.diag(torch.tensor([scale_x, scale_y, 1.0], dtype=K.dtype, device=K.device))
     return S @ K
 
 
+def _check_sizes(*sizes: tuple[int, int]) -> None:
+    """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero)."""
+    for size in sizes:
+        if len(size) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in size):
+            raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")
+
+
 def resize_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> Tensor:
     """Intrinsics after resizing an image from ``old_size`` to ``new_size`` (both (H, W))."""
+    _check_sizes(old_size, new_size)
     (h0, w0), (h1, w1) = old_size, new_size
     return scale_intrinsics(K, w1 / w0, h1 / h0)
 
@@ -170,10 +190,10 @@ def crop_intrinsics(K: Tensor, top: float, left: float) -> Tensor:
     point shifts, the focal lengths stay.
 
     Args:
-        K: (*B, 3, 3).
+        K: (*B, 3, 3); integer matrices are computed in float32.
     """
     _check_last_dims("K", K, (3, 3))
-    out = K.clone()
+    out = _floating(K).clone()
     out[..., 0, 2] = K[..., 0, 2] - left
     out[..., 1, 2] = K[..., 1, 2] - top
     return out
@@ -186,6 +206,7 @@ def resize_crop_plan(old_size: tuple[int, int], new_size: tuple[int, int]) -> tu
     Returns:
         ``((resized_h, resized_w), top, left)``.
     """
+    _check_sizes(old_size, new_size)
     (h0, w0), (h1, w1) = old_size, new_size
     scale = max(h1 / h0, w1 / w0)
     rh, rw = max(h1, round(h0 * scale)), max(w1, round(w0 * scale))
@@ -227,6 +248,8 @@ def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrin
     Raises:
         Gen3cInputError: one line saying which mistake it looks like and how to fix it.
     """
+    if not isinstance(K, Tensor):  # a list was AttributeError: 'list' object has no attribute 'ndim'
+        raise Gen3cInputError(f"{name} are {_describe(K)}: pass a tensor (torch.as_tensor(K))")
     if K.ndim not in (2, 3) or tuple(K.shape[-2:]) != (3, 3):
         raise Gen3cInputError(f"{name} must be one 3×3 matrix or a (T, 3, 3) stack, got shape {tuple(K.shape)}")
     validate_intrinsics(K, name)
@@ -286,8 +309,8 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     the world shares the OpenCV "y down" convention of the single-image source camera).
 
     Args:
-        eye, target: (*B, 3) tensors; one (3,) target is shared by every eye.
-        up: (*B, 3) or None.
+        eye, target: (*B, 3) tensors; a (3,) one is shared by every camera.
+        up: (*B, 3), (3,) or None.
     Returns:
         (*B, 4, 4) w2c.
 
@@ -296,14 +319,28 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     torch.Size([2, 4, 4])
 
     Raises:
-        Gen3cInputError: ``eye`` equal to ``target``, or a view direction along ``up`` (no
-            camera orientation follows from them).
+        Gen3cInputError: a NaN or infinite coordinate, ``eye`` equal to ``target``, or a view
+            direction along ``up`` (no camera orientation follows from them).
     """
     _check_last_dims("eye", eye, (3,))
     _check_last_dims("target", target, (3,))
     if up is None:
         up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
     _check_last_dims("up", up, (3,))
+    for name, value in (("eye", eye), ("target", target), ("up", up)):
+        if not bool(torch.isfinite(value).all()):  # NaN slips past the check below and gave a NaN pose
+            raise Gen3cInputError(f"look_at {name} contains NaN or infinite values: pass finite world coordinates")
+    # One eye with many targets (or a (3,) up) was torch's "linalg.cross: inputs must have the
+    # same number of dimensions"; an integer eye failed in normalize, a float64 target with a
+    # float32 eye in a matmul.
+    dtype = torch.promote_types(torch.promote_types(eye.dtype, target.dtype), torch.promote_types(up.dtype, torch.float32))
+    try:
+        eye, target, up = (v.to(dtype) for v in torch.broadcast_tensors(eye, target, up))
+    except RuntimeError:
+        raise Gen3cInputError(
+            f"look_at eye {tuple(eye.shape)}, target {tuple(target.shape)} and up {tuple(up.shape)} do not pair up: "
+            "pass (*B, 3) for each, or (3,) for one shared by all"
+        ) from None
     direction = target - eye
     side = torch.linalg.cross(direction, up)
     if (side.norm(dim=-1) <= 1e-6 * direction.norm(dim=-1) * up.norm(dim=-1)).any():
@@ -359,10 +396,17 @@ def opengl_to_opencv(c2w_gl: Tensor) -> Tensor:
 
 
 def rotation_angle_degrees(R_a: Tensor, R_b: Tensor) -> Tensor:
-    """Geodesic angle (degrees) between rotations (*B, 3, 3)."""
+    """Geodesic angle (degrees) between rotations (*B, 3, 3), in their common dtype.
+
+    ``atan2(sin θ, cos θ)`` of the relative rotation (sin θ from its skew part, cos θ from its
+    trace): arccos of the trace alone lost small angles, 0° for anything under ~0.03° in float32.
+    """
+    _check_last_dims("R_a", R_a, (3, 3))
+    _check_last_dims("R_b", R_b, (3, 3))
     R = R_a.transpose(-1, -2) @ R_b
-    cos = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
-    return torch.rad2deg(torch.arccos(cos))
+    cos = (R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
+    skew = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    return torch.rad2deg(torch.atan2(skew.norm(dim=-1) / 2.0, cos))
 
 
 def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, frame_offset: int = 0) -> Tensor:
@@ -436,11 +480,15 @@ def quaternion_to_matrix(q: Tensor) -> Tensor:
     """Quaternions (w, x, y, z) → rotation matrices; q and −q give the same rotation.
 
     Args:
-        q: (*B, 4), normalised here.
+        q: (*B, 4), finite and not zero; normalised here.
     Returns:
         (*B, 3, 3) float64.
     """
     _check_last_dims("q", q, (4,))
+    norm = q.to(torch.float64).norm(dim=-1)
+    # normalize() leaves a zero quaternion zero, and 1 − 2·0 made it the identity, silently.
+    if not bool((torch.isfinite(norm) & (norm > 1e-12)).all()):
+        raise Gen3cInputError("quaternion_to_matrix q has a zero, NaN or infinite quaternion: pass (w, x, y, z) of a rotation, e.g. (1, 0, 0, 0)")
     w, x, y, z = torch.nn.functional.normalize(q.to(torch.float64), dim=-1).unbind(-1)
     return torch.stack(
         [
@@ -495,17 +543,20 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
 
     Args:
         depth: (*B, H, W) z-depth.
-        K: (*B, 3, 3) intrinsics in pixels.
+        K: (*B, 3, 3) intrinsics in pixels (:func:`validate_intrinsics`: finite, fx, fy > 0).
         w2c: (*B, 4, 4) or None (points stay in camera space).
     Returns:
-        (*B, H, W, 3) points, in the common dtype of the inputs (an integer depth map: K's).
+        (*B, H, W, 3) points, in the common dtype of the inputs (integers only: float32).
     """
     _check_last_dims("K", K, (3, 3))
+    # A zero focal length made K⁻¹ torch's singular-matrix error, a negative one mirrored the points.
+    validate_intrinsics(K, "K")
     if not isinstance(depth, Tensor) or depth.ndim < 2:
         raise Gen3cInputError(f"depth must be a (*B, H, W) tensor, got {_describe(depth)}")
     if w2c is not None:
         _check_last_dims("w2c", w2c, (4, 4))
     dtype = torch.promote_types(depth.dtype, K.dtype if w2c is None else torch.promote_types(K.dtype, w2c.dtype))
+    dtype = torch.promote_types(dtype, torch.float32)  # all-integer inputs: K⁻¹ needs a float
     depth, K = depth.to(dtype), K.to(dtype)
     w2c = None if w2c is None else w2c.to(dtype)
     H, W = depth.shape[-2:]
@@ -652,9 +703,16 @@ class Cameras:
     def __repr__(self) -> str:
         return f"Cameras(N={len(self)}, height={self.height}, width={self.width}, device={self.w2c.device})"
 
+    def __iter__(self) -> Iterator[Cameras]:
+        """Each camera as a stack of one (``cameras[i]``)."""
+        return (self[i] for i in range(len(self)))
+
     def __getitem__(self, index) -> Cameras:
         if not isinstance(index, (slice, Tensor, list, tuple)):
             index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
+            # Past the end the slice below was an empty stack, and `for camera in cameras` never ended.
+            if not -len(self) <= index < len(self):
+                raise Gen3cInputError(f"camera {index} is out of range for {len(self)} cameras: pass 0 … {len(self) - 1} (or −1 … −{len(self)})")
             index = slice(index, index + 1 if index != -1 else None)
         return Cameras(self.w2c[index], self.K[index], self.height, self.width)
 
@@ -683,6 +741,8 @@ class Cameras:
 
     @staticmethod
     def cat(items: list[Cameras]) -> Cameras:
+        if not items:  # was "cannot concatenate cameras of different image sizes []"
+            raise Gen3cInputError("Cameras.cat got no cameras: pass a list of at least one Cameras")
         sizes = {(c.height, c.width) for c in items}
         if len(sizes) != 1:
             raise Gen3cInputError(f"cannot concatenate cameras of different image sizes {sorted(sizes)}")

@@ -127,6 +127,7 @@ def preset_offset_matrices(
     check_preset(trajectory, camera_rotation)
     num_frames = _check_num_frames(num_frames)
     p = preset_offsets(trajectory, num_frames, distance, center_depth)
+    distance, center_depth = float(distance), float(center_depth)  # numbers preset_offsets took (numpy, one-element tensors)
     look = torch.tensor([0.0, 0.0, center_depth], dtype=torch.float64).expand_as(p)
     if camera_rotation == "center_facing":
         target = look
@@ -134,6 +135,16 @@ def preset_offset_matrices(
         target = look + p
     else:
         target = look + 2.0 * p
+    # zoom_in facing the centre (and zoom_out aligned with the path) reaches the look-at point
+    # when i·d/n = 1: there GEN3C's look-at has no direction (its NaN, our all-zero rotation).
+    onto = (target - p).norm(dim=-1) <= 1e-9 * center_depth
+    if bool(onto.any()):
+        i = int(onto.nonzero()[0, 0])
+        raise Gen3cInputError(
+            f"the {trajectory} path with camera_rotation {camera_rotation} and movement_distance {distance:g} puts the camera "
+            f"on the point it looks at in frame {i} of {num_frames}, where it has no view direction: pass another "
+            "--movement_distance (one below 1 never gets there)"
+        )
     return gen3c_look_at(p, target)
 
 
@@ -276,6 +287,8 @@ def check_keyframes(keyframes_w2c: Tensor, times: Tensor, smoothness: float) -> 
         raise Gen3cInputError("a keyframe path needs at least one keyframe: add one")
     validate_poses(w2c, "keyframe poses")
     times = as_float64(times, "keyframe times")
+    if times.shape != (len(w2c),) and times.numel() == len(w2c):
+        raise Gen3cInputError(f"keyframe times have shape {tuple(times.shape)}: give one time (seconds) per keyframe as a flat ({len(w2c)},) list")
     if times.shape != (len(w2c),):
         raise Gen3cInputError(f"{times.numel()} keyframe times for {len(w2c)} keyframes: give one time (seconds) per keyframe")
     if not torch.isfinite(times).all():
