@@ -882,7 +882,8 @@ def _run_request(
     partial = None
     if num_chunks > 1:
         partial = PartialRun.open(
-            request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents()
+            request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents(),
+            generator_settings=settings,
         )
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
