@@ -308,6 +308,42 @@ def test_resume_of_a_folder_without_generator_settings_says_it_cannot_check_them
     assert len(out.result.chunks) == 3
 
 
+def test_a_kept_folder_without_a_finished_chunk_gives_way_to_a_changed_run(box_scene, tmp_path):
+    """A run killed in its first chunk (SIGKILL: no cleanup) leaves run.json and a half-written
+    chunk: nothing to lose, so a changed run replaces the folder, with --resume or without (it was
+    refused: "holds 0 finished chunks", "different request"); never a folder with more in it, or
+    one a run still going holds."""
+    import shutil
+
+    from gen3c.io.atomic import try_flock
+
+    request = box_request(box_scene, tmp_path)
+    path = partial_dir(tmp_path, "output")
+
+    def killed_in_the_first_chunk() -> None:
+        with pytest.raises(KeyboardInterrupt):
+            run_request(request, generator=Interrupting(1))
+        (path / "chunk_0000").rename(path / ".chunk_0000.x1y2")  # as it was while its frames were saved
+
+    for resume in (False, True):
+        killed_in_the_first_chunk()
+        with pytest.warns(UserWarning, match=r"output\.partial held no finished chunk of an earlier run of 'output': replaced it, starting from"):
+            out = run_request(dataclasses.replace(request, movement_distance=0.5), resume=resume)
+        assert len(out.result.chunks) == 3 and not path.exists()
+    killed_in_the_first_chunk()
+    with try_flock(path) as held, pytest.raises(Gen3cInputError, match="holds 0 finished chunks"):  # its run is still going
+        assert held
+        run_request(request)
+    (path / "mine.txt").write_text("mine")  # not only what gen3c writes: left alone
+    with pytest.raises(Gen3cInputError, match="holds 0 finished chunks"):
+        run_request(request)
+    assert (path / "mine.txt").read_text() == "mine"
+    shutil.rmtree(path)
+    path.mkdir()  # no record: not known as gen3c's
+    with pytest.raises(Gen3cInputError, match="holds 0 finished chunks"):
+        run_request(request)
+
+
 def test_resume_refuses_an_input_whose_contents_changed(box_scene, tmp_path):
     """The same command on an edited depth map would continue a video of the old scene with the
     new one: refused, naming the input; a copy of the same files (other path spelling aside) is fine."""

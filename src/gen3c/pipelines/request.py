@@ -915,6 +915,8 @@ def _run_request(
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
             paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes, partial.inputs if partial else None))
     except BaseException as exc:
+        if partial is not None:
+            partial.release()
         if partial is not None and not partial.recount():
             partial.remove()  # nothing finished: nothing worth keeping
         elif partial is not None and isinstance(exc, KeyboardInterrupt):

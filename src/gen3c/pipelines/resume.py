@@ -18,7 +18,10 @@ checkpoint, another sampler or step count: :func:`output_settings`). It re-reads
 last finished chunk's state, re-encodes the kept frames and generates the rest. Both an
 uninterrupted run and a resumed one encode the video from the same uint8 frames, so with a
 deterministic generator (the preview; the gen3c model, which seeds every chunk) the two videos
-are identical. A run that finishes removes the folder; nothing is ever unpickled from it.
+are identical. A run that finishes removes the folder; nothing is ever unpickled from it. A
+folder that holds no finished chunk (its run killed in the first chunk) has nothing to lose:
+the next run, changed or not, replaces it, unless its run is still going (it holds the folder's
+lock while it runs).
 
 Cost: one chunk of 121 frames at 704×1280 is ~90 MB of PNG for the demo scene (up to the raw
 327 MB for noisy content; more with ``--save_buffer``), kept until the run finishes, and a few
@@ -27,6 +30,7 @@ seconds of PNG encoding per chunk, against minutes of diffusion per chunk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -44,7 +48,7 @@ import torch
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, note
-from gen3c.io.atomic import publish, remove_stale_parts, write_text_atomic
+from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists, expand_home
 
@@ -149,6 +153,7 @@ class PartialRun:
         self.num_chunks = num_chunks
         self.inputs = inputs
         self._pending: Path | None = None
+        self._held = contextlib.ExitStack()  # the folder's lock while this run writes it (_replace_unstarted)
 
     @classmethod
     def open(
@@ -176,7 +181,9 @@ class PartialRun:
             raise Gen3cInputError(
                 f"{path} is a file where a long run keeps its finished chunks: move it away, or pass another --video_save_name"
             )
-        if path.exists():
+        if _replace_unstarted(path):
+            note(f"{path} held no finished chunk of an earlier run of {name!r}: replaced it, starting from the first chunk", stacklevel=3)
+        elif path.exists():
             finished = _finished_chunks(path)
             if not resume:
                 raise Gen3cInputError(
@@ -188,12 +195,17 @@ class PartialRun:
             for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
                 shutil.rmtree(stray, ignore_errors=True)
             _remove_stale_outputs(Path(folder), name)
-            return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])
-        if resume:
+            return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+        elif resume:
             note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
+        partial = cls(path, 0, len(chunks), record["inputs"])._hold()
         write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=str))
-        return cls(path, 0, len(chunks), record["inputs"])
+        return partial
+
+    def _hold(self) -> PartialRun:
+        self._held.enter_context(try_flock(self.path))
+        return self
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -277,8 +289,31 @@ class PartialRun:
         self.finished = min(_finished_chunks(self.path), self.num_chunks) if self.path.is_dir() else 0
         return self.finished
 
+    def release(self) -> None:
+        """Let another run take the folder (the run ended, its chunks kept or not)."""
+        self._held.close()
+
     def remove(self) -> None:
+        self.release()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _replace_unstarted(path: Path) -> bool:
+    """Remove ``path`` if it is the folder of a run that finished no chunk: a ``run.json`` of gen3c
+    and at most the hidden half-written chunk or ``run.json`` a killed run left, not locked by a
+    run still going (:meth:`PartialRun._hold`). Returns whether it did."""
+    try:
+        names = [p.name for p in path.iterdir()]
+        stored = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError, RecursionError):  # no folder, no record, or not ours
+        return False
+    ours = isinstance(stored, dict) and {"format", "sha256", "request"} <= stored.keys()
+    if not ours or any(n != "run.json" and not n.startswith((".chunk_", ".run.")) for n in names):
+        return False
+    with try_flock(path) as free:
+        if free:
+            shutil.rmtree(path)
+        return free
 
 
 def _finished_chunks(path: Path) -> int:
