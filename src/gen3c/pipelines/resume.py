@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, note, quoted
 from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists, expand_home
@@ -393,19 +393,25 @@ def _check_output(path: Path, stored: dict[str, Any], record: dict[str, Any]) ->
     changed = []
     if isinstance(stored.get("chunks"), list) and stored["chunks"] != record["chunks"]:
         changed.append(f"chunk plan: recorded {_plan(stored['chunks'])}, now {_plan(record['chunks'])}")
-    if "generator_settings" not in stored:  # a folder of a gen3c that did not record them
-        note(f"--resume: {path} does not record the generator's settings (an older gen3c wrote it), so a changed checkpoint "
-             "or sampler cannot be told: resuming; delete that folder to start over if they changed", stacklevel=4)  # fmt: skip
-    else:
+    if "generator_settings" in stored:  # (not in a folder of a gen3c that did not record them)
         old = stored["generator_settings"] if isinstance(stored["generator_settings"], dict) else {}
         new = record["generator_settings"] or {}
-        changed += [f"{key}: recorded {old.get(key)!r}, now {new.get(key)!r}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+        changed += [f"{key}: recorded {_value(old.get(key))}, now {_value(new.get(key))}" for key in sorted(set(old) | set(new))
+                    if old.get(key) != new.get(key)]  # fmt: skip
     if changed:
         shown = "; ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
         raise Gen3cInputError(
             f"--resume: {path} was made with other settings ({shown}): resume with the interrupted run's settings, "
             "or delete that folder to start over"
         )
+    if "generator_settings" not in stored:
+        note(f"--resume: {path} does not record the generator's settings (an older gen3c wrote it), so a changed checkpoint "
+             "or sampler cannot be told: resuming; delete that folder to start over if they changed", stacklevel=4)  # fmt: skip
+
+
+def _value(value: object) -> str:
+    """A recorded setting as a one-line message shows it (a long checkpoint path cut short)."""
+    return quoted(value) if isinstance(value, str) else repr(value)
 
 
 def _plan(chunks: list) -> str:
