@@ -248,6 +248,102 @@ def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_
     assert len(read_video(out.paths["video"])[0]) == 25
 
 
+class Configured(Interrupting):
+    """:class:`Interrupting`, saying what it runs with as the gen3c generator does
+    (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`); ``chunk_frames``: its fixed chunk."""
+
+    def __init__(self, stop_at: int = -1, chunk_frames: int | None = None, **settings) -> None:
+        super().__init__(stop_at)
+        self.chunk_frames = chunk_frames
+        self._settings = {"sampler": "euler", "num_steps": 35, "guidance": 7.0, "checkpoint": "/models/a",
+                          "checkpoint_checksums_sha256": "aa", "device": "cuda:0", "guidance_batch": True, **settings}  # fmt: skip
+
+    def settings(self) -> dict:
+        return dict(self._settings)
+
+
+def test_resume_refuses_another_checkpoint_or_sampler_and_takes_how_it_runs(box_scene, tmp_path):
+    """The same request on a swapped checkpoint or another step count would continue the video
+    made otherwise: refused, naming what differs; where it runs (device, batching) and a checkpoint
+    moved to another folder (the same checksums) change no frame: resumed."""
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Configured(1))
+    with pytest.raises(Gen3cInputError, match=r"^--resume: .*output\.partial was made with other settings \(num_steps: recorded 35, now 20\): "
+                       r"resume with the interrupted run's settings, or delete that folder to start over$"):
+        run_request(request, generator=Configured(num_steps=20), resume=True)
+    with pytest.raises(Gen3cInputError, match=r"\(checkpoint_checksums_sha256: recorded 'aa', now 'bb'; sampler: recorded 'euler', now 'dpm'\)"):
+        run_request(request, generator=Configured(checkpoint_checksums_sha256="bb", sampler="dpm"), resume=True)
+    with pytest.raises(Gen3cInputError, match=r"\(checkpoint: recorded None, now '/models/a'; checkpoint_checksums_sha256: recorded 'aa', now None\)"):
+        run_request(request, generator=Configured(checkpoint_checksums_sha256=None), resume=True)
+    moved = Configured(checkpoint="/elsewhere/a", device="cpu", guidance_batch=False)
+    assert len(run_request(request, generator=moved, resume=True).result.chunks) == 3
+
+
+def test_resume_refuses_another_chunk_plan(box_scene, tmp_path):
+    """A checkpoint of another chunk length under the same request: its chunks would not line up
+    with the kept ones."""
+    request = dataclasses.replace(box_request(box_scene, tmp_path), chunk_frames=None)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Configured(1, chunk_frames=9))
+    with pytest.raises(Gen3cInputError, match=r"other settings \(chunk plan: recorded 3 chunks of 9 frames, now 2 chunks of 13 frames\)"):
+        run_request(request, generator=Configured(chunk_frames=13), resume=True)
+    assert len(run_request(request, generator=Configured(chunk_frames=9), resume=True).result.chunks) == 3
+
+
+def test_resume_of_a_folder_without_generator_settings_says_it_cannot_check_them(box_scene, tmp_path):
+    """A folder an earlier gen3c wrote (run.json without ``generator_settings``) still resumes,
+    with a note that a changed generator cannot be told."""
+    import json
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Configured(1))
+    run_json = partial_dir(tmp_path, "output") / "run.json"
+    record = json.loads(run_json.read_text())
+    del record["generator_settings"]
+    run_json.write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match=r"does not record the generator's settings .*: resuming; delete that folder"):
+        out = run_request(request, generator=Configured(num_steps=20), resume=True)
+    assert len(out.result.chunks) == 3
+
+
+def test_a_kept_folder_without_a_finished_chunk_gives_way_to_a_changed_run(box_scene, tmp_path):
+    """A run killed in its first chunk (SIGKILL: no cleanup) leaves run.json and a half-written
+    chunk: nothing to lose, so a changed run replaces the folder, with --resume or without (it was
+    refused: "holds 0 finished chunks", "different request"); never a folder with more in it, or
+    one a run still going holds."""
+    import shutil
+
+    from gen3c.io.atomic import try_flock
+
+    request = box_request(box_scene, tmp_path)
+    path = partial_dir(tmp_path, "output")
+
+    def killed_in_the_first_chunk() -> None:
+        with pytest.raises(KeyboardInterrupt):
+            run_request(request, generator=Interrupting(1))
+        (path / "chunk_0000").rename(path / ".chunk_0000.x1y2")  # as it was while its frames were saved
+
+    for resume in (False, True):
+        killed_in_the_first_chunk()
+        with pytest.warns(UserWarning, match=r"output\.partial held no finished chunk of an earlier run of 'output': replaced it, starting from"):
+            out = run_request(dataclasses.replace(request, movement_distance=0.5), resume=resume)
+        assert len(out.result.chunks) == 3 and not path.exists()
+    killed_in_the_first_chunk()
+    with try_flock(path) as held, pytest.raises(Gen3cInputError, match="holds 0 finished chunks"):  # its run is still going
+        assert held
+        run_request(request)
+    (path / "mine.txt").write_text("mine")  # not only what gen3c writes: left alone
+    with pytest.raises(Gen3cInputError, match="holds 0 finished chunks"):
+        run_request(request)
+    assert (path / "mine.txt").read_text() == "mine"
+    shutil.rmtree(path)
+    path.mkdir()  # no record: not known as gen3c's
+    with pytest.raises(Gen3cInputError, match="holds 0 finished chunks"):
+        run_request(request)
+
+
 def test_resume_refuses_an_input_whose_contents_changed(box_scene, tmp_path):
     """The same command on an edited depth map would continue a video of the old scene with the
     new one: refused, naming the input; a copy of the same files (other path spelling aside) is fine."""
@@ -338,6 +434,9 @@ def test_tiny_gen3c_resumes_to_the_identical_video(box_scene, tmp_path):
 
     with pytest.raises(KeyboardInterrupt, match="1 of 2 chunks"):
         run_request(interrupted, generator=generator, progress=stop_in_chunk_2)
+    other = Gen3cGenerator(generator.pipeline, chunk_frames=9, num_steps=3, seed=3)
+    with pytest.raises(Gen3cInputError, match=r"other settings \(num_steps: recorded 2, now 3\)"):
+        run_request(interrupted, generator=other, resume=True)
     resumed = run_request(interrupted, generator=generator, resume=True)
     frames = read_video(resumed.paths["video"])[0]
     assert len(frames) == 17 and np.array_equal(frames, read_video(whole.paths["video"])[0])

@@ -882,7 +882,8 @@ def _run_request(
     partial = None
     if num_chunks > 1:
         partial = PartialRun.open(
-            request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents()
+            request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents(),
+            generator_settings=settings,
         )
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
@@ -914,6 +915,8 @@ def _run_request(
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
             paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes, partial.inputs if partial else None))
     except BaseException as exc:
+        if partial is not None:
+            partial.release()
         if partial is not None and not partial.recount():
             partial.remove()  # nothing finished: nothing worth keeping
         elif partial is not None and isinstance(exc, KeyboardInterrupt):

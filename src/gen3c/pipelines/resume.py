@@ -3,7 +3,8 @@
 A run of several chunks keeps its work in ``FOLDER/NAME.partial/`` beside its outputs::
 
     run.json                 the request (and its sha256), the sha256 of each input's
-                             contents, the chunk plan, the seed
+                             contents, the chunk plan, the seed, the generator settings
+                             that decide the frames (its checkpoint's identity included)
     chunk_0000/              one folder per finished chunk, renamed into place when complete
         video_00000.png …        the frames the video received, lossless (uint8 PNG)
         buffer_masks_00000.png … the mask video's frames (with save_buffer)
@@ -12,11 +13,15 @@ A run of several chunks keeps its work in ``FOLDER/NAME.partial/`` beside its ou
 
 A resumed run must be the same request on the same inputs: an input file or folder whose
 contents changed since (an edited depth map, a re-exported ViPE result) would give a video made
-of two different scenes, so it is refused. It re-reads the request's input (the cache plan is rebuilt from it), restores the
+of two different scenes, so it is refused; so is another chunk plan or generator (a swapped
+checkpoint, another sampler or step count: :func:`output_settings`). It re-reads the request's input (the cache plan is rebuilt from it), restores the
 last finished chunk's state, re-encodes the kept frames and generates the rest. Both an
 uninterrupted run and a resumed one encode the video from the same uint8 frames, so with a
 deterministic generator (the preview; the gen3c model, which seeds every chunk) the two videos
-are identical. A run that finishes removes the folder; nothing is ever unpickled from it.
+are identical. A run that finishes removes the folder; nothing is ever unpickled from it. A
+folder that holds no finished chunk (its run killed in the first chunk) has nothing to lose:
+the next run, changed or not, replaces it, unless its run is still going (it holds the folder's
+lock while it runs).
 
 Cost: one chunk of 121 frames at 704×1280 is ~90 MB of PNG for the demo scene (up to the raw
 327 MB for noisy content; more with ``--save_buffer``), kept until the run finishes, and a few
@@ -25,6 +30,7 @@ seconds of PNG encoding per chunk, against minutes of diffusion per chunk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,8 +47,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, note
-from gen3c.io.atomic import publish, remove_stale_parts, write_text_atomic
+from gen3c.errors import Gen3cInputError, note, quoted
+from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists, expand_home
 
@@ -53,6 +59,25 @@ _CHUNK = re.compile(r"^chunk_(\d{4})$")
 
 #: The request fields that can name an input file or folder (``intrinsics`` may be a file too).
 INPUT_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file", "intrinsics")
+
+
+#: Generator settings (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`) that say how it
+#: runs, not what it computes (the same arithmetic, rounding aside): a resumed run may change them.
+#: Any other setting, one added later too, must be the interrupted run's.
+RUN_ONLY_SETTINGS = ("guidance_batch", "compile", "dit_memory", "device", "num_gpus")
+
+
+def output_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The generator ``settings`` that decide the frames (all but :data:`RUN_ONLY_SETTINGS`), as
+    ``run.json`` holds them (JSON values); None for a generator that has none (the preview). The
+    checkpoint counts by the sha256 of its ``checksums.json`` where it has one (a moved copy is
+    the same checkpoint), else by its folder."""
+    if settings is None:
+        return None
+    kept = {key: value for key, value in settings.items() if key not in RUN_ONLY_SETTINGS}
+    if kept.get("checkpoint_checksums_sha256") is not None:
+        kept.pop("checkpoint", None)
+    return json.loads(json.dumps(kept, default=str))
 
 
 def request_fingerprint(request_dict: dict[str, Any]) -> str:
@@ -128,6 +153,7 @@ class PartialRun:
         self.num_chunks = num_chunks
         self.inputs = inputs
         self._pending: Path | None = None
+        self._held = contextlib.ExitStack()  # the folder's lock while this run writes it (_replace_unstarted)
 
     @classmethod
     def open(
@@ -139,21 +165,25 @@ class PartialRun:
         *,
         resume: bool,
         read: dict[str, bytes] | None = None,
+        generator_settings: dict[str, Any] | None = None,
     ) -> PartialRun:
         """The work folder of the run ``request_dict`` (created, or found and checked with ``resume``);
-        ``read``: the inputs the run has read already (:func:`input_digests`).
+        ``read``: the inputs the run has read already (:func:`input_digests`);
+        ``generator_settings``: what the generator says it runs with (None: it says nothing).
 
         Raises:
             Gen3cInputError: an unfinished run is there and ``resume`` is False; or ``resume`` and
-                it was made by a different request or cannot be read.
+                it was made by a different request, chunk plan or generator, or cannot be read.
         """
         path = partial_dir(folder, name)
-        record = run_record(request_dict, chunks, read)
+        record = run_record(request_dict, chunks, read, generator_settings)
         if path.exists() and not path.is_dir():
             raise Gen3cInputError(
                 f"{path} is a file where a long run keeps its finished chunks: move it away, or pass another --video_save_name"
             )
-        if path.exists():
+        if _replace_unstarted(path):
+            note(f"{path} held no finished chunk of an earlier run of {name!r}: replaced it, starting from the first chunk", stacklevel=3)
+        elif path.exists():
             finished = _finished_chunks(path)
             if not resume:
                 raise Gen3cInputError(
@@ -161,16 +191,21 @@ class PartialRun:
                     "pass --resume to continue it, "
                     "or delete that folder to start over"
                 )
-            _check_record(path, record)
+            _check_output(path, _check_record(path, record), record)
             for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
                 shutil.rmtree(stray, ignore_errors=True)
             _remove_stale_outputs(Path(folder), name)
-            return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])
-        if resume:
+            return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+        elif resume:
             note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
+        partial = cls(path, 0, len(chunks), record["inputs"])._hold()
         write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=str))
-        return cls(path, 0, len(chunks), record["inputs"])
+        return partial
+
+    def _hold(self) -> PartialRun:
+        self._held.enter_context(try_flock(self.path))
+        return self
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -254,8 +289,31 @@ class PartialRun:
         self.finished = min(_finished_chunks(self.path), self.num_chunks) if self.path.is_dir() else 0
         return self.finished
 
+    def release(self) -> None:
+        """Let another run take the folder (the run ended, its chunks kept or not)."""
+        self._held.close()
+
     def remove(self) -> None:
+        self.release()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _replace_unstarted(path: Path) -> bool:
+    """Remove ``path`` if it is the folder of a run that finished no chunk: a ``run.json`` of gen3c
+    and at most the hidden half-written chunk or ``run.json`` a killed run left, not locked by a
+    run still going (:meth:`PartialRun._hold`). Returns whether it did."""
+    try:
+        names = [p.name for p in path.iterdir()]
+        stored = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError, RecursionError):  # no folder, no record, or not ours
+        return False
+    ours = isinstance(stored, dict) and {"format", "sha256", "request"} <= stored.keys()
+    if not ours or any(n != "run.json" and not n.startswith((".chunk_", ".run.")) for n in names):
+        return False
+    with try_flock(path) as free:
+        if free:
+            shutil.rmtree(path)
+        return free
 
 
 def _finished_chunks(path: Path) -> int:
@@ -268,13 +326,17 @@ def _finished_chunks(path: Path) -> int:
 
 
 def run_record(
-    request_dict: dict[str, Any], chunks: list[tuple[int, int]] | None = None, read: dict[str, bytes] | None = None
+    request_dict: dict[str, Any],
+    chunks: list[tuple[int, int]] | None = None,
+    read: dict[str, bytes] | None = None,
+    generator_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What ``run.json`` holds for the run of ``request_dict`` (its chunk plan, where known;
-    ``read``: the inputs it has read already, :func:`input_digests`)."""
+    ``read``: the inputs it has read already, :func:`input_digests`; ``generator_settings``: the
+    generator's, of which it keeps :func:`output_settings`)."""
     return {"format": FORMAT, "sha256": request_fingerprint(request_dict), "inputs": input_digests(request_dict, read),
             "chunks": None if chunks is None else [list(c) for c in chunks], "seed": request_dict.get("seed"),
-            "request": request_dict}  # fmt: skip
+            "generator_settings": output_settings(generator_settings), "request": request_dict}  # fmt: skip
 
 
 def made_by(path: Path, request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> bool:
@@ -287,7 +349,8 @@ def made_by(path: Path, request_dict: dict[str, Any], read: dict[str, bytes] | N
     return True
 
 
-def _check_record(path: Path, record: dict[str, Any]) -> None:
+def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a ``run.json`` in ``path`` not made by ``record``'s request on its inputs; returns it."""
     try:
         stored = loads_json((path / "run.json").read_text(), f"--resume: {path / 'run.json'}", "run.json of gen3c", f"delete {path} to start over")
         if not isinstance(stored, dict):
@@ -321,6 +384,42 @@ def _check_record(path: Path, record: dict[str, Any]) -> None:
             f"--resume: the contents of {named} changed since the interrupted run in {path} (its chunks show the old "
             "input): resume with the input as it was, or delete that folder to start over"
         )
+    return stored
+
+
+def _check_output(path: Path, stored: dict[str, Any], record: dict[str, Any]) -> None:
+    """Refuse a resumed run whose chunk plan or generator settings (:func:`output_settings`) are
+    not those ``stored`` by the interrupted run: its chunks would join a video made otherwise."""
+    changed = []
+    if isinstance(stored.get("chunks"), list) and stored["chunks"] != record["chunks"]:
+        changed.append(f"chunk plan: recorded {_plan(stored['chunks'])}, now {_plan(record['chunks'])}")
+    if "generator_settings" in stored:  # (not in a folder of a gen3c that did not record them)
+        old = stored["generator_settings"] if isinstance(stored["generator_settings"], dict) else {}
+        new = record["generator_settings"] or {}
+        changed += [f"{key}: recorded {_value(old.get(key))}, now {_value(new.get(key))}" for key in sorted(set(old) | set(new))
+                    if old.get(key) != new.get(key)]  # fmt: skip
+    if changed:
+        shown = "; ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
+        raise Gen3cInputError(
+            f"--resume: {path} was made with other settings ({shown}): resume with the interrupted run's settings, "
+            "or delete that folder to start over"
+        )
+    if "generator_settings" not in stored:
+        note(f"--resume: {path} does not record the generator's settings (an older gen3c wrote it), so a changed checkpoint "
+             "or sampler cannot be told: resuming; delete that folder to start over if they changed", stacklevel=4)  # fmt: skip
+
+
+def _value(value: object) -> str:
+    """A recorded setting as a one-line message shows it (a long checkpoint path cut short)."""
+    return quoted(value) if isinstance(value, str) else repr(value)
+
+
+def _plan(chunks: list) -> str:
+    """"3 chunks of 9 frames" for a chunk plan (as ``run.json`` holds it)."""
+    try:
+        return f"{len(chunks)} chunks of {chunks[0][1] - chunks[0][0]} frames"
+    except (IndexError, TypeError, KeyError):
+        return repr(chunks)[:80]
 
 
 def _is_relative_path(value: object, field: str) -> bool:
