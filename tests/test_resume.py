@@ -255,7 +255,7 @@ class Configured(Interrupting):
     def __init__(self, stop_at: int = -1, chunk_frames: int | None = None, **settings) -> None:
         super().__init__(stop_at)
         self.chunk_frames = chunk_frames
-        self._settings = {"sampler": "euler", "num_steps": 35, "guidance": 7.0, "checkpoint": "/models/a",
+        self._settings = {"sampler": "euler", "num_steps": 35, "guidance": 7.0, "attention": "sdpa", "checkpoint": "/models/a",
                           "checkpoint_checksums_sha256": "aa", "device": "cuda:0", "guidance_batch": True, **settings}  # fmt: skip
 
     def settings(self) -> dict:
@@ -264,8 +264,9 @@ class Configured(Interrupting):
 
 def test_resume_refuses_another_checkpoint_or_sampler_and_takes_how_it_runs(box_scene, tmp_path):
     """The same request on a swapped checkpoint or another step count would continue the video
-    made otherwise: refused, naming what differs; where it runs (device, batching) and a checkpoint
-    moved to another folder (the same checksums) change no frame: resumed."""
+    made otherwise: refused, naming what differs; where it runs (device, batching, an exact attention
+    kernel for another) and a checkpoint moved to another folder (the same checksums) change no
+    frame beyond rounding: resumed."""
     request = box_request(box_scene, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run_request(request, generator=Configured(1))
@@ -276,7 +277,10 @@ def test_resume_refuses_another_checkpoint_or_sampler_and_takes_how_it_runs(box_
         run_request(request, generator=Configured(checkpoint_checksums_sha256="bb", sampler="dpm"), resume=True)
     with pytest.raises(Gen3cInputError, match=r"\(checkpoint: recorded None, now '/models/a'; checkpoint_checksums_sha256: recorded 'aa', now None\)"):
         run_request(request, generator=Configured(checkpoint_checksums_sha256=None), resume=True)
-    moved = Configured(checkpoint="/elsewhere/a", device="cpu", guidance_batch=False)
+    with pytest.raises(Gen3cInputError, match=r"\(attention: recorded 'exact', now 'cudnn_fp8'\)"):  # quantised attention
+        run_request(request, generator=Configured(attention="cudnn_fp8"), resume=True)
+    # a GPU where FlashAttention-4 runs after one that fell back to SDPA: rounding only
+    moved = Configured(checkpoint="/elsewhere/a", device="cpu", guidance_batch=False, attention="flash4")
     assert len(run_request(request, generator=moved, resume=True).result.chunks) == 3
 
 

@@ -65,16 +65,23 @@ INPUT_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", 
 #: runs, not what it computes (the same arithmetic, rounding aside): a resumed run may change them.
 #: Any other setting, one added later too, must be the interrupted run's.
 RUN_ONLY_SETTINGS = ("guidance_batch", "compile", "dit_memory", "device", "num_gpus")
+#: Attention that computes exact softmax attention in the compute dtype (diffusers' own processor,
+#: PyTorch SDPA, FlashAttention-4): which one ran changes a frame by rounding only, as a fallback
+#: on another GPU does; a quantising kernel (cudnn_fp8) or another diffusers backend counts by name.
+EXACT_ATTENTION = ("diffusers", "sdpa", "flash4")
 
 
 def output_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The generator ``settings`` that decide the frames (all but :data:`RUN_ONLY_SETTINGS`), as
-    ``run.json`` holds them (JSON values); None for a generator that has none (the preview). The
+    """The generator ``settings`` that decide the frames (all but :data:`RUN_ONLY_SETTINGS`, the
+    kernels of :data:`EXACT_ATTENTION` as one), as ``run.json`` holds them (JSON values); None for
+    a generator that has none (the preview). The
     checkpoint counts by the sha256 of its ``checksums.json`` where it has one (a moved copy is
     the same checkpoint), else by its folder."""
     if settings is None:
         return None
     kept = {key: value for key, value in settings.items() if key not in RUN_ONLY_SETTINGS}
+    if kept.get("attention") in EXACT_ATTENTION:
+        kept["attention"] = "exact"
     if kept.get("checkpoint_checksums_sha256") is not None:
         kept.pop("checkpoint", None)
     return json.loads(json.dumps(kept, default=str))
