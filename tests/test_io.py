@@ -643,6 +643,35 @@ def test_npz_arrays_are_read_one_frame_at_a_time(tmp_path):
             list(frames)
 
 
+
+@pytest.mark.parametrize("how", ["stream", "method", "header"])
+def test_damaged_npz_members_are_one_line_errors(tmp_path, how):
+    """Before: a garbled deflate stream raised zlib.error, a compression method Python lacks
+    NotImplementedError and a garbled .npy header tokenize.TokenError, each as a traceback."""
+    import zipfile
+
+    from layouts import damage_zip
+
+    from gen3c.io.npz import NpzReader
+
+    path = tmp_path / "d.npz"
+    if how == "header":  # its dict's closing brace lost
+        header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), "
+        header += b" " * (64 - 10 - 1 - len(header) % 64) + b"\n"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("depth.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(24))
+    else:
+        np.savez_compressed(path, depth=np.ones((2, 3), np.float32))
+        damage_zip(path, "depth.npy", how)
+    reads = {
+        "load": lambda: NpzReader(path, "d.npz").load("depth"),
+        "frames": lambda: list(NpzReader(path, "d.npz").frames("depth").frames()),
+        "load_depth": lambda: load_depth(path, name="d.npz"),
+    }
+    for read in reads.values():
+        with pytest.raises(Gen3cInputError, match=r"^d\.npz .*(is not a readable \.npz file|is corrupt or truncated) \((.*compression|.*decompressing|its \.npy header is garbled)"):
+            read()
+
 def test_write_video_names_the_frames_as_given(tmp_path):
     # Before: a ValueError quoting the shape after a wrong conversion ("got (5, 48, 3, 32) uint8").
     mistakes = [

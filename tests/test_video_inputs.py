@@ -8,7 +8,16 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from layouts import exr_bytes, render, scene, scene_cameras, write_multiview, write_sample, write_vipe
+from layouts import (
+    damage_zip,
+    exr_bytes,
+    render,
+    scene,
+    scene_cameras,
+    write_multiview,
+    write_sample,
+    write_vipe,
+)
 
 from gen3c.cache import Cache3D
 from gen3c.cameras import Cameras, camera_centers
@@ -143,6 +152,9 @@ def _rezip(path, members):
         ("depth_all_nan_after_start", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
         ("mp4_garbage", r"ViPE video .*rgb/walk.mp4. cannot be read"),
         ("pickled_npz", "never unpickled"),
+        # Before: zlib.error and NotImplementedError tracebacks.
+        ("depth_zip_garbled", r"depth/walk\.zip 00001\.exr cannot be read \(Error -3 while decompressing data.*\): the zip is damaged, re-run 'vipe infer'$"),
+        ("mask_zip_unknown_method", r"mask/walk\.zip 00002\.png cannot be read \(.*compression.*\): the zip is damaged"),
     ],
 )
 def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
@@ -193,6 +205,10 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         (root / "rgb" / "walk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
     elif case == "pickled_npz":
         np.savez(pose, data=np.array([{"a": 1}], dtype=object), inds=np.arange(1))
+    elif case == "depth_zip_garbled":
+        damage_zip(root / "depth" / "walk.zip", "00001.exr", "stream")
+    elif case == "mask_zip_unknown_method":
+        damage_zip(root / "mask" / "walk.zip", "00002.png", "method")
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_vipe(root, (64, 128), start=start)
     assert "\n" not in str(err.value)

@@ -6,7 +6,6 @@ Depth is z-depth in any consistent unit. Object arrays are never unpickled.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from gen3c.errors import Gen3cInputError, complex_refusal, note
 from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
+from gen3c.io.npz import ZIP_READ_ERRORS, damage
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -67,8 +67,8 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
         if "pickle" in str(exc).lower():
             raise Gen3cInputError(f"{name} {str(p)!r} holds Python objects, which are never unpickled: save a plain float array") from None
         raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): save a plain float array") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export it") from None
+    except ZIP_READ_ERRORS as exc:
+        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({damage(exc)}): re-export it") from None
     return depth_map(array, f"{name} {str(p)!r}")
 
 

@@ -46,7 +46,7 @@ from gen3c.io.frames import (
     float32_array,
     frame_range,
 )
-from gen3c.io.npz import load_npz_array
+from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
 from gen3c.io.video import iter_video_frames, probe_video, turned_hint
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
@@ -311,8 +311,8 @@ class _ZipFrames:
         self.name, self.suffix, self.decode = f"ViPE {rel}", suffix, decode
         try:
             self.archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable zip file ({exc})") from None
+        except ZIP_READ_ERRORS as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable zip file ({damage(exc)})") from None
         members = set(self.archive.namelist())
         indices = sorted(
             int(m[: -len(suffix)]) for m in members if m.endswith(suffix) and m[: -len(suffix)].isdigit()
@@ -342,8 +342,8 @@ class _ZipFrames:
             array = self.decode(self.archive.read(member))
         except Gen3cInputError as exc:
             raise Gen3cInputError(f"{self.name} {member}: {exc}") from None
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise Gen3cInputError(f"{self.name} {member} cannot be read ({exc})") from None
+        except (*ZIP_READ_ERRORS, ValueError) as exc:
+            raise Gen3cInputError(f"{self.name} {member} cannot be read ({damage(exc)}): the zip is damaged, re-run 'vipe infer'") from None
         if array.shape != tuple(size):
             raise Gen3cInputError(
                 f"{self.name} {member} is {array.shape[0]}×{array.shape[1]} but the video is {size[0]}×{size[1]}: they must match"
