@@ -309,6 +309,23 @@ def test_legacy_pt_weights_only_and_trust(tmp_path, clip):
         read_sample(tmp_path / "pickled.pt", (64, 128), grant_trust="pass --trust_checkpoint")
 
 
+
+def test_a_pt_sample_that_is_no_torch_file_says_what_it_is(tmp_path, clip):
+    """Before: an HTML page or a .npy saved as .pt was said to hold "Python objects that only full
+    unpickling can load", with the advice to trust it; trusting it then failed anyway."""
+    rgb, depth, ids, w2c, K = clip
+    image = torch.from_numpy(rgb[:2]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    tensors = (image, torch.from_numpy(depth[:2])[:, None], torch.ones(2, 1, H, W), w2c[:2], K[:2])
+    torch.save(tensors, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)  # a pickle, torch < 1.6's format
+    assert torch.allclose(read_sample(tmp_path / "legacy.pt", (64, 128)).w2c, w2c[:2])
+    (tmp_path / "page.pt").write_text("<!DOCTYPE html><html>Access denied</html>")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "array.npy").rename(tmp_path / "array.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for stem, what in (("page", "text"), ("array", r"a NumPy \.npy array"), ("empty", "empty")):
+        with pytest.raises(Gen3cInputError, match=rf"^sample '.*{stem}\.pt' is {what}, not a PyTorch \.pt file: pass a GEN3C sample directory \(rgb\.mp4, .*\) or a \.pt saved with torch\.save$"):
+            read_sample(tmp_path / f"{stem}.pt", (64, 128))
+
 def test_legacy_pt_errors_name_the_files_frame(tmp_path, clip):
     """A .pt sample read from a starting frame reads only the frames used, and an error names the
     file's frame (frame 4 read from frame 3 is frame 4, not the second frame read)."""
