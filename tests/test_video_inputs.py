@@ -154,6 +154,8 @@ def _rezip(path, members):
         ("pickled_npz", "never unpickled"),
         # Before: zlib.error and NotImplementedError tracebacks.
         ("depth_zip_garbled", r"depth/walk\.zip 00001\.exr cannot be read \(Error -3 while decompressing data.*\): the zip is damaged, re-run 'vipe infer'$"),
+        # Before: "has no 00000.exr (frame 0); it holds 0 of the video's 10 frames", with no word of the folder.
+        ("depth_zip_of_its_folder", r"depth/walk\.zip holds its frames in a folder \(walk/00000\.exr, …\), not at its top level as ViPE writes them: zip the files without their folder \(zip -j walk\.zip walk/\*\.exr\)$"),
         ("mask_zip_unknown_method", r"mask/walk\.zip 00002\.png cannot be read \(.*compression.*\): the zip is damaged"),
     ],
 )
@@ -190,9 +192,11 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr["data"] = intr["data"].copy()
         intr["data"][0, 0] = -5
         np.savez(root / "intrinsics" / "walk.npz", **intr)
-    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start"):
+    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
         members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
-        if case == "exr_garbage":
+        if case == "depth_zip_of_its_folder":  # zip -r walk.zip walk/, with macOS's resource forks
+            members = {path: data for name, data in members.items() for path in (f"walk/{name}", f"__MACOSX/walk/._{name}")}
+        elif case == "exr_garbage":
             members["00001.exr"] = b"not an exr at all"
         elif case == "exr_no_z":
             members["00001.exr"] = exr_bytes(depth[1], channel="R")

@@ -290,7 +290,7 @@ def _depth_zip(root: Path, clip: str) -> Path:
         shown = f"depth/{first.name}" + ("/" if first.is_dir() else "")
         hint = ""
         if first.is_dir() and any(first.glob("*.exr")):
-            hint = f" (or zip that folder's .exr files into depth/{clip}.zip)"
+            hint = f" (or zip that folder's .exr files, without the folder, into depth/{clip}.zip)"
         elif first.name.endswith(".bin.zlib"):
             hint = " (.bin.zlib depth comes from an unmerged ViPE branch, not a release)"
         raise Gen3cInputError(
@@ -323,6 +323,17 @@ class _ZipFrames:
                 f"{self.name} has frames up to {indices[-1]} but the video has {total} frames: frame counts disagree (files of different clips?)"
             )
         absent = next((f for f in needed if f"{f:05d}{suffix}" not in members), None)
+        # None at the top level but some under a folder: a zip of the folder (zip -r, a file manager's "Compress").
+        nested = [] if indices else sorted(
+            m for m in members
+            if m.endswith(suffix) and "/" in m and m.rsplit("/", 1)[1][: -len(suffix)].isdigit()
+        )  # fmt: skip
+        if nested:
+            self.archive.close()
+            raise Gen3cInputError(
+                f"{self.name} holds its frames in a folder ({nested[0]}, …), not at its top level as ViPE writes them: "
+                f"zip the files without their folder (zip -j {path.name} {nested[0].rsplit('/', 1)[0]}/*{suffix})"
+            )
         if absent is not None:
             self.archive.close()
             raise Gen3cInputError(
