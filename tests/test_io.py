@@ -672,6 +672,32 @@ def test_damaged_npz_members_are_one_line_errors(tmp_path, how):
         with pytest.raises(Gen3cInputError, match=r"^d\.npz .*(is not a readable \.npz file|is corrupt or truncated) \((.*compression|.*decompressing|its \.npy header is garbled)"):
             read()
 
+
+def test_a_numpy_file_the_system_cannot_read_is_one_line(tmp_path, monkeypatch):
+    """Before: a raw PermissionError from a sample's or multi-view npz, "corrupt or truncated
+    ([Errno 13] …): re-export it" for a depth map, "write 'fx fy cx cy'" for an intrinsics .npy."""
+    import errno
+
+    from gen3c.io import formats
+    from gen3c.io.intrinsics import parse_intrinsics
+    from gen3c.io.npz import NpzReader
+
+    np.savez(tmp_path / "d.npz", depth=np.ones((4, 4), np.float32))
+    np.save(tmp_path / "K.npy", np.array([50.0, 50.0, 8.0, 8.0]))
+
+    def denied(path):  # as open() refuses a file without read permission (root reads any)
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(formats, "file_head", denied)
+    fix = r"cannot be read \(Permission denied\): check the path and the file's permissions$"
+    for read, label in (
+        (lambda: NpzReader(tmp_path / "d.npz", "sample depth.npz"), "sample depth.npz"),
+        (lambda: load_depth(tmp_path / "d.npz"), "depth file '.*d.npz'"),
+        (lambda: parse_intrinsics(tmp_path / "K.npy", (16, 16)), "--intrinsics file '.*K.npy'"),
+    ):
+        with pytest.raises(Gen3cInputError, match=f"^{label} {fix}"):
+            read()
+
 def test_write_video_names_the_frames_as_given(tmp_path):
     # Before: a ValueError quoting the shape after a wrong conversion ("got (5, 48, 3, 32) uint8").
     mistakes = [
