@@ -673,7 +673,7 @@ def test_damaged_npz_members_are_one_line_errors(tmp_path, how):
             read()
 
 
-def test_a_numpy_file_the_system_cannot_read_is_one_line(tmp_path, monkeypatch):
+def test_a_depth_or_numpy_file_the_system_cannot_read_is_one_line(tmp_path, monkeypatch):
     """Before: a raw PermissionError from a sample's or multi-view npz, "corrupt or truncated
     ([Errno 13] …): re-export it" for a depth map, "write 'fx fy cx cy'" for an intrinsics .npy."""
     import errno
@@ -689,8 +689,11 @@ def test_a_numpy_file_the_system_cannot_read_is_one_line(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     monkeypatch.setattr(formats, "file_head", denied)
+    Image.fromarray(np.ones((4, 4), np.uint16)).save(tmp_path / "d.png")
+    monkeypatch.setattr(Image, "open", denied)
     fix = r"cannot be read \(Permission denied\): check the path and the file's permissions$"
     for read, label in (
+        (lambda: load_depth(tmp_path / "d.png"), "depth file '.*d.png'"),  # before: "corrupt or truncated"
         (lambda: NpzReader(tmp_path / "d.npz", "sample depth.npz"), "sample depth.npz"),
         (lambda: load_depth(tmp_path / "d.npz"), "depth file '.*d.npz'"),
         (lambda: parse_intrinsics(tmp_path / "K.npy", (16, 16)), "--intrinsics file '.*K.npy'"),

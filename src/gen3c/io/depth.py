@@ -68,6 +68,8 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
             raise Gen3cInputError(f"{name} {str(p)!r} holds Python objects, which are never unpickled: save a plain float array") from None
         raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): save a plain float array") from None
     except ZIP_READ_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not the file's
+            raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({damage(exc)}): re-export it") from None
     return depth_map(array, f"{name} {str(p)!r}")
 
