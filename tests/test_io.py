@@ -355,6 +355,12 @@ def test_exr_depth_channel_is_found_by_name_beside_colour_layers(tmp_path):
     assert (load_depth(tmp_path / "blender.exr") == 2.5).all()
     OpenEXR.File({"type": OpenEXR.scanlineimage}, {c: colour for c in "RGBA"} | {"Z": depth}).write(str(tmp_path / "rgbaz.exr"))
     assert (load_depth(tmp_path / "rgbaz.exr") == 2.5).all()
+    # Before: without a depth pass, the Z of the normal or mist pass was read as depth, silently.
+    for other in ("Normal", "Mist"):
+        layers = {f"ViewLayer.Combined.{c}": colour for c in "RGBA"} | {f"ViewLayer.{other}.Z": colour}
+        OpenEXR.File({"type": OpenEXR.scanlineimage}, layers).write(str(tmp_path / "no_depth.exr"))
+        with pytest.raises(Gen3cInputError, match=rf"no_depth\.exr' has no depth channel \(it has ViewLayer\.Combined, ViewLayer\.{other}\.Z\): write the depth into channel Z \(Blender: enable the Z pass"):
+            load_depth(tmp_path / "no_depth.exr")
 
 
 def test_depth_png_is_read_upright_like_its_photo(tmp_path):
