@@ -217,3 +217,31 @@ def write_multiview(
     data.update(overrides or {})
     np.savez(path, **{k: v for k, v in data.items() if v is not None})
     return path
+
+
+def damage_zip(path: Path, member: str, how: str) -> Path:
+    """Damage one member of a deflated zip in place, as files get damaged: ``"stream"`` garbles its
+    deflate stream (zlib.error when read), ``"method"`` names a compression method Python does not
+    read (NotImplementedError: a flipped bit, or the Deflate64 of another zipper)."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(member)
+    if how == "stream":  # the first deflate block: final, of the reserved type 3
+        at = info.header_offset
+        name_len, extra_len = (int.from_bytes(data[at + i : at + i + 2], "little") for i in (26, 28))
+        data[at + 30 + name_len + extra_len] = 0xFF
+    else:  # the central directory's method field, which zipfile reads
+        entry = _central_entry(data, member)
+        data[entry + 10 : entry + 12] = (9).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _central_entry(data: bytearray, member: str) -> int:
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        name_len = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + name_len] == member.encode():
+            return at
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise KeyError(member)

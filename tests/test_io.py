@@ -355,6 +355,12 @@ def test_exr_depth_channel_is_found_by_name_beside_colour_layers(tmp_path):
     assert (load_depth(tmp_path / "blender.exr") == 2.5).all()
     OpenEXR.File({"type": OpenEXR.scanlineimage}, {c: colour for c in "RGBA"} | {"Z": depth}).write(str(tmp_path / "rgbaz.exr"))
     assert (load_depth(tmp_path / "rgbaz.exr") == 2.5).all()
+    # Before: without a depth pass, the Z of the normal or mist pass was read as depth, silently.
+    for other in ("Normal", "Mist"):
+        layers = {f"ViewLayer.Combined.{c}": colour for c in "RGBA"} | {f"ViewLayer.{other}.Z": colour}
+        OpenEXR.File({"type": OpenEXR.scanlineimage}, layers).write(str(tmp_path / "no_depth.exr"))
+        with pytest.raises(Gen3cInputError, match=rf"no_depth\.exr' has no depth channel \(it has ViewLayer\.Combined, ViewLayer\.{other}\.Z\): write the depth into channel Z \(Blender: enable the Z pass"):
+            load_depth(tmp_path / "no_depth.exr")
 
 
 def test_depth_png_is_read_upright_like_its_photo(tmp_path):
@@ -642,6 +648,64 @@ def test_npz_arrays_are_read_one_frame_at_a_time(tmp_path):
         with pytest.raises(Gen3cInputError, match=r"depth file 't.npz' 'depth' ends at frame 3 of its 6: the file is truncated"):
             list(frames)
 
+
+
+@pytest.mark.parametrize("how", ["stream", "method", "header"])
+def test_damaged_npz_members_are_one_line_errors(tmp_path, how):
+    """Before: a garbled deflate stream raised zlib.error, a compression method Python lacks
+    NotImplementedError and a garbled .npy header tokenize.TokenError, each as a traceback."""
+    import zipfile
+
+    from layouts import damage_zip
+
+    from gen3c.io.npz import NpzReader
+
+    path = tmp_path / "d.npz"
+    if how == "header":  # its dict's closing brace lost
+        header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), "
+        header += b" " * (64 - 10 - 1 - len(header) % 64) + b"\n"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("depth.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(24))
+    else:
+        np.savez_compressed(path, depth=np.ones((2, 3), np.float32))
+        damage_zip(path, "depth.npy", how)
+    reads = {
+        "load": lambda: NpzReader(path, "d.npz").load("depth"),
+        "frames": lambda: list(NpzReader(path, "d.npz").frames("depth").frames()),
+        "load_depth": lambda: load_depth(path, name="d.npz"),
+    }
+    for read in reads.values():
+        with pytest.raises(Gen3cInputError, match=r"^d\.npz .*(is not a readable \.npz file|is corrupt or truncated) \((.*compression|.*decompressing|its \.npy header is garbled)"):
+            read()
+
+
+def test_a_depth_or_numpy_file_the_system_cannot_read_is_one_line(tmp_path, monkeypatch):
+    """Before: a raw PermissionError from a sample's or multi-view npz, "corrupt or truncated
+    ([Errno 13] …): re-export it" for a depth map, "write 'fx fy cx cy'" for an intrinsics .npy."""
+    import errno
+
+    from gen3c.io import formats
+    from gen3c.io.intrinsics import parse_intrinsics
+    from gen3c.io.npz import NpzReader
+
+    np.savez(tmp_path / "d.npz", depth=np.ones((4, 4), np.float32))
+    np.save(tmp_path / "K.npy", np.array([50.0, 50.0, 8.0, 8.0]))
+
+    def denied(path):  # as open() refuses a file without read permission (root reads any)
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(formats, "file_head", denied)
+    Image.fromarray(np.ones((4, 4), np.uint16)).save(tmp_path / "d.png")
+    monkeypatch.setattr(Image, "open", denied)
+    fix = r"cannot be read \(Permission denied\): check the path and the file's permissions$"
+    for read, label in (
+        (lambda: load_depth(tmp_path / "d.png"), "depth file '.*d.png'"),  # before: "corrupt or truncated"
+        (lambda: NpzReader(tmp_path / "d.npz", "sample depth.npz"), "sample depth.npz"),
+        (lambda: load_depth(tmp_path / "d.npz"), "depth file '.*d.npz'"),
+        (lambda: parse_intrinsics(tmp_path / "K.npy", (16, 16)), "--intrinsics file '.*K.npy'"),
+    ):
+        with pytest.raises(Gen3cInputError, match=f"^{label} {fix}"):
+            read()
 
 def test_write_video_names_the_frames_as_given(tmp_path):
     # Before: a ValueError quoting the shape after a wrong conversion ("got (5, 48, 3, 32) uint8").

@@ -8,7 +8,16 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from layouts import exr_bytes, render, scene, scene_cameras, write_multiview, write_sample, write_vipe
+from layouts import (
+    damage_zip,
+    exr_bytes,
+    render,
+    scene,
+    scene_cameras,
+    write_multiview,
+    write_sample,
+    write_vipe,
+)
 
 from gen3c.cache import Cache3D
 from gen3c.cameras import Cameras, camera_centers
@@ -143,6 +152,11 @@ def _rezip(path, members):
         ("depth_all_nan_after_start", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
         ("mp4_garbage", r"ViPE video .*rgb/walk.mp4. cannot be read"),
         ("pickled_npz", "never unpickled"),
+        # Before: zlib.error and NotImplementedError tracebacks.
+        ("depth_zip_garbled", r"depth/walk\.zip 00001\.exr cannot be read \(Error -3 while decompressing data.*\): the zip is damaged, re-run 'vipe infer'$"),
+        # Before: "has no 00000.exr (frame 0); it holds 0 of the video's 10 frames", with no word of the folder.
+        ("depth_zip_of_its_folder", r"depth/walk\.zip holds its frames in a folder \(walk/00000\.exr, …\), not at its top level as ViPE writes them: zip the files without their folder \(zip -j walk\.zip walk/\*\.exr\)$"),
+        ("mask_zip_unknown_method", r"mask/walk\.zip 00002\.png cannot be read \(.*compression.*\): the zip is damaged"),
     ],
 )
 def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
@@ -178,9 +192,11 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr["data"] = intr["data"].copy()
         intr["data"][0, 0] = -5
         np.savez(root / "intrinsics" / "walk.npz", **intr)
-    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start"):
+    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
         members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
-        if case == "exr_garbage":
+        if case == "depth_zip_of_its_folder":  # zip -r walk.zip walk/, with macOS's resource forks
+            members = {path: data for name, data in members.items() for path in (f"walk/{name}", f"__MACOSX/walk/._{name}")}
+        elif case == "exr_garbage":
             members["00001.exr"] = b"not an exr at all"
         elif case == "exr_no_z":
             members["00001.exr"] = exr_bytes(depth[1], channel="R")
@@ -193,6 +209,10 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         (root / "rgb" / "walk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
     elif case == "pickled_npz":
         np.savez(pose, data=np.array([{"a": 1}], dtype=object), inds=np.arange(1))
+    elif case == "depth_zip_garbled":
+        damage_zip(root / "depth" / "walk.zip", "00001.exr", "stream")
+    elif case == "mask_zip_unknown_method":
+        damage_zip(root / "mask" / "walk.zip", "00002.png", "method")
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_vipe(root, (64, 128), start=start)
     assert "\n" not in str(err.value)
@@ -292,6 +312,23 @@ def test_legacy_pt_weights_only_and_trust(tmp_path, clip):
     with pytest.raises(Gen3cInputError, match=r", or pass --trust_checkpoint if you trust its source$"):
         read_sample(tmp_path / "pickled.pt", (64, 128), grant_trust="pass --trust_checkpoint")
 
+
+
+def test_a_pt_sample_that_is_no_torch_file_says_what_it_is(tmp_path, clip):
+    """Before: an HTML page or a .npy saved as .pt was said to hold "Python objects that only full
+    unpickling can load", with the advice to trust it; trusting it then failed anyway."""
+    rgb, depth, ids, w2c, K = clip
+    image = torch.from_numpy(rgb[:2]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    tensors = (image, torch.from_numpy(depth[:2])[:, None], torch.ones(2, 1, H, W), w2c[:2], K[:2])
+    torch.save(tensors, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)  # a pickle, torch < 1.6's format
+    assert torch.allclose(read_sample(tmp_path / "legacy.pt", (64, 128)).w2c, w2c[:2])
+    (tmp_path / "page.pt").write_text("<!DOCTYPE html><html>Access denied</html>")
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "array.npy").rename(tmp_path / "array.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for stem, what in (("page", "text"), ("array", r"a NumPy \.npy array"), ("empty", "empty")):
+        with pytest.raises(Gen3cInputError, match=rf"^sample '.*{stem}\.pt' is {what}, not a PyTorch \.pt file: pass a GEN3C sample directory \(rgb\.mp4, .*\) or a \.pt saved with torch\.save$"):
+            read_sample(tmp_path / f"{stem}.pt", (64, 128))
 
 def test_legacy_pt_errors_name_the_files_frame(tmp_path, clip):
     """A .pt sample read from a starting frame reads only the frames used, and an error names the

@@ -92,7 +92,7 @@ def write_bin_zlib(path, depth):
         ("panorama", r"has 360° panorama frames \(the panorama preset\) .*run 'vipe infer' on a perspective video"),
         ("panorama_no_camera_file", r"360° panorama .*\(intrinsics/cat\.npz is all 0\)"),
         ("branch_bin_zlib", r"has depth/cat\.bin\.zlib but no depth/cat\.zip, the zipped EXR depth every ViPE release writes: re-run 'vipe infer' with a released ViPE .*unmerged ViPE branch"),
-        ("unzipped_depth", r"has depth/cat/ but no depth/cat\.zip.*zip that folder's \.exr files into depth/cat\.zip"),
+        ("unzipped_depth", r"has depth/cat/ but no depth/cat\.zip.*zip that folder's \.exr files, without the folder, into depth/cat\.zip"),
         ("bad_camera_file", r"intrinsics/cat_camera\.txt line 2 is '1 PINHOLE', not '<frame>: <camera>'"),
         ("dataset_without_rgb", r"lacks rgb/: 'vipe infer' writes rgb/, pose/, intrinsics/, depth/ \(a ViPE dataset download needs --rgb --depth\)"),
     ],

@@ -6,7 +6,6 @@ Depth is z-depth in any consistent unit. Object arrays are never unpickled.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from gen3c.errors import Gen3cInputError, complex_refusal, note
 from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
+from gen3c.io.npz import ZIP_READ_ERRORS, damage
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -31,8 +31,8 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
     Args:
         path: ``.npy`` (2-D array, or (1, H, W) / (H, W, 1)), ``.npz`` (key ``depth`` or its
             only array), 16-bit PNG (depth = value × ``png_scale``; 0 stays 0, i.e. invalid) or
-            ``.exr`` (channel Z, else one named depth or ``….Z`` such as Blender's
-            ``ViewLayer.Depth.Z``, else R / Y / the first channel). PNGs are turned upright by
+            ``.exr`` (channel Z, else one named depth or in a depth layer such as Blender's
+            ``ViewLayer.Depth.Z``, else R / Y / its only channel). PNGs are turned upright by
             their EXIF orientation, as photos are (:func:`gen3c.io.images.load_image`).
     """
     p = Path(path)
@@ -67,8 +67,10 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
         if "pickle" in str(exc).lower():
             raise Gen3cInputError(f"{name} {str(p)!r} holds Python objects, which are never unpickled: save a plain float array") from None
         raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): save a plain float array") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export it") from None
+    except ZIP_READ_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not the file's
+            raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
+        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({damage(exc)}): re-export it") from None
     return depth_map(array, f"{name} {str(p)!r}")
 
 
@@ -151,14 +153,16 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
     if not channels:
         raise Gen3cInputError(f"{name} {str(p)!r} has no channels: write the depth into channel Z")
     # Depth by name first, wherever it sits: Blender's multi-layer files hold "ViewLayer.Depth.Z"
-    # beside the colour layer "ViewLayer.Combined" (R, G, B, A), which must not be read as depth.
-    depth_keys = [key for key in channels if key.split(".")[-1] in ("Z", "depth", "Depth") or ".Depth" in key]
-    for key in ("Z", "depth", *depth_keys, "R", "Y"):
-        if key in channels:
-            pixels = channels[key].astype(np.float32)
-            break
-    else:
-        pixels = next(iter(channels.values())).astype(np.float32)
+    # beside the colour layer "ViewLayer.Combined" (R, G, B, A), which must not be read as depth,
+    # nor must the Z of its other passes ("ViewLayer.Normal.Z", "ViewLayer.Mist.Z", "….Position.Z").
+    depth_keys = [key for key in channels if {"depth", "Depth"} & set(key.split("."))]
+    key = next((k for k in ("Z", *depth_keys, "R", "Y") if k in channels), None)
+    if key is None and len(channels) > 1:
+        shown = ", ".join(list(channels)[:6]) + (", …" if len(channels) > 6 else "")
+        raise Gen3cInputError(
+            f"{name} {str(p)!r} has no depth channel (it has {shown}): write the depth into channel Z (Blender: enable the Z pass, ViewLayer.Depth.Z)"
+        )
+    pixels = channels[key or next(iter(channels))].astype(np.float32)
     return pixels[..., 0] if pixels.ndim == 3 else pixels
 
 

@@ -81,7 +81,10 @@ def require_numpy_file(path: str | os.PathLike, label: str, archive: bool | None
     'd.npz'").
     """
     p = Path(path)
-    head = file_head(p)
+    try:
+        head = file_head(p)
+    except OSError as exc:  # the system's refusal (no permission, an I/O error): not the file's content
+        raise Gen3cInputError(f"{label} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
     if not head:
         raise Gen3cInputError(f"{label} is empty: pass the file again (it may not have finished copying)")
     npz = p.suffix.lower() == ".npz" if archive is None else archive

@@ -28,6 +28,7 @@ import torch
 from gen3c.cameras import check_intrinsics_fit, validate_poses
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
+from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
@@ -225,6 +226,14 @@ def _read_pt(
 def _load_pt(path: Path, name: str, trust_checkpoint: bool, grant_trust: str | None):
     """``torch.load`` of the file, ``weights_only`` unless the caller trusts it."""
     try:
+        # Not torch's zip nor a legacy pickle (an HTML page saved as .pt, a renamed .npy): said so,
+        # where weights_only's refusal would have advised trusting it.
+        head = file_head(path)
+        if not head.startswith((ZIP_MAGICS[0], PICKLE_MAGIC)):
+            what = describe_head(head) if head else "empty"
+            raise Gen3cInputError(
+                f"{name} is {what}, not a PyTorch .pt file: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or a .pt saved with torch.save"
+            )
         try:
             return _mapped(lambda mmap: torch.load(path, map_location="cpu", weights_only=True, mmap=mmap))
         except pickle.UnpicklingError:

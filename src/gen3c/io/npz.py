@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -20,7 +21,16 @@ import numpy as np
 from gen3c.errors import Gen3cInputError
 from gen3c.io.formats import require_numpy_file
 
-_READ_ERRORS = (OSError, zipfile.BadZipFile, EOFError, zlib.error)
+#: What reading a damaged zip member raises: OSError, BadZipFile (a bad header or CRC), EOFError
+#: and zlib.error (a deflate stream cut short or garbled), NotImplementedError (a compression
+#: method or zip version Python does not read: a flipped bit there, or another zipper's Deflate64),
+#: tokenize.TokenError (numpy's parser of a garbled .npy header). Word them with :func:`damage`.
+ZIP_READ_ERRORS = (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, tokenize.TokenError)
+
+
+def damage(exc: BaseException) -> str:
+    """A :data:`ZIP_READ_ERRORS` error in words (a TokenError tells only where numpy's parser stopped)."""
+    return "its .npy header is garbled" if isinstance(exc, tokenize.TokenError) else str(exc)
 
 
 class NpzReader:
@@ -38,8 +48,8 @@ class NpzReader:
         require_numpy_file(self.path, self.name, archive=True)
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except _READ_ERRORS as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({exc})") from None
+        except ZIP_READ_ERRORS as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)})") from None
         # numpy.load's naming: a member "x.npy" is the array "x".
         self._members = {m.removesuffix(".npy"): m for m in self._zip.namelist()}
 
@@ -74,8 +84,8 @@ class NpzReader:
             if "pickle" in str(exc).lower():
                 raise self._objects(key) from None
             raise Gen3cInputError(f"{self.name} cannot be read ({exc})") from None
-        except _READ_ERRORS as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({exc})") from None
+        except ZIP_READ_ERRORS as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)})") from None
 
     def frames(self, key: str) -> NpzFrames:
         """The array ``key`` as :class:`NpzFrames`: its shape and dtype now, its frames when read."""
@@ -92,8 +102,8 @@ class NpzReader:
                 offset = fp.tell()
         except ValueError as exc:
             raise Gen3cInputError(f"{self.name} cannot be read ({exc})") from None
-        except _READ_ERRORS as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({exc})") from None
+        except ZIP_READ_ERRORS as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)})") from None
         if dtype.hasobject:
             raise self._objects(key)
         if fortran_order and len(shape) > 1:  # frames are not contiguous in the file: read it whole
@@ -162,8 +172,8 @@ class NpzFrames:
                             f"{name} {self.key!r} ends at frame {i} of its {len(self)}: the file is truncated, save it again"
                         )
                     yield np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:])
-        except _READ_ERRORS as exc:
-            raise Gen3cInputError(f"{name} is not a readable .npz file ({exc})") from None
+        except ZIP_READ_ERRORS as exc:
+            raise Gen3cInputError(f"{name} is not a readable .npz file ({damage(exc)})") from None
 
 
 def load_npz_array(path: str | os.PathLike, key: str, name: str | None = None) -> np.ndarray:

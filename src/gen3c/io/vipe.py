@@ -46,7 +46,7 @@ from gen3c.io.frames import (
     float32_array,
     frame_range,
 )
-from gen3c.io.npz import load_npz_array
+from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
 from gen3c.io.video import iter_video_frames, probe_video, turned_hint
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
@@ -290,7 +290,7 @@ def _depth_zip(root: Path, clip: str) -> Path:
         shown = f"depth/{first.name}" + ("/" if first.is_dir() else "")
         hint = ""
         if first.is_dir() and any(first.glob("*.exr")):
-            hint = f" (or zip that folder's .exr files into depth/{clip}.zip)"
+            hint = f" (or zip that folder's .exr files, without the folder, into depth/{clip}.zip)"
         elif first.name.endswith(".bin.zlib"):
             hint = " (.bin.zlib depth comes from an unmerged ViPE branch, not a release)"
         raise Gen3cInputError(
@@ -311,8 +311,8 @@ class _ZipFrames:
         self.name, self.suffix, self.decode = f"ViPE {rel}", suffix, decode
         try:
             self.archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable zip file ({exc})") from None
+        except ZIP_READ_ERRORS as exc:
+            raise Gen3cInputError(f"{self.name} is not a readable zip file ({damage(exc)})") from None
         members = set(self.archive.namelist())
         indices = sorted(
             int(m[: -len(suffix)]) for m in members if m.endswith(suffix) and m[: -len(suffix)].isdigit()
@@ -323,6 +323,17 @@ class _ZipFrames:
                 f"{self.name} has frames up to {indices[-1]} but the video has {total} frames: frame counts disagree (files of different clips?)"
             )
         absent = next((f for f in needed if f"{f:05d}{suffix}" not in members), None)
+        # None at the top level but some under a folder: a zip of the folder (zip -r, a file manager's "Compress").
+        nested = [] if indices else sorted(
+            m for m in members
+            if m.endswith(suffix) and "/" in m and m.rsplit("/", 1)[1][: -len(suffix)].isdigit()
+        )  # fmt: skip
+        if nested:
+            self.archive.close()
+            raise Gen3cInputError(
+                f"{self.name} holds its frames in a folder ({nested[0]}, …), not at its top level as ViPE writes them: "
+                f"zip the files without their folder (zip -j {path.name} {nested[0].rsplit('/', 1)[0]}/*{suffix})"
+            )
         if absent is not None:
             self.archive.close()
             raise Gen3cInputError(
@@ -342,8 +353,8 @@ class _ZipFrames:
             array = self.decode(self.archive.read(member))
         except Gen3cInputError as exc:
             raise Gen3cInputError(f"{self.name} {member}: {exc}") from None
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise Gen3cInputError(f"{self.name} {member} cannot be read ({exc})") from None
+        except (*ZIP_READ_ERRORS, ValueError) as exc:
+            raise Gen3cInputError(f"{self.name} {member} cannot be read ({damage(exc)}): the zip is damaged, re-run 'vipe infer'") from None
         if array.shape != tuple(size):
             raise Gen3cInputError(
                 f"{self.name} {member} is {array.shape[0]}×{array.shape[1]} but the video is {size[0]}×{size[1]}: they must match"
