@@ -53,6 +53,39 @@ def test_fp8_needs_a_capable_gpu(monkeypatch):
         use_fp8_matmuls(tiny_transformer().float())
 
 
+def test_fp8_matmuls_without_a_cuda_gpu_are_refused_before_anything_loads(monkeypatch, box_scene, tmp_path):
+    """--fp8_matmul where no CUDA GPU computes (a CPU run) was refused by use_fp8_matmuls, after
+    the input was read and the weights loaded; now in the same line before either."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.models.speed import FP8_MATMULS_NEED
+    from gen3c.pipelines import loading, request
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("loaded before the refusal")
+
+    monkeypatch.setattr(loading, "checkpoint_folder", loaded)
+    monkeypatch.setattr(loading, "load_pipeline", loaded)
+    monkeypatch.setattr(request, "load_scene", loaded)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine, also on a GPU host
+    for device in (None, "cpu"):
+        with pytest.raises(Gen3cInputError) as refused:
+            loading.load_generator("tiny", fp8_matmul=True, device=device)
+        assert str(refused.value) == FP8_MATMULS_NEED
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60",
+                                   "--video_save_folder", str(tmp_path), "--generator", "gen3c", "--model", "tiny", "--fp8_matmul"])  # fmt: skip
+    assert res.exit_code == 2 and res.output.strip() == f"error: {FP8_MATMULS_NEED}", res.output
+    # With CUDA here (device None or "cuda") the GPU's fp8 tensor cores are asked once the DiT is placed: not refused now.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for device in (None, "cuda"):
+        with pytest.raises(AssertionError, match="loaded before the refusal"):
+            loading.load_generator("tiny", fp8_matmul=True, device=device, num_gpus=2)
+    with pytest.raises(Gen3cInputError, match="fp8 matmuls need a CUDA GPU"):  # a torchrun launch's ranks on CPUs (gloo)
+        loading.load_generator("tiny", fp8_matmul=True, device="cpu", num_gpus=2)
+
+
 def test_unknown_attention_backend_is_a_clear_error():
     from gen3c.pipelines.presets import speed_settings
 

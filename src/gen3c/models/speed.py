@@ -131,6 +131,24 @@ def fp8_supported(device: torch.device | str | None = None) -> bool:
     return torch.cuda.get_device_capability(device) >= (8, 9)
 
 
+def check_fp8_matmuls_device(device: torch.device | str | None = None) -> None:
+    """Refuse fp8 matmuls before any weight is fetched or loaded where no CUDA GPU would compute:
+    ``device`` of another type (a CPU run), or None (CUDA when available) on a machine without
+    CUDA. Whether the GPU has fp8 tensor cores is asked by :func:`use_fp8_matmuls` once the DiT
+    is placed: asking now would start CUDA (each torchrun rank on cuda:0). A device that is no
+    device name is left to the loading's own message (:func:`gen3c.pipelines.gen3c.compute_device`).
+
+    Raises:
+        Gen3cInputError: :data:`FP8_MATMULS_NEED`.
+    """
+    try:
+        on_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    except (RuntimeError, TypeError):
+        return
+    if not on_cuda:
+        raise Gen3cInputError(FP8_MATMULS_NEED)
+
+
 def quantize_rows_fp8(x: Tensor) -> tuple[Tensor, Tensor]:
     """Row-wise e4m3 quantisation, x (M, N) → (x / s as e4m3 (M, N), s (M, 1) float32) with
     ``s = max|x_row| / 448``: what ``torch._scaled_mm`` takes as row-scaled activations."""

@@ -53,7 +53,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
-from gen3c.pipelines.options import check_generator
+from gen3c.pipelines.options import check_generator, check_speed_device
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
@@ -851,7 +851,9 @@ def _run_request(
     check_request(request)
     check_dependencies(request)
     if generator is None:
-        check_generator(request)
+        options = check_generator(request)  # ({} for the preview)
+        # what this machine can run, before the input is read (a depth estimate: minutes)
+        check_speed_device(options.get("speed"), options.get("fp8_matmul"), options.get("device"))
     check_frame_count(request)
     num_gpus = request.generator_options.get("num_gpus", 1)
     check_launch(num_gpus)
