@@ -86,6 +86,29 @@ def test_fp8_matmuls_without_a_cuda_gpu_are_refused_before_anything_loads(monkey
         loading.load_generator("tiny", fp8_matmul=True, device="cpu", num_gpus=2)
 
 
+def test_fp8_matmuls_take_a_resident_dit_beside_an_offloaded_tokenizer_and_t5(monkeypatch):
+    """GEN3C's --offload_tokenizer / --offload_text_encoder_model leave the DiT resident: its
+    matmuls run in fp8 (before: refused once the weights had loaded, "drop ... the DiT offloading",
+    though the DiT was not offloaded); an offloaded or float8-stored DiT is still refused."""
+    from gen3c.models import speed
+    from gen3c.models.memory import memory_plan
+    from gen3c.models.tiny import tiny_pipeline
+    from gen3c.pipelines.loading import apply_speed_settings
+    from gen3c.pipelines.presets import speed_settings
+
+    replaced = []
+    monkeypatch.setattr(speed, "use_fp8_matmuls", replaced.append)  # the GPU's part (tests above)
+    pipe = tiny_pipeline(seed=0, with_text_encoder=False)
+    settings = speed_settings("exact", fp8_matmul=True, compile=False)
+    apply_speed_settings(pipe.configure_memory(memory_plan(offload_tokenizer=True, offload_text_encoder_model=True), "cpu"), settings)
+    assert replaced == [pipe.transformer]
+    for plan in (memory_plan(offload_diffusion_transformer=True), memory_plan("model_offload"), memory_plan(fp8=True)):
+        pipe.memory = plan  # (placing a float8 copy is not needed to be refused)
+        with pytest.raises(Gen3cInputError, match="--fp8_matmul needs the DiT resident in GPU memory in bf16"):
+            apply_speed_settings(pipe, settings)
+    assert len(replaced) == 1
+
+
 def test_unknown_attention_backend_is_a_clear_error():
     from gen3c.pipelines.presets import speed_settings
 

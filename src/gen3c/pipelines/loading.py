@@ -537,7 +537,7 @@ def apply_speed_settings(
     if parallel_device is not None:
         enable_context_parallel(pipe.transformer, parallel_device)
     if fp8_matmul:
-        if plan.offload or plan.fp8:
+        if "transformer" in plan.offload or plan.fp8:  # (an offloaded tokenizer or T5 leaves the DiT resident)
             raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
         use_fp8_matmuls(pipe.transformer)
     if compile:
