@@ -53,9 +53,11 @@ def test_fp8_needs_a_capable_gpu(monkeypatch):
         use_fp8_matmuls(tiny_transformer().float())
 
 
-def test_fp8_matmuls_without_a_cuda_gpu_are_refused_before_anything_loads(monkeypatch, box_scene, tmp_path):
+def test_fp8_matmuls_and_a_compile_that_cannot_run_on_a_cpu_are_refused_before_anything_loads(monkeypatch, box_scene, tmp_path):
     """--fp8_matmul where no CUDA GPU computes (a CPU run) was refused by use_fp8_matmuls, after
-    the input was read and the weights loaded; now in the same line before either."""
+    the input was read and the weights loaded; --compile on a CPU without a C++ compiler died in
+    inductor's traceback at the first step. Now each in one line, before either."""
+    from torch._inductor import cpp_builder, exc
     from typer.testing import CliRunner
 
     from gen3c.cli import app
@@ -65,18 +67,32 @@ def test_fp8_matmuls_without_a_cuda_gpu_are_refused_before_anything_loads(monkey
     def loaded(*args, **kwargs):
         raise AssertionError("loaded before the refusal")
 
+    def no_compiler():
+        raise exc.InvalidCxxCompiler
+
     monkeypatch.setattr(loading, "checkpoint_folder", loaded)
     monkeypatch.setattr(loading, "load_pipeline", loaded)
     monkeypatch.setattr(request, "load_scene", loaded)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine, also on a GPU host
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    no_cxx = r"--compile on a CPU needs a C\+\+ compiler, which inductor builds the DiT's kernels with \(No working C\+\+ compiler .*\): install g\+\+"
     for device in (None, "cpu"):
         with pytest.raises(Gen3cInputError) as refused:
             loading.load_generator("tiny", fp8_matmul=True, device=device)
         assert str(refused.value) == FP8_MATMULS_NEED
+        with pytest.raises(Gen3cInputError, match=no_cxx):
+            loading.load_generator("tiny", compile=True, device=device)
     image, depth, _, _ = box_scene
-    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60",
-                                   "--video_save_folder", str(tmp_path), "--generator", "gen3c", "--model", "tiny", "--fp8_matmul"])  # fmt: skip
+    common = ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60",
+              "--video_save_folder", str(tmp_path), "--generator", "gen3c", "--model", "tiny"]  # fmt: skip
+    res = CliRunner().invoke(app, [*common, "--fp8_matmul"])
     assert res.exit_code == 2 and res.output.strip() == f"error: {FP8_MATMULS_NEED}", res.output
+    res = CliRunner().invoke(app, [*common, "--compile"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1 and "--compile on a CPU needs a C++ compiler" in res.output
+    # With a compiler, --compile on a CPU is honoured (a slow first step, as --help says): not refused.
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", lambda: "g++")
+    with pytest.raises(AssertionError, match="loaded before the refusal"):
+        loading.load_generator("tiny", compile=True, device="cpu")
     # With CUDA here (device None or "cuda") the GPU's fp8 tensor cores are asked once the DiT is placed: not refused now.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     for device in (None, "cuda"):

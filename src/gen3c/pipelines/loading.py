@@ -359,7 +359,7 @@ def load_generator(
     )  # fmt: skip
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
-    check_speed_device(speed, fp8_matmul, device)  # fp8 matmuls on a CPU, before any fetch
+    check_speed_device(speed, device, fp8_matmul=fp8_matmul, compile=compile)  # fp8 matmuls on a CPU, before any fetch
     if low_memory:
         memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
     if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():

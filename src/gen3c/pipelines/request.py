@@ -853,7 +853,7 @@ def _run_request(
     if generator is None:
         options = check_generator(request)  # ({} for the preview)
         # what this machine can run, before the input is read (a depth estimate: minutes)
-        check_speed_device(options.get("speed"), options.get("fp8_matmul"), options.get("device"))
+        check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
     check_frame_count(request)
     num_gpus = request.generator_options.get("num_gpus", 1)
     check_launch(num_gpus)
