@@ -102,6 +102,17 @@ def test_fp8_matmuls_and_a_compile_that_cannot_run_on_a_cpu_are_refused_before_a
         loading.load_generator("tiny", fp8_matmul=True, device="cpu", num_gpus=2)
 
 
+def test_compile_help_says_what_it_does_on_a_cpu():
+    """--compile is an explicit opt-in that a CPU honours (no preset compiles there): --help says
+    so, and what it costs and needs, instead of only the GPU's ~10 s."""
+    import typer.main
+
+    from gen3c.cli import app
+
+    helps = {p.name: " ".join((p.help or "").split()) for p in typer.main.get_command(app).commands["generate"].params}
+    assert "--compile on a CPU is honoured: inductor builds C++ kernels (a C++ compiler is needed)" in helps["compile"]
+
+
 def test_fp8_matmuls_take_a_resident_dit_beside_an_offloaded_tokenizer_and_t5(monkeypatch):
     """GEN3C's --offload_tokenizer / --offload_text_encoder_model leave the DiT resident: its
     matmuls run in fp8 (before: refused once the weights had loaded, "drop ... the DiT offloading",
