@@ -554,6 +554,8 @@ def check_dependencies(request: GenerationRequest) -> None:
 
 def make_generator(request: GenerationRequest, progress: ProgressFactory | None = None):
     """The generator a request names; ``progress`` shows the gen3c model's loading as a stage."""
+    # Checked here for the callers without run_request (the GUI, `gen3c compare`, a batch worker's pool);
+    # run_request's check, before the input is read, repeats here: milliseconds, its notes said once (errors.note).
     check_generator(request)
     if request.generator == "preview":
         from gen3c.pipelines.preview import PreviewGenerator
