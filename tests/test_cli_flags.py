@@ -96,6 +96,26 @@ def test_gen3cs_flags_for_parts_gen3c_lacks_are_named_in_a_note(tmp_path):
             "and no guardrail models, so nothing changes") in out  # fmt: skip
 
 
+def test_a_note_of_the_gen3c_options_is_said_once_per_run():
+    """run_request checks the options before the input is read, and they are checked again as the
+    model loads (make_generator, generator_from_options): a full `gen3c generate --disable_guardrail`
+    said its note twice. A note already said in the run (record_notes) is not said again, and
+    recorded once."""
+    import warnings
+
+    from gen3c.errors import record_notes
+    from gen3c.pipelines.options import check_generator
+    from gen3c.pipelines.settings import GenerationRequest
+
+    request = GenerationRequest(generator="gen3c", generator_options={"model": "tiny", "disable_guardrail": True})
+    with warnings.catch_warnings(record=True) as said, record_notes() as notes:
+        warnings.simplefilter("always")  # (any catch_warnings in between, an image read's, resets "once")
+        check_generator(request)
+        check_generator_options(request.generator_options)
+    lines = [str(w.message) for w in said if "--disable_guardrail: accepted for GEN3C command lines" in str(w.message)]
+    assert len(lines) == 1 and notes == lines
+
+
 #: GEN3C's README: "For GPUs with limited memory, you can fully offload all models by appending the
 #: following flags to your command".
 GEN3C_FULL_OFFLOAD = ("--offload_diffusion_transformer", "--offload_tokenizer", "--offload_text_encoder_model", "--offload_prompt_upsampler",

@@ -53,6 +53,89 @@ def test_fp8_needs_a_capable_gpu(monkeypatch):
         use_fp8_matmuls(tiny_transformer().float())
 
 
+def test_fp8_matmuls_and_a_compile_that_cannot_run_on_a_cpu_are_refused_before_anything_loads(monkeypatch, box_scene, tmp_path):
+    """--fp8_matmul where no CUDA GPU computes (a CPU run) was refused by use_fp8_matmuls, after
+    the input was read and the weights loaded; --compile on a CPU without a C++ compiler died in
+    inductor's traceback at the first step. Now each in one line, before either."""
+    from torch._inductor import cpp_builder, exc
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.models.speed import FP8_MATMULS_NEED
+    from gen3c.pipelines import loading, request
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("loaded before the refusal")
+
+    def no_compiler():
+        raise exc.InvalidCxxCompiler
+
+    monkeypatch.setattr(loading, "checkpoint_folder", loaded)
+    monkeypatch.setattr(loading, "load_pipeline", loaded)
+    monkeypatch.setattr(request, "load_scene", loaded)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine, also on a GPU host
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    no_cxx = r"--compile on a CPU needs a C\+\+ compiler, which inductor builds the DiT's kernels with \(No working C\+\+ compiler .*\): install g\+\+"
+    for device in (None, "cpu"):
+        with pytest.raises(Gen3cInputError) as refused:
+            loading.load_generator("tiny", fp8_matmul=True, device=device)
+        assert str(refused.value) == FP8_MATMULS_NEED
+        with pytest.raises(Gen3cInputError, match=no_cxx):
+            loading.load_generator("tiny", compile=True, device=device)
+    image, depth, _, _ = box_scene
+    common = ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60",
+              "--video_save_folder", str(tmp_path), "--generator", "gen3c", "--model", "tiny"]  # fmt: skip
+    res = CliRunner().invoke(app, [*common, "--fp8_matmul"])
+    assert res.exit_code == 2 and res.output.strip() == f"error: {FP8_MATMULS_NEED}", res.output
+    res = CliRunner().invoke(app, [*common, "--compile"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1 and "--compile on a CPU needs a C++ compiler" in res.output
+    # With a compiler, --compile on a CPU is honoured (a slow first step, as --help says): not refused.
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", lambda: "g++")
+    with pytest.raises(AssertionError, match="loaded before the refusal"):
+        loading.load_generator("tiny", compile=True, device="cpu")
+    # With CUDA here (device None or "cuda") the GPU's fp8 tensor cores are asked once the DiT is placed: not refused now.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for device in (None, "cuda"):
+        with pytest.raises(AssertionError, match="loaded before the refusal"):
+            loading.load_generator("tiny", fp8_matmul=True, device=device, num_gpus=2)
+    with pytest.raises(Gen3cInputError, match="fp8 matmuls need a CUDA GPU"):  # a torchrun launch's ranks on CPUs (gloo)
+        loading.load_generator("tiny", fp8_matmul=True, device="cpu", num_gpus=2)
+
+
+def test_compile_help_says_what_it_does_on_a_cpu():
+    """--compile is an explicit opt-in that a CPU honours (no preset compiles there): --help says
+    so, and what it costs and needs, instead of only the GPU's ~10 s."""
+    import typer.main
+
+    from gen3c.cli import app
+
+    helps = {p.name: " ".join((p.help or "").split()) for p in typer.main.get_command(app).commands["generate"].params}
+    assert "--compile on a CPU is honoured: inductor builds C++ kernels (a C++ compiler is needed)" in helps["compile"]
+
+
+def test_fp8_matmuls_take_a_resident_dit_beside_an_offloaded_tokenizer_and_t5(monkeypatch):
+    """GEN3C's --offload_tokenizer / --offload_text_encoder_model leave the DiT resident: its
+    matmuls run in fp8 (before: refused once the weights had loaded, "drop ... the DiT offloading",
+    though the DiT was not offloaded); an offloaded or float8-stored DiT is still refused."""
+    from gen3c.models import speed
+    from gen3c.models.memory import memory_plan
+    from gen3c.models.tiny import tiny_pipeline
+    from gen3c.pipelines.loading import apply_speed_settings
+    from gen3c.pipelines.presets import speed_settings
+
+    replaced = []
+    monkeypatch.setattr(speed, "use_fp8_matmuls", replaced.append)  # the GPU's part (tests above)
+    pipe = tiny_pipeline(seed=0, with_text_encoder=False)
+    settings = speed_settings("exact", fp8_matmul=True, compile=False)
+    apply_speed_settings(pipe.configure_memory(memory_plan(offload_tokenizer=True, offload_text_encoder_model=True), "cpu"), settings)
+    assert replaced == [pipe.transformer]
+    for plan in (memory_plan(offload_diffusion_transformer=True), memory_plan("model_offload"), memory_plan(fp8=True)):
+        pipe.memory = plan  # (placing a float8 copy is not needed to be refused)
+        with pytest.raises(Gen3cInputError, match="--fp8_matmul needs the DiT resident in GPU memory in bf16"):
+            apply_speed_settings(pipe, settings)
+    assert len(replaced) == 1
+
+
 def test_unknown_attention_backend_is_a_clear_error():
     from gen3c.pipelines.presets import speed_settings
 

@@ -430,8 +430,9 @@ CompileOpt = Annotated[
     typer.Option(
         "--compile/--no_compile",
         rich_help_panel=SPEED_PANEL,
-        help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile of ~10 s), or leave them "
-        "eager. Default: the --speed preset's (every preset compiles a DiT resident on one CUDA GPU, none on a CPU).",
+        help="gen3c generator: torch.compile the DiT's blocks (faster steps after a one-time compile of ~10 s on a GPU), or leave them "
+        "eager. Default: the --speed preset's (every preset compiles a DiT resident on one CUDA GPU, none on a CPU). --compile on a "
+        "CPU is honoured: inductor builds C++ kernels (a C++ compiler is needed), so the first step waits tens of seconds.",
     ),
 ]
 AttentionOpt = Annotated[

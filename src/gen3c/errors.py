@@ -188,8 +188,12 @@ def note(message: str, stacklevel: int = 1) -> None:
     """Tell the user ``message``: appended to the innermost :func:`collect_notes` of this thread,
     else warned as a ``UserWarning`` attributed ``stacklevel`` frames above the caller (as
     :func:`warnings.warn` counts them from the caller). Each :func:`record_notes` around the
-    call keeps a copy."""
-    for record in _NOTE_RECORDS.get():
+    call keeps a copy; one said already inside the innermost (a run's) is not said again: a
+    check that a later stage repeats (:func:`gen3c.pipelines.request.make_generator`'s) notes once."""
+    records = _NOTE_RECORDS.get()
+    if records and message in records[-1]:
+        return
+    for record in records:
         record.append(message)
     sink = _NOTE_SINK.get()
     if sink is not None:

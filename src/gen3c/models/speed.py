@@ -135,6 +135,38 @@ def fp8_supported(device: torch.device | str | None = None) -> bool:
     return torch.cuda.get_device_capability(device) >= (8, 9)
 
 
+def check_kernels_device(device: torch.device | str | None = None, *, fp8_matmul: bool = False, compile: bool = False) -> None:
+    """Refuse, before any weight is fetched or loaded, DiT kernels that cannot run where the DiT
+    will compute, when that is not a CUDA GPU (``device`` of another type, or None, CUDA when
+    available, on a machine without CUDA): fp8 matmuls (:data:`FP8_MATMULS_NEED`), and a compile
+    without the C++ compiler that inductor builds CPU kernels with (else a traceback at the first
+    step). Whether a GPU has fp8 tensor cores is asked by :func:`use_fp8_matmuls` once the DiT is
+    placed: asking now would start CUDA (each torchrun rank on cuda:0). A device that is no device
+    name is left to the loading's own message (:func:`gen3c.pipelines.gen3c.compute_device`).
+
+    Raises:
+        Gen3cInputError: the first of them, in one line.
+    """
+    try:
+        on_cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    except (RuntimeError, TypeError):
+        return
+    if on_cuda:
+        return
+    if fp8_matmul:
+        raise Gen3cInputError(FP8_MATMULS_NEED)
+    if compile:
+        from torch._inductor import cpp_builder
+
+        try:
+            cpp_builder.get_cpp_compiler()
+        except RuntimeError as exc:  # inductor's InvalidCxxCompiler
+            raise Gen3cInputError(
+                f"--compile on a CPU needs a C++ compiler, which inductor builds the DiT's kernels with ({first_line(exc, 120)}): "
+                "install g++ (or set CXX), or drop --compile"
+            ) from None
+
+
 def quantize_rows_fp8(x: Tensor) -> tuple[Tensor, Tensor]:
     """Row-wise e4m3 quantisation, x (M, N) → (x / s as e4m3 (M, N), s (M, 1) float32) with
     ``s = max|x_row| / 448``: what ``torch._scaled_mm`` takes as row-scaled activations."""

@@ -53,6 +53,7 @@ from gen3c.pipelines.options import (
     check_generator_options,
     check_memory_settings,
     check_model_split,
+    check_speed_device,
     checkpoint_configs,
     model_sampling_defaults,
     sampling_settings,
@@ -358,6 +359,7 @@ def load_generator(
     )  # fmt: skip
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
+    check_speed_device(speed, device, fp8_matmul=fp8_matmul, compile=compile)  # fp8 matmuls on a CPU, before any fetch
     if low_memory:
         memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
     if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():
@@ -535,7 +537,7 @@ def apply_speed_settings(
     if parallel_device is not None:
         enable_context_parallel(pipe.transformer, parallel_device)
     if fp8_matmul:
-        if plan.offload or plan.fp8:
+        if "transformer" in plan.offload or plan.fp8:  # (an offloaded tokenizer or T5 leaves the DiT resident)
             raise Gen3cInputError("--fp8_matmul needs the DiT resident in GPU memory in bf16: drop --fp8 and the DiT offloading")
         use_fp8_matmuls(pipe.transformer)
     if compile:

@@ -200,6 +200,19 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
+def check_speed_device(speed: str | None, device: Any = None, *, fp8_matmul: bool | None = None, compile: bool | None = None) -> None:
+    """Refuse speed settings that the machine about to run them cannot run, before anything
+    heavy is read, fetched or loaded: fp8 matmuls or a compile asked for (by their flags or the
+    ``speed`` preset) where no CUDA GPU would compute (:func:`gen3c.models.speed.check_kernels_device`;
+    ``device`` None: CUDA when available). Not part of :func:`check_generator`: a batch manifest is
+    checked where it is read, which need not be where its jobs run (a Ray head node). Imports torch."""
+    settings = speed_settings(speed, fp8_matmul=fp8_matmul, compile=compile)
+    if settings.fp8_matmul or settings.compile:  # (None: "where it pays", never on a CPU)
+        from gen3c.models.speed import check_kernels_device
+
+        check_kernels_device(device, fp8_matmul=bool(settings.fp8_matmul), compile=bool(settings.compile))
+
+
 def check_memory_settings(
     *,
     memory_mode: str = "resident",

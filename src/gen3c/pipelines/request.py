@@ -53,7 +53,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
-from gen3c.pipelines.options import check_generator
+from gen3c.pipelines.options import check_generator, check_speed_device
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
@@ -554,6 +554,8 @@ def check_dependencies(request: GenerationRequest) -> None:
 
 def make_generator(request: GenerationRequest, progress: ProgressFactory | None = None):
     """The generator a request names; ``progress`` shows the gen3c model's loading as a stage."""
+    # Checked here for the callers without run_request (the GUI, `gen3c compare`, a batch worker's pool);
+    # run_request's check, before the input is read, repeats here: milliseconds, its notes said once (errors.note).
     check_generator(request)
     if request.generator == "preview":
         from gen3c.pipelines.preview import PreviewGenerator
@@ -851,7 +853,9 @@ def _run_request(
     check_request(request)
     check_dependencies(request)
     if generator is None:
-        check_generator(request)
+        options = check_generator(request)  # ({} for the preview)
+        # what this machine can run, before the input is read (a depth estimate: minutes)
+        check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
     check_frame_count(request)
     num_gpus = request.generator_options.get("num_gpus", 1)
     check_launch(num_gpus)
