@@ -198,6 +198,29 @@ def test_slerp_is_unit_norm_and_halves_the_angle():
     assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0, -q1, 0.5)), half, atol=1e-12)
 
 
+#: Each device test runs on the CPU here and on a GPU where there is one (the coordinator's device run).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)"))]
+
+
+@pytest.mark.parametrize("device", ["meta", *DEVICES])
+def test_slerp_with_a_float_t_stays_on_the_quaternions_device(device):
+    """A float (or CPU tensor) t was made a CPU tensor, and slerp of CUDA quaternions failed with
+    "Tensor on device cpu is not on the expected device cuda" ("meta" mixes with the CPU no more
+    than CUDA does, so the CPU run shows it too)."""
+    R = random_rotations(8, seed=2)
+    q0, q1 = matrix_to_quaternion(R[:4]).to(device), matrix_to_quaternion(R[4:]).to(device)
+    for t in (0.5, torch.full((4,), 0.5, dtype=torch.float64)):
+        q = quaternion_slerp(q0, q1, t)
+        assert (q.device.type, q.dtype, q.shape) == (device, torch.float64, (4, 4))
+    if device == "meta":
+        return
+    # float32 quaternions give the float64 answer to float32 precision.
+    half = quaternion_to_matrix(quaternion_slerp(q0, q1, 0.5))
+    assert half.device.type == device
+    assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0.float(), q1.float(), 0.5)), half, atol=1e-6)
+    assert torch.allclose(rotation_angle_degrees(R[:4], half.cpu()), rotation_angle_degrees(R[:4], R[4:]) / 2, atol=1e-9)
+
+
 def test_validation_errors():
     with pytest.raises(Gen3cInputError, match="focal"):
         validate_intrinsics(make_intrinsics(-1.0, 1.0, 0.0, 0.0))

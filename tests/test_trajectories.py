@@ -13,6 +13,7 @@ from gen3c.io.depth import FAR_DEPTH, median_scene_depth
 from gen3c.trajectories import (
     PRESETS,
     ROTATION_MODES,
+    _qconj,
     center_depth_for,
     interpolate_keyframes,
     keyframe_trajectory,
@@ -400,3 +401,38 @@ def test_keyframe_times_of_the_right_count_but_another_shape_are_named_by_shape(
     # Before: a (3, 1) column of times read "3 keyframe times for 3 keyframes: give one time per keyframe".
     with pytest.raises(Gen3cInputError, match=r"keyframe times have shape \(3, 1\): give one time \(seconds\) per keyframe as a flat \(3,\) list"):
         interpolate_keyframes(orbit_w2c(3), torch.tensor([[0.0], [1.0], [2.0]], dtype=F64), torch.tensor([0.5], dtype=F64))
+
+
+# -- devices: a path is computed where its input poses are --------------------------------------
+
+#: Each device test runs on the CPU here and on a GPU where there is one (the coordinator's device run).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)"))]
+
+
+@pytest.mark.parametrize("device", ["meta", *DEVICES])
+def test_quaternion_conjugate_stays_on_the_inputs_device(device):
+    """The spline's conjugate multiplied by a CPU constant: keyframes on a GPU failed with "Tensor
+    on device cpu is not on the expected device cuda" ("meta" shows it on the CPU)."""
+    q = torch.tensor([[0.5, -0.5, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]], dtype=F64, device=device)
+    conj = _qconj(q)
+    assert (conj.device.type, conj.dtype, conj.shape) == (device, F64, (2, 4))
+    if device != "meta":
+        assert torch.equal(conj.cpu(), torch.tensor([[0.5, 0.5, -0.5, -0.5], [1.0, -0.0, -0.0, -0.0]], dtype=F64))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_keyframe_spline_runs_on_the_keyframes_device(device):
+    """Keyframes on a GPU, times as a list and query times on the CPU: the path is float64 on the
+    keyframes' device and the CPU's path; float32 keyframes give it to float32 precision."""
+    w2c = orbit_w2c(4)
+    times = [0.0, 0.4, 1.5, 2.0]
+    query = torch.linspace(-0.5, 2.5, 31, dtype=F64)
+    on_cpu = interpolate_keyframes(w2c, times, query, 0.5)
+    path = interpolate_keyframes(w2c.to(device), times, query, 0.5)
+    assert (path.device.type, path.dtype) == (device, F64)
+    assert torch.allclose(path.cpu(), on_cpu, atol=1e-12)
+    assert torch.allclose(interpolate_keyframes(w2c.to(device), times, torch.tensor(times, dtype=F64), 0.5).cpu(), w2c, atol=1e-10)
+    assert torch.allclose(interpolate_keyframes(w2c.float().to(device), times, query.float(), 0.5).cpu(), on_cpu, atol=1e-5)
+    # Two keyframes, closed form (test_two_keyframes_give_a_constant_speed_line_and_a_slerp).
+    two = interpolate_keyframes(torch.stack([yaw(0.0), yaw(60.0, (2.0, 0.0, 4.0))]).to(device), torch.tensor([0.0, 2.0], device=device), [1.0])
+    assert two.device.type == device and torch.allclose(two[0].cpu(), yaw(30.0, (1.0, 0.0, 2.0)), atol=1e-12)

@@ -507,11 +507,12 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
         q0, q1: (*B, 4) quaternions (w, x, y, z), normalised here.
         t: (*B) or a float; 0 gives q0, 1 gives ±q1.
     Returns:
-        (*B, 4) float64 unit quaternions.
+        (*B, 4) float64 unit quaternions, on ``q0``'s device.
     """
     q0 = torch.nn.functional.normalize(q0.to(torch.float64), dim=-1)
     q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
-    t = torch.as_tensor(t, dtype=torch.float64)[..., None]
+    # A float t was a CPU tensor of shape (1,), which no CUDA q0 mixes with.
+    t = torch.as_tensor(t, dtype=torch.float64, device=q0.device)[..., None]
     dot = (q0 * q1).sum(-1, keepdim=True)
     q1 = torch.where(dot < 0, -q1, q1)
     theta = torch.arccos(dot.abs().clamp(max=1.0))
