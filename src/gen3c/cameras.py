@@ -662,6 +662,7 @@ class Cameras:
 
     Tensors, numpy arrays, nested lists and lists of 4×4 (3×3) matrices of any real dtype are
     taken and stored as float32, the precision every renderer and generator computes cameras in.
+    ``K`` is stored on ``w2c``'s device (intrinsics are often built on the CPU, poses on a GPU).
     Poses must be rigid and intrinsics in pixels of ``height`` × ``width``
     (:func:`check_intrinsics_fit`); a camera-to-world stack goes in as ``invert_pose(c2w)``, an
     OpenGL / nerfstudio one as ``opengl_to_opencv(c2w_gl)``.
@@ -680,6 +681,8 @@ class Cameras:
     def __post_init__(self) -> None:
         # Arrays (numpy, nested lists) become tensors, so every later step sees one type.
         self.w2c, self.K = (as_float32(value, f"Cameras.{name}") for name, value in (("w2c", self.w2c), ("K", self.K)))
+        # K on the CPU with w2c on a GPU failed only later, in a render's K @ w2c.
+        self.K = self.K.to(self.w2c.device)
         if self.w2c.ndim != 3 or self.w2c.shape[-2:] != (4, 4):
             hint = ": one camera is w2c[None]" if self.w2c.shape == (4, 4) else ""
             raise Gen3cInputError(f"Cameras.w2c must be (N, 4, 4) world-to-camera poses, got {tuple(self.w2c.shape)}{hint}")

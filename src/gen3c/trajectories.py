@@ -175,7 +175,7 @@ def preset_trajectory(
             :func:`center_depth_for` for their units.
         distance: ``movement_distance``'s former name, still taken (with a DeprecationWarning).
     Returns:
-        :class:`Cameras` with n frames, float32.
+        :class:`Cameras` with n frames, float32, on ``source_w2c``'s device.
     """
     if distance is not None:
         if movement_distance != DEFAULT_MOVEMENT_DISTANCE:
@@ -189,7 +189,7 @@ def preset_trajectory(
         raise Gen3cInputError(
             f"source camera poses have shape {tuple(W0.shape)}: expected (4, 4) or ({num_frames}, 4, 4) for {num_frames} frames"
         )
-    w2c = (A @ W0).to(torch.float32)
+    w2c = (A.to(W0.device) @ W0).to(torch.float32)  # A is built on the CPU, W₀ may be on a GPU
     if not torch.isfinite(w2c).all():  # e.g. a distance so large that the path overflows float32
         raise Gen3cInputError(
             f"the {trajectory} path with movement_distance {movement_distance:g} and centre depth {center_depth:g} leaves the "
@@ -392,7 +392,7 @@ def keyframe_trajectory(
         fps: frames per second.
         smoothness: see :func:`interpolate_keyframes`.
     Returns:
-        :class:`Cameras` with n frames, float32.
+        :class:`Cameras` with n frames, float32, on ``keyframes_w2c``'s device.
     """
     num_frames, fps = _check_num_frames(num_frames), check_fps(fps)
     frame_times = torch.arange(num_frames, dtype=torch.float64) / fps
