@@ -303,6 +303,17 @@ def test_nerfstudio_renders_the_frames_of_gen3c_keyframes_at_their_times():
     assert torch.allclose(back.w2c, path.w2c) and torch.allclose(cameras_from_dict(data).w2c, path.cameras(make_intrinsics(24.0, 24.0, 31.5, 23.5), 48, 64).w2c)
 
 
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)"))]
+)
+def test_a_nerfstudio_path_of_cameras_on_a_gpu_keeps_keyframes_made_on_the_cpu(device):
+    """The GUI's keyframes live on the CPU; the cameras sampled from them may have been moved to a
+    GPU. Checking that the cameras follow the keyframes subtracted CPU poses from CUDA ones."""
+    path = gui_timed(3, 25, 24.0)
+    cams = path.cameras(make_intrinsics(24.0, 24.0, 31.5, 23.5), 48, 64)
+    assert cameras_to_nerfstudio_path(cams.to(device), path.fps, path) == cameras_to_nerfstudio_path(cams, path.fps, path)
+
+
 @pytest.mark.parametrize("fps", [24.0, 30.0, 29.97, 7.0])
 def test_nerfstudio_renders_every_frame_count_whatever_the_rounding(fps):
     """The viewer truncates fps × (a sum of transitions): for every n, the GUI's evenly timed

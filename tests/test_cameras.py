@@ -198,6 +198,41 @@ def test_slerp_is_unit_norm_and_halves_the_angle():
     assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0, -q1, 0.5)), half, atol=1e-12)
 
 
+#: Each device test runs on the CPU here and on a GPU where there is one (the coordinator's device run).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)"))]
+
+
+@pytest.mark.parametrize("device", ["meta", *DEVICES])
+def test_slerp_with_a_float_t_stays_on_the_quaternions_device(device):
+    """A float (or CPU tensor) t was made a CPU tensor, and slerp of CUDA quaternions failed with
+    "Tensor on device cpu is not on the expected device cuda" ("meta" mixes with the CPU no more
+    than CUDA does, so the CPU run shows it too)."""
+    R = random_rotations(8, seed=2)
+    q0, q1 = matrix_to_quaternion(R[:4]).to(device), matrix_to_quaternion(R[4:]).to(device)
+    for t in (0.5, torch.full((4,), 0.5, dtype=torch.float64)):
+        q = quaternion_slerp(q0, q1, t)
+        assert (q.device.type, q.dtype, q.shape) == (device, torch.float64, (4, 4))
+    if device == "meta":
+        return
+    # float32 quaternions give the float64 answer to float32 precision.
+    half = quaternion_to_matrix(quaternion_slerp(q0, q1, 0.5))
+    assert half.device.type == device
+    assert torch.allclose(quaternion_to_matrix(quaternion_slerp(q0.float(), q1.float(), 0.5)), half, atol=1e-6)
+    assert torch.allclose(rotation_angle_degrees(R[:4], half.cpu()), rotation_angle_degrees(R[:4], R[4:]) / 2, atol=1e-9)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cameras_keep_their_intrinsics_on_the_poses_device(device):
+    """K built on the CPU (make_intrinsics) with poses on a GPU made Cameras whose render failed
+    later in K @ w2c; K now follows w2c."""
+    w2c = look_at(torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]], dtype=torch.float64), torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64))
+    cams = Cameras(w2c.to(device), make_intrinsics(50.0, 50.0, 31.5, 23.5, dtype=torch.float64), 48, 64)
+    assert (cams.w2c.device.type, cams.K.device.type, cams.w2c.dtype, cams.K.dtype) == (device, device, torch.float32, torch.float32)
+    assert torch.equal(cams.w2c.cpu(), w2c.float()) and torch.equal(cams.K[1].cpu(), make_intrinsics(50.0, 50.0, 31.5, 23.5))
+    uv, z = project_points(torch.tensor([[[0.0, 0.0, 2.0]]], device=device), cams.K[:1], cams.w2c[:1])
+    assert torch.allclose(uv.cpu(), torch.tensor([[[31.5, 23.5]]])) and torch.allclose(z.cpu(), torch.tensor([[2.0]]))
+
+
 def test_validation_errors():
     with pytest.raises(Gen3cInputError, match="focal"):
         validate_intrinsics(make_intrinsics(-1.0, 1.0, 0.0, 0.0))

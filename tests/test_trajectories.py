@@ -13,6 +13,8 @@ from gen3c.io.depth import FAR_DEPTH, median_scene_depth
 from gen3c.trajectories import (
     PRESETS,
     ROTATION_MODES,
+    KeyframePath,
+    _qconj,
     center_depth_for,
     interpolate_keyframes,
     keyframe_trajectory,
@@ -400,3 +402,71 @@ def test_keyframe_times_of_the_right_count_but_another_shape_are_named_by_shape(
     # Before: a (3, 1) column of times read "3 keyframe times for 3 keyframes: give one time per keyframe".
     with pytest.raises(Gen3cInputError, match=r"keyframe times have shape \(3, 1\): give one time \(seconds\) per keyframe as a flat \(3,\) list"):
         interpolate_keyframes(orbit_w2c(3), torch.tensor([[0.0], [1.0], [2.0]], dtype=F64), torch.tensor([0.5], dtype=F64))
+
+
+# -- devices: a path is computed where its input poses are --------------------------------------
+
+#: Each device test runs on the CPU here and on a GPU where there is one (the coordinator's device run).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)"))]
+
+
+@pytest.mark.parametrize("device", ["meta", *DEVICES])
+def test_quaternion_conjugate_stays_on_the_inputs_device(device):
+    """The spline's conjugate multiplied by a CPU constant: keyframes on a GPU failed with "Tensor
+    on device cpu is not on the expected device cuda" ("meta" shows it on the CPU)."""
+    q = torch.tensor([[0.5, -0.5, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]], dtype=F64, device=device)
+    conj = _qconj(q)
+    assert (conj.device.type, conj.dtype, conj.shape) == (device, F64, (2, 4))
+    if device != "meta":
+        assert torch.equal(conj.cpu(), torch.tensor([[0.5, 0.5, -0.5, -0.5], [1.0, -0.0, -0.0, -0.0]], dtype=F64))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_keyframe_spline_runs_on_the_keyframes_device(device):
+    """Keyframes on a GPU, times as a list and query times on the CPU: the path is float64 on the
+    keyframes' device and the CPU's path; float32 keyframes give it to float32 precision."""
+    w2c = orbit_w2c(4)
+    times = [0.0, 0.4, 1.5, 2.0]
+    query = torch.linspace(-0.5, 2.5, 31, dtype=F64)
+    on_cpu = interpolate_keyframes(w2c, times, query, 0.5)
+    path = interpolate_keyframes(w2c.to(device), times, query, 0.5)
+    assert (path.device.type, path.dtype) == (device, F64)
+    assert torch.allclose(path.cpu(), on_cpu, atol=1e-12)
+    assert torch.allclose(interpolate_keyframes(w2c.to(device), times, torch.tensor(times, dtype=F64), 0.5).cpu(), w2c, atol=1e-10)
+    assert torch.allclose(interpolate_keyframes(w2c.float().to(device), times, query.float(), 0.5).cpu(), on_cpu, atol=1e-5)
+    # Two keyframes, closed form (test_two_keyframes_give_a_constant_speed_line_and_a_slerp).
+    two = interpolate_keyframes(torch.stack([yaw(0.0), yaw(60.0, (2.0, 0.0, 4.0))]).to(device), torch.tensor([0.0, 2.0], device=device), [1.0])
+    assert two.device.type == device and torch.allclose(two[0].cpu(), yaw(30.0, (1.0, 0.0, 2.0)), atol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_keyframe_cameras_are_on_the_keyframes_device(device):
+    """keyframe_trajectory and KeyframePath.cameras with keyframes on a GPU and K on the CPU (its
+    frame times were a CPU arange): float32 cameras on the keyframes' device, frame 2 at 1 s half way."""
+    w2c = torch.stack([yaw(0.0), yaw(60.0, (2.0, 0.0, 4.0))]).to(device)
+    for cams in (keyframe_trajectory(w2c, [0.0, 2.0], K, 352, 640, num_frames=5, fps=2.0), KeyframePath(w2c, [0.0, 2.0], 0.5, 5, 2.0).cameras(K, 352, 640)):
+        assert (cams.w2c.device.type, cams.K.device.type, cams.w2c.dtype) == (device, device, torch.float32)
+        assert torch.allclose(cams.w2c[2].cpu(), yaw(30.0, (1.0, 0.0, 2.0)).float(), atol=1e-6)
+        assert torch.equal(cams.K.cpu(), K.expand(5, 3, 3))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_preset_trajectory_runs_on_the_source_cameras_device(device):
+    """A source pose on a GPU (float64) and K on the CPU: the offsets Aᵢ were built on the CPU and
+    Aᵢ @ W₀ failed with a device mismatch. Now float32 cameras on W₀'s device, equal to the CPU's:
+    frame 2 of "left" (n = 4) is the hand-derived A₂ (test_left_center_facing_by_hand) times W₀."""
+    W0 = yaw(20.0, (0.1, -0.2, 0.3))
+    cams = preset_trajectory("left", "center_facing", 4, W0.to(device), K, 352, 640)
+    assert (cams.w2c.device.type, cams.K.device.type, cams.w2c.dtype) == (device, device, torch.float32)
+    f = torch.tensor([0.15, 0.0, 1.0], dtype=F64) / math.sqrt(1.0225)
+    A2 = torch.eye(4, dtype=F64)
+    A2[0, :3] = torch.tensor([f[2], 0.0, -f[0]], dtype=F64)
+    A2[2, :3] = f
+    A2[:3, 3] = torch.tensor([0.15, 0.0, 0.0], dtype=F64)
+    assert torch.allclose(cams.w2c[2].cpu(), (A2 @ W0).float(), atol=1e-6)
+    assert torch.allclose(cams.w2c.cpu(), traj("left", "center_facing", 4, W0=W0.float()).w2c, atol=1e-6)
+    # Video mode: one source pose per frame, on the GPU.
+    per_frame = torch.stack([yaw(10.0 * i, (0.0, 0.0, 0.1 * i)) for i in range(4)])
+    video = preset_trajectory("clockwise", "no_rotation", 4, per_frame.to(device), K, 352, 640)
+    assert video.w2c.device.type == device
+    assert torch.allclose(video.w2c.cpu(), traj("clockwise", "no_rotation", 4, W0=per_frame).w2c, atol=1e-6)

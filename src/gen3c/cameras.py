@@ -507,11 +507,12 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
         q0, q1: (*B, 4) quaternions (w, x, y, z), normalised here.
         t: (*B) or a float; 0 gives q0, 1 gives ±q1.
     Returns:
-        (*B, 4) float64 unit quaternions.
+        (*B, 4) float64 unit quaternions, on ``q0``'s device.
     """
     q0 = torch.nn.functional.normalize(q0.to(torch.float64), dim=-1)
     q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
-    t = torch.as_tensor(t, dtype=torch.float64)[..., None]
+    # A float t was a CPU tensor of shape (1,), which no CUDA q0 mixes with.
+    t = torch.as_tensor(t, dtype=torch.float64, device=q0.device)[..., None]
     dot = (q0 * q1).sum(-1, keepdim=True)
     q1 = torch.where(dot < 0, -q1, q1)
     theta = torch.arccos(dot.abs().clamp(max=1.0))
@@ -661,6 +662,7 @@ class Cameras:
 
     Tensors, numpy arrays, nested lists and lists of 4×4 (3×3) matrices of any real dtype are
     taken and stored as float32, the precision every renderer and generator computes cameras in.
+    ``K`` is stored on ``w2c``'s device (intrinsics are often built on the CPU, poses on a GPU).
     Poses must be rigid and intrinsics in pixels of ``height`` × ``width``
     (:func:`check_intrinsics_fit`); a camera-to-world stack goes in as ``invert_pose(c2w)``, an
     OpenGL / nerfstudio one as ``opengl_to_opencv(c2w_gl)``.
@@ -679,6 +681,8 @@ class Cameras:
     def __post_init__(self) -> None:
         # Arrays (numpy, nested lists) become tensors, so every later step sees one type.
         self.w2c, self.K = (as_float32(value, f"Cameras.{name}") for name, value in (("w2c", self.w2c), ("K", self.K)))
+        # K on the CPU with w2c on a GPU failed only later, in a render's K @ w2c.
+        self.K = self.K.to(self.w2c.device)
         if self.w2c.ndim != 3 or self.w2c.shape[-2:] != (4, 4):
             hint = ": one camera is w2c[None]" if self.w2c.shape == (4, 4) else ""
             raise Gen3cInputError(f"Cameras.w2c must be (N, 4, 4) world-to-camera poses, got {tuple(self.w2c.shape)}{hint}")

@@ -175,7 +175,7 @@ def preset_trajectory(
             :func:`center_depth_for` for their units.
         distance: ``movement_distance``'s former name, still taken (with a DeprecationWarning).
     Returns:
-        :class:`Cameras` with n frames, float32.
+        :class:`Cameras` with n frames, float32, on ``source_w2c``'s device.
     """
     if distance is not None:
         if movement_distance != DEFAULT_MOVEMENT_DISTANCE:
@@ -189,7 +189,7 @@ def preset_trajectory(
         raise Gen3cInputError(
             f"source camera poses have shape {tuple(W0.shape)}: expected (4, 4) or ({num_frames}, 4, 4) for {num_frames} frames"
         )
-    w2c = (A @ W0).to(torch.float32)
+    w2c = (A.to(W0.device) @ W0).to(torch.float32)  # A is built on the CPU, W₀ may be on a GPU
     if not torch.isfinite(w2c).all():  # e.g. a distance so large that the path overflows float32
         raise Gen3cInputError(
             f"the {trajectory} path with movement_distance {movement_distance:g} and centre depth {center_depth:g} leaves the "
@@ -253,7 +253,7 @@ def _qmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _qconj(q: Tensor) -> Tensor:
-    return q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=q.dtype)
+    return torch.cat([q[..., :1], -q[..., 1:]], -1)
 
 
 def _qlog(q: Tensor) -> Tensor:
@@ -278,7 +278,8 @@ def _seconds(values: Tensor) -> str:
 
 def check_keyframes(keyframes_w2c: Tensor, times: Tensor, smoothness: float) -> tuple[Tensor, Tensor, float]:
     """Keyframe poses (K, 4, 4) and times (K,) as float64, and the smoothness, checked: K ≥ 1
-    rigid poses, one finite time per keyframe, strictly increasing, smoothness in [0, 1]."""
+    rigid poses, one finite time per keyframe, strictly increasing, smoothness in [0, 1]. The times
+    are put on the poses' device (a list of times with poses on a GPU)."""
     w2c = as_float64(keyframes_w2c, "keyframe poses")
     if w2c.ndim != 3 or w2c.shape[-2:] != (4, 4):
         hint = ": one keyframe is w2c[None]" if w2c.shape == (4, 4) else ""
@@ -286,7 +287,7 @@ def check_keyframes(keyframes_w2c: Tensor, times: Tensor, smoothness: float) -> 
     if len(w2c) == 0:
         raise Gen3cInputError("a keyframe path needs at least one keyframe: add one")
     validate_poses(w2c, "keyframe poses")
-    times = as_float64(times, "keyframe times")
+    times = as_float64(times, "keyframe times").to(w2c.device)
     if times.shape != (len(w2c),) and times.numel() == len(w2c):
         raise Gen3cInputError(f"keyframe times have shape {tuple(times.shape)}: give one time (seconds) per keyframe as a flat ({len(w2c)},) list")
     if times.shape != (len(w2c),):
@@ -323,10 +324,10 @@ def interpolate_keyframes(keyframes_w2c: Tensor, times: Tensor, query_times: Ten
         query_times: (T,) times to evaluate, in seconds.
         smoothness: s in [0, 1].
     Returns:
-        (T, 4, 4) float64 world-to-camera poses.
+        (T, 4, 4) float64 world-to-camera poses, on ``keyframes_w2c``'s device.
     """
     w2c, times, s = check_keyframes(keyframes_w2c, times, smoothness)
-    query = as_float64(query_times, "query times").reshape(-1)
+    query = as_float64(query_times, "query times").reshape(-1).to(w2c.device)
     if not torch.isfinite(query).all():
         raise Gen3cInputError("query times contain NaN or infinite values: pass times in seconds")
     c2w = invert_pose(w2c)
@@ -337,7 +338,7 @@ def interpolate_keyframes(keyframes_w2c: Tensor, times: Tensor, query_times: Ten
     q = matrix_to_quaternion(c2w[:, :3, :3])
     # q and −q are one rotation: flip each so it is on its predecessor's side (the short way round).
     dots = (q[1:] * q[:-1]).sum(-1)
-    q = q * torch.cat([torch.ones(1, dtype=q.dtype), torch.where(dots < 0, -1.0, 1.0).cumprod(0)])[:, None]
+    q = q * torch.cat([torch.ones(1, dtype=q.dtype, device=q.device), torch.where(dots < 0, -1.0, 1.0).cumprod(0)])[:, None]
 
     h = times[1:] - times[:-1]  # (K−1,) segment durations
     # Centres: velocity of each straight segment, and Catmull–Rom velocity at each keyframe.
@@ -361,7 +362,7 @@ def interpolate_keyframes(keyframes_w2c: Tensor, times: Tensor, query_times: Ten
     hs = h[seg][:, None]
     u = ((tq - times[seg]) / h[seg])[:, None]
     h00, h10, h01, h11 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u, -2 * u**3 + 3 * u**2, u**3 - u**2
-    out = torch.zeros(len(query), 4, 4, dtype=torch.float64)
+    out = torch.zeros(len(query), 4, 4, dtype=torch.float64, device=p.device)
     out[:, 3, 3] = 1.0
     out[:, :3, 3] = h00 * p[seg] + h10 * hs * v_start[seg] + h01 * p[seg + 1] + h11 * hs * v_end[seg]
     u = u[:, 0]
@@ -391,7 +392,7 @@ def keyframe_trajectory(
         fps: frames per second.
         smoothness: see :func:`interpolate_keyframes`.
     Returns:
-        :class:`Cameras` with n frames, float32.
+        :class:`Cameras` with n frames, float32, on ``keyframes_w2c``'s device.
     """
     num_frames, fps = _check_num_frames(num_frames), check_fps(fps)
     frame_times = torch.arange(num_frames, dtype=torch.float64) / fps

@@ -574,6 +574,7 @@ def _follow_keyframes(data: dict, written: Cameras, name: str) -> Cameras:
 def _departure(sampled: Cameras, written: Cameras) -> str | None:
     """Where ``written`` first leaves ``sampled`` (a keyframe path at its frames), as
     "frame i is d away, turned a°"; None when every pose agrees to float32 precision."""
+    written = written.to(sampled.w2c.device)  # keyframes on the CPU, the cameras on a GPU
     off = (sampled.w2c - written.w2c).abs() - 1e-4 * (1 + written.w2c.abs())  # float32 written, float64 evaluated
     bad = (off > 0).flatten(1).any(1)
     if not bool(bad.any()):
