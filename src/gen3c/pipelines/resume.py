@@ -173,10 +173,14 @@ class PartialRun:
         resume: bool,
         read: dict[str, bytes] | None = None,
         generator_settings: dict[str, Any] | None = None,
+        restart_changed: bool = False,
     ) -> PartialRun:
         """The work folder of the run ``request_dict`` (created, or found and checked with ``resume``);
         ``read``: the inputs the run has read already (:func:`input_digests`);
-        ``generator_settings``: what the generator says it runs with (None: it says nothing).
+        ``generator_settings``: what the generator says it runs with (None: it says nothing);
+        ``restart_changed``: with ``resume``, chunks of this request made with another chunk plan or
+        generator are deleted and the run starts from the first chunk, saying why, instead of being
+        refused (``gen3c batch``: a job redoes itself; ``--resume`` refuses).
 
         Raises:
             Gen3cInputError: an unfinished run is there and ``resume`` is False; or ``resume`` and
@@ -198,11 +202,15 @@ class PartialRun:
                     "pass --resume to continue it, "
                     "or delete that folder to start over"
                 )
-            _check_output(path, _check_record(path, record), record)
-            for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
-                shutil.rmtree(stray, ignore_errors=True)
-            _remove_stale_outputs(Path(folder), name)
-            return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+            stored = _check_record(path, record)  # (a run.json of gen3c: the folder is ours)
+            changed = _changed_output(stored, record)
+            if not (changed and restart_changed and _remove_unheld(path)):
+                _check_output(path, stored, changed)
+                for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
+                    shutil.rmtree(stray, ignore_errors=True)
+                _remove_stale_outputs(Path(folder), name)
+                return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+            note(f"re-ran from the first chunk: kept chunks were made with other settings ({changed})", stacklevel=3)
         elif resume:
             note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
@@ -317,6 +325,11 @@ def _replace_unstarted(path: Path) -> bool:
     ours = isinstance(stored, dict) and {"format", "sha256", "request"} <= stored.keys()
     if not ours or any(n != "run.json" and not n.startswith((".chunk_", ".run.")) for n in names):
         return False
+    return _remove_unheld(path)
+
+
+def _remove_unheld(path: Path) -> bool:
+    """Remove the run folder ``path`` unless a run still going holds its lock; returns whether it did."""
     with try_flock(path) as free:
         if free:
             shutil.rmtree(path)
@@ -394,9 +407,9 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _check_output(path: Path, stored: dict[str, Any], record: dict[str, Any]) -> None:
-    """Refuse a resumed run whose chunk plan or generator settings (:func:`output_settings`) are
-    not those ``stored`` by the interrupted run: its chunks would join a video made otherwise."""
+def _changed_output(stored: dict[str, Any], record: dict[str, Any]) -> str:
+    """How the chunk plan and generator settings (:func:`output_settings`) of ``record`` differ
+    from those ``stored`` by the interrupted run, one line ("" when they do not)."""
     changed = []
     if isinstance(stored.get("chunks"), list) and stored["chunks"] != record["chunks"]:
         changed.append(f"chunk plan: recorded {_plan(stored['chunks'])}, now {_plan(record['chunks'])}")
@@ -405,10 +418,15 @@ def _check_output(path: Path, stored: dict[str, Any], record: dict[str, Any]) ->
         new = record["generator_settings"] or {}
         changed += [f"{key}: recorded {_value(old.get(key))}, now {_value(new.get(key))}" for key in sorted(set(old) | set(new))
                     if old.get(key) != new.get(key)]  # fmt: skip
+    return "; ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
+
+
+def _check_output(path: Path, stored: dict[str, Any], changed: str) -> None:
+    """Refuse a resumed run whose chunk plan or generator settings are not those ``stored`` by the
+    interrupted run (``changed``: :func:`_changed_output`): its chunks would join a video made otherwise."""
     if changed:
-        shown = "; ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
         raise Gen3cInputError(
-            f"--resume: {path} was made with other settings ({shown}): resume with the interrupted run's settings, "
+            f"--resume: {path} was made with other settings ({changed}): resume with the interrupted run's settings, "
             "or delete that folder to start over"
         )
     if "generator_settings" not in stored:
