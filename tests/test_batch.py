@@ -592,6 +592,27 @@ def test_long_job_cut_short_continues_from_its_kept_chunks(box_scene, tmp_path):
     assert not (out / "long.partial").exists()
 
 
+def test_a_job_whose_kept_chunks_were_made_with_other_generator_settings_starts_over(box_scene, tmp_path, monkeypatch):
+    """A checkpoint or sampler changed since the job's chunks were kept (only the loaded generator
+    can tell): the batch redoes the job from its first chunk, saying why, as for a changed row;
+    ``--resume`` refuses it (tests/test_resume.py)."""
+    row = box_row(box_scene, "long", num_video_frames=25, chunk_frames=9)
+    manifest = write_manifest(tmp_path / "m.jsonl", [row])
+    run_batch(manifest, tmp_path / "whole")
+    out = tmp_path / "out"
+    steps = {"num_steps": 35}
+    monkeypatch.setattr(PreviewGenerator, "settings", lambda self: dict(steps), raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(load_manifest(manifest)[0].request(out), generator=StopsAtChunk(2), keep_frames=False)
+    steps["num_steps"] = 20
+    summary = run_batch(manifest, out)  # was: failed, "--resume: … was made with other settings"
+    assert summary.counts["done"] == 1, summary.outcomes[0].error
+    why = "re-ran from the first chunk: kept chunks were made with other settings (num_steps: recorded 35, now 20)"
+    assert summary.outcomes[0].note == why and status(out, "long")["notes"] == [why]
+    assert not (out / "long.partial").exists()
+    assert np.array_equal(read_video(out / "long.mp4")[0], read_video(tmp_path / "whole" / "long.mp4")[0])
+
+
 def test_interrupted_batch_writes_the_summary_and_says_what_happened(box_scene, tmp_path):
     rows = [box_row(box_scene, n, trajectory=t) for n, t in (("a", "left"), ("b", "up"), ("c", "down"))]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)

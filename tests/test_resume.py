@@ -312,6 +312,59 @@ def test_resume_of_a_folder_without_generator_settings_says_it_cannot_check_them
     assert len(out.result.chunks) == 3
 
 
+def test_the_lora_adapter_counts_by_its_contents(tmp_path):
+    """The generator's settings carry the sha256 of the loaded adapter's weights (its path is in the
+    request, but an adapter replaced at the same path makes other frames): ``--resume`` refuses a
+    run whose adapter changed as it refuses another checkpoint."""
+    import hashlib
+
+    from gen3c.models.tiny import tiny_components, tiny_pipeline
+    from gen3c.pipelines.gen3c import Gen3cGenerator
+    from gen3c.training import lora
+
+    pipe = tiny_pipeline(seed=0)
+
+    def write_adapter(value: float) -> Path:
+        trained = tiny_components(0, with_text_encoder=False)["transformer"]
+        lora.add_lora(trained, rank=2, targets=["to_q"])
+        for name, p in trained.named_parameters():
+            if "lora_B" in name:
+                p.data.fill_(value)
+        return lora.save_lora(trained, tmp_path / "adapter") / lora.WEIGHTS_NAME
+
+    generator = Gen3cGenerator(pipe, chunk_frames=9)
+    assert generator.settings()["lora_sha256"] is None
+    digests = []
+    for value in (0.0, 0.01):  # the adapter, then another written in its place
+        file = write_adapter(value)
+        pipe.load_lora(tmp_path / "adapter")
+        digests.append(generator.settings()["lora_sha256"])
+        assert digests[-1] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert digests[0] != digests[1]
+    assert pipe.unload_lora() is pipe and generator.settings()["lora_sha256"] is None
+
+
+def test_resume_refuses_a_replaced_lora_and_takes_a_folder_that_did_not_record_it(box_scene, tmp_path):
+    """A changed adapter digest is refused, naming it; a folder of a gen3c that recorded the
+    generator's settings but not the adapter's digest resumes, saying it cannot tell."""
+    import json
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Configured(1, lora_sha256="aa"))
+    with pytest.raises(Gen3cInputError, match=r"other settings \(lora_sha256: recorded 'aa', now 'bb'\)"):
+        run_request(request, generator=Configured(lora_sha256="bb"), resume=True)
+    run_json = partial_dir(tmp_path, "output") / "run.json"
+    record = json.loads(run_json.read_text())
+    del record["generator_settings"]["lora_sha256"]
+    run_json.write_text(json.dumps(record))
+    with pytest.raises(Gen3cInputError, match=r"other settings \(num_steps: recorded 35, now 20\)"):  # the rest still counts
+        run_request(request, generator=Configured(num_steps=20, lora_sha256="bb"), resume=True)
+    with pytest.warns(UserWarning, match=r"does not record the generator's lora_sha256 .*: resuming; delete that folder"):
+        out = run_request(request, generator=Configured(lora_sha256="bb"), resume=True)
+    assert len(out.result.chunks) == 3
+
+
 def test_a_kept_folder_without_a_finished_chunk_gives_way_to_a_changed_run(box_scene, tmp_path):
     """A run killed in its first chunk (SIGKILL: no cleanup) leaves run.json and a half-written
     chunk: nothing to lose, so a changed run replaces the folder, with --resume or without (it was

@@ -239,7 +239,9 @@ def remove_stale_parts(folder: Path, name: str) -> int:
 def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
     """Whether an interrupted run of this very request kept finished chunks to resume from
     (``NAME.partial/``, :mod:`gen3c.pipelines.resume`). Chunks of an older version of the job (its
-    row or the contents of its input files changed) are deleted: the job starts over."""
+    row or the contents of its input files changed) are deleted: the job starts over (as it does
+    from chunks made with other generator settings, which only the loaded generator can tell:
+    ``run_request``'s ``restart_changed``)."""
     from gen3c.pipelines.resume import made_by, partial_dir
 
     path = partial_dir(folder, request.video_save_name)
@@ -276,9 +278,11 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
         with collect_notes() as notes:  # this job's own (a Ray actor may run others in other threads)
             request = job.request(folder)
             generator, result.loaded = pool.get(request)
-            # A long job cut short (Ctrl-C, a kill) continues from its kept chunks.
+            # A long job cut short (Ctrl-C, a kill) continues from its kept chunks; chunks made
+            # with another checkpoint or sampler (known once it is loaded) are redone.
             resume = kept_chunks(folder, request)
-            out = run_request(request, generator=generator, keep_frames=False, resume=resume, grant_trust=BATCH_GRANTS_TRUST)
+            out = run_request(request, generator=generator, keep_frames=False, resume=resume, restart_changed=True,
+                              grant_trust=BATCH_GRANTS_TRUST)  # fmt: skip
         result.notes = notes
         result.outputs = {key: file_record(path, folder) for key, path in out.paths.items()}
         for key, record in result.outputs.items():

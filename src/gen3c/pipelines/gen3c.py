@@ -161,6 +161,7 @@ class Gen3cPipeline(DiffusionPipeline):
         self.text_encoder_dtype = torch.bfloat16
         #: (component, device) of every placement made by the pipeline, for inspection.
         self.placements: list[tuple[str, str]] = []
+        self.lora_sha256: str | None = None  # of the loaded adapter's weights (load_lora)
         #: Step caching of the DiT (:mod:`gen3c.models.step_cache`), None: every step computed in full.
         self.step_cache: StepCache | None = None
         #: ``num_steps`` / ``guidance`` the checkpoint was made to sample with (a distilled
@@ -324,11 +325,14 @@ class Gen3cPipeline(DiffusionPipeline):
             path: the adapter folder or its ``pytorch_lora_weights.safetensors``.
             scale: strength of the adapter (1: as trained).
         """
-        from gen3c.training.lora import load_lora
+        from gen3c.training.lora import load_lora, lora_sha256
 
         if getattr(self.transformer, "_gen3c_compute_dtype", None):
             raise Gen3cInputError("a LoRA cannot be loaded into float8 weights: drop --fp8 to use --lora")
+        digest = lora_sha256(path)
+        self.lora_sha256 = None  # (load_lora drops the loaded adapter first)
         load_lora(self.transformer, path, scale=scale)
+        self.lora_sha256 = digest
         return self
 
     def unload_lora(self) -> Gen3cPipeline:
@@ -336,6 +340,7 @@ class Gen3cPipeline(DiffusionPipeline):
         from gen3c.training.lora import unload_lora
 
         unload_lora(self.transformer)
+        self.lora_sha256 = None
         return self
 
     @property
@@ -1030,7 +1035,8 @@ class Gen3cGenerator:
         ``--speed`` preset, the model's own defaults, the flags given and any kernel fallback
         (a run's ``NAME_run.json`` records them as ``generator_settings``), and the checkpoint: the
         folder its weights were read from and the sha256 of its ``checksums.json``
-        (:func:`~gen3c.models.verify.checksums_sha256`; None where it has none)."""
+        (:func:`~gen3c.models.verify.checksums_sha256`; None where it has none), and the sha256 of
+        the LoRA adapter's weights (None without one)."""
         from gen3c.models.speed import Fp8Linear
         from gen3c.models.verify import checksums_sha256
 
@@ -1057,6 +1063,7 @@ class Gen3cGenerator:
             "num_gpus": context_parallel_degree(transformer),
             "checkpoint": pipe.name_or_path,
             "checkpoint_checksums_sha256": checksums_sha256(pipe.name_or_path),
+            "lora_sha256": pipe.lora_sha256,
         }
 
     def configure(self, options: dict[str, Any]) -> None:

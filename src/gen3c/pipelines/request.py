@@ -798,6 +798,7 @@ def run_request(
     progress: ProgressFactory | None = None,
     keep_frames: bool | None = None,
     resume: bool = False,
+    restart_changed: bool = False,
     source_notes: Sequence[str] = (),
     grant_trust: str | None = CLI_GRANTS_TRUST,
 ) -> RunOutput:
@@ -817,6 +818,9 @@ def run_request(
             of several chunks keeps each finished chunk in ``NAME.partial/`` beside its outputs
             (:mod:`gen3c.pipelines.resume`) until it finishes; without ``resume`` an unfinished
             run there is an error, so nothing is lost by mistake.
+        restart_changed: with ``resume``, kept chunks made with another chunk plan or generator
+            settings are deleted and the run starts over, saying why, instead of being refused
+            (``gen3c batch``: :meth:`~gen3c.pipelines.resume.PartialRun.open`).
         source_notes: the notes made while ``source`` was read (the GUI keeps them), which the
             run record lists before the run's own (:func:`run_record`).
         grant_trust: how the caller's user allows a legacy pickled ``.pt`` sample, said when one
@@ -829,7 +833,8 @@ def run_request(
     with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
         notes.extend(source_notes)
         return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
-                            keep_frames=keep_frames, resume=resume, notes=notes, grant_trust=grant_trust)  # fmt: skip
+                            keep_frames=keep_frames, resume=resume, restart_changed=restart_changed, notes=notes,
+                            grant_trust=grant_trust)  # fmt: skip
 
 
 def _run_request(
@@ -841,6 +846,7 @@ def _run_request(
     progress: ProgressFactory | None,
     keep_frames: bool | None,
     resume: bool,
+    restart_changed: bool,
     notes: list[str],
     grant_trust: str | None,
 ) -> RunOutput:
@@ -887,7 +893,7 @@ def _run_request(
     if num_chunks > 1:
         partial = PartialRun.open(
             request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents(),
-            generator_settings=settings,
+            generator_settings=settings, restart_changed=restart_changed,
         )
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")

@@ -4,7 +4,8 @@ A run of several chunks keeps its work in ``FOLDER/NAME.partial/`` beside its ou
 
     run.json                 the request (and its sha256), the sha256 of each input's
                              contents, the chunk plan, the seed, the generator settings
-                             that decide the frames (its checkpoint's identity included)
+                             that decide the frames (the identity of its checkpoint
+                             and of its LoRA adapter included)
     chunk_0000/              one folder per finished chunk, renamed into place when complete
         video_00000.png …        the frames the video received, lossless (uint8 PNG)
         buffer_masks_00000.png … the mask video's frames (with save_buffer)
@@ -69,6 +70,9 @@ RUN_ONLY_SETTINGS = ("guidance_batch", "compile", "dit_memory", "device", "num_g
 #: PyTorch SDPA, FlashAttention-4): which one ran changes a frame by rounding only, as a fallback
 #: on another GPU does; a quantising kernel (cudnn_fp8) or another diffusers backend counts by name.
 EXACT_ATTENTION = ("diffusers", "sdpa", "flash4")
+#: Settings an earlier gen3c did not record (the LoRA adapter's sha256: it was told by its path
+#: alone): a ``run.json`` without one cannot tell it, so it is resumed, saying so.
+LATER_SETTINGS = ("lora_sha256",)
 
 
 def output_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -173,10 +177,14 @@ class PartialRun:
         resume: bool,
         read: dict[str, bytes] | None = None,
         generator_settings: dict[str, Any] | None = None,
+        restart_changed: bool = False,
     ) -> PartialRun:
         """The work folder of the run ``request_dict`` (created, or found and checked with ``resume``);
         ``read``: the inputs the run has read already (:func:`input_digests`);
-        ``generator_settings``: what the generator says it runs with (None: it says nothing).
+        ``generator_settings``: what the generator says it runs with (None: it says nothing);
+        ``restart_changed``: with ``resume``, chunks of this request made with another chunk plan or
+        generator are deleted and the run starts from the first chunk, saying why, instead of being
+        refused (``gen3c batch``: a job redoes itself; ``--resume`` refuses).
 
         Raises:
             Gen3cInputError: an unfinished run is there and ``resume`` is False; or ``resume`` and
@@ -198,11 +206,15 @@ class PartialRun:
                     "pass --resume to continue it, "
                     "or delete that folder to start over"
                 )
-            _check_output(path, _check_record(path, record), record)
-            for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
-                shutil.rmtree(stray, ignore_errors=True)
-            _remove_stale_outputs(Path(folder), name)
-            return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+            stored = _check_record(path, record)  # (a run.json of gen3c: the folder is ours)
+            changed = _changed_output(stored, record)
+            if not (changed and restart_changed and _remove_unheld(path)):
+                _check_output(path, stored, record, changed)
+                for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
+                    shutil.rmtree(stray, ignore_errors=True)
+                _remove_stale_outputs(Path(folder), name)
+                return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+            note(f"re-ran from the first chunk: kept chunks were made with other settings ({changed})", stacklevel=3)
         elif resume:
             note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
@@ -317,6 +329,11 @@ def _replace_unstarted(path: Path) -> bool:
     ours = isinstance(stored, dict) and {"format", "sha256", "request"} <= stored.keys()
     if not ours or any(n != "run.json" and not n.startswith((".chunk_", ".run.")) for n in names):
         return False
+    return _remove_unheld(path)
+
+
+def _remove_unheld(path: Path) -> bool:
+    """Remove the run folder ``path`` unless a run still going holds its lock; returns whether it did."""
     with try_flock(path) as free:
         if free:
             shutil.rmtree(path)
@@ -394,26 +411,39 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _check_output(path: Path, stored: dict[str, Any], record: dict[str, Any]) -> None:
-    """Refuse a resumed run whose chunk plan or generator settings (:func:`output_settings`) are
-    not those ``stored`` by the interrupted run: its chunks would join a video made otherwise."""
+def _changed_output(stored: dict[str, Any], record: dict[str, Any]) -> str:
+    """How the chunk plan and generator settings (:func:`output_settings`) of ``record`` differ
+    from those ``stored`` by the interrupted run, one line ("" when they do not)."""
     changed = []
     if isinstance(stored.get("chunks"), list) and stored["chunks"] != record["chunks"]:
         changed.append(f"chunk plan: recorded {_plan(stored['chunks'])}, now {_plan(record['chunks'])}")
     if "generator_settings" in stored:  # (not in a folder of a gen3c that did not record them)
         old = stored["generator_settings"] if isinstance(stored["generator_settings"], dict) else {}
         new = record["generator_settings"] or {}
-        changed += [f"{key}: recorded {_value(old.get(key))}, now {_value(new.get(key))}" for key in sorted(set(old) | set(new))
+        keys = (set(old) | set(new)) - {key for key in LATER_SETTINGS if key not in old}
+        changed += [f"{key}: recorded {_value(old.get(key))}, now {_value(new.get(key))}" for key in sorted(keys)
                     if old.get(key) != new.get(key)]  # fmt: skip
+    return "; ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
+
+
+def _check_output(path: Path, stored: dict[str, Any], record: dict[str, Any], changed: str) -> None:
+    """Refuse a resumed run whose chunk plan or generator settings are not those ``stored`` by the
+    interrupted run (``changed``: :func:`_changed_output`): its chunks would join a video made otherwise."""
     if changed:
-        shown = "; ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
         raise Gen3cInputError(
-            f"--resume: {path} was made with other settings ({shown}): resume with the interrupted run's settings, "
+            f"--resume: {path} was made with other settings ({changed}): resume with the interrupted run's settings, "
             "or delete that folder to start over"
         )
     if "generator_settings" not in stored:
         note(f"--resume: {path} does not record the generator's settings (an older gen3c wrote it), so a changed checkpoint "
              "or sampler cannot be told: resuming; delete that folder to start over if they changed", stacklevel=4)  # fmt: skip
+        return
+    old = stored["generator_settings"] if isinstance(stored["generator_settings"], dict) else {}
+    unknown = [key for key in LATER_SETTINGS if key not in old and (record["generator_settings"] or {}).get(key) is not None]
+    if unknown:
+        note(f"--resume: {path} does not record the generator's {', '.join(unknown)} (an older gen3c wrote it), so a "
+             "LoRA adapter replaced under the same path cannot be told: resuming; delete that folder to start over if it was",
+             stacklevel=4)  # fmt: skip
 
 
 def _value(value: object) -> str:

@@ -13,6 +13,7 @@ Files: a LoRA folder holds ``pytorch_lora_weights.safetensors`` (diffusers'
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -102,6 +103,16 @@ def lora_weights_file(path: str | os.PathLike) -> Path:
     if path.suffix != ".safetensors":
         raise Gen3cModelError(f"LoRA {str(path)!r} is not a .safetensors file: gen3c loads adapters from safetensors only")
     return path
+
+
+def lora_sha256(path: str | os.PathLike) -> str:
+    """sha256 of the adapter's weights (its safetensors file, :func:`lora_weights_file`), as
+    ``sha256sum`` prints it: what a run records, so an adapter replaced under the same path is told."""
+    digest = hashlib.sha256()
+    with open(lora_weights_file(path), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def lora_base_checkpoint(path: str | os.PathLike) -> str | None:
