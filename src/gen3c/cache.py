@@ -231,8 +231,8 @@ def _project_planar(cam: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor, Ten
 
 #: The splats compute a pixel's flat index in float32 up to this many pixels (with the bilinear
 #: splat's border), where float32 holds every index exactly, and in float64 (exact to 2^53) past
-#: it: float32 rounded odd indices there, a point a pixel off. Int64 throughout cost the 704 × 1280
-#: z-buffer render a few percent; the bilinear splat's float32 index is a row it already has.
+#: it: float32 rounded odd indices there, a point a pixel off. Int64 throughout cost a 704 × 1280
+#: frame of 0.9 M points 3–5 % on a CPU (6 ms bilinear, 10 ms z-buffer, one thread).
 _FLOAT32_INDEX_PIXELS = 2**24
 
 # Points closer than this (pixels) to a pixel centre land on that pixel alone, so rendering
