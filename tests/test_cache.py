@@ -855,12 +855,32 @@ def test_point_cloud_and_render_refuse_buffers_and_frames_the_cache_does_not_hav
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "zbuffer"])
-def test_a_render_too_large_to_index_exactly_is_refused(mode):
-    # The splat's flat pixel index is float32, exact up to 2^24. Before: a 4096 × 4096 render (or
-    # 1 × 2^24 + 8: a point at column 2^24 + 4 landed on column 2^24 + 5) put points a pixel or two
-    # off without a word (4096 × 4096 is past it with the bilinear splat's border).
-    from gen3c.errors import Gen3cInputError
-
-    with pytest.raises(Gen3cInputError, match=r"a 4100×4100 render has more pixels than the splat indexes exactly \(16777216 with its border\)"):
-        forward_warp(torch.tensor([[0.0, 0.0, 1.0]]), torch.ones(1, 1), EYE, make_intrinsics(1.0, 1.0, 0.0, 0.0)[None], 4100, 4100,
-                     mode=mode, depth=False)  # fmt: skip
+def test_a_render_past_2_to_the_24_pixels_puts_every_point_on_its_pixel(mode):
+    # Renders past 2^24 pixels (4096 × 4096, with the bilinear splat's border) were refused: the
+    # splats' flat pixel index was float32, which rounds odd integers past 2^24, so points landed a
+    # pixel off (or past the image's end). An 8 × (2^21 + 1) image is just past it for the z-buffer
+    # (its last row holds pixels 2^24 − 2^21 + 7 … 2^24 + 7) and well past it with the border.
+    # (Both of the bilinear splat's sums step from the same flat index: one of them is enough.)
+    H, W = 8, 2**21 + 1
+    # Identity camera and K: (x, y, 1) projects to (u, v) = (x, y), the centre of pixel (y, x)
+    # when both are whole. Sub-pixel u = x + 0.25 is exact in float32 below 2^22.
+    uv = [(0.0, 0.0), (2.0, 7.0), (W - 3 + 0.25, 7.0), (W - 1.0, 7.0)]
+    points = torch.tensor([[u, v, 1.0] for u, v in uv])
+    colors = torch.arange(1.0, len(uv) + 1)[:, None]
+    out = forward_warp(points, colors, EYE, make_intrinsics(1.0, 1.0, 0.0, 0.0)[None], H, W, mode=mode, depth=False)
+    # Closed form: the bilinear splat lights the (up to 4) in-image neighbours with a weight > 0
+    # (a whole u or v gives the far neighbours weight 0), the z-buffer the nearest pixel.
+    expected = {}
+    for (u, v), color in zip(uv, colors[:, 0].tolist(), strict=True):
+        if mode == "zbuffer":
+            expected[(math.floor(v + 0.5), math.floor(u + 0.5))] = color
+            continue
+        x0, y0 = math.floor(u), math.floor(v)
+        for dy in (0, 1) if v > y0 else (0,):
+            for dx in (0, 1) if u > x0 else (0,):
+                if y0 + dy < H and x0 + dx < W:
+                    expected[(y0 + dy, x0 + dx)] = color
+    lit = out.mask[0, 0].nonzero().tolist()
+    assert sorted(map(tuple, lit)) == sorted(expected)
+    for (y, x), color in expected.items():
+        assert out.color[0, 0, y, x].item() == pytest.approx(color, rel=1e-6)
