@@ -318,6 +318,32 @@ def test_each_commands_help_names_only_its_own_flags():
     assert not wrong, wrong
 
 
+def gui_flag_mistakes(readme: str, generate: set[str], gui: set[str]) -> list[str]:
+    """README's "GUI" says which flags `gen3c gui` takes (from "It takes" to "not the input's flags") and lists
+    the `gen3c generate` flags it does not take (from there to "It listens"): every flag of the
+    first part must be the GUI's, and the second part must name exactly generate's flags the GUI
+    lacks (a flag added to one command but not the other cannot leave the list stale)."""
+    section = readme.split("\n## GUI", 1)[1].split("\n## ", 1)[0]
+    takes, rest = section.split("It takes", 1)[1].split("not the input's flags", 1)
+    lacks = set(FLAG.findall(rest.split("It listens", 1)[0])) & generate
+    return ([f"said to be taken by gen3c gui, which has no {f}" for f in sorted(set(FLAG.findall(takes)) - gui)]
+            + [f"said not to be taken by gen3c gui, which takes {f}" for f in sorted(lacks & gui)]
+            + [f"gen3c gui lacks {f}, which the list of flags it does not take leaves out" for f in sorted(generate - gui - lacks)])  # fmt: skip
+
+
+def test_the_readme_lists_the_generate_flags_the_gui_lacks():
+    commands = typer.main.get_command(app).commands
+    generate, gui = flags_of(commands["generate"]), flags_of(commands["gui"])
+    assert not gui_flag_mistakes((ROOT / "README.md").read_text(), generate, gui)
+    broken = "\n## GUI\n\n`gen3c gui --host`. It takes `--seed`, `--lora`; not the input's flags (`--fov`, `--seed`). It listens\n## Batch\n"
+    assert gui_flag_mistakes(broken, {"--fov", "--seed", "--lora", "--depth_path"}, {"--host", "--seed"}) == [
+        "said to be taken by gen3c gui, which has no --lora",
+        "said not to be taken by gen3c gui, which takes --seed",
+        "gen3c gui lacks --depth_path, which the list of flags it does not take leaves out",
+        "gen3c gui lacks --lora, which the list of flags it does not take leaves out",
+    ]  # fmt: skip
+
+
 def inline_code(text: str) -> list[str]:
     return re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S).replace("\n", " "))
 
