@@ -240,6 +240,36 @@ def test_outputs_stream_and_vanish_on_error(tmp_path):
     assert not any((tmp_path / "b").iterdir())
 
 
+def test_a_generator_that_returns_the_wrong_frames_is_refused_and_nothing_is_published(tmp_path):
+    """A generator whose chunk is not one frame per camera at the cameras' size would make a video
+    that its cameras file (and the next chunk's conditioning frame) disagree with."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+
+    class Short(Recorder):
+        def generate(self, *args, **kwargs):
+            return super().generate(*args, **kwargs)[:-1]
+
+    with pytest.raises(Gen3cInputError, match=r"the recorder generator returned \(8, 3, 24, 32\) for 9 cameras.*\(9, 3, 24, 32\)"):
+        with OutputWriter(tmp_path, "v") as out:
+            generate_video(cache, slide(17), Short(9), first_frame=image, sink=out)
+            out.finish(slide(17))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(Gen3cInputError, match="returned a list"):
+        generate_video(cache, slide(9), type("Listing", (Recorder,), {"generate": lambda self, *a, **k: []})(9), first_frame=image)
+
+
+def test_finish_refuses_cameras_that_do_not_match_the_video(tmp_path):
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    with pytest.raises(Gen3cInputError, match="got 17 cameras for a video of 9 frames"), OutputWriter(tmp_path, "v") as out:
+        generate_video(cache, slide(9), Recorder(9), first_frame=image, sink=out)
+        out.finish(slide(17))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_ctrl_c_as_the_outputs_are_renamed_into_place_leaves_one_whole_set(tmp_path, monkeypatch):
     """Ctrl-C arriving between the renames that publish a run's files waits for the last one: the
     folder holds the new set (video and companions), never a new companion beside an old video."""

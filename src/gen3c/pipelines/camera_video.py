@@ -499,6 +499,7 @@ def generate_video(
         frames = generator.generate(
             chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None
         )
+        _check_frames(frames, cams, generator)
         new = slice(0 if k == 0 else 1, None)
         fresh, fresh_buffers = frames[new], _slice_buffers(buffers, new)
         if sink is not None:
@@ -545,6 +546,19 @@ def _check_video_inputs(cache: object, cameras: object, generator: object, first
         raise Gen3cInputError(
             f"first_frame is {shape} but the cameras make {size[0]}×{size[1]} frames: pass a (3, {size[0]}, {size[1]}) tensor in [-1, 1] "
             "(the prepared source's image)"
+        )
+
+
+def _check_frames(frames: object, cameras: Cameras, generator: object) -> None:
+    """A generator's frames for a chunk: one per camera, at the cameras' size (else the video
+    and its cameras file would disagree, and the next chunk would start from the wrong frame)."""
+    expected = (len(cameras), 3, cameras.height, cameras.width)
+    if not isinstance(frames, Tensor) or tuple(frames.shape) != expected:
+        got = tuple(frames.shape) if isinstance(frames, Tensor) else f"a {type(frames).__name__}"
+        name = getattr(generator, "name", type(generator).__name__)
+        raise Gen3cInputError(
+            f"the {name} generator returned {got} for {len(cameras)} cameras: its generate() must return one frame per camera, "
+            f"a {expected} tensor in [-1, 1]"
         )
 
 
@@ -719,6 +733,11 @@ class OutputWriter:
         output path. The files appear when the with-block ends."""
         if self._stack is None or self._written is not None:
             raise RuntimeError("OutputWriter.finish outside its with-block or twice")
+        if isinstance(cameras, Cameras) and len(cameras) != self.frames_written:  # (save_cameras refuses other types)
+            raise Gen3cInputError(
+                f"OutputWriter.finish got {len(cameras)} cameras for a video of {self.frames_written} frames: pass the cameras "
+                "the frames were made along (one per frame), so the cameras file matches the video"
+            )
         self._finish_videos()
         companions = self._companions(point_cloud is not None, metadata is not None)
         check_output_targets(companions.values(), OTHER_NAME)
