@@ -403,6 +403,31 @@ def test_generated_frame_joins_the_cache_with_aligned_depth():
     assert (z[new.valid[0]] - 3.0).abs().max() < 0.05  # aligned to the rendered depth, not 6
 
 
+def test_a_frame_the_cache_cannot_see_is_not_added_said_and_its_bar_ends_full():
+    """A chunk whose first camera sees none of the cache (turned away) leaves the cache as it was;
+    the run says so, and the stage's bar ends at its total instead of staying at 0."""
+    from gen3c.errors import collect_notes
+
+    image, depth = plane_view(depth=3.0)
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    away = Cameras(look_at(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, -1.0]])), K, H, W)
+    bars = {}
+
+    def progress(stage, total):
+        bars[stage] = [total, 0]
+        return lambda n=1: bars[stage].__setitem__(1, bars[stage][1] + n)
+
+    with collect_notes() as notes:
+        GrowingCache(cache, align_steps=7).cache_for_chunk(1, 8, away, image, progress, "Chunk 2/2: ")
+    assert len(cache) == 1
+    assert bars == {"Chunk 2/2: adding frame 8 to the cache": [7, 7]}
+    assert notes[-1:] == [
+        "Chunk 2/2: frame 8 was not added to the 3D cache: the cache shows nothing at its camera, so there is no depth to align "
+        "it to; this chunk renders the cache as it was"
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # Multi-view buffer selection (GEN3C's cache_3d.py)
 # --------------------------------------------------------------------------------------------
