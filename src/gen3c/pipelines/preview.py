@@ -454,9 +454,13 @@ def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.05) -> Tensor:
     Depth edges fail on both sides, and so do the pixels next to them (often colour blends)."""
     valid = depth > 0
     inv = torch.where(valid, depth.float(), torch.ones_like(depth.float())).reciprocal() * valid
-    # Second differences inside the image; the border rows and columns repeat their neighbours'.
-    d2u = F.pad((inv[:, 2:] - 2 * inv[:, 1:-1] + inv[:, :-2])[None], (1, 1), mode="replicate")[0]
-    d2v = F.pad((inv[2:] - 2 * inv[1:-1] + inv[:-2]).T[None], (1, 1), mode="replicate")[0].T
+    # Second differences inside the image; the border rows and columns repeat their neighbours'
+    # (none across an image under 3 pixels wide or high: nothing to tell a plane by there).
+    d2u, d2v = torch.zeros_like(inv), torch.zeros_like(inv)
+    if inv.shape[1] >= 3:
+        d2u = F.pad((inv[:, 2:] - 2 * inv[:, 1:-1] + inv[:, :-2])[None], (1, 1), mode="replicate")[0]
+    if inv.shape[0] >= 3:
+        d2v = F.pad((inv[2:] - 2 * inv[1:-1] + inv[:-2]).T[None], (1, 1), mode="replicate")[0].T
     rough = ((d2u.abs() + d2v.abs()) > tolerance * inv) | ~valid
     rough = F.max_pool2d(rough[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
     return ~rough
