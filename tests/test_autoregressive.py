@@ -260,6 +260,27 @@ def test_a_generator_that_returns_the_wrong_frames_is_refused_and_nothing_is_pub
         generate_video(cache, slide(9), type("Listing", (Recorder,), {"generate": lambda self, *a, **k: []})(9), first_frame=image)
 
 
+def test_a_first_frame_outside_minus_one_to_one_is_refused_before_any_render():
+    """The preview shows the first frame where frame 0's cache has holes, as it is: a uint8
+    image (0 … 255) made frames far outside [-1, 1]."""
+    image, depth = plane_view()
+    valid = torch.ones(H, W, dtype=torch.bool)
+    valid[8:16, 10:20] = False  # a hole in frame 0
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4), valid)
+    as_uint8 = ((image + 1) * 127.5).round().to(torch.uint8)
+    refused = (
+        (as_uint8, r"uint8 values in \[\d+, \d+\]"),
+        (as_uint8.float(), "float32 values"),
+        (image.clone().fill_(math.nan), r"float32 values in \[nan, nan\]"),
+    )
+    for frame, said in refused:
+        with pytest.raises(Gen3cInputError, match=f"first_frame holds {said}.*pass floats in \\[-1, 1\\]"):
+            generate_video(cache, slide(3), PreviewGenerator(), first_frame=frame)
+    frames = generate_video(cache, slide(3), PreviewGenerator(), first_frame=image).frames
+    assert torch.allclose(frames[0, :, 8:16, 10:20], image[:, 8:16, 10:20])
+
+
 def test_finish_refuses_cameras_that_do_not_match_the_video(tmp_path):
     image, depth = plane_view()
     cache = Cache3D()

@@ -547,6 +547,13 @@ def _check_video_inputs(cache: object, cameras: object, generator: object, first
             f"first_frame is {shape} but the cameras make {size[0]}×{size[1]} frames: pass a (3, {size[0]}, {size[1]}) tensor in [-1, 1] "
             "(the prepared source's image)"
         )
+    # Checked here, not by each generator: the preview shows it in frame 0's holes as it is.
+    lo, hi = (float(v) for v in torch.aminmax(first_frame.float())) if first_frame.numel() else (0.0, 0.0)
+    if not first_frame.dtype.is_floating_point or not (-1 - 1e-3 <= lo and hi <= 1 + 1e-3):  # (NaN fails too)
+        raise Gen3cInputError(
+            f"first_frame holds {str(first_frame.dtype).removeprefix('torch.')} values in [{lo:.4g}, {hi:.4g}]: pass floats in [-1, 1] "
+            "(the prepared source's image; a uint8 image as image / 127.5 - 1)"
+        )
 
 
 def _check_frames(frames: object, cameras: Cameras, generator: object) -> None:
