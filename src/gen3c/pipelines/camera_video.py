@@ -370,6 +370,9 @@ def resolve_chunk_frames(num_frames: int, generator: object, requested: int | No
             raise Gen3cInputError(f"--chunk_frames {requested}: the {generator.name} generator makes {fixed} frames per chunk; leave it out")
         return fixed
     if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, numbers.Integral):
+            raise Gen3cInputError(f"chunk_frames {requested!r} is a {type(requested).__name__}: pass a whole number of frames, 2 or more")
+        requested = int(requested)
         if requested < 2:
             raise Gen3cInputError(f"--chunk_frames {requested} is too small: chunks overlap by one frame, so pass 2 or more")
         return requested
