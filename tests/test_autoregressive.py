@@ -297,6 +297,27 @@ def test_finish_refuses_cameras_that_do_not_match_the_video(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_save_buffer_panel_narrower_than_a_later_chunk_is_said_plainly(tmp_path):
+    """With too small a ``num_buffers``, the growing cache's second chunk (2 buffers) widened the
+    panel, and the run ended in the encoder's "frames of 24×96 after frames of 24×64"."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    with pytest.raises(Gen3cInputError, match=r"OutputWriter\(num_buffers=1\) got a chunk of 2 buffers.*buffers_for"):
+        with OutputWriter(tmp_path, "v", save_buffer=True) as out:
+            generate_video(cache, slide(17), Recorder(9), first_frame=image, sink=out)
+    assert list(tmp_path.iterdir()) == []
+    two = Cache3D()  # a first chunk of more buffers than said sets the width (as before), later ones pad to it
+    for shift in (0.0, 0.1):
+        two.add_view(image, depth, K, look_at(torch.tensor([shift, 0.0, 0.0]), torch.tensor([shift, 0.0, 1.0])))
+    with OutputWriter(tmp_path, "w", save_buffer=True) as out:
+        generate_video(two, slide(9), Recorder(9), first_frame=image, sink=out)
+        out.finish(slide(9))
+    from gen3c.io.video import read_video
+
+    assert read_video(tmp_path / "w.mp4")[0].shape == (9, H, 3 * W, 3)
+
+
 def test_ctrl_c_as_the_outputs_are_renamed_into_place_leaves_one_whole_set(tmp_path, monkeypatch):
     """Ctrl-C arriving between the renames that publish a run's files waits for the last one: the
     folder holds the new set (video and companions), never a new companion beside an old video."""

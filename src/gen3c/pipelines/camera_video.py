@@ -722,6 +722,13 @@ class OutputWriter:
 
     def panels(self, frames: Tensor, buffers: BufferRenders) -> dict[str, np.ndarray]:
         """What :meth:`write` appends to each video, by path key: (T, H, W', 3) uint8 arrays."""
+        if self.save_buffer and buffers.num_buffers > self.num_buffers:
+            if self.frames_written:  # the videos' width is set: said here, not as ffmpeg's size mismatch
+                raise Gen3cInputError(
+                    f"OutputWriter(num_buffers={self.num_buffers}) got a chunk of {buffers.num_buffers} buffers after narrower ones: "
+                    "pass num_buffers=plan.buffers_for(number of chunks), the most any chunk renders, so --save_buffer's panel keeps one width"
+                )
+            self.num_buffers = buffers.num_buffers  # as wide as the first chunk's buffers
         video = buffer_panel(frames, buffers, self.num_buffers) if self.save_buffer else frames
         arrays = {"video": to_uint8(video)}
         if self.save_buffer:
