@@ -18,6 +18,7 @@ does not flicker from frame to frame.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import cv2
@@ -335,6 +336,9 @@ class PreviewGenerator:
     needs_buffer_depth = True  # buffers are merged nearest-first
 
     def __init__(self, margin: float = 0.5, reach: float = REACH) -> None:
+        for name, value in (("margin", margin), ("reach", reach)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise Gen3cInputError(f"PreviewGenerator {name} {value!r} is a {type(value).__name__}: pass a number (a share of the image's larger side)")
         if not 0 <= margin <= 1 or not 0 < reach <= 1:
             raise Gen3cInputError(f"PreviewGenerator margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
         self.margin = margin
