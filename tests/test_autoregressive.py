@@ -287,6 +287,27 @@ def test_a_first_frame_outside_minus_one_to_one_is_refused_before_any_render():
     assert torch.allclose(frames[0, :, 8:16, 10:20], image[:, 8:16, 10:20])
 
 
+def test_a_generator_that_returns_nan_is_refused_and_nothing_is_published(tmp_path):
+    """NaN frames (a float16 model overflowing) were written as black pixels, and the next chunk
+    was conditioned on them."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+
+    class Overflowing(Recorder):
+        def generate(self, *args, **kwargs):
+            frames = super().generate(*args, **kwargs)
+            if len(self.calls) == 2:
+                frames[3, :, 5] = math.nan
+            return frames
+
+    with pytest.raises(Gen3cInputError, match=r"^Chunk 2/2: the recorder generator returned NaN or infinite values"):
+        with OutputWriter(tmp_path, "v") as out:
+            generate_video(cache, slide(17), Overflowing(9), first_frame=image, sink=out)
+            out.finish(slide(17))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_finish_refuses_cameras_that_do_not_match_the_video(tmp_path):
     image, depth = plane_view()
     cache = Cache3D()

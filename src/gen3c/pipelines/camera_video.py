@@ -502,7 +502,7 @@ def generate_video(
         frames = generator.generate(
             chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None
         )
-        _check_frames(frames, cams, generator)
+        _check_frames(frames, cams, generator, label)
         new = slice(0 if k == 0 else 1, None)
         fresh, fresh_buffers = frames[new], _slice_buffers(buffers, new)
         if sink is not None:
@@ -559,16 +559,22 @@ def _check_video_inputs(cache: object, cameras: object, generator: object, first
         )
 
 
-def _check_frames(frames: object, cameras: Cameras, generator: object) -> None:
+def _check_frames(frames: object, cameras: Cameras, generator: object, label: str = "") -> None:
     """A generator's frames for a chunk: one per camera, at the cameras' size (else the video
-    and its cameras file would disagree, and the next chunk would start from the wrong frame)."""
+    and its cameras file would disagree, and the next chunk would start from the wrong frame),
+    and finite (NaN would be written as black pixels, and condition the next chunk)."""
     expected = (len(cameras), 3, cameras.height, cameras.width)
+    name = getattr(generator, "name", type(generator).__name__)
     if not isinstance(frames, Tensor) or tuple(frames.shape) != expected:
         got = tuple(frames.shape) if isinstance(frames, Tensor) else f"a {type(frames).__name__}"
-        name = getattr(generator, "name", type(generator).__name__)
         raise Gen3cInputError(
             f"the {name} generator returned {got} for {len(cameras)} cameras: its generate() must return one frame per camera, "
             f"a {expected} tensor in [-1, 1]"
+        )
+    if not bool(torch.isfinite(frames).all()):
+        raise Gen3cInputError(
+            f"{label}the {name} generator returned NaN or infinite values, which the video would show as black: "
+            "a model computing in float16 can overflow (--dtype bfloat16 has float32's range)"
         )
 
 
