@@ -93,6 +93,7 @@ class Recorder:
                 "first": first_frame.clone(),
                 "buffers": buffers.num_buffers,
                 "views": buffers.views,
+                "cache": cache,
             }
         )
         frames = buffers.colors[:, 0].clone()
@@ -126,9 +127,10 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
     for call, t in ((gen.calls[1], 8), (gen.calls[2], 16)):
         saved = images_to_uint8(result.frames[t]).float() / 255 * 2 - 1
         assert torch.equal(call["first"], saved) and not torch.equal(saved, result.frames[t])
-    assert torch.equal(cache.views[0].colors[0], gen.calls[2]["first"].permute(1, 2, 0))
+    grown = gen.calls[2]["cache"]
+    assert torch.equal(grown.views[0].colors[0], gen.calls[2]["first"].permute(1, 2, 0))
     assert [c["buffers"] for c in gen.calls] == [1, 2, 2]
-    assert len(cache) == 2
+    assert len(grown) == 2 and len(cache) == 1  # the frames grew a copy: the caller's cache is as built
     assert "Chunk 2/3: rendering 3D cache" in seen and "Chunk 3/3: generating (recorder)" in seen
     assert "Chunk 2/3: adding frame 8 to the cache" in seen
     # --save_buffer's panel is padded to the most buffers any chunk had.
@@ -136,6 +138,21 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
     with pytest.raises(Gen3cInputError, match="8·N\\+1 frames \\(9, 17, 25, …\\)"):
         check_num_frames(20, gen)
 
+
+
+def test_one_cache_renders_many_paths_each_as_if_alone():
+    """docs/python.md reuses one cache for any number of paths: a long path's generated frames
+    joined the caller's cache, so the next path rendered them (from other cameras) as a buffer."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    fresh = Cache3D()
+    fresh.add_view(image, depth, K, torch.eye(4))
+    generate_video(cache, slide(17, step=0.05), Recorder(9), first_frame=image)
+    again, alone = Recorder(9), Recorder(9)
+    reused = generate_video(cache, slide(17, step=-0.03), again, first_frame=image).frames
+    assert torch.equal(reused, generate_video(fresh, slide(17, step=-0.03), alone, first_frame=image).frames)
+    assert [c["buffers"] for c in again.calls] == [1, 2] and len(cache) == 1
 
 
 def test_every_chunk_is_splatted_where_the_generator_asks():

@@ -15,6 +15,7 @@ called once per chunk with the same protocol.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import numbers
 import sys
@@ -429,13 +430,17 @@ class FrameSink(Protocol):
 
 def default_plan(cache: Cache3D) -> CachePlan:
     """How a cache handed to :func:`generate_video` changes between chunks: a cache of static
-    views grows with the generated frames (GEN3C's single-image mode); a 4D or selecting cache
-    stays as it is."""
+    views grows with the generated frames (GEN3C's single-image mode), in a copy of its list of
+    views (the views are shared, not copied): the caller's cache stays as built, so the next path
+    rendered from it starts from the source alone, not from this run's frames; a 4D or selecting
+    cache stays as it is."""
     from gen3c.cache import SelectingCache3D
 
     if isinstance(cache, SelectingCache3D) or any(view.num_frames > 1 for view in cache.views):
         return FixedCache(cache)
-    return GrowingCache(cache)
+    grown = copy.copy(cache)
+    grown.views = list(cache.views)
+    return GrowingCache(grown)
 
 
 def generate_video(
