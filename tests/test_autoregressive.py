@@ -2,8 +2,10 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,6 +93,7 @@ class Recorder:
                 "first": first_frame.clone(),
                 "buffers": buffers.num_buffers,
                 "views": buffers.views,
+                "cache": cache,
             }
         )
         frames = buffers.colors[:, 0].clone()
@@ -124,9 +127,10 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
     for call, t in ((gen.calls[1], 8), (gen.calls[2], 16)):
         saved = images_to_uint8(result.frames[t]).float() / 255 * 2 - 1
         assert torch.equal(call["first"], saved) and not torch.equal(saved, result.frames[t])
-    assert torch.equal(cache.views[0].colors[0], gen.calls[2]["first"].permute(1, 2, 0))
+    grown = gen.calls[2]["cache"]
+    assert torch.equal(grown.views[0].colors[0], gen.calls[2]["first"].permute(1, 2, 0))
     assert [c["buffers"] for c in gen.calls] == [1, 2, 2]
-    assert len(cache) == 2
+    assert len(grown) == 2 and len(cache) == 1  # the frames grew a copy: the caller's cache is as built
     assert "Chunk 2/3: rendering 3D cache" in seen and "Chunk 3/3: generating (recorder)" in seen
     assert "Chunk 2/3: adding frame 8 to the cache" in seen
     # --save_buffer's panel is padded to the most buffers any chunk had.
@@ -134,6 +138,21 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
     with pytest.raises(Gen3cInputError, match="8·N\\+1 frames \\(9, 17, 25, …\\)"):
         check_num_frames(20, gen)
 
+
+
+def test_one_cache_renders_many_paths_each_as_if_alone():
+    """docs/python.md reuses one cache for any number of paths: a long path's generated frames
+    joined the caller's cache, so the next path rendered them (from other cameras) as a buffer."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    fresh = Cache3D()
+    fresh.add_view(image, depth, K, torch.eye(4))
+    generate_video(cache, slide(17, step=0.05), Recorder(9), first_frame=image)
+    again, alone = Recorder(9), Recorder(9)
+    reused = generate_video(cache, slide(17, step=-0.03), again, first_frame=image).frames
+    assert torch.equal(reused, generate_video(fresh, slide(17, step=-0.03), alone, first_frame=image).frames)
+    assert [c["buffers"] for c in again.calls] == [1, 2] and len(cache) == 1
 
 
 def test_every_chunk_is_splatted_where_the_generator_asks():
@@ -167,6 +186,10 @@ def test_preview_runs_chunked_for_120n_plus_1_or_when_asked():
     assert resolve_chunk_frames(30, gen, 10) == 10
     with pytest.raises(Gen3cInputError, match="chunk_frames"):
         resolve_chunk_frames(241, Recorder(121), 60)
+    for bad in (2.5, 3.0, "3", True, torch.tensor(3)):  # raw TypeErrors (or a frame_offset error) before
+        with pytest.raises(Gen3cInputError, match=rf"chunk_frames {re.escape(repr(bad))} is a \w+: pass a whole number of frames, 2 or more"):
+            generate_video(Cache3D(), slide(5), gen, chunk_frames=bad)
+    assert resolve_chunk_frames(30, gen, np.int64(10)) == 10 and type(resolve_chunk_frames(30, gen, np.int64(10))) is int
 
 
 def test_video_cache_renders_source_frame_t_in_every_chunk():
@@ -238,6 +261,99 @@ def test_outputs_stream_and_vanish_on_error(tmp_path):
     with pytest.raises(KeyboardInterrupt), OutputWriter(tmp_path / "b", "v") as out:
         generate_video(cache, cams, Failing(9), first_frame=image, sink=out)
     assert not any((tmp_path / "b").iterdir())
+
+
+def test_a_generator_that_returns_the_wrong_frames_is_refused_and_nothing_is_published(tmp_path):
+    """A generator whose chunk is not one frame per camera at the cameras' size would make a video
+    that its cameras file (and the next chunk's conditioning frame) disagree with."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+
+    class Short(Recorder):
+        def generate(self, *args, **kwargs):
+            return super().generate(*args, **kwargs)[:-1]
+
+    with pytest.raises(Gen3cInputError, match=r"the recorder generator returned \(8, 3, 24, 32\) for 9 cameras.*\(9, 3, 24, 32\)"):
+        with OutputWriter(tmp_path, "v") as out:
+            generate_video(cache, slide(17), Short(9), first_frame=image, sink=out)
+            out.finish(slide(17))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(Gen3cInputError, match="returned a list"):
+        generate_video(cache, slide(9), type("Listing", (Recorder,), {"generate": lambda self, *a, **k: []})(9), first_frame=image)
+
+
+def test_a_first_frame_outside_minus_one_to_one_is_refused_before_any_render():
+    """The preview shows the first frame where frame 0's cache has holes, as it is: a uint8
+    image (0 … 255) made frames far outside [-1, 1]."""
+    image, depth = plane_view()
+    valid = torch.ones(H, W, dtype=torch.bool)
+    valid[8:16, 10:20] = False  # a hole in frame 0
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4), valid)
+    as_uint8 = ((image + 1) * 127.5).round().to(torch.uint8)
+    refused = (
+        (as_uint8, r"uint8 values in \[\d+, \d+\]"),
+        (as_uint8.float(), "float32 values"),
+        (image.clone().fill_(math.nan), r"float32 values in \[nan, nan\]"),
+    )
+    for frame, said in refused:
+        with pytest.raises(Gen3cInputError, match=f"first_frame holds {said}.*pass floats in \\[-1, 1\\]"):
+            generate_video(cache, slide(3), PreviewGenerator(), first_frame=frame)
+    frames = generate_video(cache, slide(3), PreviewGenerator(), first_frame=image).frames
+    assert torch.allclose(frames[0, :, 8:16, 10:20], image[:, 8:16, 10:20])
+
+
+def test_a_generator_that_returns_nan_is_refused_and_nothing_is_published(tmp_path):
+    """NaN frames (a float16 model overflowing) were written as black pixels, and the next chunk
+    was conditioned on them."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+
+    class Overflowing(Recorder):
+        def generate(self, *args, **kwargs):
+            frames = super().generate(*args, **kwargs)
+            if len(self.calls) == 2:
+                frames[3, :, 5] = math.nan
+            return frames
+
+    with pytest.raises(Gen3cInputError, match=r"^Chunk 2/2: the recorder generator returned NaN or infinite values"):
+        with OutputWriter(tmp_path, "v") as out:
+            generate_video(cache, slide(17), Overflowing(9), first_frame=image, sink=out)
+            out.finish(slide(17))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finish_refuses_cameras_that_do_not_match_the_video(tmp_path):
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    with pytest.raises(Gen3cInputError, match="got 17 cameras for a video of 9 frames"), OutputWriter(tmp_path, "v") as out:
+        generate_video(cache, slide(9), Recorder(9), first_frame=image, sink=out)
+        out.finish(slide(17))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_save_buffer_panel_narrower_than_a_later_chunk_is_said_plainly(tmp_path):
+    """With too small a ``num_buffers``, the growing cache's second chunk (2 buffers) widened the
+    panel, and the run ended in the encoder's "frames of 24×96 after frames of 24×64"."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    with pytest.raises(Gen3cInputError, match=r"OutputWriter\(num_buffers=1\) got a chunk of 2 buffers.*buffers_for"):
+        with OutputWriter(tmp_path, "v", save_buffer=True) as out:
+            generate_video(cache, slide(17), Recorder(9), first_frame=image, sink=out)
+    assert list(tmp_path.iterdir()) == []
+    two = Cache3D()  # a first chunk of more buffers than said sets the width (as before), later ones pad to it
+    for shift in (0.0, 0.1):
+        two.add_view(image, depth, K, look_at(torch.tensor([shift, 0.0, 0.0]), torch.tensor([shift, 0.0, 1.0])))
+    with OutputWriter(tmp_path, "w", save_buffer=True) as out:
+        generate_video(two, slide(9), Recorder(9), first_frame=image, sink=out)
+        out.finish(slide(9))
+    from gen3c.io.video import read_video
+
+    assert read_video(tmp_path / "w.mp4")[0].shape == (9, H, 3 * W, 3)
 
 
 def test_ctrl_c_as_the_outputs_are_renamed_into_place_leaves_one_whole_set(tmp_path, monkeypatch):
@@ -371,6 +487,31 @@ def test_generated_frame_joins_the_cache_with_aligned_depth():
     new = cache.views[0]  # newest first
     z = (new.points[0] @ cam.w2c[0, :3, :3].T + cam.w2c[0, :3, 3])[..., 2]
     assert (z[new.valid[0]] - 3.0).abs().max() < 0.05  # aligned to the rendered depth, not 6
+
+
+def test_a_frame_the_cache_cannot_see_is_not_added_said_and_its_bar_ends_full():
+    """A chunk whose first camera sees none of the cache (turned away) leaves the cache as it was;
+    the run says so, and the stage's bar ends at its total instead of staying at 0."""
+    from gen3c.errors import collect_notes
+
+    image, depth = plane_view(depth=3.0)
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    away = Cameras(look_at(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, -1.0]])), K, H, W)
+    bars = {}
+
+    def progress(stage, total):
+        bars[stage] = [total, 0]
+        return lambda n=1: bars[stage].__setitem__(1, bars[stage][1] + n)
+
+    with collect_notes() as notes:
+        GrowingCache(cache, align_steps=7).cache_for_chunk(1, 8, away, image, progress, "Chunk 2/2: ")
+    assert len(cache) == 1
+    assert bars == {"Chunk 2/2: adding frame 8 to the cache": [7, 7]}
+    assert notes[-1:] == [
+        "Chunk 2/2: frame 8 was not added to the 3D cache: the cache shows nothing at its camera, so there is no depth to align "
+        "it to; this chunk renders the cache as it was"
+    ]
 
 
 # --------------------------------------------------------------------------------------------

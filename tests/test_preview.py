@@ -213,6 +213,21 @@ def test_smooth_surface_pixels_keep_planes_and_drop_depth_edges():
     assert smooth[:, :22].all() and smooth[:, 28:].all()
 
 
+def test_preview_runs_on_frames_under_3_pixels_wide_or_high():
+    """Second differences need 3 pixels; a thinner image (prepare_source takes any positive size)
+    made the preview fail with torch's padding error."""
+    line = 1.0 / (0.2 + 0.05 * torch.arange(7.0))
+    assert smooth_surface_pixels(line[None]).all() and smooth_surface_pixels(line[:, None]).all()
+    step = torch.cat([line[:4], line[4:] * 0.5])
+    assert not smooth_surface_pixels(step[None])[0, 2:6].any()
+    image = torch.linspace(-1, 1, 3 * 8 * 8).reshape(3, 8, 8)
+    for H, W in ((1, 1), (2, 3), (5, 1)):
+        src = prepare_source(image, torch.full((8, 8), 2.0), intrinsics_from_fov(60.0, 8, 8), (H, W), "stretch")
+        cameras = sliding_cameras(src.K, H, W, [0.0, 0.01])
+        frames = generate_video(build_cache([src]), cameras, PreviewGenerator(), first_frame=src.image).frames
+        assert frames.shape == (2, 3, H, W) and torch.allclose(frames[0], src.image, atol=1e-4)
+
+
 def test_preview_puts_back_filtered_smooth_surfaces_but_not_masked_pixels():
     # A steep floor (the 5×5 depth-edge filter drops it) under a wall; the preview shows the
     # floor from the source itself, so rendering from the source camera gives the source back.
@@ -367,3 +382,6 @@ def test_generators_show_their_settings():
     assert repr(PreviewGenerator(margin=0.25)) == "PreviewGenerator(margin=0.25, reach=0.05)"
     with pytest.raises(Gen3cInputError, match=r"margin must be in \[0, 1\]"):
         PreviewGenerator(margin=2)
+    for name, bad in (("margin", "0.5"), ("reach", None), ("margin", True)):  # raw TypeErrors before
+        with pytest.raises(Gen3cInputError, match=rf"PreviewGenerator {name} {bad!r} is a \w+: pass a number"):
+            PreviewGenerator(**{name: bad})

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from gen3c.cache import Cache3D, SelectingCache3D
 from gen3c.cameras import Cameras, pixel_grid
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 from gen3c.io.frames import FrameStack
 from gen3c.progress import ProgressFactory
 
@@ -166,7 +166,14 @@ class GrowingCache:
             step = (
                 progress(f"{label}adding frame {start} to the cache", self.align_steps) if progress else None
             )
-            self.add_generated_frame(condition, cameras[0], step)
+            if not self.add_generated_frame(condition, cameras[0], step):
+                note(
+                    f"{label}frame {start} was not added to the 3D cache: the cache shows nothing at its camera, so there is no "
+                    "depth to align it to; this chunk renders the cache as it was",
+                    stacklevel=2,
+                )
+                if step is not None:
+                    step(self.align_steps)  # the stage is over: its bar ends full, not stuck at 0
         return self.cache, start
 
     def add_generated_frame(

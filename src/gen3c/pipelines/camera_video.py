@@ -15,6 +15,7 @@ called once per chunk with the same protocol.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import numbers
 import sys
@@ -370,6 +371,9 @@ def resolve_chunk_frames(num_frames: int, generator: object, requested: int | No
             raise Gen3cInputError(f"--chunk_frames {requested}: the {generator.name} generator makes {fixed} frames per chunk; leave it out")
         return fixed
     if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, numbers.Integral):
+            raise Gen3cInputError(f"chunk_frames {requested!r} is a {type(requested).__name__}: pass a whole number of frames, 2 or more")
+        requested = int(requested)
         if requested < 2:
             raise Gen3cInputError(f"--chunk_frames {requested} is too small: chunks overlap by one frame, so pass 2 or more")
         return requested
@@ -426,13 +430,17 @@ class FrameSink(Protocol):
 
 def default_plan(cache: Cache3D) -> CachePlan:
     """How a cache handed to :func:`generate_video` changes between chunks: a cache of static
-    views grows with the generated frames (GEN3C's single-image mode); a 4D or selecting cache
-    stays as it is."""
+    views grows with the generated frames (GEN3C's single-image mode), in a copy of its list of
+    views (the views are shared, not copied): the caller's cache stays as built, so the next path
+    rendered from it starts from the source alone, not from this run's frames; a 4D or selecting
+    cache stays as it is."""
     from gen3c.cache import SelectingCache3D
 
     if isinstance(cache, SelectingCache3D) or any(view.num_frames > 1 for view in cache.views):
         return FixedCache(cache)
-    return GrowingCache(cache)
+    grown = copy.copy(cache)
+    grown.views = list(cache.views)
+    return GrowingCache(grown)
 
 
 def generate_video(
@@ -499,6 +507,7 @@ def generate_video(
         frames = generator.generate(
             chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None
         )
+        _check_frames(frames, cams, generator, label)
         new = slice(0 if k == 0 else 1, None)
         fresh, fresh_buffers = frames[new], _slice_buffers(buffers, new)
         if sink is not None:
@@ -545,6 +554,32 @@ def _check_video_inputs(cache: object, cameras: object, generator: object, first
         raise Gen3cInputError(
             f"first_frame is {shape} but the cameras make {size[0]}×{size[1]} frames: pass a (3, {size[0]}, {size[1]}) tensor in [-1, 1] "
             "(the prepared source's image)"
+        )
+    # Checked here, not by each generator: the preview shows it in frame 0's holes as it is.
+    lo, hi = (float(v) for v in torch.aminmax(first_frame.float())) if first_frame.numel() else (0.0, 0.0)
+    if not first_frame.dtype.is_floating_point or not (-1 - 1e-3 <= lo and hi <= 1 + 1e-3):  # (NaN fails too)
+        raise Gen3cInputError(
+            f"first_frame holds {str(first_frame.dtype).removeprefix('torch.')} values in [{lo:.4g}, {hi:.4g}]: pass floats in [-1, 1] "
+            "(the prepared source's image; a uint8 image as image / 127.5 - 1)"
+        )
+
+
+def _check_frames(frames: object, cameras: Cameras, generator: object, label: str = "") -> None:
+    """A generator's frames for a chunk: one per camera, at the cameras' size (else the video
+    and its cameras file would disagree, and the next chunk would start from the wrong frame),
+    and finite (NaN would be written as black pixels, and condition the next chunk)."""
+    expected = (len(cameras), 3, cameras.height, cameras.width)
+    name = getattr(generator, "name", type(generator).__name__)
+    if not isinstance(frames, Tensor) or tuple(frames.shape) != expected:
+        got = tuple(frames.shape) if isinstance(frames, Tensor) else f"a {type(frames).__name__}"
+        raise Gen3cInputError(
+            f"the {name} generator returned {got} for {len(cameras)} cameras: its generate() must return one frame per camera, "
+            f"a {expected} tensor in [-1, 1]"
+        )
+    if not bool(torch.isfinite(frames).all()):
+        raise Gen3cInputError(
+            f"{label}the {name} generator returned NaN or infinite values, which the video would show as black: "
+            "a model computing in float16 can overflow (--dtype bfloat16 has float32's range)"
         )
 
 
@@ -698,6 +733,13 @@ class OutputWriter:
 
     def panels(self, frames: Tensor, buffers: BufferRenders) -> dict[str, np.ndarray]:
         """What :meth:`write` appends to each video, by path key: (T, H, W', 3) uint8 arrays."""
+        if self.save_buffer and buffers.num_buffers > self.num_buffers:
+            if self.frames_written:  # the videos' width is set: said here, not as ffmpeg's size mismatch
+                raise Gen3cInputError(
+                    f"OutputWriter(num_buffers={self.num_buffers}) got a chunk of {buffers.num_buffers} buffers after narrower ones: "
+                    "pass num_buffers=plan.buffers_for(number of chunks), the most any chunk renders, so --save_buffer's panel keeps one width"
+                )
+            self.num_buffers = buffers.num_buffers  # as wide as the first chunk's buffers
         video = buffer_panel(frames, buffers, self.num_buffers) if self.save_buffer else frames
         arrays = {"video": to_uint8(video)}
         if self.save_buffer:
@@ -719,6 +761,11 @@ class OutputWriter:
         output path. The files appear when the with-block ends."""
         if self._stack is None or self._written is not None:
             raise RuntimeError("OutputWriter.finish outside its with-block or twice")
+        if isinstance(cameras, Cameras) and len(cameras) != self.frames_written:  # (save_cameras refuses other types)
+            raise Gen3cInputError(
+                f"OutputWriter.finish got {len(cameras)} cameras for a video of {self.frames_written} frames: pass the cameras "
+                "the frames were made along (one per frame), so the cameras file matches the video"
+            )
         self._finish_videos()
         companions = self._companions(point_cloud is not None, metadata is not None)
         check_output_targets(companions.values(), OTHER_NAME)

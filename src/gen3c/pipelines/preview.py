@@ -18,6 +18,7 @@ does not flicker from frame to frame.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import cv2
@@ -335,6 +336,9 @@ class PreviewGenerator:
     needs_buffer_depth = True  # buffers are merged nearest-first
 
     def __init__(self, margin: float = 0.5, reach: float = REACH) -> None:
+        for name, value in (("margin", margin), ("reach", reach)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise Gen3cInputError(f"PreviewGenerator {name} {value!r} is a {type(value).__name__}: pass a number (a share of the image's larger side)")
         if not 0 <= margin <= 1 or not 0 < reach <= 1:
             raise Gen3cInputError(f"PreviewGenerator margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
         self.margin = margin
@@ -454,9 +458,13 @@ def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.05) -> Tensor:
     Depth edges fail on both sides, and so do the pixels next to them (often colour blends)."""
     valid = depth > 0
     inv = torch.where(valid, depth.float(), torch.ones_like(depth.float())).reciprocal() * valid
-    # Second differences inside the image; the border rows and columns repeat their neighbours'.
-    d2u = F.pad((inv[:, 2:] - 2 * inv[:, 1:-1] + inv[:, :-2])[None], (1, 1), mode="replicate")[0]
-    d2v = F.pad((inv[2:] - 2 * inv[1:-1] + inv[:-2]).T[None], (1, 1), mode="replicate")[0].T
+    # Second differences inside the image; the border rows and columns repeat their neighbours'
+    # (none across an image under 3 pixels wide or high: nothing to tell a plane by there).
+    d2u, d2v = torch.zeros_like(inv), torch.zeros_like(inv)
+    if inv.shape[1] >= 3:
+        d2u = F.pad((inv[:, 2:] - 2 * inv[:, 1:-1] + inv[:, :-2])[None], (1, 1), mode="replicate")[0]
+    if inv.shape[0] >= 3:
+        d2v = F.pad((inv[2:] - 2 * inv[1:-1] + inv[:-2]).T[None], (1, 1), mode="replicate")[0].T
     rough = ((d2u.abs() + d2v.abs()) > tolerance * inv) | ~valid
     rough = F.max_pool2d(rough[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
     return ~rough
