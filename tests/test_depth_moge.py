@@ -292,3 +292,19 @@ def test_official_package_with_a_file_that_is_not_its_model_is_a_one_line_error(
     with pytest.raises(Gen3cModelError, match=r"model\.pt' does not fit the official MoGe v1 model \(RuntimeError") as err:
         MoGeEstimator(str(damaged))
     assert "\n" not in str(err.value)
+
+
+def test_half_precision_on_the_cpu_runs(tmp_path):
+    """``load_depth_estimator("moge", dtype=torch.bfloat16)`` (or float16) on the CPU: MoGe's
+    antialiased resize of the image has no reduced-precision CPU kernel, so estimate() died with
+    NotImplementedError ("compute_index_ranges_weights" not implemented for 'BFloat16')."""
+    ckpt = tiny_checkpoint()
+    ckpt["model_config"]["num_tokens_range"] = [12, 12]  # a 3×4-patch grid: fast in any precision
+    path = tmp_path / "model.pt"
+    torch.save(ckpt, path)
+    image = torch.rand(3, 40, 60)
+    ref = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84)).estimate(image)
+    half = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84), dtype=torch.bfloat16).estimate(image)
+    assert half.depth.dtype == torch.float32 and torch.isfinite(half.depth).all()
+    assert torch.allclose(half.depth, ref.depth, rtol=0.05)
+    assert torch.allclose(half.intrinsics, ref.intrinsics, rtol=0.05)

@@ -565,6 +565,13 @@ class MoGeV1Config:
         return cfg
 
 
+def _resize_antialiased(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+    """MoGe's antialiased resize of the input image, computed in float32 and returned in ``x``'s
+    dtype: PyTorch has no antialiased float16 / bfloat16 resize on the CPU, and float32 input
+    (GEN3C's model, autocast or not) is resized exactly as before."""
+    return F.interpolate(x.float(), size, mode=mode, align_corners=False, antialias=True).to(x.dtype)
+
+
 class MoGeV1(nn.Module):
     """MoGe v1: image → affine-invariant point map + mask, and :meth:`infer` → depth + intrinsics.
 
@@ -631,9 +638,9 @@ class MoGeV1(nn.Module):
         H, W = image.shape[-2:]
         factor = ((num_tokens * _MOGE_PATCH**2) / (H * W)) ** 0.5
         rw, rh = int(W * factor), int(H * factor)
-        x = F.interpolate(image, (rh, rw), mode="bicubic", align_corners=False, antialias=True)
+        x = _resize_antialiased(image, (rh, rw), "bicubic")
         x = (x - self.image_mean) / self.image_std
-        x14 = F.interpolate(x, (rh // _MOGE_PATCH * _MOGE_PATCH, rw // _MOGE_PATCH * _MOGE_PATCH), mode="bilinear", align_corners=False, antialias=True)
+        x14 = _resize_antialiased(x, (rh // _MOGE_PATCH * _MOGE_PATCH, rw // _MOGE_PATCH * _MOGE_PATCH), "bilinear")
         features = self.backbone.get_intermediate_layers(x14, self.config.intermediate_layers)
         points, mask = self.head(features, x)
         # MoGe finishes under autocast(float32): on CUDA the resize keeps the head's dtype and
