@@ -308,3 +308,11 @@ def test_half_precision_on_the_cpu_runs(tmp_path):
     assert half.depth.dtype == torch.float32 and torch.isfinite(half.depth).all()
     assert torch.allclose(half.depth, ref.depth, rtol=0.05)
     assert torch.allclose(half.intrinsics, ref.intrinsics, rtol=0.05)
+
+
+def test_an_empty_checkpoint_is_called_empty(tmp_path):
+    """A 0-byte model.pt (a download that never wrote, a full disk) was reported as "is text, not a
+    PyTorch checkpoint: pass the official model.pt", though it is the official file's name."""
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(Gen3cModelError, match=r"model\.pt' is empty \(0 bytes\): re-download it$"):
+        load_depth_estimator(str(tmp_path / "model.pt"), backend="gen3c")

@@ -746,6 +746,8 @@ def load_checkpoint(path: Path, what: str = "MoGe checkpoint") -> dict[str, Any]
         if "Unsupported global" in text:
             raise Gen3cModelError(f"{name} holds Python objects that are never unpickled: use the official model.pt") from None
         head = file_head(path)
+        if not head:  # what an interrupted download or a full disk leaves: not "text"
+            raise Gen3cModelError(f"{name} is empty (0 bytes): re-download it") from None
         if not head.startswith((ZIP_MAGICS[0], PICKLE_MAGIC)):  # torch's zip format, or a legacy pickle
             raise Gen3cModelError(f"{name} is {describe_head(head)}, not a PyTorch checkpoint: pass the official model.pt") from None
         raise Gen3cModelError(f"{name} is corrupt or truncated ({type(exc).__name__}): re-download it") from None
