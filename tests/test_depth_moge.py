@@ -316,3 +316,18 @@ def test_an_empty_checkpoint_is_called_empty(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"")
     with pytest.raises(Gen3cModelError, match=r"model\.pt' is empty \(0 bytes\): re-download it$"):
         load_depth_estimator(str(tmp_path / "model.pt"), backend="gen3c")
+
+
+@pytest.mark.parametrize("weight", ["backbone.blocks.0.mlp.fc1.weight", "head.output_block.0.2.bias"])
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, weight):
+    """A damaged model.pt whose weights hold a NaN: NaN everywhere (the backbone's) came back as an
+    estimate of all sky — depth 1000, no trusted pixel, a made-up camera — with no error; NaN points
+    under a valid mask (the point head's) died in SciPy ("Residuals are not finite")."""
+    ckpt = tiny_checkpoint()
+    ckpt["model_config"]["num_tokens_range"] = [12, 12]  # a 3×4-patch grid: fast
+    ckpt["model"][weight][0] = math.nan
+    path = tmp_path / "model.pt"
+    torch.save(ckpt, path)
+    est = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84))
+    with pytest.raises(Gen3cModelError, match=r"^MoGe returned NaN/inf at 4704 of 4704 pixels: its weights are damaged \(re-download model\.pt\)$"):
+        est.estimate(torch.rand(3, 40, 60))

@@ -681,7 +681,16 @@ class MoGeV1(nn.Module):
         autocast = use_fp16 and self.dtype != torch.float16
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=autocast):
             out = self.forward(x, num_tokens)
-        points, mask = out["points"].float(), out["mask"].float() > self.config.mask_threshold
+        points, logits = out["points"].float(), out["mask"].float()
+        broken = ~(torch.isfinite(points).all(dim=-1) & torch.isfinite(logits))
+        if broken.any():
+            # A trained network never gives NaN/inf: left in, an all-NaN output read as all sky (a
+            # flat backdrop, no error) and a partial one failed in the focal/shift solver.
+            overflow = " or float16 overflowed (run with use_fp16=False in float32)" if autocast or self.dtype == torch.float16 else ""
+            raise Gen3cModelError(
+                f"MoGe returned NaN/inf at {int(broken.sum())} of {broken.numel()} pixels: its weights are damaged (re-download model.pt){overflow}"
+            )
+        mask = logits > self.config.mask_threshold
         known = None
         if fov_x is not None:
             f = aspect / math.sqrt(1 + aspect**2) / math.tan(math.radians(fov_x) / 2)
