@@ -130,6 +130,11 @@ def test_invalid_pixels_get_gen3c_far_depth(tmp_path):
     out = est.estimate(torch.rand(3, 40, 60))
     assert not out.mask.any()
     assert torch.allclose(out.depth, torch.full((40, 60), 1000.0))
+    # No trusted point to solve the camera from: the default 60° camera, said to be the default
+    # (it was a placeholder focal of one half diagonal, fx ≈ 41.6 px, reported as MoGe's).
+    f = 30 / math.tan(math.radians(30))
+    assert out.intrinsics_from == "default"
+    assert torch.allclose(out.intrinsics, torch.tensor([[f, 0, 30.0], [0, f, 20.0], [0, 0, 1]]), rtol=1e-5)
 
 
 def test_known_fov_fixes_the_intrinsics(checkpoint_path):

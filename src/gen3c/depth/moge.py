@@ -880,13 +880,18 @@ class MoGeEstimator:
             intrinsics, _ = camera_for(h0, w0, intrinsics, fov)
             fov_x = fov_from_intrinsics(intrinsics, w0)
         out = self.predict(x, fov_x=fov_x)
+        source = "user" if user else "model"
+        if not user and not bool(out["mask"].any()):
+            # Nothing trusted (all sky): MoGe's camera came from no point at all (our solver's
+            # placeholder focal), so the camera is the default FOV's, and said to be.
+            intrinsics, source = camera_for(h0, w0)
         fx, fy = float(out["intrinsics"][0, 0]), float(out["intrinsics"][1, 1])
-        if not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
+        if source == "model" and not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
             raise Gen3cModelError(
                 f"{self.name} returned an impossible camera (fx={fx:.3g}, fy={fy:.3g} image sizes): check that the weights are MoGe's, or pass --fov"
             )
         depth, K, mask = gen3c_moge_postprocess(out["depth"], out["intrinsics"], out["mask"], target)
-        if intrinsics is not None:  # the user's camera, in pixels of the input image
+        if intrinsics is not None:  # the user's (or the default) camera, in pixels of the input image
             K = resize_intrinsics(intrinsics, (h0, w0), target)
-        return DepthEstimate(depth, K, mask, self.kind, self.name, "user" if user else "model")
+        return DepthEstimate(depth, K, mask, self.kind, self.name, source)
 
