@@ -686,7 +686,7 @@ class MoGeV1(nn.Module):
         if broken.any():
             # A trained network never gives NaN/inf: left in, an all-NaN output read as all sky (a
             # flat backdrop, no error) and a partial one failed in the focal/shift solver.
-            overflow = " or float16 overflowed (run with use_fp16=False in float32)" if autocast or self.dtype == torch.float16 else ""
+            overflow = " or float16 overflowed (in Python: use_fp16=False, dtype float32)" if autocast or self.dtype == torch.float16 else ""
             raise Gen3cModelError(
                 f"MoGe returned NaN/inf at {int(broken.sum())} of {broken.numel()} pixels: its weights are damaged (re-download model.pt){overflow}"
             )
