@@ -159,3 +159,17 @@ def test_unsupported_or_broken_models_are_clear_errors(tmp_path):
     transformers.DepthAnythingConfig(backbone_config={**DINO, "out_indices": [1, 2, 3, 4]}).save_pretrained(folder)
     with pytest.raises(Gen3cModelError, match="cannot load depth model"):
         load_depth_estimator(str(folder))
+
+
+def test_a_model_with_nan_weights_is_refused(tmp_path):
+    """Damaged weights that make the network return NaN: the relative path read NaN disparity as
+    0 (invalid) and returned depth 1 everywhere with no trusted pixel, the metric path a flat far
+    fill — an estimate with no error."""
+    path = dpt(tmp_path)
+    model = transformers.AutoModelForDepthEstimation.from_pretrained(path)
+    with torch.no_grad():
+        model.head.head[-2].bias[0] = math.nan  # the last convolution before the output ReLU
+    model.save_pretrained(path)
+    estimator = load_depth_estimator(path)
+    with pytest.raises(Gen3cModelError, match=r"^depth model dpt:.* returned NaN/inf at \d+ of \d+ pixels: its weights are damaged \(download them again\)$"):
+        estimator.estimate(image())

@@ -130,6 +130,11 @@ def test_invalid_pixels_get_gen3c_far_depth(tmp_path):
     out = est.estimate(torch.rand(3, 40, 60))
     assert not out.mask.any()
     assert torch.allclose(out.depth, torch.full((40, 60), 1000.0))
+    # No trusted point to solve the camera from: the default 60° camera, said to be the default
+    # (it was a placeholder focal of one half diagonal, fx ≈ 41.6 px, reported as MoGe's).
+    f = 30 / math.tan(math.radians(30))
+    assert out.intrinsics_from == "default"
+    assert torch.allclose(out.intrinsics, torch.tensor([[f, 0, 30.0], [0, f, 20.0], [0, 0, 1]]), rtol=1e-5)
 
 
 def test_known_fov_fixes_the_intrinsics(checkpoint_path):
@@ -292,3 +297,42 @@ def test_official_package_with_a_file_that_is_not_its_model_is_a_one_line_error(
     with pytest.raises(Gen3cModelError, match=r"model\.pt' does not fit the official MoGe v1 model \(RuntimeError") as err:
         MoGeEstimator(str(damaged))
     assert "\n" not in str(err.value)
+
+
+def test_half_precision_on_the_cpu_runs(tmp_path):
+    """``load_depth_estimator("moge", dtype=torch.bfloat16)`` (or float16) on the CPU: MoGe's
+    antialiased resize of the image has no reduced-precision CPU kernel, so estimate() died with
+    NotImplementedError ("compute_index_ranges_weights" not implemented for 'BFloat16')."""
+    ckpt = tiny_checkpoint()
+    ckpt["model_config"]["num_tokens_range"] = [12, 12]  # a 3×4-patch grid: fast in any precision
+    path = tmp_path / "model.pt"
+    torch.save(ckpt, path)
+    image = torch.rand(3, 40, 60)
+    ref = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84)).estimate(image)
+    half = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84), dtype=torch.bfloat16).estimate(image)
+    assert half.depth.dtype == torch.float32 and torch.isfinite(half.depth).all()
+    assert torch.allclose(half.depth, ref.depth, rtol=0.05)
+    assert torch.allclose(half.intrinsics, ref.intrinsics, rtol=0.05)
+
+
+def test_an_empty_checkpoint_is_called_empty(tmp_path):
+    """A 0-byte model.pt (a download that never wrote, a full disk) was reported as "is text, not a
+    PyTorch checkpoint: pass the official model.pt", though it is the official file's name."""
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(Gen3cModelError, match=r"model\.pt' is empty \(0 bytes\): re-download it$"):
+        load_depth_estimator(str(tmp_path / "model.pt"), backend="gen3c")
+
+
+@pytest.mark.parametrize("weight", ["backbone.blocks.0.mlp.fc1.weight", "head.output_block.0.2.bias"])
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, weight):
+    """A damaged model.pt whose weights hold a NaN: NaN everywhere (the backbone's) came back as an
+    estimate of all sky — depth 1000, no trusted pixel, a made-up camera — with no error; NaN points
+    under a valid mask (the point head's) died in SciPy ("Residuals are not finite")."""
+    ckpt = tiny_checkpoint()
+    ckpt["model_config"]["num_tokens_range"] = [12, 12]  # a 3×4-patch grid: fast
+    ckpt["model"][weight][0] = math.nan
+    path = tmp_path / "model.pt"
+    torch.save(ckpt, path)
+    est = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84))
+    with pytest.raises(Gen3cModelError, match=r"^MoGe returned NaN/inf at 4704 of 4704 pixels: its weights are damaged \(re-download model\.pt\)$"):
+        est.estimate(torch.rand(3, 40, 60))

@@ -131,9 +131,23 @@ class TransformersDepthEstimator:
         inputs = self.processor(images=rgb, return_tensors="pt")
         pixel_values = inputs["pixel_values"].to(device=self.device, dtype=self.dtype)
         outputs = self.model(pixel_values=pixel_values)
+        flipped = None
         if self.model_type == "zoedepth" and self.flip_augment:
-            return outputs, self.model(pixel_values=torch.flip(pixel_values, dims=[-1]))
-        return outputs, None
+            flipped = self.model(pixel_values=torch.flip(pixel_values, dims=[-1]))
+        for out in (outputs, flipped):
+            if out is not None:
+                self._check_finite(out.predicted_depth)
+        return outputs, flipped
+
+    def _check_finite(self, predicted: Tensor) -> None:
+        """Refuse NaN/inf from the network: a trained model never gives them, and taken as invalid
+        pixels an all-NaN output (damaged weights) became a flat depth of no trusted pixel, silently."""
+        broken = ~torch.isfinite(predicted)
+        if broken.any():
+            overflow = f" or {str(self.dtype).removeprefix('torch.')} overflowed (load it in float32)" if self.dtype != torch.float32 else ""
+            raise Gen3cModelError(
+                f"depth model {self.name} returned NaN/inf at {int(broken.sum())} of {broken.numel()} pixels: its weights are damaged (download them again){overflow}"
+            )
 
     def estimate(
         self,

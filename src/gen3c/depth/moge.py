@@ -565,6 +565,13 @@ class MoGeV1Config:
         return cfg
 
 
+def _resize_antialiased(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+    """MoGe's antialiased resize of the input image, computed in float32 and returned in ``x``'s
+    dtype: PyTorch has no antialiased float16 / bfloat16 resize on the CPU, and float32 input
+    (GEN3C's model, autocast or not) is resized exactly as before."""
+    return F.interpolate(x.float(), size, mode=mode, align_corners=False, antialias=True).to(x.dtype)
+
+
 class MoGeV1(nn.Module):
     """MoGe v1: image → affine-invariant point map + mask, and :meth:`infer` → depth + intrinsics.
 
@@ -631,9 +638,9 @@ class MoGeV1(nn.Module):
         H, W = image.shape[-2:]
         factor = ((num_tokens * _MOGE_PATCH**2) / (H * W)) ** 0.5
         rw, rh = int(W * factor), int(H * factor)
-        x = F.interpolate(image, (rh, rw), mode="bicubic", align_corners=False, antialias=True)
+        x = _resize_antialiased(image, (rh, rw), "bicubic")
         x = (x - self.image_mean) / self.image_std
-        x14 = F.interpolate(x, (rh // _MOGE_PATCH * _MOGE_PATCH, rw // _MOGE_PATCH * _MOGE_PATCH), mode="bilinear", align_corners=False, antialias=True)
+        x14 = _resize_antialiased(x, (rh // _MOGE_PATCH * _MOGE_PATCH, rw // _MOGE_PATCH * _MOGE_PATCH), "bilinear")
         features = self.backbone.get_intermediate_layers(x14, self.config.intermediate_layers)
         points, mask = self.head(features, x)
         # MoGe finishes under autocast(float32): on CUDA the resize keeps the head's dtype and
@@ -674,7 +681,16 @@ class MoGeV1(nn.Module):
         autocast = use_fp16 and self.dtype != torch.float16
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=autocast):
             out = self.forward(x, num_tokens)
-        points, mask = out["points"].float(), out["mask"].float() > self.config.mask_threshold
+        points, logits = out["points"].float(), out["mask"].float()
+        broken = ~(torch.isfinite(points).all(dim=-1) & torch.isfinite(logits))
+        if broken.any():
+            # A trained network never gives NaN/inf: left in, an all-NaN output read as all sky (a
+            # flat backdrop, no error) and a partial one failed in the focal/shift solver.
+            overflow = " or float16 overflowed (in Python: use_fp16=False, dtype float32)" if autocast or self.dtype == torch.float16 else ""
+            raise Gen3cModelError(
+                f"MoGe returned NaN/inf at {int(broken.sum())} of {broken.numel()} pixels: its weights are damaged (re-download model.pt){overflow}"
+            )
+        mask = logits > self.config.mask_threshold
         known = None
         if fov_x is not None:
             f = aspect / math.sqrt(1 + aspect**2) / math.tan(math.radians(fov_x) / 2)
@@ -739,6 +755,8 @@ def load_checkpoint(path: Path, what: str = "MoGe checkpoint") -> dict[str, Any]
         if "Unsupported global" in text:
             raise Gen3cModelError(f"{name} holds Python objects that are never unpickled: use the official model.pt") from None
         head = file_head(path)
+        if not head:  # what an interrupted download or a full disk leaves: not "text"
+            raise Gen3cModelError(f"{name} is empty (0 bytes): re-download it") from None
         if not head.startswith((ZIP_MAGICS[0], PICKLE_MAGIC)):  # torch's zip format, or a legacy pickle
             raise Gen3cModelError(f"{name} is {describe_head(head)}, not a PyTorch checkpoint: pass the official model.pt") from None
         raise Gen3cModelError(f"{name} is corrupt or truncated ({type(exc).__name__}): re-download it") from None
@@ -862,13 +880,18 @@ class MoGeEstimator:
             intrinsics, _ = camera_for(h0, w0, intrinsics, fov)
             fov_x = fov_from_intrinsics(intrinsics, w0)
         out = self.predict(x, fov_x=fov_x)
+        source = "user" if user else "model"
+        if not user and not bool(out["mask"].any()):
+            # Nothing trusted (all sky): MoGe's camera came from no point at all (our solver's
+            # placeholder focal), so the camera is the default FOV's, and said to be.
+            intrinsics, source = camera_for(h0, w0)
         fx, fy = float(out["intrinsics"][0, 0]), float(out["intrinsics"][1, 1])
-        if not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
+        if source == "model" and not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
             raise Gen3cModelError(
                 f"{self.name} returned an impossible camera (fx={fx:.3g}, fy={fy:.3g} image sizes): check that the weights are MoGe's, or pass --fov"
             )
         depth, K, mask = gen3c_moge_postprocess(out["depth"], out["intrinsics"], out["mask"], target)
-        if intrinsics is not None:  # the user's camera, in pixels of the input image
+        if intrinsics is not None:  # the user's (or the default) camera, in pixels of the input image
             K = resize_intrinsics(intrinsics, (h0, w0), target)
-        return DepthEstimate(depth, K, mask, self.kind, self.name, "user" if user else "model")
+        return DepthEstimate(depth, K, mask, self.kind, self.name, source)
 
