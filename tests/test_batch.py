@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -611,6 +612,41 @@ def test_a_job_whose_kept_chunks_were_made_with_other_generator_settings_starts_
     assert summary.outcomes[0].note == why and status(out, "long")["notes"] == [why]
     assert not (out / "long.partial").exists()
     assert np.array_equal(read_video(out / "long.mp4")[0], read_video(tmp_path / "whole" / "long.mp4")[0])
+
+
+def test_kept_chunks_are_deleted_only_from_a_folder_gen3c_wrote_and_no_run_holds(box_scene, tmp_path):
+    """A job's NAME.partial/ that is not a gen3c run's (a user's own folder of that name, an
+    unreadable run.json) or that a run still going holds (its lock) was deleted as chunks of an
+    older version; now the job fails in one line naming the folder and the fix, the folder left
+    as it was, and the batch goes on."""
+    from gen3c.io.atomic import try_flock
+
+    row = box_row(box_scene, "long", num_video_frames=25, chunk_frames=9)
+    manifest = write_manifest(tmp_path / "m.jsonl", [row, box_row(box_scene, "short")])
+    out = tmp_path / "out"
+    kept = out / "long.partial"
+    kept.mkdir(parents=True)
+    (kept / "notes.txt").write_text("mine")
+    for i, (run_json, why) in enumerate(((None, "it has no run.json"), ("{oops", r"its run.json cannot be read \(Expecting"))):
+        if run_json is not None:
+            (kept / "run.json").write_text(run_json)
+        summary = run_batch(manifest, out, retry_failed=True)
+        failed, short = summary.outcomes
+        assert (failed.state, short.state) == ("failed", "skipped" if i else "done"), failed.error
+        assert re.fullmatch(rf"{re.escape(str(kept))} is where this job keeps its finished chunks, but gen3c did not write it "
+                            rf"\({why}.*\): move that folder away or delete it, then run the batch again", failed.error)  # fmt: skip
+        assert (kept / "notes.txt").read_text() == "mine"
+    shutil.rmtree(kept)
+    # gen3c's chunks of an older version of the row, held by a run still going: kept until it ends.
+    with pytest.raises(KeyboardInterrupt):
+        run_request(load_manifest(manifest)[0].request(out), generator=StopsAtChunk(2), keep_frames=False)
+    write_manifest(manifest, [{**row, "trajectory": "up"}])
+    with try_flock(kept) as held:
+        assert held
+        failed = run_batch(manifest, out).outcomes[0]
+        assert failed.state == "failed" and "a run still going holds that folder (its lock)" in failed.error
+        assert (kept / "chunk_0001").is_dir()
+    assert run_batch(manifest, out, retry_failed=True).counts["done"] == 1 and not kept.exists()
 
 
 def test_interrupted_batch_writes_the_summary_and_says_what_happened(box_scene, tmp_path):

@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import socket
 import time
 import traceback
@@ -241,16 +240,31 @@ def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
     (``NAME.partial/``, :mod:`gen3c.pipelines.resume`). Chunks of an older version of the job (its
     row or the contents of its input files changed) are deleted: the job starts over (as it does
     from chunks made with other generator settings, which only the loaded generator can tell:
-    ``run_request``'s ``restart_changed``)."""
-    from gen3c.pipelines.resume import made_by, partial_dir
+    ``run_request``'s ``restart_changed``).
+
+    Raises:
+        Gen3cInputError: the folder is not one gen3c wrote (a user's own of that name, an
+            unreadable ``run.json``), or a run still going holds it: it is left alone.
+    """
+    from gen3c.pipelines.resume import made_by, not_a_run_folder, partial_dir, remove_unheld
 
     path = partial_dir(folder, request.video_save_name)
     if not path.is_dir():
         return False
-    same = made_by(path, request.to_dict(), request.read_input_contents())  # the camera file as the run reads it
-    if not same:
-        shutil.rmtree(path, ignore_errors=True)
-    return same
+    if made_by(path, request.to_dict(), request.read_input_contents()):  # the camera file as the run reads it
+        return True
+    why = not_a_run_folder(path)
+    if why:
+        raise Gen3cInputError(
+            f"{path} is where this job keeps its finished chunks, but gen3c did not write it ({why}): "
+            "move that folder away or delete it, then run the batch again"
+        )
+    if not remove_unheld(path):
+        raise Gen3cInputError(
+            f"{path} holds chunks of an older version of this job, and a run still going holds that folder (its lock): "
+            "let that run end (or stop it), then run the batch again (or the folder cannot be locked here: delete it)"
+        )
+    return False
 
 
 def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
