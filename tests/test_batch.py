@@ -1040,6 +1040,48 @@ def test_a_finished_job_whose_input_file_changed_runs_again(box_scene, tmp_path)
     assert run_batch(manifest, out).counts["skipped"] == 2
 
 
+@pytest.mark.slow
+def test_a_lora_adapter_replaced_at_its_path_is_loaded_again(tmp_path):
+    """A LoRA counts by its weights (generator_settings.lora_sha256), not its path: an adapter
+    replaced during a batch is loaded again for the next job (before: the pool kept the old one,
+    and the job recorded it)."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.training import lora
+
+    # An adapter of the tiny model's shapes (its weights need not be loaded for that)
+    config = CosmosTransformer3DModel.load_config(packaged_model_dir("tiny") / "transformer")
+    transformer = CosmosTransformer3DModel.from_config(config)
+    lora.add_lora(transformer, rank=2, targets=["to_q"])
+
+    def write_adapter(value: float) -> str:
+        for name, p in transformer.named_parameters():
+            if "lora_B" in name:
+                p.data.fill_(value)
+        return hashlib.sha256((lora.save_lora(transformer, tmp_path / "adapter") / lora.WEIGHTS_NAME).read_bytes()).hexdigest()
+
+    assets = REPO / "src" / "gen3c" / "assets"
+    common = {"input_image_path": str(assets / "demo_image.png"), "depth_path": str(assets / "demo_depth.npz"),
+              "intrinsics": str(assets / "demo_camera.json"), "resolution": "32x48", "num_video_frames": 17,
+              "generator": "gen3c", "model": "tiny", "num_steps": 2, "lora": "adapter"}  # fmt: skip
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"name": "a", **common}, {"name": "b", "seed": 2, **common}])
+    out = tmp_path / "out"
+
+    def recorded(name: str) -> str | None:
+        return json.loads((out / f"{name}_run.json").read_text())["generator_settings"].get("lora_sha256")
+
+    digests = [write_adapter(0.0)]
+
+    def replace_after_a(outcome) -> None:  # the adapter replaced between the batch's two jobs
+        if outcome.name == "a":
+            digests.append(write_adapter(0.02))
+
+    summary = run_batch(manifest, out, on_outcome=replace_after_a)
+    assert [(o.state, o.loaded_generator) for o in summary.outcomes] == [("done", True), ("done", True)]
+    assert (recorded("a"), recorded("b")) == tuple(digests) and digests[0] != digests[1]
+
+
 def test_a_hand_edited_status_file_runs_its_job_again_with_a_note(box_scene, tmp_path):
     """A status file that is not JSON, or says done with outputs that are no file records, made
     planning crash (AttributeError: 'str' object has no attribute 'get'); now the job runs again,
