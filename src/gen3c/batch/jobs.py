@@ -5,8 +5,9 @@ then ``done`` (with the size, sha256 and frame count of every output file) or ``
 the error and the sha256 of its input files). A job counts as finished only when its status says
 ``done`` for the same request hash, every output still has the recorded size and sha256 and its
 videos the expected frame count, and its input files still have the sha256 its run record
-(``NAME_run.json``, ``inputs_sha256``) lists, so a killed, truncated or edited output, a changed
-manifest row or an input file changed under the same path runs again.
+(``NAME_run.json``, ``inputs_sha256``) lists, and its LoRA adapter the sha256 it lists
+(``generator_settings.lora_sha256``), so a killed, truncated or edited output, a changed manifest
+row or an input file or adapter changed under the same path runs again.
 """
 
 from __future__ import annotations
@@ -168,10 +169,16 @@ def input_sha256(job: Job, digests: dict[str, str] | None = None) -> dict[str, s
 
 
 def check_finished(
-    job: Job, folder: str | Path, status: dict[str, Any] | None, digests: dict[str, str] | None = None
+    job: Job,
+    folder: str | Path,
+    status: dict[str, Any] | None,
+    digests: dict[str, str] | None = None,
+    notes: list[str] | None = None,
 ) -> str | None:
-    """None when the job is finished, its outputs intact and its input files as its run record
-    lists them; else why it must run (one line). ``digests``: see :func:`input_sha256`."""
+    """None when the job is finished, its outputs intact and its input files and LoRA adapter as
+    its run record lists them; else why it must run (one line). ``digests``: see
+    :func:`input_sha256`; ``notes``: remarks on a finished job are added to it (what its record
+    cannot tell)."""
     from gen3c.io.video import count_video_frames
 
     if status is None:
@@ -191,7 +198,8 @@ def check_finished(
         if not (isinstance(file, str) and file and Path(file).name == file and isinstance(record.get("bytes"), int)
                 and isinstance(record.get("sha256"), str)):  # fmt: skip
             return f"its status file {status_path(folder, job.name).name} is malformed (output {str(key)[:40]!r} is no file record)"
-    expected = job.request(folder).num_video_frames
+    request = job.request(folder)
+    expected = request.num_video_frames
     for key, record in outputs.items():
         path = Path(folder) / record["file"]
         if not path.is_file():
@@ -215,7 +223,37 @@ def check_finished(
         run = None
     if not isinstance(run, dict):
         return f"its run record {record.get('file')} cannot be read"
-    return changed_input(job, run.get("inputs_sha256"), digests)
+    return changed_input(job, run.get("inputs_sha256"), digests) or changed_lora(request, run, digests, notes)
+
+
+def changed_lora(
+    request: GenerationRequest, run: dict[str, Any], digests: dict[str, str] | None = None, notes: list[str] | None = None
+) -> str | None:
+    """Why a finished job whose ``--lora`` adapter is not the one its run record ``run`` lists
+    (``generator_settings.lora_sha256``: the sha256 of its weights, :func:`~gen3c.training.lora.lora_sha256`)
+    must run again, one line; None when it is, or when the job names no adapter. A record from
+    before gen3c wrote that digest cannot tell: the job counts as finished, noted in ``notes``."""
+    from gen3c.training.lora import lora_sha256
+
+    path = request.generator_options.get("lora")
+    if not path:
+        return None
+    settings = run.get("generator_settings")
+    recorded = settings.get("lora_sha256") if isinstance(settings, dict) else None
+    if not isinstance(recorded, str):
+        if notes is not None:
+            status = f"{request.video_save_name}{STATUS_SUFFIX}"
+            notes.append(f"its run record does not list its LoRA adapter's sha256 (an older gen3c ran it), so an adapter "
+                         f"replaced since cannot be told: delete {status} to run it again")  # fmt: skip
+        return None
+    digests = {} if digests is None else digests
+    key = f"lora {path}"  # (an adapter counts by its weights file, not as an input folder is hashed)
+    if key not in digests:
+        try:
+            digests[key] = lora_sha256(path)
+        except (OSError, Gen3cInputError):  # gone: the run says so
+            digests[key] = ""
+    return None if digests[key] == recorded else "its LoRA adapter changed since it ran"
 
 
 @dataclass
