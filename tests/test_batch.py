@@ -606,7 +606,13 @@ def test_a_job_whose_kept_chunks_were_made_with_other_generator_settings_starts_
     with pytest.raises(KeyboardInterrupt):
         run_request(load_manifest(manifest)[0].request(out), generator=StopsAtChunk(2), keep_frames=False)
     steps["num_steps"] = 20
-    summary = run_batch(manifest, out)  # was: failed, "--resume: … was made with other settings"
+    # A file gen3c did not write in that folder: it is not deleted (the job fails, saying so).
+    (out / "long.partial" / "notes.txt").write_text("mine")
+    failed = run_batch(manifest, out).outcomes[0]
+    assert failed.state == "failed" and "made with other settings (num_steps: recorded 35, now 20)" in failed.error
+    assert (out / "long.partial" / "notes.txt").read_text() == "mine"
+    (out / "long.partial" / "notes.txt").unlink()
+    summary = run_batch(manifest, out, retry_failed=True)  # was: failed, "--resume: … was made with other settings"
     assert summary.counts["done"] == 1, summary.outcomes[0].error
     why = "re-ran from the first chunk: kept chunks were made with other settings (num_steps: recorded 35, now 20)"
     assert summary.outcomes[0].note == why and status(out, "long")["notes"] == [why]

@@ -184,7 +184,8 @@ class PartialRun:
         ``generator_settings``: what the generator says it runs with (None: it says nothing);
         ``restart_changed``: with ``resume``, chunks of this request made with another chunk plan or
         generator are deleted and the run starts from the first chunk, saying why, instead of being
-        refused (``gen3c batch``: a job redoes itself; ``--resume`` refuses).
+        refused (``gen3c batch``: a job redoes itself; ``--resume`` refuses); refused still where
+        the folder holds files gen3c did not write (:func:`not_a_run_folder`) or a run holds it.
 
         Raises:
             Gen3cInputError: an unfinished run is there and ``resume`` is False; or ``resume`` and
@@ -208,7 +209,7 @@ class PartialRun:
                 )
             stored = _check_record(path, record)  # (a run.json of gen3c: the folder is ours)
             changed = _changed_output(stored, record)
-            if not (changed and restart_changed and remove_unheld(path)):
+            if not (changed and restart_changed and not not_a_run_folder(path) and remove_unheld(path)):
                 _check_output(path, stored, record, changed)
                 for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
                     shutil.rmtree(stray, ignore_errors=True)
