@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -605,12 +606,53 @@ def test_a_job_whose_kept_chunks_were_made_with_other_generator_settings_starts_
     with pytest.raises(KeyboardInterrupt):
         run_request(load_manifest(manifest)[0].request(out), generator=StopsAtChunk(2), keep_frames=False)
     steps["num_steps"] = 20
-    summary = run_batch(manifest, out)  # was: failed, "--resume: … was made with other settings"
+    # A file gen3c did not write in that folder: it is not deleted (the job fails, saying so).
+    (out / "long.partial" / "notes.txt").write_text("mine")
+    failed = run_batch(manifest, out).outcomes[0]
+    assert failed.state == "failed" and "made with other settings (num_steps: recorded 35, now 20)" in failed.error
+    assert (out / "long.partial" / "notes.txt").read_text() == "mine"
+    (out / "long.partial" / "notes.txt").unlink()
+    summary = run_batch(manifest, out, retry_failed=True)  # was: failed, "--resume: … was made with other settings"
     assert summary.counts["done"] == 1, summary.outcomes[0].error
     why = "re-ran from the first chunk: kept chunks were made with other settings (num_steps: recorded 35, now 20)"
     assert summary.outcomes[0].note == why and status(out, "long")["notes"] == [why]
     assert not (out / "long.partial").exists()
     assert np.array_equal(read_video(out / "long.mp4")[0], read_video(tmp_path / "whole" / "long.mp4")[0])
+
+
+def test_kept_chunks_are_deleted_only_from_a_folder_gen3c_wrote_and_no_run_holds(box_scene, tmp_path):
+    """A job's NAME.partial/ that is not a gen3c run's (a user's own folder of that name, an
+    unreadable run.json) or that a run still going holds (its lock) was deleted as chunks of an
+    older version; now the job fails in one line naming the folder and the fix, the folder left
+    as it was, and the batch goes on."""
+    from gen3c.io.atomic import try_flock
+
+    row = box_row(box_scene, "long", num_video_frames=25, chunk_frames=9)
+    manifest = write_manifest(tmp_path / "m.jsonl", [row, box_row(box_scene, "short")])
+    out = tmp_path / "out"
+    kept = out / "long.partial"
+    kept.mkdir(parents=True)
+    (kept / "notes.txt").write_text("mine")
+    for i, (run_json, why) in enumerate(((None, "it has no run.json"), ("{oops", r"its run.json cannot be read \(Expecting"))):
+        if run_json is not None:
+            (kept / "run.json").write_text(run_json)
+        summary = run_batch(manifest, out, retry_failed=True)
+        failed, short = summary.outcomes
+        assert (failed.state, short.state) == ("failed", "skipped" if i else "done"), failed.error
+        assert re.fullmatch(rf"{re.escape(str(kept))} is where this job keeps its finished chunks, but gen3c did not write it "
+                            rf"\({why}.*\): move that folder away or delete it, then run the batch again", failed.error)  # fmt: skip
+        assert (kept / "notes.txt").read_text() == "mine"
+    shutil.rmtree(kept)
+    # gen3c's chunks of an older version of the row, held by a run still going: kept until it ends.
+    with pytest.raises(KeyboardInterrupt):
+        run_request(load_manifest(manifest)[0].request(out), generator=StopsAtChunk(2), keep_frames=False)
+    write_manifest(manifest, [{**row, "trajectory": "up"}])
+    with try_flock(kept) as held:
+        assert held
+        failed = run_batch(manifest, out).outcomes[0]
+        assert failed.state == "failed" and "a run still going holds that folder (its lock)" in failed.error
+        assert (kept / "chunk_0001").is_dir()
+    assert run_batch(manifest, out, retry_failed=True).counts["done"] == 1 and not kept.exists()
 
 
 def test_interrupted_batch_writes_the_summary_and_says_what_happened(box_scene, tmp_path):
@@ -1002,6 +1044,64 @@ def test_a_finished_job_whose_input_file_changed_runs_again(box_scene, tmp_path)
     assert np.abs(after[0].astype(int) + before[0] - 255).mean() < 4  # made from the negative
     # Unchanged since: skipped.
     assert run_batch(manifest, out).counts["skipped"] == 2
+
+
+@pytest.mark.slow
+def test_a_lora_adapter_replaced_at_its_path_is_loaded_again_and_its_finished_jobs_rerun(tmp_path):
+    """A LoRA counts by its weights (generator_settings.lora_sha256), not its path: an adapter
+    replaced during a batch is loaded again for the next job (before: the pool kept the old one,
+    and the job recorded it), and a finished job whose adapter changed since runs again (before:
+    skipped as done). A run record without the digest (an older gen3c's) cannot tell: skipped, noted."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.training import lora
+
+    # An adapter of the tiny model's shapes (its weights need not be loaded for that)
+    config = CosmosTransformer3DModel.load_config(packaged_model_dir("tiny") / "transformer")
+    transformer = CosmosTransformer3DModel.from_config(config)
+    lora.add_lora(transformer, rank=2, targets=["to_q"])
+
+    def write_adapter(value: float) -> str:
+        for name, p in transformer.named_parameters():
+            if "lora_B" in name:
+                p.data.fill_(value)
+        return hashlib.sha256((lora.save_lora(transformer, tmp_path / "adapter") / lora.WEIGHTS_NAME).read_bytes()).hexdigest()
+
+    assets = REPO / "src" / "gen3c" / "assets"
+    common = {"input_image_path": str(assets / "demo_image.png"), "depth_path": str(assets / "demo_depth.npz"),
+              "intrinsics": str(assets / "demo_camera.json"), "resolution": "32x48", "num_video_frames": 17,
+              "generator": "gen3c", "model": "tiny", "num_steps": 2, "lora": "adapter"}  # fmt: skip
+    manifest = write_manifest(tmp_path / "m.jsonl", [{"name": "a", **common}, {"name": "b", "seed": 2, **common}])
+    out = tmp_path / "out"
+
+    def recorded(name: str) -> str | None:
+        return json.loads((out / f"{name}_run.json").read_text())["generator_settings"].get("lora_sha256")
+
+    digests = [write_adapter(0.0)]
+
+    def replace_after_a(outcome) -> None:  # the adapter replaced between the batch's two jobs
+        if outcome.name == "a":
+            digests.append(write_adapter(0.02))
+
+    summary = run_batch(manifest, out, on_outcome=replace_after_a)
+    assert [(o.state, o.loaded_generator) for o in summary.outcomes] == [("done", True), ("done", True)]
+    assert (recorded("a"), recorded("b")) == tuple(digests) and digests[0] != digests[1]
+    # b's record as an older gen3c wrote it, without the digest (its status's record of that file to match)
+    record = json.loads((out / "b_run.json").read_text())
+    del record["generator_settings"]["lora_sha256"]
+    (out / "b_run.json").write_text(json.dumps(record))
+    state = status(out, "b")
+    state["outputs"]["run"].update(bytes=(out / "b_run.json").stat().st_size,
+                                   sha256=hashlib.sha256((out / "b_run.json").read_bytes()).hexdigest())  # fmt: skip
+    (out / "b_status.json").write_text(json.dumps(state))
+    digests.append(write_adapter(0.04))
+    summary = run_batch(manifest, out)
+    unknown = ("its run record does not list its LoRA adapter's sha256 (an older gen3c ran it), so an adapter "
+               "replaced since cannot be told: delete b_status.json to run it again")  # fmt: skip
+    assert [(o.name, o.state, o.note) for o in summary.outcomes] == [
+        ("a", "done", "re-ran: its LoRA adapter changed since it ran"), ("b", "skipped", unknown)]
+    assert recorded("a") == digests[2] and run_batch(manifest, out).counts["skipped"] == 2
 
 
 def test_a_hand_edited_status_file_runs_its_job_again_with_a_note(box_scene, tmp_path):

@@ -5,8 +5,9 @@ then ``done`` (with the size, sha256 and frame count of every output file) or ``
 the error and the sha256 of its input files). A job counts as finished only when its status says
 ``done`` for the same request hash, every output still has the recorded size and sha256 and its
 videos the expected frame count, and its input files still have the sha256 its run record
-(``NAME_run.json``, ``inputs_sha256``) lists, so a killed, truncated or edited output, a changed
-manifest row or an input file changed under the same path runs again.
+(``NAME_run.json``, ``inputs_sha256``) lists, and its LoRA adapter the sha256 it lists
+(``generator_settings.lora_sha256``), so a killed, truncated or edited output, a changed manifest
+row or an input file or adapter changed under the same path runs again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import socket
 import time
 import traceback
@@ -169,10 +169,16 @@ def input_sha256(job: Job, digests: dict[str, str] | None = None) -> dict[str, s
 
 
 def check_finished(
-    job: Job, folder: str | Path, status: dict[str, Any] | None, digests: dict[str, str] | None = None
+    job: Job,
+    folder: str | Path,
+    status: dict[str, Any] | None,
+    digests: dict[str, str] | None = None,
+    notes: list[str] | None = None,
 ) -> str | None:
-    """None when the job is finished, its outputs intact and its input files as its run record
-    lists them; else why it must run (one line). ``digests``: see :func:`input_sha256`."""
+    """None when the job is finished, its outputs intact and its input files and LoRA adapter as
+    its run record lists them; else why it must run (one line). ``digests``: see
+    :func:`input_sha256`; ``notes``: remarks on a finished job are added to it (what its record
+    cannot tell)."""
     from gen3c.io.video import count_video_frames
 
     if status is None:
@@ -192,7 +198,8 @@ def check_finished(
         if not (isinstance(file, str) and file and Path(file).name == file and isinstance(record.get("bytes"), int)
                 and isinstance(record.get("sha256"), str)):  # fmt: skip
             return f"its status file {status_path(folder, job.name).name} is malformed (output {str(key)[:40]!r} is no file record)"
-    expected = job.request(folder).num_video_frames
+    request = job.request(folder)
+    expected = request.num_video_frames
     for key, record in outputs.items():
         path = Path(folder) / record["file"]
         if not path.is_file():
@@ -216,7 +223,37 @@ def check_finished(
         run = None
     if not isinstance(run, dict):
         return f"its run record {record.get('file')} cannot be read"
-    return changed_input(job, run.get("inputs_sha256"), digests)
+    return changed_input(job, run.get("inputs_sha256"), digests) or changed_lora(request, run, digests, notes)
+
+
+def changed_lora(
+    request: GenerationRequest, run: dict[str, Any], digests: dict[str, str] | None = None, notes: list[str] | None = None
+) -> str | None:
+    """Why a finished job whose ``--lora`` adapter is not the one its run record ``run`` lists
+    (``generator_settings.lora_sha256``: the sha256 of its weights, :func:`~gen3c.training.lora.lora_sha256`)
+    must run again, one line; None when it is, or when the job names no adapter. A record from
+    before gen3c wrote that digest cannot tell: the job counts as finished, noted in ``notes``."""
+    from gen3c.training.lora import lora_sha256
+
+    path = request.generator_options.get("lora")
+    if not path:
+        return None
+    settings = run.get("generator_settings")
+    recorded = settings.get("lora_sha256") if isinstance(settings, dict) else None
+    if not isinstance(recorded, str):
+        if notes is not None:
+            status = f"{request.video_save_name}{STATUS_SUFFIX}"
+            notes.append(f"its run record does not list its LoRA adapter's sha256 (an older gen3c ran it), so an adapter "
+                         f"replaced since cannot be told: delete {status} to run it again")  # fmt: skip
+        return None
+    digests = {} if digests is None else digests
+    key = f"lora {path}"  # (an adapter counts by its weights file, not as an input folder is hashed)
+    if key not in digests:
+        try:
+            digests[key] = lora_sha256(path)
+        except (OSError, Gen3cInputError):  # gone: the run says so
+            digests[key] = ""
+    return None if digests[key] == recorded else "its LoRA adapter changed since it ran"
 
 
 @dataclass
@@ -241,16 +278,31 @@ def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
     (``NAME.partial/``, :mod:`gen3c.pipelines.resume`). Chunks of an older version of the job (its
     row or the contents of its input files changed) are deleted: the job starts over (as it does
     from chunks made with other generator settings, which only the loaded generator can tell:
-    ``run_request``'s ``restart_changed``)."""
-    from gen3c.pipelines.resume import made_by, partial_dir
+    ``run_request``'s ``restart_changed``).
+
+    Raises:
+        Gen3cInputError: the folder is not one gen3c wrote (a user's own of that name, an
+            unreadable ``run.json``), or a run still going holds it: it is left alone.
+    """
+    from gen3c.pipelines.resume import made_by, not_a_run_folder, partial_dir, remove_unheld
 
     path = partial_dir(folder, request.video_save_name)
     if not path.is_dir():
         return False
-    same = made_by(path, request.to_dict(), request.read_input_contents())  # the camera file as the run reads it
-    if not same:
-        shutil.rmtree(path, ignore_errors=True)
-    return same
+    if made_by(path, request.to_dict(), request.read_input_contents()):  # the camera file as the run reads it
+        return True
+    why = not_a_run_folder(path)
+    if why:
+        raise Gen3cInputError(
+            f"{path} is where this job keeps its finished chunks, but gen3c did not write it ({why}): "
+            "move that folder away or delete it, then run the batch again"
+        )
+    if not remove_unheld(path):
+        raise Gen3cInputError(
+            f"{path} holds chunks of an older version of this job, and a run still going holds that folder (its lock): "
+            "let that run end (or stop it), then run the batch again (or the folder cannot be locked here: delete it)"
+        )
+    return False
 
 
 def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:

@@ -107,7 +107,8 @@ def run_batch(
         planned: dict[str, dict | None] = {}  # each job's status before this run
         for job in jobs:
             status = planned[job.name] = read_status(folder, job.name)
-            why = check_finished(job, folder, status, digests)
+            remarks: list[str] = []
+            why = check_finished(job, folder, status, digests, remarks)
             if why is None:
                 outputs = status["outputs"]
                 outcomes[job.name] = JobOutcome(
@@ -116,6 +117,7 @@ def run_batch(
                     seconds=_number(status.get("seconds")),
                     frames=int(_number(outputs["video"].get("frames"))),
                     video=outputs["video"]["file"],
+                    note="; ".join(remarks),
                 )
                 continue
             failed_before = bool(status) and status.get("state") == "failed" and status.get("request_sha256") == job.request_hash

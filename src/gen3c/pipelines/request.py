@@ -583,7 +583,8 @@ class GeneratorPool:
     """One generator, loaded once and reused by every request with the same model settings: a
     batch worker's jobs ("models loaded once per worker") and :func:`generate`'s calls. Only
     per-run settings (seed, prompt, :data:`SAMPLING_GENERATOR_SETTINGS`) change between requests; a
-    request with other model settings replaces the generator (one model in memory at a time)."""
+    request with other model settings replaces the generator (one model in memory at a time). A
+    LoRA adapter counts by its weights' sha256 too: one replaced at its path since is loaded again."""
 
     def __init__(self) -> None:
         self._key: str | None = None
@@ -596,6 +597,8 @@ class GeneratorPool:
         options = {k: v for k, v in request.generator_options.items() if k not in per_run}
         # --max_gpu_memory picks the memory mode for the frame size: another size, another plan.
         size = request.resolution if "max_gpu_memory" in options else None
+        if options.get("lora"):  # by its weights too: an adapter replaced at its path since is loaded again
+            options["lora_sha256"] = _lora_digest(options["lora"])
         return json.dumps([request.generator, options, size], sort_keys=True, default=str)
 
     def get(self, request: GenerationRequest, progress: ProgressFactory | None = None) -> tuple[Any, bool]:
@@ -626,6 +629,16 @@ class GeneratorPool:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _lora_digest(path: str | os.PathLike) -> str | None:
+    """The adapter's :func:`~gen3c.training.lora.lora_sha256`; None when it cannot be read (loading it says why)."""
+    from gen3c.training.lora import lora_sha256
+
+    try:
+        return lora_sha256(path)
+    except (OSError, Gen3cInputError):
+        return None
 
 
 def check_frame_count(request: GenerationRequest) -> None:

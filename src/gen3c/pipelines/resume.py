@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, note, quoted
+from gen3c.errors import Gen3cInputError, first_line, note, quoted
 from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists, expand_home
@@ -184,7 +184,8 @@ class PartialRun:
         ``generator_settings``: what the generator says it runs with (None: it says nothing);
         ``restart_changed``: with ``resume``, chunks of this request made with another chunk plan or
         generator are deleted and the run starts from the first chunk, saying why, instead of being
-        refused (``gen3c batch``: a job redoes itself; ``--resume`` refuses).
+        refused (``gen3c batch``: a job redoes itself; ``--resume`` refuses); refused still where
+        the folder holds files gen3c did not write (:func:`not_a_run_folder`) or a run holds it.
 
         Raises:
             Gen3cInputError: an unfinished run is there and ``resume`` is False; or ``resume`` and
@@ -208,7 +209,7 @@ class PartialRun:
                 )
             stored = _check_record(path, record)  # (a run.json of gen3c: the folder is ours)
             changed = _changed_output(stored, record)
-            if not (changed and restart_changed and _remove_unheld(path)):
+            if not (changed and restart_changed and not not_a_run_folder(path) and remove_unheld(path)):
                 _check_output(path, stored, record, changed)
                 for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
                     shutil.rmtree(stray, ignore_errors=True)
@@ -318,21 +319,37 @@ class PartialRun:
 
 
 def _replace_unstarted(path: Path) -> bool:
-    """Remove ``path`` if it is the folder of a run that finished no chunk: a ``run.json`` of gen3c
-    and at most the hidden half-written chunk or ``run.json`` a killed run left, not locked by a
-    run still going (:meth:`PartialRun._hold`). Returns whether it did."""
+    """Remove ``path`` if it is the folder of a run that finished no chunk (:func:`not_a_run_folder`,
+    no ``chunk_NNNN``), not locked by a run still going (:meth:`PartialRun._hold`). Returns whether it did."""
+    try:
+        unstarted = not not_a_run_folder(path) and not any(_CHUNK.match(p.name) for p in path.iterdir())
+    except OSError:  # (gone meanwhile)
+        return False
+    return unstarted and remove_unheld(path)
+
+
+def not_a_run_folder(path: Path) -> str:
+    """Why the folder ``path`` is not one gen3c wrote for a long run ("" when it is): such a folder
+    holds a ``run.json`` of gen3c and nothing but chunk folders and the hidden half-written chunk
+    or ``run.json`` a killed run left. Only such a folder is ever deleted; another (a user's own of
+    that name) is left alone."""
     try:
         names = [p.name for p in path.iterdir()]
+    except OSError as exc:
+        return f"it cannot be listed ({exc.strerror or exc})"
+    try:
         stored = json.loads((path / "run.json").read_text())
-    except (OSError, ValueError, RecursionError):  # no folder, no record, or not ours
-        return False
-    ours = isinstance(stored, dict) and {"format", "sha256", "request"} <= stored.keys()
-    if not ours or any(n != "run.json" and not n.startswith((".chunk_", ".run.")) for n in names):
-        return False
-    return _remove_unheld(path)
+    except FileNotFoundError:
+        return "it has no run.json"
+    except (OSError, ValueError, RecursionError) as exc:
+        return f"its run.json cannot be read ({first_line(exc)})"
+    if not (isinstance(stored, dict) and {"format", "sha256", "request"} <= stored.keys()):
+        return "its run.json is not one gen3c writes"
+    stray = [n for n in sorted(names) if n != "run.json" and not n.startswith((".chunk_", ".run.")) and not _CHUNK.match(n)]
+    return f"it holds {quoted(stray[0])}, which gen3c does not write there" if stray else ""
 
 
-def _remove_unheld(path: Path) -> bool:
+def remove_unheld(path: Path) -> bool:
     """Remove the run folder ``path`` unless a run still going holds its lock; returns whether it did."""
     with try_flock(path) as free:
         if free:
