@@ -489,6 +489,36 @@ def test_generated_frame_joins_the_cache_with_aligned_depth():
     assert (z[new.valid[0]] - 3.0).abs().max() < 0.05  # aligned to the rendered depth, not 6
 
 
+def test_an_estimate_without_depth_where_the_cache_has_depth_is_one_line_naming_the_estimator():
+    """A depth estimator of the caller's that returns no usable depth (NaN, 0) where the cache
+    shows the scene, or a map of another size, is refused in one line naming it; gen3c's own
+    estimators put a far fill (1000, GEN3C's MoGe) where they have none. Before: a raw
+    ValueError from align_depth_to_reference, or a RuntimeError of mismatched sizes."""
+    image, depth = plane_view(depth=3.0)
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    cam = slide(2, step=0.05)[1]
+    frame = cache.render(cam).colors[0, 0]
+
+    class Returns:
+        def __init__(self, depth):
+            self.depth = depth
+
+        def estimate(self, image, size=None):
+            return type("E", (), {"depth": self.depth})()
+
+    for bad, match in [
+        (torch.full((H, W), float("nan")), r"the depth estimator Returns gave 0 pixels of finite depth > 0 where the cache shows the scene"),
+        (torch.zeros(H, W), "gave 0 pixels of finite depth > 0"),
+        (torch.full((H // 2, W), 3.0), rf"the depth estimator Returns gave depth of shape \({H // 2}, {W}\) for a {H}×{W} frame"),
+    ]:
+        with pytest.raises(Gen3cInputError, match=match):
+            GrowingCache(cache, depth_estimator=Returns(bad), align_steps=2).add_generated_frame(frame, cam)
+    assert len(cache) == 1
+    with pytest.raises(Gen3cInputError, match="align_depth_to_reference: the estimated and reference depth are both known"):
+        align_depth_to_reference(torch.zeros(H, W), depth, torch.ones(H, W, dtype=torch.bool))
+
+
 def test_a_frame_the_cache_cannot_see_is_not_added_said_and_its_bar_ends_full():
     """A chunk whose first camera sees none of the cache (turned away) leaves the cache as it was;
     the run says so, and the stage's bar ends at its total instead of staying at 0."""

@@ -385,3 +385,20 @@ def test_generators_show_their_settings():
     for name, bad in (("margin", "0.5"), ("reach", None), ("margin", True)):  # raw TypeErrors before
         with pytest.raises(Gen3cInputError, match=rf"PreviewGenerator {name} {bad!r} is a \w+: pass a number"):
             PreviewGenerator(**{name: bad})
+
+
+def test_preview_refuses_buffers_it_cannot_merge_in_one_line(box_scene):
+    """Before: buffers rendered without depth ended in composite_buffers as a raw TypeError
+    ('NoneType' object is not subscriptable), and buffers of fewer frames in an IndexError."""
+    from gen3c.errors import Gen3cInputError
+
+    _, _, image, depth = box_scene
+    src = prepare_source(image, depth, intrinsics_from_fov(60.0, *image.shape[-2:]), (24, 40))
+    cams = preset_cameras(src, "left", "center_facing", 3, 0.3)
+    cache = build_cache([src])
+    with pytest.raises(Gen3cInputError, match=r"got buffers rendered without depth: pass cache.render\(cameras\) \(depth=True\)"):
+        PreviewGenerator().generate(cache, cams, src.image, buffers=cache.render(cams, depth=False))
+    with pytest.raises(Gen3cInputError, match="got buffers of 2 frames for 3 cameras"):
+        PreviewGenerator().generate(cache, cams, src.image, buffers=cache.render(cams[:2]))
+    frames = PreviewGenerator().generate(cache, cams, src.image, buffers=cache.render(cams))
+    assert torch.equal(frames, PreviewGenerator().generate(cache, cams, src.image))

@@ -628,8 +628,8 @@ def test_output_and_source_mistakes_are_input_errors(scene, tmp_path):
     source = prepare_source(*scene, SIZE)
     cameras = preset_cameras(source, "left", "center_facing", num_frames=3)
     result = generate_video(build_cache([source]), cameras, PreviewGenerator(), source.image)
-    with pytest.raises(Gen3cInputError, match="needs the cache: pass cache=cache"):
-        save_outputs(result, tmp_path, "clip", save_point_cloud=True)
+    with pytest.raises(Gen3cInputError, match="save_outputs' cache is a tuple: pass a gen3c.cache.Cache3D"):
+        save_outputs(result, tmp_path, "clip", cache=result.plan.point_cloud(), save_point_cloud=True)
     with pytest.raises(Gen3cInputError, match="takes the VideoResult of generate_video, got Tensor"):
         save_outputs(result.frames, tmp_path, "clip")
     with pytest.raises(Gen3cInputError, match="cameras is a tuple: pass gen3c.cameras.Cameras"):
@@ -640,6 +640,31 @@ def test_output_and_source_mistakes_are_input_errors(scene, tmp_path):
     with pytest.raises(Gen3cInputError, match="depth_kind 'relativ' is unknown: pass one of metric, relative"):
         prepare_source(*scene, SIZE, depth_kind="relativ")
     assert prepare_source(*scene, (np.int64(32), np.int64(48))).size == SIZE  # numpy sizes, as numpy gives them
+
+
+def test_a_chunked_run_saves_the_point_cloud_the_command_writes(box_scene, tmp_path):
+    """save_outputs writes the cache the run rendered from, as the run left it: after a chunked
+    run, the source and the generated frames it took, as --save_point_cloud writes. Before: the
+    run grew a copy of the caller's cache, and save_outputs(cache=cache) wrote the source alone."""
+    from gen3c.io.ply import read_ply
+
+    image_path, depth_path, _, _ = box_scene
+    run = dict(resolution="32x48", num_video_frames=17, chunk_frames=9, trajectory="right", generator="preview", progress=False)
+    cli = gen3c.generate(image_path, depth=depth_path, fov=60, save_point_cloud=True, video_save_folder=tmp_path / "cli", **run)
+    source = prepare_source(Image.open(image_path), np.load(depth_path), intrinsics_from_fov(60, 96, 160), SIZE)
+    cameras = preset_cameras(source, "right", "center_facing", num_frames=17)
+    cache = build_cache([source])
+    result = generate_video(cache, cameras, PreviewGenerator(), source.image, chunk_frames=9)
+    api = save_outputs(result, tmp_path / "api", "image", save_point_cloud=True)
+    points, colors = read_ply(api["point_cloud"])
+    expected, expected_colors = read_ply(cli.paths["point_cloud"])
+    assert len(points) > len(cache.point_cloud()[0])  # the generated frame joined the source's points
+    assert torch.equal(points, expected) and torch.equal(colors, expected_colors)
+    # cache= names another cache to write, as it is: the caller's stays as built, the source alone
+    alone = save_outputs(result, tmp_path / "alone", "image", cache=cache, save_point_cloud=True)
+    assert torch.equal(read_ply(alone["point_cloud"])[0], cache.point_cloud()[0])
+    with pytest.raises(Gen3cInputError, match="cache= names the point cloud to write: pass save_point_cloud=True"):
+        save_outputs(result, tmp_path / "none", "image", cache=cache)
 
 
 #: A sweep over sampling-only settings, last back to the model's own (tiny_fast: 5 steps, guidance 0).

@@ -196,6 +196,7 @@ class GrowingCache:
             estimate = (
                 self.depth_estimator.estimate(image01, size=(camera.height, camera.width)).depth.float().cpu()
             )
+            self._check_estimate(estimate, seen)
         else:
             estimate = fill_depth_holes(rendered, ~seen)
         depth = align_depth_to_reference(
@@ -203,6 +204,23 @@ class GrowingCache:
         )
         self.cache.add_view(frame.detach().float().cpu(), depth, camera.K[0].cpu(), camera.w2c[0].cpu())
         return True
+
+    def _check_estimate(self, estimate: Tensor, seen: Tensor) -> None:
+        """Refuse an estimate that cannot be aligned to the cache, naming the estimator: gen3c's
+        own (:mod:`gen3c.depth`) return finite depth > 0 everywhere, a far fill where they have none."""
+        name = type(self.depth_estimator).__name__
+        if estimate.shape != seen.shape:
+            raise Gen3cInputError(
+                f"the depth estimator {name} gave depth of shape {tuple(estimate.shape)} for a {seen.shape[0]}×{seen.shape[1]} frame: "
+                "return (H, W) depth at the size= it is asked for"
+            )
+        usable = int((torch.isfinite(estimate) & (estimate > 0) & seen).sum())
+        if usable < 2:
+            raise Gen3cInputError(
+                f"the depth estimator {name} gave {usable} pixels of finite depth > 0 where the cache shows the scene, so a generated "
+                "frame cannot be aligned to the cache: return depth finite and > 0 everywhere (a far fill such as 1000 where there is "
+                "none, as gen3c.depth's estimators do)"
+            )
 
     def buffers_for(self, num_chunks: int) -> int:
         return min(self.cache.max_buffers, len(self.cache) + num_chunks - 1)
@@ -318,7 +336,10 @@ def align_depth_to_reference(
     est_ok = torch.isfinite(est) & (est > 0)
     ref_ok = valid.to(est.device).bool() & torch.isfinite(ref) & (ref > 0)
     if int((est_ok & ref_ok).sum()) < 2:
-        raise ValueError("depth alignment needs at least 2 pixels where both depths are known")
+        raise Gen3cInputError(
+            f"align_depth_to_reference: the estimated and reference depth are both known (finite, > 0, reference valid) at "
+            f"{int((est_ok & ref_ok).sum())} pixels: pass maps that share 2 or more"
+        )
     inv_e = torch.where(est_ok, 1.0 / est.clamp(min=1e-12), torch.zeros_like(est))
     inv_r = torch.where(ref_ok, 1.0 / ref.clamp(min=1e-12), torch.zeros_like(ref))
     q = torch.tensor(quantiles, dtype=torch.float32, device=est.device)

@@ -408,6 +408,10 @@ class VideoResult:
         num_frames: T.
         chunks: ``(start, stop)`` of each chunk.
         last_frame: (3, H, W), the video's last frame.
+        plan: the :class:`~gen3c.pipelines.autoregressive.CachePlan` the run rendered from, as the
+            run left it: a growing cache holds the generated frames it took between chunks (in
+            its own copy of the views, :func:`default_plan`). ``plan.point_cloud()`` is the point
+            cloud ``gen3c generate --save_point_cloud`` writes, and :func:`save_outputs`'s.
     """
 
     frames: Tensor | None
@@ -416,6 +420,7 @@ class VideoResult:
     num_frames: int = 0
     chunks: list[tuple[int, int]] = field(default_factory=list)
     last_frame: Tensor | None = None
+    plan: CachePlan | None = field(default=None, repr=False)
 
     __repr__ = dataclass_repr
 
@@ -526,6 +531,7 @@ def generate_video(
         num_frames=T,
         chunks=chunks,
         last_frame=condition,
+        plan=plan,
     )
 
 
@@ -826,15 +832,27 @@ def save_outputs(
     fps: float = DEFAULT_FPS,
     metadata: dict | None = None,
 ) -> dict[str, Path]:
-    """Write a kept result's video and companions (see :class:`OutputWriter`), atomically."""
+    """Write a kept result's video and companions (see :class:`OutputWriter`), atomically.
+
+    ``save_point_cloud`` writes the cache the run rendered from as the run left it
+    (``result.plan``): after a chunked run from a single image, the source and the generated
+    frames the cache took, as ``gen3c generate --save_point_cloud`` writes. ``cache`` writes that
+    cache's points instead, as the cache is: the cache handed to :func:`generate_video` stays as
+    built (the run grew a copy), so ``cache=cache`` is the source's points alone.
+    """
     if not isinstance(result, VideoResult):
         raise Gen3cInputError(f"save_outputs takes the VideoResult of generate_video, got {type(result).__name__}")
     if result.frames is None or result.buffers is None:
         raise Gen3cInputError("save_outputs needs a result with its frames kept (generate_video(..., keep=True)); stream long videos through an OutputWriter")
-    if save_point_cloud and cache is None:
-        raise Gen3cInputError("save_outputs(save_point_cloud=True) needs the cache: pass cache=cache")
+    if cache is not None and not save_point_cloud:
+        raise Gen3cInputError("save_outputs' cache= names the point cloud to write: pass save_point_cloud=True with it, or leave it out")
+    if cache is not None and not isinstance(cache, Cache3D):
+        raise Gen3cInputError(f"save_outputs' cache is a {type(cache).__name__}: pass a gen3c.cache.Cache3D, or leave it out for the run's own")
+    if save_point_cloud and cache is None and result.plan is None:
+        raise Gen3cInputError("save_outputs(save_point_cloud=True) got a result that carries no cache (result.plan): pass cache=")
+    points = (cache if cache is not None else result.plan).point_cloud() if save_point_cloud else None
     with OutputWriter(
         folder, name, save_buffer=save_buffer, num_buffers=result.buffers.num_buffers, fps=fps, point_cloud=save_point_cloud
     ) as out:
         out.write(result.frames, result.buffers)
-        return out.finish(result.cameras, point_cloud=cache.point_cloud() if save_point_cloud else None, metadata=metadata)
+        return out.finish(result.cameras, point_cloud=points, metadata=metadata)

@@ -370,6 +370,10 @@ class PreviewGenerator:
         """
         if buffers is None:
             buffers = cache.render(cameras)
+        elif buffers.depths is None:  # the buffers merge nearest-first and holes fill from their depth
+            raise Gen3cInputError("PreviewGenerator.generate got buffers rendered without depth: pass cache.render(cameras) (depth=True), or leave buffers out")
+        elif len(buffers.colors) != len(cameras):
+            raise Gen3cInputError(f"PreviewGenerator.generate got buffers of {len(buffers.colors)} frames for {len(cameras)} cameras: pass cache.render(cameras) of these cameras, or leave buffers out")
         color, mask, depth = composite_buffers(buffers)
         T, H, W = len(cameras), cameras.height, cameras.width
         reach = reach_pixels(H, W, self.reach)
