@@ -495,13 +495,22 @@ def test_a_video_that_cannot_be_scored_is_refused_naming_its_row_and_case():
     drops the case out of every mean over cases unseen; one of the wrong length was refused
     without naming the row. Both are refused in one line naming the row and the case."""
     from gen3c.errors import Gen3cInputError
-    from gen3c.evaluation.suite import run_benchmark, select_methods
+    from gen3c.evaluation.suite import run_benchmark, score_video, select_methods
 
     config = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=4)
-    with pytest.raises(Gen3cInputError, match=r"^the broken row's video of case room-left holds NaN or infinite values in 1 of its 4 frames \(the first: frame 2\)"):
+    # generate_video refuses such frames itself (before they are written); the benchmark adds the row and case
+    with pytest.raises(Gen3cInputError, match=r"^the broken row's video of case room-left: the broken generator returned NaN or infinite values"):
         run_benchmark(config, select_methods(["still"], generator=_Spoiled("broken", nan_frame=2)), device="cpu")
-    with pytest.raises(Gen3cInputError, match=r"^the short row's video of case room-left has shape \(3, 3, 32, 48\) but its ground truth \(4, 3, 32, 48\)"):
+    with pytest.raises(Gen3cInputError, match=r"^the short row's video of case room-left: the short generator returned \(3, 3, 32, 48\) for 4 cameras"):
         run_benchmark(config, select_methods(["still"], generator=_Spoiled("short")), device="cpu")
+    # videos made otherwise (score_video's own callers) are checked there, naming what they are given as
+    truth = render_ground_truth(benchmark_cases(config)[0], config, "cpu")
+    spoiled = truth.rgb.clone()
+    spoiled[2, :, 3, 5] = math.nan
+    with pytest.raises(Gen3cInputError, match=r"^the broken row's video of case room-left holds NaN or infinite values in 1 of its 4 frames \(the first: frame 2\)"):
+        score_video(spoiled, truth, name="the broken row's video of case room-left")
+    with pytest.raises(Gen3cInputError, match=r"^the short row's video of case room-left has shape \(3, 3, 32, 48\) but its ground truth \(4, 3, 32, 48\)"):
+        score_video(truth.rgb[:-1], truth, name="the short row's video of case room-left")
 
 
 def test_scoring_holds_the_maps_of_one_chunk_at_a_time_and_pools_as_all_at_once(monkeypatch):

@@ -517,18 +517,22 @@ def run_benchmark(
             cache = build_cache([truth.source], method.filter_points_threshold, method.foreground_masking, method.splat)
             t0 = time.perf_counter()
             video = _Frames()  # the frames only: kept, a buffer would add 20 bytes per pixel and frame
-            if video_progress is None:
-                # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
-                generate_video(cache, truth.cameras, method.generator, truth.source.image, progress=_silent, sink=video, keep=False)
-            else:
-                generator = _Reporting(method.generator, video_progress)
-                generate_video(cache, truth.cameras, generator, truth.source.image, sink=video, keep=False)
-                left = _video_units(config.num_frames, method.generator) - generator.reported  # what a generator that reports no steps (or fewer) left unsaid
-                if left > 0:
-                    video_progress(left)
+            row = f"the {method.name} row's video of case {case.name}"
+            try:
+                if video_progress is None:
+                    # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
+                    generate_video(cache, truth.cameras, method.generator, truth.source.image, progress=_silent, sink=video, keep=False)
+                else:
+                    generator = _Reporting(method.generator, video_progress)
+                    generate_video(cache, truth.cameras, generator, truth.source.image, sink=video, keep=False)
+                    left = _video_units(config.num_frames, method.generator) - generator.reported  # what a generator that reports no steps (or fewer) left unsaid
+                    if left > 0:
+                        video_progress(left)
+            except Gen3cInputError as exc:  # (a generator's NaN or wrongly shaped frames): which row and case
+                raise type(exc)(f"{row}: {exc}") from None
             result.seconds[method.name] = time.perf_counter() - t0
             frames = video.frames()
-            result.scores[method.name] = score_video(frames, truth, name=f"the {method.name} row's video of case {case.name}")
+            result.scores[method.name] = score_video(frames, truth, name=row)
             if method.reference is not None:
                 result.scores[method.name][REFERENCE_SCORE] = psnr_between(frames, kept[method.reference])
             if method.name in references:
