@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
-from gen3c.models.choices import MEMORY_MODES
+from gen3c.models.choices import MEMORY_MODES, check_gpu_budget
 from gen3c.models.configs import NUM_BUFFERS
 
 #: Stage names of the pipeline's components, as GEN3C's flags call them.
@@ -271,8 +271,7 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize) -> tuple[str, 
         Gen3cInputError: the budget is not a positive number.
         Gen3cModelError: not even the leanest plan fits.
     """
-    if not (isinstance(max_gpu_memory_gb, int | float) and math.isfinite(max_gpu_memory_gb) and max_gpu_memory_gb > 0):
-        raise Gen3cInputError(f"--max_gpu_memory {max_gpu_memory_gb!r} must be a positive number of GB (e.g. 24)")
+    check_gpu_budget(max_gpu_memory_gb)
     estimates = []
     for label, options in BUDGET_PLANS:
         plan = memory_plan(**options)

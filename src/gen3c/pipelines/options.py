@@ -25,6 +25,7 @@ from gen3c.models.choices import (
     FP8_MATMULS_WITH_LORA,
     MEMORY_MODES,
     check_context_parallel_attention,
+    check_gpu_budget,
     check_token_split,
 )
 from gen3c.models.weights import OFFICIAL_REPO, is_official_repo
@@ -231,6 +232,8 @@ def check_memory_settings(
     (``disable_prompt_encoder``, only a note: GEN3C's README passes both)."""
     if memory_mode not in MEMORY_MODES:
         raise Gen3cInputError(f"--memory_mode {str(memory_mode)[:40]!r} is unknown: pick one of {', '.join(MEMORY_MODES)}")
+    if max_gpu_memory is not None:  # not only once the model has loaded (choose_memory_plan)
+        check_gpu_budget(max_gpu_memory)
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
                                     ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
     if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
