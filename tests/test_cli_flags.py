@@ -88,6 +88,15 @@ def test_a_gpu_budget_that_is_no_positive_number_is_refused_before_weights_are_f
     assert check_generator_options({"model": "tiny", "max_gpu_memory": 0.5})["max_gpu_memory"] == 0.5
 
 
+def test_tokenizer_chunks_beside_a_gpu_budget_are_refused():
+    """--max_gpu_memory's plan sets the tokenizer's chunks; a vae_chunk_frames beside it was dropped
+    without a word."""
+    with pytest.raises(Gen3cInputError, match=r"^vae_chunk_frames 4 would change nothing: --max_gpu_memory chooses the tokenizer's chunks"):
+        check_generator_options({"model": "tiny", "vae_chunk_frames": 4, "max_gpu_memory": 24.0})
+    for options in ({"vae_chunk_frames": 4}, {"vae_chunk_frames": 4, "low_memory": True}, {"max_gpu_memory": 24.0}):
+        check_generator_options({"model": "tiny", **options})  # (--low_memory's plan takes the chunks given)
+
+
 def test_batch_and_python_settings_are_checked_alike():
     """gen3c batch and gen3c.generate() pass generator_options through the same checker."""
     with pytest.raises(Gen3cInputError, match="--prompt would change nothing: --disable_prompt_encoder"):

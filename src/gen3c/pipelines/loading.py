@@ -356,6 +356,7 @@ def load_generator(
         memory_mode=memory_mode, fp8=fp8, low_memory=low_memory, max_gpu_memory=max_gpu_memory,
         offload_diffusion_transformer=offload_diffusion_transformer, offload_tokenizer=offload_tokenizer,
         offload_text_encoder_model=offload_text_encoder_model, disable_prompt_encoder=disable_prompt_encoder,
+        vae_chunk_frames=vae_chunk_frames,
     )  # fmt: skip
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)

@@ -224,11 +224,13 @@ def check_memory_settings(
     offload_tokenizer: bool = False,
     offload_text_encoder_model: bool = False,
     disable_prompt_encoder: bool = False,
+    vae_chunk_frames: int | None = None,
 ) -> None:
     """Refuse memory settings (:func:`~gen3c.pipelines.loading.load_generator`'s) that contradict
     each other or would change nothing: two that each choose the memory mode; GEN3C's offload flags where the mode already
     keeps every model in CPU memory outside its stage (``model_offload``, ``group_offload``,
-    ``low_memory``) or where ``max_gpu_memory`` chooses the plan; T5's where T5 never loads
+    ``low_memory``) or where ``max_gpu_memory`` chooses the plan (the tokenizer's chunks too,
+    ``vae_chunk_frames``); T5's where T5 never loads
     (``disable_prompt_encoder``, only a note: GEN3C's README passes both)."""
     if memory_mode not in MEMORY_MODES:
         raise Gen3cInputError(f"--memory_mode {str(memory_mode)[:40]!r} is unknown: pick one of {', '.join(MEMORY_MODES)}")
@@ -247,6 +249,10 @@ def check_memory_settings(
         else:
             why = f"{'--low_memory' if low_memory else f'--memory_mode {memory_mode}'} already keeps every model in CPU memory outside its stage"
         raise Gen3cInputError(f"{' and '.join(offloads)} would change nothing: {why}; drop {'it' if len(offloads) == 1 else 'them'}")
+    if vae_chunk_frames is not None and max_gpu_memory is not None:  # the chosen plan's chunks replace it
+        raise Gen3cInputError(
+            f"vae_chunk_frames {vae_chunk_frames} would change nothing: --max_gpu_memory chooses the tokenizer's chunks; drop one of them"
+        )
     if offload_text_encoder_model and disable_prompt_encoder:
         # GEN3C's README passes both (its flags for GPUs with limited memory): said, not refused.
         note("--offload_text_encoder_model: accepted for GEN3C command lines; with --disable_prompt_encoder T5 never loads, so nothing changes")
