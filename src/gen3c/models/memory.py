@@ -107,7 +107,7 @@ def enable_group_offload(transformer: torch.nn.Module, device: torch.device) -> 
         use_stream=cuda,
         record_stream=cuda,
     )
-    transformer._gen3c_group_offloaded = True
+    transformer._gen3c_group_offloaded = torch.device(device)  # where its blocks stream to
 
 
 def has_hook(module: torch.nn.Module, name: str) -> bool:
