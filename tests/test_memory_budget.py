@@ -125,6 +125,14 @@ def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
 
 
 
+def test_offloading_on_the_cpu_is_said_to_change_nothing(tiny_checkpoint):
+    """On the CPU every component already is in CPU memory: an offloading mode was accepted and
+    changed nothing without a word."""
+    with pytest.warns(UserWarning, match=r"^--memory_mode model_offload: the model computes on the CPU, where every component already is in CPU memory, so nothing is offloaded"):
+        gen = load_generator(tiny_checkpoint, memory_mode="model_offload", device="cpu", dtype="float32")
+    assert gen.pipeline.memory == memory_plan("model_offload")
+
+
 def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):
     """``--max_gpu_memory`` estimates the run at the request's resolution (default GEN3C's)."""
     import re

@@ -444,6 +444,19 @@ def load_generator(
             )
         pipe.load_lora(lora)
     pipe.disable_prompt_encoder = disable_prompt_encoder
+    on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    offloading = [flag for flag, on in (
+        ("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
+        (f"--memory_mode {memory_mode}", memory_mode != "resident" and not low_memory),
+        ("--offload_diffusion_transformer", offload_diffusion_transformer), ("--offload_tokenizer", offload_tokenizer),
+        ("--offload_text_encoder_model", offload_text_encoder_model),
+    ) if on]  # fmt: skip
+    if offloading and not on_gpu:  # accepted (a command line made for a GPU runs here too), but said
+        note(
+            f"{', '.join(offloading)}: the model computes on the CPU, where every component already is in CPU memory, so "
+            "nothing is offloaded or streamed; only float8 weights and tokenizer chunks, where the plan has them, still apply",
+            stacklevel=2,
+        )
     _check_offloaded_weights_fit(pipe, plan, device)
     pipe.configure_memory(plan, device)
     apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)
