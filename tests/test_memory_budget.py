@@ -82,6 +82,15 @@ def test_budget_picks_the_fastest_plan_that_fits(coefficients):
             choose_memory_plan(bad, SIZE)
 
 
+def test_a_budget_for_a_lora_leaves_out_the_float8_plans(coefficients):
+    """A LoRA adapts bf16/fp32 weights: --max_gpu_memory with --lora picked a float8 plan, and the
+    run was refused once the model had loaded, though a plan without float8 fitted."""
+    label, plan, peak = choose_memory_plan(40, SIZE, float8=False)  # float8 + chunks (32) left out: streamed DiT, 19
+    assert plan == memory_plan("group_offload") and peak == pytest.approx(19)
+    with pytest.raises(Gen3cModelError, match=r"estimated peak of 19\.0 GB .*\(with --lora the modes storing the DiT in float8 are left out\)$"):
+        choose_memory_plan(20.5, SIZE, float8=False)
+
+
 def test_gen3c_7b_at_full_size_fits_24_gb_and_keeps_the_dit_resident():
     """The shipped coefficients against the peaks measured on an H200 (docs/benchmarks.md): GEN3C-7B
     (bf16) at 121×704×1280 needs 45.6 GB resident, 21.5 GB with the tokenizer in chunks, 15.1 GB with
@@ -131,6 +140,17 @@ def test_offloading_on_the_cpu_is_said_to_change_nothing(tiny_checkpoint):
     with pytest.warns(UserWarning, match=r"^--memory_mode model_offload: the model computes on the CPU, where every component already is in CPU memory, so nothing is offloaded"):
         gen = load_generator(tiny_checkpoint, memory_mode="model_offload", device="cpu", dtype="float32")
     assert gen.pipeline.memory == memory_plan("model_offload")
+
+
+def test_float8_weights_under_a_lora_are_refused_before_loading(tiny_checkpoint, monkeypatch):
+    """--lora with --fp8 or --low_memory was refused only once the weights had loaded."""
+    from gen3c.pipelines import loading
+
+    monkeypatch.setattr(loading, "load_pipeline", lambda *a, **k: pytest.fail("loaded before refusing"))
+    with pytest.raises(Gen3cInputError, match=r"^--lora needs the DiT's weights in bf16/fp32, but --low_memory stores them in float8: use --memory_mode group_offload"):
+        load_generator(tiny_checkpoint, lora="adapter", low_memory=True, device="cpu")
+    with pytest.raises(Gen3cInputError, match=r"^--lora needs the DiT's weights in bf16/fp32, but --fp8 stores them in float8: drop --fp8"):
+        loading.check_generator_options({"model": "tiny", "lora": "adapter", "fp8": True})  # a batch manifest's, when read
 
 
 def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):

@@ -261,9 +261,10 @@ BUDGET_PLANS: tuple[tuple[str, dict], ...] = (
 BUDGET_FILL = 0.9
 
 
-def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize) -> tuple[str, MemoryPlan, float]:
+def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize, *, float8: bool = True) -> tuple[str, MemoryPlan, float]:
     """The fastest plan of :data:`BUDGET_PLANS` whose estimated peak fits ``BUDGET_FILL`` of
-    ``max_gpu_memory_gb``.
+    ``max_gpu_memory_gb``; ``float8`` False leaves out the plans storing the DiT in float8 (a
+    LoRA adapts bf16/fp32 weights).
 
     Returns:
         (label, plan, estimated peak GB).
@@ -275,6 +276,8 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize) -> tuple[str, 
     estimates = []
     for label, options in BUDGET_PLANS:
         plan = memory_plan(**options)
+        if plan.fp8 and not float8:
+            continue
         peak = estimate_peak_gb(plan, size)
         if peak <= BUDGET_FILL * max_gpu_memory_gb:
             return label, plan, peak
@@ -282,6 +285,7 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize) -> tuple[str, 
     raise Gen3cModelError(
         f"--max_gpu_memory {max_gpu_memory_gb:g} GB is too little for the leanest mode's estimated peak of {estimates[-1]:.1f} GB "
         f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: give more memory, or use a GPU with more"
+        + ("" if float8 else " (with --lora the modes storing the DiT in float8 are left out)")
     )
 
 

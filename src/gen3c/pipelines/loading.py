@@ -310,7 +310,8 @@ def load_generator(
         vae_chunk_frames: latent frames per tokenizer chunk (None: mode default; 0: none).
         low_memory: the leanest plan (:data:`gen3c.models.memory.LOW_MEMORY`).
         max_gpu_memory: a budget in GB: the fastest plan whose estimated peak fits it is chosen
-            (:func:`gen3c.models.memory.choose_memory_plan`) and named in a warning.
+            (:func:`gen3c.models.memory.choose_memory_plan`; with a ``lora``, among those without
+            float8 weights) and named in a warning.
         disable_prompt_encoder: use zero text embeddings (GEN3C's flag), never loading T5.
         speed: a speed preset of :data:`gen3c.pipelines.presets.SPEED_PRESETS` (default "exact");
             the settings below (and ``num_steps``), when not None, override its values.
@@ -356,7 +357,7 @@ def load_generator(
         memory_mode=memory_mode, fp8=fp8, low_memory=low_memory, max_gpu_memory=max_gpu_memory,
         offload_diffusion_transformer=offload_diffusion_transformer, offload_tokenizer=offload_tokenizer,
         offload_text_encoder_model=offload_text_encoder_model, disable_prompt_encoder=disable_prompt_encoder,
-        vae_chunk_frames=vae_chunk_frames,
+        vae_chunk_frames=vae_chunk_frames, lora=None if lora is None else str(lora),
     )  # fmt: skip
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
@@ -430,18 +431,13 @@ def load_generator(
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
         height, width = resolution or configs.RESOLUTION
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width)
-        label, plan, peak = choose_memory_plan(max_gpu_memory, size)
+        label, plan, peak = choose_memory_plan(max_gpu_memory, size, float8=lora is None)
         note(
             f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB for "
             f"{frames} frames at {height}x{width})",
             stacklevel=2,
         )
     if lora is not None:
-        if plan.fp8:
-            raise Gen3cInputError(
-                "--lora needs the DiT's weights in bf16/fp32, but this memory mode stores them in float8 (--fp8, "
-                "--low_memory or the mode --max_gpu_memory chose): use --memory_mode group_offload without --fp8"
-            )
         pipe.load_lora(lora)
     pipe.disable_prompt_encoder = disable_prompt_encoder
     on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
