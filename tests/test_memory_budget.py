@@ -184,6 +184,23 @@ def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
         pipe(image, colors, masks, num_steps=1, guidance=0)
 
 
+def test_running_out_of_memory_with_a_lora_names_a_mode_it_can_run_in():
+    """--low_memory stores the DiT in float8, which a LoRA cannot adapt: a LoRA run out of memory was
+    told to try it (and then refused); group_offload is its leanest mode."""
+    hint = memory.out_of_memory_message(memory_plan(), "cpu", "sampling with the DiT", lora=True)
+    assert hint.endswith("try --memory_mode group_offload (the leanest mode for a LoRA) or --max_gpu_memory GB to pick a mode that fits")
+    assert "already the leanest mode" in memory.out_of_memory_message(memory_plan("group_offload"), "cpu", "decoding", lora=True)
+    pipe = tiny_pipeline(seed=0).configure_memory(memory_plan(), "cpu")
+    pipe.lora_sha256 = "0" * 64  # what load_lora records
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    pipe.transformer.forward = no_memory
+    with pytest.raises(Gen3cMemoryError, match=r"while sampling with the DiT: try --memory_mode group_offload \(the leanest mode for a LoRA\)"):
+        pipe(torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48), num_steps=1, guidance=0)
+
+
 # -- CPU memory ---------------------------------------------------------------------------------
 
 

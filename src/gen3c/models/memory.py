@@ -289,18 +289,20 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize, *, float8: boo
     )
 
 
-def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: str) -> str:
-    """One line for a user whose run ran out of accelerator memory: what was in use and the flag to try."""
+def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: str, *, lora: bool = False) -> str:
+    """One line for a user whose run ran out of accelerator memory: what was in use and the flag to
+    try (with a ``lora`` loaded, one without float8 weights, which a LoRA cannot adapt)."""
     device = torch.device(device)
     total = ""
     if device.type == "cuda":
         free, whole = torch.cuda.mem_get_info(device)
         total = f" ({(whole - free) / 2**30:.1f} of {whole / 2**30:.1f} GB in use)"
-    lean = plan.group_offload and plan.fp8 and plan.vae_chunk_frames is not None
+    lean = plan.group_offload and (plan.fp8 or lora) and plan.vae_chunk_frames is not None
+    leanest = "--memory_mode group_offload (the leanest mode for a LoRA)" if lora else "--low_memory (the leanest mode, ~8 GB for GEN3C-7B)"
     hint = (
         "this is already the leanest mode: close other programs on the GPU or use one with more memory"
         if lean
-        else "try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits"
+        else f"try {leanest} or --max_gpu_memory GB to pick a mode that fits"
     )
     return f"the GPU ran out of memory while {stage}{total}: {hint}"
 

@@ -408,7 +408,7 @@ class Gen3cPipeline(DiffusionPipeline):
         # Outside the except clause, so the traceback's frames (and their tensors) are already freed.
         if self._execution_device.type == "cuda":
             torch.cuda.empty_cache()
-        raise Gen3cMemoryError(out_of_memory_message(self.memory, self._execution_device, stage))
+        raise Gen3cMemoryError(out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None))
 
     @property
     def transformer_dtype(self) -> torch.dtype:
