@@ -526,6 +526,12 @@ def test_save_pretrained_removes_what_a_killed_save_left(tmp_path, pipe):
 def test_absent_or_incomplete_weights_say_what_and_where(tmp_path, pipe):
     with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
         load_generator(tmp_path / "nowhere")
+    # A mistyped folder with --verify_checksums was told that hub downloads are checked by the hub.
+    for where in (tmp_path / "nowhere", "./nowhere", "ckpts/gen3c/nowhere"):
+        with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
+            load_generator(where, verify_checksums=True)
+        with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
+            Gen3cPipeline.from_pretrained(where, verify_checksums=True)
     (tmp_path / "official" / "Gen3C-Cosmos-7B").mkdir(parents=True)
     with pytest.raises(Gen3cModelError, match=r"original layout.*gen3c convert"):
         load_generator(tmp_path / "official")

@@ -93,7 +93,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         return local
     if source in PACKAGED_MODELS:
         return packaged_model_dir(source)
-    if source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
+    if _names_a_path(source):
         raise Gen3cModelError(f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
     from huggingface_hub import hf_hub_download, snapshot_download
 
@@ -106,6 +106,11 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
             f"checkpoint {source!r} is no local folder and could not be fetched from the hub ({first_line(exc, 160)}): "
             "check the path or the repository id"
         ) from None
+
+
+def _names_a_path(source: str) -> bool:
+    """Whether ``source`` can only be a local path (``./x``, ``/x``, ``~/x``, ``a/b/c``), not a hub id (``org/name``)."""
+    return source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)
 
 
 def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> None:
@@ -200,10 +205,12 @@ def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
 
 
 def is_hub_id(checkpoint: str | os.PathLike) -> bool:
-    """Whether :func:`checkpoint_folder` fetches ``checkpoint`` from the hub (no local path, no packaged model)."""
+    """Whether :func:`checkpoint_folder` fetches ``checkpoint`` from the hub (no local path, no packaged
+    model; a missing path is none either: it is refused as missing)."""
     from gen3c.models.packaged import PACKAGED_MODELS
 
-    return not Path(str(checkpoint)).expanduser().exists() and str(checkpoint) not in PACKAGED_MODELS
+    source = str(checkpoint)
+    return not Path(source).expanduser().exists() and source not in PACKAGED_MODELS and not _names_a_path(source)
 
 
 def refuse_checksums_of_hub(source: str) -> None:
