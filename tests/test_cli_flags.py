@@ -93,7 +93,9 @@ def test_tokenizer_chunks_beside_a_gpu_budget_are_refused():
     without a word."""
     with pytest.raises(Gen3cInputError, match=r"^vae_chunk_frames 4 would change nothing: --max_gpu_memory chooses the tokenizer's chunks"):
         check_generator_options({"model": "tiny", "vae_chunk_frames": 4, "max_gpu_memory": 24.0})
-    for options in ({"vae_chunk_frames": 4}, {"vae_chunk_frames": 4, "low_memory": True}, {"max_gpu_memory": 24.0}):
+    with pytest.raises(Gen3cInputError, match=r"^vae_chunk_frames -1 must be ≥ 1 \(or 0 for no chunking\)"):
+        check_generator_options({"model": "tiny", "vae_chunk_frames": -1})  # not only once the model loads
+    for options in ({"vae_chunk_frames": 4}, {"vae_chunk_frames": 0}, {"vae_chunk_frames": 4, "low_memory": True}, {"max_gpu_memory": 24.0}):
         check_generator_options({"model": "tiny", **options})  # (--low_memory's plan takes the chunks given)
 
 

@@ -26,6 +26,12 @@ def check_gpu_budget(max_gpu_memory: object) -> None:
         raise Gen3cInputError(f"--max_gpu_memory {repr(max_gpu_memory)[:40]} must be a positive number of GB (e.g. 24)")
 
 
+def check_vae_chunk_frames(vae_chunk_frames: int | None) -> None:
+    """Refuse a negative ``vae_chunk_frames`` (latent frames per tokenizer chunk; 0: no chunking)."""
+    if vae_chunk_frames is not None and vae_chunk_frames < 0:
+        raise Gen3cInputError(f"vae_chunk_frames {vae_chunk_frames} must be ≥ 1 (or 0 for no chunking)")
+
+
 #: The self-attention kernels gen3c selects between (plus "auto").
 KERNELS = ("sdpa", "flash4", "cudnn_fp8")
 #: What "auto" and "auto_fp8" try, fastest first: exact kernels only, or fp8 allowed.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
-from gen3c.models.choices import MEMORY_MODES, check_gpu_budget
+from gen3c.models.choices import MEMORY_MODES, check_gpu_budget, check_vae_chunk_frames
 from gen3c.models.configs import NUM_BUFFERS
 
 #: Stage names of the pipeline's components, as GEN3C's flags call them.
@@ -64,8 +64,7 @@ def memory_plan(
         raise Gen3cInputError(
             f"memory_mode {memory_mode!r} is not one of {', '.join(MEMORY_MODES)}: pick one of them"
         )
-    if vae_chunk_frames is not None and vae_chunk_frames < 0:
-        raise Gen3cInputError(f"vae_chunk_frames {vae_chunk_frames} must be ≥ 1 (or 0 for no chunking)")
+    check_vae_chunk_frames(vae_chunk_frames)
     offload = set()
     if offload_diffusion_transformer:
         offload.add("transformer")

@@ -27,6 +27,7 @@ from gen3c.models.choices import (
     check_context_parallel_attention,
     check_gpu_budget,
     check_token_split,
+    check_vae_chunk_frames,
 )
 from gen3c.models.weights import OFFICIAL_REPO, is_official_repo
 from gen3c.pipelines.presets import SpeedPreset, speed_settings
@@ -251,6 +252,7 @@ def check_memory_settings(
         else:
             why = f"{'--low_memory' if low_memory else f'--memory_mode {memory_mode}'} already keeps every model in CPU memory outside its stage"
         raise Gen3cInputError(f"{' and '.join(offloads)} would change nothing: {why}; drop {'it' if len(offloads) == 1 else 'them'}")
+    check_vae_chunk_frames(vae_chunk_frames)  # (a batch manifest's, when it is read)
     if vae_chunk_frames is not None and max_gpu_memory is not None:  # the chosen plan's chunks replace it
         raise Gen3cInputError(
             f"vae_chunk_frames {vae_chunk_frames} would change nothing: --max_gpu_memory chooses the tokenizer's chunks; drop one of them"
