@@ -75,6 +75,30 @@ def test_memory_settings_are_refused_before_gen3c_weights_are_fetched(tmp_path):
     assert "--low_memory and --fp8 each choose the memory mode: pass only one of them" in one_line(res.output)
 
 
+def test_a_gpu_budget_that_is_no_positive_number_is_refused_before_weights_are_fetched(tmp_path):
+    """--max_gpu_memory 0, -5, nan or inf was refused only once the model had loaded (for GEN3C's
+    weights: after fetching them); a batch manifest's, only when its job ran."""
+    for bad in ("0", "-5", "nan", "inf"):
+        res = generate_gen3c(tmp_path, "--max_gpu_memory", bad)
+        out = one_line(res.output)
+        assert res.exit_code == 2 and "must be a positive number of GB (e.g. 24)" in out and "HF_HUB_OFFLINE" not in out, out
+    for bad in (0.0, -5.0, float("nan")):
+        with pytest.raises(Gen3cInputError, match=r"^--max_gpu_memory .* must be a positive number of GB"):
+            check_generator_options({"model": "tiny", "max_gpu_memory": bad})
+    assert check_generator_options({"model": "tiny", "max_gpu_memory": 0.5})["max_gpu_memory"] == 0.5
+
+
+def test_tokenizer_chunks_beside_a_gpu_budget_are_refused():
+    """--max_gpu_memory's plan sets the tokenizer's chunks; a vae_chunk_frames beside it was dropped
+    without a word."""
+    with pytest.raises(Gen3cInputError, match=r"^vae_chunk_frames 4 would change nothing: --max_gpu_memory chooses the tokenizer's chunks"):
+        check_generator_options({"model": "tiny", "vae_chunk_frames": 4, "max_gpu_memory": 24.0})
+    with pytest.raises(Gen3cInputError, match=r"^vae_chunk_frames -1 must be ≥ 1 \(or 0 for no chunking\)"):
+        check_generator_options({"model": "tiny", "vae_chunk_frames": -1})  # not only once the model loads
+    for options in ({"vae_chunk_frames": 4}, {"vae_chunk_frames": 0}, {"vae_chunk_frames": 4, "low_memory": True}, {"max_gpu_memory": 24.0}):
+        check_generator_options({"model": "tiny", **options})  # (--low_memory's plan takes the chunks given)
+
+
 def test_batch_and_python_settings_are_checked_alike():
     """gen3c batch and gen3c.generate() pass generator_options through the same checker."""
     with pytest.raises(Gen3cInputError, match="--prompt would change nothing: --disable_prompt_encoder"):

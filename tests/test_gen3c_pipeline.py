@@ -446,6 +446,20 @@ def test_fp8_weight_storage():
     assert (got - expected).abs().max() < 0.1 * expected.abs().max()
 
 
+def test_a_new_memory_plan_cannot_silently_keep_float8_weights_or_streaming():
+    """configure_memory with a plan without fp8 (or group offload) after one with it set the new plan
+    while the DiT kept its float8 weights (or its streaming hooks): the plan said what the model was not."""
+    pipe = tiny_pipeline(seed=0)
+    pipe.configure_memory(memory_plan("group_offload", fp8=True), "cpu")
+    with pytest.raises(Gen3cInputError, match=r"^configure_memory: an earlier plan left the DiT with its weights stored in float8 and its blocks streamed to cpu"):
+        pipe.configure_memory(memory_plan(), "cpu")
+    with pytest.raises(Gen3cInputError, match=r"left the DiT with its blocks streamed to cpu, which a new plan cannot undo"):
+        pipe.configure_memory(memory_plan(fp8=True), "cpu")
+    assert pipe.memory == memory_plan("group_offload", fp8=True)  # unchanged by the refusals
+    pipe.configure_memory(memory_plan("group_offload", fp8=True, vae_chunk_frames=1), "cpu")  # the same DiT: accepted
+    assert pipe.memory.vae_chunk_frames == 1
+
+
 # -- loading ------------------------------------------------------------------------------------
 
 
@@ -512,6 +526,12 @@ def test_save_pretrained_removes_what_a_killed_save_left(tmp_path, pipe):
 def test_absent_or_incomplete_weights_say_what_and_where(tmp_path, pipe):
     with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
         load_generator(tmp_path / "nowhere")
+    # A mistyped folder with --verify_checksums was told that hub downloads are checked by the hub.
+    for where in (tmp_path / "nowhere", "./nowhere", "ckpts/gen3c/nowhere"):
+        with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
+            load_generator(where, verify_checksums=True)
+        with pytest.raises(Gen3cModelError, match=r"does not exist.*gen3c convert"):
+            Gen3cPipeline.from_pretrained(where, verify_checksums=True)
     (tmp_path / "official" / "Gen3C-Cosmos-7B").mkdir(parents=True)
     with pytest.raises(Gen3cModelError, match=r"original layout.*gen3c convert"):
         load_generator(tmp_path / "official")

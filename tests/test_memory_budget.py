@@ -82,6 +82,15 @@ def test_budget_picks_the_fastest_plan_that_fits(coefficients):
             choose_memory_plan(bad, SIZE)
 
 
+def test_a_budget_for_a_lora_leaves_out_the_float8_plans(coefficients):
+    """A LoRA adapts bf16/fp32 weights: --max_gpu_memory with --lora picked a float8 plan, and the
+    run was refused once the model had loaded, though a plan without float8 fitted."""
+    label, plan, peak = choose_memory_plan(40, SIZE, float8=False)  # float8 + chunks (32) left out: streamed DiT, 19
+    assert plan == memory_plan("group_offload") and peak == pytest.approx(19)
+    with pytest.raises(Gen3cModelError, match=r"estimated peak of 19\.0 GB .*\(with --lora the modes storing the DiT in float8 are left out\)$"):
+        choose_memory_plan(20.5, SIZE, float8=False)
+
+
 def test_gen3c_7b_at_full_size_fits_24_gb_and_keeps_the_dit_resident():
     """The shipped coefficients against the peaks measured on an H200 (docs/benchmarks.md): GEN3C-7B
     (bf16) at 121×704×1280 needs 45.6 GB resident, 21.5 GB with the tokenizer in chunks, 15.1 GB with
@@ -125,6 +134,25 @@ def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
 
 
 
+def test_offloading_on_the_cpu_is_said_to_change_nothing(tiny_checkpoint):
+    """On the CPU every component already is in CPU memory: an offloading mode was accepted and
+    changed nothing without a word."""
+    with pytest.warns(UserWarning, match=r"^--memory_mode model_offload: the model computes on the CPU, where every component already is in CPU memory, so nothing is offloaded"):
+        gen = load_generator(tiny_checkpoint, memory_mode="model_offload", device="cpu", dtype="float32")
+    assert gen.pipeline.memory == memory_plan("model_offload")
+
+
+def test_float8_weights_under_a_lora_are_refused_before_loading(tiny_checkpoint, monkeypatch):
+    """--lora with --fp8 or --low_memory was refused only once the weights had loaded."""
+    from gen3c.pipelines import loading
+
+    monkeypatch.setattr(loading, "load_pipeline", lambda *a, **k: pytest.fail("loaded before refusing"))
+    with pytest.raises(Gen3cInputError, match=r"^--lora needs the DiT's weights in bf16/fp32, but --low_memory stores them in float8: use --memory_mode group_offload"):
+        load_generator(tiny_checkpoint, lora="adapter", low_memory=True, device="cpu")
+    with pytest.raises(Gen3cInputError, match=r"^--lora needs the DiT's weights in bf16/fp32, but --fp8 stores them in float8: drop --fp8"):
+        loading.check_generator_options({"model": "tiny", "lora": "adapter", "fp8": True})  # a batch manifest's, when read
+
+
 def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):
     """``--max_gpu_memory`` estimates the run at the request's resolution (default GEN3C's)."""
     import re
@@ -154,6 +182,23 @@ def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
     pipe.configure_memory(memory_plan(**memory.LOW_MEMORY), "cpu")
     with pytest.raises(Gen3cMemoryError, match="already the leanest mode"):
         pipe(image, colors, masks, num_steps=1, guidance=0)
+
+
+def test_running_out_of_memory_with_a_lora_names_a_mode_it_can_run_in():
+    """--low_memory stores the DiT in float8, which a LoRA cannot adapt: a LoRA run out of memory was
+    told to try it (and then refused); group_offload is its leanest mode."""
+    hint = memory.out_of_memory_message(memory_plan(), "cpu", "sampling with the DiT", lora=True)
+    assert hint.endswith("try --memory_mode group_offload (the leanest mode for a LoRA) or --max_gpu_memory GB to pick a mode that fits")
+    assert "already the leanest mode" in memory.out_of_memory_message(memory_plan("group_offload"), "cpu", "decoding", lora=True)
+    pipe = tiny_pipeline(seed=0).configure_memory(memory_plan(), "cpu")
+    pipe.lora_sha256 = "0" * 64  # what load_lora records
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    pipe.transformer.forward = no_memory
+    with pytest.raises(Gen3cMemoryError, match=r"while sampling with the DiT: try --memory_mode group_offload \(the leanest mode for a LoRA\)"):
+        pipe(torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48), num_steps=1, guidance=0)
 
 
 # -- CPU memory ---------------------------------------------------------------------------------

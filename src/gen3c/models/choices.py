@@ -16,6 +16,22 @@ from gen3c.errors import Gen3cInputError
 
 #: The memory modes of the gen3c pipeline (:func:`gen3c.models.memory.memory_plan`).
 MEMORY_MODES = ("resident", "model_offload", "group_offload")
+
+
+def check_gpu_budget(max_gpu_memory: object) -> None:
+    """Refuse a ``--max_gpu_memory`` that is not a positive, finite number of GB (0, negative, NaN,
+    infinite, a string, a bool), before any model is loaded or fetched to plan for it."""
+    number = isinstance(max_gpu_memory, int | float) and not isinstance(max_gpu_memory, bool)
+    if not (number and math.isfinite(max_gpu_memory) and max_gpu_memory > 0):
+        raise Gen3cInputError(f"--max_gpu_memory {repr(max_gpu_memory)[:40]} must be a positive number of GB (e.g. 24)")
+
+
+def check_vae_chunk_frames(vae_chunk_frames: int | None) -> None:
+    """Refuse a negative ``vae_chunk_frames`` (latent frames per tokenizer chunk; 0: no chunking)."""
+    if vae_chunk_frames is not None and vae_chunk_frames < 0:
+        raise Gen3cInputError(f"vae_chunk_frames {vae_chunk_frames} must be ≥ 1 (or 0 for no chunking)")
+
+
 #: The self-attention kernels gen3c selects between (plus "auto").
 KERNELS = ("sdpa", "flash4", "cudnn_fp8")
 #: What "auto" and "auto_fp8" try, fastest first: exact kernels only, or fp8 allowed.

@@ -1,6 +1,7 @@
 """Memory modes of the GEN3C pipeline.
 
-- ``resident``: every component on the accelerator (fastest, ~30 GB for the 7B in bf16 with T5 idle).
+- ``resident``: every component on the accelerator (fastest; GEN3C-7B in bf16 peaks at 45.6 GB for a
+  121-frame 704×1280 chunk without T5, docs/benchmarks.md).
 - ``model_offload``: each component lives in CPU memory and moves to the accelerator only for its
   stage (prompt encoding, tokenizer encoding, sampling, decoding) — GEN3C's three
   ``--offload_*`` flags together.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
-from gen3c.models.choices import MEMORY_MODES
+from gen3c.models.choices import MEMORY_MODES, check_gpu_budget, check_vae_chunk_frames
 from gen3c.models.configs import NUM_BUFFERS
 
 #: Stage names of the pipeline's components, as GEN3C's flags call them.
@@ -64,8 +65,7 @@ def memory_plan(
         raise Gen3cInputError(
             f"memory_mode {memory_mode!r} is not one of {', '.join(MEMORY_MODES)}: pick one of them"
         )
-    if vae_chunk_frames is not None and vae_chunk_frames < 0:
-        raise Gen3cInputError(f"vae_chunk_frames {vae_chunk_frames} must be ≥ 1 (or 0 for no chunking)")
+    check_vae_chunk_frames(vae_chunk_frames)
     offload = set()
     if offload_diffusion_transformer:
         offload.add("transformer")
@@ -107,7 +107,7 @@ def enable_group_offload(transformer: torch.nn.Module, device: torch.device) -> 
         use_stream=cuda,
         record_stream=cuda,
     )
-    transformer._gen3c_group_offloaded = True
+    transformer._gen3c_group_offloaded = torch.device(device)  # where its blocks stream to
 
 
 def has_hook(module: torch.nn.Module, name: str) -> bool:
@@ -261,9 +261,10 @@ BUDGET_PLANS: tuple[tuple[str, dict], ...] = (
 BUDGET_FILL = 0.9
 
 
-def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize) -> tuple[str, MemoryPlan, float]:
+def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize, *, float8: bool = True) -> tuple[str, MemoryPlan, float]:
     """The fastest plan of :data:`BUDGET_PLANS` whose estimated peak fits ``BUDGET_FILL`` of
-    ``max_gpu_memory_gb``.
+    ``max_gpu_memory_gb``; ``float8`` False leaves out the plans storing the DiT in float8 (a
+    LoRA adapts bf16/fp32 weights).
 
     Returns:
         (label, plan, estimated peak GB).
@@ -271,11 +272,12 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize) -> tuple[str, 
         Gen3cInputError: the budget is not a positive number.
         Gen3cModelError: not even the leanest plan fits.
     """
-    if not (isinstance(max_gpu_memory_gb, int | float) and math.isfinite(max_gpu_memory_gb) and max_gpu_memory_gb > 0):
-        raise Gen3cInputError(f"--max_gpu_memory {max_gpu_memory_gb!r} must be a positive number of GB (e.g. 24)")
+    check_gpu_budget(max_gpu_memory_gb)
     estimates = []
     for label, options in BUDGET_PLANS:
         plan = memory_plan(**options)
+        if plan.fp8 and not float8:
+            continue
         peak = estimate_peak_gb(plan, size)
         if peak <= BUDGET_FILL * max_gpu_memory_gb:
             return label, plan, peak
@@ -283,21 +285,24 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize) -> tuple[str, 
     raise Gen3cModelError(
         f"--max_gpu_memory {max_gpu_memory_gb:g} GB is too little for the leanest mode's estimated peak of {estimates[-1]:.1f} GB "
         f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: give more memory, or use a GPU with more"
+        + ("" if float8 else " (with --lora the modes storing the DiT in float8 are left out)")
     )
 
 
-def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: str) -> str:
-    """One line for a user whose run ran out of accelerator memory: what was in use and the flag to try."""
+def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: str, *, lora: bool = False) -> str:
+    """One line for a user whose run ran out of accelerator memory: what was in use and the flag to
+    try (with a ``lora`` loaded, one without float8 weights, which a LoRA cannot adapt)."""
     device = torch.device(device)
     total = ""
     if device.type == "cuda":
         free, whole = torch.cuda.mem_get_info(device)
         total = f" ({(whole - free) / 2**30:.1f} of {whole / 2**30:.1f} GB in use)"
-    lean = plan.group_offload and plan.fp8 and plan.vae_chunk_frames is not None
+    lean = plan.group_offload and (plan.fp8 or lora) and plan.vae_chunk_frames is not None
+    leanest = "--memory_mode group_offload (the leanest mode for a LoRA)" if lora else "--low_memory (the leanest mode, ~8 GB for GEN3C-7B)"
     hint = (
         "this is already the leanest mode: close other programs on the GPU or use one with more memory"
         if lean
-        else "try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits"
+        else f"try {leanest} or --max_gpu_memory GB to pick a mode that fits"
     )
     return f"the GPU ran out of memory while {stage}{total}: {hint}"
 

@@ -306,13 +306,33 @@ class Gen3cPipeline(DiffusionPipeline):
                 shutil.rmtree(path, ignore_errors=True)
 
     def configure_memory(self, plan: MemoryPlan, device: str | torch.device | None = None) -> Gen3cPipeline:
-        """Place the components for ``plan`` on ``device`` (default: CUDA if available)."""
+        """Place the components for ``plan`` on ``device`` (default: CUDA if available).
+
+        A later plan may offload more or less, but cannot undo the DiT's float8 storage (its
+        bf16/fp32 weights are gone) or its block streaming to another device: refused, in one line.
+
+        Raises:
+            Gen3cInputError: ``plan`` drops float8 storage or block streaming an earlier plan set up.
+        """
         device = compute_device(device)
+        streamed = getattr(self.transformer, "_gen3c_group_offloaded", None)
+        moved = streamed is not None and streamed != device and not (
+            streamed.type == device.type and None in (streamed.index, device.index)
+        )  # ("cuda" and "cuda:0" may be one GPU)
+        kept = [what for what, on in (
+            ("its weights stored in float8", getattr(self.transformer, "_gen3c_compute_dtype", None) and not plan.fp8),
+            (f"its blocks streamed to {streamed}", streamed is not None and (not plan.group_offload or moved)),
+        ) if on]  # fmt: skip
+        if kept:
+            raise Gen3cInputError(
+                f"configure_memory: an earlier plan left the DiT with {' and '.join(kept)}, which a new plan cannot undo: "
+                "load the pipeline again (load_pipeline) for this plan"
+            )
         self.compute_device = device
         self.memory = plan
         if plan.fp8 and not getattr(self.transformer, "_gen3c_compute_dtype", None):
             enable_fp8_weights(self.transformer, self.transformer.dtype)
-        if plan.group_offload and not getattr(self.transformer, "_gen3c_group_offloaded", False):
+        if plan.group_offload and streamed is None:
             enable_group_offload(self.transformer, device)
         for name in ("transformer", "vae", "text_encoder", "prompt_cache"):
             self._place(name, "cpu" if name in plan.offload else device)
@@ -388,7 +408,7 @@ class Gen3cPipeline(DiffusionPipeline):
         # Outside the except clause, so the traceback's frames (and their tensors) are already freed.
         if self._execution_device.type == "cuda":
             torch.cuda.empty_cache()
-        raise Gen3cMemoryError(out_of_memory_message(self.memory, self._execution_device, stage))
+        raise Gen3cMemoryError(out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None))
 
     @property
     def transformer_dtype(self) -> torch.dtype:

@@ -93,7 +93,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         return local
     if source in PACKAGED_MODELS:
         return packaged_model_dir(source)
-    if source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1):
+    if _names_a_path(source):
         raise Gen3cModelError(f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
     from huggingface_hub import hf_hub_download, snapshot_download
 
@@ -106,6 +106,11 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
             f"checkpoint {source!r} is no local folder and could not be fetched from the hub ({first_line(exc, 160)}): "
             "check the path or the repository id"
         ) from None
+
+
+def _names_a_path(source: str) -> bool:
+    """Whether ``source`` can only be a local path (``./x``, ``/x``, ``~/x``, ``a/b/c``), not a hub id (``org/name``)."""
+    return source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)
 
 
 def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> None:
@@ -200,10 +205,12 @@ def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
 
 
 def is_hub_id(checkpoint: str | os.PathLike) -> bool:
-    """Whether :func:`checkpoint_folder` fetches ``checkpoint`` from the hub (no local path, no packaged model)."""
+    """Whether :func:`checkpoint_folder` fetches ``checkpoint`` from the hub (no local path, no packaged
+    model; a missing path is none either: it is refused as missing)."""
     from gen3c.models.packaged import PACKAGED_MODELS
 
-    return not Path(str(checkpoint)).expanduser().exists() and str(checkpoint) not in PACKAGED_MODELS
+    source = str(checkpoint)
+    return not Path(source).expanduser().exists() and source not in PACKAGED_MODELS and not _names_a_path(source)
 
 
 def refuse_checksums_of_hub(source: str) -> None:
@@ -310,7 +317,8 @@ def load_generator(
         vae_chunk_frames: latent frames per tokenizer chunk (None: mode default; 0: none).
         low_memory: the leanest plan (:data:`gen3c.models.memory.LOW_MEMORY`).
         max_gpu_memory: a budget in GB: the fastest plan whose estimated peak fits it is chosen
-            (:func:`gen3c.models.memory.choose_memory_plan`) and named in a warning.
+            (:func:`gen3c.models.memory.choose_memory_plan`; with a ``lora``, among those without
+            float8 weights) and named in a warning.
         disable_prompt_encoder: use zero text embeddings (GEN3C's flag), never loading T5.
         speed: a speed preset of :data:`gen3c.pipelines.presets.SPEED_PRESETS` (default "exact");
             the settings below (and ``num_steps``), when not None, override its values.
@@ -356,6 +364,7 @@ def load_generator(
         memory_mode=memory_mode, fp8=fp8, low_memory=low_memory, max_gpu_memory=max_gpu_memory,
         offload_diffusion_transformer=offload_diffusion_transformer, offload_tokenizer=offload_tokenizer,
         offload_text_encoder_model=offload_text_encoder_model, disable_prompt_encoder=disable_prompt_encoder,
+        vae_chunk_frames=vae_chunk_frames, lora=None if lora is None else str(lora),
     )  # fmt: skip
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
@@ -429,20 +438,28 @@ def load_generator(
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
         height, width = resolution or configs.RESOLUTION
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width)
-        label, plan, peak = choose_memory_plan(max_gpu_memory, size)
+        label, plan, peak = choose_memory_plan(max_gpu_memory, size, float8=lora is None)
         note(
             f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB for "
             f"{frames} frames at {height}x{width})",
             stacklevel=2,
         )
     if lora is not None:
-        if plan.fp8:
-            raise Gen3cInputError(
-                "--lora needs the DiT's weights in bf16/fp32, but this memory mode stores them in float8 (--fp8, "
-                "--low_memory or the mode --max_gpu_memory chose): use --memory_mode group_offload without --fp8"
-            )
         pipe.load_lora(lora)
     pipe.disable_prompt_encoder = disable_prompt_encoder
+    on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    offloading = [flag for flag, on in (
+        ("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
+        (f"--memory_mode {memory_mode}", memory_mode != "resident" and not low_memory),
+        ("--offload_diffusion_transformer", offload_diffusion_transformer), ("--offload_tokenizer", offload_tokenizer),
+        ("--offload_text_encoder_model", offload_text_encoder_model),
+    ) if on]  # fmt: skip
+    if offloading and not on_gpu:  # accepted (a command line made for a GPU runs here too), but said
+        note(
+            f"{', '.join(offloading)}: the model computes on the CPU, where every component already is in CPU memory, so "
+            "nothing is offloaded or streamed; only float8 weights and tokenizer chunks, where the plan has them, still apply",
+            stacklevel=2,
+        )
     _check_offloaded_weights_fit(pipe, plan, device)
     pipe.configure_memory(plan, device)
     apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)

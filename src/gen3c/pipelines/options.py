@@ -25,7 +25,9 @@ from gen3c.models.choices import (
     FP8_MATMULS_WITH_LORA,
     MEMORY_MODES,
     check_context_parallel_attention,
+    check_gpu_budget,
     check_token_split,
+    check_vae_chunk_frames,
 )
 from gen3c.models.weights import OFFICIAL_REPO, is_official_repo
 from gen3c.pipelines.presets import SpeedPreset, speed_settings
@@ -223,14 +225,20 @@ def check_memory_settings(
     offload_tokenizer: bool = False,
     offload_text_encoder_model: bool = False,
     disable_prompt_encoder: bool = False,
+    vae_chunk_frames: int | None = None,
+    lora: str | None = None,
 ) -> None:
     """Refuse memory settings (:func:`~gen3c.pipelines.loading.load_generator`'s) that contradict
     each other or would change nothing: two that each choose the memory mode; GEN3C's offload flags where the mode already
     keeps every model in CPU memory outside its stage (``model_offload``, ``group_offload``,
-    ``low_memory``) or where ``max_gpu_memory`` chooses the plan; T5's where T5 never loads
-    (``disable_prompt_encoder``, only a note: GEN3C's README passes both)."""
+    ``low_memory``) or where ``max_gpu_memory`` chooses the plan (the tokenizer's chunks too,
+    ``vae_chunk_frames``); T5's where T5 never loads
+    (``disable_prompt_encoder``, only a note: GEN3C's README passes both); float8 weights
+    (``fp8``, ``low_memory``) under a ``lora``, which adapts bf16/fp32 weights."""
     if memory_mode not in MEMORY_MODES:
         raise Gen3cInputError(f"--memory_mode {str(memory_mode)[:40]!r} is unknown: pick one of {', '.join(MEMORY_MODES)}")
+    if max_gpu_memory is not None:  # not only once the model has loaded (choose_memory_plan)
+        check_gpu_budget(max_gpu_memory)
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
                                     ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
     if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
@@ -244,6 +252,14 @@ def check_memory_settings(
         else:
             why = f"{'--low_memory' if low_memory else f'--memory_mode {memory_mode}'} already keeps every model in CPU memory outside its stage"
         raise Gen3cInputError(f"{' and '.join(offloads)} would change nothing: {why}; drop {'it' if len(offloads) == 1 else 'them'}")
+    check_vae_chunk_frames(vae_chunk_frames)  # (a batch manifest's, when it is read)
+    if vae_chunk_frames is not None and max_gpu_memory is not None:  # the chosen plan's chunks replace it
+        raise Gen3cInputError(
+            f"vae_chunk_frames {vae_chunk_frames} would change nothing: --max_gpu_memory chooses the tokenizer's chunks; drop one of them"
+        )
+    if lora and (fp8 or low_memory):  # (--max_gpu_memory leaves the float8 plans out for a LoRA)
+        flag, fix = ("--fp8", "drop --fp8") if fp8 else ("--low_memory", "use --memory_mode group_offload, the leanest mode without float8")
+        raise Gen3cInputError(f"--lora needs the DiT's weights in bf16/fp32, but {flag} stores them in float8: {fix}")
     if offload_text_encoder_model and disable_prompt_encoder:
         # GEN3C's README passes both (its flags for GPUs with limited memory): said, not refused.
         note("--offload_text_encoder_model: accepted for GEN3C command lines; with --disable_prompt_encoder T5 never loads, so nothing changes")
