@@ -549,3 +549,21 @@ def test_latents_of_a_run_that_recorded_relative_folders_are_kept(tmp_path, pipe
     save_file({"x0": x0, "buffers": buffers}, str(out / LATENTS_FILE), metadata={"key": _latents_key(config("elsewhere"), pipe.vae)})
     with pytest.raises(AssertionError, match="made and encoded again"):
         cached_latents(now, NoClips(), pipe.vae, 0.5, out, Accelerator(), None, recorded_paths=["elsewhere"])
+
+
+@pytest.mark.parametrize("mode", ["distill", "full"])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [pytest.param({"resolution": [144, 48]}, r"data.resolution = \[144, 48\] is larger than the model of model.checkpoint .* \(\[128, 128\] at most\)", id="size"),
+     pytest.param({"num_frames": 65}, r"data.num_frames = 65 is more than the model of model.checkpoint .* \(57 at most per clip\)", id="frames")],
+)  # fmt: skip
+def test_clips_the_teacher_cannot_take_are_refused_before_the_run(tmp_path, teacher_checkpoint, mode, data, message):
+    """The tiny DiT's position embeddings reach 128×128 and 8 latent frames. Before: the run made
+    and encoded every clip, wrote the output folder, then ended in a raw RuntimeError (tensor sizes)."""
+    cfg = distill_config(teacher_checkpoint, data=data)
+    if mode == "full":
+        cfg["train"]["mode"] = "full"
+        del cfg["distill"]
+    with pytest.raises(Gen3cInputError, match=message):
+        train(config_from_dict(cfg), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -58,6 +58,7 @@ from gen3c.training.loop import (
     _run_result,
     _save_checkpoint,
     _start_run,
+    check_clips_fit,
     folder_megabytes,
     load_base_pipeline,
     lr_factor,
@@ -197,6 +198,7 @@ def distill(
     teacher_checkpoint = resolve_checkpoint(m.checkpoint)
     pipe = load_base_pipeline(m.checkpoint, torch.float32)
     student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
+    check_clips_fit(config, student, pipe.vae)
     if prompt_cache is None:
         raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)

@@ -289,6 +289,27 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
         ) from None
 
 
+def check_clips_fit(config: Config, transformer, vae) -> None:
+    """Refuse ``data.resolution`` and ``data.num_frames`` the DiT cannot take (past its position
+    embeddings, or not whole latent patches), before any clip is made: the first step would end
+    in a raw tensor-size error, after every clip was made and encoded."""
+    d, t = config.data, transformer.config
+    model = f"the model of model.checkpoint {config.model.checkpoint!r}" if config.model.checkpoint else "the DiT of model.transformer"
+    sc, tc = int(vae.config.spatial_compression_ratio), int(vae.config.temporal_compression_ratio)
+    max_h, max_w = (int(v) * sc for v in t.max_size[1:])
+    multiple = sc * int(t.patch_size[1])
+    H, W = d.resolution
+    if H > max_h or W > max_w:
+        raise Gen3cInputError(f"data.resolution = {d.resolution} is larger than {model} takes ([{max_h}, {max_w}] at most): lower it")
+    if H % multiple or W % multiple:
+        raise Gen3cInputError(f"data.resolution = {d.resolution} must be multiples of {multiple} for {model}")
+    max_latent = int(t.max_size[0]) // int(t.patch_size[0])
+    if (d.num_frames - 1) // tc + 1 > max_latent:
+        raise Gen3cInputError(
+            f"data.num_frames = {d.num_frames} is more than {model} takes ({(max_latent - 1) * tc + 1} at most per clip): lower it"
+        )
+
+
 def _read_tokenizer(folder: str, key: str):
     from diffusers import AutoencoderKLCosmos
 
@@ -747,6 +768,7 @@ def _train(
     dataset = make_dataset(config.data)
     check_batch_fits(config, len(dataset))  # before a checkpoint loads
     transformer, vae, scheduler, prompt_cache, tokenizer_trains = _components(config, Path(out))
+    check_clips_fit(config, transformer, vae)
     if tokenizer_trains:  # known once the tokenizer is found (a resumed run keeps its own); nothing written yet
         check_batch_fits(config, len(dataset), tokenizer_trains=True)
     text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
