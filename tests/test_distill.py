@@ -302,10 +302,20 @@ def test_distill_resume_across_a_stage_matches_an_uninterrupted_run(tmp_path, di
 
     out, cfg = distilled
     config = config_from_dict({**cfg, "log": {**cfg["log"], "sample_every": -1}})
-    first = train(config, tmp_path / "split", stop_after=3)  # ends inside the second stage
+    bars = []  # [label, total, steps advanced] of the stages' bars
+
+    def progress(label, total):
+        bar = [label, total, 0]
+        bars.append(bar) if label.startswith("Stage") else None
+        return lambda n=1: bar.__setitem__(2, bar[2] + n)
+
+    first = train(config, tmp_path / "split", stop_after=3, progress=progress)  # ends inside the second stage
     assert first.steps == 3 and first.exported is None and (tmp_path / "split" / "stages" / "0_guidance_5steps").is_dir()
-    second = train(config, tmp_path / "split", resume="auto")
-    assert second.steps == 4
+    # Each bar's total is what the invocation runs (before: 2 for the second stage, which ran 1 step).
+    assert bars == [["Stage 0: 5→5 steps", 2, 2], ["Stage 1: 5→3 steps", 1, 1]]
+    bars.clear()
+    second = train(config, tmp_path / "split", resume="auto", progress=progress)
+    assert second.steps == 4 and bars == [["Stage 1: 5→3 steps", 1, 1]]
     whole = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
     torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(whole), rtol=1e-5, atol=1e-7)
     a = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
