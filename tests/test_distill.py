@@ -577,3 +577,23 @@ def test_clips_the_teacher_cannot_take_are_refused_before_the_run(tmp_path, teac
     with pytest.raises(Gen3cInputError, match=message):
         train(config_from_dict(cfg), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("distill", "message"),
+    [pytest.param({}, r"distill.guidance = 1: model.checkpoint 'tiny_fast' is a distilled student \(5 steps, guidance absorbed\)", id="guided"),
+     pytest.param({"guidance": 0.0, "guidance_stage": False, "teacher_steps": 9, "student_steps": [5]},
+                  r"distill.teacher_steps = 9: .* trained on its 5-step grid only: set distill.teacher_steps = 5", id="grid")],
+)  # fmt: skip
+def test_a_distilled_student_as_teacher_needs_its_own_steps_and_no_guidance(tmp_path, distill, message):
+    """Before: distilling ``tiny_fast`` (5 steps, guidance absorbed) again ran with guidance 1 on a
+    grid it never learnt: a meaningless student, written as if it were fine."""
+    with pytest.raises(Gen3cInputError, match=message):
+        train(config_from_dict(distill_config("tiny_fast", distill=distill)), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    from gen3c.models.packaged import packaged_model_info
+    from gen3c.training.distill import check_teacher
+
+    ok = config_from_dict(distill_config("tiny_fast", distill={"guidance": 0.0, "guidance_stage": False, "teacher_steps": 5, "student_steps": [3]}))
+    check_teacher(ok.distill, packaged_model_info("tiny_fast"), "tiny_fast")  # a further halving of the student: fine
+    check_teacher(config_from_dict(distill_config("tiny")).distill, packaged_model_info("tiny"), "tiny")  # an ordinary teacher

@@ -42,7 +42,7 @@ from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
-from gen3c.training.distill import Stage, distill_stages, stage_loss
+from gen3c.training.distill import Stage, check_teacher, distill_stages, stage_loss
 from gen3c.training.loop import (
     EXPORTS,
     TrainResult,
@@ -199,6 +199,7 @@ def distill(
     pipe = load_base_pipeline(m.checkpoint, torch.float32)
     student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
     check_clips_fit(config, student, pipe.vae)
+    check_teacher(config.distill, pipe.model_info, m.checkpoint)
     if prompt_cache is None:
         raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
