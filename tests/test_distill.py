@@ -597,3 +597,23 @@ def test_a_distilled_student_as_teacher_needs_its_own_steps_and_no_guidance(tmp_
     ok = config_from_dict(distill_config("tiny_fast", distill={"guidance": 0.0, "guidance_stage": False, "teacher_steps": 5, "student_steps": [3]}))
     check_teacher(ok.distill, packaged_model_info("tiny_fast"), "tiny_fast")  # a further halving of the student: fine
     check_teacher(config_from_dict(distill_config("tiny")).distill, packaged_model_info("tiny"), "tiny")  # an ordinary teacher
+
+
+@pytest.mark.slow
+def test_a_student_keeps_its_teachers_sampling_grid(tmp_path):
+    """The student learns on the grid of the teacher's scheduler; before, model/ and stages/
+    were written with GEN3C's default scheduler, so a teacher of another σ range gave a student
+    sampled by default on σs it never learnt."""
+    from diffusers import EDMEulerScheduler
+
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    teacher = tiny_pipeline(seed=0)
+    teacher.scheduler = EDMEulerScheduler(**{**configs.SCHEDULER_GEN3C, "sigma_max": 40.0, "sigma_min": 0.002})
+    teacher.save_pretrained(tmp_path / "teacher")
+    cfg = distill_config(tmp_path / "teacher", run={"max_steps": 1}, distill={"teacher_steps": 5, "student_steps": []})
+    result = train(config_from_dict(cfg), tmp_path / "out")
+    student = Gen3cPipeline.from_pretrained(result.exported)
+    assert student.sampling_defaults == {"num_steps": 5, "guidance": 0.0}
+    torch.testing.assert_close(sampler_sigmas(student.scheduler, 5), sampler_sigmas(teacher.scheduler, 5), rtol=0, atol=0)
+    assert float(sampler_sigmas(student.scheduler, 5)[0]) == pytest.approx(40.0)

@@ -295,7 +295,7 @@ def distill(
                     last_echo = time.monotonic()
                     echo(f"stage {stage.index} ({stage.teacher_steps}→{stage.student_steps} steps) step {state.stage_step}: loss {step_loss:.4f}")
             if sample_clip is not None and config.log.sample_every > 0 and state.step % config.log.sample_every == 0:
-                _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
+                _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
                 sampled = state.step
             elapsed = state.stage_seconds + time.monotonic() - stage_started
             out_of_time = bool(budget) and out_of_time_everywhere(accelerator, elapsed >= budget)
@@ -317,10 +317,10 @@ def distill(
         if main:
             summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)
             meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary}
-            _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta))
+            _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta), scheduler=scheduler)
             result.stages.append(summary)
             if sample_clip is not None and sampled != state.step:
-                _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
+                _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
         accelerator.wait_for_everyone()
         state.stage += 1
         state.stage_step, state.stage_seconds = 0, 0.0
@@ -340,7 +340,7 @@ def distill(
         if main:
             last = stages[-1]
             meta = {"num_steps": last.student_steps, "guidance": 0.0, "distilled": [s.describe() for s in stages]}
-            result.exported = _export(unwrapped, vae, prompt_cache, config, out, False, extra_meta=_meta(config, meta))
+            result.exported = _export(unwrapped, vae, prompt_cache, config, out, False, extra_meta=_meta(config, meta), scheduler=scheduler)
             write_distill_card(out, config, stages, result)
     _end_run(accelerator, writer)
     return result

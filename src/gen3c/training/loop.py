@@ -859,7 +859,7 @@ def _train(
                 last_echo = time.monotonic()
                 echo(f"step {step}: loss {step_loss:.4f}")
         if sample_clip is not None and config.log.sample_every > 0 and step % config.log.sample_every == 0:
-            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer)
+            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer, scheduler=scheduler)
             sampled = step
         spent = state.seconds + time.monotonic() - started
         out_of_time = bool(budget) and out_of_time_everywhere(accelerator, spent >= budget)
@@ -883,11 +883,11 @@ def _train(
     if main:
         finished = step >= config.run.max_steps or out_of_time
         if finished or stop_after is None:
-            result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode)
+            result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode, scheduler=scheduler)
             write_model_card(out, config, result, _all_losses(out))
         # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
         if sample_clip is not None and sampled != step:
-            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
+            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer, scheduler=scheduler)
     _end_run(accelerator, writer)
     return result
 
@@ -959,20 +959,23 @@ def _all_losses(out: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in path.read_text().splitlines() if line.strip()]
 
 
-def _pipeline(transformer, vae, prompt_cache):
+def _pipeline(transformer, vae, prompt_cache, scheduler=None):
+    """A pipeline of the trained parts, with a copy of ``scheduler`` (the run's: a distilled
+    student samples on its teacher's grid) or GEN3C's."""
     from diffusers import EDMEulerScheduler
 
     from gen3c.pipelines.gen3c import Gen3cPipeline
 
-    pipe = Gen3cPipeline(transformer=transformer, vae=vae, scheduler=EDMEulerScheduler(**configs.SCHEDULER_GEN3C),
-                         prompt_cache=prompt_cache)  # fmt: skip
+    scheduler = EDMEulerScheduler(**configs.SCHEDULER_GEN3C) if scheduler is None else type(scheduler).from_config(scheduler.config)
+    pipe = Gen3cPipeline(transformer=transformer, vae=vae, scheduler=scheduler, prompt_cache=prompt_cache)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 @torch.no_grad()
 def _log_sample(
-    transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer, num_steps: int | None = None
+    transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer, num_steps: int | None = None,
+    *, scheduler=None,
 ) -> Path:
     """Sample the held-out clip (one forward per step, ``num_steps`` or ``log.sample_steps``); write
     ``samples/step_XXXXXXX.mp4`` (truth | buffer 0 | sample) and a TensorBoard frame strip."""
@@ -980,7 +983,7 @@ def _log_sample(
 
     was_training = transformer.training
     transformer.eval()
-    pipe = _pipeline(transformer, vae, prompt_cache)
+    pipe = _pipeline(transformer, vae, prompt_cache, scheduler)
     pipe.compute_device = next(transformer.parameters()).device
     video = clip["video"].permute(1, 0, 2, 3)  # (T, 3, H, W)
     frames = pipe(
@@ -1001,7 +1004,8 @@ def _log_sample(
 
 
 def _export(
-    transformer, vae, prompt_cache, config: Config, out: Path, lora_mode: bool, *, folder: str = "model", extra_meta: dict | None = None
+    transformer, vae, prompt_cache, config: Config, out: Path, lora_mode: bool, *, folder: str = "model", extra_meta: dict | None = None,
+    scheduler=None,
 ) -> Path:
     """``lora/`` (the adapter) or ``model/`` (a checkpoint folder :func:`load_generator` reads; ``folder``
     names another one under ``out``, ``extra_meta`` adds to its ``gen3c_model.json``)."""
@@ -1016,7 +1020,7 @@ def _export(
     tmp = target.parent / f".{target.name}.part"
     shutil.rmtree(tmp, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    pipe = _pipeline(transformer, vae, prompt_cache)
+    pipe = _pipeline(transformer, vae, prompt_cache, scheduler)
     pipe.save_pretrained(tmp, safe_serialization=True)
     export_dtype = _dtype(config.model.export_dtype)
     if export_dtype != torch.float32:
