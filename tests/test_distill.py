@@ -617,3 +617,19 @@ def test_a_student_keeps_its_teachers_sampling_grid(tmp_path):
     assert student.sampling_defaults == {"num_steps": 5, "guidance": 0.0}
     torch.testing.assert_close(sampler_sigmas(student.scheduler, 5), sampler_sigmas(teacher.scheduler, 5), rtol=0, atol=0)
     assert float(sampler_sigmas(student.scheduler, 5)[0]) == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize(
+    ("inside", "message"),
+    [pytest.param("model/model_index.json", r"it holds a training run: set model.checkpoint to its model, '.*/run/model'", id="run"),
+     pytest.param("gen3c_lora.json", r"it is a LoRA adapter .* set model.checkpoint to the model it adapts", id="lora"),
+     pytest.param("notes.txt", r"give `gen3c convert` output, a `gen3c train` OUT/model or a packaged model", id="other")],
+)  # fmt: skip
+def test_a_teacher_folder_that_is_no_model_is_named_as_the_config_key(tmp_path, inside, message):
+    """Before: "leave out --checkpoint_dir and gen3c fetches GEN3C's weights", advice for `gen3c
+    generate`, for a run folder (OUT instead of OUT/model) or a LoRA adapter set as model.checkpoint."""
+    (tmp_path / "run" / inside).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "run" / inside).write_text("{}")
+    with pytest.raises(Gen3cInputError, match=r"^model.checkpoint '.*/run' is not a gen3c checkpoint folder \(no model_index.json\): " + message):
+        train(config_from_dict(distill_config(tmp_path / "run")), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

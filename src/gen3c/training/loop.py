@@ -275,7 +275,18 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
     from gen3c.errors import Gen3cModelError
     from gen3c.models.packaged import PACKAGED_MODELS, resolve_checkpoint
     from gen3c.pipelines.loading import load_pipeline
+    from gen3c.training.lora import META_NAME as LORA_META
 
+    folder = Path(checkpoint).expanduser()
+    if checkpoint not in PACKAGED_MODELS and folder.is_dir() and not (folder / "model_index.json").is_file():
+        # The loader's advice is generate's (--checkpoint_dir); say what the folder is instead.
+        if (folder / "model" / "model_index.json").is_file():
+            fix = f"it holds a training run: set model.checkpoint to its model, {str(folder / 'model')!r}"
+        elif (folder / LORA_META).is_file():
+            fix = "it is a LoRA adapter (`gen3c train` OUT/lora), not a model: set model.checkpoint to the model it adapts"
+        else:
+            fix = f"give `gen3c convert` output, a `gen3c train` OUT/model or a packaged model ({', '.join(PACKAGED_MODELS)})"
+        raise Gen3cModelError(f"model.checkpoint {checkpoint!r} is not a gen3c checkpoint folder (no model_index.json): {fix}")
     try:
         return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
     except Gen3cModelError as exc:
