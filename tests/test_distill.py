@@ -623,7 +623,7 @@ def test_a_student_keeps_its_teachers_sampling_grid(tmp_path):
     ("inside", "message"),
     [pytest.param("model/model_index.json", r"it holds a training run: set model.checkpoint to its model, '.*/run/model'", id="run"),
      pytest.param("gen3c_lora.json", r"it is a LoRA adapter .* set model.checkpoint to the model it adapts", id="lora"),
-     pytest.param("notes.txt", r"give `gen3c convert` output, a `gen3c train` OUT/model or a packaged model", id="other")],
+     pytest.param("notes.txt", r"convert GEN3C's weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR", id="other")],
 )  # fmt: skip
 def test_a_teacher_folder_that_is_no_model_is_named_as_the_config_key(tmp_path, inside, message):
     """Before: "leave out --checkpoint_dir and gen3c fetches GEN3C's weights", advice for `gen3c

@@ -285,7 +285,8 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
         elif (folder / LORA_META).is_file():
             fix = "it is a LoRA adapter (`gen3c train` OUT/lora), not a model: set model.checkpoint to the model it adapts"
         else:
-            fix = f"give `gen3c convert` output, a `gen3c train` OUT/model or a packaged model ({', '.join(PACKAGED_MODELS)})"
+            fix = (f"convert GEN3C's weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR, "
+                   f"or give a `gen3c train` OUT/model or a packaged model ({', '.join(PACKAGED_MODELS)})")  # fmt: skip
         raise Gen3cModelError(f"model.checkpoint {checkpoint!r} is not a gen3c checkpoint folder (no model_index.json): {fix}")
     try:
         return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
