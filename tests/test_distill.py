@@ -633,3 +633,15 @@ def test_a_teacher_folder_that_is_no_model_is_named_as_the_config_key(tmp_path, 
     with pytest.raises(Gen3cInputError, match=r"^model.checkpoint '.*/run' is not a gen3c checkpoint folder \(no model_index.json\): " + message):
         train(config_from_dict(distill_config(tmp_path / "run")), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_resumed_run_whose_teaching_stage_is_gone_says_so(tmp_path, teacher_checkpoint):
+    """Before: a raw OSError from diffusers when OUT/stages/<previous stage>/ was deleted."""
+    import shutil
+
+    config = config_from_dict(distill_config(teacher_checkpoint))
+    train(config, tmp_path / "run", stop_after=3)  # inside the second stage
+    shutil.rmtree(tmp_path / "run" / "stages" / "0_guidance_5steps")
+    with pytest.raises(Gen3cInputError, match=r"^--resume: '.*0_guidance_5steps', the student of stage 0 that teaches stage 1, is missing"):
+        train(config, tmp_path / "run", resume="auto")

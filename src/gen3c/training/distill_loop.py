@@ -245,7 +245,15 @@ def distill(
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""
         if index >= len(stages):
             return None
-        return make_teacher(teacher_checkpoint if index == 0 else stage_folder(out, stages[index - 1]), config, device)
+        if index == 0:
+            return make_teacher(teacher_checkpoint, config, device)
+        folder = stage_folder(out, stages[index - 1])
+        if not (folder / "transformer" / "config.json").is_file():  # (a resumed run whose stages/ lost it)
+            raise Gen3cInputError(
+                f"--resume: {str(folder)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or "
+                "incomplete: restore it, or start a new --out"
+            )
+        return make_teacher(folder, config, device)
 
     teacher = teacher_of(state.stage)
 
