@@ -302,10 +302,20 @@ def test_distill_resume_across_a_stage_matches_an_uninterrupted_run(tmp_path, di
 
     out, cfg = distilled
     config = config_from_dict({**cfg, "log": {**cfg["log"], "sample_every": -1}})
-    first = train(config, tmp_path / "split", stop_after=3)  # ends inside the second stage
+    bars = []  # [label, total, steps advanced] of the stages' bars
+
+    def progress(label, total):
+        bar = [label, total, 0]
+        bars.append(bar) if label.startswith("Stage") else None
+        return lambda n=1: bar.__setitem__(2, bar[2] + n)
+
+    first = train(config, tmp_path / "split", stop_after=3, progress=progress)  # ends inside the second stage
     assert first.steps == 3 and first.exported is None and (tmp_path / "split" / "stages" / "0_guidance_5steps").is_dir()
-    second = train(config, tmp_path / "split", resume="auto")
-    assert second.steps == 4
+    # Each bar's total is what the invocation runs (before: 2 for the second stage, which ran 1 step).
+    assert bars == [["Stage 0: 5→5 steps", 2, 2], ["Stage 1: 5→3 steps", 1, 1]]
+    bars.clear()
+    second = train(config, tmp_path / "split", resume="auto", progress=progress)
+    assert second.steps == 4 and bars == [["Stage 1: 5→3 steps", 1, 1]]
     whole = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
     torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(whole), rtol=1e-5, atol=1e-7)
     a = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
@@ -549,3 +559,89 @@ def test_latents_of_a_run_that_recorded_relative_folders_are_kept(tmp_path, pipe
     save_file({"x0": x0, "buffers": buffers}, str(out / LATENTS_FILE), metadata={"key": _latents_key(config("elsewhere"), pipe.vae)})
     with pytest.raises(AssertionError, match="made and encoded again"):
         cached_latents(now, NoClips(), pipe.vae, 0.5, out, Accelerator(), None, recorded_paths=["elsewhere"])
+
+
+@pytest.mark.parametrize("mode", ["distill", "full"])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [pytest.param({"resolution": [144, 48]}, r"data.resolution = \[144, 48\] is larger than the model of model.checkpoint .* \(\[128, 128\] at most\)", id="size"),
+     pytest.param({"num_frames": 65}, r"data.num_frames = 65 is more than the model of model.checkpoint .* \(57 at most per clip\)", id="frames")],
+)  # fmt: skip
+def test_clips_the_teacher_cannot_take_are_refused_before_the_run(tmp_path, teacher_checkpoint, mode, data, message):
+    """The tiny DiT's position embeddings reach 128×128 and 8 latent frames. Before: the run made
+    and encoded every clip, wrote the output folder, then ended in a raw RuntimeError (tensor sizes)."""
+    cfg = distill_config(teacher_checkpoint, data=data)
+    if mode == "full":
+        cfg["train"]["mode"] = "full"
+        del cfg["distill"]
+    with pytest.raises(Gen3cInputError, match=message):
+        train(config_from_dict(cfg), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("distill", "message"),
+    [pytest.param({}, r"distill.guidance = 1: model.checkpoint 'tiny_fast' is a distilled student \(5 steps, guidance absorbed\)", id="guided"),
+     pytest.param({"guidance": 0.0, "guidance_stage": False, "teacher_steps": 9, "student_steps": [5]},
+                  r"distill.teacher_steps = 9: .* trained on its 5-step grid only: set distill.teacher_steps = 5", id="grid")],
+)  # fmt: skip
+def test_a_distilled_student_as_teacher_needs_its_own_steps_and_no_guidance(tmp_path, distill, message):
+    """Before: distilling ``tiny_fast`` (5 steps, guidance absorbed) again ran with guidance 1 on a
+    grid it never learnt: a meaningless student, written as if it were fine."""
+    with pytest.raises(Gen3cInputError, match=message):
+        train(config_from_dict(distill_config("tiny_fast", distill=distill)), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    from gen3c.models.packaged import packaged_model_info
+    from gen3c.training.distill import check_teacher
+
+    ok = config_from_dict(distill_config("tiny_fast", distill={"guidance": 0.0, "guidance_stage": False, "teacher_steps": 5, "student_steps": [3]}))
+    check_teacher(ok.distill, packaged_model_info("tiny_fast"), "tiny_fast")  # a further halving of the student: fine
+    check_teacher(config_from_dict(distill_config("tiny")).distill, packaged_model_info("tiny"), "tiny")  # an ordinary teacher
+
+
+@pytest.mark.slow
+def test_a_student_keeps_its_teachers_sampling_grid(tmp_path):
+    """The student learns on the grid of the teacher's scheduler; before, model/ and stages/
+    were written with GEN3C's default scheduler, so a teacher of another σ range gave a student
+    sampled by default on σs it never learnt."""
+    from diffusers import EDMEulerScheduler
+
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    teacher = tiny_pipeline(seed=0)
+    teacher.scheduler = EDMEulerScheduler(**{**configs.SCHEDULER_GEN3C, "sigma_max": 40.0, "sigma_min": 0.002})
+    teacher.save_pretrained(tmp_path / "teacher")
+    cfg = distill_config(tmp_path / "teacher", run={"max_steps": 1}, distill={"teacher_steps": 5, "student_steps": []})
+    result = train(config_from_dict(cfg), tmp_path / "out")
+    student = Gen3cPipeline.from_pretrained(result.exported)
+    assert student.sampling_defaults == {"num_steps": 5, "guidance": 0.0}
+    torch.testing.assert_close(sampler_sigmas(student.scheduler, 5), sampler_sigmas(teacher.scheduler, 5), rtol=0, atol=0)
+    assert float(sampler_sigmas(student.scheduler, 5)[0]) == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize(
+    ("inside", "message"),
+    [pytest.param("model/model_index.json", r"it holds a training run: set model.checkpoint to its model, '.*/run/model'", id="run"),
+     pytest.param("gen3c_lora.json", r"it is a LoRA adapter .* set model.checkpoint to the model it adapts", id="lora"),
+     pytest.param("notes.txt", r"convert GEN3C's weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR", id="other")],
+)  # fmt: skip
+def test_a_teacher_folder_that_is_no_model_is_named_as_the_config_key(tmp_path, inside, message):
+    """Before: "leave out --checkpoint_dir and gen3c fetches GEN3C's weights", advice for `gen3c
+    generate`, for a run folder (OUT instead of OUT/model) or a LoRA adapter set as model.checkpoint."""
+    (tmp_path / "run" / inside).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "run" / inside).write_text("{}")
+    with pytest.raises(Gen3cInputError, match=r"^model.checkpoint '.*/run' is not a gen3c checkpoint folder \(no model_index.json\): " + message):
+        train(config_from_dict(distill_config(tmp_path / "run")), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_resumed_run_whose_teaching_stage_is_gone_says_so(tmp_path, teacher_checkpoint):
+    """Before: a raw OSError from diffusers when OUT/stages/<previous stage>/ was deleted."""
+    import shutil
+
+    config = config_from_dict(distill_config(teacher_checkpoint))
+    train(config, tmp_path / "run", stop_after=3)  # inside the second stage
+    shutil.rmtree(tmp_path / "run" / "stages" / "0_guidance_5steps")
+    with pytest.raises(Gen3cInputError, match=r"^--resume: '.*0_guidance_5steps', the student of stage 0 that teaches stage 1, is missing"):
+        train(config, tmp_path / "run", resume="auto")

@@ -68,6 +68,26 @@ def check_halving(teacher_steps: int, student_steps: list[int], source: str = "c
         previous = n
 
 
+def check_teacher(distill, info: dict, checkpoint: str) -> None:
+    """Refuse a ``[distill]`` config that does not fit a teacher which is itself a distilled
+    student (``info``: its ``gen3c_model.json``, which records the distillation): it has absorbed
+    guidance (guiding it again doubles it) and was trained on its own ``num_steps`` grid only."""
+    if "distilled" not in info and "distill_stage" not in info:
+        return
+    n = int(info["num_steps"])
+    student = f"model.checkpoint {checkpoint!r} is a distilled student ({n} steps, guidance absorbed)"
+    if distill.guidance != 0:
+        raise Gen3cInputError(
+            f"distill.guidance = {distill.guidance:g}: {student}, which samples without guidance: "
+            "set distill.guidance = 0 and distill.guidance_stage = false"
+        )
+    if distill.teacher_steps != n:
+        raise Gen3cInputError(
+            f"distill.teacher_steps = {distill.teacher_steps}: {student}, which was trained on its {n}-step grid only: "
+            f"set distill.teacher_steps = {n}"
+        )
+
+
 @dataclass(frozen=True)
 class Stage:
     """One distillation stage.

@@ -42,7 +42,7 @@ from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
-from gen3c.training.distill import Stage, distill_stages, stage_loss
+from gen3c.training.distill import Stage, check_teacher, distill_stages, stage_loss
 from gen3c.training.loop import (
     EXPORTS,
     TrainResult,
@@ -58,6 +58,7 @@ from gen3c.training.loop import (
     _run_result,
     _save_checkpoint,
     _start_run,
+    check_clips_fit,
     folder_megabytes,
     load_base_pipeline,
     lr_factor,
@@ -197,6 +198,8 @@ def distill(
     teacher_checkpoint = resolve_checkpoint(m.checkpoint)
     pipe = load_base_pipeline(m.checkpoint, torch.float32)
     student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
+    check_clips_fit(config, student, pipe.vae)
+    check_teacher(config.distill, pipe.model_info, m.checkpoint)
     if prompt_cache is None:
         raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
@@ -242,7 +245,15 @@ def distill(
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""
         if index >= len(stages):
             return None
-        return make_teacher(teacher_checkpoint if index == 0 else stage_folder(out, stages[index - 1]), config, device)
+        if index == 0:
+            return make_teacher(teacher_checkpoint, config, device)
+        folder = stage_folder(out, stages[index - 1])
+        if not (folder / "transformer" / "config.json").is_file():  # (a resumed run whose stages/ lost it)
+            raise Gen3cInputError(
+                f"--resume: {str(folder)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or "
+                "incomplete: restore it, or start a new --out"
+            )
+        return make_teacher(folder, config, device)
 
     teacher = teacher_of(state.stage)
 
@@ -270,7 +281,9 @@ def distill(
 
     while state.stage < len(stages) and state.step - start_step < steps_left:
         stage = stages[state.stage]
-        advance = progress(f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps", stage.max_steps - state.stage_step) if progress is not None and main else None
+        # The bar counts the steps this invocation runs in the stage (--stop_after may end it sooner).
+        todo = int(min(stage.max_steps - state.stage_step, steps_left - (state.step - start_step)))
+        advance = progress(f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps", todo) if progress is not None and main else None
         elapsed, stage_started = state.stage_seconds, time.monotonic()
         out_of_time = bool(budget) and elapsed >= budget
         while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
@@ -290,7 +303,7 @@ def distill(
                     last_echo = time.monotonic()
                     echo(f"stage {stage.index} ({stage.teacher_steps}→{stage.student_steps} steps) step {state.stage_step}: loss {step_loss:.4f}")
             if sample_clip is not None and config.log.sample_every > 0 and state.step % config.log.sample_every == 0:
-                _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
+                _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
                 sampled = state.step
             elapsed = state.stage_seconds + time.monotonic() - stage_started
             out_of_time = bool(budget) and out_of_time_everywhere(accelerator, elapsed >= budget)
@@ -312,10 +325,10 @@ def distill(
         if main:
             summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)
             meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary}
-            _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta))
+            _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta), scheduler=scheduler)
             result.stages.append(summary)
             if sample_clip is not None and sampled != state.step:
-                _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps)
+                _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
         accelerator.wait_for_everyone()
         state.stage += 1
         state.stage_step, state.stage_seconds = 0, 0.0
@@ -335,7 +348,7 @@ def distill(
         if main:
             last = stages[-1]
             meta = {"num_steps": last.student_steps, "guidance": 0.0, "distilled": [s.describe() for s in stages]}
-            result.exported = _export(unwrapped, vae, prompt_cache, config, out, False, extra_meta=_meta(config, meta))
+            result.exported = _export(unwrapped, vae, prompt_cache, config, out, False, extra_meta=_meta(config, meta), scheduler=scheduler)
             write_distill_card(out, config, stages, result)
     _end_run(accelerator, writer)
     return result

@@ -275,7 +275,19 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
     from gen3c.errors import Gen3cModelError
     from gen3c.models.packaged import PACKAGED_MODELS, resolve_checkpoint
     from gen3c.pipelines.loading import load_pipeline
+    from gen3c.training.lora import META_NAME as LORA_META
 
+    folder = Path(checkpoint).expanduser()
+    if checkpoint not in PACKAGED_MODELS and folder.is_dir() and not (folder / "model_index.json").is_file():
+        # The loader's advice is generate's (--checkpoint_dir); say what the folder is instead.
+        if (folder / "model" / "model_index.json").is_file():
+            fix = f"it holds a training run: set model.checkpoint to its model, {str(folder / 'model')!r}"
+        elif (folder / LORA_META).is_file():
+            fix = "it is a LoRA adapter (`gen3c train` OUT/lora), not a model: set model.checkpoint to the model it adapts"
+        else:
+            fix = (f"convert GEN3C's weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR, "
+                   f"or give a `gen3c train` OUT/model or a packaged model ({', '.join(PACKAGED_MODELS)})")  # fmt: skip
+        raise Gen3cModelError(f"model.checkpoint {checkpoint!r} is not a gen3c checkpoint folder (no model_index.json): {fix}")
     try:
         return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
     except Gen3cModelError as exc:
@@ -287,6 +299,27 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
             f"model.checkpoint {checkpoint!r} is not a folder here and did not load as a hub id ({cause}): convert GEN3C's "
             "weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR"
         ) from None
+
+
+def check_clips_fit(config: Config, transformer, vae) -> None:
+    """Refuse ``data.resolution`` and ``data.num_frames`` the DiT cannot take (past its position
+    embeddings, or not whole latent patches), before any clip is made: the first step would end
+    in a raw tensor-size error, after every clip was made and encoded."""
+    d, t = config.data, transformer.config
+    model = f"the model of model.checkpoint {config.model.checkpoint!r}" if config.model.checkpoint else "the DiT of model.transformer"
+    sc, tc = int(vae.config.spatial_compression_ratio), int(vae.config.temporal_compression_ratio)
+    max_h, max_w = (int(v) * sc for v in t.max_size[1:])
+    multiple = sc * int(t.patch_size[1])
+    H, W = d.resolution
+    if H > max_h or W > max_w:
+        raise Gen3cInputError(f"data.resolution = {d.resolution} is larger than {model} takes ([{max_h}, {max_w}] at most): lower it")
+    if H % multiple or W % multiple:
+        raise Gen3cInputError(f"data.resolution = {d.resolution} must be multiples of {multiple} for {model}")
+    max_latent = int(t.max_size[0]) // int(t.patch_size[0])
+    if (d.num_frames - 1) // tc + 1 > max_latent:
+        raise Gen3cInputError(
+            f"data.num_frames = {d.num_frames} is more than {model} takes ({(max_latent - 1) * tc + 1} at most per clip): lower it"
+        )
 
 
 def _read_tokenizer(folder: str, key: str):
@@ -747,6 +780,7 @@ def _train(
     dataset = make_dataset(config.data)
     check_batch_fits(config, len(dataset))  # before a checkpoint loads
     transformer, vae, scheduler, prompt_cache, tokenizer_trains = _components(config, Path(out))
+    check_clips_fit(config, transformer, vae)
     if tokenizer_trains:  # known once the tokenizer is found (a resumed run keeps its own); nothing written yet
         check_batch_fits(config, len(dataset), tokenizer_trains=True)
     text = prompt_embedding(prompt_cache, "", config.model.max_sequence_length)
@@ -837,7 +871,7 @@ def _train(
                 last_echo = time.monotonic()
                 echo(f"step {step}: loss {step_loss:.4f}")
         if sample_clip is not None and config.log.sample_every > 0 and step % config.log.sample_every == 0:
-            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer)
+            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer, scheduler=scheduler)
             sampled = step
         spent = state.seconds + time.monotonic() - started
         out_of_time = bool(budget) and out_of_time_everywhere(accelerator, spent >= budget)
@@ -861,11 +895,11 @@ def _train(
     if main:
         finished = step >= config.run.max_steps or out_of_time
         if finished or stop_after is None:
-            result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode)
+            result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode, scheduler=scheduler)
             write_model_card(out, config, result, _all_losses(out))
         # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
         if sample_clip is not None and sampled != step:
-            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer)
+            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer, scheduler=scheduler)
     _end_run(accelerator, writer)
     return result
 
@@ -937,20 +971,23 @@ def _all_losses(out: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in path.read_text().splitlines() if line.strip()]
 
 
-def _pipeline(transformer, vae, prompt_cache):
+def _pipeline(transformer, vae, prompt_cache, scheduler=None):
+    """A pipeline of the trained parts, with a copy of ``scheduler`` (the run's: a distilled
+    student samples on its teacher's grid) or GEN3C's."""
     from diffusers import EDMEulerScheduler
 
     from gen3c.pipelines.gen3c import Gen3cPipeline
 
-    pipe = Gen3cPipeline(transformer=transformer, vae=vae, scheduler=EDMEulerScheduler(**configs.SCHEDULER_GEN3C),
-                         prompt_cache=prompt_cache)  # fmt: skip
+    scheduler = EDMEulerScheduler(**configs.SCHEDULER_GEN3C) if scheduler is None else type(scheduler).from_config(scheduler.config)
+    pipe = Gen3cPipeline(transformer=transformer, vae=vae, scheduler=scheduler, prompt_cache=prompt_cache)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 @torch.no_grad()
 def _log_sample(
-    transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer, num_steps: int | None = None
+    transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer, num_steps: int | None = None,
+    *, scheduler=None,
 ) -> Path:
     """Sample the held-out clip (one forward per step, ``num_steps`` or ``log.sample_steps``); write
     ``samples/step_XXXXXXX.mp4`` (truth | buffer 0 | sample) and a TensorBoard frame strip."""
@@ -958,7 +995,7 @@ def _log_sample(
 
     was_training = transformer.training
     transformer.eval()
-    pipe = _pipeline(transformer, vae, prompt_cache)
+    pipe = _pipeline(transformer, vae, prompt_cache, scheduler)
     pipe.compute_device = next(transformer.parameters()).device
     video = clip["video"].permute(1, 0, 2, 3)  # (T, 3, H, W)
     frames = pipe(
@@ -979,7 +1016,8 @@ def _log_sample(
 
 
 def _export(
-    transformer, vae, prompt_cache, config: Config, out: Path, lora_mode: bool, *, folder: str = "model", extra_meta: dict | None = None
+    transformer, vae, prompt_cache, config: Config, out: Path, lora_mode: bool, *, folder: str = "model", extra_meta: dict | None = None,
+    scheduler=None,
 ) -> Path:
     """``lora/`` (the adapter) or ``model/`` (a checkpoint folder :func:`load_generator` reads; ``folder``
     names another one under ``out``, ``extra_meta`` adds to its ``gen3c_model.json``)."""
@@ -994,7 +1032,7 @@ def _export(
     tmp = target.parent / f".{target.name}.part"
     shutil.rmtree(tmp, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    pipe = _pipeline(transformer, vae, prompt_cache)
+    pipe = _pipeline(transformer, vae, prompt_cache, scheduler)
     pipe.save_pretrained(tmp, safe_serialization=True)
     export_dtype = _dtype(config.model.export_dtype)
     if export_dtype != torch.float32:
