@@ -527,6 +527,28 @@ def test_a_lora_alpha_other_than_its_rank_survives_save_and_load(tmp_path):
     assert not getattr(other, "peft_config", {})
 
 
+def test_a_fine_tuned_distilled_student_keeps_its_sampling_defaults_and_scheduler(tmp_path, sample_dir):
+    """A full fine-tune of a distilled student exported a model/ without the student's num_steps and
+    guidance, so `gen3c generate` on it sampled 35 steps with guidance, twice the forwards per step."""
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    student = tmp_path / "student"
+    pipe = tiny_pipeline(seed=0)
+    pipe.scheduler.register_to_config(sigma_max=70.0)  # not the default, so a replaced scheduler shows
+    pipe.save_pretrained(student)
+    info = {"chunk_frames": 9, "resolution": [H, W], "dtype": "float32", "num_steps": 4, "guidance": 0.0}
+    (student / "gen3c_model.json").write_text(json.dumps(info))
+    config = config_from_dict(
+        tiny_config(tmp_path, model={"checkpoint": str(student)}, data={"kind": "sample", "paths": [str(sample_dir)]}, run={"max_steps": 1})
+    )  # fmt: skip
+    exported = train(config, tmp_path / "run").exported
+    meta = json.loads((exported / "gen3c_model.json").read_text())
+    assert (meta["num_steps"], meta["guidance"]) == (4, 0.0)
+    tuned = Gen3cPipeline.from_pretrained(exported)
+    assert tuned.sampling_defaults == {"num_steps": 4, "guidance": 0.0}
+    assert tuned.scheduler.config.sigma_max == 70.0
+
+
 def test_the_lr_follows_the_step_counter(tmp_path, base_checkpoint, sample_dir):
     """losses.jsonl (and TensorBoard) logged the LR of the *next* step, read from the LR scheduler
     after it had stepped: the first warm-up step showed the second's LR."""
