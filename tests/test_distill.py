@@ -325,6 +325,28 @@ def test_distill_resume_across_a_stage_matches_an_uninterrupted_run(tmp_path, di
 
 
 @pytest.mark.slow
+def test_a_resume_that_lowers_max_steps_below_the_stage_ends_the_stage_without_a_negative_bar(tmp_path, teacher_checkpoint):
+    """run.max_steps (each stage's length) may change on resume; lowered below the steps the stage
+    had done, its bar got a negative total. Now: no bar, a line saying so, and the stage ends."""
+    cfg = distill_config(teacher_checkpoint, run={"max_steps": 3}, distill={"student_steps": []})  # one stage
+    out = tmp_path / "run"
+    assert train(config_from_dict(cfg), out, stop_after=2).steps == 2
+    bars, said = [], []
+
+    def progress(label, total):
+        bars.append([label, total])
+        return lambda n=1: None
+
+    lowered = config_from_dict({**cfg, "run": {"max_steps": 1}})
+    result = train(lowered, out, resume="auto", progress=progress, echo=said.append)
+    assert not [bar for bar in bars if bar[0].startswith("Stage")]
+    assert "stage 0: 2 steps done, run.max_steps = 1: nothing left to train, the stage ends" in said
+    assert result.steps == 2 and result.exported == out / "model"
+    meta = json.loads((out / "model" / "gen3c_model.json").read_text())
+    assert meta["num_steps"] == 5 and json.loads((out / "stages" / "0_guidance_5steps" / "gen3c_model.json").read_text())["distill_stage"]["steps"] == 2
+
+
+@pytest.mark.slow
 def test_the_time_budget_of_a_stage_counts_across_resumes(tmp_path, teacher_checkpoint, caplog):
     """run.max_minutes is each stage's budget, counted from the checkpoint's record as in `gen3c
     train` (a resumed run whose stage has spent it took one more step before looking). diffusers'

@@ -281,9 +281,14 @@ def distill(
 
     while state.stage < len(stages) and state.step - start_step < steps_left:
         stage = stages[state.stage]
-        # The bar counts the steps this invocation runs in the stage (--stop_after may end it sooner).
-        todo = int(min(stage.max_steps - state.stage_step, steps_left - (state.step - start_step)))
-        advance = progress(f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps", todo) if progress is not None and main else None
+        # The bar counts the steps this invocation runs in the stage (--stop_after may end it sooner);
+        # none are left where a resume lowered run.max_steps below the steps the stage has done.
+        todo = max(0, int(min(stage.max_steps - state.stage_step, steps_left - (state.step - start_step))))
+        if todo == 0 and echo is not None and main:
+            echo(f"stage {stage.index}: {state.stage_step} steps done, run.max_steps = {stage.max_steps}: "
+                 "nothing left to train, the stage ends")  # fmt: skip
+        label = f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps"
+        advance = progress(label, todo) if progress is not None and main and todo else None
         elapsed, stage_started = state.stage_seconds, time.monotonic()
         out_of_time = bool(budget) and elapsed >= budget
         while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
