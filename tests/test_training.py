@@ -181,6 +181,18 @@ def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample
     assert "min of training" in (out / "MODEL_CARD.md").read_text()
 
 
+def test_a_resume_that_lowers_max_steps_below_the_step_reached_ends_the_run(tmp_path, base_checkpoint, sample_dir):
+    """run.max_steps may change on resume; lowered below the step reached, the bar's total was negative."""
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]}, run={"max_steps": 3})
+    out = tmp_path / "run"
+    train(config_from_dict(cfg), out, stop_after=2)
+    bars, said = [], []
+    lowered = config_from_dict({**cfg, "run": {"max_steps": 1}})
+    done = train(lowered, out, resume="auto", progress=lambda label, total: bars.append(total) or (lambda n=1: None), echo=said.append)
+    assert bars == [0] and said == ["step 2 reached, run.max_steps = 1: nothing left to train, the run ends"]
+    assert (done.steps, done.losses, done.exported) == (2, [], out / "model")
+
+
 @pytest.mark.slow
 def test_a_resumed_run_from_scratch_keeps_its_tokenizer_facts_and_samples_each_step_once(tmp_path):
     """The card of a run resumed after its tokenizer stage lost the tokenizer's line (steps,

@@ -841,7 +841,9 @@ def _train(
     # 5. Steps
     end_step = config.run.max_steps if stop_after is None else min(config.run.max_steps, start_step + stop_after)
     result = _run_result(accelerator, out, start_step, tokenizer=tok_summary)
-    advance = progress("Training", end_step - start_step) if progress is not None and main else None
+    if end_step < start_step and echo is not None and main:  # (a resume may lower run.max_steps)
+        echo(f"step {start_step} reached, run.max_steps = {config.run.max_steps}: nothing left to train, the run ends")
+    advance = progress("Training", max(0, end_step - start_step)) if progress is not None and main else None
     losses_file = (out / "losses.jsonl").open("a") if main else None
     # The time budget is the run's, as max_steps: the count goes on from the checkpoint's (a resumed
     # run does not get a fresh budget); it counts the steps' time (samples included), not loading,
