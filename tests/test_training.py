@@ -541,7 +541,8 @@ def test_a_lora_alpha_other_than_its_rank_survives_save_and_load(tmp_path):
 
 def test_a_fine_tuned_distilled_student_keeps_its_sampling_defaults_and_scheduler(tmp_path, sample_dir):
     """A full fine-tune of a distilled student exported a model/ without the student's num_steps and
-    guidance, so `gen3c generate` on it sampled 35 steps with guidance, twice the forwards per step."""
+    guidance, so `gen3c generate` on it sampled 35 steps with guidance, twice the forwards per step;
+    nor did a fine-tuned small model keep its float32 (it ran in bf16 on a GPU)."""
     from gen3c.pipelines.gen3c import Gen3cPipeline
 
     student = tmp_path / "student"
@@ -556,6 +557,7 @@ def test_a_fine_tuned_distilled_student_keeps_its_sampling_defaults_and_schedule
     exported = train(config, tmp_path / "run").exported
     meta = json.loads((exported / "gen3c_model.json").read_text())
     assert (meta["num_steps"], meta["guidance"]) == (4, 0.0)
+    assert meta["dtype"] == "float32"  # a small model: it ran in float32 everywhere, and so does its fine-tune
     tuned = Gen3cPipeline.from_pretrained(exported)
     assert tuned.sampling_defaults == {"num_steps": 4, "guidance": 0.0}
     assert tuned.scheduler.config.sigma_max == 70.0

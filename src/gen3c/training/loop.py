@@ -210,9 +210,9 @@ def _end_run(accelerator, writer) -> None:
 
 def _components(config: Config, out: Path):
     """What a run trains from, read before anything is written: ``(transformer, vae, scheduler,
-    prompt_cache, tokenizer_trains, sampling_defaults)``. Fine-tuning: the checkpoint's parts and
-    its own sampling defaults (a distilled student's ``num_steps`` and guidance, which the
-    fine-tuned model keeps; none from scratch). From scratch: a fresh
+    prompt_cache, tokenizer_trains, kept_meta)``. Fine-tuning: the checkpoint's parts and what of
+    its ``gen3c_model.json`` the fine-tuned model keeps (a distilled student's ``num_steps`` and
+    guidance, a small model's float32 ``dtype``; none from scratch). From scratch: a fresh
     DiT and the tokenizer of ``model.tokenizer``, of a resumed run (``OUT/tokenizer``), of
     ``tokenizer.init`` or a fresh one; ``tokenizer_trains`` says the tokenizer stage still has to
     run (:func:`_train_tokenizer`)."""
@@ -230,7 +230,8 @@ def _components(config: Config, out: Path):
             raise Gen3cInputError(
                 f"checkpoint {m.checkpoint!r} has no cached empty-prompt embedding (prompt_cache/): convert it again with `gen3c convert`"
             )
-        return pipe.transformer, vae, pipe.scheduler, cache, False, dict(pipe.sampling_defaults)
+        kept_meta = {**pipe.sampling_defaults, **{key: pipe.model_info[key] for key in ("dtype",) if key in pipe.model_info}}
+        return pipe.transformer, vae, pipe.scheduler, cache, False, kept_meta
     scheduler = EDMEulerScheduler(**configs.SCHEDULER_GEN3C)
     torch.manual_seed(config.run.seed)
     kwargs = {**configs.TRANSFORMER_TINY, **config.model.transformer}
@@ -781,7 +782,7 @@ def _train(
     # before the slow part (every clip made once, with data.cache_clips)
     dataset = make_dataset(config.data)
     check_batch_fits(config, len(dataset))  # before a checkpoint loads
-    transformer, vae, scheduler, prompt_cache, tokenizer_trains, sampling_defaults = _components(config, Path(out))
+    transformer, vae, scheduler, prompt_cache, tokenizer_trains, kept_meta = _components(config, Path(out))
     check_clips_fit(config, transformer, vae)
     if tokenizer_trains:  # known once the tokenizer is found (a resumed run keeps its own); nothing written yet
         check_batch_fits(config, len(dataset), tokenizer_trains=True)
@@ -899,9 +900,9 @@ def _train(
     if main:
         finished = step >= config.run.max_steps or out_of_time
         if finished or stop_after is None:
-            # A fine-tuned distilled student samples as the student did (its steps, no guidance);
-            # a LoRA's base keeps them in its own gen3c_model.json.
-            result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode, extra_meta=sampling_defaults, scheduler=scheduler)
+            # A fine-tuned distilled student samples as the student did (its steps, no guidance), a
+            # fine-tuned small model runs in float32 as it did; a LoRA's base keeps them in its own gen3c_model.json.
+            result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode, extra_meta=kept_meta, scheduler=scheduler)
             write_model_card(out, config, result, _all_losses(out))
         # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
         if sample_clip is not None and sampled != step:
