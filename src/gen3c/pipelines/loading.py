@@ -397,8 +397,10 @@ def load_generator(
     # a distilled student its own step count and guidance (0: one forward per step). What the
     # caller passes wins; then the model's own; then the speed preset's and GEN3C's.
     info = checkpoint_info(str(checkpoint)) if Path(str(checkpoint)).expanduser().is_dir() else {}
-    if "chunk_frames" in info and generator_options.get("chunk_frames") is None:
-        generator_options["chunk_frames"] = int(info["chunk_frames"])
+    if generator_options.get("chunk_frames") is None:  # None: the model's own chunk, else GEN3C's (the generator's default)
+        generator_options.pop("chunk_frames", None)
+        if "chunk_frames" in info:
+            generator_options["chunk_frames"] = int(info["chunk_frames"])
     model_defaults = model_sampling_defaults(info)
     if dtype is None and "dtype" in info:
         dtype = str(info["dtype"])
