@@ -519,6 +519,31 @@ def test_an_estimate_without_depth_where_the_cache_has_depth_is_one_line_naming_
         align_depth_to_reference(torch.zeros(H, W), depth, torch.ones(H, W, dtype=torch.bool))
 
 
+def test_an_estimator_returning_no_depth_tensor_is_one_line_naming_it():
+    """An estimator whose result has no ``.depth``, or a ``.depth`` that is not a tensor, is
+    refused in one line naming it and what to return. Before: a raw AttributeError."""
+    image, depth = plane_view(depth=3.0)
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    cam = slide(2, step=0.05)[1]
+    frame = cache.render(cam).colors[0, 0]
+
+    class Gives:
+        def __init__(self, result):
+            self.result = result
+
+        def estimate(self, image, size=None):
+            return self.result
+
+    for bad, match in [
+        (torch.full((H, W), 3.0), r"the depth estimator Gives.estimate returned a Tensor without .depth: return an object whose .depth is an \(H, W\) torch tensor"),
+        (type("E", (), {"depth": [[3.0] * W] * H})(), r"the depth estimator Gives.estimate returned a .depth of type list: return an object whose .depth"),
+    ]:
+        with pytest.raises(Gen3cInputError, match=match):
+            GrowingCache(cache, depth_estimator=Gives(bad), align_steps=2).add_generated_frame(frame, cam)
+    assert len(cache) == 1
+
+
 def test_a_frame_the_cache_cannot_see_is_not_added_said_and_its_bar_ends_full():
     """A chunk whose first camera sees none of the cache (turned away) leaves the cache as it was;
     the run says so, and the stage's bar ends at its total instead of staying at 0."""

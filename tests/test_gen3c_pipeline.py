@@ -562,6 +562,23 @@ def test_load_generator_takes_a_packaged_models_name_and_refuses_mistakes_before
         load_generator("tiny", device="cuda")
 
 
+def test_configure_refuses_model_settings_other_than_the_loaded_ones():
+    """configure takes sampling settings; a model setting (memory mode, dtype, chunk) would be
+    dropped without effect, so one other than the loaded one is refused in one line naming it;
+    the loaded ones (GeneratorPool's full option dicts) pass. Before: silently dropped."""
+    gen = load_generator("tiny", device="cpu", dtype="float32")
+    gen.configure({"model": "tiny", "memory_mode": "resident", "dtype": "fp32", "chunk_frames": 17, "device": "cpu", "num_steps": 3})
+    assert gen.num_steps == 3
+    for options, match in [
+        ({"memory_mode": "group_offload"}, r"^configure: memory_mode 'group_offload' differs from the 'resident' the generator was loaded with"),
+        ({"dtype": "bf16", "num_steps": 2}, r"^configure: dtype 'bf16' differs from the 'float32' .*: load a new generator with load_generator\(\.\.\., dtype='bf16'\)$"),
+        ({"chunk_frames": 9}, r"^configure: chunk_frames 9 differs from the 17 "),
+    ]:
+        with pytest.raises(Gen3cInputError, match=match):
+            gen.configure(options)
+    assert gen.num_steps == 3 and gen.pipeline.memory == memory_plan()
+
+
 def test_uncached_prompt_without_t5_is_a_clear_error(pipe):
     bare = Gen3cPipeline(pipe.transformer, pipe.vae, pipe.scheduler, prompt_cache=pipe.prompt_cache)
     bare.set_progress_bar_config(disable=True)

@@ -133,8 +133,16 @@ def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
         load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
 
 
+def test_chunk_frames_none_is_the_default_chunk_under_a_budget(tiny_checkpoint):
+    """chunk_frames=None for a checkpoint that states no chunk is GEN3C's chunk, as without a
+    budget. Before: a raw TypeError from ModelSize.of (and a generator whose chunk was None)."""
+    from gen3c.models import configs
 
-def test_offloading_on_the_cpu_is_said_to_change_nothing(tiny_checkpoint):
+    with pytest.warns(UserWarning, match=rf"estimated peak .* GB for {configs.CHUNK_FRAMES} frames at 704x1280"):
+        gen = load_generator(tiny_checkpoint, chunk_frames=None, max_gpu_memory=1000, device="cpu", dtype="float32")
+    assert gen.chunk_frames == configs.CHUNK_FRAMES
+
+
     """On the CPU every component already is in CPU memory: an offloading mode was accepted and
     changed nothing without a word."""
     with pytest.warns(UserWarning, match=r"^--memory_mode model_offload: the model computes on the CPU, where every component already is in CPU memory, so nothing is offloaded"):

@@ -193,9 +193,8 @@ class GrowingCache:
             return False
         if self.depth_estimator is not None:
             image01 = (frame.detach().float().cpu().clamp(-1, 1) + 1.0) / 2.0
-            estimate = (
-                self.depth_estimator.estimate(image01, size=(camera.height, camera.width)).depth.float().cpu()
-            )
+            result = self.depth_estimator.estimate(image01, size=(camera.height, camera.width))
+            estimate = self._depth_of(result).float().cpu()
             self._check_estimate(estimate, seen)
         else:
             estimate = fill_depth_holes(rendered, ~seen)
@@ -204,6 +203,18 @@ class GrowingCache:
         )
         self.cache.add_view(frame.detach().float().cpu(), depth, camera.K[0].cpu(), camera.w2c[0].cpu())
         return True
+
+    def _depth_of(self, result: Any) -> Tensor:
+        """The ``depth`` tensor of the estimator's result, or one line naming the estimator and
+        what it must return (:mod:`gen3c.depth`'s protocol)."""
+        depth = getattr(result, "depth", None)
+        if not isinstance(depth, Tensor):
+            got = f"a {type(result).__name__} without .depth" if depth is None else f"a .depth of type {type(depth).__name__}"
+            raise Gen3cInputError(
+                f"the depth estimator {type(self.depth_estimator).__name__}.estimate returned {got}: "
+                "return an object whose .depth is an (H, W) torch tensor, as gen3c.depth's estimators do"
+            )
+        return depth
 
     def _check_estimate(self, estimate: Tensor, seen: Tensor) -> None:
         """Refuse an estimate that cannot be aligned to the cache, naming the estimator: gen3c's

@@ -1006,6 +1006,9 @@ class Gen3cGenerator:
     #: it was loaded from (MagCache's ratios are kept for it), for :meth:`configure`.
     model_defaults: dict[str, Any] = {}  # noqa: RUF012 (replaced, never changed in place)
     checkpoint: str | None = None
+    #: The model settings (:data:`~gen3c.pipelines.options.GENERATOR_OPTIONS` outside the per-run
+    #: ones) it was loaded with, which :meth:`configure` cannot change (load_generator sets them).
+    loaded_with: dict[str, Any] = {}  # noqa: RUF012 (replaced, never changed in place)
 
     def __init__(
         self,
@@ -1088,7 +1091,8 @@ class Gen3cGenerator:
 
     def configure(self, options: dict[str, Any]) -> None:
         """Take the sampling-only settings of a request's generator options (steps, guidance,
-        sampler, step cache…) without reloading (:func:`gen3c.pipelines.loading.configure_generator`)."""
+        sampler, step cache…) without reloading (:func:`gen3c.pipelines.loading.configure_generator`);
+        model settings other than the loaded ones are refused (they need a new load_generator)."""
         from gen3c.pipelines.loading import configure_generator
 
         configure_generator(self, options)

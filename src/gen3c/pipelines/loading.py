@@ -349,8 +349,12 @@ def load_generator(
 
     ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
     """
-    from gen3c.models.packaged import checkpoint_info
+    from gen3c.models.packaged import checkpoint_info, packaged_model_name
     from gen3c.pipelines.gen3c import Gen3cGenerator, compute_device
+
+    loaded_with = {k: v for k, v in locals().items() if k in _MODEL_SETTINGS}  # as given, for configure to compare
+    packaged = packaged_model_name(checkpoint)
+    loaded_with.update({"model": packaged} if packaged else {"checkpoint_dir": str(checkpoint)})
 
     unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
     if unknown:
@@ -397,8 +401,10 @@ def load_generator(
     # a distilled student its own step count and guidance (0: one forward per step). What the
     # caller passes wins; then the model's own; then the speed preset's and GEN3C's.
     info = checkpoint_info(str(checkpoint)) if Path(str(checkpoint)).expanduser().is_dir() else {}
-    if "chunk_frames" in info and generator_options.get("chunk_frames") is None:
-        generator_options["chunk_frames"] = int(info["chunk_frames"])
+    if generator_options.get("chunk_frames") is None:  # None: the model's own chunk, else GEN3C's (the generator's default)
+        generator_options.pop("chunk_frames", None)
+        if "chunk_frames" in info:
+            generator_options["chunk_frames"] = int(info["chunk_frames"])
     model_defaults = model_sampling_defaults(info)
     if dtype is None and "dtype" in info:
         dtype = str(info["dtype"])
@@ -468,6 +474,7 @@ def load_generator(
         guidance_batch=settings.guidance_batch, **({} if guidance is None else {"guidance": guidance}), **generator_options,
     )  # fmt: skip
     generator.speed, generator.model_defaults, generator.checkpoint = speed, model_defaults, str(checkpoint)
+    generator.loaded_with = {**loaded_with, "speed": speed, "dtype": configs.dtype_name(dtype), "chunk_frames": generator.chunk_frames}
     return generator
 
 
@@ -479,16 +486,42 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     to the model's own and the generator's ``--speed`` preset's, as at load.
 
     Raises:
-        Gen3cInputError: options :func:`check_generator_options` refuses.
+        Gen3cInputError: options :func:`check_generator_options` refuses, or a model setting other
+            than the generator was loaded with (weights, memory plan, kernels: a new load).
     """
     from gen3c.pipelines.gen3c import Gen3cGenerator
 
+    _check_model_settings_unchanged(generator, options)
     settings, guidance = _requested_sampling(generator, options)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
     if guidance is None:
         guidance = inspect.signature(Gen3cGenerator).parameters["guidance"].default
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
+
+
+def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
+    """Refuse a model setting of ``options`` other than the one ``generator`` was loaded with: it
+    would be dropped without effect (:class:`~gen3c.pipelines.request.GeneratorPool` passes full
+    option dicts whose model settings match)."""
+    for key, value in check_generator_options(options).items():
+        if key not in _MODEL_SETTINGS:
+            continue
+        loaded = generator.loaded_with.get(key)
+        if _model_setting(key, value) != _model_setting(key, loaded):
+            raise Gen3cInputError(
+                f"configure: {key} {value!r} differs from the {loaded!r} the generator was loaded with, and configure changes only "
+                f"sampling settings ({', '.join(SAMPLING_GENERATOR_SETTINGS)}): load a new generator with load_generator(..., {key}={value!r})"
+            )
+
+
+def _model_setting(key: str, value: Any) -> Any:
+    """``value`` of model setting ``key`` as loading reads it (dtype and speed names)."""
+    if key == "dtype" and value is not None:
+        return configs.dtype_name(value)
+    if key == "speed":
+        return speed_name(value)
+    return value
 
 
 def _requested_sampling(generator: Gen3cGenerator, options: dict[str, Any]) -> tuple[SpeedPreset, float | None]:
@@ -517,6 +550,8 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
 
 #: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
 _SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
+#: The generator options a loaded generator cannot change (its weights, memory plan, kernels, chunk).
+_MODEL_SETTINGS = tuple(k for k in GENERATOR_OPTIONS if k not in (*SAMPLING_GENERATOR_SETTINGS, "prompt", "negative_prompt"))
 
 
 def apply_speed_settings(
@@ -589,6 +624,7 @@ def generator_from_options(
     fetching, which prints its own progress) as a stage of one step, "Loading gen3c model"
     (tens of seconds for GEN3C-7B)."""
     opts = check_generator_options(options)
+    named = {k: opts.get(k) for k in ("checkpoint_dir", "model", "cache_dir")}  # the model as the options name it
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
     cache_dir = opts.pop("cache_dir", None)
@@ -605,6 +641,7 @@ def generator_from_options(
     }
     loaded = progress("Loading gen3c model", 1) if progress is not None else None
     generator = load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
+    generator.loaded_with = {**generator.loaded_with, **named}
     if loaded is not None:
         loaded(1)
     return generator
