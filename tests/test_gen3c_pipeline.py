@@ -569,6 +569,7 @@ def test_configure_refuses_model_settings_other_than_the_loaded_ones():
     gen = load_generator("tiny", device="cpu", dtype="float32")
     gen.configure({"model": "tiny", "memory_mode": "resident", "dtype": "fp32", "chunk_frames": 17, "device": "cpu", "num_steps": 3})
     assert gen.num_steps == 3
+    gen.configure({"chunk_frames": None, "dtype": None, "num_steps": 3})  # None: the default, as at load (the model's own chunk)
     for options, match in [
         ({"memory_mode": "group_offload"}, r"^configure: memory_mode 'group_offload' differs from the 'resident' the generator was loaded with"),
         ({"dtype": "bf16", "num_steps": 2}, r"^configure: dtype 'bf16' differs from the 'float32' .*: load a new generator with load_generator\(\.\.\., dtype='bf16'\)$"),

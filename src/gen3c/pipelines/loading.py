@@ -505,7 +505,7 @@ def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str
     would be dropped without effect (:class:`~gen3c.pipelines.request.GeneratorPool` passes full
     option dicts whose model settings match)."""
     for key, value in check_generator_options(options).items():
-        if key not in _MODEL_SETTINGS:
+        if key not in _MODEL_SETTINGS or value is None:  # (None: the default, as at load: chunk_frames=None is the model's own)
             continue
         loaded = generator.loaded_with.get(key)
         if _model_setting(key, value) != _model_setting(key, loaded):
