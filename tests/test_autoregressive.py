@@ -489,32 +489,41 @@ def test_generated_frame_joins_the_cache_with_aligned_depth():
     assert (z[new.valid[0]] - 3.0).abs().max() < 0.05  # aligned to the rendered depth, not 6
 
 
+class Returns:
+    """A caller's depth estimator whose ``estimate`` returns ``result`` (a depth map: an object with it as ``.depth``)."""
+
+    def __init__(self, result):
+        self.result = type("E", (), {"depth": result})() if isinstance(result, torch.Tensor) and result.ndim == 2 else result
+
+    def estimate(self, image, size=None):
+        return self.result
+
+
+def add_frame_estimated_by(result):
+    """A plane's cache grows by the frame of the next camera, its depth estimated as ``result``."""
+    image, depth = plane_view(depth=3.0)
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    cam = slide(2, step=0.05)[1]
+    try:
+        return GrowingCache(cache, depth_estimator=Returns(result), align_steps=2).add_generated_frame(cache.render(cam).colors[0, 0], cam)
+    finally:
+        assert len(cache) == 1  # nothing added
+
+
 def test_an_estimate_without_depth_where_the_cache_has_depth_is_one_line_naming_the_estimator():
     """A depth estimator of the caller's that returns no usable depth (NaN, 0) where the cache
     shows the scene, or a map of another size, is refused in one line naming it; gen3c's own
     estimators put a far fill (1000, GEN3C's MoGe) where they have none. Before: a raw
     ValueError from align_depth_to_reference, or a RuntimeError of mismatched sizes."""
-    image, depth = plane_view(depth=3.0)
-    cache = Cache3D()
-    cache.add_view(image, depth, K, torch.eye(4))
-    cam = slide(2, step=0.05)[1]
-    frame = cache.render(cam).colors[0, 0]
-
-    class Returns:
-        def __init__(self, depth):
-            self.depth = depth
-
-        def estimate(self, image, size=None):
-            return type("E", (), {"depth": self.depth})()
-
     for bad, match in [
         (torch.full((H, W), float("nan")), r"the depth estimator Returns gave 0 pixels of finite depth > 0 where the cache shows the scene"),
         (torch.zeros(H, W), "gave 0 pixels of finite depth > 0"),
         (torch.full((H // 2, W), 3.0), rf"the depth estimator Returns gave depth of shape \({H // 2}, {W}\) for a {H}×{W} frame"),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
-            GrowingCache(cache, depth_estimator=Returns(bad), align_steps=2).add_generated_frame(frame, cam)
-    assert len(cache) == 1
+            add_frame_estimated_by(bad)
+    _, depth = plane_view(depth=3.0)
     with pytest.raises(Gen3cInputError, match="align_depth_to_reference: the estimated and reference depth are both known"):
         align_depth_to_reference(torch.zeros(H, W), depth, torch.ones(H, W, dtype=torch.bool))
 
@@ -522,26 +531,12 @@ def test_an_estimate_without_depth_where_the_cache_has_depth_is_one_line_naming_
 def test_an_estimator_returning_no_depth_tensor_is_one_line_naming_it():
     """An estimator whose result has no ``.depth``, or a ``.depth`` that is not a tensor, is
     refused in one line naming it and what to return. Before: a raw AttributeError."""
-    image, depth = plane_view(depth=3.0)
-    cache = Cache3D()
-    cache.add_view(image, depth, K, torch.eye(4))
-    cam = slide(2, step=0.05)[1]
-    frame = cache.render(cam).colors[0, 0]
-
-    class Gives:
-        def __init__(self, result):
-            self.result = result
-
-        def estimate(self, image, size=None):
-            return self.result
-
     for bad, match in [
-        (torch.full((H, W), 3.0), r"the depth estimator Gives.estimate returned a Tensor without .depth: return an object whose .depth is an \(H, W\) torch tensor"),
-        (type("E", (), {"depth": [[3.0] * W] * H})(), r"the depth estimator Gives.estimate returned a .depth of type list: return an object whose .depth"),
+        (torch.full((1, H, W), 3.0), r"the depth estimator Returns.estimate returned a Tensor without .depth: return an object whose .depth is an \(H, W\) torch tensor"),
+        (type("E", (), {"depth": [[3.0] * W] * H})(), r"the depth estimator Returns.estimate returned a .depth of type list: return an object whose .depth"),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
-            GrowingCache(cache, depth_estimator=Gives(bad), align_steps=2).add_generated_frame(frame, cam)
-    assert len(cache) == 1
+            add_frame_estimated_by(bad)
 
 
 def test_a_frame_the_cache_cannot_see_is_not_added_said_and_its_bar_ends_full():
