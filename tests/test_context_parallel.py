@@ -307,9 +307,9 @@ from gen3c.errors import Gen3cInputError, exit_command_line
 
 @user_errors
 def generate():
+    time.sleep(1.0 if os.environ["RANK"] == "0" else 0.0)  # rank 1 meets the mistake (or the Ctrl-C) first, as it may
     if sys.argv[1] == "interrupt":
         raise KeyboardInterrupt  # Ctrl-C reaches every rank
-    time.sleep(1.0 if os.environ["RANK"] == "0" else 0.0)  # rank 1 meets the mistake first, as it may
     raise Gen3cInputError("--num_video_frames 7 is not possible")
 
 def run():  # as typer ends a command

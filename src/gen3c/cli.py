@@ -138,7 +138,8 @@ def user_errors(func: Callable) -> Callable:
             _leave_process_group_without_waiting()
             # Ctrl-C (SIGINT) or SIGTERM: the shell's codes 128 + the signal's number.
             what, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
-            if _other_rank() is not None:  # Ctrl-C reaches every rank, torchrun stops them all: rank 0 says it
+            if _other_rank() is not None:  # Ctrl-C reaches every rank: rank 0 says it, and torchrun then stops this one
+                _wait_for_rank_0_to_fail(code)  # (leaving at once got rank 0 stopped before it had said it)
                 raise typer.Exit(code=code) from None
             console.print(f"[bold red]{what}[/]: {escape(str(exc)) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=code) from None
@@ -162,7 +163,7 @@ def _other_rank() -> int | None:
 
 
 def _wait_for_rank_0_to_fail(code: int) -> None:
-    """On another rank's one-line error, give rank 0 the word: every rank checks the same
+    """On another rank's one-line error (or Ctrl-C), give rank 0 the word: every rank checks the same
     settings and inputs, so rank 0 meets the same mistake (soon after, or soon before), says it
     and exits, and torchrun stops this rank, which then leaves silently. N ranks printing one
     mistake would be N lines, and the first rank to exit gets the others stopped mid-print. Only
