@@ -256,6 +256,30 @@ def test_cameras_stack():
     assert len(both) == 6
 
 
+def _on_meta(cams: Cameras) -> Cameras:
+    # Cameras cannot be built on 'meta' (their checks read values), so the tensors are swapped
+    # in afterwards: enough for a refusal that must come before any value is read.
+    moved = Cameras(cams.w2c, cams.K, cams.height, cams.width)
+    moved.w2c, moved.K = cams.w2c.to("meta"), cams.K.to("meta")
+    return moved
+
+
+def test_cameras_cat_refuses_cameras_on_different_devices_in_one_line():
+    # Before: torch's raw error (or, with 'meta', "Tensor.item() cannot be called on meta tensors").
+    cams = Cameras(torch.eye(4)[None].repeat(2, 1, 1), make_intrinsics(100.0, 100.0, 64.0, 32.0), 64, 128)
+    with pytest.raises(Gen3cInputError, match=r"^cannot concatenate cameras on different devices \['cpu', 'meta'\]: move them to one first with \.to\(device\)$"):
+        Cameras.cat([cams, _on_meta(cams)])
+    assert torch.equal(Cameras.cat([cams, cams]).w2c, cams.w2c.repeat(2, 1, 1))  # one device: still joined
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")
+def test_cameras_cat_refuses_cpu_and_cuda_cameras():
+    cams = Cameras(torch.eye(4)[None], make_intrinsics(100.0, 100.0, 64.0, 32.0), 64, 128)
+    with pytest.raises(Gen3cInputError, match=r"different devices \['cpu', 'cuda:0'\]: move them to one first with \.to\(device\)"):
+        Cameras.cat([cams.to("cuda"), cams])
+    assert Cameras.cat([cams.to("cuda"), cams.to("cuda")]).w2c.device.type == "cuda"
+
+
 def test_cameras_take_arrays_and_refuse_wrong_shapes_in_one_line():
     import numpy as np
 

@@ -750,4 +750,7 @@ class Cameras:
         sizes = {(c.height, c.width) for c in items}
         if len(sizes) != 1:
             raise Gen3cInputError(f"cannot concatenate cameras of different image sizes {sorted(sizes)}")
+        devices = sorted({str(c.w2c.device) for c in items})
+        if len(devices) != 1:  # was torch.cat's raw "Expected all tensors to be on the same device"
+            raise Gen3cInputError(f"cannot concatenate cameras on different devices {devices}: move them to one first with .to(device)")
         return Cameras(torch.cat([c.w2c for c in items]), torch.cat([c.K for c in items]), items[0].height, items[0].width)
