@@ -289,6 +289,21 @@ def test_parse_intrinsics(tmp_path):
     assert parse_intrinsics(None, (480, 640)) is None  # no camera given
 
 
+def test_parse_intrinsics_takes_a_scannet_4x4_and_refuses_one_not_padded_with_the_identity(tmp_path):
+    # Before: 16 numbers were refused as "must hold 4 numbers 'fx,fy,cx,cy' or a 3×3 matrix".
+    (tmp_path / "intrinsic_color.txt").write_text(  # as ScanNet writes it
+        "1170.187988 0.000000 647.750000 0.000000\n0.000000 1170.187988 483.750000 0.000000\n"
+        "0.000000 0.000000 1.000000 0.000000\n0.000000 0.000000 0.000000 1.000000\n"
+    )
+    K = parse_intrinsics(str(tmp_path / "intrinsic_color.txt"), (968, 1296))
+    assert torch.equal(K, make_intrinsics(1170.187988, 1170.187988, 647.75, 483.75))
+    np.save(tmp_path / "K44.npy", np.pad(K.numpy(), ((0, 1), (0, 1))) + np.diag([0, 0, 0, 1.0]))  # .npy, JSON: the same reader
+    assert torch.equal(parse_intrinsics(str(tmp_path / "K44.npy"), (968, 1296)), K)
+    (tmp_path / "P.txt").write_text("500 0 320 7\n0 500 240 0\n0 0 1 0\n0 0 0 1\n")  # a projection with a translation
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics '.*P\.txt' is a 4×4 matrix whose last row \[0\.0, 0\.0, 0\.0, 1\.0\] and column \[7\.0, 0\.0, 0\.0, 1\.0\] are not \[0, 0, 0, 1\] \(not intrinsics padded to 4×4\): write its 3×3 intrinsics$"):
+        parse_intrinsics(str(tmp_path / "P.txt"), (480, 640))
+
+
 def test_one_parse_intrinsics_for_every_caller():
     """The CLI, the request (GUI, batch, ``gen3c.generate``) and ``gen3c.depth`` read
     ``--intrinsics`` / ``--fov`` with one function: ``gen3c.depth.parse_intrinsics`` used to take

@@ -39,7 +39,8 @@ def parse_intrinsics(
 
     ``spec``: ``"fx,fy,cx,cy"`` (commas, semicolons or spaces) or a file: ``.json`` with ``fx, fy,
     cx, cy`` or a 3×3 ``K`` / ``intrinsics``; ``.txt`` with 4 or 9 numbers; ``.npy`` with a (3, 3)
-    or (4,) array (never unpickled). A JSON that records the size it was made for (``height``,
+    or (4,) array (never unpickled). A 4×4 matrix whose last row and column are [0, 0, 0, 1], as
+    ScanNet's ``intrinsic_color.txt`` is written, gives its top-left 3×3. A JSON that records the size it was made for (``height``,
     ``width``: ``gen3c depth --resolution`` writes one) is scaled to ``image_size``, as a plain
     resize, with a note.
 
@@ -134,7 +135,15 @@ def _from_values(values: list[Any], name: str, what: str) -> Tensor:
         numbers = [float(v) for v in values if str(v).strip() != ""]
     except (TypeError, ValueError):
         numbers = []
-    if len(numbers) not in (4, 9):
+    if len(numbers) not in (4, 9, 16):
         raise Gen3cInputError(f"{name} {what!r} must hold 4 numbers 'fx,fy,cx,cy' or a 3×3 matrix, in pixels of the input image")
+    if len(numbers) == 16:  # ScanNet's 4×4 intrinsic_*.txt: K padded with the identity's last row and column
+        M = np.asarray(numbers).reshape(4, 4)
+        if M[3, :3].any() or M[:3, 3].any() or M[3, 3] != 1.0:
+            raise Gen3cInputError(
+                f"{name} {what!r} is a 4×4 matrix whose last row {M[3].tolist()} and column {M[:, 3].tolist()} are not [0, 0, 0, 1]"
+                " (not intrinsics padded to 4×4): write its 3×3 intrinsics"
+            )
+        numbers = M[:3, :3].reshape(-1).tolist()
     K = make_intrinsics(*numbers) if len(numbers) == 4 else torch.tensor(numbers, dtype=torch.float32).reshape(3, 3)
     return validate_intrinsics(K, f"{name} {what!r}")
