@@ -253,7 +253,8 @@ def test_every_reader_lets_in_the_pixels_whose_mask_is_above_0_as_gen3c_splats_t
     """GEN3C multiplies each point's splatting weight by its mask value and draws a pixel where
     the weights sum > 0 (``forward_warp_utils_pytorch.py``): a mask > 0 (a fraction too) lets a
     point in, ≤ 0 (−1 too) does not. The sample folder, the ``.pt`` sample and the multi-view npz
-    read the same mask alike (they used to differ: −1 was in for one, 0.25 out for the others)."""
+    read the same mask alike (they used to differ: −1 was in for one, 0.25 out for the others;
+    and a float mask.npz was refused as "holds float32 values: expected booleans or …")."""
     rgb, depth, ids, w2c, K = clip
     n = 3
     columns = np.arange(W)
@@ -274,6 +275,8 @@ def test_every_reader_lets_in_the_pixels_whose_mask_is_above_0_as_gen3c_splats_t
     assert torch.equal(read_sample(folder, (H, W)).valid, int_in)
     assert torch.equal(read_sample(tmp_path / "s.pt", (H, W)).valid, float_in)
     assert torch.equal(read_multiview(mv, (H, W)).keys.valid, float_in)
+    np.savez_compressed(folder / "mask.npz", mask=float_mask)
+    assert torch.equal(read_sample(folder, (H, W)).valid, float_in)
 
 
 def test_nan_and_inf_depth_sit_far_away_as_in_gen3c(tmp_path, vipe_dir, clip):

@@ -5,7 +5,8 @@ A sample directory holds::
     rgb.mp4      T frames, RGB
     depth.npz    key "depth": (T, H, W) float16 z-depth
     mask.npz     key "mask": (T, H, W) bool, True where the depth may enter the 3D cache
-                 (integers: > 0, as GEN3C splats with the mask as a weight; see mask_lets_in)
+                 (integers or floats: > 0, as GEN3C splats with the mask as a weight; the rule
+                 of the .pt sample and the multi-view npz too: see mask_lets_in)
     camera.npz   keys "w2c": (T, 4, 4) and "intrinsics": (T, 3, 3) float32,
                  OpenCV world-to-camera poses, intrinsics in pixels of the stored frames
 
@@ -106,7 +107,7 @@ def _read_dir(
         w2c = load_npz_array(folder / "camera.npz", "w2c")
         K = load_npz_array(folder / "camera.npz", "intrinsics")
         check_array(depth, f"{name} depth.npz 'depth'", (None, None, None))
-        check_array(mask, f"{name} mask.npz 'mask'", (None, None, None), kinds="bui")
+        check_array(mask, f"{name} mask.npz 'mask'", (None, None, None), kinds="fbiu")  # as multiview's mask_key_frames
         check_array(w2c, f"{name} camera.npz 'w2c'", (None, 4, 4))
         check_array(K, f"{name} camera.npz 'intrinsics'", (None, 3, 3))
         video = probe_video(folder / "rgb.mp4", "sample video")
