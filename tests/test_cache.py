@@ -884,3 +884,16 @@ def test_a_render_past_2_to_the_24_pixels_puts_every_point_on_its_pixel(mode):
     assert sorted(map(tuple, lit)) == sorted(expected)
     for (y, x), color in expected.items():
         assert out.color[0, 0, y, x].item() == pytest.approx(color, rel=1e-6)
+
+
+def test_depth_beyond_100_enters_the_cache_on_its_ray_at_100_as_documented():
+    # Pins the clamp docs/depth.md ("Depth beyond 100") and Cache3D's docstring describe
+    # (GEN3C's cache_3d.py): 150 m sits at 100 m along its own ray, NaN at 100, colour kept.
+    cache = Cache3D(filter_points_threshold=0)
+    K = make_intrinsics(2.0, 2.0, 0.0, 0.0)
+    depth = torch.tensor([[50.0, 150.0], [float("nan"), 0.0]])
+    view = cache.add_view(torch.linspace(-1, 1, 12).reshape(3, 2, 2), depth, K, torch.eye(4))
+    expected = unproject_depth(torch.tensor([[[50.0, 100.0], [100.0, 0.0]]]), K[None], torch.eye(4)[None])
+    assert torch.equal(view.points, expected) and view.points[0, 0, 1].tolist() == [50.0, 0.0, 100.0]
+    assert view.valid[0].tolist() == [[True, True], [True, False]]
+    assert torch.equal(view.colors[0], torch.linspace(-1, 1, 12).reshape(3, 2, 2).permute(1, 2, 0))

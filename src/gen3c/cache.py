@@ -709,6 +709,12 @@ class Cache3D:
         splat: "bilinear" (GEN3C) or "zbuffer".
         foreground_tolerance: how far (depth units) behind the curtain a warped point may lie
             before foreground masking hides it (GEN3C: 0.02).
+
+    Depth enters the cache clamped to [0, :data:`CACHE_MAX_DEPTH`] = [0, 100], NaN at 100, as
+    GEN3C's ``cache_3d.py`` does. In metric depth that is 100 m: an outdoor scene's points
+    farther away sit on their rays at 100 m (a backdrop; they keep their colour but lose the
+    little parallax they had). Inputs that need more range must be scaled down before
+    :meth:`add_view`; the readers note a median depth beyond 100 (millimetres, most likely).
     """
 
     def __init__(
@@ -772,7 +778,7 @@ class Cache3D:
 
         Args:
             image: (F, 3, H, W) or (3, H, W) in [−1, 1].
-            depth: (F, H, W) or (H, W) z-depth.
+            depth: (F, H, W) or (H, W) z-depth, clamped to [0, 100] as in GEN3C (see the class).
             K: (F, 3, 3) or (3, 3); w2c: (F, 4, 4) or (4, 4).
             mask: optional (F, H, W) or (H, W) bool, False for pixels to leave out (e.g. sky).
         Returns:
