@@ -152,6 +152,12 @@ class NpzFrames:
     def frames(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         """``array[start]``, ``array[start + 1]``, … ``array[stop − 1]``, each read when asked for.
 
+        The zip's CRC-32 covers the whole member, so zipfile checks it only on a read to the
+        member's end, and never for a stored member after a seek (Python ≥ 3.12): bytes damaged
+        in storage or transfer inside the frames read can go unseen. Reading the whole member to
+        check it would undo the frame reads; no user mistake (truncation, a renamed or half-written
+        file, a bad header) gets past the zip's structure checks to here.
+
         Raises:
             Gen3cInputError: the member ends early or is damaged.
         """
