@@ -136,7 +136,7 @@ def _from_values(values: list[Any], name: str, what: str) -> Tensor:
     except (TypeError, ValueError):
         numbers = []
     if len(numbers) not in (4, 9, 16):
-        raise Gen3cInputError(f"{name} {what!r} must hold 4 numbers 'fx,fy,cx,cy' or a 3×3 matrix, in pixels of the input image")
+        raise Gen3cInputError(f"{name} {what!r} must hold 4 numbers 'fx,fy,cx,cy', a 3×3 matrix or a 4×4 one padded with [0, 0, 0, 1] (ScanNet's), in pixels of the input image")
     if len(numbers) == 16:  # ScanNet's 4×4 intrinsic_*.txt: K padded with the identity's last row and column
         M = np.asarray(numbers).reshape(4, 4)
         if M[3, :3].any() or M[:3, 3].any() or M[3, 3] != 1.0:
