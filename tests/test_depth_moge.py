@@ -338,10 +338,28 @@ def test_half_precision_on_the_cpu_runs(tmp_path):
     torch.save(ckpt, path)
     image = torch.rand(3, 40, 60)
     ref = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84)).estimate(image)
-    half = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84), dtype=torch.bfloat16).estimate(image)
+    # Honoured as asked, with a note: half precision is many times slower than float32 on a CPU.
+    with pytest.warns(UserWarning, match=r"^depth estimator moge:.*model\.pt runs with dtype bfloat16 on the CPU as asked: much slower"):
+        estimator = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84), dtype=torch.bfloat16)
+    assert estimator.model.dtype == torch.bfloat16
+    half = estimator.estimate(image)
     assert half.depth.dtype == torch.float32 and torch.isfinite(half.depth).all()
     assert torch.allclose(half.depth, ref.depth, rtol=0.05)
     assert torch.allclose(half.intrinsics, ref.intrinsics, rtol=0.05)
+
+
+def test_moge_autocast_on_the_cpu_only_when_asked_and_then_with_a_note(checkpoint_path):
+    """MoGe's float16 autocast is off on a CPU by default (use_fp16=None, float32 throughout, no
+    note); use_fp16=True there is honoured, and the note says it is slow."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = MoGeEstimator(str(checkpoint_path), backend="gen3c")
+    assert not default.use_fp16 and default.model.dtype == torch.float32
+    with pytest.warns(UserWarning, match=r"runs with use_fp16=True on the CPU as asked: much slower there than float32 \(the default\)"):
+        asked = MoGeEstimator(str(checkpoint_path), backend="gen3c", use_fp16=True)
+    assert asked.use_fp16
 
 
 def test_an_empty_checkpoint_is_called_empty(tmp_path):

@@ -31,7 +31,14 @@ from torch import Tensor
 
 from gen3c.cameras import intrinsics_from_fov, make_intrinsics
 from gen3c.dependencies import require
-from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, refuse_non_finite, user_focal
+from gen3c.depth.base import (
+    DEFAULT_FOV_DEGREES,
+    DepthEstimate,
+    camera_for,
+    note_half_on_cpu,
+    refuse_non_finite,
+    user_focal,
+)
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.depth.names import HF_ALIASES
 from gen3c.errors import Gen3cModelError, first_line, quoted
@@ -118,6 +125,7 @@ class TransformersDepthEstimator:
         self.device, self.dtype = torch.device(device), dtype
         self.flip_augment = flip_augment
         self.name = f"{self.model_type}:{name_or_path}"
+        note_half_on_cpu(self.name, device, None if dtype == torch.float32 else f"dtype {str(dtype).removeprefix('torch.')}")
         config = model.config
         if self.model_type == "depth_anything":
             self.kind = "metric" if getattr(config, "depth_estimation_type", "relative") == "metric" else "relative"

@@ -38,7 +38,14 @@ from torch import Tensor, nn
 
 from gen3c.cameras import resize_intrinsics
 from gen3c.dependencies import optional, require
-from gen3c.depth.base import DepthEstimate, camera_for, fov_from_intrinsics, refuse_non_finite, resize_mask
+from gen3c.depth.base import (
+    DepthEstimate,
+    camera_for,
+    fov_from_intrinsics,
+    note_half_on_cpu,
+    refuse_non_finite,
+    resize_mask,
+)
 from gen3c.depth.hub import hub_file
 from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
 from gen3c.errors import Gen3cModelError, first_line, note, quoted
@@ -862,6 +869,9 @@ class MoGeEstimator:
             self.backend = "gen3c"
             model = MoGeV1.from_checkpoint(checkpoint, where)
         self.model = model.to(device=device, dtype=dtype).eval()
+        half = [f"dtype {str(dtype).removeprefix('torch.')}"] if dtype in (torch.float16, torch.bfloat16) else []
+        half += ["use_fp16=True"] if self.use_fp16 and dtype != torch.float16 else []  # autocast, as MoGe's infer enables it
+        note_half_on_cpu(self.name, device, " and ".join(half) or None)
 
     def predict(self, image: Tensor, fov_x: float | None = None) -> dict[str, Tensor]:
         """Run MoGe on (3, h, w) in [0, 1] as given: depth (inf where invalid), normalised intrinsics, mask."""
