@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
     for key, value in shipped.items():
         print(f"  {key:<24} {fmt(cal[key], '8.3f'):>8} {value:8.3f}")
 
-    size = ModelSize(**cal["size"])
+    size = ModelSize(**{"dtype_bytes": 2, **cal["size"]})  # calibrations written before dtype_bytes: bf16
     picks = args.plans
     rows = []
     inputs = make_inputs(args)

@@ -141,6 +141,20 @@ def test_dpt_is_relative(tmp_path):
     assert median_depth(est) == pytest.approx(1.0, rel=1e-5)
 
 
+def test_half_precision_on_the_cpu_is_honoured_with_one_note(tmp_path):
+    """dtype float16 on the CPU ran silently in float16, many times slower than float32 there: it
+    still runs so (the user asked), with a note saying why it is slow; float32 says nothing."""
+    import warnings
+
+    path = dpt(tmp_path)
+    with pytest.warns(UserWarning, match=r"^depth estimator dpt:.* runs with dtype float16 on the CPU as asked: much slower there than float32"):
+        est = load_depth_estimator(path, dtype=torch.float16)
+    assert next(est.model.parameters()).dtype == torch.float16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert next(load_depth_estimator(path).model.parameters()).dtype == torch.float32
+
+
 def test_disparity_to_relative_depth():
     disparity = torch.tensor([[8.0, 4.0, 2.0], [1.0, 0.05, -1.0]])
     depth, mask = disparity_to_relative_depth(disparity)

@@ -281,6 +281,35 @@ def test_official_package_is_used_when_importable(monkeypatch, checkpoint_path):
     assert torch.equal(a.depth, b.depth) and torch.equal(a.intrinsics, b.intrinsics)
 
 
+def test_official_package_output_with_nan_is_refused(monkeypatch, tmp_path):
+    """The official package's infer has no NaN check: an all-NaN output (damaged weights) has a
+    False mask everywhere (a NaN logit is not above the threshold), so the estimate came back as
+    all sky (depth 1000, the default camera) with no error. Now its raw output is checked as our
+    back end checks it, with the same line."""
+    import sys
+
+    official_stand_in(monkeypatch)
+    checked_class = sys.modules["moge.model.v1"].MoGeModel
+
+    class OfficialInfer(checked_class):  # the official infer's treatment of the mask, without our check
+        def infer(self, image, fov_x=None, use_fp16=True):
+            out = self.forward(image[None].to(self.dtype), self.config.num_tokens_range[0])
+            points, mask = out["points"][0].float(), out["mask"][0].float() > self.config.mask_threshold
+            depth = torch.where(mask, points[..., 2], torch.inf)
+            return {"depth": depth, "intrinsics": torch.full((3, 3), math.nan), "mask": mask, "points": points}
+
+    monkeypatch.setattr(sys.modules["moge.model.v1"], "MoGeModel", OfficialInfer)
+    ckpt = tiny_checkpoint()
+    ckpt["model_config"]["num_tokens_range"] = [12, 12]  # a 3×4-patch grid: fast
+    ckpt["model"]["backbone.blocks.0.mlp.fc1.weight"][0] = math.nan
+    path = tmp_path / "model.pt"
+    torch.save(ckpt, path)
+    est = load_depth_estimator(str(path), inference_size=(56, 84))
+    assert est.backend == "official"
+    with pytest.raises(Gen3cModelError, match=r"^MoGe returned NaN/inf at 4704 of 4704 pixels: its weights are damaged \(re-download model\.pt\)$"):
+        est.estimate(torch.rand(3, 40, 60))
+
+
 def test_official_package_with_a_file_that_is_not_its_model_is_a_one_line_error(monkeypatch, tmp_path):
     """With the official package installed (as the docs advise), another model's .pt or a MoGe
     file with mismatched weights is a Gen3cModelError naming the file, as with our back end; it
@@ -309,10 +338,28 @@ def test_half_precision_on_the_cpu_runs(tmp_path):
     torch.save(ckpt, path)
     image = torch.rand(3, 40, 60)
     ref = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84)).estimate(image)
-    half = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84), dtype=torch.bfloat16).estimate(image)
+    # Honoured as asked, with a note: half precision is many times slower than float32 on a CPU.
+    with pytest.warns(UserWarning, match=r"^depth estimator moge:.*model\.pt runs with dtype bfloat16 on the CPU as asked: much slower"):
+        estimator = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84), dtype=torch.bfloat16)
+    assert estimator.model.dtype == torch.bfloat16
+    half = estimator.estimate(image)
     assert half.depth.dtype == torch.float32 and torch.isfinite(half.depth).all()
     assert torch.allclose(half.depth, ref.depth, rtol=0.05)
     assert torch.allclose(half.intrinsics, ref.intrinsics, rtol=0.05)
+
+
+def test_moge_autocast_on_the_cpu_only_when_asked_and_then_with_a_note(checkpoint_path):
+    """MoGe's float16 autocast is off on a CPU by default (use_fp16=None, float32 throughout, no
+    note); use_fp16=True there is honoured, and the note says it is slow."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = MoGeEstimator(str(checkpoint_path), backend="gen3c")
+    assert not default.use_fp16 and default.model.dtype == torch.float32
+    with pytest.warns(UserWarning, match=r"runs with use_fp16=True on the CPU as asked: much slower there than float32 \(the default\)"):
+        asked = MoGeEstimator(str(checkpoint_path), backend="gen3c", use_fp16=True)
+    assert asked.use_fp16
 
 
 def test_an_empty_checkpoint_is_called_empty(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -17,7 +19,7 @@ GiB = 2**30
 # 1 GiB tokenizer, a chunk of 17 frames at 64×64 with 1000 tokens of width 1024.
 SIZE = ModelSize(
     dit_bytes=28 * GiB, dit_block_bytes=1 * GiB, dit_num_blocks=14, vae_bytes=1 * GiB, tokens=1000, hidden=1024,
-    frames=17, height=64, width=64, encoder_channels=128, decoder_channels=256, temporal_compression=8,
+    frames=17, height=64, width=64, encoder_channels=128, decoder_channels=256, temporal_compression=8, dtype_bytes=2,
 )  # fmt: skip
 
 
@@ -54,6 +56,32 @@ def test_estimate_adds_the_weights_on_the_gpu_to_each_stage(coefficients):
     assert estimate_peak_gb(memory_plan("group_offload"), SIZE) == pytest.approx(19)
     # ... with float8 and 1-latent chunks: sampling (14 + 2)/2 + 3 = 11 > encode 1 + 9 = 10.
     assert estimate_peak_gb(memory_plan("group_offload", fp8=True, vae_chunk_frames=1), SIZE) == pytest.approx(11)
+
+
+def test_float32_doubles_the_weights_and_activations_but_not_the_renders(coefficients):
+    """--dtype float32 holds 4 bytes per element: the estimate took the bf16 coefficients as they are
+    (half of every activation), so --max_gpu_memory could pick a plan that does not fit."""
+    f32 = dataclasses.replace(SIZE, dit_bytes=56 * GiB, dit_block_bytes=2 * GiB, vae_bytes=2 * GiB, dtype_bytes=4)
+    # resident: decode 56 + 2 + 2·17 + 2 renders (float32 either way) = 94 (bf16: 28 + 1 + 17 + 2 = 48).
+    assert estimate_peak_gb(memory_plan(), f32) == pytest.approx(94)
+    # group offload: 28 outside the blocks + 2 blocks of 2 + 2·3 = 38 (bf16: 19).
+    assert estimate_peak_gb(memory_plan("group_offload"), f32) == pytest.approx(38)
+    # float8 stores 1 byte per element whatever the dtype: (28 + 4)/4 + 6 = 14, encode 2 + 2·9 = 20 (bf16: 11).
+    assert estimate_peak_gb(memory_plan("group_offload", fp8=True, vae_chunk_frames=1), f32) == pytest.approx(20)
+    # A budget between the two: bf16 keeps the DiT resident in float8 (32 GiB); float32's float8 plan
+    # encodes 14 + 2 + 2·17 = 50 > 36, so its DiT streams (38 > 36 too): --low_memory's 2 + 2·17 = 36.
+    assert choose_memory_plan(40, SIZE)[1] == memory_plan(fp8=True, vae_chunk_frames=2)
+    label, plan, peak = choose_memory_plan(40, f32)
+    assert plan == memory_plan(**memory.LOW_MEMORY) and peak == pytest.approx(36)
+
+
+def test_model_size_reads_the_dtype_of_the_loaded_model():
+    """ModelSize.of, what load_generator's --max_gpu_memory estimates with: 2 bytes per element for
+    a bf16 model, 4 for float32, and its weights' bytes as stored."""
+    pipe = tiny_pipeline()
+    sizes = {dtype: ModelSize.of(pipe.transformer.to(dtype), pipe.vae.to(dtype), 9, 64, 64) for dtype in (torch.bfloat16, torch.float32)}
+    assert sizes[torch.bfloat16].dtype_bytes == 2 and sizes[torch.float32].dtype_bytes == 4
+    assert sizes[torch.float32].dit_bytes == 2 * sizes[torch.bfloat16].dit_bytes
 
 
 def test_renders_stay_on_the_gpu_in_the_resident_whole_video_plan_only():

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, Gen3cModelError, note
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import resize_nearest
 from gen3c.summary import dataclass_repr
@@ -157,6 +157,44 @@ def median_depth(estimate: DepthEstimate) -> float:
     if median is None:
         raise Gen3cInputError(f"depth from {estimate.source} has no finite positive pixel short of the far fill: check the depth input")
     return median
+
+
+def refuse_non_finite(what: str, finite: Tensor, fix: str, reduced: torch.dtype | None = None, reduced_fix: str = "") -> None:
+    """Refuse a depth network's raw output unless every pixel is finite (every estimator's check).
+
+    A trained network never gives NaN/inf. Left in, an all-NaN output (damaged weights) read as
+    invalid pixels everywhere: an estimate of all sky, no trusted pixel and a made-up camera, with
+    no error; a partial one failed in MoGe's focal/shift solver.
+
+    Args:
+        what: the network, e.g. "MoGe" or "depth model dpt:Intel/dpt-hybrid-midas".
+        finite: (…, H, W) bool, True where the pixel's outputs are all finite.
+        fix: what to do about damaged weights, e.g. "re-download model.pt".
+        reduced: the half precision it computed in (float16, bfloat16), if any: its overflow is
+            the other cause, ``reduced_fix`` what to do about it.
+    Raises:
+        Gen3cModelError: one line, counting the pixels.
+    """
+    if bool(finite.all()):
+        return
+    overflow = f" or {str(reduced).removeprefix('torch.')} overflowed ({reduced_fix})" if reduced is not None else ""
+    raise Gen3cModelError(
+        f"{what} returned NaN/inf at {int((~finite).sum())} of {finite.numel()} pixels: its weights are damaged ({fix}){overflow}"
+    )
+
+
+def note_half_on_cpu(what: str, device: torch.device | str, half: str | None) -> None:
+    """Say once (:func:`gen3c.errors.note`) that a depth network asked for in half precision on the
+    CPU runs so, and slowly: the CPU's float16 / bfloat16 kernels are many times slower than its
+    float32 ones. The request is honoured (it halves the memory); the defaults never ask for it
+    there (float32, MoGe's autocast on CUDA only).
+
+    Args:
+        what: the estimator, e.g. "moge:Ruicheng/moge-vitl".
+        half: the request, e.g. "dtype bfloat16" or "use_fp16=True"; None: none, nothing said.
+    """
+    if half is not None and torch.device(device).type == "cpu":
+        note(f"depth estimator {what} runs with {half} on the CPU as asked: much slower there than float32 (the default), which a CPU computes fastest", stacklevel=3)
 
 
 def resize_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:

@@ -31,7 +31,14 @@ from torch import Tensor
 
 from gen3c.cameras import intrinsics_from_fov, make_intrinsics
 from gen3c.dependencies import require
-from gen3c.depth.base import DEFAULT_FOV_DEGREES, DepthEstimate, camera_for, user_focal
+from gen3c.depth.base import (
+    DEFAULT_FOV_DEGREES,
+    DepthEstimate,
+    camera_for,
+    note_half_on_cpu,
+    refuse_non_finite,
+    user_focal,
+)
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.depth.names import HF_ALIASES
 from gen3c.errors import Gen3cModelError, first_line, quoted
@@ -118,6 +125,7 @@ class TransformersDepthEstimator:
         self.device, self.dtype = torch.device(device), dtype
         self.flip_augment = flip_augment
         self.name = f"{self.model_type}:{name_or_path}"
+        note_half_on_cpu(self.name, device, None if dtype == torch.float32 else f"dtype {str(dtype).removeprefix('torch.')}")
         config = model.config
         if self.model_type == "depth_anything":
             self.kind = "metric" if getattr(config, "depth_estimation_type", "relative") == "metric" else "relative"
@@ -136,18 +144,9 @@ class TransformersDepthEstimator:
             flipped = self.model(pixel_values=torch.flip(pixel_values, dims=[-1]))
         for out in (outputs, flipped):
             if out is not None:
-                self._check_finite(out.predicted_depth)
+                reduced = self.dtype if self.dtype != torch.float32 else None
+                refuse_non_finite(f"depth model {self.name}", torch.isfinite(out.predicted_depth), "download them again", reduced, "load it in float32")
         return outputs, flipped
-
-    def _check_finite(self, predicted: Tensor) -> None:
-        """Refuse NaN/inf from the network: a trained model never gives them, and taken as invalid
-        pixels an all-NaN output (damaged weights) became a flat depth of no trusted pixel, silently."""
-        broken = ~torch.isfinite(predicted)
-        if broken.any():
-            overflow = f" or {str(self.dtype).removeprefix('torch.')} overflowed (load it in float32)" if self.dtype != torch.float32 else ""
-            raise Gen3cModelError(
-                f"depth model {self.name} returned NaN/inf at {int(broken.sum())} of {broken.numel()} pixels: its weights are damaged (download them again){overflow}"
-            )
 
     def estimate(
         self,

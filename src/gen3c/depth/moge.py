@@ -38,7 +38,14 @@ from torch import Tensor, nn
 
 from gen3c.cameras import resize_intrinsics
 from gen3c.dependencies import optional, require
-from gen3c.depth.base import DepthEstimate, camera_for, fov_from_intrinsics, resize_mask
+from gen3c.depth.base import (
+    DepthEstimate,
+    camera_for,
+    fov_from_intrinsics,
+    note_half_on_cpu,
+    refuse_non_finite,
+    resize_mask,
+)
 from gen3c.depth.hub import hub_file
 from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
 from gen3c.errors import Gen3cModelError, first_line, note, quoted
@@ -682,14 +689,7 @@ class MoGeV1(nn.Module):
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=autocast):
             out = self.forward(x, num_tokens)
         points, logits = out["points"].float(), out["mask"].float()
-        broken = ~(torch.isfinite(points).all(dim=-1) & torch.isfinite(logits))
-        if broken.any():
-            # A trained network never gives NaN/inf: left in, an all-NaN output read as all sky (a
-            # flat backdrop, no error) and a partial one failed in the focal/shift solver.
-            overflow = " or float16 overflowed (in Python: use_fp16=False, dtype float32)" if autocast or self.dtype == torch.float16 else ""
-            raise Gen3cModelError(
-                f"MoGe returned NaN/inf at {int(broken.sum())} of {broken.numel()} pixels: its weights are damaged (re-download model.pt){overflow}"
-            )
+        refuse_broken_output(points, logits, torch.float16 if autocast or self.dtype == torch.float16 else self.dtype)
         mask = logits > self.config.mask_threshold
         known = None
         if fov_x is not None:
@@ -706,6 +706,18 @@ class MoGeV1(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Loading and the estimator
 # --------------------------------------------------------------------------------------------
+
+
+def refuse_broken_output(points: Tensor, mask_logits: Tensor | None, compute_dtype: torch.dtype) -> None:
+    """Refuse MoGe's raw output (points (…, H, W, 3), mask logits (…, H, W), None for a MoGe v2
+    without a mask head) unless finite at every pixel (:func:`~gen3c.depth.base.refuse_non_finite`),
+    for either back end; ``compute_dtype`` is the precision the network ran in (float16 under
+    MoGe's autocast)."""
+    finite = torch.isfinite(points).all(dim=-1)
+    if mask_logits is not None:
+        finite &= torch.isfinite(mask_logits)
+    reduced = compute_dtype if compute_dtype in (torch.float16, torch.bfloat16) else None
+    refuse_non_finite("MoGe", finite, "re-download model.pt", reduced, "in Python: use_fp16=False, dtype float32")
 
 
 def is_moge_name(name_or_path: str) -> bool:
@@ -780,6 +792,9 @@ def is_moge_v2_checkpoint(checkpoint: Any) -> bool:
 
 
 def _official_moge_class(version: int = 1):
+    """The official package's MoGeModel, its raw output checked (:func:`refuse_broken_output`) as our
+    :class:`MoGeV1` checks it: the package has no such check, and its infer read an all-NaN output
+    as all sky (its mask is False for a NaN logit) and died in its solver on a partial one."""
     try:
         if version == 2:
             from moge.model.v2 import MoGeModel
@@ -787,7 +802,17 @@ def _official_moge_class(version: int = 1):
             from moge.model.v1 import MoGeModel
     except Exception:  # not installed, or its dependencies (utils3d) are missing
         return None
-    return MoGeModel
+
+    class CheckedMoGeModel(MoGeModel):
+        def forward(self, *args, **kwargs):
+            out = super().forward(*args, **kwargs)  # its infer calls self.forward before any post-processing
+            weight = next(self.parameters())
+            autocast = torch.is_autocast_enabled(weight.device.type)
+            dtype = torch.get_autocast_dtype(weight.device.type) if autocast else weight.dtype
+            refuse_broken_output(out["points"], out.get("mask"), dtype)
+            return out
+
+    return CheckedMoGeModel
 
 
 class MoGeEstimator:
@@ -844,6 +869,9 @@ class MoGeEstimator:
             self.backend = "gen3c"
             model = MoGeV1.from_checkpoint(checkpoint, where)
         self.model = model.to(device=device, dtype=dtype).eval()
+        half = [f"dtype {str(dtype).removeprefix('torch.')}"] if dtype in (torch.float16, torch.bfloat16) else []
+        half += ["use_fp16=True"] if self.use_fp16 and dtype != torch.float16 else []  # autocast, as MoGe's infer enables it
+        note_half_on_cpu(self.name, device, " and ".join(half) or None)
 
     def predict(self, image: Tensor, fov_x: float | None = None) -> dict[str, Tensor]:
         """Run MoGe on (3, h, w) in [0, 1] as given: depth (inf where invalid), normalised intrinsics, mask."""

@@ -131,8 +131,9 @@ LOW_MEMORY = {"memory_mode": "group_offload", "fp8": True}
 # (121 frames, 704×1280, bf16) on an H200 as the peak allocated memory of each stage minus the
 # weights. The tokenizer's passes hold the whole video (input or output, float32 and casts) plus
 # the activations of one chunk; their two terms come from the whole-video and the 2-latent-chunk
-# measurements. They belong to the architecture family (Cosmos DiT, CV8x8x8 tokenizer) and scale
-# with width and video size as written below.
+# measurements. They belong to the architecture family (Cosmos DiT, CV8x8x8 tokenizer), scale
+# with width and video size as written below, and with the bytes per element of the model's dtype
+# (ModelSize.dtype_bytes; they are for bf16's 2, float32 holds twice as many bytes).
 #: Bytes per (token × hidden unit) of one DiT forward.
 DIT_ACTIVATION_BYTES = 28.25
 #: Bytes per (pixel × frame) of the whole video during the encode, and per (pixel × frame × first
@@ -153,7 +154,9 @@ def module_bytes(module: torch.nn.Module) -> int:
 class ModelSize:
     """What the memory estimate needs to know about the loaded model and the video of one chunk.
 
-    Byte counts are of the weights as loaded (bf16 for GEN3C), before any float8 storage.
+    Byte counts are of the weights as loaded (bf16 for GEN3C), before any float8 storage;
+    ``dtype_bytes`` is the bytes per element of the dtype they are loaded and computed in (2 for
+    bfloat16, 4 for float32): the activations scale with it, and float8 storage keeps 1 of them.
     """
 
     dit_bytes: int
@@ -168,6 +171,7 @@ class ModelSize:
     encoder_channels: int
     decoder_channels: int
     temporal_compression: int
+    dtype_bytes: int
 
     @classmethod
     def of(cls, transformer: torch.nn.Module, vae: torch.nn.Module, frames: int, height: int, width: int) -> ModelSize:
@@ -180,6 +184,8 @@ class ModelSize:
         latent_t = (frames - 1) // tc + 1
         tokens = math.ceil(latent_t / pt) * (height // sc // ph) * (width // sc // pw)
         blocks = transformer.transformer_blocks
+        # The compute dtype: that of the weights as loaded, or float8 storage's compute dtype.
+        compute_dtype = getattr(transformer, "_gen3c_compute_dtype", None) or transformer.dtype
         return cls(
             dit_bytes=module_bytes(transformer),
             dit_block_bytes=module_bytes(blocks[0]),
@@ -193,6 +199,7 @@ class ModelSize:
             encoder_channels=vcfg.encoder_block_out_channels[0],
             decoder_channels=vcfg.decode_block_out_channels[0],
             temporal_compression=tc,
+            dtype_bytes=compute_dtype.itemsize,
         )
 
 
@@ -202,6 +209,7 @@ class ModelSize:
 GEN3C_7B_SIZE = ModelSize(
     dit_bytes=14_474_514_432, dit_block_bytes=511_706_112, dit_num_blocks=28, vae_bytes=211_307_432, tokens=56_320,
     hidden=4096, frames=121, height=704, width=1280, encoder_channels=128, decoder_channels=256, temporal_compression=8,
+    dtype_bytes=2,
 )  # fmt: skip
 
 
@@ -224,10 +232,13 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
     weights on the accelerator at that time plus the stage's activations, plus the renders where
     they stay on the GPU (:func:`renders_stay_on_gpu`; GEN3C's two buffers, of which the encode
     held one before). T5 is left out (it is loaded only for a prompt missing from the prompt
-    cache)."""
-    dit = size.dit_bytes * (0.5 if plan.fp8 else 1.0)
+    cache). Weights count as loaded (float8 storage: 1 byte of ``size.dtype_bytes`` per element),
+    activations at ``size.dtype_bytes`` per element (the coefficients are bf16's), renders in float32."""
+    stored = 1.0 / size.dtype_bytes if plan.fp8 else 1.0
+    activations = size.dtype_bytes / 2  # the coefficients were measured in bf16
+    dit = size.dit_bytes * stored
     if plan.group_offload:  # blocks stream in one at a time, the next one prefetched
-        block = size.dit_block_bytes * (0.5 if plan.fp8 else 1.0)
+        block = size.dit_block_bytes * stored
         dit_sampling = dit - size.dit_num_blocks * block + 2 * block
     else:
         dit_sampling = dit
@@ -239,9 +250,11 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
     renders = NUM_BUFFERS * RENDER_BYTES * video if renders_stay_on_gpu(plan) else 0
     # The encode's calibrated video term already holds the buffer being encoded.
     encode_renders = max(0, renders - RENDER_BYTES * video)
-    encode = dit_idle + size.vae_bytes + VAE_ENCODE_VIDEO_BYTES * video + VAE_ENCODE_BYTES * pixels * size.encoder_channels + encode_renders
-    sample = dit_sampling + vae_idle + DIT_ACTIVATION_BYTES * size.tokens * size.hidden + renders
-    decode = dit_idle + size.vae_bytes + VAE_DECODE_VIDEO_BYTES * video + VAE_DECODE_BYTES * pixels * size.decoder_channels + renders
+    encode_act = (VAE_ENCODE_VIDEO_BYTES * video + VAE_ENCODE_BYTES * pixels * size.encoder_channels) * activations
+    decode_act = (VAE_DECODE_VIDEO_BYTES * video + VAE_DECODE_BYTES * pixels * size.decoder_channels) * activations
+    encode = dit_idle + size.vae_bytes + encode_act + encode_renders
+    sample = dit_sampling + vae_idle + DIT_ACTIVATION_BYTES * size.tokens * size.hidden * activations + renders
+    decode = dit_idle + size.vae_bytes + decode_act + renders
     return max(encode, sample, decode) / 2**30
 
 
