@@ -142,6 +142,11 @@ def calibrate(args, device: torch.device) -> dict:
         per_chunk = (whole - part) / (args.height * args.width * channels * (args.frames - chunked_frames))
         out[f"VAE_{stage}_BYTES"] = per_chunk
         out[f"VAE_{stage}_VIDEO_BYTES"] = (part - per_chunk * chunked_frames * args.height * args.width * channels) / video
+    # The shipped coefficients are bf16's and the estimate scales them by dtype_bytes / 2: a float32
+    # (--tiny) calibration is put in bf16 terms so it compares with them and is not scaled twice.
+    for key in COEFFICIENTS:
+        if out[key] is not None:
+            out[key] /= size.dtype_bytes / 2
     gc.collect()
     return out
 
