@@ -325,6 +325,23 @@ def test_distill_resume_across_a_stage_matches_an_uninterrupted_run(tmp_path, di
 
 
 @pytest.mark.slow
+def test_a_resume_inside_a_later_stage_logs_each_step_once(tmp_path, teacher_checkpoint):
+    """distill/stage_N was logged at the stage's own step, below the run's step that a resumed run
+    purges from: resumed inside stage 1 (after a crash, or from an earlier checkpoint), the curve
+    kept the points of the steps run again and got them a second time."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = config_from_dict(distill_config(teacher_checkpoint, log={"checkpoint_every": 3}))
+    out = tmp_path / "run"
+    train(config, out)  # steps 1-2: stage 0, 3-4: stage 1, a checkpoint at step 3 (the stage's first)
+    assert train(config, out, resume=str(out / "checkpoints" / "step_0000003")).steps == 4  # step 4 again
+    logs = EventAccumulator(str(out / "logs"))
+    logs.Reload()
+    steps = {tag: [e.step for e in logs.Scalars(tag)] for tag in ("distill/loss", "distill/stage_0", "distill/stage_1")}
+    assert steps == {"distill/loss": [1, 2, 3, 4], "distill/stage_0": [1, 2], "distill/stage_1": [3, 4]}
+
+
+@pytest.mark.slow
 def test_a_resume_that_lowers_max_steps_below_the_stage_ends_the_stage_without_a_negative_bar(tmp_path, teacher_checkpoint):
     """run.max_steps (each stage's length) may change on resume; lowered below the steps the stage
     had done, its bar got a negative total. Now: no bar, a line saying so, and the stage ends."""

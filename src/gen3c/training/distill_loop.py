@@ -19,7 +19,8 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
    repeats an uninterrupted one;
 5. at each stage's end the student is written to ``OUT/stages/<stage>/`` (a checkpoint folder
    whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video; loss
-   and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``);
+   and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``, all at the run's
+   step, so that a resumed run's ``purge_step`` drops every point of the steps it runs again);
 6. at the end ``OUT/model/`` is the last student, ``MODEL_CARD.md`` and ``losses.jsonl`` (step,
    stage, loss, lr).
 """
@@ -302,7 +303,9 @@ def distill(
                 losses_file.flush()
             if state.step % config.log.every == 0:
                 log("distill/loss", step_loss, state.step)
-                log(f"distill/stage_{stage.index}", step_loss, state.stage_step)
+                # At the run's step, as every tag: a resumed run's purge_step (the run's step) then drops
+                # the points of steps it runs again (at the stage's own step they stayed, and came twice).
+                log(f"distill/stage_{stage.index}", step_loss, state.step)
                 log("distill/lr", lr, state.step)
                 if echo is not None and main and time.monotonic() - last_echo >= 10:
                     last_echo = time.monotonic()
