@@ -675,6 +675,30 @@ def test_a_teacher_folder_that_is_no_model_is_named_as_the_config_key(tmp_path, 
 
 
 @pytest.mark.slow
+def test_a_teacher_without_the_negative_prompt_is_refused_where_guidance_needs_it(tmp_path):
+    """A teacher whose prompt cache lacked GEN3C's negative prompt was guided with the empty prompt
+    in its unconditional branch, silently: the student learnt another guidance than GEN3C's."""
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+
+    pipe = tiny_pipeline(seed=0)
+    pipe.register_modules(prompt_cache=PromptEmbeddingCache.from_embeddings({"": pipe.prompt_cache.lookup("")[0]}))
+    teacher = tmp_path / "teacher"
+    pipe.save_pretrained(teacher)
+    (teacher / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
+    out = tmp_path / "run"
+    with pytest.raises(Gen3cInputError) as refused:
+        train(config_from_dict(distill_config(teacher)), out)
+    assert str(refused.value) == (
+        f"the teacher's prompt cache {str(teacher / 'prompt_cache')!r} lacks GEN3C's negative prompt, the unconditional branch of "
+        "distill.guidance = 1: convert the checkpoint again with `gen3c convert` (it caches the empty and the negative prompt)"
+    )
+    assert not out.exists()
+    # Without guidance the teacher has no unconditional branch: the run goes on.
+    unguided = distill_config(teacher, distill={"guidance": 0.0, "guidance_stage": False}, run={"max_steps": 1})
+    assert train(config_from_dict(unguided), out).steps == 1
+
+
+@pytest.mark.slow
 def test_a_resumed_run_whose_teaching_stage_is_gone_says_so(tmp_path, teacher_checkpoint):
     """Before: a raw OSError from diffusers when OUT/stages/<previous stage>/ was deleted."""
     import shutil

@@ -204,8 +204,15 @@ def distill(
     if prompt_cache is None:
         raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
-    negative = configs.DEFAULT_NEGATIVE_PROMPT if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is not None else ""
-    negative_text = prompt_embedding(prompt_cache, negative, m.max_sequence_length)
+    negative_text = text  # unused without guidance: only the guided teacher has an unconditional branch
+    if config.distill.guidance:
+        if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is None:  # (the empty prompt there would teach another guidance)
+            raise Gen3cInputError(
+                f"the teacher's prompt cache {str(Path(teacher_checkpoint) / 'prompt_cache')!r} lacks GEN3C's negative prompt, the "
+                f"unconditional branch of distill.guidance = {config.distill.guidance:g}: convert the checkpoint again with "
+                "`gen3c convert` (it caches the empty and the negative prompt)"
+            )
+        negative_text = prompt_embedding(prompt_cache, configs.DEFAULT_NEGATIVE_PROMPT, m.max_sequence_length)
     stages = distill_stages(config.distill, config.run.max_steps)
 
     # What the run's config.json holds before _start_run records this config in it.
