@@ -325,6 +325,23 @@ def test_distill_resume_across_a_stage_matches_an_uninterrupted_run(tmp_path, di
 
 
 @pytest.mark.slow
+def test_a_resume_inside_a_later_stage_logs_each_step_once(tmp_path, teacher_checkpoint):
+    """distill/stage_N was logged at the stage's own step, below the run's step that a resumed run
+    purges from: resumed inside stage 1 (after a crash, or from an earlier checkpoint), the curve
+    kept the points of the steps run again and got them a second time."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = config_from_dict(distill_config(teacher_checkpoint, log={"checkpoint_every": 3}))
+    out = tmp_path / "run"
+    train(config, out)  # steps 1-2: stage 0, 3-4: stage 1, a checkpoint at step 3 (the stage's first)
+    assert train(config, out, resume=str(out / "checkpoints" / "step_0000003")).steps == 4  # step 4 again
+    logs = EventAccumulator(str(out / "logs"))
+    logs.Reload()
+    steps = {tag: [e.step for e in logs.Scalars(tag)] for tag in ("distill/loss", "distill/stage_0", "distill/stage_1")}
+    assert steps == {"distill/loss": [1, 2, 3, 4], "distill/stage_0": [1, 2], "distill/stage_1": [3, 4]}
+
+
+@pytest.mark.slow
 def test_a_resume_that_lowers_max_steps_below_the_stage_ends_the_stage_without_a_negative_bar(tmp_path, teacher_checkpoint):
     """run.max_steps (each stage's length) may change on resume; lowered below the steps the stage
     had done, its bar got a negative total. Now: no bar, a line saying so, and the stage ends."""
@@ -655,6 +672,30 @@ def test_a_teacher_folder_that_is_no_model_is_named_as_the_config_key(tmp_path, 
     with pytest.raises(Gen3cInputError, match=r"^model.checkpoint '.*/run' is not a gen3c checkpoint folder \(no model_index.json\): " + message):
         train(config_from_dict(distill_config(tmp_path / "run")), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_teacher_without_the_negative_prompt_is_refused_where_guidance_needs_it(tmp_path):
+    """A teacher whose prompt cache lacked GEN3C's negative prompt was guided with the empty prompt
+    in its unconditional branch, silently: the student learnt another guidance than GEN3C's."""
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+
+    pipe = tiny_pipeline(seed=0)
+    pipe.register_modules(prompt_cache=PromptEmbeddingCache.from_embeddings({"": pipe.prompt_cache.lookup("")[0]}))
+    teacher = tmp_path / "teacher"
+    pipe.save_pretrained(teacher)
+    (teacher / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
+    out = tmp_path / "run"
+    with pytest.raises(Gen3cInputError) as refused:
+        train(config_from_dict(distill_config(teacher)), out)
+    assert str(refused.value) == (
+        f"the teacher's prompt cache {str(teacher / 'prompt_cache')!r} lacks GEN3C's negative prompt, the unconditional branch of "
+        "distill.guidance = 1: convert the checkpoint again with `gen3c convert` (it caches the empty and the negative prompt)"
+    )
+    assert not out.exists()
+    # Without guidance the teacher has no unconditional branch: the run goes on.
+    unguided = distill_config(teacher, distill={"guidance": 0.0, "guidance_stage": False}, run={"max_steps": 1})
+    assert train(config_from_dict(unguided), out).steps == 1
 
 
 @pytest.mark.slow

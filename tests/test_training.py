@@ -681,6 +681,32 @@ def test_config_values_from_python_are_named_by_type_and_shape_not_their_repr():
         assert str(caught.value).startswith(expected), str(caught.value)
 
 
+@pytest.mark.parametrize(("student", "sample_steps", "expected"), [(True, None, 3), (True, 7, 7), (False, None, 20)])
+def test_samples_of_a_fine_tuned_student_use_its_own_steps(tmp_path, sample_dir, monkeypatch, student, sample_steps, expected):
+    """The samples of a fine-tuned 3-step student ran log.sample_steps (20) steps, a sampler it was
+    not made for; now its own 3, unless log.sample_steps is set. A model that states no steps: 20."""
+    import types
+
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    folder = tmp_path / "base"
+    tiny_pipeline(seed=0).save_pretrained(folder)
+    meta = {"chunk_frames": 9, "resolution": [H, W], "dtype": "float32", **({"num_steps": 3, "guidance": 0.0} if student else {})}
+    (folder / "gen3c_model.json").write_text(json.dumps(meta))
+    steps = []
+
+    def sample(pipe, num_steps, **kwargs):  # the steps asked, not the sampling (the same code at any count)
+        steps.append(num_steps)
+        return types.SimpleNamespace(frames=torch.zeros(9, 3, H, W))
+
+    monkeypatch.setattr(Gen3cPipeline, "__call__", sample)
+    log = {"sample_every": 0} | ({"sample_steps": sample_steps} if sample_steps else {})
+    config = tiny_config(tmp_path, model={"checkpoint": str(folder)}, run={"max_steps": 1}, log=log,
+                         data={"kind": "sample", "paths": [str(sample_dir)]})  # fmt: skip
+    train(config_from_dict(config), tmp_path / "run")
+    assert steps == [expected]
+
+
 def test_a_broken_moviepy_leaves_tensorboard_videos_out_with_a_note(tmp_path, monkeypatch):
     """TensorBoard videos need moviepy where it is installed; one that fails to import (an
     AttributeError as it is imported) is said in a note and the sample still written. Before: the
@@ -701,7 +727,7 @@ def test_a_broken_moviepy_leaves_tensorboard_videos_out_with_a_note(tmp_path, mo
     writer = types.SimpleNamespace(add_image=lambda tag, *args: logged.append(tag), add_video=lambda tag, *args, **kw: logged.append(tag))
     clip = {"video": torch.zeros(3, 9, 16, 16), "buffer_colors": torch.zeros(9, 2, 3, 16, 16), "buffer_masks": torch.zeros(9, 2, 1, 16, 16)}
     with collect_notes() as notes:
-        path = loop._log_sample(torch.nn.Linear(1, 1), None, None, clip, config_from_dict({}), tmp_path, 1, writer)
+        path = loop._log_sample(torch.nn.Linear(1, 1), None, None, clip, config_from_dict({}), tmp_path, 1, writer, 2)
     assert path.is_file() and logged == ["sample/truth_buffer_sample"]
     assert notes == ["TensorBoard's sample videos left out: moviepy fails to import (AttributeError: module 'numpy' has no attribute 'fake'): "
                      "pip install --force-reinstall 'moviepy'"]  # fmt: skip

@@ -117,9 +117,18 @@ class DistillConfig:
 
 @dataclass
 class LogConfig:
+    """Logs, sample videos and checkpoints.
+
+    A sample samples as the model is meant to: ``sample_steps = 0`` (the default) takes the
+    checkpoint's own step count, so a fine-tuned distilled student (whose ``gen3c_model.json``
+    states ``num_steps``) is previewed with the few steps it was trained for and any other model
+    with :data:`gen3c.training.loop.PREVIEW_STEPS`; a value set here is used as it is. A
+    distillation run samples each stage's student with its own steps (``sample_steps`` stays 0).
+    """
+
     every: int = 10  # log the loss to TensorBoard (and the console) every this many steps
     sample_every: int = 0  # log a sample video of a held-out clip every this many steps (0: only at the end; -1: never; distill: also at each stage's end)
-    sample_steps: int = 20  # sampler steps of those samples (distill: the stage's student steps)
+    sample_steps: int = 0  # sampler steps of those samples (0: the model's own: a distilled student's num_steps, else 20; distill: the stage's student steps)
     checkpoint_every: int = 0  # write a resumable checkpoint every this many steps (0: only at the end)
     keep_checkpoints: int = 2  # newest checkpoints kept
 
@@ -291,12 +300,13 @@ def check_config(config: Config, source: str = "config") -> None:
         1: {"run.max_steps": config.run.max_steps, "train.batch_size": t.batch_size,
             "train.gradient_accumulation_steps": t.gradient_accumulation_steps, "data.num_clips": d.num_clips,
             "data.clip_stride": d.clip_stride, "tokenizer.steps": tk.steps, "tokenizer.batch_size": tk.batch_size,
-            "lora.rank": config.lora.rank, "log.every": log.every, "log.sample_steps": log.sample_steps,
+            "lora.rank": config.lora.rank, "log.every": log.every,
             "log.keep_checkpoints": log.keep_checkpoints, "model.max_sequence_length": config.model.max_sequence_length},
         0: {"run.seed": config.run.seed, "data.num_workers": d.num_workers, "model.tokenizer_chunk_frames": config.model.tokenizer_chunk_frames,
             "tokenizer.warmup_steps": tk.warmup_steps, "train.warmup_steps": t.warmup_steps, "train.weight_decay": t.weight_decay,
             "train.grad_clip": t.grad_clip, "train.condition_augment_sigma": t.condition_augment_sigma,
-            "data.filter_points_threshold": d.filter_points_threshold, "log.checkpoint_every": log.checkpoint_every},
+            "data.filter_points_threshold": d.filter_points_threshold, "log.checkpoint_every": log.checkpoint_every,
+            "log.sample_steps": log.sample_steps},
         -1: {"log.sample_every": log.sample_every},
     }  # fmt: skip
     for low, values in at_least.items():

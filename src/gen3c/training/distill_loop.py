@@ -19,7 +19,8 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
    repeats an uninterrupted one;
 5. at each stage's end the student is written to ``OUT/stages/<stage>/`` (a checkpoint folder
    whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video; loss
-   and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``);
+   and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``, all at the run's
+   step, so that a resumed run's ``purge_step`` drops every point of the steps it runs again);
 6. at the end ``OUT/model/`` is the last student, ``MODEL_CARD.md`` and ``losses.jsonl`` (step,
    stage, loss, lr).
 """
@@ -203,8 +204,15 @@ def distill(
     if prompt_cache is None:
         raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
-    negative = configs.DEFAULT_NEGATIVE_PROMPT if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is not None else ""
-    negative_text = prompt_embedding(prompt_cache, negative, m.max_sequence_length)
+    negative_text = text  # unused without guidance: only the guided teacher has an unconditional branch
+    if config.distill.guidance:
+        if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is None:  # (the empty prompt there would teach another guidance)
+            raise Gen3cInputError(
+                f"the teacher's prompt cache {str(Path(teacher_checkpoint) / 'prompt_cache')!r} lacks GEN3C's negative prompt, the "
+                f"unconditional branch of distill.guidance = {config.distill.guidance:g}: convert the checkpoint again with "
+                "`gen3c convert` (it caches the empty and the negative prompt)"
+            )
+        negative_text = prompt_embedding(prompt_cache, configs.DEFAULT_NEGATIVE_PROMPT, m.max_sequence_length)
     stages = distill_stages(config.distill, config.run.max_steps)
 
     # What the run's config.json holds before _start_run records this config in it.
@@ -302,7 +310,9 @@ def distill(
                 losses_file.flush()
             if state.step % config.log.every == 0:
                 log("distill/loss", step_loss, state.step)
-                log(f"distill/stage_{stage.index}", step_loss, state.stage_step)
+                # At the run's step, as every tag: a resumed run's purge_step (the run's step) then drops
+                # the points of steps it runs again (at the stage's own step they stayed, and came twice).
+                log(f"distill/stage_{stage.index}", step_loss, state.step)
                 log("distill/lr", lr, state.step)
                 if echo is not None and main and time.monotonic() - last_echo >= 10:
                     last_echo = time.monotonic()

@@ -838,6 +838,8 @@ def _train(
     latents = _encode_all(vae, dataset, sigma_data, device, config.model.tokenizer_chunk_frames, progress) if config.data.cache_clips else None
     batches = _micro_batches(config, sampler, dataset, latents, vae, sigma_data, device)
     sample_clip = held_out_clip(dataset) if main and config.log.sample_every >= 0 else None
+    # A fine-tuned student is sampled with the steps it was distilled for (unless log.sample_steps says).
+    sample_steps = config.log.sample_steps or int(kept_meta.get("num_steps", PREVIEW_STEPS))
 
     # 5. Steps
     end_step = config.run.max_steps if stop_after is None else min(config.run.max_steps, start_step + stop_after)
@@ -876,7 +878,7 @@ def _train(
                 last_echo = time.monotonic()
                 echo(f"step {step}: loss {step_loss:.4f}")
         if sample_clip is not None and config.log.sample_every > 0 and step % config.log.sample_every == 0:
-            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer, scheduler=scheduler)
+            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer, sample_steps, scheduler=scheduler)
             sampled = step
         spent = state.seconds + time.monotonic() - started
         out_of_time = bool(budget) and out_of_time_everywhere(accelerator, spent >= budget)
@@ -906,7 +908,7 @@ def _train(
             write_model_card(out, config, result, _all_losses(out))
         # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
         if sample_clip is not None and sampled != step:
-            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer, scheduler=scheduler)
+            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer, sample_steps, scheduler=scheduler)
     _end_run(accelerator, writer)
     return result
 
@@ -991,12 +993,16 @@ def _pipeline(transformer, vae, prompt_cache, scheduler=None):
     return pipe
 
 
+#: Sampler steps of the samples of a model that states none (``log.sample_steps = 0``).
+PREVIEW_STEPS = 20
+
+
 @torch.no_grad()
 def _log_sample(
-    transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer, num_steps: int | None = None,
+    transformer, vae, prompt_cache, clip: dict[str, Tensor], config: Config, out: Path, step: int, writer, num_steps: int,
     *, scheduler=None,
 ) -> Path:
-    """Sample the held-out clip (one forward per step, ``num_steps`` or ``log.sample_steps``); write
+    """Sample the held-out clip (``num_steps`` sampler steps, one forward each); write
     ``samples/step_XXXXXXX.mp4`` (truth | buffer 0 | sample) and a TensorBoard frame strip."""
     from gen3c.io.video import write_video
 
@@ -1007,7 +1013,7 @@ def _log_sample(
     video = clip["video"].permute(1, 0, 2, 3)  # (T, 3, H, W)
     frames = pipe(
         image=video[0], buffer_colors=clip["buffer_colors"], buffer_masks=clip["buffer_masks"], guidance=0.0,
-        num_steps=num_steps or config.log.sample_steps, seed=config.run.seed,
+        num_steps=num_steps, seed=config.run.seed,
     ).frames  # fmt: skip
     transformer.train(was_training)
     panel = torch.cat([video.cpu(), clip["buffer_colors"][:, 0].cpu(), frames.cpu()], dim=-1)  # side by side
