@@ -13,7 +13,6 @@ row or an input file or adapter changed under the same path runs again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -28,6 +27,7 @@ from gen3c.batch.manifest import OUTPUT_FILES, Job
 from gen3c.errors import Gen3cInputError, collect_notes, first_line
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
+from gen3c.io.hashing import sha256_file
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool
 
 STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
@@ -110,14 +110,6 @@ def cannot_write(path: Path, exc: OSError) -> BatchStopped:
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_record(path: Path, folder: Path) -> dict[str, Any]:

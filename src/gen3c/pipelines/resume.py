@@ -51,6 +51,7 @@ from torch import Tensor
 from gen3c.errors import Gen3cInputError, first_line, note, quoted
 from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
+from gen3c.io.hashing import update_from_file
 from gen3c.io.paths import exists, expand_home
 
 FORMAT = 3  # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both)
@@ -140,9 +141,7 @@ def _digest(files: list[tuple[str, Path | bytes]], names: bool = True) -> str:
         if isinstance(contents, bytes):
             digest.update(contents)
             continue
-        with open(contents, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        update_from_file(digest, contents)
     return digest.hexdigest()
 
 
