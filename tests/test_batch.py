@@ -1104,6 +1104,36 @@ def test_a_lora_adapter_replaced_at_its_path_is_loaded_again_and_its_finished_jo
     assert recorded("a") == digests[2] and run_batch(manifest, out).counts["skipped"] == 2
 
 
+def test_a_batch_reads_each_lora_adapter_once(box_scene, tmp_path, monkeypatch):
+    """Two jobs naming one adapter: the batch's plan, its grouping and the generator pool share
+    one digest cache, so the adapter's weights are hashed once per batch run (before: once per
+    job when grouped, again per job in the pool: 4 reads; a rerun's check of finished jobs and
+    the pool each kept their own)."""
+    from gen3c.training import lora
+
+    adapter = tmp_path / "adapter.safetensors"
+    adapter.write_bytes(b"adapter weights")
+    digest = hashlib.sha256(b"adapter weights").hexdigest()
+
+    class Fake(PreviewGenerator):  # a gen3c generator with that adapter loaded, as its run record says
+        def settings(self) -> dict:
+            return {"lora_sha256": digest}
+
+    monkeypatch.setattr("gen3c.pipelines.request.make_generator", lambda request, progress=None: Fake())
+    hashed = []
+    real = lora.sha256_file
+    monkeypatch.setattr(lora, "sha256_file", lambda path, progress=None: hashed.append(path) or real(path, progress))
+    rows = [box_row(box_scene, name, seed=seed, generator="gen3c", model="tiny", lora=str(adapter), num_video_frames=17) for name, seed in (("a", 1), ("b", 2))]
+    manifest, out = write_manifest(tmp_path / "m.jsonl", rows), tmp_path / "out"
+    summary = run_batch(manifest, out)
+    assert [(o.state, o.loaded_generator, o.error) for o in summary.outcomes] == [("done", True, ""), ("done", False, "")]
+    assert hashed == [adapter]
+    assert run_batch(manifest, out).counts["skipped"] == 2 and hashed == [adapter, adapter]  # finished: checked, read once
+    adapter.write_bytes(b"other weights")  # replaced: both jobs run again, on the adapter read once more
+    summary = run_batch(manifest, out)
+    assert [o.note for o in summary.outcomes] == ["re-ran: its LoRA adapter changed since it ran"] * 2 and len(hashed) == 3
+
+
 def test_a_hand_edited_status_file_runs_its_job_again_with_a_note(box_scene, tmp_path):
     """A status file that is not JSON, or says done with outputs that are no file records, made
     planning crash (AttributeError: 'str' object has no attribute 'get'); now the job runs again,

@@ -28,7 +28,7 @@ from gen3c.errors import Gen3cInputError, collect_notes, first_line
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.hashing import sha256_file
-from gen3c.pipelines.request import GenerationRequest, GeneratorPool
+from gen3c.pipelines.request import GenerationRequest, GeneratorPool, lora_digest
 
 STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
 #: How a batch's user allows a row's legacy pickled ``.pt`` sample (load_manifest's rule).
@@ -225,8 +225,6 @@ def changed_lora(
     (``generator_settings.lora_sha256``: the sha256 of its weights, :func:`~gen3c.training.lora.lora_sha256`)
     must run again, one line; None when it is, or when the job names no adapter. A record from
     before gen3c wrote that digest cannot tell: the job counts as finished, noted in ``notes``."""
-    from gen3c.training.lora import lora_sha256
-
     path = request.generator_options.get("lora")
     if not path:
         return None
@@ -238,14 +236,8 @@ def changed_lora(
             notes.append(f"its run record does not list its LoRA adapter's sha256 (an older gen3c ran it), so an adapter "
                          f"replaced since cannot be told: delete {status} to run it again")  # fmt: skip
         return None
-    digests = {} if digests is None else digests
-    key = f"lora {path}"  # (an adapter counts by its weights file, not as an input folder is hashed)
-    if key not in digests:
-        try:
-            digests[key] = lora_sha256(path)
-        except (OSError, Gen3cInputError):  # gone: the run says so
-            digests[key] = ""
-    return None if digests[key] == recorded else "its LoRA adapter changed since it ran"
+    # (an adapter counts by its weights file, not as an input folder is hashed; gone: None, the run says so)
+    return None if lora_digest(path, digests) == recorded else "its LoRA adapter changed since it ran"
 
 
 @dataclass
