@@ -398,6 +398,28 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
     assert pool.get(sized("704x1280"))[1] and not pool.get(sized("352x640"))[1]
 
 
+def test_the_pool_key_covers_exactly_the_model_settings(monkeypatch):
+    """GeneratorPool.key and configure's check of a loaded generator read one list of model
+    settings (MODEL_GENERATOR_SETTINGS): the key changes with each of them and with nothing else,
+    and a setting added to that list changes the key (before: the key had its own "all but the
+    per-run settings")."""
+    from gen3c.pipelines import loading
+    from gen3c.pipelines import request as requests
+    from gen3c.pipelines.options import GENERATOR_OPTIONS
+
+    values = {str: ("x", "y"), bool: (False, True), int: (1, 2), float: (1.0, 2.0)}
+    base = {name: values[kind][0] for name, kind in GENERATOR_OPTIONS.items()}
+
+    def key(**changed) -> str:
+        return GeneratorPool.key(GenerationRequest(generator="gen3c", resolution="64x112", generator_options={**base, **changed}))
+
+    changing = {name for name, kind in GENERATOR_OPTIONS.items() if key(**{name: values[kind][1]}) != key()}
+    assert changing == set(requests.MODEL_GENERATOR_SETTINGS) and "fp8" in changing and "num_steps" not in changing
+    assert loading.MODEL_GENERATOR_SETTINGS is requests.MODEL_GENERATOR_SETTINGS  # configure's check reads the same list
+    monkeypatch.setattr(requests, "MODEL_GENERATOR_SETTINGS", (*requests.MODEL_GENERATOR_SETTINGS, "num_steps"))
+    assert key(num_steps=1) != key(num_steps=2)
+
+
 # -- runs, resuming, retries -----------------------------------------------------------------
 
 

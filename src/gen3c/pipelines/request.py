@@ -53,7 +53,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
-from gen3c.pipelines.options import check_generator, check_speed_device
+from gen3c.pipelines.options import GENERATOR_OPTIONS, check_generator, check_speed_device
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
@@ -577,6 +577,10 @@ PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
 #: a sweep over steps or guidance loads once. The weights, memory plan and kernels (checkpoint,
 #: LoRA, dtype, memory mode, fp8, attention, compile, ``speed``) reload.
 SAMPLING_GENERATOR_SETTINGS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache")
+#: The model settings: the gen3c generator's options that shape what is loaded (all but the per-run
+#: ones above). :meth:`GeneratorPool.key` loads another generator when one differs, and
+#: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure` refuses one that differs from the load's.
+MODEL_GENERATOR_SETTINGS = tuple(k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS))
 
 
 class GeneratorPool:
@@ -598,8 +602,7 @@ class GeneratorPool:
     @staticmethod
     def key(request: GenerationRequest, digests: dict[str, str] | None = None) -> str:
         """Which loaded generator ``request`` needs (``digests``: see :func:`lora_digest`)."""
-        per_run = (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS)
-        options = {k: v for k, v in request.generator_options.items() if k not in per_run}
+        options = {k: v for k, v in request.generator_options.items() if k in MODEL_GENERATOR_SETTINGS}
         # --max_gpu_memory picks the memory mode for the frame size: another size, another plan.
         size = request.resolution if "max_gpu_memory" in options else None
         if options.get("lora"):  # by its weights too: an adapter replaced at its path since is loaded again
