@@ -210,10 +210,12 @@ class PartialRun:
             changed = _changed_output(stored, record)
             if not (changed and restart_changed and not not_a_run_folder(path) and remove_unheld(path)):
                 _check_output(path, stored, record, changed)
+                # held first: another run still going writes there (its chunk in the making is no stray)
+                partial = cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
                 for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
                     shutil.rmtree(stray, ignore_errors=True)
                 _remove_stale_outputs(Path(folder), name)
-                return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+                return partial
             note(f"re-ran from the first chunk: kept chunks were made with other settings ({changed})", stacklevel=3)
         elif resume:
             note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
@@ -223,7 +225,13 @@ class PartialRun:
         return partial
 
     def _hold(self) -> PartialRun:
-        self._held.enter_context(try_flock(self.path))
+        """Hold the folder's lock while this run writes it; refuse a folder another run holds. Where
+        the file system cannot lock, the run goes on unlocked (as without this check)."""
+        held = Gen3cInputError(
+            f"{self.path} is held by another gen3c run still going (--resume of the same output): wait for it to end, "
+            "or pass another --video_save_folder or --video_save_name"
+        )
+        self._held.enter_context(try_flock(self.path, held=held))
         return self
 
     # -- writing ----------------------------------------------------------------------------
