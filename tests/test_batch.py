@@ -398,6 +398,28 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
     assert pool.get(sized("704x1280"))[1] and not pool.get(sized("352x640"))[1]
 
 
+def test_the_pool_key_covers_exactly_the_model_settings(monkeypatch):
+    """GeneratorPool.key and configure's check of a loaded generator read one list of model
+    settings (MODEL_GENERATOR_SETTINGS): the key changes with each of them and with nothing else,
+    and a setting added to that list changes the key (before: the key had its own "all but the
+    per-run settings")."""
+    from gen3c.pipelines import loading
+    from gen3c.pipelines import request as requests
+    from gen3c.pipelines.options import GENERATOR_OPTIONS
+
+    values = {str: ("x", "y"), bool: (False, True), int: (1, 2), float: (1.0, 2.0)}
+    base = {name: values[kind][0] for name, kind in GENERATOR_OPTIONS.items()}
+
+    def key(**changed) -> str:
+        return GeneratorPool.key(GenerationRequest(generator="gen3c", resolution="64x112", generator_options={**base, **changed}))
+
+    changing = {name for name, kind in GENERATOR_OPTIONS.items() if key(**{name: values[kind][1]}) != key()}
+    assert changing == set(requests.MODEL_GENERATOR_SETTINGS) and "fp8" in changing and "num_steps" not in changing
+    assert loading.MODEL_GENERATOR_SETTINGS is requests.MODEL_GENERATOR_SETTINGS  # configure's check reads the same list
+    monkeypatch.setattr(requests, "MODEL_GENERATOR_SETTINGS", (*requests.MODEL_GENERATOR_SETTINGS, "num_steps"))
+    assert key(num_steps=1) != key(num_steps=2)
+
+
 # -- runs, resuming, retries -----------------------------------------------------------------
 
 
@@ -1102,6 +1124,36 @@ def test_a_lora_adapter_replaced_at_its_path_is_loaded_again_and_its_finished_jo
     assert [(o.name, o.state, o.note) for o in summary.outcomes] == [
         ("a", "done", "re-ran: its LoRA adapter changed since it ran"), ("b", "skipped", unknown)]
     assert recorded("a") == digests[2] and run_batch(manifest, out).counts["skipped"] == 2
+
+
+def test_a_batch_reads_each_lora_adapter_once(box_scene, tmp_path, monkeypatch):
+    """Two jobs naming one adapter: the batch's plan, its grouping and the generator pool share
+    one digest cache, so the adapter's weights are hashed once per batch run (before: once per
+    job when grouped, again per job in the pool: 4 reads; a rerun's check of finished jobs and
+    the pool each kept their own)."""
+    from gen3c.training import lora
+
+    adapter = tmp_path / "adapter.safetensors"
+    adapter.write_bytes(b"adapter weights")
+    digest = hashlib.sha256(b"adapter weights").hexdigest()
+
+    class Fake(PreviewGenerator):  # a gen3c generator with that adapter loaded, as its run record says
+        def settings(self) -> dict:
+            return {"lora_sha256": digest}
+
+    monkeypatch.setattr("gen3c.pipelines.request.make_generator", lambda request, progress=None: Fake())
+    hashed = []
+    real = lora.sha256_file
+    monkeypatch.setattr(lora, "sha256_file", lambda path, progress=None: hashed.append(path) or real(path, progress))
+    rows = [box_row(box_scene, name, seed=seed, generator="gen3c", model="tiny", lora=str(adapter), num_video_frames=17) for name, seed in (("a", 1), ("b", 2))]
+    manifest, out = write_manifest(tmp_path / "m.jsonl", rows), tmp_path / "out"
+    summary = run_batch(manifest, out)
+    assert [(o.state, o.loaded_generator, o.error) for o in summary.outcomes] == [("done", True, ""), ("done", False, "")]
+    assert hashed == [adapter]
+    assert run_batch(manifest, out).counts["skipped"] == 2 and hashed == [adapter, adapter]  # finished: checked, read once
+    adapter.write_bytes(b"other weights")  # replaced: both jobs run again, on the adapter read once more
+    summary = run_batch(manifest, out)
+    assert [o.note for o in summary.outcomes] == ["re-ran: its LoRA adapter changed since it ran"] * 2 and len(hashed) == 3
 
 
 def test_a_hand_edited_status_file_runs_its_job_again_with_a_note(box_scene, tmp_path):

@@ -1043,3 +1043,20 @@ def test_io_layer_imports_nothing_from_depth():
             modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names] if isinstance(node, ast.Import) else []
             offenders += [f"{path.name}: {m}" for m in modules if m == "gen3c.depth" or m.startswith("gen3c.depth.")]
     assert offenders == []
+
+
+def test_sha256_file_matches_hashlib_across_chunks(tmp_path):
+    """The one chunked hash: a file over one chunk hashes as hashlib does on its whole bytes, and
+    the progress callback's byte counts sum to the file's size."""
+    import hashlib
+
+    from gen3c.io.hashing import CHUNK_BYTES, sha256_file
+
+    data = os.urandom(2 * CHUNK_BYTES + 12345)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    seen = []
+    assert sha256_file(path, seen.append) == hashlib.sha256(data).hexdigest()
+    assert seen == [CHUNK_BYTES, CHUNK_BYTES, 12345]
+    (tmp_path / "empty.bin").write_bytes(b"")
+    assert sha256_file(tmp_path / "empty.bin") == hashlib.sha256(b"").hexdigest()

@@ -601,3 +601,38 @@ def test_a_run_json_nested_thousands_deep_is_one_line(tmp_path):
     with pytest.raises(Gen3cInputError, match=r"^--resume: [^(]*run\.json nests its JSON lists or objects thousands deep, as no run\.json of gen3c does: delete "):
         gen3c.pipelines.resume._check_record(tmp_path, {})
     assert not gen3c.pipelines.resume.made_by(tmp_path, {})
+
+
+def test_a_second_resume_of_a_folder_a_run_still_holds_is_refused(box_scene, tmp_path, monkeypatch):
+    """--resume of a run folder another run still going holds (its flock, taken here on another
+    open of the folder) is refused with one line naming the folder, and leaves the chunk that run
+    is writing alone (before: the lock went untaken unnoticed and both runs wrote one folder, the
+    second deleting the first's chunk in the making as a stray). On a file system without flock
+    the run goes on, as before."""
+    import errno
+    import fcntl
+
+    from gen3c.io.atomic import try_flock
+
+    request = box_request(box_scene, tmp_path)
+    path = partial_dir(tmp_path, "output")
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(2))
+    (path / ".chunk_0002.x1y2").mkdir()  # the chunk the other run is writing
+    with try_flock(path) as held:
+        assert held
+        with pytest.raises(Gen3cInputError) as refused:
+            run_request(request, resume=True)
+    assert str(refused.value) == (f"{path} is held by another gen3c run still going (--resume of the same output): wait for it "
+                                  "to end, or pass another --video_save_folder or --video_save_name")  # fmt: skip
+    assert (path / ".chunk_0002.x1y2").is_dir() and (path / "chunk_0001").is_dir()
+
+    def unsupported(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(fcntl, "flock", unsupported)
+        with try_flock(path, held=Gen3cInputError("held")) as locked:
+            assert locked is False  # cannot be told: not "held"
+    out = run_request(request, resume=True)  # that run ended: resumed
+    assert len(out.result.chunks) == 3 and not path.exists()

@@ -13,7 +13,6 @@ row or an input file or adapter changed under the same path runs again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -28,7 +27,8 @@ from gen3c.batch.manifest import OUTPUT_FILES, Job
 from gen3c.errors import Gen3cInputError, collect_notes, first_line
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
-from gen3c.pipelines.request import GenerationRequest, GeneratorPool
+from gen3c.io.hashing import sha256_file
+from gen3c.pipelines.request import GenerationRequest, GeneratorPool, lora_digest
 
 STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
 #: How a batch's user allows a row's legacy pickled ``.pt`` sample (load_manifest's rule).
@@ -110,14 +110,6 @@ def cannot_write(path: Path, exc: OSError) -> BatchStopped:
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_record(path: Path, folder: Path) -> dict[str, Any]:
@@ -233,8 +225,6 @@ def changed_lora(
     (``generator_settings.lora_sha256``: the sha256 of its weights, :func:`~gen3c.training.lora.lora_sha256`)
     must run again, one line; None when it is, or when the job names no adapter. A record from
     before gen3c wrote that digest cannot tell: the job counts as finished, noted in ``notes``."""
-    from gen3c.training.lora import lora_sha256
-
     path = request.generator_options.get("lora")
     if not path:
         return None
@@ -246,14 +236,8 @@ def changed_lora(
             notes.append(f"its run record does not list its LoRA adapter's sha256 (an older gen3c ran it), so an adapter "
                          f"replaced since cannot be told: delete {status} to run it again")  # fmt: skip
         return None
-    digests = {} if digests is None else digests
-    key = f"lora {path}"  # (an adapter counts by its weights file, not as an input folder is hashed)
-    if key not in digests:
-        try:
-            digests[key] = lora_sha256(path)
-        except (OSError, Gen3cInputError):  # gone: the run says so
-            digests[key] = ""
-    return None if digests[key] == recorded else "its LoRA adapter changed since it ran"
+    # (an adapter counts by its weights file, not as an input folder is hashed; gone: None, the run says so)
+    return None if lora_digest(path, digests) == recorded else "its LoRA adapter changed since it ran"
 
 
 @dataclass

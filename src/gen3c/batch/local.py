@@ -50,9 +50,9 @@ def _unguarded_script_error(workers: int) -> Gen3cInputError:
     )
 
 
-def run_sequential(jobs: Sequence[Job], folder: Path) -> Iterator[JobOutcome]:
-    """Run the jobs in this process, one after another, sharing one generator."""
-    pool = GeneratorPool()
+def run_sequential(jobs: Sequence[Job], folder: Path, digests: dict[str, str] | None = None) -> Iterator[JobOutcome]:
+    """Run the jobs in this process, one after another, sharing one generator (``digests``: :class:`GeneratorPool`'s)."""
+    pool = GeneratorPool(digests)
     for job in jobs:
         yield run_job(job, folder, pool)
 
@@ -85,9 +85,10 @@ def worker_devices(workers: int, gpus_per_job: float | None) -> list[str | None]
 
 
 def run_processes(
-    jobs: Sequence[Job], folder: Path, workers: int, gpus_per_job: float | None = None
+    jobs: Sequence[Job], folder: Path, workers: int, gpus_per_job: float | None = None, digests: dict[str, str] | None = None
 ) -> Iterator[JobOutcome]:
-    """Run the jobs on ``workers`` processes (each on its own GPUs when there are GPUs)."""
+    """Run the jobs on ``workers`` processes (each on its own GPUs when there are GPUs; each
+    starting with ``digests``: :class:`GeneratorPool`'s)."""
     devices = worker_devices(workers, gpus_per_job)
     ctx = mp.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
@@ -102,7 +103,7 @@ def run_processes(
     def start(index: int):
         proc = ctx.Process(
             target=_worker_main,
-            args=(devices[index], threads, str(folder), tasks, results, os.getpid()),
+            args=(devices[index], threads, str(folder), tasks, results, os.getpid(), digests),
             daemon=True,
         )
         proc.start()
@@ -177,7 +178,7 @@ def _exit_meaning(code: int | None) -> str:
     return f" ({name}: often the out-of-memory killer)" if name == "SIGKILL" else f" ({name})"
 
 
-def _worker_main(device: str | None, threads: int, folder: str, tasks, results, parent: int) -> None:
+def _worker_main(device: str | None, threads: int, folder: str, tasks, results, parent: int, digests: dict[str, str] | None) -> None:
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device  # before torch touches CUDA
     # The batch stops its workers with SIGTERM: unwind as on Ctrl-C, removing temporary files.
@@ -186,7 +187,7 @@ def _worker_main(device: str | None, threads: int, folder: str, tasks, results, 
 
     torch.set_num_threads(threads)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    pool = GeneratorPool()
+    pool = GeneratorPool(digests)
     try:
         while (job := tasks.get()) is not None:
             results.put(("start", os.getpid(), job.name))

@@ -24,9 +24,9 @@ from gen3c.errors import Gen3cInputError, first_line
 class BatchActor:
     """A Ray actor's state: one generator pool for every job it runs."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, digests: dict[str, str] | None = None) -> None:
         self.folder = Path(folder)
-        self.pool = GeneratorPool()
+        self.pool = GeneratorPool(digests)
 
     def run(self, job: Job) -> JobOutcome:
         return run_job(job, self.folder, self.pool)
@@ -61,6 +61,7 @@ def run_ray(
     workers: int | None = None,
     gpus_per_job: float | None = None,
     cpus_per_job: float = 1.0,
+    digests: dict[str, str] | None = None,
 ) -> Iterator[JobOutcome]:
     """Run the jobs on Ray actors, yielding each outcome as it finishes.
 
@@ -71,6 +72,7 @@ def run_ray(
         workers: actors to start; default: as many as the cluster's resources fit.
         gpus_per_job: GPUs each actor reserves (fractions share a GPU); default 1 when the
             cluster has GPUs, else 0.
+        digests: each actor's generator pool starts with these (:class:`~gen3c.pipelines.request.GeneratorPool`).
     """
     ray = import_ray()
     connected_here = not ray.is_initialized()
@@ -100,7 +102,7 @@ def run_ray(
                 job = pending.popleft()
                 in_flight[actor.run.remote(job)] = (actor, job)
 
-        actors = [actor_class.remote(str(folder)) for _ in range(workers)]
+        actors = [actor_class.remote(str(folder), digests) for _ in range(workers)]
         for actor in actors:
             submit(actor)
         while in_flight:
@@ -115,7 +117,7 @@ def run_ray(
                     f"its Ray worker died ({first_line(exc)}); rerun with --retry_failed",
                 )
                 actors.remove(actor)
-                actor = actor_class.remote(str(folder))
+                actor = actor_class.remote(str(folder), digests)
                 actors.append(actor)
             except ray.exceptions.RayTaskError as exc:
                 # run_job records a job's own failures; what escapes it stops the batch, as in the

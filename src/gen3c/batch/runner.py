@@ -103,7 +103,7 @@ def run_batch(
         outcomes: dict[str, JobOutcome] = {}
         to_run: list[Job] = []
         notes: dict[str, str] = {}
-        digests: dict[str, str] = {}  # sha256 of each input file, read once for all jobs naming it
+        digests: dict[str, str] = {}  # sha256 of each input file and adapter, read once for all jobs naming it
         planned: dict[str, dict | None] = {}  # each job's status before this run
         for job in jobs:
             status = planned[job.name] = read_status(folder, job.name)
@@ -136,7 +136,7 @@ def run_batch(
                 notes[job.name] = f"re-ran: {fixed.replace('since it ran', 'since it failed')}"
             elif status is not None and status.get("state") != "failed":
                 notes[job.name] = f"re-ran: {why}"
-        to_run = grouped_by_generator(to_run, folder)
+        to_run = grouped_by_generator(to_run, folder, digests)
         for outcome in outcomes.values():
             if on_outcome:
                 on_outcome(outcome)
@@ -151,7 +151,7 @@ def run_batch(
         )
         interrupted: KeyboardInterrupt | BatchStopped | None = None
         try:
-            for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job):
+            for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job, digests):
                 if outcome.name in notes:
                     outcome.note = "; ".join(filter(None, [notes[outcome.name], outcome.note]))
                 outcomes[outcome.name] = outcome
@@ -187,7 +187,7 @@ def _number(value: object) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else 0.0
 
 
-def grouped_by_generator(jobs: list[Job], folder: Path) -> list[Job]:
+def grouped_by_generator(jobs: list[Job], folder: Path, digests: dict[str, str] | None = None) -> list[Job]:
     """The jobs in the order to run them: grouped by the generator they load
     (:meth:`~gen3c.pipelines.request.GeneratorPool.key`: the model and the options that shape its
     weights, memory plan and kernels), each group where its first job is in the manifest, the
@@ -197,10 +197,11 @@ def grouped_by_generator(jobs: list[Job], folder: Path) -> list[Job]:
     a GPU) and loads another only when its next job needs one; run in manifest order, a manifest
     alternating two models would load a model for every job. Grouped, one worker loads each
     model once, and each of N workers (taking jobs from one queue in this order) at most once.
+    ``digests``: the plan's (:func:`~gen3c.pipelines.request.lora_digest`).
     """
     groups: dict[str, list[Job]] = {}
     for job in jobs:
-        groups.setdefault(GeneratorPool.key(job.request(folder)), []).append(job)
+        groups.setdefault(GeneratorPool.key(job.request(folder), digests), []).append(job)
     return [job for group in groups.values() for job in group]
 
 
@@ -235,7 +236,8 @@ def _check_engine(
 
 
 def _engine(jobs: list[Job], folder: Path, workers: int | None, ray: bool, ray_address: str | None,
-            gpus_per_job: float | None, cpus_per_job: float) -> Iterator[JobOutcome]:  # fmt: skip
+            gpus_per_job: float | None, cpus_per_job: float, digests: dict[str, str]) -> Iterator[JobOutcome]:  # fmt: skip
+    # digests: the plan's, so the workers' generator pools do not read an adapter the plan read again
     if not jobs:
         return iter(())
     if ray or ray_address:
@@ -248,12 +250,13 @@ def _engine(jobs: list[Job], folder: Path, workers: int | None, ray: bool, ray_a
             workers=workers,
             gpus_per_job=gpus_per_job,
             cpus_per_job=cpus_per_job,
+            digests=digests,
         )
     from gen3c.batch.local import run_processes, run_sequential
 
     if (workers or 1) == 1 and gpus_per_job is None:
-        return run_sequential(jobs, folder)
-    return run_processes(jobs, folder, min(workers or 1, len(jobs)), gpus_per_job)
+        return run_sequential(jobs, folder, digests)
+    return run_processes(jobs, folder, min(workers or 1, len(jobs)), gpus_per_job, digests)
 
 
 def write_summary(path: Path, outcomes: list[JobOutcome]) -> None:

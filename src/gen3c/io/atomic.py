@@ -282,12 +282,14 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> None:
 
 
 @contextlib.contextmanager
-def try_flock(path: str | os.PathLike, missing: bool = False) -> Iterator[bool]:
+def try_flock(path: str | os.PathLike, missing: bool = False, held: Exception | None = None) -> Iterator[bool]:
     """Take the operating system's exclusive lock (``flock``) on ``path`` (a file or a folder)
     without waiting: True while held (released when the block ends, or when the process ends,
     however it ends), False when another process holds it or it cannot be told (no ``fcntl``, a
     file system without ``flock``, a path that cannot be opened); ``missing``: what a path that
-    does not exist gives. Opened read-only, so a read-only file system is no obstacle."""
+    does not exist gives; ``held``: raised instead of giving False when another process (or
+    another open of ``path``) holds the lock, so a caller tells that from a lock that cannot be
+    told. Opened read-only, so a read-only file system is no obstacle."""
     try:
         import fcntl
     except ImportError:
@@ -304,7 +306,12 @@ def try_flock(path: str | os.PathLike, missing: bool = False) -> Iterator[bool]:
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held (BlockingIOError), or flock unsupported
+        except BlockingIOError:  # held (EWOULDBLOCK)
+            if held is not None:
+                raise held from None
+            yield False
+            return
+        except OSError:  # flock unsupported (ENOLCK, EOPNOTSUPP: some network file systems)
             yield False
             return
         yield True

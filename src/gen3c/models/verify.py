@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from gen3c.errors import Gen3cModelError, first_line
+from gen3c.io.hashing import sha256_file
 
 CHECKSUMS_FILE = "checksums.json"
 #: Components whose weights are checked against their config, and their diffusers classes.
@@ -35,17 +36,6 @@ _TORCH_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16
                  "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}  # fmt: skip
 #: File types a manifest must cover (anything else, e.g. an editor's backup, is ignored).
 _COVERED_SUFFIXES = (".safetensors", ".json", ".bin", ".pt", ".model", ".txt")
-_BLOCK = 8 << 20
-
-
-def _sha256(path: Path, progress: Callable[[int], None] | None = None) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            digest.update(block)
-            if progress is not None:
-                progress(len(block))
-    return digest.hexdigest()
 
 
 def _covered_files(root: Path) -> list[str]:
@@ -59,7 +49,7 @@ def _covered_files(root: Path) -> list[str]:
 def write_checksums(folder: str | os.PathLike) -> Path:
     """Write ``checksums.json`` (sha256 of every weight, config and tokenizer file) into ``folder``."""
     root = Path(folder)
-    files = {name: _sha256(root / name) for name in _covered_files(root)}
+    files = {name: sha256_file(root / name) for name in _covered_files(root)}
     path = root / CHECKSUMS_FILE
     path.write_text(json.dumps({"algorithm": "sha256", "files": files}, indent=1) + "\n")
     return path
@@ -87,7 +77,7 @@ def add_checksums(folder: str | os.PathLike, names: list[str]) -> None:
     root = Path(folder)
     path = root / CHECKSUMS_FILE
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["files"].update({name: _sha256(root / name) for name in names})
+    data["files"].update({name: sha256_file(root / name) for name in names})
     data["files"] = dict(sorted(data["files"].items()))
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
@@ -126,7 +116,7 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
         file = root / name
         if not file.is_file():
             raise Gen3cModelError(f"checkpoint {str(root)!r} lacks {name}, listed in {CHECKSUMS_FILE}: download or convert it again")
-        got = _sha256(file, progress)
+        got = sha256_file(file, progress)
         if got != expected.lower():
             from gen3c.models.weights import made_by_gen3c
 

@@ -60,7 +60,7 @@ from gen3c.pipelines.options import (
 )
 from gen3c.pipelines.options import model_configs as model_configs
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
-from gen3c.pipelines.request import SAMPLING_GENERATOR_SETTINGS
+from gen3c.pipelines.request import MODEL_GENERATOR_SETTINGS, SAMPLING_GENERATOR_SETTINGS
 from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
 
@@ -352,7 +352,7 @@ def load_generator(
     from gen3c.models.packaged import checkpoint_info, packaged_model_name
     from gen3c.pipelines.gen3c import Gen3cGenerator, compute_device
 
-    loaded_with = {k: v for k, v in locals().items() if k in _MODEL_SETTINGS}  # as given, for configure to compare
+    loaded_with = {k: v for k, v in locals().items() if k in MODEL_GENERATOR_SETTINGS}  # as given, for configure to compare
     packaged = packaged_model_name(checkpoint)
     loaded_with.update({"model": packaged} if packaged else {"checkpoint_dir": str(checkpoint)})
 
@@ -505,7 +505,7 @@ def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str
     would be dropped without effect (:class:`~gen3c.pipelines.request.GeneratorPool` passes full
     option dicts whose model settings match)."""
     for key, value in check_generator_options(options).items():
-        if key not in _MODEL_SETTINGS or value is None:  # (None: the default, as at load: chunk_frames=None is the model's own)
+        if key not in MODEL_GENERATOR_SETTINGS or value is None:  # (None: the default, as at load: chunk_frames=None is the model's own)
             continue
         loaded = generator.loaded_with.get(key)
         if _model_setting(key, value) != _model_setting(key, loaded):
@@ -551,9 +551,6 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
 #: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
 _SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
 #: The generator options a loaded generator cannot change (its weights, memory plan, kernels, chunk).
-_MODEL_SETTINGS = tuple(k for k in GENERATOR_OPTIONS if k not in (*SAMPLING_GENERATOR_SETTINGS, "prompt", "negative_prompt"))
-
-
 def apply_speed_settings(
     pipe: Gen3cPipeline,
     settings: SpeedPreset,

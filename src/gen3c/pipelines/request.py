@@ -53,7 +53,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
-from gen3c.pipelines.options import check_generator, check_speed_device
+from gen3c.pipelines.options import GENERATOR_OPTIONS, check_generator, check_speed_device
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
@@ -577,6 +577,10 @@ PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
 #: a sweep over steps or guidance loads once. The weights, memory plan and kernels (checkpoint,
 #: LoRA, dtype, memory mode, fp8, attention, compile, ``speed``) reload.
 SAMPLING_GENERATOR_SETTINGS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache")
+#: The model settings: the gen3c generator's options that shape what is loaded (all but the per-run
+#: ones above). :meth:`GeneratorPool.key` loads another generator when one differs, and
+#: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure` refuses one that differs from the load's.
+MODEL_GENERATOR_SETTINGS = tuple(k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS))
 
 
 class GeneratorPool:
@@ -584,27 +588,31 @@ class GeneratorPool:
     batch worker's jobs ("models loaded once per worker") and :func:`generate`'s calls. Only
     per-run settings (seed, prompt, :data:`SAMPLING_GENERATOR_SETTINGS`) change between requests; a
     request with other model settings replaces the generator (one model in memory at a time). A
-    LoRA adapter counts by its weights' sha256 too: one replaced at its path since is loaded again."""
+    LoRA adapter counts by its weights' sha256 too: one replaced at its path since is loaded again.
 
-    def __init__(self) -> None:
+    ``digests``: the adapters' digests already read (:func:`lora_digest`), e.g. a batch's plan's,
+    so each adapter is read once per batch run, not once per job."""
+
+    def __init__(self, digests: dict[str, str] | None = None) -> None:
         self._key: str | None = None
         self._generator: Any = None
         self.loads = 0
+        self.digests = {} if digests is None else digests
 
     @staticmethod
-    def key(request: GenerationRequest) -> str:
-        per_run = (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS)
-        options = {k: v for k, v in request.generator_options.items() if k not in per_run}
+    def key(request: GenerationRequest, digests: dict[str, str] | None = None) -> str:
+        """Which loaded generator ``request`` needs (``digests``: see :func:`lora_digest`)."""
+        options = {k: v for k, v in request.generator_options.items() if k in MODEL_GENERATOR_SETTINGS}
         # --max_gpu_memory picks the memory mode for the frame size: another size, another plan.
         size = request.resolution if "max_gpu_memory" in options else None
         if options.get("lora"):  # by its weights too: an adapter replaced at its path since is loaded again
-            options["lora_sha256"] = _lora_digest(options["lora"])
+            options["lora_sha256"] = lora_digest(options["lora"], digests)
         return json.dumps([request.generator, options, size], sort_keys=True, default=str)
 
     def get(self, request: GenerationRequest, progress: ProgressFactory | None = None) -> tuple[Any, bool]:
         """The generator for ``request`` with its per-run settings, and whether it was loaded now
         (``progress``: the loading's stage, as :func:`make_generator`)."""
-        key = self.key(request)
+        key = self.key(request, self.digests)
         loaded = key != self._key
         if loaded:
             self.clear()
@@ -631,12 +639,23 @@ class GeneratorPool:
             torch.cuda.empty_cache()
 
 
-def _lora_digest(path: str | os.PathLike) -> str | None:
-    """The adapter's :func:`~gen3c.training.lora.lora_sha256`; None when it cannot be read (loading it says why)."""
-    from gen3c.training.lora import lora_sha256
+def lora_digest(path: str | os.PathLike, digests: dict[str, str] | None = None) -> str | None:
+    """The adapter's :func:`~gen3c.training.lora.lora_sha256`; None when it cannot be read (loading it says why).
+
+    ``digests``: digests already read, added to: an adapter whose weights file has the same path,
+    inode, size and modification time is not read again (one replaced at its path since, as
+    ``gen3c train`` writes it or copied over, is)."""
+    from gen3c.training.lora import lora_sha256, lora_weights_file
 
     try:
-        return lora_sha256(path)
+        file = lora_weights_file(path)
+        stat = file.stat()
+        key = f"lora {file.resolve()} {stat.st_ino} {stat.st_size} {stat.st_mtime_ns}"
+        if digests is None:
+            return lora_sha256(file)
+        if key not in digests:
+            digests[key] = lora_sha256(file)
+        return digests[key]
     except (OSError, Gen3cInputError):
         return None
 

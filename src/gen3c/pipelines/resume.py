@@ -51,6 +51,7 @@ from torch import Tensor
 from gen3c.errors import Gen3cInputError, first_line, note, quoted
 from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
+from gen3c.io.hashing import update_from_file
 from gen3c.io.paths import exists, expand_home
 
 FORMAT = 3  # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both)
@@ -140,9 +141,7 @@ def _digest(files: list[tuple[str, Path | bytes]], names: bool = True) -> str:
         if isinstance(contents, bytes):
             digest.update(contents)
             continue
-        with open(contents, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        update_from_file(digest, contents)
     return digest.hexdigest()
 
 
@@ -211,10 +210,12 @@ class PartialRun:
             changed = _changed_output(stored, record)
             if not (changed and restart_changed and not not_a_run_folder(path) and remove_unheld(path)):
                 _check_output(path, stored, record, changed)
+                # held first: another run still going writes there (its chunk in the making is no stray)
+                partial = cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
                 for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
                     shutil.rmtree(stray, ignore_errors=True)
                 _remove_stale_outputs(Path(folder), name)
-                return cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+                return partial
             note(f"re-ran from the first chunk: kept chunks were made with other settings ({changed})", stacklevel=3)
         elif resume:
             note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
@@ -224,7 +225,13 @@ class PartialRun:
         return partial
 
     def _hold(self) -> PartialRun:
-        self._held.enter_context(try_flock(self.path))
+        """Hold the folder's lock while this run writes it; refuse a folder another run holds. Where
+        the file system cannot lock, the run goes on unlocked (as without this check)."""
+        held = Gen3cInputError(
+            f"{self.path} is held by another gen3c run still going (--resume of the same output): wait for it to end, "
+            "or pass another --video_save_folder or --video_save_name"
+        )
+        self._held.enter_context(try_flock(self.path, held=held))
         return self
 
     # -- writing ----------------------------------------------------------------------------

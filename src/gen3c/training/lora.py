@@ -13,7 +13,6 @@ Files: a LoRA folder holds ``pytorch_lora_weights.safetensors`` (diffusers'
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from gen3c.errors import Gen3cModelError
 from gen3c.io.atomic import publish, write_text_atomic
+from gen3c.io.hashing import sha256_file
 
 if TYPE_CHECKING:  # torch is imported where a model is adapted: the adapter's files are checked without it
     from torch import nn
@@ -108,11 +108,7 @@ def lora_weights_file(path: str | os.PathLike) -> Path:
 def lora_sha256(path: str | os.PathLike) -> str:
     """sha256 of the adapter's weights (its safetensors file, :func:`lora_weights_file`), as
     ``sha256sum`` prints it: what a run records, so an adapter replaced under the same path is told."""
-    digest = hashlib.sha256()
-    with open(lora_weights_file(path), "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(lora_weights_file(path))
 
 
 def lora_base_checkpoint(path: str | os.PathLike) -> str | None:
