@@ -626,6 +626,18 @@ def test_an_emptied_number_field_is_one_line_naming_its_control(gui):
     assert "&quot;Start frame&quot; is empty: enter a number" in gui.status.content, gui.status.content
 
 
+def test_an_emptied_keyframe_time_is_one_line_naming_its_field(gui):
+    """The keyframe's "Time (s)" is a number field too: a None that reached its callback was
+    float()-ed there, an "internal error: TypeError" on the page."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    second = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui._sync_controls(select=second.id)
+    handler(gui, gui._on_keyframe_time)(SimpleNamespace(target=SimpleNamespace(value=None), client=None))
+    assert "&quot;Time (s)&quot; is empty: enter a number" in gui.status.content and "internal error" not in gui.status.content, gui.status.content
+    assert gui.state.keyframes[1].time == pytest.approx(8 / 24) and gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
+
+
 def test_typing_a_prompt_reads_no_lora_record(tmp_path, monkeypatch):
     """Each key typed in the prompt ran every request check, which reads a LoRA's record
     (gen3c_lora.json) from disk when one is set; a prompt changes nothing those checks look at."""

@@ -62,8 +62,9 @@ LOAD_CONTROLS = {
 }
 BEGIN = "Load the demo sample, an image, or a video input to begin."
 PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Imported file"}
-#: Request settings (the CLI's flag names) → the control that sets them (a Gen3cApp attribute): the
-#: library's checks name the flag, the page names the control (:meth:`Gen3cApp._page_words`).
+#: Request settings (the CLI's flag names), and the selected keyframe's time, → the control that sets
+#: them (a Gen3cApp attribute): the library's checks name the flag, the page names the control
+#: (:meth:`Gen3cApp._page_words`).
 SETTING_CONTROLS = {
     "input_image_path": "image_path", "depth_path": "depth_path", "png_depth_scale": "png_depth_scale",
     "depth_estimator": "depth_estimator", "fov": "fov", "mask_invalid_depth": "mask_invalid",
@@ -71,7 +72,7 @@ SETTING_CONTROLS = {
     "resolution": "resolution", "resize_mode": "resize_mode", "filter_points_threshold": "filter_threshold",
     "foreground_masking": "foreground", "splat": "splat", "num_video_frames": "num_frames", "fps": "fps",
     "trajectory": "trajectory", "camera_rotation": "rotation", "movement_distance": "distance", "trajectory_scale": "scale",
-    "seed": "seed", "prompt": "prompt", "save_buffer": "save_buffer",
+    "seed": "seed", "prompt": "prompt", "save_buffer": "save_buffer", "keyframe_time": "keyframe_time",
 }  # fmt: skip
 
 
@@ -578,7 +579,7 @@ class Gen3cApp:
             return
         kid = self._selected_keyframe()
         try:
-            self.state.set_keyframe_time(kid, float(event.target.value))
+            self.state.set_keyframe_time(kid, _control_number(event.target.value, "keyframe_time"))
         except Gen3cInputError:
             self._sync_keyframe_fields()  # the field shows the time the keyframe keeps, not the refused one
             raise
