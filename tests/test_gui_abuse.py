@@ -202,6 +202,20 @@ def test_a_run_that_ends_while_generate_updates_the_page_leaves_it_ready(gui, mo
     assert not gui.generate.disabled and gui.cancel.disabled and not gui.progress.animated
 
 
+def test_a_cancel_click_that_comes_after_the_run_ended_leaves_its_result_shown(gui):
+    """A Cancel click the page sent before the run's end disabled the button is handled after it:
+    it put "Cancelling…" over "Done in … s" for good, with nothing running."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.generator.gate.set()
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    deadline = time.monotonic() + 10
+    while "Generated" not in gui.status.content and time.monotonic() < deadline:
+        time.sleep(0.02)
+    handler(gui, gui._on_cancel)(SimpleNamespace(client=None))
+    assert gui.progress_text.content.startswith("Done in ") and "Generated **gui_001.mp4**" in gui.status.content
+
+
 def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
     state.load_sample(*room_sample)

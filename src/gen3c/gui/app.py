@@ -729,6 +729,8 @@ class Gen3cApp:
         self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")
 
     def _on_cancel(self, _event) -> None:
+        if not self.jobs.running:  # a click sent before the run ended disabled Cancel: its end is shown
+            return
         self.jobs.cancel()
         self.progress_text.content = "Cancelling…"
 
