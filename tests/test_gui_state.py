@@ -459,6 +459,29 @@ def test_job_errors_are_reported_not_raised(state):
     assert results[0].error and "num_video_frames" in results[0].error
 
 
+def test_a_run_s_unexpected_error_keeps_its_traceback_and_a_broken_package_is_named(state, monkeypatch, capfd):
+    """A run's exception that no check raised became "internal error: …" on the page with its
+    traceback lost with the worker thread; a package failing to import read as such a bug too,
+    where ``gen3c generate`` names the package and its reinstall."""
+    from gen3c.gui import state as gui_state
+
+    def broken(*args, **kwargs):
+        try:
+            raise ImportError("cannot import name 'x' from 'cv2'", name="cv2")
+        except ImportError as exc:  # as diffusers' lazy imports wrap it
+            raise RuntimeError("Failed to import diffusers.models") from exc
+
+    request, results = state.build_request("bad"), []
+    for run, words in ((lambda *a, **k: {}["bug"], "internal error: KeyError: 'bug'"),
+                       (broken, "needs opencv-python-headless, whose installed")):  # fmt: skip
+        monkeypatch.setattr(gui_state, "run_request", run)
+        runner = JobRunner()
+        runner.start(request, state.source, lambda *a: None, results.append)
+        assert runner.wait(30) and words in results[-1].error, results[-1].error
+    log = capfd.readouterr().err
+    assert log.count("Traceback") == 1 and "KeyError: 'bug'" in log  # the bug's, not the install's
+
+
 # -- inputs the CLI takes: an image alone, videos, multi-view ----------------------------------
 
 

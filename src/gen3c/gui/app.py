@@ -21,7 +21,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe
+from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
@@ -657,9 +656,8 @@ class Gen3cApp:
             generator, error = make_generator(request), None
         except Gen3cInputError as exc:
             generator, error = None, str(exc)
-        except Exception as exc:  # a bug: say so in the page (Generate tries again), keep the traceback in the log
-            traceback.print_exc()
-            generator, error = None, f"internal error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # a broken install or a bug: say so in the page (Generate tries again)
+            generator, error = None, unexpected_error(exc)
         with self._lock:
             self._generator = generator
             self.generate.disabled = False
