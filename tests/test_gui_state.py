@@ -330,6 +330,21 @@ def test_another_input_clears_the_camera_path_the_same_input_keeps_it(tmp_path, 
     assert state.path_note == ""  # said once, when it was cleared
 
 
+def test_a_refused_in_memory_sample_leaves_the_loaded_input_as_it_was(tmp_path, room_sample):
+    """A sample refused by the loader cleared the request's input files first: the loaded demo
+    stayed on the page, but a run then recorded no input, and a new resolution prepared the
+    refused sample instead of reading the demo's files again."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=5))
+    state.load_demo()
+    loaded = state.request.input_image_path
+    image, depth, K = room_sample
+    with pytest.raises(Gen3cInputError, match="depth is"):
+        state.load_sample(image, depth[:10], K)
+    assert state.request.input_image_path == loaded and state.build_request("after").input_image_path == loaded
+    state.update(resolution="96x160")  # the demo's files read again at the new size
+    assert state.source.size == (96, 160) and state.source_label == "demo sample"
+
+
 def test_uploads_stay_in_the_work_folder(tmp_path):
     state = GuiState(tmp_path / "work")
     path = state.save_upload("../../../etc/evil name.png", b"\x89PNG", "image")

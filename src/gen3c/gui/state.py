@@ -209,9 +209,14 @@ class GuiState:
         """Use an in-memory image (3, H, W) in [−1, 1], depth (H, W) and intrinsics (3, 3). A run's
         ``NAME_run.json`` then names no input file: save the sample to files and load those
         (:meth:`load_files`) for a record that runs again."""
-        self._sample = (image, depth, K)
+        previous, self._sample = self._sample, (image, depth, K)
+        try:
+            source = self._prepare_sample()
+        except Exception:  # refused: the loaded input stays, as a refused file does
+            self._sample = previous
+            raise
         self.request = self._with_input()
-        self.kind, self.input, self.notes = "image", self._prepare_sample(), []
+        self.kind, self.input, self.notes = "image", source, []
         self._enter_scene(("memory", label), label)
         self.source, self.source_label = self.input, label
         self._plan = None
