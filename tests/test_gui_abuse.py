@@ -530,6 +530,33 @@ def test_an_input_setting_changed_after_loading_says_which_button_applies_it(gui
     assert gui.video_pending.visible and "Start frame" in gui.video_pending.content and "**Load video input**" in gui.video_pending.content
 
 
+def test_the_fov_can_be_left_to_the_depth_estimator_as_gen3c_generate_leaves_it(gui, box_scene, monkeypatch):
+    """The page always passed its FOV field (60°): an image loaded alone never got the depth
+    estimator's own camera (MoGe's, GEN3C's), which `gen3c generate` without --fov uses, and a
+    `gen3c depth` file's recorded camera was overridden alike. "Set FOV" off passes none."""
+    import gen3c.depth
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.depth.prior import GeometricPriorEstimator
+    from gen3c.pipelines.request import read_input
+
+    class FindsItsCamera(GeometricPriorEstimator):  # as MoGe: a 100° camera when given none
+        def estimate(self, image, size=None, intrinsics=None, fov=None):
+            return super().estimate(image, size, intrinsics_from_fov(100, *image.shape[-2:]) if intrinsics is None else intrinsics)
+
+    monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", lambda name: FindsItsCamera())
+    image = str(box_scene[0])
+    cli = read_input(GenerationRequest(input_image_path=image, resolution="48x80", num_video_frames=9), "image")
+    gui.image_path.value = image
+    gui.set_fov.value = False
+    assert gui.fov.disabled and "Horizontal FOV" not in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert torch.allclose(gui.state.source.K, cli.K) and gui.state.build_request("estimated").fov is None, gui.status.content
+    gui.set_fov.value = True  # the page's 60° again
+    assert not gui.fov.disabled and "Set FOV" in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert float(gui.state.source.K[0, 0]) > 1.5 * float(cli.K[0, 0]) and gui.state.build_request("set").fov == 60.0
+
+
 def test_the_page_says_when_another_input_cleared_the_keyframes(gui, box_scene):
     """Loading another input clears the keyframes made for the last one: the list, the path
     dropdown and the status say so (the page kept listing them, in the old input's coordinates)."""

@@ -56,7 +56,7 @@ INPUT_COLOR = (150, 80, 200)
 INPUT_KIND_LABELS = {"image": "image", "sample": "GEN3C sample", "vipe": "ViPE video", "multiview": "multi-view input"}
 #: The input controls each Load button reads; they take effect when it is pressed.
 LOAD_CONTROLS = {
-    "Load image": ("image_path", "depth_path", "png_depth_scale", "depth_estimator", "fov", "intrinsics"),
+    "Load image": ("image_path", "depth_path", "png_depth_scale", "depth_estimator", "set_fov", "fov", "intrinsics"),
     "Load video input": ("video_path", "start_frame"),
 }
 BEGIN = "Load the demo sample, an image, or a video input to begin."
@@ -239,6 +239,10 @@ class Gen3cApp:
                 )  # fmt: skip
                 self.depth_estimator = gui.add_text(
                     "Depth estimator", r.depth_estimator, hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior"
+                )
+                # Off: no FOV is passed, as `gen3c generate` without --fov (GEN3C's MoGe camera for an image alone).
+                self.set_fov = gui.add_checkbox(
+                    "Set FOV", True, hint="Off: the camera recorded with a `gen3c depth` file, else the depth estimator's, as gen3c generate without --fov"
                 )
                 self.fov = gui.add_number("Horizontal FOV (°)", 60.0, min=1.0, max=179.0, step=0.5)
                 self.intrinsics = gui.add_text("Intrinsics", "", hint="fx,fy,cx,cy in pixels of the image; overrides the FOV")
@@ -440,7 +444,7 @@ class Gen3cApp:
         # The scale of a PNG depth only (the control is hidden for another file: it would scale nothing).
         png = {"png_depth_scale": _control_number(self.png_depth_scale.value, "png_depth_scale")} if _is_png(depth) else {}
         self.state.load_files(
-            self.image_path.value.strip(), depth, fov=None if intr else _control_number(self.fov.value, "fov"), intrinsics=intr,
+            self.image_path.value.strip(), depth, fov=_control_number(self.fov.value, "fov") if self.set_fov.value and not intr else None, intrinsics=intr,
             depth_estimator=estimator, **png,
         )  # fmt: skip
         self._loaded_with["Load image"] = self._load_controls("Load image")
@@ -462,12 +466,16 @@ class Gen3cApp:
         viser sends text fields key by key (a path or intrinsics half typed is no input, and every
         prefix of an estimator name would be loaded)."""
         self.png_depth_scale.visible = _is_png(self.depth_path.value)
+        self.fov.disabled = not self.set_fov.value
         for button, notice in (("Load image", self.image_pending), ("Load video input", self.video_pending)):
             before, now = self._loaded_with[button], self._load_controls(button)
-            if str(now.get("intrinsics", "")).strip():
-                now.pop("fov")  # intrinsics override the FOV: a changed FOV would change nothing
-            if str(now.get("depth_path", "")).strip():
-                now.pop("depth_estimator")  # a depth file is not estimated
+            intrinsics = str(now.get("intrinsics", "")).strip()
+            if intrinsics or not now.get("set_fov", True):
+                now.pop("fov")  # intrinsics override the FOV, and an unset one is not passed: a changed FOV would change nothing
+            if intrinsics:
+                now.pop("set_fov")
+            if str(now.get("depth_path", "")).strip() and (intrinsics or now.get("set_fov")):
+                now.pop("depth_estimator")  # a depth file with its camera given is not estimated
             if "png_depth_scale" in now and not _is_png(now["depth_path"]):
                 now.pop("png_depth_scale")  # it scales a PNG depth only
             changed = [getattr(self, name).label for name, value in now.items() if value != before[name]]
