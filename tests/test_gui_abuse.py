@@ -202,6 +202,20 @@ def test_a_run_that_ends_while_generate_updates_the_page_leaves_it_ready(gui, mo
     assert not gui.generate.disabled and gui.cancel.disabled and not gui.progress.animated
 
 
+def test_a_cancel_click_that_comes_after_the_run_ended_leaves_its_result_shown(gui):
+    """A Cancel click the page sent before the run's end disabled the button is handled after it:
+    it put "Cancelling…" over "Done in … s" for good, with nothing running."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.generator.gate.set()
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    deadline = time.monotonic() + 10
+    while "Generated" not in gui.status.content and time.monotonic() < deadline:
+        time.sleep(0.02)
+    handler(gui, gui._on_cancel)(SimpleNamespace(client=None))
+    assert gui.progress_text.content.startswith("Done in ") and "Generated **gui_001.mp4**" in gui.status.content
+
+
 def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
     state.load_sample(*room_sample)
@@ -516,6 +530,33 @@ def test_an_input_setting_changed_after_loading_says_which_button_applies_it(gui
     assert gui.video_pending.visible and "Start frame" in gui.video_pending.content and "**Load video input**" in gui.video_pending.content
 
 
+def test_the_fov_can_be_left_to_the_depth_estimator_as_gen3c_generate_leaves_it(gui, box_scene, monkeypatch):
+    """The page always passed its FOV field (60°): an image loaded alone never got the depth
+    estimator's own camera (MoGe's, GEN3C's), which `gen3c generate` without --fov uses, and a
+    `gen3c depth` file's recorded camera was overridden alike. "Set FOV" off passes none."""
+    import gen3c.depth
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.depth.prior import GeometricPriorEstimator
+    from gen3c.pipelines.request import read_input
+
+    class FindsItsCamera(GeometricPriorEstimator):  # as MoGe: a 100° camera when given none
+        def estimate(self, image, size=None, intrinsics=None, fov=None):
+            return super().estimate(image, size, intrinsics_from_fov(100, *image.shape[-2:]) if intrinsics is None else intrinsics)
+
+    monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", lambda name: FindsItsCamera())
+    image = str(box_scene[0])
+    cli = read_input(GenerationRequest(input_image_path=image, resolution="48x80", num_video_frames=9), "image")
+    gui.image_path.value = image
+    gui.set_fov.value = False
+    assert gui.fov.disabled and "Horizontal FOV" not in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert torch.allclose(gui.state.source.K, cli.K) and gui.state.build_request("estimated").fov is None, gui.status.content
+    gui.set_fov.value = True  # the page's 60° again
+    assert not gui.fov.disabled and "Set FOV" in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert float(gui.state.source.K[0, 0]) > 1.5 * float(cli.K[0, 0]) and gui.state.build_request("set").fov == 60.0
+
+
 def test_the_page_says_when_another_input_cleared_the_keyframes(gui, box_scene):
     """Loading another input clears the keyframes made for the last one: the list, the path
     dropdown and the status say so (the page kept listing them, in the old input's coordinates)."""
@@ -624,6 +665,18 @@ def test_an_emptied_number_field_is_one_line_naming_its_control(gui):
     gui.start_frame._impl.value = None  # as a value from the page is stored (its setter would cast it)
     handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
     assert "&quot;Start frame&quot; is empty: enter a number" in gui.status.content, gui.status.content
+
+
+def test_an_emptied_keyframe_time_is_one_line_naming_its_field(gui):
+    """The keyframe's "Time (s)" is a number field too: a None that reached its callback was
+    float()-ed there, an "internal error: TypeError" on the page."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    second = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui._sync_controls(select=second.id)
+    handler(gui, gui._on_keyframe_time)(SimpleNamespace(target=SimpleNamespace(value=None), client=None))
+    assert "&quot;Time (s)&quot; is empty: enter a number" in gui.status.content and "internal error" not in gui.status.content, gui.status.content
+    assert gui.state.keyframes[1].time == pytest.approx(8 / 24) and gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
 
 
 def test_typing_a_prompt_reads_no_lora_record(tmp_path, monkeypatch):

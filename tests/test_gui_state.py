@@ -330,6 +330,21 @@ def test_another_input_clears_the_camera_path_the_same_input_keeps_it(tmp_path, 
     assert state.path_note == ""  # said once, when it was cleared
 
 
+def test_a_refused_in_memory_sample_leaves_the_loaded_input_as_it_was(tmp_path, room_sample):
+    """A sample refused by the loader cleared the request's input files first: the loaded demo
+    stayed on the page, but a run then recorded no input, and a new resolution prepared the
+    refused sample instead of reading the demo's files again."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=5))
+    state.load_demo()
+    loaded = state.request.input_image_path
+    image, depth, K = room_sample
+    with pytest.raises(Gen3cInputError, match="depth is"):
+        state.load_sample(image, depth[:10], K)
+    assert state.request.input_image_path == loaded and state.build_request("after").input_image_path == loaded
+    state.update(resolution="96x160")  # the demo's files read again at the new size
+    assert state.source.size == (96, 160) and state.source_label == "demo sample"
+
+
 def test_uploads_stay_in_the_work_folder(tmp_path):
     state = GuiState(tmp_path / "work")
     path = state.save_upload("../../../etc/evil name.png", b"\x89PNG", "image")
@@ -457,6 +472,29 @@ def test_job_errors_are_reported_not_raised(state):
     runner.start(bad, state.source, lambda *a: None, results.append)
     assert runner.wait(30)
     assert results[0].error and "num_video_frames" in results[0].error
+
+
+def test_a_run_s_unexpected_error_keeps_its_traceback_and_a_broken_package_is_named(state, monkeypatch, capfd):
+    """A run's exception that no check raised became "internal error: …" on the page with its
+    traceback lost with the worker thread; a package failing to import read as such a bug too,
+    where ``gen3c generate`` names the package and its reinstall."""
+    from gen3c.gui import state as gui_state
+
+    def broken(*args, **kwargs):
+        try:
+            raise ImportError("cannot import name 'x' from 'cv2'", name="cv2")
+        except ImportError as exc:  # as diffusers' lazy imports wrap it
+            raise RuntimeError("Failed to import diffusers.models") from exc
+
+    request, results = state.build_request("bad"), []
+    for run, words in ((lambda *a, **k: {}["bug"], "internal error: KeyError: 'bug'"),
+                       (broken, "needs opencv-python-headless, whose installed")):  # fmt: skip
+        monkeypatch.setattr(gui_state, "run_request", run)
+        runner = JobRunner()
+        runner.start(request, state.source, lambda *a: None, results.append)
+        assert runner.wait(30) and words in results[-1].error, results[-1].error
+    log = capfd.readouterr().err
+    assert log.count("Traceback") == 1 and "KeyError: 'bug'" in log  # the bug's, not the install's
 
 
 # -- inputs the CLI takes: an image alone, videos, multi-view ----------------------------------

@@ -21,7 +21,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe
+from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
@@ -57,13 +56,14 @@ INPUT_COLOR = (150, 80, 200)
 INPUT_KIND_LABELS = {"image": "image", "sample": "GEN3C sample", "vipe": "ViPE video", "multiview": "multi-view input"}
 #: The input controls each Load button reads; they take effect when it is pressed.
 LOAD_CONTROLS = {
-    "Load image": ("image_path", "depth_path", "png_depth_scale", "depth_estimator", "fov", "intrinsics"),
+    "Load image": ("image_path", "depth_path", "png_depth_scale", "depth_estimator", "set_fov", "fov", "intrinsics"),
     "Load video input": ("video_path", "start_frame"),
 }
 BEGIN = "Load the demo sample, an image, or a video input to begin."
 PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Imported file"}
-#: Request settings (the CLI's flag names) → the control that sets them (a Gen3cApp attribute): the
-#: library's checks name the flag, the page names the control (:meth:`Gen3cApp._page_words`).
+#: Request settings (the CLI's flag names), and the selected keyframe's time, → the control that sets
+#: them (a Gen3cApp attribute): the library's checks name the flag, the page names the control
+#: (:meth:`Gen3cApp._page_words`).
 SETTING_CONTROLS = {
     "input_image_path": "image_path", "depth_path": "depth_path", "png_depth_scale": "png_depth_scale",
     "depth_estimator": "depth_estimator", "fov": "fov", "mask_invalid_depth": "mask_invalid",
@@ -71,7 +71,7 @@ SETTING_CONTROLS = {
     "resolution": "resolution", "resize_mode": "resize_mode", "filter_points_threshold": "filter_threshold",
     "foreground_masking": "foreground", "splat": "splat", "num_video_frames": "num_frames", "fps": "fps",
     "trajectory": "trajectory", "camera_rotation": "rotation", "movement_distance": "distance", "trajectory_scale": "scale",
-    "seed": "seed", "prompt": "prompt", "save_buffer": "save_buffer",
+    "seed": "seed", "prompt": "prompt", "save_buffer": "save_buffer", "keyframe_time": "keyframe_time",
 }  # fmt: skip
 
 
@@ -239,6 +239,10 @@ class Gen3cApp:
                 )  # fmt: skip
                 self.depth_estimator = gui.add_text(
                     "Depth estimator", r.depth_estimator, hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior"
+                )
+                # Off: no FOV is passed, as `gen3c generate` without --fov (GEN3C's MoGe camera for an image alone).
+                self.set_fov = gui.add_checkbox(
+                    "Set FOV", True, hint="Off: the camera recorded with a `gen3c depth` file, else the depth estimator's, as gen3c generate without --fov"
                 )
                 self.fov = gui.add_number("Horizontal FOV (°)", 60.0, min=1.0, max=179.0, step=0.5)
                 self.intrinsics = gui.add_text("Intrinsics", "", hint="fx,fy,cx,cy in pixels of the image; overrides the FOV")
@@ -440,7 +444,7 @@ class Gen3cApp:
         # The scale of a PNG depth only (the control is hidden for another file: it would scale nothing).
         png = {"png_depth_scale": _control_number(self.png_depth_scale.value, "png_depth_scale")} if _is_png(depth) else {}
         self.state.load_files(
-            self.image_path.value.strip(), depth, fov=None if intr else _control_number(self.fov.value, "fov"), intrinsics=intr,
+            self.image_path.value.strip(), depth, fov=_control_number(self.fov.value, "fov") if self.set_fov.value and not intr else None, intrinsics=intr,
             depth_estimator=estimator, **png,
         )  # fmt: skip
         self._loaded_with["Load image"] = self._load_controls("Load image")
@@ -462,12 +466,16 @@ class Gen3cApp:
         viser sends text fields key by key (a path or intrinsics half typed is no input, and every
         prefix of an estimator name would be loaded)."""
         self.png_depth_scale.visible = _is_png(self.depth_path.value)
+        self.fov.disabled = not self.set_fov.value
         for button, notice in (("Load image", self.image_pending), ("Load video input", self.video_pending)):
             before, now = self._loaded_with[button], self._load_controls(button)
-            if str(now.get("intrinsics", "")).strip():
-                now.pop("fov")  # intrinsics override the FOV: a changed FOV would change nothing
-            if str(now.get("depth_path", "")).strip():
-                now.pop("depth_estimator")  # a depth file is not estimated
+            intrinsics = str(now.get("intrinsics", "")).strip()
+            if intrinsics or not now.get("set_fov", True):
+                now.pop("fov")  # intrinsics override the FOV, and an unset one is not passed: a changed FOV would change nothing
+            if intrinsics:
+                now.pop("set_fov")
+            if str(now.get("depth_path", "")).strip() and (intrinsics or now.get("set_fov")):
+                now.pop("depth_estimator")  # a depth file with its camera given is not estimated
             if "png_depth_scale" in now and not _is_png(now["depth_path"]):
                 now.pop("png_depth_scale")  # it scales a PNG depth only
             changed = [getattr(self, name).label for name, value in now.items() if value != before[name]]
@@ -578,7 +586,7 @@ class Gen3cApp:
             return
         kid = self._selected_keyframe()
         try:
-            self.state.set_keyframe_time(kid, float(event.target.value))
+            self.state.set_keyframe_time(kid, _control_number(event.target.value, "keyframe_time"))
         except Gen3cInputError:
             self._sync_keyframe_fields()  # the field shows the time the keyframe keeps, not the refused one
             raise
@@ -656,9 +664,8 @@ class Gen3cApp:
             generator, error = make_generator(request), None
         except Gen3cInputError as exc:
             generator, error = None, str(exc)
-        except Exception as exc:  # a bug: say so in the page (Generate tries again), keep the traceback in the log
-            traceback.print_exc()
-            generator, error = None, f"internal error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # a broken install or a bug: say so in the page (Generate tries again)
+            generator, error = None, unexpected_error(exc)
         with self._lock:
             self._generator = generator
             self.generate.disabled = False
@@ -728,6 +735,8 @@ class Gen3cApp:
         self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")
 
     def _on_cancel(self, _event) -> None:
+        if not self.jobs.running:  # a click sent before the run ended disabled Cancel: its end is shown
+            return
         self.jobs.cancel()
         self.progress_text.content = "Cancelling…"
 

@@ -26,6 +26,7 @@ import json
 import re
 import shutil
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import Cameras, validate_poses
+from gen3c.dependencies import dependency_error
 from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
@@ -97,6 +99,18 @@ def _read_settings(request: GenerationRequest, kind: str) -> tuple:
     made again for a setting it ignores), and for a video the frames read."""
     read = (request.resolution, request.resize_mode, (kind != "image" or has_depth(request)) and request.mask_invalid_depth)
     return (*read, request.num_video_frames) if kind in ("sample", "vipe") else read
+
+
+def unexpected_error(exc: Exception) -> str:
+    """The page's line for an exception that no check raised (call it in the ``except``): a
+    package that fails to import (missing or broken) as ``gen3c`` commands word it
+    (:func:`~gen3c.dependencies.dependency_error`); else a bug, "internal error: …", with its
+    traceback printed to the log."""
+    error = dependency_error(exc, "the gen3c GUI")
+    if error is not None:
+        return str(error)
+    traceback.print_exc()
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _safe_name(name: str) -> str:
@@ -195,9 +209,14 @@ class GuiState:
         """Use an in-memory image (3, H, W) in [−1, 1], depth (H, W) and intrinsics (3, 3). A run's
         ``NAME_run.json`` then names no input file: save the sample to files and load those
         (:meth:`load_files`) for a record that runs again."""
-        self._sample = (image, depth, K)
+        previous, self._sample = self._sample, (image, depth, K)
+        try:
+            source = self._prepare_sample()
+        except Exception:  # refused: the loaded input stays, as a refused file does
+            self._sample = previous
+            raise
         self.request = self._with_input()
-        self.kind, self.input, self.notes = "image", self._prepare_sample(), []
+        self.kind, self.input, self.notes = "image", source, []
         self._enter_scene(("memory", label), label)
         self.source, self.source_label = self.input, label
         self._plan = None
@@ -651,8 +670,8 @@ class JobRunner:
                     result = JobResult(cancelled=True)
                 except Gen3cInputError as exc:
                     result = JobResult(error=str(exc))
-                except Exception as exc:  # a bug: report it in the page rather than lose it
-                    result = JobResult(error=f"internal error: {type(exc).__name__}: {exc}")
+                except Exception as exc:  # a broken install or a bug: reported in the page, not lost with the thread
+                    result = JobResult(error=unexpected_error(exc))
                 if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
                     shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
                 on_done(result)
