@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
+from gen3c.constants import RESIZE_MODES, SPLAT_MODES
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, unexpected_error
@@ -268,7 +269,7 @@ class Gen3cApp:
             with gui.add_folder("3D cache", expand_by_default=False):
                 sizes = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
                 self.resolution = gui.add_dropdown("Resolution", sizes, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
-                self.resize_mode = gui.add_dropdown("Resize", ("crop", "stretch"), initial_value=r.resize_mode)
+                self.resize_mode = gui.add_dropdown("Resize", RESIZE_MODES, initial_value=r.resize_mode)
                 self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=max(1.0, r.filter_points_threshold), step=0.01)
                 self.foreground = gui.add_checkbox("Foreground masking", r.foreground_masking)
                 # Enabled once an input whose depth comes with it is loaded (_sync_controls): an estimate has no invalid pixels.
@@ -277,7 +278,7 @@ class Gen3cApp:
                     hint="Leave out the depth pixels the input marks invalid (NaN/inf, an estimate's untrusted sky) instead of placing them far "
                     "away; for depth given with the input (a depth file, a video or multi-view input)",
                 )  # fmt: skip
-                self.splat = gui.add_dropdown("Splatting", ("bilinear", "zbuffer"), initial_value=r.splat)
+                self.splat = gui.add_dropdown("Splatting", SPLAT_MODES, initial_value=r.splat)
                 self.point_size = gui.add_slider("Point size", 0.1, 4.0, step=0.1, initial_value=1.0)
 
         with tabs.add_tab("Camera path", viser.Icon.ROUTE):
