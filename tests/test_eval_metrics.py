@@ -310,6 +310,26 @@ def test_camera_error_measures_a_known_rotation_and_path_offset(room_truth):
     assert (err.center - apart).abs().max() < 0.01 * t.median_depth, (err.center, apart)
 
 
+def test_a_pose_that_fits_none_of_its_points_is_a_failure_not_a_score():
+    """Tracked corners of a 32×48 `objects` case (17 on the backdrop at z = 8, one near) seen
+    from a camera at (0.3, 0, 0): OpenCV's RANSAC returned EPnP's pose re-solved on its inliers,
+    a camera 5·10¹² away that reprojects none of them within the threshold, and it was scored
+    as a recovered pose (a centre error of 10¹¹ median depths swamped the means)."""
+    world = [[-4.0415, 2.117, 8.0], [-2.5019, -2.5019, 8.0], [-1.9245, -2.8868, 8.0], [-1.5396, -1.7321, 8.0],
+             [-1.3472, -2.8868, 8.0], [-1.3472, -2.3094, 8.0], [-0.9623, -0.9623, 8.0], [-0.7698, -1.7321, 8.0],
+             [-0.5774, -2.6943, 8.0], [0.1925, -1.9245, 8.0], [0.7698, -2.8868, 8.0], [2.117, 2.3094, 8.0],
+             [2.8868, 1.9245, 8.0], [3.0792, 1.1547, 8.0], [0.7664, -0.2705, 1.8739], [3.2717, 2.5019, 8.0],
+             [3.849, 1.5396, 8.0], [3.849, 2.117, 8.0]]  # fmt: skip
+    uv = [[0.706, 27.086], [8.554, 3.145], [12.018, 0.977], [14.047, 6.883], [15.126, 1.054], [15.088, 3.881],
+          [17.028, 10.948], [17.936, 6.923], [19.065, 1.733], [20.012, 6.179], [23.227, 0.298], [29.976, 27.919],
+          [33.823, 26.044], [34.698, 22.111], [35.831, 9.689], [36.133, 28.65], [38.582, 24.184], [38.878, 27.054]]  # fmt: skip
+    K = intrinsics_from_fov(60.0, 32, 48).double()
+    R, center = metrics._pnp(torch.tensor(world, dtype=torch.float64), torch.tensor(uv), K, 1.0, 10)
+    if R is not None:  # a pose it keeps is one near the true camera
+        assert float((center - torch.tensor([0.3, 0.0, 0.0], dtype=torch.float64)).norm()) < 1.0, center
+        assert float(rotation_angle_degrees(R, torch.eye(3, dtype=torch.float64))) < 15.0
+
+
 def render_perturbed(truth, cameras: Cameras) -> torch.Tensor:
     from gen3c.scenes import make_scene
 

@@ -368,7 +368,8 @@ def camera_errors(
         source_depth: (H, W) z-depth of the source view (≤ 0 or non-finite: none).
         source_valid: optional (H, W) bool, where corners may be lifted (e.g. away from depth edges).
         min_baseline: shortest camera displacement (scene units) whose direction is compared.
-        min_inliers: fewer RANSAC inliers than this is a failed pose.
+        min_inliers: fewer RANSAC inliers than this, or fewer of them that the final pose puts
+            in front of the camera within ``reprojection_error``, is a failed pose.
         reprojection_error: RANSAC threshold in pixels (default: width / 160, 2 px at 320).
     """
     T, H, W = _check_frames_and_cameras(frames, cameras)
@@ -423,7 +424,15 @@ def _pnp(world: Tensor, uv: Tensor, K: Tensor, threshold: float, min_inliers: in
         return None, None
     idx = inliers[:, 0]
     rvec, tvec = cv2.solvePnPRefineLM(obj[idx], img[idx], Kn, None, rvec, tvec)
-    R = torch.from_numpy(cv2.Rodrigues(rvec)[0])
+    # RANSAC's returned pose is EPnP re-solved on all its inliers, which nearly coplanar points
+    # can throw far off (a camera 10¹² away that fits none of them): such a pose is a failure too.
+    R_np = cv2.Rodrigues(rvec)[0]
+    in_front = obj[idx] @ R_np[2] + tvec[2, 0] > 0
+    projected = cv2.projectPoints(obj[idx], rvec, tvec, Kn, None)[0][:, 0]
+    fits = in_front & (np.linalg.norm(projected - img[idx], axis=1) <= threshold)
+    if int(fits.sum()) < min_inliers:
+        return None, None
+    R = torch.from_numpy(R_np)
     t = torch.from_numpy(tvec[:, 0])
     return R, -R.T @ t
 
