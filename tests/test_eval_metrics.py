@@ -51,6 +51,20 @@ def test_psnr_masks():
 
 
 
+def test_a_mask_of_another_shape_is_refused_not_broadcast():
+    """A (B, 1, H, W) mask broadcast against the (B, H, W) pixels, so each image was scored over
+    every image's pixels (a batch of a noisy and an identical image read 20 dB twice, not 20 and
+    ∞); an (H, W) one failed with torch's own size message."""
+    pred, target = torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    pred[0] += 0.2
+    mask = torch.ones(2, 4, 4, dtype=torch.bool)
+    assert metrics.psnr(pred, target, mask).tolist() == [pytest.approx(20.0), math.inf]
+    for wrong in (mask[:, None], mask[0]):
+        for score in (metrics.psnr, metrics.ssim):
+            with pytest.raises(ValueError, match=r"^mask has shape .* but the images' pixels \(2, 4, 4\): pass one \(H, W\) map per image"):
+                score(pred, target, wrong)
+
+
 def test_8_bit_images_are_refused_not_read_as_white():
     """uint8 frames (0 … 255) went through the [−1, 1] → [0, 1] clamp as almost all white: two
     random 8-bit images scored ≈ 29 dB PSNR and SSIM 0.9 (truly ≈ 7.7 dB, ≈ 0)."""

@@ -82,6 +82,8 @@ def masked_mean(values: Tensor, mask: Tensor | None = None) -> Tensor:
     NaN for an image with no True pixel."""
     if mask is None:
         return values.flatten(1).mean(dim=1)
+    if mask.shape != values.shape:  # a (B, 1, H, W) one broadcast to (B, B, H, W): every image scored over every image's pixels
+        raise ValueError(f"mask has shape {tuple(mask.shape)} but the images' pixels {tuple(values.shape)}: pass one (H, W) map per image")
     m = mask.to(values.dtype)
     count = m.flatten(1).sum(dim=1)
     total = (values * m).flatten(1).sum(dim=1)
