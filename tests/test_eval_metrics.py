@@ -265,6 +265,22 @@ def test_frames_cameras_and_depth_that_do_not_go_together_are_refused_naming_bot
         metrics.warp_error(frames, depth, Cameras(cams.w2c[:T], cams.K[:T], 2 * H, 2 * W))
 
 
+def test_source_visibility_refuses_cameras_that_do_not_go_with_the_depth():
+    """One camera for 4 depth maps served every frame, and cameras made for another size
+    projected with the wrong intrinsics, both silently; a source_valid of another size failed
+    in torch."""
+    T, H, W = 4, 16, 24
+    src = source_camera(H, W)
+    depth, source = torch.full((T, H, W), 4.0), torch.full((H, W), 4.0)
+    cams = _shifted(src, [0.0, 0.5, 1.0, 1.5])
+    assert metrics.source_visibility(depth, cams, source, src.K[0], src.w2c[0])[1:].float().mean() < 1.0
+    for cameras, message in ((src, "1 cameras of 16×24"), (_shifted(source_camera(2 * H, 2 * W), [0.0] * T), "4 cameras of 32×48")):
+        with pytest.raises(ValueError, match=f"^target_depth has 4 frames of 16×24 but {message}: pass one camera per frame"):
+            metrics.source_visibility(depth, cameras, source, src.K[0], src.w2c[0])
+    with pytest.raises(ValueError, match=r"^source_valid has shape \(8, 12\) but the video needs \(16, 24\)$"):
+        metrics.source_visibility(depth, cams, source, src.K[0], src.w2c[0], torch.ones(8, 12, dtype=torch.bool))
+
+
 @pytest.fixture(scope="module")
 def room_truth():
     config = BenchmarkConfig(scenes=("corridor",), presets=("left",), num_frames=13)

@@ -43,12 +43,16 @@ def _check_frames_and_cameras(frames: Tensor, cameras: Cameras) -> tuple[int, in
     if frames.ndim != 4:
         raise ValueError(f"frames must be a (T, 3, H, W) video, got shape {tuple(frames.shape)}")
     T, _, H, W = frames.shape
+    _check_cameras("the video has", T, H, W, cameras)
+    return T, H, W
+
+
+def _check_cameras(what: str, T: int, H: int, W: int, cameras: Cameras) -> None:
     if len(cameras) != T or (cameras.height, cameras.width) != (H, W):
         raise ValueError(
-            f"the video has {T} frames of {H}×{W} but {len(cameras)} cameras of {cameras.height}×{cameras.width}: "
+            f"{what} {T} frames of {H}×{W} but {len(cameras)} cameras of {cameras.height}×{cameras.width}: "
             "pass one camera per frame, for the frames' size"
         )
-    return T, H, W
 
 
 def _check_map(name: str, values: Tensor | None, shape: tuple[int, ...]) -> None:
@@ -190,7 +194,12 @@ def source_visibility(
     Returns:
         (T, H, W) bool.
     """
+    # Else one camera served every frame, or another size's intrinsics, silently.
+    if target_depth.ndim != 3:
+        raise ValueError(f"target_depth must be (T, H, W) depth maps, got shape {tuple(target_depth.shape)}")
     T, H, W = target_depth.shape
+    _check_cameras("target_depth has", T, H, W, cameras)
+    _check_map("source_valid", source_valid, tuple(source_depth.shape))
     depth = target_depth.float()
     has_surface = torch.isfinite(depth) & (depth > 0)
     src_depth = source_depth.float().clone()
