@@ -621,6 +621,9 @@ def _corridor(rng: _Rand) -> Scene:
         Plane(
             (-half_w, 0.0, 0.0),
             (1.0, 0.0, 0.0),
+            # The texture sees (s, t, 0), so this direction reads 0 everywhere: the wall is one flat colour.
+            # Kept so the benchmark's recorded numbers (docs/eval.md) and the shipped small model's
+            # training scenes stay what they were; (1, 0, 0) would stripe it along the corridor.
             Stripes(0.35, (0.0, 0.0, 1.0), rng.colors(2, _LIGHT) + rng.colors(1)),
             u_axis=(0.0, 0.0, 1.0),
         ),
@@ -681,6 +684,7 @@ def _street(rng: _Rand) -> Scene:
         Plane(
             (0.0, ground_y - 0.005, 6.0),
             (0.0, -1.0, 0.0),
+            # One flat colour, as the corridor's left wall (above) and for the same reason; (0, 1, 0) would dash it.
             Stripes(0.5, (0.0, 0.0, 1.0), ((0.95, 0.95, 0.9), (0.35, 0.35, 0.38))),
             u_axis=(1.0, 0.0, 0.0),
             half_extent=(0.08, 5.0),
