@@ -14,7 +14,8 @@
     }
 
 Per frame, ``"c2w"`` may replace ``"w2c"`` (camera-to-world), and ``"intrinsics": [fx, fy, cx,
-cy]`` may replace ``"K"``; a top-level ``"K"``/``"intrinsics"`` applies to frames without one.
+cy]`` may replace ``"K"``; a top-level ``"K"``/``"intrinsics"`` applies to frames without one. A ``"K"``
+may be 4×4 padded with [0, 0, 0, 1] (ScanNet's), as ``--intrinsics`` reads it.
 For single-image input the world frame is the source camera's: the source pose is the identity.
 A key it does not define is refused (docs/cameras.md, "gen3c cameras JSON").
 
@@ -64,6 +65,7 @@ from gen3c.cameras import (
 from gen3c.errors import Gen3cInputError, quoted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head, loads_json
+from gen3c.io.intrinsics import unpad_intrinsics
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
 
 FORMAT_NAME = "gen3c-cameras"
@@ -228,6 +230,8 @@ def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
         raise Gen3cInputError(f"{what} must be a {rows}×{cols} matrix of numbers, got {_show(value)}") from None
     if t.numel() == rows * cols and t.ndim == 1:
         t = t.reshape(rows, cols)
+    if (rows, cols) == (3, 3) and t.shape in ((16,), (4, 4)):  # ScanNet's 4×4 K, as --intrinsics reads it
+        t = torch.from_numpy(unpad_intrinsics(t.reshape(4, 4).numpy(), what).copy())
     if t.shape == (3, 4) and (rows, cols) == (4, 4):
         t = torch.cat([t, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=t.dtype)])
     if t.shape != (rows, cols):
