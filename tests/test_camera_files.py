@@ -474,3 +474,13 @@ def test_a_scannet_4x4_K_reads_as_its_3x3_and_one_not_padded_is_refused():
     assert cameras_from_dict(path, NAME).K[0].tolist() == [[60, 0, 32], [0, 60, 24], [0, 0, 1]]
     K4[0][3] = 7
     refused({**gen3c_file(), "frames": [{"w2c": IDENTITY, "K": K4}]}, r"frames\[0\]\.K is a 4×4 matrix whose last row \[0\.0, 0\.0, 0\.0, 1\.0\] and column \[7\.0, 0\.0, 0\.0, 1\.0\] are not \[0, 0, 0, 1\] \(not intrinsics padded to 4×4\): write its 3×3 intrinsics$")
+
+
+@pytest.mark.parametrize(
+    ("frames", "match"),
+    [([], r"'frames' is empty: give one frame per image, each with its 'transform_matrix' \(camera-to-world 4×4, OpenGL\)$"),
+     ([{"file_path": "images/frame_00001.png"}], r"frames\[0\] has no 'transform_matrix': give every frame its camera-to-world 4×4 \(OpenGL\)")],
+)  # fmt: skip
+def test_a_transforms_json_without_poses_is_named_as_one(frames, match):
+    """Before: read as a gen3c cameras JSON, "'fl_x' is not a key of a gen3c cameras JSON"."""
+    refused(transforms(frames=frames), match)

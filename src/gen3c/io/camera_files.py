@@ -186,7 +186,9 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
             cams = _from_nerfstudio_path(data)
             if follow_keyframes and _gen3c_keyframes(data):
                 cams = _follow_keyframes(data, cams, name)
-        elif isinstance(data.get("frames"), list) and any(isinstance(f, dict) and "transform_matrix" in f for f in data["frames"]):
+        elif isinstance(data.get("frames"), list) and (
+            any(isinstance(f, dict) and "transform_matrix" in f for f in data["frames"]) or any(key in data for key in NERFSTUDIO_TOP_KEYS)
+        ):  # (an empty or unfinished transforms.json was refused as a gen3c file holding an unknown 'fl_x')
             cams = _from_nerfstudio_transforms(data)
         elif "frames" in data:
             cams = _from_gen3c(data)
@@ -433,6 +435,8 @@ NERFSTUDIO_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 #: A lens whose distortion moves no pixel of its image by more than this many pixels (of the
 #: file's size) is read as its pinhole camera: the nearest pixel is the same.
 MAX_DISTORTION_SHIFT = 0.5
+#: Top-level keys that make a file with ``frames`` a transforms.json (a gen3c file has none of them).
+NERFSTUDIO_TOP_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_model", "camera_angle_x", "distortion_params")
 #: The fields transforms.json must give, at the top level or in every frame, and what each is.
 _NERFSTUDIO_REQUIRED = {
     "fl_x": "the focal length in pixels",
@@ -449,6 +453,8 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
     ``file_path`` order; ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h``, ``camera_model`` and the
     distortion at the top level or in every frame; ``transform_matrix`` an OpenGL camera-to-world."""
     frames = data["frames"]
+    if not frames:
+        raise Gen3cInputError("'frames' is empty: give one frame per image, each with its 'transform_matrix' (camera-to-world 4×4, OpenGL)")
     for i, frame in enumerate(frames):
         if not isinstance(frame, dict) or "transform_matrix" not in frame:
             raise Gen3cInputError(f"frames[{i}] has no 'transform_matrix': give every frame its camera-to-world 4×4 (OpenGL), as nerfstudio does")
