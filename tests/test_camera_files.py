@@ -439,7 +439,7 @@ def test_a_long_camera_file_is_checked_as_one_stack(monkeypatch):
         assert len(cams) == n and calls.count("validate_poses") <= 2
         # frame i stands at x = 0.01 i (c2w and OpenGL) or w2c moves the world by −0.01 i: the camera at x = 0.01 i
         assert torch.allclose(cams.centers[:, 0], 0.01 * torch.arange(n, dtype=torch.float32), atol=1e-6)
-    assert calls.count("check_intrinsics_fit") <= n  # transforms.json: each frame's own, beside its distortion
+        assert calls.count("check_intrinsics_fit") <= 2  # (transforms.json: was each frame's own, 20,000 frames 24 s)
 
 
 SHARED_K = [[60, 0, 32], [0, 60, 24], [0, 0, 1]]

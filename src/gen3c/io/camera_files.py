@@ -458,7 +458,7 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
     for i, frame in enumerate(frames):
         if not isinstance(frame, dict) or "transform_matrix" not in frame:
             raise Gen3cInputError(f"frames[{i}] has no 'transform_matrix': give every frame its camera-to-world 4×4 (OpenGL), as nerfstudio does")
-    poses, pose_names, Ks, size = [], [], [], None
+    poses, pose_names, Ks, K_names, size = [], [], [], [], None
     for i in _nerfstudio_frame_order(frames):
         frame, where = frames[i], f"frames[{i}]"
 
@@ -474,11 +474,12 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
         size = size or (where, h, w)
         K = intrinsics_from_nerfstudio(*(_nerfstudio_required(field, key, where, data) for key in ("fl_x", "fl_y", "cx", "cy")))
         _check_distortion(field, K, h, w)
-        Ks.append(check_intrinsics_fit(K, h, w, f"{where} intrinsics"))
+        Ks.append(K)
+        K_names.append(f"{where} intrinsics")
         poses.append(_matrix(frame["transform_matrix"], 4, 4, f"{where}.transform_matrix"))
         pose_names.append(f"{where}.transform_matrix")
     w2c = opengl_to_opencv(_rigid(poses, pose_names))
-    return Cameras(w2c.float(), torch.stack(Ks).float(), size[1], size[2])
+    return Cameras(w2c.float(), _fitting(Ks, K_names, size[1], size[2]).float(), size[1], size[2])
 
 
 def _nerfstudio_frame_order(frames: list[dict]) -> list[int]:
