@@ -439,7 +439,7 @@ def test_a_long_camera_file_is_checked_as_one_stack(monkeypatch):
         assert len(cams) == n and calls.count("validate_poses") <= 2
         # frame i stands at x = 0.01 i (c2w and OpenGL) or w2c moves the world by −0.01 i: the camera at x = 0.01 i
         assert torch.allclose(cams.centers[:, 0], 0.01 * torch.arange(n, dtype=torch.float32), atol=1e-6)
-    assert calls.count("check_intrinsics_fit") <= n  # transforms.json: each frame's own, beside its distortion
+        assert calls.count("check_intrinsics_fit") <= 2  # (transforms.json: was each frame's own, 20,000 frames 24 s)
 
 
 SHARED_K = [[60, 0, 32], [0, 60, 24], [0, 0, 1]]
@@ -462,3 +462,25 @@ def test_a_camera_file_name_the_file_system_refuses_is_one_line(tmp_path):
     with pytest.raises(Gen3cInputError, match=r"^camera file '.*x…' cannot be read \(File name too long\): check the path and the file's permissions$") as err:
         load_camera_file(path)
     assert len(str(err.value)) < 320  # the path quoted up to 200 characters, not its 300+
+
+
+def test_a_scannet_4x4_K_reads_as_its_3x3_and_one_not_padded_is_refused():
+    """As ``--intrinsics`` reads ScanNet's ``intrinsic_color.txt``; before: "must be 3×3, got shape (4, 4)"."""
+    K4 = [[60, 0, 32, 0], [0, 50, 24, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    for data in ({**gen3c_file(K=K4), "frames": [{"w2c": IDENTITY}]}, {**gen3c_file(), "frames": [{"w2c": IDENTITY, "K": [v for row in K4 for v in row]}]}):
+        assert cameras_from_dict(data, NAME).K[0].tolist() == [[60, 0, 32], [0, 50, 24], [0, 0, 1]]
+    path = cameras_to_nerfstudio_path(Cameras(torch.eye(4)[None], make_intrinsics(60.0, 60.0, 32.0, 24.0), 48, 64))
+    path["camera_path"][0]["K"] = [[60, 0, 32, 0], [0, 60, 24, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    assert cameras_from_dict(path, NAME).K[0].tolist() == [[60, 0, 32], [0, 60, 24], [0, 0, 1]]
+    K4[0][3] = 7
+    refused({**gen3c_file(), "frames": [{"w2c": IDENTITY, "K": K4}]}, r"frames\[0\]\.K is a 4×4 matrix whose last row \[0\.0, 0\.0, 0\.0, 1\.0\] and column \[7\.0, 0\.0, 0\.0, 1\.0\] are not \[0, 0, 0, 1\] \(not intrinsics padded to 4×4\): write its 3×3 intrinsics$")
+
+
+@pytest.mark.parametrize(
+    ("frames", "match"),
+    [([], r"'frames' is empty: give one frame per image, each with its 'transform_matrix' \(camera-to-world 4×4, OpenGL\)$"),
+     ([{"file_path": "images/frame_00001.png"}], r"frames\[0\] has no 'transform_matrix': give every frame its camera-to-world 4×4 \(OpenGL\)")],
+)  # fmt: skip
+def test_a_transforms_json_without_poses_is_named_as_one(frames, match):
+    """Before: read as a gen3c cameras JSON, "'fl_x' is not a key of a gen3c cameras JSON"."""
+    refused(transforms(frames=frames), match)

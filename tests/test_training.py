@@ -1157,3 +1157,19 @@ def test_a_run_that_recorded_relative_folders_resumes_from_its_config_file(tmp_p
     path.write_text("[data]\nkind = 'sample'\npaths = ['data/batch_0000']\n[model]\ncheckpoint = 'other'\n")
     with pytest.raises(Gen3cInputError, match=r"--resume: model\.checkpoint = '.*other' differs from the run's './base'"):
         check_run_folder(load_config(path), out, "auto")
+
+
+def test_a_video_too_short_for_a_clip_is_named_beside_those_that_give_clips(sample_dir, tmp_path):
+    """Before: it was dropped silently (a run trained on fewer videos than data.paths lists)."""
+    import numpy as np
+    from layouts import scene, write_sample
+
+    from gen3c.training.data import make_dataset
+
+    rgb, depth, _, w2c, K = scene(n=5, h=72, w=128)
+    short = write_sample(tmp_path / "short", rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [str(sample_dir), str(short)], "resolution": [H, W], "num_frames": 9,
+                                     "clip_stride": 2}}).data  # fmt: skip
+    with pytest.warns(UserWarning, match=r"^data\.paths\[1\] '.*short' has 5 frames, fewer than data\.num_frames = 9: no clip is cut from it$"):
+        clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 2)]

@@ -14,7 +14,8 @@
     }
 
 Per frame, ``"c2w"`` may replace ``"w2c"`` (camera-to-world), and ``"intrinsics": [fx, fy, cx,
-cy]`` may replace ``"K"``; a top-level ``"K"``/``"intrinsics"`` applies to frames without one.
+cy]`` may replace ``"K"``; a top-level ``"K"``/``"intrinsics"`` applies to frames without one. A ``"K"``
+may be 4×4 padded with [0, 0, 0, 1] (ScanNet's), as ``--intrinsics`` reads it.
 For single-image input the world frame is the source camera's: the source pose is the identity.
 A key it does not define is refused (docs/cameras.md, "gen3c cameras JSON").
 
@@ -64,6 +65,7 @@ from gen3c.cameras import (
 from gen3c.errors import Gen3cInputError, quoted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head, loads_json
+from gen3c.io.intrinsics import unpad_intrinsics
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
 
 FORMAT_NAME = "gen3c-cameras"
@@ -184,7 +186,9 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
             cams = _from_nerfstudio_path(data)
             if follow_keyframes and _gen3c_keyframes(data):
                 cams = _follow_keyframes(data, cams, name)
-        elif isinstance(data.get("frames"), list) and any(isinstance(f, dict) and "transform_matrix" in f for f in data["frames"]):
+        elif isinstance(data.get("frames"), list) and (
+            any(isinstance(f, dict) and "transform_matrix" in f for f in data["frames"]) or any(key in data for key in NERFSTUDIO_TOP_KEYS)
+        ):  # (an empty or unfinished transforms.json was refused as a gen3c file holding an unknown 'fl_x')
             cams = _from_nerfstudio_transforms(data)
         elif "frames" in data:
             cams = _from_gen3c(data)
@@ -228,6 +232,8 @@ def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
         raise Gen3cInputError(f"{what} must be a {rows}×{cols} matrix of numbers, got {_show(value)}") from None
     if t.numel() == rows * cols and t.ndim == 1:
         t = t.reshape(rows, cols)
+    if (rows, cols) == (3, 3) and t.shape in ((16,), (4, 4)):  # ScanNet's 4×4 K, as --intrinsics reads it
+        t = torch.from_numpy(unpad_intrinsics(t.reshape(4, 4).numpy(), what).copy())
     if t.shape == (3, 4) and (rows, cols) == (4, 4):
         t = torch.cat([t, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=t.dtype)])
     if t.shape != (rows, cols):
@@ -429,6 +435,8 @@ NERFSTUDIO_DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 #: A lens whose distortion moves no pixel of its image by more than this many pixels (of the
 #: file's size) is read as its pinhole camera: the nearest pixel is the same.
 MAX_DISTORTION_SHIFT = 0.5
+#: Top-level keys that make a file with ``frames`` a transforms.json (a gen3c file has none of them).
+NERFSTUDIO_TOP_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_model", "camera_angle_x", "distortion_params")
 #: The fields transforms.json must give, at the top level or in every frame, and what each is.
 _NERFSTUDIO_REQUIRED = {
     "fl_x": "the focal length in pixels",
@@ -445,10 +453,12 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
     ``file_path`` order; ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h``, ``camera_model`` and the
     distortion at the top level or in every frame; ``transform_matrix`` an OpenGL camera-to-world."""
     frames = data["frames"]
+    if not frames:
+        raise Gen3cInputError("'frames' is empty: give one frame per image, each with its 'transform_matrix' (camera-to-world 4×4, OpenGL)")
     for i, frame in enumerate(frames):
         if not isinstance(frame, dict) or "transform_matrix" not in frame:
             raise Gen3cInputError(f"frames[{i}] has no 'transform_matrix': give every frame its camera-to-world 4×4 (OpenGL), as nerfstudio does")
-    poses, pose_names, Ks, size = [], [], [], None
+    poses, pose_names, Ks, K_names, size = [], [], [], [], None
     for i in _nerfstudio_frame_order(frames):
         frame, where = frames[i], f"frames[{i}]"
 
@@ -464,11 +474,12 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
         size = size or (where, h, w)
         K = intrinsics_from_nerfstudio(*(_nerfstudio_required(field, key, where, data) for key in ("fl_x", "fl_y", "cx", "cy")))
         _check_distortion(field, K, h, w)
-        Ks.append(check_intrinsics_fit(K, h, w, f"{where} intrinsics"))
+        Ks.append(K)
+        K_names.append(f"{where} intrinsics")
         poses.append(_matrix(frame["transform_matrix"], 4, 4, f"{where}.transform_matrix"))
         pose_names.append(f"{where}.transform_matrix")
     w2c = opengl_to_opencv(_rigid(poses, pose_names))
-    return Cameras(w2c.float(), torch.stack(Ks).float(), size[1], size[2])
+    return Cameras(w2c.float(), _fitting(Ks, K_names, size[1], size[2]).float(), size[1], size[2])
 
 
 def _nerfstudio_frame_order(frames: list[dict]) -> list[int]:

@@ -137,13 +137,18 @@ def _from_values(values: list[Any], name: str, what: str) -> Tensor:
         numbers = []
     if len(numbers) not in (4, 9, 16):
         raise Gen3cInputError(f"{name} {what!r} must hold 4 numbers 'fx,fy,cx,cy', a 3×3 matrix or a 4×4 one padded with [0, 0, 0, 1] (ScanNet's), in pixels of the input image")
-    if len(numbers) == 16:  # ScanNet's 4×4 intrinsic_*.txt: K padded with the identity's last row and column
-        M = np.asarray(numbers).reshape(4, 4)
-        if M[3, :3].any() or M[:3, 3].any() or M[3, 3] != 1.0:
-            raise Gen3cInputError(
-                f"{name} {what!r} is a 4×4 matrix whose last row {M[3].tolist()} and column {M[:, 3].tolist()} are not [0, 0, 0, 1]"
-                " (not intrinsics padded to 4×4): write its 3×3 intrinsics"
-            )
-        numbers = M[:3, :3].reshape(-1).tolist()
+    if len(numbers) == 16:
+        numbers = unpad_intrinsics(np.asarray(numbers).reshape(4, 4), f"{name} {what!r}").reshape(-1).tolist()
     K = make_intrinsics(*numbers) if len(numbers) == 4 else torch.tensor(numbers, dtype=torch.float32).reshape(3, 3)
     return validate_intrinsics(K, f"{name} {what!r}")
+
+
+def unpad_intrinsics(M: np.ndarray, what: str) -> np.ndarray:
+    """The 3×3 intrinsics of a 4×4 ``M`` padded with the identity's last row and column, as
+    ScanNet writes its ``intrinsic_*.txt``; another 4×4 is refused in one line naming ``what``."""
+    if M[3, :3].any() or M[:3, 3].any() or M[3, 3] != 1.0:
+        raise Gen3cInputError(
+            f"{what} is a 4×4 matrix whose last row {M[3].tolist()} and column {M[:, 3].tolist()} are not [0, 0, 0, 1]"
+            " (not intrinsics padded to 4×4): write its 3×3 intrinsics"
+        )
+    return M[:3, :3]

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 from gen3c.io.frames import FrameStack
 from gen3c.pipelines.camera_video import SourceView, build_cache, preset_cameras
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
@@ -122,6 +122,9 @@ class VideoClips(Dataset):
         for v, stack in enumerate(self.stacks):
             starts = range(0, len(stack) - config.num_frames + 1, max(1, config.clip_stride))
             self.windows += [(v, s) for s in starts]
+        for v, stack in enumerate(self.stacks):  # (none at all is refused below)
+            if self.windows and len(stack) < config.num_frames:
+                note(f"data.paths[{v}] {config.paths[v]!r} has {len(stack)} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
         if not self.windows:
             longest = max(len(s) for s in self.stacks)
             raise Gen3cInputError(
