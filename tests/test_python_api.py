@@ -1097,3 +1097,32 @@ def test_generate_takes_a_depth_estimate_as_its_export_fed_back(box_scene, tmp_p
     described = json.loads(memory.paths["run"].read_text())["in_memory_inputs"]["depth_path"]
     assert described["in_memory"] == "gen3c.depth.base.DepthEstimate" and described["kind"] == "relative"
     assert described["shape"] == [96, 160] and described["source"] == estimate.source
+
+
+def test_configure_gives_the_generator_the_prompts_its_pipeline_is_called_with(monkeypatch):
+    """configure takes ``prompt`` and ``negative_prompt`` (left out: the defaults, as at load and as
+    the pool gives a job without them); a prompt for a generator loaded with disable_prompt_encoder,
+    or a negative prompt for a run without guidance, is refused in one line. Before: configure
+    dropped both without a word (only GeneratorPool set them)."""
+    from types import SimpleNamespace
+
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+    from gen3c.pipelines.loading import load_generator
+
+    calls: list[dict] = []
+    monkeypatch.setattr(Gen3cPipeline, "__call__", lambda self, **kw: calls.append(kw) or SimpleNamespace(frames=None))
+    gen = load_generator("tiny", device="cpu", dtype="float32")
+    buffers = SimpleNamespace(colors=torch.zeros(gen.chunk_frames, 1, 3, 16, 16), masks=torch.zeros(gen.chunk_frames, 1, 1, 16, 16))
+
+    def called_with(options: dict) -> tuple:
+        gen.configure(options)
+        gen.generate(None, None, torch.zeros(3, 16, 16), buffers=buffers)
+        return calls[-1]["prompt"], calls[-1]["negative_prompt"], calls[-1]["num_steps"]
+
+    assert called_with({"prompt": "a cat", "negative_prompt": "blur", "num_steps": 3}) == ("a cat", "blur", 3)
+    assert called_with({"num_steps": 2}) == ("", None, 2)
+    with pytest.raises(Gen3cInputError, match=r"^--negative_prompt .*guidance"):
+        gen.configure({"negative_prompt": "blur", "guidance": 0})
+    gen.pipeline.disable_prompt_encoder = True
+    with pytest.raises(Gen3cInputError, match=r"^--prompt would change nothing: --disable_prompt_encoder"):
+        gen.configure({"prompt": "a cat"})

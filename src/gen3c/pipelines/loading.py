@@ -480,22 +480,31 @@ def load_generator(
 
 
 def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
-    """Give a loaded generator the sampling-only settings (:data:`SAMPLING_GENERATOR_SETTINGS`) of a
-    request's generator options, as :func:`load_generator` gives a freshly loaded one: a sweep
-    over steps, guidance or samplers runs on one loaded model. The settings left out fall back
-    to the model's own and the generator's ``--speed`` preset's, as at load.
+    """Give a loaded generator the per-run settings of a request's generator options (its
+    ``prompt`` and ``negative_prompt``: :data:`~gen3c.pipelines.request.PER_JOB_GENERATOR_SETTINGS`) and the sampling-only
+    ones (:data:`SAMPLING_GENERATOR_SETTINGS`), as :func:`load_generator` gives a freshly loaded
+    one: a sweep over prompts, steps, guidance or samplers runs on one loaded model. The settings
+    left out fall back to their defaults (the empty prompt, GEN3C's negative prompt), the model's
+    own and the generator's ``--speed`` preset's, as at load.
 
     Raises:
-        Gen3cInputError: options :func:`check_generator_options` refuses, or a model setting other
-            than the generator was loaded with (weights, memory plan, kernels: a new load).
+        Gen3cInputError: options :func:`check_generator_options` refuses, a prompt for a generator
+            loaded with ``disable_prompt_encoder`` (it would change nothing), or a model setting
+            other than the generator was loaded with (weights, memory plan, kernels: a new load).
     """
     from gen3c.pipelines.gen3c import Gen3cGenerator
 
+    if generator.pipeline.disable_prompt_encoder:  # refused as a prompt beside the flag is (check_generator_options)
+        check_generator_options({**options, "disable_prompt_encoder": True})
     _check_model_settings_unchanged(generator, options)
     settings, guidance = _requested_sampling(generator, options)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
+    defaults = inspect.signature(Gen3cGenerator).parameters
     if guidance is None:
-        guidance = inspect.signature(Gen3cGenerator).parameters["guidance"].default
+        guidance = defaults["guidance"].default
+    requested = check_generator_options(options)
+    generator.prompt = requested.get("prompt", defaults["prompt"].default)
+    generator.negative_prompt = requested.get("negative_prompt", defaults["negative_prompt"].default)
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
 
@@ -526,8 +535,9 @@ def _model_setting(key: str, value: Any) -> Any:
 
 def _requested_sampling(generator: Gen3cGenerator, options: dict[str, Any]) -> tuple[SpeedPreset, float | None]:
     """:func:`sampling_settings` of a request's sampling-only options (:data:`SAMPLING_GENERATOR_SETTINGS`,
-    checked by :func:`check_generator_options`) on a loaded ``generator``: its ``--speed`` and its model's own defaults."""
-    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_GENERATOR_SETTINGS}
+    checked by :func:`check_generator_options`) on a loaded ``generator``: its ``--speed`` and its model's own defaults
+    (``negative_prompt`` too: refused for a run without guidance, as at load)."""
+    opts = {key: value for key, value in check_generator_options(options).items() if key in (*SAMPLING_GENERATOR_SETTINGS, "negative_prompt")}
     return sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
 
 

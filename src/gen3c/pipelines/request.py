@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
-import inspect
 import json
 import math
 import os
@@ -569,8 +568,9 @@ def make_generator(request: GenerationRequest, progress: ProgressFactory | None 
     )
 
 
-#: Settings a loaded generator takes per run (plain attributes; nothing reloads). Runs that
-#: differ only in these (and the seed) share one loaded model.
+#: Settings a loaded generator takes per run (plain attributes, given by
+#: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure`; nothing reloads). Runs that differ
+#: only in these (and the seed) share one loaded model.
 PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
 #: Settings that only shape sampling, which a loaded gen3c generator also takes per run
 #: (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure`: its sampler, step cache and attributes):
@@ -620,14 +620,9 @@ class GeneratorPool:
             self._key = key
             self.loads += 1
         generator = self._generator
-        defaults = inspect.signature(type(generator).__init__).parameters
-        for name in PER_JOB_GENERATOR_SETTINGS:
-            if hasattr(generator, name):
-                fallback = defaults[name].default if name in defaults else getattr(generator, name)
-                setattr(generator, name, request.generator_options.get(name, fallback))
         if hasattr(generator, "seed"):
             generator.seed = request.seed
-        if callable(getattr(generator, "configure", None)):
+        if callable(getattr(generator, "configure", None)):  # the prompts and sampling settings (the gen3c generator's)
             generator.configure(request.generator_options)
         return generator, loaded
 
