@@ -1126,3 +1126,39 @@ def test_configure_gives_the_generator_the_prompts_its_pipeline_is_called_with(m
     gen.pipeline.disable_prompt_encoder = True
     with pytest.raises(Gen3cInputError, match=r"^--prompt would change nothing: --disable_prompt_encoder"):
         gen.configure({"prompt": "a cat"})
+
+
+def test_configure_and_the_pool_take_one_model_however_it_is_named(tmp_path, monkeypatch):
+    """A model named by its folder (relative, absolute, with a trailing slash or ~) or, when
+    packaged, by its name is one model: configure takes it and the pool's key is the same; another
+    model is refused in one line. Before: compared as spelt, so the same folder was refused."""
+    import shutil
+
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import generator_from_options, load_generator
+    from gen3c.pipelines.request import GenerationRequest, GeneratorPool
+
+    shutil.copytree(packaged_model_dir("tiny"), tmp_path / "ckpt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for variable in ("GEN3C_CACHE_DIR", "XDG_CACHE_HOME"):  # GEN3C's weights' folder: ~/.cache/gen3c
+        monkeypatch.delenv(variable, raising=False)
+    gen = load_generator("ckpt", device="cpu", dtype="float32")
+    spellings = ["ckpt/", "./ckpt", str(tmp_path / "ckpt"), "~/ckpt", "sub/../ckpt"]
+    (tmp_path / "sub").mkdir()
+    for name in spellings:
+        gen.configure({"checkpoint_dir": name, "num_steps": 2})
+    with pytest.raises(Gen3cInputError, match=r"^configure: model 'tiny' names another model than '.*ckpt', which the generator was loaded from"):
+        gen.configure({"model": "tiny"})
+    packaged = generator_from_options({"model": "tiny", "device": "cpu", "dtype": "float32"})
+    for options in ({"checkpoint_dir": str(packaged_model_dir("tiny")) + "/"}, {"checkpoint_dir": "tiny"}, {"model": "tiny"}):
+        packaged.configure(options)
+    with pytest.raises(Gen3cInputError, match=r"^configure: model 'tiny_fast' names another model"):
+        packaged.configure({"model": "tiny_fast"})
+
+    def key(**options) -> str:
+        return GeneratorPool.key(GenerationRequest(generator="gen3c", generator_options=options))
+
+    assert len({key(checkpoint_dir=name) for name in spellings}) == 1 and key(checkpoint_dir="ckpt") != key(model="tiny")
+    assert key(model="tiny") == key(checkpoint_dir=str(packaged_model_dir("tiny"))) != key(model="tiny_fast")
+    assert key() == key(checkpoint_dir="nvidia/GEN3C-Cosmos-7B") == key(cache_dir=str(tmp_path / ".cache" / "gen3c")) != key(cache_dir="elsewhere")

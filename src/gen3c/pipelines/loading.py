@@ -60,7 +60,13 @@ from gen3c.pipelines.options import (
 )
 from gen3c.pipelines.options import model_configs as model_configs
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
-from gen3c.pipelines.request import MODEL_GENERATOR_SETTINGS, SAMPLING_GENERATOR_SETTINGS
+from gen3c.pipelines.request import (
+    MODEL_GENERATOR_SETTINGS,
+    MODEL_NAMING_SETTINGS,
+    PER_JOB_GENERATOR_SETTINGS,
+    SAMPLING_GENERATOR_SETTINGS,
+    model_source,
+)
 from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
 
@@ -349,12 +355,11 @@ def load_generator(
 
     ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
     """
-    from gen3c.models.packaged import checkpoint_info, packaged_model_name
+    from gen3c.models.packaged import checkpoint_info
     from gen3c.pipelines.gen3c import Gen3cGenerator, compute_device
 
     loaded_with = {k: v for k, v in locals().items() if k in MODEL_GENERATOR_SETTINGS}  # as given, for configure to compare
-    packaged = packaged_model_name(checkpoint)
-    loaded_with.update({"model": packaged} if packaged else {"checkpoint_dir": str(checkpoint)})
+    loaded_with["model_source"] = model_source({"checkpoint_dir": str(checkpoint)})  # the model, however it is named
 
     unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
     if unknown:
@@ -513,14 +518,22 @@ def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str
     """Refuse a model setting of ``options`` other than the one ``generator`` was loaded with: it
     would be dropped without effect (:class:`~gen3c.pipelines.request.GeneratorPool` passes full
     option dicts whose model settings match)."""
-    for key, value in check_generator_options(options).items():
-        if key not in MODEL_GENERATOR_SETTINGS or value is None:  # (None: the default, as at load: chunk_frames=None is the model's own)
+    checked = check_generator_options(options)
+    named = [key for key in MODEL_NAMING_SETTINGS if key in checked]
+    if named and model_source(checked) != generator.loaded_with.get("model_source"):
+        key = named[0]
+        raise Gen3cInputError(
+            f"configure: {key} {checked[key]!r} names another model than {generator.loaded_with.get('model_source')!r}, which the "
+            f"generator was loaded from, and configure changes only per-run settings: load a new generator with load_generator"
+        )
+    for key, value in checked.items():
+        if key not in MODEL_GENERATOR_SETTINGS or key in MODEL_NAMING_SETTINGS:  # (an unset one, None, is not here: the default, as at load)
             continue
         loaded = generator.loaded_with.get(key)
         if _model_setting(key, value) != _model_setting(key, loaded):
             raise Gen3cInputError(
                 f"configure: {key} {value!r} differs from the {loaded!r} the generator was loaded with, and configure changes only "
-                f"sampling settings ({', '.join(SAMPLING_GENERATOR_SETTINGS)}): load a new generator with load_generator(..., {key}={value!r})"
+                f"per-run settings ({', '.join((*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS))}): load a new generator with load_generator(..., {key}={value!r})"
             )
 
 
@@ -631,7 +644,6 @@ def generator_from_options(
     fetching, which prints its own progress) as a stage of one step, "Loading gen3c model"
     (tens of seconds for GEN3C-7B)."""
     opts = check_generator_options(options)
-    named = {k: opts.get(k) for k in ("checkpoint_dir", "model", "cache_dir")}  # the model as the options name it
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
     cache_dir = opts.pop("cache_dir", None)
@@ -648,7 +660,6 @@ def generator_from_options(
     }
     loaded = progress("Loading gen3c model", 1) if progress is not None else None
     generator = load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
-    generator.loaded_with = {**generator.loaded_with, **named}
     if loaded is not None:
         loaded(1)
     return generator

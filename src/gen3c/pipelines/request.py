@@ -583,6 +583,37 @@ SAMPLING_GENERATOR_SETTINGS = ("guidance", "num_steps", "sampler", "guidance_eve
 MODEL_GENERATOR_SETTINGS = tuple(k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS))
 
 
+#: The generator options that name the model (which :func:`model_source` reads as one).
+MODEL_NAMING_SETTINGS = ("model", "checkpoint_dir", "cache_dir")
+
+
+def model_source(options: dict[str, Any]) -> str:
+    """The model a gen3c generator's options name, one way however it is spelt: the local folder
+    that loads (a packaged model's, by its name or its folder; GEN3C's official weights' converted
+    folder in ``cache_dir``, by no checkpoint or GEN3C's hub id) resolved (``~``, ``..``, a
+    trailing slash, links), or a hub id as given. Nothing is fetched or read; what cannot be
+    resolved (an unknown model, a cache folder that is a file) is the options' own spelling,
+    refused when it loads."""
+    from gen3c.models.packaged import PACKAGED_MODELS, packaged_model_dir
+    from gen3c.models.weights import converted_dir, is_official_repo, weights_cache_dir
+
+    model, checkpoint, cache_dir = (options.get(key) for key in MODEL_NAMING_SETTINGS)
+    try:
+        if model is not None:
+            folder = packaged_model_dir(str(model))
+        elif not checkpoint or is_official_repo(checkpoint):
+            folder = converted_dir(weights_cache_dir(cache_dir))
+        elif str(checkpoint) in PACKAGED_MODELS and not Path(str(checkpoint)).exists():  # as checkpoint_folder reads it
+            folder = packaged_model_dir(str(checkpoint))
+        else:
+            folder = Path(str(checkpoint)).expanduser()
+            if not folder.exists():  # a hub id (or a missing folder, refused when it loads)
+                return str(checkpoint)
+        return str(folder.resolve())
+    except (Gen3cInputError, OSError, RuntimeError):
+        return json.dumps([model, checkpoint, cache_dir])
+
+
 class GeneratorPool:
     """One generator, loaded once and reused by every request with the same model settings: a
     batch worker's jobs ("models loaded once per worker") and :func:`generate`'s calls. Only
@@ -602,7 +633,8 @@ class GeneratorPool:
     @staticmethod
     def key(request: GenerationRequest, digests: dict[str, str] | None = None) -> str:
         """Which loaded generator ``request`` needs (``digests``: see :func:`lora_digest`)."""
-        options = {k: v for k, v in request.generator_options.items() if k in MODEL_GENERATOR_SETTINGS}
+        options = {k: v for k, v in request.generator_options.items() if k in MODEL_GENERATOR_SETTINGS and k not in MODEL_NAMING_SETTINGS}
+        options["model_source"] = model_source(request.generator_options)  # one model however it is named
         # --max_gpu_memory picks the memory mode for the frame size: another size, another plan.
         size = request.resolution if "max_gpu_memory" in options else None
         if options.get("lora"):  # by its weights too: an adapter replaced at its path since is loaded again
