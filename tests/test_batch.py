@@ -420,6 +420,7 @@ def test_the_pool_key_covers_exactly_the_model_settings(monkeypatch):
 
     changing = {name for name, kind in GENERATOR_OPTIONS.items() if key(**{name: values[kind][1]}) != key()}
     assert changing == set(requests.MODEL_GENERATOR_SETTINGS) and "fp8" in changing and "num_steps" not in changing
+    assert not changing & {"verify_checksums", "offload_guardrail_models", "disable_guardrail"}  # they shape nothing loaded
     assert loading.MODEL_GENERATOR_SETTINGS is requests.MODEL_GENERATOR_SETTINGS  # configure's check reads the same list
     monkeypatch.setattr(requests, "MODEL_GENERATOR_SETTINGS", (*requests.MODEL_GENERATOR_SETTINGS, "num_steps"))
     assert key(num_steps=1) != key(num_steps=2)

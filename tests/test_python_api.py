@@ -1162,3 +1162,33 @@ def test_configure_and_the_pool_take_one_model_however_it_is_named(tmp_path, mon
     assert len({key(checkpoint_dir=name) for name in spellings}) == 1 and key(checkpoint_dir="ckpt") != key(model="tiny")
     assert key(model="tiny") == key(checkpoint_dir=str(packaged_model_dir("tiny"))) != key(model="tiny_fast")
     assert key() == key(checkpoint_dir="nvidia/GEN3C-Cosmos-7B") == key(cache_dir=str(tmp_path / ".cache" / "gen3c")) != key(cache_dir="elsewhere")
+
+
+def test_checking_and_no_effect_options_load_no_new_model(tmp_path):
+    """verify_checksums checks the files, it does not shape the model: asked of a generator loaded
+    without it, configure checks the checkpoint's files now (a changed file is refused) and the
+    pool keeps the model; GEN3C's flags without effect here (guardrails, prompt upsampler) change
+    nothing. Before: each was a model setting, refused by configure and reloaded by the pool."""
+    import shutil
+
+    from gen3c.errors import Gen3cModelError
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import load_generator
+    from gen3c.pipelines.request import GenerationRequest, GeneratorPool
+
+    def key(**options) -> str:
+        return GeneratorPool.key(GenerationRequest(generator="gen3c", generator_options={"model": "tiny", **options}))
+
+    assert key() == key(verify_checksums=True) == key(offload_guardrail_models=True, disable_guardrail=True, disable_prompt_upsampler=True)
+    shutil.copytree(packaged_model_dir("tiny"), tmp_path / "ckpt")
+    gen = load_generator(tmp_path / "ckpt", device="cpu", dtype="float32")
+    gen.configure({"verify_checksums": False})
+    config = tmp_path / "ckpt" / "transformer" / "config.json"
+    config.write_text(config.read_text() + " ")
+    with pytest.raises(Gen3cModelError, match="config.json"):
+        gen.configure({"verify_checksums": True})
+    config.write_text(config.read_text()[:-1])
+    gen.configure({"verify_checksums": True})
+    assert gen.loaded_with["verify_checksums"]
+    config.write_text(config.read_text() + " ")  # checked once: a later run asking again reads nothing
+    gen.configure({"verify_checksums": True})

@@ -347,7 +347,10 @@ def load_generator(
             computes on ``cuda:LOCAL_RANK`` (the CPU with gloo when there is no GPU), and
             ``device`` may only name the device type.
         lora: a LoRA adapter written by ``gen3c train`` (folder or safetensors file).
-        verify_checksums: check every file against the checkpoint's ``checksums.json`` first.
+        verify_checksums: check every file against the checkpoint's ``checksums.json`` first. A
+            generator loaded without it checks them when :meth:`~Gen3cGenerator.configure` is
+            first given ``verify_checksums=True`` (a batch's or ``gen3c.generate``'s run asking
+            for it), without loading the model again.
         text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
         resolution: (H, W) of the frames to make, which ``max_gpu_memory``'s estimate is for
             (default GEN3C's 704×1280).
@@ -358,7 +361,7 @@ def load_generator(
     from gen3c.models.packaged import checkpoint_info
     from gen3c.pipelines.gen3c import Gen3cGenerator, compute_device
 
-    loaded_with = {k: v for k, v in locals().items() if k in MODEL_GENERATOR_SETTINGS}  # as given, for configure to compare
+    loaded_with = {k: v for k, v in locals().items() if k in (*MODEL_GENERATOR_SETTINGS, "verify_checksums")}  # as given, for configure
     loaded_with["model_source"] = model_source({"checkpoint_dir": str(checkpoint)})  # the model, however it is named
 
     unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
@@ -496,12 +499,16 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
         Gen3cInputError: options :func:`check_generator_options` refuses, a prompt for a generator
             loaded with ``disable_prompt_encoder`` (it would change nothing), or a model setting
             other than the generator was loaded with (weights, memory plan, kernels: a new load).
+        Gen3cModelError: ``verify_checksums`` for a generator loaded without it, whose checkpoint's
+            files differ from its ``checksums.json`` (they are checked now: :func:`_verify_loaded_checkpoint`).
     """
     from gen3c.pipelines.gen3c import Gen3cGenerator
 
     if generator.pipeline.disable_prompt_encoder:  # refused as a prompt beside the flag is (check_generator_options)
         check_generator_options({**options, "disable_prompt_encoder": True})
     _check_model_settings_unchanged(generator, options)
+    if check_generator_options(options).get("verify_checksums") and not generator.loaded_with.get("verify_checksums"):
+        _verify_loaded_checkpoint(generator)
     settings, guidance = _requested_sampling(generator, options)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
     defaults = inspect.signature(Gen3cGenerator).parameters
@@ -535,6 +542,19 @@ def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str
                 f"configure: {key} {value!r} differs from the {loaded!r} the generator was loaded with, and configure changes only "
                 f"per-run settings ({', '.join((*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS))}): load a new generator with load_generator(..., {key}={value!r})"
             )
+
+
+def _verify_loaded_checkpoint(generator: Gen3cGenerator) -> None:
+    """``verify_checksums`` asked of a generator loaded without it: its checkpoint's files are
+    checked now, as a load checks them, and once (a new load would read every byte to check the
+    same files, then load them again)."""
+    from gen3c.models.verify import verify_checksums
+
+    source = generator.loaded_with.get("model_source", generator.pipeline.name_or_path)
+    if is_hub_id(source):
+        refuse_checksums_of_hub(source)
+    verify_checksums(generator.pipeline.name_or_path)
+    generator.loaded_with = {**generator.loaded_with, "verify_checksums": True}
 
 
 def _model_setting(key: str, value: Any) -> Any:

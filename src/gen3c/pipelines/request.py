@@ -52,7 +52,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
-from gen3c.pipelines.options import GENERATOR_OPTIONS, check_generator, check_speed_device
+from gen3c.pipelines.options import _NO_EFFECT, GENERATOR_OPTIONS, check_generator, check_speed_device
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
@@ -577,10 +577,17 @@ PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
 #: a sweep over steps or guidance loads once. The weights, memory plan and kernels (checkpoint,
 #: LoRA, dtype, memory mode, fp8, attention, compile, ``speed``) reload.
 SAMPLING_GENERATOR_SETTINGS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache")
+#: Settings that check the model's files rather than shape what is loaded: a model loaded without
+#: ``verify_checksums`` has its checkpoint's files checked by
+#: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure` when a run first asks, not loaded again.
+CHECK_GENERATOR_SETTINGS = ("verify_checksums",)
 #: The model settings: the gen3c generator's options that shape what is loaded (all but the per-run
-#: ones above). :meth:`GeneratorPool.key` loads another generator when one differs, and
+#: and checking ones above, and GEN3C's flags for parts gen3c does not have, which change nothing).
+#: :meth:`GeneratorPool.key` loads another generator when one differs, and
 #: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure` refuses one that differs from the load's.
-MODEL_GENERATOR_SETTINGS = tuple(k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS))
+MODEL_GENERATOR_SETTINGS = tuple(
+    k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS, *CHECK_GENERATOR_SETTINGS, *_NO_EFFECT)
+)
 
 
 #: The generator options that name the model (which :func:`model_source` reads as one).
