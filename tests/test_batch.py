@@ -362,14 +362,19 @@ def test_relative_intrinsics_and_depth_estimator_paths_start_at_the_manifest_fol
 
 
 def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
+    """The pool gives a loaded generator each job's seed and options (its configure takes the prompts
+    and sampling settings: test_python_api's configure tests); other model settings reload."""
     made = []
 
     class FakeModel:
         name = "gen3c"
 
-        def __init__(self, prompt: str = "", negative_prompt: str | None = None, seed: int = 1) -> None:
-            self.prompt, self.negative_prompt, self.seed = prompt, negative_prompt, seed
+        def __init__(self, seed: int = 1) -> None:
+            self.seed, self.prompt = seed, None
             made.append(self)
+
+        def configure(self, options: dict) -> None:
+            self.prompt = options.get("prompt", "")
 
     monkeypatch.setattr("gen3c.pipelines.request.make_generator", lambda request, progress=None: FakeModel())
     pool = GeneratorPool()
@@ -415,6 +420,7 @@ def test_the_pool_key_covers_exactly_the_model_settings(monkeypatch):
 
     changing = {name for name, kind in GENERATOR_OPTIONS.items() if key(**{name: values[kind][1]}) != key()}
     assert changing == set(requests.MODEL_GENERATOR_SETTINGS) and "fp8" in changing and "num_steps" not in changing
+    assert not changing & {"verify_checksums", "offload_guardrail_models", "disable_guardrail"}  # they shape nothing loaded
     assert loading.MODEL_GENERATOR_SETTINGS is requests.MODEL_GENERATOR_SETTINGS  # configure's check reads the same list
     monkeypatch.setattr(requests, "MODEL_GENERATOR_SETTINGS", (*requests.MODEL_GENERATOR_SETTINGS, "num_steps"))
     assert key(num_steps=1) != key(num_steps=2)

@@ -1097,3 +1097,98 @@ def test_generate_takes_a_depth_estimate_as_its_export_fed_back(box_scene, tmp_p
     described = json.loads(memory.paths["run"].read_text())["in_memory_inputs"]["depth_path"]
     assert described["in_memory"] == "gen3c.depth.base.DepthEstimate" and described["kind"] == "relative"
     assert described["shape"] == [96, 160] and described["source"] == estimate.source
+
+
+def test_configure_gives_the_generator_the_prompts_its_pipeline_is_called_with(monkeypatch):
+    """configure takes ``prompt`` and ``negative_prompt`` (left out: the defaults, as at load and as
+    the pool gives a job without them); a prompt for a generator loaded with disable_prompt_encoder,
+    or a negative prompt for a run without guidance, is refused in one line. Before: configure
+    dropped both without a word (only GeneratorPool set them)."""
+    from types import SimpleNamespace
+
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+    from gen3c.pipelines.loading import load_generator
+
+    calls: list[dict] = []
+    monkeypatch.setattr(Gen3cPipeline, "__call__", lambda self, **kw: calls.append(kw) or SimpleNamespace(frames=None))
+    gen = load_generator("tiny", device="cpu", dtype="float32")
+    buffers = SimpleNamespace(colors=torch.zeros(gen.chunk_frames, 1, 3, 16, 16), masks=torch.zeros(gen.chunk_frames, 1, 1, 16, 16))
+
+    def called_with(options: dict) -> tuple:
+        gen.configure(options)
+        gen.generate(None, None, torch.zeros(3, 16, 16), buffers=buffers)
+        return calls[-1]["prompt"], calls[-1]["negative_prompt"], calls[-1]["num_steps"]
+
+    assert called_with({"prompt": "a cat", "negative_prompt": "blur", "num_steps": 3}) == ("a cat", "blur", 3)
+    assert called_with({"num_steps": 2}) == ("", None, 2)
+    with pytest.raises(Gen3cInputError, match=r"^--negative_prompt .*guidance"):
+        gen.configure({"negative_prompt": "blur", "guidance": 0})
+    gen.pipeline.disable_prompt_encoder = True
+    with pytest.raises(Gen3cInputError, match=r"^--prompt would change nothing: --disable_prompt_encoder"):
+        gen.configure({"prompt": "a cat"})
+
+
+def test_configure_and_the_pool_take_one_model_however_it_is_named(tmp_path, monkeypatch):
+    """A model named by its folder (relative, absolute, with a trailing slash or ~) or, when
+    packaged, by its name is one model: configure takes it and the pool's key is the same; another
+    model is refused in one line. Before: compared as spelt, so the same folder was refused."""
+    import shutil
+
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import generator_from_options, load_generator
+    from gen3c.pipelines.request import GenerationRequest, GeneratorPool
+
+    shutil.copytree(packaged_model_dir("tiny"), tmp_path / "ckpt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for variable in ("GEN3C_CACHE_DIR", "XDG_CACHE_HOME"):  # GEN3C's weights' folder: ~/.cache/gen3c
+        monkeypatch.delenv(variable, raising=False)
+    gen = load_generator("ckpt", device="cpu", dtype="float32")
+    spellings = ["ckpt/", "./ckpt", str(tmp_path / "ckpt"), "~/ckpt", "sub/../ckpt"]
+    (tmp_path / "sub").mkdir()
+    for name in spellings:
+        gen.configure({"checkpoint_dir": name, "num_steps": 2})
+    with pytest.raises(Gen3cInputError, match=r"^configure: model 'tiny' names another model than '.*ckpt', which the generator was loaded from"):
+        gen.configure({"model": "tiny"})
+    packaged = generator_from_options({"model": "tiny", "device": "cpu", "dtype": "float32"})
+    for options in ({"checkpoint_dir": str(packaged_model_dir("tiny")) + "/"}, {"checkpoint_dir": "tiny"}, {"model": "tiny"}):
+        packaged.configure(options)
+    with pytest.raises(Gen3cInputError, match=r"^configure: model 'tiny_fast' names another model"):
+        packaged.configure({"model": "tiny_fast"})
+
+    def key(**options) -> str:
+        return GeneratorPool.key(GenerationRequest(generator="gen3c", generator_options=options))
+
+    assert len({key(checkpoint_dir=name) for name in spellings}) == 1 and key(checkpoint_dir="ckpt") != key(model="tiny")
+    assert key(model="tiny") == key(checkpoint_dir=str(packaged_model_dir("tiny"))) != key(model="tiny_fast")
+    assert key() == key(checkpoint_dir="nvidia/GEN3C-Cosmos-7B") == key(cache_dir=str(tmp_path / ".cache" / "gen3c")) != key(cache_dir="elsewhere")
+
+
+def test_checking_and_no_effect_options_load_no_new_model(tmp_path):
+    """verify_checksums checks the files, it does not shape the model: asked of a generator loaded
+    without it, configure checks the checkpoint's files now (a changed file is refused) and the
+    pool keeps the model; GEN3C's flags without effect here (guardrails, prompt upsampler) change
+    nothing. Before: each was a model setting, refused by configure and reloaded by the pool."""
+    import shutil
+
+    from gen3c.errors import Gen3cModelError
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import load_generator
+    from gen3c.pipelines.request import GenerationRequest, GeneratorPool
+
+    def key(**options) -> str:
+        return GeneratorPool.key(GenerationRequest(generator="gen3c", generator_options={"model": "tiny", **options}))
+
+    assert key() == key(verify_checksums=True) == key(offload_guardrail_models=True, disable_guardrail=True, disable_prompt_upsampler=True)
+    shutil.copytree(packaged_model_dir("tiny"), tmp_path / "ckpt")
+    gen = load_generator(tmp_path / "ckpt", device="cpu", dtype="float32")
+    gen.configure({"verify_checksums": False})
+    config = tmp_path / "ckpt" / "transformer" / "config.json"
+    config.write_text(config.read_text() + " ")
+    with pytest.raises(Gen3cModelError, match="config.json"):
+        gen.configure({"verify_checksums": True})
+    config.write_text(config.read_text()[:-1])
+    gen.configure({"verify_checksums": True})
+    assert gen.loaded_with["verify_checksums"]
+    config.write_text(config.read_text() + " ")  # checked once: a later run asking again reads nothing
+    gen.configure({"verify_checksums": True})

@@ -1006,8 +1006,9 @@ class Gen3cGenerator:
     #: it was loaded from (MagCache's ratios are kept for it), for :meth:`configure`.
     model_defaults: dict[str, Any] = {}  # noqa: RUF012 (replaced, never changed in place)
     checkpoint: str | None = None
-    #: The model settings (:data:`~gen3c.pipelines.options.GENERATOR_OPTIONS` outside the per-run
-    #: ones) it was loaded with, which :meth:`configure` cannot change (load_generator sets them).
+    #: The model settings (:data:`~gen3c.pipelines.request.MODEL_GENERATOR_SETTINGS`) it was loaded
+    #: with, the model as ``model_source`` (:func:`~gen3c.pipelines.request.model_source`), which
+    #: :meth:`configure` cannot change (load_generator sets them).
     loaded_with: dict[str, Any] = {}  # noqa: RUF012 (replaced, never changed in place)
 
     def __init__(

@@ -60,7 +60,13 @@ from gen3c.pipelines.options import (
 )
 from gen3c.pipelines.options import model_configs as model_configs
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, speed_name, speed_settings
-from gen3c.pipelines.request import MODEL_GENERATOR_SETTINGS, SAMPLING_GENERATOR_SETTINGS
+from gen3c.pipelines.request import (
+    MODEL_GENERATOR_SETTINGS,
+    MODEL_NAMING_SETTINGS,
+    PER_JOB_GENERATOR_SETTINGS,
+    SAMPLING_GENERATOR_SETTINGS,
+    model_source,
+)
 from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
 
@@ -341,7 +347,10 @@ def load_generator(
             computes on ``cuda:LOCAL_RANK`` (the CPU with gloo when there is no GPU), and
             ``device`` may only name the device type.
         lora: a LoRA adapter written by ``gen3c train`` (folder or safetensors file).
-        verify_checksums: check every file against the checkpoint's ``checksums.json`` first.
+        verify_checksums: check every file against the checkpoint's ``checksums.json`` first. A
+            generator loaded without it checks them when :meth:`~Gen3cGenerator.configure` is
+            first given ``verify_checksums=True`` (a batch's or ``gen3c.generate``'s run asking
+            for it), without loading the model again.
         text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
         resolution: (H, W) of the frames to make, which ``max_gpu_memory``'s estimate is for
             (default GEN3C's 704×1280).
@@ -349,12 +358,11 @@ def load_generator(
 
     ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
     """
-    from gen3c.models.packaged import checkpoint_info, packaged_model_name
+    from gen3c.models.packaged import checkpoint_info
     from gen3c.pipelines.gen3c import Gen3cGenerator, compute_device
 
-    loaded_with = {k: v for k, v in locals().items() if k in MODEL_GENERATOR_SETTINGS}  # as given, for configure to compare
-    packaged = packaged_model_name(checkpoint)
-    loaded_with.update({"model": packaged} if packaged else {"checkpoint_dir": str(checkpoint)})
+    loaded_with = {k: v for k, v in locals().items() if k in (*MODEL_GENERATOR_SETTINGS, "verify_checksums")}  # as given, for configure
+    loaded_with["model_source"] = model_source({"checkpoint_dir": str(checkpoint)})  # the model, however it is named
 
     unknown = sorted(set(generator_options) - set(_SAMPLING_OPTIONS))
     if unknown:
@@ -480,22 +488,35 @@ def load_generator(
 
 
 def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
-    """Give a loaded generator the sampling-only settings (:data:`SAMPLING_GENERATOR_SETTINGS`) of a
-    request's generator options, as :func:`load_generator` gives a freshly loaded one: a sweep
-    over steps, guidance or samplers runs on one loaded model. The settings left out fall back
-    to the model's own and the generator's ``--speed`` preset's, as at load.
+    """Give a loaded generator the per-run settings of a request's generator options (its
+    ``prompt`` and ``negative_prompt``: :data:`~gen3c.pipelines.request.PER_JOB_GENERATOR_SETTINGS`) and the sampling-only
+    ones (:data:`SAMPLING_GENERATOR_SETTINGS`), as :func:`load_generator` gives a freshly loaded
+    one: a sweep over prompts, steps, guidance or samplers runs on one loaded model. The settings
+    left out fall back to their defaults (the empty prompt, GEN3C's negative prompt), the model's
+    own and the generator's ``--speed`` preset's, as at load.
 
     Raises:
-        Gen3cInputError: options :func:`check_generator_options` refuses, or a model setting other
-            than the generator was loaded with (weights, memory plan, kernels: a new load).
+        Gen3cInputError: options :func:`check_generator_options` refuses, a prompt for a generator
+            loaded with ``disable_prompt_encoder`` (it would change nothing), or a model setting
+            other than the generator was loaded with (weights, memory plan, kernels: a new load).
+        Gen3cModelError: ``verify_checksums`` for a generator loaded without it, whose checkpoint's
+            files differ from its ``checksums.json`` (they are checked now: :func:`_verify_loaded_checkpoint`).
     """
     from gen3c.pipelines.gen3c import Gen3cGenerator
 
+    if generator.pipeline.disable_prompt_encoder:  # refused as a prompt beside the flag is (check_generator_options)
+        check_generator_options({**options, "disable_prompt_encoder": True})
     _check_model_settings_unchanged(generator, options)
+    if check_generator_options(options).get("verify_checksums") and not generator.loaded_with.get("verify_checksums"):
+        _verify_loaded_checkpoint(generator)
     settings, guidance = _requested_sampling(generator, options)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
+    defaults = inspect.signature(Gen3cGenerator).parameters
     if guidance is None:
-        guidance = inspect.signature(Gen3cGenerator).parameters["guidance"].default
+        guidance = defaults["guidance"].default
+    requested = check_generator_options(options)
+    generator.prompt = requested.get("prompt", defaults["prompt"].default)
+    generator.negative_prompt = requested.get("negative_prompt", defaults["negative_prompt"].default)
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
 
@@ -504,15 +525,36 @@ def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str
     """Refuse a model setting of ``options`` other than the one ``generator`` was loaded with: it
     would be dropped without effect (:class:`~gen3c.pipelines.request.GeneratorPool` passes full
     option dicts whose model settings match)."""
-    for key, value in check_generator_options(options).items():
-        if key not in MODEL_GENERATOR_SETTINGS or value is None:  # (None: the default, as at load: chunk_frames=None is the model's own)
+    checked = check_generator_options(options)
+    named = [key for key in MODEL_NAMING_SETTINGS if key in checked]
+    if named and model_source(checked) != generator.loaded_with.get("model_source"):
+        key = named[0]
+        raise Gen3cInputError(
+            f"configure: {key} {checked[key]!r} names another model than {generator.loaded_with.get('model_source')!r}, which the "
+            f"generator was loaded from, and configure changes only per-run settings: load a new generator with load_generator"
+        )
+    for key, value in checked.items():
+        if key not in MODEL_GENERATOR_SETTINGS or key in MODEL_NAMING_SETTINGS:  # (an unset one, None, is not here: the default, as at load)
             continue
         loaded = generator.loaded_with.get(key)
         if _model_setting(key, value) != _model_setting(key, loaded):
             raise Gen3cInputError(
                 f"configure: {key} {value!r} differs from the {loaded!r} the generator was loaded with, and configure changes only "
-                f"sampling settings ({', '.join(SAMPLING_GENERATOR_SETTINGS)}): load a new generator with load_generator(..., {key}={value!r})"
+                f"per-run settings ({', '.join((*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS))}): load a new generator with load_generator(..., {key}={value!r})"
             )
+
+
+def _verify_loaded_checkpoint(generator: Gen3cGenerator) -> None:
+    """``verify_checksums`` asked of a generator loaded without it: its checkpoint's files are
+    checked now, as a load checks them, and once (a new load would read every byte to check the
+    same files, then load them again)."""
+    from gen3c.models.verify import verify_checksums
+
+    source = generator.loaded_with.get("model_source", generator.pipeline.name_or_path)
+    if is_hub_id(source):
+        refuse_checksums_of_hub(source)
+    verify_checksums(generator.pipeline.name_or_path)
+    generator.loaded_with = {**generator.loaded_with, "verify_checksums": True}
 
 
 def _model_setting(key: str, value: Any) -> Any:
@@ -526,8 +568,9 @@ def _model_setting(key: str, value: Any) -> Any:
 
 def _requested_sampling(generator: Gen3cGenerator, options: dict[str, Any]) -> tuple[SpeedPreset, float | None]:
     """:func:`sampling_settings` of a request's sampling-only options (:data:`SAMPLING_GENERATOR_SETTINGS`,
-    checked by :func:`check_generator_options`) on a loaded ``generator``: its ``--speed`` and its model's own defaults."""
-    opts = {key: value for key, value in check_generator_options(options).items() if key in SAMPLING_GENERATOR_SETTINGS}
+    checked by :func:`check_generator_options`) on a loaded ``generator``: its ``--speed`` and its model's own defaults
+    (``negative_prompt`` too: refused for a run without guidance, as at load)."""
+    opts = {key: value for key, value in check_generator_options(options).items() if key in (*SAMPLING_GENERATOR_SETTINGS, "negative_prompt")}
     return sampling_settings(speed_name(generator.speed), generator.model_defaults, opts)
 
 
@@ -621,7 +664,6 @@ def generator_from_options(
     fetching, which prints its own progress) as a stage of one step, "Loading gen3c model"
     (tens of seconds for GEN3C-7B)."""
     opts = check_generator_options(options)
-    named = {k: opts.get(k) for k in ("checkpoint_dir", "model", "cache_dir")}  # the model as the options name it
     checkpoint = opts.pop("checkpoint_dir", None)
     model = opts.pop("model", None)
     cache_dir = opts.pop("cache_dir", None)
@@ -638,7 +680,6 @@ def generator_from_options(
     }
     loaded = progress("Loading gen3c model", 1) if progress is not None else None
     generator = load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
-    generator.loaded_with = {**generator.loaded_with, **named}
     if loaded is not None:
         loaded(1)
     return generator

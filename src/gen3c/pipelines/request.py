@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import gc
-import inspect
 import json
 import math
 import os
@@ -53,7 +52,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
-from gen3c.pipelines.options import GENERATOR_OPTIONS, check_generator, check_speed_device
+from gen3c.pipelines.options import _NO_EFFECT, GENERATOR_OPTIONS, check_generator, check_speed_device
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
@@ -569,18 +568,57 @@ def make_generator(request: GenerationRequest, progress: ProgressFactory | None 
     )
 
 
-#: Settings a loaded generator takes per run (plain attributes; nothing reloads). Runs that
-#: differ only in these (and the seed) share one loaded model.
+#: Settings a loaded generator takes per run (plain attributes, given by
+#: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure`; nothing reloads). Runs that differ
+#: only in these (and the seed) share one loaded model.
 PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
 #: Settings that only shape sampling, which a loaded gen3c generator also takes per run
 #: (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure`: its sampler, step cache and attributes):
 #: a sweep over steps or guidance loads once. The weights, memory plan and kernels (checkpoint,
 #: LoRA, dtype, memory mode, fp8, attention, compile, ``speed``) reload.
 SAMPLING_GENERATOR_SETTINGS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache")
+#: Settings that check the model's files rather than shape what is loaded: a model loaded without
+#: ``verify_checksums`` has its checkpoint's files checked by
+#: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure` when a run first asks, not loaded again.
+CHECK_GENERATOR_SETTINGS = ("verify_checksums",)
 #: The model settings: the gen3c generator's options that shape what is loaded (all but the per-run
-#: ones above). :meth:`GeneratorPool.key` loads another generator when one differs, and
+#: and checking ones above, and GEN3C's flags for parts gen3c does not have, which change nothing).
+#: :meth:`GeneratorPool.key` loads another generator when one differs, and
 #: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure` refuses one that differs from the load's.
-MODEL_GENERATOR_SETTINGS = tuple(k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS))
+MODEL_GENERATOR_SETTINGS = tuple(
+    k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS, *CHECK_GENERATOR_SETTINGS, *_NO_EFFECT)
+)
+
+
+#: The generator options that name the model (which :func:`model_source` reads as one).
+MODEL_NAMING_SETTINGS = ("model", "checkpoint_dir", "cache_dir")
+
+
+def model_source(options: dict[str, Any]) -> str:
+    """The model a gen3c generator's options name, one way however it is spelt: the local folder
+    that loads (a packaged model's, by its name or its folder; GEN3C's official weights' converted
+    folder in ``cache_dir``, by no checkpoint or GEN3C's hub id) resolved (``~``, ``..``, a
+    trailing slash, links), or a hub id as given. Nothing is fetched or read; what cannot be
+    resolved (an unknown model, a cache folder that is a file) is the options' own spelling,
+    refused when it loads."""
+    from gen3c.models.packaged import PACKAGED_MODELS, packaged_model_dir
+    from gen3c.models.weights import converted_dir, is_official_repo, weights_cache_dir
+
+    model, checkpoint, cache_dir = (options.get(key) for key in MODEL_NAMING_SETTINGS)
+    try:
+        if model is not None:
+            folder = packaged_model_dir(str(model))
+        elif not checkpoint or is_official_repo(checkpoint):
+            folder = converted_dir(weights_cache_dir(cache_dir))
+        elif str(checkpoint) in PACKAGED_MODELS and not Path(str(checkpoint)).exists():  # as checkpoint_folder reads it
+            folder = packaged_model_dir(str(checkpoint))
+        else:
+            folder = Path(str(checkpoint)).expanduser()
+            if not folder.exists():  # a hub id (or a missing folder, refused when it loads)
+                return str(checkpoint)
+        return str(folder.resolve())
+    except (Gen3cInputError, OSError, RuntimeError):
+        return json.dumps([model, checkpoint, cache_dir])
 
 
 class GeneratorPool:
@@ -602,7 +640,8 @@ class GeneratorPool:
     @staticmethod
     def key(request: GenerationRequest, digests: dict[str, str] | None = None) -> str:
         """Which loaded generator ``request`` needs (``digests``: see :func:`lora_digest`)."""
-        options = {k: v for k, v in request.generator_options.items() if k in MODEL_GENERATOR_SETTINGS}
+        options = {k: v for k, v in request.generator_options.items() if k in MODEL_GENERATOR_SETTINGS and k not in MODEL_NAMING_SETTINGS}
+        options["model_source"] = model_source(request.generator_options)  # one model however it is named
         # --max_gpu_memory picks the memory mode for the frame size: another size, another plan.
         size = request.resolution if "max_gpu_memory" in options else None
         if options.get("lora"):  # by its weights too: an adapter replaced at its path since is loaded again
@@ -620,14 +659,9 @@ class GeneratorPool:
             self._key = key
             self.loads += 1
         generator = self._generator
-        defaults = inspect.signature(type(generator).__init__).parameters
-        for name in PER_JOB_GENERATOR_SETTINGS:
-            if hasattr(generator, name):
-                fallback = defaults[name].default if name in defaults else getattr(generator, name)
-                setattr(generator, name, request.generator_options.get(name, fallback))
         if hasattr(generator, "seed"):
             generator.seed = request.seed
-        if callable(getattr(generator, "configure", None)):
+        if callable(getattr(generator, "configure", None)):  # the prompts and sampling settings (the gen3c generator's)
             generator.configure(request.generator_options)
         return generator, loaded
 
