@@ -145,6 +145,32 @@ def test_without_the_prompt_encoder_t5_waits_until_a_prompt_needs_it(hub, offici
     assert index["prompt_cache"] == ["gen3c.models.prompt_cache", "PromptEmbeddingCache"]
 
 
+def test_a_run_stopped_while_adding_the_prompt_cache_keeps_the_checkpoint(hub, official, tmp_path, monkeypatch):
+    """Stopped after the new model_index.json and before the manifest, the checkpoint read as
+    damaged and the whole DiT was converted again (with the 7B DiT: fetched again too once its
+    download was removed); now the old checkpoint is whole until the new one replaces it."""
+    bare = prepare(hub, official, tmp_path, prompts=())
+    dit_file = next((bare.checkpoint / "transformer").glob("*.safetensors"))
+    before = dit_file.stat()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(weights, "_write_manifest", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            prepare(hub, official, tmp_path)
+    manifest, problem = weights.read_manifest(bare.checkpoint)
+    assert problem is None and not manifest["prompt_cache"] and verify_checksums(bare.checkpoint)
+    assert json.loads((bare.checkpoint / "model_index.json").read_text())["prompt_cache"] == [None, None]
+
+    full = prepare(hub, official, tmp_path)
+    assert full.has_prompt_cache and not full.converted and not leftovers(tmp_path)
+    after = dit_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not converted again
+    assert verify_checksums(full.checkpoint) and weights.read_manifest(full.checkpoint)[0]["prompt_cache"]
+
+
 # -- what goes wrong ---------------------------------------------------------------------------
 
 

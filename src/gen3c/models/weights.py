@@ -518,9 +518,11 @@ def _convert(
 
 
 def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tuple[str, str], root: Path, say: Log) -> None:
-    """Add the prompt cache to a checkpoint converted without T5. The folder stays usable at every
-    step: the component appears by one rename, then the index, the checksums and last the manifest
-    follow (a run killed before the manifest sees the old one and adds the cache again)."""
+    """Add the prompt cache to a checkpoint converted without T5. The new checkpoint is made beside
+    it, from hard links to its files (copies where the file system has none), and put in its place
+    by one swap: a run stopped at any step leaves the old checkpoint whole, and the next run adds
+    the cache again (changed in place, a run stopped between the index and the manifest left a
+    folder that read as damaged, so the whole DiT was converted again)."""
     from gen3c.io.atomic import replace_folder, write_text_atomic
     from gen3c.models.convert import PROMPT_CACHE_COMPONENT, prompt_cache_from_t5
     from gen3c.models.verify import add_checksums
@@ -530,18 +532,29 @@ def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tup
     staging = _temporary(root)
     try:
         staging.mkdir()
+        out = staging / target.name
+        # Every file changed below is replaced by a new one (a rename), never written through a link.
+        shutil.copytree(target, out, copy_function=_link_or_copy)
         cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
-        replace_folder(staging / "prompt_cache", target / "prompt_cache")
+        replace_folder(staging / "prompt_cache", out / "prompt_cache")
+        index_path = out / "model_index.json"
+        index = json.loads(index_path.read_text())
+        index["prompt_cache"] = list(PROMPT_CACHE_COMPONENT)
+        write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
+        added = sorted(p.relative_to(out).as_posix() for p in (out / "prompt_cache").rglob("*") if p.is_file())
+        add_checksums(out, ["model_index.json", *added])
+        repo_id, revision = t5_source
+        _write_manifest(out, manifest["name"], {**manifest["sources"], repo_id: revision}, prompt_cache=True)
+        replace_folder(out, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    index_path = target / "model_index.json"
-    index = json.loads(index_path.read_text())
-    index["prompt_cache"] = list(PROMPT_CACHE_COMPONENT)
-    write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
-    added = sorted(p.relative_to(target).as_posix() for p in (target / "prompt_cache").rglob("*") if p.is_file())
-    add_checksums(target, ["model_index.json", *added])
-    repo_id, revision = t5_source
-    _write_manifest(target, manifest["name"], {**manifest["sources"], repo_id: revision}, prompt_cache=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
 
 
 # -- the hub -----------------------------------------------------------------------------------
