@@ -251,6 +251,24 @@ def test_a_disk_that_fills_up_during_a_fetch_is_named_not_the_network(hub, offic
     assert not weights.converted_dir(tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("code", ["EACCES", "EROFS"])
+def test_a_hub_cache_that_cannot_be_written_is_named_not_the_network(hub, official, tmp_path, monkeypatch, code):
+    """A hub cache without write access (another user's HF_HOME, a read-only mount) was reported
+    as 'cannot reach the hub: check the network'."""
+    import errno
+
+    import huggingface_hub.file_download
+
+    def denied(*args, **kwargs):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(tmp_path / "hub" / "models--x"))
+
+    monkeypatch.setattr(huggingface_hub.file_download, "http_get", denied)
+    with pytest.raises(Gen3cModelError, match=r"^the hub cache .*hub cannot be written .*nvidia/.*HF_HOME") as err:
+        prepare(hub, official, tmp_path, prompts=())
+    assert "network" not in str(err.value) and "\n" not in str(err.value)
+    assert not weights.converted_dir(tmp_path / "cache").exists()
+
+
 def test_checksum_mismatches_say_expected_and_got_and_the_fix(hub, official, tmp_path):
     """A fetched file's sha256 mismatch said only that it differed; a converted cache failing
     --verify_checksums said 'corrupt or was changed' with no way out (the cache is gen3c's)."""

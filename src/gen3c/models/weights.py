@@ -36,6 +36,7 @@ repository (:func:`_remove_stale_downloads`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -658,6 +659,12 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                         raise Gen3cModelError(
                             f"the disk of {hub_cache} filled up while fetching {repo.repo_id}/{name} ({disk_full_reason(exc)}): "
                             "free some space, or put the hub cache on a larger disk (HF_HOME), then run again (files already fetched are kept)"
+                        ) from None
+                    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # nor is this
+                        where = f": {exc.filename}" if exc.filename else ""
+                        raise Gen3cModelError(
+                            f"the hub cache {hub_cache} cannot be written ({exc.strerror}{where}) while fetching {repo.repo_id}/{name}: "
+                            "fix its permissions, or point HF_HOME (or HF_HUB_CACHE) at a writable folder"
                         ) from None
                     raise _hub_error(exc, repo, endpoint) from None
             problem = None if record.checked(repo.repo_id, plan.revision, name, path) else _file_problem(path, size, sha256, repo.md5.get(name))
