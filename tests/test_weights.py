@@ -508,6 +508,25 @@ def test_cache_list_and_remove(hub, official, tmp_path):
     assert weights.cached_items(**kwargs) == []
 
 
+def test_removing_while_another_process_prepares_says_it_waits(hub, official, tmp_path, capfd):
+    """`gen3c cache remove` waited for a conversion in another process (minutes for the 7B DiT)
+    without a word, as if it hung."""
+    import fcntl
+    import threading
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path, prompts=())
+    capfd.readouterr()
+    fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a preparing process holds it
+    timer = threading.Timer(0.5, os.close, [fd])
+    timer.start()
+    removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
+    timer.join()
+    assert [item.name for item in removed] == ["Gen3C-Cosmos-7B-v1"]
+    assert "waiting for another gen3c process" in capfd.readouterr().err
+
+
 def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):
     """A folder at the cache's place without gen3c's manifest (here `gen3c convert`'s output put
     there by hand) was taken for a damaged cache and deleted by the next run, then 'converted

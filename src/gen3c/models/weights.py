@@ -966,7 +966,8 @@ def remove_cached(
     """Delete the cached items named (as :func:`cached_items` names them, or "all"); returns what
     was deleted. Raises :class:`Gen3cModelError` for a name that is not cached, a folder in the
     cache that gen3c did not make (which "all" leaves alone), or a hub repository a download is
-    being written into.
+    being written into. While another process prepares weights in the cache, it waits for that one
+    (saying so on stderr).
 
     A hub repository goes whole: its folder in huggingface_hub's cache, shared with every program
     that uses the repository (transformers, diffusers, other projects), which fetch it again
@@ -1005,7 +1006,7 @@ def remove_cached(
     # Refused before anything goes (a read-only cache was a traceback from the lock file).
     for folder in sorted({root, *(item.path.parent for item in chosen)}):
         check_writable_place(folder, "the cache folder")
-    with _locked(root, lambda _line: None):
+    with _locked(root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
         record = _Record(root, hub_cache)
         for item in chosen:
             if item.kind == "converted":
