@@ -313,6 +313,20 @@ def test_offline_with_files_missing_is_one_line_and_offline_reuse_works(hub, off
     assert hub.count() == 0
 
 
+def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, official, tmp_path, monkeypatch):
+    """Converted without T5, an offline run with a prompt was told to give --checkpoint_dir a
+    converted checkpoint (it has one: the cache's), not that --disable_prompt_encoder runs now."""
+    bare = prepare(hub, official, tmp_path, prompts=())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    with pytest.raises(Gen3cModelError, match=r"HF_HUB_OFFLINE=1 forbids") as err:
+        prepare(hub, official, tmp_path)
+    message = str(err.value)
+    assert T5 in message and str(bare.checkpoint) in message and "--disable_prompt_encoder" in message, message
+    assert "--checkpoint_dir" not in message and hub.count() == 0
+    assert prepare(hub, official, tmp_path, prompts=()).checkpoint == bare.checkpoint  # which runs offline
+
+
 def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     hub.listed_sizes[(DIT, "model.pt")] = 10**15  # a petabyte: no disk here has that
     with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.0 GB needed \(") as err:

@@ -308,6 +308,12 @@ def _prepare(
     if missing:
         if _offline():
             names = ", ".join(repo.repo_id for repo in missing)
+            if manifest is not None:  # converted: only T5 is missing, and a run without prompts needs none
+                need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
+                raise Gen3cModelError(
+                    f"GEN3C's weights are converted in {target}, but T5 ({names}), which {need} needs, is not fetched yet and "
+                    "HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE, or run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
+                )
             raise Gen3cModelError(
                 f"GEN3C's weights are not all here ({names} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: "
                 "unset HF_HUB_OFFLINE, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
