@@ -522,6 +522,22 @@ def test_cache_list_and_remove(hub, official, tmp_path):
     assert weights.cached_items(**kwargs) == []
 
 
+def test_what_a_stopped_conversion_left_is_listed_and_removed_by_cache_remove_all(hub, official, tmp_path):
+    """A conversion killed half-way leaves its temporary folder (up to the size of the converted
+    checkpoint) until the next run that prepares weights; `gen3c cache list` did not show it and
+    `gen3c cache remove all`, run to free the disk, left it."""
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path, prompts=())
+    stale = tmp_path / "cache" / (weights.TEMP_PREFIX + "0123456789ab") / "Gen3C-Cosmos-7B-v1" / "transformer"
+    stale.mkdir(parents=True)
+    (stale / "diffusion_pytorch_model.safetensors").write_bytes(b"x" * 5000)
+    listed = {item.name: item for item in weights.cached_items(**kwargs)}
+    left = listed[weights.TEMP_PREFIX + "0123456789ab"]
+    assert left.size == 5000 and "stopped" in left.detail
+    weights.remove_cached(["all"], **kwargs)
+    assert weights.cached_items(**kwargs) == [] and not leftovers(tmp_path)
+
+
 def test_removing_while_another_process_prepares_says_it_waits(hub, official, tmp_path, capfd):
     """`gen3c cache remove` waited for a conversion in another process (minutes for the 7B DiT)
     without a word, as if it hung."""

@@ -902,7 +902,7 @@ class CachedItem:
     """Something gen3c keeps on disk: a converted checkpoint or a hub repository it fetched."""
 
     name: str
-    kind: str  # "converted" or "download"
+    kind: str  # "converted", "download" or "leftover" (a temporary folder a stopped run left in the cache folder)
     path: Path
     size: int
     detail: str = ""
@@ -925,8 +925,8 @@ def cached_items(
     hub_cache_dir: str | os.PathLike | None = None,
     weights: OfficialWeights | None = None,
 ) -> list[CachedItem]:
-    """What gen3c keeps: the converted checkpoints in the cache folder (every format version) and
-    the official repositories in the hub cache."""
+    """What gen3c keeps: the converted checkpoints in the cache folder (every format version), the
+    temporary folders stopped runs left there, and the official repositories in the hub cache."""
     weights = weights or OFFICIAL
     root = weights_cache_dir(cache_dir)
     items = []
@@ -943,6 +943,12 @@ def cached_items(
             sources = ", ".join(f"{r}@{rev[:7]}" for r, rev in manifest.get("sources", {}).items())
             detail = ("prompt cache, " if manifest.get("prompt_cache") else "no prompt cache, ") + "from " + sources
         items.append(CachedItem(folder.name, "converted", folder, _folder_bytes(folder), detail))
+    temporary = sorted(root.glob(TEMP_PREFIX + "*")) if root.is_dir() else []
+    if temporary:
+        with try_flock(root / LOCK_FILE, missing=True) as free:  # held: a run is writing them now
+            what = "left by a stopped run: the next run that prepares weights deletes it, as `gen3c cache remove` does"
+            detail = what if free else "being written by a running gen3c"
+        items += [CachedItem(folder.name, "leftover", folder, _folder_bytes(folder), detail) for folder in temporary]
     hub_cache = _hub_settings(hub_cache_dir, None)[0]
     for repo in (weights.dit, weights.tokenizer, weights.text_encoder):
         folder = hub_cache / f"models--{repo.repo_id.replace('/', '--')}"
@@ -1017,6 +1023,8 @@ def remove_cached(
         for item in chosen:
             if item.kind == "converted":
                 _delete_at_once(item.path, root, "removed-")
+            elif item.kind == "leftover":  # (under the lock: no run is writing it)
+                shutil.rmtree(item.path, ignore_errors=True)
             else:
                 record.forget(item.name)
                 shutil.rmtree(item.path)
