@@ -557,6 +557,29 @@ def test_removing_while_another_process_prepares_says_it_waits(hub, official, tm
     assert "waiting for another gen3c process" in capfd.readouterr().err
 
 
+def test_removing_what_another_process_removed_meanwhile_is_no_traceback(hub, official, tmp_path):
+    """Two `gen3c cache remove` at once: the one that waited for the lock found the folder gone
+    and ended in a FileNotFoundError traceback."""
+    import fcntl
+    import shutil
+    import threading
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def the_other_removes():
+        shutil.rmtree(prepared.checkpoint)
+        os.close(fd)
+
+    timer = threading.Timer(0.5, the_other_removes)
+    timer.start()
+    removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
+    timer.join()
+    assert removed == [] and not prepared.checkpoint.exists()
+
+
 def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):
     """A folder at the cache's place without gen3c's manifest (here `gen3c convert`'s output put
     there by hand) was taken for a damaged cache and deleted by the next run, then 'converted

@@ -1020,6 +1020,7 @@ def remove_cached(
         check_writable_place(folder, "the cache folder")
     with _locked(root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
         record = _Record(root, hub_cache)
+        chosen = [item for item in chosen if item.path.exists()]  # (another process may have removed it while this one waited)
         for item in chosen:
             if item.kind == "converted":
                 _delete_at_once(item.path, root, "removed-")
