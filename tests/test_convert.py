@@ -349,6 +349,31 @@ def test_missing_parts_name_what_and_where(tmp_path):
         convert_checkpoint(tmp_path / "src", tmp_path / "out2", **TINY)
 
 
+def test_a_wrong_folder_is_told_apart_and_the_right_one_named(converted, tmp_path):
+    """The folders a user gives by mistake all got 'Gen3C-Cosmos-7B/model.pt is missing: expected
+    SRC/Gen3C-Cosmos-7B/model.pt' (GEN3C's DiT folder itself: .../Gen3C-Cosmos-7B/Gen3C-Cosmos-7B/model.pt),
+    which names neither the folder to pass nor that a converted checkpoint needs no conversion."""
+    root, out = converted[1], converted[2]
+    outer = tmp_path / "downloads"
+    outer.mkdir()
+    (outer / "checkpoints").symlink_to(root)
+    cases = {
+        root / "Gen3C-Cosmos-7B": f"pass {root}",
+        root / T5_DIR: f"pass {root}",
+        outer: f"pass {outer / 'checkpoints'}",
+        out: "already a converted gen3c checkpoint",
+    }
+    for src, told in cases.items():
+        with pytest.raises(Gen3cModelError, match=r"is not GEN3C's checkpoints folder") as err:
+            convert_checkpoint(src, tmp_path / "out", **TINY)
+        assert told in str(err.value) and "\n" not in str(err.value), str(err.value)
+    (tmp_path / "snapshot").mkdir()
+    (tmp_path / "snapshot" / "model.pt").write_bytes(b"the DiT alone, as the hub's nvidia/Gen3C-Cosmos-7B holds it")
+    with pytest.raises(Gen3cModelError, match=r"holds one part of GEN3C's weights.*`gen3c download`"):
+        convert_checkpoint(tmp_path / "snapshot", tmp_path / "out", **TINY)
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_output_that_cannot_be_made_is_refused_before_the_weights_are_read(converted, tmp_path):
     """OUT under a file (or on a read-only disk) was found when the converted checkpoint was to be
     written, after minutes of reading and converting the 7B weights, as an OSError traceback."""

@@ -145,6 +145,32 @@ def test_without_the_prompt_encoder_t5_waits_until_a_prompt_needs_it(hub, offici
     assert index["prompt_cache"] == ["gen3c.models.prompt_cache", "PromptEmbeddingCache"]
 
 
+def test_a_run_stopped_while_adding_the_prompt_cache_keeps_the_checkpoint(hub, official, tmp_path, monkeypatch):
+    """Stopped after the new model_index.json and before the manifest, the checkpoint read as
+    damaged and the whole DiT was converted again (with the 7B DiT: fetched again too once its
+    download was removed); now the old checkpoint is whole until the new one replaces it."""
+    bare = prepare(hub, official, tmp_path, prompts=())
+    dit_file = next((bare.checkpoint / "transformer").glob("*.safetensors"))
+    before = dit_file.stat()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(weights, "_write_manifest", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            prepare(hub, official, tmp_path)
+    manifest, problem = weights.read_manifest(bare.checkpoint)
+    assert problem is None and not manifest["prompt_cache"] and verify_checksums(bare.checkpoint)
+    assert json.loads((bare.checkpoint / "model_index.json").read_text())["prompt_cache"] == [None, None]
+
+    full = prepare(hub, official, tmp_path)
+    assert full.has_prompt_cache and not full.converted and not leftovers(tmp_path)
+    after = dit_file.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not converted again
+    assert verify_checksums(full.checkpoint) and weights.read_manifest(full.checkpoint)[0]["prompt_cache"]
+
+
 # -- what goes wrong ---------------------------------------------------------------------------
 
 
@@ -225,6 +251,24 @@ def test_a_disk_that_fills_up_during_a_fetch_is_named_not_the_network(hub, offic
     assert not weights.converted_dir(tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("code", ["EACCES", "EROFS"])
+def test_a_hub_cache_that_cannot_be_written_is_named_not_the_network(hub, official, tmp_path, monkeypatch, code):
+    """A hub cache without write access (another user's HF_HOME, a read-only mount) was reported
+    as 'cannot reach the hub: check the network'."""
+    import errno
+
+    import huggingface_hub.file_download
+
+    def denied(*args, **kwargs):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(tmp_path / "hub" / "models--x"))
+
+    monkeypatch.setattr(huggingface_hub.file_download, "http_get", denied)
+    with pytest.raises(Gen3cModelError, match=r"^the hub cache .*hub cannot be written .*nvidia/.*HF_HOME") as err:
+        prepare(hub, official, tmp_path, prompts=())
+    assert "network" not in str(err.value) and "\n" not in str(err.value)
+    assert not weights.converted_dir(tmp_path / "cache").exists()
+
+
 def test_checksum_mismatches_say_expected_and_got_and_the_fix(hub, official, tmp_path):
     """A fetched file's sha256 mismatch said only that it differed; a converted cache failing
     --verify_checksums said 'corrupt or was changed' with no way out (the cache is gen3c's)."""
@@ -267,6 +311,20 @@ def test_offline_with_files_missing_is_one_line_and_offline_reuse_works(hub, off
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert prepare(hub, official, tmp_path, prompts=("another prompt",)).text_encoder is not None  # T5 from the hub cache
     assert hub.count() == 0
+
+
+def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, official, tmp_path, monkeypatch):
+    """Converted without T5, an offline run with a prompt was told to give --checkpoint_dir a
+    converted checkpoint (it has one: the cache's), not that --disable_prompt_encoder runs now."""
+    bare = prepare(hub, official, tmp_path, prompts=())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    with pytest.raises(Gen3cModelError, match=r"HF_HUB_OFFLINE=1 forbids") as err:
+        prepare(hub, official, tmp_path)
+    message = str(err.value)
+    assert T5 in message and str(bare.checkpoint) in message and "--disable_prompt_encoder" in message, message
+    assert "--checkpoint_dir" not in message and hub.count() == 0
+    assert prepare(hub, official, tmp_path, prompts=()).checkpoint == bare.checkpoint  # which runs offline
 
 
 def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
@@ -462,6 +520,64 @@ def test_cache_list_and_remove(hub, official, tmp_path):
         weights.remove_cached(["nvidia/other"], **kwargs)
     weights.remove_cached(["all"], **kwargs)
     assert weights.cached_items(**kwargs) == []
+
+
+def test_what_a_stopped_conversion_left_is_listed_and_removed_by_cache_remove_all(hub, official, tmp_path):
+    """A conversion killed half-way leaves its temporary folder (up to the size of the converted
+    checkpoint) until the next run that prepares weights; `gen3c cache list` did not show it and
+    `gen3c cache remove all`, run to free the disk, left it."""
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path, prompts=())
+    stale = tmp_path / "cache" / (weights.TEMP_PREFIX + "0123456789ab") / "Gen3C-Cosmos-7B-v1" / "transformer"
+    stale.mkdir(parents=True)
+    (stale / "diffusion_pytorch_model.safetensors").write_bytes(b"x" * 5000)
+    listed = {item.name: item for item in weights.cached_items(**kwargs)}
+    left = listed[weights.TEMP_PREFIX + "0123456789ab"]
+    assert left.size == 5000 and "stopped" in left.detail
+    weights.remove_cached(["all"], **kwargs)
+    assert weights.cached_items(**kwargs) == [] and not leftovers(tmp_path)
+
+
+def test_removing_while_another_process_prepares_says_it_waits(hub, official, tmp_path, capfd):
+    """`gen3c cache remove` waited for a conversion in another process (minutes for the 7B DiT)
+    without a word, as if it hung."""
+    import fcntl
+    import threading
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path, prompts=())
+    capfd.readouterr()
+    fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a preparing process holds it
+    timer = threading.Timer(0.5, os.close, [fd])
+    timer.start()
+    removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
+    timer.join()
+    assert [item.name for item in removed] == ["Gen3C-Cosmos-7B-v1"]
+    assert "waiting for another gen3c process" in capfd.readouterr().err
+
+
+def test_removing_what_another_process_removed_meanwhile_is_no_traceback(hub, official, tmp_path):
+    """Two `gen3c cache remove` at once: the one that waited for the lock found the folder gone
+    and ended in a FileNotFoundError traceback."""
+    import fcntl
+    import shutil
+    import threading
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def the_other_removes():
+        shutil.rmtree(prepared.checkpoint)
+        os.close(fd)
+
+    timer = threading.Timer(0.5, the_other_removes)
+    timer.start()
+    removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
+    timer.join()
+    assert removed == [] and not prepared.checkpoint.exists()
 
 
 def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):

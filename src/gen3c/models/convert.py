@@ -528,6 +528,9 @@ def convert_checkpoint(
         why = "is a file, not a folder" if src.exists() else "does not exist"
         raise Gen3cModelError(f"checkpoint folder {str(src)!r} {why}: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})")
     _check_out_dir(Path(out_dir).expanduser(), overwrite, [src])
+    hint = None if (src / DIT_FILE).exists() else _right_folder(src)
+    if hint:
+        raise Gen3cModelError(f"checkpoint folder {str(src)!r} is not GEN3C's checkpoints folder: {hint}")
     return convert_components(
         _require(src / DIT_FILE, "the GEN3C DiT (Gen3C-Cosmos-7B/model.pt)"),
         _require(src / TOKENIZER_DIR, "the Cosmos tokenizer folder (Cosmos-Tokenize1-CV8x8x8-720p/)"),
@@ -543,6 +546,26 @@ def convert_checkpoint(
         max_shard_size=max_shard_size,
         log=log,
     )
+
+
+def _right_folder(src: Path) -> str | None:
+    """What ``src`` is, when it is a folder given by mistake for GEN3C's checkpoints folder, and
+    which folder to pass instead; None when it cannot be told."""
+    if (src / "model_index.json").is_file():
+        return "it is already a converted gen3c checkpoint (it has model_index.json): give it to `gen3c generate --checkpoint_dir` as it is"
+    for parent in Path(os.path.abspath(src)).parents[:2]:  # Gen3C-Cosmos-7B/, google-t5/t5-11b/, …
+        if (parent / DIT_FILE).is_file():
+            return f"it is a part of GEN3C's checkpoints folder {parent}: pass {parent}"
+    inside = sorted(p.parent.parent for p in src.glob(f"*/{DIT_FILE.as_posix()}"))
+    if inside:
+        return f"it holds GEN3C's checkpoints folder {inside[0]}: pass {inside[0]}"
+    if any((src / name).is_file() for name in ("model.pt", "encoder.jit", "decoder.jit", "mean_std.pt")):
+        return (
+            f"it holds one part of GEN3C's weights; `gen3c convert` reads the folder holding all three ({DIT_FILE.parent}/, "
+            f"{TOKENIZER_DIR}/, {T5_DIR}/) that GEN3C's scripts/download_gen3c_checkpoints.py writes; "
+            "`gen3c download` fetches the three from the Hugging Face Hub and converts them itself"
+        )
+    return None
 
 
 def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:

@@ -36,6 +36,7 @@ repository (:func:`_remove_stale_downloads`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -307,6 +308,12 @@ def _prepare(
     if missing:
         if _offline():
             names = ", ".join(repo.repo_id for repo in missing)
+            if manifest is not None:  # converted: only T5 is missing, and a run without prompts needs none
+                need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
+                raise Gen3cModelError(
+                    f"GEN3C's weights are converted in {target}, but T5 ({names}), which {need} needs, is not fetched yet and "
+                    "HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE, or run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
+                )
             raise Gen3cModelError(
                 f"GEN3C's weights are not all here ({names} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: "
                 "unset HF_HUB_OFFLINE, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
@@ -518,9 +525,11 @@ def _convert(
 
 
 def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tuple[str, str], root: Path, say: Log) -> None:
-    """Add the prompt cache to a checkpoint converted without T5. The folder stays usable at every
-    step: the component appears by one rename, then the index, the checksums and last the manifest
-    follow (a run killed before the manifest sees the old one and adds the cache again)."""
+    """Add the prompt cache to a checkpoint converted without T5. The new checkpoint is made beside
+    it, from hard links to its files (copies where the file system has none), and put in its place
+    by one swap: a run stopped at any step leaves the old checkpoint whole, and the next run adds
+    the cache again (changed in place, a run stopped between the index and the manifest left a
+    folder that read as damaged, so the whole DiT was converted again)."""
     from gen3c.io.atomic import replace_folder, write_text_atomic
     from gen3c.models.convert import PROMPT_CACHE_COMPONENT, prompt_cache_from_t5
     from gen3c.models.verify import add_checksums
@@ -530,18 +539,29 @@ def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tup
     staging = _temporary(root)
     try:
         staging.mkdir()
+        out = staging / target.name
+        # Every file changed below is replaced by a new one (a rename), never written through a link.
+        shutil.copytree(target, out, copy_function=_link_or_copy)
         cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
-        replace_folder(staging / "prompt_cache", target / "prompt_cache")
+        replace_folder(staging / "prompt_cache", out / "prompt_cache")
+        index_path = out / "model_index.json"
+        index = json.loads(index_path.read_text())
+        index["prompt_cache"] = list(PROMPT_CACHE_COMPONENT)
+        write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
+        added = sorted(p.relative_to(out).as_posix() for p in (out / "prompt_cache").rglob("*") if p.is_file())
+        add_checksums(out, ["model_index.json", *added])
+        repo_id, revision = t5_source
+        _write_manifest(out, manifest["name"], {**manifest["sources"], repo_id: revision}, prompt_cache=True)
+        replace_folder(out, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    index_path = target / "model_index.json"
-    index = json.loads(index_path.read_text())
-    index["prompt_cache"] = list(PROMPT_CACHE_COMPONENT)
-    write_text_atomic(index_path, json.dumps(index, indent=2) + "\n")
-    added = sorted(p.relative_to(target).as_posix() for p in (target / "prompt_cache").rglob("*") if p.is_file())
-    add_checksums(target, ["model_index.json", *added])
-    repo_id, revision = t5_source
-    _write_manifest(target, manifest["name"], {**manifest["sources"], repo_id: revision}, prompt_cache=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
 
 
 # -- the hub -----------------------------------------------------------------------------------
@@ -645,6 +665,12 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                         raise Gen3cModelError(
                             f"the disk of {hub_cache} filled up while fetching {repo.repo_id}/{name} ({disk_full_reason(exc)}): "
                             "free some space, or put the hub cache on a larger disk (HF_HOME), then run again (files already fetched are kept)"
+                        ) from None
+                    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # nor is this
+                        where = f": {exc.filename}" if exc.filename else ""
+                        raise Gen3cModelError(
+                            f"the hub cache {hub_cache} cannot be written ({exc.strerror}{where}) while fetching {repo.repo_id}/{name}: "
+                            "fix its permissions, or point HF_HOME (or HF_HUB_CACHE) at a writable folder"
                         ) from None
                     raise _hub_error(exc, repo, endpoint) from None
             problem = None if record.checked(repo.repo_id, plan.revision, name, path) else _file_problem(path, size, sha256, repo.md5.get(name))
@@ -876,7 +902,7 @@ class CachedItem:
     """Something gen3c keeps on disk: a converted checkpoint or a hub repository it fetched."""
 
     name: str
-    kind: str  # "converted" or "download"
+    kind: str  # "converted", "download" or "leftover" (a temporary folder a stopped run left in the cache folder)
     path: Path
     size: int
     detail: str = ""
@@ -899,8 +925,8 @@ def cached_items(
     hub_cache_dir: str | os.PathLike | None = None,
     weights: OfficialWeights | None = None,
 ) -> list[CachedItem]:
-    """What gen3c keeps: the converted checkpoints in the cache folder (every format version) and
-    the official repositories in the hub cache."""
+    """What gen3c keeps: the converted checkpoints in the cache folder (every format version), the
+    temporary folders stopped runs left there, and the official repositories in the hub cache."""
     weights = weights or OFFICIAL
     root = weights_cache_dir(cache_dir)
     items = []
@@ -917,6 +943,12 @@ def cached_items(
             sources = ", ".join(f"{r}@{rev[:7]}" for r, rev in manifest.get("sources", {}).items())
             detail = ("prompt cache, " if manifest.get("prompt_cache") else "no prompt cache, ") + "from " + sources
         items.append(CachedItem(folder.name, "converted", folder, _folder_bytes(folder), detail))
+    temporary = sorted(root.glob(TEMP_PREFIX + "*")) if root.is_dir() else []
+    if temporary:
+        with try_flock(root / LOCK_FILE, missing=True) as free:  # held: a run is writing them now
+            what = "left by a stopped run: the next run that prepares weights deletes it, as `gen3c cache remove` does"
+            detail = what if free else "being written by a running gen3c"
+        items += [CachedItem(folder.name, "leftover", folder, _folder_bytes(folder), detail) for folder in temporary]
     hub_cache = _hub_settings(hub_cache_dir, None)[0]
     for repo in (weights.dit, weights.tokenizer, weights.text_encoder):
         folder = hub_cache / f"models--{repo.repo_id.replace('/', '--')}"
@@ -946,7 +978,8 @@ def remove_cached(
     """Delete the cached items named (as :func:`cached_items` names them, or "all"); returns what
     was deleted. Raises :class:`Gen3cModelError` for a name that is not cached, a folder in the
     cache that gen3c did not make (which "all" leaves alone), or a hub repository a download is
-    being written into.
+    being written into. While another process prepares weights in the cache, it waits for that one
+    (saying so on stderr).
 
     A hub repository goes whole: its folder in huggingface_hub's cache, shared with every program
     that uses the repository (transformers, diffusers, other projects), which fetch it again
@@ -985,11 +1018,14 @@ def remove_cached(
     # Refused before anything goes (a read-only cache was a traceback from the lock file).
     for folder in sorted({root, *(item.path.parent for item in chosen)}):
         check_writable_place(folder, "the cache folder")
-    with _locked(root, lambda _line: None):
+    with _locked(root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
         record = _Record(root, hub_cache)
+        chosen = [item for item in chosen if item.path.exists()]  # (another process may have removed it while this one waited)
         for item in chosen:
             if item.kind == "converted":
                 _delete_at_once(item.path, root, "removed-")
+            elif item.kind == "leftover":  # (under the lock: no run is writing it)
+                shutil.rmtree(item.path, ignore_errors=True)
             else:
                 record.forget(item.name)
                 shutil.rmtree(item.path)
