@@ -32,6 +32,7 @@ tensors and plain attribute holders only, so the archive's code is never compile
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import re
@@ -290,7 +291,11 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
     """``torch.load`` with ``weights_only=True``; full unpickling only when trusted."""
     mmap = zipfile.is_zipfile(path)  # only the zip format can be memory-mapped
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        # Older Transformer Engine versions save a layer's ``_extra_state`` (which the conversion
+        # drops) as an ``io.BytesIO``, newer ones as a uint8 tensor. Rebuilding a BytesIO from its
+        # bytes runs no code, so it is let in: such a checkpoint converts without --trust_checkpoint.
+        with torch.serialization.safe_globals([io.BytesIO]):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError:
         if not trust_checkpoint:
             raise Gen3cModelError(
