@@ -124,9 +124,13 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
     components in ``skip``, passed to ``from_pretrained`` as objects)."""
     root = Path(path)
     if (root / "Gen3C-Cosmos-7B").is_dir() or (root / "model.pt").is_file():
+        # Gen3C-Cosmos-7B/ itself (model.pt inside): `gen3c convert` reads the folder above it,
+        # which also holds the tokenizer and T5.
+        above = Path(os.path.abspath(root)).parent
+        source = above if (root / "model.pt").is_file() and root.name == "Gen3C-Cosmos-7B" else root
         raise Gen3cModelError(
             f"checkpoint {str(root)!r} is GEN3C's original layout, not a converted one: "
-            f"run `gen3c convert {root} OUT_DIR` and pass OUT_DIR"
+            f"run `gen3c convert {source} OUT_DIR` and pass OUT_DIR"
         )
     index = root / "model_index.json"
     if not index.is_file():
