@@ -1050,7 +1050,7 @@ def test_sha256_file_matches_hashlib_across_chunks(tmp_path):
     the progress callback's byte counts sum to the file's size."""
     import hashlib
 
-    from gen3c.io.hashing import CHUNK_BYTES, sha256_file
+    from gen3c.io.hashing import CHUNK_BYTES, sha256_file, update_from_file
 
     data = os.urandom(2 * CHUNK_BYTES + 12345)
     path = tmp_path / "blob.bin"
@@ -1060,3 +1060,7 @@ def test_sha256_file_matches_hashlib_across_chunks(tmp_path):
     assert seen == [CHUNK_BYTES, CHUNK_BYTES, 12345]
     (tmp_path / "empty.bin").write_bytes(b"")
     assert sha256_file(tmp_path / "empty.bin") == hashlib.sha256(b"").hexdigest()
+    # Several sums in one read (a fetched weight file: the hub's sha256 and GEN3C's MD5).
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    update_from_file((sha, md5), path)
+    assert (sha.hexdigest(), md5.hexdigest()) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())

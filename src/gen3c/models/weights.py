@@ -51,6 +51,7 @@ from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError, disk_full_reason, first_line, is_disk_full
 from gen3c.io.atomic import try_flock
+from gen3c.io.hashing import update_from_file
 from gen3c.models import configs
 
 #: Environment variable naming the folder of converted weights.
@@ -63,7 +64,6 @@ TEMP_PREFIX = ".incomplete-"
 LOCK_FILE = ".lock"
 #: Free space kept in reserve beyond the estimate (logs, temporary files, rounding).
 DISK_RESERVE_BYTES = 256 << 20
-_HASH_BLOCK = 8 << 20
 
 Log = Callable[[str], None]
 
@@ -698,13 +698,7 @@ def _file_problem(path: Path, size: int, sha256: str | None, md5: str | None) ->
         return None
     sha, md = hashlib.sha256(), hashlib.md5()
     bar = _hash_progress(path.name, actual)
-    with path.open("rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            if sha256:
-                sha.update(block)
-            if md5:
-                md.update(block)
-            bar(len(block))
+    update_from_file(tuple(d for d, want in ((sha, sha256), (md, md5)) if want), path, bar)
     bar(None)
     problems = []
     if sha256 and sha.hexdigest() != sha256.lower():
