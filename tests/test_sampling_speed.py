@@ -199,6 +199,29 @@ def test_dpm_solver_keeps_gen3cs_schedule_and_the_conditioned_frame():
     torch.testing.assert_close(out[:, :, :1], conditions[0][:, :, :1], atol=2e-3, rtol=0)
 
 
+class VPredictionDenoiser(GaussianDenoiser):
+    """The same denoiser for a scheduler with ``prediction_type="v_prediction"``, which reads the
+    output as D = c_skip·x − c_out·F."""
+
+    def forward(self, *args, **kwargs):
+        return -super().forward(*args, **kwargs)[0], None
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_a_v_prediction_scheduler_gives_the_epsilon_samples(sampler):
+    """A checkpoint's v-prediction scheduler (make_scheduler keeps its prediction_type) reads the
+    DiT's output with −c_out; the conditioned frame's replacement output and the guidance
+    direction must be read the same way, so the same denoiser gives the same samples. Before, the
+    replacement used +c_out: the first frame's denoised estimate was 2·c_skip·x − latent, not the
+    latent, and the frame ended 7e-3 off it."""
+    conditions = gaussian_conditions()
+    v_scheduler = make_scheduler(sampler, {**configs.SCHEDULER_GEN3C, "prediction_type": "v_prediction"})
+    v_pipe = Gen3cPipeline(VPredictionDenoiser(offset=0.2), tiny_components(0, with_text_encoder=False)["vae"], v_scheduler)
+    v_pipe.set_progress_bar_config(disable=True)
+    epsilon = sample(gaussian_pipeline(GaussianDenoiser(offset=0.2), sampler), conditions, steps=12, guidance_every=3)
+    torch.testing.assert_close(sample(v_pipe, conditions, steps=12, guidance_every=3), epsilon, atol=1e-5, rtol=1e-5)
+
+
 def test_reused_guidance_direction_is_exact_when_it_does_not_change():
     """The direction is reused as a difference of denoised estimates: with one that is the same
     at every σ (a constant shift), reusing it is exact (a difference of the DiT's outputs, which

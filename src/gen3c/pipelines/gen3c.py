@@ -718,6 +718,8 @@ class Gen3cPipeline(DiffusionPipeline):
         uncond_text = neg_text if neg_text is not None else text
         padding_mask = torch.zeros(1, 1, shape[3], shape[4], device=device, dtype=dtype)
         sigma_data = scheduler.config.sigma_data
+        # The scheduler reads a v-prediction model's output with −c_out (diffusers' EDM schedulers).
+        out_sign = -1.0 if scheduler.config.prediction_type == "v_prediction" else 1.0
 
         def net(x: Tensor, t: Tensor, embeds: Tensor, cond: Tensor, branch: str) -> Tensor:
             with self._branch(branch):
@@ -743,7 +745,7 @@ class Gen3cPipeline(DiffusionPipeline):
                     ind = indicator if condition_augment_sigma < float(sigmas[i]) else torch.zeros_like(indicator)
                     c_in = 1.0 / torch.sqrt(sigma**2 + sigma_data**2)
                     c_skip = sigma_data**2 / (sigma**2 + sigma_data**2)
-                    c_out = sigma * sigma_data / torch.sqrt(sigma**2 + sigma_data**2)
+                    c_out = out_sign * sigma * sigma_data / torch.sqrt(sigma**2 + sigma_data**2)
                     new_xt = ind * (augmented / c_in) + (1 - ind) * xt
                     x_in = scheduler.scale_model_input(new_xt, t).to(dtype)
                     t_in = t.reshape(1).to(dtype)
