@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gen3c.cache import forward_warp
-from gen3c.cameras import Cameras, intrinsics_from_fov
+from gen3c.cameras import Cameras, intrinsics_from_fov, look_at
 from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_source, preset_cameras
 from gen3c.pipelines.preview import (
     GrowingCloud,
@@ -226,6 +226,23 @@ def test_preview_runs_on_frames_under_3_pixels_wide_or_high():
         cameras = sliding_cameras(src.K, H, W, [0.0, 0.01])
         frames = generate_video(build_cache([src]), cameras, PreviewGenerator(), first_frame=src.image).frames
         assert frames.shape == (2, 3, H, W) and torch.allclose(frames[0], src.image, atol=1e-4)
+
+
+def test_a_frame_that_sees_nothing_leaves_no_grey_wall_for_the_frames_after_it():
+    """A camera panning all the way round: at 180° neither the cache nor the fill sees anything,
+    so the frame is flat grey; that grey (at an invented depth of 1) joined the fill cloud, and
+    at 320°, turned back towards the scene, it showed as a grey band over an eighth of the frame."""
+    H, W = 24, 32
+    K = intrinsics_from_fov(56.0, H, W)
+    colour = torch.tensor([0.7, -0.5, 0.6])
+    cache = build_cache([prepare_source(colour[:, None, None].expand(3, H, W), torch.full((H, W), 3.0), K, (H, W))])
+    angles = torch.deg2rad(torch.tensor([0.0, 40, 90, 180, 270, 320, 360]))
+    eyes = torch.zeros(len(angles), 3)
+    cameras = Cameras(look_at(eyes, torch.stack([angles.sin(), torch.zeros_like(angles), angles.cos()], 1)), K, H, W)
+    frames = PreviewGenerator().generate(cache, cameras, cache.views[0].colors[0].permute(2, 0, 1))
+    assert torch.equal(frames[3], torch.zeros(3, H, W))  # nothing to fill from: neutral grey
+    for t in (0, 1, 2, 5, 6):  # everything else is the scene's one colour, filled or seen
+        assert torch.allclose(frames[t], colour[:, None, None].expand(3, H, W), atol=1e-3), t
 
 
 def test_preview_puts_back_filtered_smooth_surfaces_but_not_masked_pixels():

@@ -402,7 +402,11 @@ class PreviewGenerator:
                 c = torch.where(holes, first_frame.cpu().float(), c)
             elif holes.any():
                 c, d = self._fill(c, d, holes, reach)
-                fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
+                # A frame that shows nothing (camera turned away) is filled from nothing: a flat
+                # grey at an invented depth of 1, which must not join the cloud, or later frames
+                # that see the scene again would show it as a grey wall in front of their fill.
+                if m.any():
+                    fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
                 progress(1)
