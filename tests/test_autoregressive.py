@@ -71,6 +71,11 @@ def test_gen3c_frame_counts_are_120n_plus_1():
     for bad in (120, 200, 242, 1):
         with pytest.raises(Gen3cInputError, match=r"121, 241, 361, …"):
             check_chunked_frame_count(bad, 121, "the gen3c generator")
+    # A custom generator's own chunk_frames: 1 was a ZeroDivisionError, 2.5 asked for "1.5·N+1 frames".
+    for chunk in (1, 0, 2.5, True):
+        gen = Recorder(chunk)
+        with pytest.raises(Gen3cInputError, match=rf"^the recorder generator has chunk_frames {chunk!r}: .* a whole number, 2 or more$"):
+            generate_video(Cache3D(), slide(5), gen)
 
 
 class Recorder:
