@@ -228,21 +228,38 @@ def test_preview_runs_on_frames_under_3_pixels_wide_or_high():
         assert frames.shape == (2, 3, H, W) and torch.allclose(frames[0], src.image, atol=1e-4)
 
 
+def panned_plane(degrees):
+    """A plane of one colour (the source looks down +z, 56° wide) and cameras at the origin
+    turned by ``degrees`` about the vertical: (cache, cameras, colour (3, H, W))."""
+    H, W = 24, 32
+    K = intrinsics_from_fov(56.0, H, W)
+    colour = torch.tensor([0.7, -0.5, 0.6])[:, None, None].expand(3, H, W)
+    cache = build_cache([prepare_source(colour, torch.full((H, W), 3.0), K, (H, W))])
+    angles = torch.deg2rad(torch.tensor(degrees, dtype=torch.float32))
+    targets = torch.stack([angles.sin(), torch.zeros_like(angles), angles.cos()], 1)
+    return cache, Cameras(look_at(torch.zeros(len(angles), 3), targets), K, H, W), colour
+
+
 def test_a_frame_that_sees_nothing_leaves_no_grey_wall_for_the_frames_after_it():
     """A camera panning all the way round: at 180° neither the cache nor the fill sees anything,
     so the frame is flat grey; that grey (at an invented depth of 1) joined the fill cloud, and
     at 320°, turned back towards the scene, it showed as a grey band over an eighth of the frame."""
-    H, W = 24, 32
-    K = intrinsics_from_fov(56.0, H, W)
-    colour = torch.tensor([0.7, -0.5, 0.6])
-    cache = build_cache([prepare_source(colour[:, None, None].expand(3, H, W), torch.full((H, W), 3.0), K, (H, W))])
-    angles = torch.deg2rad(torch.tensor([0.0, 40, 90, 180, 270, 320, 360]))
-    eyes = torch.zeros(len(angles), 3)
-    cameras = Cameras(look_at(eyes, torch.stack([angles.sin(), torch.zeros_like(angles), angles.cos()], 1)), K, H, W)
-    frames = PreviewGenerator().generate(cache, cameras, cache.views[0].colors[0].permute(2, 0, 1))
-    assert torch.equal(frames[3], torch.zeros(3, H, W))  # nothing to fill from: neutral grey
+    cache, cameras, colour = panned_plane([0, 40, 90, 180, 270, 320, 360])
+    frames = PreviewGenerator().generate(cache, cameras, colour)
+    assert torch.equal(frames[3], torch.zeros_like(colour))  # nothing to fill from: neutral grey
     for t in (0, 1, 2, 5, 6):  # everything else is the scene's one colour, filled or seen
-        assert torch.allclose(frames[t], colour[:, None, None].expand(3, H, W), atol=1e-3), t
+        assert torch.allclose(frames[t], colour, atol=1e-3), t
+
+
+def test_a_first_frame_that_sees_nothing_extends_no_grey_band_past_it():
+    """Frame 0 turned away from the scene: the band past its frame was extended from its grey
+    fill and lifted at depth 1, so the frames turning towards the scene showed it in their holes
+    (408 grey pixels of 768 at 45°) instead of filling them from the scene they see."""
+    cache, cameras, colour = panned_plane([90, 70, 45, 20, 0])
+    frames = PreviewGenerator().generate(cache, cameras, None)
+    assert torch.equal(frames[0], torch.zeros_like(colour))
+    for t in (2, 3, 4):
+        assert torch.allclose(frames[t], colour, atol=1e-3), t
 
 
 def test_preview_puts_back_filtered_smooth_surfaces_but_not_masked_pixels():

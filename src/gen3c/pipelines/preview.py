@@ -421,7 +421,7 @@ class PreviewGenerator:
         (N, 3)."""
         H, W = mask.shape
         pad = round(self.margin * max(H, W))
-        if pad == 0 or len(cameras) < 2:
+        if pad == 0 or len(cameras) < 2 or not mask.any():  # (a frame 0 that sees nothing has nothing to extend)
             return torch.empty(0, 3), torch.empty(0, 3)
         color, depth = self._fill(color, depth, ~mask, reach)  # the frame's own holes first
         values = np.concatenate([color.permute(1, 2, 0).numpy(), depth[..., None].numpy()], axis=2)
