@@ -88,6 +88,21 @@ def test_push_pull_keeps_known_pixels_and_fills_a_constant_exactly():
     assert np.abs(out - ramp).max() < 0.2  # a smooth field is continued smoothly
 
 
+def test_hole_fill_never_reads_what_the_holes_hold():
+    """NaN or inf in the unknown pixels (a common way to mark them) came back as NaN holes: the
+    pyramid premultiplied every pixel by its weight, and NaN · 0 is NaN."""
+    rng = np.random.default_rng(1)
+    known = rng.random((19, 23)) > 0.4
+    values = rng.random((19, 23, 3)).astype(np.float32)
+    depth = (1 + rng.random((19, 23))).astype(np.float32)
+    clean = push_pull(np.where(known[..., None], values, 0), known)
+    clean_fill = fill_holes(np.where(known[..., None], values, 0), np.where(known, depth, 0), ~known, 2)
+    for bad in (np.nan, np.inf, -np.inf):
+        assert np.array_equal(push_pull(np.where(known[..., None], values, bad), known), clean)
+        filled = fill_holes(np.where(known[..., None], values, bad), np.where(known, depth, bad), ~known, 2)
+        assert all(np.array_equal(a, b) for a, b in zip(filled, clean_fill, strict=True))
+
+
 def test_extend_past_frame_continues_the_border_and_fades_its_detail():
     H, W, pad = 20, 30, 16
     constant = np.full((H, W, 2), 0.3, np.float32)

@@ -132,8 +132,10 @@ def _push_pull_at(
     """:func:`push_pull`'s fill at the ``targets`` (H, W) bool, which must be unknown pixels:
     (n, C) float32 in row-major order of the targets."""
     h, w, channels = values.shape
-    level = np.empty((h, w, channels + 1), np.float32)
-    np.multiply(values, known[..., None], out=level[..., :-1])  # premultiplied by the weight, 0 or 1
+    # Premultiplied by the weight, 0 or 1: copied where known, so that what a hole holds (NaN, inf:
+    # often how unknown is marked) never enters the fill, as a product with 0 would let NaN in.
+    level = np.zeros((h, w, channels + 1), np.float32)
+    np.copyto(level[..., :-1], values, where=known[..., None])
     level[..., -1] = known
     pyramid = [level]
     while max(level.shape[:2]) > 1:
