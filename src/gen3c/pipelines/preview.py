@@ -329,6 +329,9 @@ class PreviewGenerator:
     cloud: what a moving camera sees past the source is then filled in one piece, smooth in both
     directions, instead of one thin strip per frame, each a copy of the last (streaks).
 
+    A frame that sees nothing of the cache or the fill cloud (a camera turned away from the
+    scene) is mid-grey (0), and that grey is not lifted into the fill cloud.
+
     Args:
         margin: the band's width, as a share of the image's larger side.
         reach: how far (same unit) from a disocclusion the foreground is kept out of its fill.
