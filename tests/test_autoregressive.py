@@ -71,6 +71,11 @@ def test_gen3c_frame_counts_are_120n_plus_1():
     for bad in (120, 200, 242, 1):
         with pytest.raises(Gen3cInputError, match=r"121, 241, 361, …"):
             check_chunked_frame_count(bad, 121, "the gen3c generator")
+    # A custom generator's own chunk_frames: 1 was a ZeroDivisionError, 2.5 asked for "1.5·N+1 frames".
+    for chunk in (1, 0, 2.5, True):
+        gen = Recorder(chunk)
+        with pytest.raises(Gen3cInputError, match=rf"^the recorder generator has chunk_frames {chunk!r}: .* a whole number, 2 or more$"):
+            generate_video(Cache3D(), slide(5), gen)
 
 
 class Recorder:
@@ -190,6 +195,24 @@ def test_preview_runs_chunked_for_120n_plus_1_or_when_asked():
         with pytest.raises(Gen3cInputError, match=rf"chunk_frames {re.escape(repr(bad))} is a \w+: pass a whole number of frames, 2 or more"):
             generate_video(Cache3D(), slide(5), gen, chunk_frames=bad)
     assert resolve_chunk_frames(30, gen, np.int64(10)) == 10 and type(resolve_chunk_frames(30, gen, np.int64(10))) is int
+
+
+def test_preview_chunks_meet_without_a_repeated_or_dropped_frame():
+    """A plane whose colour is its world x, seen by a camera sliding along x: the middle of frame t
+    shows the colour of x = t·step, so a repeated or dropped frame at a seam (frames 4 and 8 of
+    chunks of 5) is off by a whole step (0.025), 6× the uint8 rounding the seams carry."""
+    h, w, step = 12, 16, 0.05
+    k = make_intrinsics(15.0, 15.0, (w - 1) / 2, (h - 1) / 2)
+    x = (torch.arange(w) - (w - 1) / 2) / 15.0 * 3.0  # world x of each column on the plane z = 3
+    image = torch.stack([0.5 * x.expand(h, w), torch.full((h, w), -0.3), torch.full((h, w), 0.2)])
+    cache = Cache3D()
+    cache.add_view(image, torch.full((h, w), 3.0), k, torch.eye(4))
+    eyes = torch.stack([torch.tensor([step * i, 0.0, 0.0]) for i in range(13)])
+    cams = Cameras(look_at(eyes, eyes + torch.tensor([0.0, 0.0, 1.0])), k, h, w)
+    result = generate_video(cache, cams, PreviewGenerator(), first_frame=image, chunk_frames=5)
+    assert result.chunks == [(0, 5), (4, 9), (8, 13)] and len(result.frames) == 13
+    expected = 0.5 * (step * torch.arange(13.0))[:, None, None] + 0.5 * x[6:10]
+    assert torch.allclose(result.frames[:, 0, 4:8, 6:10], expected.expand(13, 4, 4), atol=0.004)
 
 
 def test_video_cache_renders_source_frame_t_in_every_chunk():

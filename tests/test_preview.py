@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gen3c.cache import forward_warp
-from gen3c.cameras import Cameras, intrinsics_from_fov
+from gen3c.cameras import Cameras, intrinsics_from_fov, look_at
 from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_source, preset_cameras
 from gen3c.pipelines.preview import (
     GrowingCloud,
@@ -86,6 +86,21 @@ def test_push_pull_keeps_known_pixels_and_fills_a_constant_exactly():
     out = push_pull(ramp, known)
     assert np.array_equal(out[known], ramp[known])
     assert np.abs(out - ramp).max() < 0.2  # a smooth field is continued smoothly
+
+
+def test_hole_fill_never_reads_what_the_holes_hold():
+    """NaN or inf in the unknown pixels (a common way to mark them) came back as NaN holes: the
+    pyramid premultiplied every pixel by its weight, and NaN · 0 is NaN."""
+    rng = np.random.default_rng(1)
+    known = rng.random((19, 23)) > 0.4
+    values = rng.random((19, 23, 3)).astype(np.float32)
+    depth = (1 + rng.random((19, 23))).astype(np.float32)
+    clean = push_pull(np.where(known[..., None], values, 0), known)
+    clean_fill = fill_holes(np.where(known[..., None], values, 0), np.where(known, depth, 0), ~known, 2)
+    for bad in (np.nan, np.inf, -np.inf):
+        assert np.array_equal(push_pull(np.where(known[..., None], values, bad), known), clean)
+        filled = fill_holes(np.where(known[..., None], values, bad), np.where(known, depth, bad), ~known, 2)
+        assert all(np.array_equal(a, b) for a, b in zip(filled, clean_fill, strict=True))
 
 
 def test_extend_past_frame_continues_the_border_and_fades_its_detail():
@@ -226,6 +241,40 @@ def test_preview_runs_on_frames_under_3_pixels_wide_or_high():
         cameras = sliding_cameras(src.K, H, W, [0.0, 0.01])
         frames = generate_video(build_cache([src]), cameras, PreviewGenerator(), first_frame=src.image).frames
         assert frames.shape == (2, 3, H, W) and torch.allclose(frames[0], src.image, atol=1e-4)
+
+
+def panned_plane(degrees):
+    """A plane of one colour (the source looks down +z, 56° wide) and cameras at the origin
+    turned by ``degrees`` about the vertical: (cache, cameras, colour (3, H, W))."""
+    H, W = 24, 32
+    K = intrinsics_from_fov(56.0, H, W)
+    colour = torch.tensor([0.7, -0.5, 0.6])[:, None, None].expand(3, H, W)
+    cache = build_cache([prepare_source(colour, torch.full((H, W), 3.0), K, (H, W))])
+    angles = torch.deg2rad(torch.tensor(degrees, dtype=torch.float32))
+    targets = torch.stack([angles.sin(), torch.zeros_like(angles), angles.cos()], 1)
+    return cache, Cameras(look_at(torch.zeros(len(angles), 3), targets), K, H, W), colour
+
+
+def test_a_frame_that_sees_nothing_leaves_no_grey_wall_for_the_frames_after_it():
+    """A camera panning all the way round: at 180° neither the cache nor the fill sees anything,
+    so the frame is flat grey; that grey (at an invented depth of 1) joined the fill cloud, and
+    at 320°, turned back towards the scene, it showed as a grey band over an eighth of the frame."""
+    cache, cameras, colour = panned_plane([0, 40, 90, 180, 270, 320, 360])
+    frames = PreviewGenerator().generate(cache, cameras, colour)
+    assert torch.equal(frames[3], torch.zeros_like(colour))  # nothing to fill from: neutral grey
+    for t in (0, 1, 2, 5, 6):  # everything else is the scene's one colour, filled or seen
+        assert torch.allclose(frames[t], colour, atol=1e-3), t
+
+
+def test_a_first_frame_that_sees_nothing_extends_no_grey_band_past_it():
+    """Frame 0 turned away from the scene: the band past its frame was extended from its grey
+    fill and lifted at depth 1, so the frames turning towards the scene showed it in their holes
+    (408 grey pixels of 768 at 45°) instead of filling them from the scene they see."""
+    cache, cameras, colour = panned_plane([90, 70, 45, 20, 0])
+    frames = PreviewGenerator().generate(cache, cameras, None)
+    assert torch.equal(frames[0], torch.zeros_like(colour))
+    for t in (2, 3, 4):
+        assert torch.allclose(frames[t], colour, atol=1e-3), t
 
 
 def test_preview_puts_back_filtered_smooth_surfaces_but_not_masked_pixels():

@@ -14,6 +14,7 @@ later chunk without its first frame. What the 3D cache does between chunks depen
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -63,6 +64,12 @@ def valid_frame_counts(chunk_frames: int, shown: int = 3) -> str:
 def check_chunked_frame_count(num_frames: int, chunk_frames: int, who: str, camera_file: str | None = None) -> None:
     """A generator that makes exactly ``chunk_frames`` per call can make ``(chunk−1)·N + 1`` frames.
     ``camera_file``: the file whose cameras set the count (the fix is then another file)."""
+    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, numbers.Integral) or chunk_frames < 2:
+        # A generator's own chunk_frames (a custom generator's): 1 divided by zero below.
+        raise Gen3cInputError(
+            f"{who} has chunk_frames {chunk_frames!r}: chunks overlap by one frame, so a generator that makes a fixed number "
+            "of frames per call must make a whole number, 2 or more"
+        )
     if num_frames < chunk_frames or (num_frames - 1) % (chunk_frames - 1):
         if camera_file is not None:
             raise Gen3cInputError(

@@ -132,8 +132,10 @@ def _push_pull_at(
     """:func:`push_pull`'s fill at the ``targets`` (H, W) bool, which must be unknown pixels:
     (n, C) float32 in row-major order of the targets."""
     h, w, channels = values.shape
-    level = np.empty((h, w, channels + 1), np.float32)
-    np.multiply(values, known[..., None], out=level[..., :-1])  # premultiplied by the weight, 0 or 1
+    # Premultiplied by the weight, 0 or 1: copied where known, so that what a hole holds (NaN, inf:
+    # often how unknown is marked) never enters the fill, as a product with 0 would let NaN in.
+    level = np.zeros((h, w, channels + 1), np.float32)
+    np.copyto(level[..., :-1], values, where=known[..., None])
     level[..., -1] = known
     pyramid = [level]
     while max(level.shape[:2]) > 1:
@@ -327,6 +329,9 @@ class PreviewGenerator:
     cloud: what a moving camera sees past the source is then filled in one piece, smooth in both
     directions, instead of one thin strip per frame, each a copy of the last (streaks).
 
+    A frame that sees nothing of the cache or the fill cloud (a camera turned away from the
+    scene) is mid-grey (0), and that grey is not lifted into the fill cloud.
+
     Args:
         margin: the band's width, as a share of the image's larger side.
         reach: how far (same unit) from a disocclusion the foreground is kept out of its fill.
@@ -402,7 +407,11 @@ class PreviewGenerator:
                 c = torch.where(holes, first_frame.cpu().float(), c)
             elif holes.any():
                 c, d = self._fill(c, d, holes, reach)
-                fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
+                # A frame that shows nothing (camera turned away) is filled from nothing: a flat
+                # grey at an invented depth of 1, which must not join the cloud, or later frames
+                # that see the scene again would show it as a grey wall in front of their fill.
+                if m.any():
+                    fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
                 progress(1)
@@ -417,7 +426,7 @@ class PreviewGenerator:
         (N, 3)."""
         H, W = mask.shape
         pad = round(self.margin * max(H, W))
-        if pad == 0 or len(cameras) < 2:
+        if pad == 0 or len(cameras) < 2 or not mask.any():  # (a frame 0 that sees nothing has nothing to extend)
             return torch.empty(0, 3), torch.empty(0, 3)
         color, depth = self._fill(color, depth, ~mask, reach)  # the frame's own holes first
         values = np.concatenate([color.permute(1, 2, 0).numpy(), depth[..., None].numpy()], axis=2)
