@@ -398,12 +398,39 @@ def iter_video_frames(
     try:
         for frame in itertools.islice(_decoded(p, name, start, index), count):
             turns = _display_turns(frame, p, name)
-            image = to_rgb.reformat(frame, format="rgb24").to_ndarray()
+            image = _rgb24(to_rgb, frame)
             yield np.ascontiguousarray(np.rot90(image, turns)) if turns else image
     except Gen3cInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise Gen3cInputError(f"{name} {str(p)!r} cannot be decoded ({exc}): re-encode it as H.264 mp4") from None
+
+
+# A frame's colour matrix tag (libavutil's AVColorSpace) → the name of swscale's matrix in PyAV's
+# Colorspace: BT.709 1, FCC 4, BT.470BG 5 and SMPTE 170M 6 (BT.601), SMPTE 240M 7, BT.2020 9 and 10.
+# Untagged and others: BT.601, swscale's (and OpenCV's) default.
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+
+def _rgb24(to_rgb, frame) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 RGB, a YUV one converted with the matrix and range its
+    file names, as ffmpeg shows it. Both are passed to PyAV explicitly: PyAV ≤ 16 converts with
+    BT.601 limited range whatever the file says (a BT.709 phone video's red came out as 230, its
+    green bluish), PyAV ≥ 17 by the frame's tags."""
+    import av.video.reformatter as sws
+
+    fmt = frame.format
+    if fmt.is_rgb or fmt.has_palette or len(fmt.components) < 3:  # RGB, palette, grey: no matrix
+        return to_rgb.reformat(frame, format="rgb24").to_ndarray()
+    # (PyAV 12 has no BT.2020 matrix: BT.601 there, as before)
+    matrix = getattr(sws.Colorspace, _SWS_MATRIX.get(int(frame.colorspace), "ITU601"), sws.Colorspace.ITU601)
+    other = sws.Colorspace.ITU601 if matrix == sws.Colorspace.ITU709 else sws.Colorspace.ITU709
+    full = int(frame.color_range) == 2 or fmt.name.startswith("yuvj")  # AVCOL_RANGE_JPEG, or the yuvj formats' own
+    # The output's matrix is unused (RGB), but PyAV ≤ 16 applies the source's only where the two differ.
+    return to_rgb.reformat(
+        frame, format="rgb24", src_colorspace=matrix, dst_colorspace=other,
+        src_color_range="JPEG" if full else "MPEG", dst_color_range="JPEG",
+    ).to_ndarray()  # fmt: skip
 
 
 def _decoded(path: Path, name: str, start: int, index: VideoIndex | None):
