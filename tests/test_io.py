@@ -556,6 +556,22 @@ def test_video_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
 
 
+def test_a_written_video_names_the_colour_matrix_and_range_it_was_encoded_with(tmp_path):
+    """Untagged, players guess the matrix by the size (BT.709 from 720p on: GEN3C's 704×1280 red
+    was shown as (255, 22, 0), its green as (0, 215, 0)); the file names the BT.601 limited range
+    ffmpeg converts with, and reads back as written."""
+    import av
+
+    frames = np.zeros((2, 32, 48, 3), np.uint8)
+    frames[:, :, :16], frames[:, :, 16:32], frames[:, :, 32:] = (255, 0, 0), (0, 255, 0), (30, 60, 200)
+    path = write_video(tmp_path / "v.mp4", frames)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    assert (int(frame.colorspace), int(frame.color_range)) == (6, 1)  # AVCOL_SPC_SMPTE170M, AVCOL_RANGE_MPEG
+    back = read_video(path)[0][:, :, [8, 24, 40]]
+    assert np.abs(back.astype(int) - frames[:, :, [8, 24, 40]]).max() <= 3
+
+
 def test_streaming_video_writer_appends_chunks_and_renames_at_the_end(tmp_path):
     chunks = [torch.full((n, 3, 16, 24), v) for n, v in ((5, -0.5), (4, 0.5))]
     with VideoWriter(tmp_path / "s.mp4", fps=12) as writer:

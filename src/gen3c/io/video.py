@@ -44,7 +44,8 @@ def _check_quality(quality: object) -> float:
 
 
 class VideoWriter:
-    """Append frames to an H.264 mp4 (yuv420p, plays everywhere) chunk by chunk.
+    """Append frames to an H.264 mp4 (yuv420p, plays everywhere; BT.601 limited range, which the
+    file names, so players do not take it for BT.709) chunk by chunk.
 
     The file is written beside ``path`` under a temporary name and renamed onto ``path`` only
     when the writer closes without an error, so memory stays flat however long the video is and
@@ -115,7 +116,8 @@ class VideoWriter:
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
             "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps), "-i", "-",
-            "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-preset", "fast", str(self._tmp),
+            "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-colorspace", "smpte170m", "-color_range", "tv",
+            "-crf", str(crf), "-preset", "fast", str(self._tmp),
         ]  # fmt: skip
         # Its own process group (Ctrl-C in a terminal reaches gen3c, which stops it), set by
         # subprocess itself: imageio-ffmpeg's write_frames does that with a preexec_fn, which runs
@@ -256,7 +258,7 @@ class _FirstError(threading.Thread):
 
 
 def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: float = 8) -> Path:
-    """Encode frames as an H.264 mp4 (yuv420p, plays everywhere), atomically.
+    """Encode frames as an H.264 mp4 (yuv420p, plays everywhere; BT.601 limited range, named in the file), atomically.
 
     Args:
         frames: (T, 3, H, W) float in [−1, 1], or (T, H, W, 3) uint8. H and W must be even.
