@@ -728,7 +728,9 @@ def test_write_video_names_the_frames_as_given(tmp_path):
     mistakes = [
         (torch.rand(5, 32, 48, 3), r"video frames have shape \(5, 32, 48, 3\): pass \(T, 3, H, W\) floats"),
         (torch.rand(3, 32, 48), r"have shape \(3, 32, 48\)"),
-        (np.zeros((5, 32, 48, 3), np.float32), r"are \(5, 32, 48, 3\) float32: pass"),
+        (np.zeros((5, 32, 48, 3), np.float32), r"are \(5, 32, 48, 3\) float32: pass a torch tensor of \(T, 3, H, W\) floats in \[-1, 1\]"),
+        # before: "are (5, 3, 32, 48) float32: pass (T, 3, H, W) floats", the layout given
+        (np.zeros((5, 3, 32, 48), np.float32), r"are \(5, 3, 32, 48\) float32: pass a torch tensor of \(T, 3, H, W\) floats"),
         (torch.zeros(5, 3, 32, 48, dtype=torch.uint8), r"are \(5, 3, 32, 48\) uint8"),  # before: written, all white
         (torch.rand(5, 3, 31, 47), "even frame sizes, got 31×47"),
         # before: written clipped, a white video

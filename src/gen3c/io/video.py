@@ -91,7 +91,8 @@ class VideoWriter:
             _check_range(frames)
         array = to_uint8(frames) if isinstance(frames, Tensor) and frames.dtype.is_floating_point else np.asarray(frames)
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
-            raise Gen3cInputError(f"video frames are {given} {array.dtype}: pass (T, 3, H, W) floats in [-1, 1] or (T, H, W, 3) uint8")
+            floats = "a torch tensor of (T, 3, H, W) floats" if array.dtype.kind == "f" and not isinstance(frames, Tensor) else "(T, 3, H, W) floats"
+            raise Gen3cInputError(f"video frames are {given} {array.dtype}: pass {floats} in [-1, 1] or (T, H, W, 3) uint8")
         if array.shape[1] % 2 or array.shape[2] % 2:
             raise Gen3cInputError(f"H.264 needs even frame sizes, got {array.shape[1]}×{array.shape[2]}: crop or resize the frames")
         if self._size is not None and array.shape[1:3] != self._size:
