@@ -747,6 +747,17 @@ def test_write_video_names_the_frames_as_given(tmp_path):
     assert read_video(write_video(tmp_path / "v.mp4", uint8))[0].mean() == pytest.approx(200, abs=2)
 
 
+def test_a_video_path_of_a_type_h264_does_not_go_in_is_refused_before_encoding(tmp_path):
+    """Before: ffmpeg refused it once the frames were encoded ("gif muxer supports only codec
+    gif"), and gen3c advised checking the free space."""
+    frames = torch.zeros(2, 3, 16, 16)
+    for name in ("v.gif", "v.webm", "v.png", "v"):
+        with pytest.raises(Gen3cInputError, match=rf"^video '.*{name}' does not end in \.mp4: gen3c writes H\.264, .* pass a name ending in \.mp4$"):
+            write_video(tmp_path / name, frames)
+    assert not any(tmp_path.iterdir())
+    assert [count_video_frames(write_video(tmp_path / f"v{s}", frames)) for s in (".MP4", ".mov", ".mkv")] == [2, 2, 2]
+
+
 def test_write_functions_refuse_bad_settings_before_writing(tmp_path):
     """Out-of-range quality used to reach imageio-ffmpeg's assertion; fps=0 was written at its
     default 16 fps, and camera files with fps=0 were written (nerfstudio's: a ZeroDivisionError)."""

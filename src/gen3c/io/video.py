@@ -26,6 +26,8 @@ from gen3c.io.images import outside_unit_range, to_uint8
 from gen3c.trajectories import check_fps
 
 DEFAULT_FPS = 24
+#: The file types ffmpeg writes H.264 into (a .gif or .webm takes other codecs; no suffix, no type).
+H264_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
 
 def _check_range(frames: Tensor) -> None:
@@ -59,11 +61,16 @@ class VideoWriter:
         fps: frames per second, a finite number > 0.
         quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     Raises:
-        Gen3cInputError: ``fps`` or ``quality`` out of range, before anything is written.
+        Gen3cInputError: ``fps`` or ``quality`` out of range, or ``path`` not of a file type that
+            takes H.264 (:data:`H264_SUFFIXES`), before anything is written.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, quality: float = 8) -> None:
         self.path = Path(path)
+        if self.path.suffix.lower() not in H264_SUFFIXES:  # else ffmpeg refuses once frames are encoded, "check the free space"
+            raise Gen3cInputError(
+                f"video {str(self.path)!r} does not end in .mp4: gen3c writes H.264, which goes in {', '.join(H264_SUFFIXES)} files; pass a name ending in .mp4"
+            )
         self.fps = check_fps(fps)  # (imageio-ffmpeg would write fps=0 at 16 fps)
         self.quality = _check_quality(quality)
         self.frames_written = 0
@@ -266,7 +273,8 @@ def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float
         fps: frames per second, a finite number > 0.
         quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     Raises:
-        Gen3cInputError: bad frames, or ``fps`` / ``quality`` out of range (nothing is written).
+        Gen3cInputError: bad frames, ``fps`` / ``quality`` out of range, or ``path`` not ending in
+            .mp4 (or another of :data:`H264_SUFFIXES`) (nothing is written).
     """
     with VideoWriter(path, fps, quality) as writer:
         writer.write(frames)
