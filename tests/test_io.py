@@ -556,6 +556,22 @@ def test_video_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
 
 
+def test_a_written_video_names_the_colour_matrix_and_range_it_was_encoded_with(tmp_path):
+    """Untagged, players guess the matrix by the size (BT.709 from 720p on: GEN3C's 704×1280 red
+    was shown as (255, 22, 0), its green as (0, 215, 0)); the file names the BT.601 limited range
+    ffmpeg converts with, and reads back as written."""
+    import av
+
+    frames = np.zeros((2, 32, 48, 3), np.uint8)
+    frames[:, :, :16], frames[:, :, 16:32], frames[:, :, 32:] = (255, 0, 0), (0, 255, 0), (30, 60, 200)
+    path = write_video(tmp_path / "v.mp4", frames)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    assert (int(frame.colorspace), int(frame.color_range)) == (6, 1)  # AVCOL_SPC_SMPTE170M, AVCOL_RANGE_MPEG
+    back = read_video(path)[0][:, :, [8, 24, 40]]
+    assert np.abs(back.astype(int) - frames[:, :, [8, 24, 40]]).max() <= 3
+
+
 def test_streaming_video_writer_appends_chunks_and_renames_at_the_end(tmp_path):
     chunks = [torch.full((n, 3, 16, 24), v) for n, v in ((5, -0.5), (4, 0.5))]
     with VideoWriter(tmp_path / "s.mp4", fps=12) as writer:
@@ -712,7 +728,9 @@ def test_write_video_names_the_frames_as_given(tmp_path):
     mistakes = [
         (torch.rand(5, 32, 48, 3), r"video frames have shape \(5, 32, 48, 3\): pass \(T, 3, H, W\) floats"),
         (torch.rand(3, 32, 48), r"have shape \(3, 32, 48\)"),
-        (np.zeros((5, 32, 48, 3), np.float32), r"are \(5, 32, 48, 3\) float32: pass"),
+        (np.zeros((5, 32, 48, 3), np.float32), r"are \(5, 32, 48, 3\) float32: pass a torch tensor of \(T, 3, H, W\) floats in \[-1, 1\]"),
+        # before: "are (5, 3, 32, 48) float32: pass (T, 3, H, W) floats", the layout given
+        (np.zeros((5, 3, 32, 48), np.float32), r"are \(5, 3, 32, 48\) float32: pass a torch tensor of \(T, 3, H, W\) floats"),
         (torch.zeros(5, 3, 32, 48, dtype=torch.uint8), r"are \(5, 3, 32, 48\) uint8"),  # before: written, all white
         (torch.rand(5, 3, 31, 47), "even frame sizes, got 31×47"),
         # before: written clipped, a white video
@@ -727,6 +745,17 @@ def test_write_video_names_the_frames_as_given(tmp_path):
     assert not any(tmp_path.iterdir())
     uint8 = torch.full((3, 32, 48, 3), 200, dtype=torch.uint8)
     assert read_video(write_video(tmp_path / "v.mp4", uint8))[0].mean() == pytest.approx(200, abs=2)
+
+
+def test_a_video_path_of_a_type_h264_does_not_go_in_is_refused_before_encoding(tmp_path):
+    """Before: ffmpeg refused it once the frames were encoded ("gif muxer supports only codec
+    gif"), and gen3c advised checking the free space."""
+    frames = torch.zeros(2, 3, 16, 16)
+    for name in ("v.gif", "v.webm", "v.png", "v"):
+        with pytest.raises(Gen3cInputError, match=rf"^video '.*{name}' does not end in \.mp4: gen3c writes H\.264, .* pass a name ending in \.mp4$"):
+            write_video(tmp_path / name, frames)
+    assert not any(tmp_path.iterdir())
+    assert [count_video_frames(write_video(tmp_path / f"v{s}", frames)) for s in (".MP4", ".mov", ".mkv")] == [2, 2, 2]
 
 
 def test_write_functions_refuse_bad_settings_before_writing(tmp_path):

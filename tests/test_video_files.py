@@ -248,6 +248,31 @@ def test_colour_is_decoded_with_the_matrix_and_range_the_file_names(tmp_path, ma
     assert close([tuple(read[0][16, 24])], [(30, 60, 200)], tol=3)
 
 
+def test_colour_follows_the_files_tags_with_pyav_16s_conversion_defaults(tmp_path, monkeypatch):
+    """PyAV ≤ 16 (gen3c takes PyAV ≥ 12) converts to RGB with swscale's default, BT.601 limited
+    range, whatever the file names, unless told the matrix and range: a BT.709 phone video's red
+    came out as 230. Its default is put in PyAV 18's place; gen3c names both itself."""
+    import av.video.reformatter
+
+    real = av.video.reformatter.VideoReformatter
+
+    class Pyav16:  # what PyAV 12 … 16 do with src_colorspace / src_color_range left out
+        def __init__(self):
+            self.real = real()
+
+        def reformat(self, frame, *args, src_colorspace=None, src_color_range=None, **kwargs):
+            if src_colorspace is None and frame.format.name.startswith("yuv"):
+                src_colorspace, src_color_range = 5, 2 if frame.format.name.startswith("yuvj") else 1
+            return self.real.reformat(frame, *args, src_colorspace=src_colorspace, src_color_range=src_color_range, **kwargs)
+
+    frames = pattern()
+    tagged = ["-vf", "scale=out_color_matrix=bt709:out_range=tv", "-colorspace", "bt709", "-color_range", "tv"]
+    path = encode(tmp_path / "bt709.mp4", frames, "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", *tagged)
+    monkeypatch.setattr(av.video.reformatter, "VideoReformatter", Pyav16)
+    read, _ = read_video(path)
+    assert close(corners(read[0]), [RED, GREEN], tol=3), corners(read[0])
+
+
 SideDataType = enum.Enum("Type", "SEI_UNREGISTERED DISPLAYMATRIX")  # PyAV's av.sidedata.sidedata.Type, in part
 
 

@@ -26,6 +26,8 @@ from gen3c.io.images import outside_unit_range, to_uint8
 from gen3c.trajectories import check_fps
 
 DEFAULT_FPS = 24
+#: The file types ffmpeg writes H.264 into (a .gif or .webm takes other codecs; no suffix, no type).
+H264_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
 
 def _check_range(frames: Tensor) -> None:
@@ -44,7 +46,8 @@ def _check_quality(quality: object) -> float:
 
 
 class VideoWriter:
-    """Append frames to an H.264 mp4 (yuv420p, plays everywhere) chunk by chunk.
+    """Append frames to an H.264 mp4 (yuv420p, plays everywhere; BT.601 limited range, which the
+    file names, so players do not take it for BT.709) chunk by chunk.
 
     The file is written beside ``path`` under a temporary name and renamed onto ``path`` only
     when the writer closes without an error, so memory stays flat however long the video is and
@@ -58,11 +61,16 @@ class VideoWriter:
         fps: frames per second, a finite number > 0.
         quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     Raises:
-        Gen3cInputError: ``fps`` or ``quality`` out of range, before anything is written.
+        Gen3cInputError: ``fps`` or ``quality`` out of range, or ``path`` not of a file type that
+            takes H.264 (:data:`H264_SUFFIXES`), before anything is written.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, quality: float = 8) -> None:
         self.path = Path(path)
+        if self.path.suffix.lower() not in H264_SUFFIXES:  # else ffmpeg refuses once frames are encoded, "check the free space"
+            raise Gen3cInputError(
+                f"video {str(self.path)!r} does not end in .mp4: gen3c writes H.264, which goes in {', '.join(H264_SUFFIXES)} files; pass a name ending in .mp4"
+            )
         self.fps = check_fps(fps)  # (imageio-ffmpeg would write fps=0 at 16 fps)
         self.quality = _check_quality(quality)
         self.frames_written = 0
@@ -90,7 +98,8 @@ class VideoWriter:
             _check_range(frames)
         array = to_uint8(frames) if isinstance(frames, Tensor) and frames.dtype.is_floating_point else np.asarray(frames)
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
-            raise Gen3cInputError(f"video frames are {given} {array.dtype}: pass (T, 3, H, W) floats in [-1, 1] or (T, H, W, 3) uint8")
+            floats = "a torch tensor of (T, 3, H, W) floats" if array.dtype.kind == "f" and not isinstance(frames, Tensor) else "(T, 3, H, W) floats"
+            raise Gen3cInputError(f"video frames are {given} {array.dtype}: pass {floats} in [-1, 1] or (T, H, W, 3) uint8")
         if array.shape[1] % 2 or array.shape[2] % 2:
             raise Gen3cInputError(f"H.264 needs even frame sizes, got {array.shape[1]}×{array.shape[2]}: crop or resize the frames")
         if self._size is not None and array.shape[1:3] != self._size:
@@ -115,7 +124,8 @@ class VideoWriter:
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
             "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps), "-i", "-",
-            "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), "-preset", "fast", str(self._tmp),
+            "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-colorspace", "smpte170m", "-color_range", "tv",
+            "-crf", str(crf), "-preset", "fast", str(self._tmp),
         ]  # fmt: skip
         # Its own process group (Ctrl-C in a terminal reaches gen3c, which stops it), set by
         # subprocess itself: imageio-ffmpeg's write_frames does that with a preexec_fn, which runs
@@ -256,14 +266,15 @@ class _FirstError(threading.Thread):
 
 
 def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: float = 8) -> Path:
-    """Encode frames as an H.264 mp4 (yuv420p, plays everywhere), atomically.
+    """Encode frames as an H.264 mp4 (yuv420p, plays everywhere; BT.601 limited range, named in the file), atomically.
 
     Args:
         frames: (T, 3, H, W) float in [−1, 1], or (T, H, W, 3) uint8. H and W must be even.
         fps: frames per second, a finite number > 0.
         quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     Raises:
-        Gen3cInputError: bad frames, or ``fps`` / ``quality`` out of range (nothing is written).
+        Gen3cInputError: bad frames, ``fps`` / ``quality`` out of range, or ``path`` not ending in
+            .mp4 (or another of :data:`H264_SUFFIXES`) (nothing is written).
     """
     with VideoWriter(path, fps, quality) as writer:
         writer.write(frames)
@@ -398,12 +409,39 @@ def iter_video_frames(
     try:
         for frame in itertools.islice(_decoded(p, name, start, index), count):
             turns = _display_turns(frame, p, name)
-            image = to_rgb.reformat(frame, format="rgb24").to_ndarray()
+            image = _rgb24(to_rgb, frame)
             yield np.ascontiguousarray(np.rot90(image, turns)) if turns else image
     except Gen3cInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise Gen3cInputError(f"{name} {str(p)!r} cannot be decoded ({exc}): re-encode it as H.264 mp4") from None
+
+
+# A frame's colour matrix tag (libavutil's AVColorSpace) → the name of swscale's matrix in PyAV's
+# Colorspace: BT.709 1, FCC 4, BT.470BG 5 and SMPTE 170M 6 (BT.601), SMPTE 240M 7, BT.2020 9 and 10.
+# Untagged and others: BT.601, swscale's (and OpenCV's) default.
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+
+def _rgb24(to_rgb, frame) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 RGB, a YUV one converted with the matrix and range its
+    file names, as ffmpeg shows it. Both are passed to PyAV explicitly: PyAV ≤ 16 converts with
+    BT.601 limited range whatever the file says (a BT.709 phone video's red came out as 230, its
+    green bluish), PyAV ≥ 17 by the frame's tags."""
+    import av.video.reformatter as sws
+
+    fmt = frame.format
+    if fmt.is_rgb or fmt.has_palette or len(fmt.components) < 3:  # RGB, palette, grey: no matrix
+        return to_rgb.reformat(frame, format="rgb24").to_ndarray()
+    # (PyAV 12 has no BT.2020 matrix: BT.601 there, as before)
+    matrix = getattr(sws.Colorspace, _SWS_MATRIX.get(int(frame.colorspace), "ITU601"), sws.Colorspace.ITU601)
+    other = sws.Colorspace.ITU601 if matrix == sws.Colorspace.ITU709 else sws.Colorspace.ITU709
+    full = int(frame.color_range) == 2 or fmt.name.startswith("yuvj")  # AVCOL_RANGE_JPEG, or the yuvj formats' own
+    # The output's matrix is unused (RGB), but PyAV ≤ 16 applies the source's only where the two differ.
+    return to_rgb.reformat(
+        frame, format="rgb24", src_colorspace=matrix, dst_colorspace=other,
+        src_color_range="JPEG" if full else "MPEG", dst_color_range="JPEG",
+    ).to_ndarray()  # fmt: skip
 
 
 def _decoded(path: Path, name: str, start: int, index: VideoIndex | None):
