@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -1093,3 +1094,20 @@ def test_sha256_file_matches_hashlib_across_chunks(tmp_path):
     sha, md5 = hashlib.sha256(), hashlib.md5()
     update_from_file((sha, md5), path)
     assert (sha.hexdigest(), md5.hexdigest()) == (hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+
+
+def test_an_output_that_cannot_be_written_is_told_how_to_fix_it(tmp_path):
+    """A missing folder is told to be created (was told to choose "a writable folder and a
+    shorter name" whatever the cause), a file in the path and a too long name each their fix."""
+    from gen3c.io.atomic import atomic_path
+
+    (tmp_path / "file").write_text("x")
+    for target, fix in (
+        (tmp_path / "missing" / "out.mp4", f"create the folder {str(tmp_path / 'missing')!r} first"),
+        (tmp_path / "file" / "out.mp4", "is a file, not a folder"),
+        (tmp_path / ("n" * 300 + ".mp4"), "choose a shorter name"),
+    ):
+        with pytest.raises(Gen3cInputError, match=re.escape(fix)):
+            with atomic_path(target):
+                pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

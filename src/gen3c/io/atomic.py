@@ -4,6 +4,7 @@ crash or Ctrl-C never leaves a half-written output."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,8 +39,22 @@ def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
     """Refuse to start writing outputs when one of their ``paths`` is taken by a folder (a file
     there is replaced); ``hint`` says how to choose other names, e.g. "pass another --name"."""
     for path in map(Path, paths):
-        if path.is_dir():
+        try:
+            taken = path.is_dir()
+        except OSError as exc:  # a name too long for the file system
+            raise _cannot_write(path, exc) from None
+        if taken:
             raise Gen3cInputError(f"output {str(path)!r} is a folder: move it away, or {hint}")
+
+
+def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:
+    """The refusal of an output ``target`` whose file could not be made, with the fix for its cause."""
+    fix = {
+        errno.ENOENT: f"create the folder {str(target.parent)!r} first, or choose one that exists",
+        errno.ENOTDIR: "a part of that path is a file, not a folder: choose a folder",
+        errno.ENAMETOOLONG: "choose a shorter name",
+    }.get(exc.errno, "choose a writable folder")
+    return Gen3cInputError(f"output {str(target)!r} cannot be written ({exc.strerror}): {fix}")
 
 
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
@@ -108,8 +123,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     check_output_targets([target], "choose another output name")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
-    except OSError as exc:  # a read-only or vanished folder, a name too long for the file system
-        raise Gen3cInputError(f"output {str(target)!r} cannot be written ({exc.strerror}): choose a writable folder and a shorter name") from None
+    except OSError as exc:  # a missing or read-only folder, a name too long for the file system
+        raise _cannot_write(target, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
