@@ -737,6 +737,8 @@ def test_write_video_names_the_frames_as_given(tmp_path):
         # before: written clipped, a white video
         (torch.full((5, 3, 32, 48), 200.0), r"frames span \[200, 200\]: pass float frames in \[-1, 1\] \(0–255 values: pass frames / 127.5 - 1\)"),
         (torch.full((5, 3, 32, 48), float("nan")), r"frames span \[nan, nan\]"),
+        (torch.zeros(0, 3, 32, 48), "no frames were given; a video needs at least one"),  # before: a plain ValueError
+        (np.zeros((0, 32, 48, 3), np.uint8), "no frames were given"),
     ]
     for frames, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match):

@@ -157,7 +157,7 @@ class VideoWriter:
             if encoder.returncode:
                 raise self._encoder_error(self._exit_report(encoder))
         if self.frames_written == 0:
-            raise ValueError(f"no frames were written to {self.path}")
+            raise Gen3cInputError(f"video {str(self.path)!r}: no frames were given; a video needs at least one")
         # A second line of defence: an encoder that ended well yet wrote too few frames.
         try:
             encoded = count_video_frames(self._tmp)
