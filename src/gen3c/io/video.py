@@ -268,6 +268,8 @@ class _FirstError(threading.Thread):
 def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: float = 8) -> Path:
     """Encode frames as an H.264 mp4 (yuv420p, plays everywhere; BT.601 limited range, named in the file), atomically.
 
+    A file already at ``path`` is replaced once the new video is complete (never half-overwritten).
+
     Args:
         frames: (T, 3, H, W) float in [−1, 1], or (T, H, W, 3) uint8. H and W must be even.
         fps: frames per second, a finite number > 0.
