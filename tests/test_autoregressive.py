@@ -91,7 +91,7 @@ class Recorder:
         if n != self.chunk_frames:
             raise Gen3cInputError(f"one call makes {self.chunk_frames} frames, not {n}")
 
-    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
         self.calls.append(
             {
                 "cameras": cameras,
@@ -240,7 +240,7 @@ def test_a_kept_video_of_one_chunk_is_the_generators_own_tensors(tmp_path):
     cache.add_view(image, depth, K, torch.eye(4))
 
     class Keeping(Recorder):
-        def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+        def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
             self.buffers = buffers
             self.frames = super().generate(cache, cameras, first_frame, buffers=buffers)
             return self.frames

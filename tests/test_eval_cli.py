@@ -393,7 +393,7 @@ class _WarmingUp:
 
         self.calls, self.still = 0, StillGenerator()
 
-    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
         import time
 
         self.calls += 1
@@ -511,7 +511,7 @@ class _Stepping:
 
         self.bars, self.still, self.seen = bars, StillGenerator(), []
 
-    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
         T = len(cameras)
         for step in range(4):
             progress(T * (step + 1) // 4 - T * step // 4)

@@ -490,7 +490,7 @@ class _Oracle:
     def __init__(self, name: str, scene):
         self.name, self.scene = name, scene
 
-    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
         return render(self.scene, cameras).rgb
 
 
@@ -532,7 +532,7 @@ class _Spoiled(StillGenerator):
     def __init__(self, name: str, nan_frame: int | None = None):
         self.name, self.nan_frame = name, nan_frame
 
-    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
         frames = super().generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
         if self.nan_frame is None:
             return frames[:-1]

@@ -391,6 +391,47 @@ def test_generator_keeps_the_users_progress_bar_setting(pipe, capsys):
     assert "2/2" in capsys.readouterr().err  # tqdm's bar, back by default
 
 
+def test_each_chunk_of_a_long_video_starts_from_the_next_draw_of_the_seeds_noise(pipe, monkeypatch):
+    """GEN3C seeds once (gen3c_single_image.py) and each chunk's torch.randn (model_v2w.py) continues
+    the stream; chunk k's initial noise is the seed's (k+1)-th draw, chunk 0's a one-chunk video's,
+    and the augmentation noise (numpy's RandomState(seed)) is the same in every chunk, as GEN3C's.
+    Before, every chunk started from the same noise."""
+    from gen3c.cache import Cache3D
+    from gen3c.cameras import Cameras, look_at, make_intrinsics
+    from gen3c.pipelines.camera_video import generate_video
+
+    image = inputs()[0]
+    K = make_intrinsics(30.0, 30.0, (W - 1) / 2, (H - 1) / 2)
+    cache = Cache3D()
+    cache.add_view(image, torch.full((H, W), 3.0), K, torch.eye(4))
+    eyes = torch.stack([torch.tensor([0.02 * i, 0.0, 0.0]) for i in range(17)])
+    cameras = Cameras(look_at(eyes, eyes + torch.tensor([0.0, 0.0, 1.0])), K, H, W)
+    drawn = []
+    prepare_noise = Gen3cPipeline.prepare_noise
+
+    def recording(self, *args, **kwargs):
+        drawn.append(prepare_noise(self, *args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(Gen3cPipeline, "prepare_noise", recording)
+    generator = Gen3cGenerator(pipe, num_steps=1, guidance=0.0, chunk_frames=9, seed=5)
+    generate_video(cache, cameras, generator, image)  # 17 frames: chunks (0, 9) and (8, 17)
+    (first, first_aug), (second, second_aug) = drawn
+    generate_video(cache, cameras[:9], generator, image)  # one chunk
+    shape = (1, 16, 2, H // 8, W // 8)
+    stream = torch.Generator("cpu").manual_seed(5)
+    assert torch.equal(first, torch.randn(shape, generator=stream)) and torch.equal(drawn[2][0], first)
+    assert torch.equal(second, torch.randn(shape, generator=stream))
+    assert (first - second).abs().max() > 1
+    assert torch.equal(first_aug, second_aug) and torch.equal(second_aug, torch.from_numpy(np.random.RandomState(5).standard_normal(shape).astype(np.float32)))
+    # the pipeline takes the chunk too; a generator= continues its own stream, so chunk is refused with it
+    assert torch.equal(pipe.prepare_noise(shape, torch.device("cpu"), seed=5, chunk=1)[0], second)
+    with pytest.raises(Gen3cInputError, match="chunk=1 picks a draw of seed=N's noise stream, but a generator was given"):
+        pipe(*inputs(frames=9), num_steps=1, generator=torch.Generator().manual_seed(5), chunk=1)
+    with pytest.raises(Gen3cInputError, match="chunk must be a whole number from 0"):
+        pipe(*inputs(frames=9), num_steps=1, chunk=-1)
+
+
 # -- memory modes -------------------------------------------------------------------------------
 
 

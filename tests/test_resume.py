@@ -312,6 +312,26 @@ def test_resume_of_a_folder_without_generator_settings_says_it_cannot_check_them
     assert len(out.result.chunks) == 3
 
 
+def test_chunks_kept_before_chunks_drew_successive_noise_are_not_resumed(box_scene, tmp_path):
+    """A run.json of format 3 was written when every gen3c chunk started from the seed's first
+    noise draw (now chunk k takes the (k+1)-th): its chunks and new ones would make a video of two
+    noise rules, so ``--resume`` refuses the folder and a batch job (``made_by``) starts over."""
+    import json
+
+    from gen3c.pipelines.resume import made_by
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    path = partial_dir(tmp_path, "output")
+    record = json.loads((path / "run.json").read_text())
+    assert made_by(path, request.to_dict(), request.read_input_contents())
+    (path / "run.json").write_text(json.dumps({**record, "format": 3}))
+    with pytest.raises(Gen3cInputError, match=r"--resume: .*output\.partial was written by another gen3c version: delete it to start over"):
+        run_request(request, resume=True)
+    assert not made_by(path, request.to_dict(), request.read_input_contents())
+
+
 def test_the_lora_adapter_counts_by_its_contents(tmp_path):
     """The generator's settings carry the sha256 of the loaded adapter's weights (its path is in the
     request, but an adapter replaced at the same path makes other frames): ``--resume`` refuses a
@@ -474,7 +494,8 @@ def test_cache_state_round_trips_exactly():
 
 
 def test_tiny_gen3c_resumes_to_the_identical_video(box_scene, tmp_path):
-    """The diffusion model seeds every chunk, so a resumed run matches (tiny model, CPU)."""
+    """The diffusion model's chunk k starts from its seed's (k+1)-th noise draw, told k when resumed too, so a
+    resumed run matches (tiny model, CPU)."""
     from gen3c.models.tiny import tiny_pipeline
     from gen3c.pipelines.gen3c import Gen3cGenerator
 

@@ -1,7 +1,8 @@
 """Baselines without a 3D cache, as generators of :mod:`gen3c.pipelines.camera_video`.
 
 They follow the generator protocol (``generate(cache, cameras, first_frame, *, buffers=None,
-progress=None)``) so the benchmark runs them exactly like the preview and the GEN3C model:
+progress=None, chunk=0)``; drawing no noise, they ignore ``chunk``) so the benchmark runs them
+exactly like the preview and the GEN3C model:
 
 - :class:`StillGenerator`: the source image held still — what a generator that ignores the
   camera would make.
@@ -45,6 +46,7 @@ class StillGenerator:
         *,
         buffers: BufferRenders | None = None,
         progress: Callable[[int], None] | None = None,
+        chunk: int = 0,
     ) -> Tensor:
         """Returns (T, 3, H, W): ``first_frame`` (3, H, W) repeated."""
         frame = _require_first_frame(first_frame, self.name).float().cpu()
@@ -85,6 +87,7 @@ class HomographyGenerator:
         *,
         buffers: BufferRenders | None = None,
         progress: Callable[[int], None] | None = None,
+        chunk: int = 0,
     ) -> Tensor:
         """Returns (T, 3, H, W) in [−1, 1]."""
         image = _require_first_frame(first_frame, self.name).float().cpu()
@@ -117,6 +120,7 @@ class CacheRenderGenerator:
         *,
         buffers: BufferRenders | None = None,
         progress: Callable[[int], None] | None = None,
+        chunk: int = 0,
     ) -> Tensor:
         """Returns (T, 3, H, W) in [−1, 1]."""
         if buffers is None:

@@ -273,7 +273,7 @@ class _Reporting:
     def __getattr__(self, name: str):
         return getattr(self._generator, name)
 
-    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None) -> Tensor:
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0) -> Tensor:
         room = [len(cameras)]
 
         def step(n: int = 1) -> None:
@@ -283,7 +283,7 @@ class _Reporting:
             if n:
                 self._tick(n)
 
-        return self._generator.generate(cache, cameras, first_frame, buffers=buffers, progress=step)
+        return self._generator.generate(cache, cameras, first_frame, buffers=buffers, progress=step, chunk=chunk)
 
 
 def sampling_of(generator: object) -> str:

@@ -5,9 +5,11 @@
     → :class:`OutputWriter` / :func:`save_outputs`
 
 A *generator* is any object with ``generate(cache, cameras, first_frame, *, buffers=None,
-progress=None) -> (T, 3, H, W)``, optionally ``check_num_frames(n)`` (frames of one call) and
-``chunk_frames`` (the frames it makes per call when that is fixed: 121 for GEN3C's model): the
-CPU preview (:class:`~gen3c.pipelines.preview.PreviewGenerator`) or the GEN3C diffusion model.
+progress=None, chunk=0) -> (T, 3, H, W)`` (``chunk``: which chunk of the video the call makes,
+for a generator whose chunks draw successive noise, as GEN3C's; others ignore it), optionally
+``check_num_frames(n)`` (frames of one call) and ``chunk_frames`` (the frames it makes per call
+when that is fixed: 121 for GEN3C's model): the CPU preview
+(:class:`~gen3c.pipelines.preview.PreviewGenerator`) or the GEN3C diffusion model.
 Long videos are made chunk by chunk (:mod:`gen3c.pipelines.autoregressive`); every generator is
 called once per chunk with the same protocol.
 """
@@ -84,6 +86,7 @@ class VideoGenerator(Protocol):
         *,
         buffers: BufferRenders | None = None,
         progress: Callable[[int], None] | None = None,
+        chunk: int = 0,
     ) -> Tensor: ...
 
 
@@ -466,9 +469,10 @@ def generate_video(
     Each chunk: 1. the plan's cache for the chunk (between chunks a growing cache takes the last
     generated frame), 2. render its buffers, 3. generate, conditioned on ``first_frame`` for the
     first chunk and on the previous chunk's last frame (as the video holds it, :func:`as_saved`)
-    after that, 4. hand the new frames and their buffers to ``sink`` (chunk 0 whole, later chunks
-    without their first frame, which repeats the previous chunk's last one), 5. drop the chunk's
-    buffers.
+    after that, told the chunk's index (``chunk=k``: the gen3c model's chunk k starts from its
+    seed's (k+1)-th noise draw, so a resumed run, told k too, makes the same chunk), 4. hand the
+    new frames and their buffers to ``sink`` (chunk 0 whole, later chunks without their first
+    frame, which repeats the previous chunk's last one), 5. drop the chunk's buffers.
 
     Args:
         cache: a :class:`~gen3c.cache.Cache3D` (see :func:`default_plan`) or a
@@ -510,7 +514,7 @@ def generate_video(
             output_device=getattr(generator, "render_output_device", None),
         )
         frames = generator.generate(
-            chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None
+            chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None, chunk=k
         )
         _check_frames(frames, cams, generator, label)
         new = slice(0 if k == 0 else 1, None)

@@ -24,6 +24,9 @@ a video, exactly as GEN3C's ``DiffusionGen3CModel`` samples (``model_gen3c.py``,
 Deliberate differences from GEN3C: the sampler state is kept in float32 (GEN3C keeps it in
 bfloat16), and the initial noise comes from a CPU generator so a seed gives the same video on
 any device (the condition-augmentation noise is GEN3C's own: numpy's ``RandomState(seed)``).
+As in GEN3C, which seeds once and lets each chunk's ``torch.randn`` continue the stream
+(``gen3c_single_image.py``, ``model_v2w.py``), chunk k of a long video starts from the seed's
+(k+1)-th draw (``chunk=k``), while the augmentation noise restarts from the seed in every chunk.
 
 :meth:`Gen3cPipeline.__call__` also takes diffusers' own arguments with diffusers' meaning:
 ``generator=`` (a ``torch.Generator`` draws all the noise instead of ``seed``),
@@ -518,6 +521,7 @@ class Gen3cPipeline(DiffusionPipeline):
         callback_on_step_end: Any,
         callback_on_step_end_tensor_inputs: Any,
         output_type: Any,
+        chunk: Any = 0,
     ) -> None:
         """Raise :class:`Gen3cInputError` for randomness, callback and output arguments of
         :meth:`__call__` that cannot be used (the tensors are :meth:`check_inputs`' job)."""
@@ -531,6 +535,13 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         if generator is not None and not isinstance(generator, torch.Generator):
             raise Gen3cInputError(f"generator must be a torch.Generator, got {type(generator).__name__}: pass torch.Generator().manual_seed(n), or seed=n")
+        if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 0:
+            raise Gen3cInputError(f"chunk must be a whole number from 0 (the first chunk of a video), got {chunk!r}")
+        if chunk and generator is not None:
+            raise Gen3cInputError(
+                f"chunk={chunk} picks a draw of seed=N's noise stream, but a generator was given: a generator continues its own "
+                "stream from call to call, so pass the same generator to every chunk and leave chunk out"
+            )
         for name, function in (("callback", callback), ("callback_on_step_end", callback_on_step_end)):
             if function is not None and not callable(function):
                 raise Gen3cInputError(f"{name} must be a function, got {type(function).__name__}")
@@ -638,22 +649,34 @@ class Gen3cPipeline(DiffusionPipeline):
     # -- 4. sampling -------------------------------------------------------------------
 
     def prepare_noise(
-        self, shape: tuple[int, ...], device: torch.device, *, seed: int | None = None, generator: torch.Generator | None = None
+        self,
+        shape: tuple[int, ...],
+        device: torch.device,
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        chunk: int = 0,
     ) -> tuple[Tensor, Tensor]:
         """The sampler's initial noise and the first frame's augmentation noise, N(0, 1), each
         ``shape`` (1, 16, T', h, w) float32 on ``device``.
 
         With ``seed`` (None: 1): the initial noise from a CPU torch generator seeded with it (the
-        same on every device) and the augmentation noise from numpy's ``RandomState(seed)``, as
-        GEN3C's ``misc.arch_invariant_rand``. With ``generator``: both from it, on its device,
-        the initial noise first: reproducible for the same generator state, but not GEN3C's stream.
+        same on every device), its (``chunk`` + 1)-th draw of ``shape``: chunk k of a long video
+        continues the stream of the chunks before it, as GEN3C's chunks continue its once-seeded
+        global generator (``gen3c_single_image.py``, ``model_v2w.py``); and the augmentation noise
+        from numpy's ``RandomState(seed)``, as GEN3C's ``misc.arch_invariant_rand``, the same in
+        every chunk (as GEN3C's). With ``generator``: both from it, on its device, the initial
+        noise first: reproducible for the same generator state, but not GEN3C's stream.
         """
         if generator is not None:
             initial = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
             augment = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
             return initial.to(device), augment.to(device)
         seed = 1 if seed is None else seed
-        initial = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
+        stream = torch.Generator("cpu").manual_seed(seed)
+        initial = torch.empty(shape, dtype=torch.float32)
+        for _ in range(chunk + 1):  # the earlier chunks' draws, each overwritten (one tensor kept)
+            torch.randn(shape, generator=stream, out=initial)
         augment = torch.from_numpy(np.random.RandomState(seed).standard_normal(shape).astype(np.float32))
         return initial.to(device), augment.to(device)
 
@@ -675,13 +698,14 @@ class Gen3cPipeline(DiffusionPipeline):
         callback: Callable[[int, float, Tensor], None] | None = None,
         callback_on_step_end: Callable[..., dict] | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        chunk: int = 0,
     ) -> Tensor:
         """GEN3C's sampling loop with ``self.scheduler`` (any of :data:`gen3c.schedulers.SAMPLERS`);
         returns the clean latents (1, 16, T', h, w) in float32 (those reached so far when a
         callback sets ``pipe._interrupt``).
 
         Args:
-            seed, generator: where the noise comes from (:meth:`prepare_noise`).
+            seed, generator, chunk: where the noise comes from (:meth:`prepare_noise`).
             callback, callback_on_step_end, callback_on_step_end_tensor_inputs: as :meth:`__call__`.
             guidance_every: run the unconditional branch on every ``k``-th step only (steps 0,
                 k, 2k, …) and reuse its last guidance direction in between (an approximation;
@@ -698,7 +722,7 @@ class Gen3cPipeline(DiffusionPipeline):
         scheduler.set_begin_index(0)
         timesteps, sigmas = scheduler.timesteps, scheduler.sigmas
 
-        noise, aug_noise = self.prepare_noise(shape, device, seed=seed, generator=generator)
+        noise, aug_noise = self.prepare_noise(shape, device, seed=seed, generator=generator, chunk=chunk)
         xt = noise * scheduler.init_noise_sigma
         gt = image_latent.to(device).contiguous()
         buffer_latents = buffer_latents.to(device).contiguous()
@@ -834,6 +858,7 @@ class Gen3cPipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         callback_on_step_end: Callable[..., dict] | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        chunk: int = 0,
     ) -> Gen3cPipelineOutput | tuple:
         """Generate a video.
 
@@ -872,6 +897,10 @@ class Gen3cPipeline(DiffusionPipeline):
                 Setting ``pipe._interrupt = True`` stops before the next step (``pipe.interrupt``).
                 A diffusers ``PipelineCallback`` brings its own ``tensor_inputs``.
             callback_on_step_end_tensor_inputs: names from :attr:`_callback_tensor_inputs`.
+            chunk: which chunk of a long video this call makes (0: the first, or the whole video):
+                with ``seed``, its initial noise is the seed's (chunk + 1)-th draw, as GEN3C's
+                chunks continue one seeded stream (:meth:`prepare_noise`). Refused with
+                ``generator`` (which continues its own stream from call to call).
 
         Returns:
             :class:`Gen3cPipelineOutput` (or ``(frames,)`` with ``return_dict=False``), on the CPU.
@@ -882,7 +911,7 @@ class Gen3cPipeline(DiffusionPipeline):
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_call_arguments(
-            seed, generator, callback, callback_on_step_end, callback_on_step_end_tensor_inputs, output_type
+            seed, generator, callback, callback_on_step_end, callback_on_step_end_tensor_inputs, output_type, chunk
         )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
         # 2. Encode the prompts
@@ -905,7 +934,7 @@ class Gen3cPipeline(DiffusionPipeline):
                 num_steps=int(num_steps), seed=seed, generator=generator, fps=fps,
                 condition_augment_sigma=condition_augment_sigma, guidance_every=int(guidance_every),
                 guidance_batch=guidance_batch, callback=callback, callback_on_step_end=callback_on_step_end,
-                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs, chunk=int(chunk),
             )  # fmt: skip
         # 5. Decode
         if output_type == "latent":
@@ -1121,6 +1150,7 @@ class Gen3cGenerator:
         *,
         buffers: Any = None,
         progress: Callable[[int], None] | None = None,
+        chunk: int = 0,
     ) -> Tensor:
         """Render ``cache`` along ``cameras`` (unless ``buffers`` are given) and generate the video.
 
@@ -1129,6 +1159,8 @@ class Gen3cGenerator:
             progress: called after each sampler step with its share of ``len(cameras)`` (whole
                 numbers, 0 when there are more steps than frames), so a bar of ``len(cameras)``
                 units fills exactly over the run.
+            chunk: which chunk of the video this is: it starts from the seed's (chunk + 1)-th
+                noise draw (:meth:`Gen3cPipeline.prepare_noise`).
         Returns:
             (T, 3, H, W) float32 in [−1, 1].
         """
@@ -1162,7 +1194,7 @@ class Gen3cGenerator:
             out = self.pipeline(
                 image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
                 negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
-                guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback,
+                guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback, chunk=chunk,
             )  # fmt: skip
         finally:
             self.pipeline.set_progress_bar_config(**config)

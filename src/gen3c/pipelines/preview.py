@@ -360,6 +360,7 @@ class PreviewGenerator:
         *,
         buffers: BufferRenders | None = None,
         progress: Callable[[int], None] | None = None,
+        chunk: int = 0,  # (the generator protocol's chunk index: the preview draws no noise)
     ) -> Tensor:
         """Render a video along ``cameras``.
 

@@ -18,11 +18,11 @@ of two different scenes, so it is refused; so is another chunk plan or generator
 checkpoint, another sampler or step count: :func:`output_settings`). It re-reads the request's input (the cache plan is rebuilt from it), restores the
 last finished chunk's state, re-encodes the kept frames and generates the rest. Both an
 uninterrupted run and a resumed one encode the video from the same uint8 frames, so with a
-deterministic generator (the preview; the gen3c model, which seeds every chunk) the two videos
-are identical. A run that finishes removes the folder; nothing is ever unpickled from it. A
-folder that holds no finished chunk (its run killed in the first chunk) has nothing to lose:
-the next run, changed or not, replaces it, unless its run is still going (it holds the folder's
-lock while it runs).
+deterministic generator (the preview; the gen3c model, whose chunk k draws its seed's (k+1)-th
+noise, told k when resumed too) the two videos are identical. A run that finishes removes the
+folder; nothing is ever unpickled from it. A folder that holds no finished chunk (its run killed
+in the first chunk) has nothing to lose: the next run, changed or not, replaces it, unless its
+run is still going (it holds the folder's lock while it runs).
 
 Cost: one chunk of 121 frames at 704×1280 is ~90 MB of PNG for the demo scene (up to the raw
 327 MB for noisy content; more with ``--save_buffer``), kept until the run finishes, and a few
@@ -54,7 +54,10 @@ from gen3c.io.formats import loads_json
 from gen3c.io.hashing import update_from_file
 from gen3c.io.paths import exists, expand_home
 
-FORMAT = 3  # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both)
+# 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both);
+# 4: the gen3c model's chunk k starts from its seed's (k+1)-th noise draw (every chunk of format 3 started
+# from the first): chunks kept by an older run would join a video made otherwise, so they are not resumed.
+FORMAT = 4
 _THREADS = min(8, os.cpu_count() or 1)
 _CHUNK = re.compile(r"^chunk_(\d{4})$")
 
