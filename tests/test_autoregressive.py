@@ -99,6 +99,7 @@ class Recorder:
                 "buffers": buffers.num_buffers,
                 "views": buffers.views,
                 "cache": cache,
+                "chunk": chunk,
             }
         )
         frames = buffers.colors[:, 0].clone()
@@ -142,6 +143,21 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
     assert result.buffers.colors.shape == (25, 2, 3, H, W)
     with pytest.raises(Gen3cInputError, match="8·N\\+1 frames \\(9, 17, 25, …\\)"):
         check_num_frames(20, gen)
+    assert [c["chunk"] for c in gen.calls] == [0, 1, 2]
+
+
+def test_a_generator_whose_generate_has_no_chunk_keyword_is_called_without_it():
+    # Written to the protocol before `chunk` existed: it got a TypeError for the new keyword.
+    class OldRecorder(Recorder):
+        def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+            return super().generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
+
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    gen = OldRecorder(9)
+    assert generate_video(cache, slide(17), gen, first_frame=image).num_frames == 17
+    assert [c["chunk"] for c in gen.calls] == [0, 0]  # its own default
 
 
 

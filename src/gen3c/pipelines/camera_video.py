@@ -6,7 +6,8 @@
 
 A *generator* is any object with ``generate(cache, cameras, first_frame, *, buffers=None,
 progress=None, chunk=0) -> (T, 3, H, W)`` (``chunk``: which chunk of the video the call makes,
-for a generator whose chunks draw successive noise, as GEN3C's; others ignore it), optionally
+for a generator whose chunks draw successive noise, as GEN3C's; others ignore it, or leave it out
+of their signature and are not given it), optionally
 ``check_num_frames(n)`` (frames of one call) and ``chunk_frames`` (the frames it makes per call
 when that is fixed: 121 for GEN3C's model): the CPU preview
 (:class:`~gen3c.pipelines.preview.PreviewGenerator`) or the GEN3C diffusion model.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import json
 import numbers
 import sys
@@ -451,6 +453,16 @@ def default_plan(cache: Cache3D) -> CachePlan:
     return GrowingCache(grown)
 
 
+def _takes_chunk(generator: VideoGenerator) -> bool:
+    """Whether ``generator.generate`` takes ``chunk`` (by name or ``**kwargs``): a generator
+    written before the keyword existed is called without it."""
+    try:
+        params = inspect.signature(generator.generate).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): give it the protocol's
+        return True
+    return any(p.name == "chunk" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def generate_video(
     cache: Cache3D | CachePlan,
     cameras: Cameras,
@@ -498,6 +510,7 @@ def generate_video(
     kept_frames: list[Tensor] = []
     kept_buffers: list[BufferRenders] = []
     condition = first_frame
+    takes_chunk = _takes_chunk(generator)
     for k, (start, stop) in enumerate(chunks):
         if k < start_chunk:
             continue
@@ -513,8 +526,9 @@ def generate_video(
             device=getattr(generator, "render_device", None),
             output_device=getattr(generator, "render_output_device", None),
         )
+        told = {"chunk": k} if takes_chunk else {}
         frames = generator.generate(
-            chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None, chunk=k
+            chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None, **told
         )
         _check_frames(frames, cams, generator, label)
         new = slice(0 if k == 0 else 1, None)
