@@ -540,6 +540,22 @@ class _Spoiled(StillGenerator):
         return frames
 
 
+def test_a_generator_without_the_chunk_keyword_is_benchmarked():
+    """A user's generator written before `chunk` was in the protocol: the benchmark's progress
+    wrapper passed chunk=… on to it (a TypeError)."""
+    from gen3c.evaluation.suite import run_benchmark, select_methods
+
+    class Old(StillGenerator):
+        name = "old"
+
+        def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None):
+            return super().generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
+
+    config = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=4)
+    result = run_benchmark(config, select_methods(["still"], generator=Old()), device="cpu")
+    assert {row for case in result.cases for row in case.scores} >= {"old", "still"}
+
+
 def test_a_video_that_cannot_be_scored_is_refused_naming_its_row_and_case():
     """A video with NaN in it scored NaN everywhere, which reads as "no such score" ("—") and
     drops the case out of every mean over cases unseen; one of the wrong length was refused

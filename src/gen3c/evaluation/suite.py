@@ -39,6 +39,7 @@ from gen3c.pipelines.camera_video import (
     generate_video,
     preset_cameras,
     resolve_chunk_frames,
+    takes_chunk_keyword,
 )
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
@@ -283,7 +284,8 @@ class _Reporting:
             if n:
                 self._tick(n)
 
-        return self._generator.generate(cache, cameras, first_frame, buffers=buffers, progress=step, chunk=chunk)
+        told = {"chunk": chunk} if takes_chunk_keyword(self._generator) else {}
+        return self._generator.generate(cache, cameras, first_frame, buffers=buffers, progress=step, **told)
 
 
 def sampling_of(generator: object) -> str:

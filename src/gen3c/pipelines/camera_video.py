@@ -453,7 +453,7 @@ def default_plan(cache: Cache3D) -> CachePlan:
     return GrowingCache(grown)
 
 
-def _takes_chunk(generator: VideoGenerator) -> bool:
+def takes_chunk_keyword(generator: VideoGenerator) -> bool:
     """Whether ``generator.generate`` takes ``chunk`` (by name or ``**kwargs``): a generator
     written before the keyword existed is called without it."""
     try:
@@ -510,7 +510,7 @@ def generate_video(
     kept_frames: list[Tensor] = []
     kept_buffers: list[BufferRenders] = []
     condition = first_frame
-    takes_chunk = _takes_chunk(generator)
+    takes_chunk = takes_chunk_keyword(generator)
     for k, (start, stop) in enumerate(chunks):
         if k < start_chunk:
             continue
