@@ -552,8 +552,10 @@ def test_a_generator_without_the_chunk_keyword_is_benchmarked():
             return super().generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
 
     config = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=4)
-    result = run_benchmark(config, select_methods(["still"], generator=Old()), device="cpu")
+    ticks = []
+    result = run_benchmark(config, select_methods(["still"], generator=Old()), device="cpu", video_progress=ticks.append)
     assert {row for case in result.cases for row in case.scores} >= {"old", "still"}
+    assert sum(ticks) == 2 * 4  # (progress as the CLI's bar takes it: the wrapper's path)
 
 
 def test_a_video_that_cannot_be_scored_is_refused_naming_its_row_and_case():
