@@ -4,6 +4,7 @@ import json
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -357,11 +358,17 @@ def test_a_generator_that_returns_nan_is_refused_and_nothing_is_published(tmp_pa
                 frames[3, :, 5] = math.nan
             return frames
 
-    with pytest.raises(Gen3cInputError, match=r"^Chunk 2/2: the recorder generator returned NaN or infinite values"):
+    with pytest.raises(Gen3cInputError, match=r"^Chunk 2/2: the recorder generator returned NaN or infinite values") as err:
         with OutputWriter(tmp_path, "v") as out:
             generate_video(cache, slide(17), Overflowing(9), first_frame=image, sink=out)
             out.finish(slide(17))
     assert list(tmp_path.iterdir()) == []
+    # The float16 advice only for a model computing in float16 (it was given to every generator).
+    assert "must return finite frames" in str(err.value) and "float16" not in str(err.value)
+    half = Overflowing(9)
+    half.pipeline = SimpleNamespace(transformer=SimpleNamespace(dtype=torch.float16))
+    with pytest.raises(Gen3cInputError, match=r"float16 can overflow \(--dtype bfloat16"):
+        generate_video(cache, slide(17), half, first_frame=image)
 
 
 def test_finish_refuses_cameras_that_do_not_match_the_video(tmp_path):

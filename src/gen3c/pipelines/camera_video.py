@@ -601,10 +601,13 @@ def _check_frames(frames: object, cameras: Cameras, generator: object, label: st
             f"a {expected} tensor in [-1, 1]"
         )
     if not bool(torch.isfinite(frames).all()):
-        raise Gen3cInputError(
-            f"{label}the {name} generator returned NaN or infinite values, which the video would show as black: "
+        transformer = getattr(getattr(generator, "pipeline", None), "transformer", None)
+        cause = (
             "a model computing in float16 can overflow (--dtype bfloat16 has float32's range)"
+            if getattr(transformer, "dtype", None) == torch.float16
+            else "its generate() must return finite frames in [-1, 1] (check the buffers and first frame it was given)"
         )
+        raise Gen3cInputError(f"{label}the {name} generator returned NaN or infinite values, which the video would show as black: {cause}")
 
 
 def _stage_names(label: str, generator: object) -> tuple[str, str]:
