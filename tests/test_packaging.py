@@ -151,6 +151,21 @@ def test_packages_names_exactly_the_distributions_pyproject_declares():
         assert canonicalize_name(name) in installs[extra], (module, name, extra)
 
 
+def test_every_extra_with_transformers_requires_one_that_takes_dtype():
+    """gen3c loads T5 (pipelines/gen3c.py, models/convert.py) and the depth models with
+    ``from_pretrained(dtype=...)``, a keyword transformers 4.56 introduced (``torch_dtype`` before):
+    an older one ignores it and loads T5-11B in float32, twice the memory of the bfloat16 asked for."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for extra, requirements in project["optional-dependencies"].items():
+        for line in requirements:
+            requirement = Requirement(line)
+            if requirement.name == "transformers":
+                assert not requirement.specifier.contains("4.55.4"), (extra, line)
+                assert requirement.specifier.contains("4.56.0"), (extra, line)
+
+
 #: ``python -c`` this, then the blocked module names (comma-separated), then gen3c's arguments: the
 #: command line as installed, in an interpreter where those modules cannot be imported.
 BLOCKED_COMMAND = (

@@ -100,7 +100,7 @@ def declared_extras() -> dict[str, dict[str, Any]] | None:
         the extras it names (``gen3c[diffusion]`` in ``train``), and ``requirements``: every
         requirement it installs, those of the extras it includes too, as strings
         (``transformers>=4.56``); a distribution required twice has both specifiers
-        (``transformers>=4.45,>=4.56`` in ``all``). Requirements whose markers exclude this
+        (``transformers>=4.45,>=4.56`` where two extras' floors differ). Requirements whose markers exclude this
         machine are left out, as pip leaves them.
     """
     from packaging.requirements import Requirement
