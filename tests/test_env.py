@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -56,7 +57,33 @@ def test_json_names_the_machine_and_a_cpu_runs_sdpa_and_no_gen3c_7b(tmp_path):
     assert cpu["attention"]["kernels"] == {"sdpa": "available", "flash4": "flash4 needs a CUDA GPU", "cudnn_fp8": "cudnn_fp8 needs a CUDA GPU"}
     assert cpu["fp8_matmuls"].startswith("fp8 matmuls need a CUDA GPU")
     assert cpu["gen3c_7b"] == "no CUDA GPU: the preview generator and the shipped small models run on the CPU"
-    assert found["weights_cache"] == {"folder": str(tmp_path), "items": []}
+    cache = found["weights_cache"]
+    assert cache["folder"] == str(tmp_path) and cache["items"] == [] and cache["disk"]["writable"] is True
+    assert cache["hub_cache"]["folder"] == str(tmp_path / "hub")  # HF_HUB_CACHE: where downloads land
+    free_gb = shutil.disk_usage(tmp_path).free / 2**30
+    for disk in (cache["disk"], cache["hub_cache"]["disk"]):  # the hub folder does not exist yet: its parent's disk
+        assert abs(disk["free_gb"] - free_gb) < 0.5
+
+
+def test_cache_folders_report_free_space_and_write_permission_at_their_nearest_parent(tmp_path, monkeypatch):
+    """A folder that does not exist yet is judged where a download would create it; one gen3c may
+    not write to is said in the table (as root, permission bits do not stop writes: os.access is
+    faked for the folder)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and real_access(path, mode, **kw))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub" / "not" / "yet"))  # read at import: HF_HUB_CACHE would be too late
+    found = environment.report(locked / "gen3c")["weights_cache"]
+    assert found["folder"] == str(locked / "gen3c") and found["disk"]["writable"] is False
+    assert found["hub_cache"]["disk"]["writable"] is True and found["hub_cache"]["folder"] == str(tmp_path / "hub" / "not" / "yet")
+    assert abs(found["disk"]["free_gb"] - shutil.disk_usage(tmp_path).free / 2**30) < 0.5
+    result = CliRunner().invoke(app, ["env", "--cache_dir", str(locked / "gen3c")], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert f"{locked / 'gen3c'} ({found['disk']['free_gb']} GB free, not writable)" in result.stdout
+    assert f"hub cache     │ {tmp_path / 'hub' / 'not' / 'yet'} (" in result.stdout
 
 
 def test_a_module_that_cannot_be_imported_is_missing_and_its_extra_incomplete(tmp_path):

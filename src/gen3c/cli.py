@@ -979,12 +979,16 @@ def _environment_tables(found: dict) -> list:
     if not found["gpus"]:
         machine.add_row("GPUs", "none")
     cache = found["weights_cache"]
-    machine.add_row("weights cache", text(cache, lambda c: c["folder"]))
+    disk = lambda d: f"{d['free_gb']} GB free" + ("" if d["writable"] else ", not writable")  # noqa: E731
+    machine.add_row("weights cache", text(cache, lambda c: c["folder"]) + (f" ({text(cache['disk'], disk)})" if isinstance(cache, dict) else ""))
     items = cache["items"] if isinstance(cache, dict) else []
     for item in items if isinstance(items, list) else [items]:
         machine.add_row("", text(item, lambda i: f"{i['kind']} {i['name']} {i['size']} ({i['detail']})"))
     if isinstance(items, list) and not items:
         machine.add_row("", "nothing cached")
+    if isinstance(cache, dict):
+        hub = cache["hub_cache"]
+        machine.add_row("hub cache", text(hub, lambda h: h["folder"]) + (f" ({text(hub['disk'], disk)})" if isinstance(hub, dict) else ""))
 
     tables = [machine]
     if isinstance(found["extras"], dict):

@@ -7,7 +7,8 @@ installed version and whether it meets the extra's requirement; the attention ke
 (:func:`gen3c.models.attention.kernel_unavailable_reason`) and what ``--attention_backend auto``
 / ``auto_fp8`` take there; whether fp8 matmuls run; the memory plan ``--max_gpu_memory`` would
 choose for GEN3C-7B at its full 121×704×1280 chunk on each GPU's free memory; and the folder of
-converted weights with what it holds.
+converted weights with what it holds, and the free space and write permission there and in the
+Hugging Face hub cache (where downloads land).
 
 Versions come from the installed distributions' metadata, without importing the packages
 (diffusers and transformers take seconds to import). A probe that fails is reported as
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Callable
 from importlib import metadata
@@ -34,7 +36,9 @@ def report(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
 
     ``devices`` has one entry per CUDA GPU (``cuda:0``, …), or one for ``cpu`` without a GPU:
     its attention kernels, fp8 matmuls and GEN3C-7B's memory plan. ``cache_dir``: the folder of
-    converted weights, as ``--cache_dir`` names it (default: ``gen3c cache list``'s). Any value
+    converted weights, as ``--cache_dir`` names it (default: ``gen3c cache list``'s);
+    ``weights_cache`` has its ``disk`` (``free_gb``, ``writable``), what is cached, and the same of
+    the ``hub_cache``. Any value
     may be a string ``"unknown (why)"`` where its probe failed.
     """
     gpus = _probe(_gpus)
@@ -243,4 +247,19 @@ def _weights_cache(cache_dir: str | os.PathLike | None) -> dict[str, Any]:
             for item in weights.cached_items(cache_dir)
         ]
 
-    return {"folder": str(weights.weights_cache_dir(cache_dir)), "items": _probe(items)}
+    def hub() -> dict[str, Any]:  # where downloads land before they are converted
+        folder = weights._hub_settings(None, None)[0]
+        return {"folder": str(folder), "disk": _probe(lambda: _disk(folder))}
+
+    folder = weights.weights_cache_dir(cache_dir)
+    return {"folder": str(folder), "disk": _probe(lambda: _disk(folder)), "items": _probe(items), "hub_cache": _probe(hub)}
+
+
+def _disk(folder: Path) -> dict[str, Any]:
+    """The free space (GB, 2³⁰ bytes) of the disk that holds ``folder``, and whether gen3c may
+    write there; ``folder`` may not exist yet: both are read at its nearest existing parent, where
+    a download or conversion would create it. Nothing is written."""
+    existing = folder.expanduser().resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return {"free_gb": round(shutil.disk_usage(existing).free / 2**30, 1), "writable": os.access(existing, os.W_OK | os.X_OK)}
