@@ -166,6 +166,19 @@ def test_every_extra_with_transformers_requires_one_that_takes_dtype():
                 assert requirement.specifier.contains("4.56.0"), (extra, line)
 
 
+def test_the_pyav_floor_is_one_that_decodes_colour_right():
+    """With PyAV 12.0, 12.1 and 12.2, gen3c's reader (io/video.py's ``_rgb24``) gets the colours
+    of a limited-range video wrong, red (236, 13, 17) for (255, 0, 0), and tests/test_video_files.py
+    fails 16 or 17 of its 33 tests; with 12.3 it passes all but two that need a newer PyAV in the
+    test itself (``add_stream_from_template``) or for BT.2020 (no such matrix in PyAV 14.0.1 or older:
+    converted as BT.601, as io/video.py notes)."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (av,) = [Requirement(line) for line in project["dependencies"] if Requirement(line).name == "av"]
+    assert not any(av.specifier.contains(v) for v in ("12.0.0", "12.1.0", "12.2.0")) and av.specifier.contains("12.3.0"), str(av)
+
+
 #: ``python -c`` this, then the blocked module names (comma-separated), then gen3c's arguments: the
 #: command line as installed, in an interpreter where those modules cannot be imported.
 BLOCKED_COMMAND = (
