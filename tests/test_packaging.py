@@ -49,6 +49,18 @@ def test_package_data_covers_every_file_the_package_loads():
     assert not missing, f"not in the wheel: {missing}"
 
 
+def test_import_gen3c_is_light_and_names_pyprojects_version():
+    """``import gen3c`` loads no torch, numpy or diffusers (gen3c/__init__.py imports its pipeline
+    on first use), and its ``__version__`` (run records, ``gen3c env``) is the one pip installs."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import gen3c, json, sys; print(json.dumps([gen3c.__version__, sorted(sys.modules)]))"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, check=True,
+    )  # fmt: skip
+    version, modules = json.loads(done.stdout)
+    assert not {"torch", "numpy", "diffusers", "transformers", "cv2", "rich", "typer"} & set(modules)
+    assert version == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
 def test_the_declared_license_ships_with_its_text():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
