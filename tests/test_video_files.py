@@ -249,7 +249,7 @@ def test_colour_is_decoded_with_the_matrix_and_range_the_file_names(tmp_path, ma
 
 
 def test_colour_follows_the_files_tags_with_pyav_16s_conversion_defaults(tmp_path, monkeypatch):
-    """PyAV ≤ 16 (gen3c takes PyAV ≥ 12) converts to RGB with swscale's default, BT.601 limited
+    """PyAV ≤ 16 (gen3c takes PyAV ≥ 12.3) converts to RGB with swscale's default, BT.601 limited
     range, whatever the file names, unless told the matrix and range: a BT.709 phone video's red
     came out as 230. Its default is put in PyAV 18's place; gen3c names both itself."""
     import av.video.reformatter
