@@ -256,6 +256,21 @@ def test_bad_inputs_raise_input_errors(pipe, change, match):
         pipe(*change(*inputs()), num_steps=1)
 
 
+def test_buffers_longer_than_the_tokenizers_latent_statistics_are_an_input_error(pipe):
+    """GEN3C's mean_std.pt holds statistics for one chunk's 16 latent frames: a longer video
+    cannot be normalised, and is refused up front in one line (was a bare ValueError mid-encode)."""
+    config = pipe.vae.config
+    mean, std = config.latents_mean, config.latents_std
+    pipe.vae.register_to_config(latents_mean=[0.0] * 32, latents_std=[1.0] * 32)  # 2 latent frames
+    try:
+        with Recorder(pipe.transformer) as rec, pytest.raises(Gen3cInputError, match="at most 9 per chunk"):
+            pipe(*inputs(frames=17), num_steps=1)
+        assert rec.calls == []
+        assert pipe(*inputs(frames=9), num_steps=1).frames.shape == (9, 3, H, W)
+    finally:
+        pipe.vae.register_to_config(latents_mean=mean, latents_std=std)
+
+
 def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rendered(pipe, tmp_path, room_sample):
     """`gen3c generate`, a batch job and the GUI's Generate say so at once, not after reading the
     input and rendering the cache (minutes at GEN3C's size)."""

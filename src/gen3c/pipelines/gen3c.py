@@ -72,7 +72,7 @@ from gen3c.models.memory import (
 )
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.step_cache import StepCache
-from gen3c.models.tokenizer import decode_latents, encode_video
+from gen3c.models.tokenizer import decode_latents, encode_video, statistics_frames
 from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo
 from gen3c.parallel import broadcast_from_main, is_main_process
 from gen3c.schedulers import sampler_name
@@ -468,6 +468,8 @@ class Gen3cPipeline(DiffusionPipeline):
                 f"the buffers have {T} frames; the tokenizer takes 1 + {tc}·k frames (e.g. {n} or {n + tc})"
             )
         max_latent = self.transformer.config.max_size[0] // self.transformer.config.patch_size[0]
+        # The tokenizer's per-frame latent statistics (GEN3C's: one 121-frame chunk) bound it too.
+        max_latent = min(max_latent, statistics_frames(self.vae) or max_latent)
         if (T - 1) // tc + 1 > max_latent:
             raise Gen3cInputError(
                 f"the buffers have {T} frames; this model generates at most {(max_latent - 1) * tc + 1} per chunk"
