@@ -317,6 +317,27 @@ def test_sampling_settings_of_the_wrong_type_are_input_errors(pipe, setting, mat
         pipe(*inputs(), **{"num_steps": 1, **setting})
 
 
+@pytest.mark.parametrize(
+    "setting, match",
+    [
+        # Before: NaN frames (fps 0 or NaN, sigma NaN), another video (fps −24, sigma −1, 0 tokens),
+        # or a TypeError / OverflowError from deep inside.
+        ({"fps": 0}, "fps must be a finite number > 0 \\(GEN3C: 24\\), got 0"),
+        ({"fps": float("nan")}, "fps must be a finite number > 0"),
+        ({"fps": -24}, "fps must be a finite number > 0"),
+        ({"fps": "24"}, "fps must be a finite number > 0 .*, got '24'"),
+        ({"condition_augment_sigma": float("nan")}, "condition_augment_sigma must be a finite number ≥ 0"),
+        ({"condition_augment_sigma": -1.0}, "condition_augment_sigma must be a finite number ≥ 0 \\(GEN3C: 0.001\\)"),
+        ({"max_sequence_length": 0}, "max_sequence_length must be a whole number of T5 tokens ≥ 1 \\(GEN3C: 512\\), got 0"),
+        ({"max_sequence_length": -3}, "max_sequence_length must be a whole number"),
+    ],
+)
+def test_conditioning_settings_that_would_give_nan_or_another_video_are_input_errors(pipe, setting, match):
+    with Recorder(pipe.transformer) as rec, pytest.raises(Gen3cInputError, match=match):
+        pipe(*inputs(), **{"num_steps": 1, **setting})
+    assert rec.calls == []
+
+
 def test_half_precision_on_the_cpu_is_an_input_error():
     # Before: NotImplementedError "avg_pool3d_out_frame" not implemented for 'BFloat16', from the tokenizer.
     half = tiny_pipeline(seed=0).to(torch.bfloat16)

@@ -524,9 +524,23 @@ class Gen3cPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Any,
         output_type: Any,
         chunk: Any = 0,
+        fps: Any = configs.FPS,
+        condition_augment_sigma: Any = configs.CONDITION_AUGMENT_SIGMA,
+        max_sequence_length: Any = configs.MAX_SEQUENCE_LENGTH,
     ) -> None:
-        """Raise :class:`Gen3cInputError` for randomness, callback and output arguments of
-        :meth:`__call__` that cannot be used (the tensors are :meth:`check_inputs`' job)."""
+        """Raise :class:`Gen3cInputError` for randomness, callback, output and conditioning
+        arguments of :meth:`__call__` that cannot be used (the tensors are :meth:`check_inputs`' job)."""
+        # fps divides the DiT's temporal positions and the augmentation sigma scales the first
+        # frame's latent: 0, a negative or NaN gave NaN frames or another video without a word.
+        for name, value, lo, what in (("fps", fps, 0.0, "> 0 (GEN3C: 24)"),
+                                      ("condition_augment_sigma", condition_augment_sigma, None, "≥ 0 (GEN3C: 0.001)")):  # fmt: skip
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or (value <= lo if lo is not None else value < 0):
+                raise Gen3cInputError(f"{name} must be a finite number {what}, got {value!r}")
+        if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, numbers.Integral) or max_sequence_length < 1:
+            raise Gen3cInputError(
+                f"max_sequence_length must be a whole number of T5 tokens ≥ 1 (GEN3C: {configs.MAX_SEQUENCE_LENGTH}), got {max_sequence_length!r}"
+            )
         if seed is not None and generator is not None:
             raise Gen3cInputError(
                 "seed and generator were both given: pass seed=N (GEN3C's exact noise) or generator=torch.Generator() (all noise from it), not both"
@@ -913,7 +927,8 @@ class Gen3cPipeline(DiffusionPipeline):
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_call_arguments(
-            seed, generator, callback, callback_on_step_end, callback_on_step_end_tensor_inputs, output_type, chunk
+            seed, generator, callback, callback_on_step_end, callback_on_step_end_tensor_inputs, output_type, chunk,
+            fps=fps, condition_augment_sigma=condition_augment_sigma, max_sequence_length=max_sequence_length,
         )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
         # 2. Encode the prompts
