@@ -666,8 +666,12 @@ def test_uncached_prompt_without_t5_is_a_clear_error(pipe):
     bare = Gen3cPipeline(pipe.transformer, pipe.vae, pipe.scheduler, prompt_cache=pipe.prompt_cache)
     bare.set_progress_bar_config(disable=True)
     bare(*inputs(), num_steps=1)
-    with pytest.raises(Gen3cModelError, match="not in the prompt cache"):
+    with pytest.raises(Gen3cModelError, match="^prompt 'a cat' is not in the prompt cache.*or use the empty prompt$"):
         bare(*inputs(), num_steps=1, prompt="a cat")
+    # The negative prompt is named as such, with its own cached choice (was "prompt 'blurry' …
+    # use the empty prompt", pointing at the wrong argument).
+    with pytest.raises(Gen3cModelError, match=r"^negative_prompt 'blurry' is not in the prompt cache.*or use GEN3C's default \(negative_prompt=None\)$"):
+        bare(*inputs(), num_steps=1, negative_prompt="blurry")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")

@@ -576,11 +576,15 @@ class Gen3cPipeline(DiffusionPipeline):
 
     # -- 2. prompts --------------------------------------------------------------------
 
-    def encode_prompt(self, prompt: str, max_sequence_length: int = configs.MAX_SEQUENCE_LENGTH) -> Tensor:
+    def encode_prompt(
+        self, prompt: str, max_sequence_length: int = configs.MAX_SEQUENCE_LENGTH, *, negative: bool = False
+    ) -> Tensor:
         """(1, L, D) T5 embedding of ``prompt``: from the cache if there, else from T5 (zero beyond
-        the prompt's tokens, as GEN3C); zeros when the prompt encoder is disabled."""
+        the prompt's tokens, as GEN3C); zeros when the prompt encoder is disabled. ``negative``:
+        it is the negative prompt (errors name it so)."""
+        what = "negative_prompt" if negative else "prompt"
         if not isinstance(prompt, str):
-            raise Gen3cInputError(f"prompt must be a string, got {type(prompt).__name__}")
+            raise Gen3cInputError(f"{what} must be a string, got {type(prompt).__name__}")
         dim = self.transformer.config.text_embed_dim
         if self.disable_prompt_encoder:
             return torch.zeros(1, max_sequence_length, dim)
@@ -588,7 +592,7 @@ class Gen3cPipeline(DiffusionPipeline):
             cached = self.prompt_cache.lookup(prompt)
             if cached is not None and cached.shape[1] == max_sequence_length:
                 return cached.detach().float().cpu()
-        self._ensure_text_encoder(prompt)
+        self._ensure_text_encoder(prompt, negative)
         with self._stage("text_encoder") as text_encoder:
             device = self._execution_device
             tokens = self.tokenizer(
@@ -604,14 +608,16 @@ class Gen3cPipeline(DiffusionPipeline):
             embeds = embeds * mask[..., None]
         return embeds.cpu()
 
-    def _ensure_text_encoder(self, prompt: str) -> None:
+    def _ensure_text_encoder(self, prompt: str, negative: bool = False) -> None:
         if self.text_encoder is not None and self.tokenizer is not None:
             return
         source = self.text_encoder_source
+        # The cached prompts are the empty one and GEN3C's default negative one (gen3c convert).
+        what, cached = ("negative_prompt", "GEN3C's default (negative_prompt=None)") if negative else ("prompt", "the empty prompt")
         if source is None:
             raise Gen3cModelError(
-                f"prompt {prompt[:40]!r} is not in the prompt cache and this pipeline has no T5 text encoder: "
-                "load a checkpoint with its text_encoder/ and tokenizer/ folders, or use the empty prompt"
+                f"{what} {prompt[:40]!r} is not in the prompt cache and this pipeline has no T5 text encoder: "
+                f"load a checkpoint with its text_encoder/ and tokenizer/ folders, or use {cached}"
             )
         from transformers import AutoTokenizer, T5EncoderModel
 
@@ -631,8 +637,8 @@ class Gen3cPipeline(DiffusionPipeline):
                 )
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
-                f"checkpoint {source!r} has no loadable T5 text encoder for prompt {prompt[:40]!r} ({first_line(exc)}): "
-                f"use the empty prompt, or {WEIGHTS_HELP}"
+                f"checkpoint {source!r} has no loadable T5 text encoder for {what} {prompt[:40]!r} ({first_line(exc)}): "
+                f"use {cached}, or {WEIGHTS_HELP}"
             ) from None
         self.text_encoder.eval()
         self._place("text_encoder", "cpu")
@@ -937,7 +943,7 @@ class Gen3cPipeline(DiffusionPipeline):
         if guidance != 0:
             negative = configs.DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
             negative_prompt_embeds = (
-                self.encode_prompt(negative, max_sequence_length) if negative else prompt_embeds
+                self.encode_prompt(negative, max_sequence_length, negative=True) if negative else prompt_embeds
             )
         # 3. Encode the conditions (first frame, buffers)
         with self._out_of_memory_as_error("encoding the conditions with the tokenizer"):
