@@ -295,6 +295,22 @@ def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rende
     assert stages == [] and not (tmp_path / "out").exists()
 
 
+def test_the_runs_fps_reaches_the_dit_as_gen3cs_fps_does(pipe, tmp_path, room_sample):
+    """GEN3C passes --fps to the model (its RoPE places frame t at t / fps · 24) as well as to the
+    video writer; a run at 12 fps told the DiT 24 (a different video from GEN3C's)."""
+    from gen3c.io.resolution import parse_resolution
+    from gen3c.pipelines.camera_video import prepare_source
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    generator = Gen3cGenerator(pipe, num_steps=1, chunk_frames=9, guidance=0.0)
+    request = GenerationRequest(resolution="32x48", num_video_frames=9, chunk_frames=9, generator="gen3c", fps=12,
+                                video_save_folder=str(tmp_path / "out"))  # fmt: skip
+    source = prepare_source(*room_sample, parse_resolution(request.resolution), "crop", depth_kind="metric")
+    with Recorder(pipe.transformer) as rec:
+        run_request(request, source=source, generator=generator)
+    assert [call["fps"] for call in rec.calls] == [12]
+
+
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
 def test_a_seed_numpy_cannot_take_is_an_input_error(pipe, seed):
     # Before: numpy's "Seed must be between 0 and 2**32 - 1" or torch's "manual_seed expected a long".

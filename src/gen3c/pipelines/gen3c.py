@@ -1050,6 +1050,9 @@ class Gen3cGenerator:
         prompt, negative_prompt, guidance, num_steps, seed, guidance_every, guidance_batch: as
             :meth:`Gen3cPipeline.__call__` (``guidance`` / ``num_steps`` None: the checkpoint's own).
         chunk_frames: frames of one generation (121 for the 7B model).
+        fps: the frame rate the DiT is told (:meth:`Gen3cPipeline.__call__`); a run sets it to its
+            ``--fps`` (:func:`~gen3c.pipelines.request.run_request`), as GEN3C's scripts pass
+            their ``--fps`` to the model as well as to the video writer.
     """
 
     name = "gen3c"
@@ -1077,6 +1080,7 @@ class Gen3cGenerator:
         chunk_frames: int = configs.CHUNK_FRAMES,
         guidance_every: int = 1,
         guidance_batch: bool = False,
+        fps: float = configs.FPS,
     ) -> None:
         self.pipeline = pipeline
         self.prompt = prompt
@@ -1087,6 +1091,7 @@ class Gen3cGenerator:
         self.chunk_frames = chunk_frames
         self.guidance_every = guidance_every
         self.guidance_batch = guidance_batch
+        self.fps = fps
 
     def __repr__(self) -> str:
         shown = {"speed": self.speed, "num_steps": self.num_steps, "guidance": self.guidance, "seed": self.seed,
@@ -1218,6 +1223,7 @@ class Gen3cGenerator:
                 image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
                 negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
                 guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback, chunk=chunk,
+                fps=self.fps,
             )  # fmt: skip
         finally:
             self.pipeline.set_progress_bar_config(**config)
