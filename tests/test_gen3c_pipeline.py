@@ -256,6 +256,21 @@ def test_bad_inputs_raise_input_errors(pipe, change, match):
         pipe(*change(*inputs()), num_steps=1)
 
 
+def test_buffers_longer_than_the_tokenizers_latent_statistics_are_an_input_error(pipe):
+    """GEN3C's mean_std.pt holds statistics for one chunk's 16 latent frames: a longer video
+    cannot be normalised, and is refused up front in one line (was a bare ValueError mid-encode)."""
+    config = pipe.vae.config
+    mean, std = config.latents_mean, config.latents_std
+    pipe.vae.register_to_config(latents_mean=[0.0] * 32, latents_std=[1.0] * 32)  # 2 latent frames
+    try:
+        with Recorder(pipe.transformer) as rec, pytest.raises(Gen3cInputError, match="at most 9 per chunk"):
+            pipe(*inputs(frames=17), num_steps=1)
+        assert rec.calls == []
+        assert pipe(*inputs(frames=9), num_steps=1).frames.shape == (9, 3, H, W)
+    finally:
+        pipe.vae.register_to_config(latents_mean=mean, latents_std=std)
+
+
 def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rendered(pipe, tmp_path, room_sample):
     """`gen3c generate`, a batch job and the GUI's Generate say so at once, not after reading the
     input and rendering the cache (minutes at GEN3C's size)."""
@@ -280,6 +295,22 @@ def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rende
     assert stages == [] and not (tmp_path / "out").exists()
 
 
+def test_the_runs_fps_reaches_the_dit_as_gen3cs_fps_does(pipe, tmp_path, room_sample):
+    """GEN3C passes --fps to the model (its RoPE places frame t at t / fps · 24) as well as to the
+    video writer; a run at 12 fps told the DiT 24 (a different video from GEN3C's)."""
+    from gen3c.io.resolution import parse_resolution
+    from gen3c.pipelines.camera_video import prepare_source
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    generator = Gen3cGenerator(pipe, num_steps=1, chunk_frames=9, guidance=0.0)
+    request = GenerationRequest(resolution="32x48", num_video_frames=9, chunk_frames=9, generator="gen3c", fps=12,
+                                video_save_folder=str(tmp_path / "out"))  # fmt: skip
+    source = prepare_source(*room_sample, parse_resolution(request.resolution), "crop", depth_kind="metric")
+    with Recorder(pipe.transformer) as rec:
+        run_request(request, source=source, generator=generator)
+    assert [call["fps"] for call in rec.calls] == [12]
+
+
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
 def test_a_seed_numpy_cannot_take_is_an_input_error(pipe, seed):
     # Before: numpy's "Seed must be between 0 and 2**32 - 1" or torch's "manual_seed expected a long".
@@ -300,6 +331,27 @@ def test_a_seed_numpy_cannot_take_is_an_input_error(pipe, seed):
 def test_sampling_settings_of_the_wrong_type_are_input_errors(pipe, setting, match):
     with pytest.raises(Gen3cInputError, match=match):
         pipe(*inputs(), **{"num_steps": 1, **setting})
+
+
+@pytest.mark.parametrize(
+    "setting, match",
+    [
+        # Before: NaN frames (fps 0 or NaN, sigma NaN), another video (fps −24, sigma −1, 0 tokens),
+        # or a TypeError / OverflowError from deep inside.
+        ({"fps": 0}, "fps must be a finite number > 0 \\(GEN3C: 24\\), got 0"),
+        ({"fps": float("nan")}, "fps must be a finite number > 0"),
+        ({"fps": -24}, "fps must be a finite number > 0"),
+        ({"fps": "24"}, "fps must be a finite number > 0 .*, got '24'"),
+        ({"condition_augment_sigma": float("nan")}, "condition_augment_sigma must be a finite number ≥ 0"),
+        ({"condition_augment_sigma": -1.0}, "condition_augment_sigma must be a finite number ≥ 0 \\(GEN3C: 0.001\\)"),
+        ({"max_sequence_length": 0}, "max_sequence_length must be a whole number of T5 tokens ≥ 1 \\(GEN3C: 512\\), got 0"),
+        ({"max_sequence_length": -3}, "max_sequence_length must be a whole number"),
+    ],
+)
+def test_conditioning_settings_that_would_give_nan_or_another_video_are_input_errors(pipe, setting, match):
+    with Recorder(pipe.transformer) as rec, pytest.raises(Gen3cInputError, match=match):
+        pipe(*inputs(), **{"num_steps": 1, **setting})
+    assert rec.calls == []
 
 
 def test_half_precision_on_the_cpu_is_an_input_error():
@@ -630,8 +682,12 @@ def test_uncached_prompt_without_t5_is_a_clear_error(pipe):
     bare = Gen3cPipeline(pipe.transformer, pipe.vae, pipe.scheduler, prompt_cache=pipe.prompt_cache)
     bare.set_progress_bar_config(disable=True)
     bare(*inputs(), num_steps=1)
-    with pytest.raises(Gen3cModelError, match="not in the prompt cache"):
+    with pytest.raises(Gen3cModelError, match="^prompt 'a cat' is not in the prompt cache.*or use the empty prompt$"):
         bare(*inputs(), num_steps=1, prompt="a cat")
+    # The negative prompt is named as such, with its own cached choice (was "prompt 'blurry' …
+    # use the empty prompt", pointing at the wrong argument).
+    with pytest.raises(Gen3cModelError, match=r"^negative_prompt 'blurry' is not in the prompt cache.*or use GEN3C's default \(negative_prompt=None\)$"):
+        bare(*inputs(), num_steps=1, negative_prompt="blurry")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")

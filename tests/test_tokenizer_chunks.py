@@ -8,7 +8,7 @@ from diffusers import AutoencoderKLCosmos
 
 from gen3c.errors import Gen3cInputError
 from gen3c.models import configs
-from gen3c.models.tokenizer import decode_latents, encode_video, latent_frames
+from gen3c.models.tokenizer import decode_latents, encode_video, latent_frames, statistics_frames
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,17 @@ def test_first_latent_depends_on_the_first_frame_only(vae):
     image = torch.rand(1, 3, 1, 16, 24, generator=torch.Generator().manual_seed(2)) * 2 - 1
     padded = torch.cat([image, torch.zeros(1, 3, 16, 16, 24)], dim=2)
     assert torch.allclose(encode_video(vae, image), encode_video(vae, padded)[:, :, :1], atol=1e-5)
+
+
+def test_a_video_longer_than_the_per_frame_statistics_is_an_input_error():
+    torch.manual_seed(0)
+    vae = AutoencoderKLCosmos(**{**configs.VAE_TINY, "latents_mean": [0.0] * 32, "latents_std": [1.0] * 32}).eval()
+    assert statistics_frames(vae) == 2
+    assert encode_video(vae, torch.zeros(1, 3, 9, 16, 16)).shape == (1, 16, 2, 2, 2)
+    with pytest.raises(Gen3cInputError, match="pass at most 9 frames"):
+        encode_video(vae, torch.zeros(1, 3, 17, 16, 16))
+    with pytest.raises(Gen3cInputError, match="pass at most 9 frames"):
+        decode_latents(vae, torch.zeros(1, 16, 3, 2, 2))
 
 
 def test_frame_counts():

@@ -62,6 +62,17 @@ def _check_video(vae: AutoencoderKLCosmos, video: Tensor) -> None:
             )
 
 
+def statistics_frames(vae: AutoencoderKLCosmos) -> int | None:
+    """Latent frames the tokenizer's per-frame latent statistics cover (GEN3C's ``mean_std.pt``:
+    one 121-frame chunk's 16), so the most it can encode or decode at once; None when it has
+    none or one per channel (any length)."""
+    mean = vae.config.latents_mean
+    if mean is None:
+        return None
+    frames = len(mean) // vae.config.latent_channels
+    return None if frames == 1 else frames
+
+
 def _latent_stats(
     vae: AutoencoderKLCosmos, num_latent_frames: int, like: Tensor
 ) -> tuple[Tensor, Tensor] | None:
@@ -71,9 +82,12 @@ def _latent_stats(
     C = vae.config.latent_channels
     mean = torch.tensor(mean, dtype=torch.float32).view(1, C, -1, 1, 1)
     std = torch.tensor(std, dtype=torch.float32).view(1, C, -1, 1, 1)
-    if mean.shape[2] not in (1,) and mean.shape[2] < num_latent_frames:
-        raise ValueError(
-            f"the tokenizer's latent statistics cover {mean.shape[2]} latent frames, the video has {num_latent_frames}"
+    covered = statistics_frames(vae)
+    if covered is not None and covered < num_latent_frames:
+        tc = vae.config.temporal_compression_ratio
+        raise Gen3cInputError(
+            f"the video has {num_latent_frames} latent frames ({(num_latent_frames - 1) * tc + 1} frames) but the tokenizer's "
+            f"latent statistics cover {covered}: pass at most {(covered - 1) * tc + 1} frames at a time"
         )
     mean, std = mean[:, :, :num_latent_frames], std[:, :, :num_latent_frames]
     return mean.to(like.device, like.dtype), std.to(like.device, like.dtype)

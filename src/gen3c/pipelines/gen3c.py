@@ -72,7 +72,7 @@ from gen3c.models.memory import (
 )
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.step_cache import StepCache
-from gen3c.models.tokenizer import decode_latents, encode_video
+from gen3c.models.tokenizer import decode_latents, encode_video, statistics_frames
 from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo
 from gen3c.parallel import broadcast_from_main, is_main_process
 from gen3c.schedulers import sampler_name
@@ -468,6 +468,8 @@ class Gen3cPipeline(DiffusionPipeline):
                 f"the buffers have {T} frames; the tokenizer takes 1 + {tc}·k frames (e.g. {n} or {n + tc})"
             )
         max_latent = self.transformer.config.max_size[0] // self.transformer.config.patch_size[0]
+        # The tokenizer's per-frame latent statistics (GEN3C's: one 121-frame chunk) bound it too.
+        max_latent = min(max_latent, statistics_frames(self.vae) or max_latent)
         if (T - 1) // tc + 1 > max_latent:
             raise Gen3cInputError(
                 f"the buffers have {T} frames; this model generates at most {(max_latent - 1) * tc + 1} per chunk"
@@ -522,9 +524,23 @@ class Gen3cPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Any,
         output_type: Any,
         chunk: Any = 0,
+        fps: Any = configs.FPS,
+        condition_augment_sigma: Any = configs.CONDITION_AUGMENT_SIGMA,
+        max_sequence_length: Any = configs.MAX_SEQUENCE_LENGTH,
     ) -> None:
-        """Raise :class:`Gen3cInputError` for randomness, callback and output arguments of
-        :meth:`__call__` that cannot be used (the tensors are :meth:`check_inputs`' job)."""
+        """Raise :class:`Gen3cInputError` for randomness, callback, output and conditioning
+        arguments of :meth:`__call__` that cannot be used (the tensors are :meth:`check_inputs`' job)."""
+        # fps divides the DiT's temporal positions and the augmentation sigma scales the first
+        # frame's latent: 0, a negative or NaN gave NaN frames or another video without a word.
+        for name, value, lo, what in (("fps", fps, 0.0, "> 0 (GEN3C: 24)"),
+                                      ("condition_augment_sigma", condition_augment_sigma, None, "≥ 0 (GEN3C: 0.001)")):  # fmt: skip
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or (value <= lo if lo is not None else value < 0):
+                raise Gen3cInputError(f"{name} must be a finite number {what}, got {value!r}")
+        if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, numbers.Integral) or max_sequence_length < 1:
+            raise Gen3cInputError(
+                f"max_sequence_length must be a whole number of T5 tokens ≥ 1 (GEN3C: {configs.MAX_SEQUENCE_LENGTH}), got {max_sequence_length!r}"
+            )
         if seed is not None and generator is not None:
             raise Gen3cInputError(
                 "seed and generator were both given: pass seed=N (GEN3C's exact noise) or generator=torch.Generator() (all noise from it), not both"
@@ -560,11 +576,15 @@ class Gen3cPipeline(DiffusionPipeline):
 
     # -- 2. prompts --------------------------------------------------------------------
 
-    def encode_prompt(self, prompt: str, max_sequence_length: int = configs.MAX_SEQUENCE_LENGTH) -> Tensor:
+    def encode_prompt(
+        self, prompt: str, max_sequence_length: int = configs.MAX_SEQUENCE_LENGTH, *, negative: bool = False
+    ) -> Tensor:
         """(1, L, D) T5 embedding of ``prompt``: from the cache if there, else from T5 (zero beyond
-        the prompt's tokens, as GEN3C); zeros when the prompt encoder is disabled."""
+        the prompt's tokens, as GEN3C); zeros when the prompt encoder is disabled. ``negative``:
+        it is the negative prompt (errors name it so)."""
+        what = "negative_prompt" if negative else "prompt"
         if not isinstance(prompt, str):
-            raise Gen3cInputError(f"prompt must be a string, got {type(prompt).__name__}")
+            raise Gen3cInputError(f"{what} must be a string, got {type(prompt).__name__}")
         dim = self.transformer.config.text_embed_dim
         if self.disable_prompt_encoder:
             return torch.zeros(1, max_sequence_length, dim)
@@ -572,7 +592,7 @@ class Gen3cPipeline(DiffusionPipeline):
             cached = self.prompt_cache.lookup(prompt)
             if cached is not None and cached.shape[1] == max_sequence_length:
                 return cached.detach().float().cpu()
-        self._ensure_text_encoder(prompt)
+        self._ensure_text_encoder(prompt, negative)
         with self._stage("text_encoder") as text_encoder:
             device = self._execution_device
             tokens = self.tokenizer(
@@ -588,14 +608,16 @@ class Gen3cPipeline(DiffusionPipeline):
             embeds = embeds * mask[..., None]
         return embeds.cpu()
 
-    def _ensure_text_encoder(self, prompt: str) -> None:
+    def _ensure_text_encoder(self, prompt: str, negative: bool = False) -> None:
         if self.text_encoder is not None and self.tokenizer is not None:
             return
         source = self.text_encoder_source
+        # The cached prompts are the empty one and GEN3C's default negative one (gen3c convert).
+        what, cached = ("negative_prompt", "GEN3C's default (negative_prompt=None)") if negative else ("prompt", "the empty prompt")
         if source is None:
             raise Gen3cModelError(
-                f"prompt {prompt[:40]!r} is not in the prompt cache and this pipeline has no T5 text encoder: "
-                "load a checkpoint with its text_encoder/ and tokenizer/ folders, or use the empty prompt"
+                f"{what} {prompt[:40]!r} is not in the prompt cache and this pipeline has no T5 text encoder: "
+                f"load a checkpoint with its text_encoder/ and tokenizer/ folders, or use {cached}"
             )
         from transformers import AutoTokenizer, T5EncoderModel
 
@@ -615,8 +637,8 @@ class Gen3cPipeline(DiffusionPipeline):
                 )
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
-                f"checkpoint {source!r} has no loadable T5 text encoder for prompt {prompt[:40]!r} ({first_line(exc)}): "
-                f"use the empty prompt, or {WEIGHTS_HELP}"
+                f"checkpoint {source!r} has no loadable T5 text encoder for {what} {prompt[:40]!r} ({first_line(exc)}): "
+                f"use {cached}, or {WEIGHTS_HELP}"
             ) from None
         self.text_encoder.eval()
         self._place("text_encoder", "cpu")
@@ -911,7 +933,8 @@ class Gen3cPipeline(DiffusionPipeline):
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_call_arguments(
-            seed, generator, callback, callback_on_step_end, callback_on_step_end_tensor_inputs, output_type, chunk
+            seed, generator, callback, callback_on_step_end, callback_on_step_end_tensor_inputs, output_type, chunk,
+            fps=fps, condition_augment_sigma=condition_augment_sigma, max_sequence_length=max_sequence_length,
         )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
         # 2. Encode the prompts
@@ -920,7 +943,7 @@ class Gen3cPipeline(DiffusionPipeline):
         if guidance != 0:
             negative = configs.DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
             negative_prompt_embeds = (
-                self.encode_prompt(negative, max_sequence_length) if negative else prompt_embeds
+                self.encode_prompt(negative, max_sequence_length, negative=True) if negative else prompt_embeds
             )
         # 3. Encode the conditions (first frame, buffers)
         with self._out_of_memory_as_error("encoding the conditions with the tokenizer"):
@@ -1027,6 +1050,9 @@ class Gen3cGenerator:
         prompt, negative_prompt, guidance, num_steps, seed, guidance_every, guidance_batch: as
             :meth:`Gen3cPipeline.__call__` (``guidance`` / ``num_steps`` None: the checkpoint's own).
         chunk_frames: frames of one generation (121 for the 7B model).
+        fps: the frame rate the DiT is told (:meth:`Gen3cPipeline.__call__`); a run sets it to its
+            ``--fps`` (:func:`~gen3c.pipelines.request.run_request`), as GEN3C's scripts pass
+            their ``--fps`` to the model as well as to the video writer.
     """
 
     name = "gen3c"
@@ -1054,6 +1080,7 @@ class Gen3cGenerator:
         chunk_frames: int = configs.CHUNK_FRAMES,
         guidance_every: int = 1,
         guidance_batch: bool = False,
+        fps: float = configs.FPS,
     ) -> None:
         self.pipeline = pipeline
         self.prompt = prompt
@@ -1064,6 +1091,7 @@ class Gen3cGenerator:
         self.chunk_frames = chunk_frames
         self.guidance_every = guidance_every
         self.guidance_batch = guidance_batch
+        self.fps = fps
 
     def __repr__(self) -> str:
         shown = {"speed": self.speed, "num_steps": self.num_steps, "guidance": self.guidance, "seed": self.seed,
@@ -1195,6 +1223,7 @@ class Gen3cGenerator:
                 image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
                 negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
                 guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback, chunk=chunk,
+                fps=self.fps,
             )  # fmt: skip
         finally:
             self.pipeline.set_progress_bar_config(**config)

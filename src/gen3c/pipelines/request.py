@@ -943,6 +943,10 @@ def _run_request(
     scene = load_scene(request, source, grant_trust)
     if generator is None:
         generator = make_generator(request, progress) if generators is None else generators.get(request, progress)[0]
+    if hasattr(generator, "fps"):
+        # The gen3c model's DiT places frames in time by their rate: GEN3C gives it the --fps the
+        # video is written at (gen3c_single_image.py, gen3c_persistent.py), so this run's.
+        generator.fps = request.fps
     settings = generator.settings() if callable(getattr(generator, "settings", None)) else None
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
