@@ -253,6 +253,21 @@ def test_gui_settings_refused_before_the_server_starts(args, match, tmp_path):
     assert not work.exists()
 
 
+def test_gui_refuses_an_empty_host(tmp_path, monkeypatch):
+    """`--host "$HOST"` with HOST unset served the GUI on every network interface (Python's
+    sockets read "" so), printing a 127.0.0.1 address."""
+    pytest.importorskip("viser")
+    import gen3c.gui.app as gui_app
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("the GUI started")
+
+    monkeypatch.setattr(gui_app, "Gen3cApp", no_server)
+    work = tmp_path / "gui"
+    refused(["gui", "--work_dir", work, "--host", ""], r"^error: --host is empty \(an unset shell variable\?\): pass 127\.0\.0\.1 \(this machine only\)")
+    assert not work.exists()
+
+
 def test_gui_refuses_a_gen3c_option_mistake_as_generate_does(tmp_path, monkeypatch):
     """The GUI started and served a page whose generator could never load (the mistake only
     printed by its loader thread, exit code 0 at Ctrl-C); gen3c generate refuses it in a second."""

@@ -1108,6 +1108,8 @@ def gui(
     from gen3c.pipelines.options import check_generator
     from gen3c.pipelines.request import GenerationRequest, check_request, check_unused_settings
 
+    if not host.strip():  # an unset shell variable (--host "$HOST"): Python's sockets read "" as every network interface
+        raise Gen3cInputError("--host is empty (an unset shell variable?): pass 127.0.0.1 (this machine only) or 0.0.0.0 (every network interface), or leave the option out")
     if resolution is not None:
         parse_resolution(resolution)
     from gen3c.dependencies import require
