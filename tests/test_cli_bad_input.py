@@ -212,6 +212,15 @@ def test_train_mistakes_refused_before_the_run(case, match, files, tmp_path):
     assert not out.exists()
 
 
+def test_train_refuses_an_empty_resume(tmp_path, monkeypatch):
+    """`--resume "$CKPT"` with CKPT unset was read as the current folder: "--resume '.' is not a
+    checkpoint", naming a folder the user never gave."""
+    monkeypatch.chdir(tmp_path)
+    refused(["train", "small_procedural", "--out", tmp_path / "run", "--resume", ""],
+            r"^error: --resume is empty \(an unset shell variable\?\): pass OUT/checkpoints/step_… or 'auto', or leave the option out$")  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     "src, out, match",
     [

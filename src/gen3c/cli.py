@@ -1216,6 +1216,8 @@ def train(
 
     Several GPUs: torchrun --nproc_per_node N -m gen3c train CONFIG (or accelerate launch -m gen3c train CONFIG).
     """
+    if resume is not None and not resume.strip():  # an unset shell variable (--resume "$CKPT"): read as the current folder
+        raise Gen3cInputError("--resume is empty (an unset shell variable?): pass OUT/checkpoints/step_… or 'auto', or leave the option out")
     from gen3c.dependencies import require
 
     # The train extra, imported up front: a missing package is one line here, not a traceback mid-run.
