@@ -42,7 +42,38 @@ class _FlagsShowNoValue:
 
 
 class _Command(_FlagsShowNoValue, TyperCommand):
-    pass
+    def parse_args(self, ctx, args):
+        if not ctx.resilient_parsing:  # (shell completion parses half-typed lines)
+            _refuse_empty_paths(self, ctx, list(args))
+        return super().parse_args(ctx, args)
+
+
+@functools.cache
+def _path_parameters(callback: Callable) -> frozenset[str]:
+    """The parameters of a command's function annotated as a ``Path`` (or ``Path | None``)."""
+    import inspect
+    import types
+    import typing
+
+    hints = typing.get_type_hints(inspect.unwrap(callback))
+    return frozenset(name for name, hint in hints.items() if hint is Path or (isinstance(hint, types.UnionType) and Path in hint.__args__))
+
+
+def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
+    """Refuse a path given as an empty string, as an unset shell variable gives it (``--cache_dir
+    "$CACHE"``): typer reads it as ``Path('.')``, the current folder, and would go on there."""
+    given, _, _ = command.make_parser(ctx).parse_args(args=args)  # the words as typed, before typer converts them
+    if given.get("help"):
+        return
+    for param in command.params:
+        if param.name in _path_parameters(command.callback) and given.get(param.name) == "":
+            user_errors(_empty_path)(param)
+
+
+def _empty_path(param) -> None:
+    if param.param_type_name == "argument":
+        raise Gen3cInputError(f"{param.name.upper()} is empty: give a path")
+    raise Gen3cInputError(f"{param.opts[0]} is empty (an unset shell variable?): give a path, or leave the option out")
 
 
 class _Group(_FlagsShowNoValue, TyperGroup):
@@ -1081,6 +1112,8 @@ def gui(
     from gen3c.pipelines.options import check_generator
     from gen3c.pipelines.request import GenerationRequest, check_request, check_unused_settings
 
+    if not host.strip():  # an unset shell variable (--host "$HOST"): Python's sockets read "" as every network interface
+        raise Gen3cInputError("--host is empty (an unset shell variable?): pass 127.0.0.1 (this machine only) or 0.0.0.0 (every network interface), or leave the option out")
     if resolution is not None:
         parse_resolution(resolution)
     from gen3c.dependencies import require
@@ -1187,6 +1220,8 @@ def train(
 
     Several GPUs: torchrun --nproc_per_node N -m gen3c train CONFIG (or accelerate launch -m gen3c train CONFIG).
     """
+    if resume is not None and not resume.strip():  # an unset shell variable (--resume "$CKPT"): read as the current folder
+        raise Gen3cInputError("--resume is empty (an unset shell variable?): pass OUT/checkpoints/step_… or 'auto', or leave the option out")
     from gen3c.dependencies import require
 
     # The train extra, imported up front: a missing package is one line here, not a traceback mid-run.
