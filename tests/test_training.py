@@ -606,6 +606,32 @@ def test_an_optimizer_step_averages_its_micro_batches_seeds_each_and_clips(tmp_p
         assert seeds == [(7 * 1_000_003 + 6) * 64, (7 * 1_000_003 + 7) * 64]  # step 3 of 2 micro-steps: 6, 7
 
 
+def test_dropout_in_a_step_does_not_depend_on_draws_before_it(tmp_path):
+    """LoRA dropout draws from torch's global generator; a resumed run drew a different number
+    from it before its first step (its DataLoader's base seed, after the checkpoint's RNG state
+    was restored), so its masks, losses and weights were not an uninterrupted run's. Each
+    micro-step now seeds it: step 3 updates alike whatever drew from it before."""
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"gradient_accumulation_steps": 2}})
+    moved = []
+    for before in (0, 1):
+        accelerator = _accelerator(config, tmp_path)
+        weight = torch.nn.Linear(64, 1, bias=False)
+        weight.weight.data.fill_(0.5)
+        model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+        torch.manual_seed(0)
+        torch.rand(before)  # what ran before the step: nothing, or one draw
+        batches = iter([(torch.ones(64), None)] * 2)
+
+        def loss_of(x0, buffers, generator, model=model):
+            return model(torch.nn.functional.dropout(x0, 0.5)).sum()
+
+        _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 3, 1.0, batches, loss_of)
+        moved.append(model.weight.detach().clone())
+    torch.testing.assert_close(moved[0], moved[1], rtol=0, atol=0)
+
+
 def test_a_loss_that_is_not_finite_stops_the_run_before_its_step(tmp_path):
     """A diverged run (a NaN loss) went on: NaN weights were stepped into, checkpointed and
     exported as the trained model. It now stops in one line naming the step, the weights those

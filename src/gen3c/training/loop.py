@@ -94,8 +94,20 @@ def _dtype(name: str) -> torch.dtype:
     return getattr(torch, name)
 
 
+def _step_seed(seed: int, micro_step: int, rank: int) -> int:
+    return (seed * 1_000_003 + micro_step) * 64 + rank  # < 2**58 (run.seed < 2**32)
+
+
 def _step_generator(seed: int, micro_step: int, rank: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + micro_step) * 64 + rank)
+    return torch.Generator(device=device).manual_seed(_step_seed(seed, micro_step, rank))
+
+
+def _seed_global_rng(seed: int, micro_step: int, rank: int) -> None:
+    """Seed torch's global generator for a micro-step, on a stream apart from
+    :func:`_step_generator`'s: what draws from it in a step (LoRA dropout) then repeats on resume
+    whatever drew from it before (a DataLoader draws its base seed from it when a run, or a
+    resumed one, starts iterating), instead of depending on the run's history."""
+    torch.manual_seed(_step_seed(seed, micro_step, rank) ^ (1 << 62))
 
 
 def lr_factor(config: Config, step: int, total: int) -> float:
@@ -445,7 +457,8 @@ def _optimizer_step(
     """Optimiser step ``step`` (counted over the run) at learning rate ``lr``: for each of the
     ``train.gradient_accumulation_steps`` micro-batches ``(x0, buffers)`` of ``batches``, the
     scalar loss ``loss_of(x0, buffers, generator)`` — every random draw from ``generator``, seeded
-    by (seed, micro-step, rank) — backpropagated under ``accelerator``'s accumulation and
+    by (seed, micro-step, rank), and torch's global generator (dropout) seeded by them too
+    (:func:`_seed_global_rng`) — backpropagated under ``accelerator``'s accumulation and
     autocast; gradients of ``params`` clipped to ``train.grad_clip`` (0: not clipped).
 
     Returns:
@@ -462,6 +475,7 @@ def _optimizer_step(
     for micro in range(accum):
         x0, buffers = next(batches)
         generator = _step_generator(config.run.seed, step * accum + micro, accelerator.process_index, device)
+        _seed_global_rng(config.run.seed, step * accum + micro, accelerator.process_index)
         with accelerator.accumulate(model), accelerator.autocast():
             loss = loss_of(x0, buffers, generator)
             reduced = float(accelerator.reduce(loss.detach().float(), "mean"))  # every process sees the same
