@@ -654,6 +654,30 @@ def test_a_loss_that_is_not_finite_stops_the_run_before_its_step(tmp_path):
     assert float(model.weight.detach()) == 0.25
 
 
+@pytest.mark.parametrize("clip", [0.0, 1.0])
+def test_a_gradient_that_is_not_finite_stops_the_run_before_its_step(tmp_path, clip):
+    """A finite loss with an infinite gradient (here d√w/dw at w = 0) was stepped into: the
+    weights became NaN, and a checkpoint written after that step held them (the NaN loss of
+    the next step stopped the run, its newest checkpoint unusable, the good one maybe deleted
+    by log.keep_checkpoints). It now stops before the optimiser step, weights unchanged."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"grad_clip": clip}})
+    accelerator = _accelerator(config, tmp_path)
+    weight = torch.nn.Linear(1, 1, bias=False)
+    weight.weight.data.zero_()
+    model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+    batches = iter([(torch.tensor(1.0), None)])
+
+    def loss_of(x0, buffers, generator):
+        return x0 * model.weight.sum().sqrt()
+
+    with pytest.raises(Gen3cInputError, match=r"^step 8: the gradient norm is (inf|nan) \(training diverged\): the run stops, its checkpoints before this step kept"):
+        _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 7, 0.5, batches, loss_of)
+    assert float(model.weight.detach()) == 0.0
+
+
 def test_micro_batches_of_encoded_clips_are_the_sampled_rows():
     """With the clips' latents in memory, micro-batch k is the rows the sampler picks k-th."""
     from gen3c.training.loop import _micro_batches

@@ -465,8 +465,9 @@ def _optimizer_step(
         The loss, averaged over the micro-batches and the processes.
 
     Raises:
-        Gen3cInputError: a loss that is not finite (on any process), before its backward: the
-        weights stay those of the step before, and the run stops before a checkpoint holds NaNs.
+        Gen3cInputError: a loss that is not finite (on any process), before its backward, or a
+        gradient norm that is not finite (without fp16's grad scaler), before the optimiser step:
+        the weights stay those of the step before, and the run stops before a checkpoint holds NaNs.
     """
     accum, device = config.train.gradient_accumulation_steps, accelerator.device
     for group in optimizer.param_groups:
@@ -485,8 +486,15 @@ def _optimizer_step(
                     "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
                 )
             accelerator.backward(loss)
-            if accelerator.sync_gradients and config.train.grad_clip > 0:
-                accelerator.clip_grad_norm_(params, config.train.grad_clip)
+            if accelerator.sync_gradients:
+                # The norm over every process (grad_clip 0: an infinite bound, which leaves finite gradients as they are).
+                norm = float(accelerator.clip_grad_norm_(params, config.train.grad_clip or math.inf))
+                # A finite loss can still give an infinite gradient; fp16's grad scaler skips such steps itself.
+                if not math.isfinite(norm) and accelerator.scaler is None:
+                    raise Gen3cInputError(
+                        f"step {step + 1}: the gradient norm is {norm} (training diverged): the run stops, its checkpoints before this step kept: "
+                        "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
+                    )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         step_loss += reduced / accum
