@@ -806,6 +806,10 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[train]\nwarmup_steps = -3\n", r"train\.warmup_steps = -3 must be at least 0"),
         ("[train]\ngrad_clip = -1.0\n", r"train\.grad_clip = -1\.0 must be at least 0"),
         ("[log]\nkeep_checkpoints = 0\n", r"log\.keep_checkpoints = 0 must be at least 1"),
+        # A key above every section header (TOML's root table) was called an unknown section.
+        ("max_steps = 10\n[train]\nlr = 1e-4\n", r"config '.*c\.toml': max_steps = 10 stands above every section: put it under \[run\]$"),
+        ("steps_max = 10\n", r"config '.*c\.toml': steps_max = 10 stands above every section and no section has that key: "
+                              r"keys go under one of \[run\], \[data\]"),
         # A seed past 2**32 - 1 was refused by the first sample video, mid-run; from ~3e11 torch's step generators overflowed (a traceback).
         ("[run]\nseed = 4294967296\n", r"run\.seed = 4294967296 must be at most 4294967295$"),
         ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),
