@@ -678,6 +678,34 @@ def test_a_gradient_that_is_not_finite_stops_the_run_before_its_step(tmp_path, c
     assert float(model.weight.detach()) == 0.0
 
 
+def test_a_run_after_another_in_one_process_starts_from_clean_accelerate_state(tmp_path):
+    """accelerate keeps its settings and gradient-sync flag process-wide. A run stopped between
+    micro-batches (a NaN loss here; Ctrl-C in a notebook) left the flag off, and every optimiser
+    step of the next run's tokenizer stage (plain steps) was skipped, silently; a next run with
+    another train.mixed_precision ended in accelerate's "restart your runtime" ValueError."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"gradient_accumulation_steps": 2}})
+    accelerator = _accelerator(config, tmp_path)
+    weight = torch.nn.Linear(1, 1, bias=False)
+    model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+    batches = iter([(torch.tensor(float("nan")), torch.tensor(1.0))])
+    with pytest.raises(Gen3cInputError, match="the loss is nan"):
+        _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 0, 1.0, batches, lambda x0, b, g: x0 + b * model.weight.sum())
+    try:
+        accelerator = _accelerator(config_from_dict({"train": {"mixed_precision": "bf16"}}), tmp_path)
+        assert accelerator.mixed_precision == "bf16"
+        weight = torch.nn.Linear(1, 1, bias=False)
+        weight.weight.data.fill_(1.0)
+        model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+        accelerator.backward(model.weight.sum())  # the tokenizer stage's step: gradient 1
+        optimizer.step()
+        assert float(weight.weight.detach()) == 0.0
+    finally:
+        _accelerator(config_from_dict({}), tmp_path)  # later tests' Accelerator() asks for mixed_precision "no"
+
+
 def test_micro_batches_of_encoded_clips_are_the_sampled_rows():
     """With the clips' latents in memory, micro-batch k is the rows the sampler picks k-th."""
     from gen3c.training.loop import _micro_batches

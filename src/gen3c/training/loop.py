@@ -144,9 +144,17 @@ def check_devices(config: Config) -> None:
 
 def _accelerator(config: Config, out: Path):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import ProjectConfiguration
 
     check_devices(config)
+    # accelerate keeps its settings and gradient-sync flag process-wide; a run after another in
+    # this process (gen3c.training.run_training twice) starts from its own: with another
+    # mixed_precision accelerate refuses ("restart your runtime"), and after a run stopped between
+    # micro-batches the flag stays off, so the tokenizer stage's plain optimiser steps are skipped.
+    # (The process group, in PartialState, is kept.)
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     kwargs = {}
     if config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import FullyShardedDataParallelPlugin
