@@ -498,9 +498,11 @@ def _optimizer_step(
                 # The norm over every process (grad_clip 0: an infinite bound, which leaves finite gradients as they are).
                 norm = float(accelerator.clip_grad_norm_(params, config.train.grad_clip or math.inf))
                 # A finite loss can still give an infinite gradient; fp16's grad scaler skips such steps itself.
-                if not math.isfinite(norm) and accelerator.scaler is None:
+                # Decided for every process at once (a norm of parameter shards may differ), so none waits on one that stopped.
+                diverged = torch.tensor(0.0 if math.isfinite(norm) else 1.0, device=device)
+                if accelerator.scaler is None and float(accelerator.reduce(diverged, "max")) > 0:
                     raise Gen3cInputError(
-                        f"step {step + 1}: the gradient norm is {norm} (training diverged): the run stops, its checkpoints before this step kept: "
+                        f"step {step + 1}: the gradient norm is not finite (training diverged): the run stops, its checkpoints before this step kept: "
                         "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
                     )
             optimizer.step()
