@@ -606,6 +606,32 @@ def test_an_optimizer_step_averages_its_micro_batches_seeds_each_and_clips(tmp_p
         assert seeds == [(7 * 1_000_003 + 6) * 64, (7 * 1_000_003 + 7) * 64]  # step 3 of 2 micro-steps: 6, 7
 
 
+def test_dropout_in_a_step_does_not_depend_on_draws_before_it(tmp_path):
+    """LoRA dropout draws from torch's global generator; a resumed run drew a different number
+    from it before its first step (its DataLoader's base seed, after the checkpoint's RNG state
+    was restored), so its masks, losses and weights were not an uninterrupted run's. Each
+    micro-step now seeds it: step 3 updates alike whatever drew from it before."""
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"gradient_accumulation_steps": 2}})
+    moved = []
+    for before in (0, 1):
+        accelerator = _accelerator(config, tmp_path)
+        weight = torch.nn.Linear(64, 1, bias=False)
+        weight.weight.data.fill_(0.5)
+        model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+        torch.manual_seed(0)
+        torch.rand(before)  # what ran before the step: nothing, or one draw
+        batches = iter([(torch.ones(64), None)] * 2)
+
+        def loss_of(x0, buffers, generator, model=model):
+            return model(torch.nn.functional.dropout(x0, 0.5)).sum()
+
+        _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 3, 1.0, batches, loss_of)
+        moved.append(model.weight.detach().clone())
+    torch.testing.assert_close(moved[0], moved[1], rtol=0, atol=0)
+
+
 def test_a_loss_that_is_not_finite_stops_the_run_before_its_step(tmp_path):
     """A diverged run (a NaN loss) went on: NaN weights were stepped into, checkpointed and
     exported as the trained model. It now stops in one line naming the step, the weights those
@@ -626,6 +652,58 @@ def test_a_loss_that_is_not_finite_stops_the_run_before_its_step(tmp_path):
     with pytest.raises(Gen3cInputError, match=r"^step 8: the loss is nan \(training diverged\): the run stops, its checkpoints before this step kept: lower train\.lr"):
         _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 7, 0.5, batches, loss_of)
     assert float(model.weight.detach()) == 0.25
+
+
+@pytest.mark.parametrize("clip", [0.0, 1.0])
+def test_a_gradient_that_is_not_finite_stops_the_run_before_its_step(tmp_path, clip):
+    """A finite loss with an infinite gradient (here d√w/dw at w = 0) was stepped into: the
+    weights became NaN, and a checkpoint written after that step held them (the NaN loss of
+    the next step stopped the run, its newest checkpoint unusable, the good one maybe deleted
+    by log.keep_checkpoints). It now stops before the optimiser step, weights unchanged."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"grad_clip": clip}})
+    accelerator = _accelerator(config, tmp_path)
+    weight = torch.nn.Linear(1, 1, bias=False)
+    weight.weight.data.zero_()
+    model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+    batches = iter([(torch.tensor(1.0), None)])
+
+    def loss_of(x0, buffers, generator):
+        return x0 * model.weight.sum().sqrt()
+
+    with pytest.raises(Gen3cInputError, match=r"^step 8: the gradient norm is not finite \(training diverged\): the run stops, its checkpoints before this step kept"):
+        _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 7, 0.5, batches, loss_of)
+    assert float(model.weight.detach()) == 0.0
+
+
+def test_a_run_after_another_in_one_process_starts_from_clean_accelerate_state(tmp_path):
+    """accelerate keeps its settings and gradient-sync flag process-wide. A run stopped between
+    micro-batches (a NaN loss here; Ctrl-C in a notebook) left the flag off, and every optimiser
+    step of the next run's tokenizer stage (plain steps) was skipped, silently; a next run with
+    another train.mixed_precision ended in accelerate's "restart your runtime" ValueError."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"gradient_accumulation_steps": 2}})
+    accelerator = _accelerator(config, tmp_path)
+    weight = torch.nn.Linear(1, 1, bias=False)
+    model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+    batches = iter([(torch.tensor(float("nan")), torch.tensor(1.0))])
+    with pytest.raises(Gen3cInputError, match="the loss is nan"):
+        _optimizer_step(accelerator, model, optimizer, list(model.parameters()), config, 0, 1.0, batches, lambda x0, b, g: x0 + b * model.weight.sum())
+    try:
+        accelerator = _accelerator(config_from_dict({"train": {"mixed_precision": "bf16"}}), tmp_path)
+        assert accelerator.mixed_precision == "bf16"
+        weight = torch.nn.Linear(1, 1, bias=False)
+        weight.weight.data.fill_(1.0)
+        model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+        accelerator.backward(model.weight.sum())  # the tokenizer stage's step: gradient 1
+        optimizer.step()
+        assert float(weight.weight.detach()) == 0.0
+    finally:
+        _accelerator(config_from_dict({}), tmp_path)  # later tests' Accelerator() asks for mixed_precision "no"
 
 
 def test_micro_batches_of_encoded_clips_are_the_sampled_rows():
@@ -756,6 +834,10 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[train]\nwarmup_steps = -3\n", r"train\.warmup_steps = -3 must be at least 0"),
         ("[train]\ngrad_clip = -1.0\n", r"train\.grad_clip = -1\.0 must be at least 0"),
         ("[log]\nkeep_checkpoints = 0\n", r"log\.keep_checkpoints = 0 must be at least 1"),
+        # A key above every section header (TOML's root table) was called an unknown section.
+        ("max_steps = 10\n[train]\nlr = 1e-4\n", r"config '.*c\.toml': max_steps = 10 stands above every section: put it under \[run\]$"),
+        ("steps_max = 10\n", r"config '.*c\.toml': steps_max = 10 stands above every section and no section has that key: "
+                              r"keys go under one of \[run\], \[data\]"),
         # A seed past 2**32 - 1 was refused by the first sample video, mid-run; from ~3e11 torch's step generators overflowed (a traceback).
         ("[run]\nseed = 4294967296\n", r"run\.seed = 4294967296 must be at most 4294967295$"),
         ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),

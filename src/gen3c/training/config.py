@@ -226,6 +226,11 @@ def config_from_dict(data: dict[str, Any], source: str = "config", base: str | o
     config = Config()
     sections = {f.name: f for f in dataclasses.fields(Config)}
     for name, table in data.items():
+        if name not in sections and not isinstance(table, dict):  # a key above every [section] header
+            owners = [s for s in sections if name in _field_types(getattr(config, s))]
+            where = (f"put it under {' or '.join(f'[{s}]' for s in owners)}" if owners
+                     else f"no section has that key: keys go under one of {', '.join(f'[{s}]' for s in sections)}")  # fmt: skip
+            raise Gen3cInputError(f"{source}: {name} = {_shown(table)} stands above every section{':' if owners else ' and'} {where}")
         if name not in sections:
             raise Gen3cInputError(f"{source}: unknown section [{name}]: use {', '.join(f'[{s}]' for s in sections)}")
         if not isinstance(table, dict):

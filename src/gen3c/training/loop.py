@@ -94,8 +94,20 @@ def _dtype(name: str) -> torch.dtype:
     return getattr(torch, name)
 
 
+def _step_seed(seed: int, micro_step: int, rank: int) -> int:
+    return (seed * 1_000_003 + micro_step) * 64 + rank  # < 2**58 (run.seed < 2**32)
+
+
 def _step_generator(seed: int, micro_step: int, rank: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + micro_step) * 64 + rank)
+    return torch.Generator(device=device).manual_seed(_step_seed(seed, micro_step, rank))
+
+
+def _seed_global_rng(seed: int, micro_step: int, rank: int) -> None:
+    """Seed torch's global generator for a micro-step, on a stream apart from
+    :func:`_step_generator`'s: what draws from it in a step (LoRA dropout) then repeats on resume
+    whatever drew from it before (a DataLoader draws its base seed from it when a run, or a
+    resumed one, starts iterating), instead of depending on the run's history."""
+    torch.manual_seed(_step_seed(seed, micro_step, rank) ^ (1 << 62))
 
 
 def lr_factor(config: Config, step: int, total: int) -> float:
@@ -132,9 +144,17 @@ def check_devices(config: Config) -> None:
 
 def _accelerator(config: Config, out: Path):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import ProjectConfiguration
 
     check_devices(config)
+    # accelerate keeps its settings and gradient-sync flag process-wide; a run after another in
+    # this process (gen3c.training.run_training twice) starts from its own: with another
+    # mixed_precision accelerate refuses ("restart your runtime"), and after a run stopped between
+    # micro-batches the flag stays off, so the tokenizer stage's plain optimiser steps are skipped.
+    # (The process group, in PartialState, is kept.)
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     kwargs = {}
     if config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import FullyShardedDataParallelPlugin
@@ -445,15 +465,17 @@ def _optimizer_step(
     """Optimiser step ``step`` (counted over the run) at learning rate ``lr``: for each of the
     ``train.gradient_accumulation_steps`` micro-batches ``(x0, buffers)`` of ``batches``, the
     scalar loss ``loss_of(x0, buffers, generator)`` — every random draw from ``generator``, seeded
-    by (seed, micro-step, rank) — backpropagated under ``accelerator``'s accumulation and
+    by (seed, micro-step, rank), and torch's global generator (dropout) seeded by them too
+    (:func:`_seed_global_rng`) — backpropagated under ``accelerator``'s accumulation and
     autocast; gradients of ``params`` clipped to ``train.grad_clip`` (0: not clipped).
 
     Returns:
         The loss, averaged over the micro-batches and the processes.
 
     Raises:
-        Gen3cInputError: a loss that is not finite (on any process), before its backward: the
-        weights stay those of the step before, and the run stops before a checkpoint holds NaNs.
+        Gen3cInputError: a loss that is not finite (on any process), before its backward, or a
+        gradient norm that is not finite (without fp16's grad scaler), before the optimiser step:
+        the weights stay those of the step before, and the run stops before a checkpoint holds NaNs.
     """
     accum, device = config.train.gradient_accumulation_steps, accelerator.device
     for group in optimizer.param_groups:
@@ -462,6 +484,7 @@ def _optimizer_step(
     for micro in range(accum):
         x0, buffers = next(batches)
         generator = _step_generator(config.run.seed, step * accum + micro, accelerator.process_index, device)
+        _seed_global_rng(config.run.seed, step * accum + micro, accelerator.process_index)
         with accelerator.accumulate(model), accelerator.autocast():
             loss = loss_of(x0, buffers, generator)
             reduced = float(accelerator.reduce(loss.detach().float(), "mean"))  # every process sees the same
@@ -471,8 +494,17 @@ def _optimizer_step(
                     "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
                 )
             accelerator.backward(loss)
-            if accelerator.sync_gradients and config.train.grad_clip > 0:
-                accelerator.clip_grad_norm_(params, config.train.grad_clip)
+            if accelerator.sync_gradients:
+                # The norm over every process (grad_clip 0: an infinite bound, which leaves finite gradients as they are).
+                norm = float(accelerator.clip_grad_norm_(params, config.train.grad_clip or math.inf))
+                # A finite loss can still give an infinite gradient; fp16's grad scaler skips such steps itself.
+                # Decided for every process at once (a norm of parameter shards may differ), so none waits on one that stopped.
+                diverged = torch.tensor(0.0 if math.isfinite(norm) else 1.0, device=device)
+                if accelerator.scaler is None and float(accelerator.reduce(diverged, "max")) > 0:
+                    raise Gen3cInputError(
+                        f"step {step + 1}: the gradient norm is not finite (training diverged): the run stops, its checkpoints before this step kept: "
+                        "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
+                    )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         step_loss += reduced / accum
