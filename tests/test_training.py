@@ -621,8 +621,8 @@ def test_dropout_in_a_step_does_not_depend_on_draws_before_it(tmp_path):
         weight.weight.data.fill_(0.5)
         model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
         torch.manual_seed(0)
-        torch.rand(before)  # what ran before the step: nothing, or one draw
-        batches = iter([(torch.ones(64), None)] * 2)
+        torch.rand(before, device=accelerator.device)  # what ran before the step: nothing, or one draw (where dropout draws)
+        batches = iter([(torch.ones(64, device=accelerator.device), None)] * 2)
 
         def loss_of(x0, buffers, generator, model=model):
             return model(torch.nn.functional.dropout(x0, 0.5)).sum()
