@@ -597,7 +597,8 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
 
 #: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
 _SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
-#: The generator options a loaded generator cannot change (its weights, memory plan, kernels, chunk).
+
+
 def apply_speed_settings(
     pipe: Gen3cPipeline,
     settings: SpeedPreset,
