@@ -858,6 +858,9 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[train]\nmode = 'distill'\nbuffer_dropout = 0.5\n[model]\ncheckpoint = 'tiny'\n", r"train\.buffer_dropout = 0\.5 would do nothing"),
         ("[train]\nmode = 'distill'\n[model]\ncheckpoint = 'tiny'\n[run]\nmax_steps = 9\n[distill]\nstage_max_steps = [1, 1, 1, 1]\n",
          r"run\.max_steps = 9 would do nothing"),
+        # A cosine schedule whose warm-up lasts the whole run never decays:
+        ("[run]\nmax_steps = 10\n[train]\nlr_schedule = 'cosine'\nwarmup_steps = 10\n",
+         r"train\.lr_schedule = 'cosine' would do nothing in this run \(it is used with train\.warmup_steps < run\.max_steps"),
         # Sampler steps of samples that are never made (log.sample_every = -1):
         ("[log]\nsample_every = -1\nsample_steps = 5\n", r"^config '.*c\.toml': log\.sample_steps = 5 would do nothing in this run \(it is used with "
          r"log\.sample_every ≥ 0 \(-1 makes no samples\)\): remove it or change that setting$"),

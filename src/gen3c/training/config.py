@@ -362,6 +362,8 @@ _USED_ONLY = (
     ("log", ("sample_steps",), lambda c: c.log.sample_every != -1, "log.sample_every ≥ 0 (-1 makes no samples)"),
     ("run", ("max_steps",), lambda c: c.train.mode != "distill" or not c.distill.stage_max_steps,
      "distill.stage_max_steps = [] (a list there sets each stage's steps)"),
+    ("train", ("lr_schedule",), lambda c: c.train.mode == "distill" or c.train.warmup_steps < c.run.max_steps,
+     "train.warmup_steps < run.max_steps (the cosine decay follows the warm-up)"),
 )  # fmt: skip
 
 
