@@ -1164,6 +1164,27 @@ def test_configure_and_the_pool_take_one_model_however_it_is_named(tmp_path, mon
     assert key() == key(checkpoint_dir="nvidia/GEN3C-Cosmos-7B") == key(cache_dir=str(tmp_path / ".cache" / "gen3c")) != key(cache_dir="elsewhere")
 
 
+def test_configure_takes_one_lora_adapter_however_it_is_named(tmp_path, monkeypatch):
+    """An adapter named ./adapter, adapter/ or by its absolute path is the one loaded; another is
+    refused. Before: compared as spelt, so the same adapter was refused."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.loading import load_generator
+    from gen3c.training import lora
+
+    transformer = CosmosTransformer3DModel.from_config(CosmosTransformer3DModel.load_config(packaged_model_dir("tiny") / "transformer"))
+    lora.add_lora(transformer, rank=2, targets=["to_q"])
+    lora.save_lora(transformer, tmp_path / "adapter")
+    lora.save_lora(transformer, tmp_path / "other")
+    monkeypatch.chdir(tmp_path)
+    gen = load_generator("tiny", device="cpu", dtype="float32", lora="adapter")
+    for name in ("./adapter", "adapter/", str(tmp_path / "adapter")):
+        gen.configure({"model": "tiny", "lora": name, "num_steps": 2})
+    with pytest.raises(Gen3cInputError, match=r"^configure: lora 'other' differs from the 'adapter' the generator was loaded with"):
+        gen.configure({"model": "tiny", "lora": "other"})
+
+
 def test_checking_and_no_effect_options_load_no_new_model(tmp_path):
     """verify_checksums checks the files, it does not shape the model: asked of a generator loaded
     without it, configure checks the checkpoint's files now (a changed file is refused) and the

@@ -16,6 +16,7 @@ loaded), so a mistyped setting is refused in a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import json
@@ -562,11 +563,15 @@ def _verify_loaded_checkpoint(generator: Gen3cGenerator) -> None:
 
 
 def _model_setting(key: str, value: Any) -> Any:
-    """``value`` of model setting ``key`` as loading reads it (dtype and speed names)."""
+    """``value`` of model setting ``key`` as loading reads it (dtype and speed names, a LoRA
+    adapter's resolved path: ``./a``, ``a/`` and ``~/a`` are one adapter)."""
     if key == "dtype" and value is not None:
         return configs.dtype_name(value)
     if key == "speed":
         return speed_name(value)
+    if key == "lora" and value:
+        with contextlib.suppress(OSError, RuntimeError):
+            return str(Path(os.fspath(value)).expanduser().resolve())
     return value
 
 
