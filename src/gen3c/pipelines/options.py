@@ -119,7 +119,7 @@ GENERATOR_OPTIONS: dict[str, type] = {
     "disable_guardrail": bool,
     "disable_prompt_upsampler": bool,
 }
-_NO_EFFECT = (
+NO_EFFECT_OPTIONS = (
     "offload_prompt_upsampler",
     "offload_guardrail_models",
     "disable_guardrail",
@@ -161,10 +161,10 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
         hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GENERATOR_OPTIONS)}"
         raise Gen3cInputError(f"unknown gen3c generator options {', '.join(repr(k)[:40] for k in unknown[:3])}: {hint}")
     opts = {key: _coerce(key, value, f"{GENERATOR_OPTIONS[key].__name__} | None", "gen3c generator") for key, value in options.items()}
-    accepted = [f"--{key}" for key in _NO_EFFECT if opts.get(key)]
+    accepted = [f"--{key}" for key in NO_EFFECT_OPTIONS if opts.get(key)]
     if accepted:  # said once per process (the same line each time), not once per check
         note(f"{', '.join(accepted)}: accepted for GEN3C command lines; gen3c has no prompt upsampler and no guardrail models, so nothing changes")
-    opts = {key: value for key, value in opts.items() if value is not None and key not in _NO_EFFECT}
+    opts = {key: value for key, value in opts.items() if value is not None and key not in NO_EFFECT_OPTIONS}
     for key, what in _PATH_OPTIONS.items():  # "" would run as if unset (GEN3C's weights, no LoRA): a setting doing nothing
         if key in opts and not opts[key].strip():
             raise Gen3cInputError(f"--{key} is empty: pass {what}, or leave it out")

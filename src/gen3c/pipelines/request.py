@@ -52,7 +52,7 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
-from gen3c.pipelines.options import _NO_EFFECT, GENERATOR_OPTIONS, check_generator, check_speed_device
+from gen3c.pipelines.options import GENERATOR_OPTIONS, NO_EFFECT_OPTIONS, check_generator, check_speed_device
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
@@ -586,7 +586,7 @@ CHECK_GENERATOR_SETTINGS = ("verify_checksums",)
 #: :meth:`GeneratorPool.key` loads another generator when one differs, and
 #: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure` refuses one that differs from the load's.
 MODEL_GENERATOR_SETTINGS = tuple(
-    k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS, *CHECK_GENERATOR_SETTINGS, *_NO_EFFECT)
+    k for k in GENERATOR_OPTIONS if k not in (*PER_JOB_GENERATOR_SETTINGS, *SAMPLING_GENERATOR_SETTINGS, *CHECK_GENERATOR_SETTINGS, *NO_EFFECT_OPTIONS)
 )
 
 
