@@ -208,7 +208,7 @@ DEMO_INPUT = ["--input_image_path", str(PACKAGE / "assets" / "demo_image.png"), 
     "blocked, command, expected",
     [
         # The video's frame counter (PyAV) was imported only after the generation: refused before it now.
-        ("av", ["generate", *DEMO_INPUT, "--num_video_frames", "9", "--resolution", "48x80"], "needs av (av is missing): pip install 'av>=12'"),
+        ("av", ["generate", *DEMO_INPUT, "--num_video_frames", "9", "--resolution", "48x80"], "needs av (av is missing): pip install 'av>=12.3'"),
         # diffusers' Cosmos DiT imports torchvision only once sampling starts (a NameError there).
         ("torchvision", ["generate", *DEMO_INPUT, "--generator", "gen3c", "--model", "tiny", "--num_video_frames", "17", "--resolution", "48x80"],
          "the gen3c generator needs torchvision (torchvision is missing): pip install 'gen3c[diffusion]'"),
@@ -220,7 +220,7 @@ DEMO_INPUT = ["--input_image_path", str(PACKAGE / "assets" / "demo_image.png"), 
          "gen3c eval needs opencv-python-headless (cv2 is missing): pip install 'opencv-python-headless>=4.8'"),
         # Installed but broken (a shared library gone): reinstall it.
         ("", ["generate", *DEMO_INPUT, "--num_video_frames", "9", "--resolution", "48x80"],
-         "fails to import (libavformat.so.61: cannot open shared object file): pip install --force-reinstall 'av>=12'"),
+         "fails to import (libavformat.so.61: cannot open shared object file): pip install --force-reinstall 'av>=12.3'"),
         # transformers' own dependency missing, met inside diffusers' lazy import (a RuntimeError
         # whose ImportError names only regex): the package that imported it is named.
         ("regex", ["generate", *DEMO_INPUT, "--generator", "gen3c", "--model", "tiny", "--num_video_frames", "17", "--resolution", "48x80"],
