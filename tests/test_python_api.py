@@ -275,6 +275,11 @@ def test_a_depth_in_memory_beside_a_sample_directory_is_refused_as_a_depth_file_
         gen3c.generate(sample, depth=depth[0], resolution="16x24", num_video_frames=3, generator="preview",
                        video_save_folder=tmp_path / "out")  # fmt: skip
     assert not (tmp_path / "out").exists()
+    # A folder that is no sample (an image's folder given by mistake) is told so, not that it carries its own cameras.
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(Gen3cInputError, match=r"^sample directory '.*photos' lacks rgb\.mp4, depth\.npz, mask\.npz, camera\.npz"):
+        gen3c.generate(tmp_path / "photos", fov=60, resolution="16x24", num_video_frames=3, generator="preview",
+                       video_save_folder=tmp_path / "out")  # fmt: skip
 
 
 def test_an_image_in_memory_gets_the_size_limits_of_an_image_file(box_scene, tmp_path, monkeypatch):

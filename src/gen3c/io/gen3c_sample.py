@@ -86,21 +86,27 @@ def read_sample(
     )
 
 
+def check_sample_dir(folder: str | os.PathLike) -> None:
+    """Raise :class:`Gen3cInputError` when the directory ``folder`` lacks a GEN3C sample's files
+    (naming a ViPE result given here as one)."""
+    folder = Path(folder)
+    missing = [f for f in SAMPLE_FILES if not (folder / f).is_file()]
+    if missing:
+        from gen3c.io.vipe import is_vipe
+
+        name = f"sample directory {str(folder)!r}"
+        if is_vipe(folder):
+            raise Gen3cInputError(f"{name} is a ViPE result (rgb/, pose/), not a GEN3C sample: pass it as --vipe_path")
+        raise Gen3cInputError(f"{name} lacks {', '.join(missing)}: a GEN3C sample holds {', '.join(SAMPLE_FILES)}")
+
+
 def _read_dir(
     folder: Path, resolution: tuple[int, int], start: int, num_frames: int | None, resize_mode: str, mask_invalid_depth: bool
 ) -> FrameStack:
     """Decode the frames used from ``rgb.mp4``, ``depth.npz`` and ``mask.npz`` one at a time, each
     brought to the working resolution as it comes (the npz arrays are read frame by frame too)."""
     name = f"sample directory {str(folder)!r}"
-    missing = [f for f in SAMPLE_FILES if not (folder / f).is_file()]
-    if missing:
-        from gen3c.io.vipe import is_vipe
-
-        if is_vipe(folder):
-            raise Gen3cInputError(f"{name} is a ViPE result (rgb/, pose/), not a GEN3C sample: pass it as --vipe_path")
-        raise Gen3cInputError(
-            f"{name} lacks {', '.join(missing)}: a GEN3C sample holds {', '.join(SAMPLE_FILES)}"
-        )
+    check_sample_dir(folder)
     with NpzReader(folder / "depth.npz") as depth_npz, NpzReader(folder / "mask.npz") as mask_npz:
         depth = depth_npz.frames("depth")
         mask = mask_npz.frames("mask")

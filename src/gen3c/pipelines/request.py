@@ -305,6 +305,8 @@ def make_cameras(request: GenerationRequest, source: SourceView) -> Cameras:
 def input_kind(request: GenerationRequest) -> str:
     """Which of :data:`INPUT_KINDS` the request names, after checking that it names one."""
     from gen3c.io.formats import is_sample
+    from gen3c.io.gen3c_sample import check_sample_dir
+    from gen3c.io.paths import is_dir
 
     in_memory = memory_image(request) is not None
     image = request.input_image_path if not in_memory else request.in_memory
@@ -327,6 +329,8 @@ def input_kind(request: GenerationRequest) -> str:
         depth = request.depth_path if memory_depth(request) is None else "in memory"
         for flag, value in (("--depth_path", depth), ("--intrinsics", request.intrinsics), ("--fov", request.fov)):
             if value is not None:
+                if kind == "sample" and is_dir(request.input_image_path):  # a folder that is no sample is told so first
+                    check_sample_dir(request.input_image_path)
                 raise Gen3cInputError(f"{flag} applies to a single image; this {kind} input carries its own depth and cameras: leave it out")
     if kind not in ("vipe", "sample") and request.vipe_starting_frame_idx:
         raise Gen3cInputError("--vipe_starting_frame_idx applies to video input (--vipe_path or a sample directory)")
