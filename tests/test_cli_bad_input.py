@@ -532,9 +532,9 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(words, command,
     for other in command.params:  # the other positional arguments a command needs, given
         if other.param_type_name == "argument":
             argv.append("" if other is param else "all")
-    if param.param_type_name == "option":
-        argv += [param.opts[0], ""]
-        match = rf"^error: {param.opts[0]} is empty \(an unset shell variable\?\): give a path, or leave the option out$"
+    if param.param_type_name == "option":  # by its last name: the one typed is named (--npz_path was called --multiview_npz)
+        argv += [param.opts[-1], ""]
+        match = rf"^error: {param.opts[-1]} is empty \(an unset shell variable\?\): give a path, or leave the option out$"
     else:
         match = rf"^error: {param.name.upper()} is empty: give a path$"
     refused(argv, match)

@@ -62,18 +62,20 @@ def _path_parameters(callback: Callable) -> frozenset[str]:
 def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
     """Refuse a path given as an empty string, as an unset shell variable gives it (``--cache_dir
     "$CACHE"``): typer reads it as ``Path('.')``, the current folder, and would go on there."""
-    given, _, _ = command.make_parser(ctx).parse_args(args=args)  # the words as typed, before typer converts them
+    given, _, _ = command.make_parser(ctx).parse_args(args=list(args))  # the words as typed, before typer converts them (the parser empties its list)
     if given.get("help"):
         return
     for param in command.params:
         if param.name in _path_parameters(command.callback) and given.get(param.name) == "":
-            user_errors(_empty_path)(param)
+            # The option as typed (--npz_path is --multiview_npz's other name).
+            typed = next((word.split("=", 1)[0] for word in args if word.split("=", 1)[0] in param.opts), None)
+            user_errors(_empty_path)(param, typed)
 
 
-def _empty_path(param) -> None:
+def _empty_path(param, typed: str | None = None) -> None:
     if param.param_type_name == "argument":
         raise Gen3cInputError(f"{param.name.upper()} is empty: give a path")
-    raise Gen3cInputError(f"{param.opts[0]} is empty (an unset shell variable?): give a path, or leave the option out")
+    raise Gen3cInputError(f"{typed or param.opts[0]} is empty (an unset shell variable?): give a path, or leave the option out")
 
 
 class _Group(_FlagsShowNoValue, TyperGroup):
