@@ -259,7 +259,7 @@ def _disk(folder: Path) -> dict[str, Any]:
     """The free space (GB, 2³⁰ bytes) of the disk that holds ``folder``, and whether gen3c may
     write there; ``folder`` may not exist yet: both are read at its nearest existing parent, where
     a download or conversion would create it. Nothing is written."""
-    existing = folder.expanduser().resolve()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    from gen3c.io.paths import nearest_existing
+
+    existing = nearest_existing(folder.expanduser().resolve())
     return {"free_gb": round(shutil.disk_usage(existing).free / 2**30, 1), "writable": os.access(existing, os.W_OK | os.X_OK)}

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, raise_if_interrupted
+from gen3c.io.paths import nearest_existing
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
 #: (``_buffer_masks.mp4``) and its temporary name (``.NAME….part.mp4``) take up to 32 more.
@@ -80,9 +81,7 @@ def check_writable_place(path: str | os.PathLike, what: str, *, beside: bool = F
     temporary name and renamed onto it). For runs that do their slow work (loading a model)
     before they create their output."""
     path = Path(path).expanduser()
-    place = path.parent if beside else path
-    while not place.exists() and place.parent != place:
-        place = place.parent
+    place = nearest_existing(path.parent if beside else path)
     if not place.is_dir():
         raise Gen3cInputError(f"{what} {str(path)!r} cannot be created: {str(place)!r} is a file: choose a folder path")
     if not os.access(place, os.W_OK | os.X_OK):

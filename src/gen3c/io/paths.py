@@ -1,7 +1,8 @@
 """What a setting's text names on disk, told without torch and without a traceback: whether it
 can only be a path (:func:`looks_like_path`), the path with its ``~`` expanded
 (:func:`expand_home`), and whether it is a folder or a file where the text is one no file can
-have (:func:`is_dir`, :func:`is_file`: a name too long for the file system, a NUL byte)."""
+have (:func:`is_dir`, :func:`is_file`: a name too long for the file system, a NUL byte); where a
+path not made yet would be created (:func:`nearest_existing`)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,14 @@ def is_dir(path: str | os.PathLike) -> bool:
         return Path(path).is_dir()
     except (OSError, ValueError):
         return False
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing parent: where a file or folder to be
+    made at ``path`` (and the folders above it) would be created, so whose disk and permissions count."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def is_file(path: str | os.PathLike) -> bool:

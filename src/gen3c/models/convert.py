@@ -49,6 +49,7 @@ from torch import Tensor
 
 from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full
 from gen3c.io.atomic import check_writable_place, replace_folder, try_flock
+from gen3c.io.paths import nearest_existing
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
@@ -749,10 +750,7 @@ def _check_free_space(out: Path, size: int) -> None:
     bytes (with --overwrite the old checkpoint stays until the new one is in place, so it counts)."""
     from gen3c.models.weights import format_bytes
 
-    place = out.parent
-    while not place.exists() and place != place.parent:
-        place = place.parent
-    free = shutil.disk_usage(place).free
+    free = shutil.disk_usage(nearest_existing(out.parent)).free
     if size + _OUTPUT_SLACK_BYTES > free:
         raise Gen3cModelError(
             f"not enough free disk space for the converted checkpoint {out}: about {format_bytes(size + _OUTPUT_SLACK_BYTES)} "

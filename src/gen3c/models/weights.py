@@ -52,6 +52,7 @@ from pathlib import Path
 from gen3c.errors import Gen3cInputError, Gen3cModelError, disk_full_reason, first_line, is_disk_full
 from gen3c.io.atomic import try_flock
 from gen3c.io.hashing import update_from_file
+from gen3c.io.paths import nearest_existing
 from gen3c.models import configs
 
 #: Environment variable naming the folder of converted weights.
@@ -864,15 +865,8 @@ def format_bytes(n: int) -> str:
     return f"{n / 1e3:.1f} kB"
 
 
-def _existing(path: Path) -> Path:
-    path = path.resolve()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def _same_disk(a: Path, b: Path) -> bool:
-    return os.stat(_existing(a)).st_dev == os.stat(_existing(b)).st_dev
+    return os.stat(nearest_existing(a.resolve())).st_dev == os.stat(nearest_existing(b.resolve())).st_dev
 
 
 def _check_disk(needs: dict[Path, tuple[int, list[str]]]) -> None:
@@ -880,7 +874,7 @@ def _check_disk(needs: dict[Path, tuple[int, list[str]]]) -> None:
     for folder, (size, what) in needs.items():
         if size <= 0:
             continue
-        free = shutil.disk_usage(_existing(folder)).free
+        free = shutil.disk_usage(nearest_existing(folder.resolve())).free
         if size + DISK_RESERVE_BYTES > free:
             raise Gen3cModelError(
                 f"not enough free disk space in {folder}: {format_bytes(size)} needed ({' + '.join(what)}), {format_bytes(free)} free: "
