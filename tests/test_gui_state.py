@@ -466,6 +466,19 @@ def test_one_job_at_a_time_and_cancel_leaves_no_output(state):
     assert results[1].output is not None and results[1].output.paths["video"].is_file()
 
 
+def test_a_prompt_the_page_sent_for_the_preview_is_left_out_of_its_run(state):
+    """The page keeps its (hidden) prompt box's text; the preview reads no gen3c option, and a run
+    with one is refused (run_request), so the run's request leaves it out and the run goes on."""
+    state.set_prompt("a cat")
+    request = state.build_request("p")
+    assert request.generator == "preview" and request.generator_options == {}
+    runner, results = JobRunner(), []
+    runner.start(request, state.source, lambda *a: None, results.append)
+    assert runner.wait(60)
+    assert results[0].error is None and results[0].output.paths["video"].is_file()
+    assert state.request.generator_options == {"prompt": "a cat"}  # the box keeps what was typed
+
+
 def test_job_errors_are_reported_not_raised(state):
     runner, results = JobRunner(), []
     bad = dataclasses.replace(state.build_request("bad"), num_video_frames=0)

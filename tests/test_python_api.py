@@ -193,6 +193,26 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("given", ["a generator", "none"])
+def test_a_preview_request_with_gen3c_options_is_refused_naming_them(box_scene, tmp_path, given):
+    """run_request with the preview and gen3c generator options (as a GUI or a script builds one):
+    one line naming them all and the fix, before anything is written. Before: run, options ignored."""
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    image_path, depth_path, _, _ = box_scene
+    options = {"lora": str(tmp_path / "adapter"), "num_steps": 4, "speed": "fast", "fp8": True, "guidance": None}
+    request = GenerationRequest(input_image_path=str(image_path), depth_path=str(depth_path), fov=60, resolution="32x48",
+                                num_video_frames=3, generator="preview", generator_options=options, video_save_folder=str(tmp_path / "out"))  # fmt: skip
+    generator = PreviewGenerator() if given == "a generator" else None
+    expected = "^lora, num_steps, speed, fp8 apply to generator='gen3c' only; drop them or pass generator='gen3c'$"
+    with pytest.raises(Gen3cInputError, match=expected):  # guidance=None is unset: not named
+        run_request(request, generator=generator)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(Gen3cInputError, match="^num_steps, speed apply to generator='gen3c' only"):  # gen3c.generate: the same line
+        gen3c.generate(image_path, depth=depth_path, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
+                       num_steps=4, speed="fast", video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
+
+
 def in_memory_forms(box_scene):
     """The box scene's image and depth in each in-memory form ``generate`` takes, as (image, depth)."""
     image_path, depth_path, _, _ = box_scene

@@ -624,13 +624,12 @@ def _generator_options(generator: GeneratorName, params: dict) -> dict:
         return options
     import inspect
 
+    from gen3c.pipelines.options import refuse_gen3c_only
+
     defaults = {name: p.default for name, p in inspect.signature(generate).parameters.items()}
     changed = [name for name, value in options.items() if name in defaults and value != defaults[name]]
-    if changed:
-        # a switch left unset by default and turned off names its off form (--no_compile)
-        flags = ", ".join(f"--no_{name}" if options[name] is False and defaults[name] is None else f"--{name}" for name in changed)
-        verb, them = ("applies", "it") if len(changed) == 1 else ("apply", "them")
-        raise Gen3cInputError(f"{flags} {verb} to --generator gen3c only; drop {them} or pass --generator gen3c")
+    # a switch left unset by default and turned off names its off form (--no_compile)
+    refuse_gen3c_only([f"--no_{name}" if options[name] is False and defaults[name] is None else f"--{name}" for name in changed], "--generator gen3c")
     return {}
 
 

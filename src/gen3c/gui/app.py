@@ -307,9 +307,8 @@ class Gen3cApp:
 
         with tabs.add_tab("Generate", viser.Icon.MOVIE):
             gui.add_markdown(f"Generator: **{html.escape(r.generator)}**")
-            # --disable_prompt_encoder gives every text zero embeddings: a prompt there would change nothing.
-            prompts = r.generator == "gen3c" and not r.generator_options.get("disable_prompt_encoder")
-            self.prompt = gui.add_text("Prompt", str(r.generator_options.get("prompt") or ""), visible=prompts, hint="GEN3C's scripts use none")
+            # Hidden where no run reads it (the preview; --disable_prompt_encoder's zero embeddings for every text).
+            self.prompt = gui.add_text("Prompt", str(r.generator_options.get("prompt") or ""), visible=self.state.takes_prompt, hint="GEN3C's scripts use none")
             # The preview draws no random numbers: a seed there would change nothing.
             self.seed = gui.add_number("Seed", r.seed, step=1, visible=r.generator == "gen3c")
             self.save_buffer = gui.add_checkbox("Show cache renders", r.save_buffer, hint="GEN3C's --save_buffer layout")

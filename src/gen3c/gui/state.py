@@ -312,6 +312,12 @@ class GuiState:
         input), not estimated nor handed over in memory: what ``mask_invalid_depth`` applies to."""
         return self.source is not None and (self.kind != "image" or self.request.depth_path is not None)
 
+    @property
+    def takes_prompt(self) -> bool:
+        """Whether a run reads the page's prompt: the gen3c generator's, unless
+        ``disable_prompt_encoder`` gives every text zero embeddings (the page hides the prompt otherwise)."""
+        return self.request.generator == "gen3c" and not self.request.generator_options.get("disable_prompt_encoder")
+
     def input_cameras(self) -> Cameras | None:
         """The cameras of a video's frames or of the multi-view key views (None for an image)."""
         if self.kind == "image" or self.input is None:
@@ -595,6 +601,8 @@ class GuiState:
         if not self.depth_given:
             unused.append("mask_invalid_depth")  # an estimate or an in-memory depth has no invalid pixels to leave out
         request = dataclasses.replace(request, **{key: defaults[key] for key in unused})
+        if not self.takes_prompt and "prompt" in request.generator_options:  # the hidden prompt box's: the preview reads no generator options
+            request = dataclasses.replace(request, generator_options={k: v for k, v in request.generator_options.items() if k != "prompt"})
         check_unused_settings(request)
         return request
 

@@ -52,6 +52,7 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
     """
     if request.generator not in GENERATORS:
         raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
+    check_gen3c_only(request)
     checked: dict[str, Any] = {}
     if request.generator == "gen3c":
         from gen3c.dependencies import DIFFUSION_MODULES, check_installed, require
@@ -78,6 +79,23 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         # model imports is checked here, still before the input is read (a broken transformers, say).
         require("gen3c.pipelines.gen3c", "the gen3c generator", extra="diffusion")
     return checked
+
+
+def check_gen3c_only(request: GenerationRequest) -> None:
+    """Refuse gen3c generator options (set, not None) in a request for another generator, which
+    reads none of them: the Python API's :func:`~gen3c.pipelines.request.run_request`, and the GUI's
+    requests, come here (through :func:`check_generator`, or directly where a generator is given)."""
+    if request.generator != "gen3c" and isinstance(request.generator_options, dict):
+        refuse_gen3c_only([str(key) for key, value in request.generator_options.items() if value is not None], "generator='gen3c'")
+
+
+def refuse_gen3c_only(names: list[str], switch: str) -> None:
+    """The one refusal of gen3c generator options given while another generator runs (it would
+    change nothing): ``names`` as the caller spells them (``--lora`` on the command line, ``lora``
+    in Python), ``switch`` what chooses the gen3c generator there ("--generator gen3c")."""
+    if names:
+        verb, them = ("applies", "it") if len(names) == 1 else ("apply", "them")
+        raise Gen3cInputError(f"{', '.join(names)} {verb} to {switch} only; drop {them} or pass {switch}")
 
 
 #: Settings of the gen3c generator in a request's ``generator_options`` (CLI flag names) and their types.

@@ -52,7 +52,14 @@ from gen3c.pipelines.camera_video import (
     preset_cameras,
     resolve_chunk_frames,
 )
-from gen3c.pipelines.options import GENERATOR_OPTIONS, NO_EFFECT_OPTIONS, check_generator, check_speed_device
+from gen3c.pipelines.options import (
+    GENERATOR_OPTIONS,
+    NO_EFFECT_OPTIONS,
+    check_gen3c_only,
+    check_generator,
+    check_speed_device,
+    refuse_gen3c_only,
+)
 from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
@@ -928,6 +935,7 @@ def _run_request(
     # said before "launch with torchrun"), then, under torchrun, that --num_gpus matches the launch.
     check_request(request)
     check_dependencies(request)
+    check_gen3c_only(request)  # (check_generator's first step, here also for a generator given)
     if generator is None:
         options = check_generator(request)  # ({} for the preview)
         # what this machine can run, before the input is read (a depth estimate: minutes)
@@ -1130,18 +1138,10 @@ def _setting_text(key: str, value: Any, where: str) -> Any:
 def _check_setting_names(options: dict[str, Any], known: set[str], generator: str) -> None:
     """Refuse :func:`generate`'s keyword arguments that are no setting (a typo names its nearest
     setting) or that belong to a generator other than ``generator``."""
-    if not options:
-        return
-    try:
-        from gen3c.pipelines.loading import GENERATOR_OPTIONS as generator_options
-    except Exception:  # no diffusion extra, or a broken one (diffusers' lazy imports raise RuntimeError, a
-        # broken install anything): making the gen3c generator imports it again through require, which names it
-        generator_options = dict.fromkeys(options) if generator == "gen3c" else {}
+    if generator != "gen3c":  # the request's own refusal (check_gen3c_only), before the request is built
+        refuse_gen3c_only(sorted(key for key in options if key in GENERATOR_OPTIONS), "generator='gen3c'")
     for key in sorted(options):
-        if key in generator_options:
-            if generator != "gen3c":
-                raise Gen3cInputError(f"gen3c.generate(): {key} applies to generator='gen3c' only: drop it, or pass generator='gen3c'")
-            continue
-        close = difflib.get_close_matches(key, [*known, *generator_options], n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "see GenerationRequest's fields and `gen3c generate --help`"
-        raise Gen3cInputError(f"gen3c.generate() got an unknown setting {key!r}: {hint}")
+        if key not in GENERATOR_OPTIONS:
+            close = difflib.get_close_matches(key, [*known, *GENERATOR_OPTIONS], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see GenerationRequest's fields and `gen3c generate --help`"
+            raise Gen3cInputError(f"gen3c.generate() got an unknown setting {key!r}: {hint}")
