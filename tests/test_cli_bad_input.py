@@ -539,3 +539,23 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(words, command,
         match = rf"^error: {param.name.upper()} is empty: give a path$"
     refused(argv, match)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["generate", "--trajectory", "lefft"],
+         r"^error: --trajectory 'lefft' is unknown: did you mean 'left'\? \(one of left, right, up, down, zoom_in, zoom_out, clockwise, counterclockwise\)$"),
+        (["generate", "--camera_rotation", "sideways"], r"^error: --camera_rotation 'sideways' is unknown: pick one of center_facing, no_rotation, trajectory_aligned$"),
+        (["generate", "--fovv", "60"], r"^error: --fovv is no option of \S+ generate: did you mean --fov\? \(see `\S+ generate --help`\)$"),
+        (["depth", "--bogus"], r"^error: --bogus is no option of \S+ depth: see `\S+ depth --help` for its options$"),
+        (["generatte"], r"^error: No such command 'generatte'. Did you mean 'generate'\? \(see `\S+ --help`\)$"),
+        (["generate", "--fov"], r"^error: Option '--fov' requires an argument \(see `\S+ generate --help`\)$"),
+        (["generate", "--fov", "wide"], r"^error: Invalid value for '--fov': .* \(see `\S+ generate --help`\)$"),
+        (["batch"], r"^error: Missing argument '(?i:manifest)' \(see `\S+ batch --help`\)$"),
+    ],
+)
+def test_a_mistyped_option_command_or_choice_is_one_line_not_click_s_usage_box(argv, match):
+    """click printed its usage box (Usage:, Try '--help', a framed Error) for what typer checks
+    itself; now one line as the commands' own mistakes, keeping click's "did you mean"."""
+    refused(argv, match)

@@ -43,9 +43,61 @@ class _FlagsShowNoValue:
 
 class _Command(_FlagsShowNoValue, TyperCommand):
     def parse_args(self, ctx, args):
-        if not ctx.resilient_parsing:  # (shell completion parses half-typed lines)
-            _refuse_empty_paths(self, ctx, list(args))
-        return super().parse_args(ctx, args)
+        with _usage_errors_in_one_line(self, ctx, list(args)):
+            if not ctx.resilient_parsing:  # (shell completion parses half-typed lines)
+                _refuse_empty_paths(self, ctx, list(args))
+            return super().parse_args(ctx, args)
+
+
+def _click_exceptions():
+    """The exceptions of the click typer runs on: click's own, or typer's copy of it (typer._click)."""
+    import importlib
+
+    return importlib.import_module(TyperCommand.__mro__[1].__module__.rsplit(".", 1)[0] + ".exceptions")
+
+
+@contextmanager
+def _usage_errors_in_one_line(command, ctx, args: list[str] | None = None) -> Iterator[None]:
+    """click's usage errors (an unknown option or command, a bad or missing value) as one line, as
+    a command's own errors are (``error: …``, exit code 2), not click's usage box: the input, what
+    is wrong and the fix (click's "did you mean", the nearest choice, else the command's --help)."""
+    exceptions = _click_exceptions()
+    try:
+        yield
+    except exceptions.UsageError as exc:
+        if isinstance(exc, getattr(exceptions, "NoArgsIsHelpError", ())):  # `gen3c` alone: its help, as asked
+            raise
+        console.print(f"[bold red]error:[/] {escape(_usage_error_line(exc, command, ctx, args))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+def _usage_error_line(exc, command, ctx, args: list[str] | None) -> str:
+    import difflib
+    import inspect
+    import typing
+
+    path = (exc.ctx or ctx).command_path  # (the parser's errors carry no context)
+    see = f"see `{path} --help`"
+    if isinstance(exc, _click_exceptions().NoSuchOption):
+        close = sorted(exc.possibilities or ())
+        fix = f"did you mean {' or '.join(close)}? ({see})" if close else f"{see} for its options"
+        return f"{exc.option_name} is no option of {path}: {fix}"
+    param = getattr(exc, "param", None)
+    choices = None
+    if param is not None and args is not None and getattr(command, "callback", None) is not None:
+        hint = typing.get_type_hints(inspect.unwrap(command.callback)).get(param.name)
+        hint = next((h for h in typing.get_args(hint) if h is not type(None)), hint)  # Choice | None
+        if inspect.isclass(hint) and issubclass(hint, Enum):
+            choices = [member.value for member in hint]
+    if choices is not None:
+        given, _, _ = command.make_parser(ctx).parse_args(args=list(args))  # the value as typed
+        value = given.get(param.name)
+        if isinstance(value, str) and value not in choices:
+            close = difflib.get_close_matches(value, choices, n=1)
+            fix = f"did you mean {close[0]!r}? (one of {', '.join(choices)})" if close else f"pick one of {', '.join(choices)}"
+            return f"{param.opts[0]} {value!r} is unknown: {fix}"
+    message = " ".join(exc.format_message().split()).rstrip(".")  # click's, on one line
+    return f"{message} ({see})"
 
 
 @functools.cache
@@ -79,7 +131,13 @@ def _empty_path(param, typed: str | None = None) -> None:
 
 
 class _Group(_FlagsShowNoValue, TyperGroup):
-    pass
+    def parse_args(self, ctx, args):
+        with _usage_errors_in_one_line(self, ctx):
+            return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):
+        with _usage_errors_in_one_line(self, ctx):  # a mistyped command ("Did you mean 'generate'?")
+            return super().resolve_command(ctx, args)
 
 
 class _Typer(typer.Typer):
