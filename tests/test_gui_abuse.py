@@ -314,6 +314,78 @@ def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sa
         app.stop()
 
 
+def test_stop_returns_while_the_generator_loads_and_the_loader_then_leaves_the_page_alone(tmp_path, monkeypatch, room_sample):
+    """stop() did not wait for the loader, which went on to write to the closed server's page once
+    its model had loaded. Now stop returns (after LOADER_STOP_WAIT at most) and the loader, when
+    its load ends, shows nothing and keeps nothing."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = threading.Event(), threading.Event()
+
+    def slow_make_generator(request):
+        loading.set()
+        assert loaded.wait(30)
+        return PreviewGenerator()
+
+    monkeypatch.setattr(gui_app, "make_generator", slow_make_generator)
+    monkeypatch.setattr(gui_app, "LOADER_STOP_WAIT", 0.2, raising=False)  # (raising=False: the test runs on the old code too)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        assert loading.wait(30)
+        shown = (app.status.content, app.progress_text.content, app.generate.disabled)
+        started = time.monotonic()
+        app.stop()
+        assert time.monotonic() - started < 5
+    finally:
+        loaded.set()
+    app._loader.join(30)
+    assert not app._loader.is_alive() and app._generator is None
+    assert (app.status.content, app.progress_text.content, app.generate.disabled) == shown
+
+
+def test_a_failed_start_up_load_is_said_once_and_generate_loads_again_outside_the_page_lock(tmp_path, monkeypatch, room_sample, capfd):
+    """After a failed start-up load, Generate loaded the model in its callback, under the page's
+    lock: every other control froze for the whole load. Now it loads in the background as at
+    start-up, then runs."""
+    from gen3c.gui import app as gui_app
+
+    calls, lock_free = [], []
+
+    def page_lock_free() -> bool:  # asked from another thread: the lock is re-entrant for its holder
+        free = []
+
+        def probe() -> None:
+            free.append(app._lock.acquire(blocking=False))
+            if free[0]:
+                app._lock.release()
+
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join()
+        return free[0]
+
+    def make_generator(request):
+        calls.append(request.generator)
+        if len(calls) == 1:
+            raise Gen3cInputError("the preview's weights are missing: run gen3c download")
+        lock_free.append(page_lock_free())
+        return PreviewGenerator()
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        assert "the preview&#x27;s weights are missing" in app.status.content and not app.generate.disabled
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        app._loader.join(30)
+        assert app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+        assert calls == ["preview", "preview"] and lock_free == [True]
+        assert capfd.readouterr().err.count("weights are missing") == 1  # said once, by the start-up load
+    finally:
+        app.stop()
+
+
 def test_importing_a_fixed_path_does_not_count_old_keyframes(gui):
     handler(gui, gui._on_demo)(SimpleNamespace(client=None))
     gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))

@@ -42,6 +42,9 @@ viser = require("viser", "the gen3c GUI")
 MAX_EMBED_BYTES = 32 * 1024 * 1024
 MAX_PATH_FRUSTA = 9
 MAX_INPUT_FRUSTA = 24
+#: Seconds :meth:`Gen3cApp.stop` waits for a generator still loading (a preview's is instant;
+#: a model's, minutes, goes on in its thread, showing nothing).
+LOADER_STOP_WAIT = 5.0
 #: A keyframe's gizmo: its arrows' length, as a fraction of the scene scale.
 GIZMO_SIZE = 0.15
 #: A keyframe's gizmo is hidden from a viewer whose camera is within this many gizmo sizes of the
@@ -189,12 +192,10 @@ class Gen3cApp:
         self.server.scene.set_up_direction("-y")
         self._build_gui()
         self._loader: threading.Thread | None = None
+        self._loading = False  # while the loader loads (until it has shown how it went)
+        self._stopped = False  # set by stop(): the loader and a run's end touch the page no more
         if self._generator is None and preload:
-            # Generate waits for the loader: a press meanwhile could only be refused.
-            self.generate.disabled = True
-            self.progress_text.content = f"Loading the {html.escape(self.state.request.generator)} generator…"
-            self._loader = threading.Thread(target=self._preload_generator, name="gen3c-gui-load", daemon=True)
-            self._loader.start()
+            self._start_loader()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -212,8 +213,15 @@ class Gen3cApp:
             self.stop()
 
     def stop(self) -> None:
+        """Stop the server. A run is cancelled and waited for; a model still loading after
+        :data:`LOADER_STOP_WAIT` seconds (a load cannot be cut short) ends in its own time, and
+        neither touches the page once stop has begun."""
+        with self._lock:  # a page update under way ends first
+            self._stopped = True
         self.jobs.cancel()
         self.jobs.wait(30)
+        if self._loader is not None:
+            self._loader.join(LOADER_STOP_WAIT)
         self.server.stop()
 
     # -- layout ---------------------------------------------------------------------------
@@ -654,11 +662,23 @@ class Gen3cApp:
 
     # -- generation -----------------------------------------------------------------------
 
-    def _preload_generator(self) -> None:
+    def _start_loader(self, then_generate: bool = False) -> None:
+        """Load the request's generator in a thread; Generate waits for it (a press meanwhile could
+        only be refused) and, with ``then_generate``, is pressed once it has loaded."""
+        self._loading = True
+        self.generate.disabled = True
+        what = f"Loading the {html.escape(self.state.request.generator)} generator…"
+        self.progress_text.content = what + (" The run starts once it has loaded." if then_generate else "")
+        self._loader = threading.Thread(target=self._preload_generator, args=(then_generate,), name="gen3c-gui-load", daemon=True)
+        self._loader.start()
+
+    def _preload_generator(self, then_generate: bool = False) -> None:
         """In the loader thread: the model loads without the lock (callbacks go on meanwhile); the
         page is updated under it, as by a callback."""
         request = self.state.request
         with self._lock:
+            if self._stopped:
+                return
             self._info(f"Loading the {html.escape(request.generator)} generator…", transient=True)
         try:
             generator, error = make_generator(request), None
@@ -667,7 +687,9 @@ class Gen3cApp:
         except Exception as exc:  # a broken install or a bug: say so in the page (Generate tries again)
             generator, error = None, unexpected_error(exc)
         with self._lock:
-            self._generator = generator
+            if self._stopped:  # the server is closed: what loaded is dropped, nothing is shown
+                return
+            self._generator, self._loading = generator, False
             self.generate.disabled = False
             self.progress_text.content = ""
             if error is None:
@@ -678,23 +700,27 @@ class Gen3cApp:
             if error is not None:
                 print(f"gen3c gui: {error}", file=sys.stderr, flush=True)
                 self._error(error)
+            elif then_generate:
+                self._callback(self._on_generate)(None)  # as the press that asked for it
             elif self.state.source is None:
                 self._info(BEGIN)
 
     def _check_frame_size(self, resolution: str) -> None:
         """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
         limits) when it is picked, not after Generate has rendered the cache."""
-        loaded = self._generator is not None and (self._loader is None or not self._loader.is_alive())
-        if loaded:
+        if self._generator is not None and not self._loading:
             check_frame_size(resolution, self._generator)
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed and prompt (plain attributes of the gen3c
-        generator; nothing is reloaded)."""
-        if self._loader is not None and self._loader.is_alive():
+        generator; nothing is reloaded); None when none is loaded (a failed start-up load, said
+        then, or none asked for): it is loaded in the background, as at start-up, not under the
+        page's lock, and the run starts once it has loaded."""
+        if self._loading:
             raise Gen3cInputError(f"the {request.generator} generator is still loading: try again in a moment")
         if self._generator is None:
-            self._generator = make_generator(request)
+            self._start_loader(then_generate=True)
+            return None
         gen = self._generator
         if hasattr(gen, "seed"):
             gen.seed = request.seed
@@ -711,6 +737,8 @@ class Gen3cApp:
         request = self.state.build_request()
         source = self.state.run_source
         generator = self._generator_for(request)
+        if generator is None:  # loading: the loader presses Generate again once it has loaded
+            return
         last = [0.0]
 
         def on_progress(stage: str, done: float, total: int) -> None:
@@ -722,6 +750,8 @@ class Gen3cApp:
             if not self._lock.acquire(blocking=False):
                 return
             try:
+                if self._stopped:
+                    return
                 last[0] = now
                 self.progress.value = min(100.0, 100.0 * done / max(total, 1))
                 self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
@@ -744,7 +774,8 @@ class Gen3cApp:
         """Called from the worker thread: it waits for the lock, as a callback does (a run that ends
         while Generate's callback is still updating the page then comes after it, not before)."""
         with self._lock:
-            self._show_job_result(result)
+            if not self._stopped:  # (a run that outlived stop's wait: the page is closed)
+                self._show_job_result(result)
 
     def _show_job_result(self, result: JobResult) -> None:
         self.generate.disabled, self.cancel.disabled = False, True
