@@ -194,3 +194,36 @@ def test_unusable_diffusers_arguments_are_one_line_input_errors(pipe, kwargs, ma
     with pytest.raises(Gen3cInputError, match=match) as info:
         pipe(*inputs(), num_steps=1, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_noise_aug_strength_noises_the_newer_buffers_as_gen3c_and_only_them(pipe):
+    """GEN3C's --noise_aug_strength (Cache3D_Buffer.render_cache): buffer b of NB gets N(0, 1)
+    noise times (NB − 1 − b)·strength on its colour; the oldest buffer, and so a lone buffer, none."""
+    from gen3c.pipelines.gen3c import encode_buffers
+
+    image, colors, masks = inputs()
+    plain = encode_buffers(pipe.vae, colors, masks)
+    noised = encode_buffers(pipe.vae, colors, masks, noise_aug_strength=0.25, noise_generator=torch.Generator().manual_seed(9))
+    by_hand = colors.clone()
+    noise = torch.randn((1, 3, T, H, W), generator=torch.Generator().manual_seed(9))
+    by_hand[:, 0] += 0.25 * noise[0].permute(1, 0, 2, 3)  # (NB − 1 − 0) = 1 for the newest buffer
+    assert torch.allclose(noised, encode_buffers(pipe.vae, by_hand, masks), atol=1e-5)
+    assert (noised[:, :16] - plain[:, :16]).abs().max() > 1e-3  # buffer 0's colour changed ...
+    assert torch.equal(noised[:, 16:], plain[:, 16:])  # ... its mask and buffer 1 did not
+
+    # Through __call__: the seed and chunk fix the noise; one buffer is never noised.
+    a = latents(pipe, num_steps=1, seed=5, noise_aug_strength=0.25)
+    assert torch.equal(a, latents(pipe, num_steps=1, seed=5, noise_aug_strength=0.25))
+    assert not torch.equal(a, latents(pipe, num_steps=1, seed=5))
+    assert not torch.equal(a, latents(pipe, num_steps=1, seed=5, noise_aug_strength=0.25, chunk=1))
+    one = inputs(num_buffers=1)
+    assert torch.equal(
+        pipe(*one, num_steps=1, seed=5, output_type="latent", noise_aug_strength=0.25).frames,
+        pipe(*one, num_steps=1, seed=5, output_type="latent").frames,
+    )
+    # The buffer noise has a stream of its own: the sampler's seed noise is GEN3C's either way.
+    g = pipe.buffer_noise_generator(seed=5, chunk=0)
+    assert not torch.equal(torch.randn(4, generator=g), torch.randn(4, generator=torch.Generator().manual_seed(5)))
+    for bad in (-0.1, float("nan"), "0.1", True):
+        with pytest.raises(Gen3cInputError, match=r"noise_aug_strength must be a finite number ≥ 0 \(GEN3C: 0\)"):
+            pipe(*inputs(), num_steps=1, noise_aug_strength=bad)

@@ -79,6 +79,8 @@ from gen3c.schedulers import sampler_name
 
 #: ``output_type`` values of :meth:`Gen3cPipeline.__call__` (see :class:`Gen3cPipelineOutput`).
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
+#: Tags the seed's stream of ``noise_aug_strength`` noise apart from the sampler's (ASCII "bufn").
+BUFFER_NOISE_STREAM = 0x6275666E
 
 
 def compute_device(device: str | torch.device | None = None) -> torch.device:
@@ -527,13 +529,15 @@ class Gen3cPipeline(DiffusionPipeline):
         fps: Any = configs.FPS,
         condition_augment_sigma: Any = configs.CONDITION_AUGMENT_SIGMA,
         max_sequence_length: Any = configs.MAX_SEQUENCE_LENGTH,
+        noise_aug_strength: Any = 0.0,
     ) -> None:
         """Raise :class:`Gen3cInputError` for randomness, callback, output and conditioning
         arguments of :meth:`__call__` that cannot be used (the tensors are :meth:`check_inputs`' job)."""
         # fps divides the DiT's temporal positions and the augmentation sigma scales the first
         # frame's latent: 0, a negative or NaN gave NaN frames or another video without a word.
         for name, value, lo, what in (("fps", fps, 0.0, "> 0 (GEN3C: 24)"),
-                                      ("condition_augment_sigma", condition_augment_sigma, None, "≥ 0 (GEN3C: 0.001)")):  # fmt: skip
+                                      ("condition_augment_sigma", condition_augment_sigma, None, "≥ 0 (GEN3C: 0.001)"),
+                                      ("noise_aug_strength", noise_aug_strength, None, "≥ 0 (GEN3C: 0)")):  # fmt: skip
             number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             if not number or (value <= lo if lo is not None else value < 0):
                 raise Gen3cInputError(f"{name} must be a finite number {what}, got {value!r}")
@@ -646,9 +650,16 @@ class Gen3cPipeline(DiffusionPipeline):
     # -- 3. conditions ------------------------------------------------------------------
 
     def encode_conditions(
-        self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor
+        self,
+        image: Tensor,
+        buffer_colors: Tensor,
+        buffer_masks: Tensor,
+        *,
+        noise_aug_strength: float = 0.0,
+        noise_generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Tokenizer latents of the conditions.
+        """Tokenizer latents of the conditions (``noise_aug_strength``, ``noise_generator``: see
+        :func:`encode_buffers`).
 
         Returns:
             ``(image_latent (1, 16, T', h, w), buffer_latents (1, 64, T', h, w))``: the image
@@ -662,8 +673,9 @@ class Gen3cPipeline(DiffusionPipeline):
             # depends on the first frame only, so the image alone gives the same latent.
             first = encode_video(vae, image[None, :, None].to(device), sigma_data=sigma_data)
             buffer_latents = encode_buffers(
-                vae, buffer_colors, buffer_masks, sigma_data=sigma_data, chunk_frames=self.memory.vae_chunk_frames
-            ).cpu()
+                vae, buffer_colors, buffer_masks, sigma_data=sigma_data, chunk_frames=self.memory.vae_chunk_frames,
+                noise_aug_strength=noise_aug_strength, noise_generator=noise_generator,
+            ).cpu()  # fmt: skip
         image_latent = torch.zeros(buffer_latents.shape[0], configs.LATENT_CHANNELS, *buffer_latents.shape[2:])
         image_latent[:, :, :1] = first.cpu()
         return image_latent, buffer_latents
@@ -701,6 +713,18 @@ class Gen3cPipeline(DiffusionPipeline):
             torch.randn(shape, generator=stream, out=initial)
         augment = torch.from_numpy(np.random.RandomState(seed).standard_normal(shape).astype(np.float32))
         return initial.to(device), augment.to(device)
+
+    @staticmethod
+    def buffer_noise_generator(*, seed: int | None = None, generator: torch.Generator | None = None, chunk: int = 0) -> torch.Generator:
+        """Where ``noise_aug_strength``'s noise comes from: ``generator`` itself (drawn before the
+        sampler's noise), or a CPU generator of its own for ``seed`` (None: 1) and ``chunk``, so
+        each chunk's buffer noise depends on these two alone (a resumed chunk gets the same) and
+        leaves the sampler's noise as it is without it. GEN3C draws it from a CUDA generator that
+        no CPU stream reproduces."""
+        if generator is not None:
+            return generator
+        state = np.random.SeedSequence([1 if seed is None else seed, chunk, BUFFER_NOISE_STREAM]).generate_state(2, np.uint32)
+        return torch.Generator("cpu").manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def denoise(
         self,
@@ -881,6 +905,7 @@ class Gen3cPipeline(DiffusionPipeline):
         callback_on_step_end: Callable[..., dict] | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         chunk: int = 0,
+        noise_aug_strength: float = 0.0,
     ) -> Gen3cPipelineOutput | tuple:
         """Generate a video.
 
@@ -923,6 +948,11 @@ class Gen3cPipeline(DiffusionPipeline):
                 with ``seed``, its initial noise is the seed's (chunk + 1)-th draw, as GEN3C's
                 chunks continue one seeded stream (:meth:`prepare_noise`). Refused with
                 ``generator`` (which continues its own stream from call to call).
+            noise_aug_strength: GEN3C's ``--noise_aug_strength`` (default 0: none): Gaussian noise
+                on the buffer colours before they are encoded, of std ``(NB − 1 − b) · strength``
+                for buffer b of NB, so with two buffers the newest (a long video's last generated
+                frame) is noised and the older one is not; one buffer is never noised
+                (:func:`encode_buffers`, :meth:`buffer_noise_generator`).
 
         Returns:
             :class:`Gen3cPipelineOutput` (or ``(frames,)`` with ``return_dict=False``), on the CPU.
@@ -935,6 +965,7 @@ class Gen3cPipeline(DiffusionPipeline):
         self.check_call_arguments(
             seed, generator, callback, callback_on_step_end, callback_on_step_end_tensor_inputs, output_type, chunk,
             fps=fps, condition_augment_sigma=condition_augment_sigma, max_sequence_length=max_sequence_length,
+            noise_aug_strength=noise_aug_strength,
         )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
         # 2. Encode the prompts
@@ -947,9 +978,11 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         # 3. Encode the conditions (first frame, buffers)
         with self._out_of_memory_as_error("encoding the conditions with the tokenizer"):
+            noised = noise_aug_strength > 0 and buffer_colors.shape[1] > 1
             image_latent, buffer_latents = self.encode_conditions(
-                image.float(), buffer_colors.float(), buffer_masks.float()
-            )
+                image.float(), buffer_colors.float(), buffer_masks.float(), noise_aug_strength=float(noise_aug_strength),
+                noise_generator=self.buffer_noise_generator(seed=seed, generator=generator, chunk=int(chunk)) if noised else None,
+            )  # fmt: skip
         # 4. Sample
         with self._out_of_memory_as_error("sampling with the DiT"):
             latents = self.denoise(
@@ -990,6 +1023,8 @@ def encode_buffers(
     *,
     sigma_data: float = 0.5,
     chunk_frames: int | None = None,
+    noise_aug_strength: float = 0.0,
+    noise_generator: torch.Generator | None = None,
 ) -> Tensor:
     """The 64 buffer channels of GEN3C's DiT input, on the tokenizer's device.
 
@@ -997,14 +1032,25 @@ def encode_buffers(
         buffer_colors: (T, NB, 3, H, W) in [−1, 1], newest buffer first (NB ≤ 2).
         buffer_masks: (T, NB, 1, H, W) in {0, 1}; each mask video is encoded as RGB ``mask·2 − 1``.
         chunk_frames: latent frames per tokenizer chunk (exact chunked encoding).
+        noise_aug_strength: buffer b's colour gets N(0, 1) noise from ``noise_generator`` (on its
+            device) times ``(NB − 1 − b) · noise_aug_strength``, not clipped, masks untouched, as
+            GEN3C's ``Cache3D_Buffer.render_cache`` (``--noise_aug_strength``).
     Returns:
         (1, 64, T', h, w): buffer 0 colour, buffer 0 mask, buffer 1 colour, buffer 1 mask (16
         channels each), zeros for a missing buffer.
     """
     device = next(vae.parameters()).device
     parts = []
-    for b in range(buffer_colors.shape[1]):
+    num_buffers = buffer_colors.shape[1]
+    for b in range(num_buffers):
         colour = buffer_colors[:, b].permute(1, 0, 2, 3)[None].to(device).float()
+        std = (num_buffers - 1 - b) * noise_aug_strength
+        if std > 0:
+            if noise_generator is None:
+                raise ValueError("encode_buffers: noise_aug_strength > 0 needs a noise_generator")
+            noise = torch.randn(colour.shape, generator=noise_generator, device=noise_generator.device, dtype=torch.float32)
+            colour = colour + std * noise.to(device)
+            del noise
         mask = (buffer_masks[:, b].permute(1, 0, 2, 3)[None].to(device).float() * 2 - 1).expand(-1, 3, -1, -1, -1)
         parts.append(encode_video(vae, colour, sigma_data=sigma_data, chunk_frames=chunk_frames))
         parts.append(encode_video(vae, mask, sigma_data=sigma_data, chunk_frames=chunk_frames))
