@@ -196,6 +196,7 @@ def fill_invalid_depth(
     mask: Tensor | None = None,
     frame_offset: int = 0,
     tally: InvalidDepthTally | None = None,
+    mask_name: str = "its mask",
 ) -> tuple[Tensor, Tensor]:
     """GEN3C's treatment of invalid depth, for (H, W) maps and (T, H, W) stacks alike.
 
@@ -213,6 +214,7 @@ def fill_invalid_depth(
         depth: (H, W) or (T, H, W) z-depth.
         mask: optional bool of the same shape, the pixels the input itself lets into the cache
             (e.g. a sample's ``mask.npz``); the note counts only those.
+        mask_name: how the error for a frame ``mask`` leaves empty names the mask.
         frame_offset: the index of ``depth[0]`` in its file (a clip read from a starting frame),
             so that an error names the file's frame.
         tally: a clip read a frame at a time counts its pixels here and says the note once, at
@@ -220,7 +222,7 @@ def fill_invalid_depth(
     Raises:
         Gen3cInputError: a map, or a frame of a stack, without one finite depth > 0, or
             without one below :data:`FAR_DEPTH` (depth in millimetres, most likely: the message
-            says so and how to scale it).
+            says so and how to scale it), or whose ``mask`` lets none of its valid depth in.
     Returns:
         ``(depth, valid)``: depth with far pixels at :data:`FAR_DEPTH` and holes at 0; ``valid``
         (bool) the pixels allowed into the cache.
@@ -251,6 +253,15 @@ def fill_invalid_depth(
     if mask is not None:
         valid &= mask
         far &= mask
+        # A frame its mask empties would enter the cache as nothing, and its target frame render
+        # black; most likely the mask's meaning is inverted (True = pixels to drop).
+        shut = ~valid.reshape(frames.shape).flatten(1).any(1)
+        if bool(shut.any()):
+            where = f" of frame {frame_offset + int(shut.nonzero()[0, 0])}" if depth.ndim == 3 else ""
+            raise Gen3cInputError(
+                f"{name}: {mask_name} lets in no pixel{where} that has a valid depth, so nothing of it would enter the 3D cache: "
+                f"{mask_name} must be True (> 0) where a pixel is used, not where it is dropped"
+            )
     depth = torch.where(trusted, depth, torch.where(far, torch.full_like(depth, FAR_DEPTH), torch.zeros_like(depth)))
     counts = InvalidDepthTally(int(far.sum()), int((~valid).sum() if mask is None else (mask & ~valid).sum()), depth.numel())
     counts.beyond = int(beyond.sum() if mask is None else (beyond & mask).sum())
