@@ -25,7 +25,7 @@ from gen3c.cameras import (
     validate_intrinsics,
 )
 from gen3c.errors import Gen3cInputError, note
-from gen3c.io.formats import loads_json, require_numpy_file
+from gen3c.io.formats import describe_head, file_head, loads_json, require_numpy_file
 from gen3c.io.npz import read_npy_header
 
 
@@ -109,6 +109,14 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     made_for = None
     suffix = p.suffix.lower()
     try:
+        if suffix != ".npy":
+            # A video, image or array given here by mistake is named from its first bytes, not
+            # read whole as text (gigabytes, for a video) to fail at its first non-UTF-8 byte.
+            what = describe_head(file_head(p))
+            if what not in ("text", "JSON text", "of an unknown binary format"):
+                raise Gen3cInputError(
+                    f"{name} file {str(p)!r} is {what}, not a camera: pass 'fx,fy,cx,cy' or a .txt, .json or .npy file of {_NUMBERS}"
+                )
         if suffix == ".json":
             data = loads_json(p.read_text(), f"{name} file {str(p)!r}", "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix")
             made_for = recorded_size(data)
