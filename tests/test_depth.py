@@ -289,6 +289,33 @@ def test_parse_intrinsics(tmp_path):
     assert parse_intrinsics(None, (480, 640)) is None  # no camera given
 
 
+def test_an_intrinsics_npy_of_many_values_is_refused_from_its_header(tmp_path):
+    """A depth stack given as --intrinsics by mistake was read whole and made a list of Python
+    floats (121 frames at 704×1280: ~3 GB) before "must hold 4 numbers". This file holds only a
+    header claiming (121, 704, 1280): read whole it was "cannot be read"."""
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (121, 704, 1280), }"
+    header += b" " * (64 - 10 - 1 - len(header) % 64) + b"\n"
+    (tmp_path / "stack.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*stack\.npy' holds a \(121, 704, 1280\) array: it must hold 4 numbers 'fx,fy,cx,cy', a 3×3 matrix"):
+        parse_intrinsics(str(tmp_path / "stack.npy"), (704, 1280))
+    np.save(tmp_path / "K.npy", np.array([[500.0, 0, 640], [0, 500, 352], [0, 0, 1]]))
+    assert torch.equal(parse_intrinsics(str(tmp_path / "K.npy"), (704, 1280)), make_intrinsics(500.0, 500.0, 640.0, 352.0))
+
+
+def test_a_video_or_image_given_as_intrinsics_is_named_from_its_first_bytes(tmp_path):
+    """`--intrinsics clip.mp4` (or a depth PNG) was read whole as text — gigabytes for a video —
+    to fail at its first non-UTF-8 byte: "cannot be read ('utf-8' codec can't decode …)"."""
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(range(256)))
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*clip\.mp4' is an MP4/MOV video, not a camera: pass 'fx,fy,cx,cy' or a \.txt, \.json or \.npy file of 4 numbers"):
+        parse_intrinsics(str(tmp_path / "clip.mp4"), (704, 1280))
+    Image.fromarray(np.zeros((4, 4), np.uint16)).save(tmp_path / "K.txt", format="PNG")  # a PNG misnamed
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*K\.txt' is a PNG image, not a camera"):
+        parse_intrinsics(str(tmp_path / "K.txt"), (704, 1280))
+    # UTF-8 text whose 16 first bytes end inside a character is still read as text.
+    (tmp_path / "K.json").write_text('{"note": "Kamerä", "fx": 500, "fy": 500, "cx": 640, "cy": 352}', encoding="utf-8")
+    assert torch.equal(parse_intrinsics(str(tmp_path / "K.json"), (704, 1280)), make_intrinsics(500.0, 500.0, 640.0, 352.0))
+
+
 def test_parse_intrinsics_takes_a_scannet_4x4_and_refuses_one_not_padded_with_the_identity(tmp_path):
     # Before: 16 numbers were refused as "must hold 4 numbers 'fx,fy,cx,cy' or a 3×3 matrix".
     (tmp_path / "intrinsic_color.txt").write_text(  # as ScanNet writes it

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -694,6 +695,26 @@ def test_damaged_npz_members_are_one_line_errors(tmp_path, how):
     for read in reads.values():
         with pytest.raises(Gen3cInputError, match=r"^d\.npz .*(is not a readable \.npz file|is corrupt or truncated) \((.*compression|.*decompressing|its \.npy header is garbled)"):
             read()
+
+
+def test_a_depth_file_of_the_wrong_shape_is_refused_from_its_header_before_its_values_are_read(tmp_path):
+    """A video's (T, H, W) depth stack given for one image (gigabytes at 1080p) was read whole, to
+    a MemoryError's traceback or the kernel's OOM kill, before its shape was refused. These files
+    hold only a header claiming 64 × 2048 × 2048: read whole they were "cannot be read"."""
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (64, 2048, 2048), }"
+    header += b" " * (64 - 10 - 1 - len(header) % 64) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    (tmp_path / "stack.npy").write_bytes(npy)
+    with zipfile.ZipFile(tmp_path / "stack.npz", "w") as z:
+        z.writestr("depth.npy", npy)
+    for suffix in ("npy", "npz"):
+        with pytest.raises(Gen3cInputError, match=rf"^depth file '.*stack\.{suffix}' has shape \(64, 2048, 2048\): depth must be a 2-D \(H, W\) array$"):
+            load_depth(tmp_path / f"stack.{suffix}")
+    # A (1, H, W) map within the pixel limit still reads, from either file.
+    np.save(tmp_path / "one.npy", np.full((1, 2, 3), 2.0, np.float32))
+    np.savez(tmp_path / "one.npz", other=np.full((1, 2, 3), 3.0, np.float32))
+    assert torch.equal(load_depth(tmp_path / "one.npy"), torch.full((2, 3), 2.0))
+    assert torch.equal(load_depth(tmp_path / "one.npz"), torch.full((2, 3), 3.0))
 
 
 def test_a_depth_or_numpy_file_the_system_cannot_read_is_one_line(tmp_path, monkeypatch):

@@ -279,6 +279,34 @@ def test_every_reader_lets_in_the_pixels_whose_mask_is_above_0_as_gen3c_splats_t
     assert torch.equal(read_sample(folder, (H, W)).valid, float_in)
 
 
+def test_a_mask_that_lets_no_pixel_of_a_frame_in_is_refused_naming_the_mask_and_frame(tmp_path, clip):
+    """A frame whose own mask drops every pixel with depth would enter the cache as nothing (its
+    target frame rendered black, or, at frame 0, a "no valid depth" error that blames the depth):
+    each reader refuses it, naming the mask and the frame. Most likely the mask means "drop"."""
+    rgb, depth, ids, w2c, K = clip
+    n = 3
+    mask = np.ones((n, H, W), bool)
+    mask[1] = False
+    folder = write_sample(tmp_path / "s", rgb[:n], depth[:n], mask, w2c[:n], K[:n])
+    with pytest.raises(Gen3cInputError, match=r"depth.npz: mask.npz lets in no pixel of frame 1 that has a valid depth") as err:
+        read_sample(folder, (H, W))
+    assert "\n" not in str(err.value)
+    assert len(read_sample(folder, (H, W), num_frames=1)) == 1  # frame 0 alone is fine
+    image = torch.from_numpy(rgb[:n]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    torch.save((image, torch.from_numpy(depth[:n])[:, None], torch.from_numpy(mask)[:, None], w2c[:n], K[:n]), tmp_path / "s.pt")
+    with pytest.raises(Gen3cInputError, match=r"s.pt' depth: its mask lets in no pixel of frame 1"):
+        read_sample(tmp_path / "s.pt", (H, W))
+    mv = write_multiview(tmp_path / "mv.npz", rgb[:n], depth[:n], mask, K[:n], w2c[:n], w2c)
+    with pytest.raises(Gen3cInputError, match=r"mask_key_frames lets in no pixel of frame 1"):
+        read_multiview(mv, (H, W))
+    # Pixels the mask lets in whose depth is NaN (sky, placed far away) are enough.
+    sky = depth[:n].copy()
+    sky[1, : H // 2] = np.nan
+    mask[1, : H // 2] = True
+    valid = read_multiview(write_multiview(tmp_path / "sky.npz", rgb[:n], sky, mask, K[:n], w2c[:n], w2c), (H, W)).keys.valid
+    assert torch.equal(valid[1], torch.from_numpy(mask[1]))
+
+
 def test_nan_and_inf_depth_sit_far_away_as_in_gen3c(tmp_path, vipe_dir, clip):
     """ViPE and samples with NaN/inf depth (sky) are read as GEN3C treats them, with a note."""
     rgb, depth, ids, w2c, K = clip

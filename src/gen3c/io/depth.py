@@ -18,7 +18,7 @@ from gen3c.errors import Gen3cInputError, complex_refusal, note
 from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
-from gen3c.io.npz import ZIP_READ_ERRORS, damage
+from gen3c.io.npz import ZIP_READ_ERRORS, damage, read_npy_header
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -41,20 +41,25 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
     if p.is_dir() or p.stat().st_size == 0:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty or a folder: pass a depth file ({', '.join(DEPTH_SUFFIXES)})")
     suffix = p.suffix.lower()
+    label = f"{name} {str(p)!r}"
     try:
         if suffix in (".npy", ".npz"):
-            require_numpy_file(p, f"{name} {str(p)!r}")
+            require_numpy_file(p, label)
+        # The array's shape is checked from its header before its values are read: a video's
+        # (T, H, W) depth stack given for one image would be read whole (gigabytes) to be refused.
         if suffix == ".npy":
+            with open(p, "rb") as fp:
+                _check_npy_shape(fp, label)
             array = np.load(p, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(p, allow_pickle=False) as data:
                 keys = list(data.keys())
-                if "depth" in keys:
-                    array = data["depth"]
-                elif len(keys) == 1:
-                    array = data[keys[0]]
-                else:
-                    raise Gen3cInputError(f"{name} {str(p)!r} holds arrays {keys} but none named 'depth': save the depth under the key 'depth'")
+                if "depth" not in keys and len(keys) != 1:
+                    raise Gen3cInputError(f"{label} holds arrays {keys} but none named 'depth': save the depth under the key 'depth'")
+                key = "depth" if "depth" in keys else keys[0]
+                with data.zip.open(f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key) as fp:  # numpy's naming
+                    _check_npy_shape(fp, label)
+                array = data[key]
         elif suffix == ".png":
             array = _read_png16(p, name) * np.float32(png_scale)
         elif suffix == ".exr":
@@ -99,16 +104,30 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
         raise Gen3cInputError(complex_refusal(name, values.dtype))
     elif values.dtype.kind not in "fiu":
         raise Gen3cInputError(f"{name} holds {values.dtype} values: depth must be a numeric array")
-    squeezed = [side for side in values.shape if side != 1]  # np.squeeze's shape, before any copy
-    if len(squeezed) != 2:
-        raise Gen3cInputError(f"{name} has shape {tuple(values.shape)}: depth must be a 2-D (H, W) array")
-    check_pixel_limit(squeezed[1], squeezed[0], name)
+    check_depth_shape(values.shape, name)
     if isinstance(values, Tensor):
         values = values.cpu()
         # float16 / bfloat16 → float32 is exact (bfloat16 has no numpy dtype); float64 as float32_array casts it
         values = (values.float() if values.is_floating_point() and values.dtype != torch.float64 else values).numpy()
     values = masked_as_nan(values)
     return torch.from_numpy(float32_array(np.squeeze(values)))
+
+
+def check_depth_shape(shape: tuple[int, ...], name: str) -> None:
+    """Refuse a depth array's ``shape`` unless it is (H, W) once its 1-sides are squeezed
+    ((1, H, W), (H, W, 1)) and within an input image's pixel limit, naming ``name``."""
+    squeezed = [side for side in shape if side != 1]  # np.squeeze's shape, before any copy
+    if len(squeezed) != 2:
+        raise Gen3cInputError(f"{name} has shape {tuple(shape)}: depth must be a 2-D (H, W) array")
+    check_pixel_limit(squeezed[1], squeezed[0], name)
+
+
+def _check_npy_shape(fp, name: str) -> None:
+    """:func:`check_depth_shape` of the ``.npy`` stream ``fp``'s array, from its header (object
+    arrays are left to ``np.load``'s refusal, format 3.0 to the check after reading)."""
+    header = read_npy_header(fp)
+    if header is not None and not header[2].hasobject:
+        check_depth_shape(header[0], name)
 
 
 def masked_as_nan(values: np.ndarray) -> np.ndarray:
@@ -196,6 +215,7 @@ def fill_invalid_depth(
     mask: Tensor | None = None,
     frame_offset: int = 0,
     tally: InvalidDepthTally | None = None,
+    mask_name: str = "its mask",
 ) -> tuple[Tensor, Tensor]:
     """GEN3C's treatment of invalid depth, for (H, W) maps and (T, H, W) stacks alike.
 
@@ -213,6 +233,7 @@ def fill_invalid_depth(
         depth: (H, W) or (T, H, W) z-depth.
         mask: optional bool of the same shape, the pixels the input itself lets into the cache
             (e.g. a sample's ``mask.npz``); the note counts only those.
+        mask_name: how the error for a frame ``mask`` leaves empty names the mask.
         frame_offset: the index of ``depth[0]`` in its file (a clip read from a starting frame),
             so that an error names the file's frame.
         tally: a clip read a frame at a time counts its pixels here and says the note once, at
@@ -220,7 +241,7 @@ def fill_invalid_depth(
     Raises:
         Gen3cInputError: a map, or a frame of a stack, without one finite depth > 0, or
             without one below :data:`FAR_DEPTH` (depth in millimetres, most likely: the message
-            says so and how to scale it).
+            says so and how to scale it), or whose ``mask`` lets none of its valid depth in.
     Returns:
         ``(depth, valid)``: depth with far pixels at :data:`FAR_DEPTH` and holes at 0; ``valid``
         (bool) the pixels allowed into the cache.
@@ -251,6 +272,15 @@ def fill_invalid_depth(
     if mask is not None:
         valid &= mask
         far &= mask
+        # A frame its mask empties would enter the cache as nothing, and its target frame render
+        # black; most likely the mask's meaning is inverted (True = pixels to drop).
+        shut = ~valid.reshape(frames.shape).flatten(1).any(1)
+        if bool(shut.any()):
+            where = f" of frame {frame_offset + int(shut.nonzero()[0, 0])}" if depth.ndim == 3 else ""
+            raise Gen3cInputError(
+                f"{name}: {mask_name} lets in no pixel{where} that has a valid depth, so nothing of it would enter the 3D cache: "
+                f"{mask_name} must be True (> 0) where a pixel is used, not where it is dropped"
+            )
     depth = torch.where(trusted, depth, torch.where(far, torch.full_like(depth, FAR_DEPTH), torch.zeros_like(depth)))
     counts = InvalidDepthTally(int(far.sum()), int((~valid).sum() if mask is None else (mask & ~valid).sum()), depth.numel())
     counts.beyond = int(beyond.sum() if mask is None else (beyond & mask).sum())

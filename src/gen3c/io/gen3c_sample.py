@@ -163,6 +163,7 @@ def _read_dir(
                 mask=mask_lets_in(mask_f)[None],
                 frame_offset=frame,
                 tally=tally,
+                mask_name="mask.npz",
             )
             fitter.add(torch.from_numpy(image).permute(2, 0, 1), depth_t[0], valid[0])
     check_decoded(fitter.added, stop - start, f"{name} rgb.mp4")

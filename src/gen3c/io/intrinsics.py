@@ -8,6 +8,7 @@ coordinates) are :mod:`gen3c.cameras`'.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from gen3c.cameras import (
     validate_intrinsics,
 )
 from gen3c.errors import Gen3cInputError, note
-from gen3c.io.formats import loads_json, require_numpy_file
+from gen3c.io.formats import describe_head, file_head, loads_json, require_numpy_file
+from gen3c.io.npz import read_npy_header
 
 
 def parse_intrinsics(
@@ -107,6 +109,14 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     made_for = None
     suffix = p.suffix.lower()
     try:
+        if suffix != ".npy":
+            # A video, image or array given here by mistake is named from its first bytes, not
+            # read whole as text (gigabytes, for a video) to fail at its first non-UTF-8 byte.
+            what = describe_head(file_head(p))
+            if what not in ("text", "JSON text", "of an unknown binary format"):
+                raise Gen3cInputError(
+                    f"{name} file {str(p)!r} is {what}, not a camera: pass 'fx,fy,cx,cy' or a .txt, .json or .npy file of {_NUMBERS}"
+                )
         if suffix == ".json":
             data = loads_json(p.read_text(), f"{name} file {str(p)!r}", "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix")
             made_for = recorded_size(data)
@@ -120,6 +130,12 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 raise Gen3cInputError(f"{name} file {str(p)!r} needs keys fx, fy, cx, cy or a 3×3 'K'")
         elif suffix == ".npy":
             require_numpy_file(p, f"{name} file {str(p)!r}")
+            # Its size from its header first: a depth map or video given here by mistake would be
+            # read whole and made a list of Python floats (~30 bytes each) only to be refused.
+            with open(p, "rb") as fp:
+                header = read_npy_header(fp)
+            if header is not None and math.prod(header[0]) not in (4, 9, 16):
+                raise Gen3cInputError(f"{name} file {str(p)!r} holds a {tuple(header[0])} array: it must hold {_NUMBERS}")
             values = np.load(p, allow_pickle=False).astype(np.float64).reshape(-1).tolist()
         else:
             values = p.read_text().replace(",", " ").split()
@@ -130,13 +146,17 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
 
 
+#: What an intrinsics spec or file must hold, for the refusals.
+_NUMBERS = "4 numbers 'fx,fy,cx,cy', a 3×3 matrix or a 4×4 one padded with [0, 0, 0, 1] (ScanNet's), in pixels of the input image"
+
+
 def _from_values(values: list[Any], name: str, what: str) -> Tensor:
     try:
         numbers = [float(v) for v in values if str(v).strip() != ""]
     except (TypeError, ValueError):
         numbers = []
     if len(numbers) not in (4, 9, 16):
-        raise Gen3cInputError(f"{name} {what!r} must hold 4 numbers 'fx,fy,cx,cy', a 3×3 matrix or a 4×4 one padded with [0, 0, 0, 1] (ScanNet's), in pixels of the input image")
+        raise Gen3cInputError(f"{name} {what!r} must hold {_NUMBERS}")
     if len(numbers) == 16:
         numbers = unpad_intrinsics(np.asarray(numbers).reshape(4, 4), f"{name} {what!r}").reshape(-1).tolist()
     K = make_intrinsics(*numbers) if len(numbers) == 4 else torch.tensor(numbers, dtype=torch.float32).reshape(3, 3)

@@ -126,6 +126,7 @@ def read_multiview(
                 mask=mask_lets_in(mask_i)[None],
                 frame_offset=i,
                 tally=tally,
+                mask_name="mask_key_frames",
             )
             fitter.add(images_to_uint8(image_t), depth_t[0], valid[0])
     tally.note(f"{name} depth_key_frames", mask_invalid_depth, stacklevel=2)

@@ -92,18 +92,15 @@ class NpzReader:
         member = self._member(key)
         try:
             with self._zip.open(member) as fp:
-                version = np.lib.format.read_magic(fp)
-                if version == (1, 0):
-                    shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(fp)
-                elif version == (2, 0):
-                    shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fp)
-                else:  # 3.0 (unicode field names): rare; numpy reads it whole
-                    return NpzFrames(self, key, array=self.load(key))
+                header = read_npy_header(fp)
                 offset = fp.tell()
         except ValueError as exc:
             raise Gen3cInputError(f"{self.name} cannot be read ({exc})") from None
         except ZIP_READ_ERRORS as exc:
             raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)})") from None
+        if header is None:
+            return NpzFrames(self, key, array=self.load(key))
+        shape, fortran_order, dtype = header
         if dtype.hasobject:
             raise self._objects(key)
         if fortran_order and len(shape) > 1:  # frames are not contiguous in the file: read it whole
@@ -180,6 +177,18 @@ class NpzFrames:
                     yield np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:])
         except ZIP_READ_ERRORS as exc:
             raise Gen3cInputError(f"{name} is not a readable .npz file ({damage(exc)})") from None
+
+
+def read_npy_header(fp) -> tuple[tuple[int, ...], bool, np.dtype] | None:
+    """``(shape, fortran_order, dtype)`` from the header of the ``.npy`` stream ``fp``, which is
+    left at the array's data; None for format 3.0 (unicode field names: rare), which numpy reads
+    only whole. A garbled header raises numpy's ValueError (or :data:`ZIP_READ_ERRORS`)."""
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fp)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(fp)
+    return None
 
 
 def load_npz_array(path: str | os.PathLike, key: str, name: str | None = None) -> np.ndarray:
