@@ -578,3 +578,27 @@ def test_quaternion_to_matrix_refuses_what_is_no_rotation():
     # A quaternion of any length is its rotation: (2, 0, 0, 2) is 90° about z.
     Rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
     assert torch.allclose(quaternion_to_matrix(torch.tensor([2.0, 0.0, 0.0, 2.0])), Rz, atol=1e-12)
+
+
+def test_intrinsics_of_a_twice_larger_image_centred_coordinates_and_a_transposed_K_are_refused_naming_the_fix():
+    """A 960×540 video downscaled from 1920×1080 with its camera kept puts (cx, cy) = (959.5, 539.5)
+    at the image's far corner; centred pixel coordinates put it at (0, 0); MATLAB's layout stores
+    K transposed. Each is a camera no lens has, refused with its fix; sensible ones pass."""
+    from gen3c.cameras import check_intrinsics_fit
+
+    with pytest.raises(Gen3cInputError, match=r"\(fx=1500, fy=1500, cx=959\.5, cy=539\.5\) put the principal point at the bottom-right "
+                                              r"corner of the 960×540 .*twice its size .*× ½\)$"):  # fmt: skip
+        check_intrinsics_fit(make_intrinsics(1500.0, 1500.0, 959.5, 539.5), 540, 960)
+    with pytest.raises(Gen3cInputError, match=r"cx=0, cy=0\) put the principal point at the top-left corner .*add 480 to cx and 270 to cy$"):
+        check_intrinsics_fit(make_intrinsics(750.0, 750.0, 0.0, 0.0), 540, 960)
+    stack = make_intrinsics(750.0, 750.0, 479.5, 269.5).repeat(3, 1, 1)
+    stack[2, :2, 2] = torch.tensor([959.0, 539.0])
+    with pytest.raises(Gen3cInputError, match=r"^K \(frame 12\) .*bottom-right corner"):
+        check_intrinsics_fit(stack, 540, 960, "K", frame_offset=10)
+    with pytest.raises(Gen3cInputError, match=r"last row: they have it as their last column, so they look transposed .*pass K\.T$"):
+        check_intrinsics_fit(make_intrinsics(750.0, 750.0, 479.5, 269.5).T, 540, 960)
+    with pytest.raises(Gen3cInputError, match=r"must have \[0, 0, 1\] as their last row$"):  # no hint for a K that is not K.T
+        check_intrinsics_fit(torch.ones(3, 3), 540, 960)
+    for cx, cy in ((479.5, 269.5), (2.5, 269.5), (957.0, 537.0), (479.5, 539.0)):  # off-centre, but not at a corner
+        check_intrinsics_fit(make_intrinsics(750.0, 750.0, cx, cy), 540, 960)
+    check_intrinsics_fit(make_intrinsics(20.0, 20.0, 15.5, 15.5), 16, 16)  # tiny images: a corner is a few pixels away

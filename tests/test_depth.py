@@ -665,3 +665,26 @@ def test_invalid_depth_is_noted_once_and_truly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gen3c.depth, "cached_depth_estimator", lambda *args, **kwargs: FarFillEstimator())
     assert notes() == []
+
+
+def test_a_json_camera_records_its_size_as_whole_pixels_or_is_refused(tmp_path):
+    """1920.0 is 1920 (was: ignored, so the camera was taken as pixels of the image it was not
+    made for); a size that is no whole number, or half of one, is refused naming the file."""
+    K = make_intrinsics(40.0, 41.0, 32.0, 24.0)
+    (tmp_path / "cam.json").write_text(json.dumps({"height": 48.0, "width": 64.0, "intrinsics": K.tolist()}))
+    with pytest.warns(UserWarning, match="made for a 64×48 image: scaled to the 128×96"):
+        assert torch.allclose(parse_intrinsics(tmp_path / "cam.json", (96, 128)), make_intrinsics(80.0, 82.0, 64.0, 48.0))
+    for size, match in (({"height": 48, "width": "64"}, r"records width '64': write the size .* whole pixels > 0$"),
+                        ({"height": 47.5, "width": 64}, r"records height 47\.5"),
+                        ({"height": 48, "width": 0}, r"records width 0"),
+                        ({"height": 48}, r"records its height but not its width: write both or neither$")):  # fmt: skip
+        (tmp_path / "bad.json").write_text(json.dumps({**size, "intrinsics": K.tolist()}))
+        with pytest.raises(Gen3cInputError, match=r"bad\.json' " + match):
+            parse_intrinsics(tmp_path / "bad.json", (96, 128))
+
+
+def test_prepare_source_names_its_valid_argument_when_it_lets_in_no_pixel():
+    from gen3c.pipelines.camera_video import prepare_source
+
+    with pytest.raises(Gen3cInputError, match=r"prepare_source valid lets in no pixel that has a valid depth.*prepare_source valid must be True"):
+        prepare_source(torch.zeros(3, 32, 48), torch.ones(32, 48), make_intrinsics(40.0, 40.0, 24.0, 16.0), (32, 48), valid=torch.zeros(32, 48, dtype=torch.bool))

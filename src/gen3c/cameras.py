@@ -231,19 +231,28 @@ def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
         raise Gen3cInputError(f"{name} have a focal length ≤ 0: fx and fy must be positive pixels")
     bottom = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
     if not torch.allclose(K[..., 2, :], bottom.expand_as(K[..., 2, :])):
-        raise Gen3cInputError(f"{name} must have [0, 0, 1] as their last row")
+        # MATLAB's IntrinsicMatrix (and some exporters) store K transposed: [fx 0 0; s fy 0; cx cy 1].
+        transposed = torch.allclose(K[..., :, 2], bottom.expand_as(K[..., :, 2]))
+        hint = ": they have it as their last column, so they look transposed (MATLAB's IntrinsicMatrix layout): pass K.T" if transposed else ""
+        raise Gen3cInputError(f"{name} must have [0, 0, 1] as their last row{hint}")
     return K
+
+
+#: A principal point this close to an image's corner (pixels) is a mistake (:func:`check_intrinsics_fit`).
+CORNER_PIXELS = 2.0
 
 
 def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrinsics", frame_offset: int = 0) -> Tensor:
     """Check that pixel intrinsics ``K``, (3, 3) or a (T, 3, 3) stack, can belong to an image of
     ``height`` × ``width``.
 
-    Two mistakes pass :func:`validate_intrinsics` and give a wildly wrong camera: normalised
-    intrinsics (fractions of the image size, as MoGe returns them) and intrinsics of another
-    image size. Both put the principal point where no real camera has it: within a pixel or two
-    of the corner, or outside the image. A stack's error names its first bad frame, counted from
-    ``frame_offset`` (the index of ``K[0]`` in its file).
+    Three mistakes pass :func:`validate_intrinsics` and give a wildly wrong camera: normalised
+    intrinsics (fractions of the image size, as MoGe returns them), intrinsics of another image
+    size (a video downscaled with its camera file kept) and a principal point at 0 (centred
+    pixel coordinates). Each puts the principal point where no real camera has it: within
+    :data:`CORNER_PIXELS` of a corner (checked for images over 16 pixels a side), or outside the
+    image. A stack's error names its first bad frame, counted from ``frame_offset`` (the index of
+    ``K[0]`` in its file).
 
     Raises:
         Gen3cInputError: one line saying which mistake it looks like and how to fix it.
@@ -257,16 +266,23 @@ def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrin
     fx, fy, cx, cy = stack[:, 0, 0], stack[:, 1, 1], stack[:, 0, 2], stack[:, 1, 2]
     normalised = (torch.maximum(cx, cy) <= 1.0) & (torch.maximum(fx, fy) <= 10.0) & (min(height, width) > 8)
     outside = (cx < 0) | (cx > width) | (cy < 0) | (cy > height)
+    checked = min(height, width) > 16  # (a few pixels are much of a tiny test image)
+    far_corner = (cx >= width - CORNER_PIXELS) & (cy >= height - CORNER_PIXELS) & ~outside & checked
+    near_corner = (cx <= CORNER_PIXELS) & (cy <= CORNER_PIXELS) & ~outside & ~normalised & checked
     for bad, problem in (
         (normalised, "look normalised (fractions of the image size): pass pixels of the {w}×{h} image, i.e. fx, cx × {w} and fy, cy × {h}"),
         (outside, "put the principal point outside the {w}×{h} (W×H) image: pass intrinsics in pixels of this image "
                   "(these look made for another size)"),
+        (far_corner, "put the principal point at the bottom-right corner of the {w}×{h} (W×H) image: these look made for an image "
+                     "twice its size (a video downscaled, its camera file kept): pass intrinsics in pixels of this image (fx, fy, cx, cy × ½)"),
+        (near_corner, "put the principal point at the top-left corner of the {w}×{h} (W×H) image: gen3c's cx, cy count pixels from "
+                      "that corner, not from the image's centre: add {half_w:g} to cx and {half_h:g} to cy"),
     ):  # fmt: skip
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])
             where = f" (frame {frame_offset + i})" if K.ndim == 3 and len(stack) > 1 else ""
             numbers = f"fx={float(fx[i]):g}, fy={float(fy[i]):g}, cx={float(cx[i]):g}, cy={float(cy[i]):g}"
-            raise Gen3cInputError(f"{name}{where} ({numbers}) {problem.format(w=width, h=height)}")
+            raise Gen3cInputError(f"{name}{where} ({numbers}) {problem.format(w=width, h=height, half_w=width / 2, half_h=height / 2)}")
     return K
 
 

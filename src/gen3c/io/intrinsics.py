@@ -77,11 +77,26 @@ def check_intrinsics_spec(spec: str | os.PathLike, name: str = "--intrinsics") -
 
 
 def recorded_size(data: Any) -> tuple[int, int] | None:
-    """The (H, W) a JSON camera says it was made for (``height``, ``width``), if it says so."""
-    if not isinstance(data, dict):
+    """The (H, W) a JSON camera says it was made for (``height``, ``width``; 1920.0 is 1920),
+    None when it says nothing of its size.
+
+    Raises:
+        ValueError: one of the two without the other, or a value that is no whole number of
+            pixels > 0 (the intrinsics would be taken as pixels of the wrong image).
+    """
+    if not isinstance(data, dict) or ("height" not in data and "width" not in data):
         return None
-    size = tuple(data.get(key) for key in ("height", "width"))
-    return size if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size) else None
+    given = {key: data.get(key) for key in ("height", "width")}
+    missing = [key for key in given if key not in data]
+    if missing:
+        raise ValueError(f"records its {'height' if missing == ['width'] else 'width'} but not its {missing[0]}: write both or neither")
+    size = []
+    for key, value in given.items():
+        whole = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value == int(value)
+        if not whole or value <= 0:
+            raise ValueError(f"records {key} {value!r}: write the size the intrinsics were made for as whole pixels > 0")
+        size.append(int(value))
+    return size[0], size[1]
 
 
 def spec_numbers(spec: str) -> list[float] | None:
@@ -119,7 +134,10 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 )
         if suffix == ".json":
             data = loads_json(p.read_text(), f"{name} file {str(p)!r}", "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix")
-            made_for = recorded_size(data)
+            try:
+                made_for = recorded_size(data)
+            except ValueError as exc:
+                raise Gen3cInputError(f"{name} file {str(p)!r} {exc}") from None
             if isinstance(data, dict) and all(k in data for k in ("fx", "fy", "cx", "cy")):
                 values = [data[k] for k in ("fx", "fy", "cx", "cy")]
             elif isinstance(data, dict) and ("K" in data or "intrinsics" in data):

@@ -216,7 +216,7 @@ def prepare_source(
     # not valid); NaN must not reach the bilinear resize, which would spread it to its neighbours.
     # Depth filled already holds NaN's fill (1e4): counted again, it would be noted as depth ≥ 1e4.
     tally = None if note_invalid_depth else InvalidDepthTally()
-    depth, valid = fill_invalid_depth(depth, "prepare_source depth", mask=valid, tally=tally)
+    depth, valid = fill_invalid_depth(depth, "prepare_source depth", mask=valid, tally=tally, mask_name="prepare_source valid")
     # GEN3C resizes depth bilinearly; the edge filter later drops the in-between points.
     stacked = torch.cat([image.float(), depth[None].float(), valid[None].float()])
     resized = resize_image(stacked, resolution, resize_mode)
