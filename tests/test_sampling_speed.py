@@ -317,6 +317,36 @@ def test_magcache_measures_its_ratios_once_then_skips(pipe, conditions, tmp_path
         pipe.step_cache = None
 
 
+def test_magcache_reads_the_ratios_of_each_runs_sampler(pipe, conditions, tmp_path, monkeypatch):
+    """The ratios are per sampler: a run after ``pipe.scheduler`` was swapped (diffusers' way) reads
+    its sampler's, or measures them (before: it skipped steps with the first sampler's ratios)."""
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
+    checkpoint = tmp_path / "ckpt"
+    (checkpoint / "transformer").mkdir(parents=True)
+    (checkpoint / "mag_ratios.json").write_text(json.dumps({"euler": {"num_steps": 8, "ratios": [1.0] * 8}}))
+    euler, dpmpp = pipe.scheduler, make_scheduler("dpmpp_2m", dict(pipe.scheduler.config))
+    pipe.register_modules(scheduler=dpmpp)
+    exact = sample(pipe, conditions, steps=8)
+    pipe.register_modules(scheduler=euler)
+    cache = with_cache(pipe, "magcache:0.5", ratio_store=MagRatioStore(checkpoint))
+    try:
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=8)
+        assert evals.count < 16  # euler's ratios: it skips
+        pipe.register_modules(scheduler=dpmpp)
+        with AttentionEvals(pipe.transformer) as evals, pytest.warns(UserWarning, match=r"magnitude ratios \(dpmpp_2m, 8 steps\)"):
+            calibrated = sample(pipe, conditions, steps=8)
+        assert evals.count == 16 and torch.equal(calibrated, exact)  # none stored for it: measured, nothing skipped
+        pipe.register_modules(scheduler=euler)
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=8)
+        assert evals.count < 16 and cache.mag_ratios == [1.0] * 8  # euler's again
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+        pipe.register_modules(scheduler=euler)
+
+
 def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named(pipe, conditions, tmp_path, monkeypatch):
     monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
     store = MagRatioStore(tmp_path / "hub-id-like")  # not a folder: the user cache only

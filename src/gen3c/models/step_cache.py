@@ -76,16 +76,20 @@ class StepCache:
 
     Args:
         spec: what to cache.
-        mag_ratios: MagCache's per-step magnitude ratios (None: measure them on the first run).
-        ratio_store: where measured ratios are stored (None: kept for this process only).
+        mag_ratios: MagCache's per-step magnitude ratios, used with every sampler (None: each
+            run's sampler's from ``ratio_store``, else measured by the first run with that sampler).
+        ratio_store: where ratios are read and measured ones stored (None: kept for this process only).
     """
 
     def __init__(self, spec: StepCacheSpec, mag_ratios: list[float] | None = None, ratio_store: MagRatioStore | None = None) -> None:
         self.spec = spec
         self.mag_ratios = mag_ratios
         self.ratio_store = ratio_store
+        # The sampler whose ratios mag_ratios holds when they were read or measured here (None:
+        # given by the caller, used with every sampler): another sampler's run reads its own.
+        self._ratios_sampler: str | None = None
         self._transformer: nn.Module | None = None
-        self._applied_steps: int | None = None
+        self._applied: tuple[int, str | None] | None = None  # MagCache's (steps, ratios' sampler) as applied
         self._calibration: MagCalibration | None = None
 
     def begin(self, transformer: nn.Module, num_steps: int, sampler: str) -> None:
@@ -96,12 +100,16 @@ class StepCache:
         if self._transformer is not None and self._transformer is not transformer:
             raise Gen3cModelError("this step cache is attached to another transformer")
         kind = self.spec.kind
+        if kind == "magcache" and self._ratios_sampler not in (None, sampler):
+            self.mag_ratios = self._ratios_sampler = None  # another sampler's (e.g. pipe.scheduler swapped)
         if kind == "magcache" and self.mag_ratios is None and self.ratio_store is not None:
             self.mag_ratios = self.ratio_store.load(sampler)
+            self._ratios_sampler = sampler if self.mag_ratios is not None else None
         if kind == "magcache" and self.mag_ratios is None:
+            self._detach()  # hooks of another sampler's ratios would skip steps of the calibration run
             self._calibration = MagCalibration(transformer, sampler, num_steps)
             return
-        if self._transformer is None or (kind == "magcache" and self._applied_steps != num_steps):
+        if self._transformer is None or (kind == "magcache" and self._applied != (num_steps, self._ratios_sampler)):
             self._apply(transformer, num_steps)
         HookRegistry.check_if_exists_or_initialize(transformer).reset_stateful_hooks(recurse=True)
 
@@ -128,14 +136,14 @@ class StepCache:
                 cache_identifiers=list(TAYLORSEER_MODULES),
             )  # fmt: skip
             apply_taylorseer_cache(transformer, config)
-        else:  # magcache: applied again (replacing its hooks) when the number of steps changes
+        else:  # magcache: applied again (replacing its hooks) when the steps or the ratios' sampler change
             config = MagCacheConfig(
                 threshold=value, max_skip_steps=MAGCACHE_MAX_SKIP, retention_ratio=MAGCACHE_RETENTION,
                 num_inference_steps=num_steps, mag_ratios=list(self.mag_ratios),
             )  # fmt: skip
             apply_mag_cache(transformer, config)
         HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
-        self._transformer, self._applied_steps = transformer, num_steps
+        self._transformer, self._applied = transformer, (num_steps, self._ratios_sampler)
 
     @contextmanager
     def branch(self, name: str):
@@ -157,6 +165,10 @@ class StepCache:
         if self._calibration is not None:
             self._calibration.finish()
             self._calibration = None
+        self._detach()
+
+    def _detach(self) -> None:
+        """Take diffusers' cache hooks off the transformer (the next :meth:`begin` applies them again)."""
         if self._transformer is None:
             return
         from diffusers.hooks import HookRegistry
@@ -168,7 +180,7 @@ class StepCache:
         for name in (_FBC_LEADER_BLOCK_HOOK, _FBC_BLOCK_HOOK, _MAG_CACHE_LEADER_BLOCK_HOOK, _MAG_CACHE_BLOCK_HOOK, _TAYLORSEER_CACHE_HOOK):
             registry.remove_hook(name, recurse=True)
         registry.invalidate_child_registries_cache()
-        self._transformer = self._applied_steps = None
+        self._transformer = self._applied = None
 
     def end(self) -> None:
         """Free the cached tensors; after a whole calibration run, keep and store the measured
@@ -178,7 +190,7 @@ class StepCache:
             ratios = calibration.finish()
             if ratios is None:
                 return
-            self.mag_ratios = ratios
+            self.mag_ratios, self._ratios_sampler = ratios, calibration.sampler
             where = None
             if self.ratio_store is not None:
                 where = self.ratio_store.save(calibration.sampler, calibration.num_steps, ratios, calibration.ratios)
