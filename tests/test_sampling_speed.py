@@ -347,6 +347,29 @@ def test_magcache_reads_the_ratios_of_each_runs_sampler(pipe, conditions, tmp_pa
         pipe.register_modules(scheduler=euler)
 
 
+def test_replacing_the_pipelines_step_cache_takes_its_hooks_off(pipe, conditions):
+    """``pipe.step_cache = None`` (or another cache) leaves no hooks of the old one on the DiT
+    (before: MagCache's kept skipping steps unasked, First Block Cache's and TaylorSeer's raised
+    diffusers' "No cache context is set", and a new First Block Cache "already exists")."""
+    exact = sample(pipe, conditions)
+    for text in ("magcache:0.5", "fbc:9", "taylorseer:2"):
+        with_cache(pipe, text, mag_ratios=[1.0] * 6)
+        assert not torch.equal(sample(pipe, conditions), exact)
+        pipe.step_cache = None
+        with AttentionEvals(pipe.transformer) as evals:
+            assert torch.equal(sample(pipe, conditions), exact)
+        assert evals.count == 12
+    with_cache(pipe, "fbc:9")
+    sample(pipe, conditions)
+    try:
+        with AttentionEvals(pipe.transformer) as evals:
+            with_cache(pipe, "fbc:1e-9")  # replaced: the new one runs (every block, as its threshold says)
+            assert torch.equal(sample(pipe, conditions), exact)
+        assert evals.count == 12
+    finally:
+        pipe.step_cache = None
+
+
 def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named(pipe, conditions, tmp_path, monkeypatch):
     monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
     store = MagRatioStore(tmp_path / "hub-id-like")  # not a folder: the user cache only
