@@ -9,15 +9,20 @@ docs/benchmarks.md) set up with diffusers' own hooks (``diffusers.hooks``):
   forward, blocks 1…27 are skipped and their last residual is added instead. Adaptive: how
   many forwards it skips depends on the model.
 - ``taylorseer[:INTERVAL]`` — TaylorSeer: every self-attention's output is computed in full on
-  the first 3 steps and then every INTERVAL-th (default 3), and extrapolated in between with a
-  first-order Taylor series in the step index (the MLP and cross-attention always run). It keeps
-  two (B, S, C) tensors per block and branch in memory (GEN3C-7B: ~26 GB per branch).
+  steps 0, 1, 2 and then 4, 4 + INTERVAL, 4 + 2·INTERVAL, … (INTERVAL default 3; diffusers'
+  schedule, counted in each branch's own calls: 14 of GEN3C's 35 steps), and extrapolated on
+  the others with a first-order Taylor series in the step index from the last two computed
+  (the MLP and cross-attention always run). It keeps two (B, S, C) tensors per block and
+  branch in memory (GEN3C-7B: ~26 GB per branch).
 - ``magcache[:THRESHOLD]`` — MagCache: skips the whole block stack, adding the last residual,
   while the accumulated change predicted by the model's *magnitude ratios* (how the residual's
   norm changes from step to step) stays under THRESHOLD (default 0.06), at most 3 steps in a
-  row, never in the first 20 % of steps. The ratios are measured on the model: the first run
-  without stored ratios computes every step, measures them and stores them
-  (:class:`MagRatioStore`).
+  row, never in the first 20 % of steps. The ratios are measured on the model, per sampler: the
+  first run without stored ratios for its sampler computes every step, measures them and stores
+  them (:class:`MagRatioStore`).
+
+Each computes step 0 in full; none forces the last step: GEN3C's last step starts at σ 0.0002,
+where the DiT's output enters the denoised estimate scaled by c_out ≈ 0.0002.
 
 diffusers' ``CosmosTransformer3DModel`` has no cache mixin and its block is not in diffusers'
 block registry, so :func:`register_cosmos_block` registers it, :class:`StepCache` applies the
