@@ -34,6 +34,7 @@ Cosmos module — it would hook nothing — so the self-attention modules are na
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -133,6 +134,12 @@ class StepCache:
         kind, value = self.spec.kind, self.spec.value
         if kind == "fbc":
             apply_first_block_cache(transformer, FirstBlockCacheConfig(threshold=value))
+            group = token_group(transformer)
+            if group is not None:  # each rank holds some tokens: decide on all of them, as one GPU does
+                from diffusers.hooks.first_block_cache import _FBC_LEADER_BLOCK_HOOK
+
+                head = HookRegistry.check_if_exists_or_initialize(transformer.transformer_blocks[0]).get_hook(_FBC_LEADER_BLOCK_HOOK)
+                head._should_compute_remaining_blocks = functools.partial(_fbc_decision_over_ranks, head, group)
         elif kind == "taylorseer":
             config = TaylorSeerCacheConfig(
                 cache_interval=int(value), disable_cache_before_step=TAYLORSEER_WARMUP, max_order=1,
@@ -212,6 +219,40 @@ class StepCache:
             HookRegistry.check_if_exists_or_initialize(self._transformer).reset_stateful_hooks(recurse=True)
 
 
+def token_group(transformer: nn.Module) -> Any:
+    """The process group a context-parallel DiT's tokens are split over (None: not split). A
+    skip decision taken on one rank's tokens alone can differ between ranks, and a rank that skips
+    the blocks would leave the others waiting in their attention's all-to-all."""
+    from gen3c.models.context_parallel import context_parallel_degree
+
+    if context_parallel_degree(transformer) <= 1:
+        return None
+    return transformer._parallel_config.context_parallel_config._flattened_mesh.get_group()
+
+
+def mean_over_ranks(means: torch.Tensor, group: Any) -> torch.Tensor:
+    """Means over each rank's tokens → the means over all of them (float32): the ranks hold equal
+    shares (the latent frames divide by the ranks, :func:`gen3c.models.choices.check_token_split`)."""
+    means = means.float().clone()
+    if group is not None:
+        import torch.distributed as dist
+
+        dist.all_reduce(means, group=group)
+        means /= dist.get_world_size(group)
+    return means
+
+
+@torch.compiler.disable
+def _fbc_decision_over_ranks(hook: Any, group: Any, residual: torch.Tensor) -> bool:
+    """diffusers' First Block Cache decision (``FBCHeadBlockHook._should_compute_remaining_blocks``)
+    on the whole sequence's means, so that every rank of a context-parallel DiT takes the same."""
+    previous = hook.state_manager.get_state().head_block_residual
+    if previous is None:
+        return True
+    means = mean_over_ranks(torch.stack([(residual - previous).abs().mean(), previous.abs().mean()]), group)
+    return (means[0] / means[1]).item() > hook.threshold
+
+
 class MagCalibration:
     """Measures MagCache's magnitude ratios during one full run: per branch and step, the mean
     over tokens of ‖r_t‖ / ‖r_{t−1}‖, where r is the block stack's residual (last block's output
@@ -223,6 +264,7 @@ class MagCalibration:
         self.ratios: dict[str, list[float]] = {}
         self._previous: dict[str, torch.Tensor] = {}
         self._input: torch.Tensor | None = None
+        self._group = token_group(transformer)  # (every rank measures the same ratios)
         blocks = transformer.transformer_blocks
         self._handles = [
             blocks[0].register_forward_pre_hook(self._first_input),
@@ -237,7 +279,7 @@ class MagCalibration:
         previous = self._previous.get(self.branch)
         ratio = 1.0
         if previous is not None:
-            ratio = (residual.norm(dim=-1) / (previous.norm(dim=-1) + 1e-8)).mean().item()
+            ratio = mean_over_ranks((residual.norm(dim=-1) / (previous.norm(dim=-1) + 1e-8)).mean().reshape(1), self._group).item()
         self.ratios.setdefault(self.branch, []).append(ratio)
         self._previous[self.branch] = residual
 
