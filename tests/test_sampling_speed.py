@@ -341,6 +341,10 @@ def test_magcache_reads_the_ratios_of_each_runs_sampler(pipe, conditions, tmp_pa
         with AttentionEvals(pipe.transformer) as evals:
             sample(pipe, conditions, steps=8)
         assert evals.count < 16 and cache.mag_ratios == [1.0] * 8  # euler's again
+        cache.mag_ratios = [9.0] * 8  # ratios set by hand are the ones used (these never allow a skip)
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=8)
+        assert evals.count == 16
     finally:
         cache.remove()
         pipe.step_cache = None

@@ -95,7 +95,7 @@ class StepCache:
         # given by the caller, used with every sampler): another sampler's run reads its own.
         self._ratios_sampler: str | None = None
         self._transformer: nn.Module | None = None
-        self._applied: tuple[int, str | None] | None = None  # MagCache's (steps, ratios' sampler) as applied
+        self._applied: tuple[int, list[float] | None] | None = None  # MagCache's (steps, ratios) as applied
         self._calibration: MagCalibration | None = None
 
     def begin(self, transformer: nn.Module, num_steps: int, sampler: str) -> None:
@@ -115,7 +115,7 @@ class StepCache:
             self._detach()  # hooks of another sampler's ratios would skip steps of the calibration run
             self._calibration = MagCalibration(transformer, sampler, num_steps)
             return
-        if self._transformer is None or (kind == "magcache" and self._applied != (num_steps, self._ratios_sampler)):
+        if self._transformer is None or (kind == "magcache" and (self._applied[0] != num_steps or self._applied[1] is not self.mag_ratios)):
             self._apply(transformer, num_steps)
         HookRegistry.check_if_exists_or_initialize(transformer).reset_stateful_hooks(recurse=True)
 
@@ -148,14 +148,14 @@ class StepCache:
                 cache_identifiers=list(TAYLORSEER_MODULES),
             )  # fmt: skip
             apply_taylorseer_cache(transformer, config)
-        else:  # magcache: applied again (replacing its hooks) when the steps or the ratios' sampler change
+        else:  # magcache: applied again (replacing its hooks) when the steps or the ratios change
             config = MagCacheConfig(
                 threshold=value, max_skip_steps=MAGCACHE_MAX_SKIP, retention_ratio=MAGCACHE_RETENTION,
                 num_inference_steps=num_steps, mag_ratios=list(self.mag_ratios),
             )  # fmt: skip
             apply_mag_cache(transformer, config)
         HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
-        self._transformer, self._applied = transformer, (num_steps, self._ratios_sampler)
+        self._transformer, self._applied = transformer, (num_steps, self.mag_ratios)
 
     @contextmanager
     def branch(self, name: str):
