@@ -98,6 +98,27 @@ def test_auto_on_a_cpu_is_pytorch_sdpa_and_changes_nothing():
     assert model.transformer_blocks[0].attn2.processor.self_attention is None  # cross-attention: the dispatcher
 
 
+def test_no_backend_after_a_kernel_leaves_attention_to_diffusers(monkeypatch):
+    """``set_attention_backend(model, None)`` says "diffusers" and means it: a gen3c kernel set
+    before no longer computes, and the run record's attention says so (before: the kernel stayed,
+    and the record named it)."""
+    from gen3c.models import attention
+
+    calls = []
+    monkeypatch.setitem(attention._KERNEL_FUNCTIONS, "sdpa", lambda q, k, v: calls.append(1) or sdpa_attention(q, k, v))
+    model = tiny_transformer()
+    kwargs = dit_inputs()
+    with torch.no_grad():
+        stock = model(**kwargs)[0]
+        set_attention_backend(model, "sdpa")
+        model(**kwargs)
+        assert calls and model._gen3c_attention_kernel == "sdpa"
+        calls.clear()
+        assert set_attention_backend(model, None) == "diffusers"
+        assert torch.equal(model(**kwargs)[0], stock)
+    assert calls == [] and model._gen3c_attention_kernel == "diffusers"
+
+
 @pytest.mark.parametrize("kernel", ["flash4", "cudnn_fp8"])
 def test_a_kernel_that_cannot_run_falls_back_with_one_line(kernel):
     if torch.cuda.is_available():

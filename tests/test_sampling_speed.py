@@ -317,6 +317,63 @@ def test_magcache_measures_its_ratios_once_then_skips(pipe, conditions, tmp_path
         pipe.step_cache = None
 
 
+def test_magcache_reads_the_ratios_of_each_runs_sampler(pipe, conditions, tmp_path, monkeypatch):
+    """The ratios are per sampler: a run after ``pipe.scheduler`` was swapped (diffusers' way) reads
+    its sampler's, or measures them (before: it skipped steps with the first sampler's ratios)."""
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
+    checkpoint = tmp_path / "ckpt"
+    (checkpoint / "transformer").mkdir(parents=True)
+    (checkpoint / "mag_ratios.json").write_text(json.dumps({"euler": {"num_steps": 8, "ratios": [1.0] * 8}}))
+    euler, dpmpp = pipe.scheduler, make_scheduler("dpmpp_2m", dict(pipe.scheduler.config))
+    pipe.register_modules(scheduler=dpmpp)
+    exact = sample(pipe, conditions, steps=8)
+    pipe.register_modules(scheduler=euler)
+    cache = with_cache(pipe, "magcache:0.5", ratio_store=MagRatioStore(checkpoint))
+    try:
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=8)
+        assert evals.count < 16  # euler's ratios: it skips
+        pipe.register_modules(scheduler=dpmpp)
+        with AttentionEvals(pipe.transformer) as evals, pytest.warns(UserWarning, match=r"magnitude ratios \(dpmpp_2m, 8 steps\)"):
+            calibrated = sample(pipe, conditions, steps=8)
+        assert evals.count == 16 and torch.equal(calibrated, exact)  # none stored for it: measured, nothing skipped
+        pipe.register_modules(scheduler=euler)
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=8)
+        assert evals.count < 16 and cache.mag_ratios == [1.0] * 8  # euler's again
+        cache.mag_ratios = [9.0] * 8  # ratios set by hand are the ones used (these never allow a skip)
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=8)
+        assert evals.count == 16
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+        pipe.register_modules(scheduler=euler)
+
+
+def test_replacing_the_pipelines_step_cache_takes_its_hooks_off(pipe, conditions):
+    """``pipe.step_cache = None`` (or another cache) leaves no hooks of the old one on the DiT
+    (before: MagCache's kept skipping steps unasked, First Block Cache's and TaylorSeer's raised
+    diffusers' "No cache context is set", and a new First Block Cache "already exists")."""
+    exact = sample(pipe, conditions)
+    for text in ("magcache:0.5", "fbc:9", "taylorseer:2"):
+        with_cache(pipe, text, mag_ratios=[1.0] * 6)
+        assert not torch.equal(sample(pipe, conditions), exact)
+        pipe.step_cache = None
+        with AttentionEvals(pipe.transformer) as evals:
+            assert torch.equal(sample(pipe, conditions), exact)
+        assert evals.count == 12
+    with_cache(pipe, "fbc:9")
+    sample(pipe, conditions)
+    try:
+        with AttentionEvals(pipe.transformer) as evals:
+            with_cache(pipe, "fbc:1e-9")  # replaced: the new one runs (every block, as its threshold says)
+            assert torch.equal(sample(pipe, conditions), exact)
+        assert evals.count == 12
+    finally:
+        pipe.step_cache = None
+
+
 def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named(pipe, conditions, tmp_path, monkeypatch):
     monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
     store = MagRatioStore(tmp_path / "hub-id-like")  # not a folder: the user cache only
@@ -636,3 +693,89 @@ def test_help_states_each_approximations_measured_cost():
     measured = {f"{float(n):.1f}" for n in re.findall(r"\d+\.\d+", docs.read_text())}
     quoted = [n for name in least for n in psnr.findall(helps[name])]
     assert quoted and not [n for n in quoted if n not in measured]
+
+
+# -- step caches on a DiT whose tokens are split across ranks ---------------------------------
+
+CP_STEP_CACHE_WORKER = '''
+import copy, faulthandler, json, os, sys
+import torch
+from diffusers import CosmosTransformer3DModel
+from diffusers.utils import logging
+from gen3c.models import configs
+from gen3c.models.context_parallel import enable_context_parallel
+from gen3c.models.step_cache import StepCache, StepCacheSpec
+from gen3c.parallel import init_parallel
+
+faulthandler.dump_traceback_later(90, exit=True)  # ranks that wait on each other forever end (the test fails)
+logging.set_verbosity_error()
+ctx = init_parallel(int(os.environ["WORLD_SIZE"]))
+torch.manual_seed(0)
+split = CosmosTransformer3DModel(**configs.TRANSFORMER_TINY).eval()
+for name, p in split.named_parameters():
+    if "norm" not in name:
+        p.data.normal_(0.0, 0.05)
+whole = copy.deepcopy(split)
+enable_context_parallel(split, ctx.device)
+g = torch.Generator().manual_seed(1)
+T, h, w = 4, 4, 6  # 4 latent frames: the first 2 are rank 0's tokens, the last 2 rank 1's
+x = torch.randn(1, 16, T, h, w, generator=g)
+bump = torch.zeros_like(x)
+bump[:, :, :2] = torch.randn(1, 16, 2, h, w, generator=g)  # the steps change rank 0's tokens only
+kwargs = dict(timestep=torch.tensor([0.7]), encoder_hidden_states=torch.randn(1, 8, configs.TRANSFORMER_TINY["text_embed_dim"], generator=g),
+              condition_mask=torch.randn(1, configs.TRANSFORMER_TINY["in_channels"] - 16, T, h, w, generator=g),
+              padding_mask=torch.zeros(1, 1, h * 8, w * 8), fps=24, return_dict=False)
+
+
+def run(model, text, steps=3):
+    cache, tails, ran = StepCache(StepCacheSpec.parse(text)), [], []
+    handle = model.transformer_blocks[-1].attn1.to_q.register_forward_pre_hook(lambda m, a: tails.append(1))
+    cache.begin(model, steps, "euler")
+    with torch.no_grad():
+        for k in range(steps):
+            before = len(tails)
+            with cache.branch("cond"):
+                model(hidden_states=x + 3 * k * bump, **kwargs)
+            ran.append(len(tails) > before)
+    cache.end()
+    cache.remove()
+    handle.remove()
+    return ran, cache.mag_ratios
+
+
+result = {"magcache": [run(m, "magcache")[1] for m in (split, whole)]}
+for i in range(12):  # thresholds 4^-i: one between the ranks' own changes, wherever they are
+    threshold = 4.0**-i
+    result[f"fbc:{threshold:g}"] = [run(m, f"fbc:{threshold:g}")[0] for m in (split, whole)]
+(open(sys.argv[1] + f"/rank{ctx.rank}.json", "w")).write(json.dumps(result))
+'''
+
+
+@pytest.mark.slow
+def test_step_caches_decide_alike_on_every_rank_of_a_split_dit(tmp_path):
+    """With the DiT's tokens split across ranks, First Block Cache decides and MagCache measures
+    on all the tokens, as one GPU does (before: each rank on its own, so ranks could skip
+    different steps — one left waiting in the attention's all-to-all — and measure different ratios)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gen3c
+
+    worker = tmp_path / "worker.py"
+    worker.write_text(CP_STEP_CACHE_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(Path(gen3c.__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    (split0, whole), (split1, _) = ranks[0]["magcache"], ranks[1]["magcache"]
+    assert split0 == split1 and split0 == pytest.approx(whole, rel=1e-4)  # the whole sequence's ratios, on both ranks
+    assert ranks[0]["magcache"] != [None, None] and len(split0) == 3
+    decisions = {key: value for key, value in ranks[0].items() if key.startswith("fbc")}
+    for key, (split_ran, whole_ran) in decisions.items():
+        assert split_ran == ranks[1][key][0] == whole_ran, key
+    assert any(not all(ran) for ran, _ in decisions.values()) and any(all(ran) for ran, _ in decisions.values())

@@ -43,11 +43,7 @@ from torch import Tensor, nn
 
 from gen3c.errors import first_line, note
 from gen3c.models.choices import AUTO_ORDER, KERNELS
-from gen3c.models.speed import Fp8Linear
-
-FP8_MAX = 448.0  # largest finite float8_e4m3fn
-
-
+from gen3c.models.speed import FP8_MAX, Fp8Linear
 
 # -- the processor ----------------------------------------------------------------------------
 

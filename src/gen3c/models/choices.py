@@ -90,6 +90,7 @@ def check_step_cache_guidance(spec: StepCacheSpec | None, guidance_every: int, g
         what = "--step_cache magcache" if spec.kind == "magcache" else "--guidance_batch with a step cache"
         raise Gen3cInputError(f"{what} needs the unconditional branch at every step: drop --guidance_every {guidance_every} (or the cache)")
 
+
 def check_attention_backend(backend: str) -> None:
     """Refuse an ``attention_backend`` that names no gen3c kernel and no diffusers backend (checked
     before any weights load; whether it can run here is known only on the device)."""

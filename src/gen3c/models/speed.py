@@ -45,7 +45,8 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
             runs, else as auto), a gen3c kernel ("flash4", "cudnn_fp8",
             "sdpa"; one that cannot run here falls back to "sdpa" with a warning line), a
             diffusers attention backend name ("native", "_native_cudnn", "flash", …), or None
-            (leave diffusers' default processor).
+            (all attention through diffusers' dispatcher, as diffusers' own processor computes
+            it; a gen3c kernel set earlier is dropped).
         device: where the transformer will compute (default: its parameters' device).
     Returns:
         What now computes self-attention ("diffusers" when left to diffusers' processor).
@@ -53,7 +54,7 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
     from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
     from diffusers.utils.constants import DIFFUSERS_ATTN_BACKEND
 
-    from gen3c.models.attention import set_attention_kernel
+    from gen3c.models.attention import CosmosAttnProcessor, set_attention_kernel
     from gen3c.models.choices import AUTO_ORDER, KERNELS
 
     if backend is not None:
@@ -62,7 +63,14 @@ def set_attention_backend(transformer: nn.Module, backend: str | None = "auto", 
         # diffusers' dispatcher (cross-attention; all of it under None) computes with the process's
         # active backend, which a diffusers backend chosen earlier, for any model, left set: its default again.
         _AttentionBackendRegistry.set_active_backend(AttentionBackendName(DIFFUSERS_ATTN_BACKEND))
-        return "diffusers" if backend is None else set_attention_kernel(transformer, backend, device)
+        if backend is not None:
+            return set_attention_kernel(transformer, backend, device)
+        for block in transformer.transformer_blocks:
+            for attn in (block.attn1, block.attn2):
+                if isinstance(attn.processor, CosmosAttnProcessor):  # (it keeps the parallel config)
+                    attn.processor.self_attention = attn.processor.self_attention_e4m3 = None
+        transformer._gen3c_attention_kernel = "diffusers"
+        return "diffusers"
 
     from gen3c.library_output import libraries_quiet
 

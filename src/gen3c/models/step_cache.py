@@ -9,15 +9,20 @@ docs/benchmarks.md) set up with diffusers' own hooks (``diffusers.hooks``):
   forward, blocks 1…27 are skipped and their last residual is added instead. Adaptive: how
   many forwards it skips depends on the model.
 - ``taylorseer[:INTERVAL]`` — TaylorSeer: every self-attention's output is computed in full on
-  the first 3 steps and then every INTERVAL-th (default 3), and extrapolated in between with a
-  first-order Taylor series in the step index (the MLP and cross-attention always run). It keeps
-  two (B, S, C) tensors per block and branch in memory (GEN3C-7B: ~26 GB per branch).
+  steps 0, 1, 2 and then 4, 4 + INTERVAL, 4 + 2·INTERVAL, … (INTERVAL default 3; diffusers'
+  schedule, counted in each branch's own calls: 14 of GEN3C's 35 steps), and extrapolated on
+  the others with a first-order Taylor series in the step index from the last two computed
+  (the MLP and cross-attention always run). It keeps two (B, S, C) tensors per block and
+  branch in memory (GEN3C-7B: ~26 GB per branch).
 - ``magcache[:THRESHOLD]`` — MagCache: skips the whole block stack, adding the last residual,
   while the accumulated change predicted by the model's *magnitude ratios* (how the residual's
   norm changes from step to step) stays under THRESHOLD (default 0.06), at most 3 steps in a
-  row, never in the first 20 % of steps. The ratios are measured on the model: the first run
-  without stored ratios computes every step, measures them and stores them
-  (:class:`MagRatioStore`).
+  row, never in the first 20 % of steps. The ratios are measured on the model, per sampler: the
+  first run without stored ratios for its sampler computes every step, measures them and stores
+  them (:class:`MagRatioStore`).
+
+Each computes step 0 in full; none forces the last step: GEN3C's last step starts at σ 0.0002,
+where the DiT's output enters the denoised estimate scaled by c_out ≈ 0.0002.
 
 diffusers' ``CosmosTransformer3DModel`` has no cache mixin and its block is not in diffusers'
 block registry, so :func:`register_cosmos_block` registers it, :class:`StepCache` applies the
@@ -29,6 +34,7 @@ Cosmos module — it would hook nothing — so the self-attention modules are na
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -76,16 +82,20 @@ class StepCache:
 
     Args:
         spec: what to cache.
-        mag_ratios: MagCache's per-step magnitude ratios (None: measure them on the first run).
-        ratio_store: where measured ratios are stored (None: kept for this process only).
+        mag_ratios: MagCache's per-step magnitude ratios, used with every sampler (None: each
+            run's sampler's from ``ratio_store``, else measured by the first run with that sampler).
+        ratio_store: where ratios are read and measured ones stored (None: kept for this process only).
     """
 
     def __init__(self, spec: StepCacheSpec, mag_ratios: list[float] | None = None, ratio_store: MagRatioStore | None = None) -> None:
         self.spec = spec
         self.mag_ratios = mag_ratios
         self.ratio_store = ratio_store
+        # The sampler whose ratios mag_ratios holds when they were read or measured here (None:
+        # given by the caller, used with every sampler): another sampler's run reads its own.
+        self._ratios_sampler: str | None = None
         self._transformer: nn.Module | None = None
-        self._applied_steps: int | None = None
+        self._applied: tuple[int, list[float] | None] | None = None  # MagCache's (steps, ratios) as applied
         self._calibration: MagCalibration | None = None
 
     def begin(self, transformer: nn.Module, num_steps: int, sampler: str) -> None:
@@ -96,12 +106,16 @@ class StepCache:
         if self._transformer is not None and self._transformer is not transformer:
             raise Gen3cModelError("this step cache is attached to another transformer")
         kind = self.spec.kind
+        if kind == "magcache" and self._ratios_sampler not in (None, sampler):
+            self.mag_ratios = self._ratios_sampler = None  # another sampler's (e.g. pipe.scheduler swapped)
         if kind == "magcache" and self.mag_ratios is None and self.ratio_store is not None:
             self.mag_ratios = self.ratio_store.load(sampler)
+            self._ratios_sampler = sampler if self.mag_ratios is not None else None
         if kind == "magcache" and self.mag_ratios is None:
+            self._detach()  # hooks of another sampler's ratios would skip steps of the calibration run
             self._calibration = MagCalibration(transformer, sampler, num_steps)
             return
-        if self._transformer is None or (kind == "magcache" and self._applied_steps != num_steps):
+        if self._transformer is None or (kind == "magcache" and (self._applied[0] != num_steps or self._applied[1] is not self.mag_ratios)):
             self._apply(transformer, num_steps)
         HookRegistry.check_if_exists_or_initialize(transformer).reset_stateful_hooks(recurse=True)
 
@@ -120,6 +134,12 @@ class StepCache:
         kind, value = self.spec.kind, self.spec.value
         if kind == "fbc":
             apply_first_block_cache(transformer, FirstBlockCacheConfig(threshold=value))
+            group = token_group(transformer)
+            if group is not None:  # each rank holds some tokens: decide on all of them, as one GPU does
+                from diffusers.hooks.first_block_cache import _FBC_LEADER_BLOCK_HOOK
+
+                head = HookRegistry.check_if_exists_or_initialize(transformer.transformer_blocks[0]).get_hook(_FBC_LEADER_BLOCK_HOOK)
+                head._should_compute_remaining_blocks = functools.partial(_fbc_decision_over_ranks, head, group)
         elif kind == "taylorseer":
             config = TaylorSeerCacheConfig(
                 cache_interval=int(value), disable_cache_before_step=TAYLORSEER_WARMUP, max_order=1,
@@ -128,14 +148,14 @@ class StepCache:
                 cache_identifiers=list(TAYLORSEER_MODULES),
             )  # fmt: skip
             apply_taylorseer_cache(transformer, config)
-        else:  # magcache: applied again (replacing its hooks) when the number of steps changes
+        else:  # magcache: applied again (replacing its hooks) when the steps or the ratios change
             config = MagCacheConfig(
                 threshold=value, max_skip_steps=MAGCACHE_MAX_SKIP, retention_ratio=MAGCACHE_RETENTION,
                 num_inference_steps=num_steps, mag_ratios=list(self.mag_ratios),
             )  # fmt: skip
             apply_mag_cache(transformer, config)
         HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
-        self._transformer, self._applied_steps = transformer, num_steps
+        self._transformer, self._applied = transformer, (num_steps, self.mag_ratios)
 
     @contextmanager
     def branch(self, name: str):
@@ -157,6 +177,10 @@ class StepCache:
         if self._calibration is not None:
             self._calibration.finish()
             self._calibration = None
+        self._detach()
+
+    def _detach(self) -> None:
+        """Take diffusers' cache hooks off the transformer (the next :meth:`begin` applies them again)."""
         if self._transformer is None:
             return
         from diffusers.hooks import HookRegistry
@@ -168,7 +192,7 @@ class StepCache:
         for name in (_FBC_LEADER_BLOCK_HOOK, _FBC_BLOCK_HOOK, _MAG_CACHE_LEADER_BLOCK_HOOK, _MAG_CACHE_BLOCK_HOOK, _TAYLORSEER_CACHE_HOOK):
             registry.remove_hook(name, recurse=True)
         registry.invalidate_child_registries_cache()
-        self._transformer = self._applied_steps = None
+        self._transformer = self._applied = None
 
     def end(self) -> None:
         """Free the cached tensors; after a whole calibration run, keep and store the measured
@@ -178,7 +202,7 @@ class StepCache:
             ratios = calibration.finish()
             if ratios is None:
                 return
-            self.mag_ratios = ratios
+            self.mag_ratios, self._ratios_sampler = ratios, calibration.sampler
             where = None
             if self.ratio_store is not None:
                 where = self.ratio_store.save(calibration.sampler, calibration.num_steps, ratios, calibration.ratios)
@@ -195,6 +219,40 @@ class StepCache:
             HookRegistry.check_if_exists_or_initialize(self._transformer).reset_stateful_hooks(recurse=True)
 
 
+def token_group(transformer: nn.Module) -> Any:
+    """The process group a context-parallel DiT's tokens are split over (None: not split). A
+    skip decision taken on one rank's tokens alone can differ between ranks, and a rank that skips
+    the blocks would leave the others waiting in their attention's all-to-all."""
+    from gen3c.models.context_parallel import context_parallel_degree
+
+    if context_parallel_degree(transformer) <= 1:
+        return None
+    return transformer._parallel_config.context_parallel_config._flattened_mesh.get_group()
+
+
+def mean_over_ranks(means: torch.Tensor, group: Any) -> torch.Tensor:
+    """Means over each rank's tokens → the means over all of them (float32): the ranks hold equal
+    shares (the latent frames divide by the ranks, :func:`gen3c.models.choices.check_token_split`)."""
+    means = means.float().clone()
+    if group is not None:
+        import torch.distributed as dist
+
+        dist.all_reduce(means, group=group)
+        means /= dist.get_world_size(group)
+    return means
+
+
+@torch.compiler.disable
+def _fbc_decision_over_ranks(hook: Any, group: Any, residual: torch.Tensor) -> bool:
+    """diffusers' First Block Cache decision (``FBCHeadBlockHook._should_compute_remaining_blocks``)
+    on the whole sequence's means, so that every rank of a context-parallel DiT takes the same."""
+    previous = hook.state_manager.get_state().head_block_residual
+    if previous is None:
+        return True
+    means = mean_over_ranks(torch.stack([(residual - previous).abs().mean(), previous.abs().mean()]), group)
+    return (means[0] / means[1]).item() > hook.threshold
+
+
 class MagCalibration:
     """Measures MagCache's magnitude ratios during one full run: per branch and step, the mean
     over tokens of ‖r_t‖ / ‖r_{t−1}‖, where r is the block stack's residual (last block's output
@@ -206,6 +264,7 @@ class MagCalibration:
         self.ratios: dict[str, list[float]] = {}
         self._previous: dict[str, torch.Tensor] = {}
         self._input: torch.Tensor | None = None
+        self._group = token_group(transformer)  # (every rank measures the same ratios)
         blocks = transformer.transformer_blocks
         self._handles = [
             blocks[0].register_forward_pre_hook(self._first_input),
@@ -220,7 +279,7 @@ class MagCalibration:
         previous = self._previous.get(self.branch)
         ratio = 1.0
         if previous is not None:
-            ratio = (residual.norm(dim=-1) / (previous.norm(dim=-1) + 1e-8)).mean().item()
+            ratio = mean_over_ranks((residual.norm(dim=-1) / (previous.norm(dim=-1) + 1e-8)).mean().reshape(1), self._group).item()
         self.ratios.setdefault(self.branch, []).append(ratio)
         self._previous[self.branch] = residual
 

@@ -167,8 +167,7 @@ class Gen3cPipeline(DiffusionPipeline):
         #: (component, device) of every placement made by the pipeline, for inspection.
         self.placements: list[tuple[str, str]] = []
         self.lora_sha256: str | None = None  # of the loaded adapter's weights (load_lora)
-        #: Step caching of the DiT (:mod:`gen3c.models.step_cache`), None: every step computed in full.
-        self.step_cache: StepCache | None = None
+        self._step_cache: StepCache | None = None
         #: ``num_steps`` / ``guidance`` the checkpoint was made to sample with (a distilled
         #: student's ``gen3c_model.json``): what :meth:`__call__` uses when not told; empty: GEN3C's.
         self.sampling_defaults: dict[str, Any] = {}
@@ -414,6 +413,20 @@ class Gen3cPipeline(DiffusionPipeline):
         if self._execution_device.type == "cuda":
             torch.cuda.empty_cache()
         raise Gen3cMemoryError(out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None))
+
+    @property
+    def step_cache(self) -> StepCache | None:
+        """Step caching of the DiT (:mod:`gen3c.models.step_cache`), None: every step computed in
+        full. Setting it takes the hooks of the cache it replaces off the DiT (left on, MagCache's
+        kept skipping steps and the others raised at the next forward)."""
+        return self._step_cache
+
+    @step_cache.setter
+    def step_cache(self, cache: StepCache | None) -> None:
+        old = self._step_cache
+        if old is not None and old is not cache:
+            old.remove()
+        self._step_cache = cache
 
     @property
     def transformer_dtype(self) -> torch.dtype:
