@@ -160,6 +160,29 @@ def test_torchrun_variables_missing_or_malformed_are_one_line_naming_them(monkey
     assert message in str(raised.value)
 
 
+def test_a_launch_without_local_rank_on_gpus_is_refused_not_every_rank_on_cuda_0(monkeypatch):
+    """A hand-made launch (RANK, WORLD_SIZE, MASTER_* set; LOCAL_RANK not) on a host of 2 GPUs:
+    every rank took cuda:0 and NCCL failed in each rank's traceback ("Duplicate GPU detected")."""
+    import torch.distributed as dist
+
+    from gen3c.parallel import init_parallel
+
+    def joined(*args, **kwargs):
+        raise AssertionError("joined the process group before refusing the environment")
+
+    monkeypatch.setattr(dist, "init_process_group", joined)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(key)
+    with pytest.raises(Gen3cInputError, match=r"^each rank takes the GPU cuda:LOCAL_RANK, but the environment has no LOCAL_RANK: "
+                       r"launch with `torchrun --nproc_per_node=2 -m gen3c generate … --num_gpus 2`, which sets it$"):  # fmt: skip
+        init_parallel(2)
+
+
 def test_a_rank_variable_outside_a_launch_does_not_silence_a_plain_run(monkeypatch):
     """A RANK left in the environment by another tool, without torchrun's WORLD_SIZE: the run is
     a plain one and writes its outputs (it wrote nothing, silently); under torchrun RANK decides."""

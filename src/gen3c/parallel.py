@@ -165,6 +165,11 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
     if device_type == "cuda" and not torch.cuda.is_available():
         raise Gen3cInputError("device 'cuda' was asked for but this machine has no CUDA GPU: leave --device out to run on the CPU")
     if use_cuda:
+        if num_gpus > 1 and "LOCAL_RANK" not in os.environ:
+            # Without it every rank would take cuda:0, and NCCL fails in a traceback ("Duplicate GPU detected").
+            raise Gen3cInputError(
+                f"each rank takes the GPU cuda:LOCAL_RANK, but the environment has no LOCAL_RANK: launch with {_launch_hint(num_gpus)}, which sets it"
+            )
         check_host_gpus()
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
