@@ -826,6 +826,27 @@ class _DyingContext:
         return Dying()
 
 
+def test_what_a_batch_cannot_run_in_one_process_per_job_is_refused_before_it_runs(box_scene, tmp_path, monkeypatch):
+    """A row's num_gpus above 1 needs a torchrun launch of its own: every such job failed at run
+    time with "launch with torchrun" (after the plan). Under torchrun every rank ran every job,
+    writing the same files side by side (each job failed there: "--num_gpus is 1")."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the old run reached for GEN3C's weights
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    rows = [box_row(box_scene, "a"), box_row(box_scene, "b", generator="gen3c", num_gpus=2), box_row(box_scene, "c", generator="gen3c", num_gpus=4)]
+    manifest = write_manifest(tmp_path / "jobs.jsonl", rows)
+    with pytest.raises(Gen3cInputError, match=r"^manifest lines 2, 3 set num_gpus above 1, which needs a torchrun launch of its own: "
+                       r"a batch job runs in one process; drop num_gpus \(--workers N runs N jobs at once, each on its own GPU\), "
+                       r"or run that job alone with `torchrun --nproc_per_node=N -m gen3c generate … --num_gpus N`$"):  # fmt: skip
+        run_batch(manifest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    manifest = write_manifest(tmp_path / "jobs.jsonl", rows[:1])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(Gen3cInputError, match=r"^gen3c batch was launched by torchrun as 2 processes, each of which would run every job: "
+                       r"launch it without torchrun \(--workers N runs N jobs at once, each on its own GPU\)$"):  # fmt: skip
+        run_batch(manifest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_workers_that_keep_dying_stop_the_batch_in_one_line(box_scene, tmp_path, monkeypatch):
     """Worker processes killed again and again (the out-of-memory killer) ended `gen3c batch` in a
     RuntimeError traceback; now one line, exit code 1, and the summary lists every job."""

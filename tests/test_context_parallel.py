@@ -121,6 +121,87 @@ def test_launch_checks(monkeypatch):
         check_launch(2)
 
 
+TORCHRUN_ENV = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}
+
+
+@pytest.mark.parametrize(
+    "changed, message",
+    [
+        ({"WORLD_SIZE": "0"}, "the environment's WORLD_SIZE='0' is not a whole number of at least 1: launch with torchrun, which sets it, or unset it"),
+        ({"WORLD_SIZE": "two"}, "the environment's WORLD_SIZE='two' is not a whole number of at least 1"),
+        ({"LOCAL_RANK": "x"}, "the environment's LOCAL_RANK='x' is not a whole number of at least 0"),
+        ({"LOCAL_RANK": "2"}, "the environment's LOCAL_RANK=2 is not below its LOCAL_WORLD_SIZE=2: launch with torchrun"),
+        ({"RANK": "-1"}, "the environment's RANK='-1' is not a whole number of at least 0"),
+        ({"RANK": "2"}, "the environment's RANK=2 is not below its WORLD_SIZE=2: launch with `torchrun --nproc_per_node=2"),
+        ({"RANK": None, "MASTER_ADDR": None}, "joining torchrun's process group needs RANK, MASTER_ADDR in the environment, which are not set: "
+         "launch with `torchrun --nproc_per_node=2 -m gen3c generate … --num_gpus 2`, which sets them"),
+        ({"MASTER_PORT": None}, "joining torchrun's process group needs MASTER_PORT in the environment, which is not set"),
+        ({"MASTER_PORT": "http"}, "the environment's MASTER_PORT='http' is not a port number (1 to 65535): launch with torchrun"),
+    ],
+)
+def test_torchrun_variables_missing_or_malformed_are_one_line_naming_them(monkeypatch, changed, message):
+    """Each was a ValueError's traceback: int() of LOCAL_RANK / RANK, or torch's env:// rendezvous
+    ("environment variable MASTER_ADDR expected, but not set"); WORLD_SIZE=0 said "pass --num_gpus 0"."""
+    import torch.distributed as dist
+
+    from gen3c.parallel import init_parallel
+
+    def joined(*args, **kwargs):  # it would wait for the other rank (minutes): fail instead
+        raise AssertionError("joined the process group before refusing the environment")
+
+    monkeypatch.setattr(dist, "init_process_group", joined)
+    for key, value in {**TORCHRUN_ENV, **changed}.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    with pytest.raises(Gen3cInputError) as raised:
+        init_parallel(2, "cpu")
+    assert message in str(raised.value)
+
+
+def test_a_launch_without_local_rank_on_gpus_is_refused_not_every_rank_on_cuda_0(monkeypatch):
+    """A hand-made launch (RANK, WORLD_SIZE, MASTER_* set; LOCAL_RANK not) on a host of 2 GPUs:
+    every rank took cuda:0 and NCCL failed in each rank's traceback ("Duplicate GPU detected")."""
+    import torch.distributed as dist
+
+    from gen3c.parallel import init_parallel
+
+    def joined(*args, **kwargs):
+        raise AssertionError("joined the process group before refusing the environment")
+
+    monkeypatch.setattr(dist, "init_process_group", joined)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(key)
+    with pytest.raises(Gen3cInputError, match=r"^each rank takes the GPU cuda:LOCAL_RANK, but the environment has no LOCAL_RANK: "
+                       r"launch with `torchrun --nproc_per_node=2 -m gen3c generate … --num_gpus 2`, which sets it$"):  # fmt: skip
+        init_parallel(2)
+
+
+def test_a_rank_variable_outside_a_launch_does_not_silence_a_plain_run(monkeypatch):
+    """A RANK left in the environment by another tool, without torchrun's WORLD_SIZE: the run is
+    a plain one and writes its outputs (it wrote nothing, silently); under torchrun RANK decides."""
+    from gen3c.parallel import is_main_process
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("RANK", "3")
+    assert is_main_process()
+    monkeypatch.setenv("RANK", "x")
+    assert is_main_process()
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(Gen3cInputError, match="the environment's RANK='x' is not a whole number"):
+        is_main_process()
+    monkeypatch.setenv("RANK", "3")
+    assert not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert is_main_process()
+
+
 def cli_args(box_scene, out, *extra):
     image, depth, _, _ = box_scene
     return ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "32x48",

@@ -47,15 +47,60 @@ class ParallelContext:
         return self.rank == 0
 
 
-def launched_world_size() -> int | None:
-    """The number of processes torchrun started (its ``WORLD_SIZE``), or None outside torchrun."""
-    value = os.environ.get("WORLD_SIZE")
+def _env_int(name: str, minimum: int) -> int | None:
+    """torchrun's whole-number environment variable ``name`` (e.g. ``LOCAL_RANK``), None when unset.
+
+    Raises:
+        Gen3cInputError: it is set to something else than a whole number of at least ``minimum``.
+    """
+    value = os.environ.get(name)
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise Gen3cInputError(f"the environment's WORLD_SIZE={value!r} is not a number: launch with torchrun") from None
+        number = None
+    if number is None or number < minimum:
+        raise Gen3cInputError(
+            f"the environment's {name}={value!r} is not a whole number of at least {minimum}: "
+            "launch with torchrun, which sets it, or unset it"
+        )
+    return number
+
+
+def launched_world_size() -> int | None:
+    """The number of processes torchrun started (its ``WORLD_SIZE``), or None outside torchrun."""
+    return _env_int("WORLD_SIZE", 1)
+
+
+def _check_rendezvous_env(world: int) -> None:
+    """Refuse, before joining, a process group whose variables (torchrun sets them) are missing
+    or disagree: torch's own failure is a traceback, or a wait for ranks that never come."""
+    missing = [name for name in ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing:
+        raise Gen3cInputError(
+            f"joining torchrun's process group needs {', '.join(missing)} in the environment, which "
+            f"{'is' if len(missing) == 1 else 'are'} not set: launch with {_launch_hint(world)}, which sets them"
+        )
+    rank = _env_int("RANK", 0)
+    if rank >= world:
+        raise Gen3cInputError(
+            f"the environment's RANK={rank} is not below its WORLD_SIZE={world}: launch with {_launch_hint(world)}"
+        )
+    port = os.environ["MASTER_PORT"]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise Gen3cInputError(f"the environment's MASTER_PORT={port!r} is not a port number (1 to 65535): launch with torchrun")
+
+
+def _local_rank() -> int:
+    """This process's rank on its host (``LOCAL_RANK``; 0 when unset), which picks its GPU."""
+    local_rank = _env_int("LOCAL_RANK", 0) or 0
+    per_host = _env_int("LOCAL_WORLD_SIZE", 1)
+    if per_host is not None and local_rank >= per_host:
+        raise Gen3cInputError(
+            f"the environment's LOCAL_RANK={local_rank} is not below its LOCAL_WORLD_SIZE={per_host}: launch with torchrun"
+        )
+    return local_rank
 
 
 def _launch_hint(n: int) -> str:
@@ -90,7 +135,7 @@ def check_host_gpus(alternative: str = "") -> None:
     (every rank refuses alike): each takes ``cuda:LOCAL_RANK``, and two ranks on one GPU fail in
     NCCL ("Duplicate GPU detected") or share its memory. ``alternative`` ends the message (e.g.
     how to run on the CPUs instead)."""
-    per_host = int(os.environ.get("LOCAL_WORLD_SIZE", int(os.environ.get("LOCAL_RANK", "0")) + 1))
+    per_host = _env_int("LOCAL_WORLD_SIZE", 1) or _local_rank() + 1
     visible = torch.cuda.device_count()
     if per_host > visible:
         raise Gen3cInputError(
@@ -113,11 +158,18 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
         raise Gen3cInputError(
             f"device {device_type!r} with --num_gpus {num_gpus}: each rank uses cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
         )
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        _check_rendezvous_env(num_gpus)
+    local_rank = _local_rank()
     use_cuda = device_type != "cpu" and torch.cuda.is_available()
     if device_type == "cuda" and not torch.cuda.is_available():
         raise Gen3cInputError("device 'cuda' was asked for but this machine has no CUDA GPU: leave --device out to run on the CPU")
     if use_cuda:
+        if num_gpus > 1 and "LOCAL_RANK" not in os.environ:
+            # Without it every rank would take cuda:0, and NCCL fails in a traceback ("Duplicate GPU detected").
+            raise Gen3cInputError(
+                f"each rank takes the GPU cuda:LOCAL_RANK, but the environment has no LOCAL_RANK: launch with {_launch_hint(num_gpus)}, which sets it"
+            )
         check_host_gpus()
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -188,10 +240,13 @@ def _destroy() -> None:
 
 def is_main_process() -> bool:
     """Whether this process writes outputs and shows progress: rank 0 of the process group,
-    or of torchrun's launch before the group exists; always True in a plain run."""
+    or of torchrun's launch before the group exists; always True in a plain run (no
+    ``WORLD_SIZE``: a ``RANK`` left in the environment by something else does not silence it)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
-    return int(os.environ.get("RANK", "0")) == 0
+    if launched_world_size() is None:
+        return True
+    return (_env_int("RANK", 0) or 0) == 0
 
 
 def broadcast_from_main(*tensors: torch.Tensor) -> None:

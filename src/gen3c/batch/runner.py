@@ -94,6 +94,7 @@ def run_batch(
     exit_if_spawned_from_unguarded_script()  # a worker process running the calling script again
     # 1. Read and check the whole manifest before anything runs
     jobs = load_manifest(manifest, check_inputs=True, trust_checkpoint=trust_checkpoint)
+    _check_one_process_per_job(jobs)
     _check_engine(workers, ray or bool(ray_address), gpus_per_job, cpus_per_job)
     folder = ensure_writable_dir(
         output_folder or default_output_folder(manifest), "--output_folder"
@@ -212,6 +213,29 @@ def _not_run(job: Job, folder: Path, planned: dict | None) -> JobOutcome:
     status = read_status(folder, job.name)
     running = status is not None and status.get("state") == "running" and status != planned
     return JobOutcome(job.name, "not_run", note="interrupted while running; it runs again next time" if running else "")
+
+
+def _check_one_process_per_job(jobs: list[Job]) -> None:
+    """Refuse what a batch cannot run: each job runs in one process (a worker takes whole GPUs,
+    ``--gpus_per_job``), so a row's ``num_gpus`` above 1 — a torchrun launch of its own — failed
+    every such job with "launch with torchrun"; and under torchrun each rank ran every job,
+    writing the same outputs and status files side by side."""
+    from gen3c.parallel import launched_world_size
+
+    world = launched_world_size()
+    if world is not None and world > 1:
+        raise Gen3cInputError(
+            f"gen3c batch was launched by torchrun as {world} processes, each of which would run every job: "
+            "launch it without torchrun (--workers N runs N jobs at once, each on its own GPU)"
+        )
+    split = [job for job in jobs if (job.settings.get("generator_options") or {}).get("num_gpus", 1) != 1]
+    if split:
+        lines = ", ".join(str(job.line) for job in split)
+        raise Gen3cInputError(
+            f"manifest line{'s' if len(split) > 1 else ''} {lines} set{'' if len(split) > 1 else 's'} num_gpus above 1, which needs a "
+            "torchrun launch of its own: a batch job runs in one process; drop num_gpus (--workers N runs N jobs at once, "
+            "each on its own GPU), or run that job alone with `torchrun --nproc_per_node=N -m gen3c generate … --num_gpus N`"
+        )
 
 
 def _check_engine(
