@@ -444,3 +444,25 @@ def test_a_diffusers_without_context_parallelism_or_broken_is_one_line_naming_it
         "(AttributeError: module 'torch' has no attribute 'fake_op_xyz'): pip install --force-reinstall 'diffusers>=0.42' "
         "(`pip check` names installed versions that do not match)"
     )
+
+
+def test_a_rank_whose_launch_store_is_gone_at_exit_leaves_without_a_traceback(monkeypatch):
+    """A rank that reaches exit after the store's host (rank 0 of a hand-made launch) left: the
+    store's add fails as its wait would, and the rank leaves at once (was: an atexit traceback)."""
+    import torch.distributed as dist
+
+    from gen3c import parallel
+
+    class GoneStore:
+        def add(self, key, n):
+            raise RuntimeError("Connection reset by peer")  # what torch's DistStoreError derives from
+
+        def set(self, key, value):
+            raise AssertionError("unreachable")
+
+        def wait(self, keys, timeout):
+            raise RuntimeError("Connection reset by peer")
+
+    monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: GoneStore())
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    assert parallel._all_ranks_at_exit(parallel.EXIT_WAIT) is False

@@ -204,9 +204,9 @@ def _all_ranks_at_exit(timeout: timedelta) -> bool:
     """Whether every rank reached interpreter exit within ``timeout``; counted in the launch's
     store, so a peer that died or hangs in a collective costs ``timeout``, never a hang."""
     store = dist.distributed_c10d._get_default_store()
-    if store.add("gen3c/at_exit", 1) == dist.get_world_size():
-        store.set("gen3c/all_at_exit", "1")
-    try:
+    try:  # (the store may be gone already: its host, rank 0 of a hand-made launch, left after its wait)
+        if store.add("gen3c/at_exit", 1) == dist.get_world_size():
+            store.set("gen3c/all_at_exit", "1")
         store.wait(["gen3c/all_at_exit"], timeout)
     except RuntimeError:  # DistStoreError: timed out, or the store is gone with its host
         return False
