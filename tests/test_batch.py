@@ -149,7 +149,8 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a"}\n{"name": "b",\n', ".jsonl", "line 2 is not JSON"),
         ('{"name": "a"}\n[1, 2]\n', ".jsonl", "line 2 must be a JSON object"),
         ('{"name": "a", "trajectroy": "left"}\n', ".jsonl", "line 1: unknown settings 'trajectroy'"),
-        ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'unknown settings .* need "generator": "gen3c"'),
+        ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'line 1: checkpoint_dir applies to "generator": "gen3c" only; drop it or pass "generator": "gen3c"'),
+        ('{"name": "a", "num_step": 3}\n', ".jsonl", 'unknown settings .* need "generator": "gen3c"'),
         ('{"name": "a", "generator_options": "x"}\n', ".jsonl", "'generator_options' must be dict"),
         ('{"name": "a"}\n\n{"name": "a"}\n', ".jsonl", "line 3: name 'a' is already used on line 1"),
         ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),
@@ -159,7 +160,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         (
             '{"name": "a", "generator_options": {"num_steps": 3}}\n',
             ".jsonl",
-            "num_steps applies to generator gen3c only",
+            'line 1: num_steps applies to "generator": "gen3c" only; drop it or pass "generator": "gen3c"',
         ),
         ("# only a comment\n\n", ".jsonl", "lists no jobs"),
         ("name,save_buffer\na,maybe\n", ".csv", "line 2: 'save_buffer' must be true or false"),
@@ -204,6 +205,25 @@ def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
     path.write_text(text)
     with pytest.raises(Gen3cInputError, match=message.replace("(", r"\(")):
         load_manifest(path)
+
+
+def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_unset(tmp_path):
+    """A preview row's gen3c options are refused as gen3c.generate and the CLI refuse them
+    (refuse_gen3c_only), flat or nested, in the manifest's spelling; null is unset there as in a
+    request (check_gen3c_only), so a manifest written from a table (nulls in the other rows'
+    gen3c columns) loads, and its job carries none of them. A mistyped generator is named as such."""
+    both = {"name": "a", "generator": "preview", "lora": "x", "generator_options": {"num_steps": 3, "guidance": None}}
+    with pytest.raises(Gen3cInputError, match='line 1: lora, num_steps apply to "generator": "gen3c" only; drop them or pass "generator": "gen3c"$'):
+        load_manifest(write_manifest(tmp_path / "m.jsonl", [both]))
+    nulls = {"name": "a", "generator": "preview", "lora": None, "generator_options": {"num_steps": None}}
+    [job] = load_manifest(write_manifest(tmp_path / "m.jsonl", [nulls]))
+    assert job.settings["generator_options"] == {}
+    assert job.request(tmp_path).generator_options == {}
+    [plain] = load_manifest(write_manifest(tmp_path / "m.jsonl", [{"name": "a", "generator": "preview", "generator_options": {}}]))
+    assert plain.request_hash == job.request_hash
+    typo = {"name": "a", "generator": "gen3cc", "generator_options": {"num_steps": 3}}
+    with pytest.raises(Gen3cInputError, match="line 1: unknown generator 'gen3cc': choose one of preview, gen3c"):
+        load_manifest(write_manifest(tmp_path / "m.jsonl", [typo]))
 
 
 def test_depth_estimators_are_checked_at_planning_from_the_manifests_folder(tmp_path, monkeypatch):

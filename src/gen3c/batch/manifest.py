@@ -23,7 +23,10 @@ from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
+from gen3c.pipelines.options import GENERATOR_OPTIONS as GEN3C_OPTION_NAMES
+from gen3c.pipelines.options import refuse_gen3c_only
 from gen3c.pipelines.request import (
+    GENERATORS,
     MAYBE_PATH_FIELDS,
     OPTION_PATH_FIELDS,
     PATH_FIELDS,
@@ -409,8 +412,9 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     settings = {key: value for key, value in row.items() if key in REQUEST_FIELDS}
     extra = {key: value for key, value in row.items() if key not in REQUEST_FIELDS}
     if extra:
-        # Only a gen3c row may carry generator options (knowing their names imports diffusers).
-        options = _generator_option_types() if row.get("generator") == "gen3c" else {}
+        # A gen3c row's options are checked by the diffusion extra's names (None without it); another
+        # row's gen3c options are known by name (torch-free) and refused below, null ones left out.
+        options = _generator_option_types() if row.get("generator") == "gen3c" else GEN3C_OPTION_NAMES
         unknown = [key for key in extra if key not in options]
         if unknown:
             if row.get("generator") != "gen3c":
@@ -446,15 +450,17 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         raise Gen3cInputError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from None
     check_unused_settings(request, where)
     _check_values(request, where)
-    if request.generator != "gen3c" and request.generator_options:
-        given = ", ".join(sorted(request.generator_options))
-        verb, them = ("applies", "it") if len(request.generator_options) == 1 else ("apply", "them")
-        raise Gen3cInputError(f'{where}: {given} {verb} to generator gen3c only; drop {them} or set "generator": "gen3c"')
+    if request.generator in GENERATORS and request.generator != "gen3c":  # (an unknown one: check_generator names it)
+        # The request's own refusal (check_gen3c_only: null is unset), in the manifest's spelling.
+        try:
+            refuse_gen3c_only(sorted(key for key, value in request.generator_options.items() if value is not None), '"generator": "gen3c"')
+        except Gen3cInputError as exc:
+            raise Gen3cInputError(f"{where}: {exc}") from None
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
     settings = {key: getattr(request, key) for key in settings}
     options = _checked_generator(request, where)
-    if request.generator_options:
-        settings["generator_options"] = options
+    if "generator_options" in settings:  # another generator's are nulls (refused above otherwise), which no run reads
+        settings["generator_options"] = options if request.generator == "gen3c" else {}
     digest = hashlib.sha256(
         json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
     )
