@@ -148,9 +148,11 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
     [
         ('{"name": "a"}\n{"name": "b",\n', ".jsonl", "line 2 is not JSON"),
         ('{"name": "a"}\n[1, 2]\n', ".jsonl", "line 2 must be a JSON object"),
-        ('{"name": "a", "trajectroy": "left"}\n', ".jsonl", "line 1: unknown settings 'trajectroy'"),
+        ('{"name": "a", "trajectroy": "left"}\n', ".jsonl", "line 1: unknown settings 'trajectroy': did you mean 'trajectory'.$"),
+        # A typo'd key names its nearest setting: a header's capital, a gen3c option on a preview row (and what it needs).
+        ("Name,fov\na,60\n", ".csv", "line 2: unknown settings 'Name': did you mean 'name'.$"),
+        ('{"name": "a", "num_step": 3}\n', ".jsonl", """line 1: unknown settings 'num_step': did you mean 'num_steps'. .gen3c generator options need "generator": "gen3c".$"""),
         ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'line 1: checkpoint_dir applies to "generator": "gen3c" only; drop it or pass "generator": "gen3c"'),
-        ('{"name": "a", "num_step": 3}\n', ".jsonl", 'unknown settings .* need "generator": "gen3c"'),
         ('{"name": "a", "generator_options": "x"}\n', ".jsonl", "'generator_options' must be dict"),
         ('{"name": "a"}\n\n{"name": "a"}\n', ".jsonl", "line 3: name 'a' is already used on line 1"),
         ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),

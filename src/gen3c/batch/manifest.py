@@ -11,6 +11,7 @@ before any job runs: a typo in row 900 is reported at once, not after hours of w
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import json
@@ -44,6 +45,8 @@ MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json
 #: Settings the batch owns.
 BATCH_OWNED = ("video_save_folder", "video_save_name")
 REQUEST_FIELDS = {f.name: f for f in fields(GenerationRequest)}
+#: The keys a row may hold besides the gen3c generator's options.
+ROW_KEYS = ("name", *(key for key in REQUEST_FIELDS if key not in BATCH_OWNED))
 #: The files a job named NAME may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`)
 #: and its status file: two jobs must not share one.
 OUTPUT_FILES = (*RUN_FILES.values(), "{}_status.json")
@@ -417,15 +420,19 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         options = _generator_option_types() if row.get("generator") == "gen3c" else GEN3C_OPTION_NAMES
         unknown = [key for key in extra if key not in options]
         if unknown:
-            if row.get("generator") != "gen3c":
-                hint = ' (gen3c generator options need "generator": "gen3c")'
+            # (a gen3c row without the diffusion extra knows none of its options: no guess then)
+            close = difflib.get_close_matches(str(unknown[0]), [*ROW_KEYS, *GEN3C_OPTION_NAMES], n=1) if options else []
+            gen3c_row = row.get("generator") == "gen3c"
+            gen3c_only = ' (gen3c generator options need "generator": "gen3c")'
+            if close:
+                hint = f"did you mean {close[0]!r}?{gen3c_only if close[0] in GEN3C_OPTION_NAMES and not gen3c_row else ''}"
+            elif not gen3c_row:
+                hint = f"use GenerationRequest's fields{gen3c_only}"
             elif not options:
-                hint = " (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
+                hint = "use GenerationRequest's fields (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
             else:
-                hint = f" or the gen3c generator's options ({', '.join(options)})"
-            raise Gen3cInputError(
-                f"{where}: unknown settings {', '.join(map(repr, unknown[:3]))}: use GenerationRequest's fields{hint}"
-            )
+                hint = f"use GenerationRequest's fields or the gen3c generator's options ({', '.join(options)})"
+            raise Gen3cInputError(f"{where}: unknown settings {', '.join(repr(str(key))[:40] for key in unknown[:3])}: {hint}")
         nested = settings.get("generator_options") or {}
         if not isinstance(nested, dict):
             raise Gen3cInputError(
