@@ -187,6 +187,9 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # Names differing only in case write one file on macOS and Windows.
         ('{"name": "Room"}\n{"name": "room"}\n', ".jsonl",
          "line 2: name 'room' writes room.mp4, which job 'Room' .line 1. writes too .as Room.mp4: one file on macOS and Windows."),
+        # Names differing only in their Unicode form (é, or e and a combining accent) write one file on macOS.
+        ('{"name": "caf\\u00e9"}\n{"name": "cafe\\u0301"}\n', ".jsonl",
+         "line 2: name 'cafe.' writes cafe..mp4, which job 'caf.' .line 1. writes too .as caf..mp4, in another Unicode form: one file on macOS."),
         ('{"name": "a"}\n{"name": "b", "fov": 50, "trajectory": "up", "fov": 60}\n', ".jsonl", "line 2: 'fov' appears twice in the row: keep one"),
         ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
         ("name,fov,trajectory\na,60\n", ".csv", "line 2 has fewer cells than the header"),

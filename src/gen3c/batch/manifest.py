@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import io
 import json
+import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -139,11 +140,15 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
         seen[job.name] = line
         clash = None
         for pattern in OUTPUT_FILES:  # "a_buffer_masks".mp4 is also job "a"'s buffer video
-            # by case-folded name: macOS and Windows file systems take A.mp4 and a.mp4 for one file
-            other = files.setdefault(pattern.format(job.name).casefold(), job)
+            other = files.setdefault(_one_file_key(pattern.format(job.name)), job)
             if other is not job and clash is None:
-                theirs = pattern.format(other.name)
-                also = "" if theirs == pattern.format(job.name) else f" (as {theirs}: one file on macOS and Windows)"
+                theirs, mine = pattern.format(other.name), pattern.format(job.name)
+                if theirs == mine:
+                    also = ""
+                elif theirs.casefold() == mine.casefold():
+                    also = f" (as {theirs}: one file on macOS and Windows)"
+                else:  # the same letters, one of them written as a letter and a combining accent
+                    also = f" (as {theirs}, in another Unicode form: one file on macOS)"
                 clash = (f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
                          f"{other.name!r} (line {other.line}) writes too{also}: rename one of them")  # fmt: skip
         if clash:
@@ -153,6 +158,13 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     if problems:
         raise Gen3cInputError(_all_problems(problems, p))
     return jobs
+
+
+def _one_file_key(name: str) -> str:
+    """``name`` as file systems that take two spellings for one file compare it: case-folded (macOS
+    and Windows: A.mp4 is a.mp4) and in one Unicode normal form (macOS: "café" with é as one
+    character or as e and a combining accent)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 #: At most this many mistakes are listed in one message (then how many more there are).
