@@ -192,6 +192,9 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
          "line 2: name 'cafe.' writes cafe..mp4, which job 'caf.' .line 1. writes too .as caf..mp4, in another Unicode form: one file on macOS."),
         ('{"name": "a"}\n{"name": "b", "fov": 50, "trajectory": "up", "fov": 60}\n', ".jsonl", "line 2: 'fov' appears twice in the row: keep one"),
         ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
+        # A spreadsheet's export with ';' (Excel in many locales) or tabs: one column, taken for a mistyped setting before.
+        ("name;fov;trajectory\na;60;left\n", ".csv", "line 1: header cell 'name;fov;trajectory' holds ';': a CSV manifest's cells are separated by commas"),
+        ("name\tfov\na\t60\n", ".csv", "line 1: header cell 'name.tfov' holds '.t': a CSV manifest's cells are separated by commas"),
         ("name,fov,trajectory\na,60\n", ".csv", "line 2 has fewer cells than the header"),
         # A generator option naming a path that is no text, a path no file system takes: a TypeError / OSError traceback before.
         ('{"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": 5}\n', ".jsonl",

@@ -324,6 +324,13 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
     if not reader.fieldnames:
         raise Gen3cInputError(f"manifest {str(p)!r} has no header row: start the CSV with the setting names")
     header = [key.strip() for key in reader.fieldnames]
+    for key in header:  # no setting name holds one: a spreadsheet's export with another separator (Excel's ';' in many locales)
+        sep = next((sep for sep in (";", "\t") if sep in key), None)
+        if sep:
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line 1: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
+                "save it with ',' as the separator"
+            )
     twice = sorted({key for key in header if header.count(key) > 1})
     if twice:  # DictReader would keep only the last of them
         raise Gen3cInputError(f"manifest {str(p)!r} line 1: column {twice[0]!r} appears twice in the header: keep one")
