@@ -234,6 +234,17 @@ def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_u
         load_manifest(write_manifest(tmp_path / "m.jsonl", [typo]))
 
 
+def test_a_run_records_missing_relative_input_says_it_starts_at_the_current_folder(tmp_path, monkeypatch):
+    """A record written before its paths were absolute names them as typed where the run started,
+    so the fix points at the current folder, not the record's (a manifest's) folder."""
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    record = {"video_save_name": "a", "video_save_folder": "runs", "outputs": {"video": "a.mp4"}, "input_image_path": "gone.png"}
+    (tmp_path / "runs" / "a_run.json").write_text(json.dumps(record))
+    with pytest.raises(Gen3cInputError, match=r"line 1: input_image_path '.*gone.png' does not exist: fix the path \(a relative one starts at the current folder\)$"):
+        load_manifest(tmp_path / "runs" / "a_run.json", check_inputs=True)
+
+
 def test_depth_estimators_are_checked_at_planning_from_the_manifests_folder(tmp_path, monkeypatch):
     """A mistyped estimator is refused when the manifest is read, naming its line, not when its job
     comes up; names, hub ids and a model.pt beside the manifest (from another current folder) are taken."""

@@ -126,7 +126,7 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
                     "and a manifest cannot grant that itself: if you trust this row's inputs, pass --trust_checkpoint to gen3c batch"
                 )
             if check_inputs:
-                check_job_inputs(job, f"manifest {str(p)!r} line {line}")
+                check_job_inputs(job, f"manifest {str(p)!r} line {line}", "the current folder" if kind == "record" else "the manifest's folder")
         except Gen3cInputError as exc:
             problems.append((line, str(exc)))
             continue
@@ -184,19 +184,20 @@ def _all_problems(problems: list[tuple[int, str]], p: Path) -> str:
             + (f"; … and {more} more" if more else ""))  # fmt: skip
 
 
-def check_job_inputs(job: Job, where: str) -> None:
+def check_job_inputs(job: Job, where: str, base: str = "the manifest's folder") -> None:
     """Refuse a job whose inputs are missing: no input or two, a named file that does not
     exist, image settings on a video input (:func:`~gen3c.pipelines.request.input_kind`'s
     checks), an ``intrinsics`` that is neither 'fx,fy,cx,cy' nor a readable file, a relative
     name kept as a name (a hub id) that the run would read from the current folder instead —
-    mistakes found now rather than when the job comes up."""
+    mistakes found now rather than when the job comes up. ``base``: where the row's relative
+    paths start, in words (a run record's: the current folder)."""
     from gen3c.pipelines.request import input_kind
 
     for key, value in _path_settings(job):
         if key in PATH_FIELDS or not may_name_no_path(key, value):
             if key != "cache_dir" and not exists(value):  # a cache folder is made when needed
                 raise Gen3cInputError(
-                    f"{where}: {key} {quoted(value)} does not exist: fix the path (a relative one starts at the manifest's folder)"
+                    f"{where}: {key} {quoted(value)} does not exist: fix the path (a relative one starts at {base})"
                 )
         elif not Path(value).expanduser().is_absolute() and _taken_from_here(key, value):
             # Not beside the manifest (resolve_paths would have taken it), so kept as a name or hub
