@@ -148,8 +148,11 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
     [
         ('{"name": "a"}\n{"name": "b",\n', ".jsonl", "line 2 is not JSON"),
         ('{"name": "a"}\n[1, 2]\n', ".jsonl", "line 2 must be a JSON object"),
-        ('{"name": "a", "trajectroy": "left"}\n', ".jsonl", "line 1: unknown settings 'trajectroy'"),
-        ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'unknown settings .* need "generator": "gen3c"'),
+        ('{"name": "a", "trajectroy": "left"}\n', ".jsonl", "line 1: unknown settings 'trajectroy': did you mean 'trajectory'.$"),
+        # A typo'd key names its nearest setting: a header's capital, a gen3c option on a preview row (and what it needs).
+        ("Name,fov\na,60\n", ".csv", "line 2: unknown settings 'Name': did you mean 'name'.$"),
+        ('{"name": "a", "num_step": 3}\n', ".jsonl", """line 1: unknown settings 'num_step': did you mean 'num_steps'. .gen3c generator options need "generator": "gen3c".$"""),
+        ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'line 1: checkpoint_dir applies to "generator": "gen3c" only; drop it or pass "generator": "gen3c"'),
         ('{"name": "a", "generator_options": "x"}\n', ".jsonl", "'generator_options' must be dict"),
         ('{"name": "a"}\n\n{"name": "a"}\n', ".jsonl", "line 3: name 'a' is already used on line 1"),
         ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),
@@ -159,7 +162,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         (
             '{"name": "a", "generator_options": {"num_steps": 3}}\n',
             ".jsonl",
-            "num_steps applies to generator gen3c only",
+            'line 1: num_steps applies to "generator": "gen3c" only; drop it or pass "generator": "gen3c"',
         ),
         ("# only a comment\n\n", ".jsonl", "lists no jobs"),
         ("name,save_buffer\na,maybe\n", ".csv", "line 2: 'save_buffer' must be true or false"),
@@ -184,8 +187,14 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # Names differing only in case write one file on macOS and Windows.
         ('{"name": "Room"}\n{"name": "room"}\n', ".jsonl",
          "line 2: name 'room' writes room.mp4, which job 'Room' .line 1. writes too .as Room.mp4: one file on macOS and Windows."),
+        # Names differing only in their Unicode form (é, or e and a combining accent) write one file on macOS.
+        ('{"name": "caf\\u00e9"}\n{"name": "cafe\\u0301"}\n', ".jsonl",
+         "line 2: name 'cafe.' writes cafe..mp4, which job 'caf.' .line 1. writes too .as caf..mp4, in another Unicode form: one file on macOS."),
         ('{"name": "a"}\n{"name": "b", "fov": 50, "trajectory": "up", "fov": 60}\n', ".jsonl", "line 2: 'fov' appears twice in the row: keep one"),
         ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
+        # A spreadsheet's export with ';' (Excel in many locales) or tabs: one column, taken for a mistyped setting before.
+        ("name;fov;trajectory\na;60;left\n", ".csv", "line 1: header cell 'name;fov;trajectory' holds ';': a CSV manifest's cells are separated by commas"),
+        ("name\tfov\na\t60\n", ".csv", "line 1: header cell 'name.tfov' holds '.t': a CSV manifest's cells are separated by commas"),
         ("name,fov,trajectory\na,60\n", ".csv", "line 2 has fewer cells than the header"),
         # A generator option naming a path that is no text, a path no file system takes: a TypeError / OSError traceback before.
         ('{"name": "a", "input_image_path": "a.png", "generator": "gen3c", "checkpoint_dir": 5}\n', ".jsonl",
@@ -204,6 +213,39 @@ def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
     path.write_text(text)
     with pytest.raises(Gen3cInputError, match=message.replace("(", r"\(")):
         load_manifest(path)
+
+
+def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_unset(tmp_path):
+    """A preview row's gen3c options are refused as gen3c.generate and the CLI refuse them
+    (refuse_gen3c_only), flat or nested, in the manifest's spelling; null is unset there as in a
+    request (check_gen3c_only), so a manifest written from a table (nulls in the other rows'
+    gen3c columns) loads, and its job carries none of them. A mistyped generator is named as such."""
+    both = {"name": "a", "generator": "preview", "lora": "x", "generator_options": {"num_steps": 3, "guidance": None}}
+    with pytest.raises(Gen3cInputError, match='line 1: lora, num_steps apply to "generator": "gen3c" only; drop them or pass "generator": "gen3c"$'):
+        load_manifest(write_manifest(tmp_path / "m.jsonl", [both]))
+    nulls = {"name": "a", "generator": "preview", "lora": None, "generator_options": {"num_steps": None}}
+    [job] = load_manifest(write_manifest(tmp_path / "m.jsonl", [nulls]))
+    assert job.settings["generator_options"] == {}
+    assert job.request(tmp_path).generator_options == {}
+    [plain] = load_manifest(write_manifest(tmp_path / "m.jsonl", [{"name": "a", "generator": "preview", "generator_options": {}}]))
+    assert plain.request_hash == job.request_hash
+    nested_typo = {"name": "a", "generator_options": {"num_step": 3}}  # its typo first, not "set gen3c" (which refuses it next)
+    with pytest.raises(Gen3cInputError, match="line 1: unknown gen3c generator options 'num_step': did you mean 'num_steps'.$"):
+        load_manifest(write_manifest(tmp_path / "m.jsonl", [nested_typo]))
+    typo = {"name": "a", "generator": "gen3cc", "generator_options": {"num_steps": 3}}
+    with pytest.raises(Gen3cInputError, match="line 1: unknown generator 'gen3cc': choose one of preview, gen3c"):
+        load_manifest(write_manifest(tmp_path / "m.jsonl", [typo]))
+
+
+def test_a_run_records_missing_relative_input_says_it_starts_at_the_current_folder(tmp_path, monkeypatch):
+    """A record written before its paths were absolute names them as typed where the run started,
+    so the fix points at the current folder, not the record's (a manifest's) folder."""
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    record = {"video_save_name": "a", "video_save_folder": "runs", "outputs": {"video": "a.mp4"}, "input_image_path": "gone.png"}
+    (tmp_path / "runs" / "a_run.json").write_text(json.dumps(record))
+    with pytest.raises(Gen3cInputError, match=r"line 1: input_image_path '.*gone.png' does not exist: fix the path \(a relative one starts at the current folder\)$"):
+        load_manifest(tmp_path / "runs" / "a_run.json", check_inputs=True)
 
 
 def test_depth_estimators_are_checked_at_planning_from_the_manifests_folder(tmp_path, monkeypatch):

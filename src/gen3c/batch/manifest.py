@@ -11,9 +11,11 @@ before any job runs: a typo in row 900 is reported at once, not after hours of w
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import json
+import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,10 @@ from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
+from gen3c.pipelines.options import GENERATOR_OPTIONS as GEN3C_OPTION_NAMES
+from gen3c.pipelines.options import refuse_gen3c_only
 from gen3c.pipelines.request import (
+    GENERATORS,
     MAYBE_PATH_FIELDS,
     OPTION_PATH_FIELDS,
     PATH_FIELDS,
@@ -41,6 +46,8 @@ MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json
 #: Settings the batch owns.
 BATCH_OWNED = ("video_save_folder", "video_save_name")
 REQUEST_FIELDS = {f.name: f for f in fields(GenerationRequest)}
+#: The keys a row may hold besides the gen3c generator's options.
+ROW_KEYS = ("name", *(key for key in REQUEST_FIELDS if key not in BATCH_OWNED))
 #: The files a job named NAME may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`)
 #: and its status file: two jobs must not share one.
 OUTPUT_FILES = (*RUN_FILES.values(), "{}_status.json")
@@ -119,7 +126,7 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
                     "and a manifest cannot grant that itself: if you trust this row's inputs, pass --trust_checkpoint to gen3c batch"
                 )
             if check_inputs:
-                check_job_inputs(job, f"manifest {str(p)!r} line {line}")
+                check_job_inputs(job, f"manifest {str(p)!r} line {line}", "the current folder" if kind == "record" else "the manifest's folder")
         except Gen3cInputError as exc:
             problems.append((line, str(exc)))
             continue
@@ -133,11 +140,15 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
         seen[job.name] = line
         clash = None
         for pattern in OUTPUT_FILES:  # "a_buffer_masks".mp4 is also job "a"'s buffer video
-            # by case-folded name: macOS and Windows file systems take A.mp4 and a.mp4 for one file
-            other = files.setdefault(pattern.format(job.name).casefold(), job)
+            other = files.setdefault(_one_file_key(pattern.format(job.name)), job)
             if other is not job and clash is None:
-                theirs = pattern.format(other.name)
-                also = "" if theirs == pattern.format(job.name) else f" (as {theirs}: one file on macOS and Windows)"
+                theirs, mine = pattern.format(other.name), pattern.format(job.name)
+                if theirs == mine:
+                    also = ""
+                elif theirs.casefold() == mine.casefold():
+                    also = f" (as {theirs}: one file on macOS and Windows)"
+                else:  # the same letters, one of them written as a letter and a combining accent
+                    also = f" (as {theirs}, in another Unicode form: one file on macOS)"
                 clash = (f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
                          f"{other.name!r} (line {other.line}) writes too{also}: rename one of them")  # fmt: skip
         if clash:
@@ -147,6 +158,13 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     if problems:
         raise Gen3cInputError(_all_problems(problems, p))
     return jobs
+
+
+def _one_file_key(name: str) -> str:
+    """``name`` as file systems that take two spellings for one file compare it: case-folded (macOS
+    and Windows: A.mp4 is a.mp4) and in one Unicode normal form (macOS: "café" with é as one
+    character or as e and a combining accent)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 #: At most this many mistakes are listed in one message (then how many more there are).
@@ -166,19 +184,20 @@ def _all_problems(problems: list[tuple[int, str]], p: Path) -> str:
             + (f"; … and {more} more" if more else ""))  # fmt: skip
 
 
-def check_job_inputs(job: Job, where: str) -> None:
+def check_job_inputs(job: Job, where: str, base: str = "the manifest's folder") -> None:
     """Refuse a job whose inputs are missing: no input or two, a named file that does not
     exist, image settings on a video input (:func:`~gen3c.pipelines.request.input_kind`'s
     checks), an ``intrinsics`` that is neither 'fx,fy,cx,cy' nor a readable file, a relative
     name kept as a name (a hub id) that the run would read from the current folder instead —
-    mistakes found now rather than when the job comes up."""
+    mistakes found now rather than when the job comes up. ``base``: where the row's relative
+    paths start, in words (a run record's: the current folder)."""
     from gen3c.pipelines.request import input_kind
 
     for key, value in _path_settings(job):
         if key in PATH_FIELDS or not may_name_no_path(key, value):
             if key != "cache_dir" and not exists(value):  # a cache folder is made when needed
                 raise Gen3cInputError(
-                    f"{where}: {key} {quoted(value)} does not exist: fix the path (a relative one starts at the manifest's folder)"
+                    f"{where}: {key} {quoted(value)} does not exist: fix the path (a relative one starts at {base})"
                 )
         elif not Path(value).expanduser().is_absolute() and _taken_from_here(key, value):
             # Not beside the manifest (resolve_paths would have taken it), so kept as a name or hub
@@ -306,6 +325,13 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
     if not reader.fieldnames:
         raise Gen3cInputError(f"manifest {str(p)!r} has no header row: start the CSV with the setting names")
     header = [key.strip() for key in reader.fieldnames]
+    for key in header:  # no setting name holds one: a spreadsheet's export with another separator (Excel's ';' in many locales)
+        sep = next((sep for sep in (";", "\t") if sep in key), None)
+        if sep:
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} line 1: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
+                "save it with ',' as the separator"
+            )
     twice = sorted({key for key in header if header.count(key) > 1})
     if twice:  # DictReader would keep only the last of them
         raise Gen3cInputError(f"manifest {str(p)!r} line 1: column {twice[0]!r} appears twice in the header: keep one")
@@ -409,19 +435,24 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     settings = {key: value for key, value in row.items() if key in REQUEST_FIELDS}
     extra = {key: value for key, value in row.items() if key not in REQUEST_FIELDS}
     if extra:
-        # Only a gen3c row may carry generator options (knowing their names imports diffusers).
-        options = _generator_option_types() if row.get("generator") == "gen3c" else {}
+        # A gen3c row's options are checked by the diffusion extra's names (None without it); another
+        # row's gen3c options are known by name (torch-free) and refused below, null ones left out.
+        options = _generator_option_types() if row.get("generator") == "gen3c" else GEN3C_OPTION_NAMES
         unknown = [key for key in extra if key not in options]
         if unknown:
-            if row.get("generator") != "gen3c":
-                hint = ' (gen3c generator options need "generator": "gen3c")'
+            # (a gen3c row without the diffusion extra knows none of its options: no guess then)
+            close = difflib.get_close_matches(str(unknown[0]), [*ROW_KEYS, *GEN3C_OPTION_NAMES], n=1) if options else []
+            gen3c_row = row.get("generator") == "gen3c"
+            gen3c_only = ' (gen3c generator options need "generator": "gen3c")'
+            if close:
+                hint = f"did you mean {close[0]!r}?{gen3c_only if close[0] in GEN3C_OPTION_NAMES and not gen3c_row else ''}"
+            elif not gen3c_row:
+                hint = f"use GenerationRequest's fields{gen3c_only}"
             elif not options:
-                hint = " (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
+                hint = "use GenerationRequest's fields (gen3c generator options need the diffusion extra: pip install 'gen3c[diffusion]')"
             else:
-                hint = f" or the gen3c generator's options ({', '.join(options)})"
-            raise Gen3cInputError(
-                f"{where}: unknown settings {', '.join(map(repr, unknown[:3]))}: use GenerationRequest's fields{hint}"
-            )
+                hint = f"use GenerationRequest's fields or the gen3c generator's options ({', '.join(options)})"
+            raise Gen3cInputError(f"{where}: unknown settings {', '.join(repr(str(key))[:40] for key in unknown[:3])}: {hint}")
         nested = settings.get("generator_options") or {}
         if not isinstance(nested, dict):
             raise Gen3cInputError(
@@ -446,15 +477,23 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
         raise Gen3cInputError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from None
     check_unused_settings(request, where)
     _check_values(request, where)
-    if request.generator != "gen3c" and request.generator_options:
-        given = ", ".join(sorted(request.generator_options))
-        verb, them = ("applies", "it") if len(request.generator_options) == 1 else ("apply", "them")
-        raise Gen3cInputError(f'{where}: {given} {verb} to generator gen3c only; drop {them} or set "generator": "gen3c"')
+    if request.generator in GENERATORS and request.generator != "gen3c":  # (an unknown one: check_generator names it)
+        given = sorted(str(key) for key, value in request.generator_options.items() if value is not None)
+        unknown = [key for key in given if key not in GEN3C_OPTION_NAMES]
+        if unknown:  # a typo, named as such: not "set gen3c", which would refuse it next
+            close = difflib.get_close_matches(unknown[0], GEN3C_OPTION_NAMES, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GEN3C_OPTION_NAMES)}"
+            raise Gen3cInputError(f"{where}: unknown gen3c generator options {', '.join(repr(key)[:40] for key in unknown[:3])}: {hint}")
+        # The request's own refusal (check_gen3c_only: null is unset), in the manifest's spelling.
+        try:
+            refuse_gen3c_only(given, '"generator": "gen3c"')
+        except Gen3cInputError as exc:
+            raise Gen3cInputError(f"{where}: {exc}") from None
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
     settings = {key: getattr(request, key) for key in settings}
     options = _checked_generator(request, where)
-    if request.generator_options:
-        settings["generator_options"] = options
+    if "generator_options" in settings:  # another generator's are nulls (refused above otherwise), which no run reads
+        settings["generator_options"] = options if request.generator == "gen3c" else {}
     digest = hashlib.sha256(
         json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
     )
