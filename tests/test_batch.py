@@ -1301,3 +1301,25 @@ def test_a_manifest_cannot_grant_trust_checkpoint_itself(tmp_path):
     res = CliRunner().invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out")])
     assert res.exit_code == 2 and "pass --trust_checkpoint to gen3c batch" in res.output, res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_the_batch_bar_says_how_many_jobs_run_and_how_many_an_earlier_run_settled(monkeypatch, box_scene, tmp_path):
+    """A fresh batch was labelled "Batch (0 of 2 jobs finished or failed earlier)"."""
+    import gen3c.pipelines.request as request_module
+
+    def failing(request, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(request_module, "run_request", failing)
+    labels: list[tuple[str, int]] = []
+
+    def progress(stage, total):
+        labels.append((stage, total))
+        return lambda n=1: None
+
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a"), box_row(box_scene, "b")])
+    run_batch(manifest, tmp_path / "out", progress=progress)
+    assert labels == [("Batch of 2 jobs", 2)]
+    rows = [box_row(box_scene, "a"), box_row(box_scene, "b"), box_row(box_scene, "c")]
+    run_batch(write_manifest(tmp_path / "m.jsonl", rows), tmp_path / "out", progress=progress)
+    assert labels[1] == ("Batch: 1 of 3 jobs to run, 2 finished or failed earlier", 1)

@@ -63,6 +63,15 @@ def default_output_folder(manifest: str | Path) -> Path:
     return Path("outputs") / Path(manifest).stem
 
 
+def batch_label(num_jobs: int, num_to_run: int) -> str:
+    """The batch bar's label: "Batch of 3 jobs", or with the jobs an earlier run settled
+    ("Batch: 2 of 5 jobs to run, 3 finished or failed earlier")."""
+    settled = num_jobs - num_to_run
+    if not settled:
+        return f"Batch of {num_jobs} job{'s' if num_jobs != 1 else ''}"
+    return f"Batch: {num_to_run} of {num_jobs} jobs to run, {settled} finished or failed earlier"
+
+
 def run_batch(
     manifest: str | Path,
     output_folder: str | Path | None = None,
@@ -142,14 +151,7 @@ def run_batch(
             if on_outcome:
                 on_outcome(outcome)
         # 3. Run the rest, recording each outcome as it arrives
-        advance = (
-            progress(
-                f"Batch ({len(jobs) - len(to_run)} of {len(jobs)} jobs finished or failed earlier)",
-                len(to_run),
-            )
-            if progress and to_run
-            else None
-        )
+        advance = progress(batch_label(len(jobs), len(to_run)), len(to_run)) if progress and to_run else None
         interrupted: KeyboardInterrupt | BatchStopped | None = None
         try:
             for outcome in _engine(to_run, folder, workers, ray, ray_address, gpus_per_job, cpus_per_job, digests):
