@@ -1323,3 +1323,12 @@ def test_the_batch_bar_says_how_many_jobs_run_and_how_many_an_earlier_run_settle
     rows = [box_row(box_scene, "a"), box_row(box_scene, "b"), box_row(box_scene, "c")]
     run_batch(write_manifest(tmp_path / "m.jsonl", rows), tmp_path / "out", progress=progress)
     assert labels[1] == ("Batch: 1 of 3 jobs to run, 2 finished or failed earlier", 1)
+
+
+def test_a_null_setting_that_has_a_default_says_to_leave_it_out(tmp_path):
+    """A JSON manifest exported from a table writes null for an empty cell: the refusal tells how to
+    get the default (was: "setting 'trajectory' cannot be empty")."""
+    from gen3c.pipelines.settings import GenerationRequest
+
+    with pytest.raises(Gen3cInputError, match=r"^row 3: setting 'trajectory' is null \(None\): give it a value, or leave it out for its default$"):
+        GenerationRequest.from_dict({"input_image_path": "x.png", "trajectory": None}, "row 3")

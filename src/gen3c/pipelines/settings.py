@@ -243,7 +243,7 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise Gen3cInputError(f"{name}: setting {key!r} cannot be empty")
+        raise Gen3cInputError(f"{name}: setting {key!r} is null (None): give it a value, or leave it out for its default")
     base = annotation.replace(" | None", "")
     # numbers.Integral / Real: numpy's scalars too (a notebook's np.int64 frame count).
     whole = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
