@@ -467,6 +467,17 @@ NegPromptOpt = Annotated[
         "(--guidance 0, a distilled student's default) and with --disable_prompt_encoder.",
     ),
 ]
+NoiseAugOpt = Annotated[
+    float,
+    typer.Option(
+        "--noise_aug_strength",
+        help="gen3c generator: GEN3C's noise augmentation of the warped frames: Gaussian noise of std (NB−1−b)·S on buffer b's "
+        "colour (of NB, newest first) before it is encoded, so from a long single-image video's chunk 2 on the newest buffer "
+        "(the last generated frame's) is noised and the image's is not. It changes the video (chunk 2 on), at no cost in time. "
+        "0: none (GEN3C's default). A video of one chunk has one buffer: unchanged (a note says so). Refused for a video or "
+        "multi-view input, whose buffers GEN3C never noises.",
+    ),
+]
 OffloadDitOpt = Annotated[
     bool,
     typer.Option(
@@ -660,7 +671,7 @@ NumGpusOpt = Annotated[
 #: The gen3c generator's flags, by parameter name: the commands that run a generator
 #: (generate, gui, eval) declare them and pass them on through :func:`_generator_options`.
 GEN3C_FLAGS = (
-    "checkpoint_dir", "model", "cache_dir", "lora", "guidance", "num_steps", "prompt", "negative_prompt",
+    "checkpoint_dir", "model", "cache_dir", "lora", "guidance", "num_steps", "prompt", "negative_prompt", "noise_aug_strength",
     "offload_diffusion_transformer", "offload_tokenizer", "offload_text_encoder_model", "offload_prompt_upsampler",
     "offload_guardrail_models", "disable_guardrail", "disable_prompt_encoder", "disable_prompt_upsampler",
     "memory_mode", "fp8", "low_memory", "max_gpu_memory", "compile", "attention_backend", "fp8_matmul",
@@ -763,6 +774,7 @@ def generate(
     num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
+    noise_aug_strength: NoiseAugOpt = 0.0,
     offload_diffusion_transformer: OffloadDitOpt = False,
     offload_tokenizer: OffloadTokOpt = False,
     offload_text_encoder_model: OffloadT5Opt = False,
@@ -1141,6 +1153,7 @@ def gui(
     num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
+    noise_aug_strength: NoiseAugOpt = 0.0,
     offload_diffusion_transformer: OffloadDitOpt = False,
     offload_tokenizer: OffloadTokOpt = False,
     offload_text_encoder_model: OffloadT5Opt = False,
@@ -1356,11 +1369,12 @@ def _describe_settings(ran: dict) -> str:
     guidance = "no guidance" if ran["guidance"] == 0 else f"guidance {ran['guidance']:g}" + (
         f", unconditional branch every {ran['guidance_every']} steps" if ran["guidance_every"] > 1 else ""
     ) + (", branches batched" if ran["guidance_batch"] else "")  # fmt: skip
+    noise = f", buffer noise {ran['noise_aug_strength']:g}" if ran.get("noise_aug_strength") else ""
     kernels = f"attention {ran['attention']}, compile {'on' if ran['compile'] else 'off'}, fp8 matmuls {'on' if ran['fp8_matmul'] else 'off'}"
     gpus = f" × {ran['num_gpus']}" if ran["num_gpus"] > 1 else ""
     dit = f"DiT {ran['dit_memory']}" + (", float8 weights" if ran["fp8_weights"] else "")
     return (
-        f"--speed {ran['speed']}: {ran['sampler']} {ran['num_steps']} steps, {guidance}, step cache {ran['step_cache']}; "
+        f"--speed {ran['speed']}: {ran['sampler']} {ran['num_steps']} steps, {guidance}{noise}, step cache {ran['step_cache']}; "
         f"{kernels}; {dit}; {ran['device']}{gpus} {ran['dtype']}"
     )
 

@@ -1112,6 +1112,8 @@ class Gen3cGenerator:
         fps: the frame rate the DiT is told (:meth:`Gen3cPipeline.__call__`); a run sets it to its
             ``--fps`` (:func:`~gen3c.pipelines.request.run_request`), as GEN3C's scripts pass
             their ``--fps`` to the model as well as to the video writer.
+        noise_aug_strength: GEN3C's ``--noise_aug_strength`` (:meth:`Gen3cPipeline.__call__`): noise
+            on the newer of two buffers' colours, so from a long single-image video's chunk 2 on.
     """
 
     name = "gen3c"
@@ -1140,6 +1142,7 @@ class Gen3cGenerator:
         guidance_every: int = 1,
         guidance_batch: bool = False,
         fps: float = configs.FPS,
+        noise_aug_strength: float = 0.0,
     ) -> None:
         self.pipeline = pipeline
         self.prompt = prompt
@@ -1151,6 +1154,7 @@ class Gen3cGenerator:
         self.guidance_every = guidance_every
         self.guidance_batch = guidance_batch
         self.fps = fps
+        self.noise_aug_strength = noise_aug_strength
 
     def __repr__(self) -> str:
         shown = {"speed": self.speed, "num_steps": self.num_steps, "guidance": self.guidance, "seed": self.seed,
@@ -1193,6 +1197,7 @@ class Gen3cGenerator:
             "guidance_every": int(self.guidance_every),
             "guidance_batch": bool(self.guidance_batch),
             "step_cache": "none" if pipe.step_cache is None else str(pipe.step_cache.spec),
+            "noise_aug_strength": float(self.noise_aug_strength),
             # the kernel installed ("sdpa" after a fallback), a diffusers backend, or "diffusers" (its default processor)
             "attention": getattr(transformer, "_gen3c_attention_kernel", "diffusers"),
             "compile": any(getattr(block, "_compiled_call_impl", None) is not None for block in blocks),
@@ -1282,7 +1287,7 @@ class Gen3cGenerator:
                 image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
                 negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
                 guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback, chunk=chunk,
-                fps=self.fps,
+                fps=self.fps, noise_aug_strength=self.noise_aug_strength,
             )  # fmt: skip
         finally:
             self.pipeline.set_progress_bar_config(**config)

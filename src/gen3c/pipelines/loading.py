@@ -359,7 +359,8 @@ def load_generator(
         text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
         resolution: (H, W) of the frames to make, which ``max_gpu_memory``'s estimate is for
             (default GEN3C's 704×1280).
-        generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames.
+        generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames,
+            noise_aug_strength (:class:`Gen3cGenerator`).
 
     ``checkpoint`` may also name a model shipped in the package (``"tiny"``, ``"tiny_fast"``).
     """
@@ -524,6 +525,7 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     generator.negative_prompt = requested.get("negative_prompt", defaults["negative_prompt"].default)
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
+    generator.noise_aug_strength = requested.get("noise_aug_strength", defaults["noise_aug_strength"].default)
 
 
 def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
@@ -601,7 +603,7 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
 
 
 #: :func:`load_generator`'s options for :class:`Gen3cGenerator` (its sampling settings).
-_SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames")
+_SAMPLING_OPTIONS = ("prompt", "negative_prompt", "guidance", "num_steps", "seed", "chunk_frames", "noise_aug_strength")
 
 
 def apply_speed_settings(

@@ -121,6 +121,7 @@ GENERATOR_OPTIONS: dict[str, type] = {
     "sampler": str,
     "guidance_every": int,
     "guidance_batch": bool,
+    "noise_aug_strength": float,
     "step_cache": str,
     "compile": bool,
     "attention_backend": str,
@@ -190,6 +191,9 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
         raise Gen3cInputError(f"--dtype {opts['dtype'][:40]!r} is unknown: pass {configs.DTYPES_HELP}")
     if not math.isfinite(opts.get("guidance", 1.0)):
         raise Gen3cInputError(f"--guidance {opts['guidance']} is impossible: pass a finite number (GEN3C: 1; 0 runs one pass per step)")
+    strength = opts.get("noise_aug_strength", 0.0)
+    if not (math.isfinite(strength) and strength >= 0):
+        raise Gen3cInputError(f"--noise_aug_strength {strength} is impossible: pass a finite number ≥ 0 (GEN3C: 0, no noise)")
     check_memory_settings(**{key: opts[key] for key in inspect.signature(check_memory_settings).parameters if key in opts})
     if opts.get("disable_prompt_encoder"):
         texts = [flag for flag, on in (("--prompt", bool(opts.get("prompt"))), ("--negative_prompt", opts.get("negative_prompt") is not None)) if on]

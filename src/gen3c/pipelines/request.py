@@ -18,6 +18,7 @@ import difflib
 import gc
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Sequence
@@ -343,7 +344,24 @@ def input_kind(request: GenerationRequest) -> str:
         raise Gen3cInputError("--vipe_starting_frame_idx applies to video input (--vipe_path or a sample directory)")
     if kind != "vipe" and request.vipe_clip is not None:
         raise Gen3cInputError("--vipe_clip applies to --vipe_path only")
+    options = request.generator_options if isinstance(request.generator_options, dict) else {}
+    check_noise_aug_strength(kind, options.get("noise_aug_strength"))
     return kind
+
+
+def check_noise_aug_strength(kind: str, strength: Any) -> None:
+    """Refuse GEN3C's ``--noise_aug_strength`` above 0 for an input of ``kind`` (:data:`INPUT_KINDS`)
+    other than a single image: GEN3C noises the buffers of ``gen3c_single_image.py``'s growing
+    cache only (``Cache3D_Buffer``); ``gen3c_multiview.py`` parses the flag without passing it on
+    and ``gen3c_dynamic.py`` has none, so it would change nothing there in GEN3C and is not made to
+    change something here. :func:`input_kind` checks a request's (the CLI, batch manifests, the GUI,
+    :func:`generate`), :func:`run_request` a generator's handed over."""
+    if kind != "image" and isinstance(strength, numbers.Real) and strength > 0:
+        what = "a multi-view input" if kind == "multiview" else "a video input"
+        raise Gen3cInputError(
+            f"--noise_aug_strength {strength:g} applies to a single image: GEN3C noises the buffers of the single-image mode's "
+            f"growing cache only, not those of {what}; drop it (or pass 0)"
+        )
 
 
 @dataclass
@@ -587,7 +605,7 @@ PER_JOB_GENERATOR_SETTINGS = ("prompt", "negative_prompt")
 #: (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure`: its sampler, step cache and attributes):
 #: a sweep over steps or guidance loads once. The weights, memory plan and kernels (checkpoint,
 #: LoRA, dtype, memory mode, fp8, attention, compile, ``speed``) reload.
-SAMPLING_GENERATOR_SETTINGS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache")
+SAMPLING_GENERATOR_SETTINGS = ("guidance", "num_steps", "sampler", "guidance_every", "guidance_batch", "step_cache", "noise_aug_strength")
 #: Settings that check the model's files rather than shape what is loaded: a model loaded without
 #: ``verify_checksums`` has its checkpoint's files checked by
 #: :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure` when a run first asks, not loaded again.
@@ -960,6 +978,8 @@ def _run_request(
         # video is written at (gen3c_single_image.py, gen3c_persistent.py), so this run's.
         generator.fps = request.fps
     settings = generator.settings() if callable(getattr(generator, "settings", None)) else None
+    noise_aug_strength = getattr(generator, "noise_aug_strength", 0.0)
+    check_noise_aug_strength(scene.kind, noise_aug_strength)  # (a generator handed over: its own)
     T = request.num_video_frames
     chunk_frames = resolve_chunk_frames(T, generator, request.chunk_frames)
     check_num_frames(T, generator, chunk_frames)
@@ -982,6 +1002,13 @@ def _run_request(
     else:
         if resume:
             note(f"--resume: a run of one chunk has nothing to resume; making all {T} frames", stacklevel=2)
+        if isinstance(noise_aug_strength, numbers.Real) and noise_aug_strength > 0:  # not refused: more frames would use it
+            note(
+                f"--noise_aug_strength {noise_aug_strength:g}: a video of one chunk ({T} frames) has one buffer, the image's, which "
+                f"GEN3C never noises, so nothing changes; it noises the newest buffer from chunk 2 on (--num_video_frames "
+                f"{2 * (chunk_frames or T) - 1} and more)",
+                stacklevel=2,
+            )
         if request.chunk_frames is not None and getattr(generator, "chunk_frames", None) is None:
             # Not an error: a batch manifest may give one chunk size to rows of different lengths.
             # (A generator with its own chunk has checked the flag against it: it changes nothing there either way.)

@@ -77,6 +77,9 @@ EXACT_ATTENTION = ("diffusers", "sdpa", "flash4")
 #: Settings an earlier gen3c did not record (the LoRA adapter's sha256: it was told by its path
 #: alone): a ``run.json`` without one cannot tell it, so it is resumed, saying so.
 LATER_SETTINGS = ("lora_sha256",)
+#: Settings an earlier gen3c did not record because it had no such setting: every run it made had
+#: this value (GEN3C's default), so a ``run.json`` without one is read as having it.
+ADDED_SETTINGS = {"noise_aug_strength": 0.0}
 
 
 def output_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -447,6 +450,7 @@ def _changed_output(stored: dict[str, Any], record: dict[str, Any]) -> str:
     if "generator_settings" in stored:  # (not in a folder of a gen3c that did not record them)
         old = stored["generator_settings"] if isinstance(stored["generator_settings"], dict) else {}
         new = record["generator_settings"] or {}
+        old = {**{key: value for key, value in ADDED_SETTINGS.items() if key in new}, **old}
         keys = (set(old) | set(new)) - {key for key in LATER_SETTINGS if key not in old}
         changed += [f"{key}: recorded {_value(old.get(key))}, now {_value(new.get(key))}" for key in sorted(keys)
                     if old.get(key) != new.get(key)]  # fmt: skip
