@@ -210,7 +210,7 @@ def test_a_preview_request_with_gen3c_options_is_refused_naming_them(box_scene, 
     assert not (tmp_path / "out").exists()
     with pytest.raises(Gen3cInputError, match="^num_steps, speed apply to generator='gen3c' only"):  # gen3c.generate: the same line
         gen3c.generate(image_path, depth=depth_path, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
-                       num_steps=4, speed="fast", video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
+                       num_steps=4, speed="fast", lora=None, video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
 
 
 def in_memory_forms(box_scene):

@@ -1166,7 +1166,8 @@ def _check_setting_names(options: dict[str, Any], known: set[str], generator: st
     """Refuse :func:`generate`'s keyword arguments that are no setting (a typo names its nearest
     setting) or that belong to a generator other than ``generator``."""
     if generator != "gen3c":  # the request's own refusal (check_gen3c_only), before the request is built
-        refuse_gen3c_only(sorted(key for key in options if key in GENERATOR_OPTIONS), "generator='gen3c'")
+        # (None is unset, as check_gen3c_only counts it: a caller passing lora=None through)
+        refuse_gen3c_only(sorted(key for key, value in options.items() if key in GENERATOR_OPTIONS and value is not None), "generator='gen3c'")
     for key in sorted(options):
         if key not in GENERATOR_OPTIONS:
             close = difflib.get_close_matches(key, [*known, *GENERATOR_OPTIONS], n=1)
