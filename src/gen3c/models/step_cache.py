@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,7 @@ from torch import nn
 from gen3c.errors import Gen3cModelError, first_line, note
 from gen3c.models.choices import STEP_CACHE_KINDS as STEP_CACHE_KINDS
 from gen3c.models.choices import StepCacheSpec
+from gen3c.parallel import is_main_process
 
 #: TaylorSeer's modules: every block's self-attention (two thirds of GEN3C's FLOPs).
 TAYLORSEER_MODULES = (r"transformer_blocks\.\d+\.attn1",)
@@ -106,6 +108,13 @@ class StepCache:
         if self._transformer is not None and self._transformer is not transformer:
             raise Gen3cModelError("this step cache is attached to another transformer")
         kind = self.spec.kind
+        computed_first = TAYLORSEER_WARMUP if kind == "taylorseer" else 1  # steps each kind always computes
+        if num_steps <= computed_first:
+            note(
+                f"--step_cache {self.spec}: a run of {num_steps} step{'s' if num_steps > 1 else ''} skips nothing ({kind} computes "
+                f"{f'its first {computed_first} steps' if computed_first > 1 else 'the first step'} in full): sample more steps, or drop --step_cache",
+                stacklevel=3,
+            )
         if kind == "magcache" and self._ratios_sampler not in (None, sampler):
             self.mag_ratios = self._ratios_sampler = None  # another sampler's (e.g. pipe.scheduler swapped)
         if kind == "magcache" and self.mag_ratios is None and self.ratio_store is not None:
@@ -113,6 +122,8 @@ class StepCache:
             self._ratios_sampler = sampler if self.mag_ratios is not None else None
         if kind == "magcache" and self.mag_ratios is None:
             self._detach()  # hooks of another sampler's ratios would skip steps of the calibration run
+            if num_steps <= computed_first:
+                return  # one step has no ratio to measure: no hooks, nothing stored
             self._calibration = MagCalibration(transformer, sampler, num_steps)
             return
         if self._transformer is None or (kind == "magcache" and (self._applied[0] != num_steps or self._applied[1] is not self.mag_ratios)):
@@ -164,6 +175,9 @@ class StepCache:
             self._calibration.branch = name
             yield
             return
+        if self._transformer is None:  # no hooks attached (a MagCache run of one step, without ratios)
+            yield
+            return
         from diffusers.hooks.hooks import CacheContext, _set_cache_context
 
         _set_cache_context(self._transformer, CacheContext(name))
@@ -203,6 +217,8 @@ class StepCache:
             if ratios is None:
                 return
             self.mag_ratios, self._ratios_sampler = ratios, calibration.sampler
+            if not is_main_process():
+                return  # every rank measured the same ratios: rank 0 stores them and says so
             where = None
             if self.ratio_store is not None:
                 where = self.ratio_store.save(calibration.sampler, calibration.num_steps, ratios, calibration.ratios)
@@ -321,8 +337,11 @@ class MagRatioStore:
             entry = _read_json(path).get(sampler)
             if entry is not None:
                 ratios = entry.get("ratios") if isinstance(entry, dict) else None
-                if not isinstance(ratios, list) or not ratios or not all(isinstance(r, int | float) for r in ratios):
-                    raise Gen3cModelError(f"{path}: the {sampler!r} MagCache ratios are malformed: delete the file to measure them again")
+                if not isinstance(ratios, list) or not ratios or not all(_is_ratio(r) for r in ratios):
+                    raise Gen3cModelError(
+                        f"{path}: the {sampler!r} MagCache ratios are malformed: delete the file to measure them again "
+                        "(they must be a non-empty list of positive, finite numbers)"
+                    )
                 return [float(r) for r in ratios]
         return None
 
@@ -336,6 +355,12 @@ class MagRatioStore:
         data[sampler] = {"num_steps": num_steps, "ratios": ratios, "branches": branches}
         write_text_atomic(path, json.dumps(data, indent=1) + "\n")
         return path
+
+
+def _is_ratio(value: object) -> bool:
+    """A magnitude ratio: a positive, finite number (JSON's true/false are ints to Python; NaN and
+    Infinity parse; a norm's ratio is never ≤ 0)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _read_json(path: Path) -> dict[str, Any]:
