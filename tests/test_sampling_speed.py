@@ -373,6 +373,31 @@ def test_magcache_reads_the_ratios_of_each_runs_sampler(pipe, conditions, tmp_pa
         pipe.register_modules(scheduler=euler)
 
 
+def test_magcache_ratios_of_another_step_count_compose_over_each_step(pipe, conditions):
+    """A coarser run's step spans several measured ones: its ratio is their product (before:
+    diffusers' nearest-neighbour pick of one measured ratio, so 0.97 per step read as a change of
+    3 % where it is 18 %, and MagCache skipped what its threshold did not allow)."""
+    fine = [1.0] + [0.97] * 34  # measured at 35 steps: the norm falls 3 % per step
+    # 6 steps at threshold 0.06: each step changes the residual by 19 % — nothing may be skipped
+    cache = with_cache(pipe, "magcache", mag_ratios=fine)
+    try:
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=6)
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+    assert evals.count == 12
+    from gen3c.models.step_cache import resample_ratios
+
+    assert resample_ratios(fine, 35) == fine
+    assert resample_ratios(fine, 8) == pytest.approx([1.0] + [0.97 ** (34 / 7)] * 7)  # 34/7 measured steps each
+    assert resample_ratios(fine, 69) == pytest.approx([1.0] + [0.97**0.5] * 68)  # finer: half a step each
+    varying = [1.0, 0.9, 0.8, 1.2, 1.1]
+    assert resample_ratios(varying, 3) == pytest.approx([1.0, 0.9 * 0.8, 1.2 * 1.1])
+    assert math.prod(resample_ratios(varying, 4)) == pytest.approx(math.prod(varying))  # the whole change is kept
+    assert resample_ratios(varying, 1) == [1.0]
+
+
 def test_a_step_cache_that_cannot_skip_at_the_runs_step_count_says_so(pipe, conditions, tmp_path, monkeypatch):
     """TaylorSeer computes its first 3 steps, First Block Cache and MagCache the first one: with no
     more steps than that the cache does nothing, and a note says so (before: silently); a MagCache

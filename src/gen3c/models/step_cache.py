@@ -19,7 +19,8 @@ docs/benchmarks.md) set up with diffusers' own hooks (``diffusers.hooks``):
   norm changes from step to step) stays under THRESHOLD (default 0.06), at most 3 steps in a
   row, never in the first 20 % of steps. The ratios are measured on the model, per sampler: the
   first run without stored ratios for its sampler computes every step, measures them and stores
-  them (:class:`MagRatioStore`).
+  them (:class:`MagRatioStore`); a run of another step count composes them over its steps
+  (:func:`resample_ratios`).
 
 Each computes step 0 in full; none forces the last step: GEN3C's last step starts at σ 0.0002,
 where the DiT's output enters the denoised estimate scaled by c_out ≈ 0.0002.
@@ -162,7 +163,7 @@ class StepCache:
         else:  # magcache: applied again (replacing its hooks) when the steps or the ratios change
             config = MagCacheConfig(
                 threshold=value, max_skip_steps=MAGCACHE_MAX_SKIP, retention_ratio=MAGCACHE_RETENTION,
-                num_inference_steps=num_steps, mag_ratios=list(self.mag_ratios),
+                num_inference_steps=num_steps, mag_ratios=resample_ratios(self.mag_ratios, num_steps),
             )  # fmt: skip
             apply_mag_cache(transformer, config)
         HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
@@ -267,6 +268,35 @@ def _fbc_decision_over_ranks(hook: Any, group: Any, residual: torch.Tensor) -> b
         return True
     means = mean_over_ranks(torch.stack([(residual - previous).abs().mean(), previous.abs().mean()]), group)
     return (means[0] / means[1]).item() > hook.threshold
+
+
+def resample_ratios(ratios: list[float], num_steps: int) -> list[float]:
+    """MagCache ratios measured at ``len(ratios)`` steps → the ratios of a run of ``num_steps``.
+
+    A ratio is the change of the residual's norm over one step, so a step of a coarser run
+    (spanning several measured ones) changes it by their product. Every step count samples the
+    same σ curve (Karras, step i of N at position i/(N−1) of its ramp), so the log-norm —
+    the running sum of the log ratios — is interpolated linearly along that position and each
+    step's ratio is its change over the step (diffusers' nearest-neighbour pick of single measured
+    ratios understates a coarse step's change, so MagCache skipped more than its threshold meant:
+    docs/benchmarks.md). The same count gives the ratios back; the first step's is 1.
+    """
+    measured = len(ratios)
+    if measured == num_steps:
+        return [float(r) for r in ratios]
+    if measured == 1 or num_steps == 1:
+        return [1.0] * num_steps  # one step has no change to measure or to apply
+    log_norm = [0.0]
+    for ratio in ratios[1:]:
+        log_norm.append(log_norm[-1] + math.log(ratio))
+
+    def at(position: float) -> float:  # the log-norm at a position in [0, 1] of the ramp
+        x = position * (measured - 1)
+        k = min(int(x), measured - 2)
+        return log_norm[k] + (x - k) * (log_norm[k + 1] - log_norm[k])
+
+    levels = [at(i / (num_steps - 1)) for i in range(num_steps)]
+    return [1.0] + [math.exp(levels[i] - levels[i - 1]) for i in range(1, num_steps)]
 
 
 class MagCalibration:
