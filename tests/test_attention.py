@@ -149,6 +149,11 @@ def test_auto_prefers_flash4_on_hopper_only_when_installed(monkeypatch):
     capability["value"] = (8, 0)  # an A100: no FA4 kernels, no fp8 tensor cores
     assert resolve_kernel("auto", "cuda") == ("sdpa", None)
     assert "(compute capability 9.0/10.x), not 8.0" in resolve_kernel("cudnn_fp8", "cuda")[1]
+    # the message names every capability the check accepts (before: "9.0/10.x", though 11.x runs it)
+    assert "(compute capability 9.x, 10.x or 11.x), not 8.0" in resolve_kernel("flash4", "cuda")[1]
+    capability["value"] = (11, 0)  # a Blackwell of capability 11 (Thor): FA4's kernels run there
+    assert resolve_kernel("flash4", "cuda") == ("flash4", None)
+    capability["value"] = (8, 0)
     # Ada (L40S, RTX 4090) and the RTX Blackwells have fp8 tensor cores but no cuDNN fp8
     # attention kernel: auto_fp8 (the fastest preset) quietly takes what auto takes there.
     for cc in ((8, 9), (12, 0)):

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import re
+import warnings
 
 import pytest
 import torch
@@ -317,6 +318,27 @@ def test_magcache_measures_its_ratios_once_then_skips(pipe, conditions, tmp_path
         pipe.step_cache = None
 
 
+def test_only_the_main_process_of_a_multi_gpu_run_stores_and_notes_the_ratios(pipe, conditions, tmp_path, monkeypatch):
+    """Every rank of a context-parallel run measures the same ratios; rank 0 alone writes the file
+    and says so (before: every rank printed the note and wrote the file)."""
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a torchrun launch, before (or without) a process group
+    store = MagRatioStore(tmp_path / "hub-id-like")
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        cache = with_cache(pipe, "magcache:0.5", ratio_store=store)
+        try:
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                sample(pipe, conditions, steps=4)
+        finally:
+            cache.remove()
+            pipe.step_cache = None
+        notes = [str(w.message) for w in said if "magnitude ratios" in str(w.message)]
+        assert len(cache.mag_ratios) == 4  # kept for this process's next runs on every rank
+        assert (len(notes), store.user_file.exists()) == ((1, True) if rank == "0" else (0, False))
+
+
 def test_magcache_reads_the_ratios_of_each_runs_sampler(pipe, conditions, tmp_path, monkeypatch):
     """The ratios are per sampler: a run after ``pipe.scheduler`` was swapped (diffusers' way) reads
     its sampler's, or measures them (before: it skipped steps with the first sampler's ratios)."""
@@ -349,6 +371,62 @@ def test_magcache_reads_the_ratios_of_each_runs_sampler(pipe, conditions, tmp_pa
         cache.remove()
         pipe.step_cache = None
         pipe.register_modules(scheduler=euler)
+
+
+def test_magcache_ratios_of_another_step_count_compose_over_each_step(pipe, conditions):
+    """A coarser run's step spans several measured ones: its ratio is their product (before:
+    diffusers' nearest-neighbour pick of one measured ratio, so 0.97 per step read as a change of
+    3 % where it is 18 %, and MagCache skipped what its threshold did not allow)."""
+    fine = [1.0] + [0.97] * 34  # measured at 35 steps: the norm falls 3 % per step
+    # 6 steps at threshold 0.06: each step changes the residual by 19 % — nothing may be skipped
+    cache = with_cache(pipe, "magcache", mag_ratios=fine)
+    try:
+        with AttentionEvals(pipe.transformer) as evals:
+            sample(pipe, conditions, steps=6)
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+    assert evals.count == 12
+    from gen3c.models.step_cache import resample_ratios
+
+    assert resample_ratios(fine, 35) == fine
+    assert resample_ratios(fine, 8) == pytest.approx([1.0] + [0.97 ** (34 / 7)] * 7)  # 34/7 measured steps each
+    assert resample_ratios(fine, 69) == pytest.approx([1.0] + [0.97**0.5] * 68)  # finer: half a step each
+    varying = [1.0, 0.9, 0.8, 1.2, 1.1]
+    assert resample_ratios(varying, 3) == pytest.approx([1.0, 0.9 * 0.8, 1.2 * 1.1])
+    assert math.prod(resample_ratios(varying, 4)) == pytest.approx(math.prod(varying))  # the whole change is kept
+    assert resample_ratios(varying, 1) == [1.0]
+
+
+def test_a_step_cache_that_cannot_skip_at_the_runs_step_count_says_so(pipe, conditions, tmp_path, monkeypatch):
+    """TaylorSeer computes its first 3 steps, First Block Cache and MagCache the first one: with no
+    more steps than that the cache does nothing, and a note says so (before: silently); a MagCache
+    run of one step measures no ratios (before: it stored [1.0], read later as "nothing changes")."""
+    monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "cache"))
+    exact = sample(pipe, conditions, steps=1)
+    store = MagRatioStore(tmp_path / "hub-id-like")
+    for text, steps, match in (("taylorseer:2", 3, "a run of 3 steps skips nothing \\(taylorseer computes its first 3 steps in full\\)"),
+                               ("fbc:9", 1, "a run of 1 step skips nothing \\(fbc computes the first step in full\\)"),
+                               ("magcache:0.5", 1, "magcache:0.5: a run of 1 step skips nothing")):  # fmt: skip
+        cache = with_cache(pipe, text, ratio_store=store)
+        try:
+            with pytest.warns(UserWarning, match=match):
+                approx = sample(pipe, conditions, steps=steps)
+            if steps == 1:
+                assert torch.equal(approx, exact)
+        finally:
+            cache.remove()
+            pipe.step_cache = None
+    assert cache.mag_ratios is None and not store.user_file.exists()
+    cache = with_cache(pipe, "taylorseer:2")  # 4 steps: the 4th is extrapolated, no note
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            sample(pipe, conditions, steps=4)
+    finally:
+        cache.remove()
+        pipe.step_cache = None
+    assert not [w for w in said if "skips nothing" in str(w.message)]
 
 
 def test_replacing_the_pipelines_step_cache_takes_its_hooks_off(pipe, conditions):
@@ -395,6 +473,11 @@ def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named
     (checkpoint / "mag_ratios.json").write_text('{"euler": {"ratios": "many"}}')
     with pytest.raises(Gen3cModelError, match="malformed: delete the file"):
         MagRatioStore(checkpoint).load("euler")
+    # booleans, NaN, infinities, ratios ≤ 0 and no ratios (before: all but the last taken as ratios)
+    for bad in ("[1.0, true]", "[1.0, NaN]", "[1.0, Infinity]", "[1.0, -0.9]", "[1.0, 0]", "[]"):
+        (checkpoint / "mag_ratios.json").write_text(f'{{"euler": {{"num_steps": 2, "ratios": {bad}}}}}')
+        with pytest.raises(Gen3cModelError, match=r"mag_ratios.json: the 'euler' MagCache ratios are malformed: delete the file .* positive, finite numbers"):
+            MagRatioStore(checkpoint).load("euler")
     (checkpoint / "mag_ratios.json").write_text("[1, 2")
     with pytest.raises(Gen3cModelError, match="unreadable"):
         MagRatioStore(checkpoint).load("euler")
@@ -413,7 +496,7 @@ def test_a_step_cache_on_the_pipeline_is_checked_against_the_calls_guidance(pipe
             with Calls(pipe.transformer) as calls, pytest.raises(Gen3cInputError, match=match):
                 sample(pipe, conditions, **kwargs)
             assert calls.branches == []  # refused before the first forward
-            sample(pipe, conditions, steps=1, guidance=0.0, **kwargs)  # one branch: nothing to misalign
+            sample(pipe, conditions, steps=2, guidance=0.0, **kwargs)  # one branch: nothing to misalign
         finally:
             cache.remove()
             pipe.step_cache = None

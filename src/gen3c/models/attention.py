@@ -372,7 +372,7 @@ def kernel_unavailable_reason(
         if dtype not in (torch.bfloat16, torch.float16):
             return f"flash4 computes in bfloat16 or float16, not {str(dtype).removeprefix('torch.')}"
         if major not in (9, 10, 11):
-            return f"flash4 runs on Hopper and Blackwell GPUs (compute capability 9.0/10.x), not {major}.{minor}"
+            return f"flash4 runs on Hopper and Blackwell GPUs (compute capability 9.x, 10.x or 11.x), not {major}.{minor}"
         if importlib.util.find_spec("flash_attn") is None or importlib.util.find_spec("flash_attn.cute") is None:
             return "flash4 needs the flash-attn-4 package: pip install 'gen3c[fast]'"
         return None

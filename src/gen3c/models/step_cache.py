@@ -19,7 +19,8 @@ docs/benchmarks.md) set up with diffusers' own hooks (``diffusers.hooks``):
   norm changes from step to step) stays under THRESHOLD (default 0.06), at most 3 steps in a
   row, never in the first 20 % of steps. The ratios are measured on the model, per sampler: the
   first run without stored ratios for its sampler computes every step, measures them and stores
-  them (:class:`MagRatioStore`).
+  them (:class:`MagRatioStore`); a run of another step count composes them over its steps
+  (:func:`resample_ratios`).
 
 Each computes step 0 in full; none forces the last step: GEN3C's last step starts at σ 0.0002,
 where the DiT's output enters the denoised estimate scaled by c_out ≈ 0.0002.
@@ -37,6 +38,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +50,7 @@ from torch import nn
 from gen3c.errors import Gen3cModelError, first_line, note
 from gen3c.models.choices import STEP_CACHE_KINDS as STEP_CACHE_KINDS
 from gen3c.models.choices import StepCacheSpec
+from gen3c.parallel import is_main_process
 
 #: TaylorSeer's modules: every block's self-attention (two thirds of GEN3C's FLOPs).
 TAYLORSEER_MODULES = (r"transformer_blocks\.\d+\.attn1",)
@@ -106,6 +109,13 @@ class StepCache:
         if self._transformer is not None and self._transformer is not transformer:
             raise Gen3cModelError("this step cache is attached to another transformer")
         kind = self.spec.kind
+        computed_first = TAYLORSEER_WARMUP if kind == "taylorseer" else 1  # steps each kind always computes
+        if num_steps <= computed_first:
+            note(
+                f"--step_cache {self.spec}: a run of {num_steps} step{'s' if num_steps > 1 else ''} skips nothing ({kind} computes "
+                f"{f'its first {computed_first} steps' if computed_first > 1 else 'the first step'} in full): sample more steps, or drop --step_cache",
+                stacklevel=3,
+            )
         if kind == "magcache" and self._ratios_sampler not in (None, sampler):
             self.mag_ratios = self._ratios_sampler = None  # another sampler's (e.g. pipe.scheduler swapped)
         if kind == "magcache" and self.mag_ratios is None and self.ratio_store is not None:
@@ -113,6 +123,8 @@ class StepCache:
             self._ratios_sampler = sampler if self.mag_ratios is not None else None
         if kind == "magcache" and self.mag_ratios is None:
             self._detach()  # hooks of another sampler's ratios would skip steps of the calibration run
+            if num_steps <= computed_first:
+                return  # one step has no ratio to measure: no hooks, nothing stored
             self._calibration = MagCalibration(transformer, sampler, num_steps)
             return
         if self._transformer is None or (kind == "magcache" and (self._applied[0] != num_steps or self._applied[1] is not self.mag_ratios)):
@@ -151,7 +163,7 @@ class StepCache:
         else:  # magcache: applied again (replacing its hooks) when the steps or the ratios change
             config = MagCacheConfig(
                 threshold=value, max_skip_steps=MAGCACHE_MAX_SKIP, retention_ratio=MAGCACHE_RETENTION,
-                num_inference_steps=num_steps, mag_ratios=list(self.mag_ratios),
+                num_inference_steps=num_steps, mag_ratios=resample_ratios(self.mag_ratios, num_steps),
             )  # fmt: skip
             apply_mag_cache(transformer, config)
         HookRegistry.check_if_exists_or_initialize(transformer).invalidate_child_registries_cache()
@@ -162,6 +174,9 @@ class StepCache:
         """Run the forwards inside as branch ``name`` (each branch has its own cache state)."""
         if self._calibration is not None:
             self._calibration.branch = name
+            yield
+            return
+        if self._transformer is None:  # no hooks attached (a MagCache run of one step, without ratios)
             yield
             return
         from diffusers.hooks.hooks import CacheContext, _set_cache_context
@@ -203,6 +218,8 @@ class StepCache:
             if ratios is None:
                 return
             self.mag_ratios, self._ratios_sampler = ratios, calibration.sampler
+            if not is_main_process():
+                return  # every rank measured the same ratios: rank 0 stores them and says so
             where = None
             if self.ratio_store is not None:
                 where = self.ratio_store.save(calibration.sampler, calibration.num_steps, ratios, calibration.ratios)
@@ -251,6 +268,35 @@ def _fbc_decision_over_ranks(hook: Any, group: Any, residual: torch.Tensor) -> b
         return True
     means = mean_over_ranks(torch.stack([(residual - previous).abs().mean(), previous.abs().mean()]), group)
     return (means[0] / means[1]).item() > hook.threshold
+
+
+def resample_ratios(ratios: list[float], num_steps: int) -> list[float]:
+    """MagCache ratios measured at ``len(ratios)`` steps → the ratios of a run of ``num_steps``.
+
+    A ratio is the change of the residual's norm over one step, so a step of a coarser run
+    (spanning several measured ones) changes it by their product. Every step count samples the
+    same σ curve (Karras, step i of N at position i/(N−1) of its ramp), so the log-norm —
+    the running sum of the log ratios — is interpolated linearly along that position and each
+    step's ratio is its change over the step (diffusers' nearest-neighbour pick of single measured
+    ratios understates a coarse step's change, so MagCache skipped more than its threshold meant:
+    docs/benchmarks.md). The same count gives the ratios back; the first step's is 1.
+    """
+    measured = len(ratios)
+    if measured == num_steps:
+        return [float(r) for r in ratios]
+    if measured == 1 or num_steps == 1:
+        return [1.0] * num_steps  # one step has no change to measure or to apply
+    log_norm = [0.0]
+    for ratio in ratios[1:]:
+        log_norm.append(log_norm[-1] + math.log(ratio))
+
+    def at(position: float) -> float:  # the log-norm at a position in [0, 1] of the ramp
+        x = position * (measured - 1)
+        k = min(int(x), measured - 2)
+        return log_norm[k] + (x - k) * (log_norm[k + 1] - log_norm[k])
+
+    levels = [at(i / (num_steps - 1)) for i in range(num_steps)]
+    return [1.0] + [math.exp(levels[i] - levels[i - 1]) for i in range(1, num_steps)]
 
 
 class MagCalibration:
@@ -321,8 +367,11 @@ class MagRatioStore:
             entry = _read_json(path).get(sampler)
             if entry is not None:
                 ratios = entry.get("ratios") if isinstance(entry, dict) else None
-                if not isinstance(ratios, list) or not ratios or not all(isinstance(r, int | float) for r in ratios):
-                    raise Gen3cModelError(f"{path}: the {sampler!r} MagCache ratios are malformed: delete the file to measure them again")
+                if not isinstance(ratios, list) or not ratios or not all(_is_ratio(r) for r in ratios):
+                    raise Gen3cModelError(
+                        f"{path}: the {sampler!r} MagCache ratios are malformed: delete the file to measure them again "
+                        "(they must be a non-empty list of positive, finite numbers)"
+                    )
                 return [float(r) for r in ratios]
         return None
 
@@ -336,6 +385,12 @@ class MagRatioStore:
         data[sampler] = {"num_steps": num_steps, "ratios": ratios, "branches": branches}
         write_text_atomic(path, json.dumps(data, indent=1) + "\n")
         return path
+
+
+def _is_ratio(value: object) -> bool:
+    """A magnitude ratio: a positive, finite number (JSON's true/false are ints to Python; NaN and
+    Infinity parse; a norm's ratio is never ≤ 0)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _read_json(path: Path) -> dict[str, Any]:
