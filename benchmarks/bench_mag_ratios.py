@@ -45,15 +45,20 @@ def rms_log_error(ratios: list[float], measured: list[float]) -> float:
     return math.sqrt(sum(math.log(a / b) ** 2 for a, b in zip(ratios[1:], measured[1:], strict=True)) / (len(measured) - 1))
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--measured", type=int, default=35, help="the step count the ratios are resampled from (GEN3C's 35)")
     parser.add_argument("--steps", default="18,8", help="comma-separated step counts to compare at (the presets' 18 and 8)")
     parser.add_argument("--cases", type=bench_video.parse_cases, default=None, help="comma-separated SCENE-PRESET cases (default: the 8)")
     args = parser.parse_args(argv)
-    counts = [int(n) for n in args.steps.split(",") if n.strip()]
-    if args.measured < 2 or any(n < 2 for n in counts):
+    args.counts = [int(n) for n in args.steps.split(",") if n.strip()]
+    if args.measured < 2 or any(n < 2 for n in args.counts):
         parser.error("--measured and --steps need 2 steps or more (one step has no ratio)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     from diffusers.hooks.mag_cache import nearest_interp
     from diffusers.utils import logging as diffusers_logging
 
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     cases = bench_video.make_cases(video_args, device)
     fine = measure(models, cases, args.measured, device)
     print(f"measured at {args.measured} steps: {' '.join(f'{r:.3f}' for r in fine)}")
-    for steps in counts:
+    for steps in args.counts:
         measured = measure(models, cases, steps, device)
         composed = resample_ratios(fine, steps)
         nearest = nearest_interp(torch.tensor(fine, dtype=torch.float64), steps).tolist()

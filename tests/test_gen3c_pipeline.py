@@ -710,9 +710,9 @@ def test_on_a_gpu_the_renders_stay_there_in_the_resident_plan():
     gen = Gen3cGenerator(gpu, num_steps=2, guidance=0.0, chunk_frames=T)
     seen, encode = [], gpu.encode_conditions
 
-    def recording_encode(image, colors, masks):
+    def recording_encode(image, colors, masks, **noise):
         seen.append(colors.device.type)
-        return encode(image, colors, masks)
+        return encode(image, colors, masks, **noise)
 
     gpu.encode_conditions = recording_encode
     class PanelSink:  # what OutputWriter makes of each chunk with --save_buffer

@@ -706,7 +706,7 @@ def test_the_run_record_says_what_ran(box_scene, tmp_path, monkeypatch):
         "step_cache": "fbc:0.1", "attention": "sdpa", "compile": False, "fp8_matmul": False, "dit_memory": "resident",
         "fp8_weights": False, "device": "cpu", "dtype": "float32", "num_gpus": 1,
         "checkpoint": str(packaged_model_dir("tiny")), "checkpoint_checksums_sha256": checksums_sha256(packaged_model_dir("tiny")),
-        "lora_sha256": None,
+        "lora_sha256": None, "noise_aug_strength": 0.0,
     }  # fmt: skip
     assert "cudnn_fp8' is not available" in res.output  # the fallback, said once
     assert ("ran with --speed fastest: euler 2 steps, guidance 1, unconditional branch every 2 steps, step cache fbc:0.1; "
