@@ -249,6 +249,25 @@ def test_the_terminal_table_and_the_report_name_their_units():
     assert "**PSNR** (dB)" in markdown(result, plots=False, sheets=[])
 
 
+def test_a_result_without_any_case_still_writes_a_whole_report(tmp_path):
+    """A benchmark result with no case (write_report from Python, e.g. of a run stopped before its
+    first case) writes report.md, results.json and every plot, each score "—" / null; the PSNR-over-
+    time plot failed with an IndexError (no frame axis) and left no report at all."""
+    pytest.importorskip("matplotlib")
+    from gen3c.evaluation.report import PLOTS, read_results, write_report
+    from gen3c.evaluation.suite import BenchmarkConfig, BenchmarkResult, Method
+
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",), num_frames=4), [Method("still", "held still", None)], [])
+    paths = write_report(result, tmp_path)
+    assert sorted(p.name for p in paths["plots"]) == sorted(PLOTS)
+    for name in PLOTS:
+        with Image.open(tmp_path / name) as img:
+            assert img.format == "PNG"
+    back = read_results(tmp_path / "results.json")
+    assert back["cases"] == [] and np.isnan(back["summary"]["still"]["psnr"])
+    assert "| `still` | — | — |" in (tmp_path / "report.md").read_text()
+
+
 def test_one_case_is_counted_in_the_singular():
     """The table's title and report.md say "1 case", not "1 cases"."""
     from rich.console import Console
