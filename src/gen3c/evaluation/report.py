@@ -515,10 +515,9 @@ def plot_psnr_over_time(ax, result: BenchmarkResult) -> None:
     one case's +∞ makes the frame's mean +∞), ∞ as :func:`_lines` draws it."""
     series = {}
     for name in (m.name for m in result.methods):
-        # (cases, T − 1) also with no case: a result without any had no frame axis to plot.
-        per_frame = np.array([c.scores[name]["psnr_per_frame"] for c in result.cases], dtype=np.float64).reshape(
-            len(result.cases), result.config.num_frames - 1
-        )
+        per_frame = np.array([c.scores[name]["psnr_per_frame"] for c in result.cases], dtype=np.float64)
+        if not result.cases:  # a frame axis all the same, with no value on it
+            per_frame = np.empty((0, result.config.num_frames - 1))
         mean = np.array([nanmean(per_frame[:, t]) for t in range(per_frame.shape[1])], dtype=np.float64)
         series[name] = (np.arange(1, per_frame.shape[1] + 1), mean)
     _lines(ax, series)
