@@ -130,7 +130,8 @@ def timing_note(result: BenchmarkResult) -> str:
     return (
         "*s/video*: the mean time to make one video over the cases after the first; *1st video s*: the first case's, which "
         "holds each method's warm-up (a model's first call: memory allocation, kernel selection, compilation)"
-        + (" — with one case there is no later video, so no s/video" if len(result.cases) < 2 else "")
+        + (" — with one case there is no later video, so no s/video" if len(result.cases) == 1 else "")
+        + (" — no case ran, so neither" if not result.cases else "")
         + (f". Model loading, before the first video and in neither: {loads}." if loads else ".")
     )
 
