@@ -261,6 +261,20 @@ def test_the_terminal_table_and_the_report_name_their_units_and_directions():
     assert units["center_error"]["unit"] == "share of the source view's median depth" and set(SCORE_NAMES) <= set(units)
 
 
+def test_the_plots_axes_say_which_way_is_better(tmp_path, monkeypatch):
+    """Every plotted score's axis label ends in ↑ (higher is better: PSNR, SSIM) or ↓ (lower: the
+    errors), as the report's headers do; the axes named only the unit."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import write_plots
+
+    labels, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: labels.extend(ax.get_ylabel() for ax in fig.axes) or close(fig))
+    write_plots(one_case_result(psnr_per_frame=[20.0] * 24), tmp_path)
+    assert labels == ["PSNR dB ↑", "SSIM ↑", "mean abs. error ×100 ↓", "degrees ↓", "% of median depth ↓", "PSNR dB ↑", "PSNR dB ↑"]
+
+
 def test_a_result_without_any_case_still_writes_a_whole_report(tmp_path):
     """A benchmark result with no case (write_report from Python, e.g. of a run stopped before its
     first case) writes report.md, results.json and every plot, each score "—" / null; the PSNR-over-

@@ -479,14 +479,14 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
     for ax, metric, unit in ((axes[0], "psnr", "dB"), (axes[1], "ssim", "")):
         series = {part: [summary[n][f"{metric}{suffix}"] for n in methods] for part, suffix in
                   (("all", ""), ("seen", "_seen"), ("disoccluded", "_disoccluded"))}  # fmt: skip
-        _bars(ax, methods, series, f"{metric.upper()} {unit}".strip(), f"{metric.upper()} against ground truth")
+        _bars(ax, methods, series, f"{metric.upper()} {unit}".strip() + " ↑", f"{metric.upper()} against ground truth")
     save(fig, PLOTS[0])
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    _bars(axes[0], everyone, {"warp": [summary[n]["warp_error"] * 100 for n in everyone]}, "mean abs. error ×100", "Reprojection warp error")
+    _bars(axes[0], everyone, {"warp": [summary[n]["warp_error"] * 100 for n in everyone]}, "mean abs. error ×100 ↓", "Reprojection warp error")
     _bars(axes[1], everyone, {"rotation": [summary[n]["rotation_error"] for n in everyone],
-                              "direction": [summary[n]["translation_error"] for n in everyone]}, "degrees", "Camera error")  # fmt: skip
-    _bars(axes[2], everyone, {"centre": [summary[n]["center_error"] * 100 for n in everyone]}, "% of median depth", "Camera centre error")
+                              "direction": [summary[n]["translation_error"] for n in everyone]}, "degrees ↓", "Camera error")  # fmt: skip
+    _bars(axes[2], everyone, {"centre": [summary[n]["center_error"] * 100 for n in everyone]}, "% of median depth ↓", "Camera centre error")
     save(fig, PLOTS[1])
 
     fig, ax = plt.subplots(figsize=(9, 4.2))
@@ -504,7 +504,7 @@ def plot_psnr_per_preset(ax, result: BenchmarkResult) -> None:
     per_preset = grouped(result, "preset", "psnr")
     _lines(ax, {n: (list(per_preset[n]), np.array(list(per_preset[n].values()), dtype=np.float64)) for n in (m.name for m in result.methods)},
            marker="o")  # fmt: skip
-    ax.set_ylabel("PSNR dB")
+    ax.set_ylabel("PSNR dB ↑")
     ax.set_title("PSNR per preset (mean over scenes)")
     ax.tick_params(axis="x", rotation=30)
     ax.grid(alpha=0.3)
@@ -524,7 +524,7 @@ def plot_psnr_over_time(ax, result: BenchmarkResult) -> None:
     _lines(ax, series)
     ax.set_xlim(0.5, result.config.num_frames - 0.5)  # frames 1 … T−1 in view, with or without a point
     ax.set_xlabel("frame")
-    ax.set_ylabel("PSNR dB")
+    ax.set_ylabel("PSNR dB ↑")
     ax.set_title("PSNR over the video (mean over cases)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
