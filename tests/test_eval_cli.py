@@ -232,21 +232,67 @@ def test_results_json_tells_an_infinite_score_from_a_missing_one(tmp_path):
     assert json.dumps(back) == json.dumps(results_json(result))  # every value as written, ±∞ and NaN included
 
 
-def test_the_terminal_table_and_the_report_name_their_units():
+def test_the_terminal_table_and_the_report_name_their_units_and_directions():
     """The terminal's "warp" column shows warp_error ×100 and PSNR is in dB: both are said (the
-    table showed 5.16 for a warp error of 0.0516 with no word of the scale, report.md never said dB)."""
+    table showed 5.16 for a warp error of 0.0516 with no word of the scale, report.md never said dB).
+    Every score's header in report.md names its unit and its better direction (↑ / ↓: none did, so a
+    reader of a published table had to guess that 0.54 rot err is good and 0.54 SSIM is not), and
+    results.json, whose values are unscaled, says each one's unit and direction."""
     from rich.console import Console
 
-    from gen3c.evaluation.report import markdown, summary_table
+    from gen3c.evaluation.report import markdown, results_json, summary_table
+    from gen3c.evaluation.suite import SCORE_NAMES
 
     result = one_case_result(psnr=21.25, warp_error=0.0516, psnr_per_frame=[21.25])
     console = Console(width=200, record=True)
     console.print(summary_table(result))
     text = console.export_text()
-    assert "mean over cases (PSNR in dB, warp error ×100)" in text
+    assert "mean over cases (PSNR in dB, warp error ×100; PSNR, SSIM ↑ better, the rest ↓)" in " ".join(text.split())
     row = next(line for line in text.splitlines() if line.startswith("│still"))
     assert [c.strip() for c in row.split("│")][2] == "21.25" and "5.16" in row
-    assert "**PSNR** (dB)" in markdown(result, plots=False, sheets=[])
+    report = markdown(result, plots=False, sheets=[])
+    assert "**PSNR** (dB)" in report and "↑ higher is better, ↓ lower" in report
+    header = report.split("## Summary (mean over cases)")[1].strip().splitlines()[0]
+    assert header == ("| method | PSNR dB ↑ | PSNR seen dB ↑ | PSNR disocc. dB ↑ | SSIM ↑ | SSIM seen ↑ | SSIM disocc. ↑ | warp err ×100 ↓ | "
+                      "rot err ° ↓ | dir err ° ↓ | centre err % ↓ | pose fail % ↓ | s/video | 1st video s |")
+    units = results_json(result)["units"]
+    assert units["psnr"] == {"unit": "dB", "better": "higher"} and units["ssim_disoccluded"]["better"] == "higher"
+    assert units["warp_error"] == {"unit": "mean absolute colour difference on the [0, 1] scale", "better": "lower"}
+    assert units["center_error"]["unit"] == "share of the source view's median depth" and set(SCORE_NAMES) <= set(units)
+
+
+def test_the_plots_axes_say_which_way_is_better(tmp_path, monkeypatch):
+    """Every plotted score's axis label ends in ↑ (higher is better: PSNR, SSIM) or ↓ (lower: the
+    errors), as the report's headers do; the axes named only the unit."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import write_plots
+
+    labels, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: labels.extend(ax.get_ylabel() for ax in fig.axes) or close(fig))
+    write_plots(one_case_result(psnr_per_frame=[20.0] * 24), tmp_path)
+    assert labels == ["PSNR dB ↑", "SSIM ↑", "mean abs. error ×100 ↓", "degrees ↓", "% of median depth ↓", "PSNR dB ↑", "PSNR dB ↑"]
+
+
+def test_a_result_without_any_case_still_writes_a_whole_report(tmp_path):
+    """A benchmark result with no case (write_report from Python, e.g. of a run stopped before its
+    first case) writes report.md, results.json and every plot, each score "—" / null; the PSNR-over-
+    time plot failed with an IndexError (no frame axis) and left no report at all."""
+    pytest.importorskip("matplotlib")
+    from gen3c.evaluation.report import PLOTS, read_results, write_report
+    from gen3c.evaluation.suite import BenchmarkConfig, BenchmarkResult, Method
+
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",), num_frames=4), [Method("still", "held still", None)], [])
+    paths = write_report(result, tmp_path)
+    assert sorted(p.name for p in paths["plots"]) == sorted(PLOTS)
+    for name in PLOTS:
+        with Image.open(tmp_path / name) as img:
+            assert img.format == "PNG"
+    back = read_results(tmp_path / "results.json")
+    assert back["cases"] == [] and np.isnan(back["summary"]["still"]["psnr"])
+    report = (tmp_path / "report.md").read_text()
+    assert "| `still` | — | — |" in report and "no case ran, so neither" in report and "with one case" not in report
 
 
 def test_one_case_is_counted_in_the_singular():
@@ -360,11 +406,11 @@ def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
         cells = [c.strip() for c in line.strip("|").split("|")]
         row = summary[cells[0].strip("`")]
         shown = dict(zip(header, cells, strict=True))
-        for score, head, scale, decimals in (("psnr_seen", "PSNR seen", 1, 2), ("ssim", "SSIM", 1, 3), ("warp_error", "warp err ×100", 100, 2),
-                                             ("center_error", "centre err %", 100, 1), ("rotation_error", "rot err °", 1, 2)):  # fmt: skip
+        for score, head, scale, decimals in (("psnr_seen", "PSNR seen dB ↑", 1, 2), ("ssim", "SSIM ↑", 1, 3), ("warp_error", "warp err ×100 ↓", 100, 2),
+                                             ("center_error", "centre err % ↓", 100, 1), ("rotation_error", "rot err ° ↓", 1, 2)):  # fmt: skip
             value = row[score]
             assert shown[head] == ("—" if value is None else f"{value * scale:.{decimals}f}"), (cells[0], score)
-    assert shown["PSNR seen"] != "—" and lines[2].startswith("| `ground_truth`")
+    assert shown["PSNR seen dB ↑"] != "—" and lines[2].startswith("| `ground_truth`")
 
 
 

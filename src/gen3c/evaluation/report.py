@@ -42,20 +42,41 @@ from gen3c.io.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 
 PLOTS = ("image_quality.png", "consistency.png", "psnr_per_preset.png", "psnr_over_time.png")
 
-#: How each score is shown: header, scale factor, decimals.
+#: How each score is shown: header (name, unit and whether higher ↑ or lower ↓ is better), scale
+#: factor, decimals. results.json holds the unscaled values (:data:`SCORE_UNITS`).
 _SHOWN = {
-    "psnr": ("PSNR", 1.0, 2),
-    "psnr_seen": ("PSNR seen", 1.0, 2),
-    "psnr_disoccluded": ("PSNR disocc.", 1.0, 2),
-    "ssim": ("SSIM", 1.0, 3),
-    "ssim_seen": ("SSIM seen", 1.0, 3),
-    "ssim_disoccluded": ("SSIM disocc.", 1.0, 3),
-    "warp_error": ("warp err ×100", 100.0, 2),
-    "rotation_error": ("rot err °", 1.0, 2),
-    "translation_error": ("dir err °", 1.0, 2),
-    "center_error": ("centre err %", 100.0, 1),
-    "pose_failures": ("pose fail %", 100.0, 0),
-    REFERENCE_SCORE: ("PSNR vs reference", 1.0, 2),
+    "psnr": ("PSNR dB ↑", 1.0, 2),
+    "psnr_seen": ("PSNR seen dB ↑", 1.0, 2),
+    "psnr_disoccluded": ("PSNR disocc. dB ↑", 1.0, 2),
+    "ssim": ("SSIM ↑", 1.0, 3),
+    "ssim_seen": ("SSIM seen ↑", 1.0, 3),
+    "ssim_disoccluded": ("SSIM disocc. ↑", 1.0, 3),
+    "warp_error": ("warp err ×100 ↓", 100.0, 2),
+    "rotation_error": ("rot err ° ↓", 1.0, 2),
+    "translation_error": ("dir err ° ↓", 1.0, 2),
+    "center_error": ("centre err % ↓", 100.0, 1),
+    "pose_failures": ("pose fail % ↓", 100.0, 0),
+    REFERENCE_SCORE: ("PSNR vs reference dB ↑", 1.0, 2),
+}
+
+#: The unit of each score as results.json holds it (unscaled) and which way is better, written
+#: into results.json so that a reader of the numbers alone does not take 0.0066 for a percentage.
+SCORE_UNITS = {
+    "psnr": ("dB", "higher"),
+    "psnr_seen": ("dB", "higher"),
+    "psnr_disoccluded": ("dB", "higher"),
+    "ssim": ("", "higher"),
+    "ssim_seen": ("", "higher"),
+    "ssim_disoccluded": ("", "higher"),
+    "warp_error": ("mean absolute colour difference on the [0, 1] scale", "lower"),
+    "rotation_error": ("degrees", "lower"),
+    "translation_error": ("degrees", "lower"),
+    "center_error": ("share of the source view's median depth", "lower"),
+    "pose_failures": ("share of frames 1 … T−1", "lower"),
+    REFERENCE_SCORE: ("dB", "higher"),
+    "psnr_per_frame": ("dB", "higher"),
+    "seconds": ("seconds", "lower"),
+    "first_seconds": ("seconds", "lower"),
 }
 
 
@@ -109,7 +130,8 @@ def timing_note(result: BenchmarkResult) -> str:
     return (
         "*s/video*: the mean time to make one video over the cases after the first; *1st video s*: the first case's, which "
         "holds each method's warm-up (a model's first call: memory allocation, kernel selection, compilation)"
-        + (" — with one case there is no later video, so no s/video" if len(result.cases) < 2 else "")
+        + (" — with one case there is no later video, so no s/video" if len(result.cases) == 1 else "")
+        + (" — no case ran, so neither" if not result.cases else "")
         + (f". Model loading, before the first video and in neither: {loads}." if loads else ".")
     )
 
@@ -149,7 +171,8 @@ def summary_table(result: BenchmarkResult) -> Table:
     pose failures %, seconds per video after the first case and of the first (warm-up included);
     with compared rows, PSNR against the reference's video)."""
     summary = summarize(result)
-    title = f"gen3c eval: {counted(len(result.cases), 'case')}, mean over cases (PSNR in dB, warp error ×100)"  # the headers are too short for units
+    # The headers are too short for units and directions: the title says them.
+    title = f"gen3c eval: {counted(len(result.cases), 'case')}, mean over cases (PSNR in dB, warp error ×100; PSNR, SSIM ↑ better, the rest ↓)"
     table = Table(title=title, title_justify="left", pad_edge=False)
     table.add_column("method", no_wrap=True)
     for _, header in _COMPACT:
@@ -179,7 +202,7 @@ def comparison_markdown(result: BenchmarkResult) -> list[str]:
     summary = summarize(result)
     rows = [m for m in result.methods if m.name == reference or m.name in compared]
     shown = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim_seen", "ssim_disoccluded", "rotation_error", "translation_error", "center_error")
-    header = ["model", "steps × forwards", "s/video", "1st video s", *(_SHOWN[s][0] for s in shown), f"PSNR vs `{reference}`"]
+    header = ["model", "steps × forwards", "s/video", "1st video s", *(_SHOWN[s][0] for s in shown), f"PSNR vs `{reference}` dB ↑"]
     body = []
     for m in rows:
         row = summary[m.name]
@@ -236,11 +259,14 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         *[f"- `{name}`: {descriptions[name]}" for name in summary],
         "",
         *comparison_markdown(result),
-        "Metrics (frames 1 … T−1; frame 0 is the source view):",
+        "Metrics (frames 1 … T−1; frame 0 is the source view; ↑ higher is better, ↓ lower; means over cases leave out "
+        "a case without the score, —):",
         "",
         "- **PSNR** (dB) **/ SSIM** against the ground truth on the [0, 1] scale (SSIM: 11-tap Gaussian window, σ 1.5), over all "
         "pixels, the pixels the source view's cache sees (*seen*: the surface point is visible from the source camera "
-        "and kept by the edge filter, decided from ground-truth depth) and the rest (*disocc.*), pooled over each case.",
+        "and kept by the edge filter, decided from ground-truth depth) and the rest (*disocc.*), pooled over each case: "
+        "a case's PSNR is that of its frames' mean squared error, at most the mean of its per-frame PSNRs (results.json "
+        "has those as `psnr_per_frame`), and its SSIM the mean of the SSIM map, mirrored borders included.",
         "- **warp err**: mean absolute colour difference between each frame and the next one warped back through the "
         "ground-truth depth and the commanded cameras (pixels hidden or outside in the next frame left out).",
         "- **rot err / dir err / centre err**: each frame's camera recovered from the video alone — corners of frame 0 "
@@ -268,6 +294,7 @@ def results_json(result: BenchmarkResult) -> dict:
     return {
         "config": {**cfg.__dict__, "resolution": list(cfg.resolution)},
         "methods": {m.name: m.description for m in result.methods},
+        "units": {score: {"unit": unit, "better": better} for score, (unit, better) in SCORE_UNITS.items()},
         "seconds": result.seconds,
         "load_seconds": result.load_seconds,
         "summary": summarize(result),
@@ -452,14 +479,14 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
     for ax, metric, unit in ((axes[0], "psnr", "dB"), (axes[1], "ssim", "")):
         series = {part: [summary[n][f"{metric}{suffix}"] for n in methods] for part, suffix in
                   (("all", ""), ("seen", "_seen"), ("disoccluded", "_disoccluded"))}  # fmt: skip
-        _bars(ax, methods, series, f"{metric.upper()} {unit}".strip(), f"{metric.upper()} against ground truth")
+        _bars(ax, methods, series, f"{metric.upper()} {unit}".strip() + " ↑", f"{metric.upper()} against ground truth")
     save(fig, PLOTS[0])
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    _bars(axes[0], everyone, {"warp": [summary[n]["warp_error"] * 100 for n in everyone]}, "mean abs. error ×100", "Reprojection warp error")
+    _bars(axes[0], everyone, {"warp": [summary[n]["warp_error"] * 100 for n in everyone]}, "mean abs. error ×100 ↓", "Reprojection warp error")
     _bars(axes[1], everyone, {"rotation": [summary[n]["rotation_error"] for n in everyone],
-                              "direction": [summary[n]["translation_error"] for n in everyone]}, "degrees", "Camera error")  # fmt: skip
-    _bars(axes[2], everyone, {"centre": [summary[n]["center_error"] * 100 for n in everyone]}, "% of median depth", "Camera centre error")
+                              "direction": [summary[n]["translation_error"] for n in everyone]}, "degrees ↓", "Camera error")  # fmt: skip
+    _bars(axes[2], everyone, {"centre": [summary[n]["center_error"] * 100 for n in everyone]}, "% of median depth ↓", "Camera centre error")
     save(fig, PLOTS[1])
 
     fig, ax = plt.subplots(figsize=(9, 4.2))
@@ -477,7 +504,7 @@ def plot_psnr_per_preset(ax, result: BenchmarkResult) -> None:
     per_preset = grouped(result, "preset", "psnr")
     _lines(ax, {n: (list(per_preset[n]), np.array(list(per_preset[n].values()), dtype=np.float64)) for n in (m.name for m in result.methods)},
            marker="o")  # fmt: skip
-    ax.set_ylabel("PSNR dB")
+    ax.set_ylabel("PSNR dB ↑")
     ax.set_title("PSNR per preset (mean over scenes)")
     ax.tick_params(axis="x", rotation=30)
     ax.grid(alpha=0.3)
@@ -490,12 +517,14 @@ def plot_psnr_over_time(ax, result: BenchmarkResult) -> None:
     series = {}
     for name in (m.name for m in result.methods):
         per_frame = np.array([c.scores[name]["psnr_per_frame"] for c in result.cases], dtype=np.float64)
+        if not result.cases:  # a frame axis all the same, with no value on it
+            per_frame = np.empty((0, result.config.num_frames - 1))
         mean = np.array([nanmean(per_frame[:, t]) for t in range(per_frame.shape[1])], dtype=np.float64)
         series[name] = (np.arange(1, per_frame.shape[1] + 1), mean)
     _lines(ax, series)
     ax.set_xlim(0.5, result.config.num_frames - 0.5)  # frames 1 … T−1 in view, with or without a point
     ax.set_xlabel("frame")
-    ax.set_ylabel("PSNR dB")
+    ax.set_ylabel("PSNR dB ↑")
     ax.set_title("PSNR over the video (mean over cases)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
