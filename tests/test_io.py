@@ -476,6 +476,29 @@ def test_image_loading_and_errors(tmp_path):
         load_image(tmp_path)
 
 
+def test_an_image_within_the_100_mp_limit_loads_past_pils_lower_warning(tmp_path, monkeypatch):
+    """PIL warns of a decompression bomb from 89 MP, below gen3c's 100 MP limit: an image of
+    90–100 MP was refused as "claims an absurd size (decompression bomb)". PIL's thresholds are
+    lowered here so that the images stay small; one over twice PIL's is refused naming our limit."""
+    import struct
+    import zlib
+
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(tmp_path / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # 256 pixels: PIL warns, not over twice its limit
+    assert torch.equal(load_image(tmp_path / "a.png")[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+    monkeypatch.undo()
+    # a PNG header claiming 20000×20000 (400 MP, over twice PIL's 89 MP) over 8×8 pixels of data
+    data = bytearray((tmp_path / "a.png").read_bytes())
+    data[16:24] = struct.pack(">II", 20000, 20000)  # the IHDR chunk's width and height, then its CRC
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    (tmp_path / "huge.png").write_bytes(bytes(data))
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*huge\.png' claims 400 MP, above the 100 MP limit \(or a decompression bomb\): downscale it first$"):
+        load_image(tmp_path / "huge.png")
+    Image.new("1", (12000, 9000)).save(tmp_path / "big.png")  # 108 MP: between PIL's limits, refused by ours from its size
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*big\.png' is 12000×9000 = 108 MP, above the 100 MP limit: downscale it first$"):
+        load_image(tmp_path / "big.png")
+
+
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
     """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
     alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL warns from 89 MP, below our own limit, which the size check applies before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as im:
                 check_image_size(*im.size, f"{name} {str(p)!r}")
                 im.load()
@@ -60,8 +62,12 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
                 array = image_to_uint8(im, f"{name} {str(p)!r}")
     except Gen3cInputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise Gen3cInputError(f"{name} {str(p)!r} claims an absurd size (decompression bomb): refusing to decode it") from None
+    except Image.DecompressionBombError as exc:  # over twice PIL's limit (179 MP), refused before its size is known
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"claims {int(claimed[1]) / 1e6:.0f} MP" if claimed else "claims an absurd size"
+        raise Gen3cInputError(
+            f"{name} {str(p)!r} {size}, above the {MAX_IMAGE_PIXELS // 1_000_000} MP limit (or a decompression bomb): downscale it first"
+        ) from None
     except UnidentifiedImageError:
         from gen3c.io.formats import describe_head, file_head
 
