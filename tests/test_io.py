@@ -499,6 +499,21 @@ def test_an_image_within_the_100_mp_limit_loads_past_pils_lower_warning(tmp_path
         load_image(tmp_path / "big.png")
 
 
+def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path):
+    """An iPhone photo (.heic) is an ISO-media file like an MP4: it was refused as "not a readable
+    image (an MP4/MOV video): … (a video goes in as its GEN3C sample directory …)"."""
+    box = b"\x00\x00\x00\x18ftyp%s\x00\x00\x00\x00mif1%s"
+    (tmp_path / "photo.heic").write_bytes(box % (b"heic", b"heic") + bytes(64))
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.heic' is a HEIC/HEIF image \(an iPhone photo\), which gen3c cannot decode: convert it to JPEG or PNG \(e\.g\. sips"):
+        load_image(tmp_path / "photo.heic")
+    (tmp_path / "cut.avif").write_bytes(box % (b"avif", b"avif") + bytes(64))
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.avif' is not a readable image \(an AVIF image\): use PNG, JPEG, WebP, BMP or TIFF$"):
+        load_image(tmp_path / "cut.avif")
+    (tmp_path / "clip.mp4").write_bytes(box % (b"isom", b"mp41") + bytes(64))
+    with pytest.raises(Gen3cInputError, match=r"\(an MP4/MOV video\)"):
+        load_image(tmp_path / "clip.mp4")
+
+
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
     """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
     alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.

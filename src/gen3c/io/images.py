@@ -76,6 +76,11 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
             raise Gen3cInputError(f"{name} {str(p)!r} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
         known = "" if what.startswith("of an unknown") else f" ({what})"
         hint = ""
+        if what == "a HEIC/HEIF image":  # PIL reads HEIF only through the pillow-heif plugin, which gen3c does not use
+            raise Gen3cInputError(
+                f"{name} {str(p)!r} is a HEIC/HEIF image (an iPhone photo), which gen3c cannot decode: convert it to JPEG or PNG "
+                "(e.g. sips -s format jpeg IN --out OUT.jpg on macOS, heif-convert IN OUT.jpg on Linux)"
+            ) from None
         if "video" in what:
             hint = " (a video goes in as its GEN3C sample directory or with --vipe_path)"
         elif p.suffix.lower() == ".npz":
