@@ -514,6 +514,24 @@ def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path):
         load_image(tmp_path / "clip.mp4")
 
 
+def test_an_animation_is_read_as_its_first_frame_with_a_note(tmp_path):
+    """An animated GIF or WebP, a multi-page TIFF: the first frame, and a note that says so (before:
+    silently, so a clip passed as a GIF ran as a still photo)."""
+    from gen3c.errors import collect_notes
+
+    red, green, blue = (Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
+    for name in ("clip.gif", "clip.webp", "pages.tif"):
+        red.save(tmp_path / name, save_all=True, append_images=[green, blue], lossless=True)
+        with collect_notes() as notes:
+            image = load_image(tmp_path / name)
+        assert torch.equal(image[:, 0, 0], torch.tensor([1.0, -1.0, -1.0])), name
+        assert len(notes) == 1 and re.fullmatch(rf"input image '.*{re.escape(name)}' holds 3 frames \(an animation or a multi-page file\): gen3c uses the first, as a still image", notes[0]), notes
+    red.save(tmp_path / "still.gif")
+    with collect_notes() as notes:
+        load_image(tmp_path / "still.gif")
+    assert notes == []
+
+
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
     """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
     alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
-from gen3c.errors import Gen3cInputError, complex_refusal, first_line
+from gen3c.errors import Gen3cInputError, complex_refusal, first_line, note
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
@@ -33,10 +33,12 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
 
     The EXIF orientation is applied, as image viewers and OpenCV's ``imread`` do: a phone photo
     stored portrait with Orientation 6 comes out upright (landscape), the way its depth map and
-    its viewer see it.
+    its viewer see it. An animated GIF or WebP, or a multi-page TIFF, is read as its first frame,
+    with a :func:`~gen3c.errors.note` saying so.
 
     Raises:
-        Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files.
+        Gen3cInputError: missing, empty, corrupt, unsupported (HEIC: with how to convert it) or
+            absurdly large files.
     """
     p = Path(path)
     try:
@@ -60,6 +62,7 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
                 # One reading for a file and a PIL image in memory: 16-bit grey scaled, float (mode F)
                 # as [0, 1], 32-bit integers refused; PIL's own RGB conversion clips them.
                 array = image_to_uint8(im, f"{name} {str(p)!r}")
+                frames = _frame_count(im)
     except Gen3cInputError:
         raise
     except Image.DecompressionBombError as exc:  # over twice PIL's limit (179 MP), refused before its size is known
@@ -90,7 +93,21 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
             raise Gen3cInputError(_unreadable(name, p, exc)) from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
+    if frames != 1:
+        note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _frame_count(im: Image.Image) -> int | str:
+    """How many frames an opened image file holds (an animated GIF or WebP, a multi-page TIFF):
+    1 for a still image and an MPO (its further pictures are a camera's extras: a stereo view, a
+    preview), "several" where a later frame cannot be read (the first was)."""
+    if not getattr(im, "is_animated", False) or im.format == "MPO":
+        return 1
+    try:
+        return im.n_frames
+    except (OSError, EOFError, ValueError, SyntaxError):
+        return "several"
 
 
 def _unreadable(name: str, p: Path, exc: OSError) -> str:
