@@ -921,6 +921,26 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert oct(os.stat(tmp_path / "ok.bin").st_mode & 0o777) != "0o600"
 
 
+def test_an_atomic_output_is_on_the_disk_before_its_name_is(tmp_path, monkeypatch):
+    """The bytes are fsync'ed before the rename, the folder after it (before: neither, so a power
+    cut soon after a run could leave an output's name on an empty file). Files of a published
+    folder are flushed too."""
+    from gen3c.io.atomic import publish
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b)))
+    with atomic_path(tmp_path / "out.bin") as tmp:
+        tmp.write_bytes(b"x")
+    assert events == [("fsync", str(tmp)), ("replace", str(tmp_path / "out.bin")), ("fsync", str(tmp_path))]
+    events.clear()
+    (tmp_path / "staged" / "sub").mkdir(parents=True)
+    (tmp_path / "staged" / "sub" / "a.bin").write_bytes(b"a")
+    publish(tmp_path / "staged", tmp_path / "model")
+    assert events == [("fsync", str(tmp_path / "staged" / "sub" / "a.bin")), ("replace", str(tmp_path / "model")), ("fsync", str(tmp_path))]
+
+
 def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
     import signal
     import time
