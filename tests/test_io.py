@@ -530,6 +530,17 @@ def test_an_animation_is_read_as_its_first_frame_with_a_note(tmp_path):
     with collect_notes() as notes:
         load_image(tmp_path / "still.gif")
     assert notes == []
+    # a TIFF whose second page lacks its width (PIL: TypeError "Missing dimensions" as it counts pages)
+    data = bytearray((tmp_path / "pages.tif").read_bytes())
+    first = int.from_bytes(data[4:8], "little")
+    second = int.from_bytes(data[first + 2 + 12 * int.from_bytes(data[first : first + 2], "little") :][:4], "little")
+    entries = [second + 2 + 12 * i for i in range(int.from_bytes(data[second : second + 2], "little"))]
+    width = next(at for at in entries if int.from_bytes(data[at : at + 2], "little") == 256)
+    data[width : width + 2] = (65000).to_bytes(2, "little")  # a tag no reader knows
+    (tmp_path / "bad_page.tif").write_bytes(bytes(data))
+    with collect_notes() as notes:
+        assert torch.equal(load_image(tmp_path / "bad_page.tif")[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+    assert len(notes) == 1 and "holds several frames" in notes[0], notes
 
 
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):

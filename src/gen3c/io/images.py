@@ -106,7 +106,7 @@ def _frame_count(im: Image.Image) -> int | str:
         return 1
     try:
         return im.n_frames
-    except (OSError, EOFError, ValueError, SyntaxError):
+    except Exception:  # a later frame PIL cannot parse raises what it may (TypeError "Missing dimensions" of a TIFF)
         return "several"
 
 
