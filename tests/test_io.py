@@ -543,6 +543,28 @@ def test_an_animation_is_read_as_its_first_frame_with_a_note(tmp_path):
     assert len(notes) == 1 and "holds several frames" in notes[0], notes
 
 
+def test_pillows_warnings_on_a_damaged_image_name_the_image(tmp_path):
+    """Pillow reads past some damage with a warning of its own ("Tag data larger than file. Skipping
+    tag 278"), which the command line showed as a note naming no file; now one note names the input."""
+    from gen3c.errors import collect_notes
+
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(tmp_path / "a.tif")
+    data = bytearray((tmp_path / "a.tif").read_bytes())
+    ifd = int.from_bytes(data[4:8], "little")
+    entries = [ifd + 2 + 12 * i for i in range(int.from_bytes(data[ifd : ifd + 2], "little"))]
+    rows = next(at for at in entries if int.from_bytes(data[at : at + 2], "little") == 278)  # RowsPerStrip
+    data[rows + 4 : rows + 8] = (100_000).to_bytes(4, "little")  # its count: data far beyond the file's end
+    (tmp_path / "damaged.tif").write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing else warned
+        with collect_notes() as notes:
+            image = load_image(tmp_path / "damaged.tif")
+    assert torch.equal(image[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+    assert len(notes) == 1 and re.fullmatch(
+        r"input image '.*damaged\.tif' may be damaged \(Pillow, reading it: Tag data larger than file\. Skipping tag 278\): re-export it if it looks wrong", notes[0]
+    ), notes
+
+
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
     """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
     alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.

@@ -53,7 +53,8 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     if empty:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # every warning kept, to be said after the read (below)
             # PIL warns from 89 MP, below our own limit, which the size check applies before decoding
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as im:
@@ -93,6 +94,13 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
             raise Gen3cInputError(_unreadable(name, p, exc)) from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
+    # Pillow's own warnings (a TIFF's "Tag data larger than file") name no file: said as one note that does
+    pillow = list(dict.fromkeys(first_line(w.message) for w in caught if f"{os.sep}PIL{os.sep}" in w.filename))
+    if pillow:
+        note(f"{name} {str(p)!r} may be damaged (Pillow, reading it: {'; '.join(pillow)[:200]}): re-export it if it looks wrong")
+    for w in caught:
+        if f"{os.sep}PIL{os.sep}" not in w.filename:  # not Pillow's: as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if frames != 1:
         note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
