@@ -565,6 +565,26 @@ def test_pillows_warnings_on_a_damaged_image_name_the_image(tmp_path):
     ), notes
 
 
+def test_a_photo_with_a_damaged_exif_block_is_still_read_upright(tmp_path):
+    """An EXIF tag of the wrong type (PlanarConfiguration as text, from a damaged file): PIL turns the
+    image but cannot write that EXIF back, and load_image (and a PIL image in memory) escaped with
+    a raw struct.error. Now the photo is turned by its orientation tag alone."""
+    from gen3c.io.images import image_to_uint8
+
+    pixels = np.random.default_rng(0).integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Maker"  # Orientation 6 (turn 90° clockwise to view), Make
+    Image.fromarray(pixels).save(tmp_path / "ok.jpg", exif=exif.tobytes(), quality=95)
+    data = (tmp_path / "ok.jpg").read_bytes()
+    assert data.count(b"\x01\x0f\x00\x02") == 1
+    (tmp_path / "damaged.jpg").write_bytes(data.replace(b"\x01\x0f\x00\x02", b"\x01\x1c\x00\x02"))  # Make → PlanarConfiguration, still text
+    upright = load_image(tmp_path / "ok.jpg")
+    assert upright.shape == (3, 40, 24)
+    assert torch.equal(load_image(tmp_path / "damaged.jpg"), upright)
+    with Image.open(tmp_path / "damaged.jpg") as opened:
+        assert image_to_uint8(opened).shape == (40, 24, 3)
+
+
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
     """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
     alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.

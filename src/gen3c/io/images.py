@@ -179,12 +179,39 @@ def stated_size(image: Any) -> tuple[int, int] | None:
     return None
 
 
+#: PIL's transpose that undoes each EXIF orientation (2–8; 1 is upright), as ``ImageOps.exif_transpose`` does.
+_UNDO_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def exif_upright(image: Image.Image) -> Image.Image:
+    """``image`` turned by its EXIF orientation (``ImageOps.exif_transpose``). A damaged EXIF block
+    that PIL reads but cannot write back into the turned image (a tag of the wrong type: a
+    ``struct.error``) is no reason to refuse the photo: it is turned by its orientation tag alone."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # whatever PIL's EXIF writer raises; a pixel decoding error comes again just below
+        try:
+            orientation = image.getexif().get(0x0112)
+        except Exception:
+            orientation = None
+        method = _UNDO_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+        return image.transpose(method) if method is not None else image
+
+
 def upright_rgb(image: Image.Image) -> Image.Image:
     """A PIL image as it is seen, in RGB: turned by its EXIF orientation, as image viewers and
     OpenCV's ``imread`` do, with transparent pixels over white (premultiplied ``RGBa`` / ``La``
     too); 16-bit grey (``I;16``) scaled to 8 bits (÷ 257). How an image file is read
     (:func:`load_image`) and a PIL image or RGBA array in memory taken (:func:`image_to_uint8`)."""
-    image = ImageOps.exif_transpose(image)
+    image = exif_upright(image)
     if image.mode.startswith("I;16"):  # 16-bit grey (a 16-bit PNG): PIL's own conversion clips at 255, a white image
         grey = (np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
@@ -290,7 +317,7 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
                     )
                 image = sixteen
             if image.mode == "F":  # floats (a float TIFF): read as a float array is, [0, 1]; PIL's conversion clips
-                image, name = np.asarray(ImageOps.exif_transpose(image)), f"{name} (PIL mode F)"
+                image, name = np.asarray(exif_upright(image)), f"{name} (PIL mode F)"
             else:
                 return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
         except Gen3cInputError:
@@ -340,7 +367,7 @@ def _sixteen_bit(image: Image.Image, name: str) -> Image.Image | None:
     tags = getattr(image, "tag_v2", None)  # a TIFF's; BitsPerSample is tag 258
     if not (image.format == "PPM" or (image.format == "TIFF" and tags is not None and tags.get(258) in (16, (16,)))):
         return None
-    values = np.asarray(ImageOps.exif_transpose(image))
+    values = np.asarray(exif_upright(image))
     lo = int(values.min()) if values.size else 0
     if lo < 0:
         raise Gen3cInputError(
