@@ -1263,3 +1263,20 @@ def test_an_output_that_cannot_be_written_is_told_how_to_fix_it(tmp_path):
             with atomic_path(target):
                 pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_an_output_folder_whose_name_the_system_refuses_is_one_line(tmp_path):
+    """A name too long for the file system, or with a NUL character: ensure_writable_dir and
+    check_writable_place (run before a training or a conversion starts) let the raw OSError
+    "[Errno 36] File name too long" or ValueError "embedded null byte" out."""
+    from gen3c.io.atomic import check_writable_place
+
+    long = tmp_path / ("x" * 300) / "out"
+    too_long = r" '.*x…' cannot be used \(File name too long\): choose a shorter name$"
+    with pytest.raises(Gen3cInputError, match=r"^output folder" + too_long):
+        ensure_writable_dir(tmp_path / ("x" * 300))
+    with pytest.raises(Gen3cInputError, match=r"^training output folder" + too_long):
+        check_writable_place(long, "training output folder")
+    with pytest.raises(Gen3cInputError, match=r"^output folder '.*a\\x00b' holds a NUL character, which no path can: remove it$"):
+        ensure_writable_dir(tmp_path / "a\x00b")
+    assert list(tmp_path.iterdir()) == []

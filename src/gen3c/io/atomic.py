@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, quoted, raise_if_interrupted
 from gen3c.io.paths import nearest_existing
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
@@ -58,13 +58,28 @@ def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:
     return Gen3cInputError(f"output {str(target)!r} cannot be written ({exc.strerror}): {fix}")
 
 
+def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInputError:
+    """The refusal of ``what`` at ``path``, a name the system refuses to look at: too long (an
+    OSError), with a NUL character (a ValueError)."""
+    if isinstance(exc, ValueError):
+        return Gen3cInputError(f"{what} {quoted(path)} holds a NUL character, which no path can: remove it")
+    fix = "choose a shorter name" if exc.errno == errno.ENAMETOOLONG else "choose another folder"
+    return Gen3cInputError(f"{what} {quoted(path)} cannot be used ({exc.strerror or exc}): {fix}")
+
+
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
     """Create ``folder`` if needed and check that files can be written there."""
     path = Path(folder)
-    if path.exists() and not path.is_dir():
+    try:
+        taken = path.exists() and not path.is_dir()
+    except (OSError, ValueError) as exc:
+        raise _unusable_path(path, what, exc) from None
+    if taken:
         raise Gen3cInputError(f"{what} {str(path)!r} is a file, not a folder: choose a folder path")
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except ValueError as exc:  # a NUL character
+        raise _unusable_path(path, what, exc) from None
     except OSError as exc:
         raise Gen3cInputError(f"{what} {str(path)!r} cannot be created ({exc.strerror}): choose a writable folder") from None
     if not path.is_dir():
@@ -81,7 +96,10 @@ def check_writable_place(path: str | os.PathLike, what: str, *, beside: bool = F
     temporary name and renamed onto it). For runs that do their slow work (loading a model)
     before they create their output."""
     path = Path(path).expanduser()
-    place = nearest_existing(path.parent if beside else path)
+    try:
+        place = nearest_existing(path.parent if beside else path)
+    except OSError as exc:  # a name too long for the file system
+        raise _unusable_path(path, what, exc) from None
     if not place.is_dir():
         raise Gen3cInputError(f"{what} {str(path)!r} cannot be created: {str(place)!r} is a file: choose a folder path")
     if not os.access(place, os.W_OK | os.X_OK):
