@@ -1280,3 +1280,21 @@ def test_an_output_folder_whose_name_the_system_refuses_is_one_line(tmp_path):
     with pytest.raises(Gen3cInputError, match=r"^output folder '.*a\\x00b' holds a NUL character, which no path can: remove it$"):
         ensure_writable_dir(tmp_path / "a\x00b")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file() or "Umask:" not in Path("/proc/self/status").read_text(), reason="Linux shows the umask in /proc")
+def test_publishing_reads_the_umask_without_setting_it(tmp_path, monkeypatch):
+    """Learning the umask by setting it (os.umask(0), then back) left it 0 for a moment in every
+    thread: a file another thread created then was world-writable. Linux shows it in /proc."""
+    old = os.umask(0o027)
+    try:
+        def set_umask(mask):
+            raise AssertionError(f"os.umask({mask:#o}) changes the umask of every thread")
+
+        monkeypatch.setattr(os, "umask", set_umask)
+        with atomic_path(tmp_path / "out.bin") as tmp:
+            tmp.write_bytes(b"x")
+        monkeypatch.undo()
+        assert os.stat(tmp_path / "out.bin").st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

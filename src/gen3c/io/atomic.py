@@ -259,6 +259,16 @@ def _process_alive(pid: int) -> bool:
 
 
 def _umask() -> int:
+    """This process's umask. Read from /proc where Linux shows it: setting it to learn it (the
+    fallback) leaves it 0 for a moment in every thread, so a file another thread creates
+    then (a video writer's, a batch job's) would be writable by anyone."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0)
     os.umask(umask)
     return umask
