@@ -255,3 +255,31 @@ def test_table_renders_a_gpu_and_probes_that_failed():
     assert "cuda:0: NVIDIA H100" in out and "compute capability 9.0, 79.1 GB, 78.5 GB free" in out
     assert "--max_gpu_memory 78.5 (the free memory): resident, estimated peak" in out
     assert out.count(unknown) >= 8
+
+
+def test_gpus_cuda_cannot_start_is_said_not_none(monkeypatch):
+    """A GPU whose driver is too old for torch's CUDA: torch.cuda.is_available() warns and says
+    False, and the report said "GPUs: none", as on a machine without one. Now the reason, as
+    CUDA_VISIBLE_DEVICES hiding every GPU is."""
+    import warnings
+
+    warned = []
+
+    def old_driver():  # torch warns once, on its first look at the driver
+        if warned:
+            return False
+        warned.append(True)
+        warnings.warn("CUDA initialization: The NVIDIA driver on your system is too old (found version 11040).\nPlease update.", UserWarning, stacklevel=2)
+        return False
+
+    monkeypatch.setattr(torch.cuda, "is_available", old_driver)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    found = environment.report()
+    assert found["gpus"] == "unknown (CUDA does not start: CUDA initialization: The NVIDIA driver on your system is too old (found version 11040).)"
+    assert list(found["devices"]) == ["cpu"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert environment._gpus() == "unknown (CUDA_VISIBLE_DEVICES='' hides every GPU)"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert environment._gpus() == []

@@ -476,6 +476,115 @@ def test_image_loading_and_errors(tmp_path):
         load_image(tmp_path)
 
 
+def test_an_image_within_the_100_mp_limit_loads_past_pils_lower_warning(tmp_path, monkeypatch):
+    """PIL warns of a decompression bomb from 89 MP, below gen3c's 100 MP limit: an image of
+    90–100 MP was refused as "claims an absurd size (decompression bomb)". PIL's thresholds are
+    lowered here so that the images stay small; one over twice PIL's is refused naming our limit."""
+    import struct
+    import zlib
+
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(tmp_path / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # 256 pixels: PIL warns, not over twice its limit
+    assert torch.equal(load_image(tmp_path / "a.png")[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+    monkeypatch.undo()
+    # a PNG header claiming 20000×20000 (400 MP, over twice PIL's 89 MP) over 8×8 pixels of data
+    data = bytearray((tmp_path / "a.png").read_bytes())
+    data[16:24] = struct.pack(">II", 20000, 20000)  # the IHDR chunk's width and height, then its CRC
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    (tmp_path / "huge.png").write_bytes(bytes(data))
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*huge\.png' claims 400 MP, above the 100 MP limit \(or a decompression bomb\): downscale it first$"):
+        load_image(tmp_path / "huge.png")
+    Image.new("1", (12000, 9000)).save(tmp_path / "big.png")  # 108 MP: between PIL's limits, refused by ours from its size
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*big\.png' is 12000×9000 = 108 MP, above the 100 MP limit: downscale it first$"):
+        load_image(tmp_path / "big.png")
+
+
+def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path):
+    """An iPhone photo (.heic) is an ISO-media file like an MP4: it was refused as "not a readable
+    image (an MP4/MOV video): … (a video goes in as its GEN3C sample directory …)"."""
+    box = b"\x00\x00\x00\x18ftyp%s\x00\x00\x00\x00mif1%s"
+    (tmp_path / "photo.heic").write_bytes(box % (b"heic", b"heic") + bytes(64))
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.heic' is a HEIC/HEIF image \(an iPhone photo\), which gen3c cannot decode: convert it to JPEG or PNG \(e\.g\. sips"):
+        load_image(tmp_path / "photo.heic")
+    (tmp_path / "cut.avif").write_bytes(box % (b"avif", b"avif") + bytes(64))
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.avif' is not a readable image \(an AVIF image\): use PNG, JPEG, WebP, BMP or TIFF$"):
+        load_image(tmp_path / "cut.avif")
+    (tmp_path / "clip.mp4").write_bytes(box % (b"isom", b"mp41") + bytes(64))
+    with pytest.raises(Gen3cInputError, match=r"\(an MP4/MOV video\)"):
+        load_image(tmp_path / "clip.mp4")
+
+
+def test_an_animation_is_read_as_its_first_frame_with_a_note(tmp_path):
+    """An animated GIF or WebP, a multi-page TIFF: the first frame, and a note that says so (before:
+    silently, so a clip passed as a GIF ran as a still photo)."""
+    from gen3c.errors import collect_notes
+
+    red, green, blue = (Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
+    for name in ("clip.gif", "clip.webp", "pages.tif"):
+        red.save(tmp_path / name, save_all=True, append_images=[green, blue], lossless=True)
+        with collect_notes() as notes:
+            image = load_image(tmp_path / name)
+        assert torch.equal(image[:, 0, 0], torch.tensor([1.0, -1.0, -1.0])), name
+        assert len(notes) == 1 and re.fullmatch(rf"input image '.*{re.escape(name)}' holds 3 frames \(an animation or a multi-page file\): gen3c uses the first, as a still image", notes[0]), notes
+    red.save(tmp_path / "still.gif")
+    with collect_notes() as notes:
+        load_image(tmp_path / "still.gif")
+    assert notes == []
+    # a TIFF whose second page lacks its width (PIL: TypeError "Missing dimensions" as it counts pages)
+    data = bytearray((tmp_path / "pages.tif").read_bytes())
+    first = int.from_bytes(data[4:8], "little")
+    second = int.from_bytes(data[first + 2 + 12 * int.from_bytes(data[first : first + 2], "little") :][:4], "little")
+    entries = [second + 2 + 12 * i for i in range(int.from_bytes(data[second : second + 2], "little"))]
+    width = next(at for at in entries if int.from_bytes(data[at : at + 2], "little") == 256)
+    data[width : width + 2] = (65000).to_bytes(2, "little")  # a tag no reader knows
+    (tmp_path / "bad_page.tif").write_bytes(bytes(data))
+    with collect_notes() as notes:
+        assert torch.equal(load_image(tmp_path / "bad_page.tif")[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+    assert len(notes) == 1 and "holds several frames" in notes[0], notes
+
+
+def test_pillows_warnings_on_a_damaged_image_name_the_image(tmp_path):
+    """Pillow reads past some damage with a warning of its own ("Tag data larger than file. Skipping
+    tag 278"), which the command line showed as a note naming no file; now one note names the input."""
+    from gen3c.errors import collect_notes
+
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(tmp_path / "a.tif")
+    data = bytearray((tmp_path / "a.tif").read_bytes())
+    ifd = int.from_bytes(data[4:8], "little")
+    entries = [ifd + 2 + 12 * i for i in range(int.from_bytes(data[ifd : ifd + 2], "little"))]
+    rows = next(at for at in entries if int.from_bytes(data[at : at + 2], "little") == 278)  # RowsPerStrip
+    data[rows + 4 : rows + 8] = (100_000).to_bytes(4, "little")  # its count: data far beyond the file's end
+    (tmp_path / "damaged.tif").write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing else warned
+        with collect_notes() as notes:
+            image = load_image(tmp_path / "damaged.tif")
+    assert torch.equal(image[:, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
+    assert len(notes) == 1 and re.fullmatch(
+        r"input image '.*damaged\.tif' may be damaged \(Pillow, reading it: Tag data larger than file\. Skipping tag 278\): re-export it if it looks wrong", notes[0]
+    ), notes
+
+
+def test_a_photo_with_a_damaged_exif_block_is_still_read_upright(tmp_path):
+    """An EXIF tag of the wrong type (PlanarConfiguration as text, from a damaged file): PIL turns the
+    image but cannot write that EXIF back, and load_image (and a PIL image in memory) escaped with
+    a raw struct.error. Now the photo is turned by its orientation tag alone."""
+    from gen3c.io.images import image_to_uint8
+
+    pixels = np.random.default_rng(0).integers(0, 255, (24, 40, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Maker"  # Orientation 6 (turn 90° clockwise to view), Make
+    Image.fromarray(pixels).save(tmp_path / "ok.jpg", exif=exif.tobytes(), quality=95)
+    data = (tmp_path / "ok.jpg").read_bytes()
+    assert data.count(b"\x01\x0f\x00\x02") == 1
+    (tmp_path / "damaged.jpg").write_bytes(data.replace(b"\x01\x0f\x00\x02", b"\x01\x1c\x00\x02"))  # Make → PlanarConfiguration, still text
+    upright = load_image(tmp_path / "ok.jpg")
+    assert upright.shape == (3, 40, 24)
+    assert torch.equal(load_image(tmp_path / "damaged.jpg"), upright)
+    with Image.open(tmp_path / "damaged.jpg") as opened:
+        assert image_to_uint8(opened).shape == (40, 24, 3)
+
+
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
     """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
     alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.
@@ -865,6 +974,26 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert oct(os.stat(tmp_path / "ok.bin").st_mode & 0o777) != "0o600"
 
 
+def test_an_atomic_output_is_on_the_disk_before_its_name_is(tmp_path, monkeypatch):
+    """The bytes are fsync'ed before the rename, the folder after it (before: neither, so a power
+    cut soon after a run could leave an output's name on an empty file). Files of a published
+    folder are flushed too."""
+    from gen3c.io.atomic import publish
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b)))
+    with atomic_path(tmp_path / "out.bin") as tmp:
+        tmp.write_bytes(b"x")
+    assert events == [("fsync", str(tmp)), ("replace", str(tmp_path / "out.bin")), ("fsync", str(tmp_path))]
+    events.clear()
+    (tmp_path / "staged" / "sub").mkdir(parents=True)
+    (tmp_path / "staged" / "sub" / "a.bin").write_bytes(b"a")
+    publish(tmp_path / "staged", tmp_path / "model")
+    assert events == [("fsync", str(tmp_path / "staged" / "sub" / "a.bin")), ("replace", str(tmp_path / "model")), ("fsync", str(tmp_path))]
+
+
 def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
     import signal
     import time
@@ -1134,3 +1263,38 @@ def test_an_output_that_cannot_be_written_is_told_how_to_fix_it(tmp_path):
             with atomic_path(target):
                 pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_an_output_folder_whose_name_the_system_refuses_is_one_line(tmp_path):
+    """A name too long for the file system, or with a NUL character: ensure_writable_dir and
+    check_writable_place (run before a training or a conversion starts) let the raw OSError
+    "[Errno 36] File name too long" or ValueError "embedded null byte" out."""
+    from gen3c.io.atomic import check_writable_place
+
+    long = tmp_path / ("x" * 300) / "out"
+    too_long = r" '.*x…' cannot be used \(File name too long\): choose a shorter name$"
+    with pytest.raises(Gen3cInputError, match=r"^output folder" + too_long):
+        ensure_writable_dir(tmp_path / ("x" * 300))
+    with pytest.raises(Gen3cInputError, match=r"^training output folder" + too_long):
+        check_writable_place(long, "training output folder")
+    with pytest.raises(Gen3cInputError, match=r"^output folder '.*a\\x00b' holds a NUL character, which no path can: remove it$"):
+        ensure_writable_dir(tmp_path / "a\x00b")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file() or "Umask:" not in Path("/proc/self/status").read_text(), reason="Linux shows the umask in /proc")
+def test_publishing_reads_the_umask_without_setting_it(tmp_path, monkeypatch):
+    """Learning the umask by setting it (os.umask(0), then back) left it 0 for a moment in every
+    thread: a file another thread created then was world-writable. Linux shows it in /proc."""
+    old = os.umask(0o027)
+    try:
+        def set_umask(mask):
+            raise AssertionError(f"os.umask({mask:#o}) changes the umask of every thread")
+
+        monkeypatch.setattr(os, "umask", set_umask)
+        with atomic_path(tmp_path / "out.bin") as tmp:
+            tmp.write_bytes(b"x")
+        monkeypatch.undo()
+        assert os.stat(tmp_path / "out.bin").st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

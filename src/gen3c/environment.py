@@ -106,10 +106,25 @@ def _torch() -> dict[str, Any]:
     }
 
 
-def _gpus() -> list[dict[str, Any] | str]:
+def _gpus() -> list[dict[str, Any] | str] | str:
+    """Each CUDA GPU's :func:`_gpu`; none on a machine without one; ``"unknown (why)"`` where GPUs
+    may be there but CUDA does not start: torch's warning (a driver too old for this build, say),
+    or ``CUDA_VISIBLE_DEVICES`` hiding every one, which "none" would hide."""
+    import warnings
+
     import torch
 
-    if not torch.cuda.is_available():
+    from gen3c.errors import first_line
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    if not available:
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if caught:
+            return f"unknown (CUDA does not start: {first_line(caught[0].message)})"
+        if torch.version.cuda is not None and hidden is not None and hidden.strip() in ("", "-1"):
+            return f"unknown (CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU)"
         return []
     return [_probe(lambda i=i: _gpu(i)) for i in range(torch.cuda.device_count())]
 

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, quoted, raise_if_interrupted
 from gen3c.io.paths import nearest_existing
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
@@ -58,13 +58,28 @@ def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:
     return Gen3cInputError(f"output {str(target)!r} cannot be written ({exc.strerror}): {fix}")
 
 
+def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInputError:
+    """The refusal of ``what`` at ``path``, a name the system refuses to look at: too long (an
+    OSError), with a NUL character (a ValueError)."""
+    if isinstance(exc, ValueError):
+        return Gen3cInputError(f"{what} {quoted(path)} holds a NUL character, which no path can: remove it")
+    fix = "choose a shorter name" if exc.errno == errno.ENAMETOOLONG else "choose another folder"
+    return Gen3cInputError(f"{what} {quoted(path)} cannot be used ({exc.strerror or exc}): {fix}")
+
+
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
     """Create ``folder`` if needed and check that files can be written there."""
     path = Path(folder)
-    if path.exists() and not path.is_dir():
+    try:
+        taken = path.exists() and not path.is_dir()
+    except (OSError, ValueError) as exc:
+        raise _unusable_path(path, what, exc) from None
+    if taken:
         raise Gen3cInputError(f"{what} {str(path)!r} is a file, not a folder: choose a folder path")
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except ValueError as exc:  # a NUL character
+        raise _unusable_path(path, what, exc) from None
     except OSError as exc:
         raise Gen3cInputError(f"{what} {str(path)!r} cannot be created ({exc.strerror}): choose a writable folder") from None
     if not path.is_dir():
@@ -81,7 +96,10 @@ def check_writable_place(path: str | os.PathLike, what: str, *, beside: bool = F
     temporary name and renamed onto it). For runs that do their slow work (loading a model)
     before they create their output."""
     path = Path(path).expanduser()
-    place = nearest_existing(path.parent if beside else path)
+    try:
+        place = nearest_existing(path.parent if beside else path)
+    except OSError as exc:  # a name too long for the file system
+        raise _unusable_path(path, what, exc) from None
     if not place.is_dir():
         raise Gen3cInputError(f"{what} {str(path)!r} cannot be created: {str(place)!r} is a file: choose a folder path")
     if not os.access(place, os.W_OK | os.X_OK):
@@ -241,6 +259,16 @@ def _process_alive(pid: int) -> bool:
 
 
 def _umask() -> int:
+    """This process's umask. Read from /proc where Linux shows it: setting it to learn it (the
+    fallback) leaves it 0 for a moment in every thread, so a file another thread creates
+    then (a video writer's, a batch job's) would be writable by anyone."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0)
     os.umask(umask)
     return umask
@@ -255,13 +283,36 @@ def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
     all leave plain permissions: ``tempfile`` creates owner-only files and folders, and
     safetensors ≥ 0.8 writes its files 0600 — a converted checkpoint, a trained model or a
     checkpoint would be unreadable to the other users of a shared machine or weights cache.
+
+    Each file's bytes are flushed to the disk (``fsync``) before the rename, and the rename after
+    it: else a power cut soon after can leave the new name on an empty file (XFS, btrfs, ext4
+    without ``auto_da_alloc``). A ``target`` that is a symbolic link is itself replaced, not the
+    file it points to. On Windows the rename fails while another program holds ``target`` open.
     """
     finished = Path(finished)
     umask = _umask()
     for path in [finished, *finished.rglob("*")] if finished.is_dir() and not finished.is_symlink() else [finished]:
         if not path.is_symlink():
             os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+            if not path.is_dir():
+                _fsync(path)
     os.replace(finished, target)
+    _fsync(Path(target).parent)
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a folder: its entries) to the disk, where the system allows it:
+    Windows opens no folder so, some file systems refuse (EINVAL), and the output is whole anyway."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def replace_folder(finished: str | os.PathLike, target: str | os.PathLike) -> None:

@@ -29,6 +29,12 @@ _SIGNATURES = (
     (PICKLE_MAGIC, "a Python pickle"),
 )
 
+#: ISO-media major brands of still images: HEIF (iPhone photos, ``.heic``) and AVIF.
+_STILL_BRANDS = {
+    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"), "a HEIC/HEIF image"),
+    **dict.fromkeys((b"avif", b"avis"), "an AVIF image"),
+}
+
 
 def is_sample(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a GEN3C sample (:mod:`gen3c.io.gen3c_sample`), not an image: a
@@ -62,8 +68,8 @@ def describe_head(head: bytes) -> str:
             return what
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "a WebP image"
-    if head[4:8] == b"ftyp":
-        return "an MP4/MOV video"
+    if head[4:8] == b"ftyp":  # ISO media: its major brand tells a still image (HEIF, AVIF) from a video
+        return _STILL_BRANDS.get(head[8:12], "an MP4/MOV video")
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:

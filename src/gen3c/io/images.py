@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
-from gen3c.errors import Gen3cInputError, complex_refusal, first_line
+from gen3c.errors import Gen3cInputError, complex_refusal, first_line, note
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
@@ -32,10 +33,12 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
 
     The EXIF orientation is applied, as image viewers and OpenCV's ``imread`` do: a phone photo
     stored portrait with Orientation 6 comes out upright (landscape), the way its depth map and
-    its viewer see it.
+    its viewer see it. An animated GIF or WebP, or a multi-page TIFF, is read as its first frame,
+    with a :func:`~gen3c.errors.note` saying so.
 
     Raises:
-        Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files.
+        Gen3cInputError: missing, empty, corrupt, unsupported (HEIC: with how to convert it) or
+            absurdly large files.
     """
     p = Path(path)
     try:
@@ -50,18 +53,25 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     if empty:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # every warning kept, to be said after the read (below)
+            # PIL warns from 89 MP, below our own limit, which the size check applies before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as im:
                 check_image_size(*im.size, f"{name} {str(p)!r}")
                 im.load()
                 # One reading for a file and a PIL image in memory: 16-bit grey scaled, float (mode F)
                 # as [0, 1], 32-bit integers refused; PIL's own RGB conversion clips them.
                 array = image_to_uint8(im, f"{name} {str(p)!r}")
+                frames = _frame_count(im)
     except Gen3cInputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise Gen3cInputError(f"{name} {str(p)!r} claims an absurd size (decompression bomb): refusing to decode it") from None
+    except Image.DecompressionBombError as exc:  # over twice PIL's limit (179 MP), refused before its size is known
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"claims {int(claimed[1]) / 1e6:.0f} MP" if claimed else "claims an absurd size"
+        raise Gen3cInputError(
+            f"{name} {str(p)!r} {size}, above the {MAX_IMAGE_PIXELS // 1_000_000} MP limit (or a decompression bomb): downscale it first"
+        ) from None
     except UnidentifiedImageError:
         from gen3c.io.formats import describe_head, file_head
 
@@ -70,6 +80,11 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
             raise Gen3cInputError(f"{name} {str(p)!r} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
         known = "" if what.startswith("of an unknown") else f" ({what})"
         hint = ""
+        if what == "a HEIC/HEIF image":  # PIL reads HEIF only through the pillow-heif plugin, which gen3c does not use
+            raise Gen3cInputError(
+                f"{name} {str(p)!r} is a HEIC/HEIF image (an iPhone photo), which gen3c cannot decode: convert it to JPEG or PNG "
+                "(e.g. sips -s format jpeg IN --out OUT.jpg on macOS, heif-convert IN OUT.jpg on Linux)"
+            ) from None
         if "video" in what:
             hint = " (a video goes in as its GEN3C sample directory or with --vipe_path)"
         elif p.suffix.lower() == ".npz":
@@ -79,7 +94,28 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
             raise Gen3cInputError(_unreadable(name, p, exc)) from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
+    # Pillow's own warnings (a TIFF's "Tag data larger than file") name no file: said as one note that does
+    pillow = list(dict.fromkeys(first_line(w.message) for w in caught if f"{os.sep}PIL{os.sep}" in w.filename))
+    if pillow:
+        note(f"{name} {str(p)!r} may be damaged (Pillow, reading it: {'; '.join(pillow)[:200]}): re-export it if it looks wrong")
+    for w in caught:
+        if f"{os.sep}PIL{os.sep}" not in w.filename:  # not Pillow's: as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if frames != 1:
+        note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _frame_count(im: Image.Image) -> int | str:
+    """How many frames an opened image file holds (an animated GIF or WebP, a multi-page TIFF):
+    1 for a still image and an MPO (its further pictures are a camera's extras: a stereo view, a
+    preview), "several" where a later frame cannot be read (the first was)."""
+    if not getattr(im, "is_animated", False) or im.format == "MPO":
+        return 1
+    try:
+        return im.n_frames
+    except Exception:  # a later frame PIL cannot parse raises what it may (TypeError "Missing dimensions" of a TIFF)
+        return "several"
 
 
 def _unreadable(name: str, p: Path, exc: OSError) -> str:
@@ -143,12 +179,39 @@ def stated_size(image: Any) -> tuple[int, int] | None:
     return None
 
 
+#: PIL's transpose that undoes each EXIF orientation (2–8; 1 is upright), as ``ImageOps.exif_transpose`` does.
+_UNDO_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def exif_upright(image: Image.Image) -> Image.Image:
+    """``image`` turned by its EXIF orientation (``ImageOps.exif_transpose``). A damaged EXIF block
+    that PIL reads but cannot write back into the turned image (a tag of the wrong type: a
+    ``struct.error``) is no reason to refuse the photo: it is turned by its orientation tag alone."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # whatever PIL's EXIF writer raises; a pixel decoding error comes again just below
+        try:
+            orientation = image.getexif().get(0x0112)
+        except Exception:
+            orientation = None
+        method = _UNDO_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+        return image.transpose(method) if method is not None else image
+
+
 def upright_rgb(image: Image.Image) -> Image.Image:
     """A PIL image as it is seen, in RGB: turned by its EXIF orientation, as image viewers and
     OpenCV's ``imread`` do, with transparent pixels over white (premultiplied ``RGBa`` / ``La``
     too); 16-bit grey (``I;16``) scaled to 8 bits (÷ 257). How an image file is read
     (:func:`load_image`) and a PIL image or RGBA array in memory taken (:func:`image_to_uint8`)."""
-    image = ImageOps.exif_transpose(image)
+    image = exif_upright(image)
     if image.mode.startswith("I;16"):  # 16-bit grey (a 16-bit PNG): PIL's own conversion clips at 255, a white image
         grey = (np.asarray(image, dtype=np.float32) / 257.0).round().astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
@@ -254,7 +317,7 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
                     )
                 image = sixteen
             if image.mode == "F":  # floats (a float TIFF): read as a float array is, [0, 1]; PIL's conversion clips
-                image, name = np.asarray(ImageOps.exif_transpose(image)), f"{name} (PIL mode F)"
+                image, name = np.asarray(exif_upright(image)), f"{name} (PIL mode F)"
             else:
                 return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
         except Gen3cInputError:
@@ -304,7 +367,7 @@ def _sixteen_bit(image: Image.Image, name: str) -> Image.Image | None:
     tags = getattr(image, "tag_v2", None)  # a TIFF's; BitsPerSample is tag 258
     if not (image.format == "PPM" or (image.format == "TIFF" and tags is not None and tags.get(258) in (16, (16,)))):
         return None
-    values = np.asarray(ImageOps.exif_transpose(image))
+    values = np.asarray(exif_upright(image))
     lo = int(values.min()) if values.size else 0
     if lo < 0:
         raise Gen3cInputError(
