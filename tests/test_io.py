@@ -1298,3 +1298,26 @@ def test_publishing_reads_the_umask_without_setting_it(tmp_path, monkeypatch):
         assert os.stat(tmp_path / "out.bin").st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
+
+
+def test_a_depth_png_is_held_to_the_images_pixel_limit_not_pils(monkeypatch, tmp_path):
+    """A 16-bit depth PNG is read as a photo is: PIL's decompression-bomb warning (below gen3c's
+    limit) is not passed on, gen3c's 100 MP limit refuses it naming it, and a file past twice PIL's
+    limit is gen3c's one line (was: the warning as a nameless note, and a raw DecompressionBombError)."""
+    import warnings
+
+    from gen3c.io import images
+    from gen3c.io.depth import load_depth
+
+    Image.fromarray(np.full((40, 50), 2000, np.uint16)).save(tmp_path / "d.png")  # 2,000 px
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)  # PIL warns from 1,500 px, raises from 3,000
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_depth(tmp_path / "d.png").shape == (40, 50)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(Gen3cInputError, match=r"^depth file '.*d\.png' is 50×40 = 0 MP, above the 0 MP limit: downscale it first$"):
+        load_depth(tmp_path / "d.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 900)
+    with pytest.raises(Gen3cInputError, match=r"^depth file '.*d\.png' claims 0 MP, above the 0 MP limit \(or a decompression bomb\)"):
+        load_depth(tmp_path / "d.png")

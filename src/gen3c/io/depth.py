@@ -6,6 +6,7 @@ Depth is z-depth in any consistent unit. Object arrays are never unpickled.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,10 +141,17 @@ def masked_as_nan(values: np.ndarray) -> np.ndarray:
 
 
 def _read_png16(p: Path, name: str) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    from gen3c.io.images import bomb_refusal, check_pixel_limit, exif_upright
 
     try:
-        im = Image.open(p)
+        with warnings.catch_warnings():
+            # PIL warns from 89 MP, below gen3c's own limit, checked below before the pixels are read
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except Image.DecompressionBombError as exc:
+        raise bomb_refusal(f"{name} {str(p)!r}", exc) from None
     except UnidentifiedImageError:  # a renamed file: say what it is, not "cannot identify image file"
         from gen3c.io.formats import PNG_MAGIC, describe_head, file_head
 
@@ -152,12 +160,13 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
             raise Gen3cInputError(f"{name} {str(p)!r} is a damaged PNG (its header cannot be read): export or copy it again") from None
         raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not a PNG: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
     with im:
+        check_pixel_limit(*im.size, f"{name} {str(p)!r}")
         if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
             raise Gen3cInputError(f"{name} {str(p)!r} is a PNG of mode {im.mode}: depth PNGs must be single-channel 16-bit")
         if im.mode == "L":
             note(f"{name} {p} is an 8-bit PNG: depth precision is only 256 levels", stacklevel=3)
         # Upright, as the photo it belongs to is read (gen3c.io.images.load_image applies EXIF too).
-        return np.asarray(ImageOps.exif_transpose(im), dtype=np.float32)
+        return np.asarray(exif_upright(im), dtype=np.float32)
 
 
 def _read_exr(p: Path, name: str) -> np.ndarray:

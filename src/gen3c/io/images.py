@@ -67,11 +67,7 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     except Gen3cInputError:
         raise
     except Image.DecompressionBombError as exc:  # over twice PIL's limit (179 MP), refused before its size is known
-        claimed = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"claims {int(claimed[1]) / 1e6:.0f} MP" if claimed else "claims an absurd size"
-        raise Gen3cInputError(
-            f"{name} {str(p)!r} {size}, above the {MAX_IMAGE_PIXELS // 1_000_000} MP limit (or a decompression bomb): downscale it first"
-        ) from None
+        raise bomb_refusal(f"{name} {str(p)!r}", exc) from None
     except UnidentifiedImageError:
         from gen3c.io.formats import describe_head, file_head
 
@@ -116,6 +112,14 @@ def _frame_count(im: Image.Image) -> int | str:
         return im.n_frames
     except Exception:  # a later frame PIL cannot parse raises what it may (TypeError "Missing dimensions" of a TIFF)
         return "several"
+
+
+def bomb_refusal(what: str, exc: Exception) -> Gen3cInputError:
+    """PIL's ``DecompressionBombError`` (a file claiming over twice PIL's limit, 179 MP, refused
+    before gen3c's own size check can run) as gen3c's one line about ``what``."""
+    claimed = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"claims {int(claimed[1]) / 1e6:.0f} MP" if claimed else "claims an absurd size"
+    return Gen3cInputError(f"{what} {size}, above the {MAX_IMAGE_PIXELS // 1_000_000} MP limit (or a decompression bomb): downscale it first")
 
 
 def _unreadable(name: str, p: Path, exc: OSError) -> str:
