@@ -1238,3 +1238,16 @@ def test_checking_and_no_effect_options_load_no_new_model(tmp_path):
     assert gen.loaded_with["verify_checksums"]
     config.write_text(config.read_text() + " ")  # checked once: a later run asking again reads nothing
     gen.configure({"verify_checksums": True})
+
+
+def test_short_repr_of_a_container_that_holds_itself_ends_as_repr_does():
+    """Was RecursionError (a notebook printing a result whose notes dict held itself)."""
+    from gen3c.summary import short_repr
+
+    d = {"frames": torch.zeros(2, 3)}
+    d["self"] = d
+    assert short_repr(d) == "{'frames': tensor(2, 3; float32), 'self': {...}}"
+    items = [torch.zeros(1)]
+    items.append(items)
+    assert short_repr(items) == "[tensor(1; float32), [...]]"
+    assert short_repr([1, 2]) == "[1, 2]"  # no array inside: Python's own repr

@@ -20,28 +20,34 @@ import numpy as np
 from torch import Tensor
 
 
-def short_repr(value: object) -> str:
+def short_repr(value: object, _open: frozenset[int] = frozenset()) -> str:
     """``value``'s repr with tensors and arrays as their shape and dtype (and a tensor's device
-    when it is not the CPU), inside dicts, lists and tuples too."""
+    when it is not the CPU), inside dicts, lists and tuples too (one that holds itself is shown
+    as ``{...}`` / ``[...]`` there, as ``repr`` does)."""
+    if id(value) in _open:
+        return "{...}" if isinstance(value, dict) else "[...]" if isinstance(value, list) else "(...)"
+    _open = _open | {id(value)}
     if isinstance(value, Tensor):
         device = "" if value.device.type == "cpu" else f", {value.device}"
         return f"tensor({', '.join(map(str, value.shape))}; {str(value.dtype).removeprefix('torch.')}{device})"
     if isinstance(value, np.ndarray):
         return f"array({', '.join(map(str, value.shape))}; {value.dtype})"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{key!r}: {short_repr(item)}" for key, item in value.items()) + "}"
+        return "{" + ", ".join(f"{key!r}: {short_repr(item, _open)}" for key, item in value.items()) + "}"
     if isinstance(value, (list, tuple)) and _holds_arrays(value):
-        inner = ", ".join(short_repr(item) for item in value)
+        inner = ", ".join(short_repr(item, _open) for item in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
     return repr(value)
 
 
-def _holds_arrays(value: object) -> bool:
+def _holds_arrays(value: object, _open: frozenset[int] = frozenset()) -> bool:
     """Whether a tensor or array is in ``value``, a list, tuple or dict, at any depth."""
     if isinstance(value, (Tensor, np.ndarray)):
         return True
+    if id(value) in _open:
+        return False
     items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-    return any(_holds_arrays(item) for item in items)
+    return any(_holds_arrays(item, _open | {id(value)}) for item in items)
 
 
 def dataclass_repr(self: object) -> str:
