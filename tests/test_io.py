@@ -499,12 +499,24 @@ def test_an_image_within_the_100_mp_limit_loads_past_pils_lower_warning(tmp_path
         load_image(tmp_path / "big.png")
 
 
-def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path):
+def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path, monkeypatch):
     """An iPhone photo (.heic) is an ISO-media file like an MP4: it was refused as "not a readable
-    image (an MP4/MOV video): … (a video goes in as its GEN3C sample directory …)"."""
+    image (an MP4/MOV video): … (a video goes in as its GEN3C sample directory …)". Without
+    pillow-heif its refusal names the extra; with it, a damaged one is named as damaged."""
+    import sys
+
+    from gen3c.io import images
+
     box = b"\x00\x00\x00\x18ftyp%s\x00\x00\x00\x00mif1%s"
     (tmp_path / "photo.heic").write_bytes(box % (b"heic", b"heic") + bytes(64))
-    with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.heic' is a HEIC/HEIF image \(an iPhone photo\), which gen3c cannot decode: convert it to JPEG or PNG \(e\.g\. sips"):
+    monkeypatch.setattr(images, "_heif_registered", False)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # not installed
+    with pytest.raises(Gen3cInputError, match=r"^reading input image '.*photo\.heic', a HEIC/HEIF photo \(or convert it to JPEG\) needs "
+                                              r"pillow-heif .*: pip install 'gen3c\[heic\]'$"):  # fmt: skip
+        load_image(tmp_path / "photo.heic")
+    monkeypatch.delitem(sys.modules, "pillow_heif")
+    pytest.importorskip("pillow_heif")
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.heic' is a HEIC/HEIF image that cannot be decoded \(corrupt or truncated\)"):
         load_image(tmp_path / "photo.heic")
     (tmp_path / "cut.avif").write_bytes(box % (b"avif", b"avif") + bytes(64))
     with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.avif' is not a readable image \(an AVIF image\): use PNG, JPEG, WebP, BMP or TIFF$"):
@@ -1321,3 +1333,25 @@ def test_a_depth_png_is_held_to_the_images_pixel_limit_not_pils(monkeypatch, tmp
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 900)
     with pytest.raises(Gen3cInputError, match=r"^depth file '.*d\.png' claims 0 MP, above the 0 MP limit \(or a decompression bomb\)"):
         load_depth(tmp_path / "d.png")
+
+
+def test_a_heic_photo_is_read_upright_once(tmp_path, monkeypatch):
+    """An iPhone photo stored sideways (EXIF orientation 6) reads upright, as a JPEG of it does:
+    pillow-heif turns it as it decodes, and gen3c does not turn it a second time."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from gen3c.io import images
+
+    pixels = np.zeros((40, 64, 3), np.uint8)
+    pixels[:, :32] = 255  # white left half, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    pillow_heif.from_pillow(Image.fromarray(pixels)).save(tmp_path / "phone.heic", exif=exif.tobytes(), quality=95)
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    # PIL as in a fresh process: no HEIF opener until load_image registers it
+    monkeypatch.setattr(images, "_heif_registered", False)
+    monkeypatch.setattr(Image, "ID", [i for i in Image.ID if i != "HEIF"])
+    monkeypatch.setattr(Image, "OPEN", {k: v for k, v in Image.OPEN.items() if k != "HEIF"})
+    heic, jpeg = load_image(tmp_path / "phone.heic"), load_image(tmp_path / "phone.jpg")
+    assert heic.shape == jpeg.shape == (3, 64, 40)  # upright: portrait
+    assert float((heic - jpeg).abs().mean()) < 0.05
+    assert float(heic[:, :28].mean()) > 0.9 and float(heic[:, 36:].mean()) < -0.9  # the white half is now on top

@@ -42,6 +42,7 @@ PACKAGES: dict[str, tuple[str, str | None]] = {
     "torchvision": ("torchvision", "diffusion"),
     "scipy": ("scipy", "depth"),
     "OpenEXR": ("OpenEXR", "exr"),
+    "pillow_heif": ("pillow-heif", "heic"),
     "viser": ("viser", "gui"),
     "flash_attn": ("flash-attn-4", "fast"),
     "cudnn": ("nvidia-cudnn-frontend", "fast"),

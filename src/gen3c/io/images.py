@@ -37,8 +37,8 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     with a :func:`~gen3c.errors.note` saying so.
 
     Raises:
-        Gen3cInputError: missing, empty, corrupt, unsupported (HEIC: with how to convert it) or
-            absurdly large files.
+        Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files; a HEIC/HEIF
+            photo without pillow-heif (``pip install 'gen3c[heic]'``).
     """
     p = Path(path)
     try:
@@ -72,15 +72,13 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         from gen3c.io.formats import describe_head, file_head
 
         what = describe_head(file_head(p))
-        if what in DECODABLE_HEADS:  # an image PIL reads, cut short before its size: not another format
+        if what in DECODABLE_HEADS or (what == "a HEIC/HEIF image" and _heif_registered):  # cut short before its size: not another format
             raise Gen3cInputError(f"{name} {str(p)!r} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
         known = "" if what.startswith("of an unknown") else f" ({what})"
         hint = ""
-        if what == "a HEIC/HEIF image":  # PIL reads HEIF only through the pillow-heif plugin, which gen3c does not use
-            raise Gen3cInputError(
-                f"{name} {str(p)!r} is a HEIC/HEIF image (an iPhone photo), which gen3c cannot decode: convert it to JPEG or PNG "
-                "(e.g. sips -s format jpeg IN --out OUT.jpg on macOS, heif-convert IN OUT.jpg on Linux)"
-            ) from None
+        if what == "a HEIC/HEIF image" and not _heif_registered:  # PIL reads HEIF through pillow-heif's opener only
+            _register_heif(f"reading {name} {str(p)!r}, a HEIC/HEIF photo (or convert it to JPEG)")
+            return load_image(path, name)
         if "video" in what:
             hint = " (a video goes in as its GEN3C sample directory or with --vipe_path)"
         elif p.suffix.lower() == ".npz":
@@ -112,6 +110,20 @@ def _frame_count(im: Image.Image) -> int | str:
         return im.n_frames
     except Exception:  # a later frame PIL cannot parse raises what it may (TypeError "Missing dimensions" of a TIFF)
         return "several"
+
+
+_heif_registered = False
+
+
+def _register_heif(needed_for: str) -> None:
+    """Let PIL open HEIC/HEIF files (pillow-heif's opener; the ``heic`` extra), once per process.
+    pillow-heif turns the picture by its orientation as it decodes and sets the EXIF tag to 1, so
+    an iPhone photo comes out upright once, not turned twice."""
+    global _heif_registered
+    from gen3c.dependencies import require
+
+    require("pillow_heif", needed_for).register_heif_opener()
+    _heif_registered = True
 
 
 def bomb_refusal(what: str, exc: Exception) -> Gen3cInputError:
