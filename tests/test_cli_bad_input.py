@@ -559,3 +559,21 @@ def test_a_mistyped_option_command_or_choice_is_one_line_not_click_s_usage_box(a
     """click printed its usage box (Usage:, Try '--help', a framed Error) for what typer checks
     itself; now one line as the commands' own mistakes, keeping click's "did you mean"."""
     refused(argv, match)
+
+
+def test_an_unexpected_exception_keeps_its_traceback_and_says_how_to_report_it(monkeypatch):
+    """A bug (no mistake gen3c can name) ends with its traceback and one line on what to do with it,
+    exit code 1 (was: the bare traceback); a command's own typer.Exit is not taken for one."""
+    import gen3c.cli as cli
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("gen3c.environment.report", broken)
+    res = CliRunner().invoke(cli.app, ["env"])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert "Traceback (most recent call last):" in res.output and lines[-1].startswith(
+        "error: gen3c env stopped on an unexpected ZeroDivisionError (traceback above)."
+    ), res.output
+    assert lines[-1].endswith("please report it with that traceback and the output of `gen3c env --json`")

@@ -234,6 +234,22 @@ def user_errors(func: Callable) -> Callable:
                 raise typer.Exit(code=code) from None
             console.print(f"[bold red]{what}[/]: {escape(str(exc)) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=code) from None
+        except Exception as exc:  # no mistake gen3c knows how to name: a bug, or the machine's own failure
+            import traceback
+
+            click = _click_exceptions()  # (newer typers have their own Exit and Abort, older ones click's)
+            own = tuple(getattr(click, name) for name in ("Exit", "Abort", "ClickException") if hasattr(click, name))
+            if isinstance(exc, (typer.Exit, typer.Abort, *own)):  # a command's own exit, click's errors
+                raise
+            _leave_process_group_without_waiting()
+            traceback.print_exception(exc)  # (to stderr, as Python would)
+            console.print(
+                f"[bold red]error:[/] gen3c {escape(command)} stopped on an unexpected {type(exc).__name__} (traceback above). Unless it is "
+                "this machine's own (a full disk, a GPU driver error), it is a bug in gen3c: please report it with that traceback and "
+                "the output of `gen3c env --json`",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            raise typer.Exit(code=1) from None
 
     return wrapper
 
