@@ -883,6 +883,11 @@ def test_what_a_batch_cannot_run_in_one_process_per_job_is_refused_before_it_run
                        r"or run that job alone with `torchrun --nproc_per_node=N -m gen3c generate … --num_gpus N`$"):  # fmt: skip
         run_batch(manifest, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    # num_gpus 0 was refused as "above 1"; now as the run refuses it, where the manifest is read
+    manifest = write_manifest(tmp_path / "jobs.jsonl", [*rows[:1], box_row(box_scene, "z", generator="gen3c", num_gpus=0)])
+    with pytest.raises(Gen3cInputError, match=r"^manifest '.*jobs\.jsonl' line 2: --num_gpus must be a whole number of at least 1, got 0$"):
+        run_batch(manifest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
     manifest = write_manifest(tmp_path / "jobs.jsonl", rows[:1])
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(Gen3cInputError, match=r"^gen3c batch was launched by torchrun as 2 processes, each of which would run every job: "
