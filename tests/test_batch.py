@@ -871,14 +871,21 @@ class _DyingContext:
 def test_what_a_batch_cannot_run_in_one_process_per_job_is_refused_before_it_runs(box_scene, tmp_path, monkeypatch):
     """A row's num_gpus above 1 needs a torchrun launch of its own: every such job failed at run
     time with "launch with torchrun" (after the plan). Under torchrun every rank ran every job,
-    writing the same files side by side (each job failed there: "--num_gpus is 1")."""
+    writing the same files side by side (each job failed there: "--num_gpus is 1"). A null num_gpus
+    is unset (one GPU): it was named among those above 1."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the old run reached for GEN3C's weights
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    rows = [box_row(box_scene, "a"), box_row(box_scene, "b", generator="gen3c", num_gpus=2), box_row(box_scene, "c", generator="gen3c", num_gpus=4)]
+    rows = [box_row(box_scene, "a"), box_row(box_scene, "b", generator="gen3c", num_gpus=2), box_row(box_scene, "c", generator="gen3c", num_gpus=4),
+            box_row(box_scene, "d", generator="gen3c", num_gpus=None)]  # fmt: skip
     manifest = write_manifest(tmp_path / "jobs.jsonl", rows)
     with pytest.raises(Gen3cInputError, match=r"^manifest lines 2, 3 set num_gpus above 1, which needs a torchrun launch of its own: "
                        r"a batch job runs in one process; drop num_gpus \(--workers N runs N jobs at once, each on its own GPU\), "
                        r"or run that job alone with `torchrun --nproc_per_node=N -m gen3c generate … --num_gpus N`$"):  # fmt: skip
+        run_batch(manifest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # num_gpus 0 was refused as "above 1"; now as the run refuses it, where the manifest is read
+    manifest = write_manifest(tmp_path / "jobs.jsonl", [*rows[:1], box_row(box_scene, "z", generator="gen3c", num_gpus=0)])
+    with pytest.raises(Gen3cInputError, match=r"^manifest '.*jobs\.jsonl' line 2: --num_gpus must be a whole number of at least 1, got 0$"):
         run_batch(manifest, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     manifest = write_manifest(tmp_path / "jobs.jsonl", rows[:1])

@@ -311,6 +311,11 @@ def test_a_video_or_image_given_as_intrinsics_is_named_from_its_first_bytes(tmp_
     Image.fromarray(np.zeros((4, 4), np.uint16)).save(tmp_path / "K.txt", format="PNG")  # a PNG misnamed
     with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*K\.txt' is a PNG image, not a camera"):
         parse_intrinsics(str(tmp_path / "K.txt"), (704, 1280))
+    # np.save's K renamed: it was told to pass "a .npy file", which it is
+    np.save(tmp_path / "K.npy", np.eye(3))
+    (tmp_path / "K.npy").rename(tmp_path / "K.txt")
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*K\.txt' is a NumPy \.npy array under another suffix: rename it to end in \.npy$"):
+        parse_intrinsics(str(tmp_path / "K.txt"), (704, 1280))
     # UTF-8 text whose 16 first bytes end inside a character is still read as text.
     (tmp_path / "K.json").write_text('{"note": "Kamerä", "fx": 500, "fy": 500, "cx": 640, "cy": 352}', encoding="utf-8")
     assert torch.equal(parse_intrinsics(str(tmp_path / "K.json"), (704, 1280)), make_intrinsics(500.0, 500.0, 640.0, 352.0))

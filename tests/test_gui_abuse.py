@@ -343,6 +343,21 @@ def test_stop_returns_while_the_generator_loads_and_the_loader_then_leaves_the_p
     assert (app.status.content, app.progress_text.content, app.generate.disabled) == shown
 
 
+def test_a_press_while_stop_waits_starts_nothing(tmp_path, room_sample):
+    """A Generate press arriving while stop() waited for a run (or the loader) started a new run
+    after stop had cancelled the last: nothing waited for it and nothing showed its end. Now the
+    page's callbacks do nothing once stop has begun."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                   demo=lambda: room_sample, generator=PreviewGenerator())  # fmt: skip
+    handler(app, app._on_demo)(SimpleNamespace(client=None))
+    app.stop()
+    handler(app, app._on_generate)(SimpleNamespace(client=None))  # as it comes during stop's waits
+    app.jobs.wait(60)
+    assert not (app.state.work_dir / "outputs").exists()
+
+
 def test_a_failed_start_up_load_is_said_once_and_generate_loads_again_outside_the_page_lock(tmp_path, monkeypatch, room_sample, capfd):
     """After a failed start-up load, Generate loaded the model in its callback, under the page's
     lock: every other control froze for the whole load. Now it loads in the background as at

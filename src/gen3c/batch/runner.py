@@ -230,7 +230,8 @@ def _check_one_process_per_job(jobs: list[Job]) -> None:
             f"gen3c batch was launched by torchrun as {world} processes, each of which would run every job: "
             "launch it without torchrun (--workers N runs N jobs at once, each on its own GPU)"
         )
-    split = [job for job in jobs if (job.settings.get("generator_options") or {}).get("num_gpus", 1) != 1]
+    # (a null num_gpus is unset, one GPU, as the run reads it)
+    split = [job for job in jobs if (job.settings.get("generator_options") or {}).get("num_gpus") not in (None, 1)]
     if split:
         lines = ", ".join(str(job.line) for job in split)
         raise Gen3cInputError(

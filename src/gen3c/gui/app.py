@@ -215,7 +215,7 @@ class Gen3cApp:
     def stop(self) -> None:
         """Stop the server. A run is cancelled and waited for; a model still loading after
         :data:`LOADER_STOP_WAIT` seconds (a load cannot be cut short) ends in its own time, and
-        neither touches the page once stop has begun."""
+        neither touches the page once stop has begun, nor does a press (it starts nothing)."""
         with self._lock:  # a page update under way ends first
             self._stopped = True
         self.jobs.cancel()
@@ -390,6 +390,8 @@ class Gen3cApp:
             if getattr(self._sync, "on", False):
                 return
             with self._lock:
+                if self._stopped:  # a press arriving while stop() waits: a run started now would outlive the server
+                    return
                 problems = self._problems
                 try:
                     func(event)

@@ -128,6 +128,8 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             # A video, image or array given here by mistake is named from its first bytes, not
             # read whole as text (gigabytes, for a video) to fail at its first non-UTF-8 byte.
             what = describe_head(file_head(p))
+            if what == "a NumPy .npy array":  # np.save's output renamed: a camera, read by its suffix
+                raise Gen3cInputError(f"{name} file {str(p)!r} is a NumPy .npy array under another suffix: rename it to end in .npy")
             if what not in ("text", "JSON text", "of an unknown binary format"):
                 raise Gen3cInputError(
                     f"{name} file {str(p)!r} is {what}, not a camera: pass 'fx,fy,cx,cy' or a .txt, .json or .npy file of {_NUMBERS}"

@@ -102,8 +102,9 @@ class StepCache:
         self._calibration: MagCalibration | None = None
 
     def begin(self, transformer: nn.Module, num_steps: int, sampler: str) -> None:
-        """Attach the hooks to ``transformer`` (once; MagCache again when ``num_steps`` changes)
-        and reset their state for a run of ``num_steps`` steps."""
+        """Attach the hooks to ``transformer`` (once; MagCache again when ``num_steps`` or its
+        ratios change, and none while it measures them) and reset their state for a run of
+        ``num_steps`` steps with ``sampler`` (whose ratios MagCache reads or measures)."""
         from diffusers.hooks import HookRegistry
 
         if self._transformer is not None and self._transformer is not transformer:

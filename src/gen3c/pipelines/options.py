@@ -194,6 +194,8 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     strength = opts.get("noise_aug_strength", 0.0)
     if not (math.isfinite(strength) and strength >= 0):
         raise Gen3cInputError(f"--noise_aug_strength {strength} is impossible: pass a finite number ≥ 0 (GEN3C: 0, no noise)")
+    if opts.get("num_gpus", 1) < 1:  # (as parallel.check_launch words it at run time: a manifest's row is refused when read)
+        raise Gen3cInputError(f"--num_gpus must be a whole number of at least 1, got {opts['num_gpus']!r}")
     check_memory_settings(**{key: opts[key] for key in inspect.signature(check_memory_settings).parameters if key in opts})
     if opts.get("disable_prompt_encoder"):
         texts = [flag for flag, on in (("--prompt", bool(opts.get("prompt"))), ("--negative_prompt", opts.get("negative_prompt") is not None)) if on]
