@@ -626,3 +626,12 @@ def test_line_plots_draw_an_infinite_psnr_at_a_labelled_ceiling_by_the_tables_ru
         assert label.get_position()[1] == ceiling and ceiling > max(finite) and ax.get_ylim()[1] > ceiling
         assert y[at_ceiling] == ceiling and list(np.delete(y, at_ceiling)) == finite, plot.__name__
         plt.close(fig)
+
+
+def test_eval_takes_noise_aug_strength_as_generate_does(tmp_path):
+    """eval declares the gen3c generator's flags as generate and gui do (GEN3C_FLAGS); it lacked
+    --noise_aug_strength, which an eval of the tiny models (chunks of 17 frames, 25 by default) uses."""
+    res = runner.invoke(app, ["eval", "--generator", "preview", "--noise_aug_strength", "0.2", "--output_folder", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "--noise_aug_strength applies to --generator gen3c only" in " ".join(res.output.split()), res.output
+    res = runner.invoke(app, ["eval", "--help"])
+    assert "--noise_aug_strength" in res.output

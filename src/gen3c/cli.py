@@ -1497,6 +1497,7 @@ def eval_command(
     num_steps: StepsOpt = None,
     prompt: PromptOpt = "",
     negative_prompt: NegPromptOpt = None,
+    noise_aug_strength: NoiseAugOpt = 0.0,
     offload_diffusion_transformer: OffloadDitOpt = False,
     offload_tokenizer: OffloadTokOpt = False,
     offload_text_encoder_model: OffloadT5Opt = False,
