@@ -597,6 +597,8 @@ def test_intrinsics_of_a_twice_larger_image_centred_coordinates_and_a_transposed
         check_intrinsics_fit(stack, 540, 960, "K", frame_offset=10)
     with pytest.raises(Gen3cInputError, match=r"last row: they have it as their last column, so they look transposed .*pass K\.T$"):
         check_intrinsics_fit(make_intrinsics(750.0, 750.0, 479.5, 269.5).T, 540, 960)
+    with pytest.raises(Gen3cInputError, match=r"look transposed .*: pass each matrix transposed, K\.transpose\(-1, -2\)$"):
+        check_intrinsics_fit(make_intrinsics(750.0, 750.0, 479.5, 269.5).T.repeat(4, 1, 1), 540, 960)
     with pytest.raises(Gen3cInputError, match=r"must have \[0, 0, 1\] as their last row$"):  # no hint for a K that is not K.T
         check_intrinsics_fit(torch.ones(3, 3), 540, 960)
     for cx, cy in ((479.5, 269.5), (2.5, 269.5), (957.0, 537.0), (479.5, 539.0)):  # off-centre, but not at a corner

@@ -233,7 +233,8 @@ def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
     if not torch.allclose(K[..., 2, :], bottom.expand_as(K[..., 2, :])):
         # MATLAB's IntrinsicMatrix (and some exporters) store K transposed: [fx 0 0; s fy 0; cx cy 1].
         transposed = torch.allclose(K[..., :, 2], bottom.expand_as(K[..., :, 2]))
-        hint = ": they have it as their last column, so they look transposed (MATLAB's IntrinsicMatrix layout): pass K.T" if transposed else ""
+        fix = "K.T" if K.ndim == 2 else "each matrix transposed, K.transpose(-1, -2)"  # (.T of a stack reverses all its axes)
+        hint = f": they have it as their last column, so they look transposed (MATLAB's IntrinsicMatrix layout): pass {fix}" if transposed else ""
         raise Gen3cInputError(f"{name} must have [0, 0, 1] as their last row{hint}")
     return K
 
