@@ -285,11 +285,8 @@ def test_the_printed_address_of_an_ipv6_host_opens(tmp_path):
         app.stop()
 
 
-def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sample):
-    """While the generator loads, Generate is disabled (a press could only be refused) and the
-    page says why; it is enabled when the generator is ready."""
-    from gen3c.gui import app as gui_app
-
+def slow_loader(monkeypatch, gui_app) -> tuple[threading.Event, threading.Event]:
+    """The GUI's generator loads until the test sets ``loaded``; ``loading`` is set once it has begun."""
     loading, loaded = threading.Event(), threading.Event()
 
     def slow_make_generator(request):
@@ -298,6 +295,15 @@ def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sa
         return PreviewGenerator()
 
     monkeypatch.setattr(gui_app, "make_generator", slow_make_generator)
+    return loading, loaded
+
+
+def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sample):
+    """While the generator loads, Generate is disabled (a press could only be refused) and the
+    page says why; it is enabled when the generator is ready."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
     app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
                            demo=lambda: room_sample)  # fmt: skip
     try:
@@ -320,14 +326,7 @@ def test_stop_returns_while_the_generator_loads_and_the_loader_then_leaves_the_p
     its load ends, shows nothing and keeps nothing."""
     from gen3c.gui import app as gui_app
 
-    loading, loaded = threading.Event(), threading.Event()
-
-    def slow_make_generator(request):
-        loading.set()
-        assert loaded.wait(30)
-        return PreviewGenerator()
-
-    monkeypatch.setattr(gui_app, "make_generator", slow_make_generator)
+    loading, loaded = slow_loader(monkeypatch, gui_app)
     monkeypatch.setattr(gui_app, "LOADER_STOP_WAIT", 0.2, raising=False)  # (raising=False: the test runs on the old code too)
     app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
     try:

@@ -245,6 +245,18 @@ def with_cache(pipe, text: str, **kw) -> StepCache:
     return pipe.step_cache
 
 
+def sample_with_cache(pipe, conditions, text: str, steps: int, **kw) -> tuple[StepCache, list[str]]:
+    """One run with the step cache ``text`` (taken off after it): the cache and every warning's text."""
+    cache = with_cache(pipe, text, **kw)
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            sample(pipe, conditions, steps=steps)
+    finally:
+        pipe.step_cache = None  # (takes the cache's hooks off)
+    return cache, [str(w.message) for w in said]
+
+
 def test_step_cache_parsing():
     assert StepCacheSpec.parse("none") is None and StepCacheSpec.parse(None) is None
     assert StepCacheSpec.parse("fbc") == StepCacheSpec("fbc", 0.05)
@@ -326,15 +338,8 @@ def test_only_the_main_process_of_a_multi_gpu_run_stores_and_notes_the_ratios(pi
     store = MagRatioStore(tmp_path / "hub-id-like")
     for rank in ("1", "0"):
         monkeypatch.setenv("RANK", rank)
-        cache = with_cache(pipe, "magcache:0.5", ratio_store=store)
-        try:
-            with warnings.catch_warnings(record=True) as said:
-                warnings.simplefilter("always")
-                sample(pipe, conditions, steps=4)
-        finally:
-            cache.remove()
-            pipe.step_cache = None
-        notes = [str(w.message) for w in said if "magnitude ratios" in str(w.message)]
+        cache, said = sample_with_cache(pipe, conditions, "magcache:0.5", 4, ratio_store=store)
+        notes = [text for text in said if "magnitude ratios" in text]
         assert len(cache.mag_ratios) == 4  # kept for this process's next runs on every rank
         assert (len(notes), store.user_file.exists()) == ((1, True) if rank == "0" else (0, False))
 
@@ -418,15 +423,8 @@ def test_a_step_cache_that_cannot_skip_at_the_runs_step_count_says_so(pipe, cond
             cache.remove()
             pipe.step_cache = None
     assert cache.mag_ratios is None and not store.user_file.exists()
-    cache = with_cache(pipe, "taylorseer:2")  # 4 steps: the 4th is extrapolated, no note
-    try:
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always")
-            sample(pipe, conditions, steps=4)
-    finally:
-        cache.remove()
-        pipe.step_cache = None
-    assert not [w for w in said if "skips nothing" in str(w.message)]
+    _, said = sample_with_cache(pipe, conditions, "taylorseer:2", 4)  # 4 steps: the 4th is extrapolated, no note
+    assert not [text for text in said if "skips nothing" in text]
 
 
 def test_replacing_the_pipelines_step_cache_takes_its_hooks_off(pipe, conditions):
