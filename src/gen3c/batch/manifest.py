@@ -26,7 +26,7 @@ from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.options import GENERATOR_OPTIONS as GEN3C_OPTION_NAMES
-from gen3c.pipelines.options import refuse_gen3c_only
+from gen3c.pipelines.options import refuse_gen3c_only, refuse_unknown_options
 from gen3c.pipelines.request import (
     GENERATORS,
     MAYBE_PATH_FIELDS,
@@ -479,14 +479,9 @@ def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: s
     _check_values(request, where)
     if request.generator in GENERATORS and request.generator != "gen3c":  # (an unknown one: check_generator names it)
         given = sorted(str(key) for key, value in request.generator_options.items() if value is not None)
-        unknown = [key for key in given if key not in GEN3C_OPTION_NAMES]
-        if unknown:  # a typo, named as such: not "set gen3c", which would refuse it next
-            close = difflib.get_close_matches(unknown[0], GEN3C_OPTION_NAMES, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GEN3C_OPTION_NAMES)}"
-            raise Gen3cInputError(f"{where}: unknown gen3c generator options {', '.join(repr(key)[:40] for key in unknown[:3])}: {hint}")
-        # The request's own refusal (check_gen3c_only: null is unset), in the manifest's spelling.
         try:
-            refuse_gen3c_only(given, '"generator": "gen3c"')
+            refuse_unknown_options(given)  # a typo, named as such: not "set gen3c", which would refuse it next
+            refuse_gen3c_only(given, '"generator": "gen3c"')  # the request's own refusal (null is unset), in the manifest's spelling
         except Gen3cInputError as exc:
             raise Gen3cInputError(f"{where}: {exc}") from None
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.

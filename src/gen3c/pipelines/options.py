@@ -89,6 +89,16 @@ def check_gen3c_only(request: GenerationRequest) -> None:
         refuse_gen3c_only([str(key) for key, value in request.generator_options.items() if value is not None], "generator='gen3c'")
 
 
+def refuse_unknown_options(names: Any) -> None:
+    """Refuse the names among ``names`` that are no gen3c generator option, the first one's
+    nearest option named (a typo) or else the list of them."""
+    unknown = [key for key in names if key not in GENERATOR_OPTIONS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), GENERATOR_OPTIONS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GENERATOR_OPTIONS)}"
+        raise Gen3cInputError(f"unknown gen3c generator options {', '.join(repr(k)[:40] for k in unknown[:3])}: {hint}")
+
+
 def refuse_gen3c_only(names: list[str], switch: str) -> None:
     """The one refusal of gen3c generator options given while another generator runs (it would
     change nothing): ``names`` as the caller spells them (``--lora`` on the command line, ``lora``
@@ -174,11 +184,7 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
 
     if not isinstance(options, dict):
         raise Gen3cInputError(f"generator_options must be an object of gen3c generator options, got {type(options).__name__}")
-    unknown = [key for key in options if key not in GENERATOR_OPTIONS]
-    if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), GENERATOR_OPTIONS, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"use {', '.join(GENERATOR_OPTIONS)}"
-        raise Gen3cInputError(f"unknown gen3c generator options {', '.join(repr(k)[:40] for k in unknown[:3])}: {hint}")
+    refuse_unknown_options(options)
     opts = {key: _coerce(key, value, f"{GENERATOR_OPTIONS[key].__name__} | None", "gen3c generator") for key, value in options.items()}
     accepted = [f"--{key}" for key in NO_EFFECT_OPTIONS if opts.get(key)]
     if accepted:  # said once per process (the same line each time), not once per check
