@@ -888,11 +888,12 @@ def test_what_a_batch_cannot_run_in_one_process_per_job_is_refused_before_it_run
     with pytest.raises(Gen3cInputError, match=r"^manifest '.*jobs\.jsonl' line 2: --num_gpus must be a whole number of at least 1, got 0$"):
         run_batch(manifest, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    manifest = write_manifest(tmp_path / "jobs.jsonl", rows[:1])
+    # Under torchrun: refused before the manifest is read (each rank read every input and said its mistakes first)
+    (tmp_path / "bad.jsonl").write_text('{"input_image_path": "nowhere.png"}\n')
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(Gen3cInputError, match=r"^gen3c batch was launched by torchrun as 2 processes, each of which would run every job: "
                        r"launch it without torchrun \(--workers N runs N jobs at once, each on its own GPU\)$"):  # fmt: skip
-        run_batch(manifest, tmp_path / "out")
+        run_batch(tmp_path / "bad.jsonl", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

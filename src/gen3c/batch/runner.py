@@ -101,6 +101,7 @@ def run_batch(
     from gen3c.batch.local import exit_if_spawned_from_unguarded_script
 
     exit_if_spawned_from_unguarded_script()  # a worker process running the calling script again
+    _check_not_under_torchrun()  # (before the manifest's inputs are read: every rank would read them and say its mistakes)
     # 1. Read and check the whole manifest before anything runs
     jobs = load_manifest(manifest, check_inputs=True, trust_checkpoint=trust_checkpoint)
     _check_one_process_per_job(jobs)
@@ -217,11 +218,9 @@ def _not_run(job: Job, folder: Path, planned: dict | None) -> JobOutcome:
     return JobOutcome(job.name, "not_run", note="interrupted while running; it runs again next time" if running else "")
 
 
-def _check_one_process_per_job(jobs: list[Job]) -> None:
-    """Refuse what a batch cannot run: each job runs in one process (a worker takes whole GPUs,
-    ``--gpus_per_job``), so a row's ``num_gpus`` above 1 — a torchrun launch of its own — failed
-    every such job with "launch with torchrun"; and under torchrun each rank ran every job,
-    writing the same outputs and status files side by side."""
+def _check_not_under_torchrun() -> None:
+    """Under torchrun each rank would run every job, writing the same outputs and status files
+    side by side: refused."""
     from gen3c.parallel import launched_world_size
 
     world = launched_world_size()
@@ -230,6 +229,12 @@ def _check_one_process_per_job(jobs: list[Job]) -> None:
             f"gen3c batch was launched by torchrun as {world} processes, each of which would run every job: "
             "launch it without torchrun (--workers N runs N jobs at once, each on its own GPU)"
         )
+
+
+def _check_one_process_per_job(jobs: list[Job]) -> None:
+    """Refuse what a batch cannot run: each job runs in one process (a worker takes whole GPUs,
+    ``--gpus_per_job``), so a row's ``num_gpus`` above 1 — a torchrun launch of its own — failed
+    every such job with "launch with torchrun"."""
     # (a null num_gpus is unset, one GPU, as the run reads it)
     split = [job for job in jobs if (job.settings.get("generator_options") or {}).get("num_gpus") not in (None, 1)]
     if split:
