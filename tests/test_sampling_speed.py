@@ -367,7 +367,7 @@ def test_magcache_reads_the_ratios_of_each_runs_sampler(pipe, conditions, tmp_pa
         pipe.register_modules(scheduler=euler)
         with AttentionEvals(pipe.transformer) as evals:
             sample(pipe, conditions, steps=8)
-        assert evals.count < 16 and cache.mag_ratios == [1.0] * 8  # euler's again
+        assert evals.count < 16 and list(cache.mag_ratios) == [1.0] * 8  # euler's again
         cache.mag_ratios = [9.0] * 8  # ratios set by hand are the ones used (these never allow a skip)
         with AttentionEvals(pipe.transformer) as evals:
             sample(pipe, conditions, steps=8)
@@ -860,3 +860,20 @@ def test_step_caches_decide_alike_on_every_rank_of_a_split_dit(tmp_path):
     for key, (split_ran, whole_ran) in decisions.items():
         assert split_ran == ranks[1][key][0] == whole_ran, key
     assert any(not all(ran) for ran, _ in decisions.values()) and any(all(ran) for ran, _ in decisions.values())
+
+
+def test_ratios_given_by_hand_are_checked_kept_whole_and_used_with_every_sampler(pipe, conditions, tmp_path, monkeypatch):
+    """mag_ratios set by hand: a ratio ≤ 0 or NaN is one line (was a bare math ValueError once
+    resampled); a list changed in place afterwards cannot be half-applied (a tuple is kept); they
+    are used with any sampler (a calibration's sampler tag no longer drops them)."""
+    cache = StepCache(StepCacheSpec.parse("magcache:0.5"))
+    for bad in ([1.0, 0.0], [1.0, float("nan")], [], "1.0", [True, 1.0]):
+        with pytest.raises(Gen3cInputError, match=r"^mag_ratios must be a list of finite numbers > 0, one per step"):
+            cache.mag_ratios = bad
+    given = [1.0, 0.9, 0.8]
+    cache.mag_ratios = given
+    given[1] = -5.0  # the caller's list changes: the cache's does not
+    assert cache.mag_ratios == (1.0, 0.9, 0.8)
+    cache._ratios_sampler = "euler"  # as after a calibration run with euler ...
+    cache.mag_ratios = [1.0, 0.9, 0.8]  # ... then set by hand: no longer euler's alone
+    assert cache._ratios_sampler is None

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gen3c.errors import Gen3cModelError, first_line, note
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note
 from gen3c.models.choices import STEP_CACHE_KINDS as STEP_CACHE_KINDS
 from gen3c.models.choices import StepCacheSpec
 from gen3c.parallel import is_main_process
@@ -92,14 +92,30 @@ class StepCache:
 
     def __init__(self, spec: StepCacheSpec, mag_ratios: list[float] | None = None, ratio_store: MagRatioStore | None = None) -> None:
         self.spec = spec
-        self.mag_ratios = mag_ratios
-        self.ratio_store = ratio_store
         # The sampler whose ratios mag_ratios holds when they were read or measured here (None:
         # given by the caller, used with every sampler): another sampler's run reads its own.
         self._ratios_sampler: str | None = None
+        self.mag_ratios = mag_ratios
+        self.ratio_store = ratio_store
         self._transformer: nn.Module | None = None
-        self._applied: tuple[int, list[float] | None] | None = None  # MagCache's (steps, ratios) as applied
+        self._applied: tuple[int, tuple[float, ...] | None] | None = None  # MagCache's (steps, ratios) as applied
         self._calibration: MagCalibration | None = None
+
+    @property
+    def mag_ratios(self) -> tuple[float, ...] | None:
+        """MagCache's per-step ratios (None: not known yet). Set by hand, they are checked (finite
+        numbers > 0, step 0's first), kept as a tuple (a list changed in place later cannot go
+        unnoticed) and used with every sampler."""
+        return self._mag_ratios
+
+    @mag_ratios.setter
+    def mag_ratios(self, ratios: Any) -> None:
+        if ratios is not None:
+            if isinstance(ratios, (str, bytes)) or not hasattr(ratios, "__len__") or len(ratios) < 1 or not all(map(_is_ratio, ratios)):
+                raise Gen3cInputError(f"mag_ratios must be a list of finite numbers > 0, one per step (step 0's first), got {ratios!r:.80}")
+            ratios = tuple(float(r) for r in ratios)
+        self._mag_ratios = ratios
+        self._ratios_sampler = None  # (read or measured ones are tagged with their sampler after this)
 
     def begin(self, transformer: nn.Module, num_steps: int, sampler: str) -> None:
         """Attach the hooks to ``transformer`` (once; MagCache again when ``num_steps`` or its
