@@ -359,7 +359,7 @@ def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was_and_keeps_its_
 
     with pytest.raises(KeyboardInterrupt) as stop:
         run_eval(config, tmp_path, methods=["still"], plots=False, progress=interrupt_in_the_second_case)
-    assert f"the 1 finished case of 2 are kept as a partial report in {str(tmp_path / 'partial' / 'report.md')!r}" in str(stop.value)
+    assert f"the 1 finished case of 2 is kept as a partial report in {str(tmp_path / 'partial' / 'report.md')!r}" in str(stop.value)
     after = _files(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("partial/")} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["contact_sheets", "partial", "report.md", "results.json"]
@@ -439,6 +439,23 @@ def test_a_generator_failing_in_the_third_case_keeps_the_first_two_as_a_partial_
     assert json.loads((tmp_path / "partial" / "results.json").read_text())["stopped"]["finished"] == ["room-left"]
     run_eval(config, tmp_path, methods=["still"], plots=False)
     assert not (tmp_path / "partial").exists()
+
+
+def test_a_partial_report_that_cannot_be_written_leaves_the_error_as_it_was(tmp_path, monkeypatch):
+    """Writing the partial report fails (a full disk, say): the generator's own error is raised,
+    with a note on why nothing was kept, and no partial file is left."""
+    from gen3c.evaluation import run
+
+    config = run.make_config(scenes="room", presets="left,right", resolution="32x48", num_frames=3)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run, "write_report", disk_full)
+    with pytest.raises(RuntimeError, match="out of luck") as failed:
+        run.run_eval(config, tmp_path, methods=["still"], generator=_FailingOnCall(2, RuntimeError("out of luck")), plots=False)
+    assert failed.value.__notes__[-1] == "the finished cases could not be kept (OSError: [Errno 28] No space left on device)"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_eval_names_the_partial_report_in_its_one_line_error(tmp_path, monkeypatch):
@@ -521,7 +538,8 @@ def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
 
 
 @pytest.mark.parametrize(("blocker", "message"), [("report.md", "holds a folder (or other non-file) named report.md"),
-                                                  ("contact_sheets", "holds a file named contact_sheets")])  # fmt: skip
+                                                  ("contact_sheets", "holds a file named contact_sheets"),
+                                                  ("partial", "holds a file named partial where a stopped run keeps")])  # fmt: skip
 def test_a_report_name_taken_by_something_else_is_refused_before_the_benchmark(tmp_path, blocker, message):
     """A folder named report.md (or a file named contact_sheets) in --output_folder: one line and
     exit 2 before any case runs; it was an IsADirectoryError (FileExistsError) traceback after the

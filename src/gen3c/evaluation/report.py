@@ -305,7 +305,7 @@ def case_status(result: BenchmarkResult) -> dict[str, list[str]]:
     ``failed`` (the one running when the benchmark stopped: none for a complete result) and
     ``not_run``."""
     done = [c.case.name for c in result.cases]
-    failed = [result.stopped.case] if result.stopped else []
+    failed = [result.stopped.case] if result.stopped and result.stopped.case else []
     rest = [c.name for c in benchmark_cases(result.config) if c.name not in done and c.name not in failed]
     return {"finished": done, "failed": failed, "not_run": rest}
 
@@ -317,13 +317,14 @@ def incomplete_markdown(result: BenchmarkResult) -> list[str]:
         return []
     status = case_status(result)
     total = len(benchmark_cases(result.config))
+    where = f"in case {result.stopped.case}" if result.stopped.case else "after its last case, before the report was written"
     return [
-        f"**Incomplete**: the benchmark stopped in case {result.stopped.case} ({result.stopped.error}). The tables below "
+        f"**Incomplete**: the benchmark stopped {where} ({result.stopped.error}). The tables below "
         f"hold the {counted(len(status['finished']), 'finished case')} of {total} only, so their means are not comparable "
         "with a complete report's.",
         "",
         f"- finished: {', '.join(status['finished']) or 'none'}",
-        f"- failed: {result.stopped.case}",
+        f"- failed: {', '.join(status['failed']) or 'none'}",
         f"- not run: {', '.join(status['not_run']) or 'none'}",
         "",
     ]

@@ -115,12 +115,13 @@ def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, she
     """Publish the finished cases of a benchmark stopped by ``exc`` as a partial report in
     ``folder``/:data:`PARTIAL` (replacing an earlier one; the complete report in ``folder`` is not
     touched), its contact sheets taken from ``staging``. Returns one line saying where it is,
-    for the error message, or None when no case finished (nothing is written then) or the partial
-    report could not be written (the original error matters more than why)."""
+    for the error message (or that it could not be written, and why: ``exc`` is raised either
+    way, not this error), or None when no case finished (nothing is written then)."""
     cases = benchmark_cases(result.config)
     if not result.cases:
         return None
-    result.stopped = Stopped(cases[len(result.cases)].name, stop_reason(exc))
+    running = cases[len(result.cases)].name if len(result.cases) < len(cases) else None  # (Ctrl-C just after the last case)
+    result.stopped = Stopped(running, stop_reason(exc))
     try:
         build = staging / PARTIAL
         done = {f"contact_sheets/{c.case.name}.png" for c in result.cases}
@@ -136,7 +137,7 @@ def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, she
     except Exception as error:
         return f"the finished cases could not be kept ({type(error).__name__}: {first_line(error)})"
     return (
-        f"the {counted(len(result.cases), 'finished case')} of {len(cases)} are kept as a partial report in "
+        f"the {counted(len(result.cases), 'finished case')} of {len(cases)} {'is' if len(result.cases) == 1 else 'are'} kept as a partial report in "
         f"{str(folder / PARTIAL / 'report.md')!r} (an earlier complete report in {str(folder)!r} is left as it was)"
     )
 

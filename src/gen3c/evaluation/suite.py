@@ -452,10 +452,10 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class Stopped:
-    """Why a benchmark ended before its last case: the case it was running (its name) and the
-    error or interrupt, one line."""
+    """Why a benchmark ended early: the case it was running (its name; None when it was past its
+    last case) and the error or interrupt, one line."""
 
-    case: str
+    case: str | None
     error: str
 
 
