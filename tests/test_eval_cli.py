@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -330,15 +332,19 @@ def test_a_long_row_name_is_shown_whole_on_the_contact_sheet():
     ink = np.asarray(alone) < 128
     assert ink[:, left:].sum() == 0 and (sheet[y : y + 16, :left] < 128).sum() == ink.sum()
 
-def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was(tmp_path):
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was_and_keeps_its_finished_cases_apart(tmp_path):
     """Ctrl-C during a rerun's benchmark: the earlier report, plots and contact sheets stay
-    untouched and nothing of the new run is left (the earlier ones were deleted when the rerun
-    started, its first contact sheets left beside no report)."""
+    untouched, and the case finished before the interrupt is kept as a partial report in
+    partial/, marked incomplete (it was lost), named by the interrupt's message."""
     from gen3c.evaluation.run import make_config, run_eval
 
     config = make_config(scenes="room,corridor", presets="left", resolution="32x48", num_frames=3)
     run_eval(config, tmp_path, methods=["still"], plots=False)
-    before = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    before = _files(tmp_path)
     assert sorted(before) == ["contact_sheets/corridor-left.png", "contact_sheets/room-left.png", "report.md", "results.json"]
 
     def interrupt_in_the_second_case(stage, total):
@@ -351,10 +357,127 @@ def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was(tmp_path):
 
         return tick
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stop:
         run_eval(config, tmp_path, methods=["still"], plots=False, progress=interrupt_in_the_second_case)
-    after = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    assert after == before and sorted(p.name for p in tmp_path.iterdir()) == ["contact_sheets", "report.md", "results.json"]
+    assert f"the 1 finished case of 2 is kept as a partial report in {str(tmp_path / 'partial' / 'report.md')!r}" in str(stop.value)
+    after = _files(tmp_path)
+    assert {k: v for k, v in after.items() if not k.startswith("partial/")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["contact_sheets", "partial", "report.md", "results.json"]
+    assert sorted(k for k in after if k.startswith("partial/")) == ["partial/contact_sheets/room-left.png", "partial/report.md", "partial/results.json"]
+    partial = json.loads(after["partial/results.json"])
+    assert partial["complete"] is False and json.loads(before["results.json"])["complete"] is True
+    assert partial["stopped"] == {"error": "interrupted (Ctrl-C)", "finished": ["room-left"], "failed": ["corridor-left"], "not_run": []}
+    # The finished case's scores are those of the complete run.
+    assert partial["cases"][0]["scores"] == json.loads(before["results.json"])["cases"][0]["scores"]
+    # Interrupted in the first case: nothing finished, nothing kept, the message as before.
+    with pytest.raises(KeyboardInterrupt) as stop:
+        run_eval(replace(config, scenes=("room",)), tmp_path / "first", methods=["still"], plots=False, progress=lambda s, t: _raise)
+    assert str(stop.value) == "" and not (tmp_path / "first" / "partial").exists()
+
+
+def _raise(n=1):
+    raise KeyboardInterrupt
+
+
+class _FailingOnCall:
+    """The still image, but its ``fail_on``-th video raises ``error`` (a generator's own failure)."""
+
+    name = "flaky"
+
+    def __init__(self, fail_on, error):
+        from gen3c.evaluation.baselines import StillGenerator
+
+        self.calls, self.fail_on, self.error, self.still = 0, fail_on, error, StillGenerator()
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise self.error
+        return self.still.generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
+
+
+def test_a_generator_failing_in_the_third_case_keeps_the_first_two_as_a_partial_report(tmp_path):
+    """A generator that raises in case 3 of 4: cases 1 and 2 are written as partial/report.md and
+    partial/results.json (which cases finished, failed and why, and never ran; their contact
+    sheets) beside the earlier complete report, which stays as it was; the error names the
+    partial report; a later complete run removes it (only the files it wrote)."""
+    from gen3c.evaluation.run import make_config, run_eval
+
+    config = make_config(scenes="room,corridor", presets="left,right", resolution="32x48", num_frames=3)
+    run_eval(config, tmp_path, methods=["still"], plots=False)
+    before = _files(tmp_path)
+    with pytest.raises(RuntimeError, match="out of luck") as failed:
+        run_eval(config, tmp_path, methods=["still"], generator=_FailingOnCall(3, RuntimeError("out of luck")), plots=False)
+    assert f"the 2 finished cases of 4 are kept as a partial report in {str(tmp_path / 'partial' / 'report.md')!r}" in failed.value.__notes__[-1]
+    after = _files(tmp_path)
+    assert {k: v for k, v in after.items() if not k.startswith("partial/")} == before
+    partial = json.loads(after["partial/results.json"])
+    assert partial["complete"] is False
+    assert partial["stopped"] == {
+        "error": "RuntimeError: out of luck (while making the flaky row's video of case corridor-left)",
+        "finished": ["room-left", "room-right"], "failed": ["corridor-left"], "not_run": ["corridor-right"],
+    }  # fmt: skip
+    assert [(c["scene"], c["preset"]) for c in partial["cases"]] == [("room", "left"), ("room", "right")]
+    complete = json.loads(before["results.json"])["cases"]
+    for kept, whole in zip(partial["cases"], complete[:2], strict=True):
+        assert kept["scores"]["still"] == whole["scores"]["still"] and kept["scores"]["flaky"] == whole["scores"]["still"]
+    assert set(partial["summary"]) == {"ground_truth", "still", "flaky"}
+    report = after["partial/report.md"].decode()
+    assert report.startswith("# gen3c eval report — INCOMPLETE\n")
+    assert "- finished: room-left, room-right\n- failed: corridor-left\n- not run: corridor-right" in report
+    assert "2 of 4 cases (2 scenes × 2 presets)" in report and "## Plots" not in report
+    assert sorted(k for k in after if k.startswith("partial/contact_sheets/")) == [
+        "partial/contact_sheets/room-left.png", "partial/contact_sheets/room-right.png"
+    ]  # fmt: skip
+    # A complete run removes the partial report, and only what a partial report holds.
+    (tmp_path / "partial" / "notes.txt").write_text("mine")
+    run_eval(config, tmp_path, methods=["still"], plots=False)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "partial").rglob("*")) == ["partial/notes.txt"]
+    (tmp_path / "partial" / "notes.txt").unlink()
+    with pytest.raises(RuntimeError):  # a second stopped run replaces the first's partial report
+        run_eval(config, tmp_path, methods=["still"], generator=_FailingOnCall(2, RuntimeError("again")), plots=False)
+    assert json.loads((tmp_path / "partial" / "results.json").read_text())["stopped"]["finished"] == ["room-left"]
+    run_eval(config, tmp_path, methods=["still"], plots=False)
+    assert not (tmp_path / "partial").exists()
+
+
+def test_a_partial_report_that_cannot_be_written_leaves_the_error_as_it_was(tmp_path, monkeypatch):
+    """Writing the partial report fails (a full disk, say): the generator's own error is raised,
+    with a note on why nothing was kept, and no partial file is left."""
+    from gen3c.evaluation import run
+
+    config = run.make_config(scenes="room", presets="left,right", resolution="32x48", num_frames=3)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run, "write_report", disk_full)
+    with pytest.raises(RuntimeError, match="out of luck") as failed:
+        run.run_eval(config, tmp_path, methods=["still"], generator=_FailingOnCall(2, RuntimeError("out of luck")), plots=False)
+    assert failed.value.__notes__[-1] == "the finished cases could not be kept (OSError: [Errno 28] No space left on device)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_names_the_partial_report_in_its_one_line_error(tmp_path, monkeypatch):
+    """`gen3c eval` whose generator makes NaN frames in case 3: exit 2, one line naming the row,
+    the case and where the two finished cases are kept."""
+    from gen3c.evaluation.baselines import StillGenerator
+
+    still = StillGenerator.generate
+    calls = []
+
+    def nan_in_the_third(self, *args, **kwargs):
+        calls.append(1)
+        frames = still(self, *args, **kwargs)
+        return frames * math.nan if len(calls) == 3 else frames
+
+    monkeypatch.setattr(StillGenerator, "generate", nan_in_the_third)
+    res = invoke(*TINY, "--resolution", "32x48", "--num_video_frames", 3, "--methods", "still", "--output_folder", tmp_path, "--no_plots")
+    assert res.exit_code == 2, res.output
+    line = " ".join(res.output.split("error: ", 1)[1].split())  # (after the progress bars)
+    assert line.startswith("the still row's video of case street-left: the still generator returned NaN")
+    assert f"the 2 finished cases of 4 are kept as a partial report in {str(tmp_path / 'partial' / 'report.md')!r}" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["partial"]
 
 
 def test_an_eval_removes_the_hidden_folders_of_killed_evals_only(tmp_path):
@@ -415,7 +538,8 @@ def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
 
 
 @pytest.mark.parametrize(("blocker", "message"), [("report.md", "holds a folder (or other non-file) named report.md"),
-                                                  ("contact_sheets", "holds a file named contact_sheets")])  # fmt: skip
+                                                  ("contact_sheets", "holds a file named contact_sheets"),
+                                                  ("partial", "holds a file named partial where a stopped run keeps")])  # fmt: skip
 def test_a_report_name_taken_by_something_else_is_refused_before_the_benchmark(tmp_path, blocker, message):
     """A folder named report.md (or a file named contact_sheets) in --output_folder: one line and
     exit 2 before any case runs; it was an IsADirectoryError (FileExistsError) traceback after the

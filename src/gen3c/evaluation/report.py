@@ -11,6 +11,11 @@ Files in the report folder (each written atomically):
   — matplotlib plots (the ``eval`` extra);
 - ``contact_sheets/CASE.png`` — per case, frames spread over the video: ground truth, the
   seen (white) / disoccluded (black) mask, then every method.
+
+A run that fails or is interrupted midway writes the cases it finished as a partial report in
+``partial/`` (:data:`PARTIAL`: ``report.md`` and ``results.json`` marked incomplete, with which
+cases finished, failed and never ran, and their contact sheets; no plots), beside the earlier
+complete report, which it leaves as it was; the next complete run removes it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from gen3c.evaluation.suite import (
 )
 from gen3c.io.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 
+#: Sub-folder of the report folder where a run that stopped early keeps its finished cases.
+PARTIAL = "partial"
 PLOTS = ("image_quality.png", "consistency.png", "psnr_per_preset.png", "psnr_over_time.png")
 
 #: How each score is shown: header (name, unit and whether higher ↑ or lower ↓ is better), scale
@@ -233,10 +240,14 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
     descriptions = {GROUND_TRUTH: "the ground-truth frames (floor of the warp and camera errors)"}
     descriptions.update({m.name: m.description for m in result.methods})
     seeds = ", ".join(f"{c.name} {c.seed}" for c in benchmark_cases(cfg))
+    ran = counted(len(result.cases), "case")
+    if result.stopped:  # (a partial report)
+        ran = f"{len(result.cases)} of {counted(len(benchmark_cases(cfg)), 'case')}"
     parts = [
-        "# gen3c eval report",
+        "# gen3c eval report" + (" — INCOMPLETE" if result.stopped else ""),
         "",
-        f"{counted(len(result.cases), 'case')} ({counted(len(cfg.scenes), 'scene')} × {counted(len(cfg.presets), 'preset')}), {H}×{W}, "
+        *incomplete_markdown(result),
+        f"{ran} ({counted(len(cfg.scenes), 'scene')} × {counted(len(cfg.presets), 'preset')}), {H}×{W}, "
         f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "
         f"({cfg.trajectory_scale}), {cfg.fov_degrees:g}° horizontal field of view, ground truth supersampled "
         f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()} "
@@ -289,9 +300,42 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
     return "\n".join(parts)
 
 
+def case_status(result: BenchmarkResult) -> dict[str, list[str]]:
+    """The cases of ``result``'s grid by what became of them: ``finished`` (scored, in the report),
+    ``failed`` (the one running when the benchmark stopped: none for a complete result) and
+    ``not_run``."""
+    done = [c.case.name for c in result.cases]
+    failed = [result.stopped.case] if result.stopped and result.stopped.case else []
+    rest = [c.name for c in benchmark_cases(result.config) if c.name not in done and c.name not in failed]
+    return {"finished": done, "failed": failed, "not_run": rest}
+
+
+def incomplete_markdown(result: BenchmarkResult) -> list[str]:
+    """The opening paragraph of a partial report (lines; none for a complete one): which cases
+    finished, which one failed and why, which never ran."""
+    if result.stopped is None:
+        return []
+    status = case_status(result)
+    total = len(benchmark_cases(result.config))
+    where = f"in case {result.stopped.case}" if result.stopped.case else "after its last case, before the report was written"
+    return [
+        f"**Incomplete**: the benchmark stopped {where} ({result.stopped.error}). The tables below "
+        f"hold the {counted(len(status['finished']), 'finished case')} of {total} only, so their means are not comparable "
+        "with a complete report's.",
+        "",
+        f"- finished: {', '.join(status['finished']) or 'none'}",
+        f"- failed: {', '.join(status['failed']) or 'none'}",
+        f"- not run: {', '.join(status['not_run']) or 'none'}",
+        "",
+    ]
+
+
 def results_json(result: BenchmarkResult) -> dict:
     cfg = result.config
+    stopped = {"stopped": {"error": result.stopped.error, **case_status(result)}} if result.stopped else {}
     return {
+        "complete": result.stopped is None,
+        **stopped,
         "config": {**cfg.__dict__, "resolution": list(cfg.resolution)},
         "methods": {m.name: m.description for m in result.methods},
         "units": {score: {"unit": unit, "better": better} for score, (unit, better) in SCORE_UNITS.items()},
@@ -545,9 +589,20 @@ def previous_outputs(folder: str | Path) -> list[Path]:
 
 def check_output_names(folder: str | Path) -> None:
     """Raise :class:`Gen3cInputError` when something other than a file holds a name the report
-    is written under in ``folder`` (a folder named ``report.md``, a file named ``contact_sheets``):
-    the finished report could not be moved into place, so it is refused before the benchmark runs."""
+    is written under in ``folder`` or its :data:`PARTIAL` (a folder named ``report.md``, a file named
+    ``contact_sheets``): the report could not be moved into place, so it is refused before the
+    benchmark runs."""
     folder = Path(folder)
+    partial = folder / PARTIAL
+    if partial.exists() and not partial.is_dir():
+        raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a file named {PARTIAL} where a stopped run keeps its "
+                              "finished cases: move it away or choose another --output_folder")  # fmt: skip
+    _check_names(folder)
+    if partial.is_dir():  # (a stopped run's partial report is written there)
+        _check_names(partial)
+
+
+def _check_names(folder: Path) -> None:
     sheets = folder / "contact_sheets"
     if sheets.exists() and not sheets.is_dir():
         raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a file named contact_sheets where the contact sheets' "

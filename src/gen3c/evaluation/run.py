@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, Terminated, first_line, raise_if_interrupted
 from gen3c.evaluation.report import (
+    PARTIAL,
     check_output_names,
     clear_previous_outputs,
+    counted,
     require_matplotlib,
     sheet_writer,
     write_report,
@@ -18,6 +23,8 @@ from gen3c.evaluation.suite import (
     SCENES,
     BenchmarkConfig,
     BenchmarkResult,
+    CaseResult,
+    Stopped,
     benchmark_cases,
     run_benchmark,
     select_methods,
@@ -76,6 +83,65 @@ def make_config(
     return config
 
 
+def _publish_files(files: list[Path], staging: Path, folder: Path) -> None:
+    """Move ``files`` made under ``staging`` to the same relative paths under ``folder``."""
+    for file in files:
+        target = folder / file.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        publish(file, target)
+
+
+def _remove_partial(folder: Path) -> None:
+    """Remove the partial report in ``folder``/:data:`PARTIAL` (only the names a partial report is
+    written under; its folders if that leaves them empty)."""
+    partial = folder / PARTIAL
+    clear_previous_outputs(partial)
+    for sub in (partial / "contact_sheets", partial):
+        with contextlib.suppress(OSError):  # absent, or holding files of someone else's
+            sub.rmdir()
+
+
+def stop_reason(exc: BaseException) -> str:
+    """One line on why a benchmark stopped: the interrupt, or the error's type and first line (and
+    the row and case :func:`~gen3c.evaluation.suite.run_benchmark` noted on it)."""
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return " ".join([f"{type(exc).__name__}: {first_line(exc)}", *getattr(exc, "__notes__", [])])
+
+
+def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, sheets: list[str], folder: Path) -> str | None:
+    """Publish the finished cases of a benchmark stopped by ``exc`` as a partial report in
+    ``folder``/:data:`PARTIAL` (replacing an earlier one; the complete report in ``folder`` is not
+    touched), its contact sheets taken from ``staging``. Returns one line saying where it is,
+    for the error message (or that it could not be written, and why: ``exc`` is raised either
+    way, not this error), or None when no case finished (nothing is written then)."""
+    cases = benchmark_cases(result.config)
+    if not result.cases:
+        return None
+    running = cases[len(result.cases)].name if len(result.cases) < len(cases) else None  # (Ctrl-C just after the last case)
+    result.stopped = Stopped(running, stop_reason(exc))
+    try:
+        build = staging / PARTIAL
+        done = {f"contact_sheets/{c.case.name}.png" for c in result.cases}
+        kept_sheets = [s for s in sheets if s in done]  # (a sheet written just before its case failed is left out)
+        (build / "contact_sheets").mkdir(parents=True, exist_ok=True)
+        for sheet in kept_sheets:
+            os.replace(staging / sheet, build / sheet)
+        written = write_report(result, build, plots=False, sheets=kept_sheets)
+        files = [written["results"], written["report"], *(build / s for s in kept_sheets)]
+        with signals_deferred():  # the earlier partial report out and this one in, as one step
+            clear_previous_outputs(folder / PARTIAL)
+            _publish_files(files, build, folder / PARTIAL)
+    except Exception as error:
+        return f"the finished cases could not be kept ({type(error).__name__}: {first_line(error)})"
+    return (
+        f"the {counted(len(result.cases), 'finished case')} of {len(cases)} {'is' if len(result.cases) == 1 else 'are'} kept as a partial report in "
+        f"{str(folder / PARTIAL / 'report.md')!r} (an earlier complete report in {str(folder)!r} is left as it was)"
+    )
+
+
 def run_eval(
     config: BenchmarkConfig,
     folder: str | Path,
@@ -91,8 +157,10 @@ def run_eval(
 
     The report is written into a hidden folder inside ``folder`` while the benchmark runs and
     moved into place when complete, replacing what an earlier run wrote there
-    (:func:`~gen3c.evaluation.report.clear_previous_outputs`): an interrupted or failed run
-    leaves the earlier report as it was, and a finished one leaves no file of the earlier one.
+    (:func:`~gen3c.evaluation.report.clear_previous_outputs`) and the partial report of an
+    earlier stopped run: an interrupted or failed run leaves the earlier report as it was and
+    keeps the cases it finished as a partial report in ``folder/partial`` (:func:`keep_partial`;
+    its error's message says where), and a finished one leaves no file of the earlier one.
     The hidden folders of runs killed outright (``kill -9``) are removed at the start
     (:func:`~gen3c.io.atomic.remove_abandoned_staging`; those of runs still going are kept).
 
@@ -119,21 +187,34 @@ def run_eval(
     staging = make_staging_dir(folder, "eval")
     try:
         sheets: list[str] = []
+        finished: list[CaseResult] = []
         total = len(benchmark_cases(config)) * (len(rows) + 1)
         tick = progress("Benchmark (cases × methods)", total) if progress else None
         # A second bar moves with the generators' steps: a GEN3C video at full size takes minutes.
         frames = progress("  frames generated", video_units(config, rows)) if progress else None
-        result = run_benchmark(config, rows, progress=tick, video_progress=frames, on_case=sheet_writer(staging, sheets))
+        started = time.perf_counter()
+        try:
+            result = run_benchmark(
+                config, rows, progress=tick, video_progress=frames, on_case=sheet_writer(staging, sheets), finished=finished
+            )
+        except (Exception, KeyboardInterrupt) as exc:  # the finished cases kept apart, the complete report left as it was
+            stopped = BenchmarkResult(config, rows, finished, time.perf_counter() - started, dict(load_seconds or {}))
+            kept = keep_partial(stopped, exc, staging, sheets, folder)
+            if kept is None:
+                raise
+            if isinstance(exc, (Gen3cInputError, KeyboardInterrupt)):  # one line: the CLI prints the message
+                message = f"{exc}; {kept}" if str(exc) else kept
+                raise type(exc)(message) from None
+            exc.add_note(kept)  # shown below the traceback
+            raise
         result.load_seconds = dict(load_seconds or {})
         written = write_report(result, staging, plots=plots, sheets=sheets)
         files = [written["results"], written["report"], *written["plots"], *(staging / s for s in sheets)]
         raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
         with signals_deferred():  # the earlier report out and this one in, as one step
             clear_previous_outputs(folder)
-            for file in files:
-                target = folder / file.relative_to(staging)
-                target.parent.mkdir(exist_ok=True)
-                publish(file, target)
+            _publish_files(files, staging, folder)
+            _remove_partial(folder)  # a stopped run's partial report, superseded by this complete one
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     paths = {key: folder / written[key].name for key in ("report", "results")}

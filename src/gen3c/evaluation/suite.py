@@ -450,16 +450,28 @@ class CaseResult:
     disoccluded_share: float = 0.0
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """Why a benchmark ended early: the case it was running (its name; None when it was past its
+    last case) and the error or interrupt, one line."""
+
+    case: str | None
+    error: str
+
+
 @dataclass
 class BenchmarkResult:
     """Every case's scores and times; ``seconds`` is the benchmark's run time and ``load_seconds``
-    the time the caller spent loading each row's model (row → seconds), before the first video."""
+    the time the caller spent loading each row's model (row → seconds), before the first video.
+    ``stopped`` is set on the result of a benchmark that ended early: ``cases`` then holds only
+    the cases finished before it (a partial report)."""
 
     config: BenchmarkConfig
     methods: list[Method]
     cases: list[CaseResult]
     seconds: float = 0.0
     load_seconds: dict[str, float] = field(default_factory=dict)
+    stopped: Stopped | None = None
 
 
 class _Frames:
@@ -486,6 +498,7 @@ def run_benchmark(
     progress: Callable[[int], None] | None = None,
     video_progress: Callable[[int], None] | None = None,
     on_case: CaseCallback | None = None,
+    finished: list[CaseResult] | None = None,
 ) -> BenchmarkResult:
     """Run every method on every case and score it.
 
@@ -498,6 +511,8 @@ def run_benchmark(
         on_case: called per case with the ground truth, ``{method: (K, 3, H, W)}`` frames at
             :func:`contact_indices` (ground truth under :data:`GROUND_TRUTH`) and those indices,
             e.g. to write a contact sheet while only one case is in memory.
+        finished: a list each case's result is appended to as soon as it is scored, so that a
+            caller keeps the finished cases when a later one fails or is interrupted.
     """
     config.check()
     for method in methods:
@@ -532,6 +547,9 @@ def run_benchmark(
                         video_progress(left)
             except Gen3cInputError as exc:  # (a generator's NaN or wrongly shaped frames): which row and case
                 raise type(exc)(f"{row}: {exc}") from None
+            except Exception as exc:  # a generator's own failure: its traceback, and which row and case
+                exc.add_note(f"(while making {row})")
+                raise
             result.seconds[method.name] = time.perf_counter() - t0
             frames = video.frames()
             result.scores[method.name] = score_video(frames, truth, name=row)
@@ -546,4 +564,6 @@ def run_benchmark(
         if on_case is not None:
             on_case(truth, sheet, shown)
         results.append(result)
+        if finished is not None:
+            finished.append(result)
     return BenchmarkResult(config, methods, results, time.perf_counter() - started)
