@@ -1312,6 +1312,34 @@ def test_publishing_reads_the_umask_without_setting_it(tmp_path, monkeypatch):
         os.umask(old)
 
 
+def test_a_heic_photo_read_while_another_thread_registers_the_opener_is_read(tmp_path, monkeypatch):
+    """Two threads reading iPhone photos in a fresh process: the one whose open failed before the
+    other registered pillow-heif's opener called its photo damaged ("cannot be decoded (corrupt or
+    truncated)"), having looked at the flag after the failure; it registers and reads it now."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from gen3c.io import images
+
+    pixels = np.zeros((40, 64, 3), np.uint8)
+    pixels[:, :32] = 255
+    pillow_heif.from_pillow(Image.fromarray(pixels)).save(tmp_path / "phone.heic", quality=95)
+    monkeypatch.setattr(images, "_heif_registered", False)  # PIL as in a fresh process
+    monkeypatch.setattr(Image, "ID", [i for i in Image.ID if i != "HEIF"])
+    monkeypatch.setattr(Image, "OPEN", {k: v for k, v in Image.OPEN.items() if k != "HEIF"})
+    real_open = Image.open
+
+    def open_while_another_thread_registers(*args, **kwargs):
+        try:
+            return real_open(*args, **kwargs)
+        except Image.UnidentifiedImageError:
+            images._register_heif("the other thread's photo")  # done just after this open failed
+            raise
+
+    monkeypatch.setattr(Image, "open", open_while_another_thread_registers)
+    heic = load_image(tmp_path / "phone.heic")
+    assert heic.shape == (3, 40, 64)
+    assert float(heic[:, :, :28].mean()) > 0.9 and float(heic[:, :, 36:].mean()) < -0.9
+
+
 def test_a_depth_png_is_held_to_the_images_pixel_limit_not_pils(monkeypatch, tmp_path):
     """A 16-bit depth PNG is read as a photo is: PIL's decompression-bomb warning (below gen3c's
     limit) is not passed on, gen3c's 100 MP limit refuses it naming it, and a file past twice PIL's

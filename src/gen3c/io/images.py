@@ -52,6 +52,7 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         raise Gen3cInputError(f"{name} {str(p)!r} is a folder: pass an image file (PNG, JPEG, WebP, …)")
     if empty:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
+    heif_opener = _heif_registered  # as PIL opens the file (another thread registering it meanwhile makes no photo "damaged")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # every warning kept, to be said after the read (below)
@@ -72,11 +73,11 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         from gen3c.io.formats import describe_head, file_head
 
         what = describe_head(file_head(p))
-        if what in DECODABLE_HEADS or (what == "a HEIC/HEIF image" and _heif_registered):  # cut short before its size: not another format
+        if what in DECODABLE_HEADS or (what == "a HEIC/HEIF image" and heif_opener):  # cut short before its size: not another format
             raise Gen3cInputError(f"{name} {str(p)!r} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
         known = "" if what.startswith("of an unknown") else f" ({what})"
         hint = ""
-        if what == "a HEIC/HEIF image" and not _heif_registered:  # PIL reads HEIF through pillow-heif's opener only
+        if what == "a HEIC/HEIF image" and not heif_opener:  # PIL reads HEIF through pillow-heif's opener only
             _register_heif(f"reading {name} {str(p)!r}, a HEIC/HEIF photo (or convert it to JPEG)")
             return load_image(path, name)
         if "video" in what:
