@@ -1312,6 +1312,19 @@ def test_publishing_reads_the_umask_without_setting_it(tmp_path, monkeypatch):
         os.umask(old)
 
 
+def test_a_truncated_heic_photo_is_refused_in_one_line(tmp_path):
+    """pillow-heif's decoding errors end with a newline: a HEIC photo cut short after its header
+    was refused in two lines ("… (points to file position 379)\\n): re-export the image")."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+
+    pillow_heif.from_pillow(Image.fromarray(np.full((64, 80, 3), 128, np.uint8))).save(tmp_path / "whole.heic", quality=90)
+    data = (tmp_path / "whole.heic").read_bytes()
+    (tmp_path / "cut.heic").write_bytes(data[:-10])  # its header whole, its picture cut short
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.heic' is corrupt or truncated \(.+\): re-export the image$") as caught:
+        load_image(tmp_path / "cut.heic")
+    assert "\n" not in str(caught.value)
+
+
 def test_a_heic_photo_read_while_another_thread_registers_the_opener_is_read(tmp_path, monkeypatch):
     """Two threads reading iPhone photos in a fresh process: the one whose open failed before the
     other registered pillow-heif's opener called its photo damaged ("cannot be decoded (corrupt or

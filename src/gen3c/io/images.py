@@ -88,7 +88,7 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
             raise Gen3cInputError(_unreadable(name, p, exc)) from None
-        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({exc}): re-export the image") from None
+        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({first_line(exc)}): re-export the image") from None
     # Pillow's own warnings (a TIFF's "Tag data larger than file") name no file: said as one note that does
     pillow = list(dict.fromkeys(first_line(w.message) for w in caught if f"{os.sep}PIL{os.sep}" in w.filename))
     if pillow:
