@@ -1006,6 +1006,36 @@ def test_an_atomic_output_is_on_the_disk_before_its_name_is(tmp_path, monkeypatc
     assert events == [("fsync", str(tmp_path / "staged" / "sub" / "a.bin")), ("replace", str(tmp_path / "model")), ("fsync", str(tmp_path))]
 
 
+def test_an_atomic_output_whose_bytes_did_not_reach_the_disk_is_not_published(tmp_path, monkeypatch):
+    """fsync's EIO or ENOSPC (a write error, or a full disk that NFS reports only then) means the
+    file is not whole: it was ignored and the file renamed into place. An fsync the file system
+    does not do (EINVAL), or one of the folder after the rename, still publishes the output."""
+    import stat
+
+    real_fsync = os.fsync
+    for code, published in ((errno.EIO, False), (errno.ENOSPC, False), (errno.EINVAL, True)):
+        def failing_fsync(fd, code=code):
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise OSError(code, os.strerror(code))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+        target = tmp_path / f"out{code}.bin"
+        if published:
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(b"x")
+        else:
+            with pytest.raises(OSError, match=re.escape(os.strerror(code))) as caught, atomic_path(target) as tmp:
+                tmp.write_bytes(b"x")
+            assert caught.value.errno == code and caught.value.filename == str(tmp)
+        assert target.exists() == published
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")) if stat.S_ISDIR(os.fstat(fd).st_mode) else real_fsync(fd))
+    with atomic_path(tmp_path / "after.bin") as tmp:  # the folder's flush fails after the rename: the output is in place
+        tmp.write_bytes(b"y")
+    assert (tmp_path / "after.bin").read_bytes() == b"y"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["after.bin", f"out{errno.EINVAL}.bin"]  # no .part file left
+
+
 def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
     import signal
     import time

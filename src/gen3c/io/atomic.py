@@ -286,8 +286,12 @@ def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
 
     Each file's bytes are flushed to the disk (``fsync``) before the rename, and the rename after
     it: else a power cut soon after can leave the new name on an empty file (XFS, btrfs, ext4
-    without ``auto_da_alloc``). A ``target`` that is a symbolic link is itself replaced, not the
-    file it points to. On Windows the rename fails while another program holds ``target`` open.
+    without ``auto_da_alloc``); a file whose bytes did not reach it (a write error, a full disk
+    NFS reports only then) raises that ``OSError`` and is not published. On macOS ``fsync`` ends
+    at the drive, whose own cache only ``F_FULLFSYNC`` empties; on Windows nothing is flushed
+    (its flush needs the file opened for writing). A ``target`` that is a symbolic link is
+    itself replaced, not the file it points to. On Windows the rename fails while another
+    program holds ``target`` open.
     """
     finished = Path(finished)
     umask = _umask()
@@ -295,22 +299,31 @@ def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
         if not path.is_symlink():
             os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
             if not path.is_dir():
-                _fsync(path)
+                _fsync(path, before_rename=True)
     os.replace(finished, target)
     _fsync(Path(target).parent)
 
 
-def _fsync(path: Path) -> None:
+#: What ``fsync`` says when a file's bytes did not reach the disk: a write error, or a full disk or
+#: quota that NFS (and thin-provisioned storage) report only then.
+_NOT_WRITTEN = (errno.EIO, errno.ENOSPC, errno.EDQUOT)
+
+
+def _fsync(path: Path, before_rename: bool = False) -> None:
     """Flush ``path`` (a file, or a folder: its entries) to the disk, where the system allows it:
-    Windows opens no folder so, some file systems refuse (EINVAL), and the output is whole anyway."""
+    Windows opens no folder so, some file systems refuse (EINVAL). A file ``before_rename`` whose
+    bytes did not reach the disk (:data:`_NOT_WRITTEN`) raises, so that it is not published; any
+    other refusal leaves it whole, and a folder flushed after the rename holds the output already."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if before_rename and exc.errno in _NOT_WRITTEN:
+            exc.filename = str(path)  # (fsync's own error names no file)
+            raise
     finally:
         os.close(fd)
 
