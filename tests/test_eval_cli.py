@@ -375,6 +375,32 @@ def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was_and_keeps_its_
     assert str(stop.value) == "" and not (tmp_path / "first" / "partial").exists()
 
 
+def test_an_eval_interrupted_while_its_report_is_written_keeps_every_case(tmp_path, monkeypatch):
+    """Ctrl-C while the finished benchmark's report and plots are written (seconds, with plots):
+    every case was lost; they are kept as a partial report that says it stopped after its last
+    case, and the earlier report stays as it was."""
+    from gen3c.evaluation import run
+
+    config = run.make_config(scenes="room,corridor", presets="left", resolution="32x48", num_frames=3)
+    run.run_eval(config, tmp_path, methods=["still"], plots=False)
+    before = _files(tmp_path)
+    real_write_report = run.write_report
+
+    def interrupted_once(result, folder, **kwargs):
+        if result.stopped is None:  # the complete report's, not the partial one's
+            raise KeyboardInterrupt
+        return real_write_report(result, folder, **kwargs)
+
+    monkeypatch.setattr(run, "write_report", interrupted_once)
+    with pytest.raises(KeyboardInterrupt, match=r"^the 2 finished cases of 2 are kept as a partial report in "):
+        run.run_eval(config, tmp_path, methods=["still"], plots=False)
+    after = _files(tmp_path)
+    assert {k: v for k, v in after.items() if not k.startswith("partial/")} == before
+    partial = json.loads(after["partial/results.json"])
+    assert partial["stopped"] == {"error": "interrupted (Ctrl-C)", "finished": ["room-left", "corridor-left"], "failed": [], "not_run": []}
+    assert "stopped after its last case, before the report was written (interrupted (Ctrl-C))" in after["partial/report.md"].decode()
+
+
 def _raise(n=1):
     raise KeyboardInterrupt
 

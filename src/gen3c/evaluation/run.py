@@ -197,6 +197,9 @@ def run_eval(
             result = run_benchmark(
                 config, rows, progress=tick, video_progress=frames, on_case=sheet_writer(staging, sheets), finished=finished
             )
+            result.load_seconds = dict(load_seconds or {})
+            written = write_report(result, staging, plots=plots, sheets=sheets)  # (its plots take seconds: a Ctrl-C may come)
+            raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
         except (Exception, KeyboardInterrupt) as exc:  # the finished cases kept apart, the complete report left as it was
             stopped = BenchmarkResult(config, rows, finished, time.perf_counter() - started, dict(load_seconds or {}))
             kept = keep_partial(stopped, exc, staging, sheets, folder)
@@ -207,10 +210,7 @@ def run_eval(
                 raise type(exc)(message) from None
             exc.add_note(kept)  # shown below the traceback
             raise
-        result.load_seconds = dict(load_seconds or {})
-        written = write_report(result, staging, plots=plots, sheets=sheets)
         files = [written["results"], written["report"], *written["plots"], *(staging / s for s in sheets)]
-        raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
         with signals_deferred():  # the earlier report out and this one in, as one step
             clear_previous_outputs(folder)
             _publish_files(files, staging, folder)
