@@ -467,6 +467,22 @@ def test_a_generator_failing_in_the_third_case_keeps_the_first_two_as_a_partial_
     assert not (tmp_path / "partial").exists()
 
 
+def test_a_first_eval_that_stops_names_no_earlier_report(tmp_path):
+    """A first run into a folder stops in case 2: its note named "an earlier complete report in
+    FOLDER", which was not there; a rerun's names the one left as it was."""
+    from gen3c.evaluation.run import make_config, run_eval
+
+    config = make_config(scenes="room", presets="left,right", resolution="32x48", num_frames=3)
+    kept = f"the 1 finished case of 2 is kept as a partial report in {str(tmp_path / 'partial' / 'report.md')!r}"
+    with pytest.raises(RuntimeError, match="out of luck") as failed:
+        run_eval(config, tmp_path, methods=["still"], generator=_FailingOnCall(2, RuntimeError("out of luck")), plots=False)
+    assert failed.value.__notes__[-1] == kept
+    run_eval(config, tmp_path, methods=["still"], plots=False)
+    with pytest.raises(RuntimeError, match="out of luck") as failed:
+        run_eval(config, tmp_path, methods=["still"], generator=_FailingOnCall(2, RuntimeError("out of luck")), plots=False)
+    assert failed.value.__notes__[-1] == f"{kept} (an earlier complete report in {str(tmp_path)!r} is left as it was)"
+
+
 def test_a_partial_report_that_cannot_be_written_leaves_the_error_as_it_was(tmp_path, monkeypatch):
     """Writing the partial report fails (a full disk, say): the generator's own error is raised,
     with a note on why nothing was kept, and no partial file is left."""

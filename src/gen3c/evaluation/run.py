@@ -136,9 +136,10 @@ def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, she
             _publish_files(files, build, folder / PARTIAL)
     except Exception as error:
         return f"the finished cases could not be kept ({type(error).__name__}: {first_line(error)})"
+    earlier = f" (an earlier complete report in {str(folder)!r} is left as it was)" if (folder / "report.md").is_file() else ""
     return (
         f"the {counted(len(result.cases), 'finished case')} of {len(cases)} {'is' if len(result.cases) == 1 else 'are'} kept as a partial report in "
-        f"{str(folder / PARTIAL / 'report.md')!r} (an earlier complete report in {str(folder)!r} is left as it was)"
+        f"{str(folder / PARTIAL / 'report.md')!r}{earlier}"
     )
 
 
