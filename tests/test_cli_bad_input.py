@@ -574,6 +574,6 @@ def test_an_unexpected_exception_keeps_its_traceback_and_says_how_to_report_it(m
     assert res.exit_code == 1
     lines = res.output.strip().splitlines()
     assert "Traceback (most recent call last):" in res.output and lines[-1].startswith(
-        "error: gen3c env stopped on an unexpected ZeroDivisionError (traceback above)."
+        "error: gen3c env stopped on an unexpected ZeroDivisionError (its traceback and notes above)."
     ), res.output
     assert lines[-1].endswith("please report it with that traceback and the output of `gen3c env --json`")

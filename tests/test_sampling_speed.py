@@ -9,6 +9,7 @@ import math
 import re
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -874,6 +875,10 @@ def test_ratios_given_by_hand_are_checked_kept_whole_and_used_with_every_sampler
     cache.mag_ratios = given
     given[1] = -5.0  # the caller's list changes: the cache's does not
     assert cache.mag_ratios == (1.0, 0.9, 0.8)
+    cache.mag_ratios = np.array([1.0, 0.5], np.float32)  # a numpy array or a tensor of them, as measured ones often are
+    assert cache.mag_ratios == (1.0, 0.5)
+    cache.mag_ratios = torch.tensor([1.0, 0.25])
+    assert cache.mag_ratios == (1.0, 0.25)
     cache._ratios_sampler = "euler"  # as after a calibration run with euler ...
     cache.mag_ratios = [1.0, 0.9, 0.8]  # ... then set by hand: no longer euler's alone
     assert cache._ratios_sampler is None

@@ -244,7 +244,7 @@ def user_errors(func: Callable) -> Callable:
             _leave_process_group_without_waiting()
             traceback.print_exception(exc)  # (to stderr, as Python would)
             console.print(
-                f"[bold red]error:[/] gen3c {escape(command)} stopped on an unexpected {type(exc).__name__} (traceback above). Unless it is "
+                f"[bold red]error:[/] gen3c {escape(command)} stopped on an unexpected {type(exc).__name__} (its traceback and notes above). Unless it is "
                 "this machine's own (a full disk, a GPU driver error), it is a bug in gen3c: please report it with that traceback and "
                 "the output of `gen3c env --json`",
                 highlight=False, soft_wrap=True,

@@ -111,9 +111,11 @@ class StepCache:
     @mag_ratios.setter
     def mag_ratios(self, ratios: Any) -> None:
         if ratios is not None:
-            if isinstance(ratios, (str, bytes)) or not hasattr(ratios, "__len__") or len(ratios) < 1 or not all(map(_is_ratio, ratios)):
+            # (a numpy array's or tensor's elements as Python numbers: .item())
+            values = [r.item() if hasattr(r, "item") else r for r in ratios] if hasattr(ratios, "__len__") and not isinstance(ratios, (str, bytes)) else None
+            if not values or not all(map(_is_ratio, values)):
                 raise Gen3cInputError(f"mag_ratios must be a list of finite numbers > 0, one per step (step 0's first), got {ratios!r:.80}")
-            ratios = tuple(float(r) for r in ratios)
+            ratios = tuple(float(r) for r in values)
         self._mag_ratios = ratios
         self._ratios_sampler = None  # (read or measured ones are tagged with their sampler after this)
 
