@@ -577,3 +577,25 @@ def test_an_unexpected_exception_keeps_its_traceback_and_says_how_to_report_it(m
         "error: gen3c env stopped on an unexpected ZeroDivisionError (its traceback and notes above)."
     ), res.output
     assert lines[-1].endswith("please report it with that traceback and the output of `gen3c env --json`")
+
+
+def test_a_missing_package_met_late_keeps_the_notes_of_what_was_kept(capsys):
+    """A package missing when a run is well under way (eval's generator importing it lazily) is one
+    line, and the notes the run added (its finished cases kept as a partial report) stay on it."""
+    import typer
+
+    from gen3c.cli import user_errors
+
+    @user_errors
+    def eval_command():
+        exc = ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+        exc.add_note("the 2 finished cases of 4 are kept as a partial report in 'r/partial/report.md'")
+        raise exc
+
+    with pytest.raises(typer.Exit) as info:
+        eval_command()
+    assert info.value.exit_code == 2
+    captured = capsys.readouterr()
+    said = " ".join((captured.out + captured.err).split())
+    assert said.startswith("error: gen3c eval needs matplotlib") and "pip install" in said, said
+    assert said.endswith("; the 2 finished cases of 4 are kept as a partial report in 'r/partial/report.md'"), said

@@ -216,7 +216,8 @@ def user_errors(func: Callable) -> Callable:
                 error = None if isinstance(exc, Gen3cInputError) else dependency_error(exc, f"gen3c {command}")
                 if error is None:
                     raise
-                raise error from None
+                notes = getattr(exc, "__notes__", None)  # what was kept (eval's partial report), said on the one line too
+                raise (type(error)(f"{error}; {'; '.join(map(str, notes))}") if notes else error) from None
         except Gen3cInputError as exc:
             _leave_process_group_without_waiting()
             rank = _other_rank()
