@@ -49,21 +49,21 @@ from gen3c.io.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 PARTIAL = "partial"
 PLOTS = ("image_quality.png", "consistency.png", "psnr_per_preset.png", "psnr_over_time.png")
 
-#: How each score is shown: header (name, unit and whether higher ↑ or lower ↓ is better), scale
-#: factor, decimals. results.json holds the unscaled values (:data:`SCORE_UNITS`).
+#: How each score is shown: header (name and unit; :func:`_header` adds whether higher ↑ or lower ↓
+#: is better, from :data:`SCORE_UNITS`), scale factor, decimals. results.json holds the unscaled values.
 _SHOWN = {
-    "psnr": ("PSNR dB ↑", 1.0, 2),
-    "psnr_seen": ("PSNR seen dB ↑", 1.0, 2),
-    "psnr_disoccluded": ("PSNR disocc. dB ↑", 1.0, 2),
-    "ssim": ("SSIM ↑", 1.0, 3),
-    "ssim_seen": ("SSIM seen ↑", 1.0, 3),
-    "ssim_disoccluded": ("SSIM disocc. ↑", 1.0, 3),
-    "warp_error": ("warp err ×100 ↓", 100.0, 2),
-    "rotation_error": ("rot err ° ↓", 1.0, 2),
-    "translation_error": ("dir err ° ↓", 1.0, 2),
-    "center_error": ("centre err % ↓", 100.0, 1),
-    "pose_failures": ("pose fail % ↓", 100.0, 0),
-    REFERENCE_SCORE: ("PSNR vs reference dB ↑", 1.0, 2),
+    "psnr": ("PSNR dB", 1.0, 2),
+    "psnr_seen": ("PSNR seen dB", 1.0, 2),
+    "psnr_disoccluded": ("PSNR disocc. dB", 1.0, 2),
+    "ssim": ("SSIM", 1.0, 3),
+    "ssim_seen": ("SSIM seen", 1.0, 3),
+    "ssim_disoccluded": ("SSIM disocc.", 1.0, 3),
+    "warp_error": ("warp err ×100", 100.0, 2),
+    "rotation_error": ("rot err °", 1.0, 2),
+    "translation_error": ("dir err °", 1.0, 2),
+    "center_error": ("centre err %", 100.0, 1),
+    "pose_failures": ("pose fail %", 100.0, 0),
+    REFERENCE_SCORE: ("PSNR vs reference dB", 1.0, 2),
 }
 
 #: The unit of each score as results.json holds it (unscaled) and which way is better, written
@@ -129,6 +129,11 @@ def summarize(result: BenchmarkResult, cases: list | None = None) -> dict[str, d
 
 def _seconds(value: float) -> str:
     return f"{value:.2f}" if math.isfinite(value) else "—"
+
+
+def _header(score: str) -> str:
+    """A score's header in the report: its name and unit, and ↑ (higher is better) or ↓."""
+    return f"{_SHOWN[score][0]} {'↑' if SCORE_UNITS[score][1] == 'higher' else '↓'}"
 
 
 def timing_note(result: BenchmarkResult) -> str:
@@ -209,7 +214,7 @@ def comparison_markdown(result: BenchmarkResult) -> list[str]:
     summary = summarize(result)
     rows = [m for m in result.methods if m.name == reference or m.name in compared]
     shown = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim_seen", "ssim_disoccluded", "rotation_error", "translation_error", "center_error")
-    header = ["model", "steps × forwards", "s/video", "1st video s", *(_SHOWN[s][0] for s in shown), f"PSNR vs `{reference}` dB ↑"]
+    header = ["model", "steps × forwards", "s/video", "1st video s", *(_header(s) for s in shown), f"PSNR vs `{reference}` dB ↑"]
     body = []
     for m in rows:
         row = summary[m.name]
@@ -258,7 +263,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         "## Summary (mean over cases)",
         "",
         _markdown_table(
-            ["method", *(_SHOWN[s][0] for s in SCORE_NAMES), "s/video", "1st video s"],
+            ["method", *(_header(s) for s in SCORE_NAMES), "s/video", "1st video s"],
             [[f"`{name}`", *(_fmt(row[s], s) for s in SCORE_NAMES), _seconds(row["seconds"]), _seconds(row["first_seconds"])]
              for name, row in summary.items()],
         ),  # fmt: skip
@@ -291,7 +296,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         table = grouped(result, key, score)
         groups = list(next(iter(table.values())).keys())
         rows = [[f"`{name}`", *(_fmt(vals[g], score) for g in groups)] for name, vals in table.items() if score != "psnr" or name != GROUND_TRUTH]
-        parts += [f"## {_SHOWN[score][0]} per {key}", "", _markdown_table(["method", *groups], rows), ""]
+        parts += [f"## {_header(score)} per {key}", "", _markdown_table(["method", *groups], rows), ""]
     if plots:
         parts += ["## Plots", ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
     if sheets:

@@ -520,7 +520,7 @@ def run_benchmark(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
     shown = contact_indices(config.num_frames, config.contact_frames)
-    results = []
+    results = [] if finished is None else finished  # (the caller's list: it keeps the finished cases when a later one stops the run)
     for case in benchmark_cases(config):
         truth = render_ground_truth(case, config, device)
         result = CaseResult(case, disoccluded_share=float((~truth.seen[1:]).float().mean()))
@@ -564,6 +564,4 @@ def run_benchmark(
         if on_case is not None:
             on_case(truth, sheet, shown)
         results.append(result)
-        if finished is not None:
-            finished.append(result)
     return BenchmarkResult(config, methods, results, time.perf_counter() - started)

@@ -136,10 +136,11 @@ class StepCache:
                 stacklevel=3,
             )
         if kind == "magcache" and self._ratios_sampler not in (None, sampler):
-            self.mag_ratios = self._ratios_sampler = None  # another sampler's (e.g. pipe.scheduler swapped)
+            self.mag_ratios = None  # another sampler's (e.g. pipe.scheduler swapped)
         if kind == "magcache" and self.mag_ratios is None and self.ratio_store is not None:
             self.mag_ratios = self.ratio_store.load(sampler)
-            self._ratios_sampler = sampler if self.mag_ratios is not None else None
+            if self.mag_ratios is not None:
+                self._ratios_sampler = sampler
         if kind == "magcache" and self.mag_ratios is None:
             self._detach()  # hooks of another sampler's ratios would skip steps of the calibration run
             if num_steps <= computed_first:

@@ -991,10 +991,10 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         # 3. Encode the conditions (first frame, buffers)
         with self._out_of_memory_as_error("encoding the conditions with the tokenizer"):
-            noised = noise_aug_strength > 0 and buffer_colors.shape[1] > 1
+            # (a generator's stream moves only where a buffer is noised: encode_buffers draws nothing for a lone buffer)
             image_latent, buffer_latents = self.encode_conditions(
                 image.float(), buffer_colors.float(), buffer_masks.float(), noise_aug_strength=float(noise_aug_strength),
-                noise_generator=self.buffer_noise_generator(seed=seed, generator=generator, chunk=int(chunk)) if noised else None,
+                noise_generator=self.buffer_noise_generator(seed=seed, generator=generator, chunk=int(chunk)) if noise_aug_strength > 0 else None,
             )  # fmt: skip
         # 4. Sample
         with self._out_of_memory_as_error("sampling with the DiT"):

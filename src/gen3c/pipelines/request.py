@@ -953,11 +953,12 @@ def _run_request(
     # said before "launch with torchrun"), then, under torchrun, that --num_gpus matches the launch.
     check_request(request)
     check_dependencies(request)
-    check_gen3c_only(request)  # (check_generator's first step, here also for a generator given)
     if generator is None:
         options = check_generator(request)  # ({} for the preview)
         # what this machine can run, before the input is read (a depth estimate: minutes)
         check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
+    else:
+        check_gen3c_only(request)  # (check_generator's first step, for a generator given)
     check_frame_count(request)
     num_gpus = request.generator_options.get("num_gpus", 1)
     check_launch(num_gpus)

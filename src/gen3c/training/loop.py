@@ -110,6 +110,14 @@ def _seed_global_rng(seed: int, micro_step: int, rank: int) -> None:
     torch.manual_seed(_step_seed(seed, micro_step, rank) ^ (1 << 62))
 
 
+def _diverged(step: int, what: str) -> Gen3cInputError:
+    """The refusal of optimiser step ``step`` (from 0) whose ``what`` shows the training diverged."""
+    return Gen3cInputError(
+        f"step {step + 1}: {what} (training diverged): the run stops, its checkpoints before this step kept: "
+        "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
+    )
+
+
 def lr_factor(config: Config, step: int, total: int) -> float:
     """The LR factor of optimiser step ``step`` of ``total``: linear warm-up over
     ``train.warmup_steps``, then constant or cosine to 0 at ``total`` (``train.lr_schedule``)."""
@@ -489,10 +497,7 @@ def _optimizer_step(
             loss = loss_of(x0, buffers, generator)
             reduced = float(accelerator.reduce(loss.detach().float(), "mean"))  # every process sees the same
             if not math.isfinite(reduced):
-                raise Gen3cInputError(
-                    f"step {step + 1}: the loss is {reduced} (training diverged): the run stops, its checkpoints before this step kept: "
-                    "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
-                )
+                raise _diverged(step, f"the loss is {reduced}")
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 # The norm over every process (grad_clip 0: an infinite bound, which leaves finite gradients as they are).
@@ -501,10 +506,7 @@ def _optimizer_step(
                 # Decided for every process at once (a norm of parameter shards may differ), so none waits on one that stopped.
                 diverged = torch.tensor(0.0 if math.isfinite(norm) else 1.0, device=device)
                 if accelerator.scaler is None and float(accelerator.reduce(diverged, "max")) > 0:
-                    raise Gen3cInputError(
-                        f"step {step + 1}: the gradient norm is not finite (training diverged): the run stops, its checkpoints before this step kept: "
-                        "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
-                    )
+                    raise _diverged(step, "the gradient norm is not finite")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         step_loss += reduced / accum
