@@ -1292,7 +1292,8 @@ def train(
             "distill_small, lora_7b, distill_7b)."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Output folder: logs/, samples/, checkpoints/, model/ or lora/, losses.jsonl, MODEL_CARD.md; tokenizer/ (from scratch), stages/ (distill).")] = Path("runs/train"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder: logs/, samples/, checkpoints/, model/ or lora/, losses.jsonl, MODEL_CARD.md; tokenizer/ (from scratch), stages/ (distill). "
+                                               "With train.ema_decay set, model/, lora/, stages/ and the samples hold the EMA of the weights; the raw ones stay in checkpoints/.")] = Path("runs/train"),
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue from a checkpoint folder (OUT/checkpoints/step_…), or 'auto' for the newest in OUT.")
     ] = None,

@@ -88,6 +88,7 @@ class TrainConfig:
     mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's autocast; master weights stay float32)
     gradient_checkpointing: bool = False  # recompute block activations in backward (the 7B needs it)
     distributed: str = "ddp"  # ddp | fsdp (GPUs only) when launched on several processes (torchrun / accelerate launch)
+    ema_decay: float = 0.0  # EMA of the trained weights (0: none): ema ← decay·ema + (1 − decay)·θ after every optimiser step; model/, lora/ (distill: each stage's student) and the samples then hold the EMA, the checkpoints both (e.g. 0.999)
     # full/lora only (distill draws σ on the sampler's grid and keeps every clip's buffers):
     p_mean: float = 0.0  # log-normal sigma: ln σ ~ N(p_mean, p_std²); Cosmos-Predict1's EDMSDE values (EDM paper: -1.2, 1.2)
     p_std: float = 1.0  # (see p_mean)
@@ -321,6 +322,8 @@ def check_config(config: Config, source: str = "config") -> None:
     # The sample videos' seed takes no more (refused mid-run), and far past it the step generators' seeds overflow (a traceback).
     if config.run.seed > configs.MAX_SEED:
         raise Gen3cInputError(f"{source}: run.seed = {config.run.seed} must be at most {configs.MAX_SEED}")
+    if not 0 <= t.ema_decay < 1:
+        raise Gen3cInputError(f"{source}: train.ema_decay = {t.ema_decay} must lie in [0, 1) (0: no EMA; e.g. 0.999 averages ~1000 steps)")
     if not 0 <= t.buffer_dropout <= 1:
         raise Gen3cInputError(f"{source}: train.buffer_dropout = {t.buffer_dropout} must lie in [0, 1]")
     if not 0 < t.sigma_min < t.sigma_max:

@@ -44,6 +44,7 @@ from gen3c.models import configs
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 from gen3c.training.distill import Stage, check_teacher, distill_stages, stage_loss
+from gen3c.training.ema import ema_weights
 from gen3c.training.loop import (
     EXPORTS,
     TrainResult,
@@ -53,6 +54,7 @@ from gen3c.training.loop import (
     _export,
     _full_model,
     _log_sample,
+    _make_ema,
     _micro_batches,
     _optimizer_step,
     _resume,
@@ -242,6 +244,7 @@ def distill(
     model, optimizer = accelerator.prepare(student, optimizer)
     state = _DistillState()
     accelerator.register_for_checkpointing(state)
+    ema = _make_ema(accelerator, config, params)  # each stage's average, restarted at its start
 
     def superseded() -> tuple[str, ...]:
         """On a rewind: the exports and the students of stages the resumed run has not finished."""
@@ -302,6 +305,8 @@ def distill(
         while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
             lr = config.train.lr * lr_factor(config, state.stage_step, stage.max_steps)  # each stage its own schedule
             step_loss = _optimizer_step(accelerator, model, optimizer, params, config, state.step, lr, batches, loss_of)
+            if ema is not None:
+                ema.update(params)
             state.step += 1
             state.stage_step += 1
             result.losses.append(step_loss)
@@ -318,7 +323,8 @@ def distill(
                     last_echo = time.monotonic()
                     echo(f"stage {stage.index} ({stage.teacher_steps}→{stage.student_steps} steps) step {state.stage_step}: loss {step_loss:.4f}")
             if sample_clip is not None and config.log.sample_every > 0 and state.step % config.log.sample_every == 0:
-                _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
+                with ema_weights(ema, params):  # a preview of the stage's student
+                    _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
                 sampled = state.step
             elapsed = state.stage_seconds + time.monotonic() - stage_started
             out_of_time = bool(budget) and out_of_time_everywhere(accelerator, elapsed >= budget)
@@ -336,6 +342,11 @@ def distill(
         if out_of_time and echo is not None and main:
             echo(f"stage {stage.index}: the time budget (run.max_minutes = {config.run.max_minutes:g}) is spent after "
                  f"{state.stage_step} of {stage.max_steps} steps ({elapsed / 60:.2f} min of training): the stage ends")  # fmt: skip
+        if ema is not None:
+            # The stage's student is its EMA: written, it teaches the next stage, whose student starts
+            # from it (as progressive distillation starts each student from its teacher) and averages anew.
+            ema.copy_to(params)
+            ema.reset(params)
         unwrapped = _full_model(accelerator, model)
         if main:
             summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)

@@ -51,6 +51,7 @@ from gen3c.models import configs
 from gen3c.parallel import check_host_gpus, launched_world_size
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
+from gen3c.training.ema import WeightEma, ema_weights
 
 #: The tokenizer stage's summary, kept in ``OUT/tokenizer/`` for the model card of a resumed run.
 TOKENIZER_SUMMARY = "gen3c_tokenizer_training.json"
@@ -133,6 +134,9 @@ def lr_factor(config: Config, step: int, total: int) -> float:
 def check_devices(config: Config) -> None:
     """Refuse settings accelerate would quietly ignore without a GPU, and a torchrun launch of
     more processes per host than GPUs (each takes one; two on one fail inside NCCL)."""
+    if config.train.ema_decay and config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Each process holds a shard of the weights, so an average of one process's would be a shard.
+        raise Gen3cInputError('train.ema_decay needs whole weights on each process: use train.distributed = "ddp" with it, or set ema_decay = 0')
     if torch.cuda.is_available():
         if launched_world_size() is not None:
             check_host_gpus("; or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on the CPUs")
@@ -856,7 +860,8 @@ def _train(
     # the cosine would run N times too fast.
     model, optimizer = accelerator.prepare(transformer, optimizer)
     state = _StepState()
-    accelerator.register_for_checkpointing(state)
+    accelerator.register_for_checkpointing(state)  # custom_checkpoint_0.pkl (resumed_step reads it)
+    ema = _make_ema(accelerator, config, params)
     if lora_mode:
         _register_lora_hooks(accelerator, lora_mod)
 
@@ -899,6 +904,8 @@ def _train(
     while step < end_step and not out_of_time:
         lr = config.train.lr * lr_factor(config, step, config.run.max_steps)
         step_loss = _optimizer_step(accelerator, model, optimizer, params, config, step, lr, batches, loss_of)
+        if ema is not None:
+            ema.update(params)
         step += 1
         state.step = step
         result.losses.append(step_loss)
@@ -912,7 +919,8 @@ def _train(
                 last_echo = time.monotonic()
                 echo(f"step {step}: loss {step_loss:.4f}")
         if sample_clip is not None and config.log.sample_every > 0 and step % config.log.sample_every == 0:
-            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer, sample_steps, scheduler=scheduler)
+            with ema_weights(ema, params):  # a preview of what the run exports
+                _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, step, writer, sample_steps, scheduler=scheduler)
             sampled = step
         spent = state.seconds + time.monotonic() - started
         out_of_time = bool(budget) and out_of_time_everywhere(accelerator, spent >= budget)
@@ -932,19 +940,30 @@ def _train(
     # 6. Outputs
     if step > start_step or result.checkpoint is None:
         result.checkpoint = _save_checkpoint(accelerator, out, step, config.log.keep_checkpoints)
-    unwrapped = _full_model(accelerator, model) if not lora_mode else accelerator.unwrap_model(model)
-    if main:
-        finished = step >= config.run.max_steps or out_of_time
-        if finished or stop_after is None:
-            # A fine-tuned distilled student samples as the student did (its steps, no guidance), a
-            # fine-tuned small model runs in float32 as it did; a LoRA's base keeps them in its own gen3c_model.json.
-            result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode, extra_meta=kept_meta, scheduler=scheduler)
-            write_model_card(out, config, result, _all_losses(out))
-        # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
-        if sample_clip is not None and sampled != step:
-            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer, sample_steps, scheduler=scheduler)
+    with ema_weights(ema, params):  # the exported model and its sample: the EMA (the checkpoint keeps both)
+        unwrapped = _full_model(accelerator, model) if not lora_mode else accelerator.unwrap_model(model)
+        if main:
+            finished = step >= config.run.max_steps or out_of_time
+            if finished or stop_after is None:
+                # A fine-tuned distilled student samples as the student did (its steps, no guidance), a
+                # fine-tuned small model runs in float32 as it did; a LoRA's base keeps them in its own gen3c_model.json.
+                result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode, extra_meta=kept_meta, scheduler=scheduler)
+                write_model_card(out, config, result, _all_losses(out))
+            # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
+            if sample_clip is not None and sampled != step:
+                _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, step, writer, sample_steps, scheduler=scheduler)
     _end_run(accelerator, writer)
     return result
+
+
+def _make_ema(accelerator, config: Config, params: list[torch.nn.Parameter]) -> WeightEma | None:
+    """The EMA of the trained ``params`` (``train.ema_decay``; None at 0), started from their
+    weights now and saved in each checkpoint after the step counter (``custom_checkpoint_1.pkl``)."""
+    if not config.train.ema_decay:
+        return None
+    ema = WeightEma(params, config.train.ema_decay)
+    accelerator.register_for_checkpointing(ema)
+    return ema
 
 
 def _full_model(accelerator, model):
@@ -1137,7 +1156,8 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         f"- **Objective**: EDM denoising, ln σ ~ N({t.p_mean}, {t.p_std}²), buffer dropout {t.buffer_dropout}, "
         f"condition augmentation σ {t.condition_augment_sigma}.",
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps}), batch {t.batch_size}"
-        f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}.",
+        f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}"
+        + (f"; the weights are an EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
         f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min of training on {device}"
         + (f" × {result.processes} processes ({result.parallel})." if result.processes > 1 else "."),
         f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
