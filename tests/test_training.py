@@ -1086,6 +1086,19 @@ def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path,
     assert (resumed.steps, len(resumed.losses), logged_steps()) == (4, 1, [1, 2, 3, 4])
     assert (out / "model" / "transformer").is_dir() and "- **Steps**: 4 " in (out / "MODEL_CARD.md").read_text()
 
+    # A superseded checkpoint resumes into its run: --resume OUT/checkpoints/superseded/step_4 was
+    # refused as another run's ("resume OUT/checkpoints with --out OUT/checkpoints"). It goes back
+    # among the checkpoints, the run's own step_4 of the history it leaves takes its place aside,
+    # and losses.jsonl is the checkpoint's own history.
+    (out / "checkpoints" / "step_0000004" / "mark").write_text("the history left")
+    with (out / "losses.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 4, "loss": 123.0, "lr": 0.0}) + "\n")
+    back = train(config, out, resume=str(aside / "step_0000004"), echo=said.append)
+    assert back.steps == 4 and (aside / "step_0000004" / "mark").is_file()
+    assert [p.name for p in checkpoints(out)][-1] == "step_0000004" and not (out / "checkpoints" / "step_0000004" / "mark").exists()
+    assert logged_steps() == [1, 2, 3, 4] and 123.0 not in [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert (out / "model" / "transformer").is_dir()
+
 
 def test_checkpoints_are_kept_and_resumed_by_step_number(tmp_path):
     """Checkpoints were pruned and --resume auto picked by name: past step 9 999 999 (8 digits)

@@ -598,9 +598,38 @@ def _resume(
     if checkpoint is not None:
         load_checkpoint(accelerator, checkpoint)
     if accelerator.is_main_process:
+        if checkpoint is not None and checkpoint.parent.name == "superseded" and checkpoint_run(checkpoint).resolve() == out.resolve():
+            checkpoint = _restore_superseded(out, checkpoint)
         set_aside_superseded(out, state.step, echo, outputs() if outputs is not None else EXPORTS)
-        trim_losses(out, state.step)
+        if checkpoint is not None and (checkpoint / "losses.jsonl").is_file():
+            write_text_atomic(out / "losses.jsonl", (checkpoint / "losses.jsonl").read_text())  # its own history
+        else:  # a checkpoint of an older version, or none
+            trim_losses(out, state.step)
+    accelerator.wait_for_everyone()
     return state.step
+
+
+def checkpoint_run(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint: ``OUT`` of ``OUT/checkpoints/step_N`` and of
+    ``OUT/checkpoints/superseded/step_N`` (set aside by a rewind)."""
+    parent = checkpoint.parent
+    return parent.parent.parent if parent.name == "superseded" and parent.parent.name == "checkpoints" else parent.parent
+
+
+def _restore_superseded(out: Path, checkpoint: Path) -> Path:
+    """Move ``OUT/checkpoints/superseded/step_N``, which a run resumes from, back among the run's
+    checkpoints (it is the run's history again; the rest of ``superseded/`` stays); the run's own
+    ``step_N`` of the history it leaves, if any, takes its place there. Returns its new path."""
+    target = out / "checkpoints" / checkpoint.name
+    if target.exists():
+        swap = checkpoint.with_name(f".{checkpoint.name}.swap")
+        shutil.rmtree(swap, ignore_errors=True)
+        checkpoint.rename(swap)
+        target.rename(checkpoint)
+        swap.rename(target)
+    else:
+        checkpoint.rename(target)
+    return target
 
 
 #: What a run exports at its end, from the step of its last checkpoint.
@@ -689,7 +718,7 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
                 "continue it with --resume auto, or choose a new --out"
             )
         return
-    run = out if resume == "auto" else Path(resume).parent.parent
+    run = out if resume == "auto" else checkpoint_run(Path(resume))
     if holds_run and run.resolve() != out.resolve():  # the two runs' losses and checkpoints would mix
         raise Gen3cInputError(
             f"--out {str(out)!r} already holds a training run, not the one of --resume {resume!r}: "
@@ -1018,6 +1047,8 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
     accelerator.save_state(str(tmp), safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if (out / "losses.jsonl").is_file():  # the history up to this step: a resume from it restores it (a rewind too)
+            shutil.copyfile(out / "losses.jsonl", tmp / "losses.jsonl")
         replace_folder(tmp, folder)  # (the same step saved again: a resumed run that had nothing left to do)
         older = checkpoints(out)[: -max(1, keep)]
         for old in older:
