@@ -526,6 +526,34 @@ def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path, monkeypat
         load_image(tmp_path / "clip.mp4")
 
 
+
+def test_an_avif_whose_major_brand_is_mif1_is_named_avif(tmp_path, monkeypatch):
+    """libheif (and others) write AVIF files with the generic HEIF major brand ``mif1`` and ``avif``
+    among the compatible brands: such a file was named "a HEIC/HEIF image", and load_image asked for
+    pillow-heif (which reads no AVIF) or called it a damaged HEIC. The compatible brands within the
+    ftyp box's length tell it."""
+    import sys
+
+    from gen3c.io import images
+    from gen3c.io.formats import describe_head
+
+    def ftyp(major: bytes, *compatible: bytes, size: int | None = None) -> bytes:
+        body = b"ftyp" + major + bytes(4) + b"".join(compatible)
+        return (size or len(body) + 4).to_bytes(4, "big") + body
+
+    assert describe_head(ftyp(b"mif1", b"mif1", b"miaf", b"avif", b"MA1B")) == "an AVIF image"
+    assert describe_head(ftyp(b"msf1", b"msf1", b"avis")) == "an AVIF image"  # an AVIF image sequence
+    assert describe_head(ftyp(b"avif", b"mif1", b"miaf")) == "an AVIF image"
+    assert describe_head(ftyp(b"mif1", b"mif1", b"heic")) == "a HEIC/HEIF image"
+    assert describe_head(ftyp(b"mif1", b"mif1", b"miaf")) == "a HEIC/HEIF image"
+    assert describe_head(ftyp(b"mif1", b"mif1", size=20) + b"avif") == "a HEIC/HEIF image"  # past the box: another box's bytes
+    assert describe_head(ftyp(b"isom", b"isom", b"avif")) == "an MP4/MOV video"  # a video's major brand decides
+    (tmp_path / "photo.avif").write_bytes(ftyp(b"mif1", b"mif1", b"miaf", b"avif") + bytes(64))
+    monkeypatch.setattr(images, "_heif_registered", False)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # not installed: it was asked for
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.avif' is not a readable image \(an AVIF image\): use PNG, JPEG"):
+        load_image(tmp_path / "photo.avif")
+
 def test_an_animation_is_read_as_its_first_frame_with_a_note(tmp_path):
     """An animated GIF or WebP, a multi-page TIFF: the first frame, and a note that says so (before:
     silently, so a clip passed as a GIF ran as a still photo)."""
