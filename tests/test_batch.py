@@ -1100,6 +1100,7 @@ def test_row_spelling_leaves_quoted_values_command_lines_and_other_flags_alone()
     kept = "path 'a --seed.png', `torchrun -m gen3c generate … --num_gpus N` and --output_folder"
     assert row_spelling(kept) == kept
 
+
 def test_a_gen3c_option_of_the_wrong_type_is_one_message_from_a_manifest_and_from_python(box_scene, tmp_path):
     """The options' types are coerced and checked in one place: a manifest's and gen3c.generate's
     refusals used to be worded apart ("setting 'num_steps' must be int" / "gen3c option num_steps

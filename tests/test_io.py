@@ -554,6 +554,22 @@ def test_an_avif_whose_major_brand_is_mif1_is_named_avif(tmp_path, monkeypatch):
     with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.avif' is not a readable image \(an AVIF image\): use PNG, JPEG"):
         load_image(tmp_path / "photo.avif")
 
+
+def test_a_text_file_cut_inside_a_character_by_its_head_is_still_text(tmp_path):
+    """describe_head reads a file's first bytes: a JSON or text file whose non-ASCII character
+    (é, 日) straddles their end was "of an unknown binary format" (a JSON depth map given as .npz
+    was refused as binary, not as JSON); bytes no UTF-8 text holds stay binary."""
+    from gen3c.io.formats import describe_head, require_numpy_file
+
+    text = '{"note": "café 日本 · ünïcödé depth in metres, made by hand", "depth": [[1.5, 2.0]]}'.encode()
+    assert {describe_head(text[:n]) for n in range(1, 64)} == {"JSON text"}
+    cut = text.index("é".encode())
+    (tmp_path / "depth.npz").write_bytes(b" " * (63 - cut) + text)  # its é across the 64 bytes file_head reads
+    with pytest.raises(Gen3cInputError, match=r"is JSON text, not a NumPy \.npz file"):
+        require_numpy_file(tmp_path / "depth.npz", "depth file")
+    assert describe_head(b"\x00\xfe\xff\x01garbage") == "of an unknown binary format"
+
+
 def test_an_animation_is_read_as_its_first_frame_with_a_note(tmp_path):
     """An animated GIF or WebP, a multi-page TIFF: the first frame, and a note that says so (before:
     silently, so a clip passed as a GIF ran as a still photo)."""

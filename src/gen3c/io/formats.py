@@ -3,6 +3,7 @@ saved as ``depth.npz``) gets an error that says what it is, not what a parser ma
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from pathlib import Path
@@ -73,8 +74,8 @@ def describe_head(head: bytes) -> str:
         return "a WebP image"
     if head[4:8] == b"ftyp":  # ISO media: its brands tell a still image (HEIF, AVIF) from a video
         return _iso_media_kind(head)
-    try:
-        text = head.decode("utf-8")
+    try:  # (a character cut at the head's end is no binary: the incremental decoder waits for its rest)
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
         return "of an unknown binary format"
     return "JSON text" if text.lstrip()[:1] in ("{", "[") else "text"
