@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, features
 
 from gen3c.cameras import Cameras, look_at, make_intrinsics, opencv_to_opengl, project_points
 from gen3c.errors import Gen3cInputError
@@ -499,6 +499,14 @@ def test_an_image_within_the_100_mp_limit_loads_past_pils_lower_warning(tmp_path
         load_image(tmp_path / "big.png")
 
 
+#: How load_image refuses an AVIF it cannot decode: as damaged where this Pillow reads AVIF.
+AVIF_UNREAD = (
+    r"is an AVIF image that cannot be decoded \(corrupt or truncated\)"
+    if "avif" in features.modules and features.check_module("avif")
+    else r"is not a readable image \(an AVIF image\): use PNG, JPEG, WebP, BMP or TIFF$"
+)
+
+
 def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path, monkeypatch):
     """An iPhone photo (.heic) is an ISO-media file like an MP4: it was refused as "not a readable
     image (an MP4/MOV video): … (a video goes in as its GEN3C sample directory …)". Without
@@ -519,7 +527,7 @@ def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path, monkeypat
     with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.heic' is a HEIC/HEIF image that cannot be decoded \(corrupt or truncated\)"):
         load_image(tmp_path / "photo.heic")
     (tmp_path / "cut.avif").write_bytes(box % (b"avif", b"avif") + bytes(64))
-    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.avif' is not a readable image \(an AVIF image\): use PNG, JPEG, WebP, BMP or TIFF$"):
+    with pytest.raises(Gen3cInputError, match=rf"^input image '.*cut\.avif' {AVIF_UNREAD}"):
         load_image(tmp_path / "cut.avif")
     (tmp_path / "clip.mp4").write_bytes(box % (b"isom", b"mp41") + bytes(64))
     with pytest.raises(Gen3cInputError, match=r"\(an MP4/MOV video\)"):
@@ -551,8 +559,23 @@ def test_an_avif_whose_major_brand_is_mif1_is_named_avif(tmp_path, monkeypatch):
     (tmp_path / "photo.avif").write_bytes(ftyp(b"mif1", b"mif1", b"miaf", b"avif") + bytes(64))
     monkeypatch.setattr(images, "_heif_registered", False)
     monkeypatch.setitem(sys.modules, "pillow_heif", None)  # not installed: it was asked for
-    with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.avif' is not a readable image \(an AVIF image\): use PNG, JPEG"):
+    with pytest.raises(Gen3cInputError, match=rf"^input image '.*photo\.avif' {AVIF_UNREAD}"):
         load_image(tmp_path / "photo.avif")
+
+
+def test_a_damaged_avif_is_named_damaged_where_pillow_reads_avif(tmp_path):
+    """Pillow (11.2 on, built with libavif) decodes AVIF itself: an AVIF cut short was refused as
+    "not a readable image (an AVIF image): use PNG, JPEG, WebP, BMP or TIFF", as if no AVIF could be read."""
+    from gen3c.io.images import _pil_reads_avif
+
+    if not _pil_reads_avif():
+        pytest.skip("this Pillow reads no AVIF")
+    Image.fromarray(np.full((16, 24, 3), 90, np.uint8)).save(tmp_path / "whole.avif")
+    assert load_image(tmp_path / "whole.avif").shape == (3, 16, 24)
+    data = (tmp_path / "whole.avif").read_bytes()
+    (tmp_path / "cut.avif").write_bytes(data[: len(data) // 2])
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.avif' is an AVIF image that cannot be decoded \(corrupt or truncated\): re-export"):
+        load_image(tmp_path / "cut.avif")
 
 
 def test_a_text_file_cut_inside_a_character_by_its_head_is_still_text(tmp_path):
