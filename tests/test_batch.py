@@ -176,11 +176,11 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a", "camera_rotation": "centre"}\n', ".jsonl", "line 1: camera_rotation 'centre' is unknown"),
         ('{"name": "a", "resolution": "64x100"}\n', ".jsonl", "line 1: resolution '64x100' is out of range"),
         ('{"name": "a.mp4"}\n', ".jsonl", "line 1: .*ends in .mp4"),
-        ('{"name": "a", "fps": 0}\n', ".jsonl", "line 1: --fps 0.0 is impossible"),
-        ('{"name": "a", "num_video_frames": 0}\n', ".jsonl", "line 1: --num_video_frames 0 is impossible"),
-        ('{"name": "a"}\n{"name": "b", "depth_estimator": "mogee"}\n', ".jsonl", "line 2: --depth_estimator 'mogee' is unknown .did you mean 'moge'.."),
+        ('{"name": "a", "fps": 0}\n', ".jsonl", "line 1: fps 0.0 is impossible"),
+        ('{"name": "a", "num_video_frames": 0}\n', ".jsonl", "line 1: num_video_frames 0 is impossible"),
+        ('{"name": "a"}\n{"name": "b", "depth_estimator": "mogee"}\n', ".jsonl", "line 2: depth_estimator 'mogee' is unknown .did you mean 'moge'.."),
         # An empty one was taken for a path, the manifest's folder, and loaded as a model.
-        ('{"name": "a", "depth_estimator": " "}\n', ".jsonl", "line 1: --depth_estimator is empty: pass moge, prior"),
+        ('{"name": "a", "depth_estimator": " "}\n', ".jsonl", "line 1: depth_estimator is empty: pass moge, prior"),
         # Two names writing one file: job a's buffer video is a_buffer_masks.mp4.
         ('{"name": "a", "save_buffer": true}\n{"name": "a_buffer_masks"}\n', ".jsonl",
          "line 2: name 'a_buffer_masks' writes a_buffer_masks.mp4, which job 'a' .line 1. writes too"),
@@ -260,7 +260,7 @@ def test_depth_estimators_are_checked_at_planning_from_the_manifests_folder(tmp_
     jobs = load_manifest(write_manifest(tmp_path / "m" / "m.jsonl", rows))
     assert jobs[3].settings["depth_estimator"] == str(tmp_path / "m" / "weights" / "model.pt")
     typo = {"name": "t", "input_image_path": "a.png", "depth_estimator": "zoedept"}
-    with pytest.raises(Gen3cInputError, match=r"m.jsonl' line 6: --depth_estimator 'zoedept' is unknown \(did you mean 'zoedepth'\?\)"):
+    with pytest.raises(Gen3cInputError, match=r"m.jsonl' line 6: depth_estimator 'zoedept' is unknown \(did you mean 'zoedepth'\?\)"):
         load_manifest(write_manifest(tmp_path / "m" / "m.jsonl", [*rows, typo]))
 
 
@@ -297,11 +297,11 @@ def test_an_empty_path_setting_is_refused_naming_its_line_and_field(tmp_path):
     for key in ("checkpoint_dir", "lora", "cache_dir", "depth_path", "input_image_path", "camera_file"):
         for value in ("", " "):
             row = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", key: value}
-            with pytest.raises(Gen3cInputError, match=rf"e\.jsonl' line 1: --{key} is empty: pass .*, or leave it out$"):
+            with pytest.raises(Gen3cInputError, match=rf"e\.jsonl' line 1: {key} is empty: pass .*, or leave it out$"):
                 load_manifest(write_manifest(folder / "e.jsonl", [row]))
     for key in ("checkpoint_dir", "lora", "cache_dir"):  # ~user of no user was Path.expanduser's RuntimeError
         row = {"name": "a", "input_image_path": "a.png", "generator": "gen3c", key: "~no_such_user_x/w"}
-        with pytest.raises(Gen3cInputError, match=rf"e\.jsonl' line 1: --{key} '~no_such_user_x/w' starts with ~no_such_user_x, .*no user"):
+        with pytest.raises(Gen3cInputError, match=rf"e\.jsonl' line 1: {key} '~no_such_user_x/w' starts with ~no_such_user_x, .*no user"):
             load_manifest(write_manifest(folder / "e.jsonl", [row]))
     (folder / "c.csv").write_text("name,input_image_path,checkpoint_dir,depth_path\na,a.png,,\n")
     assert "depth_path" not in load_manifest(folder / "c.csv")[0].settings
@@ -885,7 +885,7 @@ def test_what_a_batch_cannot_run_in_one_process_per_job_is_refused_before_it_run
     assert not (tmp_path / "out").exists()
     # num_gpus 0 was refused as "above 1"; now as the run refuses it, where the manifest is read
     manifest = write_manifest(tmp_path / "jobs.jsonl", [*rows[:1], box_row(box_scene, "z", generator="gen3c", num_gpus=0)])
-    with pytest.raises(Gen3cInputError, match=r"^manifest '.*jobs\.jsonl' line 2: --num_gpus must be a whole number of at least 1, got 0$"):
+    with pytest.raises(Gen3cInputError, match=r"^manifest '.*jobs\.jsonl' line 2: num_gpus must be a whole number of at least 1, got 0$"):
         run_batch(manifest, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     # Under torchrun: refused before the manifest is read (each rank read every input and said its mistakes first)
@@ -1044,8 +1044,11 @@ def test_every_input_kind_in_one_manifest(tmp_path):
 )
 def test_a_gen3c_option_is_refused_by_the_batch_for_the_reason_the_cli_refuses_it(box_scene, tmp_path, options, message):
     """One checker of the gen3c generator's options: every mistake `gen3c generate` refuses is
-    refused when the manifest is read, in the same words (the batch used to check only names and
-    types, and find the rest when the job came up), and what the manifest refuses the CLI refuses."""
+    refused when the manifest is read, for the same reason (the batch used to check only names and
+    types, and find the rest when the job came up), and what the manifest refuses the CLI refuses;
+    each in its own spelling of the options (``--speed``, ``speed``)."""
+    from gen3c.batch.manifest import row_spelling
+
     image, depth, _, _ = box_scene
     settings = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "32x48", "num_video_frames": 17,
                 "generator": "gen3c", **options}  # fmt: skip
@@ -1058,7 +1061,44 @@ def test_a_gen3c_option_is_refused_by_the_batch_for_the_reason_the_cli_refuses_i
     manifest = write_manifest(tmp_path / "m.jsonl", [{"name": "a", **settings}])
     with pytest.raises(Gen3cInputError) as caught:
         load_manifest(manifest)
-    assert str(caught.value) == f"manifest {str(manifest)!r} line 1: {cli_reason}"
+    assert str(caught.value) == f"manifest {str(manifest)!r} line 1: {row_spelling(cli_reason)}"
+
+
+
+@pytest.mark.parametrize(
+    "settings, flags, row_words",
+    [
+        ({"seed": 3}, "--seed applies to --generator gen3c only", 'seed applies to "generator": "gen3c" only (the preview is deterministic)'),
+        ({"png_depth_scale": 0.5}, "--png_depth_scale applies to a 16-bit PNG --depth_path only",
+         "png_depth_scale applies to a 16-bit PNG depth_path only: drop it"),
+        ({"generator": "gen3c", "low_memory": True, "fp8": True}, "--low_memory and --fp8 each choose the memory mode",
+         "low_memory and fp8 each choose the memory mode: pass only one of them"),
+        ({"generator": "gen3c", "num_steps": 0}, "--num_steps 0 must be", "num_steps 0 must be a whole number ≥ 1 (GEN3C: 35)"),
+    ],
+    ids=["seed", "png_depth_scale", "memory", "num_steps"],
+)  # fmt: skip
+def test_a_manifest_rows_refusal_names_the_rows_keys_and_the_clis_its_flags(box_scene, tmp_path, settings, flags, row_words):
+    """A row's mistake is told in the manifest's words: its key (``seed``), not the CLI's flag
+    (``--seed``), which no manifest has; `gen3c generate` still names its flags."""
+    row = box_row(box_scene, "a", **settings)
+    manifest = write_manifest(tmp_path / "m.jsonl", [row])
+    with pytest.raises(Gen3cInputError) as caught:
+        load_manifest(manifest)
+    message = str(caught.value)
+    assert message.startswith(f"manifest {str(manifest)!r} line 1: {row_words}"), message
+    assert "--" not in message, message
+    argv = ["generate", "--video_save_folder", str(tmp_path / "out")]
+    argv += [x for key, value in row.items() if key != "name" for x in ((f"--{key}",) if value is True else (f"--{key}", str(value)))]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2 and flags in " ".join(res.output.split()), res.output
+
+
+def test_row_spelling_leaves_quoted_values_command_lines_and_other_flags_alone():
+    from gen3c.batch.manifest import row_spelling
+
+    assert row_spelling("--seed 3 and --no_compile: pass --generator gen3c") == 'seed 3 and compile false: pass "generator": "gen3c"'
+    kept = "path 'a --seed.png', `torchrun -m gen3c generate … --num_gpus N` and --output_folder"
+    assert row_spelling(kept) == kept
 
 
 def test_a_gen3c_option_of_the_wrong_type_is_one_message_from_a_manifest_and_from_python(box_scene, tmp_path):

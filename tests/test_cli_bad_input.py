@@ -357,7 +357,7 @@ def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, fi
     row = {"input_image_path": str(files["image"]), "depth_path": str(files["depth"]), "fov": 60,
            "camera_file": str(tmp_path / "path.json"), "trajectory": "up"}  # fmt: skip
     manifest.write_text(json.dumps(row) + "\n")
-    refused(["batch", manifest, "--output_folder", out], r"manifest '.*jobs\.jsonl' line 1: --trajectory shapes a preset path", out)
+    refused(["batch", manifest, "--output_folder", out], r"manifest '.*jobs\.jsonl' line 1: trajectory shapes a preset path, which camera_file replaces", out)
 
 
 @pytest.mark.parametrize(

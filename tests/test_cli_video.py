@@ -277,3 +277,26 @@ def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_pat
     assert "Traceback" not in res.output and re.search(match, res.output), res.output
     assert len([line for line in res.output.splitlines() if line.strip()]) <= 3
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_multiview_npz_of_fewer_cameras_than_the_default_count_says_the_flag_to_pass(inputs, tmp_path):
+    """A multi-view npz of 10 cameras run without --num_video_frames (GEN3C's 121 by default) is
+    one line naming the npz, its count and the flag that fits (it said "pass at most 10"); the
+    gen3c generator's advice is a count it can make, or a camera file where none fits."""
+    npz = inputs["multiview"]
+    res = invoke("--multiview_npz", npz, "--resolution", RES, "--video_save_folder", tmp_path / "out")
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: multi-view npz {str(npz)!r} has 10 cameras in w2cs_all but --num_video_frames is 121 (the default: GEN3C's chunk): "
+        "pass --num_video_frames 10, or a --camera_file with 121 cameras"
+    )
+    from gen3c.pipelines.request import GenerationRequest, _too_few_cameras
+
+    tiny = {"multiview_npz": str(npz), "generator": "gen3c", "generator_options": {"model": "tiny"}}  # 17 frames per chunk
+    assert _too_few_cameras(GenerationRequest(**tiny), 10).endswith(
+        "is 17 (the default: the model's chunk): the gen3c generator makes 17 frames per chunk, more than its cameras: "
+        "pass a --camera_file with 17 cameras instead"
+    )
+    assert _too_few_cameras(GenerationRequest(**tiny, num_video_frames=65), 40).endswith(
+        "is 65: pass --num_video_frames 33 (the gen3c generator makes 16·N+1 frames), or a --camera_file with 65 cameras"
+    )

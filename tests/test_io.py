@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, features
 
 from gen3c.cameras import Cameras, look_at, make_intrinsics, opencv_to_opengl, project_points
 from gen3c.errors import Gen3cInputError
@@ -499,6 +499,14 @@ def test_an_image_within_the_100_mp_limit_loads_past_pils_lower_warning(tmp_path
         load_image(tmp_path / "big.png")
 
 
+#: How load_image refuses an AVIF it cannot decode: as damaged where this Pillow reads AVIF.
+AVIF_UNREAD = (
+    r"is an AVIF image that cannot be decoded \(corrupt or truncated\)"
+    if "avif" in features.modules and features.check_module("avif")
+    else r"is not a readable image \(an AVIF image\): use PNG, JPEG, WebP, BMP or TIFF$"
+)
+
+
 def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path, monkeypatch):
     """An iPhone photo (.heic) is an ISO-media file like an MP4: it was refused as "not a readable
     image (an MP4/MOV video): … (a video goes in as its GEN3C sample directory …)". Without
@@ -519,11 +527,70 @@ def test_a_heic_photo_is_named_as_one_with_how_to_convert_it(tmp_path, monkeypat
     with pytest.raises(Gen3cInputError, match=r"^input image '.*photo\.heic' is a HEIC/HEIF image that cannot be decoded \(corrupt or truncated\)"):
         load_image(tmp_path / "photo.heic")
     (tmp_path / "cut.avif").write_bytes(box % (b"avif", b"avif") + bytes(64))
-    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.avif' is not a readable image \(an AVIF image\): use PNG, JPEG, WebP, BMP or TIFF$"):
+    with pytest.raises(Gen3cInputError, match=rf"^input image '.*cut\.avif' {AVIF_UNREAD}"):
         load_image(tmp_path / "cut.avif")
     (tmp_path / "clip.mp4").write_bytes(box % (b"isom", b"mp41") + bytes(64))
     with pytest.raises(Gen3cInputError, match=r"\(an MP4/MOV video\)"):
         load_image(tmp_path / "clip.mp4")
+
+
+
+def test_an_avif_whose_major_brand_is_mif1_is_named_avif(tmp_path, monkeypatch):
+    """libheif (and others) write AVIF files with the generic HEIF major brand ``mif1`` and ``avif``
+    among the compatible brands: such a file was named "a HEIC/HEIF image", and load_image asked for
+    pillow-heif (which reads no AVIF) or called it a damaged HEIC. The compatible brands within the
+    ftyp box's length tell it."""
+    import sys
+
+    from gen3c.io import images
+    from gen3c.io.formats import describe_head
+
+    def ftyp(major: bytes, *compatible: bytes, size: int | None = None) -> bytes:
+        body = b"ftyp" + major + bytes(4) + b"".join(compatible)
+        return (size or len(body) + 4).to_bytes(4, "big") + body
+
+    assert describe_head(ftyp(b"mif1", b"mif1", b"miaf", b"avif", b"MA1B")) == "an AVIF image"
+    assert describe_head(ftyp(b"msf1", b"msf1", b"avis")) == "an AVIF image"  # an AVIF image sequence
+    assert describe_head(ftyp(b"avif", b"mif1", b"miaf")) == "an AVIF image"
+    assert describe_head(ftyp(b"mif1", b"mif1", b"heic")) == "a HEIC/HEIF image"
+    assert describe_head(ftyp(b"mif1", b"mif1", b"miaf")) == "a HEIC/HEIF image"
+    assert describe_head(ftyp(b"mif1", b"mif1", size=20) + b"avif") == "a HEIC/HEIF image"  # past the box: another box's bytes
+    assert describe_head(ftyp(b"isom", b"isom", b"avif")) == "an MP4/MOV video"  # a video's major brand decides
+    (tmp_path / "photo.avif").write_bytes(ftyp(b"mif1", b"mif1", b"miaf", b"avif") + bytes(64))
+    monkeypatch.setattr(images, "_heif_registered", False)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # not installed: it was asked for
+    with pytest.raises(Gen3cInputError, match=rf"^input image '.*photo\.avif' {AVIF_UNREAD}"):
+        load_image(tmp_path / "photo.avif")
+
+
+def test_a_damaged_avif_is_named_damaged_where_pillow_reads_avif(tmp_path):
+    """Pillow (11.2 on, built with libavif) decodes AVIF itself: an AVIF cut short was refused as
+    "not a readable image (an AVIF image): use PNG, JPEG, WebP, BMP or TIFF", as if no AVIF could be read."""
+    from gen3c.io.images import _pil_reads_avif
+
+    if not _pil_reads_avif():
+        pytest.skip("this Pillow reads no AVIF")
+    Image.fromarray(np.full((16, 24, 3), 90, np.uint8)).save(tmp_path / "whole.avif")
+    assert load_image(tmp_path / "whole.avif").shape == (3, 16, 24)
+    data = (tmp_path / "whole.avif").read_bytes()
+    (tmp_path / "cut.avif").write_bytes(data[: len(data) // 2])
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.avif' is an AVIF image that cannot be decoded \(corrupt or truncated\): re-export"):
+        load_image(tmp_path / "cut.avif")
+
+
+def test_a_text_file_cut_inside_a_character_by_its_head_is_still_text(tmp_path):
+    """describe_head reads a file's first bytes: a JSON or text file whose non-ASCII character
+    (é, 日) straddles their end was "of an unknown binary format" (a JSON depth map given as .npz
+    was refused as binary, not as JSON); bytes no UTF-8 text holds stay binary."""
+    from gen3c.io.formats import describe_head, require_numpy_file
+
+    text = '{"note": "café 日本 · ünïcödé depth in metres, made by hand", "depth": [[1.5, 2.0]]}'.encode()
+    assert {describe_head(text[:n]) for n in range(1, 64)} == {"JSON text"}
+    cut = text.index("é".encode())
+    (tmp_path / "depth.npz").write_bytes(b" " * (63 - cut) + text)  # its é across the 64 bytes file_head reads
+    with pytest.raises(Gen3cInputError, match=r"is JSON text, not a NumPy \.npz file"):
+        require_numpy_file(tmp_path / "depth.npz", "depth file")
+    assert describe_head(b"\x00\xfe\xff\x01garbage") == "of an unknown binary format"
 
 
 def test_an_animation_is_read_as_its_first_frame_with_a_note(tmp_path):

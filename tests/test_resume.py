@@ -657,3 +657,30 @@ def test_a_second_resume_of_a_folder_a_run_still_holds_is_refused(box_scene, tmp
             assert locked is False  # cannot be told: not "held"
     out = run_request(request, resume=True)  # that run ended: resumed
     assert len(out.result.chunks) == 3 and not path.exists()
+
+
+def test_resume_of_a_folder_written_before_noise_aug_strength_existed(box_scene, tmp_path):
+    """A run.json of a gen3c without ``noise_aug_strength`` (not in its request, its fingerprint or
+    its generator settings) resumes under a request that carries GEN3C's default (the CLI's always
+    does); another value is refused, naming the option (before: "different request" either way)."""
+    import json
+
+    from gen3c.pipelines.resume import made_by, request_fingerprint
+
+    def request(strength):
+        return box_request(box_scene, tmp_path, generator="gen3c", generator_options={"noise_aug_strength": strength})
+
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request(0.0), generator=Configured(1, noise_aug_strength=0.0))
+    run_json = partial_dir(tmp_path, "output") / "run.json"
+    record = json.loads(run_json.read_text())
+    del record["request"]["generator_options"]["noise_aug_strength"], record["generator_settings"]["noise_aug_strength"]
+    record["sha256"] = request_fingerprint(record["request"])  # as that gen3c computed it
+    run_json.write_text(json.dumps(record))
+    assert made_by(run_json.parent, request(0.0).to_dict())
+    assert not made_by(run_json.parent, request(0.1).to_dict())
+    with pytest.raises(Gen3cInputError, match=r"^--resume: .*output\.partial was made by a different request \(changed: noise_aug_strength\): "
+                       r"run the same command as before, or delete that folder to start over$"):
+        run_request(request(0.1), generator=Configured(noise_aug_strength=0.1), resume=True)
+    out = run_request(request(0.0), generator=Configured(noise_aug_strength=0.0), resume=True)
+    assert len(out.result.chunks) == 3

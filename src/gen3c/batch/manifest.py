@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import io
 import json
+import re
 import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -213,7 +214,7 @@ def check_job_inputs(job: Job, where: str, base: str = "the manifest's folder") 
 
             check_intrinsics_spec(job.settings["intrinsics"], "intrinsics")
     except Gen3cInputError as exc:
-        raise Gen3cInputError(f"{where}: {exc}") from None
+        raise Gen3cInputError(f"{where}: {row_spelling(str(exc))}") from None
 
 
 def _path_settings(job: Job) -> list[tuple[str, str]]:
@@ -408,9 +409,43 @@ def _generator_option_types() -> dict[str, type]:
     return GENERATOR_OPTIONS
 
 
+def row_spelling(message: str) -> str:
+    """A refusal worded for the command line (``--seed``, ``--generator gen3c``) in a manifest row's
+    keys (``seed``, ``"generator": "gen3c"``): the request's checks are shared with ``gen3c generate``,
+    whose words stay its own. Flags that are no row key (``--output_folder``), and quoted values and
+    `command lines` (a path, ``torchrun … --num_gpus N``), are left as they are."""
+    parts = _QUOTED.split(message)
+    for i in range(0, len(parts), 2):  # (odd parts: the quoted ones)
+        text = parts[i].replace("--generator gen3c", '"generator": "gen3c"')
+        parts[i] = _FLAG.sub(_row_key, text)
+    return "".join(parts)
+
+
+def _row_key(flag: re.Match) -> str:
+    """``--seed`` as the row's ``seed``, a switch's off form ``--no_compile`` as ``compile false``."""
+    off, name = flag.groups()
+    if name not in _ROW_NAMES:
+        return flag.group(0)
+    return f"{name} false" if off else name
+
+
+_QUOTED = re.compile(r"(`[^`]*`|'[^']*')")
+#: A flag in a message: ``--name`` (``--no_name``) not inside a word.
+_FLAG = re.compile(r"(?<![\w/-])--(no_)?([a-z][a-z0-9_]*)\b")
+_ROW_NAMES = {*ROW_KEYS, *GEN3C_OPTION_NAMES}
+
+
 def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest") -> Job:
-    """Check one row and resolve its paths against ``base`` (the manifest's folder)."""
+    """Check one row and resolve its paths against ``base`` (the manifest's folder); a refusal
+    names the row's keys (:func:`row_spelling`)."""
     where = f"manifest {manifest!r} line {line}"
+    try:
+        return _make_job(row, line, index, base, where)
+    except Gen3cInputError as exc:
+        raise Gen3cInputError(f"{where}: {row_spelling(str(exc).removeprefix(f'{where}: '))}") from None
+
+
+def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str) -> Job:
     row = dict(row)
     name = row.pop("name", f"job_{index:05d}")
     if not isinstance(name, str):  # {"name": 7}: the fix is quotes, not another name

@@ -3,6 +3,7 @@ saved as ``depth.npz``) gets an error that says what it is, not what a parser ma
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from pathlib import Path
@@ -29,11 +30,14 @@ _SIGNATURES = (
     (PICKLE_MAGIC, "a Python pickle"),
 )
 
-#: ISO-media major brands of still images: HEIF (iPhone photos, ``.heic``) and AVIF.
+#: ISO-media brands of still images: HEIF (iPhone photos, ``.heic``) and AVIF.
 _STILL_BRANDS = {
-    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"), "a HEIC/HEIF image"),
+    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"miaf"), "a HEIC/HEIF image"),
     **dict.fromkeys((b"avif", b"avis"), "an AVIF image"),
 }
+#: Major brands of any HEIF-family image (MIAF's), whatever its codec: the compatible brands name it
+#: (libheif and others write AVIF files as ``mif1`` with ``avif`` among them).
+_GENERIC_BRANDS = (b"mif1", b"msf1", b"miaf")
 
 
 def is_sample(path: str | os.PathLike) -> bool:
@@ -58,7 +62,7 @@ def loads_json(text: str | bytes, name: str, kind: str, fix: str, **kwargs: Any)
 def file_head(path: str | os.PathLike) -> bytes:
     """The first bytes of the file at ``path``, enough for :func:`describe_head`."""
     with open(path, "rb") as fh:
-        return fh.read(16)
+        return fh.read(64)  # (an ISO-media file's ftyp box with its compatible brands)
 
 
 def describe_head(head: bytes) -> str:
@@ -68,13 +72,26 @@ def describe_head(head: bytes) -> str:
             return what
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "a WebP image"
-    if head[4:8] == b"ftyp":  # ISO media: its major brand tells a still image (HEIF, AVIF) from a video
-        return _STILL_BRANDS.get(head[8:12], "an MP4/MOV video")
-    try:
-        text = head.decode("utf-8")
+    if head[4:8] == b"ftyp":  # ISO media: its brands tell a still image (HEIF, AVIF) from a video
+        return _iso_media_kind(head)
+    try:  # (a character cut at the head's end is no binary: the incremental decoder waits for its rest)
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
         return "of an unknown binary format"
     return "JSON text" if text.lstrip()[:1] in ("{", "[") else "text"
+
+
+def _iso_media_kind(head: bytes) -> str:
+    """What an ISO-media file (``head``: its first bytes, starting with its ``ftyp`` box) is: its
+    major brand's kind, except a generic HEIF brand (:data:`_GENERIC_BRANDS`), which the first
+    AVIF or HEIC among the box's compatible brands makes that (else "a HEIC/HEIF image")."""
+    major = head[8:12]
+    if major not in _GENERIC_BRANDS:
+        return _STILL_BRANDS.get(major, "an MP4/MOV video")
+    size = int.from_bytes(head[:4], "big")  # the box's length (0 or 1, which no ftyp box has: the bytes read)
+    end = len(head) if size < 16 else min(size, len(head))
+    compatible = [head[i : i + 4] for i in range(16, end - 3, 4)]
+    return next((_STILL_BRANDS[b] for b in compatible if b in _STILL_BRANDS and b not in _GENERIC_BRANDS), "a HEIC/HEIF image")
 
 
 def require_numpy_file(path: str | os.PathLike, label: str, archive: bool | None = None) -> None:

@@ -73,7 +73,8 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         from gen3c.io.formats import describe_head, file_head
 
         what = describe_head(file_head(p))
-        if what in DECODABLE_HEADS or (what == "a HEIC/HEIF image" and heif_opener):  # cut short before its size: not another format
+        decodable = (what == "a HEIC/HEIF image" and heif_opener) or (what == "an AVIF image" and _pil_reads_avif())
+        if what in DECODABLE_HEADS or decodable:  # cut short before its size: not another format
             raise Gen3cInputError(f"{name} {str(p)!r} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
         known = "" if what.startswith("of an unknown") else f" ({what})"
         hint = ""
@@ -99,6 +100,13 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     if frames != 1:
         note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _pil_reads_avif() -> bool:
+    """Whether this Pillow decodes AVIF itself (its own plugin, from Pillow 11.2 where built with libavif)."""
+    from PIL import features
+
+    return "avif" in features.modules and bool(features.check_module("avif"))
 
 
 def _frame_count(im: Image.Image) -> int | str:

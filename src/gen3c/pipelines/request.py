@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras
+from gen3c.constants import GEN3C_CHUNK_FRAMES
 from gen3c.errors import Gen3cInputError, note, record_notes
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.io.paths import expand_home, looks_like_path
@@ -517,11 +518,26 @@ def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
     if request.camera_file is not None:
         return _file_cameras(request, *mv.keys.size, "multiview")
     if len(mv.trajectory) < T:
-        raise Gen3cInputError(
-            f"multi-view npz {str(request.multiview_npz)!r} has {len(mv.trajectory)} cameras in w2cs_all but --num_video_frames is {T}: "
-            f"pass at most {len(mv.trajectory)}, or a --camera_file with {T} cameras"
-        )
+        raise Gen3cInputError(_too_few_cameras(request, len(mv.trajectory)))
     return mv.trajectory[:T]
+
+
+def _too_few_cameras(request: GenerationRequest, cameras: int) -> str:
+    """The refusal of a multi-view npz of fewer ``cameras`` (``w2cs_all``) than the run's frames:
+    the count to pass (GEN3C's own 121 by default, which a short path does not reach), one its
+    generator can make."""
+    T = request.num_video_frames
+    fixed = fixed_chunk_frames(request)  # (None: the preview, any count)
+    default = f" (the default: {'the model' if fixed else 'GEN3C'}'s chunk)" if T == (fixed or GEN3C_CHUNK_FRAMES) else ""
+    what = f"multi-view npz {str(request.multiview_npz)!r} has {cameras} cameras in w2cs_all but --num_video_frames is {T}{default}"
+    if fixed is None:
+        fix = f"pass --num_video_frames {cameras}"
+    elif cameras >= fixed:
+        fix = f"pass --num_video_frames {(cameras - 1) // (fixed - 1) * (fixed - 1) + 1} (the {request.generator} generator makes {fixed - 1}·N+1 frames)"
+    else:
+        fix = f"the {request.generator} generator makes {fixed} frames per chunk, more than its cameras: pass a --camera_file with {T} cameras instead"
+        return f"{what}: {fix}"
+    return f"{what}: {fix}, or a --camera_file with {T} cameras"
 
 
 def _file_cameras(request: GenerationRequest, H: int, W: int, kind: str) -> Cameras:

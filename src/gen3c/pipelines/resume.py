@@ -415,9 +415,13 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
         raise Gen3cInputError(f"--resume: {path / 'run.json'} is unreadable ({exc}): delete {path} to start over") from None
     if stored.get("format") != FORMAT:
         raise Gen3cInputError(f"--resume: {path} was written by another gen3c version: delete it to start over")
-    if stored.get("sha256") != record["sha256"]:
+    if stored.get("sha256") not in (record["sha256"], request_fingerprint(_without_added_defaults(record["request"]))):
         old = stored.get("request") if isinstance(stored.get("request"), dict) else {}
-        changed = sorted(k for k in set(old) | set(record["request"]) if old.get(k) != record["request"].get(k))
+        new = record["request"]
+        changed = sorted(k for k in set(old) | set(new) if k != "generator_options" and old.get(k) != new.get(k))
+        old_options, new_options = (d.get("generator_options") if isinstance(d.get("generator_options"), dict) else {} for d in (old, new))
+        old_options = {**{key: value for key, value in ADDED_SETTINGS.items() if key in new_options}, **old_options}
+        changed += sorted(k for k in set(old_options) | set(new_options) if old_options.get(k) != new_options.get(k))
         relative = [k for k in (*INPUT_FIELDS, "video_save_folder") if _is_relative_path(old.get(k), k)]
         if not changed and relative:  # the same words, run from another folder: its paths lead elsewhere
             named = ", ".join(f"--{k} {old[k]!r}" for k in relative)
@@ -439,6 +443,17 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
             "input): resume with the input as it was, or delete that folder to start over"
         )
     return stored
+
+
+def _without_added_defaults(request_dict: dict[str, Any]) -> dict[str, Any]:
+    """``request_dict`` as a gen3c before :data:`ADDED_SETTINGS` wrote it: those of its generator
+    options at their default left out (that gen3c ran with the default and had no key for it), so
+    its ``run.json``'s fingerprint is this request's."""
+    options = request_dict.get("generator_options")
+    if not isinstance(options, dict):
+        return request_dict
+    kept = {key: value for key, value in options.items() if not (key in ADDED_SETTINGS and value == ADDED_SETTINGS[key])}
+    return {**request_dict, "generator_options": kept}
 
 
 def _changed_output(stored: dict[str, Any], record: dict[str, Any]) -> str:
