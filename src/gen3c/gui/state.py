@@ -50,10 +50,12 @@ from gen3c.io.camera_files import (
     save_cameras,
 )
 from gen3c.pipelines.camera_video import SourceView, prepare_source
+from gen3c.pipelines.options import check_gen3c_only, check_generator_options
 from gen3c.pipelines.request import (
     GenerationRequest,
     RunOutput,
     check_frame_count,
+    check_noise_aug_strength,
     check_request,
     check_unused_settings,
     first_view,
@@ -356,6 +358,29 @@ class GuiState:
         if not isinstance(prompt, str):
             raise Gen3cInputError(f"the prompt must be text, got {type(prompt).__name__}")
         self.request = dataclasses.replace(self.request, generator_options={**self.request.generator_options, "prompt": prompt})
+
+    @property
+    def noise_aug_strength(self) -> float:
+        """GEN3C's ``--noise_aug_strength`` of the gen3c generator's runs (0: none)."""
+        return float(self.request.generator_options.get("noise_aug_strength") or 0.0)
+
+    @property
+    def takes_noise_aug(self) -> bool:
+        """Whether a run can use ``noise_aug_strength``: the gen3c generator's, on a single image
+        (:func:`~gen3c.pipelines.request.check_noise_aug_strength` refuses it above 0 for a video or
+        multi-view input); before any input is loaded, the image an input may be."""
+        return self.request.generator == "gen3c" and (self.source is None or self.kind == "image")
+
+    def set_noise_aug_strength(self, strength: float) -> None:
+        """Set the gen3c generator's ``noise_aug_strength`` as ``gen3c generate`` checks it: a
+        finite number ≥ 0, and 0 for a loaded video or multi-view input."""
+        options = {**self.request.generator_options, "noise_aug_strength": strength}
+        request = dataclasses.replace(self.request, generator_options=options)
+        check_gen3c_only(request)
+        strength = check_generator_options({"noise_aug_strength": strength})["noise_aug_strength"]
+        if self.source is not None:
+            check_noise_aug_strength(self.kind, strength)
+        self.request = dataclasses.replace(request, generator_options={**options, "noise_aug_strength": strength})
 
     def set_path_mode(self, mode: str) -> None:
         if mode not in PATH_MODES:
