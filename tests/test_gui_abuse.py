@@ -920,3 +920,22 @@ def test_buffer_noise_is_set_on_the_page_and_a_video_input_is_no_dead_end(tmp_pa
         assert record["generator_options"]["noise_aug_strength"] == 0.0
     finally:
         app.stop()
+
+
+def test_a_run_s_notes_are_shown_on_the_page(tmp_path, room_sample):
+    """What a run notes (the CLI prints it as "note:") went to the server's log as a warning only:
+    the page never said that a one-chunk run's buffer noise changes nothing, nor that its chunk
+    size was more than its frames."""
+    from gen3c.gui.app import Gen3cApp
+
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, chunk_frames=9, generator_options={"noise_aug_strength": 0.1})
+    app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample, generator=LoadedWithNoise(), preload=False)
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated" in app.status.content, app.status.content
+        notes = app.status.content.split("Note: ")[1:]
+        assert len(notes) == 2 and "&quot;Buffer noise&quot; 0.1: a video of one chunk (9 frames) has one buffer" in notes[0], notes
+        assert "--chunk_frames 9: the run has only 9 frames; making them in one chunk" in notes[1], notes
+    finally:
+        app.stop()

@@ -517,10 +517,14 @@ class Gen3cApp:
             what += f", {len(cams)} {'frames' if self.state.kind != 'multiview' else 'key views'} with cameras"
         elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
             what += ", depth estimated"
-        notes = "".join(f"<br><small>Note: {html.escape(self._page_words(note))}</small>" for note in self.state.notes)
+        notes = self._notes_html(self.state.notes)
         if path_note:
             notes += f"<br><small>Camera path: {html.escape(path_note)}.</small>"
         self._info(f"Loaded **{html.escape(self.state.source_label)}** ({what}) at {H}×{W}.{notes}")
+
+    def _notes_html(self, notes) -> str:
+        """Notes the library gave (reading an input, a run), each on its own small line."""
+        return "".join(f"<br><small>Note: {html.escape(self._page_words(note))}</small>" for note in notes)
 
     def _set_initial_view(self) -> None:
         """Look at the scene from behind and above the first camera, as for an image at the origin."""
@@ -812,7 +816,7 @@ class Gen3cApp:
         video = out.paths["video"]
         self.progress.value = 100.0
         self.progress_text.content = f"Done in {out.seconds:.1f} s: `{video.name}`"
-        self._info(f"Generated **{video.name}**.")
+        self._info(f"Generated **{video.name}**.{self._notes_html(result.notes)}")
         self.download_video.disabled = False
         try:  # its size first: a video too large to embed is not read
             size = video.stat().st_size

@@ -639,11 +639,13 @@ class GuiState:
 
 @dataclass
 class JobResult:
-    """How a job ended: ``output`` on success, ``error`` (a message) on failure, or ``cancelled``."""
+    """How a job ended: ``output`` on success, ``error`` (a message) on failure, or ``cancelled``;
+    ``notes``: what the run noted (the CLI prints them as "note:"), for the page."""
 
     output: RunOutput | None = None
     error: str | None = None
     cancelled: bool = False
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 class JobRunner:
@@ -697,14 +699,16 @@ class JobRunner:
                 return advance
 
             def work() -> None:
-                try:
-                    result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes))
-                except GenerationCancelled:
-                    result = JobResult(cancelled=True)
-                except Gen3cInputError as exc:
-                    result = JobResult(error=str(exc))
-                except Exception as exc:  # a broken install or a bug: reported in the page, not lost with the thread
-                    result = JobResult(error=unexpected_error(exc))
+                with collect_notes() as notes:  # this thread's: the page shows them, as the CLI prints them
+                    try:
+                        result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes))
+                    except GenerationCancelled:
+                        result = JobResult(cancelled=True)
+                    except Gen3cInputError as exc:
+                        result = JobResult(error=str(exc))
+                    except Exception as exc:  # a broken install or a bug: reported in the page, not lost with the thread
+                        result = JobResult(error=unexpected_error(exc))
+                result.notes = notes
                 if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
                     shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
                 on_done(result)
