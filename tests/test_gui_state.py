@@ -771,3 +771,13 @@ def test_a_pickled_pt_sample_is_refused_with_advice_the_gui_user_can_follow(tmp_
                        r"`gen3c generate --trust_checkpoint` if you trust its source$") as refused:  # fmt: skip
         state.load_video(str(tmp_path / "pickled.pt"))
     assert "pass --trust_checkpoint" not in str(refused.value) and state.source is None
+
+
+def test_a_video_input_in_the_image_box_is_told_where_it_loads_whatever_the_buffer_noise(tmp_path, video_inputs):
+    """A sample folder given as the image, with a buffer noise set: the noise's refusal came first
+    ("drop it"), and only once it was dropped the real fix, loading the folder as a video input."""
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, generator_options={"noise_aug_strength": 0.1})
+    state = GuiState(tmp_path / "work", request)
+    with pytest.raises(Gen3cInputError, match=r"is a folder or \.pt file, not an image: load it as a video input below"):
+        state.load_files(str(video_inputs["sample"]), "", fov=60.0)
+    assert state.source is None and state.noise_aug_strength == 0.1

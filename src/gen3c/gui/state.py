@@ -172,8 +172,9 @@ class GuiState:
         16-bit PNG depth file)."""
         if not image_path:
             raise Gen3cInputError("no input image: upload one or give its path")
-        # The kind of the path alone: the page always sends a FOV, which a video input refuses.
-        if input_kind(self._with_input(input_image_path=image_path)) != "image":
+        # The kind of the path alone: the page always sends a FOV, which a video input refuses, and
+        # may hold a buffer noise, which one refuses too.
+        if input_kind(dataclasses.replace(self._with_input(input_image_path=image_path), generator_options={})) != "image":
             raise Gen3cInputError(f"{image_path!r} is a folder or .pt file, not an image: load it as a video input below")
         request = self._with_input(input_image_path=image_path, depth_path=depth_path or None, fov=fov,
                                    intrinsics=intrinsics or None, **depth_options)  # fmt: skip
