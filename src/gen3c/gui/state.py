@@ -375,13 +375,12 @@ class GuiState:
     def set_noise_aug_strength(self, strength: float) -> None:
         """Set the gen3c generator's ``noise_aug_strength`` as ``gen3c generate`` checks it: a
         finite number ≥ 0, and 0 for a loaded video or multi-view input."""
-        options = {**self.request.generator_options, "noise_aug_strength": strength}
-        request = dataclasses.replace(self.request, generator_options=options)
-        check_gen3c_only(request)
+        check_gen3c_only(dataclasses.replace(self.request, generator_options={"noise_aug_strength": strength}))
         strength = check_generator_options({"noise_aug_strength": strength})["noise_aug_strength"]
         if self.source is not None:
             check_noise_aug_strength(self.kind, strength)
-        self.request = dataclasses.replace(request, generator_options={**options, "noise_aug_strength": strength})
+        options = {**self.request.generator_options, "noise_aug_strength": strength}
+        self.request = dataclasses.replace(self.request, generator_options=options)
 
     def set_path_mode(self, mode: str) -> None:
         if mode not in PATH_MODES:
