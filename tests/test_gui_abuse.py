@@ -939,3 +939,26 @@ def test_a_run_s_notes_are_shown_on_the_page(tmp_path, room_sample):
         assert "--chunk_frames 9: the run has only 9 frames; making them in one chunk" in notes[1], notes
     finally:
         app.stop()
+
+
+def test_a_video_s_notes_on_the_page_follow_the_frames_read_again(tmp_path):
+    """Frames set for a video reads it again, with its own notes: the page went on showing the
+    first reading's, e.g. "fewer than the 20 asked for … pass Frames 6" once Frames was 6."""
+    from layouts import scene, write_sample
+
+    from gen3c.gui.app import Gen3cApp
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    video = write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K)
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=20), demo=None,
+                   generator=PreviewGenerator(), preload=False)  # fmt: skip
+    try:
+        app.video_path.value = str(video)
+        handler(app, app._on_load_video)(SimpleNamespace(client=None))
+        assert "fewer than the 20 asked for" in app.status.content, app.status.content
+        app.num_frames.value = 6  # runs its callback, as a value from the page does
+        assert app.status.content.startswith("Loaded **sample**") and "Note" not in app.status.content, app.status.content
+        app.num_frames.value = 9
+        assert "fewer than the 9 asked for" in app.status.content, app.status.content
+    finally:
+        app.stop()

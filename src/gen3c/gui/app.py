@@ -545,6 +545,7 @@ class Gen3cApp:
 
     def _on_setting(self, key: str, event, redraw_cache: bool | None) -> None:
         value = event.target.value
+        notes = self.state.notes
         try:
             if key in NUMBER_SETTINGS:
                 value = _control_number(value, key, whole=NUMBER_SETTINGS[key])
@@ -556,13 +557,15 @@ class Gen3cApp:
             raise
         if key in ("num_video_frames", "fps"):
             self._sync_controls()
+        if self.state.source is not None and self.state.notes is not notes:
+            # The input was read again (its size, a video's frames, its invalid depth): the page's
+            # notes are this reading's (before the path is drawn: a path that cannot be made shows over them).
+            self._show_loaded()
         if redraw_cache is None or self.state.source is None:
             return
         if redraw_cache:
             self._draw_cache()
         self._draw_path()
-        if key == "mask_invalid_depth":  # the input was read again: its notes on invalid depth changed
-            self._show_loaded()
 
     # -- camera path ----------------------------------------------------------------------
 
