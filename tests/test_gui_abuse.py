@@ -875,3 +875,90 @@ def test_mask_invalid_depth_is_offered_where_depth_comes_with_the_input_and_redr
     gui.mask_invalid.value = True
     assert "left out of the cache" in gui.status.content and len(gui.state.display_points(10**6)[0]) < all_points
     assert gui.state.build_request("v").mask_invalid_depth
+
+
+class LoadedWithNoise(PreviewGenerator):
+    """The preview standing in for the gen3c generator loaded with ``gen3c gui --noise_aug_strength 0.1``."""
+
+    noise_aug_strength = 0.1
+
+
+def test_buffer_noise_is_set_on_the_page_and_a_video_input_is_no_dead_end(tmp_path, room_sample):
+    """`gen3c gui --noise_aug_strength 0.1` then a video input: the library refuses the strength for
+    it, and the page had no control for it, so only a restart got the video loaded. The refusal
+    names the page's control; set to 0 there, the video loads, the control is disabled while a
+    video is loaded, and the run uses the page's strength, not the one the generator loaded with."""
+    from layouts import scene, write_sample
+
+    from gen3c.gui.app import Gen3cApp
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    video = write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K)
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=5, chunk_frames=3, generator_options={"noise_aug_strength": 0.1})
+    app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample, generator=LoadedWithNoise(), preload=False)
+    try:
+        assert app.noise_aug.visible and app.noise_aug.value == pytest.approx(0.1) and not app.noise_aug.disabled
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        for bad, words in ((-1.0, "&quot;Buffer noise&quot; -1.0 is impossible: pass a finite number ≥ 0"),
+                           (None, "&quot;Buffer noise&quot; is empty: enter a number")):  # fmt: skip
+            handler(app, app._on_noise_aug)(SimpleNamespace(target=SimpleNamespace(value=bad), client=None))
+            assert words in app.status.content, app.status.content
+            assert app.state.noise_aug_strength == pytest.approx(0.1) and app.noise_aug.value == pytest.approx(0.1)
+        app.video_path.value = str(video)
+        handler(app, app._on_load_video)(SimpleNamespace(client=None))
+        assert "&quot;Buffer noise&quot; 0.1 applies to a single image" in app.status.content, app.status.content
+        assert app.state.kind == "image" and not app.noise_aug.disabled  # the image stays, the control with it
+        app.noise_aug.value = 0.0  # runs its callback, as a value from the page does
+        handler(app, app._on_load_video)(SimpleNamespace(client=None))
+        assert app.state.kind == "sample" and app.noise_aug.disabled and "Loaded" in app.status.content, app.status.content
+        with pytest.raises(Gen3cInputError, match=r"--noise_aug_strength 0.2 applies to a single image"):
+            app.state.set_noise_aug_strength(0.2)
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated" in app.status.content, app.status.content
+        assert app._generator.noise_aug_strength == 0.0
+        record = json.loads(next((tmp_path / "work" / "outputs").glob("*_run.json")).read_text())
+        assert record["generator_options"]["noise_aug_strength"] == 0.0
+    finally:
+        app.stop()
+
+
+def test_a_run_s_notes_are_shown_on_the_page(tmp_path, room_sample):
+    """What a run notes (the CLI prints it as "note:") went to the server's log as a warning only:
+    the page never said that a one-chunk run's buffer noise changes nothing, nor that its chunk
+    size was more than its frames."""
+    from gen3c.gui.app import Gen3cApp
+
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, chunk_frames=9, generator_options={"noise_aug_strength": 0.1})
+    app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample, generator=LoadedWithNoise(), preload=False)
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated" in app.status.content, app.status.content
+        notes = app.status.content.split("Note: ")[1:]
+        assert len(notes) == 2 and "&quot;Buffer noise&quot; 0.1: a video of one chunk (9 frames) has one buffer" in notes[0], notes
+        assert "--chunk_frames 9: the run has only 9 frames; making them in one chunk" in notes[1], notes
+    finally:
+        app.stop()
+
+
+def test_a_video_s_notes_on_the_page_follow_the_frames_read_again(tmp_path):
+    """Frames set for a video reads it again, with its own notes: the page went on showing the
+    first reading's, e.g. "fewer than the 20 asked for … pass Frames 6" once Frames was 6."""
+    from layouts import scene, write_sample
+
+    from gen3c.gui.app import Gen3cApp
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    video = write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K)
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=20), demo=None,
+                   generator=PreviewGenerator(), preload=False)  # fmt: skip
+    try:
+        app.video_path.value = str(video)
+        handler(app, app._on_load_video)(SimpleNamespace(client=None))
+        assert "fewer than the 20 asked for" in app.status.content, app.status.content
+        app.num_frames.value = 6  # runs its callback, as a value from the page does
+        assert app.status.content.startswith("Loaded **sample**") and "Note" not in app.status.content, app.status.content
+        app.num_frames.value = 9
+        assert "fewer than the 9 asked for" in app.status.content, app.status.content
+    finally:
+        app.stop()

@@ -94,6 +94,27 @@ def test_gui_command_tells_a_given_fps_from_the_default(tmp_path, monkeypatch, a
     assert seen == {"fps": fps, "given": given}
 
 
+@needs_viser
+@pytest.mark.parametrize("signal, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_gui_command_exits_as_the_other_commands_do_when_stopped(tmp_path, monkeypatch, signal, code):
+    """Ctrl-C ended `gen3c gui` with exit code 0, where generate, batch and eval exit 130 (SIGTERM:
+    143): a script or service manager could not tell it was stopped."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.errors import Terminated
+    from gen3c.gui.app import Gen3cApp
+
+    def stopped(self):
+        self.stop()
+        raise KeyboardInterrupt if signal == "SIGINT" else Terminated
+
+    monkeypatch.setattr(Gen3cApp, "serve_forever", stopped)
+    res = CliRunner().invoke(app, ["gui", "--port", "0", "--work_dir", str(tmp_path)])
+    what = "interrupted" if signal == "SIGINT" else "terminated"
+    assert res.exit_code == code and f"{what}: the GUI stopped" in res.output, res.output
+
+
 def test_the_readme_says_which_generate_flags_the_gui_takes():
     """README's GUI section lists flags `gen3c gui` takes (each one its own), then those of
     `gen3c generate` it does not take (all of them): it said "the generator and setting flags of

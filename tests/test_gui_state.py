@@ -771,3 +771,33 @@ def test_a_pickled_pt_sample_is_refused_with_advice_the_gui_user_can_follow(tmp_
                        r"`gen3c generate --trust_checkpoint` if you trust its source$") as refused:  # fmt: skip
         state.load_video(str(tmp_path / "pickled.pt"))
     assert "pass --trust_checkpoint" not in str(refused.value) and state.source is None
+
+
+def test_a_video_input_in_the_image_box_is_told_where_it_loads_whatever_the_buffer_noise(tmp_path, video_inputs):
+    """A sample folder given as the image, with a buffer noise set: the noise's refusal came first
+    ("drop it"), and only once it was dropped the real fix, loading the folder as a video input."""
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, generator_options={"noise_aug_strength": 0.1})
+    state = GuiState(tmp_path / "work", request)
+    with pytest.raises(Gen3cInputError, match=r"is a folder or \.pt file, not an image: load it as a video input below"):
+        state.load_files(str(video_inputs["sample"]), "", fov=60.0)
+    assert state.source is None and state.noise_aug_strength == 0.1
+
+
+def test_buffer_noise_is_checked_as_gen3c_generate_checks_it(tmp_path, video_inputs):
+    """The page's "Buffer noise" sets the gen3c generator's noise_aug_strength, refused as the CLI
+    refuses it: for another generator, below 0 or not finite, and above 0 for a loaded video."""
+    preview = GuiState(tmp_path / "preview", GenerationRequest(resolution="48x80", num_video_frames=9))
+    with pytest.raises(Gen3cInputError, match=r"noise_aug_strength applies to generator='gen3c' only"):
+        preview.set_noise_aug_strength(0.1)
+    state = GuiState(tmp_path / "gen3c", GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9))
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(Gen3cInputError, match=r"--noise_aug_strength \S+ is impossible: pass a finite number ≥ 0"):
+            state.set_noise_aug_strength(bad)
+    state.set_noise_aug_strength(1)
+    assert state.request.generator_options["noise_aug_strength"] == 1.0 and state.takes_noise_aug
+    state.set_noise_aug_strength(0.0)
+    state.load_video(str(video_inputs["sample"]))
+    assert not state.takes_noise_aug
+    with pytest.raises(Gen3cInputError, match=r"--noise_aug_strength 0.3 applies to a single image"):
+        state.set_noise_aug_strength(0.3)
+    assert state.noise_aug_strength == 0.0 and preview.request.generator_options == {}

@@ -75,7 +75,7 @@ SETTING_CONTROLS = {
     "resolution": "resolution", "resize_mode": "resize_mode", "filter_points_threshold": "filter_threshold",
     "foreground_masking": "foreground", "splat": "splat", "num_video_frames": "num_frames", "fps": "fps",
     "trajectory": "trajectory", "camera_rotation": "rotation", "movement_distance": "distance", "trajectory_scale": "scale",
-    "seed": "seed", "prompt": "prompt", "save_buffer": "save_buffer", "keyframe_time": "keyframe_time",
+    "seed": "seed", "prompt": "prompt", "noise_aug_strength": "noise_aug", "save_buffer": "save_buffer", "keyframe_time": "keyframe_time",
 }  # fmt: skip
 
 
@@ -147,7 +147,7 @@ class Gen3cApp:
             None hides the button.
         generator: a generator to run (e.g. a model already loaded); by default the request's
             generator is made once and kept (loaded in the background at start with ``preload``).
-            Seed and prompt are set on it before each run, so changing them reloads nothing.
+            Seed, prompt and buffer noise are set on it before each run, so changing them reloads nothing.
         fps_given: whether the request's fps is the user's, kept when a video is loaded
             (:class:`GuiState`; None: when it differs from the default).
     """
@@ -319,6 +319,11 @@ class Gen3cApp:
             self.prompt = gui.add_text("Prompt", str(r.generator_options.get("prompt") or ""), visible=self.state.takes_prompt, hint="GEN3C's scripts use none")
             # The preview draws no random numbers: a seed there would change nothing.
             self.seed = gui.add_number("Seed", r.seed, step=1, visible=r.generator == "gen3c")
+            # The gen3c generator's only; enabled where a run takes it, a single image (_sync_controls).
+            self.noise_aug = gui.add_number(
+                "Buffer noise", self.state.noise_aug_strength, min=0.0, step=0.01, visible=r.generator == "gen3c",
+                hint="GEN3C's --noise_aug_strength: noise on the newer cache render's colour from chunk 2 on (0: none); a single image only",
+            )  # fmt: skip
             self.save_buffer = gui.add_checkbox("Show cache renders", r.save_buffer, hint="GEN3C's --save_buffer layout")
             self.generate = gui.add_button("Generate", icon=viser.Icon.PLAYER_PLAY, color="green")
             self.cancel = gui.add_button("Cancel", icon=viser.Icon.PLAYER_STOP, color="red", disabled=True)
@@ -363,6 +368,7 @@ class Gen3cApp:
             handle.on_update(on(functools.partial(self._on_setting, key, redraw_cache=False)))
         self.seed.on_update(on(functools.partial(self._on_setting, "seed", redraw_cache=None)))
         self.prompt.on_update(on(self._on_prompt))
+        self.noise_aug.on_update(on(self._on_noise_aug))
         self.save_buffer.on_update(on(functools.partial(self._on_setting, "save_buffer", redraw_cache=None)))
         self.point_size.on_update(on(lambda _: self._draw_cache()))
         self.path_mode.on_update(on(self._on_path_mode))
@@ -511,10 +517,14 @@ class Gen3cApp:
             what += f", {len(cams)} {'frames' if self.state.kind != 'multiview' else 'key views'} with cameras"
         elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
             what += ", depth estimated"
-        notes = "".join(f"<br><small>Note: {html.escape(self._page_words(note))}</small>" for note in self.state.notes)
+        notes = self._notes_html(self.state.notes)
         if path_note:
             notes += f"<br><small>Camera path: {html.escape(path_note)}.</small>"
         self._info(f"Loaded **{html.escape(self.state.source_label)}** ({what}) at {H}×{W}.{notes}")
+
+    def _notes_html(self, notes) -> str:
+        """Notes the library gave (reading an input, a run), each on its own small line."""
+        return "".join(f"<br><small>Note: {html.escape(self._page_words(note))}</small>" for note in notes)
 
     def _set_initial_view(self) -> None:
         """Look at the scene from behind and above the first camera, as for an image at the origin."""
@@ -535,6 +545,7 @@ class Gen3cApp:
 
     def _on_setting(self, key: str, event, redraw_cache: bool | None) -> None:
         value = event.target.value
+        notes = self.state.notes
         try:
             if key in NUMBER_SETTINGS:
                 value = _control_number(value, key, whole=NUMBER_SETTINGS[key])
@@ -546,13 +557,15 @@ class Gen3cApp:
             raise
         if key in ("num_video_frames", "fps"):
             self._sync_controls()
+        if self.state.source is not None and self.state.notes is not notes:
+            # The input was read again (its size, a video's frames, its invalid depth): the page's
+            # notes are this reading's (before the path is drawn: a path that cannot be made shows over them).
+            self._show_loaded()
         if redraw_cache is None or self.state.source is None:
             return
         if redraw_cache:
             self._draw_cache()
         self._draw_path()
-        if key == "mask_invalid_depth":  # the input was read again: its notes on invalid depth changed
-            self._show_loaded()
 
     # -- camera path ----------------------------------------------------------------------
 
@@ -714,7 +727,7 @@ class Gen3cApp:
             check_frame_size(resolution, self._generator)
 
     def _generator_for(self, request: GenerationRequest):
-        """The loaded generator with this run's seed and prompt (plain attributes of the gen3c
+        """The loaded generator with this run's seed, prompt and buffer noise (plain attributes of the gen3c
         generator; nothing is reloaded); None when none is loaded (a failed start-up load, said
         then, or none asked for): it is loaded in the background, as at start-up, not under the
         page's lock, and the run starts once it has loaded."""
@@ -728,10 +741,19 @@ class Gen3cApp:
             gen.seed = request.seed
         if hasattr(gen, "prompt") and "prompt" in request.generator_options:
             gen.prompt = request.generator_options["prompt"]
+        if hasattr(gen, "noise_aug_strength"):  # loaded with the start's: the page's may differ (0 for a video input)
+            gen.noise_aug_strength = float(request.generator_options.get("noise_aug_strength") or 0.0)
         return gen
 
     def _on_prompt(self, event) -> None:
         self.state.set_prompt(str(event.target.value))
+
+    def _on_noise_aug(self, event) -> None:
+        try:
+            self.state.set_noise_aug_strength(_control_number(event.target.value, "noise_aug_strength"))
+        except Gen3cInputError:
+            self._sync_controls()  # the control shows the strength a run uses, not the refused one
+            raise
 
     def _on_generate(self, _event) -> None:
         if self.jobs.running:
@@ -797,7 +819,7 @@ class Gen3cApp:
         video = out.paths["video"]
         self.progress.value = 100.0
         self.progress_text.content = f"Done in {out.seconds:.1f} s: `{video.name}`"
-        self._info(f"Generated **{video.name}**.")
+        self._info(f"Generated **{video.name}**.{self._notes_html(result.notes)}")
         self.download_video.disabled = False
         try:  # its size first: a video too large to embed is not read
             size = video.stat().st_size
@@ -1069,6 +1091,8 @@ class Gen3cApp:
             self.distance.value = r.movement_distance
             self.scale.value = r.trajectory_scale
             self.seed.value = r.seed
+            self.noise_aug.value = s.noise_aug_strength
+            self.noise_aug.disabled = not s.takes_noise_aug
             self.path_mode.value = PATH_MODE_LABELS[s.path_mode]
             self.preset_folder.visible = self._preset_shown()
             self.auto_time.value = s.auto_time

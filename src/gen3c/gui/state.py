@@ -50,10 +50,12 @@ from gen3c.io.camera_files import (
     save_cameras,
 )
 from gen3c.pipelines.camera_video import SourceView, prepare_source
+from gen3c.pipelines.options import check_gen3c_only, check_generator_options
 from gen3c.pipelines.request import (
     GenerationRequest,
     RunOutput,
     check_frame_count,
+    check_noise_aug_strength,
     check_request,
     check_unused_settings,
     first_view,
@@ -170,8 +172,9 @@ class GuiState:
         16-bit PNG depth file)."""
         if not image_path:
             raise Gen3cInputError("no input image: upload one or give its path")
-        # The kind of the path alone: the page always sends a FOV, which a video input refuses.
-        if input_kind(self._with_input(input_image_path=image_path)) != "image":
+        # The kind of the path alone: the page always sends a FOV, which a video input refuses, and
+        # may hold a buffer noise, which one refuses too.
+        if input_kind(dataclasses.replace(self._with_input(input_image_path=image_path), generator_options={})) != "image":
             raise Gen3cInputError(f"{image_path!r} is a folder or .pt file, not an image: load it as a video input below")
         request = self._with_input(input_image_path=image_path, depth_path=depth_path or None, fov=fov,
                                    intrinsics=intrinsics or None, **depth_options)  # fmt: skip
@@ -356,6 +359,28 @@ class GuiState:
         if not isinstance(prompt, str):
             raise Gen3cInputError(f"the prompt must be text, got {type(prompt).__name__}")
         self.request = dataclasses.replace(self.request, generator_options={**self.request.generator_options, "prompt": prompt})
+
+    @property
+    def noise_aug_strength(self) -> float:
+        """GEN3C's ``--noise_aug_strength`` of the gen3c generator's runs (0: none)."""
+        return float(self.request.generator_options.get("noise_aug_strength") or 0.0)
+
+    @property
+    def takes_noise_aug(self) -> bool:
+        """Whether a run can use ``noise_aug_strength``: the gen3c generator's, on a single image
+        (:func:`~gen3c.pipelines.request.check_noise_aug_strength` refuses it above 0 for a video or
+        multi-view input); before any input is loaded, the image an input may be."""
+        return self.request.generator == "gen3c" and (self.source is None or self.kind == "image")
+
+    def set_noise_aug_strength(self, strength: float) -> None:
+        """Set the gen3c generator's ``noise_aug_strength`` as ``gen3c generate`` checks it: a
+        finite number ≥ 0, and 0 for a loaded video or multi-view input."""
+        check_gen3c_only(dataclasses.replace(self.request, generator_options={"noise_aug_strength": strength}))
+        strength = check_generator_options({"noise_aug_strength": strength})["noise_aug_strength"]
+        if self.source is not None:
+            check_noise_aug_strength(self.kind, strength)
+        options = {**self.request.generator_options, "noise_aug_strength": strength}
+        self.request = dataclasses.replace(self.request, generator_options=options)
 
     def set_path_mode(self, mode: str) -> None:
         if mode not in PATH_MODES:
@@ -614,11 +639,13 @@ class GuiState:
 
 @dataclass
 class JobResult:
-    """How a job ended: ``output`` on success, ``error`` (a message) on failure, or ``cancelled``."""
+    """How a job ended: ``output`` on success, ``error`` (a message) on failure, or ``cancelled``;
+    ``notes``: what the run noted (the CLI prints them as "note:"), for the page."""
 
     output: RunOutput | None = None
     error: str | None = None
     cancelled: bool = False
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 class JobRunner:
@@ -672,14 +699,16 @@ class JobRunner:
                 return advance
 
             def work() -> None:
-                try:
-                    result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes))
-                except GenerationCancelled:
-                    result = JobResult(cancelled=True)
-                except Gen3cInputError as exc:
-                    result = JobResult(error=str(exc))
-                except Exception as exc:  # a broken install or a bug: reported in the page, not lost with the thread
-                    result = JobResult(error=unexpected_error(exc))
+                with collect_notes() as notes:  # this thread's: the page shows them, as the CLI prints them
+                    try:
+                        result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes))
+                    except GenerationCancelled:
+                        result = JobResult(cancelled=True)
+                    except Gen3cInputError as exc:
+                        result = JobResult(error=str(exc))
+                    except Exception as exc:  # a broken install or a bug: reported in the page, not lost with the thread
+                        result = JobResult(error=unexpected_error(exc))
+                result.notes = notes
                 if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
                     shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
                 on_done(result)
