@@ -941,6 +941,31 @@ def test_a_run_s_notes_are_shown_on_the_page(tmp_path, room_sample):
         app.stop()
 
 
+class NotesThenFails(LoadedWithNoise):
+    """A generator that fails after the run noted something (e.g. a GPU gone mid-run)."""
+
+    def generate(self, *args, **kwargs):
+        raise Gen3cInputError("the generator failed on purpose")
+
+
+def test_a_failed_run_s_notes_are_shown_with_its_error_and_still_logged(tmp_path, room_sample):
+    """A run that notes then fails: the page showed the error alone (the notes were dropped), and
+    the notes the page collected no longer reached the server's log."""
+    from gen3c.gui.app import Gen3cApp
+
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, chunk_frames=9, generator_options={"noise_aug_strength": 0.1})
+    app = Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample, generator=NotesThenFails(), preload=False)
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        with pytest.warns(UserWarning, match="a video of one chunk"):
+            handler(app, app._on_generate)(SimpleNamespace(client=None))
+            assert app.jobs.wait(60)
+        assert "the generator failed on purpose" in app.status.content, app.status.content
+        assert "Note: &quot;Buffer noise&quot; 0.1: a video of one chunk" in app.status.content, app.status.content
+    finally:
+        app.stop()
+
+
 def test_a_video_s_notes_on_the_page_follow_the_frames_read_again(tmp_path):
     """Frames set for a video reads it again, with its own notes: the page went on showing the
     first reading's, e.g. "fewer than the 20 asked for … pass Frames 6" once Frames was 6."""

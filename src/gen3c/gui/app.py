@@ -430,9 +430,9 @@ class Gen3cApp:
         # A field name alone, where it has an underscore (a plain word such as "fps" may be just a word).
         return re.sub(r"(?<![\w/.'\"-])([a-z]+_\w+)\b(?![/.'\"])", lambda m: labels.get(m[1], m[0]), text)
 
-    def _error(self, text: str, client=None) -> None:
+    def _error(self, text: str, client=None, notes=()) -> None:
         text = self._page_words(text)
-        self._info(f"<span style='color:#c92a2a'>**Error:** {html.escape(text)}</span>", problem="error")
+        self._info(f"<span style='color:#c92a2a'>**Error:** {html.escape(text)}</span>{self._notes_html(notes)}", problem="error")
         if client is not None:
             client.add_notification("gen3c", text, color="red", auto_close_seconds=10.0)
 
@@ -812,7 +812,7 @@ class Gen3cApp:
         if result.error is not None:
             self.progress.value = 0.0
             self.progress_text.content = ""
-            self._error(result.error)
+            self._error(result.error, notes=result.notes)
             return
         out = result.output
         self._last_output = out.paths

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, validate_poses
 from gen3c.dependencies import dependency_error
-from gen3c.errors import Gen3cInputError, collect_notes
+from gen3c.errors import Gen3cInputError, collect_notes, record_notes
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
     camera_dict_fps,
@@ -699,7 +699,7 @@ class JobRunner:
                 return advance
 
             def work() -> None:
-                with collect_notes() as notes:  # this thread's: the page shows them, as the CLI prints them
+                with record_notes() as notes:  # this thread's: the page shows them, and the server's log as before
                     try:
                         result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes))
                     except GenerationCancelled:
