@@ -989,10 +989,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 
 def test_an_atomic_output_is_on_the_disk_before_its_name_is(tmp_path, monkeypatch):
     """The bytes are fsync'ed before the rename, the folder after it (before: neither, so a power
-    cut soon after a run could leave an output's name on an empty file). Files of a published
-    folder are flushed too."""
-    from gen3c.io.atomic import publish
-
+    cut soon after a run could leave an output's name on an empty file)."""
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
@@ -1000,11 +997,49 @@ def test_an_atomic_output_is_on_the_disk_before_its_name_is(tmp_path, monkeypatc
     with atomic_path(tmp_path / "out.bin") as tmp:
         tmp.write_bytes(b"x")
     assert events == [("fsync", str(tmp)), ("replace", str(tmp_path / "out.bin")), ("fsync", str(tmp_path))]
-    events.clear()
-    (tmp_path / "staged" / "sub").mkdir(parents=True)
-    (tmp_path / "staged" / "sub" / "a.bin").write_bytes(b"a")
-    publish(tmp_path / "staged", tmp_path / "model")
-    assert events == [("fsync", str(tmp_path / "staged" / "sub" / "a.bin")), ("replace", str(tmp_path / "model")), ("fsync", str(tmp_path))]
+
+
+def test_a_published_folder_is_on_the_disk_all_the_way_down_before_its_name_is(tmp_path, monkeypatch):
+    """Publishing a folder flushes every file, every subfolder's entries (after the files in it)
+    and the folder's own before the rename, then the parent's (before: the files only, so a
+    power cut could lose a subfolder's entries, e.g. a checkpoint's ``transformer/`` shards).
+    A subfolder whose flush fails (EIO, ENOSPC, EDQUOT) is not published, as a file is not."""
+    import stat
+
+    from gen3c.io.atomic import publish
+
+    staged = tmp_path / "staged"
+    for name in ("sub/deeper/c.bin", "sub/b.bin", "a.bin", "empty/"):
+        (staged / name).parent.mkdir(parents=True, exist_ok=True)
+        (staged / name).mkdir() if name.endswith("/") else (staged / name).write_bytes(b"x")
+    everything = [staged, *staged.rglob("*")]
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b)))
+    publish(staged, tmp_path / "model")
+    synced = [path for kind, path in events[:-2] if kind == "fsync"]
+    assert sorted(synced) == sorted(map(str, everything)) and len(synced) == len(everything)
+    assert events[-2:] == [("replace", str(tmp_path / "model")), ("fsync", str(tmp_path))]
+    for path in everything:  # each folder after everything in it
+        assert all(synced.index(str(path)) > synced.index(str(inner)) for inner in everything if path in inner.parents)
+    assert (tmp_path / "model" / "sub" / "deeper" / "c.bin").read_bytes() == b"x"
+
+    failing = tmp_path / "again" / "sub"
+    for code in (errno.EIO, errno.ENOSPC, errno.EDQUOT):
+        failing.mkdir(parents=True, exist_ok=True)
+        (failing / "a.bin").write_bytes(b"a")
+
+        def failing_fsync(fd, code=code):
+            if stat.S_ISDIR(os.fstat(fd).st_mode) and os.readlink(f"/proc/self/fd/{fd}") == str(failing):
+                raise OSError(code, os.strerror(code))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+        with pytest.raises(OSError) as caught:
+            publish(tmp_path / "again", tmp_path / "other")
+        assert caught.value.errno == code and caught.value.filename == str(failing)
+        assert not (tmp_path / "other").exists()
 
 
 def test_an_atomic_output_whose_bytes_did_not_reach_the_disk_is_not_published(tmp_path, monkeypatch):

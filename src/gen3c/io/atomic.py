@@ -286,8 +286,10 @@ def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
 
     Each file's bytes are flushed to the disk (``fsync``) before the rename, and the rename after
     it: else a power cut soon after can leave the new name on an empty file (XFS, btrfs, ext4
-    without ``auto_da_alloc``); a file whose bytes did not reach it (a write error, a full disk
-    NFS reports only then) raises that ``OSError`` and is not published. On macOS ``fsync`` ends
+    without ``auto_da_alloc``). A folder's entries are flushed the same way, every subfolder's
+    after the files in it and the folder's own last, else a power cut can lose a subfolder's
+    files though each was flushed; a file or folder whose flush did not reach the disk (a write
+    error, a full disk NFS reports only then) raises that ``OSError`` and nothing is published. On macOS ``fsync`` ends
     at the drive, whose own cache only ``F_FULLFSYNC`` empties; on Windows nothing is flushed
     (its flush needs the file opened for writing). A ``target`` that is a symbolic link is
     itself replaced, not the file it points to. On Windows the rename fails while another
@@ -295,11 +297,12 @@ def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
     """
     finished = Path(finished)
     umask = _umask()
-    for path in [finished, *finished.rglob("*")] if finished.is_dir() and not finished.is_symlink() else [finished]:
-        if not path.is_symlink():
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-            if not path.is_dir():
-                _fsync(path, before_rename=True)
+    paths = [finished, *finished.rglob("*")] if finished.is_dir() and not finished.is_symlink() else [finished]
+    paths = [path for path in paths if not path.is_symlink()]
+    for path in paths:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+    for path in reversed(paths):  # (rglob lists a folder before what it holds: flushed after it)
+        _fsync(path, before_rename=True)
     os.replace(finished, target)
     _fsync(Path(target).parent)
 
@@ -311,9 +314,10 @@ _NOT_WRITTEN = (errno.EIO, errno.ENOSPC, errno.EDQUOT)
 
 def _fsync(path: Path, before_rename: bool = False) -> None:
     """Flush ``path`` (a file, or a folder: its entries) to the disk, where the system allows it:
-    Windows opens no folder so, some file systems refuse (EINVAL). A file ``before_rename`` whose
-    bytes did not reach the disk (:data:`_NOT_WRITTEN`) raises, so that it is not published; any
-    other refusal leaves it whole, and a folder flushed after the rename holds the output already."""
+    Windows opens no folder so, some file systems refuse (EINVAL). A file or folder
+    ``before_rename`` whose flush did not reach the disk (:data:`_NOT_WRITTEN`) raises, so that it
+    is not published; any other refusal leaves it whole, and a folder flushed after the rename
+    holds the output already."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
