@@ -1462,3 +1462,97 @@ def test_a_heic_photo_is_read_upright_once(tmp_path, monkeypatch):
     assert heic.shape == jpeg.shape == (3, 64, 40)  # upright: portrait
     assert float((heic - jpeg).abs().mean()) < 0.05
     assert float(heic[:, :28].mean()) > 0.9 and float(heic[:, 36:].mean()) < -0.9  # the white half is now on top
+
+
+def _pillow_warning(text: str) -> None:
+    """A warning that looks like Pillow's own (load_image says those as a "may be damaged" note)."""
+    warnings.warn_explicit(text, UserWarning, os.path.join(os.sep, "site-packages", "PIL", "TiffImagePlugin.py"), 1)
+
+
+def test_an_images_note_holds_only_warnings_of_its_own_read(tmp_path, monkeypatch):
+    """Another thread's warning, raised while an image is read (the GUI reads them in background
+    threads), was recorded by the read's process-wide warnings.catch_warnings: said in that
+    image's "may be damaged" note, and never shown where it was raised. Now it goes on as it came."""
+    import threading
+
+    import gen3c.io.images
+    from gen3c.errors import collect_notes
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    inside, elsewhere_done = threading.Event(), threading.Event()
+    real_frame_count = gen3c.io.images._frame_count
+
+    def reading(im):  # inside the read: Pillow's warning about this file, then a pause for the other thread
+        _pillow_warning("own damage")
+        inside.set()
+        elsewhere_done.wait(5)
+        return real_frame_count(im)
+
+    monkeypatch.setattr(gen3c.io.images, "_frame_count", reading)
+    notes: list[str] = []
+
+    def read() -> None:
+        with collect_notes() as collected:
+            load_image(tmp_path / "a.png")
+        notes.extend(collected)
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert inside.wait(5)
+        _pillow_warning("another thread's")
+        elsewhere_done.set()
+        reader.join(5)
+    assert len(notes) == 1 and "(Pillow, reading it: own damage)" in notes[0], notes
+    assert [str(w.message) for w in shown] == ["another thread's"]
+
+
+def test_reads_in_two_threads_leave_the_warning_filters_as_they_found_them(tmp_path, monkeypatch):
+    """Two reads whose warnings.catch_warnings overlapped (the first ends while the second is in
+    its block) left the first's filters ("always") and its recorder in place for good: every later
+    warning of the process went into a list no one reads. Now the blocks take turns."""
+    import threading
+
+    import gen3c.io.images
+    from gen3c.errors import collect_notes
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    first_inside, second_inside, first_done = threading.Event(), threading.Event(), threading.Event()
+    real_frame_count = gen3c.io.images._frame_count
+
+    def reading(im):
+        _pillow_warning(f"damage seen by {threading.current_thread().name}")
+        if threading.current_thread().name == "first":
+            first_inside.set()
+            second_inside.wait(0.5)  # (with the blocks taking turns the second is not inside yet)
+        else:
+            second_inside.set()
+            first_done.wait(5)
+        return real_frame_count(im)
+
+    monkeypatch.setattr(gen3c.io.images, "_frame_count", reading)
+    notes: dict[str, list[str]] = {}
+
+    def read() -> None:
+        with collect_notes() as collected:
+            load_image(tmp_path / "a.png")
+        notes[threading.current_thread().name] = collected
+        if threading.current_thread().name == "first":
+            first_done.set()
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        filters = list(warnings.filters)
+        first = threading.Thread(target=read, name="first")
+        first.start()
+        assert first_inside.wait(5)
+        second = threading.Thread(target=read, name="second")
+        second.start()
+        first.join(5)
+        second.join(5)
+        assert warnings.filters == filters
+        warnings.warn("after both reads", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in shown] == ["after both reads"]
+    for name in ("first", "second"):
+        assert len(notes[name]) == 1 and f"(Pillow, reading it: damage seen by {name})" in notes[name][0], notes
