@@ -1556,3 +1556,18 @@ def test_reads_in_two_threads_leave_the_warning_filters_as_they_found_them(tmp_p
     assert [str(w.message) for w in shown] == ["after both reads"]
     for name in ("first", "second"):
         assert len(notes[name]) == 1 and f"(Pillow, reading it: damage seen by {name})" in notes[name][0], notes
+
+
+def test_an_output_folder_made_for_a_run_is_on_the_disk_before_its_outputs(tmp_path, monkeypatch):
+    """ensure_writable_dir made missing folders with a bare mkdir: outputs published into them were
+    flushed, but not the new folders' own entries, so a power cut soon after could lose the folder
+    and every output in it. Now each new folder's parent is flushed; an existing folder is left
+    alone."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    ensure_writable_dir(tmp_path / "a" / "b")
+    assert sorted(synced) == sorted([str(tmp_path), str(tmp_path / "a")])
+    synced.clear()
+    ensure_writable_dir(tmp_path / "a" / "b")
+    assert synced == []

@@ -68,10 +68,15 @@ def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInp
 
 
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
-    """Create ``folder`` if needed and check that files can be written there."""
+    """Create ``folder`` if needed and check that files can be written there. A folder created
+    here is on the disk (its parent flushed) before outputs are published into it: else a power
+    cut soon after could lose the folder with the outputs that were flushed into it."""
     path = Path(folder)
     try:
         taken = path.exists() and not path.is_dir()
+        created = [path] if not taken and not path.exists() else []
+        while created and not created[-1].parent.exists() and created[-1].parent != created[-1]:
+            created.append(created[-1].parent)  # (deepest first)
     except (OSError, ValueError) as exc:
         raise _unusable_path(path, what, exc) from None
     if taken:
@@ -86,6 +91,8 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
         raise Gen3cInputError(f"{what} {str(path)!r} is not a folder: choose a folder path")
     if not os.access(path, os.W_OK | os.X_OK):
         raise Gen3cInputError(f"{what} {str(path)!r} is not writable: choose a writable folder or fix its permissions")
+    for made in created:
+        _fsync(made.parent)
     return path
 
 
