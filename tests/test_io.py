@@ -1571,3 +1571,39 @@ def test_an_output_folder_made_for_a_run_is_on_the_disk_before_its_outputs(tmp_p
     synced.clear()
     ensure_writable_dir(tmp_path / "a" / "b")
     assert synced == []
+
+
+def test_caught_warnings_keeps_the_filters_it_found_for_other_threads():
+    """While one thread records its warnings ("always"), another thread's warning is treated as
+    the filters there were say: shown, ignored, or raised in its own thread ("error")."""
+    import threading
+
+    from gen3c.errors import caught_warnings
+
+    class Quiet(UserWarning):
+        pass
+
+    class Strict(UserWarning):
+        pass
+
+    raised = []
+
+    def elsewhere() -> None:
+        warnings.warn("quiet", Quiet, stacklevel=1)
+        warnings.warn("shown", UserWarning, stacklevel=1)
+        try:
+            warnings.warn("strict", Strict, stacklevel=1)
+        except Strict as exc:
+            raised.append(str(exc))
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", Quiet)
+        warnings.simplefilter("error", Strict)
+        with caught_warnings() as caught:
+            warnings.warn("mine", Quiet, stacklevel=1)
+            other = threading.Thread(target=elsewhere)
+            other.start()
+            other.join()
+    assert [str(w.message) for w in caught] == ["mine"]
+    assert [str(w.message) for w in shown] == ["shown"] and raised == ["strict"]
