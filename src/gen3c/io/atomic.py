@@ -296,11 +296,11 @@ def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
     without ``auto_da_alloc``). A folder's entries are flushed the same way, every subfolder's
     after the files in it and the folder's own last, else a power cut can lose a subfolder's
     files though each was flushed; a file or folder whose flush did not reach the disk (a write
-    error, a full disk NFS reports only then) raises that ``OSError`` and nothing is published. On macOS ``fsync`` ends
-    at the drive, whose own cache only ``F_FULLFSYNC`` empties; on Windows nothing is flushed
-    (its flush needs the file opened for writing). A ``target`` that is a symbolic link is
-    itself replaced, not the file it points to. On Windows the rename fails while another
-    program holds ``target`` open.
+    error, a full disk NFS reports only then) raises that ``OSError`` and nothing is published.
+    On macOS ``fsync`` ends at the drive, whose own cache only ``F_FULLFSYNC`` empties; on
+    Windows nothing is flushed (its flush needs the file opened for writing). A ``target`` that
+    is a symbolic link is itself replaced, not the file it points to. On Windows the rename
+    fails while another program holds ``target`` open.
     """
     finished = Path(finished)
     umask = _umask()
