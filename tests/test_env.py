@@ -283,3 +283,25 @@ def test_gpus_cuda_cannot_start_is_said_not_none(monkeypatch):
     assert environment._gpus() == "unknown (CUDA_VISIBLE_DEVICES='' hides every GPU)"
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert environment._gpus() == []
+
+
+def test_gpus_takes_no_other_threads_warning_for_cudas(monkeypatch):
+    """A warning another thread raised while torch looked for CUDA was recorded by the
+    process-wide warnings.catch_warnings: "GPUs: unknown (CUDA does not start: <that warning>)" on
+    a machine without CUDA, and the warning never shown where it was raised."""
+    import threading
+    import warnings
+
+    def no_cuda():  # meanwhile, another thread warns
+        other = threading.Thread(target=lambda: warnings.warn("another thread's", UserWarning, stacklevel=1))
+        other.start()
+        other.join()
+        return False
+
+    monkeypatch.setattr(torch.cuda, "is_available", no_cuda)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert environment._gpus() == []
+    assert [str(w.message) for w in shown] == ["another thread's"]

@@ -801,3 +801,21 @@ def test_eval_takes_noise_aug_strength_as_generate_does(tmp_path):
     assert res.exit_code == 2 and "--noise_aug_strength applies to --generator gen3c only" in " ".join(res.output.split()), res.output
     res = runner.invoke(app, ["eval", "--help"])
     assert "--noise_aug_strength" in res.output
+
+
+def test_a_report_subfolder_is_on_the_disk_before_its_files_are(tmp_path, monkeypatch):
+    """Publishing a report made contact_sheets/ (and partial/) with a bare mkdir: the sheets were
+    flushed, but not the new folder's entry, so a power cut soon after could lose them all."""
+    import os
+
+    from gen3c.evaluation.run import _publish_files
+
+    staging = tmp_path / "staging"
+    (staging / "contact_sheets").mkdir(parents=True)
+    (staging / "contact_sheets" / "room-left.png").write_bytes(b"png")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    _publish_files([staging / "contact_sheets" / "room-left.png"], staging, tmp_path / "report" / "partial")
+    assert (tmp_path / "report" / "partial" / "contact_sheets" / "room-left.png").read_bytes() == b"png"
+    assert {str(tmp_path), str(tmp_path / "report"), str(tmp_path / "report" / "partial")} <= set(synced)

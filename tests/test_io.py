@@ -1056,10 +1056,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 
 def test_an_atomic_output_is_on_the_disk_before_its_name_is(tmp_path, monkeypatch):
     """The bytes are fsync'ed before the rename, the folder after it (before: neither, so a power
-    cut soon after a run could leave an output's name on an empty file). Files of a published
-    folder are flushed too."""
-    from gen3c.io.atomic import publish
-
+    cut soon after a run could leave an output's name on an empty file)."""
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
@@ -1067,11 +1064,49 @@ def test_an_atomic_output_is_on_the_disk_before_its_name_is(tmp_path, monkeypatc
     with atomic_path(tmp_path / "out.bin") as tmp:
         tmp.write_bytes(b"x")
     assert events == [("fsync", str(tmp)), ("replace", str(tmp_path / "out.bin")), ("fsync", str(tmp_path))]
-    events.clear()
-    (tmp_path / "staged" / "sub").mkdir(parents=True)
-    (tmp_path / "staged" / "sub" / "a.bin").write_bytes(b"a")
-    publish(tmp_path / "staged", tmp_path / "model")
-    assert events == [("fsync", str(tmp_path / "staged" / "sub" / "a.bin")), ("replace", str(tmp_path / "model")), ("fsync", str(tmp_path))]
+
+
+def test_a_published_folder_is_on_the_disk_all_the_way_down_before_its_name_is(tmp_path, monkeypatch):
+    """Publishing a folder flushes every file, every subfolder's entries (after the files in it)
+    and the folder's own before the rename, then the parent's (before: the files only, so a
+    power cut could lose a subfolder's entries, e.g. a checkpoint's ``transformer/`` shards).
+    A subfolder whose flush fails (EIO, ENOSPC, EDQUOT) is not published, as a file is not."""
+    import stat
+
+    from gen3c.io.atomic import publish
+
+    staged = tmp_path / "staged"
+    for name in ("sub/deeper/c.bin", "sub/b.bin", "a.bin", "empty/"):
+        (staged / name).parent.mkdir(parents=True, exist_ok=True)
+        (staged / name).mkdir() if name.endswith("/") else (staged / name).write_bytes(b"x")
+    everything = [staged, *staged.rglob("*")]
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b)))
+    publish(staged, tmp_path / "model")
+    synced = [path for kind, path in events[:-2] if kind == "fsync"]
+    assert sorted(synced) == sorted(map(str, everything)) and len(synced) == len(everything)
+    assert events[-2:] == [("replace", str(tmp_path / "model")), ("fsync", str(tmp_path))]
+    for path in everything:  # each folder after everything in it
+        assert all(synced.index(str(path)) > synced.index(str(inner)) for inner in everything if path in inner.parents)
+    assert (tmp_path / "model" / "sub" / "deeper" / "c.bin").read_bytes() == b"x"
+
+    failing = tmp_path / "again" / "sub"
+    for code in (errno.EIO, errno.ENOSPC, errno.EDQUOT):
+        failing.mkdir(parents=True, exist_ok=True)
+        (failing / "a.bin").write_bytes(b"a")
+
+        def failing_fsync(fd, code=code):
+            if stat.S_ISDIR(os.fstat(fd).st_mode) and os.readlink(f"/proc/self/fd/{fd}") == str(failing):
+                raise OSError(code, os.strerror(code))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+        with pytest.raises(OSError) as caught:
+            publish(tmp_path / "again", tmp_path / "other")
+        assert caught.value.errno == code and caught.value.filename == str(failing)
+        assert not (tmp_path / "other").exists()
 
 
 def test_an_atomic_output_whose_bytes_did_not_reach_the_disk_is_not_published(tmp_path, monkeypatch):
@@ -1494,3 +1529,148 @@ def test_a_heic_photo_is_read_upright_once(tmp_path, monkeypatch):
     assert heic.shape == jpeg.shape == (3, 64, 40)  # upright: portrait
     assert float((heic - jpeg).abs().mean()) < 0.05
     assert float(heic[:, :28].mean()) > 0.9 and float(heic[:, 36:].mean()) < -0.9  # the white half is now on top
+
+
+def _pillow_warning(text: str) -> None:
+    """A warning that looks like Pillow's own (load_image says those as a "may be damaged" note)."""
+    warnings.warn_explicit(text, UserWarning, os.path.join(os.sep, "site-packages", "PIL", "TiffImagePlugin.py"), 1)
+
+
+def test_an_images_note_holds_only_warnings_of_its_own_read(tmp_path, monkeypatch):
+    """Another thread's warning, raised while an image is read (the GUI reads them in background
+    threads), was recorded by the read's process-wide warnings.catch_warnings: said in that
+    image's "may be damaged" note, and never shown where it was raised. Now it goes on as it came."""
+    import threading
+
+    import gen3c.io.images
+    from gen3c.errors import collect_notes
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    inside, elsewhere_done = threading.Event(), threading.Event()
+    real_frame_count = gen3c.io.images._frame_count
+
+    def reading(im):  # inside the read: Pillow's warning about this file, then a pause for the other thread
+        _pillow_warning("own damage")
+        inside.set()
+        elsewhere_done.wait(5)
+        return real_frame_count(im)
+
+    monkeypatch.setattr(gen3c.io.images, "_frame_count", reading)
+    notes: list[str] = []
+
+    def read() -> None:
+        with collect_notes() as collected:
+            load_image(tmp_path / "a.png")
+        notes.extend(collected)
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert inside.wait(5)
+        _pillow_warning("another thread's")
+        elsewhere_done.set()
+        reader.join(5)
+    assert len(notes) == 1 and "(Pillow, reading it: own damage)" in notes[0], notes
+    assert [str(w.message) for w in shown] == ["another thread's"]
+
+
+def test_reads_in_two_threads_leave_the_warning_filters_as_they_found_them(tmp_path, monkeypatch):
+    """Two reads whose warnings.catch_warnings overlapped (the first ends while the second is in
+    its block) left the first's filters ("always") and its recorder in place for good: every later
+    warning of the process went into a list no one reads. Now the blocks take turns."""
+    import threading
+
+    import gen3c.io.images
+    from gen3c.errors import collect_notes
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    first_inside, second_inside, first_done = threading.Event(), threading.Event(), threading.Event()
+    real_frame_count = gen3c.io.images._frame_count
+
+    def reading(im):
+        _pillow_warning(f"damage seen by {threading.current_thread().name}")
+        if threading.current_thread().name == "first":
+            first_inside.set()
+            second_inside.wait(0.5)  # (with the blocks taking turns the second is not inside yet)
+        else:
+            second_inside.set()
+            first_done.wait(5)
+        return real_frame_count(im)
+
+    monkeypatch.setattr(gen3c.io.images, "_frame_count", reading)
+    notes: dict[str, list[str]] = {}
+
+    def read() -> None:
+        with collect_notes() as collected:
+            load_image(tmp_path / "a.png")
+        notes[threading.current_thread().name] = collected
+        if threading.current_thread().name == "first":
+            first_done.set()
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        filters = list(warnings.filters)
+        first = threading.Thread(target=read, name="first")
+        first.start()
+        assert first_inside.wait(5)
+        second = threading.Thread(target=read, name="second")
+        second.start()
+        first.join(5)
+        second.join(5)
+        assert warnings.filters == filters
+        warnings.warn("after both reads", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in shown] == ["after both reads"]
+    for name in ("first", "second"):
+        assert len(notes[name]) == 1 and f"(Pillow, reading it: damage seen by {name})" in notes[name][0], notes
+
+
+def test_an_output_folder_made_for_a_run_is_on_the_disk_before_its_outputs(tmp_path, monkeypatch):
+    """ensure_writable_dir made missing folders with a bare mkdir: outputs published into them were
+    flushed, but not the new folders' own entries, so a power cut soon after could lose the folder
+    and every output in it. Now each new folder's parent is flushed; an existing folder is left
+    alone."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    ensure_writable_dir(tmp_path / "a" / "b")
+    assert sorted(synced) == sorted([str(tmp_path), str(tmp_path / "a")])
+    synced.clear()
+    ensure_writable_dir(tmp_path / "a" / "b")
+    assert synced == []
+
+
+def test_caught_warnings_keeps_the_filters_it_found_for_other_threads():
+    """While one thread records its warnings ("always"), another thread's warning is treated as
+    the filters there were say: shown, ignored, or raised in its own thread ("error")."""
+    import threading
+
+    from gen3c.errors import caught_warnings
+
+    class Quiet(UserWarning):
+        pass
+
+    class Strict(UserWarning):
+        pass
+
+    raised = []
+
+    def elsewhere() -> None:
+        warnings.warn("quiet", Quiet, stacklevel=1)
+        warnings.warn("shown", UserWarning, stacklevel=1)
+        try:
+            warnings.warn("strict", Strict, stacklevel=1)
+        except Strict as exc:
+            raised.append(str(exc))
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", Quiet)
+        warnings.simplefilter("error", Strict)
+        with caught_warnings() as caught:
+            warnings.warn("mine", Quiet, stacklevel=1)
+            other = threading.Thread(target=elsewhere)
+            other.start()
+            other.join()
+    assert [str(w.message) for w in caught] == ["mine"]
+    assert [str(w.message) for w in shown] == ["shown"] and raised == ["strict"]

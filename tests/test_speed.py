@@ -458,3 +458,26 @@ def test_a_diffusers_backend_chosen_for_one_model_does_not_stay_for_the_next():
     set_attention_backend(model, "sdpa")
     with torch.no_grad():
         assert torch.equal(model(**inputs)[0], fresh)
+
+
+def test_the_backend_probe_silences_its_own_warnings_not_another_threads(monkeypatch, recwarn):
+    """The probe silenced PyTorch's kernel warnings with a process-wide "ignore" filter: a warning
+    another thread raised meanwhile (the GUI reading an image) was dropped too."""
+    import threading
+    import warnings
+
+    import diffusers.models.attention_dispatch as dispatch
+
+    def ruled_out(*args, **kwargs):
+        warnings.warn("cuDNN attention kernel not used because:", UserWarning, stacklevel=1)
+        other = threading.Thread(target=lambda: warnings.warn("another thread's", UserWarning, stacklevel=1))
+        other.start()
+        other.join()
+        raise RuntimeError("No available kernel. Aborting execution.")
+
+    model = tiny_transformer()
+    monkeypatch.setattr(dispatch, "dispatch_attention_fn", ruled_out)
+    warnings.simplefilter("always")
+    with pytest.raises(Gen3cInputError, match="cannot run here"):
+        set_attention_backend(model, "_native_cudnn", "cpu")
+    assert [str(w.message) for w in recwarn if "kernel not used" in str(w.message) or "thread" in str(w.message)] == ["another thread's"]

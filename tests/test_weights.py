@@ -799,3 +799,21 @@ def test_a_converted_checkpoint_loads_by_its_hub_id(tmp_path):
         assert server.count() == 0  # the second run loads from huggingface_hub's cache
     finally:
         server.stop()
+
+
+def test_a_converted_checkpoint_is_on_the_disk_before_its_name_is(hub, official, tmp_path, monkeypatch):
+    """The conversion's last step renamed its finished folder into the cache with a bare
+    os.replace: its gen3c_model.json was never flushed, nor the cache folder's entry after the
+    rename, so a power cut soon after could leave a checkpoint that reads as damaged. Now it is
+    published as every output is (:func:`gen3c.io.atomic.publish`)."""
+    from gen3c.models.packaged import META_NAME
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(b))), real_replace(a, b)))
+    checkpoint = prepare(hub, official, tmp_path).checkpoint
+    last = events.index(("replace", str(checkpoint)))
+    flushed = [path for kind, path in events[:last] if kind == "fsync"]
+    assert any(path.endswith(f"{os.sep}{checkpoint.name}{os.sep}{META_NAME}") for path in flushed), flushed
+    assert events[last + 1] == ("fsync", str(checkpoint.parent))

@@ -110,14 +110,11 @@ def _gpus() -> list[dict[str, Any] | str] | str:
     """Each CUDA GPU's :func:`_gpu`; none on a machine without one; ``"unknown (why)"`` where GPUs
     may be there but CUDA does not start: torch's warning (a driver too old for this build, say),
     or ``CUDA_VISIBLE_DEVICES`` hiding every one, which "none" would hide."""
-    import warnings
-
     import torch
 
-    from gen3c.errors import first_line
+    from gen3c.errors import caught_warnings, first_line
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caught_warnings() as caught:  # (this thread's only: another's is not CUDA's reason)
         available = torch.cuda.is_available()
     if not available:
         hidden = os.environ.get("CUDA_VISIBLE_DEVICES")

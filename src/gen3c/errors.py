@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import errno
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import NoReturn
@@ -227,3 +228,53 @@ def record_notes() -> Iterator[list[str]]:
     finally:
         _NOTE_RECORDS.reset(token)
         notes[:] = list(dict.fromkeys(notes))
+
+
+#: One :func:`caught_warnings` block at a time in the process: ``warnings.catch_warnings`` saves
+#: and restores process-wide state, so two that overlap in time (the GUI reads images in
+#: background threads) would each restore what the other set, leaving its filters or its
+#: recorder in place for good. Re-entrant: a block may run inside another of its thread.
+_WARNINGS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def caught_warnings(*ignored: type[Warning]) -> Iterator[list[warnings.WarningMessage]]:
+    """Record every warning this thread raises inside the block (each time, as the "always"
+    filter does), except those of the ``ignored`` categories, in the list it yields.
+
+    What ``warnings.catch_warnings(record=True)`` does, safe beside other threads: the blocks
+    take turns (:data:`_WARNINGS_LOCK`), so each restores the filters and handler it found, and a
+    warning another thread raises meanwhile is not recorded here (nor dropped): it goes on to
+    the handler there was, unless the filters there were ignore it ("error" raises it in its
+    thread). A filter naming a module is not matched for those (their module is not known
+    here), and "once"/"default" show them each time. ``warnings.catch_warnings`` of code outside
+    gen3c does not take the lock."""
+    caught: list[warnings.WarningMessage] = []
+    own = threading.get_ident()
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        filters, shown = list(warnings.filters), warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None, line: str | None = None) -> None:
+            if threading.get_ident() == own:
+                if not issubclass(category, ignored):
+                    caught.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
+                return
+            action = _filter_action(filters, message, category, filename, lineno)
+            if action == "error" and isinstance(message, Warning):
+                raise message
+            if action != "ignore":
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield caught
+
+
+def _filter_action(filters: list, message: Warning | str, category: type[Warning], filename: str, lineno: int) -> str:
+    """The action of the first of ``filters`` (``warnings.filters``' entries) that matches a
+    warning, as ``warnings.warn_explicit`` finds it; a filter naming a module matches none."""
+    text = str(message)
+    for action, pattern, kind, module, line in filters:
+        if (pattern is None or pattern.match(text)) and issubclass(category, kind) and module is None and line in (0, lineno):
+            return action
+    return warnings.defaultaction

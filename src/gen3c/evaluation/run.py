@@ -84,10 +84,11 @@ def make_config(
 
 
 def _publish_files(files: list[Path], staging: Path, folder: Path) -> None:
-    """Move ``files`` made under ``staging`` to the same relative paths under ``folder``."""
+    """Move ``files`` made under ``staging`` to the same relative paths under ``folder`` (folders
+    made for them flushed into their parents, :func:`~gen3c.io.atomic.ensure_writable_dir`)."""
     for file in files:
         target = folder / file.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        ensure_writable_dir(target.parent, "report folder")
         publish(file, target)
 
 

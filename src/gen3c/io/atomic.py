@@ -68,10 +68,15 @@ def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInp
 
 
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
-    """Create ``folder`` if needed and check that files can be written there."""
+    """Create ``folder`` if needed and check that files can be written there. A folder created
+    here is on the disk (its parent flushed) before outputs are published into it: else a power
+    cut soon after could lose the folder with the outputs that were flushed into it."""
     path = Path(folder)
     try:
         taken = path.exists() and not path.is_dir()
+        created = [path] if not taken and not path.exists() else []
+        while created and not created[-1].parent.exists() and created[-1].parent != created[-1]:
+            created.append(created[-1].parent)  # (deepest first)
     except (OSError, ValueError) as exc:
         raise _unusable_path(path, what, exc) from None
     if taken:
@@ -86,6 +91,8 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
         raise Gen3cInputError(f"{what} {str(path)!r} is not a folder: choose a folder path")
     if not os.access(path, os.W_OK | os.X_OK):
         raise Gen3cInputError(f"{what} {str(path)!r} is not writable: choose a writable folder or fix its permissions")
+    for made in created:
+        _fsync(made.parent)
     return path
 
 
@@ -286,20 +293,23 @@ def publish(finished: str | os.PathLike, target: str | os.PathLike) -> None:
 
     Each file's bytes are flushed to the disk (``fsync``) before the rename, and the rename after
     it: else a power cut soon after can leave the new name on an empty file (XFS, btrfs, ext4
-    without ``auto_da_alloc``); a file whose bytes did not reach it (a write error, a full disk
-    NFS reports only then) raises that ``OSError`` and is not published. On macOS ``fsync`` ends
-    at the drive, whose own cache only ``F_FULLFSYNC`` empties; on Windows nothing is flushed
-    (its flush needs the file opened for writing). A ``target`` that is a symbolic link is
-    itself replaced, not the file it points to. On Windows the rename fails while another
-    program holds ``target`` open.
+    without ``auto_da_alloc``). A folder's entries are flushed the same way, every subfolder's
+    after the files in it and the folder's own last, else a power cut can lose a subfolder's
+    files though each was flushed; a file or folder whose flush did not reach the disk (a write
+    error, a full disk NFS reports only then) raises that ``OSError`` and nothing is published.
+    On macOS ``fsync`` ends at the drive, whose own cache only ``F_FULLFSYNC`` empties; on
+    Windows nothing is flushed (its flush needs the file opened for writing). A ``target`` that
+    is a symbolic link is itself replaced, not the file it points to. On Windows the rename
+    fails while another program holds ``target`` open.
     """
     finished = Path(finished)
     umask = _umask()
-    for path in [finished, *finished.rglob("*")] if finished.is_dir() and not finished.is_symlink() else [finished]:
-        if not path.is_symlink():
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-            if not path.is_dir():
-                _fsync(path, before_rename=True)
+    paths = [finished, *finished.rglob("*")] if finished.is_dir() and not finished.is_symlink() else [finished]
+    paths = [path for path in paths if not path.is_symlink()]
+    for path in paths:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+    for path in reversed(paths):  # (rglob lists a folder before what it holds: flushed after it)
+        _fsync(path, before_rename=True)
     os.replace(finished, target)
     _fsync(Path(target).parent)
 
@@ -311,9 +321,10 @@ _NOT_WRITTEN = (errno.EIO, errno.ENOSPC, errno.EDQUOT)
 
 def _fsync(path: Path, before_rename: bool = False) -> None:
     """Flush ``path`` (a file, or a folder: its entries) to the disk, where the system allows it:
-    Windows opens no folder so, some file systems refuse (EINVAL). A file ``before_rename`` whose
-    bytes did not reach the disk (:data:`_NOT_WRITTEN`) raises, so that it is not published; any
-    other refusal leaves it whole, and a folder flushed after the rename holds the output already."""
+    Windows opens no folder so, some file systems refuse (EINVAL). A file or folder
+    ``before_rename`` whose flush did not reach the disk (:data:`_NOT_WRITTEN`) raises, so that it
+    is not published; any other refusal leaves it whole, and a folder flushed after the rename
+    holds the output already."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

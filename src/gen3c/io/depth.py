@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cache import CACHE_MAX_DEPTH
-from gen3c.errors import Gen3cInputError, complex_refusal, note
+from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, note
 from gen3c.io.formats import require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
@@ -146,10 +146,11 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
     from gen3c.io.images import bomb_refusal, check_pixel_limit, exif_upright
 
     try:
-        with warnings.catch_warnings():
-            # PIL warns from 89 MP, below gen3c's own limit, checked below before the pixels are read
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # PIL warns from 89 MP, below gen3c's own limit, checked below before the pixels are read
+        with caught_warnings(Image.DecompressionBombWarning) as caught:
             im = Image.open(p)
+        for w in caught:  # the others as they came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except Image.DecompressionBombError as exc:
         raise bomb_refusal(f"{name} {str(p)!r}", exc) from None
     except UnidentifiedImageError:  # a renamed file: say what it is, not "cannot identify image file"

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
-from gen3c.errors import Gen3cInputError, complex_refusal, first_line, note
+from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, first_line, note
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
@@ -54,10 +54,9 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
     heif_opener = _heif_registered  # as PIL opens the file (another thread registering it meanwhile makes no photo "damaged")
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")  # every warning kept, to be said after the read (below)
-            # PIL warns from 89 MP, below our own limit, which the size check applies before decoding
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Every warning of this read kept, to be said after it (below); PIL warns from 89 MP, below
+        # our own limit, which the size check applies before decoding.
+        with caught_warnings(Image.DecompressionBombWarning) as caught:
             with Image.open(p) as im:
                 check_image_size(*im.size, f"{name} {str(p)!r}")
                 im.load()

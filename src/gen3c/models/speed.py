@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import warnings
 
 import torch
 from torch import Tensor, nn
 
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, caught_warnings, first_line
 from gen3c.models.choices import FP8_MATMULS_WITH_LORA, check_attention_backend
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
@@ -112,8 +111,8 @@ def _probe_attention_backend(transformer: nn.Module, backend: str, device: torch
     q = torch.zeros(shape, dtype=dtype, device=weight.device if device is None else device)
     # PyTorch warns once per kernel it rules out ("cuDNN attention kernel not used because: …",
     # six lines on a GPU) before it raises: the refusal is said in one line instead
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    # (this thread's warnings only: another thread's, a GUI reading an image, go on as they came)
+    with torch.no_grad(), caught_warnings():
         dispatch_attention_fn(q, q, q, backend=backend)
 
 

@@ -505,6 +505,7 @@ def _convert(
     target: Path,
     say: Log,
 ) -> None:
+    from gen3c.io.atomic import publish
     from gen3c.models.convert import convert_components
 
     staging = _temporary(root)
@@ -520,7 +521,7 @@ def _convert(
         (out / META_NAME).write_text(json.dumps(weights.model_info, indent=1) + "\n")
         used = {k: rev for k, (rev, _) in sources.items() if t5_dir is not None or k != weights.text_encoder.repo_id}
         _write_manifest(out, weights.name, used, prompt_cache=t5_dir is not None, added=(META_NAME,))
-        os.replace(out, target)
+        publish(out, target)  # (flushed to the disk, gen3c_model.json included, before it is renamed)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
