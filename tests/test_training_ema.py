@@ -13,7 +13,7 @@ from gen3c.training.ema import WeightEma
 from gen3c.training.loop import train
 
 
-def test_the_ema_of_known_weights_is_the_closed_form():
+def test_the_ema_of_known_weights_is_the_closed_form(tmp_path):
     """ema_t = β·ema_{t−1} + (1 − β)·θ_t, ema_0 = θ_0: with β = 0.5 and θ = 0, 1, 3,
     ema_2 = 0.25·0 + 0.25·1 + 0.5·3 = 1.75; applied and given back exactly."""
     p = torch.nn.Parameter(torch.zeros(2))
@@ -25,9 +25,11 @@ def test_the_ema_of_known_weights_is_the_closed_form():
     with ema.applied([p]):
         assert torch.equal(p.data, torch.full((2,), 1.75))
     assert torch.equal(p.data, torch.full((2,), 3.0))
-    again = WeightEma([p], 0.5)
-    again.load_state_dict(ema.state_dict())  # what a checkpoint holds
-    assert torch.equal(again.shadow[0], ema.shadow[0])
+    again = WeightEma([torch.nn.Parameter(torch.zeros(2))], 0.9)
+    again.load(ema.save(tmp_path).parent)  # what a checkpoint holds
+    assert torch.equal(again.shadow[0], ema.shadow[0]) and again.decay == 0.5
+    with pytest.raises(ValueError, match="holds 1 tensors, not this run's 2 trained parameters"):
+        WeightEma([p, p], 0.5).load(tmp_path)
 
 
 def _ema_config(base, sample, **train_keys):
@@ -52,6 +54,9 @@ def test_the_exported_model_is_the_ema_and_a_resumed_run_averages_as_an_uninterr
         torch.testing.assert_close(exported[key], 0.25 * theta0[key] + 0.25 * theta1[key] + 0.5 * theta2[key])
     assert any(not torch.equal(exported[k], theta2[k]) for k in exported)  # the raw weights stay in the checkpoint
     assert "EMA of decay 0.5" in (tmp_path / "whole" / "MODEL_CARD.md").read_text()
+    # Kept as the checkpoint's model weights are (safetensors), not as a pickle beside the step counter.
+    assert sorted(p.name for p in whole.checkpoint.glob("custom_checkpoint_*")) == ["custom_checkpoint_0.pkl"]
+    assert len(load_file(whole.checkpoint / "ema.safetensors")) == len(theta2)
 
     train(config, tmp_path / "split", stop_after=1)
     resumed = train(config, tmp_path / "split", resume="auto")

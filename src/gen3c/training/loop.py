@@ -987,11 +987,17 @@ def _train(
 
 def _make_ema(accelerator, config: Config, params: list[torch.nn.Parameter]) -> WeightEma | None:
     """The EMA of the trained ``params`` (``train.ema_decay``; None at 0), started from their
-    weights now and saved in each checkpoint after the step counter (``custom_checkpoint_1.pkl``)."""
+    weights now and saved in each checkpoint as safetensors, as its model weights (``ema.safetensors``)."""
     if not config.train.ema_decay:
         return None
     ema = WeightEma(params, config.train.ema_decay)
-    accelerator.register_for_checkpointing(ema)
+
+    def save_hook(models, weights, output_dir):
+        if accelerator.is_main_process:  # (the same average on every process)
+            ema.save(Path(output_dir))
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(lambda models, input_dir: ema.load(Path(input_dir)))
     return ema
 
 
