@@ -120,3 +120,30 @@ def test_a_distillation_stage_exports_its_ema(tmp_path):
         torch.testing.assert_close(student[key], 0.5 * theta0[key] + 0.5 * raw[key])
         torch.testing.assert_close(stage[key], student[key])
         torch.testing.assert_close(final[key], student[key])
+
+
+def test_a_step_fp16s_grad_scaler_skips_leaves_the_ema_as_it_was(tmp_path):
+    """fp16's grad scaler skips an optimiser step whose gradients are not finite (here d√w/dw at
+    w = 0), and the weights stay; the EMA still averaged them in: ema 2 → 0.5·2 + 0.5·0 = 1. It now
+    waits for a step taken: the next, of gradient −1 (loss −w) at lr 1, moves w to 1 and ema to 1.5."""
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"grad_clip": 0.0}})
+    accelerator = _accelerator(config, tmp_path)
+    accelerator.scaler = torch.amp.GradScaler("cpu")  # what mixed_precision = "fp16" gives on a GPU
+    weight = torch.nn.Linear(1, 1, bias=False)
+    weight.weight.data.zero_()
+    model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+    params = list(model.parameters())
+    ema = WeightEma(params, 0.5)
+    ema.shadow[0].fill_(2.0)
+
+    def step(loss_of):
+        _optimizer_step(accelerator, model, optimizer, params, config, 0, 1.0, iter([(torch.tensor(1.0), None)]), loss_of, ema)
+
+    step(lambda x0, buffers, generator: x0 * model.weight.sum().sqrt())
+    assert optimizer.step_was_skipped and float(model.weight.detach()) == 0.0
+    assert float(ema.shadow[0]) == 2.0
+    step(lambda x0, buffers, generator: -x0 * model.weight.sum())
+    assert not optimizer.step_was_skipped and float(model.weight.detach()) == 1.0
+    assert float(ema.shadow[0]) == 1.5

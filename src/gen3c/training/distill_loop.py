@@ -304,9 +304,7 @@ def distill(
         out_of_time = bool(budget) and elapsed >= budget
         while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
             lr = config.train.lr * lr_factor(config, state.stage_step, stage.max_steps)  # each stage its own schedule
-            step_loss = _optimizer_step(accelerator, model, optimizer, params, config, state.step, lr, batches, loss_of)
-            if ema is not None:
-                ema.update(params)
+            step_loss = _optimizer_step(accelerator, model, optimizer, params, config, state.step, lr, batches, loss_of, ema)
             state.step += 1
             state.stage_step += 1
             result.losses.append(step_loss)

@@ -1,6 +1,7 @@
 """An exponential moving average (EMA) of the trained weights (``train.ema_decay``).
 
-With decay β (0 < β < 1), after optimiser step t (t = 1, 2, …, counted over the run):
+With decay β (0 < β < 1), after optimiser step t (t = 1, 2, …, counted over the run; a step
+fp16's grad scaler skips, its gradients not finite, changes no weight and is not counted):
 
     ema_t = β · ema_{t−1} + (1 − β) · θ_t,    ema_0 = θ_0 (the weights before the first step)
 

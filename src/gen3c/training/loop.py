@@ -473,13 +473,16 @@ def _optimizer_step(
     lr: float,
     batches: Iterator[tuple[Tensor, Tensor]],
     loss_of: Callable[[Tensor, Tensor, torch.Generator], Tensor],
+    ema: WeightEma | None = None,
 ) -> float:
     """Optimiser step ``step`` (counted over the run) at learning rate ``lr``: for each of the
     ``train.gradient_accumulation_steps`` micro-batches ``(x0, buffers)`` of ``batches``, the
     scalar loss ``loss_of(x0, buffers, generator)`` — every random draw from ``generator``, seeded
     by (seed, micro-step, rank), and torch's global generator (dropout) seeded by them too
     (:func:`_seed_global_rng`) — backpropagated under ``accelerator``'s accumulation and
-    autocast; gradients of ``params`` clipped to ``train.grad_clip`` (0: not clipped).
+    autocast; gradients of ``params`` clipped to ``train.grad_clip`` (0: not clipped). ``ema``
+    then averages the new weights in, unless fp16's grad scaler skipped the step (gradients not
+    finite): the weights did not change, and an update would count them again.
 
     Returns:
         The loss, averaged over the micro-batches and the processes.
@@ -514,6 +517,8 @@ def _optimizer_step(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         step_loss += reduced / accum
+    if ema is not None and not optimizer.step_was_skipped:
+        ema.update(params)
     return step_loss
 
 
@@ -932,9 +937,7 @@ def _train(
 
     while step < end_step and not out_of_time:
         lr = config.train.lr * lr_factor(config, step, config.run.max_steps)
-        step_loss = _optimizer_step(accelerator, model, optimizer, params, config, step, lr, batches, loss_of)
-        if ema is not None:
-            ema.update(params)
+        step_loss = _optimizer_step(accelerator, model, optimizer, params, config, step, lr, batches, loss_of, ema)
         step += 1
         state.step = step
         result.losses.append(step_loss)
