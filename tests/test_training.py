@@ -1271,3 +1271,27 @@ def test_a_video_too_short_for_a_clip_is_named_beside_those_that_give_clips(samp
     with pytest.warns(UserWarning, match=r"^data\.paths\[1\] '.*short' has 5 frames, fewer than data\.num_frames = 9: no clip is cut from it$"):
         clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 2)]
+
+
+@pytest.mark.parametrize("stopped_after", [1, 2])
+def test_a_resume_stopped_while_swapping_a_superseded_checkpoint_is_undone_by_the_next(tmp_path, stopped_after):
+    """--resume OUT/checkpoints/superseded/step_N swaps it with the run's own step_N in three
+    renames (via superseded/.step_N.swap). Stopped after the first (or second), the superseded
+    checkpoint stayed in .step_N.swap, which nothing cleaned: the same --resume was refused as no
+    checkpoint, and --resume auto went back to an earlier one (the run's own step_N was aside)."""
+    from gen3c.errors import Gen3cInputError
+
+    out = tmp_path / "run"
+    own, aside = out / "checkpoints" / "step_0000004", out / "checkpoints" / "superseded" / "step_0000004"
+    swap = aside.with_name(".step_0000004.swap")
+    swap.mkdir(parents=True)
+    (swap / "mark").write_text("superseded")
+    (aside if stopped_after == 2 else own).mkdir(parents=True)
+    ((aside if stopped_after == 2 else own) / "mark").write_text("own")
+    said: list[str] = []
+    # Stand-in folders (no step counter): refused as checkpoints, once the swap is undone.
+    with pytest.raises(Gen3cInputError, match=r"superseded/step_0000004' is not a checkpoint of `gen3c train` \(no custom_checkpoint_0\.pkl\)"):
+        train(config_from_dict({}), out, resume=str(aside), echo=said.append)
+    assert not swap.exists()
+    assert (aside / "mark").read_text() == "superseded" and (own / "mark").read_text() == "own"
+    assert said == [f"{str(aside)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints"]

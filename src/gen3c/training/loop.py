@@ -627,14 +627,39 @@ def _restore_superseded(out: Path, checkpoint: Path) -> Path:
     ``step_N`` of the history it leaves, if any, takes its place there. Returns its new path."""
     target = out / "checkpoints" / checkpoint.name
     if target.exists():
+        # Three renames; a run stopped between them leaves the swap folder, which the next one
+        # puts back where it came from (undo_interrupted_swaps).
         swap = checkpoint.with_name(f".{checkpoint.name}.swap")
-        shutil.rmtree(swap, ignore_errors=True)
         checkpoint.rename(swap)
         target.rename(checkpoint)
         swap.rename(target)
     else:
         checkpoint.rename(target)
     return target
+
+
+def undo_interrupted_swaps(out: Path) -> list[Path]:
+    """Put back the checkpoints of a :func:`_restore_superseded` that was stopped midway: the
+    superseded ``step_N`` it was moving, held in ``superseded/.step_N.swap``, returns to
+    ``superseded/step_N``, and the run's own ``step_N``, if already moved aside, back among the
+    checkpoints. That is the folder as it was before the stopped resume (whose ``losses.jsonl``
+    and later checkpoints it had not yet touched), from which the same ``--resume`` works again;
+    nothing is deleted. Safe on every process of a launch at once (a rename another process made
+    first fails here and is skipped). Returns the superseded checkpoints put back."""
+    aside = out / "checkpoints" / "superseded"
+    restored = []
+    for swap in sorted(aside.glob(".step_*.swap")) if aside.is_dir() else []:
+        name = swap.name[1:-len(".swap")]
+        own, superseded = out / "checkpoints" / name, aside / name
+        try:
+            if not own.exists() and superseded.exists():  # the run's own step_N was moved aside: back
+                superseded.rename(own)
+            if not superseded.exists():
+                swap.rename(superseded)
+                restored.append(superseded)
+        except OSError:  # another process did it first
+            continue
+    return restored
 
 
 #: What a run exports at its end, from the step of its last checkpoint.
@@ -792,6 +817,10 @@ def train(
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
     check_devices(config)
     check_model_checkpoint(config.model.checkpoint)
+    if resume is not None:  # before anything looks for the checkpoint to resume
+        for back in undo_interrupted_swaps(Path(out)):
+            if echo is not None:
+                echo(f"{str(back)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints")
     if resume not in (None, "auto"):
         check_checkpoint(Path(resume))
     check_run_folder(config, Path(out), resume)
