@@ -148,12 +148,48 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
 
     from gen3c.errors import Gen3cInputError
 
-    changed = replace(config, train=replace(config.train, lr=2e-3), run=replace(config.run, max_steps=6))
-    with pytest.raises(Gen3cInputError, match=r"--resume: train\.lr = 0\.002 differs from the run's 0\.001 .*config\.json"):
+    changed = replace(config, train=replace(config.train, weight_decay=0.01), run=replace(config.run, max_steps=6))
+    with pytest.raises(Gen3cInputError, match=r"--resume: train\.weight_decay = 0\.01 differs from the run's 0\.0 .*config\.json"):
         train(changed, tmp_path / "split", resume="auto")
     with pytest.raises(Gen3cInputError, match=r"already holds a training run .* continue it with --resume auto, or choose a new --out"):
         train(config, tmp_path / "split")
     assert len((tmp_path / "split" / "losses.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_resume_may_lower_the_lr_as_the_divergence_advice_says_and_records_it(tmp_path, base_checkpoint, sample_dir):
+    """A diverged run says "lower train.lr (or set train.grad_clip, train.warmup_steps) and
+    --resume from one", but --resume refused any config change but budgets. The resumed steps now
+    take the new values (the LR as losses.jsonl logs it), config.json records them, the change is
+    said and stated in the model card, and a plain resume with the new config is accepted."""
+    from dataclasses import replace
+
+    from gen3c.errors import Gen3cInputError
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, log={"keep_checkpoints": 3},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out, stop_after=2)
+    # A warm-up the run is past would change nothing (it counts from step 0): refused.
+    with pytest.raises(Gen3cInputError, match=r"^--resume: train\.warmup_steps = 2 would change no LR: the warm-up counts from step 0 and the run goes on from step 3"):
+        train(replace(config, train=replace(config.train, warmup_steps=2)), out, resume="auto")
+    lower = replace(config, train=replace(config.train, lr=5e-4, grad_clip=0.5, warmup_steps=4), run=replace(config.run, max_steps=3))
+    said: list[str] = []
+    resumed = train(lower, out, resume="auto", echo=said.append)
+    assert resumed.steps == 3
+    change = "train.lr 0.001 → 0.0005 from step 3; train.grad_clip 1.0 → 0.5 from step 3; train.warmup_steps 0 → 4 from step 3"
+    assert said[0] == f"--resume: {change}; {str(out / 'config.json')!r} records the new values"
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["lr"]) for r in rows] == [(1, 1e-3), (2, 1e-3), (3, 5e-4 * 3 / 4)]  # step 3 of the 4-step warm-up
+    assert json.loads((out / "config.json").read_text())["train"]["lr"] == 5e-4
+    assert f"- **Changed on resume**: {change}." in (out / "MODEL_CARD.md").read_text()
+    # A plain resume with the new config: accepted, nothing new to record, the history kept.
+    said.clear()
+    more = train(replace(lower, run=replace(lower.run, max_steps=4)), out, resume="auto", echo=said.append)
+    assert more.steps == 4 and not any("records the new values" in line for line in said)
+    assert f"- **Changed on resume**: {change}." in (out / "MODEL_CARD.md").read_text()
+    # A rewind to before the change compares with that checkpoint's config: no change is recorded.
+    train(replace(config, run=replace(config.run, max_steps=3)), out, resume=str(out / "checkpoints" / "step_0000002"))
+    assert "Changed on resume" not in (out / "MODEL_CARD.md").read_text() and not (out / "config_changes.jsonl").exists()
 
 
 def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample_dir):

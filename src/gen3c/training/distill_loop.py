@@ -62,10 +62,12 @@ from gen3c.training.loop import (
     _save_checkpoint,
     _start_run,
     check_clips_fit,
+    describe_changes,
     folder_megabytes,
     load_base_pipeline,
     lr_factor,
     prompt_embedding,
+    recorded_changes,
     recorded_config,
     same_folders,
 )
@@ -219,7 +221,7 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    out, accelerator, writer, log = _start_run(config, out, resume)
+    out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
     vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
@@ -432,6 +434,7 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps} per stage, fresh state per stage), "
         f"batch {t.batch_size} × accumulation {t.gradient_accumulation_steps}"
         + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}.",
+        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
         "",
         "| stage | what | steps | minutes | loss first → last |",
         "|---|---|---:|---:|---|",
