@@ -20,7 +20,8 @@ A run, numbered as it happens:
 6. at the end: a last checkpoint, the trained model (``model/``: a checkpoint folder
    ``load_generator`` reads) or adapter (``lora/``), ``MODEL_CARD.md``, ``losses.jsonl``.
 
-Output folder: ``config.json``, ``losses.jsonl``, ``logs/`` (TensorBoard), ``samples/``,
+Output folder: ``config.json``, ``losses.jsonl``, ``config_changes.jsonl`` (settings a resume
+changed, :func:`record_changes`), ``logs/`` (TensorBoard), ``samples/``,
 ``checkpoints/step_XXXXXXX/``, ``tokenizer/`` (from scratch), ``model/`` or ``lora/``.
 """
 
