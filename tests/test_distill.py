@@ -708,3 +708,16 @@ def test_a_resumed_run_whose_teaching_stage_is_gone_says_so(tmp_path, teacher_ch
     shutil.rmtree(tmp_path / "run" / "stages" / "0_guidance_5steps")
     with pytest.raises(Gen3cInputError, match=r"^--resume: '.*0_guidance_5steps', the student of stage 0 that teaches stage 1, is missing"):
         train(config, tmp_path / "run", resume="auto")
+
+
+def test_a_resumed_distillation_may_lower_the_lr_and_its_card_says_so(tmp_path, teacher_checkpoint):
+    """The divergence advice (lower train.lr and --resume) was refused as a config change; a
+    distillation's resumed steps now take the new LR and its card states the change."""
+    cfg = distill_config(teacher_checkpoint, distill={"student_steps": []})  # one stage of 2 steps
+    out = tmp_path / "run"
+    train(config_from_dict(cfg), out, stop_after=1)
+    said: list[str] = []
+    train(config_from_dict({**cfg, "train": {**cfg["train"], "lr": 5e-4}}), out, resume="auto", echo=said.append)
+    assert [json.loads(line)["lr"] for line in (out / "losses.jsonl").read_text().splitlines()] == [1e-3, 5e-4]
+    assert said[0].startswith("--resume: train.lr 0.001 → 0.0005 from step 2; ")
+    assert "- **Changed on resume**: train.lr 0.001 → 0.0005 from step 2." in (out / "MODEL_CARD.md").read_text()

@@ -148,12 +148,48 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, base_checkpoint, sample_d
 
     from gen3c.errors import Gen3cInputError
 
-    changed = replace(config, train=replace(config.train, lr=2e-3), run=replace(config.run, max_steps=6))
-    with pytest.raises(Gen3cInputError, match=r"--resume: train\.lr = 0\.002 differs from the run's 0\.001 .*config\.json"):
+    changed = replace(config, train=replace(config.train, weight_decay=0.01), run=replace(config.run, max_steps=6))
+    with pytest.raises(Gen3cInputError, match=r"--resume: train\.weight_decay = 0\.01 differs from the run's 0\.0 .*config\.json"):
         train(changed, tmp_path / "split", resume="auto")
     with pytest.raises(Gen3cInputError, match=r"already holds a training run .* continue it with --resume auto, or choose a new --out"):
         train(config, tmp_path / "split")
     assert len((tmp_path / "split" / "losses.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_resume_may_lower_the_lr_as_the_divergence_advice_says_and_records_it(tmp_path, base_checkpoint, sample_dir):
+    """A diverged run says "lower train.lr (or set train.grad_clip, train.warmup_steps) and
+    --resume from one", but --resume refused any config change but budgets. The resumed steps now
+    take the new values (the LR as losses.jsonl logs it), config.json records them, the change is
+    said and stated in the model card, and a plain resume with the new config is accepted."""
+    from dataclasses import replace
+
+    from gen3c.errors import Gen3cInputError
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, log={"keep_checkpoints": 3},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out, stop_after=2)
+    # A warm-up the run is past would change nothing (it counts from step 0): refused.
+    with pytest.raises(Gen3cInputError, match=r"^--resume: train\.warmup_steps = 2 would change no LR: the warm-up counts from step 0 and the run goes on from step 3"):
+        train(replace(config, train=replace(config.train, warmup_steps=2)), out, resume="auto")
+    lower = replace(config, train=replace(config.train, lr=5e-4, grad_clip=0.5, warmup_steps=4), run=replace(config.run, max_steps=3))
+    said: list[str] = []
+    resumed = train(lower, out, resume="auto", echo=said.append)
+    assert resumed.steps == 3
+    change = "train.lr 0.001 → 0.0005 from step 3; train.grad_clip 1.0 → 0.5 from step 3; train.warmup_steps 0 → 4 from step 3"
+    assert said[0] == f"--resume: {change}; {str(out / 'config.json')!r} records the new values"
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["lr"]) for r in rows] == [(1, 1e-3), (2, 1e-3), (3, 5e-4 * 3 / 4)]  # step 3 of the 4-step warm-up
+    assert json.loads((out / "config.json").read_text())["train"]["lr"] == 5e-4
+    assert f"- **Changed on resume**: {change}." in (out / "MODEL_CARD.md").read_text()
+    # A plain resume with the new config: accepted, nothing new to record, the history kept.
+    said.clear()
+    more = train(replace(lower, run=replace(lower.run, max_steps=4)), out, resume="auto", echo=said.append)
+    assert more.steps == 4 and not any("records the new values" in line for line in said)
+    assert f"- **Changed on resume**: {change}." in (out / "MODEL_CARD.md").read_text()
+    # A rewind to before the change compares with that checkpoint's config: no change is recorded.
+    train(replace(config, run=replace(config.run, max_steps=3)), out, resume=str(out / "checkpoints" / "step_0000002"))
+    assert "Changed on resume" not in (out / "MODEL_CARD.md").read_text() and not (out / "config_changes.jsonl").exists()
 
 
 def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample_dir):
@@ -1271,3 +1307,27 @@ def test_a_video_too_short_for_a_clip_is_named_beside_those_that_give_clips(samp
     with pytest.warns(UserWarning, match=r"^data\.paths\[1\] '.*short' has 5 frames, fewer than data\.num_frames = 9: no clip is cut from it$"):
         clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 2)]
+
+
+@pytest.mark.parametrize("stopped_after", [1, 2])
+def test_a_resume_stopped_while_swapping_a_superseded_checkpoint_is_undone_by_the_next(tmp_path, stopped_after):
+    """--resume OUT/checkpoints/superseded/step_N swaps it with the run's own step_N in three
+    renames (via superseded/.step_N.swap). Stopped after the first (or second), the superseded
+    checkpoint stayed in .step_N.swap, which nothing cleaned: the same --resume was refused as no
+    checkpoint, and --resume auto went back to an earlier one (the run's own step_N was aside)."""
+    from gen3c.errors import Gen3cInputError
+
+    out = tmp_path / "run"
+    own, aside = out / "checkpoints" / "step_0000004", out / "checkpoints" / "superseded" / "step_0000004"
+    swap = aside.with_name(".step_0000004.swap")
+    swap.mkdir(parents=True)
+    (swap / "mark").write_text("superseded")
+    (aside if stopped_after == 2 else own).mkdir(parents=True)
+    ((aside if stopped_after == 2 else own) / "mark").write_text("own")
+    said: list[str] = []
+    # Stand-in folders (no step counter): refused as checkpoints, once the swap is undone.
+    with pytest.raises(Gen3cInputError, match=r"superseded/step_0000004' is not a checkpoint of `gen3c train` \(no custom_checkpoint_0\.pkl\)"):
+        train(config_from_dict({}), out, resume=str(aside), echo=said.append)
+    assert not swap.exists()
+    assert (aside / "mark").read_text() == "superseded" and (own / "mark").read_text() == "own"
+    assert said == [f"{str(aside)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints"]

@@ -13,7 +13,7 @@ from gen3c.training.ema import WeightEma
 from gen3c.training.loop import train
 
 
-def test_the_ema_of_known_weights_is_the_closed_form():
+def test_the_ema_of_known_weights_is_the_closed_form(tmp_path):
     """ema_t = β·ema_{t−1} + (1 − β)·θ_t, ema_0 = θ_0: with β = 0.5 and θ = 0, 1, 3,
     ema_2 = 0.25·0 + 0.25·1 + 0.5·3 = 1.75; applied and given back exactly."""
     p = torch.nn.Parameter(torch.zeros(2))
@@ -25,9 +25,11 @@ def test_the_ema_of_known_weights_is_the_closed_form():
     with ema.applied([p]):
         assert torch.equal(p.data, torch.full((2,), 1.75))
     assert torch.equal(p.data, torch.full((2,), 3.0))
-    again = WeightEma([p], 0.5)
-    again.load_state_dict(ema.state_dict())  # what a checkpoint holds
-    assert torch.equal(again.shadow[0], ema.shadow[0])
+    again = WeightEma([torch.nn.Parameter(torch.zeros(2))], 0.9)
+    again.load(ema.save(tmp_path).parent)  # what a checkpoint holds
+    assert torch.equal(again.shadow[0], ema.shadow[0]) and again.decay == 0.5
+    with pytest.raises(ValueError, match="holds 1 tensors, not this run's 2 trained parameters"):
+        WeightEma([p, p], 0.5).load(tmp_path)
 
 
 def _ema_config(base, sample, **train_keys):
@@ -52,6 +54,9 @@ def test_the_exported_model_is_the_ema_and_a_resumed_run_averages_as_an_uninterr
         torch.testing.assert_close(exported[key], 0.25 * theta0[key] + 0.25 * theta1[key] + 0.5 * theta2[key])
     assert any(not torch.equal(exported[k], theta2[k]) for k in exported)  # the raw weights stay in the checkpoint
     assert "EMA of decay 0.5" in (tmp_path / "whole" / "MODEL_CARD.md").read_text()
+    # Kept as the checkpoint's model weights are (safetensors), not as a pickle beside the step counter.
+    assert sorted(p.name for p in whole.checkpoint.glob("custom_checkpoint_*")) == ["custom_checkpoint_0.pkl"]
+    assert len(load_file(whole.checkpoint / "ema.safetensors")) == len(theta2)
 
     train(config, tmp_path / "split", stop_after=1)
     resumed = train(config, tmp_path / "split", resume="auto")
@@ -115,3 +120,30 @@ def test_a_distillation_stage_exports_its_ema(tmp_path):
         torch.testing.assert_close(student[key], 0.5 * theta0[key] + 0.5 * raw[key])
         torch.testing.assert_close(stage[key], student[key])
         torch.testing.assert_close(final[key], student[key])
+
+
+def test_a_step_fp16s_grad_scaler_skips_leaves_the_ema_as_it_was(tmp_path):
+    """fp16's grad scaler skips an optimiser step whose gradients are not finite (here d√w/dw at
+    w = 0), and the weights stay; the EMA still averaged them in: ema 2 → 0.5·2 + 0.5·0 = 1. It now
+    waits for a step taken: the next, of gradient −1 (loss −w) at lr 1, moves w to 1 and ema to 1.5."""
+    from gen3c.training.loop import _accelerator, _optimizer_step
+
+    config = config_from_dict({"train": {"grad_clip": 0.0}})
+    accelerator = _accelerator(config, tmp_path)
+    accelerator.scaler = torch.amp.GradScaler("cpu")  # what mixed_precision = "fp16" gives on a GPU
+    weight = torch.nn.Linear(1, 1, bias=False)
+    weight.weight.data.zero_()
+    model, optimizer = accelerator.prepare(weight, torch.optim.SGD(weight.parameters(), lr=1.0))
+    params = list(model.parameters())
+    ema = WeightEma(params, 0.5)
+    ema.shadow[0].fill_(2.0)
+
+    def step(loss_of):
+        _optimizer_step(accelerator, model, optimizer, params, config, 0, 1.0, iter([(torch.tensor(1.0), None)]), loss_of, ema)
+
+    step(lambda x0, buffers, generator: x0 * model.weight.sum().sqrt())
+    assert optimizer.step_was_skipped and float(model.weight.detach()) == 0.0
+    assert float(ema.shadow[0]) == 2.0
+    step(lambda x0, buffers, generator: -x0 * model.weight.sum())
+    assert not optimizer.step_was_skipped and float(model.weight.detach()) == 1.0
+    assert float(ema.shadow[0]) == 1.5

@@ -62,10 +62,12 @@ from gen3c.training.loop import (
     _save_checkpoint,
     _start_run,
     check_clips_fit,
+    describe_changes,
     folder_megabytes,
     load_base_pipeline,
     lr_factor,
     prompt_embedding,
+    recorded_changes,
     recorded_config,
     same_folders,
 )
@@ -219,7 +221,7 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    out, accelerator, writer, log = _start_run(config, out, resume)
+    out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
     vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
@@ -304,9 +306,7 @@ def distill(
         out_of_time = bool(budget) and elapsed >= budget
         while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
             lr = config.train.lr * lr_factor(config, state.stage_step, stage.max_steps)  # each stage its own schedule
-            step_loss = _optimizer_step(accelerator, model, optimizer, params, config, state.step, lr, batches, loss_of)
-            if ema is not None:
-                ema.update(params)
+            step_loss = _optimizer_step(accelerator, model, optimizer, params, config, state.step, lr, batches, loss_of, ema)
             state.step += 1
             state.stage_step += 1
             result.losses.append(step_loss)
@@ -434,6 +434,7 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps} per stage, fresh state per stage), "
         f"batch {t.batch_size} × accumulation {t.gradient_accumulation_steps}"
         + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}.",
+        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
         "",
         "| stage | what | steps | minutes | loss first → last |",
         "|---|---|---:|---:|---|",

@@ -1,6 +1,7 @@
 """An exponential moving average (EMA) of the trained weights (``train.ema_decay``).
 
-With decay β (0 < β < 1), after optimiser step t (t = 1, 2, …, counted over the run):
+With decay β (0 < β < 1), after optimiser step t (t = 1, 2, …, counted over the run; a step
+fp16's grad scaler skips, its gradients not finite, changes no weight and is not counted):
 
     ema_t = β · ema_{t−1} + (1 − β) · θ_t,    ema_0 = θ_0 (the weights before the first step)
 
@@ -9,20 +10,24 @@ steps' weights. This is the constant-decay EMA of Cosmos-Predict1's regular EMA 
 0.999) and of diffusers' ``EMAModel`` without its warm-up; fine-tuning, the common case, starts
 from trained weights, so the weight β^n left on θ_0 does no harm there (a run from scratch wants
 n ≫ 1/(1 − β)). It covers the parameters that train (every DiT weight, or only a LoRA adapter's),
-kept in float32 beside them, and is saved in each checkpoint (``custom_checkpoint_1.pkl``), so a
-resumed run averages as an uninterrupted one.
+kept in float32 beside them, and is saved in each checkpoint as safetensors (``ema.safetensors``,
+as the checkpoint's model weights), so a resumed run averages as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
+#: The EMA's file in a checkpoint folder (:meth:`WeightEma.save` / :meth:`WeightEma.load`).
+EMA_FILE = "ema.safetensors"
+
 
 class WeightEma:
-    """The EMA of ``params`` (an accelerate custom object: ``state_dict`` / ``load_state_dict``)."""
+    """The EMA of ``params``."""
 
     def __init__(self, params: Sequence[torch.nn.Parameter], decay: float) -> None:
         if not 0 < decay < 1:
@@ -60,18 +65,31 @@ class WeightEma:
                 for saved, p in zip(raw, params, strict=True):
                     p.copy_(saved)
 
-    def state_dict(self) -> dict:
-        # Plain values and tensors only: check_checkpoint reads the file with weights_only=True.
-        return {"decay": self.decay, "shadow": list(self.shadow)}
+    def save(self, folder: Path) -> Path:
+        """Write the average to ``folder/ema.safetensors`` (tensor ``i``: parameter ``i``; the decay in its metadata)."""
+        from safetensors.torch import save_file
+
+        tensors = {str(i): shadow.detach().cpu().contiguous() for i, shadow in enumerate(self.shadow)}
+        save_file(tensors, str(folder / EMA_FILE), metadata={"decay": repr(self.decay)})
+        return folder / EMA_FILE
 
     @torch.no_grad()
-    def load_state_dict(self, state: dict) -> None:
-        shadow = state["shadow"]
-        if len(shadow) != len(self.shadow) or any(a.shape != b.shape for a, b in zip(shadow, self.shadow, strict=True)):
-            raise ValueError(f"the checkpoint's EMA holds {len(shadow)} tensors, not this run's {len(self.shadow)} trained parameters")
-        for mine, saved in zip(self.shadow, shadow, strict=True):
-            mine.copy_(saved)  # onto the parameters' device
-        self.decay = float(state["decay"])
+    def load(self, folder: Path) -> None:
+        """Read the average :meth:`save` wrote into ``folder`` (a missing or mismatched file: ``ValueError``)."""
+        from safetensors import safe_open
+
+        path = folder / EMA_FILE
+        if not path.is_file():
+            raise ValueError(f"the checkpoint has no {EMA_FILE} (train.ema_decay's average)")
+        names = [str(i) for i in range(len(self.shadow))]
+        with safe_open(str(path), "pt") as f:
+            keys, decay = set(f.keys()), (f.metadata() or {}).get("decay")
+            saved = [f.get_tensor(name) for name in names] if keys == set(names) else []
+        if decay is None or not saved or any(a.shape != b.shape for a, b in zip(saved, self.shadow, strict=True)):
+            raise ValueError(f"the checkpoint's {EMA_FILE} holds {len(keys)} tensors, not this run's {len(self.shadow)} trained parameters")
+        for mine, tensor in zip(self.shadow, saved, strict=True):
+            mine.copy_(tensor)  # onto the parameters' device
+        self.decay = float(decay)
 
 
 @contextmanager

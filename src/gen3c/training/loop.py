@@ -20,7 +20,8 @@ A run, numbered as it happens:
 6. at the end: a last checkpoint, the trained model (``model/``: a checkpoint folder
    ``load_generator`` reads) or adapter (``lora/``), ``MODEL_CARD.md``, ``losses.jsonl``.
 
-Output folder: ``config.json``, ``losses.jsonl``, ``logs/`` (TensorBoard), ``samples/``,
+Output folder: ``config.json``, ``losses.jsonl``, ``config_changes.jsonl`` (settings a resume
+changed, :func:`record_changes`), ``logs/`` (TensorBoard), ``samples/``,
 ``checkpoints/step_XXXXXXX/``, ``tokenizer/`` (from scratch), ``model/`` or ``lora/``.
 """
 
@@ -115,7 +116,7 @@ def _diverged(step: int, what: str) -> Gen3cInputError:
     """The refusal of optimiser step ``step`` (from 0) whose ``what`` shows the training diverged."""
     return Gen3cInputError(
         f"step {step + 1}: {what} (training diverged): the run stops, its checkpoints before this step kept: "
-        "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one, or start a new --out"
+        "lower train.lr (or set train.grad_clip, train.warmup_steps) and --resume from one (the run records the change), or start a new --out"
     )
 
 
@@ -186,9 +187,10 @@ def _accelerator(config: Config, out: Path):
     )
 
 
-def _start_run(config: Config, out: Path, resume: str | None):
+def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None = None):
     """The output folder, the accelerator, TensorBoard (main process only), ``log(tag, value,
-    step)`` and config.json: what a training run and a distillation run begin with.
+    step)`` and config.json: what a training run and a distillation run begin with. A resumed
+    run's changes of :data:`RECOVERY_CHANGES` are recorded first (:func:`record_changes`).
 
     A resumed run's TensorBoard hides the events of the steps past its checkpoint (``purge_step``):
     those of an abandoned history (a rewind) or of steps run after the last checkpoint, which run
@@ -209,8 +211,57 @@ def _start_run(config: Config, out: Path, resume: str | None):
             writer.add_scalar(tag, value, step)
 
     if accelerator.is_main_process:
-        write_text_atomic(out / "config.json", config.to_json())
+        if resume is not None:
+            record_changes(config, out, resume, echo)
+        write_text_atomic(out / "config.json", config.to_json())  # what the run uses now: a later resume compares with it
     return out, accelerator, writer, log
+
+
+#: The changes of :data:`RECOVERY_CHANGES` a run was resumed with, a JSON line each: the first
+#: step that used the new value, the key, the value before and after.
+CHANGES_FILE = "config_changes.jsonl"
+
+
+def record_changes(config: Config, out: Path, resume: str, echo: Callable[[str], None] | None = None) -> list[dict]:
+    """Append to ``OUT/config_changes.jsonl`` the settings of :data:`RECOVERY_CHANGES` that
+    ``config`` changes from the config the checkpoint ``resume`` names (a folder or "auto") was
+    made with, and say them on ``echo``. The history kept before them is the checkpoint's own
+    (a copy in each checkpoint, as ``losses.jsonl``): a rewind drops the changes of the steps it
+    leaves. Checkpoints of older versions hold neither copy: the run's ``config.json`` and the
+    lines up to the resumed steps stand in. Returns the changes now in force (the whole history)."""
+    checkpoint = _latest_checkpoint(out) if resume == "auto" else Path(resume)
+    if checkpoint is None:
+        return []  # no step done: the run uses the config from step 1
+    step = resumed_step(out, str(checkpoint)) + 1  # the first step with the new values
+    if (checkpoint / "config.json").is_file():
+        before, history = recorded_config(checkpoint), recorded_changes(checkpoint)
+    else:
+        before, history = recorded_config(out), [c for c in recorded_changes(out) if c["step"] <= step]
+    now = config.to_dict()
+    changed = [
+        {"step": step, "key": f"{section}.{key}", "from": before[section][key], "to": now[section][key]}
+        for section, key in RECOVERY_CHANGES
+        if key in before.get(section, {}) and before[section][key] != now[section][key]
+    ]
+    history += changed
+    if history:
+        write_text_atomic(out / CHANGES_FILE, "".join(json.dumps(c) + "\n" for c in history))
+    else:
+        (out / CHANGES_FILE).unlink(missing_ok=True)
+    if changed and echo is not None:
+        echo(f"--resume: {describe_changes(changed)}; {str(out / 'config.json')!r} records the new values")
+    return history
+
+
+def describe_changes(changes: list[dict]) -> str:
+    """``train.lr 0.0001 → 5e-05 from step 301; …`` of :data:`CHANGES_FILE` lines."""
+    return "; ".join(f"{c['key']} {json.dumps(c['from'])} → {json.dumps(c['to'])} from step {c['step']}" for c in changes)
+
+
+def recorded_changes(folder: Path) -> list[dict]:
+    """The lines of ``config_changes.jsonl`` in a run or checkpoint folder (none without it)."""
+    path = folder / CHANGES_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def resumed_step(out: Path, resume: str) -> int:
@@ -473,13 +524,16 @@ def _optimizer_step(
     lr: float,
     batches: Iterator[tuple[Tensor, Tensor]],
     loss_of: Callable[[Tensor, Tensor, torch.Generator], Tensor],
+    ema: WeightEma | None = None,
 ) -> float:
     """Optimiser step ``step`` (counted over the run) at learning rate ``lr``: for each of the
     ``train.gradient_accumulation_steps`` micro-batches ``(x0, buffers)`` of ``batches``, the
     scalar loss ``loss_of(x0, buffers, generator)`` — every random draw from ``generator``, seeded
     by (seed, micro-step, rank), and torch's global generator (dropout) seeded by them too
     (:func:`_seed_global_rng`) — backpropagated under ``accelerator``'s accumulation and
-    autocast; gradients of ``params`` clipped to ``train.grad_clip`` (0: not clipped).
+    autocast; gradients of ``params`` clipped to ``train.grad_clip`` (0: not clipped). ``ema``
+    then averages the new weights in, unless fp16's grad scaler skipped the step (gradients not
+    finite): the weights did not change, and an update would count them again.
 
     Returns:
         The loss, averaged over the micro-batches and the processes.
@@ -514,6 +568,8 @@ def _optimizer_step(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         step_loss += reduced / accum
+    if ema is not None and not optimizer.step_was_skipped:
+        ema.update(params)
     return step_loss
 
 
@@ -622,14 +678,39 @@ def _restore_superseded(out: Path, checkpoint: Path) -> Path:
     ``step_N`` of the history it leaves, if any, takes its place there. Returns its new path."""
     target = out / "checkpoints" / checkpoint.name
     if target.exists():
+        # Three renames; a run stopped between them leaves the swap folder, which the next one
+        # puts back where it came from (undo_interrupted_swaps).
         swap = checkpoint.with_name(f".{checkpoint.name}.swap")
-        shutil.rmtree(swap, ignore_errors=True)
         checkpoint.rename(swap)
         target.rename(checkpoint)
         swap.rename(target)
     else:
         checkpoint.rename(target)
     return target
+
+
+def undo_interrupted_swaps(out: Path) -> list[Path]:
+    """Put back the checkpoints of a :func:`_restore_superseded` that was stopped midway: the
+    superseded ``step_N`` it was moving, held in ``superseded/.step_N.swap``, returns to
+    ``superseded/step_N``, and the run's own ``step_N``, if already moved aside, back among the
+    checkpoints. That is the folder as it was before the stopped resume (whose ``losses.jsonl``
+    and later checkpoints it had not yet touched), from which the same ``--resume`` works again;
+    nothing is deleted. Safe on every process of a launch at once (a rename another process made
+    first fails here and is skipped). Returns the superseded checkpoints put back."""
+    aside = out / "checkpoints" / "superseded"
+    restored = []
+    for swap in sorted(aside.glob(".step_*.swap")) if aside.is_dir() else []:
+        name = swap.name[1:-len(".swap")]
+        own, superseded = out / "checkpoints" / name, aside / name
+        try:
+            if not own.exists() and superseded.exists():  # the run's own step_N was moved aside: back
+                superseded.rename(own)
+            if not superseded.exists():
+                swap.rename(superseded)
+                restored.append(superseded)
+        except OSError:  # another process did it first
+            continue
+    return restored
 
 
 #: What a run exports at its end, from the step of its last checkpoint.
@@ -673,6 +754,13 @@ def set_aside_superseded(
 
 #: Settings a resumed run may change: budgets, logging, worker processes (nothing a step computes).
 RESUMABLE_CHANGES = {("run", "max_steps"), ("run", "max_minutes"), ("tokenizer", "max_minutes"), ("data", "num_workers")}
+#: Settings a resumed run may change to recover a run that diverged (:func:`_diverged`'s advice),
+#: recorded (:func:`record_changes`) and stated in the model card. The LR is a function of the
+#: step counter and these (:func:`lr_factor`; no scheduler state is saved), so the resumed steps
+#: get the LR an uninterrupted run of the new config would have had at them, the warm-up counted
+#: from step 0 as always; train.lr_schedule with them, as "cosine" is the usual way to lower the
+#: LR for the rest of a run (it changes the LR from the resumed step as run.max_steps does).
+RECOVERY_CHANGES = (("train", "lr"), ("train", "grad_clip"), ("train", "warmup_steps"), ("train", "lr_schedule"))
 
 
 def recorded_config(run: Path) -> dict:
@@ -706,7 +794,8 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     """Refuse, before anything is written, a fresh run into a folder that holds another run's
     checkpoints or losses (they would mix: the model card would average both runs' losses and
     ``--resume auto`` would pick the newest checkpoint of either), and a resumed run whose config
-    differs from the run's own ``config.json`` in anything but :data:`RESUMABLE_CHANGES` and ``[log]``."""
+    differs from the run's own ``config.json`` in anything but :data:`RESUMABLE_CHANGES`,
+    :data:`RECOVERY_CHANGES` and ``[log]``."""
     # A tokenizer a run trained counts as its progress: a resumed run reads it instead of training one.
     trained_tokenizer = (out / "tokenizer").exists()
     losses = out / "losses.jsonl"
@@ -736,11 +825,28 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
             old = before.get(section, {}).get(key, value)
             if (section, key) in PATH_KEYS and same_folders(old, value):
                 continue
-            if (section, key) not in RESUMABLE_CHANGES and old != value:
+            if (section, key) not in RESUMABLE_CHANGES and (section, key) not in RECOVERY_CHANGES and old != value:
                 raise Gen3cInputError(
                     f"--resume: {section}.{key} = {value!r} differs from the run's {old!r} ({str(stored)!r}): "
                     "resume with the run's own config, or start a new --out"
                 )
+    _check_warmup_change(config, before.get("train", {}).get("warmup_steps", config.train.warmup_steps), out, resume)
+
+
+def _check_warmup_change(config: Config, old: int, out: Path, resume: str) -> None:
+    """Refuse a changed ``train.warmup_steps`` that would change no LR: the warm-up counts from
+    step 0, so with the constant schedule one the run is past (before and after) does nothing.
+    (A distillation stage's warm-up counts from the stage's start: a later stage uses it.)"""
+    new = config.train.warmup_steps
+    if new == old or config.train.mode == "distill" or config.train.lr_schedule != "constant":
+        return
+    checkpoint = _latest_checkpoint(out) if resume == "auto" else Path(resume)
+    step = resumed_step(out, str(checkpoint)) if checkpoint is not None else 0
+    if max(old, new) <= step:
+        raise Gen3cInputError(
+            f"--resume: train.warmup_steps = {new} would change no LR: the warm-up counts from step 0 and the run goes on from "
+            f"step {step + 1}: keep the run's {old}, or lower train.lr for the steps from here"
+        )
 
 
 def trim_losses(out: Path, step: int) -> None:
@@ -787,6 +893,10 @@ def train(
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
     check_devices(config)
     check_model_checkpoint(config.model.checkpoint)
+    if resume is not None:  # before anything looks for the checkpoint to resume
+        for back in undo_interrupted_swaps(Path(out)):
+            if echo is not None:
+                echo(f"{str(back)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints")
     if resume not in (None, "auto"):
         check_checkpoint(Path(resume))
     check_run_folder(config, Path(out), resume)
@@ -857,7 +967,7 @@ def _train(
     lora_mode = config.train.mode == "lora"
     if lora_mode:
         lora_mod.target_modules(transformer, config.lora.targets)
-    out, accelerator, writer, log = _start_run(config, out, resume)
+    out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     if config.data.cache_clips:
         dataset = CachedClips(dataset, config.data.num_workers, progress("Clips", len(dataset)) if progress is not None else None)
@@ -932,9 +1042,7 @@ def _train(
 
     while step < end_step and not out_of_time:
         lr = config.train.lr * lr_factor(config, step, config.run.max_steps)
-        step_loss = _optimizer_step(accelerator, model, optimizer, params, config, step, lr, batches, loss_of)
-        if ema is not None:
-            ema.update(params)
+        step_loss = _optimizer_step(accelerator, model, optimizer, params, config, step, lr, batches, loss_of, ema)
         step += 1
         state.step = step
         result.losses.append(step_loss)
@@ -987,11 +1095,17 @@ def _train(
 
 def _make_ema(accelerator, config: Config, params: list[torch.nn.Parameter]) -> WeightEma | None:
     """The EMA of the trained ``params`` (``train.ema_decay``; None at 0), started from their
-    weights now and saved in each checkpoint after the step counter (``custom_checkpoint_1.pkl``)."""
+    weights now and saved in each checkpoint as safetensors, as its model weights (``ema.safetensors``)."""
     if not config.train.ema_decay:
         return None
     ema = WeightEma(params, config.train.ema_decay)
-    accelerator.register_for_checkpointing(ema)
+
+    def save_hook(models, weights, output_dir):
+        if accelerator.is_main_process:  # (the same average on every process)
+            ema.save(Path(output_dir))
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(lambda models, input_dir: ema.load(Path(input_dir)))
     return ema
 
 
@@ -1047,8 +1161,10 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
     accelerator.save_state(str(tmp), safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if (out / "losses.jsonl").is_file():  # the history up to this step: a resume from it restores it (a rewind too)
-            shutil.copyfile(out / "losses.jsonl", tmp / "losses.jsonl")
+        # The history up to this step: a resume from it restores it (a rewind too), and compares its config with this one.
+        for name in ("losses.jsonl", "config.json", CHANGES_FILE):
+            if (out / name).is_file():
+                shutil.copyfile(out / name, tmp / name)
         replace_folder(tmp, folder)  # (the same step saved again: a resumed run that had nothing left to do)
         older = checkpoints(out)[: -max(1, keep)]
         for old in older:
@@ -1189,6 +1305,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps}), batch {t.batch_size}"
         f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}"
         + (f"; the weights are an EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
+        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
         f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min of training on {device}"
         + (f" × {result.processes} processes ({result.parallel})." if result.processes > 1 else "."),
         f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
