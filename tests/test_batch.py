@@ -1114,6 +1114,25 @@ def test_a_jobs_refusal_at_run_time_names_the_rows_keys(tmp_path):
     assert res.exit_code == 2 and " ".join(res.output.split()).startswith(f"error: multi-view npz {str(npz)!r} has 5 cameras in w2cs_all but --num_video_frames is 9"), res.output
 
 
+@pytest.mark.parametrize(
+    "settings, reason",
+    [
+        ({"fov": 500}, "fov 500.0 is impossible: pass degrees between 0.01 and 179"),
+        ({"fov": 0}, "fov 0.0 is impossible: pass degrees between 0.01 and 179"),
+        ({"intrinsics": "40,40,24,16"}, "pass either intrinsics or fov, not both"),
+        ({"chunk_frames": 1}, "chunk_frames 1 is too small: chunks overlap by one frame, so pass 2 or more"),
+    ],
+    ids=["fov_500", "fov_0", "fov_and_intrinsics", "chunk_frames_1"],
+)
+def test_a_row_the_cli_refuses_before_the_run_is_refused_when_the_manifest_is_read(box_scene, tmp_path, settings, reason):
+    """A batch fails fast on a row `gen3c generate` refuses before reading its input: at once, not
+    when the job comes up (before: the manifest was accepted and the job failed at run time)."""
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a", **settings)])
+    with pytest.raises(Gen3cInputError) as caught:
+        load_manifest(manifest, check_inputs=True)
+    assert str(caught.value) == f"manifest {str(manifest)!r} line 1: {reason}"
+
+
 def test_row_spelling_leaves_quoted_values_command_lines_and_other_flags_alone():
     from gen3c.batch.manifest import row_spelling
 
