@@ -1093,6 +1093,46 @@ def test_a_manifest_rows_refusal_names_the_rows_keys_and_the_clis_its_flags(box_
     assert res.exit_code == 2 and flags in " ".join(res.output.split()), res.output
 
 
+def test_a_jobs_refusal_at_run_time_names_the_rows_keys(tmp_path):
+    """What only the run finds (a multi-view npz of fewer cameras than the row's frames) is told
+    in the row's keys too, in the summary and the job's status, as the CLI tells it in its flags.
+    Before: "… but --num_video_frames is 9: pass --num_video_frames 5, or a --camera_file …"."""
+    from layouts import render, scene, write_multiview
+
+    _, _, _, w2c, K = scene(5, 32, 48)
+    still, still_depth, _ = render(w2c, K, 32, 48, times=np.zeros(5))
+    keys = [0, 4]
+    npz = write_multiview(tmp_path / "mv.npz", still[keys], still_depth[keys], still_depth[keys] > 0, K[keys], w2c[keys], w2c)
+    settings = {"multiview_npz": str(npz), "resolution": "32x48", "num_video_frames": 9}
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", [{"name": "mv", **settings}]), tmp_path / "out")
+    [outcome] = summary.outcomes
+    assert outcome.state == "failed"
+    reason = f"multi-view npz {str(npz)!r} has 5 cameras in w2cs_all but num_video_frames is 9: pass num_video_frames 5, or a camera_file with 9 cameras"
+    assert outcome.error == reason and status(tmp_path / "out", "mv")["error"] == reason
+    argv = ["generate", "--video_save_folder", str(tmp_path / "cli"), *(x for key, value in settings.items() for x in (f"--{key}", str(value)))]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2 and " ".join(res.output.split()).startswith(f"error: multi-view npz {str(npz)!r} has 5 cameras in w2cs_all but --num_video_frames is 9"), res.output
+
+
+@pytest.mark.parametrize(
+    "settings, reason",
+    [
+        ({"fov": 500}, "fov 500.0 is impossible: pass degrees between 0.01 and 179"),
+        ({"fov": 0}, "fov 0.0 is impossible: pass degrees between 0.01 and 179"),
+        ({"intrinsics": "40,40,24,16"}, "pass either intrinsics or fov, not both"),
+        ({"chunk_frames": 1}, "chunk_frames 1 is too small: chunks overlap by one frame, so pass 2 or more"),
+    ],
+    ids=["fov_500", "fov_0", "fov_and_intrinsics", "chunk_frames_1"],
+)
+def test_a_row_the_cli_refuses_before_the_run_is_refused_when_the_manifest_is_read(box_scene, tmp_path, settings, reason):
+    """A batch fails fast on a row `gen3c generate` refuses before reading its input: at once, not
+    when the job comes up (before: the manifest was accepted and the job failed at run time)."""
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a", **settings)])
+    with pytest.raises(Gen3cInputError) as caught:
+        load_manifest(manifest, check_inputs=True)
+    assert str(caught.value) == f"manifest {str(manifest)!r} line 1: {reason}"
+
+
 def test_row_spelling_leaves_quoted_values_command_lines_and_other_flags_alone():
     from gen3c.batch.manifest import row_spelling
 
@@ -1332,7 +1372,7 @@ def test_a_pickled_pt_rows_refusal_says_how_a_batch_grants_trust(tmp_path):
     res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(out)])
     assert res.exit_code == 1, res.output
     error = status(out, "a")["error"]
-    assert error.endswith("set the row's trust_checkpoint to true and pass --trust_checkpoint to gen3c batch if you trust its source"), error
+    assert error.endswith("set the row's trust_checkpoint to true and pass `--trust_checkpoint` to gen3c batch if you trust its source"), error
     with pytest.raises(Gen3cInputError, match=r", or pass trust_checkpoint=True if you trust its source$"):
         gen3c.generate(str(pickled), generator="preview", num_video_frames=2, resolution="16x16", video_save_folder=str(tmp_path / "py"), progress=False)
 

@@ -183,14 +183,58 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
     common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "num_video_frames": 3, "video_save_folder": tmp_path}
     mistakes = [
         ({"trajectroy": "right"}, "unknown setting 'trajectroy': did you mean 'trajectory'"),
-        ({"seed": 3}, "--seed applies to --generator gen3c only"),  # before: ignored by the preview, silently
-        ({"num_steps": 4}, "num_steps applies to generator='gen3c' only"),
-        ({"png_depth_scale": 0.01}, "--png_depth_scale applies to a 16-bit PNG"),
+        ({"seed": 3}, 'seed= applies to generator="gen3c" only'),  # before: ignored by the preview, silently
+        ({"num_steps": 4}, 'num_steps= applies to generator="gen3c" only'),
+        ({"png_depth_scale": 0.01}, "png_depth_scale= applies to a 16-bit PNG depth= only"),
     ]
     for extra, match in mistakes:
-        with pytest.raises(Gen3cInputError, match=match):
+        with pytest.raises(Gen3cInputError, match=match) as caught:
             gen3c.generate(image_path, generator="preview", **common, **extra)
+        assert "--" not in str(caught.value)  # the call's keyword arguments, not gen3c generate's flags
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "settings, flags, keywords",
+    [
+        ({"fov": 500.0}, "--fov 500.0 is impossible", "fov=500.0 is impossible: pass degrees between 0.01 and 179"),
+        ({"chunk_frames": 1}, "--chunk_frames 1 is too small", "chunk_frames=1 is too small: chunks overlap by one frame, so pass 2 or more"),
+        ({"num_video_frames": 0}, "--num_video_frames 0 is impossible", "num_video_frames=0 is impossible: pass a count between 1 and"),
+        ({"generator": "gen3c", "model": "tiny", "low_memory": True, "fp8": True}, "--low_memory and --fp8 each choose",
+         "low_memory= and fp8= each choose the memory mode: pass only one of them"),
+        ({"generator": "gen3c", "model": "tiny", "chunk_frames": 9}, "--chunk_frames 9: the gen3c generator makes 17",
+         "chunk_frames=9: the gen3c generator makes 17 frames per chunk; leave it out"),
+    ],
+    ids=["fov", "chunk_frames", "num_video_frames", "memory", "gen3c_chunk"],
+)  # fmt: skip
+def test_generates_refusals_name_its_keyword_arguments_and_the_clis_its_flags(box_scene, tmp_path, settings, flags, keywords):
+    """gen3c.generate() shares gen3c generate's checks, each told in the caller's words: ``fov=``,
+    not ``--fov``, which no Python call has (before: the command line's flags); the CLI keeps its own."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    image_path, depth_path, _, _ = box_scene
+    settings = {"fov": 60.0, "resolution": "32x48", "num_video_frames": 17, **settings}
+    with pytest.raises(Gen3cInputError) as caught:
+        gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "out", progress=False, **settings)
+    assert str(caught.value).startswith(keywords) and "--" not in str(caught.value), caught.value
+    argv = ["generate", "--input_image_path", str(image_path), "--depth_path", str(depth_path), "--video_save_folder", str(tmp_path / "cli")]
+    argv += [x for key, value in settings.items() for x in ((f"--{key}",) if value is True else (f"--{key}", str(value)))]
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 2 and flags in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_and_other_flags_alone():
+    from gen3c.pipelines.spelling import keyword_spelling
+
+    assert keyword_spelling("--seed 3 and --no_compile: pass --generator gen3c") == 'seed=3 and compile=False: pass generator="gen3c"'
+    assert keyword_spelling("--model tiny and --checkpoint_dir both name a model") == 'model="tiny" and checkpoint_dir= both name a model'
+    assert keyword_spelling("--memory_mode 'x' is unknown; pass --fov DEGREES") == "memory_mode='x' is unknown; pass fov=DEGREES"
+    assert keyword_spelling("--png_depth_scale applies to a 16-bit PNG --depth_path only") == "png_depth_scale= applies to a 16-bit PNG depth= only"
+    kept = "path 'a --seed.png', `torchrun -m gen3c generate … --num_gpus N` and --output_folder"
+    assert keyword_spelling(kept) == kept
 
 
 @pytest.mark.parametrize("given", ["a generator", "none"])
@@ -204,11 +248,11 @@ def test_a_preview_request_with_gen3c_options_is_refused_naming_them(box_scene, 
     request = GenerationRequest(input_image_path=str(image_path), depth_path=str(depth_path), fov=60, resolution="32x48",
                                 num_video_frames=3, generator="preview", generator_options=options, video_save_folder=str(tmp_path / "out"))  # fmt: skip
     generator = PreviewGenerator() if given == "a generator" else None
-    expected = "^lora, num_steps, speed, fp8 apply to generator='gen3c' only; drop them or pass generator='gen3c'$"
+    expected = '^lora, num_steps, speed, fp8 apply to generator="gen3c" only; drop them or pass generator="gen3c"$'
     with pytest.raises(Gen3cInputError, match=expected):  # guidance=None is unset: not named
         run_request(request, generator=generator)
     assert not (tmp_path / "out").exists()
-    with pytest.raises(Gen3cInputError, match="^num_steps, speed apply to generator='gen3c' only"):  # gen3c.generate: the same line
+    with pytest.raises(Gen3cInputError, match='^num_steps=, speed= apply to generator="gen3c" only'):  # gen3c.generate: its keywords
         gen3c.generate(image_path, depth=depth_path, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
                        num_steps=4, speed="fast", lora=None, video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
 
@@ -285,12 +329,12 @@ def test_an_image_and_its_depth_mix_files_and_memory(box_scene, tmp_path):
 
 def test_a_depth_in_memory_beside_a_sample_directory_is_refused_as_a_depth_file_is(tmp_path):
     """A GEN3C sample directory carries its own depth: a depth in memory beside it would go
-    unused, so it is refused as --depth_path is (not run without it)."""
+    unused, so it is refused as a depth file is (not run without it), named as the call's ``depth=``."""
     from layouts import scene, write_sample
 
     rgb, depth, _, w2c, K = scene(n=3, h=16, w=24)
     sample = write_sample(tmp_path / "batch_0000", rgb, depth, depth > 0, w2c, K)
-    match = r"^--depth_path applies to a single image; this sample input carries its own depth and cameras: leave it out$"
+    match = r"^depth= applies to a single image; this sample input carries its own depth and cameras: leave it out$"
     with pytest.raises(Gen3cInputError, match=match):
         gen3c.generate(sample, depth=depth[0], resolution="16x24", num_video_frames=3, generator="preview",
                        video_save_folder=tmp_path / "out")  # fmt: skip
@@ -509,7 +553,7 @@ def test_a_dtype_name_no_model_runs_in_is_refused_before_the_model_loads(box_sce
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "gen3c", "model": "tiny"}
     for name in ("int8", "torch.float64", "half"):
-        with pytest.raises(Gen3cInputError, match=rf"^--dtype {name!r} is unknown: pass bfloat16, float16 or float32 \(or bf16, fp16, fp32\)$"):
+        with pytest.raises(Gen3cInputError, match=rf"^dtype={name!r} is unknown: pass bfloat16, float16 or float32 \(or bf16, fp16, fp32\)$"):
             gen3c.generate(image_path, dtype=name, **common)
     for name in ("bf16", "torch.float16", "float32"):  # the names loading takes
         assert loading.check_generator_options({"model": "tiny", "dtype": name})["dtype"] == name

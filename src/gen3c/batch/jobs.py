@@ -29,10 +29,12 @@ from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.hashing import sha256_file
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool, lora_digest
+from gen3c.pipelines.spelling import row_spelling
 
 STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
 #: How a batch's user allows a row's legacy pickled ``.pt`` sample (load_manifest's rule).
-BATCH_GRANTS_TRUST = "set the row's trust_checkpoint to true and pass --trust_checkpoint to gen3c batch"
+#: (gen3c batch's flag quoted: a job's refusal names the row's keys, row_spelling, and this is no row key)
+BATCH_GRANTS_TRUST = "set the row's trust_checkpoint to true and pass `--trust_checkpoint` to gen3c batch"
 
 
 class BatchStopped(Gen3cInputError):
@@ -327,8 +329,8 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
                     f"{key} output has {record['frames']} frames, expected {request.num_video_frames}"
                 )
         result.frames = result.outputs["video"]["frames"]
-    except Gen3cInputError as exc:
-        result.error, result.error_type = str(exc), type(exc).__name__
+    except Gen3cInputError as exc:  # worded for gen3c generate: the row's keys here, as when the manifest was read
+        result.error, result.error_type = row_spelling(str(exc)), type(exc).__name__
     except Exception as exc:  # an internal failure of one job must not stop the batch
         # One line for the summary and the console (a CUDA error runs over several): all of it is in the traceback.
         result.error = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__

@@ -15,7 +15,6 @@ import difflib
 import hashlib
 import io
 import json
-import re
 import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -41,6 +40,7 @@ from gen3c.pipelines.request import (
     may_name_no_path,
     resolve_paths,
 )
+from gen3c.pipelines.spelling import row_spelling
 
 #: ``.json``: one run record (``NAME_run.json``), a manifest of the one job it records.
 MANIFEST_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json": "record"}
@@ -409,32 +409,6 @@ def _generator_option_types() -> dict[str, type]:
     return GENERATOR_OPTIONS
 
 
-def row_spelling(message: str) -> str:
-    """A refusal worded for the command line (``--seed``, ``--generator gen3c``) in a manifest row's
-    keys (``seed``, ``"generator": "gen3c"``): the request's checks are shared with ``gen3c generate``,
-    whose words stay its own. Flags that are no row key (``--output_folder``), and quoted values and
-    `command lines` (a path, ``torchrun … --num_gpus N``), are left as they are."""
-    parts = _QUOTED.split(message)
-    for i in range(0, len(parts), 2):  # (odd parts: the quoted ones)
-        text = parts[i].replace("--generator gen3c", '"generator": "gen3c"')
-        parts[i] = _FLAG.sub(_row_key, text)
-    return "".join(parts)
-
-
-def _row_key(flag: re.Match) -> str:
-    """``--seed`` as the row's ``seed``, a switch's off form ``--no_compile`` as ``compile false``."""
-    off, name = flag.groups()
-    if name not in _ROW_NAMES:
-        return flag.group(0)
-    return f"{name} false" if off else name
-
-
-_QUOTED = re.compile(r"(`[^`]*`|'[^']*')")
-#: A flag in a message: ``--name`` (``--no_name``) not inside a word.
-_FLAG = re.compile(r"(?<![\w/-])--(no_)?([a-z][a-z0-9_]*)\b")
-_ROW_NAMES = {*ROW_KEYS, *GEN3C_OPTION_NAMES}
-
-
 def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest") -> Job:
     """Check one row and resolve its paths against ``base`` (the manifest's folder); a refusal
     names the row's keys (:func:`row_spelling`)."""
@@ -516,7 +490,7 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
         given = sorted(str(key) for key, value in request.generator_options.items() if value is not None)
         try:
             refuse_unknown_options(given)  # a typo, named as such: not "set gen3c", which would refuse it next
-            refuse_gen3c_only(given, '"generator": "gen3c"')  # the request's own refusal (null is unset), in the manifest's spelling
+            refuse_gen3c_only([f"--{key}" for key in given], "--generator gen3c")  # the request's own refusal (null is unset): row_spelling words it
         except Gen3cInputError as exc:
             raise Gen3cInputError(f"{where}: {exc}") from None
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.

@@ -86,7 +86,7 @@ def check_gen3c_only(request: GenerationRequest) -> None:
     reads none of them: the Python API's :func:`~gen3c.pipelines.request.run_request`, and the GUI's
     requests, come here (through :func:`check_generator`, or directly where a generator is given)."""
     if request.generator != "gen3c" and isinstance(request.generator_options, dict):
-        refuse_gen3c_only([str(key) for key, value in request.generator_options.items() if value is not None], "generator='gen3c'")
+        refuse_gen3c_only([str(key) for key, value in request.generator_options.items() if value is not None], 'generator="gen3c"')
 
 
 def refuse_unknown_options(names: Any) -> None:

@@ -82,6 +82,7 @@ from gen3c.pipelines.settings import (
 )
 from gen3c.pipelines.settings import _coerce as _coerce
 from gen3c.pipelines.settings import official_chunk_frames as official_chunk_frames
+from gen3c.pipelines.spelling import keyword_spelling
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import center_depth_for, preset_trajectory
@@ -1125,6 +1126,16 @@ def generate(
         :class:`RunOutput`: ``paths["video"]`` (the mp4 written), ``result.frames`` ((T, 3, H, W) in
         [−1, 1], kept for a video of one chunk), ``result.cameras``.
     """
+    try:
+        return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, settings)
+    except Gen3cInputError as exc:  # worded for gen3c generate (--seed): this call's keyword arguments (seed=)
+        exc.args = (keyword_spelling(str(exc)),)
+        raise
+
+
+def _generate(image, depth, generator: str, video_save_folder, video_save_name: str | None, progress: bool, keep_loaded: bool,
+              settings: dict[str, Any]) -> RunOutput:  # fmt: skip
+    """:func:`generate`, its refusals worded for the command line."""
     where = "gen3c.generate()"
     if not isinstance(video_save_folder, (str, os.PathLike)):
         raise Gen3cInputError(f"{where}: video_save_folder is a {type(video_save_folder).__name__}: pass a folder path")
@@ -1184,7 +1195,7 @@ def _check_setting_names(options: dict[str, Any], known: set[str], generator: st
     setting) or that belong to a generator other than ``generator``."""
     if generator != "gen3c":  # the request's own refusal (check_gen3c_only), before the request is built
         # (None is unset, as check_gen3c_only counts it: a caller passing lora=None through)
-        refuse_gen3c_only(sorted(key for key, value in options.items() if key in GENERATOR_OPTIONS and value is not None), "generator='gen3c'")
+        refuse_gen3c_only(sorted(f"--{key}" for key, value in options.items() if key in GENERATOR_OPTIONS and value is not None), "--generator gen3c")
     for key in sorted(options):
         if key not in GENERATOR_OPTIONS:
             close = difflib.get_close_matches(key, [*known, *GENERATOR_OPTIONS], n=1)

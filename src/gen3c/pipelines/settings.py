@@ -292,8 +292,14 @@ def check_request(request: GenerationRequest) -> None:
     check_seed(request.seed)
     if not 1 <= request.num_video_frames <= MAX_FRAMES:
         raise Gen3cInputError(f"--num_video_frames {request.num_video_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
-    if request.fov is not None and not math.isfinite(request.fov):
+    # Refused here, not only where the input is read (cameras.focal_from_fov, parse_intrinsics,
+    # resolve_chunk_frames): a batch manifest's row is refused when the manifest is read.
+    if request.fov is not None and not (math.isfinite(request.fov) and 0.01 <= request.fov <= 179):
         raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
+    if request.fov is not None and request.intrinsics is not None:
+        raise Gen3cInputError("pass either --intrinsics or --fov, not both")
+    if request.chunk_frames is not None and request.chunk_frames < 2:
+        raise Gen3cInputError(f"--chunk_frames {request.chunk_frames} is too small: chunks overlap by one frame, so pass 2 or more")
     check_video_name(request.video_save_name, "--video_save_name")
     estimator = str(request.depth_estimator).strip()
     # A typo is refused now, not once the input is read (and a model loaded); a path is checked

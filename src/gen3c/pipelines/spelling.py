@@ -1,0 +1,91 @@
+"""A refusal's settings named as each surface spells them.
+
+``gen3c generate``, batch manifests and ``gen3c.generate()`` share the request's checks
+(:mod:`gen3c.pipelines.settings`, :mod:`gen3c.pipelines.options`, and what a run refuses), which
+word their refusals for the command line: ``--seed``, ``--generator gen3c``, ``--no_compile``.
+The command line's words stay as they are; a manifest row's refusal is respelled in its keys
+(:func:`row_spelling`: ``seed``, ``"generator": "gen3c"``, ``compile false``) and a Python call's
+in its keyword arguments (:func:`keyword_spelling`: ``seed=``, ``generator="gen3c"``,
+``compile=False``), so each message is written once. Flags no such setting has
+(``--output_folder``), quoted values and `command lines` (a path, ``torchrun … --num_gpus N``)
+are left as they are. Imports no torch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import fields
+
+from gen3c.pipelines.options import GENERATOR_OPTIONS
+from gen3c.pipelines.settings import GenerationRequest
+
+#: A message's `command line` or 'quoted value' (never respelled), or a flag: ``--name``
+#: (``--no_name``) not inside a word, with the value after it (a number, a 'quoted value', a
+#: PLACEHOLDER or a word), where there is one.
+_TOKEN = re.compile(
+    r"(?P<quoted>`[^`]*`|(?<!\w)'[^']*'(?!\w))"
+    r"|(?<![\w/-])--(?P<off>no_)?(?P<name>[a-z][a-z0-9_]*)\b"
+    r"(?: (?P<value>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]|\.\w)|'[^']*'(?!\w)|[\w/][\w/-]*(?:\.[\w/-]+)*(?=[\s:;)]|[.,](?:\s|$)|$)))?"
+)
+#: Words that follow a flag in a sentence ("--model and --checkpoint_dir …"): not its value.
+_WORDS = frozenset(
+    "a an and applies apply are as at both can cannot does each estimates for from gives has in instead is it keeps makes "
+    "must names needs not of on only or out reads says sets shape shapes takes the to use was were with without would".split()
+)
+_REQUEST_KEYS = [f.name for f in fields(GenerationRequest) if f.name != "generator_options"]
+#: A row's keys: the request's settings (less the two the batch sets), its output name, the gen3c generator's options.
+_ROW_NAMES = frozenset({"name", *_REQUEST_KEYS, *GENERATOR_OPTIONS} - {"video_save_folder", "video_save_name"})
+#: ``gen3c.generate()``'s keyword arguments by the flag they stand for: its image and depth are its first two.
+_KEYWORDS = {**{key: key for key in (*_REQUEST_KEYS, *GENERATOR_OPTIONS)}, "input_image_path": "image", "depth_path": "depth"}
+_TEXT_SETTINGS = frozenset(
+    [f.name for f in fields(GenerationRequest) if str(f.type).startswith("str")] + [k for k, kind in GENERATOR_OPTIONS.items() if kind is str]
+)
+
+
+def row_spelling(message: str) -> str:
+    """``message`` (worded for the command line) in a manifest row's keys: ``--seed 3`` as
+    ``seed 3``, ``--generator gen3c`` as ``"generator": "gen3c"``, ``--no_compile`` as ``compile false``."""
+
+    def key(name: str, off: bool, value: str | None) -> str | None:
+        if name not in _ROW_NAMES:
+            return None
+        if name == "generator" and value == "gen3c":
+            return '"generator": "gen3c"'
+        return f"{name}{' false' if off else ''}{f' {value}' if value is not None else ''}"
+
+    return _respelled(message, key)
+
+
+def keyword_spelling(message: str) -> str:
+    """``message`` (worded for the command line) in ``gen3c.generate()``'s keyword arguments:
+    ``--seed 3`` as ``seed=3``, ``--seed`` as ``seed=``, ``--generator gen3c`` as ``generator="gen3c"``,
+    ``--no_compile`` as ``compile=False``, ``--input_image_path`` as ``image=``."""
+
+    def keyword(name: str, off: bool, value: str | None) -> str | None:
+        if name not in _KEYWORDS:
+            return None
+        name_ = _KEYWORDS[name]
+        if off:
+            return f"{name_}=False{f' {value}' if value is not None else ''}"
+        if value is None:
+            return f"{name_}="
+        if value[0] == "'" or value[0].isdigit() or value[0] == "-" or value.isupper():  # a number, a quoted value, a PLACEHOLDER
+            return f"{name_}={value}"
+        if name in _TEXT_SETTINGS and value not in _WORDS:
+            return f'{name_}="{value}"'
+        return f"{name_}= {value}"  # (the sentence goes on: "--model and …")
+
+    return _respelled(message, keyword)
+
+
+def _respelled(message: str, spell: Callable[[str, bool, str | None], str | None]) -> str:
+    """``message`` with each flag outside quotes replaced by ``spell(name, off, value)`` (None: kept)."""
+
+    def one(match: re.Match) -> str:
+        if match["quoted"] is not None:
+            return match[0]
+        spelled = spell(match["name"], match["off"] is not None, match["value"])
+        return match[0] if spelled is None else spelled
+
+    return _TOKEN.sub(one, message)
