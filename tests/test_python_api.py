@@ -186,6 +186,9 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
         ({"seed": 3}, 'seed= applies to generator="gen3c" only'),  # before: ignored by the preview, silently
         ({"num_steps": 4}, 'num_steps= applies to generator="gen3c" only'),
         ({"png_depth_scale": 0.01}, "png_depth_scale= applies to a 16-bit PNG depth= only"),
+        # before: overwritten by the image / depth arguments, silently
+        ({"input_image_path": "other.png"}, "setting 'input_image_path' is what the `image` argument gives: pass the file as `image`"),
+        ({"depth_path": "other.npy"}, "setting 'depth_path' is what the `depth` argument gives: pass the file as `depth`"),
     ]
     for extra, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match) as caught:

@@ -1143,6 +1143,9 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     depth_file = depth is None or isinstance(depth, (str, os.PathLike))
     in_memory = (None if image_file else image, None if depth_file else depth)
     memory = None if image_file and depth_file else InMemoryInput.from_arrays(*in_memory, where)
+    for key, argument in (("input_image_path", "image"), ("depth_path", "depth")):
+        if key in settings:  # the call's own argument sets it: a second value would be dropped
+            raise Gen3cInputError(f"{where}: setting '{key}' is what the `{argument}` argument gives: pass the file as `{argument}` instead")
     known = {f.name for f in fields(GenerationRequest)} - {"generator_options"}
     settings = {k: _setting_text(k, v, where) for k, v in settings.items()}
     options = {k: v for k, v in settings.items() if k not in known}
