@@ -726,7 +726,7 @@ def generate(
         Path | None,
         typer.Option(
             "--input_image_path",
-            help="Source image (PNG, JPEG, WebP, …; an iPhone's HEIC with gen3c[heic]), or a video: a GEN3C sample directory (rgb.mp4, depth.npz, mask.npz, camera.npz) or legacy .pt.",
+            help="Source image (PNG, JPEG, WebP, …; an iPhone's HEIC with the heic extra), or a video: a GEN3C sample directory (rgb.mp4, depth.npz, mask.npz, camera.npz) or legacy .pt.",
         ),
     ] = None,
     vipe_path: Annotated[
