@@ -429,3 +429,19 @@ def test_depth_with_nan_holes_and_inf_sky_is_accepted_with_a_note(box_scene, tmp
                  "--num_video_frames", 5, "--video_save_folder", tmp_path / "masked", "--mask_invalid_depth")  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "3204 pixels (21%) of NaN/inf/≤ 0 depth are left out of the cache" in " ".join(res.output.split())
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
+    """`gen3c env --json | head`: the reader of stdout has gone before the report is written. The
+    command ends with the shell's code for it (128 + SIGPIPE), no traceback calling it a bug."""
+    src = os.path.join(os.path.dirname(__file__), os.pardir, "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes
+    try:
+        done = subprocess.run([sys.executable, "-m", "gen3c", "env", "--json", "--cache_dir", str(tmp_path)], stdout=write,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=120)  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == "", done.stderr

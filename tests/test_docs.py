@@ -426,6 +426,50 @@ def test_the_defaults_the_docs_state_are_the_cli_defaults(doc):
     assert not wrong, wrong
 
 
+def undocumented_flags(pages: dict[str, str], commands: list[tuple[str, set[str]]], shared: dict[str, str]) -> list[str]:
+    """The flags of each command (name, flags) that no page naming ``gen3c NAME`` mentions; a
+    command's flags that ``shared`` says it shares with another (gui → generate) count where that
+    command's do."""
+    def pages_of(name: str) -> list[str]:
+        return [t for t in pages.values() if re.search(rf"\bgen3c {re.escape(name)}\b", t)]
+
+    def named(flag: str, texts: list[str]) -> bool:
+        return any(re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", t) for t in texts)
+
+    flags = dict(commands)
+    missing = []
+    for name, own in commands:
+        for flag in sorted(f for f in own if f.startswith("--") and f != "--help"):
+            other = shared.get(name)
+            if not named(flag, pages_of(name)) and not (other and flag in flags[other] and named(flag, pages_of(other))):
+                missing.append(f"gen3c {name} {flag}")
+    return missing
+
+
+def test_every_flag_is_documented_where_its_command_is():
+    """A user looking up a flag of `gen3c X` finds it on a page about `gen3c X`: a flag added to a
+    command lands in the docs with it. `gen3c gui` takes generate's generator flags, which the
+    README sends to `gen3c gui --help` (a flag of both counts where generate's are)."""
+    pages = {d.name: d.read_text() for d in DOCS}
+    commands = [(" ".join(words), flags_of(c)) for words, c in gen3c_commands() if words and not getattr(c, "commands", None)]
+    assert len(commands) > 10 and not undocumented_flags(pages, commands, {"gui": "generate"})
+    example = {"a.md": "`gen3c generate --seed 1`, `gen3c gui --host`", "b.md": "--fps, of `gen3c demo` (--fps)"}
+    assert undocumented_flags(example, [("generate", {"--seed", "--fps"}), ("gui", {"--host", "--seed", "--fps", "--port"})], {"gui": "generate"}) == [
+        "gen3c generate --fps", "gen3c gui --fps", "gen3c gui --port"
+    ]  # fmt: skip
+
+
+def test_every_extra_is_named_in_the_readme():
+    """Each extra of pyproject.toml (but the tests') is named in the README as `gen3c[EXTRA]`, so a
+    newcomer learns what to install for a feature before a run names it."""
+    import tomllib
+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]) - {"test"}
+    readme = (ROOT / "README.md").read_text()
+    named = {e for group in re.findall(r"gen3c\[([\w,]+)\]", readme) for e in group.split(",")}
+    assert len(extras) > 8 and not sorted(extras - named)
+
+
 def test_a_documented_flag_drift_is_caught():
     """The checks above can fail: a flag no command has, a value a flag does not take, a wrong default."""
     known = set().union(*(flags_of(c) for _, c in gen3c_commands()))

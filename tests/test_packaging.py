@@ -49,6 +49,30 @@ def test_package_data_covers_every_file_the_package_loads():
     assert not missing, f"not in the wheel: {missing}"
 
 
+def sdist_template_files(root: Path) -> set[str]:
+    """The files MANIFEST.in adds to the sdist beside the package (setuptools' own template
+    rules), as paths relative to ``root``."""
+    from setuptools._distutils.filelist import FileList
+
+    files = FileList()
+    files.allfiles = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".git" not in p.parts]
+    for line in (root / "MANIFEST.in").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            files.process_template_line(line)
+    return set(files.files)
+
+
+def test_the_sdist_holds_what_the_tests_read():
+    """The README runs the tests "in a clone or the sdist": the sdist carries every folder beside
+    src/ that the tests read — benchmarks/ (docs/ names its scripts and flags), scripts/ (the demo
+    sample's maker), .ci/run (the README's test command) — not only tests/ and docs/."""
+    shipped = sdist_template_files(ROOT)
+    needed = {str(p.relative_to(ROOT)) for folder in ("tests", "docs", "benchmarks", "scripts", ".ci")
+              for p in (ROOT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts}  # fmt: skip
+    assert any(n.startswith("benchmarks/") for n in needed) and (ROOT / ".ci" / "run").is_file()
+    assert not sorted(needed - shipped)
+
+
 def test_import_gen3c_is_light_and_names_pyprojects_version():
     """``import gen3c`` loads no torch, numpy or diffusers (gen3c/__init__.py imports its pipeline
     on first use), and its ``__version__`` (run records, ``gen3c env``) is the one pip installs."""

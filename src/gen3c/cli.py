@@ -235,6 +235,13 @@ def user_errors(func: Callable) -> Callable:
                 raise typer.Exit(code=code) from None
             console.print(f"[bold red]{what}[/]: {escape(str(exc)) or 'no partial output was kept'}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=code) from None
+        except BrokenPipeError:
+            if not _stdout_is_closed():  # another pipe (an encoder's): not the reader's going away
+                raise
+            # The reader of stdout left (`gen3c env --json | head`): end quietly, as the shell's own
+            # tools do (128 + SIGPIPE), not with a traceback that calls it a bug.
+            _leave_process_group_without_waiting()
+            raise typer.Exit(code=141) from None
         except Exception as exc:  # no mistake gen3c knows how to name: a bug, or the machine's own failure
             import traceback
 
@@ -253,6 +260,23 @@ def user_errors(func: Callable) -> Callable:
             raise typer.Exit(code=1) from None
 
     return wrapper
+
+
+def _stdout_is_closed() -> bool:
+    """Whether stdout's reader has gone (a pipe closed early: poll reports an error on its write
+    end); if so, stdout is pointed at /dev/null, so that the interpreter's own flush at exit does
+    not fail on it again."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        closed = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, ValueError, OSError):  # no poll (Windows), no file descriptor (a notebook)
+        return False
+    if closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return closed
 
 
 RANK_0_ERROR_WAIT = 10.0
@@ -726,7 +750,7 @@ def generate(
         Path | None,
         typer.Option(
             "--input_image_path",
-            help="Source image (PNG, JPEG, WebP, …), or a video: a GEN3C sample directory (rgb.mp4, depth.npz, mask.npz, camera.npz) or legacy .pt.",
+            help="Source image (PNG, JPEG, WebP, …; an iPhone's HEIC with the heic extra), or a video: a GEN3C sample directory (rgb.mp4, depth.npz, mask.npz, camera.npz) or legacy .pt.",
         ),
     ] = None,
     vipe_path: Annotated[
