@@ -88,7 +88,8 @@ def fov_from_focal(focal: float, size: int) -> float:
 
 
 def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str = "horizontal") -> Tensor:
-    """(3, 3) intrinsics with square pixels and the principal point at the image centre.
+    """(3, 3) intrinsics with square pixels and the principal point at (W / 2, H / 2), as GEN3C's
+    scripts put it (half a pixel from the centre (W − 1) / 2 of integer pixel centres).
 
     Args:
         fov_degrees: field of view along ``axis`` ("horizontal" spans the width, "vertical" the height).
