@@ -575,6 +575,45 @@ def test_a_lora_alpha_other_than_its_rank_survives_save_and_load(tmp_path):
     assert not getattr(other, "peft_config", {})
 
 
+def test_a_lora_save_stopped_midway_leaves_the_previous_adapter_whole(tmp_path, monkeypatch):
+    """save_lora published the weights, then gen3c_lora.json, as two renames: a save stopped
+    between them left the new weights beside the previous save's rank, alpha and targets. The
+    folder now holds one save or the other, whole, and nothing of the stopped save is left."""
+    from safetensors import safe_open
+
+    from gen3c.training import lora
+
+    def adapter(rank: int, targets: list[str]):
+        net = tiny_components(0, with_text_encoder=False)["transformer"].eval()
+        lora.add_lora(net, rank=rank, alpha=2.0 * rank, targets=targets)
+        return net
+
+    def contents(folder):
+        return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    folder = tmp_path / "lora"
+    lora.save_lora(adapter(4, ["to_q"]), folder)
+    before = contents(folder)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lora, "write_text_atomic", stopped)  # stopped between the weights and the record
+        with pytest.raises(KeyboardInterrupt):
+            lora.save_lora(adapter(8, ["to_k"]), folder)
+    assert contents(folder) == before and [p.name for p in tmp_path.iterdir()] == ["lora"]
+
+    lora.save_lora(adapter(8, ["to_k"]), folder)
+    info = json.loads((folder / lora.META_NAME).read_text())
+    with safe_open(str(folder / lora.WEIGHTS_NAME), "pt") as f:
+        ranks = {f.get_slice(k).get_shape()[0] for k in f.keys() if "lora_A" in k}
+        names = list(f.keys())
+    assert (info["rank"], info["alpha"], ranks) == (8, 16.0, {8})
+    assert all(".to_k." in name for name in names) and all(t.endswith("to_k") for t in info["targets"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lora"]
+
+
 def test_a_fine_tuned_distilled_student_keeps_its_sampling_defaults_and_scheduler(tmp_path, sample_dir):
     """A full fine-tune of a distilled student exported a model/ without the student's num_steps and
     guidance, so `gen3c generate` on it sampled 35 steps with guidance, twice the forwards per step;
