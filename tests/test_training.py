@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -227,6 +228,33 @@ def test_a_resume_that_lowers_max_steps_below_the_step_reached_ends_the_run(tmp_
     done = train(lowered, out, resume="auto", progress=lambda label, total: bars.append(total) or (lambda n=1: None), echo=said.append)
     assert bars == [0] and said == ["step 2 reached, run.max_steps = 1: nothing left to train, the run ends"]
     assert (done.steps, done.losses, done.exported) == (2, [], out / "model")
+    assert not (out / "config_changes.jsonl").exists()  # with the constant schedule a budget only
+
+
+def test_a_resume_that_changes_max_steps_under_the_cosine_records_it(tmp_path, base_checkpoint, sample_dir):
+    """With lr_schedule "cosine" run.max_steps is where the cosine reaches 0: a resume that
+    changed it changed the LR of every step left, as a changed train.lr does, but only the LR
+    change was recorded and stated in the model card. (With "constant" it is a budget: not recorded.)"""
+    from dataclasses import replace
+
+    from gen3c.training.loop import lr_factor
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]},
+                                          train={"lr_schedule": "cosine", "warmup_steps": 1}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out, stop_after=2)
+    longer = replace(config, run=replace(config.run, max_steps=6))
+    said: list[str] = []
+    assert train(longer, out, resume="auto", echo=said.append).steps == 6
+    change = "run.max_steps 4 → 6 from step 3"
+    assert said[0] == f"--resume: {change}; {str(out / 'config.json')!r} records the new values"
+    assert [json.loads(line) for line in (out / "config_changes.jsonl").read_text().splitlines()] == [
+        {"step": 3, "key": "run.max_steps", "from": 4, "to": 6}
+    ]
+    assert f"- **Changed on resume**: {change}." in (out / "MODEL_CARD.md").read_text()
+    lrs = [json.loads(line)["lr"] for line in (out / "losses.jsonl").read_text().splitlines()]
+    want = [1e-3 * lr_factor(config, s, 4) for s in range(2)] + [1e-3 * lr_factor(longer, s, 6) for s in range(2, 6)]
+    assert lrs == pytest.approx(want) and lrs[2] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi / 5)))
 
 
 @pytest.mark.slow

@@ -190,7 +190,7 @@ def _accelerator(config: Config, out: Path):
 def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None = None):
     """The output folder, the accelerator, TensorBoard (main process only), ``log(tag, value,
     step)`` and config.json: what a training run and a distillation run begin with. A resumed
-    run's changes of :data:`RECOVERY_CHANGES` are recorded first (:func:`record_changes`).
+    run's changes of :func:`recorded_keys` are recorded first (:func:`record_changes`).
 
     A resumed run's TensorBoard hides the events of the steps past its checkpoint (``purge_step``):
     those of an abandoned history (a rewind) or of steps run after the last checkpoint, which run
@@ -217,13 +217,13 @@ def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[st
     return out, accelerator, writer, log
 
 
-#: The changes of :data:`RECOVERY_CHANGES` a run was resumed with, a JSON line each: the first
+#: The changes of :func:`recorded_keys` a run was resumed with, a JSON line each: the first
 #: step that used the new value, the key, the value before and after.
 CHANGES_FILE = "config_changes.jsonl"
 
 
 def record_changes(config: Config, out: Path, resume: str, echo: Callable[[str], None] | None = None) -> list[dict]:
-    """Append to ``OUT/config_changes.jsonl`` the settings of :data:`RECOVERY_CHANGES` that
+    """Append to ``OUT/config_changes.jsonl`` the settings of :func:`recorded_keys` that
     ``config`` changes from the config the checkpoint ``resume`` names (a folder or "auto") was
     made with, and say them on ``echo``. The history kept before them is the checkpoint's own
     (a copy in each checkpoint, as ``losses.jsonl``): a rewind drops the changes of the steps it
@@ -240,7 +240,7 @@ def record_changes(config: Config, out: Path, resume: str, echo: Callable[[str],
     now = config.to_dict()
     changed = [
         {"step": step, "key": f"{section}.{key}", "from": before[section][key], "to": now[section][key]}
-        for section, key in RECOVERY_CHANGES
+        for section, key in recorded_keys(config)
         if key in before.get(section, {}) and before[section][key] != now[section][key]
     ]
     history += changed
@@ -251,6 +251,14 @@ def record_changes(config: Config, out: Path, resume: str, echo: Callable[[str],
     if changed and echo is not None:
         echo(f"--resume: {describe_changes(changed)}; {str(out / 'config.json')!r} records the new values")
     return history
+
+
+def recorded_keys(config: Config) -> tuple[tuple[str, str], ...]:
+    """The settings whose change on resume :func:`record_changes` records for ``config``:
+    :data:`RECOVERY_CHANGES`, and ``run.max_steps`` under the cosine schedule, where it is the
+    step the cosine reaches 0 at (:func:`lr_factor`), so it changes the LR of every step left;
+    with the constant one it is a budget as ``run.max_minutes`` is, and left out."""
+    return (*RECOVERY_CHANGES, ("run", "max_steps")) if config.train.lr_schedule == "cosine" else RECOVERY_CHANGES
 
 
 def describe_changes(changes: list[dict]) -> str:
