@@ -231,6 +231,34 @@ def test_a_resume_that_lowers_max_steps_below_the_step_reached_ends_the_run(tmp_
     assert not (out / "config_changes.jsonl").exists()  # with the constant schedule a budget only
 
 
+def test_a_resume_stopped_while_recording_its_changes_leaves_config_and_changes_as_one_set(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """A resume wrote config_changes.jsonl, then config.json: stopped between them, it left a
+    change beside the config it changes from, and the next resume from a checkpoint of an older
+    version (which holds no copy of either: the run's files stand in) recorded the change twice."""
+    from dataclasses import replace
+
+    from gen3c.training.config import Config
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]}))
+    out = tmp_path / "run"
+    first = train(config, out, stop_after=2)
+    (first.checkpoint / "config.json").unlink()  # a checkpoint of an older version
+    lower = replace(config, train=replace(config.train, lr=5e-4))
+
+    def stopped(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Config, "to_json", stopped)  # stopped while writing the run's config
+        with pytest.raises(KeyboardInterrupt):
+            train(lower, out, resume="auto")
+    assert json.loads((out / "config.json").read_text())["train"]["lr"] == 1e-3 and not (out / "config_changes.jsonl").exists()
+    assert not list(out.glob(".*.part*"))
+    train(lower, out, resume="auto")
+    assert (out / "config_changes.jsonl").read_text().count("train.lr") == 1
+    assert "- **Changed on resume**: train.lr 0.001 → 0.0005 from step 3.\n" in (out / "MODEL_CARD.md").read_text()
+
+
 def test_a_resume_that_changes_max_steps_under_the_cosine_records_it(tmp_path, base_checkpoint, sample_dir):
     """With lr_schedule "cosine" run.max_steps is where the cosine reaches 0: a resume that
     changed it changed the LR of every step left, as a changed train.lr does, but only the LR

@@ -42,6 +42,7 @@ from torch import Tensor
 from gen3c.dependencies import optional
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import (
+    atomic_paths,
     check_writable_place,
     ensure_writable_dir,
     publish,
@@ -189,8 +190,8 @@ def _accelerator(config: Config, out: Path):
 
 def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None = None):
     """The output folder, the accelerator, TensorBoard (main process only), ``log(tag, value,
-    step)`` and config.json: what a training run and a distillation run begin with. A resumed
-    run's changes of :func:`recorded_keys` are recorded first (:func:`record_changes`).
+    step)`` and config.json: what a training run and a distillation run begin with, with a
+    resumed run's changes of :func:`recorded_keys` (:func:`record_changes`).
 
     A resumed run's TensorBoard hides the events of the steps past its checkpoint (``purge_step``):
     those of an abandoned history (a rewind) or of steps run after the last checkpoint, which run
@@ -211,9 +212,7 @@ def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[st
             writer.add_scalar(tag, value, step)
 
     if accelerator.is_main_process:
-        if resume is not None:
-            record_changes(config, out, resume, echo)
-        write_text_atomic(out / "config.json", config.to_json())  # what the run uses now: a later resume compares with it
+        record_changes(config, out, resume, echo)
     return out, accelerator, writer, log
 
 
@@ -222,32 +221,40 @@ def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[st
 CHANGES_FILE = "config_changes.jsonl"
 
 
-def record_changes(config: Config, out: Path, resume: str, echo: Callable[[str], None] | None = None) -> list[dict]:
-    """Append to ``OUT/config_changes.jsonl`` the settings of :func:`recorded_keys` that
-    ``config`` changes from the config the checkpoint ``resume`` names (a folder or "auto") was
-    made with, and say them on ``echo``. The history kept before them is the checkpoint's own
-    (a copy in each checkpoint, as ``losses.jsonl``): a rewind drops the changes of the steps it
-    leaves. Checkpoints of older versions hold neither copy: the run's ``config.json`` and the
-    lines up to the resumed steps stand in. Returns the changes now in force (the whole history)."""
-    checkpoint = _latest_checkpoint(out) if resume == "auto" else Path(resume)
-    if checkpoint is None:
-        return []  # no step done: the run uses the config from step 1
-    step = resumed_step(out, str(checkpoint)) + 1  # the first step with the new values
-    if (checkpoint / "config.json").is_file():
-        before, history = recorded_config(checkpoint), recorded_changes(checkpoint)
-    else:
-        before, history = recorded_config(out), [c for c in recorded_changes(out) if c["step"] <= step]
-    now = config.to_dict()
-    changed = [
-        {"step": step, "key": f"{section}.{key}", "from": before[section][key], "to": now[section][key]}
-        for section, key in recorded_keys(config)
-        if key in before.get(section, {}) and before[section][key] != now[section][key]
-    ]
-    history += changed
-    if history:
-        write_text_atomic(out / CHANGES_FILE, "".join(json.dumps(c) + "\n" for c in history))
-    else:
+def record_changes(config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None = None) -> list[dict]:
+    """Write ``OUT/config.json`` (what the run uses now: a later resume compares with it) and
+    ``OUT/config_changes.jsonl``: the settings of :func:`recorded_keys` that ``config`` changes
+    from the config the checkpoint ``resume`` names (a folder or "auto"; None: a fresh run, which
+    changes nothing) was made with, appended to the history kept before them, and said on ``echo``.
+
+    The two are published as one set (:func:`~gen3c.io.atomic.atomic_paths`): a run stopped while
+    writing them leaves both as they were, never a change beside the config it changes from (a
+    later resume would record it again, or the card state a change the run did not make). The
+    history kept is the checkpoint's own (a copy in each checkpoint, as ``losses.jsonl``): a
+    rewind drops the changes of the steps it leaves. Checkpoints of older versions hold neither
+    copy: the run's ``config.json`` and the lines up to the resumed steps stand in. Returns the
+    changes now in force (the whole history)."""
+    checkpoint = None if resume is None else _latest_checkpoint(out) if resume == "auto" else Path(resume)
+    history, changed = [], []
+    if checkpoint is not None:  # (none: no step done, the run uses the config from step 1)
+        step = resumed_step(out, str(checkpoint)) + 1  # the first step with the new values
+        if (checkpoint / "config.json").is_file():
+            before, history = recorded_config(checkpoint), recorded_changes(checkpoint)
+        else:
+            before, history = recorded_config(out), [c for c in recorded_changes(out) if c["step"] <= step]
+        now = config.to_dict()
+        changed = [
+            {"step": step, "key": f"{section}.{key}", "from": before[section][key], "to": now[section][key]}
+            for section, key in recorded_keys(config)
+            if key in before.get(section, {}) and before[section][key] != now[section][key]
+        ]
+        history += changed
+    if not history:  # removed first: a run stopped before config.json is replaced then records no change, as it makes none
         (out / CHANGES_FILE).unlink(missing_ok=True)
+    with atomic_paths({"config": out / "config.json", **({"changes": out / CHANGES_FILE} if history else {})}) as tmp:
+        tmp["config"].write_text(config.to_json())
+        if history:
+            tmp["changes"].write_text("".join(json.dumps(c) + "\n" for c in history))
     if changed and echo is not None:
         echo(f"--resume: {describe_changes(changed)}; {str(out / 'config.json')!r} records the new values")
     return history
