@@ -259,6 +259,30 @@ def test_a_resume_stopped_while_recording_its_changes_leaves_config_and_changes_
     assert "- **Changed on resume**: train.lr 0.001 → 0.0005 from step 3.\n" in (out / "MODEL_CARD.md").read_text()
 
 
+def test_a_run_stopped_between_its_export_and_its_card_leaves_no_card_of_another_model(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """A resumed run that went on past its first export replaced model/, then wrote MODEL_CARD.md:
+    stopped between the two, OUT/MODEL_CARD.md described the earlier model (its steps, its
+    losses) beside the new one. Now that card goes first; --resume auto writes both again."""
+    from gen3c.training import loop
+
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]}, run={"max_steps": 2})
+    out = tmp_path / "run"
+    train(config_from_dict(cfg), out)
+    assert "- **Steps**: 2 in" in (out / "MODEL_CARD.md").read_text()
+    longer = config_from_dict({**cfg, "run": {"max_steps": 3}})
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "write_model_card", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            train(longer, out, resume="auto")
+    assert (out / "model").is_dir() and not (out / "MODEL_CARD.md").exists() and not (out / "model" / "MODEL_CARD.md").exists()
+    train(longer, out, resume="auto")
+    assert "- **Steps**: 3 in" in (out / "MODEL_CARD.md").read_text() == (out / "model" / "MODEL_CARD.md").read_text()
+
+
 def test_a_resume_that_changes_max_steps_under_the_cosine_records_it(tmp_path, base_checkpoint, sample_dir):
     """With lr_schedule "cosine" run.max_steps is where the cosine reaches 0: a resume that
     changed it changed the LR of every step left, as a changed train.lr does, but only the LR

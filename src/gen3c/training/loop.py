@@ -1099,6 +1099,7 @@ def _train(
             if finished or stop_after is None:
                 # A fine-tuned distilled student samples as the student did (its steps, no guidance), a
                 # fine-tuned small model runs in float32 as it did; a LoRA's base keeps them in its own gen3c_model.json.
+                drop_model_card(out)
                 result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode, extra_meta=kept_meta, scheduler=scheduler)
                 write_model_card(out, config, result, _all_losses(out))
             # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
@@ -1292,6 +1293,13 @@ def _name_components_by_folder(folder: Path) -> None:
 
 def folder_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def drop_model_card(out: Path) -> None:
+    """Remove ``OUT/MODEL_CARD.md`` before a new export replaces the model it describes, so a
+    run stopped before the new card is written leaves no card rather than the previous model's
+    (its steps and losses) beside the new one; ``--resume auto`` writes both again."""
+    (out / "MODEL_CARD.md").unlink(missing_ok=True)
 
 
 def write_model_card(out: Path, config: Config, result: TrainResult, losses: list[float]) -> Path:
