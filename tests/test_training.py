@@ -1197,6 +1197,37 @@ def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, 
         train(replace_steps(config, 4), out, resume=str(second.checkpoint))
 
 
+def test_a_rewind_stopped_while_setting_aside_moves_the_rest_when_run_again(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """A rewind moved the later checkpoints aside, then the model and card exported from them: a
+    run stopped in between left no later checkpoint, so the same --resume again saw no rewind and
+    left the abandoned history's model/ and MODEL_CARD.md beside the new one. The checkpoints now
+    go last, the card before the model."""
+    import pathlib
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 3},
+                                          log={"checkpoint_every": 1, "keep_checkpoints": 3},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out)
+    first = str(out / "checkpoints" / "step_0000001")
+    replace, moves = pathlib.Path.replace, []
+
+    def stopped_after_two_moves(self, target):
+        if len(moves) == 2:
+            raise KeyboardInterrupt
+        moves.append(self.name)
+        return replace(self, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pathlib.Path, "replace", stopped_after_two_moves)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, out, resume=first, stop_after=1)
+    train(config, out, resume=first, stop_after=1)
+    aside = out / "checkpoints" / "superseded"
+    assert not (out / "model").exists() and not (out / "MODEL_CARD.md").exists()
+    assert sorted(p.name for p in aside.iterdir()) == ["MODEL_CARD.md", "model", "step_0000002", "step_0000003"]
+
+
 def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path, base_checkpoint, sample_dir):
     """--resume OUT/checkpoints/step_2 while step_4 existed left step_4 in place, and pruning
     then kept it over step_2: the next --resume auto went back to step_4, whose steps

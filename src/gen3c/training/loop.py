@@ -754,7 +754,10 @@ def set_aside_superseded(
         return []
     aside = out / "checkpoints" / "superseded"
     moved = []
-    for path in [*later, *samples, *exported]:
+    # The later checkpoints go last: while one is left, the same --resume sees the rewind and
+    # moves the rest (a run stopped after moving them left the exports beside the new history);
+    # the card before the model it describes, so none is left describing a model that is gone.
+    for path in [*sorted(exported, key=lambda p: p.name != "MODEL_CARD.md"), *samples, *later]:
         target = aside / path.relative_to(out / "checkpoints" if path in later else out)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir():  # set aside by an earlier rewind: this one is newer
