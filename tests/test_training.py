@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -227,6 +228,85 @@ def test_a_resume_that_lowers_max_steps_below_the_step_reached_ends_the_run(tmp_
     done = train(lowered, out, resume="auto", progress=lambda label, total: bars.append(total) or (lambda n=1: None), echo=said.append)
     assert bars == [0] and said == ["step 2 reached, run.max_steps = 1: nothing left to train, the run ends"]
     assert (done.steps, done.losses, done.exported) == (2, [], out / "model")
+    assert not (out / "config_changes.jsonl").exists()  # with the constant schedule a budget only
+
+
+def test_a_resume_stopped_while_recording_its_changes_leaves_config_and_changes_as_one_set(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """A resume wrote config_changes.jsonl, then config.json: stopped between them, it left a
+    change beside the config it changes from, and the next resume from a checkpoint of an older
+    version (which holds no copy of either: the run's files stand in) recorded the change twice."""
+    from dataclasses import replace
+
+    from gen3c.training.config import Config
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]}))
+    out = tmp_path / "run"
+    first = train(config, out, stop_after=2)
+    (first.checkpoint / "config.json").unlink()  # a checkpoint of an older version
+    lower = replace(config, train=replace(config.train, lr=5e-4))
+
+    def stopped(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Config, "to_json", stopped)  # stopped while writing the run's config
+        with pytest.raises(KeyboardInterrupt):
+            train(lower, out, resume="auto")
+    assert json.loads((out / "config.json").read_text())["train"]["lr"] == 1e-3 and not (out / "config_changes.jsonl").exists()
+    assert not list(out.glob(".*.part*"))
+    train(lower, out, resume="auto")
+    assert (out / "config_changes.jsonl").read_text().count("train.lr") == 1
+    assert "- **Changed on resume**: train.lr 0.001 → 0.0005 from step 3.\n" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_run_stopped_between_its_export_and_its_card_leaves_no_card_of_another_model(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """A resumed run that went on past its first export replaced model/, then wrote MODEL_CARD.md:
+    stopped between the two, OUT/MODEL_CARD.md described the earlier model (its steps, its
+    losses) beside the new one. Now that card goes first; --resume auto writes both again."""
+    from gen3c.training import loop
+
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]}, run={"max_steps": 2})
+    out = tmp_path / "run"
+    train(config_from_dict(cfg), out)
+    assert "- **Steps**: 2 in" in (out / "MODEL_CARD.md").read_text()
+    longer = config_from_dict({**cfg, "run": {"max_steps": 3}})
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "write_model_card", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            train(longer, out, resume="auto")
+    assert (out / "model").is_dir() and not (out / "MODEL_CARD.md").exists() and not (out / "model" / "MODEL_CARD.md").exists()
+    train(longer, out, resume="auto")
+    assert "- **Steps**: 3 in" in (out / "MODEL_CARD.md").read_text() == (out / "model" / "MODEL_CARD.md").read_text()
+
+
+def test_a_resume_that_changes_max_steps_under_the_cosine_records_it(tmp_path, base_checkpoint, sample_dir):
+    """With lr_schedule "cosine" run.max_steps is where the cosine reaches 0: a resume that
+    changed it changed the LR of every step left, as a changed train.lr does, but only the LR
+    change was recorded and stated in the model card. (With "constant" it is a budget: not recorded.)"""
+    from dataclasses import replace
+
+    from gen3c.training.loop import lr_factor
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, data={"kind": "sample", "paths": [str(sample_dir)]},
+                                          train={"lr_schedule": "cosine", "warmup_steps": 1}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out, stop_after=2)
+    longer = replace(config, run=replace(config.run, max_steps=6))
+    said: list[str] = []
+    assert train(longer, out, resume="auto", echo=said.append).steps == 6
+    change = "run.max_steps 4 → 6 from step 3"
+    assert said[0] == f"--resume: {change}; {str(out / 'config.json')!r} records the new values"
+    assert [json.loads(line) for line in (out / "config_changes.jsonl").read_text().splitlines()] == [
+        {"step": 3, "key": "run.max_steps", "from": 4, "to": 6}
+    ]
+    assert f"- **Changed on resume**: {change}." in (out / "MODEL_CARD.md").read_text()
+    lrs = [json.loads(line)["lr"] for line in (out / "losses.jsonl").read_text().splitlines()]
+    want = [1e-3 * lr_factor(config, s, 4) for s in range(2)] + [1e-3 * lr_factor(longer, s, 6) for s in range(2, 6)]
+    assert lrs == pytest.approx(want) and lrs[2] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi / 5)))
 
 
 @pytest.mark.slow
@@ -573,6 +653,45 @@ def test_a_lora_alpha_other_than_its_rank_survives_save_and_load(tmp_path):
     with pytest.raises(Gen3cModelError, match=r"does not fit this model \(size mismatch for transformer_blocks\.0\.attn1\.to_q"):
         lora.load_lora(other, tmp_path / "adapter")
     assert not getattr(other, "peft_config", {})
+
+
+def test_a_lora_save_stopped_midway_leaves_the_previous_adapter_whole(tmp_path, monkeypatch):
+    """save_lora published the weights, then gen3c_lora.json, as two renames: a save stopped
+    between them left the new weights beside the previous save's rank, alpha and targets. The
+    folder now holds one save or the other, whole, and nothing of the stopped save is left."""
+    from safetensors import safe_open
+
+    from gen3c.training import lora
+
+    def adapter(rank: int, targets: list[str]):
+        net = tiny_components(0, with_text_encoder=False)["transformer"].eval()
+        lora.add_lora(net, rank=rank, alpha=2.0 * rank, targets=targets)
+        return net
+
+    def contents(folder):
+        return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    folder = tmp_path / "lora"
+    lora.save_lora(adapter(4, ["to_q"]), folder)
+    before = contents(folder)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lora, "write_text_atomic", stopped)  # stopped between the weights and the record
+        with pytest.raises(KeyboardInterrupt):
+            lora.save_lora(adapter(8, ["to_k"]), folder)
+    assert contents(folder) == before and [p.name for p in tmp_path.iterdir()] == ["lora"]
+
+    lora.save_lora(adapter(8, ["to_k"]), folder)
+    info = json.loads((folder / lora.META_NAME).read_text())
+    with safe_open(str(folder / lora.WEIGHTS_NAME), "pt") as f:
+        ranks = {f.get_slice(k).get_shape()[0] for k in f.keys() if "lora_A" in k}
+        names = list(f.keys())
+    assert (info["rank"], info["alpha"], ranks) == (8, 16.0, {8})
+    assert all(".to_k." in name for name in names) and all(t.endswith("to_k") for t in info["targets"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lora"]
 
 
 def test_a_fine_tuned_distilled_student_keeps_its_sampling_defaults_and_scheduler(tmp_path, sample_dir):
@@ -1076,6 +1195,37 @@ def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, 
     (second.checkpoint / "optimizer.bin").unlink()
     with pytest.raises(Gen3cInputError, match=r"--resume: checkpoint '.*step_0000003' is incomplete or damaged .*: pass an earlier one"):
         train(replace_steps(config, 4), out, resume=str(second.checkpoint))
+
+
+def test_a_rewind_stopped_while_setting_aside_moves_the_rest_when_run_again(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """A rewind moved the later checkpoints aside, then the model and card exported from them: a
+    run stopped in between left no later checkpoint, so the same --resume again saw no rewind and
+    left the abandoned history's model/ and MODEL_CARD.md beside the new one. The checkpoints now
+    go last, the card before the model."""
+    import pathlib
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 3},
+                                          log={"checkpoint_every": 1, "keep_checkpoints": 3},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out)
+    first = str(out / "checkpoints" / "step_0000001")
+    replace, moves = pathlib.Path.replace, []
+
+    def stopped_after_two_moves(self, target):
+        if len(moves) == 2:
+            raise KeyboardInterrupt
+        moves.append(self.name)
+        return replace(self, target)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pathlib.Path, "replace", stopped_after_two_moves)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, out, resume=first, stop_after=1)
+    train(config, out, resume=first, stop_after=1)
+    aside = out / "checkpoints" / "superseded"
+    assert not (out / "model").exists() and not (out / "MODEL_CARD.md").exists()
+    assert sorted(p.name for p in aside.iterdir()) == ["MODEL_CARD.md", "model", "step_0000002", "step_0000003"]
 
 
 def test_resuming_from_an_earlier_checkpoint_sets_the_later_ones_aside(tmp_path, base_checkpoint, sample_dir):

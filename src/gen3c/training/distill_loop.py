@@ -63,6 +63,7 @@ from gen3c.training.loop import (
     _start_run,
     check_clips_fit,
     describe_changes,
+    drop_model_card,
     folder_megabytes,
     load_base_pipeline,
     lr_factor,
@@ -374,6 +375,7 @@ def distill(
         if main:
             last = stages[-1]
             meta = {"num_steps": last.student_steps, "guidance": 0.0, "distilled": [s.describe() for s in stages]}
+            drop_model_card(out)
             result.exported = _export(unwrapped, vae, prompt_cache, config, out, False, extra_meta=_meta(config, meta), scheduler=scheduler)
             write_distill_card(out, config, stages, result)
     _end_run(accelerator, writer)

@@ -42,6 +42,7 @@ from torch import Tensor
 from gen3c.dependencies import optional
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import (
+    atomic_paths,
     check_writable_place,
     ensure_writable_dir,
     publish,
@@ -189,8 +190,8 @@ def _accelerator(config: Config, out: Path):
 
 def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None = None):
     """The output folder, the accelerator, TensorBoard (main process only), ``log(tag, value,
-    step)`` and config.json: what a training run and a distillation run begin with. A resumed
-    run's changes of :data:`RECOVERY_CHANGES` are recorded first (:func:`record_changes`).
+    step)`` and config.json: what a training run and a distillation run begin with, with a
+    resumed run's changes of :func:`recorded_keys` (:func:`record_changes`).
 
     A resumed run's TensorBoard hides the events of the steps past its checkpoint (``purge_step``):
     those of an abandoned history (a rewind) or of steps run after the last checkpoint, which run
@@ -211,46 +212,60 @@ def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[st
             writer.add_scalar(tag, value, step)
 
     if accelerator.is_main_process:
-        if resume is not None:
-            record_changes(config, out, resume, echo)
-        write_text_atomic(out / "config.json", config.to_json())  # what the run uses now: a later resume compares with it
+        record_changes(config, out, resume, echo)
     return out, accelerator, writer, log
 
 
-#: The changes of :data:`RECOVERY_CHANGES` a run was resumed with, a JSON line each: the first
+#: The changes of :func:`recorded_keys` a run was resumed with, a JSON line each: the first
 #: step that used the new value, the key, the value before and after.
 CHANGES_FILE = "config_changes.jsonl"
 
 
-def record_changes(config: Config, out: Path, resume: str, echo: Callable[[str], None] | None = None) -> list[dict]:
-    """Append to ``OUT/config_changes.jsonl`` the settings of :data:`RECOVERY_CHANGES` that
-    ``config`` changes from the config the checkpoint ``resume`` names (a folder or "auto") was
-    made with, and say them on ``echo``. The history kept before them is the checkpoint's own
-    (a copy in each checkpoint, as ``losses.jsonl``): a rewind drops the changes of the steps it
-    leaves. Checkpoints of older versions hold neither copy: the run's ``config.json`` and the
-    lines up to the resumed steps stand in. Returns the changes now in force (the whole history)."""
-    checkpoint = _latest_checkpoint(out) if resume == "auto" else Path(resume)
-    if checkpoint is None:
-        return []  # no step done: the run uses the config from step 1
-    step = resumed_step(out, str(checkpoint)) + 1  # the first step with the new values
-    if (checkpoint / "config.json").is_file():
-        before, history = recorded_config(checkpoint), recorded_changes(checkpoint)
-    else:
-        before, history = recorded_config(out), [c for c in recorded_changes(out) if c["step"] <= step]
-    now = config.to_dict()
-    changed = [
-        {"step": step, "key": f"{section}.{key}", "from": before[section][key], "to": now[section][key]}
-        for section, key in RECOVERY_CHANGES
-        if key in before.get(section, {}) and before[section][key] != now[section][key]
-    ]
-    history += changed
-    if history:
-        write_text_atomic(out / CHANGES_FILE, "".join(json.dumps(c) + "\n" for c in history))
-    else:
+def record_changes(config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None = None) -> list[dict]:
+    """Write ``OUT/config.json`` (what the run uses now: a later resume compares with it) and
+    ``OUT/config_changes.jsonl``: the settings of :func:`recorded_keys` that ``config`` changes
+    from the config the checkpoint ``resume`` names (a folder or "auto"; None: a fresh run, which
+    changes nothing) was made with, appended to the history kept before them, and said on ``echo``.
+
+    The two are published as one set (:func:`~gen3c.io.atomic.atomic_paths`): a run stopped while
+    writing them leaves both as they were, never a change beside the config it changes from (a
+    later resume would record it again, or the card state a change the run did not make). The
+    history kept is the checkpoint's own (a copy in each checkpoint, as ``losses.jsonl``): a
+    rewind drops the changes of the steps it leaves. Checkpoints of older versions hold neither
+    copy: the run's ``config.json`` and the lines up to the resumed steps stand in. Returns the
+    changes now in force (the whole history)."""
+    checkpoint = None if resume is None else _latest_checkpoint(out) if resume == "auto" else Path(resume)
+    history, changed = [], []
+    if checkpoint is not None:  # (none: no step done, the run uses the config from step 1)
+        step = resumed_step(out, str(checkpoint)) + 1  # the first step with the new values
+        if (checkpoint / "config.json").is_file():
+            before, history = recorded_config(checkpoint), recorded_changes(checkpoint)
+        else:
+            before, history = recorded_config(out), [c for c in recorded_changes(out) if c["step"] <= step]
+        now = config.to_dict()
+        changed = [
+            {"step": step, "key": f"{section}.{key}", "from": before[section][key], "to": now[section][key]}
+            for section, key in recorded_keys(config)
+            if key in before.get(section, {}) and before[section][key] != now[section][key]
+        ]
+        history += changed
+    if not history:  # removed first: a run stopped before config.json is replaced then records no change, as it makes none
         (out / CHANGES_FILE).unlink(missing_ok=True)
+    with atomic_paths({"config": out / "config.json", **({"changes": out / CHANGES_FILE} if history else {})}) as tmp:
+        tmp["config"].write_text(config.to_json())
+        if history:
+            tmp["changes"].write_text("".join(json.dumps(c) + "\n" for c in history))
     if changed and echo is not None:
         echo(f"--resume: {describe_changes(changed)}; {str(out / 'config.json')!r} records the new values")
     return history
+
+
+def recorded_keys(config: Config) -> tuple[tuple[str, str], ...]:
+    """The settings whose change on resume :func:`record_changes` records for ``config``:
+    :data:`RECOVERY_CHANGES`, and ``run.max_steps`` under the cosine schedule, where it is the
+    step the cosine reaches 0 at (:func:`lr_factor`), so it changes the LR of every step left;
+    with the constant one it is a budget as ``run.max_minutes`` is, and left out."""
+    return (*RECOVERY_CHANGES, ("run", "max_steps")) if config.train.lr_schedule == "cosine" else RECOVERY_CHANGES
 
 
 def describe_changes(changes: list[dict]) -> str:
@@ -739,7 +754,10 @@ def set_aside_superseded(
         return []
     aside = out / "checkpoints" / "superseded"
     moved = []
-    for path in [*later, *samples, *exported]:
+    # The later checkpoints go last: while one is left, the same --resume sees the rewind and
+    # moves the rest (a run stopped after moving them left the exports beside the new history);
+    # the card before the model it describes, so none is left describing a model that is gone.
+    for path in [*sorted(exported, key=lambda p: p.name != "MODEL_CARD.md"), *samples, *later]:
         target = aside / path.relative_to(out / "checkpoints" if path in later else out)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir():  # set aside by an earlier rewind: this one is newer
@@ -1084,6 +1102,7 @@ def _train(
             if finished or stop_after is None:
                 # A fine-tuned distilled student samples as the student did (its steps, no guidance), a
                 # fine-tuned small model runs in float32 as it did; a LoRA's base keeps them in its own gen3c_model.json.
+                drop_model_card(out)
                 result.exported = _export(unwrapped, vae, prompt_cache, config, out, lora_mode, extra_meta=kept_meta, scheduler=scheduler)
                 write_model_card(out, config, result, _all_losses(out))
             # After the export, so nothing the sample needs (e.g. a video encoder) can cost the trained model.
@@ -1277,6 +1296,13 @@ def _name_components_by_folder(folder: Path) -> None:
 
 def folder_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def drop_model_card(out: Path) -> None:
+    """Remove ``OUT/MODEL_CARD.md`` before a new export replaces the model it describes, so a
+    run stopped before the new card is written leaves no card rather than the previous model's
+    (its steps and losses) beside the new one; ``--resume auto`` writes both again."""
+    (out / "MODEL_CARD.md").unlink(missing_ok=True)
 
 
 def write_model_card(out: Path, config: Config, result: TrainResult, losses: list[float]) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gen3c.errors import Gen3cModelError
-from gen3c.io.atomic import publish, write_text_atomic
+from gen3c.io.atomic import replace_folder, write_text_atomic
 from gen3c.io.hashing import sha256_file
 
 if TYPE_CHECKING:  # torch is imported where a model is adapted: the adapter's files are checked without it
@@ -74,20 +74,29 @@ def add_lora(
 
 
 def save_lora(transformer: nn.Module, folder: str | os.PathLike, meta: dict | None = None, adapter_name: str = ADAPTER_NAME) -> Path:
-    """Write the adapter of ``transformer`` to ``folder`` (see the module docstring)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    # diffusers writes the safetensors file itself; we write it under a temporary name and
-    # rename, so a crash never leaves a half-written adapter.
-    tmp_name = f".{WEIGHTS_NAME}.part"
+    """Write the adapter of ``transformer`` to ``folder`` (see the module docstring), whole: its
+    weights and ``gen3c_lora.json`` are made in ``.NAME.part`` beside it, which then replaces
+    ``folder`` (:func:`~gen3c.io.atomic.replace_folder`), so a save stopped midway leaves the
+    previous adapter as it was, never new weights beside the previous rank, alpha and targets."""
+    import shutil
+
     from gen3c.library_output import libraries_quiet
 
-    with libraries_quiet():  # diffusers' no-op `.to(None)` warns about float32 modules
-        transformer.save_lora_adapter(folder, adapter_name=adapter_name, weight_name=tmp_name)
-    publish(folder / tmp_name, folder / WEIGHTS_NAME)
-    config = transformer.peft_config[adapter_name]
-    info = {"rank": config.r, "alpha": config.lora_alpha, "targets": sorted(config.target_modules), **(meta or {})}
-    write_text_atomic(folder / META_NAME, json.dumps(info, indent=2, default=str) + "\n")
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)  # of a save stopped midway
+    tmp.mkdir()
+    try:
+        with libraries_quiet():  # diffusers' no-op `.to(None)` warns about float32 modules
+            transformer.save_lora_adapter(tmp, adapter_name=adapter_name, weight_name=WEIGHTS_NAME)
+        config = transformer.peft_config[adapter_name]
+        info = {"rank": config.r, "alpha": config.lora_alpha, "targets": sorted(config.target_modules), **(meta or {})}
+        write_text_atomic(tmp / META_NAME, json.dumps(info, indent=2, default=str) + "\n")
+        replace_folder(tmp, folder)  # (flushed to the disk, both files, before it is renamed)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return folder
 
 
