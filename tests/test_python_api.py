@@ -240,6 +240,23 @@ def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_
     assert keyword_spelling(kept) == kept
 
 
+def test_gen3c_generates_notes_name_its_keyword_arguments_and_its_record_the_rows_keys(box_scene, tmp_path):
+    """gen3c.generate() warned its notes in gen3c generate's flags (``--chunk_frames 30``); they
+    name its keyword arguments, as its refusals do. The run record, one format whichever surface
+    ran it (a manifest row: gen3c batch runs it again), names the record's keys."""
+    import json
+    import warnings
+
+    image_path, depth_path, _, _ = box_scene
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = gen3c.generate(image_path, depth=depth_path, fov=60, resolution="32x48", num_video_frames=5, chunk_frames=30, generator="preview",
+                             video_save_folder=tmp_path, progress=False, save_buffer=False, save_point_cloud=False)  # fmt: skip
+    said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert said == ["chunk_frames=30: the run has only 5 frames; making them in one chunk"], said
+    assert json.loads(out.paths["run"].read_text())["notes"] == ["chunk_frames 30: the run has only 5 frames; making them in one chunk"]
+
+
 @pytest.mark.parametrize("given", ["a generator", "none"])
 def test_a_preview_request_with_gen3c_options_is_refused_naming_them(box_scene, tmp_path, given):
     """run_request with the preview and gen3c generator options (as a GUI or a script builds one):
