@@ -586,7 +586,7 @@ def test_a_manifests_notes_name_the_rows_keys(box_scene, tmp_path):
         warnings.simplefilter("always")
         load_manifest(write_manifest(tmp_path / "m.jsonl", [row]))
     said = [str(w.message) for w in caught if "offload_text_encoder_model" in str(w.message)]
-    assert said == ["offload_text_encoder_model: accepted for GEN3C command lines; with disable_prompt_encoder T5 never loads, so nothing changes"], said
+    assert said == ["offload_text_encoder_model: accepted for GEN3C command lines; T5 never loads with disable_prompt_encoder, so nothing changes"], said
 
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
@@ -1161,6 +1161,9 @@ def test_row_spelling_leaves_quoted_values_command_lines_and_other_flags_alone()
     assert row_spelling("--seed 3 and --no_compile: pass --generator gen3c") == 'seed 3 and compile false: pass "generator": "gen3c"'
     kept = "path 'a --seed.png', `torchrun -m gen3c generate … --num_gpus N` and --output_folder"
     assert row_spelling(kept) == kept
+    # a job's outputs are its row's name in gen3c batch's folder (before: --video_save_name, --video_save_folder kept)
+    assert row_spelling("pass another --video_save_folder or --video_save_name") == "pass another --output_folder or name"
+    assert row_spelling("--video_save_name v.mp4 ends in .mp4") == "name v.mp4 ends in .mp4"
 
 
 def test_a_gen3c_option_of_the_wrong_type_is_one_message_from_a_manifest_and_from_python(box_scene, tmp_path):
