@@ -566,6 +566,28 @@ def test_a_jobs_notes_are_its_own_and_recorded(box_scene, tmp_path):
     assert len(notes) == 1 and "resizing the depth" in notes[0] and str(half) in notes[0]
     assert status(tmp_path / "out", "plain")["notes"] == []
 
+
+def test_a_jobs_notes_name_the_rows_keys_as_its_refusals_do(box_scene, tmp_path):
+    """A job's notes were worded for gen3c generate's flags (``--chunk_frames 30``) in its status,
+    summary and run record; they name the row's keys, as its refusals do (row_spelling)."""
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a", chunk_frames=30, save_buffer=False, save_point_cloud=False)])
+    summary = run_batch(manifest, tmp_path / "out")
+    said = "chunk_frames 30: the run has only 9 frames; making them in one chunk"
+    assert status(tmp_path / "out", "a")["notes"] == [said] and summary.outcomes[0].note == said
+    assert json.loads((tmp_path / "out" / "a_run.json").read_text())["notes"] == [said]
+
+
+def test_a_manifests_notes_name_the_rows_keys(box_scene, tmp_path):
+    """What the manifest's read notes (the gen3c options' check) named gen3c generate's flags."""
+    import warnings
+
+    row = box_row(box_scene, "a", generator="gen3c", model="tiny", offload_text_encoder_model=True, disable_prompt_encoder=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_manifest(write_manifest(tmp_path / "m.jsonl", [row]))
+    said = [str(w.message) for w in caught if "offload_text_encoder_model" in str(w.message)]
+    assert said == ["offload_text_encoder_model: accepted for GEN3C command lines; T5 never loads with disable_prompt_encoder, so nothing changes"], said
+
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
     (tmp_path / "out").mkdir()
@@ -1139,6 +1161,9 @@ def test_row_spelling_leaves_quoted_values_command_lines_and_other_flags_alone()
     assert row_spelling("--seed 3 and --no_compile: pass --generator gen3c") == 'seed 3 and compile false: pass "generator": "gen3c"'
     kept = "path 'a --seed.png', `torchrun -m gen3c generate … --num_gpus N` and --output_folder"
     assert row_spelling(kept) == kept
+    # a job's outputs are its row's name in gen3c batch's folder (before: --video_save_name, --video_save_folder kept)
+    assert row_spelling("pass another --video_save_folder or --video_save_name") == "pass another --output_folder or name"
+    assert row_spelling("--video_save_name v.mp4 ends in .mp4") == "name v.mp4 ends in .mp4"
 
 
 def test_a_gen3c_option_of_the_wrong_type_is_one_message_from_a_manifest_and_from_python(box_scene, tmp_path):

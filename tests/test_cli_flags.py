@@ -152,7 +152,7 @@ def test_gen3cs_full_offload_flags_are_accepted_with_notes(tmp_path):
     res = generate_gen3c(tmp_path, "--model", "tiny", "--guidance", "1", "--foreground_masking", *GEN3C_FULL_OFFLOAD)
     out = one_line(res.output)
     assert res.exit_code == 2 and "input image" in out and "missing.png" in out, out  # the run went on to read its input
-    assert "note: --offload_text_encoder_model: accepted for GEN3C command lines; with --disable_prompt_encoder T5 never loads" in out
+    assert "note: --offload_text_encoder_model: accepted for GEN3C command lines; T5 never loads with --disable_prompt_encoder" in out
     assert "would change nothing" not in out
 
 

@@ -204,7 +204,7 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
         ({"chunk_frames": 1}, "--chunk_frames 1 is too small", "chunk_frames=1 is too small: chunks overlap by one frame, so pass 2 or more"),
         ({"num_video_frames": 0}, "--num_video_frames 0 is impossible", "num_video_frames=0 is impossible: pass a count between 1 and"),
         ({"generator": "gen3c", "model": "tiny", "low_memory": True, "fp8": True}, "--low_memory and --fp8 each choose",
-         "low_memory= and fp8= each choose the memory mode: pass only one of them"),
+         "low_memory=True and fp8=True each choose the memory mode: pass only one of them"),
         ({"generator": "gen3c", "model": "tiny", "chunk_frames": 9}, "--chunk_frames 9: the gen3c generator makes 17",
          "chunk_frames=9: the gen3c generator makes 17 frames per chunk; leave it out"),
     ],
@@ -236,8 +236,31 @@ def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_
     assert keyword_spelling("--model tiny and --checkpoint_dir both name a model") == 'model="tiny" and checkpoint_dir= both name a model'
     assert keyword_spelling("--memory_mode 'x' is unknown; pass --fov DEGREES") == "memory_mode='x' is unknown; pass fov=DEGREES"
     assert keyword_spelling("--png_depth_scale applies to a 16-bit PNG --depth_path only") == "png_depth_scale= applies to a 16-bit PNG depth= only"
+    # (before: intrinsics="/" fov=, disable_prompt_encoder=T5, intrinsics= fx,fy,cx,cy, device="cuda":1, resolution=704x1280, drop fp8=)
+    assert keyword_spelling("no --intrinsics / --fov: using") == "no intrinsics= / fov=: using"
+    assert keyword_spelling("with --disable_prompt_encoder T5 never loads: drop --fp8") == "with disable_prompt_encoder=True T5 never loads: drop fp8=True"
+    assert keyword_spelling("pass --intrinsics fx,fy,cx,cy or --fov DEGREES") == 'pass intrinsics="fx,fy,cx,cy" or fov=DEGREES'
+    assert keyword_spelling("--device cuda:1, --resolution 704x1280, --lora ./a.safetensors.") == 'device="cuda:1", resolution="704x1280", lora="./a.safetensors".'
+    assert keyword_spelling("--guidance nan is impossible; --lora \"it's.safetensors\" too") == 'guidance=nan is impossible; lora="it\'s.safetensors" too'
     kept = "path 'a --seed.png', `torchrun -m gen3c generate … --num_gpus N` and --output_folder"
     assert keyword_spelling(kept) == kept
+
+
+def test_gen3c_generates_notes_name_its_keyword_arguments_and_its_record_the_rows_keys(box_scene, tmp_path):
+    """gen3c.generate() warned its notes in gen3c generate's flags (``--chunk_frames 30``); they
+    name its keyword arguments, as its refusals do. The run record, one format whichever surface
+    ran it (a manifest row: gen3c batch runs it again), names the record's keys."""
+    import json
+    import warnings
+
+    image_path, depth_path, _, _ = box_scene
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = gen3c.generate(image_path, depth=depth_path, fov=60, resolution="32x48", num_video_frames=5, chunk_frames=30, generator="preview",
+                             video_save_folder=tmp_path, progress=False, save_buffer=False, save_point_cloud=False)  # fmt: skip
+    said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert said == ["chunk_frames=30: the run has only 5 frames; making them in one chunk"], said
+    assert json.loads(out.paths["run"].read_text())["notes"] == ["chunk_frames 30: the run has only 5 frames; making them in one chunk"]
 
 
 @pytest.mark.parametrize("given", ["a generator", "none"])

@@ -183,6 +183,7 @@ def complex_refusal(name: str, dtype: object) -> str:
 # generation running in another thread never land among those of an input being read here.
 _NOTE_SINK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("gen3c_note_sink", default=None)
 _NOTE_RECORDS: contextvars.ContextVar[tuple[list[str], ...]] = contextvars.ContextVar("gen3c_note_records", default=())
+_NOTE_SPELLING: contextvars.ContextVar[Callable[[str], str] | None] = contextvars.ContextVar("gen3c_note_spelling", default=None)
 
 
 def note(message: str, stacklevel: int = 1) -> None:
@@ -190,17 +191,34 @@ def note(message: str, stacklevel: int = 1) -> None:
     else warned as a ``UserWarning`` attributed ``stacklevel`` frames above the caller (as
     :func:`warnings.warn` counts them from the caller). Each :func:`record_notes` around the
     call keeps a copy; one said already inside the innermost (a run's) is not said again: a
-    check that a later stage repeats (:func:`gen3c.pipelines.request.make_generator`'s) notes once."""
+    check that a later stage repeats (:func:`gen3c.pipelines.request.make_generator`'s) notes once.
+    Records keep ``message`` as written; it is said (collected or warned) as the innermost
+    :func:`spelled_notes` spells it."""
     records = _NOTE_RECORDS.get()
     if records and message in records[-1]:
         return
     for record in records:
         record.append(message)
+    spell = _NOTE_SPELLING.get()
+    said = message if spell is None else spell(message)
     sink = _NOTE_SINK.get()
     if sink is not None:
-        sink.append(message)
+        sink.append(said)
     else:
-        warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+        warnings.warn(said, UserWarning, stacklevel=stacklevel + 1)
+
+
+@contextlib.contextmanager
+def spelled_notes(spell: Callable[[str], str]) -> Iterator[None]:
+    """Say the :func:`note` calls made in this thread inside the block as ``spell`` rewrites them:
+    notes are worded for ``gen3c generate``'s flags, and a surface that names its settings otherwise
+    (a manifest row's keys, ``gen3c.generate()``'s keyword arguments: :mod:`gen3c.pipelines.spelling`)
+    says them in its own words, as it does its refusals. :func:`record_notes` keeps them as written."""
+    token = _NOTE_SPELLING.set(spell)
+    try:
+        yield
+    finally:
+        _NOTE_SPELLING.reset(token)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gen3c.batch.manifest import OUTPUT_FILES, Job
-from gen3c.errors import Gen3cInputError, collect_notes, first_line
+from gen3c.errors import Gen3cInputError, collect_notes, first_line, spelled_notes
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.hashing import sha256_file
@@ -313,7 +313,8 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     started = time.perf_counter()
     result = _Attempt()
     try:
-        with collect_notes() as notes:  # this job's own (a Ray actor may run others in other threads)
+        # this job's own (a Ray actor may run others in other threads), in the row's keys as its refusals
+        with collect_notes() as notes, spelled_notes(row_spelling):
             request = job.request(folder)
             generator, result.loaded = pool.get(request)
             # A long job cut short (Ctrl-C, a kill) continues from its kept chunks; chunks made

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, describe_value, note, quoted
+from gen3c.errors import Gen3cInputError, describe_value, note, quoted, spelled_notes
 from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists
@@ -411,10 +411,11 @@ def _generator_option_types() -> dict[str, type]:
 
 def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest") -> Job:
     """Check one row and resolve its paths against ``base`` (the manifest's folder); a refusal
-    names the row's keys (:func:`row_spelling`)."""
+    names the row's keys (:func:`row_spelling`), and so does a note."""
     where = f"manifest {manifest!r} line {line}"
     try:
-        return _make_job(row, line, index, base, where)
+        with spelled_notes(row_spelling):
+            return _make_job(row, line, index, base, where)
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {row_spelling(str(exc).removeprefix(f'{where}: '))}") from None
 

@@ -292,7 +292,7 @@ def check_memory_settings(
         raise Gen3cInputError(f"--lora needs the DiT's weights in bf16/fp32, but {flag} stores them in float8: {fix}")
     if offload_text_encoder_model and disable_prompt_encoder:
         # GEN3C's README passes both (its flags for GPUs with limited memory): said, not refused.
-        note("--offload_text_encoder_model: accepted for GEN3C command lines; with --disable_prompt_encoder T5 never loads, so nothing changes")
+        note("--offload_text_encoder_model: accepted for GEN3C command lines; T5 never loads with --disable_prompt_encoder, so nothing changes")
 
 
 #: :func:`~gen3c.pipelines.loading.load_generator`'s options that override a speed preset's settings.

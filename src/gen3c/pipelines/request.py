@@ -31,7 +31,7 @@ import torch
 
 from gen3c.cameras import Cameras
 from gen3c.constants import GEN3C_CHUNK_FRAMES
-from gen3c.errors import Gen3cInputError, note, record_notes
+from gen3c.errors import Gen3cInputError, note, record_notes, spelled_notes
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.io.paths import expand_home, looks_like_path
 from gen3c.models import configs
@@ -82,7 +82,7 @@ from gen3c.pipelines.settings import (
 )
 from gen3c.pipelines.settings import _coerce as _coerce
 from gen3c.pipelines.settings import official_chunk_frames as official_chunk_frames
-from gen3c.pipelines.spelling import keyword_spelling
+from gen3c.pipelines.spelling import keyword_spelling, row_spelling
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import center_depth_for, preset_trajectory
@@ -852,7 +852,9 @@ def run_record(
       sha256 of its bytes: :func:`describe_array`). Such a record cannot be run again;
     - ``notes``: what gen3c noted during the run (``gen3c generate`` prints them as "note:"), e.g.
       that the geometric prior stood in for a depth estimator that did not load, or a kernel's
-      fallback: where what ran departs from what was asked;
+      fallback: where what ran departs from what was asked. They name settings by the record's
+      own keys (:func:`~gen3c.pipelines.spelling.row_spelling`: ``chunk_frames 16``, not
+      ``--chunk_frames 16``), whichever surface ran it: the record is a manifest row;
     - ``versions``: of gen3c, Python, torch and :data:`RECORDED_PACKAGES`.
 
     ``gen3c batch NAME_run.json`` runs the record again (docs/batch.md).
@@ -876,7 +878,7 @@ def run_record(
     for name in RECORDED_PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-    record["notes"] = list(dict.fromkeys(notes))
+    record["notes"] = [row_spelling(n) for n in dict.fromkeys(notes)]
     record["versions"] = versions
     return record
 
@@ -1127,7 +1129,8 @@ def generate(
         [−1, 1], kept for a video of one chunk), ``result.cameras``.
     """
     try:
-        return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, settings)
+        with spelled_notes(keyword_spelling):  # its notes too
+            return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, settings)
     except Gen3cInputError as exc:  # worded for gen3c generate (--seed): this call's keyword arguments (seed=)
         exc.args = (keyword_spelling(str(exc)),)
         raise

@@ -1,14 +1,16 @@
-"""A refusal's settings named as each surface spells them.
+"""A refusal's or note's settings named as each surface spells them.
 
 ``gen3c generate``, batch manifests and ``gen3c.generate()`` share the request's checks
 (:mod:`gen3c.pipelines.settings`, :mod:`gen3c.pipelines.options`, and what a run refuses), which
-word their refusals for the command line: ``--seed``, ``--generator gen3c``, ``--no_compile``.
-The command line's words stay as they are; a manifest row's refusal is respelled in its keys
-(:func:`row_spelling`: ``seed``, ``"generator": "gen3c"``, ``compile false``) and a Python call's
-in its keyword arguments (:func:`keyword_spelling`: ``seed=``, ``generator="gen3c"``,
-``compile=False``), so each message is written once. Flags no such setting has
+word their refusals and notes for the command line: ``--seed``, ``--generator gen3c``, ``--no_compile``.
+The command line's words stay as they are; a manifest row's are respelled in its keys
+(:func:`row_spelling`: ``seed``, ``"generator": "gen3c"``, ``compile false``, ``--video_save_name``
+as ``name``) and a Python call's in its keyword arguments (:func:`keyword_spelling`: ``seed=``,
+``generator="gen3c"``, ``compile=False``, ``--fp8`` as ``fp8=True``), so each message is written
+once; notes through :func:`gen3c.errors.spelled_notes`. Flags no such setting has
 (``--output_folder``), quoted values and `command lines` (a path, ``torchrun … --num_gpus N``)
-are left as they are. Imports no torch.
+are left as they are. A message whose words would read as a flag's value is reworded instead
+("T5 never loads with --disable_prompt_encoder"). Imports no torch.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from gen3c.pipelines.options import GENERATOR_OPTIONS
 from gen3c.pipelines.settings import GenerationRequest
 
 #: A message's `command line` or 'quoted value' (never respelled), or a flag: ``--name``
-#: (``--no_name``) not inside a word, with the value after it (a number, a 'quoted value', a
-#: PLACEHOLDER or a word), where there is one.
+#: (``--no_name``) not inside a word, with the value after it (a number, a 'quoted value' (or "one"
+#: with a quote in it, as repr writes it), a PLACEHOLDER or a word: a path, ``cuda:1``,
+#: ``fx,fy,cx,cy``), where there is one.
 _TOKEN = re.compile(
     r"(?P<quoted>`[^`]*`|(?<!\w)'[^']*'(?!\w))"
     r"|(?<![\w/-])--(?P<off>no_)?(?P<name>[a-z][a-z0-9_]*)\b"
-    r"(?: (?P<value>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]|\.\w)|'[^']*'(?!\w)|[\w/][\w/-]*(?:\.[\w/-]+)*(?=[\s:;)]|[.,](?:\s|$)|$)))?"
+    r"(?: (?P<value>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]|\.\w)|'[^']*'(?!\w)" r'|"[^"]*"(?!\w)'
+    r"|(?:\.{0,2}/|~/)?\w[\w/-]*(?:[.:,][\w/-]+)*(?=[\s:;)]|[.,](?:\s|$)|$)))?"
 )
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d+)?(?:e[-+]?\d+)?|inf|nan)")  # as a float's text: nan, inf too
 #: Words that follow a flag in a sentence ("--model and --checkpoint_dir …"): not its value.
 _WORDS = frozenset(
     "a an and applies apply are as at both can cannot does each estimates for from gives has in instead is it keeps makes "
@@ -41,6 +46,10 @@ _KEYWORDS = {**{key: key for key in (*_REQUEST_KEYS, *GENERATOR_OPTIONS)}, "inpu
 _TEXT_SETTINGS = frozenset(
     [f.name for f in fields(GenerationRequest) if str(f.type).startswith("str")] + [k for k, kind in GENERATOR_OPTIONS.items() if kind is str]
 )
+#: Switches: ``--fp8`` takes no value (the word after it is the sentence's: "with --disable_prompt_encoder T5 …").
+_SWITCHES = frozenset(
+    [f.name for f in fields(GenerationRequest) if str(f.type) == "bool"] + [k for k, kind in GENERATOR_OPTIONS.items() if kind is bool]
+)
 
 
 def row_spelling(message: str) -> str:
@@ -48,6 +57,10 @@ def row_spelling(message: str) -> str:
     ``seed 3``, ``--generator gen3c`` as ``"generator": "gen3c"``, ``--no_compile`` as ``compile false``."""
 
     def key(name: str, off: bool, value: str | None) -> str | None:
+        if name == "video_save_name":  # a job's outputs are named by its row's name
+            name = "name"
+        if name == "video_save_folder":  # and written to gen3c batch's folder
+            return f"--output_folder{f' {value}' if value is not None else ''}"
         if name not in _ROW_NAMES:
             return None
         if name == "generator" and value == "gen3c":
@@ -68,9 +81,11 @@ def keyword_spelling(message: str) -> str:
         name_ = _KEYWORDS[name]
         if off:
             return f"{name_}=False{f' {value}' if value is not None else ''}"
+        if name in _SWITCHES:
+            return f"{name_}=True"
         if value is None:
             return f"{name_}="
-        if value[0] == "'" or value[0].isdigit() or value[0] == "-" or value.isupper():  # a number, a quoted value, a PLACEHOLDER
+        if value[0] in "'\"" or _NUMBER.fullmatch(value) or value.isupper():  # a number, a quoted value, a PLACEHOLDER
             return f"{name_}={value}"
         if name in _TEXT_SETTINGS and value not in _WORDS:
             return f'{name_}="{value}"'
@@ -85,7 +100,11 @@ def _respelled(message: str, spell: Callable[[str, bool, str | None], str | None
     def one(match: re.Match) -> str:
         if match["quoted"] is not None:
             return match[0]
-        spelled = spell(match["name"], match["off"] is not None, match["value"])
+        name, value = match["name"], match["value"]
+        if value is not None and name in _SWITCHES and match["off"] is None:  # a switch's next word is the sentence's
+            spelled = spell(name, False, None)
+            return match[0] if spelled is None else f"{spelled}{match[0][match.end('name') - match.start():]}"
+        spelled = spell(name, match["off"] is not None, value)
         return match[0] if spelled is None else spelled
 
     return _TOKEN.sub(one, message)
