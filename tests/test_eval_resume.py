@@ -192,3 +192,26 @@ def test_a_models_changed_weights_or_steps_are_named_once():
     assert difference(stored, {"cpu_threads": 1}) == (
         "the number of CPU threads differs from the partial run's (2 → 1): set the partial run's thread count (OMP_NUM_THREADS)"
     )
+
+
+def test_a_run_stopped_while_its_report_was_written_resumes_without_making_a_video(tmp_path, monkeypatch):
+    """Every case finished before the stop: the resumed run makes no video, and its report says it has no time of its own."""
+    from gen3c.evaluation import run
+    from gen3c.evaluation.baselines import StillGenerator
+
+    config = make_config(scenes="room", presets="left,right", resolution="32x48", num_frames=3)
+    real_write_report = run.write_report
+
+    def interrupted(result, folder, **kwargs):
+        if result.stopped is None:
+            raise KeyboardInterrupt
+        return real_write_report(result, folder, **kwargs)
+
+    monkeypatch.setattr(run, "write_report", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 2 are kept"):
+        run_eval(config, tmp_path, methods=["still"], plots=False)
+    monkeypatch.setattr(run, "write_report", real_write_report)
+    monkeypatch.setattr(StillGenerator, "generate", lambda *a, **k: pytest.fail("a video was made"))
+    result, paths = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+    assert [c.reused for c in result.cases] == [True, True] and not (tmp_path / "partial").exists()
+    assert "this run made no case, so neither" in paths["report"].read_text()

@@ -150,7 +150,7 @@ def timing_note(result: BenchmarkResult) -> str:
         + (f" — over the {counted(made, 'case')} this run made: the {counted(reused, 'case')} reused from the partial run "
            "(`--resume`) kept that run's times (results.json, per case), not mixed in here" if reused else "")
         + (" — with one case there is no later video, so no s/video" if made == 1 else "")
-        + (" — no case ran, so neither" if not made else "")
+        + (" — no case ran, so neither" if not result.cases else " — this run made no case, so neither" if not made else "")
         + (f". Model loading, before the first video and in neither: {loads}." if loads else ".")
     )
 

@@ -66,7 +66,7 @@ def row_identity(method: Method) -> dict[str, Any]:
     its weights, and the cache the row runs on."""
     generator = method.generator
     kind = type(generator)
-    attributes = {k: v for k, v in sorted(vars(generator).items())
+    attributes = {k: v for k, v in sorted(getattr(generator, "__dict__", {}).items())
                   if not k.startswith("_") and (v is None or isinstance(v, (str, int, float, bool))) and k != "checkpoint"}  # fmt: skip
     identity = {
         "generator": f"{kind.__module__}.{kind.__qualname__}",
