@@ -1555,6 +1555,14 @@ def eval_command(
             "or checkpoint folders), each with its own step count and guidance, and scored also against the first model's videos.",
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Reuse the finished cases of the partial report a stopped run left in OUTPUT/partial (same settings, models, "
+            "code, device and CPU threads, else refused naming what differs) and run only the others.",
+        ),
+    ] = False,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
     from gen3c.evaluation.report import check_output_names, counted, summary_table
@@ -1607,6 +1615,11 @@ def eval_command(
         with removed_if_left_empty(output_folder):
             ensure_writable_dir(output_folder, "--output_folder")
             check_output_names(output_folder)
+            if resume:  # a partial run with other settings refused before any model loads (its rows after)
+                from gen3c.evaluation.resume import fingerprint, read_partial
+
+                chunk = chunk_of(options) if generator == GeneratorName.gen3c else None
+                read_partial(output_folder, fingerprint(make_config(**settings, chunk_frames=chunk)))
             if generator == GeneratorName.gen3c:
                 with progress_bars(console) as load_progress:
                     started = time.perf_counter()
@@ -1623,11 +1636,13 @@ def eval_command(
             with progress_bars(console) as progress:
                 result, paths = run_eval(
                     config, output_folder, methods=parse_list(methods, "--methods"), generator=model, compared=compared,
-                    load_seconds=loading, plots=not no_plots, progress=progress,
+                    load_seconds=loading, plots=not no_plots, progress=progress, resume=resume,
                 )  # fmt: skip
     table = summary_table(result)  # as wide as it needs, also when the output is not a terminal (logs, pipes)
     Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
-    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({counted(len(result.cases), 'case')} in {result.seconds:.0f} s)", highlight=False)
+    reused = sum(c.reused for c in result.cases)
+    resumed = f", {reused} of them reused from the partial run" if reused else ""
+    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({counted(len(result.cases), 'case')}{resumed} in {result.seconds:.0f} s)", highlight=False)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]
         if items:

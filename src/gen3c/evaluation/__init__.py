@@ -7,4 +7,6 @@
 - :mod:`gen3c.evaluation.suite` — procedural scenes with ground truth × GEN3C's 8 presets,
   held-out seeds, methods, scoring.
 - :mod:`gen3c.evaluation.report` — markdown, PNG plots, contact sheets, the terminal table.
+- :mod:`gen3c.evaluation.resume` — what makes a case's numbers (``results.json``'s fingerprint),
+  and the partial report's finished cases reused by ``gen3c eval --resume``.
 """

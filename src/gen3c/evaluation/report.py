@@ -15,7 +15,8 @@ Files in the report folder (each written atomically):
 A run that fails or is interrupted midway writes the cases it finished as a partial report in
 ``partial/`` (:data:`PARTIAL`: ``report.md`` and ``results.json`` marked incomplete, with which
 cases finished, failed and never ran, and their contact sheets; no plots), beside the earlier
-complete report, which it leaves as it was; the next complete run removes it.
+complete report, which it leaves as it was; the next complete run removes it. ``gen3c eval
+--resume`` reuses its cases when its ``fingerprint`` is the new run's (:mod:`gen3c.evaluation.resume`).
 """
 
 from __future__ import annotations
@@ -114,14 +115,16 @@ def summarize(result: BenchmarkResult, cases: list | None = None) -> dict[str, d
 
     Times: ``seconds`` is the mean time per video over the cases after the benchmark's first one
     (NaN with one case), ``first_seconds`` the first case's, which holds the method's warm-up
-    (a model's first call: memory allocation, kernel selection, compilation)."""
+    (a model's first call: memory allocation, kernel selection, compilation). Cases reused from
+    an earlier run (``--resume``) are in neither: their times are that run's, its warm-up elsewhere."""
     cases = result.cases if cases is None else cases
     scores = SCORE_NAMES + ((REFERENCE_SCORE,) if compared_rows(result) else ())
-    first = result.cases[0] if result.cases else None
+    made = [c for c in result.cases if not c.reused]
+    first = made[0] if made else None
     out = {}
     for name in method_names(result):
         out[name] = {score: nanmean([c.scores[name].get(score, math.nan) for c in cases]) for score in scores}
-        later = [c.seconds[name] for c in cases if name in c.seconds and c is not first]
+        later = [c.seconds[name] for c in cases if name in c.seconds and c is not first and not c.reused]
         out[name]["seconds"] = nanmean(later) if later else math.nan
         out[name]["first_seconds"] = first.seconds.get(name, math.nan) if first is not None else math.nan
     return out
@@ -139,11 +142,15 @@ def _header(score: str) -> str:
 def timing_note(result: BenchmarkResult) -> str:
     """What the report's times are, and each model's loading time (one paragraph of ``report.md``)."""
     loads = ", ".join(f"`{name}` {seconds:.1f} s" for name, seconds in result.load_seconds.items())
+    made = sum(not c.reused for c in result.cases)
+    reused = len(result.cases) - made
     return (
         "*s/video*: the mean time to make one video over the cases after the first; *1st video s*: the first case's, which "
         "holds each method's warm-up (a model's first call: memory allocation, kernel selection, compilation)"
-        + (" — with one case there is no later video, so no s/video" if len(result.cases) == 1 else "")
-        + (" — no case ran, so neither" if not result.cases else "")
+        + (f" — over the {counted(made, 'case')} this run made: the {counted(reused, 'case')} reused from the partial run "
+           "(`--resume`) kept that run's times (results.json, per case), not mixed in here" if reused else "")
+        + (" — with one case there is no later video, so no s/video" if made == 1 else "")
+        + (" — no case ran, so neither" if not result.cases else " — this run made no case, so neither" if not made else "")
         + (f". Model loading, before the first video and in neither: {loads}." if loads else ".")
     )
 
@@ -248,10 +255,14 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
     ran = counted(len(result.cases), "case")
     if result.stopped:  # (a partial report)
         ran = f"{len(result.cases)} of {counted(len(benchmark_cases(cfg)), 'case')}"
+    reused = [c.case.name for c in result.cases if c.reused]
     parts = [
         "# gen3c eval report" + (" — INCOMPLETE" if result.stopped else ""),
         "",
         *incomplete_markdown(result),
+        *([f"**Resumed** (`--resume`): {counted(len(reused), 'case')} reused from the partial report of an earlier run with the "
+           f"same settings, code, model weights, device and CPU threads (their scores as that run made them): {', '.join(reused)}.", ""]
+          if reused else []),  # fmt: skip
         f"{ran} ({counted(len(cfg.scenes), 'scene')} × {counted(len(cfg.presets), 'preset')}), {H}×{W}, "
         f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "
         f"({cfg.trajectory_scale}), {cfg.fov_degrees:g}° horizontal field of view, ground truth supersampled "
@@ -341,6 +352,8 @@ def results_json(result: BenchmarkResult) -> dict:
     return {
         "complete": result.stopped is None,
         **stopped,
+        **({"fingerprint": result.fingerprint} if result.fingerprint is not None else {}),
+        "reused": [c.case.name for c in result.cases if c.reused],
         "config": {**cfg.__dict__, "resolution": list(cfg.resolution)},
         "methods": {m.name: m.description for m in result.methods},
         "units": {score: {"unit": unit, "better": better} for score, (unit, better) in SCORE_UNITS.items()},
@@ -349,7 +362,7 @@ def results_json(result: BenchmarkResult) -> dict:
         "summary": summarize(result),
         "cases": [
             {"scene": c.case.scene, "preset": c.case.preset, "seed": c.case.seed, "disoccluded_share": c.disoccluded_share,
-             "seconds": c.seconds, "scores": c.scores}
+             "seconds": c.seconds, "reused": c.reused, "scores": c.scores}
             for c in result.cases
         ],  # fmt: skip
     }
@@ -375,7 +388,7 @@ def _json_safe(value):
 
 
 def _from_json(value):
-    if value is None:  # results.json holds no other null than a missing score
+    if value is None:  # results.json holds no other null than a missing score (its fingerprint aside: read_results)
         return math.nan
     if isinstance(value, str):
         return _INFINITIES.get(value, value)
@@ -388,8 +401,12 @@ def _from_json(value):
 
 def read_results(path: str | Path) -> dict:
     """A ``results.json`` as written, its ``"Infinity"`` / ``"-Infinity"`` strings back to ±∞ and
-    its ``null``s (scores that do not exist) back to NaN."""
-    return _from_json(json.loads(Path(path).read_text()))
+    its ``null``s (scores that do not exist) back to NaN; its ``fingerprint`` (settings, not
+    scores: a ``null`` there is None) as written."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        return _from_json(data)
+    return {key: value if key == "fingerprint" else _from_json(value) for key, value in data.items()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from gen3c.evaluation.report import (
     sheet_writer,
     write_report,
 )
+from gen3c.evaluation.resume import fingerprint, load_partial
 from gen3c.evaluation.suite import (
     SCENES,
     BenchmarkConfig,
@@ -102,6 +103,12 @@ def _remove_partial(folder: Path) -> None:
             sub.rmdir()
 
 
+def _grid_order(config: BenchmarkConfig):
+    """Sort key of contact sheet paths: their cases' order in the grid."""
+    order = {f"contact_sheets/{c.name}.png": i for i, c in enumerate(benchmark_cases(config))}
+    return lambda sheet: order.get(sheet, len(order))
+
+
 def stop_reason(exc: BaseException) -> str:
     """One line on why a benchmark stopped: the interrupt, or the error's type and first line (and
     the row and case :func:`~gen3c.evaluation.suite.run_benchmark` noted on it)."""
@@ -154,6 +161,7 @@ def run_eval(
     load_seconds: dict[str, float] | None = None,
     plots: bool = True,
     progress: ProgressFactory | None = None,
+    resume: bool = False,
 ) -> tuple[BenchmarkResult, dict]:
     """Run the benchmark and write its report into ``folder`` (see :mod:`gen3c.evaluation.report`).
 
@@ -176,6 +184,10 @@ def run_eval(
         progress: a progress factory; one bar advances per (case, method) run, a second with
             the frames the generators make (:func:`~gen3c.evaluation.suite.video_units`), step
             by step where a generator reports its steps (GEN3C: each sampler step).
+        resume: reuse the finished cases of the partial report in ``folder/partial`` when it was
+            made with this run's :func:`~gen3c.evaluation.resume.fingerprint` (their scores,
+            times and contact sheets), running only the others; a partial report made otherwise
+            is refused (:func:`~gen3c.evaluation.resume.load_partial`), none there is noted.
     Returns:
         The result and the written paths (``report``, ``results``, ``plots``, ``contact_sheets``).
     """
@@ -185,11 +197,18 @@ def run_eval(
     rows = select_methods(methods, generator, compared)
     folder = ensure_writable_dir(folder, "--output_folder")
     check_output_names(folder)  # else the finished report could not go into place
+    current = fingerprint(config, rows)
+    reused = load_partial(folder, current, config) if resume else []  # (refused before any work)
     remove_abandoned_staging(folder, "eval")  # of evals killed before they could clean up
     staging = make_staging_dir(folder, "eval")
     try:
         sheets: list[str] = []
         finished: list[CaseResult] = []
+        on_case = sheet_writer(staging, sheets)
+        for case in reused:  # their sheets as the earlier run drew them
+            sheet = f"contact_sheets/{case.case.name}.png"
+            shutil.copyfile(folder / PARTIAL / sheet, staging / sheet)
+            sheets.append(sheet)
         total = len(benchmark_cases(config)) * (len(rows) + 1)
         tick = progress("Benchmark (cases × methods)", total) if progress else None
         # A second bar moves with the generators' steps: a GEN3C video at full size takes minutes.
@@ -197,13 +216,15 @@ def run_eval(
         started = time.perf_counter()
         try:
             result = run_benchmark(
-                config, rows, progress=tick, video_progress=frames, on_case=sheet_writer(staging, sheets), finished=finished
+                config, rows, progress=tick, video_progress=frames, on_case=on_case, finished=finished, reused=reused
             )
-            result.load_seconds = dict(load_seconds or {})
+            result.load_seconds, result.fingerprint = dict(load_seconds or {}), current
+            sheets.sort(key=_grid_order(config))  # (the reused cases' sheets came first)
             written = write_report(result, staging, plots=plots, sheets=sheets)  # (its plots take seconds: a Ctrl-C may come)
             raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
         except (Exception, KeyboardInterrupt) as exc:  # the finished cases kept apart, the complete report left as it was
-            stopped = BenchmarkResult(config, rows, finished, time.perf_counter() - started, dict(load_seconds or {}))
+            stopped = BenchmarkResult(config, rows, finished, time.perf_counter() - started, dict(load_seconds or {}), fingerprint=current)
+            sheets.sort(key=_grid_order(config))
             kept = keep_partial(stopped, exc, staging, sheets, folder)
             if kept is None:
                 raise

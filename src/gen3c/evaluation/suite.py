@@ -442,12 +442,15 @@ def contact_indices(num_frames: int, count: int) -> list[int]:
 
 @dataclass
 class CaseResult:
-    """The scores of every method on one case (``scores[method][score]``) and their run times."""
+    """The scores of every method on one case (``scores[method][score]``) and their run times;
+    ``reused``: taken from an earlier run's partial report (``gen3c eval --resume``), its times
+    that run's."""
 
     case: Case
     scores: dict[str, dict] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     disoccluded_share: float = 0.0
+    reused: bool = False
 
 
 @dataclass(frozen=True)
@@ -464,7 +467,8 @@ class BenchmarkResult:
     """Every case's scores and times; ``seconds`` is the benchmark's run time and ``load_seconds``
     the time the caller spent loading each row's model (row → seconds), before the first video.
     ``stopped`` is set on the result of a benchmark that ended early: ``cases`` then holds only
-    the cases finished before it (a partial report)."""
+    the cases finished before it (a partial report). ``fingerprint``: what makes its numbers
+    (:func:`gen3c.evaluation.resume.fingerprint`), recorded in ``results.json``."""
 
     config: BenchmarkConfig
     methods: list[Method]
@@ -472,6 +476,7 @@ class BenchmarkResult:
     seconds: float = 0.0
     load_seconds: dict[str, float] = field(default_factory=dict)
     stopped: Stopped | None = None
+    fingerprint: dict | None = None
 
 
 class _Frames:
@@ -499,6 +504,7 @@ def run_benchmark(
     video_progress: Callable[[int], None] | None = None,
     on_case: CaseCallback | None = None,
     finished: list[CaseResult] | None = None,
+    reused: list[CaseResult] | None = None,
 ) -> BenchmarkResult:
     """Run every method on every case and score it.
 
@@ -513,6 +519,8 @@ def run_benchmark(
             e.g. to write a contact sheet while only one case is in memory.
         finished: a list each case's result is appended to as soon as it is scored, so that a
             caller keeps the finished cases when a later one fails or is interrupted.
+        reused: results of cases an earlier run made with the same settings (``--resume``): taken
+            as they are, in their place in the grid, and not run (nor shown to ``on_case``).
     """
     config.check()
     for method in methods:
@@ -521,7 +529,15 @@ def run_benchmark(
     started = time.perf_counter()
     shown = contact_indices(config.num_frames, config.contact_frames)
     results = [] if finished is None else finished  # (the caller's list: it keeps the finished cases when a later one stops the run)
+    earlier = {r.case.name: r for r in reused or ()}
     for case in benchmark_cases(config):
+        if case.name in earlier:
+            results.append(earlier[case.name])
+            if progress is not None:
+                progress(len(methods) + 1)
+            if video_progress is not None:
+                video_progress(sum(_video_units(config.num_frames, m.generator) for m in methods))
+            continue
         truth = render_ground_truth(case, config, device)
         result = CaseResult(case, disoccluded_share=float((~truth.seen[1:]).float().mean()))
         result.scores[GROUND_TRUTH] = score_consistency(truth.rgb, truth)

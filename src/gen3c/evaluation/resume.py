@@ -1,0 +1,204 @@
+"""``gen3c eval --resume``: reuse the finished cases of a stopped run's partial report.
+
+A case's numbers are exact to reuse only if everything that makes them is the same: the
+benchmark's settings, the rows and their generators, gen3c's code, torch, the device and the
+number of CPU threads. :func:`fingerprint` records that in every ``results.json`` (complete and
+partial); :func:`load_partial` reads the partial report of ``OUTPUT/partial/`` back, refusing it
+in one line that names what differs when its fingerprint is not this run's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gen3c.errors import Gen3cInputError, first_line, note
+from gen3c.evaluation.report import PARTIAL, read_results
+from gen3c.evaluation.suite import BenchmarkConfig, CaseResult, Method, benchmark_cases
+
+#: Generator settings (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`) left out of a row's
+#: fingerprint: where the DiT's weights wait between forwards (the same arithmetic, so a run that ran
+#: out of memory may resume with offloading), and the checkpoint's folder (its weights count by
+#: :func:`weights_identity`: a moved copy is the same model).
+RUN_ONLY_SETTINGS = ("dit_memory", "checkpoint", "checkpoint_checksums_sha256")
+
+
+def code_digest() -> str:
+    """sha256 of gen3c's own Python files (relative names and bytes): the version alone does not
+    change when a source install's code does, and the code makes the numbers."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def weights_identity(checkpoint: str | None) -> str | None:
+    """The identity of a model's weights, cheap to compute: the sha256 of its checkpoint folder's
+    ``checksums.json`` (:func:`~gen3c.models.verify.checksums_sha256`: converted GEN3C weights, the
+    packaged models), else the sha256 of its weight and config files' names, sizes and modification
+    times (a folder ``gen3c train`` wrote: retrained in place, it differs; a copy differs too), or the
+    name given when it is no folder."""
+    from gen3c.models.verify import CHECKSUMS_FILE, _covered_files, checksums_sha256
+
+    if checkpoint is None:
+        return None
+    folder = Path(checkpoint).expanduser()
+    if not folder.is_dir():
+        return f"name {checkpoint}"
+    listed = checksums_sha256(folder)
+    if listed is not None:
+        return f"{CHECKSUMS_FILE} sha256 {listed}"
+    digest = hashlib.sha256()
+    for name in _covered_files(folder):
+        stat = (folder / name).stat()
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return f"files sha256 {digest.hexdigest()}"
+
+
+def row_identity(method: Method) -> dict[str, Any]:
+    """What makes a row's videos: its generator's class and plain attributes (numbers, strings:
+    the preview's margins, a model's prompt, seed, steps), a model's settings and the identity of
+    its weights, and the cache the row runs on."""
+    generator = method.generator
+    kind = type(generator)
+    attributes = {k: v for k, v in sorted(getattr(generator, "__dict__", {}).items())
+                  if not k.startswith("_") and (v is None or isinstance(v, (str, int, float, bool))) and k != "checkpoint"}  # fmt: skip
+    identity = {
+        "generator": f"{kind.__module__}.{kind.__qualname__}",
+        "attributes": attributes,
+        "cache": {"splat": method.splat, "foreground_masking": method.foreground_masking, "filter_points_threshold": method.filter_points_threshold},
+        "reference": method.reference,
+    }
+    settings = getattr(generator, "settings", None)
+    if callable(settings):  # a diffusion model (:meth:`Gen3cGenerator.settings`): what it samples with, on which weights
+        told = settings()
+        identity["settings"] = {k: v for k, v in told.items() if k not in RUN_ONLY_SETTINGS}
+        identity["weights"] = weights_identity(told.get("checkpoint"))
+    return identity
+
+
+def device_kind() -> str:
+    """Where the ground truth is ray-cast (:func:`~gen3c.evaluation.suite.run_benchmark`'s default):
+    the CPU, or CUDA and the GPU's name."""
+    return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+
+
+def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None) -> dict[str, Any]:
+    """What makes a case's numbers, as ``results.json`` records it (JSON values): the benchmark's
+    settings, the rows (:func:`row_identity`; left out without ``methods``, to check the settings
+    before the models load), gen3c's version and code (:func:`code_digest`), torch's version, the
+    device and torch's CPU threads (the scores are summed and a model's frames computed in
+    threads: their number can change the last bits)."""
+    from gen3c import __version__
+
+    out: dict[str, Any] = {"benchmark": {**config.__dict__, "resolution": list(config.resolution)}}
+    if methods is not None:
+        out["rows"] = {m.name: row_identity(m) for m in methods}
+    out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(), cpu_threads=torch.get_num_threads())
+    return json.loads(json.dumps(out, default=str))
+
+
+#: How :func:`difference` names each part of a fingerprint, and how to get it back.
+_PARTS = {
+    "gen3c": ("gen3c's version", "install the partial run's gen3c"),
+    "gen3c_code": ("gen3c's code", "run the partial run's code"),
+    "torch": ("torch's version", "install the partial run's torch"),
+    "device": ("the device", "run on the partial run's device"),
+    "cpu_threads": ("the number of CPU threads", "set the partial run's thread count (OMP_NUM_THREADS)"),
+}
+
+
+def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """The first part of ``current`` that ``stored`` does not match, in words (its old and new
+    value), or None when every part of ``current`` matches."""
+    for part, value in current.items():
+        old = stored.get(part)
+        if old == value:
+            continue
+        if part == "benchmark":
+            keys = [k for k in value if old is None or old.get(k) != value.get(k)]
+            shown = ", ".join(f"{k} {(old or {}).get(k)!r} → {value.get(k)!r}" for k in keys[:3])
+            return f"the benchmark's settings differ from the partial run's ({shown}): run with the partial run's settings"
+        if part == "rows":
+            old = old or {}
+            if list(old) != list(value):
+                return f"the rows differ from the partial run's ({', '.join(old) or 'none'} → {', '.join(value)}): run with the partial run's --methods and models"
+            for row, identity in value.items():
+                keys = [k for k in identity if old[row].get(k) != identity.get(k)]
+                if not keys:
+                    continue
+                if "weights" in keys:
+                    return (f"the {row} row's model weights differ from the partial run's ({old[row].get('weights')} → "
+                            f"{identity['weights']}): run with the partial run's model")  # fmt: skip
+                # (a model's steps or guidance is both an attribute and a setting: said once)
+                inner = dict.fromkeys(f"{sub} {a!r} → {b!r}" for k in keys for sub, a, b in _changed(old[row].get(k), identity[k]))
+                shown = ", ".join(list(inner)[:3])
+                return f"the {row} row's generator differs from the partial run's ({shown}): run with the partial run's settings"
+        what, fix = _PARTS.get(part, (part, "run as the partial run did"))
+        return f"{what} differs from the partial run's ({old!r} → {value!r}): {fix}"
+    return None
+
+
+def _changed(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """(key, old, new) of the keys of two dicts that differ; one entry for other values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [(k, old.get(k), new.get(k)) for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+    return [("value", old, new)]
+
+
+def read_partial(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None:
+    """The partial report's ``results.json`` in ``folder``/:data:`PARTIAL` (:func:`read_results`),
+    None when there is none; ``current``: this run's fingerprint, or part of it (the CLI checks the
+    settings before the models load, the rows after).
+
+    Raises:
+        Gen3cInputError: the partial report cannot be read, is not one gen3c wrote, or its
+            fingerprint differs from ``current`` (:func:`difference`, one line naming what).
+    """
+    path = folder / PARTIAL / "results.json"
+    if not path.is_file():
+        return None
+    fix = "delete it, or run without --resume to run every case again"
+    try:
+        stored = read_results(path)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise Gen3cInputError(f"--resume: {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
+    if not isinstance(stored, dict) or stored.get("complete") is not False or not isinstance(stored.get("cases"), list):
+        raise Gen3cInputError(f"--resume: {str(path)!r} is not a partial report of gen3c eval: {fix}")
+    if not isinstance(stored.get("fingerprint"), dict):
+        raise Gen3cInputError(
+            f"--resume: {str(path)!r} was written by a gen3c that did not record what makes its numbers: "
+            "run without --resume to run every case again"
+        )
+    changed = difference(stored["fingerprint"], current)
+    if changed:
+        raise Gen3cInputError(f"--resume: {changed}, or without --resume to run every case again")
+    return stored
+
+
+def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig) -> list[CaseResult]:
+    """The finished cases of the partial report in ``folder``/:data:`PARTIAL` to reuse (each with
+    its contact sheet; a case whose sheet is gone runs again), in the grid's order, marked
+    ``reused``, once :func:`read_partial` has checked it. With no partial report there, a note
+    says so and nothing is reused."""
+    stored = read_partial(folder, current)
+    if stored is None:
+        note(f"--resume: no partial report in {str(folder / PARTIAL)!r}; running every case")
+        return []
+    path, fix = folder / PARTIAL / "results.json", "delete it, or run without --resume to run every case again"
+    grid = {c.name: c for c in benchmark_cases(config)}
+    kept = {}
+    for entry in stored["cases"]:
+        case = grid.get(f"{entry.get('scene')}-{entry.get('preset')}") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or case is None or entry.get("seed") != case.seed or not (folder / PARTIAL / "contact_sheets" / f"{case.name}.png").is_file():
+            continue
+        try:
+            kept[case.name] = CaseResult(case, dict(entry["scores"]), dict(entry["seconds"]), float(entry["disoccluded_share"]), reused=True)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Gen3cInputError(f"--resume: case {case.name} of {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
+    return [kept[name] for name in grid if name in kept]

@@ -1,0 +1,217 @@
+"""`gen3c eval --resume`: a stopped run's finished cases reused when everything that makes their numbers is the same."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
+from gen3c.evaluation.resume import weights_identity
+from gen3c.evaluation.run import make_config, run_eval
+from gen3c.pipelines.preview import PreviewGenerator
+
+CONFIG = dict(scenes="room,corridor", presets="left,right", resolution="32x48", num_frames=3)
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _interrupt_after(cases, rows):
+    """A progress factory whose benchmark bar raises Ctrl-C once ``cases`` cases are done (ground truth + ``rows`` each)."""
+
+    def factory(stage, total):
+        ticks = []
+
+        def tick(n=1):
+            ticks.append(n)
+            if stage.startswith("Benchmark") and sum(ticks) == cases * (rows + 1) + 1:  # in the next case, after its ground truth
+                raise KeyboardInterrupt
+
+        return tick
+
+    return factory
+
+
+def _stopped_run(folder, config, **kwargs):
+    with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 4 are kept"):
+        rows = len(kwargs["methods"]) + ("generator" in kwargs)
+        run_eval(config, folder, plots=False, progress=_interrupt_after(2, rows), **kwargs)
+
+
+def test_a_resumed_eval_equals_an_uninterrupted_one_and_runs_only_the_cases_left(tmp_path, monkeypatch):
+    """Stopped after 2 of 4 cases, then resumed: the report's per-case scores and contact sheets are
+    the uninterrupted run's to the last digit (the preview is deterministic), the generator made
+    only the 2 cases left, the report says which cases were reused, and their times stay out of the
+    speed means (this run's first made case is its warm-up)."""
+    config = make_config(**CONFIG)
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    run_eval(config, whole, methods=["still"], generator=PreviewGenerator(), plots=False)
+    _stopped_run(resumed, config, methods=["still"], generator=PreviewGenerator())
+    partial = json.loads((resumed / "partial" / "results.json").read_text())
+    assert partial["fingerprint"]["cpu_threads"] == torch.get_num_threads() and partial["fingerprint"]["rows"]["preview"]["attributes"] == {
+        "margin": 0.5, "reach": PreviewGenerator().reach
+    }  # fmt: skip
+
+    made = []
+    generate = PreviewGenerator.generate
+    monkeypatch.setattr(PreviewGenerator, "generate", lambda self, *a, **k: made.append(1) or generate(self, *a, **k))
+    result, _ = run_eval(config, resumed, methods=["still"], generator=PreviewGenerator(), plots=False, resume=True)
+    assert len(made) == 2  # cases 3 and 4, one video each
+    assert [c.reused for c in result.cases] == [True, True, False, False]
+    a, b = (json.loads((f / "results.json").read_text()) for f in (whole, resumed))
+    assert [c["scores"] for c in b["cases"]] == [c["scores"] for c in a["cases"]]
+    assert b["reused"] == ["room-left", "room-right"] and [c["reused"] for c in b["cases"]] == [True, True, False, False]
+    assert b["fingerprint"] == a["fingerprint"] == partial["fingerprint"] and b["complete"] is True
+    assert [c["seconds"] for c in b["cases"][:2]] == [c["seconds"] for c in partial["cases"]]  # the earlier run's, as they were
+    for row, scores in b["summary"].items():
+        assert {k: v for k, v in scores.items() if "seconds" not in k} == {k: v for k, v in a["summary"][row].items() if "seconds" not in k}
+    # Speed: the first case this run made (corridor-left) is its warm-up, the later one its s/video.
+    assert b["summary"]["preview"]["first_seconds"] == b["cases"][2]["seconds"]["preview"]
+    assert b["summary"]["preview"]["seconds"] == b["cases"][3]["seconds"]["preview"]
+    files_a, files_b = _files(whole), _files(resumed)
+    assert sorted(files_b) == sorted(files_a)  # the partial report is gone
+    assert all(files_b[k] == files_a[k] for k in files_a if k.startswith("contact_sheets/"))
+    report = files_b["report.md"].decode()
+    assert "**Resumed** (`--resume`): 2 cases reused from the partial report of an earlier run" in report
+    assert ": room-left, room-right." in report and "the 2 cases reused from the partial run (`--resume`) kept that run's times" in report
+    assert report.index("contact_sheets/room-left.png") < report.index("contact_sheets/corridor-left.png")  # grid order
+
+
+def test_a_resumed_run_stopped_again_keeps_the_reused_cases_too(tmp_path):
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still", "cache"])
+    with pytest.raises(KeyboardInterrupt, match="the 3 finished cases of 4 are kept"):
+        run_eval(config, tmp_path, methods=["still", "cache"], plots=False, progress=_interrupt_after(3, 2), resume=True)
+    partial = json.loads((tmp_path / "partial" / "results.json").read_text())
+    assert partial["stopped"]["finished"] == ["room-left", "room-right", "corridor-left"] and partial["reused"] == ["room-left", "room-right"]
+    assert sorted(p.name for p in (tmp_path / "partial" / "contact_sheets").iterdir()) == ["corridor-left.png", "room-left.png", "room-right.png"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(config=dict(contact_frames=2)), "--resume: the benchmark's settings differ from the partial run's (contact_frames 5 → 2): "),
+        (dict(methods=["still", "cache"]), "--resume: the rows differ from the partial run's (still, preview → still, cache, preview)"),
+        (dict(generator=PreviewGenerator(margin=0.25)), "--resume: the preview row's generator differs from the partial run's (margin 0.5 → 0.25)"),
+        (dict(threads=True), "--resume: the number of CPU threads differs from the partial run's ("),
+    ],
+)
+def test_resume_refuses_a_partial_run_made_otherwise_naming_what_differs(tmp_path, change, message):
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"], generator=PreviewGenerator())
+    before = _files(tmp_path)
+    threads = torch.get_num_threads()
+    if change.get("threads"):
+        torch.set_num_threads(threads + 1)
+    try:
+        with pytest.raises(Gen3cInputError) as refused:
+            run_eval(replace(config, **change.get("config", {})), tmp_path, methods=change.get("methods", ["still"]),
+                     generator=change.get("generator", PreviewGenerator()), plots=False, resume=True)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert str(refused.value).startswith(message) and str(refused.value).endswith(", or without --resume to run every case again")
+    assert "\n" not in str(refused.value) and _files(tmp_path) == before  # refused before any work
+
+
+def test_weights_are_told_apart_by_their_checksums_or_their_files(tmp_path):
+    """A converted checkpoint (checksums.json) counts by that file's sha256, wherever it lies; a folder
+    without one by its weight files' names, sizes and times: retrained in place, it differs."""
+    converted = tmp_path / "converted"
+    (converted / "transformer").mkdir(parents=True)
+    (converted / "checksums.json").write_text('{"algorithm": "sha256", "files": {"transformer/w.safetensors": "aa"}}')
+    first = weights_identity(str(converted))
+    assert first.startswith("checksums.json sha256 ") and weights_identity(str(converted.rename(tmp_path / "moved"))) == first
+    (tmp_path / "moved" / "checksums.json").write_text('{"algorithm": "sha256", "files": {"transformer/w.safetensors": "bb"}}')
+    assert weights_identity(str(tmp_path / "moved")) != first
+    trained = tmp_path / "trained"
+    (trained / "transformer").mkdir(parents=True)
+    weights = trained / "transformer" / "w.safetensors"
+    weights.write_bytes(b"1234")
+    os.utime(weights, ns=(10**18, 10**18))
+    before = weights_identity(str(trained))
+    assert before.startswith("files sha256 ") and weights_identity(str(trained)) == before
+    weights.write_bytes(b"5678")  # retrained: same size, a new time
+    assert weights_identity(str(trained)) != before
+    assert weights_identity("nvidia/Gen3C-Cosmos-7B") == "name nvidia/Gen3C-Cosmos-7B" and weights_identity(None) is None
+
+
+def test_resume_refuses_a_partial_report_without_a_fingerprint(tmp_path):
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"])
+    path = tmp_path / "partial" / "results.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "fingerprint"}))
+    with pytest.raises(Gen3cInputError, match=r"was written by a gen3c that did not record what makes its numbers: run without --resume"):
+        run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+
+
+CLI = ("eval", "--scenes", "room,corridor", "--presets", "left,right", "--resolution", "32x48", "--num_video_frames", 3, "--methods", "still", "--no_plots")
+
+
+def test_the_cli_resumes_and_refuses_in_one_line(tmp_path, monkeypatch):
+    runner = CliRunner()
+    _stopped_run(tmp_path, make_config(**CONFIG), methods=["still"])
+    # Other settings than the partial run's are refused before a model loads (minutes for GEN3C-7B).
+    from gen3c.pipelines import request
+
+    monkeypatch.setattr(request, "make_generator", lambda *a, **k: pytest.fail("the model loaded"))
+    model = runner.invoke(app, [str(a) for a in (*CLI[:-4], 17, "--methods", "still", "--no_plots", "--generator", "gen3c", "--model", "tiny",
+                                                 "--output_folder", tmp_path, "--resume")])  # fmt: skip
+    assert model.exit_code == 2, model.output
+    assert "--resume: the benchmark's settings differ from the partial run's (num_frames 3 → 17)" in " ".join(model.output.split())
+    refused = runner.invoke(app, [str(a) for a in (*CLI, "--contact_frames", 3, "--output_folder", tmp_path, "--resume")])
+    assert refused.exit_code == 2, refused.output
+    assert "--resume: the benchmark's settings differ from the partial run's (contact_frames 5 → 3)" in " ".join(refused.output.split())
+    done = runner.invoke(app, [str(a) for a in (*CLI, "--output_folder", tmp_path, "--resume")])
+    assert done.exit_code == 0, done.output
+    assert "(4 cases, 2 of them reused from the partial run in " in " ".join(done.output.split()) and not (tmp_path / "partial").exists()
+    # No partial report: said, and every case runs.
+    fresh = runner.invoke(app, [str(a) for a in (*CLI, "--output_folder", tmp_path / "new", "--resume")])
+    assert fresh.exit_code == 0, fresh.output
+    said = " ".join(fresh.output.split())
+    assert "--resume: no partial report in" in said and "(4 cases in " in said
+
+
+def test_a_models_changed_weights_or_steps_are_named_once():
+    from gen3c.evaluation.resume import difference
+
+    row = {"generator": "Gen3cGenerator", "attributes": {"num_steps": 2}, "settings": {"num_steps": 2}, "weights": "checksums.json sha256 aa"}
+    stored = {"rows": {"still": {"generator": "Still"}, "gen3c": row}, "cpu_threads": 2}
+    assert difference(stored, stored) is None
+    weights = {"rows": {**stored["rows"], "gen3c": {**row, "weights": "files sha256 bb"}}}
+    assert difference(stored, weights) == ("the gen3c row's model weights differ from the partial run's (checksums.json sha256 aa → "
+                                           "files sha256 bb): run with the partial run's model")  # fmt: skip
+    steps = {"rows": {**stored["rows"], "gen3c": {**row, "attributes": {"num_steps": 3}, "settings": {"num_steps": 3}}}}
+    assert difference(stored, steps) == "the gen3c row's generator differs from the partial run's (num_steps 2 → 3): run with the partial run's settings"
+    assert difference(stored, {"cpu_threads": 1}) == (
+        "the number of CPU threads differs from the partial run's (2 → 1): set the partial run's thread count (OMP_NUM_THREADS)"
+    )
+
+
+def test_a_run_stopped_while_its_report_was_written_resumes_without_making_a_video(tmp_path, monkeypatch):
+    """Every case finished before the stop: the resumed run makes no video, and its report says it has no time of its own."""
+    from gen3c.evaluation import run
+    from gen3c.evaluation.baselines import StillGenerator
+
+    config = make_config(scenes="room", presets="left,right", resolution="32x48", num_frames=3)
+    real_write_report = run.write_report
+
+    def interrupted(result, folder, **kwargs):
+        if result.stopped is None:
+            raise KeyboardInterrupt
+        return real_write_report(result, folder, **kwargs)
+
+    monkeypatch.setattr(run, "write_report", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 2 are kept"):
+        run_eval(config, tmp_path, methods=["still"], plots=False)
+    monkeypatch.setattr(run, "write_report", real_write_report)
+    monkeypatch.setattr(StillGenerator, "generate", lambda *a, **k: pytest.fail("a video was made"))
+    result, paths = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+    assert [c.reused for c in result.cases] == [True, True] and not (tmp_path / "partial").exists()
+    assert "this run made no case, so neither" in paths["report"].read_text()
