@@ -301,7 +301,7 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
         if not trust_checkpoint:
             raise Gen3cModelError(
                 f"{path} holds Python objects that only full unpickling can load, which can run code from the file: "
-                "if you trust it, convert with --trust_checkpoint (trust_checkpoint=True)"
+                "if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (Python: `convert_checkpoint(..., trust_checkpoint=True)`)"
             ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise Gen3cModelError(
@@ -385,7 +385,7 @@ def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
     except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, ValueError, TypeError, RuntimeError, EOFError, OSError) as exc:
         raise Gen3cModelError(
             f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): download it again, "
-            "or if you trust it, convert with --trust_checkpoint (loads it with torch.jit.load)"
+            "or if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (loads it with torch.jit.load)"
         ) from None
 
 
