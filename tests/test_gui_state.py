@@ -787,7 +787,7 @@ def test_buffer_noise_is_checked_as_gen3c_generate_checks_it(tmp_path, video_inp
     """The page's "Buffer noise" sets the gen3c generator's noise_aug_strength, refused as the CLI
     refuses it: for another generator, below 0 or not finite, and above 0 for a loaded video."""
     preview = GuiState(tmp_path / "preview", GenerationRequest(resolution="48x80", num_video_frames=9))
-    with pytest.raises(Gen3cInputError, match=r"noise_aug_strength applies to generator='gen3c' only"):
+    with pytest.raises(Gen3cInputError, match=r'noise_aug_strength applies to generator="gen3c" only'):
         preview.set_noise_aug_strength(0.1)
     state = GuiState(tmp_path / "gen3c", GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9))
     for bad in (-0.1, float("nan"), float("inf")):
