@@ -215,3 +215,46 @@ def test_a_run_stopped_while_its_report_was_written_resumes_without_making_a_vid
     result, paths = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
     assert [c.reused for c in result.cases] == [True, True] and not (tmp_path / "partial").exists()
     assert "this run made no case, so neither" in paths["report"].read_text()
+
+
+@pytest.mark.parametrize(
+    ("edit", "what"),
+    [
+        (lambda scores: scores.pop("still"), "it has no scores of the still row"),
+        (lambda scores: scores.update(still=3), "the still row's scores are no mapping"),
+        (lambda scores: scores["still"].update(psnr="abc"), "the still row's psnr is no number"),
+        (lambda scores: scores["still"].update(psnr_per_frame=[1.0]), "the still row's psnr_per_frame holds 1 values, not 2 (frames 1 … T−1)"),
+    ],
+)
+def test_resume_refuses_a_hand_edited_case_in_one_line_before_any_work(tmp_path, edit, what):
+    """A partial report edited by hand (a row's scores gone or no numbers) is refused naming the case
+    and what is wrong, not a KeyError or a report that fails to draw after the other cases ran."""
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"])
+    path = tmp_path / "partial" / "results.json"
+    data = json.loads(path.read_text())
+    edit(data["cases"][1]["scores"])
+    path.write_text(json.dumps(data))
+    before = _files(tmp_path)
+    with pytest.raises(Gen3cInputError) as refused:
+        run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+    assert str(refused.value) == (f"--resume: case room-right of {str(path)!r} cannot be read ({what}): "
+                                  "delete it, or run without --resume to run every case again")  # fmt: skip
+    assert _files(tmp_path) == before
+
+
+def test_a_resumed_run_stopped_before_a_reused_case_keeps_it(tmp_path):
+    """A case runs again (its sheet deleted) and the resumed run stops in it: the later cases the
+    partial report held are kept, not dropped with the cases that had yet to come."""
+    config = make_config(**CONFIG)
+    with pytest.raises(KeyboardInterrupt, match="the 3 finished cases of 4 are kept"):
+        run_eval(config, tmp_path, methods=["still"], plots=False, progress=_interrupt_after(3, 1))
+    (tmp_path / "partial" / "contact_sheets" / "room-right.png").unlink()
+    with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 4 are kept"):
+        run_eval(config, tmp_path, methods=["still"], plots=False, progress=_interrupt_after(1, 1), resume=True)
+    partial = json.loads((tmp_path / "partial" / "results.json").read_text())
+    assert partial["stopped"]["finished"] == ["room-left", "corridor-left"] and partial["stopped"]["failed"] == ["room-right"]
+    assert partial["reused"] == ["room-left", "corridor-left"] and partial["stopped"]["not_run"] == ["corridor-right"]
+    assert sorted(p.name for p in (tmp_path / "partial" / "contact_sheets").iterdir()) == ["corridor-left.png", "room-left.png"]
+    result, _ = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+    assert [c.reused for c in result.cases] == [True, False, True, False]

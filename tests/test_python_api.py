@@ -246,6 +246,17 @@ def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_
     assert keyword_spelling(kept) == kept
 
 
+def test_keyword_spelling_respells_nothing_it_wrote():
+    """Spelled twice, a message reads as spelled once: a flag written right after another's
+    ``name=`` (``--generator--dtype``) was taken for a flag on the second pass (``generator=dtype=``)."""
+    from gen3c.pipelines.spelling import keyword_spelling, row_spelling
+
+    for message in ("--generator--dtype", "pass --lora--no_mask_invalid_depth", "--seed 3 and --no_compile: pass --generator gen3c", "", "--", "é"):
+        for spell in (keyword_spelling, row_spelling):
+            assert spell(spell(message)) == spell(message), (spell.__name__, message)
+    assert keyword_spelling("--generator--dtype") == "generator=--dtype"
+
+
 def test_gen3c_generates_notes_name_its_keyword_arguments_and_its_record_the_rows_keys(box_scene, tmp_path):
     """gen3c.generate() warned its notes in gen3c generate's flags (``--chunk_frames 30``); they
     name its keyword arguments, as its refusals do. The run record, one format whichever surface

@@ -18,7 +18,7 @@ import torch
 
 from gen3c.errors import Gen3cInputError, first_line, note
 from gen3c.evaluation.report import PARTIAL, read_results
-from gen3c.evaluation.suite import BenchmarkConfig, CaseResult, Method, benchmark_cases
+from gen3c.evaluation.suite import GROUND_TRUTH, BenchmarkConfig, CaseResult, Method, benchmark_cases
 
 #: Generator settings (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`) left out of a row's
 #: fingerprint: where the DiT's weights wait between forwards (the same arithmetic, so a run that ran
@@ -198,7 +198,37 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
         if not isinstance(entry, dict) or case is None or entry.get("seed") != case.seed or not (folder / PARTIAL / "contact_sheets" / f"{case.name}.png").is_file():
             continue
         try:
-            kept[case.name] = CaseResult(case, dict(entry["scores"]), dict(entry["seconds"]), float(entry["disoccluded_share"]), reused=True)
+            scores = _checked_scores(entry.get("scores"), [GROUND_TRUTH, *current.get("rows", {})], config.num_frames)
+            kept[case.name] = CaseResult(case, scores, dict(entry["seconds"]), float(entry["disoccluded_share"]), reused=True)
         except (KeyError, TypeError, ValueError) as exc:
             raise Gen3cInputError(f"--resume: case {case.name} of {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
     return [kept[name] for name in grid if name in kept]
+
+
+def _checked_scores(scores: Any, rows: list[str], num_frames: int) -> dict[str, dict]:
+    """A reused case's ``scores`` (row → score → value), checked to be what the report reads from
+    it: every row's scores, each a number (NaN for one that does not exist, :func:`read_results`)
+    and ``psnr_per_frame`` one per frame 1 … T−1 (a hand-edited partial report would otherwise fail
+    in the report, after the other cases ran). Raises ValueError naming what is wrong."""
+    if not isinstance(scores, dict):
+        raise ValueError("its scores are no mapping")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for row in rows:
+        if row not in scores:
+            raise ValueError(f"it has no scores of the {row} row")
+        if not isinstance(scores[row], dict):
+            raise ValueError(f"the {row} row's scores are no mapping")
+        for name, value in scores[row].items():
+            if name == "psnr_per_frame":
+                if not isinstance(value, list) or not all(map(number, value)):
+                    raise ValueError(f"the {row} row's psnr_per_frame is no list of numbers")
+                if len(value) != num_frames - 1:
+                    raise ValueError(f"the {row} row's psnr_per_frame holds {len(value)} values, not {num_frames - 1} (frames 1 … T−1)")
+            elif not number(value):
+                raise ValueError(f"the {row} row's {name} is no number")
+        if row != GROUND_TRUTH and "psnr_per_frame" not in scores[row]:
+            raise ValueError(f"the {row} row has no psnr_per_frame")
+    return {row: dict(values) for row, values in scores.items()}

@@ -128,12 +128,14 @@ def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, she
     cases = benchmark_cases(result.config)
     if not result.cases:
         return None
-    running = cases[len(result.cases)].name if len(result.cases) < len(cases) else None  # (Ctrl-C just after the last case)
+    # The cases run in the grid's order, so the first one not done was running (none: Ctrl-C just after the last case).
+    done = {c.case.name for c in result.cases}
+    running = next((c.name for c in cases if c.name not in done), None)
     result.stopped = Stopped(running, stop_reason(exc))
     try:
         build = staging / PARTIAL
-        done = {f"contact_sheets/{c.case.name}.png" for c in result.cases}
-        kept_sheets = [s for s in sheets if s in done]  # (a sheet written just before its case failed is left out)
+        done_sheets = {f"contact_sheets/{name}.png" for name in done}
+        kept_sheets = [s for s in sheets if s in done_sheets]  # (a sheet written just before its case failed is left out)
         (build / "contact_sheets").mkdir(parents=True, exist_ok=True)
         for sheet in kept_sheets:
             os.replace(staging / sheet, build / sheet)
@@ -223,7 +225,10 @@ def run_eval(
             written = write_report(result, staging, plots=plots, sheets=sheets)  # (its plots take seconds: a Ctrl-C may come)
             raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
         except (Exception, KeyboardInterrupt) as exc:  # the finished cases kept apart, the complete report left as it was
-            stopped = BenchmarkResult(config, rows, finished, time.perf_counter() - started, dict(load_seconds or {}), fingerprint=current)
+            # (with the reused cases not reached yet: a case that runs again, its sheet gone, may come before them)
+            done = {r.case.name: r for r in [*reused, *finished]}
+            kept_cases = [done[c.name] for c in benchmark_cases(config) if c.name in done]
+            stopped = BenchmarkResult(config, rows, kept_cases, time.perf_counter() - started, dict(load_seconds or {}), fingerprint=current)
             sheets.sort(key=_grid_order(config))
             kept = keep_partial(stopped, exc, staging, sheets, folder)
             if kept is None:

@@ -23,12 +23,12 @@ from gen3c.pipelines.options import GENERATOR_OPTIONS
 from gen3c.pipelines.settings import GenerationRequest
 
 #: A message's `command line` or 'quoted value' (never respelled), or a flag: ``--name``
-#: (``--no_name``) not inside a word, with the value after it (a number, a 'quoted value' (or "one"
+#: (``--no_name``) not inside a word nor right after a ``name=`` this module wrote, with the value after it (a number, a 'quoted value' (or "one"
 #: with a quote in it, as repr writes it), a PLACEHOLDER or a word: a path, ``cuda:1``,
 #: ``fx,fy,cx,cy``), where there is one.
 _TOKEN = re.compile(
     r"(?P<quoted>`[^`]*`|(?<!\w)'[^']*'(?!\w))"
-    r"|(?<![\w/-])--(?P<off>no_)?(?P<name>[a-z][a-z0-9_]*)\b"
+    r"|(?<![\w/=-])--(?P<off>no_)?(?P<name>[a-z][a-z0-9_]*)\b"
     r"(?: (?P<value>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]|\.\w)|'[^']*'(?!\w)" r'|"[^"]*"(?!\w)'
     r"|(?:\.{0,2}/|~/)?\w[\w/-]*(?:[.:,][\w/-]+)*(?=[\s:;)]|[.,](?:\s|$)|$)))?"
 )
