@@ -53,7 +53,7 @@ from gen3c.models import configs
 from gen3c.parallel import check_host_gpus, launched_world_size
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
-from gen3c.training.ema import WeightEma, ema_weights
+from gen3c.training.ema import EMA_FILE, WeightEma, ema_weights
 
 #: The tokenizer stage's summary, kept in ``OUT/tokenizer/`` for the model card of a resumed run.
 TOKENIZER_SUMMARY = "gen3c_tokenizer_training.json"
@@ -636,6 +636,8 @@ def load_checkpoint(accelerator, checkpoint: Path) -> None:
     check_checkpoint(checkpoint)
     try:
         accelerator.load_state(str(checkpoint))
+    except Gen3cInputError:  # a load hook's own refusal (_make_ema's), which says what to do
+        raise
     except (OSError, KeyError, RuntimeError, ValueError) as exc:  # a file missing or damaged
         raise Gen3cInputError(
             f"--resume: checkpoint {str(checkpoint)!r} is incomplete or damaged ({first_line(exc, 120)}): "
@@ -1123,8 +1125,17 @@ def _make_ema(accelerator, config: Config, params: list[torch.nn.Parameter]) -> 
         if accelerator.is_main_process:  # (the same average on every process)
             ema.save(Path(output_dir))
 
+    def load_hook(models, input_dir):
+        # Without the file, a checkpoint that records no EMA was made without one (damaged otherwise: ema.load says so).
+        if not (Path(input_dir) / EMA_FILE).is_file() and not recorded_config(Path(input_dir)).get("train", {}).get("ema_decay"):
+            raise Gen3cInputError(
+                f"--resume: checkpoint {input_dir!r} holds no {EMA_FILE}: its run trained without train.ema_decay, and an "
+                "average cannot start midway: resume with ema_decay = 0 (the run's setting), or start a new --out"
+            )
+        ema.load(Path(input_dir))
+
     accelerator.register_save_state_pre_hook(save_hook)
-    accelerator.register_load_state_pre_hook(lambda models, input_dir: ema.load(Path(input_dir)))
+    accelerator.register_load_state_pre_hook(load_hook)
     return ema
 
 
