@@ -120,6 +120,7 @@ def test_a_distillation_stage_exports_its_ema(tmp_path):
         torch.testing.assert_close(student[key], 0.5 * theta0[key] + 0.5 * raw[key])
         torch.testing.assert_close(stage[key], student[key])
         torch.testing.assert_close(final[key], student[key])
+    assert "each stage's student is its EMA of decay 0.5." in (tmp_path / "ema" / "MODEL_CARD.md").read_text()
 
 
 def test_a_step_fp16s_grad_scaler_skips_leaves_the_ema_as_it_was(tmp_path):

@@ -435,7 +435,8 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
         + f", {d.resolution[0]}×{d.resolution[1]}, {d.num_frames} frames.",
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps} per stage, fresh state per stage), "
         f"batch {t.batch_size} × accumulation {t.gradient_accumulation_steps}"
-        + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}.",
+        + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}"
+        + (f"; each stage's student is its EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
         *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
         "",
         "| stage | what | steps | minutes | loss first → last |",
