@@ -193,6 +193,29 @@ def test_a_resume_may_lower_the_lr_as_the_divergence_advice_says_and_records_it(
     assert "Changed on resume" not in (out / "MODEL_CARD.md").read_text() and not (out / "config_changes.jsonl").exists()
 
 
+def test_a_resume_into_a_folder_another_run_still_holds_is_refused_before_it_writes(tmp_path, base_checkpoint, sample_dir):
+    """Two invocations into one --out at once (a job started again while the first still runs)
+    interleaved their checkpoints, losses and config.json: the running one holds the folder's lock,
+    and the second is refused in one line before it records anything; once free, it resumes."""
+    from dataclasses import replace
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io.atomic import try_flock
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 2},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out, stop_after=1)
+    before = {name: (out / name).read_text() for name in ("config.json", "losses.jsonl")}
+    lower = replace(config, train=replace(config.train, lr=5e-4))
+    with try_flock(out) as free:  # what the running invocation holds
+        assert free
+        with pytest.raises(Gen3cInputError, match=r"^--out '.*run' is held by another `gen3c train` still going .*: wait for it to end, or choose another --out$"):
+            train(lower, out, resume="auto")
+    assert {name: (out / name).read_text() for name in before} == before and not (out / "config_changes.jsonl").exists()
+    assert train(lower, out, resume="auto").steps == 2
+
+
 def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample_dir):
     """run.max_minutes is the run's budget, as run.max_steps is: the checkpoint records the training
     time spent, and a resumed run goes on counting from it (it got a fresh budget per invocation)."""

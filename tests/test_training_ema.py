@@ -120,6 +120,7 @@ def test_a_distillation_stage_exports_its_ema(tmp_path):
         torch.testing.assert_close(student[key], 0.5 * theta0[key] + 0.5 * raw[key])
         torch.testing.assert_close(stage[key], student[key])
         torch.testing.assert_close(final[key], student[key])
+    assert "each stage's student is its EMA of decay 0.5." in (tmp_path / "ema" / "MODEL_CARD.md").read_text()
 
 
 def test_a_step_fp16s_grad_scaler_skips_leaves_the_ema_as_it_was(tmp_path):
@@ -147,3 +148,21 @@ def test_a_step_fp16s_grad_scaler_skips_leaves_the_ema_as_it_was(tmp_path):
     step(lambda x0, buffers, generator: -x0 * model.weight.sum())
     assert not optimizer.step_was_skipped and float(model.weight.detach()) == 1.0
     assert float(ema.shadow[0]) == 1.5
+
+
+def test_turning_the_ema_on_when_resuming_a_run_made_without_it_is_refused_as_such(tmp_path, base_checkpoint, sample_dir):  # noqa: F811
+    """A run of a version before train.ema_decay (its config.json and checkpoint record no
+    ema_decay, so the resume's config check lets the key pass) resumed with an EMA: its checkpoint
+    has no ema.safetensors, which is no damage: the refusal says to resume without the EMA (it
+    said the checkpoint was incomplete or damaged, to be deleted)."""
+    import json
+
+    config = _ema_config(base_checkpoint, sample_dir, ema_decay=0.0)
+    train(config, tmp_path / "run", stop_after=1)
+    for path in [tmp_path / "run" / "config.json", *(tmp_path / "run" / "checkpoints").glob("step_*/config.json")]:
+        recorded = json.loads(path.read_text())
+        del recorded["train"]["ema_decay"]
+        path.write_text(json.dumps(recorded))
+    with pytest.raises(Gen3cInputError, match=r"holds no ema\.safetensors: its run trained without train\.ema_decay, .*resume with ema_decay = 0") as caught:
+        train(_ema_config(base_checkpoint, sample_dir), tmp_path / "run", resume="auto")
+    assert "damaged" not in str(caught.value) and "\n" not in str(caught.value)

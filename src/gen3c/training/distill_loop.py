@@ -27,6 +27,7 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -187,10 +188,12 @@ def distill(
     stop_after: int | None = None,
     progress: ProgressFactory | None = None,
     echo: Callable[[str], None] | None = None,
+    held: contextlib.ExitStack,
 ) -> TrainResult:
     """Distil ``model.checkpoint`` into a few-step student in ``out`` (see the module docstring).
 
-    Args: as :func:`gen3c.training.loop.train`; ``stop_after`` counts optimiser steps over stages.
+    Args: as :func:`gen3c.training.loop.train`; ``stop_after`` counts optimiser steps over stages;
+    ``held``: where the output folder's lock is held (:func:`~gen3c.training.loop._start_run`).
     """
     from gen3c.models.packaged import resolve_checkpoint
     from gen3c.training.data import StepSampler, check_batch_fits, held_out_clip, make_dataset
@@ -222,7 +225,7 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    out, accelerator, writer, log = _start_run(config, out, resume, echo)
+    out, accelerator, writer, log = _start_run(config, out, resume, echo, held)
     main = accelerator.is_main_process
     device = accelerator.device
     vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
@@ -435,7 +438,8 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
         + f", {d.resolution[0]}×{d.resolution[1]}, {d.num_frames} frames.",
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps} per stage, fresh state per stage), "
         f"batch {t.batch_size} × accumulation {t.gradient_accumulation_steps}"
-        + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}.",
+        + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}"
+        + (f"; each stage's student is its EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
         *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
         "",
         "| stage | what | steps | minutes | loss first → last |",

@@ -27,6 +27,7 @@ changed, :func:`record_changes`), ``logs/`` (TensorBoard), ``samples/``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -47,13 +48,14 @@ from gen3c.io.atomic import (
     ensure_writable_dir,
     publish,
     replace_folder,
+    try_flock,
     write_text_atomic,
 )
 from gen3c.models import configs
 from gen3c.parallel import check_host_gpus, launched_world_size
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
-from gen3c.training.ema import WeightEma, ema_weights
+from gen3c.training.ema import EMA_FILE, WeightEma, ema_weights
 
 #: The tokenizer stage's summary, kept in ``OUT/tokenizer/`` for the model card of a resumed run.
 TOKENIZER_SUMMARY = "gen3c_tokenizer_training.json"
@@ -188,10 +190,18 @@ def _accelerator(config: Config, out: Path):
     )
 
 
-def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None = None):
+def _start_run(
+    config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None, held: contextlib.ExitStack
+):
     """The output folder, the accelerator, TensorBoard (main process only), ``log(tag, value,
     step)`` and config.json: what a training run and a distillation run begin with, with a
     resumed run's changes of :func:`recorded_keys` (:func:`record_changes`).
+
+    The main process holds the output folder's lock (``flock``) in ``held`` (:func:`train`'s, to
+    the run's end) before it writes there: a second run into the folder while this one goes (a
+    ``--resume`` of it, e.g. a job started again before the first ended) is refused, instead of
+    the two interleaving their checkpoints, losses and config.json. Where the file system cannot
+    lock, the run goes on unlocked.
 
     A resumed run's TensorBoard hides the events of the steps past its checkpoint (``purge_step``):
     those of an abandoned history (a rewind) or of steps run after the last checkpoint, which run
@@ -204,6 +214,12 @@ def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[st
 
     out = ensure_writable_dir(out, "training output folder")
     accelerator = _accelerator(config, out)
+    if accelerator.is_main_process:
+        busy = Gen3cInputError(
+            f"--out {str(out)!r} is held by another `gen3c train` still going (a --resume of a run not yet ended?): "
+            "wait for it to end, or choose another --out"
+        )
+        held.enter_context(try_flock(out, held=busy))
     purge_step = None if resume is None else resumed_step(out, resume) + 1
     writer = SummaryWriter(str(out / "logs"), purge_step=purge_step) if accelerator.is_main_process else None
 
@@ -636,6 +652,8 @@ def load_checkpoint(accelerator, checkpoint: Path) -> None:
     check_checkpoint(checkpoint)
     try:
         accelerator.load_state(str(checkpoint))
+    except Gen3cInputError:  # a load hook's own refusal (_make_ema's), which says what to do
+        raise
     except (OSError, KeyError, RuntimeError, ValueError) as exc:  # a file missing or damaged
         raise Gen3cInputError(
             f"--resume: checkpoint {str(checkpoint)!r} is incomplete or damaged ({first_line(exc, 120)}): "
@@ -927,7 +945,8 @@ def train(
     else:
         run = _train
     try:
-        return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
+        with contextlib.ExitStack() as held:  # the output folder's lock (_start_run), however the run ends
+            return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo, held=held)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (gen3c.errors.Terminated): say what is kept
         raise type(exc)(stopped_message(config, Path(out))) from None
 
@@ -967,8 +986,9 @@ def _train(
     stop_after: int | None,
     progress: ProgressFactory | None,
     echo: Callable[[str], None] | None,
+    held: contextlib.ExitStack,
 ) -> TrainResult:
-    """:func:`train` of ``train.mode`` full or lora, after its checks."""
+    """:func:`train` of ``train.mode`` full or lora, after its checks (``held``: :func:`_start_run`'s)."""
     from gen3c.training import lora as lora_mod
     from gen3c.training.data import CachedClips, StepSampler, check_batch_fits, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
@@ -985,7 +1005,7 @@ def _train(
     lora_mode = config.train.mode == "lora"
     if lora_mode:
         lora_mod.target_modules(transformer, config.lora.targets)
-    out, accelerator, writer, log = _start_run(config, out, resume, echo)
+    out, accelerator, writer, log = _start_run(config, out, resume, echo, held)
     main = accelerator.is_main_process
     if config.data.cache_clips:
         dataset = CachedClips(dataset, config.data.num_workers, progress("Clips", len(dataset)) if progress is not None else None)
@@ -1123,8 +1143,17 @@ def _make_ema(accelerator, config: Config, params: list[torch.nn.Parameter]) -> 
         if accelerator.is_main_process:  # (the same average on every process)
             ema.save(Path(output_dir))
 
+    def load_hook(models, input_dir):
+        # Without the file, a checkpoint that records no EMA was made without one (damaged otherwise: ema.load says so).
+        if not (Path(input_dir) / EMA_FILE).is_file() and not recorded_config(Path(input_dir)).get("train", {}).get("ema_decay"):
+            raise Gen3cInputError(
+                f"--resume: checkpoint {input_dir!r} holds no {EMA_FILE}: its run trained without train.ema_decay, and an "
+                "average cannot start midway: resume with ema_decay = 0 (the run's setting), or start a new --out"
+            )
+        ema.load(Path(input_dir))
+
     accelerator.register_save_state_pre_hook(save_hook)
-    accelerator.register_load_state_pre_hook(lambda models, input_dir: ema.load(Path(input_dir)))
+    accelerator.register_load_state_pre_hook(load_hook)
     return ema
 
 
