@@ -1504,3 +1504,44 @@ def test_a_resume_stopped_while_swapping_a_superseded_checkpoint_is_undone_by_th
     assert not swap.exists()
     assert (aside / "mark").read_text() == "superseded" and (own / "mark").read_text() == "own"
     assert said == [f"{str(aside)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints"]
+
+
+def test_a_second_rewind_keeps_what_the_first_set_aside(tmp_path):
+    """Two rewinds to the same step: the second set the first's later checkpoint, samples and
+    exports aside under the same names, and deleted what was there (a rmtree of the earlier
+    checkpoint, a replace of the earlier card), though setting aside promises the user keeps them."""
+    from gen3c.training.loop import set_aside_superseded
+
+    out = tmp_path / "run"
+
+    def history(tag: str) -> None:
+        for step in (2, 4):
+            (out / "checkpoints" / f"step_000000{step}").mkdir(parents=True, exist_ok=True)
+        (out / "checkpoints" / "step_0000004" / "which").write_text(tag)
+        (out / "samples").mkdir(exist_ok=True)
+        (out / "samples" / "step_0000004.mp4").write_text(tag)
+        (out / "model").mkdir(exist_ok=True)
+        (out / "model" / "which").write_text(tag)
+        (out / "MODEL_CARD.md").write_text(tag)
+
+    history("first")
+    set_aside_superseded(out, 2)
+    history("second")
+    set_aside_superseded(out, 2)
+    aside = out / "checkpoints" / "superseded"
+    for newer, older in (("step_0000004/which", "step_0000004.earlier1/which"), ("samples/step_0000004.mp4", "samples/step_0000004.earlier1.mp4"),
+                         ("model/which", "model.earlier1/which"), ("MODEL_CARD.md", "MODEL_CARD.earlier1.md")):  # fmt: skip
+        assert (aside / newer).read_text() == "second" and (aside / older).read_text() == "first", (newer, older)
+    assert [p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("step_")] == ["step_0000002"]
+    # The first history's checkpoint resumes into the run as step_0000004, the run's own (a third
+    # history's) taking its name aside; a swap stopped midway is put back as it was.
+    from gen3c.training.loop import _restore_superseded, undo_interrupted_swaps
+
+    (out / "checkpoints" / "step_0000004").mkdir()
+    (out / "checkpoints" / "step_0000004" / "which").write_text("third")
+    (aside / "step_0000004.earlier1").rename(aside / ".step_0000004.earlier1.swap")  # stopped after the first rename
+    assert undo_interrupted_swaps(out) == [aside / "step_0000004.earlier1"]
+    assert (out / "checkpoints" / "step_0000004" / "which").read_text() == "third"
+    restored = _restore_superseded(out, aside / "step_0000004.earlier1")
+    assert restored == out / "checkpoints" / "step_0000004" and (restored / "which").read_text() == "first"
+    assert (aside / "step_0000004.earlier1" / "which").read_text() == "third" and (aside / "step_0000004" / "which").read_text() == "second"

@@ -708,8 +708,9 @@ def checkpoint_run(checkpoint: Path) -> Path:
 def _restore_superseded(out: Path, checkpoint: Path) -> Path:
     """Move ``OUT/checkpoints/superseded/step_N``, which a run resumes from, back among the run's
     checkpoints (it is the run's history again; the rest of ``superseded/`` stays); the run's own
-    ``step_N`` of the history it leaves, if any, takes its place there. Returns its new path."""
-    target = out / "checkpoints" / checkpoint.name
+    ``step_N`` of the history it leaves, if any, takes its place there (under the name it had:
+    ``step_N.earlierK`` of a second rewind, :func:`_earlier_name`). Returns its new path."""
+    target = out / "checkpoints" / checkpoint.name.split(".")[0]
     if target.exists():
         # Three renames; a run stopped between them leaves the swap folder, which the next one
         # puts back where it came from (undo_interrupted_swaps).
@@ -734,7 +735,7 @@ def undo_interrupted_swaps(out: Path) -> list[Path]:
     restored = []
     for swap in sorted(aside.glob(".step_*.swap")) if aside.is_dir() else []:
         name = swap.name[1:-len(".swap")]
-        own, superseded = out / "checkpoints" / name, aside / name
+        own, superseded = out / "checkpoints" / name.split(".")[0], aside / name
         try:
             if not own.exists() and superseded.exists():  # the run's own step_N was moved aside: back
                 superseded.rename(own)
@@ -778,14 +779,24 @@ def set_aside_superseded(
     for path in [*sorted(exported, key=lambda p: p.name != "MODEL_CARD.md"), *samples, *later]:
         target = aside / path.relative_to(out / "checkpoints" if path in later else out)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_dir():  # set aside by an earlier rewind: this one is newer
-            shutil.rmtree(target)
+        if target.exists():  # set aside by an earlier rewind: kept too, under the next free name
+            target.replace(_earlier_name(target))
         moved.append(path.replace(target))
     if echo is not None:
         what = [*(p.name for p in later), f"{len(samples)} sample video(s)" if samples else "", *(p.name for p in exported)]
         echo(f"--resume from step {step}: what later steps made ({', '.join(w for w in what if w)}) is moved to "
              f"{str(aside)!r}, since those steps run again (delete it to free the space)")  # fmt: skip
     return moved
+
+
+def _earlier_name(path: Path) -> Path:
+    """The first free ``NAME.earlierK`` (``NAME.earlierK.SUFFIX`` for a file) beside ``path``: where
+    something a later rewind sets aside under ``path``'s name keeps what an earlier one put there."""
+    stem, suffix = (path.stem, path.suffix) if path.is_file() else (path.name, "")
+    k = 1
+    while (path.parent / f"{stem}.earlier{k}{suffix}").exists():
+        k += 1
+    return path.parent / f"{stem}.earlier{k}{suffix}"
 
 
 #: Settings a resumed run may change: budgets, logging, worker processes (nothing a step computes).
