@@ -371,7 +371,7 @@ def test_relative_intrinsics_and_depth_estimator_paths_start_at_the_manifest_fol
     (tmp_path / "jobs" / "cams" / "K.json").write_text('{"fx": 60, "fy": 60, "cx": 56, "cy": 32}')
     (tmp_path / "jobs" / "weights").mkdir()
     (tmp_path / "jobs" / "weights" / "model.pt").write_bytes(b"x")
-    here = tmp_path / "elsewhere"
+    here = tmp_path / "elsewhere --seed 3"  # (a flag-like folder name stays as it is in a row's message)
     (here / "cams").mkdir(parents=True)
     (here / "cams" / "other.json").write_text('{"fx": 90, "fy": 90, "cx": 56, "cy": 32}')
     (here / "depth" / "model").mkdir(parents=True)
@@ -390,7 +390,7 @@ def test_relative_intrinsics_and_depth_estimator_paths_start_at_the_manifest_fol
     message = str(caught.value)
     assert "has 2 mistakes" in message and "line 1" not in message and "line 4" not in message
     assert f"line 2: intrinsics '{tmp_path / 'jobs' / 'cams' / 'other.json'}' does not exist: fix the path (a relative one starts at the manifest's folder)" in message
-    assert (f"line 3: depth_estimator 'depth/model' is not in the manifest's folder, but is in the current folder ({here}), "
+    assert (f"line 3: depth_estimator 'depth/model' is not in the manifest's folder, but is in the current folder ({str(here)!r}), "
             "which a manifest's relative paths do not start from") in message  # fmt: skip
     a, d = load_manifest(write_manifest(manifest, [rows[0], rows[3]]), check_inputs=True)
     assert a.settings["intrinsics"] == str(tmp_path / "jobs" / "cams" / "K.json")

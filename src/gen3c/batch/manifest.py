@@ -204,7 +204,7 @@ def check_job_inputs(job: Job, where: str, base: str = "the manifest's folder") 
             # Not beside the manifest (resolve_paths would have taken it), so kept as a name or hub
             # id; yet the run would read this file or folder of the current folder instead.
             raise Gen3cInputError(
-                f"{where}: {key} {quoted(value)} is not in the manifest's folder, but is in the current folder ({Path.cwd()}), "
+                f"{where}: {key} {quoted(value)} is not in the manifest's folder, but is in the current folder ({str(Path.cwd())!r}), "
                 "which a manifest's relative paths do not start from: give its path from the manifest's folder, or an absolute one"
             )
     try:
