@@ -24,6 +24,7 @@ from gen3c.pipelines.request import (
     make_cameras,
     run_request,
 )
+from gen3c.pipelines.spelling import row_spelling
 from gen3c.trajectories import interpolate_keyframes
 
 F64 = torch.float64
@@ -528,7 +529,7 @@ def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monk
     assert out.result.frames.shape == (5, 3, 48, 80)
     # its record says the prior stood in for the 'moge' it names (the run itself read no depth)
     record = json.loads(out.paths["run"].read_text())
-    assert record["depth_estimator"] == "moge" and record["notes"] == state.notes
+    assert record["depth_estimator"] == "moge" and record["notes"] == [row_spelling(n) for n in state.notes]  # (the record's keys)
     state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")  # asked for: no note
     assert state.notes == [] and state.request.depth_estimator == "prior"
     with pytest.raises(Gen3cInputError, match="not an image"):

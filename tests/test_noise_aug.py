@@ -141,12 +141,13 @@ def test_a_one_chunk_run_notes_that_it_changes_nothing_and_records_it(generator,
     )  # fmt: skip
     generator.configure({"num_steps": 1, "noise_aug_strength": 0.5})
     try:
-        with collect_notes():
+        with collect_notes() as said:
             out = run_request(request, generator=generator)
     finally:
         generator.configure({"num_steps": 1})
-    record = json.loads(out.paths["run"].read_text())
-    assert [n for n in record["notes"] if re.match(NOTE, n)], record["notes"]
+    assert [n for n in said if re.match(NOTE, n)], said
+    record = json.loads(out.paths["run"].read_text())  # (in the record's keys, as a manifest row names them)
+    assert [n for n in record["notes"] if re.match(NOTE.removeprefix("--"), n)], record["notes"]
     assert record["generator_settings"]["noise_aug_strength"] == 0.5 == out.generator_settings["noise_aug_strength"]
     assert "guidance 1, buffer noise 0.5, step cache" in _describe_settings(out.generator_settings)
     other = {**out.generator_settings, "noise_aug_strength": 0.0}
