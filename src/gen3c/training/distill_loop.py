@@ -27,7 +27,6 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -188,12 +187,11 @@ def distill(
     stop_after: int | None = None,
     progress: ProgressFactory | None = None,
     echo: Callable[[str], None] | None = None,
-    held: contextlib.ExitStack,
 ) -> TrainResult:
     """Distil ``model.checkpoint`` into a few-step student in ``out`` (see the module docstring).
 
-    Args: as :func:`gen3c.training.loop.train`; ``stop_after`` counts optimiser steps over stages;
-    ``held``: where the output folder's lock is held (:func:`~gen3c.training.loop._start_run`).
+    Args: as :func:`gen3c.training.loop.train` (which holds the output folder's lock); ``stop_after``
+    counts optimiser steps over stages.
     """
     from gen3c.models.packaged import resolve_checkpoint
     from gen3c.training.data import StepSampler, check_batch_fits, held_out_clip, make_dataset
@@ -225,7 +223,7 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    out, accelerator, writer, log = _start_run(config, out, resume, echo, held)
+    out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
     vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
