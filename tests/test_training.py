@@ -194,6 +194,26 @@ def test_a_resume_may_lower_the_lr_as_the_divergence_advice_says_and_records_it(
     assert "Changed on resume" not in (out / "MODEL_CARD.md").read_text() and not (out / "config_changes.jsonl").exists()
 
 
+def test_a_change_no_step_used_is_not_stated_in_the_card(tmp_path, base_checkpoint, sample_dir):
+    """A resume that lowers train.lr while lowering run.max_steps to the step reached runs no step,
+    yet the card said "train.lr 0.001 → 0.0005 from step 3" (and lr 0.0005) with 2 steps. It states
+    the settings the steps ran with; the record is kept, and states the change once a step uses it."""
+    from dataclasses import replace
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 4},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out, stop_after=2)
+    lower = replace(config, train=replace(config.train, lr=5e-4))
+    assert train(replace(lower, run=replace(lower.run, max_steps=2)), out, resume="auto").steps == 2
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Changed on resume" not in card and "AdamW lr 0.001 (" in card and "- **Steps**: 2 in" in card
+    assert [c["key"] for c in map(json.loads, (out / "config_changes.jsonl").read_text().splitlines())] == ["train.lr"]
+    assert train(replace(lower, run=replace(lower.run, max_steps=3)), out, resume="auto").steps == 3
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "- **Changed on resume**: train.lr 0.001 → 0.0005 from step 3." in card and "AdamW lr 0.0005 (" in card
+
+
 def test_a_resume_into_a_folder_another_run_still_holds_is_refused_before_it_writes(tmp_path, base_checkpoint, sample_dir):
     """Two invocations into one --out at once (a job started again while the first still runs)
     interleaved their checkpoints, losses and config.json: the running one holds the folder's lock,

@@ -61,14 +61,15 @@ from gen3c.training.loop import (
     _run_result,
     _save_checkpoint,
     _start_run,
+    changes_used,
     check_clips_fit,
+    config_used,
     describe_changes,
     drop_model_card,
     folder_megabytes,
     load_base_pipeline,
     lr_factor,
     prompt_embedding,
-    recorded_changes,
     recorded_config,
     same_folders,
 )
@@ -423,6 +424,7 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
     import platform
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    config = config_used(config, out, result.steps)
     d, t = config.data, config.train
     last = stages[-1]
     lines = [
@@ -438,7 +440,7 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
         f"batch {t.batch_size} × accumulation {t.gradient_accumulation_steps}"
         + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}"
         + (f"; each stage's student is its EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
-        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
+        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := changes_used(out, result.steps)) else []),
         "",
         "| stage | what | steps | minutes | loss first → last |",
         "|---|---|---:|---:|---|",

@@ -282,6 +282,24 @@ def recorded_changes(folder: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
+def changes_used(out: Path, steps: int) -> list[dict]:
+    """The recorded changes (:func:`recorded_changes`) some of a run's ``steps`` used: a resume
+    that changed a setting while lowering ``run.max_steps`` to the step reached ran no step with
+    the new value (``config_changes.jsonl`` keeps it: a later resume's steps use it)."""
+    return [c for c in recorded_changes(out) if c["step"] <= steps]
+
+
+def config_used(config: Config, out: Path, steps: int) -> Config:
+    """``config`` with the recorded changes none of a run's ``steps`` used (:func:`changes_used`)
+    taken back: the settings its last steps ran with, which the model card states."""
+    from dataclasses import replace
+
+    for c in reversed([c for c in recorded_changes(out) if c["step"] > steps]):  # the earliest's "from" last
+        section, key = c["key"].split(".")
+        config = replace(config, **{section: replace(getattr(config, section), **{key: c["from"]})})
+    return config
+
+
 def resumed_step(out: Path, resume: str) -> int:
     """The step a run resumed with ``resume`` (a checkpoint folder or "auto") goes on from: the
     checkpoint's step counter (read as plain values, :func:`check_checkpoint`), 0 without one."""
@@ -1381,6 +1399,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         return sum(xs) / len(xs) if xs else float("nan")
 
     k = max(1, min(50, n // 10 or 1))
+    config = config_used(config, out, result.steps)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
     d, t = config.data, config.train
     lines = [
@@ -1397,7 +1416,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps}), batch {t.batch_size}"
         f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}"
         + (f"; the weights are an EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
-        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
+        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := changes_used(out, result.steps)) else []),
         f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min of training on {device}"
         + (f" × {result.processes} processes ({result.parallel})." if result.processes > 1 else "."),
         f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
