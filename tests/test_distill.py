@@ -721,3 +721,14 @@ def test_a_resumed_distillation_may_lower_the_lr_and_its_card_says_so(tmp_path, 
     assert [json.loads(line)["lr"] for line in (out / "losses.jsonl").read_text().splitlines()] == [1e-3, 5e-4]
     assert said[0].startswith("--resume: train.lr 0.001 → 0.0005 from step 2; ")
     assert "- **Changed on resume**: train.lr 0.001 → 0.0005 from step 2." in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_distillation_card_states_no_change_that_no_step_used(tmp_path, teacher_checkpoint):
+    """A resume that lowered train.lr and run.max_steps to the step reached ran no step, yet the
+    card said "train.lr 0.001 → 0.0005 from step 2" (and lr 0.0005) with the stage's 1 step."""
+    cfg = distill_config(teacher_checkpoint, distill={"student_steps": []})  # one stage of 2 steps
+    out = tmp_path / "run"
+    train(config_from_dict(cfg), out, stop_after=1)
+    assert train(config_from_dict({**cfg, "train": {**cfg["train"], "lr": 5e-4}, "run": {**cfg["run"], "max_steps": 1}}), out, resume="auto").steps == 1
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Changed on resume" not in card and "AdamW lr 0.001 (" in card

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,26 @@ def test_a_resume_may_lower_the_lr_as_the_divergence_advice_says_and_records_it(
     assert "Changed on resume" not in (out / "MODEL_CARD.md").read_text() and not (out / "config_changes.jsonl").exists()
 
 
+def test_a_change_no_step_used_is_not_stated_in_the_card(tmp_path, base_checkpoint, sample_dir):
+    """A resume that lowers train.lr while lowering run.max_steps to the step reached runs no step,
+    yet the card said "train.lr 0.001 → 0.0005 from step 3" (and lr 0.0005) with 2 steps. It states
+    the settings the steps ran with; the record is kept, and states the change once a step uses it."""
+    from dataclasses import replace
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 4},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
+    out = tmp_path / "run"
+    train(config, out, stop_after=2)
+    lower = replace(config, train=replace(config.train, lr=5e-4))
+    assert train(replace(lower, run=replace(lower.run, max_steps=2)), out, resume="auto").steps == 2
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Changed on resume" not in card and "AdamW lr 0.001 (" in card and "- **Steps**: 2 in" in card
+    assert [c["key"] for c in map(json.loads, (out / "config_changes.jsonl").read_text().splitlines())] == ["train.lr"]
+    assert train(replace(lower, run=replace(lower.run, max_steps=3)), out, resume="auto").steps == 3
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "- **Changed on resume**: train.lr 0.001 → 0.0005 from step 3." in card and "AdamW lr 0.0005 (" in card
+
+
 def test_a_resume_into_a_folder_another_run_still_holds_is_refused_before_it_writes(tmp_path, base_checkpoint, sample_dir):
     """Two invocations into one --out at once (a job started again while the first still runs)
     interleaved their checkpoints, losses and config.json: the running one holds the folder's lock,
@@ -206,14 +227,45 @@ def test_a_resume_into_a_folder_another_run_still_holds_is_refused_before_it_wri
                                           data={"kind": "sample", "paths": [str(sample_dir)]}))  # fmt: skip
     out = tmp_path / "run"
     train(config, out, stop_after=1)
-    before = {name: (out / name).read_text() for name in ("config.json", "losses.jsonl")}
+    # The running invocation is midway through swapping a superseded checkpoint back (it holds
+    # .step_N.swap): the second one's repair of "a stopped swap" ran before its lock was refused.
+    swap = out / "checkpoints" / "superseded" / ".step_0000004.swap"
+    swap.mkdir(parents=True)
+    (swap / "mark").write_text("being swapped")
+
+    def contents() -> dict:
+        return {str(p.relative_to(out)): p.read_bytes() if p.is_file() else None for p in sorted(out.rglob("*"))}
+
+    before = contents()
     lower = replace(config, train=replace(config.train, lr=5e-4))
     with try_flock(out) as free:  # what the running invocation holds
         assert free
         with pytest.raises(Gen3cInputError, match=r"^--out '.*run' is held by another `gen3c train` still going .*: wait for it to end, or choose another --out$"):
             train(lower, out, resume="auto")
-    assert {name: (out / name).read_text() for name in before} == before and not (out / "config_changes.jsonl").exists()
+    assert contents() == before
+    shutil.rmtree(swap.parent)
     assert train(lower, out, resume="auto").steps == 2
+
+
+def test_a_run_into_a_held_folder_is_refused_before_it_reads_its_clips(tmp_path, sample_dir):
+    """The lock was taken only once the clips and the model were read (when the folder was made):
+    a run into a folder another run holds was refused only after that work, and checked the folder's
+    contents before it held it. Now the lock comes first; a folder the run made and never wrote to
+    is removed again."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io.atomic import try_flock
+
+    config = config_from_dict(tiny_config(tmp_path, data={"kind": "sample", "paths": [str(tmp_path / "no_clips")]}))
+    out = tmp_path / "held"
+    out.mkdir()
+    with try_flock(out) as free:
+        assert free
+        with pytest.raises(Gen3cInputError, match=r"^--out '.*held' is held by another `gen3c train` still going"):
+            train(config, out)
+    assert list(out.iterdir()) == []
+    with pytest.raises(Gen3cInputError, match="no_clips"):  # free: the clips are read, and refused
+        train(config, tmp_path / "new" / "run")
+    assert not (tmp_path / "new").exists()
 
 
 def test_the_time_budget_counts_across_resumes(tmp_path, base_checkpoint, sample_dir):

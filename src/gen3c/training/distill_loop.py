@@ -27,7 +27,6 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -62,14 +61,15 @@ from gen3c.training.loop import (
     _run_result,
     _save_checkpoint,
     _start_run,
+    changes_used,
     check_clips_fit,
+    config_used,
     describe_changes,
     drop_model_card,
     folder_megabytes,
     load_base_pipeline,
     lr_factor,
     prompt_embedding,
-    recorded_changes,
     recorded_config,
     same_folders,
 )
@@ -188,12 +188,11 @@ def distill(
     stop_after: int | None = None,
     progress: ProgressFactory | None = None,
     echo: Callable[[str], None] | None = None,
-    held: contextlib.ExitStack,
 ) -> TrainResult:
     """Distil ``model.checkpoint`` into a few-step student in ``out`` (see the module docstring).
 
-    Args: as :func:`gen3c.training.loop.train`; ``stop_after`` counts optimiser steps over stages;
-    ``held``: where the output folder's lock is held (:func:`~gen3c.training.loop._start_run`).
+    Args: as :func:`gen3c.training.loop.train` (which holds the output folder's lock); ``stop_after``
+    counts optimiser steps over stages.
     """
     from gen3c.models.packaged import resolve_checkpoint
     from gen3c.training.data import StepSampler, check_batch_fits, held_out_clip, make_dataset
@@ -225,7 +224,7 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    out, accelerator, writer, log = _start_run(config, out, resume, echo, held)
+    out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
     vae = pipe.vae if pipe.vae.dtype == _dtype(m.weights_dtype) else pipe.vae.to(_dtype(m.weights_dtype))
@@ -425,6 +424,7 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
     import platform
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    config = config_used(config, out, result.steps)
     d, t = config.data, config.train
     last = stages[-1]
     lines = [
@@ -440,7 +440,7 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
         f"batch {t.batch_size} × accumulation {t.gradient_accumulation_steps}"
         + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}"
         + (f"; each stage's student is its EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
-        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
+        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := changes_used(out, result.steps)) else []),
         "",
         "| stage | what | steps | minutes | loss first → last |",
         "|---|---|---:|---:|---|",

@@ -52,7 +52,7 @@ from gen3c.io.atomic import (
     write_text_atomic,
 )
 from gen3c.models import configs
-from gen3c.parallel import check_host_gpus, launched_world_size
+from gen3c.parallel import check_host_gpus, is_main_process, launched_world_size
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 from gen3c.training.ema import EMA_FILE, WeightEma, ema_weights
@@ -190,18 +190,11 @@ def _accelerator(config: Config, out: Path):
     )
 
 
-def _start_run(
-    config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None, held: contextlib.ExitStack
-):
-    """The output folder, the accelerator, TensorBoard (main process only), ``log(tag, value,
-    step)`` and config.json: what a training run and a distillation run begin with, with a
-    resumed run's changes of :func:`recorded_keys` (:func:`record_changes`).
-
-    The main process holds the output folder's lock (``flock``) in ``held`` (:func:`train`'s, to
-    the run's end) before it writes there: a second run into the folder while this one goes (a
-    ``--resume`` of it, e.g. a job started again before the first ended) is refused, instead of
-    the two interleaving their checkpoints, losses and config.json. Where the file system cannot
-    lock, the run goes on unlocked.
+def _start_run(config: Config, out: Path, resume: str | None, echo: Callable[[str], None] | None):
+    """The accelerator, TensorBoard (main process only), ``log(tag, value, step)`` and
+    config.json: what a training run and a distillation run begin with, in the output folder
+    :func:`train` made and locked (:func:`hold_run_folder`), with a resumed run's changes of
+    :func:`recorded_keys` (:func:`record_changes`).
 
     A resumed run's TensorBoard hides the events of the steps past its checkpoint (``purge_step``):
     those of an abandoned history (a rewind) or of steps run after the last checkpoint, which run
@@ -212,14 +205,8 @@ def _start_run(
     """
     from torch.utils.tensorboard import SummaryWriter
 
-    out = ensure_writable_dir(out, "training output folder")
+    out = ensure_writable_dir(out, "training output folder")  # (made by the main process, which may come later)
     accelerator = _accelerator(config, out)
-    if accelerator.is_main_process:
-        busy = Gen3cInputError(
-            f"--out {str(out)!r} is held by another `gen3c train` still going (a --resume of a run not yet ended?): "
-            "wait for it to end, or choose another --out"
-        )
-        held.enter_context(try_flock(out, held=busy))
     purge_step = None if resume is None else resumed_step(out, resume) + 1
     writer = SummaryWriter(str(out / "logs"), purge_step=purge_step) if accelerator.is_main_process else None
 
@@ -293,6 +280,24 @@ def recorded_changes(folder: Path) -> list[dict]:
     """The lines of ``config_changes.jsonl`` in a run or checkpoint folder (none without it)."""
     path = folder / CHANGES_FILE
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def changes_used(out: Path, steps: int) -> list[dict]:
+    """The recorded changes (:func:`recorded_changes`) some of a run's ``steps`` used: a resume
+    that changed a setting while lowering ``run.max_steps`` to the step reached ran no step with
+    the new value (``config_changes.jsonl`` keeps it: a later resume's steps use it)."""
+    return [c for c in recorded_changes(out) if c["step"] <= steps]
+
+
+def config_used(config: Config, out: Path, steps: int) -> Config:
+    """``config`` with the recorded changes none of a run's ``steps`` used (:func:`changes_used`)
+    taken back: the settings its last steps ran with, which the model card states."""
+    from dataclasses import replace
+
+    for c in reversed([c for c in recorded_changes(out) if c["step"] > steps]):  # the earliest's "from" last
+        section, key = c["key"].split(".")
+        config = replace(config, **{section: replace(getattr(config, section), **{key: c["from"]})})
+    return config
 
 
 def resumed_step(out: Path, resume: str) -> int:
@@ -940,26 +945,66 @@ def train(
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
     check_devices(config)
     check_model_checkpoint(config.model.checkpoint)
-    if resume is not None:  # before anything looks for the checkpoint to resume
-        for back in undo_interrupted_swaps(Path(out)):
-            if echo is not None:
-                echo(f"{str(back)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints")
-    if resume not in (None, "auto"):
-        check_checkpoint(Path(resume))
-    check_run_folder(config, Path(out), resume)
     check_writable_place(out, "training output folder")
-    if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
-        kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
-        echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
     if config.train.mode == "distill":
         from gen3c.training.distill_loop import distill as run
     else:
         run = _train
     try:
-        with contextlib.ExitStack() as held:  # the output folder's lock (_start_run), however the run ends
-            return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo, held=held)
+        with contextlib.ExitStack() as held:  # the output folder's lock, however the run ends
+            # Every write to OUT (a swap's repair, the set-aside moves, losses.jsonl, config.json) and
+            # the checks of what it holds come after the lock: a second invocation changes nothing.
+            hold_run_folder(Path(out), held)
+            if resume is not None:  # before anything looks for the checkpoint to resume
+                for back in undo_interrupted_swaps(Path(out)) if is_main_process() else wait_for_swaps(Path(out)):
+                    if echo is not None:
+                        echo(f"{str(back)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints")
+            if resume not in (None, "auto"):
+                check_checkpoint(Path(resume))
+            check_run_folder(config, Path(out), resume)
+            if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
+                kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
+                echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
+            return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (gen3c.errors.Terminated): say what is kept
         raise type(exc)(stopped_message(config, Path(out))) from None
+
+
+def hold_run_folder(out: Path, held: contextlib.ExitStack) -> None:
+    """On the main process: make the output folder ``out`` (if missing) and take its lock
+    (``flock``) in ``held``, before anything in it is read or written. A second run into the
+    folder while this one goes (a ``--resume`` of it, e.g. a job started again before the first
+    ended) is refused in one line, instead of the two interleaving their checkpoints, losses and
+    config.json or repairing a checkpoint swap the first is making. A folder made here and left
+    empty (the run refused before it wrote) is removed again, under the lock. Where the file
+    system cannot lock, the run goes on unlocked. Other processes of a launch take no lock:
+    they write nothing into ``out`` before the main process's accelerator joins them."""
+    if not is_main_process():
+        return
+    made = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
+    ensure_writable_dir(out, "training output folder")
+    busy = Gen3cInputError(
+        f"--out {str(out)!r} is held by another `gen3c train` still going (a --resume of a run not yet ended?): "
+        "wait for it to end, or choose another --out"
+    )
+    held.enter_context(try_flock(out, held=busy))
+
+    @held.callback
+    def _drop_if_empty() -> None:  # (runs before the lock is let go)
+        for folder in made:
+            with contextlib.suppress(OSError):  # not empty: the run wrote there
+                folder.rmdir()
+
+
+def wait_for_swaps(out: Path, seconds: float = 60.0) -> list[Path]:
+    """Off the main process: wait (up to ``seconds``) until the main process, which holds the
+    folder's lock, has put back the checkpoints of a stopped swap (:func:`undo_interrupted_swaps`),
+    so this process's checks see them where they belong. Returns none (the main process says them)."""
+    aside = out / "checkpoints" / "superseded"
+    deadline = time.monotonic() + seconds
+    while aside.is_dir() and any(aside.glob(".step_*.swap")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return []
 
 
 def check_model_checkpoint(value: str) -> None:
@@ -997,9 +1042,8 @@ def _train(
     stop_after: int | None,
     progress: ProgressFactory | None,
     echo: Callable[[str], None] | None,
-    held: contextlib.ExitStack,
 ) -> TrainResult:
-    """:func:`train` of ``train.mode`` full or lora, after its checks (``held``: :func:`_start_run`'s)."""
+    """:func:`train` of ``train.mode`` full or lora, after its checks, with the output folder locked."""
     from gen3c.training import lora as lora_mod
     from gen3c.training.data import CachedClips, StepSampler, check_batch_fits, held_out_clip, make_dataset
     from gen3c.training.objective import gen3c_loss
@@ -1016,7 +1060,7 @@ def _train(
     lora_mode = config.train.mode == "lora"
     if lora_mode:
         lora_mod.target_modules(transformer, config.lora.targets)
-    out, accelerator, writer, log = _start_run(config, out, resume, echo, held)
+    out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     if config.data.cache_clips:
         dataset = CachedClips(dataset, config.data.num_workers, progress("Clips", len(dataset)) if progress is not None else None)
@@ -1355,6 +1399,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         return sum(xs) / len(xs) if xs else float("nan")
 
     k = max(1, min(50, n // 10 or 1))
+    config = config_used(config, out, result.steps)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
     d, t = config.data, config.train
     lines = [
@@ -1371,7 +1416,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         f"- **Optimisation**: AdamW lr {t.lr} ({t.lr_schedule}, warm-up {t.warmup_steps}), batch {t.batch_size}"
         f" × accumulation {t.gradient_accumulation_steps}, mixed precision {t.mixed_precision}"
         + (f"; the weights are an EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
-        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := recorded_changes(out)) else []),
+        *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := changes_used(out, result.steps)) else []),
         f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min of training on {device}"
         + (f" × {result.processes} processes ({result.parallel})." if result.processes > 1 else "."),
         f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
