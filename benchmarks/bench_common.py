@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,13 @@ def device_or_exit(name: str, *, full_size: bool = False, smoke_flag: str = "--t
     if device.type != "cuda" and full_size:
         raise SystemExit(f"the full-size measurement needs a CUDA GPU (--device {name}); {smoke_flag} runs a CPU smoke test")
     return device
+
+
+def child_env(*first: str | os.PathLike) -> dict[str, str]:
+    """``os.environ`` for a child Python with ``first`` at the head of PYTHONPATH, ahead of the
+    caller's own (packages installed onto PYTHONPATH, as on a GPU host without pip, stay importable)."""
+    paths = [*map(str, first), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
 def resolution(text: str) -> str:

@@ -155,7 +155,8 @@ def run_child(src, argv: list[str], folder: str, name: str) -> dict:
     import subprocess
 
     report = os.path.join(folder, f"{name}.json")
-    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.path.dirname(os.path.abspath(__file__))}"}
+    here = os.path.dirname(os.path.abspath(__file__))  # the caller's PYTHONPATH stays behind: packages may be on it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(src), here, os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-c", "import sys, bench_cpu; bench_cpu.child(sys.argv[2:], sys.argv[1])", report,
                *argv, "--video_save_folder", folder, "--video_save_name", name]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import resolution  # noqa: E402
+from bench_common import child_env, resolution  # noqa: E402
 
 
 def unpack_src(commit: str, into: Path) -> Path:
@@ -43,7 +43,7 @@ def unpack_src(commit: str, into: Path) -> Path:
 
 def run_demo(src: Path, folder: str, name: str, resolution: str) -> float:
     """Seconds of one `gen3c demo` in a fresh process with ``src`` first on the path."""
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    env = child_env(src)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "gen3c", "demo", "--video_save_folder", folder, "--video_save_name", name, "--resolution", resolution],
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             versions = {f"baseline {args.baseline_commit}": unpack_src(args.baseline_commit, base), **versions}
         # Baseline in the same run: the bare interpreter + `import gen3c.cli` start-up cost.
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import gen3c.cli, torch"], check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        subprocess.run([sys.executable, "-c", "import gen3c.cli, torch"], check=True, env=child_env(REPO / "src"))
         startup = time.perf_counter() - start
         for res in args.resolutions:
             times: dict[str, list[float]] = {label: [] for label in versions}

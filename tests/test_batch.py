@@ -26,6 +26,7 @@ from gen3c.errors import Gen3cInputError
 from gen3c.io.video import read_video
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.pipelines.request import GenerationRequest, run_request
+from child_env import child_env
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -840,7 +841,7 @@ def test_workers_from_a_script_without_a_main_guard_fail_in_one_line(tmp_path):
     dying"). Now the batch stops at once with one line saying what to do."""
     assets = REPO / "src" / "gen3c" / "assets"
     call = 'summary = run_batch("m.jsonl", "out", workers=2, gpus_per_job=0)\nprint(summary.counts)'
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     (tmp_path / "bare").mkdir()
     script = tmp_path / "bare" / "jobs.py"
     script.write_text(_SCRIPT.format(assets=str(assets), call=call))

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from gen3c.cli import OPENMP_WAIT_SETTINGS, app, idle_thread_settings, imports_without_collection
 from gen3c.io.camera_files import load_camera_file
 from gen3c.io.video import read_video
+from child_env import child_env
 
 runner = CliRunner()
 
@@ -156,8 +157,7 @@ def test_ctrl_c_ends_in_130_wherever_it_comes(tmp_path):
     killed itself with SIGINT (status −2, a KeyboardInterrupt traceback). Each point is hit
     exactly (a profile hook sends the signal); once the exit code is settled an interrupt is
     ignored, and a second one ends a hanging exit at once."""
-    src = os.path.join(os.path.dirname(__file__), os.pardir, "src")
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     expected = {("import", "SIGINT"): 130, ("command", "SIGINT"): 130, ("sys.exit", "SIGINT"): 130, ("gc.freeze", "SIGINT"): 130,
                 ("sys.exit", "SIGTERM"): 143, ("shutdown", "SIGINT"): 0, ("shutdown twice", "SIGINT"): -2}  # fmt: skip
     for (point, name), code in expected.items():
@@ -435,8 +435,7 @@ def test_depth_with_nan_holes_and_inf_sky_is_accepted_with_a_note(box_scene, tmp
 def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
     """`gen3c env --json | head`: the reader of stdout has gone before the report is written. The
     command ends with the shell's code for it (128 + SIGPIPE), no traceback calling it a bug."""
-    src = os.path.join(os.path.dirname(__file__), os.pardir, "src")
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the command writes
     try:

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gen3c.cli import app
+from child_env import child_env
 
 runner = CliRunner()
 
@@ -454,10 +455,8 @@ def test_every_command_refuses_a_read_only_output_folder_in_one_line(read_only, 
     """An output on a read-only folder: exit 2 and one line naming it, before any slow work (the
     model loading, the conversion), nothing written. `cache remove` was a traceback from its lock
     file; `convert` and `train` found it only after reading the weights / loading the model."""
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
     folder, prefix = read_only
     manifest = tmp_path / "jobs.jsonl"
@@ -480,8 +479,7 @@ def test_every_command_refuses_a_read_only_output_folder_in_one_line(read_only, 
         "import json, sys\nfrom typer.testing import CliRunner\nfrom gen3c.cli import app\n"
         "print(json.dumps([(r.exit_code, r.output) for r in (CliRunner().invoke(app, a) for a in json.loads(sys.argv[1]))]))"
     )
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = child_env(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     done = subprocess.run([*prefix, sys.executable, "-c", script, json.dumps(list(commands.values()))], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     for name, (code, output) in zip(commands, json.loads(done.stdout.splitlines()[-1]), strict=True):

@@ -6,10 +6,10 @@ interpreter, which then reports whether each was imported."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
+
+from child_env import child_env
 
 #: Refused before torch is imported (check_unused_settings, check_request, check_generator): (flags, message).
 #: They run first: once a refusal has imported torch, it stays imported.
@@ -51,13 +51,12 @@ print(json.dumps(out))
 
 
 def test_setting_mistakes_are_refused_before_diffusers_or_torch_is_imported(tmp_path):
-    src = Path(__file__).resolve().parents[1] / "src"
     out = str(tmp_path / "out")
     argvs = [["generate", "--generator", "gen3c", "--video_save_folder", out, *f] for f, _ in REFUSALS]
     argvs += [["depth", *f, "--output_folder", out] for f, _ in DEPTH_TORCH_FREE]
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(argvs)], capture_output=True, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(src)}, timeout=120,
+        env=child_env(), timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     for (flag, message), (code, output, diffusers, torch) in zip((*REFUSALS, *DEPTH_TORCH_FREE), json.loads(proc.stdout.splitlines()[-1]), strict=True):
@@ -75,7 +74,6 @@ def test_a_dtype_name_is_told_without_importing_torch():
         "import sys\nfrom gen3c.models.configs import dtype_name\n"
         "print([dtype_name(n) for n in ('bf16', 'torch.float16', 'float64', 3)], 'torch' in sys.modules)"
     )
-    src = Path(__file__).resolve().parents[1] / "src"
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(src)}, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=child_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["['bfloat16',", "'float16',", "None,", "None]", "False"]

@@ -10,7 +10,6 @@ and the written videos to within one 8-bit level on average (measured: identical
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +19,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import gen3c
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
 from gen3c.io.video import read_video
 from gen3c.models import configs
 from gen3c.models.context_parallel import check_token_split, cosmos_cp_plan
 from gen3c.parallel import check_launch
+from child_env import child_env
 
 runner = CliRunner()
 TESTS = Path(__file__).resolve().parent
@@ -34,12 +33,7 @@ TESTS = Path(__file__).resolve().parent
 
 def torchrun(nproc: int, *args, timeout: float = 120) -> subprocess.CompletedProcess:
     """Launch ``args`` under torchrun with ``nproc`` CPU ranks (gloo), using this gen3c."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(gen3c.__file__).resolve().parents[1]),
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
+    env = child_env(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *map(str, args)]

@@ -31,6 +31,7 @@ from gen3c.training.distill import (
     stage_loss,
 )
 from gen3c.training.loop import train
+from child_env import child_env
 
 runner = CliRunner()
 H, W, T_LAT = 32, 48, 2  # 9 frames -> latents (B, 16, 2, 4, 6)
@@ -433,16 +434,13 @@ def test_shipped_distill_configs_load():
 def test_torchrun_distills_data_parallel_on_cpus(tmp_path, teacher_checkpoint):
     """`torchrun --nproc_per_node 2 -m gen3c train` in distill mode forms one gloo group (DDP):
     rank 0 alone writes stages, model and losses; the ranks' losses are averaged."""
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
     cfg = distill_config(teacher_checkpoint, train={"batch_size": 1})
     path = tmp_path / "d.toml"
     path.write_text("\n".join(f"[{s}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in t.items()) for s, t in cfg.items()))
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     env["CUDA_VISIBLE_DEVICES"] = ""  # CPU ranks (gloo) on a GPU host too
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run([*launch, "-m", "gen3c", "train", str(path), "--out", str(tmp_path / "two")], env=env,

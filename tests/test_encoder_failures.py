@@ -28,6 +28,7 @@ from gen3c.pipelines.camera_video import (
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.pipelines.request import GenerationRequest, run_request
 from gen3c.scenes import load_demo_sample
+from child_env import child_env
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the encoder among /proc's processes")
 
@@ -315,8 +316,7 @@ def test_ctrl_c_in_gen3c_generate_while_the_video_is_encoded_ends_at_once(box_sc
     folder = tmp_path / "out"
     args = [sys.executable, "-m", "gen3c", "generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60",
             "--resolution", f"{H}x{W}", "--num_video_frames", "9", "--chunk_frames", "5", "--video_save_folder", str(folder)]  # fmt: skip
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     # chunk 1's 5 frames sent: the run goes on to chunk 2 while the encoder works
     encoder = slow_encoder(tmp_path, signal_after=5 * H * W * 3)
     proc = subprocess.Popen(args, env={**env, "IMAGEIO_FFMPEG_EXE": str(encoder)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from gen3c import dependencies, environment
 from gen3c.cli import app
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"gen3c", "python", "platform", "cpu_threads", "ram", "torch", "gpus", "extras", "devices", "weights_cache"}
@@ -35,7 +36,7 @@ BLOCKED = (
 
 def env_json(blocked: str = "", *args: str, cache_dir: Path) -> dict:
     """``gen3c env --json`` in a fresh interpreter: stdout must be the JSON and nothing else."""
-    environ = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_CACHE": str(cache_dir / "hub")}
+    environ = child_env(HF_HUB_CACHE=str(cache_dir / "hub"))
     done = subprocess.run(
         [sys.executable, "-c", BLOCKED, blocked, "env", "--json", "--cache_dir", str(cache_dir), *args],
         capture_output=True, text=True, env=environ, timeout=120,

@@ -6,7 +6,6 @@ import functools
 import importlib.util
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,19 +22,19 @@ from PIL import Image
 
 from gen3c.cameras import quaternion_to_matrix
 from gen3c.pipelines.request import GenerationRequest
+from child_env import child_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-SRC = Path(__file__).resolve().parents[1] / "src"
 needs_viser = pytest.mark.skipif(importlib.util.find_spec("viser") is None, reason="the GUI needs viser (gen3c[gui])")
 
 
 @needs_viser
 def test_gui_command_serves_localhost(tmp_path):
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = child_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gen3c", "gui", "--port", "0", "--work_dir", str(tmp_path / "work"), "--resolution", "96x160"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

@@ -5,7 +5,6 @@ gen3c's rich bars, and the user's own settings of those libraries hold after gen
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import gen3c
+from child_env import child_env
 
 ASSETS = Path(gen3c.__file__).parent / "assets"
 RAW_BAR = ("Loading pipeline components", "it/s]", "Loading weights", "Loading checkpoint shards")
@@ -49,7 +49,7 @@ def run_tiny(folder: Path, progress: bool):
 def test_generate_cli_prints_gen3c_bars_only(tmp_path):
     """Before: diffusers' own tqdm bar (\\r segments in a log) printed before gen3c's; now the
     loading is gen3c's "Loading gen3c model" stage."""
-    env = {**os.environ, "PYTHONPATH": str(Path(gen3c.__file__).parents[1]), "COLUMNS": "120"}
+    env = child_env(COLUMNS="120")
     args = ["--generator", "gen3c", "--model", "tiny", "--num_steps", "2", "--input_image_path", ASSETS / "demo_image.png",
             "--depth_path", ASSETS / "demo_depth.npz", "--fov", "60", "--video_save_folder", tmp_path]  # fmt: skip
     res = subprocess.run([sys.executable, "-m", "gen3c", "generate", *map(str, args)], env=env, capture_output=True, text=True, timeout=300)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import subprocess
 import sys
 import tomllib
@@ -25,6 +24,7 @@ from gen3c import cli
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
 from gen3c.training.config import load_config, shipped_config, shipped_config_names
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "gen3c"
@@ -78,7 +78,7 @@ def test_import_gen3c_is_light_and_names_pyprojects_version():
     on first use), and its ``__version__`` (run records, ``gen3c env``) is the one pip installs."""
     done = subprocess.run(
         [sys.executable, "-c", "import gen3c, json, sys; print(json.dumps([gen3c.__version__, sorted(sys.modules)]))"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, check=True,
+        capture_output=True, text=True, env=child_env(), check=True,
     )  # fmt: skip
     version, modules = json.loads(done.stdout)
     assert not {"torch", "numpy", "diffusers", "transformers", "cv2", "rich", "typer"} & set(modules)
@@ -152,7 +152,7 @@ def test_gui_and_the_gen3c_generator_without_their_extras_say_so(box_scene, tmp_
         ["generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", str(image), "--depth_path", str(depth),
          "--fov", "60", "--video_save_folder", str(out)],
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(gen3c.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     done = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS, json.dumps(commands)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     (gui_code, gui_output), (generate_code, generate_output) = json.loads(done.stdout.splitlines()[-1])
@@ -254,12 +254,12 @@ DEMO_INPUT = ["--input_image_path", str(PACKAGE / "assets" / "demo_image.png"), 
     ids=["av", "torchvision", "plyfile", "cv2", "broken-av", "regex-of-transformers"],
 )
 def test_a_missing_or_broken_dependency_is_one_line_before_any_output(tmp_path, blocked, command, expected):
-    paths = [str(Path(gen3c.__file__).parents[1])]
+    paths = []
     if not blocked:  # an av package that fails to import, ahead of the real one
         (tmp_path / "broken" / "av").mkdir(parents=True)
         (tmp_path / "broken" / "av" / "__init__.py").write_text('raise ImportError("libavformat.so.61: cannot open shared object file")\n')
-        paths.insert(0, str(tmp_path / "broken"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])}
+        paths.append(tmp_path / "broken")
+    env = child_env(*paths)
     out = tmp_path / "out"
     folder = "--output_folder" if command[0] in ("depth", "eval") else "--video_save_folder"
     done = subprocess.run([sys.executable, "-c", BLOCKED_COMMAND, blocked, *command, folder, str(out)],
@@ -372,7 +372,7 @@ def test_gen3c_generate_with_a_dependency_of_transformers_missing_raises_one_lin
         "except gen3c.Gen3cInputError as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(gen3c.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-c", script, str(PACKAGE / "assets" / "demo_image.png"), str(PACKAGE / "assets" / "demo_depth.npz"), str(out)],
                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip

@@ -25,8 +25,8 @@ from gen3c.io.video import read_video
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.pipelines.request import GenerationRequest, run_request
 from gen3c.pipelines.resume import partial_dir
+from child_env import child_env
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 DEMO = ["demo", "--num_video_frames", "241", "--resolution", "64x112"]
 runner = CliRunner()
 
@@ -43,7 +43,7 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["SIGKILL", "SIGINT", "SIGTERM"])
 def test_killed_run_resumes_to_the_identical_video(tmp_path, uninterrupted, sig):
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     args = [*DEMO, "--video_save_folder", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, "-m", "gen3c", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     chunk0 = partial_dir(tmp_path, "demo") / "chunk_0000"

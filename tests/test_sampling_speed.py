@@ -22,6 +22,7 @@ from gen3c.pipelines.gen3c import Gen3cPipeline
 from gen3c.pipelines.loading import configure_sampling
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, forwards_per_video, speed_settings
 from gen3c.schedulers import SAMPLERS, make_scheduler, sampler_name
+from child_env import child_env
 
 T, H, W = 17, 32, 32  # 3 latent frames of 4 × 4
 
@@ -838,16 +839,13 @@ def test_step_caches_decide_alike_on_every_rank_of_a_split_dit(tmp_path):
     """With the DiT's tokens split across ranks, First Block Cache decides and MagCache measures
     on all the tokens, as one GPU does (before: each rank on its own, so ranks could skip
     different steps — one left waiting in the attention's all-to-all — and measure different ratios)."""
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    import gen3c
 
     worker = tmp_path / "worker.py"
     worker.write_text(CP_STEP_CACHE_WORKER)
-    env = {**os.environ, "PYTHONPATH": str(Path(gen3c.__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = child_env(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(worker), str(tmp_path)]

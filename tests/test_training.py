@@ -18,6 +18,7 @@ from gen3c.models.tiny import tiny_components, tiny_pipeline
 from gen3c.training.config import config_from_dict, load_config, shipped_config
 from gen3c.training.loop import train
 from gen3c.training.objective import build_model_input, gen3c_loss, loss_weight
+from child_env import child_env
 
 runner = CliRunner()
 H, W, T_LAT = 32, 48, 2  # latents (B, 16, 2, 4, 6)
@@ -495,18 +496,15 @@ def test_torchrun_trains_data_parallel_on_cpus(tmp_path):
     group (DDP): one writer, the loss averaged over the ranks, and whole exported weights that
     took rank 1's clips into account — not two independent runs racing into one folder."""
     distributed = "ddp"
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
     from safetensors.torch import load_file
 
     cfg = tiny_config(tmp_path, run={"max_steps": 3}, train={"batch_size": 1, "lr": 1e-3, "distributed": distributed, "lr_schedule": "cosine"},
                       data={"cache_clips": True})  # fmt: skip
     path = _write_toml(cfg, tmp_path / "tiny.toml")
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     env["CUDA_VISIBLE_DEVICES"] = ""  # CPU ranks (gloo) on a GPU host too
     two = tmp_path / "two"
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]

@@ -20,6 +20,7 @@ from gen3c.errors import Gen3cInputError
 from gen3c.io.gen3c_sample import read_sample
 from gen3c.io.video import probe_video, read_video
 from gen3c.io.vipe import read_vipe
+from child_env import child_env
 
 H, W, T = 32, 48, 5
 RED, GREEN, GREY = (255, 0, 0), (0, 255, 0), (128, 128, 128)
@@ -359,8 +360,7 @@ def test_a_video_is_written_while_another_thread_that_read_one_lives(tmp_path, r
 
     video = encode(tmp_path / "in.mp4", pattern(), "-c:v", "libx264", "-pix_fmt", "yuv420p")
     out = tmp_path / "out.mp4"
-    src = Path(__file__).resolve().parents[1] / "src"
-    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-c", READ_IN_A_THREAD_THEN_WRITE, video, out, reader], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     try:

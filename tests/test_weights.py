@@ -27,12 +27,12 @@ from gen3c.models import weights  # noqa: E402
 from gen3c.models.convert import T5_DIR, convert_checkpoint  # noqa: E402
 from gen3c.models.tiny import tiny_components  # noqa: E402
 from gen3c.models.verify import verify_checksums  # noqa: E402
+from child_env import child_env
 
 DIT = "nvidia/Gen3C-Cosmos-7B"
 TOKENIZER = "nvidia/Cosmos-Tokenize1-CV8x8x8-720p"
 T5 = "google-t5/t5-11b"
 TESTS = Path(__file__).parent
-SRC = TESTS.parent / "src"
 
 
 @pytest.fixture(scope="module")
@@ -675,7 +675,7 @@ def test_the_official_id_in_another_case_is_the_official_weights(hub, official, 
 def run_cli(args, hub, official, folder: Path, wait: bool = True, **env):
     environ = {
         **os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(folder / "hf"), weights.CACHE_ENV: str(folder / "gen3c"),
-        "GEN3C_TEST_MD5": json.dumps(served_md5(official[1])), "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}", **env,
+        "GEN3C_TEST_MD5": json.dumps(served_md5(official[1])), "PYTHONPATH": child_env(TESTS)["PYTHONPATH"], **env,
     }  # fmt: skip
     if "HF_HUB_OFFLINE" not in env:
         environ.pop("HF_HUB_OFFLINE", None)
@@ -784,7 +784,7 @@ def test_a_converted_checkpoint_loads_by_its_hub_id(tmp_path):
     files["text_encoder/model.safetensors"] = b"T5 is fetched only for a prompt outside the prompt cache"
     server = HubServer({"someone/gen3c-student": files})
     try:
-        environ = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(SRC)}
+        environ = child_env(HF_ENDPOINT=server.url, HF_HOME=str(tmp_path / "hf"))
         environ.pop("HF_HUB_OFFLINE", None)
         run = [sys.executable, "-c", HUB_LOAD, "someone/gen3c-student"]
         res = subprocess.run(run, env=environ, capture_output=True, text=True, timeout=600)
