@@ -1556,6 +1556,28 @@ def test_a_resume_stopped_while_swapping_a_superseded_checkpoint_is_undone_by_th
     assert said == [f"{str(aside)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints"]
 
 
+def test_another_rank_waits_until_the_main_process_has_undone_a_stopped_swap(tmp_path):
+    """Off the main process, --resume waits while superseded/.step_N.swap exists (the main process,
+    holding the folder's lock, puts it back), then goes on; it gives up after its time limit."""
+    import threading
+    import time
+
+    from gen3c.training.loop import wait_for_swaps
+
+    out = tmp_path / "run"
+    aside = out / "checkpoints" / "superseded"
+    swap = aside / ".step_0000004.swap"
+    swap.mkdir(parents=True)
+    threading.Timer(0.5, lambda: swap.rename(aside / "step_0000004")).start()
+    start = time.monotonic()
+    wait_for_swaps(out, seconds=30)
+    assert 0.45 <= time.monotonic() - start < 10 and (aside / "step_0000004").is_dir() and not swap.exists()
+    swap.mkdir()  # never put back: the wait ends at its limit
+    start = time.monotonic()
+    wait_for_swaps(out, seconds=0.3)
+    assert 0.3 <= time.monotonic() - start < 5 and swap.is_dir()
+
+
 def test_a_second_rewind_keeps_what_the_first_set_aside(tmp_path):
     """Two rewinds to the same step: the second set the first's later checkpoint, samples and
     exports aside under the same names, and deleted what was there (a rmtree of the earlier

@@ -955,8 +955,10 @@ def train(
             # Every write to OUT (a swap's repair, the set-aside moves, losses.jsonl, config.json) and
             # the checks of what it holds come after the lock: a second invocation changes nothing.
             hold_run_folder(Path(out), held)
-            if resume is not None:  # before anything looks for the checkpoint to resume
-                for back in undo_interrupted_swaps(Path(out)) if is_main_process() else wait_for_swaps(Path(out)):
+            if resume is not None and not is_main_process():
+                wait_for_swaps(Path(out))  # the main process puts them back and says so
+            elif resume is not None:  # before anything looks for the checkpoint to resume
+                for back in undo_interrupted_swaps(Path(out)):
                     if echo is not None:
                         echo(f"{str(back)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints")
             if resume not in (None, "auto"):
@@ -996,15 +998,14 @@ def hold_run_folder(out: Path, held: contextlib.ExitStack) -> None:
                 folder.rmdir()
 
 
-def wait_for_swaps(out: Path, seconds: float = 60.0) -> list[Path]:
+def wait_for_swaps(out: Path, seconds: float = 60.0) -> None:
     """Off the main process: wait (up to ``seconds``) until the main process, which holds the
     folder's lock, has put back the checkpoints of a stopped swap (:func:`undo_interrupted_swaps`),
-    so this process's checks see them where they belong. Returns none (the main process says them)."""
+    so this process's checks see them where they belong."""
     aside = out / "checkpoints" / "superseded"
     deadline = time.monotonic() + seconds
     while aside.is_dir() and any(aside.glob(".step_*.swap")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return []
 
 
 def check_model_checkpoint(value: str) -> None:
