@@ -43,7 +43,7 @@ def weights_identity(checkpoint: str | None) -> str | None:
     packaged models), else the sha256 of its weight and config files' names, sizes and modification
     times (a folder ``gen3c train`` wrote: retrained in place, it differs; a copy differs too), or the
     name given when it is no folder."""
-    from gen3c.models.verify import CHECKSUMS_FILE, _covered_files, checksums_sha256
+    from gen3c.models.verify import CHECKSUMS_FILE, checksums_sha256, covered_files
 
     if checkpoint is None:
         return None
@@ -54,7 +54,7 @@ def weights_identity(checkpoint: str | None) -> str | None:
     if listed is not None:
         return f"{CHECKSUMS_FILE} sha256 {listed}"
     digest = hashlib.sha256()
-    for name in _covered_files(folder):
+    for name in covered_files(folder):
         stat = (folder / name).stat()
         digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
     return f"files sha256 {digest.hexdigest()}"

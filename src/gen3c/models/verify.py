@@ -38,7 +38,9 @@ _TORCH_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16
 _COVERED_SUFFIXES = (".safetensors", ".json", ".bin", ".pt", ".model", ".txt")
 
 
-def _covered_files(root: Path) -> list[str]:
+def covered_files(root: Path) -> list[str]:
+    """The files under ``root`` that checksums.json covers (weights, configs, tokenizer files), as
+    sorted POSIX paths relative to it; hidden files and checksums.json itself are not."""
     return sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
@@ -49,7 +51,7 @@ def _covered_files(root: Path) -> list[str]:
 def write_checksums(folder: str | os.PathLike) -> Path:
     """Write ``checksums.json`` (sha256 of every weight, config and tokenizer file) into ``folder``."""
     root = Path(folder)
-    files = {name: sha256_file(root / name) for name in _covered_files(root)}
+    files = {name: sha256_file(root / name) for name in covered_files(root)}
     path = root / CHECKSUMS_FILE
     path.write_text(json.dumps({"algorithm": "sha256", "files": files}, indent=1) + "\n")
     return path
@@ -109,7 +111,7 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts or "\\" in name or "\x00" in name or not name:
             raise Gen3cModelError(f"{path} lists {name[:80]!r}, which is outside the checkpoint: convert the checkpoint again")
-    unlisted = [name for name in _covered_files(root) if name not in files]
+    unlisted = [name for name in covered_files(root) if name not in files]
     if unlisted:
         raise Gen3cModelError(f"checkpoint {str(root)!r}: {unlisted[0]} is not in {CHECKSUMS_FILE}: it was added after conversion")
     for name, expected in sorted(files.items()):
