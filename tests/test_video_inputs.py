@@ -652,6 +652,29 @@ def test_camera_file_translation_moves_the_cache_by_fx_tx_over_depth(tmp_path, k
     assert (colors[1][..., : w - shift - 2] - colors[0][..., shift - 1 : w - 3]).abs().mean() > 0.05  # 7 px is wrong
 
 
+@pytest.mark.parametrize("kind", ["image", "sample"])
+def test_a_camera_file_that_starts_away_from_the_first_frames_camera_is_noted(tmp_path, kind):
+    """The video's first frame is the input's first image whatever the file's first camera says: a
+    path in another world frame (a COLMAP scene's: 20 units behind) jumped after frame 0, silently."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    h, w, n = 48, 64, 3
+    rgb, depth, _, w2c, K = scene(n, h, w)
+    if kind == "image":
+        w2c = torch.eye(4).expand(n, 4, 4)
+    settings = {"resolution": f"{h}x{w}", "num_video_frames": n}
+    inputs = _inputs_of(kind, tmp_path, rgb, depth, w2c, K)
+    data = read_input(GenerationRequest(**settings, **inputs), kind)
+    elsewhere = w2c.clone()
+    elsewhere[:, 2, 3] += 20.0
+    for poses, said in ((w2c, False), (elsewhere, True)):
+        request = GenerationRequest(**settings, **inputs, camera_file=_camera_file(tmp_path / "cams.json", poses, K, h, w))
+        with collect_notes() as notes:
+            scene_cameras(request, kind, data)
+        assert any("starts 20 units" in n and "the video jumps onto the file's path" in n for n in notes) == said, notes
+
+
 # --------------------------------------------------------------------------------------------
 # Streaming: the readers decode a frame at a time and equal reading the whole clip first
 # --------------------------------------------------------------------------------------------

@@ -436,10 +436,44 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
     relative to the image or applied per frame to the video's cameras, else the multi-view
     input's own trajectory (``w2cs_all``)."""
     if kind == "image":
-        return make_cameras(request, data)
-    if kind == "multiview":
-        return _multiview_cameras(request, data)
-    return video_cameras(request, data)
+        cameras = make_cameras(request, data)
+    elif kind == "multiview":
+        cameras = _multiview_cameras(request, data)
+    else:
+        cameras = video_cameras(request, data)
+    if request.camera_file is not None:
+        _note_first_camera_away_from_source(request, cameras, first_view(kind, data), kind)
+    return cameras
+
+
+#: A camera file's first camera this far from the view the first frame shows (a share of its
+#: median depth, or degrees) makes the video jump after its first frame (:func:`_note_first_camera_away_from_source`).
+FIRST_CAMERA_DISTANCE, FIRST_CAMERA_DEGREES = 0.01, 0.5
+
+
+def _note_first_camera_away_from_source(request: GenerationRequest, cameras: Cameras, source: SourceView, kind: str) -> None:
+    """The video's first frame is the source view's image (the generators condition on it), seen
+    from the source camera; a camera file whose first camera is elsewhere (a path in another
+    world frame, e.g. a COLMAP or nerfstudio scene's, or one that starts elsewhere) jumps from it
+    to its own path at frame 1: said in a note."""
+    from gen3c.cameras import camera_centers, rotation_angle_degrees
+
+    first, origin = cameras.w2c[0].double().cpu(), source.w2c.double().cpu()
+    distance = float((camera_centers(first) - camera_centers(origin)).norm())
+    degrees = float(rotation_angle_degrees(origin[:3, :3], first[:3, :3]))
+    median = source.median_depth()
+    far = median is not None and distance > FIRST_CAMERA_DISTANCE * median
+    if not (far or degrees > FIRST_CAMERA_DEGREES):
+        return
+    what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the video's first frame")
+    identity = " (w2c = identity)" if kind == "image" else ""
+    scale = f" ({distance / median:.3g}× the scene's median depth)" if median else ""
+    note(
+        f"camera file {str(request.camera_file)!r} starts {distance:.4g} units{scale} and {degrees:.3g}° away from the camera of "
+        f"{what}, but the video's first frame is {what} itself, so the video jumps onto the file's path after it: give the "
+        f"poses in the world of that camera{identity} and start the path there",
+        stacklevel=3,
+    )
 
 
 def first_view(kind: str, data: SceneInput) -> SourceView:
