@@ -367,7 +367,7 @@ def gen3c_file(**top) -> dict:
      ({"w2c": IDENTITY, "intrinsic": [50, 50, 32, 24]}, r"frames\[0\]\.intrinsic is not a key of a gen3c cameras JSON \(frames\[0\] holds w2c, c2w, K, intrinsics\): fix its name or remove it$"),
      ({"w2c": IDENTITY, "intrinsics": ["50", 50, 32, 24]}, r"frames\[0\]\.intrinsics\[0\] must be a finite number, got '50'$"),
      ({"w2c": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}, r"frames\[0\]\.w2c is not rigid: "),
-     ({"c2w": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]}, r"frames\[0\]\.c2w must have \[0, 0, 0, 1\] as its last row$"),
+     ({"c2w": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]}, r"frames\[0\]\.c2w must have \[0, 0, 0, 1\] as its last row: \[0, 0, 0, 1\] is its last column, so it looks transposed \(column-major\): transpose it$"),
      ({"w2c": [["a"] * 4] * 4}, r"frames\[0\]\.w2c must be a 4×4 matrix of numbers, got \[\['a'"),
      ({"w2c": IDENTITY, "intrinsics": [0.9, 1.2, 0.5, 0.5]}, r"frames\[0\] intrinsics \(fx=0\.9, fy=1\.2, cx=0\.5, cy=0\.5\) look normalised")],
 )  # fmt: skip

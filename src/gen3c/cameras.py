@@ -455,7 +455,12 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
     bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=w2c.dtype, device=w2c.device)
     last_row = ((w2c[..., 3, :] - bottom).abs() <= atol).all(-1)
     if not bool(last_row.all()):
-        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as {'its' if one else 'their'} last row{where(~last_row)}")
+        # Column-major exports (OpenGL, glm, Blender's matrix read by columns) hold the translation in the last row.
+        first = int((~last_row).reshape(-1).nonzero()[0, 0])
+        transposed = bool(((w2c.reshape(-1, 4, 4)[first, :, 3] - bottom).abs() <= atol).all())
+        whose = "its" if one else "that frame's"
+        hint = f": [0, 0, 0, 1] is {whose} last column, so it looks transposed (column-major): transpose {'it' if one else 'each matrix'}" if transposed else ""
+        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as {'its' if one else 'their'} last row{where(~last_row)}{hint}")
     return w2c
 
 
