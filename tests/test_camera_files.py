@@ -377,6 +377,15 @@ def test_gen3c_frames_say_one_thing_one_way(frame, match):
     refused({**gen3c_file(K=[[60, 0, 32], [0, 60, 24], [0, 0, 1]]), "frames": [frame]}, match)
 
 
+
+@pytest.mark.parametrize("key", ["w2c", "K"])
+def test_a_number_beyond_float32_is_named_with_its_field(key):
+    """1e39 is finite in the file but infinite in float32: the error said "Cameras.w2c contain NaN
+    or infinite values", naming neither the field nor what was wrong with it."""
+    frame = {"w2c": [row[:] for row in IDENTITY], "K": [[60, 0, 32], [0, 60, 24], [0, 0, 1]]}
+    frame[key][0][2 if key == "K" else 3] = 1e39
+    refused({**gen3c_file(), "frames": [frame]}, rf"frames\[0\]\.{key} holds 1e\+39, beyond float32's ±3\.4e\+38, the precision cameras are rendered in: check its units$")
+
 @pytest.mark.parametrize(
     ("top", "match"),
     [({"convension": "opengl"}, r"'convension' is not a key of a gen3c cameras JSON \(the top level holds format, version, convention, note, "),

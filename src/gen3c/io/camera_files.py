@@ -240,6 +240,9 @@ def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
         raise Gen3cInputError(f"{what} must be {rows}×{cols}, got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
         raise Gen3cInputError(f"{what} contains NaN or infinite values: write finite numbers")
+    largest = float(t.abs().max())
+    if largest > torch.finfo(torch.float32).max:  # was "Cameras.w2c contain NaN or infinite values", once in float32
+        raise Gen3cInputError(f"{what} holds {largest:g}, beyond float32's ±{torch.finfo(torch.float32).max:.3g}, the precision cameras are rendered in: check its units")
     return t
 
 
