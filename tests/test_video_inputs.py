@@ -675,6 +675,23 @@ def test_a_camera_file_that_starts_away_from_the_first_frames_camera_is_noted(tm
         assert any("starts 20 units" in n and "the video jumps onto the file's path" in n for n in notes) == said, notes
 
 
+def test_a_multiview_path_longer_than_the_frames_asked_for_is_noted(tmp_path):
+    """GEN3C's multi-view example has 361 cameras in w2cs_all; without --num_video_frames 361 a run
+    rendered the first 121 and dropped the rest of the path without a word."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    h, w = 48, 64
+    rgb, depth, _, w2c, K = scene(9, h, w)
+    inputs = _inputs_of("multiview", tmp_path, rgb, depth, w2c, K)
+    for frames, said in ((5, [f"multi-view npz {inputs['multiview_npz']!r} has 9 cameras in w2cs_all; the first 5 are rendered "
+                              "(--num_video_frames 5): pass --num_video_frames 9 to render all of them"]), (9, [])):
+        request = GenerationRequest(resolution=f"{h}x{w}", num_video_frames=frames, **inputs)
+        with collect_notes() as notes:
+            cams = scene_cameras(request, "multiview", read_input(request, "multiview"))
+        assert notes == said and torch.allclose(cams.w2c, w2c[:frames].float(), atol=1e-6)
+
+
 # --------------------------------------------------------------------------------------------
 # Streaming: the readers decode a frame at a time and equal reading the whole clip first
 # --------------------------------------------------------------------------------------------

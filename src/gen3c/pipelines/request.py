@@ -554,6 +554,14 @@ def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
         return _file_cameras(request, *mv.keys.size, "multiview")
     if len(mv.trajectory) < T:
         raise Gen3cInputError(_too_few_cameras(request, len(mv.trajectory)))
+    cameras, fixed = len(mv.trajectory), fixed_chunk_frames(request)
+    most = cameras if fixed is None else (cameras - 1) // (fixed - 1) * (fixed - 1) + 1
+    if most > T:  # GEN3C's default 121 of a 361-camera path (GEN3C's own example) dropped the rest silently
+        note(
+            f"multi-view npz {str(request.multiview_npz)!r} has {cameras} cameras in w2cs_all; the first {T} are rendered "
+            f"(--num_video_frames {T}): pass --num_video_frames {most} to render {'all of them' if most == cameras else f'the first {most}'}",
+            stacklevel=3,
+        )
     return mv.trajectory[:T]
 
 
