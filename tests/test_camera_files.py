@@ -378,6 +378,15 @@ def test_gen3c_frames_say_one_thing_one_way(frame, match):
 
 
 
+
+def test_a_pose_of_the_wrong_shape_names_the_shapes_taken():
+    """A 3×4 pose is read (its [0, 0, 0, 1] row added): the error for a 3×3 said only "must be 4×4"."""
+    three_by_four = IDENTITY[:3]
+    K = [[60, 0, 32], [0, 60, 24], [0, 0, 1]]
+    assert cameras_from_dict({**gen3c_file(K=K), "frames": [{"w2c": three_by_four}]}).w2c.shape == (1, 4, 4)
+    refused({**gen3c_file(K=K), "frames": [{"w2c": [row[:3] for row in three_by_four]}]},
+            r"frames\[0\]\.w2c must be 4×4 \(or 3×4: its rows without \[0, 0, 0, 1\]\), got shape \(3, 3\)$")
+
 @pytest.mark.parametrize("key", ["w2c", "K"])
 def test_a_number_beyond_float32_is_named_with_its_field(key):
     """1e39 is finite in the file but infinite in float32: the error said "Cameras.w2c contain NaN
