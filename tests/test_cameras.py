@@ -260,6 +260,20 @@ def test_a_transposed_pose_is_named_as_one_and_a_bad_last_row_is_not():
         validate_poses(bad, "poses")
 
 
+def test_a_rotation_rounded_to_two_decimals_is_named_as_rounded():
+    """cos 30° = 0.87, sin 30° = 0.5 (a file written with 2 decimals) is 0.0069 from orthonormal,
+    past the 1e-3 allowed: the error spoke only of scale, shear or mirroring."""
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[0, 0] = pose[2, 2] = 0.87
+    pose[0, 2], pose[2, 0] = 0.5, -0.5
+    with pytest.raises(Gen3cInputError, match=r"\(frame 1\): .*out of it; it is only 0\.0069 off, as a rotation rounded to 2 or 3 "
+                       r"decimals is: then write it with 6 or more$"):  # fmt: skip
+        validate_poses(torch.stack([torch.eye(4, dtype=torch.float64), pose]), "poses")
+    scaled = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))
+    with pytest.raises(Gen3cInputError, match=r"take any scale, shear or mirroring out of it$"):
+        validate_poses(scaled, "poses")
+
+
 def test_cameras_stack():
     K = make_intrinsics(100.0, 100.0, 64.0, 32.0)
     cams = Cameras(torch.eye(4)[None].repeat(3, 1, 1), K, 64, 128)
