@@ -367,7 +367,7 @@ def gen3c_file(**top) -> dict:
      ({"w2c": IDENTITY, "intrinsic": [50, 50, 32, 24]}, r"frames\[0\]\.intrinsic is not a key of a gen3c cameras JSON \(frames\[0\] holds w2c, c2w, K, intrinsics\): fix its name or remove it$"),
      ({"w2c": IDENTITY, "intrinsics": ["50", 50, 32, 24]}, r"frames\[0\]\.intrinsics\[0\] must be a finite number, got '50'$"),
      ({"w2c": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}, r"frames\[0\]\.w2c is not rigid: "),
-     ({"c2w": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]}, r"frames\[0\]\.c2w must have \[0, 0, 0, 1\] as its last row$"),
+     ({"c2w": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]}, r"frames\[0\]\.c2w must have \[0, 0, 0, 1\] as its last row: \[0, 0, 0, 1\] is its last column, so it looks transposed \(column-major\): transpose it$"),
      ({"w2c": [["a"] * 4] * 4}, r"frames\[0\]\.w2c must be a 4×4 matrix of numbers, got \[\['a'"),
      ({"w2c": IDENTITY, "intrinsics": [0.9, 1.2, 0.5, 0.5]}, r"frames\[0\] intrinsics \(fx=0\.9, fy=1\.2, cx=0\.5, cy=0\.5\) look normalised")],
 )  # fmt: skip
@@ -376,6 +376,24 @@ def test_gen3c_frames_say_one_thing_one_way(frame, match):
     silently; "50" was read as 50."""
     refused({**gen3c_file(K=[[60, 0, 32], [0, 60, 24], [0, 0, 1]]), "frames": [frame]}, match)
 
+
+
+
+def test_a_pose_of_the_wrong_shape_names_the_shapes_taken():
+    """A 3×4 pose is read (its [0, 0, 0, 1] row added): the error for a 3×3 said only "must be 4×4"."""
+    three_by_four = IDENTITY[:3]
+    K = [[60, 0, 32], [0, 60, 24], [0, 0, 1]]
+    assert cameras_from_dict({**gen3c_file(K=K), "frames": [{"w2c": three_by_four}]}).w2c.shape == (1, 4, 4)
+    refused({**gen3c_file(K=K), "frames": [{"w2c": [row[:3] for row in three_by_four]}]},
+            r"frames\[0\]\.w2c must be 4×4 \(or 3×4: its rows without \[0, 0, 0, 1\]\), got shape \(3, 3\)$")
+
+@pytest.mark.parametrize("key", ["w2c", "K"])
+def test_a_number_beyond_float32_is_named_with_its_field(key):
+    """1e39 is finite in the file but infinite in float32: the error said "Cameras.w2c contain NaN
+    or infinite values", naming neither the field nor what was wrong with it."""
+    frame = {"w2c": [row[:] for row in IDENTITY], "K": [[60, 0, 32], [0, 60, 24], [0, 0, 1]]}
+    frame[key][0][2 if key == "K" else 3] = 1e39
+    refused({**gen3c_file(), "frames": [frame]}, rf"frames\[0\]\.{key} holds 1e\+39, beyond float32's ±3\.4e\+38, the precision cameras are rendered in: check its units$")
 
 @pytest.mark.parametrize(
     ("top", "match"),

@@ -245,6 +245,35 @@ def test_validation_errors():
     validate_poses(random_pose(3))
 
 
+def test_a_transposed_pose_is_named_as_one_and_a_bad_last_row_is_not():
+    """A column-major export (OpenGL, glm) puts the translation in the last row: its rotation is
+    still a rotation, so the last row is what is wrong, and the fix is to transpose it."""
+    pose = random_pose(3)
+    pose[0, 3] = 0.5
+    with pytest.raises(Gen3cInputError, match=r"^poses must have \[0, 0, 0, 1\] as its last row: \[0, 0, 0, 1\] is its last column, so it looks transposed \(column-major\): transpose it$"):
+        validate_poses(pose.T.contiguous(), "poses")
+    with pytest.raises(Gen3cInputError, match=r"\(frame 5\): \[0, 0, 0, 1\] is that frame's last column, .*: transpose each matrix$"):
+        validate_poses(torch.stack([pose, pose, pose, pose.T]), "poses", frame_offset=2)
+    bad = pose.clone()
+    bad[3, 2] = 1.0  # neither row nor column
+    with pytest.raises(Gen3cInputError, match=r"last row$"):
+        validate_poses(bad, "poses")
+
+
+def test_a_rotation_rounded_to_two_decimals_is_named_as_rounded():
+    """cos 30° = 0.87, sin 30° = 0.5 (a file written with 2 decimals) is 0.0069 from orthonormal,
+    past the 1e-3 allowed: the error spoke only of scale, shear or mirroring."""
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[0, 0] = pose[2, 2] = 0.87
+    pose[0, 2], pose[2, 0] = 0.5, -0.5
+    with pytest.raises(Gen3cInputError, match=r"\(frame 1\): .*out of it; it is only 0\.0069 off, as a rotation rounded to 2 or 3 "
+                       r"decimals is: then write it with 6 or more$"):  # fmt: skip
+        validate_poses(torch.stack([torch.eye(4, dtype=torch.float64), pose]), "poses")
+    scaled = torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0]))
+    with pytest.raises(Gen3cInputError, match=r"take any scale, shear or mirroring out of it$"):
+        validate_poses(scaled, "poses")
+
+
 def test_cameras_stack():
     K = make_intrinsics(100.0, 100.0, 64.0, 32.0)
     cams = Cameras(torch.eye(4)[None].repeat(3, 1, 1), K, 64, 128)

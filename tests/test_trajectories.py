@@ -394,8 +394,30 @@ def test_a_preset_that_reaches_its_look_at_point_is_refused_in_one_line(name, ro
     with pytest.raises(Gen3cInputError, match=rf"the {name} path with camera_rotation {rotation} and movement_distance 2 puts the "
                        r"camera on the point it looks at in frame 60 of 120, where it has no view direction"):  # fmt: skip
         traj(name, rotation, 120, d=2.0)
-    # Just short of it (d = 1.99) GEN3C's path is well defined and kept: frame 60 is 0.005 in front.
-    assert camera_centers(traj(name, rotation, 120, d=1.99).w2c)[60].isfinite().all()
+    # Just short of it (d = 1.99) GEN3C's path is well defined and kept: frame 60 is 0.005 in front
+    # (frames 61… are past it, which a note says).
+    with pytest.warns(UserWarning, match="passes the point it looks at in frame 61 of 120"):
+        assert camera_centers(traj(name, rotation, 120, d=1.99).w2c)[60].isfinite().all()
+
+
+@pytest.mark.parametrize("name, rotation, d", [("zoom_in", "center_facing", 1.99), ("zoom_out", "trajectory_aligned", 1.99), ("zoom_out", "center_facing", -1.99)])
+def test_a_preset_that_passes_its_look_at_point_turns_round_as_gen3c_and_says_so(name, rotation, d):
+    """Past the look-at point (frame i > n/d) GEN3C's look-at turns the camera round: it looks along
+    −z, away from the scene, which it no longer shows. Kept as GEN3C makes it, but no longer silently."""
+    from gen3c.errors import collect_notes
+
+    with collect_notes() as notes:
+        cams = traj(name, rotation, 120, d=d)
+    forward = cams.w2c[:, 2, :3]  # each camera's view direction in the world
+    assert (forward[:61, 2] > 0).all() and torch.allclose(forward[61:], torch.tensor([0.0, 0.0, -1.0]).expand(59, 3))
+    assert notes == [
+        f"the {name} path with camera_rotation {rotation} and movement_distance {d:g} passes the point it looks at in frame 61 of 120, "
+        "where GEN3C's look-at turns the camera round: frames 61…119 look away from the scene and show nothing of it; pass a "
+        "--movement_distance below 1 to stay in front of that point, or --camera_rotation no_rotation to go on facing the scene"
+    ]
+    with collect_notes() as notes:
+        traj(name, rotation, 120, d=math.copysign(0.99, d))
+    assert notes == []
 
 
 def test_keyframe_times_of_the_right_count_but_another_shape_are_named_by_shape():

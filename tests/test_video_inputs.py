@@ -20,7 +20,7 @@ from layouts import (
 )
 
 from gen3c.cache import Cache3D
-from gen3c.cameras import Cameras, camera_centers
+from gen3c.cameras import Cameras, camera_centers, make_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import FAR_DEPTH
 from gen3c.io.frames import FrameFitter, FrameStack, fit_frames, fit_intrinsics, fit_plan
@@ -650,6 +650,68 @@ def test_camera_file_translation_moves_the_cache_by_fx_tx_over_depth(tmp_path, k
     seen, moved_view = colors[0][..., shift : w - 2], colors[1][..., : w - shift - 2]
     assert torch.allclose(moved_view, seen, atol=2e-3 * s)  # the file at twice the size: cx off by 1/4 px
     assert (colors[1][..., : w - shift - 2] - colors[0][..., shift - 1 : w - 3]).abs().mean() > 0.05  # 7 px is wrong
+
+
+@pytest.mark.parametrize("kind", ["image", "sample"])
+def test_a_camera_file_that_starts_away_from_the_first_frames_camera_is_noted(tmp_path, kind):
+    """The video's first frame is the input's first image whatever the file's first camera says: a
+    path in another world frame (a COLMAP scene's: 20 units behind) jumped after frame 0, silently."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    h, w, n = 48, 64, 3
+    rgb, depth, _, w2c, K = scene(n, h, w)
+    if kind == "image":
+        w2c = torch.eye(4).expand(n, 4, 4)
+    settings = {"resolution": f"{h}x{w}", "num_video_frames": n}
+    inputs = _inputs_of(kind, tmp_path, rgb, depth, w2c, K)
+    data = read_input(GenerationRequest(**settings, **inputs), kind)
+    elsewhere = w2c.clone()
+    elsewhere[:, 2, 3] += 20.0
+    for poses, said in ((w2c, False), (elsewhere, True)):
+        request = GenerationRequest(**settings, **inputs, camera_file=_camera_file(tmp_path / "cams.json", poses, K, h, w))
+        with collect_notes() as notes:
+            scene_cameras(request, kind, data)
+        assert any("starts 20 units" in n and "the video jumps onto the file's path" in n for n in notes) == said, notes
+
+
+def test_a_camera_file_whose_first_camera_has_other_intrinsics_is_noted(tmp_path):
+    """A path made in nerfstudio's viewer has its fov, not the photo's: the first frame (the photo)
+    zoomed into the file's path at frame 1, silently."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    h, w, n = 48, 64, 2
+    rgb, depth, _, _, _ = scene(n, h, w)
+    w2c, K = torch.eye(4).expand(n, 4, 4), make_intrinsics(60.0, 60.0, 31.5, 23.5).expand(n, 3, 3)
+    settings = {"resolution": f"{h}x{w}", "num_video_frames": n}
+    inputs = _inputs_of("image", tmp_path, rgb, depth, w2c, K)
+    data = read_input(GenerationRequest(**settings, **inputs), "image")
+    wider = K.clone()
+    wider[:, :2, :2] *= 0.8
+    for intrinsics, said in ((K, []), (wider, ["fx=48, fy=48, cx=31.5, cy=23.5 at the working 64×48) are not those of the input image (fx=60, fy=60, "
+                                             "cx=31.5, cy=23.5), but the video's first frame is the input image itself, so the view jumps after it"])):
+        request = GenerationRequest(**settings, **inputs, camera_file=_camera_file(tmp_path / "cams.json", w2c, intrinsics, h, w))
+        with collect_notes() as notes:
+            scene_cameras(request, "image", data)
+        assert [part for note in notes for part in said if part in note] == said, notes
+
+
+def test_a_multiview_path_longer_than_the_frames_asked_for_is_noted(tmp_path):
+    """GEN3C's multi-view example has 361 cameras in w2cs_all; without --num_video_frames 361 a run
+    rendered the first 121 and dropped the rest of the path without a word."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    h, w = 48, 64
+    rgb, depth, _, w2c, K = scene(9, h, w)
+    inputs = _inputs_of("multiview", tmp_path, rgb, depth, w2c, K)
+    for frames, said in ((5, [f"multi-view npz {inputs['multiview_npz']!r} has 9 cameras in w2cs_all; the first 5 are rendered "
+                              "(--num_video_frames 5): pass --num_video_frames 9 to render all of them"]), (9, [])):
+        request = GenerationRequest(resolution=f"{h}x{w}", num_video_frames=frames, **inputs)
+        with collect_notes() as notes:
+            cams = scene_cameras(request, "multiview", read_input(request, "multiview"))
+        assert notes == said and torch.allclose(cams.w2c, w2c[:frames].float(), atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------

@@ -446,16 +446,25 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
         raise Gen3cInputError(f"{name} {'contains' if one else 'contain'} NaN or infinite values{where(~finite)}")
     R = w2c[..., :3, :3].double()
     eye = torch.eye(3, dtype=R.dtype, device=R.device).expand_as(R)
-    rigid = ((R @ R.transpose(-1, -2) - eye).abs() <= atol).flatten(-2).all(-1) & (torch.linalg.det(R) >= 0)
+    off = (R @ R.transpose(-1, -2) - eye).abs().flatten(-2).amax(-1)
+    rigid = (off <= atol) & (torch.linalg.det(R) >= 0)
     if not bool(rigid.all()):
-        raise Gen3cInputError(
-            f"{name} {'is' if one else 'are'} not rigid{where(~rigid)}: the 3×3 block must be a rotation "
-            "(orthonormal, det +1): take any scale, shear or mirroring out of it"
-        )
+        # A rotation written with 2 or 3 decimals is a little off, not scaled or sheared.
+        first = int((~rigid).reshape(-1).nonzero()[0, 0])
+        rounded = bool(torch.linalg.det(R.reshape(-1, 3, 3)[first]) > 0) and float(off.reshape(-1)[first]) < 0.02
+        fix = "take any scale, shear or mirroring out of it"
+        if rounded:
+            fix += f"; it is only {float(off.reshape(-1)[first]):.2g} off, as a rotation rounded to 2 or 3 decimals is: then write it with 6 or more"
+        raise Gen3cInputError(f"{name} {'is' if one else 'are'} not rigid{where(~rigid)}: the 3×3 block must be a rotation (orthonormal, det +1): {fix}")
     bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=w2c.dtype, device=w2c.device)
     last_row = ((w2c[..., 3, :] - bottom).abs() <= atol).all(-1)
     if not bool(last_row.all()):
-        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as {'its' if one else 'their'} last row{where(~last_row)}")
+        # Column-major exports (OpenGL, glm, Blender's matrix read by columns) hold the translation in the last row.
+        first = int((~last_row).reshape(-1).nonzero()[0, 0])
+        transposed = bool(((w2c.reshape(-1, 4, 4)[first, :, 3] - bottom).abs() <= atol).all())
+        whose = "its" if one else "that frame's"
+        hint = f": [0, 0, 0, 1] is {whose} last column, so it looks transposed (column-major): transpose {'it' if one else 'each matrix'}" if transposed else ""
+        raise Gen3cInputError(f"{name} must have [0, 0, 0, 1] as {'its' if one else 'their'} last row{where(~last_row)}{hint}")
     return w2c
 
 

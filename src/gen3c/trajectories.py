@@ -39,7 +39,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
@@ -144,6 +144,18 @@ def preset_offset_matrices(
             f"the {trajectory} path with camera_rotation {camera_rotation} and movement_distance {distance:g} puts the camera "
             f"on the point it looks at in frame {i} of {num_frames}, where it has no view direction: pass another "
             "--movement_distance (one below 1 never gets there)"
+        )
+    # Past it, GEN3C's look-at turns the camera round: it looks back, away from the scene (and
+    # stands behind the source, its centre being Rᵀpᵢ), and renders nothing.
+    past = (target - p)[:, 2] < 0
+    if bool(past.any()):
+        i = int(past.nonzero()[0, 0])
+        note(
+            f"the {trajectory} path with camera_rotation {camera_rotation} and movement_distance {distance:g} passes the point it "
+            f"looks at in frame {i} of {num_frames}, where GEN3C's look-at turns the camera round: frames {i}…{num_frames - 1} look "
+            "away from the scene and show nothing of it; pass a --movement_distance below 1 to stay in front of that point, "
+            "or --camera_rotation no_rotation to go on facing the scene",
+            stacklevel=3,
         )
     return gen3c_look_at(p, target)
 

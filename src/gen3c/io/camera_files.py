@@ -237,9 +237,13 @@ def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
     if t.shape == (3, 4) and (rows, cols) == (4, 4):
         t = torch.cat([t, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=t.dtype)])
     if t.shape != (rows, cols):
-        raise Gen3cInputError(f"{what} must be {rows}×{cols}, got shape {tuple(t.shape)}")
+        also = {(4, 4): " (or 3×4: its rows without [0, 0, 0, 1])", (3, 3): " (or 4×4 padded with [0, 0, 0, 1])"}[(rows, cols)]
+        raise Gen3cInputError(f"{what} must be {rows}×{cols}{also}, got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
         raise Gen3cInputError(f"{what} contains NaN or infinite values: write finite numbers")
+    largest = float(t.abs().max())
+    if largest > torch.finfo(torch.float32).max:  # was "Cameras.w2c contain NaN or infinite values", once in float32
+        raise Gen3cInputError(f"{what} holds {largest:g}, beyond float32's ±{torch.finfo(torch.float32).max:.3g}, the precision cameras are rendered in: check its units")
     return t
 
 

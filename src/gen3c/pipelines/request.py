@@ -436,10 +436,60 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
     relative to the image or applied per frame to the video's cameras, else the multi-view
     input's own trajectory (``w2cs_all``)."""
     if kind == "image":
-        return make_cameras(request, data)
-    if kind == "multiview":
-        return _multiview_cameras(request, data)
-    return video_cameras(request, data)
+        cameras = make_cameras(request, data)
+    elif kind == "multiview":
+        cameras = _multiview_cameras(request, data)
+    else:
+        cameras = video_cameras(request, data)
+    if request.camera_file is not None:
+        _note_first_camera_away_from_source(request, cameras, first_view(kind, data), kind)
+    return cameras
+
+
+#: A camera file's first camera this far from the view the first frame shows (a share of its
+#: median depth, or degrees) makes the video jump after its first frame (:func:`_note_first_camera_away_from_source`).
+FIRST_CAMERA_DISTANCE, FIRST_CAMERA_DEGREES = 0.01, 0.5
+#: … or its focal length this much longer or shorter (a share), or its principal point this many pixels away.
+FIRST_CAMERA_ZOOM, FIRST_CAMERA_PIXELS = 0.01, 2.0
+
+
+def _note_first_camera_away_from_source(request: GenerationRequest, cameras: Cameras, source: SourceView, kind: str) -> None:
+    """The video's first frame is the source view's image (the generators condition on it), seen
+    from the source camera; a camera file whose first camera is elsewhere (a path in another
+    world frame, e.g. a COLMAP or nerfstudio scene's, or one that starts elsewhere) jumps from it
+    to its own path at frame 1: said in a note."""
+    from gen3c.cameras import camera_centers, rotation_angle_degrees
+
+    what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the video's first frame")
+    file = f"camera file {str(request.camera_file)!r}"
+    K, own = cameras.K[0].double().cpu(), source.K.double().cpu()
+    zoom = float(((K.diagonal()[:2] / own.diagonal()[:2]) - 1).abs().max())
+    shift = float((K[:2, 2] - own[:2, 2]).abs().max())
+    if zoom > FIRST_CAMERA_ZOOM or shift > FIRST_CAMERA_PIXELS:
+        def shown(m: torch.Tensor) -> str:
+            return ", ".join(f"{name}={float(m[i, j]):.5g}" for name, i, j in (("fx", 0, 0), ("fy", 1, 1), ("cx", 0, 2), ("cy", 1, 2)))
+
+        note(
+            f"{file}: its first camera's intrinsics ({shown(K)} at the working {cameras.width}×{cameras.height}) are not those of "
+            f"{what} ({shown(own)}), but the video's first frame is {what} itself, so the view jumps after it: give the file's "
+            f"first camera the intrinsics of {what}",
+            stacklevel=3,
+        )
+    first, origin = cameras.w2c[0].double().cpu(), source.w2c.double().cpu()
+    distance = float((camera_centers(first) - camera_centers(origin)).norm())
+    degrees = float(rotation_angle_degrees(origin[:3, :3], first[:3, :3]))
+    median = source.median_depth()
+    far = median is not None and distance > FIRST_CAMERA_DISTANCE * median
+    if not (far or degrees > FIRST_CAMERA_DEGREES):
+        return
+    identity = " (w2c = identity)" if kind == "image" else ""
+    scale = f" ({distance / median:.3g}× the scene's median depth)" if median else ""
+    note(
+        f"{file} starts {distance:.4g} units{scale} and {degrees:.3g}° away from the camera of "
+        f"{what}, but the video's first frame is {what} itself, so the video jumps onto the file's path after it: give the "
+        f"poses in the world of that camera{identity} and start the path there",
+        stacklevel=3,
+    )
 
 
 def first_view(kind: str, data: SceneInput) -> SourceView:
@@ -520,6 +570,14 @@ def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
         return _file_cameras(request, *mv.keys.size, "multiview")
     if len(mv.trajectory) < T:
         raise Gen3cInputError(_too_few_cameras(request, len(mv.trajectory)))
+    cameras, fixed = len(mv.trajectory), fixed_chunk_frames(request)
+    most = cameras if fixed is None else (cameras - 1) // (fixed - 1) * (fixed - 1) + 1
+    if most > T:  # GEN3C's default 121 of a 361-camera path (GEN3C's own example) dropped the rest silently
+        note(
+            f"multi-view npz {str(request.multiview_npz)!r} has {cameras} cameras in w2cs_all; the first {T} are rendered "
+            f"(--num_video_frames {T}): pass --num_video_frames {most} to render {'all of them' if most == cameras else f'the first {most}'}",
+            stacklevel=3,
+        )
     return mv.trajectory[:T]
 
 
