@@ -157,6 +157,7 @@ def _rezip(path, members):
         # Before: "has no 00000.exr (frame 0); it holds 0 of the video's 10 frames", with no word of the folder.
         ("depth_zip_of_its_folder", r"depth/walk\.zip holds its frames in a folder \(walk/00000\.exr, …\), not at its top level as ViPE writes them: zip the files without their folder \(zip -j walk\.zip walk/\*\.exr\)$"),
         ("mask_zip_unknown_method", r"mask/walk\.zip 00002\.png cannot be read \(.*compression.*\): the zip is damaged"),
+        ("depth_zip_cut_short", r"depth/walk\.zip is not a readable zip file \(File is not a zip file\): it is cut short or damaged, copy it again or re-run 'vipe infer'$"),
     ],
 )
 def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
@@ -213,6 +214,9 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         damage_zip(root / "depth" / "walk.zip", "00001.exr", "stream")
     elif case == "mask_zip_unknown_method":
         damage_zip(root / "mask" / "walk.zip", "00002.png", "method")
+    elif case == "depth_zip_cut_short":
+        data = (root / "depth" / "walk.zip").read_bytes()
+        (root / "depth" / "walk.zip").write_bytes(data[: len(data) - 40])
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_vipe(root, (64, 128), start=start)
     assert "\n" not in str(err.value)
@@ -400,6 +404,8 @@ class Opaque:
         ("intrinsics_of_another_size", r"camera.npz intrinsics \(frame 7\) \(fx=.*principal point outside the 128×72"),
         ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
         ("start_past_end", "starting frame 12"),
+        # Before: "is not a readable .npz file (File is not a zip file)", with no word of the fix.
+        ("truncated_camera", r"camera\.npz' is not a readable \.npz file \(File is not a zip file\): it is cut short or damaged, save it again \(numpy\.savez\) or copy it again$"),
     ],
 )
 def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
@@ -440,6 +446,9 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "mask.npz", mask=depth[:, ::2, ::2] > 0)
     elif case == "start_past_end":
         start = 12
+    elif case == "truncated_camera":  # a copy cut short: the zip's directory at its end is missing
+        data = (folder / "camera.npz").read_bytes()
+        (folder / "camera.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_sample(folder, (64, 128), start=start)
     assert "\n" not in str(err.value)

@@ -312,7 +312,7 @@ class _ZipFrames:
         try:
             self.archive = zipfile.ZipFile(path)
         except ZIP_READ_ERRORS as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable zip file ({damage(exc)})") from None
+            raise Gen3cInputError(f"{self.name} is not a readable zip file ({damage(exc)}): it is cut short or damaged, copy it again or re-run 'vipe infer'") from None
         members = set(self.archive.namelist())
         indices = sorted(
             int(m[: -len(suffix)]) for m in members if m.endswith(suffix) and m[: -len(suffix)].isdigit()
