@@ -454,6 +454,28 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
     assert "\n" not in str(err.value)
 
 
+def test_intrinsics_of_the_video_before_it_was_resized_are_noted(tmp_path, sample_dir, vipe_dir):
+    """Intrinsics made for 192×108 frames (cx, cy = 95.5, 53.5) on the same video at 128×72 put
+    the principal point at 3/4 of each side: inside the image, so nothing said so (only 2× and
+    more, outside or at the corner, is refused). A note names the file, the size and the factor."""
+    import shutil
+
+    folder = shutil.copytree(sample_dir, tmp_path / "s")
+    cam = dict(np.load(folder / "camera.npz"))
+    cam["intrinsics"][:, :2] = np.array([[115.2 * 1.5, 0, 95.5], [0, 115.2 * 1.5, 53.5]], np.float32)
+    np.savez(folder / "camera.npz", **cam)
+    with pytest.warns(UserWarning) as caught:
+        read_sample(folder, (64, 128), start=2, num_frames=3)
+    assert [str(w.message) for w in caught] == [
+        f"sample directory {str(folder)!r} camera.npz intrinsics (frame 2) (cx=95.5, cy=53.5) put the principal point at the centre "
+        "of a 192×108 image, not of this 128×72 one: made for the video before it was resized? then scale fx, fy, cx, cy by 0.6667"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the clips' own centred intrinsics: nothing to say
+        read_sample(sample_dir, (64, 128), num_frames=3)
+        read_vipe(vipe_dir, (64, 128), num_frames=3)
+
+
 def test_multiview_npz_round_trip(tmp_path, clip):
     rgb, depth, ids, w2c, K = clip
     keys = [0, 5, 9]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from gen3c.cameras import check_intrinsics_fit, validate_poses
+from gen3c.cameras import check_intrinsics_fit, note_scaled_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
@@ -156,6 +156,7 @@ def _read_dir(
                 K_t = check_intrinsics_fit(
                     torch.from_numpy(float32_array(K[start:stop])), *size, f"{name} camera.npz intrinsics", frame_offset=start
                 )
+                note_scaled_intrinsics(K_t, *size, f"{name} camera.npz intrinsics", frame_offset=start)
             depth_t, valid = fill_invalid_depth(
                 torch.from_numpy(float32_array(depth_f))[None],
                 f"{name} depth.npz",
@@ -217,6 +218,7 @@ def _read_pt(
     stop = frame_range(start, num_frames, T, name)
     w2c_t = validate_poses(w2c[start:stop].float(), f"{name} w2c", frame_offset=start)
     K_t = check_intrinsics_fit(K[start:stop].float(), *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
+    note_scaled_intrinsics(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
     fitter = FrameFitter(stop - start, resolution, resize_mode)
     tally = InvalidDepthTally()
     for frame in range(start, stop):

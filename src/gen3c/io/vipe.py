@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen3c.cameras import check_intrinsics_fit, invert_pose, validate_intrinsics, validate_poses
+from gen3c.cameras import check_intrinsics_fit, invert_pose, note_scaled_intrinsics, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
@@ -190,6 +190,7 @@ def read_vipe(
             size = check_frame_size(image, fitter, f"ViPE {rel['rgb']}", frame)
             if frame == start:
                 check_intrinsics_fit(K, *size, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
+                note_scaled_intrinsics(K, *size, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
             depth, valid = fill_invalid_depth(
                 torch.from_numpy(depths.read(frame, size))[None], depth_name, mask_invalid_depth, frame_offset=frame, tally=tally
             )
