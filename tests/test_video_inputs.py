@@ -141,6 +141,8 @@ def _rezip(path, members):
         ("no_pose_file", r"lacks pose/walk\.npz"),
         ("pose_count", "frame counts disagree"),
         ("pose_missing_frame", "no poses for frame 3"),
+        # Before: "no poses for frame 3", or with every frame there the last row of a repeat, silently.
+        ("pose_repeated_frame", r"pose/walk\.npz 'inds' lists frame 2 more than once \(1 repeats in all\): each frame needs one row; re-run 'vipe infer'$"),
         ("non_rigid", r"not rigid \(frame 1\)"),
         ("non_rigid_after_start", r"not rigid \(frame 5\)"),  # the file's frame, not the 4th read from frame 2
         ("bad_intrinsics", "focal length"),
@@ -174,6 +176,9 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     elif case == "pose_count":
         data = np.load(pose)
         np.savez(pose, data=np.concatenate([data["data"]] * 2), inds=np.arange(2 * T))
+    elif case == "pose_repeated_frame":  # every frame present, frame 2 twice with another pose
+        data = np.load(pose)
+        np.savez(pose, data=np.concatenate([data["data"], data["data"][:1]]), inds=np.append(data["inds"], 2))
     elif case == "pose_missing_frame":
         data = np.load(pose)
         keep = np.arange(T) != 3

@@ -222,6 +222,12 @@ def _select_rows(
             f"{name} has {what} for frames up to {int(inds.max())} but the video has {total} frames: frame counts disagree (files of different clips?)"
         )
     rows = {int(i): r for r, i in enumerate(inds)}
+    if len(rows) != len(inds):  # ViPE writes each frame once: which row holds the frame is unknown
+        values, counts = np.unique(inds, return_counts=True)
+        twice = int(values[counts > 1][0])
+        raise Gen3cInputError(
+            f"{name} 'inds' lists frame {twice} more than once ({len(inds) - len(rows)} repeats in all): each frame needs one row; re-run 'vipe infer'"
+        )
     absent = [f for f in needed if f not in rows]
     if absent:
         raise Gen3cInputError(
