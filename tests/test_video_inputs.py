@@ -236,6 +236,21 @@ def test_sample_directory_round_trip(sample_dir, clip):
     assert psnr(stack.images.permute(0, 2, 3, 1).numpy(), rgb[:6, 4:68]) > 33
 
 
+def test_sample_depth_and_mask_of_one_channel_read_as_the_pt_holds_them(tmp_path, sample_dir, clip):
+    """(T, 1, H, W) depth and mask, the legacy .pt's layout kept when converting it to a sample
+    directory, read as (T, H, W) ones (they were refused: "has shape (10, 1, 72, 128): expected (*, *, *)")."""
+    import shutil
+
+    depth = clip[1]
+    folder = shutil.copytree(sample_dir, tmp_path / "s")
+    np.savez_compressed(folder / "depth.npz", depth=depth[:, None].astype(np.float16))
+    np.savez_compressed(folder / "mask.npz", mask=(depth > 4.0)[:, None])
+    stack = read_sample(folder, (64, 128), start=1, num_frames=4)
+    plain = read_sample(sample_dir, (64, 128), start=1, num_frames=4)
+    assert torch.equal(stack.valid, torch.from_numpy(depth[1:5, 4:68] > 4.0))
+    assert torch.equal(stack.depth[stack.valid], plain.depth[stack.valid]) and torch.equal(stack.images, plain.images)
+
+
 def test_a_vipe_result_given_as_a_sample_says_to_pass_vipe_path(vipe_dir):
     with pytest.raises(Gen3cInputError, match="is a ViPE result .*--vipe_path"):
         read_sample(vipe_dir, (64, 128))

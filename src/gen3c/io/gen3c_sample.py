@@ -3,7 +3,7 @@
 A sample directory holds::
 
     rgb.mp4      T frames, RGB
-    depth.npz    key "depth": (T, H, W) float16 z-depth
+    depth.npz    key "depth": (T, H, W) float16 z-depth ((T, 1, H, W), as the .pt holds it, too)
     mask.npz     key "mask": (T, H, W) bool, True where the depth may enter the 3D cache
                  (integers or floats: > 0, as GEN3C splats with the mask as a weight; the rule
                  of the .pt sample and the multi-view npz too: see mask_lets_in)
@@ -108,8 +108,8 @@ def _read_dir(
     name = f"sample directory {str(folder)!r}"
     check_sample_dir(folder)
     with NpzReader(folder / "depth.npz") as depth_npz, NpzReader(folder / "mask.npz") as mask_npz:
-        depth = depth_npz.frames("depth")
-        mask = mask_npz.frames("mask")
+        depth = depth_npz.frames("depth").squeeze_channel()  # (T, 1, H, W), as the .pt holds them, too
+        mask = mask_npz.frames("mask").squeeze_channel()
         w2c = load_npz_array(folder / "camera.npz", "w2c")
         K = load_npz_array(folder / "camera.npz", "intrinsics")
         check_array(depth, f"{name} depth.npz 'depth'", (None, None, None))
