@@ -403,6 +403,25 @@ def test_legacy_pt_errors_name_the_files_frame(tmp_path, clip):
         read_sample(tmp_path / "image.pt", (64, 128), start=2, num_frames=6)
 
 
+def test_a_pt_samples_image_in_0_1_is_noted(tmp_path, clip):
+    """[0, 1] colours (torchvision's to_tensor) in a .pt, whose image is [−1, 1]: within its range,
+    so read silently as a washed-out video whose black is mid-grey. Now noted; [−1, 1] is not."""
+    rgb, depth, ids, w2c, K = clip
+    unit = torch.from_numpy(rgb[:4]).permute(0, 3, 1, 2).float() / 255
+    tensors = (torch.from_numpy(depth[:4])[:, None], torch.ones(4, 1, H, W), w2c[:4], K[:4])
+    torch.save((unit, *tensors), tmp_path / "unit.pt")
+    with pytest.warns(UserWarning) as caught:
+        read_sample(tmp_path / "unit.pt", (64, 128), start=1)
+    assert [str(w.message) for w in caught] == [
+        f"sample {str(tmp_path / 'unit.pt')!r} image has no value below 0 in frames 1…3, so its darkest pixel is mid-grey in [−1, 1]: "
+        "if it holds [0, 1] colours, save image * 2 - 1"
+    ]
+    torch.save((unit * 2 - 1, *tensors), tmp_path / "signed.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_sample(tmp_path / "signed.pt", (64, 128), start=1)
+
+
 class Opaque:
     """A pickled object that ``weights_only`` loading refuses."""
 

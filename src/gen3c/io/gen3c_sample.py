@@ -19,6 +19,7 @@ is refused unless the caller passes ``trust_checkpoint=True`` (``gen3c generate 
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import zipfile
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 
 from gen3c.cameras import check_intrinsics_fit, note_scaled_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, first_line, note
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.frames import (
@@ -221,15 +222,23 @@ def _read_pt(
     note_scaled_intrinsics(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
     fitter = FrameFitter(stop - start, resolution, resize_mode)
     tally = InvalidDepthTally()
+    lo, hi = math.inf, -math.inf
     for frame in range(start, stop):
         if not torch.isfinite(image[frame]).all() or image[frame].min() < -1.01 or image[frame].max() > 1.01:
             raise Gen3cInputError(f"{name} image (frame {frame}) must be finite and in [−1, 1]")
+        lo, hi = min(lo, float(image[frame].min())), max(hi, float(image[frame].max()))
         depth_t, valid = fill_invalid_depth(
             depth[frame : frame + 1, 0].float(), f"{name} depth", mask_invalid_depth,
             mask=mask_lets_in(mask[frame : frame + 1, 0]), frame_offset=frame, tally=tally,
         )  # fmt: skip
         fitter.add(images_to_uint8(image[frame]), depth_t[0], valid[0])
     tally.note(f"{name} depth", mask_invalid_depth, stacklevel=2)
+    if lo >= 0 and hi > lo:  # [0, 1] colours (torchvision's): read as [−1, 1], black is mid-grey
+        note(
+            f"{name} image has no value below 0 in frames {start}…{stop - 1}, so its darkest pixel is mid-grey in [−1, 1]: "
+            "if it holds [0, 1] colours, save image * 2 - 1",
+            stacklevel=2,
+        )
     return fitter.stack(w2c_t, K_t, frame_indices=list(range(start, stop)))
 
 
