@@ -435,7 +435,7 @@ class Opaque:
         ("missing_depth", "lacks depth.npz"),
         ("count_mismatch", r"frame counts that disagree \(rgb.mp4 10, depth.npz 9"),
         ("wrong_key", "no key 'depth'"),
-        ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 4\)"),
+        ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 4\): expected \(T, 4, 4\)$"),  # it said (*, 4, 4)
         ("inf_frame", r"depth.npz has no valid pixel \(frame 4\)"),
         ("inf_frame_after_start", r"depth.npz has no valid pixel \(frame 4\)"),  # the file's frame, read from frame 3
         ("non_rigid_after_start", r"camera.npz w2c are not rigid \(frame 6\)"),

@@ -113,10 +113,10 @@ def _read_dir(
         mask = mask_npz.frames("mask").squeeze_channel()
         w2c = load_npz_array(folder / "camera.npz", "w2c")
         K = load_npz_array(folder / "camera.npz", "intrinsics")
-        check_array(depth, f"{name} depth.npz 'depth'", (None, None, None))
-        check_array(mask, f"{name} mask.npz 'mask'", (None, None, None), kinds="fbiu")  # as multiview's mask_key_frames
-        check_array(w2c, f"{name} camera.npz 'w2c'", (None, 4, 4))
-        check_array(K, f"{name} camera.npz 'intrinsics'", (None, 3, 3))
+        check_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
+        check_array(mask, f"{name} mask.npz 'mask'", ("T", "H", "W"), kinds="fbiu")  # as multiview's mask_key_frames
+        check_array(w2c, f"{name} camera.npz 'w2c'", ("T", 4, 4))
+        check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
         video = probe_video(folder / "rgb.mp4", "sample video")
         total = video.frames
         counts = {

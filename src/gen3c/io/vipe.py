@@ -215,7 +215,7 @@ def _select_rows(
         data = data.reshape(-1, 4, 4)
     if data.ndim == 3 and data.shape[1:] == (3, 3) and item_shape == (4,):  # 3×3 matrices → fx, fy, cx, cy
         data = np.stack([data[:, 0, 0], data[:, 1, 1], data[:, 0, 2], data[:, 1, 2]], axis=1)
-    check_array(data, f"{name} 'data'", (None, *item_shape), kinds="fi")
+    check_array(data, f"{name} 'data'", ("N", *item_shape), kinds="fi")
     check_array(inds, f"{name} 'inds'", (len(data),), kinds="iu")
     if len(inds) and (int(inds.min()) < 0 or int(inds.max()) >= total):
         raise Gen3cInputError(
