@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gen3c.cache import forward_warp
+from gen3c.cache import Cache3D, forward_warp
 from gen3c.cameras import Cameras, intrinsics_from_fov, look_at
 from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_source, preset_cameras
 from gen3c.pipelines.preview import (
@@ -299,6 +299,30 @@ def test_preview_puts_back_filtered_smooth_surfaces_but_not_masked_pixels():
     frame = PreviewGenerator().generate(cache, sliding_cameras(K, H, W, [0.0]), None)[0]
     assert torch.allclose(frame[:, floor], image[:, floor], atol=1e-4)
     assert not torch.allclose(frame[:, 31:39, 6:19], image[:, 31:39, 6:19], atol=0.05)
+
+
+def test_a_video_rendered_along_its_own_cameras_gives_every_frame_back_on_its_filtered_smooth_surfaces():
+    # A 4D (video) view of the steep floor above, its texture changing frame by frame and its
+    # camera sliding: rendered along its own cameras, frame t shows source frame t's floor (the
+    # depth-edge filter drops it; the preview puts it back from frame t). Only static views were
+    # put back: frames after the first showed the wall's colour smeared over the floor.
+    H, W, T = 48, 64, 3
+    K = intrinsics_from_fov(60.0, H, W)
+    v = torch.arange(H, dtype=torch.float32)[:, None].expand(H, W)
+    depth = torch.where(v < 16, torch.tensor(6.0), 1.0 / (1 / 6.0 + 0.03 * (v - 15)))
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    images = torch.stack([
+        torch.stack([((xx // 3 + yy // 3 + t) % 2).float() * 1.6 - 0.8, torch.full((H, W), 0.3 * t - 0.3), v / H - 0.5])
+        for t in range(T)
+    ])  # fmt: skip
+    cams = sliding_cameras(K, H, W, [0.0, 0.05, 0.1])
+    cache = Cache3D(max_buffers=1)
+    cache.add_view(images, depth.expand(T, H, W), cams.K, cams.w2c)
+    floor = cache.views[0].filtered & smooth_surface_pixels(depth)
+    assert floor.sum() > 0.25 * H * W * T
+    frames = PreviewGenerator().generate(cache, cams, images[0])
+    for t in range(T):
+        assert torch.allclose(frames[t][:, floor[t]], images[t][:, floor[t]], atol=1e-4), t
 
 
 def test_close_cracks_fills_single_pixel_gaps():

@@ -141,6 +141,8 @@ def _rezip(path, members):
         ("no_pose_file", r"lacks pose/walk\.npz"),
         ("pose_count", "frame counts disagree"),
         ("pose_missing_frame", "no poses for frame 3"),
+        # Before: "no poses for frame 3", or with every frame there the last row of a repeat, silently.
+        ("pose_repeated_frame", r"pose/walk\.npz 'inds' lists frame 2 more than once \(1 repeats in all\): each frame needs one row; re-run 'vipe infer'$"),
         ("non_rigid", r"not rigid \(frame 1\)"),
         ("non_rigid_after_start", r"not rigid \(frame 5\)"),  # the file's frame, not the 4th read from frame 2
         ("bad_intrinsics", "focal length"),
@@ -157,6 +159,7 @@ def _rezip(path, members):
         # Before: "has no 00000.exr (frame 0); it holds 0 of the video's 10 frames", with no word of the folder.
         ("depth_zip_of_its_folder", r"depth/walk\.zip holds its frames in a folder \(walk/00000\.exr, …\), not at its top level as ViPE writes them: zip the files without their folder \(zip -j walk\.zip walk/\*\.exr\)$"),
         ("mask_zip_unknown_method", r"mask/walk\.zip 00002\.png cannot be read \(.*compression.*\): the zip is damaged"),
+        ("depth_zip_cut_short", r"depth/walk\.zip is not a readable zip file \(File is not a zip file\): it is cut short or damaged, copy it again or re-run 'vipe infer'$"),
     ],
 )
 def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
@@ -173,6 +176,9 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     elif case == "pose_count":
         data = np.load(pose)
         np.savez(pose, data=np.concatenate([data["data"]] * 2), inds=np.arange(2 * T))
+    elif case == "pose_repeated_frame":  # every frame present, frame 2 twice with another pose
+        data = np.load(pose)
+        np.savez(pose, data=np.concatenate([data["data"], data["data"][:1]]), inds=np.append(data["inds"], 2))
     elif case == "pose_missing_frame":
         data = np.load(pose)
         keep = np.arange(T) != 3
@@ -213,6 +219,9 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         damage_zip(root / "depth" / "walk.zip", "00001.exr", "stream")
     elif case == "mask_zip_unknown_method":
         damage_zip(root / "mask" / "walk.zip", "00002.png", "method")
+    elif case == "depth_zip_cut_short":
+        data = (root / "depth" / "walk.zip").read_bytes()
+        (root / "depth" / "walk.zip").write_bytes(data[: len(data) - 40])
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_vipe(root, (64, 128), start=start)
     assert "\n" not in str(err.value)
@@ -225,6 +234,21 @@ def test_sample_directory_round_trip(sample_dir, clip):
     assert torch.allclose(stack.w2c, w2c[:6], atol=1e-6)
     assert torch.allclose(stack.depth[3], torch.from_numpy(depth[3, 4:68]), rtol=1e-3)  # float16 in depth.npz
     assert psnr(stack.images.permute(0, 2, 3, 1).numpy(), rgb[:6, 4:68]) > 33
+
+
+def test_sample_depth_and_mask_of_one_channel_read_as_the_pt_holds_them(tmp_path, sample_dir, clip):
+    """(T, 1, H, W) depth and mask, the legacy .pt's layout kept when converting it to a sample
+    directory, read as (T, H, W) ones (they were refused: "has shape (10, 1, 72, 128): expected (*, *, *)")."""
+    import shutil
+
+    depth = clip[1]
+    folder = shutil.copytree(sample_dir, tmp_path / "s")
+    np.savez_compressed(folder / "depth.npz", depth=depth[:, None].astype(np.float16))
+    np.savez_compressed(folder / "mask.npz", mask=(depth > 4.0)[:, None])
+    stack = read_sample(folder, (64, 128), start=1, num_frames=4)
+    plain = read_sample(sample_dir, (64, 128), start=1, num_frames=4)
+    assert torch.equal(stack.valid, torch.from_numpy(depth[1:5, 4:68] > 4.0))
+    assert torch.equal(stack.depth[stack.valid], plain.depth[stack.valid]) and torch.equal(stack.images, plain.images)
 
 
 def test_a_vipe_result_given_as_a_sample_says_to_pass_vipe_path(vipe_dir):
@@ -379,6 +403,25 @@ def test_legacy_pt_errors_name_the_files_frame(tmp_path, clip):
         read_sample(tmp_path / "image.pt", (64, 128), start=2, num_frames=6)
 
 
+def test_a_pt_samples_image_in_0_1_is_noted(tmp_path, clip):
+    """[0, 1] colours (torchvision's to_tensor) in a .pt, whose image is [−1, 1]: within its range,
+    so read silently as a washed-out video whose black is mid-grey. Now noted; [−1, 1] is not."""
+    rgb, depth, ids, w2c, K = clip
+    unit = torch.from_numpy(rgb[:4]).permute(0, 3, 1, 2).float() / 255
+    tensors = (torch.from_numpy(depth[:4])[:, None], torch.ones(4, 1, H, W), w2c[:4], K[:4])
+    torch.save((unit, *tensors), tmp_path / "unit.pt")
+    with pytest.warns(UserWarning) as caught:
+        read_sample(tmp_path / "unit.pt", (64, 128), start=1)
+    assert [str(w.message) for w in caught] == [
+        f"sample {str(tmp_path / 'unit.pt')!r} image has no value below 0 in frames 1…3, so its darkest pixel is mid-grey in [−1, 1]: "
+        "if it holds [0, 1] colours, save image * 2 - 1"
+    ]
+    torch.save((unit * 2 - 1, *tensors), tmp_path / "signed.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_sample(tmp_path / "signed.pt", (64, 128), start=1)
+
+
 class Opaque:
     """A pickled object that ``weights_only`` loading refuses."""
 
@@ -392,7 +435,7 @@ class Opaque:
         ("missing_depth", "lacks depth.npz"),
         ("count_mismatch", r"frame counts that disagree \(rgb.mp4 10, depth.npz 9"),
         ("wrong_key", "no key 'depth'"),
-        ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 4\)"),
+        ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 4\): expected \(T, 4, 4\)$"),  # it said (*, 4, 4)
         ("inf_frame", r"depth.npz has no valid pixel \(frame 4\)"),
         ("inf_frame_after_start", r"depth.npz has no valid pixel \(frame 4\)"),  # the file's frame, read from frame 3
         ("non_rigid_after_start", r"camera.npz w2c are not rigid \(frame 6\)"),
@@ -400,6 +443,8 @@ class Opaque:
         ("intrinsics_of_another_size", r"camera.npz intrinsics \(frame 7\) \(fx=.*principal point outside the 128×72"),
         ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
         ("start_past_end", "starting frame 12"),
+        # Before: "is not a readable .npz file (File is not a zip file)", with no word of the fix.
+        ("truncated_camera", r"camera\.npz' is not a readable \.npz file \(File is not a zip file\): it is cut short or damaged, save it again \(numpy\.savez\) or copy it again$"),
     ],
 )
 def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
@@ -440,9 +485,34 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "mask.npz", mask=depth[:, ::2, ::2] > 0)
     elif case == "start_past_end":
         start = 12
+    elif case == "truncated_camera":  # a copy cut short: the zip's directory at its end is missing
+        data = (folder / "camera.npz").read_bytes()
+        (folder / "camera.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_sample(folder, (64, 128), start=start)
     assert "\n" not in str(err.value)
+
+
+def test_intrinsics_of_the_video_before_it_was_resized_are_noted(tmp_path, sample_dir, vipe_dir):
+    """Intrinsics made for 192×108 frames (cx, cy = 95.5, 53.5) on the same video at 128×72 put
+    the principal point at 3/4 of each side: inside the image, so nothing said so (only 2× and
+    more, outside or at the corner, is refused). A note names the file, the size and the factor."""
+    import shutil
+
+    folder = shutil.copytree(sample_dir, tmp_path / "s")
+    cam = dict(np.load(folder / "camera.npz"))
+    cam["intrinsics"][:, :2] = np.array([[115.2 * 1.5, 0, 95.5], [0, 115.2 * 1.5, 53.5]], np.float32)
+    np.savez(folder / "camera.npz", **cam)
+    with pytest.warns(UserWarning) as caught:
+        read_sample(folder, (64, 128), start=2, num_frames=3)
+    assert [str(w.message) for w in caught] == [
+        f"sample directory {str(folder)!r} camera.npz intrinsics (frame 2) (cx=95.5, cy=53.5) put the principal point at the centre "
+        "of a 192×108 image, not of this 128×72 one: made for the video before it was resized? then scale fx, fy, cx, cy by 0.6667"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the clips' own centred intrinsics: nothing to say
+        read_sample(sample_dir, (64, 128), num_frames=3)
+        read_vipe(vipe_dir, (64, 128), num_frames=3)
 
 
 def test_multiview_npz_round_trip(tmp_path, clip):

@@ -259,11 +259,12 @@ class FrameFitter:
 
 
 def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") -> np.ndarray:
-    """Check an array's dtype kind and shape; ``None`` in ``shape`` matches any size."""
+    """Check an array's dtype kind and shape; ``None`` or a name ("T") in ``shape`` matches any
+    size (the message shows the name, or ``*`` for None)."""
     if array.dtype.kind not in kinds:
         raise Gen3cInputError(f"{name} holds {array.dtype} values: expected {_kind_names(kinds)}")
     ok = array.ndim == len(shape) and all(
-        want is None or want == got for want, got in zip(shape, array.shape, strict=False)
+        want is None or isinstance(want, str) or want == got for want, got in zip(shape, array.shape, strict=False)
     )
     if not ok:
         expected = "(" + ", ".join("*" if d is None else str(d) for d in shape) + ")"

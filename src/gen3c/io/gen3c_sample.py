@@ -3,7 +3,7 @@
 A sample directory holds::
 
     rgb.mp4      T frames, RGB
-    depth.npz    key "depth": (T, H, W) float16 z-depth
+    depth.npz    key "depth": (T, H, W) float16 z-depth ((T, 1, H, W), as the .pt holds it, too)
     mask.npz     key "mask": (T, H, W) bool, True where the depth may enter the 3D cache
                  (integers or floats: > 0, as GEN3C splats with the mask as a weight; the rule
                  of the .pt sample and the multi-view npz too: see mask_lets_in)
@@ -19,6 +19,7 @@ is refused unless the caller passes ``trust_checkpoint=True`` (``gen3c generate 
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import zipfile
@@ -26,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from gen3c.cameras import check_intrinsics_fit, validate_poses
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.cameras import check_intrinsics_fit, note_scaled_intrinsics, validate_poses
+from gen3c.errors import Gen3cInputError, first_line, note
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.frames import (
@@ -108,14 +109,14 @@ def _read_dir(
     name = f"sample directory {str(folder)!r}"
     check_sample_dir(folder)
     with NpzReader(folder / "depth.npz") as depth_npz, NpzReader(folder / "mask.npz") as mask_npz:
-        depth = depth_npz.frames("depth")
-        mask = mask_npz.frames("mask")
+        depth = depth_npz.frames("depth").squeeze_channel()  # (T, 1, H, W), as the .pt holds them, too
+        mask = mask_npz.frames("mask").squeeze_channel()
         w2c = load_npz_array(folder / "camera.npz", "w2c")
         K = load_npz_array(folder / "camera.npz", "intrinsics")
-        check_array(depth, f"{name} depth.npz 'depth'", (None, None, None))
-        check_array(mask, f"{name} mask.npz 'mask'", (None, None, None), kinds="fbiu")  # as multiview's mask_key_frames
-        check_array(w2c, f"{name} camera.npz 'w2c'", (None, 4, 4))
-        check_array(K, f"{name} camera.npz 'intrinsics'", (None, 3, 3))
+        check_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
+        check_array(mask, f"{name} mask.npz 'mask'", ("T", "H", "W"), kinds="fbiu")  # as multiview's mask_key_frames
+        check_array(w2c, f"{name} camera.npz 'w2c'", ("T", 4, 4))
+        check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
         video = probe_video(folder / "rgb.mp4", "sample video")
         total = video.frames
         counts = {
@@ -156,6 +157,7 @@ def _read_dir(
                 K_t = check_intrinsics_fit(
                     torch.from_numpy(float32_array(K[start:stop])), *size, f"{name} camera.npz intrinsics", frame_offset=start
                 )
+                note_scaled_intrinsics(K_t, *size, f"{name} camera.npz intrinsics", frame_offset=start)
             depth_t, valid = fill_invalid_depth(
                 torch.from_numpy(float32_array(depth_f))[None],
                 f"{name} depth.npz",
@@ -217,17 +219,26 @@ def _read_pt(
     stop = frame_range(start, num_frames, T, name)
     w2c_t = validate_poses(w2c[start:stop].float(), f"{name} w2c", frame_offset=start)
     K_t = check_intrinsics_fit(K[start:stop].float(), *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
+    note_scaled_intrinsics(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
     fitter = FrameFitter(stop - start, resolution, resize_mode)
     tally = InvalidDepthTally()
+    lo, hi = math.inf, -math.inf
     for frame in range(start, stop):
         if not torch.isfinite(image[frame]).all() or image[frame].min() < -1.01 or image[frame].max() > 1.01:
             raise Gen3cInputError(f"{name} image (frame {frame}) must be finite and in [−1, 1]")
+        lo, hi = min(lo, float(image[frame].min())), max(hi, float(image[frame].max()))
         depth_t, valid = fill_invalid_depth(
             depth[frame : frame + 1, 0].float(), f"{name} depth", mask_invalid_depth,
             mask=mask_lets_in(mask[frame : frame + 1, 0]), frame_offset=frame, tally=tally,
         )  # fmt: skip
         fitter.add(images_to_uint8(image[frame]), depth_t[0], valid[0])
     tally.note(f"{name} depth", mask_invalid_depth, stacklevel=2)
+    if lo >= 0 and hi > lo:  # [0, 1] colours (torchvision's): read as [−1, 1], black is mid-grey
+        note(
+            f"{name} image has no value below 0 in frames {start}…{stop - 1}, so its darkest pixel is mid-grey in [−1, 1]: "
+            "if it holds [0, 1] colours, save image * 2 - 1",
+            stacklevel=2,
+        )
     return fitter.stack(w2c_t, K_t, frame_indices=list(range(start, stop)))
 
 

@@ -28,6 +28,10 @@ from gen3c.io.formats import require_numpy_file
 ZIP_READ_ERRORS = (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, tokenize.TokenError)
 
 
+#: What a damaged .npz's refusal advises.
+SAVE_AGAIN = "it is cut short or damaged, save it again (numpy.savez) or copy it again"
+
+
 def damage(exc: BaseException) -> str:
     """A :data:`ZIP_READ_ERRORS` error in words (a TokenError tells only where numpy's parser stopped)."""
     return "its .npy header is garbled" if isinstance(exc, tokenize.TokenError) else str(exc)
@@ -49,7 +53,7 @@ class NpzReader:
         try:
             self._zip = zipfile.ZipFile(self.path)
         except ZIP_READ_ERRORS as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)})") from None
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)}): {SAVE_AGAIN}") from None
         # numpy.load's naming: a member "x.npy" is the array "x".
         self._members = {m.removesuffix(".npy"): m for m in self._zip.namelist()}
 
@@ -85,7 +89,7 @@ class NpzReader:
                 raise self._objects(key) from None
             raise Gen3cInputError(f"{self.name} cannot be read ({exc})") from None
         except ZIP_READ_ERRORS as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)})") from None
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)}): {SAVE_AGAIN}") from None
 
     def frames(self, key: str) -> NpzFrames:
         """The array ``key`` as :class:`NpzFrames`: its shape and dtype now, its frames when read."""
@@ -97,7 +101,7 @@ class NpzReader:
         except ValueError as exc:
             raise Gen3cInputError(f"{self.name} cannot be read ({exc})") from None
         except ZIP_READ_ERRORS as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)})") from None
+            raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)}): {SAVE_AGAIN}") from None
         if header is None:
             return NpzFrames(self, key, array=self.load(key))
         shape, fortran_order, dtype = header
@@ -176,7 +180,7 @@ class NpzFrames:
                         )
                     yield np.frombuffer(data, dtype=self.dtype).reshape(self.shape[1:])
         except ZIP_READ_ERRORS as exc:
-            raise Gen3cInputError(f"{name} is not a readable .npz file ({damage(exc)})") from None
+            raise Gen3cInputError(f"{name} is not a readable .npz file ({damage(exc)}): {SAVE_AGAIN}") from None
 
 
 def read_npy_header(fp) -> tuple[tuple[int, ...], bool, np.dtype] | None:

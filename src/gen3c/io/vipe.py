@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen3c.cameras import check_intrinsics_fit, invert_pose, validate_intrinsics, validate_poses
+from gen3c.cameras import check_intrinsics_fit, invert_pose, note_scaled_intrinsics, validate_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
@@ -190,6 +190,7 @@ def read_vipe(
             size = check_frame_size(image, fitter, f"ViPE {rel['rgb']}", frame)
             if frame == start:
                 check_intrinsics_fit(K, *size, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
+                note_scaled_intrinsics(K, *size, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
             depth, valid = fill_invalid_depth(
                 torch.from_numpy(depths.read(frame, size))[None], depth_name, mask_invalid_depth, frame_offset=frame, tally=tally
             )
@@ -214,13 +215,19 @@ def _select_rows(
         data = data.reshape(-1, 4, 4)
     if data.ndim == 3 and data.shape[1:] == (3, 3) and item_shape == (4,):  # 3×3 matrices → fx, fy, cx, cy
         data = np.stack([data[:, 0, 0], data[:, 1, 1], data[:, 0, 2], data[:, 1, 2]], axis=1)
-    check_array(data, f"{name} 'data'", (None, *item_shape), kinds="fi")
+    check_array(data, f"{name} 'data'", ("N", *item_shape), kinds="fi")
     check_array(inds, f"{name} 'inds'", (len(data),), kinds="iu")
     if len(inds) and (int(inds.min()) < 0 or int(inds.max()) >= total):
         raise Gen3cInputError(
             f"{name} has {what} for frames up to {int(inds.max())} but the video has {total} frames: frame counts disagree (files of different clips?)"
         )
     rows = {int(i): r for r, i in enumerate(inds)}
+    if len(rows) != len(inds):  # ViPE writes each frame once: which row holds the frame is unknown
+        values, counts = np.unique(inds, return_counts=True)
+        twice = int(values[counts > 1][0])
+        raise Gen3cInputError(
+            f"{name} 'inds' lists frame {twice} more than once ({len(inds) - len(rows)} repeats in all): each frame needs one row; re-run 'vipe infer'"
+        )
     absent = [f for f in needed if f not in rows]
     if absent:
         raise Gen3cInputError(
@@ -312,7 +319,7 @@ class _ZipFrames:
         try:
             self.archive = zipfile.ZipFile(path)
         except ZIP_READ_ERRORS as exc:
-            raise Gen3cInputError(f"{self.name} is not a readable zip file ({damage(exc)})") from None
+            raise Gen3cInputError(f"{self.name} is not a readable zip file ({damage(exc)}): it is cut short or damaged, copy it again or re-run 'vipe infer'") from None
         members = set(self.archive.namelist())
         indices = sorted(
             int(m[: -len(suffix)]) for m in members if m.endswith(suffix) and m[: -len(suffix)].isdigit()

@@ -3,7 +3,8 @@
 It needs no weights and runs in seconds. What the cache does not see is filled three ways:
 
 - pixels the cache's depth-edge filter dropped on smooth surfaces (steep floors, walls seen at
-  a grazing angle) are put back from the source view (:func:`filtered_smooth_points`);
+  a grazing angle) are put back from the source view (:func:`filtered_smooth_points`; a
+  video's from the source frame that the target frame renders);
 - a disocclusion — background a foreground object hid in the source — is filled from the far
   side of the depth edge that opened it only (:func:`fill_holes`): the near side is kept out,
   so the object's colour does not smear into the hole and trail behind it as a ghost;
@@ -385,18 +386,18 @@ class PreviewGenerator:
         reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
         fill_cloud = GrowingCloud(*filtered_smooth_points(cache))
+        video = any(view.num_frames > 1 for view in cache.views)
+        workspace = SplatWorkspace()
         frames = torch.empty(T, 3, H, W)
         for t in range(T):
             c, m, d = color[t].cpu(), mask[t].cpu(), depth[t].cpu()
+            if video:  # a 4D view's put-back surfaces of the frame that target frame t renders, first
+                points, colors = filtered_smooth_points(cache, frame=t)
+                if len(points):
+                    cloud = (points.T.contiguous(), colors.T.contiguous())
+                    c, d, m = _underlay(warp_planar([cloud], w2c[t : t + 1], K[t : t + 1], H, W, workspace=workspace), c, d, m)
             if len(fill_cloud):
-                fill = fill_cloud.render(w2c[t : t + 1], K[t : t + 1], H, W)
-                # Put-back surfaces seen from a new angle spread into dotted lines: close the gaps
-                # within one surface before the holes are filled from the background.
-                fill_c, fill_d, fill_m = close_cracks(fill.color[0], fill.depth[0, 0], fill.mask[0, 0] > 0, 5, 0.05)
-                use = ~m & fill_m
-                c = torch.where(use, fill_c, c)
-                d = torch.where(use, fill_d, d)
-                m = m | use
+                c, d, m = _underlay(fill_cloud.render(w2c[t : t + 1], K[t : t + 1], H, W), c, d, m)
             c, d, m = close_cracks(c, d, m)
             if t == 0:
                 fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach))
@@ -465,6 +466,15 @@ class PreviewGenerator:
         return color, depth
 
 
+def _underlay(fill: WarpResult, color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``fill`` (one frame) shown where ``mask`` (H, W) leaves a hole in ``color`` (3, H, W) and
+    ``depth`` (H, W). Put-back surfaces seen from a new angle spread into dotted lines: the gaps
+    within one surface are closed first, before the holes are filled from the background."""
+    fill_c, fill_d, fill_m = close_cracks(fill.color[0], fill.depth[0, 0], fill.mask[0, 0] > 0, 5, 0.05)
+    use = ~mask & fill_m
+    return torch.where(use, fill_c, color), torch.where(use, fill_d, depth), mask | use
+
+
 def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.05) -> Tensor:
     """(H, W) bool: pixels of ``depth`` (H, W) whose surface is locally smooth — the second
     differences of inverse depth (0 on any plane, whose inverse depth is affine in the pixel
@@ -484,17 +494,21 @@ def smooth_surface_pixels(depth: Tensor, tolerance: float = 0.05) -> Tensor:
     return ~rough
 
 
-def filtered_smooth_points(cache: Cache3D) -> tuple[Tensor, Tensor]:
-    """The points (N, 3) and colours (N, 3) of the static views that the cache's depth-edge filter
-    left out although they lie on smooth surfaces (:func:`smooth_surface_pixels`) — steep floors
-    and walls seen at a grazing angle, whose relative depth range over 5×5 pixels is large."""
+def filtered_smooth_points(cache: Cache3D, frame: int | None = None) -> tuple[Tensor, Tensor]:
+    """The points (N, 3) and colours (N, 3) that the cache's depth-edge filter left out although
+    they lie on smooth surfaces (:func:`smooth_surface_pixels`) — steep floors and walls seen at
+    a grazing angle, whose relative depth range over 5×5 pixels is large.
+
+    ``frame`` None: those of the static views. ``frame`` t: those of the 4D (video) views' frame
+    that target frame t renders (their last past their end, as :meth:`Cache3D.render_view`)."""
     points, colors = [torch.empty(0, 3)], [torch.empty(0, 3)]
     for view in cache.views:
-        if view.num_frames != 1:
+        if (view.num_frames == 1) != (frame is None):
             continue
-        p = view.points[0].cpu()
-        z = p @ view.w2c[0, 2, :3].cpu() + view.w2c[0, 2, 3].cpu()
-        keep = view.filtered[0].cpu() & smooth_surface_pixels(z)
+        f = 0 if frame is None else min(frame, view.num_frames - 1)
+        p = view.points[f].cpu()
+        z = p @ view.w2c[f, 2, :3].cpu() + view.w2c[f, 2, 3].cpu()
+        keep = view.filtered[f].cpu() & smooth_surface_pixels(z)
         points.append(p[keep])
-        colors.append(view.colors[0].cpu()[keep])
+        colors.append(view.colors[f].cpu()[keep])
     return torch.cat(points), torch.cat(colors)
