@@ -817,3 +817,35 @@ def test_a_converted_checkpoint_is_on_the_disk_before_its_name_is(hub, official,
     flushed = [path for kind, path in events[:last] if kind == "fsync"]
     assert any(path.endswith(f"{os.sep}{checkpoint.name}{os.sep}{META_NAME}") for path in flushed), flushed
     assert events[last + 1] == ("fsync", str(checkpoint.parent))
+
+
+@pytest.mark.slow
+def test_the_cli_runs_a_hub_checkpoint_at_its_own_chunk_and_size(tmp_path):
+    """``gen3c generate --checkpoint_dir owner/name`` of a converted checkpoint on the hub made for
+    17-frame chunks. Before: the checks before loading took GEN3C's 121 frames (its
+    gen3c_model.json was read only from local folders), so the default count failed after the
+    fetch ("pass 16·N+1 frames"), and --num_video_frames 17 or --chunk_frames 17 were refused up
+    front ("pass 120·N+1 frames"): the messages contradicted each other."""
+    from gen3c.io.video import read_video
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.scenes import demo_sample_files
+
+    folder = packaged_model_dir("tiny_fast")
+    server = HubServer({"someone/gen3c-student": {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}})
+    try:
+        environ = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(SRC)}
+        environ.pop("HF_HUB_OFFLINE", None)
+        inputs = [f"--{key}={value}" for key, value in demo_sample_files().items()]
+        run = [sys.executable, "-m", "gen3c", "generate", "--generator", "gen3c", "--checkpoint_dir", "someone/gen3c-student",
+               *inputs, "--num_steps", "1", "--video_save_folder", str(tmp_path / "out")]  # fmt: skip
+        first = subprocess.run([*run, "--video_save_name", "default"], env=environ, capture_output=True, text=True, timeout=600)
+        assert first.returncode == 0, first.stderr
+        assert read_video(tmp_path / "out" / "default.mp4")[0].shape == (17, 64, 112, 3)
+        server.clear()
+        offline = {**environ, "HF_HUB_OFFLINE": "1"}
+        named = [*run, "--video_save_name", "named", "--num_video_frames", "17", "--chunk_frames", "17"]
+        second = subprocess.run(named, env=offline, capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stderr
+        assert read_video(tmp_path / "out" / "named.mp4")[0].shape == (17, 64, 112, 3) and server.count() == 0
+    finally:
+        server.stop()

@@ -43,6 +43,7 @@ from gen3c.models.memory import (
     memory_plan,
     module_bytes,
 )
+from gen3c.models.packaged import is_hub_id as is_hub_id  # (where checkpoint_folder fetches)
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.models.weights import WEIGHTS_HELP, is_official_repo
 from gen3c.parallel import init_parallel
@@ -92,7 +93,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
     Raises:
         Gen3cModelError: a path that does not exist, or a hub id that cannot be fetched, in one line.
     """
-    from gen3c.models.packaged import PACKAGED_MODELS, packaged_model_dir
+    from gen3c.models.packaged import PACKAGED_MODELS, names_a_path, packaged_model_dir
 
     source = str(checkpoint)
     local = Path(source).expanduser()
@@ -100,7 +101,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         return local
     if source in PACKAGED_MODELS:
         return packaged_model_dir(source)
-    if _names_a_path(source):
+    if names_a_path(source):
         raise Gen3cModelError(f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
     from huggingface_hub import hf_hub_download, snapshot_download
 
@@ -113,11 +114,6 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
             f"checkpoint {source!r} is no local folder and could not be fetched from the hub ({first_line(exc, 160)}): "
             "check the path or the repository id"
         ) from None
-
-
-def _names_a_path(source: str) -> bool:
-    """Whether ``source`` can only be a local path (``./x``, ``/x``, ``~/x``, ``a/b/c``), not a hub id (``org/name``)."""
-    return source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)
 
 
 def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> None:
@@ -213,15 +209,6 @@ def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if name is None:
         raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is not one gen3c runs in: pass {configs.DTYPES_HELP}, as a name or a torch dtype")
     return getattr(torch, name)
-
-
-def is_hub_id(checkpoint: str | os.PathLike) -> bool:
-    """Whether :func:`checkpoint_folder` fetches ``checkpoint`` from the hub (no local path, no packaged
-    model; a missing path is none either: it is refused as missing)."""
-    from gen3c.models.packaged import PACKAGED_MODELS
-
-    source = str(checkpoint)
-    return not Path(source).expanduser().exists() and source not in PACKAGED_MODELS and not _names_a_path(source)
 
 
 def refuse_checksums_of_hub(source: str) -> None:
