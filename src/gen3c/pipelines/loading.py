@@ -189,6 +189,9 @@ def check_checkpoint(
 
     folder = Path(folder)
     check_checkpoint_dir(folder, skip)
+    found = checkpoint_configs(folder)
+    if found is not None and "transformer" not in skip:  # (an unreadable config: verify_weights says so)
+        configs.check_model_channels(found[0], f"checkpoint {str(folder)!r}", WEIGHTS_HELP)
     sizes = verify.verify_weights(folder, skip)
     copied = sum(size.loaded_bytes(dtype) for size in sizes.values() if size.copied_on_load(dtype))
     if copied:  # a cast copies the weights into memory; as stored they are read from the file
