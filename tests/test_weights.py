@@ -849,3 +849,45 @@ def test_the_cli_runs_a_hub_checkpoint_at_its_own_chunk_and_size(tmp_path):
         assert read_video(tmp_path / "out" / "named.mp4")[0].shape == (17, 64, 112, 3) and server.count() == 0
     finally:
         server.stop()
+
+
+HUB_MISTAKES = r"""
+import json, sys
+from gen3c.errors import Gen3cModelError
+from gen3c.pipelines.gen3c import Gen3cPipeline
+said = []
+for source, options in json.loads(sys.argv[1]):
+    try:
+        Gen3cPipeline.from_pretrained(source, **options)
+    except Gen3cModelError as exc:
+        said.append(str(exc))
+print(json.dumps(said))
+"""
+
+
+@pytest.mark.slow
+def test_a_hub_id_that_cannot_be_fetched_says_which_part_is_missing(tmp_path):
+    """A mistyped repository, a revision it lacks, a repository that is no converted checkpoint,
+    and offline with nothing cached. Before: the first three read alike, "could not be fetched
+    from the hub (404 Client Error.): check the path or the repository id"."""
+    server = HubServer({"someone/gen3c-student": {"model_index.json": b"{}"}, "someone/raw-weights": {"model.pt": b"x"}})
+    try:
+        environ = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(SRC)}
+        environ.pop("HF_HUB_OFFLINE", None)
+        cases = [["someone/gen3c-studnet", {}], ["someone/gen3c-student", {"revision": "v9"}], ["someone/raw-weights", {}]]
+        res = subprocess.run([sys.executable, "-c", HUB_MISTAKES, json.dumps(cases)], env=environ, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        typo, revision, raw = json.loads(res.stdout.splitlines()[-1])
+        assert typo == (f"checkpoint 'someone/gen3c-studnet' is no local folder and no repository on the hub ({server.url}): "
+                        "check the path or the repository id (a private repository needs `hf auth login`)")  # fmt: skip
+        assert revision == "checkpoint 'someone/gen3c-student' is no local folder, and its hub repository has no revision 'v9': pass a branch, tag or commit it has"
+        assert raw.startswith("checkpoint 'someone/raw-weights' is no local folder, and its hub repository has no model_index.json, so it is not a converted gen3c checkpoint: ")
+        cases = [["someone/gen3c-student", {}]]
+        offline = subprocess.run([sys.executable, "-c", HUB_MISTAKES, json.dumps(cases)], env={**environ, "HF_HUB_OFFLINE": "1"},
+                                 capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert json.loads(offline.stdout.splitlines()[-1]) == [
+            "checkpoint 'someone/gen3c-student' is no local folder, its hub repository is not in huggingface_hub's cache, and "
+            "HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE"
+        ], offline.stderr
+    finally:
+        server.stop()

@@ -110,10 +110,41 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         absent = [name for name, value in index.items() if isinstance(value, list) and value[:1] == [None]]
         return Path(snapshot_download(source, ignore_patterns=[f"{name}/*" for name in (*skip, *absent)], **hub_options))
     except (OSError, ValueError, AttributeError) as exc:  # huggingface_hub's (HTTP: OSError; offline; a bad id), a bad model_index.json
-        raise Gen3cModelError(
-            f"checkpoint {source!r} is no local folder and could not be fetched from the hub ({first_line(exc, 160)}): "
-            "check the path or the repository id"
-        ) from None
+        raise _hub_checkpoint_error(source, exc, hub_options.get("revision")) from None
+
+
+def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None) -> Gen3cModelError:
+    """One line for a hub id :func:`checkpoint_folder` could not fetch: the repository, the
+    revision or model_index.json missing (the hub says 404 to all three), else huggingface_hub's words."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"checkpoint {source!r} is no local folder"
+    if isinstance(exc, GatedRepoError):
+        return Gen3cModelError(
+            f"{where}, and its hub repository is gated: accept its terms at {constants.ENDPOINT}/{source} while logged in, "
+            "then run `hf auth login` here (or set HF_TOKEN)"
+        )
+    if isinstance(exc, RepositoryNotFoundError):
+        return Gen3cModelError(
+            f"{where} and no repository on the hub ({constants.ENDPOINT}): check the path or the repository id "
+            "(a private repository needs `hf auth login`)"
+        )
+    if isinstance(exc, RevisionNotFoundError):
+        return Gen3cModelError(f"{where}, and its hub repository has no revision {revision!r}: pass a branch, tag or commit it has")
+    if isinstance(exc, LocalEntryNotFoundError) and constants.HF_HUB_OFFLINE:
+        return Gen3cModelError(f"{where}, its hub repository is not in huggingface_hub's cache, and HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE")
+    if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
+        return Gen3cModelError(f"{where}, and its hub repository has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}")
+    return Gen3cModelError(
+        f"{where} and could not be fetched from the hub ({first_line(exc, 160)}): check the path or the repository id"
+    )
 
 
 def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> None:
