@@ -329,11 +329,23 @@ def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, offic
 
 def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     hub.listed_sizes[(DIT, "model.pt")] = 10**15  # a petabyte: no disk here has that
-    with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.0 GB needed \(") as err:
+    with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.3 GB needed \(") as err:
         prepare(hub, official, tmp_path)
     assert "GB free" in str(err.value) and "HF_HOME" in str(err.value)
     assert hub.count(contains="/resolve/") == 0  # only the listings were read
     assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("model.pt"))
+
+
+def test_the_disk_check_counts_its_reserve_in_what_it_says_is_needed(tmp_path, monkeypatch):
+    """Free space above the files' size but within the reserve kept beside them. Before: "1.2 MB
+    needed (1.2 MB to fetch), 3.1 MB free", a refusal that gave no reason."""
+    free = 200_000_000
+    monkeypatch.setattr(weights.shutil, "disk_usage", lambda _path: type("usage", (), {"free": free})())
+    with pytest.raises(Gen3cModelError) as err:
+        weights._check_disk({tmp_path: (100_000_000, ["100.0 MB to fetch"])})
+    assert str(err.value).startswith(
+        f"not enough free disk space in {tmp_path}: 0.4 GB needed (100.0 MB to fetch + 0.3 GB spare), 0.2 GB free: "
+    )
 
 
 def test_the_dry_run_lists_sizes_and_writes_nothing(hub, official, tmp_path):

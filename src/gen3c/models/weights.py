@@ -876,9 +876,10 @@ def _check_disk(needs: dict[Path, tuple[int, list[str]]]) -> None:
         if size <= 0:
             continue
         free = shutil.disk_usage(nearest_existing(folder.resolve())).free
-        if size + DISK_RESERVE_BYTES > free:
+        if size + DISK_RESERVE_BYTES > free:  # (the reserve is in the number said: "1.2 MB needed, 3.1 MB free" read as no reason)
             raise Gen3cModelError(
-                f"not enough free disk space in {folder}: {format_bytes(size)} needed ({' + '.join(what)}), {format_bytes(free)} free: "
+                f"not enough free disk space in {folder}: {format_bytes(size + DISK_RESERVE_BYTES)} needed "
+                f"({' + '.join(what)} + {format_bytes(DISK_RESERVE_BYTES)} spare), {format_bytes(free)} free: "
                 "free some space, or put the caches on a larger disk (HF_HOME for downloads, --cache_dir / GEN3C_CACHE_DIR for converted weights)"
             )
 
