@@ -510,6 +510,19 @@ def test_torchscript_tensors_are_read_without_torch_jit_load(tmp_path):
         read_torchscript_tensors(tmp_path / "bad.jit")
 
 
+def test_a_damaged_torchscript_archive_is_to_fetch_again_not_to_trust(tmp_path):
+    """An encoder.jit cut short (a download stopped). Before: "download it again, or if you trust
+    it, convert it with --trust_checkpoint", where torch.jit.load cannot read it either."""
+    from gen3c.models.convert import read_torchscript_tensors
+
+    torchscript_archive({"a.weight": torch.rand(64, 64)}, tmp_path / "x.jit")
+    data = (tmp_path / "x.jit").read_bytes()
+    (tmp_path / "x.jit").write_bytes(data[: len(data) // 2])
+    with pytest.raises(Gen3cModelError) as caught:
+        read_torchscript_tensors(tmp_path / "x.jit")
+    assert str(caught.value).endswith("it is damaged or another kind of file: download it again") and "trust" not in str(caught.value)
+
+
 def test_temporary_folders_a_killed_conversion_left_are_removed_by_the_next(converted, tmp_path):
     """A `gen3c convert` killed while writing left its hidden .OUT.<12 hex> folder beside OUT for
     ever, and one stopped while deleting the checkpoint it replaced its .OUT.<12 hex>.old; the next

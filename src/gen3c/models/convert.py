@@ -392,10 +392,16 @@ def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
         if not isinstance(root, _ScriptObject):
             raise ValueError("the archive does not hold a module")
         return walk(root, "", {})
-    except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, ValueError, TypeError, RuntimeError, EOFError, OSError) as exc:
+    except (pickle.UnpicklingError, TypeError) as exc:  # a whole archive holding what only TorchScript's own loader builds
         raise Gen3cModelError(
             f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): download it again, "
             "or if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (loads it with torch.jit.load)"
+        ) from None
+    except (zipfile.BadZipFile, KeyError, ValueError, RuntimeError, EOFError, OSError) as exc:  # (a damaged member: BadZipFile, bad CRC)
+        # Damaged, cut short or no archive at all: torch.jit.load could not read it either, so --trust_checkpoint is no way out.
+        raise Gen3cModelError(
+            f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): it is damaged or "
+            "another kind of file: download it again"
         ) from None
 
 
