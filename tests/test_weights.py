@@ -392,6 +392,29 @@ def test_a_read_only_cache_with_a_finished_conversion_serves_without_writing(hub
                 p.chmod(0o755)
 
 
+def test_a_read_only_cache_that_must_be_written_says_why(hub, official, tmp_path, monkeypatch):
+    """A read-only shared cache serves while nothing is to write; once something is (its conversion
+    damaged, its prompt cache missing), the refusal said only that the folder "is not writable",
+    which a user of a cache that served the day before could not explain."""
+    import gen3c.io.atomic
+
+    target = prepare(hub, official, tmp_path, prompts=()).checkpoint  # converted without T5
+    root = tmp_path / "cache"
+
+    def read_only(folder, what):
+        raise Gen3cInputError(f"{what} {str(folder)!r} is not writable: choose a writable folder or fix its permissions")
+
+    monkeypatch.setattr(gen3c.io.atomic, "ensure_writable_dir", read_only)
+    refusal = f"the folder of converted weights (--cache_dir / GEN3C_CACHE_DIR) {str(root)!r} is not writable: choose a writable folder or fix its permissions"
+    with pytest.raises(Gen3cInputError) as caught:
+        prepare(hub, official, tmp_path)
+    assert str(caught.value) == f"{target} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it), but {refusal}"
+    (target / "vae" / "config.json").unlink()
+    with pytest.raises(Gen3cInputError) as caught:
+        prepare(hub, official, tmp_path, prompts=())
+    assert str(caught.value) == f"{target} is damaged (vae/config.json is missing) and must be converted again, but {refusal}"
+
+
 def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, official, tmp_path, monkeypatch):
     """ENOSPC while adding the prompt cache was a traceback; while converting, the message named
     the temporary CACHE/.incomplete-*/ folder, not the folder the user chose (--cache_dir)."""

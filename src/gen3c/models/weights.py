@@ -260,12 +260,28 @@ def prepare_weights(
     prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=dry_run, write=False)
     if prepared is not None:
         return prepared
-    ensure_writable_dir(root, what)
+    try:
+        ensure_writable_dir(root, what)
+    except Gen3cInputError as exc:  # (a read-only shared cache serves as long as nothing is to write: say what is)
+        raise type(exc)(f"{_what_to_write(weights, prompts, text_encoder, root)}, but {exc}") from None
     with _locked(root, say):
         _remove_leftovers(root)
         prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=False, write=True)
         assert prepared is not None
         return prepared
+
+
+def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path) -> str:
+    """Why :func:`prepare_weights` must write in the cache folder ``root`` (the reading pass found no reuse)."""
+    target = converted_dir(root, weights)
+    if not target.exists():
+        return f"GEN3C's weights are not converted in {root} yet"
+    manifest, problem = read_manifest(target)
+    if problem is not None:
+        return f"{target} is damaged ({problem}) and must be converted again"
+    if (prompts or text_encoder) and not manifest.get("prompt_cache"):
+        return f"{target} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it)"
+    return f"T5 ({weights.text_encoder.repo_id}) must be fetched for a prompt outside the prompt cache and recorded in {root / RECORD_FILE}"
 
 
 def _prepare(
