@@ -211,6 +211,30 @@ def test_verify_checksums_flag_on_the_command_line(copy, box_scene, tmp_path):
     assert not (tmp_path / "out" / "output.mp4").exists()
 
 
+@pytest.mark.parametrize("channels", [16, 17])
+def test_a_checkpoint_of_another_model_family_is_refused_before_the_input_is_read(copy, box_scene, tmp_path, channels):
+    """A Cosmos text-to-world (16 input channels) or video-to-world (17) DiT, whole and consistent
+    with its config, given as GEN3C's (81). Before: it loaded, and the first sampler step stopped
+    on "mat1 and mat2 shapes cannot be multiplied" with a traceback, after the input was read."""
+    from diffusers import CosmosTransformer3DModel
+
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    config = CosmosTransformer3DModel.load_config(copy / "transformer")
+    CosmosTransformer3DModel.from_config({**config, "in_channels": channels}).save_pretrained(copy / "transformer")
+    message = (f"checkpoint {str(copy)!r}: transformer/config.json has in_channels {channels}, GEN3C's DiT takes 81 "
+               "(16 latent + 1 condition mask + 64 for two cache buffers), so it is not a GEN3C checkpoint: ")  # fmt: skip
+    with pytest.raises(Gen3cModelError) as caught:
+        Gen3cPipeline.from_pretrained(copy)
+    assert str(caught.value).startswith(message)
+    image, depth, _, _ = box_scene
+    args = ["generate", "--input_image_path", str(tmp_path / "missing.png"), "--depth_path", str(depth), "--fov", "60",
+            "--resolution", "32x48", "--video_save_folder", str(tmp_path / "out"), "--generator", "gen3c", "--checkpoint_dir", str(copy)]  # fmt: skip
+    res = CliRunner().invoke(app, args)  # refused before the (missing) input is looked at
+    assert res.exit_code == 2 and " ".join(res.output.split()).startswith(f"error: {message}"), res.output
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("name", ["tiny", "tiny_fast"])
 def test_the_packaged_models_ship_checksums_that_match_them(name):
     """A run record names its checkpoint by the sha256 of its checksums.json

@@ -359,6 +359,19 @@ def test_files_that_need_unpickling_are_refused_unless_trusted(tmp_path):
     assert set(load_torch_file(path, trust_checkpoint=True)) == {"model", "extra"}
 
 
+@pytest.mark.parametrize("trust", [False, True])
+def test_a_file_that_is_no_torch_file_is_to_fetch_again_not_to_trust(tmp_path, trust):
+    """An HTML error page saved as model.pt (a download the hub refused). Before: it read as a file
+    that "holds Python objects that only full unpickling can load" and the fix offered was
+    --trust_checkpoint; with it, pickle's own UnpicklingError came through with a traceback."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"<html>404 Not Found</html>\n")
+    with pytest.raises(Gen3cModelError) as caught:
+        load_torch_file(path, trust_checkpoint=trust)
+    assert str(caught.value).startswith(f"{path} is not a readable torch file (") and str(caught.value).endswith("): download it again")
+    assert "trust" not in str(caught.value)
+
+
 def test_missing_parts_name_what_and_where(tmp_path):
     (tmp_path / "src").mkdir()
     with pytest.raises(Gen3cModelError, match=r"Gen3C-Cosmos-7B/model.pt.*nvidia/Gen3C-Cosmos-7B"):
@@ -495,6 +508,19 @@ def test_torchscript_tensors_are_read_without_torch_jit_load(tmp_path):
     (tmp_path / "bad.jit").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(Gen3cModelError, match="without running it"):
         read_torchscript_tensors(tmp_path / "bad.jit")
+
+
+def test_a_damaged_torchscript_archive_is_to_fetch_again_not_to_trust(tmp_path):
+    """An encoder.jit cut short (a download stopped). Before: "download it again, or if you trust
+    it, convert it with --trust_checkpoint", where torch.jit.load cannot read it either."""
+    from gen3c.models.convert import read_torchscript_tensors
+
+    torchscript_archive({"a.weight": torch.rand(64, 64)}, tmp_path / "x.jit")
+    data = (tmp_path / "x.jit").read_bytes()
+    (tmp_path / "x.jit").write_bytes(data[: len(data) // 2])
+    with pytest.raises(Gen3cModelError) as caught:
+        read_torchscript_tensors(tmp_path / "x.jit")
+    assert str(caught.value).endswith("it is damaged or another kind of file: download it again") and "trust" not in str(caught.value)
 
 
 def test_temporary_folders_a_killed_conversion_left_are_removed_by_the_next(converted, tmp_path):

@@ -329,11 +329,23 @@ def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, offic
 
 def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     hub.listed_sizes[(DIT, "model.pt")] = 10**15  # a petabyte: no disk here has that
-    with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.0 GB needed \(") as err:
+    with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.3 GB needed \(") as err:
         prepare(hub, official, tmp_path)
     assert "GB free" in str(err.value) and "HF_HOME" in str(err.value)
     assert hub.count(contains="/resolve/") == 0  # only the listings were read
     assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("model.pt"))
+
+
+def test_the_disk_check_counts_its_reserve_in_what_it_says_is_needed(tmp_path, monkeypatch):
+    """Free space above the files' size but within the reserve kept beside them. Before: "1.2 MB
+    needed (1.2 MB to fetch), 3.1 MB free", a refusal that gave no reason."""
+    free = 200_000_000
+    monkeypatch.setattr(weights.shutil, "disk_usage", lambda _path: type("usage", (), {"free": free})())
+    with pytest.raises(Gen3cModelError) as err:
+        weights._check_disk({tmp_path: (100_000_000, ["100.0 MB to fetch"])})
+    assert str(err.value).startswith(
+        f"not enough free disk space in {tmp_path}: 0.4 GB needed (100.0 MB to fetch + 0.3 GB spare), 0.2 GB free: "
+    )
 
 
 def test_the_dry_run_lists_sizes_and_writes_nothing(hub, official, tmp_path):
@@ -378,6 +390,29 @@ def test_a_read_only_cache_with_a_finished_conversion_serves_without_writing(hub
         for p in tmp_path.rglob("*"):
             if p.is_dir() and not p.is_symlink():
                 p.chmod(0o755)
+
+
+def test_a_read_only_cache_that_must_be_written_says_why(hub, official, tmp_path, monkeypatch):
+    """A read-only shared cache serves while nothing is to write; once something is (its conversion
+    damaged, its prompt cache missing), the refusal said only that the folder "is not writable",
+    which a user of a cache that served the day before could not explain."""
+    import gen3c.io.atomic
+
+    target = prepare(hub, official, tmp_path, prompts=()).checkpoint  # converted without T5
+    root = tmp_path / "cache"
+
+    def read_only(folder, what):
+        raise Gen3cInputError(f"{what} {str(folder)!r} is not writable: choose a writable folder or fix its permissions")
+
+    monkeypatch.setattr(gen3c.io.atomic, "ensure_writable_dir", read_only)
+    refusal = f"the folder of converted weights (--cache_dir / GEN3C_CACHE_DIR) {str(root)!r} is not writable: choose a writable folder or fix its permissions"
+    with pytest.raises(Gen3cInputError) as caught:
+        prepare(hub, official, tmp_path)
+    assert str(caught.value) == f"{target} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it), but {refusal}"
+    (target / "vae" / "config.json").unlink()
+    with pytest.raises(Gen3cInputError) as caught:
+        prepare(hub, official, tmp_path, prompts=())
+    assert str(caught.value) == f"{target} is damaged (vae/config.json is missing) and must be converted again, but {refusal}"
 
 
 def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, official, tmp_path, monkeypatch):
@@ -817,3 +852,77 @@ def test_a_converted_checkpoint_is_on_the_disk_before_its_name_is(hub, official,
     flushed = [path for kind, path in events[:last] if kind == "fsync"]
     assert any(path.endswith(f"{os.sep}{checkpoint.name}{os.sep}{META_NAME}") for path in flushed), flushed
     assert events[last + 1] == ("fsync", str(checkpoint.parent))
+
+
+@pytest.mark.slow
+def test_the_cli_runs_a_hub_checkpoint_at_its_own_chunk_and_size(tmp_path):
+    """``gen3c generate --checkpoint_dir owner/name`` of a converted checkpoint on the hub made for
+    17-frame chunks. Before: the checks before loading took GEN3C's 121 frames (its
+    gen3c_model.json was read only from local folders), so the default count failed after the
+    fetch ("pass 16·N+1 frames"), and --num_video_frames 17 or --chunk_frames 17 were refused up
+    front ("pass 120·N+1 frames"): the messages contradicted each other."""
+    from gen3c.io.video import read_video
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.scenes import demo_sample_files
+
+    folder = packaged_model_dir("tiny_fast")
+    server = HubServer({"someone/gen3c-student": {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}})
+    try:
+        environ = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(SRC)}
+        environ.pop("HF_HUB_OFFLINE", None)
+        inputs = [f"--{key}={value}" for key, value in demo_sample_files().items()]
+        run = [sys.executable, "-m", "gen3c", "generate", "--generator", "gen3c", "--checkpoint_dir", "someone/gen3c-student",
+               *inputs, "--num_steps", "1", "--video_save_folder", str(tmp_path / "out")]  # fmt: skip
+        first = subprocess.run([*run, "--video_save_name", "default"], env=environ, capture_output=True, text=True, timeout=600)
+        assert first.returncode == 0, first.stderr
+        assert read_video(tmp_path / "out" / "default.mp4")[0].shape == (17, 64, 112, 3)
+        server.clear()
+        offline = {**environ, "HF_HUB_OFFLINE": "1"}
+        named = [*run, "--video_save_name", "named", "--num_video_frames", "17", "--chunk_frames", "17"]
+        second = subprocess.run(named, env=offline, capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stderr
+        assert read_video(tmp_path / "out" / "named.mp4")[0].shape == (17, 64, 112, 3) and server.count() == 0
+    finally:
+        server.stop()
+
+
+HUB_MISTAKES = r"""
+import json, sys
+from gen3c.errors import Gen3cModelError
+from gen3c.pipelines.gen3c import Gen3cPipeline
+said = []
+for source, options in json.loads(sys.argv[1]):
+    try:
+        Gen3cPipeline.from_pretrained(source, **options)
+    except Gen3cModelError as exc:
+        said.append(str(exc))
+print(json.dumps(said))
+"""
+
+
+@pytest.mark.slow
+def test_a_hub_id_that_cannot_be_fetched_says_which_part_is_missing(tmp_path):
+    """A mistyped repository, a revision it lacks, a repository that is no converted checkpoint,
+    and offline with nothing cached. Before: the first three read alike, "could not be fetched
+    from the hub (404 Client Error.): check the path or the repository id"."""
+    server = HubServer({"someone/gen3c-student": {"model_index.json": b"{}"}, "someone/raw-weights": {"model.pt": b"x"}})
+    try:
+        environ = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(SRC)}
+        environ.pop("HF_HUB_OFFLINE", None)
+        cases = [["someone/gen3c-studnet", {}], ["someone/gen3c-student", {"revision": "v9"}], ["someone/raw-weights", {}]]
+        res = subprocess.run([sys.executable, "-c", HUB_MISTAKES, json.dumps(cases)], env=environ, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        typo, revision, raw = json.loads(res.stdout.splitlines()[-1])
+        assert typo == (f"checkpoint 'someone/gen3c-studnet' is no local folder and no repository on the hub ({server.url}): "
+                        "check the path or the repository id (a private repository needs `hf auth login`)")  # fmt: skip
+        assert revision == "checkpoint 'someone/gen3c-student' is no local folder, and its hub repository has no revision 'v9': pass a branch, tag or commit it has"
+        assert raw.startswith("checkpoint 'someone/raw-weights' is no local folder, and its hub repository has no model_index.json, so it is not a converted gen3c checkpoint: ")
+        cases = [["someone/gen3c-student", {}]]
+        offline = subprocess.run([sys.executable, "-c", HUB_MISTAKES, json.dumps(cases)], env={**environ, "HF_HUB_OFFLINE": "1"},
+                                 capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert json.loads(offline.stdout.splitlines()[-1]) == [
+            "checkpoint 'someone/gen3c-student' is no local folder, its hub repository is not in huggingface_hub's cache, and "
+            "HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE"
+        ], offline.stderr
+    finally:
+        server.stop()

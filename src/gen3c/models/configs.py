@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, Gen3cModelError
 
 #: Latent channels of the Cosmos CV8x8x8 tokenizer.
 LATENT_CHANNELS = 16
@@ -165,6 +165,19 @@ def dtype_name(dtype: Any) -> str | None:
     else:
         return None
     return name if name in DTYPE_NAMES else None
+
+
+def check_model_channels(transformer_config: Mapping[str, Any], where: str, fix: str) -> None:
+    """Refuse a DiT config of another model family (Cosmos text-to-world: 16 input channels,
+    video-to-world: 17), which loads but cannot take GEN3C's input: ``where`` names the
+    checkpoint, ``fix`` says what to pass instead."""
+    for key, want, what in (("in_channels", GEN3C_IN_CHANNELS, f"{LATENT_CHANNELS} latent + 1 condition mask + {BUFFER_CHANNELS} for two cache buffers"),
+                            ("out_channels", LATENT_CHANNELS, "the tokenizer's latent channels")):  # fmt: skip
+        got = transformer_config.get(key)
+        if got != want:
+            raise Gen3cModelError(
+                f"{where}: transformer/config.json has {key} {got}, GEN3C's DiT takes {want} ({what}), so it is not a GEN3C checkpoint: {fix}"
+            )
 
 
 def check_model_frame_size(transformer_config: Mapping[str, Any], vae_config: Mapping[str, Any], height: int, width: int) -> None:

@@ -297,17 +297,27 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
         # bytes runs no code, so it is let in: such a checkpoint converts without --trust_checkpoint.
         with torch.serialization.safe_globals([io.BytesIO]):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        # Only a class outside weights_only's list needs full unpickling; other failures (an HTML
+        # error page saved as model.pt, a damaged file) are a file to fetch again, not to trust.
+        reason = exc.__context__ or exc
+        if "Unsupported global" not in str(reason):
+            raise _unreadable(path, reason) from None
         if not trust_checkpoint:
             raise Gen3cModelError(
                 f"{path} holds Python objects that only full unpickling can load, which can run code from the file: "
                 "if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (Python: `convert_checkpoint(..., trust_checkpoint=True)`)"
             ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise Gen3cModelError(
-            f"{path} is not a readable torch file ({first_line(exc)}): download it again"
-        ) from None
-    return torch.load(path, map_location="cpu", weights_only=False)
+        raise _unreadable(path, exc) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: BaseException) -> Gen3cModelError:
+    return Gen3cModelError(f"{path} is not a readable torch file ({first_line(exc)}): download it again")
 
 
 class _ScriptObject:
@@ -382,10 +392,16 @@ def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
         if not isinstance(root, _ScriptObject):
             raise ValueError("the archive does not hold a module")
         return walk(root, "", {})
-    except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, ValueError, TypeError, RuntimeError, EOFError, OSError) as exc:
+    except (pickle.UnpicklingError, TypeError) as exc:  # a whole archive holding what only TorchScript's own loader builds
         raise Gen3cModelError(
             f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): download it again, "
             "or if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (loads it with torch.jit.load)"
+        ) from None
+    except (zipfile.BadZipFile, KeyError, ValueError, RuntimeError, EOFError, OSError) as exc:  # (a damaged member: BadZipFile, bad CRC)
+        # Damaged, cut short or no archive at all: torch.jit.load could not read it either, so --trust_checkpoint is no way out.
+        raise Gen3cModelError(
+            f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): it is damaged or "
+            "another kind of file: download it again"
         ) from None
 
 

@@ -7,7 +7,9 @@ trained for (``chunk_frames``, ``resolution``) and a ``MODEL_CARD.md``.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,18 @@ def packaged_model_name(checkpoint: str | Path) -> str | None:
     return next((name for name, sub in PACKAGED_MODELS.items() if folder == assets / sub), None)
 
 
+def names_a_path(source: str) -> bool:
+    """Whether ``source`` can only be a local path (``./x``, ``/x``, ``~/x``, ``a/b/c``), not a hub id (``org/name``)."""
+    return source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)
+
+
+def is_hub_id(checkpoint: str | os.PathLike) -> bool:
+    """Whether a checkpoint named ``checkpoint`` is fetched from the hub (no local path, no packaged
+    model; a missing path is none either: it is refused as missing)."""
+    source = str(checkpoint)
+    return not Path(source).expanduser().exists() and source not in PACKAGED_MODELS and not names_a_path(source)
+
+
 def resolve_checkpoint(value: str) -> str:
     """A training config's ``model.checkpoint``: a packaged model's name (``tiny``) → its folder;
     anything else (a checkpoint folder, a hub id, "") as given."""
@@ -58,12 +72,13 @@ def packaged_model_info(name: str) -> dict[str, Any]:
 
 
 def checkpoint_info(folder: str | None) -> dict[str, Any]:
-    """``gen3c_model.json`` of a local checkpoint folder written by ``gen3c train`` ({} when absent)."""
+    """``gen3c_model.json`` of a checkpoint written by ``gen3c train`` ({} when absent): a local
+    folder's, or a hub id's (:func:`_hub_info`)."""
     if not folder:
         return {}
     path = Path(folder).expanduser() / META_NAME
     if not path.is_file():
-        return {}
+        return _hub_info(str(folder))
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -90,3 +105,32 @@ def model_resolution(options: dict[str, Any]) -> tuple[int, int] | None:
         where = options.get("model") or options.get("checkpoint_dir")
         raise Gen3cModelError(f"model {where!r}: {META_NAME}'s 'resolution' must be [height, width] in pixels, got {str(size)[:40]}: fix or remove it")
     return int(size[0]), int(size[1])
+
+
+@functools.lru_cache(maxsize=8)
+def _hub_info(source: str) -> dict[str, Any]:
+    """``gen3c_model.json`` of the converted checkpoint a hub id names, so the checks before loading
+    know its chunk and size as a local folder's: from huggingface_hub's cache, else fetched into it
+    (one small file, as loading fetches the rest) after one request without retries, so a mistyped
+    id or no network costs no waiting. {} for no hub id, GEN3C's official weights (their own info:
+    :func:`gen3c.pipelines.settings.official_chunk_frames`), or a file that cannot be had (loading
+    then says what is wrong)."""
+    from gen3c.models.weights import is_official_repo
+
+    if not is_hub_id(source) or is_official_repo(source):
+        return {}
+    try:
+        from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, META_NAME)
+        if not isinstance(cached, str):
+            if constants.HF_HUB_OFFLINE:
+                return {}
+            get_hf_file_metadata(hf_hub_url(source, META_NAME))  # (no retries: hf_hub_download waits ~23 s without a network)
+            cached = hf_hub_download(source, META_NAME)
+    except Exception:  # the hub's many error types (no such repo or file, no network): loading names them
+        return {}
+    try:
+        return json.loads(Path(cached).read_text())
+    except (OSError, ValueError) as exc:
+        raise Gen3cModelError(f"checkpoint {source!r}: {META_NAME} is unreadable ({exc}): upload it again") from None

@@ -260,12 +260,28 @@ def prepare_weights(
     prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=dry_run, write=False)
     if prepared is not None:
         return prepared
-    ensure_writable_dir(root, what)
+    try:
+        ensure_writable_dir(root, what)
+    except Gen3cInputError as exc:  # (a read-only shared cache serves as long as nothing is to write: say what is)
+        raise type(exc)(f"{_what_to_write(weights, prompts, text_encoder, root)}, but {exc}") from None
     with _locked(root, say):
         _remove_leftovers(root)
         prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=False, write=True)
         assert prepared is not None
         return prepared
+
+
+def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path) -> str:
+    """Why :func:`prepare_weights` must write in the cache folder ``root`` (the reading pass found no reuse)."""
+    target = converted_dir(root, weights)
+    if not target.exists():
+        return f"GEN3C's weights are not converted in {root} yet"
+    manifest, problem = read_manifest(target)
+    if problem is not None:
+        return f"{target} is damaged ({problem}) and must be converted again"
+    if (prompts or text_encoder) and not manifest.get("prompt_cache"):
+        return f"{target} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it)"
+    return f"T5 ({weights.text_encoder.repo_id}) must be fetched for a prompt outside the prompt cache and recorded in {root / RECORD_FILE}"
 
 
 def _prepare(
@@ -876,9 +892,10 @@ def _check_disk(needs: dict[Path, tuple[int, list[str]]]) -> None:
         if size <= 0:
             continue
         free = shutil.disk_usage(nearest_existing(folder.resolve())).free
-        if size + DISK_RESERVE_BYTES > free:
+        if size + DISK_RESERVE_BYTES > free:  # (the reserve is in the number said: "1.2 MB needed, 3.1 MB free" read as no reason)
             raise Gen3cModelError(
-                f"not enough free disk space in {folder}: {format_bytes(size)} needed ({' + '.join(what)}), {format_bytes(free)} free: "
+                f"not enough free disk space in {folder}: {format_bytes(size + DISK_RESERVE_BYTES)} needed "
+                f"({' + '.join(what)} + {format_bytes(DISK_RESERVE_BYTES)} spare), {format_bytes(free)} free: "
                 "free some space, or put the caches on a larger disk (HF_HOME for downloads, --cache_dir / GEN3C_CACHE_DIR for converted weights)"
             )
 

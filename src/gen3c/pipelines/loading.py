@@ -43,6 +43,7 @@ from gen3c.models.memory import (
     memory_plan,
     module_bytes,
 )
+from gen3c.models.packaged import is_hub_id as is_hub_id  # (where checkpoint_folder fetches)
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
 from gen3c.models.weights import WEIGHTS_HELP, is_official_repo
 from gen3c.parallel import init_parallel
@@ -92,7 +93,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
     Raises:
         Gen3cModelError: a path that does not exist, or a hub id that cannot be fetched, in one line.
     """
-    from gen3c.models.packaged import PACKAGED_MODELS, packaged_model_dir
+    from gen3c.models.packaged import PACKAGED_MODELS, names_a_path, packaged_model_dir
 
     source = str(checkpoint)
     local = Path(source).expanduser()
@@ -100,7 +101,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         return local
     if source in PACKAGED_MODELS:
         return packaged_model_dir(source)
-    if _names_a_path(source):
+    if names_a_path(source):
         raise Gen3cModelError(f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
     from huggingface_hub import hf_hub_download, snapshot_download
 
@@ -109,15 +110,41 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         absent = [name for name, value in index.items() if isinstance(value, list) and value[:1] == [None]]
         return Path(snapshot_download(source, ignore_patterns=[f"{name}/*" for name in (*skip, *absent)], **hub_options))
     except (OSError, ValueError, AttributeError) as exc:  # huggingface_hub's (HTTP: OSError; offline; a bad id), a bad model_index.json
-        raise Gen3cModelError(
-            f"checkpoint {source!r} is no local folder and could not be fetched from the hub ({first_line(exc, 160)}): "
-            "check the path or the repository id"
-        ) from None
+        raise _hub_checkpoint_error(source, exc, hub_options.get("revision")) from None
 
 
-def _names_a_path(source: str) -> bool:
-    """Whether ``source`` can only be a local path (``./x``, ``/x``, ``~/x``, ``a/b/c``), not a hub id (``org/name``)."""
-    return source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)
+def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None) -> Gen3cModelError:
+    """One line for a hub id :func:`checkpoint_folder` could not fetch: the repository, the
+    revision or model_index.json missing (the hub says 404 to all three), else huggingface_hub's words."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"checkpoint {source!r} is no local folder"
+    if isinstance(exc, GatedRepoError):
+        return Gen3cModelError(
+            f"{where}, and its hub repository is gated: accept its terms at {constants.ENDPOINT}/{source} while logged in, "
+            "then run `hf auth login` here (or set HF_TOKEN)"
+        )
+    if isinstance(exc, RepositoryNotFoundError):
+        return Gen3cModelError(
+            f"{where} and no repository on the hub ({constants.ENDPOINT}): check the path or the repository id "
+            "(a private repository needs `hf auth login`)"
+        )
+    if isinstance(exc, RevisionNotFoundError):
+        return Gen3cModelError(f"{where}, and its hub repository has no revision {revision!r}: pass a branch, tag or commit it has")
+    if isinstance(exc, LocalEntryNotFoundError) and constants.HF_HUB_OFFLINE:
+        return Gen3cModelError(f"{where}, its hub repository is not in huggingface_hub's cache, and HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE")
+    if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
+        return Gen3cModelError(f"{where}, and its hub repository has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}")
+    return Gen3cModelError(
+        f"{where} and could not be fetched from the hub ({first_line(exc, 160)}): check the path or the repository id"
+    )
 
 
 def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> None:
@@ -193,6 +220,9 @@ def check_checkpoint(
 
     folder = Path(folder)
     check_checkpoint_dir(folder, skip)
+    found = checkpoint_configs(folder)
+    if found is not None and "transformer" not in skip:  # (an unreadable config: verify_weights says so)
+        configs.check_model_channels(found[0], f"checkpoint {str(folder)!r}", WEIGHTS_HELP)
     sizes = verify.verify_weights(folder, skip)
     copied = sum(size.loaded_bytes(dtype) for size in sizes.values() if size.copied_on_load(dtype))
     if copied:  # a cast copies the weights into memory; as stored they are read from the file
@@ -213,15 +243,6 @@ def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if name is None:
         raise Gen3cInputError(f"dtype {str(dtype)[:40]!r} is not one gen3c runs in: pass {configs.DTYPES_HELP}, as a name or a torch dtype")
     return getattr(torch, name)
-
-
-def is_hub_id(checkpoint: str | os.PathLike) -> bool:
-    """Whether :func:`checkpoint_folder` fetches ``checkpoint`` from the hub (no local path, no packaged
-    model; a missing path is none either: it is refused as missing)."""
-    from gen3c.models.packaged import PACKAGED_MODELS
-
-    source = str(checkpoint)
-    return not Path(source).expanduser().exists() and source not in PACKAGED_MODELS and not _names_a_path(source)
 
 
 def refuse_checksums_of_hub(source: str) -> None:

@@ -62,7 +62,10 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         found = model_configs(request.generator_options)
         if found is not None:
             from gen3c.io.resolution import parse_resolution
+            from gen3c.models.weights import WEIGHTS_HELP
 
+            named = request.generator_options.get("model") or request.generator_options.get("checkpoint_dir")
+            configs.check_model_channels(found[0], "GEN3C's model" if named is None else f"checkpoint {str(named)!r}", WEIGHTS_HELP)
             configs.check_model_frame_size(*found, *parse_resolution(request.resolution))
         if request.chunk_frames is not None:
             from gen3c.models.packaged import model_chunk_frames
