@@ -868,7 +868,7 @@ def test_the_cli_runs_a_hub_checkpoint_at_its_own_chunk_and_size(tmp_path):
     folder = packaged_model_dir("tiny_fast")
     server = HubServer({"someone/gen3c-student": {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}})
     try:
-        environ = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(SRC)}
+        environ = child_env(HF_ENDPOINT=server.url, HF_HOME=str(tmp_path / "hf"))
         environ.pop("HF_HUB_OFFLINE", None)
         inputs = [f"--{key}={value}" for key, value in demo_sample_files().items()]
         run = [sys.executable, "-m", "gen3c", "generate", "--generator", "gen3c", "--checkpoint_dir", "someone/gen3c-student",
@@ -907,7 +907,7 @@ def test_a_hub_id_that_cannot_be_fetched_says_which_part_is_missing(tmp_path):
     from the hub (404 Client Error.): check the path or the repository id"."""
     server = HubServer({"someone/gen3c-student": {"model_index.json": b"{}"}, "someone/raw-weights": {"model.pt": b"x"}})
     try:
-        environ = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(SRC)}
+        environ = child_env(HF_ENDPOINT=server.url, HF_HOME=str(tmp_path / "hf"))
         environ.pop("HF_HUB_OFFLINE", None)
         cases = [["someone/gen3c-studnet", {}], ["someone/gen3c-student", {"revision": "v9"}], ["someone/raw-weights", {}]]
         res = subprocess.run([sys.executable, "-c", HUB_MISTAKES, json.dumps(cases)], env=environ, capture_output=True, text=True, timeout=600)
