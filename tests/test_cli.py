@@ -48,11 +48,28 @@ def test_save_buffer_widens_video_as_gen3c(box_scene, tmp_path):
     assert res.exit_code == 0, res.output
     frames, _ = read_video(tmp_path / "buf.mp4")
     assert frames.shape == (9, 96, 320, 3)  # one buffer render left of the generated frame
-    # The file's size too (rich wraps the line at a space wherever the tmp path's length puts it).
-    assert "(9 frames, 160×96, 320×96 with the buffer renders)" in " ".join(res.output.split())
+    assert "(9 frames, 160×96, 320×96 with the buffer renders)" in res.output  # the file's size too
     masks, _ = read_video(tmp_path / "buf_buffer_masks.mp4")
     assert masks.shape == (9, 96, 160, 3)
     assert masks[0].mean() > 200 and masks[-1].mean() < masks[0].mean()  # holes open as the camera moves
+
+
+def test_the_paths_a_run_wrote_print_whole_in_a_log(box_scene, tmp_path):
+    """Without a terminal (a log, a pipe, CI) rich lays lines out at 80 columns: the paths a run
+    wrote were broken over two lines wherever the 80th column fell, so none could be copied from
+    the log. They print whole, one line each (a terminal wraps them on screen only)."""
+    out = tmp_path / "a_folder_whose_name_takes_these_paths_past_the_eightieth_column"
+    env = {"COLUMNS": "80"}
+    res = runner.invoke(app, [str(a) for a in generate_args(box_scene, out, "--num_video_frames", 9)], env=env)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert any(line.startswith(f"wrote {out / 'output.mp4'} (9 frames, 160×96) in ") for line in lines), lines
+    assert f"      {out / 'output_cameras.json'}" in lines and f"      {out / 'output_run.json'}" in lines
+    res = runner.invoke(app, ["depth", str(box_scene[0]), "--depth_estimator", "prior", "--output_folder", str(out)], env=env)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert any(line.startswith(f"wrote {out / 'image_depth.png'} (160×96, relative depth from prior, ") for line in lines), lines
+    assert f"      {out / 'image_depth.json'}" in lines
 
 
 def test_a_rerun_under_the_same_name_replaces_the_earlier_runs_set_of_files(box_scene, tmp_path):

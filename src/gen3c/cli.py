@@ -943,7 +943,7 @@ def convert(
     from gen3c.models.convert import convert_checkpoint
 
     convert_checkpoint(src, out, trust_checkpoint=trust_checkpoint, overwrite=overwrite, keep_text_encoder=not no_text_encoder)
-    console.print(f"[green]wrote[/] {escape(str(out))} (report: {escape(str(out / 'conversion_report.txt'))})", highlight=False)
+    console.print(f"[green]wrote[/] {escape(str(out))} (report: {escape(str(out / 'conversion_report.txt'))})", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -985,6 +985,7 @@ def download(
         f"[green]ready[/] in {time.perf_counter() - started:.0f} s ({fetched}{'converted' if prepared.converted else 'reused'} "
         f"{prepared.checkpoint}); runs without --checkpoint_dir use it",
         highlight=False,
+        soft_wrap=True,
     )
     if not prepared.has_prompt_cache:
         console.print("no T5: run with --disable_prompt_encoder, or a run with a prompt fetches T5 and adds the prompt cache")
@@ -1002,7 +1003,7 @@ def cache_list(cache_dir: WeightsCacheOpt = None) -> None:
 
     items = weights.cached_items(cache_dir)
     if not items:
-        console.print(f"nothing cached (converted weights go to {weights.weights_cache_dir(cache_dir)})", highlight=False)
+        console.print(f"nothing cached (converted weights go to {weights.weights_cache_dir(cache_dir)})", highlight=False, soft_wrap=True)
         return
     _print_cached(items)
 
@@ -1011,7 +1012,7 @@ def _print_cached(items) -> None:
     from gen3c.models.weights import format_bytes
 
     for item in items:
-        console.print(f"{item.kind:<9} {item.name:<38} {format_bytes(item.size):>9}  {item.path}  ({item.detail})", highlight=False)
+        console.print(f"{item.kind:<9} {item.name:<38} {format_bytes(item.size):>9}  {item.path}  ({item.detail})", highlight=False, soft_wrap=True)
     console.print(f"total on disk {format_bytes(sum(item.size for item in items))}", highlight=False)
 
 
@@ -1048,7 +1049,7 @@ def cache_remove(
         console.print("nothing was removed", highlight=False)
         return
     for item in removed:
-        console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False)
+        console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False, soft_wrap=True)
     console.print(f"freed {weights.format_bytes(sum(item.size for item in removed))}", highlight=False)
 
 
@@ -1301,9 +1302,10 @@ def depth(
         f"median {median_depth(estimate):.3g}, fx {float(estimate.intrinsics[0, 0]):.1f} px ({estimate.intrinsics_from})) "
         f"in {time.perf_counter() - started:.1f} s",
         highlight=False,
+        soft_wrap=True,
     )
     for key in ("npy", "mask", "ply", "json"):
-        console.print(f"      {escape(str(paths[key]))}", highlight=False)
+        console.print(f"      {escape(str(paths[key]))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -1353,7 +1355,7 @@ def train(
         ranks = f" on {result.processes} processes ({result.parallel})" if result.processes > 1 else ""
         tok = result.tokenizer  # a from-scratch run's tokenizer stage, before the DiT's steps
         before = f" (after the tokenizer's {tok['steps']} steps, {tok['seconds']:.1f} s)" if tok else ""
-        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s of training{before} → {escape(str(result.exported or result.checkpoint))}")
+        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s of training{before} → {escape(str(result.exported or result.checkpoint))}", soft_wrap=True)
 
 
 def _cuda() -> bool:
@@ -1390,10 +1392,10 @@ def _run(request, resume: bool = False) -> None:
     size = f"{result.cameras.width}×{result.cameras.height}"
     if "buffer_masks" in out.paths:  # --save_buffer: the buffer renders sit left of each frame
         size += f", {_video_width(out.paths['video'])}×{result.cameras.height} with the buffer renders"
-    console.print(f"[green]wrote[/] {escape(str(out.paths['video']))} ({result.num_frames} frames{chunks}, {size}) in {out.seconds:.1f} s")
+    console.print(f"[green]wrote[/] {escape(str(out.paths['video']))} ({result.num_frames} frames{chunks}, {size}) in {out.seconds:.1f} s", soft_wrap=True)
     for key, path in out.paths.items():
         if key != "video":
-            console.print(f"      {escape(str(path))}", highlight=False)
+            console.print(f"      {escape(str(path))}", highlight=False, soft_wrap=True)
     if out.generator_settings is not None:
         console.print(f"      ran with {escape(_describe_settings(out.generator_settings))}", highlight=False, soft_wrap=True)
 
@@ -1454,7 +1456,7 @@ def batch(
 
     def report(outcome) -> None:
         if outcome.state == "done":
-            console.print(f"[green]done[/] {escape(outcome.name)} ({outcome.frames} frames, {outcome.seconds:.1f} s){escape(' — ' + outcome.note) if outcome.note else ''}", highlight=False)
+            console.print(f"[green]done[/] {escape(outcome.name)} ({outcome.frames} frames, {outcome.seconds:.1f} s){escape(' — ' + outcome.note) if outcome.note else ''}", highlight=False, soft_wrap=True)
         elif outcome.state == "failed":
             console.print(f"[bold red]failed[/] {escape(outcome.name)}: {escape(outcome.error)}", highlight=False, soft_wrap=True)
 
@@ -1471,7 +1473,7 @@ def batch(
             manifest, output_folder, retry_failed=retry_failed, workers=workers, ray=use_ray, ray_address=ray_address,
             gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, trust_checkpoint=trust_checkpoint, progress=progress, on_outcome=report,
         )  # fmt: skip
-    console.print(f"gen3c batch: {len(summary.outcomes)} jobs in {escape(str(summary.folder))}", highlight=False)
+    console.print(f"gen3c batch: {len(summary.outcomes)} jobs in {escape(str(summary.folder))}", highlight=False, soft_wrap=True)
     table = Table()
     for column in ("state", "jobs"):
         table.add_column(column)
@@ -1481,7 +1483,7 @@ def batch(
     console.print(table)
     for outcome in summary.failed[:10]:
         console.print(f"[red]{outcome.state}[/] {escape(outcome.name)}: {escape(outcome.error)}", highlight=False, soft_wrap=True)
-    console.print(f"summary table: {escape(str(summary.summary_path))}", highlight=False)
+    console.print(f"summary table: {escape(str(summary.summary_path))}", highlight=False, soft_wrap=True)
     if summary.failed:
         console.print(f"[bold red]{len(summary.failed)} of {len(summary.outcomes)} jobs failed[/]; fix them and rerun with --retry_failed")
         raise typer.Exit(code=1)
@@ -1642,11 +1644,11 @@ def eval_command(
     Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
     reused = sum(c.reused for c in result.cases)
     resumed = f", {reused} of them reused from the partial run" if reused else ""
-    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({counted(len(result.cases), 'case')}{resumed} in {result.seconds:.0f} s)", highlight=False)
+    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({counted(len(result.cases), 'case')}{resumed} in {result.seconds:.0f} s)", highlight=False, soft_wrap=True)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]
         if items:
-            console.print(f"      {escape(str(items[0]))}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""), highlight=False)
+            console.print(f"      {escape(str(items[0]))}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""), highlight=False, soft_wrap=True)
 
 
 def _compared_models(text: str | None) -> list[tuple[str, dict]]:

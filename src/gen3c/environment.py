@@ -83,16 +83,26 @@ def _ram() -> dict[str, Any]:
 
         memory = psutil.virtual_memory()
         return {"total_gb": round(memory.total / gib, 1), "available_gb": round(memory.available / gib, 1), "source": "psutil"}
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        fields = {}
-        for line in meminfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if value.strip().endswith("kB"):
-                fields[key] = int(value.split()[0]) * 1024
+    fields = meminfo()
+    if fields is not None:
         return {"total_gb": round(fields["MemTotal"] / gib, 1), "available_gb": round(fields["MemAvailable"] / gib, 1), "source": "/proc/meminfo"}
     page = os.sysconf("SC_PAGE_SIZE")
     return {"total_gb": round(os.sysconf("SC_PHYS_PAGES") * page / gib, 1), "available_gb": None, "source": "sysconf"}
+
+
+def meminfo() -> dict[str, int] | None:
+    """Linux's /proc/meminfo in bytes (``MemTotal``, ``MemAvailable``, ``SwapTotal``, …), or None
+    where there is none (or it lacks those two)."""
+    try:
+        text = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            fields[key] = int(value.split()[0]) * 1024
+    return fields if {"MemTotal", "MemAvailable"} <= fields.keys() else None
 
 
 def _torch() -> dict[str, Any]:

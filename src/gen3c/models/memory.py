@@ -333,8 +333,14 @@ class HostMemory:
 
     @classmethod
     def now(cls) -> HostMemory:
-        from gen3c.dependencies import require
+        """psutil's figures; without psutil (it comes with gen3c[diffusion], and `gen3c eval` needs
+        none of that extra) Linux's /proc/meminfo."""
+        from gen3c.dependencies import installed, require
+        from gen3c.environment import meminfo
 
+        fields = None if installed("psutil") else meminfo()
+        if fields is not None:
+            return cls(available=fields["MemAvailable"], total=fields["MemTotal"] + fields.get("SwapTotal", 0))
         psutil = require("psutil", "checking the free CPU memory")
         return cls(available=psutil.virtual_memory().available, total=psutil.virtual_memory().total + psutil.swap_memory().total)
 
