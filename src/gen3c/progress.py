@@ -4,13 +4,18 @@ cache", "Generating (gen3c)", a training's steps), the same for the command line
 
 Long work takes a :data:`ProgressFactory`, ``progress(stage, total) -> advance(n=1)``, and
 knows nothing of how it is drawn; :func:`progress_bars` draws it. The bars go to stderr (in a
-notebook, rich shows them in the cell's output): stdout stays the program's own. rich is
-imported on first use, so modules that only name :data:`ProgressFactory` stay light.
+notebook, rich shows them in the cell's output): stdout stays the program's own. Where stderr
+is no terminal (a log file, a pipe, CI) each stage prints plain lines instead, now and then
+(:data:`LINE_SECONDS`). rich is imported on first use, so modules that only name
+:data:`ProgressFactory` stay light.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -23,6 +28,12 @@ if TYPE_CHECKING:
 #: of steps just done (default 1).
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
+#: Where the output is no terminal, a stage prints a line as it starts, then at most one every
+#: this many seconds as it advances, and one as it ends ("Generating (gen3c): 12/35 (34%),
+#: 0:02:01 elapsed, ETA 0:03:54"); a live bar would be printed only once the run ends.
+LINE_SECONDS = 30.0
+_clock = time.monotonic
+
 
 @contextlib.contextmanager
 def progress_bars(console: Console | None = None) -> Iterator[ProgressFactory]:
@@ -31,10 +42,17 @@ def progress_bars(console: Console | None = None) -> Iterator[ProgressFactory]:
 
     The display starts with the first bar, so an error raised before any work is its one line.
     In a notebook rich draws live bars in the cell with ipywidgets; without it they are printed
-    as text when they end (rich would warn and draw none).
+    as text (rich would warn and draw none). Where ``console`` is no terminal (a file, a pipe, a
+    dumb terminal) rich would print the bars only as the display ends: each stage prints plain
+    lines instead, as it starts, every :data:`LINE_SECONDS` at most and as it ends.
     A print to stdout while the bars show goes to stdout (rich's default would move it to the
     bars' stream). Each step raises a Ctrl-C that Python dropped in a finalizer
     (:func:`~gen3c.errors.raise_if_interrupted`)."""
+    console = console if console is not None else _stderr_console()
+    if not console.is_interactive and not console.is_jupyter:
+        with _progress_lines(console) as factory:
+            yield factory
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -51,7 +69,6 @@ def progress_bars(console: Console | None = None) -> Iterator[ProgressFactory]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    console = console if console is not None else _stderr_console()
     progress = Progress(*columns, console=console, transient=False, redirect_stdout=False)
 
     def factory(stage: str, total: int) -> Callable[[int], None]:
@@ -70,6 +87,67 @@ def progress_bars(console: Console | None = None) -> Iterator[ProgressFactory]:
     finally:
         if progress.live.is_started:
             progress.stop()
+
+
+@contextlib.contextmanager
+def _progress_lines(console: Console) -> Iterator[ProgressFactory]:
+    """A :data:`ProgressFactory` printing each stage's progress on ``console`` as plain lines; a
+    stage not shown as it stood when the display ends (an error, fewer steps than its total) is
+    printed then."""
+    stages: list[_StageLines] = []
+
+    def factory(stage: str, total: int) -> Callable[[int], None]:
+        stages.append(_StageLines(console, stage, total))
+        return stages[-1].advance
+
+    try:
+        yield factory
+    finally:
+        for stage in stages:
+            stage.flush()
+
+
+class _StageLines:
+    """One stage printed as lines: as it starts, at most every :data:`LINE_SECONDS` as it
+    advances, and as it reaches its total."""
+
+    def __init__(self, console: Console, stage: str, total: int):
+        self.console, self.stage, self.total = console, stage.strip(), total
+        self.done = 0
+        self.lock = threading.Lock()
+        self.started = self.shown_at = _clock()
+        self.shown = -1  # the count last printed
+        self.show(self.started)
+
+    def advance(self, n: int = 1) -> None:
+        raise_if_interrupted()
+        with self.lock:
+            self.done += n
+            now = _clock()
+            if (self.done >= self.total > self.shown) or now - self.shown_at >= LINE_SECONDS:
+                self.show(now)
+
+    def flush(self) -> None:
+        with self.lock:
+            if self.done != self.shown:
+                self.show(_clock())
+
+    def show(self, now: float) -> None:
+        elapsed = now - self.started
+        line = f"{self.stage}: {self.done}/{self.total}"
+        if self.total > 0:
+            line += f" ({min(100, int(100 * self.done / self.total))}%)"
+        if self.done >= self.total:
+            line += f" in {_hms(elapsed)}"
+        elif self.done > 0:  # 0: the line as the stage starts
+            line += f", {_hms(elapsed)} elapsed, ETA {_hms(elapsed / self.done * (self.total - self.done))}"
+        self.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        self.shown, self.shown_at = self.done, now
+
+
+def _hms(seconds: float) -> str:
+    """``seconds`` as rich's bars show times: "0:02:01"."""
+    return str(datetime.timedelta(seconds=round(seconds)))
 
 
 def _stderr_console():
