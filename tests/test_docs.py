@@ -231,8 +231,9 @@ def shrunk(code: str, changes: dict[str, str]) -> str:
 
 
 @pytest.mark.slow
-def test_readme_step_by_step_python_runs(tmp_path, monkeypatch):
-    """README, "Python": the steps one by one, at 64×112 and 9 frames instead of 704×1280 and 121."""
+def test_readme_step_by_step_python_runs(tmp_path, monkeypatch, capsys):
+    """README, "Python": the steps one by one, at 64×112 and 9 frames instead of 704×1280 and 121.
+    Its video shows progress on stderr (before: none, for minutes at full size)."""
     from gen3c.io.video import count_video_frames
 
     (code,) = [b for b in code_blocks((ROOT / "README.md").read_text(), "python") if "prepare_source" in b]
@@ -240,6 +241,8 @@ def test_readme_step_by_step_python_runs(tmp_path, monkeypatch):
     exec(shrunk(code, {"resolution=(704, 1280)": "resolution=(64, 112)", "num_frames=121": "num_frames=9"}), {})
     assert count_video_frames(tmp_path / "outputs" / "my_video.mp4") == 9
     assert (tmp_path / "outputs" / "my_video_buffer_masks.mp4").is_file() and (tmp_path / "outputs" / "my_video_cameras.json").is_file()
+    err = capsys.readouterr().err
+    assert "Rendering 3D cache: 9/9 (100%)" in err and "Generating (preview): 9/9 (100%)" in err, err
 
 
 @pytest.mark.slow
