@@ -1,14 +1,18 @@
 """The command line end to end: outputs, frame counts, content, and bad input."""
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+import gen3c.cli
 from gen3c.cli import OPENMP_WAIT_SETTINGS, app, idle_thread_settings, imports_without_collection
 from gen3c.io.camera_files import load_camera_file
 from gen3c.io.video import read_video
@@ -70,6 +74,31 @@ def test_the_paths_a_run_wrote_print_whole_in_a_log(box_scene, tmp_path):
     lines = res.output.splitlines()
     assert any(line.startswith(f"wrote {out / 'image_depth.png'} (160×96, relative depth from prior, ") for line in lines), lines
     assert f"      {out / 'image_depth.json'}" in lines
+
+
+def test_one_frame_and_one_job_are_said_in_the_singular(box_scene, tmp_path):
+    """Before: "wrote … (1 frames, …)", "done a (1 frames, …)", "gen3c batch: 1 jobs in …"."""
+    res = invoke(*generate_args(box_scene, tmp_path / "one", "--num_video_frames", 1))
+    assert res.exit_code == 0, res.output
+    assert f"wrote {tmp_path / 'one' / 'output.mp4'} (1 frame, 160×96) in " in res.output
+    image, depth, _, _ = box_scene
+    job = {"name": "a", "input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "96x160", "num_video_frames": 1}
+    (tmp_path / "jobs.jsonl").write_text(json.dumps(job) + "\n")
+    res = invoke("batch", tmp_path / "jobs.jsonl", "--output_folder", tmp_path / "batch")
+    assert res.exit_code == 0, res.output
+    assert "done a (1 frame, " in res.output and f"gen3c batch: 1 job in {tmp_path / 'batch'}\n" in res.output
+
+
+def test_the_wrote_line_is_coloured_as_the_other_lines_are(box_scene, tmp_path, monkeypatch):
+    """In a terminal only "wrote" is coloured, as in every other line the command prints. Before:
+    rich's highlighter coloured the numbers and the path too."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    stream = io.StringIO()
+    monkeypatch.setattr(gen3c.cli, "console", Console(file=stream, force_terminal=True, color_system="standard", width=100))
+    res = invoke(*generate_args(box_scene, tmp_path, "--num_video_frames", 9))
+    assert res.exit_code == 0, res.output
+    path = re.escape(str(tmp_path / "output.mp4"))
+    assert re.search(rf"\x1b\[32mwrote\x1b\[0m {path} \(9 frames, 160×96\) in [0-9.]+ s\n", stream.getvalue()), stream.getvalue()[-400:]
 
 
 def test_a_rerun_under_the_same_name_replaces_the_earlier_runs_set_of_files(box_scene, tmp_path):

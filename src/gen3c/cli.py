@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from gen3c.errors import Gen3cInputError, Terminated, exit_command_line
+from gen3c.errors import Gen3cInputError, Terminated, counted, exit_command_line
 from gen3c.progress import progress_bars
 
 
@@ -977,7 +977,7 @@ def download(
         for repo_id, name, size in prepared.to_fetch:
             console.print(f"would fetch  {repo_id}/{name}  {weights.format_bytes(size)}", highlight=False)
         todo = f"{weights.format_bytes(prepared.fetch_bytes)} to fetch" + (", then a conversion" if prepared.converted else "")
-        console.print(f"[green]dry run:[/] {todo if prepared.to_fetch or prepared.converted else 'nothing to do'}; the disk has room")
+        console.print(f"[green]dry run:[/] {todo if prepared.to_fetch or prepared.converted else 'nothing to do'}; the disk has room", highlight=False)
         return
     _print_cached(weights.cached_items(cache_dir))
     fetched = f"fetched {weights.format_bytes(prepared.fetch_bytes)} and " if prepared.to_fetch else ""
@@ -1247,7 +1247,7 @@ def gui(
         check_generator(request)  # (its notes are said when the generator loads)
     gui_app = Gen3cApp(work_dir, host=host, port=port, request=request, fps_given=fps is not None)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/] listening on {host}: anyone who reaches this port can run generations and read images by path")
+        console.print(f"[yellow]warning:[/] listening on {escape(host)}: anyone who reaches this port can run generations and read images by path", highlight=False)
     print(f"gen3c GUI: {gui_app.url}  (work folder {gui_app.state.work_dir}; Ctrl-C to stop)", flush=True)
     try:
         gui_app.serve_forever()  # (it stops the server, and cancels a run, as it leaves)
@@ -1354,8 +1354,8 @@ def train(
         last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
         ranks = f" on {result.processes} processes ({result.parallel})" if result.processes > 1 else ""
         tok = result.tokenizer  # a from-scratch run's tokenizer stage, before the DiT's steps
-        before = f" (after the tokenizer's {tok['steps']} steps, {tok['seconds']:.1f} s)" if tok else ""
-        console.print(f"[green]trained[/] {result.steps} steps{last}{ranks} in {result.seconds:.1f} s of training{before} → {escape(str(result.exported or result.checkpoint))}", soft_wrap=True)
+        before = f" (after the tokenizer's {counted(tok['steps'], 'step')}, {tok['seconds']:.1f} s)" if tok else ""
+        console.print(f"[green]trained[/] {counted(result.steps, 'step')}{last}{ranks} in {result.seconds:.1f} s of training{before} → {escape(str(result.exported or result.checkpoint))}", highlight=False, soft_wrap=True)
 
 
 def _cuda() -> bool:
@@ -1392,7 +1392,7 @@ def _run(request, resume: bool = False) -> None:
     size = f"{result.cameras.width}×{result.cameras.height}"
     if "buffer_masks" in out.paths:  # --save_buffer: the buffer renders sit left of each frame
         size += f", {_video_width(out.paths['video'])}×{result.cameras.height} with the buffer renders"
-    console.print(f"[green]wrote[/] {escape(str(out.paths['video']))} ({result.num_frames} frames{chunks}, {size}) in {out.seconds:.1f} s", soft_wrap=True)
+    console.print(f"[green]wrote[/] {escape(str(out.paths['video']))} ({counted(result.num_frames, 'frame')}{chunks}, {size}) in {out.seconds:.1f} s", highlight=False, soft_wrap=True)
     for key, path in out.paths.items():
         if key != "video":
             console.print(f"      {escape(str(path))}", highlight=False, soft_wrap=True)
@@ -1456,7 +1456,7 @@ def batch(
 
     def report(outcome) -> None:
         if outcome.state == "done":
-            console.print(f"[green]done[/] {escape(outcome.name)} ({outcome.frames} frames, {outcome.seconds:.1f} s){escape(' — ' + outcome.note) if outcome.note else ''}", highlight=False, soft_wrap=True)
+            console.print(f"[green]done[/] {escape(outcome.name)} ({counted(outcome.frames, 'frame')}, {outcome.seconds:.1f} s){escape(' — ' + outcome.note) if outcome.note else ''}", highlight=False, soft_wrap=True)
         elif outcome.state == "failed":
             console.print(f"[bold red]failed[/] {escape(outcome.name)}: {escape(outcome.error)}", highlight=False, soft_wrap=True)
 
@@ -1473,7 +1473,7 @@ def batch(
             manifest, output_folder, retry_failed=retry_failed, workers=workers, ray=use_ray, ray_address=ray_address,
             gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, trust_checkpoint=trust_checkpoint, progress=progress, on_outcome=report,
         )  # fmt: skip
-    console.print(f"gen3c batch: {len(summary.outcomes)} jobs in {escape(str(summary.folder))}", highlight=False, soft_wrap=True)
+    console.print(f"gen3c batch: {counted(len(summary.outcomes), 'job')} in {escape(str(summary.folder))}", highlight=False, soft_wrap=True)
     table = Table()
     for column in ("state", "jobs"):
         table.add_column(column)
@@ -1485,7 +1485,7 @@ def batch(
         console.print(f"[red]{outcome.state}[/] {escape(outcome.name)}: {escape(outcome.error)}", highlight=False, soft_wrap=True)
     console.print(f"summary table: {escape(str(summary.summary_path))}", highlight=False, soft_wrap=True)
     if summary.failed:
-        console.print(f"[bold red]{len(summary.failed)} of {len(summary.outcomes)} jobs failed[/]; fix them and rerun with --retry_failed")
+        console.print(f"[bold red]{len(summary.failed)} of {counted(len(summary.outcomes), 'job')} failed[/]; fix {'it' if len(summary.failed) == 1 else 'them'} and rerun with --retry_failed", highlight=False)
         raise typer.Exit(code=1)
 @app.command("eval")
 @user_errors
@@ -1567,7 +1567,7 @@ def eval_command(
     ] = False,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
-    from gen3c.evaluation.report import check_output_names, counted, summary_table
+    from gen3c.evaluation.report import check_output_names, summary_table
     from gen3c.evaluation.run import make_config, parse_list, run_eval
     from gen3c.io.atomic import ensure_writable_dir, removed_if_left_empty
     from gen3c.pipelines.request import GenerationRequest, make_generator

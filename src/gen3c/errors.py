@@ -173,6 +173,11 @@ def quoted(value: object, limit: int = 100) -> str:
     return repr(text if len(text) <= limit else f"{text[:limit]}…")
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 case", "4 cases"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def complex_refusal(name: str, dtype: object) -> str:
     """The one line that refuses complex values (an image, a depth, a camera matrix) as ``name``,
     its numpy or torch dtype named."""

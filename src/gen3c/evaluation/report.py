@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 from torch import Tensor
 
-from gen3c.errors import Gen3cDependencyError, Gen3cInputError
+from gen3c.errors import Gen3cDependencyError, Gen3cInputError, counted
 from gen3c.evaluation.metrics import nanmean
 from gen3c.evaluation.suite import (
     GROUND_TRUTH,
@@ -162,11 +162,6 @@ def grouped(result: BenchmarkResult, key: str, score: str) -> dict[str, dict[str
         name: {g: nanmean([c.scores[name].get(score, math.nan) for c in result.cases if getattr(c.case, key) == g]) for g in groups}
         for name in method_names(result)
     }
-
-
-def counted(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless one: "1 case", "4 cases"."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _fmt(value: float, score: str) -> str:
