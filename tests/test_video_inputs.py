@@ -515,6 +515,28 @@ def test_intrinsics_of_the_video_before_it_was_resized_are_noted(tmp_path, sampl
         read_vipe(vipe_dir, (64, 128), num_frames=3)
 
 
+def test_multiview_intrinsics_of_the_views_before_they_were_resized_are_noted(tmp_path, clip):
+    """K_key_frames (and Ks_all) made for 192×108 key views given with the views at 128×72: the
+    video readers noted it, the multi-view reader did not. Ks_all absent: noted once, as the key views'."""
+    rgb, depth, ids, w2c, K = clip
+    big = K[:2].clone()
+    big[:, :2] = torch.tensor([[115.2 * 1.5, 0, 95.5], [0, 115.2 * 1.5, 53.5]])
+    name = f"multi-view npz {str(tmp_path / 'mv.npz')!r}"
+    said = ("(cx=95.5, cy=53.5) put the principal point at the centre of a 192×108 image, not of this 128×72 one: "
+            "made for the key views before they were resized? then scale fx, fy, cx, cy by 0.6667")  # fmt: skip
+    for keys_K, path_K, expected in (
+        (big, None, [f"{name} K_key_frames (frame 0) {said}"]),
+        (K[:2], big[[1]].expand(T, 3, 3), [f"{name} Ks_all (frame 0) {said}"]),
+    ):
+        path = write_multiview(tmp_path / "mv.npz", rgb[:2], depth[:2], depth[:2] > 0, keys_K, w2c[:2], w2c, path_K)
+        with pytest.warns(UserWarning) as caught:
+            read_multiview(path, (64, 128))
+        assert [str(w.message) for w in caught] == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the clip's own centred intrinsics: nothing to say
+        read_multiview(write_multiview(tmp_path / "mv.npz", rgb[:2], depth[:2], depth[:2] > 0, K[:2], w2c[:2], w2c, K), (64, 128))
+
+
 def test_multiview_npz_round_trip(tmp_path, clip):
     rgb, depth, ids, w2c, K = clip
     keys = [0, 5, 9]
