@@ -121,6 +121,29 @@ def test_vipe_clip_choice_and_start(tmp_path, clip, vipe_dir):
         read_vipe(vipe_dir, (64, 128), start=10)
 
 
+def test_a_vipe_clip_whose_suffix_is_upper_case_is_read(tmp_path, clip):
+    """rgb/walk.MP4 (a camera's, a Windows copy's suffix) was "has no video in rgb/", though
+    --vipe_path rgb/walk.MP4 was taken for a ViPE clip; the output's rate, the clip's, fell back to 24.
+    Another container there is named, with the rename that fixes it."""
+    from gen3c.pipelines.request import GenerationRequest
+    from gen3c.pipelines.settings import default_fps
+
+    rgb, depth, ids, w2c, K = clip
+    root = write_vipe(tmp_path / "v", "walk", rgb[:3], depth[:3], w2c[:3], K[:3], fps=12)
+    expected = read_vipe(root, (64, 128))
+    (root / "rgb" / "walk.mp4").rename(root / "rgb" / "walk.MP4")
+    for path in (root, root / "rgb" / "walk.MP4"):
+        stack = read_vipe(path, (64, 128))
+        assert torch.equal(stack.images, expected.images) and torch.equal(stack.depth, expected.depth)
+        assert default_fps(GenerationRequest(vipe_path=str(path))) == 12
+    (root / "rgb" / "walk.MP4").rename(root / "rgb" / "walk.mov")
+    with pytest.raises(Gen3cInputError) as err:
+        read_vipe(root, (64, 128))
+    assert str(err.value) == (
+        f"ViPE directory {str(root)!r} has no .mp4 in rgb/, only walk.mov: ViPE names its videos rgb/<clip>.mp4; rename it rgb/walk.mp4"
+    )
+
+
 def _copy_vipe(src, dst):
     import shutil
 
