@@ -790,6 +790,40 @@ def test_a_camera_file_that_starts_away_from_the_first_frames_camera_is_noted(tm
         assert any("starts 20 units" in n and "the video jumps onto the file's path" in n for n in notes) == said, notes
 
 
+def test_a_multiview_path_that_starts_away_from_the_first_key_view_is_noted(tmp_path):
+    """GEN3C seeds frame 0 with the first key view and renders w2cs_all[0] for it: a w2cs_all in
+    another world frame (20 units behind), or a Ks_all of another zoom, jumped after frame 0 without
+    a word, where a camera file's did get a note. Without Ks_all the path takes the last key view's
+    K (GEN3C's default), which is not the npz's mistake: nothing said."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    h, w, n = 48, 64, 3
+    rgb, depth, _, w2c, K = scene(n, h, w)
+    elsewhere, wider, other_keys = w2c.clone(), K.clone(), K[:2].clone()
+    elsewhere[:, 2, 3] += 20.0
+    wider[:, :2, :2] *= 0.8
+    other_keys[1, :2, :2] *= 0.8
+    npz = tmp_path / "mv.npz"
+    name = f"multi-view npz {str(npz)!r}"
+    for path, keys_K, path_K, said in (
+        (w2c, K[:2], None, []),
+        (w2c, other_keys, None, []),
+        (elsewhere, K[:2], None, [f"{name} w2cs_all starts 20 units"]),
+        (w2c, K[:2], wider, [f"{name} Ks_all: its first camera's intrinsics (fx="]),
+    ):
+        write_multiview(npz, rgb[:2], depth[:2], depth[:2] > 0, keys_K, w2c[:2], path, path_K)
+        request = GenerationRequest(resolution=f"{h}x{w}", num_video_frames=n, multiview_npz=str(npz))
+        with collect_notes() as notes:
+            scene_cameras(request, "multiview", read_input(request, "multiview"))
+        assert [part for note in notes for part in said if note.startswith(part)] == said, notes
+        assert len(notes) == len(said), notes
+    assert notes[0].endswith(
+        "are not those of the first key view (fx=57.6, fy=57.6, cx=31.5, cy=23.5), but the video's first frame is the first key view itself, "
+        "so the view jumps after it: give Ks_all[0] the first key view's K_key_frames[0]"
+    )
+
+
 def test_a_camera_file_whose_first_camera_has_other_intrinsics_is_noted(tmp_path):
     """A path made in nerfstudio's viewer has its fov, not the photo's: the first frame (the photo)
     zoomed into the file's path at frame 1, silently."""
