@@ -15,7 +15,7 @@ import math
 import pytest
 import torch
 
-from gen3c.cameras import Cameras, make_intrinsics
+from gen3c.cameras import Cameras, camera_centers, make_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.camera_files import (
     _nerfstudio_keyframes,
@@ -386,6 +386,14 @@ def test_a_pose_of_the_wrong_shape_names_the_shapes_taken():
     assert cameras_from_dict({**gen3c_file(K=K), "frames": [{"w2c": three_by_four}]}).w2c.shape == (1, 4, 4)
     refused({**gen3c_file(K=K), "frames": [{"w2c": [row[:3] for row in three_by_four]}]},
             r"frames\[0\]\.w2c must be 4×4 \(or 3×4: its rows without \[0, 0, 0, 1\]\), got shape \(3, 3\)$")
+    # A KITTI poses.txt line (camera-to-world, 3×4 row by row) pasted as one list: "got shape (12,)" said not how to write it.
+    kitti_line = [1, 0, 0, 0.5, 0, 1, 0, 0, 0, 0, 1, 2.0]
+    refused({**gen3c_file(K=K), "frames": [{"c2w": kitti_line}]},
+            r"frames\[0\]\.c2w holds 12 numbers in one list, a 3×4 pose written flat \(as a KITTI poses.txt line\): write them as its 3 rows, "
+            r"\[\[r11, r12, r13, tx\], \[r21, r22, r23, ty\], \[r31, r32, r33, tz\]\] \(a KITTI line's numbers in order, 4 a row\)$")
+    rows = [kitti_line[i : i + 4] for i in (0, 4, 8)]  # written as the message says: read, centre at (0.5, 0, 2)
+    cams = cameras_from_dict({**gen3c_file(K=K), "frames": [{"c2w": rows}]})
+    assert torch.allclose(camera_centers(cams.w2c[0]), torch.tensor([0.5, 0.0, 2.0]))
 
 @pytest.mark.parametrize("key", ["w2c", "K"])
 def test_a_number_beyond_float32_is_named_with_its_field(key):

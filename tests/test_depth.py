@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -391,6 +392,27 @@ def test_recorded_intrinsics_json_is_scaled_to_the_image(tmp_path):
         scaled = parse_intrinsics(tmp_path / "cam.json", (96, 128))
     assert torch.allclose(scaled, make_intrinsics(80.0, 82.0, 64.0, 48.0))
     assert torch.allclose(parse_intrinsics(tmp_path / "cam.json", (48, 64)), K)  # the size it was made for: as written
+
+
+def test_intrinsics_of_the_photo_before_it_was_resized_are_noted(tmp_path):
+    """--intrinsics of the photo at 96×72 (cx, cy = 47.5, 35.5) given with the photo resized to
+    64×48 put the principal point at 3/4 of each side, inside the image: the video readers said
+    so, the single-image reader did not. A JSON that records its size is scaled, with nothing more."""
+    with pytest.warns(UserWarning) as caught:
+        parse_intrinsics("60,60,47.5,35.5", (48, 64))
+    assert [str(w.message) for w in caught] == [
+        "--intrinsics '60,60,47.5,35.5' (cx=47.5, cy=35.5) put the principal point at the centre of a 96×72 image, not of this "
+        "64×48 one: made for the image before it was resized? then scale fx, fy, cx, cy by 0.6667"
+    ]
+    (tmp_path / "cam.json").write_text(json.dumps({"height": 72, "width": 96, "fx": 60, "fy": 60, "cx": 47.5, "cy": 35.5}))
+    with pytest.warns(UserWarning) as caught:
+        parse_intrinsics(tmp_path / "cam.json", (48, 64))
+    assert len(caught) == 1 and "was made for a 96×72 image: scaled to the 64×48 input" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # centred on this image (GEN3C's W/2, H/2 too), or a fov: nothing to say
+        parse_intrinsics("60,60,31.5,23.5", (48, 64))
+        parse_intrinsics("60,60,32,24", (48, 64))
+        parse_intrinsics(None, (48, 64), fov=60.0)
 
 
 @pytest.mark.parametrize("mode, size", [("crop", (150, 200)), ("crop", (100, 300)), ("stretch", (100, 300))])

@@ -69,6 +69,27 @@ def test_circle_offsets_by_hand():
     assert torch.allclose(q[1], torch.tensor([0.3, 0.3, 0.0], dtype=torch.float64), atol=1e-12)
 
 
+def test_a_negative_distance_runs_the_opposite_preset_as_the_help_says():
+    """GEN3C takes any movement_distance: below 0 every offset is negated, so left runs right's
+    path exactly, and a circle turns the same way on the other side of the camera. Neither --help
+    nor docs/cameras.md said so: -0.3 with left gave a right move, unexplained."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    for a, b in (("left", "right"), ("up", "down"), ("zoom_in", "zoom_out")):
+        for rotation in ROTATION_MODES:
+            assert torch.allclose(traj(a, rotation, 9, d=-0.3).w2c, traj(b, rotation, 9, d=0.3).w2c, atol=1e-6), (a, rotation)
+    cw, ccw = preset_offsets("clockwise", 5, -0.3), preset_offsets("counterclockwise", 5, 0.3)
+    assert torch.allclose(cw, -preset_offsets("clockwise", 5, 0.3))
+    assert torch.allclose(cw[1], torch.tensor([0.3, -0.3, 0.0], dtype=torch.float64)) and ccw[1, 1] == -cw[1, 1]  # up, where ccw goes down
+    out = CliRunner().invoke(app, ["generate", "--help"], env={"COLUMNS": "400"}).output
+    assert (
+        "Below 0 it moves the other way, as in GEN3C: left runs right's path, up down's, zoom_in zoom_out's; "
+        "a circle keeps its turning direction on the other side." in " ".join(out.replace("│", " ").split())
+    )
+
+
 def test_divisor_is_n_and_center_depth_scales():
     p = preset_offsets("right", 10, 0.3, center_depth=2.0)
     assert p[9, 0].item() == pytest.approx(9 * 0.3 * 2.0 / 10)

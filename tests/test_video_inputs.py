@@ -121,6 +121,29 @@ def test_vipe_clip_choice_and_start(tmp_path, clip, vipe_dir):
         read_vipe(vipe_dir, (64, 128), start=10)
 
 
+def test_a_vipe_clip_whose_suffix_is_upper_case_is_read(tmp_path, clip):
+    """rgb/walk.MP4 (a camera's, a Windows copy's suffix) was "has no video in rgb/", though
+    --vipe_path rgb/walk.MP4 was taken for a ViPE clip; the output's rate, the clip's, fell back to 24.
+    Another container there is named, with the rename that fixes it."""
+    from gen3c.pipelines.request import GenerationRequest
+    from gen3c.pipelines.settings import default_fps
+
+    rgb, depth, ids, w2c, K = clip
+    root = write_vipe(tmp_path / "v", "walk", rgb[:3], depth[:3], w2c[:3], K[:3], fps=12)
+    expected = read_vipe(root, (64, 128))
+    (root / "rgb" / "walk.mp4").rename(root / "rgb" / "walk.MP4")
+    for path in (root, root / "rgb" / "walk.MP4"):
+        stack = read_vipe(path, (64, 128))
+        assert torch.equal(stack.images, expected.images) and torch.equal(stack.depth, expected.depth)
+        assert default_fps(GenerationRequest(vipe_path=str(path))) == 12
+    (root / "rgb" / "walk.MP4").rename(root / "rgb" / "walk.mov")
+    with pytest.raises(Gen3cInputError) as err:
+        read_vipe(root, (64, 128))
+    assert str(err.value) == (
+        f"ViPE directory {str(root)!r} has no .mp4 in rgb/, only walk.mov: ViPE names its videos rgb/<clip>.mp4; rename it rgb/walk.mp4"
+    )
+
+
 def _copy_vipe(src, dst):
     import shutil
 
@@ -515,6 +538,28 @@ def test_intrinsics_of_the_video_before_it_was_resized_are_noted(tmp_path, sampl
         read_vipe(vipe_dir, (64, 128), num_frames=3)
 
 
+def test_multiview_intrinsics_of_the_views_before_they_were_resized_are_noted(tmp_path, clip):
+    """K_key_frames (and Ks_all) made for 192×108 key views given with the views at 128×72: the
+    video readers noted it, the multi-view reader did not. Ks_all absent: noted once, as the key views'."""
+    rgb, depth, ids, w2c, K = clip
+    big = K[:2].clone()
+    big[:, :2] = torch.tensor([[115.2 * 1.5, 0, 95.5], [0, 115.2 * 1.5, 53.5]])
+    name = f"multi-view npz {str(tmp_path / 'mv.npz')!r}"
+    said = ("(cx=95.5, cy=53.5) put the principal point at the centre of a 192×108 image, not of this 128×72 one: "
+            "made for the key views before they were resized? then scale fx, fy, cx, cy by 0.6667")  # fmt: skip
+    for keys_K, path_K, expected in (
+        (big, None, [f"{name} K_key_frames (frame 0) {said}"]),
+        (K[:2], big[[1]].expand(T, 3, 3), [f"{name} Ks_all (frame 0) {said}"]),
+    ):
+        path = write_multiview(tmp_path / "mv.npz", rgb[:2], depth[:2], depth[:2] > 0, keys_K, w2c[:2], w2c, path_K)
+        with pytest.warns(UserWarning) as caught:
+            read_multiview(path, (64, 128))
+        assert [str(w.message) for w in caught] == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the clip's own centred intrinsics: nothing to say
+        read_multiview(write_multiview(tmp_path / "mv.npz", rgb[:2], depth[:2], depth[:2] > 0, K[:2], w2c[:2], w2c, K), (64, 128))
+
+
 def test_multiview_npz_round_trip(tmp_path, clip):
     rgb, depth, ids, w2c, K = clip
     keys = [0, 5, 9]
@@ -743,6 +788,40 @@ def test_a_camera_file_that_starts_away_from_the_first_frames_camera_is_noted(tm
         with collect_notes() as notes:
             scene_cameras(request, kind, data)
         assert any("starts 20 units" in n and "the video jumps onto the file's path" in n for n in notes) == said, notes
+
+
+def test_a_multiview_path_that_starts_away_from_the_first_key_view_is_noted(tmp_path):
+    """GEN3C seeds frame 0 with the first key view and renders w2cs_all[0] for it: a w2cs_all in
+    another world frame (20 units behind), or a Ks_all of another zoom, jumped after frame 0 without
+    a word, where a camera file's did get a note. Without Ks_all the path takes the last key view's
+    K (GEN3C's default), which is not the npz's mistake: nothing said."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    h, w, n = 48, 64, 3
+    rgb, depth, _, w2c, K = scene(n, h, w)
+    elsewhere, wider, other_keys = w2c.clone(), K.clone(), K[:2].clone()
+    elsewhere[:, 2, 3] += 20.0
+    wider[:, :2, :2] *= 0.8
+    other_keys[1, :2, :2] *= 0.8
+    npz = tmp_path / "mv.npz"
+    name = f"multi-view npz {str(npz)!r}"
+    for path, keys_K, path_K, said in (
+        (w2c, K[:2], None, []),
+        (w2c, other_keys, None, []),
+        (elsewhere, K[:2], None, [f"{name} w2cs_all starts 20 units"]),
+        (w2c, K[:2], wider, [f"{name} Ks_all: its first camera's intrinsics (fx="]),
+    ):
+        write_multiview(npz, rgb[:2], depth[:2], depth[:2] > 0, keys_K, w2c[:2], path, path_K)
+        request = GenerationRequest(resolution=f"{h}x{w}", num_video_frames=n, multiview_npz=str(npz))
+        with collect_notes() as notes:
+            scene_cameras(request, "multiview", read_input(request, "multiview"))
+        assert [part for note in notes for part in said if note.startswith(part)] == said, notes
+        assert len(notes) == len(said), notes
+    assert notes[0].endswith(
+        "are not those of the first key view (fx=57.6, fy=57.6, cx=31.5, cy=23.5), but the video's first frame is the first key view itself, "
+        "so the view jumps after it: give Ks_all[0] the first key view's K_key_frames[0]"
+    )
 
 
 def test_a_camera_file_whose_first_camera_has_other_intrinsics_is_noted(tmp_path):

@@ -293,13 +293,16 @@ def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrin
 SCALED_CENTRE = 0.2
 
 
-def note_scaled_intrinsics(K: Tensor, height: int, width: int, name: str = "intrinsics", frame_offset: int = 0) -> None:
+def note_scaled_intrinsics(
+    K: Tensor, height: int, width: int, name: str = "intrinsics", frame_offset: int = 0, resized: str = "the video before it was resized"
+) -> None:
     """Note intrinsics, (3, 3) or (T, 3, 3), whose principal point is the centre of a frame of
     another size: (2·cx + 1)/W and (2·cy + 1)/H agree within 2 % at a factor s ≥ 1 + :data:`SCALED_CENTRE`
     or ≤ 1 − :data:`SCALED_CENTRE` — intrinsics of 1920×1080 frames on the same video resized to
     1280×720 (s = 1.5), or of 720p frames on 1080p ones (s ≈ 0.67). :func:`check_intrinsics_fit`
     refuses only a principal point outside the image or at its corner (s ≥ 2). A note, not a
-    refusal: a crop can keep a camera's centre there. The note names the first such frame."""
+    refusal: a crop can keep a camera's centre there. The note names the first such frame and asks
+    whether they were made for ``resized`` ("the image before it was resized", for a photo)."""
     stack = K.reshape(-1, 3, 3).double()
     sx, sy = (2 * stack[:, 0, 2] + 1) / width, (2 * stack[:, 1, 2] + 1) / height  # the centre of n pixels is (n − 1) / 2
     same = (sx - sy).abs() <= 0.02 * torch.maximum(sx, sy)
@@ -310,7 +313,7 @@ def note_scaled_intrinsics(K: Tensor, height: int, width: int, name: str = "intr
         where = f" (frame {frame_offset + i})" if K.ndim == 3 and len(stack) > 1 else ""
         note(
             f"{name}{where} (cx={float(stack[i, 0, 2]):g}, cy={float(stack[i, 1, 2]):g}) put the principal point at the centre of a "
-            f"{s * width:.0f}×{s * height:.0f} image, not of this {width}×{height} one: made for the video before it was resized? "
+            f"{s * width:.0f}×{s * height:.0f} image, not of this {width}×{height} one: made for {resized}? "
             f"then scale fx, fy, cx, cy by {1 / s:.4g}",
             stacklevel=2,
         )

@@ -328,12 +328,17 @@ DistanceOpt = Annotated[
     float,
     typer.Option(
         "--movement_distance",
-        help="How far the camera moves (GEN3C default 0.3). Its unit is set by --trajectory_scale.",
+        help="How far the camera moves (GEN3C default 0.3). Its unit is set by --trajectory_scale. "
+        "Below 0 it moves the other way, as in GEN3C: left runs right's path, up down's, zoom_in zoom_out's; "
+        "a circle keeps its turning direction on the other side.",
     ),
 ]
 DemoDistanceOpt = Annotated[
     float,
-    typer.Option("--movement_distance", help="How far the camera moves, as a share of the sample's median depth (GEN3C default 0.3)."),
+    typer.Option(
+        "--movement_distance",
+        help="How far the camera moves, as a share of the sample's median depth (GEN3C default 0.3); below 0 the other way (left runs right's path).",
+    ),
 ]
 ScaleOpt = Annotated[
     TrajectoryScale,

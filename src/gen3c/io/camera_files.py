@@ -236,6 +236,11 @@ def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
         t = torch.from_numpy(unpad_intrinsics(t.reshape(4, 4).numpy(), what).copy())
     if t.shape == (3, 4) and (rows, cols) == (4, 4):
         t = torch.cat([t, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=t.dtype)])
+    if t.shape == (12,) and (rows, cols) == (4, 4):  # which 3×4 (rows or columns first) is the writer's to say
+        raise Gen3cInputError(
+            f"{what} holds 12 numbers in one list, a 3×4 pose written flat (as a KITTI poses.txt line): write them as its 3 rows, "
+            "[[r11, r12, r13, tx], [r21, r22, r23, ty], [r31, r32, r33, tz]] (a KITTI line's numbers in order, 4 a row)"
+        )
     if t.shape != (rows, cols):
         also = {(4, 4): " (or 3×4: its rows without [0, 0, 0, 1])", (3, 3): " (or 4×4 padded with [0, 0, 0, 1])"}[(rows, cols)]
         raise Gen3cInputError(f"{what} must be {rows}×{cols}{also}, got shape {tuple(t.shape)}")

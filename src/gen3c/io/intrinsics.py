@@ -21,6 +21,7 @@ from gen3c.cameras import (
     check_intrinsics_fit,
     intrinsics_from_fov,
     make_intrinsics,
+    note_scaled_intrinsics,
     resize_intrinsics,
     validate_intrinsics,
 )
@@ -49,7 +50,9 @@ def parse_intrinsics(
     ``fov``: the horizontal field of view in degrees instead (principal point at the centre).
 
     The result is checked against the image (:func:`gen3c.cameras.check_intrinsics_fit`):
-    normalised intrinsics, or pixels of another image size, are refused.
+    normalised intrinsics, or pixels of another image size, are refused; a principal point at
+    the centre of another size (the photo resized, its camera kept) is noted
+    (:func:`gen3c.cameras.note_scaled_intrinsics`).
 
     Raises:
         Gen3cInputError: both ``spec`` and ``fov``, an unreadable spec or file, a camera that
@@ -67,7 +70,10 @@ def parse_intrinsics(
         (h0, w0), (h1, w1) = made_for, (height, width)
         note(f"{what} was made for a {w0}×{h0} image: scaled to the {w1}×{h1} input (fx, cx × {w1 / w0:.4g}; fy, cy × {h1 / h0:.4g})", stacklevel=2)
         K = resize_intrinsics(K, made_for, (height, width))
-    return check_intrinsics_fit(K, height, width, what)
+        return check_intrinsics_fit(K, height, width, what)
+    K = check_intrinsics_fit(K, height, width, what)
+    note_scaled_intrinsics(K, height, width, what, resized="the image before it was resized")
+    return K
 
 
 def check_intrinsics_spec(spec: str | os.PathLike, name: str = "--intrinsics") -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen3c.cameras import Cameras, check_intrinsics_fit, validate_poses
+from gen3c.cameras import Cameras, check_intrinsics_fit, note_scaled_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.frames import (
@@ -100,16 +100,13 @@ def read_multiview(
             K_all = np.broadcast_to(K[-1], (len(w2c_all), 3, 3))
         key_w2c = validate_poses(torch.from_numpy(float32_array(w2c)), f"{name} w2cs_key_frames")
         key_K = check_intrinsics_fit(torch.from_numpy(float32_array(K)), H, W, f"{name} K_key_frames")
-        trajectory = Cameras(
-            validate_poses(torch.from_numpy(float32_array(w2c_all)), f"{name} w2cs_all"),
-            fit_intrinsics(
-                check_intrinsics_fit(torch.from_numpy(float32_array(K_all)), H, W, f"{name} Ks_all"),
-                (H, W),
-                resolution,
-                resize_mode,
-            ),
-            *resolution,
-        )
+        path_w2c = validate_poses(torch.from_numpy(float32_array(w2c_all)), f"{name} w2cs_all")
+        path_K = check_intrinsics_fit(torch.from_numpy(float32_array(K_all)), H, W, f"{name} Ks_all")
+        resized = "the key views before they were resized"
+        note_scaled_intrinsics(key_K, H, W, f"{name} K_key_frames", resized=resized)
+        if "Ks_all" in cameras:  # (else they are the last key view's, noted above)
+            note_scaled_intrinsics(path_K, H, W, f"{name} Ks_all", resized=resized)
+        trajectory = Cameras(path_w2c, fit_intrinsics(path_K, (H, W), resolution, resize_mode), *resolution)
         fitter = FrameFitter(N, resolution, resize_mode)
         tally = InvalidDepthTally()
         for i, (image, depth_i, mask_i) in enumerate(zip(images.frames(), depth.frames(), mask.frames(), strict=True)):

@@ -47,7 +47,7 @@ from gen3c.io.frames import (
     frame_range,
 )
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
-from gen3c.io.video import iter_video_frames, probe_video, turned_hint
+from gen3c.io.video import H264_SUFFIXES, iter_video_frames, probe_video, turned_hint
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
 VIPE_FOLDERS = ("rgb", "pose", "intrinsics")
@@ -99,8 +99,14 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
         raise Gen3cInputError(
             f"{name} lacks {', '.join(missing)}: 'vipe infer' writes rgb/, pose/, intrinsics/, depth/ (a ViPE dataset download needs --rgb --depth)"
         )
-    clips = sorted(f.stem for f in (root / "rgb").glob("*.mp4"))
+    clips = sorted(clip_videos(root))
     if not clips:
+        others = sorted(f.name for f in (root / "rgb").iterdir() if f.suffix.lower() in H264_SUFFIXES)
+        if others:  # ViPE writes .mp4 only: another container here was put there by hand (gen3c reads it by its content)
+            raise Gen3cInputError(
+                f"{name} has no .mp4 in rgb/, only {_listing(others)}: ViPE names its videos rgb/<clip>.mp4; "
+                f"rename it rgb/{Path(others[0]).stem}.mp4"
+            )
         raise Gen3cInputError(f"{name} has no video in rgb/: run 'vipe infer' on a video first")
     if clip is None:
         if len(clips) > 1:
@@ -111,6 +117,21 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
     elif clip not in clips:
         raise Gen3cInputError(f"{name} has no clip {clip!r}: its clips are {_listing(clips)}")
     return root, clip
+
+
+def clip_videos(root: Path) -> dict[str, Path]:
+    """The clips of a ViPE result by name: the ``.mp4`` files of ``root/rgb``, the suffix in any case
+    (``walk.MP4``, as cameras and Windows copies name it; is_vipe and resolve_vipe take it too)."""
+    videos: dict[str, Path] = {}
+    for f in sorted((root / "rgb").iterdir(), key=lambda f: (f.name.lower(), f.suffix != ".mp4")):  # walk.mp4 before walk.MP4
+        if f.suffix.lower() == ".mp4" and f.is_file():
+            videos.setdefault(f.stem, f)
+    return videos
+
+
+def clip_video(root: Path, clip: str) -> Path:
+    """The video of ``clip`` in ``root/rgb`` (:func:`clip_videos`); ``rgb/<clip>.mp4`` where there is none."""
+    return clip_videos(root).get(clip, root / "rgb" / f"{clip}.mp4")
 
 
 def _listing(names: list[str], limit: int = 8) -> str:
@@ -149,7 +170,7 @@ def read_vipe(
     """
     root, clip = resolve_vipe(path, clip)
     files = {
-        "rgb": root / "rgb" / f"{clip}.mp4",
+        "rgb": clip_video(root, clip),
         "pose": root / "pose" / f"{clip}.npz",
         "intrinsics": root / "intrinsics" / f"{clip}.npz",
     }

@@ -441,38 +441,58 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
         cameras = _multiview_cameras(request, data)
     else:
         cameras = video_cameras(request, data)
+    what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the video's first frame")
     if request.camera_file is not None:
-        _note_first_camera_away_from_source(request, cameras, first_view(kind, data), kind)
+        file = f"camera file {str(request.camera_file)!r}"
+        identity = " (w2c = identity)" if kind == "image" else ""
+        _note_first_camera_away_from_source(
+            cameras, first_view(kind, data), what, path=file, path_K=file, onto="the file's path",
+            fix=f"give the poses in the world of that camera{identity} and start the path there",
+            fix_K=f"give the file's first camera the intrinsics of {what}",
+        )  # fmt: skip
+    elif kind == "multiview":
+        # GEN3C's gen3c_multiview.py seeds frame 0 with the first key view's image and renders w2cs_all[0]
+        # for it, so a path that starts elsewhere jumps after frame 0 there too. Without Ks_all every camera
+        # has the last key view's K (GEN3C's default): intrinsics are compared only where Ks_all gives others.
+        npz = f"multi-view npz {str(request.multiview_npz)!r}"
+        _note_first_camera_away_from_source(
+            cameras, first_view(kind, data), what, path=f"{npz} w2cs_all", path_K=f"{npz} Ks_all", onto="w2cs_all's path",
+            fix="start w2cs_all at w2cs_key_frames[0], or put first the key view it starts at",
+            fix_K="give Ks_all[0] the first key view's K_key_frames[0]",
+            check_intrinsics=not torch.allclose(cameras.K[0], data.keys.K[-1], atol=1e-4),
+        )  # fmt: skip
     return cameras
 
 
-#: A camera file's first camera this far from the view the first frame shows (a share of its
-#: median depth, or degrees) makes the video jump after its first frame (:func:`_note_first_camera_away_from_source`).
+#: A path's first camera (a camera file's, a multi-view w2cs_all's) this far from the view the first frame
+#: shows (a share of its median depth, or degrees) makes the video jump after its first frame
+#: (:func:`_note_first_camera_away_from_source`).
 FIRST_CAMERA_DISTANCE, FIRST_CAMERA_DEGREES = 0.01, 0.5
 #: … or its focal length this much longer or shorter (a share), or its principal point this many pixels away.
 FIRST_CAMERA_ZOOM, FIRST_CAMERA_PIXELS = 0.01, 2.0
 
 
-def _note_first_camera_away_from_source(request: GenerationRequest, cameras: Cameras, source: SourceView, kind: str) -> None:
+def _note_first_camera_away_from_source(
+    cameras: Cameras, source: SourceView, what: str, *, path: str, path_K: str, onto: str, fix: str, fix_K: str, check_intrinsics: bool = True
+) -> None:
     """The video's first frame is the source view's image (the generators condition on it), seen
-    from the source camera; a camera file whose first camera is elsewhere (a path in another
-    world frame, e.g. a COLMAP or nerfstudio scene's, or one that starts elsewhere) jumps from it
-    to its own path at frame 1: said in a note."""
+    from the source camera (``what`` names it); a path whose first camera is elsewhere (a camera
+    file in another world frame, e.g. a COLMAP or nerfstudio scene's, or one that starts elsewhere;
+    a multi-view ``w2cs_all`` that starts at another key view) jumps from it onto its own path
+    (``onto``) at frame 1: said in a note naming ``path`` and ending in ``fix`` (``path_K`` and
+    ``fix_K`` for other intrinsics, compared where ``check_intrinsics``)."""
     from gen3c.cameras import camera_centers, rotation_angle_degrees
 
-    what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the video's first frame")
-    file = f"camera file {str(request.camera_file)!r}"
     K, own = cameras.K[0].double().cpu(), source.K.double().cpu()
     zoom = float(((K.diagonal()[:2] / own.diagonal()[:2]) - 1).abs().max())
     shift = float((K[:2, 2] - own[:2, 2]).abs().max())
-    if zoom > FIRST_CAMERA_ZOOM or shift > FIRST_CAMERA_PIXELS:
+    if check_intrinsics and (zoom > FIRST_CAMERA_ZOOM or shift > FIRST_CAMERA_PIXELS):
         def shown(m: torch.Tensor) -> str:
             return ", ".join(f"{name}={float(m[i, j]):.5g}" for name, i, j in (("fx", 0, 0), ("fy", 1, 1), ("cx", 0, 2), ("cy", 1, 2)))
 
         note(
-            f"{file}: its first camera's intrinsics ({shown(K)} at the working {cameras.width}×{cameras.height}) are not those of "
-            f"{what} ({shown(own)}), but the video's first frame is {what} itself, so the view jumps after it: give the file's "
-            f"first camera the intrinsics of {what}",
+            f"{path_K}: its first camera's intrinsics ({shown(K)} at the working {cameras.width}×{cameras.height}) are not those of "
+            f"{what} ({shown(own)}), but the video's first frame is {what} itself, so the view jumps after it: {fix_K}",
             stacklevel=3,
         )
     first, origin = cameras.w2c[0].double().cpu(), source.w2c.double().cpu()
@@ -482,12 +502,10 @@ def _note_first_camera_away_from_source(request: GenerationRequest, cameras: Cam
     far = median is not None and distance > FIRST_CAMERA_DISTANCE * median
     if not (far or degrees > FIRST_CAMERA_DEGREES):
         return
-    identity = " (w2c = identity)" if kind == "image" else ""
     scale = f" ({distance / median:.3g}× the scene's median depth)" if median else ""
     note(
-        f"{file} starts {distance:.4g} units{scale} and {degrees:.3g}° away from the camera of "
-        f"{what}, but the video's first frame is {what} itself, so the video jumps onto the file's path after it: give the "
-        f"poses in the world of that camera{identity} and start the path there",
+        f"{path} starts {distance:.4g} units{scale} and {degrees:.3g}° away from the camera of "
+        f"{what}, but the video's first frame is {what} itself, so the video jumps onto {onto} after it: {fix}",
         stacklevel=3,
     )
 

@@ -220,13 +220,13 @@ def _input_video_rate(request: GenerationRequest) -> float | None:
     """The frame rate of a video input's mp4 (a sample directory's ``rgb.mp4``, a ViPE clip's);
     None for other inputs, or where the path is wrong (the input's reader then says so)."""
     if request.vipe_path is not None:
-        from gen3c.io.vipe import resolve_vipe
+        from gen3c.io.vipe import clip_video, resolve_vipe
 
         try:
             root, clip = resolve_vipe(request.vipe_path, request.vipe_clip)
         except Gen3cInputError:
             return None
-        mp4 = root / "rgb" / f"{clip}.mp4"
+        mp4 = clip_video(root, clip)
     elif request.input_image_path is not None and is_dir(request.input_image_path):
         mp4 = Path(request.input_image_path) / "rgb.mp4"
     else:
