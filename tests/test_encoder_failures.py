@@ -223,7 +223,7 @@ def test_ctrl_c_while_the_encoder_holds_frames_leaves_nothing(demo_source, tmp_p
     def ctrl_c():
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt, match="1 of 2 chunks are kept"):
+    with pytest.raises(KeyboardInterrupt, match="1 of 2 chunks is kept"):
         run_request(request(tmp_path), source=demo_source, progress=when("Chunk 2/2: generating (preview)", ctrl_c))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["output.partial"] and encoders_gone()
 

@@ -148,7 +148,7 @@ def test_interrupt_right_after_a_chunk_is_renamed_into_place_keeps_it(box_scene,
 
     monkeypatch.setattr(resume.os, "replace", replace_then_interrupt)
     request = box_request(box_scene, tmp_path)
-    with pytest.raises(KeyboardInterrupt, match=r"1 of 3 chunks are kept"):
+    with pytest.raises(KeyboardInterrupt, match=r"1 of 3 chunks is kept"):
         run_request(request)
     monkeypatch.undo()
     assert [p.name for p in partial_dir(tmp_path, "output").glob("chunk_*")] == ["chunk_0000"]
@@ -175,7 +175,7 @@ def test_ctrl_c_while_a_chunk_is_kept_leaves_only_finished_chunks(box_scene, tmp
     # when the signal lands can outnumber the bound below, dropped frames or not.
     monkeypatch.setattr(gen3c.pipelines.resume, "_THREADS", 2)
     request = box_request(box_scene, tmp_path)
-    with pytest.raises(KeyboardInterrupt, match=r"1 of 3 chunks are kept"):
+    with pytest.raises(KeyboardInterrupt, match=r"1 of 3 chunks is kept"):
         run_request(request)
     assert len(encoded) < 2 * 9 + 3 + 8  # the rest of chunk 2's 16 new PNGs were not made
     assert sorted(p.name for p in partial_dir(tmp_path, "output").iterdir()) == ["chunk_0000", "run.json"]

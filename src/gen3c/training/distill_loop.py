@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, counted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
 from gen3c.progress import ProgressFactory
@@ -301,7 +301,7 @@ def distill(
         # none are left where a resume lowered run.max_steps below the steps the stage has done.
         todo = max(0, int(min(stage.max_steps - state.stage_step, steps_left - (state.step - start_step))))
         if todo == 0 and echo is not None and main:
-            echo(f"stage {stage.index}: {state.stage_step} steps done, run.max_steps = {stage.max_steps}: "
+            echo(f"stage {stage.index}: {counted(state.stage_step, 'step')} done, run.max_steps = {stage.max_steps}: "
                  "nothing left to train, the stage ends")  # fmt: skip
         label = f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps"
         advance = progress(label, todo) if progress is not None and main and todo else None
