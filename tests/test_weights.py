@@ -557,6 +557,29 @@ def test_cache_list_and_remove(hub, official, tmp_path):
     assert weights.cached_items(**kwargs) == []
 
 
+def test_cache_list_and_remove_work_in_a_core_install(hub, official, tmp_path, monkeypatch):
+    """`gen3c cache list` in an install without the diffusion extra (no huggingface_hub, no
+    filelock) said listing "needs huggingface_hub", though it fetches nothing; `cache remove`
+    could not free the disk either."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    prepare(hub, official, tmp_path, prompts=())
+    for name in ("huggingface_hub", "huggingface_hub.constants", "filelock"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError, as in an install without it
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "hub"))  # found as huggingface_hub finds it
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    listing = CliRunner().invoke(app, ["cache", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert all(name in listing.output for name in ("Gen3C-Cosmos-7B-v1", DIT, TOKENIZER)), listing.output
+    removed = CliRunner().invoke(app, ["cache", "remove", "all", "--yes"])
+    assert removed.exit_code == 0 and f"removed {DIT}" in removed.output, removed.output
+    assert not (tmp_path / "hub" / "models--nvidia--Gen3C-Cosmos-7B").exists() and not weights.converted_dir(tmp_path / "cache").exists()
+
+
 def test_what_a_stopped_conversion_left_is_listed_and_removed_by_cache_remove_all(hub, official, tmp_path):
     """A conversion killed half-way leaves its temporary folder (up to the size of the converted
     checkpoint) until the next run that prepares weights; `gen3c cache list` did not show it and

@@ -384,8 +384,12 @@ def _prepare(
 
 @contextlib.contextmanager
 def _locked(root: Path, say: Log) -> Iterator[None]:
-    from filelock import FileLock, Timeout
-
+    try:
+        from filelock import FileLock, Timeout
+    except ImportError:  # a core install (`gen3c cache remove`): the same flock, taken directly
+        with _flocked(root / LOCK_FILE, say):
+            yield
+        return
     lock = FileLock(str(root / LOCK_FILE))
     try:
         lock.acquire(timeout=0)
@@ -396,6 +400,27 @@ def _locked(root: Path, say: Log) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def _flocked(path: Path, say: Log) -> Iterator[None]:
+    """:func:`_locked` without filelock: ``flock`` on the same file, which filelock takes on POSIX."""
+    try:
+        import fcntl
+    except ImportError:  # (Windows)
+        from gen3c.dependencies import missing_error
+
+        raise missing_error("filelock", f"locking {path.parent}") from None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another gen3c process that is preparing weights in {path.parent} …")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _temporary(root: Path, what: str = "") -> Path:
@@ -598,6 +623,23 @@ def _hub_settings(hub_cache_dir: str | os.PathLike | None, endpoint: str | None)
 
     constants = require("huggingface_hub.constants", "fetching GEN3C's weights")
     return Path(hub_cache_dir or constants.HF_HUB_CACHE).expanduser(), (endpoint or constants.ENDPOINT).rstrip("/")
+
+
+def _hub_cache(hub_cache_dir: str | os.PathLike | None) -> Path:
+    """huggingface_hub's cache folder, also where huggingface_hub is not installed (``gen3c cache
+    list`` and ``remove`` fetch nothing): then found as huggingface_hub finds it, from
+    ``HF_HUB_CACHE``, else ``HUGGINGFACE_HUB_CACHE``, else ``HF_HOME/hub``, else
+    ``$XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``."""
+    if hub_cache_dir:
+        return Path(hub_cache_dir).expanduser()
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        env = os.environ.get
+        home = env("HF_HOME") or os.path.join(env("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+        folder = env("HF_HUB_CACHE") or env("HUGGINGFACE_HUB_CACHE") or os.path.join(os.path.expanduser(os.path.expandvars(home)), "hub")
+        return Path(os.path.expandvars(folder)).expanduser()
+    return Path(constants.HF_HUB_CACHE).expanduser()
 
 
 def _offline() -> bool:
@@ -822,7 +864,10 @@ HUB_NO_RESUME_VERSION = (1, 18)
 
 
 def _hub_resumes_partials() -> bool:
-    from huggingface_hub import __version__
+    try:
+        from huggingface_hub import __version__
+    except ImportError:  # (listing without it: nothing here continues them)
+        return False
 
     return tuple(int(n) for n in re.findall(r"\d+", __version__)[:2]) < HUB_NO_RESUME_VERSION
 
@@ -955,7 +1000,7 @@ def cached_items(
             what = "left by a stopped run: the next run that prepares weights deletes it, as `gen3c cache remove` does"
             detail = what if free else "being written by a running gen3c"
         items += [CachedItem(folder.name, "leftover", folder, _folder_bytes(folder), detail) for folder in temporary]
-    hub_cache = _hub_settings(hub_cache_dir, None)[0]
+    hub_cache = _hub_cache(hub_cache_dir)
     for repo in (weights.dit, weights.tokenizer, weights.text_encoder):
         folder = hub_cache / f"models--{repo.repo_id.replace('/', '--')}"
         if folder.is_dir():
@@ -1009,7 +1054,7 @@ def remove_cached(
     root = weights_cache_dir(cache_dir)
     if not chosen:
         return []
-    hub_cache = _hub_settings(hub_cache_dir, None)[0]
+    hub_cache = _hub_cache(hub_cache_dir)
     shared = [item for item in chosen if item.kind == "download"]
     for item in shared:
         if _partial_downloads(item.path, hub_cache)["running"]:
