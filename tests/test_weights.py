@@ -450,6 +450,33 @@ def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, of
     assert not leftovers(tmp_path)
 
 
+def test_a_full_disk_while_recording_a_download_is_one_line_and_keeps_the_record(hub, official, tmp_path, monkeypatch):
+    """ENOSPC while writing downloads.json (after T5 was fetched and checked) was a traceback."""
+    import errno
+
+    prepare(hub, official, tmp_path, prompts=())
+    record = tmp_path / "cache" / weights.RECORD_FILE
+    before = record.read_bytes()
+    write_bytes = Path.write_bytes
+
+    def full(path, data):
+        if not path.name.startswith(".downloads."):
+            return write_bytes(path, data)
+        write_bytes(path, data[: len(data) // 2])  # half of it made it to the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path)  # T5 is fetched and recorded now
+    assert str(err.value).startswith(
+        f"the disk of the folder of converted weights {tmp_path / 'cache'} filled up while writing downloads.json "
+        "(No space left on device); it was left as it was: free some space"
+    ) and "\n" not in str(err.value)
+    assert record.read_bytes() == before and sorted(p.name for p in record.parent.iterdir() if p.name.startswith(".downloads")) == []
+    monkeypatch.undo()
+    assert prepare(hub, official, tmp_path).has_prompt_cache  # once there is room
+
+
 def test_partial_downloads_that_killed_runs_left_are_reported_and_removed_by_the_next_fetch(hub, official, tmp_path):
     """huggingface_hub (from 1.18) writes each download to blobs/<blob>.<8 hex>.incomplete and
     never continues one a killed run left: `cache list` said "the next fetch resumes them", and

@@ -849,9 +849,27 @@ class _Record:
             self.save()
 
     def save(self) -> None:
+        """Write the record whole (a temporary file renamed over it), or raise one line saying why
+        not; the record on the disk is then left as it was."""
         from gen3c.io.atomic import write_text_atomic
 
-        write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
+        try:
+            write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
+        except (OSError, Gen3cInputError) as exc:  # (the temporary file not made: an input error caused by an OSError)
+            cause = exc if isinstance(exc, OSError) else exc.__context__
+            if not isinstance(cause, OSError):
+                raise
+            folder = self.path.parent
+            if is_disk_full(cause):
+                raise Gen3cModelError(
+                    f"the disk of the folder of converted weights {folder} filled up while writing {RECORD_FILE} "
+                    f"({disk_full_reason(cause)}); it was left as it was: free some space, or choose a folder on a larger "
+                    "disk with --cache_dir (GEN3C_CACHE_DIR), then run again (the downloads are kept)"
+                ) from None
+            raise Gen3cModelError(
+                f"{self.path} cannot be written ({cause.strerror or cause}); it was left as it was: fix the permissions of "
+                f"{folder}, or choose another folder with --cache_dir (GEN3C_CACHE_DIR), then run again (the downloads are kept)"
+            ) from None
 
 
 # -- huggingface_hub's unfinished downloads ----------------------------------------------------
