@@ -327,6 +327,42 @@ def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, offic
     assert prepare(hub, official, tmp_path, prompts=()).checkpoint == bare.checkpoint  # which runs offline
 
 
+def test_offline_a_file_touched_since_it_was_checked_is_checked_again_not_called_missing(hub, official, tmp_path, monkeypatch):
+    """Offline, a hub-cache file whose modification time changed since gen3c checked it (copied
+    without it, touched) was reported as "not fetched yet" though it was there."""
+    prepare(hub, official, tmp_path, text_encoder=True)
+    record = tmp_path / "cache" / weights.RECORD_FILE
+    blob = next((tmp_path / "hub").glob("models--google-t5--t5-11b/snapshots/*/model.safetensors")).resolve()
+    os.utime(blob, ns=(blob.stat().st_atime_ns, blob.stat().st_mtime_ns + 10**9))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    lines: list[str] = []
+    prepared = prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",), log=lines.append)
+    assert prepared.text_encoder is not None and hub.count() == 0
+    assert [line for line in lines if "checking it again" in line] == [
+        f"{T5}/model.safetensors ({prepared.text_encoder / 'model.safetensors'}) changed since gen3c checked it (its modification time): checking it again"
+    ]
+    lines.clear()
+    prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",), log=lines.append)
+    assert not lines  # recorded anew: not hashed again
+
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF  # changed, same size
+    blob.write_bytes(bytes(data))
+    with pytest.raises(Gen3cModelError, match=r"^google-t5/t5-11b/model.safetensors \(.*\) changed since gen3c checked it \(its modification time\) "
+                       r"and no longer matches \(sha256 [0-9a-f]{64}, the hub lists [0-9a-f]{64}\), .*unset HF_HUB_OFFLINE"):  # fmt: skip
+        prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    old = json.loads(record.read_text())  # as a gen3c that recorded no sha256 wrote it
+    for entry in old["repos"].values():
+        entry["files"] = {name: values[:2] for name, values in entry["files"].items()}
+    record.write_text(json.dumps(old))
+    with pytest.raises(Gen3cModelError, match=r"changed since gen3c checked it .*HF_HUB_OFFLINE=1 forbids checking it against the hub: unset HF_HUB_OFFLINE"):
+        prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
+    assert hub.count() == 0
+
+
 def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     hub.listed_sizes[(DIT, "model.pt")] = 10**15  # a petabyte: no disk here has that
     with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.3 GB needed \(") as err:

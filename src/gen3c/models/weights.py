@@ -17,8 +17,9 @@ once, and kept in a versioned cache folder.
    checked against the free disk space before the first byte.
 3. **Check** each fetched file once: its size, the sha256 the hub lists for LFS files, and the
    MD5 sum GEN3C's ``scripts/download_gen3c_checkpoints.py`` publishes for it; a mismatch
-   fetches that file again, once. Checked files are recorded in ``CACHE/downloads.json`` (size
-   and modification time), so they are not hashed again.
+   fetches that file again, once. Checked files are recorded in ``CACHE/downloads.json`` (size,
+   modification time, sha256), so they are not hashed again; one whose modification time
+   changed is checked again (offline: against the record, :class:`_Record`).
 4. **Convert** with :func:`gen3c.models.convert.convert_components` (the conversion report
    must account for every key) into ``CACHE/.incomplete-*/``, add the manifest
    ``gen3c_weights.json``, and rename into place: a conversion killed half-way leaves only the
@@ -322,6 +323,9 @@ def _prepare(
     if missing and quiet:
         return None
     plans = []
+    if missing and _offline():  # files changed on disk since they were checked are checked again here
+        local.update({repo.repo_id: record.recheck(repo, say, save=not dry_run) for repo in missing})
+        missing = [repo for repo in repos if local[repo.repo_id] is None]
     if missing:
         if _offline():
             names = ", ".join(repo.repo_id for repo in missing)
@@ -735,7 +739,7 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                     raise _hub_error(exc, repo, endpoint) from None
             problem = None if record.checked(repo.repo_id, plan.revision, name, path) else _file_problem(path, size, sha256, repo.md5.get(name))
             if problem is None:
-                record.add(repo.repo_id, plan.revision, name, path)
+                record.add(repo.repo_id, plan.revision, name, path, sha256)
                 break
             if attempt == 1:
                 say(f"{repo.repo_id}/{name}: {problem}: fetching it again")
@@ -792,8 +796,13 @@ def _snapshot(files: dict[str, Path]) -> Path:
 
 class _Record:
     """``CACHE/downloads.json``: per repository, the revision gen3c fetched and the files it
-    checked (size and modification time), for one hub cache. Lets a later run use them without
-    the network and without hashing them again."""
+    checked (size, modification time and the hub's sha256), for one hub cache. Lets a later run
+    use them without the network and without hashing them again.
+
+    A file whose modification time changed since (copied without it, touched, restored from a
+    backup) is checked again: online against the hub's listing, offline (``HF_HUB_OFFLINE=1``)
+    against its size and the sha256 recorded here (and GEN3C's MD5), so that a whole file still
+    serves offline and a changed one is named, not reported as "not fetched yet"."""
 
     def __init__(self, root: Path, hub_cache: Path) -> None:
         self.path, self.hub_cache = root / RECORD_FILE, str(hub_cache.resolve())
@@ -828,14 +837,49 @@ class _Record:
         if entry is None or entry.get("revision") != revision or name not in entry["files"]:
             return False
         stat = path.stat()
-        return entry["files"][name] == [stat.st_size, stat.st_mtime_ns]
+        return entry["files"][name][:2] == [stat.st_size, stat.st_mtime_ns]
 
-    def add(self, repo_id: str, revision: str, name: str, path: Path) -> None:
+    def recheck(self, repo: HubRepo, say: Log, save: bool = True) -> tuple[str, dict[str, Path]] | None:
+        """:meth:`local` for a run that cannot reach the hub: files changed on disk since they were
+        checked are checked again against what was recorded (and, with ``save``, recorded anew). None when a
+        file is not in the hub cache; raises when one changed and no longer matches, or was
+        recorded by a gen3c that kept no sha256 to check it against."""
+        from huggingface_hub import try_to_load_from_cache
+
+        entry = self._entry(repo.repo_id)
+        if entry is None or not entry.get("complete"):
+            return None
+        revision, paths = entry["revision"], {}
+        for name, recorded in entry["files"].items():
+            found = try_to_load_from_cache(repo.repo_id, name, cache_dir=self.hub_cache, revision=revision)
+            if not isinstance(found, str):
+                return None
+            path = paths[name] = Path(found)
+            if self.checked(repo.repo_id, revision, name, path):
+                continue
+            what = f"{repo.repo_id}/{name} ({path}) changed since gen3c checked it (its modification time)"
+            if len(recorded) < 3:  # (recorded before the sha256 was)
+                raise Gen3cModelError(
+                    f"{what}, and HF_HUB_OFFLINE=1 forbids checking it against the hub: unset HF_HUB_OFFLINE for one run, "
+                    "which checks it again (and fetches it again only if it is damaged)"
+                )
+            say(f"{what}: checking it again")
+            problem = _file_problem(path, recorded[0], recorded[2], repo.md5.get(name))
+            if problem is not None:
+                raise Gen3cModelError(
+                    f"{what} and no longer matches ({problem}), and HF_HUB_OFFLINE=1 forbids fetching it again: "
+                    "unset HF_HUB_OFFLINE, and gen3c fetches it again"
+                )
+            if save:
+                self.add(repo.repo_id, revision, name, path, recorded[2])
+        return revision, paths
+
+    def add(self, repo_id: str, revision: str, name: str, path: Path, sha256: str | None = None) -> None:
         entry = self._entry(repo_id)
         if entry is None or entry.get("revision") != revision:
             entry = self.data["repos"][repo_id] = {"hub_cache": self.hub_cache, "revision": revision, "files": {}}
         stat = path.stat()
-        entry["files"][name] = [stat.st_size, stat.st_mtime_ns]
+        entry["files"][name] = [stat.st_size, stat.st_mtime_ns, sha256]
         self.save()
 
     def complete(self, repo_id: str, names: Iterable[str]) -> None:
