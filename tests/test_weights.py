@@ -451,6 +451,43 @@ def test_a_read_only_cache_that_must_be_written_says_why(hub, official, tmp_path
     assert str(caught.value) == f"{target} is damaged (vae/config.json is missing) and must be converted again, but {refusal}"
 
 
+def test_a_read_only_cache_fetches_t5_for_a_new_prompt_and_records_it_in_the_users_folder(hub, official, tmp_path, monkeypatch):
+    """A read-only shared cache (converted, prompt cache made) refused a prompt outside the prompt
+    cache while T5 was not in the user's hub cache: T5 goes to the hub cache, which is writable;
+    only its record, downloads.json, was to be written in the cache folder."""
+    import gen3c.io.atomic
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path)
+    weights.remove_cached([T5], **kwargs)
+    hub.clear()
+    root = tmp_path / "cache"
+    before = files_of(root)
+    ensure_writable_dir, write_bytes_atomic, locked = gen3c.io.atomic.ensure_writable_dir, gen3c.io.atomic.write_bytes_atomic, weights._locked
+
+    def refused(path):
+        if Path(path) == root or root in Path(path).parents:
+            raise Gen3cInputError(f"the folder {str(root)!r} is not writable: choose a writable folder or fix its permissions")
+
+    monkeypatch.setattr(gen3c.io.atomic, "ensure_writable_dir", lambda folder, what="": refused(folder) or ensure_writable_dir(folder, what))
+    monkeypatch.setattr(gen3c.io.atomic, "check_writable_place", lambda folder, what, **kw: refused(folder))
+    monkeypatch.setattr(gen3c.io.atomic, "write_bytes_atomic", lambda target, data: refused(target) or write_bytes_atomic(target, data))
+    monkeypatch.setattr(weights, "_locked", lambda folder, say: refused(folder) or locked(folder, say))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    prompt = ("a prompt outside the cache",)
+    plan = prepare(hub, official, tmp_path, prompts=prompt, dry_run=True)
+    assert {(r, f) for r, f, _ in plan.to_fetch} >= {(T5, "model.safetensors")} and not plan.converted
+    prepared = prepare(hub, official, tmp_path, prompts=prompt)
+    assert prepared.text_encoder is not None and (prepared.text_encoder / "model.safetensors").is_file()
+    assert fetched(hub) and all(name.startswith(T5) for name in fetched(hub)) and files_of(root) == before
+    assert T5 in json.loads((tmp_path / "home" / "gen3c" / weights.RECORD_FILE).read_text())["repos"]
+    hub.clear()
+    assert prepare(hub, official, tmp_path, prompts=prompt).text_encoder == prepared.text_encoder
+    assert hub.count() == 0 and files_of(root) == before  # checked once, recorded in the user's folder
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert prepare(hub, official, tmp_path, prompts=prompt).text_encoder == prepared.text_encoder
+
+
 def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, official, tmp_path, monkeypatch):
     """ENOSPC while adding the prompt cache was a traceback; while converting, the message named
     the temporary CACHE/.incomplete-*/ folder, not the folder the user chose (--cache_dir)."""

@@ -255,7 +255,12 @@ def prepare_weights(
 
     what = "the folder of converted weights (--cache_dir / GEN3C_CACHE_DIR)"
     if dry_run:  # refused as the run would be, without creating anything
-        check_writable_place(root, what)
+        try:
+            check_writable_place(root, what)
+        except Gen3cInputError as exc:  # (what only records T5 may record it elsewhere: _record_elsewhere)
+            why = _what_to_write(weights, prompts, text_encoder, root)
+            if why is not None:
+                raise type(exc)(f"{why}, but {exc}") from None
     # Reusing a finished conversion, and a dry run, write nothing: they need neither write access
     # nor the lock (an admin's read-only shared cache serves its users as it is).
     prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=dry_run, write=False)
@@ -263,8 +268,12 @@ def prepare_weights(
         return prepared
     try:
         ensure_writable_dir(root, what)
-    except Gen3cInputError as exc:  # (a read-only shared cache serves as long as nothing is to write: say what is)
-        raise type(exc)(f"{_what_to_write(weights, prompts, text_encoder, root)}, but {exc}") from None
+    except Gen3cInputError as exc:  # (a read-only shared cache serves as long as nothing is to write to it)
+        elsewhere = _record_elsewhere(weights, prompts, text_encoder, root, exc)
+        with _locked(elsewhere, say):
+            prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=False, write=True, record_root=elsewhere)
+            assert prepared is not None
+            return prepared
     with _locked(root, say):
         _remove_leftovers(root)
         prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=False, write=True)
@@ -272,8 +281,9 @@ def prepare_weights(
         return prepared
 
 
-def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path) -> str:
-    """Why :func:`prepare_weights` must write in the cache folder ``root`` (the reading pass found no reuse)."""
+def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path) -> str | None:
+    """Why :func:`prepare_weights` must write in the cache folder ``root`` (the reading pass found
+    no reuse); None when only T5 is to be fetched (into the hub cache) and recorded."""
     target = converted_dir(root, weights)
     if not target.exists():
         return f"GEN3C's weights are not converted in {root} yet"
@@ -282,7 +292,36 @@ def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_enco
         return f"{target} is damaged ({problem}) and must be converted again"
     if (prompts or text_encoder) and not manifest.get("prompt_cache"):
         return f"{target} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it)"
-    return f"T5 ({weights.text_encoder.repo_id}) must be fetched for a prompt outside the prompt cache and recorded in {root / RECORD_FILE}"
+    return None
+
+
+def user_record_dir() -> Path:
+    """Where a user's gen3c keeps its record of checked downloads when the folder of converted
+    weights is read-only: the default cache folder, ``$XDG_CACHE_HOME/gen3c`` else
+    ``~/.cache/gen3c`` (whatever ``GEN3C_CACHE_DIR`` says)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gen3c"
+
+
+def _record_elsewhere(
+    weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path, refusal: Gen3cInputError
+) -> Path:
+    """The folder for ``downloads.json`` when the cache folder ``root`` cannot be written
+    (``refusal``) and nothing but that record would be written there: T5, fetched into the hub
+    cache for a prompt outside the prompt cache, is recorded in :func:`user_record_dir`. Raises
+    ``refusal`` with what had to be written where more is (a conversion, the prompt cache) or that
+    folder cannot be written either."""
+    from gen3c.io.atomic import ensure_writable_dir
+
+    why = _what_to_write(weights, prompts, text_encoder, root)
+    if why is None:
+        folder = user_record_dir()
+        with contextlib.suppress(Gen3cInputError):  # (root itself, when it is the default folder)
+            return ensure_writable_dir(folder, "gen3c's own cache folder")
+        why = (
+            f"T5 ({weights.text_encoder.repo_id}) must be fetched for a prompt outside the prompt cache and recorded in "
+            f"{root / RECORD_FILE} or {folder / RECORD_FILE}"
+        )
+    raise type(refusal)(f"{why}, but {refusal}") from None
 
 
 def _prepare(
@@ -296,9 +335,11 @@ def _prepare(
     *,
     dry_run: bool,
     write: bool,
+    record_root: Path | None = None,
 ) -> PreparedWeights | None:
     """:func:`prepare_weights`' work; without ``write`` (and not a dry run) None as soon as
-    something would have to be fetched, converted, added or removed."""
+    something would have to be fetched, converted, added or removed. ``record_root``: the folder
+    whose ``downloads.json`` is written, when not ``root`` (read-only; its record is read too)."""
     target = converted_dir(root, weights)
     quiet = not (write or dry_run)  # (the writing pass that follows says it)
     manifest = _usable_manifest(target, root, (lambda _line: None) if quiet else say, remove=write)
@@ -317,7 +358,7 @@ def _prepare(
         return prepared  # the usual second run: no hub access at all
 
     hub_cache, endpoint = _hub_settings(hub_cache_dir, endpoint)
-    record = _Record(root, hub_cache)
+    record = _Record(record_root or root, hub_cache, also=root)
     local = {repo.repo_id: record.local(repo.repo_id) for repo in repos}
     missing = [repo for repo in repos if local[repo.repo_id] is None]
     if missing and quiet:
@@ -804,14 +845,25 @@ class _Record:
     against its size and the sha256 recorded here (and GEN3C's MD5), so that a whole file still
     serves offline and a changed one is named, not reported as "not fetched yet"."""
 
-    def __init__(self, root: Path, hub_cache: Path) -> None:
+    def __init__(self, root: Path, hub_cache: Path, also: Path | None = None) -> None:
+        """The record in ``root``, with the entries for ``hub_cache`` it lacks taken from the one
+        in ``also`` (a read-only cache folder whose record this one stands in for)."""
         self.path, self.hub_cache = root / RECORD_FILE, str(hub_cache.resolve())
+        self.data = self._read(self.path)
+        if also is not None and also != root:
+            for repo_id, entry in self._read(also / RECORD_FILE)["repos"].items():
+                if self._entry(repo_id) is None and isinstance(entry, dict) and entry.get("hub_cache") == self.hub_cache:
+                    self.data["repos"][repo_id] = entry
+
+    @staticmethod
+    def _read(path: Path) -> dict:
         try:
-            self.data = json.loads(self.path.read_text())
-            if not isinstance(self.data.get("repos"), dict):
+            data = json.loads(path.read_text())
+            if not isinstance(data.get("repos"), dict):
                 raise ValueError("no repos")
         except (OSError, ValueError, AttributeError):
-            self.data = {"repos": {}}
+            data = {"repos": {}}
+        return data
 
     def _entry(self, repo_id: str) -> dict | None:
         entry = self.data["repos"].get(repo_id)
