@@ -486,6 +486,9 @@ def test_a_read_only_cache_fetches_t5_for_a_new_prompt_and_records_it_in_the_use
     assert hub.count() == 0 and files_of(root) == before  # checked once, recorded in the user's folder
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert prepare(hub, official, tmp_path, prompts=prompt).text_encoder == prepared.text_encoder
+    # The user's T5 goes again from the user's hub cache (it was refused: the shared folder is read-only).
+    assert [item.name for item in weights.remove_cached([T5], **kwargs)] == [T5] and not (tmp_path / "hub" / "models--google-t5--t5-11b").exists()
+    assert T5 not in json.loads((tmp_path / "home" / "gen3c" / weights.RECORD_FILE).read_text())["repos"] and files_of(root) == before
 
 
 def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, official, tmp_path, monkeypatch):

@@ -1178,13 +1178,22 @@ def remove_cached(
             )
     if shared and confirm is not None and not confirm(shared):
         return []
-    from gen3c.io.atomic import check_writable_place
+    from gen3c.io.atomic import check_writable_place, ensure_writable_dir
 
     # Refused before anything goes (a read-only cache was a traceback from the lock file).
-    for folder in sorted({root, *(item.path.parent for item in chosen)}):
+    record_root = root
+    if all(item.kind == "download" for item in chosen):  # nothing to delete in a read-only shared CACHE:
+        try:  # the record is kept in the user's own folder then, as prepare_weights keeps it
+            check_writable_place(root, "the cache folder")
+        except Gen3cInputError as refusal:
+            try:
+                record_root = ensure_writable_dir(user_record_dir(), "gen3c's own cache folder")
+            except Gen3cInputError:
+                raise refusal from None
+    for folder in sorted({record_root, *(item.path.parent for item in chosen)}):
         check_writable_place(folder, "the cache folder")
-    with _locked(root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
-        record = _Record(root, hub_cache)
+    with _locked(record_root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
+        record = _Record(record_root, hub_cache, also=root)
         chosen = [item for item in chosen if item.path.exists()]  # (another process may have removed it while this one waited)
         for item in chosen:
             if item.kind == "converted":
