@@ -363,6 +363,25 @@ def test_offline_a_file_touched_since_it_was_checked_is_checked_again_not_called
     assert hub.count() == 0
 
 
+def test_offline_a_moved_hub_cache_is_checked_again_not_called_missing(hub, official, tmp_path, monkeypatch):
+    """Offline, with the hub cache moved (HF_HOME pointed at its new place), the files gen3c had
+    checked were reported as "not fetched yet" though they were there."""
+    import shutil
+
+    prepare(hub, official, tmp_path, text_encoder=True)
+    shutil.move(tmp_path / "hub", tmp_path / "moved")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    lines: list[str] = []
+    kwargs = {"weights": official[2], "cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "moved", "endpoint": hub.url}
+    prepared = weights.prepare_weights(prompts=("a prompt outside the cache",), log=lines.append, **kwargs)
+    assert prepared.text_encoder is not None and prepared.text_encoder.is_relative_to(tmp_path / "moved") and hub.count() == 0
+    assert f"{T5}/model.safetensors ({prepared.text_encoder / 'model.safetensors'}) was checked by gen3c in another hub cache ({tmp_path / 'hub'}): checking it again" in lines
+    lines.clear()
+    weights.prepare_weights(prompts=("a prompt outside the cache",), log=lines.append, **kwargs)
+    assert not lines and hub.count() == 0  # recorded for the new place
+
+
 def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     hub.listed_sizes[(DIT, "model.pt")] = 10**15  # a petabyte: no disk here has that
     with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.3 GB needed \(") as err:

@@ -19,7 +19,8 @@ once, and kept in a versioned cache folder.
    MD5 sum GEN3C's ``scripts/download_gen3c_checkpoints.py`` publishes for it; a mismatch
    fetches that file again, once. Checked files are recorded in ``CACHE/downloads.json`` (size,
    modification time, sha256), so they are not hashed again; one whose modification time
-   changed is checked again (offline: against the record, :class:`_Record`).
+   changed, or in a hub cache that moved, is checked again (offline: against the record,
+   :class:`_Record`).
 4. **Convert** with :func:`gen3c.models.convert.convert_components` (the conversion report
    must account for every key) into ``CACHE/.incomplete-*/``, add the manifest
    ``gen3c_weights.json``, and rename into place: a conversion killed half-way leaves only the
@@ -893,23 +894,27 @@ class _Record:
 
     def recheck(self, repo: HubRepo, say: Log, save: bool = True) -> tuple[str, dict[str, Path]] | None:
         """:meth:`local` for a run that cannot reach the hub: files changed on disk since they were
-        checked are checked again against what was recorded (and, with ``save``, recorded anew). None when a
+        checked, or that were checked in another hub cache (one moved, ``HF_HOME`` changed), are
+        checked again against what was recorded (and, with ``save``, recorded anew). None when a
         file is not in the hub cache; raises when one changed and no longer matches, or was
         recorded by a gen3c that kept no sha256 to check it against."""
         from huggingface_hub import try_to_load_from_cache
 
-        entry = self._entry(repo.repo_id)
-        if entry is None or not entry.get("complete"):
+        entry = self.data["repos"].get(repo.repo_id)
+        if not isinstance(entry, dict) or not entry.get("complete"):
             return None
+        moved = entry.get("hub_cache") != self.hub_cache
         revision, paths = entry["revision"], {}
         for name, recorded in entry["files"].items():
             found = try_to_load_from_cache(repo.repo_id, name, cache_dir=self.hub_cache, revision=revision)
             if not isinstance(found, str):
                 return None
             path = paths[name] = Path(found)
-            if self.checked(repo.repo_id, revision, name, path):
+            if not moved and self.checked(repo.repo_id, revision, name, path):
                 continue
-            what = f"{repo.repo_id}/{name} ({path}) changed since gen3c checked it (its modification time)"
+            what = f"{repo.repo_id}/{name} ({path}) " + (
+                f"was checked by gen3c in another hub cache ({entry.get('hub_cache')})" if moved else "changed since gen3c checked it (its modification time)"
+            )
             if len(recorded) < 3:  # (recorded before the sha256 was)
                 raise Gen3cModelError(
                     f"{what}, and HF_HUB_OFFLINE=1 forbids checking it against the hub: unset HF_HUB_OFFLINE for one run, "
@@ -924,6 +929,8 @@ class _Record:
                 )
             if save:
                 self.add(repo.repo_id, revision, name, path, recorded[2])
+        if moved and save:
+            self.complete(repo.repo_id, paths)
         return revision, paths
 
     def add(self, repo_id: str, revision: str, name: str, path: Path, sha256: str | None = None) -> None:
