@@ -842,9 +842,10 @@ class _Record:
     use them without the network and without hashing them again.
 
     A file whose modification time changed since (copied without it, touched, restored from a
-    backup) is checked again: online against the hub's listing, offline (``HF_HUB_OFFLINE=1``)
-    against its size and the sha256 recorded here (and GEN3C's MD5), so that a whole file still
-    serves offline and a changed one is named, not reported as "not fetched yet"."""
+    backup), or that was checked in a hub cache since moved, is checked again: online against
+    the hub's listing, offline (``HF_HUB_OFFLINE=1``) against its size and the sha256 recorded
+    here (and GEN3C's MD5), so that a whole file still serves offline and a changed one is
+    named, not reported as "not fetched yet"."""
 
     def __init__(self, root: Path, hub_cache: Path, also: Path | None = None) -> None:
         """The record in ``root``, with the entries for ``hub_cache`` it lacks taken from the one
