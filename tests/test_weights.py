@@ -697,6 +697,8 @@ def test_cache_list_and_remove_work_in_a_core_install(hub, official, tmp_path, m
     listing = CliRunner().invoke(app, ["cache", "list"])
     assert listing.exit_code == 0, listing.output
     assert all(name in listing.output for name in ("Gen3C-Cosmos-7B-v1", DIT, TOKENIZER)), listing.output
+    other = CliRunner().invoke(app, ["cache", "remove", TOKENIZER, "--yes", "--cache_dir", str(tmp_path / "new")])  # no cache folder yet
+    assert other.exit_code == 0 and f"removed {TOKENIZER}" in other.output, other.output
     removed = CliRunner().invoke(app, ["cache", "remove", "all", "--yes"])
     assert removed.exit_code == 0 and f"removed {DIT}" in removed.output, removed.output
     assert not (tmp_path / "hub" / "models--nvidia--Gen3C-Cosmos-7B").exists() and not weights.converted_dir(tmp_path / "cache").exists()

@@ -457,6 +457,7 @@ def _flocked(path: Path, say: Log) -> Iterator[None]:
         from gen3c.dependencies import missing_error
 
         raise missing_error("filelock", f"locking {path.parent}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)  # (as filelock makes it)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
