@@ -382,6 +382,21 @@ def test_offline_a_moved_hub_cache_is_checked_again_not_called_missing(hub, offi
     assert not lines and hub.count() == 0  # recorded for the new place
 
 
+def test_a_record_not_of_its_form_is_checked_again_not_a_traceback(hub, official, tmp_path):
+    """A downloads.json entry edited by hand (files as a list, a size as text) was a TypeError
+    traceback on every later run, until the file was deleted."""
+    prepare(hub, official, tmp_path, text_encoder=True)
+    record = tmp_path / "cache" / weights.RECORD_FILE
+    data = json.loads(record.read_text())
+    data["repos"][T5]["files"] = ["model.safetensors"]
+    data["repos"][TOKENIZER]["files"]["encoder.jit"] = ["12", 3]
+    record.write_text(json.dumps(data))
+    hub.clear()
+    prepared = prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
+    assert prepared.text_encoder is not None and hub.count(contains="/resolve/") == 0  # checked again, nothing fetched
+    assert T5 in json.loads(record.read_text())["repos"]
+
+
 def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     hub.listed_sizes[(DIT, "model.pt")] = 10**15  # a petabyte: no disk here has that
     with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.3 GB needed \(") as err:

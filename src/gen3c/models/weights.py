@@ -860,12 +860,21 @@ class _Record:
 
     @staticmethod
     def _read(path: Path) -> dict:
+        """The record at ``path``, without the entries not of its form (edited by hand, or by
+        another program): those files are checked again, as for a missing record."""
         try:
             data = json.loads(path.read_text())
             if not isinstance(data.get("repos"), dict):
                 raise ValueError("no repos")
         except (OSError, ValueError, AttributeError):
-            data = {"repos": {}}
+            return {"repos": {}}
+
+        def whole(entry: object) -> bool:
+            if not (isinstance(entry, dict) and isinstance(entry.get("revision"), str) and isinstance(entry.get("files"), dict)):
+                return False
+            return all(isinstance(v, list) and len(v) >= 2 and all(type(n) is int for n in v[:2]) for v in entry["files"].values())
+
+        data["repos"] = {repo_id: entry for repo_id, entry in data["repos"].items() if whole(entry)}
         return data
 
     def _entry(self, repo_id: str) -> dict | None:
