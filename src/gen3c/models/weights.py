@@ -872,7 +872,10 @@ class _Record:
         def whole(entry: object) -> bool:
             if not (isinstance(entry, dict) and isinstance(entry.get("revision"), str) and isinstance(entry.get("files"), dict)):
                 return False
-            return all(isinstance(v, list) and len(v) >= 2 and all(type(n) is int for n in v[:2]) for v in entry["files"].values())
+            return all(
+                isinstance(v, list) and len(v) in (2, 3) and all(type(n) is int for n in v[:2]) and (v[2:] in ([], [None]) or isinstance(v[2], str))
+                for v in entry["files"].values()
+            )
 
         data["repos"] = {repo_id: entry for repo_id, entry in data["repos"].items() if whole(entry)}
         return data
