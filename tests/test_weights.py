@@ -587,6 +587,27 @@ def test_a_full_disk_while_recording_a_download_is_one_line_and_keeps_the_record
     assert prepare(hub, official, tmp_path).has_prompt_cache  # once there is room
 
 
+def test_a_full_disk_under_the_record_kept_for_a_read_only_cache_names_its_own_way_out(tmp_path, monkeypatch):
+    """The record a read-only shared cache's user keeps in $XDG_CACHE_HOME/gen3c: --cache_dir
+    (the shared folder) is no way out of a full disk there."""
+    import errno
+
+    import gen3c.io.atomic
+
+    def full(target, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gen3c.io.atomic, "write_bytes_atomic", full)
+    record = weights._Record(tmp_path / "home" / "gen3c", tmp_path / "hub", also=tmp_path / "shared")
+    with pytest.raises(Gen3cModelError) as err:
+        record.save()
+    assert str(err.value) == (
+        f"the disk of gen3c's own cache folder {tmp_path / 'home' / 'gen3c'} filled up while writing downloads.json (No space "
+        "left on device); it was left as it was: free some space, or choose a folder on a larger disk with XDG_CACHE_HOME, then "
+        "run again (the downloads are kept)"
+    )
+
+
 def test_partial_downloads_that_killed_runs_left_are_reported_and_removed_by_the_next_fetch(hub, official, tmp_path):
     """huggingface_hub (from 1.18) writes each download to blobs/<blob>.<8 hex>.incomplete and
     never continues one a killed run left: `cache list` said "the next fetch resumes them", and

@@ -853,7 +853,8 @@ class _Record:
         in ``also`` (a read-only cache folder whose record this one stands in for)."""
         self.path, self.hub_cache = root / RECORD_FILE, str(hub_cache.resolve())
         self.data = self._read(self.path)
-        if also is not None and also != root:
+        self.stands_in = also is not None and also != root
+        if self.stands_in:
             for repo_id, entry in self._read(also / RECORD_FILE)["repos"].items():
                 if self._entry(repo_id) is None and isinstance(entry, dict) and entry.get("hub_cache") == self.hub_cache:
                     self.data["repos"][repo_id] = entry
@@ -977,15 +978,16 @@ class _Record:
             if not isinstance(cause, OSError):
                 raise
             folder = self.path.parent
+            what, option = ("gen3c's own cache folder", "XDG_CACHE_HOME") if self.stands_in else ("the folder of converted weights", "--cache_dir (GEN3C_CACHE_DIR)")
             if is_disk_full(cause):
                 raise Gen3cModelError(
-                    f"the disk of the folder of converted weights {folder} filled up while writing {RECORD_FILE} "
-                    f"({disk_full_reason(cause)}); it was left as it was: free some space, or choose a folder on a larger "
-                    "disk with --cache_dir (GEN3C_CACHE_DIR), then run again (the downloads are kept)"
+                    f"the disk of {what} {folder} filled up while writing {RECORD_FILE} ({disk_full_reason(cause)}); it was "
+                    f"left as it was: free some space, or choose a folder on a larger disk with {option}, then run again "
+                    "(the downloads are kept)"
                 ) from None
             raise Gen3cModelError(
                 f"{self.path} cannot be written ({cause.strerror or cause}); it was left as it was: fix the permissions of "
-                f"{folder}, or choose another folder with --cache_dir (GEN3C_CACHE_DIR), then run again (the downloads are kept)"
+                f"{folder}, or choose another folder with {option}, then run again (the downloads are kept)"
             ) from None
 
 
