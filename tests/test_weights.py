@@ -740,6 +740,31 @@ def test_cache_list_and_remove_work_in_a_core_install(hub, official, tmp_path, m
     assert not (tmp_path / "hub" / "models--nvidia--Gen3C-Cosmos-7B").exists() and not weights.converted_dir(tmp_path / "cache").exists()
 
 
+def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_path, monkeypatch):
+    """A repository folder of a shared hub cache that another user owns: `cache remove` ended in a
+    PermissionError traceback, half-way through the names given."""
+    import shutil
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path, prompts=())
+    rmtree = shutil.rmtree
+    folder = tmp_path / "hub" / "models--nvidia--Cosmos-Tokenize1-CV8x8x8-720p"
+    blob = next((folder / "blobs").iterdir())
+
+    def denied(path, *args, **kwargs):
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(blob))
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(weights.shutil, "rmtree", denied)
+    with pytest.raises(Gen3cModelError) as err:
+        weights.remove_cached([TOKENIZER, DIT], **kwargs)
+    assert str(err.value) == (
+        f"{TOKENIZER} could not be deleted (Permission denied: {blob}); {DIT} removed: fix the permissions of {folder}, "
+        f"then run `gen3c cache remove {TOKENIZER}` again"
+    )
+
+
 def test_what_a_stopped_conversion_left_is_listed_and_removed_by_cache_remove_all(hub, official, tmp_path):
     """A conversion killed half-way leaves its temporary folder (up to the size of the converted
     checkpoint) until the next run that prepares weights; `gen3c cache list` did not show it and

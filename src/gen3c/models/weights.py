@@ -1218,12 +1218,20 @@ def remove_cached(
     with _locked(record_root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
         record = _Record(record_root, hub_cache, also=root)
         chosen = [item for item in chosen if item.path.exists()]  # (another process may have removed it while this one waited)
-        for item in chosen:
-            if item.kind == "converted":
-                _delete_at_once(item.path, root, "removed-")
-            elif item.kind == "leftover":  # (under the lock: no run is writing it)
-                shutil.rmtree(item.path, ignore_errors=True)
-            else:
-                record.forget(item.name)
-                shutil.rmtree(item.path)
+        for done, item in enumerate(chosen):
+            try:
+                if item.kind == "converted":
+                    _delete_at_once(item.path, root, "removed-")
+                elif item.kind == "leftover":  # (under the lock: no run is writing it)
+                    shutil.rmtree(item.path, ignore_errors=True)
+                else:
+                    record.forget(item.name)
+                    shutil.rmtree(item.path)
+            except OSError as exc:  # (a folder of a shared hub cache that another user owns, say)
+                where = f" {exc.filename}" if exc.filename else ""
+                gone = f"; {', '.join(i.name for i in chosen[:done])} removed" if done else ""
+                raise Gen3cModelError(
+                    f"{item.name} could not be deleted ({exc.strerror or exc}:{where}){gone}: fix the permissions of {item.path}, "
+                    f"then run `gen3c cache remove {item.name}` again"
+                ) from None
     return chosen
