@@ -363,6 +363,28 @@ def test_offline_a_file_touched_since_it_was_checked_is_checked_again_not_called
     assert hub.count() == 0
 
 
+def test_offline_files_another_program_fetched_are_not_called_missing(hub, official, tmp_path, monkeypatch):
+    """Offline, T5 in the hub cache but never checked by gen3c (fetched by transformers or `hf
+    download`: no record of it) was reported as "not fetched yet"."""
+    prepare(hub, official, tmp_path, prompts=())
+    prepare(hub, official, tmp_path, text_encoder=True)
+    (tmp_path / "cache" / weights.RECORD_FILE).unlink()  # as if another program had fetched them
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
+    assert str(err.value) == (
+        f"GEN3C's weights are converted in {weights.converted_dir(tmp_path / 'cache')}, but T5 ({T5}), which a prompt outside the "
+        "prompt cache needs, is in the hub cache but not checked by gen3c yet and HF_HUB_OFFLINE=1 forbids checking it: unset "
+        "HF_HUB_OFFLINE (files in the hub cache are checked, not fetched again), or run with --disable_prompt_encoder "
+        "(`gen3c download`: --no_text_encoder)"
+    )
+    import shutil
+
+    shutil.rmtree(weights.converted_dir(tmp_path / "cache"))
+    with pytest.raises(Gen3cModelError, match=rf"^GEN3C's weights are not all here \({DIT} in the hub cache but not checked by gen3c yet, "):
+        prepare(hub, official, tmp_path, prompts=())
+
+
 def test_offline_a_moved_hub_cache_is_checked_again_not_called_missing(hub, official, tmp_path, monkeypatch):
     """Offline, with the hub cache moved (HF_HOME pointed at its new place), the files gen3c had
     checked were reported as "not fetched yet" though they were there."""

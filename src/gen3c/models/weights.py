@@ -369,17 +369,21 @@ def _prepare(
         local.update({repo.repo_id: record.recheck(repo, say, save=not dry_run) for repo in missing})
         missing = [repo for repo in repos if local[repo.repo_id] is None]
     if missing:
-        if _offline():
-            names = ", ".join(repo.repo_id for repo in missing)
+        if _offline():  # (files another program fetched are there, but unchecked: said so, not "not fetched yet")
+            there = {repo.repo_id for repo in missing if _in_hub_cache(repo, hub_cache)}
+            states = [f"{r} {'in the hub cache but not checked by gen3c yet' if r in there else 'not fetched yet'}" for r in (m.repo_id for m in missing)]
+            fix = "unset HF_HUB_OFFLINE" + (" (files in the hub cache are checked, not fetched again)" if there else "")
             if manifest is not None:  # converted: only T5 is missing, and a run without prompts needs none
                 need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
+                state = "is in the hub cache but not checked by gen3c yet" if there else "is not fetched yet"
                 raise Gen3cModelError(
-                    f"GEN3C's weights are converted in {target}, but T5 ({names}), which {need} needs, is not fetched yet and "
-                    "HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE, or run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
+                    f"GEN3C's weights are converted in {target}, but T5 ({', '.join(there) or missing[0].repo_id}), which {need} needs, "
+                    f"{state} and HF_HUB_OFFLINE=1 forbids {'checking' if there else 'fetching'} it: {fix}, or run with "
+                    "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
                 )
             raise Gen3cModelError(
-                f"GEN3C's weights are not all here ({names} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: "
-                "unset HF_HUB_OFFLINE, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
+                f"GEN3C's weights are not all here ({', '.join(states)}) and HF_HUB_OFFLINE=1 forbids fetching them: "
+                f"{fix}, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
             )
         plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
         prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
@@ -748,6 +752,13 @@ def _plan(repo: HubRepo, hub_cache: Path, endpoint: str) -> _RepoPlan:
         if not isinstance(try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=info.sha), str)
     }
     return _RepoPlan(repo, info.sha, files, missing)
+
+
+def _in_hub_cache(repo: HubRepo, hub_cache: Path) -> bool:
+    """Whether a snapshot of ``repo`` in the hub cache holds a file of every kind it needs, whoever
+    fetched it (gen3c fetches by commit, which leaves no ``refs/main`` to look it up by)."""
+    snapshots = hub_cache / f"models--{repo.repo_id.replace('/', '--')}" / "snapshots"
+    return any(all(any((snapshot / name).is_file() for name in names) for names in repo.files) for snapshot in snapshots.glob("*"))
 
 
 def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say: Log) -> tuple[str, dict[str, Path]]:
