@@ -375,8 +375,8 @@ def test_offline_files_another_program_fetched_are_not_called_missing(hub, offic
     assert str(err.value) == (
         f"GEN3C's weights are converted in {weights.converted_dir(tmp_path / 'cache')}, but T5 ({T5}), which a prompt outside the "
         "prompt cache needs, is in the hub cache but not checked by gen3c yet and HF_HUB_OFFLINE=1 forbids checking it: unset "
-        "HF_HUB_OFFLINE (files in the hub cache are checked, not fetched again), or run with --disable_prompt_encoder "
-        "(`gen3c download`: --no_text_encoder)"
+        "HF_HUB_OFFLINE (a run online checks what the hub cache holds and fetches only what is missing or damaged), or run with "
+        "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
     )
     import shutil
 

@@ -372,7 +372,7 @@ def _prepare(
         if _offline():  # (files another program fetched are there, but unchecked: said so, not "not fetched yet")
             there = {repo.repo_id for repo in missing if _in_hub_cache(repo, hub_cache)}
             states = [f"{r} {'in the hub cache but not checked by gen3c yet' if r in there else 'not fetched yet'}" for r in (m.repo_id for m in missing)]
-            fix = "unset HF_HUB_OFFLINE" + (" (files in the hub cache are checked, not fetched again)" if there else "")
+            fix = "unset HF_HUB_OFFLINE" + (" (a run online checks what the hub cache holds and fetches only what is missing or damaged)" if there else "")
             if manifest is not None:  # converted: only T5 is missing, and a run without prompts needs none
                 need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
                 state = "is in the hub cache but not checked by gen3c yet" if there else "is not fetched yet"
