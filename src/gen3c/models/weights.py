@@ -371,13 +371,14 @@ def _prepare(
     if missing:
         if _offline():  # (files another program fetched are there, but unchecked: said so, not "not fetched yet")
             there = {repo.repo_id for repo in missing if _in_hub_cache(repo, hub_cache)}
-            states = [f"{r} {'in the hub cache but not checked by gen3c yet' if r in there else 'not fetched yet'}" for r in (m.repo_id for m in missing)]
+            names = ", ".join(repo.repo_id for repo in missing)
+            states = [f"{repo.repo_id} {'in the hub cache but not checked by gen3c yet' if repo.repo_id in there else 'not fetched yet'}" for repo in missing]
             fix = "unset HF_HUB_OFFLINE" + (" (a run online checks what the hub cache holds and fetches only what is missing or damaged)" if there else "")
             if manifest is not None:  # converted: only T5 is missing, and a run without prompts needs none
                 need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
                 state = "is in the hub cache but not checked by gen3c yet" if there else "is not fetched yet"
                 raise Gen3cModelError(
-                    f"GEN3C's weights are converted in {target}, but T5 ({', '.join(there) or missing[0].repo_id}), which {need} needs, "
+                    f"GEN3C's weights are converted in {target}, but T5 ({names}), which {need} needs, "
                     f"{state} and HF_HUB_OFFLINE=1 forbids {'checking' if there else 'fetching'} it: {fix}, or run with "
                     "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
                 )
