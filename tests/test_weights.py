@@ -327,6 +327,98 @@ def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, offic
     assert prepare(hub, official, tmp_path, prompts=()).checkpoint == bare.checkpoint  # which runs offline
 
 
+def test_offline_a_file_touched_since_it_was_checked_is_checked_again_not_called_missing(hub, official, tmp_path, monkeypatch):
+    """Offline, a hub-cache file whose modification time changed since gen3c checked it (copied
+    without it, touched) was reported as "not fetched yet" though it was there."""
+    prepare(hub, official, tmp_path, text_encoder=True)
+    record = tmp_path / "cache" / weights.RECORD_FILE
+    blob = next((tmp_path / "hub").glob("models--google-t5--t5-11b/snapshots/*/model.safetensors")).resolve()
+    os.utime(blob, ns=(blob.stat().st_atime_ns, blob.stat().st_mtime_ns + 10**9))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    lines: list[str] = []
+    prepared = prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",), log=lines.append)
+    assert prepared.text_encoder is not None and hub.count() == 0
+    assert [line for line in lines if "checking it again" in line] == [
+        f"{T5}/model.safetensors ({prepared.text_encoder / 'model.safetensors'}) changed since gen3c checked it (its modification time): checking it again"
+    ]
+    lines.clear()
+    prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",), log=lines.append)
+    assert not lines  # recorded anew: not hashed again
+
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF  # changed, same size
+    blob.write_bytes(bytes(data))
+    with pytest.raises(Gen3cModelError, match=r"^google-t5/t5-11b/model.safetensors \(.*\) changed since gen3c checked it \(its modification time\) "
+                       r"and no longer matches \(sha256 [0-9a-f]{64}, the hub lists [0-9a-f]{64}\), .*unset HF_HUB_OFFLINE"):  # fmt: skip
+        prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    old = json.loads(record.read_text())  # as a gen3c that recorded no sha256 wrote it
+    for entry in old["repos"].values():
+        entry["files"] = {name: values[:2] for name, values in entry["files"].items()}
+    record.write_text(json.dumps(old))
+    with pytest.raises(Gen3cModelError, match=r"changed since gen3c checked it .*HF_HUB_OFFLINE=1 forbids checking it against the hub: unset HF_HUB_OFFLINE"):
+        prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
+    assert hub.count() == 0
+
+
+def test_offline_files_another_program_fetched_are_not_called_missing(hub, official, tmp_path, monkeypatch):
+    """Offline, T5 in the hub cache but never checked by gen3c (fetched by transformers or `hf
+    download`: no record of it) was reported as "not fetched yet"."""
+    prepare(hub, official, tmp_path, prompts=())
+    prepare(hub, official, tmp_path, text_encoder=True)
+    (tmp_path / "cache" / weights.RECORD_FILE).unlink()  # as if another program had fetched them
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
+    assert str(err.value) == (
+        f"GEN3C's weights are converted in {weights.converted_dir(tmp_path / 'cache')}, but T5 ({T5}), which a prompt outside the "
+        "prompt cache needs, is in the hub cache but not checked by gen3c yet and HF_HUB_OFFLINE=1 forbids checking it: unset "
+        "HF_HUB_OFFLINE (a run online checks what the hub cache holds and fetches only what is missing or damaged), or run with "
+        "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
+    )
+    import shutil
+
+    shutil.rmtree(weights.converted_dir(tmp_path / "cache"))
+    with pytest.raises(Gen3cModelError, match=rf"^GEN3C's weights are not all here \({DIT} in the hub cache but not checked by gen3c yet, "):
+        prepare(hub, official, tmp_path, prompts=())
+
+
+def test_offline_a_moved_hub_cache_is_checked_again_not_called_missing(hub, official, tmp_path, monkeypatch):
+    """Offline, with the hub cache moved (HF_HOME pointed at its new place), the files gen3c had
+    checked were reported as "not fetched yet" though they were there."""
+    import shutil
+
+    prepare(hub, official, tmp_path, text_encoder=True)
+    shutil.move(tmp_path / "hub", tmp_path / "moved")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    lines: list[str] = []
+    kwargs = {"weights": official[2], "cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "moved", "endpoint": hub.url}
+    prepared = weights.prepare_weights(prompts=("a prompt outside the cache",), log=lines.append, **kwargs)
+    assert prepared.text_encoder is not None and prepared.text_encoder.is_relative_to(tmp_path / "moved") and hub.count() == 0
+    assert f"{T5}/model.safetensors ({prepared.text_encoder / 'model.safetensors'}) was checked by gen3c in another hub cache ({tmp_path / 'hub'}): checking it again" in lines
+    lines.clear()
+    weights.prepare_weights(prompts=("a prompt outside the cache",), log=lines.append, **kwargs)
+    assert not lines and hub.count() == 0  # recorded for the new place
+
+
+def test_a_record_not_of_its_form_is_checked_again_not_a_traceback(hub, official, tmp_path):
+    """A downloads.json entry edited by hand (files as a list, a size as text) was a TypeError
+    traceback on every later run, until the file was deleted."""
+    prepare(hub, official, tmp_path, text_encoder=True)
+    record = tmp_path / "cache" / weights.RECORD_FILE
+    data = json.loads(record.read_text())
+    data["repos"][T5]["files"] = ["model.safetensors"]
+    data["repos"][TOKENIZER]["files"]["encoder.jit"] = ["12", 3]
+    record.write_text(json.dumps(data))
+    hub.clear()
+    prepared = prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
+    assert prepared.text_encoder is not None and hub.count(contains="/resolve/") == 0  # checked again, nothing fetched
+    assert T5 in json.loads(record.read_text())["repos"]
+
+
 def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     hub.listed_sizes[(DIT, "model.pt")] = 10**15  # a petabyte: no disk here has that
     with pytest.raises(Gen3cModelError, match=r"not enough free disk space in .*: 1000000\.3 GB needed \(") as err:
@@ -415,6 +507,46 @@ def test_a_read_only_cache_that_must_be_written_says_why(hub, official, tmp_path
     assert str(caught.value) == f"{target} is damaged (vae/config.json is missing) and must be converted again, but {refusal}"
 
 
+def test_a_read_only_cache_fetches_t5_for_a_new_prompt_and_records_it_in_the_users_folder(hub, official, tmp_path, monkeypatch):
+    """A read-only shared cache (converted, prompt cache made) refused a prompt outside the prompt
+    cache while T5 was not in the user's hub cache: T5 goes to the hub cache, which is writable;
+    only its record, downloads.json, was to be written in the cache folder."""
+    import gen3c.io.atomic
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path)
+    weights.remove_cached([T5], **kwargs)
+    hub.clear()
+    root = tmp_path / "cache"
+    before = files_of(root)
+    ensure_writable_dir, write_bytes_atomic, locked = gen3c.io.atomic.ensure_writable_dir, gen3c.io.atomic.write_bytes_atomic, weights._locked
+
+    def refused(path):
+        if Path(path) == root or root in Path(path).parents:
+            raise Gen3cInputError(f"the folder {str(root)!r} is not writable: choose a writable folder or fix its permissions")
+
+    monkeypatch.setattr(gen3c.io.atomic, "ensure_writable_dir", lambda folder, what="": refused(folder) or ensure_writable_dir(folder, what))
+    monkeypatch.setattr(gen3c.io.atomic, "check_writable_place", lambda folder, what, **kw: refused(folder))
+    monkeypatch.setattr(gen3c.io.atomic, "write_bytes_atomic", lambda target, data: refused(target) or write_bytes_atomic(target, data))
+    monkeypatch.setattr(weights, "_locked", lambda folder, say: refused(folder) or locked(folder, say))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    prompt = ("a prompt outside the cache",)
+    plan = prepare(hub, official, tmp_path, prompts=prompt, dry_run=True)
+    assert {(r, f) for r, f, _ in plan.to_fetch} >= {(T5, "model.safetensors")} and not plan.converted
+    prepared = prepare(hub, official, tmp_path, prompts=prompt)
+    assert prepared.text_encoder is not None and (prepared.text_encoder / "model.safetensors").is_file()
+    assert fetched(hub) and all(name.startswith(T5) for name in fetched(hub)) and files_of(root) == before
+    assert T5 in json.loads((tmp_path / "home" / "gen3c" / weights.RECORD_FILE).read_text())["repos"]
+    hub.clear()
+    assert prepare(hub, official, tmp_path, prompts=prompt).text_encoder == prepared.text_encoder
+    assert hub.count() == 0 and files_of(root) == before  # checked once, recorded in the user's folder
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert prepare(hub, official, tmp_path, prompts=prompt).text_encoder == prepared.text_encoder
+    # The user's T5 goes again from the user's hub cache (it was refused: the shared folder is read-only).
+    assert [item.name for item in weights.remove_cached([T5], **kwargs)] == [T5] and not (tmp_path / "hub" / "models--google-t5--t5-11b").exists()
+    assert T5 not in json.loads((tmp_path / "home" / "gen3c" / weights.RECORD_FILE).read_text())["repos"] and files_of(root) == before
+
+
 def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, official, tmp_path, monkeypatch):
     """ENOSPC while adding the prompt cache was a traceback; while converting, the message named
     the temporary CACHE/.incomplete-*/ folder, not the folder the user chose (--cache_dir)."""
@@ -448,6 +580,54 @@ def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, of
     with pytest.raises(Gen3cModelError, match=pattern) as err:
         prepare(hub, official, tmp_path)
     assert not leftovers(tmp_path)
+
+
+def test_a_full_disk_while_recording_a_download_is_one_line_and_keeps_the_record(hub, official, tmp_path, monkeypatch):
+    """ENOSPC while writing downloads.json (after T5 was fetched and checked) was a traceback."""
+    import errno
+
+    prepare(hub, official, tmp_path, prompts=())
+    record = tmp_path / "cache" / weights.RECORD_FILE
+    before = record.read_bytes()
+    write_bytes = Path.write_bytes
+
+    def full(path, data):
+        if not path.name.startswith(".downloads."):
+            return write_bytes(path, data)
+        write_bytes(path, data[: len(data) // 2])  # half of it made it to the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path)  # T5 is fetched and recorded now
+    assert str(err.value).startswith(
+        f"the disk of the folder of converted weights {tmp_path / 'cache'} filled up while writing downloads.json "
+        "(No space left on device); it was left as it was: free some space"
+    ) and "\n" not in str(err.value)
+    assert record.read_bytes() == before and sorted(p.name for p in record.parent.iterdir() if p.name.startswith(".downloads")) == []
+    monkeypatch.undo()
+    assert prepare(hub, official, tmp_path).has_prompt_cache  # once there is room
+
+
+def test_a_full_disk_under_the_record_kept_for_a_read_only_cache_names_its_own_way_out(tmp_path, monkeypatch):
+    """The record a read-only shared cache's user keeps in $XDG_CACHE_HOME/gen3c: --cache_dir
+    (the shared folder) is no way out of a full disk there."""
+    import errno
+
+    import gen3c.io.atomic
+
+    def full(target, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gen3c.io.atomic, "write_bytes_atomic", full)
+    record = weights._Record(tmp_path / "home" / "gen3c", tmp_path / "hub", also=tmp_path / "shared")
+    with pytest.raises(Gen3cModelError) as err:
+        record.save()
+    assert str(err.value) == (
+        f"the disk of gen3c's own cache folder {tmp_path / 'home' / 'gen3c'} filled up while writing downloads.json (No space "
+        "left on device); it was left as it was: free some space, or choose a folder on a larger disk with XDG_CACHE_HOME, then "
+        "run again (the downloads are kept)"
+    )
 
 
 def test_partial_downloads_that_killed_runs_left_are_reported_and_removed_by_the_next_fetch(hub, official, tmp_path):
@@ -555,6 +735,56 @@ def test_cache_list_and_remove(hub, official, tmp_path):
         weights.remove_cached(["nvidia/other"], **kwargs)
     weights.remove_cached(["all"], **kwargs)
     assert weights.cached_items(**kwargs) == []
+
+
+def test_cache_list_and_remove_work_in_a_core_install(hub, official, tmp_path, monkeypatch):
+    """`gen3c cache list` in an install without the diffusion extra (no huggingface_hub, no
+    filelock) said listing "needs huggingface_hub", though it fetches nothing; `cache remove`
+    could not free the disk either."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    prepare(hub, official, tmp_path, prompts=())
+    for name in ("huggingface_hub", "huggingface_hub.constants", "filelock"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError, as in an install without it
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "hub"))  # found as huggingface_hub finds it
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    listing = CliRunner().invoke(app, ["cache", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert all(name in listing.output for name in ("Gen3C-Cosmos-7B-v1", DIT, TOKENIZER)), listing.output
+    other = CliRunner().invoke(app, ["cache", "remove", TOKENIZER, "--yes", "--cache_dir", str(tmp_path / "new")])  # no cache folder yet
+    assert other.exit_code == 0 and f"removed {TOKENIZER}" in other.output, other.output
+    removed = CliRunner().invoke(app, ["cache", "remove", "all", "--yes"])
+    assert removed.exit_code == 0 and f"removed {DIT}" in removed.output, removed.output
+    assert not (tmp_path / "hub" / "models--nvidia--Gen3C-Cosmos-7B").exists() and not weights.converted_dir(tmp_path / "cache").exists()
+
+
+def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_path, monkeypatch):
+    """A repository folder of a shared hub cache that another user owns: `cache remove` ended in a
+    PermissionError traceback, half-way through the names given."""
+    import shutil
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepare(hub, official, tmp_path, prompts=())
+    rmtree = shutil.rmtree
+    folder = tmp_path / "hub" / "models--nvidia--Cosmos-Tokenize1-CV8x8x8-720p"
+    blob = next((folder / "blobs").iterdir())
+
+    def denied(path, *args, **kwargs):
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(blob))
+        return rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(weights.shutil, "rmtree", denied)
+    with pytest.raises(Gen3cModelError) as err:
+        weights.remove_cached([TOKENIZER, DIT], **kwargs)
+    assert str(err.value) == (
+        f"{TOKENIZER} could not be deleted (Permission denied: {blob}); {DIT} removed: fix the permissions of {folder}, "
+        f"then run `gen3c cache remove {TOKENIZER}` again"
+    )
 
 
 def test_what_a_stopped_conversion_left_is_listed_and_removed_by_cache_remove_all(hub, official, tmp_path):

@@ -270,7 +270,7 @@ def _weights_cache(cache_dir: str | os.PathLike | None) -> dict[str, Any]:
         ]
 
     def hub() -> dict[str, Any]:  # where downloads land before they are converted
-        folder = weights._hub_settings(None, None)[0]
+        folder = weights._hub_cache(None)
         return {"folder": str(folder), "disk": _probe(lambda: _disk(folder))}
 
     folder = weights.weights_cache_dir(cache_dir)

@@ -17,8 +17,10 @@ once, and kept in a versioned cache folder.
    checked against the free disk space before the first byte.
 3. **Check** each fetched file once: its size, the sha256 the hub lists for LFS files, and the
    MD5 sum GEN3C's ``scripts/download_gen3c_checkpoints.py`` publishes for it; a mismatch
-   fetches that file again, once. Checked files are recorded in ``CACHE/downloads.json`` (size
-   and modification time), so they are not hashed again.
+   fetches that file again, once. Checked files are recorded in ``CACHE/downloads.json`` (size,
+   modification time, sha256), so they are not hashed again; one whose modification time
+   changed, or in a hub cache that moved, is checked again (offline: against the record,
+   :class:`_Record`).
 4. **Convert** with :func:`gen3c.models.convert.convert_components` (the conversion report
    must account for every key) into ``CACHE/.incomplete-*/``, add the manifest
    ``gen3c_weights.json``, and rename into place: a conversion killed half-way leaves only the
@@ -254,7 +256,12 @@ def prepare_weights(
 
     what = "the folder of converted weights (--cache_dir / GEN3C_CACHE_DIR)"
     if dry_run:  # refused as the run would be, without creating anything
-        check_writable_place(root, what)
+        try:
+            check_writable_place(root, what)
+        except Gen3cInputError as exc:  # (what only records T5 may record it elsewhere: _record_elsewhere)
+            why = _what_to_write(weights, prompts, text_encoder, root)
+            if why is not None:
+                raise type(exc)(f"{why}, but {exc}") from None
     # Reusing a finished conversion, and a dry run, write nothing: they need neither write access
     # nor the lock (an admin's read-only shared cache serves its users as it is).
     prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=dry_run, write=False)
@@ -262,8 +269,12 @@ def prepare_weights(
         return prepared
     try:
         ensure_writable_dir(root, what)
-    except Gen3cInputError as exc:  # (a read-only shared cache serves as long as nothing is to write: say what is)
-        raise type(exc)(f"{_what_to_write(weights, prompts, text_encoder, root)}, but {exc}") from None
+    except Gen3cInputError as exc:  # (a read-only shared cache serves as long as nothing is to write to it)
+        elsewhere = _record_elsewhere(weights, prompts, text_encoder, root, exc)
+        with _locked(elsewhere, say):
+            prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=False, write=True, record_root=elsewhere)
+            assert prepared is not None
+            return prepared
     with _locked(root, say):
         _remove_leftovers(root)
         prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=False, write=True)
@@ -271,8 +282,9 @@ def prepare_weights(
         return prepared
 
 
-def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path) -> str:
-    """Why :func:`prepare_weights` must write in the cache folder ``root`` (the reading pass found no reuse)."""
+def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path) -> str | None:
+    """Why :func:`prepare_weights` must write in the cache folder ``root`` (the reading pass found
+    no reuse); None when only T5 is to be fetched (into the hub cache) and recorded."""
     target = converted_dir(root, weights)
     if not target.exists():
         return f"GEN3C's weights are not converted in {root} yet"
@@ -281,7 +293,36 @@ def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_enco
         return f"{target} is damaged ({problem}) and must be converted again"
     if (prompts or text_encoder) and not manifest.get("prompt_cache"):
         return f"{target} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it)"
-    return f"T5 ({weights.text_encoder.repo_id}) must be fetched for a prompt outside the prompt cache and recorded in {root / RECORD_FILE}"
+    return None
+
+
+def user_record_dir() -> Path:
+    """Where a user's gen3c keeps its record of checked downloads when the folder of converted
+    weights is read-only: the default cache folder, ``$XDG_CACHE_HOME/gen3c`` else
+    ``~/.cache/gen3c`` (whatever ``GEN3C_CACHE_DIR`` says)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gen3c"
+
+
+def _record_elsewhere(
+    weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path, refusal: Gen3cInputError
+) -> Path:
+    """The folder for ``downloads.json`` when the cache folder ``root`` cannot be written
+    (``refusal``) and nothing but that record would be written there: T5, fetched into the hub
+    cache for a prompt outside the prompt cache, is recorded in :func:`user_record_dir`. Raises
+    ``refusal`` with what had to be written where more is (a conversion, the prompt cache) or that
+    folder cannot be written either."""
+    from gen3c.io.atomic import ensure_writable_dir
+
+    why = _what_to_write(weights, prompts, text_encoder, root)
+    if why is None:
+        folder = user_record_dir()
+        with contextlib.suppress(Gen3cInputError):  # (root itself, when it is the default folder)
+            return ensure_writable_dir(folder, "gen3c's own cache folder")
+        why = (
+            f"T5 ({weights.text_encoder.repo_id}) must be fetched for a prompt outside the prompt cache and recorded in "
+            f"{root / RECORD_FILE} or {folder / RECORD_FILE}"
+        )
+    raise type(refusal)(f"{why}, but {refusal}") from None
 
 
 def _prepare(
@@ -295,9 +336,11 @@ def _prepare(
     *,
     dry_run: bool,
     write: bool,
+    record_root: Path | None = None,
 ) -> PreparedWeights | None:
     """:func:`prepare_weights`' work; without ``write`` (and not a dry run) None as soon as
-    something would have to be fetched, converted, added or removed."""
+    something would have to be fetched, converted, added or removed. ``record_root``: the folder
+    whose ``downloads.json`` is written, when not ``root`` (read-only; its record is read too)."""
     target = converted_dir(root, weights)
     quiet = not (write or dry_run)  # (the writing pass that follows says it)
     manifest = _usable_manifest(target, root, (lambda _line: None) if quiet else say, remove=write)
@@ -316,24 +359,32 @@ def _prepare(
         return prepared  # the usual second run: no hub access at all
 
     hub_cache, endpoint = _hub_settings(hub_cache_dir, endpoint)
-    record = _Record(root, hub_cache)
+    record = _Record(record_root or root, hub_cache, also=root)
     local = {repo.repo_id: record.local(repo.repo_id) for repo in repos}
     missing = [repo for repo in repos if local[repo.repo_id] is None]
     if missing and quiet:
         return None
     plans = []
+    if missing and _offline():  # files changed on disk since they were checked are checked again here
+        local.update({repo.repo_id: record.recheck(repo, say, save=not dry_run) for repo in missing})
+        missing = [repo for repo in repos if local[repo.repo_id] is None]
     if missing:
-        if _offline():
+        if _offline():  # (files another program fetched are there, but unchecked: said so, not "not fetched yet")
+            there = {repo.repo_id for repo in missing if _in_hub_cache(repo, hub_cache)}
             names = ", ".join(repo.repo_id for repo in missing)
+            states = [f"{repo.repo_id} {'in the hub cache but not checked by gen3c yet' if repo.repo_id in there else 'not fetched yet'}" for repo in missing]
+            fix = "unset HF_HUB_OFFLINE" + (" (a run online checks what the hub cache holds and fetches only what is missing or damaged)" if there else "")
             if manifest is not None:  # converted: only T5 is missing, and a run without prompts needs none
                 need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
+                state = "is in the hub cache but not checked by gen3c yet" if there else "is not fetched yet"
                 raise Gen3cModelError(
-                    f"GEN3C's weights are converted in {target}, but T5 ({names}), which {need} needs, is not fetched yet and "
-                    "HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE, or run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
+                    f"GEN3C's weights are converted in {target}, but T5 ({names}), which {need} needs, "
+                    f"{state} and HF_HUB_OFFLINE=1 forbids {'checking' if there else 'fetching'} it: {fix}, or run with "
+                    "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
                 )
             raise Gen3cModelError(
-                f"GEN3C's weights are not all here ({names} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: "
-                "unset HF_HUB_OFFLINE, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
+                f"GEN3C's weights are not all here ({', '.join(states)}) and HF_HUB_OFFLINE=1 forbids fetching them: "
+                f"{fix}, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
             )
         plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
         prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
@@ -384,8 +435,12 @@ def _prepare(
 
 @contextlib.contextmanager
 def _locked(root: Path, say: Log) -> Iterator[None]:
-    from filelock import FileLock, Timeout
-
+    try:
+        from filelock import FileLock, Timeout
+    except ImportError:  # a core install (`gen3c cache remove`): the same flock, taken directly
+        with _flocked(root / LOCK_FILE, say):
+            yield
+        return
     lock = FileLock(str(root / LOCK_FILE))
     try:
         lock.acquire(timeout=0)
@@ -396,6 +451,28 @@ def _locked(root: Path, say: Log) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def _flocked(path: Path, say: Log) -> Iterator[None]:
+    """:func:`_locked` without filelock: ``flock`` on the same file, which filelock takes on POSIX."""
+    try:
+        import fcntl
+    except ImportError:  # (Windows)
+        from gen3c.dependencies import missing_error
+
+        raise missing_error("filelock", f"locking {path.parent}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)  # (as filelock makes it)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another gen3c process that is preparing weights in {path.parent} …")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _temporary(root: Path, what: str = "") -> Path:
@@ -600,6 +677,23 @@ def _hub_settings(hub_cache_dir: str | os.PathLike | None, endpoint: str | None)
     return Path(hub_cache_dir or constants.HF_HUB_CACHE).expanduser(), (endpoint or constants.ENDPOINT).rstrip("/")
 
 
+def _hub_cache(hub_cache_dir: str | os.PathLike | None) -> Path:
+    """huggingface_hub's cache folder, also where huggingface_hub is not installed (``gen3c cache
+    list`` and ``remove`` fetch nothing): then found as huggingface_hub finds it, from
+    ``HF_HUB_CACHE``, else ``HUGGINGFACE_HUB_CACHE``, else ``HF_HOME/hub``, else
+    ``$XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``."""
+    if hub_cache_dir:
+        return Path(hub_cache_dir).expanduser()
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        env = os.environ.get
+        home = env("HF_HOME") or os.path.join(env("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+        folder = env("HF_HUB_CACHE") or env("HUGGINGFACE_HUB_CACHE") or os.path.join(os.path.expanduser(os.path.expandvars(home)), "hub")
+        return Path(os.path.expandvars(folder)).expanduser()
+    return Path(constants.HF_HUB_CACHE).expanduser()
+
+
 def _offline() -> bool:
     from huggingface_hub import constants
 
@@ -661,6 +755,13 @@ def _plan(repo: HubRepo, hub_cache: Path, endpoint: str) -> _RepoPlan:
     return _RepoPlan(repo, info.sha, files, missing)
 
 
+def _in_hub_cache(repo: HubRepo, hub_cache: Path) -> bool:
+    """Whether a snapshot of ``repo`` in the hub cache holds a file of every kind it needs, whoever
+    fetched it (gen3c fetches by commit, which leaves no ``refs/main`` to look it up by)."""
+    snapshots = hub_cache / f"models--{repo.repo_id.replace('/', '--')}" / "snapshots"
+    return any(all(any((snapshot / name).is_file() for name in names) for names in repo.files) for snapshot in snapshots.glob("*"))
+
+
 def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say: Log) -> tuple[str, dict[str, Path]]:
     """Fetch the plan's missing files and check every file of it; returns (revision, {name: path})."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
@@ -693,7 +794,7 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                     raise _hub_error(exc, repo, endpoint) from None
             problem = None if record.checked(repo.repo_id, plan.revision, name, path) else _file_problem(path, size, sha256, repo.md5.get(name))
             if problem is None:
-                record.add(repo.repo_id, plan.revision, name, path)
+                record.add(repo.repo_id, plan.revision, name, path, sha256)
                 break
             if attempt == 1:
                 say(f"{repo.repo_id}/{name}: {problem}: fetching it again")
@@ -750,17 +851,47 @@ def _snapshot(files: dict[str, Path]) -> Path:
 
 class _Record:
     """``CACHE/downloads.json``: per repository, the revision gen3c fetched and the files it
-    checked (size and modification time), for one hub cache. Lets a later run use them without
-    the network and without hashing them again."""
+    checked (size, modification time and the hub's sha256), for one hub cache. Lets a later run
+    use them without the network and without hashing them again.
 
-    def __init__(self, root: Path, hub_cache: Path) -> None:
+    A file whose modification time changed since (copied without it, touched, restored from a
+    backup), or that was checked in a hub cache since moved, is checked again: online against
+    the hub's listing, offline (``HF_HUB_OFFLINE=1``) against its size and the sha256 recorded
+    here (and GEN3C's MD5), so that a whole file still serves offline and a changed one is
+    named, not reported as "not fetched yet"."""
+
+    def __init__(self, root: Path, hub_cache: Path, also: Path | None = None) -> None:
+        """The record in ``root``, with the entries for ``hub_cache`` it lacks taken from the one
+        in ``also`` (a read-only cache folder whose record this one stands in for)."""
         self.path, self.hub_cache = root / RECORD_FILE, str(hub_cache.resolve())
+        self.data = self._read(self.path)
+        self.stands_in = also is not None and also != root
+        if self.stands_in:
+            for repo_id, entry in self._read(also / RECORD_FILE)["repos"].items():
+                if self._entry(repo_id) is None and isinstance(entry, dict) and entry.get("hub_cache") == self.hub_cache:
+                    self.data["repos"][repo_id] = entry
+
+    @staticmethod
+    def _read(path: Path) -> dict:
+        """The record at ``path``, without the entries not of its form (edited by hand, or by
+        another program): those files are checked again, as for a missing record."""
         try:
-            self.data = json.loads(self.path.read_text())
-            if not isinstance(self.data.get("repos"), dict):
+            data = json.loads(path.read_text())
+            if not isinstance(data.get("repos"), dict):
                 raise ValueError("no repos")
         except (OSError, ValueError, AttributeError):
-            self.data = {"repos": {}}
+            return {"repos": {}}
+
+        def whole(entry: object) -> bool:
+            if not (isinstance(entry, dict) and isinstance(entry.get("revision"), str) and isinstance(entry.get("files"), dict)):
+                return False
+            return all(
+                isinstance(v, list) and len(v) in (2, 3) and all(type(n) is int for n in v[:2]) and (v[2:] in ([], [None]) or isinstance(v[2], str))
+                for v in entry["files"].values()
+            )
+
+        data["repos"] = {repo_id: entry for repo_id, entry in data["repos"].items() if whole(entry)}
+        return data
 
     def _entry(self, repo_id: str) -> dict | None:
         entry = self.data["repos"].get(repo_id)
@@ -786,14 +917,55 @@ class _Record:
         if entry is None or entry.get("revision") != revision or name not in entry["files"]:
             return False
         stat = path.stat()
-        return entry["files"][name] == [stat.st_size, stat.st_mtime_ns]
+        return entry["files"][name][:2] == [stat.st_size, stat.st_mtime_ns]
 
-    def add(self, repo_id: str, revision: str, name: str, path: Path) -> None:
+    def recheck(self, repo: HubRepo, say: Log, save: bool = True) -> tuple[str, dict[str, Path]] | None:
+        """:meth:`local` for a run that cannot reach the hub: files changed on disk since they were
+        checked, or that were checked in another hub cache (one moved, ``HF_HOME`` changed), are
+        checked again against what was recorded (and, with ``save``, recorded anew). None when a
+        file is not in the hub cache; raises when one changed and no longer matches, or was
+        recorded by a gen3c that kept no sha256 to check it against."""
+        from huggingface_hub import try_to_load_from_cache
+
+        entry = self.data["repos"].get(repo.repo_id)
+        if not isinstance(entry, dict) or not entry.get("complete"):
+            return None
+        moved = entry.get("hub_cache") != self.hub_cache
+        revision, paths = entry["revision"], {}
+        for name, recorded in entry["files"].items():
+            found = try_to_load_from_cache(repo.repo_id, name, cache_dir=self.hub_cache, revision=revision)
+            if not isinstance(found, str):
+                return None
+            path = paths[name] = Path(found)
+            if not moved and self.checked(repo.repo_id, revision, name, path):
+                continue
+            what = f"{repo.repo_id}/{name} ({path}) " + (
+                f"was checked by gen3c in another hub cache ({entry.get('hub_cache')})" if moved else "changed since gen3c checked it (its modification time)"
+            )
+            if len(recorded) < 3:  # (recorded before the sha256 was)
+                raise Gen3cModelError(
+                    f"{what}, and HF_HUB_OFFLINE=1 forbids checking it against the hub: unset HF_HUB_OFFLINE for one run, "
+                    "which checks it again (and fetches it again only if it is damaged)"
+                )
+            say(f"{what}: checking it again")
+            problem = _file_problem(path, recorded[0], recorded[2], repo.md5.get(name))
+            if problem is not None:
+                raise Gen3cModelError(
+                    f"{what} and no longer matches ({problem}), and HF_HUB_OFFLINE=1 forbids fetching it again: "
+                    "unset HF_HUB_OFFLINE, and gen3c fetches it again"
+                )
+            if save:
+                self.add(repo.repo_id, revision, name, path, recorded[2])
+        if moved and save:
+            self.complete(repo.repo_id, paths)
+        return revision, paths
+
+    def add(self, repo_id: str, revision: str, name: str, path: Path, sha256: str | None = None) -> None:
         entry = self._entry(repo_id)
         if entry is None or entry.get("revision") != revision:
             entry = self.data["repos"][repo_id] = {"hub_cache": self.hub_cache, "revision": revision, "files": {}}
         stat = path.stat()
-        entry["files"][name] = [stat.st_size, stat.st_mtime_ns]
+        entry["files"][name] = [stat.st_size, stat.st_mtime_ns, sha256]
         self.save()
 
     def complete(self, repo_id: str, names: Iterable[str]) -> None:
@@ -807,9 +979,28 @@ class _Record:
             self.save()
 
     def save(self) -> None:
+        """Write the record whole (a temporary file renamed over it), or raise one line saying why
+        not; the record on the disk is then left as it was."""
         from gen3c.io.atomic import write_text_atomic
 
-        write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
+        try:
+            write_text_atomic(self.path, json.dumps(self.data, indent=1) + "\n")
+        except (OSError, Gen3cInputError) as exc:  # (the temporary file not made: an input error caused by an OSError)
+            cause = exc if isinstance(exc, OSError) else exc.__context__
+            if not isinstance(cause, OSError):
+                raise
+            folder = self.path.parent
+            what, option = ("gen3c's own cache folder", "XDG_CACHE_HOME") if self.stands_in else ("the folder of converted weights", "--cache_dir (GEN3C_CACHE_DIR)")
+            if is_disk_full(cause):
+                raise Gen3cModelError(
+                    f"the disk of {what} {folder} filled up while writing {RECORD_FILE} ({disk_full_reason(cause)}); it was "
+                    f"left as it was: free some space, or choose a folder on a larger disk with {option}, then run again "
+                    "(the downloads are kept)"
+                ) from None
+            raise Gen3cModelError(
+                f"{self.path} cannot be written ({cause.strerror or cause}); it was left as it was: fix the permissions of "
+                f"{folder}, or choose another folder with {option}, then run again (the downloads are kept)"
+            ) from None
 
 
 # -- huggingface_hub's unfinished downloads ----------------------------------------------------
@@ -822,7 +1013,10 @@ HUB_NO_RESUME_VERSION = (1, 18)
 
 
 def _hub_resumes_partials() -> bool:
-    from huggingface_hub import __version__
+    try:
+        from huggingface_hub import __version__
+    except ImportError:  # (listing without it: nothing here continues them)
+        return False
 
     return tuple(int(n) for n in re.findall(r"\d+", __version__)[:2]) < HUB_NO_RESUME_VERSION
 
@@ -955,7 +1149,7 @@ def cached_items(
             what = "left by a stopped run: the next run that prepares weights deletes it, as `gen3c cache remove` does"
             detail = what if free else "being written by a running gen3c"
         items += [CachedItem(folder.name, "leftover", folder, _folder_bytes(folder), detail) for folder in temporary]
-    hub_cache = _hub_settings(hub_cache_dir, None)[0]
+    hub_cache = _hub_cache(hub_cache_dir)
     for repo in (weights.dit, weights.tokenizer, weights.text_encoder):
         folder = hub_cache / f"models--{repo.repo_id.replace('/', '--')}"
         if folder.is_dir():
@@ -1009,7 +1203,7 @@ def remove_cached(
     root = weights_cache_dir(cache_dir)
     if not chosen:
         return []
-    hub_cache = _hub_settings(hub_cache_dir, None)[0]
+    hub_cache = _hub_cache(hub_cache_dir)
     shared = [item for item in chosen if item.kind == "download"]
     for item in shared:
         if _partial_downloads(item.path, hub_cache)["running"]:
@@ -1019,20 +1213,37 @@ def remove_cached(
             )
     if shared and confirm is not None and not confirm(shared):
         return []
-    from gen3c.io.atomic import check_writable_place
+    from gen3c.io.atomic import check_writable_place, ensure_writable_dir
 
     # Refused before anything goes (a read-only cache was a traceback from the lock file).
-    for folder in sorted({root, *(item.path.parent for item in chosen)}):
+    record_root = root
+    if all(item.kind == "download" for item in chosen):  # nothing to delete in a read-only shared CACHE:
+        try:  # the record is kept in the user's own folder then, as prepare_weights keeps it
+            check_writable_place(root, "the cache folder")
+        except Gen3cInputError as refusal:
+            try:
+                record_root = ensure_writable_dir(user_record_dir(), "gen3c's own cache folder")
+            except Gen3cInputError:
+                raise refusal from None
+    for folder in sorted({record_root, *(item.path.parent for item in chosen)}):
         check_writable_place(folder, "the cache folder")
-    with _locked(root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
-        record = _Record(root, hub_cache)
+    with _locked(record_root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
+        record = _Record(record_root, hub_cache, also=root)
         chosen = [item for item in chosen if item.path.exists()]  # (another process may have removed it while this one waited)
-        for item in chosen:
-            if item.kind == "converted":
-                _delete_at_once(item.path, root, "removed-")
-            elif item.kind == "leftover":  # (under the lock: no run is writing it)
-                shutil.rmtree(item.path, ignore_errors=True)
-            else:
-                record.forget(item.name)
-                shutil.rmtree(item.path)
+        for done, item in enumerate(chosen):
+            try:
+                if item.kind == "converted":
+                    _delete_at_once(item.path, root, "removed-")
+                elif item.kind == "leftover":  # (under the lock: no run is writing it)
+                    shutil.rmtree(item.path, ignore_errors=True)
+                else:
+                    record.forget(item.name)
+                    shutil.rmtree(item.path)
+            except OSError as exc:  # (a folder of a shared hub cache that another user owns, say)
+                where = f" {exc.filename}" if exc.filename else ""
+                gone = f"; {', '.join(i.name for i in chosen[:done])} removed" if done else ""
+                raise Gen3cModelError(
+                    f"{item.name} could not be deleted ({exc.strerror or exc}:{where}){gone}: fix the permissions of {item.path}, "
+                    f"then run `gen3c cache remove {item.name}` again"
+                ) from None
     return chosen
