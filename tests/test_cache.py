@@ -484,6 +484,25 @@ def test_reliable_depth_mask_threshold_and_nonpositive_depth():
     assert not reliable_depth_mask(depth)[0, 0]
 
 
+def test_reliable_depth_mask_counts_the_window_past_the_border_as_zeros_as_gen3c():
+    # GEN3C's reliable_depth_mask_range_batch pools with padding: max and min over the window's
+    # pixels inside the image, the mean over all 25 places (zeros outside), + 1e-6. On a gentle
+    # slope (depth 10 + 0.11·column) the interior is smooth, (4·0.11) / mean < 0.044, but at a
+    # corner only 3 × 3 of the 25 places are in the image: (2·0.11) / (9/25 · 10.11) = 0.060 ≥ 0.05,
+    # so GEN3C drops the corner point. A replicated border kept it (ratio 0.022).
+    H, W = 7, 9
+    depth = 10.0 + 0.11 * torch.arange(W).float().expand(H, W)
+    reliable = reliable_depth_mask(depth)
+    expected = torch.zeros(H, W, dtype=torch.bool)
+    for r in range(H):
+        for c in range(W):
+            inside = depth[max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3]
+            ratio = (inside.max() - inside.min()) / (inside.sum() / 25 + 1e-6)
+            expected[r, c] = bool(ratio < 0.05)
+    assert torch.equal(reliable, expected)
+    assert not reliable[0, 0] and not reliable[-1, -1] and reliable[2:-2, 2:-2].all()
+
+
 def test_cache_view_records_what_the_edge_filter_alone_left_out():
     depth = torch.full((10, 12), 2.0)
     depth[:, 6:] = 3.0  # a depth edge between columns 5 and 6

@@ -60,11 +60,14 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
     shape = depth.shape
     d = depth.reshape(-1, 1, *shape[-2:]).float()
     pad = window // 2
-    padded = F.pad(d, (pad, pad, pad, pad), mode="replicate")
-    d_max = F.max_pool2d(padded, window, stride=1)
-    d_min = -F.max_pool2d(-padded, window, stride=1)
-    d_mean = F.avg_pool2d(padded, window, stride=1)
-    ratio = (d_max - d_min) / d_mean.clamp(min=1e-8)
+    # As GEN3C's ``reliable_depth_mask_range_batch``: max and min over the window's pixels in the
+    # image, the mean over all window² places with zeros outside it (so within pad pixels of the
+    # border a slope counts more), and 1e-6 added to the mean. A replicated border kept points
+    # GEN3C drops there.
+    d_max = F.max_pool2d(d, window, stride=1, padding=pad)
+    d_min = -F.max_pool2d(-d, window, stride=1, padding=pad)
+    d_mean = F.avg_pool2d(d, window, stride=1, padding=pad, count_include_pad=True)
+    ratio = (d_max - d_min) / (d_mean + 1e-6)
     reliable = (ratio < threshold) & (d > 0)
     return reliable.reshape(shape)
 
