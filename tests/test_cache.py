@@ -905,6 +905,27 @@ def test_a_render_past_2_to_the_24_pixels_puts_every_point_on_its_pixel(mode):
         assert out.color[0, 0, y, x].item() == pytest.approx(color, rel=1e-6)
 
 
+def test_renders_past_the_machines_memory_are_refused_before_they_are_allocated(monkeypatch):
+    # Renders of many frames at a high resolution (e.g. `gen3c demo --resolution 2160x3840
+    # --num_video_frames 300`: 29.9 GB of colour alone) ended in torch's allocator error and a
+    # traceback, or, where they fit on paper only, in the system killing the process.
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 8, 8), torch.ones(8, 8), make_intrinsics(8.0, 8.0, 3.5, 3.5), torch.eye(4))
+    cameras = Cameras(torch.eye(4).expand(10, 4, 4), make_intrinsics(64.0, 64.0, 31.5, 31.5), 64, 64)
+    need = 10 * 5 * 64 * 64 * 4  # float32 colour (3), mask and depth of 10 frames, one buffer
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+    with pytest.raises(Gen3cMemoryError, match=r"^rendering the 3D cache into 10 frames of 64×64 \(1 buffer\) needs 0\.0 GB of CPU memory for the renders; "
+                       r"this machine has 0\.0 GB with swap: render fewer frames at once \(gen3c generate --chunk_frames; .*--resolution$"):
+        cache.render(cameras)
+    assert cache.render(cameras, depth=False).masks.any()  # colour and mask only: 4/5 of it
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need)))
+    with pytest.warns(UserWarning, match="free now: the system may stop the run"):
+        assert cache.render(cameras).masks.any()
+
+
 def test_depth_beyond_100_enters_the_cache_on_its_ray_at_100_as_documented():
     # Pins the clamp docs/depth.md ("Depth beyond 100") and Cache3D's docstring describe
     # (GEN3C's cache_3d.py): 150 m sits at 100 m along its own ray, NaN at 100, colour kept.

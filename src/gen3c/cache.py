@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.constants import SPLAT_MODES
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, note
 from gen3c.io.images import outside_unit_range
 from gen3c.summary import dataclass_repr
 
@@ -606,6 +606,27 @@ def _concrete(device: torch.device | str) -> torch.device:
     return device
 
 
+def _check_render_memory(frames: int, buffers: int, height: int, width: int, depth: bool, device: torch.device) -> None:
+    """Refuse renders returned to the CPU that cannot fit in its memory, before allocating them:
+    past RAM and swap that was torch's allocator error and a traceback, and renders that fit only
+    on paper got the process killed by the system as they filled; note renders past the memory free now."""
+    if device.type != "cpu":
+        return
+    from gen3c.models.memory import HostMemory
+
+    need = frames * buffers * (5 if depth else 4) * height * width * 4  # float32 colour (3), mask, depth
+    memory = HostMemory.now()
+    what = (
+        f"rendering the 3D cache into {frames} frames of {height}×{width} ({counted(buffers, 'buffer')}) needs "
+        f"{need / 2**30:.1f} GB of CPU memory for the renders"
+    )
+    fix = "render fewer frames at once (gen3c generate --chunk_frames; in Python Cache3D.render(cameras[a:b])) or at a lower --resolution"
+    if need > memory.total:
+        raise Gen3cMemoryError(f"{what}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
+    if need > memory.available:
+        note(f"{what} and {memory.available / 2**30:.1f} GB are free now: the system may stop the run unless other programs give memory back; else {fix}", stacklevel=4)
+
+
 @dataclass
 class CacheView:
     """One source view of the cache (one buffer).
@@ -876,6 +897,7 @@ class Cache3D:
         T, H, W = len(cameras), cameras.height, cameras.width
         returned_on = views[0].points.device if output_device is None else _concrete(output_device)
         device = views[0].points.device if device is None else _concrete(device)
+        _check_render_memory(T, len(views), H, W, depth, returned_on)
         colors = torch.empty(T, len(views), 3, H, W, device=returned_on)
         masks = torch.empty(T, len(views), 1, H, W, device=returned_on)
         depths = torch.empty(T, len(views), 1, H, W, device=returned_on) if depth else None
