@@ -442,6 +442,146 @@ def test_forward_warp_batches_views():
     assert out.mask[0, 0, 1, 2] == 1 and out.mask[1, 0, 1, 3] == 1 and out.mask.sum() == 2
 
 
+def _ramp(H: int, W: int) -> torch.Tensor:
+    """(3, H, W) colours linear in the pixel: red = u / W·2 − 1, green = v / H·2 − 1, blue 0.3."""
+    u, v = torch.arange(W).float(), torch.arange(H).float()
+    return torch.stack([(u / W * 2 - 1).expand(H, W), (v[:, None] / H * 2 - 1).expand(H, W), torch.full((H, W), 0.3)])
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+@pytest.mark.parametrize("t", [0.2, 0.1])  # shifts of 2 and 1 pixels
+def test_a_plane_seen_from_a_camera_moved_along_x_shifts_by_fx_t_over_z(splat, t):
+    # A fronto-parallel plane at z = 4 (odd size 33 × 47), the camera moved t to the right: every
+    # point moves s = fx·t/z pixels left, exactly, so target pixel u shows source pixel u + s, and
+    # the last s columns, which no source pixel reaches, are empty.
+    H, W, fx, z = 33, 47, 40.0, 4.0
+    K = make_intrinsics(fx, fx, 23.0, 16.0)
+    cache = Cache3D(splat=splat)
+    cache.add_view(_ramp(H, W), torch.full((H, W), z), K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[0, 3] = -t
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    s = round(fx * t / z)
+    expected_mask = torch.ones(H, W, dtype=torch.bool)
+    expected_mask[:, W - s :] = False
+    assert torch.equal(out.masks[0, 0, 0] > 0, expected_mask)
+    shifted = _ramp(H, W)
+    shifted[0] += 2 * s / W  # red at u + s
+    torch.testing.assert_close(out.colors[0, 0][:, expected_mask], shifted[:, expected_mask], atol=1e-6, rtol=0)
+    assert (out.colors[0, 0][:, ~expected_mask] == -1).all()
+    assert (out.depths[0, 0, 0][expected_mask] == z).all() and (out.depths[0, 0, 0][~expected_mask] == 0).all()
+
+
+def test_a_half_pixel_shift_splats_each_point_half_onto_two_pixels():
+    # s = fx·t/z = 0.5: target pixel u gets the points of source u and u + 1 at weight ½ each, so a
+    # colour linear in u comes out as the source's at u + 0.5 (all but the last column, which only
+    # source W − 1 reaches; source 0 lands half on the border outside the image).
+    H, W, fx, z = 9, 15, 40.0, 4.0
+    K = make_intrinsics(fx, fx, 7.0, 4.0)
+    cache = Cache3D()
+    cache.add_view(_ramp(H, W), torch.full((H, W), z), K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[0, 3] = -0.05
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    assert out.masks.all()
+    u = torch.arange(W - 1).float()
+    torch.testing.assert_close(out.colors[0, 0, 0, :, : W - 1], ((u + 0.5) / W * 2 - 1).expand(H, W - 1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.colors[0, 0, 0, :, W - 1], torch.full((H,), (W - 1) / W * 2 - 1), atol=1e-6, rtol=0)
+
+
+def test_a_camera_turned_about_its_centre_warps_by_the_homography_whatever_the_depth():
+    # Pure rotation R: a source pixel p lands at K R K⁻¹ p, independent of its depth. Sparse
+    # source pixels (every 5th, so none share a target pixel) at random depths, the z-buffer
+    # splat (nearest pixel): each lands on the pixel its homography image rounds to, its colour
+    # saying which source pixel it is.
+    H, W = 41, 57
+    K = make_intrinsics(50.0, 50.0, 28.0, 20.0)
+    a, b = math.radians(4.0), math.radians(-3.0)
+    yaw = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    pitch = torch.tensor([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
+    w2c = torch.eye(4)
+    w2c[:3, :3] = pitch @ yaw
+    mask = torch.zeros(H, W, dtype=torch.bool)
+    mask[2::5, 2::5] = True
+    depth = 1.0 + 9.0 * torch.rand(H, W, generator=torch.Generator().manual_seed(0))
+    cache = Cache3D(splat="zbuffer", filter_points_threshold=0)
+    cache.add_view(_ramp(H, W), depth, K, torch.eye(4), mask)
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    homography = (K @ w2c[:3, :3] @ torch.linalg.inv(K)).double()
+    v, u = mask.nonzero(as_tuple=True)
+    p = torch.stack([u, v, torch.ones_like(u)]).double()
+    q = homography @ p
+    tu, tv = torch.floor(q[0] / q[2] + 0.5).long(), torch.floor(q[1] / q[2] + 0.5).long()
+    inside = (tu >= 0) & (tu < W) & (tv >= 0) & (tv < H)
+    assert inside.sum() > 60
+    lit = out.masks[0, 0, 0] > 0
+    assert lit.sum() == inside.sum() and lit[tv[inside], tu[inside]].all()
+    colors = out.colors[0, 0, :2, tv[inside], tu[inside]]
+    torch.testing.assert_close(colors[0], u[inside].float() / W * 2 - 1)
+    torch.testing.assert_close(colors[1], v[inside].float() / H * 2 - 1)
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_box_in_front_of_a_wall_disoccludes_exactly_what_the_parallax_uncovers(splat):
+    # Wall at z = 8, a box at z = 4 over rows 8..19, columns 10..19; the camera moves 0.4 right
+    # (fx = 40): the box moves 4 pixels left (to 6..15), the wall 2. The box covers wall columns
+    # 6, 7 (nearest wins), wall columns 16, 17 of those rows were behind the box and stay empty,
+    # as do the last 2 columns everywhere. The edge filter (GEN3C: 0.05) also drops the 2 pixels
+    # either side of the box's edges: box 10, 11, 18, 19 and wall 8, 9, 20, 21 in its rows.
+    H, W = 29, 41
+    K = make_intrinsics(40.0, 40.0, 20.0, 14.0)
+    depth = torch.full((H, W), 8.0)
+    depth[8:20, 10:20] = 4.0
+    image = torch.full((3, H, W), -0.5)
+    image[:, 8:20, 10:20] = 0.5
+    w2c = torch.eye(4)
+    w2c[0, 3] = -0.4
+    camera = Cameras(w2c[None], K[None], H, W)
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    cache.add_view(image, depth, K, torch.eye(4))
+    out = cache.render(camera)
+    seen = torch.ones(H, W, dtype=torch.bool)
+    seen[8:20, 16:18] = False
+    seen[:, W - 2 :] = False
+    color = torch.full((H, W), -0.5)
+    color[8:20, 6:16] = 0.5
+    z = torch.full((H, W), 8.0)
+    z[8:20, 6:16] = 4.0
+    assert torch.equal(out.masks[0, 0, 0] > 0, seen)
+    # The soft z-buffer lets the wall in by e^-50·(log 9 − log 5)/log 9 ≈ 1.5e-6 where the box wins.
+    tol = 0 if splat == "zbuffer" else 2e-6
+    torch.testing.assert_close(out.colors[0, 0][:, seen], color[seen].expand(3, -1), atol=tol, rtol=0)
+    torch.testing.assert_close(out.depths[0, 0, 0][seen], z[seen], atol=10 * tol, rtol=0)
+    # With the edge filter, row 12 (rows 6 and 21 are also touched, by the box's top and bottom).
+    filtered = Cache3D(splat=splat)
+    filtered.add_view(image, depth, K, torch.eye(4))
+    row = (filtered.render(camera).masks[0, 0, 0, 12] > 0).int().tolist()
+    # wall 0..7 → −2..5, box 12..17 → 8..13, wall 22..40 → 20..38.
+    assert row == [1] * 6 + [0] * 2 + [1] * 6 + [0] * 6 + [1] * 19 + [0] * 2
+
+
+def test_the_fixed_point_sum_gives_the_same_bits_on_any_number_of_threads(monkeypatch):
+    # 300 000 points in a 61 × 83 image (so CPU kernels split the work), splatted on 1 and on 2
+    # threads, and shuffled: the int64 sums are the same bits.
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(300_000, 3, generator=g) * torch.tensor([2.0, 2.0, 3.0]) + torch.tensor([-1.0, -1.0, 1.0])
+    cols = torch.rand(300_000, 3, generator=g) * 2 - 1
+    K = make_intrinsics(40.0, 40.0, 41.0, 30.0)[None]
+    perm = torch.randperm(len(pts), generator=g)
+    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", "fixed")
+    threads = torch.get_num_threads()
+    renders = []
+    try:
+        for n, order in ((1, slice(None)), (2, slice(None)), (2, perm)):
+            torch.set_num_threads(n)
+            renders.append(forward_warp(pts[order], cols[order], EYE, K, 61, 83))
+    finally:
+        torch.set_num_threads(threads)
+    for other in renders[1:]:
+        assert torch.equal(other.color, renders[0].color) and torch.equal(other.depth, renders[0].depth)
+        assert torch.equal(other.mask, renders[0].mask)
+
+
 # --------------------------------------------------------------------------------------------
 # Depth-edge filter
 # --------------------------------------------------------------------------------------------
