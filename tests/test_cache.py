@@ -643,6 +643,20 @@ def test_reliable_depth_mask_counts_the_window_past_the_border_as_zeros_as_gen3c
     assert not reliable[0, 0] and not reliable[-1, -1] and reliable[2:-2, 2:-2].all()
 
 
+def test_an_edge_filter_threshold_of_1_or_more_keeps_every_point_as_in_gen3c():
+    # GEN3C's cache_3d.py filters only when filter_points_threshold < 1, so a GEN3C user passes 1
+    # to keep every point. gen3c still dropped the pixels beside a strong edge there: depth 1 next
+    # to 5 gives (5 − 1) / mean ≥ 4 / 3.4 > 1 over the window.
+    depth = torch.ones(10, 12)
+    depth[:, 6:] = 5.0
+    K = make_intrinsics(10.0, 10.0, 5.5, 4.5)
+    assert not reliable_depth_mask(depth, 1.0)[:, 5:7].any()  # the filter itself would drop them
+    for threshold in (0, 1.0, 2.5):
+        view = Cache3D(filter_points_threshold=threshold).add_view(torch.zeros(3, 10, 12), depth, K, torch.eye(4))
+        assert view.valid.all() and not view.filtered.any()
+    assert not Cache3D(filter_points_threshold=0.99).add_view(torch.zeros(3, 10, 12), depth, K, torch.eye(4)).valid[0, :, 5:7].any()
+
+
 def test_cache_view_records_what_the_edge_filter_alone_left_out():
     depth = torch.full((10, 12), 2.0)
     depth[:, 6:] = 3.0  # a depth edge between columns 5 and 6

@@ -728,7 +728,8 @@ class Cache3D:
 
     Args:
         max_buffers: GEN3C keeps 2. When full, a new view replaces buffer 0.
-        filter_points_threshold: edge-filter threshold (GEN3C's ``--filter_points_threshold``); 0 disables the filter.
+        filter_points_threshold: edge-filter threshold (GEN3C's ``--filter_points_threshold``); 0, or 1 and above
+            (where GEN3C's ``cache_3d.py`` skips the filter), keep every point.
         foreground_masking: hide points seen through depth-edge cracks (GEN3C's ``--foreground_masking``).
         splat: "bilinear" (GEN3C) or "zbuffer".
         foreground_tolerance: how far (depth units) behind the curtain a warped point may lie
@@ -754,7 +755,7 @@ class Cache3D:
         if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
             raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
         if not 0 <= filter_points_threshold < math.inf:
-            raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0 keeps every point)")
+            raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0, or 1 and above, keeps every point)")
         # NaN turned foreground masking off without a word (no depth is > hit + NaN), a negative
         # value hid points in front of the curtain too.
         if not 0 <= foreground_tolerance < math.inf:
@@ -818,7 +819,9 @@ class Cache3D:
         if mask is not None:
             kept &= mask.bool()
         valid = kept
-        if self.filter_points_threshold > 0:
+        # GEN3C filters only below 1 (a GEN3C user turns it off with 1); 0, which in GEN3C drops
+        # every point, keeps them all here.
+        if 0 < self.filter_points_threshold < 1:
             valid = kept & reliable_depth_mask(depth, self.filter_points_threshold)
         points = unproject_depth(depth, K.float(), w2c.float())
         view = CacheView(
