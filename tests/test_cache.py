@@ -964,6 +964,25 @@ def test_a_render_that_sees_nothing_says_which_convention_to_check():
         assert not cache.render(Cameras(opengl, K5, 5, 6)).masks.any()
 
 
+def test_a_render_of_a_cache_without_points_says_so_not_to_check_the_cameras():
+    # A view whose every pixel is masked out, has no depth, or was dropped by the edge filter
+    # (noisy depth at a strict threshold) renders nothing from any camera; the note sent the user
+    # after their camera conventions.
+    K = make_intrinsics(10.0, 10.0, 5.0, 4.0)
+    noisy = 1.0 + torch.rand(9, 11, generator=torch.Generator().manual_seed(0))
+    camera = Cameras(torch.eye(4)[None], K[None], 9, 11)
+    for depth, mask, threshold in (
+        (torch.ones(9, 11), torch.zeros(9, 11, dtype=torch.bool), 0.05),
+        (torch.zeros(9, 11), None, 0.05),
+        (noisy, None, 0.01),
+    ):
+        cache = Cache3D(filter_points_threshold=threshold)
+        cache.add_view(torch.zeros(3, 9, 11), depth, K, torch.eye(4), mask)
+        with pytest.warns(UserWarning, match=r"^the cache holds no point to render into the 1 cameras: every pixel of its views has depth ≤ 0") as caught:
+            assert not cache.render(camera).masks.any()
+        assert len(caught) == 1
+
+
 def test_forward_warp_refuses_non_finite_cameras_and_empty_images():
     # Before: a NaN in K or w2c dropped every point and returned an all-invalid render without a
     # word, fx = 0 squashed the cloud onto one column, and a 0 × 0 image was torch's ZeroDivisionError.

@@ -919,7 +919,14 @@ class Cache3D:
                         out.depth.copy_(result.depth)
             if progress is not None:
                 progress(stop - start)
-        if T and not bool(masks.any()):
+        if T and not any(bool(view.valid.any()) for view in views):
+            # Was the note below, which sent the user after their camera poses.
+            note(
+                f"the cache holds no point to render into the {T} cameras: every pixel of its views has depth ≤ 0 (or NaN "
+                "from a reader), is masked out, or was dropped by the depth-edge filter (filter_points_threshold; 0 keeps every point)",
+                stacklevel=3,
+            )
+        elif T and not bool(masks.any()):
             # Not an error (a path may turn away from the scene), but mostly a convention mix-up.
             note(
                 f"no point of the cache lands in any of the {T} cameras: check that their poses are OpenCV world-to-camera "
