@@ -1003,6 +1003,21 @@ def test_forward_warp_refuses_non_finite_cameras_and_empty_images():
     assert not empty.mask.any() and torch.equal(empty.color, torch.full((1, 3, 5, 6), -1.0))
 
 
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_forward_warp_refuses_points_and_colours_that_are_not_finite(splat):
+    # Before: a point at infinite depth on the camera's axis projects to the principal point and
+    # made its 4 pixels' colour NaN (their depth infinite with the fixed-point sum), silently.
+    from gen3c.errors import Gen3cInputError
+
+    pts, cols = torch.tensor([[0.0, 0.0, math.inf], [0.1, 0.1, 2.0]]), torch.zeros(2, 3)
+    with pytest.raises(Gen3cInputError, match=r"^forward_warp points contain NaN or infinite values: pass finite ones"):
+        forward_warp(pts, cols, EYE, K5[None], 5, 6, mode=splat)
+    with pytest.raises(Gen3cInputError, match=r"^forward_warp colors contain NaN or infinite values"):
+        forward_warp(pts[1:], torch.full((1, 3), math.nan), EYE, K5[None], 5, 6, mode=splat)
+    keep = torch.isfinite(pts).all(-1)  # what the message says to do
+    assert forward_warp(pts[keep], cols[keep], EYE, K5[None], 5, 6, mode=splat).color.isfinite().all()
+
+
 def test_reliable_depth_mask_refuses_windows_without_a_centre():
     # Before: window=4 was torch's "size of tensor a (11) must match ... (10)", 0 its kernel-size error.
     from gen3c.errors import Gen3cInputError

@@ -160,6 +160,14 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
     validate_intrinsics(K, "forward_warp K")
     if not bool(torch.isfinite(w2c).all()):
         raise Gen3cInputError("forward_warp w2c contain NaN or infinite values: pass finite world-to-camera poses")
+    # A point at infinite depth on a camera's axis landed in the image and made its 4 pixels NaN
+    # (or their depth infinite); a NaN colour spread the same way.
+    for name, value in (("points", points), ("colors", colors)):
+        if value.dtype.is_floating_point and not bool(torch.isfinite(value).all()):
+            raise Gen3cInputError(
+                f"forward_warp {name} contain NaN or infinite values: pass finite ones (keep = torch.isfinite(points).all(-1) "
+                "selects the finite points)"
+            )
     for name, size in (("height", height), ("width", width)):
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise Gen3cInputError(f"forward_warp {name} {size!r} must be the image size in pixels, a whole number ≥ 1")
