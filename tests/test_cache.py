@@ -582,6 +582,19 @@ def test_the_fixed_point_sum_gives_the_same_bits_on_any_number_of_threads(monkey
         assert torch.equal(other.mask, renders[0].mask)
 
 
+def test_buffers_are_newest_first_and_a_full_cache_replaces_buffer_0_as_gen3c():
+    # GEN3C (cache_3d.py): a new view goes first; once max_buffers views exist, the newest replaces
+    # buffer 0, so the source view stays buffer 1 for the whole autoregressive video.
+    K = make_intrinsics(10.0, 10.0, 2.0, 2.0)
+    cache = Cache3D(max_buffers=2)
+    shades = (-0.5, 0.0, 0.5, 1.0)
+    for shade in shades:
+        cache.add_view(torch.full((3, 5, 5), shade), torch.full((5, 5), 2.0), K, torch.eye(4))
+    assert [v.colors[0, 0, 0, 0].item() for v in cache.views] == [1.0, -0.5]  # the last, then the first
+    out = cache.render(Cameras(torch.eye(4)[None], K[None], 5, 5))
+    assert out.colors[0, :, 0, 2, 2].tolist() == pytest.approx([1.0, -0.5], abs=1e-6) and out.views == (0, 1)
+
+
 # --------------------------------------------------------------------------------------------
 # Depth-edge filter
 # --------------------------------------------------------------------------------------------
