@@ -1110,13 +1110,14 @@ def test_renders_past_the_machines_memory_are_refused_before_they_are_allocated(
     # Renders of many frames at a high resolution (e.g. `gen3c demo --resolution 2160x3840
     # --num_video_frames 300`: 29.9 GB of colour alone) ended in torch's allocator error and a
     # traceback, or, where they fit on paper only, in the system killing the process.
-    from gen3c.errors import Gen3cMemoryError
+    from gen3c.errors import Gen3cDependencyError, Gen3cMemoryError
     from gen3c.models import memory
 
     cache = Cache3D()
     cache.add_view(torch.zeros(3, 8, 8), torch.ones(8, 8), make_intrinsics(8.0, 8.0, 3.5, 3.5), torch.eye(4))
     cameras = Cameras(torch.eye(4).expand(10, 4, 4), make_intrinsics(64.0, 64.0, 31.5, 31.5), 64, 64)
     need = 10 * 5 * 64 * 64 * 4  # float32 colour (3), mask and depth of 10 frames, one buffer
+    measured = memory.HostMemory.__dict__["now"]
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
     with pytest.raises(Gen3cMemoryError, match=r"^rendering the 3D cache into 10 frames of 64×64 \(1 buffer\) needs 0\.0 GB of CPU memory for the renders; "
                        r"this machine has 0\.0 GB with swap: render fewer frames at once \(gen3c generate --chunk_frames; .*--resolution$"):
@@ -1125,6 +1126,16 @@ def test_renders_past_the_machines_memory_are_refused_before_they_are_allocated(
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need)))
     with pytest.warns(UserWarning, match="free now: the system may stop the run"):
         assert cache.render(cameras).masks.any()
+    # Where nothing measures the memory (no /proc/meminfo, no psutil: a base install off Linux), renders go ahead.
+    monkeypatch.setattr(memory.HostMemory, "now", measured)
+    monkeypatch.setattr("gen3c.environment.meminfo", lambda: None)
+    monkeypatch.setattr("gen3c.dependencies.installed", lambda name: name != "psutil")
+
+    def missing(module, *args, **kwargs):
+        raise Gen3cDependencyError(f"{module} is not installed")
+
+    monkeypatch.setattr("gen3c.dependencies.require", missing)
+    assert cache.render(cameras).masks.any()
 
 
 def test_depth_beyond_100_enters_the_cache_on_its_ray_at_100_as_documented():

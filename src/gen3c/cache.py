@@ -618,10 +618,13 @@ def _check_render_memory(frames: int, buffers: int, height: int, width: int, dep
     """Refuse renders returned to the CPU that cannot fit in its memory, before allocating them:
     past RAM and swap that was torch's allocator error and a traceback, and renders that fit only
     on paper got the process killed by the system as they filled; note renders past the memory free now."""
-    if device.type != "cpu":
-        return
+    from gen3c.dependencies import installed
+    from gen3c.environment import meminfo
     from gen3c.models.memory import HostMemory
 
+    # Without /proc/meminfo and psutil (an extra) there is nothing to measure: the allocator decides.
+    if device.type != "cpu" or (meminfo() is None and not installed("psutil")):
+        return
     need = frames * buffers * (5 if depth else 4) * height * width * 4  # float32 colour (3), mask, depth
     memory = HostMemory.now()
     what = (
