@@ -442,6 +442,159 @@ def test_forward_warp_batches_views():
     assert out.mask[0, 0, 1, 2] == 1 and out.mask[1, 0, 1, 3] == 1 and out.mask.sum() == 2
 
 
+def _ramp(H: int, W: int) -> torch.Tensor:
+    """(3, H, W) colours linear in the pixel: red = u / W·2 − 1, green = v / H·2 − 1, blue 0.3."""
+    u, v = torch.arange(W).float(), torch.arange(H).float()
+    return torch.stack([(u / W * 2 - 1).expand(H, W), (v[:, None] / H * 2 - 1).expand(H, W), torch.full((H, W), 0.3)])
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+@pytest.mark.parametrize("t", [0.2, 0.1])  # shifts of 2 and 1 pixels
+def test_a_plane_seen_from_a_camera_moved_along_x_shifts_by_fx_t_over_z(splat, t):
+    # A fronto-parallel plane at z = 4 (odd size 33 × 47), the camera moved t to the right: every
+    # point moves s = fx·t/z pixels left, exactly, so target pixel u shows source pixel u + s, and
+    # the last s columns, which no source pixel reaches, are empty.
+    H, W, fx, z = 33, 47, 40.0, 4.0
+    K = make_intrinsics(fx, fx, 23.0, 16.0)
+    cache = Cache3D(splat=splat)
+    cache.add_view(_ramp(H, W), torch.full((H, W), z), K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[0, 3] = -t
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    s = round(fx * t / z)
+    expected_mask = torch.ones(H, W, dtype=torch.bool)
+    expected_mask[:, W - s :] = False
+    assert torch.equal(out.masks[0, 0, 0] > 0, expected_mask)
+    shifted = _ramp(H, W)
+    shifted[0] += 2 * s / W  # red at u + s
+    torch.testing.assert_close(out.colors[0, 0][:, expected_mask], shifted[:, expected_mask], atol=1e-6, rtol=0)
+    assert (out.colors[0, 0][:, ~expected_mask] == -1).all()
+    assert (out.depths[0, 0, 0][expected_mask] == z).all() and (out.depths[0, 0, 0][~expected_mask] == 0).all()
+
+
+def test_a_half_pixel_shift_splats_each_point_half_onto_two_pixels():
+    # s = fx·t/z = 0.5: target pixel u gets the points of source u and u + 1 at weight ½ each, so a
+    # colour linear in u comes out as the source's at u + 0.5 (all but the last column, which only
+    # source W − 1 reaches; source 0 lands half on the border outside the image).
+    H, W, fx, z = 9, 15, 40.0, 4.0
+    K = make_intrinsics(fx, fx, 7.0, 4.0)
+    cache = Cache3D()
+    cache.add_view(_ramp(H, W), torch.full((H, W), z), K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[0, 3] = -0.05
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    assert out.masks.all()
+    u = torch.arange(W - 1).float()
+    torch.testing.assert_close(out.colors[0, 0, 0, :, : W - 1], ((u + 0.5) / W * 2 - 1).expand(H, W - 1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.colors[0, 0, 0, :, W - 1], torch.full((H,), (W - 1) / W * 2 - 1), atol=1e-6, rtol=0)
+
+
+def test_a_camera_turned_about_its_centre_warps_by_the_homography_whatever_the_depth():
+    # Pure rotation R: a source pixel p lands at K R K⁻¹ p, independent of its depth. Sparse
+    # source pixels (every 5th, so none share a target pixel) at random depths, the z-buffer
+    # splat (nearest pixel): each lands on the pixel its homography image rounds to, its colour
+    # saying which source pixel it is.
+    H, W = 41, 57
+    K = make_intrinsics(50.0, 50.0, 28.0, 20.0)
+    a, b = math.radians(4.0), math.radians(-3.0)
+    yaw = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    pitch = torch.tensor([[1, 0, 0], [0, math.cos(b), -math.sin(b)], [0, math.sin(b), math.cos(b)]])
+    w2c = torch.eye(4)
+    w2c[:3, :3] = pitch @ yaw
+    mask = torch.zeros(H, W, dtype=torch.bool)
+    mask[2::5, 2::5] = True
+    depth = 1.0 + 9.0 * torch.rand(H, W, generator=torch.Generator().manual_seed(0))
+    cache = Cache3D(splat="zbuffer", filter_points_threshold=0)
+    cache.add_view(_ramp(H, W), depth, K, torch.eye(4), mask)
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    homography = (K @ w2c[:3, :3] @ torch.linalg.inv(K)).double()
+    v, u = mask.nonzero(as_tuple=True)
+    p = torch.stack([u, v, torch.ones_like(u)]).double()
+    q = homography @ p
+    tu, tv = torch.floor(q[0] / q[2] + 0.5).long(), torch.floor(q[1] / q[2] + 0.5).long()
+    inside = (tu >= 0) & (tu < W) & (tv >= 0) & (tv < H)
+    assert inside.sum() > 60
+    lit = out.masks[0, 0, 0] > 0
+    assert lit.sum() == inside.sum() and lit[tv[inside], tu[inside]].all()
+    colors = out.colors[0, 0, :2, tv[inside], tu[inside]]
+    torch.testing.assert_close(colors[0], u[inside].float() / W * 2 - 1)
+    torch.testing.assert_close(colors[1], v[inside].float() / H * 2 - 1)
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_box_in_front_of_a_wall_disoccludes_exactly_what_the_parallax_uncovers(splat):
+    # Wall at z = 8, a box at z = 4 over rows 8..19, columns 10..19; the camera moves 0.4 right
+    # (fx = 40): the box moves 4 pixels left (to 6..15), the wall 2. The box covers wall columns
+    # 6, 7 (nearest wins), wall columns 16, 17 of those rows were behind the box and stay empty,
+    # as do the last 2 columns everywhere. The edge filter (GEN3C: 0.05) also drops the 2 pixels
+    # either side of the box's edges: box 10, 11, 18, 19 and wall 8, 9, 20, 21 in its rows.
+    H, W = 29, 41
+    K = make_intrinsics(40.0, 40.0, 20.0, 14.0)
+    depth = torch.full((H, W), 8.0)
+    depth[8:20, 10:20] = 4.0
+    image = torch.full((3, H, W), -0.5)
+    image[:, 8:20, 10:20] = 0.5
+    w2c = torch.eye(4)
+    w2c[0, 3] = -0.4
+    camera = Cameras(w2c[None], K[None], H, W)
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    cache.add_view(image, depth, K, torch.eye(4))
+    out = cache.render(camera)
+    seen = torch.ones(H, W, dtype=torch.bool)
+    seen[8:20, 16:18] = False
+    seen[:, W - 2 :] = False
+    color = torch.full((H, W), -0.5)
+    color[8:20, 6:16] = 0.5
+    z = torch.full((H, W), 8.0)
+    z[8:20, 6:16] = 4.0
+    assert torch.equal(out.masks[0, 0, 0] > 0, seen)
+    # The soft z-buffer lets the wall in by e^-50·(log 9 − log 5)/log 9 ≈ 1.5e-6 where the box wins.
+    tol = 0 if splat == "zbuffer" else 2e-6
+    torch.testing.assert_close(out.colors[0, 0][:, seen], color[seen].expand(3, -1), atol=tol, rtol=0)
+    torch.testing.assert_close(out.depths[0, 0, 0][seen], z[seen], atol=10 * tol, rtol=0)
+    # With the edge filter, row 12 (rows 6 and 21 are also touched, by the box's top and bottom).
+    filtered = Cache3D(splat=splat)
+    filtered.add_view(image, depth, K, torch.eye(4))
+    row = (filtered.render(camera).masks[0, 0, 0, 12] > 0).int().tolist()
+    # wall 0..7 → −2..5, box 12..17 → 8..13, wall 22..40 → 20..38.
+    assert row == [1] * 6 + [0] * 2 + [1] * 6 + [0] * 6 + [1] * 19 + [0] * 2
+
+
+def test_the_fixed_point_sum_gives_the_same_bits_on_any_number_of_threads(monkeypatch):
+    # 300 000 points in a 61 × 83 image (so CPU kernels split the work), splatted on 1 and on 2
+    # threads, and shuffled: the int64 sums are the same bits.
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(300_000, 3, generator=g) * torch.tensor([2.0, 2.0, 3.0]) + torch.tensor([-1.0, -1.0, 1.0])
+    cols = torch.rand(300_000, 3, generator=g) * 2 - 1
+    K = make_intrinsics(40.0, 40.0, 41.0, 30.0)[None]
+    perm = torch.randperm(len(pts), generator=g)
+    monkeypatch.setitem(gen3c.cache._SPLAT_SUM, "cpu", "fixed")
+    threads = torch.get_num_threads()
+    renders = []
+    try:
+        for n, order in ((1, slice(None)), (2, slice(None)), (2, perm)):
+            torch.set_num_threads(n)
+            renders.append(forward_warp(pts[order], cols[order], EYE, K, 61, 83))
+    finally:
+        torch.set_num_threads(threads)
+    for other in renders[1:]:
+        assert torch.equal(other.color, renders[0].color) and torch.equal(other.depth, renders[0].depth)
+        assert torch.equal(other.mask, renders[0].mask)
+
+
+def test_buffers_are_newest_first_and_a_full_cache_replaces_buffer_0_as_gen3c():
+    # GEN3C (cache_3d.py): a new view goes first; once max_buffers views exist, the newest replaces
+    # buffer 0, so the source view stays buffer 1 for the whole autoregressive video.
+    K = make_intrinsics(10.0, 10.0, 2.0, 2.0)
+    cache = Cache3D(max_buffers=2)
+    shades = (-0.5, 0.0, 0.5, 1.0)
+    for shade in shades:
+        cache.add_view(torch.full((3, 5, 5), shade), torch.full((5, 5), 2.0), K, torch.eye(4))
+    assert [v.colors[0, 0, 0, 0].item() for v in cache.views] == [1.0, -0.5]  # the last, then the first
+    out = cache.render(Cameras(torch.eye(4)[None], K[None], 5, 5))
+    assert out.colors[0, :, 0, 2, 2].tolist() == pytest.approx([1.0, -0.5], abs=1e-6) and out.views == (0, 1)
+
+
 # --------------------------------------------------------------------------------------------
 # Depth-edge filter
 # --------------------------------------------------------------------------------------------
@@ -482,6 +635,39 @@ def test_reliable_depth_mask_threshold_and_nonpositive_depth():
     assert not reliable_depth_mask(depth, threshold=0.02)[:, 3:7].any()
     depth[0, 0] = 0.0
     assert not reliable_depth_mask(depth)[0, 0]
+
+
+def test_reliable_depth_mask_counts_the_window_past_the_border_as_zeros_as_gen3c():
+    # GEN3C's reliable_depth_mask_range_batch pools with padding: max and min over the window's
+    # pixels inside the image, the mean over all 25 places (zeros outside), + 1e-6. On a gentle
+    # slope (depth 10 + 0.11·column) the interior is smooth, (4·0.11) / mean < 0.044, but at a
+    # corner only 3 × 3 of the 25 places are in the image: (2·0.11) / (9/25 · 10.11) = 0.060 ≥ 0.05,
+    # so GEN3C drops the corner point. A replicated border kept it (ratio 0.022).
+    H, W = 7, 9
+    depth = 10.0 + 0.11 * torch.arange(W).float().expand(H, W)
+    reliable = reliable_depth_mask(depth)
+    expected = torch.zeros(H, W, dtype=torch.bool)
+    for r in range(H):
+        for c in range(W):
+            inside = depth[max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3]
+            ratio = (inside.max() - inside.min()) / (inside.sum() / 25 + 1e-6)
+            expected[r, c] = bool(ratio < 0.05)
+    assert torch.equal(reliable, expected)
+    assert not reliable[0, 0] and not reliable[-1, -1] and reliable[2:-2, 2:-2].all()
+
+
+def test_an_edge_filter_threshold_of_1_or_more_keeps_every_point_as_in_gen3c():
+    # GEN3C's cache_3d.py filters only when filter_points_threshold < 1, so a GEN3C user passes 1
+    # to keep every point. gen3c still dropped the pixels beside a strong edge there: depth 1 next
+    # to 5 gives (5 − 1) / mean ≥ 4 / 3.4 > 1 over the window.
+    depth = torch.ones(10, 12)
+    depth[:, 6:] = 5.0
+    K = make_intrinsics(10.0, 10.0, 5.5, 4.5)
+    assert not reliable_depth_mask(depth, 1.0)[:, 5:7].any()  # the filter itself would drop them
+    for threshold in (0, 1.0, 2.5):
+        view = Cache3D(filter_points_threshold=threshold).add_view(torch.zeros(3, 10, 12), depth, K, torch.eye(4))
+        assert view.valid.all() and not view.filtered.any()
+    assert not Cache3D(filter_points_threshold=0.99).add_view(torch.zeros(3, 10, 12), depth, K, torch.eye(4)).valid[0, :, 5:7].any()
 
 
 def test_cache_view_records_what_the_edge_filter_alone_left_out():
@@ -791,6 +977,25 @@ def test_a_render_that_sees_nothing_says_which_convention_to_check():
         assert not cache.render(Cameras(opengl, K5, 5, 6)).masks.any()
 
 
+def test_a_render_of_a_cache_without_points_says_so_not_to_check_the_cameras():
+    # A view whose every pixel is masked out, has no depth, or was dropped by the edge filter
+    # (noisy depth at a strict threshold) renders nothing from any camera; the note sent the user
+    # after their camera conventions.
+    K = make_intrinsics(10.0, 10.0, 5.0, 4.0)
+    noisy = 1.0 + torch.rand(9, 11, generator=torch.Generator().manual_seed(0))
+    camera = Cameras(torch.eye(4)[None], K[None], 9, 11)
+    for depth, mask, threshold in (
+        (torch.ones(9, 11), torch.zeros(9, 11, dtype=torch.bool), 0.05),
+        (torch.zeros(9, 11), None, 0.05),
+        (noisy, None, 0.01),
+    ):
+        cache = Cache3D(filter_points_threshold=threshold)
+        cache.add_view(torch.zeros(3, 9, 11), depth, K, torch.eye(4), mask)
+        with pytest.warns(UserWarning, match=r"^the cache holds no point to render into the 1 cameras: every pixel of its views has depth ≤ 0") as caught:
+            assert not cache.render(camera).masks.any()
+        assert len(caught) == 1
+
+
 def test_forward_warp_refuses_non_finite_cameras_and_empty_images():
     # Before: a NaN in K or w2c dropped every point and returned an all-invalid render without a
     # word, fx = 0 squashed the cloud onto one column, and a 0 × 0 image was torch's ZeroDivisionError.
@@ -809,6 +1014,21 @@ def test_forward_warp_refuses_non_finite_cameras_and_empty_images():
     # An empty cloud is no mistake: every pixel is invalid, at the fill colour.
     empty = forward_warp(torch.zeros(0, 3), torch.zeros(0, 3), EYE, K5[None], 5, 6)
     assert not empty.mask.any() and torch.equal(empty.color, torch.full((1, 3, 5, 6), -1.0))
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_forward_warp_refuses_points_and_colours_that_are_not_finite(splat):
+    # Before: a point at infinite depth on the camera's axis projects to the principal point and
+    # made its 4 pixels' colour NaN (their depth infinite with the fixed-point sum), silently.
+    from gen3c.errors import Gen3cInputError
+
+    pts, cols = torch.tensor([[0.0, 0.0, math.inf], [0.1, 0.1, 2.0]]), torch.zeros(2, 3)
+    with pytest.raises(Gen3cInputError, match=r"^forward_warp points contain NaN or infinite values: pass finite ones"):
+        forward_warp(pts, cols, EYE, K5[None], 5, 6, mode=splat)
+    with pytest.raises(Gen3cInputError, match=r"^forward_warp colors contain NaN or infinite values"):
+        forward_warp(pts[1:], torch.full((1, 3), math.nan), EYE, K5[None], 5, 6, mode=splat)
+    keep = torch.isfinite(pts).all(-1)  # what the message says to do
+    assert forward_warp(pts[keep], cols[keep], EYE, K5[None], 5, 6, mode=splat).color.isfinite().all()
 
 
 def test_reliable_depth_mask_refuses_windows_without_a_centre():
@@ -884,6 +1104,38 @@ def test_a_render_past_2_to_the_24_pixels_puts_every_point_on_its_pixel(mode):
     assert sorted(map(tuple, lit)) == sorted(expected)
     for (y, x), color in expected.items():
         assert out.color[0, 0, y, x].item() == pytest.approx(color, rel=1e-6)
+
+
+def test_renders_past_the_machines_memory_are_refused_before_they_are_allocated(monkeypatch):
+    # Renders of many frames at a high resolution (e.g. `gen3c demo --resolution 2160x3840
+    # --num_video_frames 300`: 29.9 GB of colour alone) ended in torch's allocator error and a
+    # traceback, or, where they fit on paper only, in the system killing the process.
+    from gen3c.errors import Gen3cDependencyError, Gen3cMemoryError
+    from gen3c.models import memory
+
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 8, 8), torch.ones(8, 8), make_intrinsics(8.0, 8.0, 3.5, 3.5), torch.eye(4))
+    cameras = Cameras(torch.eye(4).expand(10, 4, 4), make_intrinsics(64.0, 64.0, 31.5, 31.5), 64, 64)
+    need = 10 * 5 * 64 * 64 * 4  # float32 colour (3), mask and depth of 10 frames, one buffer
+    measured = memory.HostMemory.__dict__["now"]
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+    with pytest.raises(Gen3cMemoryError, match=r"^rendering the 3D cache into 10 frames of 64×64 \(1 buffer\) needs 0\.0 GB of CPU memory for the renders; "
+                       r"this machine has 0\.0 GB with swap: render fewer frames at once \(gen3c generate --chunk_frames; .*--resolution$"):
+        cache.render(cameras)
+    assert cache.render(cameras, depth=False).masks.any()  # colour and mask only: 4/5 of it
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need)))
+    with pytest.warns(UserWarning, match="free now: the system may stop the run"):
+        assert cache.render(cameras).masks.any()
+    # Where nothing measures the memory (no /proc/meminfo, no psutil: a base install off Linux), renders go ahead.
+    monkeypatch.setattr(memory.HostMemory, "now", measured)
+    monkeypatch.setattr("gen3c.environment.meminfo", lambda: None)
+    monkeypatch.setattr("gen3c.dependencies.installed", lambda name: name != "psutil")
+
+    def missing(module, *args, **kwargs):
+        raise Gen3cDependencyError(f"{module} is not installed")
+
+    monkeypatch.setattr("gen3c.dependencies.require", missing)
+    assert cache.render(cameras).masks.any()
 
 
 def test_depth_beyond_100_enters_the_cache_on_its_ray_at_100_as_documented():

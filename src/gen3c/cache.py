@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.constants import SPLAT_MODES
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, note
 from gen3c.io.images import outside_unit_range
 from gen3c.summary import dataclass_repr
 
@@ -60,11 +60,14 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
     shape = depth.shape
     d = depth.reshape(-1, 1, *shape[-2:]).float()
     pad = window // 2
-    padded = F.pad(d, (pad, pad, pad, pad), mode="replicate")
-    d_max = F.max_pool2d(padded, window, stride=1)
-    d_min = -F.max_pool2d(-padded, window, stride=1)
-    d_mean = F.avg_pool2d(padded, window, stride=1)
-    ratio = (d_max - d_min) / d_mean.clamp(min=1e-8)
+    # As GEN3C's ``reliable_depth_mask_range_batch``: max and min over the window's pixels in the
+    # image, the mean over all window² places with zeros outside it (so within pad pixels of the
+    # border a slope counts more), and 1e-6 added to the mean. A replicated border kept points
+    # GEN3C drops there.
+    d_max = F.max_pool2d(d, window, stride=1, padding=pad)
+    d_min = -F.max_pool2d(-d, window, stride=1, padding=pad)
+    d_mean = F.avg_pool2d(d, window, stride=1, padding=pad, count_include_pad=True)
+    ratio = (d_max - d_min) / (d_mean + 1e-6)
     reliable = (ratio < threshold) & (d > 0)
     return reliable.reshape(shape)
 
@@ -157,6 +160,14 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
     validate_intrinsics(K, "forward_warp K")
     if not bool(torch.isfinite(w2c).all()):
         raise Gen3cInputError("forward_warp w2c contain NaN or infinite values: pass finite world-to-camera poses")
+    # A point at infinite depth on a camera's axis landed in the image and made its 4 pixels NaN
+    # (or their depth infinite); a NaN colour spread the same way.
+    for name, value in (("points", points), ("colors", colors)):
+        if value.dtype.is_floating_point and not bool(torch.isfinite(value).all()):
+            raise Gen3cInputError(
+                f"forward_warp {name} contain NaN or infinite values: pass finite ones (keep = torch.isfinite(points).all(-1) "
+                "selects the finite points)"
+            )
     for name, size in (("height", height), ("width", width)):
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise Gen3cInputError(f"forward_warp {name} {size!r} must be the image size in pixels, a whole number ≥ 1")
@@ -603,6 +614,30 @@ def _concrete(device: torch.device | str) -> torch.device:
     return device
 
 
+def _check_render_memory(frames: int, buffers: int, height: int, width: int, depth: bool, device: torch.device) -> None:
+    """Refuse renders returned to the CPU that cannot fit in its memory, before allocating them:
+    past RAM and swap that was torch's allocator error and a traceback, and renders that fit only
+    on paper got the process killed by the system as they filled; note renders past the memory free now."""
+    from gen3c.dependencies import installed
+    from gen3c.environment import meminfo
+    from gen3c.models.memory import HostMemory
+
+    # Without /proc/meminfo and psutil (an extra) there is nothing to measure: the allocator decides.
+    if device.type != "cpu" or (meminfo() is None and not installed("psutil")):
+        return
+    need = frames * buffers * (5 if depth else 4) * height * width * 4  # float32 colour (3), mask, depth
+    memory = HostMemory.now()
+    what = (
+        f"rendering the 3D cache into {frames} frames of {height}×{width} ({counted(buffers, 'buffer')}) needs "
+        f"{need / 2**30:.1f} GB of CPU memory for the renders"
+    )
+    fix = "render fewer frames at once (gen3c generate --chunk_frames; in Python Cache3D.render(cameras[a:b])) or at a lower --resolution"
+    if need > memory.total:
+        raise Gen3cMemoryError(f"{what}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
+    if need > memory.available:
+        note(f"{what} and {memory.available / 2**30:.1f} GB are free now: the system may stop the run unless other programs give memory back; else {fix}", stacklevel=4)
+
+
 @dataclass
 class CacheView:
     """One source view of the cache (one buffer).
@@ -704,7 +739,8 @@ class Cache3D:
 
     Args:
         max_buffers: GEN3C keeps 2. When full, a new view replaces buffer 0.
-        filter_points_threshold: edge-filter threshold (GEN3C's ``--filter_points_threshold``); 0 disables the filter.
+        filter_points_threshold: edge-filter threshold (GEN3C's ``--filter_points_threshold``); 0, or 1 and above
+            (where GEN3C's ``cache_3d.py`` skips the filter), keep every point.
         foreground_masking: hide points seen through depth-edge cracks (GEN3C's ``--foreground_masking``).
         splat: "bilinear" (GEN3C) or "zbuffer".
         foreground_tolerance: how far (depth units) behind the curtain a warped point may lie
@@ -730,7 +766,7 @@ class Cache3D:
         if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
             raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
         if not 0 <= filter_points_threshold < math.inf:
-            raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0 keeps every point)")
+            raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0, or 1 and above, keeps every point)")
         # NaN turned foreground masking off without a word (no depth is > hit + NaN), a negative
         # value hid points in front of the curtain too.
         if not 0 <= foreground_tolerance < math.inf:
@@ -794,7 +830,9 @@ class Cache3D:
         if mask is not None:
             kept &= mask.bool()
         valid = kept
-        if self.filter_points_threshold > 0:
+        # GEN3C filters only below 1 (a GEN3C user turns it off with 1); 0, which in GEN3C drops
+        # every point, keeps them all here.
+        if 0 < self.filter_points_threshold < 1:
             valid = kept & reliable_depth_mask(depth, self.filter_points_threshold)
         points = unproject_depth(depth, K.float(), w2c.float())
         view = CacheView(
@@ -873,6 +911,7 @@ class Cache3D:
         T, H, W = len(cameras), cameras.height, cameras.width
         returned_on = views[0].points.device if output_device is None else _concrete(output_device)
         device = views[0].points.device if device is None else _concrete(device)
+        _check_render_memory(T, len(views), H, W, depth, returned_on)
         colors = torch.empty(T, len(views), 3, H, W, device=returned_on)
         masks = torch.empty(T, len(views), 1, H, W, device=returned_on)
         depths = torch.empty(T, len(views), 1, H, W, device=returned_on) if depth else None
@@ -891,7 +930,14 @@ class Cache3D:
                         out.depth.copy_(result.depth)
             if progress is not None:
                 progress(stop - start)
-        if T and not bool(masks.any()):
+        if T and not any(bool(view.valid.any()) for view in views):
+            # Was the note below, which sent the user after their camera poses.
+            note(
+                f"the cache holds no point to render into the {T} cameras: every pixel of its views has depth ≤ 0, is "
+                "masked out, or was dropped by the depth-edge filter (filter_points_threshold; 0 keeps every point)",
+                stacklevel=3,
+            )
+        elif T and not bool(masks.any()):
             # Not an error (a path may turn away from the scene), but mostly a convention mix-up.
             note(
                 f"no point of the cache lands in any of the {T} cameras: check that their poses are OpenCV world-to-camera "

@@ -391,7 +391,7 @@ FilterOpt = Annotated[
     float,
     typer.Option(
         "--filter_points_threshold",
-        help="Drop points at depth edges: (max−min)/mean depth over 5×5 above this leaves the cache (GEN3C: 0.05; 0 keeps all).",
+        help="Drop points at depth edges: (max−min)/mean depth over 5×5 above this leaves the cache (GEN3C: 0.05; 0, or 1 and above as in GEN3C, keeps all).",
     ),
 ]
 ResolutionOpt = Annotated[

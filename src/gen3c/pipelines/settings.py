@@ -283,7 +283,7 @@ def check_request(request: GenerationRequest) -> None:
         if value not in choices:
             raise Gen3cInputError(f"--{key} {str(value)[:40]!r} is unknown: choose one of {', '.join(choices)}")
     numbers = (("movement_distance", request.movement_distance, lambda v: True, "a finite number"),
-               ("filter_points_threshold", request.filter_points_threshold, lambda v: v >= 0, "a number ≥ 0 (0 keeps every point)"),
+               ("filter_points_threshold", request.filter_points_threshold, lambda v: v >= 0, "a number ≥ 0 (0, or 1 and above, keeps every point)"),
                ("png_depth_scale", request.png_depth_scale, lambda v: v > 0, "a number > 0"),
                ("fps", request.fps, lambda v: MIN_FPS <= v <= MAX_FPS, f"a frame rate in [{MIN_FPS:g}, {MAX_FPS:g}]"))  # fmt: skip
     for key, value, allowed, what in numbers:
