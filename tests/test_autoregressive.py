@@ -535,6 +535,32 @@ def test_generated_frame_joins_the_cache_with_aligned_depth():
     assert (z[new.valid[0]] - 3.0).abs().max() < 0.05  # aligned to the rendered depth, not 6
 
 
+def test_a_generated_frames_far_depth_stays_far_as_in_gen3c():
+    """GEN3C clamps a source view's depth to 100 but a generated frame's to 10⁴ (cache_3d.py's
+    update_cache): sky an estimator puts at 1000 stays at ~1000 once aligned (scale ½ here), where
+    it sat at 100 before; NaN goes to 10⁴ as GEN3C's does."""
+    image, depth = plane_view(depth=3.0)
+    cache = Cache3D(filter_points_threshold=0)
+    cache.add_view(image, depth, K, torch.eye(4))
+    cam = slide(2, step=1.5)[1]  # half the frame past the source's edge: unseen by the cache
+    from gen3c.pipelines.preview import composite_buffers
+
+    _, seen, _ = composite_buffers(cache.render(cam))
+    seen = seen[0].cpu()
+    assert 0 < int(seen.sum()) < H * W and not seen[:, -1].any()
+    estimate = torch.where(seen, torch.tensor(6.0), torch.tensor(2000.0))
+    estimate[0, -1] = float("nan")
+    frame = cache.render(cam).colors[0, 0]
+    assert GrowingCache(cache, depth_estimator=Returns(estimate), align_steps=0).add_generated_frame(frame, cam)
+    new = cache.views[0]
+    z = (new.points[0] @ cam.w2c[0, :3, :3].T + cam.w2c[0, :3, 3])[..., 2]
+    assert (z[seen] - 3.0).abs().max() < 1e-3  # aligned: scale ½
+    far = ~seen
+    far[0, -1] = False
+    assert (z[far] - 1000.0).abs().max() < 0.5  # was 100: clamped as a source view's
+    assert abs(float(z[0, -1]) - 5000.0) < 5  # NaN at 10⁴, aligned by the same ½
+
+
 class Returns:
     """A caller's depth estimator whose ``estimate`` returns ``result`` (a depth map: an object with it as ``.depth``)."""
 

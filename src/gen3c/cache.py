@@ -30,8 +30,10 @@ from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, note
 from gen3c.io.images import outside_unit_range
 from gen3c.summary import dataclass_repr
 
-# GEN3C's cache clamps depth to [0, 100] and treats NaN as 100 (``cache_3d.py``).
+# GEN3C's cache clamps a source view's depth to [0, 100] and treats NaN as 100 (``cache_3d.py``,
+# at construction); a frame it generates and adds later (``update_cache``) to [0, 10⁴], NaN at 10⁴.
 CACHE_MAX_DEPTH = 100.0
+GENERATED_MAX_DEPTH = 1e4
 # Sharpness of the soft z-buffer: weights are divided by exp(50 · log(1+z) / max log(1+z)).
 DEPTH_WEIGHT_SHARPNESS = 50.0
 
@@ -747,7 +749,8 @@ class Cache3D:
             before foreground masking hides it (GEN3C: 0.02).
 
     Depth enters the cache clamped to [0, :data:`CACHE_MAX_DEPTH`] = [0, 100], NaN at 100, as
-    GEN3C's ``cache_3d.py`` does. In metric depth that is 100 m: an outdoor scene's points
+    GEN3C's ``cache_3d.py`` does for its source views (a generated frame added between chunks
+    to [0, :data:`GENERATED_MAX_DEPTH`]: :meth:`add_view`'s ``max_depth``). In metric depth that is 100 m: an outdoor scene's points
     farther away sit on their rays at 100 m (a backdrop; they keep their colour but lose the
     little parallax they had). Inputs that need more range must be scaled down before
     :meth:`add_view`; the readers note a median depth beyond 100 (millimetres, most likely).
@@ -809,12 +812,16 @@ class Cache3D:
             view.setdefault("filtered", torch.zeros_like(view["valid"]))
             self.views.append(CacheView(**view))
 
-    def add_view(self, image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None = None) -> CacheView:
+    def add_view(
+        self, image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None = None, max_depth: float = CACHE_MAX_DEPTH
+    ) -> CacheView:
         """Lift a source view (or a video of F frames) into the cache as a new buffer.
 
         Args:
             image: (F, 3, H, W) or (3, H, W) in [−1, 1].
-            depth: (F, H, W) or (H, W) z-depth, clamped to [0, 100] as in GEN3C (see the class).
+            depth: (F, H, W) or (H, W) z-depth, clamped to [0, ``max_depth``], NaN at ``max_depth``:
+                GEN3C's 100 for a source view (see the class), its :data:`GENERATED_MAX_DEPTH` for a
+                frame it generated (``cache_3d.py``'s ``update_cache``).
             K: (F, 3, 3) or (3, 3); w2c: (F, 4, 4) or (4, 4).
             mask: optional (F, H, W) or (H, W) bool, False for pixels to leave out (e.g. sky).
         Returns:
@@ -824,7 +831,7 @@ class Cache3D:
         if image.ndim == 3:
             image, depth, K, w2c = image[None], depth[None], K[None], w2c[None]
             mask = None if mask is None else mask[None]
-        depth = torch.nan_to_num(depth.float(), nan=CACHE_MAX_DEPTH).clamp(0.0, CACHE_MAX_DEPTH)
+        depth = torch.nan_to_num(depth.float(), nan=max_depth).clamp(0.0, max_depth)
         edge = ~reliable_depth_mask(depth, 0.05)
         kept = depth > 0
         if mask is not None:
@@ -1042,9 +1049,11 @@ class SelectingCache3D(Cache3D):
         self.select = select
         self.near_full_threshold = near_full_threshold
 
-    def add_view(self, image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None = None) -> CacheView:
+    def add_view(
+        self, image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tensor | None = None, max_depth: float = CACHE_MAX_DEPTH
+    ) -> CacheView:
         """Add a view at the end (views keep their input order); see :meth:`Cache3D.add_view`."""
-        view = super().add_view(image, depth, K, w2c, mask)
+        view = super().add_view(image, depth, K, w2c, mask, max_depth)
         self.views.append(self.views.pop(0))
         return view
 

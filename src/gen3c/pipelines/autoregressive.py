@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cache import Cache3D, SelectingCache3D
+from gen3c.cache import GENERATED_MAX_DEPTH, Cache3D, SelectingCache3D
 from gen3c.cameras import Cameras, pixel_grid
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.frames import FrameStack
@@ -205,10 +205,15 @@ class GrowingCache:
             self._check_estimate(estimate, seen)
         else:
             estimate = fill_depth_holes(rendered, ~seen)
+        # GEN3C's update_cache clamps a generated frame's depth to [0, 10⁴] before aligning it, not
+        # to the 100 of its source views: far estimates (sky) stay far.
+        estimate = torch.nan_to_num(estimate, nan=GENERATED_MAX_DEPTH).clamp(0.0, GENERATED_MAX_DEPTH)
         depth = align_depth_to_reference(
             estimate, rendered, seen, camera.K[0].cpu(), steps=self.align_steps, progress=progress
         )
-        self.cache.add_view(frame.detach().float().cpu(), depth, camera.K[0].cpu(), camera.w2c[0].cpu())
+        self.cache.add_view(
+            frame.detach().float().cpu(), depth, camera.K[0].cpu(), camera.w2c[0].cpu(), max_depth=GENERATED_MAX_DEPTH
+        )
         return True
 
     def _depth_of(self, result: Any) -> Tensor:
