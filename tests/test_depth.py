@@ -227,6 +227,17 @@ def test_user_depth_formats(tmp_path, depth_map):
         assert est.intrinsics[0, 0] == 30.0
 
 
+@pytest.mark.parametrize("scale", [0, -0.001, math.nan, math.inf, "mm", True])
+def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth_map, scale):
+    """Python's png_scale is checked as --png_depth_scale is. Before: 0 or a negative scale made
+    every pixel a hole ("has no valid pixel … check its values and their unit"), NaN and inf the
+    same; a word was "cannot be read (could not convert string to float: 'mm'): save a plain float
+    array", the file blamed; True was a scale of 1."""
+    Image.fromarray((depth_map * 1000).round().astype(np.uint16)).save(tmp_path / "d.png")
+    with pytest.raises(Gen3cInputError, match=r"^png_scale .* for depth file '[^']*d\.png' is impossible: pass a number > 0 \(depth = PNG value × png_scale"):
+        load_user_depth(tmp_path / "d.png", (24, 32), fov=60.0, png_scale=scale)
+
+
 def test_user_depth_exr(tmp_path, depth_map):
     OpenEXR = pytest.importorskip("OpenEXR")
     with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, {"Z": depth_map}) as f:
