@@ -124,6 +124,15 @@ def test_prior_needs_no_weights_and_has_median_one():
     assert (est.depth[:24] == 1.0).all()  # wall above the horizon
 
 
+@pytest.mark.parametrize("size", [(0, 64), (-48, 64), (48.0, 64), (48,), "48x64", (True, 64)])
+def test_an_estimate_size_that_is_no_h_w_is_one_line(size):
+    """estimate(image, size=...) in Python: before, torch's own errors ("Input and output sizes should
+    be greater than 0", "expected size to be one of int or Tuple[int]…"), after the work was done."""
+    with pytest.raises(Gen3cInputError, match=r"^depth estimate size .* must be \(H, W\), two whole numbers > 0, e.g. \(704, 1280\)$"):
+        GeometricPriorEstimator().estimate(torch.rand(3, 48, 64), size=size)
+    assert GeometricPriorEstimator().estimate(torch.rand(3, 48, 64), size=[24, np.int64(32)]).size == (24, 32)
+
+
 def test_fallback_to_prior_says_why(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

@@ -166,6 +166,8 @@ def test_a_photo_of_another_aspect_ratio_keeps_square_pixels(checkpoint_path):
         K = est.estimate(torch.rand(3, *shape)).intrinsics
         assert (K[0, 0] / K[1, 1]).item() == pytest.approx(1.0, abs=0.01), shape
         assert K[0, 2].item() == shape[1] / 2 and K[1, 2].item() == shape[0] / 2
+    with pytest.raises(Gen3cInputError, match=r"^depth estimate size \(0, 48\) must be \(H, W\)"):
+        est.estimate(torch.rand(3, 48, 64), size=(0, 48))  # (it was a ZeroDivisionError here)
     assert est.moge_input_size((64, 48), (64, 48)) == (round(math.sqrt(4704 * 4 / 3)), round(math.sqrt(4704 * 3 / 4)))
     # GEN3C's plain resize to 720×1280 stays where GEN3C makes it: a stretched estimate (the
     # working size of --resize_mode stretch) and a frame at about 16:9 (704×1280, a generated frame).

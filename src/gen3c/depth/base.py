@@ -22,6 +22,7 @@ returns the same record, so the cache and the trajectories never ask where depth
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -195,6 +196,19 @@ def note_half_on_cpu(what: str, device: torch.device | str, half: str | None) ->
     """
     if half is not None and torch.device(device).type == "cpu":
         note(f"depth estimator {what} runs with {half} on the CPU as asked: much slower there than float32 (the default), which a CPU computes fastest", stacklevel=3)
+
+
+def estimate_size(size: Any) -> tuple[int, int]:
+    """An estimator's ``size`` argument as (H, W), checked before any work is done.
+
+    Raises:
+        Gen3cInputError: not two whole numbers > 0 (a "704x1280" string, (704.0, 1280), (0, 1280)).
+    """
+    ok = isinstance(size, (tuple, list, torch.Size)) and len(size) == 2
+    ok = ok and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size)
+    if not ok:
+        raise Gen3cInputError(f"depth estimate size {size!r} must be (H, W), two whole numbers > 0, e.g. (704, 1280)")
+    return (int(size[0]), int(size[1]))
 
 
 def resize_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:

@@ -41,6 +41,7 @@ from gen3c.dependencies import optional, require
 from gen3c.depth.base import (
     DepthEstimate,
     camera_for,
+    estimate_size,
     fov_from_intrinsics,
     note_half_on_cpu,
     refuse_non_finite,
@@ -921,7 +922,7 @@ class MoGeEstimator:
         """
         rgb = image_to_uint8(image)
         h0, w0 = rgb.shape[:2]
-        target = tuple(size) if size is not None else (h0, w0)
+        target = estimate_size(size) if size is not None else (h0, w0)
         seen = self.moge_input_size((h0, w0), target)
         if seen != (h0, w0):
             import cv2
