@@ -22,7 +22,7 @@ returns the same record, so the cache and the trajectories never ask where depth
 from __future__ import annotations
 
 import math
-import numbers
+import operator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -204,11 +204,16 @@ def estimate_size(size: Any) -> tuple[int, int]:
     Raises:
         Gen3cInputError: not two whole numbers > 0 (a "704x1280" string, (704.0, 1280), (0, 1280)).
     """
-    ok = isinstance(size, (tuple, list, torch.Size)) and len(size) == 2
-    ok = ok and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size)
-    if not ok:
+    sides: list[int] = []
+    if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2:
+        for v in size:
+            try:  # whole numbers of any kind (int, numpy's, a 0-d integer tensor), not bool or 48.0
+                sides.append(-1 if isinstance(v, bool) or (isinstance(v, Tensor) and v.dtype == torch.bool) else operator.index(v))
+            except TypeError:
+                sides.append(-1)
+    if len(sides) != 2 or min(sides) <= 0:
         raise Gen3cInputError(f"depth estimate size {size!r} must be (H, W), two whole numbers > 0, e.g. (704, 1280)")
-    return (int(size[0]), int(size[1]))
+    return (sides[0], sides[1])
 
 
 def resize_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:
