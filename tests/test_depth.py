@@ -124,6 +124,15 @@ def test_prior_needs_no_weights_and_has_median_one():
     assert (est.depth[:24] == 1.0).all()  # wall above the horizon
 
 
+@pytest.mark.parametrize("size", [(0, 64), (-48, 64), (48.0, 64), (48,), "48x64", (True, 64)])
+def test_an_estimate_size_that_is_no_h_w_is_one_line(size):
+    """estimate(image, size=...) in Python: before, torch's own errors ("Input and output sizes should
+    be greater than 0", "expected size to be one of int or Tuple[int]…"), after the work was done."""
+    with pytest.raises(Gen3cInputError, match=r"^depth estimate size .* must be \(H, W\), two whole numbers > 0, e.g. \(704, 1280\)$"):
+        GeometricPriorEstimator().estimate(torch.rand(3, 48, 64), size=size)
+    assert GeometricPriorEstimator().estimate(torch.rand(3, 48, 64), size=[24, np.int64(32)]).size == (24, 32)
+
+
 def test_fallback_to_prior_says_why(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -225,6 +234,17 @@ def test_user_depth_formats(tmp_path, depth_map):
         assert est.kind == "metric" and est.intrinsics_from == "user" and est.source == f"user:{name}"
         assert np.allclose(est.depth.numpy(), depth_map, atol=1e-3 if name.endswith("png") else 0)
         assert est.intrinsics[0, 0] == 30.0
+
+
+@pytest.mark.parametrize("scale", [0, -0.001, math.nan, math.inf, "mm", True])
+def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth_map, scale):
+    """Python's png_scale is checked as --png_depth_scale is. Before: 0 or a negative scale made
+    every pixel a hole ("has no valid pixel … check its values and their unit"), NaN and inf the
+    same; a word was "cannot be read (could not convert string to float: 'mm'): save a plain float
+    array", the file blamed; True was a scale of 1."""
+    Image.fromarray((depth_map * 1000).round().astype(np.uint16)).save(tmp_path / "d.png")
+    with pytest.raises(Gen3cInputError, match=r"^png_scale .* for depth file '[^']*d\.png' is impossible: pass a number > 0 \(depth = PNG value × png_scale"):
+        load_user_depth(tmp_path / "d.png", (24, 32), fov=60.0, png_scale=scale)
 
 
 def test_user_depth_exr(tmp_path, depth_map):

@@ -49,6 +49,19 @@ def test_depth_command_writes_png_npy_ply_json(box_scene, tmp_path):
     assert Image.open(tmp_path / "image_depth.png").size == (160, 96)
 
 
+def test_the_depth_picture_given_as_depth_names_the_npy_beside_it(box_scene, tmp_path):
+    """gen3c depth's NAME_depth.png is false colour, not depth: --depth_path with it (the name says
+    depth) is one line naming NAME_depth.npy beside it. Before: "depth PNGs must be single-channel
+    16-bit", no word of where the depth is."""
+    image, _, _, _ = box_scene
+    assert invoke("depth", image, "--depth_estimator", "prior", "--output_folder", tmp_path, "--fov", "70").exit_code == 0
+    res = invoke("generate", "--input_image_path", image, "--depth_path", tmp_path / "image_depth.png", "--generator", "preview",
+                 "--num_video_frames", 3, "--resolution", "32x48", "--video_save_folder", tmp_path / "out")  # fmt: skip
+    assert res.exit_code == 2 and "Traceback" not in res.output and not (tmp_path / "out").exists()
+    npy = str(tmp_path / "image_depth.npy")
+    assert f"is a PNG of mode RGB, a picture of depth, not its values (depth PNGs are single-channel 16-bit): pass {npy!r} beside it" in res.output
+
+
 def test_depth_command_with_moge_checkpoint_at_a_resolution(box_scene, tmp_path, moge_path):
     image, _, _, _ = box_scene
     res = invoke("depth", image, "--depth_estimator", moge_path, "--output_folder", tmp_path, "--resolution", "64x112", "--name", "m")

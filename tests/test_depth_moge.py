@@ -156,6 +156,28 @@ def test_known_fov_of_another_aspect_ratio_gives_the_users_square_camera(checkpo
         est.estimate(torch.rand(3, 48, 64), intrinsics=make_intrinsics(40.0, 40.0, 32.0, 24.0), fov=60.0)
 
 
+def test_a_photo_of_another_aspect_ratio_keeps_square_pixels(checkpoint_path):
+    """A 4:3 or portrait photo wanted at its own shape (--resize_mode crop, gen3c depth, the camera
+    for user depth) is seen by MoGe at its aspect ratio: the steered pinhole's camera has fx = fy.
+    Stretched to MoGe's 3:2 size first, it came back with fx = (56/84)·(64/48) fy = 0.89 fy (and
+    0.5 fy for the portrait; at GEN3C's 720×1280, 0.75 fy and 0.42 fy)."""
+    est = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(56, 84))
+    for shape in ((48, 64), (64, 48)):
+        K = est.estimate(torch.rand(3, *shape)).intrinsics
+        assert (K[0, 0] / K[1, 1]).item() == pytest.approx(1.0, abs=0.01), shape
+        assert K[0, 2].item() == shape[1] / 2 and K[1, 2].item() == shape[0] / 2
+    with pytest.raises(Gen3cInputError, match=r"^depth estimate size \(0, 48\) must be \(H, W\)"):
+        est.estimate(torch.rand(3, 48, 64), size=(0, 48))  # (it was a ZeroDivisionError here)
+    assert est.moge_input_size((64, 48), (64, 48)) == (round(math.sqrt(4704 * 4 / 3)), round(math.sqrt(4704 * 3 / 4)))
+    # GEN3C's plain resize to 720×1280 stays where GEN3C makes it: a stretched estimate (the
+    # working size of --resize_mode stretch) and a frame at about 16:9 (704×1280, a generated frame).
+    est.inference_size = (720, 1280)
+    assert est.moge_input_size((300, 400), (704, 1280)) == (720, 1280)
+    assert est.moge_input_size((704, 1280), (704, 1280)) == (720, 1280)
+    assert est.moge_input_size((1080, 1920), (1080, 1920)) == (720, 1280)
+    assert est.moge_input_size((3000, 4000), (3000, 4000)) == (831, 1109)
+
+
 def synthetic_point_map(focal: float, shift: float, height: int = 48, width: int = 80, scale: float = 1.0) -> torch.Tensor:
     """A camera with focal ``focal`` (half diagonals) seeing a slanted, bumpy surface; z shifted by −shift."""
     uv = normalized_view_plane_uv(width, height, dtype=torch.float64)

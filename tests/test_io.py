@@ -1344,7 +1344,7 @@ def test_a_depth_file_error_names_the_file_once_and_a_renamed_png_says_what_it_i
     from gen3c.depth import load_user_depth
 
     Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "rgb.png")
-    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*rgb\.png' is a PNG of mode RGB: depth PNGs must be single-channel 16-bit$"):
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*rgb\.png' is a PNG of mode RGB, a picture of depth, not its values \(depth PNGs are single-channel 16-bit\): pass the depth values \(\.npy, or a single-channel 16-bit PNG\)$"):
         load_user_depth(tmp_path / "rgb.png", (12, 16), fov=60)
     np.save(tmp_path / "d.npy", np.ones((12, 16), np.float32))
     (tmp_path / "d.npy").rename(tmp_path / "d.png")

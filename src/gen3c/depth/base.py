@@ -22,6 +22,7 @@ returns the same record, so the cache and the trajectories never ask where depth
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -195,6 +196,24 @@ def note_half_on_cpu(what: str, device: torch.device | str, half: str | None) ->
     """
     if half is not None and torch.device(device).type == "cpu":
         note(f"depth estimator {what} runs with {half} on the CPU as asked: much slower there than float32 (the default), which a CPU computes fastest", stacklevel=3)
+
+
+def estimate_size(size: Any) -> tuple[int, int]:
+    """An estimator's ``size`` argument as (H, W), checked before any work is done.
+
+    Raises:
+        Gen3cInputError: not two whole numbers > 0 (a "704x1280" string, (704.0, 1280), (0, 1280)).
+    """
+    sides: list[int] = []
+    if isinstance(size, (tuple, list, torch.Size)) and len(size) == 2:
+        for v in size:
+            try:  # whole numbers of any kind (int, numpy's, a 0-d integer tensor), not bool or 48.0
+                sides.append(-1 if isinstance(v, bool) or (isinstance(v, Tensor) and v.dtype == torch.bool) else operator.index(v))
+            except TypeError:
+                sides.append(-1)
+    if len(sides) != 2 or min(sides) <= 0:
+        raise Gen3cInputError(f"depth estimate size {size!r} must be (H, W), two whole numbers > 0, e.g. (704, 1280)")
+    return (sides[0], sides[1])
 
 
 def resize_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:

@@ -35,6 +35,7 @@ from gen3c.depth.base import (
     DEFAULT_FOV_DEGREES,
     DepthEstimate,
     camera_for,
+    estimate_size,
     note_half_on_cpu,
     refuse_non_finite,
     user_focal,
@@ -156,6 +157,7 @@ class TransformersDepthEstimator:
         fov: float | None = None,
     ) -> DepthEstimate:
         """Depth at the image's size (or ``size``, by a plain resize) with intrinsics (module docstring)."""
+        size = None if size is None else estimate_size(size)
         rgb = image_to_uint8(image)
         H, W = rgb.shape[:2]
         outputs, flipped = self._forward(rgb)
@@ -175,7 +177,7 @@ class TransformersDepthEstimator:
                 depth, mask = _metric_depth(raw)
             K, source = camera_for(H, W, intrinsics, fov)
             estimate = DepthEstimate(depth, K, mask, self.kind, self.name, source)
-        return estimate if size is None else estimate.resized(tuple(size))
+        return estimate if size is None else estimate.resized(size)
 
     def _depth_pro(self, outputs, H: int, W: int, intrinsics: Tensor | None, fov: float | None) -> DepthEstimate:
         inverse = outputs.predicted_depth.float().cpu()[0]

@@ -41,6 +41,7 @@ from gen3c.dependencies import optional, require
 from gen3c.depth.base import (
     DepthEstimate,
     camera_for,
+    estimate_size,
     fov_from_intrinsics,
     note_half_on_cpu,
     refuse_non_finite,
@@ -59,6 +60,9 @@ MOGE_CHECKPOINT_NAME = "model.pt"
 GEN3C_MOGE_SIZE = (720, 1280)
 #: GEN3C's working resolution (H, W).
 GEN3C_WORKING_SIZE = (704, 1280)
+#: How far (a share) an image's aspect ratio may be from :data:`GEN3C_MOGE_SIZE`'s and still be
+#: stretched to it, as GEN3C does: 704×1280 (GEN3C's working size, 2.2 % off) is, 4:3 is not.
+GEN3C_STRETCH_TOLERANCE = 0.05
 GEN3C_INVALID_DEPTH = 1000.0
 GEN3C_MAX_DEPTH = 1e4
 
@@ -822,7 +826,9 @@ class MoGeEstimator:
         name_or_path: ``"moge"``, a hub id (``Ruicheng/moge-vitl``), a ``model.pt`` or a folder.
         device, dtype: where and in which precision the network runs.
         backend: ``"auto"`` (official package if importable, else ours), ``"official"``, ``"gen3c"``.
-        inference_size: (H, W) MoGe sees — GEN3C: 720×1280; None runs at the image's size.
+        inference_size: (H, W) MoGe sees — GEN3C: 720×1280; None runs at the image's size. An
+            image of another aspect ratio that is wanted at its own (:meth:`moge_input_size`)
+            is seen at this pixel count, its aspect ratio kept.
         use_fp16: half-precision autocast; None (default): on CUDA (MoGe's default, so GEN3C's), not on CPU.
     """
 
@@ -873,6 +879,28 @@ class MoGeEstimator:
         half += ["use_fp16=True"] if self.use_fp16 and dtype != torch.float16 else []  # autocast, as MoGe's infer enables it
         note_half_on_cpu(self.name, device, " and ".join(half) or None)
 
+    def moge_input_size(self, image_size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+        """The (H, W) MoGe sees for an ``image_size`` image whose estimate is wanted at ``target``.
+
+        GEN3C's plain resize to :attr:`inference_size` (720×1280) where the image has about its
+        aspect ratio (:data:`GEN3C_STRETCH_TOLERANCE`) or the estimate is wanted stretched (a
+        ``target`` of another aspect ratio than the image's: ``--resize_mode stretch``). Otherwise
+        (a 4:3 or portrait photo wanted at its own shape) the same pixel count at the image's
+        aspect ratio: MoGe takes any aspect ratio and its camera assumes square pixels, so a
+        stretched photo came back with fx ≠ fy (4:3: fx = 0.75 fy; portrait 3:4: 0.42 fy) and
+        geometry stretched to match.
+        """
+        (h0, w0), (th, tw) = image_size, target
+        if self.inference_size is None:
+            return (h0, w0)
+        hi, wi = self.inference_size
+        near_gen3c = abs((w0 / h0) / (wi / hi) - 1) <= GEN3C_STRETCH_TOLERANCE
+        stretched = abs((tw / th) / (w0 / h0) - 1) > 0.01
+        if near_gen3c or stretched:
+            return (hi, wi)
+        pixels = hi * wi
+        return (max(1, round(math.sqrt(pixels * h0 / w0))), max(1, round(math.sqrt(pixels * w0 / h0))))
+
     def predict(self, image: Tensor, fov_x: float | None = None) -> dict[str, Tensor]:
         """Run MoGe on (3, h, w) in [0, 1] as given: depth (inf where invalid), normalised intrinsics, mask."""
         out = self.model.infer(image.to(self.model.device), fov_x=fov_x, use_fp16=self.use_fp16)
@@ -885,7 +913,8 @@ class MoGeEstimator:
         intrinsics: Tensor | None = None,
         fov: float | None = None,
     ) -> DepthEstimate:
-        """GEN3C's MoGe step: plain resize to 720×1280, MoGe, :func:`gen3c_moge_postprocess` to ``size``.
+        """GEN3C's MoGe step: plain resize to 720×1280 (another aspect ratio wanted at its own:
+        :meth:`moge_input_size`), MoGe, :func:`gen3c_moge_postprocess` to ``size``.
 
         ``size`` defaults to the input image's size. ``intrinsics`` / ``fov`` (GEN3C passes
         neither; one or the other) fix MoGe's field of view and replace its intrinsics: a
@@ -893,12 +922,13 @@ class MoGeEstimator:
         """
         rgb = image_to_uint8(image)
         h0, w0 = rgb.shape[:2]
-        target = tuple(size) if size is not None else (h0, w0)
-        if self.inference_size is not None and (h0, w0) != tuple(self.inference_size):
+        target = estimate_size(size) if size is not None else (h0, w0)
+        seen = self.moge_input_size((h0, w0), target)
+        if seen != (h0, w0):
             import cv2
 
             # GEN3C: cv2.resize of the uint8 RGB image (bilinear), then / 255.
-            rgb = cv2.resize(rgb, (self.inference_size[1], self.inference_size[0]), interpolation=cv2.INTER_LINEAR)
+            rgb = cv2.resize(rgb, (seen[1], seen[0]), interpolation=cv2.INTER_LINEAR)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
         fov_x, user = None, intrinsics is not None or fov is not None
         if user:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.depth.base import DepthEstimate, camera_for
+from gen3c.depth.base import DepthEstimate, camera_for, estimate_size
 from gen3c.depth.names import PRIOR_NAME
 from gen3c.io.images import image_to_uint8
 
@@ -62,9 +62,10 @@ class GeometricPriorEstimator:
         intrinsics: Tensor | None = None,
         fov: float | None = None,
     ) -> DepthEstimate:
+        size = None if size is None else estimate_size(size)
         rgb = image_to_uint8(image)
         H, W = rgb.shape[:2]
         K, source = camera_for(H, W, intrinsics, fov)
         depth = ground_and_wall_depth(H, W, K, self.near, self.far)
         estimate = DepthEstimate(depth, K, torch.ones(H, W, dtype=torch.bool), self.kind, self.name, source)
-        return estimate if size is None else estimate.resized(tuple(size))
+        return estimate if size is None else estimate.resized(size)

@@ -5,6 +5,7 @@ Depth is z-depth in any consistent unit. Object arrays are never unpickled.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
                     _check_npy_shape(fp, label)
                 array = data[key]
         elif suffix == ".png":
+            check_png_scale(png_scale, label)
             array = _read_png16(p, name) * np.float32(png_scale)
         elif suffix == ".exr":
             array = _read_exr(p, name)
@@ -78,6 +80,20 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
             raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({damage(exc)}): re-export it") from None
     return depth_map(array, f"{name} {str(p)!r}")
+
+
+def check_png_scale(png_scale: object, name: str) -> None:
+    """Refuse a 16-bit PNG depth scale that is no finite number > 0 (the CLI's ``--png_depth_scale``
+    is checked with the run's settings; this is :func:`load_depth`'s own, for Python callers): 0 or a
+    negative one made every pixel a hole, refused as depth "with no valid pixel"."""
+    try:
+        value = math.nan if isinstance(png_scale, bool) else float(png_scale)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise Gen3cInputError(
+            f"png_scale {png_scale!r} for {name} is impossible: pass a number > 0 (depth = PNG value × png_scale; 0.001 reads millimetres as metres)"
+        )
 
 
 def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
@@ -163,7 +179,13 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
     with im:
         check_pixel_limit(*im.size, f"{name} {str(p)!r}")
         if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
-            raise Gen3cInputError(f"{name} {str(p)!r} is a PNG of mode {im.mode}: depth PNGs must be single-channel 16-bit")
+            # A colour PNG is a picture of depth (gen3c depth's false-colour NAME_depth.png), whose
+            # colours are no depth values: the depth itself is the .npy written beside it.
+            beside = p.with_suffix(".npy")
+            fix = f"pass {str(beside)!r} beside it" if beside.is_file() else "pass the depth values (.npy, or a single-channel 16-bit PNG)"
+            raise Gen3cInputError(
+                f"{name} {str(p)!r} is a PNG of mode {im.mode}, a picture of depth, not its values (depth PNGs are single-channel 16-bit): {fix}"
+            )
         if im.mode == "L":
             note(f"{name} {p} is an 8-bit PNG: depth precision is only 256 levels", stacklevel=3)
         # Upright, as the photo it belongs to is read (gen3c.io.images.load_image applies EXIF too).
