@@ -1059,6 +1059,11 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[data]\nkind = 'sample'\npaths = [1]\n", r"data\.paths = \[1\] must be a list of strings"),
         ("[train]\nlr = 'fast'\n", r"config '.*c\.toml': train\.lr = 'fast' must be a number"),
         ("[data]\nnum_workers = -1\n", r"data\.num_workers = -1 must be at least 0"),
+        # A mistyped key listed every key of its section; the nearest one is named now (all of them when none is near).
+        ("[train]\nlrr = 1e-4\n", r"^config '.*c\.toml': unknown key 'lrr' in \[train\]: did you mean 'lr'\?$"),
+        ("[train]\nzzzqq = 1\n", r"^config '.*c\.toml': unknown key 'zzzqq' in \[train\]: use batch_size, buffer_dropout, .*, weight_decay$"),
+        ("[train]\nmax_steps = 10\n", r"^config '.*c\.toml': unknown key 'max_steps' in \[train\]: it belongs under \[run\]$"),
+        ("[trian]\nlr = 1e-4\n", r"^config '.*c\.toml': unknown section \[trian\]: did you mean \[train\]\?$"),
         ("[train]\nwarmup_steps = -3\n", r"train\.warmup_steps = -3 must be at least 0"),
         ("[train]\ngrad_clip = -1.0\n", r"train\.grad_clip = -1\.0 must be at least 0"),
         ("[log]\nkeep_checkpoints = 0\n", r"log\.keep_checkpoints = 0 must be at least 1"),
