@@ -1392,13 +1392,76 @@ def replace_steps(config, max_steps: int):
 
 
 def test_stop_message_says_what_is_kept(tmp_path):
+    """It nested parentheses ("(written at the end only (log.checkpoint_every = 0; …))") and told a
+    run stopped after some steps that "the next run starts at step 0", which the same command then
+    refused (the folder holds the run's losses: --resume auto starts it again); a distillation's
+    finished stages went unmentioned."""
     from gen3c.training.loop import stopped_message
 
-    config = config_from_dict({})
-    assert "nothing to resume" in stopped_message(config, tmp_path / "absent")
-    assert "log.checkpoint_every = 0; set it to resume long runs" in stopped_message(config, tmp_path / "absent")
-    (tmp_path / "tokenizer").mkdir()
-    assert "--resume auto trains the DiT from step 0 with it" in stopped_message(config, tmp_path)
+    config, out = config_from_dict({}), tmp_path / "run"
+    assert stopped_message(config, out) == ("stopped before the first checkpoint (log.checkpoint_every = 0 writes one at the end only: "
+                                            "set it to make a long run resumable): nothing to resume; the same command starts it again from step 0")  # fmt: skip
+    (out / "stages" / "cfg_33" / "transformer").mkdir(parents=True)
+    (out / "stages" / "cfg_33" / "transformer" / "config.json").write_text("{}")
+    (out / "losses.jsonl").write_text('{"step": 1}\n')
+    every = config_from_dict({"log": {"checkpoint_every": 50}})
+    assert stopped_message(every, out) == (f"stopped before the first checkpoint (one is written every 50 steps); the finished stages' students "
+                                           f"are kept in {str(out / 'stages' / 'cfg_33')!r}: nothing to resume; --resume auto starts the run again from step 0")  # fmt: skip
+    (out / "tokenizer").mkdir()
+    assert "--resume auto trains the DiT from step 0 with it" in stopped_message(config, out)
+    (out / "checkpoints" / "step_0000002").mkdir(parents=True)
+    assert stopped_message(config, out) == (f"stopped; the newest checkpoint is {str(out / 'checkpoints' / 'step_0000002')!r}: "
+                                            "continue with --resume auto (the steps after it run again)")  # fmt: skip
+
+
+def test_ctrl_c_of_gen3c_train_says_what_is_kept_wherever_it_stops(tmp_path, monkeypatch):
+    """Ctrl-C before the run's own handler (the packages loading, the config read, CUDA starting in
+    the device check) said the generic "interrupted: no partial output was kept", though a
+    --resume's folder kept its checkpoints; one as the progress bars closed after the last step
+    said so of a finished run; a second Ctrl-C as the first unwound lost the first's message."""
+    import contextlib
+
+    import gen3c.cli
+    import gen3c.training.config
+    import gen3c.training.loop
+    from gen3c.training.loop import TrainResult
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def interrupted(argv=("train", "small_procedural", "--out", str(out))):
+        res = runner.invoke(app, list(argv))
+        assert res.exit_code == 130 and "Traceback" not in res.output, (res.exit_code, res.output, res.exception)
+        return " ".join(res.output.split())
+
+    with monkeypatch.context() as patch:  # as the config is read
+        patch.setattr(gen3c.training.config, "load_config", stopped)
+        assert interrupted() == f"interrupted: stopped before training began: nothing was written to --out {str(out)!r}; run the same command again"
+    assert not out.exists()
+    (out / "checkpoints" / "step_0000002").mkdir(parents=True)
+    with monkeypatch.context() as patch:  # as CUDA starts, resuming
+        patch.setattr(gen3c.training.loop, "check_devices", stopped)
+        said = interrupted(("train", "small_procedural", "--out", str(out), "--resume", "auto"))
+        assert said == f"interrupted: stopped; the newest checkpoint is {str(out / 'checkpoints' / 'step_0000002')!r}: continue with --resume auto (the steps after it run again)"
+
+    @contextlib.contextmanager
+    def bars_stopped_as_they_close(*args):
+        yield None
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # as the bars close after the last step
+        patch.setattr(gen3c.cli, "progress_bars", bars_stopped_as_they_close)
+        patch.setattr(gen3c.training.loop, "train", lambda *a, **k: TrainResult(out, 3, exported=out / "model"))
+        assert interrupted() == f"interrupted: stopped as the run ended, after its last step: {str(out / 'model')!r} is written"
+
+        def said_then_stopped_again(*args, **kwargs):
+            raise KeyboardInterrupt("stopped; the newest checkpoint is 'x': continue with --resume auto")
+
+        patch.setattr(gen3c.training.loop, "train", said_then_stopped_again)  # and a second Ctrl-C as the bars close
+        assert interrupted() == "interrupted: stopped; the newest checkpoint is 'x': continue with --resume auto"
 
 
 def test_a_trained_tokenizer_belongs_to_its_run(tmp_path):

@@ -943,14 +943,14 @@ def train(
     # Refused before the output folder, the clips and the model are made.
     if stop_after is not None and stop_after < 1:
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
-    check_devices(config)
-    check_model_checkpoint(config.model.checkpoint)
-    check_writable_place(out, "training output folder")
-    if config.train.mode == "distill":
-        from gen3c.training.distill_loop import distill as run
-    else:
-        run = _train
-    try:
+    try:  # (from the first check on: starting CUDA takes seconds)
+        check_devices(config)
+        check_model_checkpoint(config.model.checkpoint)
+        check_writable_place(out, "training output folder")
+        if config.train.mode == "distill":
+            from gen3c.training.distill_loop import distill as run
+        else:
+            run = _train
         with contextlib.ExitStack() as held:  # the output folder's lock, however the run ends
             # Every write to OUT (a swap's repair, the set-aside moves, losses.jsonl, config.json) and
             # the checks of what it holds come after the lock: a second invocation changes nothing.
@@ -1024,15 +1024,22 @@ def check_model_checkpoint(value: str) -> None:
 
 
 def stopped_message(config: Config, out: Path) -> str:
-    """What an interrupted run keeps and how to continue it (the CLI prints it on Ctrl-C)."""
+    """What an interrupted run keeps and how to continue it (the CLI prints it on Ctrl-C): the
+    newest checkpoint, else a trained tokenizer, else nothing to resume; the way on is the one
+    :func:`check_run_folder` takes (a folder holding the run's losses wants ``--resume auto``)."""
     latest = _latest_checkpoint(out) if out.is_dir() else None
     if latest is not None:
         return f"stopped; the newest checkpoint is {str(latest)!r}: continue with --resume auto (the steps after it run again)"
     if (out / "tokenizer").exists():
         return f"stopped before the first checkpoint; {str(out / 'tokenizer')!r} is kept: --resume auto trains the DiT from step 0 with it"
     every = config.log.checkpoint_every
-    when = f"every {every} steps" if every else "at the end only (log.checkpoint_every = 0; set it to resume long runs)"
-    return f"stopped before the first checkpoint (written {when}): nothing to resume; the next run starts at step 0"
+    when = (f"one is written every {every} steps" if every
+            else "log.checkpoint_every = 0 writes one at the end only: set it to make a long run resumable")  # fmt: skip
+    students = sorted(str(p.parent.parent) for p in (out / "stages").glob("*/transformer/config.json")) if out.is_dir() else []
+    kept = f"; the finished stages' students are kept in {', '.join(map(repr, students))}" if students else ""
+    losses = out / "losses.jsonl"
+    again = "--resume auto starts the run again" if losses.is_file() and losses.stat().st_size else "the same command starts it again"
+    return f"stopped before the first checkpoint ({when}){kept}: nothing to resume; {again} from step 0"
 
 
 def _train(
