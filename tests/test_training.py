@@ -1414,6 +1414,22 @@ def test_stop_message_says_what_is_kept(tmp_path):
                                             "continue with --resume auto (the steps after it run again)")  # fmt: skip
 
 
+def test_gen3c_train_says_notes_in_one_line(tmp_path, monkeypatch):
+    """gen3c train printed its notes (a video too short for a clip) and torch's as Python's
+    warnings: the file and line of the code, the source line under it."""
+    import gen3c.training
+    from gen3c.errors import note
+
+    def noted(*args, **kwargs):
+        note("data.paths[0] 'v' has 9 frames, fewer than data.num_frames = 17: no clip is cut from it")
+        raise KeyboardInterrupt("stopped")
+
+    monkeypatch.setattr(gen3c.training, "run_training", noted)
+    res = runner.invoke(app, ["train", "small_procedural", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 130 and res.output.splitlines() == [
+        "note: data.paths[0] 'v' has 9 frames, fewer than data.num_frames = 17: no clip is cut from it", "interrupted: stopped"], res.output
+
+
 def test_ctrl_c_of_gen3c_train_says_what_is_kept_wherever_it_stops(tmp_path, monkeypatch):
     """Ctrl-C before the run's own handler (the packages loading, the config read, CUDA starting in
     the device check) said the generic "interrupted: no partial output was kept", though a

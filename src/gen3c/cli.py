@@ -1348,9 +1348,12 @@ def train(
         from gen3c.training import run_training
 
         main = is_main_process()  # other ranks of torchrun train silently; rank 0 reports
-        result = run_training(
-            config, out, resume=resume, stop_after=stop_after, progress_factory=functools.partial(progress_bars, console) if main else None, echo=console.print if main else None
-        )
+        with warnings.catch_warnings(), console_warnings():  # notes as "note: …" lines, as generate's, not Python's warnings
+            if not main:
+                warnings.simplefilter("ignore")
+            result = run_training(
+                config, out, resume=resume, stop_after=stop_after, progress_factory=functools.partial(progress_bars, console) if main else None, echo=console.print if main else None
+            )
     except KeyboardInterrupt as exc:
         # The run says what it keeps (gen3c.training.loop.stopped_message); stopped before it began
         # (the packages loading, the config read), nothing was written: not "no partial output".
