@@ -541,8 +541,24 @@ def test_tokenizer_stage_continues_from_an_earlier_tokenizer(tmp_path):
     )
     # It starts where the first stage ended, not from a fresh network's loss.
     assert again.tokenizer["first_loss"] < 0.9 * first.tokenizer["first_loss"]
-    with pytest.raises(Gen3cInputError, match="tokenizer.init .* is not a tokenizer folder"):
+    with pytest.raises(Gen3cInputError, match="tokenizer.init .*nowhere' does not exist"):
         train(config_from_dict(tiny_config(tmp_path, tokenizer={"init": str(tmp_path / "nowhere")})), tmp_path / "c")
+
+
+def test_a_tokenizer_folder_that_is_not_there_is_named_so(tmp_path):
+    """A model.tokenizer or tokenizer.init that does not exist went to diffusers, which tried the
+    hub and said "We couldn't connect to 'https://huggingface.co' …" of a local path."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _read_tokenizer
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "empty").mkdir()
+    for name, what in (("nowhere", "does not exist"), ("afile", "is a file, not a folder")):
+        with pytest.raises(Gen3cInputError) as refused:
+            _read_tokenizer(str(tmp_path / name), "model.tokenizer")
+        assert str(refused.value) == f"model.tokenizer {str(tmp_path / name)!r} {what}: give an OUT/tokenizer of `gen3c train`, or \"\" to train one"
+    with pytest.raises(Gen3cInputError, match=r"^model\.tokenizer '.*empty' is not a tokenizer folder \(.*\): give an OUT/tokenizer of `gen3c train`$"):
+        _read_tokenizer(str(tmp_path / "empty"), "model.tokenizer")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="FSDP is refused only without GPUs")

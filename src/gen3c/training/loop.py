@@ -447,6 +447,9 @@ def check_clips_fit(config: Config, transformer, vae) -> None:
 def _read_tokenizer(folder: str, key: str):
     from diffusers import AutoencoderKLCosmos
 
+    if not Path(folder).is_dir():  # (diffusers would try the hub, then blame the connection)
+        what = "is a file, not a folder" if Path(folder).exists() else "does not exist"
+        raise Gen3cInputError(f"{key} {folder!r} {what}: give an OUT/tokenizer of `gen3c train`, or \"\" to train one")
     try:
         return AutoencoderKLCosmos.from_pretrained(folder)
     except (OSError, ValueError) as exc:
