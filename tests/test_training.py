@@ -996,7 +996,7 @@ def test_config_values_from_python_are_named_by_type_and_shape_not_their_repr():
         ({"data": {"paths": [1] * 100}}, "config: data.paths = a list of 100 items must be a list of strings (default [])"),
         ({"data": {"resolution": [64.0, 112]}}, "config: data.resolution = [64.0, 112] must be a list of whole numbers (default [64, 112])"),
         ({"model": {"checkpoint": "tiny", "transformer": {"w": np.ones((50, 50))}}},
-         "config: model.transformer = a dict of 1 items would do nothing in this run (it is used with a run from scratch "),
+         "config: model.transformer = a dict of 1 items would do nothing in this run: it is used with a run from scratch "),
     ]:  # fmt: skip
         with pytest.raises(Gen3cInputError) as caught:
             config_from_dict(data)
@@ -1097,7 +1097,7 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[train]\nmode = 'lora'\n", r'train\.mode = "lora" needs model\.checkpoint \(the base model the adapter is for.*"full"'),
         ("[data]\nscenes = ['moon']\n", r"data\.scenes = \['moon'\]: list presets among room"),
         # Values that would do nothing in the run they are in:
-        ("[lora]\nrank = 4\n", r"lora\.rank = 4 would do nothing in this run \(it is used with train\.mode = \"lora\"\)"),
+        ("[lora]\nrank = 4\n", r"lora\.rank = 4 would do nothing in this run: it is used with train\.mode = \"lora\"; remove it"),
         ("[model]\ncheckpoint = 'tiny'\n[tokenizer]\nsteps = 5\n", r"tokenizer\.steps = 5 would do nothing .*\(model\.checkpoint = \"\""),
         ("[model]\ncheckpoint = 'tiny'\ntransformer = {num_layers = 2}\n", r"model\.transformer = .* would do nothing"),
         ("[data]\nkind = 'sample'\npaths = ['x']\nnum_clips = 10\n", r"data\.num_clips = 10 would do nothing .* data\.kind = \"procedural\""),
@@ -1109,10 +1109,10 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
          r"run\.max_steps = 9 would do nothing"),
         # A cosine schedule whose warm-up lasts the whole run never decays:
         ("[run]\nmax_steps = 10\n[train]\nlr_schedule = 'cosine'\nwarmup_steps = 10\n",
-         r"train\.lr_schedule = 'cosine' would do nothing in this run \(it is used with train\.warmup_steps < run\.max_steps"),
-        # Sampler steps of samples that are never made (log.sample_every = -1):
-        ("[log]\nsample_every = -1\nsample_steps = 5\n", r"^config '.*c\.toml': log\.sample_steps = 5 would do nothing in this run \(it is used with "
-         r"log\.sample_every ≥ 0 \(-1 makes no samples\)\): remove it or change that setting$"),
+         r"train\.lr_schedule = 'cosine' would do nothing in this run: it is used with train\.warmup_steps < run\.max_steps"),
+        # Sampler steps of samples that are never made (log.sample_every = -1); no parentheses in parentheses:
+        ("[log]\nsample_every = -1\nsample_steps = 5\n", r"^config '.*c\.toml': log\.sample_steps = 5 would do nothing in this run: it is used with "
+         r"log\.sample_every ≥ 0 \(-1 makes no samples\); remove it or change that setting$"),
     ],
 )
 def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):

@@ -386,7 +386,7 @@ def _refuse_unused(config: Config, source: str) -> None:
             value = getattr(getattr(config, section), key)
             if value != getattr(getattr(defaults, section), key):
                 raise Gen3cInputError(
-                    f"{source}: {section}.{key} = {_shown(value)} would do nothing in this run (it is used with {where}): remove it or change that setting"
+                    f"{source}: {section}.{key} = {_shown(value)} would do nothing in this run: it is used with {where}; remove it or change that setting"
                 )
 
 
