@@ -1414,13 +1414,16 @@ def test_stop_message_says_what_is_kept(tmp_path):
     finished stages went unmentioned."""
     from gen3c.training.loop import stopped_message
 
-    config, out = config_from_dict({}), tmp_path / "run"
+    scratch, out = config_from_dict({}), tmp_path / "run"  # its tokenizer stage writes no checkpoint
+    assert stopped_message(scratch, out) == ("stopped before the tokenizer stage's end (it writes no checkpoint; tokenizer.max_minutes bounds it): "
+                                             "nothing to resume; the same command starts it again from step 0")  # fmt: skip
+    config = config_from_dict({"model": {"checkpoint": "tiny"}})
     assert stopped_message(config, out) == ("stopped before the first checkpoint (log.checkpoint_every = 0 writes one at the end only: "
                                             "set it to make a long run resumable): nothing to resume; the same command starts it again from step 0")  # fmt: skip
     (out / "stages" / "cfg_33" / "transformer").mkdir(parents=True)
     (out / "stages" / "cfg_33" / "transformer" / "config.json").write_text("{}")
     (out / "losses.jsonl").write_text('{"step": 1}\n')
-    every = config_from_dict({"log": {"checkpoint_every": 50}})
+    every = config_from_dict({"model": {"checkpoint": "tiny"}, "log": {"checkpoint_every": 50}})
     assert stopped_message(every, out) == (f"stopped before the first checkpoint (one is written every 50 steps); the finished stages' students "
                                            f"are kept in {str(out / 'stages' / 'cfg_33')!r}: nothing to resume; --resume auto starts the run again from step 0")  # fmt: skip
     (out / "tokenizer").mkdir()
@@ -1546,7 +1549,7 @@ def test_a_tokenizer_is_written_whole_or_not_at_all(tmp_path, sample_dir, monkey
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
         patch.setattr(AutoencoderKLCosmos, "save_pretrained", stopped_while_saving)
-        with pytest.raises(KeyboardInterrupt, match="stopped before the first checkpoint"):
+        with pytest.raises(KeyboardInterrupt, match="stopped before the tokenizer stage's end"):
             train(config, out)
     assert not (out / "tokenizer").exists()
     result = train(config, out, resume="auto")

@@ -1028,13 +1028,17 @@ def check_model_checkpoint(value: str) -> None:
 
 def stopped_message(config: Config, out: Path) -> str:
     """What an interrupted run keeps and how to continue it (the CLI prints it on Ctrl-C): the
-    newest checkpoint, else a trained tokenizer, else nothing to resume; the way on is the one
-    :func:`check_run_folder` takes (a folder holding the run's losses wants ``--resume auto``)."""
+    newest checkpoint, else a trained tokenizer, else nothing to resume (a from-scratch run's
+    tokenizer stage writes no checkpoint); the way on is the one :func:`check_run_folder` takes
+    (a folder holding the run's losses wants ``--resume auto``)."""
     latest = _latest_checkpoint(out) if out.is_dir() else None
     if latest is not None:
         return f"stopped; the newest checkpoint is {str(latest)!r}: continue with --resume auto (the steps after it run again)"
     if (out / "tokenizer").exists():
         return f"stopped before the first checkpoint; {str(out / 'tokenizer')!r} is kept: --resume auto trains the DiT from step 0 with it"
+    if not config.model.checkpoint and not config.model.tokenizer:  # from scratch: the tokenizer stage comes first
+        return ("stopped before the tokenizer stage's end (it writes no checkpoint; tokenizer.max_minutes bounds it): "
+                "nothing to resume; the same command starts it again from step 0")  # fmt: skip
     every = config.log.checkpoint_every
     when = (f"one is written every {every} steps" if every
             else "log.checkpoint_every = 0 writes one at the end only: set it to make a long run resumable")  # fmt: skip
