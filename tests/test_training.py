@@ -1449,6 +1449,28 @@ def test_gen3c_train_says_notes_in_one_line(tmp_path, monkeypatch):
         "note: data.paths[0] 'v' has 9 frames, fewer than data.num_frames = 17: no clip is cut from it", "interrupted: stopped"], res.output
 
 
+def test_more_workers_than_cpus_is_one_note_naming_the_setting(tmp_path, monkeypatch):
+    """small_procedural's 14 workers on a 2-CPU machine: torch's warning, twice (once per loader),
+    in its own words and naming no setting."""
+    import os
+    import warnings
+
+    import gen3c.training.loop as loop
+
+    def run(*args, **kwargs):  # as torch's DataLoader warns when its iterator starts
+        warnings.warn("This DataLoader will create 3 worker processes in total. Our suggested max number of worker in current system is 2, …")
+        return "ran"
+
+    monkeypatch.setattr(loop, "_train", run)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert train(config_from_dict(tiny_config(tmp_path, data={"num_workers": 3})), tmp_path / "run") == "ran"
+    assert [str(w.message) for w in said] == [
+        "data.num_workers = 3 is more than the 2 CPUs this process may use: clips are made more slowly than with 2 or fewer; lower it"]
+
+
 def test_ctrl_c_of_gen3c_train_says_what_is_kept_wherever_it_stops(tmp_path, monkeypatch):
     """Ctrl-C before the run's own handler (the packages loading, the config read, CUDA starting in
     the device check) said the generic "interrupted: no partial output was kept", though a

@@ -33,6 +33,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import optional
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, first_line, note
 from gen3c.io.atomic import (
     atomic_paths,
     check_writable_place,
@@ -156,6 +157,17 @@ def check_devices(config: Config) -> None:
             raise Gen3cInputError(
                 'model.weights_dtype = "bfloat16" needs a GPU (the tokenizer\'s avg_pool3d has no bfloat16 CPU kernel in this PyTorch): use "float32"'
             ) from None
+
+
+def note_workers(config: Config) -> None:
+    """Note a ``data.num_workers`` beyond the CPUs this process may use (a shipped config's 14 on
+    a small machine): said once, naming the setting, where torch warns at every loader in its
+    own words (:func:`train` leaves those unsaid)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = config.data.num_workers
+    if workers > cpus and is_main_process():
+        note(f"data.num_workers = {workers} is more than the {cpus} CPUs this process may use: clips are made more slowly than "
+             f"with {cpus} or fewer; lower it")  # fmt: skip
 
 
 def _accelerator(config: Config, out: Path):
@@ -948,6 +960,7 @@ def train(
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
     try:  # (from the first check on: starting CUDA takes seconds)
         check_devices(config)
+        note_workers(config)
         check_model_checkpoint(config.model.checkpoint)
         check_writable_place(out, "training output folder")
         if config.train.mode == "distill":
@@ -970,7 +983,9 @@ def train(
             if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
                 kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
                 echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
-            return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
+            with warnings.catch_warnings():  # (said once by note_workers, naming the setting)
+                warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+                return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (gen3c.errors.Terminated): say what is kept
         raise type(exc)(stopped_message(config, Path(out))) from None
 
