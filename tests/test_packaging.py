@@ -102,6 +102,9 @@ def test_a_shipped_config_loads_by_name(tmp_path, monkeypatch):
     assert load_config("default.toml").run.max_steps == 7
     with pytest.raises(Gen3cInputError, match=r"'nope' cannot be read .* shipped config by name \(default, .*small_procedural; the files to copy are in "):
         load_config("nope")
+    # A shipped config's name mistyped: the nearest one named, not the list.
+    with pytest.raises(Gen3cInputError, match=r"^config 'defualt' cannot be read \(No such file or directory\): did you mean the shipped config 'default'\? \(or pass a TOML file; the files to copy are in "):
+        load_config("defualt")
 
 
 def one_line_error(res, extra: str) -> str:

@@ -541,8 +541,24 @@ def test_tokenizer_stage_continues_from_an_earlier_tokenizer(tmp_path):
     )
     # It starts where the first stage ended, not from a fresh network's loss.
     assert again.tokenizer["first_loss"] < 0.9 * first.tokenizer["first_loss"]
-    with pytest.raises(Gen3cInputError, match="tokenizer.init .* is not a tokenizer folder"):
+    with pytest.raises(Gen3cInputError, match="tokenizer.init .*nowhere' does not exist"):
         train(config_from_dict(tiny_config(tmp_path, tokenizer={"init": str(tmp_path / "nowhere")})), tmp_path / "c")
+
+
+def test_a_tokenizer_folder_that_is_not_there_is_named_so(tmp_path):
+    """A model.tokenizer or tokenizer.init that does not exist went to diffusers, which tried the
+    hub and said "We couldn't connect to 'https://huggingface.co' …" of a local path."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import _read_tokenizer
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "empty").mkdir()
+    for name, what in (("nowhere", "does not exist"), ("afile", "is a file, not a folder")):
+        with pytest.raises(Gen3cInputError) as refused:
+            _read_tokenizer(str(tmp_path / name), "model.tokenizer")
+        assert str(refused.value) == f"model.tokenizer {str(tmp_path / name)!r} {what}: give an OUT/tokenizer of `gen3c train`, or \"\" to train one"
+    with pytest.raises(Gen3cInputError, match=r"^model\.tokenizer '.*empty' is not a tokenizer folder \(.*\): give an OUT/tokenizer of `gen3c train`$"):
+        _read_tokenizer(str(tmp_path / "empty"), "model.tokenizer")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="FSDP is refused only without GPUs")
@@ -980,7 +996,7 @@ def test_config_values_from_python_are_named_by_type_and_shape_not_their_repr():
         ({"data": {"paths": [1] * 100}}, "config: data.paths = a list of 100 items must be a list of strings (default [])"),
         ({"data": {"resolution": [64.0, 112]}}, "config: data.resolution = [64.0, 112] must be a list of whole numbers (default [64, 112])"),
         ({"model": {"checkpoint": "tiny", "transformer": {"w": np.ones((50, 50))}}},
-         "config: model.transformer = a dict of 1 items would do nothing in this run (it is used with a run from scratch "),
+         "config: model.transformer = a dict of 1 items would do nothing in this run: it is used with a run from scratch "),
     ]:  # fmt: skip
         with pytest.raises(Gen3cInputError) as caught:
             config_from_dict(data)
@@ -1059,6 +1075,11 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[data]\nkind = 'sample'\npaths = [1]\n", r"data\.paths = \[1\] must be a list of strings"),
         ("[train]\nlr = 'fast'\n", r"config '.*c\.toml': train\.lr = 'fast' must be a number"),
         ("[data]\nnum_workers = -1\n", r"data\.num_workers = -1 must be at least 0"),
+        # A mistyped key listed every key of its section; the nearest one is named now (all of them when none is near).
+        ("[train]\nlrr = 1e-4\n", r"^config '.*c\.toml': unknown key 'lrr' in \[train\]: did you mean 'lr'\?$"),
+        ("[train]\nzzzqq = 1\n", r"^config '.*c\.toml': unknown key 'zzzqq' in \[train\]: use batch_size, buffer_dropout, .*, weight_decay$"),
+        ("[train]\nmax_steps = 10\n", r"^config '.*c\.toml': unknown key 'max_steps' in \[train\]: it belongs under \[run\]$"),
+        ("[trian]\nlr = 1e-4\n", r"^config '.*c\.toml': unknown section \[trian\]: did you mean \[train\]\?$"),
         ("[train]\nwarmup_steps = -3\n", r"train\.warmup_steps = -3 must be at least 0"),
         ("[train]\ngrad_clip = -1.0\n", r"train\.grad_clip = -1\.0 must be at least 0"),
         ("[log]\nkeep_checkpoints = 0\n", r"log\.keep_checkpoints = 0 must be at least 1"),
@@ -1076,7 +1097,7 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         ("[train]\nmode = 'lora'\n", r'train\.mode = "lora" needs model\.checkpoint \(the base model the adapter is for.*"full"'),
         ("[data]\nscenes = ['moon']\n", r"data\.scenes = \['moon'\]: list presets among room"),
         # Values that would do nothing in the run they are in:
-        ("[lora]\nrank = 4\n", r"lora\.rank = 4 would do nothing in this run \(it is used with train\.mode = \"lora\"\)"),
+        ("[lora]\nrank = 4\n", r"lora\.rank = 4 would do nothing in this run: it is used with train\.mode = \"lora\"; remove it"),
         ("[model]\ncheckpoint = 'tiny'\n[tokenizer]\nsteps = 5\n", r"tokenizer\.steps = 5 would do nothing .*\(model\.checkpoint = \"\""),
         ("[model]\ncheckpoint = 'tiny'\ntransformer = {num_layers = 2}\n", r"model\.transformer = .* would do nothing"),
         ("[data]\nkind = 'sample'\npaths = ['x']\nnum_clips = 10\n", r"data\.num_clips = 10 would do nothing .* data\.kind = \"procedural\""),
@@ -1088,10 +1109,10 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
          r"run\.max_steps = 9 would do nothing"),
         # A cosine schedule whose warm-up lasts the whole run never decays:
         ("[run]\nmax_steps = 10\n[train]\nlr_schedule = 'cosine'\nwarmup_steps = 10\n",
-         r"train\.lr_schedule = 'cosine' would do nothing in this run \(it is used with train\.warmup_steps < run\.max_steps"),
-        # Sampler steps of samples that are never made (log.sample_every = -1):
-        ("[log]\nsample_every = -1\nsample_steps = 5\n", r"^config '.*c\.toml': log\.sample_steps = 5 would do nothing in this run \(it is used with "
-         r"log\.sample_every ≥ 0 \(-1 makes no samples\)\): remove it or change that setting$"),
+         r"train\.lr_schedule = 'cosine' would do nothing in this run: it is used with train\.warmup_steps < run\.max_steps"),
+        # Sampler steps of samples that are never made (log.sample_every = -1); no parentheses in parentheses:
+        ("[log]\nsample_every = -1\nsample_steps = 5\n", r"^config '.*c\.toml': log\.sample_steps = 5 would do nothing in this run: it is used with "
+         r"log\.sample_every ≥ 0 \(-1 makes no samples\); remove it or change that setting$"),
     ],
 )
 def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
@@ -1387,13 +1408,117 @@ def replace_steps(config, max_steps: int):
 
 
 def test_stop_message_says_what_is_kept(tmp_path):
+    """It nested parentheses ("(written at the end only (log.checkpoint_every = 0; …))") and told a
+    run stopped after some steps that "the next run starts at step 0", which the same command then
+    refused (the folder holds the run's losses: --resume auto starts it again); a distillation's
+    finished stages went unmentioned."""
     from gen3c.training.loop import stopped_message
 
-    config = config_from_dict({})
-    assert "nothing to resume" in stopped_message(config, tmp_path / "absent")
-    assert "log.checkpoint_every = 0; set it to resume long runs" in stopped_message(config, tmp_path / "absent")
-    (tmp_path / "tokenizer").mkdir()
-    assert "--resume auto trains the DiT from step 0 with it" in stopped_message(config, tmp_path)
+    scratch, out = config_from_dict({}), tmp_path / "run"  # its tokenizer stage writes no checkpoint
+    assert stopped_message(scratch, out) == ("stopped before the tokenizer stage's end (it writes no checkpoint; tokenizer.max_minutes bounds it): "
+                                             "nothing to resume; the same command starts it again from step 0")  # fmt: skip
+    config = config_from_dict({"model": {"checkpoint": "tiny"}})
+    assert stopped_message(config, out) == ("stopped before the first checkpoint (log.checkpoint_every = 0 writes one at the end only: "
+                                            "set it to make a long run resumable): nothing to resume; the same command starts it again from step 0")  # fmt: skip
+    (out / "stages" / "cfg_33" / "transformer").mkdir(parents=True)
+    (out / "stages" / "cfg_33" / "transformer" / "config.json").write_text("{}")
+    (out / "losses.jsonl").write_text('{"step": 1}\n')
+    every = config_from_dict({"model": {"checkpoint": "tiny"}, "log": {"checkpoint_every": 50}})
+    assert stopped_message(every, out) == (f"stopped before the first checkpoint (one is written every 50 steps); the finished stages' students "
+                                           f"are kept in {str(out / 'stages' / 'cfg_33')!r}: nothing to resume; --resume auto starts the run again from step 0")  # fmt: skip
+    (out / "tokenizer").mkdir()
+    assert "--resume auto trains the DiT from step 0 with it" in stopped_message(config, out)
+    (out / "checkpoints" / "step_0000002").mkdir(parents=True)
+    assert stopped_message(config, out) == (f"stopped; the newest checkpoint is {str(out / 'checkpoints' / 'step_0000002')!r}: "
+                                            "continue with --resume auto (the steps after it run again)")  # fmt: skip
+
+
+def test_gen3c_train_says_notes_in_one_line(tmp_path, monkeypatch):
+    """gen3c train printed its notes (a video too short for a clip) and torch's as Python's
+    warnings: the file and line of the code, the source line under it."""
+    import gen3c.training
+    from gen3c.errors import note
+
+    def noted(*args, **kwargs):
+        note("data.paths[0] 'v' has 9 frames, fewer than data.num_frames = 17: no clip is cut from it")
+        raise KeyboardInterrupt("stopped")
+
+    monkeypatch.setattr(gen3c.training, "run_training", noted)
+    res = runner.invoke(app, ["train", "small_procedural", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 130 and res.output.splitlines() == [
+        "note: data.paths[0] 'v' has 9 frames, fewer than data.num_frames = 17: no clip is cut from it", "interrupted: stopped"], res.output
+
+
+def test_more_workers_than_cpus_is_one_note_naming_the_setting(tmp_path, monkeypatch):
+    """small_procedural's 14 workers on a 2-CPU machine: torch's warning, twice (once per loader),
+    in its own words and naming no setting."""
+    import os
+    import warnings
+
+    import gen3c.training.loop as loop
+
+    def run(*args, **kwargs):  # as torch's DataLoader warns when its iterator starts
+        warnings.warn("This DataLoader will create 3 worker processes in total. Our suggested max number of worker in current system is 2, …")
+        return "ran"
+
+    monkeypatch.setattr(loop, "_train", run)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert train(config_from_dict(tiny_config(tmp_path, data={"num_workers": 3})), tmp_path / "run") == "ran"
+    assert [str(w.message) for w in said] == [
+        "data.num_workers = 3 is more than the 2 CPUs this process may use: clips are made more slowly than with 2 or fewer; lower it"]
+
+
+def test_ctrl_c_of_gen3c_train_says_what_is_kept_wherever_it_stops(tmp_path, monkeypatch):
+    """Ctrl-C before the run's own handler (the packages loading, the config read, CUDA starting in
+    the device check) said the generic "interrupted: no partial output was kept", though a
+    --resume's folder kept its checkpoints; one as the progress bars closed after the last step
+    said so of a finished run; a second Ctrl-C as the first unwound lost the first's message."""
+    import contextlib
+
+    import gen3c.cli
+    import gen3c.training.config
+    import gen3c.training.loop
+    from gen3c.training.loop import TrainResult
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def interrupted(argv=("train", "small_procedural", "--out", str(out))):
+        res = runner.invoke(app, list(argv))
+        assert res.exit_code == 130 and "Traceback" not in res.output, (res.exit_code, res.output, res.exception)
+        return " ".join(res.output.split())
+
+    with monkeypatch.context() as patch:  # as the config is read
+        patch.setattr(gen3c.training.config, "load_config", stopped)
+        assert interrupted() == f"interrupted: stopped before training began: nothing was written to --out {str(out)!r}; run the same command again"
+    assert not out.exists()
+    (out / "checkpoints" / "step_0000002").mkdir(parents=True)
+    with monkeypatch.context() as patch:  # as CUDA starts, resuming
+        patch.setattr(gen3c.training.loop, "check_devices", stopped)
+        said = interrupted(("train", "small_procedural", "--out", str(out), "--resume", "auto"))
+        assert said == f"interrupted: stopped; the newest checkpoint is {str(out / 'checkpoints' / 'step_0000002')!r}: continue with --resume auto (the steps after it run again)"
+
+    @contextlib.contextmanager
+    def bars_stopped_as_they_close(*args):
+        yield None
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # as the bars close after the last step
+        patch.setattr(gen3c.cli, "progress_bars", bars_stopped_as_they_close)
+        patch.setattr(gen3c.training.loop, "train", lambda *a, **k: TrainResult(out, 3, exported=out / "model"))
+        assert interrupted() == f"interrupted: stopped as the run ended, after its last step: {str(out / 'model')!r} is written"
+
+        def said_then_stopped_again(*args, **kwargs):
+            raise KeyboardInterrupt("stopped; the newest checkpoint is 'x': continue with --resume auto")
+
+        patch.setattr(gen3c.training.loop, "train", said_then_stopped_again)  # and a second Ctrl-C as the bars close
+        assert interrupted() == "interrupted: stopped; the newest checkpoint is 'x': continue with --resume auto"
 
 
 def test_a_trained_tokenizer_belongs_to_its_run(tmp_path):
@@ -1446,7 +1571,7 @@ def test_a_tokenizer_is_written_whole_or_not_at_all(tmp_path, sample_dir, monkey
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
         patch.setattr(AutoencoderKLCosmos, "save_pretrained", stopped_while_saving)
-        with pytest.raises(KeyboardInterrupt, match="stopped before the first checkpoint"):
+        with pytest.raises(KeyboardInterrupt, match="stopped before the tokenizer stage's end"):
             train(config, out)
     assert not (out / "tokenizer").exists()
     result = train(config, out, resume="auto")

@@ -1343,18 +1343,31 @@ def train(
     """
     if resume is not None and not resume.strip():  # an unset shell variable (--resume "$CKPT"): read as the current folder
         raise Gen3cInputError("--resume is empty (an unset shell variable?): pass OUT/checkpoints/step_… or 'auto', or leave the option out")
-    from gen3c.dependencies import require
+    try:
+        from gen3c.dependencies import require
 
-    # The train extra, imported up front: a missing package is one line here, not a traceback mid-run.
-    for module in ("accelerate", "diffusers", "peft", "tensorboard", "gen3c.training"):
-        require(module, "gen3c train", extra="train")
-    from gen3c.parallel import is_main_process
-    from gen3c.training import run_training
+        # The train extra, imported up front: a missing package is one line here, not a traceback mid-run.
+        for module in ("accelerate", "diffusers", "peft", "tensorboard", "gen3c.training"):
+            require(module, "gen3c train", extra="train")
+        from gen3c.parallel import is_main_process
+        from gen3c.training import run_training
 
-    main = is_main_process()  # other ranks of torchrun train silently; rank 0 reports
-    result = run_training(
-        config, out, resume=resume, stop_after=stop_after, progress_factory=functools.partial(progress_bars, console) if main else None, echo=console.print if main else None
-    )
+        main = is_main_process()  # other ranks of torchrun train silently; rank 0 reports
+        with warnings.catch_warnings(), console_warnings():  # notes as "note: …" lines, as generate's, not Python's warnings
+            if not main:
+                warnings.simplefilter("ignore")
+            result = run_training(
+                config, out, resume=resume, stop_after=stop_after, progress_factory=functools.partial(progress_bars, console) if main else None, echo=console.print if main else None
+            )
+    except KeyboardInterrupt as exc:
+        # The run says what it keeps (gen3c.training.loop.stopped_message); stopped before it began
+        # (the packages loading, the config read), nothing was written: not "no partial output".
+        said: BaseException | None = exc
+        while said is not None and not (isinstance(said, KeyboardInterrupt) and str(said)):
+            said = said.__context__  # (a second Ctrl-C as the first unwound: the first's message)
+        if said is not None:
+            raise type(exc)(str(said)) from None
+        raise type(exc)(f"stopped before training began: nothing was written to --out {str(out)!r}; run the same command again") from None
     if main:
         last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
         ranks = f" on {result.processes} processes ({result.parallel})" if result.processes > 1 else ""

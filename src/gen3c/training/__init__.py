@@ -27,5 +27,12 @@ def run_training(config_path: str | os.PathLike, out: str | os.PathLike, *, resu
     from gen3c.training.loop import train
 
     config = load_config(config_path)
-    with progress_factory() if progress_factory is not None else contextlib.nullcontext() as progress:
-        return train(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
+    result = None
+    try:
+        with progress_factory() if progress_factory is not None else contextlib.nullcontext() as progress:
+            result = train(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
+    except KeyboardInterrupt as exc:  # as the progress bars closed: the run had ended, its outputs written
+        if result is None:
+            raise
+        raise type(exc)(f"stopped as the run ended, after its last step: {str(result.exported or result.checkpoint)!r} is written") from None
+    return result

@@ -12,6 +12,7 @@ refused with one line naming them. Relative folders in a config file (``data.pat
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -233,14 +234,20 @@ def config_from_dict(data: dict[str, Any], source: str = "config", base: str | o
                      else f"no section has that key: keys go under one of {', '.join(f'[{s}]' for s in sections)}")  # fmt: skip
             raise Gen3cInputError(f"{source}: {name} = {_shown(table)} stands above every section{':' if owners else ' and'} {where}")
         if name not in sections:
-            raise Gen3cInputError(f"{source}: unknown section [{name}]: use {', '.join(f'[{s}]' for s in sections)}")
+            close = difflib.get_close_matches(name, sections, n=1)
+            hint = f"did you mean [{close[0]}]?" if close else f"use {', '.join(f'[{s}]' for s in sections)}"
+            raise Gen3cInputError(f"{source}: unknown section [{name}]: {hint}")
         if not isinstance(table, dict):
             raise Gen3cInputError(f"{source}: [{name}] must be a table of keys")
         section = getattr(config, name)
         types = _field_types(section)
         for key, value in table.items():
             if key not in types:
-                raise Gen3cInputError(f"{source}: unknown key {key!r} in [{name}]: use {', '.join(sorted(types))}")
+                owners = [f"[{s}]" for s in sections if s != name and key in _field_types(getattr(config, s))]  # `max_steps` under [train]
+                close = difflib.get_close_matches(key, types, n=1)
+                hint = (f"it belongs under {' or '.join(owners)}" if owners else f"did you mean {close[0]!r}?" if close
+                        else f"use {', '.join(sorted(types))}")  # fmt: skip
+                raise Gen3cInputError(f"{source}: unknown key {key!r} in [{name}]: {hint}")
             if (name, key) in _DTYPE_KEYS and not isinstance(value, str):  # torch.bfloat16 from Python, as gen3c.generate takes it
                 dtype = configs.dtype_name(value)
                 if dtype is None:
@@ -379,7 +386,7 @@ def _refuse_unused(config: Config, source: str) -> None:
             value = getattr(getattr(config, section), key)
             if value != getattr(getattr(defaults, section), key):
                 raise Gen3cInputError(
-                    f"{source}: {section}.{key} = {_shown(value)} would do nothing in this run (it is used with {where}): remove it or change that setting"
+                    f"{source}: {section}.{key} = {_shown(value)} would do nothing in this run: it is used with {where}; remove it or change that setting"
                 )
 
 
@@ -413,10 +420,12 @@ def load_config(path: str | os.PathLike) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise Gen3cInputError(
-            f"config {str(path)!r} cannot be read ({exc.strerror}): pass a TOML file, or a shipped config by name "
-            f"({', '.join(shipped_config_names())}; the files to copy are in {shipped_config('')})"
-        ) from None
+        names = shipped_config_names()
+        # A bare name that is no file: a shipped config's name mistyped (`gen3c train defualt`).
+        close = difflib.get_close_matches(path.stem, names, n=1) if path.name == str(path) and not path.exists() else []
+        fix = (f"did you mean the shipped config {close[0]!r}? (or pass a TOML file; the files to copy are in {shipped_config('')})" if close
+               else f"pass a TOML file, or a shipped config by name ({', '.join(names)}; the files to copy are in {shipped_config('')})")  # fmt: skip
+        raise Gen3cInputError(f"config {str(path)!r} cannot be read ({exc.strerror}): {fix}") from None
     except UnicodeDecodeError:
         raise Gen3cInputError(f"config {str(path)!r} is not UTF-8 text: pass a TOML file") from None
     try:

@@ -33,6 +33,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import optional
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, first_line, note
 from gen3c.io.atomic import (
     atomic_paths,
     check_writable_place,
@@ -156,6 +157,17 @@ def check_devices(config: Config) -> None:
             raise Gen3cInputError(
                 'model.weights_dtype = "bfloat16" needs a GPU (the tokenizer\'s avg_pool3d has no bfloat16 CPU kernel in this PyTorch): use "float32"'
             ) from None
+
+
+def note_workers(config: Config) -> None:
+    """Note a ``data.num_workers`` beyond the CPUs this process may use (a shipped config's 14 on
+    a small machine): said once, naming the setting, where torch warns at every loader in its
+    own words (:func:`train` leaves those unsaid)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = config.data.num_workers
+    if workers > cpus and is_main_process():
+        note(f"data.num_workers = {workers} is more than the {cpus} CPUs this process may use: clips are made more slowly than "
+             f"with {cpus} or fewer; lower it")  # fmt: skip
 
 
 def _accelerator(config: Config, out: Path):
@@ -447,6 +459,9 @@ def check_clips_fit(config: Config, transformer, vae) -> None:
 def _read_tokenizer(folder: str, key: str):
     from diffusers import AutoencoderKLCosmos
 
+    if not Path(folder).is_dir():  # (diffusers would try the hub, then blame the connection)
+        what = "is a file, not a folder" if Path(folder).exists() else "does not exist"
+        raise Gen3cInputError(f"{key} {folder!r} {what}: give an OUT/tokenizer of `gen3c train`, or \"\" to train one")
     try:
         return AutoencoderKLCosmos.from_pretrained(folder)
     except (OSError, ValueError) as exc:
@@ -943,14 +958,15 @@ def train(
     # Refused before the output folder, the clips and the model are made.
     if stop_after is not None and stop_after < 1:
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
-    check_devices(config)
-    check_model_checkpoint(config.model.checkpoint)
-    check_writable_place(out, "training output folder")
-    if config.train.mode == "distill":
-        from gen3c.training.distill_loop import distill as run
-    else:
-        run = _train
-    try:
+    try:  # (from the first check on: starting CUDA takes seconds)
+        check_devices(config)
+        note_workers(config)
+        check_model_checkpoint(config.model.checkpoint)
+        check_writable_place(out, "training output folder")
+        if config.train.mode == "distill":
+            from gen3c.training.distill_loop import distill as run
+        else:
+            run = _train
         with contextlib.ExitStack() as held:  # the output folder's lock, however the run ends
             # Every write to OUT (a swap's repair, the set-aside moves, losses.jsonl, config.json) and
             # the checks of what it holds come after the lock: a second invocation changes nothing.
@@ -967,7 +983,9 @@ def train(
             if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
                 kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
                 echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
-            return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
+            with warnings.catch_warnings():  # (said once by note_workers, naming the setting)
+                warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+                return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (gen3c.errors.Terminated): say what is kept
         raise type(exc)(stopped_message(config, Path(out))) from None
 
@@ -1024,15 +1042,26 @@ def check_model_checkpoint(value: str) -> None:
 
 
 def stopped_message(config: Config, out: Path) -> str:
-    """What an interrupted run keeps and how to continue it (the CLI prints it on Ctrl-C)."""
+    """What an interrupted run keeps and how to continue it (the CLI prints it on Ctrl-C): the
+    newest checkpoint, else a trained tokenizer, else nothing to resume (a from-scratch run's
+    tokenizer stage writes no checkpoint); the way on is the one :func:`check_run_folder` takes
+    (a folder holding the run's losses wants ``--resume auto``)."""
     latest = _latest_checkpoint(out) if out.is_dir() else None
     if latest is not None:
         return f"stopped; the newest checkpoint is {str(latest)!r}: continue with --resume auto (the steps after it run again)"
     if (out / "tokenizer").exists():
         return f"stopped before the first checkpoint; {str(out / 'tokenizer')!r} is kept: --resume auto trains the DiT from step 0 with it"
+    if not config.model.checkpoint and not config.model.tokenizer:  # from scratch: the tokenizer stage comes first
+        return ("stopped before the tokenizer stage's end (it writes no checkpoint; tokenizer.max_minutes bounds it): "
+                "nothing to resume; the same command starts it again from step 0")  # fmt: skip
     every = config.log.checkpoint_every
-    when = f"every {every} steps" if every else "at the end only (log.checkpoint_every = 0; set it to resume long runs)"
-    return f"stopped before the first checkpoint (written {when}): nothing to resume; the next run starts at step 0"
+    when = (f"one is written every {every} steps" if every
+            else "log.checkpoint_every = 0 writes one at the end only: set it to make a long run resumable")  # fmt: skip
+    students = sorted(str(p.parent.parent) for p in (out / "stages").glob("*/transformer/config.json")) if out.is_dir() else []
+    kept = f"; the finished stages' students are kept in {', '.join(map(repr, students))}" if students else ""
+    losses = out / "losses.jsonl"
+    again = "--resume auto starts the run again" if losses.is_file() and losses.stat().st_size else "the same command starts it again"
+    return f"stopped before the first checkpoint ({when}){kept}: nothing to resume; {again} from step 0"
 
 
 def _train(
