@@ -450,6 +450,24 @@ def test_lora_changes_the_output_and_unloads_exactly(tmp_path, box_scene, base_c
     assert bad.exit_code == 2 and "LoRA" in bad.output
 
 
+def test_what_a_training_run_says_prints_as_it_is(tmp_path, monkeypatch):
+    """The run's messages name paths and settings: printed as text, not read as rich markup (a
+    folder named run[b]x[/b] lost its brackets and turned bold) nor highlighted, and not broken
+    at 80 columns in a log."""
+    import gen3c.training
+    from gen3c.errors import Gen3cInputError
+
+    said = f"--resume auto: {str(tmp_path / 'run[b]x[/b]' / ('long_' * 20))!r} holds no checkpoint yet: training starts at step 0"
+
+    def run_training(config, out, echo=None, **kwargs):
+        echo(said)
+        raise Gen3cInputError("stop here")
+
+    monkeypatch.setattr(gen3c.training, "run_training", run_training)
+    res = runner.invoke(app, ["train", "default", "--out", str(tmp_path / "out")], env={"COLUMNS": "80"})
+    assert res.exit_code == 2 and said in res.output.splitlines(), res.output
+
+
 def test_train_cli_end_to_end(tmp_path):
     import tomllib
 

@@ -1357,7 +1357,7 @@ def train(
             if not main:
                 warnings.simplefilter("ignore")
             result = run_training(
-                config, out, resume=resume, stop_after=stop_after, progress_factory=functools.partial(progress_bars, console) if main else None, echo=console.print if main else None
+                config, out, resume=resume, stop_after=stop_after, progress_factory=functools.partial(progress_bars, console) if main else None, echo=functools.partial(console.print, markup=False, highlight=False, soft_wrap=True) if main else None
             )
     except KeyboardInterrupt as exc:
         # The run says what it keeps (gen3c.training.loop.stopped_message); stopped before it began
