@@ -220,6 +220,19 @@ def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
         pipe(image, colors, masks, num_steps=1, guidance=0)
 
 
+def test_running_out_of_memory_in_t5_is_a_clear_error():
+    """A prompt missing from the prompt cache runs T5 (9 GB in bf16 for GEN3C's T5-11B encoder) on
+    the GPU beside the resident DiT: running out of memory there was a raw torch traceback."""
+    pipe = tiny_pipeline(seed=0).configure_memory(memory_plan(), "cpu")
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    pipe.text_encoder.forward = no_memory
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while encoding the prompt with T5: try --low_memory"):
+        pipe(torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48), prompt="not cached", num_steps=1, guidance=0)
+
+
 def test_running_out_of_memory_with_a_lora_names_a_mode_it_can_run_in():
     """--low_memory stores the DiT in float8, which a LoRA cannot adapt: a LoRA run out of memory was
     told to try it (and then refused); group_offload is its leanest mode."""
