@@ -70,7 +70,7 @@ def test_float32_doubles_the_weights_and_activations_but_not_the_renders(coeffic
     assert estimate_peak_gb(memory_plan("group_offload", fp8=True, vae_chunk_frames=1), f32) == pytest.approx(20)
     # A budget between the two: bf16 keeps the DiT resident in float8 (32 GiB); float32's float8 plan
     # encodes 14 + 2 + 2·17 = 50 > 36, so its DiT streams (38 > 36 too): --low_memory's 2 + 2·17 = 36.
-    assert choose_memory_plan(40, SIZE)[1] == memory_plan(fp8=True, vae_chunk_frames=2)
+    assert choose_memory_plan(40, SIZE)[1] == memory_plan(offload_text_encoder_model=True, fp8=True, vae_chunk_frames=2)
     label, plan, peak = choose_memory_plan(40, f32)
     assert plan == memory_plan(**memory.LOW_MEMORY) and peak == pytest.approx(36)
 
@@ -94,11 +94,20 @@ def test_renders_stay_on_the_gpu_in_the_resident_whole_video_plan_only():
         assert not memory.renders_stay_on_gpu(lean), lean
 
 
+def test_every_budget_plan_sends_t5_back_to_cpu_memory():
+    """The estimate leaves T5 out (GEN3C's T5-11B encoder: 9.1 GB in bf16), but the resident plans
+    that --max_gpu_memory picks kept T5 on the GPU once a prompt missing from the prompt cache had
+    run it: sampling then held it beside the DiT (--max_gpu_memory 24: ~30 GB)."""
+    for label, options in memory.BUDGET_PLANS:
+        assert "text_encoder" in memory_plan(**options).offload, label
+    assert memory.renders_stay_on_gpu(memory_plan(**memory.BUDGET_PLANS[0][1]))  # T5's offloading leaves them there
+
+
 def test_budget_picks_the_fastest_plan_that_fits(coefficients):
     assert choose_memory_plan(80, SIZE)[0] == "resident"
     # Resident with 2-latent chunks (17 frames) encodes at 28 + 1 + 17 = 46; in float8, 14 + 1 + 17 = 32.
     label, plan, peak = choose_memory_plan(40, SIZE)
-    assert plan == memory_plan(fp8=True, vae_chunk_frames=2) and peak == pytest.approx(32)
+    assert plan == memory_plan(offload_text_encoder_model=True, fp8=True, vae_chunk_frames=2) and peak == pytest.approx(32)
     label, plan, peak = choose_memory_plan(25, SIZE)  # streamed DiT: 14 + 2 + 3 = 19
     assert plan == memory_plan("group_offload") and peak == pytest.approx(19)
     label, plan, peak = choose_memory_plan(20.5, SIZE)  # 18 fits 90 % of 20.5, the streamed DiT's 19 does not
@@ -138,9 +147,9 @@ def test_gen3c_7b_at_full_size_fits_24_gb_and_keeps_the_dit_resident():
     for (label, options), peak in zip(memory.BUDGET_PLANS, measured, strict=True):
         assert estimate_peak_gb(memory_plan(**options), size) == pytest.approx(peak, rel=0.05), label
     label, plan, peak = choose_memory_plan(24, size)
-    assert plan == memory_plan(vae_chunk_frames=2) and peak <= 0.9 * 24
+    assert plan == memory_plan(offload_text_encoder_model=True, vae_chunk_frames=2) and peak <= 0.9 * 24
     # docs/gen3c_model.md's other examples: float8 weights need 17 GB (14.65 > 90 % of 16), then the streamed DiT.
-    assert choose_memory_plan(17, size)[1] == memory_plan(fp8=True, vae_chunk_frames=2)
+    assert choose_memory_plan(17, size)[1] == memory_plan(offload_text_encoder_model=True, fp8=True, vae_chunk_frames=2)
     assert choose_memory_plan(16, size)[1] == choose_memory_plan(12, size)[1] == memory_plan("group_offload")
 
 
@@ -156,7 +165,7 @@ def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
     assert lean.memory == memory_plan(**memory.LOW_MEMORY)
     with pytest.warns(UserWarning, match=r"--max_gpu_memory 1000: memory mode 'resident' \(estimated peak"):
         roomy = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32").pipeline
-    assert roomy.memory == memory_plan()
+    assert roomy.memory == memory_plan(offload_text_encoder_model=True)
     with pytest.raises(Gen3cInputError, match="--low_memory and --max_gpu_memory each choose the memory mode"):
         load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
 

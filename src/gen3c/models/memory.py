@@ -222,8 +222,8 @@ def renders_stay_on_gpu(plan: MemoryPlan) -> bool:
     encode there (no copy to CPU memory and back: ~1.2 s per 121-frame 704×1280 chunk on an H200,
     docs/benchmarks.md). Only in the resident plan with the tokenizer on the whole video, whose own
     whole-video tensors dwarf them (at most 3.25 GB at full size against ~30 GB); the leaner plans
-    keep them in CPU memory."""
-    return not plan.offload and not plan.group_offload and plan.vae_chunk_frames is None
+    keep them in CPU memory. T5, which has run before the renders are encoded, may be offloaded."""
+    return not plan.offload - {"text_encoder"} and not plan.group_offload and plan.vae_chunk_frames is None
 
 
 def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
@@ -260,10 +260,11 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
 
 #: The plans ``--max_gpu_memory`` chooses from, fastest first (docs/benchmarks.md: the step time is
 #: the same in all of them; chunking the tokenizer and streaming the DiT slow encoding/decoding).
+#: In each, T5 goes back to CPU memory after the prompts, as the estimate leaves it out.
 BUDGET_PLANS: tuple[tuple[str, dict], ...] = (
-    ("resident", {}),
-    ("resident, tokenizer in chunks", {"vae_chunk_frames": 2}),
-    ("resident, float8 DiT weights, tokenizer in chunks", {"fp8": True, "vae_chunk_frames": 2}),
+    ("resident", {"offload_text_encoder_model": True}),
+    ("resident, tokenizer in chunks", {"offload_text_encoder_model": True, "vae_chunk_frames": 2}),
+    ("resident, float8 DiT weights, tokenizer in chunks", {"offload_text_encoder_model": True, "fp8": True, "vae_chunk_frames": 2}),
     ("group_offload", {"memory_mode": "group_offload"}),
     ("group_offload + float8 DiT weights (--low_memory)", LOW_MEMORY),
 )
