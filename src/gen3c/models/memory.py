@@ -150,17 +150,37 @@ def module_bytes(module: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
 
 
+def float8_bytes(transformer: torch.nn.Module) -> tuple[int, int]:
+    """Bytes the DiT and its first block would hold with float8 storage (:func:`enable_fp8_weights`):
+    diffusers' layerwise casting stores the linear layers' weights in 1 byte and leaves the norms
+    (the blocks' adaLN modulation among them), embeddings and output layer as they are. Which
+    tensors it casts is read off a twin on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        twin = type(transformer).from_config(transformer.config)
+    twin.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
+    cast = {name for name, t in (*twin.named_parameters(), *twin.named_buffers()) if t.dtype == torch.float8_e4m3fn}
+
+    def stored(module: torch.nn.Module, prefix: str) -> int:
+        tensors = (*module.named_parameters(prefix), *module.named_buffers(prefix))
+        return sum(t.numel() * (1 if name in cast else t.element_size()) for name, t in tensors)
+
+    return stored(transformer, ""), stored(transformer.transformer_blocks[0], "transformer_blocks.0")
+
+
 @dataclass(frozen=True)
 class ModelSize:
     """What the memory estimate needs to know about the loaded model and the video of one chunk.
 
-    Byte counts are of the weights as loaded (bf16 for GEN3C), before any float8 storage;
-    ``dtype_bytes`` is the bytes per element of the dtype they are loaded and computed in (2 for
-    bfloat16, 4 for float32): the activations scale with it, and float8 storage keeps 1 of them.
+    Byte counts are of the weights as loaded (bf16 for GEN3C), before any float8 storage, and
+    (``*_fp8_bytes``) with it (:func:`float8_bytes`); ``dtype_bytes`` is the bytes per element of
+    the dtype they are loaded and computed in (2 for bfloat16, 4 for float32): the activations
+    scale with it.
     """
 
     dit_bytes: int
     dit_block_bytes: int
+    dit_fp8_bytes: int
+    dit_block_fp8_bytes: int
     dit_num_blocks: int
     vae_bytes: int
     tokens: int
@@ -186,9 +206,12 @@ class ModelSize:
         blocks = transformer.transformer_blocks
         # The compute dtype: that of the weights as loaded, or float8 storage's compute dtype.
         compute_dtype = getattr(transformer, "_gen3c_compute_dtype", None) or transformer.dtype
+        dit_fp8_bytes, dit_block_fp8_bytes = float8_bytes(transformer)
         return cls(
             dit_bytes=module_bytes(transformer),
             dit_block_bytes=module_bytes(blocks[0]),
+            dit_fp8_bytes=dit_fp8_bytes,
+            dit_block_fp8_bytes=dit_block_fp8_bytes,
             dit_num_blocks=len(blocks),
             vae_bytes=module_bytes(vae),
             tokens=tokens,
@@ -207,7 +230,8 @@ class ModelSize:
 #: the models of ``configs.TRANSFORMER_7B`` and ``configs.VAE_CV8X8X8`` (tests/test_memory_budget.py
 #: builds them on the meta device to check), for estimates made without loading them (``gen3c env``).
 GEN3C_7B_SIZE = ModelSize(
-    dit_bytes=14_474_514_432, dit_block_bytes=511_706_112, dit_num_blocks=28, vae_bytes=211_307_432, tokens=56_320,
+    dit_bytes=14_474_514_432, dit_block_bytes=511_706_112, dit_fp8_bytes=7_595_855_872, dit_block_fp8_bytes=268_436_480,
+    dit_num_blocks=28, vae_bytes=211_307_432, tokens=56_320,
     hidden=4096, frames=121, height=704, width=1280, encoder_channels=128, decoder_channels=256, temporal_compression=8,
     dtype_bytes=2,
 )  # fmt: skip
@@ -232,13 +256,12 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
     weights on the accelerator at that time plus the stage's activations, plus the renders where
     they stay on the GPU (:func:`renders_stay_on_gpu`; GEN3C's two buffers, of which the encode
     held one before). T5 is left out (it is loaded only for a prompt missing from the prompt
-    cache). Weights count as loaded (float8 storage: 1 byte of ``size.dtype_bytes`` per element),
+    cache). Weights count as loaded (or as float8 storage keeps them: ``size.dit_fp8_bytes``),
     activations at ``size.dtype_bytes`` per element (the coefficients are bf16's), renders in float32."""
-    stored = 1.0 / size.dtype_bytes if plan.fp8 else 1.0
     activations = size.dtype_bytes / 2  # the coefficients were measured in bf16
-    dit = size.dit_bytes * stored
+    dit = size.dit_fp8_bytes if plan.fp8 else size.dit_bytes
     if plan.group_offload:  # blocks stream in one at a time, the next one prefetched
-        block = size.dit_block_bytes * stored
+        block = size.dit_block_fp8_bytes if plan.fp8 else size.dit_block_bytes
         dit_sampling = dit - size.dit_num_blocks * block + 2 * block
     else:
         dit_sampling = dit
