@@ -139,6 +139,10 @@ def test_budget_picks_the_fastest_plan_that_fits(coefficients):
     assert plan == memory_plan(**memory.LOW_MEMORY) and "--low_memory" in label and peak == pytest.approx(18)
     with pytest.raises(Gen3cModelError, match=r"--max_gpu_memory 10 GB is too little for the leanest mode's estimated peak of 18\.0 GB \(\+11% headroom\)"):
         choose_memory_plan(10, SIZE)
+    # The line names the least budget that fits (18 / 0.9 = 20, as the 20.5 above), not only the peak.
+    with pytest.raises(Gen3cModelError, match=r"for 17 frames at 64×64: it needs --max_gpu_memory 20 or more \(a GPU with that much free\), or a lower --resolution$"):
+        choose_memory_plan(19.9, SIZE)
+    assert choose_memory_plan(20, SIZE)[1] == memory_plan(**memory.LOW_MEMORY)
     for bad in (0, -3, float("nan"), "24"):
         with pytest.raises(Gen3cInputError, match="must be a positive number of GB"):
             choose_memory_plan(bad, SIZE)

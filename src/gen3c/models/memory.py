@@ -319,9 +319,13 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize, *, float8: boo
         if peak <= BUDGET_FILL * max_gpu_memory_gb:
             return label, plan, peak
         estimates.append(peak)
+    least = math.ceil(estimates[-1] / BUDGET_FILL * 10) / 10  # in tenths of a GB, rounded up to one that fits
+    while BUDGET_FILL * (least - 0.1) >= estimates[-1]:
+        least = round(least - 0.1, 1)
     raise Gen3cModelError(
         f"--max_gpu_memory {max_gpu_memory_gb:g} GB is too little for the leanest mode's estimated peak of {estimates[-1]:.1f} GB "
-        f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: give more memory, or use a GPU with more"
+        f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: it needs --max_gpu_memory "
+        f"{least:g} or more (a GPU with that much free), or a lower --resolution"
         + ("" if float8 else " (with --lora the modes storing the DiT in float8 are left out)")
     )
 
