@@ -209,6 +209,7 @@ def test_chunk_frames_none_is_the_default_chunk_under_a_budget(tiny_checkpoint):
     assert gen.chunk_frames == configs.CHUNK_FRAMES
 
 
+def test_offloading_on_the_cpu_is_said_to_change_nothing(tiny_checkpoint):
     """On the CPU every component already is in CPU memory: an offloading mode was accepted and
     changed nothing without a word."""
     with pytest.warns(UserWarning, match=r"^--memory_mode model_offload: the model computes on the CPU, where every component already is in CPU memory, so nothing is offloaded"):
@@ -240,6 +241,7 @@ def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):
         assert f"for 121 frames at {expected})" in text, text
         peaks[expected] = float(re.search(r"estimated peak ([0-9.]+) GB", text).group(1))
     assert peaks["32x48"] < peaks["704x1280"]
+
 
 def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
     pipe = tiny_pipeline(seed=0)
