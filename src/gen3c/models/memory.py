@@ -1,7 +1,7 @@
 """Memory modes of the GEN3C pipeline.
 
-- ``resident``: every component on the accelerator (fastest; GEN3C-7B in bf16 peaks at 45.6 GB for a
-  121-frame 704×1280 chunk without T5, docs/benchmarks.md).
+- ``resident``: every component on the accelerator (fastest; GEN3C-7B in bf16 peaks at 46.0 GB for a
+  121-frame 704×1280 chunk without T5, the 3D cache's renders on the GPU, docs/benchmarks.md).
 - ``model_offload``: each component lives in CPU memory and moves to the accelerator only for its
   stage (prompt encoding, tokenizer encoding, sampling, decoding) — GEN3C's three
   ``--offload_*`` flags together.
