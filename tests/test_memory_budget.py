@@ -16,9 +16,9 @@ from gen3c.pipelines.loading import load_generator
 GiB = 2**30
 
 # A made-up model with round numbers: 28 GiB DiT of 14 blocks of 1 GiB (+14 GiB outside the blocks),
-# 1 GiB tokenizer, a chunk of 17 frames at 64×64 with 1000 tokens of width 1024.
+# half of it in float8, 1 GiB tokenizer, a chunk of 17 frames at 64×64 with 1000 tokens of width 1024.
 SIZE = ModelSize(
-    dit_bytes=28 * GiB, dit_block_bytes=1 * GiB, dit_num_blocks=14, vae_bytes=1 * GiB, tokens=1000, hidden=1024,
+    dit_bytes=28 * GiB, dit_block_bytes=1 * GiB, dit_fp8_bytes=14 * GiB, dit_block_fp8_bytes=GiB // 2, dit_num_blocks=14, vae_bytes=1 * GiB, tokens=1000, hidden=1024,
     frames=17, height=64, width=64, encoder_channels=128, decoder_channels=256, temporal_compression=8, dtype_bytes=2,
 )  # fmt: skip
 
@@ -61,7 +61,7 @@ def test_estimate_adds_the_weights_on_the_gpu_to_each_stage(coefficients):
 def test_float32_doubles_the_weights_and_activations_but_not_the_renders(coefficients):
     """--dtype float32 holds 4 bytes per element: the estimate took the bf16 coefficients as they are
     (half of every activation), so --max_gpu_memory could pick a plan that does not fit."""
-    f32 = dataclasses.replace(SIZE, dit_bytes=56 * GiB, dit_block_bytes=2 * GiB, vae_bytes=2 * GiB, dtype_bytes=4)
+    f32 = dataclasses.replace(SIZE, dit_bytes=56 * GiB, dit_block_bytes=2 * GiB, vae_bytes=2 * GiB, dtype_bytes=4)  # float8 bytes the same
     # resident: decode 56 + 2 + 2·17 + 2 renders (float32 either way) = 94 (bf16: 28 + 1 + 17 + 2 = 48).
     assert estimate_peak_gb(memory_plan(), f32) == pytest.approx(94)
     # group offload: 28 outside the blocks + 2 blocks of 2 + 2·3 = 38 (bf16: 19).
@@ -70,9 +70,34 @@ def test_float32_doubles_the_weights_and_activations_but_not_the_renders(coeffic
     assert estimate_peak_gb(memory_plan("group_offload", fp8=True, vae_chunk_frames=1), f32) == pytest.approx(20)
     # A budget between the two: bf16 keeps the DiT resident in float8 (32 GiB); float32's float8 plan
     # encodes 14 + 2 + 2·17 = 50 > 36, so its DiT streams (38 > 36 too): --low_memory's 2 + 2·17 = 36.
-    assert choose_memory_plan(40, SIZE)[1] == memory_plan(fp8=True, vae_chunk_frames=2)
+    assert choose_memory_plan(40, SIZE)[1] == memory_plan(offload_text_encoder_model=True, fp8=True, vae_chunk_frames=2)
     label, plan, peak = choose_memory_plan(40, f32)
     assert plan == memory_plan(**memory.LOW_MEMORY) and peak == pytest.approx(36)
+
+
+def test_float8_bytes_keep_what_layerwise_casting_leaves_in_full_precision():
+    """Float8 storage halved the whole bf16 DiT in the estimate, but diffusers' layerwise casting
+    leaves the norms (each block's three adaLN modulations: 12.6 M parameters), the embeddings and the
+    output layer in bf16: GEN3C-7B holds 7.60 GB, not 7.24 (the estimate of the resident float8
+    plan was 14.65 GB against 15.05 measured)."""
+    pipe = tiny_pipeline()
+    for dtype in (torch.float32, torch.bfloat16):
+        dit = pipe.transformer.to(dtype)
+        size = ModelSize.of(dit, pipe.vae.to(dtype), 9, 64, 64)
+        memory.enable_fp8_weights(dit, dtype)
+        assert (size.dit_fp8_bytes, size.dit_block_fp8_bytes) == (memory.module_bytes(dit), memory.module_bytes(dit.transformer_blocks[0]))
+        pipe = tiny_pipeline()
+    # GEN3C-7B by hand: a block's attention (4·4096², cross 2·4096² + 2·1024·4096) and MLP (2·4096·16384)
+    # in float8, its adaLN (3·(4096·256 + 256·3·4096)) and q/k norms (4·128) in bf16; outside the blocks the
+    # time embedding (4096² + 4096·3·4096) in float8, in bf16 the patch embedding (82·2·2·4096, 81
+    # channels and the padding mask), the learnable positions ((128 + 120 + 120)·4096), the output
+    # norm (4096·256 + 256·2·4096), the output layer (4096·64) and the time embedding's norm (4096).
+    block = (4 * 4096**2 + 2 * 4096**2 + 2 * 1024 * 4096 + 2 * 4096 * 16384) + 2 * (3 * (4096 * 256 + 256 * 3 * 4096) + 4 * 128)
+    outside = (4096**2 + 4096 * 3 * 4096) + 2 * (82 * 4 * 4096 + 368 * 4096 + 4096 * 256 + 256 * 2 * 4096 + 4096 * 64 + 4096)
+    assert memory.GEN3C_7B_SIZE.dit_block_fp8_bytes == block
+    assert memory.GEN3C_7B_SIZE.dit_fp8_bytes == 28 * block + outside
+    plan = memory_plan(fp8=True, vae_chunk_frames=2)  # encodes with the DiT resident: +0.33 GB
+    assert estimate_peak_gb(plan, memory.GEN3C_7B_SIZE) == pytest.approx(15.05, abs=0.1)
 
 
 def test_model_size_reads_the_dtype_of_the_loaded_model():
@@ -94,17 +119,30 @@ def test_renders_stay_on_the_gpu_in_the_resident_whole_video_plan_only():
         assert not memory.renders_stay_on_gpu(lean), lean
 
 
+def test_every_budget_plan_sends_t5_back_to_cpu_memory():
+    """The estimate leaves T5 out (GEN3C's T5-11B encoder: 9.1 GB in bf16), but the resident plans
+    that --max_gpu_memory picks kept T5 on the GPU once a prompt missing from the prompt cache had
+    run it: sampling then held it beside the DiT (--max_gpu_memory 24: ~30 GB)."""
+    for label, options in memory.BUDGET_PLANS:
+        assert "text_encoder" in memory_plan(**options).offload, label
+    assert memory.renders_stay_on_gpu(memory_plan(**memory.BUDGET_PLANS[0][1]))  # T5's offloading leaves them there
+
+
 def test_budget_picks_the_fastest_plan_that_fits(coefficients):
     assert choose_memory_plan(80, SIZE)[0] == "resident"
     # Resident with 2-latent chunks (17 frames) encodes at 28 + 1 + 17 = 46; in float8, 14 + 1 + 17 = 32.
     label, plan, peak = choose_memory_plan(40, SIZE)
-    assert plan == memory_plan(fp8=True, vae_chunk_frames=2) and peak == pytest.approx(32)
+    assert plan == memory_plan(offload_text_encoder_model=True, fp8=True, vae_chunk_frames=2) and peak == pytest.approx(32)
     label, plan, peak = choose_memory_plan(25, SIZE)  # streamed DiT: 14 + 2 + 3 = 19
     assert plan == memory_plan("group_offload") and peak == pytest.approx(19)
     label, plan, peak = choose_memory_plan(20.5, SIZE)  # 18 fits 90 % of 20.5, the streamed DiT's 19 does not
     assert plan == memory_plan(**memory.LOW_MEMORY) and "--low_memory" in label and peak == pytest.approx(18)
     with pytest.raises(Gen3cModelError, match=r"--max_gpu_memory 10 GB is too little for the leanest mode's estimated peak of 18\.0 GB \(\+11% headroom\)"):
         choose_memory_plan(10, SIZE)
+    # The line names the least budget that fits (18 / 0.9 = 20, as the 20.5 above), not only the peak.
+    with pytest.raises(Gen3cModelError, match=r"for 17 frames at 64×64: it needs --max_gpu_memory 20 or more \(a GPU with that much free\), or a lower --resolution$"):
+        choose_memory_plan(19.9, SIZE)
+    assert choose_memory_plan(20, SIZE)[1] == memory_plan(**memory.LOW_MEMORY)
     for bad in (0, -3, float("nan"), "24"):
         with pytest.raises(Gen3cInputError, match="must be a positive number of GB"):
             choose_memory_plan(bad, SIZE)
@@ -138,9 +176,9 @@ def test_gen3c_7b_at_full_size_fits_24_gb_and_keeps_the_dit_resident():
     for (label, options), peak in zip(memory.BUDGET_PLANS, measured, strict=True):
         assert estimate_peak_gb(memory_plan(**options), size) == pytest.approx(peak, rel=0.05), label
     label, plan, peak = choose_memory_plan(24, size)
-    assert plan == memory_plan(vae_chunk_frames=2) and peak <= 0.9 * 24
-    # docs/gen3c_model.md's other examples: float8 weights need 17 GB (14.65 > 90 % of 16), then the streamed DiT.
-    assert choose_memory_plan(17, size)[1] == memory_plan(fp8=True, vae_chunk_frames=2)
+    assert plan == memory_plan(offload_text_encoder_model=True, vae_chunk_frames=2) and peak <= 0.9 * 24
+    # docs/gen3c_model.md's other examples: float8 weights need 17 GB (14.98 > 90 % of 16), then the streamed DiT.
+    assert choose_memory_plan(17, size)[1] == memory_plan(offload_text_encoder_model=True, fp8=True, vae_chunk_frames=2)
     assert choose_memory_plan(16, size)[1] == choose_memory_plan(12, size)[1] == memory_plan("group_offload")
 
 
@@ -156,7 +194,7 @@ def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
     assert lean.memory == memory_plan(**memory.LOW_MEMORY)
     with pytest.warns(UserWarning, match=r"--max_gpu_memory 1000: memory mode 'resident' \(estimated peak"):
         roomy = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32").pipeline
-    assert roomy.memory == memory_plan()
+    assert roomy.memory == memory_plan(offload_text_encoder_model=True)
     with pytest.raises(Gen3cInputError, match="--low_memory and --max_gpu_memory each choose the memory mode"):
         load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
 
@@ -171,6 +209,7 @@ def test_chunk_frames_none_is_the_default_chunk_under_a_budget(tiny_checkpoint):
     assert gen.chunk_frames == configs.CHUNK_FRAMES
 
 
+def test_offloading_on_the_cpu_is_said_to_change_nothing(tiny_checkpoint):
     """On the CPU every component already is in CPU memory: an offloading mode was accepted and
     changed nothing without a word."""
     with pytest.warns(UserWarning, match=r"^--memory_mode model_offload: the model computes on the CPU, where every component already is in CPU memory, so nothing is offloaded"):
@@ -203,6 +242,7 @@ def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):
         peaks[expected] = float(re.search(r"estimated peak ([0-9.]+) GB", text).group(1))
     assert peaks["32x48"] < peaks["704x1280"]
 
+
 def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
     pipe = tiny_pipeline(seed=0)
     pipe.configure_memory(memory_plan(), "cpu")
@@ -218,6 +258,19 @@ def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
     pipe.configure_memory(memory_plan(**memory.LOW_MEMORY), "cpu")
     with pytest.raises(Gen3cMemoryError, match="already the leanest mode"):
         pipe(image, colors, masks, num_steps=1, guidance=0)
+
+
+def test_running_out_of_memory_in_t5_is_a_clear_error():
+    """A prompt missing from the prompt cache runs T5 (9 GB in bf16 for GEN3C's T5-11B encoder) on
+    the GPU beside the resident DiT: running out of memory there was a raw torch traceback."""
+    pipe = tiny_pipeline(seed=0).configure_memory(memory_plan(), "cpu")
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    pipe.text_encoder.forward = no_memory
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while encoding the prompt with T5: try --low_memory"):
+        pipe(torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48), prompt="not cached", num_steps=1, guidance=0)
 
 
 def test_running_out_of_memory_with_a_lora_names_a_mode_it_can_run_in():
@@ -299,7 +352,8 @@ def test_an_offloading_plan_needs_its_components_in_cpu_memory(monkeypatch):
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=dit + vae, total=dit + vae)))
     _check_offloaded_weights_fit(pipe, memory_plan("group_offload"), "cuda")  # exactly fits
     _check_offloaded_weights_fit(pipe, memory_plan("resident"), "cuda")
-    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=dit // 2 + vae - 1, total=dit // 2 + vae - 1)))
+    dit8 = memory.float8_bytes(pipe.transformer)[0]  # (float32 linears to 1 byte, the rest as they are)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=dit8 + vae - 1, total=dit8 + vae - 1)))
     with pytest.raises(Gen3cMemoryError, match=r"^keeping transformer, vae in CPU memory between stages needs .*this mode already stores the DiT in float8"):
         _check_offloaded_weights_fit(pipe, memory_plan("group_offload", fp8=True), "cuda")
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=dit - 1, total=dit - 1)))

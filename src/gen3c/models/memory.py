@@ -1,7 +1,7 @@
 """Memory modes of the GEN3C pipeline.
 
-- ``resident``: every component on the accelerator (fastest; GEN3C-7B in bf16 peaks at 45.6 GB for a
-  121-frame 704×1280 chunk without T5, docs/benchmarks.md).
+- ``resident``: every component on the accelerator (fastest; GEN3C-7B in bf16 peaks at 46.0 GB for a
+  121-frame 704×1280 chunk without T5, the 3D cache's renders on the GPU, docs/benchmarks.md).
 - ``model_offload``: each component lives in CPU memory and moves to the accelerator only for its
   stage (prompt encoding, tokenizer encoding, sampling, decoding) — GEN3C's three
   ``--offload_*`` flags together.
@@ -150,17 +150,37 @@ def module_bytes(module: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
 
 
+def float8_bytes(transformer: torch.nn.Module) -> tuple[int, int]:
+    """Bytes the DiT and its first block would hold with float8 storage (:func:`enable_fp8_weights`):
+    diffusers' layerwise casting stores the linear layers' weights in 1 byte and leaves the norms
+    (the blocks' adaLN modulation among them), embeddings and output layer as they are. Which
+    tensors it casts is read off a twin on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        twin = type(transformer).from_config(transformer.config)
+    twin.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
+    cast = {name for name, t in (*twin.named_parameters(), *twin.named_buffers()) if t.dtype == torch.float8_e4m3fn}
+
+    def stored(module: torch.nn.Module, prefix: str) -> int:
+        tensors = (*module.named_parameters(prefix), *module.named_buffers(prefix))
+        return sum(t.numel() * (1 if name in cast else t.element_size()) for name, t in tensors)
+
+    return stored(transformer, ""), stored(transformer.transformer_blocks[0], "transformer_blocks.0")
+
+
 @dataclass(frozen=True)
 class ModelSize:
     """What the memory estimate needs to know about the loaded model and the video of one chunk.
 
-    Byte counts are of the weights as loaded (bf16 for GEN3C), before any float8 storage;
-    ``dtype_bytes`` is the bytes per element of the dtype they are loaded and computed in (2 for
-    bfloat16, 4 for float32): the activations scale with it, and float8 storage keeps 1 of them.
+    Byte counts are of the weights as loaded (bf16 for GEN3C), before any float8 storage, and
+    (``*_fp8_bytes``) with it (:func:`float8_bytes`); ``dtype_bytes`` is the bytes per element of
+    the dtype they are loaded and computed in (2 for bfloat16, 4 for float32): the activations
+    scale with it.
     """
 
     dit_bytes: int
     dit_block_bytes: int
+    dit_fp8_bytes: int
+    dit_block_fp8_bytes: int
     dit_num_blocks: int
     vae_bytes: int
     tokens: int
@@ -186,9 +206,12 @@ class ModelSize:
         blocks = transformer.transformer_blocks
         # The compute dtype: that of the weights as loaded, or float8 storage's compute dtype.
         compute_dtype = getattr(transformer, "_gen3c_compute_dtype", None) or transformer.dtype
+        dit_fp8_bytes, dit_block_fp8_bytes = float8_bytes(transformer)
         return cls(
             dit_bytes=module_bytes(transformer),
             dit_block_bytes=module_bytes(blocks[0]),
+            dit_fp8_bytes=dit_fp8_bytes,
+            dit_block_fp8_bytes=dit_block_fp8_bytes,
             dit_num_blocks=len(blocks),
             vae_bytes=module_bytes(vae),
             tokens=tokens,
@@ -207,7 +230,8 @@ class ModelSize:
 #: the models of ``configs.TRANSFORMER_7B`` and ``configs.VAE_CV8X8X8`` (tests/test_memory_budget.py
 #: builds them on the meta device to check), for estimates made without loading them (``gen3c env``).
 GEN3C_7B_SIZE = ModelSize(
-    dit_bytes=14_474_514_432, dit_block_bytes=511_706_112, dit_num_blocks=28, vae_bytes=211_307_432, tokens=56_320,
+    dit_bytes=14_474_514_432, dit_block_bytes=511_706_112, dit_fp8_bytes=7_595_855_872, dit_block_fp8_bytes=268_436_480,
+    dit_num_blocks=28, vae_bytes=211_307_432, tokens=56_320,
     hidden=4096, frames=121, height=704, width=1280, encoder_channels=128, decoder_channels=256, temporal_compression=8,
     dtype_bytes=2,
 )  # fmt: skip
@@ -222,8 +246,8 @@ def renders_stay_on_gpu(plan: MemoryPlan) -> bool:
     encode there (no copy to CPU memory and back: ~1.2 s per 121-frame 704×1280 chunk on an H200,
     docs/benchmarks.md). Only in the resident plan with the tokenizer on the whole video, whose own
     whole-video tensors dwarf them (at most 3.25 GB at full size against ~30 GB); the leaner plans
-    keep them in CPU memory."""
-    return not plan.offload and not plan.group_offload and plan.vae_chunk_frames is None
+    keep them in CPU memory. T5, which has run before the renders are encoded, may be offloaded."""
+    return not plan.offload - {"text_encoder"} and not plan.group_offload and plan.vae_chunk_frames is None
 
 
 def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
@@ -232,13 +256,12 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
     weights on the accelerator at that time plus the stage's activations, plus the renders where
     they stay on the GPU (:func:`renders_stay_on_gpu`; GEN3C's two buffers, of which the encode
     held one before). T5 is left out (it is loaded only for a prompt missing from the prompt
-    cache). Weights count as loaded (float8 storage: 1 byte of ``size.dtype_bytes`` per element),
+    cache). Weights count as loaded (or as float8 storage keeps them: ``size.dit_fp8_bytes``),
     activations at ``size.dtype_bytes`` per element (the coefficients are bf16's), renders in float32."""
-    stored = 1.0 / size.dtype_bytes if plan.fp8 else 1.0
     activations = size.dtype_bytes / 2  # the coefficients were measured in bf16
-    dit = size.dit_bytes * stored
+    dit = size.dit_fp8_bytes if plan.fp8 else size.dit_bytes
     if plan.group_offload:  # blocks stream in one at a time, the next one prefetched
-        block = size.dit_block_bytes * stored
+        block = size.dit_block_fp8_bytes if plan.fp8 else size.dit_block_bytes
         dit_sampling = dit - size.dit_num_blocks * block + 2 * block
     else:
         dit_sampling = dit
@@ -260,10 +283,11 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
 
 #: The plans ``--max_gpu_memory`` chooses from, fastest first (docs/benchmarks.md: the step time is
 #: the same in all of them; chunking the tokenizer and streaming the DiT slow encoding/decoding).
+#: In each, T5 goes back to CPU memory after the prompts, as the estimate leaves it out.
 BUDGET_PLANS: tuple[tuple[str, dict], ...] = (
-    ("resident", {}),
-    ("resident, tokenizer in chunks", {"vae_chunk_frames": 2}),
-    ("resident, float8 DiT weights, tokenizer in chunks", {"fp8": True, "vae_chunk_frames": 2}),
+    ("resident", {"offload_text_encoder_model": True}),
+    ("resident, tokenizer in chunks", {"offload_text_encoder_model": True, "vae_chunk_frames": 2}),
+    ("resident, float8 DiT weights, tokenizer in chunks", {"offload_text_encoder_model": True, "fp8": True, "vae_chunk_frames": 2}),
     ("group_offload", {"memory_mode": "group_offload"}),
     ("group_offload + float8 DiT weights (--low_memory)", LOW_MEMORY),
 )
@@ -295,9 +319,13 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize, *, float8: boo
         if peak <= BUDGET_FILL * max_gpu_memory_gb:
             return label, plan, peak
         estimates.append(peak)
+    least = math.ceil(estimates[-1] / BUDGET_FILL * 10) / 10  # in tenths of a GB, rounded up to one that fits
+    while BUDGET_FILL * (least - 0.1) >= estimates[-1]:
+        least = round(least - 0.1, 1)
     raise Gen3cModelError(
         f"--max_gpu_memory {max_gpu_memory_gb:g} GB is too little for the leanest mode's estimated peak of {estimates[-1]:.1f} GB "
-        f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: give more memory, or use a GPU with more"
+        f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: it needs --max_gpu_memory "
+        f"{least:g} or more (a GPU with that much free), or a lower --resolution"
         + ("" if float8 else " (with --lora the modes storing the DiT in float8 are left out)")
     )
 

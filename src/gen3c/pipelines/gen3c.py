@@ -610,7 +610,7 @@ class Gen3cPipeline(DiffusionPipeline):
             if cached is not None and cached.shape[1] == max_sequence_length:
                 return cached.detach().float().cpu()
         self._ensure_text_encoder(prompt, negative)
-        with self._stage("text_encoder") as text_encoder:
+        with self._out_of_memory_as_error("encoding the prompt with T5"), self._stage("text_encoder") as text_encoder:
             device = self._execution_device
             tokens = self.tokenizer(
                 [prompt],

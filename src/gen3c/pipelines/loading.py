@@ -40,6 +40,7 @@ from gen3c.models.memory import (
     ModelSize,
     check_host_memory,
     choose_memory_plan,
+    float8_bytes,
     memory_plan,
     module_bytes,
 )
@@ -614,7 +615,7 @@ def _check_offloaded_weights_fit(pipe: Gen3cPipeline, plan: MemoryPlan, device: 
         return
 
     held = {name: module for name in sorted(plan.offload) if (module := getattr(pipe, name, None)) is not None}
-    need = sum(module_bytes(module) // (2 if name == "transformer" and plan.fp8 else 1) for name, module in held.items())
+    need = sum(float8_bytes(module)[0] if name == "transformer" and plan.fp8 else module_bytes(module) for name, module in held.items())
     fix = (
         "free CPU memory or add swap (this mode already stores the DiT in float8)"
         if plan.fp8
