@@ -39,8 +39,11 @@ def textured(path, height, width):
 
 
 def test_large_image_size_keeps_the_aspect_ratio_within_the_limit():
-    assert large_image_size((6000, 8000)) == (1732, 2309)  # 48 MP 4:3 → 4.0 MP, sides rounded down
-    assert large_image_size((12000, 9000)) == (2309, 1732)  # 108 MP portrait
+    assert large_image_size((6000, 8000)) == (1731, 2308)  # 48 MP 4:3 → 4.0 MP, exactly 3:4
+    assert large_image_size((12240, 16320)) == (1731, 2308)  # 200 MP
+    assert large_image_size((12000, 9000)) == (2308, 1731)  # 108 MP portrait
+    assert large_image_size((2160 * 2, 3840 * 2)) == (1494, 2656)  # 8K video frame: exactly 9:16
+    assert large_image_size((5999, 8000)) == (1731, 2309)  # no small common ratio: sides rounded down
     for size in ((704, 1280), (720, 1280), (1080, 1920), (2000, 2000)):  # up to 4 MP: as it is
         assert large_image_size(size) == size
     # never below what covers the working resolution: a 1:10 strip keeps 704 rows
@@ -78,7 +81,7 @@ def test_depth_of_a_large_photo_is_written_at_the_limit_with_its_camera_scaled(t
     res = invoke("depth", path, "--depth_estimator", "prior", "--output_folder", tmp_path / "out", "--intrinsics", "150,140,80,48")
     assert res.exit_code == 0, res.output
     h, w = large_image_size((96, 160))
-    assert (h, w) == (84, 141)
+    assert (h, w) == (84, 140)
     assert np.load(tmp_path / "out" / "p_depth.npy").shape == (h, w)
     assert Image.open(tmp_path / "out" / "p_mask.png").size == Image.open(tmp_path / "out" / "p_depth.png").size == (w, h)
     info = json.loads((tmp_path / "out" / "p_depth.json").read_text())
@@ -86,7 +89,7 @@ def test_depth_of_a_large_photo_is_written_at_the_limit_with_its_camera_scaled(t
     K = torch.tensor([[150.0, 0, 80], [0, 140, 48], [0, 0, 1]])
     assert torch.allclose(torch.tensor(info["intrinsics"]), resize_intrinsics(K, (96, 160), (h, w)))
     assert torch.allclose(torch.tensor(info["intrinsics"])[0], torch.tensor([150 * w / 160, 0, 80 * w / 160]))
-    assert "160×96 (0 MP): its depth is written at 141×84" in res.output and "--full_size" in res.output
+    assert "160×96 (0 MP): its depth is written at 140×84" in res.output and "--full_size" in res.output
     assert "UserWarning" not in res.output  # a plain note line
 
 
@@ -113,11 +116,11 @@ def test_generate_carries_a_large_photo_brought_down_once(tmp_path, low_limit, m
     K = torch.tensor([[150.0, 0, 80], [0, 140, 48], [0, 0, 1]])
     request = GenerationRequest(input_image_path=str(path), depth_estimator="prior", generator="preview", resolution="32x48", intrinsics="150,140,80,48")
     source = load_source(request)
-    assert seen == [(84, 141)] and tuple(source.image.shape[-2:]) == (32, 48)
+    assert seen == [(84, 140)] and tuple(source.image.shape[-2:]) == (32, 48)
     # K follows the image through both resizes exactly; against one resize of the stored photo it
     # differs only by the rounding of a side (here 54 columns before the crop instead of 53; a
     # 48 MP 4:3 photo at 704×1280 goes through 960×1280 either way).
-    assert torch.equal(source.K, resize_crop_intrinsics(resize_intrinsics(K, (96, 160), (84, 141)), (84, 141), (32, 48)))
+    assert torch.equal(source.K, resize_crop_intrinsics(resize_intrinsics(K, (96, 160), (84, 140)), (84, 140), (32, 48)))
     assert torch.allclose(source.K, resize_crop_intrinsics(K, (96, 160), (32, 48)), rtol=1 / 48, atol=0.5)
 
 
@@ -137,6 +140,6 @@ def test_user_depth_of_the_full_photo_comes_down_with_it(tmp_path, low_limit, mo
     with pytest.warns(UserWarning, match="default camera") as caught:
         source = load_source(request)
     assert not [w for w in caught if "resizing the depth" in str(w.message)]
-    assert seen == [(84, 141)]
+    assert seen == [(84, 140)]
     assert float(source.depth.min()) == pytest.approx(2.0) and float(source.depth.max()) == pytest.approx(4.0)
-    assert torch.equal(source.K, resize_crop_intrinsics(intrinsics_from_fov(60.0, 84, 141), (84, 141), (32, 48)))
+    assert torch.equal(source.K, resize_crop_intrinsics(intrinsics_from_fov(60.0, 84, 140), (84, 140), (32, 48)))

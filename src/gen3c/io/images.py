@@ -109,7 +109,7 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
     if size_for is not None:
         h, w = size_for(array.shape[:2])
         if (h, w) != array.shape[:2]:  # PIL's bilinear widens its support when shrinking: antialiased
-            array = np.asarray(Image.fromarray(array).resize((w, h), Image.Resampling.BILINEAR))
+            array = np.array(Image.fromarray(array).resize((w, h), Image.Resampling.BILINEAR))
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
@@ -119,17 +119,24 @@ def large_image_size(size: tuple[int, int], cover: tuple[int, int] | None = None
     needed to cover ``cover`` (H, W; the working resolution, reached by a resize that covers it).
     ``max_pixels`` defaults to :data:`LARGE_IMAGE_PIXELS`.
 
-    >>> large_image_size((6000, 8000)), large_image_size((720, 1280)), large_image_size((100, 8000), cover=(704, 1280))
-    ((1732, 2309), (720, 1280), (100, 8000))
+    >>> large_image_size((6000, 8000)), large_image_size((5999, 8000)), large_image_size((720, 1280))
+    ((1731, 2308), (1731, 2309), (720, 1280))
     """
     h, w = size
     pixels = LARGE_IMAGE_PIXELS if max_pixels is None else max_pixels
-    if cover is not None:
-        pixels = max(pixels, h * w * max(cover[0] / h, cover[1] / w) ** 2)
-    if h * w <= pixels:
+    need = 0.0 if cover is None else max(cover[0] / h, cover[1] / w)  # the scale that covers it
+    if h * w <= pixels or need >= 1:
         return (h, w)
+    # The aspect ratio exactly where the sides have a small common ratio (4:3, 16:9, 3:2): then
+    # fx = fy stays so through the later resize to the working size.
+    g = math.gcd(h, w)
+    uh, uw = h // g, w // g
+    target = max(pixels, h * w * need * need)
+    k = max(math.isqrt(int(target) // (uh * uw)), 0 if cover is None else max(-(-cover[0] // uh), -(-cover[1] // uw)))
+    if 0.9 * target <= k * k * uh * uw <= 1.1 * target:
+        return (k * uh, k * uw)
     scale = math.sqrt(pixels / (h * w))
-    return (max(1, int(h * scale)), max(1, int(w * scale)))
+    return (max(1, int(h * scale), math.ceil(h * need - 1e-6)), max(1, int(w * scale), math.ceil(w * need - 1e-6)))
 
 
 def read_photo(path: str | os.PathLike, cover: tuple[int, int] | None = None, name: str = "input image") -> tuple[Tensor, tuple[int, int]]:
