@@ -31,6 +31,20 @@ def low_limit(monkeypatch):
     monkeypatch.setattr(images, "LARGE_IMAGE_PIXELS", LIMIT)
 
 
+@pytest.fixture
+def seen(monkeypatch):
+    """The (H, W) of every image the prior estimator is given."""
+    sizes = []
+    estimate = GeometricPriorEstimator.estimate
+
+    def spy(self, image, **kwargs):
+        sizes.append(tuple(image.shape[-2:]))
+        return estimate(self, image, **kwargs)
+
+    monkeypatch.setattr(GeometricPriorEstimator, "estimate", spy)
+    return sizes
+
+
 def textured(path, height, width):
     yy, xx = np.mgrid[:height, :width]
     rgb = np.stack([(xx * 7 + yy) % 256, (yy * 5) % 256, (xx * yy) % 256], -1).astype(np.uint8)
@@ -104,14 +118,11 @@ def test_depth_full_size_keeps_the_photos_size(tmp_path, low_limit):
     assert res.exit_code == 2 and "--full_size and --resolution" in res.output and "Traceback" not in res.output
 
 
-def test_generate_carries_a_large_photo_brought_down_once(tmp_path, low_limit, monkeypatch):
+def test_generate_carries_a_large_photo_brought_down_once(tmp_path, low_limit, seen):
     """The estimator sees the brought-down photo (before: all of it, to be cropped to the working
     size afterwards), and the camera at the working size is the user's, scaled and cropped."""
     from gen3c.pipelines.request import GenerationRequest, load_source
 
-    seen = []
-    estimate = GeometricPriorEstimator.estimate
-    monkeypatch.setattr(GeometricPriorEstimator, "estimate", lambda self, image, **kw: seen.append(tuple(image.shape[-2:])) or estimate(self, image, **kw))
     path = textured(tmp_path / "p.png", 96, 160)
     K = torch.tensor([[150.0, 0, 80], [0, 140, 48], [0, 0, 1]])
     request = GenerationRequest(input_image_path=str(path), depth_estimator="prior", generator="preview", resolution="32x48", intrinsics="150,140,80,48")
@@ -124,14 +135,11 @@ def test_generate_carries_a_large_photo_brought_down_once(tmp_path, low_limit, m
     assert torch.allclose(source.K, resize_crop_intrinsics(K, (96, 160), (32, 48)), rtol=1 / 48, atol=0.5)
 
 
-def test_user_depth_of_the_full_photo_comes_down_with_it(tmp_path, low_limit, monkeypatch):
+def test_user_depth_of_the_full_photo_comes_down_with_it(tmp_path, low_limit, seen):
     """A depth file of the photo's own size is brought down with the photo (no "resizing the depth"
     note: the sizes matched), and the camera read from the estimator is estimated on the small copy."""
     from gen3c.pipelines.request import GenerationRequest, load_source
 
-    seen = []
-    estimate = GeometricPriorEstimator.estimate
-    monkeypatch.setattr(GeometricPriorEstimator, "estimate", lambda self, image, **kw: seen.append(tuple(image.shape[-2:])) or estimate(self, image, **kw))
     path = textured(tmp_path / "p.png", 96, 160)
     depth = np.full((96, 160), 4.0, np.float32)
     depth[30:66, 60:110] = 2.0
@@ -143,3 +151,18 @@ def test_user_depth_of_the_full_photo_comes_down_with_it(tmp_path, low_limit, mo
     assert seen == [(84, 140)]
     assert float(source.depth.min()) == pytest.approx(2.0) and float(source.depth.max()) == pytest.approx(4.0)
     assert torch.equal(source.K, resize_crop_intrinsics(intrinsics_from_fov(60.0, 84, 140), (84, 140), (32, 48)))
+
+
+def test_a_large_photo_in_memory_comes_down_as_its_png_does(tmp_path, low_limit):
+    """gen3c.generate(image in memory) runs exactly as the same pixels saved as a PNG: a large
+    one is brought down the same way too."""
+    from gen3c.pipelines.request import GenerationRequest, InMemoryInput, load_source
+
+    path = textured(tmp_path / "p.png", 96, 160)
+    common = {"depth_estimator": "prior", "generator": "preview", "resolution": "32x48", "fov": 70.0}
+    from_file = load_source(GenerationRequest(input_image_path=str(path), **common))
+    request = GenerationRequest(**common)
+    request.in_memory = InMemoryInput(image=load_image(path), depth=None, described={})
+    in_memory = load_source(request)
+    assert torch.equal(in_memory.image, from_file.image) and torch.equal(in_memory.K, from_file.K)
+    assert torch.equal(in_memory.depth, from_file.depth)

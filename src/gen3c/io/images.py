@@ -23,8 +23,8 @@ from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, firs
 # (a decompression bomb). 100 MP covers every camera we know of.
 MAX_IMAGE_PIXELS = 100_000_000
 #: A photo larger than this (a 48–200 MP phone photo) is brought down, aspect ratio kept, as it is
-#: read for generation and ``gen3c depth`` (:func:`read_photo`): every depth estimator works at about
-#: 1 MP (MoGe: 720×1280) and generation at 704×1280, so more pixels only cost memory and time.
+#: read for generation and ``gen3c depth`` (:func:`read_photo`): the depth estimators work at 2.4 MP
+#: or less (MoGe: 720×1280) and generation at 704×1280, so more pixels only cost memory and time.
 LARGE_IMAGE_PIXELS = 4_000_000
 #: What :func:`gen3c.io.formats.describe_head` calls the formats PIL decodes.
 DECODABLE_HEADS = ("a PNG image", "a JPEG image", "a GIF image", "a TIFF image", "a WebP image")
@@ -107,10 +107,29 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
     if frames != 1:
         note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
     if size_for is not None:
-        h, w = size_for(array.shape[:2])
-        if (h, w) != array.shape[:2]:  # PIL's bilinear widens its support when shrinking: antialiased
-            array = np.array(Image.fromarray(array).resize((w, h), Image.Resampling.BILINEAR))
+        array = _shrink_uint8(array, size_for(array.shape[:2]))
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _shrink_uint8(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 → ``size`` (H', W') by PIL's bilinear, which widens its support when
+    shrinking (antialiased), on the 8-bit pixels."""
+    if tuple(array.shape[:2]) == tuple(size):
+        return array
+    return np.array(Image.fromarray(array).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def shrink_image(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(3, H, W) in [−1, 1] in memory → ``size``, as :func:`read_photo` brings the same pixels
+    saved as a PNG down (8-bit pixels, as every uint8 / PIL image handed over is); other float
+    pixels by :func:`resize_image`'s antialiased resize."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    array = to_uint8(image)
+    eight_bit = torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    if not torch.equal(eight_bit, image.detach().cpu().float()):
+        return resize_image(image, size, "stretch")
+    return torch.from_numpy(_shrink_uint8(array, size)).permute(2, 0, 1).float().div_(127.5).sub_(1.0).to(image.device)
 
 
 def large_image_size(size: tuple[int, int], cover: tuple[int, int] | None = None, max_pixels: int | None = None) -> tuple[int, int]:

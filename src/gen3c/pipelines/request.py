@@ -200,7 +200,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     from gen3c.cameras import fov_from_focal, resize_intrinsics
     from gen3c.depth.user import depth_record, untrusted_left_out
     from gen3c.io.depth import conform_depth, load_depth
-    from gen3c.io.images import large_image_size, read_photo, resize_image, resize_nearest
+    from gen3c.io.images import large_image_size, read_photo, resize_image, resize_nearest, shrink_image
     from gen3c.io.resolution import parse_resolution
 
     size = parse_resolution(request.resolution)
@@ -213,7 +213,7 @@ def load_source(request: GenerationRequest) -> SourceView:
         image, stored = read_photo(request.input_image_path, cover=size)
     else:
         stored = tuple(in_memory.shape[-2:])
-        image = resize_image(in_memory, large_image_size(stored, cover=size), "stretch")
+        image = shrink_image(in_memory, large_image_size(stored, cover=size))  # as the same pixels in a PNG
     h, w = image.shape[-2:]
     K = parse_intrinsics(request.intrinsics, stored, fov=request.fov)  # pixels of the photo as stored
     if K is not None and stored != (h, w):
