@@ -1269,10 +1269,16 @@ def depth(
     name: Annotated[str | None, typer.Option("--name", help="Base name of the outputs (default: the image's name).")] = None,
     resolution: Annotated[
         str | None,
-        typer.Option("--resolution", help="HEIGHTxWIDTH to write the depth at (plain resize, as GEN3C); default: the image's size."),
+        typer.Option(
+            "--resolution",
+            help="HEIGHTxWIDTH to write the depth at (plain resize, as GEN3C); default: the image's size, a photo over 4 MP brought down to 4 MP (aspect ratio kept).",
+        ),
     ] = None,
     intrinsics: IntrinsicsOpt = None,
     fov: FovOpt = None,
+    full_size: Annotated[
+        bool, typer.Option("--full_size", help="Write the depth at the photo's own size even over 4 MP (a 48 MP photo: a 720 MB NAME_points.ply).")
+    ] = False,
 ) -> None:
     """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_mask.png (the trusted pixels), NAME_points.ply and NAME_depth.json."""
     from gen3c.depth.names import check_estimator_name
@@ -1282,35 +1288,53 @@ def depth(
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs
     from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
-    from gen3c.io.images import load_image
+    from gen3c.cameras import resize_intrinsics
+    from gen3c.errors import note
+    from gen3c.io.images import LARGE_IMAGE_PIXELS, load_image, read_photo
     from gen3c.io.intrinsics import parse_intrinsics
     from gen3c.io.resolution import parse_resolution
 
-    name = image_path.stem if name is None else name
-    check_output_name(name, "--name")  # before the model loads
-    check_installed(("cv2", "plyfile"), "writing gen3c depth's NAME_depth.png and NAME_points.ply")
-    image = (load_image(image_path) + 1) / 2
-    K = parse_intrinsics(intrinsics, image.shape[-2:], fov=fov)
-    size = parse_resolution(resolution) if resolution else None
-    # An unusable folder is refused before the model loads; one made here goes again if the run fails.
-    with removed_if_left_empty(output_folder):
-        ensure_writable_dir(output_folder, "--output_folder")
-        started = time.perf_counter()
-        # A spinner while the model loads and runs: MoGe on a CPU is a wait of many seconds.
-        with console.status(f"loading the depth estimator {escape(depth_estimator)}…") as status:
-            estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
-            status.update(f"estimating depth with {escape(depth_estimator)}…")
-            estimate = estimator.estimate(image, size=size, intrinsics=K)
-        paths = save_depth_outputs(estimate, image, output_folder, name)
-    console.print(
-        f"[green]wrote[/] {escape(str(paths['png']))} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
-        f"median {median_depth(estimate):.3g}, fx {float(estimate.intrinsics[0, 0]):.1f} px ({estimate.intrinsics_from})) "
-        f"in {time.perf_counter() - started:.1f} s",
-        highlight=False,
-        soft_wrap=True,
-    )
-    for key in ("npy", "mask", "ply", "json"):
-        console.print(f"      {escape(str(paths[key]))}", highlight=False, soft_wrap=True)
+    with console_warnings():  # its notes (a photo brought down, a camera scaled) as one plain line each
+        name = image_path.stem if name is None else name
+        check_output_name(name, "--name")  # before the model loads
+        if full_size and resolution:
+            raise Gen3cInputError("--full_size and --resolution both say the size to write the depth at: pass one")
+        check_installed(("cv2", "plyfile"), "writing gen3c depth's NAME_depth.png and NAME_points.ply")
+        size = parse_resolution(resolution) if resolution else None
+        if full_size:
+            image = load_image(image_path)
+            stored = tuple(image.shape[-2:])
+        else:  # a 48–200 MP photo brought down as it is read: the estimators work at about 1 MP
+            image, stored = read_photo(image_path, cover=size)
+        image = (image + 1) / 2
+        K = parse_intrinsics(intrinsics, stored, fov=fov)  # pixels of the photo as stored
+        if tuple(image.shape[-2:]) != stored:
+            K = None if K is None else resize_intrinsics(K, stored, tuple(image.shape[-2:]))
+            if size is None:
+                (h0, w0), (h, w) = stored, image.shape[-2:]
+                note(
+                    f"{str(image_path)!r} is {w0}×{h0} ({h0 * w0 / 1e6:.0f} MP): its depth is written at {w}×{h}, the aspect ratio kept "
+                    f"(at most {LARGE_IMAGE_PIXELS // 1_000_000} MP; --full_size for the photo's own size)"
+                )
+        # An unusable folder is refused before the model loads; one made here goes again if the run fails.
+        with removed_if_left_empty(output_folder):
+            ensure_writable_dir(output_folder, "--output_folder")
+            started = time.perf_counter()
+            # A spinner while the model loads and runs: MoGe on a CPU is a wait of many seconds.
+            with console.status(f"loading the depth estimator {escape(depth_estimator)}…") as status:
+                estimator = load_depth_estimator(depth_estimator, device="cuda" if _cuda() else "cpu")
+                status.update(f"estimating depth with {escape(depth_estimator)}…")
+                estimate = estimator.estimate(image, size=size, intrinsics=K)
+            paths = save_depth_outputs(estimate, image, output_folder, name)
+        console.print(
+            f"[green]wrote[/] {escape(str(paths['png']))} ({estimate.size[1]}×{estimate.size[0]}, {estimate.kind} depth from {estimate.source}, "
+            f"median {median_depth(estimate):.3g}, fx {float(estimate.intrinsics[0, 0]):.1f} px ({estimate.intrinsics_from})) "
+            f"in {time.perf_counter() - started:.1f} s",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for key in ("npy", "mask", "ply", "json"):
+            console.print(f"      {escape(str(paths[key]))}", highlight=False, soft_wrap=True)
 
 
 @app.command()

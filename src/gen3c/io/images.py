@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -21,11 +22,15 @@ from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, firs
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
 MAX_IMAGE_PIXELS = 100_000_000
+#: A photo larger than this (a 48–200 MP phone photo) is brought down, aspect ratio kept, as it is
+#: read for generation and ``gen3c depth`` (:func:`read_photo`): the depth estimators work at 2.4 MP
+#: or less (MoGe: 720×1280) and generation at 704×1280, so more pixels only cost memory and time.
+LARGE_IMAGE_PIXELS = 4_000_000
 #: What :func:`gen3c.io.formats.describe_head` calls the formats PIL decodes.
 DECODABLE_HEADS = ("a PNG image", "a JPEG image", "a GIF image", "a TIFF image", "a WebP image")
 
 
-def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
+def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: Any = None) -> Tensor:
     """Decode an image file to (3, H, W) float32 in [−1, 1] (RGB; alpha composited on white), as a
     PIL image in memory is read (:func:`image_to_uint8`): 16-bit grey (a PNG, a PGM, a signed
     TIFF without negative samples) scaled to 8 bits, a float TIFF (PIL mode ``F``) read as [0, 1],
@@ -35,6 +40,9 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
     stored portrait with Orientation 6 comes out upright (landscape), the way its depth map and
     its viewer see it. An animated GIF or WebP, or a multi-page TIFF, is read as its first frame,
     with a :func:`~gen3c.errors.note` saying so.
+
+    ``size_for`` (private to :func:`read_photo`): (H, W) upright → the (H', W') to bring the 8-bit
+    pixels to (antialiased bilinear) before the float copy is made.
 
     Raises:
         Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files; a HEIC/HEIF
@@ -79,7 +87,7 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
         hint = ""
         if what == "a HEIC/HEIF image" and not heif_opener:  # PIL reads HEIF through pillow-heif's opener only
             _register_heif(f"reading {name} {str(p)!r}, a HEIC/HEIF photo (or convert it to JPEG)")
-            return load_image(path, name)
+            return load_image(path, name, size_for=size_for)
         if "video" in what:
             hint = " (a video goes in as its GEN3C sample directory or with --vipe_path)"
         elif p.suffix.lower() == ".npz":
@@ -98,7 +106,76 @@ def load_image(path: str | os.PathLike, name: str = "input image") -> Tensor:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if frames != 1:
         note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
+    if size_for is not None:
+        array = _shrink_uint8(array, size_for(array.shape[:2]))
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def _shrink_uint8(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 → ``size`` (H', W') by PIL's bilinear, which widens its support when
+    shrinking (antialiased), on the 8-bit pixels."""
+    if tuple(array.shape[:2]) == tuple(size):
+        return array
+    return np.array(Image.fromarray(array).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def shrink_image(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(3, H, W) in [−1, 1] in memory → ``size``, as :func:`read_photo` brings the same pixels
+    saved as a PNG down (8-bit pixels, as every uint8 / PIL image handed over is); other float
+    pixels by :func:`resize_image`'s antialiased resize."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    array = to_uint8(image)
+    eight_bit = torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    if not torch.equal(eight_bit, image.detach().cpu().float()):
+        return resize_image(image, size, "stretch")
+    return torch.from_numpy(_shrink_uint8(array, size)).permute(2, 0, 1).float().div_(127.5).sub_(1.0).to(image.device)
+
+
+def large_image_size(size: tuple[int, int], cover: tuple[int, int] | None = None, max_pixels: int | None = None) -> tuple[int, int]:
+    """The (H, W) an image of ``size`` is brought down to: ``size`` itself up to ``max_pixels``,
+    else the aspect ratio kept (each side rounded down) at ``max_pixels``, or more where that is
+    needed to cover ``cover`` (H, W; the working resolution, reached by a resize that covers it).
+    ``max_pixels`` defaults to :data:`LARGE_IMAGE_PIXELS`.
+
+    >>> large_image_size((6000, 8000)), large_image_size((5999, 8000)), large_image_size((720, 1280))
+    ((1731, 2308), (1731, 2309), (720, 1280))
+    """
+    h, w = size
+    pixels = LARGE_IMAGE_PIXELS if max_pixels is None else max_pixels
+    need = 0.0 if cover is None else max(cover[0] / h, cover[1] / w)  # the scale that covers it
+    if h * w <= pixels or need >= 1:
+        return (h, w)
+    # The aspect ratio exactly where the sides have a small common ratio (4:3, 16:9, 3:2): then
+    # fx = fy stays so through the later resize to the working size.
+    g = math.gcd(h, w)
+    uh, uw = h // g, w // g
+    target = max(pixels, h * w * need * need)
+    k = max(math.isqrt(int(target) // (uh * uw)), 0 if cover is None else max(-(-cover[0] // uh), -(-cover[1] // uw)))
+    if 0.9 * target <= k * k * uh * uw <= 1.1 * target:
+        return (k * uh, k * uw)
+    scale = math.sqrt(pixels / (h * w))
+    return (max(1, int(h * scale), math.ceil(h * need - 1e-6)), max(1, int(w * scale), math.ceil(w * need - 1e-6)))
+
+
+def read_photo(path: str | os.PathLike, cover: tuple[int, int] | None = None, name: str = "input image") -> tuple[Tensor, tuple[int, int]]:
+    """:func:`load_image`, a large photo brought down to :func:`large_image_size` (``cover``: the
+    working resolution) from its 8-bit pixels, before its float copy is made: memory and time do
+    not grow with the camera's megapixels beyond decoding the file. An image of at most
+    :data:`LARGE_IMAGE_PIXELS` comes back as :func:`load_image` reads it, bit for bit.
+
+    Returns:
+        ``(image (3, H', W') in [−1, 1], (H, W))``: the image and its stored (upright) size, which
+        ``--intrinsics`` are pixels of (scale them with :func:`gen3c.cameras.resize_intrinsics`).
+    """
+    stored: list[tuple[int, int]] = []
+
+    def size_for(size: tuple[int, int]) -> tuple[int, int]:
+        stored.append((int(size[0]), int(size[1])))
+        return large_image_size(stored[-1], cover)
+
+    image = load_image(path, name, size_for=size_for)
+    return image, stored[-1]
 
 
 def _pil_reads_avif() -> bool:

@@ -200,16 +200,24 @@ def load_source(request: GenerationRequest) -> SourceView:
     from gen3c.cameras import fov_from_focal, resize_intrinsics
     from gen3c.depth.user import depth_record, untrusted_left_out
     from gen3c.io.depth import conform_depth, load_depth
-    from gen3c.io.images import load_image, resize_image
+    from gen3c.io.images import large_image_size, read_photo, resize_image, resize_nearest, shrink_image
     from gen3c.io.resolution import parse_resolution
 
     size = parse_resolution(request.resolution)
     in_memory = memory_image(request)
     if request.input_image_path is None and in_memory is None:
         raise Gen3cInputError("no input image: pass --input_image_path")
-    image = load_image(request.input_image_path) if in_memory is None else in_memory
+    # A 48–200 MP photo is brought down once, here, to what the working size can use (aspect ratio
+    # kept): the estimator, the depth and the resize to the working size never see the full size.
+    if in_memory is None:
+        image, stored = read_photo(request.input_image_path, cover=size)
+    else:
+        stored = tuple(in_memory.shape[-2:])
+        image = shrink_image(in_memory, large_image_size(stored, cover=size))  # as the same pixels in a PNG
     h, w = image.shape[-2:]
-    K = parse_intrinsics(request.intrinsics, (h, w), fov=request.fov)
+    K = parse_intrinsics(request.intrinsics, stored, fov=request.fov)  # pixels of the photo as stored
+    if K is not None and stored != (h, w):
+        K = resize_intrinsics(K, stored, (h, w))
     if not has_depth(request):
         return estimate_source(request, image, K, size)
     if memory_depth(request) is not None:  # an array, or an estimate with its record (InMemoryInput.depth_record)
@@ -220,6 +228,8 @@ def load_source(request: GenerationRequest) -> SourceView:
         # `gen3c depth` records the kind and camera of the depth it writes: read back, the run it
         # came from is reproduced (relative depth keeps GEN3C's units for --movement_distance).
         record = depth_record(request.depth_path, tuple(raw.shape))
+    if isinstance(raw, torch.Tensor) and tuple(raw.shape) == stored != (h, w):  # the photo's own size: brought down with it
+        raw = resize_nearest(raw, (h, w))
     # Stretched depth at the working size (`gen3c depth --resolution`, made as a stretch run makes
     # it) is taken as it is, the image stretched to it: brought to the photo's size and back, it
     # went through two resizes the estimating run did not make (and another aspect ratio than the
