@@ -960,7 +960,6 @@ def train(
         raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
     try:  # (from the first check on: starting CUDA takes seconds)
         check_devices(config)
-        note_workers(config)
         check_model_checkpoint(config.model.checkpoint)
         check_writable_place(out, "training output folder")
         if config.train.mode == "distill":
@@ -983,6 +982,7 @@ def train(
             if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
                 kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
                 echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
+            note_workers(config)  # after the refusals: a run refused says only why
             with warnings.catch_warnings():  # (said once by note_workers, naming the setting)
                 warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
                 return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
