@@ -307,6 +307,38 @@ def test_running_out_of_memory_with_a_lora_names_a_mode_it_can_run_in():
         pipe(torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48), num_steps=1, guidance=0)
 
 
+def test_running_out_of_memory_while_moving_a_component_to_the_gpu_puts_it_back(monkeypatch):
+    """Running out of GPU memory inside the tokenizer's move to the GPU left it split between GPU and
+    CPU, and the next generation of a process that keeps running (the GUI) started with it so: it
+    goes back to CPU memory, whole (all of it moved, not judged by its first tensor); only when that
+    fails too does the message say so."""
+    pipe = tiny_pipeline(seed=0).configure_memory(memory_plan(offload_tokenizer=True), "cpu")
+    pipe.compute_device = torch.device("cuda")  # a GPU this CPU test only pretends to have
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (GiB, 80 * GiB))
+    moves, real_to = [], pipe.vae.to
+    back_fails = False
+
+    def to(device, *args, **kwargs):
+        moves.append(str(device))
+        if torch.device(device).type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if back_fails:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+        return real_to(device, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.vae, "to", to)
+    args = torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48)
+    said = r"^the GPU ran out of memory while encoding the conditions with the tokenizer \(79\.0 of 80\.0 GB in use\): try --low_memory \(the leanest mode, ~8 GB for GEN3C-7B\) or --max_gpu_memory GB to pick a mode that fits"
+    with pytest.raises(Gen3cMemoryError, match=said + "$"):
+        pipe(*args, num_steps=1, guidance=0)
+    assert moves == ["cuda", "cpu"]
+    moves.clear()
+    back_fails = True
+    with pytest.raises(Gen3cMemoryError, match=said + r"; moving it back failed too, so vae is left partly on cuda \(CUDA error: an illegal memory access was encountered\): load the pipeline again$"):
+        pipe(*args, num_steps=1, guidance=0)
+    assert moves == ["cuda", "cpu"]
+
+
 def test_running_out_of_memory_with_the_tokenizer_chunks_turned_off_names_them():
     """--low_memory with vae_chunk_frames 0 (the API's, a batch manifest's) ran out of memory and was
     told to try --low_memory, which it had."""

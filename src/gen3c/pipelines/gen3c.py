@@ -111,6 +111,12 @@ def _dtype_kwarg() -> str:
 _DTYPE_KWARG = _dtype_kwarg()
 
 
+def _device_of(module: torch.nn.Module) -> torch.device:
+    """Where ``module``'s first parameter (else buffer) is; the CPU for one with neither."""
+    first = next(iter(module.parameters()), None)
+    return first.device if first is not None else next(iter(module.buffers()), torch.empty(0)).device
+
+
 @dataclass
 class Gen3cPipelineOutput(BaseOutput):
     """The generated video; ``frames`` by ``output_type``:
@@ -380,18 +386,30 @@ class Gen3cPipeline(DiffusionPipeline):
         if name == "transformer" and getattr(module, "_gen3c_group_offloaded", False):
             return  # the group-offloading hooks move its blocks
         device = torch.device(device)
-        current = next(iter(module.parameters()), None)
-        current = (
-            current.device if current is not None else next(iter(module.buffers()), torch.empty(0)).device
-        )
-        if current != device:
+        if _device_of(module) != device:
             module.to(device)
         self.placements.append((name, str(device)))
 
     @contextmanager
     def _stage(self, name: str):
-        """Bring component ``name`` to the compute device; send it back afterwards if offloaded."""
-        self._place(name, self._execution_device)
+        """Bring component ``name`` to the compute device; send it back afterwards if offloaded.
+
+        A move that fails midway (out of accelerator memory) leaves some of its tensors moved: the
+        component goes back where it was (CPU memory, for an offloaded one), whole, so that the next
+        call (a GUI keeps running) does not start with it split; if that fails too, the
+        :class:`torch.OutOfMemoryError` carries ``gen3c_stranded`` saying so."""
+        module = getattr(self, name, None)
+        home = _device_of(module) if module is not None else None
+        try:
+            self._place(name, self._execution_device)
+        except BaseException as exc:
+            if home is not None and not getattr(module, "_gen3c_group_offloaded", False):
+                try:
+                    module.to(home)  # every tensor: _place looks at the first only
+                    self.placements.append((name, str(home)))
+                except Exception as back:
+                    exc.gen3c_stranded = f"{name} is left partly on {self._execution_device} ({first_line(back)})"
+            raise
         try:
             yield getattr(self, name)
         finally:
@@ -407,12 +425,15 @@ class Gen3cPipeline(DiffusionPipeline):
         try:
             yield
             return
-        except torch.OutOfMemoryError:
-            pass
+        except torch.OutOfMemoryError as exc:
+            stranded = getattr(exc, "gen3c_stranded", None)  # (see _stage)
         # Outside the except clause, so the traceback's frames (and their tensors) are already freed.
         if self._execution_device.type == "cuda":
             torch.cuda.empty_cache()
-        raise Gen3cMemoryError(out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None))
+        message = out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None)
+        if stranded:
+            message += f"; moving it back failed too, so {stranded}: load the pipeline again"
+        raise Gen3cMemoryError(message)
 
     @property
     def step_cache(self) -> StepCache | None:
