@@ -334,7 +334,7 @@ def test_running_out_of_memory_while_moving_a_component_to_the_gpu_puts_it_back(
     assert moves == ["cuda", "cpu"]
     moves.clear()
     back_fails = True
-    with pytest.raises(Gen3cMemoryError, match=said + r"; moving it back failed too, so vae is left partly on cuda \(CUDA error: an illegal memory access was encountered\): load the pipeline again$"):
+    with pytest.raises(Gen3cMemoryError, match=said + r"; vae is left partly on cuda, as moving it back failed too \(CUDA error: an illegal memory access was encountered\): load the pipeline again$"):
         pipe(*args, num_steps=1, guidance=0)
     assert moves == ["cuda", "cpu"]
 

@@ -408,7 +408,7 @@ class Gen3cPipeline(DiffusionPipeline):
                     module.to(home)  # every tensor: _place looks at the first only
                     self.placements.append((name, str(home)))
                 except Exception as back:
-                    exc.gen3c_stranded = f"{name} is left partly on {self._execution_device} ({first_line(back)})"
+                    exc.gen3c_stranded = f"{name} is left partly on {self._execution_device}, as moving it back failed too ({first_line(back)})"
             raise
         try:
             yield getattr(self, name)
@@ -432,7 +432,7 @@ class Gen3cPipeline(DiffusionPipeline):
             torch.cuda.empty_cache()
         message = out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None)
         if stranded:
-            message += f"; moving it back failed too, so {stranded}: load the pipeline again"
+            message += f"; {stranded}: load the pipeline again"
         raise Gen3cMemoryError(message)
 
     @property
