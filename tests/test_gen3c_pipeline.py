@@ -516,6 +516,27 @@ def test_offload_flags_send_components_back_after_their_stage():
     assert [d for name, d in pipe.placements if name == "vae"] == ["cpu", "cpu"]  # onload only
 
 
+def test_a_custom_prompt_and_negative_prompt_stage_t5_once():
+    """A prompt and a negative prompt missing from the prompt cache each staged T5: an offloaded T5
+    (11B in GEN3C) crossed to the GPU and back twice per call. Both now go in one stage, each
+    encoded exactly as alone."""
+    pipe = tiny_pipeline(seed=0)
+    pipe.configure_memory(memory_plan(offload_text_encoder_model=True), "cpu")
+    seen = {}
+
+    def grab(pipe, step, timestep, tensors):
+        seen.update(tensors)
+        return {}
+
+    pipe.placements.clear()
+    pipe(*inputs(), num_steps=1, guidance=1, prompt="a dog", negative_prompt="a cat", callback_on_step_end=grab,
+         callback_on_step_end_tensor_inputs=("prompt_embeds", "negative_prompt_embeds"))  # fmt: skip
+    assert [d for name, d in pipe.placements if name == "text_encoder"] == ["cpu", "cpu"]  # onload, offload: once
+    alone = pipe.encode_prompt("a dog"), pipe.encode_prompt("a cat", negative=True)
+    assert torch.equal(seen["prompt_embeds"], alone[0]) and torch.equal(seen["negative_prompt_embeds"], alone[1])
+    assert not torch.equal(alone[0], alone[1])
+
+
 def test_group_offload_and_vae_chunks_keep_the_result():
     base = tiny_pipeline(seed=0)
     expected = base(*inputs(), num_steps=2).frames

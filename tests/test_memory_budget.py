@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError
 from gen3c.models import memory
-from gen3c.models.memory import ModelSize, choose_memory_plan, estimate_peak_gb, memory_plan
+from gen3c.models.memory import BUDGET_FILL, ModelSize, choose_memory_plan, estimate_peak_gb, memory_plan
 from gen3c.models.tiny import tiny_pipeline
 from gen3c.pipelines.loading import load_generator
 
@@ -199,6 +200,21 @@ def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
         load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
 
 
+def test_a_small_estimate_is_not_printed_as_zero():
+    """A small model's estimate read "estimated peak of 0.0 GB" and "needs --max_gpu_memory 0.1"."""
+    small = dataclasses.replace(SIZE, dit_bytes=GiB // 100, dit_block_bytes=GiB // 1000, dit_fp8_bytes=GiB // 200, dit_block_fp8_bytes=GiB // 2000, vae_bytes=GiB // 1000)
+    peak = estimate_peak_gb(memory_plan(**memory.LOW_MEMORY), small)
+    assert 0.001 < peak < 0.05
+    with pytest.raises(Gen3cModelError) as caught:
+        choose_memory_plan(0.001, small)
+    text = str(caught.value)
+    assert f"estimated peak of {peak * 1024:.1f} MB (+11% headroom)" in text, text
+    least = float(text.split("it needs --max_gpu_memory ")[1].split(" ")[0])
+    assert BUDGET_FILL * least >= peak and BUDGET_FILL * (least - 10 ** math.floor(math.log10(least) - 1)) < peak  # 2 significant figures
+    choose_memory_plan(least, small)  # (fits)
+    assert [memory.format_gb(gb) for gb in (20.04, 0.1, 0.09, 0.5 / 1024, 0.3 / 2**20)] == ["20.0 GB", "0.1 GB", "92.2 MB", "0.5 MB", "0.3 kB"]
+
+
 def test_chunk_frames_none_is_the_default_chunk_under_a_budget(tiny_checkpoint):
     """chunk_frames=None for a checkpoint that states no chunk is GEN3C's chunk, as without a
     budget. Before: a raw TypeError from ModelSize.of (and a generator whose chunk was None)."""
@@ -239,7 +255,8 @@ def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):
         text = str(caught[0].message)
         expected = "704x1280" if resolution is None else "32x48"
         assert f"for 121 frames at {expected})" in text, text
-        peaks[expected] = float(re.search(r"estimated peak ([0-9.]+) GB", text).group(1))
+        value, unit = re.search(r"estimated peak ([0-9.]+) (GB|MB|kB) ", text).groups()
+        peaks[expected] = float(value) * {"GB": 2**20, "MB": 2**10, "kB": 1}[unit]
     assert peaks["32x48"] < peaks["704x1280"]
 
 
@@ -288,6 +305,50 @@ def test_running_out_of_memory_with_a_lora_names_a_mode_it_can_run_in():
     pipe.transformer.forward = no_memory
     with pytest.raises(Gen3cMemoryError, match=r"while sampling with the DiT: try --memory_mode group_offload \(the leanest mode for a LoRA\)"):
         pipe(torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48), num_steps=1, guidance=0)
+
+
+def test_running_out_of_memory_while_moving_a_component_to_the_gpu_puts_it_back(monkeypatch):
+    """Running out of GPU memory inside the tokenizer's move to the GPU left it split between GPU and
+    CPU, and the next generation of a process that keeps running (the GUI) started with it so: it
+    goes back to CPU memory, whole (all of it moved, not judged by its first tensor); only when that
+    fails too does the message say so."""
+    pipe = tiny_pipeline(seed=0).configure_memory(memory_plan(offload_tokenizer=True), "cpu")
+    pipe.compute_device = torch.device("cuda")  # a GPU this CPU test only pretends to have
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (GiB, 80 * GiB))
+    moves, real_to = [], pipe.vae.to
+    back_fails = False
+
+    def to(device, *args, **kwargs):
+        moves.append(str(device))
+        if torch.device(device).type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if back_fails:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+        return real_to(device, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.vae, "to", to)
+    args = torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48)
+    said = r"^the GPU ran out of memory while encoding the conditions with the tokenizer \(79\.0 of 80\.0 GB in use\): try --low_memory \(the leanest mode, ~8 GB for GEN3C-7B\) or --max_gpu_memory GB to pick a mode that fits"
+    with pytest.raises(Gen3cMemoryError, match=said + "$"):
+        pipe(*args, num_steps=1, guidance=0)
+    assert moves == ["cuda", "cpu"]
+    moves.clear()
+    back_fails = True
+    with pytest.raises(Gen3cMemoryError, match=said + r"; vae is left partly on cuda, as moving it back failed too \(CUDA error: an illegal memory access was encountered\): load the pipeline again$"):
+        pipe(*args, num_steps=1, guidance=0)
+    assert moves == ["cuda", "cpu"]
+
+
+def test_running_out_of_memory_with_the_tokenizer_chunks_turned_off_names_them():
+    """--low_memory with vae_chunk_frames 0 (the API's, a batch manifest's) ran out of memory and was
+    told to try --low_memory, which it had."""
+    plan = memory_plan(**memory.LOW_MEMORY, vae_chunk_frames=0)
+    chunks = "try vae_chunk_frames 2 (the tokenizer in chunks of 2 latent frames, which vae_chunk_frames 0 turned off)"
+    assert memory.out_of_memory_message(plan, "cpu", "decoding with the tokenizer").endswith(f"decoding with the tokenizer: {chunks}")
+    lora = memory.out_of_memory_message(memory_plan("group_offload", vae_chunk_frames=0), "cpu", "decoding", lora=True)
+    assert lora.endswith(f"decoding: {chunks}")
+    plain = memory.out_of_memory_message(memory_plan("group_offload", vae_chunk_frames=0), "cpu", "decoding")
+    assert plain.endswith("decoding: try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) with " + chunks[len("try "):])
 
 
 # -- CPU memory ---------------------------------------------------------------------------------

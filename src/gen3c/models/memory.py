@@ -319,15 +319,26 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize, *, float8: boo
         if peak <= BUDGET_FILL * max_gpu_memory_gb:
             return label, plan, peak
         estimates.append(peak)
-    least = math.ceil(estimates[-1] / BUDGET_FILL * 10) / 10  # in tenths of a GB, rounded up to one that fits
-    while BUDGET_FILL * (least - 0.1) >= estimates[-1]:
-        least = round(least - 0.1, 1)
+    need = estimates[-1] / BUDGET_FILL
+    digits = 1 if need >= 0.1 else 1 - math.floor(math.log10(need))  # tenths of a GB, or 2 significant figures
+    least = round(math.ceil(need * 10**digits) / 10**digits, digits)  # rounded up to one that fits
+    while BUDGET_FILL * (least - 10**-digits) >= estimates[-1]:
+        least = round(least - 10**-digits, digits)
     raise Gen3cModelError(
-        f"--max_gpu_memory {max_gpu_memory_gb:g} GB is too little for the leanest mode's estimated peak of {estimates[-1]:.1f} GB "
+        f"--max_gpu_memory {max_gpu_memory_gb:g} GB is too little for the leanest mode's estimated peak of {format_gb(estimates[-1])} "
         f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: it needs --max_gpu_memory "
         f"{least:g} or more (a GPU with that much free), or a lower --resolution"
         + ("" if float8 else " (with --lora the modes storing the DiT in float8 are left out)")
     )
+
+
+def format_gb(gb: float) -> str:
+    """``gb`` GB (GiB) for a message: in tenths of a GB, or in MB (kB) below 0.1 GB (0.1 MB), where
+    a small model's estimate read "0.0 GB"."""
+    for unit, scale in (("GB", 1), ("MB", 2**10)):
+        if gb * scale >= 0.1:
+            return f"{gb * scale:.1f} {unit}"
+    return f"{gb * 2**20:.1f} kB"
 
 
 def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: str, *, lora: bool = False) -> str:
@@ -338,13 +349,15 @@ def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: s
     if device.type == "cuda":
         free, whole = torch.cuda.mem_get_info(device)
         total = f" ({(whole - free) / 2**30:.1f} of {whole / 2**30:.1f} GB in use)"
-    lean = plan.group_offload and (plan.fp8 or lora) and plan.vae_chunk_frames is not None
     leanest = "--memory_mode group_offload (the leanest mode for a LoRA)" if lora else "--low_memory (the leanest mode, ~8 GB for GEN3C-7B)"
-    hint = (
-        "this is already the leanest mode: close other programs on the GPU or use one with more memory"
-        if lean
-        else f"try {leanest} or --max_gpu_memory GB to pick a mode that fits"
-    )
+    streamed = plan.group_offload and (plan.fp8 or lora)
+    if plan.group_offload and plan.vae_chunk_frames is None:  # vae_chunk_frames 0 turned off the mode's tokenizer chunks
+        chunks = "vae_chunk_frames 2 (the tokenizer in chunks of 2 latent frames, which vae_chunk_frames 0 turned off)"
+        hint = f"try {chunks}" if streamed else f"try {leanest} with {chunks}"
+    elif streamed:
+        hint = "this is already the leanest mode: close other programs on the GPU or use one with more memory"
+    else:
+        hint = f"try {leanest} or --max_gpu_memory GB to pick a mode that fits"
     return f"the GPU ran out of memory while {stage}{total}: {hint}"
 
 

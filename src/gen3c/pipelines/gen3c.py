@@ -111,6 +111,12 @@ def _dtype_kwarg() -> str:
 _DTYPE_KWARG = _dtype_kwarg()
 
 
+def _device_of(module: torch.nn.Module) -> torch.device:
+    """Where ``module``'s first parameter (else buffer) is; the CPU for one with neither."""
+    first = next(iter(module.parameters()), None)
+    return first.device if first is not None else next(iter(module.buffers()), torch.empty(0)).device
+
+
 @dataclass
 class Gen3cPipelineOutput(BaseOutput):
     """The generated video; ``frames`` by ``output_type``:
@@ -380,18 +386,30 @@ class Gen3cPipeline(DiffusionPipeline):
         if name == "transformer" and getattr(module, "_gen3c_group_offloaded", False):
             return  # the group-offloading hooks move its blocks
         device = torch.device(device)
-        current = next(iter(module.parameters()), None)
-        current = (
-            current.device if current is not None else next(iter(module.buffers()), torch.empty(0)).device
-        )
-        if current != device:
+        if _device_of(module) != device:
             module.to(device)
         self.placements.append((name, str(device)))
 
     @contextmanager
     def _stage(self, name: str):
-        """Bring component ``name`` to the compute device; send it back afterwards if offloaded."""
-        self._place(name, self._execution_device)
+        """Bring component ``name`` to the compute device; send it back afterwards if offloaded.
+
+        A move that fails midway (out of accelerator memory) leaves some of its tensors moved: the
+        component goes back where it was (CPU memory, for an offloaded one), whole, so that the next
+        call (a GUI keeps running) does not start with it split; if that fails too, the
+        :class:`torch.OutOfMemoryError` carries ``gen3c_stranded`` saying so."""
+        module = getattr(self, name, None)
+        home = _device_of(module) if module is not None else None
+        try:
+            self._place(name, self._execution_device)
+        except BaseException as exc:
+            if home is not None and not getattr(module, "_gen3c_group_offloaded", False):
+                try:
+                    module.to(home)  # every tensor: _place looks at the first only
+                    self.placements.append((name, str(home)))
+                except Exception as back:
+                    exc.gen3c_stranded = f"{name} is left partly on {self._execution_device}, as moving it back failed too ({first_line(back)})"
+            raise
         try:
             yield getattr(self, name)
         finally:
@@ -407,12 +425,15 @@ class Gen3cPipeline(DiffusionPipeline):
         try:
             yield
             return
-        except torch.OutOfMemoryError:
-            pass
+        except torch.OutOfMemoryError as exc:
+            stranded = getattr(exc, "gen3c_stranded", None)  # (see _stage)
         # Outside the except clause, so the traceback's frames (and their tensors) are already freed.
         if self._execution_device.type == "cuda":
             torch.cuda.empty_cache()
-        raise Gen3cMemoryError(out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None))
+        message = out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None)
+        if stranded:
+            message += f"; {stranded}: load the pipeline again"
+        raise Gen3cMemoryError(message)
 
     @property
     def step_cache(self) -> StepCache | None:
@@ -599,31 +620,41 @@ class Gen3cPipeline(DiffusionPipeline):
         """(1, L, D) T5 embedding of ``prompt``: from the cache if there, else from T5 (zero beyond
         the prompt's tokens, as GEN3C); zeros when the prompt encoder is disabled. ``negative``:
         it is the negative prompt (errors name it so)."""
-        what = "negative_prompt" if negative else "prompt"
-        if not isinstance(prompt, str):
-            raise Gen3cInputError(f"{what} must be a string, got {type(prompt).__name__}")
+        return self._encode_prompts([(prompt, negative)], max_sequence_length)[0]
+
+    def _encode_prompts(self, prompts: Sequence[tuple[str, bool]], max_sequence_length: int) -> list[Tensor]:
+        """:meth:`encode_prompt` of each ``(prompt, negative)``, with T5 brought to the compute
+        device once for all those the prompt cache lacks (an offloaded T5-11B crosses to the GPU
+        and back once, not once per prompt)."""
+        for prompt, negative in prompts:
+            if not isinstance(prompt, str):
+                raise Gen3cInputError(f"{'negative_prompt' if negative else 'prompt'} must be a string, got {type(prompt).__name__}")
         dim = self.transformer.config.text_embed_dim
         if self.disable_prompt_encoder:
-            return torch.zeros(1, max_sequence_length, dim)
-        if self.prompt_cache is not None:
-            cached = self.prompt_cache.lookup(prompt)
-            if cached is not None and cached.shape[1] == max_sequence_length:
-                return cached.detach().float().cpu()
-        self._ensure_text_encoder(prompt, negative)
+            return [torch.zeros(1, max_sequence_length, dim) for _ in prompts]
+        embeds: list[Tensor | None] = []
+        for prompt, _ in prompts:
+            cached = self.prompt_cache.lookup(prompt) if self.prompt_cache is not None else None
+            embeds.append(cached.detach().float().cpu() if cached is not None and cached.shape[1] == max_sequence_length else None)
+        missing = [i for i, e in enumerate(embeds) if e is None]
+        if not missing:
+            return embeds
+        self._ensure_text_encoder(*prompts[missing[0]])
         with self._out_of_memory_as_error("encoding the prompt with T5"), self._stage("text_encoder") as text_encoder:
             device = self._execution_device
-            tokens = self.tokenizer(
-                [prompt],
-                padding="max_length",
-                max_length=max_sequence_length,
-                truncation=True,
-                return_tensors="pt",
-            )
-            ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
-            with torch.no_grad():
-                embeds = text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-            embeds = embeds * mask[..., None]
-        return embeds.cpu()
+            for i in missing:  # one prompt per forward, as alone
+                tokens = self.tokenizer(
+                    [prompts[i][0]],
+                    padding="max_length",
+                    max_length=max_sequence_length,
+                    truncation=True,
+                    return_tensors="pt",
+                )
+                ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
+                with torch.no_grad():
+                    out = text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                embeds[i] = (out * mask[..., None]).cpu()
+        return embeds
 
     def _ensure_text_encoder(self, prompt: str, negative: bool = False) -> None:
         if self.text_encoder is not None and self.tokenizer is not None:
@@ -981,14 +1012,14 @@ class Gen3cPipeline(DiffusionPipeline):
             noise_aug_strength=noise_aug_strength,
         )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
-        # 2. Encode the prompts
-        prompt_embeds = self.encode_prompt(prompt, max_sequence_length)
-        negative_prompt_embeds = None
+        # 2. Encode the prompts (T5, where the cache lacks them, staged once for both)
+        negative = None
         if guidance != 0:
             negative = configs.DEFAULT_NEGATIVE_PROMPT if negative_prompt is None else negative_prompt
-            negative_prompt_embeds = (
-                self.encode_prompt(negative, max_sequence_length, negative=True) if negative else prompt_embeds
-            )
+        prompt_embeds, *negative_embeds = self._encode_prompts(
+            [(prompt, False)] + ([(negative, True)] if negative else []), max_sequence_length
+        )
+        negative_prompt_embeds = None if guidance == 0 else negative_embeds[0] if negative_embeds else prompt_embeds
         # 3. Encode the conditions (first frame, buffers)
         with self._out_of_memory_as_error("encoding the conditions with the tokenizer"):
             # (a generator's stream moves only where a buffer is noised: encode_buffers draws nothing for a lone buffer)

@@ -41,6 +41,7 @@ from gen3c.models.memory import (
     check_host_memory,
     choose_memory_plan,
     float8_bytes,
+    format_gb,
     memory_plan,
     module_bytes,
 )
@@ -482,7 +483,7 @@ def load_generator(
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width)
         label, plan, peak = choose_memory_plan(max_gpu_memory, size, float8=lora is None)
         note(
-            f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {peak:.1f} GB for "
+            f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {format_gb(peak)} for "
             f"{frames} frames at {height}x{width})",
             stacklevel=2,
         )
