@@ -357,6 +357,53 @@ def test_parse_intrinsics_takes_a_scannet_4x4_and_refuses_one_not_padded_with_th
         parse_intrinsics(str(tmp_path / "P.txt"), (480, 640))
 
 
+def test_intrinsics_of_a_nerfstudio_transforms_json(tmp_path):
+    """--intrinsics transforms.json (ns-process-data's) was refused: "needs keys fx, fy, cx, cy or
+    a 3×3 'K'". It is read as --camera_file reads it: nerfstudio's pixel centres at half-integers
+    (cx = w / 2 is gen3c's (w − 1) / 2), scaled from its w × h to the image with a note."""
+    pose = np.eye(4).tolist()
+    camera = {"camera_model": "OPENCV", "fl_x": 500.0, "fl_y": 510.0, "cx": 320.0, "cy": 240.0, "w": 640, "h": 480, "k1": 0.0}
+    path = tmp_path / "transforms.json"
+    path.write_text(json.dumps({**camera, "frames": [{"file_path": "images/frame_00001.png", "transform_matrix": pose}]}))
+    assert torch.equal(parse_intrinsics(path, (480, 640)), make_intrinsics(500.0, 510.0, 319.5, 239.5))
+    with pytest.warns(UserWarning, match=r"^--intrinsics '.*transforms\.json' was made for a 640×480 image: scaled to the 320×240 input"):
+        assert torch.equal(parse_intrinsics(path, (240, 320)), make_intrinsics(250.0, 255.0, 159.75, 119.75))
+    (tmp_path / "camera.json").write_text(json.dumps(camera))  # its camera alone, no frames
+    assert torch.equal(parse_intrinsics(tmp_path / "camera.json", (480, 640)), make_intrinsics(500.0, 510.0, 319.5, 239.5))
+    per_frame = [{"file_path": f"images/{i}.png", "transform_matrix": pose, **camera} for i in range(2)]
+    (tmp_path / "same.json").write_text(json.dumps({"frames": per_frame}))  # every frame its own, the same camera
+    assert torch.equal(parse_intrinsics(tmp_path / "same.json", (480, 640)), make_intrinsics(500.0, 510.0, 319.5, 239.5))
+    per_frame[1]["fl_x"] = 400.0
+    (tmp_path / "two.json").write_text(json.dumps({"frames": per_frame}))
+    with pytest.raises(Gen3cInputError, match=(
+        r"^--intrinsics file '.*two\.json' holds cameras of different intrinsics \(fx, fy, cx, cy = 500, 510, 319\.5, 239\.5 and "
+        r"400, 510, 319\.5, 239\.5\): an image has one; pass the input image's own as 'fx,fy,cx,cy'$"
+    )):
+        parse_intrinsics(tmp_path / "two.json", (480, 640))
+    (tmp_path / "fisheye.json").write_text(json.dumps({**camera, "camera_model": "OPENCV_FISHEYE"}))
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*fisheye\.json': 'camera_model' 'OPENCV_FISHEYE' is a fisheye camera: gen3c renders pinhole"):
+        parse_intrinsics(tmp_path / "fisheye.json", (480, 640))
+    (tmp_path / "no_fl.json").write_text(json.dumps({key: v for key, v in camera.items() if key != "fl_x"}))
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*no_fl\.json': the file has no 'fl_x': give the focal length in pixels as 'fl_x'"):
+        parse_intrinsics(tmp_path / "no_fl.json", (480, 640))
+    (tmp_path / "lens.json").write_text(json.dumps({**camera, "k1": -0.2}))  # moves pixels by tens of px: not a pinhole camera
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*lens\.json': lens distortion 'k1' -0\.2 moves pixels up to"):
+        parse_intrinsics(tmp_path / "lens.json", (480, 640))
+
+
+def test_intrinsics_of_a_gen3c_cameras_json(tmp_path):
+    """The cameras gen3c writes beside a video hold K per frame, with the size they are pixels of:
+    refused before as "needs keys fx, fy, cx, cy or a 3×3 'K'"."""
+    from gen3c.cameras import Cameras
+    from gen3c.io.camera_files import save_cameras
+
+    K = make_intrinsics(60.0, 60.0, 32.0, 24.0)
+    save_cameras(tmp_path / "run_cameras.json", Cameras(torch.eye(4).repeat(3, 1, 1), K.repeat(3, 1, 1), 48, 64))
+    assert torch.equal(parse_intrinsics(tmp_path / "run_cameras.json", (48, 64)), K)
+    with pytest.warns(UserWarning, match="was made for a 64×48 image: scaled to the 128×96 input"):
+        assert torch.equal(parse_intrinsics(tmp_path / "run_cameras.json", (96, 128)), make_intrinsics(120.0, 120.0, 64.0, 48.0))
+
+
 def test_one_parse_intrinsics_for_every_caller():
     """The CLI, the request (GUI, batch, ``gen3c.generate``) and ``gen3c.depth`` read
     ``--intrinsics`` / ``--fov`` with one function: ``gen3c.depth.parse_intrinsics`` used to take

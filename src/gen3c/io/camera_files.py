@@ -214,6 +214,38 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
     return cams
 
 
+def camera_file_intrinsics(data: dict, name: str = "camera file") -> tuple[torch.Tensor, tuple[int, int]]:
+    """The one camera of a camera file's JSON object, as an image's ``--intrinsics``
+    (:func:`gen3c.io.intrinsics.parse_intrinsics`): its (3, 3) float32 intrinsics in gen3c's
+    pixels and the (H, W) they are pixels of.
+
+    The frames' intrinsics, read as :func:`cameras_from_dict` reads them (a nerfstudio
+    ``transforms.json``: its pixel grid, pinhole models only, lens distortion up to ½ px), must be
+    one camera. A ``transforms.json`` may hold its camera alone (``fl_x``, ``fl_y``, ``cx``,
+    ``cy``, ``w``, ``h``, … at the top level, no frames).
+
+    Raises:
+        Gen3cInputError: what :func:`cameras_from_dict` refuses, or frames of different
+            intrinsics, in one line naming ``name``.
+    """
+    if not data.get("frames") and "camera_path" not in data and any(key in data for key in NERFSTUDIO_TOP_KEYS):
+        try:
+            K, h, w = _nerfstudio_camera(data, {}, "")
+        except Gen3cInputError as exc:
+            raise Gen3cInputError(f"{name}: {exc}") from None
+        return check_intrinsics_fit(K, h, w, f"{name} intrinsics").float(), (h, w)
+    cams = cameras_from_dict(data, name, follow_keyframes=False)
+    differ = (cams.K != cams.K[0]).flatten(1).any(1)
+    if bool(differ.any()):
+        i = int(differ.nonzero()[0, 0])
+        shown = [", ".join(f"{float(v):g}" for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2])) for K in (cams.K[0], cams.K[i])]
+        raise Gen3cInputError(
+            f"{name} holds cameras of different intrinsics (fx, fy, cx, cy = {shown[0]} and {shown[1]}): an image has one; "
+            "pass the input image's own as 'fx,fy,cx,cy'"
+        )
+    return cams.K[0], (cams.height, cams.width)
+
+
 def _show(value: Any) -> str:
     """``value`` as a message quotes it: its repr, cut to 40 characters."""
     text = repr(value)
@@ -470,25 +502,32 @@ def _from_nerfstudio_transforms(data: dict) -> Cameras:
     poses, pose_names, Ks, K_names, size = [], [], [], [], None
     for i in _nerfstudio_frame_order(frames):
         frame, where = frames[i], f"frames[{i}]"
-
-        def field(key: str, frame: dict = frame, where: str = where) -> tuple[Any, str]:
-            return _transforms_field(data, frame, key, where)
-
-        _check_camera_model(*field("camera_model"))
-        h, w = (_nerfstudio_required(field, key, where, data) for key in ("h", "w"))
+        K, h, w = _nerfstudio_camera(data, frame, where)
         if size is not None and size[1:] != (h, w):
             raise Gen3cInputError(
                 f"{where} is {w}×{h} (w × h) but {size[0]} is {size[2]}×{size[1]}: gen3c renders one image size; give every frame the same 'w' and 'h'"
             )
         size = size or (where, h, w)
-        K = intrinsics_from_nerfstudio(*(_nerfstudio_required(field, key, where, data) for key in ("fl_x", "fl_y", "cx", "cy")))
-        _check_distortion(field, K, h, w)
         Ks.append(K)
         K_names.append(f"{where} intrinsics")
         poses.append(_matrix(frame["transform_matrix"], 4, 4, f"{where}.transform_matrix"))
         pose_names.append(f"{where}.transform_matrix")
     w2c = opengl_to_opencv(_rigid(poses, pose_names))
     return Cameras(w2c.float(), _fitting(Ks, K_names, size[1], size[2]).float(), size[1], size[2])
+
+
+def _nerfstudio_camera(data: dict, frame: dict, where: str) -> tuple[torch.Tensor, int, int]:
+    """A transforms.json frame's pinhole camera (its fields or the file's; ``where`` "" for the
+    file's own, without a frame): (K in gen3c's pixels, h, w)."""
+
+    def field(key: str) -> tuple[Any, str]:
+        return _transforms_field(data, frame, key, where)
+
+    _check_camera_model(*field("camera_model"))
+    h, w = (_nerfstudio_required(field, key, where, data) for key in ("h", "w"))
+    K = intrinsics_from_nerfstudio(*(_nerfstudio_required(field, key, where, data) for key in ("fl_x", "fl_y", "cx", "cy")))
+    _check_distortion(field, K, h, w)
+    return K, h, w
 
 
 def _nerfstudio_frame_order(frames: list[dict]) -> list[int]:
@@ -526,7 +565,8 @@ def _nerfstudio_required(field: Callable[[str], tuple[Any, str]], key: str, wher
         hint = ""
         if key == "fl_x" and "camera_angle_x" in data:
             hint = " ('camera_angle_x' is Blender's and instant-ngp's, which nerfstudio's format does not read: fl_x = w / 2 / tan(camera_angle_x / 2))"
-        raise Gen3cInputError(f"{where} has no '{key}' and the file has none: give {_NERFSTUDIO_REQUIRED[key]} as '{key}', at the top level or in every frame{hint}")
+        missing = f"{where} has no '{key}' and the file has none" if where else f"the file has no '{key}'"
+        raise Gen3cInputError(f"{missing}: give {_NERFSTUDIO_REQUIRED[key]} as '{key}', at the top level or in every frame{hint}")
     if key in ("w", "h"):
         return _pixels(value, label)
     return _real(value, label, positive=key.startswith("fl_"))

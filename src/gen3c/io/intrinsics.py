@@ -43,9 +43,12 @@ def parse_intrinsics(
     ``spec``: ``"fx,fy,cx,cy"`` (commas, semicolons or spaces) or a file: ``.json`` with ``fx, fy,
     cx, cy`` or a 3×3 ``K`` / ``intrinsics``; ``.txt`` with 4 or 9 numbers; ``.npy`` with a (3, 3)
     or (4,) array (never unpickled). A 4×4 matrix whose last row and column are [0, 0, 0, 1], as
-    ScanNet's ``intrinsic_color.txt`` is written, gives its top-left 3×3. A JSON that records the size it was made for (``height``,
-    ``width``: ``gen3c depth --resolution`` writes one) is scaled to ``image_size``, as a plain
-    resize, with a note.
+    ScanNet's ``intrinsic_color.txt`` is written, gives its top-left 3×3. A camera file's JSON
+    (a nerfstudio ``transforms.json``, or its top-level camera alone; a gen3c cameras JSON; a
+    nerfstudio ``camera_path.json``) gives its one camera, as ``--camera_file`` reads it
+    (:func:`gen3c.io.camera_files.camera_file_intrinsics`). A JSON that records the size it was
+    made for (``height``, ``width``: ``gen3c depth --resolution`` writes one; a camera file's size:
+    transforms.json's ``w``, ``h``) is scaled to ``image_size``, as a plain resize, with a note.
 
     ``fov``: the horizontal field of view in degrees instead (principal point at the centre).
 
@@ -142,6 +145,11 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 )
         if suffix == ".json":
             data = loads_json(p.read_text(), f"{name} file {str(p)!r}", "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix")
+            if _is_camera_file(data):  # a camera file's one camera, read by the camera files' reader
+                from gen3c.io.camera_files import camera_file_intrinsics
+
+                K, made_for = camera_file_intrinsics(data, f"{name} file {str(p)!r}")
+                return K, made_for, f"{name} {str(p)!r}"
             try:
                 made_for = recorded_size(data)
             except ValueError as exc:
@@ -153,7 +161,7 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             elif isinstance(data, list):
                 values = np.asarray(data, dtype=np.float64).reshape(-1).tolist()
             else:
-                raise Gen3cInputError(f"{name} file {str(p)!r} needs keys fx, fy, cx, cy or a 3×3 'K'")
+                raise Gen3cInputError(f"{name} file {str(p)!r} needs keys fx, fy, cx, cy or a 3×3 'K' (or nerfstudio's fl_x, fl_y, cx, cy, w, h)")
         elif suffix == ".npy":
             require_numpy_file(p, f"{name} file {str(p)!r}")
             # Its size from its header first: a depth map or video given here by mistake would be
@@ -170,6 +178,19 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     except (OSError, ValueError, TypeError, EOFError) as exc:  # EOFError: an empty .npy
         raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
     return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
+
+
+#: Top-level keys of a nerfstudio transforms.json's camera (its ``cx``, ``cy`` are also those of
+#: an ``{"fx", "fy", "cx", "cy"}`` JSON, read as such).
+_NERFSTUDIO_CAMERA_KEYS = ("fl_x", "fl_y", "w", "h", "camera_model", "camera_angle_x", "distortion_params")
+
+
+def _is_camera_file(data: Any) -> bool:
+    """Whether an intrinsics JSON is a camera file (:mod:`gen3c.io.camera_files`: a gen3c cameras
+    JSON, a nerfstudio camera_path.json or transforms.json) rather than one camera's numbers."""
+    if not isinstance(data, dict) or all(k in data for k in ("fx", "fy", "cx", "cy")):
+        return False
+    return "frames" in data or "camera_path" in data or any(key in data for key in _NERFSTUDIO_CAMERA_KEYS)
 
 
 #: What an intrinsics spec or file must hold, for the refusals.
