@@ -2,6 +2,7 @@
 scene, read back through the public readers — values, conventions, resizing and errors."""
 
 import pickle
+import re
 import warnings
 import zipfile
 
@@ -272,6 +273,31 @@ def test_sample_depth_and_mask_of_one_channel_read_as_the_pt_holds_them(tmp_path
     plain = read_sample(sample_dir, (64, 128), start=1, num_frames=4)
     assert torch.equal(stack.valid, torch.from_numpy(depth[1:5, 4:68] > 4.0))
     assert torch.equal(stack.depth[stack.valid], plain.depth[stack.valid]) and torch.equal(stack.images, plain.images)
+
+
+def test_a_sample_whose_video_suffix_is_upper_case_is_read(tmp_path, clip):
+    """rgb.MP4 (a camera's, a Windows copy's suffix) made the folder "lack rgb.mp4", and the
+    output's rate, the video's, fell back to 24. Two such files are named, not one taken."""
+    from gen3c.pipelines.request import GenerationRequest
+    from gen3c.pipelines.settings import default_fps
+
+    rgb, depth, ids, w2c, K = clip
+    folder = write_sample(tmp_path / "s", rgb[:3], depth[:3], depth[:3] > 0, w2c[:3], K[:3], fps=12)
+    expected = read_sample(folder, (64, 128))
+    (folder / "rgb.mp4").rename(folder / "rgb.MP4")
+    stack = read_sample(folder, (64, 128))
+    assert torch.equal(stack.images, expected.images) and torch.equal(stack.depth, expected.depth) and stack.fps == 12
+    assert default_fps(GenerationRequest(input_image_path=str(folder))) == 12
+    with pytest.raises(Gen3cInputError, match=r"^sample '.*rgb\.MP4' is one file of a GEN3C sample: pass its folder"):
+        read_sample(folder / "rgb.MP4", (64, 128))
+    with pytest.raises(Gen3cInputError, match=r"is a GEN3C sample directory \(rgb\.mp4, .*\), not a ViPE result: pass it as --input_image_path$"):
+        resolve_vipe(folder)
+    (folder / "RGB.mp4").write_bytes((folder / "rgb.MP4").read_bytes())
+    with pytest.raises(Gen3cInputError, match=(
+        rf"^sample directory '{re.escape(str(folder))}' holds RGB\.mp4 and rgb\.MP4, none named rgb\.mp4: "
+        r"keep the one that belongs to the sample, renamed rgb\.mp4$"
+    )):
+        read_sample(folder, (64, 128))
 
 
 def test_a_vipe_result_given_as_a_sample_says_to_pass_vipe_path(vipe_dir):

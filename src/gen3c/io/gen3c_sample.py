@@ -78,7 +78,7 @@ def read_sample(
         return _read_pt(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, trust_checkpoint, grant_trust)
     if p.is_dir():
         return _read_dir(p, resolution, start, num_frames, resize_mode, mask_invalid_depth)
-    if p.is_file() and p.name in SAMPLE_FILES:
+    if p.is_file() and p.name.lower() in SAMPLE_FILES:
         raise Gen3cInputError(f"sample {str(p)!r} is one file of a GEN3C sample: pass its folder, {str(p.parent)!r}")
     if p.is_file():
         raise Gen3cInputError(f"sample {str(p)!r} is a file but not a .pt sample: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
@@ -91,7 +91,7 @@ def check_sample_dir(folder: str | os.PathLike) -> None:
     """Raise :class:`Gen3cInputError` when the directory ``folder`` lacks a GEN3C sample's files
     (naming a ViPE result given here as one)."""
     folder = Path(folder)
-    missing = [f for f in SAMPLE_FILES if not (folder / f).is_file()]
+    missing = [f for f in SAMPLE_FILES if not sample_file(folder, f).is_file()]
     if missing:
         from gen3c.io.vipe import is_vipe
 
@@ -101,6 +101,31 @@ def check_sample_dir(folder: str | os.PathLike) -> None:
         raise Gen3cInputError(f"{name} lacks {', '.join(missing)}: a GEN3C sample holds {', '.join(SAMPLE_FILES)}")
 
 
+def sample_file(folder: str | os.PathLike, name: str) -> Path:
+    """The file ``name`` (one of :data:`SAMPLE_FILES`) of the sample directory ``folder``: ``folder
+    / name``, else the one file whose name is ``name`` in other letter case (``rgb.MP4``, as
+    cameras and Windows copies write it); ``folder / name`` where there is none.
+
+    Raises:
+        Gen3cInputError: several such files and not ``name`` itself (``rgb.MP4`` and ``RGB.mp4``),
+            naming them.
+    """
+    folder = Path(folder)
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    try:
+        found = sorted(f for f in folder.iterdir() if f.name.lower() == name and f.is_file())
+    except OSError:  # no folder, no permission: the caller says what is missing
+        return exact
+    if len(found) > 1:
+        raise Gen3cInputError(
+            f"sample directory {str(folder)!r} holds {' and '.join(f.name for f in found)}, none named {name}: "
+            f"keep the one that belongs to the sample, renamed {name}"
+        )
+    return found[0] if found else exact
+
+
 def _read_dir(
     folder: Path, resolution: tuple[int, int], start: int, num_frames: int | None, resize_mode: str, mask_invalid_depth: bool
 ) -> FrameStack:
@@ -108,19 +133,21 @@ def _read_dir(
     brought to the working resolution as it comes (the npz arrays are read frame by frame too)."""
     name = f"sample directory {str(folder)!r}"
     check_sample_dir(folder)
-    with NpzReader(folder / "depth.npz") as depth_npz, NpzReader(folder / "mask.npz") as mask_npz:
+    files = {f: sample_file(folder, f) for f in SAMPLE_FILES}
+    mp4, rgb = files["rgb.mp4"], files["rgb.mp4"].name  # rgb.mp4, or rgb.MP4
+    with NpzReader(files["depth.npz"]) as depth_npz, NpzReader(files["mask.npz"]) as mask_npz:
         depth = depth_npz.frames("depth").squeeze_channel()  # (T, 1, H, W), as the .pt holds them, too
         mask = mask_npz.frames("mask").squeeze_channel()
-        w2c = load_npz_array(folder / "camera.npz", "w2c")
-        K = load_npz_array(folder / "camera.npz", "intrinsics")
+        w2c = load_npz_array(files["camera.npz"], "w2c")
+        K = load_npz_array(files["camera.npz"], "intrinsics")
         check_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
         check_array(mask, f"{name} mask.npz 'mask'", ("T", "H", "W"), kinds="fbiu")  # as multiview's mask_key_frames
         check_array(w2c, f"{name} camera.npz 'w2c'", ("T", 4, 4))
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
-        video = probe_video(folder / "rgb.mp4", "sample video")
+        video = probe_video(mp4, "sample video")
         total = video.frames
         counts = {
-            "rgb.mp4": total,
+            rgb: total,
             "depth.npz": len(depth),
             "mask.npz": len(mask),
             "camera.npz w2c": len(w2c),
@@ -135,23 +162,23 @@ def _read_dir(
             raise Gen3cInputError(
                 f"{name} mask.npz is {mask.shape[1]}×{mask.shape[2]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: they must match"
             )
-        stop = frame_range(start, num_frames, total, f"{name} rgb.mp4")
+        stop = frame_range(start, num_frames, total, f"{name} {rgb}")
         w2c_t = validate_poses(torch.from_numpy(float32_array(w2c[start:stop])), f"{name} camera.npz w2c", frame_offset=start)
         fitter = FrameFitter(stop - start, resolution, resize_mode)
         tally = InvalidDepthTally()
         frames = zip(
             range(start, stop),
-            iter_video_frames(folder / "rgb.mp4", "sample video", start, stop - start, video),
+            iter_video_frames(mp4, "sample video", start, stop - start, video),
             depth.frames(start, stop),
             mask.frames(start, stop),
             strict=False,
         )
         for frame, image, depth_f, mask_f in frames:
-            size = check_frame_size(image, fitter, f"{name} rgb.mp4", frame)
+            size = check_frame_size(image, fitter, f"{name} {rgb}", frame)
             if frame == start:
                 if size != depth.shape[1:]:
                     raise Gen3cInputError(
-                        f"{name} rgb.mp4 is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
+                        f"{name} {rgb} is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
                         + turned_hint(size, depth.shape[1:])
                     )
                 K_t = check_intrinsics_fit(
@@ -168,7 +195,7 @@ def _read_dir(
                 mask_name="mask.npz",
             )
             fitter.add(torch.from_numpy(image).permute(2, 0, 1), depth_t[0], valid[0])
-    check_decoded(fitter.added, stop - start, f"{name} rgb.mp4")
+    check_decoded(fitter.added, stop - start, f"{name} {rgb}")
     tally.note(f"{name} depth.npz", mask_invalid_depth, stacklevel=2)
     return fitter.stack(w2c_t, K_t, fps=video.fps, frame_indices=list(range(start, stop)))
 

@@ -92,9 +92,9 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
     name = f"ViPE directory {str(root)!r}"
     missing = [f"{d}/" for d in VIPE_FOLDERS if not (root / d).is_dir()]
     if missing:
-        from gen3c.io.gen3c_sample import SAMPLE_FILES
+        from gen3c.io.gen3c_sample import SAMPLE_FILES, sample_file
 
-        if all((root / f).is_file() for f in SAMPLE_FILES):
+        if all(sample_file(root, f).is_file() for f in SAMPLE_FILES):
             raise Gen3cInputError(f"{name} is a GEN3C sample directory ({', '.join(SAMPLE_FILES)}), not a ViPE result: pass it as --input_image_path")
         raise Gen3cInputError(
             f"{name} lacks {', '.join(missing)}: 'vipe infer' writes rgb/, pose/, intrinsics/, depth/ (a ViPE dataset download needs --rgb --depth)"

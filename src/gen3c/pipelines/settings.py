@@ -228,7 +228,12 @@ def _input_video_rate(request: GenerationRequest) -> float | None:
             return None
         mp4 = clip_video(root, clip)
     elif request.input_image_path is not None and is_dir(request.input_image_path):
-        mp4 = Path(request.input_image_path) / "rgb.mp4"
+        from gen3c.io.gen3c_sample import sample_file
+
+        try:
+            mp4 = sample_file(request.input_image_path, "rgb.mp4")  # rgb.MP4 too
+        except Gen3cInputError:  # two candidates: the sample's reader says so
+            return None
     else:
         return None
     # gen3c.io.video imports torch: only a video input's rate needs it, so an image run's settings are checked without
