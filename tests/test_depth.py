@@ -236,6 +236,20 @@ def test_user_depth_formats(tmp_path, depth_map):
         assert est.intrinsics[0, 0] == 30.0
 
 
+def test_an_8_bit_depth_png_is_refused_as_a_picture_of_depth(tmp_path, depth_map):
+    """An 8-bit grey PNG (a viewer's normalised depth, near bright) ran, with a note on its
+    precision, as depth 0 to 0.255: its 256 levels × 0.001 are no metric depth."""
+    Image.fromarray(np.round(255 / depth_map).astype(np.uint8)).save(tmp_path / "d.png")
+    with pytest.raises(Gen3cInputError, match=(
+        r"^depth file '[^']*d\.png' is an 8-bit grey PNG, a picture of depth \(256 levels hold no metric depth\), not its values "
+        r"\(depth PNGs are single-channel 16-bit\): pass the depth values \(\.npy, or a single-channel 16-bit PNG\)$"
+    )):
+        load_user_depth(tmp_path / "d.png", (24, 32), fov=60.0)
+    np.save(tmp_path / "d.npy", depth_map)  # gen3c depth writes its values beside its picture
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.png' is an 8-bit grey PNG, .*: pass '[^']*d\.npy' beside it$"):
+        load_user_depth(tmp_path / "d.png", (24, 32), fov=60.0)
+
+
 @pytest.mark.parametrize("scale", [0, -0.001, math.nan, math.inf, "mm", True])
 def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth_map, scale):
     """Python's png_scale is checked as --png_depth_scale is. Before: 0 or a negative scale made

@@ -178,16 +178,15 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
         raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not a PNG: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
     with im:
         check_pixel_limit(*im.size, f"{name} {str(p)!r}")
-        if im.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
+        if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
             # A colour PNG is a picture of depth (gen3c depth's false-colour NAME_depth.png), whose
-            # colours are no depth values: the depth itself is the .npy written beside it.
+            # colours are no depth values: the depth itself is the .npy written beside it. So is an
+            # 8-bit grey one (a viewer's or an estimator's normalised depth or disparity, near often
+            # bright): its 256 levels × png_scale (0 to 0.255 at the default) are no metric depth.
             beside = p.with_suffix(".npy")
             fix = f"pass {str(beside)!r} beside it" if beside.is_file() else "pass the depth values (.npy, or a single-channel 16-bit PNG)"
-            raise Gen3cInputError(
-                f"{name} {str(p)!r} is a PNG of mode {im.mode}, a picture of depth, not its values (depth PNGs are single-channel 16-bit): {fix}"
-            )
-        if im.mode == "L":
-            note(f"{name} {p} is an 8-bit PNG: depth precision is only 256 levels", stacklevel=3)
+            what = "an 8-bit grey PNG, a picture of depth (256 levels hold no metric depth)" if im.mode == "L" else f"a PNG of mode {im.mode}, a picture of depth"
+            raise Gen3cInputError(f"{name} {str(p)!r} is {what}, not its values (depth PNGs are single-channel 16-bit): {fix}")
         # Upright, as the photo it belongs to is read (gen3c.io.images.load_image applies EXIF too).
         return np.asarray(exif_upright(im), dtype=np.float32)
 
