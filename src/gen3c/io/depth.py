@@ -79,7 +79,7 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not the file's
             raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({damage(exc)}): re-export it") from None
-    return depth_map(array, f"{name} {str(p)!r}")
+    return depth_map(array, f"{name} {str(p)!r}", copy=False)  # read just now: its own, not copied again (192 MB at 48 MP)
 
 
 def check_png_scale(png_scale: object, name: str) -> None:
@@ -96,14 +96,15 @@ def check_png_scale(png_scale: object, name: str) -> None:
         )
 
 
-def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
+def depth_map(values: np.ndarray | Tensor, name: str, copy: bool = True) -> Tensor:
     """A depth array as a file holds it, or as handed over in memory (``gen3c.generate(depth=)``),
     → (H, W) float32, its values unchecked (:func:`conform_depth` checks them): any real dtype,
     (1, H, W) and (H, W, 1) squeezed. Magnitudes beyond float32 become ±inf (invalid depth). A
     numpy masked array's masked pixels become NaN, so they are invalid depth as NaN is (placed far
     away, or left out with ``mask_invalid``: :func:`fill_invalid_depth`), never their raw values. Its
     size is checked from its shape first (an input image's pixel limit,
-    :func:`gen3c.io.images.check_pixel_limit`), before its values are converted.
+    :func:`gen3c.io.images.check_pixel_limit`), before its values are converted. ``copy=False``:
+    a numpy array the caller owns (read from a file) is taken as it is where it is float32.
 
     Raises:
         Gen3cInputError: not an array, not real numbers, not 2-D once squeezed, or too large,
@@ -127,7 +128,7 @@ def depth_map(values: np.ndarray | Tensor, name: str) -> Tensor:
         # float16 / bfloat16 → float32 is exact (bfloat16 has no numpy dtype); float64 as float32_array casts it
         values = (values.float() if values.is_floating_point() and values.dtype != torch.float64 else values).numpy()
     values = masked_as_nan(values)
-    return torch.from_numpy(float32_array(np.squeeze(values)))
+    return torch.from_numpy(float32_array(np.squeeze(values), copy=copy))
 
 
 def check_depth_shape(shape: tuple[int, ...], name: str) -> None:

@@ -272,13 +272,14 @@ def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") ->
     return array
 
 
-def float32_array(array: np.ndarray) -> np.ndarray:
-    """``array`` as a float32 copy. Magnitudes beyond float32's range (~3.4e38) become ±inf
+def float32_array(array: np.ndarray, copy: bool = True) -> np.ndarray:
+    """``array`` as a float32 copy (``copy=False``: ``array`` itself where it is float32 already,
+    for an array the caller owns). Magnitudes beyond float32's range (~3.4e38) become ±inf
     quietly, without numpy's "overflow encountered in cast" warning: the reader's own checks
     then treat them as the non-finite values they now are (:func:`gen3c.io.depth.fill_invalid_depth`'s
     note for depth, a one-line error for poses and intrinsics)."""
     with np.errstate(over="ignore"):
-        return np.asarray(array).astype(np.float32, copy=True)
+        return np.asarray(array).astype(np.float32, copy=copy)
 
 
 def _kind_names(kinds: str) -> str:
