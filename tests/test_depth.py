@@ -354,6 +354,24 @@ def test_an_intrinsics_npy_of_many_values_is_refused_from_its_header(tmp_path):
     assert torch.equal(parse_intrinsics(str(tmp_path / "K.npy"), (704, 1280)), make_intrinsics(500.0, 500.0, 640.0, 352.0))
 
 
+def test_an_intrinsics_file_too_large_for_a_camera_is_refused_by_its_size(tmp_path):
+    """A COLMAP points3D.txt picked beside cameras.txt was read whole, every number a Python string
+    (72 MB took 1.4 GB), to be told it "must hold 4 numbers"."""
+    (tmp_path / "points3D.txt").write_text("1.0 2.0 3.0 4.0\n" * 5000)  # 80 kB
+    with pytest.raises(Gen3cInputError, match=(
+        r"^--intrinsics file '.*points3D\.txt' is 0\.08 MB, more than an intrinsics file holds \(64 KiB at most\): "
+        r"pass the camera's own file or 'fx,fy,cx,cy'$"
+    )):
+        parse_intrinsics(str(tmp_path / "points3D.txt"), (480, 640))
+    with open(tmp_path / "big.json", "wb") as f:  # sparse: refused before a byte past its head is read
+        f.write(b"{")
+        f.truncate(65 << 20)
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*big\.json' is 68\.2 MB, more than a camera file holds \(64 MiB at most\)"):
+        parse_intrinsics(str(tmp_path / "big.json"), (480, 640))
+    (tmp_path / "K.txt").write_text("500 500 320 240\n" + " " * 60_000)  # within the limit: read
+    assert torch.equal(parse_intrinsics(str(tmp_path / "K.txt"), (480, 640)), make_intrinsics(500.0, 500.0, 320.0, 240.0))
+
+
 def test_a_video_or_image_given_as_intrinsics_is_named_from_its_first_bytes(tmp_path):
     """`--intrinsics clip.mp4` (or a depth PNG) was read whole as text — gigabytes for a video —
     to fail at its first non-UTF-8 byte: "cannot be read ('utf-8' codec can't decode …)"."""

@@ -143,6 +143,17 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 raise Gen3cInputError(
                     f"{name} file {str(p)!r} is {what}, not a camera: pass 'fx,fy,cx,cy' or a .txt, .json or .npy file of {_NUMBERS}"
                 )
+            # Read whole, every word a Python string: a COLMAP points3D.txt picked by mistake (72 MB
+            # took 1.4 GB) is refused by its size. A camera file's JSON may hold thousands of frames.
+            from gen3c.io.camera_files import MAX_CAMERA_FILE_BYTES  # (it imports this module)
+
+            limit = MAX_CAMERA_FILE_BYTES if suffix == ".json" else MAX_INTRINSICS_TEXT_BYTES
+            if p.stat().st_size > limit:
+                most, kind = (f"{limit >> 20} MiB", "a camera file") if suffix == ".json" else (f"{limit >> 10} KiB", "an intrinsics file")
+                raise Gen3cInputError(
+                    f"{name} file {str(p)!r} is {p.stat().st_size / 1e6:.3g} MB, more than {kind} holds ({most} at most): "
+                    "pass the camera's own file or 'fx,fy,cx,cy'"
+                )
         if suffix == ".json":
             data = loads_json(p.read_text(), f"{name} file {str(p)!r}", "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix")
             if _is_camera_file(data):  # a camera file's one camera, read by the camera files' reader
@@ -179,6 +190,10 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
         raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
     return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
 
+
+#: The largest intrinsics text file read (4 to 16 numbers, with comments, are far less); a JSON
+#: may be a camera file, up to :data:`gen3c.io.camera_files.MAX_CAMERA_FILE_BYTES`.
+MAX_INTRINSICS_TEXT_BYTES = 64 * 1024
 
 #: Top-level keys of a nerfstudio transforms.json's camera (its ``cx``, ``cy`` are also those of
 #: an ``{"fx", "fy", "cx", "cy"}`` JSON, read as such).
