@@ -198,7 +198,7 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
     OpenEXR = require("OpenEXR", f"reading {name} {str(p)!r}")
     try:
         with OpenEXR.File(str(p)) as f:
-            channels = {key: np.array(ch.pixels) for key, ch in f.channels().items()}
+            channels = {key: np.asarray(ch.pixels) for key, ch in f.channels().items()}  # (not copied: the one used is, to float32)
     except Exception as exc:  # OpenEXR raises plain Exceptions for bad files
         raise Gen3cInputError(f"{name} {str(p)!r} is not a readable OpenEXR file ({exc})") from None
     if not channels:
