@@ -456,6 +456,8 @@ def test_intrinsics_of_a_nerfstudio_transforms_json(tmp_path):
     (tmp_path / "no_fl.json").write_text(json.dumps({key: v for key, v in camera.items() if key != "fl_x"}))
     with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*no_fl\.json': the file has no 'fl_x': give the focal length in pixels as 'fl_x'"):
         parse_intrinsics(tmp_path / "no_fl.json", (480, 640))
+    (tmp_path / "K_wh.json").write_text(json.dumps({"K": [[500, 0, 320], [0, 510, 240], [0, 0, 1]], "w": 640, "h": 480}))  # not nerfstudio's
+    assert torch.equal(parse_intrinsics(tmp_path / "K_wh.json", (480, 640)), make_intrinsics(500.0, 510.0, 320.0, 240.0))
     (tmp_path / "lens.json").write_text(json.dumps({**camera, "k1": -0.2}))  # moves pixels by tens of px: not a pinhole camera
     with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*lens\.json': lens distortion 'k1' -0\.2 moves pixels up to"):
         parse_intrinsics(tmp_path / "lens.json", (480, 640))

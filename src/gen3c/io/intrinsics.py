@@ -195,9 +195,9 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
 #: may be a camera file, up to :data:`gen3c.io.camera_files.MAX_CAMERA_FILE_BYTES`.
 MAX_INTRINSICS_TEXT_BYTES = 64 * 1024
 
-#: Top-level keys of a nerfstudio transforms.json's camera (its ``cx``, ``cy`` are also those of
-#: an ``{"fx", "fy", "cx", "cy"}`` JSON, read as such).
-_NERFSTUDIO_CAMERA_KEYS = ("fl_x", "fl_y", "w", "h", "camera_model", "camera_angle_x", "distortion_params")
+#: Top-level keys that only a nerfstudio transforms.json's camera has (its ``cx``, ``cy``, ``w``,
+#: ``h`` are also found beside an ``{"fx", "fy", "cx", "cy"}`` or ``{"K"}`` JSON, read as such).
+_NERFSTUDIO_CAMERA_KEYS = ("fl_x", "fl_y", "camera_model", "camera_angle_x", "distortion_params")
 
 
 def _is_camera_file(data: Any) -> bool:
