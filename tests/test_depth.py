@@ -362,6 +362,25 @@ def test_parse_intrinsics(tmp_path):
     assert parse_intrinsics(None, (480, 640)) is None  # no camera given
 
 
+def test_an_intrinsics_txt_reads_a_matrix_as_printed_and_skips_comments(tmp_path):
+    """A .txt holding K as numpy prints it or as a Python list, with a "#" comment line, or numbers
+    apart by semicolons (as '--intrinsics 500;510;320;240' is taken) was refused as not holding
+    "4 numbers … or a 3×3 matrix"."""
+    K = make_intrinsics(500.0, 510.0, 320.0, 240.0)
+    texts = {
+        "numpy.txt": str(K.numpy()),  # [[500.   0. 320.]\n [  0. 510. 240.]\n [  0.   0.   1.]]
+        "list.txt": str(K.tolist()),
+        "comment.txt": "# fx fy cx cy (pixels)\n500 510 320 240\n",
+        "semicolons.txt": "500;510;320;240",
+    }
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+        assert torch.equal(parse_intrinsics(str(tmp_path / name), (480, 640)), K), name
+    (tmp_path / "words.txt").write_text("fx=500 fy=510 cx=320 cy=240")
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics '.*words\.txt' must hold 4 numbers 'fx,fy,cx,cy'"):
+        parse_intrinsics(str(tmp_path / "words.txt"), (480, 640))
+
+
 def test_an_intrinsics_npy_of_many_values_is_refused_from_its_header(tmp_path):
     """A depth stack given as --intrinsics by mistake was read whole and made a list of Python
     floats (121 frames at 704×1280: ~3 GB) before "must hold 4 numbers". This file holds only a

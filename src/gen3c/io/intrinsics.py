@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def parse_intrinsics(
     ``spec`` or ``fov``; None when neither is given.
 
     ``spec``: ``"fx,fy,cx,cy"`` (commas, semicolons or spaces) or a file: ``.json`` with ``fx, fy,
-    cx, cy`` or a 3×3 ``K`` / ``intrinsics``; ``.txt`` with 4 or 9 numbers; ``.npy`` with a (3, 3)
+    cx, cy`` or a 3×3 ``K`` / ``intrinsics``; ``.txt`` with 4 or 9 numbers (apart by blanks, commas, semicolons or brackets, as numpy prints a matrix; ``#`` lines skipped); ``.npy`` with a (3, 3)
     or (4,) array (never unpickled). A 4×4 matrix whose last row and column are [0, 0, 0, 1], as
     ScanNet's ``intrinsic_color.txt`` is written, gives its top-left 3×3. A camera file's JSON
     (a nerfstudio ``transforms.json``, or its top-level camera alone; a gen3c cameras JSON; a
@@ -183,7 +184,10 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 raise Gen3cInputError(f"{name} file {str(p)!r} holds a {tuple(header[0])} array: it must hold {_NUMBERS}")
             values = np.load(p, allow_pickle=False).astype(np.float64).reshape(-1).tolist()
         else:
-            values = p.read_text().replace(",", " ").split()
+            # Numbers apart by blanks, commas or semicolons (as "fx,fy,cx,cy" is written), a matrix
+            # in brackets as numpy prints it and Python writes a list, after "#" comment lines.
+            lines = [line for line in p.read_text().splitlines() if not line.lstrip().startswith("#")]
+            values = re.split(r"[\s,;\[\]]+", " ".join(lines))
     except Gen3cInputError:
         raise
     except (OSError, ValueError, TypeError, EOFError) as exc:  # EOFError: an empty .npy
