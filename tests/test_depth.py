@@ -286,6 +286,21 @@ def test_user_depth_exr(tmp_path, depth_map):
     assert np.allclose(est.depth.numpy(), depth_map)
 
 
+def test_a_renamed_or_damaged_exr_depth_says_what_it_is(tmp_path, depth_map):
+    """A PNG or an npy named .exr was "not a readable OpenEXR file (Unable to open '…' for read)",
+    as if it could not be opened; a PNG or npy so renamed says what it is. A cut EXR says so."""
+    OpenEXR = pytest.importorskip("OpenEXR")
+    Image.fromarray((depth_map * 1000).astype(np.uint16)).save(tmp_path / "d.exr", format="PNG")
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.exr' is a PNG image, not an OpenEXR file: give the file its real suffix \(\.npy, \.npz, \.png, \.exr\)$"):
+        load_depth(tmp_path / "d.exr")
+    with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"Z": depth_map}) as f:
+        f.write(str(tmp_path / "whole.exr"))
+    data = (tmp_path / "whole.exr").read_bytes()
+    (tmp_path / "cut.exr").write_bytes(data[: len(data) // 2])
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*cut\.exr' is a damaged OpenEXR file, cut short or corrupt \(.*\): export or copy it again$"):
+        load_depth(tmp_path / "cut.exr")
+
+
 def test_an_exr_depth_is_read_without_copying_its_other_channels(tmp_path):
     """Every channel of an EXR was copied (np.array) to pick one: a render's RGBA beside its Z
     held ten maps' worth of memory for one depth map (12 MP: 462 MB), now six (the file's five,

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from gen3c.cache import CACHE_MAX_DEPTH
 from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, note
-from gen3c.io.formats import require_numpy_file
+from gen3c.io.formats import EXR_MAGIC, require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, read_npy_header
@@ -199,8 +199,16 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
     try:
         with OpenEXR.File(str(p)) as f:
             channels = {key: np.asarray(ch.pixels) for key, ch in f.channels().items()}  # (not copied: the one used is, to float32)
-    except Exception as exc:  # OpenEXR raises plain Exceptions for bad files
-        raise Gen3cInputError(f"{name} {str(p)!r} is not a readable OpenEXR file ({exc})") from None
+    except Exception as exc:  # OpenEXR raises plain Exceptions for bad files ("Unable to open … for read" for any other format)
+        from gen3c.io.formats import describe_head, file_head
+
+        try:
+            head = file_head(p)
+        except OSError as err:  # the system's refusal (no permission, an I/O error): not the file's content
+            raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({err.strerror or err}): check the path and the file's permissions") from None
+        if not head.startswith(EXR_MAGIC):  # a renamed file: say what it is, as for a PNG or an npy
+            raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not an OpenEXR file: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
+        raise Gen3cInputError(f"{name} {str(p)!r} is a damaged OpenEXR file, cut short or corrupt ({exc}): export or copy it again") from None
     if not channels:
         raise Gen3cInputError(f"{name} {str(p)!r} has no channels: write the depth into channel Z")
     # Depth by name first, wherever it sits: Blender's multi-layer files hold "ViewLayer.Depth.Z"

@@ -14,6 +14,7 @@ from gen3c.errors import Gen3cInputError
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # an archive with members; an empty one
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXR_MAGIC = b"v/1\x01"
 PICKLE_MAGIC = b"\x80"  # a pickle's PROTO opcode (torch.save's legacy format)
 
 _SIGNATURES = (
@@ -25,7 +26,7 @@ _SIGNATURES = (
     (b"GIF8", "a GIF image"),
     (b"II*\x00", "a TIFF image"),
     (b"MM\x00*", "a TIFF image"),
-    (b"v/1\x01", "an OpenEXR image"),
+    (EXR_MAGIC, "an OpenEXR image"),
     (b"%PDF", "a PDF document"),
     (PICKLE_MAGIC, "a Python pickle"),
 )
