@@ -42,8 +42,9 @@ def parse_intrinsics(
     ``spec`` or ``fov``; None when neither is given.
 
     ``spec``: ``"fx,fy,cx,cy"`` (commas, semicolons or spaces) or a file: ``.json`` with ``fx, fy,
-    cx, cy`` or a 3×3 ``K`` / ``intrinsics``; ``.txt`` with 4 or 9 numbers (apart by blanks, commas, semicolons or brackets, as numpy prints a matrix; ``#`` lines skipped); ``.npy`` with a (3, 3)
-    or (4,) array (never unpickled). A 4×4 matrix whose last row and column are [0, 0, 0, 1], as
+    cx, cy`` or a 3×3 ``K`` / ``intrinsics``; ``.txt`` with 4 or 9 numbers (apart by blanks,
+    commas, semicolons or brackets, as numpy prints a matrix; ``#`` lines skipped); ``.npy`` with
+    a (3, 3) or (4,) array (never unpickled). A 4×4 matrix whose last row and column are [0, 0, 0, 1], as
     ScanNet's ``intrinsic_color.txt`` is written, gives its top-left 3×3. A camera file's JSON
     (a nerfstudio ``transforms.json``, or its top-level camera alone; a gen3c cameras JSON; a
     nerfstudio ``camera_path.json``) gives its one camera, as ``--camera_file`` reads it

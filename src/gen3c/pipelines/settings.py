@@ -14,7 +14,6 @@ import math
 import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
