@@ -62,6 +62,7 @@ from gen3c.training.loop import (
     _save_checkpoint,
     _start_run,
     changes_used,
+    checkpoint_run,
     check_clips_fit,
     config_used,
     describe_changes,
@@ -96,6 +97,32 @@ class _DistillState:
 
 def stage_folder(out: Path, stage: Stage) -> Path:
     return out / "stages" / stage.name
+
+
+def take_finished_stages(out: Path, run: Path, finished: list[Stage], echo: Callable[[str], None] | None = None) -> list[Path]:
+    """Copy into ``out`` the students of the ``finished`` stages that run ``run`` (whose checkpoint
+    ``out`` continues) wrote and ``out`` lacks: the next stage's teacher and the model card's rows.
+    Each is copied under a temporary name and renamed. Returns the folders copied."""
+    import shutil
+
+    from gen3c.io.atomic import replace_folder
+
+    if run.resolve() == out.resolve():
+        return []
+    copied = []
+    for stage in finished:
+        source, target = stage_folder(run, stage), stage_folder(out, stage)
+        if (target / "transformer" / "config.json").is_file() or not (source / "transformer" / "config.json").is_file():
+            continue  # (kept, or missing in both: teacher_of says so)
+        tmp = target.with_name(f".{target.name}.part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp)
+        replace_folder(tmp, target)
+        copied.append(target)
+    if copied and echo is not None:
+        echo(f"--resume: the students of the finished stages ({', '.join(p.name for p in copied)}) are copied from "
+             f"{str(run / 'stages')!r} into {str(out / 'stages')!r}")  # fmt: skip
+    return copied
 
 
 def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.device) -> torch.nn.Module:
@@ -256,6 +283,9 @@ def distill(
         return (*EXPORTS, *(f"stages/{s.name}" for s in stages[state.stage :]))
 
     start_step = _resume(accelerator, out, resume, state, echo, superseded)
+    if resume not in (None, "auto") and main:  # another run's checkpoint continued in this --out
+        take_finished_stages(out, checkpoint_run(Path(resume)), stages[: state.stage], echo)
+    accelerator.wait_for_everyone()
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""
@@ -362,6 +392,9 @@ def distill(
         state.stage += 1
         state.stage_step, state.stage_seconds = 0, 0.0
         optimizer.optimizer.state.clear()  # a fresh AdamW for the next stage
+        # The next stage's start is a checkpoint (the last stage's: the run's end): a run stopped in
+        # the next stage resumes there, with this stage's student, not inside this stage.
+        result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
         teacher = teacher_of(state.stage)
     result.steps = state.step
     result.seconds = state.stage_seconds + sum(_stage_seconds(out, s) for s in stages[: state.stage])
@@ -369,7 +402,7 @@ def distill(
         losses_file.close()
 
     # 6. Outputs
-    if state.step > start_step or result.checkpoint is None:
+    if result.checkpoint != out / "checkpoints" / f"step_{state.step:07d}":  # (not saved at the last stage's end)
         result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
     finished = state.stage >= len(stages)
     if finished:
