@@ -806,3 +806,14 @@ def test_another_runs_checkpoint_in_a_later_stage_continues_in_a_new_out(tmp_pat
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert "| 0_guidance_5steps | " in (tmp_path / "b" / "MODEL_CARD.md").read_text()
+
+
+def test_the_stop_message_of_a_distillation_names_its_stage_end_checkpoints(tmp_path, teacher_checkpoint):
+    """Stopped in its first stage, a distillation said "log.checkpoint_every = 0 writes one at the
+    end only", but each stage's end writes one."""
+    from gen3c.training.loop import stopped_message
+
+    config = config_from_dict(distill_config(teacher_checkpoint))
+    assert stopped_message(config, tmp_path / "run") == (
+        "stopped before the first checkpoint (log.checkpoint_every = 0 writes one at each stage's end only: set it to make a long "
+        "stage resumable): nothing to resume; the same command starts it again from step 0")  # fmt: skip
