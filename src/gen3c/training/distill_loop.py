@@ -18,7 +18,8 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
    schedule; every random draw of a step is seeded by (seed, step, rank), so a resumed run
    repeats an uninterrupted one;
 5. at each stage's end the student is written to ``OUT/stages/<stage>/`` (a checkpoint folder
-   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video; loss
+   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video, then
+   a resumable checkpoint at the next stage's start (whatever ``log.checkpoint_every``); loss
    and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``, all at the run's
    step, so that a resumed run's ``purge_step`` drops every point of the steps it runs again);
 6. at the end ``OUT/model/`` is the last student, ``MODEL_CARD.md`` and ``losses.jsonl`` (step,
