@@ -987,7 +987,13 @@ def train(
                 warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
                 return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (gen3c.errors.Terminated): say what is kept
-        raise type(exc)(stopped_message(config, Path(out))) from None
+        while True:  # on exc itself: a Ctrl-C after this finds it as its __context__ (the CLI says it)
+            try:
+                exc.args = (stopped_message(config, Path(out)),)
+                break
+            except KeyboardInterrupt:  # pressed again while it was made: made again
+                continue
+        raise exc from None
 
 
 def hold_run_folder(out: Path, held: contextlib.ExitStack) -> None:
