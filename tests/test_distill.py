@@ -817,3 +817,17 @@ def test_the_stop_message_of_a_distillation_names_its_stage_end_checkpoints(tmp_
     assert stopped_message(config, tmp_path / "run") == (
         "stopped before the first checkpoint (log.checkpoint_every = 0 writes one at each stage's end only: set it to make a long "
         "stage resumable): nothing to resume; the same command starts it again from step 0")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_larger_budget_on_resume_says_a_finished_stage_is_not_trained_again(tmp_path, teacher_checkpoint):
+    """run.max_steps raised on resume after stage 0 had ended changed stage 1 only, without a word:
+    the user who wanted stage 0 longer got a run that looked as asked."""
+    cfg = distill_config(teacher_checkpoint)
+    out = tmp_path / "run"
+    assert train(config_from_dict(cfg), out, stop_after=2).steps == 2  # stage 0's end
+    said = []
+    longer = train(config_from_dict({**cfg, "run": {"max_steps": 3}}), out, resume="auto", echo=said.append)
+    assert said[0] == "--resume: run.max_steps 2 → 3 applies to the stages not yet finished; 0_guidance_5steps is finished and not trained again"
+    assert longer.steps == 5 and [s["steps"] for s in (json.loads((out / "stages" / n / "gen3c_model.json").read_text())["distill_stage"]
+                                                       for n in ("0_guidance_5steps", "1_5to3steps"))] == [2, 3]  # fmt: skip

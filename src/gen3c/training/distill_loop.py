@@ -252,6 +252,7 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
+    recorded_run = recorded_config(Path(out) if resume == "auto" else checkpoint_run(Path(resume))).get("run", {}) if resume else {}
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
@@ -287,6 +288,12 @@ def distill(
     if resume not in (None, "auto") and main:  # another run's checkpoint continued in this --out
         take_finished_stages(out, checkpoint_run(Path(resume)), stages[: state.stage], echo)
     accelerator.wait_for_everyone()
+    budgets = [f"run.{key} {recorded_run[key]:g} → {getattr(config.run, key):g}" for key in ("max_steps", "max_minutes")
+               if recorded_run.get(key, getattr(config.run, key)) != getattr(config.run, key)]  # fmt: skip
+    if budgets and state.stage and echo is not None and main:
+        done = ", ".join(s.name for s in stages[: state.stage])
+        echo(f"--resume: {' and '.join(budgets)} applies to the stages not yet finished; {done} "
+             f"{'is' if state.stage == 1 else 'are'} finished and not trained again")  # fmt: skip
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""
