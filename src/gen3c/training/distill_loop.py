@@ -100,7 +100,9 @@ def stage_folder(out: Path, stage: Stage) -> Path:
     return out / "stages" / stage.name
 
 
-def take_finished_stages(out: Path, run: Path, finished: list[Stage], echo: Callable[[str], None] | None = None) -> list[Path]:
+def take_finished_stages(
+    out: Path, run: Path, finished: list[Stage], echo: Callable[[str], None] | None = None
+) -> list[Path]:
     """Copy into ``out`` the students of the ``finished`` stages that run ``run`` (whose checkpoint
     ``out`` continues) wrote and ``out`` lacks: the next stage's teacher and the model card's rows.
     Each is copied under a temporary name and renamed. Returns the folders copied."""
@@ -252,7 +254,9 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    recorded_run = recorded_config(Path(out) if resume == "auto" else checkpoint_run(Path(resume))).get("run", {}) if resume else {}
+    recorded_run = {}  # the budgets the resumed checkpoint's run recorded
+    if resume is not None:
+        recorded_run = recorded_config(Path(out) if resume == "auto" else checkpoint_run(Path(resume))).get("run", {})
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
