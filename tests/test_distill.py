@@ -756,10 +756,13 @@ def test_a_run_stopped_in_a_later_stage_resumes_from_the_checkpoint_of_the_stage
             raise KeyboardInterrupt
         return step(*args, **kwargs)
 
+    said = []
     with monkeypatch.context() as patch:
         patch.setattr(distill_loop, "_optimizer_step", stopped_in_stage_1)
         with pytest.raises(KeyboardInterrupt, match=r"^stopped; the newest checkpoint is '.*step_0000002': continue with --resume auto"):
-            train(config, out)
+            train(config, out, echo=said.append)
+    assert said[-1] == (f"stage 0 done: its 5-step student is {str(out / 'stages' / '0_guidance_5steps')!r} (a checkpoint folder: "
+                        "--checkpoint_dir); checkpoints/step_0000002 resumes at stage 1")  # fmt: skip
     saved = torch.load(out / "checkpoints" / "step_0000002" / "custom_checkpoint_0.pkl", weights_only=True)
     assert saved == {"step": 2, "stage": 1, "stage_step": 0, "stage_seconds": 0.0}
     stage_0 = out / "stages" / "0_guidance_5steps"

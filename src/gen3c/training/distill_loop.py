@@ -407,6 +407,9 @@ def distill(
         # The next stage's start is a checkpoint (the last stage's: the run's end): a run stopped in
         # the next stage resumes there, with this stage's student, not inside this stage.
         result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
+        if echo is not None and main and state.stage < len(stages):
+            echo(f"stage {stage.index} done: its {stage.student_steps}-step student is {str(stage_folder(out, stage))!r} (a checkpoint "
+                 f"folder: --checkpoint_dir); checkpoints/{result.checkpoint.name} resumes at stage {state.stage}")  # fmt: skip
         teacher = teacher_of(state.stage)
     result.steps = state.step
     result.seconds = state.stage_seconds + sum(_stage_seconds(out, s) for s in stages[: state.stage])
