@@ -730,3 +730,107 @@ def test_a_distillation_card_states_no_change_that_no_step_used(tmp_path, teache
     assert train(config_from_dict({**cfg, "train": {**cfg["train"], "lr": 5e-4}, "run": {**cfg["run"], "max_steps": 1}}), out, resume="auto").steps == 1
     card = (out / "MODEL_CARD.md").read_text()
     assert "Changed on resume" not in card and "AdamW lr 0.001 (" in card
+
+
+@pytest.mark.slow
+def test_a_run_stopped_in_a_later_stage_resumes_from_the_checkpoint_of_the_stage_before(tmp_path, distilled, box_scene, monkeypatch):
+    """No checkpoint was written at a stage's end: Ctrl-C in stage 1 (log.checkpoint_every = 0)
+    left nothing to resume, and --resume auto trained stage 0 again from step 0. Now each stage's
+    end writes one (the next stage's start: fresh optimiser, the student as the weights), the
+    resumed run trains stage 1 only and ends with the uninterrupted run's student; the stage's
+    student samples from the CLI with its own steps."""
+    from safetensors.torch import load_file
+
+    import gen3c.training.distill_loop as distill_loop
+    from gen3c.pipelines.loading import generator_from_options
+
+    whole_out, cfg = distilled
+    config = config_from_dict({**cfg, "log": {**cfg["log"], "sample_every": -1}})
+    out = tmp_path / "run"
+    step = distill_loop._optimizer_step
+    calls = []
+
+    def stopped_in_stage_1(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # stage 1's first step
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+
+    said = []
+    with monkeypatch.context() as patch:
+        patch.setattr(distill_loop, "_optimizer_step", stopped_in_stage_1)
+        with pytest.raises(KeyboardInterrupt, match=r"^stopped; the newest checkpoint is '.*step_0000002': continue with --resume auto"):
+            train(config, out, echo=said.append)
+    assert said[-1] == (f"stage 0 done: its 5-step student is {str(out / 'stages' / '0_guidance_5steps')!r} (a checkpoint folder: "
+                        "--checkpoint_dir); checkpoints/step_0000002 resumes at stage 1")  # fmt: skip
+    saved = torch.load(out / "checkpoints" / "step_0000002" / "custom_checkpoint_0.pkl", weights_only=True)
+    assert saved == {"step": 2, "stage": 1, "stage_step": 0, "stage_seconds": 0.0}
+    stage_0 = out / "stages" / "0_guidance_5steps"
+    assert not list((out / "checkpoints").glob(".*"))
+
+    student = generator_from_options({"checkpoint_dir": str(stage_0), "device": "cpu"})
+    assert (student.num_steps, student.guidance) == (5, 0.0)  # the stage's student, as the stage ended
+    image_path, depth_path, _, _ = box_scene
+    res = runner.invoke(app, ["generate", "--generator", "gen3c", "--checkpoint_dir", str(stage_0), "--input_image_path", str(image_path),
+                              "--depth_path", str(depth_path), "--fov", "60", "--resolution", f"{H}x{W}", "--num_video_frames", "9",
+                              "--video_save_folder", str(tmp_path / "video")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+    bars = []
+    resumed = train(config, out, resume="auto", progress=lambda label, total: bars.append([label, total]) or (lambda n=1: None))
+    assert resumed.steps == 4 and bars == [["Stage 1: 5→3 steps", 2]]  # stage 0 is not trained again
+    whole = [json.loads(line)["loss"] for line in (whole_out / "losses.jsonl").read_text().splitlines()]
+    rows = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
+    torch.testing.assert_close(torch.tensor(rows), torch.tensor(whole), rtol=1e-5, atol=1e-7)
+    a = load_file(whole_out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert "| 0_guidance_5steps | " in (out / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.slow
+def test_another_runs_checkpoint_in_a_later_stage_continues_in_a_new_out(tmp_path, distilled):
+    """--resume OTHER/checkpoints/step_N --out NEW (a run continued elsewhere, as docs/training.md
+    allows) inside stage 1 was refused: NEW/stages/ lacked stage 0's student, its teacher, and the
+    message said to "start a new --out", which it was. Now the finished stages' students come along."""
+    from safetensors.torch import load_file
+
+    whole_out, cfg = distilled
+    config = config_from_dict({**cfg, "log": {**cfg["log"], "sample_every": -1}})
+    first = train(config, tmp_path / "a", stop_after=3)  # inside stage 1
+    said = []
+    second = train(config, tmp_path / "b", resume=str(first.checkpoint), echo=said.append)
+    assert second.steps == 4 and second.exported == tmp_path / "b" / "model"
+    assert said[0] == (f"--resume: the students of the finished stages (0_guidance_5steps) are copied from "
+                       f"{str(tmp_path / 'a' / 'stages')!r} into {str(tmp_path / 'b' / 'stages')!r}")  # fmt: skip
+    a = load_file(whole_out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "b" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert "| 0_guidance_5steps | " in (tmp_path / "b" / "MODEL_CARD.md").read_text()
+
+
+def test_the_stop_message_of_a_distillation_names_its_stage_end_checkpoints(tmp_path, teacher_checkpoint):
+    """Stopped in its first stage, a distillation said "log.checkpoint_every = 0 writes one at the
+    end only", but each stage's end writes one."""
+    from gen3c.training.loop import stopped_message
+
+    config = config_from_dict(distill_config(teacher_checkpoint))
+    assert stopped_message(config, tmp_path / "run") == (
+        "stopped before the first checkpoint (log.checkpoint_every = 0 writes one at each stage's end only: set it to make a long "
+        "stage resumable): nothing to resume; the same command starts it again from step 0")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_larger_budget_on_resume_says_a_finished_stage_is_not_trained_again(tmp_path, teacher_checkpoint):
+    """run.max_steps raised on resume after stage 0 had ended changed stage 1 only, without a word:
+    the user who wanted stage 0 longer got a run that looked as asked."""
+    cfg = distill_config(teacher_checkpoint)
+    out = tmp_path / "run"
+    assert train(config_from_dict(cfg), out, stop_after=2).steps == 2  # stage 0's end
+    said = []
+    longer = train(config_from_dict({**cfg, "run": {"max_steps": 3}}), out, resume="auto", echo=said.append)
+    assert said[0] == "--resume: run.max_steps 2 → 3 applies to the stages not yet finished; 0_guidance_5steps is finished and not trained again"
+    assert longer.steps == 5 and [s["steps"] for s in (json.loads((out / "stages" / n / "gen3c_model.json").read_text())["distill_stage"]
+                                                       for n in ("0_guidance_5steps", "1_5to3steps"))] == [2, 3]  # fmt: skip

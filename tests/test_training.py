@@ -1760,3 +1760,50 @@ def test_a_second_rewind_keeps_what_the_first_set_aside(tmp_path):
     restored = _restore_superseded(out, aside / "step_0000004.earlier1")
     assert restored == out / "checkpoints" / "step_0000004" and (restored / "which").read_text() == "first"
     assert (aside / "step_0000004.earlier1" / "which").read_text() == "third" and (aside / "step_0000004" / "which").read_text() == "second"
+
+
+def test_ctrl_c_while_the_stop_message_is_made_or_the_last_line_printed_says_what_is_kept(tmp_path, monkeypatch):
+    """A second Ctrl-C while the stop message was made lost it ("stopped before training began:
+    nothing was written", beside the run's checkpoints); one during the last line ("trained …")
+    said "no partial output was kept" of a finished run."""
+    import gen3c.cli
+    import gen3c.training
+    import gen3c.training.loop
+    from gen3c.training.loop import TrainResult
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    (out / "checkpoints" / "step_0000002").mkdir(parents=True)
+    made = gen3c.training.loop.stopped_message
+    calls = []
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def pressed_again_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return made(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gen3c.training.loop, "check_devices", stopped)
+        patch.setattr(gen3c.training.loop, "stopped_message", pressed_again_once)
+        res = runner.invoke(app, ["train", "small_procedural", "--out", str(out), "--resume", "auto"])
+    assert res.exit_code == 130 and " ".join(res.output.split()) == (
+        f"interrupted: stopped; the newest checkpoint is {str(out / 'checkpoints' / 'step_0000002')!r}: continue with --resume auto "
+        "(the steps after it run again)"), res.output  # fmt: skip
+
+    printed = gen3c.cli.console.print
+
+    def stopped_on_the_last_line(text, *args, **kwargs):
+        if str(text).startswith("[green]trained"):
+            raise KeyboardInterrupt
+        return printed(text, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gen3c.training, "run_training", lambda *a, **k: TrainResult(out, 3, exported=out / "model"))
+        patch.setattr(gen3c.cli.console, "print", stopped_on_the_last_line)
+        res = runner.invoke(app, ["train", "small_procedural", "--out", str(out), "--resume", "auto"])
+    assert res.exit_code == 130 and " ".join(res.output.split()) == (
+        f"interrupted: stopped as the run ended, after its last step: {str(out / 'model')!r} is written"), res.output  # fmt: skip

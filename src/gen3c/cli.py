@@ -1374,7 +1374,7 @@ def train(
         for module in ("accelerate", "diffusers", "peft", "tensorboard", "gen3c.training"):
             require(module, "gen3c train", extra="train")
         from gen3c.parallel import is_main_process
-        from gen3c.training import run_training
+        from gen3c.training import ended_message, run_training
 
         main = is_main_process()  # other ranks of torchrun train silently; rank 0 reports
         with warnings.catch_warnings(), console_warnings():  # notes as "note: …" lines, as generate's, not Python's warnings
@@ -1397,7 +1397,10 @@ def train(
         ranks = f" on {result.processes} processes ({result.parallel})" if result.processes > 1 else ""
         tok = result.tokenizer  # a from-scratch run's tokenizer stage, before the DiT's steps
         before = f" (after the tokenizer's {counted(tok['steps'], 'step')}, {tok['seconds']:.1f} s)" if tok else ""
-        console.print(f"[green]trained[/] {counted(result.steps, 'step')}{last}{ranks} in {result.seconds:.1f} s of training{before} → {escape(str(result.exported or result.checkpoint))}", highlight=False, soft_wrap=True)
+        try:
+            console.print(f"[green]trained[/] {counted(result.steps, 'step')}{last}{ranks} in {result.seconds:.1f} s of training{before} → {escape(str(result.exported or result.checkpoint))}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt as exc:  # the run has ended: what it wrote, not "no partial output was kept"
+            raise type(exc)(ended_message(result)) from None
 
 
 def _cuda() -> bool:

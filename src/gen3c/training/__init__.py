@@ -34,5 +34,10 @@ def run_training(config_path: str | os.PathLike, out: str | os.PathLike, *, resu
     except KeyboardInterrupt as exc:  # as the progress bars closed: the run had ended, its outputs written
         if result is None:
             raise
-        raise type(exc)(f"stopped as the run ended, after its last step: {str(result.exported or result.checkpoint)!r} is written") from None
+        raise type(exc)(ended_message(result)) from None
     return result
+
+
+def ended_message(result) -> str:
+    """What a Ctrl-C after a run's last step (its outputs written) says."""
+    return f"stopped as the run ended, after its last step: {str(result.exported or result.checkpoint)!r} is written"

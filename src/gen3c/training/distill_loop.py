@@ -18,7 +18,8 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
    schedule; every random draw of a step is seeded by (seed, step, rank), so a resumed run
    repeats an uninterrupted one;
 5. at each stage's end the student is written to ``OUT/stages/<stage>/`` (a checkpoint folder
-   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video; loss
+   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video, then
+   a resumable checkpoint at the next stage's start (whatever ``log.checkpoint_every``); loss
    and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``, all at the run's
    step, so that a resumed run's ``purge_step`` drops every point of the steps it runs again);
 6. at the end ``OUT/model/`` is the last student, ``MODEL_CARD.md`` and ``losses.jsonl`` (step,
@@ -62,6 +63,7 @@ from gen3c.training.loop import (
     _save_checkpoint,
     _start_run,
     changes_used,
+    checkpoint_run,
     check_clips_fit,
     config_used,
     describe_changes,
@@ -96,6 +98,34 @@ class _DistillState:
 
 def stage_folder(out: Path, stage: Stage) -> Path:
     return out / "stages" / stage.name
+
+
+def take_finished_stages(
+    out: Path, run: Path, finished: list[Stage], echo: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Copy into ``out`` the students of the ``finished`` stages that run ``run`` (whose checkpoint
+    ``out`` continues) wrote and ``out`` lacks: the next stage's teacher and the model card's rows.
+    Each is copied under a temporary name and renamed. Returns the folders copied."""
+    import shutil
+
+    from gen3c.io.atomic import replace_folder
+
+    if run.resolve() == out.resolve():
+        return []
+    copied = []
+    for stage in finished:
+        source, target = stage_folder(run, stage), stage_folder(out, stage)
+        if (target / "transformer" / "config.json").is_file() or not (source / "transformer" / "config.json").is_file():
+            continue  # (kept, or missing in both: teacher_of says so)
+        tmp = target.with_name(f".{target.name}.part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp)
+        replace_folder(tmp, target)
+        copied.append(target)
+    if copied and echo is not None:
+        echo(f"--resume: the students of the finished stages ({', '.join(p.name for p in copied)}) are copied from "
+             f"{str(run / 'stages')!r} into {str(out / 'stages')!r}")  # fmt: skip
+    return copied
 
 
 def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.device) -> torch.nn.Module:
@@ -224,6 +254,9 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
+    recorded_run = {}  # the budgets the resumed checkpoint's run recorded
+    if resume is not None:
+        recorded_run = recorded_config(Path(out) if resume == "auto" else checkpoint_run(Path(resume))).get("run", {})
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
@@ -256,6 +289,15 @@ def distill(
         return (*EXPORTS, *(f"stages/{s.name}" for s in stages[state.stage :]))
 
     start_step = _resume(accelerator, out, resume, state, echo, superseded)
+    if resume not in (None, "auto") and main:  # another run's checkpoint continued in this --out
+        take_finished_stages(out, checkpoint_run(Path(resume)), stages[: state.stage], echo)
+    accelerator.wait_for_everyone()
+    budgets = [f"run.{key} {recorded_run[key]:g} → {getattr(config.run, key):g}" for key in ("max_steps", "max_minutes")
+               if recorded_run.get(key, getattr(config.run, key)) != getattr(config.run, key)]  # fmt: skip
+    if budgets and state.stage and echo is not None and main:
+        done = ", ".join(s.name for s in stages[: state.stage])
+        echo(f"--resume: {' and '.join(budgets)} applies to the stages not yet finished; {done} "
+             f"{'is' if state.stage == 1 else 'are'} finished and not trained again")  # fmt: skip
 
     def teacher_of(index: int) -> torch.nn.Module | None:
         """Stage 0: the teacher checkpoint; stage k: the student stage k − 1 wrote."""
@@ -362,6 +404,12 @@ def distill(
         state.stage += 1
         state.stage_step, state.stage_seconds = 0, 0.0
         optimizer.optimizer.state.clear()  # a fresh AdamW for the next stage
+        # The next stage's start is a checkpoint (the last stage's: the run's end): a run stopped in
+        # the next stage resumes there, with this stage's student, not inside this stage.
+        result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
+        if echo is not None and main and state.stage < len(stages):
+            echo(f"stage {stage.index} done: its {stage.student_steps}-step student is {str(stage_folder(out, stage))!r} (a checkpoint "
+                 f"folder: --checkpoint_dir); checkpoints/{result.checkpoint.name} resumes at stage {state.stage}")  # fmt: skip
         teacher = teacher_of(state.stage)
     result.steps = state.step
     result.seconds = state.stage_seconds + sum(_stage_seconds(out, s) for s in stages[: state.stage])
@@ -369,7 +417,7 @@ def distill(
         losses_file.close()
 
     # 6. Outputs
-    if state.step > start_step or result.checkpoint is None:
+    if result.checkpoint != out / "checkpoints" / f"step_{state.step:07d}":  # (not saved at the last stage's end)
         result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
     finished = state.stage >= len(stages)
     if finished:

@@ -987,7 +987,13 @@ def train(
                 warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
                 return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (gen3c.errors.Terminated): say what is kept
-        raise type(exc)(stopped_message(config, Path(out))) from None
+        while True:  # on exc itself: a Ctrl-C after this finds it as its __context__ (the CLI says it)
+            try:
+                exc.args = (stopped_message(config, Path(out)),)
+                break
+            except KeyboardInterrupt:  # pressed again while it was made: made again
+                continue
+        raise exc from None
 
 
 def hold_run_folder(out: Path, held: contextlib.ExitStack) -> None:
@@ -1055,8 +1061,9 @@ def stopped_message(config: Config, out: Path) -> str:
         return ("stopped before the tokenizer stage's end (it writes no checkpoint; tokenizer.max_minutes bounds it): "
                 "nothing to resume; the same command starts it again from step 0")  # fmt: skip
     every = config.log.checkpoint_every
+    end, run = ("each stage's end", "stage") if config.train.mode == "distill" else ("the end", "run")
     when = (f"one is written every {every} steps" if every
-            else "log.checkpoint_every = 0 writes one at the end only: set it to make a long run resumable")  # fmt: skip
+            else f"log.checkpoint_every = 0 writes one at {end} only: set it to make a long {run} resumable")  # fmt: skip
     students = sorted(str(p.parent.parent) for p in (out / "stages").glob("*/transformer/config.json")) if out.is_dir() else []
     kept = f"; the finished stages' students are kept in {', '.join(map(repr, students))}" if students else ""
     losses = out / "losses.jsonl"
