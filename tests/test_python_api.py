@@ -320,6 +320,31 @@ def test_a_preview_request_with_gen3c_options_is_refused_naming_them(box_scene, 
                        num_steps=4, speed="fast", lora=None, video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"trajectory": "right"}, "--trajectory shapes a preset path, which --camera_file replaces: drop it"),
+        ({"seed": 5}, "--seed applies to --generator gen3c only (the preview is deterministic): drop it"),
+    ],
+    ids=["preset_with_camera_file", "preview_seed"],
+)
+def test_run_request_refuses_a_setting_its_run_would_ignore(box_scene, tmp_path, change, expected):
+    """A GenerationRequest built in Python and run with run_request (docs/inputs.md) is checked as
+    gen3c generate's is. Before: the trajectory beside a camera file, the preview's seed, silently ignored."""
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.pipelines.request import GenerationRequest, run_request
+    from gen3c.scenes import source_camera
+
+    image_path, depth_path, _, _ = box_scene
+    save_cameras(tmp_path / "path.json", source_camera(32, 48))
+    request = GenerationRequest(input_image_path=str(image_path), depth_path=str(depth_path), fov=60, resolution="32x48",
+                                camera_file=str(tmp_path / "path.json"), video_save_folder=str(tmp_path / "out"), **change)  # fmt: skip
+    with pytest.raises(Gen3cInputError) as caught:
+        run_request(request)
+    assert str(caught.value) == expected
+    assert not (tmp_path / "out").exists()
+
+
 def in_memory_forms(box_scene):
     """The box scene's image and depth in each in-memory form ``generate`` takes, as (image, depth)."""
     image_path, depth_path, _, _ = box_scene

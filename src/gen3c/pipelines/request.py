@@ -1057,6 +1057,9 @@ def _run_request(
     # 1. Check the request (the model's settings first: a --num_gpus the model cannot split is
     # said before "launch with torchrun"), then, under torchrun, that --num_gpus matches the launch.
     check_request(request)
+    # a request built in Python too: a setting this run would ignore (a preset's beside a camera file,
+    # the preview's seed) is refused as gen3c generate, gen3c.generate and batch manifests refuse it
+    check_unused_settings(request)
     check_dependencies(request)
     if generator is None:
         options = check_generator(request)  # ({} for the preview)
