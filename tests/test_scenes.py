@@ -194,9 +194,12 @@ def test_degenerate_sizes_are_refused_in_one_line(make, match):
         (lambda: Gradient(colors=((1.0, 0.0),)), r"Gradient colors .* must be one or more RGB triples"),
         (lambda: Checker(colors=((1.0, 0.0, 0.0),)), r"Checker colors .* must be 2 RGB triples"),
         (lambda: Checker(colors=((1.0, 0.0, 0.0), "red")), r"Checker colors .* must be 2 RGB triples"),
+        # before: rgb outside [−1, 1] (ambient) or an IndexError in render (sky)
+        (lambda: Scene([], ambient=1.5), r"Scene ambient 1.5 must be a share of light in \[0, 1\]"),
+        (lambda: Scene([], sky=((0.5, 0.5, 0.5),)), r"Scene sky .* must be 2 RGB triples"),
     ],
 )
-def test_palettes_a_texture_cannot_index_are_refused_in_one_line(make, match):
+def test_palettes_and_light_a_scene_cannot_render_are_refused_in_one_line(make, match):
     with pytest.raises(Gen3cInputError, match=match):
         make()
 

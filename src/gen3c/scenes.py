@@ -55,7 +55,7 @@ def _check_positive(owner: str, name: str, *values: float) -> None:
         raise Gen3cInputError(f"{owner} {name} must be > 0, got {shown}: give it a positive size")
 
 
-def _check_colors(owner: str, colors: Sequence[RGB], exactly: int | None = None) -> None:
+def _check_colors(owner: str, colors: Sequence[RGB], exactly: int | None = None, name: str = "colors") -> None:
     """Refuse a palette a texture cannot index: no colour (or not ``exactly`` colours), or
     colours that are not RGB triples; it would fail far from here, in :func:`render`."""
     try:
@@ -65,7 +65,7 @@ def _check_colors(owner: str, colors: Sequence[RGB], exactly: int | None = None)
     count = shape[0] if len(shape) == 2 and shape[1] == 3 else None
     if count is None or count == 0 or (exactly is not None and count != exactly):
         want = "one or more" if exactly is None else str(exactly)
-        raise Gen3cInputError(f"{owner} colors {colors!r} must be {want} RGB triples in [0, 1], e.g. ((0.9, 0.2, 0.2), (0.2, 0.5, 0.9))")
+        raise Gen3cInputError(f"{owner} {name} {colors!r} must be {want} RGB triples in [0, 1], e.g. ((0.9, 0.2, 0.2), (0.2, 0.5, 0.9))")
 
 # --------------------------------------------------------------------------------------------
 # Textures: functions of local 3D coordinates (N, 3) → albedo (N, 3) in [0, 1]
@@ -373,6 +373,12 @@ class Scene:
     ambient: float = 0.55
     sky: tuple[RGB, RGB] = ((0.35, 0.55, 0.9), (0.85, 0.9, 0.97))
     name: str = "custom"
+
+    def __post_init__(self) -> None:
+        # Outside [0, 1] the shading leaves [0, 1] and SceneRender.rgb its [−1, 1], silently.
+        if not (isinstance(self.ambient, numbers.Real) and 0.0 <= self.ambient <= 1.0):
+            raise Gen3cInputError(f"Scene ambient {self.ambient!r} must be a share of light in [0, 1] (1: unlit, flat albedo)")
+        _check_colors("Scene", self.sky, exactly=2, name="sky")
 
 
 @dataclass
