@@ -451,7 +451,7 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
         cameras = _multiview_cameras(request, data)
     else:
         cameras = video_cameras(request, data)
-    what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the video's first frame")
+    what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the input video's first frame")
     if request.camera_file is not None:
         file = f"camera file {str(request.camera_file)!r}"
         identity = " (w2c = identity)" if kind == "image" else ""
