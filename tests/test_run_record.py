@@ -88,12 +88,14 @@ def test_a_request_of_pathlib_paths_is_recorded_as_one_of_their_text(box_scene, 
     image, depth, _, _ = box_scene
     shutil.copy(image, tmp_path / "photo.png")
     shutil.copy(depth, tmp_path / "photo_depth.npy")
+    (tmp_path / "K.txt").write_text("60 60 24 16")
     monkeypatch.chdir(tmp_path)
-    request = GenerationRequest(input_image_path=Path("photo.png"), depth_path=Path("photo_depth.npy"), fov=60.0, resolution="32x48",
-                                num_video_frames=3, video_save_folder=Path("out"))  # fmt: skip
+    request = GenerationRequest(input_image_path=Path("photo.png"), depth_path=Path("photo_depth.npy"), intrinsics=Path("K.txt"),
+                                resolution="32x48", num_video_frames=3, video_save_folder=Path("out"))  # fmt: skip
     record = json.loads(run_request(request).paths["run"].read_text())
-    assert (record["input_image_path"], record["depth_path"]) == (str(tmp_path / "photo.png"), str(tmp_path / "photo_depth.npy"))
-    assert record["inputs_sha256"] == {"input_image_path": sha256(tmp_path / "photo.png"), "depth_path": sha256(tmp_path / "photo_depth.npy")}
+    files = {"input_image_path": "photo.png", "depth_path": "photo_depth.npy", "intrinsics": "K.txt"}
+    assert {key: record[key] for key in files} == {key: str(tmp_path / name) for key, name in files.items()}
+    assert record["inputs_sha256"] == {key: sha256(tmp_path / name) for key, name in files.items()}
     assert record["video_save_folder"] == "out"
 
 
