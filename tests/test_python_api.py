@@ -207,8 +207,11 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
          "low_memory=True and fp8=True each choose the memory mode: pass only one of them"),
         ({"generator": "gen3c", "model": "tiny", "chunk_frames": 9}, "--chunk_frames 9: the gen3c generator makes 17",
          "chunk_frames=9: the gen3c generator makes 17 frames per chunk; leave it out"),
+        # before: "num_video_frames 20 is not possible" on both, neither the flag nor the keyword
+        ({"generator": "gen3c", "model": "tiny", "num_video_frames": 20}, "--num_video_frames 20 is not possible with the gen3c generator",
+         "num_video_frames=20 is not possible with the gen3c generator, which makes 17 frames per chunk"),
     ],
-    ids=["fov", "chunk_frames", "num_video_frames", "memory", "gen3c_chunk"],
+    ids=["fov", "chunk_frames", "num_video_frames", "memory", "gen3c_chunk", "gen3c_count"],
 )  # fmt: skip
 def test_generates_refusals_name_its_keyword_arguments_and_the_clis_its_flags(box_scene, tmp_path, settings, flags, keywords):
     """gen3c.generate() shares gen3c generate's checks, each told in the caller's words: ``fov=``,
@@ -227,6 +230,29 @@ def test_generates_refusals_name_its_keyword_arguments_and_the_clis_its_flags(bo
     res = CliRunner().invoke(app, argv)
     assert res.exit_code == 2 and flags in " ".join(res.output.split()), res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_preset_setting_beside_a_camera_file_is_refused_naming_the_camera_file_keyword(box_scene, tmp_path):
+    """Before: 'which camera_file="replaces"': the sentence's verb was taken for the setting's value."""
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.scenes import source_camera
+
+    image_path, depth_path, _, _ = box_scene
+    save_cameras(tmp_path / "path.json", source_camera(32, 48))
+    with pytest.raises(Gen3cInputError) as caught:
+        gen3c.generate(image_path, depth=depth_path, fov=60, camera_file=tmp_path / "path.json", trajectory="right", generator="preview",
+                       video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
+    assert str(caught.value) == "gen3c.generate(): trajectory= shapes a preset path, which camera_file= replaces: drop it"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_output_name_is_refused_as_the_command_line_refuses_it(box_scene, tmp_path):
+    """Before: ``video_save_name=""`` was taken for no name and wrote the image's stem, over any run of that name."""
+    image_path, depth_path, _, _ = box_scene
+    with pytest.raises(Gen3cInputError, match="^video_save_name='' must be a plain file name"):
+        gen3c.generate(image_path, depth=depth_path, fov=60, video_save_name="", generator="preview", resolution="32x48",
+                       num_video_frames=3, video_save_folder=tmp_path, progress=False)  # fmt: skip
+    assert not any(tmp_path.iterdir())
 
 
 def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_and_other_flags_alone():
@@ -292,6 +318,31 @@ def test_a_preview_request_with_gen3c_options_is_refused_naming_them(box_scene, 
     with pytest.raises(Gen3cInputError, match='^num_steps=, speed= apply to generator="gen3c" only'):  # gen3c.generate: its keywords
         gen3c.generate(image_path, depth=depth_path, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
                        num_steps=4, speed="fast", lora=None, video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"trajectory": "right"}, "--trajectory shapes a preset path, which --camera_file replaces: drop it"),
+        ({"seed": 5}, "--seed applies to --generator gen3c only (the preview is deterministic): drop it"),
+    ],
+    ids=["preset_with_camera_file", "preview_seed"],
+)
+def test_run_request_refuses_a_setting_its_run_would_ignore(box_scene, tmp_path, change, expected):
+    """A GenerationRequest built in Python and run with run_request (docs/inputs.md) is checked as
+    gen3c generate's is. Before: the trajectory beside a camera file, the preview's seed, silently ignored."""
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.pipelines.request import GenerationRequest, run_request
+    from gen3c.scenes import source_camera
+
+    image_path, depth_path, _, _ = box_scene
+    save_cameras(tmp_path / "path.json", source_camera(32, 48))
+    request = GenerationRequest(input_image_path=str(image_path), depth_path=str(depth_path), fov=60, resolution="32x48",
+                                camera_file=str(tmp_path / "path.json"), video_save_folder=str(tmp_path / "out"), **change)  # fmt: skip
+    with pytest.raises(Gen3cInputError) as caught:
+        run_request(request)
+    assert str(caught.value) == expected
+    assert not (tmp_path / "out").exists()
 
 
 def in_memory_forms(box_scene):

@@ -78,6 +78,27 @@ def test_relative_paths_are_recorded_absolute_and_rerun_from_elsewhere(box_scene
     assert sha256(tmp_path / "again" / "output.mp4") == sha256(tmp_path / "out" / "output.mp4")
 
 
+def test_a_request_of_pathlib_paths_is_recorded_as_one_of_their_text(box_scene, tmp_path, monkeypatch):
+    """A GenerationRequest built in Python with pathlib.Path inputs ran, but its record kept them
+    relative and hashed none of them (``"inputs_sha256": {}``): a record naming nothing to check."""
+    from pathlib import Path
+
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    image, depth, _, _ = box_scene
+    shutil.copy(image, tmp_path / "photo.png")
+    shutil.copy(depth, tmp_path / "photo_depth.npy")
+    (tmp_path / "K.txt").write_text("60 60 24 16")
+    monkeypatch.chdir(tmp_path)
+    request = GenerationRequest(input_image_path=Path("photo.png"), depth_path=Path("photo_depth.npy"), intrinsics=Path("K.txt"),
+                                resolution="32x48", num_video_frames=3, video_save_folder=Path("out"))  # fmt: skip
+    record = json.loads(run_request(request).paths["run"].read_text())
+    files = {"input_image_path": "photo.png", "depth_path": "photo_depth.npy", "intrinsics": "K.txt"}
+    assert {key: record[key] for key in files} == {key: str(tmp_path / name) for key, name in files.items()}
+    assert record["inputs_sha256"] == {key: sha256(tmp_path / name) for key, name in files.items()}
+    assert record["video_save_folder"] == "out"
+
+
 def test_a_record_is_a_manifest_of_its_one_job(box_scene, tmp_path):
     """`gen3c batch NAME_run.json` takes the record's settings through the manifest's checks,
     under its name, without what the run found (generator settings, hashes, versions, outputs);

@@ -186,6 +186,33 @@ def test_degenerate_sizes_are_refused_in_one_line(make, match):
         make()
 
 
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [  # before: a ZeroDivisionError or IndexError from inside render
+        (lambda: Stripes(colors=()), r"Stripes colors \(\) must be one or more RGB triples"),
+        (lambda: Noise(colors=()), r"Noise colors \(\) must be one or more RGB triples"),
+        (lambda: Gradient(colors=((1.0, 0.0),)), r"Gradient colors .* must be one or more RGB triples"),
+        (lambda: Checker(colors=((1.0, 0.0, 0.0),)), r"Checker colors .* must be 2 RGB triples"),
+        (lambda: Checker(colors=((1.0, 0.0, 0.0), "red")), r"Checker colors .* must be 2 RGB triples"),
+        # before: rgb outside [−1, 1] (ambient) or an IndexError in render (sky)
+        (lambda: Scene([], ambient=1.5), r"Scene ambient 1.5 must be a share of light in \[0, 1\]"),
+        (lambda: Scene([], sky=((0.5, 0.5, 0.5),)), r"Scene sky .* must be 2 RGB triples"),
+    ],
+)
+def test_palettes_and_light_a_scene_cannot_render_are_refused_in_one_line(make, match):
+    with pytest.raises(Gen3cInputError, match=match):
+        make()
+
+
+def test_a_scene_seed_is_any_whole_number_and_nothing_else():
+    """A numpy integer (a seed from np.arange) made a TypeError in random.Random; it is its int's scene."""
+    cams = source_camera(8, 16)
+    assert torch.equal(render(make_scene("room", np.int64(3)), cams).rgb, render(make_scene("room", 3), cams).rgb)
+    for seed in (1.5, "3", None):
+        with pytest.raises(Gen3cInputError, match="make_scene seed .* must be a whole number"):
+            make_scene("room", seed)
+
+
 def test_nearest_primitive_wins():
     scene = _scene(
         Plane((0.0, 0.0, 6.0), (0.0, 0.0, -1.0), Noise()),

@@ -814,6 +814,9 @@ def test_a_camera_file_that_starts_away_from_the_first_frames_camera_is_noted(tm
         with collect_notes() as notes:
             scene_cameras(request, kind, data)
         assert any("starts 20 units" in n and "the video jumps onto the file's path" in n for n in notes) == said, notes
+        if said:  # the output's first frame is the input's own (before, for a video: "the video's first frame is the video's first frame itself")
+            what = "the input image" if kind == "image" else "the input video's first frame"
+            assert any(f"away from the camera of {what}, but the video's first frame is {what} itself" in n for n in notes), notes
 
 
 def test_a_multiview_path_that_starts_away_from_the_first_key_view_is_noted(tmp_path):

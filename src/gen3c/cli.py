@@ -398,7 +398,7 @@ ResolutionOpt = Annotated[
     str | None,
     typer.Option(
         "--resolution",
-        help="Working resolution HEIGHTxWIDTH. Default: what the gen3c model was trained at (--model tiny: 64x112), else GEN3C's 704x1280. Lower is faster for the preview.",
+        help="Working resolution HEIGHTxWIDTH, multiples of 8 (of 16 for the gen3c generator). Default: what the gen3c model was trained at (--model tiny: 64x112), else GEN3C's 704x1280. Lower is faster for the preview.",
         show_default=False,
     ),
 ]

@@ -54,6 +54,19 @@ def _check_positive(owner: str, name: str, *values: float) -> None:
         shown = values[0] if len(values) == 1 else values
         raise Gen3cInputError(f"{owner} {name} must be > 0, got {shown}: give it a positive size")
 
+
+def _check_colors(owner: str, colors: Sequence[RGB], exactly: int | None = None, name: str = "colors") -> None:
+    """Refuse a palette a texture cannot index: no colour (or not ``exactly`` colours), or
+    colours that are not RGB triples; it would fail far from here, in :func:`render`."""
+    try:
+        shape = np.asarray(colors, dtype=np.float64).shape
+    except (TypeError, ValueError):  # ragged, or not numbers
+        shape = ()
+    count = shape[0] if len(shape) == 2 and shape[1] == 3 else None
+    if count is None or count == 0 or (exactly is not None and count != exactly):
+        want = "one or more" if exactly is None else str(exactly)
+        raise Gen3cInputError(f"{owner} {name} {colors!r} must be {want} RGB triples in [0, 1], e.g. ((0.9, 0.2, 0.2), (0.2, 0.5, 0.9))")
+
 # --------------------------------------------------------------------------------------------
 # Textures: functions of local 3D coordinates (N, 3) → albedo (N, 3) in [0, 1]
 # --------------------------------------------------------------------------------------------
@@ -130,6 +143,7 @@ class Checker:
 
     def __post_init__(self) -> None:
         _check_positive("Checker", "size", self.size)
+        _check_colors("Checker", self.colors, exactly=2)
 
     def __call__(self, p: Tensor) -> Tensor:
         # A tiny offset keeps faces lying exactly on a cell boundary off the parity seam.
@@ -151,6 +165,7 @@ class Stripes:
 
     def __post_init__(self) -> None:
         _check_positive("Stripes", "period", self.period)
+        _check_colors("Stripes", self.colors)
 
     def __call__(self, p: Tensor) -> Tensor:
         d = torch.tensor(self.direction, dtype=p.dtype, device=p.device)
@@ -169,6 +184,7 @@ class Noise:
 
     def __post_init__(self) -> None:
         _check_positive("Noise", "scale", self.scale)
+        _check_colors("Noise", self.colors)
 
     def __call__(self, p: Tensor) -> Tensor:
         return _palette_lerp(value_noise(p / self.scale, self.seed, self.octaves), self.colors)
@@ -187,6 +203,7 @@ class Gradient:
     def __post_init__(self) -> None:
         if self.length == 0:  # a negative length runs the ramp backwards
             raise Gen3cInputError("Gradient length must not be 0: give the ramp's extent along its direction")
+        _check_colors("Gradient", self.colors)
 
     def __call__(self, p: Tensor) -> Tensor:
         d = torch.tensor(self.direction, dtype=p.dtype, device=p.device)
@@ -356,6 +373,12 @@ class Scene:
     ambient: float = 0.55
     sky: tuple[RGB, RGB] = ((0.35, 0.55, 0.9), (0.85, 0.9, 0.97))
     name: str = "custom"
+
+    def __post_init__(self) -> None:
+        # Outside [0, 1] the shading leaves [0, 1] and SceneRender.rgb its [−1, 1], silently.
+        if not (isinstance(self.ambient, numbers.Real) and 0.0 <= self.ambient <= 1.0):
+            raise Gen3cInputError(f"Scene ambient {self.ambient!r} must be a share of light in [0, 1] (1: unlit, flat albedo)")
+        _check_colors("Scene", self.sky, exactly=2, name="sky")
 
 
 @dataclass
@@ -777,9 +800,11 @@ def make_scene(name: str, seed: int = 0) -> Scene:
     - ``"objects"``: spheres, rotated boxes and a panel floating in front of a far backdrop at
       z = 8; every pixel hits.
     """
-    if name not in SCENE_PRESETS:
+    if not isinstance(name, str) or name not in SCENE_PRESETS:
         raise Gen3cInputError(f"unknown scene {name!r}: choose one of {', '.join(SCENE_PRESETS)}")
-    return SCENE_PRESETS[name](_Rand(seed))
+    if not isinstance(seed, numbers.Integral):  # random.Random takes no numpy integer
+        raise Gen3cInputError(f"make_scene seed {seed!r} must be a whole number")
+    return SCENE_PRESETS[name](_Rand(int(seed)))
 
 
 # --------------------------------------------------------------------------------------------

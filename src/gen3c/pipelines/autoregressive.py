@@ -61,9 +61,12 @@ def valid_frame_counts(chunk_frames: int, shown: int = 3) -> str:
     return ", ".join(str(1 + (chunk_frames - 1) * n) for n in range(1, shown + 1)) + ", …"
 
 
-def check_chunked_frame_count(num_frames: int, chunk_frames: int, who: str, camera_file: str | None = None) -> None:
+def check_chunked_frame_count(
+    num_frames: int, chunk_frames: int, who: str, camera_file: str | None = None, setting: str = "num_video_frames"
+) -> None:
     """A generator that makes exactly ``chunk_frames`` per call can make ``(chunk−1)·N + 1`` frames.
-    ``camera_file``: the file whose cameras set the count (the fix is then another file)."""
+    ``camera_file``: the file whose cameras set the count (the fix is then another file);
+    ``setting``: what the caller's user gave the count as (``--num_video_frames``)."""
     if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, numbers.Integral) or chunk_frames < 2:
         # A generator's own chunk_frames (a custom generator's): 1 divided by zero below.
         raise Gen3cInputError(
@@ -77,7 +80,7 @@ def check_chunked_frame_count(num_frames: int, chunk_frames: int, who: str, came
                 f"with one frame of overlap): pass a camera file of {chunk_frames - 1}·N+1 cameras ({valid_frame_counts(chunk_frames)})"
             )
         raise Gen3cInputError(
-            f"num_video_frames {num_frames} is not possible with {who}, which makes {chunk_frames} frames per chunk with one "
+            f"{setting} {num_frames} is not possible with {who}, which makes {chunk_frames} frames per chunk with one "
             f"frame of overlap: pass {chunk_frames - 1}·N+1 frames ({valid_frame_counts(chunk_frames)})"
         )
 

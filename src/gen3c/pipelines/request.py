@@ -451,7 +451,7 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
         cameras = _multiview_cameras(request, data)
     else:
         cameras = video_cameras(request, data)
-    what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the video's first frame")
+    what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the input video's first frame")
     if request.camera_file is not None:
         file = f"camera file {str(request.camera_file)!r}"
         identity = " (w2c = identity)" if kind == "image" else ""
@@ -835,7 +835,7 @@ def check_frame_count(request: GenerationRequest) -> None:
         # the count is the file's (by default, or given alike): the fix is another file
         if request.camera_file is not None and len(request.read_camera_file().cameras) == request.num_video_frames:
             camera_file = str(request.camera_file)
-        check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator", camera_file)
+        check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator", camera_file, "--num_video_frames")
 
 
 def check_frame_size(resolution: str, generator) -> None:
@@ -1057,6 +1057,9 @@ def _run_request(
     # 1. Check the request (the model's settings first: a --num_gpus the model cannot split is
     # said before "launch with torchrun"), then, under torchrun, that --num_gpus matches the launch.
     check_request(request)
+    # a request built in Python too: a setting this run would ignore (a preset's beside a camera file,
+    # the preview's seed) is refused as gen3c generate, gen3c.generate and batch manifests refuse it
+    check_unused_settings(request)
     check_dependencies(request)
     if generator is None:
         options = check_generator(request)  # ({} for the preview)
@@ -1240,10 +1243,11 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     options = {k: v for k, v in settings.items() if k not in known}
     _check_setting_names(options, known, generator)
     data = {k: v for k, v in settings.items() if k in known}
+    if video_save_name is None:  # (an empty name is refused as the command line's is, not taken for none)
+        video_save_name = Path(image).stem if image_file else "output"
     data.update(
         input_image_path=str(image) if image_file else None, depth_path=str(depth) if depth_file and depth is not None else None,
-        generator=generator, video_save_folder=str(video_save_folder),
-        video_save_name=video_save_name or (Path(image).stem if image_file else "output"), generator_options=options,
+        generator=generator, video_save_folder=str(video_save_folder), video_save_name=video_save_name, generator_options=options,
     )  # fmt: skip
     request = GenerationRequest.from_dict(data, name=where)
     request.in_memory = memory

@@ -90,6 +90,9 @@ class GenerationRequest:
     in_memory = None
 
     def __post_init__(self) -> None:
+        for key in (*PATH_FIELDS, "intrinsics", "depth_estimator", "video_save_folder"):
+            if isinstance(getattr(self, key), os.PathLike):  # a pathlib.Path as its text, which the run record makes absolute and hashes
+                setattr(self, key, os.fspath(getattr(self, key)))
         # "~/x.png" names the same file in Python as in a shell or a batch manifest; first, as the
         # camera file is read for the defaults below.
         for key in PATH_FIELDS:
