@@ -114,6 +114,21 @@ def test_csv_cells_are_read_without_surrounding_spaces(tmp_path):
     assert job.settings == {"input_image_path": str(tmp_path / "in" / "a.png"), "fov": 60.0, "trajectory": "up", "save_buffer": True}
 
 
+def test_a_spreadsheets_empty_columns_past_the_table_are_no_columns(tmp_path):
+    """Spreadsheets export empty columns past a table as ",," ending every line, the header's too:
+    refused before as "column '' appears twice in the header". A cell under no name is still refused."""
+    path = tmp_path / "m.csv"
+    path.write_text("name,fov,trajectory,,\r\na,60,up,,\r\nb,50,,,\r\nc,40,left\r\n")
+    assert [(job.name, job.settings) for job in load_manifest(path)] == [
+        ("a", {"fov": 60.0, "trajectory": "up"}), ("b", {"fov": 50.0}), ("c", {"fov": 40.0, "trajectory": "left"})]  # fmt: skip
+    path.write_text("name,fov\na,60, ,\n")  # empty cells past the header's end hold nothing either
+    assert [(job.name, job.settings) for job in load_manifest(path)] == [("a", {"fov": 60.0})]
+    path.write_text("name,fov,,\na,60,,left\n")
+    with pytest.raises(Gen3cInputError, match=r"m.csv' line 2: cell 'left' is in column 4, whose header cell is empty: "
+                                              r"write its setting's name in the header, or delete the cell$"):  # fmt: skip
+        load_manifest(path)
+
+
 def test_jsonl_lines_end_at_newlines_only(tmp_path):
     """A JSON string may hold U+2028 or U+0085 raw (json.dumps(..., ensure_ascii=False) writes them
     so): the row stays one row; a form feed starts no line: lines are counted as an editor does."""
