@@ -612,6 +612,27 @@ def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     assert run_batch(manifest, tmp_path / "out").counts["done"] == 1  # the lock is gone with its holder
 
 
+def test_an_output_folder_that_cannot_be_locked_runs_the_batch_with_a_note(box_scene, tmp_path, monkeypatch):
+    """Lustre mounted without flock (its default) or NFS without a lock daemon refuse the lock
+    (ENOSYS, ENOLCK): the batch stopped on a raw OSError traceback before."""
+    import errno
+    import fcntl
+
+    real = fcntl.flock
+
+    def flock(fd, operation):
+        if getattr(fd, "name", "").endswith(".gen3c_batch.lock"):
+            raise OSError(errno.ENOSYS, "Function not implemented")
+        return real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
+    said = r"out' cannot be locked \(Function not implemented\), so a second gen3c batch writing into it at the same time would not be refused: run one batch at a time into this --output_folder$"
+    with pytest.warns(UserWarning, match=said):
+        summary = run_batch(manifest, tmp_path / "out")
+    assert summary.counts["done"] == 1 and status(tmp_path / "out", "a")["state"] == "done"
+
+
 def test_killed_batch_loses_only_the_job_in_flight(box_scene, tmp_path):
     out = tmp_path / "out"
     names = [f"j{i}" for i in range(4)]
