@@ -35,7 +35,7 @@ class BatchActor:
 def import_ray():
     from gen3c.dependencies import require
 
-    return require("ray", "--ray and --ray_address")
+    return require("ray", "gen3c batch --ray (or --ray_address)")
 
 
 def check_reachable(address: str | None) -> None:
