@@ -891,6 +891,67 @@ def test_workers_from_a_script_without_a_main_guard_fail_in_one_line(tmp_path):
     assert res.stdout.count("script body ran") in (2, 3)
 
 
+_SLOW_START = """\
+import os
+import sys
+import time
+from pathlib import Path
+
+if __name__ == "__mp_main__":  # a worker process starting: its imports take seconds on a GPU machine
+    Path(f"starting_{{os.getpid()}}").touch()
+    time.sleep(60)
+else:
+{body}
+    if __name__ == "__main__":
+        from gen3c.batch import run_batch
+
+        try:
+            run_batch("m.jsonl", "out", workers=2, gpus_per_job=0)
+        except KeyboardInterrupt as exc:
+            print(f"interrupted: {{exc}}", file=sys.stderr)
+            sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_workers_start_says_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group: a worker still starting (importing torch, CUDA)
+    died of it with a KeyboardInterrupt traceback under the batch's one line. Workers start
+    ignoring it; the batch ends them."""
+    assets = REPO / "src" / "gen3c" / "assets"
+    body = "\n".join("    " + line if line else "" for line in _SCRIPT.format(assets=str(assets), call="").splitlines())
+    script = tmp_path / "jobs.py"
+    script.write_text(_SLOW_START.format(body=body))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=child_env(OMP_NUM_THREADS="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("starting_*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(list(tmp_path.glob("starting_*"))) == 2
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines() == [err.strip()], err
+    assert err.startswith("interrupted: the batch stopped (2 not run)"), err
+    assert summary_states(tmp_path / "out") == {"a": "not_run", "b": "not_run"}
+
+
+def test_a_worker_whose_work_is_over_ends_at_once_on_the_batchs_sigterm(tmp_path):
+    """After a Ctrl-C the workers' loops end and the batch ends them with SIGTERM, which came in
+    Python's exit clean-up and was raised there: an "Exception ignored in atexit callback"
+    traceback under the batch's one line. Now it ends the worker at once."""
+    code = (
+        "import atexit, os, queue, signal, time\n"
+        "from gen3c.batch.local import _worker_main\n"
+        "tasks = queue.Queue()\n"
+        "tasks.put(None)\n"
+        "_worker_main(None, 1, '.', tasks, queue.Queue(), os.getppid(), None)\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(10)))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == -signal.SIGTERM and res.stderr == "", (res.returncode, res.stderr)
+
+
 class _DyingContext:
     """A multiprocessing context whose worker processes are killed (SIGKILL) 10 ms after they start,
     before taking a job."""
