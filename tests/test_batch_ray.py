@@ -82,12 +82,17 @@ class _Never:
     """A task that never finishes (its actor never starts)."""
 
 
+class _Died(Exception):
+    """An actor that dies as it starts."""
+
+
 class _InProcessRay:
     """Just enough of Ray for :func:`gen3c.batch.ray_engine.run_ray`, its actors run in this
     process (so a test can patch what they call), their exceptions raised by ``get`` as Ray
     raises them: a RayTaskError that is also an instance of the task's exception."""
 
     exceptions = ray.exceptions
+    dying = 0  # how many of the first actors die as they start
 
     def is_initialized(self):
         return True
@@ -98,19 +103,28 @@ class _InProcessRay:
     def remote(self, **resources):
         # Actors beyond what the cluster's CPUs fit never start, nor do the tasks given to them.
         fits = int(self.cluster_resources()["CPU"] // resources["num_cpus"]) if resources.get("num_cpus") else 1 << 30
-        made = []
+        made, born = [], []
+        owner = self
 
         def actor_class(cls):
             class Handle:
                 def __init__(self, *args):
-                    up = len(made) < fits
-                    made.append(self)
+                    dies = len(born) < owner.dying
+                    born.append(self)
+                    up = dies or len(made) < fits  # (a dead actor holds no resources)
+                    if not dies:
+                        made.append(self)
                     instance = cls(*args)
 
                     def task(call):
                         return call if up else _Never()
 
-                    self.ready = type("Method", (), {"remote": lambda _: task(instance.ready)})()
+                    def ready():
+                        if dies:  # (get raises it as Ray does, not as a task's own error)
+                            raise _Died()
+                        return instance.ready()
+
+                    self.ready = type("Method", (), {"remote": lambda _: task(ready)})()
                     self.run = type("Method", (), {"remote": lambda _, job: task(lambda: instance.run(job))})()
 
             return type("ActorClass", (), {"remote": staticmethod(Handle)})
@@ -125,6 +139,8 @@ class _InProcessRay:
     def get(self, ref):
         try:
             return ref()
+        except _Died:
+            raise ray.exceptions.RayActorError() from None
         except Exception as exc:
             raise ray.exceptions.RayTaskError("BatchActor.run", "Traceback …", exc).as_instanceof_cause() from None
 
@@ -171,3 +187,20 @@ def test_workers_beyond_what_the_cluster_fits_hold_no_job_back(box_scene, tmp_pa
     summary = run_batch(manifest, tmp_path / "ray", ray=True, workers=2)
     assert [(o.name, o.state) for o in summary.outcomes] == [("a", "done"), ("b", "done"), ("c", "done")]
     assert sum(o.loaded_generator for o in summary.outcomes) == 1  # one actor ran them all
+
+
+def test_an_actor_that_dies_as_it_starts_fails_one_job_and_is_replaced(box_scene, tmp_path, monkeypatch):
+    ray_like = type("DyingFirst", (_InProcessRay,), {"dying": 1})
+    monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", ray_like)
+    image, depth, _, _ = box_scene
+    common = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "64x112", "num_video_frames": 9}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps({"name": n, **common}) for n in ("a", "b")))
+    summary = run_batch(manifest, tmp_path / "ray", ray=True, workers=1)
+    assert [(o.name, o.state) for o in summary.outcomes] == [("a", "failed"), ("b", "done")]
+    assert summary.outcomes[0].error == (
+        "its Ray worker died as it started (The actor experienced an error before finishing this task.); rerun with --retry_failed"
+    )
+    monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", _InProcessRay)
+    again = run_batch(manifest, tmp_path / "ray", ray=True, workers=1, retry_failed=True)
+    assert [o.state for o in again.outcomes] == ["done", "skipped"]
