@@ -187,6 +187,8 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # A .json manifest is a run record (NAME_run.json); anything else is refused as none.
         ('{"name": "a"}\n', ".json", "is no run record .* listing its outputs"),
         ('{"name": "a",\n', ".json", "is not JSON"),
+        # Jobs as one JSON array: said as such (it was "no run record").
+        ('[{"name": "a"}, {"name": "b"}]\n', ".json", "m.json' is a JSON list: a manifest of jobs is JSONL, one JSON object per line, in a .jsonl file .or pass a run record NAME_run.json.$"),
         # Value typos are refused at once, not when row 900 comes up hours later.
         ('{"name": "a"}\n{"name": "b", "trajectory": "lefft"}\n', ".jsonl", "line 2: trajectory 'lefft' is unknown"),
         ('{"name": "a", "camera_rotation": "centre"}\n', ".jsonl", "line 1: camera_rotation 'centre' is unknown"),

@@ -295,6 +295,11 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
                 f"manifest {str(p)!r} is a camera file, not a run record: replay it with gen3c generate --camera_file {str(p)!r}, "
                 "or pass the run's NAME_run.json"
             )
+        if isinstance(record, list):  # jobs as one JSON array
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} is a JSON list: a manifest of jobs is JSONL, one JSON object per line, in a .jsonl file "
+                "(or pass a run record NAME_run.json)"
+            )
         raise Gen3cInputError(
             f"manifest {str(p)!r} is no run record (a NAME_run.json that gen3c generate, demo or the GUI writes, listing its outputs): "
             "pass one, or a .jsonl / .csv manifest"
