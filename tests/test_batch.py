@@ -114,6 +114,21 @@ def test_csv_cells_are_read_without_surrounding_spaces(tmp_path):
     assert job.settings == {"input_image_path": str(tmp_path / "in" / "a.png"), "fov": 60.0, "trajectory": "up", "save_buffer": True}
 
 
+def test_a_spreadsheets_empty_columns_past_the_table_are_no_columns(tmp_path):
+    """Spreadsheets export empty columns past a table as ",," ending every line, the header's too:
+    refused before as "column '' appears twice in the header". A cell under no name is still refused."""
+    path = tmp_path / "m.csv"
+    path.write_text("name,fov,trajectory,,\r\na,60,up,,\r\nb,50,,,\r\nc,40,left\r\n")
+    assert [(job.name, job.settings) for job in load_manifest(path)] == [
+        ("a", {"fov": 60.0, "trajectory": "up"}), ("b", {"fov": 50.0}), ("c", {"fov": 40.0, "trajectory": "left"})]  # fmt: skip
+    path.write_text("name,fov\na,60, ,\n")  # empty cells past the header's end hold nothing either
+    assert [(job.name, job.settings) for job in load_manifest(path)] == [("a", {"fov": 60.0})]
+    path.write_text("name,fov,,\na,60,,left\n")
+    with pytest.raises(Gen3cInputError, match=r"m.csv' line 2: cell 'left' is in column 4, whose header cell is empty: "
+                                              r"write its setting's name in the header, or delete the cell$"):  # fmt: skip
+        load_manifest(path)
+
+
 def test_jsonl_lines_end_at_newlines_only(tmp_path):
     """A JSON string may hold U+2028 or U+0085 raw (json.dumps(..., ensure_ascii=False) writes them
     so): the row stays one row; a form feed starts no line: lines are counted as an editor does."""
@@ -172,6 +187,8 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # A .json manifest is a run record (NAME_run.json); anything else is refused as none.
         ('{"name": "a"}\n', ".json", "is no run record .* listing its outputs"),
         ('{"name": "a",\n', ".json", "is not JSON"),
+        # Jobs as one JSON array: said as such (it was "no run record").
+        ('[{"name": "a"}, {"name": "b"}]\n', ".json", "m.json' is a JSON list: a manifest of jobs is JSONL, one JSON object per line, in a .jsonl file .or pass a run record NAME_run.json.$"),
         # Value typos are refused at once, not when row 900 comes up hours later.
         ('{"name": "a"}\n{"name": "b", "trajectory": "lefft"}\n', ".jsonl", "line 2: trajectory 'lefft' is unknown"),
         ('{"name": "a", "camera_rotation": "centre"}\n', ".jsonl", "line 1: camera_rotation 'centre' is unknown"),
@@ -597,6 +614,27 @@ def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     assert run_batch(manifest, tmp_path / "out").counts["done"] == 1  # the lock is gone with its holder
 
 
+def test_an_output_folder_that_cannot_be_locked_runs_the_batch_with_a_note(box_scene, tmp_path, monkeypatch):
+    """Lustre mounted without flock (its default) or NFS without a lock daemon refuse the lock
+    (ENOSYS, ENOLCK): the batch stopped on a raw OSError traceback before."""
+    import errno
+    import fcntl
+
+    real = fcntl.flock
+
+    def flock(fd, operation):
+        if getattr(fd, "name", "").endswith(".gen3c_batch.lock"):
+            raise OSError(errno.ENOSYS, "Function not implemented")
+        return real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
+    said = r"out' cannot be locked \(Function not implemented\), so a second gen3c batch writing into it at the same time would not be refused: run one batch at a time into this --output_folder$"
+    with pytest.warns(UserWarning, match=said):
+        summary = run_batch(manifest, tmp_path / "out")
+    assert summary.counts["done"] == 1 and status(tmp_path / "out", "a")["state"] == "done"
+
+
 def test_killed_batch_loses_only_the_job_in_flight(box_scene, tmp_path):
     out = tmp_path / "out"
     names = [f"j{i}" for i in range(4)]
@@ -853,6 +891,67 @@ def test_workers_from_a_script_without_a_main_guard_fail_in_one_line(tmp_path):
     assert summary_states(script.parent / "out") == {"a": "not_run", "b": "not_run"}  # nothing recorded as failed
     # The script's code before the call runs here and in each worker (the second may be stopped before it gets there).
     assert res.stdout.count("script body ran") in (2, 3)
+
+
+_SLOW_START = """\
+import os
+import sys
+import time
+from pathlib import Path
+
+if __name__ == "__mp_main__":  # a worker process starting: its imports take seconds on a GPU machine
+    Path(f"starting_{{os.getpid()}}").touch()
+    time.sleep(60)
+else:
+{body}
+    if __name__ == "__main__":
+        from gen3c.batch import run_batch
+
+        try:
+            run_batch("m.jsonl", "out", workers=2, gpus_per_job=0)
+        except KeyboardInterrupt as exc:
+            print(f"interrupted: {{exc}}", file=sys.stderr)
+            sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_workers_start_says_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group: a worker still starting (importing torch, CUDA)
+    died of it with a KeyboardInterrupt traceback under the batch's one line. Workers start
+    ignoring it; the batch ends them."""
+    assets = REPO / "src" / "gen3c" / "assets"
+    body = "\n".join("    " + line if line else "" for line in _SCRIPT.format(assets=str(assets), call="").splitlines())
+    script = tmp_path / "jobs.py"
+    script.write_text(_SLOW_START.format(body=body))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=child_env(OMP_NUM_THREADS="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("starting_*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(list(tmp_path.glob("starting_*"))) == 2
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines() == [err.strip()], err
+    assert err.startswith("interrupted: the batch stopped (2 not run)"), err
+    assert summary_states(tmp_path / "out") == {"a": "not_run", "b": "not_run"}
+
+
+def test_a_worker_whose_work_is_over_ends_at_once_on_the_batchs_sigterm(tmp_path):
+    """After a Ctrl-C the workers' loops end and the batch ends them with SIGTERM, which came in
+    Python's exit clean-up and was raised there: an "Exception ignored in atexit callback"
+    traceback under the batch's one line. Now it ends the worker at once."""
+    code = (
+        "import atexit, os, queue, signal, time\n"
+        "from gen3c.batch.local import _worker_main\n"
+        "tasks = queue.Queue()\n"
+        "tasks.put(None)\n"
+        "_worker_main(None, 1, '.', tasks, queue.Queue(), os.getppid(), None)\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(10)))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60)
+    assert res.returncode == -signal.SIGTERM and res.stderr == "", (res.returncode, res.stderr)
 
 
 class _DyingContext:

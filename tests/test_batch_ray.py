@@ -78,12 +78,21 @@ def test_ray_batch_matches_the_local_run(ray_instance, box_scene, tmp_path):
 
 
 
+class _Never:
+    """A task that never finishes (its actor never starts)."""
+
+
+class _Died(Exception):
+    """An actor that dies as it starts."""
+
+
 class _InProcessRay:
     """Just enough of Ray for :func:`gen3c.batch.ray_engine.run_ray`, its actors run in this
     process (so a test can patch what they call), their exceptions raised by ``get`` as Ray
     raises them: a RayTaskError that is also an instance of the task's exception."""
 
     exceptions = ray.exceptions
+    dying = 0  # how many of the first actors die as they start
 
     def is_initialized(self):
         return True
@@ -92,22 +101,46 @@ class _InProcessRay:
         return {"CPU": 1.0}
 
     def remote(self, **resources):
+        # Actors beyond what the cluster's CPUs fit never start, nor do the tasks given to them.
+        fits = int(self.cluster_resources()["CPU"] // resources["num_cpus"]) if resources.get("num_cpus") else 1 << 30
+        made, born = [], []
+        owner = self
+
         def actor_class(cls):
             class Handle:
                 def __init__(self, *args):
+                    dies = len(born) < owner.dying
+                    born.append(self)
+                    up = dies or len(made) < fits  # (a dead actor holds no resources)
+                    if not dies:
+                        made.append(self)
                     instance = cls(*args)
-                    self.run = type("Method", (), {"remote": lambda _, job: (lambda: instance.run(job))})()
+
+                    def task(call):
+                        return call if up else _Never()
+
+                    def ready():
+                        if dies:  # (get raises it as Ray does, not as a task's own error)
+                            raise _Died()
+                        return instance.ready()
+
+                    self.ready = type("Method", (), {"remote": lambda _: task(ready)})()
+                    self.run = type("Method", (), {"remote": lambda _, job: task(lambda: instance.run(job))})()
 
             return type("ActorClass", (), {"remote": staticmethod(Handle)})
 
         return actor_class
 
     def wait(self, refs, num_returns=1):
-        return refs[:num_returns], refs[num_returns:]
+        done = [ref for ref in refs if not isinstance(ref, _Never)][:num_returns]
+        assert done, "every task waited on never finishes: the batch would hang"
+        return done, [ref for ref in refs if ref not in done]
 
     def get(self, ref):
         try:
             return ref()
+        except _Died:
+            raise ray.exceptions.RayActorError() from None
         except Exception as exc:
             raise ray.exceptions.RayTaskError("BatchActor.run", "Traceback …", exc).as_instanceof_cause() from None
 
@@ -141,3 +174,33 @@ def test_a_status_file_that_cannot_be_written_stops_a_ray_batch_as_it_stops_a_lo
         f"gen3c batch stopped: cannot write {str(out / 'a_status.json')!r} (No space left on device): free space on that disk"
     )
     assert "lists every job" in str(stopped.value) and "ray::" not in str(stopped.value)
+
+
+def test_workers_beyond_what_the_cluster_fits_hold_no_job_back(box_scene, tmp_path, monkeypatch):
+    """--workers 2 on a cluster with room for one actor: the second never started, and the job
+    handed to it waited for ever (the batch hung at its end). A job goes to an actor that is up."""
+    monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", _InProcessRay)
+    image, depth, _, _ = box_scene
+    common = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "64x112", "num_video_frames": 9}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps({"name": n, **common}) for n in ("a", "b", "c")))
+    summary = run_batch(manifest, tmp_path / "ray", ray=True, workers=2)
+    assert [(o.name, o.state) for o in summary.outcomes] == [("a", "done"), ("b", "done"), ("c", "done")]
+    assert sum(o.loaded_generator for o in summary.outcomes) == 1  # one actor ran them all
+
+
+def test_an_actor_that_dies_as_it_starts_fails_one_job_and_is_replaced(box_scene, tmp_path, monkeypatch):
+    ray_like = type("DyingFirst", (_InProcessRay,), {"dying": 1})
+    monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", ray_like)
+    image, depth, _, _ = box_scene
+    common = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "64x112", "num_video_frames": 9}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps({"name": n, **common}) for n in ("a", "b")))
+    summary = run_batch(manifest, tmp_path / "ray", ray=True, workers=1)
+    assert [(o.name, o.state) for o in summary.outcomes] == [("a", "failed"), ("b", "done")]
+    assert summary.outcomes[0].error == (
+        "its Ray worker died as it started (The actor experienced an error before finishing this task.); rerun with --retry_failed"
+    )
+    monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", _InProcessRay)
+    again = run_batch(manifest, tmp_path / "ray", ray=True, workers=1, retry_failed=True)
+    assert [o.state for o in again.outcomes] == ["done", "skipped"]

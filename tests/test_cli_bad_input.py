@@ -4,6 +4,7 @@ traceback, nothing left in the output folder (an adversarial audit's findings, k
 import json
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -162,6 +163,18 @@ def test_batch_engine_numbers(args, match, files, tmp_path):
     manifest.write_text(json.dumps({"input_image_path": str(files["image"]), "depth_path": str(files["depth"]), "fov": 60}) + "\n")
     out = tmp_path / "out"
     refused(["batch", manifest, "--output_folder", out, *args], match)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args", [["--ray"], ["--ray_address", "auto"], ["--ray", "--workers", "2", "--cpus_per_job", "0.5"]])
+def test_batch_on_ray_without_ray_is_one_line(args, files, tmp_path, monkeypatch):
+    """Without the batch extra: one line naming the flag and the install, before the output folder is made."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # (import ray: ImportError, as when it is not installed)
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"input_image_path": str(files["image"]), "depth_path": str(files["depth"]), "fov": 60}) + "\n")
+    out = tmp_path / "out"
+    said = refused(["batch", manifest, "--output_folder", out, *args], "")
+    assert said == "error: gen3c batch --ray (or --ray_address) needs ray (ray is missing): pip install 'gen3c[batch]'", said
     assert not out.exists()
 
 

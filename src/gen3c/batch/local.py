@@ -14,9 +14,11 @@ worker. The worker notices (:func:`exit_if_spawned_from_unguarded_script`) and e
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -106,7 +108,8 @@ def run_processes(
             args=(devices[index], threads, str(folder), tasks, results, os.getpid(), digests),
             daemon=True,
         )
-        proc.start()
+        with _children_ignore_ctrl_c():
+            proc.start()
         return proc
 
     procs = {i: start(i) for i in range(workers)}
@@ -164,6 +167,24 @@ def run_processes(
         tasks.cancel_join_thread()
 
 
+@contextlib.contextmanager
+def _children_ignore_ctrl_c() -> Iterator[None]:
+    """Processes started in the block ignore Ctrl-C (SIGINT) until they handle it themselves
+    (:func:`_worker_main`): a spawned worker inherits SIG_IGN, and Python then sets no
+    KeyboardInterrupt handler, so one still starting (importing torch and CUDA takes seconds) no
+    longer dies of Ctrl-C with a traceback; the batch ends it with SIGTERM. (A Ctrl-C pressed in the
+    milliseconds of a start is not seen.) Only the main thread may set a signal's handler."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _exit_meaning(code: int | None) -> str:
     """What a worker's exit code says, for the message: a signal's name (SIGKILL: often the
     out-of-memory killer)."""
@@ -183,12 +204,12 @@ def _worker_main(device: str | None, threads: int, folder: str, tasks, results, 
         os.environ["CUDA_VISIBLE_DEVICES"] = device  # before torch touches CUDA
     # The batch stops its workers with SIGTERM: unwind as on Ctrl-C, removing temporary files.
     terminate_like_ctrl_c()
-    import torch
-
-    torch.set_num_threads(threads)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    pool = GeneratorPool(digests)
     try:
+        import torch
+
+        torch.set_num_threads(threads)
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+        pool = GeneratorPool(digests)
         while (job := tasks.get()) is not None:
             results.put(("start", os.getpid(), job.name))
             results.put(("end", os.getpid(), run_job(job, folder, pool)))
@@ -196,6 +217,11 @@ def _worker_main(device: str | None, threads: int, folder: str, tasks, results, 
         pass
     except BatchStopped as exc:  # one line for the batch process to stop with, not a worker's traceback
         results.put(("stop", os.getpid(), str(exc)))
+    finally:
+        # Its work is over: the batch's SIGTERM (ending it after a Ctrl-C) ends it at once, not inside
+        # Python's exit clean-up with an "Exception ignored" traceback; another Ctrl-C is the batch's.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _exit_with_parent(parent: int) -> None:

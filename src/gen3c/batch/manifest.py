@@ -295,6 +295,11 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
                 f"manifest {str(p)!r} is a camera file, not a run record: replay it with gen3c generate --camera_file {str(p)!r}, "
                 "or pass the run's NAME_run.json"
             )
+        if isinstance(record, list):  # jobs as one JSON array
+            raise Gen3cInputError(
+                f"manifest {str(p)!r} is a JSON list: a manifest of jobs is JSONL, one JSON object per line, in a .jsonl file "
+                "(or pass a run record NAME_run.json)"
+            )
         raise Gen3cInputError(
             f"manifest {str(p)!r} is no run record (a NAME_run.json that gen3c generate, demo or the GUI writes, listing its outputs): "
             "pass one, or a .jsonl / .csv manifest"
@@ -333,18 +338,28 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
                 f"manifest {str(p)!r} line 1: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
                 "save it with ',' as the separator"
             )
-    twice = sorted({key for key in header if header.count(key) > 1})
+    twice = sorted({key for key in header if key and header.count(key) > 1})
     if twice:  # DictReader would keep only the last of them
         raise Gen3cInputError(f"manifest {str(p)!r} line 1: column {twice[0]!r} appears twice in the header: keep one")
-    reader.fieldnames = header
+    # Columns with an empty header cell, keyed by their index: a spreadsheet's export of empty columns
+    # past the table (",," ending every line); their cells must be empty.
+    unnamed = [index for index, key in enumerate(header) if not key]
+    reader.fieldnames = [key or index for index, key in enumerate(header)]
     rows = []
     for record in reader:
         # Where the row starts: line_num is its last line, past the newlines of quoted cells (a prompt).
         cells = [*record.values(), *(record.get(None) or [])]
         line = reader.line_num - sum(cell.count("\n") for cell in cells if isinstance(cell, str))
-        if None in record:
+        if any(cell.strip() for cell in record.pop(None, None) or ()):  # (empty cells past the header end hold nothing)
             problems.append((line, f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"))
             continue
+        stray = next((index for index in unnamed if (record.get(index) or "").strip()), None)
+        if stray is not None:
+            problems.append((line, f"manifest {str(p)!r} line {line}: cell {record[stray].strip()[:40]!r} is in column {stray + 1}, "
+                                   "whose header cell is empty: write its setting's name in the header, or delete the cell"))  # fmt: skip
+            continue
+        for index in unnamed:
+            record.pop(index, None)
         if any(value is None for value in record.values()) and any(record.values()):
             problems.append((line, f"manifest {str(p)!r} line {line} has fewer cells than the header: leave a cell empty (,,) for a default"))
             continue

@@ -28,6 +28,10 @@ class BatchActor:
         self.folder = Path(folder)
         self.pool = GeneratorPool(digests)
 
+    def ready(self) -> bool:
+        """Answers once the actor is up (placed on a node with the resources it reserves)."""
+        return True
+
     def run(self, job: Job) -> JobOutcome:
         return run_job(job, self.folder, self.pool)
 
@@ -35,7 +39,7 @@ class BatchActor:
 def import_ray():
     from gen3c.dependencies import require
 
-    return require("ray", "--ray and --ray_address")
+    return require("ray", "gen3c batch --ray (or --ray_address)")
 
 
 def check_reachable(address: str | None) -> None:
@@ -95,18 +99,37 @@ def run_ray(
         workers = max(1, min(workers, len(jobs)))
         actor_class = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus_per_job)(BatchActor)
         pending = deque(jobs)
-        in_flight: dict = {}
+        in_flight: dict = {}  # a job's task → (its actor, the job)
+        # An actor gets a job once it is up: one the cluster has no room for yet (--workers beyond
+        # what fits) would hold its job back for ever (the batch hung at its end); it stays idle instead.
+        starting: dict = {}  # an actor's ready() task → the actor
+
+        def start() -> None:
+            actor = actor_class.remote(str(folder), digests)
+            actors.append(actor)
+            starting[actor.ready.remote()] = actor
 
         def submit(actor) -> None:
             if pending:
                 job = pending.popleft()
                 in_flight[actor.run.remote(job)] = (actor, job)
 
-        actors = [actor_class.remote(str(folder), digests) for _ in range(workers)]
-        for actor in actors:
-            submit(actor)
-        while in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+        for _ in range(workers):
+            start()
+        while in_flight or (pending and starting):
+            ready, _ = ray.wait([*in_flight, *(starting if pending else ())], num_returns=1)
+            if ready[0] in starting:
+                actor = starting.pop(ready[0])
+                try:
+                    ray.get(ready[0])
+                except ray.exceptions.RayError as exc:  # it died as it started: the job it would take fails (each death costs one)
+                    actors.remove(actor)
+                    yield lost_job(pending.popleft(), folder, f"its Ray worker died as it started ({first_line(exc)}); rerun with --retry_failed")
+                    if pending:
+                        start()
+                    continue
+                submit(actor)
+                continue
             actor, job = in_flight.pop(ready[0])
             try:
                 outcome = ray.get(ready[0])
@@ -117,8 +140,9 @@ def run_ray(
                     f"its Ray worker died ({first_line(exc)}); rerun with --retry_failed",
                 )
                 actors.remove(actor)
-                actor = actor_class.remote(str(folder), digests)
-                actors.append(actor)
+                actor = None
+                if pending:
+                    start()
             except ray.exceptions.RayTaskError as exc:
                 # run_job records a job's own failures; what escapes it stops the batch, as in the
                 # local engine: a status no job could write (a full disk: BatchStopped), or an interrupt
@@ -128,7 +152,8 @@ def run_ray(
             except ray.exceptions.RayError as exc:
                 outcome = lost_job(job, folder, f"Ray could not run it ({first_line(exc)})")
             yield outcome
-            submit(actor)
+            if actor is not None:
+                submit(actor)
     finally:
         for actor in actors:
             ray.kill(actor)
