@@ -152,6 +152,20 @@ def test_csv_rows_are_named_by_their_first_line(tmp_path):
         load_manifest(path)
 
 
+def test_whole_number_floats_are_taken_for_integer_settings(tmp_path):
+    """pandas writes an int column that has gaps as 25.0: "must be int" before, in CSV and JSONL.
+    Taken as the int, the job is the one its int row gives (the same request hash)."""
+    ints = load_manifest(write_manifest(tmp_path / "i.jsonl", [
+        {"name": "a", "num_video_frames": 25, "generator": "gen3c", "num_steps": 3, "seed": 7}]))  # fmt: skip
+    floats = load_manifest(write_manifest(tmp_path / "f.jsonl", [
+        {"name": "a", "num_video_frames": 25.0, "generator": "gen3c", "generator_options": {"num_steps": 3.0}, "seed": 7.0}]))  # fmt: skip
+    (tmp_path / "f.csv").write_text("name,num_video_frames,generator,num_steps,seed\na,25.0,gen3c,3.0,7.0\n")
+    cells = load_manifest(tmp_path / "f.csv")
+    assert ints[0].settings["num_video_frames"] == floats[0].settings["num_video_frames"] == cells[0].settings["num_video_frames"] == 25
+    assert type(floats[0].settings["num_video_frames"]) is type(cells[0].settings["generator_options"]["num_steps"]) is int
+    assert ints[0].request_hash == floats[0].request_hash == cells[0].request_hash
+
+
 def test_unnamed_rows_get_numbered_names(tmp_path):
     jobs = load_manifest(
         write_manifest(tmp_path / "m.jsonl", [{"trajectory": "left"}, {"name": "x"}, {"trajectory": "up"}])
@@ -175,6 +189,14 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "sub/a"}\n', ".jsonl", "must be a plain file name"),
         ('{"name": 7}\n', ".jsonl", 'line 1: name must be text, got int .7.: quote it ."name": "7".'),
         ('{"name": "a", "num_video_frames": "ten"}\n', ".jsonl", "'num_video_frames' must be int"),
+        # Spaces around a name wrote "  pad  .mp4" (a CSV cell is stripped: only JSONL can say it).
+        ('{"name": "a"}\n{"name": "  pad  "}\n', ".jsonl", "line 2: name '  pad  ' starts or ends with spaces: remove them$"),
+        ('{"name": "pad "}\n', ".jsonl", "line 1: name 'pad ' starts or ends with spaces: remove them$"),
+        # Whole-number floats are taken for int settings (test_whole_number_floats_...); others are refused.
+        ('{"name": "a", "num_video_frames": 25.5}\n', ".jsonl", "line 1: 'num_video_frames' must be int .a whole number., got 25.5$"),
+        ("name,num_video_frames\na,25.5\n", ".csv", "line 2: 'num_video_frames' must be int .a whole number., got '25.5'$"),
+        ('{"name": "a", "generator": "gen3c", "generator_options": {"num_steps": 2.5}}\n', ".jsonl",
+         "line 1: 'num_steps' must be int .a whole number., got 2.5$"),
         (
             '{"name": "a", "generator_options": {"num_steps": 3}}\n',
             ".jsonl",

@@ -380,7 +380,13 @@ def _csv_value(key: str, text: str, p: Path, line: int) -> Any:
     where = f"manifest {str(p)!r} line {line}: {key!r}"
     try:
         if kind == "int":
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:  # "25.0": how pandas writes an int column that has gaps
+                number = float(text)
+                if not number.is_integer():
+                    raise Gen3cInputError(f"{where} must be int (a whole number), got {text[:40]!r}") from None
+                return int(number)
         if kind == "float":
             return float(text)
         if kind == "bool":
@@ -442,6 +448,8 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
         number = isinstance(name, (int, float)) and not isinstance(name, bool)
         fix = f'quote it ("name": "{name}")' if number else "give a text name, or leave the key out for job_NNNNN"
         raise Gen3cInputError(f"{where}: name must be text, got {describe_value(name)}: {fix}")
+    if name != name.strip():  # "  pad  " wrote "  pad  .mp4", a file no one finds by its name
+        raise Gen3cInputError(f"{where}: name {name!r} starts or ends with spaces: remove them")
     if (
         not name
         or Path(name).name != name
@@ -452,6 +460,7 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
             f"{where}: name {name!r} must be a plain file name (no folders, not starting with '.')"
         )
     check_output_name(name, f"{where}: name")
+    row = _whole_numbers(row, where)
     owned = [key for key in BATCH_OWNED if key in row]
     if owned:
         raise Gen3cInputError(
@@ -518,6 +527,24 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
         json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
     )
     return Job(name=name, line=line, settings=settings, request_hash=digest.hexdigest())
+
+
+def _whole_numbers(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """The row with each exact whole-number float of an integer setting as its int (25.0: how pandas
+    writes an int column that has gaps), flat or in ``generator_options``; 25.5 refused."""
+    def whole(key: str, value: Any, kind: str) -> Any:
+        if kind != "int" or not isinstance(value, float):
+            return value
+        if not value.is_integer():  # (nan and inf are no whole numbers either)
+            raise Gen3cInputError(f"{where}: {key!r} must be int (a whole number), got {value!r}")
+        return int(value)
+
+    row = {key: whole(key, value, _setting_type(key)) for key, value in row.items()}
+    nested = row.get("generator_options")
+    if isinstance(nested, dict):
+        types = _generator_option_types()
+        row["generator_options"] = {key: whole(key, value, "int" if types.get(key) is int else "") for key, value in nested.items()}
+    return row
 
 
 def _check_values(request: GenerationRequest, where: str) -> None:
