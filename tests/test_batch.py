@@ -605,6 +605,11 @@ def test_a_jobs_notes_are_its_own_and_recorded(box_scene, tmp_path):
     notes = status(tmp_path / "out", "resized")["notes"]
     assert len(notes) == 1 and "resizing the depth" in notes[0] and str(half) in notes[0]
     assert status(tmp_path / "out", "plain")["notes"] == []
+    # Skipped on a re-run, a job's summary row keeps the notes of the run that made it (it was empty).
+    again = run_batch(tmp_path / "m.jsonl", tmp_path / "out")
+    assert again.counts["skipped"] == 2 and [o.note for o in again.outcomes] == [notes[0], ""]
+    with open(tmp_path / "out" / "batch_summary.csv", newline="") as fh:
+        assert [row["note"] for row in csv.DictReader(fh)] == [notes[0], ""]
 
 
 def test_a_jobs_notes_name_the_rows_keys_as_its_refusals_do(box_scene, tmp_path):

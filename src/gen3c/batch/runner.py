@@ -128,7 +128,7 @@ def run_batch(
                     seconds=_number(status.get("seconds")),
                     frames=int(_number(outputs["video"].get("frames"))),
                     video=outputs["video"]["file"],
-                    note="; ".join(remarks),
+                    note="; ".join([*_earlier_notes(status), *remarks]),
                 )
                 continue
             failed_before = bool(status) and status.get("state") == "failed" and status.get("request_sha256") == job.request_hash
@@ -184,6 +184,13 @@ def run_batch(
             f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {summary_path} lists every job{fix}"
         ) from None
     return summary
+
+
+def _earlier_notes(status: dict) -> list[str]:
+    """The notes of the run that made a skipped job's outputs, as its status file keeps them (a
+    hand edit may have made them anything: only text is shown)."""
+    notes = status.get("notes")
+    return [text for text in notes if isinstance(text, str) and text] if isinstance(notes, list) else []
 
 
 def _number(value: object) -> float:
