@@ -1017,6 +1017,70 @@ class _DyingContext:
         return Dying()
 
 
+class _UnwindingContext:
+    """A multiprocessing context whose batch sees a Ctrl-C at once; its first worker saw it too and
+    ends by itself 0.3 s later (unwinding), the others (still starting: they ignore Ctrl-C) never do."""
+
+    def __init__(self) -> None:
+        self.procs: list = []
+
+    def Queue(self):  # noqa: N802 - multiprocessing's name
+        import queue
+
+        procs = self.procs
+
+        class Interrupted(queue.Queue):
+            def get(self, block=True, timeout=None):
+                procs[0].ends = time.monotonic() + 0.3
+                raise KeyboardInterrupt
+
+            def cancel_join_thread(self) -> None: ...
+
+        return Interrupted()
+
+    def Process(self, **_):  # noqa: N802
+        procs = self.procs
+
+        class Worker:
+            pid = 4243
+            ends = float("inf")
+            terminated = False
+
+            def start(self) -> None:
+                procs.append(self)
+
+            def is_alive(self) -> bool:
+                return time.monotonic() < self.ends
+
+            @property
+            def exitcode(self) -> int | None:
+                return None if self.is_alive() else 0
+
+            def join(self, timeout=None) -> None:
+                time.sleep(max(0.0, min(timeout, self.ends - time.monotonic())))
+
+            def terminate(self) -> None:
+                self.terminated, self.ends = True, time.monotonic()
+
+        return Worker()
+
+
+def test_after_ctrl_c_workers_get_a_grace_period_before_sigterm(tmp_path, monkeypatch):
+    """After Ctrl-C the batch sent SIGTERM at once to workers still unwinding from it, which could
+    cut their clean-up short (a traceback); they now get STOP_GRACE_S, and only those still alive
+    after it (a worker still starting ignores Ctrl-C) are ended."""
+    from gen3c.batch.local import STOP_GRACE_S, run_processes
+
+    context = _UnwindingContext()
+    monkeypatch.setattr("gen3c.batch.local.mp.get_context", lambda method: context)
+    jobs = load_manifest(write_manifest(tmp_path / "m.jsonl", [{"name": "a"}, {"name": "b"}]))
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        list(run_processes(jobs, tmp_path, 2, gpus_per_job=0))
+    assert [proc.terminated for proc in context.procs] == [False, True]
+    assert STOP_GRACE_S <= time.monotonic() - started < STOP_GRACE_S + 1
+
+
 def test_what_a_batch_cannot_run_in_one_process_per_job_is_refused_before_it_runs(box_scene, tmp_path, monkeypatch):
     """A row's num_gpus above 1 needs a torchrun launch of its own: every such job failed at run
     time with "launch with torchrun" (after the plan). Under torchrun every rank ran every job,

@@ -28,6 +28,8 @@ from gen3c.batch.jobs import BatchStopped, GeneratorPool, JobOutcome, lost_job, 
 from gen3c.batch.manifest import Job
 from gen3c.errors import Gen3cInputError, terminate_like_ctrl_c
 
+#: Seconds the workers of an interrupted batch get to end by themselves before it sends them SIGTERM.
+STOP_GRACE_S = 2.0
 #: Exit code of a worker whose start ran the calling script into ``run_batch`` (sysexits' EX_CONFIG).
 UNGUARDED_EXIT = 78
 
@@ -159,8 +161,13 @@ def run_processes(
                 unreported.pop(payload.name, None)
                 yield payload
     finally:
+        # Every job reported: the workers are taking their stop markers. Else (Ctrl-C, a stop) the
+        # workers that saw the Ctrl-C too (it reaches the whole process group) are unwinding, removing
+        # their temporary files, which a SIGTERM would cut short: they get STOP_GRACE_S, together;
+        # the rest (starting, which ignores Ctrl-C, or busy with a job) are then ended with SIGTERM.
+        deadline = time.monotonic() + STOP_GRACE_S
         for proc in procs.values():
-            proc.join(timeout=5 if not unreported else 0)
+            proc.join(timeout=5 if not unreported else max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
