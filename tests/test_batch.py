@@ -193,10 +193,10 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         ('{"name": "a"}\n{"name": "  pad  "}\n', ".jsonl", "line 2: name '  pad  ' starts or ends with spaces: remove them$"),
         ('{"name": "pad "}\n', ".jsonl", "line 1: name 'pad ' starts or ends with spaces: remove them$"),
         # Whole-number floats are taken for int settings (test_whole_number_floats_...); others are refused.
-        ('{"name": "a", "num_video_frames": 25.5}\n', ".jsonl", "line 1: 'num_video_frames' must be int .a whole number., got 25.5$"),
-        ("name,num_video_frames\na,25.5\n", ".csv", "line 2: 'num_video_frames' must be int .a whole number., got '25.5'$"),
+        ('{"name": "a", "num_video_frames": 25.5}\n', ".jsonl", "line 1: setting 'num_video_frames' must be int, got float '25.5'$"),
+        ("name,num_video_frames\na,25.5\n", ".csv", "line 2: 'num_video_frames' must be int, got '25.5'$"),
         ('{"name": "a", "generator": "gen3c", "generator_options": {"num_steps": 2.5}}\n', ".jsonl",
-         "line 1: 'num_steps' must be int .a whole number., got 2.5$"),
+         "line 1: gen3c generator: setting 'num_steps' must be int, got float '2.5'$"),
         (
             '{"name": "a", "generator_options": {"num_steps": 3}}\n',
             ".jsonl",

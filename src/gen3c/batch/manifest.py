@@ -385,7 +385,7 @@ def _csv_value(key: str, text: str, p: Path, line: int) -> Any:
             except ValueError:  # "25.0": how pandas writes an int column that has gaps
                 number = float(text)
                 if not number.is_integer():
-                    raise Gen3cInputError(f"{where} must be int (a whole number), got {text[:40]!r}") from None
+                    raise
                 return int(number)
         if kind == "float":
             return float(text)
@@ -460,7 +460,7 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
             f"{where}: name {name!r} must be a plain file name (no folders, not starting with '.')"
         )
     check_output_name(name, f"{where}: name")
-    row = _whole_numbers(row, where)
+    row = _whole_numbers(row)
     owned = [key for key in BATCH_OWNED if key in row]
     if owned:
         raise Gen3cInputError(
@@ -531,13 +531,11 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
 
 def _whole_numbers(row: dict[str, Any], where: str) -> dict[str, Any]:
     """The row with each exact whole-number float of an integer setting as its int (25.0: how pandas
-    writes an int column that has gaps), flat or in ``generator_options``; 25.5 refused."""
+    writes an int column that has gaps), flat or in ``generator_options``; 25.5 is left to the
+    request's check, which refuses it as ``gen3c.generate`` does ("must be int, got float '25.5'")."""
     def whole(key: str, value: Any, kind: str) -> Any:
-        if kind != "int" or not isinstance(value, float):
-            return value
-        if not value.is_integer():  # (nan and inf are no whole numbers either)
-            raise Gen3cInputError(f"{where}: {key!r} must be int (a whole number), got {value!r}")
-        return int(value)
+        # (nan and inf are no whole numbers either)
+        return int(value) if kind == "int" and isinstance(value, float) and value.is_integer() else value
 
     row = {key: whole(key, value, _setting_type(key)) for key, value in row.items()}
     nested = row.get("generator_options")
