@@ -633,6 +633,38 @@ def test_a_manifests_notes_name_the_rows_keys(box_scene, tmp_path):
     said = [str(w.message) for w in caught if "offload_text_encoder_model" in str(w.message)]
     assert said == ["offload_text_encoder_model: accepted for GEN3C command lines; T5 never loads with disable_prompt_encoder, so nothing changes"], said
 
+def test_a_manifest_of_the_same_file_name_does_not_overwrite_anothers_outputs(box_scene, tmp_path, monkeypatch):
+    """Two manifests named jobs.jsonl in two folders share the default folder outputs/jobs: the
+    second one's job_00001 overwrote the first one's video, noted only "its manifest row changed".
+    A status file names its manifest; another manifest's jobs are refused before anything runs,
+    unless that manifest is gone (moved, renamed) or its row is this one."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    row = {key: value for key, value in box_row(box_scene, "").items() if key != "name"}
+    first = write_manifest(tmp_path / "a" / "jobs.jsonl", [row])
+    second = write_manifest(tmp_path / "b" / "jobs.jsonl", [{**row, "trajectory": "up"}])
+    assert run_batch(first).counts["done"] == 1
+    out = tmp_path / "outputs" / "jobs"
+    assert status(out, "job_00001")["manifest"] == str(first)
+    video = (out / "job_00001.mp4").read_bytes()
+    res = runner.invoke(app, ["batch", str(second)])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {str(out)!r} holds the outputs of job job_00001 of another manifest, {str(first)!r}, which this manifest's "
+        "jobs of those names would overwrite: pass another --output_folder (the default, outputs/<manifest name>, is one "
+        "folder for manifests of one file name), or delete those jobs' NAME_status.json files there to replace their outputs"
+    )
+    assert (out / "job_00001.mp4").read_bytes() == video and status(out, "job_00001")["manifest"] == str(first)
+    # The same row is no other work: skipped. The first manifest moved away: its outputs are replaced.
+    assert run_batch(write_manifest(tmp_path / "b" / "jobs.jsonl", [row])).counts["skipped"] == 1
+    write_manifest(second, [{**row, "trajectory": "up"}])
+    first.rename(tmp_path / "a" / "old.jsonl")
+    summary = run_batch(second)
+    assert summary.counts["done"] == 1 and summary.outcomes[0].note == "re-ran: its manifest row changed"
+    assert status(out, "job_00001")["manifest"] == str(second)
+
+
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
     (tmp_path / "out").mkdir()

@@ -93,7 +93,7 @@ def read_status(folder: str | Path, name: str) -> dict[str, Any] | None:
 def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dict[str, Any]:
     """Write the job's status file. Raises :class:`BatchStopped` when it cannot be written (a full
     disk, a folder made read-only): no job of the batch could record its work."""
-    data = {"name": job.name, "line": job.line, "state": state, "request_sha256": job.request_hash, **record,
+    data = {"name": job.name, "line": job.line, "manifest": job.manifest, "state": state, "request_sha256": job.request_hash, **record,
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
     path = status_path(folder, job.name)
     try:

@@ -11,6 +11,7 @@ before any job runs: a typo in row 900 is reported at once, not after hours of w
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import hashlib
 import io
@@ -65,12 +66,15 @@ class Job:
         line: where the row is in the manifest (JSONL line / CSV line), for messages.
         settings: the request's settings with paths resolved, without the batch-owned fields.
         request_hash: sha256 of ``settings`` (and ``name``): a changed row re-runs.
+        manifest: the manifest's absolute path (its status file records it: another manifest's
+            job of the same name in the same folder is told apart).
     """
 
     name: str
     line: int
     settings: dict[str, Any]
     request_hash: str
+    manifest: str = ""
 
     def request(self, folder: str | Path) -> GenerationRequest:
         """The job's request, writing into ``folder``."""
@@ -120,7 +124,7 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     files: dict[str, Job] = {}  # output file name → the job writing it
     for index, (line, row) in enumerate(rows, start=1):
         try:
-            job = make_job(row, line, index, base, str(p))
+            job = dataclasses.replace(make_job(row, line, index, base, str(p)), manifest=str(p.resolve()))
             if job.settings.get("trust_checkpoint") and not trust_checkpoint:
                 raise Gen3cInputError(
                     f"manifest {str(p)!r} line {line}: trust_checkpoint lets a legacy .pt input be unpickled, which can run code, "
@@ -529,7 +533,7 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
     return Job(name=name, line=line, settings=settings, request_hash=digest.hexdigest())
 
 
-def _whole_numbers(row: dict[str, Any], where: str) -> dict[str, Any]:
+def _whole_numbers(row: dict[str, Any]) -> dict[str, Any]:
     """The row with each exact whole-number float of an integer setting as its int (25.0: how pandas
     writes an int column that has gaps), flat or in ``generator_options``; 25.5 is left to the
     request's check, which refuses it as ``gen3c.generate`` does ("must be int, got float '25.5'")."""

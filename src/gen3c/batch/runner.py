@@ -147,6 +147,7 @@ def run_batch(
                 notes[job.name] = f"re-ran: {fixed.replace('since it ran', 'since it failed')}"
             elif status is not None and status.get("state") != "failed":
                 notes[job.name] = f"re-ran: {why}"
+        _check_not_another_manifests(to_run, planned, folder)
         to_run = grouped_by_generator(to_run, folder, digests)
         for outcome in outcomes.values():
             if on_outcome:
@@ -184,6 +185,35 @@ def run_batch(
             f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {summary_path} lists every job{fix}"
         ) from None
     return summary
+
+
+def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None], folder: Path) -> None:
+    """Refuse to run jobs over the outputs of another manifest's jobs of the same names: two
+    manifests of one file name share the default folder (``outputs/<manifest name>``), and their
+    rows named by number (``job_00001``) would overwrite each other's videos. A status file names
+    the manifest that wrote it; one that is gone (moved or renamed) or wrote the same row is no
+    other manifest's work to keep."""
+    theirs: dict[str, list[str]] = {}  # the other manifest → its jobs this batch would overwrite
+    for job in jobs:
+        status = planned[job.name] or {}
+        other = status.get("manifest")
+        if not isinstance(other, str) or not other or other == job.manifest or status.get("request_sha256") == job.request_hash:
+            continue
+        try:
+            if not Path(other).is_file() or Path(other).samefile(job.manifest):
+                continue
+        except OSError:
+            continue
+        theirs.setdefault(other, []).append(job.name)
+    if theirs:
+        other, names = next(iter(theirs.items()))
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise Gen3cInputError(
+            f"{str(folder)!r} holds the outputs of job{'s' if len(names) > 1 else ''} {shown} of another manifest, {other!r}, "
+            "which this manifest's jobs of those names would overwrite: pass another --output_folder (the default, "
+            "outputs/<manifest name>, is one folder for manifests of one file name), or delete those jobs' NAME_status.json "
+            "files there to replace their outputs"
+        )
 
 
 def _earlier_notes(status: dict) -> list[str]:
