@@ -663,6 +663,42 @@ def test_a_manifest_of_the_same_file_name_does_not_overwrite_anothers_outputs(bo
     summary = run_batch(second)
     assert summary.counts["done"] == 1 and summary.outcomes[0].note == "re-ran: its manifest row changed"
     assert status(out, "job_00001")["manifest"] == str(second)
+    # A copy of a folder is this manifest's to change: its status files were written for the original folder.
+    shutil.copytree(out, tmp_path / "copy")
+    write_manifest(first, [row])
+    assert run_batch(first, tmp_path / "copy").outcomes[0].note == "re-ran: its manifest row changed"
+
+
+def test_a_project_folder_moved_with_its_outputs_keeps_its_finished_jobs(box_scene, tmp_path):
+    """Moving a folder of manifest, inputs and outputs re-ran every job as "its manifest row
+    changed": the request hash held the inputs' absolute paths. Paths inside the manifest's folder
+    are hashed relative to it; what the files hold is still checked: a changed one re-runs."""
+    image, depth, _, _ = box_scene
+    project = tmp_path / "project"
+    (project / "inputs").mkdir(parents=True)
+    shutil.copy(image, project / "inputs" / "image.png")
+    np.save(project / "inputs" / "depth.npy", np.load(depth))
+    rows = [box_row(box_scene, name, input_image_path="inputs/image.png", depth_path="inputs/depth.npy", trajectory=trajectory)
+            for name, trajectory in (("a", "left"), ("b", "up"))]  # fmt: skip
+    write_manifest(project / "m.jsonl", rows)
+    assert run_batch(project / "m.jsonl", project / "out").counts["done"] == 2
+    video = (project / "out" / "a.mp4").read_bytes()
+    moved = project.rename(tmp_path / "moved")
+    summary = run_batch(moved / "m.jsonl", moved / "out")
+    assert summary.counts["skipped"] == 2, [(o.name, o.state, o.note) for o in summary.outcomes]
+    assert (moved / "out" / "a.mp4").read_bytes() == video
+    # A changed input under the moved folder still re-runs its jobs.
+    np.save(moved / "inputs" / "depth.npy", np.load(depth) * 2)
+    summary = run_batch(moved / "m.jsonl", moved / "out")
+    assert summary.counts["done"] == 2
+    assert summary.outcomes[0].note.startswith("re-ran: its depth_path depth.npy changed since it ran")
+    # A status file of the earlier hash (absolute paths, HASH_VERSION 1) is its job's too: no re-run.
+    job = load_manifest(moved / "m.jsonl")[0]
+    status_file = moved / "out" / "a_status.json"
+    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": job.earlier_hash}))
+    assert run_batch(moved / "m.jsonl", moved / "out").counts["skipped"] == 2
+    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": "0" * 64}))
+    assert run_batch(moved / "m.jsonl", moved / "out").outcomes[0].note == "re-ran: its manifest row changed"
 
 
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):

@@ -93,7 +93,8 @@ def read_status(folder: str | Path, name: str) -> dict[str, Any] | None:
 def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dict[str, Any]:
     """Write the job's status file. Raises :class:`BatchStopped` when it cannot be written (a full
     disk, a folder made read-only): no job of the batch could record its work."""
-    data = {"name": job.name, "line": job.line, "manifest": job.manifest, "state": state, "request_sha256": job.request_hash, **record,
+    data = {"name": job.name, "line": job.line, "manifest": job.manifest, "output_folder": str(Path(folder).resolve()),
+            "state": state, "request_sha256": job.request_hash, **record,
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
     path = status_path(folder, job.name)
     try:
@@ -179,7 +180,7 @@ def check_finished(
         return "no status file"
     if UNREADABLE in status:
         return f"its status file {status_path(folder, job.name).name} cannot be read ({status[UNREADABLE]})"
-    if status.get("request_sha256") != job.request_hash:
+    if not job.same_request(status):
         return "its manifest row changed"
     if status.get("state") != "done":
         return "the batch stopped while it ran" if status.get("state") == "running" else "it had not finished"
@@ -305,7 +306,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     attempt = 1
     if (
         previous
-        and previous.get("request_sha256") == job.request_hash
+        and job.same_request(previous)
         and isinstance(previous.get("attempt"), int)
     ):
         attempt = previous["attempt"] + 1

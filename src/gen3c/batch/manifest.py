@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import io
 import json
+import os
 import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -41,6 +42,7 @@ from gen3c.pipelines.request import (
     may_name_no_path,
     resolve_paths,
 )
+from gen3c.pipelines.resume import INPUT_FIELDS
 from gen3c.pipelines.spelling import row_spelling
 
 #: ``.json``: one run record (``NAME_run.json``), a manifest of the one job it records.
@@ -53,8 +55,14 @@ ROW_KEYS = ("name", *(key for key in REQUEST_FIELDS if key not in BATCH_OWNED))
 #: The files a job named NAME may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`)
 #: and its status file: two jobs must not share one.
 OUTPUT_FILES = (*RUN_FILES.values(), "{}_status.json")
-#: Bumped when the meaning of a stored request hash changes, so old status files re-run.
-HASH_VERSION = 1
+#: Bumped when the meaning of a stored request hash changes, so old status files re-run
+#: (2: input paths inside the manifest's folder hashed relative to it; a status of version 1
+#: still matches its job, :attr:`Job.earlier_hash`).
+HASH_VERSION = 2
+#: Settings hashed relative to the manifest's folder when they name a path inside it: the input
+#: files whose contents a finished job's run record lists (``inputs_sha256``) and its LoRA
+#: adapter (``lora_sha256``), which a re-run verifies, so one changed under a moved folder re-runs.
+RELOCATABLE_FIELDS = (*INPUT_FIELDS, "lora")
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class Job:
         request_hash: sha256 of ``settings`` (and ``name``): a changed row re-runs.
         manifest: the manifest's absolute path (its status file records it: another manifest's
             job of the same name in the same folder is told apart).
+        earlier_hash: the request hash gen3c wrote before :data:`HASH_VERSION` 2 (input paths
+            absolute): a status file of that version is this job's too, not a changed row.
     """
 
     name: str
@@ -75,6 +85,12 @@ class Job:
     settings: dict[str, Any]
     request_hash: str
     manifest: str = ""
+    earlier_hash: str = ""
+
+    def same_request(self, status: dict[str, Any] | None) -> bool:
+        """Whether a status file records this job's request (by its hash, or its earlier hash)."""
+        recorded = (status or {}).get("request_sha256")
+        return isinstance(recorded, str) and recorded in (self.request_hash, self.earlier_hash or self.request_hash)
 
     def request(self, folder: str | Path) -> GenerationRequest:
         """The job's request, writing into ``folder``."""
@@ -124,7 +140,9 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     files: dict[str, Job] = {}  # output file name → the job writing it
     for index, (line, row) in enumerate(rows, start=1):
         try:
-            job = dataclasses.replace(make_job(row, line, index, base, str(p)), manifest=str(p.resolve()))
+            # (a record's paths are hashed as they are: its base is the current folder, not where it lies)
+            job = make_job(row, line, index, base, str(p), relocatable=kind != "record")
+            job = dataclasses.replace(job, manifest=str(p.resolve()))
             if job.settings.get("trust_checkpoint") and not trust_checkpoint:
                 raise Gen3cInputError(
                     f"manifest {str(p)!r} line {line}: trust_checkpoint lets a legacy .pt input be unpickled, which can run code, "
@@ -434,18 +452,22 @@ def _generator_option_types() -> dict[str, type]:
     return GENERATOR_OPTIONS
 
 
-def make_job(row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest") -> Job:
+def make_job(
+    row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest", relocatable: bool = True
+) -> Job:
     """Check one row and resolve its paths against ``base`` (the manifest's folder); a refusal
-    names the row's keys (:func:`row_spelling`), and so does a note."""
+    names the row's keys (:func:`row_spelling`), and so does a note. ``relocatable``: hash its
+    input paths inside ``base`` relative to it (:data:`RELOCATABLE_FIELDS`), so a folder moved with
+    its manifest, inputs and outputs keeps its jobs."""
     where = f"manifest {manifest!r} line {line}"
     try:
         with spelled_notes(row_spelling):
-            return _make_job(row, line, index, base, where)
+            return _make_job(row, line, index, base, where, relocatable)
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {row_spelling(str(exc).removeprefix(f'{where}: '))}") from None
 
 
-def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str) -> Job:
+def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str, relocatable: bool) -> Job:
     row = dict(row)
     name = row.pop("name", f"job_{index:05d}")
     if not isinstance(name, str):  # {"name": 7}: the fix is quotes, not another name
@@ -527,10 +549,31 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
     options = _checked_generator(request, where)
     if "generator_options" in settings:  # another generator's are nulls (refused above otherwise), which no run reads
         settings["generator_options"] = options if request.generator == "gen3c" else {}
-    digest = hashlib.sha256(
-        json.dumps({"v": HASH_VERSION, "name": name, **settings}, sort_keys=True, default=str).encode()
-    )
-    return Job(name=name, line=line, settings=settings, request_hash=digest.hexdigest())
+
+    def digest(version: int, hashed: dict[str, Any]) -> str:
+        text = json.dumps({"v": version, "name": name, **hashed}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    hashed = _relative_inputs(settings, base) if relocatable else settings
+    return Job(name=name, line=line, settings=settings, request_hash=digest(HASH_VERSION, hashed),
+               earlier_hash=digest(1, settings))  # fmt: skip
+
+
+def _relative_inputs(settings: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``settings`` with each :data:`RELOCATABLE_FIELDS` path inside ``base`` as ``<manifest folder>/``
+    and its path from there, for the request hash: a moved folder keeps it (what the files hold
+    is checked apart, by their sha256)."""
+    def relative(value: Any) -> Any:
+        if not isinstance(value, str) or not value or not Path(value).is_absolute():
+            return value
+        path = Path(os.path.normpath(value))  # ("a/../../x" is not inside)
+        return f"<manifest folder>/{path.relative_to(base).as_posix()}" if path.is_relative_to(base) else value
+
+    out = {key: relative(value) if key in RELOCATABLE_FIELDS else value for key, value in settings.items()}
+    if isinstance(out.get("generator_options"), dict):
+        out["generator_options"] = {key: relative(value) if key in RELOCATABLE_FIELDS else value
+                                    for key, value in out["generator_options"].items()}  # fmt: skip
+    return out
 
 
 def _whole_numbers(row: dict[str, Any]) -> dict[str, Any]:
@@ -545,7 +588,8 @@ def _whole_numbers(row: dict[str, Any]) -> dict[str, Any]:
     nested = row.get("generator_options")
     if isinstance(nested, dict):
         types = _generator_option_types()
-        row["generator_options"] = {key: whole(key, value, "int" if types.get(key) is int else "") for key, value in nested.items()}
+        row["generator_options"] = {key: whole(key, value, "int" if types.get(key) is int else "")
+                                    for key, value in nested.items()}  # fmt: skip
     return row
 
 

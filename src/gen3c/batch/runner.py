@@ -131,7 +131,7 @@ def run_batch(
                     note="; ".join([*_earlier_notes(status), *remarks]),
                 )
                 continue
-            failed_before = bool(status) and status.get("state") == "failed" and status.get("request_sha256") == job.request_hash
+            failed_before = bool(status) and status.get("state") == "failed" and job.same_request(status)
             # A failure on input files changed since (the fix) runs again without being asked.
             fixed = changed_input(job, status.get("inputs_sha256"), digests) if failed_before else None
             if failed_before and not retry_failed and not fixed:
@@ -191,13 +191,15 @@ def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None
     """Refuse to run jobs over the outputs of another manifest's jobs of the same names: two
     manifests of one file name share the default folder (``outputs/<manifest name>``), and their
     rows named by number (``job_00001``) would overwrite each other's videos. A status file names
-    the manifest that wrote it; one that is gone (moved or renamed) or wrote the same row is no
+    the manifest and the folder it was written for; one of a manifest that is gone (moved or
+    renamed) or wrote the same row, or written in another folder (this one is a copy), is no
     other manifest's work to keep."""
     theirs: dict[str, list[str]] = {}  # the other manifest → its jobs this batch would overwrite
     for job in jobs:
         status = planned[job.name] or {}
         other = status.get("manifest")
-        if not isinstance(other, str) or not other or other == job.manifest or status.get("request_sha256") == job.request_hash:
+        if (not isinstance(other, str) or not other or other == job.manifest or job.same_request(status)
+                or status.get("output_folder") != str(folder)):  # fmt: skip
             continue
         try:
             if not Path(other).is_file() or Path(other).samefile(job.manifest):
