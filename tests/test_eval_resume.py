@@ -224,6 +224,9 @@ def test_a_run_stopped_while_its_report_was_written_resumes_without_making_a_vid
         (lambda scores: scores.update(still=3), "the still row's scores are no mapping"),
         (lambda scores: scores["still"].update(psnr="abc"), "the still row's psnr is no number"),
         (lambda scores: scores["still"].update(psnr_per_frame=[1.0]), "the still row's psnr_per_frame holds 1 values, not 2 (frames 1 … T−1)"),
+        # a score gone would read as one that does not exist and leave the case out of that mean unseen
+        (lambda scores: scores["still"].pop("psnr"), "the still row has no psnr"),
+        (lambda scores: scores["ground_truth"].pop("rotation_error"), "the ground_truth row has no rotation_error"),
     ],
 )
 def test_resume_refuses_a_hand_edited_case_in_one_line_before_any_work(tmp_path, edit, what):

@@ -343,11 +343,10 @@ def select_methods(
 # Scoring
 # --------------------------------------------------------------------------------------------
 
+#: Scores that need no ground-truth image (:func:`score_consistency`): all the ground-truth row has.
+CONSISTENCY_SCORES = ("warp_error", "rotation_error", "translation_error", "center_error", "pose_failures")
 #: Scores of one video, in the order tables show them.
-SCORE_NAMES = (
-    "psnr", "psnr_seen", "psnr_disoccluded", "ssim", "ssim_seen", "ssim_disoccluded",
-    "warp_error", "rotation_error", "translation_error", "center_error", "pose_failures",
-)  # fmt: skip
+SCORE_NAMES = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim", "ssim_seen", "ssim_disoccluded", *CONSISTENCY_SCORES)
 #: Score of a row that has a reference row (:attr:`Method.reference`): PSNR of its video against the reference's.
 REFERENCE_SCORE = "psnr_vs_reference"
 
