@@ -246,6 +246,25 @@ def test_resume_refuses_a_hand_edited_case_in_one_line_before_any_work(tmp_path,
     assert _files(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    ("seconds", "what"),
+    [("fast", "its seconds are no mapping"), ({"still": "fast"}, "the still row's seconds 'fast' is no time"), ({}, "the still row's seconds None is no time")],
+)
+def test_resume_refuses_a_case_whose_times_are_no_numbers(tmp_path, seconds, what):
+    """A reused case's times go back into results.json as they are: a hand-edited one that is no number is
+    refused naming the case, not written on as a string where a reader expects seconds."""
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"])
+    path = tmp_path / "partial" / "results.json"
+    data = json.loads(path.read_text())
+    data["cases"][0]["seconds"] = seconds
+    path.write_text(json.dumps(data))
+    with pytest.raises(Gen3cInputError) as refused:
+        run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+    assert str(refused.value) == (f"--resume: case room-left of {str(path)!r} cannot be read ({what}): "
+                                  "delete it, or run without --resume to run every case again")  # fmt: skip
+
+
 def test_a_resumed_run_stopped_before_a_reused_case_keeps_it(tmp_path):
     """A case runs again (its sheet deleted) and the resumed run stops in it: the later cases the
     partial report held are kept, not dropped with the cases that had yet to come."""

@@ -208,7 +208,8 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
             continue
         try:
             scores = _checked_scores(entry.get("scores"), _expected_scores(current.get("rows", {})), config.num_frames)
-            kept[case.name] = CaseResult(case, scores, dict(entry["seconds"]), float(entry["disoccluded_share"]), reused=True)
+            kept[case.name] = CaseResult(case, scores, _checked_seconds(entry.get("seconds"), current.get("rows", {})),
+                                         float(entry["disoccluded_share"]), reused=True)  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise Gen3cInputError(f"--resume: case {case.name} of {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
     return [kept[name] for name in grid if name in kept]
@@ -222,6 +223,18 @@ def _expected_scores(rows: dict[str, Any]) -> dict[str, tuple[str, ...]]:
         reference = isinstance(identity, dict) and identity.get("reference") is not None
         expected[row] = (*SCORE_NAMES, "psnr_per_frame", *((REFERENCE_SCORE,) if reference else ()))
     return expected
+
+
+def _checked_seconds(seconds: Any, rows: dict[str, Any]) -> dict[str, float]:
+    """A reused case's ``seconds`` (row → seconds to make its video), checked to hold a number for
+    every row: they are written back into the new ``results.json`` as they are. Raises ValueError."""
+    if not isinstance(seconds, dict):
+        raise ValueError("its seconds are no mapping")
+    for row in rows:
+        value = seconds.get(row)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+            raise ValueError(f"the {row} row's seconds {value!r} is no time")
+    return {row: float(seconds[row]) for row in rows}
 
 
 def _checked_scores(scores: Any, rows: dict[str, tuple[str, ...]], num_frames: int) -> dict[str, dict]:
