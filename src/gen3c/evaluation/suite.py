@@ -315,6 +315,10 @@ def select_methods(
     default_cache = "over GEN3C's default cache (bilinear splat, edge filter 0.05)"
     if generator is not None:
         name = getattr(generator, "name", "generator")
+        if name == GROUND_TRUTH:  # its scores would overwrite the ground truth's (the camera floor), shown twice
+            raise Gen3cInputError(
+                f"the generator's row is named {name!r}, like the ground-truth row: give the generator another name attribute"
+            )
         if name in names:  # its scores would overwrite the baseline row's of that name
             raise Gen3cInputError(
                 f"the generator's row is named {name!r}, like the {name!r} row of the methods: drop {name!r} from "
@@ -328,7 +332,7 @@ def select_methods(
             raise Gen3cInputError("models to compare need a first model to compare with: pass --generator gen3c with --model or --checkpoint_dir")
         reference = methods[-1].name
         for row, other in compared.items():
-            if row in {m.name for m in methods}:
+            if row in {GROUND_TRUTH, *(m.name for m in methods)}:
                 raise Gen3cInputError(f"two benchmark rows are named {row!r}: give the compared models distinct names")
             sampling = sampling_of(other)
             note = f", {sampling}" if sampling else ""
