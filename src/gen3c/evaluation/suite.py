@@ -89,6 +89,8 @@ class BenchmarkConfig:
             if scene not in SCENE_PRESETS:
                 raise Gen3cInputError(f"unknown scene {scene!r} in --scenes: choose from {', '.join(SCENES)}")
         for preset in self.presets:
+            if preset not in PRESETS:  # (check_preset's message offers a camera file, which the benchmark takes none of)
+                raise Gen3cInputError(f"unknown preset {preset!r} in --presets: choose from {', '.join(PRESETS)}")
             check_preset(preset, self.camera_rotation)
         if not self.scenes or not self.presets:
             raise Gen3cInputError("the benchmark needs at least one scene and one preset")
