@@ -283,3 +283,22 @@ def test_a_resumed_run_stopped_before_a_reused_case_keeps_it(tmp_path):
     assert sorted(p.name for p in (tmp_path / "partial" / "contact_sheets").iterdir()) == ["corridor-left.png", "room-left.png"]
     result, _ = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
     assert [c.reused for c in result.cases] == [True, False, True, False]
+
+
+class _FarPreview(PreviewGenerator):
+    """A generator with a plain attribute strict JSON has no number for."""
+
+    name = "far_preview"
+
+    def __init__(self):
+        super().__init__()
+        self.far = float("inf")
+
+
+def test_a_generator_with_an_infinite_attribute_resumes(tmp_path):
+    """results.json writes ∞ as "Infinity": the fingerprint compared on resume is the one written, so
+    the same generator is not refused as differing from itself (inf → 'Infinity')."""
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"], generator=_FarPreview())
+    result, _ = run_eval(config, tmp_path, methods=["still"], generator=_FarPreview(), plots=False, resume=True)
+    assert [c.reused for c in result.cases] == [True, True, False, False]
