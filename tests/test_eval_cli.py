@@ -109,7 +109,8 @@ def test_eval_without_matplotlib_says_how_to_fix(tmp_path, monkeypatch):
     ("args", "message"),
     [
         (("--scenes", "kitchen"), "unknown scene 'kitchen'"),
-        (("--presets", "sideways"), "unknown trajectory 'sideways'"),
+        # (no "or pass a camera file": the benchmark takes none)
+        (("--presets", "sideways"), "error: unknown preset 'sideways' in --presets: choose from left, right, up, down, zoom_in, zoom_out, clockwise, counterclockwise "),
         (("--methods", "magic"), "unknown method 'magic'"),
         (("--num_video_frames", "2"), "at least 3 frames"),
         (("--seed", "3"), "--seed applies to --generator gen3c only"),

@@ -482,6 +482,13 @@ def test_a_generator_named_like_a_method_row_is_refused():
         select_methods(["still", "preview"], generator=PreviewGenerator())
     rows = [m.name for m in select_methods(["still"], generator=PreviewGenerator())]
     assert rows == ["still", "preview"]
+    # The ground-truth row is a row too: its camera floor would be overwritten by the generator's scores.
+    named = PreviewGenerator()
+    named.name = "ground_truth"
+    with pytest.raises(Gen3cInputError, match="the generator's row is named 'ground_truth', like the ground-truth row"):
+        select_methods(["still"], generator=named)
+    with pytest.raises(Gen3cInputError, match="two benchmark rows are named 'ground_truth'"):
+        select_methods(["still"], generator=PreviewGenerator(), compared={"ground_truth": PreviewGenerator()})
 
 
 class _Oracle:

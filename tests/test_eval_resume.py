@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 
 import pytest
@@ -170,7 +171,9 @@ def test_the_cli_resumes_and_refuses_in_one_line(tmp_path, monkeypatch):
     assert "--resume: the benchmark's settings differ from the partial run's (contact_frames 5 → 3)" in " ".join(refused.output.split())
     done = runner.invoke(app, [str(a) for a in (*CLI, "--output_folder", tmp_path, "--resume")])
     assert done.exit_code == 0, done.output
-    assert "(4 cases, 2 of them reused from the partial run in " in " ".join(done.output.split()) and not (tmp_path / "partial").exists()
+    # The time is this run's, said before the reused cases (not "reused from the partial run in 3 s").
+    assert re.search(r"\(4 cases in \d+ s, 2 of them reused from the partial run\)", " ".join(done.output.split()))
+    assert not (tmp_path / "partial").exists()
     # No partial report: said, and every case runs.
     fresh = runner.invoke(app, [str(a) for a in (*CLI, "--output_folder", tmp_path / "new", "--resume")])
     assert fresh.exit_code == 0, fresh.output
@@ -224,6 +227,9 @@ def test_a_run_stopped_while_its_report_was_written_resumes_without_making_a_vid
         (lambda scores: scores.update(still=3), "the still row's scores are no mapping"),
         (lambda scores: scores["still"].update(psnr="abc"), "the still row's psnr is no number"),
         (lambda scores: scores["still"].update(psnr_per_frame=[1.0]), "the still row's psnr_per_frame holds 1 values, not 2 (frames 1 … T−1)"),
+        # a score gone would read as one that does not exist and leave the case out of that mean unseen
+        (lambda scores: scores["still"].pop("psnr"), "the still row has no psnr"),
+        (lambda scores: scores["ground_truth"].pop("rotation_error"), "the ground_truth row has no rotation_error"),
     ],
 )
 def test_resume_refuses_a_hand_edited_case_in_one_line_before_any_work(tmp_path, edit, what):
@@ -243,6 +249,25 @@ def test_resume_refuses_a_hand_edited_case_in_one_line_before_any_work(tmp_path,
     assert _files(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    ("seconds", "what"),
+    [("fast", "its seconds are no mapping"), ({"still": "fast"}, "the still row's seconds 'fast' is no time"), ({}, "the still row's seconds None is no time")],
+)
+def test_resume_refuses_a_case_whose_times_are_no_numbers(tmp_path, seconds, what):
+    """A reused case's times go back into results.json as they are: a hand-edited one that is no number is
+    refused naming the case, not written on as a string where a reader expects seconds."""
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"])
+    path = tmp_path / "partial" / "results.json"
+    data = json.loads(path.read_text())
+    data["cases"][0]["seconds"] = seconds
+    path.write_text(json.dumps(data))
+    with pytest.raises(Gen3cInputError) as refused:
+        run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+    assert str(refused.value) == (f"--resume: case room-left of {str(path)!r} cannot be read ({what}): "
+                                  "delete it, or run without --resume to run every case again")  # fmt: skip
+
+
 def test_a_resumed_run_stopped_before_a_reused_case_keeps_it(tmp_path):
     """A case runs again (its sheet deleted) and the resumed run stops in it: the later cases the
     partial report held are kept, not dropped with the cases that had yet to come."""
@@ -258,3 +283,22 @@ def test_a_resumed_run_stopped_before_a_reused_case_keeps_it(tmp_path):
     assert sorted(p.name for p in (tmp_path / "partial" / "contact_sheets").iterdir()) == ["corridor-left.png", "room-left.png"]
     result, _ = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
     assert [c.reused for c in result.cases] == [True, False, True, False]
+
+
+class _FarPreview(PreviewGenerator):
+    """A generator with a plain attribute strict JSON has no number for."""
+
+    name = "far_preview"
+
+    def __init__(self):
+        super().__init__()
+        self.far = float("inf")
+
+
+def test_a_generator_with_an_infinite_attribute_resumes(tmp_path):
+    """results.json writes ∞ as "Infinity": the fingerprint compared on resume is the one written, so
+    the same generator is not refused as differing from itself (inf → 'Infinity')."""
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"], generator=_FarPreview())
+    result, _ = run_eval(config, tmp_path, methods=["still"], generator=_FarPreview(), plots=False, resume=True)
+    assert [c.reused for c in result.cases] == [True, True, False, False]

@@ -1689,7 +1689,8 @@ def eval_command(
     Console(width=max(Console().width, Console(width=1000).measure(table).maximum)).print(table)
     reused = sum(c.reused for c in result.cases)
     resumed = f", {reused} of them reused from the partial run" if reused else ""
-    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({counted(len(result.cases), 'case')}{resumed} in {result.seconds:.0f} s)", highlight=False, soft_wrap=True)
+    # (the time is this run's: said before the reused cases, not read as the partial run's)
+    console.print(f"[green]wrote[/] {escape(str(paths['report']))} ({counted(len(result.cases), 'case')} in {result.seconds:.0f} s{resumed})", highlight=False, soft_wrap=True)
     for key in ("results", "plots", "contact_sheets"):
         items = paths[key] if isinstance(paths[key], list) else [paths[key]]
         if items:

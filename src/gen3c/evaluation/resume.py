@@ -17,8 +17,17 @@ from typing import Any
 import torch
 
 from gen3c.errors import Gen3cInputError, first_line, note
-from gen3c.evaluation.report import PARTIAL, read_results
-from gen3c.evaluation.suite import GROUND_TRUTH, BenchmarkConfig, CaseResult, Method, benchmark_cases
+from gen3c.evaluation.report import PARTIAL, _json_safe, read_results
+from gen3c.evaluation.suite import (
+    CONSISTENCY_SCORES,
+    GROUND_TRUTH,
+    REFERENCE_SCORE,
+    SCORE_NAMES,
+    BenchmarkConfig,
+    CaseResult,
+    Method,
+    benchmark_cases,
+)
 
 #: Generator settings (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`) left out of a row's
 #: fingerprint: where the DiT's weights wait between forwards (the same arithmetic, so a run that ran
@@ -100,7 +109,8 @@ def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None) ->
     if methods is not None:
         out["rows"] = {m.name: row_identity(m) for m in methods}
     out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(), cpu_threads=torch.get_num_threads())
-    return json.loads(json.dumps(out, default=str))
+    # As results.json writes it (±∞ as "Infinity", NaN as null): compared with the stored one on resume.
+    return json.loads(json.dumps(_json_safe(out), default=str))
 
 
 #: How :func:`difference` names each part of a fingerprint, and how to get it back.
@@ -198,18 +208,42 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
         if not isinstance(entry, dict) or case is None or entry.get("seed") != case.seed or not (folder / PARTIAL / "contact_sheets" / f"{case.name}.png").is_file():
             continue
         try:
-            scores = _checked_scores(entry.get("scores"), [GROUND_TRUTH, *current.get("rows", {})], config.num_frames)
-            kept[case.name] = CaseResult(case, scores, dict(entry["seconds"]), float(entry["disoccluded_share"]), reused=True)
+            scores = _checked_scores(entry.get("scores"), _expected_scores(current.get("rows", {})), config.num_frames)
+            kept[case.name] = CaseResult(case, scores, _checked_seconds(entry.get("seconds"), current.get("rows", {})),
+                                         float(entry["disoccluded_share"]), reused=True)  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise Gen3cInputError(f"--resume: case {case.name} of {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
     return [kept[name] for name in grid if name in kept]
 
 
-def _checked_scores(scores: Any, rows: list[str], num_frames: int) -> dict[str, dict]:
+def _expected_scores(rows: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Row → the scores a case holds for it (:func:`~gen3c.evaluation.suite.score_video`), for the
+    fingerprint's ``rows`` (a row with a reference also has ``psnr_vs_reference``)."""
+    expected = {GROUND_TRUTH: CONSISTENCY_SCORES}
+    for row, identity in rows.items():
+        reference = isinstance(identity, dict) and identity.get("reference") is not None
+        expected[row] = (*SCORE_NAMES, "psnr_per_frame", *((REFERENCE_SCORE,) if reference else ()))
+    return expected
+
+
+def _checked_seconds(seconds: Any, rows: dict[str, Any]) -> dict[str, float]:
+    """A reused case's ``seconds`` (row → seconds to make its video), checked to hold a number for
+    every row: they are written back into the new ``results.json`` as they are. Raises ValueError."""
+    if not isinstance(seconds, dict):
+        raise ValueError("its seconds are no mapping")
+    for row in rows:
+        value = seconds.get(row)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+            raise ValueError(f"the {row} row's seconds {value!r} is no time")
+    return {row: float(seconds[row]) for row in rows}
+
+
+def _checked_scores(scores: Any, rows: dict[str, tuple[str, ...]], num_frames: int) -> dict[str, dict]:
     """A reused case's ``scores`` (row → score → value), checked to be what the report reads from
-    it: every row's scores, each a number (NaN for one that does not exist, :func:`read_results`)
-    and ``psnr_per_frame`` one per frame 1 … T−1 (a hand-edited partial report would otherwise fail
-    in the report, after the other cases ran). Raises ValueError naming what is wrong."""
+    it: every row's scores (``rows``: row → score names), each a number (NaN for one that does not
+    exist, :func:`read_results`) and ``psnr_per_frame`` one per frame 1 … T−1 (a hand-edited partial
+    report would otherwise fail in the report after the other cases ran, or, a score gone, leave the
+    case out of that score's mean unseen). Raises ValueError naming what is wrong."""
     if not isinstance(scores, dict):
         raise ValueError("its scores are no mapping")
 
@@ -229,6 +263,7 @@ def _checked_scores(scores: Any, rows: list[str], num_frames: int) -> dict[str, 
                     raise ValueError(f"the {row} row's psnr_per_frame holds {len(value)} values, not {num_frames - 1} (frames 1 … T−1)")
             elif not number(value):
                 raise ValueError(f"the {row} row's {name} is no number")
-        if row != GROUND_TRUTH and "psnr_per_frame" not in scores[row]:
-            raise ValueError(f"the {row} row has no psnr_per_frame")
+        missing = next((name for name in rows[row] if name not in scores[row]), None)
+        if missing is not None:
+            raise ValueError(f"the {row} row has no {missing}")
     return {row: dict(values) for row, values in scores.items()}

@@ -89,6 +89,8 @@ class BenchmarkConfig:
             if scene not in SCENE_PRESETS:
                 raise Gen3cInputError(f"unknown scene {scene!r} in --scenes: choose from {', '.join(SCENES)}")
         for preset in self.presets:
+            if preset not in PRESETS:  # (check_preset's message offers a camera file, which the benchmark takes none of)
+                raise Gen3cInputError(f"unknown preset {preset!r} in --presets: choose from {', '.join(PRESETS)}")
             check_preset(preset, self.camera_rotation)
         if not self.scenes or not self.presets:
             raise Gen3cInputError("the benchmark needs at least one scene and one preset")
@@ -315,6 +317,10 @@ def select_methods(
     default_cache = "over GEN3C's default cache (bilinear splat, edge filter 0.05)"
     if generator is not None:
         name = getattr(generator, "name", "generator")
+        if name == GROUND_TRUTH:  # its scores would overwrite the ground truth's (the camera floor), shown twice
+            raise Gen3cInputError(
+                f"the generator's row is named {name!r}, like the ground-truth row: give the generator another name attribute"
+            )
         if name in names:  # its scores would overwrite the baseline row's of that name
             raise Gen3cInputError(
                 f"the generator's row is named {name!r}, like the {name!r} row of the methods: drop {name!r} from "
@@ -328,7 +334,7 @@ def select_methods(
             raise Gen3cInputError("models to compare need a first model to compare with: pass --generator gen3c with --model or --checkpoint_dir")
         reference = methods[-1].name
         for row, other in compared.items():
-            if row in {m.name for m in methods}:
+            if row in {GROUND_TRUTH, *(m.name for m in methods)}:
                 raise Gen3cInputError(f"two benchmark rows are named {row!r}: give the compared models distinct names")
             sampling = sampling_of(other)
             note = f", {sampling}" if sampling else ""
@@ -343,11 +349,10 @@ def select_methods(
 # Scoring
 # --------------------------------------------------------------------------------------------
 
+#: Scores that need no ground-truth image (:func:`score_consistency`): all the ground-truth row has.
+CONSISTENCY_SCORES = ("warp_error", "rotation_error", "translation_error", "center_error", "pose_failures")
 #: Scores of one video, in the order tables show them.
-SCORE_NAMES = (
-    "psnr", "psnr_seen", "psnr_disoccluded", "ssim", "ssim_seen", "ssim_disoccluded",
-    "warp_error", "rotation_error", "translation_error", "center_error", "pose_failures",
-)  # fmt: skip
+SCORE_NAMES = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim", "ssim_seen", "ssim_disoccluded", *CONSISTENCY_SCORES)
 #: Score of a row that has a reference row (:attr:`Method.reference`): PSNR of its video against the reference's.
 REFERENCE_SCORE = "psnr_vs_reference"
 
