@@ -444,6 +444,49 @@ def test_resume_refuses_an_input_whose_contents_changed(box_scene, tmp_path):
     assert len(run_request(request, resume=True).result.chunks) == 3
 
 
+def test_outputs_written_inside_the_input_folder_do_not_change_the_input(tmp_path):
+    """A sample directory whose run writes into it (--video_save_folder SAMPLE/gen): the run's own
+    kept chunks and outputs, and another run's, are no change to the input (every --resume of it
+    was refused as "the contents of --input_image_path changed"); an edited sample file is."""
+    from layouts import scene, write_sample
+
+    from gen3c.pipelines.resume import input_digests
+
+    rgb, depth, _, w2c, K = scene(12, 36, 64)
+    sample = write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K)
+
+    def request(folder):
+        return GenerationRequest(input_image_path=str(sample), resolution="32x64", num_video_frames=25, chunk_frames=9,
+                                 video_save_folder=str(folder))  # fmt: skip
+
+    whole = run_request(request(tmp_path / "whole"))
+    before = input_digests(request(sample / "gen").to_dict())
+    with pytest.raises(KeyboardInterrupt, match=r"2 of 3 chunks are kept"):
+        run_request(request(sample / "gen"), generator=Interrupting(2))
+    run_request(dataclasses.replace(request(sample / "gen"), video_save_name="other", num_video_frames=9))
+    assert input_digests(request(sample / "gen").to_dict()) == before
+    resumed = run_request(request(sample / "gen"), resume=True)
+    assert resumed.paths["video"].read_bytes() == whole.paths["video"].read_bytes()
+    np.savez(sample / "camera.npz", w2c=w2c.numpy() * 2, intrinsics=K.numpy())
+    assert input_digests(request(sample / "gen").to_dict()) != before
+
+
+def test_resume_refuses_a_vipe_result_re_exported_under_the_mp4_it_was_named_by(tmp_path):
+    """--vipe_path ROOT/rgb/CLIP.mp4 reads the clip's depth and cameras beside it: a re-exported
+    depth was resumed silently (only the mp4 was hashed), joining chunks of two scenes."""
+    from layouts import scene, write_vipe
+
+    rgb, depth, _, w2c, K = scene(12, 36, 64)
+    root = write_vipe(tmp_path / "vipe", "c", rgb, depth, w2c, K)
+    request = GenerationRequest(vipe_path=str(root / "rgb" / "c.mp4"), resolution="32x64", num_video_frames=25, chunk_frames=9,
+                                video_save_folder=str(tmp_path / "out"))  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    write_vipe(root, "c", rgb, depth * 2, w2c, K)  # ViPE run again, with another depth
+    with pytest.raises(Gen3cInputError, match=r"the contents of --vipe_path '.*c\.mp4' changed since the interrupted run"):
+        run_request(request, resume=True)
+
+
 def test_resume_takes_the_same_folder_and_inputs_spelt_another_way(box_scene, tmp_path, monkeypatch):
     """`--video_save_folder out` then `--resume` with `./out` (and an input by its absolute path)
     is the same run; it was refused as a different request."""
