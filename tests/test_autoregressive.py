@@ -147,6 +147,24 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
     assert [c["chunk"] for c in gen.calls] == [0, 1, 2]
 
 
+def test_start_chunk_outside_the_run_is_one_line_and_past_the_last_chunk_makes_nothing():
+    """start_chunk = the chunk count (a resumed run whose chunks were all kept) made nothing and
+    kept nothing, then failed in torch.cat; -1 and 1.5 ran chunks they did not name."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    gen = Recorder(9)
+    done = generate_video(cache, slide(25), gen, first_frame=image, start_chunk=3)
+    assert gen.calls == [] and done.frames is None and done.buffers is None and done.num_frames == 25
+    assert torch.equal(done.last_frame, image)
+    for bad in (4, -1, 1.5, True):
+        with pytest.raises(Gen3cInputError, match=rf"^start_chunk {bad!r} does not fit a run of 3 chunks: pass the index of the first chunk to make, 0 to 2 \(3: all are made\)$"):
+            generate_video(cache, slide(25), gen, first_frame=image, start_chunk=bad)
+    assert gen.calls == []
+    last = generate_video(cache, slide(25), gen, first_frame=image, start_chunk=2)
+    assert [c["chunk"] for c in gen.calls] == [2] and len(last.frames) == 8
+
+
 def test_a_generator_whose_generate_has_no_chunk_keyword_is_called_without_it():
     # Written to the protocol before `chunk` existed: it got a TypeError for the new keyword.
     class OldRecorder(Recorder):

@@ -108,6 +108,28 @@ def test_interrupted_request_resumes_with_buffers_and_point_cloud(box_scene, tmp
 
 
 
+
+def test_a_run_stopped_after_its_last_chunk_was_kept_resumes_to_the_same_outputs(box_scene, tmp_path, monkeypatch):
+    """Ctrl-C as the outputs are finished, every chunk kept: --resume makes no chunk, re-encodes them all."""
+    import gen3c.pipelines.camera_video as camera_video
+
+    whole = run_request(box_request(box_scene, tmp_path / "a"))
+    request = box_request(box_scene, tmp_path / "b")
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt("stop")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(camera_video.OutputWriter, "finish", stop)
+        with pytest.raises(KeyboardInterrupt, match=r"3 of 3 chunks are kept"):
+            run_request(request)
+    gen = Interrupting(0)  # any chunk it is asked for is an error
+    resumed = run_request(request, generator=gen, resume=True)
+    assert gen.calls == 0 and resumed.result.frames is None
+    for key in ("video", "buffer_masks", "point_cloud", "cameras"):
+        assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
+    assert not partial_dir(tmp_path / "b", "output").exists()
+
 @pytest.mark.parametrize("kind", ["vipe", "multiview"])
 def test_interrupted_video_and_multiview_runs_resume_to_the_same_outputs(tmp_path, kind):
     """The 4D cache of a video (from a starting frame, past the clip's end) and the key views of a
