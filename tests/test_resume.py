@@ -250,6 +250,23 @@ def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box
     assert sorted(p.name for p in tmp_path.glob(".*")) == sorted(other)
 
 
+
+def test_starting_over_removes_the_temporary_files_a_killed_run_left(box_scene, tmp_path):
+    """SIGKILL leaves the video's temporary file beside the kept chunks; deleting those to start
+    over, as the refusal says, left that file (the video so far) for good."""
+    import shutil
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    own, other = [".output.x1.part.mp4", ".output_cameras.x3.part.json"], [".output.v2.x6.part.mp4"]
+    for name in own + other:
+        (tmp_path / name).write_bytes(b"left")
+    shutil.rmtree(partial_dir(tmp_path, "output"))
+    assert len(run_request(request).result.chunks) == 3
+    assert sorted(p.name for p in tmp_path.glob(".*")) == sorted(other)
+
+
 def test_resume_refuses_another_request_and_cleans_up_empty_runs(box_scene, tmp_path):
     request = box_request(box_scene, tmp_path)
     with pytest.raises(KeyboardInterrupt):

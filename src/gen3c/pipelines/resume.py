@@ -253,6 +253,8 @@ class PartialRun:
         path.mkdir(parents=True)
         partial = cls(path, 0, len(chunks), record["inputs"])._hold()
         write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=str))
+        # (a run killed earlier, whose kept chunks were deleted to start over, left its video's)
+        _remove_stale_outputs(Path(folder), name)
         return partial
 
     def _hold(self) -> PartialRun:
