@@ -113,7 +113,8 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
 def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> dict[str, str]:
     """sha256 of the contents of each input the request names, by field: a file's bytes (as
     ``sha256sum`` prints it), or a folder's files that its reader reads (relative names and
-    bytes, in name order: :func:`input_files`).
+    bytes, in name order: :func:`input_files`; a ViPE clip's ``rgb/<clip>.mp4`` counts as its
+    ViPE result's folder, whose depth and cameras are read with it).
     Fields naming nothing on disk are left out. ``run.json`` and the run record
     (``inputs_sha256``) hold the same digests, so a long run hashes its inputs once.
 
