@@ -147,6 +147,39 @@ def test_fixed_chunk_generator_is_called_per_chunk_with_the_same_protocol():
     assert [c["chunk"] for c in gen.calls] == [0, 1, 2]
 
 
+def test_the_newest_generated_frame_replaces_buffer_0_and_the_source_stays_buffer_1():
+    """GEN3C's update_cache once 2 buffers exist: the new view overwrites buffer 0, so before chunk 4
+    of 33 frames (chunks of 9) the cache is [frame 24 at camera 24, the source], not frames 16 and 24."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    cams, gen = slide(33), Recorder(9)
+    result = generate_video(cache, cams, gen, first_frame=image)
+    assert result.chunks == [(0, 9), (8, 17), (16, 25), (24, 33)]
+    newest, source = result.plan.cache.views
+    assert torch.equal(newest.colors[0], gen.calls[3]["first"].permute(1, 2, 0))
+    assert torch.equal(newest.w2c[0], cams.w2c[24]) and torch.equal(newest.K[0], cams.K[24])
+    assert torch.equal(source.w2c[0], torch.eye(4)) and source is cache.views[0]
+
+
+def test_start_chunk_outside_the_run_is_one_line_and_past_the_last_chunk_makes_nothing():
+    """start_chunk = the chunk count (a resumed run whose chunks were all kept) made nothing and
+    kept nothing, then failed in torch.cat; -1 and 1.5 ran chunks they did not name."""
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    gen = Recorder(9)
+    done = generate_video(cache, slide(25), gen, first_frame=image, start_chunk=3)
+    assert gen.calls == [] and done.frames is None and done.buffers is None and done.num_frames == 25
+    assert torch.equal(done.last_frame, image)
+    for bad in (4, -1, 1.5, True):
+        with pytest.raises(Gen3cInputError, match=rf"^start_chunk {bad!r} does not fit a run of 3 chunks: pass the index of the first chunk to make, 0 to 2 \(3: all are made\)$"):
+            generate_video(cache, slide(25), gen, first_frame=image, start_chunk=bad)
+    assert gen.calls == []
+    last = generate_video(cache, slide(25), gen, first_frame=image, start_chunk=2)
+    assert [c["chunk"] for c in gen.calls] == [2] and len(last.frames) == 8
+
+
 def test_a_generator_whose_generate_has_no_chunk_keyword_is_called_without_it():
     # Written to the protocol before `chunk` existed: it got a TypeError for the new keyword.
     class OldRecorder(Recorder):

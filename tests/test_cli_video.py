@@ -157,6 +157,22 @@ def test_241_frames_autoregressive_preview_is_continuous(box_scene, tmp_path):
     assert len(cams) == 241 and torch.allclose(moves[119:121], moves[100], rtol=0.02)
 
 
+def test_a_long_videos_path_is_one_preset_over_all_its_frames(box_scene, tmp_path):
+    """GEN3C builds the path for all --num_video_frames and cuts each chunk's 121 cameras from it
+    (gen3c_single_image.py): left, no rotation, d = 0.3, look-at depth 1 (--trajectory_scale
+    gen3c) puts camera i at x = −0.3·i/241 (divisor n = 241, not 121 or 240), looking along +z."""
+    image, depth, _, _ = box_scene
+    res = invoke("--input_image_path", image, "--depth_path", depth, "--fov", 60, "--resolution", "16x24", "--num_video_frames", 241,
+                 "--camera_rotation", "no_rotation", "--trajectory_scale", "gen3c", "--video_save_folder", tmp_path)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    cams = load_camera_file(tmp_path / "output_cameras.json")
+    i = torch.arange(241, dtype=torch.float64)
+    expected = torch.stack([-0.3 * i / 241, 0 * i, 0 * i], dim=1)
+    assert torch.allclose(cams.centers.double(), expected, atol=1e-6)
+    assert cams.centers[120, 0] == pytest.approx(-36 / 241) and cams.centers[240, 0] == pytest.approx(-72 / 241)
+    assert torch.allclose(cams.w2c[:, :3, :3], torch.eye(3).expand(241, 3, 3), atol=1e-6)
+
+
 def test_chunked_preview_when_asked(box_scene, tmp_path):
     image, depth, _, _ = box_scene
     res = invoke("--input_image_path", image, "--depth_path", depth, "--fov", 60, "--resolution", "32x56",

@@ -108,6 +108,28 @@ def test_interrupted_request_resumes_with_buffers_and_point_cloud(box_scene, tmp
 
 
 
+
+def test_a_run_stopped_after_its_last_chunk_was_kept_resumes_to_the_same_outputs(box_scene, tmp_path, monkeypatch):
+    """Ctrl-C as the outputs are finished, every chunk kept: --resume makes no chunk, re-encodes them all."""
+    import gen3c.pipelines.camera_video as camera_video
+
+    whole = run_request(box_request(box_scene, tmp_path / "a"))
+    request = box_request(box_scene, tmp_path / "b")
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt("stop")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(camera_video.OutputWriter, "finish", stop)
+        with pytest.raises(KeyboardInterrupt, match=r"3 of 3 chunks are kept"):
+            run_request(request)
+    gen = Interrupting(0)  # any chunk it is asked for is an error
+    resumed = run_request(request, generator=gen, resume=True)
+    assert gen.calls == 0 and resumed.result.frames is None
+    for key in ("video", "buffer_masks", "point_cloud", "cameras"):
+        assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
+    assert not partial_dir(tmp_path / "b", "output").exists()
+
 @pytest.mark.parametrize("kind", ["vipe", "multiview"])
 def test_interrupted_video_and_multiview_runs_resume_to_the_same_outputs(tmp_path, kind):
     """The 4D cache of a video (from a starting frame, past the clip's end) and the key views of a
@@ -225,6 +247,23 @@ def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box
     for name in own + other:
         (tmp_path / name).write_bytes(b"left")
     assert len(run_request(request, resume=True).result.chunks) == 3
+    assert sorted(p.name for p in tmp_path.glob(".*")) == sorted(other)
+
+
+
+def test_starting_over_removes_the_temporary_files_a_killed_run_left(box_scene, tmp_path):
+    """SIGKILL leaves the video's temporary file beside the kept chunks; deleting those to start
+    over, as the refusal says, left that file (the video so far) for good."""
+    import shutil
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    own, other = [".output.x1.part.mp4", ".output_cameras.x3.part.json"], [".output.v2.x6.part.mp4"]
+    for name in own + other:
+        (tmp_path / name).write_bytes(b"left")
+    shutil.rmtree(partial_dir(tmp_path, "output"))
+    assert len(run_request(request).result.chunks) == 3
     assert sorted(p.name for p in tmp_path.glob(".*")) == sorted(other)
 
 
@@ -442,6 +481,49 @@ def test_resume_refuses_an_input_whose_contents_changed(box_scene, tmp_path):
         run_request(request, resume=True)
     shutil.copy(box_scene[1], depth)  # the depth as it was: the run continues
     assert len(run_request(request, resume=True).result.chunks) == 3
+
+
+def test_outputs_written_inside_the_input_folder_do_not_change_the_input(tmp_path):
+    """A sample directory whose run writes into it (--video_save_folder SAMPLE/gen): the run's own
+    kept chunks and outputs, and another run's, are no change to the input (every --resume of it
+    was refused as "the contents of --input_image_path changed"); an edited sample file is."""
+    from layouts import scene, write_sample
+
+    from gen3c.pipelines.resume import input_digests
+
+    rgb, depth, _, w2c, K = scene(12, 36, 64)
+    sample = write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K)
+
+    def request(folder):
+        return GenerationRequest(input_image_path=str(sample), resolution="32x64", num_video_frames=25, chunk_frames=9,
+                                 video_save_folder=str(folder))  # fmt: skip
+
+    whole = run_request(request(tmp_path / "whole"))
+    before = input_digests(request(sample / "gen").to_dict())
+    with pytest.raises(KeyboardInterrupt, match=r"2 of 3 chunks are kept"):
+        run_request(request(sample / "gen"), generator=Interrupting(2))
+    run_request(dataclasses.replace(request(sample / "gen"), video_save_name="other", num_video_frames=9))
+    assert input_digests(request(sample / "gen").to_dict()) == before
+    resumed = run_request(request(sample / "gen"), resume=True)
+    assert resumed.paths["video"].read_bytes() == whole.paths["video"].read_bytes()
+    np.savez(sample / "camera.npz", w2c=w2c.numpy() * 2, intrinsics=K.numpy())
+    assert input_digests(request(sample / "gen").to_dict()) != before
+
+
+def test_resume_refuses_a_vipe_result_re_exported_under_the_mp4_it_was_named_by(tmp_path):
+    """--vipe_path ROOT/rgb/CLIP.mp4 reads the clip's depth and cameras beside it: a re-exported
+    depth was resumed silently (only the mp4 was hashed), joining chunks of two scenes."""
+    from layouts import scene, write_vipe
+
+    rgb, depth, _, w2c, K = scene(12, 36, 64)
+    root = write_vipe(tmp_path / "vipe", "c", rgb, depth, w2c, K)
+    request = GenerationRequest(vipe_path=str(root / "rgb" / "c.mp4"), resolution="32x64", num_video_frames=25, chunk_frames=9,
+                                video_save_folder=str(tmp_path / "out"))  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    write_vipe(root, "c", rgb, depth * 2, w2c, K)  # ViPE run again, with another depth
+    with pytest.raises(Gen3cInputError, match=r"the contents of --vipe_path '.*c\.mp4' changed since the interrupted run"):
+        run_request(request, resume=True)
 
 
 def test_resume_takes_the_same_folder_and_inputs_spelt_another_way(box_scene, tmp_path, monkeypatch):

@@ -496,7 +496,7 @@ def generate_video(
             long video costs memory in proportion to its length; a sink keeps memory flat.
         start_chunk: skip the chunks before this one (a resumed run, :mod:`gen3c.pipelines.resume`):
             ``first_frame`` is then the previous chunk's last frame and the plan holds the cache
-            state that chunk left; the result keeps the new chunks only.
+            state that chunk left; the result keeps the new chunks only (None when all were made).
         on_chunk: called as ``on_chunk(k, last_frame)`` after chunk k went to the sink.
     """
     _check_video_inputs(cache, cameras, generator, first_frame)
@@ -505,6 +505,11 @@ def generate_video(
     check_num_frames(T, generator, chunk)
     plan = default_plan(cache) if isinstance(cache, Cache3D) else cache
     chunks = plan_chunks(T, chunk)
+    if isinstance(start_chunk, bool) or not isinstance(start_chunk, numbers.Integral) or not 0 <= start_chunk <= len(chunks):
+        raise Gen3cInputError(
+            f"start_chunk {start_chunk!r} does not fit a run of {len(chunks)} chunk{'s' if len(chunks) > 1 else ''}: pass the "
+            f"index of the first chunk to make, 0 to {len(chunks) - 1} ({len(chunks)}: all are made)"
+        )
     keep = sink is None if keep is None else keep
     num_buffers = plan.buffers_for(len(chunks))
     kept_frames: list[Tensor] = []
@@ -543,8 +548,8 @@ def generate_video(
             on_chunk(k, condition)
         del buffers, frames, fresh, fresh_buffers, chunk_cache
     return VideoResult(
-        frames=_cat(kept_frames) if keep else None,
-        buffers=_cat_buffers(kept_buffers) if keep else None,
+        frames=_cat(kept_frames) if keep and kept_frames else None,
+        buffers=_cat_buffers(kept_buffers) if keep and kept_frames else None,
         cameras=cameras,
         num_frames=T,
         chunks=chunks,

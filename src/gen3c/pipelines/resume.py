@@ -112,7 +112,9 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
 
 def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> dict[str, str]:
     """sha256 of the contents of each input the request names, by field: a file's bytes (as
-    ``sha256sum`` prints it), or a folder's files (relative names and bytes, in name order).
+    ``sha256sum`` prints it), or a folder's files that its reader reads (relative names and
+    bytes, in name order: :func:`input_files`; a ViPE clip's ``rgb/<clip>.mp4`` counts as its
+    ViPE result's folder, whose depth and cameras are read with it).
     Fields naming nothing on disk are left out. ``run.json`` and the run record
     (``inputs_sha256``) hold the same digests, so a long run hashes its inputs once.
 
@@ -129,12 +131,36 @@ def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = 
             continue
         if not (isinstance(value, str) and value and exists(value)):
             continue
-        path = Path(value).expanduser()
-        if path.is_file():
-            digests[field] = _digest([("", path)], names=False)
-        else:
-            digests[field] = _digest(sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*") if p.is_file()))
+        files = input_files(field, Path(value).expanduser())
+        digests[field] = _digest(files, names=[name for name, _ in files] != [""])  # (a file alone: sha256sum's)
     return digests
+
+
+def input_files(field: str, path: Path) -> list[tuple[str, Path]]:
+    """The files of the input ``path`` given as ``field`` that its reader reads, by name relative
+    to the input's folder, in name order; ``[("", path)]`` for a file read alone. A ViPE result
+    (named by its folder or its ``rgb/<clip>.mp4``) counts by its ``rgb/``, ``pose/``,
+    ``intrinsics/``, ``depth/`` and ``mask/`` (its depth too when the mp4 is named); a sample
+    directory by its :data:`~gen3c.io.gen3c_sample.SAMPLE_FILES`: files that gen3c writes there
+    (a run's outputs and kept chunks, when ``--video_save_folder`` lies inside the input) or that
+    no reader reads (ViPE's ``vipe/``) do not change the input. Another folder: all its files."""
+    from gen3c.io.gen3c_sample import SAMPLE_FILES, sample_file
+    from gen3c.io.vipe import VIPE_FOLDERS
+
+    if field == "vipe_path" and path.is_file() and path.parent.name == "rgb":
+        path = path.parent.parent  # rgb/<clip>.mp4: the clip's cameras and depth are in its root
+    if path.is_file():
+        return [("", path)]
+    if field == "vipe_path":
+        found = [p for folder in (*VIPE_FOLDERS, "depth", "mask") for p in (path / folder).rglob("*")]
+    elif field == "input_image_path":
+        try:
+            found = [sample_file(path, name) for name in SAMPLE_FILES]
+        except Gen3cInputError:  # two files for one name: the reader refuses the folder; all of it counts
+            found = list(path.rglob("*"))
+    else:
+        found = list(path.rglob("*"))
+    return sorted((p.relative_to(path).as_posix(), p) for p in found if p.is_file())
 
 
 def _digest(files: list[tuple[str, Path | bytes]], names: bool = True) -> str:
@@ -228,6 +254,8 @@ class PartialRun:
         path.mkdir(parents=True)
         partial = cls(path, 0, len(chunks), record["inputs"])._hold()
         write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=str))
+        # (a run killed earlier, whose kept chunks were deleted to start over, left its video's)
+        _remove_stale_outputs(Path(folder), name)
         return partial
 
     def _hold(self) -> PartialRun:
