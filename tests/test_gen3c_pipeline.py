@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.io.images import to_uint8
 from gen3c.models import configs
 from gen3c.models.memory import has_hook, memory_plan
 from gen3c.models.tiny import tiny_pipeline
@@ -394,7 +395,13 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
     assert frames.shape == (T, 3, H, W)
     assert len(ticks) == 4 and all(isinstance(n, int) for n in ticks) and sum(ticks) == T
     direct = pipe(image, colors, masks, num_steps=4, guidance=0.0).frames
-    assert torch.equal(frames, direct)
+    # GEN3C's video is (1 + x).clamp(0, 2) / 2 · 255 cast to uint8 (truncated, Cosmos'
+    # _run_tokenizer_decoding): the generator's frames are those levels, which the video writer
+    # keeps exactly. Before, the writer rounded: frames up to one level brighter than GEN3C's.
+    levels = ((1.0 + direct).clamp(0, 2) / 2 * 255).to(torch.uint8)
+    assert torch.equal(frames, levels.float() / 127.5 - 1)
+    assert np.array_equal(to_uint8(frames), levels.permute(0, 2, 3, 1).numpy())
+    assert not np.array_equal(to_uint8(direct), levels.permute(0, 2, 3, 1).numpy())
     with pytest.raises(Gen3cInputError, match="--num_video_frames 17"):
         gen.check_num_frames(25)
     with pytest.raises(Gen3cInputError, match="first frame"):

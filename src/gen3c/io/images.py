@@ -577,6 +577,19 @@ def to_uint8(image: Tensor) -> np.ndarray:
     return out.numpy()
 
 
+def on_cosmos_uint8_grid(video: Tensor) -> Tensor:
+    """``video`` (..., 3, H, W) in [−1, 1] (float32) as Cosmos writes it: each value truncated
+    to uint8 as ``(1 + x).clamp(0, 2) / 2 · 255`` cast to uint8 (GEN3C's decode, Cosmos'
+    ``world_generation_pipeline.py`` ``_run_tokenizer_decoding``), back as ``u / 127.5 − 1``.
+
+    GEN3C's video, and the last frame its long videos condition the next chunk on, are these
+    values; :func:`to_uint8`'s rounding gives them back exactly. Truncation, not rounding: a
+    generated frame comes out half a step (1/510) darker on average than rounding would make it.
+    """
+    levels = ((1.0 + video.float()).clamp(0, 2) / 2 * 255).to(torch.uint8)
+    return levels.float() / 127.5 - 1.0
+
+
 def save_image(path: str | os.PathLike, image: Tensor) -> None:
     """Write (3, H, W) in [−1, 1] as PNG atomically."""
     from gen3c.io.atomic import atomic_path

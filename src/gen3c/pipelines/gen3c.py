@@ -60,6 +60,7 @@ from diffusers.video_processor import VideoProcessor
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError, first_line
+from gen3c.io.images import on_cosmos_uint8_grid
 from gen3c.models import configs
 from gen3c.models.choices import check_step_cache_guidance
 from gen3c.models.context_parallel import check_token_split, context_parallel_degree
@@ -1322,7 +1323,9 @@ class Gen3cGenerator:
             )  # fmt: skip
         finally:
             self.pipeline.set_progress_bar_config(**config)
-        return out.frames
+        # GEN3C's video is uint8 by truncation: the frames (and a long video's next conditioning
+        # frame, camera_video.as_saved) take its values, which the video writer keeps exactly.
+        return on_cosmos_uint8_grid(out.frames)
 
 
 def _describe(value: object) -> str:
