@@ -706,6 +706,17 @@ def test_a_resumed_run_whose_teaching_stage_is_gone_says_so(tmp_path, teacher_ch
     shutil.rmtree(tmp_path / "run" / "stages" / "0_guidance_5steps")
     with pytest.raises(Gen3cInputError, match=r"^--resume: '.*0_guidance_5steps', the student of stage 0 that teaches stage 1, is missing"):
         train(config, tmp_path / "run", resume="auto")
+    # Continued in a new --out, which takes the finished stages' students from the run: it had
+    # none to take. Before: it named the new --out's folder and said to "start a new --out".
+    checkpoint = sorted((tmp_path / "run" / "checkpoints").glob("step_*"))[-1]
+    with pytest.raises(Gen3cInputError) as caught:
+        train(config, tmp_path / "new", resume=str(checkpoint))
+    assert str(caught.value) == (
+        f"--resume: {str(tmp_path / 'run' / 'stages' / '0_guidance_5steps')!r}, the student of stage 0 that teaches stage 1, is missing "
+        f"or incomplete in the run the checkpoint comes from: restore it there (or in {str(tmp_path / 'new' / 'stages' / '0_guidance_5steps')!r}), "
+        "or start over without --resume"
+    )
+    assert not (tmp_path / "new").exists()  # refused before it is written to
 
 
 def test_a_resumed_distillation_may_lower_the_lr_and_its_card_says_so(tmp_path, teacher_checkpoint):
