@@ -234,7 +234,7 @@ def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_u
     with pytest.raises(Gen3cInputError, match="line 1: unknown gen3c generator options 'num_step': did you mean 'num_steps'.$"):
         load_manifest(write_manifest(tmp_path / "m.jsonl", [nested_typo]))
     typo = {"name": "a", "generator": "gen3cc", "generator_options": {"num_steps": 3}}
-    with pytest.raises(Gen3cInputError, match="line 1: unknown generator 'gen3cc': choose one of preview, gen3c"):
+    with pytest.raises(Gen3cInputError, match="line 1: generator 'gen3cc' is unknown: choose one of preview, gen3c"):
         load_manifest(write_manifest(tmp_path / "m.jsonl", [typo]))
 
 

@@ -197,6 +197,8 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
         with pytest.raises(Gen3cInputError, match=match) as caught:
             gen3c.generate(image_path, generator="preview", **common, **extra)
         assert "--" not in str(caught.value)  # the call's keyword arguments, not gen3c generate's flags
+    with pytest.raises(Gen3cInputError, match=r"^generator='gen3cc' is unknown: choose one of preview, gen3c$"):  # it named no setting
+        gen3c.generate(image_path, generator="gen3cc", **common)
     assert not any(tmp_path.iterdir())
 
 

@@ -51,7 +51,7 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         returns them (coerced, the unset ones left out); {} for another generator.
     """
     if request.generator not in GENERATORS:
-        raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
+        raise Gen3cInputError(f"--generator {str(request.generator)[:40]!r} is unknown: choose one of {', '.join(GENERATORS)}")
     check_gen3c_only(request)
     checked: dict[str, Any] = {}
     if request.generator == "gen3c":
