@@ -199,6 +199,9 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
         assert "--" not in str(caught.value)  # the call's keyword arguments, not gen3c generate's flags
     with pytest.raises(Gen3cInputError, match=r"^generator='gen3cc' is unknown: choose one of preview, gen3c$"):  # it named no setting
         gen3c.generate(image_path, generator="gen3cc", **common)
+    # It said "out of range" for a size off the 8-pixel stride, and offered none.
+    with pytest.raises(Gen3cInputError, match=r"^resolution='30x50': the height and width must be multiples of 8 .*: pass resolution='24x48' or '32x56'$"):
+        gen3c.generate(image_path, generator="preview", **{**common, "resolution": "30x50"})
     assert not any(tmp_path.iterdir())
 
 
