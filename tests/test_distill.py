@@ -672,6 +672,19 @@ def test_a_teacher_folder_that_is_no_model_is_named_as_the_config_key(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_teacher_without_a_prompt_cache_is_refused_naming_the_config_key(tmp_path):
+    """It said "checkpoint '…'", which gen3c train has no setting of: the config's key is model.checkpoint."""
+    pipe = tiny_pipeline(seed=0)
+    pipe.register_modules(prompt_cache=None)
+    teacher = tmp_path / "teacher"
+    pipe.save_pretrained(teacher)
+    (teacher / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
+    with pytest.raises(Gen3cInputError) as refused:
+        train(config_from_dict(distill_config(teacher)), tmp_path / "run")
+    assert str(refused.value) == f"model.checkpoint {str(teacher)!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`"
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_a_teacher_without_the_negative_prompt_is_refused_where_guidance_needs_it(tmp_path):
     """A teacher whose prompt cache lacked GEN3C's negative prompt was guided with the empty prompt

@@ -271,7 +271,7 @@ def distill(
     check_clips_fit(config, student, pipe.vae)
     check_teacher(config.distill, pipe.model_info, m.checkpoint)
     if prompt_cache is None:
-        raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
+        raise Gen3cInputError(f"model.checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
     negative_text = text  # unused without guidance: only the guided teacher has an unconditional branch
     if config.distill.guidance:
