@@ -214,7 +214,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # Value typos are refused at once, not when row 900 comes up hours later.
         ('{"name": "a"}\n{"name": "b", "trajectory": "lefft"}\n', ".jsonl", "line 2: trajectory 'lefft' is unknown"),
         ('{"name": "a", "camera_rotation": "centre"}\n', ".jsonl", "line 1: camera_rotation 'centre' is unknown"),
-        ('{"name": "a", "resolution": "64x100"}\n', ".jsonl", "line 1: resolution '64x100' is out of range"),
+        ('{"name": "a", "resolution": "64x100"}\n', ".jsonl", "line 1: resolution '64x100': the height and width must be multiples of 8 .*: pass resolution '64x96' or '64x104'$"),
         ('{"name": "a.mp4"}\n', ".jsonl", "line 1: .*ends in .mp4"),
         ('{"name": "a", "fps": 0}\n', ".jsonl", "line 1: fps 0.0 is impossible"),
         ('{"name": "a", "num_video_frames": 0}\n', ".jsonl", "line 1: num_video_frames 0 is impossible"),
@@ -273,7 +273,7 @@ def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_u
     with pytest.raises(Gen3cInputError, match="line 1: unknown gen3c generator options 'num_step': did you mean 'num_steps'.$"):
         load_manifest(write_manifest(tmp_path / "m.jsonl", [nested_typo]))
     typo = {"name": "a", "generator": "gen3cc", "generator_options": {"num_steps": 3}}
-    with pytest.raises(Gen3cInputError, match="line 1: unknown generator 'gen3cc': choose one of preview, gen3c"):
+    with pytest.raises(Gen3cInputError, match="line 1: generator 'gen3cc' is unknown: choose one of preview, gen3c"):
         load_manifest(write_manifest(tmp_path / "m.jsonl", [typo]))
 
 

@@ -100,7 +100,7 @@ def test_distortion_given_twice_differently_is_refused():
 
 @pytest.mark.parametrize(
     ("model", "match"),
-    [("OPENCV_FISHEYE", r"'camera_model' 'OPENCV_FISHEYE' is a fisheye camera: gen3c renders pinhole cameras; write a pinhole camera path"),
+    [("OPENCV_FISHEYE", r"'camera_model' 'OPENCV_FISHEYE' is a fisheye camera: gen3c renders pinhole cameras; give the pinhole camera of the images undistorted first"),
      ("EQUIRECTANGULAR", r"'camera_model' 'EQUIRECTANGULAR' is an equirectangular \(360°\) camera: gen3c renders pinhole cameras"),
      ("VR180_L", r"is a VR180 camera"),
      ("pinhole", r"'camera_model' 'pinhole' is not one of nerfstudio's camera models: give one of SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL, RADIAL, OPENCV$"),

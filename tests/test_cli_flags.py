@@ -88,12 +88,25 @@ def test_a_gpu_budget_that_is_no_positive_number_is_refused_before_weights_are_f
     assert check_generator_options({"model": "tiny", "max_gpu_memory": 0.5})["max_gpu_memory"] == 0.5
 
 
+def test_a_tokenizer_chunks_refusal_is_worded_as_generate_takes_it(tmp_path):
+    """gen3c.generate()'s refusal said "vae_chunk_frames 4" beside "max_gpu_memory=": its flag had no
+    "--", so the keyword spelling (vae_chunk_frames=4) never reached it."""
+    import gen3c
+
+    for settings, message in (({"vae_chunk_frames": 4, "max_gpu_memory": 24.0}, "vae_chunk_frames=4 would change nothing: max_gpu_memory= chooses"),
+                              ({"vae_chunk_frames": -1}, "vae_chunk_frames=-1 must be ≥ 1 (or 0 for no chunking)")):  # fmt: skip
+        with pytest.raises(Gen3cInputError) as caught:
+            gen3c.generate(tmp_path / "never_read.png", model="tiny", video_save_folder=tmp_path / "out", **settings)
+        assert str(caught.value).startswith(message)
+    assert not (tmp_path / "out").exists()
+
+
 def test_tokenizer_chunks_beside_a_gpu_budget_are_refused():
     """--max_gpu_memory's plan sets the tokenizer's chunks; a vae_chunk_frames beside it was dropped
     without a word."""
-    with pytest.raises(Gen3cInputError, match=r"^vae_chunk_frames 4 would change nothing: --max_gpu_memory chooses the tokenizer's chunks"):
+    with pytest.raises(Gen3cInputError, match=r"^--vae_chunk_frames 4 would change nothing: --max_gpu_memory chooses the tokenizer's chunks"):
         check_generator_options({"model": "tiny", "vae_chunk_frames": 4, "max_gpu_memory": 24.0})
-    with pytest.raises(Gen3cInputError, match=r"^vae_chunk_frames -1 must be ≥ 1 \(or 0 for no chunking\)"):
+    with pytest.raises(Gen3cInputError, match=r"^--vae_chunk_frames -1 must be ≥ 1 \(or 0 for no chunking\)"):
         check_generator_options({"model": "tiny", "vae_chunk_frames": -1})  # not only once the model loads
     for options in ({"vae_chunk_frames": 4}, {"vae_chunk_frames": 0}, {"vae_chunk_frames": 4, "low_memory": True}, {"max_gpu_memory": 24.0}):
         check_generator_options({"model": "tiny", **options})  # (--low_memory's plan takes the chunks given)

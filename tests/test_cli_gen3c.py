@@ -195,8 +195,8 @@ def test_a_resolution_the_model_cannot_take_is_refused_before_the_input_is_read_
     monkeypatch.setattr(request_module, "make_generator", no_loading)
     monkeypatch.setenv("GEN3C_CACHE_DIR", str(tmp_path / "no_cache"))
     missing = tmp_path / "not_read.png"  # never read: the resolution is refused first
-    for model, resolution, message in ((["--model", "tiny"], "704x1280", "frame size 704×1280 is larger than this model takes (384×640 at most)"),
-                                       ([], "704x1272", "frame size 704×1272 must be a multiple of 16")):  # fmt: skip
+    for model, resolution, message in ((["--model", "tiny"], "704x1280", "--resolution '704x1280' is larger than this model takes (384x640 at most): pass --resolution '352x640'"),
+                                       ([], "704x1272", "--resolution '704x1272': this model takes heights and widths that are multiples of 16 (GEN3C works at 704x1280): pass --resolution '704x1264' or '704x1280'")):  # fmt: skip
         res = invoke("generate", "--generator", "gen3c", *model, "--input_image_path", missing, "--fov", 60,
                      "--resolution", resolution, "--video_save_folder", tmp_path / "out")  # fmt: skip
         assert res.exit_code == 2 and message in res.output, res.output
@@ -288,7 +288,7 @@ def test_model_settings_are_refused_from_the_configs_before_the_input_is_read_or
     for world, extra, message in (
         (None, ("--chunk_frames", 25), "--chunk_frames 25: the gen3c generator makes 17 frames per chunk; leave it out"),
         (None, ("--num_video_frames", 20), "num_video_frames 20 is not possible with the gen3c generator, which makes 17 frames per chunk"),
-        (None, ("--resolution", "32x40"), "frame size 32×40 must be a multiple of 16"),
+        (None, ("--resolution", "32x40"), "--resolution '32x40': this model takes heights and widths that are multiples of 16"),
         ("2", ("--num_gpus", 2), f"--num_gpus 2: checkpoint '{ckpt}' (its 17-frame chunks have 3 latent frames) cannot be split across GPUs"),
     ):
         if world is None:
@@ -321,7 +321,7 @@ def test_gen3cs_hub_id_given_explicitly_gets_the_same_early_settings_checks_as_n
     image, depth, _, _ = box_scene
     for world, extra, message in (
         (None, ("--chunk_frames", 25), "--chunk_frames 25: the gen3c generator makes 121 frames per chunk; leave it out"),
-        (None, ("--resolution", "32x40"), "frame size 32×40 must be a multiple of 16 in both directions (GEN3C works at 704×1280)"),
+        (None, ("--resolution", "32x40"), "--resolution '32x40': this model takes heights and widths that are multiples of 16 (GEN3C works at 704x1280): pass --resolution '32x32' or '32x48'"),
         ("3", ("--num_gpus", 3), "--num_gpus 3: the DiT's 32 attention heads do not split across 3 GPUs; use one of [1, 2, 4, 8, 16]"),
     ):
         if world is None:

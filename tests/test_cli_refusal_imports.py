@@ -28,7 +28,7 @@ TORCH_FREE = (
     (["--disable_prompt_encoder", "--prompt", "a cat"], "--prompt would change nothing"),
     (["--model", "tiny", "--checkpoint_dir", "x"], "--model tiny and --checkpoint_dir both name a model"),
     # a packaged model's frame size is checked first (gen3c.io.resolution parses it)
-    (["--model", "tiny", "--resolution", "72x112"], "frame size 72×112 must be a multiple of 16"),
+    (["--model", "tiny", "--resolution", "72x112"], "--resolution '72x112': this model takes heights and widths that are multiples of 16"),
     (["--model", "tiny", "--num_gpus", "2"], "--num_gpus 2: the shipped tiny model (its 17-frame chunks have 3 latent frames) cannot be split"),
     # the estimator's name (gen3c.depth.names), not when it loads after the model's modules
     (["--input_image_path", "missing.png", "--depth_estimator", "mogee"], "--depth_estimator 'mogee' is unknown (did you mean 'moge'?)"),

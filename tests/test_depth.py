@@ -485,8 +485,9 @@ def test_intrinsics_of_a_nerfstudio_transforms_json(tmp_path):
     )):
         parse_intrinsics(tmp_path / "two.json", (480, 640))
     (tmp_path / "fisheye.json").write_text(json.dumps({**camera, "camera_model": "OPENCV_FISHEYE"}))
-    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*fisheye\.json': 'camera_model' 'OPENCV_FISHEYE' is a fisheye camera: gen3c renders pinhole"):
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*fisheye\.json': 'camera_model' 'OPENCV_FISHEYE' is a fisheye camera: gen3c renders pinhole") as caught:
         parse_intrinsics(tmp_path / "fisheye.json", (480, 640))
+    assert "camera path" not in str(caught.value)  # it said "write a pinhole camera path", for one camera
     (tmp_path / "no_fl.json").write_text(json.dumps({key: v for key, v in camera.items() if key != "fl_x"}))
     with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*no_fl\.json': the file has no 'fl_x': give the focal length in pixels as 'fl_x'"):
         parse_intrinsics(tmp_path / "no_fl.json", (480, 640))

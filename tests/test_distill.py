@@ -672,6 +672,19 @@ def test_a_teacher_folder_that_is_no_model_is_named_as_the_config_key(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_teacher_without_a_prompt_cache_is_refused_naming_the_config_key(tmp_path):
+    """It said "checkpoint '…'", which gen3c train has no setting of: the config's key is model.checkpoint."""
+    pipe = tiny_pipeline(seed=0)
+    pipe.register_modules(prompt_cache=None)
+    teacher = tmp_path / "teacher"
+    pipe.save_pretrained(teacher)
+    (teacher / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
+    with pytest.raises(Gen3cInputError) as refused:
+        train(config_from_dict(distill_config(teacher)), tmp_path / "run")
+    assert str(refused.value) == f"model.checkpoint {str(teacher)!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`"
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_a_teacher_without_the_negative_prompt_is_refused_where_guidance_needs_it(tmp_path):
     """A teacher whose prompt cache lacked GEN3C's negative prompt was guided with the empty prompt
@@ -706,6 +719,17 @@ def test_a_resumed_run_whose_teaching_stage_is_gone_says_so(tmp_path, teacher_ch
     shutil.rmtree(tmp_path / "run" / "stages" / "0_guidance_5steps")
     with pytest.raises(Gen3cInputError, match=r"^--resume: '.*0_guidance_5steps', the student of stage 0 that teaches stage 1, is missing"):
         train(config, tmp_path / "run", resume="auto")
+    # Continued in a new --out, which takes the finished stages' students from the run: it had
+    # none to take. Before: it named the new --out's folder and said to "start a new --out".
+    checkpoint = sorted((tmp_path / "run" / "checkpoints").glob("step_*"))[-1]
+    with pytest.raises(Gen3cInputError) as caught:
+        train(config, tmp_path / "new", resume=str(checkpoint))
+    assert str(caught.value) == (
+        f"--resume: {str(tmp_path / 'run' / 'stages' / '0_guidance_5steps')!r}, the student of stage 0 that teaches stage 1, is missing "
+        f"or incomplete in the run the checkpoint comes from: restore it there (or in {str(tmp_path / 'new' / 'stages' / '0_guidance_5steps')!r}), "
+        "or start over without --resume"
+    )
+    assert not (tmp_path / "new").exists()  # refused before it is written to
 
 
 def test_a_resumed_distillation_may_lower_the_lr_and_its_card_says_so(tmp_path, teacher_checkpoint):

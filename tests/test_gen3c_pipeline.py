@@ -245,7 +245,9 @@ def test_callback_and_progress(pipe):
     [
         (lambda i, c, m: (i, c[:10], m[:10]), "1 \\+ 8·k frames"),
         (lambda i, c, m: (i, torch.cat([c, c[:, :1]], 1), torch.cat([m, m[:, :1]], 1)), "1 or 2 buffers"),
-        (lambda i, c, m: (i[:, :24], c[..., :24, :], m[..., :24, :]), "multiple of 16"),
+        (lambda i, c, m: (i[:, :24], c[..., :24, :], m[..., :24, :]),
+         rf"^the frame size of image and buffer_colors '24x{W}': this model takes heights and widths that are multiples of 16 .*: "
+         rf"render the cache and the image at '16x{W}' or '32x{W}'$"),
         (lambda i, c, m: (i * 300, c, m), "image must lie in"),
         (lambda i, c, m: (i, c, m[:, :, :, :8]), "buffer_masks must be"),
         (lambda i, c, m: (i[:, :16], c, m), "image is"),
@@ -281,7 +283,7 @@ def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rende
 
     generator = Gen3cGenerator(pipe, num_steps=1, chunk_frames=9)  # the tiny model: 128×128 at most, multiples of 16
     generator.check_frame_size(128, 112)
-    with pytest.raises(Gen3cInputError, match="frame size 120×128 must be a multiple of 16"):
+    with pytest.raises(Gen3cInputError, match=r"^--resolution '120x128': this model takes heights and widths that are multiples of 16 \(GEN3C works at 704x1280\): pass --resolution '112x128' or '128x128'$"):
         generator.check_frame_size(120, 128)
     request = GenerationRequest(resolution="176x320", num_video_frames=9, chunk_frames=9, generator="gen3c", video_save_folder=str(tmp_path / "out"))
     source = prepare_source(*room_sample, parse_resolution(request.resolution), "crop", depth_kind="metric")
@@ -291,7 +293,7 @@ def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rende
         stages.append(stage)
         return lambda n=1: None
 
-    with pytest.raises(Gen3cInputError, match=r"frame size 176×320 is larger than this model takes \(128×128 at most\)"):
+    with pytest.raises(Gen3cInputError, match=r"^--resolution '176x320' is larger than this model takes \(128x128 at most\): pass --resolution '64x128' or '80x128'$"):
         run_request(request, source=source, generator=generator, progress=progress)
     assert stages == [] and not (tmp_path / "out").exists()
 

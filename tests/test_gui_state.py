@@ -686,7 +686,7 @@ def test_video_input_errors_are_the_clis(tmp_path, video_inputs, box_scene):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
     with pytest.raises(Gen3cInputError, match="not a video input"):
         state.load_video(str(box_scene[0]))
-    with pytest.raises(Gen3cInputError, match="starting frame 7"):
+    with pytest.raises(Gen3cInputError, match="--vipe_starting_frame_idx 7 is outside"):
         state.load_video(str(video_inputs["sample"]), start=7)
     with pytest.raises(Gen3cInputError, match="does not exist"):
         state.load_video(str(tmp_path / "nothing.npz"))

@@ -732,8 +732,22 @@ def test_resize_modes():
             parse_resolution(bad)
     # The height's own limit is the one named: 4400 is below the width's 7680.
     assert parse_resolution("4320x7680") == (4320, 7680)
-    with pytest.raises(Gen3cInputError, match="the height 16 … 4320"):
+    with pytest.raises(Gen3cInputError, match="the height must be 16 … 4320"):
         parse_resolution("4400x640")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("70x100", "--resolution '70x100': the height and width must be multiples of 8 (the tokenizer's stride): pass --resolution '64x96' or '72x104'"),
+     ("8x100", "--resolution '8x100' is out of range: the height must be 16 … 4320 and the width 16 … 7680, multiples of 8: pass --resolution '16x96' or '16x104'"),
+     ("8640x15360", "--resolution '8640x15360' is out of range: the height must be 16 … 4320 and the width 16 … 7680, multiples of 8: pass --resolution '4320x7680'"),
+     ("704", "--resolution '704' is not of the form HEIGHTxWIDTH, e.g. 704x1280")],
+)  # fmt: skip
+def test_a_resolution_refusal_names_the_flag_and_the_nearest_sizes_that_fit(text, message):
+    """A size only off the stride was called "out of range", named no flag and offered no size."""
+    with pytest.raises(Gen3cInputError) as caught:
+        parse_resolution(text)
+    assert str(caught.value) == message
 
 
 def test_video_round_trip(tmp_path):

@@ -183,6 +183,9 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
     common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "num_video_frames": 3, "video_save_folder": tmp_path}
     mistakes = [
         ({"trajectroy": "right"}, "unknown setting 'trajectroy': did you mean 'trajectory'"),
+        # before: "unknown setting 'generator_options': did you mean 'generator'?"
+        ({"generator_options": {"num_steps": 4}}, r"^gen3c.generate\(\) takes the generator's settings as keyword arguments of their own, "
+                                                   r"not as generator_options: pass them one by one \(num_steps=35, guidance=7.0, …\) or unpacked \(\*\*generator_options\)$"),
         ({"seed": 3}, 'seed= applies to generator="gen3c" only'),  # before: ignored by the preview, silently
         ({"num_steps": 4}, 'num_steps= applies to generator="gen3c" only'),
         ({"png_depth_scale": 0.01}, "png_depth_scale= applies to a 16-bit PNG depth= only"),
@@ -194,6 +197,11 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
         with pytest.raises(Gen3cInputError, match=match) as caught:
             gen3c.generate(image_path, generator="preview", **common, **extra)
         assert "--" not in str(caught.value)  # the call's keyword arguments, not gen3c generate's flags
+    with pytest.raises(Gen3cInputError, match=r"^generator='gen3cc' is unknown: choose one of preview, gen3c$"):  # it named no setting
+        gen3c.generate(image_path, generator="gen3cc", **common)
+    # It said "out of range" for a size off the 8-pixel stride, and offered none.
+    with pytest.raises(Gen3cInputError, match=r"^resolution='30x50': the height and width must be multiples of 8 .*: pass resolution='24x48' or '32x56'$"):
+        gen3c.generate(image_path, generator="preview", **{**common, "resolution": "30x50"})
     assert not any(tmp_path.iterdir())
 
 

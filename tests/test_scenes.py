@@ -289,6 +289,26 @@ def test_supersampling_changes_colour_only():
     assert torch.equal(render(scene, cams, supersample=np.int64(3)).rgb, aa.rgb)  # a numpy whole number is one
 
 
+def test_a_render_casts_at_most_max_rays_at_once_whatever_the_supersampling(monkeypatch):
+    """Chunks were whole rows, at least one: a row of W·s² rays over _MAX_RAYS was cast at once
+    (a large supersample, a wide frame). Now a row is split by columns; the render is the same."""
+    import gen3c.scenes as scenes
+
+    scene = make_scene("objects", seed=1)
+    cams = source_camera(12, 20)
+    whole = render(scene, cams, supersample=3)
+    cast, counts = scenes._cast, []
+    monkeypatch.setattr(scenes, "_cast", lambda scene, o, d: counts.append(len(d)) or cast(scene, o, d))
+    monkeypatch.setattr(scenes, "_MAX_RAYS", 50)  # a row of 20 pixels is 180 rays at s = 3
+    chunked = render(scene, cams, supersample=3)
+    assert max(counts) <= 50 and sum(counts) == 12 * 20 * (1 + 9)  # every pixel: its centre ray, then its 3×3
+    assert torch.equal(chunked.primitive, whole.primitive)  # (float sums may differ in the last bit with the chunk's size)
+    torch.testing.assert_close(chunked.depth, whole.depth, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(chunked.rgb, whole.rgb, atol=1e-5, rtol=0)
+    with pytest.raises(Gen3cInputError, match=r"^render supersample 8 casts 64 rays per pixel: pass at most 7$"):
+        render(scene, cams, supersample=8)
+
+
 # --------------------------------------------------------------------------------------------
 # Presets
 # --------------------------------------------------------------------------------------------

@@ -1146,7 +1146,7 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
 
 
 @pytest.mark.parametrize(
-    "case", ["vipe_as_sample", "sample_as_vipe", "parent_folder", "empty_folder", "pickled_pt", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
+    "case", ["vipe_as_sample", "sample_as_vipe", "upper_case_sample_as_vipe", "parent_folder", "parent_of_upper_case_sample", "empty_folder", "pickled_pt", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
              "batch_over_videos", "batch_over_procedural", "tokenizer_batch", "distill_batch"]
 )
 def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkeypatch, case):
@@ -1157,6 +1157,8 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
     rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
     vipe = write_vipe(tmp_path / "vipe", "clip", rgb, depth, w2c, K)
     (tmp_path / "empty").mkdir()
+    upper = shutil.copytree(sample_dir, tmp_path / "parent" / "upper")  # rgb.MP4, which the reader takes
+    (upper / "rgb.mp4").rename(upper / "rgb.MP4")
     import argparse
 
     pickled = tmp_path / "sample.pt"  # a legacy .pt that only full unpickling loads
@@ -1167,6 +1169,11 @@ def test_bad_inputs_of_a_run_leave_no_output_folder(tmp_path, sample_dir, monkey
         "vipe_as_sample": ({"data": {**sample, "paths": [str(vipe)]}}, r'^error: data\.paths\[0\] \S+ is a vipe folder, not a sample one: set data\.kind = "vipe"$'),
         "sample_as_vipe": ({"data": {**sample, "kind": "vipe", "paths": [str(sample_dir)]}},
                            r'^error: data\.paths\[0\] \S+ is a sample folder, not a vipe one: set data\.kind = "sample"$'),
+        # Before: the reader's own refusal, then no hint: the marks were looked for as rgb.mp4 only.
+        "upper_case_sample_as_vipe": ({"data": {**sample, "kind": "vipe", "paths": [str(upper)]}},
+                                      r'^error: data\.paths\[0\] \S+ is a sample folder, not a vipe one: set data\.kind = "sample"$'),
+        "parent_of_upper_case_sample": ({"data": {**sample, "paths": [str(upper.parent)]}},
+                                        r"data\.paths\[0\] .*\(it holds 1 sample folders, e\.g\. 'upper': list those in data\.paths"),
         "parent_folder": ({"data": {**sample, "paths": [str(sample_dir.parent)]}},
                           r"data\.paths\[0\] .*\(it holds 1 sample folders, e\.g\. 'batch_0000': list those in data\.paths"),
         "empty_folder": ({"data": {**sample, "paths": [str(tmp_path / "empty")]}}, r"data\.paths\[0\] .* lacks rgb\.mp4"),

@@ -118,7 +118,7 @@ def test_vipe_clip_choice_and_start(tmp_path, clip, vipe_dir):
     assert len(read_vipe(root, (64, 128), clip="b")) == 6
     assert resolve_vipe(root / "rgb" / "a.mp4") == (root, "a")
     assert len(read_vipe(vipe_dir, (64, 128), start=8, num_frames=121)) == 2  # the clip ends first
-    with pytest.raises(Gen3cInputError, match="starting frame 10 .* 10 frames"):
+    with pytest.raises(Gen3cInputError, match=r"^--vipe_starting_frame_idx 10 is outside ViPE rgb/.*, which has 10 frames: pass 0 … 9$"):
         read_vipe(vipe_dir, (64, 128), start=10)
 
 
@@ -491,7 +491,7 @@ class Opaque:
         ("normalised_intrinsics", r"camera.npz intrinsics \(frame 0\) \(fx=.*look normalised.*fx, cx × 128 and fy, cy × 72"),
         ("intrinsics_of_another_size", r"camera.npz intrinsics \(frame 7\) \(fx=.*principal point outside the 128×72"),
         ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
-        ("start_past_end", "starting frame 12"),
+        ("start_past_end", "--vipe_starting_frame_idx 12 is outside"),
         # Before: "is not a readable .npz file (File is not a zip file)", with no word of the fix.
         ("truncated_camera", r"camera\.npz' is not a readable \.npz file \(File is not a zip file\): it is cut short or damaged, save it again \(numpy\.savez\) or copy it again$"),
     ],

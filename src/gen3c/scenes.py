@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import numbers
@@ -451,12 +452,12 @@ def _rays(w2c: Tensor, K: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]
     return c2w[:3, 3], d_cam @ c2w[:3, :3].T
 
 
-def _pixel_positions(rows: Tensor, width: int, s: int) -> tuple[Tensor, Tensor]:
-    """Sample positions (u, v) of the ``s × s`` sub-pixel grid of image ``rows``, row-major over
-    (row, sub-row, column, sub-column); sub-pixel centres sit at ``(k + 0.5) / s − 0.5``."""
+def _pixel_positions(rows: Tensor, columns: Tensor, s: int) -> tuple[Tensor, Tensor]:
+    """Sample positions (u, v) of the ``s × s`` sub-pixel grid of the pixels (``rows``, ``columns``),
+    row-major over (row, sub-row, column, sub-column); sub-pixel centres sit at ``(k + 0.5) / s − 0.5``."""
     sub = (torch.arange(s, dtype=rows.dtype, device=rows.device) + 0.5) / s - 0.5
     v = (rows[:, None] + sub[None, :]).reshape(-1)
-    u = (torch.arange(width, dtype=rows.dtype, device=rows.device)[:, None] + sub[None, :]).reshape(-1)
+    u = (columns[:, None] + sub[None, :]).reshape(-1)
     vv, uu = torch.meshgrid(v, u, indexing="ij")
     return uu.reshape(-1), vv.reshape(-1)
 
@@ -480,27 +481,32 @@ def render(scene: Scene, cameras: Cameras, supersample: int = 1) -> SceneRender:
     """
     if not isinstance(supersample, numbers.Integral) or supersample < 1:
         raise Gen3cInputError(f"render supersample {supersample!r} must be a whole number ≥ 1 (rays per pixel side)")
+    if supersample**2 > _MAX_RAYS:  # one pixel's rays would be more than a chunk's
+        raise Gen3cInputError(f"render supersample {supersample} casts {supersample**2} rays per pixel: pass at most {math.isqrt(_MAX_RAYS)}")
     dtype = torch.float32
     T, H, W, s = len(cameras), cameras.height, cameras.width, int(supersample)
     device = cameras.w2c.device
     rgb = torch.empty(T, 3, H, W, dtype=dtype, device=device)
     depth = torch.empty(T, H, W, dtype=dtype, device=device)
     prim = torch.empty(T, H, W, dtype=torch.long, device=device)
-    rows_per_chunk = max(1, _MAX_RAYS // (W * s * s))
+    # Chunks of whole rows, or of one row's columns where a row's s² rays per pixel are too many.
+    cols_per_chunk = min(W, _MAX_RAYS // (s * s))
+    rows_per_chunk = max(1, _MAX_RAYS // (cols_per_chunk * s * s))
     for f in range(T):
         w2c, K = cameras.w2c[f].to(dtype), cameras.K[f].to(dtype)
-        for r0 in range(0, H, rows_per_chunk):
+        for r0, c0 in itertools.product(range(0, H, rows_per_chunk), range(0, W, cols_per_chunk)):
             rows = torch.arange(r0, min(H, r0 + rows_per_chunk), dtype=dtype, device=device)
-            n = rows.numel()
-            o, d = _rays(w2c, K, *_pixel_positions(rows, W, 1))
+            columns = torch.arange(c0, min(W, c0 + cols_per_chunk), dtype=dtype, device=device)
+            n, m = rows.numel(), columns.numel()
+            o, d = _rays(w2c, K, *_pixel_positions(rows, columns, 1))
             t, idx = _cast(scene, o, d)
-            depth[f, r0 : r0 + n] = t.view(n, W)
-            prim[f, r0 : r0 + n] = idx.view(n, W)
+            depth[f, r0 : r0 + n, c0 : c0 + m] = t.view(n, m)
+            prim[f, r0 : r0 + n, c0 : c0 + m] = idx.view(n, m)
             if s > 1:
-                o, d = _rays(w2c, K, *_pixel_positions(rows, W, s))
+                o, d = _rays(w2c, K, *_pixel_positions(rows, columns, s))
                 t, idx = _cast(scene, o, d)
-            col = _shade(scene, o, d, t, idx).view(n, s, W, s, 3).mean(dim=(1, 3))
-            rgb[f, :, r0 : r0 + n] = col.permute(2, 0, 1)
+            col = _shade(scene, o, d, t, idx).view(n, s, m, s, 3).mean(dim=(1, 3))
+            rgb[f, :, r0 : r0 + n, c0 : c0 + m] = col.permute(2, 0, 1)
     return SceneRender(rgb=rgb * 2.0 - 1.0, depth=depth, mask=prim >= 0, primitive=prim)
 
 

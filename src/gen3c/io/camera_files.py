@@ -578,8 +578,8 @@ def _check_camera_model(model: Any, label: str) -> None:
     kind = NERFSTUDIO_OTHER_MODELS.get(model) if isinstance(model, str) else None
     if kind is not None:
         raise Gen3cInputError(
-            f"{label} {model!r} is {kind} camera: gen3c renders pinhole cameras; write a pinhole camera path "
-            "(camera_model 'PINHOLE' or 'OPENCV' with fl_x, fl_y, cx, cy), e.g. that of the frames undistorted to a pinhole camera"
+            f"{label} {model!r} is {kind} camera: gen3c renders pinhole cameras; give the pinhole camera of the images undistorted "
+            "first (camera_model 'PINHOLE' or 'OPENCV' with fl_x, fl_y, cx, cy; e.g. COLMAP's image_undistorter writes one)"
         )
     raise Gen3cInputError(f"{label} {_show(model)} is not one of nerfstudio's camera models: give one of {', '.join(NERFSTUDIO_PINHOLE_MODELS)}")
 

@@ -296,12 +296,14 @@ def check_decoded(decoded: int, expected: int, name: str) -> None:
 
 
 def frame_range(start: int, num_frames: int | None, total: int, name: str) -> int:
-    """The stop index for frames ``start`` … (``num_frames`` ≥ 1 of them, or to the end)."""
+    """The stop index for frames ``start`` … (``num_frames`` ≥ 1 of them, or to the end).
+    ``start`` is GEN3C's ``--vipe_starting_frame_idx``, as a refusal names it (respelled per
+    surface: :mod:`gen3c.pipelines.spelling`)."""
     if num_frames is not None and num_frames < 1:
         raise Gen3cInputError(f"{num_frames} frames of {name} asked for: ask for at least 1")
     if start < 0 or start >= total:
         raise Gen3cInputError(
-            f"starting frame {start} is outside {name}, which has {total} frames: pass 0 … {total - 1}"
+            f"--vipe_starting_frame_idx {start} is outside {name}, which has {total} frames: pass 0 … {total - 1}"
         )
     return total if num_frames is None else min(total, start + num_frames)
 

@@ -4,7 +4,12 @@ torch is imported."""
 
 from __future__ import annotations
 
+import math
+
 from gen3c.errors import Gen3cInputError
+
+#: The sizes :func:`parse_resolution` takes: (height, width) at least and at most, and their stride.
+MIN_SIZE, MAX_SIZE, STRIDE = (16, 16), (4320, 7680), 8
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -12,9 +17,27 @@ def parse_resolution(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
     except ValueError:
-        raise Gen3cInputError(f"resolution {text!r} is not of the form HEIGHTxWIDTH, e.g. 704x1280") from None
-    if h < 16 or w < 16 or h > 4320 or w > 7680 or h % 8 or w % 8:
+        raise Gen3cInputError(f"--resolution {text!r} is not of the form HEIGHTxWIDTH, e.g. 704x1280") from None
+    fits = f"pass --resolution {fitting_sizes(h, w, STRIDE, MAX_SIZE, MIN_SIZE)}"
+    if not (MIN_SIZE[0] <= h <= MAX_SIZE[0] and MIN_SIZE[1] <= w <= MAX_SIZE[1]):
         raise Gen3cInputError(
-            f"resolution {text!r} is out of range: height and width must be multiples of 8, the height 16 … 4320 and the width 16 … 7680"
+            f"--resolution {text!r} is out of range: the height must be {MIN_SIZE[0]} … {MAX_SIZE[0]} and the width "
+            f"{MIN_SIZE[1]} … {MAX_SIZE[1]}, multiples of {STRIDE}: {fits}"
         )
+    if h % STRIDE or w % STRIDE:
+        raise Gen3cInputError(f"--resolution {text!r}: the height and width must be multiples of {STRIDE} (the tokenizer's stride): {fits}")
     return h, w
+
+
+def fitting_sizes(height: int, width: int, multiple: int, max_size: tuple[int, int], min_size: tuple[int, int] = (1, 1)) -> str:
+    """The sizes nearest ``height`` × ``width`` whose sides are multiples of ``multiple`` within
+    ``min_size`` … ``max_size``, as a refusal offers them: ``"'64x112' or '72x120'"`` (each side
+    rounded down, then up), of the same aspect ratio where the size is too large (``"'352x640'"``).
+    Quoted, so that each reads as a value on every surface (:mod:`gen3c.pipelines.spelling`)."""
+    lo = [math.ceil(v / multiple) * multiple for v in min_size]
+    hi = [v // multiple * multiple for v in max_size]
+    scale = min([1.0] + [top / v for top, v in zip(max_size, (height, width), strict=True) if v > top])
+    sides = [v * scale for v in (height, width)]
+    down = tuple(min(max(math.floor(v / multiple) * multiple, a), b) for v, a, b in zip(sides, lo, hi, strict=True))
+    up = tuple(min(max(math.ceil(v / multiple) * multiple, a), b) for v, a, b in zip(sides, lo, hi, strict=True))
+    return " or ".join(dict.fromkeys(f"'{h}x{w}'" for h, w in (down, up)))

@@ -29,7 +29,7 @@ def check_gpu_budget(max_gpu_memory: object) -> None:
 def check_vae_chunk_frames(vae_chunk_frames: int | None) -> None:
     """Refuse a negative ``vae_chunk_frames`` (latent frames per tokenizer chunk; 0: no chunking)."""
     if vae_chunk_frames is not None and vae_chunk_frames < 0:
-        raise Gen3cInputError(f"vae_chunk_frames {vae_chunk_frames} must be ≥ 1 (or 0 for no chunking)")
+        raise Gen3cInputError(f"--vae_chunk_frames {vae_chunk_frames} must be ≥ 1 (or 0 for no chunking)")
 
 
 #: The self-attention kernels gen3c selects between (plus "auto").

@@ -180,19 +180,25 @@ def check_model_channels(transformer_config: Mapping[str, Any], where: str, fix:
             )
 
 
-def check_model_frame_size(transformer_config: Mapping[str, Any], vae_config: Mapping[str, Any], height: int, width: int) -> None:
+def check_model_frame_size(
+    transformer_config: Mapping[str, Any], vae_config: Mapping[str, Any], height: int, width: int,
+    given: str = "--resolution", fix: str = "pass --resolution",
+) -> None:
     """Refuse a frame size a model of these configs cannot take: larger than its position
     embeddings reach, or not a whole number of latent patches (GEN3C: 704×1280). The configs are
-    the DiT's and the tokenizer's (their ``config.json``; known before the weights load)."""
+    the DiT's and the tokenizer's (their ``config.json``; known before the weights load). The
+    message names the size as ``given`` and offers the nearest that fit after ``fix`` (the
+    command line's words by default; :mod:`gen3c.pipelines.spelling` respells them)."""
+    from gen3c.io.resolution import fitting_sizes
+
     H, W = height, width
     sc = int(vae_config.get("spatial_compression_ratio", 8))
     max_h, max_w = (int(v) * sc for v in transformer_config["max_size"][1:])
-    if H > max_h or W > max_w:
-        raise Gen3cInputError(
-            f"frame size {H}×{W} is larger than this model takes ({max_h}×{max_w} at most): pass a smaller --resolution"
-        )
     multiple = sc * int(transformer_config["patch_size"][1])
+    fits = f"{fix} {fitting_sizes(H, W, multiple, (max_h, max_w), (multiple, multiple))}"
+    if H > max_h or W > max_w:
+        raise Gen3cInputError(f"{given} '{H}x{W}' is larger than this model takes ({max_h}x{max_w} at most): {fits}")
     if H % multiple or W % multiple:
         raise Gen3cInputError(
-            f"frame size {H}×{W} must be a multiple of {multiple} in both directions (GEN3C works at 704×1280)"
+            f"{given} '{H}x{W}': this model takes heights and widths that are multiples of {multiple} (GEN3C works at 704x1280): {fits}"
         )

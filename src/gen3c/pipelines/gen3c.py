@@ -514,7 +514,7 @@ class Gen3cPipeline(DiffusionPipeline):
         check_token_split(
             self.transformer.config.num_attention_heads, context_parallel_degree(self.transformer), (T - 1) // tc + 1
         )
-        self.check_frame_size(H, W)
+        self.check_frame_size(H, W, "the frame size of image and buffer_colors", "render the cache and the image at")
         for name, value, lo in (
             ("image", image, -1.0),
             ("buffer_colors", buffer_colors, -1.0),
@@ -548,9 +548,11 @@ class Gen3cPipeline(DiffusionPipeline):
         if self.transformer_dtype not in (torch.float32, torch.bfloat16, torch.float16):
             raise Gen3cInputError(f"the DiT computes in float32, bfloat16 or float16, not {self.transformer_dtype}: pipe.to(torch.bfloat16)")
 
-    def check_frame_size(self, height: int, width: int) -> None:
-        """Refuse a frame size this model cannot take (:func:`~gen3c.models.configs.check_model_frame_size`)."""
-        configs.check_model_frame_size(self.transformer.config, self.vae.config, height, width)
+    def check_frame_size(self, height: int, width: int, given: str = "--resolution", fix: str = "pass --resolution") -> None:
+        """Refuse a frame size this model cannot take (:func:`~gen3c.models.configs.check_model_frame_size`;
+        ``given`` and ``fix``: how its message names the size and the change; by default, the
+        command line's working resolution)."""
+        configs.check_model_frame_size(self.transformer.config, self.vae.config, height, width, given, fix)
 
     def check_call_arguments(
         self,

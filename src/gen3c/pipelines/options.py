@@ -51,7 +51,7 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         returns them (coerced, the unset ones left out); {} for another generator.
     """
     if request.generator not in GENERATORS:
-        raise Gen3cInputError(f"unknown generator {request.generator!r}: choose one of {', '.join(GENERATORS)}")
+        raise Gen3cInputError(f"--generator {str(request.generator)[:40]!r} is unknown: choose one of {', '.join(GENERATORS)}")
     check_gen3c_only(request)
     checked: dict[str, Any] = {}
     if request.generator == "gen3c":
@@ -288,7 +288,7 @@ def check_memory_settings(
     check_vae_chunk_frames(vae_chunk_frames)  # (a batch manifest's, when it is read)
     if vae_chunk_frames is not None and max_gpu_memory is not None:  # the chosen plan's chunks replace it
         raise Gen3cInputError(
-            f"vae_chunk_frames {vae_chunk_frames} would change nothing: --max_gpu_memory chooses the tokenizer's chunks; drop one of them"
+            f"--vae_chunk_frames {vae_chunk_frames} would change nothing: --max_gpu_memory chooses the tokenizer's chunks; drop one of them"
         )
     if lora and (fp8 or low_memory):  # (--max_gpu_memory leaves the float8 plans out for a LoRA)
         flag, fix = ("--fp8", "drop --fp8") if fp8 else ("--low_memory", "use --memory_mode group_offload, the leanest mode without float8")

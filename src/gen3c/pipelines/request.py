@@ -1292,6 +1292,11 @@ def _check_setting_names(options: dict[str, Any], known: set[str], generator: st
     if generator != "gen3c":  # the request's own refusal (check_gen3c_only), before the request is built
         # (None is unset, as check_gen3c_only counts it: a caller passing lora=None through)
         refuse_gen3c_only(sorted(f"--{key}" for key, value in options.items() if key in GENERATOR_OPTIONS and value is not None), "--generator gen3c")
+    if "generator_options" in options:  # the request's field, which the call's keywords fill: "did you mean 'generator'?" misled
+        raise Gen3cInputError(
+            "gen3c.generate() takes the generator's settings as keyword arguments of their own, not as generator_options: "
+            "pass them one by one (num_steps=35, guidance=7.0, …) or unpacked (**generator_options)"
+        )
     for key in sorted(options):
         if key not in GENERATOR_OPTIONS:
             close = difflib.get_close_matches(key, [*known, *GENERATOR_OPTIONS], n=1)

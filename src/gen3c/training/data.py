@@ -154,12 +154,25 @@ class VideoClips(Dataset):
 _LAYOUTS = {"sample": ("rgb.mp4", "camera.npz"), "vipe": ("rgb", "pose")}
 
 
+def _is_layout(folder, kind: str) -> bool:
+    """Whether ``folder`` holds ``kind``'s marks, as its reader finds them: a sample's files in
+    any letter case (``rgb.MP4``: :func:`~gen3c.io.gen3c_sample.sample_file`)."""
+    from gen3c.io.gen3c_sample import sample_file
+
+    if kind != "sample":
+        return all((folder / m).exists() for m in _LAYOUTS[kind])
+    try:
+        return all(sample_file(folder, m).is_file() for m in _LAYOUTS[kind])
+    except Gen3cInputError:  # two files of one name in other cases (rgb.MP4, RGB.mp4): a sample's, which its reader names
+        return True
+
+
 def _other_layout(path: str, kind: str) -> str | None:
     """The other layout (``sample`` or ``vipe``) the folder ``path`` is of, if any."""
     from pathlib import Path
 
     folder = Path(path).expanduser()
-    return next((other for other, marks in _LAYOUTS.items() if other != kind and all((folder / m).exists() for m in marks)), None)
+    return next((other for other in _LAYOUTS if other != kind and _is_layout(folder, other)), None)
 
 
 def _layout_hint(path: str, kind: str) -> str:
@@ -169,7 +182,7 @@ def _layout_hint(path: str, kind: str) -> str:
     folder = Path(path).expanduser()
     if not folder.is_dir():
         return ""
-    inside = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and all((p / m).exists() for m in _LAYOUTS[kind])]
+    inside = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and _is_layout(p, kind)]
     if inside:
         return f" (it holds {len(inside)} {kind} folders, e.g. {inside[0]!r}: list those in data.paths)"
     return ""

@@ -128,6 +128,38 @@ def take_finished_stages(
     return copied
 
 
+def _missing_teacher(out: Path, run: Path, stages: list[Stage], index: int) -> str | None:
+    """Why stage ``index`` has no teacher, where the student of stage ``index`` − 1 is in neither
+    ``out``'s stages/ nor that of ``run``, the run whose checkpoint ``out`` continues (from which
+    :func:`take_finished_stages` copies it); None where it has one, or needs none (stage 0)."""
+    if not 0 < index < len(stages):
+        return None
+    folder = stage_folder(out, stages[index - 1])
+    if (folder / "transformer" / "config.json").is_file():
+        return None
+    source = stage_folder(run, stages[index - 1])
+    if run.resolve() != out.resolve():
+        if (source / "transformer" / "config.json").is_file():  # copied into out (take_finished_stages)
+            return None
+        return (
+            f"--resume: {str(source)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete "
+            f"in the run the checkpoint comes from: restore it there (or in {str(folder)!r}), or start over without --resume"
+        )
+    return (
+        f"--resume: {str(folder)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete: "
+        "restore it, or start over in a new --out without --resume"
+    )
+
+
+def _saved_stage(checkpoint: Path) -> int | None:
+    """The stage a checkpoint resumes at (its :class:`_DistillState`, which accelerate saves as
+    ``custom_checkpoint_0.pkl``); None where it cannot be read, which resuming then refuses."""
+    try:
+        return int(torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["stage"])
+    except Exception:  # (missing, damaged, another layout: _resume names what is wrong)
+        return None
+
+
 def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.device) -> torch.nn.Module:
     """The frozen teacher: the DiT of the checkpoint folder (or hub id) ``checkpoint``, stored in
     ``model.weights_dtype`` and kept as ``distill.teacher_memory`` says."""
@@ -239,7 +271,7 @@ def distill(
     check_clips_fit(config, student, pipe.vae)
     check_teacher(config.distill, pipe.model_info, m.checkpoint)
     if prompt_cache is None:
-        raise Gen3cInputError(f"checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
+        raise Gen3cInputError(f"model.checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
     negative_text = text  # unused without guidance: only the guided teacher has an unconditional branch
     if config.distill.guidance:
@@ -257,6 +289,11 @@ def distill(
     recorded_run = {}  # the budgets the resumed checkpoint's run recorded
     if resume is not None:
         recorded_run = recorded_config(Path(out) if resume == "auto" else checkpoint_run(Path(resume))).get("run", {})
+    if resume not in (None, "auto"):  # another run's checkpoint: its stage's teacher, before the new --out is written
+        stage = _saved_stage(Path(resume))
+        missing = None if stage is None else _missing_teacher(Path(out), checkpoint_run(Path(resume)), stages, stage)
+        if missing is not None:
+            raise Gen3cInputError(missing)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
@@ -305,13 +342,10 @@ def distill(
             return None
         if index == 0:
             return make_teacher(teacher_checkpoint, config, device)
-        folder = stage_folder(out, stages[index - 1])
-        if not (folder / "transformer" / "config.json").is_file():  # (a resumed run whose stages/ lost it)
-            raise Gen3cInputError(
-                f"--resume: {str(folder)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or "
-                "incomplete: restore it, or start a new --out"
-            )
-        return make_teacher(folder, config, device)
+        missing = _missing_teacher(out, out if resume in (None, "auto") else checkpoint_run(Path(resume)), stages, index)
+        if missing is not None:  # (a resumed run whose stages/ lost it)
+            raise Gen3cInputError(missing)
+        return make_teacher(stage_folder(out, stages[index - 1]), config, device)
 
     teacher = teacher_of(state.stage)
 
