@@ -693,6 +693,22 @@ def test_video_input_errors_are_the_clis(tmp_path, video_inputs, box_scene):
     assert state.source is None and state.request.input_image_path is None  # nothing half-loaded
 
 
+def test_a_video_input_path_with_a_tilde_or_a_typo_is_told_as_the_path_it_is(tmp_path, video_inputs, monkeypatch):
+    """The Input path box takes "~/…" as a shell (and the image box) does, ViPE results included;
+    a path that names nothing is said to name nothing, not to be "not a video input"."""
+    root = video_inputs["vipe"].parents[2]  # the folder holding vipe/, batch_0000/ and mv.npz
+    monkeypatch.setenv("HOME", str(root))
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    for text, kind in (("~/vipe", "vipe"), ("~/vipe/rgb/walk.mp4", "vipe"), ("~/batch_0000", "sample"), ("~/mv.npz", "multiview")):
+        state.load_video(text)
+        assert state.kind == kind, text
+    for text in (str(tmp_path / "no_such_sample"), "~/no_such_sample/", str(tmp_path / "no_such.pt")):
+        with pytest.raises(Gen3cInputError) as err:
+            state.load_video(text)
+        assert str(err.value) == f"video input {text!r} does not exist: check the path", text
+    assert state.kind == "multiview"  # the refused paths left the loaded input as it was
+
+
 def test_the_gui_scale_is_the_median_depth_a_run_scales_its_path_by(tmp_path, box_scene):
     """An estimated depth's median is the estimator's trusted pixels' (MoGe's far-filled sky left
     out): the GUI's scale used to take the median of the cropped working depth instead."""

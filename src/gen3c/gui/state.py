@@ -184,6 +184,7 @@ class GuiState:
         """Load a video or multi-view input as ``gen3c generate`` does: a GEN3C sample directory
         or ``.pt``, a ViPE result (its folder or the mp4 under its ``rgb/``) or a multi-view
         ``.npz``; ``start`` is the first frame of a video."""
+        from gen3c.io.paths import exists, expand_home
         from gen3c.io.vipe import is_vipe
 
         text = str(path).strip()
@@ -191,13 +192,15 @@ class GuiState:
             raise Gen3cInputError("no video input: give the path of a sample directory, a ViPE result or a multi-view .npz")
         if text.lower().endswith(".npz"):
             fields = {"multiview_npz": text}
-        elif is_vipe(text):
+        elif is_vipe(expand_home(text, "video input")):  # "~/…" as the request reads it (and a shell)
             fields = {"vipe_path": text}
         else:
             fields = {"input_image_path": text}
         request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         kind = input_kind(request)
         if kind == "image":
+            if not exists(text):
+                raise Gen3cInputError(f"video input {text!r} does not exist: check the path")
             raise Gen3cInputError(f"{text!r} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
         return self._load(request, kind, Path(text.rstrip("/")).name)
 
