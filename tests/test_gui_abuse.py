@@ -216,6 +216,33 @@ def test_a_cancel_click_that_comes_after_the_run_ended_leaves_its_result_shown(g
     assert gui.progress_text.content.startswith("Done in ") and "Generated **gui_001.mp4**" in gui.status.content
 
 
+def test_a_new_run_takes_the_last_run_s_line_off_the_progress(gui, monkeypatch):
+    """Until a run's first stage starts (its input read again, its cache built) nothing updates the
+    line under the progress bar: it went on saying the last run's "Done in … s" beside
+    "Generating gui_002…"."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.generator.gate.set()
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    deadline = time.monotonic() + 10
+    while not gui.progress_text.content.startswith("Done in ") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gui.progress_text.content.startswith("Done in ")
+    release = threading.Event()
+
+    def preparing(*args, **kwargs):  # a run still before its first stage
+        assert release.wait(30)
+        raise gui_state.GenerationCancelled()
+
+    monkeypatch.setattr(gui_state, "run_request", preparing)
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    try:
+        assert "Generating **gui_002**" in gui.status.content and gui.progress_text.content == ""
+    finally:
+        release.set()
+        assert gui.jobs.wait(30)
+
+
 def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
     state.load_sample(*room_sample)

@@ -786,6 +786,7 @@ class Gen3cApp:
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
+        self.progress_text.content = ""  # the last run's line, until this run's first stage says its own
         self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")
 
     def _on_cancel(self, _event) -> None:
