@@ -520,6 +520,16 @@ def test_a_refused_keyframe_time_is_taken_back_off_the_page(gui):
     assert gui.state.keyframes[1].time == pytest.approx(8 / 24) and gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
 
 
+def test_add_input_camera_starts_the_keyframe_path_at_the_input_s_camera(gui):
+    press = handler(gui, gui._on_add_source_keyframe)
+    press(SimpleNamespace(client=None))
+    assert "no input loaded" in gui.status.content and not gui.state.keyframes
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    press(SimpleNamespace(client=None))
+    assert gui.state.path_mode == "keyframes" and gui.path_mode.value == "Keyframes"
+    assert gui.state.keyframes[0].w2c.equal(gui.state.source.w2c.double()) and gui.keyframe_pick.value.startswith("#0 ")
+
+
 def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):
     handler(gui, gui._on_demo)(SimpleNamespace(client=None))  # 9 frames at 24 fps: the last at 0.33 s
     first = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))

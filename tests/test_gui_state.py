@@ -79,6 +79,32 @@ def test_keyframe_times_sort_and_turn_off_even_timing(state):
     assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])
 
 
+def test_a_keyframe_at_the_input_s_camera_starts_the_path_where_the_video_starts(state):
+    """The video's first frame is the input's image: a keyframe path authored from views in the
+    page (none exactly at the input's camera) jumped after it, with a note naming a camera file
+    the user never made. "Add input camera" puts the first keyframe there."""
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    def run_notes() -> list[str]:
+        with record_notes() as notes:
+            run_request(state.build_request(), source=state.run_source, generator=PreviewGenerator())
+        return [n for n in notes if "jumps onto" in n]
+
+    later = [state.add_keyframe(p).id for p in orbit_w2c(3)[1:]]
+    state.set_path_mode("keyframes")
+    assert len(run_notes()) == 1  # the path starts away from the input's camera
+    source = state.add_source_keyframe()
+    assert [kf.id for kf in state.keyframes] == [source.id, *later]
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])  # even timing: 13 frames at 24 fps
+    assert torch.equal(state.keyframe_path().w2c[0], state.source.w2c.to(state.keyframe_path().w2c.dtype))
+    assert run_notes() == []
+    state.set_keyframe_time(later[0], 0.3)  # times by hand: the input's camera goes at 0 s
+    state.delete_keyframe(source.id)
+    assert state.add_source_keyframe().time == 0.0 and state.keyframes[0].w2c.equal(state.source.w2c.double())
+    with pytest.raises(Gen3cInputError, match="already at 0 s"):
+        state.add_source_keyframe()
+
+
 def test_keyframe_path_has_one_camera_per_frame_through_the_keyframes(state):
     poses = orbit_w2c(3)
     for p in poses:

@@ -300,6 +300,10 @@ class Gen3cApp:
                 self.scale = gui.add_dropdown("Distance unit", TRAJECTORY_SCALES, initial_value=r.trajectory_scale)
             with gui.add_folder("Keyframes") as self.keyframe_folder:
                 self.add_keyframe = gui.add_button("Add from current view", icon=viser.Icon.PLUS)
+                self.add_source_keyframe = gui.add_button(
+                    "Add input camera", icon=viser.Icon.CAMERA_PLUS,
+                    hint="A keyframe at the input's camera, first on the path: the video's first frame is the input's view, so a path starting elsewhere jumps after it",
+                )  # fmt: skip
                 self.keyframe_list = gui.add_markdown("<small>No keyframes.</small>")
                 self.keyframe_pick = gui.add_dropdown("Keyframe", ("—",))
                 self.keyframe_time = gui.add_number("Time (s)", 0.0, min=0.0, step=0.05, disabled=True)  # until a keyframe is added
@@ -373,6 +377,7 @@ class Gen3cApp:
         self.point_size.on_update(on(lambda _: self._draw_cache()))
         self.path_mode.on_update(on(self._on_path_mode))
         self.add_keyframe.on_click(on(self._on_add_keyframe))
+        self.add_source_keyframe.on_click(on(self._on_add_source_keyframe))
         self.keyframe_pick.on_update(on(lambda _: self._sync_keyframe_fields()))
         self.keyframe_time.on_update(on(self._on_keyframe_time))
         self.keyframe_actions.on_click(on(self._on_keyframe_action))
@@ -591,7 +596,12 @@ class Gen3cApp:
         if event.client is None:
             raise Gen3cInputError("no browser view to take the keyframe from")
         self.state.require_source()
-        kf = self.state.add_keyframe(self._client_w2c(event.client))
+        self._keyframe_added(self.state.add_keyframe(self._client_w2c(event.client)))
+
+    def _on_add_source_keyframe(self, _event) -> None:
+        self._keyframe_added(self.state.add_source_keyframe())
+
+    def _keyframe_added(self, kf: Keyframe) -> None:
         if self.state.path_mode != "keyframes":
             self.state.set_path_mode("keyframes")
         self._sync_controls(select=kf.id)

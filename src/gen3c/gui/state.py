@@ -420,6 +420,17 @@ class GuiState:
             self._sort()
         return kf
 
+    def add_source_keyframe(self) -> Keyframe:
+        """A keyframe at the input's first camera, first on the path (at 0 s): the video's first
+        frame is that view's image (GEN3C conditions on it), so a path starting elsewhere jumps
+        after it, and a view in the page can come near that camera but not onto it."""
+        source = self.require_source()
+        if not self.auto_time and any(kf.time < 1e-6 for kf in self.keyframes):
+            raise Gen3cInputError("another keyframe is already at 0 s: give it a later time, or turn on even timing, to start the path at the input's camera")
+        kf = self.add_keyframe(source.w2c, 0.0)
+        self.reorder_keyframe(kf.id, 0)  # (sorted first already without even timing)
+        return kf
+
     def move_keyframe(self, keyframe_id: int, w2c: Tensor) -> None:
         """Give a keyframe a new pose (e.g. dragged with its gizmo)."""
         validate_poses(torch.as_tensor(w2c, dtype=torch.float64), "keyframe pose")
