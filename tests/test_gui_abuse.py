@@ -528,6 +528,10 @@ def test_add_input_camera_starts_the_keyframe_path_at_the_input_s_camera(gui):
     press(SimpleNamespace(client=None))
     assert gui.state.path_mode == "keyframes" and gui.path_mode.value == "Keyframes"
     assert gui.state.keyframes[0].w2c.equal(gui.state.source.w2c.double()) and gui.keyframe_pick.value.startswith("#0 ")
+    assert "not at the input's camera" not in gui.keyframe_list.content
+    moved = SimpleNamespace(wxyz=np.array([1.0, 0, 0, 0]), position=np.array([0.5, 0, 0]))  # a drag of keyframe 1, 0.5 to the right
+    handler(gui, gui._on_gizmo, 0)(SimpleNamespace(client=None, target=moved, phase="end"))
+    assert "Keyframe 1 is not at the input's camera" in gui.keyframe_list.content
 
 
 def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):

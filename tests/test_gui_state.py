@@ -92,12 +92,12 @@ def test_a_keyframe_at_the_input_s_camera_starts_the_path_where_the_video_starts
 
     later = [state.add_keyframe(p).id for p in orbit_w2c(3)[1:]]
     state.set_path_mode("keyframes")
-    assert len(run_notes()) == 1  # the path starts away from the input's camera
+    assert len(run_notes()) == 1 and state.starts_away_from_input  # the page says it before the run
     source = state.add_source_keyframe()
     assert [kf.id for kf in state.keyframes] == [source.id, *later]
     assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])  # even timing: 13 frames at 24 fps
     assert torch.equal(state.keyframe_path().w2c[0], state.source.w2c.to(state.keyframe_path().w2c.dtype))
-    assert run_notes() == []
+    assert run_notes() == [] and not state.starts_away_from_input
     state.set_keyframe_time(later[0], 0.3)  # times by hand: the input's camera goes at 0 s
     state.delete_keyframe(source.id)
     assert state.add_source_keyframe().time == 0.0 and state.keyframes[0].w2c.equal(state.source.w2c.double())

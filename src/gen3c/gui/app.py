@@ -669,6 +669,8 @@ class Gen3cApp:
         clearance, centres = self._keyframe_centres
         self._keyframe_centres = (clearance, {**centres, keyframe_id: np.asarray(event.target.position, np.float64)})
         self._draw_path(render=event.phase != "update")
+        if event.phase != "update":  # the list says whether the path starts at the input's camera
+            self._sync_controls()
 
     def _on_import(self, event) -> None:
         file = event.target.value
@@ -1124,6 +1126,9 @@ class Gen3cApp:
             rows = [f"{k + 1}. `#{kf.id}` at {kf.time:.2f} s{late if kf.time > end + 1e-6 else ''}" for k, kf in enumerate(s.keyframes)]
             if len(rows) == 1:  # a path, but a still one: say so rather than let Generate surprise
                 rows.append("One keyframe: the camera holds still. Add another to move it.")
+            if s.starts_away_from_input:  # as the run's note would say, after it
+                rows.append("Keyframe 1 is not at the input's camera: the video jumps after its first frame (the input's view). "
+                            "**Add input camera** starts the path there.")  # fmt: skip
             self.keyframe_list.content = "<small>" + ("<br>".join(rows) if rows else "No keyframes.") + "</small>"
             self.keyframe_time.disabled = not s.keyframes  # a time with no keyframe to give it to
         finally:
