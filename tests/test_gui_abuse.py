@@ -216,6 +216,33 @@ def test_a_cancel_click_that_comes_after_the_run_ended_leaves_its_result_shown(g
     assert gui.progress_text.content.startswith("Done in ") and "Generated **gui_001.mp4**" in gui.status.content
 
 
+def test_a_new_run_takes_the_last_run_s_line_off_the_progress(gui, monkeypatch):
+    """Until a run's first stage starts (its input read again, its cache built) nothing updates the
+    line under the progress bar: it went on saying the last run's "Done in … s" beside
+    "Generating gui_002…"."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.generator.gate.set()
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    deadline = time.monotonic() + 10
+    while not gui.progress_text.content.startswith("Done in ") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gui.progress_text.content.startswith("Done in ")
+    release = threading.Event()
+
+    def preparing(*args, **kwargs):  # a run still before its first stage
+        assert release.wait(30)
+        raise gui_state.GenerationCancelled()
+
+    monkeypatch.setattr(gui_state, "run_request", preparing)
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    try:
+        assert "Generating **gui_002**" in gui.status.content and gui.progress_text.content == ""
+    finally:
+        release.set()
+        assert gui.jobs.wait(30)
+
+
 def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
     state.load_sample(*room_sample)
@@ -491,6 +518,20 @@ def test_a_refused_keyframe_time_is_taken_back_off_the_page(gui):
     gui.keyframe_time.value = 0.0  # runs its callback, as a value from the page does
     assert "another keyframe is already at 0 s" in gui.status.content
     assert gui.state.keyframes[1].time == pytest.approx(8 / 24) and gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
+
+
+def test_add_input_camera_starts_the_keyframe_path_at_the_input_s_camera(gui):
+    press = handler(gui, gui._on_add_source_keyframe)
+    press(SimpleNamespace(client=None))
+    assert "no input loaded" in gui.status.content and not gui.state.keyframes
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    press(SimpleNamespace(client=None))
+    assert gui.state.path_mode == "keyframes" and gui.path_mode.value == "Keyframes"
+    assert gui.state.keyframes[0].w2c.equal(gui.state.source.w2c.double()) and gui.keyframe_pick.value.startswith("#0 ")
+    assert "not at the input's camera" not in gui.keyframe_list.content
+    moved = SimpleNamespace(wxyz=np.array([1.0, 0, 0, 0]), position=np.array([0.5, 0, 0]))  # a drag of keyframe 1, 0.5 to the right
+    handler(gui, gui._on_gizmo, 0)(SimpleNamespace(client=None, target=moved, phase="end"))
+    assert "Keyframe 1 is not at the input's camera" in gui.keyframe_list.content
 
 
 def test_a_keyframe_after_the_last_frame_is_marked_as_not_reached(gui):

@@ -79,6 +79,32 @@ def test_keyframe_times_sort_and_turn_off_even_timing(state):
     assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])
 
 
+def test_a_keyframe_at_the_input_s_camera_starts_the_path_where_the_video_starts(state):
+    """The video's first frame is the input's image: a keyframe path authored from views in the
+    page (none exactly at the input's camera) jumped after it, with a note naming a camera file
+    the user never made. "Add input camera" puts the first keyframe there."""
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    def run_notes() -> list[str]:
+        with record_notes() as notes:
+            run_request(state.build_request(), source=state.run_source, generator=PreviewGenerator())
+        return [n for n in notes if "jumps onto" in n]
+
+    later = [state.add_keyframe(p).id for p in orbit_w2c(3)[1:]]
+    state.set_path_mode("keyframes")
+    assert len(run_notes()) == 1 and state.starts_away_from_input  # the page says it before the run
+    source = state.add_source_keyframe()
+    assert [kf.id for kf in state.keyframes] == [source.id, *later]
+    assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])  # even timing: 13 frames at 24 fps
+    assert torch.equal(state.keyframe_path().w2c[0], state.source.w2c.to(state.keyframe_path().w2c.dtype))
+    assert run_notes() == [] and not state.starts_away_from_input
+    state.set_keyframe_time(later[0], 0.3)  # times by hand: the input's camera goes at 0 s
+    state.delete_keyframe(source.id)
+    assert state.add_source_keyframe().time == 0.0 and state.keyframes[0].w2c.equal(state.source.w2c.double())
+    with pytest.raises(Gen3cInputError, match="already at 0 s"):
+        state.add_source_keyframe()
+
+
 def test_keyframe_path_has_one_camera_per_frame_through_the_keyframes(state):
     poses = orbit_w2c(3)
     for p in poses:
@@ -691,6 +717,22 @@ def test_video_input_errors_are_the_clis(tmp_path, video_inputs, box_scene):
     with pytest.raises(Gen3cInputError, match="does not exist"):
         state.load_video(str(tmp_path / "nothing.npz"))
     assert state.source is None and state.request.input_image_path is None  # nothing half-loaded
+
+
+def test_a_video_input_path_with_a_tilde_or_a_typo_is_told_as_the_path_it_is(tmp_path, video_inputs, monkeypatch):
+    """The Input path box takes "~/…" as a shell (and the image box) does, ViPE results included;
+    a path that names nothing is said to name nothing, not to be "not a video input"."""
+    root = video_inputs["vipe"].parents[2]  # the folder holding vipe/, batch_0000/ and mv.npz
+    monkeypatch.setenv("HOME", str(root))
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    for text, kind in (("~/vipe", "vipe"), ("~/vipe/rgb/walk.mp4", "vipe"), ("~/batch_0000", "sample"), ("~/mv.npz", "multiview")):
+        state.load_video(text)
+        assert state.kind == kind, text
+    for text in (str(tmp_path / "no_such_sample"), "~/no_such_sample/", str(tmp_path / "no_such.pt")):
+        with pytest.raises(Gen3cInputError) as err:
+            state.load_video(text)
+        assert str(err.value) == f"video input {text!r} does not exist: check the path", text
+    assert state.kind == "multiview"  # the refused paths left the loaded input as it was
 
 
 def test_the_gui_scale_is_the_median_depth_a_run_scales_its_path_by(tmp_path, box_scene):

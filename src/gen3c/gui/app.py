@@ -300,6 +300,10 @@ class Gen3cApp:
                 self.scale = gui.add_dropdown("Distance unit", TRAJECTORY_SCALES, initial_value=r.trajectory_scale)
             with gui.add_folder("Keyframes") as self.keyframe_folder:
                 self.add_keyframe = gui.add_button("Add from current view", icon=viser.Icon.PLUS)
+                self.add_source_keyframe = gui.add_button(
+                    "Add input camera", icon=viser.Icon.CAMERA_PLUS,
+                    hint="A keyframe at the input's camera, first on the path: the video's first frame is the input's view, so a path starting elsewhere jumps after it",
+                )  # fmt: skip
                 self.keyframe_list = gui.add_markdown("<small>No keyframes.</small>")
                 self.keyframe_pick = gui.add_dropdown("Keyframe", ("—",))
                 self.keyframe_time = gui.add_number("Time (s)", 0.0, min=0.0, step=0.05, disabled=True)  # until a keyframe is added
@@ -373,6 +377,7 @@ class Gen3cApp:
         self.point_size.on_update(on(lambda _: self._draw_cache()))
         self.path_mode.on_update(on(self._on_path_mode))
         self.add_keyframe.on_click(on(self._on_add_keyframe))
+        self.add_source_keyframe.on_click(on(self._on_add_source_keyframe))
         self.keyframe_pick.on_update(on(lambda _: self._sync_keyframe_fields()))
         self.keyframe_time.on_update(on(self._on_keyframe_time))
         self.keyframe_actions.on_click(on(self._on_keyframe_action))
@@ -591,7 +596,12 @@ class Gen3cApp:
         if event.client is None:
             raise Gen3cInputError("no browser view to take the keyframe from")
         self.state.require_source()
-        kf = self.state.add_keyframe(self._client_w2c(event.client))
+        self._keyframe_added(self.state.add_keyframe(self._client_w2c(event.client)))
+
+    def _on_add_source_keyframe(self, _event) -> None:
+        self._keyframe_added(self.state.add_source_keyframe())
+
+    def _keyframe_added(self, kf: Keyframe) -> None:
         if self.state.path_mode != "keyframes":
             self.state.set_path_mode("keyframes")
         self._sync_controls(select=kf.id)
@@ -659,6 +669,8 @@ class Gen3cApp:
         clearance, centres = self._keyframe_centres
         self._keyframe_centres = (clearance, {**centres, keyframe_id: np.asarray(event.target.position, np.float64)})
         self._draw_path(render=event.phase != "update")
+        if event.phase != "update":  # the list says whether the path starts at the input's camera
+            self._sync_controls()
 
     def _on_import(self, event) -> None:
         file = event.target.value
@@ -786,6 +798,7 @@ class Gen3cApp:
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
+        self.progress_text.content = ""  # the last run's line, until this run's first stage says its own
         self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")
 
     def _on_cancel(self, _event) -> None:
@@ -1113,6 +1126,9 @@ class Gen3cApp:
             rows = [f"{k + 1}. `#{kf.id}` at {kf.time:.2f} s{late if kf.time > end + 1e-6 else ''}" for k, kf in enumerate(s.keyframes)]
             if len(rows) == 1:  # a path, but a still one: say so rather than let Generate surprise
                 rows.append("One keyframe: the camera holds still. Add another to move it.")
+            if s.starts_away_from_input:  # as the run's note would say, after it
+                rows.append("Keyframe 1 is not at the input's camera: the video jumps after its first frame (the input's view). "
+                            "**Add input camera** starts the path there.")  # fmt: skip
             self.keyframe_list.content = "<small>" + ("<br>".join(rows) if rows else "No keyframes.") + "</small>"
             self.keyframe_time.disabled = not s.keyframes  # a time with no keyframe to give it to
         finally:

@@ -184,6 +184,7 @@ class GuiState:
         """Load a video or multi-view input as ``gen3c generate`` does: a GEN3C sample directory
         or ``.pt``, a ViPE result (its folder or the mp4 under its ``rgb/``) or a multi-view
         ``.npz``; ``start`` is the first frame of a video."""
+        from gen3c.io.paths import exists, expand_home
         from gen3c.io.vipe import is_vipe
 
         text = str(path).strip()
@@ -191,13 +192,15 @@ class GuiState:
             raise Gen3cInputError("no video input: give the path of a sample directory, a ViPE result or a multi-view .npz")
         if text.lower().endswith(".npz"):
             fields = {"multiview_npz": text}
-        elif is_vipe(text):
+        elif is_vipe(expand_home(text, "video input")):  # "~/…" as the request reads it (and a shell)
             fields = {"vipe_path": text}
         else:
             fields = {"input_image_path": text}
         request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         kind = input_kind(request)
         if kind == "image":
+            if not exists(text):
+                raise Gen3cInputError(f"video input {text!r} does not exist: check the path")
             raise Gen3cInputError(f"{text!r} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
         return self._load(request, kind, Path(text.rstrip("/")).name)
 
@@ -416,6 +419,33 @@ class GuiState:
         else:
             self._sort()
         return kf
+
+    def add_source_keyframe(self) -> Keyframe:
+        """A keyframe at the input's first camera, first on the path (at 0 s): the video's first
+        frame is that view's image (GEN3C conditions on it), so a path starting elsewhere jumps
+        after it, and a view in the page can come near that camera but not onto it."""
+        source = self.require_source()
+        if not self.auto_time and any(kf.time < 1e-6 for kf in self.keyframes):
+            raise Gen3cInputError("another keyframe is already at 0 s: give it a later time, or turn on even timing, to start the path at the input's camera")
+        kf = self.add_keyframe(source.w2c, 0.0)
+        self.reorder_keyframe(kf.id, 0)  # (sorted first already without even timing)
+        return kf
+
+    @property
+    def starts_away_from_input(self) -> bool:
+        """Whether the first keyframe is as far from the input's camera as a run notes a jump after
+        the first frame (:data:`~gen3c.pipelines.request.FIRST_CAMERA_DISTANCE` of the median depth,
+        or :data:`~gen3c.pipelines.request.FIRST_CAMERA_DEGREES`); False without keyframes or input."""
+        from gen3c.cameras import camera_centers, rotation_angle_degrees
+        from gen3c.pipelines.request import FIRST_CAMERA_DEGREES, FIRST_CAMERA_DISTANCE
+
+        if not self.keyframes or self.source is None:
+            return False
+        first, origin = self.keyframes[0].w2c.double(), self.source.w2c.double().cpu()
+        distance = float((camera_centers(first) - camera_centers(origin)).norm())
+        median = self.source.median_depth()
+        far = median is not None and distance > FIRST_CAMERA_DISTANCE * median
+        return far or float(rotation_angle_degrees(origin[:3, :3], first[:3, :3])) > FIRST_CAMERA_DEGREES
 
     def move_keyframe(self, keyframe_id: int, w2c: Tensor) -> None:
         """Give a keyframe a new pose (e.g. dragged with its gizmo)."""
