@@ -302,3 +302,19 @@ def test_a_generator_with_an_infinite_attribute_resumes(tmp_path):
     _stopped_run(tmp_path, config, methods=["still"], generator=_FarPreview())
     result, _ = run_eval(config, tmp_path, methods=["still"], generator=_FarPreview(), plots=False, resume=True)
     assert [c.reused for c in result.cases] == [True, True, False, False]
+
+
+def test_resume_takes_the_same_scenes_presets_and_rows_in_another_order(tmp_path):
+    """A case's seed is its place in the full grid, so reordered --scenes, --presets or --methods make
+    the same cases: they are reused, and the report follows the new command's order, its scores
+    those of an uninterrupted run in that order."""
+    _stopped_run(tmp_path / "resumed", make_config(**CONFIG), methods=["still", "cache"])
+    reordered = make_config(**{**CONFIG, "scenes": "corridor,room", "presets": "right,left"})
+    whole, _ = run_eval(reordered, tmp_path / "whole", methods=["cache", "still"], plots=False)
+    result, _ = run_eval(reordered, tmp_path / "resumed", methods=["cache", "still"], plots=False, resume=True)
+    assert [c.case.name for c in result.cases] == ["corridor-right", "corridor-left", "room-right", "room-left"]
+    assert [c.reused for c in result.cases] == [False, False, True, True]
+    a, b = (json.loads((tmp_path / f / "results.json").read_text()) for f in ("whole", "resumed"))
+    assert [list(c["scores"]) for c in b["cases"]] == [["ground_truth", "cache", "still"]] * 4
+    assert [c["scores"] for c in b["cases"]] == [c["scores"] for c in a["cases"]] and list(b["methods"]) == ["cache", "still"]
+    assert b["fingerprint"] == a["fingerprint"] and not (tmp_path / "resumed" / "partial").exists()

@@ -125,10 +125,14 @@ _PARTS = {
 
 def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     """The first part of ``current`` that ``stored`` does not match, in words (its old and new
-    value), or None when every part of ``current`` matches."""
+    value), or None when every part of ``current`` matches (its scenes, presets and rows in any
+    order: they order the report, not a case's numbers)."""
     for part, value in current.items():
         old = stored.get(part)
-        if old == value:
+        if part == "benchmark" and isinstance(old, dict):  # the same scenes and presets in another order: the same cases and seeds
+            value = {**value, **{k: _unordered(value.get(k)) for k in _ANY_ORDER}}
+            old = {**old, **{k: _unordered(old.get(k)) for k in _ANY_ORDER}}
+        if old == value:  # (rows: dicts, equal in any order: each case's scores are kept per row)
             continue
         if part == "benchmark":
             keys = [k for k in value if old is None or old.get(k) != value.get(k)]
@@ -136,7 +140,7 @@ def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
             return f"the benchmark's settings differ from the partial run's ({shown}): run with the partial run's settings"
         if part == "rows":
             old = old or {}
-            if list(old) != list(value):
+            if set(old) != set(value):
                 return f"the rows differ from the partial run's ({', '.join(old) or 'none'} → {', '.join(value)}): run with the partial run's --methods and models"
             for row, identity in value.items():
                 keys = [k for k in identity if old[row].get(k) != identity.get(k)]
@@ -152,6 +156,16 @@ def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
         what, fix = _PARTS.get(part, (part, "run as the partial run did"))
         return f"{what} differs from the partial run's ({old!r} → {value!r}): {fix}"
     return None
+
+
+#: Benchmark settings whose order is the report's only: a case's seed is its scene's and preset's
+#: place in the full grid (:func:`~gen3c.evaluation.suite.benchmark_cases`), not in the run's.
+_ANY_ORDER = ("scenes", "presets")
+
+
+def _unordered(value: Any) -> Any:
+    """A list of names as a sorted list (other values as they are)."""
+    return sorted(value, key=str) if isinstance(value, list) else value
 
 
 def _changed(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
@@ -266,4 +280,4 @@ def _checked_scores(scores: Any, rows: dict[str, tuple[str, ...]], num_frames: i
         missing = next((name for name in rows[row] if name not in scores[row]), None)
         if missing is not None:
             raise ValueError(f"the {row} row has no {missing}")
-    return {row: dict(values) for row, values in scores.items()}
+    return {row: dict(scores[row]) for row in rows}  # in this run's row order, as its own cases hold them
