@@ -278,7 +278,7 @@ def test_a_resumed_run_stopped_before_a_reused_case_keeps_it(tmp_path):
     with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 4 are kept"):
         run_eval(config, tmp_path, methods=["still"], plots=False, progress=_interrupt_after(1, 1), resume=True)
     partial = json.loads((tmp_path / "partial" / "results.json").read_text())
-    assert partial["stopped"]["finished"] == ["room-left", "corridor-left"] and partial["stopped"]["failed"] == ["room-right"]
+    assert partial["stopped"]["finished"] == ["room-left", "corridor-left"] and partial["stopped"]["interrupted"] == ["room-right"]
     assert partial["reused"] == ["room-left", "corridor-left"] and partial["stopped"]["not_run"] == ["corridor-right"]
     assert sorted(p.name for p in (tmp_path / "partial" / "contact_sheets").iterdir()) == ["corridor-left.png", "room-left.png"]
     result, _ = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)

@@ -461,10 +461,12 @@ class CaseResult:
 @dataclass(frozen=True)
 class Stopped:
     """Why a benchmark ended early: the case it was running (its name; None when it was past its
-    last case) and the error or interrupt, one line."""
+    last case), the error or interrupt, one line, and whether it was an interrupt (Ctrl-C,
+    SIGTERM: the case was cut short, not failed)."""
 
     case: str | None
     error: str
+    interrupted: bool = False
 
 
 @dataclass
