@@ -318,3 +318,18 @@ def test_resume_takes_the_same_scenes_presets_and_rows_in_another_order(tmp_path
     assert [list(c["scores"]) for c in b["cases"]] == [["ground_truth", "cache", "still"]] * 4
     assert [c["scores"] for c in b["cases"]] == [c["scores"] for c in a["cases"]] and list(b["methods"]) == ["cache", "still"]
     assert b["fingerprint"] == a["fingerprint"] and not (tmp_path / "resumed" / "partial").exists()
+
+
+def test_run_benchmark_records_the_fingerprint_write_report_writes(tmp_path):
+    """run_benchmark + write_report from Python (without run_eval) wrote a results.json with no
+    fingerprint, though every results.json is documented to record it."""
+    from gen3c.evaluation.report import write_report
+    from gen3c.evaluation.resume import fingerprint
+    from gen3c.evaluation.suite import run_benchmark, select_methods
+
+    config, rows = make_config(**{**CONFIG, "scenes": "room", "presets": "left"}), select_methods(["still"])
+    result = run_benchmark(config, rows, device="cpu")
+    write_report(result, tmp_path, plots=False)
+    stored = json.loads((tmp_path / "results.json").read_text())["fingerprint"]
+    assert stored == result.fingerprint == fingerprint(config, rows, "cpu") and stored["device"] == "cpu"
+    assert stored["rows"]["still"]["generator"] == "gen3c.evaluation.baselines.StillGenerator"

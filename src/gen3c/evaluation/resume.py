@@ -91,24 +91,28 @@ def row_identity(method: Method) -> dict[str, Any]:
     return identity
 
 
-def device_kind() -> str:
-    """Where the ground truth is ray-cast (:func:`~gen3c.evaluation.suite.run_benchmark`'s default):
-    the CPU, or CUDA and the GPU's name."""
-    return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+def device_kind(device: str | torch.device | None = None) -> str:
+    """Where the ground truth is ray-cast (``device``; None: :func:`~gen3c.evaluation.suite.run_benchmark`'s
+    default): the CPU, or CUDA and the GPU's name."""
+    if device is None:
+        return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
 
 
-def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None) -> dict[str, Any]:
+def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None, device: str | torch.device | None = None) -> dict[str, Any]:
     """What makes a case's numbers, as ``results.json`` records it (JSON values): the benchmark's
     settings, the rows (:func:`row_identity`; left out without ``methods``, to check the settings
     before the models load), gen3c's version and code (:func:`code_digest`), torch's version, the
-    device and torch's CPU threads (the scores are summed and a model's frames computed in
-    threads: their number can change the last bits)."""
+    device the ground truth is ray-cast on (``device``, :func:`device_kind`) and torch's CPU
+    threads (the scores are summed and a model's frames computed in threads: their number can
+    change the last bits)."""
     from gen3c import __version__
 
     out: dict[str, Any] = {"benchmark": {**config.__dict__, "resolution": list(config.resolution)}}
     if methods is not None:
         out["rows"] = {m.name: row_identity(m) for m in methods}
-    out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(), cpu_threads=torch.get_num_threads())
+    out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(device), cpu_threads=torch.get_num_threads())
     # As results.json writes it (±∞ as "Infinity", NaN as null): compared with the stored one on resume.
     return json.loads(json.dumps(_json_safe(out), default=str))
 
