@@ -275,7 +275,7 @@ def test_a_resumed_run_stopped_before_a_reused_case_keeps_it(tmp_path):
     with pytest.raises(KeyboardInterrupt, match="the 3 finished cases of 4 are kept"):
         run_eval(config, tmp_path, methods=["still"], plots=False, progress=_interrupt_after(3, 1))
     (tmp_path / "partial" / "contact_sheets" / "room-right.png").unlink()
-    with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 4 are kept"):
+    with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 4 are kept"), pytest.warns(UserWarning, match=r"room-right \(its contact sheet is gone\)"):
         run_eval(config, tmp_path, methods=["still"], plots=False, progress=_interrupt_after(1, 1), resume=True)
     partial = json.loads((tmp_path / "partial" / "results.json").read_text())
     assert partial["stopped"]["finished"] == ["room-left", "corridor-left"] and partial["stopped"]["interrupted"] == ["room-right"]
@@ -333,3 +333,23 @@ def test_run_benchmark_records_the_fingerprint_write_report_writes(tmp_path):
     stored = json.loads((tmp_path / "results.json").read_text())["fingerprint"]
     assert stored == result.fingerprint == fingerprint(config, rows, "cpu") and stored["device"] == "cpu"
     assert stored["rows"]["still"]["generator"] == "gen3c.evaluation.baselines.StillGenerator"
+
+
+def test_resume_names_the_partial_cases_it_does_not_reuse(tmp_path):
+    """A case of the partial report that is no case of the grid or has another seed (hand-edited), or
+    whose contact sheet is gone, ran again without a word; one note names each and why."""
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"])
+    path = tmp_path / "partial" / "results.json"
+    data = json.loads(path.read_text())
+    data["cases"][0]["seed"] = 7
+    data["cases"].append({**data["cases"][1], "scene": "attic"})
+    path.write_text(json.dumps(data))
+    (tmp_path / "partial" / "contact_sheets" / "room-right.png").unlink()
+    with pytest.warns(UserWarning) as said:
+        result, _ = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+    assert [str(w.message) for w in said if "not reused" in str(w.message)] == [
+        f"--resume: 3 cases of {str(path)!r} not reused, run again: room-left (seed 7, not its held-out 1000), "
+        "room-right (its contact sheet is gone), attic-right (no case of this run's grid)"
+    ]
+    assert not any(c.reused for c in result.cases)

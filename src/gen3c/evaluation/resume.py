@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, first_line, note
+from gen3c.errors import Gen3cInputError, counted, first_line, note
 from gen3c.evaluation.report import PARTIAL, _json_safe, read_results
 from gen3c.evaluation.suite import (
     CONSISTENCY_SCORES,
@@ -211,8 +211,9 @@ def read_partial(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
 
 def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig) -> list[CaseResult]:
     """The finished cases of the partial report in ``folder``/:data:`PARTIAL` to reuse (each with
-    its contact sheet; a case whose sheet is gone runs again), in the grid's order, marked
-    ``reused``, once :func:`read_partial` has checked it. With no partial report there, a note
+    its contact sheet), in the grid's order, marked ``reused``, once :func:`read_partial` has
+    checked it; one note names the cases that run again instead (sheet gone, or, hand-edited, no
+    case of the grid or another seed). With no partial report there, a note
     says so and nothing is reused."""
     stored = read_partial(folder, current)
     if stored is None:
@@ -220,10 +221,16 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
         return []
     path, fix = folder / PARTIAL / "results.json", "delete it, or run without --resume to run every case again"
     grid = {c.name: c for c in benchmark_cases(config)}
-    kept = {}
-    for entry in stored["cases"]:
-        case = grid.get(f"{entry.get('scene')}-{entry.get('preset')}") if isinstance(entry, dict) else None
-        if not isinstance(entry, dict) or case is None or entry.get("seed") != case.seed or not (folder / PARTIAL / "contact_sheets" / f"{case.name}.png").is_file():
+    kept, skipped = {}, []
+    for i, entry in enumerate(stored["cases"]):
+        name = f"{entry.get('scene')}-{entry.get('preset')}" if isinstance(entry, dict) else f"entry {i + 1}"
+        case = grid.get(name)
+        why = ("no case of this run's grid" if case is None
+               else f"seed {entry.get('seed')!r}, not its held-out {case.seed}" if entry.get("seed") != case.seed
+               else "its contact sheet is gone" if not (folder / PARTIAL / "contact_sheets" / f"{case.name}.png").is_file()
+               else None)  # fmt: skip
+        if why is not None:
+            skipped.append(f"{name} ({why})")
             continue
         try:
             scores = _checked_scores(entry.get("scores"), _expected_scores(current.get("rows", {})), config.num_frames)
@@ -231,6 +238,9 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
                                          float(entry["disoccluded_share"]), reused=True)  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise Gen3cInputError(f"--resume: case {case.name} of {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        note(f"--resume: {counted(len(skipped), 'case')} of {str(path)!r} not reused, run again: {shown}")
     return [kept[name] for name in grid if name in kept]
 
 
