@@ -329,6 +329,7 @@ def incomplete_markdown(result: BenchmarkResult) -> list[str]:
     if result.stopped is None:
         return []
     status = case_status(result)
+    cut = "interrupted" if result.stopped.interrupted else "failed"  # (the case it stopped in)
     total = len(benchmark_cases(result.config))
     where = f"in case {result.stopped.case}" if result.stopped.case else "after its last case, before the report was written"
     return [
@@ -337,7 +338,7 @@ def incomplete_markdown(result: BenchmarkResult) -> list[str]:
         "with a complete report's.",
         "",
         f"- finished: {', '.join(status['finished']) or 'none'}",
-        f"- interrupted: {', '.join(status['interrupted']) or 'none'}" if result.stopped.interrupted else f"- failed: {', '.join(status['failed']) or 'none'}",
+        f"- {cut}: {', '.join(status[cut]) or 'none'}",
         f"- not run: {', '.join(status['not_run']) or 'none'}",
         "",
     ]
