@@ -382,7 +382,9 @@ def test_an_interrupted_rerun_leaves_the_earlier_report_as_it_was_and_keeps_its_
     assert sorted(k for k in after if k.startswith("partial/")) == ["partial/contact_sheets/room-left.png", "partial/report.md", "partial/results.json"]
     partial = json.loads(after["partial/results.json"])
     assert partial["complete"] is False and json.loads(before["results.json"])["complete"] is True
-    assert partial["stopped"] == {"error": "interrupted (Ctrl-C)", "finished": ["room-left"], "failed": ["corridor-left"], "not_run": []}
+    # The case Ctrl-C cut short is no failure: it is listed as interrupted.
+    assert partial["stopped"] == {"error": "interrupted (Ctrl-C)", "finished": ["room-left"], "failed": [], "interrupted": ["corridor-left"], "not_run": []}
+    assert "- finished: room-left\n- interrupted: corridor-left\n- not run: none" in after["partial/report.md"].decode()
     # The finished case's scores are those of the complete run.
     assert partial["cases"][0]["scores"] == json.loads(before["results.json"])["cases"][0]["scores"]
     # Interrupted in the first case: nothing finished, nothing kept, the message as before.
@@ -413,7 +415,7 @@ def test_an_eval_interrupted_while_its_report_is_written_keeps_every_case(tmp_pa
     after = _files(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("partial/")} == before
     partial = json.loads(after["partial/results.json"])
-    assert partial["stopped"] == {"error": "interrupted (Ctrl-C)", "finished": ["room-left", "corridor-left"], "failed": [], "not_run": []}
+    assert partial["stopped"] == {"error": "interrupted (Ctrl-C)", "finished": ["room-left", "corridor-left"], "failed": [], "interrupted": [], "not_run": []}
     assert "stopped after its last case, before the report was written (interrupted (Ctrl-C))" in after["partial/report.md"].decode()
 
 
@@ -457,7 +459,7 @@ def test_a_generator_failing_in_the_third_case_keeps_the_first_two_as_a_partial_
     assert partial["complete"] is False
     assert partial["stopped"] == {
         "error": "RuntimeError: out of luck (while making the flaky row's video of case corridor-left)",
-        "finished": ["room-left", "room-right"], "failed": ["corridor-left"], "not_run": ["corridor-right"],
+        "finished": ["room-left", "room-right"], "failed": ["corridor-left"], "interrupted": [], "not_run": ["corridor-right"],
     }  # fmt: skip
     assert [(c["scene"], c["preset"]) for c in partial["cases"]] == [("room", "left"), ("room", "right")]
     complete = json.loads(before["results.json"])["cases"]

@@ -393,6 +393,26 @@ def test_baselines_on_a_plane():
     assert (raw[2, :, :, -2:] == -1).all()  # the right border is uncovered after moving right
 
 
+def test_the_homography_plane_is_at_the_source_views_median_depth(monkeypatch):
+    """The plane sat at the median depth of the points the cache's edge filter keeps, not the
+    source view's median depth (the scene's scale the docs name): a source whose far part is all
+    depth edges put it at the near part's depth."""
+    from gen3c.evaluation import baselines
+    from gen3c.pipelines.camera_video import SourceView
+
+    src = source_camera(24, 40)
+    depth = torch.ones(24, 40)
+    depth[:, 12:] = 4.0 + 0.6 * ((torch.arange(24)[:, None] + torch.arange(12, 40)) % 2)  # a rough far part: every pixel an edge
+    view = SourceView(torch.zeros(3, 24, 40), depth, src.K[0])
+    cache = build_cache([view])
+    assert float(cache.views[0].points[0][cache.views[0].valid[0]][:, 2].median()) == 1.0  # what the cache keeps: the near part
+    planes = []
+    real = baselines.plane_homography
+    monkeypatch.setattr(baselines, "plane_homography", lambda *a: planes.append(a[-1]) or real(*a))
+    HomographyGenerator().generate(cache, _shifted(src, [0.0, 0.1]), view.image)
+    assert planes == [view.median_depth()] * 2 and view.median_depth() == 4.0
+
+
 def _view(s, cam):
     from gen3c.pipelines.camera_video import SourceView
 

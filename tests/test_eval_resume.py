@@ -275,10 +275,10 @@ def test_a_resumed_run_stopped_before_a_reused_case_keeps_it(tmp_path):
     with pytest.raises(KeyboardInterrupt, match="the 3 finished cases of 4 are kept"):
         run_eval(config, tmp_path, methods=["still"], plots=False, progress=_interrupt_after(3, 1))
     (tmp_path / "partial" / "contact_sheets" / "room-right.png").unlink()
-    with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 4 are kept"):
+    with pytest.raises(KeyboardInterrupt, match="the 2 finished cases of 4 are kept"), pytest.warns(UserWarning, match=r"room-right \(its contact sheet is gone\)"):
         run_eval(config, tmp_path, methods=["still"], plots=False, progress=_interrupt_after(1, 1), resume=True)
     partial = json.loads((tmp_path / "partial" / "results.json").read_text())
-    assert partial["stopped"]["finished"] == ["room-left", "corridor-left"] and partial["stopped"]["failed"] == ["room-right"]
+    assert partial["stopped"]["finished"] == ["room-left", "corridor-left"] and partial["stopped"]["interrupted"] == ["room-right"]
     assert partial["reused"] == ["room-left", "corridor-left"] and partial["stopped"]["not_run"] == ["corridor-right"]
     assert sorted(p.name for p in (tmp_path / "partial" / "contact_sheets").iterdir()) == ["corridor-left.png", "room-left.png"]
     result, _ = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
@@ -302,3 +302,54 @@ def test_a_generator_with_an_infinite_attribute_resumes(tmp_path):
     _stopped_run(tmp_path, config, methods=["still"], generator=_FarPreview())
     result, _ = run_eval(config, tmp_path, methods=["still"], generator=_FarPreview(), plots=False, resume=True)
     assert [c.reused for c in result.cases] == [True, True, False, False]
+
+
+def test_resume_takes_the_same_scenes_presets_and_rows_in_another_order(tmp_path):
+    """A case's seed is its place in the full grid, so reordered --scenes, --presets or --methods make
+    the same cases: they are reused, and the report follows the new command's order, its scores
+    those of an uninterrupted run in that order."""
+    _stopped_run(tmp_path / "resumed", make_config(**CONFIG), methods=["still", "cache"])
+    reordered = make_config(**{**CONFIG, "scenes": "corridor,room", "presets": "right,left"})
+    whole, _ = run_eval(reordered, tmp_path / "whole", methods=["cache", "still"], plots=False)
+    result, _ = run_eval(reordered, tmp_path / "resumed", methods=["cache", "still"], plots=False, resume=True)
+    assert [c.case.name for c in result.cases] == ["corridor-right", "corridor-left", "room-right", "room-left"]
+    assert [c.reused for c in result.cases] == [False, False, True, True]
+    a, b = (json.loads((tmp_path / f / "results.json").read_text()) for f in ("whole", "resumed"))
+    assert [list(c["scores"]) for c in b["cases"]] == [["ground_truth", "cache", "still"]] * 4
+    assert [c["scores"] for c in b["cases"]] == [c["scores"] for c in a["cases"]] and list(b["methods"]) == ["cache", "still"]
+    assert b["fingerprint"] == a["fingerprint"] and not (tmp_path / "resumed" / "partial").exists()
+
+
+def test_run_benchmark_records_the_fingerprint_write_report_writes(tmp_path):
+    """run_benchmark + write_report from Python (without run_eval) wrote a results.json with no
+    fingerprint, though every results.json is documented to record it."""
+    from gen3c.evaluation.report import write_report
+    from gen3c.evaluation.resume import fingerprint
+    from gen3c.evaluation.suite import run_benchmark, select_methods
+
+    config, rows = make_config(**{**CONFIG, "scenes": "room", "presets": "left"}), select_methods(["still"])
+    result = run_benchmark(config, rows, device="cpu")
+    write_report(result, tmp_path, plots=False)
+    stored = json.loads((tmp_path / "results.json").read_text())["fingerprint"]
+    assert stored == result.fingerprint == fingerprint(config, rows, "cpu") and stored["device"] == "cpu"
+    assert stored["rows"]["still"]["generator"] == "gen3c.evaluation.baselines.StillGenerator"
+
+
+def test_resume_names_the_partial_cases_it_does_not_reuse(tmp_path):
+    """A case of the partial report that is no case of the grid or has another seed (hand-edited), or
+    whose contact sheet is gone, ran again without a word; one note names each and why."""
+    config = make_config(**CONFIG)
+    _stopped_run(tmp_path, config, methods=["still"])
+    path = tmp_path / "partial" / "results.json"
+    data = json.loads(path.read_text())
+    data["cases"][0]["seed"] = 7
+    data["cases"].append({**data["cases"][1], "scene": "attic"})
+    path.write_text(json.dumps(data))
+    (tmp_path / "partial" / "contact_sheets" / "room-right.png").unlink()
+    with pytest.warns(UserWarning) as said:
+        result, _ = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
+    assert [str(w.message) for w in said if "not reused" in str(w.message)] == [
+        f"--resume: 3 cases of {str(path)!r} not reused, run again: room-left (seed 7, not its held-out 1000), "
+        "room-right (its contact sheet is gone), attic-right (no case of this run's grid)"
+    ]
+    assert not any(c.reused for c in result.cases)

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D
 from gen3c.cameras import Cameras
+from gen3c.io.depth import median_scene_depth
 from gen3c.pipelines.preview import composite_buffers
 
 
@@ -74,7 +75,8 @@ def plane_homography(K_src: Tensor, w2c_src: Tensor, K_dst: Tensor, w2c_dst: Ten
 
 class HomographyGenerator:
     """The source image warped into each target camera by :func:`plane_homography` at the
-    source's median depth (the cache is read only for the source camera and that depth).
+    source view's median depth, over all its pixels with depth, whatever the cache's edge filter
+    keeps (the cache is read only for the source camera and that depth).
     Pixels that come from outside the source image repeat its border."""
 
     name = "homography"
@@ -93,8 +95,12 @@ class HomographyGenerator:
         image = _require_first_frame(first_frame, self.name).float().cpu()
         source = cache.views[-1]  # the oldest view: the source image
         w2c_src, K_src = source.w2c[0].cpu(), source.K[0].cpu()
-        cam_points = source.points[0][source.valid[0]].cpu() @ w2c_src[:3, :3].T + w2c_src[:3, 3]
-        plane_depth = float(cam_points[:, 2].median()) if cam_points.shape[0] else 1.0
+        # Every source pixel with depth, the edge filter's (``filtered``) too: the source view's median
+        # depth (the scene's scale, :func:`~gen3c.io.depth.median_scene_depth`), not the cache's.
+        kept = (source.valid[0] | source.filtered[0]).cpu()
+        cam_points = source.points[0].cpu()[kept] @ w2c_src[:3, :3].T + w2c_src[:3, 3]
+        plane_depth = median_scene_depth(cam_points[:, 2])
+        plane_depth = 1.0 if plane_depth is None else plane_depth
         src = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
         H, W = cameras.height, cameras.width
         frames = torch.empty(len(cameras), 3, H, W)

@@ -14,7 +14,7 @@ Files in the report folder (each written atomically):
 
 A run that fails or is interrupted midway writes the cases it finished as a partial report in
 ``partial/`` (:data:`PARTIAL`: ``report.md`` and ``results.json`` marked incomplete, with which
-cases finished, failed and never ran, and their contact sheets; no plots), beside the earlier
+cases finished, failed (or interrupted) and never ran, and their contact sheets; no plots), beside the earlier
 complete report, which it leaves as it was; the next complete run removes it. ``gen3c eval
 --resume`` reuses its cases when its ``fingerprint`` is the new run's (:mod:`gen3c.evaluation.resume`).
 """
@@ -313,20 +313,23 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
 
 def case_status(result: BenchmarkResult) -> dict[str, list[str]]:
     """The cases of ``result``'s grid by what became of them: ``finished`` (scored, in the report),
-    ``failed`` (the one running when the benchmark stopped: none for a complete result) and
-    ``not_run``."""
+    ``failed`` (the one running when an error stopped the benchmark), ``interrupted`` (the one
+    running when Ctrl-C or SIGTERM stopped it; both empty for a complete result) and ``not_run``."""
     done = [c.case.name for c in result.cases]
-    failed = [result.stopped.case] if result.stopped and result.stopped.case else []
-    rest = [c.name for c in benchmark_cases(result.config) if c.name not in done and c.name not in failed]
-    return {"finished": done, "failed": failed, "not_run": rest}
+    stopped = result.stopped
+    running = [stopped.case] if stopped and stopped.case else []
+    rest = [c.name for c in benchmark_cases(result.config) if c.name not in done and c.name not in running]
+    interrupted = bool(stopped and stopped.interrupted)
+    return {"finished": done, "failed": [] if interrupted else running, "interrupted": running if interrupted else [], "not_run": rest}
 
 
 def incomplete_markdown(result: BenchmarkResult) -> list[str]:
     """The opening paragraph of a partial report (lines; none for a complete one): which cases
-    finished, which one failed and why, which never ran."""
+    finished, which one failed (or was interrupted) and why, which never ran."""
     if result.stopped is None:
         return []
     status = case_status(result)
+    cut = "interrupted" if result.stopped.interrupted else "failed"  # (the case it stopped in)
     total = len(benchmark_cases(result.config))
     where = f"in case {result.stopped.case}" if result.stopped.case else "after its last case, before the report was written"
     return [
@@ -335,7 +338,7 @@ def incomplete_markdown(result: BenchmarkResult) -> list[str]:
         "with a complete report's.",
         "",
         f"- finished: {', '.join(status['finished']) or 'none'}",
-        f"- failed: {', '.join(status['failed']) or 'none'}",
+        f"- {cut}: {', '.join(status[cut]) or 'none'}",
         f"- not run: {', '.join(status['not_run']) or 'none'}",
         "",
     ]

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, first_line, note
+from gen3c.errors import Gen3cInputError, counted, first_line, note
 from gen3c.evaluation.report import PARTIAL, _json_safe, read_results
 from gen3c.evaluation.suite import (
     CONSISTENCY_SCORES,
@@ -91,24 +91,28 @@ def row_identity(method: Method) -> dict[str, Any]:
     return identity
 
 
-def device_kind() -> str:
-    """Where the ground truth is ray-cast (:func:`~gen3c.evaluation.suite.run_benchmark`'s default):
-    the CPU, or CUDA and the GPU's name."""
-    return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+def device_kind(device: str | torch.device | None = None) -> str:
+    """Where the ground truth is ray-cast (``device``; None: :func:`~gen3c.evaluation.suite.run_benchmark`'s
+    default): the CPU, or CUDA and the GPU's name."""
+    if device is None:
+        return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
 
 
-def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None) -> dict[str, Any]:
+def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None, device: str | torch.device | None = None) -> dict[str, Any]:
     """What makes a case's numbers, as ``results.json`` records it (JSON values): the benchmark's
     settings, the rows (:func:`row_identity`; left out without ``methods``, to check the settings
     before the models load), gen3c's version and code (:func:`code_digest`), torch's version, the
-    device and torch's CPU threads (the scores are summed and a model's frames computed in
-    threads: their number can change the last bits)."""
+    device the ground truth is ray-cast on (``device``, :func:`device_kind`) and torch's CPU
+    threads (the scores are summed and a model's frames computed in threads: their number can
+    change the last bits)."""
     from gen3c import __version__
 
     out: dict[str, Any] = {"benchmark": {**config.__dict__, "resolution": list(config.resolution)}}
     if methods is not None:
         out["rows"] = {m.name: row_identity(m) for m in methods}
-    out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(), cpu_threads=torch.get_num_threads())
+    out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(device), cpu_threads=torch.get_num_threads())
     # As results.json writes it (±∞ as "Infinity", NaN as null): compared with the stored one on resume.
     return json.loads(json.dumps(_json_safe(out), default=str))
 
@@ -125,10 +129,14 @@ _PARTS = {
 
 def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     """The first part of ``current`` that ``stored`` does not match, in words (its old and new
-    value), or None when every part of ``current`` matches."""
+    value), or None when every part of ``current`` matches (its scenes, presets and rows in any
+    order: they order the report, not a case's numbers)."""
     for part, value in current.items():
         old = stored.get(part)
-        if old == value:
+        if part == "benchmark" and isinstance(old, dict):  # the same scenes and presets in another order: the same cases and seeds
+            value = {**value, **{k: _unordered(value.get(k)) for k in _ANY_ORDER}}
+            old = {**old, **{k: _unordered(old.get(k)) for k in _ANY_ORDER}}
+        if old == value:  # (rows: dicts, equal in any order: each case's scores are kept per row)
             continue
         if part == "benchmark":
             keys = [k for k in value if old is None or old.get(k) != value.get(k)]
@@ -136,7 +144,7 @@ def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
             return f"the benchmark's settings differ from the partial run's ({shown}): run with the partial run's settings"
         if part == "rows":
             old = old or {}
-            if list(old) != list(value):
+            if set(old) != set(value):
                 return f"the rows differ from the partial run's ({', '.join(old) or 'none'} → {', '.join(value)}): run with the partial run's --methods and models"
             for row, identity in value.items():
                 keys = [k for k in identity if old[row].get(k) != identity.get(k)]
@@ -152,6 +160,16 @@ def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
         what, fix = _PARTS.get(part, (part, "run as the partial run did"))
         return f"{what} differs from the partial run's ({old!r} → {value!r}): {fix}"
     return None
+
+
+#: Benchmark settings whose order is the report's only: a case's seed is its scene's and preset's
+#: place in the full grid (:func:`~gen3c.evaluation.suite.benchmark_cases`), not in the run's.
+_ANY_ORDER = ("scenes", "presets")
+
+
+def _unordered(value: Any) -> Any:
+    """A list of names as a sorted list (other values as they are)."""
+    return sorted(value, key=str) if isinstance(value, list) else value
 
 
 def _changed(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
@@ -193,8 +211,9 @@ def read_partial(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
 
 def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig) -> list[CaseResult]:
     """The finished cases of the partial report in ``folder``/:data:`PARTIAL` to reuse (each with
-    its contact sheet; a case whose sheet is gone runs again), in the grid's order, marked
-    ``reused``, once :func:`read_partial` has checked it. With no partial report there, a note
+    its contact sheet), in the grid's order, marked ``reused``, once :func:`read_partial` has
+    checked it; one note names the cases that run again instead (sheet gone, or, hand-edited, no
+    case of the grid or another seed). With no partial report there, a note
     says so and nothing is reused."""
     stored = read_partial(folder, current)
     if stored is None:
@@ -202,10 +221,16 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
         return []
     path, fix = folder / PARTIAL / "results.json", "delete it, or run without --resume to run every case again"
     grid = {c.name: c for c in benchmark_cases(config)}
-    kept = {}
-    for entry in stored["cases"]:
-        case = grid.get(f"{entry.get('scene')}-{entry.get('preset')}") if isinstance(entry, dict) else None
-        if not isinstance(entry, dict) or case is None or entry.get("seed") != case.seed or not (folder / PARTIAL / "contact_sheets" / f"{case.name}.png").is_file():
+    kept, skipped = {}, []
+    for i, entry in enumerate(stored["cases"]):
+        name = f"{entry.get('scene')}-{entry.get('preset')}" if isinstance(entry, dict) else f"entry {i + 1}"
+        case = grid.get(name)
+        why = ("no case of this run's grid" if case is None
+               else f"seed {entry.get('seed')!r}, not its held-out {case.seed}" if entry.get("seed") != case.seed
+               else "its contact sheet is gone" if not (folder / PARTIAL / "contact_sheets" / f"{case.name}.png").is_file()
+               else None)  # fmt: skip
+        if why is not None:
+            skipped.append(f"{name} ({why})")
             continue
         try:
             scores = _checked_scores(entry.get("scores"), _expected_scores(current.get("rows", {})), config.num_frames)
@@ -213,6 +238,9 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
                                          float(entry["disoccluded_share"]), reused=True)  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise Gen3cInputError(f"--resume: case {case.name} of {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        note(f"--resume: {counted(len(skipped), 'case')} of {str(path)!r} not reused, run again: {shown}")
     return [kept[name] for name in grid if name in kept]
 
 
@@ -266,4 +294,4 @@ def _checked_scores(scores: Any, rows: dict[str, tuple[str, ...]], num_frames: i
         missing = next((name for name in rows[row] if name not in scores[row]), None)
         if missing is not None:
             raise ValueError(f"the {row} row has no {missing}")
-    return {row: dict(values) for row, values in scores.items()}
+    return {row: dict(scores[row]) for row in rows}  # in this run's row order, as its own cases hold them

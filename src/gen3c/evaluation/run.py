@@ -131,7 +131,7 @@ def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, she
     # The cases run in the grid's order, so the first one not done was running (none: Ctrl-C just after the last case).
     done = {c.case.name for c in result.cases}
     running = next((c.name for c in cases if c.name not in done), None)
-    result.stopped = Stopped(running, stop_reason(exc))
+    result.stopped = Stopped(running, stop_reason(exc), isinstance(exc, KeyboardInterrupt))  # (Terminated is one)
     try:
         build = staging / PARTIAL
         done_sheets = {f"contact_sheets/{name}.png" for name in done}

@@ -461,10 +461,12 @@ class CaseResult:
 @dataclass(frozen=True)
 class Stopped:
     """Why a benchmark ended early: the case it was running (its name; None when it was past its
-    last case) and the error or interrupt, one line."""
+    last case), the error or interrupt, one line, and whether it was an interrupt (Ctrl-C,
+    SIGTERM: the case was cut short, not failed)."""
 
     case: str | None
     error: str
+    interrupted: bool = False
 
 
 @dataclass
@@ -473,7 +475,8 @@ class BenchmarkResult:
     the time the caller spent loading each row's model (row → seconds), before the first video.
     ``stopped`` is set on the result of a benchmark that ended early: ``cases`` then holds only
     the cases finished before it (a partial report). ``fingerprint``: what makes its numbers
-    (:func:`gen3c.evaluation.resume.fingerprint`), recorded in ``results.json``."""
+    (:func:`gen3c.evaluation.resume.fingerprint`; :func:`run_benchmark` sets it), recorded in
+    ``results.json`` when set."""
 
     config: BenchmarkConfig
     methods: list[Method]
@@ -527,10 +530,13 @@ def run_benchmark(
         reused: results of cases an earlier run made with the same settings (``--resume``): taken
             as they are, in their place in the grid, and not run (nor shown to ``on_case``).
     """
+    from gen3c.evaluation.resume import fingerprint  # (it imports this module)
+
     config.check()
     for method in methods:
         check_num_frames(config.num_frames, method.generator)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    made_by = fingerprint(config, methods, device)  # (the CPU threads as the cases run)
     started = time.perf_counter()
     shown = contact_indices(config.num_frames, config.contact_frames)
     results = [] if finished is None else finished  # (the caller's list: it keeps the finished cases when a later one stops the run)
@@ -585,4 +591,4 @@ def run_benchmark(
         if on_case is not None:
             on_case(truth, sheet, shown)
         results.append(result)
-    return BenchmarkResult(config, methods, results, time.perf_counter() - started)
+    return BenchmarkResult(config, methods, results, time.perf_counter() - started, fingerprint=made_by)
