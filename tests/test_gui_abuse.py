@@ -347,6 +347,36 @@ def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sa
         app.stop()
 
 
+def test_a_run_waiting_for_the_generator_to_load_can_be_cancelled(tmp_path, monkeypatch, room_sample):
+    """Generate pressed before the generator had loaded started the run by itself once it had
+    loaded (a 7B load takes minutes), with Cancel disabled all along: a press by mistake could not
+    be called off. Now Cancel calls off the waiting run; the load goes on and is kept."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        assert app.cancel.disabled
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+        assert not app.cancel.disabled and "The run starts once it has loaded" in app.progress_text.content
+        handler(app, app._on_cancel)(SimpleNamespace(client=None))
+        assert app.cancel.disabled and app.progress_text.content.startswith("Cancelled: no run starts."), app.progress_text.content
+        assert "cancelled" in app.status.content
+        loaded.set()
+        app._loader.join(30)
+        assert not app.jobs.running and not (app.state.work_dir / "outputs").exists()
+        assert app._generator is not None and not app.generate.disabled and app.cancel.disabled
+        loader = app._loader
+        handler(app, app._on_generate)(SimpleNamespace(client=None))  # the kept generator: no second load
+        assert app._loader is loader and app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+    finally:
+        loaded.set()
+        app.stop()
+
+
 def test_stop_returns_while_the_generator_loads_and_the_loader_then_leaves_the_page_alone(tmp_path, monkeypatch, room_sample):
     """stop() did not wait for the loader, which went on to write to the closed server's page once
     its model had loaded. Now stop returns (after LOADER_STOP_WAIT at most) and the loader, when

@@ -193,6 +193,7 @@ class Gen3cApp:
         self._build_gui()
         self._loader: threading.Thread | None = None
         self._loading = False  # while the loader loads (until it has shown how it went)
+        self._start_pending = False  # while a Generate press waits for the loader (Cancel clears it)
         self._stopped = False  # set by stop(): the loader and a run's end touch the page no more
         if self._generator is None and preload:
             self._start_loader()
@@ -691,15 +692,16 @@ class Gen3cApp:
 
     def _start_loader(self, then_generate: bool = False) -> None:
         """Load the request's generator in a thread; Generate waits for it (a press meanwhile could
-        only be refused) and, with ``then_generate``, is pressed once it has loaded."""
-        self._loading = True
-        self.generate.disabled = True
+        only be refused) and, with ``then_generate``, is pressed once it has loaded, unless Cancel
+        calls that start off meanwhile (:meth:`_on_cancel`; the load goes on, for a later run)."""
+        self._loading, self._start_pending = True, then_generate
+        self.generate.disabled, self.cancel.disabled = True, not then_generate
         what = f"Loading the {html.escape(self.state.request.generator)} generator…"
-        self.progress_text.content = what + (" The run starts once it has loaded." if then_generate else "")
-        self._loader = threading.Thread(target=self._preload_generator, args=(then_generate,), name="gen3c-gui-load", daemon=True)
+        self.progress_text.content = what + (" The run starts once it has loaded: Cancel calls it off." if then_generate else "")
+        self._loader = threading.Thread(target=self._preload_generator, name="gen3c-gui-load", daemon=True)
         self._loader.start()
 
-    def _preload_generator(self, then_generate: bool = False) -> None:
+    def _preload_generator(self) -> None:
         """In the loader thread: the model loads without the lock (callbacks go on meanwhile); the
         page is updated under it, as by a callback."""
         request = self.state.request
@@ -717,7 +719,8 @@ class Gen3cApp:
             if self._stopped:  # the server is closed: what loaded is dropped, nothing is shown
                 return
             self._generator, self._loading = generator, False
-            self.generate.disabled = False
+            then_generate, self._start_pending = self._start_pending, False
+            self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
             if error is None:
                 try:
@@ -802,6 +805,12 @@ class Gen3cApp:
         self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")
 
     def _on_cancel(self, _event) -> None:
+        if self._start_pending:  # Generate waits for the generator to load: that run is called off
+            self._start_pending, self.cancel.disabled = False, True
+            name = html.escape(self.state.request.generator)
+            self.progress_text.content = f"Cancelled: no run starts. The {name} generator goes on loading, for the next Generate."
+            self._info("Generation cancelled before it started.")
+            return
         if not self.jobs.running:  # a click sent before the run ended disabled Cancel: its end is shown
             return
         self.jobs.cancel()
