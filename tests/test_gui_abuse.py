@@ -656,7 +656,39 @@ def test_a_resolution_the_model_cannot_take_is_refused_when_picked(tmp_path, mon
     try:
         app._loader.join(30)
         assert "frame size 96×160 is larger than this model takes" in app.status.content
-        assert "the Resolution under Input" in app.status.content and not app.generate.disabled
+        assert "(&quot;Resolution&quot; is under Input → 3D cache)" in app.status.content and not app.generate.disabled
+    finally:
+        app.stop()
+
+
+class SmallGen3c(PreviewGenerator):
+    """A generator refusing frame sizes as the gen3c model does (its configs' words), up to 48×80."""
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        from gen3c.models.configs import check_model_frame_size
+
+        check_model_frame_size({"max_size": [16, 6, 10], "patch_size": [1, 2, 2]}, {"spatial_compression_ratio": 8}, height, width)
+
+
+def test_a_resolution_refusal_reads_as_one_clean_line_naming_the_dropdown(tmp_path, monkeypatch, room_sample, capfd):
+    """The gen3c model's refusal, reworded for the page, got a suffix that said again what it had
+    just said: '"Resolution" '96x160' … pass "Resolution" '48x80' (the Resolution under Input → 3D
+    cache)'. Now its fix is a pick in the dropdown, and where that is; the log keeps the command line's words."""
+    from gen3c.gui import app as gui_app
+
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: SmallGen3c())
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        assert app.status.content == (
+            "<span style='color:#c92a2a'>**Error:** &quot;Resolution&quot; &#x27;96x160&#x27; is larger than this model takes (48x80 at most): "
+            "pick &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)</span>"
+        ), app.status.content
+        assert "gen3c gui: --resolution '96x160' is larger than this model takes (48x80 at most): pass --resolution '48x80'\n" in capfd.readouterr().err
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
+        pick(SimpleNamespace(target=SimpleNamespace(value="176x320"), client=None))
+        assert "(48x80 at most): pick &#x27;32x80&#x27; or &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)</span>" in app.status.content, app.status.content
     finally:
         app.stop()
 

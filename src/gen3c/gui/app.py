@@ -722,14 +722,15 @@ class Gen3cApp:
             then_generate, self._start_pending = self._start_pending, False
             self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
+            shown = error
             if error is None:
                 try:
                     check_frame_size(request.resolution, generator)
                 except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
-                    error = f"{exc} (the Resolution under Input → 3D cache)"
+                    error, shown = str(exc), self._resolution_words(str(exc))  # the log in the command line's words
             if error is not None:
                 print(f"gen3c gui: {error}", file=sys.stderr, flush=True)
-                self._error(error)
+                self._error(shown)
             elif then_generate:
                 self._callback(self._on_generate)(None)  # as the press that asked for it
             elif self.state.source is None:
@@ -739,7 +740,18 @@ class Gen3cApp:
         """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
         limits) when it is picked, not after Generate has rendered the cache."""
         if self._generator is not None and not self._loading:
-            check_frame_size(resolution, self._generator)
+            try:
+                check_frame_size(resolution, self._generator)
+            except Gen3cInputError as exc:
+                raise Gen3cInputError(self._resolution_words(str(exc))) from None
+
+    def _resolution_words(self, text: str) -> str:
+        """A frame size refusal (worded for ``--resolution``) in the page's words, its fix a pick
+        in the Resolution dropdown, and where that is (it starts folded)."""
+        text = self._page_words(text)
+        label, where = f'"{self.resolution.label}"', "(Input → 3D cache)"
+        fixed = re.sub(rf"\bpass {re.escape(label)} ('[^']*'(?: or '[^']*')*)", rf"pick \1 for {label} {where}", text)
+        return fixed if fixed != text else f"{text} ({label} is under Input → 3D cache)"
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed, prompt and buffer noise (plain attributes of the gen3c
