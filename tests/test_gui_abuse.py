@@ -1044,6 +1044,29 @@ def test_a_run_s_notes_are_shown_on_the_page(tmp_path, room_sample):
         app.stop()
 
 
+def test_a_keyframe_path_away_from_the_input_is_noted_with_the_page_s_fix(tmp_path, room_sample):
+    """The run's note named paths/gui_001_path.json and said to give its poses in the input
+    camera's world; the page now names keyframe 1 and "Add input camera"."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample,
+                   generator=PreviewGenerator(), preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        w2c = app.state.source.w2c.double().clone()
+        for shift in (0.3, 0.6):
+            w2c[0, 3] += shift
+            app.state.add_keyframe(w2c.clone())
+        app.state.set_path_mode("keyframes")
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated" in app.status.content, app.status.content
+        (note,) = [n for n in app.status.content.split("Note: ")[1:] if "jumps onto" in n]
+        assert note.startswith("Keyframe 1 starts ") and "gui_001_path" not in note, note
+        assert note.endswith("jumps onto the keyframe path after it: &quot;Add input camera&quot; (Camera path → Keyframes) starts the path there</small>"), note
+    finally:
+        app.stop()
+
+
 class NotesThenFails(LoadedWithNoise):
     """A generator that fails after the run noted something (e.g. a GPU gone mid-run)."""
 

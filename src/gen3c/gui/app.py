@@ -31,7 +31,7 @@ from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion
 from gen3c.constants import RESIZE_MODES, SPLAT_MODES
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, unexpected_error
+from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
@@ -174,6 +174,7 @@ class Gen3cApp:
         self._sync = threading.local()  # set while controls are updated from the state
         self._generator = generator
         self._last_output: dict[str, Path] | None = None
+        self._run_path: tuple[str | None, str] = (None, "preset")  # the last run's path file and path mode
         # Keyframes are drawn in each viewer's own scene (viser's client.scene), so that a gizmo
         # hidden for one viewer (its camera at the keyframe) stays for the others: per client id,
         # keyframe id → its root node, and the keyframes drawn without their gizmo.
@@ -810,6 +811,7 @@ class Gen3cApp:
                 self._lock.release()
 
         notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
+        self._run_path = (request.camera_file, self.state.path_mode)  # what the run's notes name the path file it reads
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
@@ -837,6 +839,7 @@ class Gen3cApp:
 
     def _show_job_result(self, result: JobResult) -> None:
         self.generate.disabled, self.cancel.disabled = False, True
+        notes = [page_run_note(note, *self._run_path) for note in result.notes]
         self.progress.animated = False
         if result.cancelled:
             self.progress.value = 0.0
@@ -846,14 +849,14 @@ class Gen3cApp:
         if result.error is not None:
             self.progress.value = 0.0
             self.progress_text.content = ""
-            self._error(result.error, notes=result.notes)
+            self._error(result.error, notes=notes)
             return
         out = result.output
         self._last_output = out.paths
         video = out.paths["video"]
         self.progress.value = 100.0
         self.progress_text.content = f"Done in {out.seconds:.1f} s: `{video.name}`"
-        self._info(f"Generated **{video.name}**.{self._notes_html(result.notes)}")
+        self._info(f"Generated **{video.name}**.{self._notes_html(notes)}")
         self.download_video.disabled = False
         try:  # its size first: a video too large to embed is not read
             size = video.stat().st_size
