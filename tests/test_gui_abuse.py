@@ -693,6 +693,35 @@ def test_a_resolution_refusal_reads_as_one_clean_line_naming_the_dropdown(tmp_pa
         app.stop()
 
 
+def test_a_resolution_picked_while_the_generator_loads_is_the_one_checked_once_it_has(tmp_path, monkeypatch, room_sample):
+    """A resolution picked while the generator loaded is not checked then (no model to ask);
+    once loaded, the start's resolution was checked instead: the page refused a size no longer
+    set, and said nothing of the one picked."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = threading.Event(), threading.Event()
+
+    def slow_make_generator(request):
+        loading.set()
+        assert loaded.wait(30)
+        return SmallGen3c()
+
+    monkeypatch.setattr(gui_app, "make_generator", slow_make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        assert loading.wait(30)
+        pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
+        pick(SimpleNamespace(target=SimpleNamespace(value="48x80"), client=None))
+        loaded.set()
+        app._loader.join(30)
+        assert "Error" not in app.status.content and app.state.request.resolution == "48x80", app.status.content
+        pick(SimpleNamespace(target=SimpleNamespace(value="176x320"), client=None))  # loaded: checked when picked
+        assert "&#x27;176x320&#x27; is larger than this model takes" in app.status.content, app.status.content
+    finally:
+        loaded.set()
+        app.stop()
+
+
 def test_an_input_setting_changed_after_loading_says_which_button_applies_it(gui, box_scene):
     """FOV, intrinsics, depth estimator, paths and start frame are read when their Load button is
     pressed (viser sends text fields key by key): a change shows a notice beside the button

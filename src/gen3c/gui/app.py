@@ -726,7 +726,7 @@ class Gen3cApp:
             shown = error
             if error is None:
                 try:
-                    check_frame_size(request.resolution, generator)
+                    check_frame_size(self.state.request.resolution, generator)  # the page's now: picked while it loaded, it was not checked
                 except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
                     error, shown = str(exc), self._resolution_words(str(exc))  # the log in the command line's words
             if error is not None:
