@@ -347,6 +347,36 @@ def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sa
         app.stop()
 
 
+def test_a_run_waiting_for_the_generator_to_load_can_be_cancelled(tmp_path, monkeypatch, room_sample):
+    """Generate pressed before the generator had loaded started the run by itself once it had
+    loaded (a 7B load takes minutes), with Cancel disabled all along: a press by mistake could not
+    be called off. Now Cancel calls off the waiting run; the load goes on and is kept."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        assert app.cancel.disabled
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+        assert not app.cancel.disabled and "The run starts once it has loaded" in app.progress_text.content
+        handler(app, app._on_cancel)(SimpleNamespace(client=None))
+        assert app.cancel.disabled and app.progress_text.content.startswith("Cancelled: no run starts."), app.progress_text.content
+        assert "cancelled" in app.status.content
+        loaded.set()
+        app._loader.join(30)
+        assert not app.jobs.running and not (app.state.work_dir / "outputs").exists()
+        assert app._generator is not None and not app.generate.disabled and app.cancel.disabled
+        loader = app._loader
+        handler(app, app._on_generate)(SimpleNamespace(client=None))  # the kept generator: no second load
+        assert app._loader is loader and app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+    finally:
+        loaded.set()
+        app.stop()
+
+
 def test_stop_returns_while_the_generator_loads_and_the_loader_then_leaves_the_page_alone(tmp_path, monkeypatch, room_sample):
     """stop() did not wait for the loader, which went on to write to the closed server's page once
     its model had loaded. Now stop returns (after LOADER_STOP_WAIT at most) and the loader, when
@@ -626,8 +656,69 @@ def test_a_resolution_the_model_cannot_take_is_refused_when_picked(tmp_path, mon
     try:
         app._loader.join(30)
         assert "frame size 96×160 is larger than this model takes" in app.status.content
-        assert "the Resolution under Input" in app.status.content and not app.generate.disabled
+        assert "(&quot;Resolution&quot; is under Input → 3D cache)" in app.status.content and not app.generate.disabled
     finally:
+        app.stop()
+
+
+class SmallGen3c(PreviewGenerator):
+    """A generator refusing frame sizes as the gen3c model does (its configs' words), up to 48×80."""
+
+    def check_frame_size(self, height: int, width: int) -> None:
+        from gen3c.models.configs import check_model_frame_size
+
+        check_model_frame_size({"max_size": [16, 6, 10], "patch_size": [1, 2, 2]}, {"spatial_compression_ratio": 8}, height, width)
+
+
+def test_a_resolution_refusal_reads_as_one_clean_line_naming_the_dropdown(tmp_path, monkeypatch, room_sample, capfd):
+    """The gen3c model's refusal, reworded for the page, got a suffix that said again what it had
+    just said: '"Resolution" '96x160' … pass "Resolution" '48x80' (the Resolution under Input → 3D
+    cache)'. Now its fix is a pick in the dropdown, and where that is; the log keeps the command line's words."""
+    from gen3c.gui import app as gui_app
+
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: SmallGen3c())
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        assert app.status.content == (
+            "<span style='color:#c92a2a'>**Error:** &quot;Resolution&quot; &#x27;96x160&#x27; is larger than this model takes (48x80 at most): "
+            "pick &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)</span>"
+        ), app.status.content
+        assert "gen3c gui: --resolution '96x160' is larger than this model takes (48x80 at most): pass --resolution '48x80'\n" in capfd.readouterr().err
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
+        pick(SimpleNamespace(target=SimpleNamespace(value="176x320"), client=None))
+        assert "(48x80 at most): pick &#x27;32x80&#x27; or &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)</span>" in app.status.content, app.status.content
+    finally:
+        app.stop()
+
+
+def test_a_resolution_picked_while_the_generator_loads_is_the_one_checked_once_it_has(tmp_path, monkeypatch, room_sample):
+    """A resolution picked while the generator loaded is not checked then (no model to ask);
+    once loaded, the start's resolution was checked instead: the page refused a size no longer
+    set, and said nothing of the one picked."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = threading.Event(), threading.Event()
+
+    def slow_make_generator(request):
+        loading.set()
+        assert loaded.wait(30)
+        return SmallGen3c()
+
+    monkeypatch.setattr(gui_app, "make_generator", slow_make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        assert loading.wait(30)
+        pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
+        pick(SimpleNamespace(target=SimpleNamespace(value="48x80"), client=None))
+        loaded.set()
+        app._loader.join(30)
+        assert "Error" not in app.status.content and app.state.request.resolution == "48x80", app.status.content
+        pick(SimpleNamespace(target=SimpleNamespace(value="176x320"), client=None))  # loaded: checked when picked
+        assert "&#x27;176x320&#x27; is larger than this model takes" in app.status.content, app.status.content
+    finally:
+        loaded.set()
         app.stop()
 
 
@@ -978,6 +1069,29 @@ def test_a_run_s_notes_are_shown_on_the_page(tmp_path, room_sample):
         notes = app.status.content.split("Note: ")[1:]
         assert len(notes) == 2 and "&quot;Buffer noise&quot; 0.1: a video of one chunk (9 frames) has one buffer" in notes[0], notes
         assert "--chunk_frames 9: the run has only 9 frames; making them in one chunk" in notes[1], notes
+    finally:
+        app.stop()
+
+
+def test_a_keyframe_path_away_from_the_input_is_noted_with_the_page_s_fix(tmp_path, room_sample):
+    """The run's note named paths/gui_001_path.json and said to give its poses in the input
+    camera's world; the page now names keyframe 1 and "Add input camera"."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample,
+                   generator=PreviewGenerator(), preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        w2c = app.state.source.w2c.double().clone()
+        for shift in (0.3, 0.6):
+            w2c[0, 3] += shift
+            app.state.add_keyframe(w2c.clone())
+        app.state.set_path_mode("keyframes")
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated" in app.status.content, app.status.content
+        (note,) = [n for n in app.status.content.split("Note: ")[1:] if "jumps onto" in n]
+        assert note.startswith("Keyframe 1 starts ") and "gui_001_path" not in note, note
+        assert note.endswith("jumps onto the keyframe path after it: &quot;Add input camera&quot; (Camera path → Keyframes) starts the path there</small>"), note
     finally:
         app.stop()
 

@@ -105,6 +105,31 @@ def test_a_keyframe_at_the_input_s_camera_starts_the_path_where_the_video_starts
         state.add_source_keyframe()
 
 
+def test_a_run_s_note_on_a_path_away_from_the_input_points_at_the_page_s_fix(state):
+    """A run's note on a path starting away from the input's camera named the path file the page
+    wrote (paths/gui_001_path.json) and said to give its poses in that camera's world: nothing a
+    page user can do. The page names the keyframe path and its fix, "Add input camera"."""
+    from gen3c.gui.state import page_run_note
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    for p in orbit_w2c(3)[1:]:
+        state.add_keyframe(p)
+    state.set_path_mode("keyframes")
+    request = state.build_request()
+    with record_notes() as notes:
+        run_request(request, source=state.run_source, generator=PreviewGenerator())
+    (run_note,) = [n for n in notes if "jumps onto" in n]
+    assert run_note.startswith(f"camera file {request.camera_file!r} starts ")
+    page = page_run_note(run_note, request.camera_file, "keyframes")
+    assert page == "Keyframe 1" + run_note[len(f"camera file {request.camera_file!r}") : run_note.index(", so the video jumps")] + (
+        ', so the video jumps onto the keyframe path after it: "Add input camera" (Camera path → Keyframes) starts the path there'
+    )
+    # An imported fixed path: named as such; the fix (its poses in the input camera's world) is the user's file's.
+    assert page_run_note(run_note, request.camera_file, "file") == "The imported camera path" + run_note[len(f"camera file {request.camera_file!r}") :]
+    other = "--chunk_frames 9: the run has only 9 frames"
+    assert page_run_note(other, request.camera_file, "keyframes") == other and page_run_note(run_note, None, "preset") == run_note
+
+
 def test_keyframe_path_has_one_camera_per_frame_through_the_keyframes(state):
     poses = orbit_w2c(3)
     for p in poses:

@@ -31,7 +31,7 @@ from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion
 from gen3c.constants import RESIZE_MODES, SPLAT_MODES
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
-from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, unexpected_error
+from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
@@ -174,6 +174,7 @@ class Gen3cApp:
         self._sync = threading.local()  # set while controls are updated from the state
         self._generator = generator
         self._last_output: dict[str, Path] | None = None
+        self._run_path: tuple[str | None, str] = (None, "preset")  # the last run's path file and path mode
         # Keyframes are drawn in each viewer's own scene (viser's client.scene), so that a gizmo
         # hidden for one viewer (its camera at the keyframe) stays for the others: per client id,
         # keyframe id → its root node, and the keyframes drawn without their gizmo.
@@ -193,6 +194,7 @@ class Gen3cApp:
         self._build_gui()
         self._loader: threading.Thread | None = None
         self._loading = False  # while the loader loads (until it has shown how it went)
+        self._start_pending = False  # while a Generate press waits for the loader (Cancel clears it)
         self._stopped = False  # set by stop(): the loader and a run's end touch the page no more
         if self._generator is None and preload:
             self._start_loader()
@@ -691,15 +693,16 @@ class Gen3cApp:
 
     def _start_loader(self, then_generate: bool = False) -> None:
         """Load the request's generator in a thread; Generate waits for it (a press meanwhile could
-        only be refused) and, with ``then_generate``, is pressed once it has loaded."""
-        self._loading = True
-        self.generate.disabled = True
+        only be refused) and, with ``then_generate``, is pressed once it has loaded, unless Cancel
+        calls that start off meanwhile (:meth:`_on_cancel`; the load goes on, for a later run)."""
+        self._loading, self._start_pending = True, then_generate
+        self.generate.disabled, self.cancel.disabled = True, not then_generate
         what = f"Loading the {html.escape(self.state.request.generator)} generator…"
-        self.progress_text.content = what + (" The run starts once it has loaded." if then_generate else "")
-        self._loader = threading.Thread(target=self._preload_generator, args=(then_generate,), name="gen3c-gui-load", daemon=True)
+        self.progress_text.content = what + (" The run starts once it has loaded: Cancel calls it off." if then_generate else "")
+        self._loader = threading.Thread(target=self._preload_generator, name="gen3c-gui-load", daemon=True)
         self._loader.start()
 
-    def _preload_generator(self, then_generate: bool = False) -> None:
+    def _preload_generator(self) -> None:
         """In the loader thread: the model loads without the lock (callbacks go on meanwhile); the
         page is updated under it, as by a callback."""
         request = self.state.request
@@ -717,16 +720,18 @@ class Gen3cApp:
             if self._stopped:  # the server is closed: what loaded is dropped, nothing is shown
                 return
             self._generator, self._loading = generator, False
-            self.generate.disabled = False
+            then_generate, self._start_pending = self._start_pending, False
+            self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
+            shown = error
             if error is None:
                 try:
-                    check_frame_size(request.resolution, generator)
+                    check_frame_size(self.state.request.resolution, generator)  # the page's now: picked while it loaded, it was not checked
                 except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
-                    error = f"{exc} (the Resolution under Input → 3D cache)"
+                    error, shown = str(exc), self._resolution_words(str(exc))  # the log in the command line's words
             if error is not None:
                 print(f"gen3c gui: {error}", file=sys.stderr, flush=True)
-                self._error(error)
+                self._error(shown)
             elif then_generate:
                 self._callback(self._on_generate)(None)  # as the press that asked for it
             elif self.state.source is None:
@@ -736,7 +741,18 @@ class Gen3cApp:
         """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
         limits) when it is picked, not after Generate has rendered the cache."""
         if self._generator is not None and not self._loading:
-            check_frame_size(resolution, self._generator)
+            try:
+                check_frame_size(resolution, self._generator)
+            except Gen3cInputError as exc:
+                raise Gen3cInputError(self._resolution_words(str(exc))) from None
+
+    def _resolution_words(self, text: str) -> str:
+        """A frame size refusal (worded for ``--resolution``) in the page's words, its fix a pick
+        in the Resolution dropdown, and where that is (it starts folded)."""
+        text = self._page_words(text)
+        label, where = f'"{self.resolution.label}"', "(Input → 3D cache)"
+        fixed = re.sub(rf"\bpass {re.escape(label)} ('[^']*'(?: or '[^']*')*)", rf"pick \1 for {label} {where}", text)
+        return fixed if fixed != text else f"{text} ({label} is under Input → 3D cache)"
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed, prompt and buffer noise (plain attributes of the gen3c
@@ -795,6 +811,7 @@ class Gen3cApp:
                 self._lock.release()
 
         notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
+        self._run_path = (request.camera_file, self.state.path_mode)  # what the run's notes name the path file it reads
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
@@ -802,6 +819,12 @@ class Gen3cApp:
         self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")
 
     def _on_cancel(self, _event) -> None:
+        if self._start_pending:  # Generate waits for the generator to load: that run is called off
+            self._start_pending, self.cancel.disabled = False, True
+            name = html.escape(self.state.request.generator)
+            self.progress_text.content = f"Cancelled: no run starts. The {name} generator goes on loading, for the next Generate."
+            self._info("Generation cancelled before it started.")
+            return
         if not self.jobs.running:  # a click sent before the run ended disabled Cancel: its end is shown
             return
         self.jobs.cancel()
@@ -816,6 +839,7 @@ class Gen3cApp:
 
     def _show_job_result(self, result: JobResult) -> None:
         self.generate.disabled, self.cancel.disabled = False, True
+        notes = [page_run_note(note, *self._run_path) for note in result.notes]
         self.progress.animated = False
         if result.cancelled:
             self.progress.value = 0.0
@@ -825,14 +849,14 @@ class Gen3cApp:
         if result.error is not None:
             self.progress.value = 0.0
             self.progress_text.content = ""
-            self._error(result.error, notes=result.notes)
+            self._error(result.error, notes=notes)
             return
         out = result.output
         self._last_output = out.paths
         video = out.paths["video"]
         self.progress.value = 100.0
         self.progress_text.content = f"Done in {out.seconds:.1f} s: `{video.name}`"
-        self._info(f"Generated **{video.name}**.{self._notes_html(result.notes)}")
+        self._info(f"Generated **{video.name}**.{self._notes_html(notes)}")
         self.download_video.disabled = False
         try:  # its size first: a video too large to embed is not read
             size = video.stat().st_size

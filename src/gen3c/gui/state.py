@@ -115,6 +115,27 @@ def unexpected_error(exc: Exception) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
+#: What a run's note names the path file the page wrote (``paths/NAME_path.json``), by path mode.
+PATH_SUBJECTS = {"keyframes": "Keyframe 1", "file": "The imported camera path"}
+#: The tail of the run's note on a path starting away from the input's camera, and the page's fix for keyframes.
+_JUMP = " so the video jumps onto the file's path after it: "
+KEYFRAME_JUMP_FIX = ' so the video jumps onto the keyframe path after it: "Add input camera" (Camera path → Keyframes) starts the path there'
+
+
+def page_run_note(note: str, camera_file: str | None, path_mode: str) -> str:
+    """A run's ``note`` as the page says it: the path file the page wrote for the run
+    (``camera_file``, which the user never chose) named as what made it (``path_mode``), and a
+    keyframe path's jump onto it fixed with the page's "Add input camera" rather than by editing
+    the file. Other notes are returned as they are."""
+    prefix = f"camera file {str(camera_file)!r}"
+    subject = PATH_SUBJECTS.get(path_mode)
+    if camera_file is None or subject is None or not note.startswith(prefix):
+        return note
+    note = subject + note[len(prefix):]
+    head, jump, _ = note.partition(_JUMP)
+    return head + KEYFRAME_JUMP_FIX if jump and path_mode == "keyframes" else note
+
+
 def _safe_name(name: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "upload"
     return stem[-100:]
