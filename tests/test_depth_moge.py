@@ -417,7 +417,7 @@ def test_an_image_too_narrow_for_moges_patches_is_one_line(tmp_path):
     path = tmp_path / "model.pt"
     torch.save(ckpt, path)
     est = MoGeEstimator(str(path), backend="gen3c", inference_size=None)
-    with pytest.raises(Gen3cInputError, match=r"^an image of 400×16 pixels \(aspect ratio 25:1\) is too narrow for moge:.* crop it below 12:1"):
+    with pytest.raises(Gen3cInputError, match=r"^an image of 400×16 pixels \(aspect ratio 25:1\) is too narrow for moge:.* crop it below 12:1, have it stretched \(gen3c depth --resolution HxW, gen3c generate --resize_mode stretch\)"):
         est.estimate(torch.rand(3, 16, 400))
     with pytest.raises(Gen3cInputError, match=r"^an image of 16×400 pixels"):
         est.estimate(torch.rand(3, 400, 16))

@@ -920,7 +920,7 @@ class MoGeEstimator:
         raise Gen3cInputError(
             f"an image of {w0}×{h0} pixels (aspect ratio {max(h0, w0) / min(h0, w0):.0f}:1) is too narrow for {self.name}, which sees it "
             f"at its own aspect ratio in {self.max_tokens} patches of {_MOGE_PATCH} pixels: crop it below {self.max_tokens}:1, "
-            "pass a --resolution HxW to stretch it to (GEN3C's 704x1280), or use --depth_estimator prior"
+            "have it stretched (gen3c depth --resolution HxW, gen3c generate --resize_mode stretch), or use --depth_estimator prior"
         )
 
     def predict(self, image: Tensor, fov_x: float | None = None) -> dict[str, Tensor]:
