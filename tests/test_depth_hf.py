@@ -201,3 +201,8 @@ def test_an_image_its_processor_cannot_size_is_one_line(tmp_path):
     with pytest.raises(Gen3cInputError, match=r"^depth model dpt:.* cannot take an image of 4000×8 pixels \(aspect ratio 500:1; its processor: .*\): crop it nearer to square"):
         est.estimate(strip)
     assert est.estimate(image()).size == (H, W)
+    # ZoeDepth's processor at Intel/zoedepth-nyu-kitti's size fails with a RuntimeError from 100:1 on.
+    zoe = load_depth_estimator(zoedepth(tmp_path))
+    zoe.processor = transformers.ZoeDepthImageProcessor(size={"height": 384, "width": 512}, keep_aspect_ratio=True, ensure_multiple_of=32)
+    with pytest.raises(Gen3cInputError, match=r"^depth model zoedepth:.* cannot take an image of 4000×40 pixels \(aspect ratio 100:1; "):
+        zoe.estimate(np.zeros((40, 4000, 3), dtype=np.uint8))

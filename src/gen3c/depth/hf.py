@@ -139,7 +139,7 @@ class TransformersDepthEstimator:
     def _forward(self, rgb) -> Any:
         try:
             inputs = self.processor(images=rgb, return_tensors="pt")
-        except ValueError as exc:  # keep_aspect_ratio sizes a long strip to 0 rows (DPT, Depth Anything)
+        except (ValueError, RuntimeError) as exc:  # keep_aspect_ratio sizes a long strip to 0 rows (ValueError: DPT, Depth Anything; RuntimeError: ZoeDepth)
             h, w = rgb.shape[:2]
             raise Gen3cInputError(
                 f"depth model {self.name} cannot take an image of {w}×{h} pixels (aspect ratio {max(h, w) / min(h, w):.0f}:1; "
