@@ -187,3 +187,22 @@ def test_a_model_with_nan_weights_is_refused(tmp_path):
     estimator = load_depth_estimator(path)
     with pytest.raises(Gen3cModelError, match=r"^depth model dpt:.* returned NaN/inf at \d+ of \d+ pixels: its weights are damaged \(download them again\)$"):
         estimator.estimate(image())
+
+
+def test_an_image_its_processor_cannot_size_is_one_line(tmp_path):
+    """DPT / Depth Anything processors keep the aspect ratio and round to patch multiples: a long
+    strip (here 8×4000 for a 32-pixel DPT; above about 74:1 for Depth Anything V2's 518) came out
+    0 rows high and the processor's ValueError ("Size must contain 'height' and 'width' keys…")
+    was a traceback from `gen3c depth strip.png --depth_estimator depth_anything_v2`."""
+    from gen3c.errors import Gen3cInputError
+
+    est = load_depth_estimator(dpt(tmp_path))
+    strip = np.zeros((8, 4000, 3), dtype=np.uint8)
+    with pytest.raises(Gen3cInputError, match=r"^depth model dpt:.* cannot take an image of 4000×8 pixels \(aspect ratio 500:1; its processor: .*\): crop it nearer to square"):
+        est.estimate(strip)
+    assert est.estimate(image()).size == (H, W)
+    # ZoeDepth's processor at Intel/zoedepth-nyu-kitti's size fails with a RuntimeError from 100:1 on.
+    zoe = load_depth_estimator(zoedepth(tmp_path))
+    zoe.processor = transformers.ZoeDepthImageProcessor(size={"height": 384, "width": 512}, keep_aspect_ratio=True, ensure_multiple_of=32)
+    with pytest.raises(Gen3cInputError, match=r"^depth model zoedepth:.* cannot take an image of 4000×40 pixels \(aspect ratio 100:1; "):
+        zoe.estimate(np.zeros((40, 4000, 3), dtype=np.uint8))

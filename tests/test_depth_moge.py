@@ -405,3 +405,22 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path, weight):
     est = load_depth_estimator(str(path), backend="gen3c", inference_size=(56, 84))
     with pytest.raises(Gen3cModelError, match=r"^MoGe returned NaN/inf at 4704 of 4704 pixels: its weights are damaged \(re-download model\.pt\)$"):
         est.estimate(torch.rand(3, 40, 60))
+
+
+def test_an_image_too_narrow_for_moges_patches_is_one_line(tmp_path):
+    """MoGe sees an image at its own aspect ratio in at most num_tokens_range[1] patches: a strip
+    more than that many times wider than tall is less than one 14-pixel patch high. It was a
+    RuntimeError from F.interpolate ("output (H: 0, …)") deep in the network, a traceback from
+    `gen3c depth strip.png` (8×20000 at the released 2500 tokens)."""
+    ckpt = tiny_checkpoint()
+    ckpt["model_config"]["num_tokens_range"] = [12, 12]
+    path = tmp_path / "model.pt"
+    torch.save(ckpt, path)
+    est = MoGeEstimator(str(path), backend="gen3c", inference_size=None)
+    with pytest.raises(Gen3cInputError, match=r"^an image of 400×16 pixels \(aspect ratio 25:1\) is too narrow for moge:.* crop it below 12:1, have it stretched \(gen3c depth --resolution HxW, gen3c generate --resize_mode stretch\)"):
+        est.estimate(torch.rand(3, 16, 400))
+    with pytest.raises(Gen3cInputError, match=r"^an image of 16×400 pixels"):
+        est.estimate(torch.rand(3, 400, 16))
+    assert est.estimate(torch.rand(3, 16, 160)).size == (16, 160)  # 10:1 is one patch high
+    est.inference_size = (56, 84)  # stretched to MoGe's size, as --resolution asks: MoGe sees 56×84
+    assert est.estimate(torch.rand(3, 16, 400), size=(56, 84)).size == (56, 84)

@@ -42,7 +42,7 @@ from gen3c.depth.base import (
 )
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.depth.names import HF_ALIASES
-from gen3c.errors import Gen3cModelError, first_line, quoted
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted
 from gen3c.io.images import image_to_uint8
 from gen3c.io.paths import exists
 
@@ -137,7 +137,14 @@ class TransformersDepthEstimator:
 
     @torch.inference_mode()
     def _forward(self, rgb) -> Any:
-        inputs = self.processor(images=rgb, return_tensors="pt")
+        try:
+            inputs = self.processor(images=rgb, return_tensors="pt")
+        except (ValueError, RuntimeError) as exc:  # keep_aspect_ratio sizes a long strip to 0 rows (ValueError: DPT, Depth Anything; RuntimeError: ZoeDepth)
+            h, w = rgb.shape[:2]
+            raise Gen3cInputError(
+                f"depth model {self.name} cannot take an image of {w}×{h} pixels (aspect ratio {max(h, w) / min(h, w):.0f}:1; "
+                f"its processor: {first_line(exc, 120)}): crop it nearer to square, or use --depth_estimator moge or prior"
+            ) from None
         pixel_values = inputs["pixel_values"].to(device=self.device, dtype=self.dtype)
         outputs = self.model(pixel_values=pixel_values)
         flipped = None

@@ -49,7 +49,7 @@ from gen3c.depth.base import (
 )
 from gen3c.depth.hub import hub_file
 from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
-from gen3c.errors import Gen3cModelError, first_line, note, quoted
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, quoted
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.images import image_to_uint8
 from gen3c.io.paths import expand_home, is_dir, is_file, looks_like_path
@@ -875,6 +875,9 @@ class MoGeEstimator:
             self.backend = "gen3c"
             model = MoGeV1.from_checkpoint(checkpoint, where)
         self.model = model.to(device=device, dtype=dtype).eval()
+        tokens = checkpoint["model_config"].get("num_tokens_range")
+        #: The most DINOv2 tokens MoGe sees an image in (its infer's default, resolution level 9).
+        self.max_tokens = int(max(tokens)) if isinstance(tokens, (list, tuple)) and tokens else 2500
         half = [f"dtype {str(dtype).removeprefix('torch.')}"] if dtype in (torch.float16, torch.bfloat16) else []
         half += ["use_fp16=True"] if self.use_fp16 and dtype != torch.float16 else []  # autocast, as MoGe's infer enables it
         note_half_on_cpu(self.name, device, " and ".join(half) or None)
@@ -901,6 +904,25 @@ class MoGeEstimator:
         pixels = hi * wi
         return (max(1, round(math.sqrt(pixels * h0 / w0))), max(1, round(math.sqrt(pixels * w0 / h0))))
 
+    def check_patch_grid(self, seen: tuple[int, int], image_size: tuple[int, int]) -> None:
+        """Refuse an ``image_size`` image that MoGe, shown it at ``seen``, would see in no row (or
+        column) of 14-pixel patches.
+
+        MoGe resizes what it sees to :attr:`max_tokens` patches at its aspect ratio, so an image
+        more than that many times wider than tall (or taller than wide), 8×20000 say, is less than
+        one patch high and MoGe stopped with a RuntimeError deep inside.
+        """
+        h, w = seen
+        factor = math.sqrt(self.max_tokens * _MOGE_PATCH**2 / (h * w))
+        if min(int(h * factor), int(w * factor)) >= _MOGE_PATCH:
+            return
+        h0, w0 = image_size
+        raise Gen3cInputError(
+            f"an image of {w0}×{h0} pixels (aspect ratio {max(h0, w0) / min(h0, w0):.0f}:1) is too narrow for {self.name}, which sees it "
+            f"at its own aspect ratio in {self.max_tokens} patches of {_MOGE_PATCH} pixels: crop it below {self.max_tokens}:1, "
+            "have it stretched (gen3c depth --resolution HxW, gen3c generate --resize_mode stretch), or use --depth_estimator prior"
+        )
+
     def predict(self, image: Tensor, fov_x: float | None = None) -> dict[str, Tensor]:
         """Run MoGe on (3, h, w) in [0, 1] as given: depth (inf where invalid), normalised intrinsics, mask."""
         out = self.model.infer(image.to(self.model.device), fov_x=fov_x, use_fp16=self.use_fp16)
@@ -924,6 +946,7 @@ class MoGeEstimator:
         h0, w0 = rgb.shape[:2]
         target = estimate_size(size) if size is not None else (h0, w0)
         seen = self.moge_input_size((h0, w0), target)
+        self.check_patch_grid(seen, (h0, w0))
         if seen != (h0, w0):
             import cv2
 
