@@ -568,6 +568,38 @@ def test_recorded_intrinsics_json_is_scaled_to_the_image(tmp_path):
     assert torch.allclose(parse_intrinsics(tmp_path / "cam.json", (48, 64)), K)  # the size it was made for: as written
 
 
+def test_square_pixel_camera_of_the_turned_image_is_refused(tmp_path):
+    """A landscape 80×60 calibration (square pixels) given for the photo read upright, 60×80, was
+    scaled per axis with a note: fx × 0.75, fy × 1.333, a silently stretched camera. It is refused,
+    with the upright camera (pixel centres at integers: clockwise (x, y) → (59 − y, x)), from every
+    file that records its size. A non-square camera recorded for the turned shape (`gen3c depth
+    --resolution 60,80` of the 80×60 photo) is a stretch, still scaled back."""
+    from gen3c.cameras import Cameras
+    from gen3c.io.camera_files import save_cameras
+
+    upright = r"pass the upright image's camera, fx and fy swapped and the principal point turned with it: '70\.5,70,29,30\.5' if the photo was turned clockwise \(EXIF orientation 6\), '70\.5,70,30,48\.5' if anticlockwise \(8\)$"
+    (tmp_path / "cam.json").write_text(json.dumps({"height": 60, "width": 80, "fx": 70, "fy": 70.5, "cx": 30.5, "cy": 30}))
+    nerfstudio = {"camera_model": "OPENCV", "fl_x": 70.0, "fl_y": 70.5, "cx": 31.0, "cy": 30.5, "w": 80, "h": 60}  # cx = w/2 is gen3c's 30.5
+    (tmp_path / "transforms.json").write_text(json.dumps(nerfstudio))
+    save_cameras(tmp_path / "run_cameras.json", Cameras(torch.eye(4)[None], make_intrinsics(70.0, 70.5, 30.5, 30.0)[None], 60, 80))
+    for name in ("cam.json", "transforms.json", "run_cameras.json"):
+        with pytest.raises(Gen3cInputError, match=(
+            rf"^--intrinsics '.*{name}' was made for a 80×60 image, the 60×80 input turned a quarter \(a photo read upright by its EXIF "
+            rf"orientation\?\): scaled to it, its square pixels \(fx=70, fy=70\.5\) would be stretched; " + upright
+        )) as caught:
+            parse_intrinsics(tmp_path / name, (80, 60))
+    # the camera it says to pass sees each pixel's ray turned with the photo: stored (x, y) = (10, 20) is upright (59 − 20, 10)
+    fx, fy, cx, cy = (float(v) for v in re.search(r"'([\d.,]+)' if the photo was turned clockwise", str(caught.value))[1].split(","))
+    assert ((39 - cx) / fx, (10 - cy) / fy) == pytest.approx((-(20 - 30) / 70.5, (10 - 30.5) / 70))
+    fx, fy, cx, cy = (float(v) for v in re.search(r"'([\d.,]+)' if anticlockwise", str(caught.value))[1].split(","))
+    assert ((20 - cx) / fx, (79 - 10 - cy) / fy) == pytest.approx(((20 - 30) / 70.5, -(10 - 30.5) / 70))  # (x, y) → (y, 79 − x)
+    stretched = make_intrinsics(60.0, 106.0, 29.5, 39.5)  # a square camera's depth written at 60×80 for an 80×60 photo
+    (tmp_path / "depth.json").write_text(json.dumps({"height": 80, "width": 60, "intrinsics": stretched.tolist()}))
+    with pytest.warns(UserWarning, match="made for a 60×80 image: scaled to the 80×60 input"):
+        back = parse_intrinsics(tmp_path / "depth.json", (60, 80))
+    assert torch.allclose(back, make_intrinsics(80.0, 79.5, 29.5 * 4 / 3, 39.5 * 0.75))
+
+
 def test_intrinsics_of_the_photo_before_it_was_resized_are_noted(tmp_path):
     """--intrinsics of the photo at 96×72 (cx, cy = 47.5, 35.5) given with the photo resized to
     64×48 put the principal point at 3/4 of each side, inside the image: the video readers said

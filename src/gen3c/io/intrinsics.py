@@ -50,7 +50,9 @@ def parse_intrinsics(
     nerfstudio ``camera_path.json``) gives its one camera, as ``--camera_file`` reads it
     (:func:`gen3c.io.camera_files.camera_file_intrinsics`). A JSON that records the size it was
     made for (``height``, ``width``: ``gen3c depth --resolution`` writes one; a camera file's size:
-    transforms.json's ``w``, ``h``) is scaled to ``image_size``, as a plain resize, with a note.
+    transforms.json's ``w``, ``h``) is scaled to ``image_size``, as a plain resize, with a note;
+    one of square pixels made for ``image_size`` turned a quarter (a landscape calibration for a
+    photo read upright) is refused with the upright camera to pass instead.
 
     ``fov``: the horizontal field of view in degrees instead (principal point at the centre).
 
@@ -73,12 +75,39 @@ def parse_intrinsics(
     K, made_for, what = _read_spec(spec, name)
     if made_for is not None and made_for != (height, width):
         (h0, w0), (h1, w1) = made_for, (height, width)
+        _refuse_turned_camera(K, made_for, (height, width), what)
         note(f"{what} was made for a {w0}×{h0} image: scaled to the {w1}×{h1} input (fx, cx × {w1 / w0:.4g}; fy, cy × {h1 / h0:.4g})", stacklevel=2)
         K = resize_intrinsics(K, made_for, (height, width))
         return check_intrinsics_fit(K, height, width, what)
     K = check_intrinsics_fit(K, height, width, what)
     note_scaled_intrinsics(K, height, width, what, resized="the image before it was resized")
     return K
+
+
+#: How far fx / fy may be from 1 for a camera's pixels to count as square (a calibration's are
+#: within a few tenths of a percent; ``gen3c depth --resolution`` of a turned shape, 4:3 to 3:4, gives 1.78).
+SQUARE_PIXELS = 0.01
+
+
+def _refuse_turned_camera(K: Tensor, made_for: tuple[int, int], size: tuple[int, int], what: str) -> None:
+    """Refuse a camera of square pixels made for ``size`` turned a quarter (a landscape calibration
+    for a phone photo read upright by its EXIF orientation): scaled per axis to it, as a resize, its
+    pixels would be non-square, a wrong camera. A camera recorded non-square for a turned shape
+    (``gen3c depth --resolution 60,80`` of an 80×60 photo) is a stretch, scaled back as one."""
+    (h0, w0), (h1, w1) = made_for, size
+    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    if (h0, w0) != (w1, h1) or abs(fx / fy - 1) > SQUARE_PIXELS:
+        return
+    # Pixel centres at integer coordinates: turning a W0×H0 image clockwise takes (x, y) to
+    # (H0 − 1 − y, x), anticlockwise to (y, W0 − 1 − x).
+    clockwise = ",".join(f"{v:g}" for v in (fy, fx, h0 - 1 - cy, cx))
+    anticlockwise = ",".join(f"{v:g}" for v in (fy, fx, cy, w0 - 1 - cx))
+    raise Gen3cInputError(
+        f"{what} was made for a {w0}×{h0} image, the {w1}×{h1} input turned a quarter (a photo read upright by its EXIF orientation?): "
+        f"scaled to it, its square pixels (fx={fx:g}, fy={fy:g}) would be stretched; pass the upright image's camera, fx and fy swapped "
+        f"and the principal point turned with it: '{clockwise}' if the photo was turned clockwise (EXIF orientation 6), "
+        f"'{anticlockwise}' if anticlockwise (8)"
+    )
 
 
 def check_intrinsics_spec(spec: str | os.PathLike, name: str = "--intrinsics") -> None:
