@@ -175,6 +175,32 @@ def test_unsupported_or_broken_models_are_clear_errors(tmp_path):
         load_depth_estimator(str(folder))
 
 
+def test_a_diffusers_folder_is_said_to_be_one(tmp_path):
+    """A diffusers pipeline or one of its model folders given as --depth_estimator was refused as
+    "neither a MoGe model.pt nor a transformers folder" or with transformers' "Unrecognized model
+    … Should have a `model_type` key" and a save_pretrained hint: neither says what it is."""
+    import json
+
+    takes = (
+        r", not a transformers depth model: --depth_estimator takes moge, prior, depth_pro, depth_anything_v2, zoedepth, a MoGe model\.pt, "
+        r"or a transformers depth model \(Depth Pro, Depth Anything, ZoeDepth or DPT\) by hub id or save_pretrained folder$"
+    )
+    pipe = tmp_path / "gen3c_pipe"
+    (pipe / "vae").mkdir(parents=True)
+    (pipe / "model_index.json").write_text(json.dumps({"_class_name": "Gen3cPipeline", "vae": ["diffusers", "AutoencoderKLWan"]}))
+    (pipe / "vae" / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKLWan", "_diffusers_version": "0.35.0"}))
+    with pytest.raises(Gen3cModelError, match=r"^depth estimator '.*gen3c_pipe' is a diffusers pipeline folder \(it has model_index\.json\)" + takes):
+        load_depth_estimator(str(pipe))
+    vae = r"^depth estimator '.*vae' is a diffusers AutoencoderKLWan folder \(its config\.json has _class_name, no model_type\)" + takes
+    with pytest.raises(Gen3cModelError, match=vae):
+        load_depth_estimator(str(pipe / "vae"))
+    with pytest.raises(Gen3cModelError, match=vae):
+        TransformersDepthEstimator(str(pipe / "vae"))
+    (pipe / "vae" / "config.json").write_text(json.dumps({"hidden_size": 8}))
+    with pytest.raises(Gen3cModelError, match=r"^depth estimator '.*vae' is a folder whose config\.json has no model_type" + takes):
+        load_depth_estimator(str(pipe / "vae"))
+
+
 def test_a_model_with_nan_weights_is_refused(tmp_path):
     """Damaged weights that make the network return NaN: the relative path read NaN disparity as
     0 (invalid) and returned depth 1 everywhere with no trusted pixel, the metric path a flat far

@@ -22,7 +22,9 @@ Models that predict no camera get the user's intrinsics / FOV, else the default 
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,7 +46,7 @@ from gen3c.depth.hub import hub_offline_reason
 from gen3c.depth.names import HF_ALIASES
 from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted
 from gen3c.io.images import image_to_uint8
-from gen3c.io.paths import exists
+from gen3c.io.paths import exists, is_dir, is_file
 
 #: ``model_type`` → family handled here.
 SUPPORTED_MODEL_TYPES = ("depth_pro", "depth_anything", "zoedepth", "dpt")
@@ -84,6 +86,40 @@ def read_model_type(name_or_path: str, **options: Any) -> str:
     return config.model_type
 
 
+#: What ``--depth_estimator`` takes, for a folder that is no transformers depth model.
+ESTIMATOR_CHOICES = (
+    "moge, prior, depth_pro, depth_anything_v2, zoedepth, a MoGe model.pt, or a transformers depth model "
+    "(Depth Pro, Depth Anything, ZoeDepth or DPT) by hub id or save_pretrained folder"
+)
+
+
+def not_a_depth_model(name: str) -> Gen3cModelError | None:
+    """The refusal of a local folder that is no transformers model, saying what it is instead: a
+    diffusers pipeline (``model_index.json``), a diffusers model (a ``config.json`` with
+    ``_class_name``) or a ``config.json`` without ``model_type``; None for anything else
+    (transformers' own error, :func:`_load_error`, says what is wrong with it)."""
+    folder = Path(name).expanduser()
+    if not is_dir(folder):
+        return None
+    config: Any = None
+    if is_file(folder / "config.json"):
+        try:
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(config, dict) or "model_type" in config:
+            return None
+    if is_file(folder / "model_index.json"):
+        what = "a diffusers pipeline folder (it has model_index.json)"
+    elif config is None:
+        return None  # no config.json: refused by the loader as neither MoGe nor transformers
+    elif isinstance(config.get("_class_name"), str):
+        what = f"a diffusers {config['_class_name']} folder (its config.json has _class_name, no model_type)"
+    else:
+        what = "a folder whose config.json has no model_type"
+    return Gen3cModelError(f"depth estimator {quoted(name)} is {what}, not a transformers depth model: --depth_estimator takes {ESTIMATOR_CHOICES}")
+
+
 def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
     reason = first_line(exc, 160)
     if exists(name_or_path):  # guarded: False for a name too long for the file system
@@ -111,6 +147,9 @@ class TransformersDepthEstimator:
     ) -> None:
         transformers = _require_transformers()
         name_or_path = HF_ALIASES.get(name_or_path, name_or_path)
+        refusal = not_a_depth_model(name_or_path)
+        if refusal is not None:
+            raise refusal
         options = _hub_options(name_or_path)
         self.model_type = read_model_type(name_or_path, **options)
         if self.model_type not in SUPPORTED_MODEL_TYPES:

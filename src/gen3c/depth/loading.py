@@ -59,12 +59,15 @@ def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: 
     if is_moge_name(name):
         return MoGeEstimator(name, device=device, dtype=dtype, **options)
     p = expand_home(name, "depth estimator")  # guarded: a name too long for the file system is none of these
+    from gen3c.depth.hf import TransformersDepthEstimator, not_a_depth_model
+
+    refusal = not_a_depth_model(name)  # a diffusers folder, said as such before transformers loads
+    if refusal is not None:
+        raise refusal
     if exists(p) and not (is_dir(p) and is_file(p / "config.json")):
         raise Gen3cModelError(
             f"depth estimator {quoted(name)} is neither a MoGe model.pt nor a transformers folder with config.json: check the path"
         )
-    from gen3c.depth.hf import TransformersDepthEstimator
-
     return TransformersDepthEstimator(name, device=device, dtype=dtype, **options)
 
 
