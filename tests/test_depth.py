@@ -143,6 +143,22 @@ def test_fallback_to_prior_says_why(tmp_path, monkeypatch):
     assert notice is None
 
 
+def test_prior_median_depth_is_the_wall_for_any_principal_point_below_the_top_row():
+    """The module docstring said "median depth 1", true of a centred principal point; it holds for
+    any cy ≥ 1 (the wall fills rows v ≤ cy + ½(47 − cy) of 48, more than half), not for cy < 1:
+    half the rows are ground and the lower middle value is row 24's, 0.5·47/24."""
+    from gen3c.depth.prior import ground_and_wall_depth
+
+    for cy in (1.0, 5.0, 23.5, 40.0, 47.0, 48.0):
+        estimate = GeometricPriorEstimator().estimate(torch.rand(3, 48, 64), intrinsics=make_intrinsics(60.0, 60.0, 31.5, cy))
+        assert median_depth(estimate) == 1.0
+    top = GeometricPriorEstimator().estimate(torch.rand(3, 48, 64), intrinsics=make_intrinsics(60.0, 60.0, 31.5, 0.0))
+    assert median_depth(top) == pytest.approx(0.5 * 47 / 24)
+    # another near / far: the wall past about cy = 47·(far − 2·near) / (2·(far − near)) = 17.6
+    assert float(ground_and_wall_depth(48, 8, make_intrinsics(60.0, 60.0, 31.5, 18.5), near=0.2).median()) == 1.0
+    assert float(ground_and_wall_depth(48, 8, make_intrinsics(60.0, 60.0, 31.5, 16.5), near=0.2).median()) < 1.0
+
+
 def test_unknown_local_paths_are_clear_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(Gen3cModelError, match="neither a MoGe model.pt nor a transformers folder"):

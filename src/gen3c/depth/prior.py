@@ -1,11 +1,16 @@
 """A zero-download stand-in for depth: a ground plane and a far wall.
 
 When no estimator can be loaded (no weights, no network), the preview can still run on any
-photo with this deliberately simple scene: a level camera looks at a wall at depth 1; the
-lower part of the image is a ground plane that rises from depth ``near`` at the bottom row to
-the wall. It is not an estimate of the photo — the image is pasted on that shape — but it gives
-the camera motion plausible parallax. ``kind="relative"`` with median depth 1, so
-``--movement_distance`` has GEN3C's meaning relative to the wall.
+photo with this deliberately simple scene: a level camera looks at a wall at depth ``far`` (1);
+the lower part of the image is a ground plane that rises from depth ``near`` (½) at the bottom
+row to the wall. It is not an estimate of the photo — the image is pasted on that shape — but it
+gives the camera motion plausible parallax. ``kind="relative"``: the wall fills the rows
+v ≤ cy + (near / far)·(H − 1 − cy), more than half of them whenever cy ≥ 1 with the defaults
+(any principal point but one on the top row), so the median depth is 1 and
+``--movement_distance`` has GEN3C's meaning relative to the wall. (With cy < 1 and an even H,
+exactly half the rows are wall and the median, the lower middle value, is the ground's row
+just short of it: 0.979 for 48 rows. Another ``near`` / ``far`` keeps the median at ``far`` for a
+principal point below about (H − 1)·(far − 2·near) / (2·(far − near)).)
 """
 
 from __future__ import annotations
