@@ -616,6 +616,32 @@ def test_square_pixel_camera_of_the_turned_image_is_refused(tmp_path):
     assert torch.allclose(back, make_intrinsics(80.0, 79.5, 29.5 * 4 / 3, 39.5 * 0.75))
 
 
+def test_camera_of_the_turned_image_given_without_its_size_is_noted(tmp_path):
+    """A 4032×3024 calibration (cx, cy = 2015.5, 1511.5) given as numbers, .txt or .npy for the photo
+    read upright, 3024×4032, put the principal point 500 px off its centre, inside the image:
+    taken silently. It is noted with the upright camera (its centred point is the same turned
+    either way); a camera centred on the upright image, or of non-square pixels, is not."""
+    said = (
+        "(cx=2015.5, cy=1511.5) put the principal point at the centre of a 4032×3024 image, not of this 3024×4032 one: made for the photo "
+        "turned a quarter (as stored, read upright by its EXIF orientation)? then pass the upright image's camera, fx and fy swapped and "
+        "the principal point turned with it: '3010,3000,1511.5,2015.5' (turned either way)"
+    )
+    (tmp_path / "K.txt").write_text("3000 0 2015.5\n0 3010 1511.5\n0 0 1\n")
+    np.save(tmp_path / "K.npy", np.array([3000, 3010, 2015.5, 1511.5]))
+    for spec in ("3000,3010,2015.5,1511.5", str(tmp_path / "K.txt"), str(tmp_path / "K.npy")):
+        with pytest.warns(UserWarning) as caught:
+            K = parse_intrinsics(spec, (4032, 3024))
+        assert [str(w.message) for w in caught] == [f"--intrinsics {spec!r} {said}"]
+        assert torch.equal(K, make_intrinsics(3000.0, 3010.0, 2015.5, 1511.5))  # as given: a note, a crop may put it there
+    (tmp_path / "cam.json").write_text(json.dumps({"height": 3024, "width": 4032, "fx": 3000, "fy": 3010, "cx": 2015.5, "cy": 1511.5}))
+    with pytest.raises(Gen3cInputError, match=r"would be stretched; pass the upright image's camera, .*: '3010,3000,1511\.5,2015\.5' \(turned either way\)$"):
+        parse_intrinsics(tmp_path / "cam.json", (4032, 3024))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_intrinsics("3000,3010,1511.5,2015.5", (4032, 3024))  # the upright camera
+        parse_intrinsics("2250,4000,2015.5,1511.5", (4032, 3024))  # non-square: not a calibration turned
+
+
 def test_intrinsics_of_the_photo_before_it_was_resized_are_noted(tmp_path):
     """--intrinsics of the photo at 96×72 (cx, cy = 47.5, 35.5) given with the photo resized to
     64×48 put the principal point at 3/4 of each side, inside the image: the video readers said

@@ -52,7 +52,8 @@ def parse_intrinsics(
     made for (``height``, ``width``: ``gen3c depth --resolution`` writes one; a camera file's size:
     transforms.json's ``w``, ``h``) is scaled to ``image_size``, as a plain resize, with a note;
     one of square pixels made for ``image_size`` turned a quarter (a landscape calibration for a
-    photo read upright) is refused with the upright camera to pass instead.
+    photo read upright) is refused with the upright camera to pass instead; one without its size
+    whose principal point is the centre of the image turned a quarter is noted, with the same.
 
     ``fov``: the horizontal field of view in degrees instead (principal point at the centre).
 
@@ -81,6 +82,7 @@ def parse_intrinsics(
         return check_intrinsics_fit(K, height, width, what)
     K = check_intrinsics_fit(K, height, width, what)
     note_scaled_intrinsics(K, height, width, what, resized="the image before it was resized")
+    _note_turned_camera(K, height, width, what)
     return K
 
 
@@ -95,19 +97,53 @@ def _refuse_turned_camera(K: Tensor, made_for: tuple[int, int], size: tuple[int,
     pixels would be non-square, a wrong camera. A camera recorded non-square for a turned shape
     (``gen3c depth --resolution 60,80`` of an 80×60 photo) is a stretch, scaled back as one."""
     (h0, w0), (h1, w1) = made_for, size
-    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    fx, fy = float(K[0, 0]), float(K[1, 1])
     if (h0, w0) != (w1, h1) or abs(fx / fy - 1) > SQUARE_PIXELS:
         return
+    raise Gen3cInputError(
+        f"{what} was made for a {w0}×{h0} image, the {w1}×{h1} input turned a quarter (a photo read upright by its EXIF orientation?): "
+        f"scaled to it, its square pixels (fx={fx:g}, fy={fy:g}) would be stretched; {_upright_camera(K, made_for)}"
+    )
+
+
+#: How near (as a share of each side) a principal point must be to the centre of the image turned
+#: a quarter for :func:`_note_turned_camera`, as :func:`gen3c.cameras.note_scaled_intrinsics` takes a centre.
+TURNED_CENTRE = 0.02
+
+
+def _note_turned_camera(K: Tensor, height: int, width: int, what: str) -> None:
+    """Note a camera of square pixels, given without its size, whose principal point is the centre
+    of the image turned a quarter (a 4032×3024 calibration, cx, cy = 2016, 1512, for the photo read
+    upright, 3024×4032): inside the image, it passes :func:`gen3c.cameras.check_intrinsics_fit`.
+    A note, not a refusal: a crop of a larger image can put a camera's centre there."""
+    if abs(height / width - 1) <= 0.1:  # near square: the two centres are too close to tell apart
+        return
+    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    if abs(fx / fy - 1) > SQUARE_PIXELS:
+        return
+    # the centre of n pixels is (n − 1) / 2; the turned image's is ((H − 1) / 2, (W − 1) / 2)
+    if abs(2 * cx + 1 - height) <= TURNED_CENTRE * height and abs(2 * cy + 1 - width) <= TURNED_CENTRE * width:
+        note(
+            f"{what} (cx={cx:g}, cy={cy:g}) put the principal point at the centre of a {height}×{width} image, not of this {width}×{height} "
+            f"one: made for the photo turned a quarter (as stored, read upright by its EXIF orientation)? then {_upright_camera(K, (width, height))}",
+            stacklevel=3,
+        )
+
+
+def _upright_camera(K: Tensor, made_for: tuple[int, int]) -> str:
+    """What to pass instead of ``K``, the camera of a ``made_for`` (H, W) image that the input is
+    turned a quarter from: its intrinsics turned clockwise and anticlockwise."""
+    (h0, w0), (fx, fy, cx, cy) = made_for, (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
     # Pixel centres at integer coordinates: turning a W0×H0 image clockwise takes (x, y) to
     # (H0 − 1 − y, x), anticlockwise to (y, W0 − 1 − x).
     clockwise = ",".join(f"{v:g}" for v in (fy, fx, h0 - 1 - cy, cx))
     anticlockwise = ",".join(f"{v:g}" for v in (fy, fx, cy, w0 - 1 - cx))
-    raise Gen3cInputError(
-        f"{what} was made for a {w0}×{h0} image, the {w1}×{h1} input turned a quarter (a photo read upright by its EXIF orientation?): "
-        f"scaled to it, its square pixels (fx={fx:g}, fy={fy:g}) would be stretched; pass the upright image's camera, fx and fy swapped "
-        f"and the principal point turned with it: '{clockwise}' if the photo was turned clockwise (EXIF orientation 6), "
-        f"'{anticlockwise}' if anticlockwise (8)"
+    turned = (
+        f"'{clockwise}' (turned either way)"
+        if clockwise == anticlockwise  # a centred principal point
+        else f"'{clockwise}' if the photo was turned clockwise (EXIF orientation 6), '{anticlockwise}' if anticlockwise (8)"
     )
+    return f"pass the upright image's camera, fx and fy swapped and the principal point turned with it: {turned}"
 
 
 def check_intrinsics_spec(spec: str | os.PathLike, name: str = "--intrinsics") -> None:
