@@ -175,7 +175,7 @@ def test_unsupported_or_broken_models_are_clear_errors(tmp_path):
         load_depth_estimator(str(folder))
 
 
-def test_a_diffusers_folder_is_said_to_be_one(tmp_path):
+def test_a_diffusers_folder_is_said_to_be_one(tmp_path, monkeypatch):
     """A diffusers pipeline or one of its model folders given as --depth_estimator was refused as
     "neither a MoGe model.pt nor a transformers folder" or with transformers' "Unrecognized model
     … Should have a `model_type` key" and a save_pretrained hint: neither says what it is."""
@@ -196,6 +196,18 @@ def test_a_diffusers_folder_is_said_to_be_one(tmp_path):
         load_depth_estimator(str(pipe / "vae"))
     with pytest.raises(Gen3cModelError, match=vae):
         TransformersDepthEstimator(str(pipe / "vae"))
+    # the same pipeline by hub id, in the local cache: offline it was "not in the local Hugging Face cache"
+    import huggingface_hub.constants
+
+    snapshot = tmp_path / "hub" / "models--nvidia--GEN3C-Cosmos-7B" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    (snapshot / "model_index.json").write_text((pipe / "model_index.json").read_text())
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(Gen3cModelError, match=r"^depth estimator 'nvidia/GEN3C-Cosmos-7B' is a diffusers pipeline folder \(it has model_index\.json\)" + takes):
+        load_depth_estimator("nvidia/GEN3C-Cosmos-7B")
     (pipe / "vae" / "config.json").write_text(json.dumps({"hidden_size": 8}))
     with pytest.raises(Gen3cModelError, match=r"^depth estimator '.*vae' is a folder whose config\.json has no model_type" + takes):
         load_depth_estimator(str(pipe / "vae"))

@@ -43,7 +43,7 @@ from gen3c.depth.base import (
     user_focal,
 )
 from gen3c.depth.hub import hub_offline_reason
-from gen3c.depth.names import HF_ALIASES
+from gen3c.depth.names import HF_ALIASES, HUB_ID
 from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted
 from gen3c.io.images import image_to_uint8
 from gen3c.io.paths import exists, is_dir, is_file
@@ -97,9 +97,10 @@ def not_a_depth_model(name: str) -> Gen3cModelError | None:
     """The refusal of a local folder that is no transformers model, saying what it is instead: a
     diffusers pipeline (``model_index.json``), a diffusers model (a ``config.json`` with
     ``_class_name``) or a ``config.json`` without ``model_type``; None for anything else
-    (transformers' own error, :func:`_load_error`, says what is wrong with it)."""
-    folder = Path(name).expanduser()
-    if not is_dir(folder):
+    (transformers' own error, :func:`_load_error`, says what is wrong with it). A hub id is looked
+    at in the local Hugging Face cache (else it read "not in the local Hugging Face cache" offline)."""
+    folder = Path(name).expanduser() if exists(name) else _cached_snapshot(name)
+    if folder is None or not is_dir(folder):
         return None
     config: Any = None
     if is_file(folder / "config.json"):
@@ -118,6 +119,23 @@ def not_a_depth_model(name: str) -> Gen3cModelError | None:
     else:
         what = "a folder whose config.json has no model_type"
     return Gen3cModelError(f"depth estimator {quoted(name)} is {what}, not a transformers depth model: --depth_estimator takes {ESTIMATOR_CHOICES}")
+
+
+def _cached_snapshot(name: str) -> Path | None:
+    """The local Hugging Face cache's folder of hub id ``name`` (the newest snapshot holding a
+    ``model_index.json`` or ``config.json``), None when it has neither or ``name`` is no hub id."""
+    if not HUB_ID.fullmatch(name):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for file in ("model_index.json", "config.json"):
+            cached = try_to_load_from_cache(name, file)
+            if isinstance(cached, str):
+                return Path(cached).parent
+    except Exception:  # no huggingface_hub, a name it refuses: transformers says what is wrong
+        return None
+    return None
 
 
 def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
