@@ -645,7 +645,7 @@ def test_a_dtype_name_no_model_runs_in_is_refused_before_the_model_loads(box_sce
     def no_loading(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(loading, "load_generator", no_loading)
+    monkeypatch.setattr(loading, "_load_generator", no_loading)
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "gen3c", "model": "tiny"}
     for name in ("int8", "torch.float64", "half"):

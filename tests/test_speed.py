@@ -75,7 +75,7 @@ def test_fp8_matmuls_and_a_compile_that_cannot_run_on_a_cpu_are_refused_before_a
     monkeypatch.setattr(request, "load_scene", loaded)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine, also on a GPU host
     monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
-    no_cxx = r"--compile on a CPU needs a C\+\+ compiler, which inductor builds the DiT's kernels with \(No working C\+\+ compiler .*\): install g\+\+"
+    no_cxx = r"^compile=True on a CPU needs a C\+\+ compiler, which inductor builds the DiT's kernels with \(No working C\+\+ compiler .*\): install g\+\+"
     for device in (None, "cpu"):
         with pytest.raises(Gen3cInputError) as refused:
             loading.load_generator("tiny", fp8_matmul=True, device=device)
