@@ -364,14 +364,44 @@ def test_running_out_of_memory_while_moving_a_component_to_the_gpu_puts_it_back(
 
 def test_running_out_of_memory_with_the_tokenizer_chunks_turned_off_names_them():
     """--low_memory with vae_chunk_frames 0 (the API's, a batch manifest's) ran out of memory and was
-    told to try --low_memory, which it had."""
+    told to try --low_memory, which it had. (Worded as a flag, which each surface respells; the
+    command line has no --vae_chunk_frames, so it never sees this.)"""
     plan = memory_plan(**memory.LOW_MEMORY, vae_chunk_frames=0)
-    chunks = "try vae_chunk_frames 2 (the tokenizer in chunks of 2 latent frames, which vae_chunk_frames 0 turned off)"
+    chunks = "try --vae_chunk_frames 2 (the tokenizer in chunks of 2 latent frames, which --vae_chunk_frames 0 turned off)"
     assert memory.out_of_memory_message(plan, "cpu", "decoding with the tokenizer").endswith(f"decoding with the tokenizer: {chunks}")
     lora = memory.out_of_memory_message(memory_plan("group_offload", vae_chunk_frames=0), "cpu", "decoding", lora=True)
     assert lora.endswith(f"decoding: {chunks}")
     plain = memory.out_of_memory_message(memory_plan("group_offload", vae_chunk_frames=0), "cpu", "decoding")
     assert plain.endswith("decoding: try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) with " + chunks[len("try "):])
+
+
+def test_the_tokenizer_chunks_hint_names_the_setting_as_each_surface_spells_it(box_scene, tmp_path, monkeypatch):
+    """The hint said `vae_chunk_frames 2` to every surface: a batch row's spelling, not gen3c.generate()'s
+    keyword (vae_chunk_frames=2), so a Python caller was told a setting in another surface's words."""
+    import gen3c
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+    from gen3c.pipelines.request import GENERATE_POOL
+    from gen3c.pipelines.spelling import row_spelling
+
+    def no_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(Gen3cPipeline, "encode_conditions", no_memory, raising=True)
+    image, depth, _, _ = box_scene
+    GENERATE_POOL.clear()
+    try:
+        with pytest.raises(Gen3cMemoryError) as refused:
+            gen3c.generate(image, depth=depth, fov=60, resolution="32x48", generator="gen3c", model="tiny", device="cpu",
+                           memory_mode="group_offload", vae_chunk_frames=0, num_steps=1, video_save_folder=tmp_path, progress=False)
+    finally:
+        GENERATE_POOL.clear()
+    assert str(refused.value).endswith(
+        "try low_memory=True (the leanest mode, ~8 GB for GEN3C-7B) with vae_chunk_frames=2 (the tokenizer in chunks of 2 "
+        "latent frames, which vae_chunk_frames=0 turned off)"
+    ), refused.value
+    row = row_spelling(memory.out_of_memory_message(memory_plan("group_offload", vae_chunk_frames=0), "cpu", "decoding"))
+    assert row.endswith("try low_memory (the leanest mode, ~8 GB for GEN3C-7B) with vae_chunk_frames 2 (the tokenizer in chunks of 2 "
+                        "latent frames, which vae_chunk_frames 0 turned off)"), row
 
 
 # -- CPU memory ---------------------------------------------------------------------------------
