@@ -202,6 +202,9 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
     # It said "out of range" for a size off the 8-pixel stride, and offered none.
     with pytest.raises(Gen3cInputError, match=r"^resolution='30x50': the height and width must be multiples of 8 .*: pass resolution='24x48' or '32x56'$"):
         gen3c.generate(image_path, generator="preview", **{**common, "resolution": "30x50"})
+    # For the gen3c generator, the sizes its model takes (multiples of 16), not the preview's '24x48' or '32x56'.
+    with pytest.raises(Gen3cInputError, match=r"^resolution='30x50': this model takes heights and widths that are multiples of 16 .*: pass resolution='16x48' or '32x64'$"):
+        gen3c.generate(image_path, generator="gen3c", model="tiny", **{**common, "resolution": "30x50"})
     assert not any(tmp_path.iterdir())
 
 
