@@ -6,10 +6,10 @@ word their refusals and notes for the command line: ``--seed``, ``--generator ge
 The command line's words stay as they are; a manifest row's are respelled in its keys
 (:func:`row_spelling`: ``seed``, ``"generator": "gen3c"``, ``compile false``, ``--video_save_name``
 as ``name``) and a Python call's in its keyword arguments (:func:`keyword_spelling`: ``seed=``,
-``generator="gen3c"``, ``compile=False``, ``--fp8`` as ``fp8=True``), so each message is written
-once; notes through :func:`gen3c.errors.spelled_notes`. Flags no such setting has
-(``--output_folder``), quoted values and `command lines` (a path, ``torchrun … --num_gpus N``)
-are left as they are. A message whose words would read as a flag's value is reworded instead
+``generator="gen3c"``, ``compile=False``, ``--fp8`` as ``fp8=True``; ``load_generator()``'s:
+:func:`loader_spelling`), so each message is written once; notes through
+:func:`gen3c.errors.spelled_notes`. Flags no such setting has (``--output_folder``), quoted values
+and `command lines` (a path, ``torchrun … --num_gpus N``) are left as they are. A message whose words would read as a flag's value is reworded instead
 ("T5 never loads with --disable_prompt_encoder"). Imports no torch.
 """
 
