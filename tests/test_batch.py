@@ -1320,8 +1320,11 @@ def test_every_input_kind_in_one_manifest(tmp_path):
         ({"model": "tiny", "cache_dir": "cache"}, "--cache_dir is where GEN3C's own weights are kept"),
         ({"model": "tiny", "chunk_frames": 9}, "--chunk_frames 9: the gen3c generator makes 17 frames per chunk"),
         ({"model": "tiny", "resolution": "4096x4096"}, "is larger than this model takes"),
+        # the model's multiples of 16 offered at once (it offered the tokenizer's 8, '72x104', which the model then refused)
+        ({"model": "tiny", "resolution": "70x100"}, "--resolution '70x100': this model takes heights and widths that are multiples "
+         "of 16 (GEN3C works at 704x1280): pass --resolution '64x96' or '80x112'"),
     ],
-    ids=["two_models", "lora", "speed", "guidance", "cache_dir", "chunk", "size"],
+    ids=["two_models", "lora", "speed", "guidance", "cache_dir", "chunk", "size", "size_in_one_step"],
 )
 def test_a_gen3c_option_is_refused_by_the_batch_for_the_reason_the_cli_refuses_it(box_scene, tmp_path, options, message):
     """One checker of the gen3c generator's options: every mistake `gen3c generate` refuses is

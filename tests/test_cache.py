@@ -994,6 +994,12 @@ def test_a_render_of_a_cache_without_points_says_so_not_to_check_the_cameras():
         with pytest.warns(UserWarning, match=r"^the cache holds no point to render into the 1 cameras: every pixel of its views has depth ≤ 0") as caught:
             assert not cache.render(camera).masks.any()
         assert len(caught) == 1
+    # The setting named as a flag, which each surface respells (it said "filter_points_threshold; 0", a batch row's words).
+    from gen3c.pipelines.spelling import keyword_spelling
+
+    said = str(caught[0].message)
+    assert said.endswith("or was dropped by the depth-edge filter (--filter_points_threshold 0 keeps every point)"), said
+    assert keyword_spelling(said).endswith("(filter_points_threshold=0 keeps every point)")
 
 
 def test_forward_warp_refuses_non_finite_cameras_and_empty_images():

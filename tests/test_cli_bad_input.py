@@ -303,6 +303,10 @@ def test_gui_refuses_a_gen3c_option_mistake_as_generate_does(tmp_path, monkeypat
     monkeypatch.setattr(gui_app, "Gen3cApp", no_server)
     work = tmp_path / "gui"
     refused(["gui", "--work_dir", work, "--generator", "gen3c", "--speed", "fastst"], r"--speed 'fastst' is unknown: use one of exact, fast, fastest")
+    # A size its model cannot take is offered the model's sizes (it was the tokenizer's multiples of 8, '72x104', refused next)
+    refused(["gui", "--work_dir", work, "--generator", "gen3c", "--model", "tiny", "--resolution", "70x100"],
+            r"--resolution '70x100': this model takes heights and widths that are multiples of 16 .*: pass --resolution '64x96' or '80x112'$")
+    refused(["gui", "--work_dir", work, "--resolution", "70x100"], r"multiples of 8 .*: pass --resolution '64x96' or '72x104'$")  # the preview's
     assert not work.exists()
 
 

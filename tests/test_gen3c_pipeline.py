@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from types import SimpleNamespace
@@ -295,6 +296,11 @@ def test_a_frame_size_the_model_cannot_take_is_refused_before_the_cache_is_rende
 
     with pytest.raises(Gen3cInputError, match=r"^--resolution '176x320' is larger than this model takes \(128x128 at most\): pass --resolution '64x128' or '80x128'$"):
         run_request(request, source=source, generator=generator, progress=progress)
+    assert stages == [] and not (tmp_path / "out").exists()
+    # A generator handed over: its sizes offered at once (it was the tokenizer's multiples of 8, '72x104', refused next)
+    request = dataclasses.replace(request, resolution="70x100", input_image_path=str(tmp_path / "never_read.png"))
+    with pytest.raises(Gen3cInputError, match=r"^--resolution '70x100': this model takes heights and widths that are multiples of 16 .*: pass --resolution '64x96' or '80x112'$"):
+        run_request(request, generator=generator, progress=progress)
     assert stages == [] and not (tmp_path / "out").exists()
 
 

@@ -193,11 +193,34 @@ def tiny_checkpoint(tmp_path_factory):
 def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
     lean = load_generator(tiny_checkpoint, low_memory=True, device="cpu", dtype="float32").pipeline
     assert lean.memory == memory_plan(**memory.LOW_MEMORY)
-    with pytest.warns(UserWarning, match=r"--max_gpu_memory 1000: memory mode 'resident' \(estimated peak"):
+    with pytest.warns(UserWarning, match=r"^max_gpu_memory=1000: memory mode 'resident' \(estimated peak"):  # (its keyword)
         roomy = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32").pipeline
     assert roomy.memory == memory_plan(offload_text_encoder_model=True)
-    with pytest.raises(Gen3cInputError, match="--low_memory and --max_gpu_memory each choose the memory mode"):
+    with pytest.raises(Gen3cInputError, match="low_memory=True and max_gpu_memory= each choose the memory mode"):
         load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
+
+
+def test_load_generator_words_its_refusals_and_notes_in_its_keyword_arguments(tiny_checkpoint):
+    """A Python caller of load_generator was told the command line's flags (--max_gpu_memory,
+    --low_memory), which it has none of; gen3c.generate() says max_gpu_memory=. The command line's
+    path (generator_from_options) keeps its flags."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.loading import generator_from_options
+
+    with pytest.raises(Gen3cInputError) as refused:
+        load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
+    assert str(refused.value) == "low_memory=True and max_gpu_memory= each choose the memory mode: pass only one of them"
+    with pytest.raises(Gen3cInputError) as refused:
+        load_generator("tiny", device="cuda:0", num_gpus=2)
+    assert str(refused.value) == "device 'cuda:0' with num_gpus=2: each rank picks cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
+    with collect_notes() as notes:
+        load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32")
+    assert notes[0].startswith("max_gpu_memory=1000: memory mode 'resident' (estimated peak "), notes
+    assert notes[1].startswith("max_gpu_memory=: the model computes on the CPU"), notes
+    with collect_notes() as notes:
+        generator_from_options({"checkpoint_dir": str(tiny_checkpoint), "max_gpu_memory": 1000, "device": "cpu", "dtype": "float32"})
+    assert notes[0].startswith("--max_gpu_memory 1000: memory mode 'resident' (estimated peak "), notes
+    assert notes[1].startswith("--max_gpu_memory: the model computes on the CPU"), notes
 
 
 def test_a_small_estimate_is_not_printed_as_zero():
@@ -228,7 +251,7 @@ def test_chunk_frames_none_is_the_default_chunk_under_a_budget(tiny_checkpoint):
 def test_offloading_on_the_cpu_is_said_to_change_nothing(tiny_checkpoint):
     """On the CPU every component already is in CPU memory: an offloading mode was accepted and
     changed nothing without a word."""
-    with pytest.warns(UserWarning, match=r"^--memory_mode model_offload: the model computes on the CPU, where every component already is in CPU memory, so nothing is offloaded"):
+    with pytest.warns(UserWarning, match=r'^memory_mode="model_offload": the model computes on the CPU, where every component already is in CPU memory, so nothing is offloaded'):
         gen = load_generator(tiny_checkpoint, memory_mode="model_offload", device="cpu", dtype="float32")
     assert gen.pipeline.memory == memory_plan("model_offload")
 
@@ -238,7 +261,7 @@ def test_float8_weights_under_a_lora_are_refused_before_loading(tiny_checkpoint,
     from gen3c.pipelines import loading
 
     monkeypatch.setattr(loading, "load_pipeline", lambda *a, **k: pytest.fail("loaded before refusing"))
-    with pytest.raises(Gen3cInputError, match=r"^--lora needs the DiT's weights in bf16/fp32, but --low_memory stores them in float8: use --memory_mode group_offload"):
+    with pytest.raises(Gen3cInputError, match=r"^lora= needs the DiT's weights in bf16/fp32, but low_memory=True stores them in float8: use memory_mode=\"group_offload\""):
         load_generator(tiny_checkpoint, lora="adapter", low_memory=True, device="cpu")
     with pytest.raises(Gen3cInputError, match=r"^--lora needs the DiT's weights in bf16/fp32, but --fp8 stores them in float8: drop --fp8"):
         loading.check_generator_options({"model": "tiny", "lora": "adapter", "fp8": True})  # a batch manifest's, when read
@@ -341,14 +364,44 @@ def test_running_out_of_memory_while_moving_a_component_to_the_gpu_puts_it_back(
 
 def test_running_out_of_memory_with_the_tokenizer_chunks_turned_off_names_them():
     """--low_memory with vae_chunk_frames 0 (the API's, a batch manifest's) ran out of memory and was
-    told to try --low_memory, which it had."""
+    told to try --low_memory, which it had. (Worded as a flag, which each surface respells; the
+    command line has no --vae_chunk_frames, so it never sees this.)"""
     plan = memory_plan(**memory.LOW_MEMORY, vae_chunk_frames=0)
-    chunks = "try vae_chunk_frames 2 (the tokenizer in chunks of 2 latent frames, which vae_chunk_frames 0 turned off)"
+    chunks = "try --vae_chunk_frames 2 (the tokenizer in chunks of 2 latent frames, which --vae_chunk_frames 0 turned off)"
     assert memory.out_of_memory_message(plan, "cpu", "decoding with the tokenizer").endswith(f"decoding with the tokenizer: {chunks}")
     lora = memory.out_of_memory_message(memory_plan("group_offload", vae_chunk_frames=0), "cpu", "decoding", lora=True)
     assert lora.endswith(f"decoding: {chunks}")
     plain = memory.out_of_memory_message(memory_plan("group_offload", vae_chunk_frames=0), "cpu", "decoding")
     assert plain.endswith("decoding: try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) with " + chunks[len("try "):])
+
+
+def test_the_tokenizer_chunks_hint_names_the_setting_as_each_surface_spells_it(box_scene, tmp_path, monkeypatch):
+    """The hint said `vae_chunk_frames 2` to every surface: a batch row's spelling, not gen3c.generate()'s
+    keyword (vae_chunk_frames=2), so a Python caller was told a setting in another surface's words."""
+    import gen3c
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+    from gen3c.pipelines.request import GENERATE_POOL
+    from gen3c.pipelines.spelling import row_spelling
+
+    def no_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(Gen3cPipeline, "encode_conditions", no_memory, raising=True)
+    image, depth, _, _ = box_scene
+    GENERATE_POOL.clear()
+    try:
+        with pytest.raises(Gen3cMemoryError) as refused:
+            gen3c.generate(image, depth=depth, fov=60, resolution="32x48", generator="gen3c", model="tiny", device="cpu",
+                           memory_mode="group_offload", vae_chunk_frames=0, num_steps=1, video_save_folder=tmp_path, progress=False)
+    finally:
+        GENERATE_POOL.clear()
+    assert str(refused.value).endswith(
+        "try low_memory=True (the leanest mode, ~8 GB for GEN3C-7B) with vae_chunk_frames=2 (the tokenizer in chunks of 2 "
+        "latent frames, which vae_chunk_frames=0 turned off)"
+    ), refused.value
+    row = row_spelling(memory.out_of_memory_message(memory_plan("group_offload", vae_chunk_frames=0), "cpu", "decoding"))
+    assert row.endswith("try low_memory (the leanest mode, ~8 GB for GEN3C-7B) with vae_chunk_frames 2 (the tokenizer in chunks of 2 "
+                        "latent frames, which vae_chunk_frames 0 turned off)"), row
 
 
 # -- CPU memory ---------------------------------------------------------------------------------

@@ -202,7 +202,26 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
     # It said "out of range" for a size off the 8-pixel stride, and offered none.
     with pytest.raises(Gen3cInputError, match=r"^resolution='30x50': the height and width must be multiples of 8 .*: pass resolution='24x48' or '32x56'$"):
         gen3c.generate(image_path, generator="preview", **{**common, "resolution": "30x50"})
+    # For the gen3c generator, the sizes its model takes (multiples of 16), not the preview's '24x48' or '32x56'.
+    with pytest.raises(Gen3cInputError, match=r"^resolution='30x50': this model takes heights and widths that are multiples of 16 .*: pass resolution='16x48' or '32x64'$"):
+        gen3c.generate(image_path, generator="gen3c", model="tiny", **{**common, "resolution": "30x50"})
     assert not any(tmp_path.iterdir())
+
+
+def test_a_preset_paths_refusal_and_note_name_its_settings_as_the_call_spells_them(box_scene, tmp_path):
+    """A preset path that reaches or passes its look-at point named the settings as a batch row does
+    (camera_rotation center_facing and movement_distance 2) to gen3c.generate()'s caller."""
+    image_path, depth_path, _, _ = box_scene
+    common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "num_video_frames": 4, "trajectory": "zoom_in",
+              "camera_rotation": "center_facing", "generator": "preview", "video_save_folder": tmp_path, "progress": False}  # fmt: skip
+    with pytest.raises(Gen3cInputError) as refused:
+        gen3c.generate(image_path, movement_distance=2, **common)
+    assert str(refused.value) == (
+        'the zoom_in path with camera_rotation="center_facing" and movement_distance=2 puts the camera on the point it looks at '
+        "in frame 2 of 4, where it has no view direction: pass another movement_distance= (one below 1 never gets there)"
+    )
+    with pytest.warns(UserWarning, match=r'^the zoom_in path with camera_rotation="center_facing" and movement_distance=1\.9 passes the point'):
+        gen3c.generate(image_path, movement_distance=1.9, **common)
 
 
 @pytest.mark.parametrize(
@@ -645,7 +664,7 @@ def test_a_dtype_name_no_model_runs_in_is_refused_before_the_model_loads(box_sce
     def no_loading(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(loading, "load_generator", no_loading)
+    monkeypatch.setattr(loading, "_load_generator", no_loading)
     image_path, depth_path, _, _ = box_scene
     common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "video_save_folder": tmp_path, "generator": "gen3c", "model": "tiny"}
     for name in ("int8", "torch.float64", "half"):

@@ -550,9 +550,9 @@ def test_settings_of_guidance_are_refused_without_guidance():
     from gen3c.pipelines.loading import load_generator
 
     for checkpoint, kwargs, match in (
-        ("tiny", {"guidance": 0.0, "guidance_every": 2}, "--guidance_every shapes guidance's two branches, but --guidance 0"),
-        ("tiny", {"guidance": 0.0, "guidance_batch": True}, "--guidance_batch shapes"),
-        ("tiny_fast", {"guidance_batch": True, "guidance_every": 3}, "--guidance_every and --guidance_batch shape guidance's two "
+        ("tiny", {"guidance": 0.0, "guidance_every": 2}, "^guidance_every= shapes guidance's two branches, but guidance=0"),
+        ("tiny", {"guidance": 0.0, "guidance_batch": True}, "^guidance_batch=True shapes"),
+        ("tiny_fast", {"guidance_batch": True, "guidance_every": 3}, "^guidance_every= and guidance_batch=True shape guidance's two "
          "branches, but this model samples without guidance"),
     ):  # fmt: skip
         with pytest.raises(Gen3cInputError, match=match):
@@ -595,8 +595,8 @@ def test_a_speed_preset_says_when_a_distilled_student_keeps_its_own_steps():
     with collect_notes() as notes:
         student = load_generator("tiny_fast", speed="fast")
     assert student.num_steps == 5
-    assert notes == ["--speed fast: this model is a distilled student and samples with its own 5 steps, not the preset's 18 "
-                     "(--num_steps sets them)"]  # fmt: skip
+    assert notes == ['speed="fast": this model is a distilled student and samples with its own 5 steps, not the preset\'s 18 '
+                     "(num_steps= sets them)"]  # load_generator's keywords  # fmt: skip
     with collect_notes() as notes:
         assert load_generator("tiny_fast", speed="fast", num_steps=3).num_steps == 3  # asked for: no note
         assert load_generator("tiny", speed="fast").num_steps == 18
@@ -632,13 +632,13 @@ def test_speed_preset_on_the_command_line(box_scene, tmp_path, monkeypatch):
     from gen3c.pipelines import loading
 
     made = []
-    real = loading.load_generator
+    real = loading._load_generator  # (what generator_from_options calls)
 
     def spy(*args, **kwargs):
         made.append(real(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(loading, "load_generator", spy)
+    monkeypatch.setattr(loading, "_load_generator", spy)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # what runs on a CPU, also on a GPU host
     image, depth, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "64x112",
@@ -671,8 +671,8 @@ def test_the_presets_compile_and_fp8_matmuls_can_be_turned_off(box_scene, tmp_pa
     from gen3c.pipelines import loading
 
     asked = []
-    real = loading.load_generator
-    monkeypatch.setattr(loading, "load_generator", lambda *args, **kwargs: asked.append(kwargs) or real(*args, **kwargs))
+    real = loading._load_generator  # (what generator_from_options calls)
+    monkeypatch.setattr(loading, "_load_generator", lambda *args, **kwargs: asked.append(kwargs) or real(*args, **kwargs))
     image, depth, _, _ = box_scene
     common = ("generate", "--input_image_path", image, "--depth_path", depth, "--fov", "60", "--resolution", "32x48",
               "--video_save_folder", tmp_path)  # fmt: skip

@@ -49,7 +49,7 @@ def test_fp8_needs_a_capable_gpu(monkeypatch):
     from gen3c.models import speed
 
     monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)
-    with pytest.raises(Gen3cInputError, match="bfloat16 or float16, not torch.float32"):
+    with pytest.raises(Gen3cInputError, match="bfloat16 or float16, not float32: pass --dtype bfloat16"):
         use_fp8_matmuls(tiny_transformer().float())
 
 
@@ -75,7 +75,7 @@ def test_fp8_matmuls_and_a_compile_that_cannot_run_on_a_cpu_are_refused_before_a
     monkeypatch.setattr(request, "load_scene", loaded)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine, also on a GPU host
     monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
-    no_cxx = r"--compile on a CPU needs a C\+\+ compiler, which inductor builds the DiT's kernels with \(No working C\+\+ compiler .*\): install g\+\+"
+    no_cxx = r"^compile=True on a CPU needs a C\+\+ compiler, which inductor builds the DiT's kernels with \(No working C\+\+ compiler .*\): install g\+\+"
     for device in (None, "cpu"):
         with pytest.raises(Gen3cInputError) as refused:
             loading.load_generator("tiny", fp8_matmul=True, device=device)
@@ -100,6 +100,22 @@ def test_fp8_matmuls_and_a_compile_that_cannot_run_on_a_cpu_are_refused_before_a
             loading.load_generator("tiny", fp8_matmul=True, device=device, num_gpus=2)
     with pytest.raises(Gen3cInputError, match="fp8 matmuls need a CUDA GPU"):  # a torchrun launch's ranks on CPUs (gloo)
         loading.load_generator("tiny", fp8_matmul=True, device="cpu", num_gpus=2)
+
+
+def test_fp8_matmuls_on_float32_weights_name_the_dtype_setting(monkeypatch):
+    """--fp8_matmul with --dtype float32 on an fp8 GPU told the command line to load the model
+    "with dtype=torch.bfloat16", a Python argument; each surface is now told its own setting."""
+    from gen3c.models import speed
+    from gen3c.pipelines import loading
+
+    monkeypatch.setattr(speed, "fp8_supported", lambda device=None: True)  # an fp8 GPU, pretended on the CPU
+    monkeypatch.setattr(speed, "check_kernels_device", lambda *args, **kwargs: None)
+    with pytest.raises(Gen3cInputError) as refused:
+        loading.generator_from_options({"model": "tiny", "fp8_matmul": True, "dtype": "float32", "device": "cpu"})
+    assert str(refused.value) == "--fp8_matmul needs the DiT in bfloat16 or float16, not float32: pass --dtype bfloat16"
+    with pytest.raises(Gen3cInputError) as refused:
+        loading.load_generator("tiny", fp8_matmul=True, dtype="float32", device="cpu")
+    assert str(refused.value) == 'fp8_matmul=True needs the DiT in bfloat16 or float16, not float32: pass dtype="bfloat16"'
 
 
 def test_compile_help_says_what_it_does_on_a_cpu():

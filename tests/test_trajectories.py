@@ -402,7 +402,7 @@ def test_a_path_beyond_float32_names_the_distance_that_took_it_there(by_old_name
     args = ("left", "center_facing", 29, torch.eye(4), K, 352, 640)
     kwargs = {"distance": 1.877e19} if by_old_name else {"movement_distance": 1.877e19}
     with pytest.warns(DeprecationWarning) if by_old_name else contextlib.nullcontext():
-        with pytest.raises(Gen3cInputError, match=r"the left path with movement_distance 1\.877e\+19 and centre depth 1e\+20 leaves the range"):
+        with pytest.raises(Gen3cInputError, match=r"the left path with --movement_distance 1\.877e\+19 and centre depth 1e\+20 leaves the range"):
             preset_trajectory(*args, center_depth=1e20, **kwargs)
 
 
@@ -412,7 +412,7 @@ def test_a_preset_that_reaches_its_look_at_point_is_refused_in_one_line(name, ro
     # point (0, 0, c) itself (trajectory_aligned zoom_out looks at L + 2p, so from p towards L + p).
     # Before: "Cameras.w2c are not rigid (frame 60): ... take any scale, shear or mirroring out of
     # it", advice about a pose the user never wrote.
-    with pytest.raises(Gen3cInputError, match=rf"the {name} path with camera_rotation {rotation} and movement_distance 2 puts the "
+    with pytest.raises(Gen3cInputError, match=rf"the {name} path with --camera_rotation {rotation} and --movement_distance 2 puts the "
                        r"camera on the point it looks at in frame 60 of 120, where it has no view direction"):  # fmt: skip
         traj(name, rotation, 120, d=2.0)
     # Just short of it (d = 1.99) GEN3C's path is well defined and kept: frame 60 is 0.005 in front
@@ -432,7 +432,7 @@ def test_a_preset_that_passes_its_look_at_point_turns_round_as_gen3c_and_says_so
     forward = cams.w2c[:, 2, :3]  # each camera's view direction in the world
     assert (forward[:61, 2] > 0).all() and torch.allclose(forward[61:], torch.tensor([0.0, 0.0, -1.0]).expand(59, 3))
     assert notes == [
-        f"the {name} path with camera_rotation {rotation} and movement_distance {d:g} passes the point it looks at in frame 61 of 120, "
+        f"the {name} path with --camera_rotation {rotation} and --movement_distance {d:g} passes the point it looks at in frame 61 of 120, "
         "where GEN3C's look-at turns the camera round: frames 61…119 look away from the scene and show nothing of it; pass a "
         "--movement_distance below 1 to stay in front of that point, or --camera_rotation no_rotation to go on facing the scene"
     ]

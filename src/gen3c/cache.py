@@ -941,7 +941,7 @@ class Cache3D:
             # Was the note below, which sent the user after their camera poses.
             note(
                 f"the cache holds no point to render into the {T} cameras: every pixel of its views has depth ≤ 0, is "
-                "masked out, or was dropped by the depth-edge filter (filter_points_threshold; 0 keeps every point)",
+                "masked out, or was dropped by the depth-edge filter (--filter_points_threshold 0 keeps every point)",
                 stacklevel=3,
             )
         elif T and not bool(masks.any()):

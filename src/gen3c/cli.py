@@ -1233,7 +1233,7 @@ def gui(
 
     if not host.strip():  # an unset shell variable (--host "$HOST"): Python's sockets read "" as every network interface
         raise Gen3cInputError("--host is empty (an unset shell variable?): pass 127.0.0.1 (this machine only) or 0.0.0.0 (every network interface), or leave the option out")
-    if resolution is not None:
+    if resolution is not None and generator.value != "gen3c":  # (the gen3c generator's: check_generator, by its model's sizes)
         parse_resolution(resolution)
     from gen3c.dependencies import require
 

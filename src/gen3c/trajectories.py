@@ -141,7 +141,7 @@ def preset_offset_matrices(
     if bool(onto.any()):
         i = int(onto.nonzero()[0, 0])
         raise Gen3cInputError(
-            f"the {trajectory} path with camera_rotation {camera_rotation} and movement_distance {distance:g} puts the camera "
+            f"the {trajectory} path with --camera_rotation {camera_rotation} and --movement_distance {distance:g} puts the camera "
             f"on the point it looks at in frame {i} of {num_frames}, where it has no view direction: pass another "
             "--movement_distance (one below 1 never gets there)"
         )
@@ -151,7 +151,7 @@ def preset_offset_matrices(
     if bool(past.any()):
         i = int(past.nonzero()[0, 0])
         note(
-            f"the {trajectory} path with camera_rotation {camera_rotation} and movement_distance {distance:g} passes the point it "
+            f"the {trajectory} path with --camera_rotation {camera_rotation} and --movement_distance {distance:g} passes the point it "
             f"looks at in frame {i} of {num_frames}, where GEN3C's look-at turns the camera round: frames {i}…{num_frames - 1} look "
             "away from the scene and show nothing of it; pass a --movement_distance below 1 to stay in front of that point, "
             "or --camera_rotation no_rotation to go on facing the scene",
@@ -204,7 +204,7 @@ def preset_trajectory(
     w2c = (A.to(W0.device) @ W0).to(torch.float32)  # A is built on the CPU, W₀ may be on a GPU
     if not torch.isfinite(w2c).all():  # e.g. a distance so large that the path overflows float32
         raise Gen3cInputError(
-            f"the {trajectory} path with movement_distance {movement_distance:g} and centre depth {center_depth:g} leaves the "
+            f"the {trajectory} path with --movement_distance {movement_distance:g} and centre depth {center_depth:g} leaves the "
             "range of float32 numbers: pass a smaller --movement_distance"
         )
     return Cameras(w2c, validate_intrinsics(as_float32(K, "K"), "K"), height, width)

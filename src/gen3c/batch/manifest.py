@@ -601,7 +601,8 @@ def _check_values(request: GenerationRequest, where: str) -> None:
 
     try:
         check_request(request)
-        parse_resolution(request.resolution)
+        if request.generator != "gen3c" or not _generator_option_types():  # (else check_generator: by its model's sizes)
+            parse_resolution(request.resolution)
         for key, choices in (("trajectory", PRESETS), ("camera_rotation", ROTATION_MODES),
                              ("trajectory_scale", TRAJECTORY_SCALES)):  # fmt: skip
             value = getattr(request, key)

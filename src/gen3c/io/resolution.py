@@ -5,6 +5,7 @@ torch is imported."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from gen3c.errors import Gen3cInputError
 
@@ -12,12 +13,19 @@ from gen3c.errors import Gen3cInputError
 MIN_SIZE, MAX_SIZE, STRIDE = (16, 16), (4320, 7680), 8
 
 
-def parse_resolution(text: str) -> tuple[int, int]:
-    """Parse ``"HxW"`` (e.g. ``704x1280``) into (H, W), multiples of 8 (the tokenizer's stride)."""
+def parse_resolution(text: str, model_check: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Parse ``"HxW"`` (e.g. ``704x1280``) into (H, W), multiples of 8 (the tokenizer's stride).
+
+    ``model_check``: the check of the model the size is for, where it is known
+    (:func:`gen3c.models.configs.check_model_frame_size`: GEN3C's multiples of 16, its largest
+    size), run first, so that a size it cannot take is refused with sizes it can, in one step
+    (not the tokenizer's multiples of 8, which it then refuses in turn)."""
     try:
         h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
     except ValueError:
         raise Gen3cInputError(f"--resolution {text!r} is not of the form HEIGHTxWIDTH, e.g. 704x1280") from None
+    if model_check is not None:
+        model_check(h, w)
     fits = f"pass --resolution {fitting_sizes(h, w, STRIDE, MAX_SIZE, MIN_SIZE)}"
     if not (MIN_SIZE[0] <= h <= MAX_SIZE[0] and MIN_SIZE[1] <= w <= MAX_SIZE[1]):
         raise Gen3cInputError(

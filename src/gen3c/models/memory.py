@@ -352,7 +352,8 @@ def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: s
     leanest = "--memory_mode group_offload (the leanest mode for a LoRA)" if lora else "--low_memory (the leanest mode, ~8 GB for GEN3C-7B)"
     streamed = plan.group_offload and (plan.fp8 or lora)
     if plan.group_offload and plan.vae_chunk_frames is None:  # vae_chunk_frames 0 turned off the mode's tokenizer chunks
-        chunks = "vae_chunk_frames 2 (the tokenizer in chunks of 2 latent frames, which vae_chunk_frames 0 turned off)"
+        # (a flag the command line lacks, and never sets to 0: as a flag, the API and batch rows respell it, vae_chunk_frames=2)
+        chunks = "--vae_chunk_frames 2 (the tokenizer in chunks of 2 latent frames, which --vae_chunk_frames 0 turned off)"
         hint = f"try {chunks}" if streamed else f"try {leanest} with {chunks}"
     elif streamed:
         hint = "this is already the leanest mode: close other programs on the GPU or use one with more memory"

@@ -330,7 +330,9 @@ def use_fp8_matmuls(transformer: nn.Module) -> int:
         raise Gen3cInputError(FP8_MATMULS_NEED)
     if weight.dtype not in (torch.bfloat16, torch.float16):
         # torch._scaled_mm writes bf16/fp16 (float32 on Hopper only): one rule for every GPU.
-        raise Gen3cInputError(f"fp8 matmuls need the DiT in bfloat16 or float16, not {weight.dtype}: load it with dtype=torch.bfloat16")
+        raise Gen3cInputError(
+            f"--fp8_matmul needs the DiT in bfloat16 or float16, not {str(weight.dtype).removeprefix('torch.')}: pass --dtype bfloat16"
+        )
     if any(hasattr(module, "base_layer") for module in transformer.transformer_blocks.modules()):  # peft's LoRA layers
         # (they read their base layer's weight, which an Fp8Linear no longer has: an AttributeError at the first forward)
         raise Gen3cInputError(FP8_MATMULS_WITH_LORA)

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import inspect
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, spelled_notes
 from gen3c.models import configs
 from gen3c.models.context_parallel import (
     check_context_parallel_attention,
@@ -71,6 +72,7 @@ from gen3c.pipelines.request import (
     SAMPLING_GENERATOR_SETTINGS,
     model_source,
 )
+from gen3c.pipelines.spelling import loader_spelling
 from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
 
@@ -308,6 +310,24 @@ def load_official_pipeline(
     return pipe
 
 
+def _in_keywords(load: Callable[..., Gen3cGenerator]) -> Callable[..., Gen3cGenerator]:
+    """``load`` with its refusals and notes, worded for the command line (``--max_gpu_memory``), in
+    its keyword arguments (``max_gpu_memory=``: :func:`~gen3c.pipelines.spelling.loader_spelling`),
+    as :func:`gen3c.generate` words its own (``load`` itself, ``__wrapped__``, keeps the command line's)."""
+
+    @functools.wraps(load)
+    def spelled(*args: Any, **kwargs: Any) -> Gen3cGenerator:
+        try:
+            with spelled_notes(loader_spelling):
+                return load(*args, **kwargs)
+        except Gen3cInputError as exc:
+            exc.args = (loader_spelling(str(exc)),)
+            raise
+
+    return spelled
+
+
+@_in_keywords
 def load_generator(
     checkpoint: str | os.PathLike,
     *,
@@ -456,7 +476,7 @@ def load_generator(
         note(
             f"--speed {speed}: this model is a distilled student and samples with its own {settings.num_steps} steps, "
             f"not the preset's {preset_steps} (--num_steps sets them)",
-            stacklevel=2,
+            stacklevel=3,  # (the caller of _in_keywords' wrapper)
         )
     parallel = None
     if num_gpus != 1:
@@ -485,7 +505,7 @@ def load_generator(
         note(
             f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {format_gb(peak)} for "
             f"{frames} frames at {height}x{width})",
-            stacklevel=2,
+            stacklevel=3,
         )
     if lora is not None:
         pipe.load_lora(lora)
@@ -501,7 +521,7 @@ def load_generator(
         note(
             f"{', '.join(offloading)}: the model computes on the CPU, where every component already is in CPU memory, so "
             "nothing is offloaded or streamed; only float8 weights and tokenizer chunks, where the plan has them, still apply",
-            stacklevel=2,
+            stacklevel=3,
         )
     _check_offloaded_weights_fit(pipe, plan, device)
     pipe.configure_memory(plan, device)
@@ -514,6 +534,10 @@ def load_generator(
     generator.loaded_with = {**loaded_with, "speed": speed, "dtype": configs.dtype_name(dtype), "chunk_frames": generator.chunk_frames}
     return generator
 
+
+#: :func:`load_generator` in the command line's words (``--max_gpu_memory``), for
+#: :func:`generator_from_options`, whose callers word them for their own surface.
+_load_generator = load_generator.__wrapped__
 
 
 def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
@@ -714,7 +738,7 @@ def generator_from_options(
         if k in opts
     }
     loaded = progress("Loading gen3c model", 1) if progress is not None else None
-    generator = load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
+    generator = _load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
     if loaded is not None:
         loaded(1)
     return generator

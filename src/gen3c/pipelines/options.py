@@ -61,12 +61,11 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         checked = check_generator_options(request.generator_options)
         found = model_configs(request.generator_options)
         if found is not None:
-            from gen3c.io.resolution import parse_resolution
             from gen3c.models.weights import WEIGHTS_HELP
 
             named = request.generator_options.get("model") or request.generator_options.get("checkpoint_dir")
             configs.check_model_channels(found[0], "GEN3C's model" if named is None else f"checkpoint {str(named)!r}", WEIGHTS_HELP)
-            configs.check_model_frame_size(*found, *parse_resolution(request.resolution))
+        check_resolution(request.resolution, found)
         if request.chunk_frames is not None:
             from gen3c.models.packaged import model_chunk_frames
 
@@ -82,6 +81,17 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         # model imports is checked here, still before the input is read (a broken transformers, say).
         require("gen3c.pipelines.gen3c", "the gen3c generator", extra="diffusion")
     return checked
+
+
+def check_resolution(resolution: str, found: tuple[dict, dict] | None) -> tuple[int, int]:
+    """The gen3c generator's working ``resolution`` ("HxW") as (H, W), refused with the sizes the
+    model of configs ``found`` (:func:`model_configs`) takes where they are known (GEN3C's:
+    multiples of 16), else as any generator's (multiples of 8; the model checks it once loaded)."""
+    from gen3c.io.resolution import parse_resolution
+
+    if found is None:
+        return parse_resolution(resolution)
+    return parse_resolution(resolution, lambda h, w: configs.check_model_frame_size(*found, h, w))
 
 
 def check_gen3c_only(request: GenerationRequest) -> None:

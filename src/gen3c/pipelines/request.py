@@ -840,12 +840,11 @@ def check_frame_count(request: GenerationRequest) -> None:
 
 def check_frame_size(resolution: str, generator) -> None:
     """Refuse a working ``resolution`` ("HxW") the generator cannot take (the gen3c model's size
-    limits), before the cache is rendered."""
+    limits, offering sizes it takes: :func:`~gen3c.io.resolution.parse_resolution`'s ``model_check``),
+    before the cache is rendered."""
     from gen3c.io.resolution import parse_resolution
 
-    check = getattr(generator, "check_frame_size", None)
-    if check is not None:
-        check(*parse_resolution(resolution))
+    parse_resolution(resolution, getattr(generator, "check_frame_size", None))
 
 
 #: Fields that name a file or something else (numbers, a name, a hub id).
@@ -1067,6 +1066,7 @@ def _run_request(
         check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
     else:
         check_gen3c_only(request)  # (check_generator's first step, for a generator given)
+        check_frame_size(request.resolution, generator)  # (and its resolution check, by this generator's sizes)
     check_frame_count(request)
     num_gpus = request.generator_options.get("num_gpus", 1)
     check_launch(num_gpus)

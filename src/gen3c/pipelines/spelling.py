@@ -6,10 +6,10 @@ word their refusals and notes for the command line: ``--seed``, ``--generator ge
 The command line's words stay as they are; a manifest row's are respelled in its keys
 (:func:`row_spelling`: ``seed``, ``"generator": "gen3c"``, ``compile false``, ``--video_save_name``
 as ``name``) and a Python call's in its keyword arguments (:func:`keyword_spelling`: ``seed=``,
-``generator="gen3c"``, ``compile=False``, ``--fp8`` as ``fp8=True``), so each message is written
-once; notes through :func:`gen3c.errors.spelled_notes`. Flags no such setting has
-(``--output_folder``), quoted values and `command lines` (a path, ``torchrun … --num_gpus N``)
-are left as they are. A message whose words would read as a flag's value is reworded instead
+``generator="gen3c"``, ``compile=False``, ``--fp8`` as ``fp8=True``; ``load_generator()``'s:
+:func:`loader_spelling`), so each message is written once; notes through
+:func:`gen3c.errors.spelled_notes`. Flags no such setting has (``--output_folder``), quoted values
+and `command lines` (a path, ``torchrun … --num_gpus N``) are left as they are. A message whose words would read as a flag's value is reworded instead
 ("T5 never loads with --disable_prompt_encoder"). Imports no torch.
 """
 
@@ -43,6 +43,8 @@ _REQUEST_KEYS = [f.name for f in fields(GenerationRequest) if f.name != "generat
 _ROW_NAMES = frozenset({"name", *_REQUEST_KEYS, *GENERATOR_OPTIONS} - {"video_save_folder", "video_save_name"})
 #: ``gen3c.generate()``'s keyword arguments by the flag they stand for: its image and depth are its first two.
 _KEYWORDS = {**{key: key for key in (*_REQUEST_KEYS, *GENERATOR_OPTIONS)}, "input_image_path": "image", "depth_path": "depth"}
+#: ``load_generator()``'s: its first names the model (a folder, hub id or packaged model's name).
+_LOADER_KEYWORDS = {**{key: key for key in (*_REQUEST_KEYS, *GENERATOR_OPTIONS)}, "checkpoint_dir": "checkpoint", "model": "checkpoint"}
 _TEXT_SETTINGS = frozenset(
     [f.name for f in fields(GenerationRequest) if str(f.type).startswith("str")] + [k for k, kind in GENERATOR_OPTIONS.items() if kind is str]
 )
@@ -74,11 +76,23 @@ def keyword_spelling(message: str) -> str:
     """``message`` (worded for the command line) in ``gen3c.generate()``'s keyword arguments:
     ``--seed 3`` as ``seed=3``, ``--seed`` as ``seed=``, ``--generator gen3c`` as ``generator="gen3c"``,
     ``--no_compile`` as ``compile=False``, ``--input_image_path`` as ``image=``."""
+    return _keywords_spelling(message, _KEYWORDS)
+
+
+def loader_spelling(message: str) -> str:
+    """``message`` (worded for the command line) in :func:`~gen3c.pipelines.loading.load_generator`'s
+    keyword arguments: as :func:`keyword_spelling`, and a model named by ``--model`` or
+    ``--checkpoint_dir`` as its ``checkpoint`` (``--model tiny`` as ``checkpoint="tiny"``)."""
+    return _keywords_spelling(message, _LOADER_KEYWORDS)
+
+
+def _keywords_spelling(message: str, keywords: dict[str, str]) -> str:
+    """``message`` with each flag that ``keywords`` names (by the keyword argument it stands for) as that keyword."""
 
     def keyword(name: str, off: bool, value: str | None) -> str | None:
-        if name not in _KEYWORDS:
+        if name not in keywords:
             return None
-        name_ = _KEYWORDS[name]
+        name_ = keywords[name]
         if off:
             return f"{name_}=False{f' {value}' if value is not None else ''}"
         if name in _SWITCHES:
