@@ -1294,7 +1294,7 @@ def test_configure_gives_the_generator_the_prompts_its_pipeline_is_called_with(m
     from gen3c.pipelines.loading import load_generator
 
     calls: list[dict] = []
-    monkeypatch.setattr(Gen3cPipeline, "__call__", lambda self, **kw: calls.append(kw) or SimpleNamespace(frames=None))
+    monkeypatch.setattr(Gen3cPipeline, "__call__", lambda self, **kw: calls.append(kw) or SimpleNamespace(frames=torch.zeros(1, 3, 16, 16)))
     gen = load_generator("tiny", device="cpu", dtype="float32")
     buffers = SimpleNamespace(colors=torch.zeros(gen.chunk_frames, 1, 3, 16, 16), masks=torch.zeros(gen.chunk_frames, 1, 1, 16, 16))
 
