@@ -277,19 +277,24 @@ def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth
         load_user_depth(tmp_path / "d.png", (24, 32), fov=60.0, png_scale=scale)
 
 
+def read_with_peak(path):
+    """``load_depth(path)`` and the peak of the Python-allocated memory while it read."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        read = load_depth(path)
+        return read, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_depth_file_is_held_once_while_read(tmp_path):
     """load_depth copied the array it had just read (float32_array's copy): a 48 MP float32 .npy
     peaked at 384 MB, twice the map. The values are the file's, bit for bit."""
-    import tracemalloc
-
     depth = np.random.default_rng(0).random((1000, 1000), dtype=np.float32) + 1
     np.save(tmp_path / "d.npy", depth)
-    tracemalloc.start()
-    try:
-        read = load_depth(tmp_path / "d.npy")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    read, peak = read_with_peak(tmp_path / "d.npy")
     assert torch.equal(read, torch.from_numpy(depth))
     assert peak < 1.5 * depth.nbytes, peak
 
@@ -321,19 +326,12 @@ def test_an_exr_depth_is_read_without_copying_its_other_channels(tmp_path):
     """Every channel of an EXR was copied (np.array) to pick one: a render's RGBA beside its Z
     held ten maps' worth of memory for one depth map (12 MP: 462 MB), now six (the file's five,
     its depth as float32)."""
-    import tracemalloc
-
     OpenEXR = pytest.importorskip("OpenEXR")
     depth = np.random.default_rng(0).random((500, 600), dtype=np.float32) + 1
     channels = {**{c: np.zeros_like(depth) for c in "RGBA"}, "Z": depth}
     with OpenEXR.File({"type": OpenEXR.scanlineimage}, channels) as f:
         f.write(str(tmp_path / "render.exr"))
-    tracemalloc.start()
-    try:
-        read = load_depth(tmp_path / "render.exr")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    read, peak = read_with_peak(tmp_path / "render.exr")
     assert torch.equal(read, torch.from_numpy(depth))
     assert peak < 7 * depth.nbytes, peak / depth.nbytes
 

@@ -312,14 +312,15 @@ def test_the_printed_address_of_an_ipv6_host_opens(tmp_path):
         app.stop()
 
 
-def slow_loader(monkeypatch, gui_app) -> tuple[threading.Event, threading.Event]:
-    """The GUI's generator loads until the test sets ``loaded``; ``loading`` is set once it has begun."""
+def slow_loader(monkeypatch, gui_app, make=PreviewGenerator) -> tuple[threading.Event, threading.Event]:
+    """The GUI's generator (``make()``) loads until the test sets ``loaded``; ``loading`` is set
+    once it has begun."""
     loading, loaded = threading.Event(), threading.Event()
 
     def slow_make_generator(request):
         loading.set()
         assert loaded.wait(30)
-        return PreviewGenerator()
+        return make()
 
     monkeypatch.setattr(gui_app, "make_generator", slow_make_generator)
     return loading, loaded
@@ -699,14 +700,7 @@ def test_a_resolution_picked_while_the_generator_loads_is_the_one_checked_once_i
     set, and said nothing of the one picked."""
     from gen3c.gui import app as gui_app
 
-    loading, loaded = threading.Event(), threading.Event()
-
-    def slow_make_generator(request):
-        loading.set()
-        assert loaded.wait(30)
-        return SmallGen3c()
-
-    monkeypatch.setattr(gui_app, "make_generator", slow_make_generator)
+    loading, loaded = slow_loader(monkeypatch, gui_app, make=SmallGen3c)
     app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
     try:
         assert loading.wait(30)
