@@ -482,16 +482,20 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
     output: some folder above ``old``'s output folder (the project folder), or that folder itself,
     holds it at the same path as a folder of ``new``'s does, and each input (and ``lora``) that
     ``old`` names inside it, by an absolute path, ``new`` names at the same path from there; every
-    other setting is the same. A run whose output folder was a relative path inside the folder it ran
-    from ran from the project folder: its relative paths lead from there still. What the inputs hold is checked apart, by their sha256 (as
-    ``gen3c batch`` keeps a moved folder's finished jobs: :func:`~gen3c.batch.manifest.make_job`)."""
+    other setting is the same. A run whose output folder was a relative path inside the folder it
+    ran from ran from the project folder: its relative paths lead from there still. What the inputs
+    hold is checked apart, by their sha256 (as ``gen3c batch`` keeps a moved folder's finished
+    jobs: :func:`~gen3c.batch.manifest.make_job`)."""
     old_out = old.get("video_save_folder") if isinstance(old, dict) else None
     new_out = new.get("video_save_folder")
     if not (isinstance(old_out, str) and old_out and isinstance(new_out, str) and new_out):
         return False
     wanted = {request_fingerprint(new), request_fingerprint(_without_added_defaults(new))}
     if not os.path.isabs(old_out):  # its chunks found here: the folder it ran from moved with them (the project folder)
-        return not os.path.normpath(old_out).startswith("..") and request_fingerprint(old) in wanted
+        try:
+            return not os.path.normpath(old_out).startswith("..") and request_fingerprint(old) in wanted
+        except Gen3cInputError:  # (a ~user path of a user this machine lacks)
+            return False
     old_root = Path(os.path.normpath(old_out))
     new_root = Path(os.path.abspath(expand_home(new_out, "--video_save_folder")))
 
@@ -505,8 +509,11 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
         mapped = {key: moved(value) if key in (*INPUT_FIELDS, "video_save_folder") else value for key, value in old.items()}
         if isinstance(mapped.get("generator_options"), dict) and "lora" in mapped["generator_options"]:
             mapped["generator_options"] = {**mapped["generator_options"], "lora": moved(mapped["generator_options"]["lora"])}
-        if request_fingerprint(mapped) in wanted:
-            return True
+        try:
+            if request_fingerprint(mapped) in wanted:
+                return True
+        except Gen3cInputError:  # (as above)
+            return False
         if old_root.name != new_root.name or old_root.parent == old_root or new_root.parent == new_root:
             return False
         old_root, new_root = old_root.parent, new_root.parent
