@@ -819,6 +819,38 @@ def test_long_job_cut_short_continues_from_its_kept_chunks(box_scene, tmp_path):
     assert not (out / "long.partial").exists()
 
 
+def test_a_long_job_cut_short_in_a_moved_project_folder_continues_from_its_kept_chunks(box_scene, tmp_path, monkeypatch):
+    """A folder of manifest, inputs and outputs moved while a long job was cut short: its kept
+    chunks were deleted as "an older version of this job" (run.json held the old absolute paths)
+    and the job started over. Now they are resumed; a changed input still starts it over."""
+    image, depth, _, _ = box_scene
+    project = tmp_path / "project"
+    (project / "inputs").mkdir(parents=True)
+    shutil.copy(image, project / "inputs" / "image.png")
+    np.save(project / "inputs" / "depth.npy", np.load(depth))
+    row = box_row(box_scene, "long", num_video_frames=17, chunk_frames=9)  # 2 chunks
+    row = {**row, "input_image_path": "inputs/image.png", "depth_path": "inputs/depth.npy"}
+    write_manifest(project / "m.jsonl", [row])
+    assert run_batch(write_manifest(tmp_path / "w.jsonl", [{**row, "input_image_path": str(image), "depth_path": str(depth)}]), tmp_path / "whole").counts["done"] == 1
+    whole = read_video(tmp_path / "whole" / "long.mp4")[0]
+    calls = []
+    generate = PreviewGenerator.generate
+    monkeypatch.setattr(PreviewGenerator, "generate", lambda self, *a, **k: calls.append(1) or generate(self, *a, **k))
+    for changed in (False, True):
+        with pytest.raises(KeyboardInterrupt):  # a batch killed in the job's second chunk
+            run_request(load_manifest(project / "m.jsonl")[0].request(project / "out"), generator=StopsAtChunk(1), keep_frames=False)
+        moved = project.rename(tmp_path / "moved")
+        if changed:
+            np.save(moved / "inputs" / "depth.npy", np.load(depth) * 2)
+        calls.clear()
+        summary = run_batch(moved / "m.jsonl", moved / "out")
+        assert summary.counts["done"] == 1, summary.outcomes[0].error
+        assert len(calls) == (2 if changed else 1)  # resumed: only the second chunk made; changed: both
+        assert not (moved / "out" / "long.partial").exists()
+        assert np.array_equal(read_video(moved / "out" / "long.mp4")[0], whole) != changed
+        project = moved.rename(tmp_path / "project")
+
+
 def test_a_job_whose_kept_chunks_were_made_with_other_generator_settings_starts_over(box_scene, tmp_path, monkeypatch):
     """A checkpoint or sampler changed since the job's chunks were kept (only the loaded generator
     can tell): the batch redoes the job from its first chunk, saying why, as for a changed row;

@@ -131,7 +131,7 @@ class _InProcessRay:
 
         return actor_class
 
-    def wait(self, refs, num_returns=1):
+    def wait(self, refs, num_returns=1, timeout=None):
         done = [ref for ref in refs if not isinstance(ref, _Never)][:num_returns]
         assert done, "every task waited on never finishes: the batch would hang"
         return done, [ref for ref in refs if ref not in done]
@@ -204,3 +204,44 @@ def test_an_actor_that_dies_as_it_starts_fails_one_job_and_is_replaced(box_scene
     monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", _InProcessRay)
     again = run_batch(manifest, tmp_path / "ray", ray=True, workers=1, retry_failed=True)
     assert [o.state for o in again.outcomes] == ["done", "skipped"]
+
+
+def test_ctrl_c_removes_the_temporary_files_of_the_jobs_in_flight(box_scene, tmp_path, monkeypatch):
+    """Ctrl-C while an actor is in the middle of a job: Ray's workers block SIGINT and ray.kill ends
+    them at once, so the job's half-written video and half-kept chunk stayed behind (hidden files
+    as large as a chunk) until the job ran again. The driver removes them once the actor is gone;
+    the finished chunk stays for the next run."""
+    from gen3c.pipelines.resume import partial_dir
+
+    out = tmp_path / "ray"
+    kept = partial_dir(out, "a")
+
+    class CtrlCInJob(_InProcessRay):
+        waits, killed = 0, False
+
+        def wait(self, refs, num_returns=1, timeout=None):
+            self.waits += 1
+            if self.waits == 2:  # job a handed out: its actor is writing its second chunk and video
+                (kept / "chunk_0000").mkdir(parents=True)
+                (kept / ".chunk_0001.x1").mkdir()
+                (out / ".a.x2.part.mp4").write_bytes(b"half a video")
+                raise KeyboardInterrupt
+            return super().wait(refs, num_returns)
+
+        def kill(self, actor):
+            self.killed = True
+
+        def get(self, ref):
+            if self.killed:  # (the job's task ends as its actor does)
+                raise ray.exceptions.RayActorError()
+            return super().get(ref)
+
+    monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", CtrlCInJob)
+    image, depth, _, _ = box_scene
+    common = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "64x112", "num_video_frames": 9}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps({"name": n, **common}) for n in ("a", "b")))
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(manifest, out, ray=True, workers=1)
+    assert sorted(p.name for p in kept.iterdir()) == ["chunk_0000"]
+    assert not list(out.glob(".a.*"))

@@ -766,3 +766,75 @@ def test_resume_of_a_folder_written_before_noise_aug_strength_existed(box_scene,
         run_request(request(0.1), generator=Configured(noise_aug_strength=0.1), resume=True)
     out = run_request(request(0.0), generator=Configured(noise_aug_strength=0.0), resume=True)
     assert len(out.result.chunks) == 3
+
+
+def test_a_run_moved_with_its_project_folder_resumes_to_the_identical_video(box_scene, tmp_path, monkeypatch):
+    """A project folder (inputs and output) moved or renamed after a long run was cut short: its
+    kept chunks were refused as "made by a different request" (run.json held the old absolute
+    paths). Inputs inside the folder count by their path from it; a changed one is still refused."""
+    import shutil
+
+    def project(root: Path) -> Path:
+        (root / "inputs").mkdir(parents=True)
+        shutil.copy(box_scene[0], root / "inputs" / "image.png")
+        shutil.copy(box_scene[1], root / "inputs" / "depth.npy")
+        return root
+
+    def request(root: Path) -> GenerationRequest:
+        return dataclasses.replace(box_request(box_scene, root / "out"), num_video_frames=17, save_buffer=False, save_point_cloud=False,
+                                   input_image_path=str(root / "inputs" / "image.png"), depth_path=str(root / "inputs" / "depth.npy"))  # fmt: skip
+
+    whole = run_request(request(project(tmp_path / "whole"))).paths["video"].read_bytes()
+    for move in ("the project folder renamed", "a folder above it renamed"):
+        root = project(tmp_path / "a" / "p")
+        with pytest.raises(KeyboardInterrupt, match=r"1 of 2 chunks is kept"):
+            run_request(request(root), generator=Interrupting(1))
+        if move == "the project folder renamed":
+            root = root.rename(tmp_path / "a" / "q")
+        else:
+            root = (tmp_path / "a").rename(tmp_path / "b") / "p"
+        counted = CountingPreview()
+        assert run_request(request(root), generator=counted, resume=True).paths["video"].read_bytes() == whole, move
+        assert counted.calls == 1, move  # resumed: only the second chunk made
+        shutil.rmtree(root.parent)
+    # A changed input under the moved folder is refused, naming it.
+    root = project(tmp_path / "a" / "p")
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request(root), generator=Interrupting(1))
+    root = root.rename(tmp_path / "a" / "q")
+    np.save(root / "inputs" / "depth.npy", np.load(root / "inputs" / "depth.npy") * 1.5)
+    with pytest.raises(Gen3cInputError, match=r"the contents of --depth_path '.*q/inputs/depth\.npy' changed since the interrupted run"):
+        run_request(request(root), resume=True)
+    # An input outside the moved folder is still counted by its absolute path: moved apart, refused.
+    other = project(tmp_path / "x")
+    shutil.rmtree(root)
+    root = project(tmp_path / "a" / "p")
+    outside = dataclasses.replace(request(root), depth_path=str(other / "inputs" / "depth.npy"))
+    with pytest.raises(KeyboardInterrupt):
+        run_request(outside, generator=Interrupting(1))
+    root = root.rename(tmp_path / "a" / "q2")
+    with pytest.raises(Gen3cInputError, match=r"made by a different request \(changed: depth_path, input_image_path, video_save_folder\)"):
+        run_request(request(root), resume=True)
+    outside = dataclasses.replace(request(root), depth_path=str(other / "inputs" / "depth.npy"))
+    assert len(run_request(outside, resume=True).result.chunks) == 2
+    # A run given relative paths from the project folder resumes from the moved one.
+    root = project(tmp_path / "rel")
+    monkeypatch.chdir(root)
+    relative = dataclasses.replace(box_request(box_scene, "out"), num_video_frames=17, save_buffer=False, save_point_cloud=False,
+                                   input_image_path="inputs/image.png", depth_path="inputs/depth.npy")  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_request(relative, generator=Interrupting(1))
+    monkeypatch.chdir(root.rename(tmp_path / "rel2"))
+    assert run_request(relative, resume=True).paths["video"].read_bytes() == whole
+
+
+class CountingPreview(PreviewGenerator):
+    """The preview, counting the chunks it makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def generate(self, *args, **kwargs):
+        self.calls += 1
+        return super().generate(*args, **kwargs)

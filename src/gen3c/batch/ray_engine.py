@@ -11,6 +11,7 @@ path on every node (a shared file system), as must the inputs.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -87,6 +88,7 @@ def run_ray(
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise Gen3cInputError(f"--ray_address {address!r}: cannot join the Ray cluster ({exc})") from None
     actors: list = []
+    in_flight: dict = {}  # a job's task → (its actor, the job)
     try:
         resources = ray.cluster_resources()
         if gpus_per_job is None:
@@ -99,7 +101,6 @@ def run_ray(
         workers = max(1, min(workers, len(jobs)))
         actor_class = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus_per_job)(BatchActor)
         pending = deque(jobs)
-        in_flight: dict = {}  # a job's task → (its actor, the job)
         # An actor gets a job once it is up: one the cluster has no room for yet (--workers beyond
         # what fits) would hold its job back for ever (the batch hung at its end); it stays idle instead.
         starting: dict = {}  # an actor's ready() task → the actor
@@ -157,5 +158,34 @@ def run_ray(
     finally:
         for actor in actors:
             ray.kill(actor)
+        if in_flight:  # stopped (Ctrl-C, an error) with jobs under way
+            _remove_cut_short(ray, in_flight, folder)
         if connected_here:
             ray.shutdown()
+
+
+def _remove_cut_short(ray, in_flight: dict, folder: Path) -> None:
+    """Remove the temporary files of the jobs a stopped batch cut short. Ray's workers never see
+    Ctrl-C (they block SIGINT) and ``ray.kill`` ends them at once, so they cannot remove their
+    half-written output and chunk (as the local engine's workers do: ``STOP_GRACE_S``): once a
+    job's actor is gone (its task answers; at most ``STOP_GRACE_S``, together) its ``.part``
+    files and its half-kept ``NAME.partial/.chunk_*`` go; its finished chunks stay for the next
+    run. The batch lock keeps any other batch from writing them."""
+    from gen3c.batch.jobs import remove_stale_parts
+    from gen3c.batch.local import STOP_GRACE_S
+    from gen3c.pipelines.resume import partial_dir
+
+    refs = list(in_flight)
+    try:
+        ended, _ = ray.wait(refs, num_returns=len(refs), timeout=STOP_GRACE_S)
+    except ray.exceptions.RayError:
+        return
+    for ref in ended:
+        try:
+            ray.get(ref)  # (its error retrieved: Ray prints no "unhandled error" for it later)
+        except ray.exceptions.RayError:
+            pass
+        name = in_flight[ref][1].name
+        remove_stale_parts(folder, name)
+        for stray in partial_dir(folder, name).glob(".chunk_*"):
+            shutil.rmtree(stray, ignore_errors=True)

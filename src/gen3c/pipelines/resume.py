@@ -15,7 +15,9 @@ A run of several chunks keeps its work in ``FOLDER/NAME.partial/`` beside its ou
 A resumed run must be the same request on the same inputs: an input file or folder whose
 contents changed since (an edited depth map, a re-exported ViPE result) would give a video made
 of two different scenes, so it is refused; so is another chunk plan or generator (a swapped
-checkpoint, another sampler or step count: :func:`output_settings`). It re-reads the request's input (the cache plan is rebuilt from it), restores the
+checkpoint, another sampler or step count: :func:`output_settings`). A folder moved or renamed
+with its inputs and output is no other request: inputs inside it count by their path from it
+(:func:`_moved_with_output`), their contents by sha256 as ever. It re-reads the request's input (the cache plan is rebuilt from it), restores the
 last finished chunk's state, re-encodes the kept frames and generates the rest. Both an
 uninterrupted run and a resumed one encode the video from the same uint8 frames, so with a
 deterministic generator (the preview; the gen3c model, whose chunk k draws its seed's (k+1)-th
@@ -443,7 +445,9 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
         raise Gen3cInputError(f"--resume: {path / 'run.json'} is unreadable ({exc}): delete {path} to start over") from None
     if stored.get("format") != FORMAT:
         raise Gen3cInputError(f"--resume: {path} was written by another gen3c version: delete it to start over")
-    if stored.get("sha256") not in (record["sha256"], request_fingerprint(_without_added_defaults(record["request"]))):
+    if stored.get("sha256") not in (record["sha256"], request_fingerprint(_without_added_defaults(record["request"]))) and not (
+        _moved_with_output(stored.get("request"), record["request"])
+    ):
         old = stored.get("request") if isinstance(stored.get("request"), dict) else {}
         new = record["request"]
         changed = sorted(k for k in set(old) | set(new) if k != "generator_options" and old.get(k) != new.get(k))
@@ -471,6 +475,49 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
             "input): resume with the input as it was, or delete that folder to start over"
         )
     return stored
+
+
+def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
+    """Whether the kept run's request ``old`` is ``new`` in a folder moved (or renamed) with its
+    output: some folder above ``old``'s output folder (the project folder), or that folder itself,
+    holds it at the same path as a folder of ``new``'s does, and each input (and ``lora``) that
+    ``old`` names inside it, by an absolute path, ``new`` names at the same path from there; every
+    other setting is the same. A run whose output folder was a relative path inside the folder it
+    ran from ran from the project folder: its relative paths lead from there still. What the inputs
+    hold is checked apart, by their sha256 (as ``gen3c batch`` keeps a moved folder's finished
+    jobs: :func:`~gen3c.batch.manifest.make_job`)."""
+    old_out = old.get("video_save_folder") if isinstance(old, dict) else None
+    new_out = new.get("video_save_folder")
+    if not (isinstance(old_out, str) and old_out and isinstance(new_out, str) and new_out):
+        return False
+    wanted = {request_fingerprint(new), request_fingerprint(_without_added_defaults(new))}
+    if not os.path.isabs(old_out):  # its chunks found here: the folder it ran from moved with them (the project folder)
+        try:
+            return not os.path.normpath(old_out).startswith("..") and request_fingerprint(old) in wanted
+        except Gen3cInputError:  # (a ~user path of a user this machine lacks)
+            return False
+    old_root = Path(os.path.normpath(old_out))
+    new_root = Path(os.path.abspath(expand_home(new_out, "--video_save_folder")))
+
+    def moved(value: Any) -> Any:
+        if not (isinstance(value, str) and value and os.path.isabs(value)):
+            return value
+        path = Path(os.path.normpath(value))  # ("a/../../x" is not inside)
+        return str(new_root / path.relative_to(old_root)) if path.is_relative_to(old_root) else value
+
+    while old_root != new_root:
+        mapped = {key: moved(value) if key in (*INPUT_FIELDS, "video_save_folder") else value for key, value in old.items()}
+        if isinstance(mapped.get("generator_options"), dict) and "lora" in mapped["generator_options"]:
+            mapped["generator_options"] = {**mapped["generator_options"], "lora": moved(mapped["generator_options"]["lora"])}
+        try:
+            if request_fingerprint(mapped) in wanted:
+                return True
+        except Gen3cInputError:  # (as above)
+            return False
+        if old_root.name != new_root.name or old_root.parent == old_root or new_root.parent == new_root:
+            return False
+        old_root, new_root = old_root.parent, new_root.parent
+    return False
 
 
 def _without_added_defaults(request_dict: dict[str, Any]) -> dict[str, Any]:
