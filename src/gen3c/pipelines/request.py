@@ -193,7 +193,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     """Read the request's image, depth and camera and bring them to the working resolution.
 
     Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
-    as GEN3C); if its weights cannot be loaded, the preview falls back to the geometric prior with a
+    as GEN3C); if MoGe's weights cannot be loaded, the preview falls back to the geometric prior with a
     warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image or depth in memory
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
@@ -269,13 +269,14 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
     """
 
     from gen3c.depth import GeometricPriorEstimator, cached_depth_estimator, prior_notice
+    from gen3c.depth.loading import falls_back_to_prior
     from gen3c.errors import Gen3cModelError
     from gen3c.io.images import resize_image
 
     try:
         estimator = cached_depth_estimator(request.depth_estimator)
     except Gen3cModelError as exc:
-        if request.generator != "preview":
+        if request.generator != "preview" or not falls_back_to_prior(request.depth_estimator):
             raise
         note(prior_notice(str(exc)), stacklevel=2)
         estimator = GeometricPriorEstimator()
