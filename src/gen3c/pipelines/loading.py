@@ -401,7 +401,8 @@ def load_generator(
             for it), without loading the model again.
         text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
         resolution: (H, W) of the frames to make, which ``max_gpu_memory``'s estimate is for
-            (default GEN3C's 704×1280).
+            (default GEN3C's 704×1280, or the largest the model takes where that is smaller:
+            the tiny model's 384×640).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames,
             noise_aug_strength (:class:`Gen3cGenerator`).
 
@@ -499,7 +500,9 @@ def load_generator(
         _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True, generator_options.get("negative_prompt"))
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
-        height, width = resolution or configs.RESOLUTION
+        # No size given: GEN3C's, or the largest this model takes where that is smaller (tiny: 384x640).
+        largest = configs.largest_frame_size(pipe.transformer.config, pipe.vae.config)
+        height, width = resolution or tuple(min(a, b) for a, b in zip(configs.RESOLUTION, largest, strict=True))
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width)
         label, plan, peak = choose_memory_plan(max_gpu_memory, size, float8=lora is None)
         note(
