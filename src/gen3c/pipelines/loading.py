@@ -72,7 +72,7 @@ from gen3c.pipelines.request import (
     SAMPLING_GENERATOR_SETTINGS,
     model_source,
 )
-from gen3c.pipelines.spelling import loader_spelling
+from gen3c.pipelines.spelling import keyword_spelling, loader_spelling
 from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
 
@@ -576,6 +576,19 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
     generator.noise_aug_strength = requested.get("noise_aug_strength", defaults["noise_aug_strength"].default)
+
+
+def configure_in_keywords(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
+    """:func:`configure_generator` with its refusals and notes in ``options``' keys (``num_steps=``:
+    :func:`~gen3c.pipelines.spelling.keyword_spelling`), for :meth:`Gen3cGenerator.configure`'s
+    Python callers; the pool (:class:`~gen3c.pipelines.request.GeneratorPool`) calls
+    :func:`configure_generator`, whose command-line words each surface respells."""
+    try:
+        with spelled_notes(keyword_spelling):
+            configure_generator(generator, options)
+    except Gen3cInputError as exc:
+        exc.args = (keyword_spelling(str(exc)),)
+        raise
 
 
 def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str, Any]) -> None:

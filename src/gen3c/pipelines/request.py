@@ -20,6 +20,7 @@ import json
 import math
 import numbers
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -794,7 +795,12 @@ class GeneratorPool:
         generator = self._generator
         if hasattr(generator, "seed"):
             generator.seed = request.seed
-        if callable(getattr(generator, "configure", None)):  # the prompts and sampling settings (the gen3c generator's)
+        gen3c = sys.modules.get("gen3c.pipelines.gen3c")  # (not imported: no gen3c generator was loaded)
+        if gen3c is not None and isinstance(generator, gen3c.Gen3cGenerator):  # in the command line's words, respelled per surface
+            from gen3c.pipelines.loading import configure_generator
+
+            configure_generator(generator, request.generator_options)
+        elif callable(getattr(generator, "configure", None)):  # the prompts and sampling settings (a custom generator's)
             generator.configure(request.generator_options)
         return generator, loaded
 
