@@ -79,6 +79,25 @@ def test_gen3c_frame_counts_are_120n_plus_1():
             generate_video(Cache3D(), slide(5), gen)
 
 
+def test_frame_count_refusals_name_their_flags_so_each_surface_respells_them():
+    """A direct library caller (generate_video, plan_chunks) or a handed-over custom generator got
+    "num_video_frames 0 is impossible", "chunk_frames 1 is too small": no flag, so neither the
+    CLI's "--" nor gen3c.generate()'s "name=" spelling applied."""
+    from gen3c.pipelines.spelling import keyword_spelling
+
+    refusals = []
+    for call in (lambda: check_num_frames(0, PreviewGenerator()), lambda: plan_chunks(20, 1),
+                 lambda: generate_video(Cache3D(), slide(5), PreviewGenerator(), chunk_frames=1),
+                 lambda: check_chunked_frame_count(20, 17, "the recorder generator")):  # fmt: skip
+        with pytest.raises(Gen3cInputError) as refused:
+            call()
+        refusals.append(str(refused.value))
+    assert refusals[0] == "--num_video_frames 0 is impossible: pass a count between 1 and 100000"
+    assert refusals[1] == refusals[2] == "--chunk_frames 1 is too small: chunks overlap by one frame, so pass 2 or more"
+    assert refusals[3].startswith("--num_video_frames 20 is not possible with the recorder generator, which makes 17 frames per chunk")
+    assert [keyword_spelling(r).split(" is ")[0] for r in refusals] == ["num_video_frames=0", "chunk_frames=1", "chunk_frames=1", "num_video_frames=20"]
+
+
 class Recorder:
     """A generator with a fixed chunk: returns its first buffer, records every call."""
 

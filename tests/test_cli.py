@@ -402,6 +402,20 @@ def test_mask_invalid_depth_needs_depth_from_a_file(box_scene, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_named_estimator_that_cannot_load_stops_the_preview(box_scene, tmp_path, monkeypatch):
+    """--depth_estimator someone/depth-model not cached, offline: it used to run the preview on the
+    geometric prior with a note; the default (moge) still falls back, a named model is refused."""
+    image, _, _, _ = box_scene
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    out = tmp_path / "out"
+    res = invoke("generate", "--input_image_path", image, "--depth_estimator", "someone/depth-model", "--fov", "60",
+                 "--resolution", "96x160", "--num_video_frames", 5, "--video_save_folder", out)  # fmt: skip
+    assert res.exit_code == 2 and "someone/depth-model" in res.output and "Traceback" not in res.output, res.output
+    assert "geometric prior" not in res.output and len([line for line in res.output.splitlines() if line.strip()]) <= 3
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_unknown_trajectory_is_a_usage_error(box_scene, tmp_path):
     res = invoke(*generate_args(box_scene, tmp_path, "--trajectory", "sideways"))
     assert res.exit_code == 2 and "sideways" in res.output

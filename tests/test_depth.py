@@ -192,10 +192,30 @@ def test_a_mistyped_estimator_is_refused_not_replaced_by_the_prior(tmp_path, mon
     assert "pass moge, prior, depth_pro, depth_anything_v2, zoedepth, a hub id OWNER/NAME or a local model.pt" in str(caught.value)
     with pytest.raises(Gen3cInputError, match=re.escape(said)):
         load_source(GenerationRequest(input_image_path="i.png", depth_estimator=name, resolution="16x16", generator="preview"))
-    # Weights that cannot be fetched (offline) still fall back, the note saying why.
-    for offline in ("moge", "someone/moge-weights", "someone/depth-model"):
+    # The default's weights that cannot be fetched (offline) still fall back, the note saying why.
+    for offline in ("moge", "Ruicheng/moge-vitl"):
         estimator, notice = load_depth_estimator_or_prior(offline)
         assert isinstance(estimator, GeometricPriorEstimator) and "not in the local Hugging Face cache" in notice
+
+
+@pytest.mark.parametrize("name", ["someone/moge-weights", "someone/depth-model", "other-model"])
+def test_a_named_estimator_that_cannot_load_is_refused_not_replaced_by_the_prior(tmp_path, monkeypatch, name):
+    """Only the default (GEN3C's MoGe, whose weights a first offline run lacks) falls back to the
+    prior. An estimator the user named — a hub id not cached, a folder of another model — used to
+    be replaced by the prior's made-up depth with a notice, the preview running anyway."""
+    from gen3c.pipelines.request import GenerationRequest, load_source
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    (tmp_path / "other-model").mkdir()
+    (tmp_path / "other-model" / "notes.txt").write_text("not a model")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "i.png")
+    with pytest.raises(Gen3cModelError) as caught:
+        load_depth_estimator_or_prior(name)
+    assert name in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(Gen3cModelError, match=re.escape(name)):
+        load_source(GenerationRequest(input_image_path="i.png", depth_estimator=name, resolution="16x16", generator="preview"))
 
 
 def test_a_missing_checkpoint_file_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):

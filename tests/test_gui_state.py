@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from gen3c.cameras import look_at
-from gen3c.errors import Gen3cInputError, collect_notes, note, record_notes
+from gen3c.errors import Gen3cInputError, Gen3cModelError, collect_notes, note, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobRunner
 from gen3c.io.camera_files import cameras_to_dict, fit_cameras, load_camera_file
 from gen3c.pipelines.request import (
@@ -583,6 +583,11 @@ def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monk
     assert record["depth_estimator"] == "moge" and record["notes"] == [row_spelling(n) for n in state.notes]  # (the record's keys)
     state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")  # asked for: no note
     assert state.notes == [] and state.request.depth_estimator == "prior"
+    # Another estimator named that cannot load is refused: the prior stands in for the default only.
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(Gen3cModelError, match="someone/depth-model"):
+        state.load_files(str(image_path), "", fov=60.0, depth_estimator="someone/depth-model")
+    assert state.request.depth_estimator == "prior"  # the last input stays loaded
     with pytest.raises(Gen3cInputError, match="not an image"):
         state.load_files(str(tmp_path), "")
 

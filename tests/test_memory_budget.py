@@ -200,6 +200,22 @@ def test_low_memory_and_budget_reach_the_pipeline(tiny_checkpoint):
         load_generator(tiny_checkpoint, low_memory=True, max_gpu_memory=24, device="cpu")
 
 
+def test_the_budget_is_estimated_at_a_size_the_model_takes():
+    """load_generator("tiny", max_gpu_memory=...) without resolution estimated (and said) GEN3C's
+    704x1280, larger than the tiny model takes: now the largest it takes, 384x640 (its DiT's
+    max_size 48x80 latents × 8), GEN3C's 704x1280 for models that take more."""
+    from gen3c.errors import collect_notes
+    from gen3c.models import configs
+
+    with collect_notes() as notes:
+        load_generator("tiny", max_gpu_memory=1000, device="cpu")
+    assert notes[0].startswith("max_gpu_memory=1000: memory mode 'resident' (estimated peak ") and notes[0].endswith(" for 17 frames at 384x640)"), notes
+    with collect_notes() as notes:
+        load_generator("tiny", max_gpu_memory=1000, device="cpu", resolution=(64, 112))
+    assert notes[0].endswith(" for 17 frames at 64x112)"), notes
+    assert configs.largest_frame_size({"max_size": [128, 240, 240]}, {"spatial_compression_ratio": 8}) == (1920, 1920)
+
+
 def test_load_generator_words_its_refusals_and_notes_in_its_keyword_arguments(tiny_checkpoint):
     """A Python caller of load_generator was told the command line's flags (--max_gpu_memory,
     --low_memory), which it has none of; gen3c.generate() says max_gpu_memory=. The command line's
@@ -243,7 +259,7 @@ def test_chunk_frames_none_is_the_default_chunk_under_a_budget(tiny_checkpoint):
     budget. Before: a raw TypeError from ModelSize.of (and a generator whose chunk was None)."""
     from gen3c.models import configs
 
-    with pytest.warns(UserWarning, match=rf"estimated peak .* GB for {configs.CHUNK_FRAMES} frames at 704x1280"):
+    with pytest.warns(UserWarning, match=rf"estimated peak .* GB for {configs.CHUNK_FRAMES} frames at 128x128"):
         gen = load_generator(tiny_checkpoint, chunk_frames=None, max_gpu_memory=1000, device="cpu", dtype="float32")
     assert gen.chunk_frames == configs.CHUNK_FRAMES
 
@@ -268,7 +284,8 @@ def test_float8_weights_under_a_lora_are_refused_before_loading(tiny_checkpoint,
 
 
 def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):
-    """``--max_gpu_memory`` estimates the run at the request's resolution (default GEN3C's)."""
+    """``--max_gpu_memory`` estimates the run at the request's resolution (default the largest
+    this tiny pipeline takes, 128x128, under GEN3C's 704x1280)."""
     import re
 
     peaks = {}
@@ -276,11 +293,11 @@ def test_budget_is_planned_for_the_resolution_asked_for(tiny_checkpoint):
         with pytest.warns(UserWarning, match=r"memory mode 'resident'") as caught:
             load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=resolution)
         text = str(caught[0].message)
-        expected = "704x1280" if resolution is None else "32x48"
+        expected = "128x128" if resolution is None else "32x48"
         assert f"for 121 frames at {expected})" in text, text
         value, unit = re.search(r"estimated peak ([0-9.]+) (GB|MB|kB) ", text).groups()
         peaks[expected] = float(value) * {"GB": 2**20, "MB": 2**10, "kB": 1}[unit]
-    assert peaks["32x48"] < peaks["704x1280"]
+    assert peaks["32x48"] < peaks["128x128"]
 
 
 def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):

@@ -1305,11 +1305,35 @@ def test_configure_gives_the_generator_the_prompts_its_pipeline_is_called_with(m
 
     assert called_with({"prompt": "a cat", "negative_prompt": "blur", "num_steps": 3}) == ("a cat", "blur", 3)
     assert called_with({"num_steps": 2}) == ("", None, 2)
-    with pytest.raises(Gen3cInputError, match=r"^--negative_prompt .*guidance"):
+    with pytest.raises(Gen3cInputError, match=r"^negative_prompt= .*guidance=0"):
         gen.configure({"negative_prompt": "blur", "guidance": 0})
     gen.pipeline.disable_prompt_encoder = True
-    with pytest.raises(Gen3cInputError, match=r"^--prompt would change nothing: --disable_prompt_encoder"):
+    with pytest.raises(Gen3cInputError, match=r"^prompt= would change nothing: disable_prompt_encoder=True"):
         gen.configure({"prompt": "a cat"})
+
+
+def test_configure_words_its_refusals_in_the_options_keys(monkeypatch):
+    """gen.configure({...}) in Python was refused in the command line's flags (--num_steps 0,
+    --sampler), which its caller has none of; the pool, under the CLI and batches, keeps them."""
+    from gen3c.pipelines.loading import configure_generator, load_generator
+    from gen3c.pipelines.request import GenerationRequest, GeneratorPool
+
+    gen = load_generator("tiny", device="cpu", dtype="float32")
+    with pytest.raises(Gen3cInputError) as refused:
+        gen.configure({"num_steps": 0})
+    assert str(refused.value) == "num_steps=0 must be a whole number ≥ 1 (GEN3C: 35)"
+    with pytest.raises(Gen3cInputError) as refused:
+        gen.configure({"sampler": "eulr"})
+    assert str(refused.value) == "sampler='eulr' is unknown: use one of euler, dpmpp_2m"
+    with pytest.raises(Gen3cInputError) as refused:
+        configure_generator(gen, {"num_steps": 0})
+    assert str(refused.value) == "--num_steps 0 must be a whole number ≥ 1 (GEN3C: 35)"
+    pool = GeneratorPool()
+    request = GenerationRequest(generator="gen3c", generator_options={"model": "tiny", "num_steps": 0})
+    pool._generator, pool._key = gen, GeneratorPool.key(request)
+    with pytest.raises(Gen3cInputError) as refused:
+        pool.get(request)
+    assert str(refused.value) == "--num_steps 0 must be a whole number ≥ 1 (GEN3C: 35)"
 
 
 def test_configure_and_the_pool_take_one_model_however_it_is_named(tmp_path, monkeypatch):

@@ -261,7 +261,7 @@ class Gen3cApp:
                 self.image_pending = gui.add_markdown("", visible=False)
                 gui.add_markdown(
                     "<small>Without a depth file the depth is estimated, as by <code>gen3c generate</code>; when the "
-                    "estimator cannot load, a geometric prior (ground plane + wall) stands in and a note says so. "
+                    "default estimator (moge) cannot load, a geometric prior (ground plane + wall) stands in and a note says so. "
                     f"Uploads up to {MAX_UPLOAD_BYTES >> 20} MiB.</small>"
                 )
             with gui.add_folder("Video or multi-view"):

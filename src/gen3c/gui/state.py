@@ -188,7 +188,7 @@ class GuiState:
     def load_files(self, image_path: str, depth_path: str = "", fov: float | None = None, intrinsics: str | None = None, **depth_options: Any) -> SourceView:
         """Load an image as ``gen3c generate`` does (same checks, same errors): with its depth
         file, or alone, its depth then coming from ``request.depth_estimator`` (the geometric
-        prior stands in when that cannot load, with the CLI's note in :attr:`notes`).
+        prior stands in when the default, MoGe, cannot load, with the CLI's note in :attr:`notes`).
         ``depth_options``: the depth's settings (``depth_estimator``; ``png_depth_scale`` for a
         16-bit PNG depth file)."""
         if not image_path:

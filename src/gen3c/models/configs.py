@@ -180,6 +180,14 @@ def check_model_channels(transformer_config: Mapping[str, Any], where: str, fix:
             )
 
 
+def largest_frame_size(transformer_config: Mapping[str, Any], vae_config: Mapping[str, Any]) -> tuple[int, int]:
+    """The largest (H, W) in pixels a model of these configs takes: its DiT's position embeddings'
+    reach (``max_size``) × the tokenizer's spatial compression (GEN3C: 1024×1920; tiny: 384×640)."""
+    sc = int(vae_config.get("spatial_compression_ratio", 8))
+    max_h, max_w = (int(v) * sc for v in transformer_config["max_size"][1:])
+    return max_h, max_w
+
+
 def check_model_frame_size(
     transformer_config: Mapping[str, Any], vae_config: Mapping[str, Any], height: int, width: int,
     given: str = "--resolution", fix: str = "pass --resolution",
@@ -193,7 +201,7 @@ def check_model_frame_size(
 
     H, W = height, width
     sc = int(vae_config.get("spatial_compression_ratio", 8))
-    max_h, max_w = (int(v) * sc for v in transformer_config["max_size"][1:])
+    max_h, max_w = largest_frame_size(transformer_config, vae_config)
     multiple = sc * int(transformer_config["patch_size"][1])
     fits = f"{fix} {fitting_sizes(H, W, multiple, (max_h, max_w), (multiple, multiple))}"
     if H > max_h or W > max_w:

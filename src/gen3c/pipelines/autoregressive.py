@@ -45,7 +45,7 @@ def plan_chunks(num_frames: int, chunk_frames: int | None = None) -> list[tuple[
         return [(0, num_frames)]
     if chunk_frames < 2:
         raise Gen3cInputError(
-            f"chunk_frames {chunk_frames} is too small: chunks overlap by one frame, so pass 2 or more"
+            f"--chunk_frames {chunk_frames} is too small: chunks overlap by one frame, so pass 2 or more"
         )
     chunks, start = [], 0
     while True:
@@ -62,7 +62,7 @@ def valid_frame_counts(chunk_frames: int, shown: int = 3) -> str:
 
 
 def check_chunked_frame_count(
-    num_frames: int, chunk_frames: int, who: str, camera_file: str | None = None, setting: str = "num_video_frames"
+    num_frames: int, chunk_frames: int, who: str, camera_file: str | None = None, setting: str = "--num_video_frames"
 ) -> None:
     """A generator that makes exactly ``chunk_frames`` per call can make ``(chunk−1)·N + 1`` frames.
     ``camera_file``: the file whose cameras set the count (the fix is then another file);

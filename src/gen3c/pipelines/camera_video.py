@@ -391,7 +391,7 @@ def check_num_frames(num_frames: int, generator: object, chunk_frames: int | Non
     fixed ``chunk_frames`` (GEN3C: 121) makes ``(chunk_frames − 1)·N + 1`` frames; its
     ``check_num_frames`` sees each chunk's length."""
     if not 1 <= num_frames <= MAX_FRAMES:
-        raise Gen3cInputError(f"num_video_frames {num_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
+        raise Gen3cInputError(f"--num_video_frames {num_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
     fixed = getattr(generator, "chunk_frames", None)
     if fixed is not None:
         check_chunked_frame_count(num_frames, fixed, f"the {getattr(generator, 'name', 'chosen')} generator")

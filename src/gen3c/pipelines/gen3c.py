@@ -1250,10 +1250,11 @@ class Gen3cGenerator:
     def configure(self, options: dict[str, Any]) -> None:
         """Take the sampling-only settings of a request's generator options (steps, guidance,
         sampler, step cache…) without reloading (:func:`gen3c.pipelines.loading.configure_generator`);
-        model settings other than the loaded ones are refused (they need a new load_generator)."""
-        from gen3c.pipelines.loading import configure_generator
+        model settings other than the loaded ones are refused (they need a new load_generator).
+        Refusals and notes name the settings as ``options``' keys (``num_steps=``), not as flags."""
+        from gen3c.pipelines.loading import configure_in_keywords
 
-        configure_generator(self, options)
+        configure_in_keywords(self, options)
 
     def check_frame_size(self, height: int, width: int) -> None:
         """Refuse a working resolution the model cannot take (:meth:`Gen3cPipeline.check_frame_size`)."""

@@ -72,7 +72,7 @@ from gen3c.pipelines.request import (
     SAMPLING_GENERATOR_SETTINGS,
     model_source,
 )
-from gen3c.pipelines.spelling import loader_spelling
+from gen3c.pipelines.spelling import keyword_spelling, loader_spelling
 from gen3c.progress import ProgressFactory
 from gen3c.schedulers import make_scheduler, sampler_name
 
@@ -401,7 +401,8 @@ def load_generator(
             for it), without loading the model again.
         text_encoder_dir: where T5 is, when the checkpoint has none (see :func:`load_pipeline`).
         resolution: (H, W) of the frames to make, which ``max_gpu_memory``'s estimate is for
-            (default GEN3C's 704×1280).
+            (default GEN3C's 704×1280, or the largest the model takes where that is smaller:
+            the tiny model's 384×640).
         generator_options: prompt, negative_prompt, guidance, num_steps, seed, chunk_frames,
             noise_aug_strength (:class:`Gen3cGenerator`).
 
@@ -499,7 +500,9 @@ def load_generator(
         _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True, generator_options.get("negative_prompt"))
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
-        height, width = resolution or configs.RESOLUTION
+        # No size given: GEN3C's, or the largest this model takes where that is smaller (tiny: 384x640).
+        largest = configs.largest_frame_size(pipe.transformer.config, pipe.vae.config)
+        height, width = resolution or tuple(min(a, b) for a, b in zip(configs.RESOLUTION, largest, strict=True))
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width)
         label, plan, peak = choose_memory_plan(max_gpu_memory, size, float8=lora is None)
         note(
@@ -573,6 +576,19 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
     generator.noise_aug_strength = requested.get("noise_aug_strength", defaults["noise_aug_strength"].default)
+
+
+def configure_in_keywords(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
+    """:func:`configure_generator` with its refusals and notes in ``options``' keys (``num_steps=``:
+    :func:`~gen3c.pipelines.spelling.keyword_spelling`), for :meth:`Gen3cGenerator.configure`'s
+    Python callers; the pool (:class:`~gen3c.pipelines.request.GeneratorPool`) calls
+    :func:`configure_generator`, whose command-line words each surface respells."""
+    try:
+        with spelled_notes(keyword_spelling):
+            configure_generator(generator, options)
+    except Gen3cInputError as exc:
+        exc.args = (keyword_spelling(str(exc)),)
+        raise
 
 
 def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str, Any]) -> None:

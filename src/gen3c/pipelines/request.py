@@ -20,6 +20,7 @@ import json
 import math
 import numbers
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -193,7 +194,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     """Read the request's image, depth and camera and bring them to the working resolution.
 
     Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
-    as GEN3C); if its weights cannot be loaded, the preview falls back to the geometric prior with a
+    as GEN3C); if MoGe's weights cannot be loaded, the preview falls back to the geometric prior with a
     warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image or depth in memory
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
@@ -269,13 +270,14 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
     """
 
     from gen3c.depth import GeometricPriorEstimator, cached_depth_estimator, prior_notice
+    from gen3c.depth.loading import falls_back_to_prior
     from gen3c.errors import Gen3cModelError
     from gen3c.io.images import resize_image
 
     try:
         estimator = cached_depth_estimator(request.depth_estimator)
     except Gen3cModelError as exc:
-        if request.generator != "preview":
+        if request.generator != "preview" or not falls_back_to_prior(request.depth_estimator):
             raise
         note(prior_notice(str(exc)), stacklevel=2)
         estimator = GeometricPriorEstimator()
@@ -793,7 +795,12 @@ class GeneratorPool:
         generator = self._generator
         if hasattr(generator, "seed"):
             generator.seed = request.seed
-        if callable(getattr(generator, "configure", None)):  # the prompts and sampling settings (the gen3c generator's)
+        gen3c = sys.modules.get("gen3c.pipelines.gen3c")  # (not imported: no gen3c generator was loaded)
+        if gen3c is not None and isinstance(generator, gen3c.Gen3cGenerator):  # in the command line's words, respelled per surface
+            from gen3c.pipelines.loading import configure_generator
+
+            configure_generator(generator, request.generator_options)
+        elif callable(getattr(generator, "configure", None)):  # the prompts and sampling settings (a custom generator's)
             generator.configure(request.generator_options)
         return generator, loaded
 
