@@ -227,6 +227,18 @@ def spelled_notes(spell: Callable[[str], str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def spelled(spell: Callable[[str], str]) -> Iterator[None]:
+    """:func:`spelled_notes`, and a :class:`Gen3cInputError` raised in the block respelled by
+    ``spell`` too: a surface's refusals and notes in its own words."""
+    try:
+        with spelled_notes(spell):
+            yield
+    except Gen3cInputError as exc:
+        exc.args = (spell(str(exc)),)
+        raise
+
+
+@contextlib.contextmanager
 def collect_notes() -> Iterator[list[str]]:
     """Collect the :func:`note` calls made in this thread inside the block (in order, each once)
     into the list it yields, instead of warning them; other threads' notes are unaffected."""

@@ -16,7 +16,6 @@ import difflib
 import hashlib
 import io
 import json
-import os
 import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -42,7 +41,7 @@ from gen3c.pipelines.request import (
     may_name_no_path,
     resolve_paths,
 )
-from gen3c.pipelines.resume import INPUT_FIELDS
+from gen3c.pipelines.resume import INPUT_FIELDS, with_paths_moved
 from gen3c.pipelines.spelling import row_spelling
 
 #: ``.json``: one run record (``NAME_run.json``), a manifest of the one job it records.
@@ -59,10 +58,6 @@ OUTPUT_FILES = (*RUN_FILES.values(), "{}_status.json")
 #: (2: input paths inside the manifest's folder hashed relative to it; a status of version 1
 #: still matches its job, :attr:`Job.earlier_hash`).
 HASH_VERSION = 2
-#: Settings hashed relative to the manifest's folder when they name a path inside it: the input
-#: files whose contents a finished job's run record lists (``inputs_sha256``) and its LoRA
-#: adapter (``lora_sha256``), which a re-run verifies, so one changed under a moved folder re-runs.
-RELOCATABLE_FIELDS = (*INPUT_FIELDS, "lora")
 
 
 @dataclass(frozen=True)
@@ -457,7 +452,7 @@ def make_job(
 ) -> Job:
     """Check one row and resolve its paths against ``base`` (the manifest's folder); a refusal
     names the row's keys (:func:`row_spelling`), and so does a note. ``relocatable``: hash its
-    input paths inside ``base`` relative to it (:data:`RELOCATABLE_FIELDS`), so a folder moved with
+    input paths inside ``base`` relative to it (:func:`_relative_inputs`), so a folder moved with
     its manifest, inputs and outputs keeps its jobs."""
     where = f"manifest {manifest!r} line {line}"
     try:
@@ -560,20 +555,11 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
 
 
 def _relative_inputs(settings: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``settings`` with each :data:`RELOCATABLE_FIELDS` path inside ``base`` as ``<manifest folder>/``
-    and its path from there, for the request hash: a moved folder keeps it (what the files hold
-    is checked apart, by their sha256)."""
-    def relative(value: Any) -> Any:
-        if not isinstance(value, str) or not value or not Path(value).is_absolute():
-            return value
-        path = Path(os.path.normpath(value))  # ("a/../../x" is not inside)
-        return f"<manifest folder>/{path.relative_to(base).as_posix()}" if path.is_relative_to(base) else value
-
-    out = {key: relative(value) if key in RELOCATABLE_FIELDS else value for key, value in settings.items()}
-    if isinstance(out.get("generator_options"), dict):
-        out["generator_options"] = {key: relative(value) if key in RELOCATABLE_FIELDS else value
-                                    for key, value in out["generator_options"].items()}  # fmt: skip
-    return out
+    """``settings`` with each input path (and LoRA adapter) inside ``base`` as ``<manifest folder>/``
+    and its path from there, for the request hash: a moved folder keeps it. Only these: what they
+    hold is checked apart, the inputs' by the run record's ``inputs_sha256`` and the adapter's by
+    its ``lora_sha256``, so one changed under a moved folder still re-runs."""
+    return with_paths_moved(settings, INPUT_FIELDS, base, lambda inside: f"<manifest folder>/{inside.as_posix()}")
 
 
 def _whole_numbers(row: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ path on every node (a shared file system), as must the inputs.
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -173,7 +172,7 @@ def _remove_cut_short(ray, in_flight: dict, folder: Path) -> None:
     run. The batch lock keeps any other batch from writing them."""
     from gen3c.batch.jobs import remove_stale_parts
     from gen3c.batch.local import STOP_GRACE_S
-    from gen3c.pipelines.resume import partial_dir
+    from gen3c.pipelines.resume import partial_dir, remove_unfinished_chunk
 
     refs = list(in_flight)
     try:
@@ -187,5 +186,4 @@ def _remove_cut_short(ray, in_flight: dict, folder: Path) -> None:
             pass
         name = in_flight[ref][1].name
         remove_stale_parts(folder, name)
-        for stray in partial_dir(folder, name).glob(".chunk_*"):
-            shutil.rmtree(stray, ignore_errors=True)
+        remove_unfinished_chunk(partial_dir(folder, name))

@@ -9,6 +9,7 @@ in one line that names what differs when its fingerprint is not this run's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -36,6 +37,7 @@ from gen3c.evaluation.suite import (
 RUN_ONLY_SETTINGS = ("dit_memory", "checkpoint", "checkpoint_checksums_sha256")
 
 
+@functools.cache  # (the code a process runs does not change under it; a run asks twice)
 def code_digest() -> str:
     """sha256 of gen3c's own Python files (relative names and bytes): the version alone does not
     change when a source install's code does, and the code makes the numbers."""

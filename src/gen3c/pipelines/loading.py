@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, spelled_notes
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, spelled
 from gen3c.models import configs
 from gen3c.models.context_parallel import (
     check_context_parallel_attention,
@@ -316,15 +316,11 @@ def _in_keywords(load: Callable[..., Gen3cGenerator]) -> Callable[..., Gen3cGene
     as :func:`gen3c.generate` words its own (``load`` itself, ``__wrapped__``, keeps the command line's)."""
 
     @functools.wraps(load)
-    def spelled(*args: Any, **kwargs: Any) -> Gen3cGenerator:
-        try:
-            with spelled_notes(loader_spelling):
-                return load(*args, **kwargs)
-        except Gen3cInputError as exc:
-            exc.args = (loader_spelling(str(exc)),)
-            raise
+    def in_keywords(*args: Any, **kwargs: Any) -> Gen3cGenerator:
+        with spelled(loader_spelling):
+            return load(*args, **kwargs)
 
-    return spelled
+    return in_keywords
 
 
 @_in_keywords
@@ -583,12 +579,8 @@ def configure_in_keywords(generator: Gen3cGenerator, options: dict[str, Any]) ->
     :func:`~gen3c.pipelines.spelling.keyword_spelling`), for :meth:`Gen3cGenerator.configure`'s
     Python callers; the pool (:class:`~gen3c.pipelines.request.GeneratorPool`) calls
     :func:`configure_generator`, whose command-line words each surface respells."""
-    try:
-        with spelled_notes(keyword_spelling):
-            configure_generator(generator, options)
-    except Gen3cInputError as exc:
-        exc.args = (keyword_spelling(str(exc)),)
-        raise
+    with spelled(keyword_spelling):
+        configure_generator(generator, options)
 
 
 def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ import torch
 
 from gen3c.cameras import Cameras
 from gen3c.constants import GEN3C_CHUNK_FRAMES
-from gen3c.errors import Gen3cInputError, note, record_notes, spelled_notes
+from gen3c.errors import Gen3cInputError, note, record_notes, spelled
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.io.paths import expand_home, looks_like_path
 from gen3c.models import configs
@@ -1224,12 +1224,8 @@ def generate(
         :class:`RunOutput`: ``paths["video"]`` (the mp4 written), ``result.frames`` ((T, 3, H, W) in
         [−1, 1], kept for a video of one chunk), ``result.cameras``.
     """
-    try:
-        with spelled_notes(keyword_spelling):  # its notes too
-            return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, settings)
-    except Gen3cInputError as exc:  # worded for gen3c generate (--seed): this call's keyword arguments (seed=)
-        exc.args = (keyword_spelling(str(exc)),)
-        raise
+    with spelled(keyword_spelling):  # worded for gen3c generate (--seed): this call's keyword arguments (seed=)
+        return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, settings)
 
 
 def _generate(image, depth, generator: str, video_save_folder, video_save_name: str | None, progress: bool, keep_loaded: bool,

@@ -41,6 +41,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -246,8 +247,7 @@ class PartialRun:
                 _check_output(path, stored, record, changed)
                 # held first: another run still going writes there (its chunk in the making is no stray)
                 partial = cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
-                for stray in path.glob(".chunk_*"):  # a chunk that was being written when the run died
-                    shutil.rmtree(stray, ignore_errors=True)
+                remove_unfinished_chunk(path)  # a chunk that was being written when the run died
                 _remove_stale_outputs(Path(folder), name)
                 return partial
             note(f"re-ran from the first chunk: kept chunks were made with other settings ({changed})", stacklevel=3)
@@ -498,17 +498,8 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
             return False
     old_root = Path(os.path.normpath(old_out))
     new_root = Path(os.path.abspath(expand_home(new_out, "--video_save_folder")))
-
-    def moved(value: Any) -> Any:
-        if not (isinstance(value, str) and value and os.path.isabs(value)):
-            return value
-        path = Path(os.path.normpath(value))  # ("a/../../x" is not inside)
-        return str(new_root / path.relative_to(old_root)) if path.is_relative_to(old_root) else value
-
     while old_root != new_root:
-        mapped = {key: moved(value) if key in (*INPUT_FIELDS, "video_save_folder") else value for key, value in old.items()}
-        if isinstance(mapped.get("generator_options"), dict) and "lora" in mapped["generator_options"]:
-            mapped["generator_options"] = {**mapped["generator_options"], "lora": moved(mapped["generator_options"]["lora"])}
+        mapped = with_paths_moved(old, (*INPUT_FIELDS, "video_save_folder"), old_root, lambda inside, to=new_root: str(to / inside))
         try:
             if request_fingerprint(mapped) in wanted:
                 return True
@@ -518,6 +509,23 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
             return False
         old_root, new_root = old_root.parent, new_root.parent
     return False
+
+
+def with_paths_moved(request_dict: dict[str, Any], keys: Sequence[str], root: Path, to: Callable[[Path], str]) -> dict[str, Any]:
+    """``request_dict`` with each absolute path of ``keys`` (and of its generator options' ``lora``)
+    that lies inside ``root`` as ``to(its path from root)``; every other value as it is."""
+
+    def moved(value: Any) -> Any:
+        if not (isinstance(value, str) and value and os.path.isabs(value)):
+            return value
+        path = Path(os.path.normpath(value))  # ("a/../../x" is not inside)
+        return to(path.relative_to(root)) if path.is_relative_to(root) else value
+
+    out = {key: moved(value) if key in keys else value for key, value in request_dict.items()}
+    options = out.get("generator_options")
+    if isinstance(options, dict) and "lora" in options:
+        out["generator_options"] = {**options, "lora": moved(options["lora"])}
+    return out
 
 
 def _without_added_defaults(request_dict: dict[str, Any]) -> dict[str, Any]:
@@ -583,6 +591,13 @@ def _plan(chunks: list) -> str:
 def _is_relative_path(value: object, field: str) -> bool:
     """Whether a request's ``value`` of ``field`` is a relative path (an ``intrinsics`` only when it names a file)."""
     return isinstance(value, str) and bool(value) and not os.path.isabs(value) and (field != "intrinsics" or exists(value))
+
+
+def remove_unfinished_chunk(path: Path) -> None:
+    """Remove from the kept chunk folder ``path`` the chunk a stopped run was writing
+    (``.chunk_*``); its finished chunks stay."""
+    for stray in path.glob(".chunk_*"):
+        shutil.rmtree(stray, ignore_errors=True)
 
 
 def _remove_stale_outputs(folder: Path, name: str) -> None:
