@@ -887,6 +887,14 @@ def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float =
     write_text_atomic(path, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
 
 
+def check_camera_count(count: int, num_frames: int, name: str = "camera file") -> None:
+    """Refuse a camera file of ``count`` cameras for a run of ``num_frames`` frames (one camera a frame)."""
+    if count != num_frames:
+        raise Gen3cInputError(
+            f"{name} has {count} cameras but {num_frames} frames were asked for: pass --num_video_frames {count} or a file with {num_frames} cameras"
+        )
+
+
 def fit_cameras(
     cameras: Cameras,
     num_frames: int,
@@ -900,10 +908,7 @@ def fit_cameras(
     which must be how the run's input frames reached the working size (the default,
     resize to cover + centre crop, is ``--resize_mode crop``'s; a plain resize when the aspect
     ratio matches), so that a camera file at the input's own size describes the input's cameras."""
-    if len(cameras) != num_frames:
-        raise Gen3cInputError(
-            f"{name} has {len(cameras)} cameras but {num_frames} frames were asked for: pass --num_video_frames {len(cameras)} or a file with {num_frames} cameras"
-        )
+    check_camera_count(len(cameras), num_frames, name)
     if (cameras.height, cameras.width) == (height, width):
         return cameras
     return Cameras(cameras.w2c, fit(cameras.K, (cameras.height, cameras.width), (height, width)), height, width)

@@ -834,14 +834,17 @@ def lora_digest(path: str | os.PathLike, digests: dict[str, str] | None = None) 
 
 
 def check_frame_count(request: GenerationRequest) -> None:
-    """Refuse frame counts the named generator cannot make before anything is loaded (its chunk:
-    :func:`fixed_chunk_frames`)."""
+    """Refuse frame counts the named generator cannot make (its chunk: :func:`fixed_chunk_frames`),
+    and a camera file of another count, before anything is loaded."""
+    if request.camera_file is not None:
+        from gen3c.io.camera_files import check_camera_count
+
+        # before the input is read: its notes (a short video's frozen tail) would offer a count the file refuses
+        check_camera_count(len(request.read_camera_file().cameras), request.num_video_frames, f"camera file {str(request.camera_file)!r}")
     fixed = fixed_chunk_frames(request)
     if fixed is not None:
-        camera_file = None
         # the count is the file's (by default, or given alike): the fix is another file
-        if request.camera_file is not None and len(request.read_camera_file().cameras) == request.num_video_frames:
-            camera_file = str(request.camera_file)
+        camera_file = None if request.camera_file is None else str(request.camera_file)
         check_chunked_frame_count(request.num_video_frames, fixed, f"the {request.generator} generator", camera_file, "--num_video_frames")
 
 
