@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import pytest
 import torch
@@ -315,6 +316,28 @@ def test_running_out_of_memory_names_the_flag_to_try(monkeypatch):
     pipe.configure_memory(memory_plan(**memory.LOW_MEMORY), "cpu")
     with pytest.raises(Gen3cMemoryError, match="already the leanest mode"):
         pipe(image, colors, masks, num_steps=1, guidance=0)
+
+
+def test_running_out_of_memory_names_the_setting_in_load_generators_words(tiny_checkpoint, monkeypatch):
+    """A generator from load_generator() that runs out of memory in generate_video() names the
+    setting of that call (low_memory=True), not the command line's flag (--low_memory)."""
+    from gen3c.cache import Cache3D
+    from gen3c.cameras import Cameras
+    from gen3c.pipelines.camera_video import generate_video
+    from gen3c.pipelines.loading import _load_generator
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    K = torch.tensor([[40.0, 0, 24], [0, 40, 16], [0, 0, 1]])
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 32, 48), torch.full((32, 48), 3.0), K, torch.eye(4))
+    cameras = Cameras(torch.eye(4).expand(17, 4, 4), K.expand(17, 3, 3), 32, 48)
+    for load, said in ((load_generator, "try low_memory=True (the leanest mode"), (_load_generator, "try --low_memory (the leanest mode")):
+        generator = load(tiny_checkpoint, device="cpu", dtype="float32", num_steps=1, guidance=0, chunk_frames=17)
+        monkeypatch.setattr(generator.pipeline.transformer, "forward", no_memory)
+        with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while sampling with the DiT: " + re.escape(said)):
+            generate_video(cache, cameras, generator, torch.zeros(3, 32, 48))
 
 
 def test_running_out_of_memory_in_t5_is_a_clear_error():

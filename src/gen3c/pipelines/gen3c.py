@@ -59,7 +59,7 @@ from diffusers.utils import BaseOutput
 from diffusers.video_processor import VideoProcessor
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError, first_line
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError, first_line, spelled
 from gen3c.io.images import on_cosmos_uint8_grid
 from gen3c.models import configs
 from gen3c.models.choices import check_step_cache_guidance
@@ -1162,6 +1162,10 @@ class Gen3cGenerator:
     #: with, the model as ``model_source`` (:func:`~gen3c.pipelines.request.model_source`), which
     #: :meth:`configure` cannot change (load_generator sets them).
     loaded_with: dict[str, Any] = {}  # noqa: RUF012 (replaced, never changed in place)
+    #: How :meth:`generate` words its refusals and notes (None: as the command line does, for
+    #: callers that respell them for their surface): :func:`~gen3c.pipelines.loading.load_generator`
+    #: sets its keyword arguments' words, which a caller of it reads (``low_memory=True``).
+    message_spelling: Callable[[str], str] | None = None
 
     def __init__(
         self,
@@ -1317,13 +1321,15 @@ class Gen3cGenerator:
         config = dict(getattr(self.pipeline, "_progress_bar_config", {}))
         if progress is not None or not is_main_process():
             self.pipeline.set_progress_bar_config(**{**config, "disable": True})
+        spelling = nullcontext() if self.message_spelling is None else spelled(self.message_spelling)
         try:
-            out = self.pipeline(
-                image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
-                negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
-                guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback, chunk=chunk,
-                fps=self.fps, noise_aug_strength=self.noise_aug_strength,
-            )  # fmt: skip
+            with spelling:
+                out = self.pipeline(
+                    image=first_frame, buffer_colors=colors, buffer_masks=masks, prompt=self.prompt,
+                    negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
+                    guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback, chunk=chunk,
+                    fps=self.fps, noise_aug_strength=self.noise_aug_strength,
+                )  # fmt: skip
         finally:
             self.pipeline.set_progress_bar_config(**config)
         # GEN3C's video is uint8 by truncation: the frames (and a long video's next conditioning

@@ -318,7 +318,10 @@ def _in_keywords(load: Callable[..., Gen3cGenerator]) -> Callable[..., Gen3cGene
     @functools.wraps(load)
     def in_keywords(*args: Any, **kwargs: Any) -> Gen3cGenerator:
         with spelled(loader_spelling):
-            return load(*args, **kwargs)
+            generator = load(*args, **kwargs)
+        # and its generations' (running out of memory names a setting of this call: low_memory=True)
+        generator.message_spelling = loader_spelling
+        return generator
 
     return in_keywords
 
