@@ -121,8 +121,36 @@ def test_renders_stay_on_the_gpu_in_the_resident_whole_video_plan_only():
         assert not memory.renders_stay_on_gpu(lean), lean
 
 
+def test_t5_counts_where_it_encodes_a_prompt(coefficients):
+    """A prompt the prompt cache lacks runs T5 (GEN3C's T5-11B encoder: 9.1 GB in bf16) on the GPU
+    beside what stays there: the estimate left it out, so --low_memory's ~8 GB plan was chosen for
+    a run that needs T5's 9 GB first."""
+    t5 = dataclasses.replace(SIZE, text_encoder_bytes=12 * GiB)
+    # --low_memory with 1-latent chunks: sampling (14 + 2)/2 + 3 = 11, encode 1 + 9 = 10; T5 alone 12.
+    lean = memory_plan("group_offload", fp8=True, vae_chunk_frames=1)
+    assert (estimate_peak_gb(lean, SIZE), estimate_peak_gb(lean, t5)) == (pytest.approx(11), pytest.approx(12))
+    # resident, T5 offloaded after the prompt: 28 + 1 + 12 = 41 < the decode's 48; kept there, every stage holds it: 48 + 12.
+    assert estimate_peak_gb(memory_plan(offload_text_encoder_model=True), t5) == pytest.approx(48)
+    assert estimate_peak_gb(memory_plan(), t5) == pytest.approx(60)
+    with pytest.raises(Gen3cModelError, match=r"peak of 20\.0 GB .*; T5 takes 20\.0 GB of it to encode the prompt, which a prompt in the prompt cache would not$"):
+        choose_memory_plan(12, dataclasses.replace(t5, text_encoder_bytes=20 * GiB))
+
+
+def test_load_generator_counts_t5_for_a_prompt_the_cache_lacks(tiny_checkpoint):
+    """T5's bytes, before it is loaded (lazily, from the checkpoint's text_encoder/), read off its
+    config: what the loaded T5 holds; none for the cached empty prompt."""
+    pipe = tiny_pipeline(seed=0)
+    loaded = memory.module_bytes(pipe.text_encoder)
+    generator = load_generator(tiny_checkpoint, device="cpu", dtype="float32")
+    assert generator.pipeline.text_encoder is None  # not loaded yet
+    assert generator.pipeline.text_encoder_bytes(["", "a street at night"]) == loaded > 0
+    assert generator.pipeline.text_encoder_bytes([""]) == 0
+    with pytest.warns(UserWarning, match=r"estimated peak .* at 128x128, T5 encoding the prompt first\)$"):
+        load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", prompt="a street at night")
+
+
 def test_every_budget_plan_sends_t5_back_to_cpu_memory():
-    """The estimate leaves T5 out (GEN3C's T5-11B encoder: 9.1 GB in bf16), but the resident plans
+    """T5 (GEN3C's T5-11B encoder: 9.1 GB in bf16) counts in the prompt's stage only, but the resident plans
     that --max_gpu_memory picks kept T5 on the GPU once a prompt missing from the prompt cache had
     run it: sampling then held it beside the DiT (--max_gpu_memory 24: ~30 GB)."""
     for label, options in memory.BUDGET_PLANS:

@@ -174,7 +174,8 @@ class ModelSize:
     Byte counts are of the weights as loaded (bf16 for GEN3C), before any float8 storage, and
     (``*_fp8_bytes``) with it (:func:`float8_bytes`); ``dtype_bytes`` is the bytes per element of
     the dtype they are loaded and computed in (2 for bfloat16, 4 for float32): the activations
-    scale with it.
+    scale with it. ``text_encoder_bytes``: T5's weights where it will encode a prompt on the
+    accelerator (a prompt the prompt cache lacks), else 0.
     """
 
     dit_bytes: int
@@ -192,11 +193,15 @@ class ModelSize:
     decoder_channels: int
     temporal_compression: int
     dtype_bytes: int
+    text_encoder_bytes: int = 0
 
     @classmethod
-    def of(cls, transformer: torch.nn.Module, vae: torch.nn.Module, frames: int, height: int, width: int) -> ModelSize:
+    def of(
+        cls, transformer: torch.nn.Module, vae: torch.nn.Module, frames: int, height: int, width: int, text_encoder_bytes: int = 0
+    ) -> ModelSize:
         """Sizes of a loaded ``transformer`` (CosmosTransformer3DModel) and ``vae`` (AutoencoderKLCosmos)
-        for one chunk of ``frames`` frames at ``height``×``width``."""
+        for one chunk of ``frames`` frames at ``height``×``width``, T5 of ``text_encoder_bytes``
+        encoding a prompt first (:meth:`~gen3c.pipelines.gen3c.Gen3cPipeline.text_encoder_bytes`)."""
 
         tcfg, vcfg = transformer.config, vae.config
         tc, sc = vcfg.temporal_compression_ratio, vcfg.spatial_compression_ratio
@@ -223,6 +228,7 @@ class ModelSize:
             decoder_channels=vcfg.decode_block_out_channels[0],
             temporal_compression=tc,
             dtype_bytes=compute_dtype.itemsize,
+            text_encoder_bytes=text_encoder_bytes,
         )
 
 
@@ -252,11 +258,12 @@ def renders_stay_on_gpu(plan: MemoryPlan) -> bool:
 
 def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
     """Estimated peak accelerator memory (GB, 2³⁰ bytes; as ``torch.cuda.max_memory_allocated``) of
-    one chunk under ``plan``: the largest of the three stages (encode, sample, decode), each the
+    one chunk under ``plan``: the largest of the stages (prompt, encode, sample, decode), each the
     weights on the accelerator at that time plus the stage's activations, plus the renders where
     they stay on the GPU (:func:`renders_stay_on_gpu`; GEN3C's two buffers, of which the encode
-    held one before). T5 is left out (it is loaded only for a prompt missing from the prompt
-    cache). Weights count as loaded (or as float8 storage keeps them: ``size.dit_fp8_bytes``),
+    held one before). T5 counts only where it encodes a prompt the prompt cache lacks
+    (``size.text_encoder_bytes``): its weights beside what stays on the accelerator (its activations,
+    512 tokens, are too small to count), and in every later stage unless it is offloaded. Weights count as loaded (or as float8 storage keeps them: ``size.dit_fp8_bytes``),
     activations at ``size.dtype_bytes`` per element (the coefficients are bf16's), renders in float32."""
     activations = size.dtype_bytes / 2  # the coefficients were measured in bf16
     dit = size.dit_fp8_bytes if plan.fp8 else size.dit_bytes
@@ -267,6 +274,8 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
         dit_sampling = dit
     dit_idle = 0.0 if "transformer" in plan.offload else dit
     vae_idle = 0.0 if "vae" in plan.offload else size.vae_bytes
+    t5 = size.text_encoder_bytes
+    t5_idle = 0.0 if "text_encoder" in plan.offload else t5
     chunk = size.frames if plan.vae_chunk_frames is None else min(size.frames, plan.vae_chunk_frames * size.temporal_compression + 1)
     pixels = chunk * size.height * size.width
     video = size.frames * size.height * size.width
@@ -275,15 +284,16 @@ def estimate_peak_gb(plan: MemoryPlan, size: ModelSize) -> float:
     encode_renders = max(0, renders - RENDER_BYTES * video)
     encode_act = (VAE_ENCODE_VIDEO_BYTES * video + VAE_ENCODE_BYTES * pixels * size.encoder_channels) * activations
     decode_act = (VAE_DECODE_VIDEO_BYTES * video + VAE_DECODE_BYTES * pixels * size.decoder_channels) * activations
-    encode = dit_idle + size.vae_bytes + encode_act + encode_renders
-    sample = dit_sampling + vae_idle + DIT_ACTIVATION_BYTES * size.tokens * size.hidden * activations + renders
-    decode = dit_idle + size.vae_bytes + decode_act + renders
-    return max(encode, sample, decode) / 2**30
+    prompt = dit_idle + vae_idle + t5
+    encode = t5_idle + dit_idle + size.vae_bytes + encode_act + encode_renders
+    sample = t5_idle + dit_sampling + vae_idle + DIT_ACTIVATION_BYTES * size.tokens * size.hidden * activations + renders
+    decode = t5_idle + dit_idle + size.vae_bytes + decode_act + renders
+    return max(prompt, encode, sample, decode) / 2**30
 
 
 #: The plans ``--max_gpu_memory`` chooses from, fastest first (docs/benchmarks.md: the step time is
 #: the same in all of them; chunking the tokenizer and streaming the DiT slow encoding/decoding).
-#: In each, T5 goes back to CPU memory after the prompts, as the estimate leaves it out.
+#: In each, T5 (where a prompt needs it) goes back to CPU memory after the prompts.
 BUDGET_PLANS: tuple[tuple[str, dict], ...] = (
     ("resident", {"offload_text_encoder_model": True}),
     ("resident, tokenizer in chunks", {"offload_text_encoder_model": True, "vae_chunk_frames": 2}),
@@ -329,6 +339,8 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize, *, float8: boo
         f"(+{1 / BUDGET_FILL - 1:.0%} headroom) for {size.frames} frames at {size.height}×{size.width}: it needs --max_gpu_memory "
         f"{least:g} or more (a GPU with that much free), or a lower --resolution"
         + ("" if float8 else " (with --lora the modes storing the DiT in float8 are left out)")
+        + (f"; T5 takes {format_gb(size.text_encoder_bytes / 2**30)} of it to encode the prompt, which a prompt in the prompt cache would not"
+           if size.text_encoder_bytes else "")  # fmt: skip
     )
 
 

@@ -68,6 +68,7 @@ from gen3c.models.memory import (
     MemoryPlan,
     enable_fp8_weights,
     enable_group_offload,
+    module_bytes,
     out_of_memory_message,
     renders_stay_on_gpu,
 )
@@ -658,6 +659,28 @@ class Gen3cPipeline(DiffusionPipeline):
                     out = text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
                 embeds[i] = (out * mask[..., None]).cpu()
         return embeds
+
+    def text_encoder_bytes(self, prompts: Sequence[str]) -> int:
+        """The bytes T5 brings to the compute device to encode ``prompts``: 0 when the prompt cache
+        holds them all (or the prompt encoder is off), else its weights, as loaded or, before it
+        is loaded (:meth:`_ensure_text_encoder`), as its config says (built on the meta device)."""
+        if self.disable_prompt_encoder or all(self.prompt_cache is not None and self.prompt_cache.lookup(p) is not None for p in prompts):
+            return 0
+        if self.text_encoder is not None:
+            return module_bytes(self.text_encoder)
+        if self.text_encoder_source is None:
+            return 0  # (refused when a prompt needs it: _ensure_text_encoder)
+        from transformers import AutoConfig, T5EncoderModel
+
+        source = self.text_encoder_source
+        plain = os.path.isfile(os.path.join(source, "config.json"))
+        try:
+            config = AutoConfig.from_pretrained(source, **({} if plain else {"subfolder": "text_encoder"}))
+        except (OSError, ValueError):
+            return 0  # (refused with its reason when loaded)
+        with torch.device("meta"):
+            twin = T5EncoderModel(config)
+        return sum(t.numel() for t in (*twin.parameters(), *twin.buffers())) * self.text_encoder_dtype.itemsize
 
     def _ensure_text_encoder(self, prompt: str, negative: bool = False) -> None:
         if self.text_encoder is not None and self.tokenizer is not None:

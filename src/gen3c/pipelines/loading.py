@@ -48,7 +48,7 @@ from gen3c.models.memory import (
 )
 from gen3c.models.packaged import is_hub_id as is_hub_id  # (where checkpoint_folder fetches)
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
-from gen3c.models.weights import WEIGHTS_HELP, is_official_repo
+from gen3c.models.weights import WEIGHTS_HELP, is_official_repo, prompts_of
 from gen3c.parallel import init_parallel
 
 # The gen3c generator's options and their checks (no torch); those of its names used elsewhere are re-exported here.
@@ -495,6 +495,7 @@ def load_generator(
         on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
         dtype = torch.bfloat16 if on_gpu else torch.float32
     pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=text_encoder_dir)
+    pipe.disable_prompt_encoder = disable_prompt_encoder
     if guidance is None:  # a hub checkpoint's own guidance is known once it is loaded
         _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True, generator_options.get("negative_prompt"))
     if max_gpu_memory is not None:
@@ -502,16 +503,17 @@ def load_generator(
         # No size given: GEN3C's, or the largest this model takes where that is smaller (tiny: 384x640).
         largest = configs.largest_frame_size(pipe.transformer.config, pipe.vae.config)
         height, width = resolution or tuple(min(a, b) for a, b in zip(configs.RESOLUTION, largest, strict=True))
-        size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width)
+        effective = float(pipe.sampling_defaults.get("guidance", 1.0)) if guidance is None else guidance
+        prompts = prompts_of(generator_options.get("prompt", ""), generator_options.get("negative_prompt"), effective)
+        size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width, pipe.text_encoder_bytes(prompts))
         label, plan, peak = choose_memory_plan(max_gpu_memory, size, float8=lora is None)
         note(
             f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {format_gb(peak)} for "
-            f"{frames} frames at {height}x{width})",
+            f"{frames} frames at {height}x{width}{', T5 encoding the prompt first' if size.text_encoder_bytes else ''})",
             stacklevel=3,
         )
     if lora is not None:
         pipe.load_lora(lora)
-    pipe.disable_prompt_encoder = disable_prompt_encoder
     on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
     offloading = [flag for flag, on in (
         ("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
