@@ -166,6 +166,9 @@ def test_the_cli_resumes_and_refuses_in_one_line(tmp_path, monkeypatch):
                                                  "--output_folder", tmp_path, "--resume")])  # fmt: skip
     assert model.exit_code == 2, model.output
     assert "--resume: the benchmark's settings differ from the partial run's (num_frames 3 → 17)" in " ".join(model.output.split())
+    # … and presets that leave out a finished case (room-right)
+    fewer = runner.invoke(app, [str(a) for a in (*CLI[:3], "--presets", "left", *CLI[5:], "--output_folder", tmp_path, "--resume")])
+    assert fewer.exit_code == 2 and "leave out (room-right): add their scenes and presets" in " ".join(fewer.output.split()), fewer.output
     refused = runner.invoke(app, [str(a) for a in (*CLI, "--contact_frames", 3, "--output_folder", tmp_path, "--resume")])
     assert refused.exit_code == 2, refused.output
     assert "--resume: the benchmark's settings differ from the partial run's (contact_frames 5 → 3)" in " ".join(refused.output.split())
@@ -320,6 +323,31 @@ def test_resume_takes_the_same_scenes_presets_and_rows_in_another_order(tmp_path
     assert b["fingerprint"] == a["fingerprint"] and not (tmp_path / "resumed" / "partial").exists()
 
 
+def test_resume_with_more_scenes_and_presets_reuses_the_cases_they_share(tmp_path):
+    """--resume with other --scenes/--presets was refused as "the benchmark's settings differ",
+    though a case's seed is its place in the full grid: more scenes and presets reuse the finished
+    cases and run the rest, with the scores of an uninterrupted run of the larger grid; leaving out
+    one that holds a finished case is refused (the rewritten partial report would lose it)."""
+    _stopped_run(tmp_path / "resumed", make_config(**CONFIG), methods=["still"])  # room-left, room-right finished
+    more = make_config(**{**CONFIG, "scenes": "room,corridor,street", "presets": "left,right,up"})
+    whole, _ = run_eval(more, tmp_path / "whole", methods=["still"], plots=False)
+    result, _ = run_eval(more, tmp_path / "resumed", methods=["still"], plots=False, resume=True)
+    assert [c.case.name for c in result.cases if c.reused] == ["room-left", "room-right"] and len(result.cases) == 9
+    a, b = (json.loads((tmp_path / f / "results.json").read_text()) for f in ("whole", "resumed"))
+    assert [c["scores"] for c in b["cases"]] == [c["scores"] for c in a["cases"]]
+
+    _stopped_run(tmp_path / "again", make_config(**CONFIG), methods=["still"])
+    path = tmp_path / "again" / "partial" / "results.json"
+    with pytest.raises(Gen3cInputError, match=re.escape(
+        f"--resume: {str(path)!r} holds finished cases this run's --scenes and --presets leave out (room-right): add their "
+        "scenes and presets, or run without --resume to run every case again"
+    )):  # fmt: skip
+        run_eval(make_config(**{**CONFIG, "presets": "left"}), tmp_path / "again", methods=["still"], plots=False, resume=True)
+    # corridor holds no finished case: left out, the finished room cases are reused
+    result, _ = run_eval(make_config(**{**CONFIG, "scenes": "room"}), tmp_path / "again", methods=["still"], plots=False, resume=True)
+    assert [(c.case.name, c.reused) for c in result.cases] == [("room-left", True), ("room-right", True)]
+
+
 def test_run_benchmark_records_the_fingerprint_write_report_writes(tmp_path):
     """run_benchmark + write_report from Python (without run_eval) wrote a results.json with no
     fingerprint, though every results.json is documented to record it."""
@@ -350,6 +378,6 @@ def test_resume_names_the_partial_cases_it_does_not_reuse(tmp_path):
         result, _ = run_eval(config, tmp_path, methods=["still"], plots=False, resume=True)
     assert [str(w.message) for w in said if "not reused" in str(w.message)] == [
         f"--resume: 3 cases of {str(path)!r} not reused, run again: room-left (seed 7, not its held-out 1000), "
-        "room-right (its contact sheet is gone), attic-right (no case of this run's grid)"
+        "room-right (its contact sheet is gone), attic-right (no case of the benchmark's grid)"
     ]
     assert not any(c.reused for c in result.cases)

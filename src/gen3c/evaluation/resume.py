@@ -22,7 +22,9 @@ from gen3c.evaluation.report import PARTIAL, _json_safe, read_results
 from gen3c.evaluation.suite import (
     CONSISTENCY_SCORES,
     GROUND_TRUTH,
+    PRESETS,
     REFERENCE_SCORE,
+    SCENES,
     SCORE_NAMES,
     BenchmarkConfig,
     CaseResult,
@@ -131,13 +133,14 @@ _PARTS = {
 
 def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     """The first part of ``current`` that ``stored`` does not match, in words (its old and new
-    value), or None when every part of ``current`` matches (its scenes, presets and rows in any
-    order: they order the report, not a case's numbers)."""
+    value), or None when every part of ``current`` matches (its rows in any order: they order the
+    report, not a case's numbers; its scenes and presets whatever they are: they pick cases of
+    the full grid, which :func:`load_partial` matches case by case)."""
     for part, value in current.items():
         old = stored.get(part)
-        if part == "benchmark" and isinstance(old, dict):  # the same scenes and presets in another order: the same cases and seeds
-            value = {**value, **{k: _unordered(value.get(k)) for k in _ANY_ORDER}}
-            old = {**old, **{k: _unordered(old.get(k)) for k in _ANY_ORDER}}
+        if part == "benchmark" and isinstance(old, dict):
+            value = {k: v for k, v in value.items() if k not in GRID_SELECTION}
+            old = {k: v for k, v in old.items() if k not in GRID_SELECTION}
         if old == value:  # (rows: dicts, equal in any order: each case's scores are kept per row)
             continue
         if part == "benchmark":
@@ -164,14 +167,10 @@ def difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     return None
 
 
-#: Benchmark settings whose order is the report's only: a case's seed is its scene's and preset's
-#: place in the full grid (:func:`~gen3c.evaluation.suite.benchmark_cases`), not in the run's.
-_ANY_ORDER = ("scenes", "presets")
-
-
-def _unordered(value: Any) -> Any:
-    """A list of names as a sorted list (other values as they are)."""
-    return sorted(value, key=str) if isinstance(value, list) else value
+#: Benchmark settings that pick the run's cases: a case's seed is its scene's and preset's place in
+#: the full grid (:func:`~gen3c.evaluation.suite.benchmark_cases`), so a run of other (or more, or
+#: reordered) scenes and presets makes the cases it shares with the partial run alike.
+GRID_SELECTION = ("scenes", "presets")
 
 
 def _changed(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
@@ -187,8 +186,10 @@ def read_partial(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
     settings before the models load, the rows after).
 
     Raises:
-        Gen3cInputError: the partial report cannot be read, is not one gen3c wrote, or its
-            fingerprint differs from ``current`` (:func:`difference`, one line naming what).
+        Gen3cInputError: the partial report cannot be read, is not one gen3c wrote, its
+            fingerprint differs from ``current`` (:func:`difference`, one line naming what), or it
+            holds finished cases of scenes or presets ``current`` leaves out (its partial report,
+            rewritten as the run goes, would lose them).
     """
     path = folder / PARTIAL / "results.json"
     if not path.is_file():
@@ -208,14 +209,32 @@ def read_partial(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
     changed = difference(stored["fingerprint"], current)
     if changed:
         raise Gen3cInputError(f"--resume: {changed}, or without --resume to run every case again")
+    selected = current.get("benchmark", {})
+    left_out = [
+        name for i, entry in enumerate(stored["cases"])
+        if isinstance(entry, dict) and entry.get("scene") in SCENES and entry.get("preset") in PRESETS
+        and (entry["scene"] not in selected.get("scenes", SCENES) or entry["preset"] not in selected.get("presets", PRESETS))
+        for name in [_case_name(entry, i)]
+    ]  # fmt: skip
+    if left_out:
+        shown = ", ".join(left_out[:3]) + (f" and {len(left_out) - 3} more" if len(left_out) > 3 else "")
+        raise Gen3cInputError(
+            f"--resume: {str(path)!r} holds finished cases this run's --scenes and --presets leave out ({shown}): "
+            "add their scenes and presets, or run without --resume to run every case again"
+        )
     return stored
+
+
+def _case_name(entry: Any, index: int) -> str:
+    """A partial report's case as the grid names it (scene-preset), or by its place there."""
+    return f"{entry.get('scene')}-{entry.get('preset')}" if isinstance(entry, dict) else f"entry {index + 1}"
 
 
 def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig) -> list[CaseResult]:
     """The finished cases of the partial report in ``folder``/:data:`PARTIAL` to reuse (each with
     its contact sheet), in the grid's order, marked ``reused``, once :func:`read_partial` has
     checked it; one note names the cases that run again instead (sheet gone, or, hand-edited, no
-    case of the grid or another seed). With no partial report there, a note
+    case of the full grid or another seed). With no partial report there, a note
     says so and nothing is reused."""
     stored = read_partial(folder, current)
     if stored is None:
@@ -225,9 +244,9 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
     grid = {c.name: c for c in benchmark_cases(config)}
     kept, skipped = {}, []
     for i, entry in enumerate(stored["cases"]):
-        name = f"{entry.get('scene')}-{entry.get('preset')}" if isinstance(entry, dict) else f"entry {i + 1}"
+        name = _case_name(entry, i)
         case = grid.get(name)
-        why = ("no case of this run's grid" if case is None
+        why = ("no case of the benchmark's grid" if case is None
                else f"seed {entry.get('seed')!r}, not its held-out {case.seed}" if entry.get("seed") != case.seed
                else "its contact sheet is gone" if not (folder / PARTIAL / "contact_sheets" / f"{case.name}.png").is_file()
                else None)  # fmt: skip
