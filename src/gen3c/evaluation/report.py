@@ -374,14 +374,14 @@ def results_json(result: BenchmarkResult) -> dict:
 _INFINITIES = {"Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def _json_safe(value):
-    """``value`` with its non-finite floats written as :data:`_INFINITIES` says."""
+def json_safe(value):
+    """``value`` with its non-finite floats written as :data:`_INFINITIES` says (as ``results.json`` holds them)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -658,7 +658,7 @@ def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = T
     folder = ensure_writable_dir(folder, "--output_folder")
     paths: dict = {"plots": write_plots(result, folder) if plots else []}
     paths["results"] = folder / "results.json"
-    write_text_atomic(paths["results"], json.dumps(_json_safe(results_json(result)), indent=1, allow_nan=False))
+    write_text_atomic(paths["results"], json.dumps(json_safe(results_json(result)), indent=1, allow_nan=False))
     paths["report"] = folder / "report.md"
     write_text_atomic(paths["report"], markdown(result, plots, sheets or []))
     current = {paths["results"], paths["report"], *paths["plots"], *(folder / s for s in sheets or [])}

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from gen3c.errors import Gen3cInputError, counted, first_line, note
-from gen3c.evaluation.report import PARTIAL, _json_safe, read_results
+from gen3c.evaluation.report import PARTIAL, json_safe, read_results
 from gen3c.evaluation.suite import (
     CONSISTENCY_SCORES,
     GROUND_TRUTH,
@@ -118,7 +118,7 @@ def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None, de
         out["rows"] = {m.name: row_identity(m) for m in methods}
     out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(device), cpu_threads=torch.get_num_threads())
     # As results.json writes it (±∞ as "Infinity", NaN as null): compared with the stored one on resume.
-    return json.loads(json.dumps(_json_safe(out), default=str))
+    return json.loads(json.dumps(json_safe(out), default=str))
 
 
 #: How :func:`difference` names each part of a fingerprint, and how to get it back.
