@@ -327,8 +327,8 @@ def slow_loader(monkeypatch, gui_app, make=PreviewGenerator) -> tuple[threading.
 
 
 def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sample):
-    """While the generator loads, Generate is disabled (a press could only be refused) and the
-    page says why; it is enabled when the generator is ready."""
+    """While the generator loads the page says so; a Generate press meanwhile waits for the load
+    (Generate disabled, Cancel enabled) and the run starts once it has loaded."""
     from gen3c.gui import app as gui_app
 
     loading, loaded = slow_loader(monkeypatch, gui_app)
@@ -336,13 +336,15 @@ def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sa
                            demo=lambda: room_sample)  # fmt: skip
     try:
         assert loading.wait(30)
-        assert app.generate.disabled and "Loading the preview generator" in app.progress_text.content
+        assert app.cancel.disabled and "Loading the preview generator" in app.progress_text.content
         handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.generate.disabled and not app.cancel.disabled and "The run starts once it has loaded" in app.progress_text.content
+        assert "Loading the preview generator" in app.status.content and not app.jobs.running
         loaded.set()
         app._loader.join(30)
-        assert not app.generate.disabled and app.progress_text.content == ""
-        handler(app, app._on_generate)(SimpleNamespace(client=None))
         assert app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+        assert not app.generate.disabled and app.cancel.disabled and "Generated **gui_001.mp4**" in app.status.content
     finally:
         loaded.set()
         app.stop()
@@ -373,6 +375,86 @@ def test_a_run_waiting_for_the_generator_to_load_can_be_cancelled(tmp_path, monk
         loader = app._loader
         handler(app, app._on_generate)(SimpleNamespace(client=None))  # the kept generator: no second load
         assert app._loader is loader and app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+    finally:
+        loaded.set()
+        app.stop()
+
+
+def test_a_cancelled_waiting_run_leaves_no_loading_line_when_it_won_the_race(tmp_path, monkeypatch, room_sample):
+    """The loader thread showed "Loading the … generator…" once it got the page's lock: a Cancel
+    (or an input loaded) that got the lock first was overwritten by it, and a load that then ended
+    with nothing to run and an input loaded left "Loading…" on the page for good. Now the line is
+    shown when the load starts (under the lock) and put back once it has ended."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        with app._lock:  # the press and its Cancel come before the loader thread gets the lock
+            handler(app, app._on_generate)(SimpleNamespace(client=None))
+            handler(app, app._on_cancel)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+        loaded.set()
+        app._loader.join(30)
+        assert "Loading" not in app.status.content and "cancelled before it started" in app.status.content, app.status.content
+        assert not app.jobs.running and not app.generate.disabled
+    finally:
+        loaded.set()
+        app.stop()
+
+
+def test_the_end_of_the_start_up_load_keeps_an_error_shown_meanwhile(tmp_path, monkeypatch, room_sample):
+    """The start-up load's end put back the page's first line whenever no input was loaded: an
+    error shown meanwhile (an image path mistyped) vanished with it. Now the end puts back only
+    its own "Loading…" line."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        assert loading.wait(30)
+        assert "Loading the preview generator" in app.status.content
+        app.image_path.value = str(tmp_path / "missing.png")
+        handler(app, app._on_load_files)(SimpleNamespace(client=None))
+        error = app.status.content
+        assert "missing.png" in error and "Error" in error, error
+        loaded.set()
+        app._loader.join(30)
+        assert app.status.content == error
+    finally:
+        loaded.set()
+        app.stop()
+
+
+def test_after_cancelling_a_waiting_run_generate_can_be_pressed_again_and_reuses_the_load(tmp_path, monkeypatch, room_sample):
+    """Cancel of a run waiting for the generator left Generate disabled until the load ended (a 7B
+    load: minutes), though the settings could be changed meanwhile. Now Generate is enabled again:
+    a press waits for the same load (no second one), and the run has the settings of the page."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    calls = []
+    slow = gui_app.make_generator
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: calls.append(request.generator) or slow(request))
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+        handler(app, app._on_cancel)(SimpleNamespace(client=None))
+        assert not app.generate.disabled and app.cancel.disabled and app._loader.is_alive()
+        handler(app, functools.partial(app._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(target=SimpleNamespace(value=5), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert "Error" not in app.status.content, app.status.content
+        assert app.generate.disabled and not app.cancel.disabled and "The run starts once it has loaded" in app.progress_text.content
+        loaded.set()
+        app._loader.join(30)
+        assert app.jobs.wait(60) and calls == ["preview"]
+        record = json.loads((app.state.work_dir / "outputs" / "gui_001_run.json").read_text())
+        assert record["num_video_frames"] == 5 and not app.generate.disabled and app.cancel.disabled
     finally:
         loaded.set()
         app.stop()

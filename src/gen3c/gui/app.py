@@ -191,13 +191,14 @@ class Gen3cApp:
         self.server.request_share_url = lambda *args, **kwargs: None
         self.server.gui.configure_theme(control_width="large", show_share_button=False, brand_color=(232, 110, 20))
         self.server.scene.set_up_direction("-y")
-        self._build_gui()
         self._loader: threading.Thread | None = None
         self._loading = False  # while the loader loads (until it has shown how it went)
         self._start_pending = False  # while a Generate press waits for the loader (Cancel clears it)
         self._stopped = False  # set by stop(): the loader and a run's end touch the page no more
-        if self._generator is None and preload:
-            self._start_loader()
+        with self._lock:  # a client may connect, and press, once the controls exist
+            self._build_gui()
+            if self._generator is None and preload:
+                self._start_loader()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -692,24 +693,32 @@ class Gen3cApp:
     # -- generation -----------------------------------------------------------------------
 
     def _start_loader(self, then_generate: bool = False) -> None:
-        """Load the request's generator in a thread; Generate waits for it (a press meanwhile could
-        only be refused) and, with ``then_generate``, is pressed once it has loaded, unless Cancel
-        calls that start off meanwhile (:meth:`_on_cancel`; the load goes on, for a later run)."""
-        self._loading, self._start_pending = True, then_generate
-        self.generate.disabled, self.cancel.disabled = True, not then_generate
-        what = f"Loading the {html.escape(self.state.request.generator)} generator…"
-        self.progress_text.content = what + (" The run starts once it has loaded: Cancel calls it off." if then_generate else "")
-        self._loader = threading.Thread(target=self._preload_generator, name="gen3c-gui-load", daemon=True)
+        """Load the request's generator in a thread (called under the page's lock, which the
+        thread takes only once the load has ended). A Generate press meanwhile waits for this load
+        (:meth:`_wait_for_loader`; ``then_generate``: the press that started it) and is pressed
+        again once it has loaded, unless Cancel calls that run off (:meth:`_on_cancel`; the load
+        goes on, for a later run)."""
+        self._loading = True
+        self._loading_line = f"Loading the {html.escape(self.state.request.generator)} generator…"
+        self._info(self._loading_line, transient=True)  # until the load ends (:meth:`_preload_generator`)
+        self._wait_for_loader(then_generate)
+        self._loader = threading.Thread(target=self._preload_generator, args=(self.state.request,), name="gen3c-gui-load", daemon=True)
         self._loader.start()
 
-    def _preload_generator(self) -> None:
+    def _wait_for_loader(self, pending: bool) -> None:
+        """Whether a run waits for the generator loading (``pending``): Cancel calls it off
+        meanwhile; else Generate asks for one."""
+        if pending:
+            self._info(self._loading_line, transient=True)
+        self._start_pending = pending
+        self.generate.disabled, self.cancel.disabled = pending, not pending
+        self.progress_text.content = self._loading_line + (" The run starts once it has loaded: Cancel calls it off." if pending else "")
+
+    def _preload_generator(self, request: GenerationRequest) -> None:
         """In the loader thread: the model loads without the lock (callbacks go on meanwhile); the
         page is updated under it, as by a callback."""
-        request = self.state.request
-        with self._lock:
-            if self._stopped:
-                return
-            self._info(f"Loading the {html.escape(request.generator)} generator…", transient=True)
+        if self._stopped:
+            return
         try:
             generator, error = make_generator(request), None
         except Gen3cInputError as exc:
@@ -723,6 +732,7 @@ class Gen3cApp:
             then_generate, self._start_pending = self._start_pending, False
             self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
+            loading_shown = self.status.content == self._loading_line  # not replaced by an action meanwhile
             shown = error
             if error is None:
                 try:
@@ -734,8 +744,8 @@ class Gen3cApp:
                 self._error(shown)
             elif then_generate:
                 self._callback(self._on_generate)(None)  # as the press that asked for it
-            elif self.state.source is None:
-                self._info(BEGIN)
+            elif loading_shown:
+                self._info(self._settled)
 
     def _check_frame_size(self, resolution: str) -> None:
         """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
@@ -756,11 +766,12 @@ class Gen3cApp:
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed, prompt and buffer noise (plain attributes of the gen3c
-        generator; nothing is reloaded); None when none is loaded (a failed start-up load, said
-        then, or none asked for): it is loaded in the background, as at start-up, not under the
-        page's lock, and the run starts once it has loaded."""
-        if self._loading:
-            raise Gen3cInputError(f"the {request.generator} generator is still loading: try again in a moment")
+        generator; nothing is reloaded); None when none is loaded: the run then waits for the load
+        under way, else (a failed start-up load, said then, or none asked for) for one started in
+        the background, as at start-up, not under the page's lock; it starts once it has loaded."""
+        if self._loading:  # the generator this run needs (the page's is one, for every run): no second load
+            self._wait_for_loader(True)
+            return None
         if self._generator is None:
             self._start_loader(then_generate=True)
             return None
@@ -820,7 +831,7 @@ class Gen3cApp:
 
     def _on_cancel(self, _event) -> None:
         if self._start_pending:  # Generate waits for the generator to load: that run is called off
-            self._start_pending, self.cancel.disabled = False, True
+            self._wait_for_loader(False)
             name = html.escape(self.state.request.generator)
             self.progress_text.content = f"Cancelled: no run starts. The {name} generator goes on loading, for the next Generate."
             self._info("Generation cancelled before it started.")
