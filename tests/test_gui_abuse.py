@@ -509,7 +509,7 @@ def test_a_failed_start_up_load_is_said_once_and_generate_loads_again_outside_th
         free = []
 
         def probe() -> None:
-            free.append(app._lock.acquire(blocking=False))
+            free.append(app._lock.acquire(timeout=10))  # (the press that started the load may still be ending)
             if free[0]:
                 app._lock.release()
 
@@ -772,6 +772,54 @@ def test_a_resolution_refusal_reads_as_one_clean_line_naming_the_dropdown(tmp_pa
         pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
         pick(SimpleNamespace(target=SimpleNamespace(value="176x320"), client=None))
         assert "(48x80 at most): pick &#x27;32x80&#x27; or &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)</span>" in app.status.content, app.status.content
+    finally:
+        app.stop()
+
+
+def test_the_sizes_a_resolution_refusal_offers_can_be_picked(tmp_path, monkeypatch, room_sample):
+    """The model's refusal of a size offers the nearest it takes ('32x80' or '48x80'), but the
+    Resolution dropdown held GEN3C's sizes only (and the start's): what the page told the user to
+    pick was not there to pick. Now, once the generator has loaded, the dropdown holds the sizes it
+    takes, each it refuses replaced by the sizes its refusal offers; the size set stays listed."""
+    import re
+
+    from gen3c.gui import app as gui_app
+
+    def offered(status: str) -> list[str]:
+        return re.findall(r"&#x27;(\d+x\d+)&#x27;", status.partition(" pick ")[2])
+
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: SmallGen3c())
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        assert offered(app.status.content) == ["48x80"]
+        assert app.resolution.options == ("96x160", "48x80", "32x80") and app.resolution.value == "96x160"
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
+        pick(SimpleNamespace(target=SimpleNamespace(value="704x1280"), client=None))  # an old page's option
+        assert offered(app.status.content) == ["32x80", "48x80"]
+        for size in ("32x80", "48x80"):
+            pick(SimpleNamespace(target=SimpleNamespace(value=size), client=None))
+            assert "Error" not in app.status.content and app.state.source.size == tuple(map(int, size.split("x")))
+        assert app.resolution.options == ("48x80", "32x80")  # the refused start size is gone once another is set
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+    finally:
+        app.stop()
+
+
+def test_a_generator_given_to_the_app_sets_the_resolutions_offered(tmp_path, room_sample):
+    """A generator given to the app (a model loaded already) sets the dropdown's sizes from the
+    start; a start size it refuses is refused at Generate in the page's words, as once loaded."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample, generator=SmallGen3c())
+    try:
+        assert app.resolution.options == ("96x160", "48x80", "32x80")
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert not app.jobs.running and not app.generate.disabled
+        assert "pick &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)" in app.status.content, app.status.content
     finally:
         app.stop()
 

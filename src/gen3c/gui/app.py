@@ -52,7 +52,12 @@ GIZMO_SIZE = 0.15
 #: "View"), its rotation arcs run from the middle of the view to its edges, where an orbit drag
 #: starts, and take the drag.
 GIZMO_CLEARANCE = 2.0
+#: The Resolution dropdown's sizes (with the start's); once the generator has loaded, each it refuses
+#: gives way to the sizes its refusal offers (:meth:`Gen3cApp._fit_resolutions`).
 RESOLUTIONS = ("704x1280", "528x960", "352x640", "176x320")
+#: The sizes a frame size refusal offers, as :func:`~gen3c.io.resolution.fitting_sizes` words them
+#: after its fix: "pass --resolution '64x112' or '80x128'".
+OFFERED_SIZES = re.compile(r"\bpass --resolution ('\d+x\d+'(?: or '\d+x\d+')*)")
 PATH_COLOR = (232, 110, 20)
 KEYFRAME_COLOR = (200, 30, 60)
 SOURCE_COLOR = (40, 40, 40)
@@ -96,6 +101,13 @@ def _control_number(value, key: str, whole: bool = False) -> int | float:
     if not (math.isfinite(value) and value == int(value)):
         raise Gen3cInputError(f"--{key} {value} is not a whole number: enter one")
     return int(value)
+
+
+def offered_sizes(refusal: str) -> list[str]:
+    """The sizes a frame size ``refusal`` offers (:data:`OFFERED_SIZES`), in its order; none
+    where it offers none."""
+    match = OFFERED_SIZES.search(refusal)
+    return re.findall(r"'([^']*)'", match[1]) if match else []
 
 
 def _is_png(depth_path: str) -> bool:
@@ -199,6 +211,7 @@ class Gen3cApp:
             self._build_gui()
             if self._generator is None and preload:
                 self._start_loader()
+            self._fit_resolutions()  # a generator given
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -278,8 +291,8 @@ class Gen3cApp:
                     "frame by frame from a 4D cache; a multi-view input renders its own trajectory (or your path).</small>"
                 )
             with gui.add_folder("3D cache", expand_by_default=False):
-                sizes = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
-                self.resolution = gui.add_dropdown("Resolution", sizes, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
+                self._resolutions = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
+                self.resolution = gui.add_dropdown("Resolution", self._resolutions, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
                 self.resize_mode = gui.add_dropdown("Resize", RESIZE_MODES, initial_value=r.resize_mode)
                 self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=max(1.0, r.filter_points_threshold), step=0.01)
                 self.foreground = gui.add_checkbox("Foreground masking", r.foreground_masking)
@@ -565,6 +578,8 @@ class Gen3cApp:
             raise
         if key in ("num_video_frames", "fps"):
             self._sync_controls()
+        if key == "resolution":
+            self._fit_resolutions()  # a refused size set before is listed no more
         if self.state.source is not None and self.state.notes is not notes:
             # The input was read again (its size, a video's frames, its invalid depth): the page's
             # notes are this reading's (before the path is drawn: a path that cannot be made shows over them).
@@ -735,6 +750,7 @@ class Gen3cApp:
             loading_shown = self.status.content == self._loading_line  # not replaced by an action meanwhile
             shown = error
             if error is None:
+                self._fit_resolutions()
                 try:
                     check_frame_size(self.state.request.resolution, generator)  # the page's now: picked while it loaded, it was not checked
                 except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
@@ -755,6 +771,29 @@ class Gen3cApp:
                 check_frame_size(resolution, self._generator)
             except Gen3cInputError as exc:
                 raise Gen3cInputError(self._resolution_words(str(exc))) from None
+
+    def _fit_resolutions(self) -> None:
+        """The Resolution dropdown's sizes, once the generator has loaded: those of
+        :data:`RESOLUTIONS` and the start's it takes, each it refuses replaced by those its refusal
+        offers (the library's nearest fitting sizes), so that what a refusal tells the user to pick
+        is there to pick; the size set is listed even if refused (the dropdown shows it)."""
+        if self._generator is None or self._loading:
+            return
+        sizes = []
+        for size in self._resolutions:
+            try:
+                check_frame_size(size, self._generator)
+                sizes.append(size)
+            except Gen3cInputError as exc:
+                sizes += offered_sizes(str(exc))
+        current = self.state.request.resolution
+        options = list(dict.fromkeys(sizes if current in sizes else [current, *sizes]))
+        if options != list(self.resolution.options):
+            self._sync.on = True
+            try:
+                self.resolution.options = options
+            finally:
+                self._sync.on = False
 
     def _resolution_words(self, text: str) -> str:
         """A frame size refusal (worded for ``--resolution``) in the page's words, its fix a pick
@@ -802,6 +841,7 @@ class Gen3cApp:
         generator = self._generator_for(request)
         if generator is None:  # loading: the loader presses Generate again once it has loaded
             return
+        self._check_frame_size(request.resolution)  # a start size it refuses (a generator given): in the page's words
         last = [0.0]
 
         def on_progress(stage: str, done: float, total: int) -> None:
