@@ -1266,3 +1266,17 @@ def test_a_video_s_notes_on_the_page_follow_the_frames_read_again(tmp_path):
         assert "fewer than the 9 asked for" in app.status.content, app.status.content
     finally:
         app.stop()
+
+
+def test_a_one_frame_video_and_an_unknown_path_mode_are_said_as_such(gui, tmp_path):
+    """A video input loaded with one frame read as "1 frames with cameras"; a path mode the page
+    does not know (an old or another client's) was a KeyError, "internal error" in the page."""
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    gui.video_path.value, gui.start_frame.value = str(write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K)), 5
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    assert "(GEN3C sample, 1 frame with cameras)" in gui.status.content, gui.status.content
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Spiral"), client=None))
+    assert "internal" not in gui.status.content and "&quot;Path&quot; &#x27;Spiral&#x27; is unknown: choose one of Preset, Keyframes, Imported file" in gui.status.content, gui.status.content
+    assert gui.state.path_mode == "preset" and gui.path_mode.value == "Preset"

@@ -30,7 +30,7 @@ import torch
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
 from gen3c.constants import RESIZE_MODES, SPLAT_MODES
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, counted, first_line, quoted
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
@@ -535,7 +535,7 @@ class Gen3cApp:
         what = INPUT_KIND_LABELS[self.state.kind]
         cams = self.state.input_cameras()
         if cams is not None:
-            what += f", {len(cams)} {'frames' if self.state.kind != 'multiview' else 'key views'} with cameras"
+            what += f", {counted(len(cams), 'frame' if self.state.kind != 'multiview' else 'key view')} with cameras"
         elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
             what += ", depth estimated"
         notes = self._notes_html(self.state.notes)
@@ -593,9 +593,11 @@ class Gen3cApp:
     # -- camera path ----------------------------------------------------------------------
 
     def _on_path_mode(self, event) -> None:
-        mode = {v: k for k, v in PATH_MODE_LABELS.items()}[event.target.value]
+        modes = {v: k for k, v in PATH_MODE_LABELS.items()}
         try:
-            self.state.set_path_mode(mode)
+            if event.target.value not in modes:  # not the page's (another client's)
+                raise Gen3cInputError(f'"{self.path_mode.label}" {quoted(event.target.value)} is unknown: choose one of {", ".join(modes)}')
+            self.state.set_path_mode(modes[event.target.value])
         except Gen3cInputError:
             self._sync_controls()
             raise
