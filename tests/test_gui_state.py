@@ -885,3 +885,15 @@ def test_a_video_input_path_no_file_can_have_is_one_line_saying_so(tmp_path):
             state.load_video(text)
         assert len(str(err.value)) < 200 and "\n" not in str(err.value), str(err.value)
     assert state.source is None
+
+
+def test_a_run_s_name_is_not_one_left_by_an_earlier_run_whose_video_is_gone(tmp_path):
+    """A run's files are NAME.mp4, NAME_run.json, NAME_cameras.json, …: with gui_001.mp4 moved
+    away the next run was named gui_001 again and replaced the record and cameras left of the first."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    outputs = state.work_dir / "outputs"
+    outputs.mkdir()
+    (outputs / "gui_001_run.json").write_text("{}")
+    (outputs / "gui_002_buffer.mp4").write_bytes(b"")
+    (outputs / "gui_0030.mp4").write_bytes(b"")  # another name
+    assert state.next_output_name() == "gui_003"

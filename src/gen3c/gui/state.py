@@ -642,8 +642,11 @@ class GuiState:
     # -- generation -----------------------------------------------------------------------
 
     def next_output_name(self) -> str:
+        """The first ``gui_NNN`` no file in the outputs folder is named by (``NAME.mp4``,
+        ``NAME_run.json``, ``NAME.partial``, …): a run replaces the files of its name."""
         folder = Path(self.request.video_save_folder)
-        taken = {p.name.split(".")[0] for p in folder.glob("gui_*")} if folder.is_dir() else set()
+        names = (re.match(r"gui_\d+(?=[._]|$)", p.name) for p in folder.glob("gui_*")) if folder.is_dir() else ()
+        taken = {m[0] for m in names if m}
         k = 1
         while f"gui_{k:03d}" in taken:
             k += 1
