@@ -1280,3 +1280,20 @@ def test_a_one_frame_video_and_an_unknown_path_mode_are_said_as_such(gui, tmp_pa
     handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Spiral"), client=None))
     assert "internal" not in gui.status.content and "&quot;Path&quot; &#x27;Spiral&#x27; is unknown: choose one of Preset, Keyframes, Imported file" in gui.status.content, gui.status.content
     assert gui.state.path_mode == "preset" and gui.path_mode.value == "Preset"
+
+
+def test_a_cache_render_that_shows_nothing_says_why_in_the_page(gui):
+    """A path looking away from the scene (or a cache whose every point was filtered out) rendered
+    an all-chequered frame; the library's note saying why went to the server's log only. Now it
+    shows under the render, in the page's words, until a frame shows the cache again."""
+    from gen3c.cameras import Cameras
+
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    assert not gui.frame_note.visible
+    cams = gui.state.cameras()
+    turned = torch.diag(torch.tensor([-1.0, 1.0, -1.0, 1.0])) @ cams.w2c  # half a turn about the camera's y: facing away
+    handler(gui, gui._on_import)(upload_event("away.json", json.dumps(cameras_to_dict(Cameras(turned, cams.K, cams.height, cams.width))).encode()))
+    assert gui.state.path_mode == "file"
+    assert gui.frame_note.visible and "no point of the cache lands in any of the" in gui.frame_note.content, gui.frame_note.content
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Preset"), client=None))
+    assert not gui.frame_note.visible

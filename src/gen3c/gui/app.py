@@ -30,7 +30,7 @@ import torch
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
 from gen3c.constants import RESIZE_MODES, SPLAT_MODES
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, counted, first_line, quoted
+from gen3c.errors import Gen3cInputError, collect_notes, counted, first_line, quoted
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
@@ -354,6 +354,7 @@ class Gen3cApp:
         with preview.add_tab("Cache render", viser.Icon.EYE):
             self.frame = gui.add_slider("Frame", 0, max(1, r.num_video_frames - 1), step=1, initial_value=0)
             self.frame_image = gui.add_image(np.full((90, 320, 3), 235, np.uint8), label="cache render (chequered: not seen by the cache)")
+            self.frame_note = gui.add_markdown("", visible=False)  # what the render noted (e.g. no point lands in the frame)
         result = gui.add_panel()
         with result.add_tab("Result", viser.Icon.MOVIE):
             self.video = gui.add_html("<p style='color:#868e96;font-size:0.85em'>No video yet: press Generate.</p>")
@@ -1038,7 +1039,10 @@ class Gen3cApp:
         except Gen3cInputError:
             return
         i = min(int(self.frame.value), len(cams) - 1)
-        self.frame_image.image = self._fit_width(self._overlay(*self.state.render_frame(i)))
+        with collect_notes() as notes:  # the page's, not the server log's: the frame shows why it is empty
+            self.frame_image.image = self._fit_width(self._overlay(*self.state.render_frame(i)))
+        self.frame_note.content = self._notes_html(notes).removeprefix("<br>")
+        self.frame_note.visible = bool(notes)
         fov, aspect = self._fov_aspect(cams)
         wxyz, position = _pose_to_wxyz_position(cams.w2c[i])
         scale = self.state.scene_scale()
