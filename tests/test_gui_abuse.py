@@ -1297,3 +1297,20 @@ def test_a_cache_render_that_shows_nothing_says_why_in_the_page(gui):
     assert gui.frame_note.visible and "no point of the cache lands in any of the" in gui.frame_note.content, gui.frame_note.content
     handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Preset"), client=None))
     assert not gui.frame_note.visible
+
+
+def test_a_path_that_cannot_be_made_for_an_input_just_loaded_is_said_with_it(gui, box_scene):
+    """Loading an input drew its path, then put "Loaded …" over the line saying the path cannot be
+    made (here: Keyframes chosen, none added), and the cache render went on showing the last input's
+    frame. Now the path's problem is said under what loaded, the render is blank until the path can
+    be made, and once it can, the page says what loaded."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
+    assert "Camera path: the keyframe path is empty" in gui.status.content
+    gui.image_path.value, gui.depth_path.value = str(box_scene[0]), str(box_scene[1])
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert "Loaded **" in gui.status.content and "Camera path: the keyframe path is empty" in gui.status.content, gui.status.content
+    assert (gui.frame_image.image == 235).all()  # blank, not the demo's frame
+    handler(gui, gui._on_add_source_keyframe)(SimpleNamespace(client=None))
+    assert gui.status.content.startswith("Loaded **") and "Camera path" not in gui.status.content, gui.status.content
+    assert not (gui.frame_image.image == 235).all()

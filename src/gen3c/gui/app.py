@@ -58,6 +58,8 @@ RESOLUTIONS = ("704x1280", "528x960", "352x640", "176x320")
 #: The sizes a frame size refusal offers, as :func:`~gen3c.io.resolution.fitting_sizes` words them
 #: after its fix: "pass --resolution '64x112' or '80x128'".
 OFFERED_SIZES = re.compile(r"\bpass --resolution ('\d+x\d+'(?: or '\d+x\d+')*)")
+#: The cache render's panel while no path can be rendered.
+BLANK_FRAME = np.full((90, 320, 3), 235, np.uint8)
 PATH_COLOR = (232, 110, 20)
 KEYFRAME_COLOR = (200, 30, 60)
 SOURCE_COLOR = (40, 40, 40)
@@ -353,7 +355,7 @@ class Gen3cApp:
         preview = gui.add_panel()
         with preview.add_tab("Cache render", viser.Icon.EYE):
             self.frame = gui.add_slider("Frame", 0, max(1, r.num_video_frames - 1), step=1, initial_value=0)
-            self.frame_image = gui.add_image(np.full((90, 320, 3), 235, np.uint8), label="cache render (chequered: not seen by the cache)")
+            self.frame_image = gui.add_image(BLANK_FRAME, label="cache render (chequered: not seen by the cache)")
             self.frame_note = gui.add_markdown("", visible=False)  # what the render noted (e.g. no point lands in the frame)
         result = gui.add_panel()
         with result.add_tab("Result", viser.Icon.MOVIE):
@@ -527,7 +529,10 @@ class Gen3cApp:
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
+        path_problem = self.status.content if self._problem_shown == "path" else None
         self._show_loaded(self.state.path_note)  # after drawing: tests wait on it
+        if path_problem is not None:  # said under what loaded, until the path can be made (then what loaded shows alone)
+            self._info(f"{self.status.content}<br>{path_problem}", problem="path")
 
     def _show_loaded(self, path_note: str = "") -> None:
         """The status of the loaded input: what it is, its size, the notes reading it gave and
@@ -998,6 +1003,7 @@ class Gen3cApp:
         except Gen3cInputError as exc:
             self.progress_text.content = ""
             self._info(f"Camera path: {html.escape(self._page_words(str(exc)))}", problem="path")
+            self.frame_image.image, self.frame_note.visible = BLANK_FRAME, False  # not the last path's frame
             return
         if self._problem_shown == "path":
             self._info(self._settled)
