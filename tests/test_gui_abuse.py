@@ -824,6 +824,32 @@ def test_a_generator_given_to_the_app_sets_the_resolutions_offered(tmp_path, roo
         app.stop()
 
 
+def test_a_start_size_refused_before_the_model_loads_is_a_pick_of_the_sizes_offered(tmp_path, monkeypatch, room_sample):
+    """The gen3c model refuses a start size it cannot take before it loads its weights (in
+    make_generator: `gen3c gui --model tiny --resolution 704x1280`): the page showed the command
+    line's 'pass "Resolution" …', and a size offered that was not in the dropdown could not be picked."""
+    from gen3c.gui import app as gui_app
+
+    def make_generator(request):
+        SmallGen3c().check_frame_size(*map(int, request.resolution.split("x")))
+        return SmallGen3c()
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        assert "pick &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)" in app.status.content, app.status.content
+        assert app.resolution.options == ("96x160", "48x80", "704x1280", "528x960", "352x640", "176x320")
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))(SimpleNamespace(target=SimpleNamespace(value="48x80"), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))  # loads at the size picked, then runs
+        app._loader.join(30)
+        assert app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file(), app.status.content
+        assert app.resolution.options == ("48x80", "32x80")  # loaded: the sizes it takes
+    finally:
+        app.stop()
+
+
 def test_a_resolution_picked_while_the_generator_loads_is_the_one_checked_once_it_has(tmp_path, monkeypatch, room_sample):
     """A resolution picked while the generator loaded is not checked then (no model to ask);
     once loaded, the start's resolution was checked instead: the page refused a size no longer

@@ -761,8 +761,11 @@ class Gen3cApp:
                 self._fit_resolutions()
                 try:
                     check_frame_size(self.state.request.resolution, generator)  # the page's now: picked while it loaded, it was not checked
-                except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
+                except Gen3cInputError as exc:
                     error, shown = str(exc), self._resolution_words(str(exc))  # the log in the command line's words
+            elif offered_sizes(error):  # the size it loaded for, refused before the weights load (gen3c gui --model tiny --resolution 704x1280)
+                self._offer_resolutions(request.resolution, offered_sizes(error))
+                shown = self._resolution_words(error)
             if error is not None:
                 print(f"gen3c gui: {error}", file=sys.stderr, flush=True)
                 self._error(shown)
@@ -802,6 +805,18 @@ class Gen3cApp:
                 self.resolution.options = options
             finally:
                 self._sync.on = False
+
+    def _offer_resolutions(self, refused: str, sizes: list[str]) -> None:
+        """Add to the Resolution dropdown, after the ``refused`` size, the ``sizes`` its refusal
+        offers (before any generator has loaded, when :meth:`_fit_resolutions` cannot ask it)."""
+        options = list(self.resolution.options)
+        at = options.index(refused) + 1 if refused in options else len(options)
+        new = [size for size in dict.fromkeys(sizes) if size not in options]
+        self._sync.on = True
+        try:
+            self.resolution.options = options[:at] + new + options[at:]
+        finally:
+            self._sync.on = False
 
     def _resolution_words(self, text: str) -> str:
         """A frame size refusal (worded for ``--resolution``) in the page's words, its fix a pick
