@@ -1340,3 +1340,23 @@ def test_a_path_that_cannot_be_made_for_an_input_just_loaded_is_said_with_it(gui
     handler(gui, gui._on_add_source_keyframe)(SimpleNamespace(client=None))
     assert gui.status.content.startswith("Loaded **") and "Camera path" not in gui.status.content, gui.status.content
     assert not (gui.frame_image.image == 235).all()
+
+
+def test_a_path_problem_leaves_the_line_of_a_run_waiting_for_the_generator(tmp_path, monkeypatch, room_sample):
+    """A camera path that could not be made cleared the progress line, also the one saying that a
+    run waits for the generator to load (Cancel calls it off): the page no longer said a run was coming."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+        handler(app, app._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
+        assert "Camera path: the keyframe path is empty" in app.status.content
+        assert "The run starts once it has loaded: Cancel calls it off." in app.progress_text.content, app.progress_text.content
+    finally:
+        loaded.set()
+        app.stop()

@@ -1016,7 +1016,8 @@ class Gen3cApp:
         try:
             cams = self.state.cameras()
         except Gen3cInputError as exc:
-            self.progress_text.content = ""
+            if not (self._loading or self.jobs.running):  # a past run's line (the line of one under way or waiting stays)
+                self.progress_text.content = ""
             self._info(f"Camera path: {html.escape(self._page_words(str(exc)))}", problem="path")
             self.frame_image.image, self.frame_note.visible = BLANK_FRAME, False  # not the last path's frame
             return
