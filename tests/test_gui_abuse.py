@@ -327,8 +327,8 @@ def slow_loader(monkeypatch, gui_app, make=PreviewGenerator) -> tuple[threading.
 
 
 def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sample):
-    """While the generator loads, Generate is disabled (a press could only be refused) and the
-    page says why; it is enabled when the generator is ready."""
+    """While the generator loads the page says so; a Generate press meanwhile waits for the load
+    (Generate disabled, Cancel enabled) and the run starts once it has loaded."""
     from gen3c.gui import app as gui_app
 
     loading, loaded = slow_loader(monkeypatch, gui_app)
@@ -336,13 +336,15 @@ def test_generate_waits_for_the_generator_to_load(tmp_path, monkeypatch, room_sa
                            demo=lambda: room_sample)  # fmt: skip
     try:
         assert loading.wait(30)
-        assert app.generate.disabled and "Loading the preview generator" in app.progress_text.content
+        assert app.cancel.disabled and "Loading the preview generator" in app.progress_text.content
         handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.generate.disabled and not app.cancel.disabled and "The run starts once it has loaded" in app.progress_text.content
+        assert "Loading the preview generator" in app.status.content and not app.jobs.running
         loaded.set()
         app._loader.join(30)
-        assert not app.generate.disabled and app.progress_text.content == ""
-        handler(app, app._on_generate)(SimpleNamespace(client=None))
         assert app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+        assert not app.generate.disabled and app.cancel.disabled and "Generated **gui_001.mp4**" in app.status.content
     finally:
         loaded.set()
         app.stop()
@@ -373,6 +375,86 @@ def test_a_run_waiting_for_the_generator_to_load_can_be_cancelled(tmp_path, monk
         loader = app._loader
         handler(app, app._on_generate)(SimpleNamespace(client=None))  # the kept generator: no second load
         assert app._loader is loader and app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+    finally:
+        loaded.set()
+        app.stop()
+
+
+def test_a_cancelled_waiting_run_leaves_no_loading_line_when_it_won_the_race(tmp_path, monkeypatch, room_sample):
+    """The loader thread showed "Loading the … generator…" once it got the page's lock: a Cancel
+    (or an input loaded) that got the lock first was overwritten by it, and a load that then ended
+    with nothing to run and an input loaded left "Loading…" on the page for good. Now the line is
+    shown when the load starts (under the lock) and put back once it has ended."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        with app._lock:  # the press and its Cancel come before the loader thread gets the lock
+            handler(app, app._on_generate)(SimpleNamespace(client=None))
+            handler(app, app._on_cancel)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+        loaded.set()
+        app._loader.join(30)
+        assert "Loading" not in app.status.content and "cancelled before it started" in app.status.content, app.status.content
+        assert not app.jobs.running and not app.generate.disabled
+    finally:
+        loaded.set()
+        app.stop()
+
+
+def test_the_end_of_the_start_up_load_keeps_an_error_shown_meanwhile(tmp_path, monkeypatch, room_sample):
+    """The start-up load's end put back the page's first line whenever no input was loaded: an
+    error shown meanwhile (an image path mistyped) vanished with it. Now the end puts back only
+    its own "Loading…" line."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        assert loading.wait(30)
+        assert "Loading the preview generator" in app.status.content
+        app.image_path.value = str(tmp_path / "missing.png")
+        handler(app, app._on_load_files)(SimpleNamespace(client=None))
+        error = app.status.content
+        assert "missing.png" in error and "Error" in error, error
+        loaded.set()
+        app._loader.join(30)
+        assert app.status.content == error
+    finally:
+        loaded.set()
+        app.stop()
+
+
+def test_after_cancelling_a_waiting_run_generate_can_be_pressed_again_and_reuses_the_load(tmp_path, monkeypatch, room_sample):
+    """Cancel of a run waiting for the generator left Generate disabled until the load ended (a 7B
+    load: minutes), though the settings could be changed meanwhile. Now Generate is enabled again:
+    a press waits for the same load (no second one), and the run has the settings of the page."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    calls = []
+    slow = gui_app.make_generator
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: calls.append(request.generator) or slow(request))
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+        handler(app, app._on_cancel)(SimpleNamespace(client=None))
+        assert not app.generate.disabled and app.cancel.disabled and app._loader.is_alive()
+        handler(app, functools.partial(app._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(target=SimpleNamespace(value=5), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert "Error" not in app.status.content, app.status.content
+        assert app.generate.disabled and not app.cancel.disabled and "The run starts once it has loaded" in app.progress_text.content
+        loaded.set()
+        app._loader.join(30)
+        assert app.jobs.wait(60) and calls == ["preview"]
+        record = json.loads((app.state.work_dir / "outputs" / "gui_001_run.json").read_text())
+        assert record["num_video_frames"] == 5 and not app.generate.disabled and app.cancel.disabled
     finally:
         loaded.set()
         app.stop()
@@ -427,7 +509,7 @@ def test_a_failed_start_up_load_is_said_once_and_generate_loads_again_outside_th
         free = []
 
         def probe() -> None:
-            free.append(app._lock.acquire(blocking=False))
+            free.append(app._lock.acquire(timeout=10))  # (the press that started the load may still be ending)
             if free[0]:
                 app._lock.release()
 
@@ -690,6 +772,80 @@ def test_a_resolution_refusal_reads_as_one_clean_line_naming_the_dropdown(tmp_pa
         pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
         pick(SimpleNamespace(target=SimpleNamespace(value="176x320"), client=None))
         assert "(48x80 at most): pick &#x27;32x80&#x27; or &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)</span>" in app.status.content, app.status.content
+    finally:
+        app.stop()
+
+
+def test_the_sizes_a_resolution_refusal_offers_can_be_picked(tmp_path, monkeypatch, room_sample):
+    """The model's refusal of a size offers the nearest it takes ('32x80' or '48x80'), but the
+    Resolution dropdown held GEN3C's sizes only (and the start's): what the page told the user to
+    pick was not there to pick. Now, once the generator has loaded, the dropdown holds the sizes it
+    takes, each it refuses replaced by the sizes its refusal offers; the size set stays listed."""
+    import re
+
+    from gen3c.gui import app as gui_app
+
+    def offered(status: str) -> list[str]:
+        return re.findall(r"&#x27;(\d+x\d+)&#x27;", status.partition(" pick ")[2])
+
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: SmallGen3c())
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        assert offered(app.status.content) == ["48x80"]
+        assert app.resolution.options == ("96x160", "48x80", "32x80") and app.resolution.value == "96x160"
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        pick = handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))
+        pick(SimpleNamespace(target=SimpleNamespace(value="704x1280"), client=None))  # an old page's option
+        assert offered(app.status.content) == ["32x80", "48x80"]
+        for size in ("32x80", "48x80"):
+            pick(SimpleNamespace(target=SimpleNamespace(value=size), client=None))
+            assert "Error" not in app.status.content and app.state.source.size == tuple(map(int, size.split("x")))
+        assert app.resolution.options == ("48x80", "32x80")  # the refused start size is gone once another is set
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file()
+    finally:
+        app.stop()
+
+
+def test_a_generator_given_to_the_app_sets_the_resolutions_offered(tmp_path, room_sample):
+    """A generator given to the app (a model loaded already) sets the dropdown's sizes from the
+    start; a start size it refuses is refused at Generate in the page's words, as once loaded."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample, generator=SmallGen3c())
+    try:
+        assert app.resolution.options == ("96x160", "48x80", "32x80")
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert not app.jobs.running and not app.generate.disabled
+        assert "pick &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)" in app.status.content, app.status.content
+    finally:
+        app.stop()
+
+
+def test_a_start_size_refused_before_the_model_loads_is_a_pick_of_the_sizes_offered(tmp_path, monkeypatch, room_sample):
+    """The gen3c model refuses a start size it cannot take before it loads its weights (in
+    make_generator: `gen3c gui --model tiny --resolution 704x1280`): the page showed the command
+    line's 'pass "Resolution" …', and a size offered that was not in the dropdown could not be picked."""
+    from gen3c.gui import app as gui_app
+
+    def make_generator(request):
+        SmallGen3c().check_frame_size(*map(int, request.resolution.split("x")))
+        return SmallGen3c()
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="96x160", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        assert "pick &#x27;48x80&#x27; for &quot;Resolution&quot; (Input → 3D cache)" in app.status.content, app.status.content
+        assert app.resolution.options == ("96x160", "48x80", "704x1280", "528x960", "352x640", "176x320")
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))(SimpleNamespace(target=SimpleNamespace(value="48x80"), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))  # loads at the size picked, then runs
+        app._loader.join(30)
+        assert app.jobs.wait(60) and (app.state.work_dir / "outputs" / "gui_001.mp4").is_file(), app.status.content
+        assert app.resolution.options == ("48x80", "32x80")  # loaded: the sizes it takes
     finally:
         app.stop()
 
@@ -1135,4 +1291,72 @@ def test_a_video_s_notes_on_the_page_follow_the_frames_read_again(tmp_path):
         app.num_frames.value = 9
         assert "fewer than the 9 asked for" in app.status.content, app.status.content
     finally:
+        app.stop()
+
+
+def test_a_one_frame_video_and_an_unknown_path_mode_are_said_as_such(gui, tmp_path):
+    """A video input loaded with one frame read as "1 frames with cameras"; a path mode the page
+    does not know (an old or another client's) was a KeyError, "internal error" in the page."""
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    gui.video_path.value, gui.start_frame.value = str(write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K)), 5
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    assert "(GEN3C sample, 1 frame with cameras)" in gui.status.content, gui.status.content
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Spiral"), client=None))
+    assert "internal" not in gui.status.content and "&quot;Path&quot; &#x27;Spiral&#x27; is unknown: choose one of Preset, Keyframes, Imported file" in gui.status.content, gui.status.content
+    assert gui.state.path_mode == "preset" and gui.path_mode.value == "Preset"
+
+
+def test_a_cache_render_that_shows_nothing_says_why_in_the_page(gui):
+    """A path looking away from the scene (or a cache whose every point was filtered out) rendered
+    an all-chequered frame; the library's note saying why went to the server's log only. Now it
+    shows under the render, in the page's words, until a frame shows the cache again."""
+    from gen3c.cameras import Cameras
+
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    assert not gui.frame_note.visible
+    cams = gui.state.cameras()
+    turned = torch.diag(torch.tensor([-1.0, 1.0, -1.0, 1.0])) @ cams.w2c  # half a turn about the camera's y: facing away
+    handler(gui, gui._on_import)(upload_event("away.json", json.dumps(cameras_to_dict(Cameras(turned, cams.K, cams.height, cams.width))).encode()))
+    assert gui.state.path_mode == "file"
+    assert gui.frame_note.visible and "no point of the cache lands in any of the" in gui.frame_note.content, gui.frame_note.content
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Preset"), client=None))
+    assert not gui.frame_note.visible
+
+
+def test_a_path_that_cannot_be_made_for_an_input_just_loaded_is_said_with_it(gui, box_scene):
+    """Loading an input drew its path, then put "Loaded …" over the line saying the path cannot be
+    made (here: Keyframes chosen, none added), and the cache render went on showing the last input's
+    frame. Now the path's problem is said under what loaded, the render is blank until the path can
+    be made, and once it can, the page says what loaded."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
+    assert "Camera path: the keyframe path is empty" in gui.status.content
+    gui.image_path.value, gui.depth_path.value = str(box_scene[0]), str(box_scene[1])
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert "Loaded **" in gui.status.content and "Camera path: the keyframe path is empty" in gui.status.content, gui.status.content
+    assert (gui.frame_image.image == 235).all()  # blank, not the demo's frame
+    handler(gui, gui._on_add_source_keyframe)(SimpleNamespace(client=None))
+    assert gui.status.content.startswith("Loaded **") and "Camera path" not in gui.status.content, gui.status.content
+    assert not (gui.frame_image.image == 235).all()
+
+
+def test_a_path_problem_leaves_the_line_of_a_run_waiting_for_the_generator(tmp_path, monkeypatch, room_sample):
+    """A camera path that could not be made cleared the progress line, also the one saying that a
+    run waits for the generator to load (Cancel calls it off): the page no longer said a run was coming."""
+    from gen3c.gui import app as gui_app
+
+    loading, loaded = slow_loader(monkeypatch, gui_app)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+        handler(app, app._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
+        assert "Camera path: the keyframe path is empty" in app.status.content
+        assert "The run starts once it has loaded: Cancel calls it off." in app.progress_text.content, app.progress_text.content
+    finally:
+        loaded.set()
         app.stop()

@@ -874,3 +874,26 @@ def test_buffer_noise_is_checked_as_gen3c_generate_checks_it(tmp_path, video_inp
     with pytest.raises(Gen3cInputError, match=r"--noise_aug_strength 0.3 applies to a single image"):
         state.set_noise_aug_strength(0.3)
     assert state.noise_aug_strength == 0.0 and preview.request.generator_options == {}
+
+
+def test_a_video_input_path_no_file_can_have_is_one_line_saying_so(tmp_path):
+    """A path with a name too long for the file system (a paste gone wrong) made the ViPE check
+    raise OSError: "internal error" in the page. Now it names nothing, said in one short line."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    for text in ("x" * 300, str(tmp_path / ("y" * 300) / "rgb" / "walk.mp4"), "x" * 300 + ".npz"):
+        with pytest.raises(Gen3cInputError, match="does not exist") as err:
+            state.load_video(text)
+        assert len(str(err.value)) < 200 and "\n" not in str(err.value), str(err.value)
+    assert state.source is None
+
+
+def test_a_run_s_name_is_not_one_left_by_an_earlier_run_whose_video_is_gone(tmp_path):
+    """A run's files are NAME.mp4, NAME_run.json, NAME_cameras.json, …: with gui_001.mp4 moved
+    away the next run was named gui_001 again and replaced the record and cameras left of the first."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    outputs = state.work_dir / "outputs"
+    outputs.mkdir()
+    (outputs / "gui_001_run.json").write_text("{}")
+    (outputs / "gui_002_buffer.mp4").write_bytes(b"")
+    (outputs / "gui_0030.mp4").write_bytes(b"")  # another name
+    assert state.next_output_name() == "gui_003"

@@ -30,7 +30,7 @@ import torch
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
 from gen3c.constants import RESIZE_MODES, SPLAT_MODES
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, collect_notes, counted, first_line, quoted
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
@@ -52,7 +52,14 @@ GIZMO_SIZE = 0.15
 #: "View"), its rotation arcs run from the middle of the view to its edges, where an orbit drag
 #: starts, and take the drag.
 GIZMO_CLEARANCE = 2.0
+#: The Resolution dropdown's sizes (with the start's); once the generator has loaded, each it refuses
+#: gives way to the sizes its refusal offers (:meth:`Gen3cApp._fit_resolutions`).
 RESOLUTIONS = ("704x1280", "528x960", "352x640", "176x320")
+#: The sizes a frame size refusal offers, as :func:`~gen3c.io.resolution.fitting_sizes` words them
+#: after its fix: "pass --resolution '64x112' or '80x128'".
+OFFERED_SIZES = re.compile(r"\bpass --resolution ('\d+x\d+'(?: or '\d+x\d+')*)")
+#: The cache render's panel while no path can be rendered.
+BLANK_FRAME = np.full((90, 320, 3), 235, np.uint8)
 PATH_COLOR = (232, 110, 20)
 KEYFRAME_COLOR = (200, 30, 60)
 SOURCE_COLOR = (40, 40, 40)
@@ -96,6 +103,13 @@ def _control_number(value, key: str, whole: bool = False) -> int | float:
     if not (math.isfinite(value) and value == int(value)):
         raise Gen3cInputError(f"--{key} {value} is not a whole number: enter one")
     return int(value)
+
+
+def offered_sizes(refusal: str) -> list[str]:
+    """The sizes a frame size ``refusal`` offers (:data:`OFFERED_SIZES`), in its order; none
+    where it offers none."""
+    match = OFFERED_SIZES.search(refusal)
+    return re.findall(r"'([^']*)'", match[1]) if match else []
 
 
 def _is_png(depth_path: str) -> bool:
@@ -191,13 +205,15 @@ class Gen3cApp:
         self.server.request_share_url = lambda *args, **kwargs: None
         self.server.gui.configure_theme(control_width="large", show_share_button=False, brand_color=(232, 110, 20))
         self.server.scene.set_up_direction("-y")
-        self._build_gui()
         self._loader: threading.Thread | None = None
         self._loading = False  # while the loader loads (until it has shown how it went)
         self._start_pending = False  # while a Generate press waits for the loader (Cancel clears it)
         self._stopped = False  # set by stop(): the loader and a run's end touch the page no more
-        if self._generator is None and preload:
-            self._start_loader()
+        with self._lock:  # a client may connect, and press, once the controls exist
+            self._build_gui()
+            if self._generator is None and preload:
+                self._start_loader()
+            self._fit_resolutions()  # a generator given
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -277,8 +293,8 @@ class Gen3cApp:
                     "frame by frame from a 4D cache; a multi-view input renders its own trajectory (or your path).</small>"
                 )
             with gui.add_folder("3D cache", expand_by_default=False):
-                sizes = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
-                self.resolution = gui.add_dropdown("Resolution", sizes, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
+                self._resolutions = tuple(dict.fromkeys((r.resolution, *RESOLUTIONS)))
+                self.resolution = gui.add_dropdown("Resolution", self._resolutions, initial_value=r.resolution, hint="Working resolution HxW; GEN3C: 704x1280")
                 self.resize_mode = gui.add_dropdown("Resize", RESIZE_MODES, initial_value=r.resize_mode)
                 self.filter_threshold = gui.add_number("Edge filter", r.filter_points_threshold, min=0.0, max=max(1.0, r.filter_points_threshold), step=0.01)
                 self.foreground = gui.add_checkbox("Foreground masking", r.foreground_masking)
@@ -339,7 +355,8 @@ class Gen3cApp:
         preview = gui.add_panel()
         with preview.add_tab("Cache render", viser.Icon.EYE):
             self.frame = gui.add_slider("Frame", 0, max(1, r.num_video_frames - 1), step=1, initial_value=0)
-            self.frame_image = gui.add_image(np.full((90, 320, 3), 235, np.uint8), label="cache render (chequered: not seen by the cache)")
+            self.frame_image = gui.add_image(BLANK_FRAME, label="cache render (chequered: not seen by the cache)")
+            self.frame_note = gui.add_markdown("", visible=False)  # what the render noted (e.g. no point lands in the frame)
         result = gui.add_panel()
         with result.add_tab("Result", viser.Icon.MOVIE):
             self.video = gui.add_html("<p style='color:#868e96;font-size:0.85em'>No video yet: press Generate.</p>")
@@ -512,7 +529,10 @@ class Gen3cApp:
         self._draw_cache()
         self._set_initial_view()
         self._draw_path()
+        path_problem = self.status.content if self._problem_shown == "path" else None
         self._show_loaded(self.state.path_note)  # after drawing: tests wait on it
+        if path_problem is not None:  # said under what loaded, until the path can be made (then what loaded shows alone)
+            self._info(f"{self.status.content}<br>{path_problem}", problem="path")
 
     def _show_loaded(self, path_note: str = "") -> None:
         """The status of the loaded input: what it is, its size, the notes reading it gave and
@@ -521,7 +541,7 @@ class Gen3cApp:
         what = INPUT_KIND_LABELS[self.state.kind]
         cams = self.state.input_cameras()
         if cams is not None:
-            what += f", {len(cams)} {'frames' if self.state.kind != 'multiview' else 'key views'} with cameras"
+            what += f", {counted(len(cams), 'frame' if self.state.kind != 'multiview' else 'key view')} with cameras"
         elif self.state.request.input_image_path is not None and self.state.request.depth_path is None:
             what += ", depth estimated"
         notes = self._notes_html(self.state.notes)
@@ -564,6 +584,8 @@ class Gen3cApp:
             raise
         if key in ("num_video_frames", "fps"):
             self._sync_controls()
+        if key == "resolution":
+            self._fit_resolutions()  # a refused size set before is listed no more
         if self.state.source is not None and self.state.notes is not notes:
             # The input was read again (its size, a video's frames, its invalid depth): the page's
             # notes are this reading's (before the path is drawn: a path that cannot be made shows over them).
@@ -577,9 +599,11 @@ class Gen3cApp:
     # -- camera path ----------------------------------------------------------------------
 
     def _on_path_mode(self, event) -> None:
-        mode = {v: k for k, v in PATH_MODE_LABELS.items()}[event.target.value]
+        modes = {v: k for k, v in PATH_MODE_LABELS.items()}
         try:
-            self.state.set_path_mode(mode)
+            if event.target.value not in modes:  # not the page's (another client's)
+                raise Gen3cInputError(f'"{self.path_mode.label}" {quoted(event.target.value)} is unknown: choose one of {", ".join(modes)}')
+            self.state.set_path_mode(modes[event.target.value])
         except Gen3cInputError:
             self._sync_controls()
             raise
@@ -692,24 +716,32 @@ class Gen3cApp:
     # -- generation -----------------------------------------------------------------------
 
     def _start_loader(self, then_generate: bool = False) -> None:
-        """Load the request's generator in a thread; Generate waits for it (a press meanwhile could
-        only be refused) and, with ``then_generate``, is pressed once it has loaded, unless Cancel
-        calls that start off meanwhile (:meth:`_on_cancel`; the load goes on, for a later run)."""
-        self._loading, self._start_pending = True, then_generate
-        self.generate.disabled, self.cancel.disabled = True, not then_generate
-        what = f"Loading the {html.escape(self.state.request.generator)} generator…"
-        self.progress_text.content = what + (" The run starts once it has loaded: Cancel calls it off." if then_generate else "")
-        self._loader = threading.Thread(target=self._preload_generator, name="gen3c-gui-load", daemon=True)
+        """Load the request's generator in a thread (called under the page's lock, which the
+        thread takes only once the load has ended). A Generate press meanwhile waits for this load
+        (:meth:`_wait_for_loader`; ``then_generate``: the press that started it) and is pressed
+        again once it has loaded, unless Cancel calls that run off (:meth:`_on_cancel`; the load
+        goes on, for a later run)."""
+        self._loading = True
+        self._loading_line = f"Loading the {html.escape(self.state.request.generator)} generator…"
+        self._info(self._loading_line, transient=True)  # until the load ends (:meth:`_preload_generator`)
+        self._wait_for_loader(then_generate)
+        self._loader = threading.Thread(target=self._preload_generator, args=(self.state.request,), name="gen3c-gui-load", daemon=True)
         self._loader.start()
 
-    def _preload_generator(self) -> None:
+    def _wait_for_loader(self, pending: bool) -> None:
+        """Whether a run waits for the generator loading (``pending``): Cancel calls it off
+        meanwhile; else Generate asks for one."""
+        if pending:
+            self._info(self._loading_line, transient=True)
+        self._start_pending = pending
+        self.generate.disabled, self.cancel.disabled = pending, not pending
+        self.progress_text.content = self._loading_line + (" The run starts once it has loaded: Cancel calls it off." if pending else "")
+
+    def _preload_generator(self, request: GenerationRequest) -> None:
         """In the loader thread: the model loads without the lock (callbacks go on meanwhile); the
         page is updated under it, as by a callback."""
-        request = self.state.request
-        with self._lock:
-            if self._stopped:
-                return
-            self._info(f"Loading the {html.escape(request.generator)} generator…", transient=True)
+        if self._stopped:
+            return
         try:
             generator, error = make_generator(request), None
         except Gen3cInputError as exc:
@@ -723,19 +755,24 @@ class Gen3cApp:
             then_generate, self._start_pending = self._start_pending, False
             self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
+            loading_shown = self.status.content == self._loading_line  # not replaced by an action meanwhile
             shown = error
             if error is None:
+                self._fit_resolutions()
                 try:
                     check_frame_size(self.state.request.resolution, generator)  # the page's now: picked while it loaded, it was not checked
-                except Gen3cInputError as exc:  # e.g. gen3c gui --model tiny at GEN3C's 704x1280
+                except Gen3cInputError as exc:
                     error, shown = str(exc), self._resolution_words(str(exc))  # the log in the command line's words
+            elif offered_sizes(error):  # the size it loaded for, refused before the weights load (gen3c gui --model tiny --resolution 704x1280)
+                self._offer_resolutions(request.resolution, offered_sizes(error))
+                shown = self._resolution_words(error)
             if error is not None:
                 print(f"gen3c gui: {error}", file=sys.stderr, flush=True)
                 self._error(shown)
             elif then_generate:
                 self._callback(self._on_generate)(None)  # as the press that asked for it
-            elif self.state.source is None:
-                self._info(BEGIN)
+            elif loading_shown:
+                self._info(self._settled)
 
     def _check_frame_size(self, resolution: str) -> None:
         """Refuse a working resolution the loaded generator cannot take (the gen3c model's size
@@ -745,6 +782,41 @@ class Gen3cApp:
                 check_frame_size(resolution, self._generator)
             except Gen3cInputError as exc:
                 raise Gen3cInputError(self._resolution_words(str(exc))) from None
+
+    def _fit_resolutions(self) -> None:
+        """The Resolution dropdown's sizes, once the generator has loaded: those of
+        :data:`RESOLUTIONS` and the start's it takes, each it refuses replaced by those its refusal
+        offers (the library's nearest fitting sizes), so that what a refusal tells the user to pick
+        is there to pick; the size set is listed even if refused (the dropdown shows it)."""
+        if self._generator is None or self._loading:
+            return
+        sizes = []
+        for size in self._resolutions:
+            try:
+                check_frame_size(size, self._generator)
+                sizes.append(size)
+            except Gen3cInputError as exc:
+                sizes += offered_sizes(str(exc))
+        current = self.state.request.resolution
+        options = list(dict.fromkeys(sizes if current in sizes else [current, *sizes]))
+        if options != list(self.resolution.options):
+            self._sync.on = True
+            try:
+                self.resolution.options = options
+            finally:
+                self._sync.on = False
+
+    def _offer_resolutions(self, refused: str, sizes: list[str]) -> None:
+        """Add to the Resolution dropdown, after the ``refused`` size, the ``sizes`` its refusal
+        offers (before any generator has loaded, when :meth:`_fit_resolutions` cannot ask it)."""
+        options = list(self.resolution.options)
+        at = options.index(refused) + 1 if refused in options else len(options)
+        new = [size for size in dict.fromkeys(sizes) if size not in options]
+        self._sync.on = True
+        try:
+            self.resolution.options = options[:at] + new + options[at:]
+        finally:
+            self._sync.on = False
 
     def _resolution_words(self, text: str) -> str:
         """A frame size refusal (worded for ``--resolution``) in the page's words, its fix a pick
@@ -756,11 +828,12 @@ class Gen3cApp:
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed, prompt and buffer noise (plain attributes of the gen3c
-        generator; nothing is reloaded); None when none is loaded (a failed start-up load, said
-        then, or none asked for): it is loaded in the background, as at start-up, not under the
-        page's lock, and the run starts once it has loaded."""
-        if self._loading:
-            raise Gen3cInputError(f"the {request.generator} generator is still loading: try again in a moment")
+        generator; nothing is reloaded); None when none is loaded: the run then waits for the load
+        under way, else (a failed start-up load, said then, or none asked for) for one started in
+        the background, as at start-up, not under the page's lock; it starts once it has loaded."""
+        if self._loading:  # the generator this run needs (the page's is one, for every run): no second load
+            self._wait_for_loader(True)
+            return None
         if self._generator is None:
             self._start_loader(then_generate=True)
             return None
@@ -791,6 +864,7 @@ class Gen3cApp:
         generator = self._generator_for(request)
         if generator is None:  # loading: the loader presses Generate again once it has loaded
             return
+        self._check_frame_size(request.resolution)  # a start size it refuses (a generator given): in the page's words
         last = [0.0]
 
         def on_progress(stage: str, done: float, total: int) -> None:
@@ -820,7 +894,7 @@ class Gen3cApp:
 
     def _on_cancel(self, _event) -> None:
         if self._start_pending:  # Generate waits for the generator to load: that run is called off
-            self._start_pending, self.cancel.disabled = False, True
+            self._wait_for_loader(False)
             name = html.escape(self.state.request.generator)
             self.progress_text.content = f"Cancelled: no run starts. The {name} generator goes on loading, for the next Generate."
             self._info("Generation cancelled before it started.")
@@ -942,8 +1016,10 @@ class Gen3cApp:
         try:
             cams = self.state.cameras()
         except Gen3cInputError as exc:
-            self.progress_text.content = ""
+            if not (self._loading or self.jobs.running):  # a past run's line (the line of one under way or waiting stays)
+                self.progress_text.content = ""
             self._info(f"Camera path: {html.escape(self._page_words(str(exc)))}", problem="path")
+            self.frame_image.image, self.frame_note.visible = BLANK_FRAME, False  # not the last path's frame
             return
         if self._problem_shown == "path":
             self._info(self._settled)
@@ -985,7 +1061,10 @@ class Gen3cApp:
         except Gen3cInputError:
             return
         i = min(int(self.frame.value), len(cams) - 1)
-        self.frame_image.image = self._fit_width(self._overlay(*self.state.render_frame(i)))
+        with collect_notes() as notes:  # the page's, not the server log's: the frame shows why it is empty
+            self.frame_image.image = self._fit_width(self._overlay(*self.state.render_frame(i)))
+        self.frame_note.content = self._notes_html(notes).removeprefix("<br>")
+        self.frame_note.visible = bool(notes)
         fov, aspect = self._fov_aspect(cams)
         wxyz, position = _pose_to_wxyz_position(cams.w2c[i])
         scale = self.state.scene_scale()

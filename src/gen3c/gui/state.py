@@ -38,7 +38,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, validate_poses
 from gen3c.dependencies import dependency_error
-from gen3c.errors import Gen3cInputError, collect_notes, record_notes
+from gen3c.errors import Gen3cInputError, collect_notes, quoted, record_notes
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
     camera_dict_fps,
@@ -211,18 +211,19 @@ class GuiState:
         text = str(path).strip()
         if not text:
             raise Gen3cInputError("no video input: give the path of a sample directory, a ViPE result or a multi-view .npz")
+        where = expand_home(text, "video input")  # "~/…" as the request reads it (and a shell)
+        if not exists(where):  # (or a name no file can have: too long, a NUL byte)
+            raise Gen3cInputError(f"video input {quoted(text)} does not exist: check the path")
         if text.lower().endswith(".npz"):
             fields = {"multiview_npz": text}
-        elif is_vipe(expand_home(text, "video input")):  # "~/…" as the request reads it (and a shell)
+        elif is_vipe(where):
             fields = {"vipe_path": text}
         else:
             fields = {"input_image_path": text}
         request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         kind = input_kind(request)
         if kind == "image":
-            if not exists(text):
-                raise Gen3cInputError(f"video input {text!r} does not exist: check the path")
-            raise Gen3cInputError(f"{text!r} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
+            raise Gen3cInputError(f"{quoted(text)} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
         return self._load(request, kind, Path(text.rstrip("/")).name)
 
     def load_demo(self) -> SourceView:
@@ -641,8 +642,11 @@ class GuiState:
     # -- generation -----------------------------------------------------------------------
 
     def next_output_name(self) -> str:
+        """The first ``gui_NNN`` no file in the outputs folder is named by (``NAME.mp4``,
+        ``NAME_run.json``, ``NAME.partial``, …): a run replaces the files of its name."""
         folder = Path(self.request.video_save_folder)
-        taken = {p.name.split(".")[0] for p in folder.glob("gui_*")} if folder.is_dir() else set()
+        names = (re.match(r"gui_\d+(?=[._]|$)", p.name) for p in folder.glob("gui_*")) if folder.is_dir() else ()
+        taken = {m[0] for m in names if m}
         k = 1
         while f"gui_{k:03d}" in taken:
             k += 1
