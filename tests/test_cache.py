@@ -973,7 +973,7 @@ def test_a_render_that_sees_nothing_says_which_convention_to_check():
         warnings.simplefilter("error")
         assert cache.render(Cameras(w2c, K5, 5, 6)).masks.any()
     opengl = invert_pose(opencv_to_opengl(w2c))  # an OpenGL world-to-camera pose, as a renderer keeps one
-    with pytest.warns(UserWarning, match=r"no point of the cache lands in any of the 1 cameras: check that their poses are OpenCV world-to-camera"):
+    with pytest.warns(UserWarning, match=r"no point of the cache lands in the camera: check that its pose is OpenCV world-to-camera"):
         assert not cache.render(Cameras(opengl, K5, 5, 6)).masks.any()
 
 
@@ -991,7 +991,7 @@ def test_a_render_of_a_cache_without_points_says_so_not_to_check_the_cameras():
     ):
         cache = Cache3D(filter_points_threshold=threshold)
         cache.add_view(torch.zeros(3, 9, 11), depth, K, torch.eye(4), mask)
-        with pytest.warns(UserWarning, match=r"^the cache holds no point to render into the 1 cameras: every pixel of its views has depth ≤ 0") as caught:
+        with pytest.warns(UserWarning, match=r"^the cache holds no point to render into the camera: every pixel of its views has depth ≤ 0") as caught:
             assert not cache.render(camera).masks.any()
         assert len(caught) == 1
     # The setting named as a flag, which each surface respells (it said "filter_points_threshold; 0", a batch row's words).

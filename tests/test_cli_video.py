@@ -115,6 +115,7 @@ def test_a_short_video_names_the_count_the_generator_can_make_within_it(inputs):
         return " ".join(str(w.message) for w in caught)
 
     assert note_for(num_video_frames=12).endswith("frozen; pass --num_video_frames 10 to stay within it")
+    assert note_for(num_video_frames=3, vipe_starting_frame_idx=9).startswith("the video has 1 frame from frame 9 on,")  # (was "1 frames")
     tiny = {"generator": "gen3c", "generator_options": {"model": "tiny"}}
     assert note_for(num_video_frames=17, **tiny).endswith("frozen (the gen3c generator makes at least 17 frames)")
 

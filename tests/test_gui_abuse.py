@@ -1320,7 +1320,7 @@ def test_a_cache_render_that_shows_nothing_says_why_in_the_page(gui):
     turned = torch.diag(torch.tensor([-1.0, 1.0, -1.0, 1.0])) @ cams.w2c  # half a turn about the camera's y: facing away
     handler(gui, gui._on_import)(upload_event("away.json", json.dumps(cameras_to_dict(Cameras(turned, cams.K, cams.height, cams.width))).encode()))
     assert gui.state.path_mode == "file"
-    assert gui.frame_note.visible and "no point of the cache lands in any of the" in gui.frame_note.content, gui.frame_note.content
+    assert gui.frame_note.visible and "no point of the cache lands in the camera" in gui.frame_note.content, gui.frame_note.content
     handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Preset"), client=None))
     assert not gui.frame_note.visible
 

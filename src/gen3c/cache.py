@@ -940,14 +940,14 @@ class Cache3D:
         if T and not any(bool(view.valid.any()) for view in views):
             # Was the note below, which sent the user after their camera poses.
             note(
-                f"the cache holds no point to render into the {T} cameras: every pixel of its views has depth ≤ 0, is "
+                f"the cache holds no point to render into {'the camera' if T == 1 else f'the {T} cameras'}: every pixel of its views has depth ≤ 0, is "
                 "masked out, or was dropped by the depth-edge filter (--filter_points_threshold 0 keeps every point)",
                 stacklevel=3,
             )
         elif T and not bool(masks.any()):
             # Not an error (a path may turn away from the scene), but mostly a convention mix-up.
             note(
-                f"no point of the cache lands in any of the {T} cameras: check that their poses are OpenCV world-to-camera "
+                f"no point of the cache lands in {'the camera' if T == 1 else f'any of the {T} cameras'}: check that {'its pose is' if T == 1 else 'their poses are'} OpenCV world-to-camera "
                 "in the cache's world (a camera-to-world or an OpenGL pose looks away from the scene: "
                 "gen3c.cameras.invert_pose, opengl_to_opencv)",
                 stacklevel=3,

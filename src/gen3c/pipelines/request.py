@@ -32,7 +32,7 @@ import torch
 
 from gen3c.cameras import Cameras
 from gen3c.constants import GEN3C_CHUNK_FRAMES
-from gen3c.errors import Gen3cInputError, note, record_notes, spelled
+from gen3c.errors import Gen3cInputError, counted, note, record_notes, spelled
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.io.paths import expand_home, looks_like_path
 from gen3c.models import configs
@@ -559,7 +559,7 @@ def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, in
     T, n = request.num_video_frames, len(frames)
     if n < T:  # GEN3C pads the clip with its last frame too (vipe_utils.py), silently
         note(
-            f"the video has {n} frames from frame {request.vipe_starting_frame_idx} on, fewer than the {T} asked for: "
+            f"the video has {counted(n, 'frame')} from frame {request.vipe_starting_frame_idx} on, fewer than the {T} asked for: "
             f"output frames {n}…{T - 1} render its last frame ({frames.frame_indices[-1]}), frozen{_fitting_count(request, n)}",
             stacklevel=3,
         )
