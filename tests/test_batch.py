@@ -695,10 +695,29 @@ def test_a_project_folder_moved_with_its_outputs_keeps_its_finished_jobs(box_sce
     # A status file of the earlier hash (absolute paths, HASH_VERSION 1) is its job's too: no re-run.
     job = load_manifest(moved / "m.jsonl")[0]
     status_file = moved / "out" / "a_status.json"
-    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": job.earlier_hash}))
+    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": job.earlier_hashes[-1]}))
     assert run_batch(moved / "m.jsonl", moved / "out").counts["skipped"] == 2
     status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": "0" * 64}))
     assert run_batch(moved / "m.jsonl", moved / "out").outcomes[0].note == "re-ran: its manifest row changed"
+
+
+def test_a_moved_project_folder_keeps_the_hash_of_rows_naming_a_checkpoint_cache_or_estimator_inside_it(tmp_path, monkeypatch):
+    """checkpoint_dir, cache_dir and a depth_estimator file inside the manifest's folder were hashed
+    by their absolute path: moving the folder re-ran every such job as "its manifest row changed"."""
+    monkeypatch.setattr("gen3c.batch.manifest._generator_option_types", lambda: {"checkpoint_dir": str, "cache_dir": str})
+    project = tmp_path / "project"
+    for folder in ("ckpt", "cache", "weights"):
+        (project / folder).mkdir(parents=True)
+    (project / "weights" / "depth.pt").write_bytes(b"")
+    rows = [{"name": "a", "generator": "gen3c", "checkpoint_dir": "ckpt", "depth_estimator": "weights/depth.pt"},
+            {"name": "b", "generator": "gen3c", "cache_dir": "cache"}]  # fmt: skip
+    before = load_manifest(write_manifest(project / "m.jsonl", rows))
+    assert before[0].settings["generator_options"]["checkpoint_dir"] == str(project / "ckpt")
+    after = load_manifest(project.rename(tmp_path / "moved") / "m.jsonl")
+    assert [job.request_hash for job in after] == [job.request_hash for job in before]
+    # A status file of gen3c's earlier hash (version 2: these paths absolute) still matches in place.
+    written = json.dumps({"v": 2, "name": "a", **after[0].settings}, sort_keys=True, default=str)
+    assert after[0].same_request({"request_sha256": hashlib.sha256(written.encode()).hexdigest()})
 
 
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):

@@ -828,6 +828,27 @@ def test_a_run_moved_with_its_project_folder_resumes_to_the_identical_video(box_
     assert run_request(relative, resume=True).paths["video"].read_bytes() == whole
 
 
+def test_kept_chunks_of_a_run_whose_checkpoint_moved_with_its_project_folder_are_its_own(tmp_path):
+    """A checkpoint, LoRA adapter or weights cache folder inside a moved project folder: its kept
+    chunks were refused as "made by a different request (changed: checkpoint_dir)"."""
+    import json
+
+    from gen3c.pipelines.resume import made_by, run_record
+
+    def request(root: Path) -> dict:
+        return {"video_save_folder": str(root / "out"), "video_save_name": "v", "generator": "gen3c",
+                "generator_options": {"checkpoint_dir": str(root / "ckpt"), "cache_dir": str(root / "cache"), "num_steps": 2}}  # fmt: skip
+
+    kept = partial_dir(tmp_path / "p" / "out", "v")
+    kept.mkdir(parents=True)
+    (kept / "run.json").write_text(json.dumps(run_record(request(tmp_path / "p"))))
+    moved = (tmp_path / "p").rename(tmp_path / "q")
+    assert made_by(partial_dir(moved / "out", "v"), request(moved))
+    other = request(moved)
+    other["generator_options"]["checkpoint_dir"] = str(tmp_path / "ckpt")  # another checkpoint folder: another request
+    assert not made_by(partial_dir(moved / "out", "v"), other)
+
+
 class CountingPreview(PreviewGenerator):
     """The preview, counting the chunks it makes."""
 

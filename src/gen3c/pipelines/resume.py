@@ -17,7 +17,8 @@ contents changed since (an edited depth map, a re-exported ViPE result) would gi
 of two different scenes, so it is refused; so is another chunk plan or generator (a swapped
 checkpoint, another sampler or step count: :func:`output_settings`). A folder moved or renamed
 with its inputs and output is no other request: inputs inside it count by their path from it
-(:func:`_moved_with_output`), their contents by sha256 as ever. It re-reads the request's input (the cache plan is rebuilt from it), restores the
+(:func:`_moved_with_output`), their contents by sha256 as ever; so do a checkpoint, adapter or
+cache folder inside it. It re-reads the request's input (the cache plan is rebuilt from it), restores the
 last finished chunk's state, re-encodes the kept frames and generates the rest. Both an
 uninterrupted run and a resumed one encode the video from the same uint8 frames, so with a
 deterministic generator (the preview; the gen3c model, whose chunk k draws its seed's (k+1)-th
@@ -56,6 +57,7 @@ from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_a
 from gen3c.io.formats import loads_json
 from gen3c.io.hashing import update_from_file
 from gen3c.io.paths import exists, expand_home
+from gen3c.pipelines.settings import OPTION_PATH_FIELDS
 
 # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both);
 # 4: the gen3c model's chunk k starts from its seed's (k+1)-th noise draw (every chunk of format 3 started
@@ -67,6 +69,9 @@ _CHUNK = re.compile(r"^chunk_(\d{4})$")
 
 #: The request fields that can name an input file or folder (``intrinsics`` may be a file too).
 INPUT_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file", "intrinsics")
+#: The request fields that may name a file or folder, the generator options' :data:`OPTION_PATH_FIELDS`
+#: aside: what a folder moved with them maps (:func:`with_paths_moved`).
+MOVABLE_FIELDS = (*INPUT_FIELDS, "depth_estimator")
 
 
 #: Generator settings (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`) that say how it
@@ -480,8 +485,9 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
 def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
     """Whether the kept run's request ``old`` is ``new`` in a folder moved (or renamed) with its
     output: some folder above ``old``'s output folder (the project folder), or that folder itself,
-    holds it at the same path as a folder of ``new``'s does, and each input (and ``lora``) that
-    ``old`` names inside it, by an absolute path, ``new`` names at the same path from there; every
+    holds it at the same path as a folder of ``new``'s does, and each path (an input, ``depth_estimator``,
+    ``checkpoint_dir``, ``lora``, ``cache_dir``) that ``old`` names inside it, by an absolute path,
+    ``new`` names at the same path from there; every
     other setting is the same. A run whose output folder was a relative path inside the folder it
     ran from ran from the project folder: its relative paths lead from there still. What the inputs
     hold is checked apart, by their sha256 (as ``gen3c batch`` keeps a moved folder's finished
@@ -499,7 +505,7 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
     old_root = Path(os.path.normpath(old_out))
     new_root = Path(os.path.abspath(expand_home(new_out, "--video_save_folder")))
     while old_root != new_root:
-        mapped = with_paths_moved(old, (*INPUT_FIELDS, "video_save_folder"), old_root, lambda inside, to=new_root: str(to / inside))
+        mapped = with_paths_moved(old, (*MOVABLE_FIELDS, "video_save_folder"), old_root, lambda inside, to=new_root: str(to / inside))
         try:
             if request_fingerprint(mapped) in wanted:
                 return True
@@ -511,9 +517,16 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
     return False
 
 
-def with_paths_moved(request_dict: dict[str, Any], keys: Sequence[str], root: Path, to: Callable[[Path], str]) -> dict[str, Any]:
-    """``request_dict`` with each absolute path of ``keys`` (and of its generator options' ``lora``)
-    that lies inside ``root`` as ``to(its path from root)``; every other value as it is."""
+def with_paths_moved(
+    request_dict: dict[str, Any],
+    keys: Sequence[str],
+    root: Path,
+    to: Callable[[Path], str],
+    options: Sequence[str] = OPTION_PATH_FIELDS,
+) -> dict[str, Any]:
+    """``request_dict`` with each absolute path of ``keys`` (and of its generator options named in
+    ``options``: ``checkpoint_dir``, ``lora``, ``cache_dir``) that lies inside ``root`` as ``to(its
+    path from root)``; every other value as it is."""
 
     def moved(value: Any) -> Any:
         if not (isinstance(value, str) and value and os.path.isabs(value)):
@@ -522,9 +535,9 @@ def with_paths_moved(request_dict: dict[str, Any], keys: Sequence[str], root: Pa
         return to(path.relative_to(root)) if path.is_relative_to(root) else value
 
     out = {key: moved(value) if key in keys else value for key, value in request_dict.items()}
-    options = out.get("generator_options")
-    if isinstance(options, dict) and "lora" in options:
-        out["generator_options"] = {**options, "lora": moved(options["lora"])}
+    generator_options = out.get("generator_options")
+    if isinstance(generator_options, dict):
+        out["generator_options"] = {key: moved(value) if key in options else value for key, value in generator_options.items()}
     return out
 
 
