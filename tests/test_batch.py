@@ -653,7 +653,7 @@ def test_a_manifest_of_the_same_file_name_does_not_overwrite_anothers_outputs(bo
     assert " ".join(res.output.split()) == (
         f"error: {str(out)!r} holds the outputs of job job_00001 of another manifest, {str(first)!r}, which this manifest's "
         "jobs of those names would overwrite: pass another --output_folder (the default, outputs/<manifest name>, is one "
-        "folder for manifests of one file name), or delete those jobs' NAME_status.json files there to replace their outputs"
+        "folder for manifests of one file name), or delete that job's status file job_00001_status.json there to replace its outputs"
     )
     assert (out / "job_00001.mp4").read_bytes() == video and status(out, "job_00001")["manifest"] == str(first)
     # The same row is no other work: skipped. The first manifest moved away: its outputs are replaced.
@@ -667,6 +667,48 @@ def test_a_manifest_of_the_same_file_name_does_not_overwrite_anothers_outputs(bo
     shutil.copytree(out, tmp_path / "copy")
     write_manifest(first, [row])
     assert run_batch(first, tmp_path / "copy").outcomes[0].note == "re-ran: its manifest row changed"
+
+
+def test_a_copied_manifest_naming_the_same_files_resumes_and_another_projects_is_refused(box_scene, tmp_path):
+    """A copy of a manifest in another folder naming the same input files (`../inputs/…`) was
+    refused as another manifest's work (its request hash, paths relative to its folder, differed):
+    its status files had to be deleted by hand. Two projects of one layout (inputs/… relative to
+    each manifest: the same hash) writing one folder: the second overwrote the first one's videos."""
+    image, depth, _, _ = box_scene
+    project = tmp_path / "project"
+    (project / "inputs").mkdir(parents=True)
+    shutil.copy(image, project / "inputs" / "image.png")
+    np.save(project / "inputs" / "depth.npy", np.load(depth))
+
+    def rows(inputs: str, trajectory: str = "up") -> list[dict]:
+        return [box_row(box_scene, name, input_image_path=f"{inputs}/image.png", depth_path=f"{inputs}/depth.npy", trajectory=t)
+                for name, t in (("a", "left"), ("b", trajectory))]  # fmt: skip
+
+    out = project / "out"
+    assert run_batch(write_manifest(project / "jobs.jsonl", rows("inputs")), out).counts["done"] == 2
+    video = (out / "b.mp4").read_bytes()
+    # Another project of the same layout, other inputs: refused, the first one's outputs kept.
+    other = tmp_path / "other"
+    shutil.copytree(project / "inputs", other / "inputs")
+    np.save(other / "inputs" / "depth.npy", np.load(depth) * 2)
+    with pytest.raises(Gen3cInputError, match=r"holds the outputs of jobs a, b of another manifest.*one file name\), or delete those jobs' "
+                                              r"status files a_status.json, b_status.json there to replace their outputs$"):
+        run_batch(write_manifest(other / "jobs.jsonl", rows("inputs")), out)
+    assert (out / "b.mp4").read_bytes() == video
+    (project / "sub").mkdir()
+    summary = run_batch(write_manifest(project / "sub" / "copy.jsonl", rows("../inputs")), out)
+    assert summary.counts["skipped"] == 2, [(o.name, o.state, o.note) for o in summary.outcomes]
+    # A copy with a changed row is refused, naming the file that makes way for it.
+    with pytest.raises(Gen3cInputError) as refused:
+        run_batch(write_manifest(project / "sub" / "copy.jsonl", rows("../inputs", "down")), out)
+    assert str(refused.value) == (
+        f"{str(out)!r} holds the outputs of job b of another manifest, {str(project / 'jobs.jsonl')!r}, which this manifest's "
+        "jobs of those names would overwrite: pass another --output_folder, or delete that job's status file b_status.json there "
+        "to replace its outputs"
+    )
+    (out / "b_status.json").unlink()
+    assert [o.state for o in run_batch(project / "sub" / "copy.jsonl", out).outcomes] == ["skipped", "done"]
+    assert (out / "b.mp4").read_bytes() != video
 
 
 def test_a_project_folder_moved_with_its_outputs_keeps_its_finished_jobs(box_scene, tmp_path):

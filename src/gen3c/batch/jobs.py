@@ -141,6 +141,22 @@ def changed_input(job: Job, recorded: Any, digests: dict[str, str] | None = None
     return None
 
 
+def recorded_inputs(folder: str | Path, status: dict[str, Any]) -> Any:
+    """The ``inputs_sha256`` a job's status lists (a failed job's), or its run record (a finished
+    job's); None when neither does (a job cut short, a record of an older gen3c)."""
+    if "inputs_sha256" in status:
+        return status["inputs_sha256"]
+    outputs = status.get("outputs")
+    record = outputs.get("run") if isinstance(outputs, dict) else None
+    if not isinstance(record, dict):
+        return None
+    try:
+        run = json.loads((Path(folder) / Path(str(record.get("file", ""))).name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return run.get("inputs_sha256") if isinstance(run, dict) else None
+
+
 def input_sha256(job: Job, digests: dict[str, str] | None = None) -> dict[str, str]:
     """The sha256 of each input file (or folder) the job names, by field, as a run record lists
     them (:func:`~gen3c.pipelines.resume.input_digests`); one that cannot be read is left out.

@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import io
 import json
+import os
 import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -84,14 +85,36 @@ class Job:
     earlier_hashes: tuple[str, ...] = ()
 
     def same_request(self, status: dict[str, Any] | None) -> bool:
-        """Whether a status file records this job's request (by its hash, or an earlier one)."""
+        """Whether a status file records this job's request: by its hash (or an earlier one), or by
+        its settings (:meth:`same_settings`)."""
         recorded = (status or {}).get("request_sha256")
-        return isinstance(recorded, str) and recorded in (self.request_hash, *self.earlier_hashes)
+        return (isinstance(recorded, str) and recorded in (self.request_hash, *self.earlier_hashes)) or self.same_settings(status)
+
+    def same_settings(self, status: dict[str, Any] | None) -> bool:
+        """Whether a status file records this very job, its paths absolute: a copy of the manifest
+        in another folder naming the same files (whose request hash, paths inside the manifest's
+        folder relative to it, differs) is the same job; a moved project folder is not."""
+        recorded = (status or {}).get("settings")
+        return isinstance(recorded, dict) and _normalized(recorded) == _normalized(json.loads(json.dumps(self.settings, default=str)))
 
     def request(self, folder: str | Path) -> GenerationRequest:
         """The job's request, writing into ``folder``."""
         data = {**self.settings, "video_save_folder": str(folder), "video_save_name": self.name}
         return GenerationRequest.from_dict(data, name=f"job {self.name!r}")
+
+
+def _normalized(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with each absolute path as :func:`os.path.normpath` writes it: a manifest's
+    ``../inputs/a.png`` resolves to ``FOLDER/../inputs/a.png``, the file another's ``inputs/a.png`` names."""
+
+    def norm(key: str, value: Any) -> Any:
+        path_like = key in (*MOVABLE_FIELDS, *OPTION_PATH_FIELDS) and isinstance(value, str) and os.path.isabs(value)
+        return os.path.normpath(value) if path_like else value
+
+    out = {key: norm(key, value) for key, value in settings.items()}
+    if isinstance(out.get("generator_options"), dict):
+        out["generator_options"] = {key: norm(key, value) for key, value in out["generator_options"].items()}
+    return out
 
 
 def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpoint: bool = False) -> list[Job]:
