@@ -762,6 +762,22 @@ def test_a_moved_project_folder_keeps_the_hash_of_rows_naming_a_checkpoint_cache
     assert after[0].same_request({"request_sha256": hashlib.sha256(written.encode()).hexdigest()})
 
 
+def test_jobs_of_two_clips_of_one_vipe_root_count_their_own_clip(tmp_path):
+    """Each job's ViPE input counted every clip of its root: a clip re-exported (or added) re-ran
+    the finished jobs of the other clips too. Now a job re-runs for its own clip only."""
+    from layouts import scene, write_vipe
+
+    rgb, depth, _, w2c, K = scene(9, 36, 64)
+    root = write_vipe(tmp_path / "vipe", "c", rgb, depth, w2c, K)
+    write_vipe(root, "d", rgb, depth, w2c, K)
+    rows = [{"name": clip, "vipe_path": str(root), "vipe_clip": clip, "resolution": "32x64", "num_video_frames": 9} for clip in "cd"]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    assert run_batch(manifest, tmp_path / "out").counts["done"] == 2
+    write_vipe(root, "d", rgb, depth * 2, w2c, K)  # ViPE run again on clip d
+    summary = run_batch(manifest, tmp_path / "out")
+    assert [(o.state, o.note[:40]) for o in summary.outcomes] == [("skipped", ""), ("done", "re-ran: its vipe_path vipe changed since")]
+
+
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
     (tmp_path / "out").mkdir()

@@ -526,6 +526,39 @@ def test_resume_refuses_a_vipe_result_re_exported_under_the_mp4_it_was_named_by(
         run_request(request, resume=True)
 
 
+def test_a_vipe_clip_resumes_after_another_clip_is_written_into_its_root(tmp_path):
+    """A ViPE root counted all its clips: running ViPE on another clip into the same root (as
+    `vipe infer` of a second video with the same --output does) refused `--resume` of the first
+    as "contents changed". The digest covers the clip read; its own files still count."""
+    import json
+
+    from layouts import scene, write_vipe
+
+    from gen3c.pipelines.resume import input_digests
+
+    rgb, depth, _, w2c, K = scene(12, 36, 64)
+    root = write_vipe(tmp_path / "vipe", "c", rgb, depth, w2c, K)
+    before = input_digests({"vipe_path": str(root)})
+    request = GenerationRequest(vipe_path=str(root), vipe_clip="c", resolution="32x64", num_video_frames=25, chunk_frames=9,
+                                video_save_folder=str(tmp_path / "out"))  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    write_vipe(root, "d", rgb, depth * 2, w2c, K)  # another clip into the same root
+    assert input_digests({"vipe_path": str(root), "vipe_clip": "c"}) == before  # (a root of one clip: as an earlier gen3c counted it)
+    assert input_digests({"vipe_path": str(root / "rgb" / "c.mp4")}) == before
+    # A run.json of an earlier gen3c, which counted every clip (as a root of no chosen clip still counts), resumes too.
+    run_json = partial_dir(tmp_path / "out", request.video_save_name) / "run.json"
+    record = json.loads(run_json.read_text())
+    run_json.write_text(json.dumps({**record, "inputs": input_digests({"vipe_path": str(root)})}))
+    assert len(run_request(request, resume=True).result.chunks) == 3
+    # The clip's own depth re-exported: refused.
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    write_vipe(root, "c", rgb, depth * 2, w2c, K)
+    with pytest.raises(Gen3cInputError, match=r"the contents of --vipe_path '.*vipe' changed since the interrupted run"):
+        run_request(request, resume=True)
+
+
 def test_resume_takes_the_same_folder_and_inputs_spelt_another_way(box_scene, tmp_path, monkeypatch):
     """`--video_save_folder out` then `--resume` with `./out` (and an input by its absolute path)
     is the same run; it was refused as a different request."""

@@ -133,9 +133,11 @@ def changed_input(job: Job, recorded: Any, digests: dict[str, str] | None = None
     """
     if not isinstance(recorded, dict):
         return None
+    from gen3c.pipelines.resume import counted_before
+
     now = input_sha256(job, digests)
     for key in sorted(set(recorded) | set(now)):
-        if recorded.get(key) != now.get(key):
+        if recorded.get(key) != now.get(key) and not counted_before(key, job.settings.get(key), recorded.get(key)):
             shown = Path(str(job.settings.get(key) or recorded.get(key))).name
             return f"its {key} {shown} changed since it ran (its sha256 is not the recorded one)"
     return None
@@ -169,13 +171,16 @@ def input_sha256(job: Job, digests: dict[str, str] | None = None) -> dict[str, s
         value = job.settings.get(key)
         if not isinstance(value, str) or not value:
             continue
-        if value not in digests:
+        # (a ViPE result counts by the clip read: one per clip)
+        clip = job.settings.get("vipe_clip") if key == "vipe_path" else None
+        cached = value if clip is None else f"{value}\0vipe_clip={clip}"
+        if cached not in digests:
             try:
-                digests[value] = input_digests({key: value}).get(key, "")
+                digests[cached] = input_digests({key: value, "vipe_clip": clip}).get(key, "")
             except OSError:  # unreadable: the run says so, if it comes to that
-                digests[value] = ""
-        if digests[value]:
-            now[key] = digests[value]
+                digests[cached] = ""
+        if digests[cached]:
+            now[key] = digests[cached]
     return now
 
 

@@ -356,11 +356,11 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
     row.update((key, value) for key, value in record.items() if key not in (*RECORD_KEYS, *BATCH_OWNED))
     recorded = record.get("inputs_sha256")
     if isinstance(recorded, dict):
-        from gen3c.pipelines.resume import input_digests
+        from gen3c.pipelines.resume import counted_before, input_digests
 
         now = input_digests(row)
         for key in sorted(set(recorded) & set(now)):
-            if recorded[key] != now[key]:
+            if recorded[key] != now[key] and not counted_before(key, row[key], recorded[key]):
                 note(f"run record {str(p)!r}: {key} {str(row[key])!r} changed since that run (its sha256 is not the recorded one): "
                      "the job reads it as it is now, so its video may differ")  # fmt: skip
     return [(1, row)]

@@ -121,8 +121,8 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
 def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> dict[str, str]:
     """sha256 of the contents of each input the request names, by field: a file's bytes (as
     ``sha256sum`` prints it), or a folder's files that its reader reads (relative names and
-    bytes, in name order: :func:`input_files`; a ViPE clip's ``rgb/<clip>.mp4`` counts as its
-    ViPE result's folder, whose depth and cameras are read with it).
+    bytes, in name order: :func:`input_files`; a ViPE result by the files of the clip read,
+    ``vipe_clip`` or its ``rgb/<clip>.mp4``, whose depth and cameras are read with it).
     Fields naming nothing on disk are left out. ``run.json`` and the run record
     (``inputs_sha256``) hold the same digests, so a long run hashes its inputs once.
 
@@ -139,29 +139,33 @@ def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = 
             continue
         if not (isinstance(value, str) and value and exists(value)):
             continue
-        files = input_files(field, Path(value).expanduser())
+        files = input_files(field, Path(value).expanduser(), request_dict.get("vipe_clip"))
         digests[field] = _digest(files, names=[name for name, _ in files] != [""])  # (a file alone: sha256sum's)
     return digests
 
 
-def input_files(field: str, path: Path) -> list[tuple[str, Path]]:
+def input_files(field: str, path: Path, clip: str | None = None) -> list[tuple[str, Path]]:
     """The files of the input ``path`` given as ``field`` that its reader reads, by name relative
     to the input's folder, in name order; ``[("", path)]`` for a file read alone. A ViPE result
-    (named by its folder or its ``rgb/<clip>.mp4``) counts by its ``rgb/``, ``pose/``,
-    ``intrinsics/``, ``depth/`` and ``mask/`` (its depth too when the mp4 is named); a sample
+    (named by its folder, with ``clip``: ``--vipe_clip``, or by its ``rgb/<clip>.mp4``) counts by
+    the files ViPE wrote for the clip read (:func:`~gen3c.io.vipe.clip_files`: its video, cameras,
+    depth and mask), not by its other clips; all of its ``rgb/``, ``pose/``, ``intrinsics/``,
+    ``depth/`` and ``mask/`` where no one clip is named (the reader refuses that); a sample
     directory by its :data:`~gen3c.io.gen3c_sample.SAMPLE_FILES`: files that gen3c writes there
     (a run's outputs and kept chunks, when ``--video_save_folder`` lies inside the input) or that
     no reader reads (ViPE's ``vipe/``) do not change the input. Another folder: all its files."""
     from gen3c.io.gen3c_sample import SAMPLE_FILES, sample_file
-    from gen3c.io.vipe import VIPE_FOLDERS
+    from gen3c.io.vipe import clip_files, resolve_vipe
 
-    if field == "vipe_path" and path.is_file() and path.parent.name == "rgb":
-        path = path.parent.parent  # rgb/<clip>.mp4: the clip's cameras and depth are in its root
+    if field == "vipe_path":
+        try:
+            root, clip = resolve_vipe(path, clip)
+        except Gen3cInputError:  # (not one clip of a ViPE result: the reader refuses it; all of it counts)
+            return _whole_vipe_root(path)
+        return sorted((p.relative_to(root).as_posix(), p) for p in clip_files(root, clip) if p.is_file())
     if path.is_file():
         return [("", path)]
-    if field == "vipe_path":
-        found = [p for folder in (*VIPE_FOLDERS, "depth", "mask") for p in (path / folder).rglob("*")]
-    elif field == "input_image_path":
+    if field == "input_image_path":
         try:
             found = [sample_file(path, name) for name in SAMPLE_FILES]
         except Gen3cInputError:  # two files for one name: the reader refuses the folder; all of it counts
@@ -169,6 +173,30 @@ def input_files(field: str, path: Path) -> list[tuple[str, Path]]:
     else:
         found = list(path.rglob("*"))
     return sorted((p.relative_to(path).as_posix(), p) for p in found if p.is_file())
+
+
+def _whole_vipe_root(path: Path) -> list[tuple[str, Path]]:
+    """Every file of the ViPE result ``path`` (its folder, or ``rgb/<clip>.mp4`` in it) in its
+    ``rgb/``, ``pose/``, ``intrinsics/``, ``depth/`` and ``mask/``, every clip's: how gen3c counted
+    a ViPE input before it counted the clip's files alone (:func:`counted_before`)."""
+    from gen3c.io.vipe import VIPE_FOLDERS
+
+    if path.is_file() and path.parent.name == "rgb":
+        path = path.parent.parent
+    if path.is_file():
+        return [("", path)]
+    found = [p for folder in (*VIPE_FOLDERS, "depth", "mask") for p in (path / folder).rglob("*")]
+    return sorted((p.relative_to(path).as_posix(), p) for p in found if p.is_file())
+
+
+def counted_before(field: str, value: Any, recorded: Any) -> bool:
+    """Whether ``recorded``, the digest an earlier gen3c wrote for the input ``value`` of ``field``,
+    is of its contents as they are now, counted as that gen3c counted them: a ViPE result by all
+    its clips (a result of one clip as ViPE writes it hashes alike either way)."""
+    if field != "vipe_path" or not (isinstance(recorded, str) and isinstance(value, str) and value and exists(value)):
+        return False
+    files = _whole_vipe_root(Path(value).expanduser())
+    return _digest(files, names=[name for name, _ in files] != [""]) == recorded
 
 
 def _digest(files: list[tuple[str, Path | bytes]], names: bool = True) -> str:
@@ -472,7 +500,8 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
             "run the same command as before, or delete that folder to start over"
         )
     stored_inputs = stored.get("inputs") if isinstance(stored.get("inputs"), dict) else {}
-    changed = [field for field in INPUT_FIELDS if stored_inputs.get(field) != record["inputs"].get(field)]
+    changed = [field for field in INPUT_FIELDS if stored_inputs.get(field) != record["inputs"].get(field)
+               and not counted_before(field, record["request"].get(field), stored_inputs.get(field))]  # fmt: skip
     if changed:
         named = " and ".join(f"--{field} {record['request'].get(field)!r}" for field in changed)
         raise Gen3cInputError(
