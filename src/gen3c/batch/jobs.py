@@ -281,6 +281,22 @@ def remove_stale_parts(folder: Path, name: str) -> int:
     return atomic.remove_stale_parts(folder, [pattern.format(name) for pattern in OUTPUT_FILES])
 
 
+def remove_cut_short(folder: Path, name: str) -> None:
+    """Delete what a run of this job that was cut short left: its temporary output files and the
+    chunk it was writing in ``NAME.partial/`` (its finished chunks stay for the next run), the
+    latter unless a run still going holds that folder (its lock). Called with the batch lock held,
+    so no other batch writes them; a worker of a stopped batch that is still being ended writes
+    only files of names no later run takes (its rename then fails, publishing nothing)."""
+    from gen3c.pipelines.resume import partial_dir, remove_unfinished_chunk
+
+    remove_stale_parts(folder, name)
+    kept = partial_dir(folder, name)
+    if kept.is_dir():
+        with atomic.try_flock(kept) as free:
+            if free:
+                remove_unfinished_chunk(kept)
+
+
 def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
     """Whether an interrupted run of this very request kept finished chunks to resume from
     (``NAME.partial/``, :mod:`gen3c.pipelines.resume`). Chunks of an older version of the job (its

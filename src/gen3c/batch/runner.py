@@ -31,6 +31,7 @@ from gen3c.batch.jobs import (
     outcome_row,
     read_status,
     recorded_inputs,
+    remove_cut_short,
     status_path,
 )
 from gen3c.batch.manifest import Job, load_manifest
@@ -120,6 +121,8 @@ def run_batch(
         planned: dict[str, dict | None] = {}  # each job's status before this run
         for job in jobs:
             status = planned[job.name] = read_status(folder, job.name)
+            if status is not None and status.get("state") == "running":  # cut short: what its run left goes now
+                remove_cut_short(folder, job.name)
             remarks: list[str] = []
             why = check_finished(job, folder, status, digests, remarks)
             if why is None:
