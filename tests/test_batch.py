@@ -778,6 +778,15 @@ def test_jobs_of_two_clips_of_one_vipe_root_count_their_own_clip(tmp_path):
     assert [(o.state, o.note[:40]) for o in summary.outcomes] == [("skipped", ""), ("done", "re-ran: its vipe_path vipe changed since")]
 
 
+def test_a_rows_device_without_a_gpu_is_refused_in_the_rows_words(box_scene, tmp_path, monkeypatch):
+    """A row's "device": "cuda" on a machine without a GPU failed its job with Python's words
+    ("pass device='cpu'") in the summary and status file."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    row = box_row(box_scene, "a", resolution="32x48", num_video_frames=17, generator="gen3c", model="tiny", num_steps=2, device="cuda")
+    outcome = run_batch(write_manifest(tmp_path / "m.jsonl", [row]), tmp_path / "out").outcomes[0]
+    assert (outcome.state, outcome.error) == ("failed", "device 'cuda': no CUDA GPU is visible here: pass 'cpu' or nothing")
+
+
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
     (tmp_path / "out").mkdir()
