@@ -735,11 +735,13 @@ def test_a_project_folder_moved_with_its_outputs_keeps_its_finished_jobs(box_sce
     assert summary.counts["done"] == 2
     assert summary.outcomes[0].note.startswith("re-ran: its depth_path depth.npy changed since it ran")
     # A status file of the earlier hash (absolute paths, HASH_VERSION 1) is its job's too: no re-run.
+    # (its settings name the paths before the move: only its hash can tell it is this job's)
     job = load_manifest(moved / "m.jsonl")[0]
     status_file = moved / "out" / "a_status.json"
-    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": job.earlier_hashes[-1]}))
+    before_move = json.loads(json.dumps(status(moved / "out", "a")["settings"]).replace(str(moved), str(project)))
+    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": job.earlier_hashes[-1], "settings": before_move}))
     assert run_batch(moved / "m.jsonl", moved / "out").counts["skipped"] == 2
-    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": "0" * 64}))
+    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": "0" * 64, "settings": before_move}))
     assert run_batch(moved / "m.jsonl", moved / "out").outcomes[0].note == "re-ran: its manifest row changed"
 
 

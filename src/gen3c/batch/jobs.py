@@ -137,7 +137,7 @@ def changed_input(job: Job, recorded: Any, digests: dict[str, str] | None = None
 
     now = input_sha256(job, digests)
     for key in sorted(set(recorded) | set(now)):
-        if recorded.get(key) != now.get(key) and not counted_before(key, job.settings.get(key), recorded.get(key)):
+        if recorded.get(key) != now.get(key) and not counted_before(key, job.settings.get(key), recorded.get(key), digests):
             shown = Path(str(job.settings.get(key) or recorded.get(key))).name
             return f"its {key} {shown} changed since it ran (its sha256 is not the recorded one)"
     return None

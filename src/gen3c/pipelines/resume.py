@@ -189,14 +189,19 @@ def _whole_vipe_root(path: Path) -> list[tuple[str, Path]]:
     return sorted((p.relative_to(path).as_posix(), p) for p in found if p.is_file())
 
 
-def counted_before(field: str, value: Any, recorded: Any) -> bool:
+def counted_before(field: str, value: Any, recorded: Any, digests: dict[str, str] | None = None) -> bool:
     """Whether ``recorded``, the digest an earlier gen3c wrote for the input ``value`` of ``field``,
     is of its contents as they are now, counted as that gen3c counted them: a ViPE result by all
-    its clips (a result of one clip as ViPE writes it hashes alike either way)."""
+    its clips (a result of one clip as ViPE writes it hashes alike either way). ``digests``: kept
+    across calls (a batch's plan), so a root is read once."""
     if field != "vipe_path" or not (isinstance(recorded, str) and isinstance(value, str) and value and exists(value)):
         return False
-    files = _whole_vipe_root(Path(value).expanduser())
-    return _digest(files, names=[name for name, _ in files] != [""]) == recorded
+    digests = {} if digests is None else digests
+    key = f"{value}\0every clip"
+    if key not in digests:
+        files = _whole_vipe_root(Path(value).expanduser())
+        digests[key] = _digest(files, names=[name for name, _ in files] != [""])
+    return digests[key] == recorded
 
 
 def _digest(files: list[tuple[str, Path | bytes]], names: bool = True) -> str:
