@@ -653,7 +653,7 @@ def test_a_manifest_of_the_same_file_name_does_not_overwrite_anothers_outputs(bo
     assert " ".join(res.output.split()) == (
         f"error: {str(out)!r} holds the outputs of job job_00001 of another manifest, {str(first)!r}, which this manifest's "
         "jobs of those names would overwrite: pass another --output_folder (the default, outputs/<manifest name>, is one "
-        "folder for manifests of one file name), or delete those jobs' NAME_status.json files there to replace their outputs"
+        "folder for manifests of one file name), or delete that job's status file job_00001_status.json there to replace its outputs"
     )
     assert (out / "job_00001.mp4").read_bytes() == video and status(out, "job_00001")["manifest"] == str(first)
     # The same row is no other work: skipped. The first manifest moved away: its outputs are replaced.
@@ -667,6 +667,48 @@ def test_a_manifest_of_the_same_file_name_does_not_overwrite_anothers_outputs(bo
     shutil.copytree(out, tmp_path / "copy")
     write_manifest(first, [row])
     assert run_batch(first, tmp_path / "copy").outcomes[0].note == "re-ran: its manifest row changed"
+
+
+def test_a_copied_manifest_naming_the_same_files_resumes_and_another_projects_is_refused(box_scene, tmp_path):
+    """A copy of a manifest in another folder naming the same input files (`../inputs/…`) was
+    refused as another manifest's work (its request hash, paths relative to its folder, differed):
+    its status files had to be deleted by hand. Two projects of one layout (inputs/… relative to
+    each manifest: the same hash) writing one folder: the second overwrote the first one's videos."""
+    image, depth, _, _ = box_scene
+    project = tmp_path / "project"
+    (project / "inputs").mkdir(parents=True)
+    shutil.copy(image, project / "inputs" / "image.png")
+    np.save(project / "inputs" / "depth.npy", np.load(depth))
+
+    def rows(inputs: str, trajectory: str = "up") -> list[dict]:
+        return [box_row(box_scene, name, input_image_path=f"{inputs}/image.png", depth_path=f"{inputs}/depth.npy", trajectory=t)
+                for name, t in (("a", "left"), ("b", trajectory))]  # fmt: skip
+
+    out = project / "out"
+    assert run_batch(write_manifest(project / "jobs.jsonl", rows("inputs")), out).counts["done"] == 2
+    video = (out / "b.mp4").read_bytes()
+    # Another project of the same layout, other inputs: refused, the first one's outputs kept.
+    other = tmp_path / "other"
+    shutil.copytree(project / "inputs", other / "inputs")
+    np.save(other / "inputs" / "depth.npy", np.load(depth) * 2)
+    with pytest.raises(Gen3cInputError, match=r"holds the outputs of jobs a, b of another manifest.*one file name\), or delete those jobs' "
+                                              r"status files a_status.json, b_status.json there to replace their outputs$"):
+        run_batch(write_manifest(other / "jobs.jsonl", rows("inputs")), out)
+    assert (out / "b.mp4").read_bytes() == video
+    (project / "sub").mkdir()
+    summary = run_batch(write_manifest(project / "sub" / "copy.jsonl", rows("../inputs")), out)
+    assert summary.counts["skipped"] == 2, [(o.name, o.state, o.note) for o in summary.outcomes]
+    # A copy with a changed row is refused, naming the file that makes way for it.
+    with pytest.raises(Gen3cInputError) as refused:
+        run_batch(write_manifest(project / "sub" / "copy.jsonl", rows("../inputs", "down")), out)
+    assert str(refused.value) == (
+        f"{str(out)!r} holds the outputs of job b of another manifest, {str(project / 'jobs.jsonl')!r}, which this manifest's "
+        "jobs of those names would overwrite: pass another --output_folder, or delete that job's status file b_status.json there "
+        "to replace its outputs"
+    )
+    (out / "b_status.json").unlink()
+    assert [o.state for o in run_batch(project / "sub" / "copy.jsonl", out).outcomes] == ["skipped", "done"]
+    assert (out / "b.mp4").read_bytes() != video
 
 
 def test_a_project_folder_moved_with_its_outputs_keeps_its_finished_jobs(box_scene, tmp_path):
@@ -693,12 +735,58 @@ def test_a_project_folder_moved_with_its_outputs_keeps_its_finished_jobs(box_sce
     assert summary.counts["done"] == 2
     assert summary.outcomes[0].note.startswith("re-ran: its depth_path depth.npy changed since it ran")
     # A status file of the earlier hash (absolute paths, HASH_VERSION 1) is its job's too: no re-run.
+    # (its settings name the paths before the move: only its hash can tell it is this job's)
     job = load_manifest(moved / "m.jsonl")[0]
     status_file = moved / "out" / "a_status.json"
-    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": job.earlier_hash}))
+    before_move = json.loads(json.dumps(status(moved / "out", "a")["settings"]).replace(str(moved), str(project)))
+    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": job.earlier_hashes[-1], "settings": before_move}))
     assert run_batch(moved / "m.jsonl", moved / "out").counts["skipped"] == 2
-    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": "0" * 64}))
+    status_file.write_text(json.dumps({**status(moved / "out", "a"), "request_sha256": "0" * 64, "settings": before_move}))
     assert run_batch(moved / "m.jsonl", moved / "out").outcomes[0].note == "re-ran: its manifest row changed"
+
+
+def test_a_moved_project_folder_keeps_the_hash_of_rows_naming_a_checkpoint_cache_or_estimator_inside_it(tmp_path, monkeypatch):
+    """checkpoint_dir, cache_dir and a depth_estimator file inside the manifest's folder were hashed
+    by their absolute path: moving the folder re-ran every such job as "its manifest row changed"."""
+    monkeypatch.setattr("gen3c.batch.manifest._generator_option_types", lambda: {"checkpoint_dir": str, "cache_dir": str})
+    project = tmp_path / "project"
+    for folder in ("ckpt", "cache", "weights"):
+        (project / folder).mkdir(parents=True)
+    (project / "weights" / "depth.pt").write_bytes(b"")
+    rows = [{"name": "a", "generator": "gen3c", "checkpoint_dir": "ckpt", "depth_estimator": "weights/depth.pt"},
+            {"name": "b", "generator": "gen3c", "cache_dir": "cache"}]  # fmt: skip
+    before = load_manifest(write_manifest(project / "m.jsonl", rows))
+    assert before[0].settings["generator_options"]["checkpoint_dir"] == str(project / "ckpt")
+    after = load_manifest(project.rename(tmp_path / "moved") / "m.jsonl")
+    assert [job.request_hash for job in after] == [job.request_hash for job in before]
+    # A status file of gen3c's earlier hash (version 2: these paths absolute) still matches in place.
+    written = json.dumps({"v": 2, "name": "a", **after[0].settings}, sort_keys=True, default=str)
+    assert after[0].same_request({"request_sha256": hashlib.sha256(written.encode()).hexdigest()})
+
+
+def test_jobs_of_two_clips_of_one_vipe_root_count_their_own_clip(tmp_path):
+    """Each job's ViPE input counted every clip of its root: a clip re-exported (or added) re-ran
+    the finished jobs of the other clips too. Now a job re-runs for its own clip only."""
+    from layouts import scene, write_vipe
+
+    rgb, depth, _, w2c, K = scene(9, 36, 64)
+    root = write_vipe(tmp_path / "vipe", "c", rgb, depth, w2c, K)
+    write_vipe(root, "d", rgb, depth, w2c, K)
+    rows = [{"name": clip, "vipe_path": str(root), "vipe_clip": clip, "resolution": "32x64", "num_video_frames": 9} for clip in "cd"]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    assert run_batch(manifest, tmp_path / "out").counts["done"] == 2
+    write_vipe(root, "d", rgb, depth * 2, w2c, K)  # ViPE run again on clip d
+    summary = run_batch(manifest, tmp_path / "out")
+    assert [(o.state, o.note[:40]) for o in summary.outcomes] == [("skipped", ""), ("done", "re-ran: its vipe_path vipe changed since")]
+
+
+def test_a_rows_device_without_a_gpu_is_refused_in_the_rows_words(box_scene, tmp_path, monkeypatch):
+    """A row's "device": "cuda" on a machine without a GPU failed its job with Python's words
+    ("pass device='cpu'") in the summary and status file."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    row = box_row(box_scene, "a", resolution="32x48", num_video_frames=17, generator="gen3c", model="tiny", num_steps=2, device="cuda")
+    outcome = run_batch(write_manifest(tmp_path / "m.jsonl", [row]), tmp_path / "out").outcomes[0]
+    assert (outcome.state, outcome.error) == ("failed", "device 'cuda': no CUDA GPU is visible here: pass 'cpu' or nothing")
 
 
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):

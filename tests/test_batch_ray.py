@@ -245,3 +245,53 @@ def test_ctrl_c_removes_the_temporary_files_of_the_jobs_in_flight(box_scene, tmp
         run_batch(manifest, out, ray=True, workers=1)
     assert sorted(p.name for p in kept.iterdir()) == ["chunk_0000"]
     assert not list(out.glob(".a.*"))
+
+
+def test_temporary_files_of_an_actor_not_seen_to_end_go_at_the_next_batch_start(box_scene, tmp_path, monkeypatch):
+    """An actor on a remote node not seen to end within STOP_GRACE_S kept its job's half-written
+    video and half-kept chunk until that job ran again (hours later in a long batch, never if it
+    did not). The driver says so, and the next batch into the folder removes them as it starts."""
+    import warnings
+
+    from gen3c.pipelines.resume import partial_dir
+
+    out = tmp_path / "ray"
+    kept = partial_dir(out, "a")
+
+    class SlowToEnd(_InProcessRay):
+        waits = 0
+
+        def wait(self, refs, num_returns=1, timeout=None):
+            self.waits += 1
+            if self.waits == 2:  # job a handed out: its actor is writing its second chunk and video
+                (kept / "chunk_0000").mkdir(parents=True)
+                (kept / ".chunk_0001.x1").mkdir()
+                (out / ".a.x2.part.mp4").write_bytes(b"half a video")
+                (out / "a_status.json").write_text(json.dumps({"name": "a", "state": "running"}))
+                raise KeyboardInterrupt
+            if timeout is not None:  # the stop's wait: the remote actor does not answer in time
+                return [], list(refs)
+            return super().wait(refs, num_returns)
+
+    monkeypatch.setattr("gen3c.batch.ray_engine.import_ray", SlowToEnd)
+    image, depth, _, _ = box_scene
+    common = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "64x112", "num_video_frames": 9}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(json.dumps({"name": n, **common}) for n in ("a", "b")))
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(KeyboardInterrupt):
+        warnings.simplefilter("always")
+        run_batch(manifest, out, ray=True, workers=1)
+    assert [str(w.message) for w in caught if "Ray worker" in str(w.message)] == [
+        f"the Ray worker of job a did not end within 2 s, so its temporary files stay in {str(out.resolve())!r} until the next "
+        "gen3c batch into that folder removes them as it starts"
+    ]
+    assert (kept / ".chunk_0001.x1").is_dir() and (out / ".a.x2.part.mp4").is_file()
+    # The next batch, stopped before it reaches job a: its leftovers went as it started.
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("gen3c.batch.runner._engine", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(manifest, out)
+    assert sorted(p.name for p in kept.iterdir()) == ["chunk_0000"]
+    assert not list(out.glob(".a.*"))

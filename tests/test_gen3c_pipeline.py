@@ -692,7 +692,7 @@ def test_load_generator_takes_a_packaged_models_name_and_refuses_mistakes_before
     with pytest.raises(Gen3cInputError, match="'gpu' is not a device name"):
         load_generator("tiny", device="gpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(Gen3cInputError, match="no CUDA GPU is visible here: pass device='cpu'"):
+    with pytest.raises(Gen3cInputError, match="^device 'cuda': no CUDA GPU is visible here: pass 'cpu' or nothing$"):
         load_generator("tiny", device="cuda")
 
 

@@ -526,6 +526,39 @@ def test_resume_refuses_a_vipe_result_re_exported_under_the_mp4_it_was_named_by(
         run_request(request, resume=True)
 
 
+def test_a_vipe_clip_resumes_after_another_clip_is_written_into_its_root(tmp_path):
+    """A ViPE root counted all its clips: running ViPE on another clip into the same root (as
+    `vipe infer` of a second video with the same --output does) refused `--resume` of the first
+    as "contents changed". The digest covers the clip read; its own files still count."""
+    import json
+
+    from layouts import scene, write_vipe
+
+    from gen3c.pipelines.resume import input_digests
+
+    rgb, depth, _, w2c, K = scene(12, 36, 64)
+    root = write_vipe(tmp_path / "vipe", "c", rgb, depth, w2c, K)
+    before = input_digests({"vipe_path": str(root)})
+    request = GenerationRequest(vipe_path=str(root), vipe_clip="c", resolution="32x64", num_video_frames=25, chunk_frames=9,
+                                video_save_folder=str(tmp_path / "out"))  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    write_vipe(root, "d", rgb, depth * 2, w2c, K)  # another clip into the same root
+    assert input_digests({"vipe_path": str(root), "vipe_clip": "c"}) == before  # (a root of one clip: as an earlier gen3c counted it)
+    assert input_digests({"vipe_path": str(root / "rgb" / "c.mp4")}) == before
+    # A run.json of an earlier gen3c, which counted every clip (as a root of no chosen clip still counts), resumes too.
+    run_json = partial_dir(tmp_path / "out", request.video_save_name) / "run.json"
+    record = json.loads(run_json.read_text())
+    run_json.write_text(json.dumps({**record, "inputs": input_digests({"vipe_path": str(root)})}))
+    assert len(run_request(request, resume=True).result.chunks) == 3
+    # The clip's own depth re-exported: refused.
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(1))
+    write_vipe(root, "c", rgb, depth * 2, w2c, K)
+    with pytest.raises(Gen3cInputError, match=r"the contents of --vipe_path '.*vipe' changed since the interrupted run"):
+        run_request(request, resume=True)
+
+
 def test_resume_takes_the_same_folder_and_inputs_spelt_another_way(box_scene, tmp_path, monkeypatch):
     """`--video_save_folder out` then `--resume` with `./out` (and an input by its absolute path)
     is the same run; it was refused as a different request."""
@@ -826,6 +859,27 @@ def test_a_run_moved_with_its_project_folder_resumes_to_the_identical_video(box_
         run_request(relative, generator=Interrupting(1))
     monkeypatch.chdir(root.rename(tmp_path / "rel2"))
     assert run_request(relative, resume=True).paths["video"].read_bytes() == whole
+
+
+def test_kept_chunks_of_a_run_whose_checkpoint_moved_with_its_project_folder_are_its_own(tmp_path):
+    """A checkpoint, LoRA adapter or weights cache folder inside a moved project folder: its kept
+    chunks were refused as "made by a different request (changed: checkpoint_dir)"."""
+    import json
+
+    from gen3c.pipelines.resume import made_by, run_record
+
+    def request(root: Path) -> dict:
+        return {"video_save_folder": str(root / "out"), "video_save_name": "v", "generator": "gen3c",
+                "generator_options": {"checkpoint_dir": str(root / "ckpt"), "cache_dir": str(root / "cache"), "num_steps": 2}}  # fmt: skip
+
+    kept = partial_dir(tmp_path / "p" / "out", "v")
+    kept.mkdir(parents=True)
+    (kept / "run.json").write_text(json.dumps(run_record(request(tmp_path / "p"))))
+    moved = (tmp_path / "p").rename(tmp_path / "q")
+    assert made_by(partial_dir(moved / "out", "v"), request(moved))
+    other = request(moved)
+    other["generator_options"]["checkpoint_dir"] = str(tmp_path / "ckpt")  # another checkpoint folder: another request
+    assert not made_by(partial_dir(moved / "out", "v"), other)
 
 
 class CountingPreview(PreviewGenerator):

@@ -133,12 +133,30 @@ def changed_input(job: Job, recorded: Any, digests: dict[str, str] | None = None
     """
     if not isinstance(recorded, dict):
         return None
+    from gen3c.pipelines.resume import counted_before
+
     now = input_sha256(job, digests)
     for key in sorted(set(recorded) | set(now)):
-        if recorded.get(key) != now.get(key):
+        if recorded.get(key) != now.get(key) and not counted_before(key, job.settings.get(key), recorded.get(key), digests):
             shown = Path(str(job.settings.get(key) or recorded.get(key))).name
             return f"its {key} {shown} changed since it ran (its sha256 is not the recorded one)"
     return None
+
+
+def recorded_inputs(folder: str | Path, status: dict[str, Any]) -> Any:
+    """The ``inputs_sha256`` a job's status lists (a failed job's), or its run record (a finished
+    job's); None when neither does (a job cut short, a record of an older gen3c)."""
+    if "inputs_sha256" in status:
+        return status["inputs_sha256"]
+    outputs = status.get("outputs")
+    record = outputs.get("run") if isinstance(outputs, dict) else None
+    if not isinstance(record, dict):
+        return None
+    try:
+        run = json.loads((Path(folder) / Path(str(record.get("file", ""))).name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return run.get("inputs_sha256") if isinstance(run, dict) else None
 
 
 def input_sha256(job: Job, digests: dict[str, str] | None = None) -> dict[str, str]:
@@ -153,13 +171,16 @@ def input_sha256(job: Job, digests: dict[str, str] | None = None) -> dict[str, s
         value = job.settings.get(key)
         if not isinstance(value, str) or not value:
             continue
-        if value not in digests:
+        # (a ViPE result counts by the clip read: one per clip)
+        clip = job.settings.get("vipe_clip") if key == "vipe_path" else None
+        cached = value if clip is None else f"{value}\0vipe_clip={clip}"
+        if cached not in digests:
             try:
-                digests[value] = input_digests({key: value}).get(key, "")
+                digests[cached] = input_digests({key: value, "vipe_clip": clip}).get(key, "")
             except OSError:  # unreadable: the run says so, if it comes to that
-                digests[value] = ""
-        if digests[value]:
-            now[key] = digests[value]
+                digests[cached] = ""
+        if digests[cached]:
+            now[key] = digests[cached]
     return now
 
 
@@ -258,6 +279,22 @@ def remove_stale_parts(folder: Path, name: str) -> int:
     """Delete the temporary files a killed run of this job left (:func:`gen3c.io.atomic.remove_stale_parts`);
     the batch lock guarantees no other batch writes them."""
     return atomic.remove_stale_parts(folder, [pattern.format(name) for pattern in OUTPUT_FILES])
+
+
+def remove_cut_short(folder: Path, name: str) -> None:
+    """Delete what a run of this job that was cut short left: its temporary output files and the
+    chunk it was writing in ``NAME.partial/`` (its finished chunks stay for the next run), the
+    latter unless a run still going holds that folder (its lock). Called with the batch lock held,
+    so no other batch writes them; a worker of a stopped batch that is still being ended writes
+    only files of names no later run takes (its rename then fails, publishing nothing)."""
+    from gen3c.pipelines.resume import partial_dir, remove_unfinished_chunk
+
+    remove_stale_parts(folder, name)
+    kept = partial_dir(folder, name)
+    if kept.is_dir():
+        with atomic.try_flock(kept) as free:
+            if free:
+                remove_unfinished_chunk(kept)
 
 
 def kept_chunks(folder: Path, request: GenerationRequest) -> bool:

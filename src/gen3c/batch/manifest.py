@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import io
 import json
+import os
 import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -41,7 +42,7 @@ from gen3c.pipelines.request import (
     may_name_no_path,
     resolve_paths,
 )
-from gen3c.pipelines.resume import INPUT_FIELDS, with_paths_moved
+from gen3c.pipelines.resume import INPUT_FIELDS, MOVABLE_FIELDS, with_paths_moved
 from gen3c.pipelines.spelling import row_spelling
 
 #: ``.json``: one run record (``NAME_run.json``), a manifest of the one job it records.
@@ -54,10 +55,10 @@ ROW_KEYS = ("name", *(key for key in REQUEST_FIELDS if key not in BATCH_OWNED))
 #: The files a job named NAME may write (see :class:`~gen3c.pipelines.camera_video.OutputWriter`)
 #: and its status file: two jobs must not share one.
 OUTPUT_FILES = (*RUN_FILES.values(), "{}_status.json")
-#: Bumped when the meaning of a stored request hash changes, so old status files re-run
-#: (2: input paths inside the manifest's folder hashed relative to it; a status of version 1
-#: still matches its job, :attr:`Job.earlier_hash`).
-HASH_VERSION = 2
+#: Bumped when the meaning of a stored request hash changes (2: input paths inside the manifest's
+#: folder hashed relative to it; 3: every path, ``checkpoint_dir``, ``cache_dir`` and
+#: ``depth_estimator`` too); a status of an earlier version still matches its job, :attr:`Job.earlier_hashes`.
+HASH_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,9 @@ class Job:
         request_hash: sha256 of ``settings`` (and ``name``): a changed row re-runs.
         manifest: the manifest's absolute path (its status file records it: another manifest's
             job of the same name in the same folder is told apart).
-        earlier_hash: the request hash gen3c wrote before :data:`HASH_VERSION` 2 (input paths
-            absolute): a status file of that version is this job's too, not a changed row.
+        earlier_hashes: the request hashes earlier gen3c versions wrote (version 2: only input
+            paths and ``lora`` relative; 1: every path absolute): a status file of those is this
+            job's too, not a changed row.
     """
 
     name: str
@@ -80,17 +82,39 @@ class Job:
     settings: dict[str, Any]
     request_hash: str
     manifest: str = ""
-    earlier_hash: str = ""
+    earlier_hashes: tuple[str, ...] = ()
 
     def same_request(self, status: dict[str, Any] | None) -> bool:
-        """Whether a status file records this job's request (by its hash, or its earlier hash)."""
+        """Whether a status file records this job's request: by its hash (or an earlier one), or by
+        its settings (:meth:`same_settings`)."""
         recorded = (status or {}).get("request_sha256")
-        return isinstance(recorded, str) and recorded in (self.request_hash, self.earlier_hash or self.request_hash)
+        return (isinstance(recorded, str) and recorded in (self.request_hash, *self.earlier_hashes)) or self.same_settings(status)
+
+    def same_settings(self, status: dict[str, Any] | None) -> bool:
+        """Whether a status file records this very job, its paths absolute: a copy of the manifest
+        in another folder naming the same files (whose request hash, paths inside the manifest's
+        folder relative to it, differs) is the same job; a moved project folder is not."""
+        recorded = (status or {}).get("settings")
+        return isinstance(recorded, dict) and _normalized(recorded) == _normalized(json.loads(json.dumps(self.settings, default=str)))
 
     def request(self, folder: str | Path) -> GenerationRequest:
         """The job's request, writing into ``folder``."""
         data = {**self.settings, "video_save_folder": str(folder), "video_save_name": self.name}
         return GenerationRequest.from_dict(data, name=f"job {self.name!r}")
+
+
+def _normalized(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with each absolute path as :func:`os.path.normpath` writes it: a manifest's
+    ``../inputs/a.png`` resolves to ``FOLDER/../inputs/a.png``, the file another's ``inputs/a.png`` names."""
+
+    def norm(key: str, value: Any) -> Any:
+        path_like = key in (*MOVABLE_FIELDS, *OPTION_PATH_FIELDS) and isinstance(value, str) and os.path.isabs(value)
+        return os.path.normpath(value) if path_like else value
+
+    out = {key: norm(key, value) for key, value in settings.items()}
+    if isinstance(out.get("generator_options"), dict):
+        out["generator_options"] = {key: norm(key, value) for key, value in out["generator_options"].items()}
+    return out
 
 
 def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpoint: bool = False) -> list[Job]:
@@ -332,11 +356,11 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
     row.update((key, value) for key, value in record.items() if key not in (*RECORD_KEYS, *BATCH_OWNED))
     recorded = record.get("inputs_sha256")
     if isinstance(recorded, dict):
-        from gen3c.pipelines.resume import input_digests
+        from gen3c.pipelines.resume import counted_before, input_digests
 
         now = input_digests(row)
         for key in sorted(set(recorded) & set(now)):
-            if recorded[key] != now[key]:
+            if recorded[key] != now[key] and not counted_before(key, row[key], recorded[key]):
                 note(f"run record {str(p)!r}: {key} {str(row[key])!r} changed since that run (its sha256 is not the recorded one): "
                      "the job reads it as it is now, so its video may differ")  # fmt: skip
     return [(1, row)]
@@ -452,7 +476,7 @@ def make_job(
 ) -> Job:
     """Check one row and resolve its paths against ``base`` (the manifest's folder); a refusal
     names the row's keys (:func:`row_spelling`), and so does a note. ``relocatable``: hash its
-    input paths inside ``base`` relative to it (:func:`_relative_inputs`), so a folder moved with
+    paths inside ``base`` relative to it (:func:`_relative_paths`), so a folder moved with
     its manifest, inputs and outputs keeps its jobs."""
     where = f"manifest {manifest!r} line {line}"
     try:
@@ -549,17 +573,22 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
         text = json.dumps({"v": version, "name": name, **hashed}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    hashed = _relative_inputs(settings, base) if relocatable else settings
+    hashed = _relative_paths(settings, base) if relocatable else settings
+    hashed_before = _relative_paths(settings, base, INPUT_FIELDS, ("lora",)) if relocatable else settings  # (version 2)
     return Job(name=name, line=line, settings=settings, request_hash=digest(HASH_VERSION, hashed),
-               earlier_hash=digest(1, settings))  # fmt: skip
+               earlier_hashes=(digest(2, hashed_before), digest(1, settings)))  # fmt: skip
 
 
-def _relative_inputs(settings: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``settings`` with each input path (and LoRA adapter) inside ``base`` as ``<manifest folder>/``
-    and its path from there, for the request hash: a moved folder keeps it. Only these: what they
-    hold is checked apart, the inputs' by the run record's ``inputs_sha256`` and the adapter's by
-    its ``lora_sha256``, so one changed under a moved folder still re-runs."""
-    return with_paths_moved(settings, INPUT_FIELDS, base, lambda inside: f"<manifest folder>/{inside.as_posix()}")
+def _relative_paths(
+    settings: dict[str, Any], base: Path, keys: tuple[str, ...] = MOVABLE_FIELDS, options: tuple[str, ...] = OPTION_PATH_FIELDS
+) -> dict[str, Any]:
+    """``settings`` with each path inside ``base`` (an input, ``depth_estimator``, ``checkpoint_dir``,
+    ``lora``, ``cache_dir``: ``keys`` and ``options``) as ``<manifest folder>/`` and its path from
+    there, for the request hash: a moved folder keeps it. What inputs and an adapter hold is checked
+    apart, the inputs' by the run record's ``inputs_sha256`` and the adapter's by its
+    ``lora_sha256``, so one changed under a moved folder still re-runs; a checkpoint or depth
+    estimator replaced at its path is not told, moved or not."""
+    return with_paths_moved(settings, keys, base, lambda inside: f"<manifest folder>/{inside.as_posix()}", options)
 
 
 def _whole_numbers(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
 from gen3c.batch.manifest import Job
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, first_line, note
 
 
 class BatchActor:
@@ -168,22 +168,27 @@ def _remove_cut_short(ray, in_flight: dict, folder: Path) -> None:
     Ctrl-C (they block SIGINT) and ``ray.kill`` ends them at once, so they cannot remove their
     half-written output and chunk (as the local engine's workers do: ``STOP_GRACE_S``): once a
     job's actor is gone (its task answers; at most ``STOP_GRACE_S``, together) its ``.part``
-    files and its half-kept ``NAME.partial/.chunk_*`` go; its finished chunks stay for the next
-    run. The batch lock keeps any other batch from writing them."""
-    from gen3c.batch.jobs import remove_stale_parts
+    files and its half-kept ``NAME.partial/.chunk_*`` go (:func:`~gen3c.batch.jobs.remove_cut_short`);
+    its finished chunks stay for the next run. An actor not seen to end by then (a remote node slow
+    to answer) leaves its job's to the next batch into this folder, which removes them as it starts
+    (its status still says running); a note says so. The batch lock keeps any other batch from writing them."""
+    from gen3c.batch.jobs import remove_cut_short
     from gen3c.batch.local import STOP_GRACE_S
-    from gen3c.pipelines.resume import partial_dir, remove_unfinished_chunk
 
     refs = list(in_flight)
     try:
         ended, _ = ray.wait(refs, num_returns=len(refs), timeout=STOP_GRACE_S)
     except ray.exceptions.RayError:
-        return
+        ended = []
     for ref in ended:
         try:
             ray.get(ref)  # (its error retrieved: Ray prints no "unhandled error" for it later)
         except ray.exceptions.RayError:
             pass
-        name = in_flight[ref][1].name
-        remove_stale_parts(folder, name)
-        remove_unfinished_chunk(partial_dir(folder, name))
+        remove_cut_short(folder, in_flight[ref][1].name)
+    left = [in_flight[ref][1].name for ref in refs if ref not in ended]
+    if left:
+        shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        note(f"the Ray worker{'s' if len(left) > 1 else ''} of job{'s' if len(left) > 1 else ''} {shown} did not end within "
+             f"{STOP_GRACE_S:g} s, so {'their' if len(left) > 1 else 'its'} temporary files stay in {str(folder)!r} until the "
+             "next gen3c batch into that folder removes them as it starts")  # fmt: skip

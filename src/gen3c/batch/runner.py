@@ -30,6 +30,9 @@ from gen3c.batch.jobs import (
     check_finished,
     outcome_row,
     read_status,
+    recorded_inputs,
+    remove_cut_short,
+    status_path,
 )
 from gen3c.batch.manifest import Job, load_manifest
 from gen3c.errors import Gen3cInputError, note
@@ -118,6 +121,8 @@ def run_batch(
         planned: dict[str, dict | None] = {}  # each job's status before this run
         for job in jobs:
             status = planned[job.name] = read_status(folder, job.name)
+            if status is not None and status.get("state") == "running":  # cut short: what its run left goes now
+                remove_cut_short(folder, job.name)
             remarks: list[str] = []
             why = check_finished(job, folder, status, digests, remarks)
             if why is None:
@@ -147,7 +152,7 @@ def run_batch(
                 notes[job.name] = f"re-ran: {fixed.replace('since it ran', 'since it failed')}"
             elif status is not None and status.get("state") != "failed":
                 notes[job.name] = f"re-ran: {why}"
-        _check_not_another_manifests(to_run, planned, folder)
+        _check_not_another_manifests(to_run, planned, folder, digests)
         to_run = grouped_by_generator(to_run, folder, digests)
         for outcome in outcomes.values():
             if on_outcome:
@@ -187,19 +192,24 @@ def run_batch(
     return summary
 
 
-def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None], folder: Path) -> None:
+def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None], folder: Path, digests: dict[str, str]) -> None:
     """Refuse to run jobs over the outputs of another manifest's jobs of the same names: two
     manifests of one file name share the default folder (``outputs/<manifest name>``), and their
     rows named by number (``job_00001``) would overwrite each other's videos. A status file names
     the manifest and the folder it was written for; one of a manifest that is gone (moved or
-    renamed) or wrote the same row, or written in another folder (this one is a copy), is no
-    other manifest's work to keep."""
+    renamed) or wrote the same job (the same settings, or the same row on the same input contents:
+    a copy of the manifest or of its project folder), or written in another folder (this one is a
+    copy), is no other manifest's work to keep. ``digests``: the plan's (:func:`changed_input`)."""
     theirs: dict[str, list[str]] = {}  # the other manifest → its jobs this batch would overwrite
     for job in jobs:
         status = planned[job.name] or {}
         other = status.get("manifest")
-        if (not isinstance(other, str) or not other or other == job.manifest or job.same_request(status)
+        if (not isinstance(other, str) or not other or other == job.manifest or job.same_settings(status)
                 or status.get("output_folder") != str(folder)):  # fmt: skip
+            continue
+        # The same row, paths inside the manifest's folder relative to it, is another project's
+        # when it read other files there (two projects of one layout, jobs.jsonl each).
+        if job.same_request(status) and changed_input(job, recorded_inputs(folder, status), digests) is None:
             continue
         try:
             if not Path(other).is_file() or Path(other).samefile(job.manifest):
@@ -210,11 +220,16 @@ def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None
     if theirs:
         other, names = next(iter(theirs.items()))
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        files = ", ".join(status_path("", name).name for name in names[:3]) + (" …" if len(names) > 3 else "")
+        several = len(names) > 1
+        whose = "those jobs' status files" if several else "that job's status file"
+        # (two manifests of one file name: most likely both wrote to the default folder)
+        default = (" (the default, outputs/<manifest name>, is one folder for manifests of one file name)"
+                   if Path(other).name == Path(jobs[0].manifest).name else "")  # fmt: skip
         raise Gen3cInputError(
-            f"{str(folder)!r} holds the outputs of job{'s' if len(names) > 1 else ''} {shown} of another manifest, {other!r}, "
-            "which this manifest's jobs of those names would overwrite: pass another --output_folder (the default, "
-            "outputs/<manifest name>, is one folder for manifests of one file name), or delete those jobs' NAME_status.json "
-            "files there to replace their outputs"
+            f"{str(folder)!r} holds the outputs of job{'s' if several else ''} {shown} of another manifest, {other!r}, "
+            f"which this manifest's jobs of those names would overwrite: pass another --output_folder{default}, or delete "
+            f"{whose} {files} there to replace {'their' if several else 'its'} outputs"
         )
 
 

@@ -134,6 +134,14 @@ def clip_video(root: Path, clip: str) -> Path:
     return clip_videos(root).get(clip, root / "rgb" / f"{clip}.mp4")
 
 
+def clip_files(root: Path, clip: str) -> list[Path]:
+    """The files ViPE writes for ``clip`` (the layout above), there or not: those :func:`read_vipe`
+    reads, and the mask's phrases ``mask/<clip>.txt`` beside its zip. Another clip's are not among them."""
+    return [clip_video(root, clip), root / "pose" / f"{clip}.npz", root / "intrinsics" / f"{clip}.npz",
+            root / "intrinsics" / f"{clip}_camera.txt", root / "depth" / f"{clip}.zip", root / "mask" / f"{clip}.zip",
+            root / "mask" / f"{clip}.txt"]  # fmt: skip
+
+
 def _listing(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")

@@ -97,7 +97,8 @@ def compute_device(device: str | torch.device | None = None) -> torch.device:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise Gen3cInputError(f"device {str(device)!r}: no CUDA GPU is visible here: pass device='cpu'")
+            # (no flag of gen3c generate sets it: worded for a manifest row and a Python call alike)
+            raise Gen3cInputError(f"device {str(device)!r}: no CUDA GPU is visible here: pass 'cpu' or nothing")
         if device.index is not None and device.index >= count:
             raise Gen3cInputError(f"device {str(device)!r}: only {count} CUDA GPU(s) are visible (cuda:0 … cuda:{count - 1})")
     return device

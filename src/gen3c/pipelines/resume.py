@@ -17,7 +17,8 @@ contents changed since (an edited depth map, a re-exported ViPE result) would gi
 of two different scenes, so it is refused; so is another chunk plan or generator (a swapped
 checkpoint, another sampler or step count: :func:`output_settings`). A folder moved or renamed
 with its inputs and output is no other request: inputs inside it count by their path from it
-(:func:`_moved_with_output`), their contents by sha256 as ever. It re-reads the request's input (the cache plan is rebuilt from it), restores the
+(:func:`_moved_with_output`), their contents by sha256 as ever; so do a checkpoint, adapter or
+cache folder inside it. It re-reads the request's input (the cache plan is rebuilt from it), restores the
 last finished chunk's state, re-encodes the kept frames and generates the rest. Both an
 uninterrupted run and a resumed one encode the video from the same uint8 frames, so with a
 deterministic generator (the preview; the gen3c model, whose chunk k draws its seed's (k+1)-th
@@ -56,6 +57,7 @@ from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_a
 from gen3c.io.formats import loads_json
 from gen3c.io.hashing import update_from_file
 from gen3c.io.paths import exists, expand_home
+from gen3c.pipelines.settings import OPTION_PATH_FIELDS
 
 # 2: run.json holds the inputs' sha256; 3: a file's is sha256sum's, as the run record's (one hash serves both);
 # 4: the gen3c model's chunk k starts from its seed's (k+1)-th noise draw (every chunk of format 3 started
@@ -67,6 +69,9 @@ _CHUNK = re.compile(r"^chunk_(\d{4})$")
 
 #: The request fields that can name an input file or folder (``intrinsics`` may be a file too).
 INPUT_FIELDS = ("input_image_path", "vipe_path", "multiview_npz", "depth_path", "camera_file", "intrinsics")
+#: The request fields that may name a file or folder, the generator options' :data:`OPTION_PATH_FIELDS`
+#: aside: what a folder moved with them maps (:func:`with_paths_moved`).
+MOVABLE_FIELDS = (*INPUT_FIELDS, "depth_estimator")
 
 
 #: Generator settings (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`) that say how it
@@ -116,8 +121,8 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
 def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = None) -> dict[str, str]:
     """sha256 of the contents of each input the request names, by field: a file's bytes (as
     ``sha256sum`` prints it), or a folder's files that its reader reads (relative names and
-    bytes, in name order: :func:`input_files`; a ViPE clip's ``rgb/<clip>.mp4`` counts as its
-    ViPE result's folder, whose depth and cameras are read with it).
+    bytes, in name order: :func:`input_files`; a ViPE result by the files of the clip read,
+    ``vipe_clip`` or its ``rgb/<clip>.mp4``, whose depth and cameras are read with it).
     Fields naming nothing on disk are left out. ``run.json`` and the run record
     (``inputs_sha256``) hold the same digests, so a long run hashes its inputs once.
 
@@ -134,29 +139,33 @@ def input_digests(request_dict: dict[str, Any], read: dict[str, bytes] | None = 
             continue
         if not (isinstance(value, str) and value and exists(value)):
             continue
-        files = input_files(field, Path(value).expanduser())
+        files = input_files(field, Path(value).expanduser(), request_dict.get("vipe_clip"))
         digests[field] = _digest(files, names=[name for name, _ in files] != [""])  # (a file alone: sha256sum's)
     return digests
 
 
-def input_files(field: str, path: Path) -> list[tuple[str, Path]]:
+def input_files(field: str, path: Path, clip: str | None = None) -> list[tuple[str, Path]]:
     """The files of the input ``path`` given as ``field`` that its reader reads, by name relative
     to the input's folder, in name order; ``[("", path)]`` for a file read alone. A ViPE result
-    (named by its folder or its ``rgb/<clip>.mp4``) counts by its ``rgb/``, ``pose/``,
-    ``intrinsics/``, ``depth/`` and ``mask/`` (its depth too when the mp4 is named); a sample
+    (named by its folder, with ``clip``: ``--vipe_clip``, or by its ``rgb/<clip>.mp4``) counts by
+    the files ViPE wrote for the clip read (:func:`~gen3c.io.vipe.clip_files`: its video, cameras,
+    depth and mask), not by its other clips; all of its ``rgb/``, ``pose/``, ``intrinsics/``,
+    ``depth/`` and ``mask/`` where no one clip is named (the reader refuses that); a sample
     directory by its :data:`~gen3c.io.gen3c_sample.SAMPLE_FILES`: files that gen3c writes there
     (a run's outputs and kept chunks, when ``--video_save_folder`` lies inside the input) or that
     no reader reads (ViPE's ``vipe/``) do not change the input. Another folder: all its files."""
     from gen3c.io.gen3c_sample import SAMPLE_FILES, sample_file
-    from gen3c.io.vipe import VIPE_FOLDERS
+    from gen3c.io.vipe import clip_files, resolve_vipe
 
-    if field == "vipe_path" and path.is_file() and path.parent.name == "rgb":
-        path = path.parent.parent  # rgb/<clip>.mp4: the clip's cameras and depth are in its root
+    if field == "vipe_path":
+        try:
+            root, clip = resolve_vipe(path, clip)
+        except Gen3cInputError:  # (not one clip of a ViPE result: the reader refuses it; all of it counts)
+            return _whole_vipe_root(path)
+        return sorted((p.relative_to(root).as_posix(), p) for p in clip_files(root, clip) if p.is_file())
     if path.is_file():
         return [("", path)]
-    if field == "vipe_path":
-        found = [p for folder in (*VIPE_FOLDERS, "depth", "mask") for p in (path / folder).rglob("*")]
-    elif field == "input_image_path":
+    if field == "input_image_path":
         try:
             found = [sample_file(path, name) for name in SAMPLE_FILES]
         except Gen3cInputError:  # two files for one name: the reader refuses the folder; all of it counts
@@ -164,6 +173,35 @@ def input_files(field: str, path: Path) -> list[tuple[str, Path]]:
     else:
         found = list(path.rglob("*"))
     return sorted((p.relative_to(path).as_posix(), p) for p in found if p.is_file())
+
+
+def _whole_vipe_root(path: Path) -> list[tuple[str, Path]]:
+    """Every file of the ViPE result ``path`` (its folder, or ``rgb/<clip>.mp4`` in it) in its
+    ``rgb/``, ``pose/``, ``intrinsics/``, ``depth/`` and ``mask/``, every clip's: how gen3c counted
+    a ViPE input before it counted the clip's files alone (:func:`counted_before`)."""
+    from gen3c.io.vipe import VIPE_FOLDERS
+
+    if path.is_file() and path.parent.name == "rgb":
+        path = path.parent.parent
+    if path.is_file():
+        return [("", path)]
+    found = [p for folder in (*VIPE_FOLDERS, "depth", "mask") for p in (path / folder).rglob("*")]
+    return sorted((p.relative_to(path).as_posix(), p) for p in found if p.is_file())
+
+
+def counted_before(field: str, value: Any, recorded: Any, digests: dict[str, str] | None = None) -> bool:
+    """Whether ``recorded``, the digest an earlier gen3c wrote for the input ``value`` of ``field``,
+    is of its contents as they are now, counted as that gen3c counted them: a ViPE result by all
+    its clips (a result of one clip as ViPE writes it hashes alike either way). ``digests``: kept
+    across calls (a batch's plan), so a root is read once."""
+    if field != "vipe_path" or not (isinstance(recorded, str) and isinstance(value, str) and value and exists(value)):
+        return False
+    digests = {} if digests is None else digests
+    key = f"{value}\0every clip"
+    if key not in digests:
+        files = _whole_vipe_root(Path(value).expanduser())
+        digests[key] = _digest(files, names=[name for name, _ in files] != [""])
+    return digests[key] == recorded
 
 
 def _digest(files: list[tuple[str, Path | bytes]], names: bool = True) -> str:
@@ -467,7 +505,8 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
             "run the same command as before, or delete that folder to start over"
         )
     stored_inputs = stored.get("inputs") if isinstance(stored.get("inputs"), dict) else {}
-    changed = [field for field in INPUT_FIELDS if stored_inputs.get(field) != record["inputs"].get(field)]
+    changed = [field for field in INPUT_FIELDS if stored_inputs.get(field) != record["inputs"].get(field)
+               and not counted_before(field, record["request"].get(field), stored_inputs.get(field))]  # fmt: skip
     if changed:
         named = " and ".join(f"--{field} {record['request'].get(field)!r}" for field in changed)
         raise Gen3cInputError(
@@ -480,8 +519,9 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
 def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
     """Whether the kept run's request ``old`` is ``new`` in a folder moved (or renamed) with its
     output: some folder above ``old``'s output folder (the project folder), or that folder itself,
-    holds it at the same path as a folder of ``new``'s does, and each input (and ``lora``) that
-    ``old`` names inside it, by an absolute path, ``new`` names at the same path from there; every
+    holds it at the same path as a folder of ``new``'s does, and each path (an input, ``depth_estimator``,
+    ``checkpoint_dir``, ``lora``, ``cache_dir``) that ``old`` names inside it, by an absolute path,
+    ``new`` names at the same path from there; every
     other setting is the same. A run whose output folder was a relative path inside the folder it
     ran from ran from the project folder: its relative paths lead from there still. What the inputs
     hold is checked apart, by their sha256 (as ``gen3c batch`` keeps a moved folder's finished
@@ -499,7 +539,7 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
     old_root = Path(os.path.normpath(old_out))
     new_root = Path(os.path.abspath(expand_home(new_out, "--video_save_folder")))
     while old_root != new_root:
-        mapped = with_paths_moved(old, (*INPUT_FIELDS, "video_save_folder"), old_root, lambda inside, to=new_root: str(to / inside))
+        mapped = with_paths_moved(old, (*MOVABLE_FIELDS, "video_save_folder"), old_root, lambda inside, to=new_root: str(to / inside))
         try:
             if request_fingerprint(mapped) in wanted:
                 return True
@@ -511,9 +551,16 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
     return False
 
 
-def with_paths_moved(request_dict: dict[str, Any], keys: Sequence[str], root: Path, to: Callable[[Path], str]) -> dict[str, Any]:
-    """``request_dict`` with each absolute path of ``keys`` (and of its generator options' ``lora``)
-    that lies inside ``root`` as ``to(its path from root)``; every other value as it is."""
+def with_paths_moved(
+    request_dict: dict[str, Any],
+    keys: Sequence[str],
+    root: Path,
+    to: Callable[[Path], str],
+    options: Sequence[str] = OPTION_PATH_FIELDS,
+) -> dict[str, Any]:
+    """``request_dict`` with each absolute path of ``keys`` (and of its generator options named in
+    ``options``: ``checkpoint_dir``, ``lora``, ``cache_dir``) that lies inside ``root`` as ``to(its
+    path from root)``; every other value as it is."""
 
     def moved(value: Any) -> Any:
         if not (isinstance(value, str) and value and os.path.isabs(value)):
@@ -522,9 +569,9 @@ def with_paths_moved(request_dict: dict[str, Any], keys: Sequence[str], root: Pa
         return to(path.relative_to(root)) if path.is_relative_to(root) else value
 
     out = {key: moved(value) if key in keys else value for key, value in request_dict.items()}
-    options = out.get("generator_options")
-    if isinstance(options, dict) and "lora" in options:
-        out["generator_options"] = {**options, "lora": moved(options["lora"])}
+    generator_options = out.get("generator_options")
+    if isinstance(generator_options, dict):
+        out["generator_options"] = {key: moved(value) if key in options else value for key, value in generator_options.items()}
     return out
 
 
