@@ -84,15 +84,25 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_
         ("long_sample", r"'.*n{300}\.pt' cannot be read \(File name too long\): check the path"),
         ("unknown_user", r"--input_image_path '~nouser_gen3c/x\.png' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', "
                          r"no user on this machine: write the path out in full"),
+        ("long_vipe", r"ViPE directory '.*n{100}n*…' does not exist: pass the folder given to 'vipe infer --output'$"),
+        ("long_vipe_video", r"ViPE video '.*n{100}n*…' does not exist: check --vipe_path$"),
+        ("long_multiview", r"multi-view npz '.*n{100}n*…' does not exist: check --multiview_npz$"),
+        # a path option no reader checks first: the CLI's own line for any such path (was "an unexpected OSError … a bug")
+        ("long_checkpoint", r"^error: path '.*n{100}n*…' cannot be used \(File name too long\): check the paths given$"),
     ],
 )  # fmt: skip
 def test_an_input_path_no_file_can_have_is_one_line(case, match, files, tmp_path):
     """A 300-character name raised OSError "File name too long" from the settings' frame-rate
-    default (is the input a sample folder?); a quoted ~user of no user was called missing."""
+    default (is the input a sample folder?), from the ViPE and multi-view readers' checks and where
+    a checkpoint folder is looked for; a quoted ~user of no user was called missing."""
     out = tmp_path / "out"
-    image = {"long_image": tmp_path / ("n" * 300 + ".png"), "long_sample": tmp_path / ("n" * 300 + ".pt"),
-             "unknown_user": "~nouser_gen3c/x.png"}[case]  # fmt: skip
-    refused(generate(files, out, **{"--input_image_path": image, "--depth_path": None}), match, out)
+    long = tmp_path / ("n" * 300)
+    inputs = {"long_image": {"--input_image_path": tmp_path / ("n" * 300 + ".png")}, "long_sample": {"--input_image_path": tmp_path / ("n" * 300 + ".pt")},
+              "unknown_user": {"--input_image_path": "~nouser_gen3c/x.png"}, "long_vipe": {"--vipe_path": long},
+              "long_vipe_video": {"--vipe_path": long / "rgb" / "a.mp4"}, "long_multiview": {"--multiview_npz": long},
+              "long_checkpoint": {"--generator": "gen3c", "--checkpoint_dir": long, "--num_video_frames": "121"}}[case]  # fmt: skip
+    image = {} if "--input_image_path" in inputs or "--generator" in inputs else {"--input_image_path": None, "--fov": None}
+    refused(generate(files, out, **{"--depth_path": None, **image, **inputs}), match, out)
 
 
 LONG = "n" * 201

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from gen3c.errors import Gen3cInputError, Terminated, counted, exit_command_line
+from gen3c.errors import Gen3cInputError, Terminated, counted, exit_command_line, unusable_path_error
 from gen3c.progress import progress_bars
 
 
@@ -213,7 +213,7 @@ def user_errors(func: Callable) -> Callable:
                 # raise anything as it is imported, an AttributeError, say).
                 from gen3c.dependencies import dependency_error
 
-                error = None if isinstance(exc, Gen3cInputError) else dependency_error(exc, f"gen3c {command}")
+                error = None if isinstance(exc, Gen3cInputError) else dependency_error(exc, f"gen3c {command}") or unusable_path_error(exc)
                 if error is None:
                     raise
                 notes = getattr(exc, "__notes__", None)  # what was kept (eval's partial report), said on the one line too

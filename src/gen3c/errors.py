@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import os
 import sys
 import threading
 import warnings
@@ -171,6 +172,15 @@ def quoted(value: object, limit: int = 100) -> str:
     characters and "…" where it is longer: a 5000-character path would make a 5000-character line."""
     text = str(value)
     return repr(text if len(text) <= limit else f"{text[:limit]}…")
+
+
+def unusable_path_error(exc: BaseException) -> Gen3cInputError | None:
+    """A path the user gave that no file can have (a name too long for the file system, a loop of
+    symbolic links), met where a reader did not check for it first, as one line naming the path;
+    None for any other error."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.ELOOP) and exc.filename is not None:
+        return Gen3cInputError(f"path {quoted(os.fsdecode(exc.filename), 200)} cannot be used ({exc.strerror}): check the paths given")
+    return None
 
 
 def counted(n: int, noun: str) -> str:

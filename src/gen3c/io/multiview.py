@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, check_intrinsics_fit, note_scaled_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.frames import (
     FrameFitter,
@@ -32,6 +32,7 @@ from gen3c.io.frames import (
     images_to_uint8,
 )
 from gen3c.io.npz import NpzReader
+from gen3c.io.paths import is_dir, is_file
 
 MULTIVIEW_KEYS = (
     "images_key_frames",
@@ -70,9 +71,9 @@ def read_multiview(
             bad depth, non-rigid poses, bad intrinsics.
     """
     p = Path(path)
-    name = f"multi-view npz {str(p)!r}"
-    if not p.is_file():
-        why = "is a folder: pass the .npz file in it" if p.is_dir() else "does not exist: check --multiview_npz"
+    name = f"multi-view npz {quoted(p, 200)}"
+    if not is_file(p):
+        why = "is a folder: pass the .npz file in it" if is_dir(p) else "does not exist: check --multiview_npz"
         raise Gen3cInputError(f"{name} {why}")
     with NpzReader(p, name) as npz:
         missing = [k for k in MULTIVIEW_KEYS if k not in npz.files]

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import check_intrinsics_fit, invert_pose, note_scaled_intrinsics, validate_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
     FrameFitter,
@@ -47,6 +47,7 @@ from gen3c.io.frames import (
     frame_range,
 )
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
+from gen3c.io.paths import exists, is_dir, is_file
 from gen3c.io.video import H264_SUFFIXES, iter_video_frames, probe_video, turned_hint
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
@@ -66,15 +67,15 @@ def is_vipe(path: str | os.PathLike) -> bool:
     """True for a directory with ``rgb/`` and ``pose/`` or an mp4 inside such a ``rgb/``."""
     p = Path(path)
     root = p.parent.parent if p.suffix.lower() == ".mp4" else p
-    return (root / "rgb").is_dir() and (root / "pose").is_dir()
+    return is_dir(root / "rgb") and is_dir(root / "pose")
 
 
 def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path, str]:
     """The ViPE root and clip name that ``path`` (the root or ``rgb/<clip>.mp4``) and ``clip`` name."""
     p = Path(path)
     if p.suffix.lower() == ".mp4":
-        if not p.is_file():
-            raise Gen3cInputError(f"ViPE video {str(p)!r} does not exist: check --vipe_path")
+        if not is_file(p):
+            raise Gen3cInputError(f"ViPE video {quoted(p, 200)} does not exist: check --vipe_path")
         if p.parent.name != "rgb":
             raise Gen3cInputError(
                 f"--vipe_path {str(p)!r} is an mp4 outside a ViPE rgb/ folder: pass the ViPE output directory"
@@ -86,9 +87,9 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
         root, clip = p.parent.parent, p.stem
     else:
         root = p
-        if not root.is_dir():
-            why = "is a file, not a folder" if root.exists() else "does not exist"
-            raise Gen3cInputError(f"ViPE directory {str(root)!r} {why}: pass the folder given to 'vipe infer --output'")
+        if not is_dir(root):
+            why = "is a file, not a folder" if exists(root) else "does not exist"
+            raise Gen3cInputError(f"ViPE directory {quoted(root, 200)} {why}: pass the folder given to 'vipe infer --output'")
     name = f"ViPE directory {str(root)!r}"
     missing = [f"{d}/" for d in VIPE_FOLDERS if not (root / d).is_dir()]
     if missing:
