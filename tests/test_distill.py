@@ -858,3 +858,40 @@ def test_a_larger_budget_on_resume_says_a_finished_stage_is_not_trained_again(tm
     assert said[0] == "--resume: run.max_steps 2 → 3 applies to the stages not yet finished; 0_guidance_5steps is finished and not trained again"
     assert longer.steps == 5 and [s["steps"] for s in (json.loads((out / "stages" / n / "gen3c_model.json").read_text())["distill_stage"]
                                                        for n in ("0_guidance_5steps", "1_5to3steps"))] == [2, 3]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_resume_may_change_the_budgets_of_the_stages_not_yet_finished(tmp_path, teacher_checkpoint):
+    """distill.stage_max_steps was refused as any change of the run's config on --resume: a run
+    could not be given more steps for its running stage. Now the running and later stages' entries
+    may change (the running stage goes on to its new budget, or ends where it is past it); a
+    finished stage's entry is refused before config.json records it."""
+    cfg = distill_config(teacher_checkpoint, run={}, distill={"stage_max_steps": [2, 2]})
+    cfg["run"].pop("max_steps")
+    out = tmp_path / "run"
+    assert train(config_from_dict(cfg), out, stop_after=3).steps == 3  # one step into stage 1
+    recorded = (out / "config.json").read_text()
+
+    def budgets(steps):
+        return config_from_dict({**cfg, "distill": {**cfg["distill"], "stage_max_steps": steps}})
+
+    checkpoint = out / "checkpoints" / "step_0000003"
+    with pytest.raises(Gen3cInputError) as refused:
+        train(budgets([3, 4]), out, resume="auto")
+    assert str(refused.value) == (
+        f"--resume: distill.stage_max_steps[0] = 3 changes stage 0_guidance_5steps, which the checkpoint {str(checkpoint)!r} has "
+        "finished with 2 (its student is written and taught the stages after it; it is not trained again): keep 2 (change only "
+        "the entries from stage 1 on), or start over in a new --out"
+    )
+    assert (out / "config.json").read_text() == recorded
+    said = []
+    longer = train(budgets([2, 4]), out, resume="auto", stop_after=2, echo=said.append)  # stage 1 runs on to its new 4 steps
+    assert longer.steps == 5 and longer.exported is None
+    said.clear()
+    lowered = train(budgets([2, 1]), out, resume="auto", echo=said.append)  # 3 steps done: the stage ends
+    assert "stage 1: 3 steps done, distill.stage_max_steps[1] = 1: nothing left to train, the stage ends" in said
+    assert lowered.steps == 5 and lowered.exported == out / "model"
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["stage"]) for r in rows] == [(1, 0), (2, 0), (3, 1), (4, 1), (5, 1)]
+    with pytest.raises(Gen3cInputError, match=r"stage_max_steps\[1\] = 2 changes stage 1_5to3steps, .* keep 1 \(every stage is finished\)"):
+        train(budgets([2, 2]), out, resume="auto")

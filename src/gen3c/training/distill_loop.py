@@ -54,6 +54,7 @@ from gen3c.training.loop import (
     _end_run,
     _export,
     _full_model,
+    _latest_checkpoint,
     _log_sample,
     _make_ema,
     _micro_batches,
@@ -100,6 +101,11 @@ def stage_folder(out: Path, stage: Stage) -> Path:
     return out / "stages" / stage.name
 
 
+def holds_student(folder: Path) -> bool:
+    """Whether a stage folder holds its student (written whole: the export renames it in place)."""
+    return (folder / "transformer" / "config.json").is_file()
+
+
 def take_finished_stages(
     out: Path, run: Path, finished: list[Stage], echo: Callable[[str], None] | None = None
 ) -> list[Path]:
@@ -115,7 +121,7 @@ def take_finished_stages(
     copied = []
     for stage in finished:
         source, target = stage_folder(run, stage), stage_folder(out, stage)
-        if (target / "transformer" / "config.json").is_file() or not (source / "transformer" / "config.json").is_file():
+        if holds_student(target) or not holds_student(source):
             continue  # (kept, or missing in both: teacher_of says so)
         tmp = target.with_name(f".{target.name}.part")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -135,11 +141,11 @@ def _missing_teacher(out: Path, run: Path, stages: list[Stage], index: int) -> s
     if not 0 < index < len(stages):
         return None
     folder = stage_folder(out, stages[index - 1])
-    if (folder / "transformer" / "config.json").is_file():
+    if holds_student(folder):
         return None
     source = stage_folder(run, stages[index - 1])
     if run.resolve() != out.resolve():
-        if (source / "transformer" / "config.json").is_file():  # copied into out (take_finished_stages)
+        if holds_student(source):  # copied into out (take_finished_stages)
             return None
         return (
             f"--resume: {str(source)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete "
@@ -158,6 +164,36 @@ def _saved_stage(checkpoint: Path) -> int | None:
         return int(torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["stage"])
     except Exception:  # (missing, damaged, another layout: _resume names what is wrong)
         return None
+
+
+def budget_of(config: Config, stage: Stage) -> str:
+    """The setting that gives ``stage`` its steps, with its value (for messages)."""
+    if config.distill.stage_max_steps:
+        return f"distill.stage_max_steps[{stage.index}] = {stage.max_steps}"
+    return f"run.max_steps = {stage.max_steps}"
+
+
+def check_finished_budgets(config: Config, stages: list[Stage], checkpoint: Path | None, run: Path) -> None:
+    """Refuse a resume whose ``distill.stage_max_steps`` changes the steps of a stage the
+    ``checkpoint`` (of the run ``run``) has finished: its student is written and taught the next
+    stage, so it is not trained again (nor undone). The running and later stages' entries may
+    change, as ``run.max_steps`` may (a running stage lowered below its steps ends at once).
+    A changed ``run.max_steps`` (one budget for every stage) applies to those stages only, which
+    the resume says in a line."""
+    if checkpoint is None or not config.distill.stage_max_steps:
+        return
+    finished = _saved_stage(checkpoint) or 0
+    before = recorded_config(checkpoint) or recorded_config(run)  # the config the checkpoint was made with
+    old = before.get("distill", {}).get("stage_max_steps") or [before.get("run", {}).get("max_steps", config.run.max_steps)] * len(stages)
+    changed = [s for s in stages[:finished] if s.index < len(old) and old[s.index] != s.max_steps]
+    if changed:
+        s = changed[0]
+        rest = f"change only the entries from stage {finished} on" if finished < len(stages) else "every stage is finished"
+        raise Gen3cInputError(
+            f"--resume: distill.stage_max_steps[{s.index}] = {s.max_steps} changes stage {s.name}, which the checkpoint "
+            f"{str(checkpoint)!r} has finished with {old[s.index]} (its student is written and taught the stages after it; it is "
+            f"not trained again): keep {old[s.index]} ({rest}), or start over in a new --out"
+        )
 
 
 def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.device) -> torch.nn.Module:
@@ -286,12 +322,14 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    recorded_run = {}  # the budgets the resumed checkpoint's run recorded
-    if resume is not None:
-        recorded_run = recorded_config(Path(out) if resume == "auto" else checkpoint_run(Path(resume))).get("run", {})
+    # The run the resumed checkpoint belongs to (out itself, or another run continued in out).
+    run = Path(out) if resume in (None, "auto") else checkpoint_run(Path(resume))
+    recorded_run = recorded_config(run).get("run", {}) if resume is not None else {}  # the budgets it recorded
+    if resume is not None:  # refused before config.json records the new budgets
+        check_finished_budgets(config, stages, _latest_checkpoint(Path(out)) if resume == "auto" else Path(resume), run)
     if resume not in (None, "auto"):  # another run's checkpoint: its stage's teacher, before the new --out is written
         stage = _saved_stage(Path(resume))
-        missing = None if stage is None else _missing_teacher(Path(out), checkpoint_run(Path(resume)), stages, stage)
+        missing = None if stage is None else _missing_teacher(Path(out), run, stages, stage)
         if missing is not None:
             raise Gen3cInputError(missing)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
@@ -327,7 +365,7 @@ def distill(
 
     start_step = _resume(accelerator, out, resume, state, echo, superseded)
     if resume not in (None, "auto") and main:  # another run's checkpoint continued in this --out
-        take_finished_stages(out, checkpoint_run(Path(resume)), stages[: state.stage], echo)
+        take_finished_stages(out, run, stages[: state.stage], echo)
     accelerator.wait_for_everyone()
     budgets = [f"run.{key} {recorded_run[key]:g} → {getattr(config.run, key):g}" for key in ("max_steps", "max_minutes")
                if recorded_run.get(key, getattr(config.run, key)) != getattr(config.run, key)]  # fmt: skip
@@ -342,7 +380,7 @@ def distill(
             return None
         if index == 0:
             return make_teacher(teacher_checkpoint, config, device)
-        missing = _missing_teacher(out, out if resume in (None, "auto") else checkpoint_run(Path(resume)), stages, index)
+        missing = _missing_teacher(out, run, stages, index)
         if missing is not None:  # (a resumed run whose stages/ lost it)
             raise Gen3cInputError(missing)
         return make_teacher(stage_folder(out, stages[index - 1]), config, device)
@@ -377,7 +415,7 @@ def distill(
         # none are left where a resume lowered run.max_steps below the steps the stage has done.
         todo = max(0, int(min(stage.max_steps - state.stage_step, steps_left - (state.step - start_step))))
         if todo == 0 and echo is not None and main:
-            echo(f"stage {stage.index}: {counted(state.stage_step, 'step')} done, run.max_steps = {stage.max_steps}: "
+            echo(f"stage {stage.index}: {counted(state.stage_step, 'step')} done, {budget_of(config, stage)}: "
                  "nothing left to train, the stage ends")  # fmt: skip
         label = f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps"
         advance = progress(label, todo) if progress is not None and main and todo else None
