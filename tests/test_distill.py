@@ -895,3 +895,47 @@ def test_a_resume_may_change_the_budgets_of_the_stages_not_yet_finished(tmp_path
     assert [(r["step"], r["stage"]) for r in rows] == [(1, 0), (2, 0), (3, 1), (4, 1), (5, 1)]
     with pytest.raises(Gen3cInputError, match=r"stage_max_steps\[1\] = 2 changes stage 1_5to3steps, .* keep 1 \(every stage is finished\)"):
         train(budgets([2, 2]), out, resume="auto")
+
+
+@pytest.mark.slow
+def test_a_stage_start_checkpoint_takes_the_students_weights_from_the_written_student(tmp_path, teacher_checkpoint):
+    """A stage's end wrote its student to stages/ and the same weights again into its checkpoint
+    (twice with an EMA): 3 copies of a 7B student per stage. Now the checkpoint records the
+    student's file by path and sha256; a resume from it repeats the uninterrupted run (the next
+    stage starts from the student as written, here in bfloat16), and refuses a changed or missing file."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    cfg = distill_config(teacher_checkpoint, model={"export_dtype": "bfloat16"}, train={"ema_decay": 0.5})
+    config = config_from_dict(cfg)
+    whole = train(config, tmp_path / "whole")
+    out = tmp_path / "run"
+    assert train(config, out, stop_after=2).steps == 2  # stage 0's end
+    checkpoint = out / "checkpoints" / "step_0000002"
+    assert not list(checkpoint.glob("*.safetensors")), sorted(p.name for p in checkpoint.iterdir())  # no weights, no EMA
+    student = out / "stages" / "0_guidance_5steps" / "transformer" / "diffusion_pytorch_model.safetensors"
+    record = json.loads((checkpoint / "student.json").read_text())
+    assert record["folder"] == "stages/0_guidance_5steps/transformer" and list(record["sha256"]) == [student.name]
+
+    for damage, problem in (("changed", "has changed since (its sha256 is not the one recorded)"), ("missing", "is missing")):
+        copy = shutil.copytree(out, tmp_path / damage)
+        target = copy / student.relative_to(out)
+        if damage == "changed":
+            save_file({k: v + 1 for k, v in load_file(target).items()}, str(target))
+        else:
+            target.unlink()
+        with pytest.raises(Gen3cInputError) as refused:
+            train(config, copy, resume="auto")
+        assert str(refused.value) == (
+            f"--resume: checkpoint {str(copy / 'checkpoints' / 'step_0000002')!r} holds no copy of the student's weights, which are "
+            f"{str(target)!r} (the student of stage 0_guidance_5steps), and that file {problem}: restore the stage's student as it "
+            "was written, or resume from an earlier checkpoint"
+        )
+
+    resumed = train(config, out, resume="auto")
+    assert resumed.steps == 4
+    torch.testing.assert_close(torch.tensor(resumed.losses), torch.tensor(whole.losses[2:]), rtol=0, atol=0)
+    a = load_file(tmp_path / "whole" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)

@@ -19,7 +19,9 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
    repeats an uninterrupted one;
 5. at each stage's end the student is written to ``OUT/stages/<stage>/`` (a checkpoint folder
    whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video, then
-   a resumable checkpoint at the next stage's start (whatever ``log.checkpoint_every``); loss
+   a resumable checkpoint at the next stage's start (whatever ``log.checkpoint_every``), whose
+   weights are that student as written (``model.export_dtype``): it records the student's files
+   (path and sha256, :data:`SHARED_STUDENT`) instead of a copy, except under FSDP; loss
    and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``, all at the run's
    step, so that a resumed run's ``purge_step`` drops every point of the steps it runs again);
 6. at the end ``OUT/model/`` is the last student, ``MODEL_CARD.md`` and ``losses.jsonl`` (step,
@@ -37,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from accelerate.utils import DistributedType
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, counted
@@ -155,6 +158,46 @@ def _missing_teacher(out: Path, run: Path, stages: list[Stage], index: int) -> s
         f"--resume: {str(folder)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete: "
         "restore it, or start over in a new --out without --resume"
     )
+
+
+#: A stage-start checkpoint's record of the stage's student whose weights it takes (it holds no copy).
+SHARED_STUDENT = "student.json"
+
+
+def write_student_reference(checkpoint: Path, out: Path, stage: Stage) -> Path:
+    """Record in ``checkpoint`` that its weights are those of ``stage``'s student in ``out``
+    (its ``transformer/*.safetensors``, by path in the run and sha256)."""
+    from gen3c.io.hashing import sha256_file
+
+    folder = stage_folder(out, stage) / "transformer"
+    files = {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))}
+    record = {"stage": stage.name, "folder": f"stages/{stage.name}/transformer", "sha256": files}
+    write_text_atomic(checkpoint / SHARED_STUDENT, json.dumps(record, indent=2) + "\n")
+    return checkpoint / SHARED_STUDENT
+
+
+def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
+    """The stage name and the weights of the student a checkpoint of :func:`write_student_reference`
+    takes, from the run the checkpoint belongs to; refused where a file is missing or changed."""
+    from safetensors.torch import load_file
+
+    from gen3c.io.hashing import sha256_file
+
+    record = json.loads((checkpoint / SHARED_STUDENT).read_text())
+    folder = checkpoint_run(checkpoint) / record["folder"]
+    for name, digest in record["sha256"].items():
+        path = folder / name
+        problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if sha256_file(path) != digest else None
+        if problem is not None:
+            raise Gen3cInputError(
+                f"--resume: checkpoint {str(checkpoint)!r} holds no copy of the student's weights, which are {str(path)!r} (the student "
+                f"of stage {record['stage']}), and that file {problem}: restore the stage's student as it was written, or resume from "
+                "an earlier checkpoint"
+            )
+    tensors: dict[str, Tensor] = {}
+    for name in record["sha256"]:
+        tensors.update(load_file(folder / name))
+    return record["stage"], tensors
 
 
 def _saved_stage(checkpoint: Path) -> int | None:
@@ -355,9 +398,33 @@ def distill(
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
     model, optimizer = accelerator.prepare(student, optimizer)
+    export_dtype = _dtype(m.export_dtype)
     state = _DistillState()
     accelerator.register_for_checkpointing(state)
-    ema = _make_ema(accelerator, config, params)  # each stage's average, restarted at its start
+    # At a stage's start the weights are the student the stage before wrote (in model.export_dtype):
+    # its checkpoint records that student (path and sha256) instead of a copy of them (and of the
+    # EMA, equal to them). FSDP saves its weights itself: a copy there.
+    fsdp = accelerator.distributed_type == DistributedType.FSDP
+    written: list[Stage | None] = [None]  # the stage whose written student the weights are (None once a step trains them)
+
+    def save_weights_by_reference(models, weights, output_dir):
+        if written[0] is not None and not fsdp:
+            weights.clear()
+            if main:
+                write_student_reference(Path(output_dir), out, written[0])
+
+    def load_weights_by_reference(models, input_dir):
+        if (Path(input_dir) / SHARED_STUDENT).is_file():
+            name, tensors = read_student_reference(Path(input_dir))
+            net = accelerator.unwrap_model(models.pop())
+            with torch.no_grad():
+                for key, p in net.named_parameters():
+                    p.copy_(tensors[key])
+            written[0] = next((s for s in stages if s.name == name), None)
+
+    accelerator.register_save_state_pre_hook(save_weights_by_reference)  # (before the EMA's, which they tell)
+    accelerator.register_load_state_pre_hook(load_weights_by_reference)
+    ema = _make_ema(accelerator, config, params, lambda folder: (folder / SHARED_STUDENT).is_file())  # each stage's average
 
     def superseded() -> tuple[str, ...]:
         """On a rewind: the exports and the students of stages the resumed run has not finished."""
@@ -424,6 +491,7 @@ def distill(
         while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
             lr = config.train.lr * lr_factor(config, state.stage_step, stage.max_steps)  # each stage its own schedule
             step_loss = _optimizer_step(accelerator, model, optimizer, params, config, state.step, lr, batches, loss_of, ema)
+            written[0] = None
             state.step += 1
             state.stage_step += 1
             result.losses.append(step_loss)
@@ -459,10 +527,16 @@ def distill(
         if out_of_time and echo is not None and main:
             echo(f"stage {stage.index}: the time budget (run.max_minutes = {config.run.max_minutes:g}) is spent after "
                  f"{state.stage_step} of {stage.max_steps} steps ({elapsed / 60:.2f} min of training): the stage ends")  # fmt: skip
+        # The stage's student (its EMA, if any) as written (model.export_dtype) teaches the next stage,
+        # whose student starts from it (as progressive distillation starts each student from its
+        # teacher) and averages anew; its checkpoint then takes the weights from the written student.
         if ema is not None:
-            # The stage's student is its EMA: written, it teaches the next stage, whose student starts
-            # from it (as progressive distillation starts each student from its teacher) and averages anew.
             ema.copy_to(params)
+        with torch.no_grad():
+            for p in params:
+                if p.dtype != export_dtype:
+                    p.copy_(p.to(export_dtype))
+        if ema is not None:
             ema.reset(params)
         unwrapped = _full_model(accelerator, model)
         if main:
@@ -473,6 +547,7 @@ def distill(
             if sample_clip is not None and sampled != state.step:
                 _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
         accelerator.wait_for_everyone()
+        written[0] = stage
         state.stage += 1
         state.stage_step, state.stage_seconds = 0, 0.0
         optimizer.optimizer.state.clear()  # a fresh AdamW for the next stage

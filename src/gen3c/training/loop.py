@@ -1229,18 +1229,29 @@ def _train(
     return result
 
 
-def _make_ema(accelerator, config: Config, params: list[torch.nn.Parameter]) -> WeightEma | None:
+def _make_ema(
+    accelerator, config: Config, params: list[torch.nn.Parameter], equal_to_weights: Callable[[Path], bool] | None = None
+) -> WeightEma | None:
     """The EMA of the trained ``params`` (``train.ema_decay``; None at 0), started from their
-    weights now and saved in each checkpoint as safetensors, as its model weights (``ema.safetensors``)."""
+    weights now and saved in each checkpoint as safetensors, as its model weights (``ema.safetensors``).
+
+    ``equal_to_weights(folder)``: whether a checkpoint folder is one where the average equals the
+    weights (a distillation stage's start, which restarts it): it holds no copy of it, and a load
+    restarts it from the weights (restored by a hook registered before this one)."""
     if not config.train.ema_decay:
         return None
     ema = WeightEma(params, config.train.ema_decay)
 
     def save_hook(models, weights, output_dir):
+        if equal_to_weights is not None and equal_to_weights(Path(output_dir)):
+            return
         if accelerator.is_main_process:  # (the same average on every process)
             ema.save(Path(output_dir))
 
     def load_hook(models, input_dir):
+        if equal_to_weights is not None and equal_to_weights(Path(input_dir)):
+            ema.reset(params)
+            return
         # Without the file, a checkpoint that records no EMA was made without one (damaged otherwise: ema.load says so).
         if not (Path(input_dir) / EMA_FILE).is_file() and not recorded_config(Path(input_dir)).get("train", {}).get("ema_decay"):
             raise Gen3cInputError(
