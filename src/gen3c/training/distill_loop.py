@@ -18,10 +18,12 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
    schedule; every random draw of a step is seeded by (seed, step, rank), so a resumed run
    repeats an uninterrupted one;
 5. at each stage's end the student is written to ``OUT/stages/<stage>/`` (a checkpoint folder
-   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video, then
-   a resumable checkpoint at the next stage's start (whatever ``log.checkpoint_every``), whose
-   weights are that student as written (``model.export_dtype``): it records the student's files
-   (path and sha256, :data:`SHARED_STUDENT`) instead of a copy, except under FSDP; loss
+   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0, and where its stage ended
+   in the run's history, :data:`STAGE_END`), then a resumable checkpoint at the next stage's
+   start (whatever ``log.checkpoint_every``), then a sample video. The checkpoint's weights are
+   that student as written (``model.export_dtype``): it records the student's files (path and
+   sha256, :data:`SHARED_STUDENT`) instead of a copy, except under FSDP. A run stopped between
+   the two resumes at the stage's end (:func:`stage_ended_after`), not before it; loss
    and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``, all at the run's
    step, so that a resumed run's ``purge_step`` drops every point of the steps it runs again);
 6. at the end ``OUT/model/`` is the last student, ``MODEL_CARD.md`` and ``losses.jsonl`` (step,
@@ -51,6 +53,7 @@ from gen3c.training.distill import Stage, check_teacher, distill_stages, stage_l
 from gen3c.training.ema import ema_weights
 from gen3c.training.loop import (
     EXPORTS,
+    RECOVERY_CHANGES,
     TrainResult,
     _dtype,
     _encode_all,
@@ -198,6 +201,70 @@ def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
     for name in record["sha256"]:
         tensors.update(load_file(folder / name))
     return record["stage"], tensors
+
+
+#: The key of a stage student's ``gen3c_model.json`` that places its end in the run's history.
+STAGE_END = "distill_end"
+
+
+def _stage_end(out: Path, step: int) -> dict:
+    """Where a stage ends: the run's step and the sha256 of ``losses.jsonl`` up to it (its history)."""
+    text = (out / "losses.jsonl").read_text() if (out / "losses.jsonl").is_file() else ""
+    return {"step": step, "losses_sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def _stage_end_step(out: Path, stage: Stage) -> int:
+    from gen3c.models.packaged import checkpoint_info
+
+    return int(checkpoint_info(str(stage_folder(out, stage)))[STAGE_END]["step"])
+
+
+def _load_student(net: torch.nn.Module, folder: Path) -> None:
+    """Set the trained weights of ``net`` to those of the student in the stage folder ``folder``."""
+    from safetensors.torch import load_file
+
+    tensors: dict[str, Tensor] = {}
+    for path in sorted((folder / "transformer").glob("*.safetensors")):
+        tensors.update(load_file(path))
+    with torch.no_grad():
+        for key, p in net.named_parameters():
+            p.copy_(tensors[key])
+
+
+def stage_ended_after(out: Path, checkpoint: Path | None, stages: list[Stage], config: Config) -> tuple[Stage, str] | None:
+    """The stage a run ended after ``checkpoint`` (its stage) without writing the checkpoint of
+    its end: a run stopped between writing the stage's student and that checkpoint. Found where
+    ``checkpoint`` is ``out``'s newest, the stage's student records a later end whose history
+    (the sha256 of ``losses.jsonl`` up to it) ``out``'s ``losses.jsonl`` holds and continues the
+    checkpoint's own, and ``config`` ends the stage there too (its steps, or its spent time budget)
+    and changes none of the settings its steps used. Returns the stage and the ``losses.jsonl``
+    text up to its end; None otherwise (the run goes on from ``checkpoint`` as always)."""
+    from gen3c.models.packaged import checkpoint_info
+
+    if checkpoint is None or checkpoint != _latest_checkpoint(out) or checkpoint_run(checkpoint).resolve() != out.resolve():
+        return None
+    try:
+        saved = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)
+        index, step = int(saved["stage"]), int(saved["step"])
+        if index >= len(stages) or not holds_student(stage_folder(out, stages[index])):
+            return None
+        stage = stages[index]
+        info = checkpoint_info(str(stage_folder(out, stage)))
+        end, record = info[STAGE_END], info["distill_stage"]
+        lines = (out / "losses.jsonl").read_text().splitlines(keepends=True)
+        own = (checkpoint / "losses.jsonl").read_text()
+    except Exception:  # (no record: a student of an older version; files missing: the resume says what is wrong)
+        return None
+    text = "".join(lines[: end["step"]])
+    if end["step"] <= step or hashlib.sha256(text.encode()).hexdigest() != end["losses_sha256"] or "".join(lines[:step]) != own:
+        return None
+    budget = 60 * config.run.max_minutes
+    if record["steps"] != stage.max_steps and not (budget and record["steps"] < stage.max_steps and record["seconds"] >= budget):
+        return None  # (a budget changed on resume: the stage runs on to it, or ends where the checkpoint is)
+    before, now = recorded_config(checkpoint), config.to_dict()
+    if any(before.get(section, {}).get(key, now[section][key]) != now[section][key] for section, key in RECOVERY_CHANGES):
+        return None  # (the resumed steps take the new values)
+    return stage, text
 
 
 def _saved_stage(checkpoint: Path) -> int | None:
@@ -430,10 +497,40 @@ def distill(
         """On a rewind: the exports and the students of stages the resumed run has not finished."""
         return (*EXPORTS, *(f"stages/{s.name}" for s in stages[state.stage :]))
 
+    resumed = None if resume is None else _latest_checkpoint(out) if resume == "auto" else Path(resume)
+    # (before _resume cuts losses.jsonl to the checkpoint's; FSDP's sharded weights are not set from a student here)
+    ended = None if fsdp else stage_ended_after(out, resumed, stages, config)
+    accelerator.wait_for_everyone()
     start_step = _resume(accelerator, out, resume, state, echo, superseded)
     if resume not in (None, "auto") and main:  # another run's checkpoint continued in this --out
         take_finished_stages(out, run, stages[: state.stage], echo)
     accelerator.wait_for_everyone()
+    ended_checkpoint = None
+    if ended is not None:  # a run stopped between a stage's student and its checkpoint: the stage is over
+        stage, losses_text = ended
+        _load_student(accelerator.unwrap_model(model), stage_folder(out, stage))
+        if ema is not None:
+            ema.reset(params)
+        optimizer.optimizer.state.clear()
+        stopped_at = state.step
+        state.step, state.stage, state.stage_step, state.stage_seconds = _stage_end_step(out, stage), stage.index + 1, 0, 0.0
+        written[0], start_step = stage, state.step
+        if main:
+            write_text_atomic(out / "losses.jsonl", losses_text)
+            for row in (json.loads(line) for line in losses_text.splitlines()[stopped_at:]):  # (TensorBoard purged them)
+                if row["step"] % config.log.every == 0:
+                    for tag in ("distill/loss", f"distill/stage_{row['stage']}"):
+                        log(tag, row["loss"], row["step"])
+                    log("distill/lr", row["lr"], row["step"])
+        accelerator.wait_for_everyone()
+        ended_checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
+        if main and sample_clip is not None:
+            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer,
+                        stage.student_steps, scheduler=scheduler)  # fmt: skip
+        if echo is not None and main:
+            echo(f"--resume: stage {stage.index} had ended at step {state.step} (its student {str(stage_folder(out, stage))!r}) before the "
+                 f"run was stopped: checkpoints/{ended_checkpoint.name} is written now, and the run goes on from there")  # fmt: skip
+
     budgets = [f"run.{key} {recorded_run[key]:g} → {getattr(config.run, key):g}" for key in ("max_steps", "max_minutes")
                if recorded_run.get(key, getattr(config.run, key)) != getattr(config.run, key)]  # fmt: skip
     if budgets and state.stage and echo is not None and main:
@@ -463,6 +560,7 @@ def distill(
 
     # 5. Stages and steps
     result = _run_result(accelerator, out, start_step)
+    result.checkpoint = ended_checkpoint
     steps_left = math.inf if stop_after is None else stop_after
     # run.max_minutes is each stage's budget, counted as in `gen3c train`: from the checkpoint's
     # record on (a resumed run does not get a fresh budget); the steps' time, samples included.
@@ -541,11 +639,9 @@ def distill(
         unwrapped = _full_model(accelerator, model)
         if main:
             summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)
-            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary}
+            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary, STAGE_END: _stage_end(out, state.step)}
             _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta), scheduler=scheduler)
             result.stages.append(summary)
-            if sample_clip is not None and sampled != state.step:
-                _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
         accelerator.wait_for_everyone()
         written[0] = stage
         state.stage += 1
@@ -554,6 +650,8 @@ def distill(
         # The next stage's start is a checkpoint (the last stage's: the run's end): a run stopped in
         # the next stage resumes there, with this stage's student, not inside this stage.
         result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
+        if main and sample_clip is not None and sampled != state.step:  # (after the checkpoint: minutes at 7B)
+            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
         if echo is not None and main and state.stage < len(stages):
             echo(f"stage {stage.index} done: its {stage.student_steps}-step student is {str(stage_folder(out, stage))!r} (a checkpoint "
                  f"folder: --checkpoint_dir); checkpoints/{result.checkpoint.name} resumes at stage {state.stage}")  # fmt: skip
