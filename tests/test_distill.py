@@ -858,3 +858,151 @@ def test_a_larger_budget_on_resume_says_a_finished_stage_is_not_trained_again(tm
     assert said[0] == "--resume: run.max_steps 2 → 3 applies to the stages not yet finished; 0_guidance_5steps is finished and not trained again"
     assert longer.steps == 5 and [s["steps"] for s in (json.loads((out / "stages" / n / "gen3c_model.json").read_text())["distill_stage"]
                                                        for n in ("0_guidance_5steps", "1_5to3steps"))] == [2, 3]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_resume_may_change_the_budgets_of_the_stages_not_yet_finished(tmp_path, teacher_checkpoint):
+    """distill.stage_max_steps was refused as any change of the run's config on --resume: a run
+    could not be given more steps for its running stage. Now the running and later stages' entries
+    may change (the running stage goes on to its new budget, or ends where it is past it); a
+    finished stage's entry is refused before config.json records it."""
+    cfg = distill_config(teacher_checkpoint, run={}, distill={"stage_max_steps": [2, 2]})
+    cfg["run"].pop("max_steps")
+    out = tmp_path / "run"
+    assert train(config_from_dict(cfg), out, stop_after=3).steps == 3  # one step into stage 1
+    recorded = (out / "config.json").read_text()
+
+    def budgets(steps):
+        return config_from_dict({**cfg, "distill": {**cfg["distill"], "stage_max_steps": steps}})
+
+    checkpoint = out / "checkpoints" / "step_0000003"
+    with pytest.raises(Gen3cInputError) as refused:
+        train(budgets([3, 4]), out, resume="auto")
+    assert str(refused.value) == (
+        f"--resume: distill.stage_max_steps[0] = 3 changes stage 0_guidance_5steps, which the checkpoint {str(checkpoint)!r} has "
+        "finished with 2 (its student is written and taught the stages after it; it is not trained again): keep 2 (change only "
+        "the entries from stage 1 on), or start over in a new --out"
+    )
+    assert (out / "config.json").read_text() == recorded
+    said = []
+    longer = train(budgets([2, 4]), out, resume="auto", stop_after=2, echo=said.append)  # stage 1 runs on to its new 4 steps
+    assert longer.steps == 5 and longer.exported is None
+    said.clear()
+    lowered = train(budgets([2, 1]), out, resume="auto", echo=said.append)  # 3 steps done: the stage ends
+    assert "stage 1: 3 steps done, distill.stage_max_steps[1] = 1: nothing left to train, the stage ends" in said
+    assert lowered.steps == 5 and lowered.exported == out / "model"
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["stage"]) for r in rows] == [(1, 0), (2, 0), (3, 1), (4, 1), (5, 1)]
+    with pytest.raises(Gen3cInputError, match=r"stage_max_steps\[1\] = 2 changes stage 1_5to3steps, .* keep 1 \(every stage is finished\)"):
+        train(budgets([2, 2]), out, resume="auto")
+
+
+@pytest.mark.slow
+def test_a_stage_start_checkpoint_takes_the_students_weights_from_the_written_student(tmp_path, teacher_checkpoint):
+    """A stage's end wrote its student to stages/ and the same weights again into its checkpoint
+    (twice with an EMA): 3 copies of a 7B student per stage. Now the checkpoint records the
+    student's file by path and sha256; a resume from it repeats the uninterrupted run (the next
+    stage starts from the student as written, here in bfloat16), and refuses a changed or missing file."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    cfg = distill_config(teacher_checkpoint, model={"export_dtype": "bfloat16"}, train={"ema_decay": 0.5})
+    config = config_from_dict(cfg)
+    whole = train(config, tmp_path / "whole")
+    out = tmp_path / "run"
+    assert train(config, out, stop_after=2).steps == 2  # stage 0's end
+    checkpoint = out / "checkpoints" / "step_0000002"
+    assert not list(checkpoint.glob("*.safetensors")), sorted(p.name for p in checkpoint.iterdir())  # no weights, no EMA
+    student = out / "stages" / "0_guidance_5steps" / "transformer" / "diffusion_pytorch_model.safetensors"
+    record = json.loads((checkpoint / "student.json").read_text())
+    assert record["folder"] == "stages/0_guidance_5steps/transformer" and list(record["sha256"]) == [student.name]
+
+    for damage, problem in (("changed", "has changed since (its sha256 is not the one recorded)"), ("missing", "is missing")):
+        copy = shutil.copytree(out, tmp_path / damage)
+        target = copy / student.relative_to(out)
+        if damage == "changed":
+            save_file({k: v + 1 for k, v in load_file(target).items()}, str(target))
+        else:
+            target.unlink()
+        with pytest.raises(Gen3cInputError) as refused:
+            train(config, copy, resume="auto")
+        assert str(refused.value) == (
+            f"--resume: checkpoint {str(copy / 'checkpoints' / 'step_0000002')!r} holds no copy of the student's weights, which are "
+            f"{str(target)!r} (the student of stage 0_guidance_5steps), and that file {problem}: restore the stage's student as it "
+            "was written, or resume from an earlier checkpoint"
+        )
+
+    resumed = train(config, out, resume="auto")
+    assert resumed.steps == 4
+    torch.testing.assert_close(torch.tensor(resumed.losses), torch.tensor(whole.losses[2:]), rtol=0, atol=0)
+    a = load_file(tmp_path / "whole" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+@pytest.mark.slow
+def test_a_run_stopped_between_a_stages_student_and_its_checkpoint_does_not_train_the_stage_again(tmp_path, distilled, monkeypatch):
+    """Ctrl-C after a stage's student was written but before its checkpoint: --resume auto went
+    back to the checkpoint before (here step 1) and trained the stage's tail again (with
+    log.checkpoint_every = 0: the whole stage). Now the student's record (its end step and the
+    losses up to it) is found: the checkpoint of the stage's end is written, and the run goes on
+    with the next stage, ending as the uninterrupted run does."""
+    import shutil
+
+    from safetensors.torch import load_file
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import gen3c.training.distill_loop as distill_loop
+
+    whole_out, cfg = distilled
+    config = config_from_dict({**cfg, "log": {**cfg["log"], "sample_every": -1, "checkpoint_every": 1}})
+    out = tmp_path / "run"
+    save = distill_loop._save_checkpoint
+
+    def stopped_at_the_stage_end(accelerator, folder, step, keep):
+        if step == 2:
+            raise KeyboardInterrupt
+        return save(accelerator, folder, step, keep)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(distill_loop, "_save_checkpoint", stopped_at_the_stage_end)
+        with pytest.raises(KeyboardInterrupt):
+            train(config, out)
+    assert [p.name for p in (out / "checkpoints").glob("step_*")] == ["step_0000001"] and (out / "stages" / "0_guidance_5steps").is_dir()
+    # A larger budget on resume: the stage was not over as the user now asks, and runs on to it.
+    longer = shutil.copytree(out, tmp_path / "longer")
+    train(config_from_dict({**cfg, "run": {"max_steps": 3}, "log": {**cfg["log"], "sample_every": -1}}), longer, resume="auto")
+    assert [json.loads(line)["stage"] for line in (longer / "losses.jsonl").read_text().splitlines()] == [0, 0, 0, 1, 1, 1]
+
+    said, bars = [], []
+    resumed = train(config, out, resume="auto", echo=said.append, progress=lambda label, total: bars.append([label, total]) or (lambda n=1: None))
+    assert said[0] == (f"--resume: stage 0 had ended at step 2 (its student {str(out / 'stages' / '0_guidance_5steps')!r}) before the run "
+                       "was stopped: checkpoints/step_0000002 is written now, and the run goes on from there")  # fmt: skip
+    assert resumed.steps == 4 and bars == [["Stage 1: 5→3 steps", 2]]  # stage 0 is not trained again
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    whole = [json.loads(line) for line in (whole_out / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    torch.testing.assert_close(torch.tensor([r["loss"] for r in rows]), torch.tensor([r["loss"] for r in whole]), rtol=1e-5, atol=1e-7)
+    a = load_file(whole_out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    logs = EventAccumulator(str(out / "logs"))  # the stage's tail, purged as steps past the checkpoint, is logged again
+    logs.Reload()
+    assert [e.step for e in logs.Scalars("distill/loss")] == [1, 2, 3, 4] and [e.step for e in logs.Scalars("distill/stage_0")] == [1, 2]
+
+
+@pytest.mark.slow
+def test_a_changed_stage_budget_under_the_cosine_schedule_is_stated_in_the_card(tmp_path, teacher_checkpoint):
+    """Under the cosine schedule a stage's budget is where its LR reaches 0: a changed
+    distill.stage_max_steps reshapes the LR of the steps left, and the card says so, as it says a
+    changed run.max_steps."""
+    cfg = distill_config(teacher_checkpoint, run={}, train={"lr_schedule": "cosine", "warmup_steps": 0}, distill={"stage_max_steps": [2, 2]})
+    cfg["run"].pop("max_steps")
+    out = tmp_path / "run"
+    train(config_from_dict(cfg), out, stop_after=3)
+    train(config_from_dict({**cfg, "distill": {**cfg["distill"], "stage_max_steps": [2, 3]}}), out, resume="auto")
+    lrs = [json.loads(line)["lr"] for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert lrs[2:] == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.25])  # stage 1's cosine over 3 steps from its step 0
+    assert "- **Changed on resume**: distill.stage_max_steps [2, 2] → [2, 3] from step 4." in (out / "MODEL_CARD.md").read_text()

@@ -1350,7 +1350,12 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Output folder: logs/, samples/, checkpoints/, model/ or lora/, losses.jsonl, MODEL_CARD.md; tokenizer/ (from scratch), stages/ (distill). "
                                                "With train.ema_decay set, model/, lora/, stages/ and the samples hold the EMA of the weights; the raw ones stay in checkpoints/.")] = Path("runs/train"),
     resume: Annotated[
-        str | None, typer.Option("--resume", help="Continue from a checkpoint folder (OUT/checkpoints/step_…), or 'auto' for the newest in OUT.")
+        str | None, typer.Option(
+            "--resume",
+            help="Continue from a checkpoint folder (OUT/checkpoints/step_…), or 'auto' for the newest in OUT, with the run's config: "
+            "only the budgets (run.max_steps, the max_minutes; distill.stage_max_steps of the stages not yet finished, as a finished "
+            "stage is not trained again), [log], data.num_workers and train.lr, grad_clip, warmup_steps, lr_schedule may change.",
+        ),
     ] = None,
     stop_after: Annotated[
         int | None, typer.Option(

@@ -113,7 +113,7 @@ class DistillConfig:
     guidance_stage: bool = True  # first stage: one forward learns the guided output on the teacher's grid (needs guidance ≠ 0); false: the first halving stage learns from the guided teacher
     teacher_steps: int = 33  # sampler steps of the teacher's grid (Karras, as the sampler); 33 nests into 17, 9, 5 (GEN3C samples 35)
     student_steps: list[int] = field(default_factory=lambda: [17, 9, 5])  # steps after each progressive-distillation stage; each N: (previous − 1) = 2·(N − 1)
-    stage_max_steps: list[int] = field(default_factory=list)  # optimiser steps of each stage in order (guidance stage first); [] = run.max_steps each
+    stage_max_steps: list[int] = field(default_factory=list)  # optimiser steps of each stage in order (guidance stage first); [] = run.max_steps each; a resume may change the entries of the stages not yet finished
     teacher_memory: str = "resident"  # resident | fp8 (teacher weights stored in float8, computed in their dtype) | offload (teacher blocks streamed from CPU memory)
 
 

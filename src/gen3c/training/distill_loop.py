@@ -18,8 +18,12 @@ The run, numbered as it happens (the objective is :mod:`gen3c.training.distill`)
    schedule; every random draw of a step is seeded by (seed, step, rank), so a resumed run
    repeats an uninterrupted one;
 5. at each stage's end the student is written to ``OUT/stages/<stage>/`` (a checkpoint folder
-   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0) with a sample video, then
-   a resumable checkpoint at the next stage's start (whatever ``log.checkpoint_every``); loss
+   whose ``gen3c_model.json`` states its ``num_steps`` and guidance 0, and where its stage ended
+   in the run's history, :data:`STAGE_END`), then a resumable checkpoint at the next stage's
+   start (whatever ``log.checkpoint_every``), then a sample video. The checkpoint's weights are
+   that student as written (``model.export_dtype``): it records the student's files (path and
+   sha256, :data:`SHARED_STUDENT`) instead of a copy, except under FSDP. A run stopped between
+   the two resumes at the stage's end (:func:`stage_ended_after`), not before it; loss
    and LR go to TensorBoard (``distill/loss``, per stage ``distill/stage_N``, all at the run's
    step, so that a resumed run's ``purge_step`` drops every point of the steps it runs again);
 6. at the end ``OUT/model/`` is the last student, ``MODEL_CARD.md`` and ``losses.jsonl`` (step,
@@ -37,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from accelerate.utils import DistributedType
 from torch import Tensor
 
 from gen3c.errors import Gen3cInputError, counted
@@ -48,12 +53,14 @@ from gen3c.training.distill import Stage, check_teacher, distill_stages, stage_l
 from gen3c.training.ema import ema_weights
 from gen3c.training.loop import (
     EXPORTS,
+    RECOVERY_CHANGES,
     TrainResult,
     _dtype,
     _encode_all,
     _end_run,
     _export,
     _full_model,
+    _latest_checkpoint,
     _log_sample,
     _make_ema,
     _micro_batches,
@@ -100,6 +107,11 @@ def stage_folder(out: Path, stage: Stage) -> Path:
     return out / "stages" / stage.name
 
 
+def holds_student(folder: Path) -> bool:
+    """Whether a stage folder holds its student (written whole: the export renames it in place)."""
+    return (folder / "transformer" / "config.json").is_file()
+
+
 def take_finished_stages(
     out: Path, run: Path, finished: list[Stage], echo: Callable[[str], None] | None = None
 ) -> list[Path]:
@@ -115,7 +127,7 @@ def take_finished_stages(
     copied = []
     for stage in finished:
         source, target = stage_folder(run, stage), stage_folder(out, stage)
-        if (target / "transformer" / "config.json").is_file() or not (source / "transformer" / "config.json").is_file():
+        if holds_student(target) or not holds_student(source):
             continue  # (kept, or missing in both: teacher_of says so)
         tmp = target.with_name(f".{target.name}.part")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -135,11 +147,11 @@ def _missing_teacher(out: Path, run: Path, stages: list[Stage], index: int) -> s
     if not 0 < index < len(stages):
         return None
     folder = stage_folder(out, stages[index - 1])
-    if (folder / "transformer" / "config.json").is_file():
+    if holds_student(folder):
         return None
     source = stage_folder(run, stages[index - 1])
     if run.resolve() != out.resolve():
-        if (source / "transformer" / "config.json").is_file():  # copied into out (take_finished_stages)
+        if holds_student(source):  # copied into out (take_finished_stages)
             return None
         return (
             f"--resume: {str(source)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete "
@@ -151,6 +163,110 @@ def _missing_teacher(out: Path, run: Path, stages: list[Stage], index: int) -> s
     )
 
 
+#: A stage-start checkpoint's record of the stage's student whose weights it takes (it holds no copy).
+SHARED_STUDENT = "student.json"
+
+
+def write_student_reference(checkpoint: Path, out: Path, stage: Stage) -> Path:
+    """Record in ``checkpoint`` that its weights are those of ``stage``'s student in ``out``
+    (its ``transformer/*.safetensors``, by path in the run and sha256)."""
+    from gen3c.io.hashing import sha256_file
+
+    folder = stage_folder(out, stage) / "transformer"
+    files = {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))}
+    record = {"stage": stage.name, "folder": f"stages/{stage.name}/transformer", "sha256": files}
+    write_text_atomic(checkpoint / SHARED_STUDENT, json.dumps(record, indent=2) + "\n")
+    return checkpoint / SHARED_STUDENT
+
+
+def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
+    """The stage name and the weights of the student a checkpoint of :func:`write_student_reference`
+    takes, from the run the checkpoint belongs to; refused where a file is missing or changed."""
+    from safetensors.torch import load_file
+
+    from gen3c.io.hashing import sha256_file
+
+    record = json.loads((checkpoint / SHARED_STUDENT).read_text())
+    folder = checkpoint_run(checkpoint) / record["folder"]
+    for name, digest in record["sha256"].items():
+        path = folder / name
+        problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if sha256_file(path) != digest else None
+        if problem is not None:
+            raise Gen3cInputError(
+                f"--resume: checkpoint {str(checkpoint)!r} holds no copy of the student's weights, which are {str(path)!r} (the student "
+                f"of stage {record['stage']}), and that file {problem}: restore the stage's student as it was written, or resume from "
+                "an earlier checkpoint"
+            )
+    tensors: dict[str, Tensor] = {}
+    for name in record["sha256"]:
+        tensors.update(load_file(folder / name))
+    return record["stage"], tensors
+
+
+#: The key of a stage student's ``gen3c_model.json`` that places its end in the run's history.
+STAGE_END = "distill_end"
+
+
+def _stage_end(out: Path, step: int) -> dict:
+    """Where a stage ends: the run's step and the sha256 of ``losses.jsonl`` up to it (its history)."""
+    text = (out / "losses.jsonl").read_text() if (out / "losses.jsonl").is_file() else ""
+    return {"step": step, "losses_sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def _stage_end_step(out: Path, stage: Stage) -> int:
+    from gen3c.models.packaged import checkpoint_info
+
+    return int(checkpoint_info(str(stage_folder(out, stage)))[STAGE_END]["step"])
+
+
+def _load_student(net: torch.nn.Module, folder: Path) -> None:
+    """Set the trained weights of ``net`` to those of the student in the stage folder ``folder``."""
+    from safetensors.torch import load_file
+
+    tensors: dict[str, Tensor] = {}
+    for path in sorted((folder / "transformer").glob("*.safetensors")):
+        tensors.update(load_file(path))
+    with torch.no_grad():
+        for key, p in net.named_parameters():
+            p.copy_(tensors[key])
+
+
+def stage_ended_after(out: Path, checkpoint: Path | None, stages: list[Stage], config: Config) -> tuple[Stage, str] | None:
+    """The stage a run ended after ``checkpoint`` (its stage) without writing the checkpoint of
+    its end: a run stopped between writing the stage's student and that checkpoint. Found where
+    ``checkpoint`` is ``out``'s newest, the stage's student records a later end whose history
+    (the sha256 of ``losses.jsonl`` up to it) ``out``'s ``losses.jsonl`` holds and continues the
+    checkpoint's own, and ``config`` ends the stage there too (its steps, or its spent time budget)
+    and changes none of the settings its steps used. Returns the stage and the ``losses.jsonl``
+    text up to its end; None otherwise (the run goes on from ``checkpoint`` as always)."""
+    from gen3c.models.packaged import checkpoint_info
+
+    if checkpoint is None or checkpoint != _latest_checkpoint(out) or checkpoint_run(checkpoint).resolve() != out.resolve():
+        return None
+    try:
+        saved = torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)
+        index, step = int(saved["stage"]), int(saved["step"])
+        if index >= len(stages) or not holds_student(stage_folder(out, stages[index])):
+            return None
+        stage = stages[index]
+        info = checkpoint_info(str(stage_folder(out, stage)))
+        end, record = info[STAGE_END], info["distill_stage"]
+        lines = (out / "losses.jsonl").read_text().splitlines(keepends=True)
+        own = (checkpoint / "losses.jsonl").read_text()
+    except Exception:  # (no record: a student of an older version; files missing: the resume says what is wrong)
+        return None
+    text = "".join(lines[: end["step"]])
+    if end["step"] <= step or hashlib.sha256(text.encode()).hexdigest() != end["losses_sha256"] or "".join(lines[:step]) != own:
+        return None
+    budget = 60 * config.run.max_minutes
+    if record["steps"] != stage.max_steps and not (budget and record["steps"] < stage.max_steps and record["seconds"] >= budget):
+        return None  # (a budget changed on resume: the stage runs on to it, or ends where the checkpoint is)
+    before, now = recorded_config(checkpoint), config.to_dict()
+    if any(before.get(section, {}).get(key, now[section][key]) != now[section][key] for section, key in RECOVERY_CHANGES):
+        return None  # (the resumed steps take the new values)
+    return stage, text
+
+
 def _saved_stage(checkpoint: Path) -> int | None:
     """The stage a checkpoint resumes at (its :class:`_DistillState`, which accelerate saves as
     ``custom_checkpoint_0.pkl``); None where it cannot be read, which resuming then refuses."""
@@ -158,6 +274,36 @@ def _saved_stage(checkpoint: Path) -> int | None:
         return int(torch.load(checkpoint / "custom_checkpoint_0.pkl", weights_only=True)["stage"])
     except Exception:  # (missing, damaged, another layout: _resume names what is wrong)
         return None
+
+
+def budget_of(config: Config, stage: Stage) -> str:
+    """The setting that gives ``stage`` its steps, with its value (for messages)."""
+    if config.distill.stage_max_steps:
+        return f"distill.stage_max_steps[{stage.index}] = {stage.max_steps}"
+    return f"run.max_steps = {stage.max_steps}"
+
+
+def check_finished_budgets(config: Config, stages: list[Stage], checkpoint: Path | None, run: Path) -> None:
+    """Refuse a resume whose ``distill.stage_max_steps`` changes the steps of a stage the
+    ``checkpoint`` (of the run ``run``) has finished: its student is written and taught the next
+    stage, so it is not trained again (nor undone). The running and later stages' entries may
+    change, as ``run.max_steps`` may (a running stage lowered below its steps ends at once).
+    A changed ``run.max_steps`` (one budget for every stage) applies to those stages only, which
+    the resume says in a line."""
+    if checkpoint is None or not config.distill.stage_max_steps:
+        return
+    finished = _saved_stage(checkpoint) or 0
+    before = recorded_config(checkpoint) or recorded_config(run)  # the config the checkpoint was made with
+    old = before.get("distill", {}).get("stage_max_steps") or [before.get("run", {}).get("max_steps", config.run.max_steps)] * len(stages)
+    changed = [s for s in stages[:finished] if s.index < len(old) and old[s.index] != s.max_steps]
+    if changed:
+        s = changed[0]
+        rest = f"change only the entries from stage {finished} on" if finished < len(stages) else "every stage is finished"
+        raise Gen3cInputError(
+            f"--resume: distill.stage_max_steps[{s.index}] = {s.max_steps} changes stage {s.name}, which the checkpoint "
+            f"{str(checkpoint)!r} has finished with {old[s.index]} (its student is written and taught the stages after it; it is "
+            f"not trained again): keep {old[s.index]} ({rest}), or start over in a new --out"
+        )
 
 
 def make_teacher(checkpoint: str | os.PathLike, config: Config, device: torch.device) -> torch.nn.Module:
@@ -286,12 +432,14 @@ def distill(
 
     # What the run's config.json holds before _start_run records this config in it.
     recorded_paths = recorded_config(Path(out)).get("data", {}).get("paths") if resume is not None else None
-    recorded_run = {}  # the budgets the resumed checkpoint's run recorded
-    if resume is not None:
-        recorded_run = recorded_config(Path(out) if resume == "auto" else checkpoint_run(Path(resume))).get("run", {})
+    # The run the resumed checkpoint belongs to (out itself, or another run continued in out).
+    run = Path(out) if resume in (None, "auto") else checkpoint_run(Path(resume))
+    recorded_run = recorded_config(run).get("run", {}) if resume is not None else {}  # the budgets it recorded
+    if resume is not None:  # refused before config.json records the new budgets
+        check_finished_budgets(config, stages, _latest_checkpoint(Path(out)) if resume == "auto" else Path(resume), run)
     if resume not in (None, "auto"):  # another run's checkpoint: its stage's teacher, before the new --out is written
         stage = _saved_stage(Path(resume))
-        missing = None if stage is None else _missing_teacher(Path(out), checkpoint_run(Path(resume)), stages, stage)
+        missing = None if stage is None else _missing_teacher(Path(out), run, stages, stage)
         if missing is not None:
             raise Gen3cInputError(missing)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
@@ -317,18 +465,72 @@ def distill(
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
     model, optimizer = accelerator.prepare(student, optimizer)
+    export_dtype = _dtype(m.export_dtype)
     state = _DistillState()
     accelerator.register_for_checkpointing(state)
-    ema = _make_ema(accelerator, config, params)  # each stage's average, restarted at its start
+    # At a stage's start the weights are the student the stage before wrote (in model.export_dtype):
+    # its checkpoint records that student (path and sha256) instead of a copy of them (and of the
+    # EMA, equal to them). FSDP saves its weights itself: a copy there.
+    fsdp = accelerator.distributed_type == DistributedType.FSDP
+    written: list[Stage | None] = [None]  # the stage whose written student the weights are (None once a step trains them)
+
+    def save_weights_by_reference(models, weights, output_dir):
+        if written[0] is not None and not fsdp:
+            weights.clear()
+            if main:
+                write_student_reference(Path(output_dir), out, written[0])
+
+    def load_weights_by_reference(models, input_dir):
+        if (Path(input_dir) / SHARED_STUDENT).is_file():
+            name, tensors = read_student_reference(Path(input_dir))
+            net = accelerator.unwrap_model(models.pop())
+            with torch.no_grad():
+                for key, p in net.named_parameters():
+                    p.copy_(tensors[key])
+            written[0] = next((s for s in stages if s.name == name), None)
+
+    accelerator.register_save_state_pre_hook(save_weights_by_reference)  # (before the EMA's, which they tell)
+    accelerator.register_load_state_pre_hook(load_weights_by_reference)
+    ema = _make_ema(accelerator, config, params, lambda folder: (folder / SHARED_STUDENT).is_file())  # each stage's average
 
     def superseded() -> tuple[str, ...]:
         """On a rewind: the exports and the students of stages the resumed run has not finished."""
         return (*EXPORTS, *(f"stages/{s.name}" for s in stages[state.stage :]))
 
+    resumed = None if resume is None else _latest_checkpoint(out) if resume == "auto" else Path(resume)
+    # (before _resume cuts losses.jsonl to the checkpoint's; FSDP's sharded weights are not set from a student here)
+    ended = None if fsdp else stage_ended_after(out, resumed, stages, config)
+    accelerator.wait_for_everyone()
     start_step = _resume(accelerator, out, resume, state, echo, superseded)
     if resume not in (None, "auto") and main:  # another run's checkpoint continued in this --out
-        take_finished_stages(out, checkpoint_run(Path(resume)), stages[: state.stage], echo)
+        take_finished_stages(out, run, stages[: state.stage], echo)
     accelerator.wait_for_everyone()
+    ended_checkpoint = None
+    if ended is not None:  # a run stopped between a stage's student and its checkpoint: the stage is over
+        stage, losses_text = ended
+        _load_student(accelerator.unwrap_model(model), stage_folder(out, stage))
+        if ema is not None:
+            ema.reset(params)
+        optimizer.optimizer.state.clear()
+        stopped_at = state.step
+        state.step, state.stage, state.stage_step, state.stage_seconds = _stage_end_step(out, stage), stage.index + 1, 0, 0.0
+        written[0], start_step = stage, state.step
+        if main:
+            write_text_atomic(out / "losses.jsonl", losses_text)
+            for row in (json.loads(line) for line in losses_text.splitlines()[stopped_at:]):  # (TensorBoard purged them)
+                if row["step"] % config.log.every == 0:
+                    for tag in ("distill/loss", f"distill/stage_{row['stage']}"):
+                        log(tag, row["loss"], row["step"])
+                    log("distill/lr", row["lr"], row["step"])
+        accelerator.wait_for_everyone()
+        ended_checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
+        if main and sample_clip is not None:
+            _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer,
+                        stage.student_steps, scheduler=scheduler)  # fmt: skip
+        if echo is not None and main:
+            echo(f"--resume: stage {stage.index} had ended at step {state.step} (its student {str(stage_folder(out, stage))!r}) before the "
+                 f"run was stopped: checkpoints/{ended_checkpoint.name} is written now, and the run goes on from there")  # fmt: skip
+
     budgets = [f"run.{key} {recorded_run[key]:g} → {getattr(config.run, key):g}" for key in ("max_steps", "max_minutes")
                if recorded_run.get(key, getattr(config.run, key)) != getattr(config.run, key)]  # fmt: skip
     if budgets and state.stage and echo is not None and main:
@@ -342,7 +544,7 @@ def distill(
             return None
         if index == 0:
             return make_teacher(teacher_checkpoint, config, device)
-        missing = _missing_teacher(out, out if resume in (None, "auto") else checkpoint_run(Path(resume)), stages, index)
+        missing = _missing_teacher(out, run, stages, index)
         if missing is not None:  # (a resumed run whose stages/ lost it)
             raise Gen3cInputError(missing)
         return make_teacher(stage_folder(out, stages[index - 1]), config, device)
@@ -358,6 +560,7 @@ def distill(
 
     # 5. Stages and steps
     result = _run_result(accelerator, out, start_step)
+    result.checkpoint = ended_checkpoint
     steps_left = math.inf if stop_after is None else stop_after
     # run.max_minutes is each stage's budget, counted as in `gen3c train`: from the checkpoint's
     # record on (a resumed run does not get a fresh budget); the steps' time, samples included.
@@ -377,7 +580,7 @@ def distill(
         # none are left where a resume lowered run.max_steps below the steps the stage has done.
         todo = max(0, int(min(stage.max_steps - state.stage_step, steps_left - (state.step - start_step))))
         if todo == 0 and echo is not None and main:
-            echo(f"stage {stage.index}: {counted(state.stage_step, 'step')} done, run.max_steps = {stage.max_steps}: "
+            echo(f"stage {stage.index}: {counted(state.stage_step, 'step')} done, {budget_of(config, stage)}: "
                  "nothing left to train, the stage ends")  # fmt: skip
         label = f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps"
         advance = progress(label, todo) if progress is not None and main and todo else None
@@ -386,6 +589,7 @@ def distill(
         while state.stage_step < stage.max_steps and state.step - start_step < steps_left and not out_of_time:
             lr = config.train.lr * lr_factor(config, state.stage_step, stage.max_steps)  # each stage its own schedule
             step_loss = _optimizer_step(accelerator, model, optimizer, params, config, state.step, lr, batches, loss_of, ema)
+            written[0] = None
             state.step += 1
             state.stage_step += 1
             result.losses.append(step_loss)
@@ -421,26 +625,33 @@ def distill(
         if out_of_time and echo is not None and main:
             echo(f"stage {stage.index}: the time budget (run.max_minutes = {config.run.max_minutes:g}) is spent after "
                  f"{state.stage_step} of {stage.max_steps} steps ({elapsed / 60:.2f} min of training): the stage ends")  # fmt: skip
+        # The stage's student (its EMA, if any) as written (model.export_dtype) teaches the next stage,
+        # whose student starts from it (as progressive distillation starts each student from its
+        # teacher) and averages anew; its checkpoint then takes the weights from the written student.
         if ema is not None:
-            # The stage's student is its EMA: written, it teaches the next stage, whose student starts
-            # from it (as progressive distillation starts each student from its teacher) and averages anew.
             ema.copy_to(params)
+        with torch.no_grad():
+            for p in params:
+                if p.dtype != export_dtype:
+                    p.copy_(p.to(export_dtype))
+        if ema is not None:
             ema.reset(params)
         unwrapped = _full_model(accelerator, model)
         if main:
             summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)
-            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary}
+            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary, STAGE_END: _stage_end(out, state.step)}
             _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta), scheduler=scheduler)
             result.stages.append(summary)
-            if sample_clip is not None and sampled != state.step:
-                _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
         accelerator.wait_for_everyone()
+        written[0] = stage
         state.stage += 1
         state.stage_step, state.stage_seconds = 0, 0.0
         optimizer.optimizer.state.clear()  # a fresh AdamW for the next stage
         # The next stage's start is a checkpoint (the last stage's: the run's end): a run stopped in
         # the next stage resumes there, with this stage's student, not inside this stage.
         result.checkpoint = _save_checkpoint(accelerator, out, state.step, config.log.keep_checkpoints)
+        if main and sample_clip is not None and sampled != state.step:  # (after the checkpoint: minutes at 7B)
+            _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
         if echo is not None and main and state.stage < len(stages):
             echo(f"stage {stage.index} done: its {stage.student_steps}-step student is {str(stage_folder(out, stage))!r} (a checkpoint "
                  f"folder: --checkpoint_dir); checkpoints/{result.checkpoint.name} resumes at stage {state.stage}")  # fmt: skip

@@ -279,8 +279,10 @@ def recorded_keys(config: Config) -> tuple[tuple[str, str], ...]:
     """The settings whose change on resume :func:`record_changes` records for ``config``:
     :data:`RECOVERY_CHANGES`, and ``run.max_steps`` under the cosine schedule, where it is the
     step the cosine reaches 0 at (:func:`lr_factor`), so it changes the LR of every step left;
-    with the constant one it is a budget as ``run.max_minutes`` is, and left out."""
-    return (*RECOVERY_CHANGES, ("run", "max_steps")) if config.train.lr_schedule == "cosine" else RECOVERY_CHANGES
+    with the constant one it is a budget as ``run.max_minutes`` is, and left out (so is
+    ``distill.stage_max_steps``, each stage's ``run.max_steps``)."""
+    budgets = (("run", "max_steps"), ("distill", "stage_max_steps"))
+    return (*RECOVERY_CHANGES, *budgets) if config.train.lr_schedule == "cosine" else RECOVERY_CHANGES
 
 
 def describe_changes(changes: list[dict]) -> str:
@@ -820,7 +822,10 @@ def _earlier_name(path: Path) -> Path:
 
 
 #: Settings a resumed run may change: budgets, logging, worker processes (nothing a step computes).
-RESUMABLE_CHANGES = {("run", "max_steps"), ("run", "max_minutes"), ("tokenizer", "max_minutes"), ("data", "num_workers")}
+RESUMABLE_CHANGES = {
+    ("run", "max_steps"), ("run", "max_minutes"), ("tokenizer", "max_minutes"), ("data", "num_workers"),
+    ("distill", "stage_max_steps"),  # (but not a finished stage's entry: distill_loop.check_finished_budgets)
+}
 #: Settings a resumed run may change to recover a run that diverged (:func:`_diverged`'s advice),
 #: recorded (:func:`record_changes`) and stated in the model card. The LR is a function of the
 #: step counter and these (:func:`lr_factor`; no scheduler state is saved), so the resumed steps
@@ -1224,18 +1229,29 @@ def _train(
     return result
 
 
-def _make_ema(accelerator, config: Config, params: list[torch.nn.Parameter]) -> WeightEma | None:
+def _make_ema(
+    accelerator, config: Config, params: list[torch.nn.Parameter], equal_to_weights: Callable[[Path], bool] | None = None
+) -> WeightEma | None:
     """The EMA of the trained ``params`` (``train.ema_decay``; None at 0), started from their
-    weights now and saved in each checkpoint as safetensors, as its model weights (``ema.safetensors``)."""
+    weights now and saved in each checkpoint as safetensors, as its model weights (``ema.safetensors``).
+
+    ``equal_to_weights(folder)``: whether a checkpoint folder is one where the average equals the
+    weights (a distillation stage's start, which restarts it): it holds no copy of it, and a load
+    restarts it from the weights (restored by a hook registered before this one)."""
     if not config.train.ema_decay:
         return None
     ema = WeightEma(params, config.train.ema_decay)
 
     def save_hook(models, weights, output_dir):
+        if equal_to_weights is not None and equal_to_weights(Path(output_dir)):
+            return
         if accelerator.is_main_process:  # (the same average on every process)
             ema.save(Path(output_dir))
 
     def load_hook(models, input_dir):
+        if equal_to_weights is not None and equal_to_weights(Path(input_dir)):
+            ema.reset(params)
+            return
         # Without the file, a checkpoint that records no EMA was made without one (damaged otherwise: ema.load says so).
         if not (Path(input_dir) / EMA_FILE).is_file() and not recorded_config(Path(input_dir)).get("train", {}).get("ema_decay"):
             raise Gen3cInputError(
