@@ -226,6 +226,11 @@ def _load_student(net: torch.nn.Module, folder: Path) -> None:
     tensors: dict[str, Tensor] = {}
     for path in sorted((folder / "transformer").glob("*.safetensors")):
         tensors.update(load_file(path))
+    _set_weights(net, tensors)
+
+
+def _set_weights(net: torch.nn.Module, tensors: dict[str, Tensor]) -> None:
+    """Copy ``tensors`` (by parameter name) into ``net``'s parameters."""
     with torch.no_grad():
         for key, p in net.named_parameters():
             p.copy_(tensors[key])
@@ -483,10 +488,7 @@ def distill(
     def load_weights_by_reference(models, input_dir):
         if (Path(input_dir) / SHARED_STUDENT).is_file():
             name, tensors = read_student_reference(Path(input_dir))
-            net = accelerator.unwrap_model(models.pop())
-            with torch.no_grad():
-                for key, p in net.named_parameters():
-                    p.copy_(tensors[key])
+            _set_weights(accelerator.unwrap_model(models.pop()), tensors)
             written[0] = next((s for s in stages if s.name == name), None)
 
     accelerator.register_save_state_pre_hook(save_weights_by_reference)  # (before the EMA's, which they tell)
