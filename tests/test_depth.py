@@ -286,6 +286,46 @@ def test_an_8_bit_depth_png_is_refused_as_a_picture_of_depth(tmp_path, depth_map
         load_user_depth(tmp_path / "d.png", (24, 32), fov=60.0)
 
 
+def test_a_float_tiff_depth_is_read_as_it_is_and_a_16_bit_one_as_a_png(tmp_path, depth_map):
+    """A single-channel 32-bit float TIFF, as depth tools write it, was refused as "an unsupported
+    format"; a 16-bit TIFF is scaled as a 16-bit PNG is, an 8-bit one refused as a PNG's is."""
+    holes = depth_map.copy()
+    holes[0, :3] = (np.nan, np.inf, 0.0)
+    Image.fromarray(holes).save(tmp_path / "d.tif")
+    assert np.array_equal(load_depth(tmp_path / "d.tif").numpy(), holes, equal_nan=True)
+    with pytest.warns(UserWarning, match=r"d\.tif': 2 pixels \(0\.26%\) of NaN/inf depth sit far away .*; 1 pixels \(0\.13%\) of ≤ 0 depth are left out"):
+        est = load_user_depth(tmp_path / "d.tif", (24, 32), fov=60.0)
+    assert est.kind == "metric" and est.source == "user:d.tif" and np.array_equal(est.depth[1:].numpy(), depth_map[1:])
+    with pytest.raises(Gen3cInputError, match=(
+        r"^depth file '[^']*d\.tif' holds 32-bit float depth, read as it is: the PNG depth scale 0\.01 scales 16-bit integer depth only; "
+        r"drop --png_depth_scale$"
+    )):
+        load_depth(tmp_path / "d.tif", png_scale=0.01)
+    millimetres = (depth_map * 1000).round().astype(np.uint16)
+    Image.fromarray(millimetres).save(tmp_path / "d16.tiff")
+    assert np.array_equal(load_depth(tmp_path / "d16.tiff").numpy(), millimetres.astype(np.float32) * np.float32(0.001))
+    assert np.array_equal(load_depth(tmp_path / "d16.tiff", png_scale=1.0).numpy(), millimetres.astype(np.float32))
+    Image.fromarray(np.round(255 / depth_map).astype(np.uint8)).save(tmp_path / "d8.tif")
+    with pytest.raises(Gen3cInputError, match=(
+        r"^depth file '[^']*d8\.tif' is an 8-bit grey TIFF, a picture of depth \(256 levels hold no metric depth\), not its values "
+        r"\(depth TIFFs are single-channel 32-bit float or 16-bit\): pass the depth values \(\.npy, or a single-channel 32-bit float or 16-bit TIFF\)$"
+    )):
+        load_depth(tmp_path / "d8.tif")
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(tmp_path / "rgb.tif")
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*rgb\.tif' is a TIFF of mode RGB, a picture of depth, not its values"):
+        load_depth(tmp_path / "rgb.tif")
+    (tmp_path / "photo.tif").write_bytes((tmp_path / "rgb.tif").read_bytes()[:4] + b"garbage")  # a TIFF Pillow cannot read
+    with pytest.raises(Gen3cInputError, match=(
+        r"^depth file '[^']*photo\.tif' is a TIFF that cannot be read \(64- or 16-bit floats, several channels, or damaged\?\): "
+        r"save the depth as a single-channel 32-bit float TIFF or a \.npy$"
+    )):
+        load_depth(tmp_path / "photo.tif")
+    with open(tmp_path / "npy.tif", "wb") as f:  # a renamed file: said what it is
+        np.save(f, depth_map)
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*npy\.tif' is a NumPy \.npy array, not a TIFF: give the file its real suffix"):
+        load_depth(tmp_path / "npy.tif")
+
+
 @pytest.mark.parametrize("scale", [0, -0.001, math.nan, math.inf, "mm", True])
 def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth_map, scale):
     """Python's png_scale is checked as --png_depth_scale is. Before: 0 or a negative scale made
@@ -332,7 +372,7 @@ def test_a_renamed_or_damaged_exr_depth_says_what_it_is(tmp_path, depth_map):
     as if it could not be opened; a PNG or npy so renamed says what it is. A cut EXR says so."""
     OpenEXR = pytest.importorskip("OpenEXR")
     Image.fromarray((depth_map * 1000).astype(np.uint16)).save(tmp_path / "d.exr", format="PNG")
-    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.exr' is a PNG image, not an OpenEXR file: give the file its real suffix \(\.npy, \.npz, \.png, \.exr\)$"):
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.exr' is a PNG image, not an OpenEXR file: give the file its real suffix \(\.npy, \.npz, \.png, \.tif, \.tiff, \.exr\)$"):
         load_depth(tmp_path / "d.exr")
     with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"Z": depth_map}) as f:
         f.write(str(tmp_path / "whole.exr"))

@@ -217,3 +217,23 @@ def test_a_missing_depth_package_stops_with_the_pip_line_and_names_the_prior(box
     assert line.startswith("error: downloading MoGe") and "(huggingface_hub is missing): pip install 'gen3c[depth]'" in line
     assert line.endswith("; or --depth_estimator prior: no weights or packages, a plausible parallax for previews, not the photo's depth")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_reads_a_float_tiff_depth_and_a_16_bit_one_with_its_scale(box_scene, tmp_path):
+    """`--depth_path depth.tif` (32-bit float, as depth tools write it) was refused as an unsupported
+    format; a 16-bit TIFF takes --png_depth_scale as a 16-bit PNG does. Both make the .npy's video."""
+    from PIL import Image
+
+    image, depth, _, values = box_scene
+    Image.fromarray(values.numpy()).save(tmp_path / "d.tif")
+    Image.fromarray((values.numpy() * 2).astype(np.uint16)).save(tmp_path / "d16.tiff")  # half units: 2 → 4
+    common = ("--input_image_path", image, "--fov", 60, "--resolution", "96x160", "--num_video_frames", 9, "--video_save_folder", tmp_path)
+    for name, args in (("npy", ("--depth_path", depth)), ("tif", ("--depth_path", tmp_path / "d.tif")),
+                       ("tiff16", ("--depth_path", tmp_path / "d16.tiff", "--png_depth_scale", 0.5))):  # fmt: skip
+        res = invoke("generate", *common, *args, "--video_save_name", name)
+        assert res.exit_code == 0, res.output
+    frames = [read_video(tmp_path / f"{name}.mp4")[0] for name in ("npy", "tif", "tiff16")]
+    assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[0], frames[2])
+    res = invoke("generate", *common, "--depth_path", tmp_path / "d.tif", "--png_depth_scale", 0.5, "--video_save_name", "scaled")
+    assert res.exit_code == 2 and res.output.startswith("error: depth file ") and "holds 32-bit float depth, read as it is" in res.output
+    assert res.output.rstrip().endswith("drop --png_depth_scale") and "\n" not in res.output.rstrip()

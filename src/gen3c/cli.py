@@ -786,10 +786,10 @@ def generate(
     num_video_frames: FramesOpt = None,
     depth_path: Annotated[
         Path | None,
-        typer.Option("--depth_path", help="Depth of the image (z-depth): .npy, .npz (key 'depth'), 16-bit PNG or .exr."),
+        typer.Option("--depth_path", help="Depth of the image (z-depth): .npy, .npz (key 'depth'), 16-bit PNG, 32-bit float (or 16-bit) TIFF or .exr."),
     ] = None,
     png_depth_scale: Annotated[
-        float, typer.Option("--png_depth_scale", help="Depth = PNG value × this (default 0.001: millimetres → metres).")
+        float, typer.Option("--png_depth_scale", help="Depth = 16-bit PNG or TIFF value × this (default 0.001: millimetres → metres).")
     ] = 0.001,
     mask_invalid_depth: Annotated[
         bool,

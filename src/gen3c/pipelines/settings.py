@@ -23,6 +23,7 @@ from gen3c.constants import (
     GEN3C_CHUNK_FRAMES,
     MAX_FRAMES,
     RESIZE_MODES,
+    SCALED_DEPTH_SUFFIXES,
     SPLAT_MODES,
 )
 from gen3c.depth.names import check_estimator_name
@@ -359,8 +360,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
     if given and changed:
         verb, them = ("shape", "them") if len(changed) > 1 else ("shapes", "it")
         raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop {them}")
-    if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(".png"):
-        raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it")
+    if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(SCALED_DEPTH_SUFFIXES):
+        raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only: drop it")
     if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
         raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
     if request.seed != defaults["seed"] and request.generator != "gen3c":
