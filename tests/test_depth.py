@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import struct
 import warnings
 
 import numpy as np
@@ -570,6 +571,52 @@ def test_intrinsics_of_a_nerfstudio_transforms_json(tmp_path):
     (tmp_path / "lens.json").write_text(json.dumps({**camera, "k1": -0.2}))  # moves pixels by tens of px: not a pinhole camera
     with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*lens\.json': lens distortion 'k1' -0\.2 moves pixels up to"):
         parse_intrinsics(tmp_path / "lens.json", (480, 640))
+
+
+COLMAP_HEADER = "# Camera list with one line of data per camera:\n#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n# Number of cameras: 1\n"
+
+
+def test_intrinsics_of_a_colmap_cameras_txt(tmp_path):
+    """--intrinsics sparse/0/cameras.txt was refused: "must hold 4 numbers 'fx,fy,cx,cy', a 3×3
+    matrix …" (its model's name is no number). COLMAP puts pixel centres at (u + ½, v + ½), as
+    nerfstudio does: its cx = 320 is gen3c's 319.5; WIDTH × HEIGHT scales it to the image with a note."""
+    path = tmp_path / "cameras.txt"
+
+    def read(lines: str, size: tuple[int, int] = (480, 640)) -> torch.Tensor:
+        path.write_text(COLMAP_HEADER + lines)
+        return parse_intrinsics(path, size)
+
+    assert torch.equal(read("1 PINHOLE 640 480 500 510 320 240\n"), make_intrinsics(500.0, 510.0, 319.5, 239.5))
+    # made for 1280×960: gen3c's (1000, 1000, 639.5, 479.5) halved, as a transforms.json's is
+    with pytest.warns(UserWarning, match=r"^--intrinsics '.*cameras\.txt' was made for a 1280×960 image: scaled to the 640×480 input \(fx, cx × 0\.5; fy, cy × 0\.5\)$"):
+        assert torch.equal(read("1 SIMPLE_PINHOLE 1280 960 1000 640 480\n"), make_intrinsics(500.0, 500.0, 319.75, 239.75))
+    # distortion at 0 (or moving no pixel ½ px: k 1e-4 moves a corner f·k·r^1.5 = 500e-4·0.64·0.8 = 0.026 px) is a pinhole camera
+    for line in ("1 SIMPLE_RADIAL 640 480 500 320 240 0\n", "1 SIMPLE_RADIAL 640 480 500 320 240 1e-4\n",
+                 "1 OPENCV 640 480 500 500 320 240 0 0 0 0\n", "1 FULL_OPENCV 640 480 500 500 320 240 0 0 0 0 0 0 0 0\n",
+                 "1 PINHOLE 640 480 500 500 320 240\n2 PINHOLE 640 480 500 500 320 240\n"):  # two cameras, equal: one  # fmt: skip
+        assert torch.equal(read(line), make_intrinsics(500.0, 500.0, 319.5, 239.5)), line
+    undistort = r"undistort the images first \(colmap image_undistorter writes their PINHOLE camera in sparse/cameras\.txt\) and pass that camera with an undistorted image$"
+    # k 0.05 moves the corner (x, y) = (320, 240) / 500, r = 0.64, by f·k·r·√r = 500·0.05·0.64·0.8 = 12.8 px
+    for line, refusal in (
+        ("1 SIMPLE_RADIAL 640 480 500 320 240 0.05", r"line 4: lens distortion k 0\.05 moves pixels up to 12\.8 px from the pinhole camera gen3c renders: "
+                                                      r"pass the PINHOLE camera of the same fx, fy, cx, cy, or " + undistort),
+        ("1 OPENCV_FISHEYE 640 480 500 500 320 240 0 0 0 0", r"line 4: model OPENCV_FISHEYE is a fisheye camera: gen3c renders pinhole cameras; " + undistort),
+        ("1 FULL_OPENCV 640 480 500 500 320 240 0 0 0 0 0 0.1 0 0", r"line 4: FULL_OPENCV's lens distortion k4 0\.1 is not a pinhole camera's: " + undistort),
+        ("1 PINHOL 640 480 500 500 320 240", r"line 4: model 'PINHOL' is none of COLMAP's camera models: give one of SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL"),
+        ("1 PINHOLE 640 480 500 500 320", r"line 4: PINHOLE takes WIDTH HEIGHT and 4 parameters \(fx, fy, cx, cy\), got 3 after WIDTH HEIGHT$"),
+        ("1 PINHOLE 640 480 500 500 320 240\n2 PINHOLE 640 480 400 400 320 240\n3 SIMPLE_PINHOLE 640 480 500 320 240",
+         r"holds 3 cameras of different intrinsics \(CAMERA_ID 1, 2, 3\): an image has one; pass a cameras\.txt of the input image's camera alone "
+         r"\(images\.txt names each image's CAMERA_ID\) or its 'fx,fy,cx,cy'$"),
+    ):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*cameras\.txt' " + refusal):
+            read(line + "\n")
+    # A camera per image of a large capture is read (beyond the 64 KiB of an intrinsics text), refused as several.
+    with pytest.raises(Gen3cInputError, match=r"holds 3000 cameras of different intrinsics \(CAMERA_ID 1, 2, 3, 4, 5, …\)"):
+        read("".join(f"{i} PINHOLE 640 480 {500 + i} 500 320 240\n" for i in range(1, 3001)))
+    # COLMAP's binary model: a camera count, then CAMERA_ID, MODEL (1: PINHOLE), WIDTH, HEIGHT, its parameters
+    (tmp_path / "cameras.bin").write_bytes(struct.pack("<QiiQQ4d", 1, 1, 1, 640, 480, 500.0, 500.0, 320.0, 240.0))
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*cameras\.bin' is binary, not text \(COLMAP's cameras\.bin\?\): convert it with colmap model_converter"):
+        parse_intrinsics(tmp_path / "cameras.bin", (480, 640))
 
 
 def test_intrinsics_of_a_gen3c_cameras_json(tmp_path):

@@ -424,7 +424,7 @@ IntrinsicsOpt = Annotated[
     str | None,
     typer.Option(
         "--intrinsics",
-        help="Camera intrinsics of the input image: 'fx,fy,cx,cy' in its pixels, or a file (JSON fx/fy/cx/cy or K, txt, npy; a camera file such as nerfstudio's transforms.json).",
+        help="Camera intrinsics of the input image: 'fx,fy,cx,cy' in its pixels, or a file (JSON fx/fy/cx/cy or K, txt, npy; a camera file such as nerfstudio's transforms.json; COLMAP's cameras.txt).",
     ),
 ]
 FovOpt = Annotated[
