@@ -137,7 +137,7 @@ def test_an_estimate_size_that_is_no_h_w_is_one_line(size):
 def test_fallback_to_prior_says_why(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    estimator, notice = load_depth_estimator_or_prior("moge")
+    estimator, notice = load_depth_estimator_or_prior()  # the default, MoGe: no estimator named
     assert isinstance(estimator, GeometricPriorEstimator)
     assert "not in the local Hugging Face cache" in notice and "geometric prior" in notice and "--depth_path" in notice
     estimator, notice = load_depth_estimator_or_prior("prior")
@@ -194,16 +194,16 @@ def test_a_mistyped_estimator_is_refused_not_replaced_by_the_prior(tmp_path, mon
     with pytest.raises(Gen3cInputError, match=re.escape(said)):
         load_source(GenerationRequest(input_image_path="i.png", depth_estimator=name, resolution="16x16", generator="preview"))
     # The default's weights that cannot be fetched (offline) still fall back, the note saying why.
-    for offline in ("moge", "Ruicheng/moge-vitl"):
-        estimator, notice = load_depth_estimator_or_prior(offline)
-        assert isinstance(estimator, GeometricPriorEstimator) and "not in the local Hugging Face cache" in notice
+    estimator, notice = load_depth_estimator_or_prior(None)
+    assert isinstance(estimator, GeometricPriorEstimator) and "not in the local Hugging Face cache" in notice
 
 
-@pytest.mark.parametrize("name", ["someone/moge-weights", "someone/depth-model", "other-model"])
+@pytest.mark.parametrize("name", ["someone/moge-weights", "someone/depth-model", "other-model", "moge", "Ruicheng/moge-vitl"])
 def test_a_named_estimator_that_cannot_load_is_refused_not_replaced_by_the_prior(tmp_path, monkeypatch, name):
     """Only the default (GEN3C's MoGe, whose weights a first offline run lacks) falls back to the
-    prior. An estimator the user named — a hub id not cached, a folder of another model — used to
-    be replaced by the prior's made-up depth with a notice, the preview running anyway."""
+    prior. An estimator the user named — a hub id not cached, a folder of another model, MoGe
+    itself by name — used to be replaced by the prior's made-up depth with a notice, the preview
+    running anyway (MoGe named could not be told from the default)."""
     from gen3c.pipelines.request import GenerationRequest, load_source
 
     monkeypatch.chdir(tmp_path)

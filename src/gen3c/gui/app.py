@@ -30,6 +30,7 @@ import torch
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
 from gen3c.constants import RESIZE_MODES, SPLAT_MODES
 from gen3c.dependencies import require
+from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
@@ -249,7 +250,8 @@ class Gen3cApp:
                     hint="Depth = 16-bit PNG value × this (0.001: millimetres → metres)",
                 )  # fmt: skip
                 self.depth_estimator = gui.add_text(
-                    "Depth estimator", r.depth_estimator, hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior"
+                    "Depth estimator", r.depth_estimator or "",
+                    hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior; empty: moge, the prior standing in where its weights cannot load",
                 )
                 # Off: no FOV is passed, as `gen3c generate` without --fov (GEN3C's MoGe camera for an image alone).
                 self.set_fov = gui.add_checkbox(
@@ -461,9 +463,9 @@ class Gen3cApp:
     def _on_load_files(self, _event) -> None:
         intr = self.intrinsics.value.strip() or None
         depth = self.depth_path.value.strip()
-        estimator = self.depth_estimator.value.strip() or self.state.request.depth_estimator
+        estimator = self.depth_estimator.value.strip() or None  # empty: the default, as without --depth_estimator
         if not depth:
-            self._info(f"Estimating depth with {html.escape(estimator)}…", transient=True)
+            self._info(f"Estimating depth with {html.escape(estimator or DEFAULT_DEPTH_ESTIMATOR)}…", transient=True)
         # The scale of a PNG depth only (the control is hidden for another file: it would scale nothing).
         png = {"png_depth_scale": _control_number(self.png_depth_scale.value, "png_depth_scale")} if _is_png(depth) else {}
         self.state.load_files(
