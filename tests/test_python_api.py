@@ -605,7 +605,7 @@ def test_bad_input_in_memory_is_one_line_naming_it(box_scene, tmp_path, image, d
     depth = {} if isinstance(depth, str) else depth
     with pytest.raises(Gen3cInputError, match=match) as info:
         gen3c.generate(image, depth=depth, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
-                       depth_estimator="prior" if depth is None else "moge", video_save_folder=tmp_path / "out")  # fmt: skip
+                       depth_estimator="prior" if depth is None else None, video_save_folder=tmp_path / "out")  # fmt: skip
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out").exists()
 
