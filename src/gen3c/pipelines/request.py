@@ -194,8 +194,9 @@ def load_source(request: GenerationRequest) -> SourceView:
     """Read the request's image, depth and camera and bring them to the working resolution.
 
     Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
-    as GEN3C); if the default's weights cannot be loaded, the preview falls back to the geometric prior with a
-    warning saying so (:func:`gen3c.depth.prior.prior_notice`); an estimator named (MoGe too) is refused instead. An image or depth in memory
+    as GEN3C); if the default's weights cannot be loaded, the preview falls back to the geometric
+    prior with a warning saying so (:func:`gen3c.depth.prior.prior_notice`); an estimator named
+    (MoGe too) is refused instead. An image or depth in memory
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
     from gen3c.cameras import fov_from_focal, resize_intrinsics
