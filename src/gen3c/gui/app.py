@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
-from gen3c.constants import RESIZE_MODES, SPLAT_MODES
+from gen3c.constants import RESIZE_MODES, SCALED_DEPTH_SUFFIXES, SPLAT_MODES
 from gen3c.dependencies import require
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
 from gen3c.errors import Gen3cInputError, first_line
@@ -100,9 +100,9 @@ def _control_number(value, key: str, whole: bool = False) -> int | float:
 
 
 def _is_png(depth_path: str) -> bool:
-    """Whether a Depth path names a 16-bit PNG, the depth file PNG depth scale applies to (as
+    """Whether a Depth path names a 16-bit PNG or TIFF, the depth files PNG depth scale applies to (as
     :func:`~gen3c.pipelines.settings.check_unused_settings` tells it)."""
-    return str(depth_path).strip().lower().endswith(".png")
+    return str(depth_path).strip().lower().endswith(SCALED_DEPTH_SUFFIXES)
 
 
 def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +242,7 @@ class Gen3cApp:
                 self.upload_image = gui.add_upload_button("Upload image", icon=viser.Icon.UPLOAD, mime_type="image/*")
                 self.image_path = gui.add_text("Image path", "", hint="A path on the server, or upload a file above.")
                 self.upload_depth = gui.add_upload_button("Upload depth (optional)", icon=viser.Icon.UPLOAD)
-                self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG or .exr; empty: estimated")
+                self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG, 32-bit float TIFF or .exr; empty: estimated")
                 # Shown while the depth path names a PNG: the only depth file it scales. viser takes as many
                 # typed decimals as min or step has: min 1e-7 lets in 7 (KITTI's 1/256 to within 1e-7), step's 4 alone not.
                 self.png_depth_scale = gui.add_number(
