@@ -247,7 +247,7 @@ class Gen3cApp:
                 # typed decimals as min or step has: min 1e-7 lets in 7 (KITTI's 1/256 to within 1e-7), step's 4 alone not.
                 self.png_depth_scale = gui.add_number(
                     "PNG depth scale", r.png_depth_scale, min=1e-7, step=0.0001, visible=False,
-                    hint="Depth = 16-bit PNG value × this (0.001: millimetres → metres)",
+                    hint="Depth = 16-bit PNG or TIFF value × this (0.001: millimetres → metres)",
                 )  # fmt: skip
                 self.depth_estimator = gui.add_text(
                     "Depth estimator", r.depth_estimator or "",
