@@ -1473,8 +1473,8 @@ def test_a_gen3c_option_is_refused_by_the_batch_for_the_reason_the_cli_refuses_i
     "settings, flags, row_words",
     [
         ({"seed": 3}, "--seed applies to --generator gen3c only", 'seed applies to "generator": "gen3c" only (the preview is deterministic)'),
-        ({"png_depth_scale": 0.5}, "--png_depth_scale applies to a 16-bit PNG --depth_path only",
-         "png_depth_scale applies to a 16-bit PNG depth_path only: drop it"),
+        ({"png_depth_scale": 0.5}, "--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only",
+         "png_depth_scale applies to a 16-bit PNG or TIFF depth_path only: drop it"),
         ({"generator": "gen3c", "low_memory": True, "fp8": True}, "--low_memory and --fp8 each choose the memory mode",
          "low_memory and fp8 each choose the memory mode: pass only one of them"),
         ({"generator": "gen3c", "num_steps": 0}, "--num_steps 0 must be", "num_steps 0 must be a whole number ≥ 1 (GEN3C: 35)"),

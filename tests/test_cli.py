@@ -412,7 +412,7 @@ def test_a_named_estimator_that_cannot_load_stops_the_preview(box_scene, tmp_pat
     res = invoke("generate", "--input_image_path", image, "--depth_estimator", "someone/depth-model", "--fov", "60",
                  "--resolution", "96x160", "--num_video_frames", 5, "--video_save_folder", out)  # fmt: skip
     assert res.exit_code == 2 and "someone/depth-model" in res.output and "Traceback" not in res.output, res.output
-    assert "geometric prior" not in res.output and len([line for line in res.output.splitlines() if line.strip()]) <= 3
+    assert "using a flat geometric prior" not in res.output and "asked for by name" in res.output and len([line for line in res.output.splitlines() if line.strip()]) <= 3
     assert not out.exists() or not any(out.iterdir())
 
 

@@ -391,7 +391,7 @@ def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, fi
 @pytest.mark.parametrize(
     "args, match",
     [
-        (["--png_depth_scale", "0.01"], r"--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it"),
+        (["--png_depth_scale", "0.01"], r"--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only: drop it"),
         (["--trust_checkpoint"], r"--trust_checkpoint applies to a legacy \.pt --input_image_path only: drop it"),
         (["--seed", "7"], r"--seed applies to --generator gen3c only \(the preview is deterministic\): drop it"),
     ],

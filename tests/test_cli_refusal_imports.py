@@ -18,7 +18,7 @@ TORCH_FREE = (
     (["--num_video_frames", "0"], "--num_video_frames 0 is impossible"),
     (["--movement_distance", "nan"], "--movement_distance nan is impossible"),
     (["--video_save_name", "a/b"], "--video_save_name 'a/b' must be a plain file name"),
-    (["--input_image_path", "missing.png", "--png_depth_scale", "2"], "--png_depth_scale applies to a 16-bit PNG --depth_path only"),
+    (["--input_image_path", "missing.png", "--png_depth_scale", "2"], "--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only"),
     (["--speed", "fastst"], "--speed 'fastst' is unknown: use one of exact, fast, fastest"),
     (["--sampler", "eulr"], "--sampler 'eulr' is unknown"),
     (["--memory_mode", "resdent"], "--memory_mode 'resdent' is unknown"),

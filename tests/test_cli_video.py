@@ -220,6 +220,7 @@ def test_a_bad_input_is_refused_before_the_model_loads(inputs, tmp_path, monkeyp
         ("chunk_too_small", "chunk_frames 1"),
         ("legacy_pickle", "--trust_checkpoint"),
         ("estimator_with_video", "--depth_estimator applies to a single image"),
+        ("moge_with_video", "--depth_estimator applies to a single image"),  # moge typed out was the default: ignored
     ],
 )
 def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_path):
@@ -295,6 +296,8 @@ def test_bad_video_inputs_are_one_line_exit_2(case, match, inputs, clip, tmp_pat
         args["--input_image_path"] = tmp_path / "old.pt"
     elif case == "estimator_with_video":  # the video's own depth is used: the flag would do nothing
         args.update({"--vipe_path": inputs["vipe"], "--depth_estimator": "prior"})
+    elif case == "moge_with_video":
+        args.update({"--vipe_path": inputs["vipe"], "--depth_estimator": "moge"})
     argv = [str(x) for k, v in args.items() for x in (k, v)]
     res = invoke(*argv)
     assert res.exit_code == 2, res.output

@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import struct
 import warnings
 
 import numpy as np
@@ -136,7 +137,7 @@ def test_an_estimate_size_that_is_no_h_w_is_one_line(size):
 def test_fallback_to_prior_says_why(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    estimator, notice = load_depth_estimator_or_prior("moge")
+    estimator, notice = load_depth_estimator_or_prior()  # the default, MoGe: no estimator named
     assert isinstance(estimator, GeometricPriorEstimator)
     assert "not in the local Hugging Face cache" in notice and "geometric prior" in notice and "--depth_path" in notice
     estimator, notice = load_depth_estimator_or_prior("prior")
@@ -193,16 +194,16 @@ def test_a_mistyped_estimator_is_refused_not_replaced_by_the_prior(tmp_path, mon
     with pytest.raises(Gen3cInputError, match=re.escape(said)):
         load_source(GenerationRequest(input_image_path="i.png", depth_estimator=name, resolution="16x16", generator="preview"))
     # The default's weights that cannot be fetched (offline) still fall back, the note saying why.
-    for offline in ("moge", "Ruicheng/moge-vitl"):
-        estimator, notice = load_depth_estimator_or_prior(offline)
-        assert isinstance(estimator, GeometricPriorEstimator) and "not in the local Hugging Face cache" in notice
+    estimator, notice = load_depth_estimator_or_prior(None)
+    assert isinstance(estimator, GeometricPriorEstimator) and "not in the local Hugging Face cache" in notice
 
 
-@pytest.mark.parametrize("name", ["someone/moge-weights", "someone/depth-model", "other-model"])
+@pytest.mark.parametrize("name", ["someone/moge-weights", "someone/depth-model", "other-model", "moge", "Ruicheng/moge-vitl"])
 def test_a_named_estimator_that_cannot_load_is_refused_not_replaced_by_the_prior(tmp_path, monkeypatch, name):
     """Only the default (GEN3C's MoGe, whose weights a first offline run lacks) falls back to the
-    prior. An estimator the user named — a hub id not cached, a folder of another model — used to
-    be replaced by the prior's made-up depth with a notice, the preview running anyway."""
+    prior. An estimator the user named — a hub id not cached, a folder of another model, MoGe
+    itself by name — used to be replaced by the prior's made-up depth with a notice, the preview
+    running anyway (MoGe named could not be told from the default)."""
     from gen3c.pipelines.request import GenerationRequest, load_source
 
     monkeypatch.chdir(tmp_path)
@@ -286,6 +287,46 @@ def test_an_8_bit_depth_png_is_refused_as_a_picture_of_depth(tmp_path, depth_map
         load_user_depth(tmp_path / "d.png", (24, 32), fov=60.0)
 
 
+def test_a_float_tiff_depth_is_read_as_it_is_and_a_16_bit_one_as_a_png(tmp_path, depth_map):
+    """A single-channel 32-bit float TIFF, as depth tools write it, was refused as "an unsupported
+    format"; a 16-bit TIFF is scaled as a 16-bit PNG is, an 8-bit one refused as a PNG's is."""
+    holes = depth_map.copy()
+    holes[0, :3] = (np.nan, np.inf, 0.0)
+    Image.fromarray(holes).save(tmp_path / "d.tif")
+    assert np.array_equal(load_depth(tmp_path / "d.tif").numpy(), holes, equal_nan=True)
+    with pytest.warns(UserWarning, match=r"d\.tif': 2 pixels \(0\.26%\) of NaN/inf depth sit far away .*; 1 pixels \(0\.13%\) of ≤ 0 depth are left out"):
+        est = load_user_depth(tmp_path / "d.tif", (24, 32), fov=60.0)
+    assert est.kind == "metric" and est.source == "user:d.tif" and np.array_equal(est.depth[1:].numpy(), depth_map[1:])
+    with pytest.raises(Gen3cInputError, match=(
+        r"^depth file '[^']*d\.tif' holds 32-bit float depth, read as it is: the PNG depth scale 0\.01 scales 16-bit integer depth only; "
+        r"drop --png_depth_scale$"
+    )):
+        load_depth(tmp_path / "d.tif", png_scale=0.01)
+    millimetres = (depth_map * 1000).round().astype(np.uint16)
+    Image.fromarray(millimetres).save(tmp_path / "d16.tiff")
+    assert np.array_equal(load_depth(tmp_path / "d16.tiff").numpy(), millimetres.astype(np.float32) * np.float32(0.001))
+    assert np.array_equal(load_depth(tmp_path / "d16.tiff", png_scale=1.0).numpy(), millimetres.astype(np.float32))
+    Image.fromarray(np.round(255 / depth_map).astype(np.uint8)).save(tmp_path / "d8.tif")
+    with pytest.raises(Gen3cInputError, match=(
+        r"^depth file '[^']*d8\.tif' is an 8-bit grey TIFF, a picture of depth \(256 levels hold no metric depth\), not its values "
+        r"\(depth TIFFs are single-channel 32-bit float or 16-bit\): pass the depth values \(\.npy, or a single-channel 32-bit float or 16-bit TIFF\)$"
+    )):
+        load_depth(tmp_path / "d8.tif")
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(tmp_path / "rgb.tif")
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*rgb\.tif' is a TIFF of mode RGB, a picture of depth, not its values"):
+        load_depth(tmp_path / "rgb.tif")
+    (tmp_path / "photo.tif").write_bytes((tmp_path / "rgb.tif").read_bytes()[:4] + b"garbage")  # a TIFF Pillow cannot read
+    with pytest.raises(Gen3cInputError, match=(
+        r"^depth file '[^']*photo\.tif' is a TIFF that cannot be read \(64- or 16-bit floats, several channels, or damaged\?\): "
+        r"save the depth as a single-channel 32-bit float TIFF or a \.npy$"
+    )):
+        load_depth(tmp_path / "photo.tif")
+    with open(tmp_path / "npy.tif", "wb") as f:  # a renamed file: said what it is
+        np.save(f, depth_map)
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*npy\.tif' is a NumPy \.npy array, not a TIFF: give the file its real suffix"):
+        load_depth(tmp_path / "npy.tif")
+
+
 @pytest.mark.parametrize("scale", [0, -0.001, math.nan, math.inf, "mm", True])
 def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth_map, scale):
     """Python's png_scale is checked as --png_depth_scale is. Before: 0 or a negative scale made
@@ -332,7 +373,7 @@ def test_a_renamed_or_damaged_exr_depth_says_what_it_is(tmp_path, depth_map):
     as if it could not be opened; a PNG or npy so renamed says what it is. A cut EXR says so."""
     OpenEXR = pytest.importorskip("OpenEXR")
     Image.fromarray((depth_map * 1000).astype(np.uint16)).save(tmp_path / "d.exr", format="PNG")
-    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.exr' is a PNG image, not an OpenEXR file: give the file its real suffix \(\.npy, \.npz, \.png, \.exr\)$"):
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.exr' is a PNG image, not an OpenEXR file: give the file its real suffix \(\.npy, \.npz, \.png, \.tif, \.tiff, \.exr\)$"):
         load_depth(tmp_path / "d.exr")
     with OpenEXR.File({"type": OpenEXR.scanlineimage}, {"Z": depth_map}) as f:
         f.write(str(tmp_path / "whole.exr"))
@@ -530,6 +571,52 @@ def test_intrinsics_of_a_nerfstudio_transforms_json(tmp_path):
     (tmp_path / "lens.json").write_text(json.dumps({**camera, "k1": -0.2}))  # moves pixels by tens of px: not a pinhole camera
     with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*lens\.json': lens distortion 'k1' -0\.2 moves pixels up to"):
         parse_intrinsics(tmp_path / "lens.json", (480, 640))
+
+
+COLMAP_HEADER = "# Camera list with one line of data per camera:\n#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n# Number of cameras: 1\n"
+
+
+def test_intrinsics_of_a_colmap_cameras_txt(tmp_path):
+    """--intrinsics sparse/0/cameras.txt was refused: "must hold 4 numbers 'fx,fy,cx,cy', a 3×3
+    matrix …" (its model's name is no number). COLMAP puts pixel centres at (u + ½, v + ½), as
+    nerfstudio does: its cx = 320 is gen3c's 319.5; WIDTH × HEIGHT scales it to the image with a note."""
+    path = tmp_path / "cameras.txt"
+
+    def read(lines: str, size: tuple[int, int] = (480, 640)) -> torch.Tensor:
+        path.write_text(COLMAP_HEADER + lines)
+        return parse_intrinsics(path, size)
+
+    assert torch.equal(read("1 PINHOLE 640 480 500 510 320 240\n"), make_intrinsics(500.0, 510.0, 319.5, 239.5))
+    # made for 1280×960: gen3c's (1000, 1000, 639.5, 479.5) halved, as a transforms.json's is
+    with pytest.warns(UserWarning, match=r"^--intrinsics '.*cameras\.txt' was made for a 1280×960 image: scaled to the 640×480 input \(fx, cx × 0\.5; fy, cy × 0\.5\)$"):
+        assert torch.equal(read("1 SIMPLE_PINHOLE 1280 960 1000 640 480\n"), make_intrinsics(500.0, 500.0, 319.75, 239.75))
+    # distortion at 0 (or moving no pixel ½ px: k 1e-4 moves a corner f·k·r^1.5 = 500e-4·0.64·0.8 = 0.026 px) is a pinhole camera
+    for line in ("1 SIMPLE_RADIAL 640 480 500 320 240 0\n", "1 SIMPLE_RADIAL 640 480 500 320 240 1e-4\n",
+                 "1 OPENCV 640 480 500 500 320 240 0 0 0 0\n", "1 FULL_OPENCV 640 480 500 500 320 240 0 0 0 0 0 0 0 0\n",
+                 "1 PINHOLE 640 480 500 500 320 240\n2 PINHOLE 640 480 500 500 320 240\n"):  # two cameras, equal: one  # fmt: skip
+        assert torch.equal(read(line), make_intrinsics(500.0, 500.0, 319.5, 239.5)), line
+    undistort = r"undistort the images first \(colmap image_undistorter writes their PINHOLE camera in sparse/cameras\.txt\) and pass that camera with an undistorted image$"
+    # k 0.05 moves the corner (x, y) = (320, 240) / 500, r = 0.64, by f·k·r·√r = 500·0.05·0.64·0.8 = 12.8 px
+    for line, refusal in (
+        ("1 SIMPLE_RADIAL 640 480 500 320 240 0.05", r"line 4: lens distortion k 0\.05 moves pixels up to 12\.8 px from the pinhole camera gen3c renders: "
+                                                      r"pass the PINHOLE camera of the same fx, fy, cx, cy, or " + undistort),
+        ("1 OPENCV_FISHEYE 640 480 500 500 320 240 0 0 0 0", r"line 4: model OPENCV_FISHEYE is a fisheye camera: gen3c renders pinhole cameras; " + undistort),
+        ("1 FULL_OPENCV 640 480 500 500 320 240 0 0 0 0 0 0.1 0 0", r"line 4: FULL_OPENCV's lens distortion k4 0\.1 is not a pinhole camera's: " + undistort),
+        ("1 PINHOL 640 480 500 500 320 240", r"line 4: model 'PINHOL' is none of COLMAP's camera models: give one of SIMPLE_PINHOLE, PINHOLE, SIMPLE_RADIAL"),
+        ("1 PINHOLE 640 480 500 500 320", r"line 4: PINHOLE takes WIDTH HEIGHT and 4 parameters \(fx, fy, cx, cy\), got 3 after WIDTH HEIGHT$"),
+        ("1 PINHOLE 640 480 500 500 320 240\n2 PINHOLE 640 480 400 400 320 240\n3 SIMPLE_PINHOLE 640 480 500 320 240",
+         r"holds 3 cameras of different intrinsics \(CAMERA_ID 1, 2, 3\): an image has one; pass a cameras\.txt of the input image's camera alone "
+         r"\(images\.txt names each image's CAMERA_ID\) or its 'fx,fy,cx,cy'$"),
+    ):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*cameras\.txt' " + refusal):
+            read(line + "\n")
+    # A camera per image of a large capture is read (beyond the 64 KiB of an intrinsics text), refused as several.
+    with pytest.raises(Gen3cInputError, match=r"holds 3000 cameras of different intrinsics \(CAMERA_ID 1, 2, 3, 4, 5, …\)"):
+        read("".join(f"{i} PINHOLE 640 480 {500 + i} 500 320 240\n" for i in range(1, 3001)))
+    # COLMAP's binary model: a camera count, then CAMERA_ID, MODEL (1: PINHOLE), WIDTH, HEIGHT, its parameters
+    (tmp_path / "cameras.bin").write_bytes(struct.pack("<QiiQQ4d", 1, 1, 1, 640, 480, 500.0, 500.0, 320.0, 240.0))
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*cameras\.bin' is binary, not text \(COLMAP's cameras\.bin\?\): convert it with colmap model_converter"):
+        parse_intrinsics(tmp_path / "cameras.bin", (480, 640))
 
 
 def test_intrinsics_of_a_gen3c_cameras_json(tmp_path):

@@ -100,9 +100,29 @@ def test_generate_without_depth_falls_back_to_the_prior_and_says_so(box_scene, t
     assert "geometric prior" in res.output and "--depth_path" in res.output
     frames, _ = read_video(tmp_path / "output.mp4")
     assert frames.shape == (9, 96, 160, 3)
-    # The record names 'moge', as asked; its notes say the prior ran instead (it said nothing of it).
+    # The record names no estimator, as none was asked (run again, it falls back again); its notes say the prior ran.
     run = json.loads((tmp_path / "output_run.json").read_text())
-    assert run["depth_estimator"] == "moge" and len(run["notes"]) == 1 and "geometric prior" in run["notes"][0]
+    assert run["depth_estimator"] is None and len(run["notes"]) == 1 and "geometric prior" in run["notes"][0]
+
+
+@pytest.mark.parametrize("named", ["moge", "Ruicheng/moge-vitl"])
+def test_generate_with_moge_named_offline_is_refused_not_replaced_by_the_prior(box_scene, tmp_path, offline, named):
+    """`--depth_estimator moge` typed out was the default itself: offline, the preview ran on the
+    geometric prior's made-up depth with a note, as without the flag. Named, it is the user's
+    choice: one line, exit 2, no output. Without the flag the preview still falls back."""
+    image, _, _, _ = box_scene
+    common = ("--input_image_path", image, "--resolution", "96x160", "--num_video_frames", 9, "--video_save_folder", tmp_path / "out")
+    res = invoke("generate", *common, "--depth_estimator", named)
+    assert res.exit_code == 2, res.output
+    (line,) = res.output.splitlines()
+    assert line == (
+        "error: MoGe 'Ruicheng/moge-vitl' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: download model.pt on a machine "
+        f"with internet and pass its path (--depth_estimator '{named}' was asked for by name, so the preview does not fall back to the "
+        "geometric prior: leave it out for that)"
+    )
+    assert not (tmp_path / "out").exists()
+    res = invoke("generate", *common)
+    assert res.exit_code == 0 and "using a flat geometric prior" in res.output and (tmp_path / "out" / "output.mp4").is_file()
 
 
 def test_generate_with_a_mistyped_estimator_is_one_line_exit_2(box_scene, tmp_path, offline):
@@ -217,3 +237,23 @@ def test_a_missing_depth_package_stops_with_the_pip_line_and_names_the_prior(box
     assert line.startswith("error: downloading MoGe") and "(huggingface_hub is missing): pip install 'gen3c[depth]'" in line
     assert line.endswith("; or --depth_estimator prior: no weights or packages, a plausible parallax for previews, not the photo's depth")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_reads_a_float_tiff_depth_and_a_16_bit_one_with_its_scale(box_scene, tmp_path):
+    """`--depth_path depth.tif` (32-bit float, as depth tools write it) was refused as an unsupported
+    format; a 16-bit TIFF takes --png_depth_scale as a 16-bit PNG does. Both make the .npy's video."""
+    from PIL import Image
+
+    image, depth, _, values = box_scene
+    Image.fromarray(values.numpy()).save(tmp_path / "d.tif")
+    Image.fromarray((values.numpy() * 2).astype(np.uint16)).save(tmp_path / "d16.tiff")  # half units: 2 → 4
+    common = ("--input_image_path", image, "--fov", 60, "--resolution", "96x160", "--num_video_frames", 9, "--video_save_folder", tmp_path)
+    for name, args in (("npy", ("--depth_path", depth)), ("tif", ("--depth_path", tmp_path / "d.tif")),
+                       ("tiff16", ("--depth_path", tmp_path / "d16.tiff", "--png_depth_scale", 0.5))):  # fmt: skip
+        res = invoke("generate", *common, *args, "--video_save_name", name)
+        assert res.exit_code == 0, res.output
+    frames = [read_video(tmp_path / f"{name}.mp4")[0] for name in ("npy", "tif", "tiff16")]
+    assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[0], frames[2])
+    res = invoke("generate", *common, "--depth_path", tmp_path / "d.tif", "--png_depth_scale", 0.5, "--video_save_name", "scaled")
+    assert res.exit_code == 2 and res.output.startswith("error: depth file ") and "holds 32-bit float depth, read as it is" in res.output
+    assert res.output.rstrip().endswith("drop --png_depth_scale") and "\n" not in res.output.rstrip()

@@ -1118,6 +1118,8 @@ def test_a_png_depth_scale_shows_for_a_png_depth_and_scales_what_is_loaded(gui, 
     assert not gui.png_depth_scale.visible and "PNG depth scale" not in gui.image_pending.content
     handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
     assert gui.state.request.png_depth_scale == 0.001 and gui.state.build_request("c").png_depth_scale == 0.001
+    gui.depth_path.value = str(tmp_path / "depth_mm.TIFF")  # a 16-bit TIFF takes the scale as a PNG does (it was hidden)
+    assert gui.png_depth_scale.visible
 
 
 def test_mask_invalid_depth_is_offered_where_depth_comes_with_the_input_and_redraws_the_cache(gui, box_scene, tmp_path):

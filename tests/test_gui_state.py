@@ -457,7 +457,7 @@ def test_a_gui_run_record_runs_again_with_gen3c_batch(tmp_path, box_scene, video
     state.load_files(str(image_path), str(depth_path), fov=60, depth_estimator="prior")
     state.update(trajectory="right", movement_distance=0.5)
     preset = state.build_request("p")  # the preset is this run's path; the estimator estimates nothing
-    assert (preset.trajectory, preset.movement_distance, preset.depth_estimator) == ("right", 0.5, "moge")
+    assert (preset.trajectory, preset.movement_distance, preset.depth_estimator) == ("right", 0.5, None)
     for p in orbit_w2c(2):
         state.add_keyframe(p)
     state.set_path_mode("keyframes")
@@ -578,15 +578,17 @@ def test_image_alone_gets_depth_as_gen3c_generate_does(tmp_path, box_scene, monk
     assert mask.float().mean() > 0.5  # (at 48×80 the edge filter drops the prior's steep ground near the bottom)
     out = run_request(state.build_request("alone"), source=state.run_source, source_notes=state.notes)
     assert out.result.frames.shape == (5, 3, 48, 80)
-    # its record says the prior stood in for the 'moge' it names (the run itself read no depth)
+    # its record says the prior stood in for the default it names by no name (the run itself read no depth)
     record = json.loads(out.paths["run"].read_text())
-    assert record["depth_estimator"] == "moge" and record["notes"] == [row_spelling(n) for n in state.notes]  # (the record's keys)
+    assert record["depth_estimator"] is None and record["notes"] == [row_spelling(n) for n in state.notes]  # (the record's keys)
     state.load_files(str(image_path), "", fov=60.0, depth_estimator="prior")  # asked for: no note
     assert state.notes == [] and state.request.depth_estimator == "prior"
     # Another estimator named that cannot load is refused: the prior stands in for the default only.
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(Gen3cModelError, match="someone/depth-model"):
         state.load_files(str(image_path), "", fov=60.0, depth_estimator="someone/depth-model")
+    with pytest.raises(Gen3cModelError, match=r"\(--depth_estimator 'moge' was asked for by name, so the preview does not fall back"):
+        state.load_files(str(image_path), "", fov=60.0, depth_estimator="moge")  # MoGe named, as the default is not
     assert state.request.depth_estimator == "prior"  # the last input stays loaded
     with pytest.raises(Gen3cInputError, match="not an image"):
         state.load_files(str(tmp_path), "")

@@ -188,7 +188,7 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
                                                    r"not as generator_options: pass them one by one \(num_steps=35, guidance=7.0, …\) or unpacked \(\*\*generator_options\)$"),
         ({"seed": 3}, 'seed= applies to generator="gen3c" only'),  # before: ignored by the preview, silently
         ({"num_steps": 4}, 'num_steps= applies to generator="gen3c" only'),
-        ({"png_depth_scale": 0.01}, "png_depth_scale= applies to a 16-bit PNG depth= only"),
+        ({"png_depth_scale": 0.01}, "png_depth_scale= applies to a 16-bit PNG or TIFF depth= only"),
         # before: overwritten by the image / depth arguments, silently
         ({"input_image_path": "other.png"}, "setting 'input_image_path' is what the `image` argument gives: pass the file as `image`"),
         ({"depth_path": "other.npy"}, "setting 'depth_path' is what the `depth` argument gives: pass the file as `depth`"),
@@ -288,7 +288,7 @@ def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_
     assert keyword_spelling("--seed 3 and --no_compile: pass --generator gen3c") == 'seed=3 and compile=False: pass generator="gen3c"'
     assert keyword_spelling("--model tiny and --checkpoint_dir both name a model") == 'model="tiny" and checkpoint_dir= both name a model'
     assert keyword_spelling("--memory_mode 'x' is unknown; pass --fov DEGREES") == "memory_mode='x' is unknown; pass fov=DEGREES"
-    assert keyword_spelling("--png_depth_scale applies to a 16-bit PNG --depth_path only") == "png_depth_scale= applies to a 16-bit PNG depth= only"
+    assert keyword_spelling("--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only") == "png_depth_scale= applies to a 16-bit PNG or TIFF depth= only"
     # (before: intrinsics="/" fov=, disable_prompt_encoder=T5, intrinsics= fx,fy,cx,cy, device="cuda":1, resolution=704x1280, drop fp8=)
     assert keyword_spelling("no --intrinsics / --fov: using") == "no intrinsics= / fov=: using"
     assert keyword_spelling("with --disable_prompt_encoder T5 never loads: drop --fp8") == "with disable_prompt_encoder=True T5 never loads: drop fp8=True"
@@ -605,7 +605,7 @@ def test_bad_input_in_memory_is_one_line_naming_it(box_scene, tmp_path, image, d
     depth = {} if isinstance(depth, str) else depth
     with pytest.raises(Gen3cInputError, match=match) as info:
         gen3c.generate(image, depth=depth, fov=60, resolution="32x48", num_video_frames=3, generator="preview",
-                       depth_estimator="prior" if depth is None else "moge", video_save_folder=tmp_path / "out")  # fmt: skip
+                       depth_estimator="prior" if depth is None else None, video_save_folder=tmp_path / "out")  # fmt: skip
     assert "\n" not in str(info.value)
     assert not (tmp_path / "out").exists()
 

@@ -892,3 +892,15 @@ class CountingPreview(PreviewGenerator):
     def generate(self, *args, **kwargs):
         self.calls += 1
         return super().generate(*args, **kwargs)
+
+
+def test_the_default_estimator_fingerprints_as_moge_recorded_by_name():
+    """A gen3c that could not tell the default estimator from one named recorded it as "moge": the
+    default (depth_estimator None) must fingerprint as that run did, or every such interrupted run
+    would be refused on --resume and every finished batch job run again."""
+    from gen3c.pipelines.resume import request_fingerprint
+
+    default = GenerationRequest(input_image_path="a.png", generator="preview").to_dict()
+    assert default["depth_estimator"] is None
+    assert request_fingerprint(default) == request_fingerprint({**default, "depth_estimator": "moge"})
+    assert request_fingerprint(default) != request_fingerprint({**default, "depth_estimator": "prior"})

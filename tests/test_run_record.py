@@ -69,7 +69,7 @@ def test_relative_paths_are_recorded_absolute_and_rerun_from_elsewhere(box_scene
         str(inputs / "photo.png"), str(inputs / "photo_depth.npy"), str(inputs / "K.txt"))  # fmt: skip
     assert record["inputs_sha256"] == {"input_image_path": sha256(inputs / "photo.png"),
                                        "depth_path": sha256(inputs / "photo_depth.npy"), "intrinsics": sha256(inputs / "K.txt")}  # fmt: skip
-    assert record["depth_estimator"] == "moge"  # a name, not a file here: as typed
+    assert record["depth_estimator"] is None  # none named: the default, recorded as such (a name given stays as typed: test_batch)
     assert record["versions"]["gen3c"] == gen3c.__version__ and record["versions"]["torch"] == torch.__version__
     assert "generator_settings" not in record and record["notes"] == []  # the preview has none; nothing departed from the request
     monkeypatch.chdir(tmp_path)

@@ -424,7 +424,7 @@ IntrinsicsOpt = Annotated[
     str | None,
     typer.Option(
         "--intrinsics",
-        help="Camera intrinsics of the input image: 'fx,fy,cx,cy' in its pixels, or a file (JSON fx/fy/cx/cy or K, txt, npy; a camera file such as nerfstudio's transforms.json).",
+        help="Camera intrinsics of the input image: 'fx,fy,cx,cy' in its pixels, or a file (JSON fx/fy/cx/cy or K, txt, npy; a camera file such as nerfstudio's transforms.json; COLMAP's cameras.txt).",
     ),
 ]
 FovOpt = Annotated[
@@ -434,17 +434,23 @@ ESTIMATORS = (
     "'moge' (GEN3C's, Ruicheng/moge-vitl), a MoGe model.pt, depth_pro, depth_anything_v2, zoedepth or any transformers "
     "depth model id or folder, or 'prior' (no weights: ground plane + wall)."
 )
+#: Without --depth_estimator the preview stands the prior in for MoGe where its weights cannot load; named, never.
+DEFAULT_ESTIMATOR = " Default: moge, the preview falling back to the prior where its weights cannot load (never for an estimator named)."
 DepthEstimatorOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--depth_estimator",
         help="Depth estimator for a single image (without --depth_path, or for the camera of a --depth_path without "
-        "--intrinsics/--fov): " + ESTIMATORS,
+        "--intrinsics/--fov): " + ESTIMATORS + DEFAULT_ESTIMATOR,
+        show_default=False,
     ),
 ]
 DepthCommandEstimatorOpt = Annotated[str, typer.Option("--depth_estimator", help="Depth estimator: " + ESTIMATORS)]
 GuiEstimatorOpt = Annotated[
-    str, typer.Option("--depth_estimator", help="Depth estimator for an image loaded without depth (or without a camera): " + ESTIMATORS)
+    str | None,
+    typer.Option(
+        "--depth_estimator", help="Depth estimator for an image loaded without depth (or without a camera): " + ESTIMATORS + DEFAULT_ESTIMATOR, show_default=False
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed of the gen3c generator's sampler (the preview draws no random numbers).")]
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate of the written video (default: the --camera_file's, else a video input's own, else 24 as GEN3C).")]
@@ -786,10 +792,10 @@ def generate(
     num_video_frames: FramesOpt = None,
     depth_path: Annotated[
         Path | None,
-        typer.Option("--depth_path", help="Depth of the image (z-depth): .npy, .npz (key 'depth'), 16-bit PNG or .exr."),
+        typer.Option("--depth_path", help="Depth of the image (z-depth): .npy, .npz (key 'depth'), 16-bit PNG, 32-bit float (or 16-bit) TIFF or .exr."),
     ] = None,
     png_depth_scale: Annotated[
-        float, typer.Option("--png_depth_scale", help="Depth = PNG value × this (default 0.001: millimetres → metres).")
+        float, typer.Option("--png_depth_scale", help="Depth = 16-bit PNG or TIFF value × this (default 0.001: millimetres → metres).")
     ] = 0.001,
     mask_invalid_depth: Annotated[
         bool,
@@ -803,7 +809,7 @@ def generate(
     ] = False,
     intrinsics: IntrinsicsOpt = None,
     fov: FovOpt = None,
-    depth_estimator: DepthEstimatorOpt = "moge",
+    depth_estimator: DepthEstimatorOpt = None,
     save_buffer: SaveBufferOpt = False,
     save_point_cloud: PlyOpt = False,
     foreground_masking: FgOpt = False,
@@ -1186,7 +1192,7 @@ def gui(
     resolution: ResolutionOpt = None,
     resize_mode: ResizeOpt = ResizeMode.crop,
     num_video_frames: GuiFramesOpt = None,
-    depth_estimator: GuiEstimatorOpt = "moge",
+    depth_estimator: GuiEstimatorOpt = None,
     filter_points_threshold: FilterOpt = 0.05,
     foreground_masking: FgOpt = False,
     splat: SplatOpt = Splat.bilinear,

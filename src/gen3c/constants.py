@@ -14,3 +14,6 @@ DEFAULT_MOVEMENT_DISTANCE = 0.3
 SPLAT_MODES = ("bilinear", "zbuffer")
 #: How an input is brought to the working resolution (:func:`gen3c.io.images.resize_image`).
 RESIZE_MODES = ("crop", "stretch")
+#: Depth files (``--depth_path``) whose 16-bit integer values ``--png_depth_scale`` scales
+#: (:func:`gen3c.io.depth.load_depth`; a 32-bit float TIFF holds depth itself).
+SCALED_DEPTH_SUFFIXES = (".png", ".tif", ".tiff")

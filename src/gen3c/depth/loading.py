@@ -10,8 +10,8 @@ import functools
 import torch
 
 from gen3c.depth.base import DepthEstimator
-from gen3c.depth.moge import MOGE_DEFAULT_REPO, MoGeEstimator, is_moge_name
-from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR, MOGE_NAMES, PRIOR_NAME, check_estimator_name
+from gen3c.depth.moge import MoGeEstimator, is_moge_name
+from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR, PRIOR_NAME, check_estimator_name
 from gen3c.depth.prior import GeometricPriorEstimator, prior_notice
 from gen3c.errors import Gen3cDependencyError, Gen3cModelError, quoted
 from gen3c.io.paths import exists, expand_home, is_dir, is_file
@@ -85,18 +85,18 @@ def cached_depth_estimator(
 
 
 def load_depth_estimator_or_prior(
-    name_or_path: str = DEFAULT_DEPTH_ESTIMATOR,
+    name_or_path: str | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     **options,
 ) -> tuple[DepthEstimator, str | None]:
     """:func:`load_depth_estimator`, falling back to the geometric prior when the default
-    estimator's (MoGe's, :func:`falls_back_to_prior`) weights cannot be loaded.
+    estimator's (``name_or_path`` None: MoGe's, :func:`falls_back_to_prior`) weights cannot be loaded.
 
     Raises:
-        Gen3cModelError: any other estimator whose weights cannot be loaded (one the user
-            named: a folder of another model, a hub id that is not cached is refused, not
-            replaced by made-up depth).
+        Gen3cModelError: an estimator named whose weights cannot be loaded (``"moge"`` too, or
+            a folder of another model, a hub id that is not cached: the user's choice is
+            refused, not replaced by made-up depth).
 
     Returns:
         ``(estimator, notice)``: ``notice`` is None on success, else the line to show the user
@@ -104,20 +104,20 @@ def load_depth_estimator_or_prior(
         get real depth).
     """
     try:
-        return load_depth_estimator(name_or_path, device=device, dtype=dtype, **options), None
+        name = DEFAULT_DEPTH_ESTIMATOR if name_or_path is None else name_or_path
+        return load_depth_estimator(name, device=device, dtype=dtype, **options), None
     except Gen3cModelError as exc:
         if not falls_back_to_prior(name_or_path):
             raise
         return GeometricPriorEstimator(), prior_notice(str(exc))
 
 
-def falls_back_to_prior(name_or_path: str) -> bool:
+def falls_back_to_prior(name_or_path: str | None) -> bool:
     """Whether the preview may stand the geometric prior in for ``name_or_path`` when its
-    weights cannot be loaded: only for the default, GEN3C's MoGe (by a short name or its hub id),
-    whose weights a first offline run does not have. An estimator named otherwise (another
-    model, a path, a hub id) is the user's choice: it not loading is refused instead."""
-    name = str(name_or_path).strip().lower()
-    return name in MOGE_NAMES or name == MOGE_DEFAULT_REPO.lower()
+    weights cannot be loaded: only for the default (None: GEN3C's MoGe, no estimator named),
+    whose weights a first offline run does not have. An estimator named (``"moge"`` too,
+    another model, a path, a hub id) is the user's choice: it not loading is refused instead."""
+    return name_or_path is None
 
 
 __all__ = ["cached_depth_estimator", "load_depth_estimator", "load_depth_estimator_or_prior"]

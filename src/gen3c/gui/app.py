@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion_to_matrix
-from gen3c.constants import RESIZE_MODES, SPLAT_MODES
+from gen3c.constants import RESIZE_MODES, SCALED_DEPTH_SUFFIXES, SPLAT_MODES
 from gen3c.dependencies import require
+from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
 from gen3c.errors import Gen3cInputError, collect_notes, counted, first_line, quoted
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
@@ -113,9 +114,9 @@ def offered_sizes(refusal: str) -> list[str]:
 
 
 def _is_png(depth_path: str) -> bool:
-    """Whether a Depth path names a 16-bit PNG, the depth file PNG depth scale applies to (as
+    """Whether a Depth path names a 16-bit PNG or TIFF, the depth files PNG depth scale applies to (as
     :func:`~gen3c.pipelines.settings.check_unused_settings` tells it)."""
-    return str(depth_path).strip().lower().endswith(".png")
+    return str(depth_path).strip().lower().endswith(SCALED_DEPTH_SUFFIXES)
 
 
 def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -257,15 +258,16 @@ class Gen3cApp:
                 self.upload_image = gui.add_upload_button("Upload image", icon=viser.Icon.UPLOAD, mime_type="image/*")
                 self.image_path = gui.add_text("Image path", "", hint="A path on the server, or upload a file above.")
                 self.upload_depth = gui.add_upload_button("Upload depth (optional)", icon=viser.Icon.UPLOAD)
-                self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG or .exr; empty: estimated")
+                self.depth_path = gui.add_text("Depth path", "", hint="z-depth: .npy, .npz (key 'depth'), 16-bit PNG, 32-bit float TIFF or .exr; empty: estimated")
                 # Shown while the depth path names a PNG: the only depth file it scales. viser takes as many
                 # typed decimals as min or step has: min 1e-7 lets in 7 (KITTI's 1/256 to within 1e-7), step's 4 alone not.
                 self.png_depth_scale = gui.add_number(
                     "PNG depth scale", r.png_depth_scale, min=1e-7, step=0.0001, visible=False,
-                    hint="Depth = 16-bit PNG value × this (0.001: millimetres → metres)",
+                    hint="Depth = 16-bit PNG or TIFF value × this (0.001: millimetres → metres)",
                 )  # fmt: skip
                 self.depth_estimator = gui.add_text(
-                    "Depth estimator", r.depth_estimator, hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior"
+                    "Depth estimator", r.depth_estimator or "",
+                    hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior; empty: moge, the prior standing in where its weights cannot load",
                 )
                 # Off: no FOV is passed, as `gen3c generate` without --fov (GEN3C's MoGe camera for an image alone).
                 self.set_fov = gui.add_checkbox(
@@ -478,9 +480,9 @@ class Gen3cApp:
     def _on_load_files(self, _event) -> None:
         intr = self.intrinsics.value.strip() or None
         depth = self.depth_path.value.strip()
-        estimator = self.depth_estimator.value.strip() or self.state.request.depth_estimator
+        estimator = self.depth_estimator.value.strip() or None  # empty: the default, as without --depth_estimator
         if not depth:
-            self._info(f"Estimating depth with {html.escape(estimator)}…", transient=True)
+            self._info(f"Estimating depth with {html.escape(estimator or DEFAULT_DEPTH_ESTIMATOR)}…", transient=True)
         # The scale of a PNG depth only (the control is hidden for another file: it would scale nothing).
         png = {"png_depth_scale": _control_number(self.png_depth_scale.value, "png_depth_scale")} if _is_png(depth) else {}
         self.state.load_files(

@@ -30,7 +30,8 @@ and reads it back when present, so a path saved from gen3c replays the same came
 nerfstudio's ``transforms.json`` (``frames`` with ``transform_matrix``) is read too, as its
 ``nerfstudio_dataparser.py`` reads it (docs/cameras.md, "nerfstudio transforms.json"): frames in
 ``file_path`` order, pinhole camera models only, lens distortion only where it moves no pixel by
-more than ½ px (:data:`MAX_DISTORTION_SHIFT`).
+more than ½ px (:data:`MAX_DISTORTION_SHIFT`). COLMAP's ``cameras.txt`` gives an image's
+``--intrinsics`` (:func:`colmap_camera_intrinsics`), its lens distortion read as transforms.json's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -601,15 +603,120 @@ def _check_distortion(field: Callable[[str], tuple[Any, str]], K: torch.Tensor, 
     else:
         labels = [what for _, what in named]
         coefficients = [_real(value, what) if what else 0.0 for value, what in named]
+    _refuse_distortion(K, height, width, coefficients, labels,
+                       "set it to 0 to render the pinhole camera of the same fl_x, fl_y, cx, cy, or give the pinhole camera of frames undistorted first (e.g. COLMAP's image_undistorter)")  # fmt: skip
+
+
+def _refuse_distortion(K: torch.Tensor, height: int, width: int, coefficients: list[float], labels: list[str], fix: str) -> None:
+    """Refuse radial-tangential lens distortion (``coefficients``: k1, k2, k3, k4, p1, p2 in
+    nerfstudio's order, ``labels`` their names in a message) that moves a pixel of the ``height`` ×
+    ``width`` image more than :data:`MAX_DISTORTION_SHIFT` from the pinhole camera ``K``."""
     if not any(coefficients):
         return
     shift = lens_distortion_shift(K, height, width, tuple(coefficients))
     if shift > MAX_DISTORTION_SHIFT:
         given = ", ".join(f"{what} {c:g}" for what, c in zip(labels, coefficients, strict=True) if c)
+        raise Gen3cInputError(f"lens distortion {given} moves pixels up to {shift:.3g} px from the pinhole camera gen3c renders: {fix}")
+
+
+#: COLMAP's camera models (``src/colmap/sensor/models.h``) that are pinhole cameras with lens
+#: distortion: their parameters, in ``cameras.txt``'s order …
+COLMAP_PINHOLE_MODELS = {
+    "SIMPLE_PINHOLE": ("f", "cx", "cy"),
+    "PINHOLE": ("fx", "fy", "cx", "cy"),
+    "SIMPLE_RADIAL": ("f", "cx", "cy", "k"),
+    "RADIAL": ("f", "cx", "cy", "k1", "k2"),
+    "OPENCV": ("fx", "fy", "cx", "cy", "k1", "k2", "p1", "p2"),
+    "FULL_OPENCV": ("fx", "fy", "cx", "cy", "k1", "k2", "p1", "p2", "k3", "k4", "k5", "k6"),
+    "FOV": ("fx", "fy", "cx", "cy", "omega"),
+    "SIMPLE_DIVISION": ("f", "cx", "cy", "k"),
+    "DIVISION": ("fx", "fy", "cx", "cy", "k"),
+}
+#: … their radial-tangential distortion as nerfstudio's (k1, k2, k3, k4, p1, p2) (:func:`_refuse_distortion`;
+#: FULL_OPENCV's k4 … k6 divide, FOV's and the division models' distort otherwise: read only at 0) …
+_COLMAP_AS_NERFSTUDIO = {"SIMPLE_RADIAL": ("k", "", "", "", "", ""), "RADIAL": ("k1", "k2", "", "", "", ""),
+                         "OPENCV": ("k1", "k2", "", "", "p1", "p2"), "FULL_OPENCV": ("k1", "k2", "k3", "", "p1", "p2")}  # fmt: skip
+#: … and the fisheye models, never pinhole cameras.
+COLMAP_FISHEYE_MODELS = ("OPENCV_FISHEYE", "SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE", "THIN_PRISM_FISHEYE", "RAD_TAN_THIN_PRISM_FISHEYE")
+#: How to get a pinhole camera from COLMAP, for the refusals.
+_UNDISTORT = "undistort the images first (colmap image_undistorter writes their PINHOLE camera in sparse/cameras.txt) and pass that camera with an undistorted image"
+
+
+def is_colmap_cameras(text: str) -> bool:
+    """Whether ``text`` is a COLMAP ``cameras.txt`` (a line ``CAMERA_ID MODEL WIDTH HEIGHT PARAMS...``
+    after ``#`` comments), not an intrinsics text file of numbers."""
+    return any(_COLMAP_LINE.match(line) for line in text.splitlines())
+
+
+_COLMAP_LINE = re.compile(r"^\s*\d+\s+[A-Za-z_][A-Za-z0-9_]*\s")
+
+
+def colmap_camera_intrinsics(text: str, name: str = "cameras.txt") -> tuple[torch.Tensor, tuple[int, int]]:
+    """The one camera of a COLMAP ``cameras.txt`` (its text model), as an image's ``--intrinsics``
+    (:func:`gen3c.io.intrinsics.parse_intrinsics`): (3, 3) float64 intrinsics in gen3c's pixels and
+    the (H, W) they are pixels of (``HEIGHT``, ``WIDTH``).
+
+    ``SIMPLE_PINHOLE`` (f, cx, cy) and ``PINHOLE`` (fx, fy, cx, cy) are read as they are; a model
+    with lens distortion as nerfstudio's ``transforms.json`` is (:func:`_check_distortion`): only
+    where it moves no pixel by more than :data:`MAX_DISTORTION_SHIFT`. COLMAP puts pixel centres at
+    (u + ½, v + ½), as nerfstudio does: its principal point is gen3c's + ½
+    (:func:`gen3c.cameras.intrinsics_from_nerfstudio`). Several cameras are one when equal.
+
+    Raises:
+        Gen3cInputError: a malformed line, a fisheye or unknown model, too much distortion, several
+            different cameras — one line naming ``name``.
+    """
+    cameras = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            cameras[line.split()[0]] = (number, *_colmap_camera(line.split()))
+        except Gen3cInputError as exc:
+            raise Gen3cInputError(f"{name} line {number}: {exc}") from None
+    if not cameras:
+        raise Gen3cInputError(f"{name} holds no camera line 'CAMERA_ID MODEL WIDTH HEIGHT PARAMS...': pass COLMAP's cameras.txt")
+    (first, (_, K, size)), *others = cameras.items()
+    if any(not torch.equal(other_K, K) or other_size != size for _, (_, other_K, other_size) in others):
+        ids = list(cameras)
+        shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
         raise Gen3cInputError(
-            f"lens distortion {given} moves pixels up to {shift:.3g} px from the pinhole camera gen3c renders: set it to 0 to render "
-            "the pinhole camera of the same fl_x, fl_y, cx, cy, or give the pinhole camera of frames undistorted first (e.g. COLMAP's image_undistorter)"
+            f"{name} holds {len(ids)} cameras of different intrinsics (CAMERA_ID {shown}): an image has one; pass a cameras.txt of the "
+            "input image's camera alone (images.txt names each image's CAMERA_ID) or its 'fx,fy,cx,cy'"
         )
+    return check_intrinsics_fit(K, *size, f"{name} camera {first} (line {cameras[first][0]})"), size
+
+
+def _colmap_camera(words: list[str]) -> tuple[torch.Tensor, tuple[int, int]]:
+    """A ``cameras.txt`` line's pinhole camera: (K in gen3c's pixels, (HEIGHT, WIDTH))."""
+    if len(words) < 4 or not words[0].isdigit():
+        raise Gen3cInputError(f"{_show(' '.join(words))} is no camera line 'CAMERA_ID MODEL WIDTH HEIGHT PARAMS...'")
+    model = words[1]
+    if model in COLMAP_FISHEYE_MODELS:
+        raise Gen3cInputError(f"model {model} is a fisheye camera: gen3c renders pinhole cameras; {_UNDISTORT}")
+    if model not in COLMAP_PINHOLE_MODELS:
+        raise Gen3cInputError(f"model {_show(model)} is none of COLMAP's camera models: give one of {', '.join(COLMAP_PINHOLE_MODELS)}")
+    names = COLMAP_PINHOLE_MODELS[model]
+    if len(words) != 4 + len(names):
+        raise Gen3cInputError(f"{model} takes WIDTH HEIGHT and {len(names)} parameters ({', '.join(names)}), got {len(words) - 4} after WIDTH HEIGHT")
+    try:
+        numbers = [float(word) for word in words[2:]]
+    except ValueError:
+        raise Gen3cInputError(f"{model}'s WIDTH HEIGHT {' '.join(names)} must be numbers, got {_show(' '.join(words[2:]))}") from None
+    width, height = (_pixels(value, what) for value, what in zip(numbers[:2], ("WIDTH", "HEIGHT"), strict=True))
+    params = {key: _real(value, f"{model} {key}", positive=key.startswith("f")) for key, value in zip(names, numbers[2:], strict=True)}
+    fx, fy = params.get("fx", params.get("f")), params.get("fy", params.get("f"))
+    # COLMAP's pixel centres are nerfstudio's, (u + ½, v + ½): its principal point is gen3c's + ½
+    K = intrinsics_from_nerfstudio(fx, fy, params["cx"], params["cy"])
+    distortion = {key: value for key, value in params.items() if key not in ("f", "fx", "fy", "cx", "cy")}
+    if model in _COLMAP_AS_NERFSTUDIO and not any(distortion.get(key) for key in ("k4", "k5", "k6")):
+        keys = _COLMAP_AS_NERFSTUDIO[model]
+        _refuse_distortion(K, height, width, [distortion.get(key, 0.0) for key in keys], list(keys),
+                           f"pass the PINHOLE camera of the same fx, fy, cx, cy, or {_UNDISTORT}")  # fmt: skip
+    elif any(distortion.values()):
+        given = ", ".join(f"{key} {value:g}" for key, value in distortion.items() if value)
+        raise Gen3cInputError(f"{model}'s lens distortion {given} is not a pinhole camera's: {_UNDISTORT}")
+    return K, (height, width)
 
 
 def _gen3c_keyframes(data: dict) -> bool:

@@ -1,4 +1,5 @@
-"""User-supplied depth maps: ``.npy``, ``.npz``, 16-bit PNG (with a scale) and OpenEXR.
+"""User-supplied depth maps: ``.npy``, ``.npz``, 16-bit PNG (with a scale), TIFF (32-bit float, or
+16-bit as a PNG) and OpenEXR.
 
 Depth is z-depth in any consistent unit. Object arrays are never unpickled.
 """
@@ -16,13 +17,14 @@ import torch
 from torch import Tensor
 
 from gen3c.cache import CACHE_MAX_DEPTH
+from gen3c.constants import SCALED_DEPTH_SUFFIXES
 from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, note
 from gen3c.io.formats import EXR_MAGIC, require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, read_npy_header
 
-DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".exr")
+DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
 DEFAULT_PNG_DEPTH_SCALE = 0.001
 
@@ -32,10 +34,11 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
 
     Args:
         path: ``.npy`` (2-D array, or (1, H, W) / (H, W, 1)), ``.npz`` (key ``depth`` or its
-            only array), 16-bit PNG (depth = value × ``png_scale``; 0 stays 0, i.e. invalid) or
+            only array), 16-bit PNG (depth = value × ``png_scale``; 0 stays 0, i.e. invalid),
+            ``.tif`` / ``.tiff`` (single-channel 32-bit float: depth as it is; 16-bit: as a PNG) or
             ``.exr`` (channel Z, else one named depth or in a depth layer such as Blender's
-            ``ViewLayer.Depth.Z``, else R / Y / its only channel). PNGs are turned upright by
-            their EXIF orientation, as photos are (:func:`gen3c.io.images.load_image`).
+            ``ViewLayer.Depth.Z``, else R / Y / its only channel). PNGs and TIFFs are turned upright
+            by their EXIF orientation, as photos are (:func:`gen3c.io.images.load_image`).
     """
     p = Path(path)
     if not p.exists():
@@ -62,9 +65,15 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
                 with data.zip.open(f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key) as fp:  # numpy's naming
                     _check_npy_shape(fp, label)
                 array = data[key]
-        elif suffix == ".png":
+        elif suffix in SCALED_DEPTH_SUFFIXES:
             check_png_scale(png_scale, label)
-            array = _read_png16(p, name) * np.float32(png_scale)
+            array = _read_depth_image(p, name)
+            if array.dtype != np.float32:  # 16-bit integers, scaled as a PNG's
+                array = array.astype(np.float32) * np.float32(png_scale)
+            elif png_scale != DEFAULT_PNG_DEPTH_SCALE:
+                raise Gen3cInputError(
+                    f"{label} holds 32-bit float depth, read as it is: the PNG depth scale {png_scale:g} scales 16-bit integer depth only; drop --png_depth_scale"
+                )
         elif suffix == ".exr":
             array = _read_exr(p, name)
         else:
@@ -157,11 +166,14 @@ def masked_as_nan(values: np.ndarray) -> np.ndarray:
     return values.astype(np.result_type(values.dtype, np.float32)).filled(np.nan)
 
 
-def _read_png16(p: Path, name: str) -> np.ndarray:
+def _read_depth_image(p: Path, name: str) -> np.ndarray:
+    """A depth PNG's or TIFF's values, upright: 16-bit (or 32-bit) integers as int32, a TIFF's 32-bit
+    floats (Pillow's mode ``F``) as float32."""
     from PIL import Image, UnidentifiedImageError
 
     from gen3c.io.images import bomb_refusal, check_pixel_limit, exif_upright
 
+    kind = "PNG" if p.suffix.lower() == ".png" else "TIFF"
     try:
         # PIL warns from 89 MP, below gen3c's own limit, checked below before the pixels are read
         with caught_warnings(Image.DecompressionBombWarning) as caught:
@@ -174,22 +186,28 @@ def _read_png16(p: Path, name: str) -> np.ndarray:
         from gen3c.io.formats import PNG_MAGIC, describe_head, file_head
 
         head = file_head(p)
-        if head.startswith(PNG_MAGIC):  # a PNG's signature, then a header cut short or garbled
+        if kind == "PNG" and head.startswith(PNG_MAGIC):  # a PNG's signature, then a header cut short or garbled
             raise Gen3cInputError(f"{name} {str(p)!r} is a damaged PNG (its header cannot be read): export or copy it again") from None
-        raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not a PNG: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
+        if kind == "TIFF" and head[:4] in (b"II*\x00", b"MM\x00*"):  # Pillow reads float TIFFs of 32 bits, one channel, only
+            raise Gen3cInputError(
+                f"{name} {str(p)!r} is a TIFF that cannot be read (64- or 16-bit floats, several channels, or damaged?): "
+                "save the depth as a single-channel 32-bit float TIFF or a .npy"
+            ) from None
+        raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not a {kind}: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
     with im:
         check_pixel_limit(*im.size, f"{name} {str(p)!r}")
-        if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
-            # A colour PNG is a picture of depth (gen3c depth's false-colour NAME_depth.png), whose
+        if im.mode not in ("I;16", "I;16B", "I;16L", "I") and not (kind == "TIFF" and im.mode == "F"):
+            # A colour image is a picture of depth (gen3c depth's false-colour NAME_depth.png), whose
             # colours are no depth values: the depth itself is the .npy written beside it. So is an
             # 8-bit grey one (a viewer's or an estimator's normalised depth or disparity, near often
             # bright): its 256 levels × png_scale (0 to 0.255 at the default) are no metric depth.
             beside = p.with_suffix(".npy")
-            fix = f"pass {str(beside)!r} beside it" if beside.is_file() else "pass the depth values (.npy, or a single-channel 16-bit PNG)"
-            what = "an 8-bit grey PNG, a picture of depth (256 levels hold no metric depth)" if im.mode == "L" else f"a PNG of mode {im.mode}, a picture of depth"
-            raise Gen3cInputError(f"{name} {str(p)!r} is {what}, not its values (depth PNGs are single-channel 16-bit): {fix}")
+            held = "single-channel 16-bit" if kind == "PNG" else "single-channel 32-bit float or 16-bit"
+            fix = f"pass {str(beside)!r} beside it" if beside.is_file() else f"pass the depth values (.npy, or a {held} {kind})"
+            what = f"an 8-bit grey {kind}, a picture of depth (256 levels hold no metric depth)" if im.mode == "L" else f"a {kind} of mode {im.mode}, a picture of depth"
+            raise Gen3cInputError(f"{name} {str(p)!r} is {what}, not its values (depth {kind}s are {held}): {fix}")
         # Upright, as the photo it belongs to is read (gen3c.io.images.load_image applies EXIF too).
-        return np.asarray(exif_upright(im), dtype=np.float32)
+        return np.array(exif_upright(im), dtype=np.float32 if im.mode == "F" else np.int32)  # a copy: writable
 
 
 def _read_exr(p: Path, name: str) -> np.ndarray:

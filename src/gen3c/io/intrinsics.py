@@ -48,7 +48,9 @@ def parse_intrinsics(
     ScanNet's ``intrinsic_color.txt`` is written, gives its top-left 3×3. A camera file's JSON
     (a nerfstudio ``transforms.json``, or its top-level camera alone; a gen3c cameras JSON; a
     nerfstudio ``camera_path.json``) gives its one camera, as ``--camera_file`` reads it
-    (:func:`gen3c.io.camera_files.camera_file_intrinsics`). A JSON that records the size it was
+    (:func:`gen3c.io.camera_files.camera_file_intrinsics`); so does a COLMAP ``cameras.txt``
+    (:func:`gen3c.io.camera_files.colmap_camera_intrinsics`), scaled from its WIDTH × HEIGHT as
+    a JSON of its size is. A JSON that records the size it was
     made for (``height``, ``width``: ``gen3c depth --resolution`` writes one; a camera file's size:
     transforms.json's ``w``, ``h``) is scaled to ``image_size``, as a plain resize, with a note;
     one of square pixels made for ``image_size`` turned a quarter (a landscape calibration for a
@@ -197,26 +199,34 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
         if values is None:
             raise Gen3cInputError(f"{name} {text!r} is neither 'fx,fy,cx,cy' nor an existing file: check it")
         return _from_values(values, name, text), None, f"{name} {text!r}"
-    made_for = None
+    made_for, colmap = None, False
     suffix = p.suffix.lower()
     try:
         if suffix != ".npy":
             # A video, image or array given here by mistake is named from its first bytes, not
             # read whole as text (gigabytes, for a video) to fail at its first non-UTF-8 byte.
-            what = describe_head(file_head(p))
+            head = file_head(p)
+            what = describe_head(head)
             if what == "a NumPy .npy array":  # np.save's output renamed: a camera, read by its suffix
                 raise Gen3cInputError(f"{name} file {str(p)!r} is a NumPy .npy array under another suffix: rename it to end in .npy")
+            if suffix == ".bin" and (what == "of an unknown binary format" or b"\x00" in head):  # (NULs decode as UTF-8)
+                raise Gen3cInputError(
+                    f"{name} file {str(p)!r} is binary, not text (COLMAP's cameras.bin?): convert it with "
+                    "colmap model_converter --output_type TXT and pass the cameras.txt it writes"
+                )
             if what not in ("text", "JSON text", "of an unknown binary format"):
                 raise Gen3cInputError(
                     f"{name} file {str(p)!r} is {what}, not a camera: pass 'fx,fy,cx,cy' or a .txt, .json or .npy file of {_NUMBERS}"
                 )
             # Read whole, every word a Python string: a COLMAP points3D.txt picked by mistake (72 MB
             # took 1.4 GB) is refused by its size. A camera file's JSON may hold thousands of frames.
-            from gen3c.io.camera_files import MAX_CAMERA_FILE_BYTES  # (it imports this module)
+            from gen3c.io.camera_files import MAX_CAMERA_FILE_BYTES, is_colmap_cameras  # (it imports this module)
 
-            limit = MAX_CAMERA_FILE_BYTES if suffix == ".json" else MAX_INTRINSICS_TEXT_BYTES
+            # A COLMAP cameras.txt may hold a camera per image (thousands of lines), refused when they differ.
+            colmap = suffix != ".json" and is_colmap_cameras(_text_head(p))
+            limit = MAX_CAMERA_FILE_BYTES if suffix == ".json" or colmap else MAX_INTRINSICS_TEXT_BYTES
             if p.stat().st_size > limit:
-                most, kind = (f"{limit >> 20} MiB", "a camera file") if suffix == ".json" else (f"{limit >> 10} KiB", "an intrinsics file")
+                most, kind = (f"{limit >> 20} MiB", "a camera file") if limit == MAX_CAMERA_FILE_BYTES else (f"{limit >> 10} KiB", "an intrinsics file")
                 raise Gen3cInputError(
                     f"{name} file {str(p)!r} is {p.stat().st_size / 1e6:.3g} MB, more than {kind} holds ({most} at most): "
                     "pass the camera's own file or 'fx,fy,cx,cy'"
@@ -249,6 +259,11 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             if header is not None and math.prod(header[0]) not in (4, 9, 16):
                 raise Gen3cInputError(f"{name} file {str(p)!r} holds a {tuple(header[0])} array: it must hold {_NUMBERS}")
             values = np.load(p, allow_pickle=False).astype(np.float64).reshape(-1).tolist()
+        elif colmap:
+            from gen3c.io.camera_files import colmap_camera_intrinsics
+
+            K, made_for = colmap_camera_intrinsics(p.read_text(), f"{name} file {str(p)!r}")
+            return K.float(), made_for, f"{name} {str(p)!r}"
         else:
             # Numbers apart by blanks, commas or semicolons (as "fx,fy,cx,cy" is written), a matrix
             # in brackets as numpy prints it and Python writes a list, after "#" comment lines.
@@ -259,6 +274,12 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     except (OSError, ValueError, TypeError, EOFError) as exc:  # EOFError: an empty .npy
         raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
     return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
+
+
+def _text_head(p: Path) -> str:
+    """The first lines of a text file (its first 4 KiB: a COLMAP cameras.txt's comments and first camera)."""
+    with open(p, "rb") as fh:
+        return fh.read(4096).decode("utf-8", errors="replace")
 
 
 #: The largest intrinsics text file read (4 to 16 numbers, with comments, are far less); a JSON

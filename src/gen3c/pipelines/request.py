@@ -32,7 +32,7 @@ import torch
 
 from gen3c.cameras import Cameras
 from gen3c.constants import GEN3C_CHUNK_FRAMES
-from gen3c.errors import Gen3cInputError, counted, note, record_notes, spelled
+from gen3c.errors import Gen3cInputError, counted, note, quoted, record_notes, spelled
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.io.paths import expand_home, looks_like_path
 from gen3c.models import configs
@@ -194,8 +194,9 @@ def load_source(request: GenerationRequest) -> SourceView:
     """Read the request's image, depth and camera and bring them to the working resolution.
 
     Without ``depth_path`` the depth comes from ``request.depth_estimator`` (MoGe by default,
-    as GEN3C); if MoGe's weights cannot be loaded, the preview falls back to the geometric prior with a
-    warning saying so (:func:`gen3c.depth.prior.prior_notice`). An image or depth in memory
+    as GEN3C); if the default's weights cannot be loaded, the preview falls back to the geometric
+    prior with a warning saying so (:func:`gen3c.depth.prior.prior_notice`); an estimator named
+    (MoGe too) is refused instead. An image or depth in memory
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
     from gen3c.cameras import fov_from_focal, resize_intrinsics
@@ -237,7 +238,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     # photo's was refused).
     at = size if request.resize_mode == "stretch" and tuple(raw.shape) == size else (h, w)
     depth, valid = conform_depth(raw, at, name, request.mask_invalid_depth)
-    if record is not None and K is None and request.depth_estimator != GenerationRequest.depth_estimator:
+    if record is not None and K is None and request.depth_estimator is not None:
         raise Gen3cInputError(f"--depth_estimator is not used: {name} comes with its camera, {record.where}: drop --depth_estimator")
     if record is not None:
         camera = "" if K is not None else f" and its camera ({fov_from_focal(float(record.intrinsics[0, 0]), record.size[1]):.1f}° horizontal)"
@@ -275,10 +276,15 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
     from gen3c.io.images import resize_image
 
     try:
-        estimator = cached_depth_estimator(request.depth_estimator)
+        estimator = cached_depth_estimator(request.estimator)
     except Gen3cModelError as exc:
-        if request.generator != "preview" or not falls_back_to_prior(request.depth_estimator):
+        if request.generator != "preview":
             raise
+        if not falls_back_to_prior(request.depth_estimator):  # asked for by name: no made-up depth stands in for it
+            raise Gen3cModelError(
+                f"{exc} (--depth_estimator {quoted(request.depth_estimator)} was asked for by name, so the preview does not fall back "
+                "to the geometric prior: leave it out for that)"
+            ) from None
         note(prior_notice(str(exc)), stacklevel=2)
         estimator = GeometricPriorEstimator()
     unit = (image + 1) / 2
@@ -304,7 +310,7 @@ def _estimated_camera(request: GenerationRequest, image: torch.Tensor) -> torch.
     from gen3c.errors import Gen3cModelError
 
     try:
-        estimate = cached_depth_estimator(request.depth_estimator).estimate((image + 1) / 2)
+        estimate = cached_depth_estimator(request.estimator).estimate((image + 1) / 2)
     except Gen3cModelError as exc:
         raise Gen3cInputError(
             f"user depth needs the camera: pass --intrinsics fx,fy,cx,cy or --fov DEGREES (estimating it failed: {exc})"
@@ -538,7 +544,7 @@ def _loaded_estimator(request: GenerationRequest):
     from gen3c.errors import Gen3cModelError
 
     try:
-        return cached_depth_estimator(request.depth_estimator)
+        return cached_depth_estimator(request.estimator)
     except Gen3cModelError:
         return None
 

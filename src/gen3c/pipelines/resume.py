@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
 from gen3c.errors import Gen3cInputError, first_line, note, quoted
 from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
@@ -110,6 +111,9 @@ def request_fingerprint(request_dict: dict[str, Any]) -> str:
     """sha256 of a request's settings (canonical JSON), with the paths it names made absolute:
     ``out`` and ``./out`` (or the same input by a relative and an absolute path) are one run."""
     settings = dict(request_dict)
+    if "depth_estimator" in settings and settings["depth_estimator"] is None:
+        # The default (None) runs MoGe, as a gen3c that recorded it by name ran it: the same run
+        settings["depth_estimator"] = DEFAULT_DEPTH_ESTIMATOR
     for field in (*INPUT_FIELDS, "video_save_folder"):
         value = settings.get(field)
         if isinstance(value, str) and value and (field != "intrinsics" or exists(value)):

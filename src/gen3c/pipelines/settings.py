@@ -23,9 +23,10 @@ from gen3c.constants import (
     GEN3C_CHUNK_FRAMES,
     MAX_FRAMES,
     RESIZE_MODES,
+    SCALED_DEPTH_SUFFIXES,
     SPLAT_MODES,
 )
-from gen3c.depth.names import check_estimator_name
+from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR, check_estimator_name
 from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import check_video_name
 from gen3c.io.paths import expand_home, is_dir, looks_like_path
@@ -60,7 +61,9 @@ class GenerationRequest:
     mask_invalid_depth: bool = False
     intrinsics: str | None = None
     fov: float | None = None
-    depth_estimator: str = "moge"
+    #: None: the default estimator (:attr:`estimator`, GEN3C's MoGe), which the preview replaces with
+    #: the geometric prior where its weights cannot load; an estimator named (``"moge"`` too) never is.
+    depth_estimator: str | None = None
     trajectory: str = "left"
     camera_rotation: str = "center_facing"
     movement_distance: float = DEFAULT_MOVEMENT_DISTANCE
@@ -131,6 +134,11 @@ class GenerationRequest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def estimator(self) -> str:
+        """The depth estimator the request runs: its ``depth_estimator``, else the default's name."""
+        return DEFAULT_DEPTH_ESTIMATOR if self.depth_estimator is None else self.depth_estimator
 
     def read_camera_file(self) -> CameraFile | None:
         """The ``camera_file`` as read once (:func:`gen3c.io.camera_files.read_camera_file`), None
@@ -308,7 +316,7 @@ def check_request(request: GenerationRequest) -> None:
     if request.chunk_frames is not None and request.chunk_frames < 2:
         raise Gen3cInputError(f"--chunk_frames {request.chunk_frames} is too small: chunks overlap by one frame, so pass 2 or more")
     check_video_name(request.video_save_name, "--video_save_name")
-    estimator = str(request.depth_estimator).strip()
+    estimator = str(request.estimator).strip()
     # A typo is refused now, not once the input is read (and a model loaded); a path is checked
     # where files are (batch's check_inputs, the loader): a manifest may be read where they are not.
     if uses_estimator(request) and not looks_like_path(estimator):
@@ -359,8 +367,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
     if given and changed:
         verb, them = ("shape", "them") if len(changed) > 1 else ("shapes", "it")
         raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop {them}")
-    if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(".png"):
-        raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG --depth_path only: drop it")
+    if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(SCALED_DEPTH_SUFFIXES):
+        raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only: drop it")
     if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
         raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
     if request.seed != defaults["seed"] and request.generator != "gen3c":
