@@ -1360,7 +1360,7 @@ def train(
             "--resume",
             help="Continue from a checkpoint folder (OUT/checkpoints/step_…), or 'auto' for the newest in OUT, with the run's config: "
             "only the budgets (run.max_steps, the max_minutes; distill.stage_max_steps of the stages not yet finished, as a finished "
-            "stage is not trained again), [log], data.num_workers and train.lr, grad_clip, warmup_steps, lr_schedule may change.",
+            "stage is not trained again), \\[log], data.num_workers and train.lr, grad_clip, warmup_steps, lr_schedule may change.",
         ),
     ] = None,
     stop_after: Annotated[
