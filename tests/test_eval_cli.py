@@ -812,6 +812,34 @@ def test_line_plots_draw_an_infinite_psnr_at_a_labelled_ceiling_by_the_tables_ru
         plt.close(fig)
 
 
+def test_a_line_plot_with_an_infinite_psnr_keeps_every_finite_value_in_view():
+    """_lines set the top of the y axis for the ∞ ceiling before drawing the lines, which froze
+    the bottom at the ceiling's own autoscaled margin: every finite value (the `still` row's
+    frames before the circle closes, every other row) fell below the axis and only the ∞ points
+    showed, in psnr_over_time.png of any run with a circle preset."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import plot_psnr_over_time
+    from gen3c.evaluation.suite import SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+
+    row = dict.fromkeys(SCORE_NAMES, 0.5)
+    scores = {"ground_truth": dict(row), "still": row | {"psnr_per_frame": [14.0, 12.0, math.inf]},
+              "preview": row | {"psnr_per_frame": [20.0, 19.0, 18.0]}}  # fmt: skip
+    config = BenchmarkConfig(scenes=("room",), presets=("clockwise",), num_frames=4)
+    result = BenchmarkResult(config, [Method("still", "held still", None), Method("preview", "filled", None)],
+                             [CaseResult(Case("room", "clockwise", 1006), scores, {})])  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_psnr_over_time(ax, result)
+    fig.canvas.draw()
+    bottom, top = ax.get_ylim()
+    assert bottom < 12.0 and top > 20.0, (bottom, top)
+    plt.close(fig)
+
+
 def test_eval_takes_noise_aug_strength_as_generate_does(tmp_path):
     """eval declares the gen3c generator's flags as generate and gui do (GEN3C_FLAGS); it lacked
     --noise_aug_strength, which an eval of the tiny models (chunks of 17 frames, 25 by default) uses."""

@@ -502,15 +502,16 @@ def _lines(ax, series: dict[str, tuple[list, np.ndarray]], **style) -> None:
     else:
         _no_scale(ax)
         ceiling = 0.8
-    if any(np.isposinf(y).any() for y in values):
+    infinite = any(np.isposinf(y).any() for y in values)
+    if infinite:
         ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=1)
         # Inside the axes (a mark outside them leaves tight_layout no room), above the ceiling.
         ax.text(0.01, ceiling, INFINITE, transform=ax.get_yaxis_transform(), va="bottom", ha="left", fontsize=8, color="0.3")
-        if finite.size:
-            ax.set_ylim(top=ceiling + 0.12 * max(hi - lo, 1.0))
     for name, (x, y) in series.items():
         shown = np.where(np.isposinf(y), ceiling, np.where(np.isfinite(y), y, np.nan))
         ax.plot(x, shown, label=name if not np.isnan(shown).all() else f"{name}: —", **style)
+    if infinite and finite.size:  # after the lines: set_ylim stops autoscaling, the bottom frozen where the data put it
+        ax.set_ylim(top=ceiling + 0.12 * max(hi - lo, 1.0))
 
 
 def _no_scale(ax) -> None:
