@@ -191,7 +191,8 @@ def test_a_repeated_name_counts_once():
 
 def test_bars_for_missing_values_are_not_drawn_as_zero():
     """A score that does not exist (NaN, e.g. `still`'s direction error) gets no bar: a bar of
-    height 0 would read as a perfect score."""
+    height 0 would read as a perfect score. Nor a flat "—" on the axis in the bar's colour,
+    which read as a bar of about 0 too: upright words say there is no value."""
     pytest.importorskip("matplotlib")
     import matplotlib
 
@@ -204,7 +205,7 @@ def test_bars_for_missing_values_are_not_drawn_as_zero():
     _bars(ax, ["a", "b", "c"], {"rotation": [1.5, 2.0, 0.5], "direction": [3.0, float("nan"), 4.0]}, "degrees", "Camera error")
     heights = sorted(p.get_height() for p in ax.patches)
     assert heights == [0.5, 1.5, 2.0, 3.0, 4.0]
-    assert [t.get_text() for t in ax.texts] == ["—"]
+    assert [(t.get_text(), t.get_rotation()) for t in ax.texts] == [("no value", 90.0)]
     plt.close(fig)
 
 

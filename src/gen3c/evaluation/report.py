@@ -452,11 +452,15 @@ def save_png(image: Image.Image, path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: How a bar plot marks a score that does not exist (NaN) in place of its bar.
+MISSING = "no value"
+
+
 def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> None:
     """Grouped bars, one group per name; a value that does not exist (NaN: no disoccluded
-    pixel, no direction of motion) gets no bar but a "—" at 0, since a 0 bar would read as
-    a perfect score; an infinite one (the PSNR of identical videos) gets an upright
-    "∞ (identical)" there. With no finite value at all the axis has no scale to show."""
+    pixel, no direction of motion) gets no bar but an upright :data:`MISSING` at 0, since a 0
+    bar would read as a perfect score; an infinite one (the PSNR of identical videos) gets an
+    upright "∞ (identical)" there. With no finite value at all the axis has no scale to show."""
     x = np.arange(len(names))
     width = 0.8 / max(len(series), 1)
     any_bar = False
@@ -468,8 +472,8 @@ def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, tit
         for pos, value in zip(at[~finite], np.asarray(values, dtype=object)[~finite], strict=True):
             if value is not None and math.isinf(value) and value > 0:
                 ax.text(pos, 0.0, "∞ (identical)", ha="center", va="bottom", rotation=90, fontsize=8, color=f"C{k}")
-            else:
-                ax.text(pos, 0.0, "—", ha="center", va="bottom", color=f"C{k}")
+            else:  # upright words: a "—" on the axis read as a bar of about 0 (a perfect error score)
+                ax.text(pos, 0.0, MISSING, ha="center", va="bottom", rotation=90, fontsize=8, color=f"C{k}")
     # Every group in view whether or not it has a bar (text does not widen the axes: marks
     # outside them left tight_layout no room).
     ax.set_xlim(-0.5, len(names) - 0.5)
