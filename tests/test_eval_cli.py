@@ -294,6 +294,22 @@ def test_the_plots_axes_say_which_way_is_better(tmp_path, monkeypatch):
     assert labels == ["PSNR dB ↑", "SSIM ↑", "mean abs. error ×100 ↓", "degrees ↓", "% of median depth ↓", "PSNR dB ↑", "PSNR dB ↑"]
 
 
+def test_a_few_failed_poses_do_not_round_to_none():
+    """pose fail % had no decimal: one failed frame among the default benchmark's 32 cases of 24
+    scored frames (0.13 %) read "0", as if every pose had been recovered."""
+    from rich.console import Console
+
+    from gen3c.evaluation.report import markdown, summary_table
+
+    result = one_case_result(pose_failures=1 / 24 / 32, psnr_per_frame=[20.0])
+    row = next(line for line in markdown(result, plots=False, sheets=[]).splitlines() if line.startswith("| `still`"))
+    assert row.split("|")[12].strip() == "0.1", row
+    console = Console(width=200, record=True)
+    console.print(summary_table(result))
+    line = next(line for line in console.export_text().splitlines() if line.startswith("│still"))
+    assert [c.strip() for c in line.split("│")][10] == "0.1", line
+
+
 def test_a_result_without_any_case_still_writes_a_whole_report(tmp_path):
     """A benchmark result with no case (write_report from Python, e.g. of a run stopped before its
     first case) writes report.md, results.json and every plot, each score "—" / null; the PSNR-over-
