@@ -310,6 +310,24 @@ def test_a_few_failed_poses_do_not_round_to_none():
     assert [c.strip() for c in line.split("│")][10] == "0.1", line
 
 
+def test_the_models_compared_table_shows_the_pose_failures_beside_the_camera_errors():
+    """The "Models compared" table showed rot / dir / centre err, means over the frames whose pose
+    was recovered, without the share left out: a student whose video lost 6 % of its poses read
+    as the teacher's better on camera error, the frames it failed on not counted."""
+    from gen3c.evaluation.report import markdown
+    from gen3c.evaluation.suite import GROUND_TRUTH, SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+
+    row = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr_per_frame": [20.0]}
+    scores = {GROUND_TRUTH: dict(row), "gen3c": dict(row), "gen3c:fast": row | {"pose_failures": 0.0625, "psnr_vs_reference": 30.0}}
+    methods = [Method("gen3c", "teacher", None, sampling="35 steps × 2 forwards"),
+               Method("gen3c:fast", "student", None, reference="gen3c", sampling="5 steps × 1 forward")]  # fmt: skip
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), methods, [CaseResult(Case("room", "left", 1000), scores, {})])
+    section = markdown(result, plots=False, sheets=[]).split("## Models compared (mean over cases)")[1].strip().splitlines()
+    header = [c.strip() for c in section[0].strip("|").split("|")]
+    student = [c.strip() for c in section[3].strip("|").split("|")]
+    assert header[-2:] == ["pose fail % ↓", "PSNR vs `gen3c` dB ↑"] and student[-2:] == ["6.2", "30.00"], (header, student)
+
+
 def test_a_result_without_any_case_still_writes_a_whole_report(tmp_path):
     """A benchmark result with no case (write_report from Python, e.g. of a run stopped before its
     first case) writes report.md, results.json and every plot, each score "—" / null; the PSNR-over-

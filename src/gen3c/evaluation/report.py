@@ -207,15 +207,18 @@ def summary_table(result: BenchmarkResult) -> Table:
 
 def comparison_markdown(result: BenchmarkResult) -> list[str]:
     """The "models compared" section of ``report.md`` (lines; none without compared rows): per
-    model row, its sampling cost, seconds per video, the image and camera scores and its PSNR
-    against the reference row's video."""
+    model row, its sampling cost, seconds per video, the image and camera scores (pose failures
+    included) and its PSNR against the reference row's video."""
     compared = compared_rows(result)
     if not compared:
         return []
     reference = next(iter(compared.values()))
     summary = summarize(result)
     rows = [m for m in result.methods if m.name == reference or m.name in compared]
-    shown = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim_seen", "ssim_disoccluded", "rotation_error", "translation_error", "center_error")
+    # pose fail beside the camera errors: those are means over the recovered frames only, so they
+    # compare between models only with the share each left out
+    shown = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim_seen", "ssim_disoccluded", "rotation_error", "translation_error",
+             "center_error", "pose_failures")  # fmt: skip
     header = ["model", "steps × forwards", "s/video", "1st video s", *(_header(s) for s in shown), f"PSNR vs `{reference}` dB ↑"]
     body = []
     for m in rows:
