@@ -383,6 +383,22 @@ def test_a_long_row_name_is_shown_whole_on_the_contact_sheet():
     ink = np.asarray(alone) < 128
     assert ink[:, left:].sum() == 0 and (sheet[y : y + 16, :left] < 128).sum() == ink.sum()
 
+def test_the_contact_sheets_mask_row_says_which_colour_is_which(monkeypatch):
+    """The mask row was labelled "seen / disoccluded": a sheet opened by itself did not say that
+    white is seen and black disoccluded."""
+    import torch
+    from PIL import ImageDraw
+
+    from gen3c.evaluation.report import contact_sheet
+    from gen3c.evaluation.suite import GROUND_TRUTH, GroundTruth
+
+    drawn, text = [], ImageDraw.ImageDraw.text
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", lambda self, xy, label, *a, **k: (drawn.append(label), text(self, xy, label, *a, **k))[1])
+    truth = GroundTruth(None, None, None, torch.ones(3, 3, 16, 24), None, torch.ones(3, 16, 24, dtype=torch.bool), None, 1.0)
+    contact_sheet(truth, {GROUND_TRUTH: torch.ones(2, 3, 16, 24), "still": torch.ones(2, 3, 16, 24)}, [1, 2])
+    assert drawn == ["frame 1", "frame 2", GROUND_TRUTH, "seen (white) / disocc. (black)", "still"]
+
+
 def _files(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 

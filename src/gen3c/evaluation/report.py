@@ -420,6 +420,10 @@ def _to_uint8(frames: Tensor) -> np.ndarray:
     return ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+#: The contact sheet's mask row: which colour is which (the sheet is looked at without the report).
+MASK_LABEL = "seen (white) / disocc. (black)"
+
+
 def contact_sheet(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int], max_width: int = 320) -> Image.Image:
     """One case's frames as a grid: rows ground truth, seen mask, then each method in ``sheet``;
     columns the frames ``shown``, each at most ``max_width`` pixels wide, labelled."""
@@ -427,7 +431,7 @@ def contact_sheet(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int]
     scale = min(1.0, max_width / W)
     h, w = max(1, round(H * scale)), max(1, round(W * scale))
     mask = truth.seen[shown].float()[:, None].expand(-1, 3, -1, -1) * 2 - 1
-    rows = [(GROUND_TRUTH, sheet[GROUND_TRUTH]), ("seen / disoccluded", mask)]
+    rows = [(GROUND_TRUTH, sheet[GROUND_TRUTH]), (MASK_LABEL, mask)]
     rows += [(name, frames) for name, frames in sheet.items() if name != GROUND_TRUTH]
     font = ImageFont.load_default()
     # As wide as the longest row name (a compared model's folder can be long), else the frames cover its end.
