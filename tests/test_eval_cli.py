@@ -891,6 +891,31 @@ def test_a_line_plot_with_an_infinite_psnr_keeps_every_finite_value_in_view():
     plt.close(fig)
 
 
+def test_line_plots_tell_eleven_rows_apart():
+    """matplotlib's colour cycle has 10 colours: the 11th row of a line plot (every baseline,
+    gen3c and 3 compared models) was drawn like the 1st, and the legend could not tell them apart."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import plot_psnr_per_preset
+    from gen3c.evaluation.suite import SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+
+    names = [f"row{k}" for k in range(11)]
+    scores = {n: dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr": 20.0 + k} for k, n in enumerate(["ground_truth", *names])}
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method(n, n, None) for n in names],
+                             [CaseResult(Case("room", "left", 1000), scores, {})])  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_psnr_per_preset(ax, result)
+    looks = [(matplotlib.colors.to_hex(line.get_color()), line.get_linestyle()) for line in ax.lines]
+    assert len(looks) == 11 and len(set(looks)) == 11, looks
+    handles, labels = ax.get_legend_handles_labels()
+    assert labels == names and len({(matplotlib.colors.to_hex(h.get_color()), h.get_linestyle()) for h in handles}) == 11
+    plt.close(fig)
+
+
 def test_eval_takes_noise_aug_strength_as_generate_does(tmp_path):
     """eval declares the gen3c generator's flags as generate and gui do (GEN3C_FLAGS); it lacked
     --noise_aug_strength, which an eval of the tiny models (chunks of 17 frames, 25 by default) uses."""

@@ -504,7 +504,7 @@ def _lines(ax, series: dict[str, tuple[list, np.ndarray]], **style) -> None:
     """One line per name over ``(x, y)``; a +∞ value (the PSNR of identical videos) is drawn on a
     dotted ceiling above every finite value, labelled :data:`INFINITE`, so the line has no gap;
     a value that does not exist (NaN) is a gap, and a line with no value at all is named "—"
-    in the legend. With no finite value at all the axis has no scale to show."""
+    in the legend. Past 10 lines the colours come again, dashed. With no finite value at all the axis has no scale to show."""
     values = [y for _, y in series.values()]
     finite = np.concatenate([y[np.isfinite(y)] for y in values]) if values else np.zeros(0)
     if finite.size:
@@ -518,9 +518,11 @@ def _lines(ax, series: dict[str, tuple[list, np.ndarray]], **style) -> None:
         ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=1)
         # Inside the axes (a mark outside them leaves tight_layout no room), above the ceiling.
         ax.text(0.01, ceiling, INFINITE, transform=ax.get_yaxis_transform(), va="bottom", ha="left", fontsize=8, color="0.3")
-    for name, (x, y) in series.items():
+    for k, (name, (x, y)) in enumerate(series.items()):
         shown = np.where(np.isposinf(y), ceiling, np.where(np.isfinite(y), y, np.nan))
-        ax.plot(x, shown, label=name if not np.isnan(shown).all() else f"{name}: —", **style)
+        # 10 colours, then the same colours dashed: an 11th row (all rows, gen3c and 3 compared models) is no 1st's twin
+        look = {"color": f"C{k % 10}", "linestyle": ("-", "--", "-.")[k // 10 % 3]}
+        ax.plot(x, shown, label=name if not np.isnan(shown).all() else f"{name}: —", **look, **style)
     if infinite and finite.size:  # after the lines: set_ylim stops autoscaling, the bottom frozen where the data put it
         ax.set_ylim(top=ceiling + 0.12 * max(hi - lo, 1.0))
 
