@@ -294,6 +294,20 @@ def test_the_plots_axes_say_which_way_is_better(tmp_path, monkeypatch):
     assert labels == ["PSNR dB ↑", "SSIM ↑", "mean abs. error ×100 ↓", "degrees ↓", "% of median depth ↓", "PSNR dB ↑", "PSNR dB ↑"]
 
 
+def test_the_report_says_where_its_fingerprint_says_the_run_ran():
+    """report.md said "(CUDA)" or "(CPU)" from whether this process sees a GPU, not from where the
+    ground truth was ray-cast (run_benchmark(device="cpu") on a GPU machine read CUDA), and not the
+    CPU threads, which move the scores' last bits (docs/eval.md): both from the fingerprint now."""
+    from dataclasses import replace as changed
+
+    from gen3c.evaluation.report import markdown
+
+    result = one_case_result(psnr_per_frame=[20.0])
+    result.fingerprint = {"device": "cuda (NVIDIA H100 80GB HBM3)", "cpu_threads": 3, "torch": "2.14.1"}
+    text = markdown(changed(result, seconds=12.0), plots=False, sheets=[])
+    assert "Run time 12 s on " in text and ", ground truth ray-cast on cuda (NVIDIA H100 80GB HBM3), 3 CPU threads, torch 2.14.1.\n" in text, text
+
+
 def test_a_few_failed_poses_do_not_round_to_none():
     """pose fail % had no decimal: one failed frame among the default benchmark's 32 cases of 24
     scored frames (0.13 %) read "0", as if every pose had been recovered."""

@@ -242,6 +242,15 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _where(result: BenchmarkResult) -> str:
+    """What the run ran on, as its fingerprint recorded it (the ground truth's device, torch's CPU
+    threads, which move the scores' last bits, torch's version); without one, this process's."""
+    made = result.fingerprint or {}
+    if "device" in made and "cpu_threads" in made:
+        return f", ground truth ray-cast on {made['device']}, {counted(made['cpu_threads'], 'CPU thread')}, torch {made.get('torch', torch.__version__)}"
+    return f" ({'CUDA' if torch.cuda.is_available() else 'CPU'}), torch {torch.__version__}"
+
+
 def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
     """The text of ``report.md``."""
     cfg = result.config
@@ -264,8 +273,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         f"{ran} ({counted(len(cfg.scenes), 'scene')} × {counted(len(cfg.presets), 'preset')}), {H}×{W}, "
         f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "
         f"({cfg.trajectory_scale}), {cfg.fov_degrees:g}° horizontal field of view, ground truth supersampled "
-        f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()} "
-        f"({'CUDA' if torch.cuda.is_available() else 'CPU'}), torch {torch.__version__}.",
+        f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()}{_where(result)}.",
         "",
         f"Held-out seeds (scene-preset seed): {seeds}.",
         "",
