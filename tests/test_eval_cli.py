@@ -191,7 +191,8 @@ def test_a_repeated_name_counts_once():
 
 def test_bars_for_missing_values_are_not_drawn_as_zero():
     """A score that does not exist (NaN, e.g. `still`'s direction error) gets no bar: a bar of
-    height 0 would read as a perfect score."""
+    height 0 would read as a perfect score. Nor a flat "—" on the axis in the bar's colour,
+    which read as a bar of about 0 too: upright words say there is no value."""
     pytest.importorskip("matplotlib")
     import matplotlib
 
@@ -204,7 +205,7 @@ def test_bars_for_missing_values_are_not_drawn_as_zero():
     _bars(ax, ["a", "b", "c"], {"rotation": [1.5, 2.0, 0.5], "direction": [3.0, float("nan"), 4.0]}, "degrees", "Camera error")
     heights = sorted(p.get_height() for p in ax.patches)
     assert heights == [0.5, 1.5, 2.0, 3.0, 4.0]
-    assert [t.get_text() for t in ax.texts] == ["—"]
+    assert [(t.get_text(), t.get_rotation()) for t in ax.texts] == [("no value", 90.0)]
     plt.close(fig)
 
 
@@ -293,6 +294,54 @@ def test_the_plots_axes_say_which_way_is_better(tmp_path, monkeypatch):
     assert labels == ["PSNR dB ↑", "SSIM ↑", "mean abs. error ×100 ↓", "degrees ↓", "% of median depth ↓", "PSNR dB ↑", "PSNR dB ↑"]
 
 
+def test_the_report_says_where_its_fingerprint_says_the_run_ran():
+    """report.md said "(CUDA)" or "(CPU)" from whether this process sees a GPU, not from where the
+    ground truth was ray-cast (run_benchmark(device="cpu") on a GPU machine read CUDA), and not the
+    CPU threads, which move the scores' last bits (docs/eval.md): both from the fingerprint now."""
+    from dataclasses import replace as changed
+
+    from gen3c.evaluation.report import markdown
+
+    result = one_case_result(psnr_per_frame=[20.0])
+    result.fingerprint = {"device": "cuda (NVIDIA H100 80GB HBM3)", "cpu_threads": 3, "torch": "2.14.1"}
+    text = markdown(changed(result, seconds=12.0), plots=False, sheets=[])
+    assert "Run time 12 s on " in text and ", ground truth ray-cast on cuda (NVIDIA H100 80GB HBM3), 3 CPU threads, torch 2.14.1.\n" in text, text
+
+
+def test_a_few_failed_poses_do_not_round_to_none():
+    """pose fail % had no decimal: one failed frame among the default benchmark's 32 cases of 24
+    scored frames (0.13 %) read "0", as if every pose had been recovered."""
+    from rich.console import Console
+
+    from gen3c.evaluation.report import markdown, summary_table
+
+    result = one_case_result(pose_failures=1 / 24 / 32, psnr_per_frame=[20.0])
+    row = next(line for line in markdown(result, plots=False, sheets=[]).splitlines() if line.startswith("| `still`"))
+    assert row.split("|")[12].strip() == "0.1", row
+    console = Console(width=200, record=True)
+    console.print(summary_table(result))
+    line = next(line for line in console.export_text().splitlines() if line.startswith("│still"))
+    assert [c.strip() for c in line.split("│")][10] == "0.1", line
+
+
+def test_the_models_compared_table_shows_the_pose_failures_beside_the_camera_errors():
+    """The "Models compared" table showed rot / dir / centre err, means over the frames whose pose
+    was recovered, without the share left out: a student whose video lost 6 % of its poses read
+    as the teacher's better on camera error, the frames it failed on not counted."""
+    from gen3c.evaluation.report import markdown
+    from gen3c.evaluation.suite import GROUND_TRUTH, SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+
+    row = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr_per_frame": [20.0]}
+    scores = {GROUND_TRUTH: dict(row), "gen3c": dict(row), "gen3c:fast": row | {"pose_failures": 0.0625, "psnr_vs_reference": 30.0}}
+    methods = [Method("gen3c", "teacher", None, sampling="35 steps × 2 forwards"),
+               Method("gen3c:fast", "student", None, reference="gen3c", sampling="5 steps × 1 forward")]  # fmt: skip
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), methods, [CaseResult(Case("room", "left", 1000), scores, {})])
+    section = markdown(result, plots=False, sheets=[]).split("## Models compared (mean over cases)")[1].strip().splitlines()
+    header = [c.strip() for c in section[0].strip("|").split("|")]
+    student = [c.strip() for c in section[3].strip("|").split("|")]
+    assert header[-2:] == ["pose fail % ↓", "PSNR vs `gen3c` dB ↑"] and student[-2:] == ["6.2", "30.00"], (header, student)
+
+
 def test_a_result_without_any_case_still_writes_a_whole_report(tmp_path):
     """A benchmark result with no case (write_report from Python, e.g. of a run stopped before its
     first case) writes report.md, results.json and every plot, each score "—" / null; the PSNR-over-
@@ -347,6 +396,22 @@ def test_a_long_row_name_is_shown_whole_on_the_contact_sheet():
     left = int(np.argmax(sheet[y, :] < 5))  # the first black frame of that row
     ink = np.asarray(alone) < 128
     assert ink[:, left:].sum() == 0 and (sheet[y : y + 16, :left] < 128).sum() == ink.sum()
+
+def test_the_contact_sheets_mask_row_says_which_colour_is_which(monkeypatch):
+    """The mask row was labelled "seen / disoccluded": a sheet opened by itself did not say that
+    white is seen and black disoccluded."""
+    import torch
+    from PIL import ImageDraw
+
+    from gen3c.evaluation.report import contact_sheet
+    from gen3c.evaluation.suite import GROUND_TRUTH, GroundTruth
+
+    drawn, text = [], ImageDraw.ImageDraw.text
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", lambda self, xy, label, *a, **k: (drawn.append(label), text(self, xy, label, *a, **k))[1])
+    truth = GroundTruth(None, None, None, torch.ones(3, 3, 16, 24), None, torch.ones(3, 16, 24, dtype=torch.bool), None, 1.0)
+    contact_sheet(truth, {GROUND_TRUTH: torch.ones(2, 3, 16, 24), "still": torch.ones(2, 3, 16, 24)}, [1, 2])
+    assert drawn == ["frame 1", "frame 2", GROUND_TRUTH, "seen (white) / disocc. (black)", "still"]
+
 
 def _files(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
@@ -810,6 +875,59 @@ def test_line_plots_draw_an_infinite_psnr_at_a_labelled_ceiling_by_the_tables_ru
         assert label.get_position()[1] == ceiling and ceiling > max(finite) and ax.get_ylim()[1] > ceiling
         assert y[at_ceiling] == ceiling and list(np.delete(y, at_ceiling)) == finite, plot.__name__
         plt.close(fig)
+
+
+def test_a_line_plot_with_an_infinite_psnr_keeps_every_finite_value_in_view():
+    """_lines set the top of the y axis for the ∞ ceiling before drawing the lines, which froze
+    the bottom at the ceiling's own autoscaled margin: every finite value (the `still` row's
+    frames before the circle closes, every other row) fell below the axis and only the ∞ points
+    showed, in psnr_over_time.png of any run with a circle preset."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import plot_psnr_over_time
+    from gen3c.evaluation.suite import SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+
+    row = dict.fromkeys(SCORE_NAMES, 0.5)
+    scores = {"ground_truth": dict(row), "still": row | {"psnr_per_frame": [14.0, 12.0, math.inf]},
+              "preview": row | {"psnr_per_frame": [20.0, 19.0, 18.0]}}  # fmt: skip
+    config = BenchmarkConfig(scenes=("room",), presets=("clockwise",), num_frames=4)
+    result = BenchmarkResult(config, [Method("still", "held still", None), Method("preview", "filled", None)],
+                             [CaseResult(Case("room", "clockwise", 1006), scores, {})])  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_psnr_over_time(ax, result)
+    fig.canvas.draw()
+    bottom, top = ax.get_ylim()
+    assert bottom < 12.0 and top > 20.0, (bottom, top)
+    plt.close(fig)
+
+
+def test_line_plots_tell_eleven_rows_apart():
+    """matplotlib's colour cycle has 10 colours: the 11th row of a line plot (every baseline,
+    gen3c and 3 compared models) was drawn like the 1st, and the legend could not tell them apart."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import plot_psnr_per_preset
+    from gen3c.evaluation.suite import SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+
+    names = [f"row{k}" for k in range(11)]
+    scores = {n: dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr": 20.0 + k} for k, n in enumerate(["ground_truth", *names])}
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",)), [Method(n, n, None) for n in names],
+                             [CaseResult(Case("room", "left", 1000), scores, {})])  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_psnr_per_preset(ax, result)
+    looks = [(matplotlib.colors.to_hex(line.get_color()), line.get_linestyle()) for line in ax.lines]
+    assert len(looks) == 11 and len(set(looks)) == 11, looks
+    handles, labels = ax.get_legend_handles_labels()
+    assert labels == names and len({(matplotlib.colors.to_hex(h.get_color()), h.get_linestyle()) for h in handles}) == 11
+    plt.close(fig)
 
 
 def test_eval_takes_noise_aug_strength_as_generate_does(tmp_path):

@@ -63,7 +63,7 @@ _SHOWN = {
     "rotation_error": ("rot err °", 1.0, 2),
     "translation_error": ("dir err °", 1.0, 2),
     "center_error": ("centre err %", 100.0, 1),
-    "pose_failures": ("pose fail %", 100.0, 0),
+    "pose_failures": ("pose fail %", 100.0, 1),  # (1 decimal: one failed frame in 32 cases of 25 frames is 0.13 %, not "0")
     REFERENCE_SCORE: ("PSNR vs reference dB", 1.0, 2),
 }
 
@@ -207,15 +207,18 @@ def summary_table(result: BenchmarkResult) -> Table:
 
 def comparison_markdown(result: BenchmarkResult) -> list[str]:
     """The "models compared" section of ``report.md`` (lines; none without compared rows): per
-    model row, its sampling cost, seconds per video, the image and camera scores and its PSNR
-    against the reference row's video."""
+    model row, its sampling cost, seconds per video, the image and camera scores (pose failures
+    included) and its PSNR against the reference row's video."""
     compared = compared_rows(result)
     if not compared:
         return []
     reference = next(iter(compared.values()))
     summary = summarize(result)
     rows = [m for m in result.methods if m.name == reference or m.name in compared]
-    shown = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim_seen", "ssim_disoccluded", "rotation_error", "translation_error", "center_error")
+    # pose fail beside the camera errors: those are means over the recovered frames only, so they
+    # compare between models only with the share each left out
+    shown = ("psnr", "psnr_seen", "psnr_disoccluded", "ssim_seen", "ssim_disoccluded", "rotation_error", "translation_error",
+             "center_error", "pose_failures")  # fmt: skip
     header = ["model", "steps × forwards", "s/video", "1st video s", *(_header(s) for s in shown), f"PSNR vs `{reference}` dB ↑"]
     body = []
     for m in rows:
@@ -237,6 +240,15 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _where(result: BenchmarkResult) -> str:
+    """What the run ran on, as its fingerprint recorded it (the ground truth's device, torch's CPU
+    threads, which move the scores' last bits, torch's version); without one, this process's."""
+    made = result.fingerprint or {}
+    if "device" in made and "cpu_threads" in made:
+        return f", ground truth ray-cast on {made['device']}, {counted(made['cpu_threads'], 'CPU thread')}, torch {made.get('torch', torch.__version__)}"
+    return f" ({'CUDA' if torch.cuda.is_available() else 'CPU'}), torch {torch.__version__}"
 
 
 def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
@@ -261,8 +273,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         f"{ran} ({counted(len(cfg.scenes), 'scene')} × {counted(len(cfg.presets), 'preset')}), {H}×{W}, "
         f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "
         f"({cfg.trajectory_scale}), {cfg.fov_degrees:g}° horizontal field of view, ground truth supersampled "
-        f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()} "
-        f"({'CUDA' if torch.cuda.is_available() else 'CPU'}), torch {torch.__version__}.",
+        f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()}{_where(result)}.",
         "",
         f"Held-out seeds (scene-preset seed): {seeds}.",
         "",
@@ -417,6 +428,10 @@ def _to_uint8(frames: Tensor) -> np.ndarray:
     return ((frames.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+#: The contact sheet's mask row: which colour is which (the sheet is looked at without the report).
+MASK_LABEL = "seen (white) / disocc. (black)"
+
+
 def contact_sheet(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int], max_width: int = 320) -> Image.Image:
     """One case's frames as a grid: rows ground truth, seen mask, then each method in ``sheet``;
     columns the frames ``shown``, each at most ``max_width`` pixels wide, labelled."""
@@ -424,7 +439,7 @@ def contact_sheet(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int]
     scale = min(1.0, max_width / W)
     h, w = max(1, round(H * scale)), max(1, round(W * scale))
     mask = truth.seen[shown].float()[:, None].expand(-1, 3, -1, -1) * 2 - 1
-    rows = [(GROUND_TRUTH, sheet[GROUND_TRUTH]), ("seen / disoccluded", mask)]
+    rows = [(GROUND_TRUTH, sheet[GROUND_TRUTH]), (MASK_LABEL, mask)]
     rows += [(name, frames) for name, frames in sheet.items() if name != GROUND_TRUTH]
     font = ImageFont.load_default()
     # As wide as the longest row name (a compared model's folder can be long), else the frames cover its end.
@@ -452,11 +467,15 @@ def save_png(image: Image.Image, path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: How a bar plot marks a score that does not exist (NaN) in place of its bar.
+MISSING = "no value"
+
+
 def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, title: str) -> None:
     """Grouped bars, one group per name; a value that does not exist (NaN: no disoccluded
-    pixel, no direction of motion) gets no bar but a "—" at 0, since a 0 bar would read as
-    a perfect score; an infinite one (the PSNR of identical videos) gets an upright
-    "∞ (identical)" there. With no finite value at all the axis has no scale to show."""
+    pixel, no direction of motion) gets no bar but an upright :data:`MISSING` at 0, since a 0
+    bar would read as a perfect score; an infinite one (the PSNR of identical videos) gets an
+    upright "∞ (identical)" there. With no finite value at all the axis has no scale to show."""
     x = np.arange(len(names))
     width = 0.8 / max(len(series), 1)
     any_bar = False
@@ -468,8 +487,8 @@ def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, tit
         for pos, value in zip(at[~finite], np.asarray(values, dtype=object)[~finite], strict=True):
             if value is not None and math.isinf(value) and value > 0:
                 ax.text(pos, 0.0, "∞ (identical)", ha="center", va="bottom", rotation=90, fontsize=8, color=f"C{k}")
-            else:
-                ax.text(pos, 0.0, "—", ha="center", va="bottom", color=f"C{k}")
+            else:  # upright words: a "—" on the axis read as a bar of about 0 (a perfect error score)
+                ax.text(pos, 0.0, MISSING, ha="center", va="bottom", rotation=90, fontsize=8, color=f"C{k}")
     # Every group in view whether or not it has a bar (text does not widen the axes: marks
     # outside them left tight_layout no room).
     ax.set_xlim(-0.5, len(names) - 0.5)
@@ -493,7 +512,7 @@ def _lines(ax, series: dict[str, tuple[list, np.ndarray]], **style) -> None:
     """One line per name over ``(x, y)``; a +∞ value (the PSNR of identical videos) is drawn on a
     dotted ceiling above every finite value, labelled :data:`INFINITE`, so the line has no gap;
     a value that does not exist (NaN) is a gap, and a line with no value at all is named "—"
-    in the legend. With no finite value at all the axis has no scale to show."""
+    in the legend. Past 10 lines the colours come again, dashed. With no finite value at all the axis has no scale to show."""
     values = [y for _, y in series.values()]
     finite = np.concatenate([y[np.isfinite(y)] for y in values]) if values else np.zeros(0)
     if finite.size:
@@ -502,15 +521,18 @@ def _lines(ax, series: dict[str, tuple[list, np.ndarray]], **style) -> None:
     else:
         _no_scale(ax)
         ceiling = 0.8
-    if any(np.isposinf(y).any() for y in values):
+    infinite = any(np.isposinf(y).any() for y in values)
+    if infinite:
         ax.axhline(ceiling, color="0.5", linestyle=":", linewidth=1)
         # Inside the axes (a mark outside them leaves tight_layout no room), above the ceiling.
         ax.text(0.01, ceiling, INFINITE, transform=ax.get_yaxis_transform(), va="bottom", ha="left", fontsize=8, color="0.3")
-        if finite.size:
-            ax.set_ylim(top=ceiling + 0.12 * max(hi - lo, 1.0))
-    for name, (x, y) in series.items():
+    for k, (name, (x, y)) in enumerate(series.items()):
         shown = np.where(np.isposinf(y), ceiling, np.where(np.isfinite(y), y, np.nan))
-        ax.plot(x, shown, label=name if not np.isnan(shown).all() else f"{name}: —", **style)
+        # 10 colours, then the same colours dashed: an 11th row (all rows, gen3c and 3 compared models) is no 1st's twin
+        look = {"color": f"C{k % 10}", "linestyle": ("-", "--", "-.")[k // 10 % 3]}
+        ax.plot(x, shown, label=name if not np.isnan(shown).all() else f"{name}: —", **look, **style)
+    if infinite and finite.size:  # after the lines: set_ylim stops autoscaling, the bottom frozen where the data put it
+        ax.set_ylim(top=ceiling + 0.12 * max(hi - lo, 1.0))
 
 
 def _no_scale(ax) -> None:
