@@ -762,6 +762,31 @@ def test_cache_list_and_remove_work_in_a_core_install(hub, official, tmp_path, m
     assert not (tmp_path / "hub" / "models--nvidia--Gen3C-Cosmos-7B").exists() and not weights.converted_dir(tmp_path / "cache").exists()
 
 
+def test_download_into_another_cache_folder_names_it_for_later_runs(hub, official, tmp_path, monkeypatch):
+    """`gen3c download --cache_dir cache` ended "runs without --checkpoint_dir use it", with the
+    folder relative: a later run without --cache_dir looked in the default folder, and fetched
+    and converted everything again."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    prepare(hub, official, tmp_path)
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "default"))
+    monkeypatch.chdir(tmp_path)
+    hub.clear()
+    res = CliRunner().invoke(app, ["download", "--cache_dir", "cache"])
+    assert res.exit_code == 0 and hub.count() == 0, res.output
+    folder = tmp_path / "cache"
+    said = " ".join(res.output.split())
+    assert f"(reused {folder / 'Gen3C-Cosmos-7B-v1'}); runs given --cache_dir {folder} (or {weights.CACHE_ENV}={folder}) without --checkpoint_dir use it" in said, said
+    monkeypatch.setenv(weights.CACHE_ENV, str(folder))  # the default folder: no option to name
+    res = CliRunner().invoke(app, ["download", "--cache_dir", "cache"])
+    assert res.exit_code == 0 and "); runs without --checkpoint_dir use it" in " ".join(res.output.split()), res.output
+
+
 def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_path, monkeypatch):
     """A repository folder of a shared hub cache that another user owns: `cache remove` ended in a
     PermissionError traceback, half-way through the names given."""

@@ -986,9 +986,16 @@ def download(
         return
     _print_cached(weights.cached_items(cache_dir))
     fetched = f"fetched {weights.format_bytes(prepared.fetch_bytes)} and " if prepared.to_fetch else ""
+    folder = prepared.checkpoint.parent
+    # A run without --cache_dir looks in the default folder: named, or it fetches and converts again.
+    try:
+        elsewhere = folder.resolve() != weights.weights_cache_dir().resolve()
+    except Gen3cInputError:  # (the default is a file: no run finds it there)
+        elsewhere = True
+    use = f"runs given --cache_dir {folder} (or {weights.CACHE_ENV}={folder})" if elsewhere else "runs"
     console.print(
         f"[green]ready[/] in {time.perf_counter() - started:.0f} s ({fetched}{'converted' if prepared.converted else 'reused'} "
-        f"{prepared.checkpoint}); runs without --checkpoint_dir use it",
+        f"{escape(str(prepared.checkpoint))}); {escape(use)} without --checkpoint_dir use it",
         highlight=False,
         soft_wrap=True,
     )

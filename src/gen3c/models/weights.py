@@ -186,13 +186,15 @@ class PreparedWeights:
 
 def weights_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """The folder of converted weights: ``cache_dir``, else ``$GEN3C_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/gen3c``, else ``~/.cache/gen3c``; refused when it is a file."""
+    ``$XDG_CACHE_HOME/gen3c``, else ``~/.cache/gen3c``, made absolute (a relative one is said as
+    the folder it is, wherever a later run starts); refused when it is a file."""
     if cache_dir:
         root = Path(cache_dir).expanduser()
     elif os.environ.get(CACHE_ENV):
         root = Path(os.environ[CACHE_ENV]).expanduser()
     else:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gen3c"
+    root = root.absolute()
     if root.exists() and not root.is_dir():
         raise Gen3cInputError(f"the folder of converted weights (--cache_dir / {CACHE_ENV}) {str(root)!r} is a file: choose a folder")
     return root
