@@ -107,6 +107,21 @@ def test_first_run_fetches_checks_and_converts_then_reuses_without_a_request(hub
     assert hub.count() == 0 and second.checkpoint == first.checkpoint and not second.converted
 
 
+def test_the_conversion_says_counts_and_the_folder_it_makes_not_every_key(hub, official, tmp_path):
+    """The first run said the converter's key-by-key report (a thousand lines at GEN3C's size,
+    kept in conversion_report.txt anyway) and ended "done: CACHE/.incomplete-…/…", a temporary
+    folder gone once the run ended."""
+    lines: list[str] = []
+    prepared = prepare(hub, official, tmp_path, log=lines.append)
+    kept = (prepared.checkpoint / "conversion_report.txt").read_text().splitlines()
+    counts = [f"{head.split()[1]}: {line.strip()}" for head, line in zip(
+        [h for h in kept if h.startswith("== ")], [c for c in kept if c.strip().endswith(" mismatched")])]  # fmt: skip
+    assert [line for line in lines if line.endswith(" mismatched")] == counts
+    assert [h.split()[1] for h in kept if h.startswith("== ")] == ["transformer", "vae", "text_encoder"]
+    assert not any(" -> " in line or weights.TEMP_PREFIX in line for line in lines), lines
+    assert f"done: {prepared.checkpoint}" in lines and f"(key by key in {prepared.checkpoint / 'conversion_report.txt'})" in lines
+
+
 def test_a_prompt_outside_the_cache_uses_t5_from_the_hub_cache_without_a_request(hub, official, tmp_path):
     from transformers import AutoTokenizer, T5EncoderModel
 

@@ -609,7 +609,8 @@ def _convert(
         out = staging / target.name
         convert_components(
             next(iter(dit_files.values())), tokenizer_dir, t5_dir, out, transformer_config=weights.transformer_config,
-            vae_config=weights.vae_config, keep_text_encoder=False, log=say,
+            vae_config=weights.vae_config, keep_text_encoder=False, full_report=False,
+            log=lambda line: say(line.replace(str(out), str(target))),  # (said as where it appears, once whole)
         )  # fmt: skip
         from gen3c.models.packaged import META_NAME
 
