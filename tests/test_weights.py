@@ -1196,3 +1196,26 @@ def test_a_hub_id_that_cannot_be_fetched_says_which_part_is_missing(tmp_path):
         ], offline.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_mistyped_official_id_is_named(tmp_path):
+    """`--checkpoint_dir nvidia/Gen3C-Cosmos-7` (one character short) said only "no repository on
+    the hub: check the path or the repository id", not the id it was close to."""
+    server = HubServer({"someone/gen3c-student": {"model_index.json": b"{}"}})
+    try:
+        environ = child_env(HF_ENDPOINT=server.url, HF_HOME=str(tmp_path / "hf"))
+        environ.pop("HF_HUB_OFFLINE", None)
+        cases = [["nvidia/Gen3C-Cosmos-7", {}], ["NVIDIA/gen3c-cosmos7b", {}], ["tiny_fst", {}], ["someone/other", {}]]
+        res = subprocess.run([sys.executable, "-c", HUB_MISTAKES, json.dumps(cases)], env=environ, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        said = json.loads(res.stdout.splitlines()[-1])
+        end = "check the path or the repository id (a private repository needs `hf auth login`)"
+        assert said == [
+            f"checkpoint 'nvidia/Gen3C-Cosmos-7' is no local folder and no repository on the hub ({server.url}): did you mean 'nvidia/Gen3C-Cosmos-7B'? {end}",
+            f"checkpoint 'NVIDIA/gen3c-cosmos7b' is no local folder and no repository on the hub ({server.url}): did you mean 'nvidia/Gen3C-Cosmos-7B'? {end}",
+            f"checkpoint 'tiny_fst' is no local folder and no repository on the hub ({server.url}): did you mean 'tiny_fast'? {end}",
+            f"checkpoint 'someone/other' is no local folder and no repository on the hub ({server.url}): {end}",
+        ]
+    finally:
+        server.stop()
