@@ -802,6 +802,19 @@ def test_download_into_another_cache_folder_names_it_for_later_runs(hub, officia
     assert res.exit_code == 0 and "); runs without --checkpoint_dir use it" in " ".join(res.output.split()), res.output
 
 
+def test_removing_all_of_an_empty_cache_says_nothing_was_there(tmp_path, monkeypatch):
+    """`gen3c cache remove all` with nothing cached said "freed 0.0 kB"."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == f"nothing was cached, nothing was removed (converted weights go to {tmp_path / 'cache'})"
+
+
 def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_path, monkeypatch):
     """A repository folder of a shared hub cache that another user owns: `cache remove` ended in a
     PermissionError traceback, half-way through the names given."""

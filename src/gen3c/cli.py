@@ -1060,6 +1060,9 @@ def cache_remove(
     if declined and declined[0]:
         console.print("nothing was removed", highlight=False)
         return
+    if not removed:  # ("all" of an empty cache: not "freed 0.0 kB")
+        console.print(f"nothing was cached, nothing was removed (converted weights go to {weights.weights_cache_dir(cache_dir)})", highlight=False, soft_wrap=True)
+        return
     for item in removed:
         console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False, soft_wrap=True)
     console.print(f"freed {weights.format_bytes(sum(item.size for item in removed))}", highlight=False)
