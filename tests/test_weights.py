@@ -342,6 +342,24 @@ def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, offic
     assert prepare(hub, official, tmp_path, prompts=()).checkpoint == bare.checkpoint  # which runs offline
 
 
+def test_offline_with_only_t5_missing_before_converting_names_the_way_to_convert_without_it(hub, official, tmp_path, monkeypatch):
+    """DiT and tokenizer fetched, nothing converted yet: an offline `gen3c download` was told to give
+    `gen3c generate` --checkpoint_dir a converted checkpoint, not that --no_text_encoder converts now."""
+    bare = prepare(hub, official, tmp_path, prompts=())
+    import shutil
+
+    shutil.rmtree(bare.checkpoint)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, text_encoder=True)
+    assert str(err.value) == (
+        f"GEN3C's weights are not all here ({T5} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: unset "
+        "HF_HUB_OFFLINE, or run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder), which converts the rest without it"
+    )
+    assert prepare(hub, official, tmp_path, prompts=()).converted and hub.count() == 0  # which it does, offline
+
+
 def test_offline_a_file_touched_since_it_was_checked_is_checked_again_not_called_missing(hub, official, tmp_path, monkeypatch):
     """Offline, a hub-cache file whose modification time changed since gen3c checked it (copied
     without it, touched) was reported as "not fetched yet" though it was there."""

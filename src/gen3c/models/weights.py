@@ -384,9 +384,14 @@ def _prepare(
                     f"{state} and HF_HUB_OFFLINE=1 forbids {'checking' if there else 'fetching'} it: {fix}, or run with "
                     "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
                 )
+            # Only T5 missing: the DiT and the tokenizer convert offline without it.
+            way = (
+                "run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder), which converts the rest without it"
+                if [repo.repo_id for repo in missing] == [weights.text_encoder.repo_id]
+                else "give `gen3c generate` --checkpoint_dir a converted checkpoint"
+            )
             raise Gen3cModelError(
-                f"GEN3C's weights are not all here ({', '.join(states)}) and HF_HUB_OFFLINE=1 forbids fetching them: "
-                f"{fix}, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
+                f"GEN3C's weights are not all here ({', '.join(states)}) and HF_HUB_OFFLINE=1 forbids fetching them: {fix}, or {way}"
             )
         plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
         prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
