@@ -820,6 +820,31 @@ def test_download_into_another_cache_folder_names_it_for_later_runs(hub, officia
     assert res.exit_code == 0 and "); runs without --checkpoint_dir use it" in " ".join(res.output.split()), res.output
 
 
+def test_download_says_it_adds_the_prompt_cache_to_a_checkpoint_converted_without_it(hub, official, tmp_path, monkeypatch):
+    """Converted without T5, `gen3c download --dry_run` said "nothing to do" (T5 in the hub cache)
+    or only what it fetched, and `gen3c download` then ran T5 and ended "reused": the prompt
+    cache it computed and added (minutes with T5-11B) was never said."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    bare = prepare(hub, official, tmp_path, prompts=())
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)  # (as HF_ENDPOINT sets both at import)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    t5 = weights.format_bytes(sum(size for _, _, size in prepare(hub, official, tmp_path, dry_run=True).to_fetch))
+    args = ["download", "--cache_dir", str(tmp_path / "cache")]
+    plan = CliRunner().invoke(app, [*args, "--dry_run"])
+    assert plan.exit_code == 0, plan.output
+    assert f"dry run: {t5} to fetch, then the prompt cache to compute and add to {bare.checkpoint}; the disk has room" in " ".join(plan.output.split())
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0 and f"(fetched {t5} and added the prompt cache to {bare.checkpoint})" in " ".join(done.output.split()), done.output
+    again = CliRunner().invoke(app, [*args, "--dry_run"])
+    assert "dry run: nothing to do; the disk has room" in again.output, again.output
+
+
 def test_removing_all_of_an_empty_cache_says_nothing_was_there(tmp_path, monkeypatch):
     """`gen3c cache remove all` with nothing cached said "freed 0.0 kB"."""
     from huggingface_hub import constants

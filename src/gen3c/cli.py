@@ -981,8 +981,13 @@ def download(
     if dry_run:
         for repo_id, name, size in prepared.to_fetch:
             console.print(f"would fetch  {repo_id}/{name}  {weights.format_bytes(size)}", highlight=False)
-        todo = f"{weights.format_bytes(prepared.fetch_bytes)} to fetch" + (", then a conversion" if prepared.converted else "")
-        console.print(f"[green]dry run:[/] {todo if prepared.to_fetch or prepared.converted else 'nothing to do'}; the disk has room", highlight=False)
+        todo = [f"{weights.format_bytes(prepared.fetch_bytes)} to fetch"] if prepared.to_fetch else []
+        if prepared.converted:
+            todo.append("a conversion")
+        elif prepared.added_prompt_cache:  # (T5 run once on the two cached prompts: minutes, not "nothing to do")
+            todo.append(f"the prompt cache to compute and add to {prepared.checkpoint}")
+        said = ", then ".join(todo) or "nothing to do"
+        console.print(f"[green]dry run:[/] {escape(said)}; the disk has room", highlight=False, soft_wrap=True)
         return
     _print_cached(weights.cached_items(cache_dir))
     fetched = f"fetched {weights.format_bytes(prepared.fetch_bytes)} and " if prepared.to_fetch else ""
@@ -994,7 +999,8 @@ def download(
         elsewhere = True
     use = f"runs given --cache_dir {folder} (or {weights.CACHE_ENV}={folder})" if elsewhere else "runs"
     console.print(
-        f"[green]ready[/] in {time.perf_counter() - started:.0f} s ({fetched}{'converted' if prepared.converted else 'reused'} "
+        f"[green]ready[/] in {time.perf_counter() - started:.0f} s ({fetched}"
+        f"{'converted' if prepared.converted else 'added the prompt cache to' if prepared.added_prompt_cache else 'reused'} "
         f"{escape(str(prepared.checkpoint))}); {escape(use)} without --checkpoint_dir use it",
         highlight=False,
         soft_wrap=True,

@@ -170,6 +170,8 @@ class PreparedWeights:
         sources: repository id → (revision, snapshot folder) of the hub files used or fetched.
         to_fetch: (repository id, file, bytes) still to fetch (a dry run) or fetched now.
         converted: whether this call converted the checkpoint (or, in a dry run, would).
+        added_prompt_cache: whether this call added the prompt cache to a checkpoint converted
+            without it (or, in a dry run, would).
     """
 
     checkpoint: Path
@@ -178,6 +180,7 @@ class PreparedWeights:
     sources: dict[str, tuple[str, Path]] = field(default_factory=dict)
     to_fetch: list[tuple[str, str, int]] = field(default_factory=list)
     converted: bool = False
+    added_prompt_cache: bool = False
 
     @property
     def fetch_bytes(self) -> int:
@@ -356,7 +359,7 @@ def _prepare(
     repos = [weights.dit, weights.tokenizer] if manifest is None else []
     if text_encoder or build_cache or runtime_t5:
         repos.append(weights.text_encoder)
-    prepared = PreparedWeights(target, has_prompt_cache=has_cache, converted=manifest is None)
+    prepared = PreparedWeights(target, has_prompt_cache=has_cache, converted=manifest is None, added_prompt_cache=build_cache and manifest is not None)
     if not repos:
         return prepared  # the usual second run: no hub access at all
 
