@@ -678,8 +678,9 @@ def convert_components(
     if full_report:
         say(report.format())
     else:
-        for component in report.components:
-            say(f"{component.name}: {component.lines()[-1].strip()}")
+        for component in report.components:  # (T5 maps no key: what was loaded)
+            said = component.notes[0] if component.notes and not (component.mapped or component.dropped) else component.lines()[-1].strip()
+            say(f"{component.name}: {said}")
         say(f"(key by key in {out / 'conversion_report.txt'})")
 
     out.parent.mkdir(parents=True, exist_ok=True)
