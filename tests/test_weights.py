@@ -463,6 +463,12 @@ def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("model.pt"))
 
 
+def test_sizes_are_said_in_decimal_units_and_small_ones_in_bytes():
+    """A 40-byte file (a tokenizer's special_tokens_map.json, say) was listed as "0.0 kB"."""
+    said = [weights.format_bytes(n) for n in (0, 40, 99, 100, 3000, 791_000, 14_500_000_000, 45_200_000_000)]
+    assert said == ["0 B", "40 B", "99 B", "0.1 kB", "3.0 kB", "0.8 MB", "14.5 GB", "45.2 GB"]
+
+
 def test_the_disk_check_counts_its_reserve_in_what_it_says_is_needed(tmp_path, monkeypatch):
     """Free space above the files' size but within the reserve kept beside them. Before: "1.2 MB
     needed (1.2 MB to fetch), 3.1 MB free", a refusal that gave no reason."""

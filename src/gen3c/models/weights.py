@@ -1080,7 +1080,10 @@ def _remove_stale_downloads(repo_id: str, hub_cache: Path, say: Log) -> None:
 
 
 def format_bytes(n: int) -> str:
-    """``n`` bytes in GB, MB or kB (decimal units, as the hub shows sizes)."""
+    """``n`` bytes in GB, MB or kB (decimal units, as the hub shows sizes); under 100, in bytes
+    (not "0.0 kB", which reads as empty)."""
+    if n < 100:
+        return f"{n} B"
     for unit, scale in (("GB", 1e9), ("MB", 1e6)):
         if n >= scale / 10:
             return f"{n / scale:.1f} {unit}"
