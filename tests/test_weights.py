@@ -863,7 +863,7 @@ def test_removing_all_of_an_empty_cache_says_nothing_was_there(tmp_path, monkeyp
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(tmp_path / "cache")])
     assert res.exit_code == 0, res.output
-    assert " ".join(res.output.split()) == f"nothing was cached, nothing was removed (converted weights go to {tmp_path / 'cache'})"
+    assert " ".join(res.output.split()) == f"nothing to remove: nothing is cached (converted weights go to {tmp_path / 'cache'})"
 
 
 def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_path, monkeypatch):
@@ -947,6 +947,34 @@ def test_removing_what_another_process_removed_meanwhile_is_no_traceback(hub, of
     removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
     timer.join()
     assert removed == [] and not prepared.checkpoint.exists()
+
+
+def test_the_cli_says_what_another_process_removed_meanwhile(hub, official, tmp_path, monkeypatch):
+    """`gen3c cache remove NAME` that found NAME gone once it had waited said "freed 0.0 kB"."""
+    import fcntl
+    import shutil
+    import threading
+
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def the_other_removes():
+        shutil.rmtree(prepared.checkpoint)
+        os.close(fd)
+
+    timer = threading.Timer(0.5, the_other_removes)
+    timer.start()
+    res = CliRunner().invoke(app, ["cache", "remove", "Gen3C-Cosmos-7B-v1", "--cache_dir", str(tmp_path / "cache")])
+    timer.join()
+    assert res.exit_code == 0 and "nothing to remove: Gen3C-Cosmos-7B-v1 was removed by another process meanwhile" in res.output, res.output
 
 
 def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):

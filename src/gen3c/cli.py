@@ -1066,8 +1066,12 @@ def cache_remove(
     if declined and declined[0]:
         console.print("nothing was removed", highlight=False)
         return
-    if not removed:  # ("all" of an empty cache: not "freed 0.0 kB")
-        console.print(f"nothing was cached, nothing was removed (converted weights go to {weights.weights_cache_dir(cache_dir)})", highlight=False, soft_wrap=True)
+    if not removed:  # not "freed 0.0 kB"
+        if "all" in names:
+            said = f"nothing is cached (converted weights go to {weights.weights_cache_dir(cache_dir)})"
+        else:  # (named, then gone once another process's removal or conversion let this one in)
+            said = f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} removed by another process meanwhile"
+        console.print(f"nothing to remove: {escape(said)}", highlight=False, soft_wrap=True)
         return
     for item in removed:
         console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False, soft_wrap=True)
