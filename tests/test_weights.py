@@ -1311,3 +1311,30 @@ def test_a_mistyped_official_id_is_named(tmp_path):
         ]
     finally:
         server.stop()
+
+
+def test_a_checkpoint_removed_while_it_loads_says_so(tmp_path, monkeypatch):
+    """A `gen3c cache remove` in another process while a run loaded the converted checkpoint ended
+    "could not load checkpoint … (… is neither a valid local path …): leave out --checkpoint_dir
+    and gen3c fetches GEN3C's weights", to a run that had left it out."""
+    import shutil
+
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines import loading
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    folder = tmp_path / "Gen3C-Cosmos-7B-v1"
+    shutil.copytree(packaged_model_dir("tiny"), folder)
+    checked = loading.check_checkpoint
+
+    def then_removed(*args, **kwargs):
+        checked(*args, **kwargs)
+        shutil.rmtree(folder)  # as `gen3c cache remove` does, from another process
+
+    monkeypatch.setattr(loading, "check_checkpoint", then_removed)
+    with pytest.raises(Gen3cModelError) as err:
+        Gen3cPipeline.from_pretrained(folder)
+    assert str(err.value) == (
+        f"checkpoint {str(folder)!r} was removed while it was loading, by another process (`gen3c cache remove`?): "
+        "run again (GEN3C's own weights are then fetched or converted again)"
+    )
