@@ -748,6 +748,15 @@ def test_a_half_written_or_damaged_cache_folder_is_never_used(hub, official, tmp
     assert again.converted and any("is damaged" in line for line in lines)
     assert hub.count() == 0  # the checked downloads were reused: converted again without the network
     assert verify_checksums(again.checkpoint)
+    shard = next((again.checkpoint / "transformer").glob("*.safetensors"))
+    written = shard.stat().st_size
+    with shard.open("r+b") as fh:
+        fh.truncate(written // 2)
+    planned: list[str] = []
+    assert prepare(hub, official, tmp_path, prompts=(), dry_run=True, log=planned.append).converted
+    assert planned == [f"{again.checkpoint} is damaged ({shard.relative_to(again.checkpoint).as_posix()} has {written // 2} "
+                       f"bytes, {written} were written): a run converts it again"]  # a dry run converts nothing
+    assert again.checkpoint.exists()
 
 
 # -- listing and removing ----------------------------------------------------------------------

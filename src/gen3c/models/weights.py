@@ -518,7 +518,7 @@ def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) ->
     manifest, problem = read_manifest(target)
     if problem is None:
         return manifest
-    say(f"{target} is damaged ({problem}): converting again")
+    say(f"{target} is damaged ({problem}): " + ("converting again" if remove else "a run converts it again"))  # (not removed: a dry run)
     if remove:
         _delete_at_once(target, root, "damaged-")
     return None
