@@ -215,6 +215,27 @@ def test_a_dropped_connection_resumes_where_it_stopped(official, tmp_path):
     assert prepared.converted and weights.read_manifest(prepared.checkpoint)[1] is None
 
 
+def test_a_file_whose_blob_the_hub_cache_holds_is_not_counted_as_a_fetch(hub, official, tmp_path):
+    """The hub cache holds model.pt's blob but no link to it at the revision the hub now lists
+    (the repository got a commit since another program fetched it): the run said "fetching …
+    model.pt", counted its bytes against the free disk space and ended "fetched", though
+    huggingface_hub only linked the blob."""
+    first = prepare(hub, official, tmp_path, prompts=())
+    import shutil
+
+    link = first.sources[DIT][1] / "model.pt"
+    link.unlink()  # the blob stays
+    shutil.rmtree(first.checkpoint)
+    (tmp_path / "cache" / weights.RECORD_FILE).unlink()
+    planned = prepare(hub, official, tmp_path, prompts=(), dry_run=True)
+    assert planned.to_fetch == [] and planned.converted
+    hub.clear()
+    lines: list[str] = []
+    again = prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+    assert again.to_fetch == [] and fetched(hub) == [] and link.is_file() and again.converted
+    assert not any(line.startswith("fetching") for line in lines), lines
+
+
 @pytest.mark.parametrize(("repo", "name", "check"), [(DIT, "model.pt", "MD5"), (T5, "model.safetensors", "sha256")])
 def test_a_corrupted_download_is_caught_and_fetched_again(hub, official, tmp_path, repo, name, check):
     hub.corrupt[(repo, name)] = 1

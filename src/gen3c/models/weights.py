@@ -758,10 +758,18 @@ def _plan(repo: HubRepo, hub_cache: Path, endpoint: str) -> _RepoPlan:
         sibling = listing[name]
         lfs = sibling.lfs
         files[name] = (int(lfs.size if lfs else sibling.size or 0), lfs.sha256 if lfs else None)
+    # A file whose blob is in the hub cache under another revision (the repository got a commit
+    # since) is only linked by huggingface_hub: nothing to fetch, no room to find for it.
+    blobs = hub_cache / f"models--{repo.repo_id.replace('/', '--')}" / "blobs"
+
+    def stored(name: str) -> bool:
+        blob = files[name][1] or listing[name].blob_id  # (an LFS file's blob is named by its sha256, another by git's blob id)
+        return blob is not None and (blobs / blob).is_file()
+
     missing = {
         name: size
         for name, (size, _) in files.items()
-        if not isinstance(try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=info.sha), str)
+        if not isinstance(try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=info.sha), str) and not stored(name)
     }
     return _RepoPlan(repo, info.sha, files, missing)
 
