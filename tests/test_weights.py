@@ -834,9 +834,9 @@ def test_cache_list_and_remove_work_in_a_core_install(hub, official, tmp_path, m
 
 
 def test_download_into_another_cache_folder_names_it_for_later_runs(hub, official, tmp_path, monkeypatch):
-    """`gen3c download --cache_dir cache` ended "runs without --checkpoint_dir use it", with the
-    folder relative: a later run without --cache_dir looked in the default folder, and fetched
-    and converted everything again."""
+    """`gen3c download --cache_dir cache` (or GEN3C_CACHE_DIR=cache) ended "runs without
+    --checkpoint_dir use it", with the folder relative: a later run without them looked in the
+    default folder, and fetched and converted everything again."""
     from huggingface_hub import constants
     from typer.testing import CliRunner
 
@@ -853,8 +853,13 @@ def test_download_into_another_cache_folder_names_it_for_later_runs(hub, officia
     folder = tmp_path / "cache"
     said = " ".join(res.output.split())
     assert f"(reused {folder / 'Gen3C-Cosmos-7B-v1'}); runs given --cache_dir {folder} (or {weights.CACHE_ENV}={folder}) without --checkpoint_dir use it" in said, said
-    monkeypatch.setenv(weights.CACHE_ENV, str(folder))  # the default folder: no option to name
-    res = CliRunner().invoke(app, ["download", "--cache_dir", "cache"])
+    monkeypatch.setenv(weights.CACHE_ENV, str(folder))  # set for this command only, maybe: named
+    res = CliRunner().invoke(app, ["download"])
+    assert res.exit_code == 0 and f"runs given --cache_dir {folder} (or" in " ".join(res.output.split()), res.output
+    monkeypatch.delenv(weights.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the default folder: nothing to name
+    (tmp_path / "cache").rename(tmp_path / "gen3c")
+    res = CliRunner().invoke(app, ["download"])
     assert res.exit_code == 0 and "); runs without --checkpoint_dir use it" in " ".join(res.output.split()), res.output
 
 

@@ -992,11 +992,9 @@ def download(
     _print_cached(weights.cached_items(cache_dir))
     fetched = f"fetched {weights.format_bytes(prepared.fetch_bytes)} and " if prepared.to_fetch else ""
     folder = prepared.checkpoint.parent
-    # A run without --cache_dir looks in the default folder: named, or it fetches and converts again.
-    try:
-        elsewhere = folder.resolve() != weights.weights_cache_dir().resolve()
-    except Gen3cInputError:  # (the default is a file: no run finds it there)
-        elsewhere = True
+    # A run without --cache_dir (and GEN3C_CACHE_DIR, maybe set for this command only) looks in the
+    # default folder: another is named, or that run fetches and converts it all again.
+    elsewhere = folder.resolve() != weights.user_record_dir().resolve()
     use = f"runs given --cache_dir {folder} (or {weights.CACHE_ENV}={folder})" if elsewhere else "runs"
     console.print(
         f"[green]ready[/] in {time.perf_counter() - started:.0f} s ({fetched}"
