@@ -307,6 +307,20 @@ def test_a_hub_cache_that_cannot_be_written_is_named_not_the_network(hub, offici
     assert not weights.converted_dir(tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("under", [False, True])
+def test_a_hub_cache_that_is_a_file_is_named_not_the_network(hub, official, tmp_path, under):
+    """HF_HUB_CACHE naming a file (or a folder under one) ended "cannot reach the hub … check the
+    network" (huggingface_hub's NotADirectoryError)."""
+    (tmp_path / "afile").write_text("x")
+    hub_cache = tmp_path / "afile" / "hub" if under else tmp_path / "afile"
+    for dry_run in (True, False):
+        with pytest.raises(Gen3cInputError) as err:
+            weights.prepare_weights(weights=official[2], prompts=(), cache_dir=tmp_path / "cache", hub_cache_dir=hub_cache, endpoint=hub.url, dry_run=dry_run, log=None)
+        where = f"lies under {tmp_path / 'afile'}, which is" if under else "is"
+        assert str(err.value) == f"huggingface_hub's cache {hub_cache} (HF_HUB_CACHE, else HF_HOME/hub) {where} a file: point HF_HOME or HF_HUB_CACHE at a folder"
+    assert hub.count("GET", "/resolve/") == 0
+
+
 def test_checksum_mismatches_say_expected_and_got_and_the_fix(hub, official, tmp_path):
     """A fetched file's sha256 mismatch said only that it differed; a converted cache failing
     --verify_checksums said 'corrupt or was changed' with no way out (the cache is gen3c's)."""

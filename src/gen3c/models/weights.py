@@ -364,6 +364,10 @@ def _prepare(
         return prepared  # the usual second run: no hub access at all
 
     hub_cache, endpoint = _hub_settings(hub_cache_dir, endpoint)
+    existing = nearest_existing(hub_cache.absolute())
+    if not existing.is_dir():  # (else huggingface_hub's NotADirectoryError read as "cannot reach the hub")
+        where = "is" if existing == hub_cache.absolute() else f"lies under {existing}, which is"
+        raise Gen3cInputError(f"huggingface_hub's cache {hub_cache} (HF_HUB_CACHE, else HF_HOME/hub) {where} a file: point HF_HOME or HF_HUB_CACHE at a folder")
     record = _Record(record_root or root, hub_cache, also=root)
     local = {repo.repo_id: record.local(repo.repo_id) for repo in repos}
     missing = [repo for repo in repos if local[repo.repo_id] is None]
