@@ -116,6 +116,8 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             parts = path.strip("/").split("/")
             if len(parts) >= 5 and parts[2] == "resolve":
                 return self._file("/".join(parts[:2]), parts[3], "/".join(parts[4:]), body)
+            if len(parts) >= 4 and parts[1] == "resolve":  # a repository id without an owner ("gpt2")
+                return self._file(parts[0], parts[2], "/".join(parts[3:]), body)
             self._error(404, "EntryNotFound", f"no route {path}", body=body)
 
         def _check_repo(self, repo_id: str, revision: str, body: bool) -> bool:

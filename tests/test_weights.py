@@ -107,6 +107,23 @@ def test_first_run_fetches_checks_and_converts_then_reuses_without_a_request(hub
     assert hub.count() == 0 and second.checkpoint == first.checkpoint and not second.converted
 
 
+def test_the_conversion_says_counts_and_the_folder_it_makes_not_every_key(hub, official, tmp_path):
+    """The first run said the converter's key-by-key report (a thousand lines at GEN3C's size,
+    kept in conversion_report.txt anyway) and ended "done: CACHE/.incomplete-…/…", a temporary
+    folder gone once the run ended."""
+    lines: list[str] = []
+    prepared = prepare(hub, official, tmp_path, log=lines.append)
+    kept = (prepared.checkpoint / "conversion_report.txt").read_text().splitlines()
+    counts = [f"{head.split()[1]}: {line.strip()}" for head, line in zip(
+        [h for h in kept if h.startswith("== ")], [c for c in kept if c.strip().endswith(" mismatched")])]  # fmt: skip
+    assert [h.split()[1] for h in kept if h.startswith("== ")] == ["transformer", "vae", "text_encoder"]
+    assert [line for line in lines if line.endswith(" mismatched")] == counts[:2]  # T5 maps no key: what was loaded
+    t5 = next(line.strip() for line in kept if line.strip().startswith("note: T5 encoder loaded with transformers ("))
+    assert f"text_encoder: {t5.removeprefix('note: ')}" in lines, lines
+    assert not any(" -> " in line or weights.TEMP_PREFIX in line for line in lines), lines
+    assert f"done: {prepared.checkpoint}" in lines and f"(key by key in {prepared.checkpoint / 'conversion_report.txt'})" in lines
+
+
 def test_a_prompt_outside_the_cache_uses_t5_from_the_hub_cache_without_a_request(hub, official, tmp_path):
     from transformers import AutoTokenizer, T5EncoderModel
 
@@ -198,6 +215,27 @@ def test_a_dropped_connection_resumes_where_it_stopped(official, tmp_path):
     assert prepared.converted and weights.read_manifest(prepared.checkpoint)[1] is None
 
 
+def test_a_file_whose_blob_the_hub_cache_holds_is_not_counted_as_a_fetch(hub, official, tmp_path):
+    """The hub cache holds model.pt's blob but no link to it at the revision the hub now lists
+    (the repository got a commit since another program fetched it): the run said "fetching …
+    model.pt", counted its bytes against the free disk space and ended "fetched", though
+    huggingface_hub only linked the blob."""
+    first = prepare(hub, official, tmp_path, prompts=())
+    import shutil
+
+    link = first.sources[DIT][1] / "model.pt"
+    link.unlink()  # the blob stays
+    shutil.rmtree(first.checkpoint)
+    (tmp_path / "cache" / weights.RECORD_FILE).unlink()
+    planned = prepare(hub, official, tmp_path, prompts=(), dry_run=True)
+    assert planned.to_fetch == [] and planned.converted
+    hub.clear()
+    lines: list[str] = []
+    again = prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+    assert again.to_fetch == [] and fetched(hub) == [] and link.is_file() and again.converted
+    assert not any(line.startswith("fetching") for line in lines), lines
+
+
 @pytest.mark.parametrize(("repo", "name", "check"), [(DIT, "model.pt", "MD5"), (T5, "model.safetensors", "sha256")])
 def test_a_corrupted_download_is_caught_and_fetched_again(hub, official, tmp_path, repo, name, check):
     hub.corrupt[(repo, name)] = 1
@@ -269,6 +307,20 @@ def test_a_hub_cache_that_cannot_be_written_is_named_not_the_network(hub, offici
     assert not weights.converted_dir(tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("under", [False, True])
+def test_a_hub_cache_that_is_a_file_is_named_not_the_network(hub, official, tmp_path, under):
+    """HF_HUB_CACHE naming a file (or a folder under one) ended "cannot reach the hub … check the
+    network" (huggingface_hub's NotADirectoryError)."""
+    (tmp_path / "afile").write_text("x")
+    hub_cache = tmp_path / "afile" / "hub" if under else tmp_path / "afile"
+    for dry_run in (True, False):
+        with pytest.raises(Gen3cInputError) as err:
+            weights.prepare_weights(weights=official[2], prompts=(), cache_dir=tmp_path / "cache", hub_cache_dir=hub_cache, endpoint=hub.url, dry_run=dry_run, log=None)
+        where = f"lies under {tmp_path / 'afile'}, which is" if under else "is"
+        assert str(err.value) == f"huggingface_hub's cache {hub_cache} (HF_HUB_CACHE, else HF_HOME/hub) {where} a file: point HF_HOME or HF_HUB_CACHE at a folder"
+    assert hub.count("GET", "/resolve/") == 0
+
+
 def test_checksum_mismatches_say_expected_and_got_and_the_fix(hub, official, tmp_path):
     """A fetched file's sha256 mismatch said only that it differed; a converted cache failing
     --verify_checksums said 'corrupt or was changed' with no way out (the cache is gen3c's)."""
@@ -325,6 +377,24 @@ def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, offic
     assert T5 in message and str(bare.checkpoint) in message and "--disable_prompt_encoder" in message, message
     assert "--checkpoint_dir" not in message and hub.count() == 0
     assert prepare(hub, official, tmp_path, prompts=()).checkpoint == bare.checkpoint  # which runs offline
+
+
+def test_offline_with_only_t5_missing_before_converting_names_the_way_to_convert_without_it(hub, official, tmp_path, monkeypatch):
+    """DiT and tokenizer fetched, nothing converted yet: an offline `gen3c download` was told to give
+    `gen3c generate` --checkpoint_dir a converted checkpoint, not that --no_text_encoder converts now."""
+    bare = prepare(hub, official, tmp_path, prompts=())
+    import shutil
+
+    shutil.rmtree(bare.checkpoint)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, text_encoder=True)
+    assert str(err.value) == (
+        f"GEN3C's weights are not all here ({T5} not fetched yet) and HF_HUB_OFFLINE=1 forbids fetching them: unset "
+        "HF_HUB_OFFLINE, or run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder), which converts the rest without it"
+    )
+    assert prepare(hub, official, tmp_path, prompts=()).converted and hub.count() == 0  # which it does, offline
 
 
 def test_offline_a_file_touched_since_it_was_checked_is_checked_again_not_called_missing(hub, official, tmp_path, monkeypatch):
@@ -426,6 +496,12 @@ def test_the_disk_check_refuses_before_the_first_byte(hub, official, tmp_path):
     assert "GB free" in str(err.value) and "HF_HOME" in str(err.value)
     assert hub.count(contains="/resolve/") == 0  # only the listings were read
     assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("model.pt"))
+
+
+def test_sizes_are_said_in_decimal_units_and_small_ones_in_bytes():
+    """A 40-byte file (a tokenizer's special_tokens_map.json, say) was listed as "0.0 kB"."""
+    said = [weights.format_bytes(n) for n in (0, 40, 99, 100, 3000, 791_000, 14_500_000_000, 45_200_000_000)]
+    assert said == ["0 B", "40 B", "99 B", "0.1 kB", "3.0 kB", "0.8 MB", "14.5 GB", "45.2 GB"]
 
 
 def test_the_disk_check_counts_its_reserve_in_what_it_says_is_needed(tmp_path, monkeypatch):
@@ -707,6 +783,15 @@ def test_a_half_written_or_damaged_cache_folder_is_never_used(hub, official, tmp
     assert again.converted and any("is damaged" in line for line in lines)
     assert hub.count() == 0  # the checked downloads were reused: converted again without the network
     assert verify_checksums(again.checkpoint)
+    shard = next((again.checkpoint / "transformer").glob("*.safetensors"))
+    written = shard.stat().st_size
+    with shard.open("r+b") as fh:
+        fh.truncate(written // 2)
+    planned: list[str] = []
+    assert prepare(hub, official, tmp_path, prompts=(), dry_run=True, log=planned.append).converted
+    assert planned == [f"{again.checkpoint} is damaged ({shard.relative_to(again.checkpoint).as_posix()} has {written // 2} "
+                       f"bytes, {written} were written): a run converts it again"]  # a dry run converts nothing
+    assert again.checkpoint.exists()
 
 
 # -- listing and removing ----------------------------------------------------------------------
@@ -760,6 +845,74 @@ def test_cache_list_and_remove_work_in_a_core_install(hub, official, tmp_path, m
     removed = CliRunner().invoke(app, ["cache", "remove", "all", "--yes"])
     assert removed.exit_code == 0 and f"removed {DIT}" in removed.output, removed.output
     assert not (tmp_path / "hub" / "models--nvidia--Gen3C-Cosmos-7B").exists() and not weights.converted_dir(tmp_path / "cache").exists()
+
+
+def test_download_into_another_cache_folder_names_it_for_later_runs(hub, official, tmp_path, monkeypatch):
+    """`gen3c download --cache_dir cache` (or GEN3C_CACHE_DIR=cache) ended "runs without
+    --checkpoint_dir use it", with the folder relative: a later run without them looked in the
+    default folder, and fetched and converted everything again."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    prepare(hub, official, tmp_path)
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "default"))
+    monkeypatch.chdir(tmp_path)
+    hub.clear()
+    res = CliRunner().invoke(app, ["download", "--cache_dir", "cache"])
+    assert res.exit_code == 0 and hub.count() == 0, res.output
+    folder = tmp_path / "cache"
+    said = " ".join(res.output.split())
+    assert f"(reused {folder / 'Gen3C-Cosmos-7B-v1'}); runs given --cache_dir {folder} (or {weights.CACHE_ENV}={folder}) without --checkpoint_dir use it" in said, said
+    monkeypatch.setenv(weights.CACHE_ENV, str(folder))  # set for this command only, maybe: named
+    res = CliRunner().invoke(app, ["download"])
+    assert res.exit_code == 0 and f"runs given --cache_dir {folder} (or" in " ".join(res.output.split()), res.output
+    monkeypatch.delenv(weights.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the default folder: nothing to name
+    (tmp_path / "cache").rename(tmp_path / "gen3c")
+    res = CliRunner().invoke(app, ["download"])
+    assert res.exit_code == 0 and "); runs without --checkpoint_dir use it" in " ".join(res.output.split()), res.output
+
+
+def test_download_says_it_adds_the_prompt_cache_to_a_checkpoint_converted_without_it(hub, official, tmp_path, monkeypatch):
+    """Converted without T5, `gen3c download --dry_run` said "nothing to do" (T5 in the hub cache)
+    or only what it fetched, and `gen3c download` then ran T5 and ended "reused": the prompt
+    cache it computed and added (minutes with T5-11B) was never said."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    bare = prepare(hub, official, tmp_path, prompts=())
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)  # (as HF_ENDPOINT sets both at import)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    t5 = weights.format_bytes(sum(size for _, _, size in prepare(hub, official, tmp_path, dry_run=True).to_fetch))
+    args = ["download", "--cache_dir", str(tmp_path / "cache")]
+    plan = CliRunner().invoke(app, [*args, "--dry_run"])
+    assert plan.exit_code == 0, plan.output
+    assert f"dry run: {t5} to fetch, then the prompt cache to compute and add to {bare.checkpoint}; the disk has room" in " ".join(plan.output.split())
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0 and f"(fetched {t5} and added the prompt cache to {bare.checkpoint})" in " ".join(done.output.split()), done.output
+    again = CliRunner().invoke(app, [*args, "--dry_run"])
+    assert "dry run: nothing to do; the disk has room" in again.output, again.output
+
+
+def test_removing_all_of_an_empty_cache_says_nothing_was_there(tmp_path, monkeypatch):
+    """`gen3c cache remove all` with nothing cached said "freed 0.0 kB"."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == f"nothing to remove: nothing is cached (converted weights go to {tmp_path / 'cache'})"
 
 
 def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_path, monkeypatch):
@@ -843,6 +996,34 @@ def test_removing_what_another_process_removed_meanwhile_is_no_traceback(hub, of
     removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
     timer.join()
     assert removed == [] and not prepared.checkpoint.exists()
+
+
+def test_the_cli_says_what_another_process_removed_meanwhile(hub, official, tmp_path, monkeypatch):
+    """`gen3c cache remove NAME` that found NAME gone once it had waited said "freed 0.0 kB"."""
+    import fcntl
+    import shutil
+    import threading
+
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def the_other_removes():
+        shutil.rmtree(prepared.checkpoint)
+        os.close(fd)
+
+    timer = threading.Timer(0.5, the_other_removes)
+    timer.start()
+    res = CliRunner().invoke(app, ["cache", "remove", "Gen3C-Cosmos-7B-v1", "--cache_dir", str(tmp_path / "cache")])
+    timer.join()
+    assert res.exit_code == 0 and "nothing to remove: Gen3C-Cosmos-7B-v1 was removed by another process meanwhile" in res.output, res.output
 
 
 def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):
@@ -1156,3 +1337,53 @@ def test_a_hub_id_that_cannot_be_fetched_says_which_part_is_missing(tmp_path):
         ], offline.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_mistyped_official_id_is_named(tmp_path):
+    """`--checkpoint_dir nvidia/Gen3C-Cosmos-7` (one character short) said only "no repository on
+    the hub: check the path or the repository id", not the id it was close to."""
+    server = HubServer({"someone/gen3c-student": {"model_index.json": b"{}"}})
+    try:
+        environ = child_env(HF_ENDPOINT=server.url, HF_HOME=str(tmp_path / "hf"))
+        environ.pop("HF_HUB_OFFLINE", None)
+        cases = [["nvidia/Gen3C-Cosmos-7", {}], ["NVIDIA/gen3c-cosmos7b", {}], ["tiny_fst", {}], ["someone/other", {}]]
+        res = subprocess.run([sys.executable, "-c", HUB_MISTAKES, json.dumps(cases)], env=environ, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        said = json.loads(res.stdout.splitlines()[-1])
+        end = "check the path or the repository id (a private repository needs `hf auth login`)"
+        assert said == [
+            f"checkpoint 'nvidia/Gen3C-Cosmos-7' is no local folder and no repository on the hub ({server.url}): did you mean 'nvidia/Gen3C-Cosmos-7B'? {end}",
+            f"checkpoint 'NVIDIA/gen3c-cosmos7b' is no local folder and no repository on the hub ({server.url}): did you mean 'nvidia/Gen3C-Cosmos-7B'? {end}",
+            f"checkpoint 'tiny_fst' is no local folder and no repository on the hub ({server.url}): did you mean 'tiny_fast'? {end}",
+            f"checkpoint 'someone/other' is no local folder and no repository on the hub ({server.url}): {end}",
+        ]
+    finally:
+        server.stop()
+
+
+def test_a_checkpoint_removed_while_it_loads_says_so(tmp_path, monkeypatch):
+    """A `gen3c cache remove` in another process while a run loaded the converted checkpoint ended
+    "could not load checkpoint … (… is neither a valid local path …): leave out --checkpoint_dir
+    and gen3c fetches GEN3C's weights", to a run that had left it out."""
+    import shutil
+
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines import loading
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    folder = tmp_path / "Gen3C-Cosmos-7B-v1"
+    shutil.copytree(packaged_model_dir("tiny"), folder)
+    checked = loading.check_checkpoint
+
+    def then_removed(*args, **kwargs):
+        checked(*args, **kwargs)
+        shutil.rmtree(folder)  # as `gen3c cache remove` does, from another process
+
+    monkeypatch.setattr(loading, "check_checkpoint", then_removed)
+    with pytest.raises(Gen3cModelError) as err:
+        Gen3cPipeline.from_pretrained(folder)
+    assert str(err.value) == (
+        f"checkpoint {str(folder)!r} was removed while it was loading, by another process (`gen3c cache remove`?): "
+        "run again (GEN3C's own weights are then fetched or converted again)"
+    )

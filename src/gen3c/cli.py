@@ -987,14 +987,25 @@ def download(
     if dry_run:
         for repo_id, name, size in prepared.to_fetch:
             console.print(f"would fetch  {repo_id}/{name}  {weights.format_bytes(size)}", highlight=False)
-        todo = f"{weights.format_bytes(prepared.fetch_bytes)} to fetch" + (", then a conversion" if prepared.converted else "")
-        console.print(f"[green]dry run:[/] {todo if prepared.to_fetch or prepared.converted else 'nothing to do'}; the disk has room", highlight=False)
+        todo = [f"{weights.format_bytes(prepared.fetch_bytes)} to fetch"] if prepared.to_fetch else []
+        if prepared.converted:
+            todo.append("a conversion")
+        elif prepared.added_prompt_cache:  # (T5 run once on the two cached prompts: minutes, not "nothing to do")
+            todo.append(f"the prompt cache to compute and add to {prepared.checkpoint}")
+        said = ", then ".join(todo) or "nothing to do"
+        console.print(f"[green]dry run:[/] {escape(said)}; the disk has room", highlight=False, soft_wrap=True)
         return
     _print_cached(weights.cached_items(cache_dir))
     fetched = f"fetched {weights.format_bytes(prepared.fetch_bytes)} and " if prepared.to_fetch else ""
+    folder = prepared.checkpoint.parent
+    # A run without --cache_dir (and GEN3C_CACHE_DIR, maybe set for this command only) looks in the
+    # default folder: another is named, or that run fetches and converts it all again.
+    elsewhere = folder.resolve() != weights.user_record_dir().resolve()
+    use = f"runs given --cache_dir {folder} (or {weights.CACHE_ENV}={folder})" if elsewhere else "runs"
     console.print(
-        f"[green]ready[/] in {time.perf_counter() - started:.0f} s ({fetched}{'converted' if prepared.converted else 'reused'} "
-        f"{prepared.checkpoint}); runs without --checkpoint_dir use it",
+        f"[green]ready[/] in {time.perf_counter() - started:.0f} s ({fetched}"
+        f"{'converted' if prepared.converted else 'added the prompt cache to' if prepared.added_prompt_cache else 'reused'} "
+        f"{escape(str(prepared.checkpoint))}); {escape(use)} without --checkpoint_dir use it",
         highlight=False,
         soft_wrap=True,
     )
@@ -1058,6 +1069,13 @@ def cache_remove(
     removed = weights.remove_cached(names, cache_dir, confirm=confirm)
     if declined and declined[0]:
         console.print("nothing was removed", highlight=False)
+        return
+    if not removed:  # not "freed 0.0 kB"
+        if "all" in names:
+            said = f"nothing is cached (converted weights go to {weights.weights_cache_dir(cache_dir)})"
+        else:  # (named, then gone once another process's removal or conversion let this one in)
+            said = f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} removed by another process meanwhile"
+        console.print(f"nothing to remove: {escape(said)}", highlight=False, soft_wrap=True)
         return
     for item in removed:
         console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False, soft_wrap=True)

@@ -622,9 +622,14 @@ def convert_components(
     overwrite: bool = False,
     max_shard_size: str = "5GB",
     log: Callable[[str], None] | None = print,
+    full_report: bool = True,
 ) -> ConversionReport:
     """:func:`convert_checkpoint` from the three parts wherever they are (e.g. hub snapshots):
     GEN3C's ``model.pt``, the tokenizer folder and the T5 folder.
+
+    ``full_report=False`` says one line of counts per component instead of the key-by-key report
+    (a thousand lines at GEN3C's size; it is kept in ``conversion_report.txt`` either way), unless
+    the conversion fails.
 
     ``text_encoder_dir=None`` converts the DiT and the tokenizer only: the output has neither T5
     nor the prompt cache (:func:`prompt_cache_from_t5` makes one later), so until then it runs
@@ -670,7 +675,13 @@ def convert_components(
         if not keep_text_encoder:
             t5_report.notes.append("T5 left out of the output: only the cached prompts can be used")
         report.components.append(t5_report)
-    say(report.format())
+    if full_report:
+        say(report.format())
+    else:
+        for component in report.components:  # (T5 maps no key: what was loaded)
+            said = component.notes[0] if component.notes and not (component.mapped or component.dropped) else component.lines()[-1].strip()
+            say(f"{component.name}: {said}")
+        say(f"(key by key in {out / 'conversion_report.txt'})")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     kept_t5 = text_encoder if keep_text_encoder else None

@@ -170,6 +170,8 @@ class PreparedWeights:
         sources: repository id → (revision, snapshot folder) of the hub files used or fetched.
         to_fetch: (repository id, file, bytes) still to fetch (a dry run) or fetched now.
         converted: whether this call converted the checkpoint (or, in a dry run, would).
+        added_prompt_cache: whether this call added the prompt cache to a checkpoint converted
+            without it (or, in a dry run, would).
     """
 
     checkpoint: Path
@@ -178,6 +180,7 @@ class PreparedWeights:
     sources: dict[str, tuple[str, Path]] = field(default_factory=dict)
     to_fetch: list[tuple[str, str, int]] = field(default_factory=list)
     converted: bool = False
+    added_prompt_cache: bool = False
 
     @property
     def fetch_bytes(self) -> int:
@@ -186,13 +189,15 @@ class PreparedWeights:
 
 def weights_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """The folder of converted weights: ``cache_dir``, else ``$GEN3C_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/gen3c``, else ``~/.cache/gen3c``; refused when it is a file."""
+    ``$XDG_CACHE_HOME/gen3c``, else ``~/.cache/gen3c``, made absolute (a relative one is said as
+    the folder it is, wherever a later run starts); refused when it is a file."""
     if cache_dir:
         root = Path(cache_dir).expanduser()
     elif os.environ.get(CACHE_ENV):
         root = Path(os.environ[CACHE_ENV]).expanduser()
     else:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gen3c"
+    root = root.absolute()
     if root.exists() and not root.is_dir():
         raise Gen3cInputError(f"the folder of converted weights (--cache_dir / {CACHE_ENV}) {str(root)!r} is a file: choose a folder")
     return root
@@ -354,11 +359,15 @@ def _prepare(
     repos = [weights.dit, weights.tokenizer] if manifest is None else []
     if text_encoder or build_cache or runtime_t5:
         repos.append(weights.text_encoder)
-    prepared = PreparedWeights(target, has_prompt_cache=has_cache, converted=manifest is None)
+    prepared = PreparedWeights(target, has_prompt_cache=has_cache, converted=manifest is None, added_prompt_cache=build_cache and manifest is not None)
     if not repos:
         return prepared  # the usual second run: no hub access at all
 
     hub_cache, endpoint = _hub_settings(hub_cache_dir, endpoint)
+    existing = nearest_existing(hub_cache.absolute())
+    if not existing.is_dir():  # (else huggingface_hub's NotADirectoryError read as "cannot reach the hub")
+        where = "is" if existing == hub_cache.absolute() else f"lies under {existing}, which is"
+        raise Gen3cInputError(f"huggingface_hub's cache {hub_cache} (HF_HUB_CACHE, else HF_HOME/hub) {where} a file: point HF_HOME or HF_HUB_CACHE at a folder")
     record = _Record(record_root or root, hub_cache, also=root)
     local = {repo.repo_id: record.local(repo.repo_id) for repo in repos}
     missing = [repo for repo in repos if local[repo.repo_id] is None]
@@ -382,9 +391,14 @@ def _prepare(
                     f"{state} and HF_HUB_OFFLINE=1 forbids {'checking' if there else 'fetching'} it: {fix}, or run with "
                     "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
                 )
+            # Only T5 missing: the DiT and the tokenizer convert offline without it.
+            way = (
+                "run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder), which converts the rest without it"
+                if [repo.repo_id for repo in missing] == [weights.text_encoder.repo_id]
+                else "give `gen3c generate` --checkpoint_dir a converted checkpoint"
+            )
             raise Gen3cModelError(
-                f"GEN3C's weights are not all here ({', '.join(states)}) and HF_HUB_OFFLINE=1 forbids fetching them: "
-                f"{fix}, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
+                f"GEN3C's weights are not all here ({', '.join(states)}) and HF_HUB_OFFLINE=1 forbids fetching them: {fix}, or {way}"
             )
         plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
         prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
@@ -508,7 +522,7 @@ def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) ->
     manifest, problem = read_manifest(target)
     if problem is None:
         return manifest
-    say(f"{target} is damaged ({problem}): converting again")
+    say(f"{target} is damaged ({problem}): " + ("converting again" if remove else "a run converts it again"))  # (not removed: a dry run)
     if remove:
         _delete_at_once(target, root, "damaged-")
     return None
@@ -607,7 +621,8 @@ def _convert(
         out = staging / target.name
         convert_components(
             next(iter(dit_files.values())), tokenizer_dir, t5_dir, out, transformer_config=weights.transformer_config,
-            vae_config=weights.vae_config, keep_text_encoder=False, log=say,
+            vae_config=weights.vae_config, keep_text_encoder=False, full_report=False,
+            log=lambda line: say(line.replace(str(out), str(target))),  # (said as where it appears, once whole)
         )  # fmt: skip
         from gen3c.models.packaged import META_NAME
 
@@ -747,10 +762,18 @@ def _plan(repo: HubRepo, hub_cache: Path, endpoint: str) -> _RepoPlan:
         sibling = listing[name]
         lfs = sibling.lfs
         files[name] = (int(lfs.size if lfs else sibling.size or 0), lfs.sha256 if lfs else None)
+    # A file whose blob is in the hub cache under another revision (the repository got a commit
+    # since) is only linked by huggingface_hub: nothing to fetch, no room to find for it.
+    blobs = hub_cache / f"models--{repo.repo_id.replace('/', '--')}" / "blobs"
+
+    def stored(name: str) -> bool:
+        blob = files[name][1] or listing[name].blob_id  # (an LFS file's blob is named by its sha256, another by git's blob id)
+        return blob is not None and (blobs / blob).is_file()
+
     missing = {
         name: size
         for name, (size, _) in files.items()
-        if not isinstance(try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=info.sha), str)
+        if not isinstance(try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=info.sha), str) and not stored(name)
     }
     return _RepoPlan(repo, info.sha, files, missing)
 
@@ -1069,7 +1092,10 @@ def _remove_stale_downloads(repo_id: str, hub_cache: Path, say: Log) -> None:
 
 
 def format_bytes(n: int) -> str:
-    """``n`` bytes in GB, MB or kB (decimal units, as the hub shows sizes)."""
+    """``n`` bytes in GB, MB or kB (decimal units, as the hub shows sizes); under 100, in bytes
+    (not "0.0 kB", which reads as empty)."""
+    if n < 100:
+        return f"{n} B"
     for unit, scale in (("GB", 1e9), ("MB", 1e6)):
         if n >= scale / 10:
             return f"{n / scale:.1f} {unit}"

@@ -260,6 +260,11 @@ class Gen3cPipeline(DiffusionPipeline):
             # The folder is local by now: diffusers must not look a broken model_index.json entry up online.
             pipe = super().from_pretrained(str(folder), **{**kwargs, "local_files_only": True})
         except (OSError, ValueError) as exc:
+            if not folder.exists():  # checked, then gone: another process's `gen3c cache remove` (the checkpoint is fine)
+                raise Gen3cModelError(
+                    f"checkpoint {str(folder)!r} was removed while it was loading, by another process (`gen3c cache remove`?): "
+                    "run again (GEN3C's own weights are then fetched or converted again)"
+                ) from None
             raise Gen3cModelError(f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}") from None
         info = checkpoint_info(str(folder))
         pipe.model_info = dict(info)

@@ -136,8 +136,15 @@ def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None) -> 
             "then run `hf auth login` here (or set HF_TOKEN)"
         )
     if isinstance(exc, RepositoryNotFoundError):
+        from gen3c.models.packaged import PACKAGED_MODELS
+        from gen3c.models.weights import OFFICIAL_REPO
+
+        # A typo of a name gen3c itself knows (GEN3C's own weights, a shipped model) is named.
+        known = {name.casefold(): name for name in (OFFICIAL_REPO, *PACKAGED_MODELS)}
+        near = difflib.get_close_matches(source.casefold(), known, n=1, cutoff=0.8)
+        hint = f"did you mean {known[near[0]]!r}? " if near else ""
         return Gen3cModelError(
-            f"{where} and no repository on the hub ({constants.ENDPOINT}): check the path or the repository id "
+            f"{where} and no repository on the hub ({constants.ENDPOINT}): {hint}check the path or the repository id "
             "(a private repository needs `hf auth login`)"
         )
     if isinstance(exc, RevisionNotFoundError):
