@@ -669,6 +669,34 @@ def test_a_manifest_of_the_same_file_name_does_not_overwrite_anothers_outputs(bo
     assert run_batch(first, tmp_path / "copy").outcomes[0].note == "re-ran: its manifest row changed"
 
 
+def test_outputs_of_several_other_manifests_are_all_named(box_scene, tmp_path):
+    """A folder holding the outputs of two other manifests' jobs was refused naming the first
+    manifest only: deleting the status files named left the next run refused again, for the
+    second. Every other manifest is named (the first 3 of more), with its jobs and the files to delete."""
+    from gen3c.batch.runner import _check_not_another_manifests
+
+    out = tmp_path / "out"
+    for sub in ("m1", "m2", "m3", "mine"):
+        (tmp_path / sub).mkdir()
+    others = [write_manifest(path, []) for path in (tmp_path / "m0.jsonl", *(tmp_path / f"m{k}" / "jobs.jsonl" for k in (1, 2, 3)))]
+    jobs = load_manifest(write_manifest(tmp_path / "mine" / "jobs.jsonl", [box_row(box_scene, n) for n in "abcde"]))
+    owners = {"a": others[0], "b": others[0], "c": others[1]}
+    planned = {job.name: {"manifest": str(owners[job.name]), "output_folder": str(out)} if job.name in owners else None for job in jobs}
+    with pytest.raises(Gen3cInputError) as refused:
+        _check_not_another_manifests(jobs, planned, out, {})
+    assert str(refused.value) == (
+        f"{str(out)!r} holds the outputs of jobs of 2 other manifests: a, b of {str(others[0])!r}; c of {str(others[1])!r}, which "
+        "this manifest's jobs of those names would overwrite: pass another --output_folder (the default, outputs/<manifest name>, "
+        "is one folder for manifests of one file name), or delete those jobs' status files a_status.json, b_status.json, "
+        "c_status.json there to replace their outputs"
+    )
+    owners = dict(zip("abcde", [others[0], others[1], others[2], others[3], others[3]], strict=True))
+    planned = {job.name: {"manifest": str(owners[job.name]), "output_folder": str(out)} for job in jobs}
+    with pytest.raises(Gen3cInputError, match=rf"of 4 other manifests: a of .*m0.jsonl'; b of .*; c of .*m2/jobs.jsonl'; and jobs of 1 more, "
+                                              r"which .* status files a_status.json, b_status.json, c_status.json … there"):
+        _check_not_another_manifests(jobs, planned, out, {})
+
+
 def test_a_copied_manifest_naming_the_same_files_resumes_and_another_projects_is_refused(box_scene, tmp_path):
     """A copy of a manifest in another folder naming the same input files (`../inputs/…`) was
     refused as another manifest's work (its request hash, paths relative to its folder, differed):

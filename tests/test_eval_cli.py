@@ -280,6 +280,69 @@ def test_the_terminal_table_and_the_report_name_their_units_and_directions():
     assert units["center_error"]["unit"] == "share of the source view's median depth" and set(SCORE_NAMES) <= set(units)
 
 
+def test_every_number_of_a_case_in_results_json_has_its_unit():
+    """A case's disoccluded_share had no entry in results.json's units (a reader of 0.31 could not
+    tell a share from a percentage); it is no score, so neither direction is better."""
+    from gen3c.evaluation.report import results_json
+
+    data = results_json(one_case_result())
+    case = data["cases"][0]
+    numbers = {k for k, v in case.items() if isinstance(v, float)} | {s for row in case["scores"].values() for s in row}
+    assert numbers <= set(data["units"]), numbers - set(data["units"])
+    assert data["units"]["disoccluded_share"] == {
+        "unit": "share of the pixels of frames 1 … T−1 the source view's cache does not see", "better": "neither"}
+
+
+def test_the_tables_per_scene_and_per_preset_say_what_they_average():
+    """"PSNR dB ↑ per scene" did not say that each value is the mean over the presets."""
+    from gen3c.evaluation.report import markdown
+
+    headings = [line for line in markdown(one_case_result(), plots=False, sheets=[]).splitlines() if " per " in line and line.startswith("## ")]
+    assert headings == ["## PSNR dB ↑ per scene (mean over presets)", "## PSNR dB ↑ per preset (mean over scenes)",
+                        "## rot err ° ↓ per preset (mean over scenes)"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("error", "interrupted", "case", "says"), [
+    ("interrupted (Ctrl-C)", True, "room-left", "the benchmark was interrupted (Ctrl-C) in case room-left. The tables"),
+    ("terminated (SIGTERM)", True, None, "the benchmark was terminated (SIGTERM) after its last case, before the report was written. The"),
+    ("RuntimeError: out of luck.", False, "room-left", "the benchmark failed in case room-left: RuntimeError: out of luck. The tables"),
+])  # fmt: skip
+def test_a_partial_reports_heading_says_why_without_nested_brackets(error, interrupted, case, says):
+    """It read "stopped in case room-down (interrupted (Ctrl-C))"."""
+    from gen3c.evaluation.report import incomplete_markdown
+    from gen3c.evaluation.suite import Stopped
+
+    result = one_case_result()
+    result.config = replace(result.config, presets=("left", "right"))
+    result.stopped = Stopped(case, error, interrupted)
+    assert incomplete_markdown(result)[0].startswith(f"**Incomplete**: {says}")
+
+
+def test_the_bar_plots_legends_cover_no_bar():
+    """With 2 or 3 series the legend sat inside the axes, where matplotlib found the least
+    crowded place: with many rows of tall bars there is none, and it covered bars. It is above
+    the axes now, under the title."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import _bars
+
+    names = [f"row{k}" for k in range(9)]
+    for series in ({"rotation": [3.0] * 9, "direction": [3.2] * 9}, {"all": [21.0] * 9, "seen": [23.0] * 9, "disoccluded": [22.0] * 9}):
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+        _bars(ax, names, series, "degrees ↓", "Camera error")
+        fig.tight_layout()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legend, title = ax.get_legend().get_window_extent(renderer), ax.title.get_window_extent(renderer)
+        assert not any(legend.overlaps(bar.get_window_extent(renderer)) for bar in ax.patches)
+        assert not legend.overlaps(title) and legend.y0 >= ax.bbox.y1 - 1  # above the axes, under the title
+        plt.close(fig)
+
+
 def test_the_plots_axes_say_which_way_is_better(tmp_path, monkeypatch):
     """Every plotted score's axis label ends in ↑ (higher is better: PSNR, SSIM) or ↓ (lower: the
     errors), as the report's headers do; the axes named only the unit."""
@@ -408,9 +471,46 @@ def test_the_contact_sheets_mask_row_says_which_colour_is_which(monkeypatch):
 
     drawn, text = [], ImageDraw.ImageDraw.text
     monkeypatch.setattr(ImageDraw.ImageDraw, "text", lambda self, xy, label, *a, **k: (drawn.append(label), text(self, xy, label, *a, **k))[1])
-    truth = GroundTruth(None, None, None, torch.ones(3, 3, 16, 24), None, torch.ones(3, 16, 24, dtype=torch.bool), None, 1.0)
-    contact_sheet(truth, {GROUND_TRUTH: torch.ones(2, 3, 16, 24), "still": torch.ones(2, 3, 16, 24)}, [1, 2])
+    truth = GroundTruth(None, None, None, torch.ones(3, 3, 16, 48), None, torch.ones(3, 16, 48, dtype=torch.bool), None, 1.0)
+    contact_sheet(truth, {GROUND_TRUTH: torch.ones(2, 3, 16, 48), "still": torch.ones(2, 3, 16, 48)}, [1, 2])
     assert drawn == ["frame 1", "frame 2", GROUND_TRUTH, "seen (white) / disocc. (black)", "still"]
+
+
+def _sheet_header(width, shown):
+    """The header band of a contact sheet of frames ``width`` pixels wide showing ``shown`` (grey
+    frames), as ink (True) per pixel, and where each frame's column starts."""
+    import torch
+
+    from gen3c.evaluation.report import contact_sheet
+    from gen3c.evaluation.suite import GROUND_TRUTH, GroundTruth
+
+    T = max(shown) + 1
+    truth = GroundTruth(None, None, None, torch.zeros(T, 3, 16, width), None, torch.ones(T, 16, width, dtype=torch.bool), None, 1.0)
+    frames = torch.zeros(len(shown), 3, 16, width)
+    sheet = np.asarray(contact_sheet(truth, {GROUND_TRUTH: frames, "still": frames}, shown).convert("L"))
+    starts = [int(x) for x in np.flatnonzero(np.diff(np.isin(sheet[20], (127, 128)).astype(int)) == 1) + 1]  # the grey frames' left edges
+    return sheet[:16] < 128, starts
+
+
+@pytest.mark.parametrize("width", [16, 24, 32])
+def test_the_contact_sheets_frame_numbers_do_not_run_into_each_other(width):
+    """"frame N" is 35 pixels or more wide: over frames narrower than that (--resolution 16x24) the
+    headers ran into each other, an unreadable "frameframefra…". Each header now stays over its own
+    column (the bare numbers, "frame" over the row names), one that cannot is left out."""
+    shown = [1, 2, 3, 4, 9, 10, 11, 12]
+    ink, starts = _sheet_header(width, shown)
+    assert len(starts) == len(shown)
+    for start in starts[1:]:  # nothing in the 2 pixels before a column: the header to its left ends there
+        assert not ink[:, start - 2 : start].any(), start
+    assert not ink[:, starts[-1] + width :].any()  # nor past the last column
+    labelled = [bool(ink[:, a : a + width].any()) for a in starts]
+    assert all(labelled)  # (2 digits fit over 16 pixels)
+    assert ink[:, : starts[0]].any()  # "frame", over the row names
+
+
+def test_wide_frames_keep_their_frame_n_headers():
+    ink, starts = _sheet_header(48, [1, 12])
+    assert ink[:, : starts[0]].sum() == 0 and all(ink[:, a : a + 48].sum() > 60 for a in starts)  # (a number alone: under 40 pixels)
 
 
 def _files(folder):
@@ -481,7 +581,7 @@ def test_an_eval_interrupted_while_its_report_is_written_keeps_every_case(tmp_pa
     assert {k: v for k, v in after.items() if not k.startswith("partial/")} == before
     partial = json.loads(after["partial/results.json"])
     assert partial["stopped"] == {"error": "interrupted (Ctrl-C)", "finished": ["room-left", "corridor-left"], "failed": [], "interrupted": [], "not_run": []}
-    assert "stopped after its last case, before the report was written (interrupted (Ctrl-C))" in after["partial/report.md"].decode()
+    assert "was interrupted (Ctrl-C) after its last case, before the report was written." in after["partial/report.md"].decode()
 
 
 def _raise(n=1):

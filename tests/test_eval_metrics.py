@@ -427,6 +427,13 @@ def test_held_out_seeds_and_contact_frames():
     assert contact_indices(25, 5) == [1, 7, 12, 18, 24] and contact_indices(4, 5) == [1, 2, 3]
 
 
+def test_one_contact_frame_is_the_last_as_every_spread_ends_there():
+    """--contact_frames 1 showed frame 1, the least different from the source view; any count
+    above 1 ends at the last frame, and so does 1 now."""
+    assert contact_indices(25, 1) == [24] and contact_indices(2, 1) == [1]
+    assert [contact_indices(25, n)[-1] for n in (1, 2, 3, 24, 30)] == [24] * 5
+
+
 def test_benchmark_psnr_is_pooled_per_case_then_averaged_as_documented():
     """docs/eval.md: image scores over frames 1 … T−1 on the [0, 1] scale, pooled over a case's
     pixels (all / seen / disoccluded), and the summary the mean over cases — recomputed here by

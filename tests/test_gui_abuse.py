@@ -5,8 +5,10 @@ a time, and nothing is written outside its work folder."""
 from __future__ import annotations
 
 import functools
+import html
 import json
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -22,6 +24,7 @@ from PIL import Image
 
 from gen3c.errors import Gen3cInputError
 from gen3c.gui import state as gui_state
+from gen3c.gui.app import SETTING_CONTROLS
 from gen3c.gui.state import GuiState, JobRunner
 from gen3c.io.camera_files import cameras_to_dict
 from gen3c.pipelines.preview import PreviewGenerator
@@ -1308,6 +1311,22 @@ def test_a_one_frame_video_and_an_unknown_path_mode_are_said_as_such(gui, tmp_pa
     handler(gui, gui._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Spiral"), client=None))
     assert "internal" not in gui.status.content and "&quot;Path&quot; &#x27;Spiral&#x27; is unknown: choose one of Preset, Keyframes, Imported file" in gui.status.content, gui.status.content
     assert gui.state.path_mode == "preset" and gui.path_mode.value == "Preset"
+
+
+@pytest.mark.parametrize(("key", "label", "value", "choices"), [
+    ("trajectory", "Trajectory", "spiral", "left, right, up, down, zoom_in, zoom_out, clockwise, counterclockwise"),
+    ("camera_rotation", "Rotation", "tumble", "center_facing, no_rotation, trajectory_aligned"),
+    ("trajectory_scale", "Distance unit", "miles", "auto, gen3c, median_depth"),
+])  # fmt: skip
+def test_a_preset_setting_the_page_does_not_offer_is_refused_when_set(gui, key, label, value, choices):
+    """A trajectory (rotation, distance unit) the page's dropdown does not offer, sent by another
+    client, was stored, and reported only later as a camera-path problem; it is refused when set,
+    in one line naming the control (as an unknown path mode is), and the dropdown put back."""
+    before = getattr(gui.state.request, key)
+    handler(gui, functools.partial(gui._on_setting, key, redraw_cache=False))(SimpleNamespace(target=SimpleNamespace(value=value), client=None))
+    said = html.unescape(re.sub("<[^>]+>", "", gui.status.content))
+    assert said == f'**Error:** "{label}" {value!r} is unknown: choose one of {choices}', said
+    assert getattr(gui.state.request, key) == before == getattr(gui, SETTING_CONTROLS[key]).value
 
 
 def test_a_cache_render_that_shows_nothing_says_why_in_the_page(gui):

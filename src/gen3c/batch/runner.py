@@ -217,20 +217,29 @@ def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None
         except OSError:
             continue
         theirs.setdefault(other, []).append(job.name)
-    if theirs:
-        other, names = next(iter(theirs.items()))
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        files = ", ".join(status_path("", name).name for name in names[:3]) + (" …" if len(names) > 3 else "")
-        several = len(names) > 1
-        whose = "those jobs' status files" if several else "that job's status file"
-        # (two manifests of one file name: most likely both wrote to the default folder)
-        default = (" (the default, outputs/<manifest name>, is one folder for manifests of one file name)"
-                   if Path(other).name == Path(jobs[0].manifest).name else "")  # fmt: skip
-        raise Gen3cInputError(
-            f"{str(folder)!r} holds the outputs of job{'s' if several else ''} {shown} of another manifest, {other!r}, "
-            f"which this manifest's jobs of those names would overwrite: pass another --output_folder{default}, or delete "
-            f"{whose} {files} there to replace {'their' if several else 'its'} outputs"
-        )
+    if not theirs:
+        return
+
+    def first_few(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    names = [name for mine in theirs.values() for name in mine]
+    files = ", ".join(status_path("", name).name for name in names[:3]) + (" …" if len(names) > 3 else "")
+    several = len(names) > 1
+    whose = "those jobs' status files" if several else "that job's status file"
+    # (two manifests of one file name: most likely both wrote to the default folder)
+    default = (" (the default, outputs/<manifest name>, is one folder for manifests of one file name)"
+               if any(Path(other).name == Path(jobs[0].manifest).name for other in theirs) else "")  # fmt: skip
+    if len(theirs) == 1:
+        held = f"job{'s' if several else ''} {first_few(names)} of another manifest, {next(iter(theirs))!r},"
+    else:  # every other manifest named (the first 3), not only the first
+        each = [f"{first_few(mine)} of {other!r}" for other, mine in list(theirs.items())[:3]]
+        more = f"; and jobs of {len(theirs) - 3} more" if len(theirs) > 3 else ""
+        held = f"jobs of {len(theirs)} other manifests: {'; '.join(each)}{more},"
+    raise Gen3cInputError(
+        f"{str(folder)!r} holds the outputs of {held} which this manifest's jobs of those names would overwrite: pass another "
+        f"--output_folder{default}, or delete {whose} {files} there to replace {'their' if several else 'its'} outputs"
+    )
 
 
 def _earlier_notes(status: dict) -> list[str]:

@@ -67,8 +67,9 @@ _SHOWN = {
     REFERENCE_SCORE: ("PSNR vs reference dB", 1.0, 2),
 }
 
-#: The unit of each score as results.json holds it (unscaled) and which way is better, written
-#: into results.json so that a reader of the numbers alone does not take 0.0066 for a percentage.
+#: The unit of each score as results.json holds it (unscaled) and which way is better ("neither"
+#: for a case's ``disoccluded_share``, no score), written into results.json so that a reader of
+#: the numbers alone does not take 0.0066 for a percentage.
 SCORE_UNITS = {
     "psnr": ("dB", "higher"),
     "psnr_seen": ("dB", "higher"),
@@ -85,6 +86,8 @@ SCORE_UNITS = {
     "psnr_per_frame": ("dB", "higher"),
     "seconds": ("seconds", "lower"),
     "first_seconds": ("seconds", "lower"),
+    # (each case's, not a score: how much of the video the cache cannot show, how hard the case is)
+    "disoccluded_share": ("share of the pixels of frames 1 … T−1 the source view's cache does not see", "neither"),
 }
 
 
@@ -313,7 +316,8 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         table = grouped(result, key, score)
         groups = list(next(iter(table.values())).keys())
         rows = [[f"`{name}`", *(_fmt(vals[g], score) for g in groups)] for name, vals in table.items() if score != "psnr" or name != GROUND_TRUTH]
-        parts += [f"## {_header(score)} per {key}", "", _markdown_table(["method", *groups], rows), ""]
+        over = "presets" if key == "scene" else "scenes"
+        parts += [f"## {_header(score)} per {key} (mean over {over})", "", _markdown_table(["method", *groups], rows), ""]
     if plots:
         parts += ["## Plots", ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
     if sheets:
@@ -343,8 +347,10 @@ def incomplete_markdown(result: BenchmarkResult) -> list[str]:
     cut = "interrupted" if result.stopped.interrupted else "failed"  # (the case it stopped in)
     total = len(benchmark_cases(result.config))
     where = f"in case {result.stopped.case}" if result.stopped.case else "after its last case, before the report was written"
+    # "was interrupted (Ctrl-C) in case room-down", "failed in case room-down: ValueError: …"
+    why = f"was {result.stopped.error} {where}" if result.stopped.interrupted else f"failed {where}: {result.stopped.error.rstrip('.')}"
     return [
-        f"**Incomplete**: the benchmark stopped {where} ({result.stopped.error}). The tables below "
+        f"**Incomplete**: the benchmark {why}. The tables below "
         f"hold the {counted(len(status['finished']), 'finished case')} of {total} only, so their means are not comparable "
         "with a complete report's.",
         "",
@@ -447,14 +453,31 @@ def contact_sheet(truth: GroundTruth, sheet: dict[str, Tensor], shown: list[int]
     label_w, header_h, pad = max(130, int(longest) + 12), 16, 2
     canvas = Image.new("RGB", (label_w + len(shown) * (w + pad), header_h + len(rows) * (h + pad)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    for j, t in enumerate(shown):
-        draw.text((label_w + j * (w + pad) + 2, 2), f"frame {t}", fill=(0, 0, 0), font=font)
+    for x, text in _frame_labels(shown, w + pad, font, label_w, canvas.width):
+        draw.text((x, 2), text, fill=(0, 0, 0), font=font)
     for i, (name, frames) in enumerate(rows):
         y = header_h + i * (h + pad)
         draw.text((4, y + h // 2 - 6), name, fill=(0, 0, 0), font=font)
         for j, img in enumerate(_to_uint8(frames)):
             canvas.paste(Image.fromarray(img).resize((w, h), Image.BILINEAR), (label_w + j * (w + pad), y))
     return canvas
+
+
+def _frame_labels(shown: list[int], step: int, font, left: int, right: int) -> list[tuple[int, str]]:
+    """Where the contact sheet's column headers go and what they say: "frame N" over each column
+    ``step`` pixels wide, from ``left``; where one does not fit every column, "frame" in the row
+    names' column and the bare numbers, a number that would run into the one before it (or past
+    ``right``) left out."""
+    length = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    if all(length(f"frame {t}", font=font) + 4 <= step for t in shown):
+        return [(left + j * step + 2, f"frame {t}") for j, t in enumerate(shown)]
+    labels, end = [(4, "frame")], left
+    for j, t in enumerate(shown):
+        x, width = left + j * step + 2, length(str(t), font=font)
+        if x >= end and x + width <= right:
+            labels.append((x, str(t)))
+            end = x + width + 4
+    return labels
 
 
 def save_png(image: Image.Image, path: Path) -> None:
@@ -496,11 +519,15 @@ def _bars(ax, names: list[str], series: dict[str, list[float]], ylabel: str, tit
         _no_scale(ax)
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    # With 2 or 3 series, their legend in one row between the title and the axes: inside them it
+    # covered bars (the top right ones with many rows, whatever place matplotlib chose).
+    ax.set_title(title, pad=20 if len(series) > 1 else None)
     if len(series) > 1:  # patches of the series' colours: a series with no bar has none to show
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=f"C{k}", label=label) for k, label in enumerate(series)], fontsize=8)
+        handles = [Patch(color=f"C{k}", label=label) for k, label in enumerate(series)]
+        ax.legend(handles=handles, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series),
+                  frameon=False, borderaxespad=0.2)  # fmt: skip
     ax.grid(axis="y", alpha=0.3)
 
 

@@ -440,9 +440,12 @@ def score_consistency(frames: Tensor, truth: GroundTruth) -> dict:
 
 
 def contact_indices(num_frames: int, count: int) -> list[int]:
-    """``count`` frames spread evenly from 1 to the last (frame 0 is the source)."""
+    """``count`` frames spread evenly from 1 to the last (frame 0 is the source); one is the last,
+    the farthest from the source view, as the spread always ends there."""
     count = max(1, min(count, num_frames - 1))
-    return sorted({round(1 + i * (num_frames - 2) / max(count - 1, 1)) for i in range(count)})
+    if count == 1:
+        return [num_frames - 1]
+    return sorted({round(1 + i * (num_frames - 2) / (count - 1)) for i in range(count)})
 
 
 @dataclass

@@ -69,12 +69,15 @@ from gen3c.pipelines.request import (
 )
 from gen3c.pipelines.resume import partial_dir
 from gen3c.pipelines.settings import PRESET_SETTINGS
-from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath
+from gen3c.trajectories import DEFAULT_SMOOTHNESS, PRESETS, ROTATION_MODES, TRAJECTORY_SCALES, KeyframePath
 
 if TYPE_CHECKING:
     from gen3c.pipelines.request import SceneInput
 
 PATH_MODES = ("preset", "keyframes", "file")
+#: The preset path's choices (the page's dropdowns), checked when set: another client can send any
+#: text, which the CLI's choices would have refused and the camera path would report only later.
+PRESET_CHOICES = {"trajectory": PRESETS, "camera_rotation": ROTATION_MODES, "trajectory_scale": TRAJECTORY_SCALES}
 #: How a GUI user allows a legacy pickled ``.pt`` sample (full unpickling can run code): the page
 #: never unpickles, the CLI does when told.
 GRANT_TRUST = "run it with `gen3c generate --trust_checkpoint`"
@@ -358,7 +361,11 @@ class GuiState:
 
     def update(self, **settings: Any) -> None:
         """Change request settings by their CLI names; re-prepares the source when the working
-        resolution changes and drops the cache when its settings change."""
+        resolution changes and drops the cache when its settings change. A preset choice no
+        dropdown offers (:data:`PRESET_CHOICES`) is refused here, not left to the camera path."""
+        for key in settings.keys() & PRESET_CHOICES.keys():
+            if settings[key] not in PRESET_CHOICES[key]:
+                raise Gen3cInputError(f"--{key} {quoted(settings[key])} is unknown: choose one of {', '.join(PRESET_CHOICES[key])}")
         request = GenerationRequest.from_dict({**self.request.to_dict(), **settings}, "GUI settings")
         check_request(request)  # the CLI's checks (frames, fps, a seed out of range), when set, not at Generate
         old, self.request = self.request, request
