@@ -692,7 +692,7 @@ def test_outputs_of_several_other_manifests_are_all_named(box_scene, tmp_path):
     )
     owners = dict(zip("abcde", [others[0], others[1], others[2], others[3], others[3]], strict=True))
     planned = {job.name: {"manifest": str(owners[job.name]), "output_folder": str(out)} for job in jobs}
-    with pytest.raises(Gen3cInputError, match=rf"of 4 other manifests: a of .*m0.jsonl'; b of .*; c of .*m2/jobs.jsonl'; and jobs of 1 more, "
+    with pytest.raises(Gen3cInputError, match=r"of 4 other manifests: a of .*m0.jsonl'; b of .*; c of .*m2/jobs.jsonl'; and jobs of 1 more, "
                                               r"which .* status files a_status.json, b_status.json, c_status.json … there"):
         _check_not_another_manifests(jobs, planned, out, {})
 
