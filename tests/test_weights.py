@@ -902,6 +902,29 @@ def test_download_says_it_adds_the_prompt_cache_to_a_checkpoint_converted_withou
     assert "dry run: nothing to do; the disk has room" in again.output, again.output
 
 
+def test_download_fetches_t5_only_where_a_default_run_would(hub, official, tmp_path, monkeypatch):
+    """`gen3c download` always fetched T5: after `gen3c cache remove google-t5/t5-11b` (the prompt
+    cache made), running it again fetched T5-11B's 45.2 GB again, which a default run never needs."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    prepare(hub, official, tmp_path)
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)  # (as HF_ENDPOINT sets both at import)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    removed = CliRunner().invoke(app, ["cache", "remove", T5, "--yes", "--cache_dir", str(tmp_path / "cache")])
+    assert removed.exit_code == 0, removed.output
+    hub.clear()
+    args = ["download", "--cache_dir", str(tmp_path / "cache")]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and hub.count() == 0 and "(reused " in again.output, again.output
+    asked = CliRunner().invoke(app, [*args, "--text_encoder"])  # for prompts of one's own: asked for
+    assert asked.exit_code == 0 and fetched(hub) and all(name.startswith(T5) for name in fetched(hub)), asked.output
+
+
 def test_removing_all_of_an_empty_cache_says_nothing_was_there(tmp_path, monkeypatch):
     """`gen3c cache remove all` with nothing cached said "freed 0.0 kB"."""
     from huggingface_hub import constants

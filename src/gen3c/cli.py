@@ -960,14 +960,17 @@ def convert(
 @app.command()
 @user_errors
 def download(
-    no_text_encoder: Annotated[
-        bool,
+    text_encoder: Annotated[
+        bool | None,
         typer.Option(
-            "--no_text_encoder",
-            help="Leave out T5-11B (45.2 GB): runs then need --disable_prompt_encoder until a run with a prompt fetches it "
-            "(the prompt cache of the empty and the negative prompt is computed from it once).",
+            "--text_encoder/--no_text_encoder",
+            help="T5-11B (45.2 GB). By default it is fetched only while the prompt cache (the T5 embeddings of the empty and "
+            "the negative prompt, computed once) is missing, as a run with the default prompts would. --text_encoder: fetch it "
+            "anyway, for runs with other prompts. --no_text_encoder: leave it out; runs then need --disable_prompt_encoder "
+            "until a run with a prompt fetches it.",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     cache_dir: WeightsCacheOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry_run", help="Only list what would be fetched and check the disk space; fetch nothing.")
@@ -980,9 +983,10 @@ def download(
     from gen3c.models import configs, weights
 
     started = time.perf_counter()
-    prompts = () if no_text_encoder else configs.CACHED_PROMPTS
+    # What a run with the default prompts needs: T5 only to compute the prompt cache, unless asked for.
+    prompts = () if text_encoder is False else configs.CACHED_PROMPTS
     prepared = weights.prepare_weights(
-        prompts=prompts, text_encoder=not no_text_encoder, cache_dir=cache_dir, dry_run=dry_run, log=lambda line: console.print(escape(line), highlight=False)
+        prompts=prompts, text_encoder=bool(text_encoder), cache_dir=cache_dir, dry_run=dry_run, log=lambda line: console.print(escape(line), highlight=False)
     )  # fmt: skip
     if dry_run:
         for repo_id, name, size in prepared.to_fetch:
