@@ -188,6 +188,30 @@ def test_a_run_stopped_while_adding_the_prompt_cache_keeps_the_checkpoint(hub, o
     assert verify_checksums(full.checkpoint) and weights.read_manifest(full.checkpoint)[0]["prompt_cache"]
 
 
+def test_adding_the_prompt_cache_without_hard_links_checks_the_room_for_the_copy(hub, official, tmp_path, monkeypatch):
+    """Where the file system has no hard links, adding the prompt cache copies the whole checkpoint
+    (~15 GB at GEN3C's size), and no disk check counted it: the disk filled up half-way."""
+    bare = prepare(hub, official, tmp_path, prompts=())
+    weights.prepare_weights(weights=official[2], cache_dir=tmp_path / "other", hub_cache_dir=tmp_path / "hub", endpoint=hub.url, log=None)
+    size = sum(weights.read_manifest(bare.checkpoint)[0]["files"].values())  # T5 is in the hub cache now: nothing to fetch
+
+    def no_links(src, dst, **kwargs):
+        raise PermissionError(1, "Operation not permitted")  # as Linux says it on vfat/exFAT
+
+    monkeypatch.setattr(os, "link", no_links)
+    with monkeypatch.context() as patch:
+        patch.setattr(weights.shutil, "disk_usage", lambda _path: type("usage", (), {"free": size})())
+        with pytest.raises(Gen3cModelError) as err:
+            prepare(hub, official, tmp_path)
+    assert str(err.value).startswith(
+        f"not enough free disk space in {tmp_path / 'cache'}: {weights.format_bytes(size + weights.DISK_RESERVE_BYTES)} needed "
+        f"({weights.format_bytes(size)} to copy {bare.checkpoint.name} (its file system has no hard links) + "
+    ), str(err.value)
+    assert not weights.read_manifest(bare.checkpoint)[0]["prompt_cache"] and not leftovers(tmp_path)
+    full = prepare(hub, official, tmp_path)  # with the room: copied
+    assert full.has_prompt_cache and verify_checksums(full.checkpoint) and not leftovers(tmp_path)
+
+
 # -- what goes wrong ---------------------------------------------------------------------------
 
 

@@ -402,15 +402,20 @@ def _prepare(
             )
         plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
         prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
-    # Before the first byte: room for what is fetched (hub cache) and what is converted (CACHE).
-    needs = {hub_cache: (prepared.fetch_bytes, [f"{format_bytes(prepared.fetch_bytes)} to fetch"])}
+    # Before the first byte: room for what is fetched (hub cache) and what is written in CACHE.
+    needs = {hub_cache: (prepared.fetch_bytes, [f"{format_bytes(prepared.fetch_bytes)} to fetch"] if prepared.to_fetch else [])}
+    written = None
     if manifest is None:
-        size = conversion_bytes(weights)
-        if _same_disk(root, hub_cache):
-            total, what = needs[hub_cache]
-            needs[hub_cache] = (total + size, [*what, f"{format_bytes(size)} converted"])
+        written = (conversion_bytes(weights), "converted")
+    elif build_cache and not dry_run and not _hard_links_work(target, root):  # (_add_prompt_cache copies the checkpoint)
+        written = (sum(manifest["files"].values()), f"to copy {target.name} (its file system has no hard links)")
+    if written is not None:
+        size, what = written
+        if prepared.to_fetch and _same_disk(root, hub_cache):
+            total, said = needs[hub_cache]
+            needs[hub_cache] = (total + size, [*said, f"{format_bytes(size)} {what}"])
         else:
-            needs[root] = (size, [f"{format_bytes(size)} converted"])
+            needs[root] = (size, [f"{format_bytes(size)} {what}"])
     _check_disk(needs)
     if dry_run:
         return prepared
@@ -636,7 +641,8 @@ def _convert(
 
 def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tuple[str, str], root: Path, say: Log) -> None:
     """Add the prompt cache to a checkpoint converted without T5. The new checkpoint is made beside
-    it, from hard links to its files (copies where the file system has none), and put in its place
+    it, from hard links to its files (copies where the file system has none: :func:`_prepare` checks
+    the room for them first), and put in its place
     by one swap: a run stopped at any step leaves the old checkpoint whole, and the next run adds
     the cache again (changed in place, a run stopped between the index and the manifest left a
     folder that read as damaged, so the whole DiT was converted again)."""
@@ -665,6 +671,18 @@ def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tup
         replace_folder(out, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _hard_links_work(target: Path, root: Path) -> bool:
+    """Whether the files of ``target`` can be hard-linked into ``root`` (tried once, on its manifest)."""
+    probe = _temporary(root, "link-")
+    try:
+        os.link(target / MANIFEST_FILE, probe)
+    except OSError:  # as _link_or_copy, which then copies
+        return False
+    with contextlib.suppress(OSError):
+        probe.unlink()
+    return True
 
 
 def _link_or_copy(src: str, dst: str) -> None:
