@@ -124,6 +124,14 @@ def test_the_conversion_says_counts_and_the_folder_it_makes_not_every_key(hub, o
     assert f"done: {prepared.checkpoint}" in lines and f"(key by key in {prepared.checkpoint / 'conversion_report.txt'})" in lines
 
 
+def test_the_report_says_where_runs_find_t5_left_out_of_the_cache(hub, official, tmp_path):
+    """The cached conversion's report said "T5 left out of the output: only the cached prompts can
+    be used", while a run with another prompt loads T5 from the hub cache (the next test)."""
+    prepared = prepare(hub, official, tmp_path)
+    notes = [line.strip() for line in (prepared.checkpoint / "conversion_report.txt").read_text().splitlines() if "T5 left out" in line]
+    assert notes == [f"note: T5 left out of the output: other prompts load it from the Hugging Face cache ({T5}, fetched again if removed)"]
+
+
 def test_a_prompt_outside_the_cache_uses_t5_from_the_hub_cache_without_a_request(hub, official, tmp_path):
     from transformers import AutoTokenizer, T5EncoderModel
 

@@ -623,6 +623,7 @@ def convert_components(
     max_shard_size: str = "5GB",
     log: Callable[[str], None] | None = print,
     full_report: bool = True,
+    t5_elsewhere: str | None = None,
 ) -> ConversionReport:
     """:func:`convert_checkpoint` from the three parts wherever they are (e.g. hub snapshots):
     GEN3C's ``model.pt``, the tokenizer folder and the T5 folder.
@@ -630,6 +631,9 @@ def convert_components(
     ``full_report=False`` says one line of counts per component instead of the key-by-key report
     (a thousand lines at GEN3C's size; it is kept in ``conversion_report.txt`` either way), unless
     the conversion fails.
+
+    ``t5_elsewhere``: where runs find T5 when ``keep_text_encoder`` is False, for the report (None:
+    nowhere, so only the cached prompts can be used).
 
     ``text_encoder_dir=None`` converts the DiT and the tokenizer only: the output has neither T5
     nor the prompt cache (:func:`prompt_cache_from_t5` makes one later), so until then it runs
@@ -673,7 +677,8 @@ def convert_components(
             "prompt_cache: float32 T5 embeddings of the empty prompt and GEN3C's default negative prompt"
         )
         if not keep_text_encoder:
-            t5_report.notes.append("T5 left out of the output: only the cached prompts can be used")
+            where = f"other prompts load it from {t5_elsewhere}" if t5_elsewhere else "only the cached prompts can be used"
+            t5_report.notes.append(f"T5 left out of the output: {where}")
         report.components.append(t5_report)
     if full_report:
         say(report.format())

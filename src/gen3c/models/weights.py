@@ -627,6 +627,7 @@ def _convert(
         convert_components(
             next(iter(dit_files.values())), tokenizer_dir, t5_dir, out, transformer_config=weights.transformer_config,
             vae_config=weights.vae_config, keep_text_encoder=False, full_report=False,
+            t5_elsewhere=f"the Hugging Face cache ({weights.text_encoder.repo_id}, fetched again if removed)",
             log=lambda line: say(line.replace(str(out), str(target))),  # (said as where it appears, once whole)
         )  # fmt: skip
         from gen3c.models.packaged import META_NAME
