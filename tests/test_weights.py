@@ -465,6 +465,28 @@ def test_offline_a_file_touched_since_it_was_checked_is_checked_again_not_called
     assert hub.count() == 0
 
 
+def test_an_unreachable_hub_suggests_offline_only_where_offline_would_run(hub, official, tmp_path, monkeypatch):
+    """"cannot reach the hub" always ended "or set HF_HUB_OFFLINE=1 to use only what is already
+    fetched", also with nothing fetched yet, where the offline run failed in turn."""
+    closed = HubServer(official[1])
+    closed.stop()
+
+    def unreachable(**kwargs) -> weights.PreparedWeights:
+        return weights.prepare_weights(weights=official[2], cache_dir=tmp_path / "cache", hub_cache_dir=tmp_path / "hub", endpoint=closed.url, log=None, **kwargs)
+
+    with pytest.raises(Gen3cModelError, match=f"^cannot reach {closed.url} to fetch ") as err:
+        unreachable()
+    assert str(err.value).endswith(": check the network (or HF_ENDPOINT), then run again"), str(err.value)
+    prepare(hub, official, tmp_path)
+    blob = next((tmp_path / "hub").glob("models--google-t5--t5-11b/snapshots/*/model.safetensors")).resolve()
+    os.utime(blob, ns=(blob.stat().st_atime_ns, blob.stat().st_mtime_ns + 10**9))  # checked again: online, against the hub
+    with pytest.raises(Gen3cModelError, match=f"^cannot reach {closed.url} to fetch {T5} ") as err:
+        unreachable(prompts=("another prompt",))
+    assert str(err.value).endswith(": check the network, or set HF_HUB_OFFLINE=1 to use what is already fetched"), str(err.value)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert unreachable(prompts=("another prompt",)).text_encoder is not None  # which it does
+
+
 def test_offline_files_another_program_fetched_are_not_called_missing(hub, official, tmp_path, monkeypatch):
     """Offline, T5 in the hub cache but never checked by gen3c (fetched by transformers or `hf
     download`: no record of it) was reported as "not fetched yet"."""

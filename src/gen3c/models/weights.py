@@ -400,7 +400,8 @@ def _prepare(
             raise Gen3cModelError(
                 f"GEN3C's weights are not all here ({', '.join(states)}) and HF_HUB_OFFLINE=1 forbids fetching them: {fix}, or {way}"
             )
-        plans = [_plan(repo, hub_cache, endpoint) for repo in missing]
+        offline_serves = all(record.serves_offline(repo) for repo in missing)  # (said when the hub cannot be reached)
+        plans = [_plan(repo, hub_cache, endpoint, offline_serves) for repo in missing]
         prepared.to_fetch = [(p.repo.repo_id, name, size) for p in plans for name, size in p.missing.items()]
     # Before the first byte: room for what is fetched (hub cache) and what is written in CACHE.
     needs = {hub_cache: (prepared.fetch_bytes, [f"{format_bytes(prepared.fetch_bytes)} to fetch"] if prepared.to_fetch else [])}
@@ -735,8 +736,9 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE) or flag
 
 
-def _hub_error(exc: Exception, repo: HubRepo, endpoint: str) -> Gen3cModelError:
-    """One line for a failed hub request."""
+def _hub_error(exc: Exception, repo: HubRepo, endpoint: str, offline_serves: bool = False) -> Gen3cModelError:
+    """One line for a failed hub request; ``offline_serves``: HF_HUB_OFFLINE=1 would run with what
+    the hub cache holds (:meth:`_Record.serves_offline`), so the line suggests it."""
     from huggingface_hub.utils import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -751,20 +753,21 @@ def _hub_error(exc: Exception, repo: HubRepo, endpoint: str) -> Gen3cModelError:
         return Gen3cModelError(f"{repo.repo_id} must be fetched but HF_HUB_OFFLINE=1 forbids it: unset HF_HUB_OFFLINE")
     if status is not None:
         return Gen3cModelError(f"{endpoint} answered HTTP {status} for {repo.repo_id} ({first_line(exc, 100)}): try again later")
+    offline = ", or set HF_HUB_OFFLINE=1 to use what is already fetched" if offline_serves else " (or HF_ENDPOINT), then run again"
     return Gen3cModelError(
-        f"cannot reach {endpoint} to fetch {repo.repo_id} ({type(exc).__name__}: {first_line(exc, 100)}): "
-        "check the network, or set HF_HUB_OFFLINE=1 to use only what is already fetched"
+        f"cannot reach {endpoint} to fetch {repo.repo_id} ({type(exc).__name__}: {first_line(exc, 100)}): check the network{offline}"
     )
 
 
-def _plan(repo: HubRepo, hub_cache: Path, endpoint: str) -> _RepoPlan:
-    """The files to take from ``repo`` at its current revision, their sizes, and which the hub cache lacks."""
+def _plan(repo: HubRepo, hub_cache: Path, endpoint: str, offline_serves: bool = False) -> _RepoPlan:
+    """The files to take from ``repo`` at its current revision, their sizes, and which the hub cache
+    lacks (``offline_serves``: as :func:`_hub_error` takes it)."""
     from huggingface_hub import HfApi, try_to_load_from_cache
 
     try:
         info = HfApi(endpoint=endpoint).model_info(repo.repo_id, files_metadata=True)
     except Exception as exc:  # the hub's many error types: classified by _hub_error
-        raise _hub_error(exc, repo, endpoint) from None
+        raise _hub_error(exc, repo, endpoint, offline_serves) from None
     listing = {s.rfilename: s for s in info.siblings or []}
     names = []
     for alternatives in repo.files:
@@ -1001,6 +1004,20 @@ class _Record:
         if moved and save:
             self.complete(repo.repo_id, paths)
         return revision, paths
+
+    def serves_offline(self, repo: HubRepo) -> bool:
+        """Whether a run with ``HF_HUB_OFFLINE=1`` would take ``repo`` from the hub cache
+        (:meth:`recheck`: recorded whole, every file still there), its files unchanged or not."""
+        from huggingface_hub import try_to_load_from_cache
+
+        entry = self.data["repos"].get(repo.repo_id)
+        if not isinstance(entry, dict) or not entry.get("complete"):
+            return False
+        return all(
+            isinstance(try_to_load_from_cache(repo.repo_id, name, cache_dir=self.hub_cache, revision=entry["revision"]), str)
+            and len(recorded) == 3
+            for name, recorded in entry["files"].items()
+        )
 
     def add(self, repo_id: str, revision: str, name: str, path: Path, sha256: str | None = None) -> None:
         entry = self._entry(repo_id)
