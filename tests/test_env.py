@@ -61,7 +61,7 @@ def test_json_names_the_machine_and_a_cpu_runs_sdpa_and_no_gen3c_7b(tmp_path):
     cache = found["weights_cache"]
     assert cache["folder"] == str(tmp_path) and cache["items"] == [] and cache["disk"]["writable"] is True
     assert cache["hub_cache"]["folder"] == str(tmp_path / "hub")  # HF_HUB_CACHE: where downloads land
-    free_gb = shutil.disk_usage(tmp_path).free / 2**30
+    free_gb = shutil.disk_usage(tmp_path).free / 1e9
     for disk in (cache["disk"], cache["hub_cache"]["disk"]):  # the hub folder does not exist yet: its parent's disk
         assert abs(disk["free_gb"] - free_gb) < 0.5
 
@@ -80,11 +80,20 @@ def test_cache_folders_report_free_space_and_write_permission_at_their_nearest_p
     found = environment.report(locked / "gen3c")["weights_cache"]
     assert found["folder"] == str(locked / "gen3c") and found["disk"]["writable"] is False
     assert found["hub_cache"]["disk"]["writable"] is True and found["hub_cache"]["folder"] == str(tmp_path / "hub" / "not" / "yet")
-    assert abs(found["disk"]["free_gb"] - shutil.disk_usage(tmp_path).free / 2**30) < 0.5
+    assert abs(found["disk"]["free_gb"] - shutil.disk_usage(tmp_path).free / 1e9) < 0.5
     result = CliRunner().invoke(app, ["env", "--cache_dir", str(locked / "gen3c")], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert f"{locked / 'gen3c'} ({found['disk']['free_gb']} GB free, not writable)" in result.stdout
     assert f"hub cache     │ {tmp_path / 'hub' / 'not' / 'yet'} (" in result.stdout
+
+
+def test_free_disk_space_is_said_in_the_unit_of_the_weights_sizes(tmp_path, monkeypatch):
+    """`gen3c env` said free disk in GiB, named "GB", beside the weights' sizes and the disk check's
+    refusals in decimal GB: 45.2 GB free (the size of T5-11B) read as 42.1 GB, too little for it."""
+    from gen3c.models.weights import format_bytes
+
+    monkeypatch.setattr(environment.shutil, "disk_usage", lambda _path: type("usage", (), {"free": 45_200_000_000})())
+    assert environment._disk(tmp_path)["free_gb"] == 45.2 and format_bytes(45_200_000_000) == "45.2 GB"
 
 
 def test_a_module_that_cannot_be_imported_is_missing_and_its_extra_incomplete(tmp_path):

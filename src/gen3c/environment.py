@@ -278,10 +278,11 @@ def _weights_cache(cache_dir: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def _disk(folder: Path) -> dict[str, Any]:
-    """The free space (GB, 2³⁰ bytes) of the disk that holds ``folder``, and whether gen3c may
+    """The free space (GB, 10⁹ bytes: the unit of the weights' sizes and disk checks,
+    :func:`gen3c.models.weights.format_bytes`) of the disk that holds ``folder``, and whether gen3c may
     write there; ``folder`` may not exist yet: both are read at its nearest existing parent, where
     a download or conversion would create it. Nothing is written."""
     from gen3c.io.paths import nearest_existing
 
     existing = nearest_existing(folder.expanduser().resolve())
-    return {"free_gb": round(shutil.disk_usage(existing).free / 2**30, 1), "writable": os.access(existing, os.W_OK | os.X_OK)}
+    return {"free_gb": round(shutil.disk_usage(existing).free / 1e9, 1), "writable": os.access(existing, os.W_OK | os.X_OK)}
