@@ -220,6 +220,29 @@ def test_adding_the_prompt_cache_without_hard_links_checks_the_room_for_the_copy
     assert full.has_prompt_cache and verify_checksums(full.checkpoint) and not leftovers(tmp_path)
 
 
+def test_adding_the_prompt_cache_flushes_the_new_checkpoint_before_the_swap(hub, official, tmp_path, monkeypatch):
+    """Runs that reuse the checkpoint take no lock. The swap moved it aside and then flushed the
+    new one to the disk (with no hard links, a copied 15 GB) before renaming it into place: for
+    all that time the checkpoint was missing to them. Now nothing is flushed for the first time
+    while it is missing."""
+    import gen3c.io.atomic as atomic
+
+    bare = prepare(hub, official, tmp_path, prompts=())
+    real, flushes = atomic._fsync, []
+
+    def spy(path, *args, **kwargs):
+        parts = Path(path).parts
+        at = next((n for n, part in enumerate(parts) if part.startswith(weights.TEMP_PREFIX)), None)
+        if at is not None and len(parts) > at + 2:  # a file or folder in the new checkpoint, named from inside it
+            flushes.append(("/".join(parts[at + 2 :]), bare.checkpoint.exists()))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(atomic, "_fsync", spy)
+    assert prepare(hub, official, tmp_path).has_prompt_cache and flushes
+    assert [name for name, there in flushes if not there and (name, True) not in flushes] == []
+    assert verify_checksums(bare.checkpoint) and weights.read_manifest(bare.checkpoint)[0]["prompt_cache"] and not leftovers(tmp_path)
+
+
 # -- what goes wrong ---------------------------------------------------------------------------
 
 

@@ -644,11 +644,13 @@ def _convert(
 def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tuple[str, str], root: Path, say: Log) -> None:
     """Add the prompt cache to a checkpoint converted without T5. The new checkpoint is made beside
     it, from hard links to its files (copies where the file system has none: :func:`_prepare` checks
-    the room for them first), and put in its place
-    by one swap: a run stopped at any step leaves the old checkpoint whole, and the next run adds
-    the cache again (changed in place, a run stopped between the index and the manifest left a
-    folder that read as damaged, so the whole DiT was converted again)."""
-    from gen3c.io.atomic import replace_folder, write_text_atomic
+    the room for them first), flushed to the disk, and put in its place by one swap: a run stopped
+    at any step leaves the old checkpoint whole, and the next run adds the cache again (changed in
+    place, a run stopped between the index and the manifest left a folder that read as damaged, so
+    the whole DiT was converted again). Runs that reuse the checkpoint take no lock: during the
+    swap's two renames its folder is missing for them (a run about to start waits for the lock,
+    then reuses it; one loading it then stops, saying so)."""
+    from gen3c.io.atomic import publish, replace_folder, write_text_atomic
     from gen3c.models.convert import PROMPT_CACHE_COMPONENT, prompt_cache_from_t5
     from gen3c.models.verify import add_checksums
 
@@ -670,7 +672,11 @@ def _add_prompt_cache(target: Path, manifest: dict, t5_dir: Path, t5_source: tup
         add_checksums(out, ["model_index.json", *added])
         repo_id, revision = t5_source
         _write_manifest(out, manifest["name"], {**manifest["sources"], repo_id: revision}, prompt_cache=True)
-        replace_folder(out, target)
+        # Flushed before the swap, whose own flush then finds nothing left to write: else the
+        # checkpoint was missing while a copied one (no hard links) was written to the disk.
+        ready = staging / "ready"
+        publish(out, ready)
+        replace_folder(ready, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
