@@ -998,8 +998,11 @@ def test_download_fetches_t5_only_where_a_default_run_would(hub, official, tmp_p
     args = ["download", "--cache_dir", str(tmp_path / "cache")]
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and hub.count() == 0 and "(reused " in again.output, again.output
+    said = f"T5 ({T5}) is not fetched: the first run with a prompt of its own fetches it (--text_encoder fetches it now)"
+    assert said in " ".join(again.output.split()), again.output
     asked = CliRunner().invoke(app, [*args, "--text_encoder"])  # for prompts of one's own: asked for
     assert asked.exit_code == 0 and fetched(hub) and all(name.startswith(T5) for name in fetched(hub)), asked.output
+    assert "is not fetched" not in asked.output and "is not fetched" not in CliRunner().invoke(app, args).output
 
 
 def test_removing_all_of_an_empty_cache_says_nothing_was_there(tmp_path, monkeypatch):

@@ -1015,6 +1015,13 @@ def download(
     )
     if not prepared.has_prompt_cache:
         console.print("no T5: run with --disable_prompt_encoder, or a run with a prompt fetches T5 and adds the prompt cache")
+    elif text_encoder is None and not weights._in_hub_cache(weights.OFFICIAL.text_encoder, weights._hub_cache(None)):
+        console.print(
+            f"T5 ({weights.OFFICIAL.text_encoder.repo_id}) is not fetched: the first run with a prompt of its own fetches it "
+            "(--text_encoder fetches it now)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 cache_app = _Typer(help="List or remove GEN3C's weights that gen3c fetched and converted.", no_args_is_help=True)
