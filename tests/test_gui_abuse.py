@@ -1381,3 +1381,58 @@ def test_a_path_problem_leaves_the_line_of_a_run_waiting_for_the_generator(tmp_p
     finally:
         loaded.set()
         app.stop()
+
+
+class PlannedGen3c(PreviewGenerator):
+    """The preview standing in for the gen3c generator loaded with ``gen3c gui --max_gpu_memory 24``:
+    its plan chosen for the load's frame size and prompts, which the gen3c generator's own
+    memory_plan_misfit judges; T5 (9 GB) encodes any prompt but the empty one, which the prompt cache holds."""
+
+    prompt, negative_prompt, guidance = "", None, 0.0
+
+    def __init__(self, request: GenerationRequest) -> None:
+        from gen3c.io.resolution import parse_resolution
+
+        super().__init__()
+        self.pipeline = SimpleNamespace(text_encoder_bytes=lambda prompts: 9 << 30 if any(prompts) else 0, sampling_defaults={})
+        self.memory_planned_for = (parse_resolution(request.resolution), bool(request.generator_options.get("prompt")))
+
+    def memory_plan_misfit(self, height: int, width: int) -> str | None:
+        from gen3c.pipelines.gen3c import Gen3cGenerator
+
+        return Gen3cGenerator.memory_plan_misfit(self, height, width)
+
+
+def test_a_resolution_or_prompt_the_memory_plan_was_not_chosen_for_loads_the_generator_again(tmp_path, monkeypatch, room_sample):
+    """Under --max_gpu_memory the model's memory plan is chosen for the frame size and for whether
+    T5 encodes the prompt, and GeneratorPool loads again for another size. The page loaded the
+    generator once, for the start's size and prompt, and ran every later pick with that plan: a
+    larger Resolution, or a prompt T5 must encode on the GPU beside a plan that left it out, could
+    run out of GPU memory. Now Generate loads it again for the run (Loading…, Cancel), once."""
+    from gen3c.gui import app as gui_app
+
+    loads = []
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: loads.append((request.resolution, request.generator_options.get("prompt"))) or PlannedGen3c(request))
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, chunk_frames=9, generator_options={"max_gpu_memory": 24.0})
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample)
+    outputs = app.state.work_dir / "outputs"
+    try:
+        app._loader.join(30)
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and (outputs / "gui_001.mp4").is_file() and loads == [("48x80", None)]
+        handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))(SimpleNamespace(target=SimpleNamespace(value="32x80"), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.status.content == "Loading the gen3c generator again (--max_gpu_memory chose the memory plan for 48x80 frames, not 32x80)…"
+        assert app.generate.disabled and not app.cancel.disabled and "The run starts once it has loaded" in app.progress_text.content
+        app._loader.join(30)
+        assert app.jobs.wait(60) and (outputs / "gui_002.mp4").is_file() and loads[1:] == [("32x80", None)], app.status.content
+        handler(app, app._on_prompt)(SimpleNamespace(target=SimpleNamespace(value="a red barn"), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert "T5 must encode this one" in app.status.content, app.status.content
+        app._loader.join(30)
+        assert app.jobs.wait(60) and (outputs / "gui_003.mp4").is_file() and loads[2:] == [("32x80", "a red barn")], app.status.content
+        handler(app, app._on_generate)(SimpleNamespace(client=None))  # the plan fits: no load
+        assert app.jobs.wait(60) and (outputs / "gui_004.mp4").is_file() and len(loads) == 3
+    finally:
+        app.stop()

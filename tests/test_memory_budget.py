@@ -149,6 +149,23 @@ def test_load_generator_counts_t5_for_a_prompt_the_cache_lacks(tiny_checkpoint):
         load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", prompt="a street at night")
 
 
+def test_a_loaded_generator_says_when_its_budget_plan_does_not_fit_a_run(tiny_checkpoint):
+    """The plan max_gpu_memory chose at load is for its frame size and, without T5, for prompts the
+    prompt cache holds: a run at another size or with a prompt T5 must encode needs a new load (the GUI's runs)."""
+    with pytest.warns(UserWarning, match="memory mode"):
+        generator = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=(128, 128))
+    assert generator.memory_planned_for == ((128, 128), False) and generator.memory_plan_misfit(128, 128) is None
+    assert generator.memory_plan_misfit(64, 128) == "--max_gpu_memory chose the memory plan for 128x128 frames, not 64x128"
+    generator.prompt = "a street at night"
+    assert generator.memory_plan_misfit(128, 128) == "--max_gpu_memory chose the memory plan for prompts the prompt cache holds, and T5 must encode this one"
+    with pytest.warns(UserWarning, match="T5 encoding the prompt first"):
+        generator = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=(128, 128), prompt="a street at night")
+    assert generator.memory_planned_for == ((128, 128), True) and generator.memory_plan_misfit(128, 128) is None
+    generator.prompt = ""
+    assert generator.memory_plan_misfit(128, 128) is None  # a plan counting T5 fits a run without it
+    assert load_generator(tiny_checkpoint, device="cpu", dtype="float32").memory_plan_misfit(64, 128) is None  # no plan chosen
+
+
 def test_every_budget_plan_sends_t5_back_to_cpu_memory():
     """T5 (GEN3C's T5-11B encoder: 9.1 GB in bf16) counts in the prompt's stage only, but the resident plans
     that --max_gpu_memory picks kept T5 on the GPU once a prompt missing from the prompt cache had

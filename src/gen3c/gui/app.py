@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import gc
 import html
 import io
 import math
@@ -33,7 +34,8 @@ from gen3c.dependencies import require
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
 from gen3c.errors import Gen3cInputError, collect_notes, counted, first_line, quoted
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
-from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
+from gen3c.io.resolution import parse_resolution
+from gen3c.pipelines.request import GenerationRequest, GeneratorPool, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
 # The GUI is viser's: importing it without viser, or with a broken one, is one line (the CLI exits 2 with it).
@@ -188,6 +190,10 @@ class Gen3cApp:
         self._lock = threading.RLock()
         self._sync = threading.local()  # set while controls are updated from the state
         self._generator = generator
+        # GeneratorPool.key of the request the loaded generator was loaded for (None: given to the app,
+        # run as it is), and the LoRA digests the keys read.
+        self._generator_key: str | None = None
+        self._digests: dict[str, str] = {}
         self._last_output: dict[str, Path] | None = None
         self._run_path: tuple[str | None, str] = (None, "preset")  # the last run's path file and path mode
         # Keyframes are drawn in each viewer's own scene (viser's client.scene), so that a gizmo
@@ -717,14 +723,15 @@ class Gen3cApp:
 
     # -- generation -----------------------------------------------------------------------
 
-    def _start_loader(self, then_generate: bool = False) -> None:
+    def _start_loader(self, then_generate: bool = False, why: str = "") -> None:
         """Load the request's generator in a thread (called under the page's lock, which the
         thread takes only once the load has ended). A Generate press meanwhile waits for this load
         (:meth:`_wait_for_loader`; ``then_generate``: the press that started it) and is pressed
         again once it has loaded, unless Cancel calls that run off (:meth:`_on_cancel`; the load
-        goes on, for a later run)."""
+        goes on, for a later run). ``why``: why the generator loaded before is loaded again."""
         self._loading = True
-        self._loading_line = f"Loading the {html.escape(self.state.request.generator)} generator…"
+        again = f" again ({html.escape(self._page_words(why))})" if why else ""
+        self._loading_line = f"Loading the {html.escape(self.state.request.generator)} generator{again}…"
         self._info(self._loading_line, transient=True)  # until the load ends (:meth:`_preload_generator`)
         self._wait_for_loader(then_generate)
         self._loader = threading.Thread(target=self._preload_generator, args=(self.state.request,), name="gen3c-gui-load", daemon=True)
@@ -744,6 +751,12 @@ class Gen3cApp:
         page is updated under it, as by a callback."""
         if self._stopped:
             return
+        with self._lock:  # the press that dropped the generator loaded before has returned: its memory is freed
+            pass
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        key = GeneratorPool.key(request, self._digests)
         try:
             generator, error = make_generator(request), None
         except Gen3cInputError as exc:
@@ -753,7 +766,7 @@ class Gen3cApp:
         with self._lock:
             if self._stopped:  # the server is closed: what loaded is dropped, nothing is shown
                 return
-            self._generator, self._loading = generator, False
+            self._generator, self._generator_key, self._loading = generator, key, False
             then_generate, self._start_pending = self._start_pending, False
             self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
@@ -846,7 +859,25 @@ class Gen3cApp:
             gen.prompt = request.generator_options["prompt"]
         if hasattr(gen, "noise_aug_strength"):  # loaded with the start's: the page's may differ (0 for a video input)
             gen.noise_aug_strength = float(request.generator_options.get("noise_aug_strength") or 0.0)
+        why = self._misfit(request, gen)
+        if why is not None:  # loaded again for this run, in the background; the old one is dropped first
+            self._generator = gen = None
+            self._start_loader(then_generate=True, why=why)
         return gen
+
+    def _misfit(self, request: GenerationRequest, gen) -> str | None:
+        """Why the loaded generator (with this run's prompt) does not fit ``request``, which a new
+        load does: its model settings, or the memory plan ``--max_gpu_memory`` chose for the
+        load's frame size and prompts (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.memory_plan_misfit`),
+        as :class:`~gen3c.pipelines.request.GeneratorPool` tells them; None where it fits, or was
+        given to the app (run as it is)."""
+        if self._generator_key is None:
+            return None
+        plan_misfit = getattr(gen, "memory_plan_misfit", None)
+        why = plan_misfit(*parse_resolution(request.resolution)) if callable(plan_misfit) else None
+        if why is None and GeneratorPool.key(request, self._digests) != self._generator_key:
+            why = "the model settings changed"
+        return why
 
     def _on_prompt(self, event) -> None:
         self.state.set_prompt(str(event.target.value))
