@@ -1436,3 +1436,44 @@ def test_a_resolution_or_prompt_the_memory_plan_was_not_chosen_for_loads_the_gen
         assert app.jobs.wait(60) and (outputs / "gui_004.mp4").is_file() and len(loads) == 3
     finally:
         app.stop()
+
+
+class OutOfMemoryOnce(PreviewGenerator):
+    """The preview running out of GPU memory in its first run, with the gen3c model's line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
+
+    def generate(self, *args, **kwargs):
+        from gen3c.errors import Gen3cMemoryError
+        from gen3c.models.memory import memory_plan, out_of_memory_message
+
+        self.runs += 1
+        if self.runs == 1:
+            raise Gen3cMemoryError(out_of_memory_message(memory_plan(), "cpu", "sampling with the DiT"))
+        return super().generate(*args, **kwargs)
+
+
+def test_a_run_out_of_memory_says_the_fix_in_the_page_s_words_and_generate_runs_again(tmp_path, room_sample):
+    """A run out of GPU memory showed the library's 'try --low_memory … or --max_gpu_memory GB',
+    flags no control of the page sets: the page did not say they are gen3c gui's, given when it
+    starts, nor what the page itself can change. Generate then runs again."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample,
+                   generator=OutOfMemoryOnce(), preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60)
+        assert app.status.content == (
+            "<span style='color:#c92a2a'>**Error:** the GPU ran out of memory while sampling with the DiT: try --low_memory (the leanest mode, "
+            "~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits (flags of gen3c gui: start it again with one), or pick a "
+            "smaller &quot;Resolution&quot; (Input → 3D cache)</span>"
+        ), app.status.content
+        assert not app.generate.disabled and app.cancel.disabled and app.progress.value == 0.0
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated **gui_001.mp4**" in app.status.content, app.status.content
+    finally:
+        app.stop()

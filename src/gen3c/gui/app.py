@@ -956,7 +956,7 @@ class Gen3cApp:
         if result.error is not None:
             self.progress.value = 0.0
             self.progress_text.content = ""
-            self._error(result.error, notes=notes)
+            self._error(self._memory_words(result.error) if result.out_of_memory else result.error, notes=notes)
             return
         out = result.output
         self._last_output = out.paths
@@ -979,6 +979,14 @@ class Gen3cApp:
             f'<video id="gen3c-result" src="{src}" controls autoplay loop muted playsinline '
             'style="width:100%;border-radius:6px;background:#000"></video>'
         )
+
+    def _memory_words(self, text: str) -> str:
+        """A run out of GPU memory (``text``, the library's line): the flags its fix names
+        (``--low_memory``, ``--max_gpu_memory``) set how the model loads, which no control of the
+        page sets: they are given to ``gen3c gui`` when it starts. The page's own fix is a smaller size."""
+        if all(flag in SETTING_CONTROLS for flag in re.findall(r"(?<![\w-])--([a-z]\w*)", text)):
+            return text
+        return f'{text} (flags of gen3c gui: start it again with one), or pick a smaller "{self.resolution.label}" (Input → 3D cache)'
 
     def _on_download_video(self, event) -> None:
         if self._last_output is None:
