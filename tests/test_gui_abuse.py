@@ -1412,7 +1412,12 @@ def test_a_resolution_or_prompt_the_memory_plan_was_not_chosen_for_loads_the_gen
     from gen3c.gui import app as gui_app
 
     loads = []
-    monkeypatch.setattr(gui_app, "make_generator", lambda request: loads.append((request.resolution, request.generator_options.get("prompt"))) or PlannedGen3c(request))
+
+    def make_generator(request):
+        loads.append((request.resolution, request.generator_options.get("prompt")))
+        return PlannedGen3c(request)
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
     request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, chunk_frames=9, generator_options={"max_gpu_memory": 24.0})
     app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample)
     outputs = app.state.work_dir / "outputs"
@@ -1475,5 +1480,39 @@ def test_a_run_out_of_memory_says_the_fix_in_the_page_s_words_and_generate_runs_
         assert not app.generate.disabled and app.cancel.disabled and app.progress.value == 0.0
         handler(app, app._on_generate)(SimpleNamespace(client=None))
         assert app.jobs.wait(60) and "Generated **gui_001.mp4**" in app.status.content, app.status.content
+    finally:
+        app.stop()
+
+
+class StrandedOnce(PreviewGenerator):
+    """Out of GPU memory, leaving the DiT partly on the GPU (moving it back failed too), as the gen3c model says it."""
+
+    def generate(self, *args, **kwargs):
+        from gen3c.errors import Gen3cMemoryError
+
+        error = Gen3cMemoryError("the GPU ran out of memory while sampling with the DiT: try --low_memory; transformer is left partly on "
+                                 "cuda:0, as moving it back failed too (CUDA out of memory): load the pipeline again")  # fmt: skip
+        error.stranded = True
+        raise error
+
+
+def test_a_run_that_strands_the_model_on_the_gpu_loads_it_again_at_the_next_generate(tmp_path, monkeypatch, room_sample):
+    """Out of GPU memory with part of the model left on the GPU, the library says "load the pipeline
+    again": the page cannot, and kept running the stranded model. Now the next Generate loads it again."""
+    from gen3c.gui import app as gui_app
+
+    made = []
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: made.append(PreviewGenerator() if made else StrandedOnce()) or made[-1])
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60)
+        assert "(CUDA out of memory): the next Generate loads the generator again (flags of gen3c gui" in app.status.content, app.status.content
+        assert not app.generate.disabled and len(made) == 1
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        app._loader.join(30)
+        assert app.jobs.wait(60) and len(made) == 2 and "Generated **gui_001.mp4**" in app.status.content, app.status.content
     finally:
         app.stop()

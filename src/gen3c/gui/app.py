@@ -756,9 +756,9 @@ class Gen3cApp:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        key = GeneratorPool.key(request, self._digests)
+        key = None
         try:
-            generator, error = make_generator(request), None
+            key, generator, error = GeneratorPool.key(request, self._digests), make_generator(request), None
         except Gen3cInputError as exc:
             generator, error = None, str(exc)
         except Exception as exc:  # a broken install or a bug: say so in the page (Generate tries again)
@@ -956,7 +956,11 @@ class Gen3cApp:
         if result.error is not None:
             self.progress.value = 0.0
             self.progress_text.content = ""
-            self._error(self._memory_words(result.error) if result.out_of_memory else result.error, notes=notes)
+            error = result.error
+            if result.stranded and self._generator_key is not None:  # loaded by the page: the next Generate loads it again
+                self._generator = None
+                error = error.replace(": load the pipeline again", ": the next Generate loads the generator again")
+            self._error(self._memory_words(error) if result.out_of_memory else error, notes=notes)
             return
         out = result.output
         self._last_output = out.paths

@@ -704,13 +704,15 @@ class JobResult:
     """How a job ended: ``output`` on success, ``error`` (a message) on failure, or ``cancelled``;
     ``notes``: what the run noted (the CLI prints them as "note:"), for the page; ``out_of_memory``:
     the error is the accelerator's running out of memory (:class:`~gen3c.errors.Gen3cMemoryError`),
-    whose fix is a flag of how the model loads."""
+    whose fix is a flag of how the model loads; ``stranded``: that left part of the model on the
+    accelerator, and the generator must be loaded again."""
 
     output: RunOutput | None = None
     error: str | None = None
     cancelled: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
     out_of_memory: bool = False
+    stranded: bool = False
 
 
 class JobRunner:
@@ -770,7 +772,8 @@ class JobRunner:
                     except GenerationCancelled:
                         result = JobResult(cancelled=True)
                     except Gen3cInputError as exc:
-                        result = JobResult(error=str(exc), out_of_memory=isinstance(exc, Gen3cMemoryError))
+                        memory = isinstance(exc, Gen3cMemoryError)
+                        result = JobResult(error=str(exc), out_of_memory=memory, stranded=memory and exc.stranded)
                     except Exception as exc:  # a broken install or a bug: reported in the page, not lost with the thread
                         result = JobResult(error=unexpected_error(exc))
                 result.notes = notes

@@ -441,7 +441,9 @@ class Gen3cPipeline(DiffusionPipeline):
         message = out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None)
         if stranded:
             message += f"; {stranded}: load the pipeline again"
-        raise Gen3cMemoryError(message)
+        error = Gen3cMemoryError(message)
+        error.stranded = bool(stranded)
+        raise error
 
     @property
     def step_cache(self) -> StepCache | None:
