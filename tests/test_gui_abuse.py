@@ -1516,3 +1516,32 @@ def test_a_run_that_strands_the_model_on_the_gpu_loads_it_again_at_the_next_gene
         assert app.jobs.wait(60) and len(made) == 2 and "Generated **gui_001.mp4**" in app.status.content, app.status.content
     finally:
         app.stop()
+
+
+class AlwaysMisfit(PreviewGenerator):
+    """A stand-in whose memory plan never fits, however loaded (a plan estimate that disagrees with the run's prompts)."""
+
+    def memory_plan_misfit(self, height: int, width: int) -> str:
+        return "--max_gpu_memory chose the memory plan for prompts the prompt cache holds, and T5 must encode this one"
+
+
+def test_a_generator_loaded_for_the_run_s_size_and_prompt_is_not_loaded_again(tmp_path, monkeypatch, room_sample):
+    """A generator just loaded for this run's size and prompt has its plan chosen for them: it runs,
+    even where its own check disagrees, rather than loading again and again; another size loads once."""
+    from gen3c.gui import app as gui_app
+
+    loads = []
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: loads.append(request.resolution) or AlwaysMisfit())
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, chunk_frames=9, generator_options={"max_gpu_memory": 24.0})
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated **gui_001.mp4**" in app.status.content and loads == ["48x80"], app.status.content
+        handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))(SimpleNamespace(target=SimpleNamespace(value="32x80"), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        app._loader.join(30)
+        assert app.jobs.wait(60) and "Generated **gui_002.mp4**" in app.status.content and loads == ["48x80", "32x80"], app.status.content
+    finally:
+        app.stop()

@@ -191,8 +191,9 @@ class Gen3cApp:
         self._sync = threading.local()  # set while controls are updated from the state
         self._generator = generator
         # GeneratorPool.key of the request the loaded generator was loaded for (None: given to the app,
-        # run as it is), and the LoRA digests the keys read.
+        # run as it is), that request's resolution and prompt, and the LoRA digests the keys read.
         self._generator_key: str | None = None
+        self._generator_made_for: tuple = ()
         self._digests: dict[str, str] = {}
         self._last_output: dict[str, Path] | None = None
         self._run_path: tuple[str | None, str] = (None, "preset")  # the last run's path file and path mode
@@ -767,6 +768,7 @@ class Gen3cApp:
             if self._stopped:  # the server is closed: what loaded is dropped, nothing is shown
                 return
             self._generator, self._generator_key, self._loading = generator, key, False
+            self._generator_made_for = (request.resolution, request.generator_options.get("prompt"))
             then_generate, self._start_pending = self._start_pending, False
             self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
@@ -873,11 +875,12 @@ class Gen3cApp:
         given to the app (run as it is)."""
         if self._generator_key is None:
             return None
+        same = GeneratorPool.key(request, self._digests) == self._generator_key
+        if same and self._generator_made_for == (request.resolution, request.generator_options.get("prompt")):
+            return None  # loaded for this size and prompt: its plan was chosen for them
         plan_misfit = getattr(gen, "memory_plan_misfit", None)
         why = plan_misfit(*parse_resolution(request.resolution)) if callable(plan_misfit) else None
-        if why is None and GeneratorPool.key(request, self._digests) != self._generator_key:
-            why = "the model settings changed"
-        return why
+        return "the model settings changed" if why is None and not same else why
 
     def _on_prompt(self, event) -> None:
         self.state.set_prompt(str(event.target.value))
