@@ -1545,3 +1545,24 @@ def test_a_generator_loaded_for_the_run_s_size_and_prompt_is_not_loaded_again(tm
         assert app.jobs.wait(60) and "Generated **gui_002.mp4**" in app.status.content and loads == ["48x80", "32x80"], app.status.content
     finally:
         app.stop()
+
+
+def test_a_model_that_does_not_fit_the_gpu_at_load_says_to_start_the_gui_again_with_a_flag(tmp_path, monkeypatch, room_sample, capfd):
+    """The load's out-of-memory line names flags (--low_memory, --max_gpu_memory) that no control of
+    the page sets: the page says they are gen3c gui's; the log keeps the library's line."""
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.gui import app as gui_app
+    from gen3c.models.memory import memory_plan, out_of_memory_message
+
+    def make_generator(request):
+        raise Gen3cMemoryError(out_of_memory_message(memory_plan(), "cpu", "moving the model to it"))
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        line = "the GPU ran out of memory while moving the model to it: try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits"
+        assert app.status.content == f"<span style='color:#c92a2a'>**Error:** {line} (flags of gen3c gui: start it again with one)</span>", app.status.content
+        assert f"gen3c gui: {line}\n" in capfd.readouterr().err and not app.generate.disabled
+    finally:
+        app.stop()

@@ -415,6 +415,24 @@ def test_running_out_of_memory_with_a_lora_names_a_mode_it_can_run_in():
         pipe(torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48), num_steps=1, guidance=0)
 
 
+def test_running_out_of_memory_while_loading_the_model_onto_the_gpu_names_the_flag_to_try(monkeypatch):
+    """A plan whose resident components do not fit the GPU ran out of memory in configure_memory
+    (load_generator's last step) with torch's traceback (the GUI: "internal error"), not the line a
+    run out of memory gives, naming --low_memory and --max_gpu_memory."""
+    import gen3c.pipelines.gen3c as gen3c_pipeline
+
+    pipe = tiny_pipeline(seed=0)
+    monkeypatch.setattr(gen3c_pipeline, "compute_device", lambda device: torch.device("cuda"))  # a GPU this CPU test only pretends to have
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (GiB, 12 * GiB))
+
+    def to(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(pipe.transformer, "to", to)
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while moving the model to it \(11\.0 of 12\.0 GB in use\): try --low_memory"):
+        pipe.configure_memory(memory_plan(), "cuda")
+
+
 def test_running_out_of_memory_while_moving_a_component_to_the_gpu_puts_it_back(monkeypatch):
     """Running out of GPU memory inside the tokenizer's move to the GPU left it split between GPU and
     CPU, and the next generation of a process that keeps running (the GUI) started with it so: it

@@ -32,7 +32,7 @@ from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion
 from gen3c.constants import RESIZE_MODES, SCALED_DEPTH_SUFFIXES, SPLAT_MODES
 from gen3c.dependencies import require
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
-from gen3c.errors import Gen3cInputError, collect_notes, counted, first_line, quoted
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, counted, first_line, quoted
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.io.resolution import parse_resolution
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool, check_frame_size, make_generator
@@ -757,9 +757,11 @@ class Gen3cApp:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        key = None
+        key, out_of_memory = None, False
         try:
             key, generator, error = GeneratorPool.key(request, self._digests), make_generator(request), None
+        except Gen3cMemoryError as exc:  # its weights do not fit the GPU: the fix is a flag it loads with
+            generator, error, out_of_memory = None, str(exc), True
         except Gen3cInputError as exc:
             generator, error = None, str(exc)
         except Exception as exc:  # a broken install or a bug: say so in the page (Generate tries again)
@@ -773,7 +775,7 @@ class Gen3cApp:
             self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
             loading_shown = self.status.content == self._loading_line  # not replaced by an action meanwhile
-            shown = error
+            shown = self._memory_words(error, at_load=True) if out_of_memory else error
             if error is None:
                 self._fit_resolutions()
                 try:
@@ -987,13 +989,15 @@ class Gen3cApp:
             'style="width:100%;border-radius:6px;background:#000"></video>'
         )
 
-    def _memory_words(self, text: str) -> str:
-        """A run out of GPU memory (``text``, the library's line): the flags its fix names
-        (``--low_memory``, ``--max_gpu_memory``) set how the model loads, which no control of the
-        page sets: they are given to ``gen3c gui`` when it starts. The page's own fix is a smaller size."""
+    def _memory_words(self, text: str, at_load: bool = False) -> str:
+        """A run (or, ``at_load``, the model's load) out of GPU memory (``text``, the library's
+        line): the flags its fix names (``--low_memory``, ``--max_gpu_memory``) set how the model
+        loads, which no control of the page sets: they are given to ``gen3c gui`` when it starts.
+        A run's other fix, the page's own, is a smaller size."""
         if all(flag in SETTING_CONTROLS for flag in re.findall(r"(?<![\w-])--([a-z]\w*)", text)):
             return text
-        return f'{text} (flags of gen3c gui: start it again with one), or pick a smaller "{self.resolution.label}" (Input → 3D cache)'
+        text += " (flags of gen3c gui: start it again with one)"
+        return text if at_load else f'{text}, or pick a smaller "{self.resolution.label}" (Input → 3D cache)'
 
     def _on_download_video(self, event) -> None:
         if self._last_output is None:

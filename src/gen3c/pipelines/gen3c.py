@@ -331,6 +331,7 @@ class Gen3cPipeline(DiffusionPipeline):
 
         Raises:
             Gen3cInputError: ``plan`` drops float8 storage or block streaming an earlier plan set up.
+            Gen3cMemoryError: the components ``plan`` keeps on the GPU do not fit there.
         """
         device = compute_device(device)
         streamed = getattr(self.transformer, "_gen3c_group_offloaded", None)
@@ -352,8 +353,9 @@ class Gen3cPipeline(DiffusionPipeline):
             enable_fp8_weights(self.transformer, self.transformer.dtype)
         if plan.group_offload and streamed is None:
             enable_group_offload(self.transformer, device)
-        for name in ("transformer", "vae", "text_encoder", "prompt_cache"):
-            self._place(name, "cpu" if name in plan.offload else device)
+        with self._out_of_memory_as_error("moving the model to it"):
+            for name in ("transformer", "vae", "text_encoder", "prompt_cache"):
+                self._place(name, "cpu" if name in plan.offload else device)
         return self
 
     def load_lora(self, path: str | os.PathLike, scale: float = 1.0) -> Gen3cPipeline:
