@@ -1566,3 +1566,29 @@ def test_a_model_that_does_not_fit_the_gpu_at_load_says_to_start_the_gui_again_w
         assert f"gen3c gui: {line}\n" in capfd.readouterr().err and not app.generate.disabled
     finally:
         app.stop()
+
+
+@pytest.mark.filterwarnings("ignore:--max_gpu_memory 24")
+def test_what_the_generator_s_load_notes_is_shown_with_the_next_run(tmp_path, monkeypatch, room_sample):
+    """What the load noted (the memory mode --max_gpu_memory chose, its estimated peak) went to the
+    server's log only: the page never said which plan its runs had, nor that a load for another
+    Resolution chose another. Now the next run's end shows it, once."""
+    from gen3c.errors import note
+    from gen3c.gui import app as gui_app
+
+    def make_generator(request):
+        note(f"--max_gpu_memory 24: memory mode 'resident' (estimated peak 20.1 GB for 121 frames at {request.resolution})")
+        return PreviewGenerator()
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)  # (its note warned too: the server's log)
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        for run in (1, 2):
+            handler(app, app._on_generate)(SimpleNamespace(client=None))
+            assert app.jobs.wait(60) and f"Generated **gui_00{run}.mp4**" in app.status.content, app.status.content
+            said = "Note: --max_gpu_memory 24: memory mode &#x27;resident&#x27; (estimated peak 20.1 GB for 121 frames at 48x80)" in app.status.content
+            assert said == (run == 1), app.status.content
+    finally:
+        app.stop()

@@ -32,7 +32,7 @@ from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion
 from gen3c.constants import RESIZE_MODES, SCALED_DEPTH_SUFFIXES, SPLAT_MODES
 from gen3c.dependencies import require
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, counted, first_line, quoted
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, counted, first_line, quoted, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
 from gen3c.io.resolution import parse_resolution
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool, check_frame_size, make_generator
@@ -194,6 +194,9 @@ class Gen3cApp:
         # run as it is), that request's resolution and prompt, and the LoRA digests the keys read.
         self._generator_key: str | None = None
         self._generator_made_for: tuple = ()
+        # What the last load noted (the memory mode --max_gpu_memory chose, …), shown with the next run's end.
+        self._load_notes: list[str] = []
+        self._run_load_notes: list[str] = []
         self._digests: dict[str, str] = {}
         self._last_output: dict[str, Path] | None = None
         self._run_path: tuple[str | None, str] = (None, "preset")  # the last run's path file and path mode
@@ -759,7 +762,8 @@ class Gen3cApp:
             torch.cuda.empty_cache()
         key, out_of_memory = None, False
         try:
-            key, generator, error = GeneratorPool.key(request, self._digests), make_generator(request), None
+            with record_notes() as notes:  # (to the server's log too, as they come)
+                key, generator, error = GeneratorPool.key(request, self._digests), make_generator(request), None
         except Gen3cMemoryError as exc:  # its weights do not fit the GPU: the fix is a flag it loads with
             generator, error, out_of_memory = None, str(exc), True
         except Gen3cInputError as exc:
@@ -771,6 +775,7 @@ class Gen3cApp:
                 return
             self._generator, self._generator_key, self._loading = generator, key, False
             self._generator_made_for = (request.resolution, request.generator_options.get("prompt"))
+            self._load_notes = notes if generator is not None else []
             then_generate, self._start_pending = self._start_pending, False
             self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
@@ -925,6 +930,7 @@ class Gen3cApp:
         notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
         self._run_path = (request.camera_file, self.state.path_mode)  # what the run's notes name the path file it reads
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
+        self._run_load_notes, self._load_notes = self._load_notes, []  # said with this run's end
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
         self.progress_text.content = ""  # the last run's line, until this run's first stage says its own
@@ -951,7 +957,7 @@ class Gen3cApp:
 
     def _show_job_result(self, result: JobResult) -> None:
         self.generate.disabled, self.cancel.disabled = False, True
-        notes = [page_run_note(note, *self._run_path) for note in result.notes]
+        notes = [*self._run_load_notes, *(page_run_note(note, *self._run_path) for note in result.notes)]
         self.progress.animated = False
         if result.cancelled:
             self.progress.value = 0.0
