@@ -164,7 +164,9 @@ class Gen3cApp:
             None hides the button.
         generator: a generator to run (e.g. a model already loaded); by default the request's
             generator is made once and kept (loaded in the background at start with ``preload``).
-            Seed, prompt and buffer noise are set on it before each run, so changing them reloads nothing.
+            Seed, prompt and buffer noise are set on it before each run, so changing them reloads nothing
+            (but a generator the app loaded under ``--max_gpu_memory`` loads again for a Resolution, or
+            a prompt needing T5, its memory plan was not chosen for: :meth:`_misfit`).
         fps_given: whether the request's fps is the user's, kept when a video is loaded
             (:class:`GuiState`; None: when it differs from the default).
     """
@@ -852,9 +854,10 @@ class Gen3cApp:
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed, prompt and buffer noise (plain attributes of the gen3c
-        generator; nothing is reloaded); None when none is loaded: the run then waits for the load
-        under way, else (a failed start-up load, said then, or none asked for) for one started in
-        the background, as at start-up, not under the page's lock; it starts once it has loaded."""
+        generator); None when none is loaded, or the loaded one does not fit the run (:meth:`_misfit`):
+        the run then waits for the load under way, else (a failed start-up load, said then, none asked
+        for, or one that does not fit, dropped) for one started in the background, as at start-up, not
+        under the page's lock; it starts once it has loaded."""
         if self._loading:  # the generator this run needs (the page's is one, for every run): no second load
             self._wait_for_loader(True)
             return None
