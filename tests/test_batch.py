@@ -485,6 +485,38 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
     assert pool.get(sized("704x1280"))[1] and not pool.get(sized("352x640"))[1]
 
 
+def test_the_pool_loads_again_for_a_prompt_t5_must_encode_beside_a_plan_without_t5(monkeypatch):
+    """--max_gpu_memory's plan counts T5 only for a prompt the prompt cache lacks: the pool ran a
+    later job's such prompt on the plan chosen for the first job's cached one (T5's 9 GB on the GPU
+    beside it). The loaded generator says so (Gen3cGenerator.memory_plan_misfit), and the pool loads again."""
+    import types
+
+    from gen3c.pipelines.gen3c import Gen3cGenerator
+
+    class Planned:
+        name, negative_prompt, guidance = "gen3c", None, 0.0
+        memory_plan_misfit = Gen3cGenerator.memory_plan_misfit
+
+        def __init__(self, request) -> None:
+            self.memory_planned_for = ((48, 80), bool(request.generator_options.get("prompt")))
+            self.pipeline = types.SimpleNamespace(text_encoder_bytes=lambda prompts: 9 << 30 if any(prompts) else 0, sampling_defaults={})
+
+        def configure(self, options: dict) -> None:
+            self.prompt = options.get("prompt", "")
+
+    made = []
+    monkeypatch.setattr("gen3c.pipelines.request.make_generator", lambda request, progress=None: made.append(Planned(request)) or made[-1])
+    pool = GeneratorPool()
+
+    def request(prompt: str) -> GenerationRequest:
+        return GenerationRequest(generator="gen3c", resolution="48x80", generator_options={"checkpoint_dir": "ckpt", "max_gpu_memory": 24, "prompt": prompt})
+
+    assert pool.get(request(""))[1] and not pool.get(request(""))[1] and len(made) == 1
+    gen, loaded = pool.get(request("a red barn"))
+    assert loaded and gen is made[1] and gen.memory_planned_for == ((48, 80), True) and pool.loads == 2
+    assert not pool.get(request(""))[1] and not pool.get(request("a cat"))[1] and len(made) == 2  # a plan counting T5 fits both
+
+
 def test_the_pool_key_covers_exactly_the_model_settings(monkeypatch):
     """GeneratorPool.key and configure's check of a loaded generator read one list of model
     settings (MODEL_GENERATOR_SETTINGS): the key changes with each of them and with nothing else,

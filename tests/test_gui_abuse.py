@@ -1381,3 +1381,214 @@ def test_a_path_problem_leaves_the_line_of_a_run_waiting_for_the_generator(tmp_p
     finally:
         loaded.set()
         app.stop()
+
+
+class PlannedGen3c(PreviewGenerator):
+    """The preview standing in for the gen3c generator loaded with ``gen3c gui --max_gpu_memory 24``:
+    its plan chosen for the load's frame size and prompts, which the gen3c generator's own
+    memory_plan_misfit judges; T5 (9 GB) encodes any prompt but the empty one, which the prompt cache holds."""
+
+    prompt, negative_prompt, guidance = "", None, 0.0
+
+    def __init__(self, request: GenerationRequest) -> None:
+        from gen3c.io.resolution import parse_resolution
+
+        super().__init__()
+        self.pipeline = SimpleNamespace(text_encoder_bytes=lambda prompts: 9 << 30 if any(prompts) else 0, sampling_defaults={})
+        self.memory_planned_for = (parse_resolution(request.resolution), bool(request.generator_options.get("prompt")))
+
+    def memory_plan_misfit(self, height: int, width: int) -> str | None:
+        from gen3c.pipelines.gen3c import Gen3cGenerator
+
+        return Gen3cGenerator.memory_plan_misfit(self, height, width)
+
+
+def test_a_resolution_or_prompt_the_memory_plan_was_not_chosen_for_loads_the_generator_again(tmp_path, monkeypatch, room_sample):
+    """Under --max_gpu_memory the model's memory plan is chosen for the frame size and for whether
+    T5 encodes the prompt, and GeneratorPool loads again for another size. The page loaded the
+    generator once, for the start's size and prompt, and ran every later pick with that plan: a
+    larger Resolution, or a prompt T5 must encode on the GPU beside a plan that left it out, could
+    run out of GPU memory. Now Generate loads it again for the run (Loading…, Cancel), once."""
+    from gen3c.gui import app as gui_app
+
+    loads = []
+
+    def make_generator(request):
+        loads.append((request.resolution, request.generator_options.get("prompt")))
+        return PlannedGen3c(request)
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, chunk_frames=9, generator_options={"max_gpu_memory": 24.0})
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample)
+    outputs = app.state.work_dir / "outputs"
+    try:
+        app._loader.join(30)
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and (outputs / "gui_001.mp4").is_file() and loads == [("48x80", None)]
+        handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))(SimpleNamespace(target=SimpleNamespace(value="32x80"), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.status.content == "Loading the gen3c generator again (--max_gpu_memory chose the memory plan for 48x80 frames, not 32x80)…"
+        assert app.generate.disabled and not app.cancel.disabled and "The run starts once it has loaded" in app.progress_text.content
+        app._loader.join(30)
+        assert app.jobs.wait(60) and (outputs / "gui_002.mp4").is_file() and loads[1:] == [("32x80", None)], app.status.content
+        handler(app, app._on_prompt)(SimpleNamespace(target=SimpleNamespace(value="a red barn"), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert "T5 must encode this one" in app.status.content, app.status.content
+        app._loader.join(30)
+        assert app.jobs.wait(60) and (outputs / "gui_003.mp4").is_file() and loads[2:] == [("32x80", "a red barn")], app.status.content
+        handler(app, app._on_generate)(SimpleNamespace(client=None))  # the plan fits: no load
+        assert app.jobs.wait(60) and (outputs / "gui_004.mp4").is_file() and len(loads) == 3
+    finally:
+        app.stop()
+
+
+class OutOfMemoryOnce(PreviewGenerator):
+    """The preview running out of GPU memory in its first run, with the gen3c model's line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
+
+    def generate(self, *args, **kwargs):
+        from gen3c.errors import Gen3cMemoryError
+        from gen3c.models.memory import memory_plan, out_of_memory_message
+
+        self.runs += 1
+        if self.runs == 1:
+            raise Gen3cMemoryError(out_of_memory_message(memory_plan(), "cpu", "sampling with the DiT"))
+        return super().generate(*args, **kwargs)
+
+
+def test_a_run_out_of_memory_says_the_fix_in_the_page_s_words_and_generate_runs_again(tmp_path, room_sample):
+    """A run out of GPU memory showed the library's 'try --low_memory … or --max_gpu_memory GB',
+    flags no control of the page sets: the page did not say they are gen3c gui's, given when it
+    starts, nor what the page itself can change. Generate then runs again."""
+    from gen3c.gui.app import Gen3cApp
+
+    app = Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample,
+                   generator=OutOfMemoryOnce(), preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60)
+        assert app.status.content == (
+            "<span style='color:#c92a2a'>**Error:** the GPU ran out of memory while sampling with the DiT: try --low_memory (the leanest mode, "
+            "~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits (flags of gen3c gui: start it again with one), or pick a "
+            "smaller &quot;Resolution&quot; (Input → 3D cache)</span>"
+        ), app.status.content
+        assert not app.generate.disabled and app.cancel.disabled and app.progress.value == 0.0
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated **gui_001.mp4**" in app.status.content, app.status.content
+    finally:
+        app.stop()
+
+
+class StrandedOnce(PreviewGenerator):
+    """Out of GPU memory, leaving the DiT partly on the GPU (moving it back failed too), as the gen3c model says it."""
+
+    def generate(self, *args, **kwargs):
+        from gen3c.errors import Gen3cMemoryError
+
+        error = Gen3cMemoryError("the GPU ran out of memory while sampling with the DiT: try --low_memory; transformer is left partly on "
+                                 "cuda:0, as moving it back failed too (CUDA out of memory): load the pipeline again")  # fmt: skip
+        error.stranded = True
+        raise error
+
+
+def test_a_run_that_strands_the_model_on_the_gpu_loads_it_again_at_the_next_generate(tmp_path, monkeypatch, room_sample):
+    """Out of GPU memory with part of the model left on the GPU, the library says "load the pipeline
+    again": the page cannot, and kept running the stranded model. Now the next Generate loads it again."""
+    from gen3c.gui import app as gui_app
+
+    made = []
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: made.append(PreviewGenerator() if made else StrandedOnce()) or made[-1])
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60)
+        assert "(CUDA out of memory): the next Generate loads the generator again (flags of gen3c gui" in app.status.content, app.status.content
+        assert not app.generate.disabled and len(made) == 1
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        app._loader.join(30)
+        assert app.jobs.wait(60) and len(made) == 2 and "Generated **gui_001.mp4**" in app.status.content, app.status.content
+    finally:
+        app.stop()
+
+
+class AlwaysMisfit(PreviewGenerator):
+    """A stand-in whose memory plan never fits, however loaded (a plan estimate that disagrees with the run's prompts)."""
+
+    def memory_plan_misfit(self, height: int, width: int) -> str:
+        return "--max_gpu_memory chose the memory plan for prompts the prompt cache holds, and T5 must encode this one"
+
+
+def test_a_generator_loaded_for_the_run_s_size_and_prompt_is_not_loaded_again(tmp_path, monkeypatch, room_sample):
+    """A generator just loaded for this run's size and prompt has its plan chosen for them: it runs,
+    even where its own check disagrees, rather than loading again and again; another size loads once."""
+    from gen3c.gui import app as gui_app
+
+    loads = []
+    monkeypatch.setattr(gui_app, "make_generator", lambda request: loads.append(request.resolution) or AlwaysMisfit())
+    request = GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9, chunk_frames=9, generator_options={"max_gpu_memory": 24.0})
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=request, demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert app.jobs.wait(60) and "Generated **gui_001.mp4**" in app.status.content and loads == ["48x80"], app.status.content
+        handler(app, functools.partial(app._on_setting, "resolution", redraw_cache=True))(SimpleNamespace(target=SimpleNamespace(value="32x80"), client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        app._loader.join(30)
+        assert app.jobs.wait(60) and "Generated **gui_002.mp4**" in app.status.content and loads == ["48x80", "32x80"], app.status.content
+    finally:
+        app.stop()
+
+
+def test_a_model_that_does_not_fit_the_gpu_at_load_says_to_start_the_gui_again_with_a_flag(tmp_path, monkeypatch, room_sample, capfd):
+    """The load's out-of-memory line names flags (--low_memory, --max_gpu_memory) that no control of
+    the page sets: the page says they are gen3c gui's; the log keeps the library's line."""
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.gui import app as gui_app
+    from gen3c.models.memory import memory_plan, out_of_memory_message
+
+    def make_generator(request):
+        raise Gen3cMemoryError(out_of_memory_message(memory_plan(), "cpu", "moving the model to it"))
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)
+        line = "the GPU ran out of memory while moving the model to it: try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits"
+        assert app.status.content == f"<span style='color:#c92a2a'>**Error:** {line} (flags of gen3c gui: start it again with one)</span>", app.status.content
+        assert f"gen3c gui: {line}\n" in capfd.readouterr().err and not app.generate.disabled
+    finally:
+        app.stop()
+
+
+@pytest.mark.filterwarnings("ignore:--max_gpu_memory 24")
+def test_what_the_generator_s_load_notes_is_shown_with_the_next_run(tmp_path, monkeypatch, room_sample):
+    """What the load noted (the memory mode --max_gpu_memory chose, its estimated peak) went to the
+    server's log only: the page never said which plan its runs had, nor that a load for another
+    Resolution chose another. Now the next run's end shows it, once."""
+    from gen3c.errors import note
+    from gen3c.gui import app as gui_app
+
+    def make_generator(request):
+        note(f"--max_gpu_memory 24: memory mode 'resident' (estimated peak 20.1 GB for 121 frames at {request.resolution})")
+        return PreviewGenerator()
+
+    monkeypatch.setattr(gui_app, "make_generator", make_generator)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=lambda: room_sample)
+    try:
+        app._loader.join(30)  # (its note warned too: the server's log)
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        for run in (1, 2):
+            handler(app, app._on_generate)(SimpleNamespace(client=None))
+            assert app.jobs.wait(60) and f"Generated **gui_00{run}.mp4**" in app.status.content, app.status.content
+            said = "Note: --max_gpu_memory 24: memory mode &#x27;resident&#x27; (estimated peak 20.1 GB for 121 frames at 48x80)" in app.status.content
+            assert said == (run == 1), app.status.content
+    finally:
+        app.stop()

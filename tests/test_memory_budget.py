@@ -149,6 +149,23 @@ def test_load_generator_counts_t5_for_a_prompt_the_cache_lacks(tiny_checkpoint):
         load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", prompt="a street at night")
 
 
+def test_a_loaded_generator_says_when_its_budget_plan_does_not_fit_a_run(tiny_checkpoint):
+    """The plan max_gpu_memory chose at load is for its frame size and, without T5, for prompts the
+    prompt cache holds: a run at another size or with a prompt T5 must encode needs a new load (the GUI's runs)."""
+    with pytest.warns(UserWarning, match="memory mode"):
+        generator = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=(128, 128))
+    assert generator.memory_planned_for == ((128, 128), False) and generator.memory_plan_misfit(128, 128) is None
+    assert generator.memory_plan_misfit(64, 128) == "--max_gpu_memory chose the memory plan for 128x128 frames, not 64x128"
+    generator.prompt = "a street at night"
+    assert generator.memory_plan_misfit(128, 128) == "--max_gpu_memory chose the memory plan for prompts the prompt cache holds, and T5 must encode this one"
+    with pytest.warns(UserWarning, match="T5 encoding the prompt first"):
+        generator = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=(128, 128), prompt="a street at night")
+    assert generator.memory_planned_for == ((128, 128), True) and generator.memory_plan_misfit(128, 128) is None
+    generator.prompt = ""
+    assert generator.memory_plan_misfit(128, 128) is None  # a plan counting T5 fits a run without it
+    assert load_generator(tiny_checkpoint, device="cpu", dtype="float32").memory_plan_misfit(64, 128) is None  # no plan chosen
+
+
 def test_every_budget_plan_sends_t5_back_to_cpu_memory():
     """T5 (GEN3C's T5-11B encoder: 9.1 GB in bf16) counts in the prompt's stage only, but the resident plans
     that --max_gpu_memory picks kept T5 on the GPU once a prompt missing from the prompt cache had
@@ -398,6 +415,24 @@ def test_running_out_of_memory_with_a_lora_names_a_mode_it_can_run_in():
         pipe(torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48), num_steps=1, guidance=0)
 
 
+def test_running_out_of_memory_while_loading_the_model_onto_the_gpu_names_the_flag_to_try(monkeypatch):
+    """A plan whose resident components do not fit the GPU ran out of memory in configure_memory
+    (load_generator's last step) with torch's traceback (the GUI: "internal error"), not the line a
+    run out of memory gives, naming --low_memory and --max_gpu_memory."""
+    import gen3c.pipelines.gen3c as gen3c_pipeline
+
+    pipe = tiny_pipeline(seed=0)
+    monkeypatch.setattr(gen3c_pipeline, "compute_device", lambda device: torch.device("cuda"))  # a GPU this CPU test only pretends to have
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (GiB, 12 * GiB))
+
+    def to(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(pipe.transformer, "to", to)
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while moving the model to it \(11\.0 of 12\.0 GB in use\): try --low_memory"):
+        pipe.configure_memory(memory_plan(), "cuda")
+
+
 def test_running_out_of_memory_while_moving_a_component_to_the_gpu_puts_it_back(monkeypatch):
     """Running out of GPU memory inside the tokenizer's move to the GPU left it split between GPU and
     CPU, and the next generation of a process that keeps running (the GUI) started with it so: it
@@ -420,14 +455,14 @@ def test_running_out_of_memory_while_moving_a_component_to_the_gpu_puts_it_back(
     monkeypatch.setattr(pipe.vae, "to", to)
     args = torch.zeros(3, 32, 48), torch.zeros(17, 1, 3, 32, 48), torch.ones(17, 1, 1, 32, 48)
     said = r"^the GPU ran out of memory while encoding the conditions with the tokenizer \(79\.0 of 80\.0 GB in use\): try --low_memory \(the leanest mode, ~8 GB for GEN3C-7B\) or --max_gpu_memory GB to pick a mode that fits"
-    with pytest.raises(Gen3cMemoryError, match=said + "$"):
+    with pytest.raises(Gen3cMemoryError, match=said + "$") as raised:
         pipe(*args, num_steps=1, guidance=0)
-    assert moves == ["cuda", "cpu"]
+    assert moves == ["cuda", "cpu"] and not raised.value.stranded
     moves.clear()
     back_fails = True
-    with pytest.raises(Gen3cMemoryError, match=said + r"; vae is left partly on cuda, as moving it back failed too \(CUDA error: an illegal memory access was encountered\): load the pipeline again$"):
+    with pytest.raises(Gen3cMemoryError, match=said + r"; vae is left partly on cuda, as moving it back failed too \(CUDA error: an illegal memory access was encountered\): load the pipeline again$") as raised:
         pipe(*args, num_steps=1, guidance=0)
-    assert moves == ["cuda", "cpu"]
+    assert moves == ["cuda", "cpu"] and raised.value.stranded  # (a GUI loads it again)
 
 
 def test_running_out_of_memory_with_the_tokenizer_chunks_turned_off_names_them():

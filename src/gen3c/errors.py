@@ -40,7 +40,11 @@ class Gen3cDependencyError(Gen3cInputError):
 
 
 class Gen3cMemoryError(Gen3cInputError):
-    """The accelerator ran out of memory; the message names the setting that makes the run fit."""
+    """The accelerator ran out of memory; the message names the setting that makes the run fit.
+    ``stranded``: part of the model was left on the accelerator (moving it back failed too), so
+    the loaded model must be loaded again before it runs."""
+
+    stranded: bool = False
 
 
 class Terminated(KeyboardInterrupt):

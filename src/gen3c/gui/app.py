@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import gc
 import html
 import io
 import math
@@ -31,9 +32,10 @@ from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion
 from gen3c.constants import RESIZE_MODES, SCALED_DEPTH_SUFFIXES, SPLAT_MODES
 from gen3c.dependencies import require
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
-from gen3c.errors import Gen3cInputError, collect_notes, counted, first_line, quoted
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, counted, first_line, quoted, record_notes
 from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
-from gen3c.pipelines.request import GenerationRequest, check_frame_size, make_generator
+from gen3c.io.resolution import parse_resolution
+from gen3c.pipelines.request import GenerationRequest, GeneratorPool, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
 # The GUI is viser's: importing it without viser, or with a broken one, is one line (the CLI exits 2 with it).
@@ -162,7 +164,9 @@ class Gen3cApp:
             None hides the button.
         generator: a generator to run (e.g. a model already loaded); by default the request's
             generator is made once and kept (loaded in the background at start with ``preload``).
-            Seed, prompt and buffer noise are set on it before each run, so changing them reloads nothing.
+            Seed, prompt and buffer noise are set on it before each run, so changing them reloads nothing
+            (but a generator the app loaded under ``--max_gpu_memory`` loads again for a Resolution, or
+            a prompt needing T5, its memory plan was not chosen for: :meth:`_misfit`).
         fps_given: whether the request's fps is the user's, kept when a video is loaded
             (:class:`GuiState`; None: when it differs from the default).
     """
@@ -188,6 +192,14 @@ class Gen3cApp:
         self._lock = threading.RLock()
         self._sync = threading.local()  # set while controls are updated from the state
         self._generator = generator
+        # GeneratorPool.key of the request the loaded generator was loaded for (None: given to the app,
+        # run as it is), that request's resolution and prompt, and the LoRA digests the keys read.
+        self._generator_key: str | None = None
+        self._generator_made_for: tuple = ()
+        # What the last load noted (the memory mode --max_gpu_memory chose, …), shown with the next run's end.
+        self._load_notes: list[str] = []
+        self._run_load_notes: list[str] = []
+        self._digests: dict[str, str] = {}
         self._last_output: dict[str, Path] | None = None
         self._run_path: tuple[str | None, str] = (None, "preset")  # the last run's path file and path mode
         # Keyframes are drawn in each viewer's own scene (viser's client.scene), so that a gizmo
@@ -717,14 +729,15 @@ class Gen3cApp:
 
     # -- generation -----------------------------------------------------------------------
 
-    def _start_loader(self, then_generate: bool = False) -> None:
+    def _start_loader(self, then_generate: bool = False, why: str = "") -> None:
         """Load the request's generator in a thread (called under the page's lock, which the
         thread takes only once the load has ended). A Generate press meanwhile waits for this load
         (:meth:`_wait_for_loader`; ``then_generate``: the press that started it) and is pressed
         again once it has loaded, unless Cancel calls that run off (:meth:`_on_cancel`; the load
-        goes on, for a later run)."""
+        goes on, for a later run). ``why``: why the generator loaded before is loaded again."""
         self._loading = True
-        self._loading_line = f"Loading the {html.escape(self.state.request.generator)} generator…"
+        again = f" again ({html.escape(self._page_words(why))})" if why else ""
+        self._loading_line = f"Loading the {html.escape(self.state.request.generator)} generator{again}…"
         self._info(self._loading_line, transient=True)  # until the load ends (:meth:`_preload_generator`)
         self._wait_for_loader(then_generate)
         self._loader = threading.Thread(target=self._preload_generator, args=(self.state.request,), name="gen3c-gui-load", daemon=True)
@@ -744,8 +757,17 @@ class Gen3cApp:
         page is updated under it, as by a callback."""
         if self._stopped:
             return
+        with self._lock:  # the press that dropped the generator loaded before has returned: its memory is freed
+            pass
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        key, out_of_memory = None, False
         try:
-            generator, error = make_generator(request), None
+            with record_notes() as notes:  # (to the server's log too, as they come)
+                key, generator, error = GeneratorPool.key(request, self._digests), make_generator(request), None
+        except Gen3cMemoryError as exc:  # its weights do not fit the GPU: the fix is a flag it loads with
+            generator, error, out_of_memory = None, str(exc), True
         except Gen3cInputError as exc:
             generator, error = None, str(exc)
         except Exception as exc:  # a broken install or a bug: say so in the page (Generate tries again)
@@ -753,12 +775,14 @@ class Gen3cApp:
         with self._lock:
             if self._stopped:  # the server is closed: what loaded is dropped, nothing is shown
                 return
-            self._generator, self._loading = generator, False
+            self._generator, self._generator_key, self._loading = generator, key, False
+            self._generator_made_for = (request.resolution, request.generator_options.get("prompt"))
+            self._load_notes = notes if generator is not None else []
             then_generate, self._start_pending = self._start_pending, False
             self.generate.disabled, self.cancel.disabled = False, True
             self.progress_text.content = ""
             loading_shown = self.status.content == self._loading_line  # not replaced by an action meanwhile
-            shown = error
+            shown = self._memory_words(error, at_load=True) if out_of_memory else error
             if error is None:
                 self._fit_resolutions()
                 try:
@@ -830,9 +854,10 @@ class Gen3cApp:
 
     def _generator_for(self, request: GenerationRequest):
         """The loaded generator with this run's seed, prompt and buffer noise (plain attributes of the gen3c
-        generator; nothing is reloaded); None when none is loaded: the run then waits for the load
-        under way, else (a failed start-up load, said then, or none asked for) for one started in
-        the background, as at start-up, not under the page's lock; it starts once it has loaded."""
+        generator); None when none is loaded, or the loaded one does not fit the run (:meth:`_misfit`):
+        the run then waits for the load under way, else (a failed start-up load, said then, none asked
+        for, or one that does not fit, dropped) for one started in the background, as at start-up, not
+        under the page's lock; it starts once it has loaded."""
         if self._loading:  # the generator this run needs (the page's is one, for every run): no second load
             self._wait_for_loader(True)
             return None
@@ -846,7 +871,26 @@ class Gen3cApp:
             gen.prompt = request.generator_options["prompt"]
         if hasattr(gen, "noise_aug_strength"):  # loaded with the start's: the page's may differ (0 for a video input)
             gen.noise_aug_strength = float(request.generator_options.get("noise_aug_strength") or 0.0)
+        why = self._misfit(request, gen)
+        if why is not None:  # loaded again for this run, in the background; the old one is dropped first
+            self._generator = gen = None
+            self._start_loader(then_generate=True, why=why)
         return gen
+
+    def _misfit(self, request: GenerationRequest, gen) -> str | None:
+        """Why the loaded generator (with this run's prompt) does not fit ``request``, which a new
+        load does: its model settings, or the memory plan ``--max_gpu_memory`` chose for the
+        load's frame size and prompts (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.memory_plan_misfit`),
+        as :class:`~gen3c.pipelines.request.GeneratorPool` tells them; None where it fits, or was
+        given to the app (run as it is)."""
+        if self._generator_key is None:
+            return None
+        same = GeneratorPool.key(request, self._digests) == self._generator_key
+        if same and self._generator_made_for == (request.resolution, request.generator_options.get("prompt")):
+            return None  # loaded for this size and prompt: its plan was chosen for them
+        plan_misfit = getattr(gen, "memory_plan_misfit", None)
+        why = plan_misfit(*parse_resolution(request.resolution)) if callable(plan_misfit) else None
+        return "the model settings changed" if why is None and not same else why
 
     def _on_prompt(self, event) -> None:
         self.state.set_prompt(str(event.target.value))
@@ -889,6 +933,7 @@ class Gen3cApp:
         notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
         self._run_path = (request.camera_file, self.state.path_mode)  # what the run's notes name the path file it reads
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
+        self._run_load_notes, self._load_notes = self._load_notes, []  # said with this run's end
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
         self.progress_text.content = ""  # the last run's line, until this run's first stage says its own
@@ -915,7 +960,7 @@ class Gen3cApp:
 
     def _show_job_result(self, result: JobResult) -> None:
         self.generate.disabled, self.cancel.disabled = False, True
-        notes = [page_run_note(note, *self._run_path) for note in result.notes]
+        notes = [*self._run_load_notes, *(page_run_note(note, *self._run_path) for note in result.notes)]
         self.progress.animated = False
         if result.cancelled:
             self.progress.value = 0.0
@@ -925,7 +970,11 @@ class Gen3cApp:
         if result.error is not None:
             self.progress.value = 0.0
             self.progress_text.content = ""
-            self._error(result.error, notes=notes)
+            error = result.error
+            if result.stranded and self._generator_key is not None:  # loaded by the page: the next Generate loads it again
+                self._generator = None
+                error = error.replace(": load the pipeline again", ": the next Generate loads the generator again")
+            self._error(self._memory_words(error) if result.out_of_memory else error, notes=notes)
             return
         out = result.output
         self._last_output = out.paths
@@ -948,6 +997,16 @@ class Gen3cApp:
             f'<video id="gen3c-result" src="{src}" controls autoplay loop muted playsinline '
             'style="width:100%;border-radius:6px;background:#000"></video>'
         )
+
+    def _memory_words(self, text: str, at_load: bool = False) -> str:
+        """A run (or, ``at_load``, the model's load) out of GPU memory (``text``, the library's
+        line): the flags its fix names (``--low_memory``, ``--max_gpu_memory``) set how the model
+        loads, which no control of the page sets: they are given to ``gen3c gui`` when it starts.
+        A run's other fix, the page's own, is a smaller size."""
+        if all(flag in SETTING_CONTROLS for flag in re.findall(r"(?<![\w-])--([a-z]\w*)", text)):
+            return text
+        text += " (flags of gen3c gui: start it again with one)"
+        return text if at_load else f'{text}, or pick a smaller "{self.resolution.label}" (Input → 3D cache)'
 
     def _on_download_video(self, event) -> None:
         if self._last_output is None:

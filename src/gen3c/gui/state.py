@@ -38,7 +38,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, validate_poses
 from gen3c.dependencies import dependency_error
-from gen3c.errors import Gen3cInputError, collect_notes, quoted, record_notes
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, quoted, record_notes
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
     camera_dict_fps,
@@ -702,12 +702,17 @@ class GuiState:
 @dataclass
 class JobResult:
     """How a job ended: ``output`` on success, ``error`` (a message) on failure, or ``cancelled``;
-    ``notes``: what the run noted (the CLI prints them as "note:"), for the page."""
+    ``notes``: what the run noted (the CLI prints them as "note:"), for the page; ``out_of_memory``:
+    the error is the accelerator's running out of memory (:class:`~gen3c.errors.Gen3cMemoryError`),
+    whose fix is a flag of how the model loads; ``stranded``: that left part of the model on the
+    accelerator, and the generator must be loaded again."""
 
     output: RunOutput | None = None
     error: str | None = None
     cancelled: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
+    out_of_memory: bool = False
+    stranded: bool = False
 
 
 class JobRunner:
@@ -767,7 +772,8 @@ class JobRunner:
                     except GenerationCancelled:
                         result = JobResult(cancelled=True)
                     except Gen3cInputError as exc:
-                        result = JobResult(error=str(exc))
+                        memory = isinstance(exc, Gen3cMemoryError)
+                        result = JobResult(error=str(exc), out_of_memory=memory, stranded=memory and exc.stranded)
                     except Exception as exc:  # a broken install or a bug: reported in the page, not lost with the thread
                         result = JobResult(error=unexpected_error(exc))
                 result.notes = notes

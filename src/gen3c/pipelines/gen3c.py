@@ -75,7 +75,7 @@ from gen3c.models.memory import (
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video, statistics_frames
-from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo
+from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo, prompts_of
 from gen3c.parallel import broadcast_from_main, is_main_process
 from gen3c.schedulers import sampler_name
 
@@ -331,6 +331,7 @@ class Gen3cPipeline(DiffusionPipeline):
 
         Raises:
             Gen3cInputError: ``plan`` drops float8 storage or block streaming an earlier plan set up.
+            Gen3cMemoryError: the components ``plan`` keeps on the GPU do not fit there.
         """
         device = compute_device(device)
         streamed = getattr(self.transformer, "_gen3c_group_offloaded", None)
@@ -352,8 +353,9 @@ class Gen3cPipeline(DiffusionPipeline):
             enable_fp8_weights(self.transformer, self.transformer.dtype)
         if plan.group_offload and streamed is None:
             enable_group_offload(self.transformer, device)
-        for name in ("transformer", "vae", "text_encoder", "prompt_cache"):
-            self._place(name, "cpu" if name in plan.offload else device)
+        with self._out_of_memory_as_error("moving the model to it"):
+            for name in ("transformer", "vae", "text_encoder", "prompt_cache"):
+                self._place(name, "cpu" if name in plan.offload else device)
         return self
 
     def load_lora(self, path: str | os.PathLike, scale: float = 1.0) -> Gen3cPipeline:
@@ -441,7 +443,9 @@ class Gen3cPipeline(DiffusionPipeline):
         message = out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None)
         if stranded:
             message += f"; {stranded}: load the pipeline again"
-        raise Gen3cMemoryError(message)
+        error = Gen3cMemoryError(message)
+        error.stranded = bool(stranded)
+        raise error
 
     @property
     def step_cache(self) -> StepCache | None:
@@ -1195,6 +1199,9 @@ class Gen3cGenerator:
     #: callers that respell them for their surface): :func:`~gen3c.pipelines.loading.load_generator`
     #: sets its keyword arguments' words, which a caller of it reads (``low_memory=True``).
     message_spelling: Callable[[str], str] | None = None
+    #: What ``--max_gpu_memory`` chose the memory plan for at load: the frame size (H, W) and
+    #: whether its estimate counts T5 encoding a prompt (load_generator sets it); None: no plan chosen.
+    memory_planned_for: tuple[tuple[int, int], bool] | None = None
 
     def __init__(
         self,
@@ -1288,6 +1295,21 @@ class Gen3cGenerator:
         from gen3c.pipelines.loading import configure_in_keywords
 
         configure_in_keywords(self, options)
+
+    def memory_plan_misfit(self, height: int, width: int) -> str | None:
+        """Why the memory plan ``--max_gpu_memory`` chose at load does not fit a run at this frame
+        size with the generator's prompts (another size; T5 left out of the estimate, and a prompt
+        the prompt cache lacks, which T5 encodes on the GPU); None where it fits or no plan was
+        chosen. Such a run needs a new load, whose plan is chosen for it."""
+        if self.memory_planned_for is None:
+            return None
+        (planned_h, planned_w), with_text_encoder = self.memory_planned_for
+        if (height, width) != (planned_h, planned_w):
+            return f"--max_gpu_memory chose the memory plan for {planned_h}x{planned_w} frames, not {height}x{width}"
+        guidance = float(self.pipeline.sampling_defaults.get("guidance", 1.0)) if self.guidance is None else self.guidance
+        if not with_text_encoder and self.pipeline.text_encoder_bytes(prompts_of(self.prompt, self.negative_prompt, guidance)):
+            return "--max_gpu_memory chose the memory plan for prompts the prompt cache holds, and T5 must encode this one"
+        return None
 
     def check_frame_size(self, height: int, width: int) -> None:
         """Refuse a working resolution the model cannot take (:meth:`Gen3cPipeline.check_frame_size`)."""

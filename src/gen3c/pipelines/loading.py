@@ -514,6 +514,7 @@ def load_generator(
         prompts = prompts_of(generator_options.get("prompt", ""), generator_options.get("negative_prompt"), effective)
         size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width, pipe.text_encoder_bytes(prompts))
         label, plan, peak = choose_memory_plan(max_gpu_memory, size, float8=lora is None)
+        planned_for = ((height, width), bool(size.text_encoder_bytes))
         note(
             f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {format_gb(peak)} for "
             f"{frames} frames at {height}x{width}{', T5 encoding the prompt first' if size.text_encoder_bytes else ''})",
@@ -542,6 +543,8 @@ def load_generator(
         guidance_batch=settings.guidance_batch, **({} if guidance is None else {"guidance": guidance}), **generator_options,
     )  # fmt: skip
     generator.speed, generator.model_defaults, generator.checkpoint = speed, model_defaults, str(checkpoint)
+    if max_gpu_memory is not None:
+        generator.memory_planned_for = planned_for
     generator.loaded_with = {**loaded_with, "speed": speed, "dtype": configs.dtype_name(dtype), "chunk_frames": generator.chunk_frames}
     return generator
 

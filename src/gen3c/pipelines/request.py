@@ -791,6 +791,8 @@ class GeneratorPool:
     def get(self, request: GenerationRequest, progress: ProgressFactory | None = None) -> tuple[Any, bool]:
         """The generator for ``request`` with its per-run settings, and whether it was loaded now
         (``progress``: the loading's stage, as :func:`make_generator`)."""
+        from gen3c.io.resolution import parse_resolution
+
         key = self.key(request, self.digests)
         loaded = key != self._key
         if loaded:
@@ -808,6 +810,10 @@ class GeneratorPool:
             configure_generator(generator, request.generator_options)
         elif callable(getattr(generator, "configure", None)):  # the prompts and sampling settings (a custom generator's)
             generator.configure(request.generator_options)
+        misfit = getattr(generator, "memory_plan_misfit", None)  # --max_gpu_memory's plan left T5 out, and this prompt needs it
+        if not loaded and callable(misfit) and misfit(*parse_resolution(request.resolution)) is not None:
+            self.clear()
+            return self.get(request, progress)
         return generator, loaded
 
     def clear(self) -> None:
