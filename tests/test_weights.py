@@ -5,6 +5,7 @@ from it (its endpoint is the local server); every request is counted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -1078,35 +1079,41 @@ def test_removing_while_another_process_prepares_says_it_waits(hub, official, tm
     assert "waiting for another gen3c process" in capfd.readouterr().err
 
 
-def test_removing_what_another_process_removed_meanwhile_is_no_traceback(hub, official, tmp_path):
-    """Two `gen3c cache remove` at once: the one that waited for the lock found the folder gone
-    and ended in a FileNotFoundError traceback."""
+@contextlib.contextmanager
+def another_process_removes(checkpoint: Path, cache: Path):
+    """Inside the block another process holds the weights cache's lock and, after 0.5 s, removes
+    ``checkpoint`` and lets go: what a second `gen3c cache remove` does meanwhile."""
     import fcntl
     import shutil
     import threading
 
-    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
-    prepared = prepare(hub, official, tmp_path, prompts=())
-    fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
+    fd = os.open(cache / weights.LOCK_FILE, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
 
     def the_other_removes():
-        shutil.rmtree(prepared.checkpoint)
+        shutil.rmtree(checkpoint)
         os.close(fd)
 
     timer = threading.Timer(0.5, the_other_removes)
     timer.start()
-    removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
-    timer.join()
+    try:
+        yield
+    finally:
+        timer.join()
+
+
+def test_removing_what_another_process_removed_meanwhile_is_no_traceback(hub, official, tmp_path):
+    """Two `gen3c cache remove` at once: the one that waited for the lock found the folder gone
+    and ended in a FileNotFoundError traceback."""
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    with another_process_removes(prepared.checkpoint, tmp_path / "cache"):
+        removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
     assert removed == [] and not prepared.checkpoint.exists()
 
 
 def test_the_cli_says_what_another_process_removed_meanwhile(hub, official, tmp_path, monkeypatch):
     """`gen3c cache remove NAME` that found NAME gone once it had waited said "freed 0.0 kB"."""
-    import fcntl
-    import shutil
-    import threading
-
     from huggingface_hub import constants
     from typer.testing import CliRunner
 
@@ -1115,17 +1122,8 @@ def test_the_cli_says_what_another_process_removed_meanwhile(hub, official, tmp_
     prepared = prepare(hub, official, tmp_path, prompts=())
     monkeypatch.setattr(weights, "OFFICIAL", official[2])
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def the_other_removes():
-        shutil.rmtree(prepared.checkpoint)
-        os.close(fd)
-
-    timer = threading.Timer(0.5, the_other_removes)
-    timer.start()
-    res = CliRunner().invoke(app, ["cache", "remove", "Gen3C-Cosmos-7B-v1", "--cache_dir", str(tmp_path / "cache")])
-    timer.join()
+    with another_process_removes(prepared.checkpoint, tmp_path / "cache"):
+        res = CliRunner().invoke(app, ["cache", "remove", "Gen3C-Cosmos-7B-v1", "--cache_dir", str(tmp_path / "cache")])
     assert res.exit_code == 0 and "nothing to remove: Gen3C-Cosmos-7B-v1 was removed by another process meanwhile" in res.output, res.output
 
 
