@@ -172,6 +172,10 @@ class Gen3cPipeline(DiffusionPipeline):
         self.compute_device: torch.device | None = None
         self.disable_prompt_encoder = False
         self.text_encoder_source: str | None = None
+        #: The folder of converted weights (``cache_dir``) of GEN3C's official weights, when it was
+        #: loaded from them, whose T5 is fetched only for prompts outside the prompt cache
+        #: (:func:`~gen3c.pipelines.loading.prepare_prompts`); None for any other checkpoint.
+        self.official_cache: str | None = None
         self.text_encoder_dtype = torch.bfloat16
         #: (component, device) of every placement made by the pipeline, for inspection.
         self.placements: list[tuple[str, str]] = []
