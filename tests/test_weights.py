@@ -1284,6 +1284,19 @@ def test_load_generator_of_the_official_id_fetches_t5_for_its_prompt(hub, offici
     assert plain.pipeline.encode_prompt("a blue ball").shape == (1, 512, configs.TRANSFORMER_TINY["text_embed_dim"]) and hub.count() == 0
 
 
+def test_the_official_pipeline_gets_t5_for_a_prompt_outside_its_cache(hub, official_here):
+    """Gen3cPipeline.from_pretrained("nvidia/Gen3C-Cosmos-7B") loads for the prompt cache's prompts
+    unless told others (prompts=); before, another prompt failed saying "leave out --checkpoint_dir
+    and gen3c fetches GEN3C's weights" (they were GEN3C's weights); now T5 comes as for a load
+    that named the prompt (here from the hub cache: no request)."""
+    from gen3c import Gen3cPipeline
+    from gen3c.models import configs
+
+    pipe = Gen3cPipeline.from_pretrained("nvidia/Gen3C-Cosmos-7B", torch_dtype=torch.float32)
+    assert pipe.text_encoder is None
+    assert pipe.encode_prompt("a red ball").shape == (1, 512, configs.TRANSFORMER_TINY["text_embed_dim"]) and hub.count() == 0
+
+
 def test_a_kept_model_offline_without_t5_says_what_a_fresh_run_says(hub, official_here, box_scene, monkeypatch):
     import shutil
 

@@ -699,6 +699,10 @@ class Gen3cPipeline(DiffusionPipeline):
     def _ensure_text_encoder(self, prompt: str, negative: bool = False) -> None:
         if self.text_encoder is not None and self.tokenizer is not None:
             return
+        if self.official_cache is not None:  # GEN3C's weights loaded for the cache's prompts: T5 as a load for this one gets it
+            from gen3c.pipelines.loading import prepare_prompts
+
+            prepare_prompts(self, (prompt,))
         source = self.text_encoder_source
         # The cached prompts are the empty one and GEN3C's default negative one (gen3c convert).
         what, cached = ("negative_prompt", "GEN3C's default (negative_prompt=None)") if negative else ("prompt", "the empty prompt")

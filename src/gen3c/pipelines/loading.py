@@ -303,7 +303,8 @@ def load_official_pipeline(
 
     Args:
         prompts: the prompts that will be used; one outside the prompt cache fetches T5 up front
-            (default: the empty prompt and GEN3C's negative prompt). ``()``: no prompt encoder.
+            (default: the empty prompt and GEN3C's negative prompt; another later gets T5 when
+            first encoded, :func:`prepare_prompts`). ``()``: no prompt encoder.
         text_encoder: fetch T5 (and build the prompt cache) whatever the prompts.
         cache_dir: the folder of converted weights (default ``$GEN3C_CACHE_DIR`` or ``~/.cache/gen3c``).
     """
