@@ -1216,6 +1216,133 @@ def test_the_official_id_in_another_case_is_the_official_weights(hub, official, 
         Gen3cPipeline.from_pretrained(other)
 
 
+
+@pytest.fixture
+def official_here(hub, official, tmp_path, monkeypatch):
+    """GEN3C's weights converted in tmp_path/cache (T5 fetched into tmp_path/hub for the prompt
+    cache), and this process pointed at them and at the test hub as a user's default setup is."""
+    from huggingface_hub import constants
+
+    prepare(hub, official, tmp_path)
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    hub.clear()
+    return tmp_path
+
+
+def test_a_kept_model_takes_a_prompt_its_first_run_did_not_need_t5_for(hub, official_here, box_scene):
+    """gen3c.generate and a batch keep GEN3C's weights loaded between runs; T5 was fetched only
+    for the first run's prompts. Before: a later run's prompt outside the prompt cache failed
+    ("has no loadable T5 text encoder … use the empty prompt") where a fresh run fetches T5;
+    now it gets T5 as a fresh run does (here from the hub cache, no request) and makes its video."""
+    import gen3c
+    from gen3c.batch import load_manifest
+    from gen3c.batch.jobs import GeneratorPool, run_job
+    from gen3c.io.video import read_video
+    from gen3c.pipelines.request import GENERATE_POOL
+
+    tmp_path, (image, depth, _, _) = official_here, box_scene
+    common = dict(depth=depth, fov=60.0, resolution="32x48", num_video_frames=17, chunk_frames=17, num_steps=2,
+                  dtype="float32", device="cpu", progress=False)  # fmt: skip
+    GENERATE_POOL.clear()
+    loads = GENERATE_POOL.loads
+    gen3c.generate(image, video_save_folder=tmp_path / "kept", video_save_name="first", **common)
+    kept = gen3c.generate(image, video_save_folder=tmp_path / "kept", video_save_name="red", prompt="a red ball", **common)
+    assert GENERATE_POOL.loads == loads + 1 and hub.count() == 0
+    fresh = gen3c.generate(image, video_save_folder=tmp_path / "fresh", prompt="a red ball", keep_loaded=False, **common)
+    GENERATE_POOL.clear()
+    assert torch.equal(kept.result.frames, fresh.result.frames)
+
+    rows = [{"name": name, "input_image_path": str(image), "depth_path": str(depth), "generator": "gen3c", "fov": 60, "resolution": "32x48",
+             "num_video_frames": 17, "chunk_frames": 17, "num_steps": 2, "dtype": "float32", "device": "cpu", **extra}
+            for name, extra in (("first", {}), ("red", {"prompt": "a red ball"}))]  # fmt: skip
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    pool = GeneratorPool()
+    (tmp_path / "batch").mkdir()
+    outcomes = [run_job(job, tmp_path / "batch", pool) for job in load_manifest(tmp_path / "m.jsonl")]
+    assert [o.state for o in outcomes] == ["done", "done"] and pool.loads == 1, [o.error for o in outcomes]
+    assert (read_video(tmp_path / "batch" / "red.mp4")[0] == read_video(tmp_path / "fresh" / "image.mp4")[0]).all()
+
+
+def test_load_generator_of_the_official_id_fetches_t5_for_its_prompt(hub, official_here):
+    """load_generator("nvidia/Gen3C-Cosmos-7B", prompt=…) loaded the weights for the prompt cache's
+    prompts only, and its first generation failed for want of T5; now T5 comes with the load, as
+    gen3c.generate's, and configure gives it for a later prompt."""
+    from gen3c.models import configs
+    from gen3c.pipelines.loading import load_generator
+
+    generator = load_generator("nvidia/Gen3C-Cosmos-7B", prompt="a red ball", dtype="float32", device="cpu", chunk_frames=17)
+    assert generator.pipeline.encode_prompt("a red ball").shape == (1, 512, configs.TRANSFORMER_TINY["text_embed_dim"]) and hub.count() == 0
+    plain = load_generator("nvidia/Gen3C-Cosmos-7B", dtype="float32", device="cpu", chunk_frames=17)
+    assert plain.pipeline.text_encoder is None
+    plain.configure({"prompt": "a blue ball"})
+    assert plain.pipeline.encode_prompt("a blue ball").shape == (1, 512, configs.TRANSFORMER_TINY["text_embed_dim"]) and hub.count() == 0
+
+
+def test_the_official_pipeline_gets_t5_for_a_prompt_outside_its_cache(hub, official_here):
+    """Gen3cPipeline.from_pretrained("nvidia/Gen3C-Cosmos-7B") loads for the prompt cache's prompts
+    unless told others (prompts=); before, another prompt failed saying "leave out --checkpoint_dir
+    and gen3c fetches GEN3C's weights" (they were GEN3C's weights); now T5 comes as for a load
+    that named the prompt (here from the hub cache: no request)."""
+    from gen3c import Gen3cPipeline
+    from gen3c.models import configs
+
+    pipe = Gen3cPipeline.from_pretrained("nvidia/Gen3C-Cosmos-7B", torch_dtype=torch.float32)
+    assert pipe.text_encoder is None
+    assert pipe.encode_prompt("a red ball").shape == (1, 512, configs.TRANSFORMER_TINY["text_embed_dim"]) and hub.count() == 0
+
+
+def test_a_kept_model_offline_without_t5_says_what_a_fresh_run_says(hub, official_here, box_scene, monkeypatch):
+    import shutil
+
+    import gen3c
+    from gen3c.pipelines.request import GENERATE_POOL
+
+    tmp_path, (image, depth, _, _) = official_here, box_scene
+    shutil.rmtree(tmp_path / "hub" / "models--google-t5--t5-11b")  # (`gen3c cache remove` would ask)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    common = dict(depth=depth, fov=60.0, resolution="32x48", num_video_frames=17, chunk_frames=17, num_steps=1,
+                  dtype="float32", device="cpu", progress=False, video_save_folder=tmp_path / "out")  # fmt: skip
+    GENERATE_POOL.clear()
+    with pytest.raises(Gen3cModelError) as fresh:
+        gen3c.generate(image, prompt="a red ball", **common)
+    gen3c.generate(image, **common)  # the prompt cache's prompts: no T5 needed, offline too
+    with pytest.raises(Gen3cModelError) as kept:
+        gen3c.generate(image, prompt="a red ball", **common)
+    GENERATE_POOL.clear()
+    assert str(kept.value) == str(fresh.value) and "HF_HUB_OFFLINE=1 forbids fetching it" in str(fresh.value)
+    assert hub.count() == 0
+
+
+def test_a_kept_model_loads_again_when_max_gpu_memory_did_not_plan_for_t5(hub, official_here, box_scene):
+    """--max_gpu_memory chose its memory mode counting T5 only when the load's prompts needed it,
+    and the pool loads again for a job whose prompt needs T5 on a plan made without it. With
+    GEN3C's weights that check saw no T5 (none was fetched for the load's prompts), so the job
+    failed on the kept model; now T5 is fetched, the pool loads again (planned with T5, as a fresh
+    run), and keeps that model for the cache's prompts."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, GeneratorPool
+
+    def request(**options):
+        return GenerationRequest(generator="gen3c", resolution="32x48", generator_options={
+            "max_gpu_memory": 24, "dtype": "float32", "device": "cpu", "chunk_frames": 17, **options})  # fmt: skip
+
+    pool = GeneratorPool()
+    with collect_notes() as notes:
+        assert pool.get(request())[1]
+        generator, loaded = pool.get(request(prompt="a red ball"))
+        assert loaded and pool.loads == 2 and generator.memory_planned_for[1]
+        assert not pool.get(request())[1] and not pool.get(request(prompt="a blue ball"))[1] and pool.loads == 2
+    planned = [n for n in notes if n.startswith("--max_gpu_memory 24")]
+    assert len(planned) == 2 and "T5" not in planned[0] and planned[1].endswith(", T5 encoding the prompt first)"), planned
+    assert hub.count() == 0
+    # A checkpoint without T5 refuses such a prompt however it is planned: not loaded again for it.
+    assert pool.get(request(model="tiny"))[1] and not pool.get(request(model="tiny", prompt="a red ball"))[1] and pool.loads == 3
+
+
 # -- the command line (subprocesses: huggingface_hub reads HF_ENDPOINT and HF_HOME at import) ----
 
 

@@ -172,6 +172,10 @@ class Gen3cPipeline(DiffusionPipeline):
         self.compute_device: torch.device | None = None
         self.disable_prompt_encoder = False
         self.text_encoder_source: str | None = None
+        #: The folder of converted weights (``cache_dir``) of GEN3C's official weights, when it was
+        #: loaded from them, whose T5 is fetched only for prompts outside the prompt cache
+        #: (:func:`~gen3c.pipelines.loading.prepare_prompts`); None for any other checkpoint.
+        self.official_cache: str | None = None
         self.text_encoder_dtype = torch.bfloat16
         #: (component, device) of every placement made by the pipeline, for inspection.
         self.placements: list[tuple[str, str]] = []
@@ -695,6 +699,10 @@ class Gen3cPipeline(DiffusionPipeline):
     def _ensure_text_encoder(self, prompt: str, negative: bool = False) -> None:
         if self.text_encoder is not None and self.tokenizer is not None:
             return
+        if self.official_cache is not None:  # GEN3C's weights loaded for the cache's prompts: T5 as a load for this one gets it
+            from gen3c.pipelines.loading import prepare_prompts
+
+            prepare_prompts(self, (prompt,))
         source = self.text_encoder_source
         # The cached prompts are the empty one and GEN3C's default negative one (gen3c convert).
         what, cached = ("negative_prompt", "GEN3C's default (negative_prompt=None)") if negative else ("prompt", "the empty prompt")

@@ -303,7 +303,8 @@ def load_official_pipeline(
 
     Args:
         prompts: the prompts that will be used; one outside the prompt cache fetches T5 up front
-            (default: the empty prompt and GEN3C's negative prompt). ``()``: no prompt encoder.
+            (default: the empty prompt and GEN3C's negative prompt; another later gets T5 when
+            first encoded, :func:`prepare_prompts`). ``()``: no prompt encoder.
         text_encoder: fetch T5 (and build the prompt cache) whatever the prompts.
         cache_dir: the folder of converted weights (default ``$GEN3C_CACHE_DIR`` or ``~/.cache/gen3c``).
     """
@@ -314,6 +315,7 @@ def load_official_pipeline(
     prepared = prepare_weights(prompts=prompts, text_encoder=text_encoder, cache_dir=cache_dir)
     pipe = load_pipeline(prepared.checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=prepared.text_encoder)
     pipe.disable_prompt_encoder = not prompts
+    pipe.official_cache = str(prepared.checkpoint.parent)
     return pipe
 
 
@@ -503,6 +505,9 @@ def load_generator(
         dtype = torch.bfloat16 if on_gpu else torch.float32
     pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=text_encoder_dir)
     pipe.disable_prompt_encoder = disable_prompt_encoder
+    # GEN3C's weights by their hub id load for the prompt cache's prompts: T5 for others, fetched as generate's load does.
+    if pipe.official_cache is not None:
+        prepare_prompts(pipe, _run_prompts(pipe, generator_options, guidance))
     if guidance is None:  # a hub checkpoint's own guidance is known once it is loaded
         _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True, generator_options.get("negative_prompt"))
     if max_gpu_memory is not None:
@@ -560,14 +565,16 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     ones (:data:`SAMPLING_GENERATOR_SETTINGS`), as :func:`load_generator` gives a freshly loaded
     one: a sweep over prompts, steps, guidance or samplers runs on one loaded model. The settings
     left out fall back to their defaults (the empty prompt, GEN3C's negative prompt), the model's
-    own and the generator's ``--speed`` preset's, as at load.
+    own and the generator's ``--speed`` preset's, as at load. GEN3C's own weights loaded for the
+    prompt cache's prompts get T5 for a prompt outside it, as a fresh load does (:func:`prepare_prompts`).
 
     Raises:
         Gen3cInputError: options :func:`check_generator_options` refuses, a prompt for a generator
             loaded with ``disable_prompt_encoder`` (it would change nothing), or a model setting
             other than the generator was loaded with (weights, memory plan, kernels: a new load).
         Gen3cModelError: ``verify_checksums`` for a generator loaded without it, whose checkpoint's
-            files differ from its ``checksums.json`` (they are checked now: :func:`_verify_loaded_checkpoint`).
+            files differ from its ``checksums.json`` (they are checked now: :func:`_verify_loaded_checkpoint`);
+            T5 for GEN3C's weights that cannot be fetched (offline, gated: as a fresh run says).
     """
     from gen3c.pipelines.gen3c import Gen3cGenerator
 
@@ -577,16 +584,64 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     if check_generator_options(options).get("verify_checksums") and not generator.loaded_with.get("verify_checksums"):
         _verify_loaded_checkpoint(generator)
     settings, guidance = _requested_sampling(generator, options)
-    configure_sampling(generator.pipeline, settings, generator.checkpoint)
     defaults = inspect.signature(Gen3cGenerator).parameters
     if guidance is None:
         guidance = defaults["guidance"].default
     requested = check_generator_options(options)
+    # GEN3C's weights loaded for prompts in the prompt cache: T5 is fetched for others, as a fresh load fetches it.
+    prepare_prompts(generator.pipeline, _run_prompts(generator.pipeline, requested, guidance))
+    configure_sampling(generator.pipeline, settings, generator.checkpoint)
     generator.prompt = requested.get("prompt", defaults["prompt"].default)
     generator.negative_prompt = requested.get("negative_prompt", defaults["negative_prompt"].default)
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
     generator.noise_aug_strength = requested.get("noise_aug_strength", defaults["noise_aug_strength"].default)
+
+
+def _run_prompts(pipe: Gen3cPipeline, requested: dict[str, Any], guidance: float | None) -> tuple[str, ...]:
+    """The prompts a run with the checked options ``requested`` and ``guidance`` (None: the
+    model's own) encodes on ``pipe`` (:func:`~gen3c.models.weights.prompts_of`; none with the
+    prompt encoder disabled)."""
+    prompt, negative = requested.get("prompt", ""), requested.get("negative_prompt")
+    if pipe.disable_prompt_encoder or not isinstance(prompt, str) or not isinstance(negative, str | None):
+        return ()  # (a prompt not a string: refused when encoded)
+    effective = float(pipe.sampling_defaults.get("guidance", 1.0)) if guidance is None else guidance
+    return prompts_of(prompt, negative, effective)
+
+
+def _needs_text_encoder(pipe: Gen3cPipeline, prompts: Sequence[str]) -> bool:
+    """Whether encoding ``prompts`` loads T5: one is outside the prompt cache and T5 is not loaded."""
+    if pipe.text_encoder is not None or pipe.disable_prompt_encoder:
+        return False
+    return any(pipe.prompt_cache is None or pipe.prompt_cache.lookup(p) is None for p in prompts)
+
+
+def _has_text_encoder_source(pipe: Gen3cPipeline) -> bool:
+    """Whether T5 loads for a prompt that needs it: its source is a T5 folder, a checkpoint
+    folder holding one, or a hub id (fetched then)."""
+    source = pipe.text_encoder_source
+    if source is None:
+        return False
+    folder = Path(source)
+    if not folder.exists():
+        return bool(is_hub_id(source))
+    return (folder / "config.json").is_file() or (folder / "text_encoder").is_dir()
+
+
+def prepare_prompts(pipe: Gen3cPipeline, prompts: Sequence[str]) -> None:
+    """Give a pipeline of GEN3C's official weights (:attr:`~Gen3cPipeline.official_cache`) loaded
+    without T5 (its load's prompts were all in the prompt cache) the T5 that ``prompts`` outside
+    the cache need, as a fresh load would (:func:`~gen3c.models.weights.prepare_weights`: from the
+    hub cache, else fetched; offline, refused as a fresh run is). Once: later prompts reuse it."""
+    from gen3c.models import weights
+    from gen3c.parallel import is_main_process
+
+    if pipe.official_cache is None or _has_text_encoder_source(pipe) or not _needs_text_encoder(pipe, prompts):
+        return
+    kwargs = {} if is_main_process() else {"log": None}  # (as _official_weights)
+    prepared = weights.prepare_weights(prompts=tuple(prompts), cache_dir=pipe.official_cache, **kwargs)
+    if prepared.text_encoder is not None:
+        pipe.text_encoder_source = str(prepared.text_encoder)
 
 
 def configure_in_keywords(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
@@ -753,7 +808,8 @@ def generator_from_options(
         from gen3c.models.packaged import packaged_model_dir
 
         checkpoint = str(packaged_model_dir(model))
-    if not checkpoint or is_official_repo(checkpoint):  # GEN3C's hub id: its converted copy, kept in cache_dir
+    official = not checkpoint or is_official_repo(checkpoint)
+    if official:  # GEN3C's hub id: its converted copy, kept in cache_dir
         checkpoint, opts["text_encoder_dir"] = _official_weights(opts, cache_dir)
     sampling = {
         k: opts.pop(k)
@@ -762,6 +818,8 @@ def generator_from_options(
     }
     loaded = progress("Loading gen3c model", 1) if progress is not None else None
     generator = _load_generator(checkpoint, seed=seed, resolution=resolution, **sampling, **opts)
+    if official:  # (its T5 was fetched for this load's prompts only: prepare_prompts fetches it for a later run's)
+        generator.pipeline.official_cache = str(Path(checkpoint).parent)
     if loaded is not None:
         loaded(1)
     return generator
