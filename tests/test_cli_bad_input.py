@@ -1,6 +1,7 @@
 """User mistakes on every command: exit code 2, one line naming the input and the fix, no
 traceback, nothing left in the output folder (an adversarial audit's findings, kept)."""
 
+import importlib.util
 import json
 import re
 import shutil
@@ -87,6 +88,7 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_
         ("long_vipe", r"ViPE directory '.*n{100}n*…' does not exist: pass the folder given to 'vipe infer --output'$"),
         ("long_vipe_video", r"ViPE video '.*n{100}n*…' does not exist: check --vipe_path$"),
         ("long_multiview", r"multi-view npz '.*n{100}n*…' does not exist: check --multiview_npz$"),
+        ("long_depth", r"^error: depth file '.*n{100}n*…' cannot be read \(File name too long\): check the path$"),
         # a path option no reader checks first: the CLI's own line for any such path (was "an unexpected OSError … a bug")
         ("long_checkpoint", r"^error: path '.*n{100}n*…' cannot be used \(File name too long\): check the paths given$"),
     ],
@@ -100,7 +102,8 @@ def test_an_input_path_no_file_can_have_is_one_line(case, match, files, tmp_path
     inputs = {"long_image": {"--input_image_path": tmp_path / ("n" * 300 + ".png")}, "long_sample": {"--input_image_path": tmp_path / ("n" * 300 + ".pt")},
               "unknown_user": {"--input_image_path": "~nouser_gen3c/x.png"}, "long_vipe": {"--vipe_path": long},
               "long_vipe_video": {"--vipe_path": long / "rgb" / "a.mp4"}, "long_multiview": {"--multiview_npz": long},
-              "long_checkpoint": {"--generator": "gen3c", "--checkpoint_dir": long, "--num_video_frames": "121"}}[case]  # fmt: skip
+              "long_checkpoint": {"--generator": "gen3c", "--checkpoint_dir": long, "--num_video_frames": "121"},
+              "long_depth": {"--input_image_path": files["image"], "--depth_path": tmp_path / ("n" * 300 + ".npy")}}[case]  # fmt: skip
     image = {} if "--input_image_path" in inputs or "--generator" in inputs else {"--input_image_path": None, "--fov": None}
     refused(generate(files, out, **{"--depth_path": None, **image, **inputs}), match, out)
 
@@ -624,3 +627,165 @@ def test_a_missing_package_met_late_keeps_the_notes_of_what_was_kept(capsys):
     said = " ".join((captured.out + captured.err).split())
     assert said.startswith("error: gen3c eval needs matplotlib") and "pip install" in said, said
     assert said.endswith("; the 2 finished cases of 4 are kept as a partial report in 'r/partial/report.md'"), said
+
+
+class _NoReader:
+    """Watch a named pipe while a command runs: whenever a reader has opened it (which waits for a
+    writer for ever), open it for writing, write a byte no input starts with and close it, so the
+    reader fails at once instead of hanging; ``opened`` says whether that happened."""
+
+    def __init__(self, fifo):
+        import threading
+
+        self.fifo, self.opened, self.done = fifo, False, threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        import os
+
+        while not self.done.wait(0.05):
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while no reader has it open
+            except OSError:
+                continue
+            self.opened = True
+            os.write(fd, b"\xff")  # no file of any kind: the reader stops at it
+            os.close(fd)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
+@pytest.mark.parametrize(
+    "case, what",
+    [
+        ("depth.npy", "depth file"),
+        ("depth.png", "depth file"),
+        ("image.png", "input image"),
+        ("views.npz", "multi-view npz"),
+        ("K.txt", "--intrinsics file"),
+        ("jobs.jsonl", "manifest"),
+        ("config.toml", "config"),
+        ("lora.safetensors", "LoRA"),
+    ],
+)
+def test_a_named_pipe_is_refused_not_opened(case, what, files, tmp_path):
+    """A named pipe (mkfifo, a shell's <(…)) as a depth .npy/.npz, a batch manifest or a train
+    config hung for ever (open() waits for a writer); as an image it was "empty (0 bytes)", as a
+    depth PNG "empty or a folder", as a multi-view npz or a LoRA "does not exist"."""
+    import os
+
+    if case == "lora.safetensors":
+        pytest.importorskip("diffusers")
+    fifo = tmp_path / case
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    argv = {
+        "depth.npy": generate(files, out, **{"--depth_path": fifo}),
+        "depth.png": generate(files, out, **{"--depth_path": fifo}),
+        "image.png": ["depth", fifo, "--depth_estimator", "prior", "--fov", "60", "--output_folder", out],
+        "views.npz": generate(files, out, **{"--input_image_path": None, "--depth_path": None, "--fov": None, "--multiview_npz": fifo}),
+        "K.txt": generate(files, out, **{"--fov": None, "--intrinsics": fifo}),
+        "jobs.jsonl": ["batch", fifo, "--output_folder", out],
+        "config.toml": ["train", fifo, "--out", out],
+        "lora.safetensors": generate(files, out, **{"--generator": "gen3c", "--model": "tiny", "--num_video_frames": "17", "--lora": fifo}),
+    }[case]
+    with _NoReader(fifo) as watch:
+        refused(argv, rf"^error: {re.escape(what)} '.*{re.escape(case)}' is a named pipe, not a file: write its contents to a file and pass that$", out)
+    assert not watch.opened and not out.exists()
+
+
+NO_USER = "~nouser_gen3c/x"
+
+
+@pytest.mark.parametrize("words, command, param", PATH_PARAMETERS, ids=[f"{' '.join(w)} {p.name}" for w, _, p in PATH_PARAMETERS])
+def test_a_home_folder_of_no_user_is_refused_naming_the_path(words, command, param, tmp_path, monkeypatch):
+    """Outputs given as '~nouser/x' (quoted, or `--output_folder=~nouser/x`, which the shell leaves
+    as it is) were written into a folder named '~nouser' in the current one; `convert` was a
+    RuntimeError traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    if words == ["gui"] and importlib.util.find_spec("viser") is not None:  # (had it passed, no server would have started)
+        monkeypatch.setattr("gen3c.gui.app.Gen3cApp", lambda *a, **k: pytest.fail("the GUI started"))
+    argv = list(words)
+    for other in command.params:
+        if other.param_type_name == "argument":
+            argv.append(NO_USER if other is param else "all")
+    if param.param_type_name == "option":
+        argv += [param.opts[-1], NO_USER]
+    what = param.opts[-1] if param.param_type_name == "option" else param.name.upper()
+    refused(argv, rf"^error: {what} '~nouser_gen3c/x' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', no user on this machine: write the path out in full$")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_quoted_home_folder_is_the_home_folder_for_outputs(files, tmp_path, monkeypatch):
+    """`--output_folder=~/out` (a tilde the shell leaves) wrote into './~/out', as inputs so given
+    were read from the home folder: a later `rm -r ~` to tidy up is a disaster."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    res = runner.invoke(app, ["depth", str(files["image"]), "--depth_estimator", "prior", "--fov", "60", "--output_folder", "~/out"])
+    assert res.exit_code == 0, res.output
+    assert not any(work.iterdir()) and (home / "out" / "image_depth.npy").is_file()
+
+
+def test_depth_image_paths_no_file_can_have(files, tmp_path):
+    """A 300-character image name was refused as "--name 'nnnn…' is 300 bytes long", an option
+    never given; a real image whose long name cannot name the outputs is told so, naming --name."""
+    out = tmp_path / "out"
+    argv = ["depth", tmp_path / ("n" * 300 + ".png"), "--depth_estimator", "prior", "--fov", "60", "--output_folder", out]
+    refused(argv, r"^error: input image '.*n{100}.*' cannot be read \(File name too long\): check the path", out)
+    long = tmp_path / ("n" * 240 + ".png")
+    shutil.copy(files["image"], long)
+    argv[1] = long
+    refused(argv, r"^error: --name \(by default the image's name\) 'n{20}'… is 240 bytes long: pass a name of at most 200 bytes$", out)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("which", ["src", "out", "src below", "out below"])
+def test_convert_through_a_loop_of_symbolic_links(which, tmp_path):
+    """A loop of symbolic links as OUT was a RuntimeError traceback ("Symlink loop from …")."""
+    pytest.importorskip("diffusers")
+    import os
+
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    (tmp_path / "ckpt").mkdir()
+    loop = tmp_path / "loop" / "x" if which.endswith("below") else tmp_path / "loop"
+    src, out = (loop, tmp_path / "converted") if which.startswith("src") else (tmp_path / "ckpt", loop)
+    what = "checkpoint folder" if which.startswith("src") else "output folder"
+    refused(["convert", src, out], rf"^error: {what} '{re.escape(str(loop))}' cannot be used \(a loop of symbolic links\): check the path$")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "loop"]
+
+
+@pytest.mark.parametrize(
+    "name, text, match",
+    [
+        ("images.txt", "# Image list with two lines of data per image:\n#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n"
+         "1 1 0 0 0 0 0 0 1 a.jpg\n10.0 20.0 -1 30.0 40.0 3\n", r"COLMAP's images\.txt \(each image's pose\)"),
+        ("points3D.txt", "# 3D point list with one line of data per point:\n1 0.5 0.2 3.0 200 100 50 0.7 1 0 2 1\n",
+         r"COLMAP's points3D\.txt \(the scene's 3D points\)"),
+        ("points3D.txt", "1 0.5 0.2 3.0 200 100 50 0.7 1 0 2 1\n2 0.1 0.2 3.0 200 100 50 0.7 1 1 2 2\n", r"COLMAP's points3D\.txt \(the scene's 3D points\)"),  # by its name
+    ],
+)  # fmt: skip
+def test_colmap_files_other_than_cameras_txt_as_intrinsics(name, text, match, files, tmp_path):
+    """COLMAP's images.txt or points3D.txt (beside its cameras.txt) was refused as "must hold 4
+    numbers 'fx,fy,cx,cy', …", naming neither what it is nor the file to pass."""
+    (tmp_path / name).write_text(text)
+    out = tmp_path / "out"
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--intrinsics", tmp_path / name, "--output_folder", out]
+    refused(argv, rf"^error: --intrinsics file '.*{re.escape(name)}' is {match}, not a camera: pass the cameras\.txt beside it$", out)
+    assert not out.exists()
+
+
+def test_intrinsics_named_by_a_home_folder_of_no_user(files, tmp_path):
+    """'~nouser/K.txt' was "neither 'fx,fy,cx,cy' nor an existing file", as every other reader says who is missing."""
+    out = tmp_path / "out"
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--intrinsics", "~nouser_gen3c/K.txt", "--output_folder", out]
+    refused(argv, r"^error: --intrinsics '~nouser_gen3c/K\.txt' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', no user on this machine", out)

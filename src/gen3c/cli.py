@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from gen3c.errors import Gen3cInputError, Terminated, counted, exit_command_line, unusable_path_error
+from gen3c.errors import Gen3cInputError, Terminated, counted, exit_command_line, quoted, unusable_path_error
 from gen3c.progress import progress_bars
 
 
@@ -44,9 +44,13 @@ class _FlagsShowNoValue:
 class _Command(_FlagsShowNoValue, TyperCommand):
     def parse_args(self, ctx, args):
         with _usage_errors_in_one_line(self, ctx, list(args)):
+            typed = list(args)
             if not ctx.resilient_parsing:  # (shell completion parses half-typed lines)
                 _refuse_empty_paths(self, ctx, list(args))
-            return super().parse_args(ctx, args)
+            rest = super().parse_args(ctx, args)
+            if not ctx.resilient_parsing:
+                user_errors(_expand_home_paths)(self, ctx, typed)
+            return rest
 
 
 def _click_exceptions():
@@ -122,6 +126,20 @@ def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
             # The option as typed (--npz_path is --multiview_npz's other name).
             typed = next((word.split("=", 1)[0] for word in args if word.split("=", 1)[0] in param.opts), None)
             user_errors(_empty_path)(param, typed)
+
+
+def _expand_home_paths(command, ctx, args: list[str]) -> None:
+    """A path typed with a leading ``~`` (quoted, or after ``=``, where the shell leaves it) names
+    the home folder as the shell would: ``--output_folder=~/out`` wrote into a folder named ``~``
+    in the current one; ``~user`` of no user is refused naming the option."""
+    from gen3c.io.paths import expand_home
+
+    for param in command.params:
+        value = ctx.params.get(param.name)
+        if param.name in _path_parameters(command.callback) and isinstance(value, Path) and str(value).startswith("~"):
+            typed = next((word.split("=", 1)[0] for word in args if word.split("=", 1)[0] in param.opts), None)
+            what = param.name.upper() if param.param_type_name == "argument" else typed or param.opts[0]
+            ctx.params[param.name] = expand_home(value, what)
 
 
 def _empty_path(param, typed: str | None = None) -> None:
@@ -953,6 +971,12 @@ def convert(
     check_installed(DIFFUSION_MODULES, "gen3c convert", extra="diffusion")  # before minutes of reading GEN3C's checkpoints
     from gen3c.models.convert import convert_checkpoint
 
+    for what, path in (("checkpoint folder", src), ("output folder", out)):
+        try:  # as the conversion looks at them: a loop of symbolic links was a RuntimeError traceback
+            path.resolve().exists()
+        except (OSError, RuntimeError) as exc:  # (OSError: a name too long)
+            why = exc.strerror if isinstance(exc, OSError) else "a loop of symbolic links"
+            raise Gen3cInputError(f"{what} {quoted(path, 200)} cannot be used ({why}): check the path") from None
     convert_checkpoint(src, out, trust_checkpoint=trust_checkpoint, overwrite=overwrite, keep_text_encoder=not no_text_encoder)
     console.print(f"[green]wrote[/] {escape(str(out))} (report: {escape(str(out / 'conversion_report.txt'))})", highlight=False, soft_wrap=True)
 
@@ -1330,8 +1354,8 @@ def depth(
     from gen3c.io.resolution import parse_resolution
 
     with console_warnings():  # its notes (a photo brought down, a camera scaled) as one plain line each
-        name = image_path.stem if name is None else name
-        check_output_name(name, "--name")  # before the model loads
+        if name is not None:
+            check_output_name(name, "--name")  # before the model loads
         if full_size and resolution:
             raise Gen3cInputError("--full_size and --resolution both say the size to write the depth at: pass one")
         check_installed(("cv2", "plyfile"), "writing gen3c depth's NAME_depth.png and NAME_points.ply")
@@ -1341,6 +1365,9 @@ def depth(
             stored = tuple(image.shape[-2:])
         else:  # a 48–200 MP photo brought down as it is read: the estimators work at about 1 MP
             image, stored = read_photo(image_path, cover=size)
+        if name is None:  # (checked once the image is read: a path no file can have is refused as such, not as a --name)
+            name = image_path.stem
+            check_output_name(name, "--name (by default the image's name)")
         image = (image + 1) / 2
         K = parse_intrinsics(intrinsics, stored, fov=fov)  # pixels of the photo as stored
         if tuple(image.shape[-2:]) != stored:

@@ -25,7 +25,7 @@ from typing import Any
 from gen3c.errors import Gen3cInputError, describe_value, note, quoted, spelled_notes
 from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import loads_json
-from gen3c.io.paths import exists
+from gen3c.io.paths import exists, refuse_special_file
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.options import GENERATOR_OPTIONS as GEN3C_OPTION_NAMES
 from gen3c.pipelines.options import refuse_gen3c_only, refuse_unknown_options
@@ -138,6 +138,7 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     kind = MANIFEST_FORMATS.get(p.suffix.lower())
     if kind is None:
         raise Gen3cInputError(f"manifest {str(p)!r} must end in .jsonl or .csv (one job per line or row), or be a run record NAME_run.json")
+    refuse_special_file(p, "manifest")
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

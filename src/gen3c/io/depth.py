@@ -18,11 +18,12 @@ from torch import Tensor
 
 from gen3c.cache import CACHE_MAX_DEPTH
 from gen3c.constants import SCALED_DEPTH_SUFFIXES
-from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, note
+from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, note, quoted
 from gen3c.io.formats import EXR_MAGIC, require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, read_npy_header
+from gen3c.io.paths import refuse_special_file
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -41,8 +42,13 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
             by their EXIF orientation, as photos are (:func:`gen3c.io.images.load_image`).
     """
     p = Path(path)
-    if not p.exists():
+    try:
+        missing = not p.exists()
+    except OSError as exc:  # the file system's refusal of the path itself (a name too long)
+        raise Gen3cInputError(f"{name} {quoted(p, 200)} cannot be read ({exc.strerror}): check the path") from None
+    if missing:
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+    refuse_special_file(p, name)
     if p.is_dir() or p.stat().st_size == 0:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty or a folder: pass a depth file ({', '.join(DEPTH_SUFFIXES)})")
     suffix = p.suffix.lower()

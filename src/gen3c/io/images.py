@@ -18,6 +18,7 @@ from torch import Tensor
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
 from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, first_line, note
+from gen3c.io.paths import refuse_special_file
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). 100 MP covers every camera we know of.
@@ -58,6 +59,7 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
     if folder:
         raise Gen3cInputError(f"{name} {str(p)!r} is a folder: pass an image file (PNG, JPEG, WebP, …)")
+    refuse_special_file(p, name)
     if empty:
         raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
     heif_opener = _heif_registered  # as PIL opens the file (another thread registering it meanwhile makes no photo "damaged")

@@ -26,9 +26,10 @@ from gen3c.cameras import (
     resize_intrinsics,
     validate_intrinsics,
 )
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, note, quoted
 from gen3c.io.formats import describe_head, file_head, loads_json, require_numpy_file
 from gen3c.io.npz import read_npy_header
+from gen3c.io.paths import expand_home, refuse_special_file
 
 
 def parse_intrinsics(
@@ -197,7 +198,9 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     if not is_file:
         values = spec_numbers(text)
         if values is None:
-            raise Gen3cInputError(f"{name} {text!r} is neither 'fx,fy,cx,cy' nor an existing file: check it")
+            refuse_special_file(text, f"{name} file")
+            expand_home(text, name)  # ~user of no user: said so
+            raise Gen3cInputError(f"{name} {quoted(text, 200)} is neither 'fx,fy,cx,cy' nor an existing file: check it")
         return _from_values(values, name, text), None, f"{name} {text!r}"
     made_for, colmap = None, False
     suffix = p.suffix.lower()
@@ -224,6 +227,9 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
 
             # A COLMAP cameras.txt may hold a camera per image (thousands of lines), refused when they differ.
             colmap = suffix != ".json" and is_colmap_cameras(_text_head(p))
+            other = None if colmap or suffix == ".json" else _colmap_other_file(p)
+            if other is not None:
+                raise Gen3cInputError(f"{name} file {str(p)!r} is {other}, not a camera: pass the cameras.txt beside it")
             limit = MAX_CAMERA_FILE_BYTES if suffix == ".json" or colmap else MAX_INTRINSICS_TEXT_BYTES
             if p.stat().st_size > limit:
                 most, kind = (f"{limit >> 20} MiB", "a camera file") if limit == MAX_CAMERA_FILE_BYTES else (f"{limit >> 10} KiB", "an intrinsics file")
@@ -274,6 +280,28 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
     except (OSError, ValueError, TypeError, EOFError) as exc:  # EOFError: an empty .npy
         raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
     return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
+
+
+#: The first line COLMAP writes atop the files of its text model that hold no camera, and the
+#: file's name: what a user may pick instead of cameras.txt, beside it.
+_COLMAP_OTHER_FILES = {
+    "# Image list with two lines of data per image": "images.txt",
+    "# 3D point list with one line of data per point": "points3D.txt",
+}
+_COLMAP_OTHER_CONTENTS = {"images.txt": "each image's pose", "points3D.txt": "the scene's 3D points"}
+
+
+def _colmap_other_file(p: Path) -> str | None:
+    """"COLMAP's images.txt (each image's pose)" where ``p`` is a COLMAP text model's images.txt or
+    points3D.txt (by its first line, else by its name where it holds no camera's count of numbers);
+    None for any other file."""
+    lines = _text_head(p).splitlines()
+    kind = next((name for head, name in _COLMAP_OTHER_FILES.items() if lines and lines[0].strip().startswith(head)), None)
+    if kind is None:
+        named = {name.lower(): name for name in _COLMAP_OTHER_CONTENTS}.get(p.name.lower())
+        words = sum(len(line.split()) for line in lines if not line.lstrip().startswith("#"))
+        kind = named if words not in (4, 9, 16) else None  # (a camera's numbers under that name are read)
+    return None if kind is None else f"COLMAP's {kind} ({_COLMAP_OTHER_CONTENTS[kind]})"
 
 
 def _text_head(p: Path) -> str:

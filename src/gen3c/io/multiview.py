@@ -32,7 +32,7 @@ from gen3c.io.frames import (
     images_to_uint8,
 )
 from gen3c.io.npz import NpzReader
-from gen3c.io.paths import is_dir, is_file
+from gen3c.io.paths import is_dir, is_file, refuse_special_file
 
 MULTIVIEW_KEYS = (
     "images_key_frames",
@@ -72,6 +72,7 @@ def read_multiview(
     """
     p = Path(path)
     name = f"multi-view npz {quoted(p, 200)}"
+    refuse_special_file(p, "multi-view npz")
     if not is_file(p):
         why = "is a folder: pass the .npz file in it" if is_dir(p) else "does not exist: check --multiview_npz"
         raise Gen3cInputError(f"{name} {why}")

@@ -7,6 +7,7 @@ path not made yet would be created (:func:`nearest_existing`)."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, quoted
@@ -57,6 +58,29 @@ def is_dir(path: str | os.PathLike) -> bool:
         return False
 
 
+def special_file(path: str | os.PathLike) -> str | None:
+    """What ``path`` is where it is neither a file nor a folder, which no reader may open: "a named
+    pipe" (opening one blocks until something writes to it: ``mkfifo``, a shell's ``<(…)``), "a
+    socket", "a device"; None for a file, a folder, or a path that is none."""
+    try:
+        mode = os.stat(Path(path).expanduser()).st_mode
+    except (OSError, ValueError, RuntimeError):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else None
+
+
+def refuse_special_file(path: str | os.PathLike, what: str) -> None:
+    """Refuse ``what`` at ``path`` where it is a named pipe, a socket or a device
+    (:func:`special_file`): a reader that opened a pipe would wait for ever."""
+    kind = special_file(path)
+    if kind is not None:
+        raise Gen3cInputError(f"{what} {quoted(os.fspath(path), 200)} is {kind}, not a file: write its contents to a file and pass that")
+
+
 def nearest_existing(path: Path) -> Path:
     """``path`` itself if it exists, else its nearest existing parent: where a file or folder to be
     made at ``path`` (and the folders above it) would be created, so whose disk and permissions count."""
@@ -73,4 +97,4 @@ def is_file(path: str | os.PathLike) -> bool:
         return False
 
 
-__all__ = ["CHECKPOINT_SUFFIXES", "exists", "expand_home", "is_dir", "is_file", "looks_like_path"]
+__all__ = ["CHECKPOINT_SUFFIXES", "exists", "expand_home", "is_dir", "is_file", "looks_like_path", "refuse_special_file", "special_file"]

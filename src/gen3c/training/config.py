@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gen3c.errors import Gen3cInputError, describe_value
+from gen3c.io.paths import exists, refuse_special_file
 from gen3c.models import configs
 
 #: First seed of procedural training scenes: far above the small held-out seed lists of
@@ -414,15 +415,16 @@ def load_config(path: str | os.PathLike) -> Config:
     """Read a TOML training config (see the module docstring), or a shipped one by name (``default``)."""
     path = Path(path)
     base = path.parent.absolute()  # relative folders in a config file are relative to its folder
-    if not path.exists() and path.name == str(path) and path.stem in shipped_config_names() and path.suffix in ("", ".toml"):
+    if not exists(path) and path.name == str(path) and path.stem in shipped_config_names() and path.suffix in ("", ".toml"):
         path = shipped_config(f"{path.stem}.toml")  # a pip install has no src/gen3c/training/configs to point at
         base = Path.cwd()  # a shipped config by name: to the working directory (the package's folder holds none of the user's)
+    refuse_special_file(path, "config")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         names = shipped_config_names()
         # A bare name that is no file: a shipped config's name mistyped (`gen3c train defualt`).
-        close = difflib.get_close_matches(path.stem, names, n=1) if path.name == str(path) and not path.exists() else []
+        close = difflib.get_close_matches(path.stem, names, n=1) if path.name == str(path) and not exists(path) else []
         fix = (f"did you mean the shipped config {close[0]!r}? (or pass a TOML file; the files to copy are in {shipped_config('')})" if close
                else f"pass a TOML file, or a shipped config by name ({', '.join(names)}; the files to copy are in {shipped_config('')})")  # fmt: skip
         raise Gen3cInputError(f"config {str(path)!r} cannot be read ({exc.strerror}): {fix}") from None

@@ -18,9 +18,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cModelError, quoted
 from gen3c.io.atomic import replace_folder, write_text_atomic
 from gen3c.io.hashing import sha256_file
+from gen3c.io.paths import is_dir, refuse_special_file
 
 if TYPE_CHECKING:  # torch is imported where a model is adapted: the adapter's files are checked without it
     from torch import nn
@@ -103,8 +104,13 @@ def save_lora(transformer: nn.Module, folder: str | os.PathLike, meta: dict | No
 def lora_weights_file(path: str | os.PathLike) -> Path:
     """The adapter's safetensors file: ``path`` itself or ``path/pytorch_lora_weights.safetensors``."""
     path = Path(path).expanduser()
-    if path.is_dir():
+    if is_dir(path):
         path = path / WEIGHTS_NAME
+    refuse_special_file(path, "LoRA")
+    try:
+        path.is_file()
+    except OSError as exc:  # the file system's refusal of the path itself (a name too long)
+        raise Gen3cModelError(f"LoRA {quoted(path, 200)} cannot be read ({exc.strerror}): check --lora") from None
     if not path.is_file():
         raise Gen3cModelError(
             f"LoRA {str(path)!r} does not exist: pass a folder written by `gen3c train` (mode lora) or its {WEIGHTS_NAME}"
