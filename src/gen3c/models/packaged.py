@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError
+from gen3c.errors import Gen3cInputError, Gen3cModelError, quoted
 
 #: Packaged model names → folder under gen3c/assets.
 PACKAGED_MODELS = {"tiny": "tiny_model", "tiny_fast": "tiny_fast_model"}  # tiny_fast: tiny's 5-step distilled student
@@ -49,6 +49,17 @@ def names_a_path(source: str) -> bool:
     return source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)
 
 
+def check_checkpoint_path(source: str) -> None:
+    """Refuse a checkpoint named by a path (:func:`names_a_path`) where nothing is, in one line
+    (a missing folder is never a hub id)."""
+    from gen3c.io.paths import exists
+
+    if names_a_path(source) and not exists(source) and source not in PACKAGED_MODELS:
+        from gen3c.models.weights import WEIGHTS_HELP
+
+        raise Gen3cModelError(f"checkpoint {quoted(source, 200)} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
+
+
 def is_hub_id(checkpoint: str | os.PathLike) -> bool:
     """Whether a checkpoint named ``checkpoint`` is fetched from the hub (no local path, no packaged
     model; a missing path is none either: it is refused as missing)."""
@@ -74,10 +85,13 @@ def packaged_model_info(name: str) -> dict[str, Any]:
 def checkpoint_info(folder: str | None) -> dict[str, Any]:
     """``gen3c_model.json`` of a checkpoint written by ``gen3c train`` ({} when absent): a local
     folder's, or a hub id's (:func:`_hub_info`)."""
+    from gen3c.io.paths import is_file
+
     if not folder:
         return {}
+    check_checkpoint_path(str(folder))  # (a missing folder is no hub id)
     path = Path(folder).expanduser() / META_NAME
-    if not path.is_file():
+    if not is_file(path):
         return _hub_info(str(folder))
     try:
         return json.loads(path.read_text())

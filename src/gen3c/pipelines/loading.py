@@ -97,7 +97,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
     Raises:
         Gen3cModelError: a path that does not exist, or a hub id that cannot be fetched, in one line.
     """
-    from gen3c.models.packaged import PACKAGED_MODELS, names_a_path, packaged_model_dir
+    from gen3c.models.packaged import PACKAGED_MODELS, check_checkpoint_path, packaged_model_dir
 
     source = str(checkpoint)
     local = Path(source).expanduser()
@@ -105,8 +105,7 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
         return local
     if source in PACKAGED_MODELS:
         return packaged_model_dir(source)
-    if names_a_path(source):
-        raise Gen3cModelError(f"checkpoint {source!r} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
+    check_checkpoint_path(source)
     from huggingface_hub import hf_hub_download, snapshot_download
 
     try:
