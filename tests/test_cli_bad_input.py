@@ -111,6 +111,21 @@ def test_an_input_path_no_file_can_have_is_one_line(case, match, files, tmp_path
     refused(generate(files, out, **{"--depth_path": None, **image, **inputs}), match, out)
 
 
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+def test_an_output_folder_that_is_a_link_to_no_folder_says_so(link, files, tmp_path):
+    """A dangling symbolic link or a loop of them as the output folder said "cannot be created
+    (File exists)", of a path where nothing seems to be."""
+    out = tmp_path / "out"
+    if link == "dangling":
+        out.symlink_to(tmp_path / "nowhere")
+    else:
+        (tmp_path / "other").symlink_to(out)
+        out.symlink_to(tmp_path / "other")
+    refused(generate(files, out), r"^error: --video_save_folder '.*out' is a symbolic link to '.*(nowhere|other)', which is no folder "
+                                  r"\(missing, or a loop of links\): make the folder it points to, or choose another path$")
+    assert out.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
 def test_a_path_no_reader_checked_first_is_one_line(files, tmp_path, monkeypatch):
     """The CLI's own line for a path no file can have that a reader met unchecked (it was "stopped
     on an unexpected OSError … a bug in gen3c", with a traceback)."""

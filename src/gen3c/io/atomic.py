@@ -81,6 +81,11 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
         raise _unusable_path(path, what, exc) from None
     if taken:
         raise Gen3cInputError(f"{what} {str(path)!r} is a file, not a folder: choose a folder path")
+    if created and path.is_symlink():  # (exists() follows links: a link to nowhere, or a loop of links)
+        raise Gen3cInputError(
+            f"{what} {str(path)!r} is a symbolic link to {quoted(os.readlink(path))}, which is no folder (missing, or a loop of links): "
+            "make the folder it points to, or choose another path"
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except ValueError as exc:  # a NUL character
