@@ -486,13 +486,14 @@ def test_an_intrinsics_npy_of_many_values_is_refused_from_its_header(tmp_path):
 
 def test_an_intrinsics_file_too_large_for_a_camera_is_refused_by_its_size(tmp_path):
     """A COLMAP points3D.txt picked beside cameras.txt was read whole, every number a Python string
-    (72 MB took 1.4 GB), to be told it "must hold 4 numbers"."""
-    (tmp_path / "points3D.txt").write_text("1.0 2.0 3.0 4.0\n" * 5000)  # 80 kB
+    (72 MB took 1.4 GB), to be told it "must hold 4 numbers" (a points3D.txt is now named as such
+    from its head: tests/test_cli_bad_input.py; any other large text is refused by its size)."""
+    (tmp_path / "points.txt").write_text("1.0 2.0 3.0 4.0\n" * 5000)  # 80 kB
     with pytest.raises(Gen3cInputError, match=(
-        r"^--intrinsics file '.*points3D\.txt' is 0\.08 MB, more than an intrinsics file holds \(64 KiB at most\): "
+        r"^--intrinsics file '.*points\.txt' is 0\.08 MB, more than an intrinsics file holds \(64 KiB at most\): "
         r"pass the camera's own file or 'fx,fy,cx,cy'$"
     )):
-        parse_intrinsics(str(tmp_path / "points3D.txt"), (480, 640))
+        parse_intrinsics(str(tmp_path / "points.txt"), (480, 640))
     with open(tmp_path / "big.json", "wb") as f:  # sparse: refused before a byte past its head is read
         f.write(b"{")
         f.truncate(65 << 20)
