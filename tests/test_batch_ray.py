@@ -148,6 +148,14 @@ class _InProcessRay:
         pass
 
 
+def _half_made(out, kept) -> None:
+    """What job a's actor leaves while writing its second chunk and video: a kept chunk, a chunk
+    being written and a half-written video."""
+    (kept / "chunk_0000").mkdir(parents=True)
+    (kept / ".chunk_0001.x1").mkdir()
+    (out / ".a.x2.part.mp4").write_bytes(b"half a video")
+
+
 def test_a_status_file_that_cannot_be_written_stops_a_ray_batch_as_it_stops_a_local_one(box_scene, tmp_path, monkeypatch):
     """An actor's BatchStopped (a status file it cannot write: a full disk, a read-only folder)
     reached the driver as a Ray task error and failed only that job ("Ray could not run it
@@ -222,9 +230,7 @@ def test_ctrl_c_removes_the_temporary_files_of_the_jobs_in_flight(box_scene, tmp
         def wait(self, refs, num_returns=1, timeout=None):
             self.waits += 1
             if self.waits == 2:  # job a handed out: its actor is writing its second chunk and video
-                (kept / "chunk_0000").mkdir(parents=True)
-                (kept / ".chunk_0001.x1").mkdir()
-                (out / ".a.x2.part.mp4").write_bytes(b"half a video")
+                _half_made(out, kept)
                 raise KeyboardInterrupt
             return super().wait(refs, num_returns)
 
@@ -264,9 +270,7 @@ def test_temporary_files_of_an_actor_not_seen_to_end_go_at_the_next_batch_start(
         def wait(self, refs, num_returns=1, timeout=None):
             self.waits += 1
             if self.waits == 2:  # job a handed out: its actor is writing its second chunk and video
-                (kept / "chunk_0000").mkdir(parents=True)
-                (kept / ".chunk_0001.x1").mkdir()
-                (out / ".a.x2.part.mp4").write_bytes(b"half a video")
+                _half_made(out, kept)
                 (out / "a_status.json").write_text(json.dumps({"name": "a", "state": "running"}))
                 raise KeyboardInterrupt
             if timeout is not None:  # the stop's wait: the remote actor does not answer in time

@@ -63,8 +63,10 @@ def check_checkpoint_path(source: str) -> None:
 def is_hub_id(checkpoint: str | os.PathLike) -> bool:
     """Whether a checkpoint named ``checkpoint`` is fetched from the hub (no local path, no packaged
     model; a missing path is none either: it is refused as missing)."""
+    from gen3c.io.paths import exists
+
     source = str(checkpoint)
-    return not Path(source).expanduser().exists() and source not in PACKAGED_MODELS and not names_a_path(source)
+    return not exists(source) and source not in PACKAGED_MODELS and not names_a_path(source)
 
 
 def resolve_checkpoint(value: str) -> str:
@@ -89,7 +91,6 @@ def checkpoint_info(folder: str | None) -> dict[str, Any]:
 
     if not folder:
         return {}
-    check_checkpoint_path(str(folder))  # (a missing folder is no hub id)
     path = Path(folder).expanduser() / META_NAME
     if not is_file(path):
         return _hub_info(str(folder))

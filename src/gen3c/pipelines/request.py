@@ -1084,6 +1084,10 @@ def _run_request(
     check_dependencies(request)
     if generator is None:
         options = check_generator(request)  # ({} for the preview)
+        if options.get("checkpoint_dir"):  # a folder that is not there, before the input is read (a depth estimate: minutes)
+            from gen3c.models.packaged import check_checkpoint_path
+
+            check_checkpoint_path(str(options["checkpoint_dir"]))
         # what this machine can run, before the input is read (a depth estimate: minutes)
         check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
     else:
