@@ -187,6 +187,11 @@ def unusable_path_error(exc: BaseException) -> Gen3cInputError | None:
     return None
 
 
+def first_few(names: list[str], limit: int = 3) -> str:
+    """``names`` for a message: the first ``limit`` of them, and how many more ("a, b, c and 2 more")."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless one: "1 case", "4 cases"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"

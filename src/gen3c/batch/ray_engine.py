@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
 from gen3c.batch.manifest import Job
-from gen3c.errors import Gen3cInputError, first_line, note
+from gen3c.errors import Gen3cInputError, first_few, first_line, note
 
 
 class BatchActor:
@@ -188,7 +188,7 @@ def _remove_cut_short(ray, in_flight: dict, folder: Path) -> None:
         remove_cut_short(folder, in_flight[ref][1].name)
     left = [in_flight[ref][1].name for ref in refs if ref not in ended]
     if left:
-        shown = ", ".join(left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        shown = first_few(left)
         note(f"the Ray worker{'s' if len(left) > 1 else ''} of job{'s' if len(left) > 1 else ''} {shown} did not end within "
              f"{STOP_GRACE_S:g} s, so {'their' if len(left) > 1 else 'its'} temporary files stay in {str(folder)!r} until the "
              "next gen3c batch into that folder removes them as it starts")  # fmt: skip

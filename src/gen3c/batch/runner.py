@@ -35,7 +35,7 @@ from gen3c.batch.jobs import (
     status_path,
 )
 from gen3c.batch.manifest import Job, load_manifest
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, first_few, note
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
 from gen3c.pipelines.request import GeneratorPool
 from gen3c.progress import ProgressFactory
@@ -219,9 +219,6 @@ def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None
         theirs.setdefault(other, []).append(job.name)
     if not theirs:
         return
-
-    def first_few(names: list[str]) -> str:
-        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
     names = [name for mine in theirs.values() for name in mine]
     files = ", ".join(status_path("", name).name for name in names[:3]) + (" …" if len(names) > 3 else "")

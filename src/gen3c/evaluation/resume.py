@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, counted, first_line, note
+from gen3c.errors import Gen3cInputError, counted, first_few, first_line, note
 from gen3c.evaluation.report import PARTIAL, json_safe, read_results
 from gen3c.evaluation.suite import (
     CONSISTENCY_SCORES,
@@ -217,7 +217,7 @@ def read_partial(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
         for name in [_case_name(entry, i)]
     ]  # fmt: skip
     if left_out:
-        shown = ", ".join(left_out[:3]) + (f" and {len(left_out) - 3} more" if len(left_out) > 3 else "")
+        shown = first_few(left_out)
         raise Gen3cInputError(
             f"--resume: {str(path)!r} holds finished cases this run's --scenes and --presets leave out ({shown}): "
             "add their scenes and presets, or run without --resume to run every case again"
@@ -260,7 +260,7 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
         except (KeyError, TypeError, ValueError) as exc:
             raise Gen3cInputError(f"--resume: case {case.name} of {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
     if skipped:
-        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        shown = first_few(skipped)
         note(f"--resume: {counted(len(skipped), 'case')} of {str(path)!r} not reused, run again: {shown}")
     return [kept[name] for name in grid if name in kept]
 
