@@ -431,6 +431,20 @@ def test_the_end_of_the_start_up_load_keeps_an_error_shown_meanwhile(tmp_path, m
         app.stop()
 
 
+def _a_run_waiting_for_the_load(gui_app, tmp_path, room_sample, loading):
+    """An app with the demo loaded whose Generate press waits for the generator's (slow) load."""
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
+                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    try:
+        handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_generate)(SimpleNamespace(client=None))
+        assert loading.wait(30)
+    except BaseException:
+        app.stop()
+        raise
+    return app
+
+
 def test_after_cancelling_a_waiting_run_generate_can_be_pressed_again_and_reuses_the_load(tmp_path, monkeypatch, room_sample):
     """Cancel of a run waiting for the generator left Generate disabled until the load ended (a 7B
     load: minutes), though the settings could be changed meanwhile. Now Generate is enabled again:
@@ -441,12 +455,8 @@ def test_after_cancelling_a_waiting_run_generate_can_be_pressed_again_and_reuses
     calls = []
     slow = gui_app.make_generator
     monkeypatch.setattr(gui_app, "make_generator", lambda request: calls.append(request.generator) or slow(request))
-    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
-                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    app = _a_run_waiting_for_the_load(gui_app, tmp_path, room_sample, loading)
     try:
-        handler(app, app._on_demo)(SimpleNamespace(client=None))
-        handler(app, app._on_generate)(SimpleNamespace(client=None))
-        assert loading.wait(30)
         handler(app, app._on_cancel)(SimpleNamespace(client=None))
         assert not app.generate.disabled and app.cancel.disabled and app._loader.is_alive()
         handler(app, functools.partial(app._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(target=SimpleNamespace(value=5), client=None))
@@ -1369,12 +1379,8 @@ def test_a_path_problem_leaves_the_line_of_a_run_waiting_for_the_generator(tmp_p
     from gen3c.gui import app as gui_app
 
     loading, loaded = slow_loader(monkeypatch, gui_app)
-    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9),
-                           demo=lambda: room_sample, preload=False)  # fmt: skip
+    app = _a_run_waiting_for_the_load(gui_app, tmp_path, room_sample, loading)
     try:
-        handler(app, app._on_demo)(SimpleNamespace(client=None))
-        handler(app, app._on_generate)(SimpleNamespace(client=None))
-        assert loading.wait(30)
         handler(app, app._on_path_mode)(SimpleNamespace(target=SimpleNamespace(value="Keyframes"), client=None))
         assert "Camera path: the keyframe path is empty" in app.status.content
         assert "The run starts once it has loaded: Cancel calls it off." in app.progress_text.content, app.progress_text.content
