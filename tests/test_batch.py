@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from child_env import child_env
 from typer.testing import CliRunner
 
 from gen3c.batch import load_manifest, run_batch
@@ -26,7 +27,6 @@ from gen3c.errors import Gen3cInputError
 from gen3c.io.video import read_video
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.pipelines.request import GenerationRequest, run_request
-from child_env import child_env
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from child_env import child_env
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -16,7 +17,6 @@ import gen3c.cli
 from gen3c.cli import OPENMP_WAIT_SETTINGS, app, idle_thread_settings, imports_without_collection
 from gen3c.io.camera_files import load_camera_file
 from gen3c.io.video import read_video
-from child_env import child_env
 
 runner = CliRunner()
 

@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from child_env import child_env
 from typer.testing import CliRunner
 
 from gen3c.cli import app
-from child_env import child_env
 
 runner = CliRunner()
 

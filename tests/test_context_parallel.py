@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from child_env import child_env
 from typer.testing import CliRunner
 
 from gen3c.cli import app
@@ -25,7 +26,6 @@ from gen3c.io.video import read_video
 from gen3c.models import configs
 from gen3c.models.context_parallel import check_token_split, cosmos_cp_plan
 from gen3c.parallel import check_launch
-from child_env import child_env
 
 runner = CliRunner()
 TESTS = Path(__file__).resolve().parent

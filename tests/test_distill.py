@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from child_env import child_env
 from typer.testing import CliRunner
 
 from gen3c.cli import app
@@ -31,7 +32,6 @@ from gen3c.training.distill import (
     stage_loss,
 )
 from gen3c.training.loop import train
-from child_env import child_env
 
 runner = CliRunner()
 H, W, T_LAT = 32, 48, 2  # 9 frames -> latents (B, 16, 2, 4, 6)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from child_env import child_env
 
 from gen3c.errors import Gen3cInputError
 from gen3c.io.video import VideoWriter, read_video, write_video
@@ -28,7 +29,6 @@ from gen3c.pipelines.camera_video import (
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.pipelines.request import GenerationRequest, run_request
 from gen3c.scenes import load_demo_sample
-from child_env import child_env
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the encoder among /proc's processes")
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from child_env import child_env
 from typer.testing import CliRunner
 
 from gen3c import dependencies, environment
 from gen3c.cli import app
-from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"gen3c", "python", "platform", "cpu_threads", "ram", "torch", "gpus", "extras", "devices", "weights_cache"}

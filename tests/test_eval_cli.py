@@ -392,7 +392,15 @@ def test_the_models_compared_table_shows_the_pose_failures_beside_the_camera_err
     was recovered, without the share left out: a student whose video lost 6 % of its poses read
     as the teacher's better on camera error, the frames it failed on not counted."""
     from gen3c.evaluation.report import markdown
-    from gen3c.evaluation.suite import GROUND_TRUTH, SCORE_NAMES, BenchmarkConfig, BenchmarkResult, Case, CaseResult, Method
+    from gen3c.evaluation.suite import (
+        GROUND_TRUTH,
+        SCORE_NAMES,
+        BenchmarkConfig,
+        BenchmarkResult,
+        Case,
+        CaseResult,
+        Method,
+    )
 
     row = dict.fromkeys(SCORE_NAMES, 0.5) | {"psnr_per_frame": [20.0]}
     scores = {GROUND_TRUTH: dict(row), "gen3c": dict(row), "gen3c:fast": row | {"pose_failures": 0.0625, "psnr_vs_reference": 30.0}}

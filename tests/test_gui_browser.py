@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from child_env import child_env
 from PIL import Image
 
 from gen3c.cameras import quaternion_to_matrix
 from gen3c.pipelines.request import GenerationRequest
-from child_env import child_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

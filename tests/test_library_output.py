@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 import gen3c
-from child_env import child_env
 
 ASSETS = Path(gen3c.__file__).parent / "assets"
 RAW_BAR = ("Loading pipeline components", "it/s]", "Loading weights", "Loading checkpoint shards")

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 from typer.testing import CliRunner
 
 import gen3c
@@ -24,7 +25,6 @@ from gen3c import cli
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
 from gen3c.training.config import load_config, shipped_config, shipped_config_names
-from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "gen3c"

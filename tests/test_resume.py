@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from child_env import child_env
 from typer.testing import CliRunner
 
 import gen3c.pipelines.resume
@@ -25,7 +26,6 @@ from gen3c.io.video import read_video
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.pipelines.request import GenerationRequest, run_request
 from gen3c.pipelines.resume import partial_dir
-from child_env import child_env
 
 DEMO = ["demo", "--num_video_frames", "241", "--resolution", "64x112"]
 runner = CliRunner()

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from child_env import child_env
 from torch import nn
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
@@ -22,7 +23,6 @@ from gen3c.pipelines.gen3c import Gen3cPipeline
 from gen3c.pipelines.loading import configure_sampling
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, forwards_per_video, speed_settings
 from gen3c.schedulers import SAMPLERS, make_scheduler, sampler_name
-from child_env import child_env
 
 T, H, W = 17, 32, 32  # 3 latent frames of 4 × 4
 

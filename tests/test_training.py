@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from child_env import child_env
 from typer.testing import CliRunner
 
 from gen3c.cli import app
@@ -18,7 +19,6 @@ from gen3c.models.tiny import tiny_components, tiny_pipeline
 from gen3c.training.config import config_from_dict, load_config, shipped_config
 from gen3c.training.loop import train
 from gen3c.training.objective import build_model_input, gen3c_loss, loss_weight
-from child_env import child_env
 
 runner = CliRunner()
 H, W, T_LAT = 32, 48, 2  # latents (B, 16, 2, 4, 6)
@@ -1483,7 +1483,7 @@ def test_more_workers_than_cpus_is_one_note_naming_the_setting(tmp_path, monkeyp
     import gen3c.training.loop as loop
 
     def run(*args, **kwargs):  # as torch's DataLoader warns when its iterator starts
-        warnings.warn("This DataLoader will create 3 worker processes in total. Our suggested max number of worker in current system is 2, …")
+        warnings.warn("This DataLoader will create 3 worker processes in total. Our suggested max number of worker in current system is 2, …", stacklevel=2)
         return "ran"
 
     monkeypatch.setattr(loop, "_train", run)

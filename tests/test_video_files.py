@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from child_env import child_env
 from layouts import scene, write_sample, write_vipe
 from typer.testing import CliRunner
 
@@ -20,7 +21,6 @@ from gen3c.errors import Gen3cInputError
 from gen3c.io.gen3c_sample import read_sample
 from gen3c.io.video import probe_video, read_video
 from gen3c.io.vipe import read_vipe
-from child_env import child_env
 
 H, W, T = 32, 48, 5
 RED, GREEN, GREY = (255, 0, 0), (0, 255, 0), (128, 128, 128)

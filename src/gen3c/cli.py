@@ -1343,12 +1343,12 @@ def depth(
     from gen3c.depth.names import check_estimator_name
 
     check_estimator_name(depth_estimator, "--depth_estimator")  # a typo refused before torch is imported and a model loads
+    from gen3c.cameras import resize_intrinsics
     from gen3c.dependencies import check_installed
     from gen3c.depth import load_depth_estimator, median_depth
     from gen3c.depth.export import save_depth_outputs
-    from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
-    from gen3c.cameras import resize_intrinsics
     from gen3c.errors import note
+    from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
     from gen3c.io.images import LARGE_IMAGE_PIXELS, load_image, read_photo
     from gen3c.io.intrinsics import parse_intrinsics
     from gen3c.io.resolution import parse_resolution

@@ -32,8 +32,24 @@ from gen3c.cameras import Cameras, invert_pose, matrix_to_quaternion, quaternion
 from gen3c.constants import RESIZE_MODES, SCALED_DEPTH_SUFFIXES, SPLAT_MODES
 from gen3c.dependencies import require
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, counted, first_line, quoted, record_notes
-from gen3c.gui.state import MAX_UPLOAD_BYTES, GuiState, JobResult, JobRunner, Keyframe, page_run_note, unexpected_error
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cMemoryError,
+    collect_notes,
+    counted,
+    first_line,
+    quoted,
+    record_notes,
+)
+from gen3c.gui.state import (
+    MAX_UPLOAD_BYTES,
+    GuiState,
+    JobResult,
+    JobRunner,
+    Keyframe,
+    page_run_note,
+    unexpected_error,
+)
 from gen3c.io.resolution import parse_resolution
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool, check_frame_size, make_generator
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES

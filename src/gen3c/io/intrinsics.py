@@ -223,7 +223,10 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 )
             # Read whole, every word a Python string: a COLMAP points3D.txt picked by mistake (72 MB
             # took 1.4 GB) is refused by its size. A camera file's JSON may hold thousands of frames.
-            from gen3c.io.camera_files import MAX_CAMERA_FILE_BYTES, is_colmap_cameras  # (it imports this module)
+            from gen3c.io.camera_files import (  # (it imports this module)
+                MAX_CAMERA_FILE_BYTES,
+                is_colmap_cameras,
+            )
 
             # A COLMAP cameras.txt may hold a camera per image (thousands of lines), refused when they differ.
             colmap = suffix != ".json" and is_colmap_cameras(_text_head(p))

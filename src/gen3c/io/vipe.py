@@ -34,7 +34,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gen3c.cameras import check_intrinsics_fit, invert_pose, note_scaled_intrinsics, validate_intrinsics, validate_poses
+from gen3c.cameras import (
+    check_intrinsics_fit,
+    invert_pose,
+    note_scaled_intrinsics,
+    validate_intrinsics,
+    validate_poses,
+)
 from gen3c.errors import Gen3cInputError, quoted
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (

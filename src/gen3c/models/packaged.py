@@ -135,7 +135,13 @@ def _hub_info(source: str) -> dict[str, Any]:
     if not is_hub_id(source) or is_official_repo(source):
         return {}
     try:
-        from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+        from huggingface_hub import (
+            constants,
+            get_hf_file_metadata,
+            hf_hub_download,
+            hf_hub_url,
+            try_to_load_from_cache,
+        )
 
         cached = try_to_load_from_cache(source, META_NAME)
         if not isinstance(cached, str):
