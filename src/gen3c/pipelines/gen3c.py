@@ -442,6 +442,12 @@ class Gen3cPipeline(DiffusionPipeline):
         except torch.OutOfMemoryError as exc:
             stranded = getattr(exc, "gen3c_stranded", None)  # (see _stage)
         # Outside the except clause, so the traceback's frames (and their tensors) are already freed.
+        raise self.out_of_memory_error(stage, stranded)
+
+    def out_of_memory_error(self, stage: str, stranded: str | None = None) -> Gen3cMemoryError:
+        """The error for running out of accelerator memory while ``stage`` ("rendering the 3D
+        cache"), naming the flag of this memory plan to try (its accelerator's cache emptied first);
+        ``stranded``: what a failed move left on the accelerator (:meth:`_stage`)."""
         if self._execution_device.type == "cuda":
             torch.cuda.empty_cache()
         message = out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None)
@@ -449,7 +455,7 @@ class Gen3cPipeline(DiffusionPipeline):
             message += f"; {stranded}: load the pipeline again"
         error = Gen3cMemoryError(message)
         error.stranded = bool(stranded)
-        raise error
+        return error
 
     @property
     def step_cache(self) -> StepCache | None:
@@ -1084,14 +1090,16 @@ class Gen3cPipeline(DiffusionPipeline):
         if output_type == "latent":
             frames = latents.cpu()
         else:
-            with self._out_of_memory_as_error("decoding with the tokenizer"), self._stage("vae") as vae:
-                video = decode_latents(
-                    vae,
-                    latents,
-                    sigma_data=self.scheduler.config.sigma_data,
-                    chunk_frames=self.memory.vae_chunk_frames,
-                )
-            frames = video[0].permute(1, 0, 2, 3).float().clamp(-1, 1).cpu()
+            with self._out_of_memory_as_error("decoding with the tokenizer"):
+                with self._stage("vae") as vae:
+                    video = decode_latents(
+                        vae,
+                        latents,
+                        sigma_data=self.scheduler.config.sigma_data,
+                        chunk_frames=self.memory.vae_chunk_frames,
+                    )
+                frames = video[0].permute(1, 0, 2, 3).float().clamp(-1, 1).cpu()  # (a float32 copy on the GPU first)
+                del video
             if output_type != "pt":
                 # diffusers' np / PIL video layouts, from its (B, 3, T, H, W) in [−1, 1].
                 frames = self.video_processor.postprocess_video(frames.permute(1, 0, 2, 3)[None], output_type=output_type)
@@ -1319,6 +1327,15 @@ class Gen3cGenerator:
             return "--max_gpu_memory chose the memory plan for prompts the prompt cache holds, and T5 must encode this one"
         return None
 
+    def out_of_memory_error(self, stage: str) -> Gen3cMemoryError:
+        """The error for running out of accelerator memory while ``stage`` of a run outside the
+        model's own stages (rendering the 3D cache, handing frames over: :func:`~gen3c.pipelines.request.run_request`),
+        naming the flag of its memory plan to try, in :attr:`message_spelling`'s words."""
+        error = self.pipeline.out_of_memory_error(stage)
+        if self.message_spelling is not None:
+            error.args = (self.message_spelling(str(error)),)
+        return error
+
     def check_frame_size(self, height: int, width: int) -> None:
         """Refuse a working resolution the model cannot take (:meth:`Gen3cPipeline.check_frame_size`)."""
         self.pipeline.check_frame_size(height, width)
@@ -1359,7 +1376,9 @@ class Gen3cGenerator:
                 "the gen3c generator needs the first frame (the source image) to condition on"
             )
         if buffers is None:
-            buffers = cache.render(cameras, depth=False, device=self.render_device, output_device=self.render_output_device)
+            spelling = nullcontext() if self.message_spelling is None else spelled(self.message_spelling)
+            with spelling, self.pipeline._out_of_memory_as_error("rendering the 3D cache"):
+                buffers = cache.render(cameras, depth=False, device=self.render_device, output_device=self.render_output_device)
         colors, masks = buffers.colors, buffers.masks
         T = colors.shape[0]
         self.check_num_frames(T)

@@ -32,7 +32,7 @@ import torch
 
 from gen3c.cameras import Cameras
 from gen3c.constants import GEN3C_CHUNK_FRAMES
-from gen3c.errors import Gen3cInputError, counted, note, quoted, record_notes, spelled
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, note, quoted, record_notes, spelled
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.io.paths import expand_home, looks_like_path
 from gen3c.models import configs
@@ -288,11 +288,13 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
         note(prior_notice(str(exc)), stacklevel=2)
         estimator = GeometricPriorEstimator()
     unit = (image + 1) / 2
+    with out_of_memory_as_error(RunStage(f"estimating depth with {request.estimator}")):
+        if request.resize_mode == "stretch":
+            estimate = estimator.estimate(unit, size=size, intrinsics=K)
+        else:
+            estimate = estimator.estimate(unit, intrinsics=K)
     if request.resize_mode == "stretch":
-        estimate = estimator.estimate(unit, size=size, intrinsics=K)
         image = resize_image(image, size, "stretch")
-    else:
-        estimate = estimator.estimate(unit, intrinsics=K)
     from gen3c.depth import median_depth
 
     source = prepare_source(
@@ -310,7 +312,9 @@ def _estimated_camera(request: GenerationRequest, image: torch.Tensor) -> torch.
     from gen3c.errors import Gen3cModelError
 
     try:
-        estimate = cached_depth_estimator(request.estimator).estimate((image + 1) / 2)
+        estimator = cached_depth_estimator(request.estimator)
+        with out_of_memory_as_error(RunStage(f"estimating the camera with {request.estimator}")):
+            estimate = estimator.estimate((image + 1) / 2)
     except Gen3cModelError as exc:
         raise Gen3cInputError(
             f"user depth needs the camera: pass --intrinsics fx,fy,cx,cy or --fov DEGREES (estimating it failed: {exc})"
@@ -1010,6 +1014,65 @@ class RunOutput:
     __repr__ = dataclass_repr
 
 
+class RunStage:
+    """Which stage of a run is under way, for the message of running out of accelerator memory
+    there (:func:`out_of_memory_as_error`): set by :func:`run_request` at each of its steps, and by
+    the progress stages it hands on (:meth:`progress`); ``generator``: the one the run uses, once known."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.generator: Any = None
+
+    def progress(self, progress: ProgressFactory | None) -> ProgressFactory | None:
+        """``progress``, noting each stage it starts ("Chunk 2/3: rendering 3D cache" → "rendering
+        3D cache for chunk 2/3"); None stays None (a generator's own bars stay as they are)."""
+        if progress is None:
+            return None
+
+        def factory(stage: str, total: int):
+            label, _, what = stage.rpartition(": ")
+            what = what[:1].lower() + what[1:]
+            self.name = f"{what} for {label[:1].lower()}{label[1:]}" if label else what
+            return progress(stage, total)
+
+        return factory
+
+
+@contextlib.contextmanager
+def out_of_memory_as_error(stage: RunStage):
+    """Turn running out of accelerator memory in a stage outside the model's own (which say theirs:
+    the tokenizer, T5, the DiT) into a :class:`Gen3cMemoryError` naming ``stage`` and what to try:
+    rendering the 3D cache on the GPU, handing renders and frames over, a depth estimate. It was
+    torch's traceback (the GUI: "internal error")."""
+    try:
+        yield
+        return
+    except torch.OutOfMemoryError:
+        pass
+    # Outside the except clause: the traceback's frames (and their tensors) are freed.
+    gc.collect()
+    raise out_of_memory_error(stage.name, stage.generator) from None
+
+
+def out_of_memory_error(stage: str, generator: Any = None) -> Gen3cMemoryError:
+    """The one-line error for running out of accelerator memory while ``stage``: a gen3c generator's
+    names the flag of its memory plan to try (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.out_of_memory_error`);
+    without one (before it loads, or another generator), what frees the GPU."""
+    made = getattr(generator, "out_of_memory_error", None)
+    if callable(made):
+        return made(stage)
+    used = ""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        free, whole = torch.cuda.mem_get_info()
+        used = f" ({(whole - free) / 2**30:.1f} of {whole / 2**30:.1f} GB in use)"
+    if stage.startswith("estimating"):
+        fix = "close other programs on the GPU, or pass a depth map as --depth_path (`gen3c depth` makes one) or --depth_estimator prior (no weights)"
+    else:
+        fix = "close other programs on the GPU, or pass a smaller --resolution"
+    return Gen3cMemoryError(f"the GPU ran out of memory while {stage}{used}: {fix}")
+
+
 def run_request(
     request: GenerationRequest,
     *,
@@ -1051,11 +1114,13 @@ def run_request(
     from gen3c.parallel import is_main_process
 
     # A run that fails (a bad input, a missing model) leaves no empty output folder behind.
+    stage = RunStage("reading the input")
     with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
         notes.extend(source_notes)
-        return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
-                            keep_frames=keep_frames, resume=resume, restart_changed=restart_changed, notes=notes,
-                            grant_trust=grant_trust)  # fmt: skip
+        with out_of_memory_as_error(stage):
+            return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
+                                keep_frames=keep_frames, resume=resume, restart_changed=restart_changed, notes=notes,
+                                grant_trust=grant_trust, stage=stage)  # fmt: skip
 
 
 def _run_request(
@@ -1070,6 +1135,7 @@ def _run_request(
     restart_changed: bool,
     notes: list[str],
     grant_trust: str | None,
+    stage: RunStage,
 ) -> RunOutput:
     from gen3c.io.atomic import ensure_writable_dir
     from gen3c.parallel import check_launch, is_main_process
@@ -1107,7 +1173,10 @@ def _run_request(
     # ends the run in a second, not after minutes of loading weights.
     scene = load_scene(request, source, grant_trust)
     if generator is None:
+        stage.name = f"loading the {request.generator} model"
         generator = make_generator(request, progress) if generators is None else generators.get(request, progress)[0]
+    stage.name, stage.generator = "rendering the 3D cache or generating", generator
+    progress = stage.progress(progress)
     if hasattr(generator, "fps"):
         # The gen3c model's DiT places frames in time by their rate: GEN3C gives it the --fps the
         # video is written at (gen3c_single_image.py, gen3c_persistent.py), so this run's.
@@ -1166,6 +1235,7 @@ def _run_request(
                 scene.plan, scene.cameras, generator, first_frame, progress, chunk_frames=chunk_frames, sink=sink, keep=keep,
                 start_chunk=partial.finished if partial else 0, on_chunk=on_chunk,
             )  # fmt: skip
+            stage.name = "writing the outputs"
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
             paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes, partial.inputs if partial else None))
     except BaseException as exc:

@@ -1,0 +1,126 @@
+"""Running out of accelerator memory outside the model's own stages (rendering the 3D cache, a depth
+estimate, handing frames over) is one line naming the stage and what to try, on every surface;
+stand-ins raise torch.OutOfMemoryError (no GPU here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gen3c.cache import Cache3D
+from gen3c.cli import app
+from gen3c.errors import Gen3cMemoryError
+from gen3c.pipelines.request import GenerationRequest, run_request
+
+PLAN_HINT = "try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits"
+
+
+def no_memory(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_rendering_the_cache_out_of_memory_is_one_line_on_the_command_line(box_scene, tmp_path, monkeypatch):
+    """Cache3D.render(..., device=the GPU) running out of memory in run_request reached the user as
+    torch's traceback (exit 1): it is the model's kind of line, naming the stage and the memory
+    plan's flags, exit 2, and no output folder left behind."""
+    monkeypatch.setattr(Cache3D, "render", no_memory)
+    image, depth, _, _ = box_scene
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, [
+        "generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "32x48",
+        "--video_save_folder", str(out), "--generator", "gen3c", "--model", "tiny", "--num_steps", "1",
+        "--num_video_frames", "17", "--chunk_frames", "17",
+    ])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    said = res.output.strip().splitlines()[-1]
+    assert said == f"error: the GPU ran out of memory while rendering 3D cache: {PLAN_HINT}", res.output
+    assert "Traceback" not in res.output and not out.exists()
+
+
+def test_a_chunk_s_stage_is_named_with_its_chunk(box_scene, tmp_path, monkeypatch):
+    """A long run names the chunk whose stage ran out of memory; without progress (a batch job) the
+    stage is the render-or-generate step, the generator's own words (the preview: no plan)."""
+    calls = []
+    real = Cache3D.render
+
+    def third_fails(self, *args, **kwargs):
+        calls.append(1)  # chunk 1, chunk 2 adding frame 4 to its cache, chunk 2
+        return no_memory() if len(calls) == 3 else real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Cache3D, "render", third_fails)
+    image, depth, _, _ = box_scene
+    request = GenerationRequest(input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48", num_video_frames=9,
+                                chunk_frames=5, video_save_folder=str(tmp_path / "a"))  # fmt: skip
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache for chunk 2/2: close other programs on the GPU, or pass a smaller --resolution$"):
+        run_request(request, progress=lambda stage, total: lambda n=1: None)
+    assert (tmp_path / "a" / "output.partial").is_dir()  # chunk 1 is kept for --resume
+    calls.clear()
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering the 3D cache or generating: "):
+        run_request(dataclasses.replace(request, video_save_folder=str(tmp_path / "c")))
+
+
+def test_a_depth_estimate_out_of_memory_names_the_estimator(box_scene, tmp_path, monkeypatch):
+    """The depth estimator on the GPU (before the model loads; in the GUI, beside it) ran out of
+    memory with torch's traceback: it names the estimate and the depth file that avoids it."""
+    from gen3c.depth.prior import GeometricPriorEstimator
+
+    monkeypatch.setattr(GeometricPriorEstimator, "estimate", no_memory)
+    image, _, _, _ = box_scene
+    request = GenerationRequest(input_image_path=str(image), depth_estimator="prior", resolution="32x48", num_video_frames=5,
+                                video_save_folder=str(tmp_path / "b"))  # fmt: skip
+    with pytest.raises(Gen3cMemoryError, match=re.escape(
+        "the GPU ran out of memory while estimating depth with prior: close other programs on the GPU, or pass a depth map as "
+        "--depth_path (`gen3c depth` makes one) or --depth_estimator prior (no weights)"
+    ) + "$"):  # fmt: skip
+        run_request(request)
+
+
+def test_the_gen3c_generator_s_own_render_and_frames_are_its_stages(box_scene, monkeypatch):
+    """Gen3cGenerator.generate rendering the cache itself (no buffers given), and the decoded video's
+    float32 copy on the GPU, ran out of memory outside the stages the pipeline words: now each is one,
+    in load_generator's words for its caller."""
+    from gen3c.cameras import Cameras
+    from gen3c.pipelines import gen3c as gen3c_pipeline
+    from gen3c.pipelines.loading import load_generator
+
+    generator = load_generator("tiny", device="cpu", dtype="float32", num_steps=1, guidance=0, chunk_frames=17)
+    K = torch.tensor([[40.0, 0, 24], [0, 40, 16], [0, 0, 1]])
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 32, 48), torch.full((32, 48), 3.0), K, torch.eye(4))
+    cameras = Cameras(torch.eye(4).expand(17, 4, 4), K.expand(17, 3, 3), 32, 48)
+    said = "try low_memory=True (the leanest mode, ~8 GB for GEN3C-7B)"
+    with monkeypatch.context() as m:
+        m.setattr(Cache3D, "render", no_memory)
+        with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering the 3D cache: " + re.escape(said)):
+            generator.generate(cache, cameras, torch.zeros(3, 32, 48))
+
+    class Decoded:  # the tokenizer's video, whose float32 copy does not fit
+        def __getitem__(self, index):
+            return self
+
+        def permute(self, *dims):
+            return self
+
+        float = no_memory
+
+    monkeypatch.setattr(gen3c_pipeline, "decode_latents", lambda *a, **k: Decoded())
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while decoding with the tokenizer: " + re.escape(said)):
+        generator.generate(cache, cameras, torch.zeros(3, 32, 48))
+
+
+def test_the_gui_job_says_it_in_page_words(tmp_path, room_sample, monkeypatch):
+    """A GUI run whose render ran out of memory was "internal error: OutOfMemoryError: …"; it is
+    the line of a run out of memory, marked so (the page offers the flags' fix)."""
+    from gen3c.gui.state import GuiState, JobRunner
+
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="96x160", num_video_frames=5))
+    state.load_sample(*room_sample)
+    monkeypatch.setattr(Cache3D, "render", no_memory)
+    runner, results = JobRunner(), []
+    runner.start(state.build_request("oom"), state.source, lambda *a: None, results.append)
+    assert runner.wait(60)
+    assert results[0].out_of_memory and results[0].error.startswith("the GPU ran out of memory while rendering 3D cache: "), results[0].error
