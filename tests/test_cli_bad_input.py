@@ -300,6 +300,36 @@ def test_convert_folders(src, out, match, files, tmp_path):
     assert not (tmp_path / "converted").exists()
 
 
+def test_gui_refuses_a_missing_checkpoint_an_unloadable_estimator_and_a_work_dir_that_is_no_folder(tmp_path, monkeypatch):
+    """A --checkpoint_dir not there and a --depth_estimator that cannot load were found only once the
+    page loaded the model or an image (the server up, exit 0 at Ctrl-C); a --work_dir that is a
+    named pipe was "GUI work folder 'x' is a file" (no flag named). Each is one line before the
+    server starts, and nothing is left of the refused start."""
+    pytest.importorskip("viser")
+    import os
+
+    import gen3c.gui.app as gui_app
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("the GUI started")
+
+    monkeypatch.setattr(gui_app, "Gen3cApp", no_server)
+    work = tmp_path / "gui"
+    not_a_model = tmp_path / "notes.txt"
+    not_a_model.write_text("x")
+    refused(["gui", "--work_dir", work, "--generator", "gen3c", "--checkpoint_dir", tmp_path / "no_ckpt"],
+            r"^error: checkpoint '.*no_ckpt' does not exist: pass a converted checkpoint folder or a hub id")  # fmt: skip
+    refused(["gui", "--work_dir", work, "--depth_estimator", tmp_path / "no" / "model.pt"], r"^error: --depth_estimator path '.*model\.pt' does not exist")
+    refused(["gui", "--work_dir", work, "--depth_estimator", not_a_model],
+            r"^error: depth estimator '.*notes\.txt' is neither a MoGe model\.pt nor a transformers folder with config\.json")  # fmt: skip
+    assert not work.exists()
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for path, what in (("pipe", "is a named pipe, not a folder"), ("notes.txt", "is a file, not a folder"),
+                       ("loop", "is a symbolic link to '.*loop', which is no folder")):  # fmt: skip
+        refused(["gui", "--work_dir", tmp_path / path], rf"^error: --work_dir '.*{path}' {what}")
+
+
 @pytest.mark.parametrize(
     "args, match",
     [

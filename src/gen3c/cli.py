@@ -1287,8 +1287,7 @@ def gui(
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
     from gen3c.errors import collect_notes
     from gen3c.io.resolution import parse_resolution
-    from gen3c.pipelines.options import check_generator
-    from gen3c.pipelines.request import GenerationRequest, check_request, check_unused_settings
+    from gen3c.pipelines.request import GenerationRequest, check_generator_setup, check_request, check_unused_settings
 
     if not host.strip():  # an unset shell variable (--host "$HOST"): Python's sockets read "" as every network interface
         raise Gen3cInputError("--host is empty (an unset shell variable?): pass 127.0.0.1 (this machine only) or 0.0.0.0 (every network interface), or leave the option out")
@@ -1307,9 +1306,15 @@ def gui(
     )  # fmt: skip
     check_unused_settings(request)  # e.g. --seed for the preview, which draws no random numbers
     check_request(request)
-    with collect_notes():  # as gen3c generate: a mistaken gen3c option is refused here, not by a page that cannot generate
-        check_generator(request)  # (its notes are said when the generator loads)
-    gui_app = Gen3cApp(work_dir, host=host, port=port, request=request, fps_given=fps is not None)
+    with collect_notes():  # as gen3c generate: a mistaken gen3c option (a --checkpoint_dir not there) is refused here, not by a page that cannot generate
+        check_generator_setup(request)  # (its notes are said when the generator loads)
+    from gen3c.io.atomic import removed_if_left_empty
+
+    with removed_if_left_empty(work_dir):  # nothing is left of a refused start
+        _check_gui_work_dir(work_dir)
+        if depth_estimator is not None:  # named: refused now if it cannot load, not at the first image loaded without depth
+            _load_gui_estimator(request.estimator)
+        gui_app = Gen3cApp(work_dir, host=host, port=port, request=request, fps_given=fps is not None)
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {escape(host)}: anyone who reaches this port can run generations and read images by path", highlight=False)
     print(f"gen3c GUI: {gui_app.url}  (work folder {gui_app.state.work_dir}; Ctrl-C to stop)", flush=True)
@@ -1317,6 +1322,31 @@ def gui(
         gui_app.serve_forever()  # (it stops the server, and cancels a run, as it leaves)
     except KeyboardInterrupt as exc:  # said, and exited 130 (SIGTERM: 143), as generate, batch and eval are
         raise type(exc)("the GUI stopped") from None
+
+
+def _check_gui_work_dir(work_dir: Path) -> None:
+    """Make ``--work_dir``, refusing in the flag's name one that can be no folder (a file, a named
+    pipe, a link to nowhere or a loop of links) or cannot be written (:func:`~gen3c.io.atomic.ensure_writable_dir`)."""
+    from gen3c.io.atomic import ensure_writable_dir
+    from gen3c.io.paths import special_file
+
+    kind = special_file(work_dir)
+    if kind is not None:  # (ensure_writable_dir calls a pipe a file)
+        raise Gen3cInputError(f"--work_dir {quoted(str(work_dir), 200)} is {kind}, not a folder: choose a folder path")
+    ensure_writable_dir(work_dir, "--work_dir")
+
+
+def _load_gui_estimator(name: str) -> None:
+    """Load the depth estimator ``gen3c gui --depth_estimator`` names, as a run loads it (kept loaded
+    for the page's first image: :func:`~gen3c.depth.cached_depth_estimator`); one that cannot load
+    (a path to no model, weights not there, a package missing) is refused before the server starts."""
+    from gen3c.depth.names import check_estimator_name
+
+    check_estimator_name(name.strip(), "--depth_estimator")  # a path to nothing (check_request looks at names only)
+    from gen3c.depth import cached_depth_estimator
+
+    with console.status(f"loading the depth estimator {escape(name)}…"):
+        cached_depth_estimator(name)
 
 
 @app.command()

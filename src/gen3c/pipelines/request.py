@@ -695,6 +695,20 @@ def check_dependencies(request: GenerationRequest) -> None:
         require("plyfile", "--save_point_cloud")
 
 
+def check_generator_setup(request: GenerationRequest) -> dict[str, Any]:
+    """:func:`~gen3c.pipelines.options.check_generator`, then what the disk and this machine say
+    of its options before anything is read or loaded (a depth estimate, the weights: minutes): a
+    ``--checkpoint_dir`` that is not there, a ``--speed`` this device cannot run. Returns the options
+    (``{}`` for the preview)."""
+    options = check_generator(request)
+    if options.get("checkpoint_dir"):
+        from gen3c.models.packaged import check_checkpoint_path
+
+        check_checkpoint_path(str(options["checkpoint_dir"]))
+    check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
+    return options
+
+
 def make_generator(request: GenerationRequest, progress: ProgressFactory | None = None):
     """The generator a request names; ``progress`` shows the gen3c model's loading as a stage."""
     # Checked here for the callers without run_request (the GUI, `gen3c compare`, a batch worker's pool);
@@ -1149,13 +1163,7 @@ def _run_request(
     check_unused_settings(request)
     check_dependencies(request)
     if generator is None:
-        options = check_generator(request)  # ({} for the preview)
-        if options.get("checkpoint_dir"):  # a folder that is not there, before the input is read (a depth estimate: minutes)
-            from gen3c.models.packaged import check_checkpoint_path
-
-            check_checkpoint_path(str(options["checkpoint_dir"]))
-        # what this machine can run, before the input is read (a depth estimate: minutes)
-        check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
+        check_generator_setup(request)
     else:
         check_gen3c_only(request)  # (check_generator's first step, for a generator given)
         check_frame_size(request.resolution, generator)  # (and its resolution check, by this generator's sizes)
