@@ -124,3 +124,20 @@ def test_the_gui_job_says_it_in_page_words(tmp_path, room_sample, monkeypatch):
     runner.start(state.build_request("oom"), state.source, lambda *a: None, results.append)
     assert runner.wait(60)
     assert results[0].out_of_memory and results[0].error.startswith("the GPU ran out of memory while rendering 3D cache: "), results[0].error
+
+
+@pytest.mark.parametrize(
+    "options, said",
+    [({}, PLAN_HINT), ({"low_memory": True}, "this is already the leanest mode: close other programs on the GPU or use one with more memory")],
+)
+def test_loading_the_model_out_of_memory_names_the_plan_its_options_ask_for(box_scene, tmp_path, monkeypatch, options, said):
+    """Running out of memory while the gen3c model loads, outside its move to the GPU (which says so
+    itself), names the plan of the run's memory flags: --low_memory, or that it already is the leanest."""
+    from gen3c.pipelines import loading
+
+    monkeypatch.setattr(loading, "generator_from_options", no_memory)
+    image, depth, _, _ = box_scene
+    request = GenerationRequest(input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48", num_video_frames=17,
+                                generator="gen3c", video_save_folder=str(tmp_path), generator_options={"model": "tiny", **options})  # fmt: skip
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while loading the gen3c model: " + re.escape(said) + "$"):
+        run_request(request)

@@ -1033,8 +1033,9 @@ class RunStage:
     there (:func:`out_of_memory_as_error`): set by :func:`run_request` at each of its steps, and by
     the progress stages it hands on (:meth:`progress`); ``generator``: the one the run uses, once known."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, request: GenerationRequest | None = None) -> None:
         self.name = name
+        self.request = request
         self.generator: Any = None
 
     def progress(self, progress: ProgressFactory | None) -> ProgressFactory | None:
@@ -1065,19 +1066,28 @@ def out_of_memory_as_error(stage: RunStage):
         pass
     # Outside the except clause: the traceback's frames (and their tensors) are freed.
     gc.collect()
-    raise out_of_memory_error(stage.name, stage.generator) from None
+    raise out_of_memory_error(stage.name, stage.generator, stage.request) from None
 
 
-def out_of_memory_error(stage: str, generator: Any = None) -> Gen3cMemoryError:
+def out_of_memory_error(stage: str, generator: Any = None, request: GenerationRequest | None = None) -> Gen3cMemoryError:
     """The one-line error for running out of accelerator memory while ``stage``: a gen3c generator's
-    names the flag of its memory plan to try (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.out_of_memory_error`);
-    without one (before it loads, or another generator), what frees the GPU."""
+    names the flag of its memory plan to try (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.out_of_memory_error`),
+    as does the loading of the gen3c model ``request`` names (the plan its options ask for); else
+    what frees the GPU."""
     made = getattr(generator, "out_of_memory_error", None)
     if callable(made):
         return made(stage)
-    used = ""
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    if generator is None and request is not None and request.generator == "gen3c" and stage.startswith("loading"):
+        from gen3c.models.memory import LOW_MEMORY, memory_plan, out_of_memory_message
+
+        options = request.generator_options
+        low = LOW_MEMORY if options.get("low_memory") else {"memory_mode": options.get("memory_mode") or "resident", "fp8": bool(options.get("fp8"))}
+        plan = memory_plan(**low, vae_chunk_frames=options.get("vae_chunk_frames"))
+        return Gen3cMemoryError(out_of_memory_message(plan, "cuda" if torch.cuda.is_available() else "cpu", stage, lora=bool(options.get("lora"))))
+    used = ""
+    if torch.cuda.is_available():
         free, whole = torch.cuda.mem_get_info()
         used = f" ({(whole - free) / 2**30:.1f} of {whole / 2**30:.1f} GB in use)"
     if stage.startswith("estimating"):
@@ -1128,7 +1138,7 @@ def run_request(
     from gen3c.parallel import is_main_process
 
     # A run that fails (a bad input, a missing model) leaves no empty output folder behind.
-    stage = RunStage("reading the input")
+    stage = RunStage("reading the input", request)
     with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
         notes.extend(source_notes)
         with out_of_memory_as_error(stage):
