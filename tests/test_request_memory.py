@@ -141,3 +141,21 @@ def test_loading_the_model_out_of_memory_names_the_plan_its_options_ask_for(box_
                                 generator="gen3c", video_save_folder=str(tmp_path), generator_options={"model": "tiny", **options})  # fmt: skip
     with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while loading the gen3c model: " + re.escape(said) + "$"):
         run_request(request)
+
+
+def test_the_gui_s_model_load_out_of_memory_is_the_page_s_memory_line(tmp_path, monkeypatch):
+    """The page's own load of the generator (at start, for Generate) running out of GPU memory
+    outside the model's move was "internal error: OutOfMemoryError: …"; it is the load's memory line
+    with the gen3c gui flags to start again with."""
+    pytest.importorskip("viser")
+    import gen3c.gui.app as gui_app
+
+    monkeypatch.setattr(gui_app, "make_generator", no_memory)
+    app = gui_app.Gen3cApp(tmp_path / "work", port=0, request=GenerationRequest(resolution="48x80", num_video_frames=9), demo=None)
+    try:
+        app._loader.join(30)
+        said = "the GPU ran out of memory while loading the preview model: close other programs on the GPU or use one with more memory"
+        assert said in app.status.content, app.status.content
+        assert "internal error" not in app.status.content
+    finally:
+        app.stop()

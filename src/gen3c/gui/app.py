@@ -51,7 +51,14 @@ from gen3c.gui.state import (
     unexpected_error,
 )
 from gen3c.io.resolution import parse_resolution
-from gen3c.pipelines.request import GenerationRequest, GeneratorPool, check_frame_size, make_generator
+from gen3c.pipelines.request import (
+    GenerationRequest,
+    GeneratorPool,
+    RunStage,
+    check_frame_size,
+    make_generator,
+    out_of_memory_as_error,
+)
 from gen3c.trajectories import PRESETS, ROTATION_MODES, TRAJECTORY_SCALES
 
 # The GUI is viser's: importing it without viser, or with a broken one, is one line (the CLI exits 2 with it).
@@ -780,7 +787,8 @@ class Gen3cApp:
             torch.cuda.empty_cache()
         key, out_of_memory = None, False
         try:
-            with record_notes() as notes:  # (to the server's log too, as they come)
+            # (running out of GPU memory outside the model's move there too: torch's error was an "internal error")
+            with record_notes() as notes, out_of_memory_as_error(RunStage(f"loading the {request.generator} model", request)):
                 key, generator, error = GeneratorPool.key(request, self._digests), make_generator(request), None
         except Gen3cMemoryError as exc:  # its weights do not fit the GPU: the fix is a flag it loads with
             generator, error, out_of_memory = None, str(exc), True

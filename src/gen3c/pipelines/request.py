@@ -1092,6 +1092,8 @@ def out_of_memory_error(stage: str, generator: Any = None, request: GenerationRe
         used = f" ({(whole - free) / 2**30:.1f} of {whole / 2**30:.1f} GB in use)"
     if stage.startswith("estimating"):
         fix = "close other programs on the GPU, or pass a depth map as --depth_path (`gen3c depth` makes one) or --depth_estimator prior (no weights)"
+    elif stage.startswith("loading"):
+        fix = "close other programs on the GPU or use one with more memory"
     else:
         fix = "close other programs on the GPU, or pass a smaller --resolution"
     return Gen3cMemoryError(f"the GPU ran out of memory while {stage}{used}: {fix}")
