@@ -159,3 +159,18 @@ def test_the_gui_s_model_load_out_of_memory_is_the_page_s_memory_line(tmp_path, 
         assert "internal error" not in app.status.content
     finally:
         app.stop()
+
+
+def test_the_stage_is_named_from_the_progress_stages_it_passes_on():
+    """A chunk's label goes after its stage; another stage with a colon is kept whole; the stages
+    still reach the caller's progress as they were."""
+    from gen3c.pipelines.request import RunStage
+
+    stage, seen = RunStage("reading the input"), []
+    progress = stage.progress(lambda name, total: seen.append(name) or (lambda n=1: None))
+    for name, said in (("Rendering 3D cache", "rendering 3D cache"), ("Chunk 2/3: generating (gen3c)", "generating (gen3c) for chunk 2/3"),
+                       ("Resuming: re-encoding the finished chunks", "resuming: re-encoding the finished chunks")):  # fmt: skip
+        progress(name, 3)
+        assert stage.name == said
+    assert seen == ["Rendering 3D cache", "Chunk 2/3: generating (gen3c)", "Resuming: re-encoding the finished chunks"]
+    assert stage.progress(None) is None  # a generator's own bars stay

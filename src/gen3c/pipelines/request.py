@@ -1045,9 +1045,11 @@ class RunStage:
             return None
 
         def factory(stage: str, total: int):
-            label, _, what = stage.rpartition(": ")
+            label, _, what = stage.partition(": ")
+            if not (label.startswith("Chunk ") and what):
+                label, what = "", stage
             what = what[:1].lower() + what[1:]
-            self.name = f"{what} for {label[:1].lower()}{label[1:]}" if label else what
+            self.name = f"{what} for chunk {label.removeprefix('Chunk ')}" if label else what
             return progress(stage, total)
 
         return factory
