@@ -77,6 +77,11 @@ def test_a_depth_estimate_out_of_memory_names_the_estimator(box_scene, tmp_path,
         "--depth_path (`gen3c depth` makes one) or --depth_estimator prior (no weights)"
     ) + "$"):  # fmt: skip
         run_request(request)
+    # a depth file without --fov / --intrinsics: the estimator gives its camera
+    request = dataclasses.replace(request, depth_path=str(box_scene[1]))
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while estimating the camera with prior: close other programs "
+                                               r"on the GPU, or pass --fov DEGREES or --intrinsics fx,fy,cx,cy$"):  # fmt: skip
+        run_request(request)
 
 
 def test_the_gen3c_generator_s_own_render_and_frames_are_its_stages(box_scene, monkeypatch):

@@ -1092,7 +1092,9 @@ def out_of_memory_error(stage: str, generator: Any = None, request: GenerationRe
     if torch.cuda.is_available():
         free, whole = torch.cuda.mem_get_info()
         used = f" ({(whole - free) / 2**30:.1f} of {whole / 2**30:.1f} GB in use)"
-    if stage.startswith("estimating"):
+    if stage.startswith("estimating the camera"):
+        fix = "close other programs on the GPU, or pass --fov DEGREES or --intrinsics fx,fy,cx,cy"
+    elif stage.startswith("estimating"):
         fix = "close other programs on the GPU, or pass a depth map as --depth_path (`gen3c depth` makes one) or --depth_estimator prior (no weights)"
     elif stage.startswith("loading"):
         fix = "close other programs on the GPU or use one with more memory"
