@@ -330,6 +330,31 @@ def test_gui_refuses_a_missing_checkpoint_an_unloadable_estimator_and_a_work_dir
         refused(["gui", "--work_dir", tmp_path / path], rf"^error: --work_dir '.*{path}' {what}")
 
 
+def test_gui_loads_the_estimator_it_is_given_for_the_page_before_it_starts(tmp_path, monkeypatch):
+    """The estimator ``--depth_estimator`` names is loaded before the server starts, as the page's
+    first image then takes it (cached_depth_estimator, by the name the page sends: no second load)."""
+    pytest.importorskip("viser")
+    from types import SimpleNamespace
+
+    import gen3c.depth as depth_module
+    import gen3c.gui.app as gui_app
+
+    loaded, started = [], []
+    monkeypatch.setattr(depth_module, "cached_depth_estimator", lambda name: loaded.append(name))
+
+    def stopped_at_once():
+        raise KeyboardInterrupt
+
+    def gui(work_dir, **kwargs):
+        started.append(list(loaded))  # what was loaded when the server started
+        return SimpleNamespace(url="http://x", state=SimpleNamespace(work_dir=work_dir), serve_forever=stopped_at_once)
+
+    monkeypatch.setattr(gui_app, "Gen3cApp", gui)
+    res = runner.invoke(app, ["gui", "--work_dir", str(tmp_path / "gui"), "--depth_estimator", " prior "])
+    assert res.exit_code == 130 and "the GUI stopped" in res.output, res.output
+    assert started == [["prior"]]
+
+
 @pytest.mark.parametrize(
     "args, match",
     [

@@ -1342,7 +1342,8 @@ def _load_gui_estimator(name: str) -> None:
     (a path to no model, weights not there, a package missing) is refused before the server starts."""
     from gen3c.depth.names import check_estimator_name
 
-    check_estimator_name(name.strip(), "--depth_estimator")  # a path to nothing (check_request looks at names only)
+    name = name.strip()  # as the page sends it
+    check_estimator_name(name, "--depth_estimator")  # a path to nothing (check_request looks at names only)
     from gen3c.depth import cached_depth_estimator
 
     with console.status(f"loading the depth estimator {escape(name)}…"):
