@@ -531,6 +531,19 @@ def test_a_prompt_the_page_sent_for_the_preview_is_left_out_of_its_run(state):
     assert state.request.generator_options == {"prompt": "a cat"}  # the box keeps what was typed
 
 
+def test_an_outputs_folder_that_is_no_folder_is_said_in_the_page_s_words(state):
+    """A file (or a link to nothing) at the work folder's outputs/ was refused by the run as
+    "--video_save_folder '…/outputs' is a file …: choose a folder path": a flag the page has not."""
+    outputs = state.work_dir / "outputs"
+    outputs.write_text("x")
+    with pytest.raises(Gen3cInputError, match=r"^'.*outputs' is a file, where the GUI writes its videos: move or remove it$"):
+        state.build_request()
+    outputs.unlink()
+    outputs.symlink_to(state.work_dir / "gone")
+    with pytest.raises(Gen3cInputError, match=r"^'.*outputs' is a link to nothing, where the GUI writes its videos: move or remove it$"):
+        state.build_request()
+
+
 def test_job_errors_are_reported_not_raised(state):
     runner, results = JobRunner(), []
     bad = dataclasses.replace(state.build_request("bad"), num_video_frames=0)

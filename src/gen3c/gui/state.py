@@ -665,6 +665,10 @@ class GuiState:
         gen3c cameras file) and passed as ``camera_file``, so the run reads them exactly like
         ``gen3c generate --camera_file``."""
         self.require_source()
+        outputs = self.work_dir / "outputs"
+        if outputs.is_symlink() and not outputs.exists() or outputs.exists() and not outputs.is_dir():  # (the run would name it --video_save_folder, no control of the page)
+            what = "a file" if outputs.exists() else "a link to nothing"
+            raise Gen3cInputError(f"{quoted(str(outputs), 200)} is {what}, where the GUI writes its videos: move or remove it")
         name = name or self.next_output_name()
         request = dataclasses.replace(self.request, video_save_name=name, video_save_folder=str(self.work_dir / "outputs"), camera_file=None)
         # The page's Frames sets the count of any path (the run's own check would name the path
