@@ -531,9 +531,10 @@ def test_a_prompt_the_page_sent_for_the_preview_is_left_out_of_its_run(state):
     assert state.request.generator_options == {"prompt": "a cat"}  # the box keeps what was typed
 
 
-def test_an_outputs_folder_that_is_no_folder_is_said_in_the_page_s_words(state):
+def test_a_work_subfolder_that_is_no_folder_is_said_in_the_page_s_words(state):
     """A file (or a link to nothing) at the work folder's outputs/ was refused by the run as
-    "--video_save_folder '…/outputs' is a file …: choose a folder path": a flag the page has not."""
+    "--video_save_folder '…/outputs' is a file …: choose a folder path": a flag the page has not;
+    uploads/ as an "output folder" to choose."""
     outputs = state.work_dir / "outputs"
     outputs.write_text("x")
     with pytest.raises(Gen3cInputError, match=r"^'.*outputs' is a file, where the GUI writes its videos: move or remove it$"):
@@ -542,6 +543,9 @@ def test_an_outputs_folder_that_is_no_folder_is_said_in_the_page_s_words(state):
     outputs.symlink_to(state.work_dir / "gone")
     with pytest.raises(Gen3cInputError, match=r"^'.*outputs' is a link to nothing, where the GUI writes its videos: move or remove it$"):
         state.build_request()
+    (state.work_dir / "uploads").write_text("x")  # was "output folder '…/uploads' is a file, not a folder: choose a folder path"
+    with pytest.raises(Gen3cInputError, match=r"^'.*uploads' is a file, where the GUI keeps uploads: move or remove it$"):
+        state.save_upload("a.png", b"x")
 
 
 def test_job_errors_are_reported_not_raised(state):

@@ -316,7 +316,7 @@ class GuiState:
             raise Gen3cInputError(
                 f"uploaded {kind} {name!r} is {len(content) / 2**20:.0f} MiB, above the {MAX_UPLOAD_BYTES >> 20} MiB upload limit: pass a path on the server instead"
             )
-        folder = ensure_writable_dir(self.work_dir / "uploads")
+        folder = self._work_folder("uploads", "keeps uploads")
         path = first = folder / _safe_name(name)
         k = 1
         while path.exists() and (path.stat().st_size != len(content) or path.read_bytes() != content):
@@ -325,6 +325,16 @@ class GuiState:
         if not path.exists():
             write_bytes_atomic(path, content)
         return path
+
+    def _work_folder(self, name: str, does: str, make: bool = True) -> Path:
+        """``work_dir/name``, made where ``make``; refused in the page's words where it is no
+        folder (a file, a link to nothing: ``ensure_writable_dir`` called it an "output folder" to
+        choose, which the page cannot)."""
+        folder = self.work_dir / name
+        if folder.is_symlink() and not folder.exists() or folder.exists() and not folder.is_dir():
+            what = "a file" if folder.exists() else "a link to nothing"
+            raise Gen3cInputError(f"{quoted(str(folder), 200)} is {what}, where the GUI {does}: move or remove it")
+        return ensure_writable_dir(folder, f"the GUI's {name} folder") if make else folder
 
     def require_source(self) -> SourceView:
         if self.source is None:
@@ -665,17 +675,14 @@ class GuiState:
         gen3c cameras file) and passed as ``camera_file``, so the run reads them exactly like
         ``gen3c generate --camera_file``."""
         self.require_source()
-        outputs = self.work_dir / "outputs"
-        if outputs.is_symlink() and not outputs.exists() or outputs.exists() and not outputs.is_dir():  # (the run would name it --video_save_folder, no control of the page)
-            what = "a file" if outputs.exists() else "a link to nothing"
-            raise Gen3cInputError(f"{quoted(str(outputs), 200)} is {what}, where the GUI writes its videos: move or remove it")
+        self._work_folder("outputs", "writes its videos", make=False)  # (the run would name it --video_save_folder, no control of the page)
         name = name or self.next_output_name()
         request = dataclasses.replace(self.request, video_save_name=name, video_save_folder=str(self.work_dir / "outputs"), camera_file=None)
         # The page's Frames sets the count of any path (the run's own check would name the path
         # file written below, which the user did not choose): checked here, before it is written.
         check_frame_count(request)
         if self.path_mode != "preset":
-            path = ensure_writable_dir(self.work_dir / "paths") / f"{name}_path.json"
+            path = self._work_folder("paths", "writes camera paths") / f"{name}_path.json"
             if self.path_mode == "keyframes":  # the keyframes themselves: the run samples them as the CLI does
                 write_bytes_atomic(path, self.camera_path_json())
             else:
