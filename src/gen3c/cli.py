@@ -1287,7 +1287,12 @@ def gui(
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
     from gen3c.errors import collect_notes
     from gen3c.io.resolution import parse_resolution
-    from gen3c.pipelines.request import GenerationRequest, check_generator_setup, check_request, check_unused_settings
+    from gen3c.pipelines.request import (
+        GenerationRequest,
+        check_generator_setup,
+        check_request,
+        check_unused_settings,
+    )
 
     if not host.strip():  # an unset shell variable (--host "$HOST"): Python's sockets read "" as every network interface
         raise Gen3cInputError("--host is empty (an unset shell variable?): pass 127.0.0.1 (this machine only) or 0.0.0.0 (every network interface), or leave the option out")
