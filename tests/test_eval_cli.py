@@ -302,6 +302,29 @@ def test_the_tables_per_scene_and_per_preset_say_what_they_average():
                         "## rot err ° ↓ per preset (mean over scenes)"]  # fmt: skip
 
 
+def test_the_rotation_table_per_preset_shows_the_share_of_frames_its_means_leave_out():
+    """The rotation error per preset is a mean over the frames whose pose was recovered; the table
+    showed it alone, so 0.40° over the half of a video that could be tracked read like 0.40° over
+    all of it. Each cell now gives the share of failed frames beside it (the mean over the preset's
+    cases, which hold the same number of frames), a case that lost every frame included."""
+    from gen3c.evaluation.report import markdown
+    from gen3c.evaluation.suite import GROUND_TRUTH, Case
+
+    result = one_case_result(rotation_error=1.0, pose_failures=0.25)
+    room = result.cases[0]
+    street = replace(room, case=Case("street", "left", 1016), scores={k: dict(v, rotation_error=3.0, pose_failures=0.0) for k, v in room.scores.items()})
+    lost = replace(room, case=Case("room", "up", 1002), scores={k: dict(v, rotation_error=math.nan, pose_failures=1.0) for k, v in room.scores.items()})
+    result.cases = [room, street, lost]
+    result.config = replace(result.config, scenes=("room", "street"), presets=("left", "up"))
+    table = markdown(result, plots=False, sheets=[]).split("## rot err ° ↓ per preset (mean over scenes)")[1].strip().splitlines()
+    assert table[0] == ("Each cell: the mean over the frames whose camera was recovered, and in brackets the share of frames "
+                        "1 … T−1 whose pose failed, which that mean leaves out (pose fail %).")  # fmt: skip
+    assert table[2:5] == ["| method | left | up |", "|---|---|---|", f"| `{GROUND_TRUTH}` | 2.00 (12.5 % failed) | — (100.0 % failed) |"]
+    assert table[5] == "| `still` | 2.00 (12.5 % failed) | — (100.0 % failed) |"
+    # The PSNR tables stay as they were: a PSNR leaves out no frame.
+    assert "failed" not in markdown(result, plots=False, sheets=[]).split("## PSNR dB ↑ per preset")[1].split("## rot err")[0]
+
+
 @pytest.mark.parametrize(("error", "interrupted", "case", "says"), [
     ("interrupted (Ctrl-C)", True, "room-left", "the benchmark was interrupted (Ctrl-C) in case room-left. The tables"),
     ("terminated (SIGTERM)", True, None, "the benchmark was terminated (SIGTERM) after its last case, before the report was written. The"),
