@@ -878,6 +878,29 @@ def test_a_frame_count_a_model_cannot_make_is_refused_before_any_model_loads(tmp
     assert not (tmp_path / "report").exists()
 
 
+def test_two_compared_models_of_one_row_name_are_refused_before_any_model_loads(tmp_path, monkeypatch):
+    """--compare_models runs/a/ckpt,runs/b/ckpt made one row, gen3c:ckpt: both models loaded, the
+    second replaced the first in the report and nothing said that one model was never scored."""
+    from gen3c.pipelines import loading as loading_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model loaded")
+
+    monkeypatch.setattr(loading_module, "generator_from_options", never)
+    from gen3c.models.packaged import packaged_model_dir
+
+    for run, model in (("a", "tiny_fast"), ("b", "tiny")):  # two real checkpoints, each a run's ckpt/
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "ckpt").symlink_to(packaged_model_dir(model), target_is_directory=True)
+    res = invoke("eval", "--generator", "gen3c", "--model", "tiny", "--compare_models", f"{tmp_path / 'a' / 'ckpt'},{tmp_path / 'b' / 'ckpt'}",
+                 "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--methods", "still",
+                 "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (f"error: --compare_models '{tmp_path / 'b' / 'ckpt'}' makes the row gen3c:ckpt, as an earlier entry "
+                                            "does: compare folders of different names (a symbolic link of another name will do)")  # fmt: skip
+    assert not (tmp_path / "report").exists()
+
+
 @pytest.mark.slow
 def test_a_compared_model_keeps_its_own_guidance_settings(tmp_path, monkeypatch):
     """--guidance_every / --guidance_batch (and --negative_prompt) shape the first model's guidance;

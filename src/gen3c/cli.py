@@ -1785,6 +1785,8 @@ def _compared_models(text: str | None) -> list[tuple[str, dict]]:
                 f"--compare_models {entry!r} is neither a packaged model ({', '.join(PACKAGED_MODELS)}) nor a checkpoint folder"
             )
         label = f"{path.parent.name}/{path.name}" if path.name == "model" and path.parent.name else path.name
+        if f"gen3c:{label}" in dict(rows):  # (one row per name: the later model replaced the earlier one, unsaid)
+            raise Gen3cInputError(f"--compare_models {entry!r} makes the row gen3c:{label}, as an earlier entry does: compare folders of different names (a symbolic link of another name will do)")
         rows.append((f"gen3c:{label}", {"checkpoint_dir": entry}))
     return rows
 
