@@ -899,6 +899,12 @@ def test_two_compared_models_of_one_row_name_are_refused_before_any_model_loads(
     assert " ".join(res.output.split()) == (f"error: --compare_models '{tmp_path / 'b' / 'ckpt'}' makes the row gen3c:ckpt, as an earlier entry "
                                             "does: compare folders of different names (a symbolic link of another name will do)")  # fmt: skip
     assert not (tmp_path / "report").exists()
+    # A folder named as a packaged model, then that model, alike.
+    (tmp_path / "tiny_fast").symlink_to(packaged_model_dir("tiny"), target_is_directory=True)
+    res = invoke("eval", "--generator", "gen3c", "--model", "tiny", "--compare_models", f"{tmp_path / 'tiny_fast'},tiny_fast",
+                 "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--methods", "still",
+                 "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 2 and "error: --compare_models 'tiny_fast' makes the row gen3c:tiny_fast, as an earlier entry does" in " ".join(res.output.split())
 
 
 @pytest.mark.slow
