@@ -878,6 +878,19 @@ def test_a_frame_count_a_model_cannot_make_is_refused_before_any_model_loads(tmp
     assert not (tmp_path / "report").exists()
 
 
+def test_a_path_onto_its_look_at_point_is_refused_before_the_first_case(tmp_path):
+    """zoom_in facing the centre with --movement_distance n/(n−1) reaches the point it looks at in
+    the last frame: that was refused when the zoom_in case came, after the cases before it had run
+    (left behind as a partial report); the settings alone decide it."""
+    res = invoke("eval", "--scenes", "room", "--presets", "left,zoom_in", "--movement_distance", 25 / 24, "--resolution", "32x48",
+                 "--methods", "still", "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == ("error: the zoom_in path with --camera_rotation center_facing and --movement_distance 1.04167 puts "
+                                            "the camera on the point it looks at in frame 24 of 25, where it has no view direction: pass "
+                                            "another --movement_distance (one below 1 never gets there)")  # fmt: skip
+    assert not (tmp_path / "report").exists()  # (was: room-left's partial report)
+
+
 def test_two_compared_models_of_one_row_name_are_refused_before_any_model_loads(tmp_path, monkeypatch):
     """--compare_models runs/a/ckpt,runs/b/ckpt made one row, gen3c:ckpt: both models loaded, the
     second replaced the first in the report and nothing said that one model was never scored."""
