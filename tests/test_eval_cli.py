@@ -302,6 +302,29 @@ def test_the_tables_per_scene_and_per_preset_say_what_they_average():
                         "## rot err ° ↓ per preset (mean over scenes)"]  # fmt: skip
 
 
+def test_the_rotation_table_per_preset_shows_the_share_of_frames_its_means_leave_out():
+    """The rotation error per preset is a mean over the frames whose pose was recovered; the table
+    showed it alone, so 0.40° over the half of a video that could be tracked read like 0.40° over
+    all of it. Each cell now gives the share of failed frames beside it (the mean over the preset's
+    cases, which hold the same number of frames), a case that lost every frame included."""
+    from gen3c.evaluation.report import markdown
+    from gen3c.evaluation.suite import GROUND_TRUTH, Case
+
+    result = one_case_result(rotation_error=1.0, pose_failures=0.25)
+    room = result.cases[0]
+    street = replace(room, case=Case("street", "left", 1016), scores={k: dict(v, rotation_error=3.0, pose_failures=0.0) for k, v in room.scores.items()})
+    lost = replace(room, case=Case("room", "up", 1002), scores={k: dict(v, rotation_error=math.nan, pose_failures=1.0) for k, v in room.scores.items()})
+    result.cases = [room, street, lost]
+    result.config = replace(result.config, scenes=("room", "street"), presets=("left", "up"))
+    table = markdown(result, plots=False, sheets=[]).split("## rot err ° ↓ per preset (mean over scenes)")[1].strip().splitlines()
+    assert table[0] == ("Each cell: the mean over the frames whose camera was recovered, and in brackets the share of frames "
+                        "1 … T−1 whose pose failed, which that mean leaves out (pose fail %).")  # fmt: skip
+    assert table[2:5] == ["| method | left | up |", "|---|---|---|", f"| `{GROUND_TRUTH}` | 2.00 (12.5 % failed) | — (100.0 % failed) |"]
+    assert table[5] == "| `still` | 2.00 (12.5 % failed) | — (100.0 % failed) |"
+    # The PSNR tables stay as they were: a PSNR leaves out no frame.
+    assert "failed" not in markdown(result, plots=False, sheets=[]).split("## PSNR dB ↑ per preset")[1].split("## rot err")[0]
+
+
 @pytest.mark.parametrize(("error", "interrupted", "case", "says"), [
     ("interrupted (Ctrl-C)", True, "room-left", "the benchmark was interrupted (Ctrl-C) in case room-left. The tables"),
     ("terminated (SIGTERM)", True, None, "the benchmark was terminated (SIGTERM) after its last case, before the report was written. The"),
@@ -853,6 +876,48 @@ def test_a_frame_count_a_model_cannot_make_is_refused_before_any_model_loads(tmp
     assert res.exit_code == 2, res.output
     assert message in " ".join(res.output.split()) and "a model loaded" not in res.output
     assert not (tmp_path / "report").exists()
+
+
+def test_a_path_onto_its_look_at_point_is_refused_before_the_first_case(tmp_path):
+    """zoom_in facing the centre with --movement_distance n/(n−1) reaches the point it looks at in
+    the last frame: that was refused when the zoom_in case came, after the cases before it had run
+    (left behind as a partial report); the settings alone decide it."""
+    res = invoke("eval", "--scenes", "room", "--presets", "left,zoom_in", "--movement_distance", 25 / 24, "--resolution", "32x48",
+                 "--methods", "still", "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == ("error: the zoom_in path with --camera_rotation center_facing and --movement_distance 1.04167 puts "
+                                            "the camera on the point it looks at in frame 24 of 25, where it has no view direction: pass "
+                                            "another --movement_distance (one below 1 never gets there)")  # fmt: skip
+    assert not (tmp_path / "report").exists()  # (was: room-left's partial report)
+
+
+def test_two_compared_models_of_one_row_name_are_refused_before_any_model_loads(tmp_path, monkeypatch):
+    """--compare_models runs/a/ckpt,runs/b/ckpt made one row, gen3c:ckpt: both models loaded, the
+    second replaced the first in the report and nothing said that one model was never scored."""
+    from gen3c.pipelines import loading as loading_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model loaded")
+
+    monkeypatch.setattr(loading_module, "generator_from_options", never)
+    from gen3c.models.packaged import packaged_model_dir
+
+    for run, model in (("a", "tiny_fast"), ("b", "tiny")):  # two real checkpoints, each a run's ckpt/
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "ckpt").symlink_to(packaged_model_dir(model), target_is_directory=True)
+    res = invoke("eval", "--generator", "gen3c", "--model", "tiny", "--compare_models", f"{tmp_path / 'a' / 'ckpt'},{tmp_path / 'b' / 'ckpt'}",
+                 "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--methods", "still",
+                 "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (f"error: --compare_models '{tmp_path / 'b' / 'ckpt'}' makes the row gen3c:ckpt, as an earlier entry "
+                                            "does: compare folders of different names (a symbolic link of another name will do)")  # fmt: skip
+    assert not (tmp_path / "report").exists()
+    # A folder named as a packaged model, then that model, alike.
+    (tmp_path / "tiny_fast").symlink_to(packaged_model_dir("tiny"), target_is_directory=True)
+    res = invoke("eval", "--generator", "gen3c", "--model", "tiny", "--compare_models", f"{tmp_path / 'tiny_fast'},tiny_fast",
+                 "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--methods", "still",
+                 "--output_folder", tmp_path / "report", "--no_plots")  # fmt: skip
+    assert res.exit_code == 2 and "error: --compare_models 'tiny_fast' makes the row gen3c:tiny_fast, as an earlier entry does" in " ".join(res.output.split())
 
 
 @pytest.mark.slow

@@ -1814,14 +1814,17 @@ def _compared_models(text: str | None) -> list[tuple[str, dict]]:
     for entry in parse_list(text, "--compare_models"):
         path = Path(entry)
         if entry in PACKAGED_MODELS and not path.exists():
-            rows.append((f"gen3c:{entry}", {"model": entry}))
-            continue
-        if not path.is_dir():
+            label, where = entry, {"model": entry}
+        elif not path.is_dir():
             raise Gen3cInputError(
                 f"--compare_models {entry!r} is neither a packaged model ({', '.join(PACKAGED_MODELS)}) nor a checkpoint folder"
             )
-        label = f"{path.parent.name}/{path.name}" if path.name == "model" and path.parent.name else path.name
-        rows.append((f"gen3c:{label}", {"checkpoint_dir": entry}))
+        else:
+            label = f"{path.parent.name}/{path.name}" if path.name == "model" and path.parent.name else path.name
+            where = {"checkpoint_dir": entry}
+        if f"gen3c:{label}" in dict(rows):  # (one row per name: the later model replaced the earlier one, unsaid)
+            raise Gen3cInputError(f"--compare_models {entry!r} makes the row gen3c:{label}, as an earlier entry does: compare folders of different names (a symbolic link of another name will do)")
+        rows.append((f"gen3c:{label}", where))
     return rows
 
 

@@ -315,9 +315,16 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
     for key, score in (("scene", "psnr"), ("preset", "psnr"), ("preset", "rotation_error")):
         table = grouped(result, key, score)
         groups = list(next(iter(table.values())).keys())
-        rows = [[f"`{name}`", *(_fmt(vals[g], score) for g in groups)] for name, vals in table.items() if score != "psnr" or name != GROUND_TRUTH]
+        # A camera error is a mean over the frames whose pose was recovered: each cell says how many it dropped.
+        failed = grouped(result, key, "pose_failures") if score == "rotation_error" else None
+        rows = [[f"`{name}`", *(_fmt(vals[g], score) + (f" ({_fmt(failed[name][g], 'pose_failures')} % failed)" if failed else "") for g in groups)]
+                for name, vals in table.items() if score != "psnr" or name != GROUND_TRUTH]  # fmt: skip
         over = "presets" if key == "scene" else "scenes"
-        parts += [f"## {_header(score)} per {key} (mean over {over})", "", _markdown_table(["method", *groups], rows), ""]
+        parts += [f"## {_header(score)} per {key} (mean over {over})", ""]
+        if failed:
+            parts += ["Each cell: the mean over the frames whose camera was recovered, and in brackets the share of frames "
+                      "1 … T−1 whose pose failed, which that mean leaves out (pose fail %).", ""]  # fmt: skip
+        parts += [_markdown_table(["method", *groups], rows), ""]
     if plots:
         parts += ["## Plots", ""] + [f"![{p[:-4]}]({p})" for p in PLOTS] + [""]
     if sheets:

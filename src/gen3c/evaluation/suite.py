@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gen3c.cache import reliable_depth_mask
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
 from gen3c.models.memory import HostMemory
@@ -43,7 +43,7 @@ from gen3c.pipelines.camera_video import (
 )
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
-from gen3c.trajectories import PRESETS, check_preset
+from gen3c.trajectories import PRESETS, check_preset, preset_offset_matrices
 
 SCENES: tuple[str, ...] = tuple(SCENE_PRESETS)
 HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1000 + len(SCENES) * len(PRESETS)))
@@ -105,6 +105,9 @@ class BenchmarkConfig:
             raise Gen3cInputError(f"--num_video_frames {self.num_frames}: the benchmark needs at least 3 frames and at most {MAX_FRAMES}")
         if not math.isfinite(self.movement_distance):
             raise Gen3cInputError(f"--movement_distance {self.movement_distance} is impossible: pass a finite number")
+        with collect_notes():  # a path onto the point it looks at, refused now, not when its case comes (its notes come then)
+            for preset in self.presets:
+                preset_offset_matrices(preset, self.camera_rotation, self.num_frames, self.movement_distance)
         if isinstance(self.supersample, bool) or not isinstance(self.supersample, numbers.Integral) or self.supersample < 1:
             # else render's ValueError (0) or TypeError (2.5) once the first case is rendered
             raise Gen3cInputError(f"supersample {self.supersample!r} must be a whole number ≥ 1 (rays per pixel per axis; 1: none)")
