@@ -42,6 +42,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.errors import Gen3cInputError, quoted
+from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
     FrameFitter,
@@ -234,7 +235,13 @@ def read_vipe(
             fitter.add(torch.from_numpy(image).permute(2, 0, 1), depth[0], valid[0], ids)
     check_decoded(fitter.added, len(needed), f"ViPE {rel['rgb']}")
     tally.note(depth_name, mask_invalid_depth, stacklevel=2)
-    return fitter.stack(w2c.float(), K, fps=video.fps, frame_indices=needed, depth_kind="metric")
+    stack = fitter.stack(w2c.float(), K, fps=video.fps, frame_indices=needed, depth_kind="metric")
+    check_depth_conventions(
+        stack.depth, stack.valid, stack.K, stack.w2c, poses_name=f"ViPE {rel['pose']} poses", depth_name=depth_name,
+        poses_fix="ViPE writes camera-to-world poses: save each matrix's inverse (np.linalg.inv)", inverted_is="world-to-camera",
+        depth_fix="ViPE writes z-depth: save 1 / disparity, in the poses' units, as channel Z",
+    )  # fmt: skip
+    return stack
 
 
 def _load_rows(path: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
