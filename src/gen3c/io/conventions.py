@@ -31,6 +31,8 @@ CAP = 1.0
 #: MARGIN times better.
 MIN_ERROR = 0.03
 MARGIN = 4.0
+#: ... and STILL_MARGIN times better than no motion at all.
+STILL_MARGIN = 2.0
 #: Frame gaps of the pairs compared, from a few frames spread over the clip.
 GAPS = (1, 4, 16)
 ANCHORS = 3
@@ -50,9 +52,10 @@ def frame_pairs(count: int) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: list[tuple[int, int]] | None = None) -> dict[tuple[bool, bool], float]:
-    """Each reading's error (module docstring), by ``(poses inverted, depth inverted)``; NaN
-    where no pair has a valid pixel.
+def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: list[tuple[int, int]] | None = None) -> dict:
+    """Each reading's error (module docstring), by ``(poses inverted, depth inverted)``, and by
+    ``"still"`` that of no motion at all (each pixel against the same pixel); NaN where no pair
+    has a valid pixel.
 
     Args:
         depth: (T, H, W) z-depth; valid: (T, H, W) bool; K: (T, 3, 3); w2c: (T, 4, 4) as given.
@@ -69,12 +72,17 @@ def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: 
             kept.append((a, b))
             picks.append(where[torch.randint(len(where), (SAMPLES,), generator=generator)])
     if not kept:
-        return dict.fromkeys(((False, False), (True, False), (False, True), (True, True)), math.nan)
+        return dict.fromkeys(((False, False), (True, False), (False, True), (True, True), "still"), math.nan)
     a, b = (torch.tensor(frames) for frames in zip(*kept, strict=True))
     pick = torch.stack(picks)  # (P, N, 2) rows and columns in frame a
     K = K.double()
     rays = torch.stack([pick[..., 1], pick[..., 0], torch.ones_like(pick[..., 0])], -1).double() @ torch.linalg.inv(K[a]).transpose(-1, -2)
-    errors = {}
+    # Motionless: each pixel against the same pixel of frame b (the same for depth and 1 / depth).
+    here = depth[a[:, None], pick[..., 0], pick[..., 1]]
+    there = depth[b[:, None], pick[..., 0], pick[..., 1]]
+    seen = valid[b[:, None], pick[..., 0], pick[..., 1]]
+    still = torch.where(seen, (here.log() - there.clamp(min=1e-12).log()).abs(), torch.nan).nanmedian(-1).values.nan_to_num(CAP)
+    errors = {"still": float(torch.where(seen.double().mean(-1) >= MIN_OVERLAP, still.clamp(max=CAP), CAP).mean())}
     for inverse_depth in (False, True):
         maps = torch.where(valid, 1.0 / depth.clamp(min=1e-12), 0.0) if inverse_depth else torch.where(valid, depth, 0.0)
         points = rays * maps[a[:, None], pick[..., 0], pick[..., 1], None]  # (P, N, 3) in camera a, at scale 1
@@ -143,17 +151,19 @@ def check_depth_conventions(
 
     Raises:
         Gen3cInputError: in one line naming the file and the fix, when a reading other than the
-            one as given fits :data:`MARGIN` times better and the one as given is off by
-            :data:`MIN_ERROR` or more.
+            one as given fits :data:`MARGIN` times better (and :data:`STILL_MARGIN` times better
+            than no motion) and the one as given is off by :data:`MIN_ERROR` or more.
     """
     if len(depth) < 2:
         return
     errors = reading_errors(depth, valid, K, w2c)
-    given = errors.pop((False, False))
+    given, still = errors.pop((False, False)), errors.pop("still")
     if math.isnan(given) or given < MIN_ERROR:
         return
     (inverted, inverse_depth), best = min(errors.items(), key=lambda item: item[1])
-    if not best * MARGIN <= given:
+    # Another reading must fit far better, and by the cameras' motion: not only at a depth scale
+    # so large that the cameras hardly move (depth that changes less than they say it should).
+    if not (best * MARGIN <= given and best * STILL_MARGIN <= still):
         return
     fit = f"one frame's depth carried into another lands a median {math.exp(given) - 1:.0%} off its depth as given, {math.exp(best) - 1:.0%} read"
     if inverted and inverse_depth:
