@@ -180,7 +180,7 @@ def _read_dir(
                 if size != depth.shape[1:]:
                     raise Gen3cInputError(
                         f"{name} {rgb} is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
-                        + turned_hint(size, depth.shape[1:])
+                        + turned_hint(size, depth.shape[1:], mp4)
                     )
                 K_t = check_intrinsics_fit(
                     torch.from_numpy(float32_array(K[start:stop])), *size, f"{name} camera.npz intrinsics", frame_offset=start

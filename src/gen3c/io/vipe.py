@@ -218,10 +218,10 @@ def read_vipe(
     fitter = FrameFitter(len(needed), resolution, resize_mode)
     tally = InvalidDepthTally()
     with contextlib.ExitStack() as open_files:
-        depths = open_files.enter_context(_ZipFrames(files["depth"], rel["depth"], needed, total, ".exr", _decode_exr))
+        depths = open_files.enter_context(_ZipFrames(files["depth"], rel["depth"], needed, total, ".exr", _decode_exr, files["rgb"]))
         masks = None
         if mask_zip.is_file():
-            masks = open_files.enter_context(_ZipFrames(mask_zip, f"mask/{clip}.zip", needed, total, ".png", _decode_png))
+            masks = open_files.enter_context(_ZipFrames(mask_zip, f"mask/{clip}.zip", needed, total, ".png", _decode_png, files["rgb"]))
         rgb = iter_video_frames(files["rgb"], "ViPE video", start, len(needed), video)
         for frame, image in zip(needed, rgb, strict=False):
             size = check_frame_size(image, fitter, f"ViPE {rel['rgb']}", frame)
@@ -357,8 +357,9 @@ class _ZipFrames:
     Opening checks that the zip holds every frame asked for and none past the video's end.
     """
 
-    def __init__(self, path: Path, rel: str, needed: list[int], total: int, suffix: str, decode) -> None:
-        self.name, self.suffix, self.decode = f"ViPE {rel}", suffix, decode
+    def __init__(self, path: Path, rel: str, needed: list[int], total: int, suffix: str, decode, video: Path | None = None) -> None:
+        """``video``: the clip's video, named in a refusal of frames turned a quarter (:func:`turned_hint`)."""
+        self.name, self.suffix, self.decode, self.video = f"ViPE {rel}", suffix, decode, video
         try:
             self.archive = zipfile.ZipFile(path)
         except ZIP_READ_ERRORS as exc:
@@ -408,7 +409,7 @@ class _ZipFrames:
         if array.shape != tuple(size):
             raise Gen3cInputError(
                 f"{self.name} {member} is {array.shape[0]}×{array.shape[1]} but the video is {size[0]}×{size[1]}: they must match"
-                + turned_hint(size, array.shape)
+                + turned_hint(size, array.shape, self.video)
             )
         return array
 
