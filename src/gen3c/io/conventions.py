@@ -62,67 +62,91 @@ def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: 
         pairs: the frame pairs (default :func:`frame_pairs`).
     """
     pairs = frame_pairs(len(depth)) if pairs is None else pairs
-    depth = depth.double()
-    valid = valid & (depth > 0) & torch.isfinite(depth)
     generator = torch.Generator().manual_seed(0)
     kept, picks = [], []
     for a, b in pairs:
-        where = valid[a].nonzero()
-        if len(where):
+        pick = _sample_pixels(depth, valid, a, generator)
+        if pick is not None:
             kept.append((a, b))
-            picks.append(where[torch.randint(len(where), (SAMPLES,), generator=generator)])
+            picks.append(pick)
     if not kept:
         return dict.fromkeys(((False, False), (True, False), (False, True), (True, True), "still"), math.nan)
     a, b = (torch.tensor(frames) for frames in zip(*kept, strict=True))
     pick = torch.stack(picks)  # (P, N, 2) rows and columns in frame a
     K = K.double()
     rays = torch.stack([pick[..., 1], pick[..., 0], torch.ones_like(pick[..., 0])], -1).double() @ torch.linalg.inv(K[a]).transpose(-1, -2)
+    here = depth[a[:, None], pick[..., 0], pick[..., 1]].double()
     # Motionless: each pixel against the same pixel of frame b (the same for depth and 1 / depth).
-    here = depth[a[:, None], pick[..., 0], pick[..., 1]]
-    there = depth[b[:, None], pick[..., 0], pick[..., 1]]
-    seen = valid[b[:, None], pick[..., 0], pick[..., 1]]
-    still = torch.where(seen, (here.log() - there.clamp(min=1e-12).log()).abs(), torch.nan).nanmedian(-1).values.nan_to_num(CAP)
+    there, seen = _depth_at(depth, valid, b[:, None].expand_as(pick[..., 0]), pick[..., 0], pick[..., 1])
+    still = torch.where(seen, (here.log() - there.log()).abs(), torch.nan).nanmedian(-1).values.nan_to_num(CAP)
     errors = {"still": float(torch.where(seen.double().mean(-1) >= MIN_OVERLAP, still.clamp(max=CAP), CAP).mean())}
+    typical = float(here.median())
     for inverse_depth in (False, True):
-        maps = torch.where(valid, 1.0 / depth.clamp(min=1e-12), 0.0) if inverse_depth else torch.where(valid, depth, 0.0)
-        points = rays * maps[a[:, None], pick[..., 0], pick[..., 1], None]  # (P, N, 3) in camera a, at scale 1
+        points = rays * (1.0 / here if inverse_depth else here)[..., None]  # (P, N, 3) in camera a, at scale 1
         for inverted in (False, True):
             poses = invert_pose(w2c.double()) if inverted else w2c.double()
             rel = poses[b] @ invert_pose(poses[a])
             carried = (points @ rel[:, :3, :3].transpose(-1, -2), rel[:, None, :3, 3])
-            centre = float(maps[valid].median())
-            errors[(inverted, inverse_depth)] = _best_scale_error(maps, valid, K[b], b, carried, centre)
+            centre = typical / float(points[..., 2].median())  # scaled, the map's typical value is the depth's
+            target = (depth, valid, inverse_depth)
+            errors[(inverted, inverse_depth)] = _best_scale_error(target, K[b], b, carried, centre)
     return errors
 
 
-def _best_scale_error(maps: Tensor, valid: Tensor, K: Tensor, b: Tensor, carried: tuple[Tensor, Tensor], centre: float) -> float:
+def _sample_pixels(depth: Tensor, valid: Tensor, frame: int, generator: torch.Generator) -> Tensor | None:
+    """:data:`SAMPLES` (row, column) of pixels with depth in ``frame``, drawn at random (with
+    repetition); None where it has none. Drawn among random pixels, not from a list of every
+    valid one: a 720p frame is not scanned."""
+    H, W = depth.shape[-2:]
+    tries = torch.stack([torch.randint(H, (4 * SAMPLES,), generator=generator), torch.randint(W, (4 * SAMPLES,), generator=generator)], -1)
+    ok = _depth_at(depth, valid, torch.full((len(tries),), frame), tries[:, 0], tries[:, 1])[1]
+    found = tries[ok] if int(ok.sum()) >= SAMPLES // 4 else None
+    if found is None:  # few pixels have depth: find them all
+        where = (valid[frame] & (depth[frame] > 0) & torch.isfinite(depth[frame])).nonzero()
+        if len(where) == 0:
+            return None
+        found = where
+    return found[torch.randint(len(found), (SAMPLES,), generator=generator)]
+
+
+def _depth_at(depth: Tensor, valid: Tensor, frame: Tensor, row: Tensor, col: Tensor) -> tuple[Tensor, Tensor]:
+    """The depth (float64) at the pixels and whether it is there (valid, finite, > 0); 1 where not."""
+    values = depth[frame, row, col].double()
+    ok = valid[frame, row, col] & (values > 0) & torch.isfinite(values)
+    return torch.where(ok, values, 1.0), ok
+
+
+def _best_scale_error(target: tuple, K: Tensor, b: Tensor, carried: tuple[Tensor, Tensor], centre: float) -> float:
     """The mean over pairs of :func:`_pair_errors` at the scale that makes it least: whole
-    octaves within 2¹² of the maps' median ``centre``, then eighths of an octave around the best."""
+    octaves within 2¹² of ``centre`` (1 for depth as given), then eighths of an octave around the best."""
     exponents = torch.arange(-12, 13, dtype=torch.float64)
     for step in (None, 1 / 8):
         if step is not None:
             exponents = best + torch.arange(-7, 8, dtype=torch.float64) * step
-        mean = _pair_errors(maps, valid, K, b, *carried, centre * 2.0**exponents).mean(-1)
+        mean = _pair_errors(*target, K, b, *carried, centre * 2.0**exponents).mean(-1)
         best = float(exponents[int(mean.argmin())])
     return float(mean.min())
 
 
-def _pair_errors(maps: Tensor, valid: Tensor, K: Tensor, b: Tensor, rotated: Tensor, shift: Tensor, scales: Tensor) -> Tensor:
-    """(S, P) errors of the P pairs' sampled points carried into their frame ``b`` at each scale.
+def _pair_errors(
+    depth: Tensor, valid: Tensor, inverse_depth: bool, K: Tensor, b: Tensor, rotated: Tensor, shift: Tensor, scales: Tensor
+) -> Tensor:
+    """(S, P) errors of the P pairs' sampled points carried into their frame ``b`` at each scale,
+    against ``depth`` there (its inverse with ``inverse_depth``).
 
     ``rotated``: (P, N, 3) the points of frame a (at scale 1) turned into camera b's axes;
     ``shift``: (P, 1, 3) camera b's translation from camera a; ``K``: (P, 3, 3) of frame b."""
-    H, W = maps.shape[-2:]
+    H, W = depth.shape[-2:]
     cam = scales[:, None, None, None] * rotated + shift  # (S, P, N, 3): depth × s, the poses as they are
     z = cam[..., 2]
     uv = (cam[..., :2] / z.clamp(min=1e-12)[..., None]) @ K[:, :2, :2].transpose(-1, -2) + K[:, None, :2, 2]
     col, row = uv[..., 0].round(), uv[..., 1].round()
     inside = (z > 0) & (col >= 0) & (col <= W - 1) & (row >= 0) & (row <= H - 1)
     r, c = row.clamp(0, H - 1).long(), col.clamp(0, W - 1).long()
-    frame = b[:, None].expand_as(r)
-    seen = inside & valid[frame, r, c]
-    there = scales[:, None, None] * maps[frame, r, c]
-    error = (z.clamp(min=1e-12).log() - there.clamp(min=1e-12).log()).abs()
+    values, ok = _depth_at(depth, valid, b[:, None].expand_as(r), r, c)
+    seen = inside & ok
+    there = scales[:, None, None] * (1.0 / values if inverse_depth else values)
+    error = (z.clamp(min=1e-12).log() - there.log()).abs()
     median = torch.where(seen, error, torch.nan).nanmedian(-1).values.nan_to_num(CAP)
     overlap = seen.double().mean(-1)
     return torch.where(overlap >= MIN_OVERLAP, median.clamp(max=CAP), torch.full_like(median, CAP))
