@@ -133,3 +133,31 @@ def test_multiview_key_frames_with_camera_to_world_poses_are_refused(tmp_path):
     c2w = invert_pose(w2c)
     with pytest.raises(Gen3cInputError, match=r"c2w.npz' w2cs_key_frames look camera-to-world .* \(and in w2cs_all"):
         read_multiview(write_multiview(tmp_path / "c2w.npz", _rgb(T), depth, depth > 0, K, c2w, c2w), (H, W))
+
+
+def test_the_cli_refuses_a_camera_to_world_sample_in_one_line_and_writes_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    w2c, K = walk()
+    depth = room_depth(w2c, K).numpy()
+    folder = write_sample(tmp_path / "c2w", _rgb(T), depth, depth > 0, invert_pose(w2c), K)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(folder), "--resolution", f"{H}x{W}",
+                                   "--num_video_frames", str(T), "--video_save_folder", str(out)])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "camera.npz w2c look camera-to-world" in res.output and "Traceback" not in res.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_legacy_pt_sample_with_camera_to_world_poses_is_refused(tmp_path):
+    w2c, K = walk()
+    depth = room_depth(w2c, K)
+    image = torch.zeros(T, 3, H, W)
+    path = tmp_path / "c2w.pt"
+    torch.save((image, depth[:, None], torch.ones(T, 1, H, W), invert_pose(w2c), K), path)
+    with pytest.raises(Gen3cInputError, match=r"c2w.pt' w2c look camera-to-world .*: save each matrix's inverse"):
+        read_sample(path, (H, W))
+    torch.save((image, depth[:, None], torch.ones(T, 1, H, W), w2c, K), path)
+    assert len(read_sample(path, (H, W))) == T
