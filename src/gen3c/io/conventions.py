@@ -6,9 +6,10 @@ both show: carried into another frame with the cameras, frame A's depth must lan
 :func:`check_depth_conventions` measures that for four readings — poses as given or inverted,
 depth as given or its inverse — each at the depth scale that fits it best (depth up to scale:
 its units need not be the poses'), and refuses the input when another reading fits far better
-than the one as given. Where the readings cannot be told apart (a static camera, a pure rotation
-of a scene at one distance, a flat wall faced straight on) all of them fit and nothing is said.
-A few frame pairs and ~1000 pixels each: milliseconds.
+than the one as given, and far better than no motion at all. Where the readings cannot be told
+apart (a static camera, a pure rotation of a scene at one distance, a flat wall faced straight
+on) all of them fit and nothing is said; so it is for depth too noisy to tell them apart.
+Up to 9 frame pairs and 512 pixels each: a fraction of a second for a 720p clip.
 """
 
 from __future__ import annotations
