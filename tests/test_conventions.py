@@ -10,6 +10,7 @@ from layouts import write_multiview, write_sample, write_vipe
 from gen3c.cameras import invert_pose, look_at, make_intrinsics, pixel_grid
 from gen3c.errors import Gen3cInputError
 from gen3c.io.conventions import check_depth_conventions, frame_pairs
+from gen3c.io.depth import FAR_DEPTH
 from gen3c.io.gen3c_sample import read_sample
 from gen3c.io.multiview import read_multiview
 from gen3c.io.vipe import read_vipe
@@ -96,6 +97,10 @@ def test_invalid_pixels_are_left_out_and_a_single_frame_is_not_checked():
     check(torch.where(valid, depth, torch.full_like(depth, 1e-3)), w2c, K, valid)  # junk where not valid: ignored
     with pytest.raises(Gen3cInputError, match="camera-to-world"):
         check(depth, invert_pose(w2c), K, valid)
+    sky = depth.clone()
+    sky[:, : H // 2] = FAR_DEPTH  # unknown depth placed far away, as readers place NaN: not a measurement
+    with pytest.raises(Gen3cInputError, match="camera-to-world"):
+        check(sky, invert_pose(w2c), K)
     check(depth[:1], invert_pose(w2c[:1]), K[:1])
     assert frame_pairs(1) == [] and frame_pairs(2) == [(0, 1), (1, 0)]
 

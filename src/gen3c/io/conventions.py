@@ -21,6 +21,7 @@ from torch import Tensor
 
 from gen3c.cameras import invert_pose
 from gen3c.errors import Gen3cInputError
+from gen3c.io.depth import FAR_DEPTH
 
 #: Pixels sampled in each frame pair.
 SAMPLES = 512
@@ -103,7 +104,7 @@ def _sample_pixels(depth: Tensor, valid: Tensor, frame: int, generator: torch.Ge
     ok = _depth_at(depth, valid, torch.full((len(tries),), frame), tries[:, 0], tries[:, 1])[1]
     found = tries[ok] if int(ok.sum()) >= SAMPLES // 4 else None
     if found is None:  # few pixels have depth: find them all
-        where = (valid[frame] & (depth[frame] > 0) & torch.isfinite(depth[frame])).nonzero()
+        where = (valid[frame] & (depth[frame] > 0) & (depth[frame] < FAR_DEPTH)).nonzero()
         if len(where) == 0:
             return None
         found = where
@@ -111,9 +112,10 @@ def _sample_pixels(depth: Tensor, valid: Tensor, frame: int, generator: torch.Ge
 
 
 def _depth_at(depth: Tensor, valid: Tensor, frame: Tensor, row: Tensor, col: Tensor) -> tuple[Tensor, Tensor]:
-    """The depth (float64) at the pixels and whether it is there (valid, finite, > 0); 1 where not."""
+    """The depth (float64) at the pixels and whether it is measured there (valid, > 0, below
+    :data:`~gen3c.io.depth.FAR_DEPTH`, where sky and other unknown depth is placed); 1 where not."""
     values = depth[frame, row, col].double()
-    ok = valid[frame, row, col] & (values > 0) & torch.isfinite(values)
+    ok = valid[frame, row, col] & (values > 0) & (values < FAR_DEPTH)
     return torch.where(ok, values, 1.0), ok
 
 
