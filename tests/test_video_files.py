@@ -110,8 +110,19 @@ def test_depth_made_for_a_phone_videos_stored_frames_is_refused_with_the_reason(
         folder = write_vipe(tmp_path / "phone", "walk", rgb, depth, w2c, K, ids)
         video, read, sizes = folder / "rgb" / "walk.mp4", read_vipe, "00000.exr is 32×48 but the video is 48×32"
     shown_upright(video, rgb, 90)  # shown 48×32: the depth is for the stored 32×48
-    with pytest.raises(Gen3cInputError, match=sizes + r": .*; a video shown turned .* is read as shown: make it for the frames as shown$"):
+    with pytest.raises(Gen3cInputError, match=sizes + r": .*; the video's display matrix turns it 90° .* is read as shown, .*: make it for the frames as shown, or re-encode the video upright"):
         read(folder, (32, 48))
+
+
+def test_depth_saved_transposed_for_an_upright_video_is_not_blamed_on_a_display_matrix(tmp_path):
+    """Frames whose size is the depth's turned a quarter, in a video without a display matrix:
+    the depth was saved width × height, and the refusal says that, not that the video is turned."""
+    rgb, depth, ids, w2c, K = scene(3, 32, 48)
+    folder = write_sample(tmp_path / "s", rgb, depth, depth > 0, w2c, K)
+    np.savez_compressed(folder / "depth.npz", depth=np.ascontiguousarray(depth.transpose(0, 2, 1)).astype(np.float16))
+    np.savez_compressed(folder / "mask.npz", mask=depth.transpose(0, 2, 1) > 0)
+    with pytest.raises(Gen3cInputError, match=r"rgb.mp4 is 32×48 but depth.npz is 48×32: .*; the video carries no quarter-turn display matrix, so it looks saved transposed \(width × height\): save it as height × width of the frames$"):
+        read_sample(folder, (32, 48))
 
 
 def test_a_trimmed_clips_edit_list_hides_the_frames_before_its_start(tmp_path):

@@ -25,12 +25,14 @@ H, W, T = 16, 24, 4
 def closed_form_clip():
     """Frames whose depth, poses and intrinsics are exact in float16 / float32.
 
-    Depth ``1 + t + x/4 + y/2`` (quarter steps below 32: exact halves); camera t turned 90°
+    Depth ``16 − t + x/4 + y/2`` (quarter steps below 32: exact halves), nearer by 1 a frame as
+    the camera steps forward by 1 (depth that recedes as it nears fits the poses only read as
+    inverse depth, and is refused: gen3c.io.conventions); camera t turned 90°
     about +y and standing at (t, 2, −3), so its world-to-camera pose is the integer matrix
     ``[[0, 0, −1, −3], [0, 1, 0, −2], [1, 0, 0, −t]]``; fx = 20 + t, fy = 22.5, cx = 11.5, cy = 7.5.
     """
     y, x = np.mgrid[:H, :W]
-    depth = np.stack([1 + t + x / 4 + y / 2 for t in range(T)]).astype(np.float32)
+    depth = np.stack([16 - t + x / 4 + y / 2 for t in range(T)]).astype(np.float32)
     c2w = np.zeros((T, 4, 4), np.float32)
     w2c = torch.zeros(T, 4, 4)
     for t in range(T):

@@ -29,6 +29,7 @@ import torch
 
 from gen3c.cameras import check_intrinsics_fit, note_scaled_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError, first_line, note
+from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.frames import (
@@ -179,7 +180,7 @@ def _read_dir(
                 if size != depth.shape[1:]:
                     raise Gen3cInputError(
                         f"{name} {rgb} is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
-                        + turned_hint(size, depth.shape[1:])
+                        + turned_hint(size, depth.shape[1:], mp4)
                     )
                 K_t = check_intrinsics_fit(
                     torch.from_numpy(float32_array(K[start:stop])), *size, f"{name} camera.npz intrinsics", frame_offset=start
@@ -197,7 +198,9 @@ def _read_dir(
             fitter.add(torch.from_numpy(image).permute(2, 0, 1), depth_t[0], valid[0])
     check_decoded(fitter.added, stop - start, f"{name} {rgb}")
     tally.note(f"{name} depth.npz", mask_invalid_depth, stacklevel=2)
-    return fitter.stack(w2c_t, K_t, fps=video.fps, frame_indices=list(range(start, stop)))
+    stack = fitter.stack(w2c_t, K_t, fps=video.fps, frame_indices=list(range(start, stop)))
+    _check_conventions(stack, f"{name} camera.npz w2c", f"{name} depth.npz")
+    return stack
 
 
 def _read_pt(
@@ -266,7 +269,19 @@ def _read_pt(
             "if it holds [0, 1] colours, save image * 2 - 1",
             stacklevel=2,
         )
-    return fitter.stack(w2c_t, K_t, frame_indices=list(range(start, stop)))
+    stack = fitter.stack(w2c_t, K_t, frame_indices=list(range(start, stop)))
+    _check_conventions(stack, f"{name} w2c", f"{name} depth")
+    return stack
+
+
+def _check_conventions(stack: FrameStack, poses_name: str, depth_name: str) -> None:
+    """Refuse camera-to-world poses or inverse depth saved where GEN3C's sample holds world-to-camera
+    poses and z-depth (:func:`gen3c.io.conventions.check_depth_conventions`)."""
+    check_depth_conventions(
+        stack.depth, stack.valid, stack.K, stack.w2c, poses_name=poses_name, depth_name=depth_name,
+        poses_fix="save each matrix's inverse (np.linalg.inv) as w2c, OpenCV world-to-camera",
+        depth_fix="save z-depth (1 / disparity, in the poses' units) as depth",
+    )  # fmt: skip
 
 
 def _load_pt(path: Path, name: str, trust_checkpoint: bool, grant_trust: str | None):

@@ -22,6 +22,7 @@ import torch
 
 from gen3c.cameras import Cameras, check_intrinsics_fit, note_scaled_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError, quoted
+from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.frames import (
     FrameFitter,
@@ -129,4 +130,10 @@ def read_multiview(
             )
             fitter.add(images_to_uint8(image_t), depth_t[0], valid[0])
     tally.note(f"{name} depth_key_frames", mask_invalid_depth, stacklevel=2)
-    return MultiViewInput(keys=fitter.stack(key_w2c, key_K), trajectory=trajectory)
+    keys = fitter.stack(key_w2c, key_K)
+    check_depth_conventions(
+        keys.depth, keys.valid, keys.K, keys.w2c, poses_name=f"{name} w2cs_key_frames", depth_name=f"{name} depth_key_frames",
+        poses_fix="save each matrix's inverse (np.linalg.inv), OpenCV world-to-camera, in w2cs_key_frames (and in w2cs_all, if it holds camera-to-world ones too)",
+        depth_fix="save z-depth (1 / disparity, in the poses' units) as depth_key_frames",
+    )  # fmt: skip
+    return MultiViewInput(keys=keys, trajectory=trajectory)

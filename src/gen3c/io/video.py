@@ -547,12 +547,36 @@ def _seek(container, stream, index: VideoIndex, start: int):
     return itertools.chain([frame], frames)
 
 
-def turned_hint(frame_size: tuple[int, int], array_size: tuple[int, ...]) -> str:
+def turned_hint(frame_size: tuple[int, int], array_size: tuple[int, ...], video: str | os.PathLike | None = None) -> str:
     """A note for a per-pixel array whose size is the frames' turned a quarter: frames are read
-    as shown (:func:`iter_video_frames`), a depth made for a phone video's stored frames is not."""
+    as shown (:func:`iter_video_frames`), a depth made for a phone video's stored frames is not.
+    Given the ``video``, the note says whether its display matrix turns it a quarter (the depth
+    was made for its stored frames) or not (the array was saved transposed)."""
     if tuple(array_size) != tuple(frame_size)[::-1]:
         return ""
-    return "; a video shown turned (a phone's display matrix) is read as shown: make it for the frames as shown"
+    turns = None if video is None else first_frame_turns(video)
+    if turns is None:
+        return "; a video shown turned (a phone's display matrix) is read as shown: make it for the frames as shown"
+    if turns % 2:
+        return (
+            f"; the video's display matrix turns it {90 * turns}° (a phone's portrait clip) and it is read as shown, "
+            "as players and ViPE show it: make it for the frames as shown, or re-encode the video upright (ffmpeg -i IN OUT) and make both for that"
+        )
+    return "; the video carries no quarter-turn display matrix, so it looks saved transposed (width × height): save it as height × width of the frames"
+
+
+def first_frame_turns(path: str | os.PathLike) -> int | None:
+    """Quarter turns the display matrix of a video's first frame applies (:func:`iter_video_frames`);
+    None where the video or its matrix cannot be read."""
+    import av
+
+    p = Path(path)
+    try:
+        with av.open(str(p)) as container:
+            frame = next(_decode(container, container.streams.video[0]), None)
+            return None if frame is None else _display_turns(frame, p, "video")
+    except (av.error.FFmpegError, OSError, ValueError, IndexError, Gen3cInputError):
+        return None
 
 
 def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | None = None, start: int = 0) -> tuple[np.ndarray, float]:

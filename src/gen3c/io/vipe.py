@@ -42,6 +42,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.errors import Gen3cInputError, quoted
+from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
     FrameFitter,
@@ -217,10 +218,10 @@ def read_vipe(
     fitter = FrameFitter(len(needed), resolution, resize_mode)
     tally = InvalidDepthTally()
     with contextlib.ExitStack() as open_files:
-        depths = open_files.enter_context(_ZipFrames(files["depth"], rel["depth"], needed, total, ".exr", _decode_exr))
+        depths = open_files.enter_context(_ZipFrames(files["depth"], rel["depth"], needed, total, ".exr", _decode_exr, files["rgb"]))
         masks = None
         if mask_zip.is_file():
-            masks = open_files.enter_context(_ZipFrames(mask_zip, f"mask/{clip}.zip", needed, total, ".png", _decode_png))
+            masks = open_files.enter_context(_ZipFrames(mask_zip, f"mask/{clip}.zip", needed, total, ".png", _decode_png, files["rgb"]))
         rgb = iter_video_frames(files["rgb"], "ViPE video", start, len(needed), video)
         for frame, image in zip(needed, rgb, strict=False):
             size = check_frame_size(image, fitter, f"ViPE {rel['rgb']}", frame)
@@ -234,7 +235,13 @@ def read_vipe(
             fitter.add(torch.from_numpy(image).permute(2, 0, 1), depth[0], valid[0], ids)
     check_decoded(fitter.added, len(needed), f"ViPE {rel['rgb']}")
     tally.note(depth_name, mask_invalid_depth, stacklevel=2)
-    return fitter.stack(w2c.float(), K, fps=video.fps, frame_indices=needed, depth_kind="metric")
+    stack = fitter.stack(w2c.float(), K, fps=video.fps, frame_indices=needed, depth_kind="metric")
+    check_depth_conventions(
+        stack.depth, stack.valid, stack.K, stack.w2c, poses_name=f"ViPE {rel['pose']} poses", depth_name=depth_name,
+        poses_fix="ViPE writes camera-to-world poses: save each matrix's inverse (np.linalg.inv)", inverted_is="world-to-camera",
+        depth_fix="ViPE writes z-depth: save 1 / disparity, in the poses' units, as channel Z",
+    )  # fmt: skip
+    return stack
 
 
 def _load_rows(path: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:
@@ -350,8 +357,9 @@ class _ZipFrames:
     Opening checks that the zip holds every frame asked for and none past the video's end.
     """
 
-    def __init__(self, path: Path, rel: str, needed: list[int], total: int, suffix: str, decode) -> None:
-        self.name, self.suffix, self.decode = f"ViPE {rel}", suffix, decode
+    def __init__(self, path: Path, rel: str, needed: list[int], total: int, suffix: str, decode, video: Path | None = None) -> None:
+        """``video``: the clip's video, named in a refusal of frames turned a quarter (:func:`turned_hint`)."""
+        self.name, self.suffix, self.decode, self.video = f"ViPE {rel}", suffix, decode, video
         try:
             self.archive = zipfile.ZipFile(path)
         except ZIP_READ_ERRORS as exc:
@@ -401,7 +409,7 @@ class _ZipFrames:
         if array.shape != tuple(size):
             raise Gen3cInputError(
                 f"{self.name} {member} is {array.shape[0]}×{array.shape[1]} but the video is {size[0]}×{size[1]}: they must match"
-                + turned_hint(size, array.shape)
+                + turned_hint(size, array.shape, self.video)
             )
         return array
 
