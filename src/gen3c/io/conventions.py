@@ -122,13 +122,12 @@ def _depth_at(depth: Tensor, valid: Tensor, frame: Tensor, row: Tensor, col: Ten
 def _best_scale_error(target: tuple, K: Tensor, b: Tensor, carried: tuple[Tensor, Tensor], centre: float) -> float:
     """The mean over pairs of :func:`_pair_errors` at the scale that makes it least: whole
     octaves within 2¹² of ``centre`` (1 for depth as given), then eighths of an octave around the best."""
-    exponents = torch.arange(-12, 13, dtype=torch.float64)
-    for step in (None, 1 / 8):
-        if step is not None:
-            exponents = best + torch.arange(-7, 8, dtype=torch.float64) * step
+    def least(exponents: Tensor) -> tuple[float, float]:
         mean = _pair_errors(*target, K, b, *carried, centre * 2.0**exponents).mean(-1)
-        best = float(exponents[int(mean.argmin())])
-    return float(mean.min())
+        return float(exponents[int(mean.argmin())]), float(mean.min())
+
+    best, _ = least(torch.arange(-12, 13, dtype=torch.float64))
+    return least(best + torch.arange(-7, 8, dtype=torch.float64) / 8)[1]
 
 
 def _pair_errors(
