@@ -1026,7 +1026,13 @@ def test_a_stage_start_checkpoint_set_aside_by_a_rewind_resumes_with_its_set_asi
     assert train(lower, out, resume=str(out / "checkpoints" / "step_0000001"), stop_after=1).steps == 2  # another stage 0 student
     aside = out / "checkpoints" / "superseded"
     assert (aside / "stages" / "0_guidance_5steps").is_dir() and (aside / "step_0000002" / "student.json").is_file()
+    # Continued in a new --out: the set-aside student is the one copied (it took the rewind's).
     said: list[str] = []
+    elsewhere = train(config, tmp_path / "new", resume=str(aside / "step_0000002"), echo=said.append)
+    torch.testing.assert_close(torch.tensor(elsewhere.losses), torch.tensor(whole.losses[2:]), rtol=0, atol=0)
+    assert said[0] == (f"--resume: the students of the finished stages (0_guidance_5steps) are copied from {str(aside / 'stages')!r} "
+                       f"into {str(tmp_path / 'new' / 'stages')!r}")  # fmt: skip
+    said.clear()
     resumed = train(config, out, resume=str(aside / "step_0000002"), echo=said.append)
     assert resumed.steps == 4
     assert f"--resume: the students of the finished stages (0_guidance_5steps) of checkpoint step_0000002's history are moved back from {str(aside / 'stages')!r} into {str(out / 'stages')!r}" in said

@@ -125,7 +125,7 @@ def take_finished_stages(
 
     if run.resolve() == out.resolve():
         return []
-    copied = []
+    copied, sources = [], set()
     for stage in finished:
         source, target = stage_folder(run, stage), stage_folder(out, stage)
         if checkpoint is not None:
@@ -137,9 +137,10 @@ def take_finished_stages(
         shutil.copytree(source, tmp)
         replace_folder(tmp, target)
         copied.append(target)
-    if copied and echo is not None:
+        sources.add(str(source.parent))
+    if copied and echo is not None:  # (from superseded/stages/ too, where a rewind set one aside)
         echo(f"--resume: the students of the finished stages ({', '.join(p.name for p in copied)}) are copied from "
-             f"{str(run / 'stages')!r} into {str(out / 'stages')!r}")  # fmt: skip
+             f"{' and '.join(repr(s) for s in sorted(sources))} into {str(out / 'stages')!r}")  # fmt: skip
     return copied
 
 
