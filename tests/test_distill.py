@@ -1035,7 +1035,8 @@ def test_a_stage_start_checkpoint_set_aside_by_a_rewind_resumes_with_its_set_asi
     said.clear()
     resumed = train(config, out, resume=str(aside / "step_0000002"), echo=said.append)
     assert resumed.steps == 4
-    assert f"--resume: the students of the finished stages (0_guidance_5steps) of checkpoint step_0000002's history are moved back from {str(aside / 'stages')!r} into {str(out / 'stages')!r}" in said
+    assert (f"--resume: the students of the finished stages (0_guidance_5steps) of checkpoint step_0000002's history are moved back from "
+            f"{str(aside / 'stages')!r} into {str(out / 'stages')!r}; those of the history it leaves are set aside as 0_guidance_5steps.earlier1") in said
     torch.testing.assert_close(torch.tensor(resumed.losses), torch.tensor(whole.losses[2:]), rtol=0, atol=0)
     a = load_file(tmp_path / "whole" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
     b = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")

@@ -211,21 +211,21 @@ def restore_history_students(
     next free name). Returns the stage folders moved back."""
     from gen3c.training.loop import _earlier_name
 
-    restored = []
+    restored, displaced = [], []
     for stage in finished:
         found, target = history_student(out, checkpoint, stage), stage_folder(out, stage)
         if found is None or found == target:
             continue
         if target.exists():
             aside = out / "checkpoints" / "superseded" / "stages" / stage.name
-            target.rename(_earlier_name(aside) if aside.exists() else aside)
+            displaced.append(target.rename(_earlier_name(aside) if aside.exists() else aside))
         target.parent.mkdir(parents=True, exist_ok=True)
         found.rename(target)
         restored.append(target)
     if restored and echo is not None:
         echo(f"--resume: the students of the finished stages ({', '.join(p.name for p in restored)}) of checkpoint "
              f"{checkpoint.name}'s history are moved back from {str(out / 'checkpoints' / 'superseded' / 'stages')!r} into "
-             f"{str(out / 'stages')!r}")  # fmt: skip
+             f"{str(out / 'stages')!r}" + (f"; those of the history it leaves are set aside as {', '.join(p.name for p in displaced)}" if displaced else ""))  # fmt: skip
     return restored
 
 
