@@ -249,7 +249,7 @@ def test_eval_settings_refused_before_the_benchmark(args, match, tmp_path):
         ("nan_setting", r"config '.*c\.toml': train\.lr = nan must be finite"),
         ("inf_in_a_list", r"data\.movement_distance = \[0\.1, inf\] must be finite"),
         ("stop_after_0", r"--stop_after 0 must be 1 or more"),
-        ("resume_nowhere", r"--resume '.*nowhere' is not a checkpoint of `gen3c train`"),
+        ("resume_nowhere", r"--resume '.*nowhere' does not exist: pass OUT/checkpoints/step_… or 'auto'$"),  # (said "no custom_checkpoint_0.pkl")
     ],
 )
 def test_train_mistakes_refused_before_the_run(case, match, files, tmp_path):

@@ -1006,3 +1006,40 @@ def test_a_changed_stage_budget_under_the_cosine_schedule_is_stated_in_the_card(
     lrs = [json.loads(line)["lr"] for line in (out / "losses.jsonl").read_text().splitlines()]
     assert lrs[2:] == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.25])  # stage 1's cosine over 3 steps from its step 0
     assert "- **Changed on resume**: distill.stage_max_steps [2, 2] → [2, 3] from step 4." in (out / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_stage_start_checkpoint_set_aside_by_a_rewind_resumes_with_its_set_aside_student(tmp_path, teacher_checkpoint):
+    """A rewind (here with a lower train.lr) sets aside the later checkpoints and the stage's
+    student, and writes the stage's student of its own history. Resuming the set-aside stage-start
+    checkpoint was refused: its student.json named stages/<stage>, which the rewind had replaced
+    (or, stopped sooner, left missing). Now the student of its history is found in superseded/ and
+    moved back, and the run repeats the uninterrupted one."""
+    from safetensors.torch import load_file
+
+    cfg = distill_config(teacher_checkpoint, log={"checkpoint_every": 1, "keep_checkpoints": 10})
+    config = config_from_dict(cfg)
+    whole = train(config, tmp_path / "whole")
+    out = tmp_path / "run"
+    assert train(config, out, stop_after=3).steps == 3
+    lower = config_from_dict({**cfg, "train": {**cfg["train"], "lr": 5e-4}})
+    assert train(lower, out, resume=str(out / "checkpoints" / "step_0000001"), stop_after=1).steps == 2  # another stage 0 student
+    aside = out / "checkpoints" / "superseded"
+    assert (aside / "stages" / "0_guidance_5steps").is_dir() and (aside / "step_0000002" / "student.json").is_file()
+    # Continued in a new --out: the set-aside student is the one copied (it took the rewind's).
+    said: list[str] = []
+    elsewhere = train(config, tmp_path / "new", resume=str(aside / "step_0000002"), echo=said.append)
+    torch.testing.assert_close(torch.tensor(elsewhere.losses), torch.tensor(whole.losses[2:]), rtol=0, atol=0)
+    assert said[0] == (f"--resume: the students of the finished stages (0_guidance_5steps) are copied from {str(aside / 'stages')!r} "
+                       f"into {str(tmp_path / 'new' / 'stages')!r}")  # fmt: skip
+    said.clear()
+    resumed = train(config, out, resume=str(aside / "step_0000002"), echo=said.append)
+    assert resumed.steps == 4
+    assert (f"--resume: the students of the finished stages (0_guidance_5steps) of checkpoint step_0000002's history are moved back from "
+            f"{str(aside / 'stages')!r} into {str(out / 'stages')!r}; those of the history it leaves are set aside as 0_guidance_5steps.earlier1") in said
+    torch.testing.assert_close(torch.tensor(resumed.losses), torch.tensor(whole.losses[2:]), rtol=0, atol=0)
+    a = load_file(tmp_path / "whole" / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    b = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    # The rewind's own student of stage 0 is kept aside, not deleted.
+    assert (aside / "stages" / "0_guidance_5steps.earlier1" / "transformer" / "config.json").is_file()

@@ -1240,7 +1240,7 @@ def test_settings_a_cpu_cannot_run_are_refused(tmp_path, base_checkpoint, sample
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("case", ["missing_checkpoint", "lora_targets"])
+@pytest.mark.parametrize("case", ["missing_checkpoint", "lora_targets", "lora_target_misspelt"])
 def test_a_wrong_model_is_refused_before_the_clips_are_made(tmp_path, base_checkpoint, sample_dir, monkeypatch, case):
     """With data.cache_clips every clip was made (minutes for a real config) before a missing
     model.checkpoint or a lora.targets that matches nothing was found, the latter after the
@@ -1257,6 +1257,10 @@ def test_a_wrong_model_is_refused_before_the_clips_are_made(tmp_path, base_check
                                r"model\.checkpoint '.*nowhere' does not exist: give a checkpoint folder .* or a packaged model \(tiny"),
         "lora_targets": ({"model": {"checkpoint": str(base_checkpoint)}, "train": {"mode": "lora"}, "lora": {"targets": ["nope"]}},
                          r"no linear of the DiT's blocks matches the LoRA targets \['nope'\]: check lora\.targets"),
+        # One misspelt beside others that match was left out silently (an adapter on fewer linears).
+        "lora_target_misspelt": ({"model": {"checkpoint": str(base_checkpoint)}, "train": {"mode": "lora"}, "lora": {"targets": ["to_q", "to_vv"]}},
+                                 r"^lora\.targets 'to_vv' matches no linear of the DiT's blocks \(they end in to_q, to_k, to_v, to_out\.0, "
+                                 r"ff\.net\.0\.proj, ff\.net\.2\): correct or remove it$"),
     }[case]  # fmt: skip
     cfg = tiny_config(tmp_path, data={"kind": "sample", "paths": [str(sample_dir)], "cache_clips": True}, **sections)
     with pytest.raises(Gen3cInputError, match=match):

@@ -208,15 +208,19 @@ def test_adding_the_prompt_cache_without_hard_links_checks_the_room_for_the_copy
         raise PermissionError(1, "Operation not permitted")  # as Linux says it on vfat/exFAT
 
     monkeypatch.setattr(os, "link", no_links)
-    with monkeypatch.context() as patch:
-        patch.setattr(weights.shutil, "disk_usage", lambda _path: type("usage", (), {"free": size})())
-        with pytest.raises(Gen3cModelError) as err:
-            prepare(hub, official, tmp_path)
-    assert str(err.value).startswith(
-        f"not enough free disk space in {tmp_path / 'cache'}: {weights.format_bytes(size + weights.DISK_RESERVE_BYTES)} needed "
-        f"({weights.format_bytes(size)} to copy {bare.checkpoint.name} (its file system has no hard links) + "
-    ), str(err.value)
-    assert not weights.read_manifest(bare.checkpoint)[0]["prompt_cache"] and not leftovers(tmp_path)
+    # The dry run said the disk had room (it skipped the hard-link check) and the run then refused.
+    for dry_run in (True, False):
+        with monkeypatch.context() as patch:
+            patch.setattr(weights.shutil, "disk_usage", lambda _path: type("usage", (), {"free": size})())
+            with pytest.raises(Gen3cModelError) as err:
+                prepare(hub, official, tmp_path, dry_run=dry_run)
+        assert str(err.value).startswith(
+            f"not enough free disk space in {tmp_path / 'cache'}: {weights.format_bytes(size + weights.DISK_RESERVE_BYTES)} needed "
+            f"({weights.format_bytes(size)} to copy {bare.checkpoint.name} (its file system has no hard links) + "
+        ), str(err.value)
+        assert not weights.read_manifest(bare.checkpoint)[0]["prompt_cache"] and not leftovers(tmp_path)
+    planned = prepare(hub, official, tmp_path, dry_run=True)  # with the room: the copy is counted
+    assert planned.added_prompt_cache and planned.copy_bytes == size and not leftovers(tmp_path)
     full = prepare(hub, official, tmp_path)  # with the room: copied
     assert full.has_prompt_cache and verify_checksums(full.checkpoint) and not leftovers(tmp_path)
 
@@ -974,6 +978,11 @@ def test_download_says_it_adds_the_prompt_cache_to_a_checkpoint_converted_withou
     plan = CliRunner().invoke(app, [*args, "--dry_run"])
     assert plan.exit_code == 0, plan.output
     assert f"dry run: {t5} to fetch, then the prompt cache to compute and add to {bare.checkpoint}; the disk has room" in " ".join(plan.output.split())
+    with monkeypatch.context() as patch:  # no hard links: the checkpoint is copied, and the dry run says so
+        patch.setattr(os, "link", lambda *a, **k: (_ for _ in ()).throw(PermissionError(1, "Operation not permitted")))
+        copied = CliRunner().invoke(app, [*args, "--dry_run"])
+    size = weights.format_bytes(sum(weights.read_manifest(bare.checkpoint)[0]["files"].values()))
+    assert f"add to {bare.checkpoint} (a copy of {size}: its file system has no hard links); the disk has room" in " ".join(copied.output.split()), copied.output
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0 and f"(fetched {t5} and added the prompt cache to {bare.checkpoint})" in " ".join(done.output.split()), done.output
     again = CliRunner().invoke(app, [*args, "--dry_run"])

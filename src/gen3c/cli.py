@@ -1020,6 +1020,8 @@ def download(
             todo.append("a conversion")
         elif prepared.added_prompt_cache:  # (T5 run once on the two cached prompts: minutes, not "nothing to do")
             todo.append(f"the prompt cache to compute and add to {prepared.checkpoint}")
+            if prepared.copy_bytes:
+                todo[-1] += f" (a copy of {weights.format_bytes(prepared.copy_bytes)}: its file system has no hard links)"
         said = ", then ".join(todo) or "nothing to do"
         console.print(f"[green]dry run:[/] {escape(said)}; the disk has room", highlight=False, soft_wrap=True)
         return

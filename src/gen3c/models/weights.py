@@ -172,6 +172,7 @@ class PreparedWeights:
         converted: whether this call converted the checkpoint (or, in a dry run, would).
         added_prompt_cache: whether this call added the prompt cache to a checkpoint converted
             without it (or, in a dry run, would).
+        copy_bytes: what that addition copies (or would), where the file system has no hard links.
     """
 
     checkpoint: Path
@@ -181,6 +182,7 @@ class PreparedWeights:
     to_fetch: list[tuple[str, str, int]] = field(default_factory=list)
     converted: bool = False
     added_prompt_cache: bool = False
+    copy_bytes: int = 0
 
     @property
     def fetch_bytes(self) -> int:
@@ -408,8 +410,9 @@ def _prepare(
     written = None
     if manifest is None:
         written = (conversion_bytes(weights), "converted")
-    elif build_cache and not dry_run and not _hard_links_work(target, root):  # (_add_prompt_cache copies the checkpoint)
-        written = (sum(manifest["files"].values()), f"to copy {target.name} (its file system has no hard links)")
+    elif build_cache and not _hard_links_work(target, root):  # (_add_prompt_cache copies the checkpoint; a dry run too: one probe link, removed at once)
+        prepared.copy_bytes = sum(manifest["files"].values())
+        written = (prepared.copy_bytes, f"to copy {target.name} (its file system has no hard links)")
     if written is not None:
         size, what = written
         if prepared.to_fetch and _same_disk(root, hub_cache):

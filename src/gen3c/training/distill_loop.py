@@ -113,20 +113,23 @@ def holds_student(folder: Path) -> bool:
 
 
 def take_finished_stages(
-    out: Path, run: Path, finished: list[Stage], echo: Callable[[str], None] | None = None
+    out: Path, run: Path, finished: list[Stage], echo: Callable[[str], None] | None = None, checkpoint: Path | None = None
 ) -> list[Path]:
     """Copy into ``out`` the students of the ``finished`` stages that run ``run`` (whose checkpoint
     ``out`` continues) wrote and ``out`` lacks: the next stage's teacher and the model card's rows.
-    Each is copied under a temporary name and renamed. Returns the folders copied."""
+    Each is copied under a temporary name and renamed; with ``checkpoint`` (the one resumed), the
+    student of its history (:func:`history_student`). Returns the folders copied."""
     import shutil
 
     from gen3c.io.atomic import replace_folder
 
     if run.resolve() == out.resolve():
         return []
-    copied = []
+    copied, sources = [], set()
     for stage in finished:
         source, target = stage_folder(run, stage), stage_folder(out, stage)
+        if checkpoint is not None:
+            source = history_student(run, checkpoint, stage) or source
         if holds_student(target) or not holds_student(source):
             continue  # (kept, or missing in both: teacher_of says so)
         tmp = target.with_name(f".{target.name}.part")
@@ -134,33 +137,96 @@ def take_finished_stages(
         shutil.copytree(source, tmp)
         replace_folder(tmp, target)
         copied.append(target)
-    if copied and echo is not None:
+        sources.add(str(source.parent))
+    if copied and echo is not None:  # (from superseded/stages/ too, where a rewind set one aside)
         echo(f"--resume: the students of the finished stages ({', '.join(p.name for p in copied)}) are copied from "
-             f"{str(run / 'stages')!r} into {str(out / 'stages')!r}")  # fmt: skip
+             f"{' and '.join(repr(s) for s in sorted(sources))} into {str(out / 'stages')!r}")  # fmt: skip
     return copied
 
 
-def _missing_teacher(out: Path, run: Path, stages: list[Stage], index: int) -> str | None:
+def _missing_teacher(out: Path, run: Path, stages: list[Stage], index: int, checkpoint: Path | None = None) -> str | None:
     """Why stage ``index`` has no teacher, where the student of stage ``index`` − 1 is in neither
     ``out``'s stages/ nor that of ``run``, the run whose checkpoint ``out`` continues (from which
-    :func:`take_finished_stages` copies it); None where it has one, or needs none (stage 0)."""
+    :func:`take_finished_stages` copies it), nor, for ``checkpoint`` (the one resumed), set aside
+    in that run by a rewind (:func:`history_student`); None where it has one, or needs none (stage 0)."""
     if not 0 < index < len(stages):
         return None
     folder = stage_folder(out, stages[index - 1])
     if holds_student(folder):
         return None
-    source = stage_folder(run, stages[index - 1])
+    named = source = stage_folder(run, stages[index - 1])
+    if checkpoint is not None:  # (set aside by a rewind: restore_history_students or take_finished_stages takes it)
+        source = history_student(run, checkpoint, stages[index - 1]) or source
+    if holds_student(source):
+        return None
     if run.resolve() != out.resolve():
-        if holds_student(source):  # copied into out (take_finished_stages)
-            return None
         return (
-            f"--resume: {str(source)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete "
+            f"--resume: {str(named)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete "
             f"in the run the checkpoint comes from: restore it there (or in {str(folder)!r}), or start over without --resume"
         )
     return (
         f"--resume: {str(folder)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete: "
         "restore it, or start over in a new --out without --resume"
     )
+
+
+def _ended_in(folder: Path, history: list[str]) -> bool | None:
+    """Whether the stage student in ``folder`` ended in ``history`` (the lines of a ``losses.jsonl``):
+    its :data:`STAGE_END` step is in it with the sha256 of the lines up to it; None where it records no end."""
+    try:
+        end = json.loads((folder / "gen3c_model.json").read_text())[STAGE_END]
+        step, digest = int(end["step"]), end["losses_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return step <= len(history) and hashlib.sha256("".join(history[:step]).encode()).hexdigest() == digest
+
+
+def set_aside_students(run: Path, name: str) -> list[Path]:
+    """The students of the stage ``name`` that rewinds of ``run`` set aside (``superseded/stages/NAME`` and
+    its ``NAME.earlierK``, :func:`gen3c.training.loop.set_aside_superseded`)."""
+    aside = run / "checkpoints" / "superseded" / "stages"
+    return sorted(p for p in aside.glob(f"{name}*") if p.name == name or p.name.startswith(f"{name}.earlier"))
+
+
+def history_student(run: Path, checkpoint: Path, stage: Stage) -> Path | None:
+    """The folder of ``stage``'s student in ``run`` that belongs to the history of ``checkpoint``
+    (its ``losses.jsonl``): ``run``'s stages/ one, or, where that is missing or ended in another
+    history (the run was rewound past the stage), the one a rewind set aside; None where neither."""
+    folder = stage_folder(run, stage)
+    try:
+        history = (checkpoint / "losses.jsonl").read_text().splitlines(keepends=True)
+    except OSError:  # (a checkpoint of an older version: the stages/ one, as before)
+        return folder if holds_student(folder) else None
+    if holds_student(folder) and _ended_in(folder, history) is not False:
+        return folder
+    return next((p for p in set_aside_students(run, stage.name) if holds_student(p) and _ended_in(p, history)), None)
+
+
+def restore_history_students(
+    out: Path, checkpoint: Path, finished: list[Stage], echo: Callable[[str], None] | None = None
+) -> list[Path]:
+    """Move back into ``out``'s stages/ the students of the ``finished`` stages of ``checkpoint``
+    (one of ``out``'s, being resumed) that a rewind set aside (:func:`history_student`); a student
+    there of the history the resume leaves takes its place in ``superseded/stages/`` (under the
+    next free name). Returns the stage folders moved back."""
+    from gen3c.training.loop import _earlier_name
+
+    restored, displaced = [], []
+    for stage in finished:
+        found, target = history_student(out, checkpoint, stage), stage_folder(out, stage)
+        if found is None or found == target:
+            continue
+        if target.exists():
+            aside = out / "checkpoints" / "superseded" / "stages" / stage.name
+            displaced.append(target.rename(_earlier_name(aside) if aside.exists() else aside))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        found.rename(target)
+        restored.append(target)
+    if restored and echo is not None:
+        echo(f"--resume: the students of the finished stages ({', '.join(p.name for p in restored)}) of checkpoint "
+             f"{checkpoint.name}'s history are moved back from {str(out / 'checkpoints' / 'superseded' / 'stages')!r} into "
+             f"{str(out / 'stages')!r}" + (f"; those of the history it leaves are set aside as {', '.join(p.name for p in displaced)}" if displaced else ""))  # fmt: skip
+    return restored
 
 
 #: A stage-start checkpoint's record of the stage's student whose weights it takes (it holds no copy).
@@ -187,7 +253,14 @@ def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
     from gen3c.io.hashing import sha256_file
 
     record = json.loads((checkpoint / SHARED_STUDENT).read_text())
-    folder = checkpoint_run(checkpoint) / record["folder"]
+    run = checkpoint_run(checkpoint)
+    folder = run / record["folder"]
+
+    def same(candidate: Path) -> bool:
+        return all((candidate / n).is_file() and sha256_file(candidate / n) == d for n, d in record["sha256"].items())
+
+    if not same(folder):  # set aside by a rewind of the run (another run's: take_finished_stages copies it later)
+        folder = next((p / "transformer" for p in set_aside_students(run, record["stage"]) if same(p / "transformer")), folder)
     for name, digest in record["sha256"].items():
         path = folder / name
         problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if sha256_file(path) != digest else None
@@ -444,7 +517,7 @@ def distill(
         check_finished_budgets(config, stages, _latest_checkpoint(Path(out)) if resume == "auto" else Path(resume), run)
     if resume not in (None, "auto"):  # another run's checkpoint: its stage's teacher, before the new --out is written
         stage = _saved_stage(Path(resume))
-        missing = None if stage is None else _missing_teacher(Path(out), run, stages, stage)
+        missing = None if stage is None else _missing_teacher(Path(out), run, stages, stage, Path(resume))
         if missing is not None:
             raise Gen3cInputError(missing)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
@@ -500,12 +573,14 @@ def distill(
         return (*EXPORTS, *(f"stages/{s.name}" for s in stages[state.stage :]))
 
     resumed = None if resume is None else _latest_checkpoint(out) if resume == "auto" else Path(resume)
+    if main and resumed is not None and checkpoint_run(resumed).resolve() == out.resolve():  # (before its student.json is read)
+        restore_history_students(out, resumed, stages[: _saved_stage(resumed) or 0], echo)
     # (before _resume cuts losses.jsonl to the checkpoint's; FSDP's sharded weights are not set from a student here)
     ended = None if fsdp else stage_ended_after(out, resumed, stages, config)
     accelerator.wait_for_everyone()
     start_step = _resume(accelerator, out, resume, state, echo, superseded)
     if resume not in (None, "auto") and main:  # another run's checkpoint continued in this --out
-        take_finished_stages(out, run, stages[: state.stage], echo)
+        take_finished_stages(out, run, stages[: state.stage], echo, Path(resume))
     accelerator.wait_for_everyone()
     ended_checkpoint = None
     if ended is not None:  # a run stopped between a stage's student and its checkpoint: the stage is over

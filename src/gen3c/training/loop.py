@@ -655,6 +655,8 @@ def check_checkpoint(checkpoint: Path) -> None:
     files (``custom_checkpoint_*.pkl``) hold more than plain values: accelerate reads those with
     full unpickling, which can run code from the file, so each is read first with
     ``torch.load(weights_only=True)``, which accepts plain values only."""
+    if not checkpoint.exists():  # (a mistyped path: not "no custom_checkpoint_0.pkl" in a folder that is not there)
+        raise Gen3cInputError(f"--resume {str(checkpoint)!r} does not exist: pass OUT/checkpoints/step_… or 'auto'")
     if not (checkpoint / "custom_checkpoint_0.pkl").is_file():
         raise Gen3cInputError(
             f"--resume {str(checkpoint)!r} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl): pass OUT/checkpoints/step_… or 'auto'"

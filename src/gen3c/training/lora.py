@@ -46,6 +46,12 @@ def target_modules(transformer: nn.Module, targets: tuple[str, ...] | list[str] 
     ]  # fmt: skip
     if not names:
         raise Gen3cModelError(f"no linear of the DiT's blocks matches the LoRA targets {list(targets)}: check lora.targets")
+    unmatched = [t for t in targets if not any(name == t or name.endswith("." + t) for name in names)]
+    if unmatched:  # (a typo beside targets that match was left out silently: an adapter on fewer linears)
+        raise Gen3cModelError(
+            f"lora.targets {unmatched[0]!r} matches no linear of the DiT's blocks (they end in {', '.join(DEFAULT_TARGETS)}): "
+            "correct or remove it"
+        )
     return names
 
 
