@@ -108,3 +108,30 @@ def test_bench_dit_tiny_runs_every_memory_mode():
     assert set(results["modes"]) >= {"resident", "group_offload"}
     assert not [mode for mode, row in results["modes"].items() if "error" in row], results["modes"]
     assert all(row["step_s"] > 0 for row in results["modes"].values())
+
+
+def test_bench_memory_inputs_baseline_readers_read_what_the_streaming_readers_read(tmp_path):
+    """--inputs times each streaming reader against the reader before it, in the same run: both
+    baselines must still run on today's gen3c (the ViPE one imported a helper since removed and
+    every run printed it as failed) and read the same stack, bit for bit."""
+    memory = benchmark_module("bench_memory")
+    memory.write_synthetic_inputs(tmp_path, 12, (48, 80))
+    for layout in ("vipe", "sample"):
+        for start in (0, 5):
+            whole, stream = (memory.measure_input_row(layout, row, tmp_path, (32, 48), start, 4) for row in ("whole", "stream"))
+            assert whole["frames"] == stream["frames"] == 4 and whole["hash"] == stream["hash"], (layout, start)
+
+
+def test_bench_memory_inputs_table_gives_no_ratio_against_a_failed_baseline():
+    """A streaming row whose baseline failed was its own baseline: "× base 1.00" beside a
+    reader that did not run. Its ratios and "same" are now "—"; with a baseline they are its."""
+    memory = benchmark_module("bench_memory")
+    row = {"layout": "vipe", "start": 0, "frames": 4, "peak_rss_gb": 1.0, "result_gb": 0.1, "hash": "h"}
+    rows = [{"layout": "vipe", "row": "whole", "start": 0, "failed": "exit 1: ['ImportError']"},
+            {**row, "row": "stream", "seconds": 2.0, "read_gb": 0.5},
+            {**row, "row": "whole", "start": 30, "seconds": 4.0, "read_gb": 2.0},
+            {**row, "row": "stream", "start": 30, "seconds": 2.0, "read_gb": 0.5}]  # fmt: skip
+    lines = memory.input_table(rows)[2:]
+    assert "failed (exit 1" in lines[0]
+    assert lines[1].split()[-8:] == ["0", "2.0", "—", "1.00", "0.50", "—", "0.10", "—"]
+    assert lines[3].split()[-8:] == ["30", "2.0", "0.50", "1.00", "0.50", "0.25", "0.10", "yes"]
