@@ -135,3 +135,18 @@ def test_bench_memory_inputs_table_gives_no_ratio_against_a_failed_baseline():
     assert "failed (exit 1" in lines[0]
     assert lines[1].split()[-8:] == ["0", "2.0", "—", "1.00", "0.50", "—", "0.10", "—"]
     assert lines[3].split()[-8:] == ["30", "2.0", "0.50", "1.00", "0.50", "0.25", "0.10", "yes"]
+
+
+def test_bench_cache_render_refuses_bad_arguments_in_one_line(capsys):
+    """Mistakes that ended in tracebacks (a TypeError after the renders for --repeats 0, gen3c's
+    errors for --frames 0 or an unknown --scene) or in a line that did not name --device."""
+    render = benchmark_module("bench_cache_render")
+    for argv, message in [(["--repeats", "0"], "--repeats must be at least 1"), (["--frames", "0"], "--frames must be at least 1"),
+                          (["--numpy-frames", "0"], "--numpy-frames must be at least 1"), (["--height", "-8"], "--height must be at least 1"),
+                          (["--scene", "bogus"], "invalid choice: 'bogus'")]:  # fmt: skip
+        with pytest.raises(SystemExit):
+            render.parse_args(argv)
+        assert message in capsys.readouterr().err, argv
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="--device cuda: this machine has no CUDA GPU; --device cpu"):
+            render.main(["--device", "cuda"])
