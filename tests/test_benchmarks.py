@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -52,6 +53,7 @@ def test_argument_mistakes_fail_while_parsing(capsys):
         ("bench_memory", ["--inputs", "--starts", "0,600"], "--starts 600 lies past the clip's 600 frames"),
         ("bench_memory", ["--inputs", "--starts", "0,-4"], "frame indices ≥ 0"),
         ("bench_load", ["--rows", "stored,cuda"], "unknown rows ['cuda']"),
+        ("bench_mag_ratios", ["--steps", "18,x"], "--steps: '18,x' is not comma-separated step counts"),
     ]
     for script, argv, message in cases:
         with pytest.raises(SystemExit):
@@ -150,3 +152,14 @@ def test_bench_cache_render_refuses_bad_arguments_in_one_line(capsys):
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match="--device cuda: this machine has no CUDA GPU; --device cpu"):
             render.main(["--device", "cuda"])
+
+
+def test_a_missing_extra_is_one_line_naming_its_pip_install(monkeypatch, capsys):
+    """diffusers (or ray, flash-attn-4, …) not installed: the script ends with gen3c's one-line
+    missing-package error, exit 2, instead of a ModuleNotFoundError traceback."""
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # as if not installed
+    monkeypatch.setattr(sys, "argv", ["bench_speed.py", "--tiny", "--iters", "1"])
+    with pytest.raises(SystemExit) as exit:
+        common.run(benchmark_module("bench_speed").main)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == "error: benchmarks/bench_speed.py needs diffusers (diffusers is missing): pip install 'gen3c[diffusion]'\n"
