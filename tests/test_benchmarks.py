@@ -47,6 +47,7 @@ def test_argument_mistakes_fail_while_parsing(capsys):
         ("bench_video", ["--rows", "exact;fast", "--extrapolate", "exact compile=1"], "not a row of --rows"),
         ("bench_video", ["--rows", "exact compile=maybe"], "not a yes/no value"),
         ("bench_video", ["--rows", "exact fp8_weights=maybe"], "not a yes/no value"),
+        ("bench_video", ["--rows", "exact;fast;exact"], "row 'exact' is given twice"),
         ("bench_speed", ["--rows", "stock,regional_flash5"], "unknown row 'regional_flash5'"),
         ("bench_memory", ["--plans", "0,9"], "indices 0 …"),
         ("bench_memory", ["--steps", "1"], "at least 2"),
