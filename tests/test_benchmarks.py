@@ -164,3 +164,16 @@ def test_a_missing_extra_is_one_line_naming_its_pip_install(monkeypatch, capsys)
         common.run(benchmark_module("bench_speed").main)
     assert exit.value.code == 2
     assert capsys.readouterr().err == "error: benchmarks/bench_speed.py needs diffusers (diffusers is missing): pip install 'gen3c[diffusion]'\n"
+
+
+def test_resume_check_empties_only_its_own_scratch_folder(tmp_path, capsys):
+    """--out is "emptied first": a folder holding anything but the script's own runs (a typo'd
+    --out ~/videos) is refused in one line, its files left alone, before any run starts."""
+    check = benchmark_module("resume_check")
+    (tmp_path / "mine.mp4").write_bytes(b"keep")
+    with pytest.raises(SystemExit, match=r"--out .* holds mine.mp4, which this script did not write: pass an empty or new folder"):
+        check.main(["--out", str(tmp_path), "--", "--model", "tiny"])
+    assert (tmp_path / "mine.mp4").read_bytes() == b"keep"
+    with pytest.raises(SystemExit):  # --help says what it measures (it stopped at "and compare the")
+        check.parse_args(["--help"])
+    assert "compare the\nresult with an uninterrupted run" in capsys.readouterr().out
