@@ -54,6 +54,7 @@ def test_argument_mistakes_fail_while_parsing(capsys):
         ("bench_memory", ["--inputs", "--starts", "0,600"], "--starts 600 lies past the clip's 600 frames"),
         ("bench_memory", ["--inputs", "--starts", "0,-4"], "frame indices ≥ 0"),
         ("bench_load", ["--rows", "stored,cuda"], "unknown rows ['cuda']"),
+        ("bench_attention", ["--iters", "0"], "--iters must be at least 1"),
         ("bench_mag_ratios", ["--steps", "18,x"], "--steps: '18,x' is not comma-separated step counts"),
     ]
     for script, argv, message in cases:
