@@ -178,3 +178,10 @@ def test_resume_check_empties_only_its_own_scratch_folder(tmp_path, capsys):
     with pytest.raises(SystemExit):  # --help says what it measures (it stopped at "and compare the")
         check.parse_args(["--help"])
     assert "compare the\nresult with an uninterrupted run" in capsys.readouterr().out
+
+
+def test_bench_distill_names_its_own_flag_for_a_wrong_frame_count():
+    """Each video is one chunk: --frames other than the models' chunk is refused naming --frames
+    (it failed after rendering the cases with gen3c generate's "pass --num_video_frames 17")."""
+    with pytest.raises(SystemExit, match=r"^--frames 9: tiny makes videos of one 17-frame chunk: pass --frames 17 or leave it out$"):
+        benchmark_module("bench_distill").main(["--frames", "9", "--students", "", "--cases", "1", "--repeats", "1"])
