@@ -390,6 +390,28 @@ def write_synthetic_inputs(folder: Path, frames: int, size: tuple[int, int]) -> 
     shutil.copy(vipe / "rgb" / "c.mp4", sample / "rgb.mp4")
 
 
+def prepare_inputs(folder: Path, frames: int, size: str) -> None:
+    """The synthetic clip in ``folder``: written there unless a finished one of ``frames`` frames
+    of ``size`` is (``clip.json``, written last, marks it finished); one of another length or size
+    is refused."""
+    from gen3c.io.atomic import write_text_atomic
+    from gen3c.io.resolution import parse_resolution
+
+    h, w = parse_resolution(size)
+    marker, wanted = folder / "clip.json", {"frames": frames, "size": f"{h}x{w}"}
+    if marker.is_file():
+        held = json.loads(marker.read_text())
+        if held != wanted:
+            raise SystemExit(f"--input_dir {folder} holds a clip of {held['frames']} frames of {held['size']}, not {frames} frames of "
+                             f"{h}x{w}: pass --input_frames {held['frames']} --input_size {held['size']}, or another folder")  # fmt: skip
+        return
+    print(f"writing a synthetic clip of {frames} frames of {h}x{w} as ViPE result and sample directory to {folder} …", flush=True)
+    begin = time.perf_counter()
+    write_synthetic_inputs(folder, frames, (h, w))
+    write_text_atomic(marker, json.dumps(wanted) + "\n")
+    print(f"  written in {time.perf_counter() - begin:.0f} s", flush=True)
+
+
 def decode_stacked(path: Path, start: int, count: int):
     """The reader before: frames ``start`` … decoded from the clip's first frame, then stacked."""
     import av
@@ -509,16 +531,10 @@ def main_inputs(args: argparse.Namespace) -> dict:
         print(json.dumps(measure_input_row(layout, row, args.input_dir, size, int(start), args.job_frames)))
         return {}
     check_writable(args.json)
-    source = parse_resolution(args.input_size)
     scratch = None
     try:
         folder = args.input_dir or Path(scratch := tempfile.mkdtemp(prefix="gen3c_bench_inputs_"))
-        if not (folder / "sample" / "rgb.mp4").is_file():
-            print(f"writing a synthetic clip of {args.input_frames} frames of {source[0]}x{source[1]} as ViPE result and "
-                  f"sample directory to {folder} …", flush=True)  # fmt: skip
-            begin = time.perf_counter()
-            write_synthetic_inputs(folder, args.input_frames, source)
-            print(f"  written in {time.perf_counter() - begin:.0f} s", flush=True)
+        prepare_inputs(folder, args.input_frames, args.input_size)
         rows = []
         for layout in args.layouts:
             for start in args.starts:

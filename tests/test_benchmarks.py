@@ -185,3 +185,19 @@ def test_bench_distill_names_its_own_flag_for_a_wrong_frame_count():
     (it failed after rendering the cases with gen3c generate's "pass --num_video_frames 17")."""
     with pytest.raises(SystemExit, match=r"^--frames 9: tiny makes videos of one 17-frame chunk: pass --frames 17 or leave it out$"):
         benchmark_module("bench_distill").main(["--frames", "9", "--students", "", "--cases", "1", "--repeats", "1"])
+
+
+def test_bench_memory_inputs_reuses_only_a_finished_clip_of_the_size_asked(tmp_path, capsys):
+    """--input_dir keeps the synthetic clip for later runs. A folder whose writing was cut short
+    (no marker) is written again, and a kept clip of another length or size is refused: it was
+    read while the table named the size asked for."""
+    memory = benchmark_module("bench_memory")
+    (tmp_path / "sample").mkdir()
+    (tmp_path / "sample" / "rgb.mp4").write_bytes(b"cut short")  # what the reuse test looked at
+    memory.prepare_inputs(tmp_path, 4, "48x80")
+    assert "writing a synthetic clip of 4 frames of 48x80" in capsys.readouterr().out
+    assert (tmp_path / "sample" / "rgb.mp4").read_bytes() != b"cut short"
+    memory.prepare_inputs(tmp_path, 4, "48x80")
+    assert capsys.readouterr().out == ""  # reused
+    with pytest.raises(SystemExit, match=r"--input_dir .* holds a clip of 4 frames of 48x80, not 6 frames of 48x80: pass --input_frames 4 --input_size 48x80"):
+        memory.prepare_inputs(tmp_path, 6, "48x80")
