@@ -201,3 +201,19 @@ def test_bench_memory_inputs_reuses_only_a_finished_clip_of_the_size_asked(tmp_p
     assert capsys.readouterr().out == ""  # reused
     with pytest.raises(SystemExit, match=r"--input_dir .* holds a clip of 4 frames of 48x80, not 6 frames of 48x80: pass --input_frames 4 --input_size 48x80"):
         memory.prepare_inputs(tmp_path, 6, "48x80")
+
+
+def test_bench_context_parallel_refuses_to_mix_setups_in_one_results_file(tmp_path):
+    """Each launch appends a row to --results and the table divides by the 1-GPU row: a launch
+    whose setup differs from the rows there (the --tiny smoke test into the 7B file, another
+    backend) is refused before it measures (it mixed them in the speed-ups, or failed comparing
+    its output with the other setup's 1-GPU output after the whole measurement)."""
+    cp = benchmark_module("bench_context_parallel")
+    results = tmp_path / "r.jsonl"
+    row = {"gpus": 1, "s_per_step": 1.0, "forwards_per_step": 2, "config": "7B", "attention_backend": "native", "compile": False}
+    results.write_text(json.dumps(row) + "\n")
+    cp.check_same_setup(cp.parse_args(["--results", str(results)]))
+    with pytest.raises(SystemExit, match=r"r.jsonl holds rows of config 7B, attention native, 2 forwards per step; this launch is config tiny, attention native, 2 forwards per step: pass another --results"):
+        cp.check_same_setup(cp.parse_args(["--results", str(results), "--tiny"]))
+    with pytest.raises(SystemExit, match="this launch is config 7B, attention flash, 2 forwards per step, compiled"):
+        cp.check_same_setup(cp.parse_args(["--results", str(results), "--attention_backend", "flash", "--compile"]))
