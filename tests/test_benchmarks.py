@@ -217,3 +217,14 @@ def test_bench_context_parallel_refuses_to_mix_setups_in_one_results_file(tmp_pa
         cp.check_same_setup(cp.parse_args(["--results", str(results), "--tiny"]))
     with pytest.raises(SystemExit, match="this launch is config 7B, attention flash, 2 forwards per step, compiled"):
         cp.check_same_setup(cp.parse_args(["--results", str(results), "--attention_backend", "flash", "--compile"]))
+
+
+def test_bench_load_does_not_measure_a_kept_checkpoint_of_the_other_size(tmp_path):
+    """--build DIR keeps its checkpoint for later runs; a run asking for the other configuration
+    (the tiny smoke test's folder without --tiny) is refused instead of timing the wrong model
+    under the name of the one asked for."""
+    (tmp_path / "transformer").mkdir()
+    (tmp_path / "model_index.json").write_text("{}")
+    (tmp_path / "transformer" / "config.json").write_text(json.dumps({"num_layers": 2, "num_attention_heads": 2}))
+    with pytest.raises(SystemExit, match=r"--build .* holds the tiny configuration's checkpoint: pass --tiny, or another folder to write GEN3C-7B in"):
+        benchmark_module("bench_load").main(["--build", str(tmp_path)])
