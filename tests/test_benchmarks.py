@@ -49,6 +49,8 @@ def test_argument_mistakes_fail_while_parsing(capsys):
         ("bench_video", ["--rows", "exact fp8_weights=maybe"], "not a yes/no value"),
         ("bench_video", ["--rows", "exact;fast;exact"], "row 'exact' is given twice"),
         ("bench_speed", ["--rows", "stock,regional_flash5"], "unknown row 'regional_flash5'"),
+        ("bench_speed", ["--rows", "stock,eager_sdpa,stock"], "row 'stock' is given twice"),
+        ("bench_dit", ["--modes", "fp8,resident,fp8"], "mode 'fp8' is given twice"),
         ("bench_memory", ["--plans", "0,9"], "indices 0 …"),
         ("bench_memory", ["--steps", "1"], "at least 2"),
         ("bench_memory", ["--inputs", "--starts", "0,600"], "--starts 600 lies past the clip's 600 frames"),
