@@ -45,12 +45,15 @@ def _time(fn, iters: int) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=56_320)
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=56_320, help="sequence length (GEN3C-7B's 121 frames at 704×1280: 56,320)")
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--head_dim", type=int, default=128)
-    parser.add_argument("--iters", type=int, default=5)
-    return parser.parse_args(argv)
+    parser.add_argument("--iters", type=int, default=5, help="timed runs per row after a warm-up; the median is reported")
+    args = parser.parse_args(argv)
+    if min(args.tokens, args.heads, args.head_dim, args.iters) < 1:
+        parser.error("--tokens, --heads, --head_dim and --iters must be at least 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

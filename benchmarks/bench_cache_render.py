@@ -29,16 +29,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 
-import gen3c.cache
-from gen3c.cache import DEPTH_WEIGHT_SHARPNESS, Cache3D, SplatWorkspace
-from gen3c.scenes import make_scene, render, source_camera
-from gen3c.trajectories import preset_trajectory
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import run  # noqa: E402
+
+import gen3c.cache  # noqa: E402
+from gen3c.cache import DEPTH_WEIGHT_SHARPNESS, Cache3D, SplatWorkspace  # noqa: E402
+from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera  # noqa: E402
+from gen3c.trajectories import preset_trajectory  # noqa: E402
 
 _SNAP = 1e-3  # as gen3c.cache: points this close to a pixel centre land on it alone
 
@@ -152,10 +158,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=24, help="target frames per timed render")
     parser.add_argument("--height", type=int, default=704)
     parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--scene", default="room")
+    parser.add_argument("--scene", default="room", choices=list(SCENE_PRESETS))
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported")
     parser.add_argument("--numpy-frames", type=int, default=None, help="frames for numpy (default: --frames)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for flag, value in (("--frames", args.frames), ("--height", args.height), ("--width", args.width), ("--repeats", args.repeats),
+                        ("--numpy-frames", args.numpy_frames)):  # fmt: skip
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
         if args.device != "all":
-            raise SystemExit("CUDA is not available on this machine")
+            raise SystemExit(f"--device {args.device}: this machine has no CUDA GPU; --device cpu measures the CPU")
         devices.remove("cuda")
 
     H, W = args.height, args.width
@@ -256,4 +267,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from gen3c.dependencies import dependency_error  # noqa: E402
 from gen3c.errors import Gen3cInputError, first_line  # noqa: E402
 from gen3c.io.atomic import write_text_atomic  # noqa: E402
 from gen3c.io.resolution import parse_resolution  # noqa: E402
@@ -94,9 +95,16 @@ def write_json(path: Path, data) -> None:
 
 
 def run(main: Callable[[], object]) -> None:
-    """Call a script's ``main``; gen3c's one-line input errors end it with that line (exit 2)."""
+    """Call a script's ``main``; gen3c's one-line input errors end it with that line (exit 2), and
+    so does a package it needs that is missing or broken (diffusers, ray, …: the ``pip install``)."""
     try:
         main()
     except Gen3cInputError as exc:
         print(f"error: {first_line(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as exc:
+        error = dependency_error(exc, f"benchmarks/{Path(main.__code__.co_filename).name}")
+        if error is None:
+            raise
+        print(f"error: {first_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None

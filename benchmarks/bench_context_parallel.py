@@ -149,6 +149,19 @@ def read_rows(path: Path) -> list[dict]:
     return list(latest.values())
 
 
+def setup_text(config: str, backend: str, forwards: int, compiled: bool) -> str:
+    return f"config {config}, attention {backend}, {forwards} forward{'s' * (forwards != 1)} per step" + (", compiled" if compiled else "")
+
+
+def check_same_setup(args: argparse.Namespace) -> None:
+    """Exit before measuring when ``--results`` holds rows of another setup: the table's speed-ups
+    and errors compare each row with the 1-GPU row of the file."""
+    this = setup_text("tiny" if args.tiny else "7B", args.attention_backend or "native", args.forwards_per_step, args.compile)
+    held = {setup_text(r["config"], r["attention_backend"], r["forwards_per_step"], r["compile"]) for r in read_rows(args.results)}
+    if held - {this}:
+        raise SystemExit(f"{args.results} holds rows of {'; '.join(sorted(held))}; this launch is {this}: pass another --results")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=Path("cp_results.jsonl"), help="JSON lines, one per GPU count")
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.tiny and not torch.cuda.is_available():
         sys.exit("the full-size measurement needs CUDA GPUs (one per rank); --tiny runs a CPU smoke test with gloo")
     check_writable(args.results)
+    check_same_setup(args)
     row = measure(args)
     if row:
         with args.results.open("a") as f:  # one line appended per launch

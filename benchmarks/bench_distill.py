@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teacher", default="tiny", help="packaged model name or checkpoint folder")
     parser.add_argument("--students", default="tiny_fast", help="comma-separated packaged names or checkpoint folders")
     parser.add_argument("--resolution", type=resolution, default="64x112")
-    parser.add_argument("--frames", type=int, default=None, help="frames per video (default: the teacher's chunk)")
+    parser.add_argument("--frames", type=int, default=None, help="frames per video: the models' chunk (default: the teacher's)")
     parser.add_argument("--cases", type=int, default=2, help="held-out cases (scene-major, presets left and zoom_in)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--device", default="cpu")
@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     models = {name: load(name, args.device) for name in names}
     teacher = models[args.teacher]
     frames = args.frames or teacher.chunk_frames
+    for name, model in models.items():  # generate() makes one chunk
+        if frames != model.chunk_frames:
+            raise SystemExit(f"--frames {frames}: {name} makes videos of one {model.chunk_frames}-frame chunk: "
+                             f"pass --frames {model.chunk_frames}{' or leave it out' if model is teacher else ''}")  # fmt: skip
     config = BenchmarkConfig(presets=("left", "zoom_in"), resolution=parse_resolution(args.resolution), num_frames=frames)
     work = []
     for case in benchmark_cases(config)[: args.cases]:

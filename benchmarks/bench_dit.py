@@ -222,6 +222,9 @@ def mode_list(text: str) -> list[str]:
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
         raise argparse.ArgumentTypeError(f"unknown modes {unknown}; pick from {list(MODES)}")
+    twice = next((mode for mode in modes if modes.count(mode) > 1), None)
+    if twice is not None:  # results are kept by mode: the second run would replace the first
+        raise argparse.ArgumentTypeError(f"mode {twice!r} is given twice: list each mode once")
     return modes
 
 

@@ -76,6 +76,19 @@ def build_checkpoint(folder: Path, tiny: bool) -> None:
     pipe.save_pretrained(folder)
 
 
+def check_kept(folder: Path, tiny: bool) -> None:
+    """Exit when the checkpoint kept in ``folder`` (``--build``) is of the other configuration."""
+    held = json.loads((folder / "transformer" / "config.json").read_text())
+    sizes = {name: {k: config[k] for k in ("num_layers", "num_attention_heads")}
+             for name, config in (("tiny", configs.TRANSFORMER_TINY), ("GEN3C-7B", configs.TRANSFORMER_7B))}  # fmt: skip
+    wanted = "tiny" if tiny else "GEN3C-7B"
+    held_name = next((name for name, size in sizes.items() if {k: held.get(k) for k in size} == size), None)
+    if held_name != wanted:
+        which = "a checkpoint of neither configuration" if held_name is None else f"the {held_name} configuration's checkpoint"
+        fix = "" if held_name is None else "--tiny, or " if held_name == "tiny" else "no --tiny, or "
+        raise SystemExit(f"--build {folder} holds {which}: pass {fix}another folder to write {wanted} in")
+
+
 def measure(row: str, checkpoint: str, stored: str) -> dict:
     """One row, in this process: seconds to a ready pipeline, peak RSS, GPU memory allocated."""
     from gen3c.errors import Gen3cMemoryError
@@ -143,7 +156,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     try:
         if args.checkpoint is None:
             folder = args.build or Path(scratch := tempfile.mkdtemp(prefix="gen3c_bench_load_")) / "checkpoint"
-            if not (folder / "model_index.json").is_file():
+            if (folder / "model_index.json").is_file():
+                check_kept(folder, args.tiny)
+            else:
                 print(f"writing a {'tiny' if args.tiny else 'GEN3C-7B'} checkpoint with random weights to {folder} …", flush=True)
                 build_checkpoint(folder, args.tiny)
             args.checkpoint = str(folder)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import bench_video  # noqa: E402
+from bench_common import run  # noqa: E402
 
 from gen3c.models.step_cache import StepCache, StepCacheSpec, resample_ratios  # noqa: E402
 from gen3c.pipelines.presets import speed_settings  # noqa: E402
@@ -45,13 +46,21 @@ def rms_log_error(ratios: list[float], measured: list[float]) -> float:
     return math.sqrt(sum(math.log(a / b) ** 2 for a, b in zip(ratios[1:], measured[1:], strict=True)) / (len(measured) - 1))
 
 
+def step_counts(text: str) -> list[int]:
+    """``--steps``: comma-separated step counts."""
+    try:
+        return [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated step counts (e.g. 18,8)") from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--measured", type=int, default=35, help="the step count the ratios are resampled from (GEN3C's 35)")
-    parser.add_argument("--steps", default="18,8", help="comma-separated step counts to compare at (the presets' 18 and 8)")
+    parser.add_argument("--steps", type=step_counts, default="18,8", help="comma-separated step counts to compare at (the presets' 18 and 8)")
     parser.add_argument("--cases", type=bench_video.parse_cases, default=None, help="comma-separated SCENE-PRESET cases (default: the 8)")
     args = parser.parse_args(argv)
-    args.counts = [int(n) for n in args.steps.split(",") if n.strip()]
+    args.counts = args.steps
     if args.measured < 2 or any(n < 2 for n in args.counts):
         parser.error("--measured and --steps need 2 steps or more (one step has no ratio)")
     return args
@@ -81,4 +90,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -390,6 +390,28 @@ def write_synthetic_inputs(folder: Path, frames: int, size: tuple[int, int]) -> 
     shutil.copy(vipe / "rgb" / "c.mp4", sample / "rgb.mp4")
 
 
+def prepare_inputs(folder: Path, frames: int, size: str) -> None:
+    """The synthetic clip in ``folder``: written there unless a finished one of ``frames`` frames
+    of ``size`` is (``clip.json``, written last, marks it finished); one of another length or size
+    is refused."""
+    from gen3c.io.atomic import write_text_atomic
+    from gen3c.io.resolution import parse_resolution
+
+    h, w = parse_resolution(size)
+    marker, wanted = folder / "clip.json", {"frames": frames, "size": f"{h}x{w}"}
+    if marker.is_file():
+        held = json.loads(marker.read_text())
+        if held != wanted:
+            raise SystemExit(f"--input_dir {folder} holds a clip of {held['frames']} frames of {held['size']}, not {frames} frames of "
+                             f"{h}x{w}: pass --input_frames {held['frames']} --input_size {held['size']}, or another folder")  # fmt: skip
+        return
+    print(f"writing a synthetic clip of {frames} frames of {h}x{w} as ViPE result and sample directory to {folder} …", flush=True)
+    begin = time.perf_counter()
+    write_synthetic_inputs(folder, frames, (h, w))
+    write_text_atomic(marker, json.dumps(wanted) + "\n")
+    print(f"  written in {time.perf_counter() - begin:.0f} s", flush=True)
+
+
 def decode_stacked(path: Path, start: int, count: int):
     """The reader before: frames ``start`` … decoded from the clip's first frame, then stacked."""
     import av
@@ -418,13 +440,14 @@ def read_whole_vipe(root: Path, size: tuple[int, int], start: int, count: int):
     from gen3c.io.depth import fill_invalid_depth
     from gen3c.io.frames import FrameStack, fit_frames
     from gen3c.io.video import count_video_frames
-    from gen3c.io.vipe import _decode_exr, _decode_png, _per_frame
+    from gen3c.io.vipe import _decode_exr, _decode_png, _load_rows, _select_rows
 
     total = count_video_frames(root / "rgb" / "c.mp4")
     needed = list(range(start, min(total, start + count)))
-    c2w = _per_frame(root / "pose" / "c.npz", "pose/c.npz", needed, total, (4, 4), "poses")
+    c2w = _select_rows(*_load_rows(root / "pose" / "c.npz", "pose/c.npz"), "pose/c.npz", needed, total, (4, 4), "poses")
     w2c = invert_pose(validate_poses(torch.from_numpy(c2w)))
-    intr = torch.from_numpy(_per_frame(root / "intrinsics" / "c.npz", "intrinsics/c.npz", needed, total, (4,), "intrinsics"))
+    intrinsics = _load_rows(root / "intrinsics" / "c.npz", "intrinsics/c.npz")
+    intr = torch.from_numpy(_select_rows(*intrinsics, "intrinsics/c.npz", needed, total, (4,), "intrinsics"))
     K = torch.zeros(len(needed), 3, 3)
     K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = intr[:, 0], intr[:, 1], intr[:, 2], intr[:, 3], 1.0
     K = validate_intrinsics(K)
@@ -508,16 +531,10 @@ def main_inputs(args: argparse.Namespace) -> dict:
         print(json.dumps(measure_input_row(layout, row, args.input_dir, size, int(start), args.job_frames)))
         return {}
     check_writable(args.json)
-    source = parse_resolution(args.input_size)
     scratch = None
     try:
         folder = args.input_dir or Path(scratch := tempfile.mkdtemp(prefix="gen3c_bench_inputs_"))
-        if not (folder / "sample" / "rgb.mp4").is_file():
-            print(f"writing a synthetic clip of {args.input_frames} frames of {source[0]}x{source[1]} as ViPE result and "
-                  f"sample directory to {folder} …", flush=True)  # fmt: skip
-            begin = time.perf_counter()
-            write_synthetic_inputs(folder, args.input_frames, source)
-            print(f"  written in {time.perf_counter() - begin:.0f} s", flush=True)
+        prepare_inputs(folder, args.input_frames, args.input_size)
         rows = []
         for layout in args.layouts:
             for start in args.starts:
@@ -537,25 +554,33 @@ def main_inputs(args: argparse.Namespace) -> dict:
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GiB
     print(f"\nReading a {args.job_frames}-frame job at {args.job_resolution} from a {args.input_frames}-frame {args.input_size} clip "
           f"— CPU, {os.cpu_count()} cores, {memory_gb:.0f} GiB, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    head = f"{'row':<44} {'start':>5} {'s':>6} {'× base':>7} {'peak RSS GB':>12} {'read GB':>8} {'× base':>7} {'result GB':>10}  same"
-    print(head)
-    print("-" * len(head))
-    base: dict = {}
-    for r in rows:
-        label = INPUT_ROWS[r["layout"]][r["row"]]
-        if "failed" in r:
-            print(f"{label:<44} {r['start']:>5}  failed ({r['failed']})")
-            continue
-        b = base.setdefault((r["layout"], r["start"]), r)
-        same = "—" if b is r else ("yes" if r["hash"] == b["hash"] else "NO")
-        print(f"{label:<44} {r['start']:>5} {r['seconds']:>6.1f} {r['seconds'] / b['seconds']:>7.2f} {r['peak_rss_gb']:>12.2f} "
-              f"{r['read_gb']:>8.2f} {r['read_gb'] / max(b['read_gb'], 1e-9):>7.2f} {r['result_gb']:>10.2f}  {same}")  # fmt: skip
+    print("\n".join(input_table(rows)))
     result = {"device": "cpu", "cores": os.cpu_count(), "memory_gb": memory_gb, "load_average": os.getloadavg()[0],
               "input": {"frames": args.input_frames, "size": args.input_size},
               "job": {"frames": args.job_frames, "resolution": args.job_resolution}, "rows": rows}  # fmt: skip
     if args.json:
         write_json(args.json, result)
     return result
+
+
+def input_table(rows: list[dict]) -> list[str]:
+    """The --inputs table's lines: each streaming row against the reader before it (its "whole"
+    row of the same layout and start); "—" where that baseline failed."""
+    head = f"{'row':<44} {'start':>5} {'s':>6} {'× base':>7} {'peak RSS GB':>12} {'read GB':>8} {'× base':>7} {'result GB':>10}  same"
+    lines = [head, "-" * len(head)]
+    base = {(r["layout"], r["start"]): r for r in rows if r["row"] == "whole" and "failed" not in r}
+    for r in rows:
+        label = INPUT_ROWS[r["layout"]][r["row"]]
+        if "failed" in r:
+            lines.append(f"{label:<44} {r['start']:>5}  failed ({r['failed']})")
+            continue
+        b = base.get((r["layout"], r["start"]))
+        time_ratio = "—" if b is None else f"{r['seconds'] / b['seconds']:.2f}"
+        read_ratio = "—" if b is None else f"{r['read_gb'] / max(b['read_gb'], 1e-9):.2f}"
+        same = "—" if b is None or b is r else ("yes" if r["hash"] == b["hash"] else "NO")
+        lines.append(f"{label:<44} {r['start']:>5} {r['seconds']:>6.1f} {time_ratio:>7} {r['peak_rss_gb']:>12.2f} "
+                     f"{r['read_gb']:>8.2f} {read_ratio:>7} {r['result_gb']:>10.2f}  {same}")  # fmt: skip
+    return lines
 
 
 if __name__ == "__main__":

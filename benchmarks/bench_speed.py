@@ -141,6 +141,9 @@ def row_list(text: str) -> list[str]:
             )
     if not rows:
         raise argparse.ArgumentTypeError("no rows")
+    twice = next((row for row in rows if rows.count(row) > 1), None)
+    if twice is not None:  # outputs are kept by row name: the second would replace the first
+        raise argparse.ArgumentTypeError(f"row {twice!r} is given twice: list each row once")
     return rows
 
 

@@ -132,6 +132,10 @@ def parse_rows(text: str) -> list[Row]:
     rows = [parse_row(r) for r in text.split(";") if r.strip()]
     if not rows:
         raise argparse.ArgumentTypeError("no rows")
+    labels = [row.label for row in rows]
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice is not None:  # the table and the JSON key rows by label: the second run would replace the first
+        raise argparse.ArgumentTypeError(f"row {twice!r} is given twice: list each row once")
     return rows
 
 

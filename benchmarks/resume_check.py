@@ -25,6 +25,9 @@ import numpy as np
 from gen3c.io.video import read_video
 from gen3c.pipelines.resume import partial_dir
 
+#: What this script writes under --out, the only things it empties there.
+OWN = ("whole", "again", "killed")
+
 
 def run(args: list[str], folder: Path) -> float:
     started = time.perf_counter()
@@ -42,7 +45,7 @@ def differences(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="scratch folder (emptied first)")
     parser.add_argument("--twice", action="store_true", help="also run the uninterrupted command a second time")
     parser.add_argument("generate_args", nargs=argparse.REMAINDER, help="-- then the arguments of gen3c generate")
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
     args = [a for a in opts.generate_args if a != "--"]
     name = args[args.index("--video_save_name") + 1] if "--video_save_name" in args else "output"
+    foreign = sorted(p.name for p in opts.out.iterdir() if p.name not in OWN) if opts.out.is_dir() else []
+    if foreign:
+        raise SystemExit(f"--out {opts.out} holds {', '.join(foreign[:3])}, which this script did not write: pass an empty or new folder")
     shutil.rmtree(opts.out, ignore_errors=True)
     whole, killed = opts.out / "whole", opts.out / "killed"
 

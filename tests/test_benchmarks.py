@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -46,12 +47,17 @@ def test_argument_mistakes_fail_while_parsing(capsys):
         ("bench_video", ["--rows", "exact;fast", "--extrapolate", "exact compile=1"], "not a row of --rows"),
         ("bench_video", ["--rows", "exact compile=maybe"], "not a yes/no value"),
         ("bench_video", ["--rows", "exact fp8_weights=maybe"], "not a yes/no value"),
+        ("bench_video", ["--rows", "exact;fast;exact"], "row 'exact' is given twice"),
         ("bench_speed", ["--rows", "stock,regional_flash5"], "unknown row 'regional_flash5'"),
+        ("bench_speed", ["--rows", "stock,eager_sdpa,stock"], "row 'stock' is given twice"),
+        ("bench_dit", ["--modes", "fp8,resident,fp8"], "mode 'fp8' is given twice"),
         ("bench_memory", ["--plans", "0,9"], "indices 0 …"),
         ("bench_memory", ["--steps", "1"], "at least 2"),
         ("bench_memory", ["--inputs", "--starts", "0,600"], "--starts 600 lies past the clip's 600 frames"),
         ("bench_memory", ["--inputs", "--starts", "0,-4"], "frame indices ≥ 0"),
         ("bench_load", ["--rows", "stored,cuda"], "unknown rows ['cuda']"),
+        ("bench_attention", ["--iters", "0"], "--iters must be at least 1"),
+        ("bench_mag_ratios", ["--steps", "18,x"], "--steps: '18,x' is not comma-separated step counts"),
     ]
     for script, argv, message in cases:
         with pytest.raises(SystemExit):
@@ -108,3 +114,119 @@ def test_bench_dit_tiny_runs_every_memory_mode():
     assert set(results["modes"]) >= {"resident", "group_offload"}
     assert not [mode for mode, row in results["modes"].items() if "error" in row], results["modes"]
     assert all(row["step_s"] > 0 for row in results["modes"].values())
+
+
+def test_bench_memory_inputs_baseline_readers_read_what_the_streaming_readers_read(tmp_path):
+    """--inputs times each streaming reader against the reader before it, in the same run: both
+    baselines must still run on today's gen3c (the ViPE one imported a helper since removed and
+    every run printed it as failed) and read the same stack, bit for bit."""
+    memory = benchmark_module("bench_memory")
+    memory.write_synthetic_inputs(tmp_path, 12, (48, 80))
+    for layout in ("vipe", "sample"):
+        for start in (0, 5):
+            whole, stream = (memory.measure_input_row(layout, row, tmp_path, (32, 48), start, 4) for row in ("whole", "stream"))
+            assert whole["frames"] == stream["frames"] == 4 and whole["hash"] == stream["hash"], (layout, start)
+
+
+def test_bench_memory_inputs_table_gives_no_ratio_against_a_failed_baseline():
+    """A streaming row whose baseline failed was its own baseline: "× base 1.00" beside a
+    reader that did not run. Its ratios and "same" are now "—"; with a baseline they are its."""
+    memory = benchmark_module("bench_memory")
+    row = {"layout": "vipe", "start": 0, "frames": 4, "peak_rss_gb": 1.0, "result_gb": 0.1, "hash": "h"}
+    rows = [{"layout": "vipe", "row": "whole", "start": 0, "failed": "exit 1: ['ImportError']"},
+            {**row, "row": "stream", "seconds": 2.0, "read_gb": 0.5},
+            {**row, "row": "whole", "start": 30, "seconds": 4.0, "read_gb": 2.0},
+            {**row, "row": "stream", "start": 30, "seconds": 2.0, "read_gb": 0.5}]  # fmt: skip
+    lines = memory.input_table(rows)[2:]
+    assert "failed (exit 1" in lines[0]
+    assert lines[1].split()[-8:] == ["0", "2.0", "—", "1.00", "0.50", "—", "0.10", "—"]
+    assert lines[3].split()[-8:] == ["30", "2.0", "0.50", "1.00", "0.50", "0.25", "0.10", "yes"]
+
+
+def test_bench_cache_render_refuses_bad_arguments_in_one_line(capsys):
+    """Mistakes that ended in tracebacks (a TypeError after the renders for --repeats 0, gen3c's
+    errors for --frames 0 or an unknown --scene) or in a line that did not name --device."""
+    render = benchmark_module("bench_cache_render")
+    for argv, message in [(["--repeats", "0"], "--repeats must be at least 1"), (["--frames", "0"], "--frames must be at least 1"),
+                          (["--numpy-frames", "0"], "--numpy-frames must be at least 1"), (["--height", "-8"], "--height must be at least 1"),
+                          (["--scene", "bogus"], "invalid choice: 'bogus'")]:  # fmt: skip
+        with pytest.raises(SystemExit):
+            render.parse_args(argv)
+        assert message in capsys.readouterr().err, argv
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="--device cuda: this machine has no CUDA GPU; --device cpu"):
+            render.main(["--device", "cuda"])
+
+
+def test_a_missing_extra_is_one_line_naming_its_pip_install(monkeypatch, capsys):
+    """diffusers (or ray, flash-attn-4, …) not installed: the script ends with gen3c's one-line
+    missing-package error, exit 2, instead of a ModuleNotFoundError traceback."""
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # as if not installed
+    monkeypatch.setattr(sys, "argv", ["bench_speed.py", "--tiny", "--iters", "1"])
+    with pytest.raises(SystemExit) as exit:
+        common.run(benchmark_module("bench_speed").main)
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == "error: benchmarks/bench_speed.py needs diffusers (diffusers is missing): pip install 'gen3c[diffusion]'\n"
+
+
+def test_resume_check_empties_only_its_own_scratch_folder(tmp_path, capsys):
+    """--out is "emptied first": a folder holding anything but the script's own runs (a typo'd
+    --out ~/videos) is refused in one line, its files left alone, before any run starts."""
+    check = benchmark_module("resume_check")
+    (tmp_path / "mine.mp4").write_bytes(b"keep")
+    with pytest.raises(SystemExit, match=r"--out .* holds mine.mp4, which this script did not write: pass an empty or new folder"):
+        check.main(["--out", str(tmp_path), "--", "--model", "tiny"])
+    assert (tmp_path / "mine.mp4").read_bytes() == b"keep"
+    with pytest.raises(SystemExit):  # --help says what it measures (it stopped at "and compare the")
+        check.parse_args(["--help"])
+    assert "compare the\nresult with an uninterrupted run" in capsys.readouterr().out
+
+
+def test_bench_distill_names_its_own_flag_for_a_wrong_frame_count():
+    """Each video is one chunk: --frames other than the models' chunk is refused naming --frames
+    (it failed after rendering the cases with gen3c generate's "pass --num_video_frames 17")."""
+    with pytest.raises(SystemExit, match=r"^--frames 9: tiny makes videos of one 17-frame chunk: pass --frames 17 or leave it out$"):
+        benchmark_module("bench_distill").main(["--frames", "9", "--students", "", "--cases", "1", "--repeats", "1"])
+
+
+def test_bench_memory_inputs_reuses_only_a_finished_clip_of_the_size_asked(tmp_path, capsys):
+    """--input_dir keeps the synthetic clip for later runs. A folder whose writing was cut short
+    (no marker) is written again, and a kept clip of another length or size is refused: it was
+    read while the table named the size asked for."""
+    memory = benchmark_module("bench_memory")
+    (tmp_path / "sample").mkdir()
+    (tmp_path / "sample" / "rgb.mp4").write_bytes(b"cut short")  # what the reuse test looked at
+    memory.prepare_inputs(tmp_path, 4, "48x80")
+    assert "writing a synthetic clip of 4 frames of 48x80" in capsys.readouterr().out
+    assert (tmp_path / "sample" / "rgb.mp4").read_bytes() != b"cut short"
+    memory.prepare_inputs(tmp_path, 4, "48x80")
+    assert capsys.readouterr().out == ""  # reused
+    with pytest.raises(SystemExit, match=r"--input_dir .* holds a clip of 4 frames of 48x80, not 6 frames of 48x80: pass --input_frames 4 --input_size 48x80"):
+        memory.prepare_inputs(tmp_path, 6, "48x80")
+
+
+def test_bench_context_parallel_refuses_to_mix_setups_in_one_results_file(tmp_path):
+    """Each launch appends a row to --results and the table divides by the 1-GPU row: a launch
+    whose setup differs from the rows there (the --tiny smoke test into the 7B file, another
+    backend) is refused before it measures (it mixed them in the speed-ups, or failed comparing
+    its output with the other setup's 1-GPU output after the whole measurement)."""
+    cp = benchmark_module("bench_context_parallel")
+    results = tmp_path / "r.jsonl"
+    row = {"gpus": 1, "s_per_step": 1.0, "forwards_per_step": 2, "config": "7B", "attention_backend": "native", "compile": False}
+    results.write_text(json.dumps(row) + "\n")
+    cp.check_same_setup(cp.parse_args(["--results", str(results)]))
+    with pytest.raises(SystemExit, match=r"r.jsonl holds rows of config 7B, attention native, 2 forwards per step; this launch is config tiny, attention native, 2 forwards per step: pass another --results"):
+        cp.check_same_setup(cp.parse_args(["--results", str(results), "--tiny"]))
+    with pytest.raises(SystemExit, match="this launch is config 7B, attention flash, 2 forwards per step, compiled"):
+        cp.check_same_setup(cp.parse_args(["--results", str(results), "--attention_backend", "flash", "--compile"]))
+
+
+def test_bench_load_does_not_measure_a_kept_checkpoint_of_the_other_size(tmp_path):
+    """--build DIR keeps its checkpoint for later runs; a run asking for the other configuration
+    (the tiny smoke test's folder without --tiny) is refused instead of timing the wrong model
+    under the name of the one asked for."""
+    (tmp_path / "transformer").mkdir()
+    (tmp_path / "model_index.json").write_text("{}")
+    (tmp_path / "transformer" / "config.json").write_text(json.dumps({"num_layers": 2, "num_attention_heads": 2}))
+    with pytest.raises(SystemExit, match=r"--build .* holds the tiny configuration's checkpoint: pass --tiny, or another folder to write GEN3C-7B in"):
+        benchmark_module("bench_load").main(["--build", str(tmp_path)])
