@@ -111,6 +111,38 @@ def test_an_input_path_no_file_can_have_is_one_line(case, match, files, tmp_path
     refused(generate(files, out, **{"--depth_path": None, **image, **inputs}), match, out)
 
 
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("file", r"^error: checkpoint '.*afile' is a file: pass the checkpoint's folder \(the one holding model_index\.json\)$"),
+        ("empty", r"^error: checkpoint '.*empty' has no model_index\.json, so it is not a converted gen3c checkpoint: "),
+        ("original", r"^error: checkpoint '.*Gen3C-Cosmos-7B' is GEN3C's original layout, not a converted one: run `gen3c convert "),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_that_cannot_load_is_refused_before_the_input_is_read(case, match, files, tmp_path, monkeypatch):
+    """A --checkpoint_dir that is a file or a folder without a converted checkpoint was refused only
+    when the model loaded: after the input was read and its depth estimated (minutes; here MoGe's
+    weights, not on this machine, were named first), and by `gen3c gui` once the page loaded it.
+    Now in the load's own words before anything is read; the GUI's server does not start."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("viser")
+    import gen3c.gui.app as gui_app
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("the GUI started")
+
+    monkeypatch.setattr(gui_app, "Gen3cApp", no_server)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "Gen3C-Cosmos-7B").mkdir()
+    (tmp_path / "Gen3C-Cosmos-7B" / "model.pt").write_bytes(b"weights")
+    checkpoint = {"file": files["afile"], "empty": tmp_path / "empty", "original": tmp_path / "Gen3C-Cosmos-7B"}[case]
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--depth_path": None, "--fov": None, "--generator": "gen3c", "--checkpoint_dir": checkpoint, "--num_video_frames": "121"}),
+            match, out)
+    refused(["gui", "--work_dir", tmp_path / "gui", "--generator", "gen3c", "--checkpoint_dir", checkpoint], match)
+    assert not (tmp_path / "gui").exists()
+
+
 @pytest.mark.parametrize("link", ["dangling", "loop"])
 def test_an_output_folder_that_is_a_link_to_no_folder_says_so(link, files, tmp_path):
     """A dangling symbolic link or a loop of them as the output folder said "cannot be created

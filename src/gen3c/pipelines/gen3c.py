@@ -257,8 +257,6 @@ class Gen3cPipeline(DiffusionPipeline):
         hub_options = {key: kwargs.pop(key) for key in HUB_OPTIONS if key in kwargs}
         passed = [name for name in inspect.signature(cls.__init__).parameters if name != "self" and name in kwargs]
         folder = checkpoint_folder(source, skip=passed, **hub_options)
-        if not folder.is_dir():
-            raise Gen3cModelError(f"checkpoint {str(folder)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
         check_checkpoint(folder, torch.float32 if dtype is None else dtype, verify_checksums=verify_checksums, skip=passed)
         try:
             # The folder is local by now: diffusers must not look a broken model_index.json entry up online.

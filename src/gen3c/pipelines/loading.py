@@ -1,6 +1,7 @@
 """Loading GEN3C checkpoints: a converted folder or hub id → :class:`Gen3cPipeline` / :class:`Gen3cGenerator`.
 
-- :func:`check_checkpoint_dir` — what a local converted checkpoint lacks, in one message;
+- :func:`check_checkpoint_dir` — what a local converted checkpoint lacks, in one message
+  (:func:`check_local_checkpoint`: the same for a checkpoint as a run names it, before its input is read);
   :func:`check_checkpoint` — every check a load runs first (layout, tensors, memory, checksums);
 - :func:`load_pipeline` — :meth:`Gen3cPipeline.from_pretrained` (the one loader) with gen3c's
   run-time defaults: on the CPU in bfloat16, T5 left out until a prompt needs it;
@@ -159,8 +160,11 @@ def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None) -> 
 
 def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> None:
     """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks (but the
-    components in ``skip``, passed to ``from_pretrained`` as objects)."""
+    components in ``skip``, passed to ``from_pretrained`` as objects): a file, GEN3C's original
+    layout, no ``model_index.json``, a component's missing files. Reads no weights (milliseconds)."""
     root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise Gen3cModelError(f"checkpoint {str(root)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
     if (root / "Gen3C-Cosmos-7B").is_dir() or (root / "model.pt").is_file():
         # Gen3C-Cosmos-7B/ itself (model.pt inside): `gen3c convert` reads the folder above it,
         # which also holds the tokenizer and T5.
@@ -211,6 +215,16 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         raise Gen3cModelError(
             f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
         )
+
+
+def check_local_checkpoint(checkpoint: str | os.PathLike) -> None:
+    """Refuse, in the words its load would, a checkpoint named by a local path (or a packaged
+    model's name) that cannot load, without reading a weight (:func:`check_checkpoint_dir`).
+    A hub id and GEN3C's own weights pass (fetched as they load)."""
+    if is_official_repo(checkpoint) or is_hub_id(checkpoint):
+        return
+    folder = checkpoint_folder(checkpoint)  # (a local path or a packaged model: nothing is fetched)
+    check_checkpoint_dir(folder, skip=("text_encoder", "tokenizer"))  # as load_pipeline loads it, T5 left out
 
 
 def check_checkpoint(

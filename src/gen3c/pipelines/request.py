@@ -698,13 +698,15 @@ def check_dependencies(request: GenerationRequest) -> None:
 def check_generator_setup(request: GenerationRequest) -> dict[str, Any]:
     """:func:`~gen3c.pipelines.options.check_generator`, then what the disk and this machine say
     of its options before anything is read or loaded (a depth estimate, the weights: minutes): a
-    ``--checkpoint_dir`` that is not there, a ``--speed`` this device cannot run. Returns the options
-    (``{}`` for the preview)."""
+    ``--checkpoint_dir`` that is not there or is no converted checkpoint (a file, a folder without
+    model_index.json: :func:`~gen3c.pipelines.loading.check_local_checkpoint`), a ``--speed`` this
+    device cannot run. Returns the options (``{}`` for the preview)."""
     options = check_generator(request)
     if options.get("checkpoint_dir"):
         from gen3c.models.packaged import check_checkpoint_path
 
         check_checkpoint_path(str(options["checkpoint_dir"]))
+        _loading_module().check_local_checkpoint(str(options["checkpoint_dir"]))
     check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
     return options
 
