@@ -180,6 +180,8 @@ class Gen3cPipeline(DiffusionPipeline):
         #: (component, device) of every placement made by the pipeline, for inspection.
         self.placements: list[tuple[str, str]] = []
         self.lora_sha256: str | None = None  # of the loaded adapter's weights (load_lora)
+        #: The ``--max_gpu_memory`` budget (GB) that chose :attr:`memory` (load_generator sets it), None: none.
+        self.max_gpu_memory: float | None = None
         self._step_cache: StepCache | None = None
         #: ``num_steps`` / ``guidance`` the checkpoint was made to sample with (a distilled
         #: student's ``gen3c_model.json``): what :meth:`__call__` uses when not told; empty: GEN3C's.
@@ -448,7 +450,9 @@ class Gen3cPipeline(DiffusionPipeline):
         ``stranded``: what a failed move left on the accelerator (:meth:`_stage`)."""
         if self._execution_device.type == "cuda":
             torch.cuda.empty_cache()
-        message = out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None)
+        message = out_of_memory_message(
+            self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None, max_gpu_memory=self.max_gpu_memory
+        )
         if stranded:
             message += f"; {stranded}: load the pipeline again"
         error = Gen3cMemoryError(message)

@@ -37,15 +37,14 @@ from gen3c.models.context_parallel import (
     enable_context_parallel,
 )
 from gen3c.models.memory import (
-    LOW_MEMORY,
     MemoryPlan,
     ModelSize,
     check_host_memory,
     choose_memory_plan,
     float8_bytes,
     format_gb,
-    memory_plan,
     module_bytes,
+    requested_memory_plan,
 )
 from gen3c.models.packaged import is_hub_id as is_hub_id  # (where checkpoint_folder fetches)
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
@@ -452,20 +451,11 @@ def load_generator(
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
     check_speed_device(speed, device, fp8_matmul=fp8_matmul, compile=compile)  # fp8 matmuls on a CPU, before any fetch
-    if low_memory:
-        memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
     if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():
         # Streaming blocks through the caching allocator fragments it; growable segments keep the
         # reserved memory near the allocated peak the budget is planned for.
         os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    plan = memory_plan(
-        memory_mode,
-        offload_diffusion_transformer=offload_diffusion_transformer,
-        offload_tokenizer=offload_tokenizer,
-        offload_text_encoder_model=offload_text_encoder_model,
-        fp8=fp8,
-        vae_chunk_frames=vae_chunk_frames,
-    )
+    plan = requested_memory_plan(loaded_with)  # (the run's load-stage memory hint plans from the same options: out_of_memory_error)
     if not is_official_repo(checkpoint):
         # A packaged model's name or a hub id → its local folder, so its gen3c_model.json is read
         # here; T5 from a hub checkpoint is fetched only when a prompt needs it.
@@ -554,6 +544,7 @@ def load_generator(
             stacklevel=3,
         )
     _check_offloaded_weights_fit(pipe, plan, device)
+    pipe.max_gpu_memory = max_gpu_memory  # (its memory hints name the budget that chose the plan)
     pipe.configure_memory(plan, device)
     apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)
     generator = Gen3cGenerator(

@@ -1084,12 +1084,12 @@ def out_of_memory_error(stage: str, generator: Any = None, request: GenerationRe
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if generator is None and request is not None and request.generator == "gen3c" and stage.startswith("loading"):
-        from gen3c.models.memory import LOW_MEMORY, memory_plan, out_of_memory_message
+        from gen3c.models.memory import out_of_memory_message, requested_memory_plan
 
         options = request.generator_options
-        low = LOW_MEMORY if options.get("low_memory") else {"memory_mode": options.get("memory_mode") or "resident", "fp8": bool(options.get("fp8"))}
-        plan = memory_plan(**low, vae_chunk_frames=options.get("vae_chunk_frames"))
-        return Gen3cMemoryError(out_of_memory_message(plan, "cuda" if torch.cuda.is_available() else "cpu", stage, lora=bool(options.get("lora"))))
+        plan = requested_memory_plan(options)  # (as load_generator plans)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return Gen3cMemoryError(out_of_memory_message(plan, device, stage, lora=bool(options.get("lora")), max_gpu_memory=options.get("max_gpu_memory")))
     used = ""
     if torch.cuda.is_available():
         free, whole = torch.cuda.mem_get_info()
