@@ -563,7 +563,7 @@ def load_generator(
 _load_generator = load_generator.__wrapped__
 
 
-def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
+def configure_generator(generator: Gen3cGenerator, options: dict[str, Any], *, refuse_plan_misfit: bool = False) -> None:
     """Give a loaded generator the per-run settings of a request's generator options (its
     ``prompt`` and ``negative_prompt``: :data:`~gen3c.pipelines.request.PER_JOB_GENERATOR_SETTINGS`) and the sampling-only
     ones (:data:`SAMPLING_GENERATOR_SETTINGS`), as :func:`load_generator` gives a freshly loaded
@@ -572,10 +572,17 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     own and the generator's ``--speed`` preset's, as at load. GEN3C's own weights loaded for the
     prompt cache's prompts get T5 for a prompt outside it, as a fresh load does (:func:`prepare_prompts`).
 
+    A prompt T5 must encode beside the plan ``max_gpu_memory`` chose for cached prompts needs a new
+    load (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.memory_plan_misfit`, which
+    :class:`~gen3c.pipelines.request.GeneratorPool` asks after this); ``refuse_plan_misfit``, for a
+    caller that cannot load again (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure`): refused,
+    nothing changed.
+
     Raises:
         Gen3cInputError: options :func:`check_generator_options` refuses, a prompt for a generator
             loaded with ``disable_prompt_encoder`` (it would change nothing), or a model setting
-            other than the generator was loaded with (weights, memory plan, kernels: a new load).
+            other than the generator was loaded with (weights, memory plan, kernels: a new load),
+            or (``refuse_plan_misfit``) prompts the memory plan left T5 out for.
         Gen3cModelError: ``verify_checksums`` for a generator loaded without it, whose checkpoint's
             files differ from its ``checksums.json`` (they are checked now: :func:`_verify_loaded_checkpoint`);
             T5 for GEN3C's weights that cannot be fetched (offline, gated: as a fresh run says).
@@ -593,13 +600,29 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
         guidance = defaults["guidance"].default
     requested = check_generator_options(options)
     # GEN3C's weights loaded for prompts in the prompt cache: T5 is fetched for others, as a fresh load fetches it.
-    prepare_prompts(generator.pipeline, _run_prompts(generator.pipeline, requested, guidance))
+    prompts = _run_prompts(generator.pipeline, requested, guidance)
+    prepare_prompts(generator.pipeline, prompts)
+    if refuse_plan_misfit:
+        _check_plan_holds_prompts(generator, prompts)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
     generator.prompt = requested.get("prompt", defaults["prompt"].default)
     generator.negative_prompt = requested.get("negative_prompt", defaults["negative_prompt"].default)
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
     generator.noise_aug_strength = requested.get("noise_aug_strength", defaults["noise_aug_strength"].default)
+
+
+def _check_plan_holds_prompts(generator: Gen3cGenerator, prompts: Sequence[str]) -> None:
+    """Refuse ``prompts`` that T5 must encode on the GPU beside the plan ``max_gpu_memory`` chose
+    at load for prompts the prompt cache holds (its estimate left T5's bytes out)."""
+    planned = generator.memory_planned_for
+    if planned is None or planned[1] or not generator.pipeline.text_encoder_bytes(prompts):
+        return
+    budget = generator.loaded_with.get("max_gpu_memory")
+    raise Gen3cInputError(
+        f"configure: --max_gpu_memory {budget:g} chose the memory plan for prompts the prompt cache holds, and T5 must encode "
+        "this run's on the GPU beside it: load a new generator with them (load_generator(..., prompt=...)), whose plan counts T5"
+    )
 
 
 def _run_prompts(pipe: Gen3cPipeline, requested: dict[str, Any], guidance: float | None) -> tuple[str, ...]:
@@ -654,7 +677,7 @@ def configure_in_keywords(generator: Gen3cGenerator, options: dict[str, Any]) ->
     Python callers; the pool (:class:`~gen3c.pipelines.request.GeneratorPool`) calls
     :func:`configure_generator`, whose command-line words each surface respells."""
     with spelled(keyword_spelling):
-        configure_generator(generator, options)
+        configure_generator(generator, options, refuse_plan_misfit=True)  # (it cannot load again, as the pool does)
 
 
 def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
