@@ -59,7 +59,7 @@ def test_a_chunk_s_stage_is_named_with_its_chunk(box_scene, tmp_path, monkeypatc
         run_request(request, progress=lambda stage, total: lambda n=1: None)
     assert (tmp_path / "a" / "output.partial").is_dir()  # chunk 1 is kept for --resume
     calls.clear()
-    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering the 3D cache or generating: "):
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache or generating: "):
         run_request(dataclasses.replace(request, video_save_folder=str(tmp_path / "c")))
 
 
@@ -100,7 +100,7 @@ def test_the_gen3c_generator_s_own_render_and_frames_are_its_stages(box_scene, m
     said = "try low_memory=True (the leanest mode, ~8 GB for GEN3C-7B)"
     with monkeypatch.context() as m:
         m.setattr(Cache3D, "render", no_memory)
-        with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering the 3D cache: " + re.escape(said)):
+        with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache: " + re.escape(said)):
             generator.generate(cache, cameras, torch.zeros(3, 32, 48))
 
     class Decoded:  # the tokenizer's video, whose float32 copy does not fit
@@ -189,7 +189,7 @@ def test_a_budget_s_plan_out_of_memory_names_the_budget(monkeypatch):
     cameras = Cameras(torch.eye(4).expand(17, 4, 4), K.expand(17, 3, 3), 32, 48)
     monkeypatch.setattr(Cache3D, "render", no_memory)
     said = "max_gpu_memory=40 chose a mode this GPU could not hold: try a smaller budget, or low_memory=True (the leanest mode, ~8 GB for GEN3C-7B) in its place"
-    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering the 3D cache: " + re.escape(said) + "$"):
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache: " + re.escape(said) + "$"):
         generator.generate(cache, cameras, torch.zeros(3, 32, 48))
 
 

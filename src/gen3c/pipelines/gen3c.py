@@ -445,7 +445,7 @@ class Gen3cPipeline(DiffusionPipeline):
         raise self.out_of_memory_error(stage, stranded)
 
     def out_of_memory_error(self, stage: str, stranded: str | None = None) -> Gen3cMemoryError:
-        """The error for running out of accelerator memory while ``stage`` ("rendering the 3D
+        """The error for running out of accelerator memory while ``stage`` ("rendering 3D
         cache"), naming the flag of this memory plan to try (its accelerator's cache emptied first);
         ``stranded``: what a failed move left on the accelerator (:meth:`_stage`)."""
         if self._execution_device.type == "cuda":
@@ -1379,7 +1379,7 @@ class Gen3cGenerator:
             )
         if buffers is None:
             spelling = nullcontext() if self.message_spelling is None else spelled(self.message_spelling)
-            with spelling, self.pipeline._out_of_memory_as_error("rendering the 3D cache"):
+            with spelling, self.pipeline._out_of_memory_as_error("rendering 3D cache"):  # (the progress stage's name: camera_video)
                 buffers = cache.render(cameras, depth=False, device=self.render_device, output_device=self.render_output_device)
         colors, masks = buffers.colors, buffers.masks
         T = colors.shape[0]

@@ -1201,7 +1201,7 @@ def _run_request(
     if generator is None:
         stage.name = f"loading the {request.generator} model"
         generator = make_generator(request, progress) if generators is None else generators.get(request, progress)[0]
-    stage.name, stage.generator = "rendering the 3D cache or generating", generator
+    stage.name, stage.generator = "rendering 3D cache or generating", generator  # (as the progress stages name them)
     progress = stage.progress(progress)
     if hasattr(generator, "fps"):
         # The gen3c model's DiT places frames in time by their rate: GEN3C gives it the --fps the
