@@ -1308,7 +1308,9 @@ class Gen3cGenerator:
     def configure(self, options: dict[str, Any]) -> None:
         """Take the sampling-only settings of a request's generator options (steps, guidance,
         sampler, step cache…) without reloading (:func:`gen3c.pipelines.loading.configure_generator`);
-        model settings other than the loaded ones are refused (they need a new load_generator).
+        model settings other than the loaded ones are refused (they need a new load_generator), and
+        so are prompts T5 must encode beside a plan ``max_gpu_memory`` chose without it
+        (:meth:`memory_plan_misfit`: ``gen3c.generate`` and batches load again; this cannot).
         Refusals and notes name the settings as ``options``' keys (``num_steps=``), not as flags."""
         from gen3c.pipelines.loading import configure_in_keywords
 
