@@ -143,6 +143,31 @@ def test_a_checkpoint_that_cannot_load_is_refused_before_the_input_is_read(case,
     assert not (tmp_path / "gui").exists()
 
 
+@pytest.mark.parametrize(
+    "info, match",
+    [
+        ('{"chunk_frames": "x"}', r"'s 'chunk_frames' must be a whole number of frames ≥ 1, got \"x\": fix or remove it$"),
+        ('{"chunk_frames": true}', r"'s 'chunk_frames' must be a whole number of frames ≥ 1, got true: fix or remove it$"),
+        ('{"guidance": "high"}', r"'s 'guidance' must be a finite number, got \"high\": fix or remove it$"),
+        ('{"num_steps": 2.5}', r"'s 'num_steps' must be a whole number of steps ≥ 1, got 2\.5: fix or remove it$"),
+        ("[17]", r" is unreadable \(a JSON list, not an object\): train or copy it again$"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_s_model_record_of_the_wrong_kind_is_one_line(info, match, files, tmp_path):
+    """A checkpoint's gen3c_model.json with a setting of the wrong kind was a ValueError traceback
+    ("a bug in gen3c") where a run converted it, was read as True → chunk_frames 1, a float's steps
+    cut to a whole number, or (no JSON object) ignored: one line naming the file and the setting."""
+    pytest.importorskip("diffusers")
+    from gen3c.models.packaged import packaged_model_dir
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(packaged_model_dir("tiny"), checkpoint)
+    (checkpoint / "gen3c_model.json").write_text(info)
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--generator": "gen3c", "--checkpoint_dir": checkpoint, "--num_video_frames": "17"}),
+            r"^error: checkpoint '.*ckpt': gen3c_model\.json" + match, out)
+
+
 @pytest.mark.parametrize("link", ["dangling", "loop"])
 def test_an_output_folder_that_is_a_link_to_no_folder_says_so(link, files, tmp_path):
     """A dangling symbolic link or a loop of them as the output folder said "cannot be created
