@@ -170,9 +170,12 @@ def test_configure_refuses_a_prompt_t5_must_encode_beside_a_budget_plan_without_
     """Gen3cGenerator.configure from Python took a prompt outside the prompt cache for a generator whose
     max_gpu_memory plan left T5 out, and the run loaded T5 onto the GPU beside it (where gen3c.generate,
     a batch and the GUI load again: GeneratorPool and memory_plan_misfit). It cannot load again: it
-    refuses in one line, changing nothing; a cached prompt, and a plan that counted T5, pass."""
+    refuses in one line, changing nothing; a cached prompt, a plan that counted T5, and the CPU pass."""
     with pytest.warns(UserWarning, match="memory mode"):
         generator = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=(128, 128), num_steps=3)
+    generator.configure({"prompt": "a street at night"})  # on the CPU no plan holds anything on a GPU
+    generator.configure({"prompt": "", "num_steps": 3})
+    generator.pipeline.compute_device = torch.device("cuda")  # a GPU this CPU test only pretends to have
     with pytest.raises(Gen3cInputError) as refused:
         generator.configure({"prompt": "a street at night", "num_steps": 2})
     assert str(refused.value) == (
@@ -184,9 +187,11 @@ def test_configure_refuses_a_prompt_t5_must_encode_beside_a_budget_plan_without_
     assert generator.num_steps == 2
     with pytest.warns(UserWarning, match="T5 encoding the prompt first"):
         counted = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=(128, 128), prompt="a street")
+    counted.pipeline.compute_device = torch.device("cuda")
     counted.configure({"prompt": "a street at night"})
     assert counted.prompt == "a street at night"
     plain = load_generator(tiny_checkpoint, device="cpu", dtype="float32")  # no plan chosen
+    plain.pipeline.compute_device = torch.device("cuda")
     plain.configure({"prompt": "a street at night"})
     assert plain.prompt == "a street at night"
 

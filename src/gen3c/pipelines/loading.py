@@ -614,9 +614,12 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any], *, r
 
 def _check_plan_holds_prompts(generator: Gen3cGenerator, prompts: Sequence[str]) -> None:
     """Refuse ``prompts`` that T5 must encode on the GPU beside the plan ``max_gpu_memory`` chose
-    at load for prompts the prompt cache holds (its estimate left T5's bytes out)."""
+    at load for prompts the prompt cache holds (its estimate left T5's bytes out). On the CPU
+    nothing is on a GPU: they pass."""
     planned = generator.memory_planned_for
-    if planned is None or planned[1] or not generator.pipeline.text_encoder_bytes(prompts):
+    if planned is None or planned[1] or generator.pipeline._execution_device.type == "cpu":
+        return
+    if not generator.pipeline.text_encoder_bytes(prompts):
         return
     budget = generator.loaded_with.get("max_gpu_memory")
     raise Gen3cInputError(
