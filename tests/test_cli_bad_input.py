@@ -111,6 +111,63 @@ def test_an_input_path_no_file_can_have_is_one_line(case, match, files, tmp_path
     refused(generate(files, out, **{"--depth_path": None, **image, **inputs}), match, out)
 
 
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("file", r"^error: checkpoint '.*afile' is a file: pass the checkpoint's folder \(the one holding model_index\.json\)$"),
+        ("empty", r"^error: checkpoint '.*empty' has no model_index\.json, so it is not a converted gen3c checkpoint: "),
+        ("original", r"^error: checkpoint '.*Gen3C-Cosmos-7B' is GEN3C's original layout, not a converted one: run `gen3c convert "),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_that_cannot_load_is_refused_before_the_input_is_read(case, match, files, tmp_path, monkeypatch):
+    """A --checkpoint_dir that is a file or a folder without a converted checkpoint was refused only
+    when the model loaded: after the input was read and its depth estimated (minutes; here MoGe's
+    weights, not on this machine, were named first), and by `gen3c gui` once the page loaded it.
+    Now in the load's own words before anything is read; the GUI's server does not start."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("viser")
+    import gen3c.gui.app as gui_app
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("the GUI started")
+
+    monkeypatch.setattr(gui_app, "Gen3cApp", no_server)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "Gen3C-Cosmos-7B").mkdir()
+    (tmp_path / "Gen3C-Cosmos-7B" / "model.pt").write_bytes(b"weights")
+    checkpoint = {"file": files["afile"], "empty": tmp_path / "empty", "original": tmp_path / "Gen3C-Cosmos-7B"}[case]
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--depth_path": None, "--fov": None, "--generator": "gen3c", "--checkpoint_dir": checkpoint, "--num_video_frames": "121"}),
+            match, out)
+    refused(["gui", "--work_dir", tmp_path / "gui", "--generator", "gen3c", "--checkpoint_dir", checkpoint], match)
+    assert not (tmp_path / "gui").exists()
+
+
+@pytest.mark.parametrize(
+    "info, match",
+    [
+        ('{"chunk_frames": "x"}', r"'s 'chunk_frames' must be a whole number of frames ≥ 1, got \"x\": fix or remove it$"),
+        ('{"chunk_frames": true}', r"'s 'chunk_frames' must be a whole number of frames ≥ 1, got true: fix or remove it$"),
+        ('{"guidance": "high"}', r"'s 'guidance' must be a finite number, got \"high\": fix or remove it$"),
+        ('{"num_steps": 2.5}', r"'s 'num_steps' must be a whole number of steps ≥ 1, got 2\.5: fix or remove it$"),
+        ("[17]", r" is unreadable \(a JSON list, not an object\): train or copy it again$"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_s_model_record_of_the_wrong_kind_is_one_line(info, match, files, tmp_path):
+    """A checkpoint's gen3c_model.json with a setting of the wrong kind was a ValueError traceback
+    ("a bug in gen3c") where a run converted it, was read as True → chunk_frames 1, a float's steps
+    cut to a whole number, or (no JSON object) ignored: one line naming the file and the setting."""
+    pytest.importorskip("diffusers")
+    from gen3c.models.packaged import packaged_model_dir
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(packaged_model_dir("tiny"), checkpoint)
+    (checkpoint / "gen3c_model.json").write_text(info)
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--generator": "gen3c", "--checkpoint_dir": checkpoint, "--num_video_frames": "17"}),
+            r"^error: checkpoint '.*ckpt': gen3c_model\.json" + match, out)
+
+
 @pytest.mark.parametrize("link", ["dangling", "loop"])
 def test_an_output_folder_that_is_a_link_to_no_folder_says_so(link, files, tmp_path):
     """A dangling symbolic link or a loop of them as the output folder said "cannot be created

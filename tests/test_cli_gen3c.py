@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -52,7 +53,7 @@ def test_flags_reach_the_generator(box_scene, tmp_path, tiny_checkpoint, monkeyp
     monkeypatch.setattr(loading_module, "generator_from_options", fake)
     # A checkpoint folder that says it makes chunks of 17 (what --chunk_frames is checked against
     # before the model loads); the fake loads the tiny checkpoint in its place.
-    (tmp_path / "CKPT").mkdir()
+    shutil.copytree(tiny_checkpoint, tmp_path / "CKPT")
     (tmp_path / "CKPT" / "gen3c_model.json").write_text('{"chunk_frames": 17}')
     ckpt = str(tmp_path / "CKPT")
     res = invoke(*gen3c_args(box_scene, tmp_path, "--checkpoint_dir", ckpt, "--num_video_frames", 17, "--chunk_frames", 17, "--num_steps", 2,

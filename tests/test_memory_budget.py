@@ -166,6 +166,36 @@ def test_a_loaded_generator_says_when_its_budget_plan_does_not_fit_a_run(tiny_ch
     assert load_generator(tiny_checkpoint, device="cpu", dtype="float32").memory_plan_misfit(64, 128) is None  # no plan chosen
 
 
+def test_configure_refuses_a_prompt_t5_must_encode_beside_a_budget_plan_without_it(tiny_checkpoint):
+    """Gen3cGenerator.configure from Python took a prompt outside the prompt cache for a generator whose
+    max_gpu_memory plan left T5 out, and the run loaded T5 onto the GPU beside it (where gen3c.generate,
+    a batch and the GUI load again: GeneratorPool and memory_plan_misfit). It cannot load again: it
+    refuses in one line, changing nothing; a cached prompt, a plan that counted T5, and the CPU pass."""
+    with pytest.warns(UserWarning, match="memory mode"):
+        generator = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=(128, 128), num_steps=3)
+    generator.configure({"prompt": "a street at night"})  # on the CPU no plan holds anything on a GPU
+    generator.configure({"prompt": "", "num_steps": 3})
+    generator.pipeline.compute_device = torch.device("cuda")  # a GPU this CPU test only pretends to have
+    with pytest.raises(Gen3cInputError) as refused:
+        generator.configure({"prompt": "a street at night", "num_steps": 2})
+    assert str(refused.value) == (
+        "configure: max_gpu_memory=1000 chose the memory plan for prompts the prompt cache holds, and T5 must encode this run's "
+        "on the GPU beside it: load a new generator with them (load_generator(..., prompt=...)), whose plan counts T5"
+    )
+    assert (generator.prompt, generator.num_steps, generator.pipeline.text_encoder) == ("", 3, None)
+    generator.configure({"prompt": "", "num_steps": 2})  # in the prompt cache
+    assert generator.num_steps == 2
+    with pytest.warns(UserWarning, match="T5 encoding the prompt first"):
+        counted = load_generator(tiny_checkpoint, max_gpu_memory=1000, device="cpu", dtype="float32", resolution=(128, 128), prompt="a street")
+    counted.pipeline.compute_device = torch.device("cuda")
+    counted.configure({"prompt": "a street at night"})
+    assert counted.prompt == "a street at night"
+    plain = load_generator(tiny_checkpoint, device="cpu", dtype="float32")  # no plan chosen
+    plain.pipeline.compute_device = torch.device("cuda")
+    plain.configure({"prompt": "a street at night"})
+    assert plain.prompt == "a street at night"
+
+
 def test_every_budget_plan_sends_t5_back_to_cpu_memory():
     """T5 (GEN3C's T5-11B encoder: 9.1 GB in bf16) counts in the prompt's stage only, but the resident plans
     that --max_gpu_memory picks kept T5 on the GPU once a prompt missing from the prompt cache had

@@ -59,7 +59,7 @@ def test_a_chunk_s_stage_is_named_with_its_chunk(box_scene, tmp_path, monkeypatc
         run_request(request, progress=lambda stage, total: lambda n=1: None)
     assert (tmp_path / "a" / "output.partial").is_dir()  # chunk 1 is kept for --resume
     calls.clear()
-    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering the 3D cache or generating: "):
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache or generating: "):
         run_request(dataclasses.replace(request, video_save_folder=str(tmp_path / "c")))
 
 
@@ -100,7 +100,7 @@ def test_the_gen3c_generator_s_own_render_and_frames_are_its_stages(box_scene, m
     said = "try low_memory=True (the leanest mode, ~8 GB for GEN3C-7B)"
     with monkeypatch.context() as m:
         m.setattr(Cache3D, "render", no_memory)
-        with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering the 3D cache: " + re.escape(said)):
+        with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache: " + re.escape(said)):
             generator.generate(cache, cameras, torch.zeros(3, 32, 48))
 
     class Decoded:  # the tokenizer's video, whose float32 copy does not fit
@@ -133,8 +133,11 @@ def test_the_gui_job_says_it_in_page_words(tmp_path, room_sample, monkeypatch):
 
 @pytest.mark.parametrize(
     "options, said",
-    [({}, PLAN_HINT), ({"low_memory": True}, "this is already the leanest mode: close other programs on the GPU or use one with more memory")],
-)
+    [({}, PLAN_HINT), ({"low_memory": True}, "this is already the leanest mode: close other programs on the GPU or use one with more memory"),
+     # it named the budget's own flag, and --low_memory, which beside it is refused ("each choose the memory mode")
+     ({"max_gpu_memory": 20}, "--max_gpu_memory 20 chose a mode this GPU could not hold: try a smaller budget, "
+                              "or --low_memory (the leanest mode, ~8 GB for GEN3C-7B) in its place")],
+)  # fmt: skip
 def test_loading_the_model_out_of_memory_names_the_plan_its_options_ask_for(box_scene, tmp_path, monkeypatch, options, said):
     """Running out of memory while the gen3c model loads, outside its move to the GPU (which says so
     itself), names the plan of the run's memory flags: --low_memory, or that it already is the leanest."""
@@ -146,6 +149,48 @@ def test_loading_the_model_out_of_memory_names_the_plan_its_options_ask_for(box_
                                 generator="gen3c", video_save_folder=str(tmp_path), generator_options={"model": "tiny", **options})  # fmt: skip
     with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while loading the gen3c model: " + re.escape(said) + "$"):
         run_request(request)
+
+
+def test_the_load_s_memory_hint_plans_from_every_memory_flag_of_the_run(box_scene, tmp_path, monkeypatch):
+    """The hint for running out of memory while the model loads was built from --low_memory,
+    --memory_mode and --fp8 only: GEN3C's offload flags the run passed were not in its plan. It is
+    the plan load_generator configures for the same options (requested_memory_plan)."""
+    from gen3c.models import memory
+    from gen3c.pipelines import loading
+
+    planned = []
+    real = memory.out_of_memory_message
+    monkeypatch.setattr(memory, "out_of_memory_message", lambda plan, *a, **k: planned.append(plan) or real(plan, *a, **k))
+    monkeypatch.setattr(loading, "generator_from_options", no_memory)
+    image, depth, _, _ = box_scene
+    flags = {"offload_diffusion_transformer": True, "offload_text_encoder_model": True, "fp8": True}
+    request = GenerationRequest(input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48", num_video_frames=17,
+                                generator="gen3c", video_save_folder=str(tmp_path), generator_options={"model": "tiny", **flags})  # fmt: skip
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while loading the gen3c model: " + re.escape(PLAN_HINT) + "$"):
+        run_request(request)
+    assert planned == [memory.MemoryPlan(offload=frozenset({"transformer", "text_encoder"}), fp8=True)]
+    with pytest.warns(UserWarning, match="the model computes on the CPU"):
+        generator = loading.load_generator("tiny", device="cpu", dtype="float32", **flags)
+    assert generator.pipeline.memory == planned[0]  # what the load itself plans
+
+
+def test_a_budget_s_plan_out_of_memory_names_the_budget(monkeypatch):
+    """A plan --max_gpu_memory chose that ran out of memory was told to try --max_gpu_memory (given)
+    or --low_memory (refused beside it); in load_generator's words for its caller."""
+    from gen3c.cameras import Cameras
+    from gen3c.pipelines.loading import load_generator
+
+    with pytest.warns(UserWarning) as notes:  # the plan chosen, and that on the CPU nothing is offloaded
+        generator = load_generator("tiny", device="cpu", dtype="float32", max_gpu_memory=40, num_steps=1, guidance=0, chunk_frames=17)
+    assert str(notes[0].message).startswith("max_gpu_memory=40: memory mode 'resident'"), [str(n.message) for n in notes]
+    K = torch.tensor([[40.0, 0, 24], [0, 40, 16], [0, 0, 1]])
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 32, 48), torch.full((32, 48), 3.0), K, torch.eye(4))
+    cameras = Cameras(torch.eye(4).expand(17, 4, 4), K.expand(17, 3, 3), 32, 48)
+    monkeypatch.setattr(Cache3D, "render", no_memory)
+    said = "max_gpu_memory=40 chose a mode this GPU could not hold: try a smaller budget, or low_memory=True (the leanest mode, ~8 GB for GEN3C-7B) in its place"
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache: " + re.escape(said) + "$"):
+        generator.generate(cache, cameras, torch.zeros(3, 32, 48))
 
 
 def test_the_gui_s_model_load_out_of_memory_is_the_page_s_memory_line(tmp_path, monkeypatch):

@@ -18,7 +18,9 @@ latent frames at a time (exact, see :mod:`gen3c.models.tokenizer`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -82,6 +84,21 @@ def memory_plan(
         group_offload=memory_mode == "group_offload",
         fp8=fp8,
         vae_chunk_frames=vae_chunk_frames or None,
+    )
+
+
+def requested_memory_plan(options: Mapping[str, Any]) -> MemoryPlan:
+    """The plan a gen3c generator's memory options ask for (``memory_mode``, ``low_memory``: that of
+    :data:`LOW_MEMORY`, ``fp8``, GEN3C's offload flags, ``vae_chunk_frames``), before
+    ``max_gpu_memory`` chooses one (:func:`choose_memory_plan`)."""
+    low = bool(options.get("low_memory"))
+    return memory_plan(
+        LOW_MEMORY["memory_mode"] if low else options.get("memory_mode") or "resident",
+        offload_diffusion_transformer=bool(options.get("offload_diffusion_transformer")),
+        offload_tokenizer=bool(options.get("offload_tokenizer")),
+        offload_text_encoder_model=bool(options.get("offload_text_encoder_model")),
+        fp8=LOW_MEMORY["fp8"] if low else bool(options.get("fp8")),
+        vae_chunk_frames=options.get("vae_chunk_frames"),
     )
 
 
@@ -353,9 +370,13 @@ def format_gb(gb: float) -> str:
     return f"{gb * 2**20:.1f} kB"
 
 
-def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: str, *, lora: bool = False) -> str:
+def out_of_memory_message(
+    plan: MemoryPlan, device: torch.device | str, stage: str, *, lora: bool = False, max_gpu_memory: float | None = None
+) -> str:
     """One line for a user whose run ran out of accelerator memory: what was in use and the flag to
-    try (with a ``lora`` loaded, one without float8 weights, which a LoRA cannot adapt)."""
+    try (with a ``lora`` loaded, one without float8 weights, which a LoRA cannot adapt; where
+    ``max_gpu_memory`` chose the plan, a smaller budget or the leanest mode in its place: the two
+    cannot be passed together)."""
     device = torch.device(device)
     total = ""
     if device.type == "cuda":
@@ -369,6 +390,8 @@ def out_of_memory_message(plan: MemoryPlan, device: torch.device | str, stage: s
         hint = f"try {chunks}" if streamed else f"try {leanest} with {chunks}"
     elif streamed:
         hint = "this is already the leanest mode: close other programs on the GPU or use one with more memory"
+    elif max_gpu_memory is not None:
+        hint = f"--max_gpu_memory {max_gpu_memory:g} chose a mode this GPU could not hold: try a smaller budget, or {leanest} in its place"
     else:
         hint = f"try {leanest} or --max_gpu_memory GB to pick a mode that fits"
     return f"the GPU ran out of memory while {stage}{total}: {hint}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -93,11 +94,41 @@ def checkpoint_info(folder: str | None) -> dict[str, Any]:
         return {}
     path = Path(folder).expanduser() / META_NAME
     if not is_file(path):
-        return _hub_info(str(folder))
+        return _checked_info(_hub_info(str(folder)), folder)
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME} is unreadable ({exc}): train or copy it again") from None
+    return _checked_info(info, folder)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: The settings of a ``gen3c_model.json`` that runs read (as ints, floats, a name): what each must be.
+_INFO_FIELDS = {
+    "chunk_frames": (_whole, "a whole number of frames ≥ 1"),
+    "num_steps": (_whole, "a whole number of steps ≥ 1"),
+    "guidance": (_finite, "a finite number"),
+    "dtype": (lambda value: isinstance(value, str), "a dtype's name"),
+}
+
+
+def _checked_info(info: Any, folder: str) -> dict[str, Any]:
+    """``info`` read from checkpoint ``folder``'s ``gen3c_model.json``, refused in one line where
+    it is no JSON object or a setting a run reads has a value of another kind (it was a ValueError
+    traceback where the run converted it)."""
+    if not isinstance(info, dict):
+        raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME} is unreadable (a JSON {type(info).__name__}, not an object): train or copy it again")
+    for key, (fits, what) in _INFO_FIELDS.items():
+        if key in info and not fits(info[key]):
+            raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME}'s {key!r} must be {what}, got {json.dumps(info[key])[:40]}: fix or remove it")
+    return info
 
 
 def model_chunk_frames(options: dict[str, Any]) -> int | None:

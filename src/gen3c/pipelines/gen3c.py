@@ -180,6 +180,8 @@ class Gen3cPipeline(DiffusionPipeline):
         #: (component, device) of every placement made by the pipeline, for inspection.
         self.placements: list[tuple[str, str]] = []
         self.lora_sha256: str | None = None  # of the loaded adapter's weights (load_lora)
+        #: The ``--max_gpu_memory`` budget (GB) that chose :attr:`memory` (load_generator sets it), None: none.
+        self.max_gpu_memory: float | None = None
         self._step_cache: StepCache | None = None
         #: ``num_steps`` / ``guidance`` the checkpoint was made to sample with (a distilled
         #: student's ``gen3c_model.json``): what :meth:`__call__` uses when not told; empty: GEN3C's.
@@ -257,8 +259,6 @@ class Gen3cPipeline(DiffusionPipeline):
         hub_options = {key: kwargs.pop(key) for key in HUB_OPTIONS if key in kwargs}
         passed = [name for name in inspect.signature(cls.__init__).parameters if name != "self" and name in kwargs]
         folder = checkpoint_folder(source, skip=passed, **hub_options)
-        if not folder.is_dir():
-            raise Gen3cModelError(f"checkpoint {str(folder)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
         check_checkpoint(folder, torch.float32 if dtype is None else dtype, verify_checksums=verify_checksums, skip=passed)
         try:
             # The folder is local by now: diffusers must not look a broken model_index.json entry up online.
@@ -445,12 +445,14 @@ class Gen3cPipeline(DiffusionPipeline):
         raise self.out_of_memory_error(stage, stranded)
 
     def out_of_memory_error(self, stage: str, stranded: str | None = None) -> Gen3cMemoryError:
-        """The error for running out of accelerator memory while ``stage`` ("rendering the 3D
+        """The error for running out of accelerator memory while ``stage`` ("rendering 3D
         cache"), naming the flag of this memory plan to try (its accelerator's cache emptied first);
         ``stranded``: what a failed move left on the accelerator (:meth:`_stage`)."""
         if self._execution_device.type == "cuda":
             torch.cuda.empty_cache()
-        message = out_of_memory_message(self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None)
+        message = out_of_memory_message(
+            self.memory, self._execution_device, stage, lora=self.lora_sha256 is not None, max_gpu_memory=self.max_gpu_memory
+        )
         if stranded:
             message += f"; {stranded}: load the pipeline again"
         error = Gen3cMemoryError(message)
@@ -1306,7 +1308,9 @@ class Gen3cGenerator:
     def configure(self, options: dict[str, Any]) -> None:
         """Take the sampling-only settings of a request's generator options (steps, guidance,
         sampler, step cache…) without reloading (:func:`gen3c.pipelines.loading.configure_generator`);
-        model settings other than the loaded ones are refused (they need a new load_generator).
+        model settings other than the loaded ones are refused (they need a new load_generator), and
+        so are prompts T5 must encode beside a plan ``max_gpu_memory`` chose without it
+        (:meth:`memory_plan_misfit`: ``gen3c.generate`` and batches load again; this cannot).
         Refusals and notes name the settings as ``options``' keys (``num_steps=``), not as flags."""
         from gen3c.pipelines.loading import configure_in_keywords
 
@@ -1377,7 +1381,7 @@ class Gen3cGenerator:
             )
         if buffers is None:
             spelling = nullcontext() if self.message_spelling is None else spelled(self.message_spelling)
-            with spelling, self.pipeline._out_of_memory_as_error("rendering the 3D cache"):
+            with spelling, self.pipeline._out_of_memory_as_error("rendering 3D cache"):  # (the progress stage's name: camera_video)
                 buffers = cache.render(cameras, depth=False, device=self.render_device, output_device=self.render_output_device)
         colors, masks = buffers.colors, buffers.masks
         T = colors.shape[0]

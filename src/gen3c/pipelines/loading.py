@@ -1,6 +1,7 @@
 """Loading GEN3C checkpoints: a converted folder or hub id → :class:`Gen3cPipeline` / :class:`Gen3cGenerator`.
 
-- :func:`check_checkpoint_dir` — what a local converted checkpoint lacks, in one message;
+- :func:`check_checkpoint_dir` — what a local converted checkpoint lacks, in one message
+  (:func:`check_local_checkpoint`: the same for a checkpoint as a run names it, before its input is read);
   :func:`check_checkpoint` — every check a load runs first (layout, tensors, memory, checksums);
 - :func:`load_pipeline` — :meth:`Gen3cPipeline.from_pretrained` (the one loader) with gen3c's
   run-time defaults: on the CPU in bfloat16, T5 left out until a prompt needs it;
@@ -36,15 +37,14 @@ from gen3c.models.context_parallel import (
     enable_context_parallel,
 )
 from gen3c.models.memory import (
-    LOW_MEMORY,
     MemoryPlan,
     ModelSize,
     check_host_memory,
     choose_memory_plan,
     float8_bytes,
     format_gb,
-    memory_plan,
     module_bytes,
+    requested_memory_plan,
 )
 from gen3c.models.packaged import is_hub_id as is_hub_id  # (where checkpoint_folder fetches)
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
@@ -159,8 +159,11 @@ def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None) -> 
 
 def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> None:
     """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks (but the
-    components in ``skip``, passed to ``from_pretrained`` as objects)."""
+    components in ``skip``, passed to ``from_pretrained`` as objects): a file, GEN3C's original
+    layout, no ``model_index.json``, a component's missing files. Reads no weights (milliseconds)."""
     root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise Gen3cModelError(f"checkpoint {str(root)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
     if (root / "Gen3C-Cosmos-7B").is_dir() or (root / "model.pt").is_file():
         # Gen3C-Cosmos-7B/ itself (model.pt inside): `gen3c convert` reads the folder above it,
         # which also holds the tokenizer and T5.
@@ -211,6 +214,16 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         raise Gen3cModelError(
             f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
         )
+
+
+def check_local_checkpoint(checkpoint: str | os.PathLike) -> None:
+    """Refuse, in the words its load would, a checkpoint named by a local path (or a packaged
+    model's name) that cannot load, without reading a weight (:func:`check_checkpoint_dir`).
+    A hub id and GEN3C's own weights pass (fetched as they load)."""
+    if is_official_repo(checkpoint) or is_hub_id(checkpoint):
+        return
+    folder = checkpoint_folder(checkpoint)  # (a local path or a packaged model: nothing is fetched)
+    check_checkpoint_dir(folder, skip=("text_encoder", "tokenizer"))  # as load_pipeline loads it, T5 left out
 
 
 def check_checkpoint(
@@ -438,20 +451,11 @@ def load_generator(
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
     check_speed_device(speed, device, fp8_matmul=fp8_matmul, compile=compile)  # fp8 matmuls on a CPU, before any fetch
-    if low_memory:
-        memory_mode, fp8 = LOW_MEMORY["memory_mode"], LOW_MEMORY["fp8"]
     if (low_memory or max_gpu_memory is not None) and not torch.cuda.is_initialized():
         # Streaming blocks through the caching allocator fragments it; growable segments keep the
         # reserved memory near the allocated peak the budget is planned for.
         os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    plan = memory_plan(
-        memory_mode,
-        offload_diffusion_transformer=offload_diffusion_transformer,
-        offload_tokenizer=offload_tokenizer,
-        offload_text_encoder_model=offload_text_encoder_model,
-        fp8=fp8,
-        vae_chunk_frames=vae_chunk_frames,
-    )
+    plan = requested_memory_plan(loaded_with)  # (the run's load-stage memory hint plans from the same options: out_of_memory_error)
     if not is_official_repo(checkpoint):
         # A packaged model's name or a hub id → its local folder, so its gen3c_model.json is read
         # here; T5 from a hub checkpoint is fetched only when a prompt needs it.
@@ -540,6 +544,7 @@ def load_generator(
             stacklevel=3,
         )
     _check_offloaded_weights_fit(pipe, plan, device)
+    pipe.max_gpu_memory = max_gpu_memory  # (its memory hints name the budget that chose the plan)
     pipe.configure_memory(plan, device)
     apply_speed_settings(pipe, settings, checkpoint, parallel_device=None if parallel is None else parallel.device, lora=lora is not None)
     generator = Gen3cGenerator(
@@ -558,7 +563,7 @@ def load_generator(
 _load_generator = load_generator.__wrapped__
 
 
-def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> None:
+def configure_generator(generator: Gen3cGenerator, options: dict[str, Any], *, refuse_plan_misfit: bool = False) -> None:
     """Give a loaded generator the per-run settings of a request's generator options (its
     ``prompt`` and ``negative_prompt``: :data:`~gen3c.pipelines.request.PER_JOB_GENERATOR_SETTINGS`) and the sampling-only
     ones (:data:`SAMPLING_GENERATOR_SETTINGS`), as :func:`load_generator` gives a freshly loaded
@@ -567,10 +572,17 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
     own and the generator's ``--speed`` preset's, as at load. GEN3C's own weights loaded for the
     prompt cache's prompts get T5 for a prompt outside it, as a fresh load does (:func:`prepare_prompts`).
 
+    A prompt T5 must encode beside the plan ``max_gpu_memory`` chose for cached prompts needs a new
+    load (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.memory_plan_misfit`, which
+    :class:`~gen3c.pipelines.request.GeneratorPool` asks after this); ``refuse_plan_misfit``, for a
+    caller that cannot load again (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.configure`): refused,
+    nothing changed.
+
     Raises:
         Gen3cInputError: options :func:`check_generator_options` refuses, a prompt for a generator
             loaded with ``disable_prompt_encoder`` (it would change nothing), or a model setting
-            other than the generator was loaded with (weights, memory plan, kernels: a new load).
+            other than the generator was loaded with (weights, memory plan, kernels: a new load),
+            or (``refuse_plan_misfit``) prompts the memory plan left T5 out for.
         Gen3cModelError: ``verify_checksums`` for a generator loaded without it, whose checkpoint's
             files differ from its ``checksums.json`` (they are checked now: :func:`_verify_loaded_checkpoint`);
             T5 for GEN3C's weights that cannot be fetched (offline, gated: as a fresh run says).
@@ -588,13 +600,32 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any]) -> N
         guidance = defaults["guidance"].default
     requested = check_generator_options(options)
     # GEN3C's weights loaded for prompts in the prompt cache: T5 is fetched for others, as a fresh load fetches it.
-    prepare_prompts(generator.pipeline, _run_prompts(generator.pipeline, requested, guidance))
+    prompts = _run_prompts(generator.pipeline, requested, guidance)
+    prepare_prompts(generator.pipeline, prompts)
+    if refuse_plan_misfit:
+        _check_plan_holds_prompts(generator, prompts)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
     generator.prompt = requested.get("prompt", defaults["prompt"].default)
     generator.negative_prompt = requested.get("negative_prompt", defaults["negative_prompt"].default)
     generator.num_steps, generator.guidance = settings.num_steps, guidance
     generator.guidance_every, generator.guidance_batch = settings.guidance_every, settings.guidance_batch
     generator.noise_aug_strength = requested.get("noise_aug_strength", defaults["noise_aug_strength"].default)
+
+
+def _check_plan_holds_prompts(generator: Gen3cGenerator, prompts: Sequence[str]) -> None:
+    """Refuse ``prompts`` that T5 must encode on the GPU beside the plan ``max_gpu_memory`` chose
+    at load for prompts the prompt cache holds (its estimate left T5's bytes out). On the CPU
+    nothing is on a GPU: they pass."""
+    planned = generator.memory_planned_for
+    if planned is None or planned[1] or generator.pipeline._execution_device.type == "cpu":
+        return
+    if not generator.pipeline.text_encoder_bytes(prompts):
+        return
+    budget = generator.loaded_with.get("max_gpu_memory")
+    raise Gen3cInputError(
+        f"configure: --max_gpu_memory {budget:g} chose the memory plan for prompts the prompt cache holds, and T5 must encode "
+        "this run's on the GPU beside it: load a new generator with them (load_generator(..., prompt=...)), whose plan counts T5"
+    )
 
 
 def _run_prompts(pipe: Gen3cPipeline, requested: dict[str, Any], guidance: float | None) -> tuple[str, ...]:
@@ -649,7 +680,7 @@ def configure_in_keywords(generator: Gen3cGenerator, options: dict[str, Any]) ->
     Python callers; the pool (:class:`~gen3c.pipelines.request.GeneratorPool`) calls
     :func:`configure_generator`, whose command-line words each surface respells."""
     with spelled(keyword_spelling):
-        configure_generator(generator, options)
+        configure_generator(generator, options, refuse_plan_misfit=True)  # (it cannot load again, as the pool does)
 
 
 def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str, Any]) -> None:

@@ -698,13 +698,15 @@ def check_dependencies(request: GenerationRequest) -> None:
 def check_generator_setup(request: GenerationRequest) -> dict[str, Any]:
     """:func:`~gen3c.pipelines.options.check_generator`, then what the disk and this machine say
     of its options before anything is read or loaded (a depth estimate, the weights: minutes): a
-    ``--checkpoint_dir`` that is not there, a ``--speed`` this device cannot run. Returns the options
-    (``{}`` for the preview)."""
+    ``--checkpoint_dir`` that is not there or is no converted checkpoint (a file, a folder without
+    model_index.json: :func:`~gen3c.pipelines.loading.check_local_checkpoint`), a ``--speed`` this
+    device cannot run. Returns the options (``{}`` for the preview)."""
     options = check_generator(request)
     if options.get("checkpoint_dir"):
         from gen3c.models.packaged import check_checkpoint_path
 
         check_checkpoint_path(str(options["checkpoint_dir"]))
+        _loading_module().check_local_checkpoint(str(options["checkpoint_dir"]))
     check_speed_device(options.get("speed"), options.get("device"), fp8_matmul=options.get("fp8_matmul"), compile=options.get("compile"))
     return options
 
@@ -1082,12 +1084,12 @@ def out_of_memory_error(stage: str, generator: Any = None, request: GenerationRe
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if generator is None and request is not None and request.generator == "gen3c" and stage.startswith("loading"):
-        from gen3c.models.memory import LOW_MEMORY, memory_plan, out_of_memory_message
+        from gen3c.models.memory import out_of_memory_message, requested_memory_plan
 
         options = request.generator_options
-        low = LOW_MEMORY if options.get("low_memory") else {"memory_mode": options.get("memory_mode") or "resident", "fp8": bool(options.get("fp8"))}
-        plan = memory_plan(**low, vae_chunk_frames=options.get("vae_chunk_frames"))
-        return Gen3cMemoryError(out_of_memory_message(plan, "cuda" if torch.cuda.is_available() else "cpu", stage, lora=bool(options.get("lora"))))
+        plan = requested_memory_plan(options)  # (as load_generator plans)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return Gen3cMemoryError(out_of_memory_message(plan, device, stage, lora=bool(options.get("lora")), max_gpu_memory=options.get("max_gpu_memory")))
     used = ""
     if torch.cuda.is_available():
         free, whole = torch.cuda.mem_get_info()
@@ -1199,7 +1201,7 @@ def _run_request(
     if generator is None:
         stage.name = f"loading the {request.generator} model"
         generator = make_generator(request, progress) if generators is None else generators.get(request, progress)[0]
-    stage.name, stage.generator = "rendering the 3D cache or generating", generator
+    stage.name, stage.generator = "rendering 3D cache or generating", generator  # (as the progress stages name them)
     progress = stage.progress(progress)
     if hasattr(generator, "fps"):
         # The gen3c model's DiT places frames in time by their rate: GEN3C gives it the --fps the
