@@ -1078,3 +1078,15 @@ def test_a_mid_stage_checkpoint_whose_teacher_another_history_replaced_is_refuse
     shutil.copytree(tmp_path / "kept", aside / "stages")
     resumed = train(config, out, resume=str(aside / "step_0000003"))
     torch.testing.assert_close(torch.tensor(resumed.losses), torch.tensor(whole.losses[3:]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"stage": 1, "sha256": {}}', '{"stage": "0_guidance_5steps"}', "not json"])
+def test_a_damaged_teacher_record_is_no_record(tmp_path, text):
+    """A teacher.json that is no record (edited, cut short) counts as none (the checkpoint's
+    losses.jsonl then finds the teacher, as for a checkpoint of an older version): no traceback."""
+    from gen3c.training.distill_loop import recorded_teacher
+
+    (tmp_path / "teacher.json").write_text(text)
+    assert recorded_teacher(tmp_path) is None
+    (tmp_path / "teacher.json").write_text('{"stage": "0_guidance_5steps", "sha256": {"a.safetensors": "00"}}')
+    assert recorded_teacher(tmp_path) == {"stage": "0_guidance_5steps", "sha256": {"a.safetensors": "00"}}

@@ -269,11 +269,14 @@ def write_student_reference(checkpoint: Path, out: Path, stage: Stage) -> Path:
 
 def recorded_teacher(checkpoint: Path) -> dict | None:
     """The teacher ``checkpoint`` records (:data:`TEACHER_RECORD`); None where it records none
-    (stage 0, the run's end, or a checkpoint of an older version)."""
+    (stage 0, the run's end, a checkpoint of an older version) or where it cannot be read (its
+    history's ``losses.jsonl`` then finds the teacher, as for an older version)."""
     try:
-        return json.loads((checkpoint / TEACHER_RECORD).read_text())
+        record = json.loads((checkpoint / TEACHER_RECORD).read_text())
     except (OSError, ValueError):
         return None
+    ok = isinstance(record, dict) and isinstance(record.get("stage"), str) and isinstance(record.get("sha256"), dict)
+    return record if ok else None
 
 
 def _same_student(folder: Path, record: dict) -> bool:
