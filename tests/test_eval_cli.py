@@ -1142,6 +1142,6 @@ def test_the_camera_error_bars_say_the_share_of_frames_whose_pose_failed(tmp_pat
     ticks = lambda fig: {ax.get_title(): [t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes}  # noqa: E731
     monkeypatch.setattr(plt, "close", lambda fig: drawn.update(ticks(fig)) or close(fig))
     write_plots(one_case_result(pose_failures=0.25, psnr_per_frame=[20.0] * 24), tmp_path)
-    expected = ["ground_truth\n(25.0 % failed)", "still\n(25.0 % failed)"]
+    expected = ["ground_truth\n(25.0 % of poses failed)", "still\n(25.0 % of poses failed)"]
     assert drawn["Camera error (recovered poses)"] == drawn["Camera centre error (recovered poses)"] == expected
     assert drawn["Reprojection warp error"] == ["ground_truth", "still"]  # (no pose in it)

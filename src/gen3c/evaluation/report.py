@@ -624,7 +624,7 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
 def pose_labels(summary: dict[str, dict[str, float]], names: list[str]) -> list[str]:
     """The camera-error bars' labels: each name and the share of frames 1 … T−1 whose pose failed,
     which the bars' means leave out (as the report's tables say it)."""
-    return [f"{n}\n({_fmt(summary[n]['pose_failures'], 'pose_failures')} % failed)" for n in names]
+    return [f"{n}\n({_fmt(summary[n]['pose_failures'], 'pose_failures')} % of poses failed)" for n in names]
 
 
 def plot_psnr_per_preset(ax, result: BenchmarkResult) -> None:
