@@ -239,15 +239,15 @@ SHARED_STUDENT = "student.json"
 TEACHER_RECORD = "teacher.json"
 
 
-_SHA256: dict[tuple[str, int, int], str] = {}
+_SHA256: dict[tuple[str, int, int, int], str] = {}
 
 
 def _sha256(path: Path) -> str:
-    """The sha256 of ``path``, hashed once per (path, size, mtime): a 7B student is read once per run."""
+    """The sha256 of ``path``, hashed once per (path, inode, size, mtime): a 7B student is read once per run."""
     from gen3c.io.hashing import sha256_file
 
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
     if key not in _SHA256:
         _SHA256[key] = sha256_file(path)
     return _SHA256[key]
