@@ -315,20 +315,18 @@ def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
     takes, from the run the checkpoint belongs to; refused where a file is missing or changed."""
     from safetensors.torch import load_file
 
-    from gen3c.io.hashing import sha256_file
-
     record = json.loads((checkpoint / SHARED_STUDENT).read_text())
     run = checkpoint_run(checkpoint)
     folder = run / record["folder"]
 
     def same(candidate: Path) -> bool:
-        return all((candidate / n).is_file() and sha256_file(candidate / n) == d for n, d in record["sha256"].items())
+        return all((candidate / n).is_file() and _sha256(candidate / n) == d for n, d in record["sha256"].items())
 
     if not same(folder):  # set aside by a rewind of the run (another run's: take_finished_stages copies it later)
         folder = next((p / "transformer" for p in set_aside_students(run, record["stage"]) if same(p / "transformer")), folder)
     for name, digest in record["sha256"].items():
         path = folder / name
-        problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if sha256_file(path) != digest else None
+        problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if _sha256(path) != digest else None
         if problem is not None:
             raise Gen3cInputError(
                 f"--resume: checkpoint {str(checkpoint)!r} holds no copy of the student's weights, which are {str(path)!r} (the student "
