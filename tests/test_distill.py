@@ -1043,3 +1043,50 @@ def test_a_stage_start_checkpoint_set_aside_by_a_rewind_resumes_with_its_set_asi
     assert all(torch.equal(a[key], b[key]) for key in a)
     # The rewind's own student of stage 0 is kept aside, not deleted.
     assert (aside / "stages" / "0_guidance_5steps.earlier1" / "transformer" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_mid_stage_checkpoint_whose_teacher_another_history_replaced_is_refused(tmp_path, teacher_checkpoint):
+    """A mid-stage checkpoint records its teacher (the previous stage's student, by sha256). A
+    rewind wrote another stage 0 student; with the set-aside one deleted, resuming the set-aside
+    step 3 trained stage 1 against the rewind's student without a word. Now refused in one line;
+    with the set-aside student there, it is moved back and the run repeats the uninterrupted one."""
+    import shutil
+
+    cfg = distill_config(teacher_checkpoint, log={"checkpoint_every": 1, "keep_checkpoints": 10})
+    config = config_from_dict(cfg)
+    whole = train(config, tmp_path / "whole")
+    out = tmp_path / "run"
+    train(config, out, stop_after=3)  # step 3: inside stage 1
+    assert json.loads((out / "checkpoints" / "step_0000003" / "teacher.json").read_text())["stage"] == "0_guidance_5steps"
+    lower = config_from_dict({**cfg, "train": {**cfg["train"], "lr": 5e-4}})
+    train(lower, out, resume=str(out / "checkpoints" / "step_0000001"), stop_after=1)  # another stage 0 student
+    aside = out / "checkpoints" / "superseded"
+    shutil.copytree(aside / "stages", tmp_path / "kept")
+    shutil.rmtree(aside / "stages")
+    expected = (
+        f"--resume: checkpoint {str(aside / 'step_0000003')!r} trains stage 1 against the student of stage 0 its teacher.json "
+        f"records (by sha256), and {str(out / 'stages' / '0_guidance_5steps')!r} is another (written by another history of the run), "
+        f"nor did a rewind set it aside in {str(aside / 'stages')!r}: restore that student there, or resume from a checkpoint of "
+        "the stage's present history (or start over without --resume)"
+    )
+    for target in (out, tmp_path / "new"):  # in its run, and continued in a new --out (not written to)
+        with pytest.raises(Gen3cInputError) as refused:
+            train(config, target, resume=str(aside / "step_0000003"))
+        assert str(refused.value) == expected
+    assert not (tmp_path / "new").exists()
+    shutil.copytree(tmp_path / "kept", aside / "stages")
+    resumed = train(config, out, resume=str(aside / "step_0000003"))
+    torch.testing.assert_close(torch.tensor(resumed.losses), torch.tensor(whole.losses[3:]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"stage": 1, "sha256": {}}', '{"stage": "0_guidance_5steps"}', "not json"])
+def test_a_damaged_teacher_record_is_no_record(tmp_path, text):
+    """A teacher.json that is no record (edited, cut short) counts as none (the checkpoint's
+    losses.jsonl then finds the teacher, as for a checkpoint of an older version): no traceback."""
+    from gen3c.training.distill_loop import recorded_teacher
+
+    (tmp_path / "teacher.json").write_text(text)
+    assert recorded_teacher(tmp_path) is None
+    (tmp_path / "teacher.json").write_text('{"stage": "0_guidance_5steps", "sha256": {"a.safetensors": "00"}}')
+    assert recorded_teacher(tmp_path) == {"stage": "0_guidance_5steps", "sha256": {"a.safetensors": "00"}}

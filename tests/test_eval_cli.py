@@ -1128,3 +1128,20 @@ def test_a_report_subfolder_is_on_the_disk_before_its_files_are(tmp_path, monkey
     _publish_files([staging / "contact_sheets" / "room-left.png"], staging, tmp_path / "report" / "partial")
     assert (tmp_path / "report" / "partial" / "contact_sheets" / "room-left.png").read_bytes() == b"png"
     assert {str(tmp_path), str(tmp_path / "report"), str(tmp_path / "report" / "partial")} <= set(synced)
+
+
+def test_the_camera_error_bars_say_the_share_of_frames_whose_pose_failed(tmp_path, monkeypatch):
+    """consistency.png drew the camera errors (means over the frames whose pose was recovered)
+    without the share that failed, which the report's table gives: each camera bar's label says it now."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from gen3c.evaluation.report import write_plots
+
+    drawn, close = {}, plt.close
+    ticks = lambda fig: {ax.get_title(): [t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes}  # noqa: E731
+    monkeypatch.setattr(plt, "close", lambda fig: drawn.update(ticks(fig)) or close(fig))
+    write_plots(one_case_result(pose_failures=0.25, psnr_per_frame=[20.0] * 24), tmp_path)
+    expected = ["ground_truth\n(25.0 % of poses failed)", "still\n(25.0 % of poses failed)"]
+    assert drawn["Camera error (recovered poses)"] == drawn["Camera centre error (recovered poses)"] == expected
+    assert drawn["Reprojection warp error"] == ["ground_truth", "still"]  # (no pose in it)

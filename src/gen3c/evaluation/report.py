@@ -604,9 +604,11 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     _bars(axes[0], everyone, {"warp": [summary[n]["warp_error"] * 100 for n in everyone]}, "mean abs. error ×100 ↓", "Reprojection warp error")
-    _bars(axes[1], everyone, {"rotation": [summary[n]["rotation_error"] for n in everyone],
-                              "direction": [summary[n]["translation_error"] for n in everyone]}, "degrees ↓", "Camera error")  # fmt: skip
-    _bars(axes[2], everyone, {"centre": [summary[n]["center_error"] * 100 for n in everyone]}, "% of median depth ↓", "Camera centre error")
+    # The camera errors are means over the frames whose pose was recovered: each bar's label says how many failed.
+    posed = pose_labels(summary, everyone)
+    _bars(axes[1], posed, {"rotation": [summary[n]["rotation_error"] for n in everyone],
+                           "direction": [summary[n]["translation_error"] for n in everyone]}, "degrees ↓", "Camera error (recovered poses)")  # fmt: skip
+    _bars(axes[2], posed, {"centre": [summary[n]["center_error"] * 100 for n in everyone]}, "% of median depth ↓", "Camera centre error (recovered poses)")
     save(fig, PLOTS[1])
 
     fig, ax = plt.subplots(figsize=(9, 4.2))
@@ -617,6 +619,12 @@ def write_plots(result: BenchmarkResult, folder: Path) -> list[Path]:
     plot_psnr_over_time(ax, result)
     save(fig, PLOTS[3])
     return paths
+
+
+def pose_labels(summary: dict[str, dict[str, float]], names: list[str]) -> list[str]:
+    """The camera-error bars' labels: each name and the share of frames 1 … T−1 whose pose failed,
+    which the bars' means leave out (as the report's tables say it)."""
+    return [f"{n}\n({_fmt(summary[n]['pose_failures'], 'pose_failures')} % of poses failed)" for n in names]
 
 
 def plot_psnr_per_preset(ax, result: BenchmarkResult) -> None:

@@ -190,9 +190,13 @@ def set_aside_students(run: Path, name: str) -> list[Path]:
 
 def history_student(run: Path, checkpoint: Path, stage: Stage) -> Path | None:
     """The folder of ``stage``'s student in ``run`` that belongs to the history of ``checkpoint``
-    (its ``losses.jsonl``): ``run``'s stages/ one, or, where that is missing or ended in another
-    history (the run was rewound past the stage), the one a rewind set aside; None where neither."""
+    (the student its :data:`TEACHER_RECORD` names by sha256, else by its ``losses.jsonl``):
+    ``run``'s stages/ one, or, where that is missing or ended in another history (the run was
+    rewound past the stage), the one a rewind set aside; None where neither."""
     folder = stage_folder(run, stage)
+    record = recorded_teacher(checkpoint)
+    if record is not None and record["stage"] == stage.name:
+        return next((p for p in (folder, *set_aside_students(run, stage.name)) if _same_student(p / "transformer", record)), None)
     try:
         history = (checkpoint / "losses.jsonl").read_text().splitlines(keepends=True)
     except OSError:  # (a checkpoint of an older version: the stages/ one, as before)
@@ -231,18 +235,79 @@ def restore_history_students(
 
 #: A stage-start checkpoint's record of the stage's student whose weights it takes (it holds no copy).
 SHARED_STUDENT = "student.json"
+#: A checkpoint's record of the running stage's teacher, the previous stage's student (as :data:`SHARED_STUDENT`).
+TEACHER_RECORD = "teacher.json"
+
+
+_SHA256: dict[tuple[str, int, int, int], str] = {}
+
+
+def _sha256(path: Path) -> str:
+    """The sha256 of ``path``, hashed once per (path, inode, size, mtime): a 7B student is read once per run."""
+    from gen3c.io.hashing import sha256_file
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _SHA256:
+        _SHA256[key] = sha256_file(path)
+    return _SHA256[key]
+
+
+def student_reference(out: Path, stage: Stage) -> dict:
+    """``stage``'s student in ``out``: its ``transformer/*.safetensors``, by path in the run and sha256."""
+    folder = stage_folder(out, stage) / "transformer"
+    files = {p.name: _sha256(p) for p in sorted(folder.glob("*.safetensors"))}
+    return {"stage": stage.name, "folder": f"stages/{stage.name}/transformer", "sha256": files}
 
 
 def write_student_reference(checkpoint: Path, out: Path, stage: Stage) -> Path:
     """Record in ``checkpoint`` that its weights are those of ``stage``'s student in ``out``
-    (its ``transformer/*.safetensors``, by path in the run and sha256)."""
-    from gen3c.io.hashing import sha256_file
-
-    folder = stage_folder(out, stage) / "transformer"
-    files = {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))}
-    record = {"stage": stage.name, "folder": f"stages/{stage.name}/transformer", "sha256": files}
-    write_text_atomic(checkpoint / SHARED_STUDENT, json.dumps(record, indent=2) + "\n")
+    (:func:`student_reference`)."""
+    write_text_atomic(checkpoint / SHARED_STUDENT, json.dumps(student_reference(out, stage), indent=2) + "\n")
     return checkpoint / SHARED_STUDENT
+
+
+def recorded_teacher(checkpoint: Path) -> dict | None:
+    """The teacher ``checkpoint`` records (:data:`TEACHER_RECORD`); None where it records none
+    (stage 0, the run's end, a checkpoint of an older version) or where it cannot be read (its
+    history's ``losses.jsonl`` then finds the teacher, as for an older version)."""
+    try:
+        record = json.loads((checkpoint / TEACHER_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(record, dict) and isinstance(record.get("stage"), str) and isinstance(record.get("sha256"), dict)
+    return record if ok else None
+
+
+def _same_student(folder: Path, record: dict) -> bool:
+    """Whether ``folder`` (a ``transformer/``) holds the files of ``record`` with their sha256."""
+    return bool(record["sha256"]) and all((folder / n).is_file() and _sha256(folder / n) == d for n, d in record["sha256"].items())
+
+
+def _other_teacher(out: Path, run: Path, checkpoint: Path | None, stages: list[Stage], index: int) -> str | None:
+    """Why stage ``index`` of ``checkpoint`` (run ``run``'s, continued in ``out``) cannot resume:
+    the student of stage ``index`` − 1 it records as its teacher (:data:`TEACHER_RECORD`) is
+    neither ``out``'s nor ``run``'s stages/ one nor one a rewind of ``run`` set aside (another
+    history wrote it); None where it is found, or the checkpoint records none."""
+    record = None if checkpoint is None or not 0 < index < len(stages) else recorded_teacher(checkpoint)
+    if record is None or record["stage"] != stages[index - 1].name or (checkpoint / SHARED_STUDENT).is_file():
+        return None  # (a stage's start takes its weights from that student: read_student_reference names the file)
+    folder = stage_folder(out, stages[index - 1])
+    # (found in run: moved back from superseded/ by restore_history_students, or copied into a new out by take_finished_stages)
+    same_run = run.resolve() == out.resolve()
+    if _same_student(folder / "transformer", record) or (
+        (same_run or not holds_student(folder)) and history_student(run, checkpoint, stages[index - 1]) is not None
+    ):
+        return None
+    named = folder if holds_student(folder) or same_run else stage_folder(run, stages[index - 1])
+    if not holds_student(named):
+        return None  # (missing: _missing_teacher says so)
+    return (
+        f"--resume: checkpoint {str(checkpoint)!r} trains stage {index} against the student of stage {index - 1} its "
+        f"{TEACHER_RECORD} records (by sha256), and {str(named)!r} is another (written by another history of the run), nor did "
+        f"a rewind set it aside in {str(run / 'checkpoints' / 'superseded' / 'stages')!r}: restore that student there, or resume "
+        "from a checkpoint of the stage's present history (or start over without --resume)"
+    )
 
 
 def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
@@ -250,20 +315,18 @@ def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
     takes, from the run the checkpoint belongs to; refused where a file is missing or changed."""
     from safetensors.torch import load_file
 
-    from gen3c.io.hashing import sha256_file
-
     record = json.loads((checkpoint / SHARED_STUDENT).read_text())
     run = checkpoint_run(checkpoint)
     folder = run / record["folder"]
 
     def same(candidate: Path) -> bool:
-        return all((candidate / n).is_file() and sha256_file(candidate / n) == d for n, d in record["sha256"].items())
+        return all((candidate / n).is_file() and _sha256(candidate / n) == d for n, d in record["sha256"].items())
 
     if not same(folder):  # set aside by a rewind of the run (another run's: take_finished_stages copies it later)
         folder = next((p / "transformer" for p in set_aside_students(run, record["stage"]) if same(p / "transformer")), folder)
     for name, digest in record["sha256"].items():
         path = folder / name
-        problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if sha256_file(path) != digest else None
+        problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if _sha256(path) != digest else None
         if problem is not None:
             raise Gen3cInputError(
                 f"--resume: checkpoint {str(checkpoint)!r} holds no copy of the student's weights, which are {str(path)!r} (the student "
@@ -520,6 +583,12 @@ def distill(
         missing = None if stage is None else _missing_teacher(Path(out), run, stages, stage, Path(resume))
         if missing is not None:
             raise Gen3cInputError(missing)
+    if resume is not None:  # a stage's teacher of another history (a rewind wrote it anew): refused before out is written
+        resumed = _latest_checkpoint(Path(out)) if resume == "auto" else Path(resume)
+        stage = None if resumed is None else _saved_stage(resumed)
+        other = None if stage is None else _other_teacher(Path(out), run, resumed, stages, stage)
+        if other is not None:
+            raise Gen3cInputError(other)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
@@ -557,6 +626,9 @@ def distill(
             weights.clear()
             if main:
                 write_student_reference(Path(output_dir), out, written[0])
+        if main and 0 < state.stage < len(stages):  # the running stage's teacher: a resume finds it, or refuses
+            record = json.dumps(student_reference(out, stages[state.stage - 1]), indent=2) + "\n"
+            write_text_atomic(Path(output_dir) / TEACHER_RECORD, record)
 
     def load_weights_by_reference(models, input_dir):
         if (Path(input_dir) / SHARED_STUDENT).is_file():
