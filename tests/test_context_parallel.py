@@ -460,3 +460,45 @@ def test_a_rank_whose_launch_store_is_gone_at_exit_leaves_without_a_traceback(mo
     monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: GoneStore())
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     assert parallel._all_ranks_at_exit(parallel.EXIT_WAIT) is False
+
+
+PEER_SCRIPT = """\
+import os, sys
+import torch, torch.distributed as dist, typer
+import gen3c.cli as cli
+from gen3c.errors import Gen3cInputError, exit_command_line
+from gen3c.parallel import init_parallel
+
+cli.RANK_0_ERROR_WAIT = 1.0  # (10 s in a real run)
+
+@cli.user_errors
+def generate():
+    ctx = init_parallel(2, "cpu")
+    if ctx.rank == 1:
+        raise Gen3cInputError("--input_image_path x.png cannot be read on this rank")
+    dist.all_reduce(torch.ones(1))  # rank 1 has left: gloo's "Connection closed by peer"
+
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
+
+def test_a_rank_blocked_in_a_collective_when_a_peer_leaves_says_it_in_one_line(tmp_path):
+    """A mistake only rank 1 meets (a file only it cannot read, its GPU) once the ranks have
+    joined: rank 1 says it and leaves, and rank 0, blocked in a collective, stopped on gloo's
+    RuntimeError with a traceback calling it a bug in gen3c; now one line, exit 1."""
+    script = tmp_path / "peer.py"
+    script.write_text(PEER_SCRIPT)
+    done = torchrun(2, script, timeout=60)
+    log = done.stdout + done.stderr
+    printed = [s for s in log.splitlines() if "error:" in s]
+    assert printed == [
+        "rank 1: error: --input_image_path x.png cannot be read on this rank",
+        "error: another rank of this run stopped (its own line, or torchrun's summary of the failed ranks, says why), so this one stops too",
+    ], log[-3000:]
+    assert "Connection closed by peer" not in log and "bug in gen3c" not in log

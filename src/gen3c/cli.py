@@ -326,10 +326,28 @@ def _wait_for_rank_0_to_fail(code: int) -> None:
 
 def _leave_process_group_without_waiting() -> None:
     """A multi-GPU rank leaving on an error does not wait for its peers at exit
-    (:func:`gen3c.parallel.leave_without_waiting`)."""
+    (:func:`gen3c.parallel.leave_without_waiting`).
+
+    When the error being handled is a collective that failed because another rank left
+    (:func:`gen3c.parallel.left_by_a_peer`: that rank's own one-line error, a kill), it is no bug
+    of this rank's: rank 0 says so in one line, another rank leaves silently as on its own error
+    (:func:`_wait_for_rank_0_to_fail`), and the command exits 1 (was: a traceback calling it a
+    bug in gen3c)."""
     parallel = sys.modules.get("gen3c.parallel")  # loaded by multi-GPU runs only (it imports torch)
-    if parallel is not None:
-        parallel.leave_without_waiting()
+    if parallel is None:
+        return
+    parallel.leave_without_waiting()
+    if not parallel.left_by_a_peer(sys.exc_info()[1]):
+        return
+    rank = _other_rank()
+    if rank is not None:
+        _wait_for_rank_0_to_fail(1)
+    console.print(
+        f"[bold red]{'' if rank is None else f'rank {rank}: '}error:[/] another rank of this run stopped (its own line, or "
+        "torchrun's summary of the failed ranks, says why), so this one stops too",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    raise typer.Exit(code=1) from None
 
 
 # Options shared by `generate` and `demo` -----------------------------------------------------

@@ -238,6 +238,19 @@ def _destroy() -> None:
     dist.destroy_process_group()
 
 
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+"""How gloo's collectives (and the launch's store) fail when another rank's process has exited."""
+
+
+def left_by_a_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective of a multi-process run failing because another rank left
+    (its process exited: its own error, Ctrl-C, a kill): that rank's failure, said by it or by
+    torchrun's summary, not this rank's."""
+    if not isinstance(exc, RuntimeError) or not (dist.is_available() and dist.is_initialized()):
+        return False
+    return dist.get_world_size() > 1 and any(text in str(exc) for text in _PEER_GONE)
+
+
 def is_main_process() -> bool:
     """Whether this process writes outputs and shows progress: rank 0 of the process group,
     or of torchrun's launch before the group exists; always True in a plain run (no
