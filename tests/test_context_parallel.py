@@ -502,3 +502,41 @@ def test_a_rank_blocked_in_a_collective_when_a_peer_leaves_says_it_in_one_line(t
         "error: another rank of this run stopped (its own line, or torchrun's summary of the failed ranks, says why), so this one stops too",
     ], log[-3000:]
     assert "Connection closed by peer" not in log and "bug in gen3c" not in log
+
+
+RANK_0_FIRST_SCRIPT = """\
+import os, sys, time
+import typer
+from gen3c.cli import user_errors
+from gen3c.errors import Gen3cInputError, exit_command_line
+
+@user_errors
+def generate():
+    if os.environ["RANK"] == "0":
+        open(sys.argv[1], "w").write(str(time.time()))
+        raise Gen3cInputError("--num_video_frames 7 is not possible")
+    time.sleep(60)  # rank 1 is still reading its input or loading when rank 0 fails
+
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
+
+def test_a_rank_stopped_by_torchrun_after_rank_0_failed_leaves_in_seconds(tmp_path):
+    """Rank 0 meets the mistake first and exits; torchrun's SIGTERM then reached rank 1 as a
+    Terminated, which waited the 10 s given to rank 0 to say a mistake: every such run ended 10 s
+    after its error was printed. Now 2 s; rank 0 alone says the mistake."""
+    import time
+
+    script, stamp = tmp_path / "first.py", tmp_path / "rank0_failed_at"
+    script.write_text(RANK_0_FIRST_SCRIPT)
+    done = torchrun(2, script, stamp, timeout=60)
+    ended = time.time()
+    printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "terminated" in s]
+    assert printed == ["error: --num_video_frames 7 is not possible"], done.stderr[-2000:]
+    assert ended - float(stamp.read_text()) < 7, ended - float(stamp.read_text())

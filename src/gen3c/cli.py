@@ -301,6 +301,11 @@ RANK_0_ERROR_WAIT = 10.0
 """Seconds another rank of a multi-GPU run waits, on a one-line error, for torchrun to stop it
 because rank 0 failed too (:func:`_wait_for_rank_0_to_fail`)."""
 
+RANK_0_TERMINATED_WAIT = 2.0
+"""Seconds another rank waits on SIGTERM, which comes from torchrun: stopping this rank because
+another one exited (rank 0 has said why), or passing its own SIGTERM (a scheduler's stop) to
+every rank, rank 0 then saying it; torchrun's monitor sees an exit within 0.1 s."""
+
 
 def _other_rank() -> int | None:
     """This process's rank in a launch of several processes (torchrun's ``RANK``), None for
@@ -317,9 +322,11 @@ def _wait_for_rank_0_to_fail(code: int) -> None:
     settings and inputs, so rank 0 meets the same mistake (soon after, or soon before), says it
     and exits, and torchrun stops this rank, which then leaves silently. N ranks printing one
     mistake would be N lines, and the first rank to exit gets the others stopped mid-print. Only
-    a mistake of this rank's own (its GPU) outlasts :data:`RANK_0_ERROR_WAIT` and is printed."""
+    a mistake of this rank's own (its GPU) outlasts :data:`RANK_0_ERROR_WAIT` and is printed.
+    SIGTERM (``code`` 143) waits :data:`RANK_0_TERMINATED_WAIT`: torchrun sends each rank one, so
+    waiting longer only held up the end of every run whose rank 0 failed first (by 10 s)."""
     try:
-        time.sleep(RANK_0_ERROR_WAIT)
+        time.sleep(RANK_0_TERMINATED_WAIT if code == 143 else RANK_0_ERROR_WAIT)
     except KeyboardInterrupt:  # torchrun's SIGTERM (or Ctrl-C): rank 0 has reported
         raise typer.Exit(code=code) from None
 
