@@ -540,3 +540,44 @@ def test_a_rank_stopped_by_torchrun_after_rank_0_failed_leaves_in_seconds(tmp_pa
     printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "terminated" in s]
     assert printed == ["error: --num_video_frames 7 is not possible"], done.stderr[-2000:]
     assert ended - float(stamp.read_text()) < 7, ended - float(stamp.read_text())
+
+
+JOIN_SCRIPT = """\
+import os, sys, time
+import typer
+import gen3c.cli as cli
+from gen3c.errors import Gen3cInputError, exit_command_line
+from gen3c.parallel import init_parallel
+
+cli.RANK_0_ERROR_WAIT = 0.5  # (10 s in a real run)
+
+@cli.user_errors
+def generate():
+    if os.environ["RANK"] == "1":
+        open(sys.argv[1], "w").write(str(time.time()))
+        raise Gen3cInputError("--input_image_path x.png cannot be read on this rank")
+    init_parallel(2, "cpu")  # waits for rank 1, which never comes
+
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
+
+def test_a_rank_waiting_to_join_for_a_rank_that_failed_stops_when_torchrun_says(tmp_path):
+    """Rank 1 stops on a mistake only it meets before the ranks join; rank 0, waiting in
+    torch's joining (C++, where SIGTERM is not handled), ignored torchrun's SIGTERM and was killed
+    30 s later (SIGKILL). Now it waits in Python and leaves at once with a "terminated" line."""
+    import time
+
+    script, stamp = tmp_path / "join.py", tmp_path / "rank1_failed_at"
+    script.write_text(JOIN_SCRIPT)
+    done = torchrun(2, script, stamp, timeout=90)
+    ended = time.time()
+    printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "terminated" in s]
+    assert printed == ["rank 1: error: --input_image_path x.png cannot be read on this rank", "terminated: no partial output was kept"], done.stderr[-2000:]
+    assert ended - float(stamp.read_text()) < 10, ended - float(stamp.read_text())

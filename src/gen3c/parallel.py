@@ -177,6 +177,7 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
+        _wait_for_every_rank(num_gpus)
         dist.init_process_group(backend, device_id=device if use_cuda else None)
         atexit.register(_destroy)
     elif dist.get_world_size() != num_gpus:
@@ -184,6 +185,29 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
             f"this process group has {dist.get_world_size()} ranks but --num_gpus is {num_gpus}: pass --num_gpus {dist.get_world_size()}"
         )
     return ParallelContext(dist.get_rank(), dist.get_world_size(), local_rank, device, str(dist.get_backend()))
+
+
+def _wait_for_every_rank(world: int) -> None:
+    """Wait, in Python, until all ``world`` ranks of torchrun's launch are about to join the
+    process group, counted in torchrun's own store (``TORCHELASTIC_USE_AGENT_STORE``: its agent
+    hosts it, so it is there before any rank is). torch's joining waits in C++, where Python's
+    signal handlers do not run: a rank waiting there for one that had stopped on a mistake of
+    its own (an input only it cannot read) ignored torchrun's SIGTERM and was killed 30 s later.
+    Here SIGTERM raises at once. A hand-made launch (its rank 0 hosts the store) is not waited;
+    after torch's own joining timeout the joining is left to fail on it."""
+    import time
+
+    from torch.distributed.constants import default_pg_timeout
+
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return
+    run = f"{os.environ.get('TORCHELASTIC_RUN_ID', '')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timedelta(seconds=60))
+    key = f"gen3c/joining/{run}"
+    store.add(key, 1)
+    give_up = time.monotonic() + default_pg_timeout.total_seconds()
+    while store.add(key, 0) < world and time.monotonic() < give_up:
+        time.sleep(0.05)
 
 
 EXIT_WAIT = timedelta(minutes=2)
