@@ -207,7 +207,8 @@ def cli_args(box_scene, out, *extra):
     [
         (None, ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 2), "launch with `torchrun --nproc_per_node=2"),
         ("2", ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 3), "torchrun started 2 processes but --num_gpus is 3"),
-        ("2", (), "torchrun started 2 processes but --num_gpus is 1"),
+        # (the preview generator: "pass --num_gpus 2" alone led to "--num_gpus applies to --generator gen3c only")
+        ("2", (), "torchrun started 2 processes but --num_gpus is 1: pass --num_gpus 2 with --generator gen3c, or run without torchrun"),
         (None, ("--num_gpus", 2), "--num_gpus applies to --generator gen3c only"),
         ("2", ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 2, "--attention_backend", "flash4"),
          "--attention_backend flash4 cannot split the tokens across GPUs (--num_gpus 2): pass --attention_backend auto"),

@@ -124,10 +124,9 @@ def check_launch(num_gpus: int) -> None:
             )
         return
     if world != num_gpus:
-        raise Gen3cInputError(
-            f"torchrun started {world} processes but --num_gpus is {num_gpus}: pass --num_gpus {world}, "
-            f"or launch with {_launch_hint(num_gpus)}"
-        )
+        # One process (no --num_gpus, or a generator other than gen3c, which refuses it): torchrun is not for it.
+        fix = " with --generator gen3c, or run without torchrun" if num_gpus == 1 else f", or launch with {_launch_hint(num_gpus)}"
+        raise Gen3cInputError(f"torchrun started {world} processes but --num_gpus is {num_gpus}: pass --num_gpus {world}{fix}")
 
 
 def check_host_gpus(alternative: str = "") -> None:
