@@ -582,3 +582,42 @@ def test_a_rank_waiting_to_join_for_a_rank_that_failed_stops_when_torchrun_says(
     printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "terminated" in s]
     assert printed == ["rank 1: error: --input_image_path x.png cannot be read on this rank", "terminated: no partial output was kept"], done.stderr[-2000:]
     assert ended - float(stamp.read_text()) < 10, ended - float(stamp.read_text())
+
+
+LAST_WRITE_SCRIPT = """\
+import os, sys, time
+import typer
+import gen3c.cli as cli
+from gen3c.errors import exit_command_line
+from gen3c.parallel import init_parallel
+
+@cli.user_errors
+def generate():
+    init_parallel(2, "cpu")
+    if os.environ["RANK"] == "0":  # rank 0 writes the outputs, and fails at it; rank 1 is done and waits at exit
+        time.sleep(2.0)
+        open(sys.argv[1], "w").write(str(time.time()))
+        raise OSError(28, "No space left on device")
+
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
+
+def test_a_rank_done_and_waiting_at_exit_leaves_when_rank_0_fails_writing(tmp_path):
+    """Rank 1 finished and waits at exit for rank 0 to finish writing; rank 0 fails (a full
+    disk). Rank 1 waited in torch's C++ store wait, where torchrun's SIGTERM is not handled, and
+    was SIGKILLed 30 s later; now rank 0's failure ends its wait at once."""
+    import time
+
+    script, stamp = tmp_path / "last.py", tmp_path / "rank0_failed_at"
+    script.write_text(LAST_WRITE_SCRIPT)
+    done = torchrun(2, script, stamp, timeout=90)
+    ended = time.time()
+    assert done.returncode != 0 and "SIGKILL" not in done.stderr, done.stderr[-2000:]
+    assert ended - float(stamp.read_text()) < 10, ended - float(stamp.read_text())

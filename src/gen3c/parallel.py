@@ -225,13 +225,25 @@ def leave_without_waiting() -> None:
 
 def _all_ranks_at_exit(timeout: timedelta) -> bool:
     """Whether every rank reached interpreter exit within ``timeout``; counted in the launch's
-    store, so a peer that died or hangs in a collective costs ``timeout``, never a hang."""
+    store, so a peer that died or hangs in a collective costs ``timeout``, never a hang. The
+    wait ends early, False, when a rank leaves on an error (:func:`_destroy` says so in the
+    store) or Ctrl-C / SIGTERM arrives: it polls in Python, since a wait in torch's C++ runs no
+    signal handler (a rank done while rank 0 failed or was interrupted writing the outputs
+    ignored torchrun's SIGTERM until its SIGKILL, 30 s later)."""
+    import time
+
+    from gen3c.errors import interrupt_arrived
+
     store = dist.distributed_c10d._get_default_store()
+    give_up = time.monotonic() + timeout.total_seconds()
     try:  # (the store may be gone already: its host, rank 0 of a hand-made launch, left after its wait)
         if store.add("gen3c/at_exit", 1) == dist.get_world_size():
             store.set("gen3c/all_at_exit", "1")
-        store.wait(["gen3c/all_at_exit"], timeout)
-    except RuntimeError:  # DistStoreError: timed out, or the store is gone with its host
+        while not store.check(["gen3c/all_at_exit"]):
+            if store.check(["gen3c/left_on_error"]) or interrupt_arrived() or time.monotonic() > give_up:
+                return False
+            time.sleep(0.05)
+    except RuntimeError:  # DistStoreError: the store is gone with its host
         return False
     return True
 
@@ -243,13 +255,19 @@ def _destroy() -> None:
     threads (e.g. the gather of an output only rank 0 reads); destroying the group under them
     aborted the process ("terminate called without an active exception"). So once every rank
     is here, each group is barriered (a gloo barrier first waits for this rank's earlier work
-    in that group), then destroyed. A rank leaving on an uncaught exception, or whose peers do
-    not all arrive within :data:`EXIT_WAIT`, destroys at once: exiting beats an orderly leave.
+    in that group), then destroyed. A rank leaving on an uncaught exception (which it tells the
+    waiting ranks, through the store), or whose peers do not all arrive within
+    :data:`EXIT_WAIT`, destroys at once: exiting beats an orderly leave.
     """
     if not dist.is_initialized():
         return
     # sys.last_value: set when an uncaught exception was printed.
     failed = _leaving_on_error or getattr(sys, "last_value", None) is not None
+    if dist.get_world_size() > 1 and failed:
+        try:  # the ranks waiting for this one at exit stop waiting
+            dist.distributed_c10d._get_default_store().set("gen3c/left_on_error", "1")
+        except RuntimeError:
+            pass
     if dist.get_world_size() > 1 and not failed and _all_ranks_at_exit(EXIT_WAIT):
         groups = dist.distributed_c10d._world.pg_names
         # Subgroups first, the world last; every rank walks the same order, so no barrier waits on another.
