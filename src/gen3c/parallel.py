@@ -279,8 +279,9 @@ def _destroy() -> None:
     dist.destroy_process_group()
 
 
-_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
-"""How gloo's collectives (and the launch's store) fail when another rank's process has exited."""
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
+"""How gloo's collectives (and the launch's store) fail when another rank's process has exited
+(gloo's "Broken pipe" too, told from an encoder's by gloo's name in the message)."""
 
 
 def left_by_a_peer(exc: BaseException) -> bool:
@@ -289,7 +290,8 @@ def left_by_a_peer(exc: BaseException) -> bool:
     torchrun's summary, not this rank's."""
     if not isinstance(exc, RuntimeError) or not (dist.is_available() and dist.is_initialized()):
         return False
-    return dist.get_world_size() > 1 and any(text in str(exc) for text in _PEER_GONE)
+    text = str(exc)
+    return dist.get_world_size() > 1 and (any(gone in text for gone in _PEER_GONE) or ("gloo" in text and "Broken pipe" in text))
 
 
 def is_main_process() -> bool:
