@@ -621,3 +621,23 @@ def test_a_rank_done_and_waiting_at_exit_leaves_when_rank_0_fails_writing(tmp_pa
     ended = time.time()
     assert done.returncode != 0 and "SIGKILL" not in done.stderr, done.stderr[-2000:]
     assert ended - float(stamp.read_text()) < 10, ended - float(stamp.read_text())
+
+
+def test_more_ranks_on_a_host_than_its_gpus_are_refused_before_joining(monkeypatch):
+    """`torchrun --nproc_per_node=2 -m gen3c generate … --num_gpus 2` on a host with one visible GPU."""
+    import torch.distributed as dist
+
+    from gen3c.parallel import init_parallel
+
+    def joined(*args, **kwargs):
+        raise AssertionError("joined the process group before refusing the launch")
+
+    monkeypatch.setattr(dist, "init_process_group", joined)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(Gen3cInputError, match=r"^torchrun started 2 processes on this host, which has 1 visible GPU: "
+                       r"launch at most 1 per host \(--nproc_per_node 1\) or check CUDA_VISIBLE_DEVICES$"):  # fmt: skip
+        init_parallel(2)
