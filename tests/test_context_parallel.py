@@ -207,7 +207,8 @@ def cli_args(box_scene, out, *extra):
     [
         (None, ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 2), "launch with `torchrun --nproc_per_node=2"),
         ("2", ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 3), "torchrun started 2 processes but --num_gpus is 3"),
-        ("2", (), "torchrun started 2 processes but --num_gpus is 1"),
+        # (the preview generator: "pass --num_gpus 2" alone led to "--num_gpus applies to --generator gen3c only")
+        ("2", (), "torchrun started 2 processes but --num_gpus is 1: pass --num_gpus 2 with --generator gen3c, or run without torchrun"),
         (None, ("--num_gpus", 2), "--num_gpus applies to --generator gen3c only"),
         ("2", ("--generator", "gen3c", "--checkpoint_dir", "x", "--num_gpus", 2, "--attention_backend", "flash4"),
          "--attention_backend flash4 cannot split the tokens across GPUs (--num_gpus 2): pass --attention_backend auto"),
@@ -460,3 +461,183 @@ def test_a_rank_whose_launch_store_is_gone_at_exit_leaves_without_a_traceback(mo
     monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: GoneStore())
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     assert parallel._all_ranks_at_exit(parallel.EXIT_WAIT) is False
+
+
+PEER_SCRIPT = """\
+import os, sys
+import torch, torch.distributed as dist, typer
+import gen3c.cli as cli
+from gen3c.errors import Gen3cInputError, exit_command_line
+from gen3c.parallel import init_parallel
+
+cli.RANK_0_ERROR_WAIT = 1.0  # (10 s in a real run)
+
+@cli.user_errors
+def generate():
+    ctx = init_parallel(2, "cpu")
+    if ctx.rank == 1:
+        raise Gen3cInputError("--input_image_path x.png cannot be read on this rank")
+    dist.all_reduce(torch.ones(1))  # rank 1 has left: gloo's "Connection closed by peer"
+
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
+
+def test_a_rank_blocked_in_a_collective_when_a_peer_leaves_says_it_in_one_line(tmp_path):
+    """A mistake only rank 1 meets (a file only it cannot read, its GPU) once the ranks have
+    joined: rank 1 says it and leaves, and rank 0, blocked in a collective, stopped on gloo's
+    RuntimeError with a traceback calling it a bug in gen3c; now one line, exit 1."""
+    script = tmp_path / "peer.py"
+    script.write_text(PEER_SCRIPT)
+    done = torchrun(2, script, timeout=60)
+    log = done.stdout + done.stderr
+    printed = [s for s in log.splitlines() if "error:" in s]
+    assert printed == [
+        "rank 1: error: --input_image_path x.png cannot be read on this rank",
+        "error: another rank of this run stopped (its own line, or torchrun's summary of the failed ranks, says why), so this one stops too",
+    ], log[-3000:]
+    assert "Connection closed by peer" not in log and "bug in gen3c" not in log
+
+
+RANK_0_FIRST_SCRIPT = """\
+import os, sys, time
+import typer
+from gen3c.cli import user_errors
+from gen3c.errors import Gen3cInputError, exit_command_line
+
+@user_errors
+def generate():
+    if os.environ["RANK"] == "0":
+        open(sys.argv[1], "w").write(str(time.time()))
+        raise Gen3cInputError("--num_video_frames 7 is not possible")
+    time.sleep(60)  # rank 1 is still reading its input or loading when rank 0 fails
+
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
+
+def test_a_rank_stopped_by_torchrun_after_rank_0_failed_leaves_in_seconds(tmp_path):
+    """Rank 0 meets the mistake first and exits; torchrun's SIGTERM then reached rank 1 as a
+    Terminated, which waited the 10 s given to rank 0 to say a mistake: every such run ended 10 s
+    after its error was printed. Now 2 s; rank 0 alone says the mistake."""
+    import time
+
+    script, stamp = tmp_path / "first.py", tmp_path / "rank0_failed_at"
+    script.write_text(RANK_0_FIRST_SCRIPT)
+    done = torchrun(2, script, stamp, timeout=60)
+    ended = time.time()
+    printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "terminated" in s]
+    assert printed == ["error: --num_video_frames 7 is not possible"], done.stderr[-2000:]
+    assert ended - float(stamp.read_text()) < 7, ended - float(stamp.read_text())
+
+
+JOIN_SCRIPT = """\
+import os, sys, time
+import typer
+import gen3c.cli as cli
+from gen3c.errors import Gen3cInputError, exit_command_line
+from gen3c.parallel import init_parallel
+
+cli.RANK_0_ERROR_WAIT = 0.5  # (10 s in a real run)
+
+@cli.user_errors
+def generate():
+    if os.environ["RANK"] == "1":
+        open(sys.argv[1], "w").write(str(time.time()))
+        raise Gen3cInputError("--input_image_path x.png cannot be read on this rank")
+    init_parallel(2, "cpu")  # waits for rank 1, which never comes
+
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
+
+def test_a_rank_waiting_to_join_for_a_rank_that_failed_stops_when_torchrun_says(tmp_path):
+    """Rank 1 stops on a mistake only it meets before the ranks join; rank 0, waiting in
+    torch's joining (C++, where SIGTERM is not handled), ignored torchrun's SIGTERM and was killed
+    30 s later (SIGKILL). Now it waits in Python and leaves at once with a "terminated" line."""
+    import time
+
+    script, stamp = tmp_path / "join.py", tmp_path / "rank1_failed_at"
+    script.write_text(JOIN_SCRIPT)
+    done = torchrun(2, script, stamp, timeout=90)
+    ended = time.time()
+    printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "terminated" in s]
+    assert printed == ["rank 1: error: --input_image_path x.png cannot be read on this rank", "terminated: no partial output was kept"], done.stderr[-2000:]
+    assert ended - float(stamp.read_text()) < 10, ended - float(stamp.read_text())
+
+
+LAST_WRITE_SCRIPT = """\
+import os, sys, time
+import typer
+import gen3c.cli as cli
+from gen3c.errors import exit_command_line
+from gen3c.parallel import init_parallel
+
+@cli.user_errors
+def generate():
+    init_parallel(2, "cpu")
+    if os.environ["RANK"] == "0":  # rank 0 writes the outputs, and fails at it; rank 1 is done and waits at exit
+        time.sleep(2.0)
+        open(sys.argv[1], "w").write(str(time.time()))
+        raise OSError(28, "No space left on device")
+
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
+
+def test_a_rank_done_and_waiting_at_exit_leaves_when_rank_0_fails_writing(tmp_path):
+    """Rank 1 finished and waits at exit for rank 0 to finish writing; rank 0 fails (a full
+    disk). Rank 1 waited in torch's C++ store wait, where torchrun's SIGTERM is not handled, and
+    was SIGKILLed 30 s later; now rank 0's failure ends its wait at once."""
+    import time
+
+    script, stamp = tmp_path / "last.py", tmp_path / "rank0_failed_at"
+    script.write_text(LAST_WRITE_SCRIPT)
+    done = torchrun(2, script, stamp, timeout=90)
+    ended = time.time()
+    assert done.returncode != 0 and "SIGKILL" not in done.stderr, done.stderr[-2000:]
+    assert ended - float(stamp.read_text()) < 10, ended - float(stamp.read_text())
+
+
+def test_more_ranks_on_a_host_than_its_gpus_are_refused_before_joining(monkeypatch):
+    """`torchrun --nproc_per_node=2 -m gen3c generate … --num_gpus 2` on a host with one visible GPU."""
+    import torch.distributed as dist
+
+    from gen3c.parallel import init_parallel
+
+    def joined(*args, **kwargs):
+        raise AssertionError("joined the process group before refusing the launch")
+
+    monkeypatch.setattr(dist, "init_process_group", joined)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(Gen3cInputError, match=r"^torchrun started 2 processes on this host, which has 1 visible GPU: "
+                       r"launch at most 1 per host \(--nproc_per_node 1\) or check CUDA_VISIBLE_DEVICES$"):  # fmt: skip
+        init_parallel(2)

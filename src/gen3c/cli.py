@@ -301,6 +301,11 @@ RANK_0_ERROR_WAIT = 10.0
 """Seconds another rank of a multi-GPU run waits, on a one-line error, for torchrun to stop it
 because rank 0 failed too (:func:`_wait_for_rank_0_to_fail`)."""
 
+RANK_0_TERMINATED_WAIT = 2.0
+"""Seconds another rank waits on SIGTERM, which comes from torchrun: stopping this rank because
+another one exited (rank 0 has said why), or passing its own SIGTERM (a scheduler's stop) to
+every rank, rank 0 then saying it; torchrun's monitor sees an exit within 0.1 s."""
+
 
 def _other_rank() -> int | None:
     """This process's rank in a launch of several processes (torchrun's ``RANK``), None for
@@ -317,19 +322,39 @@ def _wait_for_rank_0_to_fail(code: int) -> None:
     settings and inputs, so rank 0 meets the same mistake (soon after, or soon before), says it
     and exits, and torchrun stops this rank, which then leaves silently. N ranks printing one
     mistake would be N lines, and the first rank to exit gets the others stopped mid-print. Only
-    a mistake of this rank's own (its GPU) outlasts :data:`RANK_0_ERROR_WAIT` and is printed."""
+    a mistake of this rank's own (its GPU) outlasts :data:`RANK_0_ERROR_WAIT` and is printed.
+    SIGTERM (``code`` 143) waits :data:`RANK_0_TERMINATED_WAIT`: torchrun sends each rank one, so
+    waiting longer only held up the end of every run whose rank 0 failed first (by 10 s)."""
     try:
-        time.sleep(RANK_0_ERROR_WAIT)
+        time.sleep(RANK_0_TERMINATED_WAIT if code == 143 else RANK_0_ERROR_WAIT)
     except KeyboardInterrupt:  # torchrun's SIGTERM (or Ctrl-C): rank 0 has reported
         raise typer.Exit(code=code) from None
 
 
 def _leave_process_group_without_waiting() -> None:
     """A multi-GPU rank leaving on an error does not wait for its peers at exit
-    (:func:`gen3c.parallel.leave_without_waiting`)."""
+    (:func:`gen3c.parallel.leave_without_waiting`).
+
+    When the error being handled is a collective that failed because another rank left
+    (:func:`gen3c.parallel.left_by_a_peer`: that rank's own one-line error, a kill), it is no bug
+    of this rank's: rank 0 says so in one line, another rank leaves silently as on its own error
+    (:func:`_wait_for_rank_0_to_fail`), and the command exits 1 (was: a traceback calling it a
+    bug in gen3c)."""
     parallel = sys.modules.get("gen3c.parallel")  # loaded by multi-GPU runs only (it imports torch)
-    if parallel is not None:
-        parallel.leave_without_waiting()
+    if parallel is None:
+        return
+    parallel.leave_without_waiting()
+    if not parallel.left_by_a_peer(sys.exc_info()[1]):
+        return
+    rank = _other_rank()
+    if rank is not None:
+        _wait_for_rank_0_to_fail(1)
+    console.print(
+        f"[bold red]{'' if rank is None else f'rank {rank}: '}error:[/] another rank of this run stopped (its own line, or "
+        "torchrun's summary of the failed ranks, says why), so this one stops too",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    raise typer.Exit(code=1) from None
 
 
 # Options shared by `generate` and `demo` -----------------------------------------------------

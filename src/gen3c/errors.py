@@ -116,6 +116,12 @@ def exit_command_line(run: Callable[[], object]) -> NoReturn:
     sys.exit(code)
 
 
+def interrupt_arrived() -> bool:
+    """Whether Ctrl-C or SIGTERM has reached this process since :func:`terminate_like_ctrl_c`,
+    raised or (once the exit code was settled) ignored: a wait at exit stops on it."""
+    return bool(_INTERRUPTED or _IGNORED)
+
+
 def raise_if_interrupted() -> None:
     """Raise again a Ctrl-C or SIGTERM that already arrived. Python drops an exception raised
     while it runs a finalizer (``__del__``, e.g. of a regex or tensor object freed in passing:

@@ -124,10 +124,9 @@ def check_launch(num_gpus: int) -> None:
             )
         return
     if world != num_gpus:
-        raise Gen3cInputError(
-            f"torchrun started {world} processes but --num_gpus is {num_gpus}: pass --num_gpus {world}, "
-            f"or launch with {_launch_hint(num_gpus)}"
-        )
+        # One process (no --num_gpus, or a generator other than gen3c, which refuses it): torchrun is not for it.
+        fix = " with --generator gen3c, or run without torchrun" if num_gpus == 1 else f", or launch with {_launch_hint(num_gpus)}"
+        raise Gen3cInputError(f"torchrun started {world} processes but --num_gpus is {num_gpus}: pass --num_gpus {world}{fix}")
 
 
 def check_host_gpus(alternative: str = "") -> None:
@@ -177,6 +176,7 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
+        _wait_for_every_rank(num_gpus)
         dist.init_process_group(backend, device_id=device if use_cuda else None)
         atexit.register(_destroy)
     elif dist.get_world_size() != num_gpus:
@@ -184,6 +184,29 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
             f"this process group has {dist.get_world_size()} ranks but --num_gpus is {num_gpus}: pass --num_gpus {dist.get_world_size()}"
         )
     return ParallelContext(dist.get_rank(), dist.get_world_size(), local_rank, device, str(dist.get_backend()))
+
+
+def _wait_for_every_rank(world: int) -> None:
+    """Wait, in Python, until all ``world`` ranks of torchrun's launch are about to join the
+    process group, counted in torchrun's own store (``TORCHELASTIC_USE_AGENT_STORE``: its agent
+    hosts it, so it is there before any rank is). torch's joining waits in C++, where Python's
+    signal handlers do not run: a rank waiting there for one that had stopped on a mistake of
+    its own (an input only it cannot read) ignored torchrun's SIGTERM and was killed 30 s later.
+    Here SIGTERM raises at once. A hand-made launch (its rank 0 hosts the store) is not waited;
+    after torch's own joining timeout the joining is left to fail on it."""
+    import time
+
+    from torch.distributed.constants import default_pg_timeout
+
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return
+    run = f"{os.environ.get('TORCHELASTIC_RUN_ID', '')}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timedelta(seconds=60))
+    key = f"gen3c/joining/{run}"
+    store.add(key, 1)
+    give_up = time.monotonic() + default_pg_timeout.total_seconds()
+    while store.add(key, 0) < world and time.monotonic() < give_up:
+        time.sleep(0.05)
 
 
 EXIT_WAIT = timedelta(minutes=2)
@@ -202,13 +225,25 @@ def leave_without_waiting() -> None:
 
 def _all_ranks_at_exit(timeout: timedelta) -> bool:
     """Whether every rank reached interpreter exit within ``timeout``; counted in the launch's
-    store, so a peer that died or hangs in a collective costs ``timeout``, never a hang."""
+    store, so a peer that died or hangs in a collective costs ``timeout``, never a hang. The
+    wait ends early, False, when a rank leaves on an error (:func:`_destroy` says so in the
+    store) or Ctrl-C / SIGTERM arrives: it polls in Python, since a wait in torch's C++ runs no
+    signal handler (a rank done while rank 0 failed or was interrupted writing the outputs
+    ignored torchrun's SIGTERM until its SIGKILL, 30 s later)."""
+    import time
+
+    from gen3c.errors import interrupt_arrived
+
     store = dist.distributed_c10d._get_default_store()
+    give_up = time.monotonic() + timeout.total_seconds()
     try:  # (the store may be gone already: its host, rank 0 of a hand-made launch, left after its wait)
         if store.add("gen3c/at_exit", 1) == dist.get_world_size():
             store.set("gen3c/all_at_exit", "1")
-        store.wait(["gen3c/all_at_exit"], timeout)
-    except RuntimeError:  # DistStoreError: timed out, or the store is gone with its host
+        while not store.check(["gen3c/all_at_exit"]):
+            if store.check(["gen3c/left_on_error"]) or interrupt_arrived() or time.monotonic() > give_up:
+                return False
+            time.sleep(0.05)
+    except RuntimeError:  # DistStoreError: the store is gone with its host
         return False
     return True
 
@@ -220,13 +255,19 @@ def _destroy() -> None:
     threads (e.g. the gather of an output only rank 0 reads); destroying the group under them
     aborted the process ("terminate called without an active exception"). So once every rank
     is here, each group is barriered (a gloo barrier first waits for this rank's earlier work
-    in that group), then destroyed. A rank leaving on an uncaught exception, or whose peers do
-    not all arrive within :data:`EXIT_WAIT`, destroys at once: exiting beats an orderly leave.
+    in that group), then destroyed. A rank leaving on an uncaught exception (which it tells the
+    waiting ranks, through the store), or whose peers do not all arrive within
+    :data:`EXIT_WAIT`, destroys at once: exiting beats an orderly leave.
     """
     if not dist.is_initialized():
         return
     # sys.last_value: set when an uncaught exception was printed.
     failed = _leaving_on_error or getattr(sys, "last_value", None) is not None
+    if dist.get_world_size() > 1 and failed:
+        try:  # the ranks waiting for this one at exit stop waiting
+            dist.distributed_c10d._get_default_store().set("gen3c/left_on_error", "1")
+        except RuntimeError:
+            pass
     if dist.get_world_size() > 1 and not failed and _all_ranks_at_exit(EXIT_WAIT):
         groups = dist.distributed_c10d._world.pg_names
         # Subgroups first, the world last; every rank walks the same order, so no barrier waits on another.
@@ -236,6 +277,21 @@ def _destroy() -> None:
             except RuntimeError:  # a peer's connection broke after all: nothing left to wait for
                 break
     dist.destroy_process_group()
+
+
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
+"""How gloo's collectives (and the launch's store) fail when another rank's process has exited
+(gloo's "Broken pipe" too, told from an encoder's by gloo's name in the message)."""
+
+
+def left_by_a_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective of a multi-process run failing because another rank left
+    (its process exited: its own error, Ctrl-C, a kill): that rank's failure, said by it or by
+    torchrun's summary, not this rank's."""
+    if not isinstance(exc, RuntimeError) or not (dist.is_available() and dist.is_initialized()):
+        return False
+    text = str(exc)
+    return dist.get_world_size() > 1 and (any(gone in text for gone in _PEER_GONE) or ("gloo" in text and "Broken pipe" in text))
 
 
 def is_main_process() -> bool:
