@@ -505,6 +505,27 @@ def test_a_rank_blocked_in_a_collective_when_a_peer_leaves_says_it_in_one_line(t
     assert "Connection closed by peer" not in log and "bug in gen3c" not in log
 
 
+TYPO_SCRIPT = """\
+import sys
+import gen3c.cli as cli
+
+cli.RANK_0_ERROR_WAIT = 5.0  # (10 s in a real run)
+sys.argv = ["gen3c", "generate", "--num_video_framez", "9"]
+cli.main()
+"""
+
+
+def test_a_mistyped_flag_under_torchrun_is_said_once(tmp_path):
+    """click's usage errors (an unknown option) are met by every rank alike: each printed its
+    own line, N lines for one typo. Now rank 0 alone says it, as for gen3c's own errors."""
+    script = tmp_path / "typo.py"
+    script.write_text(TYPO_SCRIPT)
+    done = torchrun(2, script, timeout=60)
+    printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s]
+    assert len(printed) == 1 and printed[0].startswith("error: --num_video_framez is no option of gen3c generate: did you mean --num_video_frames"), done.stderr[-2000:]
+    assert done.returncode != 0
+
+
 RANK_0_FIRST_SCRIPT = """\
 import os, sys, time
 import typer

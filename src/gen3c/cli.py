@@ -71,7 +71,11 @@ def _usage_errors_in_one_line(command, ctx, args: list[str] | None = None) -> It
     except exceptions.UsageError as exc:
         if isinstance(exc, getattr(exceptions, "NoArgsIsHelpError", ())):  # `gen3c` alone: its help, as asked
             raise
-        console.print(f"[bold red]error:[/] {escape(_usage_error_line(exc, command, ctx, args))}", highlight=False, soft_wrap=True)
+        rank = _other_rank()
+        if rank is not None:  # under torchrun every rank meets the same mistake: rank 0 alone says it
+            _wait_for_rank_0_to_fail(2)
+        where = "" if rank is None else f"rank {rank}: "
+        console.print(f"[bold red]{where}error:[/] {escape(_usage_error_line(exc, command, ctx, args))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 
@@ -268,6 +272,7 @@ def user_errors(func: Callable) -> Callable:
             if isinstance(exc, (typer.Exit, typer.Abort, *own)):  # a command's own exit, click's errors
                 raise
             _leave_process_group_without_waiting()
+            _stop_as_a_peer_left(exc)
             traceback.print_exception(exc)  # (to stderr, as Python would)
             console.print(
                 f"[bold red]error:[/] gen3c {escape(command)} stopped on an unexpected {type(exc).__name__} (its traceback and notes above). Unless it is "
@@ -333,18 +338,20 @@ def _wait_for_rank_0_to_fail(code: int) -> None:
 
 def _leave_process_group_without_waiting() -> None:
     """A multi-GPU rank leaving on an error does not wait for its peers at exit
-    (:func:`gen3c.parallel.leave_without_waiting`).
+    (:func:`gen3c.parallel.leave_without_waiting`)."""
+    parallel = sys.modules.get("gen3c.parallel")  # loaded by multi-GPU runs only (it imports torch)
+    if parallel is not None:
+        parallel.leave_without_waiting()
 
-    When the error being handled is a collective that failed because another rank left
+
+def _stop_as_a_peer_left(exc: BaseException) -> None:
+    """When ``exc`` is a collective that failed because another rank left
     (:func:`gen3c.parallel.left_by_a_peer`: that rank's own one-line error, a kill), it is no bug
     of this rank's: rank 0 says so in one line, another rank leaves silently as on its own error
     (:func:`_wait_for_rank_0_to_fail`), and the command exits 1 (was: a traceback calling it a
-    bug in gen3c)."""
-    parallel = sys.modules.get("gen3c.parallel")  # loaded by multi-GPU runs only (it imports torch)
-    if parallel is None:
-        return
-    parallel.leave_without_waiting()
-    if not parallel.left_by_a_peer(sys.exc_info()[1]):
+    bug in gen3c). Otherwise nothing."""
+    parallel = sys.modules.get("gen3c.parallel")
+    if parallel is None or not parallel.left_by_a_peer(exc):
         return
     rank = _other_rank()
     if rank is not None:
