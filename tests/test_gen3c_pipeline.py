@@ -696,6 +696,24 @@ def test_load_generator_takes_a_packaged_models_name_and_refuses_mistakes_before
         load_generator("tiny", device="cuda")
 
 
+def test_a_packaged_models_name_as_checkpoint_dir_sets_the_runs_frames_and_size_before_loading(tmp_path, monkeypatch):
+    """--checkpoint_dir tiny loads the packaged model (loading.checkpoint_folder), but what the run
+    reads of it before loading (chunk, working size) fell back to GEN3C's 121 frames at 704×1280:
+    `--num_video_frames 17` was refused as "makes 121 frames per chunk", the default 121 accepted,
+    then refused after the load as "makes 17". A folder of that name still wins."""
+    from gen3c.pipelines.request import GenerationRequest, check_frame_count
+    from gen3c.pipelines.settings import default_resolution, fixed_chunk_frames
+
+    monkeypatch.chdir(tmp_path)
+    request = GenerationRequest(input_image_path="x.png", generator="gen3c", generator_options={"checkpoint_dir": "tiny"}, num_video_frames=17)
+    assert fixed_chunk_frames(request) == 17
+    assert default_resolution(request) == "64x112"
+    check_frame_count(request)  # 17 = one chunk of the tiny model: no refusal
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9}))
+    assert fixed_chunk_frames(request) == 9
+
+
 def test_configure_refuses_model_settings_other_than_the_loaded_ones():
     """configure takes sampling settings; a model setting (memory mode, dtype, chunk) would be
     dropped without effect, so one other than the loaded one is refused in one line naming it;

@@ -87,13 +87,16 @@ def packaged_model_info(name: str) -> dict[str, Any]:
 
 def checkpoint_info(folder: str | None) -> dict[str, Any]:
     """``gen3c_model.json`` of a checkpoint written by ``gen3c train`` ({} when absent): a local
-    folder's, or a hub id's (:func:`_hub_info`)."""
+    folder's, a packaged model's (its name, where no folder of that name is), or a hub id's
+    (:func:`_hub_info`)."""
     from gen3c.io.paths import is_file
 
     if not folder:
         return {}
     path = Path(folder).expanduser() / META_NAME
     if not is_file(path):
+        if str(folder) in PACKAGED_MODELS and not Path(folder).expanduser().exists():
+            return packaged_model_info(str(folder))  # a packaged model's name, as the load reads it (loading.checkpoint_folder)
         return _checked_info(_hub_info(str(folder)), folder)
     try:
         info = json.loads(path.read_text())
