@@ -1294,8 +1294,10 @@ class Gen3cGenerator:
             "attention": getattr(transformer, "_gen3c_attention_kernel", "diffusers"),
             "compile": any(getattr(block, "_compiled_call_impl", None) is not None for block in blocks),
             "fp8_matmul": any(isinstance(module, Fp8Linear) for module in blocks.modules()),
-            # where the DiT's weights live between forwards, and whether they are stored in float8 (--fp8, --low_memory)
-            "dit_memory": "streamed" if pipe.memory.group_offload else "offloaded" if "transformer" in pipe.memory.offload else "resident",
+            # where the DiT's weights live between forwards, and whether they are stored in float8 (--fp8, --low_memory);
+            # computing on the CPU, every plan leaves them where they compute (loading.load_generator's note says so)
+            "dit_memory": "resident" if torch.device(pipe._execution_device).type == "cpu"
+            else "streamed" if pipe.memory.group_offload else "offloaded" if "transformer" in pipe.memory.offload else "resident",
             "fp8_weights": bool(pipe.memory.fp8),
             "device": str(pipe._execution_device),
             "dtype": str(pipe.transformer_dtype).removeprefix("torch."),
