@@ -185,6 +185,8 @@ def test_a_preset_from_numpy_arrays_equals_the_one_from_tensors():
         ({"d": "0.3"}, "the movement distance '0.3' is not a finite number"),
         ({"c": 0.0}, r"the centre depth 0.0 must be > 0"),
         ({"W0": torch.zeros(4, 4)}, "source_w2c is not rigid"),
+        # Before: Python's OverflowError "int too large to convert to float".
+        ({"d": 10**400}, "the movement distance 1" + "0" * 35 + "… is not a finite number"),
     ],
 )
 def test_preset_arguments_are_checked(change, match):
@@ -369,7 +371,8 @@ def test_keyframe_arguments_are_checked_in_one_line(change, match):
 @pytest.mark.parametrize(
     "change, match",
     [({"fps": 0.0}, "fps 0 must be a number of frames per second > 0"), ({"fps": float("nan")}, "fps nan"),
-     ({"num_frames": 0}, "num_video_frames must be a whole number ≥ 1, got 0")],
+     ({"num_frames": 0}, "num_video_frames must be a whole number ≥ 1, got 0"),
+     ({"fps": 10**400}, "the fps 1" + "0" * 35 + "… is not a finite number")],
 )  # fmt: skip
 def test_keyframe_trajectory_checks_the_frames(change, match):
     args = {"num_frames": 5, "fps": 24.0, **change}

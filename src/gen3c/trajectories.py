@@ -74,10 +74,11 @@ def _finite(value: object, name: str) -> float:
     """``value`` as a finite float (a Python or numpy number, a one-element tensor)."""
     try:
         number = None if isinstance(value, (str, bytes, bool)) else float(value)
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):  # OverflowError: an int beyond float's range (10**400)
         number = None
     if number is None or not math.isfinite(number):
-        raise Gen3cInputError(f"the {name} {value!r} is not a finite number: pass one, e.g. 0.3")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "…"
+        raise Gen3cInputError(f"the {name} {shown} is not a finite number: pass one, e.g. 0.3")
     return number
 
 
