@@ -319,7 +319,7 @@ def test_cameras_take_arrays_and_refuse_wrong_shapes_in_one_line():
         Cameras(torch.eye(4), K, 32, 48)
     with pytest.raises(Gen3cInputError, match=r"K must be \(3, 3\) or \(N, 3, 3\) with N=2"):
         Cameras(torch.eye(4)[None].repeat(2, 1, 1), K[None].repeat(3, 1, 1), 32, 48)
-    with pytest.raises(Gen3cInputError, match="height and width must be the image size"):
+    with pytest.raises(Gen3cInputError, match=r"height and width must be the image size .*, got 32.5 × 48$"):  # before: not the values
         Cameras(torch.eye(4)[None], K, 32.5, 48)
     with pytest.raises(Gen3cInputError, match=r"K must have shape \(\*B, 3, 3\)"):
         crop_intrinsics(torch.eye(4), 2.0, 2.0)
@@ -566,6 +566,9 @@ def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
             resize_crop_plan(old, new)
     with pytest.raises(Gen3cInputError, match="a field of view spans 0 pixels: pass the image's width or height"):
         intrinsics_from_fov(60.0, 0, 640, axis="vertical")
+    # Before: the side the fov does not span went unchecked: a K with its principal point at cy = −32.
+    with pytest.raises(Gen3cInputError, match=r"image size \(-64, 112\) must be \(height, width\) in pixels, two positive numbers"):
+        intrinsics_from_fov(60.0, -64, 112)
     with pytest.raises(Gen3cInputError, match="Cameras.cat got no cameras"):
         Cameras.cat([])
     import numpy as np

@@ -99,6 +99,7 @@ def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str =
         raise Gen3cInputError(f"intrinsics_from_fov axis {axis!r} is unknown: pass 'horizontal' (the fov spans the width) or 'vertical'")
     size = width if axis == "horizontal" else height
     f = focal_from_fov(fov_degrees, size)
+    _check_sizes((height, width))  # the side the fov does not span too: a negative one gave a K off the image
     return make_intrinsics(f, f, width / 2.0, height / 2.0)
 
 
@@ -748,12 +749,15 @@ class Cameras:
             self.K = self.K.expand(len(self.w2c), 3, 3).clone()
         if self.K.shape != (len(self.w2c), 3, 3):
             raise Gen3cInputError(f"Cameras.K must be (3, 3) or (N, 3, 3) with N={len(self.w2c)}, got {tuple(self.K.shape)}")
+        given = (self.height, self.width)
         try:
             self.height, self.width = operator.index(self.height), operator.index(self.width)  # numpy ints too
         except TypeError:
             self.height = self.width = 0
         if self.height < 1 or self.width < 1:
-            raise Gen3cInputError("Cameras height and width must be the image size in pixels, two positive whole numbers")
+            raise Gen3cInputError(
+                f"Cameras height and width must be the image size in pixels, two positive whole numbers, got {given[0]!r} × {given[1]!r}"
+            )
         # A pose that is no rotation (a projection matrix, a scaled pose) renders nothing, and
         # normalised intrinsics a speck: refused here rather than as an empty video later.
         validate_poses(self.w2c, "Cameras.w2c")
