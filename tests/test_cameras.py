@@ -528,6 +528,9 @@ def test_look_at_refuses_non_finite_coordinates():
     for eye, target, up in ((nan, torch.ones(3), None), (torch.zeros(3), nan, None), (torch.zeros(3), torch.ones(3), nan)):
         with pytest.raises(Gen3cInputError, match="look_at .* contains NaN or infinite values"):
             look_at(eye, target, up)
+    # Before: a complex eye gave a complex "pose".
+    with pytest.raises(Gen3cInputError, match=r"^look_at eye holds complex64 values: pass real numbers"):
+        look_at(torch.zeros(3, dtype=torch.complex64), torch.tensor([0.0, 0.0, 2.0]))
 
 
 def test_rotation_angle_keeps_small_angles_in_float32():

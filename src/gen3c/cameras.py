@@ -378,6 +378,8 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
         up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
     _check_last_dims("up", up, (3,))
     for name, value in (("eye", eye), ("target", target), ("up", up)):
+        if value.is_complex():  # was a complex "pose"
+            raise Gen3cInputError(f"look_at {complex_refusal(name, value.dtype)}")
         if not bool(torch.isfinite(value).all()):  # NaN slips past the check below and gave a NaN pose
             raise Gen3cInputError(f"look_at {name} contains NaN or infinite values: pass finite world coordinates")
     # One eye with many targets (or a (3,) up) was torch's "linalg.cross: inputs must have the
