@@ -479,6 +479,11 @@ def render(scene: Scene, cameras: Cameras, supersample: int = 1) -> SceneRender:
     Returns:
         :class:`SceneRender`.
     """
+    if not isinstance(scene, Scene):  # was AttributeError: 'str' object has no attribute 'primitives'
+        hint = f" (make_scene({scene!r}) builds that preset)" if isinstance(scene, str) else ""
+        raise Gen3cInputError(f"render scene is a {type(scene).__name__}: pass a gen3c.scenes.Scene{hint}")
+    if not isinstance(cameras, Cameras):  # was AttributeError: 'Tensor' object has no attribute 'height'
+        raise Gen3cInputError(f"render cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
     if not isinstance(supersample, numbers.Integral) or supersample < 1:
         raise Gen3cInputError(f"render supersample {supersample!r} must be a whole number ≥ 1 (rays per pixel side)")
     if supersample**2 > _MAX_RAYS:  # one pixel's rays would be more than a chunk's
