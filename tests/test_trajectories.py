@@ -409,6 +409,17 @@ def test_a_path_beyond_float32_names_the_distance_that_took_it_there(by_old_name
             preset_trajectory(*args, center_depth=1e20, **kwargs)
 
 
+@pytest.mark.parametrize("name, sign", [("up", 1.0), ("down", -1.0)])
+def test_a_very_long_vertical_path_looks_straight_along_it(name, sign):
+    """``up`` with d = 1e13: frame 1's offset is (0, ∓2e12, 0), so f = normalise((0, ±2e12, 1)) ≈
+    (0, ±1, 5e-13), r = normalise(y × f) = (1, 0, 0), u = f × r = (0, 0, ∓1). Before: torch's
+    normalize divided |y × f| ≈ 5e-13 by its floor of 1e-12, r came out half a unit long, and
+    the path was refused as "Cameras.w2c are not rigid" (a pose the user never gave)."""
+    cams = traj(name, "center_facing", 5, d=1e13)
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -sign], [0.0, sign, 0.0]])
+    assert torch.allclose(cams.w2c[1, :3, :3], expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("name, rotation", [("zoom_in", "center_facing"), ("zoom_out", "trajectory_aligned")])
 def test_a_preset_that_reaches_its_look_at_point_is_refused_in_one_line(name, rotation):
     # Frame i of n sits at i·d·c/n along z; with d = 2 and n = 120 frame 60 is on the look-at

@@ -352,6 +352,12 @@ def camera_centers(w2c: Tensor) -> Tensor:
     return (-R.transpose(-1, -2) @ t)[..., 0]
 
 
+def _unit(v: Tensor) -> Tensor:
+    """``v / |v|`` along the last dimension, exactly unit however short ``v`` is (torch's
+    ``normalize`` divides by at least 1e-12: a shorter vector came out shorter than 1); 0 stays 0."""
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+
+
 def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     """World-to-camera pose of an OpenCV camera at ``eye`` looking at ``target``.
 
@@ -397,8 +403,7 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     side = torch.linalg.cross(direction, up)
     if (side.norm(dim=-1) <= 1e-6 * direction.norm(dim=-1) * up.norm(dim=-1)).any():
         raise Gen3cInputError("look_at: a camera looks from eye to target along up, or eye equals target: move the target or pass another up")
-    forward = torch.nn.functional.normalize(direction, dim=-1)
-    right = torch.nn.functional.normalize(side, dim=-1)
+    forward, right = _unit(direction), _unit(side)
     down = torch.linalg.cross(forward, right)
     R = torch.stack([right, down, forward], dim=-2)  # rows: camera axes in world coords
     w2c = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
@@ -422,9 +427,9 @@ def gen3c_look_at(position: Tensor, target: Tensor) -> Tensor:
     Returns:
         (*B, 4, 4) offset matrices Aᵢ; the frame's pose is ``Aᵢ @ W₀``.
     """
-    f = torch.nn.functional.normalize(target - position, dim=-1)
+    f = _unit(target - position)
     y = torch.tensor([0.0, 1.0, 0.0], dtype=position.dtype, device=position.device).expand_as(f)
-    r = torch.nn.functional.normalize(torch.linalg.cross(y, f), dim=-1)
+    r = _unit(torch.linalg.cross(y, f))  # (an 'up' path 1e13 long: |y × f| ≈ 1e-13)
     u = torch.linalg.cross(f, r)
     A = torch.zeros(*position.shape[:-1], 4, 4, dtype=position.dtype, device=position.device)
     A[..., 0, :3] = r
