@@ -197,6 +197,8 @@ def test_preset_arguments_are_checked(change, match):
 def test_preset_helpers_check_their_arguments():
     with pytest.raises(Gen3cInputError, match="num_video_frames must be a whole number ≥ 1, got -3"):
         preset_offsets("left", -3, 0.3)
+    with pytest.raises(Gen3cInputError, match="^num_video_frames 1000000000000 is more than a run may ask for: pass a count between 1 and 100000$"):
+        preset_offsets("left", 10**12, 0.3)  # before: torch's "can't allocate memory" (8 TB of frame offsets)
     with pytest.raises(Gen3cInputError, match="unknown depth_kind 'metres': choose one of metric, relative"):
         center_depth_for("auto", 1.0, "metres")
     with pytest.raises(Gen3cInputError, match=r"median depth \(--trajectory_scale median_depth\), but no pixel"):
@@ -372,7 +374,8 @@ def test_keyframe_arguments_are_checked_in_one_line(change, match):
     "change, match",
     [({"fps": 0.0}, "fps 0 must be a number of frames per second > 0"), ({"fps": float("nan")}, "fps nan"),
      ({"num_frames": 0}, "num_video_frames must be a whole number ≥ 1, got 0"),
-     ({"fps": 10**400}, "the fps 1" + "0" * 35 + "… is not a finite number")],
+     ({"fps": 10**400}, "the fps 1" + "0" * 35 + "… is not a finite number"),
+     ({"num_frames": 10**12}, "num_video_frames 1000000000000 is more than a run may ask for")],
 )  # fmt: skip
 def test_keyframe_trajectory_checks_the_frames(change, match):
     args = {"num_frames": 5, "fps": 24.0, **change}

@@ -38,7 +38,7 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
-from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE
+from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE, MAX_FRAMES
 from gen3c.errors import Gen3cInputError, note
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
@@ -59,6 +59,8 @@ def check_preset(trajectory: str, camera_rotation: str) -> None:
 def _check_num_frames(num_frames: object) -> int:
     if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
         raise Gen3cInputError(f"num_video_frames must be a whole number ≥ 1, got {num_frames!r}")
+    if num_frames > MAX_FRAMES:  # was torch's "can't allocate memory" for the path's frame times
+        raise Gen3cInputError(f"num_video_frames {num_frames} is more than a run may ask for: pass a count between 1 and {MAX_FRAMES}")
     return int(num_frames)
 
 
