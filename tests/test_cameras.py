@@ -533,6 +533,12 @@ def test_look_at_refuses_non_finite_coordinates():
         look_at(torch.zeros(3, dtype=torch.complex64), torch.tensor([0.0, 0.0, 2.0]))
 
 
+def test_look_at_names_a_zero_up():
+    # Before: "a camera looks from eye to target along up, or eye equals target".
+    with pytest.raises(Gen3cInputError, match=r"^look_at up is \(0, 0, 0\): pass the world's up direction"):
+        look_at(torch.zeros(3), torch.tensor([0.0, 0.0, 2.0]), torch.zeros(3))
+
+
 def test_rotation_angle_keeps_small_angles_in_float32():
     # Before: arccos((trace − 1) / 2) rounded cos 0.01° = 1 − 1.5e-8 to 1 in float32, so a
     # 0.01° turn measured 0°.

@@ -399,6 +399,8 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
             f"look_at eye {tuple(eye.shape)}, target {tuple(target.shape)} and up {tuple(up.shape)} do not pair up: "
             "pass (*B, 3) for each, or (3,) for one shared by all"
         ) from None
+    if bool((up.norm(dim=-1) == 0).any()):  # was "looks from eye to target along up, or eye equals target"
+        raise Gen3cInputError("look_at up is (0, 0, 0): pass the world's up direction, e.g. (0, -1, 0) (OpenCV's y points down)")
     direction = target - eye
     side = torch.linalg.cross(direction, up)
     if (side.norm(dim=-1) <= 1e-6 * direction.norm(dim=-1) * up.norm(dim=-1)).any():
