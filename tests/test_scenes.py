@@ -197,6 +197,13 @@ def test_degenerate_sizes_are_refused_in_one_line(make, match):
         # before: rgb outside [−1, 1] (ambient) or an IndexError in render (sky)
         (lambda: Scene([], ambient=1.5), r"Scene ambient 1.5 must be a share of light in \[0, 1\]"),
         (lambda: Scene([], sky=((0.5, 0.5, 0.5),)), r"Scene sky .* must be 2 RGB triples"),
+        # before: errors in render ("'Sphere' object is not iterable", "'str' object has no attribute
+        # 'intersect'", torch's "size mismatch") or, for a NaN light, NaN colours
+        (lambda: Scene(Sphere((0.0, 0.0, 3.0), 1.0, Checker())), r"^Scene primitives is one Sphere: pass a list of them, \[primitive\]$"),
+        (lambda: Scene(["sphere"]), r"^Scene primitives \['sphere'\] must be a list of Plane, Box and Sphere objects$"),
+        (lambda: Scene([], light=(1.0, 0.0)), r"^Scene light \(1.0, 0.0\) must be a direction \(x, y, z\) towards the light"),
+        (lambda: Scene([], light=(math.nan, -1.0, 0.0)), r"^Scene light \(nan, -1.0, 0.0\) must be a direction"),
+        (lambda: Scene([], light=(0, 0, 0)), r"finite and not \(0, 0, 0\)$"),
     ],
 )
 def test_palettes_and_light_a_scene_cannot_render_are_refused_in_one_line(make, match):

@@ -380,6 +380,18 @@ class Scene:
         if not (isinstance(self.ambient, numbers.Real) and 0.0 <= self.ambient <= 1.0):
             raise Gen3cInputError(f"Scene ambient {self.ambient!r} must be a share of light in [0, 1] (1: unlit, flat albedo)")
         _check_colors("Scene", self.sky, exactly=2, name="sky")
+        # Each was an error far from here, in render(): "'Sphere' object is not iterable", "'str'
+        # object has no attribute 'intersect'", torch's size mismatch; a NaN light NaN colours.
+        if isinstance(self.primitives, Primitive):
+            raise Gen3cInputError(f"Scene primitives is one {type(self.primitives).__name__}: pass a list of them, [primitive]")
+        if not isinstance(self.primitives, (list, tuple)) or not all(isinstance(p, Primitive) for p in self.primitives):
+            raise Gen3cInputError(f"Scene primitives {self.primitives!r} must be a list of Plane, Box and Sphere objects")
+        try:
+            light = [float(v) for v in self.light]
+        except (TypeError, ValueError):
+            light = []
+        if len(light) != 3 or not all(map(math.isfinite, light)) or not any(light):
+            raise Gen3cInputError(f"Scene light {self.light!r} must be a direction (x, y, z) towards the light, finite and not (0, 0, 0)")
 
 
 @dataclass
