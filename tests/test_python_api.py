@@ -52,10 +52,11 @@ def test_gen3c_pipeline_without_the_diffusion_extra_names_the_pip_install():
     code = (
         "import sys; sys.modules['diffusers'] = None\n"
         "import gen3c; gen3c.generate\n"
-        "try:\n    gen3c.Gen3cPipeline\nexcept Exception as e:\n    print(type(e).__name__, e)"
+        "try:\n    from gen3c import Gen3cPipeline\nexcept ImportError as e:\n"
+        "    print(type(e).__name__, isinstance(e, gen3c.Gen3cInputError), e)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=child_env()).stdout
-    assert out == "Gen3cDependencyError gen3c.Gen3cPipeline needs diffusers (diffusers is missing): pip install 'gen3c[diffusion]'\n"
+    assert out == "Gen3cImportError True gen3c.Gen3cPipeline needs diffusers (diffusers is missing): pip install 'gen3c[diffusion]'\n"
 
 
 def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
