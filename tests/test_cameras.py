@@ -319,7 +319,7 @@ def test_cameras_take_arrays_and_refuse_wrong_shapes_in_one_line():
         Cameras(torch.eye(4), K, 32, 48)
     with pytest.raises(Gen3cInputError, match=r"K must be \(3, 3\) or \(N, 3, 3\) with N=2"):
         Cameras(torch.eye(4)[None].repeat(2, 1, 1), K[None].repeat(3, 1, 1), 32, 48)
-    with pytest.raises(Gen3cInputError, match="height and width must be the image size"):
+    with pytest.raises(Gen3cInputError, match=r"height and width must be the image size .*, got 32.5 × 48$"):  # before: not the values
         Cameras(torch.eye(4)[None], K, 32.5, 48)
     with pytest.raises(Gen3cInputError, match=r"K must have shape \(\*B, 3, 3\)"):
         crop_intrinsics(torch.eye(4), 2.0, 2.0)
@@ -528,6 +528,15 @@ def test_look_at_refuses_non_finite_coordinates():
     for eye, target, up in ((nan, torch.ones(3), None), (torch.zeros(3), nan, None), (torch.zeros(3), torch.ones(3), nan)):
         with pytest.raises(Gen3cInputError, match="look_at .* contains NaN or infinite values"):
             look_at(eye, target, up)
+    # Before: a complex eye gave a complex "pose".
+    with pytest.raises(Gen3cInputError, match=r"^look_at eye holds complex64 values: pass real numbers"):
+        look_at(torch.zeros(3, dtype=torch.complex64), torch.tensor([0.0, 0.0, 2.0]))
+
+
+def test_look_at_names_a_zero_up():
+    # Before: "a camera looks from eye to target along up, or eye equals target".
+    with pytest.raises(Gen3cInputError, match=r"^look_at up is \(0, 0, 0\): pass the world's up direction"):
+        look_at(torch.zeros(3), torch.tensor([0.0, 0.0, 2.0]), torch.zeros(3))
 
 
 def test_rotation_angle_keeps_small_angles_in_float32():
@@ -566,6 +575,9 @@ def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
             resize_crop_plan(old, new)
     with pytest.raises(Gen3cInputError, match="a field of view spans 0 pixels: pass the image's width or height"):
         intrinsics_from_fov(60.0, 0, 640, axis="vertical")
+    # Before: the side the fov does not span went unchecked: a K with its principal point at cy = −32.
+    with pytest.raises(Gen3cInputError, match=r"image size \(-64, 112\) must be \(height, width\) in pixels, two positive numbers"):
+        intrinsics_from_fov(60.0, -64, 112)
     with pytest.raises(Gen3cInputError, match="Cameras.cat got no cameras"):
         Cameras.cat([])
     import numpy as np

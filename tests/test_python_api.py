@@ -40,6 +40,25 @@ def test_dir_of_gen3c_lists_what_all_promises_without_loading_it():
     assert out == ["[]", "False"]
 
 
+def test_gen3c_pipeline_without_the_diffusion_extra_names_the_pip_install():
+    """``gen3c.Gen3cPipeline`` where diffusers is not installed: gen3c's one line naming
+    ``pip install 'gen3c[diffusion]'``. Before: diffusers' ModuleNotFoundError from inside
+    gen3c.pipelines.gen3c. ``gen3c.generate`` (the preview needs no diffusers) still imports."""
+    import subprocess
+    import sys
+
+    from child_env import child_env
+
+    code = (
+        "import sys; sys.modules['diffusers'] = None\n"
+        "import gen3c; gen3c.generate\n"
+        "try:\n    from gen3c import Gen3cPipeline\nexcept ImportError as e:\n"
+        "    print(type(e).__name__, isinstance(e, gen3c.Gen3cInputError), e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=child_env()).stdout
+    assert out == "Gen3cImportError True gen3c.Gen3cPipeline needs diffusers (diffusers is missing): pip install 'gen3c[diffusion]'\n"
+
+
 def test_prepare_source_takes_the_image_forms_the_depth_estimators_take(scene):
     image, depth, K = scene
     uint8 = ((image + 1) * 127.5).round().to(torch.uint8)

@@ -197,6 +197,13 @@ def test_degenerate_sizes_are_refused_in_one_line(make, match):
         # before: rgb outside [−1, 1] (ambient) or an IndexError in render (sky)
         (lambda: Scene([], ambient=1.5), r"Scene ambient 1.5 must be a share of light in \[0, 1\]"),
         (lambda: Scene([], sky=((0.5, 0.5, 0.5),)), r"Scene sky .* must be 2 RGB triples"),
+        # before: errors in render ("'Sphere' object is not iterable", "'str' object has no attribute
+        # 'intersect'", torch's "size mismatch") or, for a NaN light, NaN colours
+        (lambda: Scene(Sphere((0.0, 0.0, 3.0), 1.0, Checker())), r"^Scene primitives is one Sphere: pass a list of them, \[primitive\]$"),
+        (lambda: Scene(["sphere"]), r"^Scene primitives \['sphere'\] must be a list of Plane, Box and Sphere objects$"),
+        (lambda: Scene([], light=(1.0, 0.0)), r"^Scene light \(1.0, 0.0\) must be a direction \(x, y, z\) towards the light"),
+        (lambda: Scene([], light=(math.nan, -1.0, 0.0)), r"^Scene light \(nan, -1.0, 0.0\) must be a direction"),
+        (lambda: Scene([], light=(0, 0, 0)), r"finite and not \(0, 0, 0\)$"),
     ],
 )
 def test_palettes_and_light_a_scene_cannot_render_are_refused_in_one_line(make, match):
@@ -349,6 +356,15 @@ def test_cameras_in_float64_render_in_float32_as_cameras_store_them():
     out, ref = render(make_scene("room", 0), double), render(make_scene("room", 0), src)
     assert out.rgb.dtype == out.depth.dtype == torch.float32
     assert torch.equal(out.rgb, ref.rgb) and torch.equal(out.depth, ref.depth)
+
+
+def test_render_refuses_what_is_no_scene_or_cameras_in_one_line():
+    # Before: AttributeError ('str' object has no attribute 'primitives'; 'Tensor' … 'height').
+    cameras = source_camera(8, 12)
+    with pytest.raises(Gen3cInputError, match=r"^render scene is a str: pass a gen3c.scenes.Scene \(make_scene\('room'\) builds that preset\)$"):
+        render("room", cameras)
+    with pytest.raises(Gen3cInputError, match=r"^render cameras is a Tensor: pass gen3c.cameras.Cameras\(w2c, K, height, width\)$"):
+        render(make_scene("room"), cameras.w2c)
 
 
 def test_unknown_scene_is_a_user_error():

@@ -185,6 +185,8 @@ def test_a_preset_from_numpy_arrays_equals_the_one_from_tensors():
         ({"d": "0.3"}, "the movement distance '0.3' is not a finite number"),
         ({"c": 0.0}, r"the centre depth 0.0 must be > 0"),
         ({"W0": torch.zeros(4, 4)}, "source_w2c is not rigid"),
+        # Before: Python's OverflowError "int too large to convert to float".
+        ({"d": 10**400}, "the movement distance 1" + "0" * 35 + "… is not a finite number"),
     ],
 )
 def test_preset_arguments_are_checked(change, match):
@@ -195,6 +197,8 @@ def test_preset_arguments_are_checked(change, match):
 def test_preset_helpers_check_their_arguments():
     with pytest.raises(Gen3cInputError, match="num_video_frames must be a whole number ≥ 1, got -3"):
         preset_offsets("left", -3, 0.3)
+    with pytest.raises(Gen3cInputError, match="^num_video_frames 1000000000000 is more than a run may ask for: pass a count between 1 and 100000$"):
+        preset_offsets("left", 10**12, 0.3)  # before: torch's "can't allocate memory" (8 TB of frame offsets)
     with pytest.raises(Gen3cInputError, match="unknown depth_kind 'metres': choose one of metric, relative"):
         center_depth_for("auto", 1.0, "metres")
     with pytest.raises(Gen3cInputError, match=r"median depth \(--trajectory_scale median_depth\), but no pixel"):
@@ -369,7 +373,9 @@ def test_keyframe_arguments_are_checked_in_one_line(change, match):
 @pytest.mark.parametrize(
     "change, match",
     [({"fps": 0.0}, "fps 0 must be a number of frames per second > 0"), ({"fps": float("nan")}, "fps nan"),
-     ({"num_frames": 0}, "num_video_frames must be a whole number ≥ 1, got 0")],
+     ({"num_frames": 0}, "num_video_frames must be a whole number ≥ 1, got 0"),
+     ({"fps": 10**400}, "the fps 1" + "0" * 35 + "… is not a finite number"),
+     ({"num_frames": 10**12}, "num_video_frames 1000000000000 is more than a run may ask for")],
 )  # fmt: skip
 def test_keyframe_trajectory_checks_the_frames(change, match):
     args = {"num_frames": 5, "fps": 24.0, **change}
@@ -404,6 +410,17 @@ def test_a_path_beyond_float32_names_the_distance_that_took_it_there(by_old_name
     with pytest.warns(DeprecationWarning) if by_old_name else contextlib.nullcontext():
         with pytest.raises(Gen3cInputError, match=r"the left path with --movement_distance 1\.877e\+19 and centre depth 1e\+20 leaves the range"):
             preset_trajectory(*args, center_depth=1e20, **kwargs)
+
+
+@pytest.mark.parametrize("name, sign", [("up", 1.0), ("down", -1.0)])
+def test_a_very_long_vertical_path_looks_straight_along_it(name, sign):
+    """``up`` with d = 1e13: frame 1's offset is (0, ∓2e12, 0), so f = normalise((0, ±2e12, 1)) ≈
+    (0, ±1, 5e-13), r = normalise(y × f) = (1, 0, 0), u = f × r = (0, 0, ∓1). Before: torch's
+    normalize divided |y × f| ≈ 5e-13 by its floor of 1e-12, r came out half a unit long, and
+    the path was refused as "Cameras.w2c are not rigid" (a pose the user never gave)."""
+    cams = traj(name, "center_facing", 5, d=1e13)
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -sign], [0.0, sign, 0.0]])
+    assert torch.allclose(cams.w2c[1, :3, :3], expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("name, rotation", [("zoom_in", "center_facing"), ("zoom_out", "trajectory_aligned")])

@@ -9,7 +9,6 @@ The short path (the diffusion parts load on first use, so ``import gen3c`` stays
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
@@ -33,7 +32,13 @@ def __dir__() -> list[str]:
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'gen3c' has no attribute {name!r}")
+    from gen3c.dependencies import require
+    from gen3c.errors import Gen3cDependencyError, Gen3cImportError
+
     module, attribute = _LAZY[name]
-    value = getattr(importlib.import_module(module), attribute)
+    try:  # without the diffusion extra: one line naming the pip install, not diffusers' ModuleNotFoundError
+        value = getattr(require(module, f"gen3c.{name}"), attribute)
+    except Gen3cDependencyError as exc:  # still an ImportError, as `try: from gen3c import Gen3cPipeline` expects
+        raise Gen3cImportError(str(exc)) from None
     globals()[name] = value
     return value

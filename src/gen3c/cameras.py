@@ -99,6 +99,7 @@ def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str =
         raise Gen3cInputError(f"intrinsics_from_fov axis {axis!r} is unknown: pass 'horizontal' (the fov spans the width) or 'vertical'")
     size = width if axis == "horizontal" else height
     f = focal_from_fov(fov_degrees, size)
+    _check_sizes((height, width))  # the side the fov does not span too: a negative one gave a K off the image
     return make_intrinsics(f, f, width / 2.0, height / 2.0)
 
 
@@ -351,6 +352,12 @@ def camera_centers(w2c: Tensor) -> Tensor:
     return (-R.transpose(-1, -2) @ t)[..., 0]
 
 
+def _unit(v: Tensor) -> Tensor:
+    """``v / |v|`` along the last dimension, exactly unit however short ``v`` is (torch's
+    ``normalize`` divides by at least 1e-12: a shorter vector came out shorter than 1); 0 stays 0."""
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny)
+
+
 def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     """World-to-camera pose of an OpenCV camera at ``eye`` looking at ``target``.
 
@@ -377,6 +384,8 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
         up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
     _check_last_dims("up", up, (3,))
     for name, value in (("eye", eye), ("target", target), ("up", up)):
+        if value.is_complex():  # was a complex "pose"
+            raise Gen3cInputError(f"look_at {complex_refusal(name, value.dtype)}")
         if not bool(torch.isfinite(value).all()):  # NaN slips past the check below and gave a NaN pose
             raise Gen3cInputError(f"look_at {name} contains NaN or infinite values: pass finite world coordinates")
     # One eye with many targets (or a (3,) up) was torch's "linalg.cross: inputs must have the
@@ -390,12 +399,13 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
             f"look_at eye {tuple(eye.shape)}, target {tuple(target.shape)} and up {tuple(up.shape)} do not pair up: "
             "pass (*B, 3) for each, or (3,) for one shared by all"
         ) from None
+    if bool((up.norm(dim=-1) == 0).any()):  # was "looks from eye to target along up, or eye equals target"
+        raise Gen3cInputError("look_at up is (0, 0, 0): pass the world's up direction, e.g. (0, -1, 0) (OpenCV's y points down)")
     direction = target - eye
     side = torch.linalg.cross(direction, up)
     if (side.norm(dim=-1) <= 1e-6 * direction.norm(dim=-1) * up.norm(dim=-1)).any():
         raise Gen3cInputError("look_at: a camera looks from eye to target along up, or eye equals target: move the target or pass another up")
-    forward = torch.nn.functional.normalize(direction, dim=-1)
-    right = torch.nn.functional.normalize(side, dim=-1)
+    forward, right = _unit(direction), _unit(side)
     down = torch.linalg.cross(forward, right)
     R = torch.stack([right, down, forward], dim=-2)  # rows: camera axes in world coords
     w2c = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
@@ -419,9 +429,9 @@ def gen3c_look_at(position: Tensor, target: Tensor) -> Tensor:
     Returns:
         (*B, 4, 4) offset matrices Aᵢ; the frame's pose is ``Aᵢ @ W₀``.
     """
-    f = torch.nn.functional.normalize(target - position, dim=-1)
+    f = _unit(target - position)
     y = torch.tensor([0.0, 1.0, 0.0], dtype=position.dtype, device=position.device).expand_as(f)
-    r = torch.nn.functional.normalize(torch.linalg.cross(y, f), dim=-1)
+    r = _unit(torch.linalg.cross(y, f))  # (an 'up' path 1e13 long: |y × f| ≈ 1e-13)
     u = torch.linalg.cross(f, r)
     A = torch.zeros(*position.shape[:-1], 4, 4, dtype=position.dtype, device=position.device)
     A[..., 0, :3] = r
@@ -748,12 +758,15 @@ class Cameras:
             self.K = self.K.expand(len(self.w2c), 3, 3).clone()
         if self.K.shape != (len(self.w2c), 3, 3):
             raise Gen3cInputError(f"Cameras.K must be (3, 3) or (N, 3, 3) with N={len(self.w2c)}, got {tuple(self.K.shape)}")
+        given = (self.height, self.width)
         try:
             self.height, self.width = operator.index(self.height), operator.index(self.width)  # numpy ints too
         except TypeError:
             self.height = self.width = 0
         if self.height < 1 or self.width < 1:
-            raise Gen3cInputError("Cameras height and width must be the image size in pixels, two positive whole numbers")
+            raise Gen3cInputError(
+                f"Cameras height and width must be the image size in pixels, two positive whole numbers, got {given[0]!r} × {given[1]!r}"
+            )
         # A pose that is no rotation (a projection matrix, a scaled pose) renders nothing, and
         # normalised intrinsics a speck: refused here rather than as an empty video later.
         validate_poses(self.w2c, "Cameras.w2c")

@@ -39,6 +39,12 @@ class Gen3cDependencyError(Gen3cInputError):
     names the ``pip install`` that fixes it (:mod:`gen3c.dependencies`)."""
 
 
+class Gen3cImportError(Gen3cDependencyError, ImportError):
+    """A name of ``gen3c`` (``gen3c.Gen3cPipeline``, ``from gen3c import Gen3cPipeline``) whose extra
+    is not installed: :class:`Gen3cDependencyError`'s one line, caught by ``except ImportError`` as
+    a missing module's import is."""
+
+
 class Gen3cMemoryError(Gen3cInputError):
     """The accelerator ran out of memory; the message names the setting that makes the run fit.
     ``stranded``: part of the model was left on the accelerator (moving it back failed too), so

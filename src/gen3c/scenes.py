@@ -380,6 +380,18 @@ class Scene:
         if not (isinstance(self.ambient, numbers.Real) and 0.0 <= self.ambient <= 1.0):
             raise Gen3cInputError(f"Scene ambient {self.ambient!r} must be a share of light in [0, 1] (1: unlit, flat albedo)")
         _check_colors("Scene", self.sky, exactly=2, name="sky")
+        # Each was an error far from here, in render(): "'Sphere' object is not iterable", "'str'
+        # object has no attribute 'intersect'", torch's size mismatch; a NaN light NaN colours.
+        if isinstance(self.primitives, Primitive):
+            raise Gen3cInputError(f"Scene primitives is one {type(self.primitives).__name__}: pass a list of them, [primitive]")
+        if not isinstance(self.primitives, (list, tuple)) or not all(isinstance(p, Primitive) for p in self.primitives):
+            raise Gen3cInputError(f"Scene primitives {self.primitives!r} must be a list of Plane, Box and Sphere objects")
+        try:
+            light = [float(v) for v in self.light]
+        except (TypeError, ValueError):
+            light = []
+        if len(light) != 3 or not all(map(math.isfinite, light)) or not any(light):
+            raise Gen3cInputError(f"Scene light {self.light!r} must be a direction (x, y, z) towards the light, finite and not (0, 0, 0)")
 
 
 @dataclass
@@ -479,6 +491,11 @@ def render(scene: Scene, cameras: Cameras, supersample: int = 1) -> SceneRender:
     Returns:
         :class:`SceneRender`.
     """
+    if not isinstance(scene, Scene):  # was AttributeError: 'str' object has no attribute 'primitives'
+        hint = f" (make_scene({scene!r}) builds that preset)" if isinstance(scene, str) else ""
+        raise Gen3cInputError(f"render scene is a {type(scene).__name__}: pass a gen3c.scenes.Scene{hint}")
+    if not isinstance(cameras, Cameras):  # was AttributeError: 'Tensor' object has no attribute 'height'
+        raise Gen3cInputError(f"render cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
     if not isinstance(supersample, numbers.Integral) or supersample < 1:
         raise Gen3cInputError(f"render supersample {supersample!r} must be a whole number ≥ 1 (rays per pixel side)")
     if supersample**2 > _MAX_RAYS:  # one pixel's rays would be more than a chunk's

@@ -38,7 +38,7 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
-from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE
+from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE, MAX_FRAMES
 from gen3c.errors import Gen3cInputError, note
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
@@ -59,6 +59,8 @@ def check_preset(trajectory: str, camera_rotation: str) -> None:
 def _check_num_frames(num_frames: object) -> int:
     if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
         raise Gen3cInputError(f"num_video_frames must be a whole number ≥ 1, got {num_frames!r}")
+    if num_frames > MAX_FRAMES:  # was torch's "can't allocate memory" for the path's frame times
+        raise Gen3cInputError(f"num_video_frames {num_frames} is more than a run may ask for: pass a count between 1 and {MAX_FRAMES}")
     return int(num_frames)
 
 
@@ -74,10 +76,11 @@ def _finite(value: object, name: str) -> float:
     """``value`` as a finite float (a Python or numpy number, a one-element tensor)."""
     try:
         number = None if isinstance(value, (str, bytes, bool)) else float(value)
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):  # OverflowError: an int beyond float's range (10**400)
         number = None
     if number is None or not math.isfinite(number):
-        raise Gen3cInputError(f"the {name} {value!r} is not a finite number: pass one, e.g. 0.3")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "…"
+        raise Gen3cInputError(f"the {name} {shown} is not a finite number: pass one, e.g. 0.3")
     return number
 
 
