@@ -1453,3 +1453,33 @@ def test_short_repr_of_a_container_that_holds_itself_ends_as_repr_does():
     items.append(items)
     assert short_repr(items) == "[tensor(1; float32), [...]]"
     assert short_repr([1, 2]) == "[1, 2]"  # no array inside: Python's own repr
+
+
+def test_generate_calls_a_progress_callable_and_refuses_what_is_no_progress(box_scene, tmp_path, capsys):
+    """Before: a progress callable was taken for True (the command line's bars drawn, the callable
+    never called), and ``progress="false"`` drew bars too."""
+    image_path, depth_path, _, _ = box_scene
+    seen: dict[str, int] = {}
+
+    def progress(stage: str, total: int):
+        seen[stage] = 0
+
+        def advance(n: int = 1) -> None:
+            seen[stage] += n
+
+        return advance
+
+    gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", resolution="32x48", num_video_frames=3,
+                   video_save_folder=tmp_path, progress=progress)  # fmt: skip
+    assert seen == {"Rendering 3D cache": 3, "Generating (preview)": 3}, seen
+    assert capsys.readouterr().err == ""  # no bar beside the callable's
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is a str: pass True \(bars\), False \(quiet\) or a callable"):
+        gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", video_save_folder=tmp_path / "no", progress="false")
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_pipelines_output_prints_as_a_line_of_shapes():
+    """docs/python.md: results print as a line of shapes; Gen3cPipelineOutput printed every pixel."""
+    from gen3c.pipelines.gen3c import Gen3cPipelineOutput
+
+    assert repr(Gen3cPipelineOutput(frames=torch.zeros(17, 3, 64, 112))) == "Gen3cPipelineOutput(frames=tensor(17, 3, 64, 112; float32))"

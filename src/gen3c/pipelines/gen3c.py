@@ -78,6 +78,7 @@ from gen3c.models.tokenizer import decode_latents, encode_video, statistics_fram
 from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo, prompts_of
 from gen3c.parallel import broadcast_from_main, is_main_process
 from gen3c.schedulers import sampler_name
+from gen3c.summary import dataclass_repr
 
 #: ``output_type`` values of :meth:`Gen3cPipeline.__call__` (see :class:`Gen3cPipelineOutput`).
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
@@ -132,6 +133,8 @@ class Gen3cPipelineOutput(BaseOutput):
     """
 
     frames: Tensor | np.ndarray | list
+
+    __repr__ = dataclass_repr  # (a line of shapes, not every pixel, as gen3c's other results)
 
 
 class Gen3cPipeline(DiffusionPipeline):

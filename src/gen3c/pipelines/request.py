@@ -1286,7 +1286,7 @@ def generate(
     generator: str = "gen3c",
     video_save_folder: str | os.PathLike = "outputs",
     video_save_name: str | None = None,
-    progress: bool = True,
+    progress: bool | ProgressFactory = True,
     keep_loaded: bool = True,
     **settings: Any,
 ) -> RunOutput:
@@ -1324,7 +1324,9 @@ def generate(
         video_save_name: the outputs' name; default: the image file's stem, "output" for an image in memory.
         progress: True draws the command line's bars on stderr, one per stage (loading the
             model, rendering the 3D cache, generating; :func:`gen3c.progress.progress_bars`);
-            False draws none and prints nothing: a quiet notebook cell.
+            False draws none and prints nothing: a quiet notebook cell; a
+            :data:`~gen3c.progress.ProgressFactory` (``progress(stage, total) -> advance(n=1)``)
+            is called for those stages instead of any bar (a GUI's own progress, a log).
         keep_loaded: keep the generator's model loaded after the call for the next one with the
             same model settings (one model at a time: other settings replace it); False frees it
             (and its GPU memory) when the call returns.
@@ -1343,10 +1345,15 @@ def generate(
         return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, settings)
 
 
-def _generate(image, depth, generator: str, video_save_folder, video_save_name: str | None, progress: bool, keep_loaded: bool,
-              settings: dict[str, Any]) -> RunOutput:  # fmt: skip
+def _generate(image, depth, generator: str, video_save_folder, video_save_name: str | None, progress: bool | ProgressFactory,
+              keep_loaded: bool, settings: dict[str, Any]) -> RunOutput:  # fmt: skip
     """:func:`generate`, its refusals worded for the command line."""
     where = "gen3c.generate()"
+    if not (isinstance(progress, bool) or callable(progress)):  # ("false" would draw bars; a factory was taken for True)
+        raise Gen3cInputError(
+            f"{where}: progress is a {type(progress).__name__}: pass True (bars), False (quiet) or a callable "
+            "progress(stage, total) -> advance(n=1)"
+        )
     if not isinstance(video_save_folder, (str, os.PathLike)):
         raise Gen3cInputError(f"{where}: video_save_folder is a {type(video_save_folder).__name__}: pass a folder path")
     image_file = isinstance(image, (str, os.PathLike))
@@ -1374,11 +1381,12 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     from gen3c.progress import progress_bars
 
     try:
-        if progress:
+        if progress is True:
             with progress_bars() as bars:  # the command line's stages, on stderr
                 return run_request(request, generators=GENERATE_POOL, progress=bars, grant_trust=PYTHON_GRANTS_TRUST)
+        factory = (lambda stage, total: lambda n=1: None) if progress is False else progress
         with libraries_quiet():  # diffusers' and transformers' bars too
-            return run_request(request, generators=GENERATE_POOL, progress=lambda stage, total: lambda n=1: None, grant_trust=PYTHON_GRANTS_TRUST)
+            return run_request(request, generators=GENERATE_POOL, progress=factory, grant_trust=PYTHON_GRANTS_TRUST)
     finally:
         if not keep_loaded:
             GENERATE_POOL.clear()
