@@ -1,6 +1,7 @@
 """transformers depth models behind gen3c's interface, on tiny random configs saved to disk."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,3 +245,31 @@ def test_an_image_its_processor_cannot_size_is_one_line(tmp_path):
     zoe.processor = transformers.ZoeDepthImageProcessor(size={"height": 384, "width": 512}, keep_aspect_ratio=True, ensure_multiple_of=32)
     with pytest.raises(Gen3cInputError, match=r"^depth model zoedepth:.* cannot take an image of 4000×40 pixels \(aspect ratio 100:1; "):
         zoe.estimate(np.zeros((40, 4000, 3), dtype=np.uint8))
+
+
+def test_a_hub_model_cached_in_part_is_downloaded_in_full(tmp_path, monkeypatch):
+    """A first download cut short after config.json left the model cached in part: every later
+    run loaded it from the cache only and failed with "check the hub id and the network", the hub
+    reachable; offline, the message now says the download was cut short and how to finish it."""
+    from hub_server import HubServer
+    from huggingface_hub import constants, hf_hub_download
+
+    folder = Path(dpt(tmp_path))
+    server = HubServer({"someone/tiny-dpt": {p.name: p.read_bytes() for p in folder.iterdir()}})
+    try:
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)  # (as HF_ENDPOINT sets both at import)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        hf_hub_download("someone/tiny-dpt", "config.json")  # the first download, cut short after it
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(Gen3cModelError, match=r"^depth model 'someone/tiny-dpt' is only partly in the local Hugging Face cache \(.*\) and HF_HUB_OFFLINE is set: run once with the hub reachable to finish the download, "):
+            load_depth_estimator("someone/tiny-dpt")
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        estimator = load_depth_estimator("someone/tiny-dpt")
+        assert estimator.name == "dpt:someone/tiny-dpt"
+        check(estimator.estimate(image()), "relative")
+        assert server.count("GET", "model.safetensors") == 1
+    finally:
+        server.stop()
