@@ -269,6 +269,24 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
         load_depth_estimator(str(tmp_path / "nowhere" / "model.pt"))
 
 
+def test_transformers_offline_is_read_as_huggingface_hub_reads_it(monkeypatch, tmp_path):
+    """TRANSFORMERS_OFFLINE=1 keeps huggingface_hub offline as HF_HUB_OFFLINE does, but was not
+    read here: the hub's reachability was checked instead (a wait, "cannot reach"), and with the
+    network up the download failed on the offline switch with "check the id and the network"."""
+    from gen3c.depth.hub import hub_offline_reason
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    with pytest.raises(Gen3cModelError, match=r"^MoGe 'someone/moge-x' is not in the local Hugging Face cache and TRANSFORMERS_OFFLINE is set: "):
+        load_depth_estimator("someone/moge-x")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # huggingface_hub: HF_HUB_OFFLINE, when set, decides
+    assert hub_offline_reason() == "cannot reach 127.0.0.1: Connection refused"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "True")
+    assert hub_offline_reason() == "HF_HUB_OFFLINE is set"
+
+
 def official_stand_in(monkeypatch) -> list:
     """Make ``from moge.model.v1 import MoGeModel`` give a stand-in (our MoGeV1 at the tiny size,
     loading strictly as torch does); returns the list of model_configs it is built with."""
