@@ -78,6 +78,40 @@ def test_missing_or_extra_keys_are_one_line_errors():
         MoGeV1.from_checkpoint(ckpt["model"])
 
 
+def test_a_damaged_checkpoint_of_moge_layout_is_one_line_naming_the_file(tmp_path):
+    """A model.pt of MoGe's layout whose backbone entries are not weights (a list, a 1-d or empty
+    position table, another key under blocks.) stopped on an AttributeError, IndexError or
+    ValueError with a traceback; "model" a list was "expected keys 'model_config' and 'model',
+    found ['model_config', 'model']"; and the messages named no file ("MoGe checkpoint lacks")."""
+    path = tmp_path / "model.pt"
+    damage = {
+        "backbone.cls_token": ([1, 2], "holds a list at 'backbone.cls_token', not a MoGe weight: the file is damaged or another model; re-download it"),
+        "backbone.pos_embed": (torch.zeros(5), "holds a 1-d tensor at 'backbone.pos_embed', not a MoGe weight: "),
+        "backbone.blocks.0.mlp.fc1.weight": (None, r"lacks 'backbone.blocks.0.mlp.fc1.weight': it is not a MoGe v1 model.pt \(re-download it\)$"),
+    }
+    for key, (value, message) in damage.items():
+        ckpt = tiny_checkpoint()
+        if value is None:
+            del ckpt["model"][key]
+        else:
+            ckpt["model"][key] = value
+        torch.save(ckpt, path)
+        with pytest.raises(Gen3cModelError, match=rf"^MoGe checkpoint '{path}' {message}"):
+            load_depth_estimator(str(path), backend="gen3c")
+    ckpt = tiny_checkpoint()
+    ckpt["model"]["backbone.pos_embed"] = torch.zeros(1, 1, EMBED)  # no position but the class token's
+    with pytest.raises(Gen3cModelError, match=r"^MoGe checkpoint 'x' has 0 backbone positions, not a square grid: the file is damaged$"):
+        MoGeV1.from_checkpoint(ckpt, "MoGe checkpoint 'x'")
+    ckpt = tiny_checkpoint()
+    ckpt["model"]["backbone.blocks.notes"] = torch.zeros(1)  # reported by the strict load, as any extra key
+    with pytest.raises(Gen3cModelError, match=r"^MoGe checkpoint does not match MoGe v1: missing \[\], unexpected \['backbone.blocks.notes'\]"):
+        MoGeV1.from_checkpoint(ckpt)
+    ckpt = tiny_checkpoint()
+    ckpt["model"] = list(ckpt["model"])
+    with pytest.raises(Gen3cModelError, match=r"^MoGe checkpoint is not a MoGe model.pt \(expected dicts under 'model_config' and 'model', found 'model_config' a dict, 'model' a list\): re-download it$"):
+        MoGeV1.from_checkpoint(ckpt)
+
+
 def test_moge_v2_checkpoint_asks_for_the_official_package():
     ckpt = {"model_config": {"encoder": {"backbone": "dinov2_vitl14"}, "neck": {}}, "model": {}}
     with pytest.raises(Gen3cModelError, match="MoGe v2"):
