@@ -176,6 +176,23 @@ def test_unsupported_or_broken_models_are_clear_errors(tmp_path):
         load_depth_estimator(str(folder))
 
 
+def test_a_file_of_a_model_folder_names_the_folder(tmp_path):
+    """A file of a transformers model (its weights or config.json) given instead of its folder was
+    told to "check the path", which was right; the fix is the folder."""
+    folder = dpt(tmp_path)
+    for file in ("model.safetensors", "config.json"):
+        with pytest.raises(Gen3cModelError) as err:
+            load_depth_estimator(f"{folder}/{file}")
+        assert str(err.value) == (
+            f"depth estimator '{folder}/{file}' is neither a MoGe model.pt nor a transformers folder with config.json: "
+            f"pass its folder '{folder}', which holds the model's config.json"
+        )
+    assert load_depth_estimator(folder).name == f"dpt:{folder}"
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(Gen3cModelError, match=r"folder with config.json: check the path$"):
+        load_depth_estimator(str(tmp_path / "notes.txt"))
+
+
 def test_a_diffusers_folder_is_said_to_be_one(tmp_path, monkeypatch):
     """A diffusers pipeline or one of its model folders given as --depth_estimator was refused as
     "neither a MoGe model.pt nor a transformers folder" or with transformers' "Unrecognized model
