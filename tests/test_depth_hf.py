@@ -290,3 +290,16 @@ def test_a_hub_model_cached_in_part_is_downloaded_in_full(tmp_path, monkeypatch)
         assert server.count("GET", "model.safetensors") == 1
     finally:
         server.stop()
+
+
+def test_loading_from_disk_draws_no_transformers_bar(tmp_path, capfd):
+    """`gen3c depth` and `gen3c generate` with a transformers model printed its raw tqdm bar
+    ("Loading weights: 100%|███| 193/193") among gen3c's own lines; the library's setting is kept."""
+    from transformers.utils import logging as transformers_logging
+
+    folder = dpt(tmp_path)
+    capfd.readouterr()
+    enabled = transformers_logging.is_progress_bar_enabled()
+    load_depth_estimator(folder)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert transformers_logging.is_progress_bar_enabled() == enabled

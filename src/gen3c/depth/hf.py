@@ -22,6 +22,7 @@ Models that predict no camera get the user's intrinsics / FOV, else the default 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -143,14 +144,21 @@ def _load_cached_or_download(transformers: Any, name_or_path: str, dtype: torch.
     """The image processor and model of ``name_or_path`` with ``options`` (:func:`_hub_options`).
 
     A hub model whose ``config.json`` is cached but not the rest (a first download cut short)
-    loads from the cache only and fails there; the hub, if reachable, then completes it.
+    loads from the cache only and fails there; the hub, if reachable, then completes it. Loaded
+    from disk, the libraries' bars are off (:func:`gen3c.library_output.libraries_quiet`).
 
     Raises:
         Gen3cModelError: it cannot load, or it is partly cached and the hub unreachable.
     """
+    from gen3c.library_output import libraries_quiet
+
+    # From disk, transformers' raw "Loading weights" bar is noise beside gen3c's own output; a
+    # download keeps huggingface_hub's bars (minutes for a large model), which the switch turns off too.
+    local = bool(options.get("local_files_only")) or exists(name_or_path)
     try:
-        processor = transformers.AutoImageProcessor.from_pretrained(name_or_path, **options)
-        return processor, transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, **options)
+        with libraries_quiet() if local else contextlib.nullcontext():
+            processor = transformers.AutoImageProcessor.from_pretrained(name_or_path, **options)
+            return processor, transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, **options)
     except Exception as exc:
         if not options.get("local_files_only"):
             raise _load_error(name_or_path, exc) from None
