@@ -303,3 +303,18 @@ def test_loading_from_disk_draws_no_transformers_bar(tmp_path, capfd):
     load_depth_estimator(folder)
     assert "Loading weights" not in capfd.readouterr().err
     assert transformers_logging.is_progress_bar_enabled() == enabled
+
+
+def test_a_broken_diffusers_does_not_stop_a_transformers_depth_model(tmp_path, monkeypatch):
+    """Quieting the bars must not import diffusers, which a depth model never uses (an old
+    diffusers beside a newer huggingface_hub fails to import)."""
+    import sys
+
+    folder = dpt(tmp_path)
+    broken = tmp_path / "site" / "diffusers"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("from huggingface_hub import cached_download\n")  # removed from huggingface_hub 0.26
+    for name in [m for m in sys.modules if m == "diffusers" or m.startswith("diffusers.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(broken.parent))
+    assert load_depth_estimator(folder).name == f"dpt:{folder}"

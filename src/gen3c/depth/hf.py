@@ -156,7 +156,7 @@ def _load_cached_or_download(transformers: Any, name_or_path: str, dtype: torch.
     # download keeps huggingface_hub's bars (minutes for a large model), which the switch turns off too.
     local = bool(options.get("local_files_only")) or exists(name_or_path)
     try:
-        with libraries_quiet() if local else contextlib.nullcontext():
+        with libraries_quiet(("transformers",)) if local else contextlib.nullcontext():
             processor = transformers.AutoImageProcessor.from_pretrained(name_or_path, **options)
             return processor, transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, **options)
     except Exception as exc:
