@@ -1,6 +1,7 @@
 """transformers depth models behind gen3c's interface, on tiny random configs saved to disk."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,6 +176,23 @@ def test_unsupported_or_broken_models_are_clear_errors(tmp_path):
         load_depth_estimator(str(folder))
 
 
+def test_a_file_of_a_model_folder_names_the_folder(tmp_path):
+    """A file of a transformers model (its weights or config.json) given instead of its folder was
+    told to "check the path", which was right; the fix is the folder."""
+    folder = dpt(tmp_path)
+    for file in ("model.safetensors", "config.json"):
+        with pytest.raises(Gen3cModelError) as err:
+            load_depth_estimator(f"{folder}/{file}")
+        assert str(err.value) == (
+            f"depth estimator '{folder}/{file}' is neither a MoGe model.pt nor a transformers folder with config.json: "
+            f"pass its folder '{folder}', which holds the model's config.json"
+        )
+    assert load_depth_estimator(folder).name == f"dpt:{folder}"
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(Gen3cModelError, match=r"folder with config.json: check the path$"):
+        load_depth_estimator(str(tmp_path / "notes.txt"))
+
+
 def test_a_diffusers_folder_is_said_to_be_one(tmp_path, monkeypatch):
     """A diffusers pipeline or one of its model folders given as --depth_estimator was refused as
     "neither a MoGe model.pt nor a transformers folder" or with transformers' "Unrecognized model
@@ -244,3 +262,59 @@ def test_an_image_its_processor_cannot_size_is_one_line(tmp_path):
     zoe.processor = transformers.ZoeDepthImageProcessor(size={"height": 384, "width": 512}, keep_aspect_ratio=True, ensure_multiple_of=32)
     with pytest.raises(Gen3cInputError, match=r"^depth model zoedepth:.* cannot take an image of 4000×40 pixels \(aspect ratio 100:1; "):
         zoe.estimate(np.zeros((40, 4000, 3), dtype=np.uint8))
+
+
+def test_a_hub_model_cached_in_part_is_downloaded_in_full(tmp_path, monkeypatch):
+    """A first download cut short after config.json left the model cached in part: every later
+    run loaded it from the cache only and failed with "check the hub id and the network", the hub
+    reachable; offline, the message now says the download was cut short and how to finish it."""
+    from hub_server import HubServer
+    from huggingface_hub import constants, hf_hub_download
+
+    folder = Path(dpt(tmp_path))
+    server = HubServer({"someone/tiny-dpt": {p.name: p.read_bytes() for p in folder.iterdir()}})
+    try:
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)  # (as HF_ENDPOINT sets both at import)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        hf_hub_download("someone/tiny-dpt", "config.json")  # the first download, cut short after it
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(Gen3cModelError, match=r"^depth model 'someone/tiny-dpt' is only partly in the local Hugging Face cache \(.*\) and HF_HUB_OFFLINE is set: run once with the hub reachable to finish the download, "):
+            load_depth_estimator("someone/tiny-dpt")
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        estimator = load_depth_estimator("someone/tiny-dpt")
+        assert estimator.name == "dpt:someone/tiny-dpt"
+        check(estimator.estimate(image()), "relative")
+        assert server.count("GET", "model.safetensors") == 1
+    finally:
+        server.stop()
+
+
+def test_loading_from_disk_draws_no_transformers_bar(tmp_path, capfd):
+    """`gen3c depth` and `gen3c generate` with a transformers model printed its raw tqdm bar
+    ("Loading weights: 100%|███| 193/193") among gen3c's own lines; the library's setting is kept."""
+    from transformers.utils import logging as transformers_logging
+
+    folder = dpt(tmp_path)
+    capfd.readouterr()
+    enabled = transformers_logging.is_progress_bar_enabled()
+    load_depth_estimator(folder)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert transformers_logging.is_progress_bar_enabled() == enabled
+
+
+def test_a_broken_diffusers_does_not_stop_a_transformers_depth_model(tmp_path, monkeypatch):
+    """Quieting the bars must not import diffusers, which a depth model never uses (an old
+    diffusers beside a newer huggingface_hub fails to import)."""
+    import sys
+
+    folder = dpt(tmp_path)
+    broken = tmp_path / "site" / "diffusers"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("from huggingface_hub import cached_download\n")  # removed from huggingface_hub 0.26
+    for name in [m for m in sys.modules if m == "diffusers" or m.startswith("diffusers.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(broken.parent))
+    assert load_depth_estimator(folder).name == f"dpt:{folder}"

@@ -78,6 +78,40 @@ def test_missing_or_extra_keys_are_one_line_errors():
         MoGeV1.from_checkpoint(ckpt["model"])
 
 
+def test_a_damaged_checkpoint_of_moge_layout_is_one_line_naming_the_file(tmp_path):
+    """A model.pt of MoGe's layout whose backbone entries are not weights (a list, a 1-d or empty
+    position table, another key under blocks.) stopped on an AttributeError, IndexError or
+    ValueError with a traceback; "model" a list was "expected keys 'model_config' and 'model',
+    found ['model_config', 'model']"; and the messages named no file ("MoGe checkpoint lacks")."""
+    path = tmp_path / "model.pt"
+    damage = {
+        "backbone.cls_token": ([1, 2], "holds a list at 'backbone.cls_token', not a MoGe weight: the file is damaged or another model; re-download it"),
+        "backbone.pos_embed": (torch.zeros(5), "holds a 1-d tensor at 'backbone.pos_embed', not a MoGe weight: "),
+        "backbone.blocks.0.mlp.fc1.weight": (None, r"lacks 'backbone.blocks.0.mlp.fc1.weight': it is not a MoGe v1 model.pt \(re-download it\)$"),
+    }
+    for key, (value, message) in damage.items():
+        ckpt = tiny_checkpoint()
+        if value is None:
+            del ckpt["model"][key]
+        else:
+            ckpt["model"][key] = value
+        torch.save(ckpt, path)
+        with pytest.raises(Gen3cModelError, match=rf"^MoGe checkpoint '{path}' {message}"):
+            load_depth_estimator(str(path), backend="gen3c")
+    ckpt = tiny_checkpoint()
+    ckpt["model"]["backbone.pos_embed"] = torch.zeros(1, 1, EMBED)  # no position but the class token's
+    with pytest.raises(Gen3cModelError, match=r"^MoGe checkpoint 'x' has 0 backbone positions, not a square grid: the file is damaged$"):
+        MoGeV1.from_checkpoint(ckpt, "MoGe checkpoint 'x'")
+    ckpt = tiny_checkpoint()
+    ckpt["model"]["backbone.blocks.notes"] = torch.zeros(1)  # reported by the strict load, as any extra key
+    with pytest.raises(Gen3cModelError, match=r"^MoGe checkpoint does not match MoGe v1: missing \[\], unexpected \['backbone.blocks.notes'\]"):
+        MoGeV1.from_checkpoint(ckpt)
+    ckpt = tiny_checkpoint()
+    ckpt["model"] = list(ckpt["model"])
+    with pytest.raises(Gen3cModelError, match=r"^MoGe checkpoint is not a MoGe model.pt \(expected dicts under 'model_config' and 'model', found 'model_config' a dict, 'model' a list\): re-download it$"):
+        MoGeV1.from_checkpoint(ckpt)
+
+
 def test_moge_v2_checkpoint_asks_for_the_official_package():
     ckpt = {"model_config": {"encoder": {"backbone": "dinov2_vitl14"}, "neck": {}}, "model": {}}
     with pytest.raises(Gen3cModelError, match="MoGe v2"):
@@ -267,6 +301,24 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
         load_depth_estimator("someone/moge-does-not-exist")
     with pytest.raises(Gen3cInputError, match="does not exist"):  # a mistyped path: no fallback to the prior
         load_depth_estimator(str(tmp_path / "nowhere" / "model.pt"))
+
+
+def test_transformers_offline_is_read_as_huggingface_hub_reads_it(monkeypatch, tmp_path):
+    """TRANSFORMERS_OFFLINE=1 keeps huggingface_hub offline as HF_HUB_OFFLINE does, but was not
+    read here: the hub's reachability was checked instead (a wait, "cannot reach"), and with the
+    network up the download failed on the offline switch with "check the id and the network"."""
+    from gen3c.depth.hub import hub_offline_reason
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    with pytest.raises(Gen3cModelError, match=r"^MoGe 'someone/moge-x' is not in the local Hugging Face cache and TRANSFORMERS_OFFLINE is set: "):
+        load_depth_estimator("someone/moge-x")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # huggingface_hub: HF_HUB_OFFLINE, when set, decides
+    assert hub_offline_reason() == "cannot reach 127.0.0.1: Connection refused"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "True")
+    assert hub_offline_reason() == "HF_HUB_OFFLINE is set"
 
 
 def official_stand_in(monkeypatch) -> list:

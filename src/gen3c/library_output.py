@@ -18,13 +18,15 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def libraries_quiet() -> Iterator[None]:
-    """diffusers' and transformers' progress bars off, and their log lines below errors, inside
-    the block; each setting as it was after it (also after an error). A library that is not
-    installed is skipped; one that fails to import is named in one line (:func:`_installed_module`)."""
+def libraries_quiet(libraries: tuple[str, ...] = ("diffusers", "transformers")) -> Iterator[None]:
+    """diffusers' and transformers' (or only those of ``libraries``) progress bars off, and their
+    log lines below errors, inside the block; each setting as it was after it (also after an
+    error). A library that is not installed is skipped; one that fails to import is named in one
+    line (:func:`_installed_module`): a transformers depth model passes ("transformers",), so that
+    a broken diffusers it never uses does not stop it."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(_hub_bars_kept())  # entered first: put back last, after transformers'
-        for name in ("diffusers", "transformers"):
+        for name in libraries:
             module = _installed_module(name, "utils.logging")
             if module is not None:
                 stack.enter_context(_quiet(module))

@@ -22,6 +22,7 @@ Models that predict no camera get the user's intrinsics / FOV, else the default 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -58,8 +59,9 @@ def _require_transformers():
 
 
 def _hub_options(name_or_path: str) -> dict[str, Any]:
-    """``from_pretrained`` options: cached hub models load with ``local_files_only`` (no network);
-    uncached ones need the hub, checked quickly so that offline is an immediate error."""
+    """``from_pretrained`` options: cached hub models load with ``local_files_only`` (no network;
+    one cached in part is completed by :func:`_load_cached_or_download`); uncached ones need the
+    hub, checked quickly so that offline is an immediate error."""
     if exists(name_or_path):  # guarded: False for a name too long for the file system
         return {}
     transformers = _require_transformers()
@@ -138,6 +140,43 @@ def _cached_snapshot(name: str) -> Path | None:
     return None
 
 
+def _load_cached_or_download(transformers: Any, name_or_path: str, dtype: torch.dtype, options: dict[str, Any]) -> tuple[Any, Any]:
+    """The image processor and model of ``name_or_path`` with ``options`` (:func:`_hub_options`).
+
+    A hub model whose ``config.json`` is cached but not the rest (a first download cut short)
+    loads from the cache only and fails there; the hub, if reachable, then completes it. Loaded
+    from disk, the libraries' bars are off (:func:`gen3c.library_output.libraries_quiet`).
+
+    Raises:
+        Gen3cModelError: it cannot load, or it is partly cached and the hub unreachable.
+    """
+    from gen3c.library_output import libraries_quiet
+
+    # From disk, transformers' raw "Loading weights" bar is noise beside gen3c's own output; a
+    # download keeps huggingface_hub's bars (minutes for a large model), which the switch turns off too.
+    local = bool(options.get("local_files_only")) or exists(name_or_path)
+    try:
+        with libraries_quiet(("transformers",)) if local else contextlib.nullcontext():
+            processor = transformers.AutoImageProcessor.from_pretrained(name_or_path, **options)
+            return processor, transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, **options)
+    except Exception as exc:
+        if not options.get("local_files_only"):
+            raise _load_error(name_or_path, exc) from None
+        cached_error = exc
+    reason = hub_offline_reason()
+    if reason is not None:
+        raise Gen3cModelError(
+            f"depth model {quoted(name_or_path)} is only partly in the local Hugging Face cache ({type(cached_error).__name__}: "
+            f"{first_line(cached_error, 120)}) and {reason}: run once with the hub reachable to finish the download, "
+            "or download it on a machine with internet (save_pretrained folder) and pass its path"
+        )
+    try:
+        processor = transformers.AutoImageProcessor.from_pretrained(name_or_path)
+        return processor, transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype)
+    except Exception as exc:
+        raise _load_error(name_or_path, exc) from None
+
+
 def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
     reason = first_line(exc, 160)
     if exists(name_or_path):  # guarded: False for a name too long for the file system
@@ -174,11 +213,7 @@ class TransformersDepthEstimator:
             raise Gen3cModelError(
                 f"depth model {quoted(name_or_path)} is a {self.model_type!r} model: supported are MoGe and {', '.join(SUPPORTED_MODEL_TYPES)}"
             )
-        try:
-            self.processor = transformers.AutoImageProcessor.from_pretrained(name_or_path, **options)
-            model = transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, **options)
-        except Exception as exc:
-            raise _load_error(name_or_path, exc) from None
+        self.processor, model = _load_cached_or_download(transformers, name_or_path, dtype, options)
         self.model = model.to(device).eval()
         self.device, self.dtype = torch.device(device), dtype
         self.flip_augment = flip_augment

@@ -16,8 +16,10 @@ CONNECT_TIMEOUT_S = 5.0
 
 def hub_offline_reason() -> str | None:
     """Why the hub cannot be reached now (HF_HUB_OFFLINE, no DNS, no connection), or None."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on"):
-        return "HF_HUB_OFFLINE is set"
+    # huggingface_hub's own switch: HF_HUB_OFFLINE, else (when it is unset or empty) TRANSFORMERS_OFFLINE.
+    switch = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
+    if os.environ.get(switch, "").strip().lower() in ("1", "true", "yes", "on"):
+        return f"{switch} is set"
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
     if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):

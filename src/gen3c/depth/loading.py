@@ -65,9 +65,10 @@ def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: 
     if refusal is not None:
         raise refusal
     if exists(p) and not (is_dir(p) and is_file(p / "config.json")):
-        raise Gen3cModelError(
-            f"depth estimator {quoted(name)} is neither a MoGe model.pt nor a transformers folder with config.json: check the path"
-        )
+        fix = "check the path"
+        if not is_dir(p) and is_file(p.parent / "config.json"):  # a file of a transformers model's folder
+            fix = f"pass its folder {quoted(str(p.parent))}, which holds the model's config.json"
+        raise Gen3cModelError(f"depth estimator {quoted(name)} is neither a MoGe model.pt nor a transformers folder with config.json: {fix}")
     return TransformersDepthEstimator(name, device=device, dtype=dtype, **options)
 
 

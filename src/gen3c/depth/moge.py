@@ -365,24 +365,31 @@ class DinoV2Shape:
     num_register_tokens: int = 0
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Tensor], prefix: str = "backbone.") -> DinoV2Shape:
-        """Read the backbone's size from its weights (the checkpoint only names the encoder)."""
-        try:
-            embed_dim = state[prefix + "cls_token"].shape[-1]
-            patch = state[prefix + "patch_embed.proj.weight"].shape[-1]
-            n_pos = state[prefix + "pos_embed"].shape[1] - 1
-            mlp_hidden = state[prefix + "blocks.0.mlp.fc1.weight"].shape[0]
-        except KeyError as exc:
-            if any(k.startswith(prefix + "blocks.0.mlp.w12") for k in state):
-                raise Gen3cModelError(
-                    "this MoGe checkpoint uses a SwiGLU DINOv2 (ViT-g), which our implementation does not cover: pip install git+https://github.com/microsoft/MoGe.git"
-                ) from None
-            raise Gen3cModelError(f"MoGe checkpoint lacks {exc.args[0]!r}: it is not a MoGe v1 model.pt (re-download it)") from None
-        blocks = {int(k[len(prefix) + 7 :].split(".")[0]) for k in state if k.startswith(prefix + "blocks.")}
+    def from_state_dict(cls, state: dict[str, Tensor], prefix: str = "backbone.", name: str = "MoGe checkpoint") -> DinoV2Shape:
+        """Read the backbone's size from its weights (the checkpoint only names the encoder);
+        ``name`` is the checkpoint in messages."""
+        sizes = {"cls_token": -1, "patch_embed.proj.weight": -1, "pos_embed": 1, "blocks.0.mlp.fc1.weight": 0}
+        read = {}
+        for key, dim in sizes.items():
+            value = state.get(prefix + key)
+            if value is None:
+                if any(k.startswith(prefix + "blocks.0.mlp.w12") for k in state):
+                    raise Gen3cModelError(
+                        f"{name} uses a SwiGLU DINOv2 (ViT-g), which our implementation does not cover: pip install git+https://github.com/microsoft/MoGe.git"
+                    )
+                raise Gen3cModelError(f"{name} lacks {prefix + key!r}: it is not a MoGe v1 model.pt (re-download it)")
+            if not isinstance(value, Tensor) or value.ndim < (2 if dim == 1 else 1):
+                what = f"a {value.ndim}-d tensor" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+                raise Gen3cModelError(f"{name} holds {what} at {prefix + key!r}, not a MoGe weight: the file is damaged or another model; re-download it")
+            read[key] = value.shape[dim]
+        embed_dim, patch, mlp_hidden = read["cls_token"], read["patch_embed.proj.weight"], read["blocks.0.mlp.fc1.weight"]
+        n_pos = read["pos_embed"] - 1
+        blocks = {k[len(prefix) + 7 :].split(".")[0] for k in state if k.startswith(prefix + "blocks.")}
+        blocks = {int(b) for b in blocks if b.isdigit()}  # another key there is reported by the strict load
         registers = state.get(prefix + "register_tokens")
-        grid = math.isqrt(n_pos)
-        if grid * grid != n_pos:
-            raise Gen3cModelError(f"MoGe checkpoint has {n_pos} backbone positions, not a square grid: the file is damaged")
+        grid = math.isqrt(max(n_pos, 0))
+        if n_pos < 1 or grid * grid != n_pos:
+            raise Gen3cModelError(f"{name} has {n_pos} backbone positions, not a square grid: the file is damaged")
         return cls(
             embed_dim=embed_dim,
             depth=len(blocks),
@@ -390,7 +397,7 @@ class DinoV2Shape:
             mlp_hidden=mlp_hidden,
             patch_size=patch,
             pos_grid=grid,
-            num_register_tokens=0 if registers is None else registers.shape[1],
+            num_register_tokens=registers.shape[1] if isinstance(registers, Tensor) and registers.ndim >= 2 else 0,  # else: the strict load says
         )
 
 
@@ -611,7 +618,7 @@ class MoGeV1(nn.Module):
                 f"{name} is a MoGe v2 checkpoint; our own implementation covers MoGe v1 (GEN3C's): pip install git+https://github.com/microsoft/MoGe.git"
             )
         state = checkpoint["model"]
-        model = cls(MoGeV1Config.from_dict(config), DinoV2Shape.from_state_dict(state))
+        model = cls(MoGeV1Config.from_dict(config), DinoV2Shape.from_state_dict(state, name=name))
         try:
             result = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches
@@ -785,8 +792,12 @@ def check_moge_layout(checkpoint: Any, name: str = "MoGe checkpoint") -> None:
         or not isinstance(checkpoint.get("model_config"), dict)
         or not isinstance(checkpoint.get("model"), dict)
     ):
-        keys = list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise Gen3cModelError(f"{name} is not a MoGe model.pt (expected keys 'model_config' and 'model', found {keys}): re-download it")
+        if isinstance(checkpoint, dict) and {"model_config", "model"} <= set(checkpoint):
+            kinds = f"'model_config' a {type(checkpoint['model_config']).__name__}, 'model' a {type(checkpoint['model']).__name__}"
+            found = f"dicts under 'model_config' and 'model', found {kinds}"
+        else:
+            found = f"keys 'model_config' and 'model', found {list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__}"
+        raise Gen3cModelError(f"{name} is not a MoGe model.pt (expected {found}): re-download it")
 
 
 def is_moge_v2_checkpoint(checkpoint: Any) -> bool:
