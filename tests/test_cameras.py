@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,6 +57,20 @@ def test_focal_fov_closed_form():
     assert (K[0, 2].item(), K[1, 2].item()) == (320.0, 240.0)
     with pytest.raises(Gen3cInputError):
         focal_from_fov(180.0, 100)
+
+
+def test_a_field_of_view_that_is_no_number_is_one_line():
+    """Before: fov="60°", True or 1j reached a comparison (TypeError) and DepthEstimator.estimate's
+    fov="abc" a ValueError of float(); numbers of other types (numpy, a 0-d tensor) still count."""
+    from gen3c.depth.base import camera_for
+
+    for fov in ("abc", "60", True, 1j, None):
+        with pytest.raises(Gen3cInputError, match=r"^field of view .* is not a number: pass degrees between 0.01 and 179, e.g. 60$"):
+            focal_from_fov(fov, 100)
+    with pytest.raises(Gen3cInputError, match=r"^field of view 'abc' is not a number"):
+        camera_for(48, 64, None, "abc")
+    assert focal_from_fov(np.float32(90.0), 1000) == pytest.approx(500.0)
+    assert focal_from_fov(torch.tensor(90.0), 1000) == pytest.approx(500.0)
 
 
 def test_nerfstudio_intrinsics_are_the_same_rays_on_its_half_integer_pixel_grid():

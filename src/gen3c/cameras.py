@@ -67,6 +67,13 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
 def focal_from_fov(fov_degrees: float, size: int) -> float:
     """Focal length in pixels for a field of view in degrees spanning ``size`` pixels (one of
     π or less notes that it may be radians)."""
+    given = fov_degrees
+    try:  # (a text, a bool or a complex number is no angle: Python's TypeError in the comparison below before)
+        fov_degrees = float(fov_degrees) if not isinstance(fov_degrees, (str, bytes, bool)) else None
+    except (TypeError, ValueError):
+        fov_degrees = None
+    if fov_degrees is None:
+        raise Gen3cInputError(f"field of view {str(given)[:40]!r} is not a number: pass degrees between 0.01 and 179, e.g. 60")
     if not 0.01 <= fov_degrees <= 179.0:
         raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
     if not 0 < size < math.inf:  # 0 gave a focal length of 0, a negative size a negative one

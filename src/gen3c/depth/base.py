@@ -249,7 +249,7 @@ def camera_for(
         K = torch.as_tensor(intrinsics, dtype=torch.float32)
         return check_intrinsics_fit(K, height, width, name).clone(), "user"
     if fov is not None:
-        return intrinsics_from_fov(float(fov), height, width), "user"
+        return intrinsics_from_fov(fov, height, width), "user"
     return intrinsics_from_fov(DEFAULT_FOV_DEGREES, height, width), "default"
 
 
