@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -233,6 +234,24 @@ def test_a_damaged_kept_frame_is_named_in_one_line(box_scene, tmp_path):
         run_request(request, resume=True)
     assert len(list(partial_dir(tmp_path, "output").glob("chunk_*"))) == 2
     assert not (tmp_path / "output.mp4").exists()
+
+
+def test_a_chunk_deleted_by_hand_is_made_again_with_the_chunks_after_it(box_scene, tmp_path):
+    """A damaged chunk deleted alone (not its folder): --resume makes it and the kept chunks after
+    it again, saying so, to the uninterrupted run's outputs (it made the chunk again, then stopped
+    on an OSError traceback renaming the next one onto the kept folder of that name)."""
+    whole = run_request(box_request(box_scene, tmp_path / "a"))
+    request = box_request(box_scene, tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt, match=r"2 of 3 chunks are kept"):
+        run_request(request, generator=Interrupting(2))
+    kept = partial_dir(tmp_path / "b", "output")
+    shutil.rmtree(kept / "chunk_0000")
+    with pytest.warns(UserWarning, match=r"^--resume: .*output\.partial lacks chunk_0000: chunk_0001, which continued it, is made again too$"):
+        resumed = run_request(request, resume=True)
+    assert len(resumed.result.chunks) == 3
+    for key in ("video", "buffer_masks", "point_cloud", "cameras"):
+        assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
+    assert not kept.exists()
 
 
 def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box_scene, tmp_path):

@@ -290,6 +290,7 @@ class PartialRun:
                 # held first: another run still going writes there (its chunk in the making is no stray)
                 partial = cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
                 remove_unfinished_chunk(path)  # a chunk that was being written when the run died
+                _remove_chunks_past_a_gap(path, partial.finished)
                 _remove_stale_outputs(Path(folder), name)
                 return partial
             note(f"re-ran from the first chunk: kept chunks were made with other settings ({changed})", stacklevel=3)
@@ -649,6 +650,19 @@ def remove_unfinished_chunk(path: Path) -> None:
     (``.chunk_*``); its finished chunks stay."""
     for stray in path.glob(".chunk_*"):
         shutil.rmtree(stray, ignore_errors=True)
+
+
+def _remove_chunks_past_a_gap(path: Path, finished: int) -> None:
+    """Remove the kept chunks from ``finished`` on (those after a missing one, e.g. a damaged chunk
+    deleted by hand): each continues the chunk before it, which is made again, and the run renames
+    its new chunks into their places."""
+    past = sorted(p for p in path.iterdir() if (m := _CHUNK.match(p.name)) and int(m.group(1)) >= finished and p.is_dir())
+    if not past:
+        return
+    for chunk in past:
+        shutil.rmtree(chunk)
+    note(f"--resume: {path} lacks chunk_{finished:04d}: {', '.join(p.name for p in past)}, which continued it, "
+         f"{'is' if len(past) == 1 else 'are'} made again too", stacklevel=4)  # fmt: skip
 
 
 def _remove_stale_outputs(folder: Path, name: str) -> None:
