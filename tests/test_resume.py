@@ -254,6 +254,53 @@ def test_a_chunk_deleted_by_hand_is_made_again_with_the_chunks_after_it(box_scen
     assert not kept.exists()
 
 
+@pytest.mark.parametrize("where", ["frames", "state"])
+def test_a_disk_that_fills_up_as_a_chunk_is_kept_is_one_line_and_the_run_resumes(box_scene, tmp_path, monkeypatch, where):
+    """The disk fills up while chunk 2's frames (or its state) are kept: one line says so, what is
+    kept and how to go on, the half-kept chunk's files are gone (its space freed), and --resume
+    makes the uninterrupted run's outputs. (It was a traceback calling it a bug in gen3c, the
+    half-kept chunk left on the full disk.)"""
+    import errno
+    import re
+    from pathlib import Path
+
+    import safetensors.torch
+
+    whole = run_request(box_request(box_scene, tmp_path / "a"))
+    request = box_request(box_scene, tmp_path / "b")
+    full = OSError(errno.ENOSPC, "No space left on device")
+    if where == "frames":
+        write_bytes = Path.write_bytes
+
+        def filling(path, data):
+            if path.parent.name.startswith(".chunk_0001"):
+                raise full
+            return write_bytes(path, data)
+
+        monkeypatch.setattr(Path, "write_bytes", filling)
+    else:
+        save_file, calls = safetensors.torch.save_file, []
+
+        def filling(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise full
+            return save_file(*args, **kwargs)
+
+        monkeypatch.setattr(safetensors.torch, "save_file", filling)
+    kept = partial_dir(tmp_path / "b", "output")
+    message = (rf"^the disk of {re.escape(str(kept))} filled up while chunk 2 was kept \(No space left on device\); 1 of 3 chunks is "
+               r"kept there: free some space, then run the same command with --resume$")  # fmt: skip
+    with pytest.raises(Gen3cInputError, match=message):
+        run_request(request)
+    assert sorted(p.name for p in kept.iterdir()) == ["chunk_0000", "run.json"]
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["output.partial"]  # no output, no temporary file
+    monkeypatch.undo()
+    resumed = run_request(request, resume=True)
+    for key in ("video", "buffer_masks", "point_cloud", "cameras"):
+        assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
+
+
 def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box_scene, tmp_path):
     """A run killed (SIGKILL) while its files went into place leaves their temporary files: --resume
     removes every output's (the companions' too: only the videos' went), never another run's
