@@ -301,6 +301,33 @@ def test_a_disk_that_fills_up_as_a_chunk_is_kept_is_one_line_and_the_run_resumes
         assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
 
 
+def test_a_video_writer_failing_after_a_chunk_was_kept_leaves_no_half_kept_chunk(box_scene, tmp_path, monkeypatch):
+    """The video's writer fails (an I/O error) after chunk 2's frames were kept, before the chunk is
+    finished: only the finished chunk stays, and --resume makes the uninterrupted run's video. (The
+    half-kept chunk's frames stayed on disk, hidden, until a --resume.)"""
+    import gen3c.pipelines.camera_video as camera_video
+
+    whole = run_request(box_request(box_scene, tmp_path / "a"))
+    request = box_request(box_scene, tmp_path / "b")
+    write_arrays, calls = camera_video.OutputWriter.write_arrays, []
+
+    def failing(self, arrays):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return write_arrays(self, arrays)
+
+    monkeypatch.setattr(camera_video.OutputWriter, "write_arrays", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        run_request(request)
+    kept = partial_dir(tmp_path / "b", "output")
+    assert sorted(p.name for p in kept.iterdir()) == ["chunk_0000", "run.json"]
+    monkeypatch.undo()
+    resumed = run_request(request, resume=True)
+    for key in ("video", "buffer_masks", "point_cloud"):
+        assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
+
+
 def test_resume_removes_the_temporary_files_a_killed_run_left_and_only_those(box_scene, tmp_path):
     """A run killed (SIGKILL) while its files went into place leaves their temporary files: --resume
     removes every output's (the companions' too: only the videos' went), never another run's

@@ -412,7 +412,11 @@ class PartialRun:
         return self.finished
 
     def release(self) -> None:
-        """Let another run take the folder (the run ended, its chunks kept or not)."""
+        """Let another run take the folder (the run ended, its chunks kept or not); the chunk it was
+        keeping, unfinished (the video's writer failed after its frames were kept), goes first."""
+        if self._pending is not None:
+            shutil.rmtree(self._pending, ignore_errors=True)
+            self._pending = None
         self._held.close()
 
     def remove(self) -> None:
