@@ -358,6 +358,7 @@ class PartialRun:
             self._pending = None
         if not is_disk_full(exc):
             return
+        self.recount()  # (a chunk renamed into place before its folder's flush failed counts)
         then = (f"{self.finished} of {counted(self.num_chunks, 'chunk')} {'is' if self.finished == 1 else 'are'} kept there: free "
                 "some space, then run the same command with --resume" if self.finished else
                 "no chunk was finished: free some space, or pass a --video_save_folder on a larger disk, then run again")  # fmt: skip
