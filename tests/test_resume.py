@@ -254,10 +254,10 @@ def test_a_chunk_deleted_by_hand_is_made_again_with_the_chunks_after_it(box_scen
     assert not kept.exists()
 
 
-@pytest.mark.parametrize("where", ["frames", "state"])
+@pytest.mark.parametrize("where", ["frames", "state", "flush"])
 def test_a_disk_that_fills_up_as_a_chunk_is_kept_is_one_line_and_the_run_resumes(box_scene, tmp_path, monkeypatch, where):
-    """The disk fills up while chunk 2's frames (or its state) are kept: one line says so, what is
-    kept and how to go on, the half-kept chunk's files are gone (its space freed), and --resume
+    """The disk fills up while chunk 2's frames (or its state) are kept, or as the folder it was
+    renamed into is flushed (NFS says so only then): one line says so, what is kept and how to go on, the half-kept chunk's files are gone (its space freed), and --resume
     makes the uninterrupted run's outputs. (It was a traceback calling it a bug in gen3c, the
     half-kept chunk left on the full disk.)"""
     import errno
@@ -278,7 +278,7 @@ def test_a_disk_that_fills_up_as_a_chunk_is_kept_is_one_line_and_the_run_resumes
             return write_bytes(path, data)
 
         monkeypatch.setattr(Path, "write_bytes", filling)
-    else:
+    elif where == "state":
         save_file, calls = safetensors.torch.save_file, []
 
         def filling(*args, **kwargs):
@@ -288,12 +288,23 @@ def test_a_disk_that_fills_up_as_a_chunk_is_kept_is_one_line_and_the_run_resumes
             return save_file(*args, **kwargs)
 
         monkeypatch.setattr(safetensors.torch, "save_file", filling)
+    else:  # chunk 2 is in place, its folder's flush fails: it is kept
+        publish, calls = gen3c.pipelines.resume.publish, []
+
+        def filling(*args):
+            publish(*args)
+            calls.append(1)
+            if len(calls) == 2:
+                raise full
+
+        monkeypatch.setattr(gen3c.pipelines.resume, "publish", filling)
+    finished = 2 if where == "flush" else 1
     kept = partial_dir(tmp_path / "b", "output")
-    message = (rf"^the disk of {re.escape(str(kept))} filled up while chunk 2 was kept \(No space left on device\); 1 of 3 chunks is "
-               r"kept there: free some space, then run the same command with --resume$")  # fmt: skip
+    message = (rf"^the disk of {re.escape(str(kept))} filled up while chunk 2 was kept \(No space left on device\); {finished} of 3 chunks "
+               rf"{'is' if finished == 1 else 'are'} kept there: free some space, then run the same command with --resume$")  # fmt: skip
     with pytest.raises(Gen3cInputError, match=message):
         run_request(request)
-    assert sorted(p.name for p in kept.iterdir()) == ["chunk_0000", "run.json"]
+    assert sorted(p.name for p in kept.iterdir()) == [f"chunk_{k:04d}" for k in range(finished)] + ["run.json"]
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["output.partial"]  # no output, no temporary file
     monkeypatch.undo()
     resumed = run_request(request, resume=True)
