@@ -257,9 +257,10 @@ def test_a_chunk_deleted_by_hand_is_made_again_with_the_chunks_after_it(box_scen
 @pytest.mark.parametrize("where", ["frames", "state", "flush"])
 def test_a_disk_that_fills_up_as_a_chunk_is_kept_is_one_line_and_the_run_resumes(box_scene, tmp_path, monkeypatch, where):
     """The disk fills up while chunk 2's frames (or its state) are kept, or as the folder it was
-    renamed into is flushed (NFS says so only then): one line says so, what is kept and how to go on, the half-kept chunk's files are gone (its space freed), and --resume
-    makes the uninterrupted run's outputs. (It was a traceback calling it a bug in gen3c, the
-    half-kept chunk left on the full disk.)"""
+    renamed into is flushed (NFS says so only then): one line says so, what is kept and how to go
+    on, the half-kept chunk's files are gone (its space freed), and --resume makes the
+    uninterrupted run's outputs. (It was a traceback calling it a bug in gen3c, the half-kept
+    chunk left on the full disk.)"""
     import errno
     import re
     from pathlib import Path
