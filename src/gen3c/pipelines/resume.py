@@ -53,7 +53,7 @@ import torch
 from torch import Tensor
 
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
-from gen3c.errors import Gen3cInputError, first_line, note, quoted
+from gen3c.errors import Gen3cInputError, counted, disk_full_reason, first_line, is_disk_full, note, quoted
 from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.hashing import update_from_file
@@ -290,6 +290,7 @@ class PartialRun:
                 # held first: another run still going writes there (its chunk in the making is no stray)
                 partial = cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
                 remove_unfinished_chunk(path)  # a chunk that was being written when the run died
+                _remove_chunks_past_a_gap(path, partial.finished)
                 _remove_stale_outputs(Path(folder), name)
                 return partial
             note(f"re-ran from the first chunk: kept chunks were made with other settings ({changed})", stacklevel=3)
@@ -328,9 +329,8 @@ class PartialRun:
         try:
             with ThreadPoolExecutor(_THREADS) as pool:  # OpenCV encodes outside the GIL
                 list(pool.map(write, [(key, t, frame) for key, array in arrays.items() for t, frame in enumerate(array)]))
-        except BaseException:  # (Ctrl-C: map drops the frames not yet started) the half-kept chunk goes
-            shutil.rmtree(pending, ignore_errors=True)
-            self._pending = None
+        except BaseException as exc:  # (Ctrl-C: map drops the frames not yet started) the half-kept chunk goes
+            self._drop_pending(index, exc)
             raise
 
     def finish_chunk(self, index: int, last_frame: Tensor, plan_state: dict[str, Tensor]) -> None:
@@ -341,10 +341,28 @@ class PartialRun:
             raise RuntimeError(f"chunk {index} has no frames saved")
         tensors = {"last_frame": last_frame.detach().float().cpu().contiguous()}
         tensors.update({f"plan.{k}": v.detach().cpu().contiguous() for k, v in plan_state.items()})
-        save_file(tensors, str(self._pending / "state.safetensors"))
-        publish(self._pending, self.path / f"chunk_{index:04d}")  # (mkdtemp and safetensors make owner-only files)
+        try:
+            save_file(tensors, str(self._pending / "state.safetensors"))
+            publish(self._pending, self.path / f"chunk_{index:04d}")  # (mkdtemp and safetensors make owner-only files)
+        except BaseException as exc:
+            self._drop_pending(index, exc)
+            raise
         self._pending = None
         self.finished = index + 1
+
+    def _drop_pending(self, index: int, exc: BaseException) -> None:
+        """Remove the half-kept chunk ``index`` after ``exc`` (its space is freed at once); a disk
+        that filled up is said in one line: what is kept, and how to go on."""
+        if self._pending is not None:
+            shutil.rmtree(self._pending, ignore_errors=True)
+            self._pending = None
+        if not is_disk_full(exc):
+            return
+        self.recount()  # (a chunk renamed into place before its folder's flush failed counts)
+        then = (f"{self.finished} of {counted(self.num_chunks, 'chunk')} {'is' if self.finished == 1 else 'are'} kept there: free "
+                "some space, then run the same command with --resume" if self.finished else
+                "no chunk was finished: free some space, or pass a --video_save_folder on a larger disk, then run again")  # fmt: skip
+        raise Gen3cInputError(f"the disk of {self.path} filled up while chunk {index + 1} was kept ({disk_full_reason(exc)}); {then}") from None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -395,7 +413,11 @@ class PartialRun:
         return self.finished
 
     def release(self) -> None:
-        """Let another run take the folder (the run ended, its chunks kept or not)."""
+        """Let another run take the folder (the run ended, its chunks kept or not); the chunk it was
+        keeping, unfinished (the video's writer failed after its frames were kept), goes first."""
+        if self._pending is not None:
+            shutil.rmtree(self._pending, ignore_errors=True)
+            self._pending = None
         self._held.close()
 
     def remove(self) -> None:
@@ -649,6 +671,19 @@ def remove_unfinished_chunk(path: Path) -> None:
     (``.chunk_*``); its finished chunks stay."""
     for stray in path.glob(".chunk_*"):
         shutil.rmtree(stray, ignore_errors=True)
+
+
+def _remove_chunks_past_a_gap(path: Path, finished: int) -> None:
+    """Remove the kept chunks from ``finished`` on (those after a missing one, e.g. a damaged chunk
+    deleted by hand): each continues the chunk before it, which is made again, and the run renames
+    its new chunks into their places."""
+    past = sorted(p for p in path.iterdir() if (m := _CHUNK.match(p.name)) and int(m.group(1)) >= finished and p.is_dir())
+    if not past:
+        return
+    for chunk in past:
+        shutil.rmtree(chunk)
+    note(f"--resume: {path} lacks chunk_{finished:04d}: {', '.join(p.name for p in past)}, which continued it, "
+         f"{'is' if len(past) == 1 else 'are'} made again too", stacklevel=4)  # fmt: skip
 
 
 def _remove_stale_outputs(folder: Path, name: str) -> None:
