@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -865,6 +866,22 @@ def test_a_home_folder_of_no_user_is_refused_naming_the_path(words, command, par
     what = param.opts[-1] if param.param_type_name == "option" else param.name.upper()
     refused(argv, rf"^error: {what} '~nouser_gen3c/x' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', no user on this machine: write the path out in full$")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_quoted_home_folder_is_expanded_whether_typer_has_converted_the_path_yet(tmp_path, monkeypatch):
+    """typer before 0.29 keeps the text as typed in ctx.params when the command's parse ends (it
+    converts it to a Path later): '~/out' was left as it was and written into './~/out' (seen on a
+    GPU host's typer). Both forms are expanded."""
+    import types
+
+    import gen3c.cli as cli
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    command = cli.typer.main.get_command(cli.app).commands["depth"]
+    for typed in ("~/out", Path("~/out")):
+        ctx = types.SimpleNamespace(params={"output_folder": typed, "image_path": "a.png"})
+        cli._expand_home_paths(command, ctx, ["a.png", "--output_folder", "~/out"])
+        assert ctx.params == {"output_folder": tmp_path / "out", "image_path": "a.png"}
 
 
 def test_a_quoted_home_folder_is_the_home_folder_for_outputs(files, tmp_path, monkeypatch):

@@ -140,7 +140,8 @@ def _expand_home_paths(command, ctx, args: list[str]) -> None:
 
     for param in command.params:
         value = ctx.params.get(param.name)
-        if param.name in _path_parameters(command.callback) and isinstance(value, Path) and str(value).startswith("~"):
+        # (a Path, or the text as typed where typer converts it later: typer < 0.29 keeps a str here)
+        if param.name in _path_parameters(command.callback) and isinstance(value, (str, Path)) and str(value).startswith("~"):
             typed = next((word.split("=", 1)[0] for word in args if word.split("=", 1)[0] in param.opts), None)
             what = param.name.upper() if param.param_type_name == "argument" else typed or param.opts[0]
             ctx.params[param.name] = expand_home(value, what)
