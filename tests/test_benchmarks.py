@@ -120,6 +120,7 @@ def test_bench_memory_inputs_baseline_readers_read_what_the_streaming_readers_re
     """--inputs times each streaming reader against the reader before it, in the same run: both
     baselines must still run on today's gen3c (the ViPE one imported a helper since removed and
     every run printed it as failed) and read the same stack, bit for bit."""
+    pytest.importorskip("OpenEXR")  # the synthetic clip's depth is written as EXR (gen3c[exr])
     memory = benchmark_module("bench_memory")
     memory.write_synthetic_inputs(tmp_path, 12, (48, 80))
     for layout in ("vipe", "sample"):
@@ -193,6 +194,7 @@ def test_bench_memory_inputs_reuses_only_a_finished_clip_of_the_size_asked(tmp_p
     """--input_dir keeps the synthetic clip for later runs. A folder whose writing was cut short
     (no marker) is written again, and a kept clip of another length or size is refused: it was
     read while the table named the size asked for."""
+    pytest.importorskip("OpenEXR")  # the synthetic clip's depth is written as EXR (gen3c[exr])
     memory = benchmark_module("bench_memory")
     (tmp_path / "sample").mkdir()
     (tmp_path / "sample" / "rgb.mp4").write_bytes(b"cut short")  # what the reuse test looked at

@@ -24,7 +24,9 @@ from PIL import Image
 
 from gen3c.errors import Gen3cInputError
 from gen3c.gui import state as gui_state
-from gen3c.gui.app import SETTING_CONTROLS
+
+pytest.importorskip("viser", reason="the GUI needs viser (gen3c[gui])")
+from gen3c.gui.app import SETTING_CONTROLS  # noqa: E402
 from gen3c.gui.state import GuiState, JobRunner
 from gen3c.io.camera_files import cameras_to_dict
 from gen3c.pipelines.preview import PreviewGenerator

@@ -19,6 +19,13 @@ from gen3c.pipelines.request import GenerationRequest, run_request
 PLAN_HINT = "try --low_memory (the leanest mode, ~8 GB for GEN3C-7B) or --max_gpu_memory GB to pick a mode that fits"
 
 
+@pytest.fixture(autouse=True)
+def cpu_host(monkeypatch):
+    """These messages as a host without a GPU words them: on a GPU host they also say how much of
+    its memory is in use ("(10.9 of 79.2 GB in use)"), and the model would load onto the GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
 def no_memory(*args, **kwargs):
     raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
