@@ -65,3 +65,13 @@ def make_room_sample(height: int = 192, width: int = 320):
 @pytest.fixture(scope="session")
 def room_sample():
     return make_room_sample()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: one thread avoids thread hand-offs that dominate on a busy shared CPU (a module
+    takes it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

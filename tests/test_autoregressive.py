@@ -28,13 +28,7 @@ H, W = 24, 32
 K = make_intrinsics(30.0, 30.0, (W - 1) / 2, (H - 1) / 2)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread avoids thread hand-offs that dominate on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (conftest.py)
 
 
 def plane_view(depth=3.0, seed=0):

@@ -19,13 +19,7 @@ H, W, T = 72, 128, 10
 RES = "64x128"  # GEN3C's 720×1280 → 704×1280 crop, at a tenth of the size
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread avoids thread hand-offs that dominate on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (conftest.py)
 
 
 @pytest.fixture(scope="module")

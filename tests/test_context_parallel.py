@@ -375,6 +375,18 @@ def test_a_rank_leaving_on_an_error_does_not_wait_for_its_blocked_peer(tmp_path)
     assert done.returncode != 0 and time.monotonic() - start < 60, done.stderr[-2000:]
 
 
+#: How each script below ends its command, as typer does (the exit code of typer.Exit) and with
+#: SIGTERM handled as the command line handles it; the script defines generate().
+AS_THE_COMMAND_LINE_ENDS = """
+def run():
+    try:
+        generate()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+exit_command_line(run)
+"""
+
 RANK_SCRIPT = """\
 import os, sys, time
 import typer
@@ -387,15 +399,7 @@ def generate():
     if sys.argv[1] == "interrupt":
         raise KeyboardInterrupt  # Ctrl-C reaches every rank
     raise Gen3cInputError("--num_video_frames 7 is not possible")
-
-def run():  # as typer ends a command
-    try:
-        generate()
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-
-exit_command_line(run)  # SIGTERM handled as the command line does
-"""
+""" + AS_THE_COMMAND_LINE_ENDS
 
 
 @pytest.mark.parametrize("mode, line", [("error", "error: --num_video_frames 7 is not possible"), ("interrupt", "interrupted: no partial output was kept")])
@@ -478,15 +482,7 @@ def generate():
     if ctx.rank == 1:
         raise Gen3cInputError("--input_image_path x.png cannot be read on this rank")
     dist.all_reduce(torch.ones(1))  # rank 1 has left: gloo's "Connection closed by peer"
-
-def run():
-    try:
-        generate()
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-
-exit_command_line(run)
-"""
+""" + AS_THE_COMMAND_LINE_ENDS
 
 
 def test_a_rank_blocked_in_a_collective_when_a_peer_leaves_says_it_in_one_line(tmp_path):
@@ -538,15 +534,7 @@ def generate():
         open(sys.argv[1], "w").write(str(time.time()))
         raise Gen3cInputError("--num_video_frames 7 is not possible")
     time.sleep(60)  # rank 1 is still reading its input or loading when rank 0 fails
-
-def run():
-    try:
-        generate()
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-
-exit_command_line(run)
-"""
+""" + AS_THE_COMMAND_LINE_ENDS
 
 
 def test_a_rank_stopped_by_torchrun_after_rank_0_failed_leaves_in_seconds(tmp_path):
@@ -579,15 +567,7 @@ def generate():
         open(sys.argv[1], "w").write(str(time.time()))
         raise Gen3cInputError("--input_image_path x.png cannot be read on this rank")
     init_parallel(2, "cpu")  # waits for rank 1, which never comes
-
-def run():
-    try:
-        generate()
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-
-exit_command_line(run)
-"""
+""" + AS_THE_COMMAND_LINE_ENDS
 
 
 def test_a_rank_waiting_to_join_for_a_rank_that_failed_stops_when_torchrun_says(tmp_path):
@@ -619,15 +599,7 @@ def generate():
         time.sleep(2.0)
         open(sys.argv[1], "w").write(str(time.time()))
         raise OSError(28, "No space left on device")
-
-def run():
-    try:
-        generate()
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-
-exit_command_line(run)
-"""
+""" + AS_THE_COMMAND_LINE_ENDS
 
 
 def test_a_rank_done_and_waiting_at_exit_leaves_when_rank_0_fails_writing(tmp_path):

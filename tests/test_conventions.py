@@ -19,12 +19,7 @@ H, W, T = 48, 64, 8
 LO, HI = np.array([-3.0, -2.0, -2.0]), np.array([3.0, 1.5, 6.0])
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (conftest.py)
 
 
 def cameras(eyes, targets):

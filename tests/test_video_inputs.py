@@ -32,13 +32,7 @@ from gen3c.io.vipe import read_vipe, resolve_vipe
 H, W, T = 72, 128, 10
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread avoids thread hand-offs that dominate on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (conftest.py)
 
 
 @pytest.fixture(scope="module")
