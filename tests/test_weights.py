@@ -1428,7 +1428,9 @@ def test_a_conversion_killed_half_way_is_redone_by_the_next_run(hub, official, t
     _, stderr = process.communicate(timeout=300)
     assert sent, stderr
     final = weights.converted_dir(cache)
-    assert not final.exists()  # nothing half-made in the final place
+    if final.exists():  # the conversion won the race (a loaded machine: the signal landed after its last rename)
+        assert weights.read_manifest(final)[1] is None, stderr  # whole, never half-made in the final place
+        return
     if sig == signal.SIGINT:
         assert process.returncode == 130 and "interrupted" in stderr, stderr
         assert not any(cache.glob(weights.TEMP_PREFIX + "*"))  # cleaned up at once
