@@ -118,6 +118,23 @@ def test_launch_checks(monkeypatch):
 TORCHRUN_ENV = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}
 
 
+def refuse_joining(monkeypatch, gpus: int | None = None) -> None:
+    """torchrun's variables set (TORCHRUN_ENV) and joining the process group made a failure (it
+    would wait for the other rank: minutes); with ``gpus``, a host of that many CUDA GPUs."""
+    import torch.distributed as dist
+
+    def joined(*args, **kwargs):
+        raise AssertionError("joined the process group before refusing the launch")
+
+    monkeypatch.setattr(dist, "init_process_group", joined)
+    if gpus is not None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+        monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
 @pytest.mark.parametrize(
     "changed, message",
     [
@@ -136,15 +153,10 @@ TORCHRUN_ENV = {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_
 def test_torchrun_variables_missing_or_malformed_are_one_line_naming_them(monkeypatch, changed, message):
     """Each was a ValueError's traceback: int() of LOCAL_RANK / RANK, or torch's env:// rendezvous
     ("environment variable MASTER_ADDR expected, but not set"); WORLD_SIZE=0 said "pass --num_gpus 0"."""
-    import torch.distributed as dist
-
     from gen3c.parallel import init_parallel
 
-    def joined(*args, **kwargs):  # it would wait for the other rank (minutes): fail instead
-        raise AssertionError("joined the process group before refusing the environment")
-
-    monkeypatch.setattr(dist, "init_process_group", joined)
-    for key, value in {**TORCHRUN_ENV, **changed}.items():
+    refuse_joining(monkeypatch)
+    for key, value in changed.items():
         if value is None:
             monkeypatch.delenv(key, raising=False)
         else:
@@ -157,19 +169,9 @@ def test_torchrun_variables_missing_or_malformed_are_one_line_naming_them(monkey
 def test_a_launch_without_local_rank_on_gpus_is_refused_not_every_rank_on_cuda_0(monkeypatch):
     """A hand-made launch (RANK, WORLD_SIZE, MASTER_* set; LOCAL_RANK not) on a host of 2 GPUs:
     every rank took cuda:0 and NCCL failed in each rank's traceback ("Duplicate GPU detected")."""
-    import torch.distributed as dist
-
     from gen3c.parallel import init_parallel
 
-    def joined(*args, **kwargs):
-        raise AssertionError("joined the process group before refusing the environment")
-
-    monkeypatch.setattr(dist, "init_process_group", joined)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
-    for key, value in TORCHRUN_ENV.items():
-        monkeypatch.setenv(key, value)
+    refuse_joining(monkeypatch, gpus=2)
     for key in ("LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(key)
     with pytest.raises(Gen3cInputError, match=r"^each rank takes the GPU cuda:LOCAL_RANK, but the environment has no LOCAL_RANK: "
@@ -618,19 +620,9 @@ def test_a_rank_done_and_waiting_at_exit_leaves_when_rank_0_fails_writing(tmp_pa
 
 def test_more_ranks_on_a_host_than_its_gpus_are_refused_before_joining(monkeypatch):
     """`torchrun --nproc_per_node=2 -m gen3c generate … --num_gpus 2` on a host with one visible GPU."""
-    import torch.distributed as dist
-
     from gen3c.parallel import init_parallel
 
-    def joined(*args, **kwargs):
-        raise AssertionError("joined the process group before refusing the launch")
-
-    monkeypatch.setattr(dist, "init_process_group", joined)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
-    for key, value in TORCHRUN_ENV.items():
-        monkeypatch.setenv(key, value)
+    refuse_joining(monkeypatch, gpus=1)
     with pytest.raises(Gen3cInputError, match=r"^torchrun started 2 processes on this host, which has 1 visible GPU: "
                        r"launch at most 1 per host \(--nproc_per_node 1\) or check CUDA_VISIBLE_DEVICES$"):  # fmt: skip
         init_parallel(2)

@@ -319,11 +319,8 @@ def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
     run = checkpoint_run(checkpoint)
     folder = run / record["folder"]
 
-    def same(candidate: Path) -> bool:
-        return all((candidate / n).is_file() and _sha256(candidate / n) == d for n, d in record["sha256"].items())
-
-    if not same(folder):  # set aside by a rewind of the run (another run's: take_finished_stages copies it later)
-        folder = next((p / "transformer" for p in set_aside_students(run, record["stage"]) if same(p / "transformer")), folder)
+    if not _same_student(folder, record):  # set aside by a rewind of the run (another run's: take_finished_stages copies it later)
+        folder = next((p / "transformer" for p in set_aside_students(run, record["stage"]) if _same_student(p / "transformer", record)), folder)
     for name, digest in record["sha256"].items():
         path = folder / name
         problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if _sha256(path) != digest else None
