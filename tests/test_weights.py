@@ -1326,6 +1326,30 @@ def test_a_kept_model_offline_without_t5_says_what_a_fresh_run_says(hub, officia
     assert hub.count() == 0
 
 
+def test_configure_refuses_a_prompt_beside_a_budget_plan_before_fetching_its_t5(hub, official_here, monkeypatch):
+    """Gen3cGenerator.configure refuses a prompt T5 must encode beside a max_gpu_memory plan made
+    without T5. With GEN3C's weights loaded for the prompt cache's prompts, T5 was fetched first
+    (its size was read off the fetched copy) and the prompt refused after: here, offline with no
+    T5 in the hub cache, the refusal was the download's ("HF_HUB_OFFLINE=1 forbids fetching it").
+    Now the plan's refusal comes first and nothing is fetched."""
+    import shutil
+
+    from gen3c.pipelines.loading import load_generator
+
+    shutil.rmtree(official_here / "hub" / "models--google-t5--t5-11b")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.warns(UserWarning, match="memory mode"):
+        generator = load_generator("nvidia/Gen3C-Cosmos-7B", max_gpu_memory=1000, dtype="float32", device="cpu", chunk_frames=17,
+                                   resolution=(32, 48))  # fmt: skip
+    generator.pipeline.compute_device = torch.device("cuda")  # a GPU this CPU test only pretends to have
+    source = generator.pipeline.text_encoder_source  # (the checkpoint's folder, which holds no T5)
+    with pytest.raises(Gen3cInputError, match=r"^configure: max_gpu_memory=1000 chose the memory plan for prompts the prompt cache holds"):
+        generator.configure({"prompt": "a red ball"})
+    assert (generator.pipeline.text_encoder_source, generator.prompt) == (source, "") and hub.count() == 0
+    generator.configure({"prompt": "", "num_steps": 2})  # in the prompt cache: no T5
+    assert generator.num_steps == 2
+
+
 def test_a_kept_model_loads_again_when_max_gpu_memory_did_not_plan_for_t5(hub, official_here, box_scene):
     """--max_gpu_memory chose its memory mode counting T5 only when the load's prompts needed it,
     and the pool loads again for a job whose prompt needs T5 on a plan made without it. With

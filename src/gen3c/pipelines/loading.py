@@ -601,9 +601,9 @@ def configure_generator(generator: Gen3cGenerator, options: dict[str, Any], *, r
     requested = check_generator_options(options)
     # GEN3C's weights loaded for prompts in the prompt cache: T5 is fetched for others, as a fresh load fetches it.
     prompts = _run_prompts(generator.pipeline, requested, guidance)
-    prepare_prompts(generator.pipeline, prompts)
-    if refuse_plan_misfit:
+    if refuse_plan_misfit:  # (before prepare_prompts: a refused prompt's T5 is not downloaded)
         _check_plan_holds_prompts(generator, prompts)
+    prepare_prompts(generator.pipeline, prompts)
     configure_sampling(generator.pipeline, settings, generator.checkpoint)
     generator.prompt = requested.get("prompt", defaults["prompt"].default)
     generator.negative_prompt = requested.get("negative_prompt", defaults["negative_prompt"].default)
@@ -616,10 +616,10 @@ def _check_plan_holds_prompts(generator: Gen3cGenerator, prompts: Sequence[str])
     """Refuse ``prompts`` that T5 must encode on the GPU beside the plan ``max_gpu_memory`` chose
     at load for prompts the prompt cache holds (its estimate left T5's bytes out). On the CPU
     nothing is on a GPU: they pass."""
-    planned = generator.memory_planned_for
-    if planned is None or planned[1] or generator.pipeline._execution_device.type == "cpu":
+    planned, pipe = generator.memory_planned_for, generator.pipeline
+    if planned is None or planned[1] or pipe._execution_device.type == "cpu":
         return
-    if not generator.pipeline.text_encoder_bytes(prompts):
+    if not (pipe.text_encoder_bytes(prompts) or _fetches_text_encoder(pipe, prompts)):
         return
     budget = generator.loaded_with.get("max_gpu_memory")
     raise Gen3cInputError(
@@ -658,6 +658,12 @@ def _has_text_encoder_source(pipe: Gen3cPipeline) -> bool:
     return (folder / "config.json").is_file() or (folder / "text_encoder").is_dir()
 
 
+def _fetches_text_encoder(pipe: Gen3cPipeline, prompts: Sequence[str]) -> bool:
+    """Whether :func:`prepare_prompts` fetches T5 for ``prompts``: GEN3C's weights loaded
+    without it, and a prompt outside the prompt cache."""
+    return pipe.official_cache is not None and not _has_text_encoder_source(pipe) and _needs_text_encoder(pipe, prompts)
+
+
 def prepare_prompts(pipe: Gen3cPipeline, prompts: Sequence[str]) -> None:
     """Give a pipeline of GEN3C's official weights (:attr:`~Gen3cPipeline.official_cache`) loaded
     without T5 (its load's prompts were all in the prompt cache) the T5 that ``prompts`` outside
@@ -666,7 +672,7 @@ def prepare_prompts(pipe: Gen3cPipeline, prompts: Sequence[str]) -> None:
     from gen3c.models import weights
     from gen3c.parallel import is_main_process
 
-    if pipe.official_cache is None or _has_text_encoder_source(pipe) or not _needs_text_encoder(pipe, prompts):
+    if not _fetches_text_encoder(pipe, prompts):
         return
     kwargs = {} if is_main_process() else {"log": None}  # (as _official_weights)
     prepared = weights.prepare_weights(prompts=tuple(prompts), cache_dir=pipe.official_cache, **kwargs)
