@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from gen3c.cli import app
@@ -238,6 +239,37 @@ def test_tiny_model_without_a_frame_count_or_resolution_makes_one_chunk_at_its_s
     assert frames.shape == (17, 64, 112, 3)
     run = json.loads((tmp_path / "output_run.json").read_text())
     assert run["num_video_frames"] == 17 and run["resolution"] == "64x112"
+
+
+def test_too_small_a_gpu_budget_is_refused_before_depth_is_estimated_or_weights_are_fetched(tmp_path, monkeypatch):
+    """--max_gpu_memory below the leanest plan's estimate was refused once the model had loaded: after
+    the depth estimate (MoGe: a download, then seconds to minutes) and the load (GEN3C's weights: a
+    ~30 GB download first). Now it is refused from the model's configs before the input is read:
+    here, with no depth given and nothing fetchable, the refusal comes instead of MoGe's or the
+    weights' "cannot be fetched"."""
+    from PIL import Image
+
+    from gen3c.models import weights
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "empty_cache"))  # GEN3C's weights not converted here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU's float32 on a GPU host too
+    Image.new("RGB", (112, 64), (100, 120, 140)).save(tmp_path / "photo.png")
+    common = ("generate", "--generator", "gen3c", "--input_image_path", tmp_path / "photo.png", "--video_save_folder", tmp_path / "out",
+             )  # fmt: skip
+    res = invoke(*common, "--model", "tiny", "--max_gpu_memory", "0.01")
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()).startswith(
+        "error: --max_gpu_memory 0.01 GB is too little for the leanest mode's estimated peak of 30.5 MB (+11% headroom) for 17 frames at "
+        "64×112: it needs --max_gpu_memory 0.034 or more"
+    ), res.output
+    # GEN3C-7B in float32 (the CPU's), at its 121 frames of 704x1280, from the configs gen3c converts it with.
+    res = invoke(*common, "--max_gpu_memory", "4")
+    assert res.exit_code == 2 and "--max_gpu_memory 4 GB is too little for the leanest mode's estimated peak of 15.8 GB" in res.output, res.output
+    assert "for 121 frames at 704×1280: it needs --max_gpu_memory 17.6 or more" in " ".join(res.output.split())
+    res = invoke(*common, "--max_gpu_memory", "4", "--resolution", "352x640")  # half the size: less, still too much
+    assert res.exit_code == 2 and "for 121 frames at 352×640: it needs --max_gpu_memory " in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "empty_cache").exists()
 
 
 def test_the_default_resolution_is_the_models_own(tmp_path):

@@ -503,9 +503,7 @@ def load_generator(
             check_model_split(found, num_gpus, generator_options.get("chunk_frames", configs.CHUNK_FRAMES), checkpoint)
         parallel = init_parallel(num_gpus, None if device is None else torch.device(device).type)
         device = parallel.device
-    if dtype is None:
-        on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
-        dtype = torch.bfloat16 if on_gpu else torch.float32
+    dtype = default_dtype(dtype, device)
     pipe = load_pipeline(checkpoint, dtype=dtype, verify_checksums=verify_checksums, text_encoder_dir=text_encoder_dir)
     pipe.disable_prompt_encoder = disable_prompt_encoder
     # GEN3C's weights by their hub id load for the prompt cache's prompts: T5 for others, fetched as generate's load does.
@@ -515,17 +513,14 @@ def load_generator(
         _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True, generator_options.get("negative_prompt"))
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
-        # No size given: GEN3C's, or the largest this model takes where that is smaller (tiny: 384x640).
-        largest = configs.largest_frame_size(pipe.transformer.config, pipe.vae.config)
-        height, width = resolution or tuple(min(a, b) for a, b in zip(configs.RESOLUTION, largest, strict=True))
         effective = float(pipe.sampling_defaults.get("guidance", 1.0)) if guidance is None else guidance
         prompts = prompts_of(generator_options.get("prompt", ""), generator_options.get("negative_prompt"), effective)
-        size = ModelSize.of(pipe.transformer, pipe.vae, frames, height, width, pipe.text_encoder_bytes(prompts))
+        size = budget_model_size(pipe.transformer, pipe.vae, frames, resolution, pipe.text_encoder_bytes(prompts))
         label, plan, peak = choose_memory_plan(max_gpu_memory, size, float8=lora is None)
-        planned_for = ((height, width), bool(size.text_encoder_bytes))
+        planned_for = ((size.height, size.width), bool(size.text_encoder_bytes))
         note(
             f"--max_gpu_memory {max_gpu_memory:g}: memory mode '{label}' (estimated peak {format_gb(peak)} for "
-            f"{frames} frames at {height}x{width}{', T5 encoding the prompt first' if size.text_encoder_bytes else ''})",
+            f"{frames} frames at {size.height}x{size.width}{', T5 encoding the prompt first' if size.text_encoder_bytes else ''})",
             stacklevel=3,
         )
     if lora is not None:
@@ -556,6 +551,63 @@ def load_generator(
         generator.memory_planned_for = planned_for
     generator.loaded_with = {**loaded_with, "speed": speed, "dtype": configs.dtype_name(dtype), "chunk_frames": generator.chunk_frames}
     return generator
+
+
+def default_dtype(dtype: torch.dtype | str | None, device: str | torch.device | None) -> torch.dtype | str:
+    """``dtype`` as given, or the one a model loads in when none is: bfloat16 (GEN3C's) on a GPU,
+    float32 on the CPU, whose tokenizer has no bfloat16 pooling kernel."""
+    if dtype is not None:
+        return dtype
+    on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    return torch.bfloat16 if on_gpu else torch.float32
+
+
+def budget_model_size(
+    transformer: torch.nn.Module, vae: torch.nn.Module, frames: int, resolution: tuple[int, int] | None, text_encoder_bytes: int = 0
+) -> ModelSize:
+    """What ``max_gpu_memory``'s estimate sizes: one chunk of ``frames`` frames at ``resolution``
+    (None: GEN3C's 704×1280, or the largest the model takes where that is smaller: tiny's 384×640)."""
+    largest = configs.largest_frame_size(transformer.config, vae.config)
+    height, width = resolution or tuple(min(a, b) for a, b in zip(configs.RESOLUTION, largest, strict=True))
+    return ModelSize.of(transformer, vae, frames, height, width, text_encoder_bytes)
+
+
+def check_budget_holds_model(
+    found: tuple[dict, dict], options: dict[str, Any], frames: int, resolution: tuple[int, int] | None
+) -> None:
+    """Refuse a gen3c generator's ``max_gpu_memory`` (in ``options``, checked) too small for even
+    the leanest memory plan of the model of configs ``found`` (:func:`model_configs`), as
+    :func:`load_generator` would once the model has loaded, but before the input's depth is
+    estimated and the weights are fetched or loaded: the model is built on the meta device
+    (nothing allocated). T5 is left out: a prompt it must encode is counted at the load."""
+    from gen3c.models.packaged import checkpoint_info, packaged_model_info
+
+    if options.get("model"):
+        info = packaged_model_info(options["model"])
+    elif options.get("checkpoint_dir") and not is_official_repo(options["checkpoint_dir"]):
+        info = checkpoint_info(str(options["checkpoint_dir"]))
+    else:
+        info = {}
+    dtype = configs.dtype_name(resolve_dtype(default_dtype(options.get("dtype", info.get("dtype")), options.get("device"))))
+    size = _configs_model_size(json.dumps(found, sort_keys=True), dtype, frames, resolution)
+    choose_memory_plan(options["max_gpu_memory"], size, float8=options.get("lora") is None)
+
+
+@functools.lru_cache(maxsize=8)
+def _configs_model_size(found: str, dtype: str, frames: int, resolution: tuple[int, int] | None) -> ModelSize:
+    """:func:`budget_model_size` of the model of configs ``found`` (JSON of the DiT's and the
+    tokenizer's) in ``dtype``, built on the meta device (~1 s for GEN3C-7B: once per model, as a
+    run's checks come here more than once)."""
+    from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel
+
+    transformer_config, vae_config = json.loads(found)
+    with torch.device("meta"):
+        transformer = CosmosTransformer3DModel.from_config(transformer_config)
+        vae = AutoencoderKLCosmos.from_config(vae_config)
+    for module in (transformer, vae):  # (as loaded: every tensor in the dtype; the estimate reads bytes)
+        for tensor in (*module.parameters(), *module.buffers()):
+            tensor.data = tensor.data.to(resolve_dtype(dtype))
+    return budget_model_size(transformer, vae, frames, resolution)
 
 
 #: :func:`load_generator` in the command line's words (``--max_gpu_memory``), for

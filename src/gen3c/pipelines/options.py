@@ -80,6 +80,10 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         # The settings are refused above without diffusers (seconds to import); what loading the
         # model imports is checked here, still before the input is read (a broken transformers, say).
         require("gen3c.pipelines.gen3c", "the gen3c generator", extra="diffusion")
+        if found is not None and checked.get("max_gpu_memory") is not None:  # (else refused once the weights have loaded)
+            from gen3c.pipelines.loading import check_budget_holds_model
+
+            check_budget_holds_model(found, checked, fixed_chunk_frames(request), check_resolution(request.resolution, found))
     return checked
 
 
