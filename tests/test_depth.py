@@ -893,6 +893,15 @@ def test_the_recorded_cameras_source_comes_back_with_it(box_scene, tmp_path, cam
         load_scene(request)
 
 
+def test_an_unknown_depth_kind_for_user_depth_is_one_line(tmp_path, depth_map):
+    """load_user_depth(kind=...) takes "metric", "relative" or None; another word was a ValueError
+    from DepthEstimate after the file had been read."""
+    np.save(tmp_path / "d.npy", depth_map)
+    with pytest.raises(Gen3cInputError, match=r"^depth kind 'absolute' for depth file '.*d\.npy' is unknown: pass one of metric, relative"):
+        load_user_depth(tmp_path / "d.npy", depth_map.shape, kind="absolute", fov=60.0)
+    assert load_user_depth(tmp_path / "d.npy", depth_map.shape, kind="relative", fov=60.0).kind == "relative"
+
+
 class SkyEstimator:
     """A MoGe-like estimator: relative depth of a slanted floor (2 → 3 from the top row to the
     bottom one) under a sky, its top 40 % of rows, that it does not trust and fills at GEN3C's

@@ -195,6 +195,8 @@ def load_user_depth(
             when the user gives none (else the recorded camera, else the default 60° FOV).
     """
     name = f"depth file {str(path)!r}"
+    if kind is not None and kind not in DEPTH_KINDS:  # before the file is read (it was DepthEstimate's ValueError after)
+        raise Gen3cInputError(f"depth kind {kind!r} for {name} is unknown: pass one of {', '.join(DEPTH_KINDS)}, or None for the recorded kind")
     raw = load_depth(path, png_scale)  # names the file itself: "depth file 'PATH'"
     record = depth_record(path, tuple(raw.shape))
     H, W = image_size
